@@ -1,0 +1,26 @@
+# keyscope: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
+export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
+VENV := .venv/bin
+
+.PHONY: setup demo test test-fast bench lint clean
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	@$(VENV)/python -m keyscope.demo
+
+test: setup
+	@$(VENV)/ape test $(ARGS)
+
+bench: setup
+	@$(VENV)/python benchmarks/run.py $(ARGS)
+
+lint: setup
+	@$(VENV)/ruff check src tests scripts benchmarks
+	@$(VENV)/mypy
+
+clean:
+	rm -rf .build .cache contracts/.cache .pytest_cache .mypy_cache .hypothesis

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {AccountERC7579} from "@openzeppelin/contracts/account/extensions/draft-AccountERC7579.sol";
+import {SignerECDSA} from "@openzeppelin/contracts/utils/cryptography/signers/SignerECDSA.sol";
+import {AbstractSigner} from "@openzeppelin/contracts/utils/cryptography/signers/AbstractSigner.sol";
+import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
+import {IEntryPoint} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
+import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+
+/// @title KeyscopeAccount
+/// @notice An ERC-7579 modular smart account for the ERC-4337 EntryPoint v0.7, owned by one ECDSA key.
+/// @dev Deployed as ERC-1167 clones of one implementation by {KeyscopeAccountFactory}.
+///
+/// Validation is chosen by the UserOperation nonce key, as on other ERC-7579 accounts: the top 20 bytes
+/// of the 192-bit key name a validator module. When they name an installed validator (the session-key
+/// module, say), that module validates the operation; otherwise the owner's ECDSA signature over the
+/// `userOpHash` is required (nonce key 0 is the owner's lane). The owner check is built into the account
+/// rather than being a module: it costs no external call, and an account can never be left without a
+/// way for its owner to sign.
+///
+/// It receives ERC-721 and ERC-1155 tokens (safe transfers and mints).
+///
+/// ERC-1271: a signature prefixed with the 20-byte address of an installed validator is forwarded to that
+/// validator; any other signature must be the owner's 65-byte ECDSA signature over the hash itself.
+contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Holder, ERC1155Holder {
+    /*//////////////////////////////////////////////////////////////
+                                 TYPES
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice A module to install while the account is initialised.
+    struct ModuleInit {
+        uint256 moduleTypeId;
+        address module;
+        bytes initData;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 ERRORS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The owner given to {initialize} was the zero address.
+    error OwnerIsZeroAddress();
+
+    /*//////////////////////////////////////////////////////////////
+                                STORAGE
+    //////////////////////////////////////////////////////////////*/
+
+    IEntryPoint private immutable _entryPoint;
+
+    /*//////////////////////////////////////////////////////////////
+                              CONSTRUCTION
+    //////////////////////////////////////////////////////////////*/
+
+    /// @param entryPoint_ The EntryPoint every clone of this implementation trusts.
+    constructor(IEntryPoint entryPoint_) SignerECDSA(address(0)) {
+        _entryPoint = entryPoint_;
+        _disableInitializers();
+    }
+
+    /// @notice Set the owner and install the given modules. Called once, by the factory, in the same
+    ///         transaction that deploys the clone.
+    /// @param owner The ECDSA address that owns the account.
+    /// @param modules Modules to install, in order (for example the session-key validator).
+    function initialize(address owner, ModuleInit[] calldata modules) external initializer {
+        if (owner == address(0)) revert OwnerIsZeroAddress();
+        _setSigner(owner);
+        for (uint256 i = 0; i < modules.length; ++i) {
+            _installModule(modules[i].moduleTypeId, modules[i].module, modules[i].initData);
+        }
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                               ACCOUNT
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The EntryPoint this account accepts UserOperations from.
+    function entryPoint() public view override returns (IEntryPoint) {
+        return _entryPoint;
+    }
+
+    /// @notice The ERC-7579 account identifier, `vendor.account.semver`.
+    function accountId() public pure override returns (string memory) {
+        return "keyscope.account.v0.1.0";
+    }
+
+    /// @notice ERC-1271: is `signature` a valid signature of `hash` by this account?
+    /// @dev A signature starting with an installed validator's address goes to that validator
+    ///      (ERC-7579 convention); anything else must be the owner's ECDSA signature over `hash`.
+    /// @return The ERC-1271 magic value `0x1626ba7e` if valid, `0xffffffff` otherwise.
+    function isValidSignature(bytes32 hash, bytes calldata signature) public view override returns (bytes4) {
+        bytes4 viaModule = super.isValidSignature(hash, signature);
+        if (viaModule == IERC1271.isValidSignature.selector) return viaModule;
+        return SignerECDSA._rawSignatureValidation(hash, signature)
+            ? IERC1271.isValidSignature.selector
+            : bytes4(0xffffffff);
+    }
+
+    /// @dev The owner's ECDSA check, used when the nonce key names no installed validator.
+    function _rawSignatureValidation(bytes32 hash, bytes calldata signature)
+        internal
+        view
+        override(AccountERC7579, SignerECDSA)
+        returns (bool)
+    {
+        return SignerECDSA._rawSignatureValidation(hash, signature);
+    }
+}

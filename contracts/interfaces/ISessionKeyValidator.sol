@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {IERC7579Validator} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
+
+/// @title ISessionKeyValidator
+/// @notice Types, events, errors and entry points of keyscope's session-key validator (ERC-7579 type 1).
+interface ISessionKeyValidator is IERC7579Validator {
+    /*//////////////////////////////////////////////////////////////
+                                 TYPES
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice One condition on one 32-byte word of a call's arguments.
+    /// @param condition The comparison (low 4 bits: EQUAL 0, LESS_THAN_OR_EQUAL 1, LESS_THAN 2,
+    ///        GREATER_THAN_OR_EQUAL 3, GREATER_THAN 4, NOT_EQUAL 5, IN_RANGE 6, ONE_OF 7), ORed with
+    ///        SIGNED (0x40) to compare as int256 instead of uint256.
+    /// @param offset Byte offset of the word in the call's arguments (after the 4-byte selector).
+    /// @param values Reference values: one for conditions 0-5, [low, high] for IN_RANGE (inclusive),
+    ///        the allowed values for ONE_OF.
+    struct Rule {
+        uint8 condition;
+        uint16 offset;
+        uint256[] values;
+    }
+
+    /// @notice What a session may call: one function of one contract.
+    /// @param target The contract.
+    /// @param selector The function selector; 0x00000000 allows calls with empty calldata (plain transfers).
+    /// @param valueLimit The most native value (wei) one call may carry.
+    /// @param rules Conditions on the arguments, all of which must hold.
+    struct Permission {
+        address target;
+        bytes4 selector;
+        uint256 valueLimit;
+        Rule[] rules;
+    }
+
+    /// @notice A session: a key allowed to sign UserOperations making the permitted calls, within a window.
+    /// @param sessionKey The address of the session's ECDSA key.
+    /// @param validAfter First second the session is valid (0: at once).
+    /// @param validUntil Last second the session is valid (0: no expiry).
+    /// @param salt Any number, to tell apart otherwise identical sessions.
+    /// @param permissions The calls allowed, at most one per (target, selector).
+    struct Session {
+        address sessionKey;
+        uint48 validAfter;
+        uint48 validUntil;
+        uint256 salt;
+        Permission[] permissions;
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                 EVENTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice A session was enabled for `account`, on chain or by the owner's signature in a UserOperation.
+    event SessionEnabled(
+        address indexed account,
+        bytes32 indexed sessionId,
+        address indexed sessionKey,
+        uint48 validAfter,
+        uint48 validUntil
+    );
+
+    /// @notice `account` revoked a session; it can never be enabled again.
+    event SessionRevoked(address indexed account, bytes32 indexed sessionId);
+
+    /// @notice Every session of `account` was invalidated (module uninstalled, or invalidateAllSessions).
+    event SessionsInvalidated(address indexed account, uint32 newEpoch);
+
+    /*//////////////////////////////////////////////////////////////
+                                 ERRORS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The UserOperation's callData is not `execute(bytes32,bytes)`.
+    error UnsupportedSelector(bytes4 selector);
+
+    /// @notice The execution mode is not single or batch call with default or try execution.
+    error UnsupportedExecutionMode(bytes32 mode);
+
+    /// @notice The executionCalldata is truncated or not in the canonical ABI encoding.
+    error MalformedExecution();
+
+    /// @notice A batch with no calls.
+    error EmptyBatch();
+
+    /// @notice Call `callIndex` targets the account itself or this module: never allowed to a session.
+    error ForbiddenTarget(uint256 callIndex, address target);
+
+    /// @notice Call `callIndex` has 1 to 3 bytes of calldata: neither a function call nor a plain transfer.
+    error InvalidCallData(uint256 callIndex);
+
+    /// @notice Call `callIndex` matches no permission of the session key (claimed by the signature).
+    error NoPermission(uint256 callIndex, address target, bytes4 selector);
+
+    /// @notice Call `callIndex` carries more native value than its permission allows.
+    error ValueLimitExceeded(uint256 callIndex, uint256 permissionIndex, uint256 value, uint256 valueLimit);
+
+    /// @notice Call `callIndex` breaks rule `ruleIndex` of permission `permissionIndex`; `actual` is the word.
+    error RuleViolated(uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex, bytes32 actual);
+
+    /// @notice Call `callIndex`'s calldata ends before the word rule `ruleIndex` reads.
+    error CalldataTooShort(uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex);
+
+    /// @notice The owner's signature over the session does not verify through the account (ERC-1271).
+    error InvalidOwnerSignature(address account, bytes32 sessionId);
+
+    /// @notice The session was revoked: it cannot be enabled again.
+    error SessionIsRevoked(bytes32 sessionId);
+
+    /// @notice The session key is the zero address.
+    error InvalidSessionKey();
+
+    /// @notice `validUntil` is not after `validAfter`.
+    error InvalidTimeWindow(uint48 validAfter, uint48 validUntil);
+
+    /// @notice A session needs between 1 and MAX_PERMISSIONS permissions.
+    error InvalidPermissionCount(uint256 count);
+
+    /// @notice Permission `permissionIndex` targets the account, this module or the zero address.
+    error ForbiddenPermissionTarget(uint256 permissionIndex, address target);
+
+    /// @notice The session key already holds a live permission for this target and selector.
+    error PermissionAlreadyGranted(uint256 permissionIndex, address target, bytes4 selector);
+
+    /// @notice Rule `ruleIndex` of permission `permissionIndex` is malformed (unknown condition, wrong number
+    ///         of values, IN_RANGE with low > high).
+    error InvalidRule(uint256 permissionIndex, uint256 ruleIndex);
+
+    /// @notice Permission `permissionIndex`'s rules need more than MAX_RULE_WORDS storage words.
+    error TooManyRules(uint256 permissionIndex, uint256 words);
+
+    /// @notice The enable data in the signature could not be decoded.
+    error MalformedEnableData();
+
+    /*//////////////////////////////////////////////////////////////
+                              ENTRY POINTS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Enable `session` for the calling account (the on-chain grant: an owner UserOperation).
+    /// @return sessionId The EIP-712 struct hash of the session, bound to the account and its epoch.
+    function enableSession(Session calldata session) external returns (bytes32 sessionId);
+
+    /// @notice Revoke a session of the calling account, enabled or not yet: it can never be used or enabled.
+    function revokeSession(bytes32 sessionId) external;
+
+    /// @notice Invalidate every session of the calling account and every enable signature not yet used.
+    function invalidateAllSessions() external;
+
+    /// @notice Whether `account` revoked `sessionId`.
+    function isSessionRevoked(address account, bytes32 sessionId) external view returns (bool);
+
+    /// @notice Whether `sessionId` is enabled for `account` and neither revoked nor invalidated.
+    function isSessionActive(address account, bytes32 sessionId) external view returns (bool);
+
+    /// @notice The account's current epoch; enable signatures are bound to it.
+    function epochOf(address account) external view returns (uint32);
+
+    /// @notice The session id of `session` for `account` at the account's current epoch.
+    function sessionId(address account, Session calldata session) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest the account's owner signs to grant `session` off-chain.
+    function enableDigest(address account, Session calldata session) external view returns (bytes32);
+
+    /// @notice Whether the module is installed on `smartAccount`.
+    function isInitialized(address smartAccount) external view returns (bool);
+}

@@ -1,0 +1,63 @@
+"""What differs between ERC-7579 smart accounts, behind one small interface.
+
+The session flow (grant, use, revoke) is the same for every account; an :class:`AccountKind` says how this
+kind of account selects a validator through the nonce, how it is created, how a module is installed, and how
+its owner's ERC-1271 signatures are shaped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..execution import Call
+
+__all__ = ["MODULE_TYPE_VALIDATOR", "AccountKind", "Deployment"]
+
+MODULE_TYPE_VALIDATOR = 1
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """How to create an account in its first UserOperation (``factory``/``factoryData``), and where it lands."""
+
+    address: str
+    factory: str
+    factory_data: bytes
+
+
+class AccountKind(ABC):
+    """One kind of ERC-7579 account (keyscope's own, Kernel, Nexus, Safe7579)."""
+
+    #: Prefix of the ``accountId()`` this kind reports, used to detect it.
+    account_id_prefix: str = ""
+    #: Short name for messages and configuration.
+    name: str = ""
+
+    @abstractmethod
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        """The 192-bit EntryPoint nonce key that makes the account validate with ``validator``
+        (None: the owner / root validator), on parallel ``lane``."""
+
+    @abstractmethod
+    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
+        """The call (from the account to itself) that installs ``module`` as a validator."""
+
+    @abstractmethod
+    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
+        """The call (from the account to itself) that uninstalls the validator ``module``."""
+
+    def erc1271_digest(self, account: str, chain_id: int, digest: bytes) -> bytes:
+        """What the owner's key actually signs when the account is asked ``isValidSignature(digest, ...)``.
+
+        Most accounts pass the digest through; some (Kernel) wrap it in their own EIP-712 domain.
+        """
+        return digest
+
+    def wrap_erc1271_signature(self, signature: bytes) -> bytes:
+        """The owner's raw ECDSA signature shaped for the account's ``isValidSignature``."""
+        return signature
+
+    def owner_user_op_signature(self, signature: bytes) -> bytes:
+        """The owner's signature of a userOpHash shaped for the account's root validation."""
+        return signature

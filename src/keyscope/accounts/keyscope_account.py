@@ -1,0 +1,61 @@
+"""keyscope's own account (``contracts/KeyscopeAccount.sol``): an OpenZeppelin ``AccountERC7579`` with the
+owner's ECDSA check built in.
+
+* Nonce: the top 20 bytes of the 192-bit key name the validator; key 0 is the owner. The low 4 bytes of the
+  key are free for parallel lanes.
+* Creation: ``KeyscopeAccountFactory.createAccount(owner, modules, salt)``, CREATE2 clones.
+* ERC-1271: the owner's 65-byte ECDSA signature over the digest itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ..errors import BadInputError
+from ..execution import Call
+from ..hexutil import to_address
+from .base import MODULE_TYPE_VALIDATOR, AccountKind
+
+__all__ = ["KeyscopeAccountKind", "ModuleInit", "create_account_data"]
+
+ModuleInit = tuple[int, str, bytes]
+"""(module type id, module address, init data) installed while the account is created."""
+
+_CREATE_ACCOUNT = keccak(b"createAccount(address,(uint256,address,bytes)[],uint256)")[:4]
+_GET_ADDRESS = keccak(b"getAddress(address,(uint256,address,bytes)[],uint256)")[:4]
+_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
+_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
+
+
+def create_account_data(owner: str, modules: Sequence[ModuleInit] = (), salt: int = 0, *, view: bool = False) -> bytes:
+    """Calldata of ``createAccount(owner, modules, salt)`` (or of ``getAddress`` with ``view=True``)."""
+    args = abi_encode(
+        ["address", "(uint256,address,bytes)[]", "uint256"],
+        [to_address(owner), [(t, to_address(m), bytes(d)) for t, m, d in modules], salt],
+    )
+    return (_GET_ADDRESS if view else _CREATE_ACCOUNT) + args
+
+
+class KeyscopeAccountKind(AccountKind):
+    """Adapter for ``KeyscopeAccount``."""
+
+    account_id_prefix = "keyscope.account."
+    name = "keyscope"
+
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        if not 0 <= lane < 2**32:
+            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes this account leaves free")
+        if validator is None:
+            return lane
+        return (int(to_address(validator), 16) << 32) | lane
+
+    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
+        data = _INSTALL + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data])
+        return Call(to_address(account), 0, data)
+
+    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
+        data = _UNINSTALL + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), deinit_data])
+        return Call(to_address(account), 0, data)

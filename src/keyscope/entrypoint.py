@@ -1,0 +1,103 @@
+"""EntryPoint v0.7 calls and events, encoded and decoded without a web3 or ape dependency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from .hexutil import to_address
+from .userop import PackedUserOperation
+
+__all__ = [
+    "PACKED_USEROP_ABI_TYPE",
+    "USER_OPERATION_EVENT_TOPIC",
+    "USER_OPERATION_REVERT_REASON_TOPIC",
+    "decode_user_operation_events",
+    "encode_balance_of",
+    "encode_deposit_to",
+    "encode_get_nonce",
+    "encode_get_user_op_hash",
+    "encode_handle_ops",
+]
+
+PACKED_USEROP_ABI_TYPE = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
+
+_HANDLE_OPS = keccak(f"handleOps({PACKED_USEROP_ABI_TYPE}[],address)".encode())[:4]
+_GET_USER_OP_HASH = keccak(f"getUserOpHash({PACKED_USEROP_ABI_TYPE})".encode())[:4]
+_GET_NONCE = keccak(b"getNonce(address,uint192)")[:4]
+_BALANCE_OF = keccak(b"balanceOf(address)")[:4]
+_DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
+
+USER_OPERATION_EVENT_TOPIC = keccak(b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)")
+USER_OPERATION_REVERT_REASON_TOPIC = keccak(b"UserOperationRevertReason(bytes32,address,uint256,bytes)")
+
+
+def encode_handle_ops(ops: list[PackedUserOperation], beneficiary: str) -> bytes:
+    """Calldata of ``handleOps(ops, beneficiary)``."""
+    return _HANDLE_OPS + abi_encode([f"{PACKED_USEROP_ABI_TYPE}[]", "address"], [[op.as_tuple() for op in ops], beneficiary])
+
+
+def encode_get_user_op_hash(op: PackedUserOperation) -> bytes:
+    """Calldata of ``getUserOpHash(op)``."""
+    return _GET_USER_OP_HASH + abi_encode([PACKED_USEROP_ABI_TYPE], [op.as_tuple()])
+
+
+def encode_get_nonce(sender: str, key: int) -> bytes:
+    """Calldata of ``getNonce(sender, key)`` (key: the 192-bit nonce lane)."""
+    return _GET_NONCE + abi_encode(["address", "uint192"], [sender, key])
+
+
+def encode_balance_of(account: str) -> bytes:
+    """Calldata of ``balanceOf(account)``: the account's deposit at the EntryPoint."""
+    return _BALANCE_OF + abi_encode(["address"], [account])
+
+
+def encode_deposit_to(account: str) -> bytes:
+    """Calldata of ``depositTo(account)`` (payable)."""
+    return _DEPOSIT_TO + abi_encode(["address"], [account])
+
+
+def _topic_bytes(topic: Any) -> bytes:
+    if isinstance(topic, str):
+        return bytes.fromhex(topic[2:] if topic.startswith("0x") else topic)
+    return bytes(topic)
+
+
+def decode_user_operation_events(logs: list[dict[str, Any]], entry_point: str) -> dict[bytes, dict[str, Any]]:
+    """From a handleOps transaction's logs: userOpHash -> the fields of its ``UserOperationEvent``, with the
+    ``reason`` of a ``UserOperationRevertReason`` when the call reverted, and the logs emitted while the
+    operation executed."""
+    entry = entry_point.lower()
+    results: dict[bytes, dict[str, Any]] = {}
+    reasons: dict[bytes, bytes] = {}
+    pending: list[dict[str, Any]] = []
+    for log in logs:
+        address = str(log.get("address", "")).lower()
+        topics = [_topic_bytes(t) for t in log.get("topics", [])]
+        data = log.get("data", b"")
+        raw = _topic_bytes(data) if isinstance(data, str) else bytes(data)
+        if address != entry or not topics:
+            pending.append(log)
+            continue
+        if topics[0] == USER_OPERATION_REVERT_REASON_TOPIC:
+            (_nonce, reason) = abi_decode(["uint256", "bytes"], raw)
+            reasons[topics[1]] = bytes(reason)
+        elif topics[0] == USER_OPERATION_EVENT_TOPIC:
+            nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], raw)
+            paymaster = to_address(topics[3][12:])
+            results[topics[1]] = {
+                "userOpHash": topics[1],
+                "sender": to_address(topics[2][12:]),
+                "paymaster": None if int(paymaster, 16) == 0 else paymaster,
+                "nonce": nonce,
+                "success": success,
+                "actualGasCost": cost,
+                "actualGasUsed": used,
+                "reason": reasons.get(topics[1], b""),
+                "logs": pending,
+            }
+            pending = []
+    return results

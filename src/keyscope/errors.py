@@ -1,0 +1,242 @@
+"""Every error keyscope raises, under one root: :class:`KeyscopeError`.
+
+Each class carries the context a caller needs to act (which permission and rule a call broke, the
+JSON-RPC code and ``AAxx`` reason a bundler returned, the method that failed), and its message says
+what was wrong and what to do. Classes that have an obvious builtin counterpart also inherit it
+(``ValueError`` for bad input, ``TimeoutError`` for timeouts), so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "BadInputError",
+    "BundlerError",
+    "BundlerRejectedError",
+    "ConfigurationError",
+    "InvalidAbiError",
+    "InvalidAddressError",
+    "KeyscopeError",
+    "PaymasterError",
+    "PolicyViolationError",
+    "SessionError",
+    "SessionExpiredError",
+    "SessionNotYetValidError",
+    "SessionRevokedError",
+    "SessionStoreError",
+    "StoreLockedError",
+    "TransportError",
+    "UnknownFunctionError",
+    "UnsupportedAccountError",
+    "UserOperationFailedError",
+    "UserOperationTimeoutError",
+    "WrongPassphraseError",
+]
+
+
+class KeyscopeError(Exception):
+    """Root of every exception keyscope raises."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------------
+
+
+class BadInputError(KeyscopeError, ValueError):
+    """A value given to keyscope is malformed. The message names the value and the expected form."""
+
+
+class InvalidAddressError(BadInputError):
+    """Not a 20-byte Ethereum address, or a mixed-case address with a wrong EIP-55 checksum."""
+
+    def __init__(self, value: object, reason: str = "") -> None:
+        self.value = value
+        detail = f": {reason}" if reason else ""
+        super().__init__(
+            f"{value!r} is not a valid address{detail}. Give 0x followed by 40 hex digits "
+            "(all lowercase, or with a correct EIP-55 checksum)."
+        )
+
+
+class InvalidAbiError(BadInputError):
+    """An ABI (or a function signature) could not be read."""
+
+
+class UnknownFunctionError(BadInputError):
+    """A function name or signature that the given ABI does not contain."""
+
+    def __init__(self, function: str, available: list[str] | None = None) -> None:
+        self.function = function
+        self.available = available or []
+        hint = f" Functions in the ABI: {', '.join(self.available)}." if self.available else ""
+        super().__init__(f"unknown function {function!r}.{hint}")
+
+
+class ConfigurationError(KeyscopeError):
+    """keyscope is missing something it needs (a tool, a deployment, a setting)."""
+
+
+class UnsupportedAccountError(KeyscopeError):
+    """The smart account is not of the kind expected, or cannot use sessions yet."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy and sessions
+# --------------------------------------------------------------------------------------------------
+
+
+class SessionError(KeyscopeError):
+    """A session cannot be used. ``session_id`` names it."""
+
+    def __init__(self, message: str, session_id: str | None = None) -> None:
+        self.session_id = session_id
+        super().__init__(message)
+
+
+class PolicyViolationError(SessionError):
+    """A call that the session's policy does not allow; the module would refuse it on chain.
+
+    ``call_index`` is the call's position in the operation, ``permission_index`` the permission that
+    matched its target and selector (None when none did), ``rule_index`` the rule it broke (None when the
+    target, selector or value was the problem).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        call_index: int | None = None,
+        permission_index: int | None = None,
+        rule_index: int | None = None,
+    ) -> None:
+        self.call_index = call_index
+        self.permission_index = permission_index
+        self.rule_index = rule_index
+        super().__init__(message, session_id)
+
+
+class SessionExpiredError(SessionError):
+    """The session's ``validUntil`` has passed: ask the owner for a new session."""
+
+
+class SessionNotYetValidError(SessionError):
+    """The session's ``validAfter`` is still in the future: wait, or ask for a session valid now."""
+
+
+class SessionRevokedError(SessionError):
+    """The owner revoked the session (or uninstalled the module): ask the owner for a new session."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Bundler, paymaster and transport
+# --------------------------------------------------------------------------------------------------
+
+_AA_REASON = re.compile(r"\b(AA\d\d)\b")
+
+_AA_HINTS: dict[str, str] = {
+    "AA10": "the account already exists: drop factory/factoryData",
+    "AA13": "the factory failed to create the account: check factory and factoryData",
+    "AA14": "the factory returned another address than the sender: recompute the account address",
+    "AA15": "the factory created no code at the sender address",
+    "AA20": "the account is not deployed: add factory and factoryData to the first operation",
+    "AA21": "the account cannot pay the prefund: send it ETH, or use a paymaster",
+    "AA22": "the operation is outside its time window: the session expired or is not yet valid",
+    "AA23": "the account's validation reverted: the session policy refused the call (see data)",
+    "AA24": "signature error: wrong signer, revoked or unknown session, or module not installed",
+    "AA25": "invalid nonce: another operation used this nonce; fetch a fresh one",
+    "AA26": "verificationGasLimit too low: estimate gas again",
+    "AA31": "the paymaster's deposit is too low",
+    "AA32": "the paymaster's time window has passed",
+    "AA33": "the paymaster's validation reverted",
+    "AA34": "the paymaster's signature is invalid",
+    "AA40": "verification gas over the limit",
+    "AA41": "too little verification gas left for the paymaster",
+    "AA51": "the prefund is below the actual gas cost",
+    "AA95": "out of gas: raise the gas limits",
+}
+
+
+class TransportError(KeyscopeError, ConnectionError):
+    """The endpoint could not be reached or answered with something that is not JSON-RPC."""
+
+    def __init__(self, message: str, *, url: str | None = None, method: str | None = None) -> None:
+        self.url = url
+        self.method = method
+        super().__init__(message)
+
+
+class BundlerError(KeyscopeError):
+    """Base of errors from a bundler that did answer."""
+
+
+class BundlerRejectedError(BundlerError):
+    """The bundler answered a JSON-RPC error.
+
+    Keeps ``code`` (JSON-RPC error code, e.g. -32500 for a validation revert), ``reason`` (the EntryPoint's
+    ``AAxx`` code when the message has one), ``data`` and ``method``.
+    """
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+        match = _AA_REASON.search(message or "")
+        self.reason: str | None = match.group(1) if match else None
+        hint = _AA_HINTS.get(self.reason or "", "")
+        suffix = f" ({hint})" if hint else ""
+        super().__init__(f"{method} rejected with code {code}: {message}{suffix}")
+
+
+class PaymasterError(BundlerError):
+    """The paymaster service refused to sponsor, or answered nonsense."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+        super().__init__(f"paymaster {method} refused with code {code}: {message}")
+
+
+class UserOperationFailedError(KeyscopeError):
+    """The operation was included, but its execution reverted (``success`` false in the receipt)."""
+
+    def __init__(self, user_op_hash: str, reason: str, receipt: Any = None) -> None:
+        self.user_op_hash = user_op_hash
+        self.reason = reason
+        self.receipt = receipt
+        super().__init__(f"UserOperation {user_op_hash} was included but reverted: {reason}")
+
+
+class UserOperationTimeoutError(KeyscopeError, TimeoutError):
+    """No receipt arrived in time. The operation may still land: wait again with the same hash."""
+
+    def __init__(self, user_op_hash: str, timeout: float) -> None:
+        self.user_op_hash = user_op_hash
+        self.timeout = timeout
+        super().__init__(
+            f"no receipt for UserOperation {user_op_hash} after {timeout:.1f}s; it may still be included: "
+            "call wait() again, or check it with the bundler's eth_getUserOperationByHash"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Storage
+# --------------------------------------------------------------------------------------------------
+
+
+class SessionStoreError(KeyscopeError):
+    """The session store cannot be read or written. The store's files are left untouched."""
+
+
+class WrongPassphraseError(SessionStoreError):
+    """The passphrase (or key-encryption key) does not decrypt the stored key."""
+
+
+class StoreLockedError(SessionStoreError):
+    """Another worker holds the lane or record this operation needs."""

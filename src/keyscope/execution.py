@@ -1,0 +1,205 @@
+"""ERC-7579 ``execute(bytes32 mode, bytes executionCalldata)`` encoding, both ways.
+
+Mode (32 bytes): byte 0 call type (0x00 single, 0x01 batch, 0xff delegatecall), byte 1 exec type
+(0x00 revert on failure, 0x01 try), then 4 unused bytes, a 4-byte mode selector and a 22-byte payload.
+
+* single: ``executionCalldata = target (20 bytes) || value (32 bytes) || callData``
+* batch:  ``executionCalldata = abi.encode(Execution[])``, ``Execution = (address target, uint256 value, bytes callData)``
+
+Decoding is strict: the session-key module accepts only the canonical ABI encoding (what :func:`encode_execute`
+produces), so that every decoder, on every account, reads the same calls it checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_utils import keccak
+
+from .errors import BadInputError
+from .hexutil import to_address, to_bytes, to_int
+
+__all__ = [
+    "CALLTYPE_BATCH",
+    "CALLTYPE_DELEGATECALL",
+    "CALLTYPE_SINGLE",
+    "EXECUTE_SELECTOR",
+    "MODE_BATCH",
+    "MODE_SINGLE",
+    "Call",
+    "DecodedExecute",
+    "ExecuteDecodeError",
+    "decode_execute",
+    "encode_execute",
+    "encode_mode",
+]
+
+EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
+CALLTYPE_SINGLE = 0x00
+CALLTYPE_BATCH = 0x01
+CALLTYPE_DELEGATECALL = 0xFF
+EXECTYPE_DEFAULT = 0x00
+EXECTYPE_TRY = 0x01
+
+
+def encode_mode(call_type: int, exec_type: int = EXECTYPE_DEFAULT) -> bytes:
+    """A 32-byte ERC-7579 mode with the given call and exec types and zero selector and payload."""
+    return bytes([call_type, exec_type]) + bytes(30)
+
+
+MODE_SINGLE = encode_mode(CALLTYPE_SINGLE)
+MODE_BATCH = encode_mode(CALLTYPE_BATCH)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call the account makes: ``target.call{value: value}(data)``."""
+
+    target: str
+    value: int = 0
+    data: bytes = b""
+
+    @classmethod
+    def of(cls, target: object, value: object = 0, data: object = b"") -> Call:
+        """Validate and normalise a call (address checksum, non-negative value, bytes data)."""
+        return cls(to_address(target, name="target"), to_int(value, name="value"), to_bytes(data, name="data"))
+
+    @property
+    def selector(self) -> bytes:
+        """The first 4 bytes of ``data`` (``b"\\x00" * 4`` for a call with no data)."""
+        return self.data[:4] if self.data else bytes(4)
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _padded(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 32)
+
+
+def _encode_batch(calls: list[Call]) -> bytes:
+    heads: list[bytes] = []
+    tails: list[bytes] = []
+    offset = 32 * len(calls)
+    for call in calls:
+        heads.append(_word(offset))
+        element = (
+            bytes(12)
+            + bytes.fromhex(call.target[2:])
+            + _word(call.value)
+            + _word(0x60)
+            + _word(len(call.data))
+            + _padded(call.data)
+        )
+        tails.append(element)
+        offset += len(element)
+    return _word(0x20) + _word(len(calls)) + b"".join(heads) + b"".join(tails)
+
+
+def encode_execute(calls: list[Call] | Call, *, batch: bool | None = None, exec_type: int = EXECTYPE_DEFAULT) -> bytes:
+    """Calldata for ``account.execute(mode, executionCalldata)``.
+
+    One call is sent in single mode unless ``batch=True``; several calls always go in batch mode.
+    """
+    call_list = [calls] if isinstance(calls, Call) else list(calls)
+    if not call_list:
+        raise BadInputError("encode_execute needs at least one call")
+    use_batch = len(call_list) > 1 if batch is None else batch
+    if not use_batch and len(call_list) > 1:
+        raise BadInputError(f"{len(call_list)} calls cannot be sent in single mode: use batch=True")
+    if use_batch:
+        mode = encode_mode(CALLTYPE_BATCH, exec_type)
+        execution = _encode_batch(call_list)
+    else:
+        mode = encode_mode(CALLTYPE_SINGLE, exec_type)
+        only = call_list[0]
+        execution = bytes.fromhex(only.target[2:]) + _word(only.value) + only.data
+    return EXECUTE_SELECTOR + mode + _word(0x40) + _word(len(execution)) + _padded(execution)
+
+
+class ExecuteDecodeError(BadInputError):
+    """callData that is not a canonical ERC-7579 ``execute`` (what the session module refuses)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedExecute:
+    """An ``execute`` call taken apart: the mode and the calls it makes."""
+
+    mode: bytes
+    calls: tuple[Call, ...]
+
+    @property
+    def call_type(self) -> int:
+        return self.mode[0]
+
+    @property
+    def exec_type(self) -> int:
+        return self.mode[1]
+
+
+def _read_word(data: bytes, offset: int, what: str) -> int:
+    if offset + 32 > len(data):
+        raise ExecuteDecodeError(f"{what}: the data ends at byte {len(data)}, before the word at {offset}")
+    return int.from_bytes(data[offset : offset + 32], "big")
+
+
+def decode_execute(call_data: bytes) -> DecodedExecute:
+    """Take apart ``execute`` callData, accepting exactly what the session module accepts.
+
+    Raises :class:`ExecuteDecodeError` for another selector, a mode other than single/batch with
+    default/try execution and zero selector and payload, or any non-canonical encoding.
+    """
+    if call_data[:4] != EXECUTE_SELECTOR:
+        raise ExecuteDecodeError(
+            f"callData selector 0x{call_data[:4].hex()} is not execute(bytes32,bytes) (0x{EXECUTE_SELECTOR.hex()})"
+        )
+    if len(call_data) < 100:
+        raise ExecuteDecodeError(f"execute callData of {len(call_data)} bytes is shorter than its 100-byte head")
+    mode = call_data[4:36]
+    if mode[0] not in (CALLTYPE_SINGLE, CALLTYPE_BATCH) or mode[1] not in (EXECTYPE_DEFAULT, EXECTYPE_TRY) or any(mode[2:]):
+        raise ExecuteDecodeError(
+            f"execution mode 0x{mode.hex()} is not allowed: sessions may use single or batch calls only"
+        )
+    if _read_word(call_data, 36, "executionCalldata offset") != 0x40:
+        raise ExecuteDecodeError("the executionCalldata offset is not the canonical 0x40")
+    length = _read_word(call_data, 68, "executionCalldata length")
+    if 100 + length > len(call_data):
+        raise ExecuteDecodeError(f"executionCalldata claims {length} bytes but the callData is shorter")
+    execution = call_data[100 : 100 + length]
+    if mode[0] == CALLTYPE_SINGLE:
+        if len(execution) < 52:
+            raise ExecuteDecodeError(f"a single execution needs at least 52 bytes, got {len(execution)}")
+        call = Call(to_address(execution[:20]), int.from_bytes(execution[20:52], "big"), execution[52:])
+        return DecodedExecute(mode, (call,))
+    return DecodedExecute(mode, _decode_batch(execution))
+
+
+def _decode_batch(data: bytes) -> tuple[Call, ...]:
+    if _read_word(data, 0, "batch array offset") != 0x20:
+        raise ExecuteDecodeError("the batch array offset is not the canonical 0x20")
+    count = _read_word(data, 32, "batch length")
+    if count == 0:
+        raise ExecuteDecodeError("the batch is empty")
+    if 64 + 32 * count > len(data):
+        raise ExecuteDecodeError(f"the batch claims {count} calls but is too short for their offsets")
+    base = 64
+    expected = 32 * count
+    calls: list[Call] = []
+    for index in range(count):
+        offset = _read_word(data, base + 32 * index, f"offset of call {index}")
+        if offset != expected:
+            raise ExecuteDecodeError(f"call {index} is not canonically encoded (offset {offset}, expected {expected})")
+        start = base + offset
+        target_word = _read_word(data, start, f"target of call {index}")
+        if target_word >> 160:
+            raise ExecuteDecodeError(f"the target of call {index} has dirty upper bits")
+        value = _read_word(data, start + 32, f"value of call {index}")
+        if _read_word(data, start + 64, f"data offset of call {index}") != 0x60:
+            raise ExecuteDecodeError(f"the data offset of call {index} is not the canonical 0x60")
+        size = _read_word(data, start + 96, f"data length of call {index}")
+        if start + 128 + size > len(data):
+            raise ExecuteDecodeError(f"call {index} claims {size} bytes of data past the end of the batch")
+        calls.append(Call(to_address(target_word.to_bytes(20, "big")), value, data[start + 128 : start + 128 + size]))
+        expected += 128 + size + (-size % 32)
+    return tuple(calls)

@@ -1,0 +1,89 @@
+"""UserOperation hashes, as pure functions.
+
+* EntryPoint v0.7: ``keccak256(abi.encode(keccak256(pack(op)), entryPoint, chainId))`` where ``pack`` encodes
+  the fields with the dynamic ones (initCode, callData, paymasterAndData) replaced by their hashes.
+* EntryPoint v0.8: the EIP-712 hash of the same fields as a ``PackedUserOperation`` struct, in the domain
+  ``{name: "ERC4337", version: "1", chainId, verifyingContract: entryPoint}``. For an EIP-7702 account
+  (``initCode`` starting with ``0x7702``) the hashed initCode is the delegate's address followed by the
+  rest of the initCode, so the delegate must be given.
+"""
+
+from __future__ import annotations
+
+from eth_utils import keccak
+
+from .errors import BadInputError
+from .userop import PackedUserOperation
+
+__all__ = ["PACKED_USEROP_TYPEHASH", "user_op_hash", "user_op_hash_v07", "user_op_hash_v08"]
+
+PACKED_USEROP_TYPEHASH = keccak(
+    b"PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,"
+    b"uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)"
+)
+_EIP712_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_NAME_HASH = keccak(b"ERC4337")
+_VERSION_HASH = keccak(b"1")
+_EIP7702_MARKER = b"\x77\x02"
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: str) -> bytes:
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+def _encoded_fields(op: PackedUserOperation, init_code: bytes) -> bytes:
+    return b"".join(
+        (
+            _address_word(op.sender),
+            _word(op.nonce),
+            keccak(init_code),
+            keccak(op.call_data),
+            op.account_gas_limits,
+            _word(op.pre_verification_gas),
+            op.gas_fees,
+            keccak(op.paymaster_and_data),
+        )
+    )
+
+
+def user_op_hash_v07(op: PackedUserOperation, entry_point: str, chain_id: int) -> bytes:
+    """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.7 at ``entry_point`` on chain ``chain_id``."""
+    inner = keccak(_encoded_fields(op, op.init_code))
+    return keccak(inner + _address_word(entry_point) + _word(chain_id))
+
+
+def user_op_hash_v08(
+    op: PackedUserOperation, entry_point: str, chain_id: int, *, eip7702_delegate: str | None = None
+) -> bytes:
+    """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.8 (EIP-712)."""
+    init_code = op.init_code
+    if init_code[:2] == _EIP7702_MARKER:
+        if eip7702_delegate is None:
+            raise BadInputError(
+                "this UserOperation's initCode starts with the EIP-7702 marker: give eip7702_delegate, "
+                "the address the account delegates to"
+            )
+        delegate = bytes.fromhex(eip7702_delegate[2:])
+        init_code = delegate + (init_code[20:] if len(init_code) > 20 else b"")
+    struct_hash = keccak(PACKED_USEROP_TYPEHASH + _encoded_fields(op, init_code))
+    domain = keccak(
+        _EIP712_DOMAIN_TYPEHASH + _NAME_HASH + _VERSION_HASH + _word(chain_id) + _address_word(entry_point)
+    )
+    return keccak(b"\x19\x01" + domain + struct_hash)
+
+
+def user_op_hash(
+    op: PackedUserOperation, entry_point: str, chain_id: int, *, version: str = "0.7"
+) -> bytes:
+    """The userOpHash for the EntryPoint ``version`` ("0.7" or "0.8")."""
+    if version == "0.7":
+        return user_op_hash_v07(op, entry_point, chain_id)
+    if version == "0.8":
+        return user_op_hash_v08(op, entry_point, chain_id)
+    raise BadInputError(f"unknown EntryPoint version {version!r}: keyscope hashes for '0.7' and '0.8'")

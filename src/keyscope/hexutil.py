@@ -1,0 +1,126 @@
+"""Small, strict conversions between Python values and the hex forms Ethereum tools exchange."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from eth_utils import keccak, to_checksum_address
+from pydantic import BeforeValidator, PlainSerializer
+
+from .errors import BadInputError, InvalidAddressError
+
+__all__ = [
+    "Address",
+    "HexBytes32",
+    "HexData",
+    "HexInt",
+    "ZERO_ADDRESS",
+    "keccak",
+    "to_address",
+    "to_bytes",
+    "to_int",
+    "to_quantity",
+]
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def to_address(value: object, *, name: str = "address") -> str:
+    """Return ``value`` as an EIP-55 checksummed address.
+
+    Accepts a 0x-prefixed 40-digit hex string (all lowercase, all uppercase, or correctly checksummed),
+    20 raw bytes, or any object with an ``address`` attribute (ape and eth-account accounts, contracts).
+    Raises :class:`InvalidAddressError` otherwise.
+    """
+    if not isinstance(value, (str, bytes, bytearray)) and hasattr(value, "address"):
+        value = value.address
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) != 20:
+            raise InvalidAddressError(value, f"{len(value)} bytes, expected 20")
+        return to_checksum_address(bytes(value))
+    if not isinstance(value, str):
+        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string")
+    text = value.strip()
+    if not text.startswith(("0x", "0X")) or len(text) != 42 or not set(text[2:]) <= _HEX_DIGITS:
+        raise InvalidAddressError(value, "expected 0x and 40 hex digits")
+    digits = text[2:]
+    checksummed = to_checksum_address("0x" + digits.lower())
+    if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
+        raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)")
+    return checksummed
+
+
+def to_bytes(value: object, *, name: str = "value", length: int | None = None) -> bytes:
+    """Return ``value`` (bytes or a 0x-hex string) as bytes, checking ``length`` when given."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        text = value[2:] if value.startswith(("0x", "0X")) else value
+        if len(text) % 2 or not set(text) <= _HEX_DIGITS:
+            raise BadInputError(f"{name} {value!r} is not hex data: give 0x followed by an even number of hex digits")
+        raw = bytes.fromhex(text)
+    elif hasattr(value, "__bytes__"):
+        raw = bytes(value)  # type: ignore[call-overload]
+    else:
+        raise BadInputError(f"{name} must be bytes or a 0x-hex string, got {type(value).__name__}")
+    if length is not None and len(raw) != length:
+        raise BadInputError(f"{name} must be {length} bytes, got {len(raw)}")
+    return raw
+
+
+def to_int(value: object, *, name: str = "value") -> int:
+    """Return ``value`` (an int, a decimal string or a 0x-hex quantity) as a non-negative int."""
+    if isinstance(value, bool):
+        raise BadInputError(f"{name} must be an integer, got a bool")
+    if isinstance(value, int):
+        result = value
+    elif isinstance(value, str):
+        try:
+            result = int(value, 16) if value.startswith(("0x", "0X")) else int(value)
+        except ValueError:
+            raise BadInputError(f"{name} {value!r} is not an integer or a 0x-hex quantity") from None
+    else:
+        raise BadInputError(f"{name} must be an integer, got {type(value).__name__}")
+    if result < 0:
+        raise BadInputError(f"{name} must not be negative, got {result}")
+    return result
+
+
+def to_quantity(value: int) -> str:
+    """JSON-RPC quantity: minimal 0x-hex for an int."""
+    return hex(value)
+
+
+def _parse_address(value: Any) -> str:
+    return to_address(value)
+
+
+def _parse_data(value: Any) -> bytes:
+    return to_bytes(value)
+
+
+def _parse_bytes32(value: Any) -> bytes:
+    return to_bytes(value, length=32)
+
+
+def _parse_int(value: Any) -> int:
+    return to_int(value)
+
+
+Address = Annotated[str, BeforeValidator(_parse_address)]
+"""A checksummed address; validates strings, bytes and objects with ``.address``."""
+
+HexData = Annotated[bytes, BeforeValidator(_parse_data), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)]
+"""Arbitrary bytes; validates bytes or 0x-hex, serialises to 0x-hex."""
+
+HexBytes32 = Annotated[
+    bytes, BeforeValidator(_parse_bytes32), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)
+]
+"""Exactly 32 bytes."""
+
+HexInt = Annotated[int, BeforeValidator(_parse_int), PlainSerializer(to_quantity, return_type=str)]
+"""A non-negative integer; validates ints, decimal strings and 0x quantities, serialises to 0x-hex."""
+
+# Re-exported so that callers hash with the same implementation everywhere.
+keccak = keccak

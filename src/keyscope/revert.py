@@ -1,0 +1,100 @@
+"""Turn revert data into readable text: the EntryPoint's and keyscope's custom errors, Error(string), Panic."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from .artifacts import contract_artifact
+
+__all__ = ["decode_revert", "describe_revert", "split_failed_op"]
+
+_ENTRY_POINT_ERRORS: list[dict[str, Any]] = [
+    {"name": "FailedOp", "inputs": [{"name": "opIndex", "type": "uint256"}, {"name": "reason", "type": "string"}]},
+    {
+        "name": "FailedOpWithRevert",
+        "inputs": [
+            {"name": "opIndex", "type": "uint256"},
+            {"name": "reason", "type": "string"},
+            {"name": "inner", "type": "bytes"},
+        ],
+    },
+    {"name": "PostOpReverted", "inputs": [{"name": "returnData", "type": "bytes"}]},
+    {"name": "SignatureValidationFailed", "inputs": [{"name": "aggregator", "type": "address"}]},
+    {"name": "Error", "inputs": [{"name": "message", "type": "string"}]},
+    {"name": "Panic", "inputs": [{"name": "code", "type": "uint256"}]},
+]
+
+
+def _signature(entry: dict[str, Any]) -> str:
+    def kind(item: dict[str, Any]) -> str:
+        if item["type"].startswith("tuple"):
+            return "(" + ",".join(kind(c) for c in item["components"]) + ")" + item["type"][5:]
+        return str(item["type"])
+
+    return f"{entry['name']}({','.join(kind(i) for i in entry['inputs'])})"
+
+
+@cache
+def _errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    entries = list(_ENTRY_POINT_ERRORS)
+    for name in ("SessionKeyValidator", "KeyscopeAccount", "KeyscopeAccountFactory"):
+        try:
+            entries += [e for e in contract_artifact(name)["abi"] if e.get("type") == "error"]
+        except Exception:  # an artefact missing must not hide the revert we are decoding
+            continue
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for entry in entries:
+        signature = _signature(entry)
+        arg_types = [_signature({"name": "", "inputs": [i]})[1:-1] for i in entry["inputs"]]
+        names = [i.get("name") or f"arg{n}" for n, i in enumerate(entry["inputs"])]
+        table[keccak(signature.encode())[:4]] = (entry["name"], arg_types, names)
+    return table
+
+
+def decode_revert(data: bytes) -> tuple[str, dict[str, Any]] | None:
+    """``(error name, {argument: value})`` for known errors, None for unknown or empty data."""
+    if len(data) < 4:
+        return None
+    known = _errors().get(data[:4])
+    if known is None:
+        return None
+    name, types, names = known
+    try:
+        values = abi_decode(types, data[4:])
+    except Exception:
+        return None
+    return name, dict(zip(names, values, strict=True))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def describe_revert(data: bytes) -> str:
+    """One line for revert data: ``RuleViolated(callIndex=0, ...)``, the string of Error(string), or hex."""
+    decoded = decode_revert(data)
+    if decoded is None:
+        return "0x" + data.hex() if data else "(no revert data)"
+    name, args = decoded
+    if name == "Error":
+        return str(args["message"])
+    if name == "FailedOpWithRevert":
+        return f"{args['reason']}: {describe_revert(args['inner'])}"
+    if name == "FailedOp":
+        return str(args["reason"])
+    return f"{name}({', '.join(f'{k}={_show(v)}' for k, v in args.items())})"
+
+
+def split_failed_op(data: bytes) -> tuple[int, str, bytes] | None:
+    """``(opIndex, reason, inner revert data)`` of an EntryPoint FailedOp / FailedOpWithRevert, else None."""
+    decoded = decode_revert(data)
+    if decoded is None or decoded[0] not in ("FailedOp", "FailedOpWithRevert"):
+        return None
+    args = decoded[1]
+    return int(args["opIndex"]), str(args["reason"]), bytes(args.get("inner", b""))

@@ -1,0 +1,58 @@
+"""pytest plugin (entry point ``keyscope``): fixtures for dapp projects testing with sessions under ``ape test``.
+
+Every fixture deploys on the network ape's test runner is connected to (ape's local py-evm chain by
+default), once per test session:
+
+* ``keyscope_entry_point`` the EntryPoint v0.7 (creation bytecode from ``@account-abstraction/contracts``)
+* ``keyscope_factory``     a staked ``KeyscopeAccountFactory``
+* ``keyscope_module``      the ``SessionKeyValidator``
+* ``keyscope_bundler``     an :class:`~keyscope.testing.submitter.InProcessBundler` sending ``handleOps``
+
+Nothing is imported from ape until a fixture is used, so the plugin costs nothing in other test suites.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+ETHER = 10**18
+
+
+@pytest.fixture(scope="session")
+def keyscope_deployer(accounts: Any) -> Any:
+    """The ape test account that deploys keyscope's contracts (``accounts[-1]``, out of the dapp's way)."""
+    return accounts[-1]
+
+
+@pytest.fixture(scope="session")
+def keyscope_entry_point(keyscope_deployer: Any) -> Any:
+    """EntryPoint v0.7, deployed from the official npm artefact."""
+    from .deploy import deploy_entry_point
+
+    return deploy_entry_point(keyscope_deployer)
+
+
+@pytest.fixture(scope="session")
+def keyscope_factory(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
+    """A ``KeyscopeAccountFactory`` staked at the EntryPoint."""
+    from .deploy import deploy_factory
+
+    return deploy_factory(keyscope_entry_point, keyscope_deployer)
+
+
+@pytest.fixture(scope="session")
+def keyscope_module(keyscope_deployer: Any) -> Any:
+    """The ``SessionKeyValidator`` module."""
+    from .deploy import deploy_contract
+
+    return deploy_contract("SessionKeyValidator", keyscope_deployer)
+
+
+@pytest.fixture(scope="session")
+def keyscope_bundler(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
+    """An in-process bundler: same interface as the JSON-RPC bundler client."""
+    from .submitter import InProcessBundler
+
+    return InProcessBundler(keyscope_entry_point.address, keyscope_deployer)

@@ -1,0 +1,212 @@
+"""The two wire forms of an ERC-4337 v0.7 UserOperation, and one conversion each way.
+
+* :class:`UserOperation` is what a bundler's JSON-RPC sees: unpacked fields (``factory``/``factoryData``,
+  separate gas limits and fees, ``paymaster`` with its own gas limits) and hex quantities.
+* :class:`PackedUserOperation` is the struct the EntryPoint receives in ``handleOps`` and hashes:
+  ``initCode``, ``accountGasLimits``, ``gasFees`` and ``paymasterAndData`` packed into bytes.
+
+``UserOperation.pack()`` and ``PackedUserOperation.unpack()`` convert between them without loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .errors import BadInputError
+from .hexutil import Address, HexBytes32, HexData, HexInt, to_address
+
+__all__ = ["UINT128_MAX", "PackedUserOperation", "UserOperation"]
+
+UINT128_MAX = 2**128 - 1
+UINT256_MAX = 2**256 - 1
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=_camel, populate_by_name=True, frozen=True, extra="forbid", validate_assignment=True
+    )
+
+
+class UserOperation(_Wire):
+    """A v0.7 UserOperation as ERC-4337 bundlers exchange it over JSON-RPC.
+
+    Fields use Python names (``call_data``) and accept the JSON-RPC names too (``callData``).
+    """
+
+    sender: Address
+    nonce: HexInt
+    factory: Address | None = None
+    factory_data: HexData = b""
+    call_data: HexData = b""
+    call_gas_limit: HexInt = 0
+    verification_gas_limit: HexInt = 0
+    pre_verification_gas: HexInt = 0
+    max_fee_per_gas: HexInt = 0
+    max_priority_fee_per_gas: HexInt = 0
+    paymaster: Address | None = None
+    paymaster_verification_gas_limit: HexInt = 0
+    paymaster_post_op_gas_limit: HexInt = 0
+    paymaster_data: HexData = b""
+    signature: HexData = b""
+
+    @field_validator(
+        "call_gas_limit",
+        "verification_gas_limit",
+        "max_fee_per_gas",
+        "max_priority_fee_per_gas",
+        "paymaster_verification_gas_limit",
+        "paymaster_post_op_gas_limit",
+    )
+    @classmethod
+    def _fits_uint128(cls, value: int) -> int:
+        if value > UINT128_MAX:
+            raise ValueError(f"{value} does not fit in 128 bits (the EntryPoint packs it into a uint128)")
+        return value
+
+    @field_validator("nonce", "pre_verification_gas")
+    @classmethod
+    def _fits_uint256(cls, value: int) -> int:
+        if value > UINT256_MAX:
+            raise ValueError(f"{value} does not fit in 256 bits")
+        return value
+
+    # -- conversions ---------------------------------------------------------------------------------
+
+    def pack(self) -> PackedUserOperation:
+        """The :class:`PackedUserOperation` the EntryPoint hashes and executes."""
+        init_code = b"" if self.factory is None else bytes.fromhex(self.factory[2:]) + self.factory_data
+        if self.paymaster is None:
+            paymaster_and_data = b""
+        else:
+            paymaster_and_data = (
+                bytes.fromhex(self.paymaster[2:])
+                + self.paymaster_verification_gas_limit.to_bytes(16, "big")
+                + self.paymaster_post_op_gas_limit.to_bytes(16, "big")
+                + self.paymaster_data
+            )
+        return PackedUserOperation.model_construct(
+            sender=self.sender,
+            nonce=self.nonce,
+            init_code=init_code,
+            call_data=self.call_data,
+            account_gas_limits=self.verification_gas_limit.to_bytes(16, "big")
+            + self.call_gas_limit.to_bytes(16, "big"),
+            pre_verification_gas=self.pre_verification_gas,
+            gas_fees=self.max_priority_fee_per_gas.to_bytes(16, "big") + self.max_fee_per_gas.to_bytes(16, "big"),
+            paymaster_and_data=paymaster_and_data,
+            signature=self.signature,
+        )
+
+    def to_rpc(self) -> dict[str, str]:
+        """The JSON-RPC object for ``eth_sendUserOperation`` and ``eth_estimateUserOperationGas``.
+
+        ``factory``/``factoryData`` and the paymaster fields are left out when unset, as bundlers expect.
+        """
+        out: dict[str, str] = {
+            "sender": self.sender,
+            "nonce": hex(self.nonce),
+        }
+        if self.factory is not None:
+            out["factory"] = self.factory
+            out["factoryData"] = "0x" + self.factory_data.hex()
+        out["callData"] = "0x" + self.call_data.hex()
+        out["callGasLimit"] = hex(self.call_gas_limit)
+        out["verificationGasLimit"] = hex(self.verification_gas_limit)
+        out["preVerificationGas"] = hex(self.pre_verification_gas)
+        out["maxFeePerGas"] = hex(self.max_fee_per_gas)
+        out["maxPriorityFeePerGas"] = hex(self.max_priority_fee_per_gas)
+        if self.paymaster is not None:
+            out["paymaster"] = self.paymaster
+            out["paymasterVerificationGasLimit"] = hex(self.paymaster_verification_gas_limit)
+            out["paymasterPostOpGasLimit"] = hex(self.paymaster_post_op_gas_limit)
+            out["paymasterData"] = "0x" + self.paymaster_data.hex()
+        out["signature"] = "0x" + self.signature.hex()
+        return out
+
+    @classmethod
+    def from_rpc(cls, data: dict[str, Any]) -> UserOperation:
+        """Read a UserOperation from a bundler's JSON (unknown keys are an error)."""
+        try:
+            return cls.model_validate(data)
+        except Exception as exc:
+            raise BadInputError(f"not a v0.7 UserOperation: {exc}") from exc
+
+    def replace(self, **changes: Any) -> UserOperation:
+        """A copy with ``changes`` applied and validated (names in Python or JSON-RPC form)."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            data[key if key in data else _snake(key)] = value
+        return type(self).model_validate(data)
+
+    def hash(self, entry_point: str, chain_id: int, version: str = "0.7") -> bytes:
+        """The ``userOpHash`` the EntryPoint (``version`` "0.7" or "0.8") computes for this operation."""
+        from .hashing import user_op_hash
+
+        return user_op_hash(self.pack(), entry_point, chain_id, version=version)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+class PackedUserOperation(_Wire):
+    """The v0.7 ``PackedUserOperation`` struct, as ``handleOps`` takes it and ``getUserOpHash`` hashes it."""
+
+    sender: Address
+    nonce: HexInt
+    init_code: HexData = b""
+    call_data: HexData = b""
+    account_gas_limits: HexBytes32 = Field(default=bytes(32))
+    pre_verification_gas: HexInt = 0
+    gas_fees: HexBytes32 = Field(default=bytes(32))
+    paymaster_and_data: HexData = b""
+    signature: HexData = b""
+
+    def unpack(self) -> UserOperation:
+        """The :class:`UserOperation` JSON-RPC form of this struct."""
+        if 0 < len(self.init_code) < 20:
+            raise BadInputError(f"initCode of {len(self.init_code)} bytes: it must be empty or start with a factory")
+        if 0 < len(self.paymaster_and_data) < 52:
+            raise BadInputError(
+                f"paymasterAndData of {len(self.paymaster_and_data)} bytes: it must be empty or hold at least "
+                "the paymaster address and its two 16-byte gas limits"
+            )
+        pad = self.paymaster_and_data
+        return UserOperation(
+            sender=self.sender,
+            nonce=self.nonce,
+            factory=to_address(self.init_code[:20]) if self.init_code else None,
+            factory_data=self.init_code[20:],
+            call_data=self.call_data,
+            verification_gas_limit=int.from_bytes(self.account_gas_limits[:16], "big"),
+            call_gas_limit=int.from_bytes(self.account_gas_limits[16:], "big"),
+            pre_verification_gas=self.pre_verification_gas,
+            max_priority_fee_per_gas=int.from_bytes(self.gas_fees[:16], "big"),
+            max_fee_per_gas=int.from_bytes(self.gas_fees[16:], "big"),
+            paymaster=to_address(pad[:20]) if pad else None,
+            paymaster_verification_gas_limit=int.from_bytes(pad[20:36], "big") if pad else 0,
+            paymaster_post_op_gas_limit=int.from_bytes(pad[36:52], "big") if pad else 0,
+            paymaster_data=pad[52:],
+            signature=self.signature,
+        )
+
+    def as_tuple(self) -> tuple[str, int, bytes, bytes, bytes, int, bytes, bytes, bytes]:
+        """The struct as an ABI tuple, in field order, for ``handleOps`` and ``getUserOpHash``."""
+        return (
+            self.sender,
+            self.nonce,
+            self.init_code,
+            self.call_data,
+            self.account_gas_limits,
+            self.pre_verification_gas,
+            self.gas_fees,
+            self.paymaster_and_data,
+            self.signature,
+        )

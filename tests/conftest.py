@@ -1,0 +1,179 @@
+"""Fixtures for the contract tests on ape's local py-evm chain, all through the real EntryPoint v0.7."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from ape.contracts import ContractContainer
+from ethpm_types import ContractType
+
+from keyscope.accounts import KeyscopeAccountKind, create_account_data
+from keyscope.artifacts import entry_point_artifact
+from keyscope.bundler import UserOperationReceipt
+from keyscope.errors import BundlerRejectedError
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import to_address
+from keyscope.signing import LocalSigner
+from keyscope.testing.submitter import InProcessBundler
+from keyscope.userop import UserOperation
+
+ETHER = 10**18
+KIND = KeyscopeAccountKind()
+
+
+@pytest.fixture(scope="session")
+def deployer(accounts):
+    return accounts[0]
+
+
+@pytest.fixture(scope="session")
+def submitter_account(accounts):
+    return accounts[1]
+
+
+@pytest.fixture(scope="session")
+def entry_point(deployer):
+    artifact = entry_point_artifact()
+    contract_type = ContractType.model_validate(
+        {
+            "contractName": "EntryPoint",
+            "abi": artifact["abi"],
+            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
+            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
+        }
+    )
+    return ContractContainer(contract_type).deploy(sender=deployer)
+
+
+@pytest.fixture(scope="session")
+def factory(project, entry_point, deployer):
+    contract = project.KeyscopeAccountFactory.deploy(entry_point, deployer, sender=deployer)
+    contract.addStake(86400, value=ETHER, sender=deployer)
+    return contract
+
+
+@pytest.fixture(scope="session")
+def module(project, deployer):
+    return project.SessionKeyValidator.deploy(sender=deployer)
+
+
+@pytest.fixture(scope="session")
+def nft(project, deployer):
+    return project.DemoNFT.deploy(sender=deployer)
+
+
+@pytest.fixture(scope="session")
+def bundler(entry_point, submitter_account):
+    return InProcessBundler(entry_point.address, submitter_account)
+
+
+@dataclass
+class Harness:
+    """Builds, signs and submits UserOperations for tests, through the in-process bundler."""
+
+    entry_point: Any
+    factory: Any
+    bundler: InProcessBundler
+    funder: Any
+    chain: Any
+    chain_id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chain_id = int(self.chain.chain_id)
+
+    # -- accounts ----------------------------------------------------------------------------------
+
+    def counterfactual(self, owner: str, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0) -> str:
+        """The address the factory will deploy for these arguments (not deployed yet)."""
+        return to_address(self.factory.getAddress(owner, [tuple(m) for m in modules], salt))
+
+    def fund(self, address: str, amount: int = ETHER) -> None:
+        self.funder.transfer(address, amount)
+
+    def create(self, owner: LocalSigner, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0) -> str:
+        """Deploy an account through its first UserOperation (a no-op call signed by the owner)."""
+        address = self.counterfactual(owner.address, modules, salt)
+        self.fund(address)
+        op = self.op(
+            address,
+            encode_execute(Call(self.funder.address, 0, b"")),
+            factory=self.factory.address,
+            factory_data=create_account_data(owner.address, modules, salt),
+        )
+        receipt = self.submit(self.sign_owner(op, owner))
+        assert receipt.success, receipt
+        return address
+
+    # -- operations --------------------------------------------------------------------------------
+
+    def nonce(self, sender: str, key: int) -> int:
+        return int(self.entry_point.getNonce(sender, key))
+
+    def op(
+        self,
+        sender: str,
+        call_data: bytes,
+        *,
+        key: int = 0,
+        nonce: int | None = None,
+        factory: str | None = None,
+        factory_data: bytes = b"",
+        verification_gas: int = 1_500_000,
+        call_gas: int = 1_000_000,
+    ) -> UserOperation:
+        return UserOperation(
+            sender=sender,
+            nonce=self.nonce(sender, key) if nonce is None else nonce,
+            factory=factory,
+            factory_data=factory_data,
+            call_data=call_data,
+            call_gas_limit=call_gas,
+            verification_gas_limit=verification_gas,
+            pre_verification_gas=60_000,
+            max_fee_per_gas=2 * 10**9,
+            max_priority_fee_per_gas=10**9,
+        )
+
+    def hash(self, op: UserOperation) -> bytes:
+        return user_op_hash_v07(op.pack(), self.entry_point.address, self.chain_id)
+
+    def sign_owner(self, op: UserOperation, owner: LocalSigner) -> UserOperation:
+        return op.replace(signature=owner.sign_hash(self.hash(op)))
+
+    def submit(self, op: UserOperation) -> UserOperationReceipt:
+        user_op_hash = self.bundler.send_user_operation(op, self.entry_point.address)
+        receipt = self.bundler.get_user_operation_receipt(user_op_hash)
+        assert receipt is not None
+        return receipt
+
+    def owner_execute(self, account: str, owner: LocalSigner, calls: Call | list[Call], **kw: Any) -> UserOperationReceipt:
+        """An owner-signed operation (nonce key 0) making ``calls``; asserts it executed."""
+        receipt = self.submit(self.sign_owner(self.op(account, encode_execute(calls, **kw)), owner))
+        assert receipt.success, receipt.reason
+        return receipt
+
+    def rejected(self, op: UserOperation) -> BundlerRejectedError:
+        """Submit ``op`` and return the rejection it must cause."""
+        with pytest.raises(BundlerRejectedError) as info:
+            self.bundler.send_user_operation(op, self.entry_point.address)
+        return info.value
+
+
+@pytest.fixture(scope="session")
+def harness(entry_point, factory, bundler, deployer, chain):
+    return Harness(entry_point, factory, bundler, deployer, chain)
+
+
+@pytest.fixture
+def owner():
+    return LocalSigner.generate()
+
+
+@pytest.fixture
+def account(harness, owner):
+    """A deployed keyscope account owned by ``owner`` (no modules)."""
+    return harness.create(owner)
