@@ -15,6 +15,7 @@ __all__ = [
     "BadInputError",
     "BundlerError",
     "BundlerRejectedError",
+    "CallRevertedError",
     "ConfigurationError",
     "InvalidAbiError",
     "InvalidAddressError",
@@ -26,10 +27,12 @@ __all__ = [
     "SessionNotYetValidError",
     "SessionRevokedError",
     "SessionStoreError",
+    "SimulationRevertedError",
     "StoreLockedError",
     "TransportError",
     "UnknownFunctionError",
     "UnsupportedAccountError",
+    "UnsupportedEntryPointError",
     "UserOperationFailedError",
     "UserOperationTimeoutError",
     "WrongPassphraseError",
@@ -192,6 +195,40 @@ class BundlerRejectedError(BundlerError):
         super().__init__(f"{method} rejected with code {code}: {message}{suffix}")
 
 
+class SimulationRevertedError(BundlerRejectedError):
+    """A bundler rejection whose answer carries the revert data of the simulated operation.
+
+    Besides what :class:`BundlerRejectedError` keeps, ``revert_data`` holds the raw bytes (from the error's
+    ``data`` or the hex embedded in its message) and ``revert_description`` their decoded form, e.g.
+    ``RuleViolated(callIndex=0, ...)`` for a session policy refusal; the message ends with that description
+    when the bundler's own message does not already show it.
+    """
+
+    def __init__(
+        self, method: str, code: int, message: str, data: Any, *, revert_data: bytes, revert_description: str
+    ) -> None:
+        super().__init__(method, code, message, data)
+        self.revert_data = revert_data
+        self.revert_description = revert_description
+        if revert_description and revert_description not in message:
+            self.args = (f"{self.args[0]}; revert data: {revert_description}",)
+
+
+class UnsupportedEntryPointError(BadInputError):
+    """The bundler does not serve the EntryPoint an operation was meant for."""
+
+    def __init__(self, entry_point: str, supported: list[str], url: str | None = None) -> None:
+        self.entry_point = entry_point
+        self.supported = list(supported)
+        self.url = url
+        where = f" at {url}" if url else ""
+        served = ", ".join(self.supported) or "none"
+        super().__init__(
+            f"the bundler{where} does not support EntryPoint {entry_point} (it supports: {served}): send the "
+            "operation to one of those, or use a bundler that serves this EntryPoint"
+        )
+
+
 class PaymasterError(BundlerError):
     """The paymaster service refused to sponsor, or answered nonsense."""
 
@@ -222,6 +259,30 @@ class UserOperationTimeoutError(KeyscopeError, TimeoutError):
         super().__init__(
             f"no receipt for UserOperation {user_op_hash} after {timeout:.1f}s; it may still be included: "
             "call wait() again, or check it with the bundler's eth_getUserOperationByHash"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Node
+# --------------------------------------------------------------------------------------------------
+
+
+class CallRevertedError(KeyscopeError):
+    """An ``eth_call`` or ``eth_estimateGas`` on the node reverted.
+
+    ``data`` holds the revert data (empty when the node gave none), ``description`` its decoded form, ``to``
+    the called contract and ``method`` the JSON-RPC method.
+    """
+
+    def __init__(self, method: str, to: str | None, data: bytes, description: str) -> None:
+        self.method = method
+        self.to = to
+        self.data = data
+        self.description = description
+        target = f" to {to}" if to else ""
+        super().__init__(
+            f"{method}{target} reverted: {description}. Check the call's arguments, sender and the "
+            "contract's state (the revert data is in .data)"
         )
 
 
