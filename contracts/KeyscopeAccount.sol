@@ -5,7 +5,10 @@ import {AccountERC7579} from "@openzeppelin/contracts/account/extensions/draft-A
 import {SignerECDSA} from "@openzeppelin/contracts/utils/cryptography/signers/SignerECDSA.sol";
 import {AbstractSigner} from "@openzeppelin/contracts/utils/cryptography/signers/AbstractSigner.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
-import {IEntryPoint} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
+import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
+import {IERC7579Validator, MODULE_TYPE_VALIDATOR} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
+import {Calldata} from "@openzeppelin/contracts/utils/Calldata.sol";
+import {Account} from "@openzeppelin/contracts/account/Account.sol";
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
@@ -96,6 +99,37 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
         return SignerECDSA._rawSignatureValidation(hash, signature)
             ? IERC1271.isValidSignature.selector
             : bytes4(0xffffffff);
+    }
+
+    /// @dev Validation by the installed validator the nonce key names, else by the owner's ECDSA signature.
+    ///      For a validator, the call `validateUserOp(userOp, userOpHash)` is built by copying the UserOperation's
+    ///      ABI encoding straight from this call's calldata (offsets inside the struct are relative to its
+    ///      start, so the bytes stay valid after a new two-word head) instead of re-encoding it in memory:
+    ///      the same call, for less gas.
+    function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
+        internal
+        override
+        returns (uint256 validationData)
+    {
+        address module = _extractUserOpValidator(userOp);
+        if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
+            return Account._validateUserOp(userOp, userOpHash, signature);
+        }
+        bytes4 selector = IERC7579Validator.validateUserOp.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let size := sub(calldatasize(), userOp)
+            mstore(ptr, selector)
+            mstore(add(ptr, 0x04), 0x40)
+            mstore(add(ptr, 0x24), userOpHash)
+            calldatacopy(add(ptr, 0x44), userOp, size)
+            if iszero(call(gas(), module, 0, ptr, add(0x44, size), 0x00, 0x20)) {
+                returndatacopy(ptr, 0, returndatasize())
+                revert(ptr, returndatasize())
+            }
+            if lt(returndatasize(), 0x20) { revert(0, 0) }
+            validationData := mload(0x00)
+        }
     }
 
     /// @dev The owner's ECDSA check, used when the nonce key names no installed validator.

@@ -35,14 +35,20 @@ import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 /// The session's window goes into the validation data; validation never reads the clock.
 ///
 /// Storage (ERC-7562: every slot read or written during validation is keyed by the account, innermost):
-///     _accounts[account]                       AccountState: epoch (uint32), installed (bool)
+///     _accounts[account]                       AccountState: epoch, installed, live sessions and permissions
 ///     _permissions[permKey][account].header    see HEADER LAYOUT;  permKey = keccak256(key, target, selector)
 ///     _permissions[permKey][account].words[i]  rule words, see RULE LAYOUT
 ///     _sessions[sessionId][account].meta       key (160) | epoch (32) | status (8) | permission count (8)
+///                                              | index in the live list (16)
 ///     _sessions[sessionId][account].grants[i]  target (160) | selector (32), to clear the headers on revoke
+///     _liveSessions[i][account]                the ids of the account's live sessions (enumerable)
 ///
-/// A USE operation with one call reads the epoch, the permission header and one word per rule value that is
-/// not inline: for 1 call and 2 rules, 4 storage slots, whatever the number of sessions on the account.
+/// Only live permissions have a header with the live flag: revoking a session clears its headers, and
+/// uninstalling the module (or invalidateAllSessions) clears the headers of every live session, so a USE
+/// operation reads no epoch: for 1 call and 2 rules it reads 3 storage slots (the header and one word per
+/// rule), whatever the number of sessions on the account. The epoch only binds off-chain enable signatures,
+/// so that none signed before an uninstall can be replayed after a reinstall. To keep uninstalling bounded,
+/// an account holds at most MAX_LIVE_PERMISSIONS live permissions.
 contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
@@ -52,6 +58,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     uint256 public constant MAX_PERMISSIONS = 16;
     /// @notice Most storage words the rules of one permission may take.
     uint256 public constant MAX_RULE_WORDS = 31;
+    /// @notice Most live (enabled, not revoked) permissions an account may hold at once, over all sessions.
+    uint256 public constant MAX_LIVE_PERMISSIONS = 256;
 
     uint8 internal constant EQUAL = 0;
     uint8 internal constant LESS_THAN_OR_EQUAL = 1;
@@ -99,13 +107,15 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     struct AccountState {
         uint32 epoch;
         bool installed;
+        uint16 liveSessions;
+        uint16 livePermissions;
     }
 
     /// @dev HEADER LAYOUT (bit ranges, least significant first)
     ///
-    ///     [  0,  48)  validAfter        [ 48,  96)  validUntil      [ 96, 128)  epoch
-    ///     [128, 224)  valueLimit        [224, 232)  permission index in its session
-    ///     [232, 240)  rule count        [248, 256)  live flag (1)
+    ///     [  0,  48)  validAfter        [ 48,  96)  validUntil      [ 96, 192)  valueLimit
+    ///     [192, 200)  permission index in its session              [200, 208)  rule count
+    ///     [248, 256)  live flag (1)
     ///
     /// RULE LAYOUT, first word of each rule
     ///
@@ -126,6 +136,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     mapping(address account => AccountState) internal _accounts;
     mapping(bytes32 permissionKey => mapping(address account => PermissionSlots)) internal _permissions;
     mapping(bytes32 sessionId => mapping(address account => SessionRecord)) internal _sessions;
+    mapping(uint256 index => mapping(address account => bytes32 sessionId)) internal _liveSessions;
 
     constructor() EIP712("keyscope SessionKeyValidator", "1") {}
 
@@ -151,10 +162,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     /// @notice Called by the account when it uninstalls the module: every session of the account dies, and a
     ///         later reinstall does not bring any back.
     function onUninstall(bytes calldata) external override {
-        AccountState storage state = _accounts[msg.sender];
-        state.installed = false;
-        uint32 epoch = ++state.epoch;
-        emit SessionsInvalidated(msg.sender, epoch);
+        _accounts[msg.sender].installed = false;
+        _invalidateAll(msg.sender);
     }
 
     /// @notice This is a validator (ERC-7579 module type 1) and nothing else.
@@ -229,14 +238,20 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         SessionRecord storage record = _sessions[id][msg.sender];
         uint256 meta = record.meta;
         if (uint8(meta >> 192) == STATUS_REVOKED) return;
-        if (uint8(meta >> 192) == STATUS_ACTIVE && uint32(meta >> 160) == _accounts[msg.sender].epoch) {
-            address key = address(uint160(meta));
-            uint256 count = uint8(meta >> 200);
-            for (uint256 i = 0; i < count; ++i) {
-                uint256 grant = record.grants[i];
-                delete _permissions[_permissionKey(key, address(uint160(grant)), bytes4(uint32(grant >> 160)))][msg.sender]
-                    .header;
+        AccountState storage state = _accounts[msg.sender];
+        if (uint8(meta >> 192) == STATUS_ACTIVE && uint32(meta >> 160) == state.epoch) {
+            _clearPermissions(msg.sender, record, meta);
+            // swap-remove the session from the live list
+            uint256 index = uint16(meta >> 208);
+            uint256 last = state.liveSessions - 1;
+            if (index != last) {
+                bytes32 moved = _liveSessions[last][msg.sender];
+                _liveSessions[index][msg.sender] = moved;
+                SessionRecord storage movedRecord = _sessions[moved][msg.sender];
+                movedRecord.meta = (movedRecord.meta & ~(uint256(0xffff) << 208)) | (index << 208);
             }
+            state.liveSessions = uint16(last);
+            state.livePermissions -= uint16(uint8(meta >> 200));
         }
         record.meta = uint256(STATUS_REVOKED) << 192;
         emit SessionRevoked(msg.sender, id);
@@ -244,8 +259,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
 
     /// @inheritdoc ISessionKeyValidator
     function invalidateAllSessions() external override {
-        uint32 epoch = ++_accounts[msg.sender].epoch;
-        emit SessionsInvalidated(msg.sender, epoch);
+        _invalidateAll(msg.sender);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -301,7 +315,6 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 length = uint256(bytes32(callData[68:100]));
         if (length > callData.length - 100) revert MalformedExecution();
         bytes calldata execution = callData[100:100 + length];
-        uint32 epoch = _accounts[account].epoch;
 
         uint256 validAfter;
         uint256 validUntil;
@@ -310,7 +323,6 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             (found, validAfter, validUntil) = _checkCall(
                 account,
                 key,
-                epoch,
                 0,
                 address(bytes20(execution[:20])),
                 uint256(bytes32(execution[20:52])),
@@ -319,7 +331,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             );
             if (!found) return (false, 0);
         } else {
-            (found, validAfter, validUntil) = _checkBatch(account, key, epoch, execution, strict);
+            (found, validAfter, validUntil) = _checkBatch(account, key, execution, strict);
             if (!found) return (false, 0);
         }
         // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48).
@@ -327,7 +339,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     }
 
     /// @dev Walk a canonically ABI-encoded `Execution[]` and check each call; the window is their intersection.
-    function _checkBatch(address account, address key, uint32 epoch, bytes calldata execution, bool strict)
+    function _checkBatch(address account, address key, bytes calldata execution, bool strict)
         internal
         view
         returns (bool, uint256 validAfter, uint256 validUntil)
@@ -348,7 +360,6 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             (bool found, uint256 after_, uint256 until) = _checkCall(
                 account,
                 key,
-                epoch,
                 i,
                 address(uint160(target)),
                 _word(execution, start + 32),
@@ -367,7 +378,6 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     function _checkCall(
         address account,
         address key,
-        uint32 epoch,
         uint256 callIndex,
         address target,
         uint256 value,
@@ -381,15 +391,15 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
 
         PermissionSlots storage permission = _permissions[_permissionKey(key, target, selector)][account];
         uint256 header = permission.header;
-        if (header & LIVE == 0 || uint32(header >> 96) != epoch) {
+        if (header & LIVE == 0) {
             if (strict) revert NoPermission(callIndex, target, selector);
             return (false, 0, 0);
         }
-        uint256 permissionIndex = uint8(header >> 224);
-        uint256 valueLimit = uint96(header >> 128);
+        uint256 permissionIndex = uint8(header >> 192);
+        uint256 valueLimit = uint96(header >> 96);
         if (value > valueLimit) revert ValueLimitExceeded(callIndex, permissionIndex, value, valueLimit);
 
-        uint256 ruleCount = uint8(header >> 232);
+        uint256 ruleCount = uint8(header >> 200);
         uint256 w;
         for (uint256 r = 0; r < ruleCount; ++r) {
             uint256 word = permission.words[w++];
@@ -518,8 +528,11 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         }
         uint256 count = session.permissions.length;
         if (count == 0 || count > MAX_PERMISSIONS) revert InvalidPermissionCount(count);
+        AccountState storage state = _accounts[account];
+        uint256 livePermissions = state.livePermissions + count;
+        if (livePermissions > MAX_LIVE_PERMISSIONS) revert TooManyLivePermissions(account, MAX_LIVE_PERMISSIONS);
 
-        uint256 window = uint256(session.validAfter) | (uint256(session.validUntil) << 48) | (uint256(epoch) << 96);
+        uint256 window = uint256(session.validAfter) | (uint256(session.validUntil) << 48);
         for (uint256 i = 0; i < count; ++i) {
             Permission memory permission = session.permissions[i];
             address target = permission.target;
@@ -527,17 +540,45 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 revert ForbiddenPermissionTarget(i, target);
             }
             PermissionSlots storage slots = _permissions[_permissionKey(key, target, permission.selector)][account];
-            uint256 existing = slots.header;
-            if (existing & LIVE != 0 && uint32(existing >> 96) == epoch) {
-                revert PermissionAlreadyGranted(i, target, permission.selector);
-            }
+            if (slots.header & LIVE != 0) revert PermissionAlreadyGranted(i, target, permission.selector);
             uint256 valueLimit = permission.valueLimit > VALUE_LIMIT_MAX ? VALUE_LIMIT_MAX : permission.valueLimit;
             uint256 ruleCount = _storeRules(slots, i, permission.rules);
-            slots.header = window | (valueLimit << 128) | (i << 224) | (ruleCount << 232) | LIVE;
+            slots.header = window | (valueLimit << 96) | (i << 192) | (ruleCount << 200) | LIVE;
             record.grants[i] = uint256(uint160(target)) | (uint256(uint32(permission.selector)) << 160);
         }
-        record.meta = uint256(uint160(key)) | (uint256(epoch) << 160) | (uint256(STATUS_ACTIVE) << 192) | (count << 200);
+        uint256 index = state.liveSessions;
+        _liveSessions[index][account] = id;
+        state.liveSessions = uint16(index + 1);
+        state.livePermissions = uint16(livePermissions);
+        record.meta = uint256(uint160(key)) | (uint256(epoch) << 160) | (uint256(STATUS_ACTIVE) << 192) | (count << 200)
+            | (index << 208);
         emit SessionEnabled(account, id, key, session.validAfter, session.validUntil);
+    }
+
+    /// @dev Clear the headers of a live session's permissions (its rule words become unreachable).
+    function _clearPermissions(address account, SessionRecord storage record, uint256 meta) internal {
+        address key = address(uint160(meta));
+        uint256 count = uint8(meta >> 200);
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 grant = record.grants[i];
+            delete _permissions[_permissionKey(key, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
+                .header;
+        }
+    }
+
+    /// @dev Kill every live session of `account` and move to a new epoch, so that no enable signature made
+    ///      before can be used again.
+    function _invalidateAll(address account) internal {
+        AccountState storage state = _accounts[account];
+        uint256 live = state.liveSessions;
+        for (uint256 i = 0; i < live; ++i) {
+            SessionRecord storage record = _sessions[_liveSessions[i][account]][account];
+            _clearPermissions(account, record, record.meta);
+        }
+        state.liveSessions = 0;
+        state.livePermissions = 0;
+        uint32 epoch = ++state.epoch;
+        emit SessionsInvalidated(account, epoch);
     }
 
     /// @dev Encode and store a permission's rules; returns the rule count.

@@ -177,3 +177,100 @@ def owner():
 def account(harness, owner):
     """A deployed keyscope account owned by ``owner`` (no modules)."""
     return harness.create(owner)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sessions
+# ------------------------------------------------------------------------------------------------------
+
+from keyscope.session import Session, encode_enable_signature, encode_use_with_key_signature  # noqa: E402
+
+
+@dataclass
+class SessionHarness:
+    """Grants and uses sessions on keyscope accounts through the real EntryPoint."""
+
+    h: Harness
+    module: Any
+
+    def install(self, account: str, owner: LocalSigner) -> None:
+        self.h.owner_execute(account, owner, KIND.install_validator_call(account, self.module.address))
+
+    def account(self, owner: LocalSigner, salt: int = 0) -> str:
+        """A deployed account with the module installed at creation."""
+        return self.h.create(owner, [(1, self.module.address, b"")], salt)
+
+    def epoch(self, account: str) -> int:
+        return int(self.module.epochOf(account))
+
+    def grant_onchain(self, account: str, owner: LocalSigner, session: Session) -> bytes:
+        """The owner's UserOperation calling module.enableSession(session); returns the session id."""
+        data = self.module.enableSession.encode_input(session.as_abi())
+        self.h.owner_execute(account, owner, Call.of(self.module.address, 0, data))
+        session_id = session.session_id(account, self.epoch(account))
+        assert self.module.isSessionActive(account, session_id)
+        return session_id
+
+    def owner_signature(
+        self, account: str, owner: LocalSigner, session: Session, *, chain_id: int | None = None,
+        module: str | None = None, epoch: int | None = None,
+    ) -> bytes:
+        """The owner's one signature granting ``session`` off-chain (EIP-712 digest, signed raw)."""
+        digest = session.enable_digest(
+            account,
+            self.epoch(account) if epoch is None else epoch,
+            self.h.chain_id if chain_id is None else chain_id,
+            module or self.module.address,
+        )
+        return owner.sign_hash(digest)
+
+    def revoke(self, account: str, owner: LocalSigner, session_id: bytes) -> None:
+        data = self.module.revokeSession.encode_input(session_id)
+        self.h.owner_execute(account, owner, Call.of(self.module.address, 0, data))
+
+    def op(
+        self,
+        account: str,
+        key: LocalSigner,
+        calls: Call | list[Call] | None = None,
+        *,
+        call_data: bytes | None = None,
+        batch: bool | None = None,
+        mode: str = "use",
+        session: Session | None = None,
+        owner_signature: bytes | None = None,
+        lane: int = 0,
+        signer: LocalSigner | None = None,
+    ) -> UserOperation:
+        """A session operation signed by ``key`` (or by ``signer``, to forge one)."""
+        if call_data is None:
+            assert calls is not None
+            call_data = encode_execute(calls, batch=batch)
+        op = self.h.op(account, call_data, key=KIND.nonce_key(self.module.address, lane))
+        signature = (signer or key).sign_hash(self.h.hash(op))
+        if mode == "use":
+            return op.replace(signature=signature)
+        if mode == "use_with_key":
+            return op.replace(signature=encode_use_with_key_signature(key.address, signature))
+        assert mode == "enable" and session is not None and owner_signature is not None
+        return op.replace(signature=encode_enable_signature(session, owner_signature, signature))
+
+    def run(self, op: UserOperation) -> UserOperationReceipt:
+        receipt = self.h.submit(op)
+        assert receipt.success, receipt.reason
+        return receipt
+
+
+@pytest.fixture(scope="session")
+def sessions(harness, module):
+    return SessionHarness(harness, module)
+
+
+@pytest.fixture(scope="session")
+def target(project, deployer):
+    return project.RecordingTarget.deploy(sender=deployer)
+
+
+@pytest.fixture
+def session_key():
+    return LocalSigner.generate()

@@ -130,6 +130,9 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice Permission `permissionIndex`'s rules need more than MAX_RULE_WORDS storage words.
     error TooManyRules(uint256 permissionIndex, uint256 words);
 
+    /// @notice Enabling would give `account` more than `max` live permissions: revoke unused sessions first.
+    error TooManyLivePermissions(address account, uint256 max);
+
     /// @notice The enable data in the signature could not be decoded.
     error MalformedEnableData();
 

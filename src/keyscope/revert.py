@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from .artifacts import contract_artifact
 
@@ -73,6 +73,8 @@ def decode_revert(data: bytes) -> tuple[str, dict[str, Any]] | None:
 def _show(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, str) and len(value) == 42 and value.startswith("0x"):
+        return to_checksum_address(value)
     return str(value)
 
 

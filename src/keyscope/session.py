@@ -105,7 +105,7 @@ class Rule(_Model):
     condition: int
     offset: int = Field(ge=0, le=0xFFFF)
     values: tuple[int, ...]
-    name: str | None = Field(default=None, exclude=True)
+    name: str | None = None
 
     @field_validator("values")
     @classmethod
@@ -213,7 +213,7 @@ class Permission(_Model):
     selector: HexData = Field(min_length=4, max_length=4)
     value_limit: int = Field(default=0, ge=0, le=UINT256_MAX)
     rules: tuple[Rule, ...] = ()
-    function: str | None = Field(default=None, exclude=True)
+    function: str | None = None
     """The function's signature, for messages only (``safeMint(address)``)."""
 
     @property

@@ -1,0 +1,57 @@
+"""A granted session as a dapp keeps it: the session, where it lives, and (off-chain grants) the owner's
+signature that its first operation carries. It never holds the session key itself (see ``keys``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .hexutil import Address, HexBytes32, HexData
+from .session import Session
+
+__all__ = ["SessionGrant"]
+
+
+class SessionGrant(BaseModel):
+    """Everything needed to use a session, except its key. Serialises to JSON and back without loss.
+
+    ``owner_signature`` is set for an off-chain grant: the owner's EIP-712 signature over the session, which
+    the first session operation carries (ENABLE mode) to store the session on chain. Once the session is
+    enabled on chain it is no longer needed, but keeping it is harmless: the module ignores it then.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session: Session
+    account: Address
+    module: Address
+    chain_id: int = Field(ge=1)
+    entry_point: Address
+    epoch: int = Field(ge=0, lt=2**32)
+    session_id: HexBytes32
+    how: Literal["onchain", "offchain"]
+    owner_signature: HexData | None = None
+    account_kind: str = "keyscope"
+
+    @property
+    def session_key(self) -> str:
+        """The session key's address."""
+        return self.session.session_key
+
+    @property
+    def valid_after(self) -> int:
+        return self.session.valid_after
+
+    @property
+    def valid_until(self) -> int:
+        return self.session.valid_until
+
+    def to_json(self) -> str:
+        """JSON text (hex for bytes)."""
+        return self.model_dump_json(by_alias=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SessionGrant:
+        """Read a grant written by :meth:`to_json`."""
+        return cls.model_validate_json(text)

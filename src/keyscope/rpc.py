@@ -1,0 +1,108 @@
+"""A small JSON-RPC 2.0 client over HTTP, shared by the bundler client, the paymaster client and the node.
+
+Every failure becomes a keyscope error: :class:`~keyscope.errors.TransportError` when the endpoint cannot
+be reached, times out, or answers something that is not JSON-RPC; :class:`JsonRpcError` (carrying the
+code, message and data) when it answers a JSON-RPC error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from typing import Any
+
+import httpx
+
+from .errors import KeyscopeError, TransportError
+
+__all__ = ["JsonRpcClient", "JsonRpcError"]
+
+
+class JsonRpcError(KeyscopeError):
+    """The endpoint answered a JSON-RPC error object."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None, url: str | None = None) -> None:
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+        self.url = url
+        super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
+
+
+class JsonRpcClient:
+    """Blocking JSON-RPC over HTTP(S) with a connection pool; safe to share between threads.
+
+    ``timeout`` bounds each request (connect and read) in seconds.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise TransportError(f"{url!r} is not an http(s) URL: give the endpoint as http://host:port", url=url)
+        self.url = url
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})})
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> JsonRpcClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, params: list[Any] | None = None, *, timeout: float | None = None) -> Any:
+        """Call ``method`` and return its ``result``."""
+        with self._lock:
+            request_id = next(self._ids)
+        payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or []}
+        try:
+            response = self._http.post(self.url, content=json.dumps(payload), timeout=timeout or self.timeout)
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                f"{method} to {self.url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
+                "or stuck? Retry, or raise the timeout",
+                url=self.url,
+                method=method,
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"cannot reach {self.url} for {method} ({type(exc).__name__}: {exc}): check the URL and that the "
+                "service is running",
+                url=self.url,
+                method=method,
+            ) from exc
+        return self._parse(method, response)
+
+    def _parse(self, method: str, response: httpx.Response) -> Any:
+        text = response.text
+        try:
+            body = json.loads(text)
+        except ValueError:
+            snippet = text[:200] + ("…" if len(text) > 200 else "")
+            raise TransportError(
+                f"{self.url} answered {method} with HTTP {response.status_code} and a body that is not JSON: "
+                f"{snippet!r}",
+                url=self.url,
+                method=method,
+            ) from None
+        if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or ("result" not in body and "error" not in body):
+            raise TransportError(
+                f"{self.url} answered {method} with HTTP {response.status_code} and JSON that is not a JSON-RPC "
+                f"response: {str(body)[:200]!r}",
+                url=self.url,
+                method=method,
+            )
+        error = body.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise TransportError(f"{self.url} answered {method} with a malformed error: {error!r}", url=self.url, method=method)
+            raise JsonRpcError(
+                method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data"), url=self.url
+            )
+        return body["result"]

@@ -1,0 +1,359 @@
+"""SessionKeyValidator: granting (on-chain and with one owner signature), using, revoking, invalidating.
+
+Everything goes through the real EntryPoint v0.7 ``handleOps`` on ape's local chain.
+"""
+
+from __future__ import annotations
+
+import ape
+import pytest
+from eth_utils import keccak
+
+from keyscope.execution import Call
+from keyscope.session import Condition, Permission, Rule, Session
+from keyscope.signing import LocalSigner
+
+SAFE_MINT = keccak(b"safeMint(address)")[:4]
+
+
+def mint_session(key: LocalSigner, nft, to: str, **kw) -> Session:
+    """safeMint(address) on the NFT, with `to` required to equal ``to``."""
+    rule = Rule(condition=Condition.EQUAL, offset=0, values=(int(to, 16),), name="to")
+    return Session(
+        session_key=key.address,
+        permissions=(Permission(target=nft.address, selector=SAFE_MINT, rules=(rule,), function="safeMint(address)"),),
+        **kw,
+    )
+
+
+def mint(nft, to: str) -> Call:
+    return Call.of(nft.address, 0, nft.safeMint.encode_input(to))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Grant on chain
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_onchain_grant_use_revoke(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    session_id = sessions.grant_onchain(account, owner, session)
+    assert session_id == bytes(module.sessionId(account, session.as_abi()))
+
+    sessions.run(sessions.op(account, session_key, mint(nft, account)))
+    sessions.run(sessions.op(account, session_key, mint(nft, account)))
+    assert nft.balanceOf(account) == 2
+
+    sessions.revoke(account, owner, session_id)
+    assert module.isSessionRevoked(account, session_id)
+    assert not module.isSessionActive(account, session_id)
+    error = sessions.h.rejected(sessions.op(account, session_key, mint(nft, account)))
+    assert error.reason == "AA24"
+    assert nft.balanceOf(account) == 2
+
+
+def test_enable_session_emits_event(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account, valid_after=5, valid_until=10**10)
+    receipt = sessions.h.owner_execute(
+        account, owner, Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))
+    )
+    topic = keccak(b"SessionEnabled(address,bytes32,address,uint48,uint48)")
+    logs = [log for log in receipt.logs if bytes(log["topics"][0]) == topic]
+    assert len(logs) == 1
+    assert bytes(logs[0]["topics"][2]) == session.session_id(account, 0)
+    assert bytes(logs[0]["topics"][3])[12:] == bytes.fromhex(session_key.address[2:])
+
+
+def test_revoked_session_cannot_be_granted_again(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    session_id = sessions.grant_onchain(account, owner, session)
+    sessions.revoke(account, owner, session_id)
+    data = module.enableSession.encode_input(session.as_abi())
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, _execute(module, data)), owner))
+    assert not receipt.success  # enableSession reverted: SessionIsRevoked
+
+
+def _execute(module, data):
+    from keyscope.execution import encode_execute
+
+    return encode_execute(Call.of(module.address, 0, data))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Grant off chain: one owner signature, enabled by the first session operation
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_offchain_grant_use_revoke(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    owner_signature = sessions.owner_signature(account, owner, session)
+    session_id = session.session_id(account, 0)
+    assert not module.isSessionActive(account, session_id)
+
+    first = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    sessions.run(first)
+    assert module.isSessionActive(account, session_id)
+    assert nft.balanceOf(account) == 1
+
+    # later operations need only the session key's 65-byte signature
+    op = sessions.op(account, session_key, mint(nft, account))
+    assert len(op.signature) == 65
+    sessions.run(op)
+    assert nft.balanceOf(account) == 2
+
+    # repeating the enable payload once enabled is harmless
+    sessions.run(sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature))
+    assert nft.balanceOf(account) == 3
+
+    sessions.revoke(account, owner, session_id)
+    assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
+    # the enable payload cannot bring it back after revocation
+    replay = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    error = sessions.h.rejected(replay)
+    assert error.reason == "AA23" and "SessionIsRevoked" in str(error)
+
+
+def test_offchain_grant_in_the_operation_that_creates_the_account(sessions, owner, session_key, nft, module):
+    """Counterfactual account: the first operation deploys it (factory installs the module) and enables
+    the session the owner signed, and mints — with no owner transaction at all."""
+    from keyscope.accounts import create_account_data
+
+    h = sessions.h
+    modules = [(1, module.address, b"")]
+    account = h.counterfactual(owner.address, modules, salt=99)
+    h.fund(account)
+    session = mint_session(session_key, nft, account)
+    owner_signature = sessions.owner_signature(account, owner, session, epoch=0)
+    from keyscope.execution import encode_execute
+    from keyscope.session import encode_enable_signature
+
+    op = h.op(
+        account,
+        encode_execute(mint(nft, account)),
+        key=sessions_nonce_key(module),
+        factory=h.factory.address,
+        factory_data=create_account_data(owner.address, modules, 99),
+    )
+    op = op.replace(signature=encode_enable_signature(session, owner_signature, session_key.sign_hash(h.hash(op))))
+    sessions.run(op)
+    assert nft.ownerOf(0) == account
+    assert module.isSessionActive(account, session.session_id(account, 0))
+
+
+def sessions_nonce_key(module) -> int:
+    from conftest import KIND
+
+    return KIND.nonce_key(module.address)
+
+
+def test_owner_revokes_an_offchain_grant_before_it_is_used(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    owner_signature = sessions.owner_signature(account, owner, session)
+    sessions.revoke(account, owner, session.session_id(account, 0))
+    error = sessions.h.rejected(
+        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    )
+    assert "SessionIsRevoked" in str(error)
+    assert nft.balanceOf(account) == 0
+
+
+@pytest.mark.parametrize("what", ["chain", "module", "epoch"])
+def test_enable_signature_bound_to_chain_module_and_epoch(sessions, owner, session_key, nft, module, what):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    other = {
+        "chain": {"chain_id": sessions.h.chain_id + 1},
+        "module": {"module": "0x" + "12" * 20},
+        "epoch": {"epoch": 1},
+    }[what]
+    owner_signature = sessions.owner_signature(account, owner, session, **other)
+    error = sessions.h.rejected(
+        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    )
+    assert error.reason == "AA23" and "InvalidOwnerSignature" in str(error)
+
+
+def test_enable_signature_bound_to_the_account(sessions, owner, session_key, nft):
+    account_a = sessions.account(owner, salt=1)
+    account_b = sessions.account(owner, salt=2)  # same owner: the signature would verify on B's ERC-1271
+    session = mint_session(session_key, nft, account_a)
+    owner_signature = sessions.owner_signature(account_a, owner, session)
+    error = sessions.h.rejected(
+        sessions.op(account_b, session_key, mint(nft, account_b), mode="enable", session=session, owner_signature=owner_signature)
+    )
+    assert "InvalidOwnerSignature" in str(error)
+
+
+def test_enable_signature_by_someone_else_is_refused(sessions, owner, session_key, nft):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    forged = sessions.owner_signature(account, session_key, session)  # the session key signs its own grant
+    error = sessions.h.rejected(
+        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=forged)
+    )
+    assert "InvalidOwnerSignature" in str(error)
+
+
+def test_enable_with_wrong_session_signature_fails_and_stores_nothing(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    owner_signature = sessions.owner_signature(account, owner, session)
+    op = sessions.op(
+        account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature,
+        signer=LocalSigner.generate(),
+    )
+    assert sessions.h.rejected(op).reason == "AA24"
+    assert not module.isSessionActive(account, session.session_id(account, 0))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Who the session belongs to
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_wrong_signer_is_a_signature_failure(sessions, owner, session_key, nft):
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    op = sessions.op(account, session_key, mint(nft, account), signer=LocalSigner.generate())
+    assert sessions.h.rejected(op).reason == "AA24"
+    # with the key named in the signature, the policy passes and the signature check still fails
+    op = sessions.op(account, session_key, mint(nft, account), mode="use_with_key", signer=LocalSigner.generate())
+    assert sessions.h.rejected(op).reason == "AA24"
+
+
+def test_session_of_account_a_is_useless_on_account_b(sessions, owner, session_key, nft):
+    account_a = sessions.account(owner, salt=1)
+    account_b = sessions.account(LocalSigner.generate(), salt=2)
+    sessions.grant_onchain(account_a, owner, mint_session(session_key, nft, account_a))
+    assert sessions.h.rejected(sessions.op(account_b, session_key, mint(nft, account_b))).reason == "AA24"
+    error = sessions.h.rejected(sessions.op(account_b, session_key, mint(nft, account_b), mode="use_with_key"))
+    assert "NoPermission" in str(error)
+
+
+def test_module_never_signs_erc1271_for_the_account(sessions, owner, session_key, nft, module, project):
+    """A session key must not be able to sign permits or logins for the account."""
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    digest = b"\x33" * 32
+    signature = bytes.fromhex(module.address[2:]) + session_key.sign_hash(digest)
+    assert project.KeyscopeAccount.at(account).isValidSignature(digest, signature) != bytes.fromhex("1626ba7e")
+    assert module.isValidSignatureWithSender(account, digest, session_key.sign_hash(digest)) == bytes.fromhex("ffffffff")
+
+
+def test_one_key_two_sessions_with_distinct_permissions(sessions, owner, session_key, nft, target):
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    other = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=keccak(b"other(uint256)")[:4]),),
+        salt=1,
+    )
+    sessions.grant_onchain(account, owner, other)
+    sessions.run(sessions.op(account, session_key, [mint(nft, account), Call.of(target.address, 0, target.other.encode_input(1))]))
+    assert nft.balanceOf(account) == 1 and target.calls() == 1
+
+
+def test_overlapping_grant_for_the_same_key_is_refused(sessions, owner, session_key, nft, module, accounts):
+    eoa = accounts[6]  # any address can play the account for enableSession: storage is keyed by msg.sender
+    module.enableSession(mint_session(session_key, nft, eoa.address).as_abi(), sender=eoa)
+    with ape.reverts(module.PermissionAlreadyGranted):
+        module.enableSession(mint_session(session_key, nft, eoa.address, salt=5).as_abi(), sender=eoa)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Uninstall, reinstall, invalidate
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(sessions, owner, session_key, nft, module):
+    from conftest import KIND
+
+    account = sessions.account(owner)
+    session = mint_session(session_key, nft, account)
+    owner_signature = sessions.owner_signature(account, owner, session)
+    session_id = sessions.grant_onchain(account, owner, session)
+    sessions.run(sessions.op(account, session_key, mint(nft, account)))
+
+    sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+    assert module.epochOf(account) == 1
+    sessions.install(account, owner)
+    assert not module.isSessionActive(account, session_id)
+    assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
+    # nor does the old off-chain signature: it was bound to epoch 0
+    replay = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    assert "InvalidOwnerSignature" in str(sessions.h.rejected(replay))
+    # a new grant works
+    sessions.grant_onchain(account, owner, session)
+    sessions.run(sessions.op(account, session_key, mint(nft, account)))
+    assert nft.balanceOf(account) == 2
+
+
+def test_while_uninstalled_the_session_nonce_lane_falls_back_to_the_owner(sessions, owner, session_key, nft, module):
+    from conftest import KIND
+
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+    assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
+
+
+def test_invalidate_all_sessions(sessions, owner, session_key, nft, module):
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, module.invalidateAllSessions.encode_input()))
+    assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
+
+
+def test_revoking_one_of_several_sessions_leaves_the_others(sessions, owner, nft, target, module):
+    account = sessions.account(owner)
+    keys = [LocalSigner.generate() for _ in range(3)]
+    ids = [sessions.grant_onchain(account, owner, mint_session(k, nft, account)) for k in keys]
+    sessions.revoke(account, owner, ids[0])  # the first: the last live one moves into its place
+    assert sessions.h.rejected(sessions.op(account, keys[0], mint(nft, account))).reason == "AA24"
+    for key in keys[1:]:
+        sessions.run(sessions.op(account, key, mint(nft, account)))
+    sessions.revoke(account, owner, ids[2])
+    sessions.run(sessions.op(account, keys[1], mint(nft, account)))
+    assert [module.isSessionActive(account, i) for i in ids] == [False, True, False]
+
+
+def test_uninstall_clears_every_live_session(sessions, owner, nft, module):
+    from conftest import KIND
+
+    account = sessions.account(owner)
+    keys = [LocalSigner.generate() for _ in range(4)]
+    ids = [sessions.grant_onchain(account, owner, mint_session(k, nft, account)) for k in keys]
+    sessions.revoke(account, owner, ids[1])
+    sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+    sessions.install(account, owner)
+    for key in keys:
+        error = sessions.h.rejected(sessions.op(account, key, mint(nft, account), mode="use_with_key"))
+        assert "NoPermission" in str(error)
+    # the same keys can be granted again, in the new epoch
+    for key in keys:
+        sessions.grant_onchain(account, owner, mint_session(key, nft, account))
+    sessions.run(sessions.op(account, keys[3], mint(nft, account)))
+
+
+def test_live_permission_cap(module, accounts, nft):
+    eoa = accounts[8]
+    cap = module.MAX_LIVE_PERMISSIONS()
+    per_session = 16
+    selectors = [keccak(f"f{i}()".encode())[:4] for i in range(per_session)]
+    sessions_needed = cap // per_session
+    for n in range(sessions_needed):
+        key = LocalSigner.generate()
+        permissions = tuple(Permission(target=nft.address, selector=s) for s in selectors)
+        module.enableSession(Session(session_key=key.address, permissions=permissions).as_abi(), sender=eoa)
+    extra = Session(session_key=LocalSigner.generate().address, permissions=(Permission(target=nft.address, selector=SAFE_MINT),))
+    with ape.reverts(module.TooManyLivePermissions):
+        module.enableSession(extra.as_abi(), sender=eoa)
+    # uninstall-equivalent clean-up stays within a block
+    receipt = module.invalidateAllSessions(sender=eoa)
+    assert receipt.gas_used < 3_000_000
+    module.enableSession(extra.as_abi(), sender=eoa)
