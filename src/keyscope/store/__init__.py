@@ -1,0 +1,28 @@
+"""Where a dapp keeps its session keys, granted sessions, nonce lanes and in-flight UserOperations.
+
+Open a store by URL with :func:`open_store`::
+
+    store = open_store("sqlite:///keyscope.db", kek=kek_bytes)
+    store.put_key(signer)
+    lease = store.lease_lane(account, grant.session_id, worker_id="worker-1", ttl_seconds=60)
+
+Backends: ``memory://`` (:class:`MemoryStore`), a directory (:class:`FileStore`), SQLite and PostgreSQL
+(:class:`SqlStore`). See :mod:`keyscope.store.base` for the interface.
+"""
+
+from .base import KeyInfo, Lease, OutboxRecord, OutboxState, SessionStore, open_store
+from .file import FileStore
+from .memory import MemoryStore
+from .sql import SqlStore
+
+__all__ = [
+    "FileStore",
+    "KeyInfo",
+    "Lease",
+    "MemoryStore",
+    "OutboxRecord",
+    "OutboxState",
+    "SessionStore",
+    "SqlStore",
+    "open_store",
+]

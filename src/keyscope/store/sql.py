@@ -1,0 +1,908 @@
+"""``sqlite:///path.db`` and ``postgresql://user@host:port/db``: the store for many workers.
+
+One code path (SQLAlchemy 2 Core) serves both databases; what differs lives in :class:`_Dialect`:
+
+* SQLite: every writing transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write lock
+  up front, so a read-then-write (leasing a lane, recording an intent) is atomic across processes; WAL
+  journal, a 30 s busy timeout, and the store's clock is the machine's.
+* PostgreSQL: ``READ COMMITTED`` with row locks; free lanes are picked with ``FOR UPDATE SKIP LOCKED`` so
+  concurrent workers do not queue on one row; timestamps come from the server's clock, so workers on
+  machines with skewed clocks agree on when a lease expires. Connections are checked before use and an
+  operation that meets a dropped connection (a database restart) is retried for ``retry_seconds``.
+
+Every update that could race is also guarded in its ``WHERE`` clause (a lane is only taken if it is still
+free, a state only changes from the states it may change from), and inserts that collide on a unique key
+are retried or resolved by reading the winner's row.
+
+Private keys are sealed with AES-256-GCM (:mod:`keyscope.store.crypto`) under the operator's key-encryption
+key; the database never sees them in plaintext.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from ..errors import (
+    BadInputError,
+    ConfigurationError,
+    SessionStoreError,
+    StoreLockedError,
+    WrongPassphraseError,
+)
+from ..grant import SessionGrant
+from ..hexutil import to_address
+from ..signing import LocalSigner
+from ..userop import UserOperation
+from .base import (
+    PENDING_STATES,
+    KeyInfo,
+    Lease,
+    OutboxRecord,
+    OutboxState,
+    SessionStore,
+    check_intent_id,
+    check_lane,
+    check_limit,
+    check_state,
+    check_ttl,
+    check_worker_id,
+    grant_is_active,
+    normalize_hash,
+    normalize_session_id,
+    pending_cutoff,
+    transition_error,
+)
+from .crypto import KeyEncryptionKey, ScryptParams
+from .migrations import applied_versions, migrate
+from .schema import current
+
+__all__ = ["SqlStore"]
+
+log = logging.getLogger("keyscope.store")
+T = TypeVar("T")
+
+_KEK_CHECK = "kek.check"
+_KEK_SCRYPT = "kek.scrypt"
+_PENDING = [state.value for state in PENDING_STATES]
+_RACE_ATTEMPTS = 100
+
+
+class _Dialect:
+    """What SQLite needs; :class:`_Postgres` overrides the differences."""
+
+    name = "sqlite"
+
+    def now(self, conn: Connection) -> float:
+        """The store clock: this machine's (SQLite lives on one machine)."""
+        return time.time()
+
+    def pick_free(self, query: Select[Any]) -> Select[Any]:
+        """SQLite's ``BEGIN IMMEDIATE`` already excludes every other writer: no row locks."""
+        return query
+
+    def transient(self, exc: DBAPIError) -> bool:
+        """Whether retrying the whole transaction may succeed."""
+        return bool(exc.connection_invalidated)
+
+    def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
+        message = _first_line(exc)
+        if "locked" in message or "busy" in message:
+            return StoreLockedError(
+                f"the SQLite database {url} stayed locked by another writer past the busy timeout "
+                f"({message}): "
+                "retry, and keep write transactions short"
+            )
+        return SessionStoreError(f"SQLite database {url}: {message}; check the file, its folder and the disk")
+
+
+class _Postgres(_Dialect):
+    name = "postgresql"
+
+    def now(self, conn: Connection) -> float:
+        """The server's clock, shared by every worker whatever its machine's clock says."""
+        return float(conn.execute(text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+
+    def pick_free(self, query: Select[Any]) -> Select[Any]:
+        return query.with_for_update(skip_locked=True)
+
+    def transient(self, exc: DBAPIError) -> bool:
+        code = getattr(exc.orig, "sqlstate", None)
+        # 40001 serialization failure, 40P01 deadlock, 57P01..57P03 shutdown / cannot connect now, class 08.
+        return bool(exc.connection_invalidated) or (
+            isinstance(code, str)
+            and (code in ("40001", "40P01", "57P01", "57P02", "57P03") or code.startswith("08"))
+        )
+
+    def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
+        return SessionStoreError(
+            f"PostgreSQL at {url}: {_first_line(exc)}; check the server is running and reachable. "
+            "Every store "
+            "operation is safe to retry."
+        )
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text_ = str(exc.orig) if exc.orig is not None else type(exc).__name__
+    return (text_.strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _normalize_url(url: str) -> tuple[URL, _Dialect]:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInputError(
+            f"{url!r} is not a database URL: use sqlite:///path.db or postgresql://user@host/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise BadInputError(
+                f"{url!r} is not a SQLite file: give sqlite:///path.db (use memory:// for a store in memory)"
+            )
+        return parsed.set(drivername="sqlite+pysqlite"), _Dialect()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg"), _Postgres()
+    raise BadInputError(f"unsupported database {backend!r} in {url!r}: use sqlite or postgresql")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = Path(url.database or "")
+    if not path.parent.is_dir():
+        raise SessionStoreError(f"cannot create the SQLite store {path}: folder {path.parent} does not exist")
+    if not path.exists():
+        # The file holds sealed keys: readable by its owner only (SQLite gives -wal and -shm the same mode).
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise SessionStoreError(f"cannot create the SQLite store {path}: {exc.strerror}") from None
+    engine = create_engine(
+        url, connect_args={"timeout": 30.0, "check_same_thread": False}, hide_parameters=True
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions are begun explicitly below
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("keyscope_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "the PostgreSQL store needs psycopg 3: pip install 'keyscope[postgres]'"
+        ) from None
+    try:
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"connect_timeout": 10},
+            hide_parameters=True,
+        )
+    except NoSuchModuleError:  # pragma: no cover - psycopg imported above
+        raise ConfigurationError(
+            "SQLAlchemy cannot load the psycopg driver: pip install 'psycopg[binary]'"
+        ) from None
+
+
+class SqlStore(SessionStore):
+    """The store in a SQLite file or a PostgreSQL database. Safe to share between threads, processes and
+    machines: each process opens its own :class:`SqlStore` on the same URL.
+
+    ``kek`` (32 bytes) or ``passphrase`` unlocks the keys; a store opened with neither serves grants, lanes
+    and the outbox. ``retry_seconds`` bounds how long an operation retries after losing its connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        passphrase: str | None = None,
+        kek: bytes | None = None,
+        scrypt_n: int | None = None,
+        retry_seconds: float = 15.0,
+    ) -> None:
+        if passphrase is not None and kek is not None:
+            raise BadInputError("give either passphrase or kek, not both")
+        if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
+            raise BadInputError("the passphrase must be a non-empty string")
+        parsed, self._dialect = _normalize_url(url)
+        self.url = parsed.render_as_string(hide_password=True)
+        self._retry_seconds = retry_seconds
+        self._engine = _sqlite_engine(parsed) if self._dialect.name == "sqlite" else _postgres_engine(parsed)
+        _, self._t = current()
+        self._kek: KeyEncryptionKey | None = None
+        try:
+            self._run(migrate, write=True)
+            if kek is not None:
+                self._kek = self._unlock(KeyEncryptionKey(kek), raw=True)
+            elif passphrase is not None:
+                self._kek = self._unlock_passphrase(passphrase, scrypt_n)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        with self._engine.connect() as conn:
+            if write:
+                conn.execution_options(keyscope_write=True)
+            with conn.begin():
+                yield conn
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction; retry it after a lost connection or a deadlock.
+
+        :class:`IntegrityError` goes to the caller, which knows what a duplicate key means.
+        """
+        deadline = time.monotonic() + self._retry_seconds
+        pause = 0.05
+        while True:
+            try:
+                with self._tx(write) as conn:
+                    return work(conn)
+            except IntegrityError:
+                raise
+            except DBAPIError as exc:
+                if self._dialect.transient(exc) and time.monotonic() + pause < deadline:
+                    log.warning("store %s: %s; retrying", self.url, _first_line(exc))
+                    time.sleep(pause)
+                    pause = min(pause * 2, 1.0)
+                    continue
+                raise self._dialect.describe(exc, self.url) from None
+            except SQLAlchemyError as exc:
+                raise SessionStoreError(f"store {self.url}: {type(exc).__name__}: {exc}") from None
+
+    def _run_racing(self, work: Callable[[Connection], T]) -> T:
+        """:meth:`_run` a writing ``work`` again when a concurrent insert took its unique key first."""
+        for _ in range(_RACE_ATTEMPTS):
+            try:
+                return self._run(work, write=True)
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.005))
+        raise StoreLockedError(
+            f"store {self.url}: gave up after {_RACE_ATTEMPTS} collisions with concurrent writers; retry"
+        )
+
+    def schema_version(self) -> int:
+        """The highest schema migration applied to the database."""
+        return max(self._run(applied_versions, write=False), default=0)
+
+    # -- key-encryption key ----------------------------------------------------------------------------
+
+    def _meta(self, conn: Connection, name: str) -> str | None:
+        meta = self._t.meta
+        value = conn.execute(select(meta.c.value).where(meta.c.name == name)).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def _meta_once(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless a value is there already; returns the stored one."""
+
+        def work(conn: Connection) -> str:
+            existing = self._meta(conn, name)
+            if existing is not None:
+                return existing
+            conn.execute(insert(self._t.meta).values(name=name, value=value))
+            return value
+
+        return self._run_racing(work)
+
+    def _unlock_passphrase(self, passphrase: str, scrypt_n: int | None) -> KeyEncryptionKey:
+        stored = self._run(
+            lambda conn: (self._meta(conn, _KEK_SCRYPT), self._meta(conn, _KEK_CHECK)), write=False
+        )
+        text_, check = stored
+        if text_ is None and check is not None:
+            raise WrongPassphraseError(
+                f"the keys in {self.url} are sealed under a raw key-encryption key, not a passphrase: "
+                "open the store "
+                "with kek="
+            )
+        if text_ is None:
+            text_ = self._meta_once(_KEK_SCRYPT, ScryptParams.new(scrypt_n).encode())
+        params = ScryptParams.decode(text_)
+        if params is None:
+            raise SessionStoreError(
+                f"row name={_KEK_SCRYPT!r} of table keyscope_meta in {self.url} is corrupted: it was "
+                "left as is; "
+                "restore it from a backup"
+            )
+        return self._unlock(KeyEncryptionKey.derive(passphrase, params), raw=False)
+
+    def _unlock(self, kek: KeyEncryptionKey, *, raw: bool) -> KeyEncryptionKey:
+        check_hex = self._meta_once(_KEK_CHECK, kek.check_value().hex())
+        try:
+            check = bytes.fromhex(check_hex)
+        except ValueError:
+            raise SessionStoreError(
+                f"row name={_KEK_CHECK!r} of table keyscope_meta in {self.url} is corrupted: it was "
+                "left as is; "
+                "restore it from a backup"
+            ) from None
+        if not kek.matches(check):
+            what = "key-encryption key" if raw else "passphrase"
+            raise WrongPassphraseError(
+                f"the {what} does not open the keys in {self.url}: give the one the store was created with"
+            )
+        return kek
+
+    def _need_kek(self) -> KeyEncryptionKey:
+        if self._kek is None:
+            raise ConfigurationError(
+                f"the store {self.url} was opened without a passphrase or key-encryption key: open it with "
+                "passphrase= or kek= to store or read keys"
+            )
+        return self._kek
+
+    # -- keys ------------------------------------------------------------------------------------------
+
+    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
+        if not isinstance(signer, LocalSigner):
+            raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
+        if label is not None and not isinstance(label, str):
+            raise BadInputError(f"label must be a string or None, got {type(label).__name__}")
+        kek = self._need_kek()
+        address = signer.address
+        keys = self._t.keys
+
+        def work(conn: Connection) -> None:
+            now = self._dialect.now(conn)
+            sealed = kek.seal(signer.private_key, bytes.fromhex(address[2:]))
+            found = conn.execute(select(keys.c.address).where(keys.c.address == address)).first()
+            if found is None:
+                conn.execute(
+                    insert(keys).values(
+                        address=address, label=label, sealed=sealed, created_at=now, updated_at=now
+                    )
+                )
+                return
+            values: dict[str, Any] = {"sealed": sealed, "updated_at": now}
+            if label is not None:
+                values["label"] = label
+            conn.execute(update(keys).where(keys.c.address == address).values(**values))
+
+        self._run_racing(work)
+
+    def get_key(self, address: str) -> LocalSigner:
+        name = to_address(address)
+        kek = self._need_kek()
+        keys = self._t.keys
+        sealed = self._run(
+            lambda conn: conn.execute(
+                select(keys.c.sealed).where(keys.c.address == name)
+            ).scalar_one_or_none(),
+            write=False,
+        )
+        if sealed is None:
+            raise SessionStoreError(f"no key for {name} in {self.url}: store it with put_key first")
+        where = f"row address={name} of table keyscope_keys in {self.url}"
+        raw = kek.open(bytes(sealed), bytes.fromhex(name[2:]))
+        if raw is None:
+            raise _corrupted(
+                where, "it does not decrypt with the key-encryption key the store's check value accepts"
+            )
+        try:
+            signer = LocalSigner(raw)
+        except Exception:
+            raise _corrupted(where, "it decrypts to a value that is not a private key") from None
+        if signer.address != name:
+            raise _corrupted(where, f"it holds the key of {signer.address}")
+        return signer
+
+    def has_key(self, address: str) -> bool:
+        name = to_address(address)
+        keys = self._t.keys
+        found = self._run(
+            lambda conn: conn.execute(select(keys.c.address).where(keys.c.address == name)).first(),
+            write=False,
+        )
+        return found is not None
+
+    def delete_key(self, address: str) -> bool:
+        name = to_address(address)
+        keys = self._t.keys
+        count = self._run(
+            lambda conn: conn.execute(sql_delete(keys).where(keys.c.address == name)).rowcount, write=True
+        )
+        return bool(count)
+
+    def list_keys(self) -> list[KeyInfo]:
+        keys = self._t.keys
+        rows = self._run(
+            lambda conn: conn.execute(
+                select(keys.c.address, keys.c.label, keys.c.created_at).order_by(
+                    keys.c.created_at, keys.c.address
+                )
+            ).all(),
+            write=False,
+        )
+        return [KeyInfo(row.address, row.label, float(row.created_at)) for row in rows]
+
+    # -- grants ----------------------------------------------------------------------------------------
+
+    def _parse_grant(self, session_id: str, grant_json: str) -> SessionGrant:
+        where = f"row session_id={session_id} of table keyscope_grants in {self.url}"
+        try:
+            grant = SessionGrant.from_json(grant_json)
+        except Exception as exc:
+            raise _corrupted(where, f"grant_json does not parse: {str(exc).splitlines()[0]}") from None
+        if "0x" + grant.session_id.hex() != session_id:
+            raise _corrupted(where, f"grant_json holds session {grant.session_id.hex()}")
+        return grant
+
+    def put_grant(self, grant: SessionGrant) -> None:
+        if not isinstance(grant, SessionGrant):
+            raise BadInputError(f"put_grant takes a SessionGrant, got {type(grant).__name__}")
+        grants = self._t.grants
+        session_id = normalize_session_id(grant.session_id)
+        onchain = grant.how == "onchain"
+
+        def work(conn: Connection) -> None:
+            now = self._dialect.now(conn)
+            values: dict[str, Any] = {
+                "account": grant.account,
+                "session_key": grant.session_key,
+                "valid_after": grant.valid_after,
+                "valid_until": grant.valid_until,
+                "grant_json": grant.to_json(),
+                "updated_at": now,
+            }
+            found = conn.execute(select(grants.c.enabled).where(grants.c.session_id == session_id)).first()
+            if found is None:
+                conn.execute(
+                    insert(grants).values(
+                        session_id=session_id,
+                        revoked=False,
+                        enabled=onchain,
+                        created_at=now,
+                        enabled_at=now if onchain else None,
+                        **values,
+                    )
+                )
+                return
+            if onchain and not found.enabled:
+                values.update(enabled=True, enabled_at=now)
+            conn.execute(update(grants).where(grants.c.session_id == session_id).values(**values))
+
+        self._run_racing(work)
+
+    def _unknown_grant(self, session_id: str) -> SessionStoreError:
+        return SessionStoreError(
+            f"no grant with session id {session_id} in {self.url}: store it with put_grant first"
+        )
+
+    def get_grant(self, session_id: bytes | str) -> SessionGrant:
+        name = normalize_session_id(session_id)
+        grants = self._t.grants
+        text_ = self._run(
+            lambda conn: conn.execute(
+                select(grants.c.grant_json).where(grants.c.session_id == name)
+            ).scalar_one_or_none(),
+            write=False,
+        )
+        if text_ is None:
+            raise self._unknown_grant(name)
+        return self._parse_grant(name, text_)
+
+    def list_grants(
+        self, account: str | None = None, *, active_only: bool = False, now: float | None = None
+    ) -> list[SessionGrant]:
+        grants = self._t.grants
+        query = select(grants.c.session_id, grants.c.grant_json, grants.c.revoked).order_by(
+            grants.c.created_at, grants.c.session_id
+        )
+        if account is not None:
+            query = query.where(grants.c.account == to_address(account))
+        moment = time.time() if now is None else float(now)
+        if active_only:
+            query = query.where(
+                grants.c.revoked.is_(False),
+                grants.c.valid_after <= moment,
+                or_(grants.c.valid_until == 0, grants.c.valid_until >= moment),
+            )
+        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
+        found = [(self._parse_grant(row.session_id, row.grant_json), bool(row.revoked)) for row in rows]
+        return [
+            grant for grant, revoked in found if not active_only or grant_is_active(grant, revoked, moment)
+        ]
+
+    def _set_flag(self, session_id: bytes | str, flag: str) -> None:
+        name = normalize_session_id(session_id)
+        grants = self._t.grants
+
+        def work(conn: Connection) -> int:
+            now = self._dialect.now(conn)
+            stamp = grants.c[f"{flag}_at"]
+            result = conn.execute(
+                update(grants)
+                .where(grants.c.session_id == name)
+                .values({flag: True, stamp.key: func.coalesce(stamp, now), "updated_at": now})
+            )
+            return result.rowcount
+
+        if not self._run(work, write=True):
+            raise self._unknown_grant(name)
+
+    def _flag(self, session_id: bytes | str, flag: str) -> bool:
+        name = normalize_session_id(session_id)
+        grants = self._t.grants
+        value = self._run(
+            lambda conn: conn.execute(
+                select(grants.c[flag]).where(grants.c.session_id == name)
+            ).scalar_one_or_none(),
+            write=False,
+        )
+        if value is None:
+            raise self._unknown_grant(name)
+        return bool(value)
+
+    def mark_revoked(self, session_id: bytes | str) -> None:
+        self._set_flag(session_id, "revoked")
+
+    def is_revoked(self, session_id: bytes | str) -> bool:
+        return self._flag(session_id, "revoked")
+
+    def mark_enabled(self, session_id: bytes | str) -> None:
+        self._set_flag(session_id, "enabled")
+
+    def is_enabled(self, session_id: bytes | str) -> bool:
+        return self._flag(session_id, "enabled")
+
+    # -- nonce lanes -----------------------------------------------------------------------------------
+
+    def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
+        owner = to_address(account)
+        session = normalize_session_id(session_id)
+        worker = check_worker_id(worker_id)
+        ttl = check_ttl(ttl_seconds)
+        lanes = self._t.lanes
+        mine = and_(lanes.c.account == owner, lanes.c.session_id == session)
+
+        def work(conn: Connection) -> Lease | None:
+            now = self._dialect.now(conn)
+            free = or_(lanes.c.lease_id.is_(None), lanes.c.expires_at <= now)
+            candidate = conn.execute(
+                self._dialect.pick_free(
+                    select(lanes.c.lane, lanes.c.worker_id, lanes.c.lease_id)
+                    .where(mine, free)
+                    .order_by(lanes.c.lane)
+                    .limit(1)
+                )
+            ).first()
+            lease_id = secrets.token_hex(16)
+            values = {"worker_id": worker, "lease_id": lease_id, "expires_at": now + ttl, "leased_at": now}
+            if candidate is not None:
+                taken = conn.execute(
+                    update(lanes).where(mine, lanes.c.lane == candidate.lane, free).values(**values)
+                )
+                if taken.rowcount != 1:
+                    return None  # another worker took it between our read and write: try again
+                if candidate.lease_id is not None:
+                    log.info(
+                        "reclaimed lane %d of %s/%s from expired lease of %s",
+                        candidate.lane,
+                        owner,
+                        session,
+                        candidate.worker_id,
+                    )
+                lane = int(candidate.lane)
+            else:
+                top = conn.execute(select(func.max(lanes.c.lane)).where(mine)).scalar_one_or_none()
+                lane = 0 if top is None else int(top) + 1
+                conn.execute(insert(lanes).values(account=owner, session_id=session, lane=lane, **values))
+            return Lease(lane, lease_id, now + ttl, owner, session, worker)
+
+        for _ in range(_RACE_ATTEMPTS):
+            lease = self._run_racing(work)
+            if lease is not None:
+                return lease
+        raise StoreLockedError(
+            f"could not lease a lane of {owner}/{session} in {self.url}: too much contention; retry"
+        )
+
+    def _check_lease(self, lease: Lease) -> None:
+        if not isinstance(lease, Lease):
+            raise BadInputError(f"expected a Lease from lease_lane, got {type(lease).__name__}")
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
+        self._check_lease(lease)
+        ttl = check_ttl(ttl_seconds)
+        lanes = self._t.lanes
+
+        def work(conn: Connection) -> float | None:
+            now = self._dialect.now(conn)
+            result = conn.execute(
+                update(lanes)
+                .where(
+                    lanes.c.lease_id == lease.lease_id,
+                    lanes.c.account == lease.account,
+                    lanes.c.session_id == lease.session_id,
+                    lanes.c.lane == lease.lane,
+                )
+                .values(expires_at=now + ttl)
+            )
+            return now + ttl if result.rowcount == 1 else None
+
+        expires = self._run(work, write=True)
+        if expires is None:
+            raise StoreLockedError(
+                f"lease {lease.lease_id} on lane {lease.lane} of {lease.account}/{lease.session_id} "
+                "is no longer "
+                "held (released, or reclaimed by another worker after it expired): stop using that "
+                "lane and lease "
+                "a new one"
+            )
+        return Lease(lease.lane, lease.lease_id, expires, lease.account, lease.session_id, lease.worker_id)
+
+    def release_lease(self, lease: Lease) -> bool:
+        self._check_lease(lease)
+        lanes = self._t.lanes
+        count = self._run(
+            lambda conn: (
+                conn.execute(
+                    update(lanes)
+                    .where(
+                        lanes.c.lease_id == lease.lease_id,
+                        lanes.c.account == lease.account,
+                        lanes.c.session_id == lease.session_id,
+                        lanes.c.lane == lease.lane,
+                    )
+                    .values(worker_id=None, lease_id=None, expires_at=None, leased_at=None)
+                ).rowcount
+            ),
+            write=True,
+        )
+        return bool(count)
+
+    # -- outbox ----------------------------------------------------------------------------------------
+
+    def _record(self, row: Any) -> OutboxRecord:
+        where = f"row intent_id={row.intent_id!r} of table keyscope_outbox in {self.url}"
+        try:
+            return OutboxRecord(
+                intent_id=row.intent_id,
+                account=to_address(row.account),
+                session_id=normalize_session_id(row.session_id),
+                lane=check_lane(row.lane),
+                op=UserOperation.from_rpc(json.loads(row.op_json)),
+                user_op_hash=normalize_hash(row.user_op_hash),
+                state=OutboxState(row.state),
+                attempts=int(row.attempts),
+                created_at=float(row.created_at),
+                updated_at=float(row.updated_at),
+                sent_at=None if row.sent_at is None else float(row.sent_at),
+                finished_at=None if row.finished_at is None else float(row.finished_at),
+                tx_hash=row.tx_hash,
+                success=None if row.success is None else bool(row.success),
+                error=row.error,
+            )
+        except Exception as exc:
+            raise _corrupted(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+    def _select_record(self, conn: Connection, *conditions: Any) -> OutboxRecord | None:
+        row = conn.execute(select(self._t.outbox).where(*conditions)).first()
+        return None if row is None else self._record(row)
+
+    def record_intent(
+        self,
+        intent_id: str,
+        account: str,
+        session_id: bytes | str,
+        lane: int,
+        op: UserOperation,
+        user_op_hash: bytes | str,
+    ) -> OutboxRecord:
+        intent = check_intent_id(intent_id)
+        owner = to_address(account)
+        session = normalize_session_id(session_id)
+        lane_number = check_lane(lane)
+        if not isinstance(op, UserOperation):
+            raise BadInputError(f"record_intent takes a UserOperation, got {type(op).__name__}")
+        op_hash = normalize_hash(user_op_hash)
+        outbox = self._t.outbox
+        op_json = json.dumps(op.to_rpc())
+
+        def work(conn: Connection) -> OutboxRecord:
+            existing = self._select_record(conn, outbox.c.intent_id == intent)
+            if existing is not None:
+                return existing
+            other = self._select_record(conn, outbox.c.user_op_hash == op_hash)
+            if other is not None:
+                raise BadInputError(
+                    f"UserOperation {op_hash} is already recorded for intent {other.intent_id!r}: "
+                    "record each "
+                    "operation under one intent_id"
+                )
+            now = self._dialect.now(conn)
+            conn.execute(
+                insert(outbox).values(
+                    intent_id=intent,
+                    user_op_hash=op_hash,
+                    account=owner,
+                    session_id=session,
+                    lane=lane_number,
+                    op_json=op_json,
+                    state=OutboxState.BUILT.value,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            record = self._select_record(conn, outbox.c.intent_id == intent)
+            assert record is not None
+            return record
+
+        # A concurrent writer that inserted the same intent makes our insert fail: the retry returns its row.
+        return self._run_racing(work)
+
+    def _transition(
+        self,
+        user_op_hash: bytes | str,
+        wanted: OutboxState,
+        allowed: Any,
+        values: Callable[[float], dict[str, Any]],
+        settle: Callable[[OutboxRecord], bool],
+    ) -> OutboxRecord:
+        """Move a record to ``wanted`` when its state satisfies ``allowed``; ``settle`` accepts a record that
+        already has the outcome (a repeated call), anything else is an invalid change."""
+        op_hash = normalize_hash(user_op_hash)
+        outbox = self._t.outbox
+
+        def work(conn: Connection) -> OutboxRecord:
+            now = self._dialect.now(conn)
+            conn.execute(
+                update(outbox).where(outbox.c.user_op_hash == op_hash, allowed).values(**values(now))
+            )
+            record = self._select_record(conn, outbox.c.user_op_hash == op_hash)
+            if record is None:
+                raise SessionStoreError(
+                    f"no outbox record for UserOperation {op_hash} in {self.url}: record_intent it first"
+                )
+            return record
+
+        record = self._run(work, write=True)
+        if record.state != wanted or not settle(record):
+            raise SessionStoreError(transition_error(record, wanted))
+        return record
+
+    def mark_sent(self, user_op_hash: bytes | str) -> OutboxRecord:
+        outbox = self._t.outbox
+        return self._transition(
+            user_op_hash,
+            OutboxState.SENT,
+            outbox.c.state.in_(_PENDING),
+            lambda now: {
+                "state": OutboxState.SENT.value,
+                "attempts": outbox.c.attempts + 1,
+                "sent_at": now,
+                "updated_at": now,
+            },
+            lambda record: True,
+        )
+
+    def mark_included(self, user_op_hash: bytes | str, tx_hash: bytes | str, success: bool) -> OutboxRecord:
+        tx = normalize_hash(tx_hash, "tx_hash")
+        if not isinstance(success, bool):
+            raise BadInputError(f"success must be a bool, got {success!r}")
+        outbox = self._t.outbox
+        return self._transition(
+            user_op_hash,
+            OutboxState.INCLUDED,
+            outbox.c.state != OutboxState.INCLUDED.value,
+            lambda now: {
+                "state": OutboxState.INCLUDED.value,
+                "tx_hash": tx,
+                "success": success,
+                "finished_at": now,
+                "updated_at": now,
+            },
+            lambda record: record.tx_hash == tx and record.success == success,
+        )
+
+    def mark_failed(self, user_op_hash: bytes | str, reason: str) -> OutboxRecord:
+        if not isinstance(reason, str):
+            raise BadInputError(f"reason must be a string, got {type(reason).__name__}")
+        outbox = self._t.outbox
+        return self._transition(
+            user_op_hash,
+            OutboxState.FAILED,
+            outbox.c.state.in_(_PENDING),
+            lambda now: {
+                "state": OutboxState.FAILED.value,
+                "error": reason,
+                "finished_at": now,
+                "updated_at": now,
+            },
+            lambda record: True,
+        )
+
+    def get_by_intent(self, intent_id: str) -> OutboxRecord | None:
+        intent = check_intent_id(intent_id)
+        outbox = self._t.outbox
+        return self._run(lambda conn: self._select_record(conn, outbox.c.intent_id == intent), write=False)
+
+    def get_by_hash(self, user_op_hash: bytes | str) -> OutboxRecord | None:
+        op_hash = normalize_hash(user_op_hash)
+        outbox = self._t.outbox
+        return self._run(
+            lambda conn: self._select_record(conn, outbox.c.user_op_hash == op_hash), write=False
+        )
+
+    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+        outbox = self._t.outbox
+
+        def work(conn: Connection) -> list[Any]:
+            moment = self._dialect.now(conn) if now is None else float(now)
+            cutoff = pending_cutoff(older_than, moment)
+            query = select(outbox).where(outbox.c.state.in_(_PENDING)).order_by(outbox.c.seq)
+            if cutoff is not None:
+                query = query.where(outbox.c.updated_at <= cutoff)
+            return list(conn.execute(query).all())
+
+        return [self._record(row) for row in self._run(work, write=False)]
+
+    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
+        wanted = check_state(state)
+        size = check_limit(limit)
+        outbox = self._t.outbox
+        query = select(outbox).order_by(outbox.c.seq.desc()).limit(size)
+        if wanted is not None:
+            query = query.where(outbox.c.state == wanted.value)
+        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
+        return [self._record(row) for row in rows]
+
+
+def _corrupted(where: str, problem: str) -> SessionStoreError:
+    return SessionStoreError(
+        f"{where} is corrupted ({problem}); it was left as is. Restore it from a backup, or delete "
+        "the row to "
+        "drop that record."
+    )
