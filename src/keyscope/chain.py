@@ -1,0 +1,465 @@
+"""What keyscope needs from an Ethereum node, behind one small interface: :class:`Chain`.
+
+Two implementations raise the same errors:
+
+* :class:`RpcChain` talks JSON-RPC to a node URL through :class:`~keyscope.rpc.JsonRpcClient`;
+* :class:`Web3Chain` wraps any web3.py ``Web3`` object (for example ape's ``chain.provider.web3`` under
+  ``ape test``), without importing web3 itself.
+
+A reverting ``call`` or ``estimate_gas`` raises :class:`~keyscope.errors.CallRevertedError` carrying the
+revert data and its decoded description; an unreachable node raises
+:class:`~keyscope.errors.TransportError`; any other JSON-RPC error raises :class:`~keyscope.rpc.JsonRpcError`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol, runtime_checkable
+
+from .entrypoint import encode_get_nonce
+from .errors import BadInputError, CallRevertedError, ConfigurationError, TransportError
+from .hexutil import to_address, to_bytes, to_int
+from .revert import describe_revert
+from .rpc import JsonRpcClient, JsonRpcError
+
+__all__ = ["BlockId", "Chain", "RpcChain", "Web3Chain", "normalize_transaction"]
+
+BlockId = str | int
+"""A block tag ("latest", "pending", "safe", "finalized", "earliest") or a block number."""
+
+_BLOCK_TAGS = frozenset({"latest", "pending", "safe", "finalized", "earliest"})
+_ADDRESS_FIELDS = ("from", "to")
+_QUANTITY_FIELDS = ("value", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "nonce", "chainId")
+
+
+@runtime_checkable
+class Chain(Protocol):
+    """The node access keyscope needs. Implementations: :class:`RpcChain`, :class:`Web3Chain`."""
+
+    def chain_id(self) -> int:
+        """The chain id (cached after the first query)."""
+        ...
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: BlockId = "latest") -> bytes:
+        """``eth_call``: the return data; a revert raises :class:`~keyscope.errors.CallRevertedError`."""
+        ...
+
+    def get_code(self, address: str) -> bytes:
+        """The code deployed at ``address`` (empty for an account without code)."""
+        ...
+
+    def get_balance(self, address: str) -> int:
+        """The balance of ``address`` in wei."""
+        ...
+
+    def block_timestamp(self) -> int:
+        """The timestamp of the latest block, in seconds."""
+        ...
+
+    def base_fee(self) -> int:
+        """The latest block's ``baseFeePerGas`` in wei (0 on a chain without EIP-1559)."""
+        ...
+
+    def max_priority_fee(self) -> int:
+        """The node's suggested priority fee (``eth_maxPriorityFeePerGas``) in wei."""
+        ...
+
+    def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        """``eth_estimateGas`` of a transaction with JSON-RPC field names (``from``, ``to``, ``data``...)."""
+        ...
+
+    def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
+        """``EntryPoint.getNonce(sender, key)``: the next nonce of ``sender`` in lane ``key``."""
+        ...
+
+    def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
+        """``eth_sendTransaction`` from an account the node unlocks (anvil's dev accounts); the tx hash."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def normalize_transaction(tx: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a transaction given with JSON-RPC field names: checksummed addresses, int quantities and
+    ``data`` as bytes (``input`` is accepted for ``data``). Unknown fields are an error."""
+    out: dict[str, Any] = {}
+    for key, value in tx.items():
+        if value is None:
+            continue
+        if key in _ADDRESS_FIELDS:
+            out[key] = to_address(value, name=key)
+        elif key in _QUANTITY_FIELDS:
+            out[key] = to_int(value, name=key)
+        elif key in ("data", "input"):
+            out["data"] = to_bytes(value, name=key)
+        else:
+            known = ", ".join((*_ADDRESS_FIELDS, *_QUANTITY_FIELDS, "data"))
+            raise BadInputError(f"unknown transaction field {key!r}: use the JSON-RPC names ({known})")
+    return out
+
+
+def _check_block(block: BlockId) -> BlockId:
+    valid_number = isinstance(block, int) and not isinstance(block, bool) and block >= 0
+    if not valid_number and not (isinstance(block, str) and block in _BLOCK_TAGS):
+        raise BadInputError(
+            f"block {block!r} is neither a block number nor one of {', '.join(sorted(_BLOCK_TAGS))}"
+        )
+    return block
+
+
+def _revert_error(method: str, to: str | None, data: bytes) -> CallRevertedError:
+    return CallRevertedError(method, to, data, describe_revert(data))
+
+
+def _nonce_from(result: bytes, entry_point: str) -> int:
+    if len(result) < 32:
+        raise ConfigurationError(
+            f"EntryPoint.getNonce at {entry_point} returned {len(result)} bytes instead of a uint256: is an "
+            "EntryPoint deployed at that address on this chain?"
+        )
+    return int.from_bytes(result[:32], "big")
+
+
+def _hex_bytes(value: object) -> bytes | None:
+    """Bytes of a 0x-hex string (or of a ``{"data": "0x..."}`` wrapper some nodes use), else None."""
+    if isinstance(value, Mapping):
+        value = value.get("data")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str) and value.startswith(("0x", "0X")):
+        try:
+            return to_bytes(value)
+        except BadInputError:
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON-RPC
+# --------------------------------------------------------------------------------------------------
+
+
+def _rpc_revert_data(error: JsonRpcError) -> bytes | None:
+    """The revert data of a JSON-RPC error from ``eth_call``/``eth_estimateGas``, or None if it is no revert.
+
+    geth and anvil answer code 3 with the data as a hex string; other nodes nest it in an object, or give
+    code -32000/-32603 with "revert" in the message.
+    """
+    data = _hex_bytes(error.data)
+    if data is not None:
+        return data
+    if error.code == 3 or "revert" in error.rpc_message.lower():
+        return b""
+    return None
+
+
+class RpcChain:
+    """:class:`Chain` over JSON-RPC to ``url``; ``timeout`` bounds each request in seconds."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.client = JsonRpcClient(url, timeout=timeout)
+        self.url = url
+        self._chain_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RpcChain({self.url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.client.close()
+
+    def __enter__(self) -> RpcChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- result parsing ------------------------------------------------------------------------------
+
+    def _malformed(self, method: str, result: object, expected: str) -> TransportError:
+        return TransportError(
+            f"{self.url} answered {method} with {str(result)[:200]!r}, which is not {expected}: is this URL "
+            "an Ethereum node's JSON-RPC endpoint?",
+            url=self.url,
+            method=method,
+        )
+
+    def _quantity(self, method: str, params: list[Any]) -> int:
+        result = self.client.request(method, params)
+        if not isinstance(result, (str, int)) or isinstance(result, bool):
+            raise self._malformed(method, result, "a quantity")
+        try:
+            return to_int(result, name=method)
+        except BadInputError:
+            raise self._malformed(method, result, "a quantity") from None
+
+    def _data(self, method: str, result: object) -> bytes:
+        if not isinstance(result, str):
+            raise self._malformed(method, result, "0x-hex data")
+        try:
+            return to_bytes(result, name=method)
+        except BadInputError:
+            raise self._malformed(method, result, "0x-hex data") from None
+
+    def _latest_block(self) -> Mapping[str, Any]:
+        method = "eth_getBlockByNumber"
+        block = self.client.request(method, ["latest", False])
+        if not isinstance(block, Mapping):
+            raise self._malformed(method, block, "a block object")
+        return block
+
+    def _block_field(self, name: str, *, default: int | None = None) -> int:
+        block = self._latest_block()
+        value = block.get(name)
+        if value is None and default is not None:
+            return default
+        try:
+            return to_int(value, name=name)
+        except BadInputError:
+            raise self._malformed("eth_getBlockByNumber", block, f"a block with a {name} quantity") from None
+
+    @staticmethod
+    def _rpc_tx(tx: Mapping[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, value in normalize_transaction(tx).items():
+            if isinstance(value, bytes):
+                out[key] = "0x" + value.hex()
+            elif isinstance(value, int):
+                out[key] = hex(value)
+            else:
+                out[key] = value
+        return out
+
+    @staticmethod
+    def _rpc_block(block: BlockId) -> str:
+        block = _check_block(block)
+        return hex(block) if isinstance(block, int) else block
+
+    # -- Chain ---------------------------------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        """``eth_chainId``, cached."""
+        if self._chain_id is None:
+            self._chain_id = self._quantity("eth_chainId", [])
+        return self._chain_id
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: BlockId = "latest") -> bytes:
+        """``eth_call``; a revert raises :class:`~keyscope.errors.CallRevertedError` with the revert data."""
+        method = "eth_call"
+        tx: dict[str, Any] = {"to": to, "data": data}
+        if sender is not None:
+            tx["from"] = sender
+        params = [self._rpc_tx(tx), self._rpc_block(block)]
+        try:
+            result = self.client.request(method, params)
+        except JsonRpcError as exc:
+            revert = _rpc_revert_data(exc)
+            if revert is None:
+                raise
+            raise _revert_error(method, to_address(to), revert) from exc
+        return self._data(method, result)
+
+    def get_code(self, address: str) -> bytes:
+        """``eth_getCode`` at the latest block."""
+        method = "eth_getCode"
+        return self._data(method, self.client.request(method, [to_address(address), "latest"]))
+
+    def get_balance(self, address: str) -> int:
+        """``eth_getBalance`` at the latest block, in wei."""
+        return self._quantity("eth_getBalance", [to_address(address), "latest"])
+
+    def block_timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return self._block_field("timestamp")
+
+    def base_fee(self) -> int:
+        """The latest block's ``baseFeePerGas`` (0 when the chain has no base fee)."""
+        return self._block_field("baseFeePerGas", default=0)
+
+    def max_priority_fee(self) -> int:
+        """``eth_maxPriorityFeePerGas``."""
+        return self._quantity("eth_maxPriorityFeePerGas", [])
+
+    def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        """``eth_estimateGas``; a revert raises :class:`~keyscope.errors.CallRevertedError`."""
+        method = "eth_estimateGas"
+        params = [self._rpc_tx(tx)]
+        try:
+            return self._quantity(method, params)
+        except JsonRpcError as exc:
+            revert = _rpc_revert_data(exc)
+            if revert is None:
+                raise
+            raise _revert_error(method, params[0].get("to"), revert) from exc
+
+    def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
+        """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
+        return _nonce_from(self.call(entry_point, encode_get_nonce(to_address(sender), key)), entry_point)
+
+    def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
+        """``eth_sendTransaction``; the node must unlock ``tx["from"]`` (anvil does for its dev accounts)."""
+        method = "eth_sendTransaction"
+        params = [self._rpc_tx(tx)]
+        try:
+            result = self.client.request(method, params)
+        except JsonRpcError as exc:
+            revert = _rpc_revert_data(exc)
+            if revert is None:
+                raise
+            raise _revert_error(method, params[0].get("to"), revert) from exc
+        tx_hash = self._data(method, result)
+        if len(tx_hash) != 32:
+            raise self._malformed(method, result, "a 32-byte transaction hash")
+        return tx_hash
+
+
+# --------------------------------------------------------------------------------------------------
+# web3.py
+# --------------------------------------------------------------------------------------------------
+
+_BYTES_IN_MESSAGE = re.compile(r"""reverted:?\s*(b(['"]).*\2)\s*$""", re.S)
+
+
+def _web3_revert_data(exc: BaseException) -> bytes | None:
+    """Revert data from a web3.py contract error (``.data``) or an eth-tester ``TransactionFailed``
+    (``execution reverted: b'...'``); None when ``exc`` is no revert."""
+    data = _hex_bytes(getattr(exc, "data", None))
+    if data is not None:
+        return data
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if not names & {"ContractLogicError", "TransactionFailed"}:
+        return None
+    for arg in exc.args:
+        if isinstance(arg, (bytes, bytearray)):
+            return bytes(arg)
+        if isinstance(arg, str) and (match := _BYTES_IN_MESSAGE.search(arg)):
+            try:
+                value = ast.literal_eval(match.group(1))
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, bytes):
+                return value
+    return b""
+
+
+def _web3_rpc_error(method: str, exc: BaseException) -> JsonRpcError | None:
+    response = getattr(exc, "rpc_response", None)
+    if not isinstance(response, Mapping) or not isinstance(response.get("error"), Mapping):
+        return None
+    error = response["error"]
+    code = error.get("code", 0)
+    return JsonRpcError(
+        method, code if isinstance(code, int) else 0, str(error.get("message", "")), error.get("data")
+    )
+
+
+class Web3Chain:
+    """:class:`Chain` over a web3.py ``Web3`` object (duck-typed: web3 is not imported here).
+
+    Under ``ape test``: ``Web3Chain(chain.provider.web3)``.
+    """
+
+    def __init__(self, w3: Any) -> None:
+        self.w3 = w3
+        self._chain_id: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Web3Chain({self.w3!r})"
+
+    @contextmanager
+    def _errors(self, method: str, to: str | None = None) -> Iterator[None]:
+        """Turn web3.py, eth-tester and connection exceptions into keyscope errors."""
+        try:
+            yield
+        except (CallRevertedError, BadInputError, TransportError, JsonRpcError):
+            raise
+        except Exception as exc:
+            revert = _web3_revert_data(exc)
+            if revert is not None:
+                raise _revert_error(method, to, revert) from exc
+            rpc_error = _web3_rpc_error(method, exc)
+            if rpc_error is not None:
+                raise rpc_error from exc
+            names = {cls.__name__ for cls in type(exc).__mro__}
+            if isinstance(exc, (OSError, TimeoutError)) or "ProviderConnectionError" in names:
+                raise TransportError(
+                    f"cannot reach the node for {method} ({type(exc).__name__}: {exc}): check that it runs",
+                    method=method,
+                ) from exc
+            raise
+
+    @staticmethod
+    def _web3_tx(tx: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            key: "0x" + value.hex() if isinstance(value, bytes) else value
+            for key, value in normalize_transaction(tx).items()
+        }
+
+    def _latest_block(self) -> Mapping[str, Any]:
+        with self._errors("eth_getBlockByNumber"):
+            block: Mapping[str, Any] = self.w3.eth.get_block("latest")
+        return block
+
+    # -- Chain ---------------------------------------------------------------------------------------
+
+    def chain_id(self) -> int:
+        """``w3.eth.chain_id``, cached."""
+        if self._chain_id is None:
+            with self._errors("eth_chainId"):
+                self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: BlockId = "latest") -> bytes:
+        """``eth_call``; a revert raises :class:`~keyscope.errors.CallRevertedError` with the revert data."""
+        target = to_address(to)
+        tx: dict[str, Any] = {"to": target, "data": data}
+        if sender is not None:
+            tx["from"] = sender
+        params = self._web3_tx(tx)
+        with self._errors("eth_call", target):
+            return bytes(self.w3.eth.call(params, _check_block(block)))
+
+    def get_code(self, address: str) -> bytes:
+        """``eth_getCode`` at the latest block."""
+        with self._errors("eth_getCode"):
+            return bytes(self.w3.eth.get_code(to_address(address)))
+
+    def get_balance(self, address: str) -> int:
+        """``eth_getBalance`` at the latest block, in wei."""
+        with self._errors("eth_getBalance"):
+            return int(self.w3.eth.get_balance(to_address(address)))
+
+    def block_timestamp(self) -> int:
+        """The latest block's timestamp."""
+        return int(self._latest_block()["timestamp"])
+
+    def base_fee(self) -> int:
+        """The latest block's ``baseFeePerGas`` (0 when the chain has no base fee)."""
+        return int(self._latest_block().get("baseFeePerGas") or 0)
+
+    def max_priority_fee(self) -> int:
+        """``w3.eth.max_priority_fee``."""
+        with self._errors("eth_maxPriorityFeePerGas"):
+            return int(self.w3.eth.max_priority_fee)
+
+    def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        """``eth_estimateGas``; a revert raises :class:`~keyscope.errors.CallRevertedError`."""
+        params = self._web3_tx(tx)
+        with self._errors("eth_estimateGas", params.get("to")):
+            return int(self.w3.eth.estimate_gas(params))
+
+    def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
+        """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
+        return _nonce_from(self.call(entry_point, encode_get_nonce(to_address(sender), key)), entry_point)
+
+    def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
+        """``w3.eth.send_transaction`` (the provider must be able to sign for ``tx["from"]``)."""
+        params = self._web3_tx(tx)
+        with self._errors("eth_sendTransaction", params.get("to")):
+            return bytes(self.w3.eth.send_transaction(params))
