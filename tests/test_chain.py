@@ -1,0 +1,354 @@
+"""The node interface: Web3Chain on ape's local chain, RpcChain and Web3Chain on a real anvil, and RpcChain
+against a scripted HTTP server for answers a node should never give."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keyscope.artifacts import entry_point_artifact
+from keyscope.chain import Chain, RpcChain, Web3Chain, normalize_transaction
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.errors import BadInputError, CallRevertedError, ConfigurationError, TransportError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.revert import split_failed_op
+from keyscope.rpc import JsonRpcClient, JsonRpcError
+from keyscope.userop import UserOperation
+from test_bundler_client import ScriptedServer, closed_port_url, ok
+
+ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
+STRANGER = to_address("0x" + "5a" * 20)
+INCREMENT_NONCE = keccak(b"incrementNonce(uint192)")[:4]
+FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
+
+
+def handle_ops_for(sender: str, beneficiary: str) -> bytes:
+    """``handleOps`` calldata for one operation whose sender has no ``validateUserOp`` (pass the EntryPoint
+    itself): the EntryPoint reverts with ``FailedOpWithRevert(0, "AA23 reverted", "")``."""
+    op = UserOperation(
+        sender=sender,
+        nonce=0,
+        call_gas_limit=100_000,
+        verification_gas_limit=100_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**10,
+        max_priority_fee_per_gas=10**9,
+    )
+    return encode_handle_ops([op.pack()], beneficiary)
+
+
+def increment_nonce_data(key: int) -> bytes:
+    return INCREMENT_NONCE + key.to_bytes(32, "big")
+
+
+# --------------------------------------------------------------------------------------------------
+# Web3Chain under ape test (ape's local py-evm chain)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ape_chain(chain: Any) -> Web3Chain:
+    return Web3Chain(chain.provider.web3)
+
+
+def test_web3_chain_is_a_chain_and_caches_the_chain_id(ape_chain: Web3Chain, chain: Any) -> None:
+    assert isinstance(ape_chain, Chain)
+    assert ape_chain.chain_id() == chain.chain_id
+    assert ape_chain._chain_id == chain.chain_id
+    assert ape_chain.chain_id() == chain.chain_id
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.integers(min_value=0, max_value=2**192 - 1), bumps=st.integers(min_value=0, max_value=3))
+def test_get_nonce_equals_the_entry_points_answer(
+    chain: Any, entry_point: Any, accounts: Any, key: int, bumps: int
+) -> None:
+    web3_chain = Web3Chain(chain.provider.web3)
+    sender = accounts[4]
+    for _ in range(bumps):
+        entry_point.incrementNonce(key, sender=sender)
+    nonce = web3_chain.get_nonce(entry_point.address, sender.address, key)
+    assert nonce == entry_point.getNonce(sender.address, key)
+    assert nonce >> 64 == key
+    assert nonce & (2**64 - 1) >= bumps
+
+
+def test_call_of_a_reverting_function_raises_with_the_decoded_custom_error(
+    ape_chain: Web3Chain, account: str, accounts: Any
+) -> None:
+    caller = accounts[0].address
+    data = encode_execute(Call(caller, 1, b""))
+    with pytest.raises(CallRevertedError) as info:
+        ape_chain.call(account, data, sender=caller)
+    error = info.value
+    assert error.method == "eth_call" and error.to == account
+    assert error.data[:4] == keccak(b"AccountUnauthorized(address)")[:4]
+    assert error.description.startswith("AccountUnauthorized(")
+    assert caller in error.description
+    assert f"eth_call to {account} reverted: AccountUnauthorized(" in str(error)
+
+
+def test_call_of_handle_ops_decodes_the_entry_points_failed_op(
+    ape_chain: Web3Chain, entry_point: Any, accounts: Any
+) -> None:
+    with pytest.raises(CallRevertedError) as info:
+        ape_chain.call(entry_point.address, handle_ops_for(entry_point.address, accounts[0].address))
+    assert info.value.data[:4] == FAILED_OP_WITH_REVERT
+    assert split_failed_op(info.value.data) == (0, "AA23 reverted", b"")
+    assert info.value.description == "AA23 reverted: (no revert data)"
+
+
+def test_web3_chain_reads_state_like_ape(
+    ape_chain: Web3Chain, chain: Any, entry_point: Any, accounts: Any
+) -> None:
+    assert ape_chain.get_code(entry_point.address) == bytes(chain.provider.get_code(entry_point.address))
+    assert len(ape_chain.get_code(entry_point.address)) > 10_000
+    assert ape_chain.get_code(STRANGER) == b""
+    assert ape_chain.get_balance(accounts[0].address) == accounts[0].balance
+    head = chain.blocks.head
+    assert ape_chain.block_timestamp() == head.timestamp
+    assert ape_chain.base_fee() == head.base_fee
+    assert ape_chain.max_priority_fee() >= 0
+
+
+def test_web3_chain_estimates_and_sends(ape_chain: Web3Chain, accounts: Any, entry_point: Any) -> None:
+    sender, receiver = accounts[5], accounts[6]
+    assert ape_chain.estimate_gas({"from": sender.address, "to": receiver.address, "value": 1}) == 21_000
+    before = receiver.balance
+    tx_hash = ape_chain.send_transaction({"from": sender.address, "to": receiver.address, "value": "0x2a"})
+    assert len(tx_hash) == 32
+    assert receiver.balance == before + 42
+    with pytest.raises(CallRevertedError) as info:
+        ape_chain.estimate_gas(
+            {
+                "from": sender.address,
+                "to": entry_point.address,
+                "data": handle_ops_for(entry_point.address, STRANGER),
+            }
+        )
+    assert info.value.method == "eth_estimateGas"
+    assert info.value.description == "AA23 reverted: (no revert data)"
+
+
+def test_get_nonce_where_no_entry_point_is_deployed(ape_chain: Web3Chain, accounts: Any) -> None:
+    with pytest.raises(ConfigurationError, match="is an EntryPoint deployed at that address"):
+        ape_chain.get_nonce(STRANGER, accounts[0].address, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# RpcChain and Web3Chain on a real anvil
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anvil_url() -> Iterator[str]:
+    """A fresh anvil on a free port (the one ``closed_port_url`` just found free), stopped afterwards."""
+    url = closed_port_url()
+    port = url.rsplit(":", 1)[1]
+    process = subprocess.Popen(
+        [str(ANVIL), "--host", "127.0.0.1", "--port", port, "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        probe = RpcChain(url, timeout=2.0)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe.chain_id()
+                break
+            except TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    stderr = process.stderr.read().decode() if process.stderr else ""
+                    raise RuntimeError(f"anvil did not start on {url}: {stderr}") from None
+                time.sleep(0.05)
+        probe.close()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def anvil_entry_point(anvil_url: str) -> tuple[str, str]:
+    """(EntryPoint address, funded dev account) on the anvil, deployed with eth_sendTransaction."""
+    with JsonRpcClient(anvil_url) as rpc:
+        dev = to_address(rpc.request("eth_accounts")[0])
+        bytecode = entry_point_artifact()["bytecode"]
+        tx_hash = rpc.request("eth_sendTransaction", [{"from": dev, "data": bytecode, "gas": hex(8_000_000)}])
+        receipt = rpc.request("eth_getTransactionReceipt", [tx_hash])
+    assert receipt["status"] == "0x1"
+    return to_address(receipt["contractAddress"]), dev
+
+
+@pytest.fixture(params=["rpc", "web3"])
+def node(request: pytest.FixtureRequest, anvil_url: str) -> Iterator[Chain]:
+    if request.param == "rpc":
+        with RpcChain(anvil_url) as rpc_chain:
+            yield rpc_chain
+    else:
+        from web3 import HTTPProvider, Web3
+
+        yield Web3Chain(Web3(HTTPProvider(anvil_url)))
+
+
+def test_anvil_basics(node: Chain, anvil_url: str) -> None:
+    assert node.chain_id() == 31337
+    with JsonRpcClient(anvil_url) as rpc:
+        block = rpc.request("eth_getBlockByNumber", ["latest", False])
+        priority = int(rpc.request("eth_maxPriorityFeePerGas"), 16)
+    assert node.base_fee() == int(block["baseFeePerGas"], 16) > 0
+    assert node.max_priority_fee() == priority
+    assert abs(node.block_timestamp() - time.time()) < 120
+
+
+def test_anvil_get_nonce_follows_increment_nonce(node: Chain, anvil_entry_point: tuple[str, str]) -> None:
+    entry_point, dev = anvil_entry_point
+    key = 0xC0FFEE + (1 if isinstance(node, RpcChain) else 2)
+    assert node.get_nonce(entry_point, dev, key) == key << 64
+    tx_hash = node.send_transaction({"from": dev, "to": entry_point, "data": increment_nonce_data(key)})
+    assert len(tx_hash) == 32
+    assert node.get_nonce(entry_point, dev, key) == (key << 64) | 1
+
+
+def test_anvil_call_revert_carries_the_data(node: Chain, anvil_entry_point: tuple[str, str]) -> None:
+    entry_point, dev = anvil_entry_point
+    with pytest.raises(CallRevertedError) as info:
+        node.call(entry_point, handle_ops_for(entry_point, dev), sender=dev)
+    error = info.value
+    assert (error.method, error.to) == ("eth_call", entry_point)
+    assert split_failed_op(error.data) == (0, "AA23 reverted", b"")
+    assert error.description == "AA23 reverted: (no revert data)"
+    with pytest.raises(CallRevertedError) as empty:
+        node.call(entry_point, b"\xde\xad\xbe\xef")
+    assert empty.value.data == b""
+    assert empty.value.description == "(no revert data)"
+
+
+def test_anvil_estimate_gas(node: Chain, anvil_entry_point: tuple[str, str]) -> None:
+    entry_point, dev = anvil_entry_point
+    assert node.estimate_gas({"from": dev, "to": STRANGER, "value": 1}) == 21_000
+    with pytest.raises(CallRevertedError) as info:
+        node.estimate_gas({"from": dev, "to": entry_point, "data": handle_ops_for(entry_point, dev)})
+    assert info.value.method == "eth_estimateGas"
+    assert info.value.description == "AA23 reverted: (no revert data)"
+
+
+def test_anvil_reads_code_balance_and_old_blocks(
+    node: Chain, anvil_url: str, anvil_entry_point: tuple[str, str]
+) -> None:
+    entry_point, dev = anvil_entry_point
+    with JsonRpcClient(anvil_url) as rpc:
+        assert node.get_code(entry_point) == bytes.fromhex(
+            rpc.request("eth_getCode", [entry_point, "latest"])[2:]
+        )
+    assert len(node.get_code(entry_point)) == len(entry_point_artifact()["deployedBytecode"]) // 2 - 1
+    assert node.get_code(STRANGER) == b""
+    assert node.get_balance(dev) > 9_000 * 10**18
+    # Before the deployment there was no code: the call returns nothing.
+    assert node.call(entry_point, b"\x35\x56\x7e\x1e", block=0) == b""
+    with pytest.raises(BadInputError, match="neither a block number"):
+        node.call(entry_point, b"", block="newest")
+
+
+def test_anvil_send_from_a_locked_account_is_a_json_rpc_error(node: Chain) -> None:
+    with pytest.raises(JsonRpcError) as info:
+        node.send_transaction({"from": STRANGER, "to": STRANGER, "value": 1})
+    assert info.value.method == "eth_sendTransaction"
+    assert "signer" in info.value.rpc_message.lower()
+
+
+def test_unreachable_node_is_a_transport_error() -> None:
+    from web3 import HTTPProvider, Web3
+
+    url = closed_port_url()
+    with pytest.raises(TransportError, match="cannot reach"):
+        RpcChain(url, timeout=1.0).get_balance(STRANGER)
+    with pytest.raises(TransportError, match="cannot reach the node for eth_getBalance"):
+        Web3Chain(Web3(HTTPProvider(url, request_kwargs={"timeout": 1.0}))).get_balance(STRANGER)
+
+
+# --------------------------------------------------------------------------------------------------
+# Answers a node should never give
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def scripted_node() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "answer", "expected"),
+    [
+        ("eth_chainId", "banana", "which is not a quantity"),
+        ("eth_getBalance", None, "which is not a quantity"),
+        ("eth_getCode", 12, "which is not 0x-hex data"),
+        ("eth_getBlockByNumber", None, "which is not a block object"),
+        ("eth_getBlockByNumber", {"number": "0x1"}, "a block with a timestamp quantity"),
+    ],
+)
+def test_rpc_chain_refuses_malformed_answers(
+    scripted_node: ScriptedServer, method: str, answer: Any, expected: str
+) -> None:
+    scripted_node.on(method, ok(answer))
+    calls = {
+        "eth_chainId": lambda c: c.chain_id(),
+        "eth_getBalance": lambda c: c.get_balance(STRANGER),
+        "eth_getCode": lambda c: c.get_code(STRANGER),
+        "eth_getBlockByNumber": lambda c: c.block_timestamp(),
+    }
+    with RpcChain(scripted_node.url) as rpc_chain, pytest.raises(TransportError) as info:
+        calls[method](rpc_chain)
+    assert expected in str(info.value)
+    assert "Ethereum node's JSON-RPC endpoint" in str(info.value)
+    assert (info.value.method, info.value.url) == (method, scripted_node.url)
+
+
+def test_rpc_chain_base_fee_is_zero_without_eip_1559(scripted_node: ScriptedServer) -> None:
+    scripted_node.on("eth_getBlockByNumber", ok({"number": "0x1", "timestamp": "0x10"}))
+    with RpcChain(scripted_node.url) as rpc_chain:
+        assert rpc_chain.base_fee() == 0
+        assert rpc_chain.block_timestamp() == 16
+
+
+def test_rpc_chain_passes_other_node_errors_through(scripted_node: ScriptedServer) -> None:
+    from test_bundler_client import fail
+
+    scripted_node.on("eth_call", fail(-32005, "request rate exceeded"))
+    with RpcChain(scripted_node.url) as rpc_chain, pytest.raises(JsonRpcError) as info:
+        rpc_chain.call(STRANGER, b"")
+    assert (info.value.code, info.value.rpc_message) == (-32005, "request rate exceeded")
+
+
+def test_rpc_chain_decodes_revert_data_nested_in_an_object(scripted_node: ScriptedServer) -> None:
+    from test_bundler_client import error_string, fail
+
+    revert = error_string("not allowed")
+    scripted_node.on(
+        "eth_call", fail(-32603, "Error: VM Exception", {"message": "revert", "data": "0x" + revert.hex()})
+    )
+    with RpcChain(scripted_node.url) as rpc_chain, pytest.raises(CallRevertedError) as info:
+        rpc_chain.call(STRANGER, b"")
+    assert (info.value.data, info.value.description) == (revert, "not allowed")
+
+
+def test_normalize_transaction() -> None:
+    tx = normalize_transaction(
+        {"from": STRANGER.lower(), "to": None, "input": "0x01", "value": "0x10", "gas": 5}
+    )
+    assert tx == {"from": STRANGER, "data": b"\x01", "value": 16, "gas": 5}
+    with pytest.raises(BadInputError, match="unknown transaction field 'gasLimit'"):
+        normalize_transaction({"gasLimit": 1})
+    with pytest.raises(BadInputError):
+        normalize_transaction({"value": -1})
