@@ -87,14 +87,18 @@ class Harness:
 
     # -- accounts ----------------------------------------------------------------------------------
 
-    def counterfactual(self, owner: str, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0) -> str:
+    def counterfactual(
+        self, owner: str, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0
+    ) -> str:
         """The address the factory will deploy for these arguments (not deployed yet)."""
         return to_address(self.factory.getAddress(owner, [tuple(m) for m in modules], salt))
 
     def fund(self, address: str, amount: int = ETHER) -> None:
         self.funder.transfer(address, amount)
 
-    def create(self, owner: LocalSigner, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0) -> str:
+    def create(
+        self, owner: LocalSigner, modules: Sequence[tuple[int, str, bytes]] = (), salt: int = 0
+    ) -> str:
         """Deploy an account through its first UserOperation (a no-op call signed by the owner)."""
         address = self.counterfactual(owner.address, modules, salt)
         self.fund(address)
@@ -150,7 +154,9 @@ class Harness:
         assert receipt is not None
         return receipt
 
-    def owner_execute(self, account: str, owner: LocalSigner, calls: Call | list[Call], **kw: Any) -> UserOperationReceipt:
+    def owner_execute(
+        self, account: str, owner: LocalSigner, calls: Call | list[Call], **kw: Any
+    ) -> UserOperationReceipt:
         """An owner-signed operation (nonce key 0) making ``calls``; asserts it executed."""
         receipt = self.submit(self.sign_owner(self.op(account, encode_execute(calls, **kw)), owner))
         assert receipt.success, receipt.reason
@@ -212,8 +218,14 @@ class SessionHarness:
         return session_id
 
     def owner_signature(
-        self, account: str, owner: LocalSigner, session: Session, *, chain_id: int | None = None,
-        module: str | None = None, epoch: int | None = None,
+        self,
+        account: str,
+        owner: LocalSigner,
+        session: Session,
+        *,
+        chain_id: int | None = None,
+        module: str | None = None,
+        epoch: int | None = None,
     ) -> bytes:
         """The owner's one signature granting ``session`` off-chain (EIP-712 digest, signed raw)."""
         digest = session.enable_digest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import ETHER, KIND
-
 from keyscope.accounts import create_account_data
 from keyscope.execution import Call, encode_execute
 from keyscope.signing import LocalSigner
@@ -92,7 +91,9 @@ def test_module_installed_at_creation(harness, owner, module, project):
 def test_installing_an_executor_that_is_not_one_is_refused(harness, account, owner, module, project):
     from keyscope.execution import encode_execute as enc
 
-    bad = Call.of(account, 0, project.KeyscopeAccount.at(account).installModule.encode_input(2, module.address, b""))
+    bad = Call.of(
+        account, 0, project.KeyscopeAccount.at(account).installModule.encode_input(2, module.address, b"")
+    )
     receipt = harness.submit(harness.sign_owner(harness.op(account, enc(bad)), owner))
     assert not receipt.success
 
@@ -131,7 +132,9 @@ def test_the_implementation_cannot_be_initialised(factory, project, accounts):
 def test_parallel_nonce_lanes(harness, account, owner, nft):
     for lane in (1, 2):
         key = KIND.nonce_key(None, lane)
-        op = harness.op(account, encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(account))), key=key)
+        op = harness.op(
+            account, encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(account))), key=key
+        )
         assert harness.submit(harness.sign_owner(op, owner)).success
         assert harness.nonce(account, key) & ((1 << 64) - 1) == 1
     assert nft.balanceOf(account) == 2

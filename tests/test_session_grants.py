@@ -21,7 +21,9 @@ def mint_session(key: LocalSigner, nft, to: str, **kw) -> Session:
     rule = Rule(condition=Condition.EQUAL, offset=0, values=(int(to, 16),), name="to")
     return Session(
         session_key=key.address,
-        permissions=(Permission(target=nft.address, selector=SAFE_MINT, rules=(rule,), function="safeMint(address)"),),
+        permissions=(
+            Permission(target=nft.address, selector=SAFE_MINT, rules=(rule,), function="safeMint(address)"),
+        ),
         **kw,
     )
 
@@ -94,7 +96,14 @@ def test_offchain_grant_use_revoke(sessions, owner, session_key, nft, module):
     session_id = session.session_id(account, 0)
     assert not module.isSessionActive(account, session_id)
 
-    first = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    first = sessions.op(
+        account,
+        session_key,
+        mint(nft, account),
+        mode="enable",
+        session=session,
+        owner_signature=owner_signature,
+    )
     sessions.run(first)
     assert module.isSessionActive(account, session_id)
     assert nft.balanceOf(account) == 1
@@ -106,13 +115,29 @@ def test_offchain_grant_use_revoke(sessions, owner, session_key, nft, module):
     assert nft.balanceOf(account) == 2
 
     # repeating the enable payload once enabled is harmless
-    sessions.run(sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature))
+    sessions.run(
+        sessions.op(
+            account,
+            session_key,
+            mint(nft, account),
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+        )
+    )
     assert nft.balanceOf(account) == 3
 
     sessions.revoke(account, owner, session_id)
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
     # the enable payload cannot bring it back after revocation
-    replay = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    replay = sessions.op(
+        account,
+        session_key,
+        mint(nft, account),
+        mode="enable",
+        session=session,
+        owner_signature=owner_signature,
+    )
     error = sessions.h.rejected(replay)
     assert error.reason == "AA23" and "SessionIsRevoked" in str(error)
 
@@ -138,7 +163,9 @@ def test_offchain_grant_in_the_operation_that_creates_the_account(sessions, owne
         factory=h.factory.address,
         factory_data=create_account_data(owner.address, modules, 99),
     )
-    op = op.replace(signature=encode_enable_signature(session, owner_signature, session_key.sign_hash(h.hash(op))))
+    op = op.replace(
+        signature=encode_enable_signature(session, owner_signature, session_key.sign_hash(h.hash(op)))
+    )
     sessions.run(op)
     assert nft.ownerOf(0) == account
     assert module.isSessionActive(account, session.session_id(account, 0))
@@ -156,7 +183,14 @@ def test_owner_revokes_an_offchain_grant_before_it_is_used(sessions, owner, sess
     owner_signature = sessions.owner_signature(account, owner, session)
     sessions.revoke(account, owner, session.session_id(account, 0))
     error = sessions.h.rejected(
-        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+        sessions.op(
+            account,
+            session_key,
+            mint(nft, account),
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+        )
     )
     assert "SessionIsRevoked" in str(error)
     assert nft.balanceOf(account) == 0
@@ -173,7 +207,14 @@ def test_enable_signature_bound_to_chain_module_and_epoch(sessions, owner, sessi
     }[what]
     owner_signature = sessions.owner_signature(account, owner, session, **other)
     error = sessions.h.rejected(
-        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+        sessions.op(
+            account,
+            session_key,
+            mint(nft, account),
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+        )
     )
     assert error.reason == "AA23" and "InvalidOwnerSignature" in str(error)
 
@@ -184,7 +225,14 @@ def test_enable_signature_bound_to_the_account(sessions, owner, session_key, nft
     session = mint_session(session_key, nft, account_a)
     owner_signature = sessions.owner_signature(account_a, owner, session)
     error = sessions.h.rejected(
-        sessions.op(account_b, session_key, mint(nft, account_b), mode="enable", session=session, owner_signature=owner_signature)
+        sessions.op(
+            account_b,
+            session_key,
+            mint(nft, account_b),
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+        )
     )
     assert "InvalidOwnerSignature" in str(error)
 
@@ -194,17 +242,26 @@ def test_enable_signature_by_someone_else_is_refused(sessions, owner, session_ke
     session = mint_session(session_key, nft, account)
     forged = sessions.owner_signature(account, session_key, session)  # the session key signs its own grant
     error = sessions.h.rejected(
-        sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=forged)
+        sessions.op(
+            account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=forged
+        )
     )
     assert "InvalidOwnerSignature" in str(error)
 
 
-def test_enable_with_wrong_session_signature_fails_and_stores_nothing(sessions, owner, session_key, nft, module):
+def test_enable_with_wrong_session_signature_fails_and_stores_nothing(
+    sessions, owner, session_key, nft, module
+):
     account = sessions.account(owner)
     session = mint_session(session_key, nft, account)
     owner_signature = sessions.owner_signature(account, owner, session)
     op = sessions.op(
-        account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature,
+        account,
+        session_key,
+        mint(nft, account),
+        mode="enable",
+        session=session,
+        owner_signature=owner_signature,
         signer=LocalSigner.generate(),
     )
     assert sessions.h.rejected(op).reason == "AA24"
@@ -222,7 +279,9 @@ def test_wrong_signer_is_a_signature_failure(sessions, owner, session_key, nft):
     op = sessions.op(account, session_key, mint(nft, account), signer=LocalSigner.generate())
     assert sessions.h.rejected(op).reason == "AA24"
     # with the key named in the signature, the policy passes and the signature check still fails
-    op = sessions.op(account, session_key, mint(nft, account), mode="use_with_key", signer=LocalSigner.generate())
+    op = sessions.op(
+        account, session_key, mint(nft, account), mode="use_with_key", signer=LocalSigner.generate()
+    )
     assert sessions.h.rejected(op).reason == "AA24"
 
 
@@ -231,7 +290,9 @@ def test_session_of_account_a_is_useless_on_account_b(sessions, owner, session_k
     account_b = sessions.account(LocalSigner.generate(), salt=2)
     sessions.grant_onchain(account_a, owner, mint_session(session_key, nft, account_a))
     assert sessions.h.rejected(sessions.op(account_b, session_key, mint(nft, account_b))).reason == "AA24"
-    error = sessions.h.rejected(sessions.op(account_b, session_key, mint(nft, account_b), mode="use_with_key"))
+    error = sessions.h.rejected(
+        sessions.op(account_b, session_key, mint(nft, account_b), mode="use_with_key")
+    )
     assert "NoPermission" in str(error)
 
 
@@ -241,8 +302,12 @@ def test_module_never_signs_erc1271_for_the_account(sessions, owner, session_key
     sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
     digest = b"\x33" * 32
     signature = bytes.fromhex(module.address[2:]) + session_key.sign_hash(digest)
-    assert project.KeyscopeAccount.at(account).isValidSignature(digest, signature) != bytes.fromhex("1626ba7e")
-    assert module.isValidSignatureWithSender(account, digest, session_key.sign_hash(digest)) == bytes.fromhex("ffffffff")
+    assert project.KeyscopeAccount.at(account).isValidSignature(digest, signature) != bytes.fromhex(
+        "1626ba7e"
+    )
+    assert module.isValidSignatureWithSender(account, digest, session_key.sign_hash(digest)) == bytes.fromhex(
+        "ffffffff"
+    )
 
 
 def test_one_key_two_sessions_with_distinct_permissions(sessions, owner, session_key, nft, target):
@@ -254,7 +319,13 @@ def test_one_key_two_sessions_with_distinct_permissions(sessions, owner, session
         salt=1,
     )
     sessions.grant_onchain(account, owner, other)
-    sessions.run(sessions.op(account, session_key, [mint(nft, account), Call.of(target.address, 0, target.other.encode_input(1))]))
+    sessions.run(
+        sessions.op(
+            account,
+            session_key,
+            [mint(nft, account), Call.of(target.address, 0, target.other.encode_input(1))],
+        )
+    )
     assert nft.balanceOf(account) == 1 and target.calls() == 1
 
 
@@ -270,7 +341,9 @@ def test_overlapping_grant_for_the_same_key_is_refused(sessions, owner, session_
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(sessions, owner, session_key, nft, module):
+def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(
+    sessions, owner, session_key, nft, module
+):
     from conftest import KIND
 
     account = sessions.account(owner)
@@ -285,7 +358,14 @@ def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(sessions, o
     assert not module.isSessionActive(account, session_id)
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
     # nor does the old off-chain signature: it was bound to epoch 0
-    replay = sessions.op(account, session_key, mint(nft, account), mode="enable", session=session, owner_signature=owner_signature)
+    replay = sessions.op(
+        account,
+        session_key,
+        mint(nft, account),
+        mode="enable",
+        session=session,
+        owner_signature=owner_signature,
+    )
     assert "InvalidOwnerSignature" in str(sessions.h.rejected(replay))
     # a new grant works
     sessions.grant_onchain(account, owner, session)
@@ -293,7 +373,9 @@ def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(sessions, o
     assert nft.balanceOf(account) == 2
 
 
-def test_while_uninstalled_the_session_nonce_lane_falls_back_to_the_owner(sessions, owner, session_key, nft, module):
+def test_while_uninstalled_the_session_nonce_lane_falls_back_to_the_owner(
+    sessions, owner, session_key, nft, module
+):
     from conftest import KIND
 
     account = sessions.account(owner)
@@ -305,7 +387,9 @@ def test_while_uninstalled_the_session_nonce_lane_falls_back_to_the_owner(sessio
 def test_invalidate_all_sessions(sessions, owner, session_key, nft, module):
     account = sessions.account(owner)
     sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
-    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, module.invalidateAllSessions.encode_input()))
+    sessions.h.owner_execute(
+        account, owner, Call.of(module.address, 0, module.invalidateAllSessions.encode_input())
+    )
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
 
 
@@ -346,11 +430,14 @@ def test_live_permission_cap(module, accounts, nft):
     per_session = 16
     selectors = [keccak(f"f{i}()".encode())[:4] for i in range(per_session)]
     sessions_needed = cap // per_session
-    for n in range(sessions_needed):
+    for _ in range(sessions_needed):
         key = LocalSigner.generate()
         permissions = tuple(Permission(target=nft.address, selector=s) for s in selectors)
         module.enableSession(Session(session_key=key.address, permissions=permissions).as_abi(), sender=eoa)
-    extra = Session(session_key=LocalSigner.generate().address, permissions=(Permission(target=nft.address, selector=SAFE_MINT),))
+    extra = Session(
+        session_key=LocalSigner.generate().address,
+        permissions=(Permission(target=nft.address, selector=SAFE_MINT),),
+    )
     with ape.reverts(module.TooManyLivePermissions):
         module.enableSession(extra.as_abi(), sender=eoa)
     # uninstall-equivalent clean-up stays within a block

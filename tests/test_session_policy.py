@@ -17,7 +17,9 @@ OTHER = keccak(b"other(uint256)")[:4]
 AMOUNT, DELTA, WHO, TAG, FLAG = 0, 32, 64, 96, 128
 
 
-def record_call(target, amount=0, delta=0, who="0x" + "00" * 20, tag=b"\x00" * 32, flag=False, value=0) -> Call:
+def record_call(
+    target, amount=0, delta=0, who="0x" + "00" * 20, tag=b"\x00" * 32, flag=False, value=0
+) -> Call:
     return Call.of(target.address, value, target.record.encode_input(amount, delta, who, tag, flag))
 
 
@@ -29,7 +31,9 @@ def account(sessions, owner):
 def grant(sessions, account, owner, key, target, rules=(), value_limit=0, selector=RECORD, **window):
     session = Session(
         session_key=key.address,
-        permissions=(Permission(target=target.address, selector=selector, value_limit=value_limit, rules=tuple(rules)),),
+        permissions=(
+            Permission(target=target.address, selector=selector, value_limit=value_limit, rules=tuple(rules)),
+        ),
         **window,
     )
     return sessions.grant_onchain(account, owner, session)
@@ -70,7 +74,9 @@ def test_unsigned_condition_boundaries(sessions, account, owner, session_key, ta
         if allowed:
             assert result == "ok", (condition, amount, result)
         else:
-            assert "AA23" in result and "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in result, result
+            assert (
+                "AA23" in result and "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in result
+            ), result
     assert target.calls() == sum(EXPECTED[condition])
 
 
@@ -84,11 +90,15 @@ def test_signed_condition_boundaries(sessions, account, owner, session_key, targ
         assert (result == "ok") == allowed, (condition, delta, result)
 
 
-def test_unsigned_comparison_of_a_negative_int_sees_a_huge_number(sessions, account, owner, session_key, target):
+def test_unsigned_comparison_of_a_negative_int_sees_a_huge_number(
+    sessions, account, owner, session_key, target
+):
     """Without SIGNED, int256 -1 is 2**256-1: documented, and why the SDK sets SIGNED for intN arguments."""
     rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=DELTA, values=(100,))
     grant(sessions, account, owner, session_key, target, [rule])
-    assert "RuleViolated" in outcome(sessions, sessions.op(account, session_key, record_call(target, delta=-1)))
+    assert "RuleViolated" in outcome(
+        sessions, sessions.op(account, session_key, record_call(target, delta=-1))
+    )
     assert outcome(sessions, sessions.op(account, session_key, record_call(target, delta=100))) == "ok"
 
 
@@ -113,7 +123,9 @@ def test_one_of_members_and_non_members(sessions, account, owner, session_key, t
     grant(sessions, account, owner, session_key, target, [rule])
     for who in allowed:
         assert outcome(sessions, sessions.op(account, session_key, record_call(target, who=who))) == "ok"
-    assert "RuleViolated" in outcome(sessions, sessions.op(account, session_key, record_call(target, who=accounts[5].address)))
+    assert "RuleViolated" in outcome(
+        sessions, sessions.op(account, session_key, record_call(target, who=accounts[5].address))
+    )
 
 
 def test_wide_reference_values(sessions, account, owner, session_key, target):
@@ -125,9 +137,15 @@ def test_wide_reference_values(sessions, account, owner, session_key, target):
         Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=AMOUNT, values=(big,)),
     ]
     grant(sessions, account, owner, session_key, target, rules)
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=tag))) == "ok"
-    assert "ruleIndex=1" in outcome(sessions, sessions.op(account, session_key, record_call(target, amount=big - 1, tag=tag)))
-    assert "ruleIndex=0" in outcome(sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=b"\x01" * 32)))
+    assert (
+        outcome(sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=tag))) == "ok"
+    )
+    assert "ruleIndex=1" in outcome(
+        sessions, sessions.op(account, session_key, record_call(target, amount=big - 1, tag=tag))
+    )
+    assert "ruleIndex=0" in outcome(
+        sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=b"\x01" * 32))
+    )
 
 
 def test_several_rules_must_all_hold(sessions, account, owner, session_key, target, accounts):
@@ -140,7 +158,9 @@ def test_several_rules_must_all_hold(sessions, account, owner, session_key, targ
     good = {"who": accounts[2].address, "amount": 50, "flag": True}
     assert outcome(sessions, sessions.op(account, session_key, record_call(target, **good))) == "ok"
     for index, change in enumerate(({"who": accounts[3].address}, {"amount": 51}, {"flag": False})):
-        result = outcome(sessions, sessions.op(account, session_key, record_call(target, **{**good, **change})))
+        result = outcome(
+            sessions, sessions.op(account, session_key, record_call(target, **{**good, **change}))
+        )
         assert f"ruleIndex={index}" in result, result
 
 
@@ -158,7 +178,9 @@ def test_value_limit_boundary(sessions, account, owner, session_key, target):
 
 def test_zero_value_limit_refuses_any_value(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target)
-    assert "ValueLimitExceeded" in outcome(sessions, sessions.op(account, session_key, record_call(target, value=1)))
+    assert "ValueLimitExceeded" in outcome(
+        sessions, sessions.op(account, session_key, record_call(target, value=1))
+    )
 
 
 def test_value_limit_applies_to_each_call_of_a_batch(sessions, account, owner, session_key, target):
@@ -171,7 +193,9 @@ def test_value_limit_applies_to_each_call_of_a_batch(sessions, account, owner, s
 def test_plain_transfer_permission(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, value_limit=500, selector=b"\x00" * 4)
     assert outcome(sessions, sessions.op(account, session_key, Call.of(target.address, 500))) == "ok"
-    assert "ValueLimitExceeded" in outcome(sessions, sessions.op(account, session_key, Call.of(target.address, 501)))
+    assert "ValueLimitExceeded" in outcome(
+        sessions, sessions.op(account, session_key, Call.of(target.address, 501))
+    )
     # a function call needs its own permission
     assert "AA24" in outcome(sessions, sessions.op(account, session_key, record_call(target)))
 
@@ -197,7 +221,9 @@ def test_validation_data_carries_the_window(sessions, account, owner, session_ke
     grant(sessions, account, owner, session_key, target, valid_after=111, valid_until=2**40)
     op = sessions.op(account, session_key, record_call(target))
     data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
-    result = int.from_bytes(chain.provider.web3.eth.call({"from": account, "to": module.address, "data": data}), "big")
+    result = int.from_bytes(
+        chain.provider.web3.eth.call({"from": account, "to": module.address, "data": data}), "big"
+    )
     assert result & ((1 << 160) - 1) == 0
     assert (result >> 160) & ((1 << 48) - 1) == 2**40
     assert result >> 208 == 111
@@ -214,7 +240,9 @@ def test_wrong_target_and_wrong_selector(sessions, account, owner, session_key, 
     wrong_selector = Call.of(target.address, 0, target.other.encode_input(1))
     for call in (wrong_target, wrong_selector):
         assert "AA24" in outcome(sessions, sessions.op(account, session_key, call))
-        assert "NoPermission(callIndex=0" in outcome(sessions, sessions.op(account, session_key, call, mode="use_with_key"))
+        assert "NoPermission(callIndex=0" in outcome(
+            sessions, sessions.op(account, session_key, call, mode="use_with_key")
+        )
     assert target.calls() == 0
 
 
@@ -247,7 +275,9 @@ def test_empty_batch(sessions, account, owner, session_key, target):
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_calls_to_the_account_itself_are_refused(sessions, account, owner, session_key, target, module, project):
+def test_calls_to_the_account_itself_are_refused(
+    sessions, account, owner, session_key, target, module, project
+):
     from conftest import KIND
 
     grant(sessions, account, owner, session_key, target)
@@ -265,8 +295,15 @@ def test_calls_to_the_account_itself_are_refused(sessions, account, owner, sessi
 
 def test_calls_to_the_module_are_refused(sessions, account, owner, session_key, target, module):
     grant(sessions, account, owner, session_key, target)
-    other = Session(session_key=session_key.address, permissions=(Permission(target=target.address, selector=OTHER),), salt=9)
-    for data in (module.enableSession.encode_input(other.as_abi()), module.invalidateAllSessions.encode_input()):
+    other = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER),),
+        salt=9,
+    )
+    for data in (
+        module.enableSession.encode_input(other.as_abi()),
+        module.invalidateAllSessions.encode_input(),
+    ):
         result = outcome(sessions, sessions.op(account, session_key, Call.of(module.address, 0, data)))
         assert "ForbiddenTarget(callIndex=0" in result, result
 
@@ -274,17 +311,23 @@ def test_calls_to_the_module_are_refused(sessions, account, owner, session_key, 
 def test_grants_naming_the_account_or_the_module_are_refused(module, accounts, session_key):
     eoa = accounts[7]
     for forbidden in (eoa.address, module.address, "0x" + "00" * 20):
-        session = Session(session_key=session_key.address, permissions=(Permission(target=forbidden, selector=OTHER),))
+        session = Session(
+            session_key=session_key.address, permissions=(Permission(target=forbidden, selector=OTHER),)
+        )
         with ape.reverts(module.ForbiddenPermissionTarget):
             module.enableSession(session.as_abi(), sender=eoa)
 
 
 @pytest.mark.parametrize("call_type", [0xFF, 0xFE, 0x02])
-def test_delegatecall_staticcall_and_unknown_modes_are_refused(sessions, account, owner, session_key, target, call_type):
+def test_delegatecall_staticcall_and_unknown_modes_are_refused(
+    sessions, account, owner, session_key, target, call_type
+):
     grant(sessions, account, owner, session_key, target)
     execution = bytes.fromhex(target.address[2:]) + bytes(32) + target.other.encode_input(1)
     call_data = EXECUTE_SELECTOR + abi_encode(["bytes32", "bytes"], [encode_mode(call_type), execution])
-    assert "UnsupportedExecutionMode" in outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+    assert "UnsupportedExecutionMode" in outcome(
+        sessions, sessions.op(account, session_key, call_data=call_data)
+    )
 
 
 def test_mode_selector_and_payload_must_be_zero(sessions, account, owner, session_key, target):
@@ -292,7 +335,9 @@ def test_mode_selector_and_payload_must_be_zero(sessions, account, owner, sessio
     execution = bytes.fromhex(target.address[2:]) + bytes(32) + target.other.encode_input(1)
     mode = bytes(6) + b"\xde\xad\xbe\xef" + bytes(22)
     call_data = EXECUTE_SELECTOR + abi_encode(["bytes32", "bytes"], [mode, execution])
-    assert "UnsupportedExecutionMode" in outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+    assert "UnsupportedExecutionMode" in outcome(
+        sessions, sessions.op(account, session_key, call_data=call_data)
+    )
 
 
 def test_other_account_entry_points_are_refused(sessions, account, owner, session_key, target, project):
@@ -303,7 +348,9 @@ def test_other_account_entry_points_are_refused(sessions, account, owner, sessio
         contract.installModule.encode_input(1, "0x" + "66" * 20, b""),
         b"\x12\x34\x56\x78" + bytes(96),
     ):
-        assert "UnsupportedSelector" in outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+        assert "UnsupportedSelector" in outcome(
+            sessions, sessions.op(account, session_key, call_data=call_data)
+        )
 
 
 def test_short_calldata_for_a_rule_fails(sessions, account, owner, session_key, target):
@@ -317,21 +364,32 @@ def test_short_calldata_for_a_rule_fails(sessions, account, owner, session_key, 
 
 def test_one_to_three_bytes_of_calldata_are_refused(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, selector=b"\x00" * 4)
-    assert "InvalidCallData" in outcome(sessions, sessions.op(account, session_key, Call.of(target.address, 0, b"\x01\x02")))
+    assert "InvalidCallData" in outcome(
+        sessions, sessions.op(account, session_key, Call.of(target.address, 0, b"\x01\x02"))
+    )
 
 
 def test_non_canonical_execute_encodings_are_refused(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target)
     execution = bytes.fromhex(target.address[2:]) + bytes(32) + target.other.encode_input(1)
     # the bytes argument placed one word further than the canonical 0x40
-    padded = EXECUTE_SELECTOR + bytes(32) + (0x60).to_bytes(32, "big") + bytes(32) + len(execution).to_bytes(32, "big") + execution
+    padded = (
+        EXECUTE_SELECTOR
+        + bytes(32)
+        + (0x60).to_bytes(32, "big")
+        + bytes(32)
+        + len(execution).to_bytes(32, "big")
+        + execution
+    )
     assert "MalformedExecution" in outcome(sessions, sessions.op(account, session_key, call_data=padded))
     # a batch whose element offset points elsewhere
     canonical = encode_execute([record_call(target), record_call(target)])
     tampered = bytearray(canonical)
     first_element_offset = 100 + 64  # after execute's head, the batch array offset and length
     tampered[first_element_offset + 31] += 32
-    assert "MalformedExecution" in outcome(sessions, sessions.op(account, session_key, call_data=bytes(tampered)))
+    assert "MalformedExecution" in outcome(
+        sessions, sessions.op(account, session_key, call_data=bytes(tampered))
+    )
 
 
 def test_gas_griefing_field_limits_still_need_a_valid_session(sessions, account, session_key, target):

@@ -31,13 +31,17 @@ _GET_NONCE = keccak(b"getNonce(address,uint192)")[:4]
 _BALANCE_OF = keccak(b"balanceOf(address)")[:4]
 _DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
 
-USER_OPERATION_EVENT_TOPIC = keccak(b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)")
+USER_OPERATION_EVENT_TOPIC = keccak(
+    b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)"
+)
 USER_OPERATION_REVERT_REASON_TOPIC = keccak(b"UserOperationRevertReason(bytes32,address,uint256,bytes)")
 
 
 def encode_handle_ops(ops: list[PackedUserOperation], beneficiary: str) -> bytes:
     """Calldata of ``handleOps(ops, beneficiary)``."""
-    return _HANDLE_OPS + abi_encode([f"{PACKED_USEROP_ABI_TYPE}[]", "address"], [[op.as_tuple() for op in ops], beneficiary])
+    return _HANDLE_OPS + abi_encode(
+        [f"{PACKED_USEROP_ABI_TYPE}[]", "address"], [[op.as_tuple() for op in ops], beneficiary]
+    )
 
 
 def encode_get_user_op_hash(op: PackedUserOperation) -> bytes:

@@ -62,7 +62,9 @@ class Call:
     @classmethod
     def of(cls, target: object, value: object = 0, data: object = b"") -> Call:
         """Validate and normalise a call (address checksum, non-negative value, bytes data)."""
-        return cls(to_address(target, name="target"), to_int(value, name="value"), to_bytes(data, name="data"))
+        return cls(
+            to_address(target, name="target"), to_int(value, name="value"), to_bytes(data, name="data")
+        )
 
     @property
     def selector(self) -> bytes:
@@ -97,7 +99,9 @@ def _encode_batch(calls: list[Call]) -> bytes:
     return _word(0x20) + _word(len(calls)) + b"".join(heads) + b"".join(tails)
 
 
-def encode_execute(calls: list[Call] | Call, *, batch: bool | None = None, exec_type: int = EXECTYPE_DEFAULT) -> bytes:
+def encode_execute(
+    calls: list[Call] | Call, *, batch: bool | None = None, exec_type: int = EXECTYPE_DEFAULT
+) -> bytes:
     """Calldata for ``account.execute(mode, executionCalldata)``.
 
     One call is sent in single mode unless ``batch=True``; several calls always go in batch mode.
@@ -155,9 +159,15 @@ def decode_execute(call_data: bytes) -> DecodedExecute:
             f"callData selector 0x{call_data[:4].hex()} is not execute(bytes32,bytes) (0x{EXECUTE_SELECTOR.hex()})"
         )
     if len(call_data) < 100:
-        raise ExecuteDecodeError(f"execute callData of {len(call_data)} bytes is shorter than its 100-byte head")
+        raise ExecuteDecodeError(
+            f"execute callData of {len(call_data)} bytes is shorter than its 100-byte head"
+        )
     mode = call_data[4:36]
-    if mode[0] not in (CALLTYPE_SINGLE, CALLTYPE_BATCH) or mode[1] not in (EXECTYPE_DEFAULT, EXECTYPE_TRY) or any(mode[2:]):
+    if (
+        mode[0] not in (CALLTYPE_SINGLE, CALLTYPE_BATCH)
+        or mode[1] not in (EXECTYPE_DEFAULT, EXECTYPE_TRY)
+        or any(mode[2:])
+    ):
         raise ExecuteDecodeError(
             f"execution mode 0x{mode.hex()} is not allowed: sessions may use single or batch calls only"
         )
@@ -189,7 +199,9 @@ def _decode_batch(data: bytes) -> tuple[Call, ...]:
     for index in range(count):
         offset = _read_word(data, base + 32 * index, f"offset of call {index}")
         if offset != expected:
-            raise ExecuteDecodeError(f"call {index} is not canonically encoded (offset {offset}, expected {expected})")
+            raise ExecuteDecodeError(
+                f"call {index} is not canonically encoded (offset {offset}, expected {expected})"
+            )
         start = base + offset
         target_word = _read_word(data, start, f"target of call {index}")
         if target_word >> 160:
@@ -200,6 +212,8 @@ def _decode_batch(data: bytes) -> tuple[Call, ...]:
         size = _read_word(data, start + 96, f"data length of call {index}")
         if start + 128 + size > len(data):
             raise ExecuteDecodeError(f"call {index} claims {size} bytes of data past the end of the batch")
-        calls.append(Call(to_address(target_word.to_bytes(20, "big")), value, data[start + 128 : start + 128 + size]))
+        calls.append(
+            Call(to_address(target_word.to_bytes(20, "big")), value, data[start + 128 : start + 128 + size])
+        )
         expected += 128 + size + (-size % 32)
     return tuple(calls)

@@ -21,7 +21,9 @@ def calldata_gas(data: bytes) -> int:
     return 4 * zeros + 16 * (len(data) - zeros)
 
 
-def pre_verification_gas(op: UserOperation, *, bundle_size: int = 1, signature_size: int | None = None) -> int:
+def pre_verification_gas(
+    op: UserOperation, *, bundle_size: int = 1, signature_size: int | None = None
+) -> int:
     """preVerificationGas as the reference bundler computes it for a bundle of ``bundle_size`` operations.
 
     When ``signature_size`` is given, the signature is taken to be that long (for estimates made with a

@@ -33,6 +33,9 @@ class SessionGrant(BaseModel):
     how: Literal["onchain", "offchain"]
     owner_signature: HexData | None = None
     account_kind: str = "keyscope"
+    factory: Address | None = None
+    """For an account not deployed when the session was granted: the factory its first operation calls."""
+    factory_data: HexData = b""
 
     @property
     def session_key(self) -> str:

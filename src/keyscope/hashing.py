@@ -78,9 +78,7 @@ def user_op_hash_v08(
     return keccak(b"\x19\x01" + domain + struct_hash)
 
 
-def user_op_hash(
-    op: PackedUserOperation, entry_point: str, chain_id: int, *, version: str = "0.7"
-) -> bytes:
+def user_op_hash(op: PackedUserOperation, entry_point: str, chain_id: int, *, version: str = "0.7") -> bytes:
     """The userOpHash for the EntryPoint ``version`` ("0.7" or "0.8")."""
     if version == "0.7":
         return user_op_hash_v07(op, entry_point, chain_id)

@@ -10,11 +10,11 @@ from pydantic import BeforeValidator, PlainSerializer
 from .errors import BadInputError, InvalidAddressError
 
 __all__ = [
+    "ZERO_ADDRESS",
     "Address",
     "HexBytes32",
     "HexData",
     "HexInt",
-    "ZERO_ADDRESS",
     "keccak",
     "to_address",
     "to_bytes",
@@ -58,10 +58,12 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None) -
     elif isinstance(value, str):
         text = value[2:] if value.startswith(("0x", "0X")) else value
         if len(text) % 2 or not set(text) <= _HEX_DIGITS:
-            raise BadInputError(f"{name} {value!r} is not hex data: give 0x followed by an even number of hex digits")
+            raise BadInputError(
+                f"{name} {value!r} is not hex data: give 0x followed by an even number of hex digits"
+            )
         raw = bytes.fromhex(text)
     elif hasattr(value, "__bytes__"):
-        raw = bytes(value)  # type: ignore[call-overload]
+        raw = bytes(value)
     else:
         raise BadInputError(f"{name} must be bytes or a 0x-hex string, got {type(value).__name__}")
     if length is not None and len(raw) != length:
@@ -111,7 +113,9 @@ def _parse_int(value: Any) -> int:
 Address = Annotated[str, BeforeValidator(_parse_address)]
 """A checksummed address; validates strings, bytes and objects with ``.address``."""
 
-HexData = Annotated[bytes, BeforeValidator(_parse_data), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)]
+HexData = Annotated[
+    bytes, BeforeValidator(_parse_data), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)
+]
 """Arbitrary bytes; validates bytes or 0x-hex, serialises to 0x-hex."""
 
 HexBytes32 = Annotated[

@@ -13,7 +13,10 @@ from .artifacts import contract_artifact
 __all__ = ["decode_revert", "describe_revert", "split_failed_op"]
 
 _ENTRY_POINT_ERRORS: list[dict[str, Any]] = [
-    {"name": "FailedOp", "inputs": [{"name": "opIndex", "type": "uint256"}, {"name": "reason", "type": "string"}]},
+    {
+        "name": "FailedOp",
+        "inputs": [{"name": "opIndex", "type": "uint256"}, {"name": "reason", "type": "string"}],
+    },
     {
         "name": "FailedOpWithRevert",
         "inputs": [
@@ -32,7 +35,7 @@ _ENTRY_POINT_ERRORS: list[dict[str, Any]] = [
 def _signature(entry: dict[str, Any]) -> str:
     def kind(item: dict[str, Any]) -> str:
         if item["type"].startswith("tuple"):
-            return "(" + ",".join(kind(c) for c in item["components"]) + ")" + item["type"][5:]
+            return "(" + ",".join(kind(c) for c in item["components"]) + ")" + str(item["type"])[5:]
         return str(item["type"])
 
     return f"{entry['name']}({','.join(kind(i) for i in entry['inputs'])})"

@@ -22,7 +22,9 @@ __all__ = ["JsonRpcClient", "JsonRpcError"]
 class JsonRpcError(KeyscopeError):
     """The endpoint answered a JSON-RPC error object."""
 
-    def __init__(self, method: str, code: int, message: str, data: Any = None, url: str | None = None) -> None:
+    def __init__(
+        self, method: str, code: int, message: str, data: Any = None, url: str | None = None
+    ) -> None:
         self.method = method
         self.code = code
         self.rpc_message = message
@@ -39,12 +41,16 @@ class JsonRpcClient:
 
     def __init__(self, url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
         if not url.startswith(("http://", "https://")):
-            raise TransportError(f"{url!r} is not an http(s) URL: give the endpoint as http://host:port", url=url)
+            raise TransportError(
+                f"{url!r} is not an http(s) URL: give the endpoint as http://host:port", url=url
+            )
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})})
+        self._http = httpx.Client(
+            timeout=timeout, headers={"Content-Type": "application/json", **(headers or {})}
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -91,7 +97,11 @@ class JsonRpcClient:
                 url=self.url,
                 method=method,
             ) from None
-        if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or ("result" not in body and "error" not in body):
+        if (
+            not isinstance(body, dict)
+            or body.get("jsonrpc") != "2.0"
+            or ("result" not in body and "error" not in body)
+        ):
             raise TransportError(
                 f"{self.url} answered {method} with HTTP {response.status_code} and JSON that is not a JSON-RPC "
                 f"response: {str(body)[:200]!r}",
@@ -101,8 +111,16 @@ class JsonRpcClient:
         error = body.get("error")
         if error is not None:
             if not isinstance(error, dict):
-                raise TransportError(f"{self.url} answered {method} with a malformed error: {error!r}", url=self.url, method=method)
+                raise TransportError(
+                    f"{self.url} answered {method} with a malformed error: {error!r}",
+                    url=self.url,
+                    method=method,
+                )
             raise JsonRpcError(
-                method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data"), url=self.url
+                method,
+                int(error.get("code", 0)),
+                str(error.get("message", "")),
+                error.get("data"),
+                url=self.url,
             )
         return body["result"]

@@ -53,7 +53,9 @@ _SESSION_TYPE = (
 RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
 PERMISSION_TYPEHASH = keccak((_PERMISSION_TYPE + _RULE_TYPE).encode())
 SESSION_TYPEHASH = keccak((_SESSION_TYPE + _PERMISSION_TYPE + _RULE_TYPE).encode())
-_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
 
 SESSION_ABI_TYPE = "(address,uint48,uint48,uint256,(address,bytes4,uint256,(uint8,uint16,uint256[])[])[])"
 """The ABI type of ``ISessionKeyValidator.Session``."""
@@ -112,14 +114,18 @@ class Rule(_Model):
     def _words(cls, values: tuple[int, ...]) -> tuple[int, ...]:
         for value in values:
             if not 0 <= value <= UINT256_MAX:
-                raise ValueError(f"reference value {value} is not a uint256 word (use Rule.signed_word for negatives)")
+                raise ValueError(
+                    f"reference value {value} is not a uint256 word (use Rule.signed_word for negatives)"
+                )
         return values
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
         op, flags = self.condition & 0x0F, self.condition & 0xF0
         if flags & ~SIGNED or op > Condition.ONE_OF:
-            raise ValueError(f"unknown condition 0x{self.condition:02x}: use a Condition, optionally | SIGNED")
+            raise ValueError(
+                f"unknown condition 0x{self.condition:02x}: use a Condition, optionally | SIGNED"
+            )
         count = len(self.values)
         if op <= Condition.NOT_EQUAL and count != 1:
             raise ValueError(f"{Condition(op).name} takes exactly one reference value, got {count}")
@@ -264,7 +270,9 @@ class Session(_Model):
     @model_validator(mode="after")
     def _shape(self) -> Session:
         if not 1 <= len(self.permissions) <= MAX_PERMISSIONS:
-            raise ValueError(f"a session needs 1 to {MAX_PERMISSIONS} permissions, got {len(self.permissions)}")
+            raise ValueError(
+                f"a session needs 1 to {MAX_PERMISSIONS} permissions, got {len(self.permissions)}"
+            )
         if self.valid_until and self.valid_until <= self.valid_after:
             raise ValueError(f"valid_until {self.valid_until} must be after valid_after {self.valid_after}")
         seen: set[tuple[str, bytes]] = set()
@@ -315,7 +323,9 @@ class Session(_Model):
 
     def enable_digest(self, account: str, epoch: int, chain_id: int, module: str) -> bytes:
         """The EIP-712 digest the owner signs to grant this session off-chain."""
-        return keccak(b"\x19\x01" + self.domain_separator(chain_id, module) + self.struct_hash(account, epoch))
+        return keccak(
+            b"\x19\x01" + self.domain_separator(chain_id, module) + self.struct_hash(account, epoch)
+        )
 
     def typed_data(self, account: str, epoch: int, chain_id: int, module: str) -> dict[str, Any]:
         """The EIP-712 typed data (for ``eth_signTypedData_v4`` or eth-account) of the grant."""
@@ -349,7 +359,12 @@ class Session(_Model):
                 ],
             },
             "primaryType": "Session",
-            "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id, "verifyingContract": module},
+            "domain": {
+                "name": DOMAIN_NAME,
+                "version": DOMAIN_VERSION,
+                "chainId": chain_id,
+                "verifyingContract": module,
+            },
             "message": {
                 "account": account,
                 "sessionKey": self.session_key,
@@ -363,7 +378,8 @@ class Session(_Model):
                         "selector": p.selector,
                         "valueLimit": p.value_limit,
                         "rules": [
-                            {"condition": r.condition, "offset": r.offset, "values": list(r.values)} for r in p.rules
+                            {"condition": r.condition, "offset": r.offset, "values": list(r.values)}
+                            for r in p.rules
                         ],
                     }
                     for p in self.permissions
@@ -386,7 +402,9 @@ class Session(_Model):
 
 def encode_enable_signature(session: Session, owner_signature: bytes, session_signature: bytes) -> bytes:
     """ENABLE layout: ``0x01 || abi.encode(Session, bytes ownerSignature, bytes sessionSignature)``."""
-    body = abi_encode([SESSION_ABI_TYPE, "bytes", "bytes"], [session.as_abi(), owner_signature, session_signature])
+    body = abi_encode(
+        [SESSION_ABI_TYPE, "bytes", "bytes"], [session.as_abi(), owner_signature, session_signature]
+    )
     return bytes((MODE_ENABLE,)) + body
 
 

@@ -99,7 +99,8 @@ class UserOperation(_Wire):
             account_gas_limits=self.verification_gas_limit.to_bytes(16, "big")
             + self.call_gas_limit.to_bytes(16, "big"),
             pre_verification_gas=self.pre_verification_gas,
-            gas_fees=self.max_priority_fee_per_gas.to_bytes(16, "big") + self.max_fee_per_gas.to_bytes(16, "big"),
+            gas_fees=self.max_priority_fee_per_gas.to_bytes(16, "big")
+            + self.max_fee_per_gas.to_bytes(16, "big"),
             paymaster_and_data=paymaster_and_data,
             signature=self.signature,
         )
@@ -172,7 +173,9 @@ class PackedUserOperation(_Wire):
     def unpack(self) -> UserOperation:
         """The :class:`UserOperation` JSON-RPC form of this struct."""
         if 0 < len(self.init_code) < 20:
-            raise BadInputError(f"initCode of {len(self.init_code)} bytes: it must be empty or start with a factory")
+            raise BadInputError(
+                f"initCode of {len(self.init_code)} bytes: it must be empty or start with a factory"
+            )
         if 0 < len(self.paymaster_and_data) < 52:
             raise BadInputError(
                 f"paymasterAndData of {len(self.paymaster_and_data)} bytes: it must be empty or hold at least "

@@ -30,7 +30,9 @@ _INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
 _UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
 
 
-def create_account_data(owner: str, modules: Sequence[ModuleInit] = (), salt: int = 0, *, view: bool = False) -> bytes:
+def create_account_data(
+    owner: str, modules: Sequence[ModuleInit] = (), salt: int = 0, *, view: bool = False
+) -> bytes:
     """Calldata of ``createAccount(owner, modules, salt)`` (or of ``getAddress`` with ``view=True``)."""
     args = abi_encode(
         ["address", "(uint256,address,bytes)[]", "uint256"],
@@ -53,9 +55,13 @@ class KeyscopeAccountKind(AccountKind):
         return (int(to_address(validator), 16) << 32) | lane
 
     def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
-        data = _INSTALL + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data])
+        data = _INSTALL + abi_encode(
+            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data]
+        )
         return Call(to_address(account), 0, data)
 
     def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        data = _UNINSTALL + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), deinit_data])
+        data = _UNINSTALL + abi_encode(
+            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), deinit_data]
+        )
         return Call(to_address(account), 0, data)

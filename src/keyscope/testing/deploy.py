@@ -38,7 +38,9 @@ def deploy_entry_point(deployer: Any) -> Any:
     return contract_container("EntryPoint").deploy(sender=deployer)
 
 
-def deploy_factory(entry_point: Any, deployer: Any, *, stake: int = ETHER, unstake_delay: int = 86_400) -> Any:
+def deploy_factory(
+    entry_point: Any, deployer: Any, *, stake: int = ETHER, unstake_delay: int = 86_400
+) -> Any:
     """Deploy a ``KeyscopeAccountFactory`` and stake it (ERC-7562 lets staked factories' accounts initialise
     modules during creation)."""
     factory = deploy_contract("KeyscopeAccountFactory", deployer, entry_point.address, deployer.address)

@@ -77,7 +77,9 @@ class InProcessBundler:
     def _check_entry_point(self, entry_point: str, method: str) -> None:
         if to_address(entry_point) != self.entry_point:
             raise BundlerRejectedError(
-                method, -32602, f"unsupported EntryPoint {entry_point}: this bundler serves {self.entry_point}"
+                method,
+                -32602,
+                f"unsupported EntryPoint {entry_point}: this bundler serves {self.entry_point}",
             )
 
     def _simulate(self, op: UserOperation, method: str) -> None:
@@ -90,7 +92,9 @@ class InProcessBundler:
                 raise TransportError(f"simulating handleOps failed: {exc}", method=method) from exc
             failed = split_failed_op(revert)
             if failed is None:
-                raise BundlerRejectedError(method, -32500, f"handleOps reverted: {describe_revert(revert)}", revert) from None
+                raise BundlerRejectedError(
+                    method, -32500, f"handleOps reverted: {describe_revert(revert)}", revert
+                ) from None
             _, reason, inner = failed
             message = f"{reason}: {describe_revert(inner)}" if inner else reason
             code = -32501 if reason.startswith("AA3") else -32500

@@ -1,0 +1,91 @@
+"""keyscope: ERC-4337 session keys for ERC-7579 smart accounts.
+
+A user signs once; a dapp then sends UserOperations from the user's account with a session key, within
+what the user signed — checked by the ``SessionKeyValidator`` module on chain, and by this SDK before
+anything is sent::
+
+    from keyscope import Policy, SessionKey, arg, connect
+
+    net = connect(node_url, bundler_url, module=MODULE, factory=FACTORY)
+    owner = net.owner(owner_key)                          # the user's account (created on first use)
+    key = SessionKey.generate()
+    grant = owner.grant(key, [Policy.call(nft, "safeMint(address)", rules=[arg("to") == user])], valid_for=3600)
+    session = net.session(grant, key)
+    receipt = session.execute(nft, "safeMint(address)", user).wait()
+"""
+
+from .bundler import Bundler, BundlerClient, FeeQuote, GasEstimate, PendingUserOperation, UserOperationReceipt
+from .calls import encode_function_call, function_call
+from .chain import Chain, RpcChain, Web3Chain
+from .checker import PolicyChecker, check
+from .errors import (
+    BadInputError,
+    BundlerRejectedError,
+    KeyscopeError,
+    PaymasterError,
+    PolicyViolationError,
+    SessionError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+    SessionRevokedError,
+    TransportError,
+    UserOperationFailedError,
+    UserOperationTimeoutError,
+)
+from .execution import Call
+from .grant import SessionGrant
+from .keys import SessionKey
+from .network import Network, connect
+from .owner import GrantRequest, Owner
+from .policy import Policy, arg
+from .session import Condition, Permission, Rule, Session
+from .session_account import SessionAccount
+from .signing import LocalSigner
+from .userop import PackedUserOperation, UserOperation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadInputError",
+    "Bundler",
+    "BundlerClient",
+    "BundlerRejectedError",
+    "Call",
+    "Chain",
+    "Condition",
+    "FeeQuote",
+    "GasEstimate",
+    "GrantRequest",
+    "KeyscopeError",
+    "LocalSigner",
+    "Network",
+    "Owner",
+    "PackedUserOperation",
+    "PaymasterError",
+    "PendingUserOperation",
+    "Permission",
+    "Policy",
+    "PolicyChecker",
+    "PolicyViolationError",
+    "RpcChain",
+    "Rule",
+    "Session",
+    "SessionAccount",
+    "SessionError",
+    "SessionExpiredError",
+    "SessionGrant",
+    "SessionKey",
+    "SessionNotYetValidError",
+    "SessionRevokedError",
+    "TransportError",
+    "UserOperation",
+    "UserOperationFailedError",
+    "UserOperationReceipt",
+    "UserOperationTimeoutError",
+    "Web3Chain",
+    "arg",
+    "check",
+    "connect",
+    "encode_function_call",
+    "function_call",
+]

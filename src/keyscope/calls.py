@@ -1,0 +1,42 @@
+"""Build :class:`~keyscope.execution.Call` objects from a function signature and Python arguments."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from eth_abi import encode as abi_encode
+
+from .errors import BadInputError
+from .execution import Call
+from .policy import AbiFunction, parse_signature
+
+__all__ = ["encode_function_call", "function_call"]
+
+
+@lru_cache(maxsize=256)
+def _function(signature: str) -> AbiFunction:
+    return parse_signature(signature)
+
+
+def encode_function_call(signature: str, *args: Any) -> bytes:
+    """Calldata for ``signature`` (e.g. ``"transfer(address to,uint256 amount)"``) called with ``args``."""
+    function = _function(signature)
+    types = [param.type.name for param in function.inputs]
+    if len(args) != len(types):
+        raise BadInputError(
+            f"{function.signature} takes {len(types)} argument(s) ({function.describe_inputs()}), got {len(args)}"
+        )
+    plain = [
+        getattr(a, "address", a) if not isinstance(a, (str, bytes, int, bool, list, tuple)) else a
+        for a in args
+    ]
+    try:
+        return function.selector + abi_encode(types, plain)
+    except Exception as exc:
+        raise BadInputError(f"cannot encode the arguments of {function.signature}: {exc}") from exc
+
+
+def function_call(target: Any, signature: str, *args: Any, value: int = 0) -> Call:
+    """The call ``target.signature(*args)`` carrying ``value`` wei."""
+    return Call.of(target, value, encode_function_call(signature, *args))

@@ -1,0 +1,134 @@
+"""Where sessions live: a node, a bundler, the EntryPoint and the session module, in one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from .accounts import AccountKind, KeyscopeAccountKind
+from .artifacts import ENTRY_POINT_V07
+from .bundler.client import BundlerClient
+from .bundler.types import Bundler
+from .chain import Chain, RpcChain
+from .hexutil import to_address
+
+if TYPE_CHECKING:
+    from .grant import SessionGrant
+    from .keys import SessionKey
+    from .owner import Owner
+    from .paymaster import PaymasterClient
+    from .session_account import SessionAccount
+    from .signing import HashSigner
+
+__all__ = ["Network", "connect"]
+
+_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
+_ACCOUNT_ID = keccak(b"accountId()")[:4]
+
+
+@dataclass
+class Network:
+    """A node (:class:`~keyscope.chain.Chain`), a bundler (:class:`~keyscope.bundler.Bundler`), the EntryPoint
+    v0.7 and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed only
+    to create keyscope accounts, ``paymaster`` only to have operations sponsored.
+
+    Build it with :func:`connect`.
+    """
+
+    chain: Chain
+    bundler: Bundler
+    module: str
+    entry_point: str = ENTRY_POINT_V07
+    factory: str | None = None
+    paymaster: PaymasterClient | None = None
+    kind: AccountKind = field(default_factory=KeyscopeAccountKind)
+    _chain_id: int | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.module = to_address(self.module, name="module")
+        self.entry_point = to_address(self.entry_point, name="entry_point")
+        if self.factory is not None:
+            self.factory = to_address(self.factory, name="factory")
+
+    @property
+    def chain_id(self) -> int:
+        """The node's chain id (queried once)."""
+        if self._chain_id is None:
+            self._chain_id = self.chain.chain_id()
+        return self._chain_id
+
+    # -- accounts ----------------------------------------------------------------------------------
+
+    def is_deployed(self, account: str) -> bool:
+        """Whether ``account`` has code."""
+        return bool(self.chain.get_code(to_address(account)))
+
+    def supports_sessions(self, account: str) -> bool:
+        """Whether the session module is installed on the (deployed) ``account``."""
+        data = _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
+        try:
+            result = self.chain.call(to_address(account), data)
+        except Exception:
+            return False
+        return len(result) >= 32 and abi_decode(["bool"], result[:32])[0]
+
+    def account_id(self, account: str) -> str | None:
+        """The ERC-7579 ``accountId()`` of ``account``, or None if it has none."""
+        try:
+            return str(abi_decode(["string"], self.chain.call(to_address(account), _ACCOUNT_ID))[0])
+        except Exception:
+            return None
+
+    # -- factories of the main objects ----------------------------------------------------------------
+
+    def owner(self, signer: HashSigner, account: str | None = None, *, salt: int = 0) -> Owner:
+        """The :class:`~keyscope.owner.Owner` of ``account`` (or, with ``account`` None, of the keyscope account
+        ``signer`` owns at ``salt``, created by its first operation with the session module installed)."""
+        from .owner import Owner
+
+        return Owner(self, signer, account, salt=salt)
+
+    def session(self, grant: SessionGrant, key: SessionKey | HashSigner, **options: Any) -> SessionAccount:
+        """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``."""
+        from .session_account import SessionAccount
+
+        return SessionAccount(grant, key, network=self, **options)
+
+
+def connect(
+    node: str | Chain,
+    bundler: str | Bundler,
+    *,
+    module: str,
+    entry_point: str = ENTRY_POINT_V07,
+    factory: str | None = None,
+    paymaster: str | PaymasterClient | None = None,
+    kind: AccountKind | None = None,
+    timeout: float = 30.0,
+) -> Network:
+    """A :class:`Network` from URLs (or ready :class:`~keyscope.chain.Chain` / bundler objects).
+
+    ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given, operations are sponsored.
+    """
+    chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
+    client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
+    sponsor: PaymasterClient | None
+    if isinstance(paymaster, str):
+        from .paymaster import PaymasterClient
+
+        sponsor = PaymasterClient(paymaster, timeout=timeout)
+    else:
+        sponsor = paymaster
+    return Network(
+        chain=chain,
+        bundler=client,
+        module=module,
+        entry_point=entry_point,
+        factory=factory,
+        paymaster=sponsor,
+        kind=kind or KeyscopeAccountKind(),
+    )

@@ -1,0 +1,107 @@
+"""Turn calls into a sent UserOperation: nonce, fees, gas estimate (with a placeholder signature of the real
+shape), paymaster fields, signature, and the bundler. Shared by the owner and the session paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .bundler.pending import PendingUserOperation
+from .bundler.types import GasEstimate
+from .hashing import user_op_hash_v07
+from .network import Network
+from .userop import UserOperation
+
+__all__ = ["Draft", "OperationBuilder"]
+
+# Margins over the bundler's estimate. Unused verification gas costs nothing in EntryPoint v0.7;
+# unused call gas above 40,000 costs 10 %, so the call gas limit gets only a small margin.
+VERIFICATION_MARGIN = 1.15
+CALL_MARGIN = 1.05
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What an operation is to do: ``sender`` runs ``call_data`` on nonce lane ``nonce_key``; the account is
+    created by ``factory``/``factory_data`` if it has no code yet."""
+
+    sender: str
+    call_data: bytes
+    nonce_key: int
+    factory: str | None = None
+    factory_data: bytes = b""
+
+
+class OperationBuilder:
+    """Builds, signs and sends UserOperations on a :class:`~keyscope.network.Network`."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    def needs_factory(self, draft: Draft) -> bool:
+        """Whether the operation must create its account (a factory is known and the sender has no code)."""
+        return draft.factory is not None and not self.network.is_deployed(draft.sender)
+
+    def prepare(
+        self,
+        draft: Draft,
+        placeholder_signature: bytes,
+        *,
+        gas: GasEstimate | None = None,
+        nonce: int | None = None,
+    ) -> UserOperation:
+        """An unsigned operation with nonce, fees, gas limits and paymaster fields filled in.
+
+        ``placeholder_signature`` must have the shape (and for the session module, the mode) of the real
+        signature: bundlers simulate validation with it to estimate gas. Pass ``gas`` to skip estimation.
+        """
+        net = self.network
+        deploy = self.needs_factory(draft)
+        fees = net.bundler.fee_quote()
+        op = UserOperation(
+            sender=draft.sender,
+            nonce=net.chain.get_nonce(net.entry_point, draft.sender, draft.nonce_key)
+            if nonce is None
+            else nonce,
+            factory=draft.factory if deploy else None,
+            factory_data=draft.factory_data if deploy else b"",
+            call_data=draft.call_data,
+            max_fee_per_gas=fees.max_fee_per_gas,
+            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            signature=placeholder_signature,
+        )
+        if net.paymaster is not None:
+            op = net.paymaster.stub_data(op, net.entry_point, net.chain_id).apply(op)
+        if gas is None:
+            gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
+        op = op.replace(
+            pre_verification_gas=gas.pre_verification_gas,
+            verification_gas_limit=int(gas.verification_gas_limit * VERIFICATION_MARGIN),
+            call_gas_limit=int(gas.call_gas_limit * CALL_MARGIN),
+            paymaster_verification_gas_limit=(
+                int(gas.paymaster_verification_gas_limit * VERIFICATION_MARGIN)
+                if gas.paymaster_verification_gas_limit is not None
+                else op.paymaster_verification_gas_limit
+            ),
+            paymaster_post_op_gas_limit=(
+                gas.paymaster_post_op_gas_limit
+                if gas.paymaster_post_op_gas_limit is not None
+                else op.paymaster_post_op_gas_limit
+            ),
+        )
+        if net.paymaster is not None:
+            op = net.paymaster.data(op, net.entry_point, net.chain_id).apply(op)
+        return op
+
+    def user_op_hash(self, op: UserOperation) -> bytes:
+        """The v0.7 userOpHash of ``op`` on this network."""
+        return user_op_hash_v07(op.pack(), self.network.entry_point, self.network.chain_id)
+
+    def sign(self, op: UserOperation, signature_for: Callable[[bytes], bytes]) -> UserOperation:
+        """``op`` with ``signature_for(userOpHash)`` as its signature."""
+        return op.replace(signature=signature_for(self.user_op_hash(op)))
+
+    def send(self, op: UserOperation) -> PendingUserOperation:
+        """Send a signed operation to the bundler."""
+        net = self.network
+        return PendingUserOperation(net.bundler, net.bundler.send_user_operation(op, net.entry_point), op)

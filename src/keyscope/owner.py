@@ -1,0 +1,326 @@
+"""The account owner's side: create the account, install the session module, grant and revoke sessions.
+
+The owner signs once per grant. Off-chain (the default), the owner signs the session's EIP-712 typed data
+and nothing is sent: the session key's first operation carries the signature and enables the session on
+chain. On-chain, the owner sends one UserOperation calling ``enableSession``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from .accounts import MODULE_TYPE_VALIDATOR, create_account_data
+from .bundler.pending import PendingUserOperation
+from .bundler.types import UserOperationReceipt
+from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
+from .execution import Call, encode_execute
+from .grant import SessionGrant
+from .hexutil import to_address
+from .network import Network
+from .operations import Draft, OperationBuilder
+from .session import SESSION_ABI_TYPE, Permission, Session
+from .signing import HashSigner
+
+__all__ = ["GrantRequest", "Owner", "PendingGrant"]
+
+_ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
+_REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
+_INVALIDATE_ALL = keccak(b"invalidateAllSessions()")[:4]
+_EPOCH_OF = keccak(b"epochOf(address)")[:4]
+_PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    """A session ready for the owner's one signature: show :attr:`typed_data` to the owner's wallet
+    (``eth_signTypedData_v4``), then :meth:`complete` with the signature."""
+
+    session: Session
+    account: str
+    module: str
+    chain_id: int
+    entry_point: str
+    epoch: int
+    factory: str | None
+    factory_data: bytes
+    account_kind: str
+
+    @property
+    def session_id(self) -> bytes:
+        """The id the session will have on chain."""
+        return self.session.session_id(self.account, self.epoch)
+
+    @property
+    def typed_data(self) -> dict[str, Any]:
+        """The EIP-712 typed data the owner signs."""
+        return self.session.typed_data(self.account, self.epoch, self.chain_id, self.module)
+
+    @property
+    def digest(self) -> bytes:
+        """The EIP-712 digest of :attr:`typed_data`."""
+        return self.session.enable_digest(self.account, self.epoch, self.chain_id, self.module)
+
+    def complete(self, owner_signature: bytes) -> SessionGrant:
+        """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature``."""
+        return SessionGrant(
+            session=self.session,
+            account=self.account,
+            module=self.module,
+            chain_id=self.chain_id,
+            entry_point=self.entry_point,
+            epoch=self.epoch,
+            session_id=self.session_id,
+            how="offchain",
+            owner_signature=owner_signature,
+            account_kind=self.account_kind,
+            factory=self.factory,
+            factory_data=self.factory_data,
+        )
+
+
+class PendingGrant:
+    """An on-chain grant sent to the bundler: :meth:`wait` returns the :class:`SessionGrant` once included."""
+
+    def __init__(self, pending: PendingUserOperation, request: GrantRequest) -> None:
+        self.operation = pending
+        self.request = request
+
+    @property
+    def session_id(self) -> bytes:
+        return self.request.session_id
+
+    def wait(self, timeout: float = 60.0) -> SessionGrant:
+        """Wait for the owner's operation; raises if it failed."""
+        self.receipt = self.operation.wait(timeout)
+        request = self.request
+        return SessionGrant(
+            session=request.session,
+            account=request.account,
+            module=request.module,
+            chain_id=request.chain_id,
+            entry_point=request.entry_point,
+            epoch=request.epoch,
+            session_id=request.session_id,
+            how="onchain",
+            account_kind=request.account_kind,
+        )
+
+    receipt: UserOperationReceipt | None = None
+
+
+def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, now: int) -> int:
+    if valid_for is not None:
+        if valid_until:
+            raise BadInputError("give valid_for or valid_until, not both")
+        if valid_for <= 0:
+            raise BadInputError(f"valid_for must be a positive number of seconds, got {valid_for}")
+        return max(now, valid_after) + int(valid_for)
+    return valid_until
+
+
+class Owner:
+    """The owner of a smart account, holding the owner's key (any :class:`~keyscope.signing.HashSigner`).
+
+    With ``account`` None, the account is the keyscope account the factory creates for this owner and
+    ``salt``, with the session module installed at creation (so its first operation can already be a
+    session's).
+    """
+
+    def __init__(
+        self, network: Network, signer: HashSigner, account: str | None = None, *, salt: int = 0
+    ) -> None:
+        self.network = network
+        self.signer = signer
+        self.salt = salt
+        self._builder = OperationBuilder(network)
+        self._factory_data = b""
+        if account is None:
+            if network.factory is None:
+                raise ConfigurationError(
+                    "no account given and no factory configured: pass account=, or connect(..., factory=...) "
+                    "to create keyscope accounts"
+                )
+            self._factory_data = create_account_data(signer.address, self.creation_modules, salt)
+            self.account = self._counterfactual_address()
+        else:
+            self.account = to_address(account, name="account")
+
+    def __repr__(self) -> str:
+        return f"Owner({self.signer.address} of {self.account})"
+
+    # -- the account --------------------------------------------------------------------------------
+
+    @property
+    def creation_modules(self) -> list[tuple[int, str, bytes]]:
+        """Modules the factory installs when it creates the account: the session module."""
+        return [(MODULE_TYPE_VALIDATOR, self.network.module, b"")]
+
+    @property
+    def factory(self) -> str | None:
+        """The factory that creates the account, when keyscope creates it."""
+        return self.network.factory if self._factory_data else None
+
+    @property
+    def factory_data(self) -> bytes:
+        """The factory call creating the account (empty for an account given by address)."""
+        return self._factory_data
+
+    def _counterfactual_address(self) -> str:
+        assert self.network.factory is not None
+        data = create_account_data(self.signer.address, self.creation_modules, self.salt, view=True)
+        return to_address(self.network.chain.call(self.network.factory, data)[12:32])
+
+    def is_deployed(self) -> bool:
+        """Whether the account has code yet."""
+        return self.network.is_deployed(self.account)
+
+    def supports_sessions(self) -> bool:
+        """Whether the session module is installed (or will be, by the factory, when the account is created)."""
+        if self.is_deployed():
+            return self.network.supports_sessions(self.account)
+        return bool(self._factory_data)
+
+    def _draft(self, call_data: bytes) -> Draft:
+        return Draft(
+            sender=self.account,
+            call_data=call_data,
+            nonce_key=self.network.kind.nonce_key(None),
+            factory=self.factory,
+            factory_data=self._factory_data,
+        )
+
+    def execute(self, calls: Call | Sequence[Call]) -> PendingUserOperation:
+        """Send an owner-signed operation making ``calls`` (creating the account first if needed)."""
+        kind = self.network.kind
+        call_list = [calls] if isinstance(calls, Call) else list(calls)
+        draft = self._draft(encode_execute(call_list))
+        op = self._builder.prepare(draft, kind.owner_user_op_signature(_PLACEHOLDER_ECDSA))
+        op = self._builder.sign(
+            op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
+        )
+        return self._builder.send(op)
+
+    def install_sessions(self) -> PendingUserOperation | None:
+        """Install the session module if it is not installed yet; None when there is nothing to do."""
+        if self.supports_sessions():
+            return None
+        if not self.is_deployed():
+            raise UnsupportedAccountError(
+                f"{self.account} has no code and keyscope does not know how to create it: deploy it first"
+            )
+        return self.execute(self.network.kind.install_validator_call(self.account, self.network.module))
+
+    def uninstall_sessions(self) -> PendingUserOperation:
+        """Uninstall the session module: every session of the account dies, for good."""
+        return self.execute(self.network.kind.uninstall_validator_call(self.account, self.network.module))
+
+    # -- grants -------------------------------------------------------------------------------------
+
+    def epoch(self) -> int:
+        """The account's current epoch at the module (enable signatures are bound to it)."""
+        result = self.network.chain.call(
+            self.network.module, _EPOCH_OF + abi_encode(["address"], [self.account])
+        )
+        return int(abi_decode(["uint32"], result)[0])
+
+    def session_for(
+        self,
+        key: Any,
+        permissions: Iterable[Permission],
+        *,
+        valid_for: float | None = None,
+        valid_after: int = 0,
+        valid_until: int = 0,
+        salt: int | None = None,
+    ) -> Session:
+        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
+
+        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
+        ``valid_for`` seconds from now (the chain's clock). A random ``salt`` keeps ids unique.
+        """
+        now = self.network.chain.block_timestamp() if valid_for is not None else 0
+        return Session(
+            session_key=to_address(key, name="session key"),
+            valid_after=valid_after,
+            valid_until=_valid_until(valid_for, valid_until, valid_after, now),
+            salt=secrets.randbits(64) if salt is None else salt,
+            permissions=tuple(permissions),
+        )
+
+    def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
+        """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for`
+        for the window options)."""
+        session = self.session_for(key, permissions, **window)
+        return self.request_for(session)
+
+    def request_for(self, session: Session) -> GrantRequest:
+        """The :class:`GrantRequest` for an already built ``session``."""
+        deployed = self.is_deployed()
+        net = self.network
+        return GrantRequest(
+            session=session,
+            account=self.account,
+            module=net.module,
+            chain_id=net.chain_id,
+            entry_point=net.entry_point,
+            epoch=self.epoch(),
+            factory=None if deployed else self.factory,
+            factory_data=b"" if deployed else self._factory_data,
+            account_kind=net.kind.name,
+        )
+
+    def sign_grant(self, request: GrantRequest) -> SessionGrant:
+        """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind)."""
+        kind = self.network.kind
+        digest = kind.erc1271_digest(request.account, request.chain_id, request.digest)
+        return request.complete(kind.wrap_erc1271_signature(self.signer.sign_hash(digest)))
+
+    def grant(
+        self,
+        key: Any,
+        permissions: Iterable[Permission],
+        *,
+        onchain: bool = False,
+        timeout: float = 60.0,
+        **window: Any,
+    ) -> SessionGrant:
+        """Grant ``permissions`` to the session ``key`` with one owner signature.
+
+        Off-chain (default): returns at once; the session key's first operation enables the session.
+        On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and waits for it.
+        """
+        request = self.prepare_grant(key, permissions, **window)
+        if onchain:
+            return self._send_grant(request).wait(timeout)
+        return self.sign_grant(request)
+
+    def grant_onchain(self, key: Any, permissions: Iterable[Permission], **window: Any) -> PendingGrant:
+        """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant."""
+        return self._send_grant(self.prepare_grant(key, permissions, **window))
+
+    def _send_grant(self, request: GrantRequest) -> PendingGrant:
+        data = _ENABLE_SESSION + abi_encode([SESSION_ABI_TYPE], [request.session.as_abi()])
+        return PendingGrant(self.execute(Call(self.network.module, 0, data)), request)
+
+    def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
+        """Revoke a session (a grant or its id), enabled or not yet: it can never be used again."""
+        session_id = grant.session_id if isinstance(grant, SessionGrant) else _session_id(grant)
+        data = _REVOKE_SESSION + session_id
+        return self.execute(Call(self.network.module, 0, data))
+
+    def invalidate_all(self) -> PendingUserOperation:
+        """Invalidate every session of the account and every enable signature not yet used."""
+        return self.execute(Call(self.network.module, 0, _INVALIDATE_ALL))
+
+
+def _session_id(value: bytes | str) -> bytes:
+    from .hexutil import to_bytes
+
+    return to_bytes(value, name="session id", length=32)

@@ -1,0 +1,138 @@
+"""The SDK end to end on ape's local chain: owner, grants both ways, session operations, refusals.
+
+The bundler here is the in-process submitter (same interface as the JSON-RPC client): the operations go
+through the real EntryPoint ``handleOps`` and the real module.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ETHER
+from keyscope import (
+    BundlerRejectedError,
+    Network,
+    Policy,
+    PolicyViolationError,
+    SessionExpiredError,
+    SessionGrant,
+    SessionKey,
+    SessionRevokedError,
+    Web3Chain,
+    arg,
+    function_call,
+)
+from keyscope.signing import LocalSigner
+
+
+@pytest.fixture
+def net(chain, bundler, module, entry_point, factory):
+    return Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )
+
+
+@pytest.fixture
+def owner(net, harness):
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    return owner
+
+
+def mint_policy(nft, user):
+    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
+
+
+def test_offchain_grant_first_operation_creates_account_and_enables(net, owner, nft, module):
+    assert not owner.is_deployed() and owner.supports_sessions()
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    assert grant.how == "offchain" and grant.factory == net.factory
+    # the grant survives a trip through JSON, as a dapp would store it
+    grant = SessionGrant.from_json(grant.to_json())
+
+    session = net.session(grant, key)
+    receipt = session.execute(nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success
+    assert owner.is_deployed()
+    assert nft.ownerOf(0) == owner.account
+    assert module.isSessionActive(owner.account, grant.session_id)
+
+    # second operation: plain 65-byte USE signature
+    pending = session.execute(nft, "safeMint(address)", owner.account)
+    assert len(pending.op.signature) == 65
+    pending.wait()
+    assert nft.balanceOf(owner.account) == 2
+
+
+def test_onchain_grant_batch_and_revoke(net, owner, nft):
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], onchain=True)
+    assert grant.how == "onchain" and grant.owner_signature is None
+
+    session = net.session(grant, key)
+    calls = [function_call(nft, "safeMint(address)", owner.account) for _ in range(3)]
+    session.execute_batch(calls).wait()
+    assert nft.balanceOf(owner.account) == 4
+
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError, match="revoked"):
+        session.execute(nft, "safeMint(address)", owner.account)
+
+
+def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    session = net.session(grant, key)
+    stranger = accounts[4].address
+    with pytest.raises(PolicyViolationError) as info:
+        session.execute(nft, "safeMint(address)", stranger)
+    error = info.value
+    assert error.call_index == 0 and error.permission_index == 0 and error.rule_index == 0
+    assert "`to`" in str(error) and stranger in str(error) and owner.account in str(error)
+    assert not owner.is_deployed()  # nothing was sent
+
+    with pytest.raises(PolicyViolationError, match="no permission"):
+        session.execute(nft, "approve(address,uint256)", stranger, 1)
+
+
+def test_bypassing_the_local_check_meets_the_module(net, owner, nft, accounts):
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    session = net.session(grant, key)
+    session.execute(nft, "safeMint(address)", owner.account).wait()  # enables the session
+    with pytest.raises(BundlerRejectedError) as info:
+        session.execute(nft, "safeMint(address)", accounts[4].address, check=False)
+    assert info.value.reason == "AA23"
+    assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in str(info.value)
+
+
+def test_expired_session_is_refused_locally(net, owner, nft, chain):
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=60)
+    session = net.session(grant, key)
+    chain.pending_timestamp = chain.blocks.head.timestamp + 120
+    chain.mine()
+    with pytest.raises(SessionExpiredError):
+        session.execute(nft, "safeMint(address)", owner.account)
+
+
+def test_wrong_key_for_the_grant_is_refused(net, owner, nft):
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_for=3600)
+    with pytest.raises(ValueError, match="not this session's key"):
+        net.session(grant, SessionKey.generate())
+
+
+def test_grant_request_for_an_external_wallet(net, owner, nft):
+    """A wallet signs the typed data (eth_signTypedData_v4); here eth-account plays the wallet."""
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    signature = owner.signer.sign_typed_data(request.typed_data)
+    grant = request.complete(signature)
+    net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    assert nft.balanceOf(owner.account) == 1
