@@ -1,0 +1,171 @@
+"""The anvil node: where its binary is, how it is started, and its standard development keys."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+from ..artifacts import npm_package_dir
+from ..errors import ConfigurationError, KeyscopeError
+from ..rpc import JsonRpcClient
+from .errors import LocalStackError, PortInUseError, StartupTimeoutError, ToolNotFoundError
+from .processes import ManagedProcess
+
+__all__ = [
+    "ANVIL_MNEMONIC",
+    "AnvilConfig",
+    "anvil_npm_package",
+    "dev_private_key",
+    "find_anvil",
+    "start_anvil",
+]
+
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+"""The mnemonic anvil derives its development accounts from unless told otherwise."""
+
+_LISTENING = re.compile(r"Listening on ([0-9.]+):([0-9]+)")
+
+_PLATFORMS = {"linux": "linux", "darwin": "darwin", "windows": "win32"}
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def anvil_npm_package() -> str:
+    """The npm package holding the anvil binary for this machine (``@foundry-rs/anvil-linux-amd64`` here)."""
+    system = _PLATFORMS.get(platform.system().lower(), platform.system().lower())
+    machine = _MACHINES.get(platform.machine().lower(), platform.machine().lower())
+    return f"@foundry-rs/anvil-{system}-{machine}"
+
+
+def find_anvil(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The anvil binary: ``explicit``, else ``$KEYSCOPE_ANVIL``, else the one in the npm package."""
+    package = anvil_npm_package()
+    given = explicit or os.environ.get("KEYSCOPE_ANVIL")
+    if given:
+        path = Path(given)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            source = "given" if explicit else "named by KEYSCOPE_ANVIL"
+            raise ToolNotFoundError(
+                f"the anvil binary {source}, {path}, does not exist or is not executable: fix the path, or "
+                f"leave it out to use the one from the npm package {package} (`make setup` or `npm ci` "
+                "installs it)"
+            )
+        return path
+    try:
+        directory = npm_package_dir(package)
+    except ConfigurationError:
+        raise ToolNotFoundError(
+            f"anvil is not installed: it comes from the npm package {package}. Run `make setup` (or "
+            "`npm ci`) in the keyscope checkout, point KEYSCOPE_NODE_MODULES at a node_modules folder that "
+            "has it, or KEYSCOPE_ANVIL at an anvil binary"
+        ) from None
+    binary = directory / "bin" / "anvil"
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise ToolNotFoundError(
+            f"the npm package {package} in {directory} has no executable bin/anvil: reinstall it "
+            "with `npm ci`"
+        )
+    return binary
+
+
+@cache
+def dev_private_key(index: int, mnemonic: str = ANVIL_MNEMONIC) -> bytes:
+    """Private key of anvil's development account ``index`` for ``mnemonic`` (path m/44'/60'/0'/0/index)."""
+    seed = seed_from_mnemonic(mnemonic, "")
+    return bytes(key_from_seed(seed, f"m/44'/60'/0'/0/{index}"))
+
+
+@dataclass(frozen=True)
+class AnvilConfig:
+    """How to start anvil.
+
+    ``port`` None lets the kernel pick a free port (``--port 0``; the stack reads the port anvil reports).
+    ``accounts`` development accounts get ``balance_ether`` each.
+    """
+
+    chain_id: int = 31337
+    port: int | None = None
+    accounts: int = 10
+    balance_ether: int = 10_000
+    mnemonic: str = ANVIL_MNEMONIC
+    disable_code_size_limit: bool = False
+    hardfork: str | None = None
+    extra_args: Sequence[str] = field(default_factory=tuple)
+
+    def arguments(self) -> list[str]:
+        """anvil's command-line arguments (without the binary)."""
+        args = [
+            "--host", "127.0.0.1",
+            "--port", str(self.port or 0),
+            "--chain-id", str(self.chain_id),
+            "--accounts", str(self.accounts),
+            "--balance", str(self.balance_ether),
+            "--mnemonic", self.mnemonic,
+            "--color", "never",
+        ]  # fmt: skip
+        if self.disable_code_size_limit:
+            args.append("--disable-code-size-limit")
+        if self.hardfork:
+            args += ["--hardfork", self.hardfork]
+        return args + list(self.extra_args)
+
+
+def start_anvil(
+    config: AnvilConfig, log_path: Path, *, binary: Path | None = None, timeout: float = 30.0
+) -> tuple[ManagedProcess, str]:
+    """Start anvil and wait until it answers JSON-RPC; return the process and its URL.
+
+    On failure the process is stopped and a :class:`~keyscope.local.errors.LocalStackError` says why.
+    """
+    process = ManagedProcess("anvil", [str(binary or find_anvil()), *config.arguments()], log_path)
+    process.start()
+    try:
+        match = process.wait_for_log(_LISTENING, timeout, what="the address it listens on")
+        url = f"http://{match.group(1)}:{match.group(2)}"
+        _wait_until_serving(process, url, config.chain_id, timeout)
+    except PortInUseError as exc:
+        process.stop()
+        raise PortInUseError(
+            f"anvil cannot listen on 127.0.0.1:{config.port}: another program holds that port. Choose "
+            "another port, or none to get a free one",
+            log_path=exc.log_path,
+            log_tail=exc.log_tail,
+        ) from None
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def _wait_until_serving(process: ManagedProcess, url: str, chain_id: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with JsonRpcClient(url, timeout=2.0) as rpc:
+        while True:
+            try:
+                answered = int(rpc.request("eth_chainId"), 16)
+            except KeyscopeError:
+                if not process.alive():
+                    process.raise_exited("it served JSON-RPC")
+                if time.monotonic() > deadline:
+                    raise StartupTimeoutError(
+                        f"anvil listens at {url} but did not answer eth_chainId within {timeout:.0f}s",
+                        log_path=process.log_path,
+                        log_tail=process.log_tail(),
+                    ) from None
+                time.sleep(0.02)
+                continue
+            if answered != chain_id:
+                raise LocalStackError(
+                    f"anvil at {url} reports chain id {answered}, not the {chain_id} it was started with: is "
+                    "another node answering on that port?",
+                    log_path=process.log_path,
+                    log_tail=process.log_tail(),
+                )
+            return
