@@ -1,0 +1,106 @@
+"""``python -m keyscope.local``: run the local stack in the foreground until Ctrl-C (or SIGTERM)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from ..errors import KeyscopeError
+from .stack import LocalStack
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyscope.local",
+        description="Run anvil and the Alto bundler on 127.0.0.1 with the EntryPoint v0.7 and keyscope's "
+        "contracts deployed, until Ctrl-C.",
+    )
+    parser.add_argument("--chain-id", type=int, default=31337, help="chain id (default 31337)")
+    parser.add_argument(
+        "--block-time", type=int, default=None, help="seconds between blocks (default: instant)"
+    )
+    parser.add_argument("--node-port", type=int, default=None, help="anvil's port (default: a free one)")
+    parser.add_argument("--bundler-port", type=int, default=None, help="Alto's port (default: a free one)")
+    parser.add_argument("--no-bundler", action="store_true", help="run the node only")
+    parser.add_argument("--disable-code-size-limit", action="store_true", help="lift EIP-170's 24 KiB limit")
+    parser.add_argument(
+        "--log-dir", default=None, help="where anvil.log and alto.log go (default: a temp folder)"
+    )
+    parser.add_argument(
+        "--alto-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for Alto, repeatable (e.g. --alto-arg=--log-level --alto-arg=debug)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the stack's details as one JSON object")
+    return parser
+
+
+def _print_details(stack: LocalStack, as_json: bool) -> None:
+    info = stack.describe()
+    if as_json:
+        print(json.dumps(info), flush=True)
+        return
+    lines = [
+        f"node (anvil)      {info['rpc_url']}   chain id {info['chain_id']}",
+        f"bundler (Alto)    {info.get('bundler_url', '(not started)')}",
+        f"EntryPoint v0.7   {info['entry_point']}",
+        f"factory (staked)  {info['factory']}",
+        f"session module    {info['module']}",
+        f"demo NFT          {info['nft']}",
+        f"deployer          {info['deployer']}",
+        "funded development accounts (well-known keys: never use them on a real network):",
+        *(f"  {signer.address}  0x{signer.private_key.hex()}" for signer in stack.accounts),
+        f"logs              {stack.log_dir}",
+        f"started in {stack.timings['total']:.1f}s; Ctrl-C to stop",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the stack, print its details, wait for Ctrl-C or SIGTERM, stop it. Returns the exit status."""
+    args = _parser().parse_args(argv)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    stack = LocalStack(
+        chain_id=args.chain_id,
+        block_time=args.block_time,
+        bundler=not args.no_bundler,
+        disable_code_size_limit=args.disable_code_size_limit,
+        node_port=args.node_port,
+        bundler_port=args.bundler_port,
+        log_dir=args.log_dir,
+        keep_logs=True,
+        alto_args=args.alto_arg,
+    )
+    try:
+        with stack:
+            _print_details(stack, args.json)
+            while stack.running:
+                time.sleep(0.5)
+            print(
+                f"a process of the stack exited on its own: see the logs in {stack.log_dir}",
+                file=sys.stderr,
+            )
+            return 1
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+        return 0
+    except KeyscopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
