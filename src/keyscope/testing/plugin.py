@@ -7,12 +7,17 @@ default), once per test session:
 * ``keyscope_factory``     a staked ``KeyscopeAccountFactory``
 * ``keyscope_module``      the ``SessionKeyValidator``
 * ``keyscope_bundler``     an :class:`~keyscope.testing.submitter.InProcessBundler` sending ``handleOps``
+* ``local_stack``          a running :class:`~keyscope.local.LocalStack` (real anvil + real Alto bundler on
+  127.0.0.1, keyscope deployed), independent of ape's network; logs go to ``$KEYSCOPE_STACK_LOG_DIR``
+  when set
 
 Nothing is imported from ape until a fixture is used, so the plugin costs nothing in other test suites.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -56,3 +61,12 @@ def keyscope_bundler(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
     from .submitter import InProcessBundler
 
     return InProcessBundler(keyscope_entry_point.address, keyscope_deployer)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[Any]:
+    """A :class:`~keyscope.local.LocalStack` started once per test session and stopped at its end."""
+    from keyscope.local import LocalStack
+
+    with LocalStack(log_dir=os.environ.get("KEYSCOPE_STACK_LOG_DIR") or None) as stack:
+        yield stack

@@ -1,0 +1,323 @@
+"""The local stack: a real anvil and a real Alto, keyscope deployed, and an operation through the bundler."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from typing import Any
+
+import pytest
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+
+from keyscope.accounts import create_account_data
+from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.errors import ConfigurationError, KeyscopeError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address, to_bytes
+from keyscope.local import (
+    LocalStack,
+    LocalStackError,
+    PortInUseError,
+    ProcessStartError,
+    StartupTimeoutError,
+    ToolNotFoundError,
+    entry_point_code_matches,
+    get_deposit_info,
+)
+from keyscope.local.deploy import create_address
+from keyscope.rpc import JsonRpcClient
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+
+pytestmark = pytest.mark.e2e
+
+ETHER = 10**18
+# Well-formed (low s, v 27) but signed by nobody in particular: the account's ECDSA check fails without
+# reverting, which is what gas estimation needs before the owner signs.
+DUMMY_SIGNATURE = bytes.fromhex("11" * 32 + "22" * 32 + "1b")
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # Still in the process table: only acceptable as an unreaped zombie of someone else.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ", 1)[1].startswith("Z")
+
+
+def _wait_gone(pids: list[int], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_gone(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _call(node: JsonRpcClient, to: str, signature: str, types: list[str], args: list[Any]) -> bytes:
+    data = keccak(signature.encode())[:4] + abi_encode(types, args)
+    return to_bytes(node.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]))
+
+
+# -- the session stack --------------------------------------------------------------------------------
+
+
+def test_node_and_addresses(local_stack: LocalStack) -> None:
+    node = local_stack.node
+    assert local_stack.rpc_url.startswith("http://127.0.0.1:")
+    assert local_stack.bundler_url.startswith("http://127.0.0.1:")
+    assert int(node.request("eth_chainId"), 16) == local_stack.chain_id == 31337
+    assert local_stack.entry_point == ENTRY_POINT_V07
+    for address in (local_stack.factory, local_stack.module, local_stack.nft):
+        assert to_bytes(node.request("eth_getCode", [address, "latest"])), address
+    # Deployed from the deployer's first nonces: factory, (addStake), module, NFT.
+    assert local_stack.factory == create_address(local_stack.deployer.address, 1)
+    assert local_stack.module == create_address(local_stack.deployer.address, 3)
+    assert local_stack.nft == create_address(local_stack.deployer.address, 4)
+    assert {a.address for a in local_stack.accounts}.isdisjoint(
+        {
+            local_stack.deployer.address,
+            local_stack.utility.address,
+            *(e.address for e in local_stack.executors),
+        }
+    )
+    for signer in local_stack.accounts:
+        assert local_stack.balance(signer.address) > 1_000 * ETHER
+
+
+def test_servers_listen_on_localhost_only(local_stack: LocalStack) -> None:
+    listening = {}
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                address, port = fields[1].split(":")
+                listening[int(port, 16)] = address
+    for url in (local_stack.rpc_url, local_stack.bundler_url):
+        port = int(url.rsplit(":", 1)[1])
+        assert listening.get(port) == "0100007F", f"{url} listens on {listening.get(port)}"  # 127.0.0.1
+
+
+def test_entry_point_is_the_npm_artefact_at_its_canonical_address(local_stack: LocalStack) -> None:
+    code = to_bytes(local_stack.node.request("eth_getCode", [ENTRY_POINT_V07, "latest"]))
+    assert entry_point_code_matches(code)
+    assert not entry_point_code_matches(code[:-1] + b"\x00")
+    # It is the real thing: getNonce answers.
+    nonce = _call(
+        local_stack.node,
+        ENTRY_POINT_V07,
+        "getNonce(address,uint192)",
+        ["address", "uint192"],
+        [local_stack.deployer.address, 0],
+    )
+    assert int.from_bytes(nonce, "big") == 0
+
+
+def test_factory_is_staked(local_stack: LocalStack) -> None:
+    info = get_deposit_info(local_stack.node, local_stack.entry_point, local_stack.factory)
+    assert info.staked
+    assert info.stake == ETHER
+    assert info.unstake_delay_sec == 86_400
+    assert info.withdraw_time == 0
+    owner = _call(local_stack.node, local_stack.factory, "owner()", [], [])
+    assert to_address(owner[12:]) == local_stack.deployer.address
+
+
+def test_bundler_answers(local_stack: LocalStack) -> None:
+    with JsonRpcClient(local_stack.bundler_url) as bundler:
+        assert int(bundler.request("eth_chainId"), 16) == local_stack.chain_id
+        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [ENTRY_POINT_V07]
+
+
+def test_node_helpers(local_stack: LocalStack) -> None:
+    someone = LocalSigner.generate().address
+    assert local_stack.fund(someone, 3 * ETHER) == 3 * ETHER
+    assert local_stack.fund(someone, 2 * ETHER) == 5 * ETHER
+
+    block = local_stack.block_number()
+    assert local_stack.mine() == block + 1
+    assert local_stack.mine(3) == block + 4
+
+    before = local_stack.timestamp()
+    assert local_stack.increase_time(3600) >= before + 3600
+
+    snapshot = local_stack.snapshot()
+    local_stack.fund(someone, ETHER)
+    local_stack.revert(snapshot)
+    assert local_stack.balance(someone) == 5 * ETHER
+    with pytest.raises(LocalStackError, match="no snapshot"):
+        local_stack.revert(snapshot)
+
+
+def _owner_operation(
+    stack: LocalStack, bundler: JsonRpcClient, owner: LocalSigner
+) -> tuple[UserOperation, str]:
+    """A signed operation that creates ``owner``'s account and mints it an NFT; and the account's address."""
+    node = stack.node
+    account = to_address(to_bytes(node.request("eth_call", [
+        {"to": stack.factory, "data": "0x" + create_account_data(owner.address, view=True).hex()}, "latest"
+    ]))[12:])  # fmt: skip
+    assert not to_bytes(node.request("eth_getCode", [account, "latest"])), "the account must not exist yet"
+    stack.fund(account, ETHER)
+
+    mint = keccak(b"safeMint(address)")[:4] + abi_encode(["address"], [account])
+    draft = UserOperation(
+        sender=account,
+        nonce=0,
+        factory=stack.factory,
+        factory_data=create_account_data(owner.address),
+        call_data=encode_execute(Call(stack.nft, 0, mint)),
+        signature=DUMMY_SIGNATURE,
+    )
+    estimate = bundler.request("eth_estimateUserOperationGas", [draft.to_rpc(), stack.entry_point])
+    fees = bundler.request("pimlico_getUserOperationGasPrice")["fast"]
+    priced = draft.replace(
+        call_gas_limit=estimate["callGasLimit"],
+        verification_gas_limit=estimate["verificationGasLimit"],
+        pre_verification_gas=estimate["preVerificationGas"],
+        max_fee_per_gas=fees["maxFeePerGas"],
+        max_priority_fee_per_gas=fees["maxPriorityFeePerGas"],
+    )
+    signed = priced.replace(signature=owner.sign_hash(priced.hash(stack.entry_point, stack.chain_id)))
+    return signed, account
+
+
+def _send_and_wait(
+    bundler: JsonRpcClient, op: UserOperation, entry_point: str
+) -> tuple[dict[str, Any], float]:
+    sent = time.perf_counter()
+    user_op_hash = bundler.request("eth_sendUserOperation", [op.to_rpc(), entry_point])
+    deadline = sent + 30
+    while time.perf_counter() < deadline:
+        receipt = bundler.request("eth_getUserOperationReceipt", [user_op_hash])
+        if receipt is not None:
+            return receipt, time.perf_counter() - sent
+        time.sleep(0.01)
+    raise AssertionError(f"no receipt for {user_op_hash} after 30s")
+
+
+def test_owner_operation_creates_an_account_and_mints_through_alto(local_stack: LocalStack) -> None:
+    owner = LocalSigner.generate()
+    with JsonRpcClient(local_stack.bundler_url) as bundler:
+        op, account = _owner_operation(local_stack, bundler, owner)
+        receipt, latency = _send_and_wait(bundler, op, local_stack.entry_point)
+
+    assert receipt["success"] is True, receipt
+    assert to_address(receipt["sender"]) == account
+    assert receipt["userOpHash"] == "0x" + op.hash(local_stack.entry_point, local_stack.chain_id).hex()
+    assert int(receipt["receipt"]["status"], 16) == 1
+    node = local_stack.node
+    assert to_bytes(node.request("eth_getCode", [account, "latest"])), "the account was not created"
+    (balance,) = abi_decode(
+        ["uint256"], _call(node, local_stack.nft, "balanceOf(address)", ["address"], [account])
+    )
+    assert balance == 1
+    # The bundle was sent by Alto's executor, not by anyone else.
+    tx = node.request("eth_getTransactionByHash", [receipt["receipt"]["transactionHash"]])
+    assert to_address(tx["from"]) == local_stack.executors[0].address
+    assert latency < 10, f"send -> receipt took {latency:.2f}s"
+
+
+def test_restart_bundler_serves_again(local_stack: LocalStack) -> None:
+    url = local_stack.bundler_url
+    old_pid = local_stack.pids["alto"]
+    assert local_stack.restart_bundler() == url
+    assert _wait_gone([old_pid])
+    assert local_stack.pids["alto"] != old_pid
+    assert local_stack.running
+    with JsonRpcClient(local_stack.bundler_url) as bundler:
+        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [ENTRY_POINT_V07]
+        op, _account = _owner_operation(local_stack, bundler, LocalSigner.generate())
+        receipt, _latency = _send_and_wait(bundler, op, local_stack.entry_point)
+    assert receipt["success"] is True
+
+
+# -- stacks of their own --------------------------------------------------------------------------------
+
+
+def test_processes_are_gone_after_an_exception_in_the_with_block() -> None:
+    pids: list[int] = []
+    with pytest.raises(RuntimeError, match="boom"), LocalStack(accounts=1) as stack:
+        pids = list(stack.pids.values())
+        log_dir = stack.log_dir
+        assert len(pids) == 2
+        raise RuntimeError("boom")
+    assert _wait_gone(pids, timeout=0.1), "stop() returned before its processes were gone"
+    assert not stack.running
+    assert not log_dir.exists(), "the temporary log folder was not removed"
+    with pytest.raises(LocalStackError, match="not running"):
+        _ = stack.rpc_url
+
+
+def test_node_only_stack_stops_on_stop(tmp_path: Any) -> None:
+    stack = LocalStack(bundler=False, chain_id=1337, accounts=1, log_dir=tmp_path)
+    stack.start()
+    try:
+        assert set(stack.pids) == {"anvil"}
+        assert int(stack.node.request("eth_chainId"), 16) == 1337
+        assert get_deposit_info(stack.node, stack.entry_point, stack.factory).staked
+        with pytest.raises(LocalStackError, match="without a bundler"):
+            _ = stack.bundler_url
+        pid = stack.pids["anvil"]
+    finally:
+        stack.stop()
+    assert _gone(pid)
+    stack.stop()  # idempotent
+    assert "Listening on 127.0.0.1" in (tmp_path / "anvil.log").read_text(), "a given log folder is kept"
+
+
+def test_interval_mining() -> None:
+    with LocalStack(bundler=False, block_time=1, accounts=1) as stack:
+        first = stack.block_number()
+        time.sleep(1.3)
+        assert stack.block_number() >= first + 1
+
+
+def test_a_taken_port_is_reported(tmp_path: Any) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        stack = LocalStack(bundler=False, node_port=port, accounts=1, log_dir=tmp_path)
+        with pytest.raises(PortInUseError) as info:
+            stack.start()
+    assert str(port) in str(info.value)
+    assert info.value.log_tail
+
+
+def test_a_process_dying_at_start_is_reported_with_its_log() -> None:
+    stack = LocalStack(bundler=False, anvil_args=["--hardfork", "no-such-fork"], accounts=1)
+    with pytest.raises(ProcessStartError) as info:
+        stack.start()
+    assert "anvil exited" in str(info.value)
+    assert "no-such-fork" in info.value.log_tail
+    log_path = info.value.log_path
+    assert log_path is not None and log_path.exists(), "a failed start keeps its log"
+    shutil.rmtree(log_path.parent)
+
+
+def test_a_bundler_not_ready_in_time_is_reported_and_stopped(tmp_path: Any) -> None:
+    stack = LocalStack(accounts=1, startup_timeout=0.5, log_dir=tmp_path)
+    with pytest.raises(StartupTimeoutError) as info:
+        stack.start()
+    assert "Alto" in str(info.value)
+    assert isinstance(info.value, TimeoutError)
+    assert stack.pids == {}
+    assert not stack.running
+
+
+def test_a_missing_binary_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("KEYSCOPE_ANVIL", str(tmp_path / "anvil"))
+    with pytest.raises(ToolNotFoundError) as info:
+        LocalStack(bundler=False).start()
+    assert isinstance(info.value, ConfigurationError)
+    assert isinstance(info.value, KeyscopeError)
+    message = str(info.value)
+    assert "anvil" in message
+    assert "make setup" in message
+    assert "@foundry-rs/anvil-" in message
