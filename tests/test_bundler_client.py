@@ -23,6 +23,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keyscope.accounts import create_account_data
 from keyscope.bundler import (
     Bundler,
     BundlerClient,
@@ -53,7 +54,9 @@ from keyscope.errors import (
     UserOperationFailedError,
     UserOperationTimeoutError,
 )
+from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
+from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 
 ENTRY_POINT = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
@@ -995,3 +998,109 @@ def test_all_errors_share_the_keyscope_root(server: ScriptedServer, client: Bund
     server.on(ETH_SEND_USER_OPERATION, raw("oops", 500, "text/plain"))
     with pytest.raises(KeyscopeError):
         client.send_user_operation(user_op(), ENTRY_POINT)
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: the real Alto bundler on the local stack
+# --------------------------------------------------------------------------------------------------
+
+# Well-formed (low s, v 27) but nobody's: the account's ECDSA check fails without reverting, as gas
+# estimation needs before the owner signs.
+DUMMY_SIGNATURE = bytes.fromhex("11" * 32 + "22" * 32 + "1b")
+
+
+def _priced(client: BundlerClient, op: UserOperation, entry_point: str) -> UserOperation:
+    estimate = client.estimate_user_operation_gas(op, entry_point)
+    fees = client.fee_quote()
+    return op.replace(
+        call_gas_limit=estimate.call_gas_limit,
+        verification_gas_limit=estimate.verification_gas_limit,
+        pre_verification_gas=estimate.pre_verification_gas,
+        max_fee_per_gas=fees.max_fee_per_gas,
+        max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+    )
+
+
+@pytest.mark.e2e
+def test_client_against_alto_on_the_local_stack(local_stack: Any) -> None:
+    entry_point, chain_id = local_stack.entry_point, local_stack.chain_id
+    node = RpcChain(local_stack.rpc_url)
+    owner = LocalSigner.generate()
+    account = to_address(node.call(local_stack.factory, create_account_data(owner.address, view=True))[12:32])
+    local_stack.fund(account, 10**18)
+
+    def sign(op: UserOperation) -> UserOperation:
+        return op.replace(signature=owner.sign_hash(op.hash(entry_point, chain_id)))
+
+    with BundlerClient(local_stack.bundler_url, node=node) as client:
+        assert client.chain_id() == chain_id
+        assert client.supported_entry_points() == [entry_point]
+        fees = client.fee_quote()
+        assert fees.max_fee_per_gas >= fees.max_priority_fee_per_gas > 0
+
+        # 1. Create the account and mint it an NFT: estimate, sign, send, wait.
+        mint = keccak(b"safeMint(address)")[:4] + abi_encode(["address"], [account])
+        draft = UserOperation(
+            sender=account,
+            nonce=node.get_nonce(entry_point, account, 0),
+            factory=local_stack.factory,
+            factory_data=create_account_data(owner.address),
+            call_data=encode_execute(Call(local_stack.nft, 0, mint)),
+            signature=DUMMY_SIGNATURE,
+        )
+        first = sign(_priced(client, draft, entry_point))
+        pending = submit(client, first, entry_point)
+        assert pending.hash == first.hash(entry_point, chain_id)
+        receipt = pending.wait(timeout=30)
+        assert receipt.success and receipt.sender == account and receipt.entry_point == entry_point
+        assert receipt.user_op_hash == pending.hash and receipt.paymaster is None
+        assert receipt.actual_gas_cost > 0 and receipt.block_number > 0
+        assert node.get_code(account) != b""
+        found = client.get_user_operation_by_hash(pending.hash)
+        assert found is not None and UserOperation.from_rpc(found["userOperation"]) == first
+
+        # 2. The same operation again: the bundler refuses it, with the EntryPoint's reason.
+        with pytest.raises(BundlerRejectedError) as again:
+            client.send_user_operation(first, entry_point)
+        assert again.value.reason in ("AA10", "AA25"), again.value
+        assert again.value.method == ETH_SEND_USER_OPERATION
+
+        # 3. A call that reverts with a custom error: estimation is refused with the decoded error...
+        install = keccak(b"installModule(uint256,address,bytes)")[:4] + abi_encode(
+            ["uint256", "address", "bytes"], [99, local_stack.module, b""]
+        )
+        failing = UserOperation(
+            sender=account,
+            nonce=node.get_nonce(entry_point, account, 0),
+            call_data=encode_execute(Call(account, 0, install)),
+            signature=DUMMY_SIGNATURE,
+        )
+        with pytest.raises(SimulationRevertedError) as refused:
+            client.estimate_user_operation_gas(failing, entry_point)
+        assert "ERC7579UnsupportedModuleType(" in refused.value.revert_description
+
+        # ...and sent with gas limits of its own, it is included but reverts: wait() says why.
+        quote = client.fee_quote()
+        failing = sign(
+            failing.replace(
+                call_gas_limit=200_000,
+                verification_gas_limit=200_000,
+                pre_verification_gas=100_000,
+                max_fee_per_gas=quote.max_fee_per_gas,
+                max_priority_fee_per_gas=quote.max_priority_fee_per_gas,
+            )
+        )
+        with pytest.raises(UserOperationFailedError) as reverted:
+            submit(client, failing, entry_point).wait(timeout=30)
+        assert reverted.value.reason.startswith("ERC7579UnsupportedModuleType(")
+
+        # 4. Signed by someone else than the owner: AA24, with its hint.
+        forged = failing.replace(call_data=b"", nonce=node.get_nonce(entry_point, account, 0))
+        forged = forged.replace(
+            signature=LocalSigner.generate().sign_hash(forged.hash(entry_point, chain_id))
+        )
+        with pytest.raises(BundlerRejectedError) as wrong_signer:
+            client.send_user_operation(forged, entry_point)
+        assert (wrong_signer.value.code, wrong_signer.value.reason) == (-32507, "AA24")
+        assert "wrong signer" in str(wrong_signer.value)
+    node.close()
