@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -252,6 +255,48 @@ def test_processes_are_gone_after_an_exception_in_the_with_block() -> None:
     assert not log_dir.exists(), "the temporary log folder was not removed"
     with pytest.raises(LocalStackError, match="not running"):
         _ = stack.rpc_url
+
+
+_CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a background process may inherit SIGINT ignored
+from keyscope.local import LocalStack
+with LocalStack(bundler=False, accounts=1) as stack:
+    print(stack.pids["anvil"], flush=True)
+    while True:
+        time.sleep(0.05)
+"""
+
+
+def test_no_orphans_when_the_owner_is_interrupted_terminated_or_killed() -> None:
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+    owners = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for _ in signals
+    ]
+    try:
+        anvil_pids = []
+        for owner in owners:
+            assert owner.stdout is not None and owner.stderr is not None
+            line = owner.stdout.readline()
+            assert line.strip().isdigit(), owner.stderr.read()
+            anvil_pids.append(int(line))
+        assert not any(_gone(pid) for pid in anvil_pids)
+        for owner, signum in zip(owners, signals, strict=True):
+            owner.send_signal(signum)
+        for owner, signum, pid in zip(owners, signals, anvil_pids, strict=True):
+            owner.wait(timeout=15)
+            assert _wait_gone([pid]), f"anvil outlived its owner after {signum.name}"
+    finally:
+        for owner in owners:
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait()
 
 
 def test_node_only_stack_stops_on_stop(tmp_path: Any) -> None:

@@ -81,8 +81,8 @@ def find_alto() -> Path:
 class AltoConfig:
     """Settings of one Alto instance, tuned for fast inclusion on a local node.
 
-    * bundles are built automatically, checked for every ``min_bundle_interval_ms`` when idle and at
-      least every ``max_bundle_interval_ms`` under load;
+    * bundles are built automatically: the mempool is looked at every ``min_bundle_interval_ms`` when
+      idle, the interval growing with the rate of operations up to ``max_bundle_interval_ms``;
     * ``block_time_ms`` is what Alto assumes of the node: it polls for new blocks and receipts every quarter
       of it, so with anvil mining on demand a small value makes it see inclusions quickly;
     * safe mode is off (anvil has no tracer for the ERC-7562 checks); the simulation contracts are deployed

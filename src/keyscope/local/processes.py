@@ -44,7 +44,8 @@ _ADDRESS_IN_USE = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
 
 _cleanups: dict[int, Callable[[], None]] = {}
 _cleanups_lock = threading.Lock()
-_handlers_installed = False
+_atexit_installed = False
+_sigterm_installed = False
 
 
 def register_cleanup(key: object, stop: Callable[[], None]) -> None:
@@ -76,13 +77,13 @@ def stop_everything() -> None:
 
 
 def _install_handlers() -> None:
-    global _handlers_installed
-    if _handlers_installed:
-        return
-    _handlers_installed = True
-    atexit.register(stop_everything)
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be set from the main thread; atexit and PDEATHSIG still apply
+    global _atexit_installed, _sigterm_installed
+    if not _atexit_installed:
+        _atexit_installed = True
+        atexit.register(stop_everything)
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread: the next start from it will
+    _sigterm_installed = True
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
