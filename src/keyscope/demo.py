@@ -1,0 +1,215 @@
+"""The end-to-end demo: one owner signature, then a dapp's session key acting alone, on a real local chain
+(anvil) and a real ERC-4337 bundler (Alto).
+
+Run it with ``make demo`` (or ``python -m keyscope.demo``). It starts the local stack, creates a smart
+account counterfactually, has its owner sign one session grant, lets the session key mint NFTs through the
+bundler, shows a call outside the policy refused (locally, and by the chain when sent anyway), revokes the
+session and shows the key failing, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from . import (
+    BundlerRejectedError,
+    KeyscopeError,
+    Policy,
+    PolicyViolationError,
+    SessionKey,
+    SessionRevokedError,
+    arg,
+    connect,
+)
+from .bundler.types import UserOperationReceipt
+from .local import LocalStack
+from .signing import LocalSigner
+
+__all__ = ["main", "run"]
+
+T = TypeVar("T")
+ETHER = 10**18
+MINTS = 3
+
+
+@dataclass
+class Row:
+    step: str
+    who: str
+    user_op_hash: str
+    gas: int
+    seconds: float
+
+
+def _short(value: str, keep: int = 10) -> str:
+    return value if len(value) <= 2 * keep + 2 else f"{value[: keep + 2]}…{value[-keep:]}"
+
+
+def _timed(action: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - start
+
+
+def run(console: Console) -> None:
+    """Tell the whole story on a fresh local stack."""
+    rows: list[Row] = []
+
+    def step(number: int, title: str) -> None:
+        console.print()
+        console.rule(f"[bold]{number}. {title}")
+
+    def landed(label: str, who: str, receipt: UserOperationReceipt, seconds: float) -> None:
+        rows.append(Row(label, who, "0x" + receipt.user_op_hash.hex(), receipt.actual_gas_used, seconds))
+        console.print(
+            f"  [green]✓[/] {label}: userOp [cyan]{_short('0x' + receipt.user_op_hash.hex())}[/] in tx "
+            f"[cyan]{_short('0x' + receipt.transaction_hash.hex())}[/] (block {receipt.block_number}), "
+            f"gas used [bold]{receipt.actual_gas_used:,}[/], {seconds * 1000:.0f} ms send→receipt"
+        )
+
+    step(1, "Start a local chain (anvil) and an ERC-4337 bundler (Alto)")
+    with console.status(
+        "starting anvil, deploying the EntryPoint v0.7 and keyscope's contracts, starting Alto…"
+    ):
+        stack, seconds = _timed(lambda: LocalStack().start())
+    try:
+        table = Table(show_header=False, box=None, padding=(0, 2))
+        table.add_row("node", stack.rpc_url)
+        table.add_row("bundler", stack.bundler_url)
+        table.add_row("EntryPoint v0.7", stack.entry_point)
+        table.add_row("account factory", stack.factory)
+        table.add_row("session module", stack.module)
+        table.add_row("demo NFT", stack.nft)
+        console.print(table)
+        console.print(f"  ready in {seconds:.1f} s")
+
+        net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+
+        step(2, "The user's smart account, created counterfactually")
+        owner = net.owner(LocalSigner.generate())
+        user = owner.account
+        console.print(f"  owner key  [cyan]{owner.signer.address}[/]")
+        console.print(
+            f"  account    [cyan]{user}[/] — deployed: {owner.is_deployed()} (its first operation creates it)"
+        )
+        stack.fund(user, ETHER)
+        console.print("  funded with 1 ETH to pay for its own gas")
+
+        step(3, "The owner signs ONE session grant (off-chain, EIP-712)")
+        key = SessionKey.generate()
+        policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == user], value_limit=0)
+        grant = owner.grant(key, [policy], valid_for=3600)
+        console.print(f"  session key   [cyan]{key.address}[/] (a fresh EOA held by the dapp)")
+        console.print(
+            f"  allows        safeMint(address to) on the demo NFT, with to == {_short(user)}, value 0"
+        )
+        console.print(
+            f"  valid         until {time.strftime('%H:%M:%S', time.gmtime(grant.valid_until))} UTC (one hour)"
+        )
+        console.print(f"  session id    [cyan]{_short('0x' + grant.session_id.hex())}[/]")
+        console.print(f"  owner signed  {len(grant.owner_signature or b'')} bytes, nothing sent on chain")
+
+        step(4, f"The session key mints {MINTS} NFTs through the bundler, no owner involved")
+        session = net.session(grant, key)
+        for index in range(MINTS):
+            pending, _ = _timed(lambda: session.execute(stack.nft, "safeMint(address)", user))
+            start = time.perf_counter()
+            receipt = pending.wait()
+            what = (
+                "mint #1 (creates the account, enables the session)" if index == 0 else f"mint #{index + 1}"
+            )
+            landed(what, "session key", receipt, time.perf_counter() - start)
+            console.print(f"     signature {len(pending.op.signature if pending.op else b'')} bytes")
+        balance = int(
+            stack.node.request("eth_call", [{"to": stack.nft, "data": _balance_of(user)}, "latest"]), 16
+        )
+        console.print(f"  the account now holds [bold]{balance}[/] NFTs")
+
+        step(5, "A call outside the policy: mint to someone else")
+        stranger = LocalSigner.generate().address
+        try:
+            session.execute(stack.nft, "safeMint(address)", stranger)
+            raise SystemExit("the SDK sent a call outside the policy")
+        except PolicyViolationError as error:
+            console.print(f"  [yellow]refused locally, nothing sent[/]: {error}")
+        try:
+            session.execute(stack.nft, "safeMint(address)", stranger, check=False).wait()
+            raise SystemExit("the chain accepted a call outside the policy")
+        except BundlerRejectedError as error:
+            console.print(
+                f"  [yellow]sent anyway (local check bypassed) → rejected by the bundler and EntryPoint[/]: "
+                f"{type(error).__name__} code {error.code}, reason {error.reason}"
+            )
+            console.print(f"     {error}")
+
+        step(6, "The owner revokes the session (one owner operation)")
+        pending, _ = _timed(lambda: owner.revoke(grant))
+        start = time.perf_counter()
+        landed("revokeSession", "owner", pending.wait(), time.perf_counter() - start)
+
+        step(7, "The session key now fails")
+        try:
+            session.execute(stack.nft, "safeMint(address)", user)
+            raise SystemExit("a revoked session was used")
+        except SessionRevokedError as error:
+            console.print(f"  [yellow]refused locally[/]: {error}")
+        try:
+            session.verify_on_chain = False
+            session.execute(stack.nft, "safeMint(address)", user).wait()
+            raise SystemExit("the chain accepted a revoked session")
+        except BundlerRejectedError as error:
+            console.print(f"  [yellow]sent anyway → rejected[/]: reason {error.reason}: {error}")
+
+        console.print()
+        summary = Table(title="UserOperations that landed")
+        for column in ("step", "signed by", "userOpHash", "gas used", "send→receipt"):
+            summary.add_column(column, justify="right" if column in ("gas used", "send→receipt") else "left")
+        for row in rows:
+            summary.add_row(
+                row.step, row.who, _short(row.user_op_hash), f"{row.gas:,}", f"{row.seconds * 1000:.0f} ms"
+            )
+        console.print(summary)
+        console.print(
+            Panel.fit(
+                "One owner signature granted the session; the session key then acted alone, only within the "
+                "policy; the chain refused everything else; the owner revoked it at will.",
+                title="done",
+            )
+        )
+    finally:
+        with console.status("stopping anvil and Alto…"):
+            stack.stop()
+        console.print("  stopped the node and the bundler")
+
+
+def _balance_of(owner: str) -> str:
+    from .calls import encode_function_call
+
+    return "0x" + encode_function_call("balanceOf(address)", owner).hex()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m keyscope.demo``."""
+    console = Console()
+    console.print(Panel.fit("[bold]keyscope[/] — ERC-4337 session keys, end to end", subtitle="demo"))
+    try:
+        run(console)
+    except KeyscopeError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
