@@ -262,7 +262,7 @@ import signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # a background process may inherit SIGINT ignored
 from keyscope.local import LocalStack
 with LocalStack(bundler=False, accounts=1) as stack:
-    print(stack.pids["anvil"], flush=True)
+    print(stack.pids["anvil"], stack.log_dir, flush=True)
     while True:
         time.sleep(0.05)
 """
@@ -281,17 +281,20 @@ def test_no_orphans_when_the_owner_is_interrupted_terminated_or_killed() -> None
     ]
     try:
         anvil_pids = []
+        log_dirs = []
         for owner in owners:
             assert owner.stdout is not None and owner.stderr is not None
-            line = owner.stdout.readline()
-            assert line.strip().isdigit(), owner.stderr.read()
-            anvil_pids.append(int(line))
+            line = owner.stdout.readline().split()
+            assert line and line[0].isdigit(), owner.stderr.read()
+            anvil_pids.append(int(line[0]))
+            log_dirs.append(line[1])
         assert not any(_gone(pid) for pid in anvil_pids)
         for owner, signum in zip(owners, signals, strict=True):
             owner.send_signal(signum)
         for owner, signum, pid in zip(owners, signals, anvil_pids, strict=True):
             owner.wait(timeout=15)
             assert _wait_gone([pid]), f"anvil outlived its owner after {signum.name}"
+        shutil.rmtree(log_dirs[-1])  # a killed owner cannot remove its temporary log folder
     finally:
         for owner in owners:
             if owner.poll() is None:
