@@ -3,6 +3,7 @@ against a scripted HTTP server for answers a node should never give."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,6 +48,17 @@ def handle_ops_for(sender: str, beneficiary: str) -> bytes:
 
 def increment_nonce_data(key: int) -> bytes:
     return INCREMENT_NONCE + key.to_bytes(32, "big")
+
+
+def mined(url: str, tx_hash: bytes | str, timeout: float = 15.0) -> dict[str, Any]:
+    """The receipt of ``tx_hash``, once the node has mined it (anvil may answer the send first)."""
+    text = tx_hash if isinstance(tx_hash, str) else "0x" + tx_hash.hex()
+    deadline = time.monotonic() + timeout
+    with JsonRpcClient(url) as rpc:
+        while (receipt := rpc.request("eth_getTransactionReceipt", [text])) is None:
+            assert time.monotonic() < deadline, f"{text} not mined after {timeout}s"
+            time.sleep(0.02)
+    return dict(receipt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,28 +161,25 @@ def test_get_nonce_where_no_entry_point_is_deployed(ape_chain: Web3Chain, accoun
 
 
 @pytest.fixture(scope="module")
-def anvil_url() -> Iterator[str]:
-    """A fresh anvil on a free port (the one ``closed_port_url`` just found free), stopped afterwards."""
-    url = closed_port_url()
-    port = url.rsplit(":", 1)[1]
-    process = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", port, "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def anvil_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh anvil on a port the kernel picks (read from its own log, so that no other node on the
+    machine can be mistaken for it), stopped afterwards."""
+    log_path = tmp_path_factory.mktemp("anvil") / "anvil.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(ANVIL), "--host", "127.0.0.1", "--port", "0", "--color", "never"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        probe = RpcChain(url, timeout=2.0)
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe.chain_id()
-                break
-            except TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode() if process.stderr else ""
-                    raise RuntimeError(f"anvil did not start on {url}: {stderr}") from None
-                time.sleep(0.05)
-        probe.close()
+        while not (match := re.search(r"Listening on 127\.0\.0\.1:(\d+)", log_path.read_text())):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"anvil did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{match.group(1)}"
+        with RpcChain(url, timeout=5.0) as probe:
+            assert probe.chain_id() == 31337
         yield url
     finally:
         process.terminate()
@@ -184,7 +193,7 @@ def anvil_entry_point(anvil_url: str) -> tuple[str, str]:
         dev = to_address(rpc.request("eth_accounts")[0])
         bytecode = entry_point_artifact()["bytecode"]
         tx_hash = rpc.request("eth_sendTransaction", [{"from": dev, "data": bytecode, "gas": hex(8_000_000)}])
-        receipt = rpc.request("eth_getTransactionReceipt", [tx_hash])
+    receipt = mined(anvil_url, tx_hash)
     assert receipt["status"] == "0x1"
     return to_address(receipt["contractAddress"]), dev
 
@@ -210,12 +219,15 @@ def test_anvil_basics(node: Chain, anvil_url: str) -> None:
     assert abs(node.block_timestamp() - time.time()) < 120
 
 
-def test_anvil_get_nonce_follows_increment_nonce(node: Chain, anvil_entry_point: tuple[str, str]) -> None:
+def test_anvil_get_nonce_follows_increment_nonce(
+    node: Chain, anvil_url: str, anvil_entry_point: tuple[str, str]
+) -> None:
     entry_point, dev = anvil_entry_point
     key = 0xC0FFEE + (1 if isinstance(node, RpcChain) else 2)
     assert node.get_nonce(entry_point, dev, key) == key << 64
     tx_hash = node.send_transaction({"from": dev, "to": entry_point, "data": increment_nonce_data(key)})
     assert len(tx_hash) == 32
+    assert mined(anvil_url, tx_hash)["status"] == "0x1"
     assert node.get_nonce(entry_point, dev, key) == (key << 64) | 1
 
 

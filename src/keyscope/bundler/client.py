@@ -179,10 +179,11 @@ def parse_gas_price(result: Any, tier: FeeTier = "fast") -> FeeQuote:
 # --------------------------------------------------------------------------------------------------
 
 _HEX_IN_TEXT = re.compile(r"0x[0-9a-fA-F]{8,}")
+_HEX_AFTER_REVERT = re.compile(r"\b(?:reason|reverted|revert)\b:?\s+(0x[0-9a-fA-F]{8,})\b", re.I)
 _REVERT_KEYS = ("revertData", "revert_data", "data", "reason", "revertReason", "inner")
 _METHOD_MISSING = re.compile(
-    r"method\b.*\b(not found|not supported|does not exist|not available|unsupported)|"
-    r"(unsupported|unknown) method|not (whitelisted|allowed)",
+    r"method\b.*\b(not found|not supported|does not exist|not available|unsupported|not whitelisted|"
+    r"not allowed)|(unsupported|unknown) method",
     re.I,
 )
 
@@ -198,8 +199,9 @@ def _hex_or_none(value: Any) -> bytes | None:
 
 
 def _revert_bytes(data: Any, message: str) -> bytes | None:
-    """Revert data in a bundler's error: ``data`` as hex (or an object holding it), else a hex string in
-    the message that decodes as a known error (so that addresses and hashes are not taken for it)."""
+    """Revert data in a bundler's error: ``data`` as hex (or an object holding it), else hex in the message
+    right after "reason"/"reverted" (Alto's form), else any hex in the message that decodes as a known
+    error (so that addresses and hashes are not taken for revert data)."""
     found = _hex_or_none(data)
     if found is None and isinstance(data, Mapping):
         for key in _REVERT_KEYS:
@@ -208,6 +210,10 @@ def _revert_bytes(data: Any, message: str) -> bytes | None:
                 break
     if found is not None:
         return found
+    for text in _HEX_AFTER_REVERT.findall(message or ""):
+        found = _hex_or_none(text)
+        if found is not None:
+            return found
     candidates = sorted(_HEX_IN_TEXT.findall(message or ""), key=len, reverse=True)
     for text in candidates:
         raw = _hex_or_none(text if len(text) % 2 == 0 else text[:-1])
