@@ -87,4 +87,10 @@ say "compiling contracts"
 .venv/bin/ape compile $force >.cache/compile.log 2>&1 || { grep -E "Error|error|-->|^ *[0-9]* \|" .cache/compile.log >&2; fail "ape compile failed (full log: .cache/compile.log)."; }
 echo "$src_stamp" > .build/.keyscope-stamp
 .venv/bin/python tools/export_artifacts.py || fail "could not export the contract artefacts."
+
+# --- third-party accounts (Kernel v3.1, Nexus 1.0, Safe7579) for the end-to-end tests ------------------
+# Their creation bytecode comes from the npm package @rhinestone/modulekit (GPL-3.0): downloaded with
+# `npm pack` into .cache/accounts and never committed. Skipped when already done.
+.venv/bin/python tools/fetch_account_bytecode.py $quiet \
+  || fail "could not fetch the Kernel/Nexus/Safe7579 bytecode (tools/fetch_account_bytecode.py): see the error above."
 say "ready"
