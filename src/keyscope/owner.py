@@ -16,7 +16,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .accounts import MODULE_TYPE_VALIDATOR, create_account_data
+from .accounts import MODULE_TYPE_VALIDATOR, Deployment, create_account_data
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
 from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
@@ -128,9 +128,10 @@ def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, no
 class Owner:
     """The owner of a smart account, holding the owner's key (any :class:`~keyscope.signing.HashSigner`).
 
-    With ``account`` None, the account is the keyscope account the factory creates for this owner and
-    ``salt``, with the session module installed at creation (so its first operation can already be a
-    session's).
+    With ``account`` None, the account is the one created for this owner and ``salt``, with the session module
+    installed at creation (so its first operation can already be a session's): the kind's own creation path
+    when the network's :class:`~keyscope.accounts.AccountKind` has one (``kind.deployment``), else the keyscope
+    account made by ``network.factory``.
     """
 
     def __init__(
@@ -141,7 +142,14 @@ class Owner:
         self.salt = salt
         self._builder = OperationBuilder(network)
         self._factory_data = b""
+        self._deployment: Deployment | None = None
         if account is None:
+            deployment = network.kind.deployment(network.chain, signer.address, self.creation_modules, salt)
+            if deployment is not None:
+                self._deployment = deployment
+                self._factory_data = deployment.factory_data
+                self.account = to_address(deployment.address)
+                return
             if network.factory is None:
                 raise ConfigurationError(
                     "no account given and no factory configured: pass account=, or connect(..., factory=...) "
@@ -165,7 +173,9 @@ class Owner:
     @property
     def factory(self) -> str | None:
         """The factory that creates the account, when keyscope creates it."""
-        return self.network.factory if self._factory_data else None
+        if not self._factory_data:
+            return None
+        return self._deployment.factory if self._deployment is not None else self.network.factory
 
     @property
     def factory_data(self) -> bytes:
@@ -200,7 +210,10 @@ class Owner:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed)."""
         kind = self.network.kind
         call_list = [calls] if isinstance(calls, Call) else list(calls)
-        draft = self._draft(encode_execute(call_list))
+        call_data = encode_execute(call_list)
+        if self._deployment is not None and not self.is_deployed():
+            call_data = kind.creation_call_data(self._deployment, call_data)
+        draft = self._draft(call_data)
         op = self._builder.prepare(draft, kind.owner_user_op_signature(_PLACEHOLDER_ECDSA))
         op = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
@@ -262,8 +275,9 @@ class Owner:
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
-        deployed = self.is_deployed()
         net = self.network
+        # the session's first operation creates the account only where the kind allows it
+        creates = not self.is_deployed() and net.kind.sessions_can_create
         return GrantRequest(
             session=session,
             account=self.account,
@@ -271,8 +285,8 @@ class Owner:
             chain_id=net.chain_id,
             entry_point=net.entry_point,
             epoch=self.epoch(),
-            factory=None if deployed else self.factory,
-            factory_data=b"" if deployed else self._factory_data,
+            factory=self.factory if creates else None,
+            factory_data=self._factory_data if creates else b"",
             account_kind=net.kind.name,
         )
 

@@ -8,9 +8,14 @@ its owner's ERC-1271 signatures are shaped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..execution import Call
+
+if TYPE_CHECKING:
+    from ..chain import Chain
 
 __all__ = ["MODULE_TYPE_VALIDATOR", "AccountKind", "Deployment"]
 
@@ -33,6 +38,9 @@ class AccountKind(ABC):
     account_id_prefix: str = ""
     #: Short name for messages and configuration.
     name: str = ""
+    #: Whether a session's first operation may create the account (False when the creating operation's
+    #: callData must be something else than ``execute``, as with the Safe7579 launchpad).
+    sessions_can_create: bool = True
 
     @abstractmethod
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
@@ -61,3 +69,16 @@ class AccountKind(ABC):
     def owner_user_op_signature(self, signature: bytes) -> bytes:
         """The owner's signature of a userOpHash shaped for the account's root validation."""
         return signature
+
+    def deployment(
+        self, chain: Chain, owner: str, modules: Sequence[tuple[int, str, bytes]], salt: int = 0
+    ) -> Deployment | None:
+        """How a first operation creates an account of this kind owned by ``owner`` with ``modules`` (module type,
+        address, init data) installed, and where it lands; None when the adapter does not create accounts (the
+        owner then needs ``network.factory``, keyscope's own account factory)."""
+        return None
+
+    def creation_call_data(self, deployment: Deployment, call_data: bytes) -> bytes:
+        """The callData of the operation that creates the account through ``deployment``, given the ``execute``
+        callData it should run (most accounts run it as it is)."""
+        return call_data
