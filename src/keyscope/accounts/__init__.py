@@ -1,6 +1,23 @@
 """Adapters for the ERC-7579 accounts keyscope supports."""
 
 from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from .detect import SUPPORTED_ACCOUNT_IDS, account_id, detect_kind
+from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind, create_account_data
+from .nexus import NexusAccountKind
+from .safe7579 import Safe7579AccountKind, Safe7579Deployment
 
-__all__ = ["MODULE_TYPE_VALIDATOR", "AccountKind", "Deployment", "KeyscopeAccountKind", "create_account_data"]
+__all__ = [
+    "MODULE_TYPE_VALIDATOR",
+    "SUPPORTED_ACCOUNT_IDS",
+    "AccountKind",
+    "Deployment",
+    "KernelAccountKind",
+    "KeyscopeAccountKind",
+    "NexusAccountKind",
+    "Safe7579AccountKind",
+    "Safe7579Deployment",
+    "account_id",
+    "create_account_data",
+    "detect_kind",
+]

@@ -1,0 +1,86 @@
+"""Which adapter an existing account needs, from its ERC-7579 ``accountId()``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from ..chain import Chain, RpcChain
+from ..errors import UnsupportedAccountError
+from ..hexutil import to_address
+from .base import AccountKind
+from .kernel import KernelAccountKind
+from .keyscope_account import KeyscopeAccountKind
+from .nexus import NexusAccountKind
+from .safe7579 import Safe7579AccountKind
+
+if TYPE_CHECKING:
+    from ..network import Network
+
+__all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "detect_kind"]
+
+_ACCOUNT_ID = keccak(b"accountId()")[:4]
+
+SUPPORTED_ACCOUNT_IDS: tuple[str, ...] = (
+    KeyscopeAccountKind.account_id_prefix + "*",
+    KernelAccountKind.account_id_prefix,
+    NexusAccountKind.account_id_prefix + "*",
+    Safe7579AccountKind.account_id_prefix + "*",
+)
+"""The ``accountId()`` values keyscope has adapters for (``*``: any patch version)."""
+
+
+def _chain(network_or_chain: Network | Chain | str) -> Chain:
+    from ..network import Network  # the network module imports this package
+
+    if isinstance(network_or_chain, str):
+        return RpcChain(network_or_chain)
+    if isinstance(network_or_chain, Network):
+        return network_or_chain.chain
+    return network_or_chain
+
+
+def account_id(chain: Chain, account: str) -> str | None:
+    """``accountId()`` of ``account``, or None when it has no code or no such function."""
+    address = to_address(account, name="account")
+    if not chain.get_code(address):
+        return None
+    try:
+        return str(abi_decode(["string"], chain.call(address, _ACCOUNT_ID))[0])
+    except Exception:
+        return None
+
+
+def detect_kind(
+    network_or_chain: Network | Chain | str, account: str, *, owner_validator: str | None = None
+) -> AccountKind:
+    """The adapter for the deployed ``account``, chosen by its ``accountId()``.
+
+    ``network_or_chain`` is a :class:`~keyscope.network.Network`, a :class:`~keyscope.chain.Chain` or a node
+    URL. ``owner_validator`` is the validator module the owner signs through (Nexus, Safe7579; Kernel's root
+    validator needs no address). Raises :class:`~keyscope.errors.UnsupportedAccountError` naming the detected
+    ``accountId()`` when no adapter fits.
+    """
+    chain = _chain(network_or_chain)
+    address = to_address(account, name="account")
+    detected = account_id(chain, address)
+    if detected is None:
+        reason = "has no code" if not chain.get_code(address) else "answers no ERC-7579 accountId()"
+        raise UnsupportedAccountError(
+            f"{address} {reason}: keyscope detects the account kind from accountId(); deploy the account first, "
+            "or give its kind explicitly"
+        )
+    if detected.startswith(KeyscopeAccountKind.account_id_prefix):
+        return KeyscopeAccountKind()
+    if detected == KernelAccountKind.account_id_prefix:
+        return KernelAccountKind(owner_validator=owner_validator)
+    if detected.startswith(NexusAccountKind.account_id_prefix):
+        return NexusAccountKind(owner_validator=owner_validator, chain=chain)
+    if detected.startswith(Safe7579AccountKind.account_id_prefix):
+        return Safe7579AccountKind(owner_validator=owner_validator, chain=chain)
+    raise UnsupportedAccountError(
+        f"{address} reports accountId() {detected!r}, which keyscope has no adapter for (supported: "
+        f"{', '.join(SUPPORTED_ACCOUNT_IDS)})"
+    )

@@ -1,0 +1,205 @@
+"""Safe 1.4.1 with the Safe7579 adapter 1.0 (``accountId()`` ``rhinestone.safe7579.v1.0.x``).
+
+* Nonce: the 192-bit key is ``validator (20 bytes) ‖ lane (4)``, as in the ERC-7579 reference account. A key
+  naming no installed validator falls back to the Safe owners' signatures (over Safe7579's own typed data,
+  not the userOpHash): an unknown validator therefore gives AA24, not AA23.
+* Installing a validator: ``installModule(1, module, initData)``, ``initData`` passed to ``onInstall``.
+  Uninstalling: ``uninstallModule(1, module, abi.encode(prev, deinitData))`` (sentinel list, needs the chain).
+* ERC-1271: ``validator (20 bytes) ‖ sig``, the validator asked about the raw hash.
+* Creation: the Safe proxy factory creates a proxy of the Safe7579 launchpad
+  (``createProxyWithNonce(launchpad, preValidationSetup(initHash, 0, ""), salt)``); the first operation's
+  callData must be ``launchpad.setupSafe(InitData)``, which turns the proxy into a Safe with Safe7579 as module
+  and fallback handler, then runs ``InitData.callData`` (the real ``execute``). The validators listed in
+  ``InitData`` (the owner validator and the session module) are installed while that operation is validated.
+  Because that first callData is not ``execute``, a session's first operation cannot create the account: the
+  owner's first operation does (:attr:`sessions_can_create` is False).
+* Errors a validator reverts with reach the bundler as Safe7579's ``ExecutionFailed()``: the session module's
+  reason (``RuleViolated`` ...) is not passed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ..errors import BadInputError, ConfigurationError
+from ..execution import Call
+from ..hexutil import to_address, to_bytes
+from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from .sentinel import uninstall_data
+
+if TYPE_CHECKING:
+    from ..chain import Chain
+
+__all__ = ["INIT_DATA_ABI_TYPE", "Safe7579AccountKind", "Safe7579Deployment"]
+
+INIT_DATA_ABI_TYPE = "(address,address[],uint256,address,bytes,address,(address,bytes)[],bytes)"
+"""``Safe7579Launchpad.InitData``: singleton, owners, threshold, setupTo, setupData, safe7579, validators,
+callData."""
+
+_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
+_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
+_SETUP_SAFE = keccak(f"setupSafe({INIT_DATA_ABI_TYPE})".encode())[:4]
+_INIT_SAFE7579 = keccak(
+    b"initSafe7579(address,(address,bytes)[],(address,bytes)[],(address,bytes)[],address[],uint8)"
+)[:4]
+_PRE_VALIDATION_SETUP = keccak(b"preValidationSetup(bytes32,address,bytes)")[:4]
+_CREATE_PROXY = keccak(b"createProxyWithNonce(address,bytes,uint256)")[:4]
+_PROXY_CREATION_CODE = keccak(b"proxyCreationCode()")[:4]
+_ZERO = "0x" + "00" * 20
+
+
+@dataclass(frozen=True)
+class Safe7579Deployment(Deployment):
+    """A Safe7579 deployment, with the launchpad's ``InitData`` (its ``callData`` left empty) that the first
+    operation's ``setupSafe`` carries."""
+
+    init_data: tuple[Any, ...] = ()
+
+
+class Safe7579AccountKind(AccountKind):
+    """Adapter for a Safe with the Safe7579 adapter.
+
+    ``owner_validator`` is the validator module the owner signs through (needed for owner operations and
+    ERC-1271). ``safe7579``, ``launchpad``, ``singleton`` (Safe 1.4.1) and ``proxy_factory`` are needed only to
+    create accounts, ``chain`` only to uninstall a validator.
+    """
+
+    account_id_prefix = "rhinestone.safe7579.v1.0."
+    name = "safe7579"
+    sessions_can_create = False
+
+    def __init__(
+        self,
+        *,
+        owner_validator: str | None = None,
+        safe7579: str | None = None,
+        launchpad: str | None = None,
+        singleton: str | None = None,
+        proxy_factory: str | None = None,
+        chain: Chain | None = None,
+    ) -> None:
+        self.owner_validator = (
+            to_address(owner_validator, name="owner_validator") if owner_validator else None
+        )
+        self.safe7579 = to_address(safe7579, name="safe7579") if safe7579 else None
+        self.launchpad = to_address(launchpad, name="launchpad") if launchpad else None
+        self.singleton = to_address(singleton, name="singleton") if singleton else None
+        self.proxy_factory = to_address(proxy_factory, name="proxy_factory") if proxy_factory else None
+        self.chain = chain
+
+    def __repr__(self) -> str:
+        return f"Safe7579AccountKind(owner_validator={self.owner_validator}, safe7579={self.safe7579})"
+
+    def _owner_validator(self) -> str:
+        if self.owner_validator is None:
+            raise ConfigurationError(
+                "the owner of a Safe7579 account signs through a validator module here: give owner_validator="
+            )
+        return self.owner_validator
+
+    # -- validation ----------------------------------------------------------------------------------
+
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        if not 0 <= lane < 2**32:
+            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes Safe7579 leaves free")
+        chosen = self._owner_validator() if validator is None else to_address(validator)
+        return (int(chosen, 16) << 32) | lane
+
+    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
+        data = _INSTALL + abi_encode(
+            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data]
+        )
+        return Call(to_address(account), 0, data)
+
+    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
+        if self.chain is None:
+            raise ConfigurationError(
+                "uninstalling a Safe7579 validator names its neighbour in the account's list: create the adapter "
+                "with chain= (or through detect_kind)"
+            )
+        packed = uninstall_data(self.chain, account, module, deinit_data)
+        data = _UNINSTALL + abi_encode(
+            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), packed]
+        )
+        return Call(to_address(account), 0, data)
+
+    # -- owner signatures ----------------------------------------------------------------------------
+
+    def wrap_erc1271_signature(self, signature: bytes) -> bytes:
+        return to_bytes(self._owner_validator(), length=20) + signature
+
+    # -- creation ------------------------------------------------------------------------------------
+
+    def _creation_contracts(self) -> tuple[str, str, str, str]:
+        missing = [
+            name
+            for name in ("safe7579", "launchpad", "singleton", "proxy_factory")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"creating a Safe7579 account needs {', '.join(m + '=' for m in missing)}"
+            )
+        assert self.safe7579 and self.launchpad and self.singleton and self.proxy_factory
+        return self.safe7579, self.launchpad, self.singleton, self.proxy_factory
+
+    def init_data(self, owner: str, modules: Sequence[tuple[int, str, bytes]] = ()) -> tuple[Any, ...]:
+        """The launchpad's ``InitData`` (empty ``callData``): ``owner`` as the Safe's single owner, the owner
+        validator (with ``owner``) and ``modules`` (validators only) installed, no registry."""
+        safe7579, launchpad, singleton, _ = self._creation_contracts()
+        validators = [(self._owner_validator(), to_bytes(to_address(owner), length=20))]
+        for module_type, module, data in modules:
+            if module_type != MODULE_TYPE_VALIDATOR:
+                raise BadInputError(
+                    f"only validators can be installed at creation here, not module type {module_type}"
+                )
+            validators.append((to_address(module), data))
+        setup = _INIT_SAFE7579 + abi_encode(
+            ["address", "(address,bytes)[]", "(address,bytes)[]", "(address,bytes)[]", "address[]", "uint8"],
+            [safe7579, [], [], [], [], 0],
+        )
+        return (singleton, [to_address(owner)], 1, launchpad, setup, safe7579, validators, b"")
+
+    @staticmethod
+    def init_hash(init_data: tuple[Any, ...]) -> bytes:
+        """``Safe7579Launchpad.hash(InitData)``: every field but ``callData``."""
+        return keccak(
+            abi_encode(
+                ["address", "address[]", "uint256", "address", "bytes", "address", "(address,bytes)[]"],
+                list(init_data[:7]),
+            )
+        )
+
+    def deployment(
+        self, chain: Chain, owner: str, modules: Sequence[tuple[int, str, bytes]], salt: int = 0
+    ) -> Safe7579Deployment:
+        _, launchpad, _, proxy_factory = self._creation_contracts()
+        init_data = self.init_data(owner, modules)
+        initializer = _PRE_VALIDATION_SETUP + abi_encode(
+            ["bytes32", "address", "bytes"], [self.init_hash(init_data), _ZERO, b""]
+        )
+        factory_data = _CREATE_PROXY + abi_encode(
+            ["address", "bytes", "uint256"], [launchpad, initializer, salt]
+        )
+        (creation_code,) = abi_decode(["bytes"], chain.call(proxy_factory, _PROXY_CREATION_CODE))
+        create2_salt = keccak(keccak(initializer) + salt.to_bytes(32, "big"))
+        code_hash = keccak(creation_code + abi_encode(["address"], [launchpad]))
+        address = keccak(b"\xff" + to_bytes(proxy_factory, length=20) + create2_salt + code_hash)[12:]
+        return Safe7579Deployment(
+            address=to_address("0x" + address.hex()),
+            factory=proxy_factory,
+            factory_data=factory_data,
+            init_data=init_data,
+        )
+
+    def creation_call_data(self, deployment: Deployment, call_data: bytes) -> bytes:
+        if not isinstance(deployment, Safe7579Deployment):
+            raise BadInputError("a Safe7579 account is created through a Safe7579Deployment")
+        init_data = (*deployment.init_data[:7], call_data)
+        return _SETUP_SAFE + abi_encode([INIT_DATA_ABI_TYPE], [init_data])
