@@ -1,7 +1,8 @@
-"""Set-up step: fetch the creation bytecode of Kernel v3.1, Nexus 1.0 and Safe7579 (with Safe 1.4.1).
+"""Set-up step: fetch the creation bytecode of Kernel v3.1, Nexus 1.0 and Safe7579 (with Safe 1.4.1), and of the
+ERC-7579 reference account.
 
 The bytecode comes from the npm package ``@rhinestone/modulekit`` (GPL-3.0), which ships it as hex constants in
-``src/deployment/precompiles/{Kernel,Nexus,Safe7579}Precompiles.sol``. The package's own dependencies are
+``src/deployment/precompiles/{Kernel,Nexus,Safe7579,ERC7579}Precompiles.sol``. The package's own dependencies are
 git-hosted, so it is not installed: ``npm pack`` downloads its tarball into ``.cache/accounts/`` (checked by
 npm against the registry's integrity hash), this script reads the three files from it and writes the constants
 to ``.cache/accounts/modulekit-<version>.json``. Nothing of it is committed; keyscope's end-to-end tests deploy
@@ -32,6 +33,7 @@ SOURCES = {
     "kernel": "package/src/deployment/precompiles/KernelPrecompiles.sol",
     "nexus": "package/src/deployment/precompiles/NexusPrecompiles.sol",
     "safe7579": "package/src/deployment/precompiles/Safe7579Precompiles.sol",
+    "erc7579": "package/src/deployment/precompiles/ERC7579Precompiles.sol",
 }
 # Constants each account needs, and the accountId() its implementation reports (found in its bytecode).
 REQUIRED = {
@@ -49,8 +51,12 @@ REQUIRED = {
         ],
         "rhinestone.safe7579.v1.0.0",
     ),
+    # the ERC-7579 reference account: keyscope has no adapter for it (the tests check that it is refused)
+    "erc7579": (["ERC7579_BYTECODE"], "uMSA.advanced/withHook.v0.1"),
 }
-_CONSTANT = re.compile(r"bytes\s+(?:public\s+|internal\s+)?constant\s+([A-Z0-9_]+)\s*=\s*hex\"([0-9a-fA-F]*)\"")
+_CONSTANT = re.compile(
+    r"bytes\s+(?:public\s+|internal\s+)?constant\s+([A-Z0-9_]+)\s*=\s*hex\"([0-9a-fA-F]*)\""
+)
 
 
 class SetupError(Exception):
@@ -98,7 +104,7 @@ def download() -> Path:
 
 
 def extract(tarball: Path) -> dict[str, dict[str, str]]:
-    """The hex constants of the three precompile files, by account kind, checked against REQUIRED."""
+    """The hex constants of the precompile files, by account kind, checked against REQUIRED."""
     found: dict[str, dict[str, str]] = {}
     try:
         with tarfile.open(tarball, "r:gz") as archive:
@@ -115,7 +121,9 @@ def extract(tarball: Path) -> dict[str, dict[str, str]]:
     for kind, (names, account_id) in REQUIRED.items():
         missing = [name for name in names if not found[kind].get(name, "0x")[2:]]
         if missing:
-            raise SetupError(f"{SOURCES[kind]} in {PACKAGE}@{VERSION} lacks the constants {', '.join(missing)}")
+            raise SetupError(
+                f"{SOURCES[kind]} in {PACKAGE}@{VERSION} lacks the constants {', '.join(missing)}"
+            )
         if account_id.encode().hex() not in found[kind][names[0]]:
             raise SetupError(
                 f"{names[0]} in {PACKAGE}@{VERSION} does not report accountId {account_id!r}: wrong package version"
@@ -128,7 +136,10 @@ def main(argv: list[str]) -> int:
     if is_complete():
         return 0
     try:
-        _say(f"fetching {PACKAGE}@{VERSION} (Kernel, Nexus and Safe7579 bytecode, GPL-3.0, kept in .cache)", quiet)
+        _say(
+            f"fetching {PACKAGE}@{VERSION} (Kernel, Nexus and Safe7579 bytecode, GPL-3.0, kept in .cache)",
+            quiet,
+        )
         constants = extract(download())
     except SetupError as error:
         print(f"[setup] error: account bytecode: {error}", file=sys.stderr)
