@@ -19,6 +19,7 @@ CONTRACTS = [
     "KeyscopeAccountFactory",
     "SessionKeyValidator",
     "DemoNFT",
+    "SponsorPaymaster",
 ]
 
 
