@@ -1,0 +1,173 @@
+"""``python -m keyscope.sponsor``: run the ERC-7677 sponsor service for a deployed ``SponsorPaymaster``.
+
+::
+
+    KEYSCOPE_SPONSOR_KEY=0x… python -m keyscope.sponsor --paymaster 0x… --rpc-url http://127.0.0.1:8545 \\
+        --policy policy.json
+
+The signing key comes from an environment variable (``--signer-key-env``, default ``KEYSCOPE_SPONSOR_KEY``)
+or a file holding it in hex (``--signer-key-file``), never from the command line, which every user of the
+machine can read. With ``--rpc-url`` the chain id is read from the node, the paymaster's on-chain signer
+is checked against the key, and windows are counted from the later of the node's and this machine's clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from ..artifacts import ENTRY_POINT_V07
+from ..errors import ConfigurationError, KeyscopeError
+from ..rpc import JsonRpcClient
+from ..signing import LocalSigner
+from .deploy import paymaster_state
+from .policy import SponsorshipPolicy
+from .server import SponsorServer
+from .service import DEFAULT_VERIFICATION_GAS_LIMIT, Sponsor, chain_clock
+
+__all__ = ["main"]
+
+DEFAULT_KEY_ENV = "KEYSCOPE_SPONSOR_KEY"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m keyscope.sponsor",
+        description="Serve ERC-7677 pm_getPaymasterStubData / pm_getPaymasterData for a SponsorPaymaster.",
+    )
+    parser.add_argument("--paymaster", required=True, help="the SponsorPaymaster's address")
+    parser.add_argument("--policy", required=True, help="the sponsorship policy (JSON file)")
+    parser.add_argument("--rpc-url", default=None, help="a node of the chain (chain id, clock, signer check)")
+    parser.add_argument(
+        "--chain-id", type=int, default=None, help="the chain id (when there is no --rpc-url)"
+    )
+    parser.add_argument("--entry-point", default=ENTRY_POINT_V07, help="EntryPoint v0.7 (default: canonical)")
+    parser.add_argument(
+        "--signer-key-env",
+        default=DEFAULT_KEY_ENV,
+        metavar="VAR",
+        help=f"environment variable holding the signing key (default {DEFAULT_KEY_ENV})",
+    )
+    parser.add_argument("--signer-key-file", default=None, help="file holding the signing key in hex")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument(
+        "--valid-after-slack",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="set validAfter this long before signing (default: validAfter 0)",
+    )
+    parser.add_argument(
+        "--verification-gas-limit",
+        type=int,
+        default=DEFAULT_VERIFICATION_GAS_LIMIT,
+        help=f"paymasterVerificationGasLimit in stub data (default {DEFAULT_VERIFICATION_GAS_LIMIT})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the service's details as one JSON object")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every refusal")
+    return parser
+
+
+def _load_key(args: argparse.Namespace) -> LocalSigner:
+    if args.signer_key_file:
+        try:
+            text = Path(args.signer_key_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read the signing key file {args.signer_key_file}: {exc}"
+            ) from None
+    else:
+        text = os.environ.get(args.signer_key_env, "").strip()
+        if not text:
+            raise ConfigurationError(
+                f"no signing key: set {args.signer_key_env} to the sponsor's private key (hex), or give "
+                "--signer-key-file"
+            )
+    return LocalSigner(text)
+
+
+def build(args: argparse.Namespace) -> SponsorServer:
+    """The (not yet started) server the arguments describe."""
+    signer = _load_key(args)
+    policy = SponsorshipPolicy.from_file(args.policy)
+    clock = None
+    chain_id = args.chain_id
+    if args.rpc_url:
+        with JsonRpcClient(args.rpc_url) as node:
+            node_chain = int(node.request("eth_chainId"), 16)
+            if chain_id is not None and chain_id != node_chain:
+                raise ConfigurationError(
+                    f"--chain-id {chain_id} but the node at {args.rpc_url} is chain {node_chain}"
+                )
+            chain_id = node_chain
+            state = paymaster_state(node, args.paymaster, args.entry_point)
+        if state.signer != signer.address:
+            raise ConfigurationError(
+                f"the paymaster {state.address} honours signer {state.signer}, but the key given is "
+                f"{signer.address}: its signatures would be refused (AA34)"
+            )
+        clock = chain_clock(args.rpc_url)
+    if chain_id is None:
+        raise ConfigurationError("give --rpc-url (or --chain-id) so the sponsor knows its chain")
+    sponsor = Sponsor(
+        paymaster=args.paymaster,
+        signer=signer,
+        chain_id=chain_id,
+        entry_point=args.entry_point,
+        policy=policy,
+        clock=clock,
+        valid_after_slack=args.valid_after_slack,
+        verification_gas_limit=args.verification_gas_limit,
+    )
+    return SponsorServer(sponsor, host=args.host, port=args.port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the service, print where it listens, serve until Ctrl-C or SIGTERM. Returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        server = build(args).start()
+    except KeyscopeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sponsor = server.sponsor
+    details = {
+        "url": server.url,
+        "paymaster": sponsor.paymaster,
+        "signer": sponsor.signer.address,
+        "chain_id": sponsor.chain_id,
+        "entry_point": sponsor.entry_point,
+    }
+    if args.json:
+        print(json.dumps(details), flush=True)
+    else:
+        print(
+            f"sponsor for paymaster {sponsor.paymaster} (signer {sponsor.signer.address}) on chain "
+            f"{sponsor.chain_id} serving at {server.url}; Ctrl-C to stop",
+            flush=True,
+        )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

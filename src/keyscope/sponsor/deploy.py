@@ -1,0 +1,106 @@
+"""Deploy, fund and stake a ``SponsorPaymaster`` over plain JSON-RPC, and read its state.
+
+Transactions go out with ``eth_sendTransaction`` from an account the node has unlocked (a development
+node's accounts), as :mod:`keyscope.local.deploy` does for the rest of keyscope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+
+from ..hexutil import keccak, to_address, to_bytes
+from ..local.deploy import DepositInfo, deploy_contract, get_deposit_info, send_transaction
+from ..local.errors import DeploymentError
+from ..rpc import JsonRpcClient
+
+__all__ = ["PaymasterState", "deploy_sponsor_paymaster", "paymaster_state"]
+
+ETHER = 10**18
+
+_DEPOSIT = keccak(b"deposit()")[:4]
+_ADD_STAKE = keccak(b"addStake(uint32)")[:4]
+_SIGNER = keccak(b"signer()")[:4]
+_OWNER = keccak(b"owner()")[:4]
+
+
+@dataclass(frozen=True)
+class PaymasterState:
+    """A ``SponsorPaymaster``'s signer and owner, and its deposit and stake at the EntryPoint."""
+
+    address: str
+    signer: str
+    owner: str
+    deposit_info: DepositInfo
+
+    @property
+    def deposit(self) -> int:
+        """The deposit that pays for sponsored operations, in wei."""
+        return self.deposit_info.deposit
+
+
+def _read_address(rpc: JsonRpcClient, contract: str, selector: bytes) -> str:
+    raw = to_bytes(rpc.request("eth_call", [{"to": contract, "data": "0x" + selector.hex()}, "latest"]))
+    return to_address(abi_decode(["address"], raw)[0])
+
+
+def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> PaymasterState:
+    """Read the signer, owner, deposit and stake of the paymaster at ``paymaster``."""
+    paymaster = to_address(paymaster, name="paymaster")
+    return PaymasterState(
+        address=paymaster,
+        signer=_read_address(rpc, paymaster, _SIGNER),
+        owner=_read_address(rpc, paymaster, _OWNER),
+        deposit_info=get_deposit_info(rpc, entry_point, paymaster),
+    )
+
+
+def deploy_sponsor_paymaster(
+    rpc: JsonRpcClient,
+    sender: str,
+    *,
+    entry_point: str,
+    signer: str,
+    owner: str | None = None,
+    deposit: int = 10 * ETHER,
+    stake: int = ETHER,
+    unstake_delay: int = 86_400,
+) -> str:
+    """Deploy a ``SponsorPaymaster`` for ``entry_point`` honouring ``signer`` (owned by ``owner``, default
+    ``sender``), deposit ``deposit`` wei and stake ``stake`` wei for ``unstake_delay`` seconds, all from
+    ``sender``; return its address after checking its state."""
+    owner = to_address(owner or sender, name="owner")
+    if stake and owner != to_address(sender):
+        raise DeploymentError(
+            f"only the owner {owner} can stake the paymaster: deploy it from {owner}, or stake 0"
+        )
+    paymaster = deploy_contract(
+        rpc,
+        sender,
+        "SponsorPaymaster",
+        ["address", "address", "address"],
+        [to_address(entry_point), owner, to_address(signer, name="signer")],
+    )
+    if deposit:
+        send_transaction(
+            rpc, sender, to=paymaster, data=_DEPOSIT, value=deposit, what="SponsorPaymaster.deposit"
+        )
+    if stake:
+        send_transaction(
+            rpc,
+            sender,
+            to=paymaster,
+            data=_ADD_STAKE + abi_encode(["uint32"], [unstake_delay]),
+            value=stake,
+            what="SponsorPaymaster.addStake",
+        )
+    state = paymaster_state(rpc, paymaster, entry_point)
+    if (
+        state.signer != to_address(signer)
+        or state.deposit < deposit
+        or (stake and not state.deposit_info.staked)
+    ):
+        raise DeploymentError(f"the paymaster {paymaster} is not set up as asked after deployment: {state}")
+    return paymaster

@@ -1,0 +1,132 @@
+"""A sponsor for a running :class:`~keyscope.local.LocalStack`: deploys, funds and stakes a
+``SponsorPaymaster`` on its anvil and serves the ERC-7677 sponsor service for it on 127.0.0.1.
+
+::
+
+    with LocalStack() as stack, LocalSponsor(stack) as sponsor:
+        net = keyscope.connect(stack.rpc_url, stack.bundler_url, module=stack.module,
+                               factory=stack.factory, paymaster=sponsor.url)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigurationError
+from ..signing import LocalSigner
+from .deploy import ETHER, PaymasterState, deploy_sponsor_paymaster, paymaster_state
+from .policy import SponsorshipPolicy
+from .server import SponsorServer
+from .service import Sponsor, chain_clock
+
+if TYPE_CHECKING:
+    from ..local import LocalStack
+
+__all__ = ["LocalSponsor"]
+
+
+class LocalSponsor:
+    """A ``SponsorPaymaster`` on ``stack`` and its sponsor service.
+
+    * ``policy``: what is sponsored; by default every account, and only the stack's demo NFT;
+    * ``signer``: the sponsor's key (default: a new random one);
+    * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
+      read its own storage during validation, as ERC-7562 requires).
+
+    The paymaster is deployed (from the stack's deployer, who owns it) by :meth:`start`; the service is
+    stopped by :meth:`stop` (the paymaster stays on the chain).
+    """
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        *,
+        policy: SponsorshipPolicy | None = None,
+        signer: LocalSigner | None = None,
+        deposit: int = 10 * ETHER,
+        stake: int = ETHER,
+        unstake_delay: int = 86_400,
+    ) -> None:
+        self.stack = stack
+        self.signer = signer or LocalSigner.generate()
+        self.deposit = deposit
+        self.stake = stake
+        self.unstake_delay = unstake_delay
+        self._policy = policy
+        self._paymaster: str | None = None
+        self._server: SponsorServer | None = None
+
+    def start(self) -> LocalSponsor:
+        """Deploy the paymaster (first call only) and start the service; returns self."""
+        stack = self.stack
+        if self._server is not None:
+            raise ConfigurationError("this LocalSponsor is already running")
+        if self._paymaster is None:
+            self._paymaster = deploy_sponsor_paymaster(
+                stack.node,
+                stack.deployer.address,
+                entry_point=stack.entry_point,
+                signer=self.signer.address,
+                deposit=self.deposit,
+                stake=self.stake,
+                unstake_delay=self.unstake_delay,
+            )
+        policy = self._policy or SponsorshipPolicy(name="keyscope local sponsor", targets={stack.nft: "any"})
+        sponsor = Sponsor(
+            paymaster=self._paymaster,
+            signer=self.signer,
+            chain_id=stack.chain_id,
+            entry_point=stack.entry_point,
+            policy=policy,
+            clock=chain_clock(stack.rpc_url),
+        )
+        self._server = SponsorServer(sponsor).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the service. Idempotent."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> LocalSponsor:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The ERC-7677 service's URL (give it as ``paymaster=`` to :func:`keyscope.connect`)."""
+        return self._running().url
+
+    @property
+    def sponsor(self) -> Sponsor:
+        """The service's sponsor (policy, budget ledger)."""
+        return self._running().sponsor
+
+    @property
+    def paymaster(self) -> str:
+        """The ``SponsorPaymaster``'s address."""
+        if self._paymaster is None:
+            raise ConfigurationError("the sponsor paymaster is not deployed yet: call start()")
+        return self._paymaster
+
+    def state(self) -> PaymasterState:
+        """The paymaster's signer, owner, deposit and stake, read from the chain."""
+        return paymaster_state(self.stack.node, self.paymaster, self.stack.entry_point)
+
+    def _running(self) -> SponsorServer:
+        if self._server is None:
+            raise ConfigurationError(
+                "the local sponsor is not running: call start() or use it in a with block"
+            )
+        return self._server
+
+    def __repr__(self) -> str:
+        if self._server is None:
+            return "LocalSponsor(stopped)"
+        return f"LocalSponsor(paymaster={self._paymaster}, url={self._server.url})"

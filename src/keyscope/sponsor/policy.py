@@ -1,0 +1,158 @@
+"""The sponsorship policy: which accounts, which calls, how much per account, and for how long a signature
+is valid.
+
+As a JSON file (``SponsorshipPolicy.from_file``)::
+
+    {
+      "name": "Demo NFT mints",                       // optional: shown to wallets as the sponsor
+      "accounts": "any",                              // or a list of account addresses
+      "targets": {                                    // or "any": every contract and function
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3": ["safeMint(address)"],
+        "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512": "any"
+      },
+      "budget_wei": "50000000000000000",              // per account; null (or absent) = no limit
+      "validity_seconds": 600                         // how long each signature is valid
+    }
+
+Selectors are 4-byte hex (``"0x40d097c3"``) or function signatures (``"safeMint(address to)"``); the
+selector ``"0x00000000"`` stands for a call without data (a plain transfer). An operation is covered when
+its sender is listed (or ``accounts`` is ``"any"``) and its callData is an ERC-7579 ``execute`` whose every
+call (one, or each of a batch) goes to a listed target with an allowed selector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from ..errors import BadInputError
+from ..execution import Call, ExecuteDecodeError, decode_execute
+from ..hexutil import Address, to_bytes, to_int
+from ..userop import UserOperation
+from .errors import NOT_SPONSORED, SponsorshipRefused
+
+__all__ = ["SponsorshipPolicy", "parse_selector"]
+
+
+def parse_selector(value: object) -> bytes:
+    """A 4-byte selector from ``"0x12345678"``, 4 bytes, or a function signature."""
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+    elif isinstance(value, str) and value.startswith(("0x", "0X")):
+        raw = to_bytes(value, name="selector")
+    elif isinstance(value, str):
+        from ..policy import parse_signature
+
+        raw = parse_signature(value).selector
+    else:
+        raise BadInputError(f"a selector must be 0x-hex or a function signature, got {value!r}")
+    if len(raw) != 4:
+        raise BadInputError(f"a selector is 4 bytes, got {len(raw)} ({value!r})")
+    return raw
+
+
+def _parse_wei(value: object) -> int | None:
+    return None if value is None else to_int(value, name="budget_wei")
+
+
+Selector = Annotated[
+    bytes, BeforeValidator(parse_selector), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)
+]
+Wei = Annotated[
+    int | None, BeforeValidator(_parse_wei), PlainSerializer(lambda v: None if v is None else str(v))
+]
+
+
+class SponsorshipPolicy(BaseModel):
+    """What the sponsor pays for (see the module's documentation for the JSON form).
+
+    * ``name``: the sponsor's name, returned to wallets in ``pm_getPaymasterStubData``'s ``sponsor``;
+    * ``accounts``: ``"any"`` or the sponsored accounts;
+    * ``targets``: ``"any"``, or contract -> ``"any"`` or its allowed selectors;
+    * ``budget_wei``: per account, the most the sponsor signs for (None: no limit);
+    * ``validity_seconds``: how long a signature stays valid.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str | None = None
+    accounts: Literal["any"] | tuple[Address, ...] = "any"
+    targets: Literal["any"] | dict[Address, Literal["any"] | tuple[Selector, ...]]
+    budget_wei: Wei = None
+    validity_seconds: int = Field(default=600, gt=0, le=365 * 86_400)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SponsorshipPolicy:
+        """Read a policy from its JSON object; raises :class:`~keyscope.errors.BadInputError` saying what is
+        wrong."""
+        try:
+            return cls.model_validate(data)
+        except Exception as exc:
+            raise BadInputError(f"not a sponsorship policy: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SponsorshipPolicy:
+        """Read a policy from a JSON file."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read the sponsorship policy {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"the sponsorship policy {path} must hold a JSON object")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this policy."""
+        return self.model_dump(mode="json")
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def covers_account(self, account: str) -> bool:
+        """Whether operations of ``account`` may be sponsored at all."""
+        return self.accounts == "any" or account in self.accounts
+
+    def check(self, op: UserOperation) -> tuple[Call, ...]:
+        """The calls ``op`` makes, if the policy covers them all; raises
+        :class:`~keyscope.sponsor.errors.SponsorshipRefused` (code ``NOT_SPONSORED``) saying what is not."""
+        if not self.covers_account(op.sender):
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"account {op.sender} is not sponsored: the policy lists {len(self.accounts)} account(s)",
+                {"reason": "account", "account": op.sender},
+            )
+        try:
+            calls = decode_execute(op.call_data).calls
+        except ExecuteDecodeError as exc:
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the callData of {op.sender} is not an ERC-7579 execute call the sponsor can check: {exc}",
+                {"reason": "callData", "account": op.sender},
+            ) from None
+        if self.targets == "any":
+            return calls
+        for index, call in enumerate(calls):
+            allowed = self.targets.get(call.target)
+            if allowed is None:
+                raise SponsorshipRefused(
+                    NOT_SPONSORED,
+                    f"target {call.target} (call {index}) is not in the sponsorship policy",
+                    {"reason": "target", "account": op.sender, "callIndex": index, "target": call.target},
+                )
+            if allowed != "any" and call.selector not in allowed:
+                listed = ", ".join("0x" + s.hex() for s in allowed)
+                raise SponsorshipRefused(
+                    NOT_SPONSORED,
+                    f"selector 0x{call.selector.hex()} on {call.target} (call {index}) is not in the sponsorship "
+                    f"policy, which allows there: {listed}",
+                    {
+                        "reason": "selector",
+                        "account": op.sender,
+                        "callIndex": index,
+                        "target": call.target,
+                        "selector": "0x" + call.selector.hex(),
+                    },
+                )
+        return calls

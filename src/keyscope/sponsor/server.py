@@ -1,0 +1,199 @@
+"""The sponsor's JSON-RPC 2.0 server over HTTP: bound to 127.0.0.1, a free port by default, one thread per
+request, stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
+
+It answers ``POST`` requests at any path, single or batched; every refusal is a JSON-RPC error object (see
+:mod:`keyscope.sponsor.errors`) in an HTTP 200 response, as JSON-RPC over HTTP does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from ..errors import ConfigurationError
+from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
+from .service import Sponsor
+
+__all__ = ["SponsorServer"]
+
+log = logging.getLogger("keyscope.sponsor")
+
+MAX_BODY = 1 << 20
+
+
+def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
+    """The JSON-RPC response to one request object (None for a notification, which gets none)."""
+    if (
+        not isinstance(request, dict)
+        or request.get("jsonrpc") != "2.0"
+        or not isinstance(request.get("method"), str)
+    ):
+        request_id = request.get("id") if isinstance(request, dict) else None
+        return _error(request_id, INVALID_REQUEST, "not a JSON-RPC 2.0 request (jsonrpc, method, params, id)")
+    notification = "id" not in request
+    request_id = request.get("id")
+    method = request["method"]
+    try:
+        result = sponsor.handle(method, request.get("params", []))
+    except SponsorshipRefused as refusal:
+        log.info("%s refused: %s", method, refusal.message)
+        response = {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
+    except Exception as exc:
+        log.exception("%s failed", method)
+        response = _error(
+            request_id, INTERNAL_ERROR, f"internal error in {method}: {type(exc).__name__}: {exc}"
+        )
+    else:
+        response = {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return None if notification else response
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(413, _error(None, INVALID_REQUEST, f"request body over {MAX_BODY} bytes"))
+            return
+        body = self.rfile.read(length)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            self._send(200, _error(None, PARSE_ERROR, "the request body is not JSON"))
+            return
+        sponsor = self.server.sponsor
+        if isinstance(request, list):
+            if not request:
+                self._send(200, _error(None, INVALID_REQUEST, "empty batch"))
+                return
+            responses = [r for r in (answer(sponsor, item) for item in request) if r is not None]
+            if responses:
+                self._send(200, responses)
+            else:
+                self._send(204, None)
+            return
+        response = answer(sponsor, request)
+        if response is None:
+            self._send(204, None)
+        else:
+            self._send(200, response)
+
+    def do_GET(self) -> None:
+        self._send(405, _error(None, INVALID_REQUEST, "send JSON-RPC requests with POST"))
+
+    def _send(self, status: int, payload: Any) -> None:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        if payload is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sponsor: Sponsor) -> None:
+        self.sponsor = sponsor
+        super().__init__(address, _Handler)
+
+
+class SponsorServer:
+    """Serves a :class:`~keyscope.sponsor.service.Sponsor` over HTTP.
+
+    ``host`` defaults to 127.0.0.1 (serving other machines is a deliberate choice: pass their interface),
+    ``port`` to a free one chosen by the kernel. ``url`` is known once started.
+    """
+
+    def __init__(self, sponsor: Sponsor, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sponsor = sponsor
+        self.host = host
+        self.port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._server is None:
+            raise ConfigurationError(
+                "the sponsor server is not running: call start() or use it in a with block"
+            )
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> SponsorServer:
+        """Bind and start serving in a background thread; returns self."""
+        if self._server is not None:
+            raise ConfigurationError("the sponsor server is already running")
+        try:
+            self._server = _Server((self.host, self.port), self.sponsor)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="keyscope-sponsor",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("sponsor for paymaster %s serving at %s", self.sponsor.paymaster, self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`stop` is called from another one (or KeyboardInterrupt)."""
+        if self._server is None:
+            self.start()
+        assert self._thread is not None
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket. Idempotent."""
+        server, thread = self._server, self._thread
+        self._server = None
+        self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def __enter__(self) -> SponsorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "stopped"
+        return f"SponsorServer({where})"

@@ -1,0 +1,309 @@
+"""The sponsor: ERC-7677 ``pm_getPaymasterStubData`` and ``pm_getPaymasterData`` for ``SponsorPaymaster``.
+
+* ``pm_getPaymasterStubData(userOp, entryPoint, chainId, context)`` checks the EntryPoint, the chain and the
+  policy (account, calls, some budget left), and returns the paymaster, stub ``paymasterData`` of the real
+  shape (the window and a signature that verifies to nobody), the paymaster's gas limits and
+  ``isFinal: false`` (and ``sponsor: {name}`` when the policy names one).
+* ``pm_getPaymasterData(userOp, entryPoint, chainId, context)`` checks the same, reserves the operation's
+  maximum cost (every gas limit, the paymaster's included, times ``maxFeePerGas``: what the EntryPoint
+  takes from the deposit before refunding the unused part) from the account's budget, and signs. It returns
+  the paymaster's gas limits it signed over too: the paymaster's ``paymasterVerificationGasLimit`` is the
+  operation's (as estimated by the bundler) or, when it has none, the sponsor's default; the post-op gas
+  limit is always the sponsor's own (``SponsorPaymaster`` has no postOp, so it is 0).
+
+The budget is kept in memory: a signature reserves the operation's maximum cost for good, whether or not the
+operation is then sent (the sponsor cannot take a signature back before it expires), and the actual cost is
+not refunded to the budget. Restarting the service starts every budget afresh.
+
+``context`` is accepted and ignored: this service has one policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..artifacts import ENTRY_POINT_V07
+from ..chain import Chain, RpcChain
+from ..errors import BadInputError
+from ..gas import required_prefund
+from ..hexutil import to_address, to_int
+from ..signing import HashSigner
+from ..userop import UserOperation
+from .errors import (
+    BUDGET_EXHAUSTED,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    SponsorshipRefused,
+)
+from .paymaster_data import STUB_SIGNATURE, encode_paymaster_data, sign_sponsorship
+from .policy import SponsorshipPolicy
+
+__all__ = [
+    "DEFAULT_POST_OP_GAS_LIMIT",
+    "DEFAULT_VERIFICATION_GAS_LIMIT",
+    "GET_PAYMASTER_DATA",
+    "GET_PAYMASTER_STUB_DATA",
+    "BudgetLedger",
+    "Sponsor",
+    "chain_clock",
+]
+
+GET_PAYMASTER_STUB_DATA = "pm_getPaymasterStubData"
+GET_PAYMASTER_DATA = "pm_getPaymasterData"
+
+DEFAULT_VERIFICATION_GAS_LIMIT = 60_000
+"""The paymaster's verification gas limit in stub data (SponsorPaymaster needs about a third of it)."""
+DEFAULT_POST_OP_GAS_LIMIT = 0
+"""SponsorPaymaster returns no context, so the EntryPoint never calls its postOp."""
+
+_OP_FIELDS = frozenset(
+    name
+    for field_name, info in UserOperation.model_fields.items()
+    for name in (field_name, info.alias)
+    if name
+)
+_PACKED_ONLY_FIELDS = ("initCode", "paymasterAndData", "accountGasLimits", "gasFees")
+
+
+def chain_clock(node: str | Chain) -> Callable[[], float]:
+    """A clock for :class:`Sponsor`: the later of this machine's time and the latest block's timestamp.
+
+    The EntryPoint judges a window by the block's timestamp, bundlers (Alto) by their wall clock: a
+    validUntil counted from the later of both is in the future for each of them.
+    """
+    chain = RpcChain(node) if isinstance(node, str) else node
+
+    def now() -> float:
+        return max(time.time(), float(chain.block_timestamp()))
+
+    return now
+
+
+class BudgetLedger:
+    """Per-account wei reserved by the sponsor's signatures against a per-account ``limit`` (None: no
+    limit). Thread-safe; in memory."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._reserved: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def reserved(self, account: str) -> int:
+        """Wei reserved so far for ``account``."""
+        with self._lock:
+            return self._reserved.get(to_address(account), 0)
+
+    def remaining(self, account: str) -> int | None:
+        """Wei left for ``account`` (None: no limit)."""
+        if self.limit is None:
+            return None
+        return max(self.limit - self.reserved(account), 0)
+
+    def require_some(self, account: str) -> None:
+        """Refuse (``BUDGET_EXHAUSTED``) when nothing is left for ``account``."""
+        if self.remaining(account) == 0:
+            raise self._exhausted(account, None)
+
+    def reserve(self, account: str, amount: int) -> None:
+        """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit."""
+        account = to_address(account)
+        with self._lock:
+            used = self._reserved.get(account, 0)
+            if self.limit is not None and used + amount > self.limit:
+                raise self._exhausted(account, amount, used)
+            self._reserved[account] = used + amount
+
+    def release(self, account: str, amount: int) -> None:
+        """Give back ``amount`` wei reserved for ``account``."""
+        account = to_address(account)
+        with self._lock:
+            self._reserved[account] = max(self._reserved.get(account, 0) - amount, 0)
+
+    def _exhausted(self, account: str, amount: int | None, used: int | None = None) -> SponsorshipRefused:
+        assert self.limit is not None
+        used = self.reserved(account) if used is None else used
+        left = max(self.limit - used, 0)
+        needed = f"; this operation may cost up to {amount} wei" if amount is not None else ""
+        return SponsorshipRefused(
+            BUDGET_EXHAUSTED,
+            f"budget exhausted: account {account} has {left} wei left of its {self.limit} wei sponsorship "
+            f"budget{needed}",
+            {"reason": "budget", "account": account, "budget": self.limit, "remaining": left, "cost": amount},
+        )
+
+
+class Sponsor:
+    """Answers ERC-7677 requests for one ``SponsorPaymaster`` (``paymaster``) on one chain.
+
+    * ``signer``: the key the paymaster's ``signer()`` is set to;
+    * ``chain_id`` and ``entry_point``: requests for other ones are refused;
+    * ``policy``: what is sponsored (:class:`~keyscope.sponsor.policy.SponsorshipPolicy`);
+    * ``clock``: unix seconds the window is counted from (default: this machine's time; use
+      :func:`chain_clock` when the chain's time may run ahead, as on a development node);
+    * ``valid_after_slack``: None leaves ``validAfter`` 0 (a signature cannot be used before it exists
+      anyway); a number of seconds sets ``validAfter`` to that long before now;
+    * ``verification_gas_limit`` / ``post_op_gas_limit``: the paymaster gas limits given in stub data.
+    """
+
+    def __init__(
+        self,
+        *,
+        paymaster: str,
+        signer: HashSigner,
+        chain_id: int,
+        policy: SponsorshipPolicy,
+        entry_point: str = ENTRY_POINT_V07,
+        clock: Callable[[], float] | None = None,
+        valid_after_slack: int | None = None,
+        verification_gas_limit: int = DEFAULT_VERIFICATION_GAS_LIMIT,
+        post_op_gas_limit: int = DEFAULT_POST_OP_GAS_LIMIT,
+    ) -> None:
+        if valid_after_slack is not None and valid_after_slack < 0:
+            raise BadInputError(f"valid_after_slack must not be negative, got {valid_after_slack}")
+        self.paymaster = to_address(paymaster, name="paymaster")
+        self.signer = signer
+        self.chain_id = chain_id
+        self.entry_point = to_address(entry_point, name="entry_point")
+        self.policy = policy
+        self.ledger = BudgetLedger(policy.budget_wei)
+        self.valid_after_slack = valid_after_slack
+        self.verification_gas_limit = verification_gas_limit
+        self.post_op_gas_limit = post_op_gas_limit
+        self._clock = clock or time.time
+
+    def __repr__(self) -> str:
+        return f"Sponsor(paymaster={self.paymaster}, chain {self.chain_id}, signer {self.signer.address})"
+
+    # -- time --------------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The time windows are counted from."""
+        return int(self._clock())
+
+    def window(self) -> tuple[int, int]:
+        """``(validUntil, validAfter)`` for a signature made now."""
+        now = self.now()
+        valid_after = 0 if self.valid_after_slack is None else max(now - self.valid_after_slack, 0)
+        return now + self.policy.validity_seconds, valid_after
+
+    # -- JSON-RPC ----------------------------------------------------------------------------------
+
+    def handle(self, method: str, params: Any) -> Any:
+        """The result of one JSON-RPC call; raises :class:`~keyscope.sponsor.errors.SponsorshipRefused`."""
+        if method == GET_PAYMASTER_STUB_DATA:
+            return self.stub_data(*self._parse(method, params))
+        if method == GET_PAYMASTER_DATA:
+            return self.data(*self._parse(method, params))
+        raise SponsorshipRefused(
+            METHOD_NOT_FOUND,
+            f"method {method!r} is not served here: this sponsor implements {GET_PAYMASTER_STUB_DATA} and "
+            f"{GET_PAYMASTER_DATA} (ERC-7677)",
+        )
+
+    def _parse(self, method: str, params: Any) -> tuple[UserOperation, dict[str, Any]]:
+        if not isinstance(params, list) or not 3 <= len(params) <= 4:
+            raise SponsorshipRefused(
+                INVALID_PARAMS, f"{method} takes [userOp, entryPoint, chainId, context] (ERC-7677)"
+            )
+        raw_op, entry_point, chain_id = params[:3]
+        context = params[3] if len(params) == 4 else None
+        try:
+            given_entry_point = to_address(entry_point, name="entryPoint")
+        except BadInputError as exc:
+            raise SponsorshipRefused(INVALID_PARAMS, f"bad entryPoint: {exc}") from None
+        if given_entry_point != self.entry_point:
+            raise SponsorshipRefused(
+                INVALID_PARAMS,
+                f"EntryPoint {given_entry_point} is not supported: this sponsor serves EntryPoint v0.7 at "
+                f"{self.entry_point}",
+                {"reason": "entryPoint", "entryPoint": given_entry_point, "supported": [self.entry_point]},
+            )
+        try:
+            given_chain = to_int(chain_id, name="chainId")
+        except BadInputError as exc:
+            raise SponsorshipRefused(INVALID_PARAMS, f"bad chainId: {exc}") from None
+        if given_chain != self.chain_id:
+            raise SponsorshipRefused(
+                INVALID_PARAMS,
+                f"chain id {given_chain} is not supported: this sponsor pays on chain {self.chain_id}",
+                {"reason": "chainId", "chainId": hex(given_chain), "supported": hex(self.chain_id)},
+            )
+        if context is not None and not isinstance(context, dict):
+            raise SponsorshipRefused(INVALID_PARAMS, "context must be an object (or absent)")
+        return self._user_operation(raw_op), context or {}
+
+    @staticmethod
+    def _user_operation(raw: Any) -> UserOperation:
+        if not isinstance(raw, dict):
+            raise SponsorshipRefused(INVALID_PARAMS, "userOp must be a JSON object (EntryPoint v0.7 fields)")
+        packed = [name for name in _PACKED_ONLY_FIELDS if raw.get(name) not in (None, "0x")]
+        if packed:
+            raise SponsorshipRefused(
+                INVALID_PARAMS,
+                f"userOp has {', '.join(packed)}: give the EntryPoint v0.7 JSON-RPC form (factory/factoryData, "
+                "separate gas limits and fees, paymaster fields)",
+            )
+        fields = {key: value for key, value in raw.items() if key in _OP_FIELDS and value is not None}
+        try:
+            return UserOperation.from_rpc(fields)
+        except BadInputError as exc:
+            raise SponsorshipRefused(INVALID_PARAMS, f"bad userOp: {exc}") from None
+
+    # -- ERC-7677 ------------------------------------------------------------------------------------
+
+    def stub_data(self, op: UserOperation, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``pm_getPaymasterStubData``: placeholder fields for estimation, if the policy covers ``op``."""
+        self.policy.check(op)
+        self.ledger.require_some(op.sender)
+        valid_until, valid_after = self.window()
+        result: dict[str, Any] = {
+            "paymaster": self.paymaster,
+            "paymasterData": "0x" + encode_paymaster_data(valid_until, valid_after, STUB_SIGNATURE).hex(),
+            "paymasterVerificationGasLimit": hex(self.verification_gas_limit),
+            "paymasterPostOpGasLimit": hex(self.post_op_gas_limit),
+            "isFinal": False,
+        }
+        if self.policy.name:
+            result["sponsor"] = {"name": self.policy.name}
+        return result
+
+    def data(self, op: UserOperation, context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``pm_getPaymasterData``: the signed fields, if the policy and the budget cover ``op``."""
+        self.policy.check(op)
+        if op.verification_gas_limit == 0:
+            raise SponsorshipRefused(
+                INVALID_PARAMS,
+                f"{GET_PAYMASTER_DATA} signs the final gas limits and fees, but verificationGasLimit is 0: "
+                f"estimate gas (with {GET_PAYMASTER_STUB_DATA}'s fields) first",
+            )
+        final = op.replace(
+            paymaster=self.paymaster,
+            paymaster_verification_gas_limit=op.paymaster_verification_gas_limit
+            or self.verification_gas_limit,
+            paymaster_post_op_gas_limit=self.post_op_gas_limit,
+            paymaster_data=b"",
+        )
+        cost = required_prefund(final)
+        self.ledger.reserve(op.sender, cost)
+        valid_until, valid_after = self.window()
+        try:
+            paymaster_data = sign_sponsorship(
+                self.signer,
+                final,
+                self.paymaster,
+                self.chain_id,
+                valid_until=valid_until,
+                valid_after=valid_after,
+            )
+        except BaseException:
+            self.ledger.release(op.sender, cost)
+            raise
+        return {
+            "paymaster": self.paymaster,
+            "paymasterData": "0x" + paymaster_data.hex(),
+            "paymasterVerificationGasLimit": hex(final.paymaster_verification_gas_limit),
+            "paymasterPostOpGasLimit": hex(final.paymaster_post_op_gas_limit),
+        }

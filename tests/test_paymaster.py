@@ -1,0 +1,773 @@
+"""Gas sponsorship on ape's py-evm chain, through the real EntryPoint v0.7: the ``SponsorPaymaster`` contract,
+the ERC-7677 sponsor service over HTTP, and the SDK sending sponsored session operations with it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ETHER
+from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain, arg
+from keyscope.accounts import create_account_data
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.paymaster import PaymasterClient
+from keyscope.rpc import JsonRpcClient
+from keyscope.signing import LocalSigner, recover_hash
+from keyscope.sponsor import (
+    BUDGET_EXHAUSTED,
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    NOT_SPONSORED,
+    PAYMASTER_DATA_LENGTH,
+    Sponsor,
+    SponsorServer,
+    SponsorshipPolicy,
+    SponsorshipRefused,
+    chain_clock,
+    decode_paymaster_data,
+    encode_paymaster_data,
+    sign_sponsorship,
+    sponsorship_hash,
+)
+from keyscope.sponsor.paymaster_data import STUB_SIGNATURE
+from keyscope.userop import UserOperation
+
+PM_VERIFICATION_GAS = 60_000
+SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Fixtures
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _session_contracts(entry_point, factory, module, nft, target, bundler):
+    """Deploy the session-wide contracts before this module's own, as ape's chain isolation needs."""
+
+
+@pytest.fixture(scope="module")
+def sponsor_key():
+    return LocalSigner.generate()
+
+
+def _deploy_paymaster(project, entry_point, deployer, signer, *, deposit=10 * ETHER, stake=ETHER):
+    paymaster = project.SponsorPaymaster.deploy(entry_point, deployer, signer, sender=deployer)
+    if deposit:
+        paymaster.deposit(value=deposit, sender=deployer)
+    if stake:
+        paymaster.addStake(86_400, value=stake, sender=deployer)
+    return paymaster
+
+
+@pytest.fixture(scope="module")
+def paymaster(project, entry_point, deployer, sponsor_key):
+    return _deploy_paymaster(project, entry_point, deployer, sponsor_key.address)
+
+
+@pytest.fixture(scope="module")
+def chain_id(chain):
+    return int(chain.chain_id)
+
+
+@pytest.fixture(scope="module")
+def sponsored_owner():
+    return LocalSigner.generate()
+
+
+@pytest.fixture(scope="module")
+def sponsored_account(harness, sponsored_owner):
+    """A deployed account for the operations that are meant to be refused."""
+    return harness.create(sponsored_owner, salt=7)
+
+
+def _now(chain) -> int:
+    return int(chain.blocks.head.timestamp)
+
+
+def _with_paymaster(op: UserOperation, paymaster: str, *, verification=PM_VERIFICATION_GAS, post_op=0):
+    return op.replace(
+        paymaster=paymaster,
+        paymaster_verification_gas_limit=verification,
+        paymaster_post_op_gas_limit=post_op,
+        paymaster_data=bytes(PAYMASTER_DATA_LENGTH),
+    )
+
+
+def _sponsor(
+    op: UserOperation, key, paymaster: str, chain_id: int, *, valid_until: int, valid_after: int = 0
+):
+    data = sign_sponsorship(key, op, paymaster, chain_id, valid_until=valid_until, valid_after=valid_after)
+    return op.replace(paymaster_data=data)
+
+
+def _mint_call_data(nft, to: str) -> bytes:
+    return encode_execute(Call(nft.address, 0, nft.safeMint.encode_input(to)))
+
+
+@contextmanager
+def _reverts_with(error: str) -> Iterator[None]:
+    """The block reverts with the custom error (ape raises it as a class of that name) or message ``error``."""
+    with pytest.raises(Exception) as info:
+        yield
+    assert type(info.value).__name__ == error or error in str(info.value), repr(info.value)
+
+
+def _deposit(entry_point, paymaster) -> int:
+    return int(entry_point.balanceOf(paymaster.address))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The contract
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_zero_eth_account_is_created_and_mints_paid_by_the_deposit(
+    harness, entry_point, factory, nft, paymaster, sponsor_key, chain, chain_id
+):
+    owner = LocalSigner.generate()
+    account = harness.counterfactual(owner.address)
+    assert chain.provider.get_balance(account) == 0
+    op = harness.op(
+        account,
+        _mint_call_data(nft, account),
+        factory=factory.address,
+        factory_data=create_account_data(owner.address),
+    )
+    op = _sponsor(
+        _with_paymaster(op, paymaster.address),
+        sponsor_key,
+        paymaster.address,
+        chain_id,
+        valid_until=_now(chain) + 600,
+    )
+    op = harness.sign_owner(op, owner)
+
+    before = _deposit(entry_point, paymaster)
+    receipt = harness.submit(op)
+    after = _deposit(entry_point, paymaster)
+
+    assert receipt.success, receipt.reason
+    assert receipt.paymaster == paymaster.address
+    assert before - after == receipt.actual_gas_cost > 0
+    assert int(paymaster.getDeposit()) == after
+    assert chain.provider.get_balance(account) == 0
+    assert int(entry_point.balanceOf(account)) == 0
+    assert nft.balanceOf(account) == 1
+
+
+def test_python_digest_matches_the_contract(paymaster, chain_id):
+    @SETTINGS
+    @given(
+        nonce=st.integers(0, 2**256 - 1),
+        call_data=st.binary(max_size=200),
+        factory_data=st.none() | st.binary(max_size=80),
+        gas=st.lists(st.integers(0, 2**128 - 1), min_size=7, max_size=7),
+        pre_verification_gas=st.integers(0, 2**256 - 1),
+        valid_until=st.integers(0, 2**48 - 1),
+        valid_after=st.integers(0, 2**48 - 1),
+    )
+    def check(nonce, call_data, factory_data, gas, pre_verification_gas, valid_until, valid_after):
+        op = UserOperation(
+            sender=LocalSigner.generate().address,
+            nonce=nonce,
+            factory=None if factory_data is None else paymaster.address,
+            factory_data=factory_data or b"",
+            call_data=call_data,
+            call_gas_limit=gas[0],
+            verification_gas_limit=gas[1],
+            pre_verification_gas=pre_verification_gas,
+            max_fee_per_gas=gas[2],
+            max_priority_fee_per_gas=gas[3],
+            paymaster=paymaster.address,
+            paymaster_verification_gas_limit=gas[4],
+            paymaster_post_op_gas_limit=gas[5],
+            paymaster_data=gas[6].to_bytes(16, "big"),
+        )
+        expected = sponsorship_hash(
+            op, paymaster.address, chain_id, valid_until=valid_until, valid_after=valid_after
+        )
+        onchain = paymaster.sponsorshipHash(op.pack().as_tuple(), valid_until, valid_after)
+        assert bytes(onchain) == expected
+
+    check()
+
+
+@given(
+    valid_until=st.integers(0, 2**48 - 1),
+    valid_after=st.integers(0, 2**48 - 1),
+    signature=st.binary(min_size=65, max_size=65),
+)
+def test_paymaster_data_round_trip(valid_until, valid_after, signature):
+    data = encode_paymaster_data(valid_until, valid_after, signature)
+    assert len(data) == PAYMASTER_DATA_LENGTH
+    decoded = decode_paymaster_data(data)
+    assert (decoded.valid_until, decoded.valid_after, decoded.signature) == (
+        valid_until,
+        valid_after,
+        signature,
+    )
+
+
+def test_contract_parses_the_layout(paymaster):
+    data = encode_paymaster_data(0x0102030405, 0x0A0B0C, b"\x42" * 65)
+    pad = bytes.fromhex(paymaster.address[2:]) + (1).to_bytes(16, "big") + (2).to_bytes(16, "big") + data
+    valid_until, valid_after, signature = paymaster.parsePaymasterAndData(pad)
+    assert (valid_until, valid_after, bytes(signature)) == (0x0102030405, 0x0A0B0C, b"\x42" * 65)
+
+
+@given(digest=st.binary(min_size=32, max_size=32))
+def test_stub_signature_recovers_but_not_to_the_sponsor(digest):
+    """Like a real signature, the stub costs an ecrecover that succeeds (same gas), for nobody's key."""
+    recovered = recover_hash(digest, STUB_SIGNATURE)
+    assert recovered != "0x" + "00" * 20
+
+
+@pytest.mark.parametrize(
+    "case", ["other key", "stub signature", "garbage signature", "other chain", "other paymaster"]
+)
+def test_a_signature_that_does_not_verify_fails_with_aa34(
+    case, harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id, project,
+    entry_point, deployer,
+):  # fmt: skip
+    until = _now(chain) + 600
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    if case == "other key":
+        op = _sponsor(op, LocalSigner.generate(), paymaster.address, chain_id, valid_until=until)
+    elif case == "stub signature":
+        op = op.replace(paymaster_data=encode_paymaster_data(until, 0, STUB_SIGNATURE))
+    elif case == "garbage signature":  # v = 0x99: ecrecover fails; validation must not revert
+        op = op.replace(paymaster_data=encode_paymaster_data(until, 0, b"\x01" * 64 + b"\x99"))
+    elif case == "other chain":
+        op = _sponsor(op, sponsor_key, paymaster.address, chain_id + 1, valid_until=until)
+    else:  # signed for another paymaster with the same signer: the EIP-712 domain binds the address
+        other = _deploy_paymaster(project, entry_point, deployer, sponsor_key.address, stake=0)
+        op = _sponsor(op, sponsor_key, other.address, chain_id, valid_until=until)
+    error = harness.rejected(harness.sign_owner(op, sponsored_owner))
+    assert error.reason == "AA34", error
+
+
+def test_validation_returns_failure_and_the_window_instead_of_reverting(
+    paymaster, entry_point, sponsored_account, harness, nft, chain_id, sponsor_key, chain
+):
+    """Called as the EntryPoint would (an eth_call from its address): the packed validation data."""
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    until, after = _now(chain) + 600, 5
+    good = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=until, valid_after=after)
+    bad = _sponsor(
+        op, LocalSigner.generate(), paymaster.address, chain_id, valid_until=until, valid_after=after
+    )
+    for signed, sig_failed in ((good, 0), (bad, 1)):
+        context, validation_data = paymaster.validatePaymasterUserOp.call(
+            signed.pack().as_tuple(), b"\x00" * 32, 0, sender=entry_point.address
+        )
+        assert bytes(context) == b""
+        assert validation_data == sig_failed | (until << 160) | (after << 208)
+
+
+def test_only_the_entry_point_may_validate(paymaster, harness, sponsored_account, nft, accounts):
+    op = _with_paymaster(harness.op(sponsored_account, b""), paymaster.address)
+    with _reverts_with("PaymasterUnauthorized"):
+        paymaster.validatePaymasterUserOp.call(op.pack().as_tuple(), b"\x00" * 32, 0, sender=accounts[5])
+
+
+@pytest.mark.parametrize("window", ["expired", "not yet valid"])
+def test_a_sponsorship_outside_its_window_fails_with_aa32(
+    window, harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id
+):
+    now = _now(chain)
+    until, after = (now - 1, 0) if window == "expired" else (now + 7200, now + 3600)
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=until, valid_after=after)
+    error = harness.rejected(harness.sign_owner(op, sponsored_owner))
+    assert error.reason == "AA32", error
+
+
+_TAMPERED_FIELDS = [
+    "call_data",
+    "call_gas_limit",
+    "verification_gas_limit",
+    "pre_verification_gas",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "paymaster_verification_gas_limit",
+    "paymaster_post_op_gas_limit",
+    "valid_until",
+    "valid_after",
+]
+
+
+@SETTINGS
+@given(field=st.sampled_from(_TAMPERED_FIELDS), delta=st.integers(1, 5_000))
+def test_changing_a_signed_field_fails_with_aa34(
+    field,
+    delta,
+    harness,
+    sponsored_account,
+    sponsored_owner,
+    nft,
+    paymaster,
+    sponsor_key,
+    chain,
+    chain_id,
+    accounts,
+):
+    """The account re-signs what it changed (its own signature is fine): only the sponsor's check fails."""
+    now = _now(chain)
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account), call_gas=500_000),
+        paymaster.address,
+    )
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=now + 600, valid_after=now - 600)
+    if field == "call_data":
+        changed = op.replace(call_data=_mint_call_data(nft, accounts[delta % 10].address))
+    elif field in ("valid_until", "valid_after"):
+        data = decode_paymaster_data(op.paymaster_data)
+        until = data.valid_until + (delta if field == "valid_until" else 0)
+        after = data.valid_after - (delta if field == "valid_after" else 0)
+        changed = op.replace(paymaster_data=encode_paymaster_data(until, after, data.signature))
+    else:
+        changed = op.replace(**{field: getattr(op, field) + delta})
+    error = harness.rejected(harness.sign_owner(changed, sponsored_owner))
+    assert error.reason == "AA34", (field, error)
+
+
+def test_malformed_paymaster_data_reverts_with_aa33(
+    harness, sponsored_account, sponsored_owner, nft, paymaster
+):
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    op = op.replace(paymaster_data=bytes(PAYMASTER_DATA_LENGTH - 1))
+    error = harness.rejected(harness.sign_owner(op, sponsored_owner))
+    assert error.reason == "AA33"
+    selector = keccak(b"InvalidPaymasterDataLength(uint256,uint256)")[:4]
+    assert error.data == "0x" + (selector + (128).to_bytes(32, "big") + (129).to_bytes(32, "big")).hex()
+
+
+def test_owner_functions(
+    project, entry_point, deployer, accounts, sponsor_key, chain, harness, nft, chain_id
+):
+    paymaster = _deploy_paymaster(
+        project, entry_point, deployer, sponsor_key.address, deposit=2 * ETHER, stake=0
+    )
+    stranger = accounts[6]
+    owner = LocalSigner.generate()
+    account = harness.create(owner, salt=11)
+
+    def sponsored_by(key):
+        op = _with_paymaster(harness.op(account, _mint_call_data(nft, account)), paymaster.address)
+        return harness.sign_owner(
+            _sponsor(op, key, paymaster.address, chain_id, valid_until=_now(chain) + 600), owner
+        )
+
+    # the signer: only the owner may change it; the old key's signatures stop working at once
+    new_key = LocalSigner.generate()
+    with _reverts_with("OwnableUnauthorizedAccount"):
+        paymaster.setSigner(new_key.address, sender=stranger)
+    with _reverts_with("ZeroSigner"):
+        paymaster.setSigner("0x" + "00" * 20, sender=deployer)
+    receipt = paymaster.setSigner(new_key.address, sender=deployer)
+    assert paymaster.signer() == new_key.address
+    assert [(e.previousSigner, e.newSigner) for e in receipt.events] == [
+        (sponsor_key.address, new_key.address)
+    ]
+    assert harness.rejected(sponsored_by(sponsor_key)).reason == "AA34"
+    assert harness.submit(sponsored_by(new_key)).success
+
+    # the deposit: anyone funds it, only the owner withdraws
+    before = int(paymaster.getDeposit())
+    paymaster.deposit(value=ETHER, sender=stranger)
+    assert int(paymaster.getDeposit()) == before + ETHER
+    with _reverts_with("OwnableUnauthorizedAccount"):
+        paymaster.withdrawTo(stranger, 1, sender=stranger)
+    balance = chain.provider.get_balance(stranger.address)
+    paymaster.withdrawTo(stranger, ETHER // 2, sender=deployer)
+    assert chain.provider.get_balance(stranger.address) == balance + ETHER // 2
+    assert int(paymaster.getDeposit()) == before + ETHER // 2
+
+    # the stake: add, unlock, wait out the delay, withdraw; all owner-only
+    for call, args in (
+        (paymaster.addStake, (100,)),
+        (paymaster.unlockStake, ()),
+        (paymaster.withdrawStake, (stranger,)),
+    ):
+        with _reverts_with("OwnableUnauthorizedAccount"):
+            call(*args, sender=stranger)
+    paymaster.addStake(100, value=ETHER, sender=deployer)
+    info = entry_point.getDepositInfo(paymaster.address)
+    assert info.staked and info.stake == ETHER and info.unstakeDelaySec == 100
+    paymaster.unlockStake(sender=deployer)
+    assert not entry_point.getDepositInfo(paymaster.address).staked
+    with _reverts_with("Stake withdrawal is not due"):
+        paymaster.withdrawStake(stranger, sender=deployer)
+    chain.pending_timestamp = _now(chain) + 101
+    balance = chain.provider.get_balance(stranger.address)
+    paymaster.withdrawStake(stranger, sender=deployer)
+    assert chain.provider.get_balance(stranger.address) == balance + ETHER
+    assert entry_point.getDepositInfo(paymaster.address).stake == 0
+
+
+def test_validation_gas(
+    paymaster, entry_point, harness, sponsored_account, nft, sponsor_key, chain, chain_id, capsys
+):
+    """The paymaster's validation cost, measured as the EntryPoint calls it (reported, and bounded by the
+    stub's limit with room to spare)."""
+    web3 = chain.provider.web3
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=_now(chain) + 600)
+    data = paymaster.validatePaymasterUserOp.encode_input(op.pack().as_tuple(), b"\x00" * 32, 0)
+    total = web3.eth.estimate_gas({"from": entry_point.address, "to": paymaster.address, "data": data.hex()})
+    data_bytes = bytes.fromhex(data.hex()[2:] if data.hex().startswith("0x") else data.hex())
+    calldata_cost = sum(4 if b == 0 else 16 for b in data_bytes)
+    execution = total - 21_000 - calldata_cost
+    with capsys.disabled():
+        print(
+            f"\n[measure] SponsorPaymaster.validatePaymasterUserOp: {execution} gas (cold), stub limit {PM_VERIFICATION_GAS}"
+        )
+    assert execution < PM_VERIFICATION_GAS // 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# The policy
+# ------------------------------------------------------------------------------------------------------
+
+_TARGETS = [LocalSigner.generate().address for _ in range(3)]
+_SELECTORS = [bytes.fromhex(s) for s in ("40d097c3", "a9059cbb", "00000000")]
+
+
+@given(
+    allowed=st.dictionaries(
+        st.sampled_from(_TARGETS),
+        st.just("any") | st.lists(st.sampled_from(_SELECTORS), unique=True),
+        max_size=3,
+    ),
+    calls=st.lists(st.tuples(st.sampled_from(_TARGETS), st.sampled_from(_SELECTORS)), min_size=1, max_size=4),
+)
+def test_policy_covers_exactly_the_listed_calls(allowed, calls):
+    policy = SponsorshipPolicy(targets={t: v if v == "any" else tuple(v) for t, v in allowed.items()})
+    encoded = [Call(t, 0, b"" if s == bytes(4) else s + bytes(32)) for t, s in calls]
+    op = UserOperation(sender=_TARGETS[0], nonce=0, call_data=encode_execute(encoded, batch=len(encoded) > 1))
+    covered = all(t in allowed and (allowed[t] == "any" or s in allowed[t]) for t, s in calls)
+    if covered:
+        assert [(c.target, c.selector) for c in policy.check(op)] == [(t, s) for t, s in calls]
+    else:
+        with pytest.raises(SponsorshipRefused) as info:
+            policy.check(op)
+        assert info.value.code == NOT_SPONSORED
+        assert info.value.data["reason"] in ("target", "selector")
+
+
+def test_policy_file_format(tmp_path):
+    target = _TARGETS[0]
+    path = tmp_path / "policy.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "demo",
+                "accounts": [target.lower()],
+                "targets": {target: ["safeMint(address to)", "0xa9059cbb"], _TARGETS[1]: "any"},
+                "budget_wei": "50000000000000000",
+                "validity_seconds": 120,
+            }
+        )
+    )
+    policy = SponsorshipPolicy.from_file(path)
+    assert policy.accounts == (target,)
+    assert policy.targets[target] == (keccak(b"safeMint(address)")[:4], bytes.fromhex("a9059cbb"))
+    assert policy.budget_wei == 5 * 10**16
+    assert policy.validity_seconds == 120
+    assert SponsorshipPolicy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(ValueError, match="not a sponsorship policy"):
+        SponsorshipPolicy.from_dict({"targets": {target: ["0x1234"]}})
+    with pytest.raises(ValueError, match="not a sponsorship policy"):
+        SponsorshipPolicy.from_dict({"targets": "any", "unknown": 1})
+
+
+def test_policy_refuses_calldata_it_cannot_read():
+    policy = SponsorshipPolicy(targets="any")
+    with pytest.raises(SponsorshipRefused, match="not an ERC-7579 execute call"):
+        policy.check(UserOperation(sender=_TARGETS[0], nonce=0, call_data=b"\x12\x34\x56\x78"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# The service over HTTP
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve(paymaster, sponsor_key, entry_point, chain_id, chain):
+    """Start a sponsor service for the module's paymaster with a given policy; stopped after the test."""
+    servers: list[SponsorServer] = []
+
+    def start(policy: SponsorshipPolicy, **options: Any) -> SponsorServer:
+        sponsor = Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=chain_id,
+            entry_point=entry_point.address,
+            policy=policy,
+            clock=chain_clock(Web3Chain(chain.provider.web3)),
+            **options,
+        )
+        server = SponsorServer(sponsor).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def sponsored_net(chain, bundler, module, entry_point, factory):
+    def make(url: str | None) -> Network:
+        return Network(
+            chain=Web3Chain(chain.provider.web3),
+            bundler=bundler,
+            module=module.address,
+            entry_point=entry_point.address,
+            factory=factory.address,
+            paymaster=PaymasterClient(url) if url else None,
+        )
+
+    return make
+
+
+def _mint_policy(nft, account):
+    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == account])
+
+
+def test_sdk_session_operation_from_a_zero_eth_account_is_sponsored(
+    nft, paymaster, entry_point, chain, serve, sponsored_net
+):
+    server = serve(SponsorshipPolicy(name="test sponsor", targets={nft.address: ["safeMint(address)"]}))
+    net = sponsored_net(server.url)
+    owner = net.owner(LocalSigner.generate())  # never funded
+    key = SessionKey.generate()
+    grant = owner.grant(key, [_mint_policy(nft, owner.account)], valid_for=3600)
+    session = net.session(grant, key)
+
+    before = _deposit(entry_point, paymaster)
+    pending = session.execute(nft, "safeMint(address)", owner.account)
+    receipt = pending.wait()
+    after = _deposit(entry_point, paymaster)
+
+    assert receipt.success and receipt.paymaster == paymaster.address
+    assert owner.is_deployed() and nft.balanceOf(owner.account) == 1
+    assert chain.provider.get_balance(owner.account) == 0
+    assert before - after == receipt.actual_gas_cost
+    # what was sent is what the sponsor signed: its window and its own post-op gas limit
+    op = pending.op
+    assert op.paymaster == paymaster.address and op.paymaster_post_op_gas_limit == 0
+    assert decode_paymaster_data(op.paymaster_data).valid_until > _now(chain)
+    reserved = server.sponsor.ledger.reserved(owner.account)
+    assert reserved >= receipt.actual_gas_cost
+
+    # the second operation (plain session signature) is sponsored too
+    receipt = session.execute(nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success and nft.balanceOf(owner.account) == 2
+    assert server.sponsor.ledger.reserved(owner.account) > reserved
+
+
+def test_sdk_calls_outside_the_sponsors_policy_are_refused(nft, target, accounts, serve, sponsored_net):
+    server = serve(SponsorshipPolicy(targets={nft.address: ["safeMint(address)"]}))
+    net = sponsored_net(server.url)
+    owner = net.owner(LocalSigner.generate())
+    key = SessionKey.generate()
+    permissions = [
+        _mint_policy(nft, owner.account),
+        Policy.call(nft, "mintBatch(address to, uint256 count)"),
+        Policy.call(target, "other(uint256 amount)"),
+    ]
+    session = net.session(owner.grant(key, permissions, valid_for=3600), key)
+
+    with pytest.raises(PaymasterError) as info:
+        session.execute(nft, "mintBatch(address,uint256)", owner.account, 2)
+    assert info.value.code == NOT_SPONSORED
+    assert "selector 0x" in str(info.value) and "is not in the sponsorship policy" in str(info.value)
+    assert info.value.method == "pm_getPaymasterStubData"
+
+    with pytest.raises(PaymasterError, match=f"target {target.address} .* is not in the sponsorship policy"):
+        session.execute(target, "other(uint256)", 1)
+    assert not owner.is_deployed()  # nothing was sent
+
+    other = serve(SponsorshipPolicy(accounts=[accounts[3].address], targets="any"))
+    session = sponsored_net(other.url).session(session.grant, key)
+    with pytest.raises(PaymasterError, match=f"account {owner.account} is not sponsored") as info:
+        session.execute(nft, "safeMint(address)", owner.account)
+    assert info.value.code == NOT_SPONSORED
+
+
+def test_sdk_without_a_paymaster_still_pays_itself(sponsored_net, nft, harness, chain):
+    net = sponsored_net(None)
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [_mint_policy(nft, owner.account)], valid_for=3600), key)
+    receipt = session.execute(nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success and receipt.paymaster is None
+    assert (
+        chain.provider.get_balance(owner.account) + int(harness.entry_point.balanceOf(owner.account)) < ETHER
+    )
+
+
+def _priced_op(sender: str, nft) -> UserOperation:
+    return UserOperation(
+        sender=sender,
+        nonce=0,
+        call_data=_mint_call_data(nft, sender),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+
+
+def test_budget_is_reserved_per_account_and_refused_when_spent(serve, nft, entry_point, chain_id, paymaster):
+    op = _priced_op(LocalSigner.generate().address, nft)
+    cost = (100_000 + 200_000 + 50_000 + PM_VERIFICATION_GAS) * 10**9
+    server = serve(SponsorshipPolicy(targets="any", budget_wei=cost))
+    client = PaymasterClient(server.url)
+    fields = client.data(
+        op.replace(paymaster_verification_gas_limit=PM_VERIFICATION_GAS), entry_point.address, chain_id
+    )
+    assert fields.paymaster == paymaster.address
+    assert server.sponsor.ledger.reserved(op.sender) == cost
+    for ask in (client.stub_data, client.data):
+        with pytest.raises(PaymasterError) as info:
+            ask(op, entry_point.address, chain_id)
+        assert info.value.code == BUDGET_EXHAUSTED
+        assert f"budget exhausted: account {op.sender} has 0 wei left of its {cost} wei" in str(info.value)
+    # another account has its own budget
+    other = _priced_op(LocalSigner.generate().address, nft)
+    assert client.stub_data(other, entry_point.address, chain_id).isFinal is False
+
+    small = serve(SponsorshipPolicy(targets="any", budget_wei=cost - 1))
+    with pytest.raises(PaymasterError, match=f"has {cost - 1} wei left .* may cost up to {cost} wei"):
+        PaymasterClient(small.url).data(op, entry_point.address, chain_id)
+
+
+def test_stub_and_final_fields(serve, nft, entry_point, chain_id, paymaster, sponsor_key, chain):
+    server = serve(
+        SponsorshipPolicy(name="Demo sponsor", targets="any", validity_seconds=300), valid_after_slack=60
+    )
+    op = _priced_op(LocalSigner.generate().address, nft)
+    with JsonRpcClient(server.url) as rpc:
+        stub = rpc.request("pm_getPaymasterStubData", [op.to_rpc(), entry_point.address, hex(chain_id), {}])
+        final = rpc.request(
+            "pm_getPaymasterData",
+            [op.replace(paymaster=paymaster.address, paymaster_verification_gas_limit=70_000,
+                        paymaster_post_op_gas_limit=99).to_rpc(),
+             entry_point.address.lower(), chain_id],
+        )  # fmt: skip
+    now = _now(chain)
+    assert stub["paymaster"] == paymaster.address and stub["isFinal"] is False
+    assert stub["sponsor"] == {"name": "Demo sponsor"}
+    assert int(stub["paymasterVerificationGasLimit"], 16) == PM_VERIFICATION_GAS
+    assert int(stub["paymasterPostOpGasLimit"], 16) == 0
+    stub_data = decode_paymaster_data(bytes.fromhex(stub["paymasterData"][2:]))
+    assert stub_data.signature == STUB_SIGNATURE
+    assert now + 300 <= stub_data.valid_until <= now + 330
+
+    # the final data signs the operation's verification limit and the sponsor's own post-op limit
+    assert set(final) == {
+        "paymaster",
+        "paymasterData",
+        "paymasterVerificationGasLimit",
+        "paymasterPostOpGasLimit",
+    }
+    assert (int(final["paymasterVerificationGasLimit"], 16), int(final["paymasterPostOpGasLimit"], 16)) == (
+        70_000,
+        0,
+    )
+    data = decode_paymaster_data(bytes.fromhex(final["paymasterData"][2:]))
+    assert data.valid_after == data.valid_until - 360
+    signed = op.replace(
+        paymaster=paymaster.address, paymaster_verification_gas_limit=70_000, paymaster_post_op_gas_limit=0
+    )
+    digest = sponsorship_hash(
+        signed, paymaster.address, chain_id, valid_until=data.valid_until, valid_after=data.valid_after
+    )
+    assert recover_hash(digest, data.signature) == sponsor_key.address
+
+
+def test_wrong_entry_point_chain_or_params_are_refused(serve, nft, entry_point, chain_id):
+    server = serve(SponsorshipPolicy(targets="any"))
+    client = PaymasterClient(server.url)
+    op = _priced_op(LocalSigner.generate().address, nft)
+    with pytest.raises(
+        PaymasterError, match="EntryPoint 0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108 is not supported"
+    ) as info:
+        client.stub_data(op, "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108", chain_id)
+    assert info.value.code == INVALID_PARAMS
+    with pytest.raises(
+        PaymasterError,
+        match=f"chain id {chain_id + 1} is not supported: this sponsor pays on chain {chain_id}",
+    ):
+        client.data(op, entry_point.address, chain_id + 1)
+    with pytest.raises(PaymasterError, match="verificationGasLimit is 0"):
+        client.data(op.replace(verification_gas_limit=0), entry_point.address, chain_id)
+
+    with JsonRpcClient(server.url) as rpc:
+        for params, message in (
+            ([op.to_rpc(), entry_point.address], "takes \\[userOp, entryPoint, chainId, context\\]"),
+            ([{**op.to_rpc(), "initCode": "0x12"}, entry_point.address, hex(chain_id)], "has initCode"),
+            ([{"nonce": "0x0"}, entry_point.address, hex(chain_id)], "bad userOp"),
+            ([op.to_rpc(), entry_point.address, hex(chain_id), "ctx"], "context must be an object"),
+        ):
+            with pytest.raises(Exception, match=message) as info:
+                rpc.request("pm_getPaymasterStubData", params)
+            assert info.value.code == INVALID_PARAMS
+        with pytest.raises(Exception, match="is not served here") as info:
+            rpc.request("eth_sendUserOperation", [])
+        assert info.value.code == METHOD_NOT_FOUND
+
+
+def test_http_surface(serve):
+    server = serve(SponsorshipPolicy(targets="any"))
+    assert server.url.startswith("http://127.0.0.1:")
+    with httpx.Client() as http:
+        assert http.post(server.url, content=b"{nope").json()["error"]["code"] == -32700
+        assert http.post(server.url, json={"id": 1}).json()["error"]["code"] == -32600
+        batch = http.post(
+            server.url,
+            json=[{"jsonrpc": "2.0", "id": 1, "method": "x"}, {"jsonrpc": "2.0", "method": "notification"}],
+        ).json()
+        assert [r["id"] for r in batch] == [1] and batch[0]["error"]["code"] == METHOD_NOT_FOUND
+        assert http.get(server.url).status_code == 405
+    server.stop()
+    server.stop()
+    with pytest.raises(Exception, match="not running"):
+        _ = server.url
+
+
+def test_sponsor_refuses_bad_options(paymaster, sponsor_key):
+    with pytest.raises(ValueError, match="valid_after_slack"):
+        Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any"),
+            valid_after_slack=-1,
+        )
+    assert to_address(paymaster.address) == paymaster.address
