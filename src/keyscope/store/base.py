@@ -145,22 +145,33 @@ def normalize_hash(value: object, name: str = "user_op_hash") -> str:
     return _hex32(value, name)
 
 
+def _check_text(value: object, name: str, limit: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise BadInputError(
+            f"{name} must be a non-empty string of at most {limit} characters without NUL, got {value!r}"
+        )
+    return value
+
+
 def check_intent_id(intent_id: object) -> str:
     """Validate an idempotency key: a non-empty string of at most :data:`MAX_INTENT_ID` characters."""
-    if not isinstance(intent_id, str) or not intent_id or len(intent_id) > MAX_INTENT_ID:
-        raise BadInputError(
-            f"intent_id must be a non-empty string of at most {MAX_INTENT_ID} characters, got {intent_id!r}"
-        )
-    return intent_id
+    return _check_text(intent_id, "intent_id", MAX_INTENT_ID)
 
 
 def check_worker_id(worker_id: object) -> str:
     """Validate a worker id: a non-empty string of at most :data:`MAX_WORKER_ID` characters."""
-    if not isinstance(worker_id, str) or not worker_id or len(worker_id) > MAX_WORKER_ID:
+    return _check_text(worker_id, "worker_id", MAX_WORKER_ID)
+
+
+def check_label(label: object) -> str | None:
+    """Validate a key label: None, or a string without NUL of at most 1000 characters."""
+    if label is None:
+        return None
+    if not isinstance(label, str) or len(label) > 1000 or "\x00" in label:
         raise BadInputError(
-            f"worker_id must be a non-empty string of at most {MAX_WORKER_ID} characters, got {worker_id!r}"
+            f"a key label must be a string of at most 1000 characters without NUL, got {label!r}"
         )
-    return worker_id
+    return label
 
 
 def check_ttl(ttl_seconds: object) -> float:

@@ -33,7 +33,7 @@ from eth_account import Account
 from ..errors import BadInputError, ConfigurationError, SessionStoreError, WrongPassphraseError
 from ..hexutil import to_address
 from ..signing import LocalSigner
-from .base import KeyInfo
+from .base import KeyInfo, check_label
 from .document import KINDS, Documents, DocumentStore, corrupted
 
 try:
@@ -131,6 +131,12 @@ class _FileDocuments(Documents):
         return f"file {self.path(kind, name)}"
 
 
+def _foreign(name: str) -> bool:
+    """Whether a file in the store's folder is not one the store writes (another process may be creating
+    the store: its folders, lock and temporary files are expected)."""
+    return name not in (*KINDS, _KEYS, ".lock", MARKER) and not name.startswith(".tmp-")
+
+
 def _check_kdf(keystore: dict[str, Any]) -> None:
     """Refuse keystores whose KDF parameters would take unbounded time or memory to try."""
     crypto = keystore.get("crypto") or keystore.get("Crypto")
@@ -189,11 +195,7 @@ class FileStore(DocumentStore):
                     f"{self.root} is not a directory: give a directory for the file store"
                 )
             fresh = not (self.root / MARKER).exists()
-            if (
-                fresh
-                and self.root.is_dir()
-                and any(p.name not in (*KINDS, _KEYS, ".lock") for p in self.root.iterdir())
-            ):
+            if fresh and self.root.is_dir() and any(_foreign(p.name) for p in self.root.iterdir()):
                 raise SessionStoreError(
                     f"{self.root} is not empty and is not a keyscope store (it has no {MARKER}): give "
                     "a new or "
@@ -322,8 +324,7 @@ class FileStore(DocumentStore):
     def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
         if not isinstance(signer, LocalSigner):
             raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        if label is not None and not isinstance(label, str):
-            raise BadInputError(f"label must be a string or None, got {type(label).__name__}")
+        label = check_label(label)
         passphrase = self._need_passphrase()
         path = self._key_path(signer.address)
         with self._locked():

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import BadInputError, SessionStoreError
 from ..hexutil import to_address
 from ..signing import LocalSigner
-from .base import KeyInfo
+from .base import KeyInfo, check_label
 from .document import KINDS, Documents, DocumentStore
 
 __all__ = ["MemoryStore"]
@@ -61,8 +61,7 @@ class MemoryStore(DocumentStore):
     def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
         if not isinstance(signer, LocalSigner):
             raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        if label is not None and not isinstance(label, str):
-            raise BadInputError(f"label must be a string or None, got {type(label).__name__}")
+        label = check_label(label)
         with self._lock:
             previous = self._keys.get(signer.address)
             created = previous[2] if previous else time.time()

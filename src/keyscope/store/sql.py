@@ -47,7 +47,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from ..errors import (
     BadInputError,
@@ -68,6 +75,7 @@ from .base import (
     OutboxState,
     SessionStore,
     check_intent_id,
+    check_label,
     check_lane,
     check_limit,
     check_state,
@@ -134,10 +142,11 @@ class _Postgres(_Dialect):
 
     def transient(self, exc: DBAPIError) -> bool:
         code = getattr(exc.orig, "sqlstate", None)
-        # 40001 serialization failure, 40P01 deadlock, 57P01..57P03 shutdown / cannot connect now, class 08.
-        return bool(exc.connection_invalidated) or (
-            isinstance(code, str)
-            and (code in ("40001", "40P01", "57P01", "57P02", "57P03") or code.startswith("08"))
+        if exc.connection_invalidated or (isinstance(exc, OperationalError) and code is None):
+            return True  # the connection dropped, or the server refused it (down or restarting)
+        # 40001 serialization failure, 40P01 deadlock, 57P01-57P03 shutting down or starting, class 08.
+        return isinstance(code, str) and (
+            code in ("40001", "40P01", "57P01", "57P02", "57P03") or code.startswith("08")
         )
 
     def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
@@ -387,8 +396,7 @@ class SqlStore(SessionStore):
     def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
         if not isinstance(signer, LocalSigner):
             raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        if label is not None and not isinstance(label, str):
-            raise BadInputError(f"label must be a string or None, got {type(label).__name__}")
+        label = check_label(label)
         kek = self._need_kek()
         address = signer.address
         keys = self._t.keys

@@ -4,6 +4,7 @@
 
     with PostgresServer() as server:          # initdb + pg_ctl start
         url = server.create_database()        # postgresql://keyscope@127.0.0.1:<port>/<fresh db>
+        url = server.create_schema()          # or a fresh schema (search_path) in the default database
         ...
         server.stop(mode="immediate")         # a crash, mid-test
         server.start()                        # same data, same port
@@ -13,9 +14,12 @@ In a pytest module or conftest: ``postgres_server = postgres_fixture()`` gives a
 (session scope by default) holding a :class:`PostgresServer`.
 
 The cluster trusts local connections (no password), listens on 127.0.0.1 only on a free port, keeps its
-socket in its own folder, and runs with durability off (``fsync=off``, ``synchronous_commit=off``,
-``full_page_writes=off``): fast, and only for tests. PostgreSQL refuses to run as root, so when this
+socket in its own folder, and never waits for the disk (``fsync=off``, ``full_page_writes=off``): fast, and
+only for tests. Commits still reach the operating system before they return (``synchronous_commit`` stays
+on), so stopping the server with ``mode="immediate"`` (a crash) loses no committed transaction. PostgreSQL refuses to run as root, so when this
 process is root the server runs as the ``postgres`` system user (``os_user``) and the folder is given to it.
+A watchdog process stops the server and removes the folder if the process that started it dies without
+calling :meth:`PostgresServer.close` (killed, or crashed).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -48,10 +53,22 @@ _INSTALL_HINT = (
 )
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
+# Runs beside the test process, blocked reading a pipe from it. When the pipe closes (close() was called,
+# or the test process died, even by SIGKILL) it stops the server if it still runs and removes the folder,
+# so that no throwaway server outlives the process that started it.
+_WATCHDOG = """
+import os, shutil, subprocess, sys
+sys.stdin.buffer.read()
+pg_ctl, data, base, uid, gid = sys.argv[1:6]
+if os.path.exists(os.path.join(data, "postmaster.pid")):
+    user = {} if uid == "-" else {"user": int(uid), "group": int(gid), "extra_groups": []}
+    subprocess.run([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], cwd=base, capture_output=True, **user)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
 _TEST_SETTINGS: dict[str, str] = {
     "listen_addresses": "'127.0.0.1'",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
     "shared_buffers": "64MB",
@@ -63,14 +80,17 @@ _TEST_SETTINGS: dict[str, str] = {
 def find_postgres_binaries(bin_dir: str | Path | None = None) -> Path:
     """The folder holding ``initdb`` and ``pg_ctl``.
 
-    Looks in ``bin_dir``, then ``$KEYSCOPE_PG_BINDIR``, ``PATH``, ``pg_config --bindir`` and Debian's
-    ``/usr/lib/postgresql/<version>/bin`` (newest first). Raises :class:`ConfigurationError` when none
-    has both.
+    Uses ``bin_dir``, or else ``$KEYSCOPE_PG_BINDIR``, when given; otherwise searches ``PATH``,
+    ``pg_config --bindir`` and Debian's ``/usr/lib/postgresql/<version>/bin`` (newest first).
+    Raises :class:`ConfigurationError` when no folder has both.
     """
+    for given, source in ((bin_dir, "bin_dir"), (os.environ.get("KEYSCOPE_PG_BINDIR"), "KEYSCOPE_PG_BINDIR")):
+        if given:  # an explicit choice is honoured, not silently replaced by another installation
+            folder = Path(given)
+            if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
+                return folder
+            raise ConfigurationError(f"{source} {folder} holds no initdb and pg_ctl: {_INSTALL_HINT}")
     candidates: list[Path] = []
-    for given in (bin_dir, os.environ.get("KEYSCOPE_PG_BINDIR")):
-        if given:
-            candidates.append(Path(given))
     on_path = shutil.which("pg_ctl")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
@@ -134,6 +154,7 @@ class PostgresServer:
         self._initialised = False
         self._running = False
         self._run_as: pwd.struct_passwd | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- paths and URLs --------------------------------------------------------------------------------
 
@@ -220,6 +241,30 @@ class PostgresServer:
                 self._base = None
             self._initialised = False
             self._running = False
+            self._stop_watchdog()
+
+    def _start_watchdog(self) -> None:
+        user = self._run_as
+        uid, gid = ("-", "-") if user is None else (str(user.pw_uid), str(user.pw_gid))
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self._bin() / "pg_ctl"), str(self.data_dir), str(self.base_dir),
+             uid, gid],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # survives a Ctrl-C aimed at the test run, to clean up after it
+        )  # fmt: skip
+
+    def _stop_watchdog(self) -> None:
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.stdin is not None:
+            with contextlib.suppress(OSError):
+                watchdog.stdin.close()
+        try:
+            watchdog.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - it only removes a stopped server's folder
+            watchdog.kill()
+            watchdog.wait()
 
     def __enter__(self) -> PostgresServer:
         return self.start()
@@ -237,6 +282,15 @@ class PostgresServer:
         self._create(name)
         return self.database_url(name)
 
+    def create_schema(self, name: str | None = None) -> str:
+        """Create a schema (default: a fresh random name) in the default database and return a URL whose
+        connections use it (``?options=-csearch_path%3D<name>``): much cheaper than a database per test."""
+        name = name or f"test_{secrets.token_hex(6)}"
+        if not _NAME.match(name):
+            raise ConfigurationError(f"schema name {name!r} must be a lowercase SQL identifier")
+        self._admin(f'CREATE SCHEMA "{name}"', database=self.database)
+        return f"{self.url}?options=-csearch_path%3D{name}"
+
     def drop_database(self, name: str) -> None:
         """Drop database ``name``, disconnecting its sessions."""
         if not _NAME.match(name):
@@ -248,7 +302,7 @@ class PostgresServer:
             raise ConfigurationError(f"database name {name!r} must be a lowercase SQL identifier")
         self._admin(f'CREATE DATABASE "{name}"')
 
-    def _admin(self, statement: str) -> None:
+    def _admin(self, statement: str, database: str = "postgres") -> None:
         try:
             import psycopg
         except ImportError:
@@ -259,7 +313,7 @@ class PostgresServer:
             host="127.0.0.1",
             port=self.port,
             user=self.superuser,
-            dbname="postgres",
+            dbname=database,
             autocommit=True,
             connect_timeout=10,
         ) as conn:
@@ -316,6 +370,7 @@ class PostgresServer:
         self._run_as = self._user()
         self._base = Path(tempfile.mkdtemp(prefix="keyscope-pg-"))
         _cleanup_at_exit(self)
+        self._start_watchdog()
         self.socket_dir.mkdir(mode=0o700)
         if self._run_as is not None:
             for path in (self._base, self.socket_dir):

@@ -1,0 +1,955 @@
+"""The session store, one suite over its four backends: memory, file, SQLite and PostgreSQL.
+
+Every backend is real: files in a temporary folder, SQLite files, and a PostgreSQL server this module
+starts (``keyscope.testing.postgres``), with a fresh database per test. Persistence, encryption at rest and
+corruption tests run on the three persistent backends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keyscope.errors import (
+    BadInputError,
+    ConfigurationError,
+    KeyscopeError,
+    SessionStoreError,
+    StoreLockedError,
+    WrongPassphraseError,
+)
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import to_address
+from keyscope.session import SIGNED, Condition, Permission, Rule, Session
+from keyscope.signing import LocalSigner
+from keyscope.store import FileStore, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
+from keyscope.store.schema import current
+from keyscope.testing.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
+from keyscope.userop import UserOperation
+
+postgres_server = postgres_fixture(scope="module")
+
+BACKENDS = ["memory", "file", "sqlite", "postgresql"]
+PERSISTENT = ["file", "sqlite", "postgresql"]
+SQL = ["sqlite", "postgresql"]
+PASSPHRASE = "correct horse battery staple"
+KEK = bytes(range(32))
+SCRYPT_N = 2**10  # fast for tests; the defaults are 2**18 (key files) and 2**15 (SQL KEK)
+TABLES = {
+    "keyscope_keys": "address",
+    "keyscope_grants": "session_id",
+    "keyscope_lanes": "account, session_id, lane",
+    "keyscope_outbox": "seq",
+    "keyscope_meta": "name",
+}
+
+ACCOUNT = to_address("0x" + "a1" * 20)
+OTHER_ACCOUNT = to_address("0x" + "b2" * 20)
+SESSION = "0x" + "5e" * 32
+TARGET = to_address("0x" + "c3" * 20)
+
+
+# --------------------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """One backend under test: how to open it, and how to look at its raw bytes behind its back."""
+
+    kind: str
+    url: str
+    folder: Path
+    server: PostgresServer | None = None
+    opened: list[SessionStore] = field(default_factory=list)
+
+    def open(self, **secret: Any) -> SessionStore:
+        """Open the store; ``secret`` overrides the default (a passphrase, or the KEK for PostgreSQL)."""
+        if not secret:
+            secret = {"kek": KEK} if self.kind == "postgresql" else {"passphrase": PASSPHRASE}
+        if self.kind == "memory" and self.opened:
+            return self.opened[0]  # one process: every "worker" shares the one in-memory store
+        store = open_store(self.url, scrypt_n=SCRYPT_N, **secret)
+        self.opened.append(store)
+        return store
+
+    def close_all(self) -> None:
+        for store in self.opened:
+            store.close()
+
+    # -- raw access ----------------------------------------------------------------------------------
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.folder / "store.db"
+
+    def files(self) -> dict[str, bytes]:
+        """Every file of the file store or SQLite database (with its -wal and -shm), by relative path."""
+        root = self.folder / "store" if self.kind == "file" else self.folder
+        return {
+            str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.name != ".lock"
+        }
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Raw column values of every store table, as the database driver returns them."""
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                return {
+                    t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()
+                }
+        assert self.kind == "postgresql"
+        with psycopg.connect(self.url) as conn:
+            return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in TABLES.items()}
+
+    def execute(self, statement: str, *params: Any) -> None:
+        """Change the database behind the store's back."""
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                conn.execute(statement.replace("%s", "?"), params)
+            return
+        with psycopg.connect(self.url) as conn:
+            conn.execute(statement, params)
+
+    def snapshot(self) -> Any:
+        """Everything persisted: files for the file store, table contents for SQL."""
+        return self.files() if self.kind == "file" else self.rows()
+
+    def everything_on_disk(self) -> bytes:
+        """All bytes this backend persisted: its files, or the database's raw values and whole data folder."""
+        if self.kind in ("file", "sqlite"):
+            return b"".join(self.files().values())
+        assert self.server is not None
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        data = b"".join(path.read_bytes() for path in self.server.data_dir.rglob("*") if path.is_file())
+        return data + _flatten(self.rows())
+
+
+def _flatten(rows: dict[str, list[tuple[Any, ...]]]) -> bytes:
+    out = bytearray()
+    for table in rows.values():
+        for row in table:
+            for value in row:
+                out += bytes(value) if isinstance(value, (bytes, memoryview)) else str(value).encode()
+    return bytes(out)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    kind = request.param
+    yield from _backend(request, kind, tmp_path)
+
+
+@pytest.fixture(params=PERSISTENT)
+def persistent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from _backend(request, request.param, tmp_path)
+
+
+@pytest.fixture(params=SQL)
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from _backend(request, request.param, tmp_path)
+
+
+def _backend(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[Backend]:
+    server = None
+    if kind == "memory":
+        url = "memory://"
+    elif kind == "file":
+        url = (tmp_path / "store").as_uri()
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_schema()
+    backend = Backend(kind, url, tmp_path, server)
+    try:
+        yield backend
+    finally:
+        backend.close_all()
+
+
+@pytest.fixture
+def store(backend: Backend) -> SessionStore:
+    return backend.open()
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------
+
+
+def make_grant(
+    *,
+    account: str = ACCOUNT,
+    key: str | None = None,
+    valid_after: int = 0,
+    valid_until: int = 0,
+    salt: int = 0,
+    how: str = "offchain",
+) -> SessionGrant:
+    session = Session(
+        session_key=key or LocalSigner.generate().address,
+        valid_after=valid_after,
+        valid_until=valid_until,
+        salt=salt,
+        permissions=(Permission(target=TARGET, selector=b"\x12\x34\x56\x78", rules=()),),
+    )
+    return SessionGrant(
+        session=session,
+        account=account,
+        module=to_address("0x" + "d4" * 20),
+        chain_id=31337,
+        entry_point=to_address("0x" + "e5" * 20),
+        epoch=0,
+        session_id=session.session_id(account, 0),
+        how=how,  # type: ignore[arg-type]
+        owner_signature=b"\x01" * 65 if how == "offchain" else None,
+    )
+
+
+def make_op(nonce: int = 0, **extra: Any) -> UserOperation:
+    return UserOperation(sender=ACCOUNT, nonce=nonce, call_data=b"\xca\xfe", call_gas_limit=100_000, **extra)
+
+
+def h(n: int) -> str:
+    return "0x" + n.to_bytes(32, "big").hex()
+
+
+# Hypothesis strategies -------------------------------------------------------------------------------
+
+addresses = st.binary(min_size=20, max_size=20).map(to_address)
+words = st.integers(0, 2**256 - 1)
+u128 = st.integers(0, 2**128 - 1)
+labels = st.none() | st.text(max_size=12)
+
+
+@st.composite
+def rules(draw: st.DrawFn) -> Rule:
+    kind = draw(st.sampled_from(["single", "range", "one_of"]))
+    offset = draw(st.integers(0, 0xFFFF))
+    name = draw(labels)
+    if kind == "single":
+        condition = draw(st.integers(Condition.EQUAL, Condition.NOT_EQUAL)) | draw(
+            st.sampled_from([0, SIGNED])
+        )
+        return Rule(condition=condition, offset=offset, values=(draw(words),), name=name)
+    if kind == "range":
+        low, high = sorted((draw(words), draw(words)))
+        return Rule(condition=Condition.IN_RANGE, offset=offset, values=(low, high), name=name)
+    values = tuple(draw(st.lists(words, min_size=1, max_size=4)))
+    return Rule(condition=Condition.ONE_OF, offset=offset, values=values, name=name)
+
+
+permissions = st.builds(
+    Permission,
+    target=addresses,
+    selector=st.binary(min_size=4, max_size=4),
+    value_limit=words,
+    rules=st.lists(rules(), max_size=3).map(tuple),
+    function=labels,
+)
+
+
+@st.composite
+def grants(draw: st.DrawFn) -> SessionGrant:
+    valid_after = draw(st.integers(0, 2**48 - 2))
+    valid_until = draw(st.just(0) | st.integers(valid_after + 1, 2**48 - 1))
+    perms = draw(
+        st.lists(permissions, min_size=1, max_size=3, unique_by=lambda p: (p.target, p.selector)).map(tuple)
+    )
+    session = Session(
+        session_key=draw(addresses), valid_after=valid_after, valid_until=valid_until, salt=draw(words),
+        permissions=perms,
+    )  # fmt: skip
+    how = draw(st.sampled_from(["onchain", "offchain"]))
+    return SessionGrant(
+        session=session,
+        account=draw(addresses),
+        module=draw(addresses),
+        chain_id=draw(st.integers(1, 2**64)),
+        entry_point=draw(addresses),
+        epoch=draw(st.integers(0, 2**32 - 1)),
+        session_id=draw(st.binary(min_size=32, max_size=32)),
+        how=how,
+        owner_signature=draw(st.none() | st.binary(max_size=130)),
+        account_kind=draw(st.text(min_size=1, max_size=12)),
+    )
+
+
+@st.composite
+def user_ops(draw: st.DrawFn) -> UserOperation:
+    factory = draw(st.none() | addresses)
+    paymaster = draw(st.none() | addresses)
+    return UserOperation(
+        sender=draw(addresses),
+        nonce=draw(words),
+        factory=factory,
+        factory_data=draw(st.binary(max_size=64)) if factory else b"",
+        call_data=draw(st.binary(max_size=200)),
+        call_gas_limit=draw(u128),
+        verification_gas_limit=draw(u128),
+        pre_verification_gas=draw(words),
+        max_fee_per_gas=draw(u128),
+        max_priority_fee_per_gas=draw(u128),
+        paymaster=paymaster,
+        paymaster_verification_gas_limit=draw(u128) if paymaster else 0,
+        paymaster_post_op_gas_limit=draw(u128) if paymaster else 0,
+        paymaster_data=draw(st.binary(max_size=64)) if paymaster else b"",
+        signature=draw(st.binary(max_size=130)),
+    )
+
+
+STORE_EXAMPLES = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# open_store
+# --------------------------------------------------------------------------------------------------
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    with open_store(tmp_path / "plain") as plain:
+        assert isinstance(plain, FileStore) and plain.url == (tmp_path / "plain").as_uri()
+    with open_store((tmp_path / "by-url").as_uri()) as by_url:
+        assert isinstance(by_url, FileStore)
+    with open_store(f"sqlite:///{tmp_path / 'x.db'}") as sql:
+        assert isinstance(sql, SqlStore) and sql.schema_version() == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "secret", "needle"),
+    [
+        ("ftp://somewhere", {}, "unknown store URL scheme"),
+        ("memory://", {"passphrase": "a", "kek": KEK}, "either passphrase or kek"),
+        ("{tmp}/files", {"kek": KEK}, "give passphrase="),
+        ("sqlite:///{tmp}/k.db", {"kek": b"short"}, "32 raw bytes"),
+        ("sqlite:///:memory:", {}, "memory://"),
+        ("sqlite:///{tmp}/s.db", {"passphrase": ""}, "non-empty"),
+        ("file://otherhost/x", {}, "names host"),
+    ],
+)
+def test_open_store_refuses_bad_arguments(
+    tmp_path: Path, url: str, secret: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(BadInputError, match=needle):
+        open_store(url.format(tmp=tmp_path), **secret)
+
+
+def test_open_store_explains_unusable_places(tmp_path: Path) -> None:
+    with pytest.raises(SessionStoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SessionStoreError, match="not a keyscope store"):
+        open_store(tmp_path)
+    with pytest.raises(SessionStoreError, match="not a directory"):
+        open_store(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------------------
+
+
+def test_keys_round_trip(backend: Backend, store: SessionStore) -> None:
+    signers = [LocalSigner.generate() for _ in range(3)]
+    for index, signer in enumerate(signers):
+        store.put_key(signer, label=f"worker {index}")
+    for signer in signers:
+        assert store.has_key(signer.address)
+        assert store.get_key(signer.address).private_key == signer.private_key
+        assert store.get_key(signer.address.lower()).address == signer.address
+    infos = store.list_keys()
+    assert [i.address for i in infos] == [s.address for s in signers]
+    assert [i.label for i in infos] == ["worker 0", "worker 1", "worker 2"]
+
+    store.put_key(signers[0])  # again without a label: the label stays
+    store.put_key(signers[1], label="renamed")
+    assert {i.address: i.label for i in store.list_keys()}[signers[0].address] == "worker 0"
+    assert {i.address: i.label for i in store.list_keys()}[signers[1].address] == "renamed"
+
+    assert store.delete_key(signers[0].address) is True
+    assert store.delete_key(signers[0].address) is False
+    assert not store.has_key(signers[0].address)
+    with pytest.raises(SessionStoreError, match="put_key"):
+        store.get_key(signers[0].address)
+    assert len(store.list_keys()) == 2
+
+
+def test_keys_survive_reopening(persistent: Backend) -> None:
+    signer = LocalSigner.generate()
+    persistent.open().put_key(signer, label="kept")
+    again = persistent.open()
+    assert again.get_key(signer.address).private_key == signer.private_key
+    assert again.list_keys()[0].label == "kept"
+
+
+def test_key_bad_input(store: SessionStore) -> None:
+    with pytest.raises(BadInputError):
+        store.put_key("0x" + "11" * 32)  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="label"):
+        store.put_key(LocalSigner.generate(), label="nul\x00")
+    with pytest.raises(BadInputError):
+        store.get_key("not an address")
+
+
+def test_a_store_opened_without_secret_refuses_keys_but_serves_the_rest(persistent: Backend) -> None:
+    signer = LocalSigner.generate()
+    persistent.open().put_key(signer)
+    bare = open_store(persistent.url)
+    persistent.opened.append(bare)
+    with pytest.raises(ConfigurationError, match="passphrase"):
+        bare.get_key(signer.address)
+    with pytest.raises(ConfigurationError, match="passphrase"):
+        bare.put_key(LocalSigner.generate())
+    assert bare.has_key(signer.address)
+    grant = make_grant()
+    bare.put_grant(grant)
+    assert bare.get_grant(grant.session_id) == grant
+
+
+def test_private_keys_are_never_stored_in_plaintext(
+    persistent: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # SQLAlchemy and keyscope log everything they are willing to log
+    signers = [LocalSigner.generate() for _ in range(4)]
+    store = persistent.open()
+    for signer in signers:
+        store.put_key(signer, label="secret-test")
+        store.get_key(signer.address)
+    store.put_grant(make_grant(key=signers[0].address))
+    store.close()
+
+    raw = persistent.everything_on_disk()
+    address = signers[0].address
+    assert address.encode() in raw or address[2:].lower().encode() in raw  # the search sees the stored data
+    for signer in signers:
+        key = signer.private_key
+        for needle in (key, key.hex().encode(), key.hex().upper().encode(), key[:16], key[16:]):
+            assert needle not in raw, f"private key of {signer.address} found in plaintext"
+        assert key.hex() not in caplog.text.lower()
+        assert key.hex() not in repr(store)
+    if persistent.kind == "file":
+        root = persistent.folder / "store"
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700
+        for path in root.rglob("*.json"):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+            assert not path.name.startswith(".tmp-")
+        keystore = json.loads((root / "keys" / f"{signers[0].address}.json").read_text())
+        assert keystore["version"] == 3 and keystore["crypto"]["kdf"] == "scrypt"
+    if persistent.kind == "sqlite":
+        assert stat.S_IMODE(persistent.sqlite_path.stat().st_mode) == 0o600
+
+
+def test_a_wrong_passphrase_fails_cleanly_and_changes_nothing(persistent: Backend) -> None:
+    signer = LocalSigner.generate()
+    first = persistent.open()
+    first.put_key(signer)
+    first.put_grant(make_grant())
+    first.close()
+    before = persistent.snapshot()
+
+    wrong: dict[str, Any] = {"kek": bytes(32)} if persistent.kind == "postgresql" else {"passphrase": "wrong"}
+    with pytest.raises(WrongPassphraseError) as info:
+        persistent.open(**wrong)
+    assert "passphrase" in str(info.value) or "key-encryption key" in str(info.value)
+    assert signer.private_key.hex() not in str(info.value)
+    assert persistent.snapshot() == before
+    assert persistent.open().get_key(signer.address).private_key == signer.private_key
+
+
+@pytest.mark.parametrize("first", ["passphrase", "kek"])
+def test_sql_kek_from_raw_bytes_or_passphrase(sql_backend: Backend, first: str) -> None:
+    signer = LocalSigner.generate()
+    right: dict[str, Any] = {"passphrase": PASSPHRASE} if first == "passphrase" else {"kek": KEK}
+    sql_backend.open(**right).put_key(signer)
+    before = sql_backend.snapshot()
+    wrongs: list[dict[str, Any]] = [{"passphrase": "other"}, {"kek": os.urandom(32)}]
+    for wrong in wrongs:
+        with pytest.raises(WrongPassphraseError):
+            sql_backend.open(**wrong)
+    assert sql_backend.snapshot() == before
+    assert sql_backend.open(**right).get_key(signer.address).address == signer.address
+
+
+def test_a_corrupted_key_gives_a_clear_error_and_is_left_untouched(persistent: Backend) -> None:
+    signer, other = LocalSigner.generate(), LocalSigner.generate()
+    store = persistent.open()
+    store.put_key(signer)
+    store.put_key(other)
+    if persistent.kind == "file":
+        path = persistent.folder / "store" / "keys" / f"{signer.address}.json"
+        doc = json.loads(path.read_text())
+        cipher = doc["crypto"]["ciphertext"]
+        doc["crypto"]["ciphertext"] = ("0" if cipher[0] != "0" else "1") + cipher[1:]
+        path.write_text(json.dumps(doc))
+        where = str(path)
+    else:
+        [sealed] = [row[2] for row in persistent.rows()["keyscope_keys"] if row[0] == signer.address]
+        damaged = bytearray(sealed)
+        damaged[20] ^= 0x01
+        persistent.execute(
+            "UPDATE keyscope_keys SET sealed = %s WHERE address = %s", bytes(damaged), signer.address
+        )
+        where = f"address={signer.address}"
+    before = persistent.snapshot()
+
+    fresh = persistent.open()  # the store's passphrase check still passes: only the one key is damaged
+    with pytest.raises(SessionStoreError) as info:
+        fresh.get_key(signer.address)
+    assert not isinstance(info.value, WrongPassphraseError)
+    assert where in str(info.value) and "corrupted" in str(info.value)
+    assert fresh.get_key(other.address).address == other.address
+    assert persistent.snapshot() == before
+
+
+def test_a_key_file_that_is_not_json_is_reported_by_path(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s", passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    signer = LocalSigner.generate()
+    store.put_key(signer)
+    path = tmp_path / "s" / "keys" / f"{signer.address}.json"
+    path.write_bytes(b"\x00garbage{")
+    with pytest.raises(SessionStoreError, match=str(path)):
+        store.get_key(signer.address)
+    assert path.read_bytes() == b"\x00garbage{"
+
+
+def test_a_corrupted_grant_gives_a_clear_error_and_is_left_untouched(persistent: Backend) -> None:
+    grant = make_grant()
+    persistent.open().put_grant(grant)
+    session_id = "0x" + grant.session_id.hex()
+    if persistent.kind == "file":
+        path = persistent.folder / "store" / "grants" / f"{session_id}.json"
+        path.write_text('{"grant": {"session": 1}, "revoked": false, "enabled": false}')
+        where = str(path)
+    else:
+        persistent.execute(
+            "UPDATE keyscope_grants SET grant_json = %s WHERE session_id = %s", '{"broken', session_id
+        )
+        where = f"session_id={session_id}"
+    before = persistent.snapshot()
+    store = persistent.open()
+    for read in (lambda: store.get_grant(session_id), lambda: store.list_grants()):
+        with pytest.raises(SessionStoreError) as info:
+            read()
+        assert where in str(info.value) and "corrupted" in str(info.value)
+    assert persistent.snapshot() == before
+
+
+def test_a_corrupted_outbox_record_gives_a_clear_error(persistent: Backend) -> None:
+    store = persistent.open()
+    store.record_intent("intent-1", ACCOUNT, SESSION, 0, make_op(), h(1))
+    if persistent.kind == "file":
+        [path] = (persistent.folder / "store" / "outbox").glob("*.json")
+        doc = json.loads(path.read_text())
+        doc["op"]["nonce"] = "not a number"
+        path.write_text(json.dumps(doc))
+        where = str(path)
+    else:
+        persistent.execute("UPDATE keyscope_outbox SET op_json = %s", "[]")
+        where = "intent_id='intent-1'"
+    before = persistent.snapshot()
+    with pytest.raises(SessionStoreError, match="corrupted") as info:
+        persistent.open().get_by_intent("intent-1")
+    assert where in str(info.value)
+    assert persistent.snapshot() == before
+
+
+# --------------------------------------------------------------------------------------------------
+# Grants
+# --------------------------------------------------------------------------------------------------
+
+
+def test_grants_round_trip_and_list(store: SessionStore) -> None:
+    first, second = make_grant(salt=1), make_grant(salt=2, how="onchain")
+    elsewhere = make_grant(account=OTHER_ACCOUNT)
+    for grant in (first, second, elsewhere):
+        store.put_grant(grant)
+    assert store.get_grant(first.session_id) == first
+    assert store.get_grant("0x" + second.session_id.hex()) == second
+    assert store.list_grants() == [first, second, elsewhere]
+    assert store.list_grants(ACCOUNT) == [first, second]
+    assert store.list_grants(OTHER_ACCOUNT.lower()) == [elsewhere]
+    store.put_grant(first)  # storing again changes nothing visible
+    assert store.list_grants(ACCOUNT) == [first, second]
+
+
+def test_active_grants_follow_the_window_and_revocation(store: SessionStore) -> None:
+    open_ended = make_grant(salt=1)
+    window = make_grant(salt=2, valid_after=1_000, valid_until=2_000)
+    revoked = make_grant(salt=3)
+    for grant in (open_ended, window, revoked):
+        store.put_grant(grant)
+    store.mark_revoked(revoked.session_id)
+    assert store.list_grants(active_only=True, now=999) == [open_ended]
+    assert store.list_grants(active_only=True, now=1_000) == [open_ended, window]  # bounds are inclusive
+    assert store.list_grants(active_only=True, now=2_000) == [open_ended, window]
+    assert store.list_grants(active_only=True, now=2_001) == [open_ended]
+    assert store.list_grants(ACCOUNT, active_only=True) == [open_ended]  # now: the current time
+    assert len(store.list_grants()) == 3
+
+
+def test_revocation_and_enabling_are_visible_to_every_worker(backend: Backend) -> None:
+    writer, reader = backend.open(), backend.open()
+    offchain, onchain = make_grant(salt=1), make_grant(salt=2, how="onchain")
+    writer.put_grant(offchain)
+    writer.put_grant(onchain)
+    assert not reader.is_revoked(offchain.session_id)
+    assert not reader.is_enabled(offchain.session_id) and reader.is_enabled(onchain.session_id)
+
+    writer.mark_revoked(offchain.session_id)
+    writer.mark_enabled(offchain.session_id)
+    assert reader.is_revoked(offchain.session_id)
+    assert reader.is_enabled(offchain.session_id)
+    writer.mark_revoked(offchain.session_id)  # idempotent
+    writer.put_grant(offchain)  # storing the grant again never un-revokes it
+    assert reader.is_revoked(offchain.session_id) and reader.is_enabled(offchain.session_id)
+    assert not reader.is_revoked(onchain.session_id)
+
+
+def test_unknown_sessions_are_reported(store: SessionStore) -> None:
+    for call in (store.get_grant, store.mark_revoked, store.is_revoked, store.mark_enabled, store.is_enabled):
+        with pytest.raises(SessionStoreError, match="put_grant"):
+            call(SESSION)
+    with pytest.raises(BadInputError):
+        store.get_grant("0x1234")
+
+
+@given(grant=grants())
+@settings(max_examples=100, deadline=None)
+def test_grant_json_round_trip_is_lossless(grant: SessionGrant) -> None:
+    text = grant.to_json()
+    again = SessionGrant.from_json(text)
+    assert again == grant
+    assert again.to_json() == text
+
+
+@given(grant=grants())
+@STORE_EXAMPLES
+def test_grants_round_trip_through_every_store(store: SessionStore, grant: SessionGrant) -> None:
+    store.put_grant(grant)
+    stored = store.get_grant(grant.session_id)
+    assert stored == grant
+    assert stored.to_json() == grant.to_json()
+    assert grant in store.list_grants(grant.account)
+    if grant.how == "onchain":
+        assert store.is_enabled(grant.session_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Nonce lanes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_lanes_are_handed_out_lowest_first_and_reused(store: SessionStore) -> None:
+    leases = [store.lease_lane(ACCOUNT, SESSION, f"w{i}", 60) for i in range(4)]
+    assert [lease.lane for lease in leases] == [0, 1, 2, 3]
+    assert len({lease.lease_id for lease in leases}) == 4
+    assert all(lease.account == ACCOUNT and lease.session_id == SESSION for lease in leases)
+    assert all(lease.expires_at > time.time() + 50 for lease in leases)
+
+    assert store.release_lease(leases[1]) is True
+    assert store.release_lease(leases[1]) is False
+    again = store.lease_lane(ACCOUNT, SESSION, "w9", 60)
+    assert again.lane == 1 and again.worker_id == "w9"
+    with pytest.raises(StoreLockedError, match="lease a new one"):
+        store.renew_lease(leases[1], 60)
+
+    # another session, another account: lanes of their own
+    assert store.lease_lane(ACCOUNT, h(7), "w0", 60).lane == 0
+    assert store.lease_lane(OTHER_ACCOUNT, SESSION, "w0", 60).lane == 0
+    assert store.lease_lane(ACCOUNT.lower(), SESSION.upper().replace("0X", "0x"), "w0", 60).lane == 4
+
+
+def test_renewing_extends_a_lease(store: SessionStore) -> None:
+    lease = store.lease_lane(ACCOUNT, SESSION, "w", 0.2)
+    renewed = store.renew_lease(lease, 60)
+    assert renewed.lane == lease.lane and renewed.lease_id == lease.lease_id
+    assert renewed.expires_at > lease.expires_at + 50
+    time.sleep(0.3)  # past the first expiry
+    assert store.lease_lane(ACCOUNT, SESSION, "other", 60).lane == 1  # lane 0 is still held
+
+
+def test_an_expired_lease_is_reclaimed(backend: Backend) -> None:
+    dead_worker, live_worker = backend.open(), backend.open()
+    dead = dead_worker.lease_lane(ACCOUNT, SESSION, "dead", 0.3)
+    held = dead_worker.lease_lane(ACCOUNT, SESSION, "held", 60)
+    assert live_worker.lease_lane(ACCOUNT, SESSION, "live", 60).lane == 2  # lane 0 is still live
+    time.sleep(0.4)
+    reclaimed = live_worker.lease_lane(ACCOUNT, SESSION, "live", 60)
+    assert reclaimed.lane == dead.lane == 0
+    assert reclaimed.lease_id != dead.lease_id
+    with pytest.raises(StoreLockedError):
+        dead_worker.renew_lease(dead, 60)
+    assert dead_worker.release_lease(dead) is False  # a late release does not free the new holder's lane
+    assert live_worker.renew_lease(reclaimed, 60).lane == 0
+    assert live_worker.lease_lane(ACCOUNT, SESSION, "next", 60).lane == 3
+    assert held.lane == 1
+
+
+def test_lease_bad_input(store: SessionStore) -> None:
+    with pytest.raises(BadInputError, match="ttl_seconds"):
+        store.lease_lane(ACCOUNT, SESSION, "w", 0)
+    with pytest.raises(BadInputError, match="worker_id"):
+        store.lease_lane(ACCOUNT, SESSION, "", 10)
+    with pytest.raises(BadInputError, match="session id"):
+        store.lease_lane(ACCOUNT, "0x12", "w", 10)
+    with pytest.raises(BadInputError):
+        store.renew_lease("lease-id", 10)  # type: ignore[arg-type]
+
+
+def test_threads_leasing_at_once_never_share_a_lane(backend: Backend) -> None:
+    threads, per_thread = 8, 5
+    barrier = threading.Barrier(threads)
+    found: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        try:
+            store = backend.open()
+            barrier.wait(timeout=60)
+            for n in range(per_thread):
+                lease = store.lease_lane(ACCOUNT, SESSION, f"t{index}-{n}", 60)
+                with lock:
+                    found.append(lease.lane)
+        except BaseException as exc:  # collected and reported below
+            errors.append(exc)
+            barrier.abort()  # the other threads stop waiting
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert not [e for e in errors if not isinstance(e, threading.BrokenBarrierError)], errors
+    assert not errors
+    assert sorted(found) == list(range(threads * per_thread))
+
+
+# --------------------------------------------------------------------------------------------------
+# Outbox
+# --------------------------------------------------------------------------------------------------
+
+
+def test_outbox_lifecycle(store: SessionStore) -> None:
+    op = make_op(nonce=(3 << 64) | 7)
+    record = store.record_intent("mint #1", ACCOUNT, SESSION, 3, op, h(1))
+    assert record.state == OutboxState.BUILT and record.attempts == 0 and record.is_pending
+    assert record.op == op and record.lane == 3 and record.user_op_hash == h(1)
+    assert record.sent_at is None and record.finished_at is None and record.created_at == record.updated_at
+    assert store.get_by_intent("mint #1") == record == store.get_by_hash(bytes.fromhex(h(1)[2:]))
+
+    sent = store.mark_sent(h(1))
+    assert sent.state == OutboxState.SENT and sent.attempts == 1 and sent.sent_at is not None
+    resent = store.mark_sent(h(1))
+    assert resent.attempts == 2 and resent.sent_at >= sent.sent_at  # type: ignore[operator]
+
+    included = store.mark_included(h(1), h(99), True)
+    assert included.state == OutboxState.INCLUDED and included.tx_hash == h(99) and included.success is True
+    assert included.finished_at is not None and not included.is_pending and included.attempts == 2
+    assert store.mark_included(h(1), h(99), True) == included  # repeated: same record
+    with pytest.raises(SessionStoreError, match="included"):
+        store.mark_included(h(1), h(98), True)
+    with pytest.raises(SessionStoreError, match="cannot become sent"):
+        store.mark_sent(h(1))
+    with pytest.raises(SessionStoreError, match="cannot become failed"):
+        store.mark_failed(h(1), "dropped")
+    assert store.get_by_hash(h(1)) == included
+
+
+def test_failed_operations_and_late_inclusion(store: SessionStore) -> None:
+    store.record_intent("a", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    failed = store.mark_failed(h(1), "AA25 invalid account nonce")
+    assert failed.state == OutboxState.FAILED and failed.error == "AA25 invalid account nonce"
+    assert store.mark_failed(h(1), "another reason").error == "AA25 invalid account nonce"
+    with pytest.raises(SessionStoreError, match="cannot become sent"):
+        store.mark_sent(h(1))
+    late = store.mark_included(h(1), h(50), False)  # a "dropped" operation can still land
+    assert late.state == OutboxState.INCLUDED and late.success is False and late.error == failed.error
+
+
+def test_recording_an_intent_twice_returns_the_first_record(store: SessionStore) -> None:
+    first = store.record_intent("once", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    store.mark_sent(h(1))
+    again = store.record_intent("once", ACCOUNT, SESSION, 1, make_op(2), h(2))
+    assert again.user_op_hash == h(1) and again.op == make_op(1) and again.state == OutboxState.SENT
+    assert again.created_at == first.created_at
+    assert store.get_by_hash(h(2)) is None
+    assert len(store.list_outbox()) == 1
+    with pytest.raises(BadInputError, match="already recorded for intent 'once'"):
+        store.record_intent("other", ACCOUNT, SESSION, 0, make_op(1), h(1))
+
+
+def test_pending_and_listing(store: SessionStore) -> None:
+    for n in range(1, 6):
+        store.record_intent(f"i{n}", ACCOUNT, SESSION, 0, make_op(n), h(n))
+    store.mark_sent(h(2))
+    store.mark_included(h(3), h(30), True)
+    store.mark_failed(h(4), "rejected")
+    assert [r.intent_id for r in store.pending()] == ["i1", "i2", "i5"]
+    assert store.pending(older_than=60) == []
+    later = time.time() + 3600
+    assert [r.intent_id for r in store.pending(older_than=60, now=later)] == ["i1", "i2", "i5"]
+
+    assert [r.intent_id for r in store.list_outbox()] == ["i5", "i4", "i3", "i2", "i1"]
+    assert [r.intent_id for r in store.list_outbox(limit=2)] == ["i5", "i4"]
+    assert [r.intent_id for r in store.list_outbox("built")] == ["i5", "i1"]
+    assert [r.intent_id for r in store.list_outbox(OutboxState.INCLUDED)] == ["i3"]
+    with pytest.raises(BadInputError, match="unknown outbox state"):
+        store.list_outbox("lost")
+    with pytest.raises(BadInputError, match="limit"):
+        store.list_outbox(limit=0)
+    with pytest.raises(BadInputError, match="older_than"):
+        store.pending(older_than=-1)
+
+
+def test_outbox_unknown_and_bad_input(store: SessionStore) -> None:
+    assert store.get_by_hash(h(1)) is None and store.get_by_intent("nothing") is None
+    for mark in (lambda: store.mark_sent(h(1)), lambda: store.mark_failed(h(1), "x"),
+                 lambda: store.mark_included(h(1), h(2), True)):  # fmt: skip
+        with pytest.raises(SessionStoreError, match="record_intent"):
+            mark()
+    with pytest.raises(BadInputError, match="intent_id"):
+        store.record_intent("", ACCOUNT, SESSION, 0, make_op(), h(1))
+    with pytest.raises(BadInputError, match="intent_id"):
+        store.record_intent("x" * 201, ACCOUNT, SESSION, 0, make_op(), h(1))
+    with pytest.raises(BadInputError, match="lane"):
+        store.record_intent("x", ACCOUNT, SESSION, -1, make_op(), h(1))
+    with pytest.raises(BadInputError, match="UserOperation"):
+        store.record_intent("x", ACCOUNT, SESSION, 0, make_op().to_rpc(), h(1))  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="user_op_hash"):
+        store.record_intent("x", ACCOUNT, SESSION, 0, make_op(), "0x12")
+
+
+def test_outbox_survives_reopening(persistent: Backend) -> None:
+    first = persistent.open()
+    record = first.record_intent("durable", ACCOUNT, SESSION, 2, make_op(9), h(9))
+    first.mark_sent(h(9))
+    first.close()
+    again = persistent.open()
+    [pending] = again.pending()
+    assert pending.intent_id == "durable" and pending.op == record.op and pending.attempts == 1
+
+
+@given(op=user_ops(), intent=st.text(min_size=1, max_size=200).filter(lambda s: "\x00" not in s),
+       lane=st.integers(0, 2**31 - 1), op_hash=st.binary(min_size=32, max_size=32))  # fmt: skip
+@STORE_EXAMPLES
+def test_outbox_round_trips_any_operation(
+    store: SessionStore, op: UserOperation, intent: str, lane: int, op_hash: bytes
+) -> None:
+    if store.get_by_intent(intent) is not None or store.get_by_hash(op_hash) is not None:
+        return  # hypothesis repeated an intent or hash already recorded in this store
+    record = store.record_intent(intent, op.sender, SESSION, lane, op, op_hash)
+    for found in (store.get_by_intent(intent), store.get_by_hash(op_hash), record):
+        assert found is not None
+        assert found.op == op and found.op.to_rpc() == op.to_rpc()
+        assert found.intent_id == intent and found.lane == lane and found.user_op_hash == "0x" + op_hash.hex()
+
+
+# --------------------------------------------------------------------------------------------------
+# SQL schema and PostgreSQL
+# --------------------------------------------------------------------------------------------------
+
+
+def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
+    for _ in range(3):
+        store = sql_backend.open()
+        assert isinstance(store, SqlStore) and store.schema_version() == 1
+    from sqlalchemy import create_engine, inspect
+
+    url = sql_backend.url.replace("postgresql://", "postgresql+psycopg://")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version FROM keyscope_schema_version").all()
+            assert [tuple(v) for v in versions] == [(1,)]
+            inspector = inspect(conn)
+            _, tables = current()
+            for table in (tables.meta, tables.keys, tables.grants, tables.lanes, tables.outbox):
+                assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys())
+                indexed = {i["name"] for i in inspector.get_indexes(table.name)}
+                assert {i.name for i in table.indexes} <= indexed
+    finally:
+        engine.dispose()
+
+
+def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:
+    sql_backend.open().close()
+    sql_backend.execute(
+        "INSERT INTO keyscope_schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
+        99,
+        "x",
+        0.0,
+    )
+    with pytest.raises(SessionStoreError, match="upgrade keyscope"):
+        sql_backend.open()
+
+
+def test_postgres_store_rides_through_a_server_restart(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    backend = Backend("postgresql", postgres_server.create_schema(), tmp_path, postgres_server)
+    store = backend.open()
+    try:
+        store.record_intent("before", ACCOUNT, SESSION, 0, make_op(1), h(1))
+        postgres_server.restart(mode="immediate")  # every pooled connection is now dead
+        assert store.get_by_intent("before") is not None
+
+        postgres_server.stop()
+        restarter = threading.Timer(1.0, postgres_server.start)
+        restarter.start()
+        try:
+            started = time.monotonic()
+            store.record_intent("during", ACCOUNT, SESSION, 0, make_op(2), h(2))  # waits for the server
+            assert time.monotonic() - started >= 0.5
+        finally:
+            restarter.join()
+        assert [r.intent_id for r in store.list_outbox()] == ["during", "before"]
+    finally:
+        backend.close_all()
+        if not postgres_server.running:
+            postgres_server.start()
+
+
+def test_postgres_store_reports_an_unreachable_server(postgres_server: PostgresServer) -> None:
+    url = "postgresql://keyscope@127.0.0.1:1/keyscope"  # nothing listens on port 1
+    with pytest.raises(SessionStoreError, match="PostgreSQL at") as info:
+        SqlStore(url, retry_seconds=0.5)
+    assert isinstance(info.value, KeyscopeError)
+
+
+def test_throwaway_postgres_cleans_up_and_explains_missing_binaries(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="apt-get install postgresql"):
+        find_postgres_binaries(tmp_path)
+    with pytest.raises(ConfigurationError, match="apt-get install postgresql"):
+        PostgresServer(bin_dir=tmp_path).start()
+
+    server = PostgresServer()
+    with pytest.raises(RuntimeError), server:
+        folder = server.base_dir
+        with psycopg.connect(server.url) as conn:
+            assert conn.execute("SHOW fsync").fetchone() == ("off",)
+            assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+        raise RuntimeError("a failing test")
+    assert not folder.exists() and not server.running
