@@ -231,8 +231,20 @@ class Owner:
         return self.execute(self.network.kind.install_validator_call(self.account, self.network.module))
 
     def uninstall_sessions(self) -> PendingUserOperation:
-        """Uninstall the session module: every session of the account dies, for good."""
-        return self.execute(self.network.kind.uninstall_validator_call(self.account, self.network.module))
+        """Uninstall the session module: every session of the account dies, for good.
+
+        One operation calls the module's ``invalidateAllSessions()``, then uninstalls it. Kernel, Nexus and
+        Safe7579 ignore a failing ``onUninstall``, and a bundler's gas estimate cannot see that failure: an
+        ``onUninstall`` short of gas would leave the sessions alive for a later reinstall. Invalidating first,
+        in a call whose failure fails the operation, rules that out.
+        """
+        module = self.network.module
+        return self.execute(
+            [
+                Call(module, 0, _INVALIDATE_ALL),
+                self.network.kind.uninstall_validator_call(self.account, module),
+            ]
+        )
 
     # -- grants -------------------------------------------------------------------------------------
 
