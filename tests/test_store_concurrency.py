@@ -1,0 +1,282 @@
+"""The shared stores under several OS processes at once: SQLite and PostgreSQL (and the file store, which
+locks its folder with ``flock``).
+
+Workers are separate processes (``spawn``: nothing shared but the database), released together at one
+instant so that their transactions really overlap. Python 3.10+ (``itertools.pairwise``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyscope.errors import StoreLockedError
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import keccak, to_address
+from keyscope.session import Permission, Session
+from keyscope.store import Lease, SessionStore, open_store
+from keyscope.testing.postgres import postgres_fixture
+from keyscope.userop import UserOperation
+
+postgres_server = postgres_fixture(scope="module")
+
+WORKERS = 6
+KEK = bytes(range(32))
+ACCOUNT = to_address("0x" + "a1" * 20)
+SESSION = "0x" + "5e" * 32
+SHARED = ["file", "sqlite", "postgresql"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker side: top-level functions, run in the pool's processes
+# --------------------------------------------------------------------------------------------------
+
+
+def _open(url: str) -> SessionStore:
+    secret: dict[str, Any] = {} if url.startswith("file:") else {"kek": KEK}
+    return open_store(url, **secret)
+
+
+def _wait_until(moment: float) -> None:
+    delay = moment - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def ready() -> int:
+    """Warm a worker up (imports done); returns its pid."""
+    return os.getpid()
+
+
+def open_and_lease(url: str, worker: str, count: int, start_at: float) -> list[tuple[int, str]]:
+    """Open the (possibly brand-new) store at ``start_at`` and keep ``count`` leases."""
+    _wait_until(start_at)
+    store = _open(url)
+    try:
+        return [
+            (lease.lane, lease.lease_id)
+            for lease in (store.lease_lane(ACCOUNT, SESSION, f"{worker}/{n}", 300) for n in range(count))
+        ]
+    finally:
+        store.close()
+
+
+def churn(url: str, worker: str, rounds: int, start_at: float) -> list[tuple[int, float, float]]:
+    """Lease, hold briefly, release, ``rounds`` times; returns (lane, held from, held until) per round.
+
+    The recorded span starts after the lease is taken and ends before it is released, so it lies inside the
+    real lease: if two spans on one lane overlap, two live leases shared the lane.
+    """
+    store = _open(url)
+    spans = []
+    try:
+        _wait_until(start_at)
+        for n in range(rounds):
+            lease = store.lease_lane(ACCOUNT, SESSION, f"{worker}/{n}", 60)
+            held_from = time.time()
+            time.sleep(random.uniform(0, 0.004))
+            held_until = time.time()
+            assert store.release_lease(lease)
+            spans.append((lease.lane, held_from, held_until))
+    finally:
+        store.close()
+    return spans
+
+
+def record_intents(url: str, worker: int, intents: list[str], start_at: float) -> dict[str, tuple[str, int]]:
+    """Record every intent (in a random order) with this worker's own operation; returns what the store kept."""
+    store = _open(url)
+    kept = {}
+    try:
+        order = list(intents)
+        random.Random(worker).shuffle(order)
+        _wait_until(start_at)
+        for intent in order:
+            op = UserOperation(sender=ACCOUNT, nonce=worker, call_data=intent.encode())
+            op_hash = keccak(f"{intent}/{worker}".encode())
+            record = store.record_intent(intent, ACCOUNT, SESSION, 0, op, op_hash)
+            kept[intent] = (record.user_op_hash, record.op.nonce)
+    finally:
+        store.close()
+    return kept
+
+
+def send_many(url: str, op_hash: str, times: int, start_at: float) -> int:
+    """``mark_sent`` the same operation ``times`` times; returns the last attempt count seen."""
+    store = _open(url)
+    try:
+        _wait_until(start_at)
+        return max(store.mark_sent(op_hash).attempts for _ in range(times))
+    finally:
+        store.close()
+
+
+def read_revoked(url: str, session_id: str) -> bool:
+    store = _open(url)
+    try:
+        return store.is_revoked(session_id)
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Test side
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=context) as executor:
+        pids = {f.result(timeout=120) for f in [executor.submit(ready) for _ in range(WORKERS * 3)]}
+        assert len(pids) >= 2  # really several processes
+        yield executor
+
+
+@pytest.fixture(params=SHARED)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "file":
+        return (tmp_path / "store").as_uri()
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_server").create_schema())
+
+
+def _soon() -> float:
+    return time.time() + 0.5
+
+
+def _results(futures: list[Future[Any]]) -> list[Any]:
+    return [future.result(timeout=180) for future in futures]
+
+
+def test_processes_opening_a_new_store_at_once_lease_distinct_lanes(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    per_worker = 5
+    start = _soon()
+    futures = [pool.submit(open_and_lease, url, f"p{i}", per_worker, start) for i in range(WORKERS)]
+    leases = [lease for result in _results(futures) for lease in result]
+    lanes = sorted(lane for lane, _ in leases)
+    assert lanes == list(range(WORKERS * per_worker)), "two live leases share a lane, or a lane was skipped"
+    assert len({lease_id for _, lease_id in leases}) == len(leases)
+    store = _open(url)
+    if hasattr(store, "schema_version"):
+        assert store.schema_version() == 1  # migrated once, although every process opened a fresh store
+    store.close()
+
+
+def test_leases_churning_across_processes_never_overlap(pool: ProcessPoolExecutor, url: str) -> None:
+    rounds = 25
+    start = _soon()
+    futures = [pool.submit(churn, url, f"p{i}", rounds, start) for i in range(WORKERS)]
+    by_lane: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for spans in _results(futures):
+        for lane, held_from, held_until in spans:
+            by_lane[lane].append((held_from, held_until))
+    assert sum(len(spans) for spans in by_lane.values()) == WORKERS * rounds
+    for lane, spans in by_lane.items():
+        spans.sort()
+        for (_, earlier_until), (later_from, _) in pairwise(spans):
+            assert later_from >= earlier_until, f"lane {lane} was held by two workers at once"
+    # lowest free lane first: with at most one lease per worker, no lane number reaches WORKERS
+    assert max(by_lane) < WORKERS
+
+
+def test_a_dead_workers_lease_is_reclaimed_after_it_expires(url: str) -> None:
+    # A forked process starts at once (a spawned one re-imports everything); it opens its own store, takes
+    # a lease and dies holding it. The test process holds no store while forking.
+    context = multiprocessing.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    ttl = 0.6
+    worker = context.Process(target=_abandon_into_pipe, args=(url, ttl, writer))
+    worker.start()
+    worker.join(timeout=120)
+    assert worker.exitcode == 0
+    lane, lease_id, expires_at = reader.recv()
+    assert lane == 0
+
+    store = _open(url)
+    try:
+        if time.time() < expires_at - 0.2:  # still live: another worker gets another lane
+            early = store.lease_lane(ACCOUNT, SESSION, "early", 60)
+            assert early.lane == 1
+        _wait_until(expires_at + 0.1)
+        reclaimed = store.lease_lane(ACCOUNT, SESSION, "survivor", 60)
+        assert reclaimed.lane == 0 and reclaimed.lease_id != lease_id
+        dead = Lease(lane, lease_id, expires_at, ACCOUNT, SESSION, "doomed")
+        with pytest.raises(StoreLockedError):
+            store.renew_lease(dead, 60)
+        assert store.release_lease(dead) is False
+        assert store.renew_lease(reclaimed, 60).lane == 0
+    finally:
+        store.close()
+
+
+def _abandon_into_pipe(url: str, ttl: float, pipe: Any) -> None:
+    store = _open(url)
+    lease = store.lease_lane(ACCOUNT, SESSION, f"doomed-{os.getpid()}", ttl)
+    pipe.send((lease.lane, lease.lease_id, lease.expires_at))
+    os._exit(0)  # no cleanup of any kind: as if the worker was killed
+
+
+def test_the_same_intent_from_several_processes_yields_one_record(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    intents = [f"mint-{n}" for n in range(15)]
+    start = _soon()
+    futures = [pool.submit(record_intents, url, worker, intents, start) for worker in range(WORKERS)]
+    kept = _results(futures)
+    for intent in intents:
+        answers = {result[intent] for result in kept}
+        assert len(answers) == 1, f"{intent} was recorded as {answers}"
+    store = _open(url)
+    try:
+        records = store.list_outbox(limit=1000)
+        assert sorted(r.intent_id for r in records) == sorted(intents)
+        for record in records:
+            winner = record.op.nonce  # the worker whose operation was recorded first
+            assert record.user_op_hash == "0x" + keccak(f"{record.intent_id}/{winner}".encode()).hex()
+            assert kept[0][record.intent_id] == (record.user_op_hash, winner)
+    finally:
+        store.close()
+
+
+def test_concurrent_sends_count_every_attempt(pool: ProcessPoolExecutor, url: str) -> None:
+    store = _open(url)
+    op_hash = "0x" + keccak(b"op").hex()
+    store.record_intent("busy", ACCOUNT, SESSION, 0, UserOperation(sender=ACCOUNT, nonce=1), op_hash)
+    times = 10
+    start = _soon()
+    _results([pool.submit(send_many, url, op_hash, times, start) for _ in range(WORKERS)])
+    record = store.get_by_hash(op_hash)
+    store.close()
+    assert record is not None and record.attempts == WORKERS * times
+
+
+def test_revocation_is_visible_to_another_process_on_its_next_read(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    key = to_address("0x" + "c3" * 20)
+    session = Session(session_key=key, permissions=(Permission(target=key, selector=b"\x12\x34\x56\x78"),))
+    grant = SessionGrant(
+        session=session, account=ACCOUNT, module=key, chain_id=1, entry_point=key, epoch=0,
+        session_id=session.session_id(ACCOUNT, 0), how="onchain",
+    )  # fmt: skip
+    store = _open(url)
+    store.put_grant(grant)
+    session_id = "0x" + grant.session_id.hex()
+    assert pool.submit(read_revoked, url, session_id).result(timeout=60) is False
+    store.mark_revoked(session_id)
+    store.close()
+    assert all(_results([pool.submit(read_revoked, url, session_id) for _ in range(WORKERS)]))
