@@ -237,7 +237,10 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
-        """Store ``signer``'s private key, encrypted at rest. Storing the same key again updates its label."""
+        """Store ``signer``'s private key, encrypted at rest.
+
+        Storing the same key again keeps it, and updates its label when ``label`` is given.
+        """
 
     @abc.abstractmethod
     def get_key(self, address: str) -> LocalSigner:
