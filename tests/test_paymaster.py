@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -665,6 +666,27 @@ def test_budget_is_reserved_per_account_and_refused_when_spent(serve, nft, entry
     small = serve(SponsorshipPolicy(targets="any", budget_wei=cost - 1))
     with pytest.raises(PaymasterError, match=f"has {cost - 1} wei left .* may cost up to {cost} wei"):
         PaymasterClient(small.url).data(op, entry_point.address, chain_id)
+
+
+def test_concurrent_requests_never_overspend_the_budget(nft, entry_point, chain_id, paymaster, serve):
+    op = _priced_op(LocalSigner.generate().address, nft).replace(
+        paymaster=paymaster.address, paymaster_verification_gas_limit=PM_VERIFICATION_GAS
+    )
+    cost = (100_000 + 200_000 + 50_000 + PM_VERIFICATION_GAS) * 10**9
+    server = serve(SponsorshipPolicy(targets="any", budget_wei=5 * cost))
+
+    def ask(_: int) -> str:
+        try:
+            PaymasterClient(server.url).data(op, entry_point.address, chain_id)
+        except PaymasterError as error:
+            assert error.code == BUDGET_EXHAUSTED
+            return "refused"
+        return "signed"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(ask, range(24)))
+    assert outcomes.count("signed") == 5 and outcomes.count("refused") == 19
+    assert server.sponsor.ledger.reserved(op.sender) == 5 * cost
 
 
 def test_stub_and_final_fields(serve, nft, entry_point, chain_id, paymaster, sponsor_key, chain):

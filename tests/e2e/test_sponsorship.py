@@ -121,7 +121,8 @@ def test_a_zero_eth_session_account_mints_through_sponsorship(
     print(
         f"\n[measure] sponsored session mint through Alto: first (creates the account) "
         f"{sponsored_receipts[0].actual_gas_used} gas, {first_latency:.2f}s prepare+send+receipt; second "
-        f"{receipt.actual_gas_used} gas, {second_latency:.2f}s; budget reserved {reserved} wei for "
+        f"{receipt.actual_gas_used} gas, {second_latency:.2f}s; paymasterVerificationGasLimit from Alto's "
+        f"estimate (+15 %): {op.paymaster_verification_gas_limit}; budget reserved {reserved} wei for "
         f"{sum(r.actual_gas_cost for r in sponsored_receipts)} wei spent"
     )
 
@@ -170,6 +171,7 @@ def test_the_unsponsored_path_still_works(local_stack: LocalStack, local_sponsor
     refund = get_deposit_info(local_stack.node, local_stack.entry_point, owner.account).deposit
     assert local_stack.balance(owner.account) + refund == ETHER - receipt.actual_gas_cost
     assert local_sponsor.state().deposit == deposit
+    print(f"\n[measure] unsponsored session mint that creates the account: {receipt.actual_gas_used} gas")
 
 
 def test_an_expired_sponsorship_is_refused_by_the_bundler(
