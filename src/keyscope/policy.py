@@ -1,0 +1,745 @@
+"""Build session permissions from a function signature or a JSON ABI.
+
+A :class:`~keyscope.session.Permission` lets a session call one function of one contract, with rules on
+the 32-byte words of the call's arguments. Writing rules by hand means counting byte offsets and encoding
+reference values as words; this module does both from the function's ABI::
+
+    from keyscope.policy import Policy, arg
+
+    mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
+    pay = Policy.from_abi(usdc, erc20_abi, "transfer", rules=[arg("to") == shop, arg("amount") <= 10**6])
+    swap = Policy.call(router, "swap((address token,uint256 amount) order,uint24 fee)",
+                       rules=[arg("order", "amount").in_range(1, 10**18), arg("fee").one_of(500, 3000)])
+    tip = Policy.transfer(friend, value_limit=10**16)
+
+Offsets follow the ABI head layout: every static value takes 32 bytes, static tuples and fixed-size arrays
+of static values sit inline (their components one after another), and a dynamic value (``bytes``,
+``string``, ``T[]``, a tuple or array holding one) takes one 32-byte word holding the offset of its
+contents. The module compares head words only, so rules on dynamic values are refused.
+
+Reference values are checked against the argument's type: ``address`` (any form
+:func:`~keyscope.hexutil.to_address` accepts, compared as a uint160 word), ``bool``, ``uintN`` and ``intN``
+(range-checked; ``intN`` rules compare as signed and store negative values in two's complement),
+``bytesN`` (exactly N bytes, left-aligned) and enums (``uint8`` in the ABI; Python enum members work).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadInputError, InvalidAbiError, InvalidAddressError, UnknownFunctionError
+from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
+from .session import MAX_RULE_WORDS, SIGNED, UINT256_MAX, Condition, Permission, Rule
+
+__all__ = [
+    "TRANSFER_SELECTOR",
+    "AbiFunction",
+    "AbiParam",
+    "AbiType",
+    "ArgRef",
+    "Policy",
+    "RuleSpec",
+    "arg",
+    "find_function",
+    "parse_signature",
+]
+
+TRANSFER_SELECTOR = bytes(4)
+"""The selector a call with empty calldata (a plain native transfer) has for the module."""
+
+MAX_OFFSET = 0xFFFF
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_LOCATIONS = frozenset({"calldata", "memory", "storage", "indexed", "payable"})
+
+
+# --------------------------------------------------------------------------------------------------
+# ABI types
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AbiType:
+    """A parsed ABI type: ``kind`` is ``"elementary"``, ``"tuple"`` or ``"array"``; ``name`` is canonical.
+
+    ``components`` are a tuple's members, ``element`` and ``length`` an array's element type and length
+    (None for a dynamic array).
+    """
+
+    kind: str
+    name: str
+    components: tuple[AbiParam, ...] = ()
+    element: AbiType | None = None
+    length: int | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the ABI encodes this type in the tail (its head word is then an offset)."""
+        if self.kind == "elementary":
+            return self.name in ("bytes", "string")
+        if self.kind == "tuple":
+            return any(c.type.dynamic for c in self.components)
+        assert self.element is not None
+        return self.length is None or self.element.dynamic
+
+    @property
+    def head_size(self) -> int:
+        """Bytes this type takes in the head of an encoding: 32 when dynamic, else its inline size."""
+        if self.dynamic:
+            return 32
+        if self.kind == "tuple":
+            return sum(c.type.head_size for c in self.components)
+        if self.kind == "array":
+            assert self.element is not None and self.length is not None
+            return self.length * self.element.head_size
+        return 32
+
+
+@dataclass(frozen=True, slots=True)
+class AbiParam:
+    """A function argument or tuple component: a name ('' when unnamed) and a type."""
+
+    name: str
+    type: AbiType
+
+
+@dataclass(frozen=True, slots=True)
+class AbiFunction:
+    """A function's name and inputs, with its canonical signature and selector."""
+
+    name: str
+    inputs: tuple[AbiParam, ...]
+    signature: str
+    selector: bytes
+
+    @classmethod
+    def of(cls, name: str, inputs: Sequence[AbiParam]) -> AbiFunction:
+        """The function ``name(inputs)``, with its signature and selector computed."""
+        params = tuple(inputs)
+        signature = f"{name}({','.join(p.type.name for p in params)})"
+        return cls(name, params, signature, keccak(signature.encode())[:4])
+
+    def describe_inputs(self) -> str:
+        """``to (address), amount (uint256)``, for messages."""
+        if not self.inputs:
+            return "none"
+        return ", ".join(f"{p.name or f'arg{i}'} ({p.type.name})" for i, p in enumerate(self.inputs))
+
+    def locate(self, path: Sequence[str | int]) -> tuple[int, AbiType, str]:
+        """``(offset, type, label)`` of the head word an argument path names.
+
+        ``path`` starts with an argument name or index and may go on into static tuples (component name or
+        index) and fixed-size arrays (index). Raises :class:`BadInputError` for unknown names, dynamic values
+        (the module compares head words only) and paths that end on a tuple or array.
+        """
+        if not path:
+            raise BadInputError("an argument reference needs an argument name or index")
+        index = _pick(self.inputs, path[0], f"function {self.signature}", "argument")
+        param = self.inputs[index]
+        offset = sum(p.type.head_size for p in self.inputs[:index])
+        label = param.name or f"arg{index}"
+        kind = param.type
+        for step in path[1:]:
+            _refuse_dynamic(kind, label, self.signature)
+            if kind.kind == "tuple":
+                member = _pick(kind.components, step, f"`{label}` ({kind.name})", "component")
+                offset += sum(c.type.head_size for c in kind.components[:member])
+                label += "." + (kind.components[member].name or str(member))
+                kind = kind.components[member].type
+            elif kind.kind == "array":
+                assert kind.element is not None and kind.length is not None
+                if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < kind.length:
+                    raise BadInputError(
+                        f"`{label}` is a {kind.name}: index it with an integer from 0 to {kind.length - 1}, "
+                        f"got {step!r}"
+                    )
+                offset += step * kind.element.head_size
+                label += f"[{step}]"
+                kind = kind.element
+            else:
+                raise BadInputError(
+                    f"`{label}` is a {kind.name} in {self.signature}: it has no components, drop {step!r} "
+                    "from the argument path"
+                )
+        _refuse_dynamic(kind, label, self.signature)
+        if kind.kind != "elementary":
+            first = repr(kind.components[0].name or 0) if kind.kind == "tuple" and kind.components else "0"
+            raise BadInputError(
+                f"`{label}` is a {kind.name} taking {kind.head_size} bytes in {self.signature}; a rule "
+                f"checks one 32-byte word: put it on one of its components, e.g. arg(..., {first})"
+            )
+        if offset > MAX_OFFSET:
+            raise BadInputError(
+                f"`{label}` sits at argument offset {offset} in {self.signature}, beyond the module's 16-bit "
+                f"offsets (at most {MAX_OFFSET})"
+            )
+        return offset, kind, label
+
+    def word_at(self, offset: int) -> tuple[str, AbiType] | None:
+        """``(label, type)`` of the static elementary value whose head word starts at ``offset``, if any."""
+        position = 0
+        for index, param in enumerate(self.inputs):
+            found = _word_in(param.type, param.name or f"arg{index}", offset - position)
+            if found is not None:
+                return found
+            position += param.type.head_size
+        return None
+
+
+def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | None:
+    if offset < 0 or offset >= kind.head_size or offset % 32:
+        return None
+    if kind.dynamic:
+        return None
+    if kind.kind == "elementary":
+        return (label, kind) if offset == 0 else None
+    if kind.kind == "tuple":
+        position = 0
+        for member, component in enumerate(kind.components):
+            name = f"{label}.{component.name or member}"
+            found = _word_in(component.type, name, offset - position)
+            if found is not None:
+                return found
+            position += component.type.head_size
+        return None
+    assert kind.element is not None
+    size = kind.element.head_size
+    return _word_in(kind.element, f"{label}[{offset // size}]", offset % size)
+
+
+def _pick(params: Sequence[AbiParam], key: str | int, owner: str, what: str) -> int:
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        raise BadInputError(f"a {what} is named by its name or index, got {key!r}")
+    if isinstance(key, int):
+        if not 0 <= key < len(params):
+            raise BadInputError(
+                f"{owner} has {len(params)} {what}s: index {key} is out of range (0 to {len(params) - 1})"
+            )
+        return key
+    for index, param in enumerate(params):
+        if param.name == key:
+            return index
+    names = ", ".join(f"{p.name or f'#{i}'} ({p.type.name})" for i, p in enumerate(params)) or "none"
+    raise BadInputError(f"{owner} has no {what} named {key!r}; its {what}s: {names} (unnamed ones by index)")
+
+
+def _refuse_dynamic(kind: AbiType, label: str, signature: str) -> None:
+    if kind.dynamic:
+        raise BadInputError(
+            f"`{label}` is a {kind.name} in {signature}: a dynamic value whose head word holds only the "
+            "offset of its contents, and the module compares head words only. Put the rule on a static "
+            "argument (or a component of a static tuple or fixed-size array)."
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing: signatures and JSON ABIs
+# --------------------------------------------------------------------------------------------------
+
+
+def _elementary(text: str) -> AbiType:
+    name = text
+    if name in ("uint", "int"):
+        name += "256"
+    elif name in ("fixed", "ufixed"):
+        name += "128x18"
+    elif name == "byte":
+        name = "bytes1"
+    ok = name in ("address", "bool", "string", "bytes", "function")
+    if not ok and (match := re.fullmatch(r"(u?int)(\d+)", name)):
+        bits = int(match.group(2))
+        ok = 8 <= bits <= 256 and bits % 8 == 0 and not match.group(2).startswith("0")
+    if not ok and (match := re.fullmatch(r"bytes(\d+)", name)):
+        ok = 1 <= int(match.group(1)) <= 32 and not match.group(1).startswith("0")
+    if not ok and (match := re.fullmatch(r"u?fixed(\d+)x(\d+)", name)):
+        bits, decimals = int(match.group(1)), int(match.group(2))
+        ok = 8 <= bits <= 256 and bits % 8 == 0 and 0 < decimals <= 80
+    if not ok:
+        raise InvalidAbiError(
+            f"{text!r} is not an ABI type (expected e.g. uint256, address, bytes32, (T1,T2), T[])"
+        )
+    return AbiType("elementary", name)
+
+
+def _tuple(components: Sequence[AbiParam]) -> AbiType:
+    params = tuple(components)
+    return AbiType("tuple", "(" + ",".join(p.type.name for p in params) + ")", components=params)
+
+
+def _array(element: AbiType, length: int | None) -> AbiType:
+    suffix = "[]" if length is None else f"[{length}]"
+    return AbiType("array", element.name + suffix, element=element, length=length)
+
+
+class _Reader:
+    """Recursive-descent reader of Solidity-style type lists: ``(address to,(uint8,bytes32)[2] x)``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def fail(self, what: str) -> InvalidAbiError:
+        return InvalidAbiError(f"cannot read {self.text!r} at position {self.pos}: {what}")
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, char: str) -> None:
+        self.skip()
+        if self.peek() != char:
+            raise self.fail(f"expected {char!r}")
+        self.pos += 1
+
+    def ident(self) -> str | None:
+        match = _IDENT.match(self.text, self.pos)
+        if match is None:
+            return None
+        self.pos = match.end()
+        return match.group(0)
+
+    def params(self) -> tuple[AbiParam, ...]:
+        """Read ``T1 name1, T2 name2)`` (the opening parenthesis already read)."""
+        self.skip()
+        if self.peek() == ")":
+            self.pos += 1
+            return ()
+        params: list[AbiParam] = []
+        while True:
+            params.append(self.param())
+            self.skip()
+            char = self.peek()
+            self.pos += 1
+            if char == ")":
+                return tuple(params)
+            if char != ",":
+                self.pos -= 1
+                raise self.fail("expected ',' or ')'")
+
+    def param(self) -> AbiParam:
+        kind = self.type()
+        name = ""
+        while True:
+            start = self.pos
+            self.skip()
+            if self.pos == start:
+                break
+            word = self.ident()
+            if word is None:
+                break
+            if word in _LOCATIONS and not name:
+                continue
+            if name:
+                raise self.fail(f"unexpected {word!r} after the name {name!r}")
+            name = word
+        return AbiParam(name, kind)
+
+    def type(self) -> AbiType:
+        self.skip()
+        if self.peek() == "(" or self.text.startswith("tuple(", self.pos):
+            if self.peek() == "t":
+                self.pos += len("tuple")
+            self.pos += 1
+            kind = _tuple(self.params())
+        else:
+            word = self.ident()
+            if word is None:
+                raise self.fail("expected a type")
+            kind = _elementary(word)
+        return self.suffixes(kind)
+
+    def suffixes(self, kind: AbiType) -> AbiType:
+        while self.peek() == "[":
+            end = self.text.find("]", self.pos)
+            if end < 0:
+                raise self.fail("unclosed '['")
+            size = self.text[self.pos + 1 : end].strip()
+            if size and (not size.isdigit() or int(size) == 0):
+                raise self.fail(f"array length {size!r} is not a positive integer")
+            kind = _array(kind, int(size) if size else None)
+            self.pos = end + 1
+        return kind
+
+
+def parse_signature(text: str) -> AbiFunction:
+    """Read a function signature: ``"transfer(address,uint256)"``, with optional argument names
+    (``"transfer(address to, uint256 amount)"``), tuples (``"(uint256,address)"`` or ``"tuple(...)"``),
+    arrays, and an optional leading ``function`` and trailing modifiers (``external returns (bool)``).
+
+    Raises :class:`~keyscope.errors.InvalidAbiError` when the text is not a signature.
+    """
+    if not isinstance(text, str):
+        raise InvalidAbiError(f"a function signature must be a string, got {type(text).__name__}")
+    reader = _Reader(text.strip())
+    if reader.text.startswith("function") and reader.text[8:9].isspace():
+        reader.pos = 8
+        reader.skip()
+    name = reader.ident()
+    if name is None:
+        raise reader.fail("expected a function name")
+    reader.expect("(")
+    inputs = reader.params()
+    rest = reader.text[reader.pos :]
+    if rest and not re.fullmatch(r"\s+[A-Za-z].*", rest, flags=re.DOTALL):
+        raise reader.fail("unexpected text after the argument list")
+    return AbiFunction.of(name, inputs)
+
+
+def _param_from_json(entry: Any, where: str) -> AbiParam:
+    if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+        raise InvalidAbiError(
+            f"{where}: an ABI parameter must be an object with a 'type' string, got {entry!r}"
+        )
+    text: str = entry["type"]
+    name = entry.get("name") or ""
+    if not isinstance(name, str):
+        raise InvalidAbiError(f"{where}: parameter name {name!r} is not a string")
+    if text.startswith("tuple"):
+        components = entry.get("components")
+        if not isinstance(components, list):
+            raise InvalidAbiError(f"{where}: tuple parameter {name or text!r} has no 'components' list")
+        base = _tuple([_param_from_json(c, where) for c in components])
+        reader = _Reader(text)
+        reader.pos = len("tuple")
+        kind = reader.suffixes(base)
+    else:
+        reader = _Reader(text)
+        kind = reader.type()
+    if reader.pos != len(text):
+        raise InvalidAbiError(f"{where}: {text!r} is not an ABI type")
+    return AbiParam(name, kind)
+
+
+def _abi_entries(abi: Any) -> list[dict[str, Any]]:
+    source = abi
+    if isinstance(source, (str, bytes, bytearray)):
+        try:
+            source = json.loads(source)
+        except ValueError as error:
+            raise InvalidAbiError(
+                f"the ABI is not valid JSON ({error}): give a list of ABI entries"
+            ) from None
+    if isinstance(source, dict) and "abi" in source:
+        source = source["abi"]
+    elif not isinstance(source, (list, tuple)):
+        contract_type = getattr(source, "contract_type", None)
+        if contract_type is not None and hasattr(contract_type, "abi"):
+            source = contract_type.abi
+        elif hasattr(source, "abi"):
+            source = source.abi
+    if not isinstance(source, (list, tuple)):
+        raise InvalidAbiError(
+            f"cannot read an ABI from a {type(abi).__name__}: give a list of ABI entries, its JSON text, "
+            "or an object with an .abi (an ape contract or contract type)"
+        )
+    entries: list[dict[str, Any]] = []
+    for item in source:
+        if hasattr(item, "model_dump"):
+            item = item.model_dump(mode="json", by_alias=True)
+        if not isinstance(item, dict):
+            raise InvalidAbiError(f"an ABI entry must be an object, got {item!r}")
+        entries.append(item)
+    return entries
+
+
+def _functions(abi: Any) -> list[AbiFunction]:
+    functions: list[AbiFunction] = []
+    for entry in _abi_entries(abi):
+        if entry.get("type", "function") != "function":
+            continue
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidAbiError(f"ABI function entry without a name: {entry!r}")
+        inputs = entry.get("inputs", [])
+        if not isinstance(inputs, list):
+            raise InvalidAbiError(f"ABI function {name!r} has no 'inputs' list")
+        functions.append(AbiFunction.of(name, [_param_from_json(p, f"function {name}") for p in inputs]))
+    return functions
+
+
+def find_function(abi: Any, function: str) -> AbiFunction:
+    """The function ``function`` names in ``abi``: a name, a full signature (argument names allowed) or a
+    0x-prefixed 4-byte selector.
+
+    ``abi`` is a list of ABI entries, its JSON text (or a build artefact with an ``abi`` key), or an object
+    with an ``.abi`` (ape contract types; ape contract instances through their ``contract_type``). Raises
+    :class:`~keyscope.errors.UnknownFunctionError` when nothing matches and :class:`BadInputError` when a
+    bare name is overloaded.
+    """
+    functions = _functions(abi)
+    available = sorted({f.signature for f in functions})
+    if not isinstance(function, str) or not function.strip():
+        raise BadInputError(f"name the function by name, signature or selector, got {function!r}")
+    wanted = function.strip()
+    if "(" in wanted:
+        signature = parse_signature(wanted).signature
+        matches = [f for f in functions if f.signature == signature]
+    elif re.fullmatch(r"0[xX][0-9a-fA-F]{8}", wanted):
+        selector = bytes.fromhex(wanted[2:])
+        matches = [f for f in functions if f.selector == selector]
+    else:
+        matches = [f for f in functions if f.name == wanted]
+    unique = {f.signature: f for f in matches}
+    if not unique:
+        raise UnknownFunctionError(function, available)
+    if len(unique) > 1:
+        raise BadInputError(
+            f"{function!r} is overloaded in this ABI: {', '.join(sorted(unique))}; pass the full signature "
+            "to pick one"
+        )
+    return next(iter(unique.values()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument references and rule specs
+# --------------------------------------------------------------------------------------------------
+
+
+class ArgRef:
+    """A reference to a function argument (or a component of one), made by :func:`arg`.
+
+    Compare it (``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``) or call :meth:`in_range` / :meth:`one_of` to
+    get a :class:`RuleSpec`, which :class:`Policy` resolves against the function's ABI.
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: tuple[str | int, ...]) -> None:
+        self.path = path
+
+    def _spec(self, op: Condition, values: tuple[Any, ...]) -> RuleSpec:
+        return RuleSpec(self, op, values)
+
+    def __eq__(self, value: object) -> RuleSpec:  # type: ignore[override]
+        return self._spec(Condition.EQUAL, (value,))
+
+    def __ne__(self, value: object) -> RuleSpec:  # type: ignore[override]
+        return self._spec(Condition.NOT_EQUAL, (value,))
+
+    def __lt__(self, value: object) -> RuleSpec:
+        return self._spec(Condition.LESS_THAN, (value,))
+
+    def __le__(self, value: object) -> RuleSpec:
+        return self._spec(Condition.LESS_THAN_OR_EQUAL, (value,))
+
+    def __gt__(self, value: object) -> RuleSpec:
+        return self._spec(Condition.GREATER_THAN, (value,))
+
+    def __ge__(self, value: object) -> RuleSpec:
+        return self._spec(Condition.GREATER_THAN_OR_EQUAL, (value,))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def in_range(self, low: Any, high: Any) -> RuleSpec:
+        """The argument lies in ``[low, high]`` (both ends included)."""
+        return self._spec(Condition.IN_RANGE, (low, high))
+
+    def one_of(self, *values: Any) -> RuleSpec:
+        """The argument equals one of ``values`` (also accepts one list or tuple of values)."""
+        if len(values) == 1 and isinstance(values[0], (list, tuple)):
+            values = tuple(values[0])
+        return self._spec(Condition.ONE_OF, values)
+
+    def __bool__(self) -> bool:
+        raise BadInputError("an arg(...) reference has no truth value: compare it to build a rule")
+
+    def __repr__(self) -> str:
+        return f"arg({', '.join(repr(p) for p in self.path)})"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RuleSpec:
+    """A rule on an argument, before it is resolved against the function's ABI into a :class:`Rule`."""
+
+    ref: ArgRef
+    op: Condition
+    values: tuple[Any, ...]
+
+    def __bool__(self) -> bool:
+        hint = " (for a range use arg(...).in_range(low, high))" if self.op != Condition.EQUAL else ""
+        raise BadInputError(f"{self!r} is a rule, not a condition Python can test{hint}")
+
+    def __repr__(self) -> str:
+        return f"{self.ref!r} {self.op.name} {self.values!r}"
+
+    def resolve(self, function: AbiFunction) -> Rule:
+        """The module :class:`Rule` for ``function``: offset from the head layout, typed reference words,
+        SIGNED for ``intN`` arguments, and ``name`` set to the argument's label."""
+        offset, kind, label = function.locate(self.ref.path)
+        signed = kind.name.startswith("int")
+        where = f"argument `{label}` ({kind.name}) of {function.signature}"
+        words = tuple(_encode(value, kind, where) for value in self.values)
+        if self.op == Condition.IN_RANGE:
+            low, high = (_as_signed(w) for w in words) if signed else words
+            if low > high:
+                raise BadInputError(
+                    f"{where}: in_range({self.values[0]!r}, {self.values[1]!r}) has low above high"
+                )
+        if self.op == Condition.ONE_OF:
+            words = tuple(dict.fromkeys(words))
+            if not 1 <= len(words) <= MAX_RULE_WORDS:
+                raise BadInputError(
+                    f"{where}: one_of takes 1 to {MAX_RULE_WORDS} distinct values, got {len(words)}"
+                )
+        return Rule(
+            condition=int(self.op) | (SIGNED if signed else 0), offset=offset, values=words, name=label
+        )
+
+
+def arg(name_or_index: str | int, *path: str | int) -> ArgRef:
+    """A reference to argument ``name_or_index`` (name, or 0-based position), or to a component of it:
+    ``arg("order", "amount")``, ``arg(1, 0)``, ``arg("amounts", 2)`` for a fixed-size array."""
+    full = (name_or_index, *path)
+    for step in full:
+        if isinstance(step, bool) or not isinstance(step, (str, int)) or (isinstance(step, int) and step < 0):
+            raise BadInputError(f"arg() takes argument names and non-negative indices, got {step!r}")
+    return ArgRef(full)
+
+
+def _as_signed(word: int) -> int:
+    return word - 2**256 if word >> 255 else word
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) and not isinstance(value, int) else value
+
+
+def _encode(value: Any, kind: AbiType, where: str) -> int:
+    """The 32-byte word (as uint256) the ABI encodes ``value`` as, for an elementary static ``kind``."""
+    name = kind.name
+    raw = _plain(value)
+    if name == "address":
+        try:
+            return int(to_address(raw), 16)
+        except InvalidAddressError as error:
+            raise BadInputError(f"{where}: {value!r} is not an address: {error}") from None
+    if name == "bool":
+        if raw is True or raw is False or (type(raw) is int and raw in (0, 1)):
+            return int(raw)
+        raise BadInputError(f"{where}: expected True or False, got {value!r}")
+    if match := re.fullmatch(r"(u?)int(\d+)", name):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise BadInputError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
+        bits = int(match.group(2))
+        low, high = (0, 2**bits - 1) if match.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if not low <= raw <= high:
+            raise BadInputError(f"{where}: {raw} is out of range [{low}, {high}]")
+        return raw & UINT256_MAX
+    if name.startswith("bytes") or name == "function":
+        size = 24 if name == "function" else int(name[5:])
+        if not isinstance(raw, (bytes, bytearray, str)):
+            raise BadInputError(f"{where}: expected {size} bytes (bytes or 0x-hex), got {value!r}")
+        try:
+            data = to_bytes(raw, name=where)
+        except BadInputError as error:
+            raise BadInputError(f"{where}: {value!r} is not bytes or 0x-hex: {error}") from None
+        if len(data) != size:
+            raise BadInputError(f"{where}: expected exactly {size} bytes, got {len(data)} ({value!r})")
+        return int.from_bytes(data.ljust(32, b"\x00"), "big")
+    raise BadInputError(
+        f"{where}: rules on {name} values are not supported by the builder; write a Rule with the raw word"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy
+# --------------------------------------------------------------------------------------------------
+
+
+class Policy:
+    """Builders of :class:`~keyscope.session.Permission`: one function of one contract, with rules."""
+
+    @staticmethod
+    def call(
+        target: Any,
+        function: str,
+        rules: Iterable[RuleSpec | Rule] = (),
+        value_limit: int | str = 0,
+    ) -> Permission:
+        """Allow ``target.function(...)`` given by its signature (argument names optional; without names,
+        refer to arguments by index). ``value_limit`` is the most wei one call may carry (the module caps it
+        at 2**96 - 1)."""
+        return _permission(target, parse_signature(function), rules, value_limit)
+
+    @staticmethod
+    def from_abi(
+        target: Any,
+        abi: Any,
+        function: str,
+        rules: Iterable[RuleSpec | Rule] = (),
+        value_limit: int | str = 0,
+    ) -> Permission:
+        """Allow ``target.function(...)``, picking ``function`` from a JSON ABI (see :func:`find_function`
+        for the forms ``abi`` and ``function`` may take)."""
+        return _permission(target, find_function(abi, function), rules, value_limit)
+
+    @staticmethod
+    def from_contract(
+        contract: Any,
+        function: str,
+        rules: Iterable[RuleSpec | Rule] = (),
+        value_limit: int | str = 0,
+    ) -> Permission:
+        """Allow a call to an ape contract instance (anything with ``.address`` and an ABI)."""
+        return _permission(contract, find_function(contract, function), rules, value_limit)
+
+    @staticmethod
+    def transfer(target: Any, value_limit: int | str) -> Permission:
+        """Allow plain native transfers to ``target`` (empty calldata, selector 0x00000000) of at most
+        ``value_limit`` wei each."""
+        address, limit = _target_and_limit(target, value_limit)
+        return Permission(
+            target=address, selector=TRANSFER_SELECTOR, value_limit=limit, function="native transfer"
+        )
+
+
+def _target_and_limit(target: Any, value_limit: int | str) -> tuple[str, int]:
+    address = to_address(target, name="target")
+    if address == ZERO_ADDRESS:
+        raise BadInputError(
+            "the permission target is the zero address, which the module refuses: give a contract"
+        )
+    limit = to_int(value_limit, name="value_limit")
+    if limit > UINT256_MAX:
+        raise BadInputError(
+            f"value_limit {limit} does not fit in uint256 (the module caps it at 2**96 - 1 anyway)"
+        )
+    return address, limit
+
+
+def _permission(
+    target: Any, function: AbiFunction, rules: Iterable[RuleSpec | Rule], value_limit: int | str
+) -> Permission:
+    address, limit = _target_and_limit(target, value_limit)
+    if isinstance(rules, (RuleSpec, Rule)):
+        rules = [rules]
+    resolved: list[Rule] = []
+    for spec in rules:
+        if isinstance(spec, RuleSpec):
+            resolved.append(spec.resolve(function))
+        elif isinstance(spec, Rule):
+            resolved.append(spec)
+        else:
+            raise BadInputError(
+                f"rules must be arg(...) comparisons (e.g. arg('to') == user) or Rule objects, got {spec!r}"
+            )
+    permission = Permission(
+        target=address,
+        selector=function.selector,
+        value_limit=limit,
+        rules=tuple(resolved),
+        function=function.signature,
+    )
+    if permission.rule_words() > MAX_RULE_WORDS:
+        raise BadInputError(
+            f"the rules of {function.signature} need {permission.rule_words()} storage words; the module "
+            f"allows {MAX_RULE_WORDS} per permission: use fewer ONE_OF values or fewer rules"
+        )
+    return permission
