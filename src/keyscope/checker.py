@@ -1,0 +1,517 @@
+"""Check an operation against a session's policy off-chain, exactly as ``SessionKeyValidator`` does on chain.
+
+:func:`check` (or a :class:`PolicyChecker` built once per session) takes the ``execute`` callData of a
+UserOperation, or the calls themselves, and either returns a :class:`CheckResult` (the validation data the
+module would return with a valid signature) or raises the error the chain would give:
+
+* :class:`~keyscope.execution.ExecuteDecodeError` for callData that is not a canonical single or batch
+  ``execute`` (the module reverts ``UnsupportedSelector``, ``UnsupportedExecutionMode``,
+  ``MalformedExecution`` or ``EmptyBatch``);
+* :class:`CallRefusedError` (a :class:`~keyscope.errors.PolicyViolationError`) for a call the policy
+  refuses, with the call, permission and rule indices and ``reason``, the module's custom error name;
+* :class:`~keyscope.errors.SessionRevokedError` for a revoked session (the module finds no permission);
+* :class:`~keyscope.errors.SessionNotYetValidError` / :class:`~keyscope.errors.SessionExpiredError` when
+  ``now`` is outside the window, as the EntryPoint v0.7 applies it: valid iff
+  ``validAfter <= now <= validUntil`` (``validUntil`` 0: no end).
+
+The checks run in the module's order (callData head, then each call in turn: its encoding, the forbidden
+targets, the selector, the permission, the value, each rule), so that the first failure is the one the
+chain reports; the window comes last, as the EntryPoint checks it after validation. The checker knows the
+one session it is given: if the same key holds other sessions on the account, the module also accepts
+their permissions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import (
+    BadInputError,
+    PolicyViolationError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+    SessionRevokedError,
+)
+from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError
+from .grant import SessionGrant
+from .hexutil import keccak, to_address, to_bytes
+from .policy import AbiType, parse_signature
+from .session import Condition, Permission, Rule, Session
+
+__all__ = ["VALUE_LIMIT_MAX", "CallRefusedError", "CheckResult", "PolicyChecker", "check"]
+
+VALUE_LIMIT_MAX = 2**96 - 1
+"""The module stores value limits in 96 bits: larger limits act as this one."""
+
+_SIGN_FLIP = 1 << 255
+_WORD_0X40 = (0x40).to_bytes(32, "big")
+_ZERO_SELECTOR = bytes(4)
+_ZERO_MODE_TAIL = bytes(30)
+
+_WELL_KNOWN = [
+    "transfer(address,uint256)",
+    "approve(address,uint256)",
+    "transferFrom(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256)",
+    "safeTransferFrom(address,address,uint256,bytes)",
+    "safeTransferFrom(address,address,uint256,uint256,bytes)",
+    "setApprovalForAll(address,bool)",
+    "safeMint(address)",
+    "mint(address,uint256)",
+    "burn(uint256)",
+    "permit(address,address,uint256,uint256,uint8,bytes32,bytes32)",
+    "multicall(bytes[])",
+    "execute(bytes32,bytes)",
+    "installModule(uint256,address,bytes)",
+    "uninstallModule(uint256,address,bytes)",
+]
+_KNOWN_SELECTORS = {keccak(text.encode())[:4]: text for text in _WELL_KNOWN}
+
+
+class CallRefusedError(PolicyViolationError):
+    """A call the session's policy refuses. ``reason`` is the module's custom error for it:
+    ``ForbiddenTarget``, ``InvalidCallData``, ``NoPermission``, ``ValueLimitExceeded``, ``RuleViolated`` or
+    ``CalldataTooShort``; ``actual`` is the word a broken rule read (None otherwise)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        session_id: str | None,
+        call_index: int,
+        permission_index: int | None = None,
+        rule_index: int | None = None,
+        actual: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.actual = actual
+        super().__init__(
+            message,
+            session_id=session_id,
+            call_index=call_index,
+            permission_index=permission_index,
+            rule_index=rule_index,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """An operation the module accepts: the window it reports and the permission each call used."""
+
+    valid_after: int
+    valid_until: int
+    permission_indices: tuple[int, ...]
+
+    @property
+    def validation_data(self) -> int:
+        """What ``validateUserOp`` returns with a valid signature: validUntil and validAfter, packed."""
+        return (self.valid_until << 160) | (self.valid_after << 208)
+
+
+# A compiled rule: (first byte, end byte, sign flip, predicate, rule index).
+_CompiledRule = tuple[int, int, int, Callable[[int], bool], int]
+
+
+def _predicate(rule: Rule) -> tuple[int, Callable[[int], bool]]:
+    """``(flip, test)`` with ``test(word ^ flip) == rule.holds(word)`` for every uint256 ``word``.
+
+    Signed order compares as unsigned order once the sign bit is flipped on both sides.
+    """
+    op = rule.op
+    values = rule.values
+    if op == Condition.EQUAL:
+        return 0, values[0].__eq__
+    if op == Condition.NOT_EQUAL:
+        return 0, values[0].__ne__
+    if op == Condition.ONE_OF:
+        return 0, frozenset(values).__contains__
+    flip = _SIGN_FLIP if rule.is_signed else 0
+    first = values[0] ^ flip
+    if op == Condition.IN_RANGE:
+        return flip, range(first, (values[1] ^ flip) + 1).__contains__
+    if op == Condition.LESS_THAN:
+        return flip, first.__gt__
+    if op == Condition.LESS_THAN_OR_EQUAL:
+        return flip, first.__ge__
+    if op == Condition.GREATER_THAN:
+        return flip, first.__lt__
+    return flip, first.__le__
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    index: int
+    limit: int
+    rules: tuple[_CompiledRule, ...]
+    permission: Permission
+
+
+class PolicyChecker:
+    """A session compiled for fast checks on one account: build it once, call :meth:`check` per operation."""
+
+    __slots__ = ("_account", "_by_call", "_module", "account", "module", "session", "session_id")
+
+    def __init__(
+        self, session: Session, account: Any, module: Any, *, session_id: str | bytes | None = None
+    ) -> None:
+        self.session = session
+        self.account = to_address(account, name="account")
+        self.module = to_address(module, name="module")
+        self.session_id = (
+            session_id if isinstance(session_id, str) or session_id is None else "0x" + session_id.hex()
+        )
+        self._account = bytes.fromhex(self.account[2:])
+        self._module = bytes.fromhex(self.module[2:])
+        self._by_call: dict[bytes, _Compiled] = {}
+        for index, permission in enumerate(session.permissions):
+            rules: list[_CompiledRule] = []
+            for number, rule in enumerate(permission.rules):
+                flip, test = _predicate(rule)
+                rules.append((rule.offset + 4, rule.offset + 36, flip, test, number))
+            limit = min(permission.value_limit, VALUE_LIMIT_MAX)
+            key = bytes.fromhex(permission.target[2:]) + permission.selector
+            self._by_call[key] = _Compiled(index, limit, tuple(rules), permission)
+
+    @classmethod
+    def for_grant(cls, grant: SessionGrant) -> PolicyChecker:
+        """The checker of a granted session (account, module and session id from the grant)."""
+        return cls(grant.session, grant.account, grant.module, session_id=grant.session_id)
+
+    # -- entry points ----------------------------------------------------------------------------------
+
+    def check(self, call_data: bytes | str, *, now: int | None = None, revoked: bool = False) -> CheckResult:
+        """Check an account ``execute(bytes32,bytes)`` callData; see the module docstring for the errors."""
+        data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
+        size = len(data)
+        if size < 100:
+            raise ExecuteDecodeError(f"execute callData of {size} bytes is shorter than its 100-byte head")
+        if data[:4] != EXECUTE_SELECTOR:
+            raise ExecuteDecodeError(
+                f"callData selector 0x{data[:4].hex()} is not execute(bytes32,bytes) "
+                f"(0x{EXECUTE_SELECTOR.hex()}): a session operation must call the account's execute"
+            )
+        call_type, exec_type = data[4], data[5]
+        if call_type > 1 or exec_type > 1 or data[6:36] != _ZERO_MODE_TAIL:
+            raise ExecuteDecodeError(
+                f"execution mode 0x{data[4:36].hex()} is not allowed: sessions may make single or batch "
+                "calls (default or try execution) only"
+            )
+        if data[36:68] != _WORD_0X40:
+            raise ExecuteDecodeError(
+                "the executionCalldata offset is not the canonical 0x40: encode with encode_execute"
+            )
+        length = int.from_bytes(data[68:100], "big")
+        if length > size - 100:
+            raise ExecuteDecodeError(
+                f"executionCalldata claims {length} bytes but only {size - 100} follow the head"
+            )
+        execution = data[100 : 100 + length]
+        if call_type == 0:
+            if length < 52:
+                raise ExecuteDecodeError(f"a single execution needs at least 52 bytes, got {length}")
+            used = self._call(
+                0, execution[:20], int.from_bytes(execution[20:52], "big"), execution[52:], revoked
+            )
+            return self._window((used,), now)
+        return self._window(self._batch(execution, revoked), now)
+
+    def check_calls(
+        self, calls: Call | Sequence[Call], *, now: int | None = None, revoked: bool = False
+    ) -> CheckResult:
+        """Check the calls an operation would make (one call, or a batch in order)."""
+        batch = (calls,) if isinstance(calls, Call) else tuple(calls)
+        if not batch:
+            raise ExecuteDecodeError("the batch is empty: an operation makes at least one call")
+        used = []
+        for index, call in enumerate(batch):
+            if not isinstance(call, Call):
+                raise BadInputError(f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call")
+            used.append(self._call(index, bytes.fromhex(call.target[2:]), call.value, call.data, revoked))
+        return self._window(tuple(used), now)
+
+    # -- the module's checks -------------------------------------------------------------------------------
+
+    def _batch(self, execution: bytes, revoked: bool) -> tuple[int, ...]:
+        size = len(execution)
+        if size < 64 or execution[:32] != (0x20).to_bytes(32, "big"):
+            raise ExecuteDecodeError(
+                "the batch is not an ABI-encoded Execution[] at the canonical offset 0x20"
+            )
+        count = int.from_bytes(execution[32:64], "big")
+        if count == 0:
+            raise ExecuteDecodeError("the batch is empty: an operation makes at least one call")
+        if count > (size - 64) // 32:
+            raise ExecuteDecodeError(f"the batch claims {count} calls but is too short for their offsets")
+        expected = count * 32
+        used: list[int] = []
+        for index in range(count):
+            head = 64 + 32 * index
+            offset = int.from_bytes(execution[head : head + 32], "big")
+            if offset != expected:
+                raise ExecuteDecodeError(
+                    f"call {index} is not canonically encoded (offset {offset}, expected {expected})"
+                )
+            start = 64 + expected
+            if start + 128 > size:
+                raise ExecuteDecodeError(f"call {index} runs past the end of the batch")
+            target = int.from_bytes(execution[start : start + 32], "big")
+            if target >> 160 or int.from_bytes(execution[start + 64 : start + 96], "big") != 0x60:
+                raise ExecuteDecodeError(
+                    f"call {index} is not canonically encoded (dirty target bits or a data offset other "
+                    "than 0x60)"
+                )
+            length = int.from_bytes(execution[start + 96 : start + 128], "big")
+            if length > size - start - 128:
+                raise ExecuteDecodeError(
+                    f"call {index} claims {length} bytes of data past the end of the batch"
+                )
+            value = int.from_bytes(execution[start + 32 : start + 64], "big")
+            data = execution[start + 128 : start + 128 + length]
+            used.append(self._call(index, execution[start + 12 : start + 32], value, data, revoked))
+            expected += 128 + length + (-length % 32)
+        return tuple(used)
+
+    def _call(self, index: int, target: bytes, value: int, data: bytes, revoked: bool) -> int:
+        if target == self._account or target == self._module:
+            raise self._forbidden(index, target)
+        size = len(data)
+        if size >= 4:
+            selector = data[:4]
+        elif size:
+            raise CallRefusedError(
+                f"call {index} has {size} bytes of calldata: a call needs none (a plain transfer) or at "
+                "least a 4-byte selector",
+                reason="InvalidCallData",
+                session_id=self.session_id,
+                call_index=index,
+            )
+        else:
+            selector = _ZERO_SELECTOR
+        if revoked:
+            raise SessionRevokedError(
+                f"{self._name} was revoked: the module finds no permission for call {index}; ask the "
+                "owner for a new session",
+                self.session_id,
+            )
+        permission = self._by_call.get(target + selector)
+        if permission is None:
+            raise self._no_permission(index, target, selector)
+        if value > permission.limit:
+            raise CallRefusedError(
+                f"call {index} ({permission.permission.label}) sends {value} wei, over its permission's "
+                f"limit of {permission.limit} wei: send less, or ask the owner for a higher value limit",
+                reason="ValueLimitExceeded",
+                session_id=self.session_id,
+                call_index=index,
+                permission_index=permission.index,
+            )
+        for first, end, flip, test, number in permission.rules:
+            if size < end:
+                raise self._too_short(index, permission, number, size)
+            word = int.from_bytes(data[first:end], "big")
+            if not test(word ^ flip):
+                raise self._violated(index, permission, number, word)
+        return permission.index
+
+    def _window(self, used: tuple[int, ...], now: int | None) -> CheckResult:
+        session = self.session
+        moment = int(time.time()) if now is None else now
+        if moment < session.valid_after:
+            raise SessionNotYetValidError(
+                f"{self._name} is valid from {_when(session.valid_after)}, "
+                f"{session.valid_after - moment}s after now ({_when(moment)}): wait, or ask the owner for a "
+                "session valid now",
+                self.session_id,
+            )
+        if session.valid_until and moment > session.valid_until:
+            raise SessionExpiredError(
+                f"{self._name} expired at {_when(session.valid_until)}, "
+                f"{moment - session.valid_until}s before now ({_when(moment)}): ask the owner for a new "
+                "session",
+                self.session_id,
+            )
+        return CheckResult(session.valid_after, session.valid_until, used)
+
+    # -- messages ------------------------------------------------------------------------------------------
+
+    @property
+    def _name(self) -> str:
+        return f"session {self.session_id}" if self.session_id else "the session"
+
+    def _forbidden(self, index: int, target: bytes) -> CallRefusedError:
+        what = "the account itself" if target == self._account else "the session module"
+        return CallRefusedError(
+            f"call {index} targets {what} ({to_address(target)}): a session may never call the account "
+            "or its validator module; make that call as the owner",
+            reason="ForbiddenTarget",
+            session_id=self.session_id,
+            call_index=index,
+        )
+
+    def _no_permission(self, index: int, target: bytes, selector: bytes) -> CallRefusedError:
+        address = to_address(target)
+        if selector == _ZERO_SELECTOR:
+            what = "a plain transfer or selector 0x00000000"
+        else:
+            names = {p.function for p in self.session.permissions if p.selector == selector and p.function}
+            name = next(iter(names), None) or _KNOWN_SELECTORS.get(selector)
+            what = f"{name} (0x{selector.hex()})" if name else f"selector 0x{selector.hex()}"
+        allowed = "; ".join(p.label for p in self.session.permissions)
+        return CallRefusedError(
+            f"call {index}: no permission for {what} on {address}; this session allows: {allowed}. "
+            "Change the call, or ask the owner for a session that allows it",
+            reason="NoPermission",
+            session_id=self.session_id,
+            call_index=index,
+        )
+
+    def _too_short(self, index: int, compiled: _Compiled, number: int, size: int) -> CallRefusedError:
+        rule = compiled.permission.rules[number]
+        label, _ = _labelled(compiled.permission, rule)
+        return CallRefusedError(
+            f"call {index} ({compiled.permission.label}): its calldata ({size} bytes) ends before {label} "
+            f"(bytes {rule.offset + 4} to {rule.offset + 36}) that rule {number} checks: encode every "
+            "argument of the function",
+            reason="CalldataTooShort",
+            session_id=self.session_id,
+            call_index=index,
+            permission_index=compiled.index,
+            rule_index=number,
+        )
+
+    def _violated(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
+        rule = compiled.permission.rules[number]
+        label, kind = _labelled(compiled.permission, rule)
+        show = [_show(v, kind, rule.is_signed) for v in rule.values]
+        op = rule.op
+        if op == Condition.IN_RANGE:
+            must = f"must be between {show[0]} and {show[1]} (inclusive)"
+        elif op == Condition.ONE_OF:
+            must = f"must be one of {', '.join(show)}"
+        else:
+            must = _MUST[op] + " " + show[0]
+        return CallRefusedError(
+            f"call {index} ({compiled.permission.label}): {label} {must}, got "
+            f"{_show(word, kind, rule.is_signed)}; change the call, or ask the owner for a session that "
+            "allows it",
+            reason="RuleViolated",
+            session_id=self.session_id,
+            call_index=index,
+            permission_index=compiled.index,
+            rule_index=number,
+            actual=word,
+        )
+
+
+_MUST = {
+    Condition.EQUAL: "must equal",
+    Condition.NOT_EQUAL: "must not equal",
+    Condition.LESS_THAN: "must be less than",
+    Condition.LESS_THAN_OR_EQUAL: "must be at most",
+    Condition.GREATER_THAN: "must be greater than",
+    Condition.GREATER_THAN_OR_EQUAL: "must be at least",
+}
+
+
+def _labelled(permission: Permission, rule: Rule) -> tuple[str, AbiType | None]:
+    """``("argument `to`", address type)`` for a rule, from its name and the permission's signature."""
+    kind: AbiType | None = None
+    name = rule.name
+    if permission.function and "(" in permission.function:
+        try:
+            found = parse_signature(permission.function).word_at(rule.offset)
+        except BadInputError:
+            found = None
+        if found is not None:
+            name = name or found[0]
+            kind = found[1]
+    if name:
+        return f"argument `{name}`", kind
+    return f"the word at argument offset {rule.offset}", kind
+
+
+def _show(word: int, kind: AbiType | None, signed: bool) -> str:
+    """A calldata word as its argument's type reads it (raw hex when the word is not a clean value)."""
+    name = kind.name if kind is not None else ""
+    if name == "address" and word >> 160 == 0:
+        return to_address(word.to_bytes(20, "big"))
+    if name == "bool" and word in (0, 1):
+        return "true" if word else "false"
+    if name.startswith("bytes") and name[5:].isdigit():
+        size = int(name[5:])
+        raw = word.to_bytes(32, "big")
+        if not any(raw[size:]):
+            return "0x" + raw[:size].hex()
+    if signed or name.startswith("int"):
+        return str(word - 2**256 if word >> 255 else word)
+    if name.startswith("uint") or word < 2**64:
+        return str(word)
+    return "0x" + word.to_bytes(32, "big").lstrip(b"\x00").hex().rjust(40, "0")
+
+
+def _when(moment: int) -> str:
+    try:
+        text = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"unix time {moment}"
+    return f"{text} (unix {moment})"
+
+
+# -- one-call form, with a small cache of compiled sessions ------------------------------------------------
+
+_CACHE: dict[tuple[int, str | None, str | None], tuple[object, PolicyChecker]] = {}
+_CACHE_SIZE = 64
+
+
+def _checker_for(subject: SessionGrant | Session, account: Any, module: Any) -> PolicyChecker:
+    raw_account = account if account is None or isinstance(account, str) else to_address(account)
+    raw_module = module if module is None or isinstance(module, str) else to_address(module)
+    key = (id(subject), raw_account, raw_module)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] is subject:
+        return cached[1]
+    if isinstance(subject, SessionGrant):
+        if account is not None or module is not None:
+            raise BadInputError(
+                "a SessionGrant names its account and module: do not pass account= or module="
+            )
+        checker = PolicyChecker.for_grant(subject)
+    elif isinstance(subject, Session):
+        if account is None or module is None:
+            raise BadInputError("checking a bare Session needs account= and module= (or pass a SessionGrant)")
+        checker = PolicyChecker(subject, account, module)
+    else:
+        raise BadInputError(f"check() takes a SessionGrant or a Session, got {type(subject).__name__}")
+    if len(_CACHE) >= _CACHE_SIZE:
+        del _CACHE[next(iter(_CACHE))]
+    _CACHE[key] = (subject, checker)
+    return checker
+
+
+def check(
+    subject: SessionGrant | Session,
+    operation: bytes | str | Call | Sequence[Call],
+    *,
+    account: Any = None,
+    module: Any = None,
+    now: int | None = None,
+    revoked: bool = False,
+) -> CheckResult:
+    """Check ``operation`` (``execute`` callData, one :class:`Call` or a list of them) against a granted
+    session, or a bare :class:`Session` with its ``account`` and ``module``.
+
+    ``now`` is the unix time to check the window at (the wall clock when None); ``revoked`` says the owner
+    revoked the session. Returns a :class:`CheckResult`, or raises what the chain would refuse (see the
+    module docstring). Compiled sessions are cached, so repeated checks cost a few microseconds.
+    """
+    checker = _checker_for(subject, account, module)
+    if isinstance(operation, (bytes, str)):
+        return checker.check(operation, now=now, revoked=revoked)
+    if isinstance(operation, (bytearray, memoryview)):
+        return checker.check(bytes(operation), now=now, revoked=revoked)
+    return checker.check_calls(operation, now=now, revoked=revoked)
