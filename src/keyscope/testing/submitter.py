@@ -14,7 +14,7 @@ from typing import Any
 
 from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
 from ..entrypoint import decode_user_operation_events, encode_get_user_op_hash, encode_handle_ops
-from ..errors import BundlerRejectedError, TransportError
+from ..errors import BundlerRejectedError, TransportError, UnsupportedEntryPointError
 from ..gas import pre_verification_gas
 from ..hexutil import to_address
 from ..revert import describe_revert, split_failed_op
@@ -76,11 +76,7 @@ class InProcessBundler:
 
     def _check_entry_point(self, entry_point: str, method: str) -> None:
         if to_address(entry_point) != self.entry_point:
-            raise BundlerRejectedError(
-                method,
-                -32602,
-                f"unsupported EntryPoint {entry_point}: this bundler serves {self.entry_point}",
-            )
+            raise UnsupportedEntryPointError(entry_point, [self.entry_point])
 
     def _simulate(self, op: UserOperation, method: str) -> None:
         data = encode_handle_ops([op.pack()], self.beneficiary)
