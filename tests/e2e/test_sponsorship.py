@@ -31,6 +31,7 @@ from keyscope.sponsor import (
     SponsorshipPolicy,
     decode_paymaster_data,
 )
+from keyscope.testing.erc7562 import Erc7562Checker, StakeInfo
 
 pytestmark = pytest.mark.e2e
 
@@ -125,6 +126,41 @@ def test_a_zero_eth_session_account_mints_through_sponsorship(
         f"estimate (+15 %): {op.paymaster_verification_gas_limit}; budget reserved {reserved} wei for "
         f"{sum(r.actual_gas_cost for r in sponsored_receipts)} wei spent"
     )
+
+
+def test_sponsored_validation_follows_erc7562_because_the_paymaster_is_staked(
+    local_stack: LocalStack, local_sponsor: LocalSponsor
+) -> None:
+    """The trace of a sponsored operation that creates its account and enables its session: no rule broken,
+    and the paymaster reads only its own storage (its signer), which ERC-7562 allows a staked paymaster."""
+    net = _connect(local_stack, local_sponsor.url)
+    owner = net.owner(LocalSigner.generate())
+    key = SessionKey.generate()
+    session = net.session(
+        owner.grant(key, [_mint_permission(local_stack, owner.account)], valid_for=3600), key
+    )
+    op = session.build([keyscope.function_call(local_stack.nft, "safeMint(address)", owner.account)])
+    assert op.factory == local_stack.factory and op.paymaster == local_sponsor.paymaster
+
+    checker = Erc7562Checker(
+        local_stack.node, local_stack.entry_point, submitter=local_stack.accounts[0].address
+    )
+    report = checker.check([op])
+    report.assert_clean()
+    assert report.trace.phase("paymaster").entity == local_sponsor.paymaster
+    reads = report.storage_in(local_sponsor.paymaster, "paymaster")
+    assert reads and all(v.rule == "STO-031" and not v.access.writes for v in reads), report.summary()
+    assert not set(report.opcodes_in(local_sponsor.paymaster, "paymaster")) & {"TIMESTAMP", "NUMBER"}
+
+    # the same operation with the paymaster unstaked: its read of its own storage is what breaks
+    stakes = {entity: checker.stake_of(entity) for entity in (local_stack.factory, owner.account)}
+    stakes[local_sponsor.paymaster] = StakeInfo(local_sponsor.paymaster, 0, 0, 0, False)
+    broken = checker.check([op], stakes=stakes)
+    assert broken.violations and {v.contract for v in broken.violations} == {local_sponsor.paymaster}
+    assert all(v.phase == "paymaster" for v in broken.violations), broken.summary()
+    # ...and only it: the SLOAD of the signer, refused as storage neither the account's nor associated with it
+    assert broken.rules() == {"STO-021"} and len(broken.violations) == 1, broken.summary()
+    assert "SLOAD" in broken.violations[0].message
 
 
 def test_a_call_outside_the_sponsors_policy_is_refused(
