@@ -1,0 +1,642 @@
+"""The off-chain policy checker: every check the module makes, at its boundaries, in the module's order.
+
+The expected verdicts here come from the module's rules written out directly (Python comparisons on uint256
+or int256 words); ``test_differential.py`` checks the same checker against the deployed module.
+"""
+
+from __future__ import annotations
+
+import operator
+import statistics
+import time
+
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
+from keyscope.errors import (
+    BadInputError,
+    PolicyViolationError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+    SessionRevokedError,
+)
+from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import keccak, to_address
+from keyscope.policy import Policy, arg
+from keyscope.session import SIGNED, Condition, Permission, Rule, Session
+
+U256 = 2**256 - 1
+ACCOUNT = to_address("0x" + "a1" * 20)
+MODULE = to_address("0x" + "b2" * 20)
+NFT = to_address("0x" + "c3" * 20)
+TOKEN = to_address("0x" + "d4" * 20)
+USER = to_address("0x" + "e5" * 20)
+OTHER = to_address("0x" + "f6" * 20)
+KEY = to_address("0x" + "17" * 20)
+T0 = 1_700_000_000
+SELECTOR = bytes.fromhex("12345678")
+
+MINT = Policy.call(NFT, "safeMint(address to)", rules=[arg("to") == USER])
+PAY = Policy.call(
+    TOKEN, "transfer(address to,uint256 amount)", rules=[arg("to") == USER, arg("amount") <= 1000]
+)
+
+
+def session(*permissions: Permission, valid_after: int = 0, valid_until: int = 0) -> Session:
+    return Session(session_key=KEY, valid_after=valid_after, valid_until=valid_until, permissions=permissions)
+
+
+def checker(*permissions: Permission, **window: int) -> PolicyChecker:
+    return PolicyChecker(session(*permissions, **window), ACCOUNT, MODULE)
+
+
+def mint(to: str = USER, value: int = 0) -> Call:
+    return Call.of(NFT, value, MINT.selector + abi_encode(["address"], [to]))
+
+
+def pay(to: str = USER, amount: int = 1, value: int = 0) -> Call:
+    return Call.of(TOKEN, value, PAY.selector + abi_encode(["address", "uint256"], [to, amount]))
+
+
+def refusal(run, reason: str) -> CallRefusedError:
+    with pytest.raises(CallRefusedError) as info:
+        run()
+    assert info.value.reason == reason, info.value
+    return info.value
+
+
+def signed(word: int) -> int:
+    return word - 2**256 if word >> 255 else word
+
+
+ORDERED = {
+    Condition.LESS_THAN: operator.lt,
+    Condition.LESS_THAN_OR_EQUAL: operator.le,
+    Condition.GREATER_THAN: operator.gt,
+    Condition.GREATER_THAN_OR_EQUAL: operator.ge,
+}
+
+
+def expected_holds(rule: Rule, word: int) -> bool:
+    """The module's rule semantics, written out: equality on words, order as uint256 or int256."""
+    op, values = rule.op, rule.values
+    if op == Condition.EQUAL:
+        return word == values[0]
+    if op == Condition.NOT_EQUAL:
+        return word != values[0]
+    if op == Condition.ONE_OF:
+        return word in values
+    as_number = signed if rule.is_signed else int
+    if op == Condition.IN_RANGE:
+        return as_number(values[0]) <= as_number(word) <= as_number(values[1])
+    return ORDERED[op](as_number(word), as_number(values[0]))
+
+
+def rule_checker(rule: Rule, value_limit: int = 0) -> PolicyChecker:
+    return checker(Permission(target=TOKEN, selector=SELECTOR, value_limit=value_limit, rules=(rule,)))
+
+
+def word_call(word: int, offset: int = 0, value: int = 0) -> bytes:
+    return encode_execute(Call(TOKEN, value, SELECTOR + bytes(offset) + word.to_bytes(32, "big")))
+
+
+def accepts(run) -> bool:
+    try:
+        run()
+    except CallRefusedError as error:
+        assert error.reason == "RuleViolated", error
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules
+# --------------------------------------------------------------------------------------------------
+
+REFERENCES = [0, 1, 1000, 2**160, 2**223 - 1, 2**223, 2**255 - 1, 2**255, 2**256 - 2**223, U256 - 1, U256]
+
+
+@pytest.mark.parametrize("op", [*ORDERED, Condition.EQUAL, Condition.NOT_EQUAL])
+@pytest.mark.parametrize("is_signed", [False, True])
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_each_condition_at_reference_minus_one_equal_and_plus_one(op, is_signed, reference):
+    rule = Rule(condition=int(op) | (SIGNED if is_signed else 0), offset=0, values=(reference,))
+    subject = rule_checker(rule)
+    for word in ((reference - 1) % 2**256, reference, (reference + 1) % 2**256):
+        assert accepts(lambda word=word: subject.check(word_call(word), now=T0)) == expected_holds(rule, word)
+
+
+def test_signed_and_unsigned_order_differ_on_negative_words():
+    minus_one = U256
+    unsigned = rule_checker(Rule(condition=Condition.LESS_THAN, offset=0, values=(10,)))
+    signed_rule = rule_checker(Rule(condition=Condition.LESS_THAN | SIGNED, offset=0, values=(10,)))
+    assert not accepts(lambda: unsigned.check(word_call(minus_one), now=T0))
+    assert accepts(lambda: signed_rule.check(word_call(minus_one), now=T0))
+    minus_five = Rule.signed_word(-5)
+    above = rule_checker(Rule(condition=Condition.GREATER_THAN | SIGNED, offset=0, values=(minus_five,)))
+    assert accepts(lambda: above.check(word_call(Rule.signed_word(-4)), now=T0))
+    assert not accepts(lambda: above.check(word_call(Rule.signed_word(-5)), now=T0))
+    assert not accepts(lambda: above.check(word_call(Rule.signed_word(-(2**255))), now=T0))
+
+
+@pytest.mark.parametrize("is_signed", [False, True])
+@pytest.mark.parametrize(("low", "high"), [(0, 0), (5, 10), (0, U256), (2**255 - 3, 2**255 + 3)])
+def test_in_range_includes_both_ends(is_signed, low, high):
+    as_number = signed if is_signed else int
+    if as_number(low) > as_number(high):
+        low, high = high, low
+    rule = Rule(condition=Condition.IN_RANGE | (SIGNED if is_signed else 0), offset=0, values=(low, high))
+    subject = rule_checker(rule)
+    for word in {(low - 1) % 2**256, low, (low + 1) % 2**256, (high - 1) % 2**256, high, (high + 1) % 2**256}:
+        inside = as_number(low) <= as_number(word) <= as_number(high)
+        assert accepts(lambda word=word: subject.check(word_call(word), now=T0)) == inside
+
+
+def test_signed_in_range_around_zero():
+    rule = Rule(condition=Condition.IN_RANGE | SIGNED, offset=0, values=(Rule.signed_word(-5), 5))
+    subject = rule_checker(rule)
+    verdicts = {
+        n: accepts(lambda n=n: subject.check(word_call(Rule.signed_word(n)), now=T0)) for n in range(-7, 8)
+    }
+    assert verdicts == {n: -5 <= n <= 5 for n in range(-7, 8)}
+
+
+words = st.one_of(st.integers(0, U256), st.sampled_from(REFERENCES), st.integers(0, 64))
+
+
+@st.composite
+def any_rule(draw: st.DrawFn) -> Rule:
+    op = draw(st.sampled_from(list(Condition)))
+    flags = SIGNED if draw(st.booleans()) else 0
+    if op == Condition.IN_RANGE:
+        pair = sorted(draw(st.tuples(words, words)), key=signed if flags else int)
+        return Rule(condition=op | flags, offset=0, values=tuple(pair))
+    if op == Condition.ONE_OF:
+        return Rule(
+            condition=op | flags, offset=0, values=tuple(draw(st.lists(words, min_size=1, max_size=31)))
+        )
+    return Rule(condition=op | flags, offset=0, values=(draw(words),))
+
+
+@settings(max_examples=500, deadline=None)
+@given(rule=any_rule(), word=words, near=st.sampled_from([-1, 0, 1]), use_reference=st.booleans())
+def test_every_rule_decides_as_the_module_does(rule, word, near, use_reference):
+    if use_reference:
+        word = (rule.values[word % len(rule.values)] + near) % 2**256
+    subject = rule_checker(rule)
+    decided = accepts(lambda: subject.check(word_call(word), now=T0))
+    assert decided == expected_holds(rule, word) == rule.holds(word)
+
+
+@settings(max_examples=200, deadline=None)
+@given(members=st.lists(words, min_size=1, max_size=31, unique=True), other=words)
+def test_one_of_accepts_exactly_its_members(members, other):
+    subject = rule_checker(Rule(condition=Condition.ONE_OF, offset=0, values=tuple(members)))
+    for member in members:
+        assert accepts(lambda member=member: subject.check(word_call(member), now=T0))
+    assert accepts(lambda: subject.check(word_call(other), now=T0)) == (other in members)
+
+
+def test_rule_violation_names_the_call_permission_rule_and_word():
+    subject = checker(MINT, PAY)
+    error = refusal(lambda: subject.check(encode_execute(pay(amount=1001)), now=T0), "RuleViolated")
+    assert (error.call_index, error.permission_index, error.rule_index, error.actual) == (0, 1, 1, 1001)
+    assert "argument `amount` must be at most 1000, got 1001" in str(error)
+    assert "transfer(address,uint256) on " + TOKEN in str(error)
+    error = refusal(lambda: subject.check(encode_execute(mint(OTHER)), now=T0), "RuleViolated")
+    assert f"argument `to` must equal {USER}, got {OTHER}" in str(error)
+    assert isinstance(error, PolicyViolationError)
+
+
+def test_messages_show_values_as_their_types_read_them():
+    swap = Policy.call(
+        TOKEN,
+        "swap(int24 fee,bytes4 tag,bool flag,uint8 kind)",
+        rules=[
+            arg("fee") > -500,
+            arg("tag") == b"\x01\x02\x03\x04",
+            arg("flag") == True,  # noqa: E712 (a rule, not a truth test)
+            arg("kind").in_range(1, 3),
+        ],
+    )
+    subject = checker(swap)
+
+    def call(fee: int, tag: bytes, flag: bool, kind: int) -> bytes:
+        data = swap.selector + abi_encode(["int24", "bytes4", "bool", "uint8"], [fee, tag, flag, kind])
+        return encode_execute(Call(TOKEN, 0, data))
+
+    message = str(
+        refusal(lambda: subject.check(call(-600, b"\x01\x02\x03\x04", True, 1), now=T0), "RuleViolated")
+    )
+    assert "argument `fee` must be greater than -500, got -600" in message
+    message = str(refusal(lambda: subject.check(call(0, b"\xff" * 4, True, 1), now=T0), "RuleViolated"))
+    assert "argument `tag` must equal 0x01020304, got 0xffffffff" in message
+    message = str(
+        refusal(lambda: subject.check(call(0, b"\x01\x02\x03\x04", False, 1), now=T0), "RuleViolated")
+    )
+    assert "argument `flag` must equal true, got false" in message
+    message = str(
+        refusal(lambda: subject.check(call(0, b"\x01\x02\x03\x04", True, 9), now=T0), "RuleViolated")
+    )
+    assert "argument `kind` must be between 1 and 3 (inclusive), got 9" in message
+
+
+def test_one_of_message_lists_the_allowed_values():
+    subject = checker(Policy.call(TOKEN, "pick(uint256)", rules=[arg(0).one_of(3, 5, 8)]))
+    data = keccak(b"pick(uint256)")[:4] + (4).to_bytes(32, "big")
+    message = str(
+        refusal(lambda: subject.check(encode_execute(Call(TOKEN, 0, data)), now=T0), "RuleViolated")
+    )
+    assert "argument `arg0` must be one of 3, 5, 8, got 4" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Calldata length, value limit, permissions, forbidden targets
+# --------------------------------------------------------------------------------------------------
+
+
+def test_calldata_must_reach_the_end_of_every_ruled_word():
+    subject = checker(PAY)
+    full = pay().data
+    assert subject.check_calls(Call(TOKEN, 0, full), now=T0).permission_indices == (0,)
+    error = refusal(lambda: subject.check_calls(Call(TOKEN, 0, full[:-1]), now=T0), "CalldataTooShort")
+    assert (error.permission_index, error.rule_index) == (0, 1)
+    assert "argument `amount` (bytes 36 to 68)" in str(error)
+    error = refusal(lambda: subject.check_calls(Call(TOKEN, 0, full[:35]), now=T0), "CalldataTooShort")
+    assert error.rule_index == 0
+    error = refusal(lambda: subject.check_calls(Call(TOKEN, 0, PAY.selector), now=T0), "CalldataTooShort")
+    assert error.rule_index == 0
+    assert subject.check_calls(Call(TOKEN, 0, full + b"trailing bytes"), now=T0).permission_indices == (0,)
+
+
+def test_a_rule_before_the_short_word_is_checked_first():
+    subject = checker(PAY)
+    data = pay(to=OTHER).data[:40]
+    error = refusal(lambda: subject.check_calls(Call(TOKEN, 0, data), now=T0), "RuleViolated")
+    assert error.rule_index == 0
+
+
+@pytest.mark.parametrize("limit", [0, 1, 10**18, VALUE_LIMIT_MAX - 1])
+def test_value_limit_boundary(limit):
+    subject = rule_checker(Rule(condition=Condition.EQUAL, offset=0, values=(7,)), value_limit=limit)
+    assert subject.check(word_call(7, value=limit), now=T0).permission_indices == (0,)
+    error = refusal(lambda: subject.check(word_call(7, value=limit + 1), now=T0), "ValueLimitExceeded")
+    assert (error.call_index, error.permission_index, error.rule_index) == (0, 0, None)
+    assert f"sends {limit + 1} wei, over its permission's limit of {limit} wei" in str(error)
+
+
+@pytest.mark.parametrize("limit", [VALUE_LIMIT_MAX, VALUE_LIMIT_MAX + 1, 2**200, U256])
+def test_value_limits_saturate_at_96_bits_as_the_module_stores_them(limit):
+    subject = rule_checker(Rule(condition=Condition.EQUAL, offset=0, values=(7,)), value_limit=limit)
+    assert subject.check(word_call(7, value=VALUE_LIMIT_MAX), now=T0)
+    error = refusal(
+        lambda: subject.check(word_call(7, value=VALUE_LIMIT_MAX + 1), now=T0), "ValueLimitExceeded"
+    )
+    assert f"limit of {VALUE_LIMIT_MAX} wei" in str(error)
+
+
+def test_the_value_is_checked_before_the_rules():
+    error = refusal(lambda: checker(PAY).check_calls(pay(to=OTHER, value=1), now=T0), "ValueLimitExceeded")
+    assert error.rule_index is None
+
+
+def test_no_permission_names_the_function_and_what_the_session_allows():
+    subject = checker(MINT, PAY)
+    approve = Call.of(TOKEN, 0, keccak(b"approve(address,uint256)")[:4] + bytes(64))
+    error = refusal(lambda: subject.check_calls([mint(), approve], now=T0), "NoPermission")
+    assert (error.call_index, error.permission_index, error.rule_index) == (1, None, None)
+    message = str(error)
+    assert f"call 1: no permission for approve(address,uint256) (0x095ea7b3) on {TOKEN}" in message
+    assert f"this session allows: safeMint(address) on {NFT}; transfer(address,uint256) on {TOKEN}" in message
+    # a known selector on another target, and an unknown selector
+    error = refusal(lambda: subject.check_calls(Call(OTHER, 0, pay().data), now=T0), "NoPermission")
+    assert f"transfer(address,uint256) (0xa9059cbb) on {OTHER}" in str(error)
+    error = refusal(lambda: subject.check_calls(Call(TOKEN, 0, b"\xde\xad\xbe\xef"), now=T0), "NoPermission")
+    assert "selector 0xdeadbeef" in str(error)
+
+
+def test_plain_transfers_need_a_transfer_permission():
+    tip = Policy.transfer(USER, value_limit=10**16)
+    subject = checker(MINT, tip)
+    assert subject.check_calls(Call.of(USER, 10**16), now=T0).permission_indices == (1,)
+    refusal(lambda: subject.check_calls(Call.of(USER, 10**16 + 1), now=T0), "ValueLimitExceeded")
+    error = refusal(lambda: checker(MINT).check_calls(Call.of(USER, 1), now=T0), "NoPermission")
+    assert "a plain transfer" in str(error)
+    # selector 0x00000000 is what empty calldata and calldata starting with four zero bytes share
+    assert subject.check_calls(Call(USER, 0, bytes(4) + b"anything"), now=T0).permission_indices == (1,)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_one_to_three_bytes_of_calldata_are_refused(size):
+    subject = checker(Policy.transfer(USER, 1))
+    error = refusal(lambda: subject.check_calls(Call(USER, 0, b"\x01" * size), now=T0), "InvalidCallData")
+    assert f"call 0 has {size} bytes of calldata" in str(error)
+
+
+@pytest.mark.parametrize("target", [ACCOUNT, MODULE])
+def test_calls_to_the_account_or_the_module_are_forbidden(target):
+    subject = checker(MINT, Policy.transfer(OTHER, 1))
+    error = refusal(lambda: subject.check_calls([mint(), Call(target, 0, b"")], now=T0), "ForbiddenTarget")
+    assert error.call_index == 1
+    assert target in str(error)
+    # forbidden even with a permission naming it (the module never stores one)
+    own = checker(Permission(target=target, selector=bytes(4)))
+    refusal(lambda: own.check_calls(Call(target, 0, b""), now=T0), "ForbiddenTarget")
+
+
+def test_forbidden_target_comes_before_the_calldata_checks():
+    subject = checker(MINT)
+    refusal(lambda: subject.check_calls(Call(ACCOUNT, 0, b"\x01"), now=T0), "ForbiddenTarget")
+
+
+# --------------------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_batch_reports_its_first_bad_call():
+    subject = checker(MINT, PAY)
+    calls = [mint(), pay(amount=5000), mint(OTHER)]
+    error = refusal(lambda: subject.check_calls(calls, now=T0), "RuleViolated")
+    assert (error.call_index, error.permission_index, error.rule_index) == (1, 1, 1)
+    assert subject.check_calls([mint(), pay(), mint()], now=T0).permission_indices == (0, 1, 0)
+
+
+def test_a_bad_call_is_reported_before_a_later_malformed_element():
+    subject = checker(MINT, PAY)
+    data = bytearray(encode_execute([mint(), pay(amount=5000), mint()]))
+    # break the third element's data offset word (execution starts at 100; offsets at 164 + 32 i)
+    third = 164 + int.from_bytes(data[164 + 64 : 164 + 96], "big")
+    data[third + 64 : third + 96] = (0x61).to_bytes(32, "big")
+    error = refusal(lambda: subject.check(bytes(data), now=T0), "RuleViolated")
+    assert error.call_index == 1
+    with pytest.raises(ExecuteDecodeError):
+        decode_execute(bytes(data))
+    fine = bytearray(encode_execute([mint(), pay(), mint()]))
+    fine[third + 64 : third + 96] = (0x61).to_bytes(32, "big")
+    with pytest.raises(ExecuteDecodeError, match="call 2"):
+        subject.check(bytes(fine), now=T0)
+
+
+def test_single_and_batch_modes_and_try_execution_agree():
+    subject = checker(MINT)
+    for call_data in (
+        encode_execute(mint()),
+        encode_execute(mint(), batch=True),
+        encode_execute(mint(), exec_type=1),
+        encode_execute([mint(), mint()], exec_type=1),
+    ):
+        assert subject.check(call_data, now=T0).permission_indices[0] == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The execute encoding
+# --------------------------------------------------------------------------------------------------
+
+
+def _with(data: bytes, position: int, replacement: bytes) -> bytes:
+    return data[:position] + replacement + data[position + len(replacement) :]
+
+
+GOOD = encode_execute(mint())
+GOOD_BATCH = encode_execute([mint(), mint()])
+MALFORMED = {
+    "too short for the head": GOOD[:99],
+    "another selector": _with(GOOD, 0, b"\xde\xad\xbe\xef"),
+    "delegatecall": _with(GOOD, 4, b"\xff"),
+    "call type 2": _with(GOOD, 4, b"\x02"),
+    "exec type 2": _with(GOOD, 5, b"\x02"),
+    "a mode selector": _with(GOOD, 10, b"\x01"),
+    "a mode payload": _with(GOOD, 35, b"\x01"),
+    "offset 0x60": _with(GOOD, 36, (0x60).to_bytes(32, "big")),
+    "length past the end": _with(GOOD, 68, (len(GOOD) - 99).to_bytes(32, "big")),
+    "single under 52 bytes": _with(GOOD, 68, (51).to_bytes(32, "big")),
+    "batch array offset": _with(GOOD_BATCH, 100, (0x40).to_bytes(32, "big")),
+    "empty batch": _with(GOOD_BATCH, 132, bytes(32)),
+    "batch count too large": _with(GOOD_BATCH, 132, (2**64).to_bytes(32, "big")),
+    "element offset": _with(GOOD_BATCH, 164, (0x60).to_bytes(32, "big")),
+    "dirty target": _with(GOOD_BATCH, 164 + 64, b"\x01"),
+    "data offset": _with(GOOD_BATCH, 164 + 64 + 64, (0x40).to_bytes(32, "big")),
+    "data length": _with(GOOD_BATCH, 164 + 64 + 96, (10**6).to_bytes(32, "big")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_non_canonical_execute_encodings_are_refused(name):
+    with pytest.raises(ExecuteDecodeError):
+        checker(MINT).check(MALFORMED[name], now=T0)
+    with pytest.raises(ExecuteDecodeError):
+        decode_execute(MALFORMED[name])
+
+
+def test_what_the_module_tolerates_the_checker_tolerates():
+    subject = checker(MINT)
+    assert subject.check(GOOD + b"trailing bytes after the execution", now=T0)
+    assert subject.check(encode_execute(mint(), exec_type=1), now=T0)
+    # an executionCalldata length short of the callData's end leaves the bytes after it out of the call
+    longer = encode_execute(Call(NFT, 0, mint().data + bytes(10)))
+    assert subject.check(_with(longer, 68, (52 + 36).to_bytes(32, "big")), now=T0)
+    # nonzero bytes in the padding after an element's data
+    padded = bytearray(encode_execute([Call(NFT, 0, mint().data[:35]), mint()]))
+    first_data = 164 + int.from_bytes(padded[164:196], "big") + 128
+    padded[first_data + 40] = 0xAA
+    assert decode_execute(bytes(padded)).calls[0].data == mint().data[:35]
+    assert checker(Permission(target=NFT, selector=MINT.selector)).check(bytes(padded), now=T0)
+
+
+FUZZ_TARGETS = (NFT, TOKEN, USER)
+FUZZ_SELECTORS = (bytes(4), SELECTOR, MINT.selector)
+OPEN = checker(
+    *(Permission(target=t, selector=s, value_limit=U256) for t in FUZZ_TARGETS for s in FUZZ_SELECTORS)
+)
+
+
+@st.composite
+def open_calls(draw: st.DrawFn) -> Call:
+    data = b""
+    if draw(st.booleans()):
+        data = draw(st.sampled_from(FUZZ_SELECTORS)) + draw(st.binary(max_size=70))
+    return Call(draw(st.sampled_from(FUZZ_TARGETS)), draw(st.integers(0, VALUE_LIMIT_MAX)), data)
+
+
+@st.composite
+def mutated_executes(draw: st.DrawFn) -> bytes:
+    calls = draw(st.lists(open_calls(), min_size=1, max_size=3))
+    data = bytearray(encode_execute(calls, batch=len(calls) > 1 or draw(st.booleans())))
+    for _ in range(draw(st.integers(0, 2))):
+        position = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[position] = draw(st.sampled_from([0, 1, 0x20, 0x40, 0x60, 0xFF]))
+        else:
+            data[position : position + 32] = draw(st.integers(0, 2**16)).to_bytes(32, "big")
+    if draw(st.integers(0, 5)) == 0:
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(call_data=mutated_executes())
+def test_the_checker_reads_an_execute_as_decode_execute_does(call_data):
+    """The checker accepts no encoding decode_execute refuses (it may refuse an earlier call first, as the
+    module does), and otherwise checks exactly the calls decode_execute reads, in order."""
+    try:
+        decoded = decode_execute(call_data)
+    except ExecuteDecodeError:
+        with pytest.raises((ExecuteDecodeError, CallRefusedError)):
+            OPEN.check(call_data, now=T0)
+        return
+    expected = []
+    for index, call in enumerate(decoded.calls):
+        if 0 < len(call.data) < 4:
+            reason = "InvalidCallData"
+        elif call.target not in FUZZ_TARGETS or call.selector not in FUZZ_SELECTORS:
+            reason = "NoPermission"
+        elif call.value > VALUE_LIMIT_MAX:
+            reason = "ValueLimitExceeded"
+        else:
+            expected.append(FUZZ_TARGETS.index(call.target) * 3 + FUZZ_SELECTORS.index(call.selector))
+            continue
+        assert refusal(lambda: OPEN.check(call_data, now=T0), reason).call_index == index
+        return
+    assert OPEN.check(call_data, now=T0).permission_indices == tuple(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=st.lists(open_calls(), min_size=1, max_size=4), batch=st.booleans())
+def test_checking_calls_is_checking_their_execute(calls, batch):
+    subject = checker(MINT, PAY, Policy.transfer(USER, 5), Permission(target=NFT, selector=bytes(4)))
+    outcomes = []
+    for run in (
+        lambda: subject.check_calls(calls, now=T0),
+        lambda: subject.check(encode_execute(calls, batch=batch or len(calls) > 1), now=T0),
+    ):
+        try:
+            outcomes.append(run())
+        except CallRefusedError as error:
+            outcomes.append((error.reason, error.call_index, error.permission_index, error.rule_index))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_an_empty_list_of_calls_is_refused():
+    with pytest.raises(ExecuteDecodeError, match="empty"):
+        checker(MINT).check_calls([], now=T0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Window and revocation
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_window_is_inclusive_at_both_ends_as_the_entry_point_applies_it():
+    subject = checker(MINT, valid_after=T0, valid_until=T0 + 100)
+    with pytest.raises(SessionNotYetValidError, match="1s after now"):
+        subject.check_calls(mint(), now=T0 - 1)
+    for now in (T0, T0 + 50, T0 + 100):
+        result = subject.check_calls(mint(), now=now)
+        assert (result.valid_after, result.valid_until) == (T0, T0 + 100)
+    with pytest.raises(SessionExpiredError, match="1s before now"):
+        subject.check_calls(mint(), now=T0 + 101)
+
+
+def test_valid_until_zero_never_expires():
+    subject = checker(MINT, valid_after=5)
+    assert subject.check_calls(mint(), now=2**48 - 1)
+    with pytest.raises(SessionNotYetValidError):
+        subject.check_calls(mint(), now=4)
+
+
+def test_without_now_the_wall_clock_decides():
+    now = int(time.time())
+    assert checker(MINT, valid_until=now + 3600).check_calls(mint())
+    with pytest.raises(SessionExpiredError):
+        checker(MINT, valid_after=now - 7200, valid_until=now - 3600).check_calls(mint())
+
+
+def test_policy_refusals_come_before_the_window():
+    subject = checker(MINT, valid_after=T0, valid_until=T0 + 1)
+    refusal(lambda: subject.check_calls(mint(OTHER), now=T0 + 5), "RuleViolated")
+
+
+def test_validation_data_packs_the_window_as_the_module_returns_it():
+    result = checker(MINT, valid_after=T0, valid_until=T0 + 100).check_calls(mint(), now=T0)
+    assert result.validation_data == ((T0 + 100) << 160) | (T0 << 208)
+    assert checker(MINT).check_calls(mint(), now=T0).validation_data == 0
+
+
+def test_a_revoked_session_refuses_where_the_module_finds_no_permission():
+    subject = checker(MINT)
+    with pytest.raises(SessionRevokedError, match="revoked"):
+        subject.check_calls(mint(), now=T0, revoked=True)
+    # the checks before the permission lookup still come first, as on chain
+    refusal(lambda: subject.check_calls(Call(MODULE, 0, b""), now=T0, revoked=True), "ForbiddenTarget")
+    refusal(lambda: subject.check_calls(Call(NFT, 0, b"\x01\x02"), now=T0, revoked=True), "InvalidCallData")
+
+
+# --------------------------------------------------------------------------------------------------
+# check(): grants, bare sessions, the cache
+# --------------------------------------------------------------------------------------------------
+
+
+def grant(subject: Session) -> SessionGrant:
+    return SessionGrant(
+        session=subject,
+        account=ACCOUNT,
+        module=MODULE,
+        chain_id=1337,
+        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+        epoch=0,
+        session_id=subject.session_id(ACCOUNT, 0),
+        how="onchain",
+    )
+
+
+def test_check_takes_a_grant_or_a_session_with_its_account_and_module():
+    plain = session(MINT)
+    granted = grant(plain)
+    call_data = encode_execute(mint())
+    assert isinstance(check(granted, call_data, now=T0), CheckResult)
+    assert check(plain, call_data, account=ACCOUNT, module=MODULE, now=T0).permission_indices == (0,)
+    assert check(granted, "0x" + call_data.hex(), now=T0).permission_indices == (0,)
+    assert check(granted, [mint(), mint()], now=T0).permission_indices == (0, 0)
+    assert check(granted, mint(), now=T0).permission_indices == (0,)
+    with pytest.raises(BadInputError, match="account= and module="):
+        check(plain, call_data, now=T0)
+    with pytest.raises(BadInputError, match="names its account"):
+        check(granted, call_data, account=ACCOUNT, now=T0)
+    error = refusal(lambda: check(granted, encode_execute(mint(OTHER)), now=T0), "RuleViolated")
+    assert error.session_id == "0x" + granted.session_id.hex()
+    with pytest.raises(SessionExpiredError) as info:
+        check(grant(session(MINT, valid_until=T0)), call_data, now=T0 + 1)
+    assert info.value.session_id is not None
+
+
+def test_check_caches_compiled_sessions_per_object():
+    first = session(MINT)
+    second = session(PAY)
+    for _ in range(3):
+        assert check(first, encode_execute(mint()), account=ACCOUNT, module=MODULE, now=T0)
+        refusal(
+            lambda: check(second, encode_execute(mint()), account=ACCOUNT, module=MODULE, now=T0),
+            "NoPermission",
+        )
+    # the same session on another account forbids that account instead
+    refusal(
+        lambda: check(first, encode_execute(mint()), account=NFT, module=MODULE, now=T0), "ForbiddenTarget"
+    )
+
+
+def test_a_single_call_with_two_rules_checks_in_microseconds():
+    subject = PolicyChecker.for_grant(grant(session(MINT, PAY)))
+    call_data = encode_execute(pay())
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(2000):
+            subject.check(call_data, now=T0)
+        samples.append((time.perf_counter() - started) / 2000)
+    # about 4 us on a laptop; the bound only catches an accidental slow path
+    assert statistics.median(samples) < 100e-6
