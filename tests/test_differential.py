@@ -1,0 +1,694 @@
+"""The off-chain checker against the deployed SessionKeyValidator, on generated policies and operations.
+
+An ape test account plays the smart account: the module keys its storage by ``msg.sender``, so the account
+enables a session itself (``enableSession``) and ``validateUserOp`` runs as an ``eth_call`` from its address.
+Operations carry a real signature by the session key over the hash passed in, in USE_WITH_KEY form (every
+policy check runs, failures revert with a custom error) or USE form (no permission: SIG_VALIDATION_FAILED).
+
+Each case must agree: the checker accepts exactly when the module returns validation data with a valid
+signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
+accepts ``now`` exactly when the checker does, and when both refuse, the module's custom error is the
+checker's reason, for the same call, permission and rule.
+
+``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci").
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from keyscope.checker import CallRefusedError, CheckResult, PolicyChecker
+from keyscope.errors import SessionExpiredError, SessionNotYetValidError, SessionRevokedError
+from keyscope.execution import Call, ExecuteDecodeError, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.policy import Policy, arg, parse_signature
+from keyscope.revert import decode_revert
+from keyscope.session import (
+    MAX_RULE_WORDS,
+    SIGNED,
+    Condition,
+    Permission,
+    Rule,
+    Session,
+    encode_use_with_key_signature,
+)
+from keyscope.signing import LocalSigner
+from keyscope.testing.submitter import revert_data_of
+
+FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
+if FUZZ not in ("ci", "deep"):
+    raise RuntimeError(f"KEYSCOPE_FUZZ={FUZZ!r}: use 'ci' (default) or 'deep'")
+DEEP = FUZZ == "deep"
+CASES = 40
+"""Operations checked against each enabled session (plus REVOKED_CASES after revoking it)."""
+REVOKED_CASES = 3
+EXAMPLES = {  # sessions per test; ci: (70 + 30 + 30) * 40 = 5200 operations, plus 390 after revocation
+    "raw": 1500 if DEEP else 70,
+    "builder": 600 if DEEP else 30,
+    "encoding": 600 if DEEP else 30,
+}
+TALLY: Counter[str] = Counter()
+TIMES: Counter[str] = Counter()
+
+FUZZ_SETTINGS = {
+    # Replaying an example costs one transaction pair and ~30 eth_calls, so shrinking would take minutes;
+    # a failure's message already names the session and the callData of the first case that disagreed.
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+    "deadline": None,
+    "derandomize": not DEEP,
+    "suppress_health_check": [
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+}
+
+U256 = 2**256 - 1
+T0 = 1_700_000_000
+VALIDATE_SELECTOR = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+)[:4]
+PACKED_OP = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
+EXECUTE_REVERTS = {"UnsupportedSelector", "UnsupportedExecutionMode", "MalformedExecution", "EmptyBatch"}
+
+TARGETS = tuple(to_address(keccak(f"keyscope target {i}".encode())[12:]) for i in range(3))
+SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4), bytes.fromhex("ffffffff"))
+SPECIAL_WORDS = sorted(
+    {0, 1, 2, 255, 2**160 - 1, 2**160, 2**223 - 1, 2**223, 2**224 - 1, 2**224, 2**255 - 1, 2**255}
+    | {2**255 + 1, 2**256 - 2**223 - 1, 2**256 - 2**223, 2**256 - 2**223 + 1, U256 - 1, U256}
+)
+VALUE_LIMITS = (0, 1, 10**18, 2**96 - 2, 2**96 - 1, 2**96, 2**200, U256)
+
+_keys = itertools.count()
+
+
+def fresh_key() -> LocalSigner:
+    """A new session key per example: the module refuses to grant a live (key, target, selector) twice."""
+    return LocalSigner(keccak(b"keyscope differential key %d" % next(_keys)))
+
+
+# --------------------------------------------------------------------------------------------------
+# The module, through eth_call
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModuleOutcome:
+    """What ``validateUserOp`` did: returned ``data``, or reverted with ``error`` (name, arguments)."""
+
+    data: int | None = None
+    error: tuple[str, dict[str, Any]] | None = None
+    raw: bytes = b""
+
+
+class Probe:
+    """Runs ``validateUserOp`` as the account (an ape test account) with a session key's real signature."""
+
+    def __init__(self, module: Any, account: Any, chain: Any) -> None:
+        self.module = module
+        self.account = account
+        self.address = account.address
+        provider = chain.provider
+        tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
+        self._call: Callable[[dict[str, Any]], Any] = (
+            tester.call if tester is not None else provider.web3.eth.call
+        )
+
+    def enable(self, session: Session) -> bytes:
+        self.module.enableSession(session.as_abi(), sender=self.account)
+        return session.session_id(self.address, int(self.module.epochOf(self.address)))
+
+    def revoke(self, session_id: bytes) -> None:
+        self.module.revokeSession(session_id, sender=self.account)
+
+    def validate(
+        self, call_data: bytes, key: LocalSigner, *, with_key: bool, op_hash: bytes
+    ) -> ModuleOutcome:
+        signature = key.sign_hash(op_hash)
+        if with_key:
+            signature = encode_use_with_key_signature(key.address, signature)
+        op = (self.address, 0, b"", call_data, bytes(32), 0, bytes(32), b"", signature)
+        data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [op, op_hash])
+        tx = {"from": self.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+        try:
+            result = self._call(tx)
+        except Exception as error:
+            raw = revert_bytes(error)
+            decoded = decode_revert(raw)
+            return ModuleOutcome(error=decoded, raw=raw)
+        output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
+        return ModuleOutcome(data=int.from_bytes(output, "big"))
+
+
+def revert_bytes(error: Exception) -> bytes:
+    """The revert data of a failed ``eth_call``: eth-tester gives the bytes' repr as the message."""
+    raw = revert_data_of(error)
+    if raw is not None:
+        return raw
+    text = str(error.args[0]) if error.args else ""
+    if text.startswith(("b'", 'b"')):
+        value = ast.literal_eval(text)
+        if isinstance(value, bytes):
+            return value
+    raise error
+
+
+@pytest.fixture(scope="module")
+def probe(module, accounts, chain):
+    return Probe(module, accounts[8], chain)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    """Print what the run checked (shown with ``-s``): operations, and verdicts per category and moment."""
+    started = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - started
+    operations = TALLY["operations"]
+    print(f"\ndifferential ({FUZZ}): {operations} operations in {elapsed:.1f}s", end="")
+    if operations:
+        print(f" ({1000 * elapsed / operations:.1f} ms each)", end="")
+    print("; " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMES.items()))
+    print("verdicts:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common() if k != "operations"))
+
+
+def entry_point_in_window(validation_data: int, now: int) -> bool:
+    """EntryPoint v0.7 (Helpers._parseValidationData, EntryPoint._getValidationData): validUntil 0 means
+    type(uint48).max, and the operation is out of range when ``now > validUntil || now < validAfter``."""
+    valid_until = (validation_data >> 160) & (2**48 - 1) or 2**48 - 1
+    valid_after = (validation_data >> 208) & (2**48 - 1)
+    return not (now > valid_until or now < valid_after)
+
+
+# --------------------------------------------------------------------------------------------------
+# Agreement
+# --------------------------------------------------------------------------------------------------
+
+
+REFUSALS = (
+    ExecuteDecodeError,
+    CallRefusedError,
+    SessionRevokedError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One operation checked both ways; its text (built only when an assertion fails) says everything."""
+
+    session: Session
+    call_data: bytes
+    with_key: bool
+    revoked: bool
+    now: int
+    verdict: CheckResult | Exception
+    module: ModuleOutcome
+
+    def __str__(self) -> str:
+        return (
+            f"checker and module disagree\nsession: {self.session!r}\ncallData: 0x{self.call_data.hex()}\n"
+            f"signature: {'USE_WITH_KEY' if self.with_key else 'USE'}, revoked: {self.revoked}, now: {self.now}\n"
+            f"checker: {self.verdict!r}\nmodule: {self.module}"
+        )
+
+
+def assert_agree(case: Case) -> str:
+    """Assert the checker's verdict and the module's agree; returns the verdict's category."""
+    verdict, module = case.verdict, case.module
+    name = module.error[0] if module.error else None
+    args = module.error[1] if module.error else {}
+    if isinstance(verdict, ExecuteDecodeError):
+        assert name in EXECUTE_REVERTS, case
+        return "malformed execute"
+    if isinstance(verdict, SessionRevokedError):
+        if case.with_key:
+            assert name == "NoPermission", case
+        else:
+            assert module.data == 1, case
+        return "revoked"
+    if isinstance(verdict, CallRefusedError):
+        if verdict.reason == "NoPermission" and not case.with_key:
+            assert module.data == 1, case  # USE: an unknown permission may be a wrong signature
+            return "NoPermission (USE)"
+        assert name == verdict.reason, case
+        assert args["callIndex"] == verdict.call_index, case
+        if "permissionIndex" in args:
+            assert args["permissionIndex"] == verdict.permission_index, case
+        if "ruleIndex" in args:
+            assert args["ruleIndex"] == verdict.rule_index, case
+        if name == "RuleViolated":
+            assert int.from_bytes(args["actual"], "big") == verdict.actual, case
+        return verdict.reason
+    assert module.error is None and module.data is not None, case
+    assert module.data & (2**160 - 1) == 0, case  # the signature is real: never SIG_VALIDATION_FAILED here
+    if isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)):
+        assert not entry_point_in_window(module.data, case.now), case
+        return "outside window"
+    assert isinstance(verdict, CheckResult), case
+    assert module.data == verdict.validation_data, case
+    assert entry_point_in_window(module.data, case.now), case
+    return "accepted"
+
+
+def window_probes(session: Session) -> list[int]:
+    """Moments around the session's window ends, where the EntryPoint's inequalities matter."""
+    moments = {0, T0, 2**48 - 1}
+    for end in (session.valid_after, session.valid_until):
+        if end:
+            moments |= {end - 1, end, end + 1}
+    return sorted(m for m in moments if m >= 0)
+
+
+def run_case(
+    probe: Probe, checker: PolicyChecker, key: LocalSigner, call_data: bytes, with_key: bool, revoked: bool
+):
+    """One operation: the module once, the checker at every moment around the window's ends."""
+    started = time.perf_counter()
+    module = probe.validate(call_data, key, with_key=with_key, op_hash=keccak(call_data + key.private_key))
+    TIMES["eth_call"] += time.perf_counter() - started
+    policy = "?"
+    for now in window_probes(checker.session):
+        try:
+            verdict: CheckResult | Exception = checker.check(call_data, now=now, revoked=revoked)
+        except REFUSALS as error:
+            verdict = error
+        category = assert_agree(Case(checker.session, call_data, with_key, revoked, now, verdict, module))
+        if category in ("accepted", "outside window"):
+            TALLY[f"window: {category}"] += 1
+            category = "passes the policy"
+        policy = category
+    TALLY[policy] += 1
+    TALLY["operations"] += 1
+
+
+def run_session(probe: Probe, session: Session, key: LocalSigner, cases: list[tuple[bytes, bool]]) -> None:
+    """Enable ``session``, check every case, revoke it and check the first few again."""
+    started = time.perf_counter()
+    session_id = probe.enable(session)
+    TIMES["transactions"] += time.perf_counter() - started
+    try:
+        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
+        for call_data, with_key in cases:
+            run_case(probe, checker, key, call_data, with_key, revoked=False)
+    finally:
+        started = time.perf_counter()
+        probe.revoke(session_id)
+        TIMES["transactions"] += time.perf_counter() - started
+    for call_data, with_key in cases[:REVOKED_CASES]:
+        run_case(probe, checker, key, call_data, with_key, revoked=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Strategies: policies
+# --------------------------------------------------------------------------------------------------
+
+words = st.one_of(st.sampled_from(SPECIAL_WORDS), st.integers(0, U256), st.integers(0, 2**16))
+
+
+def _signed(word: int) -> int:
+    return word - 2**256 if word >> 255 else word
+
+
+@st.composite
+def raw_rules(draw: st.DrawFn) -> Rule:
+    op = draw(st.sampled_from(list(Condition)))
+    signed = draw(st.booleans())
+    if draw(st.integers(0, 15)) == 0:
+        offset = draw(st.sampled_from([1000, 0xFFFF - 35, 0xFFFF]))
+    else:
+        offset = draw(st.one_of(st.sampled_from([0, 4, 32, 64, 96]), st.integers(0, 160)))
+    if op == Condition.IN_RANGE:
+        pair = sorted(draw(st.tuples(words, words)), key=_signed if signed else int)
+        values: tuple[int, ...] = tuple(pair)
+    elif op == Condition.ONE_OF:
+        values = tuple(draw(st.lists(words, min_size=1, max_size=5)))
+    else:
+        values = (draw(words),)
+    return Rule(condition=int(op) | (SIGNED if signed else 0), offset=offset, values=values)
+
+
+@st.composite
+def windows(draw: st.DrawFn) -> tuple[int, int]:
+    moment = st.one_of(st.sampled_from([1, T0, 2**48 - 2]), st.integers(1, 2**48 - 2))
+    shape = draw(st.sampled_from(["open", "from", "until", "both"]))
+    if shape == "open":
+        return 0, 0
+    if shape == "from":
+        return draw(moment), 0
+    if shape == "until":
+        return 0, draw(moment)
+    start = draw(moment)
+    return start, draw(
+        st.integers(start + 1, min(2**48 - 1, start + draw(st.sampled_from([1, 2, 3600, 2**48]))))
+    )
+
+
+@st.composite
+def raw_sessions(draw: st.DrawFn, key: str) -> Session:
+    pairs = draw(
+        st.lists(
+            st.tuples(st.sampled_from(TARGETS), st.sampled_from(SELECTORS)),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
+    permissions = []
+    for target, selector in pairs:
+        rules: list[Rule] = []
+        for rule in draw(st.lists(raw_rules(), max_size=4)):
+            candidate = Permission(target=target, selector=selector, rules=(*rules, rule))
+            if candidate.rule_words() <= MAX_RULE_WORDS:
+                rules.append(rule)
+        limit = draw(st.one_of(st.sampled_from(VALUE_LIMITS), st.integers(0, U256)))
+        permissions.append(
+            Permission(target=target, selector=selector, value_limit=limit, rules=tuple(rules))
+        )
+    valid_after, valid_until = draw(windows())
+    return Session(
+        session_key=key,
+        valid_after=valid_after,
+        valid_until=valid_until,
+        salt=draw(st.integers(0, 3)),
+        permissions=tuple(permissions),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Strategies: operations
+# --------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def near_word(draw: st.DrawFn, rule: Rule, honest: bool) -> int:
+    """A word at, just below or just above one of the rule's reference values (or anything); ``honest``
+    prefers one that satisfies the rule (the module decides whether it does)."""
+    candidates = [(v + d) % 2**256 for v in rule.values for d in (-1, 0, 1)]
+    if honest:
+        satisfying = [w for w in [*candidates, draw(words)] if rule.holds(w)]
+        if satisfying:
+            return draw(st.sampled_from(satisfying))
+    if draw(st.integers(0, 4)) == 0:
+        return draw(words)
+    return draw(st.sampled_from(candidates))
+
+
+FAULTS = (
+    "none", "none", "selector", "target", "forbidden", "tiny", "empty", "value", "rules", "cut", "edge",
+    "extend", "chaos",
+)  # fmt: skip
+
+
+@st.composite
+def calls_for(draw: st.DrawFn, session: Session, account: str, module: str, fault: str) -> Call:
+    """A call for one of the session's permissions that aims to be allowed, but for ``fault``: another
+    selector or target, a forbidden target, 1-3 or 0 bytes of calldata, a value around the limit, argument
+    words around the rules' references, calldata cut anywhere or around the end of a rule's word, trailing
+    bytes, or all of these at random ("chaos")."""
+    chaos = fault == "chaos"
+    permission = draw(st.sampled_from(session.permissions))
+    target, selector = permission.target, permission.selector
+    if fault == "selector" or (chaos and draw(st.booleans())):
+        selector = draw(st.one_of(st.sampled_from(SELECTORS), st.binary(min_size=4, max_size=4)))
+    if fault == "target" or (chaos and draw(st.booleans())):
+        target = draw(
+            st.one_of(st.sampled_from(TARGETS), st.binary(min_size=20, max_size=20).map(to_address))
+        )
+    if fault == "forbidden":
+        target = draw(st.sampled_from([account, module]))
+    end = max((rule.offset + 32 for rule in permission.rules if rule.offset <= 1000), default=0)
+    arguments = bytearray(end + draw(st.sampled_from([0, 0, 32, 5])))
+    for rule in permission.rules:
+        if rule.offset <= 1000:
+            word = draw(near_word(rule, honest=fault not in ("rules", "chaos")))
+            arguments[rule.offset : rule.offset + 32] = word.to_bytes(32, "big")
+    data = selector + bytes(arguments)
+    if fault == "empty" or (selector == bytes(4) and not permission.rules and draw(st.booleans())):
+        data = b""
+    elif fault == "tiny":
+        data = draw(st.binary(min_size=1, max_size=3))
+    elif fault == "cut" or (chaos and draw(st.booleans())):
+        data = data[: draw(st.integers(0, len(data)))]
+    elif fault == "edge" and permission.rules:  # around the end of a rule's word
+        end = draw(st.sampled_from(permission.rules)).offset + 36 + draw(st.sampled_from([-1, 0, 1]))
+        data = data[:end] + bytes(max(0, end - len(data)))
+    elif fault == "extend" or (chaos and draw(st.booleans())):
+        data += draw(st.binary(min_size=1, max_size=40))
+    limit = permission.value_limit
+    if fault in ("value", "chaos"):
+        value = draw(
+            st.sampled_from([0, limit, max(limit - 1, 0), min(limit + 1, U256), 2**96 - 1, 2**96, -1])
+        )
+        if value < 0:
+            value = draw(st.integers(0, U256))
+    else:
+        value = draw(st.sampled_from([0, min(limit, 2**96 - 1)]))
+    return Call.of(target, value, data)
+
+
+def _word(data: bytearray, position: int) -> int:
+    return int.from_bytes(data[position : position + 32], "big")
+
+
+@st.composite
+def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> bytes:
+    """``call_data`` (a canonical execute) with one structural change: a different head word, a truncation,
+    trailing bytes, a flipped byte, or (batch) a changed array offset, count, element offset, target word
+    (dirty bits), data offset, data length or padding byte."""
+    data = bytearray(call_data)
+
+    def tweak(value: int) -> int:
+        return (
+            draw(st.sampled_from([value - 32, value + 32, value - 1, value + 1, 0, U256, value + 2**255]))
+            % 2**256
+        )
+
+    def put(position: int, value: int) -> None:
+        if position + 32 <= len(data):
+            data[position : position + 32] = value.to_bytes(32, "big")
+
+    kinds = ["selector", "mode", "execution offset", "length", "truncate", "append", "flip"]
+    if batch:
+        kinds += ["array offset", "count", "element offset", "dirty target", "data offset", "size", "padding"]
+    kind = draw(st.sampled_from(kinds))
+    element = draw(st.integers(0, count - 1))
+    start = 164 + _word(data, 164 + 32 * element) if batch else 0
+    if kind == "selector":
+        data[:4] = draw(st.binary(min_size=4, max_size=4))
+    elif kind == "mode":
+        data[4 + draw(st.sampled_from([0, 1, 1, 2, 5, 6, 9, 10, 31]))] = draw(st.sampled_from([1, 2, 0xFF]))
+    elif kind == "execution offset":
+        put(36, tweak(0x40))
+    elif kind == "length":
+        put(68, draw(st.one_of(st.just(tweak(_word(data, 68))), st.integers(0, len(data)))))
+    elif kind == "truncate":
+        del data[draw(st.integers(0, len(data) - 1)) :]
+    elif kind == "append":
+        data += draw(st.binary(min_size=1, max_size=64))
+    elif kind == "flip":
+        position = draw(st.integers(0, len(data) - 1))
+        data[position] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "array offset":
+        put(100, tweak(0x20))
+    elif kind == "count":
+        put(132, draw(st.sampled_from([0, count - 1, count + 1, U256, 2**32])))
+    elif kind == "element offset":
+        put(164 + 32 * element, tweak(_word(data, 164 + 32 * element)))
+    elif kind == "dirty target":
+        if start + 12 <= len(data):
+            data[start + draw(st.sampled_from([0, 11, draw(st.integers(0, 11))]))] = draw(st.integers(1, 255))
+    elif kind == "data offset":
+        put(start + 64, tweak(0x60))
+    elif kind == "size":
+        put(start + 96, tweak(_word(data, start + 96)))
+    elif kind == "padding":
+        size = _word(data, start + 96)
+        if size % 32 and start + 128 + size < len(data):
+            data[start + 128 + size + draw(st.integers(0, 31 - size % 32))] = draw(st.integers(1, 255))
+    return bytes(data)
+
+
+@st.composite
+def operations(
+    draw: st.DrawFn, session: Session, account: str, module: str, mutate: float
+) -> tuple[bytes, bool]:
+    """``(execute callData, USE_WITH_KEY?)``: one to four calls, single or batch mode, maybe mutated; a
+    third of the operations aim to be allowed."""
+    honest = draw(st.integers(0, 2)) == 0
+    faults = st.just("none") if honest else st.sampled_from(FAULTS)
+    calls = draw(
+        st.lists(faults.flatmap(lambda f: calls_for(session, account, module, f)), min_size=1, max_size=4)
+    )
+    batch = len(calls) > 1 or draw(st.booleans())
+    call_data = encode_execute(calls, batch=batch, exec_type=draw(st.sampled_from([0, 1])))
+    if not honest and draw(st.floats(0, 1)) < mutate:
+        call_data = draw(mutations(call_data, batch, len(calls)))
+    return call_data, draw(st.integers(0, 4)) > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=EXAMPLES["raw"], **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_raw_rules_agree_with_the_module(probe, data):
+    """Any rule (every condition, signed or not, inline or wide values, any offset) on calls near it."""
+    key = fresh_key()
+    session = data.draw(raw_sessions(key.address), label="session")
+    ops = operations(session, probe.address, probe.module.address, mutate=0.15)
+    cases = [data.draw(ops, label=f"case {i}") for i in range(CASES)]
+    run_session(probe, session, key, cases)
+
+
+@settings(max_examples=EXAMPLES["encoding"], **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_non_canonical_encodings_agree_with_the_module(probe, data):
+    """Mostly mutated execute encodings: truncations, odd offsets, dirty bits, trailing bytes."""
+    key = fresh_key()
+    session = data.draw(raw_sessions(key.address), label="session")
+    ops = operations(session, probe.address, probe.module.address, mutate=0.9)
+    cases = [data.draw(ops, label=f"case {i}") for i in range(CASES)]
+    run_session(probe, session, key, cases)
+
+
+TRADE_TEXT = (
+    "trade(address token,uint256 amount,int64 delta,bytes4 tag,bool flag,(uint8 kind,int128 level) spec,"
+    "uint16[2] pair,bytes memo)"
+)
+TRADE = parse_signature(TRADE_TEXT)
+TRADE_TYPES = [p.type.name for p in TRADE.inputs]
+PATHS: dict[tuple[str | int, ...], str] = {
+    ("token",): "address",
+    ("amount",): "uint256",
+    ("delta",): "int64",
+    ("tag",): "bytes4",
+    ("flag",): "bool",
+    ("spec", "kind"): "uint8",
+    ("spec", "level"): "int128",
+    ("pair", 0): "uint16",
+    ("pair", 1): "uint16",
+}
+
+
+def typed_values(kind: str) -> st.SearchStrategy[Any]:
+    if kind == "address":
+        return st.sampled_from(TARGETS)
+    if kind == "bool":
+        return st.booleans()
+    if kind == "bytes4":
+        return st.one_of(
+            st.sampled_from([bytes(4), b"\xff" * 4, b"\x80\x00\x00\x00"]), st.binary(min_size=4, max_size=4)
+        )
+    bits = int(kind.removeprefix("u").removeprefix("int"))
+    low, high = (0, 2**bits - 1) if kind.startswith("u") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return st.one_of(st.sampled_from([low, low + 1, 0, 1, high - 1, high]), st.integers(low, high))
+
+
+def _order(kind: str, value: Any) -> int:
+    """The order IN_RANGE compares values of ``kind`` in (signed for intN, as words otherwise)."""
+    if kind == "address":
+        return int(value, 16)
+    if kind == "bytes4":
+        return int.from_bytes(value, "big")
+    return int(value)
+
+
+def _step(kind: str, value: Any, delta: int) -> Any:
+    """``value`` moved by ``delta`` within its type (addresses and bytes stay, bools flip)."""
+    if kind == "bool":
+        return value if delta == 0 else not value
+    if kind in ("address", "bytes4"):
+        return value
+    bits = int(kind.removeprefix("u").removeprefix("int"))
+    low, high = (0, 2**bits - 1) if kind.startswith("u") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    return min(max(value + delta, low), high)
+
+
+@st.composite
+def builder_rules(draw: st.DrawFn) -> tuple[Any, tuple[str | int, ...], str, Condition, tuple[Any, ...]]:
+    path = draw(st.sampled_from(sorted(PATHS, key=str)))
+    kind = PATHS[path]
+    op = draw(st.sampled_from(list(Condition)))
+    ref = arg(*path)
+    one = typed_values(kind)
+    if op == Condition.IN_RANGE:
+        low, high = sorted(draw(st.tuples(one, one)), key=lambda v: _order(kind, v))
+        return ref.in_range(low, high), path, kind, op, (low, high)
+    if op == Condition.ONE_OF:
+        values = tuple(draw(st.lists(one, min_size=1, max_size=4)))
+        return ref.one_of(*values), path, kind, op, values
+    value = draw(one)
+    spec = {
+        Condition.EQUAL: ref == value,
+        Condition.NOT_EQUAL: ref != value,
+        Condition.LESS_THAN: ref < value,
+        Condition.LESS_THAN_OR_EQUAL: ref <= value,
+        Condition.GREATER_THAN: ref > value,
+        Condition.GREATER_THAN_OR_EQUAL: ref >= value,
+    }[op]
+    return spec, path, kind, op, (value,)
+
+
+@st.composite
+def trade_arguments(draw: st.DrawFn, rules: list[tuple[Any, ...]]) -> list[Any]:
+    """Typed ``trade`` arguments, with the ruled ones at, or one step off, a reference value."""
+    by_path = {path: draw(typed_values(kind)) for path, kind in PATHS.items()}
+    for _, path, kind, _, values in rules:
+        if draw(st.integers(0, 3)):
+            by_path[path] = _step(kind, draw(st.sampled_from(values)), draw(st.sampled_from([-1, 0, 1])))
+    return [
+        by_path[("token",)],
+        by_path[("amount",)],
+        by_path[("delta",)],
+        by_path[("tag",)],
+        by_path[("flag",)],
+        (by_path[("spec", "kind")], by_path[("spec", "level")]),
+        [by_path[("pair", 0)], by_path[("pair", 1)]],
+        draw(st.binary(max_size=40)),
+    ]
+
+
+@settings(max_examples=EXAMPLES["builder"], **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_builder_policies_agree_with_the_module(probe, data):
+    """Permissions from Policy.call (typed rules on arguments, tuple components and array elements) on
+    ABI-encoded calls, plus a plain-transfer permission."""
+    key = fresh_key()
+    target, other = TARGETS[0], TARGETS[1]
+    rules = data.draw(st.lists(builder_rules(), min_size=1, max_size=4), label="rules")
+    limit = data.draw(st.sampled_from(VALUE_LIMITS), label="value limit")
+    valid_after, valid_until = data.draw(windows(), label="window")
+    trade = Policy.call(target, TRADE_TEXT, rules=[r[0] for r in rules], value_limit=limit)
+    session = Session(
+        session_key=key.address,
+        valid_after=valid_after,
+        valid_until=valid_until,
+        permissions=(trade, Policy.transfer(other, value_limit=limit)),
+    )
+    cases = []
+    for index in range(CASES):
+        arguments = data.draw(trade_arguments(rules), label=f"arguments {index}")
+        value = data.draw(st.sampled_from([0, limit, min(limit + 1, U256), 2**96]), label=f"value {index}")
+        calls = [Call.of(target, value, TRADE.selector + abi_encode(TRADE_TYPES, arguments))]
+        if data.draw(st.booleans(), label=f"with a transfer {index}"):
+            calls.append(Call.of(other, data.draw(st.sampled_from([0, limit, min(limit + 1, U256)]))))
+        cases.append(
+            (encode_execute(calls, batch=len(calls) > 1), data.draw(st.booleans(), label="with key"))
+        )
+    run_session(probe, session, key, cases)
