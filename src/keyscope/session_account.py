@@ -144,11 +144,17 @@ class SessionAccount:
 
     # -- building and sending -------------------------------------------------------------------------
 
-    def _draft(self, call_data: bytes) -> Draft:
+    def nonce_key(self, lane: int | None = None) -> int:
+        """The EntryPoint nonce key of ``lane`` (default: this instance's :attr:`lane`) under the module."""
+        if lane is None:
+            return self._nonce_key
+        return self.network.kind.nonce_key(self.network.module, lane)
+
+    def _draft(self, call_data: bytes, nonce_key: int) -> Draft:
         return Draft(
             sender=self.grant.account,
             call_data=call_data,
-            nonce_key=self._nonce_key,
+            nonce_key=nonce_key,
             factory=self.grant.factory,
             factory_data=self.grant.factory_data,
         )
@@ -174,14 +180,20 @@ class SessionAccount:
         batch: bool | None = None,
         check: bool = True,
         nonce: int | None = None,
+        lane: int | None = None,
     ) -> UserOperation:
-        """A signed operation making ``calls``, ready to send (see :meth:`send_calls`)."""
+        """A signed operation making ``calls``, ready to send (see :meth:`send_calls`).
+
+        ``lane`` builds on another nonce lane than this instance's (a store-leased one, say); ``nonce`` gives
+        the full nonce instead of asking the EntryPoint for the lane's next one.
+        """
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
         if check:
             self._checker.check(call_data, now=self.now())
         if self.verify_on_chain:
             self._verify_status()
-        op = self._builder.prepare(self._draft(call_data), self._placeholder(), nonce=nonce)
+        draft = self._draft(call_data, self.nonce_key(lane))
+        op = self._builder.prepare(draft, self._placeholder(), nonce=nonce)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
 
     def send(self, op: UserOperation) -> PendingUserOperation:
