@@ -10,6 +10,7 @@ from .bundler.pending import PendingUserOperation
 from .bundler.types import GasEstimate
 from .hashing import user_op_hash_v07
 from .network import Network
+from .paymaster import PaymasterFields
 from .userop import UserOperation
 
 __all__ = ["Draft", "OperationBuilder"]
@@ -30,6 +31,16 @@ class Draft:
     nonce_key: int
     factory: str | None = None
     factory_data: bytes = b""
+
+
+def _post_op_limit(stub: PaymasterFields | None, gas: GasEstimate, op: UserOperation) -> int:
+    """ERC-7677: the stub's post-op limit is the paymaster's own figure; keep it when it gave one, else the
+    bundler's estimate, else what the operation has."""
+    if stub is not None and stub.paymasterPostOpGasLimit is not None:
+        return stub.paymasterPostOpGasLimit
+    if gas.paymaster_post_op_gas_limit is not None:
+        return gas.paymaster_post_op_gas_limit
+    return op.paymaster_post_op_gas_limit
 
 
 class OperationBuilder:
@@ -70,8 +81,10 @@ class OperationBuilder:
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
             signature=placeholder_signature,
         )
+        stub = None
         if net.paymaster is not None:
-            op = net.paymaster.stub_data(op, net.entry_point, net.chain_id).apply(op)
+            stub = net.paymaster.stub_data(op, net.entry_point, net.chain_id)
+            op = stub.apply(op)
         if gas is None:
             gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
         op = op.replace(
@@ -83,13 +96,9 @@ class OperationBuilder:
                 if gas.paymaster_verification_gas_limit is not None
                 else op.paymaster_verification_gas_limit
             ),
-            paymaster_post_op_gas_limit=(
-                gas.paymaster_post_op_gas_limit
-                if gas.paymaster_post_op_gas_limit is not None
-                else op.paymaster_post_op_gas_limit
-            ),
+            paymaster_post_op_gas_limit=_post_op_limit(stub, gas, op),
         )
-        if net.paymaster is not None:
+        if net.paymaster is not None and stub is not None and not stub.isFinal:
             op = net.paymaster.data(op, net.entry_point, net.chain_id).apply(op)
         return op
 
