@@ -4,7 +4,8 @@
 Run it with ``make demo`` (or ``python -m keyscope.demo``). It starts the local stack, creates a smart
 account counterfactually, has its owner sign one session grant, lets the session key mint NFTs through the
 bundler, shows a call outside the policy refused (locally, and by the chain when sent anyway), revokes the
-session and shows the key failing, then stops everything it started.
+session and shows the key failing, has a paymaster sponsor a new user whose account holds no ETH, then
+stops everything it started.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from . import (
 from .bundler.types import UserOperationReceipt
 from .local import LocalStack
 from .signing import LocalSigner
+from .sponsor import LocalSponsor
 
 __all__ = ["main", "run"]
 
@@ -168,6 +170,47 @@ def run(console: Console) -> None:
         except BundlerRejectedError as error:
             console.print(f"  [yellow]sent anyway → rejected[/]: reason {error.reason}: {error}")
 
+        step(8, "Gas sponsorship: a new user whose account holds zero ETH (ERC-7677 paymaster)")
+        with console.status("deploying and funding a verifying paymaster, starting its sponsor service…"):
+            sponsor = LocalSponsor(stack).start()
+        try:
+            console.print(
+                f"  paymaster       [cyan]{sponsor.paymaster}[/], deposit {sponsor.state().deposit / ETHER:.1f} ETH"
+            )
+            console.print(f"  sponsor service {sponsor.url} (pm_getPaymasterStubData / pm_getPaymasterData)")
+            sponsored = connect(
+                stack.rpc_url,
+                stack.bundler_url,
+                module=stack.module,
+                factory=stack.factory,
+                paymaster=sponsor.url,
+            )
+            newcomer = sponsored.owner(LocalSigner.generate())
+            console.print(
+                f"  account         [cyan]{newcomer.account}[/], balance {stack.balance(newcomer.account)} wei"
+            )
+            key2 = SessionKey.generate()
+            policy2 = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == newcomer.account])
+            grant2 = newcomer.grant(key2, [policy2], valid_for=3600)
+            deposit_before = sponsor.state().deposit
+            pending = sponsored.session(grant2, key2).execute(
+                stack.nft, "safeMint(address)", newcomer.account
+            )
+            start = time.perf_counter()
+            receipt = pending.wait()
+            landed(
+                "sponsored mint (creates the account)", "session key", receipt, time.perf_counter() - start
+            )
+            paid = deposit_before - sponsor.state().deposit
+            console.print(
+                f"  the account still holds {stack.balance(newcomer.account)} wei; the paymaster's deposit paid "
+                f"{paid:,} wei (= actualGasCost {receipt.actual_gas_cost:,})"
+            )
+            if paid != receipt.actual_gas_cost:
+                raise SystemExit("the paymaster's deposit does not match the operation's cost")
+        finally:
+            sponsor.stop()
+
         console.print()
         summary = Table(title="UserOperations that landed")
         for column in ("step", "signed by", "userOpHash", "gas used", "send→receipt"):
@@ -180,7 +223,8 @@ def run(console: Console) -> None:
         console.print(
             Panel.fit(
                 "One owner signature granted the session; the session key then acted alone, only within the "
-                "policy; the chain refused everything else; the owner revoked it at will.",
+                "policy; the chain refused everything else; the owner revoked it at will; a paymaster paid "
+                "for a user who holds no ETH.",
                 title="done",
             )
         )
