@@ -428,13 +428,13 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
             ) from None
     if isinstance(source, dict) and "abi" in source:
         source = source["abi"]
-    elif not isinstance(source, (list, tuple)):
+    elif not isinstance(source, (list, tuple, dict)):
         contract_type = getattr(source, "contract_type", None)
         if contract_type is not None and hasattr(contract_type, "abi"):
             source = contract_type.abi
         elif hasattr(source, "abi"):
             source = source.abi
-    if not isinstance(source, (list, tuple)):
+    if isinstance(source, (str, bytes, bytearray, dict)) or not isinstance(source, Iterable):
         raise InvalidAbiError(
             f"cannot read an ABI from a {type(abi).__name__}: give a list of ABI entries, its JSON text, "
             "or an object with an .abi (an ape contract or contract type)"
@@ -542,8 +542,8 @@ class ArgRef:
         return self._spec(Condition.IN_RANGE, (low, high))
 
     def one_of(self, *values: Any) -> RuleSpec:
-        """The argument equals one of ``values`` (also accepts one list or tuple of values)."""
-        if len(values) == 1 and isinstance(values[0], (list, tuple)):
+        """The argument equals one of ``values`` (also accepts one list, tuple or range of values)."""
+        if len(values) == 1 and isinstance(values[0], (list, tuple, range)):
             values = tuple(values[0])
         return self._spec(Condition.ONE_OF, values)
 
