@@ -692,3 +692,118 @@ def test_builder_policies_agree_with_the_module(probe, data):
             (encode_execute(calls, batch=len(calls) > 1), data.draw(st.booleans(), label="with key"))
         )
     run_session(probe, session, key, cases)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chosen cases: each boundary at least once, whatever the generators draw
+# --------------------------------------------------------------------------------------------------
+
+A, B = TARGETS[0], TARGETS[1]
+TRANSFER, OTHER_SELECTOR = SELECTORS[0], SELECTORS[1]
+
+
+def _rule(op: Condition, values: tuple[int, ...], offset: int = 0, signed: bool = False) -> Rule:
+    return Rule(condition=int(op) | (SIGNED if signed else 0), offset=offset, values=values)
+
+
+def _words(*words: int) -> bytes:
+    return b"".join(w.to_bytes(32, "big") for w in words)
+
+
+def _patched(call_data: bytes, position: int, value: bytes) -> bytes:
+    return call_data[:position] + value + call_data[position + len(value) :]
+
+
+def _padded_batch() -> bytes:
+    data = bytearray(encode_execute([Call(A, 0, TRANSFER + bytes(3)), Call(A, 0, TRANSFER)]))
+    first_data = 164 + int.from_bytes(data[164:196], "big") + 128
+    data[first_data + 10] = 0xAA  # nonzero padding after 7 bytes of data
+    return bytes(data)
+
+
+WIDE = 2**223
+
+
+def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission, ...], list[bytes]]]:
+    """Named scenarios: the permissions of a session, and the operations to check against it."""
+    return {
+        "value limits saturate at 2**96 - 1": (
+            (Permission(target=A, selector=TRANSFER, value_limit=2**200),),
+            [encode_execute(Call(A, v, TRANSFER)) for v in (0, 2**96 - 1, 2**96, 2**200)],
+        ),
+        "signed references inline and wide": (
+            (
+                Permission(
+                    target=A,
+                    selector=TRANSFER,
+                    rules=(
+                        _rule(Condition.GREATER_THAN_OR_EQUAL, (Rule.signed_word(-WIDE),), 0, True),
+                        _rule(Condition.LESS_THAN, (WIDE,), 32, True),
+                        _rule(Condition.IN_RANGE, (Rule.signed_word(-WIDE - 1), WIDE - 1), 64, True),
+                        _rule(Condition.ONE_OF, (Rule.signed_word(-1), WIDE, 2**255), 96, True),
+                    ),
+                ),
+            ),
+            [
+                encode_execute(Call(A, 0, TRANSFER + _words(*words)))
+                for words in (
+                    (Rule.signed_word(-WIDE), WIDE - 1, Rule.signed_word(-WIDE - 1), U256),
+                    (Rule.signed_word(-WIDE - 1), 0, 0, U256),
+                    (0, WIDE, 0, U256),
+                    (0, 0, WIDE, U256),
+                    (0, 0, WIDE - 1, WIDE),
+                    (0, 0, 0, 2**255),
+                    (0, 0, 0, 1),
+                )
+            ],
+        ),
+        "unsigned references above 2**224 are stored wide": (
+            (Permission(target=A, selector=TRANSFER, rules=(_rule(Condition.GREATER_THAN, (2**224,)),)),),
+            [
+                encode_execute(Call(A, 0, TRANSFER + _words(w)))
+                for w in (2**224 - 1, 2**224, 2**224 + 1, U256)
+            ],
+        ),
+        "one_of with 31 values": (
+            (
+                Permission(
+                    target=A, selector=TRANSFER, rules=(_rule(Condition.ONE_OF, tuple(range(100, 131))),)
+                ),
+            ),
+            [encode_execute(Call(A, 0, TRANSFER + _words(w))) for w in (99, 100, 115, 130, 131)],
+        ),
+        "calldata just long enough or a byte short": (
+            (
+                Permission(
+                    target=A,
+                    selector=TRANSFER,
+                    rules=(_rule(Condition.EQUAL, (0,), 0), _rule(Condition.NOT_EQUAL, (5,), 100)),
+                ),
+            ),
+            [encode_execute(Call(A, 0, (TRANSFER + bytes(200))[:size])) for size in (35, 36, 135, 136, 137)],
+        ),
+        "execute encodings the module tolerates": (
+            (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
+            [
+                encode_execute(Call(A, 0, TRANSFER)) + b"trailing bytes",
+                _patched(encode_execute(Call(A, 0, TRANSFER + bytes(9))), 68, (52 + 4).to_bytes(32, "big")),
+                _padded_batch(),
+                encode_execute(Call(B, 5, b""), batch=True, exec_type=1),
+            ],
+        ),
+        "forbidden targets, transfers and 1-3 byte calldata": (
+            (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
+            [encode_execute([Call(A, 0, TRANSFER), Call(target, 0, b"")]) for target in (account, module)]
+            + [encode_execute(Call(B, v, b"")) for v in (5, 6)]
+            + [encode_execute(Call(B, 0, bytes(4) + b"more")), encode_execute(Call(B, 0, OTHER_SELECTOR))]
+            + [encode_execute(Call(B, 0, b"\x01" * size)) for size in (1, 2, 3)],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(chosen_cases(TARGETS[2], TARGETS[2])))
+def test_chosen_cases_agree_with_the_module(probe, name):
+    permissions, operations_ = chosen_cases(probe.address, probe.module.address)[name]
+    key = fresh_key()
+    session = Session(session_key=key.address, valid_after=T0, valid_until=T0 + 60, permissions=permissions)
+    run_session(probe, session, key, [(op, with_key) for op in operations_ for with_key in (True, False)])
