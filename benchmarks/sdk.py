@@ -1,0 +1,246 @@
+"""SDK speed on one core, no network: the signing hot path against viem, the full ``SessionAccount.build`` path,
+and the off-chain policy check.
+
+* **Hot path**: for a session UserOperation already built, ``op.pack()``, the EntryPoint v0.7 hash
+  (``user_op_hash_v07``) and the session key's signature (``LocalSigner.sign_hash``). viem does the same work
+  in ``benchmarks/sdk_viem.mjs``: ``getUserOperationHash`` (v0.7, it packs the operation) and a local account's
+  ``sign({hash})``, on the same operations and key. Both sides must produce the same hash and signature bytes
+  for every operation; the rounds alternate (Python, viem, Python, viem, ...) in the same process tree, pinned
+  to one CPU.
+* **Full build**: ``SessionAccount.build(call, nonce=...)`` with a node and a bundler that answer from
+  memory at once (no network): ``execute`` encoding, policy check, session status check, fees, gas
+  limits, packing, hashing, signing and the final UserOperation object.
+* **Policy check**: ``PolicyChecker.check`` of one call against a permission with 2 rules.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, fixed_signer, one_core, ratio
+
+from keyscope import PolicyChecker, SessionAccount
+from keyscope.accounts import KeyscopeAccountKind
+from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.bundler.types import FeeQuote, GasEstimate
+from keyscope.calls import function_call
+from keyscope.execution import encode_execute
+from keyscope.grant import SessionGrant
+from keyscope.hashing import user_op_hash_v07
+from keyscope.network import Network
+from keyscope.policy import Policy, arg
+from keyscope.session import Session
+from keyscope.userop import UserOperation
+
+CHAIN_ID = 31337
+NOW = 1_800_000_000
+ACCOUNT = fixed_signer("sdk/account").address
+MODULE = fixed_signer("sdk/module").address
+NFT = fixed_signer("sdk/nft").address
+RECIPIENT = fixed_signer("sdk/recipient").address
+OPERATIONS = 200
+"""Distinct operations (nonces) both sides hash and sign, round after round."""
+
+
+class StillChain:
+    """A node answering from memory at once: what ``SessionAccount.build`` asks, without a network."""
+
+    def chain_id(self) -> int:
+        return CHAIN_ID
+
+    def block_timestamp(self) -> int:
+        return NOW
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x01"
+
+    def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
+        return key << 64
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
+        return (1).to_bytes(32, "big")  # isSessionActive: true
+
+
+class StillBundler:
+    """A bundler answering from memory at once (fees and gas figures of a real session mint)."""
+
+    _fees = FeeQuote(max_fee_per_gas=2_000_000_000, max_priority_fee_per_gas=1_000_000_000)
+    _gas = GasEstimate(pre_verification_gas=48_000, verification_gas_limit=95_000, call_gas_limit=55_000)
+
+    def fee_quote(self) -> FeeQuote:
+        return self._fees
+
+    def estimate_user_operation_gas(self, op: UserOperation, entry_point: str) -> GasEstimate:
+        return self._gas
+
+
+def session_fixture() -> tuple[SessionGrant, Any, bytes]:
+    """A granted 2-rule session (on-chain grant, so operations carry the 65-byte USE signature), its key and
+    the ``execute`` callData of one allowed call."""
+    key = fixed_signer("sdk/session-key")
+    permission = Policy.call(
+        NFT, "safeMint(address to)", rules=[arg("to") == RECIPIENT, arg("to") != "0x" + "00" * 20]
+    )
+    session = Session(session_key=key.address, salt=1, permissions=(permission,))
+    grant = SessionGrant(
+        session=session,
+        account=ACCOUNT,
+        module=MODULE,
+        chain_id=CHAIN_ID,
+        entry_point=ENTRY_POINT_V07,
+        epoch=0,
+        session_id=session.session_id(ACCOUNT, 0),
+        how="onchain",
+    )
+    call_data = encode_execute(function_call(NFT, "safeMint(address)", RECIPIENT))
+    return grant, key, call_data
+
+
+def operations(call_data: bytes, count: int) -> list[UserOperation]:
+    """``count`` session operations differing by nonce, with typical gas fields."""
+    nonce_key = KeyscopeAccountKind().nonce_key(MODULE, 0)
+    return [
+        UserOperation(
+            sender=ACCOUNT,
+            nonce=(nonce_key << 64) | i,
+            call_data=call_data,
+            call_gas_limit=55_000 + i,
+            verification_gas_limit=95_000,
+            pre_verification_gas=48_000,
+            max_fee_per_gas=2_000_000_000,
+            max_priority_fee_per_gas=1_000_000_000,
+        )
+        for i in range(count)
+    ]
+
+
+def _rate(work: Callable[[int], object], count: int, seconds: float) -> tuple[float, int, float]:
+    """Run ``work(i)`` for about ``seconds`` (after a short warm-up); (per second, calls, elapsed)."""
+    warm_until = time.perf_counter() + min(0.3, seconds / 3)
+    i = 0
+    while time.perf_counter() < warm_until:
+        work(i % count)
+        i += 1
+    done = 0
+    start = time.perf_counter()
+    stop_at = start + seconds
+    while time.perf_counter() < stop_at:
+        for j in range(100):
+            work((done + j) % count)
+        done += 100
+    elapsed = time.perf_counter() - start
+    return done / elapsed, done, elapsed
+
+
+def _viem_round(inputs: Path, seconds: float) -> dict[str, Any]:
+    completed = subprocess.run(
+        ["node", str(ROOT / "benchmarks" / "sdk_viem.mjs"), str(inputs), str(seconds)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"the viem script failed: {completed.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    """All SDK figures, as a dict for results.json."""
+    rounds = 2 if quick else 3
+    seconds = 0.6 if quick else 1.2
+    grant, key, call_data = session_fixture()
+    ops = operations(call_data, OPERATIONS)
+
+    def hot(i: int) -> tuple[bytes, bytes]:
+        digest = user_op_hash_v07(ops[i].pack(), ENTRY_POINT_V07, CHAIN_ID)
+        return digest, key.sign_hash(digest)
+
+    ours = [hot(i) for i in range(OPERATIONS)]
+
+    network = Network(chain=StillChain(), bundler=StillBundler(), module=MODULE)  # type: ignore[arg-type]
+    account = SessionAccount(grant, key, network=network, clock=lambda: NOW)
+    mint = function_call(NFT, "safeMint(address)", RECIPIENT)
+
+    def full(i: int) -> UserOperation:
+        return account.build(mint, nonce=i)
+
+    built = full(0)
+    assert built.signature and len(built.signature) == 65 and built.call_data == call_data
+
+    checker = PolicyChecker.for_grant(grant)
+
+    def policy(i: int) -> object:
+        return checker.check(call_data, now=NOW)
+
+    inputs_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+    with inputs_file:
+        json.dump(
+            {
+                "entryPoint": ENTRY_POINT_V07,
+                "chainId": CHAIN_ID,
+                "privateKey": "0x" + key.private_key.hex(),
+                "ops": [op.to_rpc() for op in ops],
+            },
+            inputs_file,
+        )
+    inputs = Path(inputs_file.name)
+    python_rates: list[float] = []
+    viem_rates: list[float] = []
+    build_rates: list[float] = []
+    check_us: list[float] = []
+    viem_version = "?"
+    mismatches = 0
+    try:
+        with one_core() as cpu:
+            for _ in range(rounds):
+                python_rates.append(_rate(hot, OPERATIONS, seconds)[0])
+                viem = _viem_round(inputs, seconds)
+                viem_rates.append(float(viem["opsPerSecond"]))
+                viem_version = str(viem["viem"])
+                for (digest, signature), (their_hash, their_signature) in zip(
+                    ours, viem["results"], strict=True
+                ):
+                    if (
+                        "0x" + digest.hex() != their_hash.lower()
+                        or "0x" + signature.hex() != their_signature.lower()
+                    ):
+                        mismatches += 1
+                build_rates.append(_rate(full, OPERATIONS, seconds)[0])
+                per_second = _rate(policy, OPERATIONS, seconds / 2)[0]
+                check_us.append(1e6 / per_second)
+    finally:
+        inputs.unlink(missing_ok=True)
+
+    python_median = statistics.median(python_rates)
+    viem_median = statistics.median(viem_rates)
+    return {
+        "pinned_cpu": cpu,
+        "rounds": rounds,
+        "seconds_per_round": seconds,
+        "operations": OPERATIONS,
+        "viem_version": viem_version,
+        "same_bytes_as_viem": mismatches == 0,
+        "mismatches": mismatches,
+        "hot_path_ops_per_s": {"keyscope": python_rates, "viem": viem_rates},
+        "hot_path_ops_per_s_median": {"keyscope": python_median, "viem": viem_median},
+        "hot_path_ratio_per_round": [ratio(p, v) for p, v in zip(python_rates, viem_rates, strict=True)],
+        "ratio_over_viem": ratio(python_median, viem_median),
+        "full_build_ops_per_s": build_rates,
+        "full_build_ops_per_s_median": statistics.median(build_rates),
+        "policy_check_us": check_us,
+        "policy_check_us_median": statistics.median(check_us),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick=True), indent=2))
