@@ -1,0 +1,126 @@
+"""keyscope's benchmarks, in one command: ``make bench`` (or ``.venv/bin/python benchmarks/run.py``).
+
+Prints the tables, writes ``docs/benchmarks.md`` and ``benchmarks/results.json``. Not part of the test run.
+
+1. SDK speed on one core, before anything else starts (``sdk.py``, against viem: ``sdk_viem.mjs``);
+2. then one local stack (anvil + Alto, ``keyscope.local.LocalStack``) for the rest:
+   gas and bytes (``gas.py``), the module on other accounts (``kinds.py``), end to end (``e2e.py``).
+
+Options: ``--quick`` (fewer rounds, for trying things out), ``--skip sdk,gas,kinds,e2e``, ``--no-write`` (print
+only), ``--report-only`` (rewrite docs/benchmarks.md from the existing results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+import report
+from common import ROOT, machine
+
+from keyscope.local import LocalStack
+from keyscope.local.alto import ALTO_VERSION
+from keyscope.local.anvil import find_anvil
+
+PARTS = ("sdk", "gas", "kinds", "e2e")
+STACK_SETTINGS: dict[str, Any] = {
+    "executors": 1,
+    "disable_code_size_limit": True,
+    "alto_args": [],
+}
+"""How the local stack is started (LocalStack keyword arguments). One executor: the end-to-end limit on this
+machine is Alto's CPU (simulations and receipt queries), not its executor keys; anvil mines each bundle at once.
+The code size limit is lifted for Kernel's implementation (kinds.py); it changes no gas figure."""
+
+
+def _versions() -> dict[str, str]:
+    def output(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+        except OSError:
+            return "?"
+
+    entry_point = json.loads((ROOT / "node_modules/@account-abstraction/contracts/package.json").read_text())
+    return {
+        "anvil": output([str(find_anvil()), "--version"]).splitlines()[0].replace("anvil Version: ", ""),
+        "alto": ALTO_VERSION,
+        "node": output(["node", "--version"]),
+        "entry_point": entry_point["version"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="keyscope benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (figures are noisier)")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {', '.join(PARTS)}")
+    parser.add_argument("--no-write", action="store_true", help="print the tables, write no file")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
+    args = parser.parse_args(argv)
+
+    if args.report_only:
+        results = json.loads(report.RESULTS.read_text())
+        report.write(results)
+        print(report.markdown(results))
+        return 0
+
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    unknown = skip - set(PARTS)
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}: use {', '.join(PARTS)}")
+    began = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f}s] {message}", flush=True)
+
+    results: dict[str, Any] = {
+        "schema": 1,
+        "generated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "machine": machine(),
+        "versions": _versions(),
+        "stack": STACK_SETTINGS,
+    }
+    if "sdk" not in skip:
+        import sdk
+
+        log("sdk: hot path against viem, full build, policy check (one core)")
+        results["sdk"] = sdk.run(quick=args.quick)
+        results["versions"]["viem"] = results["sdk"]["viem_version"]
+
+    if {"gas", "kinds", "e2e"} - skip:
+        log("starting the local stack (anvil + Alto)")
+        with LocalStack(**STACK_SETTINGS) as stack:
+            results["stack"] = {
+                **STACK_SETTINGS,
+                "startup_seconds": round(stack.timings.get("total", 0.0), 1),
+            }
+            if "gas" not in skip:
+                import gas
+
+                results["gas"] = gas.run(stack, log=log)
+            if "kinds" not in skip:
+                import kinds
+
+                results["kinds"] = kinds.run(stack, log=log)
+            if "e2e" not in skip:
+                import e2e
+
+                results["e2e"] = e2e.run(stack, quick=args.quick, log=log)
+    results["seconds"] = round(time.monotonic() - began, 1)
+    results["targets"] = report.targets(results)
+    log("done")
+    print()
+    print(report.markdown(results))
+    if not args.no_write:
+        report.write(results)
+        log(f"wrote {report.DOC.relative_to(ROOT)} and {report.RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
