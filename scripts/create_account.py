@@ -1,0 +1,51 @@
+"""Create the owner's keyscope account (session module installed at creation) with one owner operation.
+
+ape run create_account --network URL --bundler URL --deployments FILE --owner ALIAS [--fund 0.1ether]
+"""
+
+import click
+from ape.cli import ConnectedProviderCommand
+
+from keyscope import cli_support as ks
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Create a keyscope account for an owner key")
+@ks.connection_options
+@ks.owner_options(account=False)
+@click.option(
+    "--salt", type=int, default=0, show_default=True, help="salt of the account (one owner, many accounts)"
+)
+@click.option("--fund", default="0", show_default=True, help="ETH to send the account first (e.g. 0.1ether)")
+@click.option(
+    "--funder",
+    type=ks.ape_account_type("funder"),
+    metavar="ALIAS",
+    help="ape account that sends --fund (default: --owner)",
+)
+@click.option(
+    "--deploy",
+    is_flag=True,
+    help="deploy keyscope first, from --submitter or --owner (for ape's local test chain, empty on every run)",
+)
+@ks.timeout_option
+@ks.json_option
+@ks.reports_errors
+def cli(connection, owner_account, salt, fund, funder, deploy, timeout, as_json):
+    """Deploy the owner's account and print its address."""
+    network, _ = ks.connect(
+        connection, owner_account=owner_account, need_bundler=True, need_factory=True, deploy=deploy
+    )
+    result = ks.create_account(
+        network,
+        ks.owner_signer(owner_account),
+        salt=salt,
+        fund=ks.parse_amount(fund, "--fund"),
+        funder=funder,
+        timeout=timeout,
+    )
+    lines = [f"account       {result.account}", f"owner         {result.owner}"]
+    if result.receipt is None:
+        lines.append("already deployed, session module installed")
+    else:
+        lines.extend(ks.receipt_lines(result.receipt))
+    ks.emit(as_json, result.to_dict(), lines)

@@ -1,0 +1,40 @@
+"""Revoke a session with an owner operation, and mark it revoked in the store.
+
+ape run revoke SESSION_ID --owner ALIAS --network URL --bundler URL
+"""
+
+import click
+from ape.cli import ConnectedProviderCommand
+
+from keyscope import cli_support as ks
+
+
+@click.command(cls=ConnectedProviderCommand, short_help="Revoke a session")
+@click.argument("session_id")
+@ks.connection_options
+@ks.owner_options(account=False)
+@ks.store_option
+@ks.timeout_option
+@ks.json_option
+@ks.reports_errors
+def cli(session_id, connection, owner_account, store_url, timeout, as_json):
+    """Revoke the session SESSION_ID (as `ape run sessions` lists it, or a unique prefix)."""
+    with ks.open_session_store(store_url, keys=False) as store:
+        grant = ks.find_grant(store, session_id)
+        network, _ = ks.connect(
+            connection,
+            owner_account=owner_account,
+            need_bundler=True,
+            module=grant.module,
+            entry_point=grant.entry_point,
+        )
+        result = ks.revoke_session(network, ks.owner_signer(owner_account), store, grant, timeout=timeout)
+    ks.emit(
+        as_json,
+        result.to_dict(),
+        [
+            f"revoked       {ks.hex_of(grant.session_id)}",
+            f"account       {grant.account}",
+            *ks.receipt_lines(result.receipt),
+        ],
+    )

@@ -1,0 +1,34 @@
+"""Ask a bundler about a UserOperation: its receipt, or whether it is still pending.
+
+ape run status USER_OP_HASH --bundler URL [--wait]
+"""
+
+import click
+
+from keyscope import cli_support as ks
+
+
+@click.command(short_help="Show a UserOperation's receipt or state")
+@click.argument("user_op_hash")
+@click.option(
+    "--bundler",
+    envvar=ks.ENV_BUNDLER,
+    metavar="URL",
+    help=f"the bundler's JSON-RPC URL [env {ks.ENV_BUNDLER}]",
+)
+@click.option(
+    "--deployments",
+    envvar=ks.ENV_DEPLOYMENTS,
+    metavar="FILE",
+    help=f"take the bundler_url from this file [env {ks.ENV_DEPLOYMENTS}]",
+)
+@click.option("--wait", is_flag=True, help="wait for the receipt")
+@ks.timeout_option
+@ks.json_option
+@ks.reports_errors
+def cli(user_op_hash, bundler, deployments, wait, timeout, as_json):
+    """Print the receipt of USER_OP_HASH, or what the bundler knows of it."""
+    status = ks.operation_status(
+        ks.status_bundler(bundler, deployments), user_op_hash, wait=wait, timeout=timeout
+    )
+    ks.emit(as_json, status.to_dict(), status.lines())
