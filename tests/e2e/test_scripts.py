@@ -1,0 +1,298 @@
+"""The ``ape run`` scripts, run as a user runs them (one subprocess per command) against a real anvil and Alto.
+
+Each ``ape run`` costs a few seconds of start-up, so independent commands run side by side (never two that
+send from the same ape account, or that race on one nonce).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from keyscope.calls import encode_function_call
+from keyscope.hexutil import to_bytes
+from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+APE = Path(sys.executable).with_name("ape")
+ZERO_SESSION = "0x" + "00" * 32
+
+
+@dataclass(frozen=True)
+class Run:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        """The JSON object a ``--json`` run prints last, after checking the run succeeded."""
+        assert self.returncode == 0, f"{self.args} failed:\n{self.stdout}\n{self.stderr}"
+        lines = [line for line in self.stdout.splitlines() if line.startswith("{")]
+        assert lines, f"{self.args} printed no JSON:\n{self.stdout}"
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+
+    def error(self) -> str:
+        """The one ``error:`` line of a failed run (no traceback, non-zero status)."""
+        assert self.returncode != 0, f"{self.args} succeeded:\n{self.stdout}"
+        assert "Traceback" not in self.stderr + self.stdout, self.stderr
+        errors = [line for line in self.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, f"{self.args}: expected one error line, got:\n{self.stderr}"
+        return errors[0]
+
+
+def _clean_env(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYSCOPE_")}
+    env.update(extra)
+    return env
+
+
+def ape_run(name: str, *args: str, env: Mapping[str, str], stdin: str = "") -> Run:
+    """``ape run NAME ARGS...`` from the project's root, stdin closed unless ``stdin`` is given."""
+    command = [str(APE), "run", name, *args]
+    done = subprocess.run(
+        command, cwd=ROOT, env=_clean_env(env), input=stdin, capture_output=True, text=True, timeout=300
+    )
+    return Run((name, *args), done.returncode, done.stdout, done.stderr)
+
+
+def side_by_side(*runs: tuple[Any, ...]) -> list[Run]:
+    """Several ``ape_run(name, *args, env=...)`` at once; each item is ``(name, args, env)``."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        futures = [pool.submit(ape_run, name, *args, env=env) for name, args, env in runs]
+        return [future.result() for future in futures]
+
+
+def nft_balance(stack: LocalStack, nft: str, owner: str) -> int:
+    data = "0x" + encode_function_call("balanceOf(address)", owner).hex()
+    return int(stack.node.request("eth_call", [{"to": nft, "data": data}, "latest"]), 16)
+
+
+def module_flag(stack: LocalStack, module: str, function: str, account: str, session_id: str) -> bool:
+    data = "0x" + encode_function_call(f"{function}(address,bytes32)", account, to_bytes(session_id)).hex()
+    return int(stack.node.request("eth_call", [{"to": module, "data": data}, "latest"]), 16) == 1
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def deployments(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stack's details as ``python -m keyscope.local --json`` prints them."""
+    path = tmp_path_factory.mktemp("scripts") / "stack.json"
+    path.write_text(json.dumps(local_stack.describe()) + "\n")
+    return path
+
+
+def _env(deployments: Path, store: Path, **extra: str) -> dict[str, str]:
+    return {
+        "KEYSCOPE_DEPLOYMENTS": str(deployments),
+        "KEYSCOPE_STORE": f"sqlite:///{store}",
+        "KEYSCOPE_STORE_PASSPHRASE": "correct horse battery staple",
+        "KEYSCOPE_OWNER_KEY": "0x" + LocalSigner.generate().private_key.hex(),
+        **extra,
+    }
+
+
+def test_account_sessions_and_revocation_through_alto(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    stack = local_stack
+    env = _env(deployments, tmp_path / "sessions.db")
+    net = ("--network", stack.rpc_url, "--bundler", stack.bundler_url)
+
+    created = ape_run(
+        "create_account", *net, "--fund", "1ether", "--funder", "TEST::5", "--json", env=env
+    ).json()
+    account = created["account"]
+    assert created["created"] and created["receipt"]["success"]
+    assert created["owner"] == Account.from_key(env["KEYSCOPE_OWNER_KEY"]).address
+    assert stack.node.request("eth_getCode", [account, "latest"]) not in ("0x", "")
+
+    offchain = ape_run(
+        "grant", "nft", "mintBatch(address to,uint256 count)", "--rule", "to==account", "--rule", "count in 1..3",
+        "--valid-for", "1h", "--network", stack.rpc_url, "--json", env=env,
+    ).json()  # fmt: skip
+    assert offchain["how"] == "offchain" and offchain["receipt"] is None and offchain["key_generated"]
+    assert offchain["account"] == account
+    assert not module_flag(stack, stack.module, "isSessionActive", account, offchain["session_id"])
+
+    # The on-chain grant (an owner operation) and the off-chain session's first use (it enables the session).
+    onchain_run, mint_run = side_by_side(
+        ("grant", ("nft", "safeMint(address to)", "--rule", f"to one of account,{stack.nft}", "--valid-for",
+                   "30m", "--onchain", *net, "--json"), env),
+        ("send", (offchain["session_id"][:10], "nft", "mintBatch(address,uint256)", "account", "2", "--wait",
+                  *net, "--json"), env),
+    )  # fmt: skip
+    onchain, minted = onchain_run.json(), mint_run.json()
+    assert onchain["how"] == "onchain" and onchain["receipt"]["success"]
+    assert module_flag(stack, stack.module, "isSessionActive", account, onchain["session_id"])
+    assert minted["receipt"]["success"] and minted["receipt"]["sender"] == account
+    assert nft_balance(stack, stack.nft, account) == 2
+
+    refused, rejected, included, sent = side_by_side(
+        # outside the policy: the SDK refuses before sending ...
+        ("send", (offchain["session_id"], "nft", "mintBatch(address,uint256)", "account", "5", *net), env),
+        # ... and with the check bypassed, the bundler and the EntryPoint refuse it
+        ("send", (offchain["session_id"], "nft", "mintBatch(address,uint256)", "account", "5", "--no-check",
+                  *net), env),
+        ("status", (minted["user_op_hash"], "--json"), env),
+        ("send", (onchain["session_id"], stack.nft, "safeMint(address)", "account", *net, "--json"), env),
+    )  # fmt: skip
+    assert "count" in refused.error() and "between 1 and 3" in refused.error()
+    assert "AA23" in rejected.error() and "RuleViolated" in rejected.error()
+    status = included.json()
+    assert (
+        status["state"] == "included"
+        and status["receipt"]["transaction_hash"] == minted["receipt"]["transaction_hash"]
+    )
+    pending = sent.json()
+    assert pending["receipt"] is None
+
+    waited, listed = side_by_side(
+        ("status", (pending["user_op_hash"], "--wait", "--bundler", stack.bundler_url, "--json"), env),
+        ("sessions", ("--network", stack.rpc_url, "--json"), env),
+    )
+    assert waited.json()["receipt"]["success"]
+    states = {row["session_id"]: row for row in listed.json()["sessions"]}
+    assert states[offchain["session_id"]]["status"] == "active"  # enabled by its first operation
+    assert states[onchain["session_id"]]["status"] == "active"
+    assert "count in [1, 3]" in states[offchain["session_id"]]["permissions"][0]
+    assert nft_balance(stack, stack.nft, account) == 3
+
+    revoked = ape_run("revoke", offchain["session_id"], *net, "--json", env=env).json()
+    assert revoked["receipt"]["success"] and revoked["session_id"] == offchain["session_id"]
+    assert module_flag(stack, stack.module, "isSessionRevoked", account, offchain["session_id"])
+
+    after, forced, listed_after = side_by_side(
+        ("send", (offchain["session_id"], "nft", "mintBatch(address,uint256)", "account", "1", *net), env),
+        ("send", (offchain["session_id"], "nft", "mintBatch(address,uint256)", "account", "1", "--no-check",
+                  *net), env),
+        ("sessions", ("--network", stack.rpc_url, "--account", account, "--json"), env),
+    )  # fmt: skip
+    assert "revoked" in after.error() and "ask the owner for a new session" in after.error()
+    assert "SessionIsRevoked" in forced.error()
+    rows = {row["session_id"]: row for row in listed_after.json()["sessions"]}
+    assert (
+        rows[offchain["session_id"]]["status"] == "revoked" and rows[offchain["session_id"]]["marked_revoked"]
+    )
+    assert rows[onchain["session_id"]]["status"] == "active"
+    assert nft_balance(stack, stack.nft, account) == 3
+
+
+def test_bad_input_gives_one_clear_error_line(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    env = _env(deployments, tmp_path / "sessions.db")
+
+    def own_store(name: str, **extra: str) -> dict[str, str]:  # processes side by side: one store each
+        return {**env, "KEYSCOPE_STORE": f"sqlite:///{tmp_path / name}.db", **extra}
+
+    net = ("--network", local_stack.rpc_url)
+    unreachable = f"http://127.0.0.1:{closed_port()}"
+    address, rule, unknown, bundler, secret, chain, missing, inprocess = side_by_side(
+        ("grant", ("0x12345", "safeMint(address to)", *net), own_store("a")),
+        ("grant", ("nft", "safeMint(address to)", "--rule", "to==0xnot-an-address", *net), own_store("b")),
+        ("send", (ZERO_SESSION, "nft", "safeMint(address)", "account", *net), own_store("c")),
+        ("create_account", (*net, "--bundler", unreachable), env),
+        ("grant", ("nft", "safeMint(address to)", *net), own_store("d", KEYSCOPE_STORE_PASSPHRASE="")),
+        ("create_account", (), env),  # ape's local test chain, with the deployments of the stack's chain
+        ("status", (ZERO_SESSION, "--deployments", str(tmp_path / "nothing.json")), env),
+        ("status", (ZERO_SESSION, "--bundler", "inprocess"), env),
+    )
+    assert "target: '0x12345' is not an address" in address.error()
+    assert "rule 'to==0xnot-an-address'" in rule.error() and "is not an address" in rule.error()
+    assert f"unknown session id {ZERO_SESSION}" in unknown.error() and "ape run sessions" in unknown.error()
+    assert f"cannot reach {unreachable}" in bundler.error()
+    assert "KEYSCOPE_STORE_PASSPHRASE" in secret.error()
+    assert "is for chain 31337" in chain.error() and f"--network {local_stack.rpc_url}" in chain.error()
+    assert (
+        "nothing.json not found" in missing.error() and "python -m keyscope.local --json" in missing.error()
+    )
+    assert "keeps no record between runs" in inprocess.error()
+
+
+def test_inprocess_bundler_on_anvil(local_stack: LocalStack, tmp_path: Path) -> None:
+    """keyscope deployed with `ape run deploy`, operations sent as handleOps from an ape account."""
+    stack = local_stack
+    out = tmp_path / "deployments.json"
+    deployed = ape_run(
+        "deploy", "--network", stack.rpc_url, "--deployer", "TEST::8", "--out", str(out), "--json", env={}
+    ).json()
+    assert json.loads(out.read_text()) == deployed
+    assert deployed["module"] != stack.module and deployed["entry_point"] == stack.entry_point
+    env = _env(out, tmp_path / "sessions.db", KEYSCOPE_BUNDLER_URL="inprocess", KEYSCOPE_SUBMITTER="TEST::8")
+    net = ("--network", stack.rpc_url)
+
+    created = ape_run(
+        "create_account", *net, "--owner", "TEST::9", "--fund", "0.5ether", "--json", env=env
+    ).json()
+    assert created["receipt"]["success"]
+    granted = ape_run(
+        "grant", "nft", "safeMint(address to)", "--rule", "to==account", "--owner", "TEST::9", *net, "--json",
+        env=env,
+    ).json()  # fmt: skip
+    sent = ape_run("send", granted["session_id"], "nft", "safeMint(address)", "account", "--wait", *net, "--json",
+                   env=env).json()  # fmt: skip
+    assert sent["receipt"]["success"]
+    assert nft_balance(stack, deployed["nft"], created["account"]) == 1
+
+
+def test_keyfile_owner_unlocked_from_the_environment(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    """An ape keyfile account as the owner: its passphrase from APE_ACCOUNTS_<alias>_PASSPHRASE; the grant's
+    EIP-712 signature needs no prompt, a raw UserOperation hash is confirmed on stdin."""
+    stack = local_stack
+    data = tmp_path / "ape"
+    (data / "accounts").mkdir(parents=True)
+    owner = Account.create()
+    keyfile = Account.encrypt(owner.key, "s3cret", kdf="pbkdf2", iterations=1024)
+    (data / "accounts" / "ksowner.json").write_text(json.dumps(keyfile))
+    env = _env(deployments, tmp_path / "sessions.db", APE_DATA_FOLDER=str(data))
+    env.update(KEYSCOPE_OWNER="ksowner", APE_ACCOUNTS_ksowner_PASSPHRASE="s3cret", KEYSCOPE_OWNER_KEY="")
+    net = ("--network", stack.rpc_url)
+
+    granted = ape_run(
+        "grant", "nft", "safeMint(address to)", "--rule", "to==owner", *net, "--json", env=env
+    ).json()
+    account = granted["account"]
+    stack.fund(account, 10**18)
+
+    declined = ape_run("revoke", granted["session_id"], *net, env=env)
+    assert "did not sign" in declined.error()
+    revoked = ape_run("revoke", granted["session_id"], *net, "--json", env=env, stdin="y\n").json()
+    assert revoked["receipt"]["success"] and revoked["receipt"]["sender"] == account
+    assert module_flag(stack, stack.module, "isSessionRevoked", account, granted["session_id"])
+
+
+def test_ape_local_test_chain(tmp_path: Path) -> None:
+    """On ape's local test chain (empty on every run): deploy, and create an account in one run."""
+    deployed, created = side_by_side(
+        ("deploy", ("--deployer", "TEST::0", "--json"), {}),
+        ("create_account", ("--bundler", "inprocess", "--deploy", "--owner", "TEST::1", "--fund", "1ether",
+                            "--json"), {}),
+    )  # fmt: skip
+    addresses = deployed.json()
+    assert addresses["chain_id"] == 1337 and set(addresses) >= {"entry_point", "factory", "module", "nft"}
+    result = created.json()
+    assert result["created"] and result["receipt"]["success"]
