@@ -1,0 +1,216 @@
+"""What became of a recorded operation, and the one thing a worker may do about it: send the SAME operation.
+
+:class:`Prober` answers for one outbox record, in this order:
+
+1. a receipt exists (bundler) → **included** (with its transaction and execution result);
+2. the bundler reports the operation (``eth_getUserOperationByHash``) → **waiting** for it to land;
+3. the operation's nonce is already used on chain → it can never land again: if the chain's event for its
+   hash exists it was **included**, otherwise another operation took the nonce → **failed**, naming it;
+4. otherwise the operation is sent again, byte for byte (same userOpHash): accepted, or already held by the
+   bundler → **sent**; refused for good → **failed** with the bundler's reason; bundler unreachable or a
+   conflicting operation in its mempool → **waiting**.
+
+Nothing here ever builds or signs: an intent's one operation is the only one that is ever sent for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from ..errors import BundlerRejectedError, KeyscopeError, TransportError
+from ..hashing import user_op_hash_v07
+from ..network import Network
+from ..store import OutboxRecord
+from ..userop import UserOperation
+from .events import EventLog, UserOperationEvent
+
+__all__ = ["Outcome", "Prober", "Verdict"]
+
+log = logging.getLogger("keyscope.worker")
+
+_SEQUENCE_BITS = 64
+
+
+class Verdict(str, Enum):
+    """What a probe found."""
+
+    INCLUDED = "included"
+    """On chain (``success`` says whether its call succeeded)."""
+    FAILED = "failed"
+    """Can never land (``reason`` says why)."""
+    SENT = "sent"
+    """A bundler holds it now: accepted again, or it already had it."""
+    WAITING = "waiting"
+    """Unknown yet: the bundler is unreachable, or holds a conflicting operation; ask again later."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A probe's answer."""
+
+    verdict: Verdict
+    tx_hash: str | None = None
+    success: bool | None = None
+    reason: str = ""
+    consumer: UserOperationEvent | None = None
+    """For a nonce taken by another operation: that operation's event, when the node could tell."""
+
+    @property
+    def final(self) -> bool:
+        """Included or failed: nothing more will happen to the operation."""
+        return self.verdict in (Verdict.INCLUDED, Verdict.FAILED)
+
+
+def _transient(exc: BundlerRejectedError) -> bool:
+    """A bundler error that says nothing about the operation (internal error, overload)."""
+    if exc.reason is not None:
+        return False
+    return exc.code in (0, -32603) or -32099 <= exc.code <= -32000
+
+
+def _already_known(exc: BundlerRejectedError) -> bool:
+    return "already known" in exc.rpc_message.lower()
+
+
+def _nonce_problem(exc: BundlerRejectedError) -> bool:
+    return exc.reason == "AA25" or "nonce" in exc.rpc_message.lower()
+
+
+class Prober:
+    """Probes and (re)sends recorded operations on ``network``; ``events`` (the node's log) makes the
+    nonce-consumed case exact, without it receipts are asked again for ``grace`` seconds."""
+
+    def __init__(self, network: Network, events: EventLog | None, *, grace: float = 2.0) -> None:
+        self.network = network
+        self.events = events
+        self.grace = grace
+
+    # -- the single questions -------------------------------------------------------------------------
+
+    def receipt(self, user_op_hash: str) -> Outcome | None:
+        """INCLUDED when the bundler has a receipt, None when it has none (or cannot be asked)."""
+        try:
+            receipt = self.network.bundler.get_user_operation_receipt(bytes.fromhex(user_op_hash[2:]))
+        except (TransportError, BundlerRejectedError) as exc:
+            log.debug("receipt of %s: %s", user_op_hash, exc)
+            return None
+        if receipt is None:
+            return None
+        return Outcome(Verdict.INCLUDED, "0x" + receipt.transaction_hash.hex(), receipt.success)
+
+    def nonce_used(self, op: UserOperation) -> bool:
+        """Whether the EntryPoint's nonce of ``op``'s lane is already past ``op.nonce``."""
+        net = self.network
+        current = net.chain.get_nonce(net.entry_point, op.sender, op.nonce >> _SEQUENCE_BITS)
+        return current > op.nonce
+
+    def user_op_hash(self, op: UserOperation) -> str:
+        """The v0.7 userOpHash of ``op`` on this network."""
+        net = self.network
+        return "0x" + user_op_hash_v07(op.pack(), net.entry_point, net.chain_id).hex()
+
+    # -- the whole probe ------------------------------------------------------------------------------
+
+    def probe(self, record: OutboxRecord) -> Outcome:
+        """Find out what became of ``record``'s operation; send it again when a bundler may have lost it."""
+        found = self.receipt(record.user_op_hash)
+        if found is not None:
+            return found
+        try:
+            known = self.network.bundler.get_user_operation_by_hash(bytes.fromhex(record.user_op_hash[2:]))
+        except (TransportError, BundlerRejectedError) as exc:
+            return Outcome(Verdict.WAITING, reason=f"the bundler cannot be asked: {exc}")
+        if known is not None:
+            if known.get("transactionHash"):
+                # included, but no receipt served yet: the node's log has the outcome, else ask again later
+                event = self._event(record.user_op_hash)
+                if event is not None:
+                    return Outcome(Verdict.INCLUDED, event.tx_hash, event.success)
+                return Outcome(Verdict.WAITING, reason="included, receipt not served yet")
+            return Outcome(Verdict.SENT, reason="the bundler holds it")
+        try:
+            used = self._used(record.op)
+        except KeyscopeError as exc:
+            return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {exc}")
+        if used:
+            return self.settle_used(record)
+        return self.submit(record)
+
+    def submit(self, record: OutboxRecord) -> Outcome:
+        """Send ``record``'s operation (again) exactly as recorded."""
+        net = self.network
+        try:
+            returned = net.bundler.send_user_operation(record.op, net.entry_point)
+        except TransportError as exc:
+            return Outcome(Verdict.WAITING, reason=f"the bundler is unreachable: {exc}")
+        except BundlerRejectedError as exc:
+            if _already_known(exc):
+                return Outcome(Verdict.SENT, reason="the bundler already holds it")
+            if _transient(exc):
+                return Outcome(Verdict.WAITING, reason=str(exc))
+            if _nonce_problem(exc):
+                try:
+                    used = self._used(record.op)
+                except KeyscopeError as node_error:
+                    return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {node_error}")
+                if used:
+                    return self.settle_used(record)
+                # another operation with this nonce (or a creating one) is in the bundler's mempool: whichever
+                # lands decides; until then this one is neither lost nor final
+                return Outcome(Verdict.WAITING, reason=str(exc))
+            return Outcome(Verdict.FAILED, reason=f"rejected by the bundler: {exc}")
+        returned_hex = "0x" + bytes(returned).hex()
+        if returned_hex != record.user_op_hash:
+            log.error(
+                "the bundler answered userOpHash %s for operation %s: is the network's chain id right?",
+                returned_hex,
+                record.user_op_hash,
+            )
+        return Outcome(Verdict.SENT)
+
+    def settle_used(self, record: OutboxRecord) -> Outcome:
+        """``record``'s nonce is used: INCLUDED if this operation used it, else FAILED naming the one that
+        did (when the node's log can tell)."""
+        if self.events is not None:
+            try:
+                event = self.events.find(record.user_op_hash)
+            except KeyscopeError as exc:
+                return Outcome(Verdict.WAITING, reason=f"the node's log cannot be read: {exc}")
+            if event is not None:
+                return Outcome(Verdict.INCLUDED, event.tx_hash, event.success)
+        else:
+            deadline = time.monotonic() + self.grace
+            while True:
+                found = self.receipt(record.user_op_hash)
+                if found is not None:
+                    return found
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(min(0.25, self.grace))
+        consumer = None
+        if self.events is not None:
+            try:
+                consumer = self.events.consumer_of(record.op.sender, record.op.nonce)
+            except KeyscopeError:
+                consumer = None
+        sequence = record.op.nonce & (2**_SEQUENCE_BITS - 1)
+        taker = f"UserOperation {consumer.user_op_hash}" if consumer else "another operation"
+        return Outcome(
+            Verdict.FAILED,
+            reason=f"nonce {sequence} of lane {record.lane} was used by {taker}; this operation can never land",
+            consumer=consumer,
+        )
+
+    def _used(self, op: UserOperation) -> bool:
+        return self.nonce_used(op)
+
+    def _event(self, user_op_hash: str) -> UserOperationEvent | None:
+        if self.events is None:
+            return None
+        try:
+            return self.events.find(user_op_hash)
+        except KeyscopeError:
+            return None

@@ -1,0 +1,164 @@
+"""What the worker hands back: a :class:`Submission` per intent, a :class:`BatchResult` per batch, and a
+:class:`RecoveryReport` per recovery pass."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from ..errors import UserOperationTimeoutError
+from ..execution import Call
+from ..store import OutboxRecord, OutboxState
+from .probe import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from .lanes import LaneSlot
+
+__all__ = ["BatchResult", "Intent", "RecoveryReport", "Submission"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One thing to do: ``calls`` from the account of session ``session_id``, under the caller's
+    idempotency key ``intent_id`` (an order id, a game move id...)."""
+
+    intent_id: str
+    session_id: str | bytes
+    calls: Call | Sequence[Call]
+    batch: bool | None = None
+
+
+class Tracked:
+    """An outbox record this worker follows until it is included or failed (internal)."""
+
+    def __init__(self, record: OutboxRecord, slot: LaneSlot | None, now: float) -> None:
+        self.record = record
+        self.slot = slot
+        self.done = threading.Event()
+        self.final: OutboxRecord | None = None
+        self.next_probe = now
+        self.next_receipt = now
+        self.receipt_interval = 0.1
+        self.backoff = 0.5
+        self.unsaved: Outcome | None = None
+        """An outcome the store has not taken yet (it was unreachable)."""
+        self.enables = len(record.op.signature) > 86 and record.op.signature[:1] == b"\x01"
+
+    def settle(self, outcome: Outcome, now: float) -> OutboxRecord:
+        """The final record as the store will hold it once written."""
+        if outcome.verdict is Verdict.INCLUDED:
+            final = replace(
+                self.record,
+                state=OutboxState.INCLUDED,
+                tx_hash=outcome.tx_hash,
+                success=outcome.success,
+                finished_at=now,
+                updated_at=now,
+            )
+        else:
+            final = replace(self.record, state=OutboxState.FAILED, error=outcome.reason, finished_at=now)
+        self.final = final
+        return final
+
+
+class Submission:
+    """An intent handed to the worker: its one operation (``user_op_hash``) is recorded and on its way.
+
+    ``resumed`` is True when the intent had been recorded before (a retry): the recorded operation is
+    followed, never a new one built. :meth:`wait` returns the final :class:`~keyscope.store.OutboxRecord`.
+    """
+
+    def __init__(self, tracked: Tracked, *, resumed: bool, pump: Callable[[], None] | None = None) -> None:
+        self._tracked = tracked
+        self._pump = pump
+        self.resumed = resumed
+
+    def __repr__(self) -> str:
+        return f"Submission({self.intent_id!r}, {self.user_op_hash}, {self.record.state.value})"
+
+    @property
+    def intent_id(self) -> str:
+        """The idempotency key."""
+        return self._tracked.record.intent_id
+
+    @property
+    def user_op_hash(self) -> str:
+        """The operation's userOpHash (0x-hex)."""
+        return self._tracked.record.user_op_hash
+
+    @property
+    def record(self) -> OutboxRecord:
+        """The latest known record (final once :meth:`done`)."""
+        return self._tracked.final or self._tracked.record
+
+    def done(self) -> bool:
+        """Whether the operation is included or failed."""
+        return self._tracked.done.is_set()
+
+    def wait(self, timeout: float = 120.0) -> OutboxRecord:
+        """Block until the operation is included or failed; the final record. ``state`` says which, with
+        ``success`` (its call succeeded) or ``error`` (why it can never land). Raises
+        :class:`~keyscope.errors.UserOperationTimeoutError` after ``timeout`` seconds: the operation is
+        still followed, and may land later."""
+        if self._pump is None:
+            if not self._tracked.done.wait(timeout):
+                raise UserOperationTimeoutError(self.user_op_hash, timeout)
+        else:  # no background thread: poll while waiting
+            deadline = time.monotonic() + timeout
+            while not self._tracked.done.is_set():
+                if time.monotonic() > deadline:
+                    raise UserOperationTimeoutError(self.user_op_hash, timeout)
+                self._pump()
+        assert self._tracked.final is not None
+        return self._tracked.final
+
+
+@dataclass
+class BatchResult:
+    """The outcome of :meth:`~keyscope.scale.SessionWorker.send_many`: a final record per intent that was
+    recorded, and the error of each intent that was refused before anything was recorded."""
+
+    records: dict[str, OutboxRecord] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+    @property
+    def included(self) -> list[OutboxRecord]:
+        """Records whose operation landed (whether or not its call succeeded)."""
+        return [r for r in self.records.values() if r.state is OutboxState.INCLUDED]
+
+    @property
+    def failed(self) -> list[OutboxRecord]:
+        """Records whose operation can never land."""
+        return [r for r in self.records.values() if r.state is OutboxState.FAILED]
+
+
+@dataclass
+class RecoveryReport:
+    """What a :meth:`~keyscope.scale.SessionWorker.recover` pass found, by intent id."""
+
+    included: list[str] = field(default_factory=list)
+    """Already on chain: marked included."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Can never land: marked failed, with the reason."""
+    resent: list[str] = field(default_factory=list)
+    """Sent (again) and held by a bundler now."""
+    waiting: dict[str, str] = field(default_factory=dict)
+    """Still undecided (bundler unreachable, or a conflicting operation in its mempool), with the reason."""
+    skipped: list[str] = field(default_factory=list)
+    """Followed by this worker already."""
+
+    @property
+    def examined(self) -> int:
+        """How many pending records the pass looked at."""
+        return (
+            len(self.included) + len(self.failed) + len(self.resent) + len(self.waiting) + len(self.skipped)
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.examined} pending: {len(self.included)} included, {len(self.failed)} failed, "
+            f"{len(self.resent)} sent again, {len(self.waiting)} still waiting, {len(self.skipped)} followed here"
+        )

@@ -1,0 +1,752 @@
+"""Store-backed sending: many sessions, several worker processes or machines, one database.
+
+::
+
+    store = open_store("postgresql://app@db/keyscope", kek=kek)
+    net = connect(node_url, bundler_url, module=MODULE)
+    with SessionWorker(store, net) as worker:
+        worker.recover()                               # finish what a dead worker left in flight
+        sub = worker.send("order-8812", session_id, function_call(nft, "safeMint(address)", user))
+        record = sub.wait()                            # included (record.success) or failed (record.error)
+
+For each intent the worker loads the grant and the decrypted key from the store, refuses a session revoked
+in the store or on chain, takes a nonce lane leased from the store, builds and signs the operation on it,
+**records it in the outbox before sending it**, and sends it. A background thread follows every operation
+in flight until it is included or failed, renews the leases, resends an operation a bundler lost (the same
+one, byte for byte), and writes each outcome to the outbox. docs/scaling.md gives the protocol in full.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import (
+    BadInputError,
+    BundlerRejectedError,
+    ConfigurationError,
+    KeyscopeError,
+    SessionError,
+    SessionRevokedError,
+    SessionStoreError,
+    StoreLockedError,
+    TransportError,
+)
+from ..execution import Call
+from ..grant import SessionGrant
+from ..network import Network
+from ..session_account import SessionAccount
+from ..store import OutboxRecord, OutboxState, SessionStore
+from ..store.base import check_intent_id, normalize_session_id
+from .events import EventLog
+from .lanes import LanePool, LaneSlot
+from .probe import Outcome, Prober, Verdict
+from .results import BatchResult, Intent, RecoveryReport, Submission, Tracked
+
+__all__ = ["SessionWorker"]
+
+log = logging.getLogger("keyscope.worker")
+
+_AUTO: Any = object()
+_MAX_PROBES_PER_ROUND = 64
+_REVOKED_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class _Session:
+    grant: SessionGrant
+    account: SessionAccount
+    key: tuple[str, str]
+    deployed: bool = False
+
+
+def default_worker_id() -> str:
+    """``host/pid/random``: unique per worker instance, readable in the store's lane table."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+class SessionWorker:
+    """Sends session operations for many sessions, sharing a store with other workers.
+
+    ``store`` holds keys, grants, lanes and the outbox (open it with the key-encryption key or passphrase to
+    send; :meth:`recover` needs neither). ``network`` is the node and bundler. Options:
+
+    * ``worker_id``: how this worker appears in lane leases (default ``host/pid/random``).
+    * ``lease_ttl``: seconds a lane lease lasts unrenewed: a dead worker's lanes return after that long.
+      Leases are renewed every third of it while held.
+    * ``max_lanes``: lanes this worker holds at most per session (operations in flight per session).
+    * ``idle_seconds``: a lane unused that long is given back.
+    * ``resubmit_after``: seconds an operation may go unseen on chain before the bundler is asked about it
+      (and it is sent again if the bundler lost it).
+    * ``poll_interval``: seconds between two looks at the chain for inclusions.
+    * ``retry_seconds``: how long :meth:`send` retries a node or bundler that cannot be reached before
+      anything is recorded.
+    * ``events``: the node's :class:`~keyscope.scale.events.EventLog` (default: from the network's node
+      when it allows; None to follow operations through bundler receipts only).
+    * ``verify_on_chain``: check before each build that the session is still active on chain.
+    * ``clock``: unix seconds for the session window check (default: the chain's latest block time).
+    * ``background``: follow operations in a background thread (default). With False nothing happens
+      between calls: :meth:`poll` does one round, and :meth:`Submission.wait` polls while it waits (for a
+      single-threaded host, or a node client that must not be shared between threads).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        network: Network,
+        *,
+        worker_id: str | None = None,
+        lease_ttl: float = 30.0,
+        max_lanes: int = 4,
+        idle_seconds: float = 60.0,
+        resubmit_after: float = 10.0,
+        poll_interval: float = 0.2,
+        retry_seconds: float = 60.0,
+        lane_timeout: float = 120.0,
+        events: EventLog | None = _AUTO,
+        verify_on_chain: bool = True,
+        clock: Callable[[], float] | None = None,
+        background: bool = True,
+    ) -> None:
+        if lease_ttl <= 0 or resubmit_after <= 0 or poll_interval <= 0:
+            raise BadInputError(
+                "lease_ttl, resubmit_after and poll_interval must be positive numbers of seconds"
+            )
+        if not isinstance(max_lanes, int) or max_lanes < 1:
+            raise BadInputError(f"max_lanes must be an int >= 1, got {max_lanes!r}")
+        self.store = store
+        self.network = network
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_ttl = lease_ttl
+        self.resubmit_after = resubmit_after
+        self.poll_interval = poll_interval
+        self.retry_seconds = retry_seconds
+        self.lane_timeout = lane_timeout
+        self.verify_on_chain = verify_on_chain
+        self._clock = clock
+        self.events = EventLog.for_network(network) if events is _AUTO else events
+        self.prober = Prober(network, self.events)
+        self.lanes = LanePool(
+            store,
+            self.worker_id,
+            ttl=lease_ttl,
+            max_lanes=max_lanes,
+            idle_seconds=idle_seconds,
+            adopt=self._adopt,
+        )
+        self._lock = threading.RLock()
+        self._tracked: dict[str, Tracked] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._revoked: dict[str, tuple[bool, float]] = {}
+        self._stats: dict[str, int] = {}
+        self._next_block: int | None = None
+        if self.events is not None:
+            try:  # inclusions are looked for from here on (earlier ones are found by probing)
+                self._next_block = self.events.block_number()
+            except KeyscopeError as exc:
+                log.warning("reading the node's block number: %s", exc)
+        self._stop = threading.Event()
+        self._closed = False
+        self._last_upkeep = 0.0
+        self._round = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._run, name=f"keyscope-worker {self.worker_id}", daemon=True
+            )
+            self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"SessionWorker({self.worker_id!r}, {self.store!r})"
+
+    def __enter__(self) -> SessionWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        intent_id: str,
+        session_id: str | bytes,
+        calls: Call | Sequence[Call],
+        *,
+        batch: bool | None = None,
+        check: bool = True,
+    ) -> Submission:
+        """Send ``calls`` from session ``session_id``'s account, once per ``intent_id``.
+
+        Returns when the operation is recorded in the outbox and handed to the bundler (or, the bundler being
+        unreachable, recorded and queued for sending): :meth:`Submission.wait` gives the outcome. A retry of
+        an intent already recorded returns its recorded operation, followed to its end, never a new one.
+
+        Raises before anything is recorded, and only then: :class:`~keyscope.errors.SessionRevokedError`
+        (revoked in the store or on chain), :class:`~keyscope.errors.PolicyViolationError` and the other
+        :class:`~keyscope.errors.SessionError` s, :class:`~keyscope.errors.SessionStoreError` (unknown
+        grant or key, store unreachable), :class:`~keyscope.errors.StoreLockedError` (no lane free within
+        ``lane_timeout``), a bundler's rejection of the gas estimate, and
+        :class:`~keyscope.errors.TransportError` after ``retry_seconds`` of unreachable node or bundler.
+        Retrying the same intent after any of these is always safe.
+        """
+        self._check_open()
+        intent = check_intent_id(intent_id)
+        deadline = time.monotonic() + self.retry_seconds
+        pause = 0.2
+        while True:
+            try:
+                return self._send_once(intent, session_id, calls, batch=batch, check=check)
+            except (TransportError, BundlerRejectedError) as exc:
+                transient = isinstance(exc, TransportError) or (
+                    exc.reason is None and (exc.code in (0, -32603) or -32099 <= exc.code <= -32000)
+                )
+                if not transient or time.monotonic() + pause > deadline:
+                    raise
+                log.info("intent %s: %s; retrying", intent, exc)
+            except StoreLockedError as exc:
+                if "reclaimed" not in str(exc) and "no longer held" not in str(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def send_many(
+        self, intents: Sequence[Intent], *, concurrency: int = 8, timeout: float = 600.0
+    ) -> BatchResult:
+        """Send every intent (``concurrency`` at a time) and wait for all of them to be included or failed.
+
+        An intent refused before anything was recorded is retried (the same intent: still at most one
+        operation) while the failure looks temporary (store, node or bundler unreachable); its last error is
+        in :attr:`BatchResult.errors`. Intents refused for good (revoked, outside the policy) are not retried.
+        """
+        if concurrency < 1:
+            raise BadInputError(f"concurrency must be >= 1, got {concurrency}")
+        result = BatchResult()
+        deadline = time.monotonic() + timeout
+
+        def one(intent: Intent) -> Submission | Exception:
+            pause = 0.5
+            while True:
+                try:
+                    return self.send(intent.intent_id, intent.session_id, intent.calls, batch=intent.batch)
+                except (SessionError, BadInputError, ConfigurationError) as exc:
+                    return exc
+                except KeyscopeError as exc:
+                    if time.monotonic() + pause > deadline:
+                        return exc
+                    log.info("intent %s: %s; retrying", intent.intent_id, exc)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5.0)
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="keyscope-send") as pool:
+            outcomes = list(pool.map(one, intents))
+        for intent, outcome in zip(intents, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                result.errors[intent.intent_id] = outcome
+                continue
+            try:
+                result.records[intent.intent_id] = outcome.wait(max(0.0, deadline - time.monotonic()))
+            except KeyscopeError as exc:
+                result.errors[intent.intent_id] = exc
+        return result
+
+    def recover(self, *, older_than: float | None = None, wait: float = 0.0) -> RecoveryReport:
+        """Finish what was in flight, whichever worker recorded it: one pass over the outbox's pending
+        records (``older_than``: only those untouched for that many seconds).
+
+        For each: a receipt → marked included; the nonce used by another operation → marked failed with that
+        operation named; the bundler lost it → the same signed operation is sent again (same userOpHash);
+        built but never sent → sent. With ``wait`` > 0, follows those still unfinished for up to ``wait``
+        seconds and reports their outcomes. Never builds or signs anything; needs no key.
+        """
+        self._check_open()
+        report = RecoveryReport()
+        followed: list[Tracked] = []
+        for record in self.store.pending(older_than=older_than):
+            with self._lock:
+                mine = record.user_op_hash in self._tracked
+            if mine:
+                report.skipped.append(record.intent_id)
+                continue
+            tracked = Tracked(record, None, time.monotonic())
+            outcome = self._probe(tracked)
+            self._count(f"recover_{outcome.verdict.value}")
+            if outcome.final:
+                self._finish(tracked, outcome)
+                self._file(report, record.intent_id, outcome)
+                continue
+            if outcome.verdict is Verdict.SENT:
+                self._save_sent(tracked)
+            if wait > 0:
+                followed.append(self._follow(tracked, outcome))
+            else:
+                self._file(report, record.intent_id, outcome)
+        deadline = time.monotonic() + wait
+        for tracked in followed:
+            while not tracked.done.is_set() and time.monotonic() < deadline:
+                if self._thread is None:
+                    self._pump()
+                else:
+                    tracked.done.wait(max(0.0, deadline - time.monotonic()))
+            if tracked.final is None:
+                report.waiting[tracked.record.intent_id] = "still unfinished after the wait"
+            elif tracked.final.state is OutboxState.INCLUDED:
+                report.included.append(tracked.record.intent_id)
+            else:
+                report.failed[tracked.record.intent_id] = tracked.final.error or ""
+        return report
+
+    def in_flight(self) -> int:
+        """Operations this worker follows now."""
+        with self._lock:
+            return sum(1 for t in self._tracked.values() if not t.done.is_set())
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: ``sent``, ``resent``, ``included``, ``failed``, ``adopted``, ``resumed``,
+        ``lanes_leased``, ``lanes_lost`` and the ``recover_*`` verdicts."""
+        with self._lock:
+            out = dict(self._stats)
+        out["lanes_leased"] = self.lanes.leased
+        out["lanes_lost"] = self.lanes.lost
+        out["lanes_held"] = self.lanes.held()
+        return out
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until nothing is in flight here (True), or ``timeout`` seconds (False)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() > deadline:
+                return False
+            self._pump()
+        return True
+
+    def poll(self) -> None:
+        """One round of following: lease upkeep (at most once a second), inclusions seen on chain, due
+        probes and resends, outcomes the store could not take before. The background thread calls it every
+        ``poll_interval``; call it yourself with ``background=False``."""
+        with self._round:
+            now = time.monotonic()
+            if now - self._last_upkeep >= 1.0:
+                self.lanes.upkeep()
+                self._save_unsaved()
+                self._forget_finished()
+                self._last_upkeep = now
+            self._see_inclusions()
+            self._probe_due()
+
+    @property
+    def _pump_for_wait(self) -> Callable[[], None] | None:
+        return None if self._thread is not None else self._pump
+
+    def _pump(self) -> None:
+        """Let time pass for an operation to progress: a poll round without the background thread."""
+        if self._thread is None:
+            self.poll()
+        time.sleep(self.poll_interval if self._thread is None else 0.05)
+
+    def close(self, *, timeout: float = 30.0) -> None:
+        """Wait up to ``timeout`` seconds for operations in flight, write outcomes, give the lanes back and
+        stop. Whatever is still unfinished stays in the outbox for :meth:`recover` or the lane's next
+        holder."""
+        if self._closed:
+            return
+        self.drain(timeout)
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, self.poll_interval * 10))
+        self._save_unsaved()
+        self.lanes.release_all()
+
+    # -- sending ----------------------------------------------------------------------------------------
+
+    def _send_once(
+        self,
+        intent: str,
+        session_id: str | bytes,
+        calls: Call | Sequence[Call],
+        *,
+        batch: bool | None,
+        check: bool,
+    ) -> Submission:
+        existing = self.store.get_by_intent(intent)
+        if existing is not None:
+            return self._resume(existing)
+        session = self._session(session_id)
+        name = session.key[1]
+        if self.store.is_revoked(name):
+            raise SessionRevokedError(
+                f"session {name} is revoked in the store {self.store.url}: every worker refuses it; ask the owner "
+                "for a new session",
+                name,
+            )
+        if check:
+            session.account.check(calls, batch=batch)
+        slot = self.lanes.acquire(
+            session.key,
+            timeout=self.lane_timeout,
+            lane_zero_only=lambda: self._must_create(session),
+            idle=self._pump_for_wait,
+        )
+        recorded = False
+        try:
+            try:
+                op = session.account.build(calls, batch=batch, check=False, lane=slot.lane)
+            except SessionRevokedError:
+                self._note_revoked(name)
+                raise
+            op_hash = self.prober.user_op_hash(op)
+            self.lanes.confirm(slot)  # the lane is ours for lease_ttl from here: record within it
+            try:
+                record = self.store.record_intent(intent, session.grant.account, name, slot.lane, op, op_hash)
+            except SessionStoreError:
+                # perhaps recorded, perhaps not: the lane may carry this operation now. Give it up; its next
+                # holder (maybe this worker) looks for an unfinished operation on it before using it.
+                self.lanes.discard(slot)
+                raise
+            if record.user_op_hash != op_hash:
+                # another worker recorded this intent first: ours was never recorded, so never sent
+                return self._resume(record)
+            recorded = True
+            tracked = self._track(record, slot)
+        finally:
+            if not recorded and not slot.lost:
+                self.lanes.unreserve(slot)
+        self._count("built")
+        outcome = self.prober.submit(tracked.record)
+        self._count(f"first_{outcome.verdict.value}")
+        self._apply(tracked, outcome)
+        return Submission(tracked, resumed=False, pump=self._pump_for_wait)
+
+    def _resume(self, record: OutboxRecord) -> Submission:
+        """Follow an intent recorded before (by any worker): at once if finished, else probe it now."""
+        self._count("resumed")
+        with self._lock:
+            tracked = self._tracked.get(record.user_op_hash)
+            if tracked is None:
+                tracked = Tracked(record, None, time.monotonic())
+                if record.is_pending:
+                    self._tracked[record.user_op_hash] = tracked
+        if not record.is_pending and tracked.final is None:
+            tracked.final = record
+            tracked.done.set()
+        return Submission(tracked, resumed=True, pump=self._pump_for_wait)
+
+    def _session(self, session_id: str | bytes) -> _Session:
+        name = normalize_session_id(session_id)
+        with self._lock:
+            cached = self._sessions.get(name)
+        if cached is not None:
+            return cached
+        grant = self.store.get_grant(name)
+        key = self.store.get_key(grant.session_key)
+        account = SessionAccount(
+            grant, key, network=self.network, clock=self._clock, verify_on_chain=self.verify_on_chain
+        )
+        session = _Session(grant, account, (grant.account, name), deployed=grant.factory is None)
+        with self._lock:
+            return self._sessions.setdefault(name, session)
+
+    def _must_create(self, session: _Session) -> bool:
+        """Whether the session's next operation must create the account (then only lane 0 is used)."""
+        if session.deployed:
+            return False
+        if self.network.is_deployed(session.grant.account):
+            session.deployed = True
+            return False
+        return True
+
+    def _note_revoked(self, session_id: str) -> None:
+        """The chain says the session is dead: tell every worker through the store."""
+        try:
+            self.store.mark_revoked(session_id)
+        except SessionStoreError as exc:
+            log.warning("marking session %s revoked in the store: %s", session_id, exc)
+
+    def _revoked_in_store(self, session_id: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._revoked.get(session_id)
+        if cached is not None and now - cached[1] < _REVOKED_CACHE_SECONDS:
+            return cached[0]
+        try:
+            revoked = self.store.is_revoked(session_id)
+        except SessionStoreError:
+            return False
+        with self._lock:
+            self._revoked[session_id] = (revoked, now)
+        return revoked
+
+    # -- following operations ----------------------------------------------------------------------------
+
+    def _track(self, record: OutboxRecord, slot: LaneSlot | None) -> Tracked:
+        with self._lock:
+            tracked = self._tracked.get(record.user_op_hash)
+            if tracked is None:
+                tracked = Tracked(record, slot, time.monotonic())
+                self._tracked[record.user_op_hash] = tracked
+            elif slot is not None:
+                tracked.slot = slot
+        if slot is not None:
+            self.lanes.occupy(slot, record.user_op_hash)
+        return tracked
+
+    def _follow(self, tracked: Tracked, outcome: Outcome) -> Tracked:
+        """Hand an operation probed outside the tracker (by :meth:`recover`) to the tracker."""
+        with self._lock:
+            existing = self._tracked.get(tracked.record.user_op_hash)
+            if existing is not None:
+                return existing
+            self._tracked[tracked.record.user_op_hash] = tracked
+        self._schedule(tracked, outcome, time.monotonic())
+        return tracked
+
+    def _adopt(self, slot: LaneSlot) -> None:
+        """A lane just leased may carry an unfinished operation of its previous holder (a worker that died or
+        lost its lease): follow it, and keep the lane busy until it is finished. Only then is the lane's next
+        nonce known."""
+        lease = slot.lease
+        for record in self.store.pending():
+            if (
+                record.account == lease.account
+                and record.session_id == lease.session_id
+                and record.lane == lease.lane
+            ):
+                self._count("adopted")
+                log.info(
+                    "lane %d of %s/%s carries unfinished intent %s (%s): following it first",
+                    lease.lane,
+                    lease.account,
+                    lease.session_id,
+                    record.intent_id,
+                    record.user_op_hash,
+                )
+                with self._lock:
+                    tracked = self._tracked.get(record.user_op_hash)
+                    if tracked is None:
+                        tracked = Tracked(record, slot, time.monotonic())
+                        self._tracked[record.user_op_hash] = tracked
+                    tracked.slot = slot
+                    tracked.next_probe = time.monotonic()
+                slot.busy.add(record.user_op_hash)
+
+    def _apply(self, tracked: Tracked, outcome: Outcome) -> None:
+        """Act on a probe's or a send's outcome."""
+        now = time.monotonic()
+        if outcome.final:
+            self._finish(tracked, outcome)
+            return
+        if outcome.verdict is Verdict.SENT:
+            self._save_sent(tracked)
+        self._schedule(tracked, outcome, now)
+
+    def _schedule(self, tracked: Tracked, outcome: Outcome, now: float) -> None:
+        if outcome.verdict is Verdict.SENT:
+            tracked.next_probe = now + self.resubmit_after
+            tracked.backoff = 0.5
+        else:  # waiting: ask again soon, then less often
+            tracked.next_probe = now + tracked.backoff
+            tracked.backoff = min(tracked.backoff * 2, self.resubmit_after)
+            if outcome.reason:
+                log.info(
+                    "%s (intent %s): %s",
+                    tracked.record.user_op_hash,
+                    tracked.record.intent_id,
+                    outcome.reason,
+                )
+
+    def _probe(self, tracked: Tracked) -> Outcome:
+        """The prober's answer, except that an operation of a session revoked in the store is never sent
+        again: unless it landed, it is failed."""
+        record = tracked.record
+        if not self._revoked_in_store(record.session_id):
+            return self.prober.probe(record)
+        found = self.prober.receipt(record.user_op_hash)
+        if found is not None:
+            return found
+        try:
+            used = self.prober.nonce_used(record.op)
+        except KeyscopeError as exc:
+            return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {exc}")
+        if used:
+            return self.prober.settle_used(record)
+        return Outcome(
+            Verdict.FAILED,
+            reason="the session was revoked in the store: the operation was not sent again (if a bundler still "
+            "holds it, it may land; revoke on chain to stop it)",
+        )
+
+    def _finish(self, tracked: Tracked, outcome: Outcome) -> None:
+        with self._lock:
+            if tracked.done.is_set() or tracked.final is not None:
+                return  # finished already (by the other thread)
+            final = tracked.settle(outcome, time.time())
+        self._count(outcome.verdict.value)
+        tracked.unsaved = outcome
+        self._save_outcome(tracked)
+        self.lanes.vacate(tracked.record.user_op_hash)
+        tracked.done.set()
+        if outcome.verdict is Verdict.INCLUDED and outcome.success and tracked.enables:
+            try:
+                if not self.store.is_enabled(final.session_id):
+                    self.store.mark_enabled(final.session_id)
+            except SessionStoreError as exc:
+                log.warning("marking session %s enabled: %s", final.session_id, exc)
+        if outcome.consumer is not None:
+            self._credit(outcome.consumer.user_op_hash, outcome.consumer.tx_hash, outcome.consumer.success)
+
+    def _credit(self, user_op_hash: str, tx_hash: str, success: bool) -> None:
+        """The operation that took a failed one's nonce: if the outbox has it unfinished or failed, it landed."""
+        try:
+            other = self.store.get_by_hash(user_op_hash)
+            if other is not None and other.state is not OutboxState.INCLUDED:
+                self.store.mark_included(user_op_hash, tx_hash, success)
+        except SessionStoreError as exc:
+            log.warning("marking %s included: %s", user_op_hash, exc)
+
+    # -- writing to the store (which may be down for a while) ----------------------------------------------
+
+    def _save_sent(self, tracked: Tracked) -> None:
+        try:
+            tracked.record = self.store.mark_sent(tracked.record.user_op_hash)
+        except SessionStoreError as exc:
+            # the operation is with the bundler either way; the record says "built" until it is finished
+            log.warning("marking %s sent: %s", tracked.record.user_op_hash, exc)
+
+    def _save_outcome(self, tracked: Tracked) -> bool:
+        outcome = tracked.unsaved
+        if outcome is None:
+            return True
+        op_hash = tracked.record.user_op_hash
+        try:
+            if outcome.verdict is Verdict.INCLUDED:
+                assert outcome.tx_hash is not None and outcome.success is not None
+                saved = self.store.mark_included(op_hash, outcome.tx_hash, outcome.success)
+            else:
+                saved = self.store.mark_failed(op_hash, outcome.reason)
+        except StoreLockedError as exc:
+            log.warning("writing the outcome of %s: %s", op_hash, exc)
+            return False
+        except SessionStoreError as exc:
+            current = self._reread(op_hash)
+            if current is None or current.is_pending:
+                log.warning("writing the outcome of %s: %s; will retry", op_hash, exc)
+                return False
+            saved = current  # someone else wrote the outcome first
+        tracked.final = saved
+        tracked.unsaved = None
+        return True
+
+    def _reread(self, op_hash: str) -> OutboxRecord | None:
+        try:
+            return self.store.get_by_hash(op_hash)
+        except SessionStoreError:
+            return None
+
+    def _save_unsaved(self) -> None:
+        with self._lock:
+            waiting = [t for t in self._tracked.values() if t.unsaved is not None]
+        for tracked in waiting:
+            self._save_outcome(tracked)
+
+    # -- the background thread --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self.poll()
+            except Exception:  # the thread must survive anything: log it and go on
+                log.exception("worker %s: background round failed", self.worker_id)
+            self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - began)))
+
+    def _unfinished(self) -> list[Tracked]:
+        with self._lock:
+            return [t for t in self._tracked.values() if not t.done.is_set()]
+
+    def _see_inclusions(self) -> None:
+        unfinished = self._unfinished()
+        if self.events is None:
+            self._poll_receipts(unfinished)
+            return
+        try:
+            latest = self.events.block_number()
+            if self._next_block is None:
+                self._next_block = max(0, latest - 1)
+            if latest < self._next_block:
+                return
+            found = self.events.events(self._next_block, latest)
+        except KeyscopeError as exc:
+            log.warning("reading the chain's UserOperationEvents: %s", exc)
+            return
+        self._next_block = latest + 1
+        if not unfinished:
+            return
+        with self._lock:
+            by_hash = {event.user_op_hash: self._tracked.get(event.user_op_hash) for event in found}
+        for event in found:
+            tracked = by_hash.get(event.user_op_hash)
+            if tracked is not None and not tracked.done.is_set():
+                self._finish(tracked, Outcome(Verdict.INCLUDED, event.tx_hash, event.success))
+
+    def _poll_receipts(self, unfinished: list[Tracked]) -> None:
+        now = time.monotonic()
+        for tracked in unfinished:
+            if tracked.next_receipt > now:
+                continue
+            found = self.prober.receipt(tracked.record.user_op_hash)
+            if found is not None:
+                self._finish(tracked, found)
+            else:
+                tracked.receipt_interval = min(tracked.receipt_interval * 1.5, 1.0)
+                tracked.next_receipt = now + tracked.receipt_interval
+
+    def _probe_due(self) -> None:
+        now = time.monotonic()
+        due = [t for t in self._unfinished() if t.next_probe <= now]
+        due.sort(key=lambda t: t.next_probe)
+        for tracked in due[:_MAX_PROBES_PER_ROUND]:
+            if self._stop.is_set():
+                return
+            outcome = self._probe(tracked)
+            self._count(f"probe_{outcome.verdict.value}")
+            if outcome.verdict is Verdict.SENT and "holds" not in outcome.reason:
+                self._count("resent")
+            self._apply(tracked, outcome)
+
+    def _forget_finished(self) -> None:
+        """Drop finished operations whose outcome is written (their Submissions keep their own reference)."""
+        with self._lock:
+            for op_hash in [h for h, t in self._tracked.items() if t.done.is_set() and t.unsaved is None]:
+                del self._tracked[op_hash]
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._stats[name] = self._stats.get(name, 0) + amount
+
+    @staticmethod
+    def _file(report: RecoveryReport, intent_id: str, outcome: Outcome) -> None:
+        if outcome.verdict is Verdict.INCLUDED:
+            report.included.append(intent_id)
+        elif outcome.verdict is Verdict.FAILED:
+            report.failed[intent_id] = outcome.reason
+        elif outcome.verdict is Verdict.SENT:
+            report.resent.append(intent_id)
+        else:
+            report.waiting[intent_id] = outcome.reason
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigurationError("this SessionWorker is closed: create a new one")
