@@ -1,0 +1,402 @@
+"""SessionWorker on ape's local chain: the in-process bundler, the real EntryPoint and module, SQLite stores.
+
+Every worker here runs without its background thread (``background=False``): it makes progress only when
+the test sends, waits or polls, so that ape's chain is only ever used from the test's thread. What a dead
+worker leaves behind (an operation recorded but never sent, or sent to a bundler that then lost it) is
+made exactly as a worker makes it: built and signed by a ``SessionAccount``, recorded in the same store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ETHER
+from keyscope import (
+    Network,
+    Policy,
+    PolicyViolationError,
+    SessionKey,
+    SessionRevokedError,
+    Web3Chain,
+    arg,
+    function_call,
+)
+from keyscope.cli import main as cli
+from keyscope.errors import StoreLockedError
+from keyscope.scale import EventLog, Intent, SessionWorker
+from keyscope.signing import LocalSigner
+from keyscope.store import OutboxState, SessionStore, open_store
+
+KEK = bytes(range(32))
+KEK_HEX = KEK.hex()
+
+
+@pytest.fixture
+def net(chain, bundler, module, entry_point, factory):
+    return Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'keyscope.db'}"
+
+
+@pytest.fixture
+def store(db):
+    opened = open_store(db, kek=KEK)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def events(net):
+    log = EventLog.for_network(net)
+    assert log is not None
+    return log
+
+
+class User:
+    """An owner with a funded account (created by its first session operation) and one granted session."""
+
+    def __init__(self, net: Network, harness, store: SessionStore, nft) -> None:
+        self.owner = net.owner(LocalSigner.generate())
+        harness.fund(self.owner.account, ETHER)
+        self.key = SessionKey.generate()
+        policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == self.owner.account])
+        self.grant = self.owner.grant(self.key, [policy], valid_for=3600)
+        store.put_key(self.key)
+        store.put_grant(self.grant)
+        self.nft = nft
+
+    @property
+    def account(self) -> str:
+        return self.owner.account
+
+    @property
+    def session_id(self) -> str:
+        return "0x" + self.grant.session_id.hex()
+
+    def mint(self):
+        return function_call(self.nft, "safeMint(address)", self.account)
+
+
+@pytest.fixture
+def user(net, harness, store, nft) -> User:
+    return User(net, harness, store, nft)
+
+
+def worker(store: SessionStore, net: Network, **options) -> SessionWorker:
+    options.setdefault("background", False)
+    options.setdefault("poll_interval", 0.01)
+    return SessionWorker(store, net, **options)
+
+
+def dead_worker_records(
+    store: SessionStore, net: Network, user: User, intent: str, *, lane: int = 0, ttl=30.0
+):
+    """What a worker that died right after recording leaves: a lease on ``lane`` and a ``built`` record of a
+    signed operation that nobody sent."""
+    lease = store.lease_lane(user.account, user.session_id, "dead-worker", ttl)
+    assert lease.lane == lane
+    op = net.session(user.grant, user.key).build(user.mint(), lane=lane)
+    op_hash = events_hash(net, op)
+    return store.record_intent(intent, user.account, user.session_id, lane, op, op_hash)
+
+
+def events_hash(net: Network, op) -> str:
+    from keyscope.hashing import user_op_hash_v07
+
+    return "0x" + user_op_hash_v07(op.pack(), net.entry_point, net.chain_id).hex()
+
+
+# --------------------------------------------------------------------------------------------------
+# Sending
+# --------------------------------------------------------------------------------------------------
+
+
+def test_send_records_then_sends_and_follows_to_inclusion(net, store, user, nft, events):
+    with worker(store, net) as w:
+        sub = w.send("order-1", user.session_id, user.mint())
+        assert not sub.resumed
+        recorded = store.get_by_intent("order-1")
+        assert recorded is not None and recorded.user_op_hash == sub.user_op_hash
+        assert recorded.state is OutboxState.SENT and recorded.attempts == 1
+        assert recorded.lane == 0 and recorded.account == user.account
+
+        final = sub.wait(30)
+        assert final.state is OutboxState.INCLUDED and final.success is True
+        assert store.get_by_intent("order-1").state is OutboxState.INCLUDED
+    assert nft.balanceOf(user.account) == 1
+    assert events.count([sub.user_op_hash]) == {sub.user_op_hash: 1}
+    # the first operation created the account and enabled the off-chain grant: the store knows it
+    assert store.is_enabled(user.session_id)
+    assert net.is_deployed(user.account)
+
+
+def test_retrying_an_intent_never_builds_a_second_operation(net, store, user, nft, events, entry_point):
+    with worker(store, net) as w:
+        first = w.send("order-2", user.session_id, user.mint())
+        again = w.send("order-2", user.session_id, user.mint())  # while still in flight
+        assert again.resumed and again.user_op_hash == first.user_op_hash
+        first.wait(30)
+        nonce = entry_point.getNonce(user.account, net.kind.nonce_key(net.module, 0))
+        later = w.send("order-2", user.session_id, user.mint())  # after it landed
+        assert later.resumed and later.user_op_hash == first.user_op_hash
+        assert later.wait(1).state is OutboxState.INCLUDED
+        assert entry_point.getNonce(user.account, net.kind.nonce_key(net.module, 0)) == nonce
+    assert nft.balanceOf(user.account) == 1
+    assert events.count([first.user_op_hash])[first.user_op_hash] == 1
+
+
+def test_another_worker_retrying_the_intent_follows_the_recorded_operation(net, db, store, user, nft):
+    other_store = open_store(db, kek=KEK)
+    try:
+        with worker(store, net) as a, worker(other_store, net) as b:
+            sent = a.send("order-3", user.session_id, user.mint())
+            retried = b.send("order-3", user.session_id, user.mint())
+            assert retried.resumed and retried.user_op_hash == sent.user_op_hash
+            assert retried.wait(30).state is OutboxState.INCLUDED
+            sent.wait(30)
+    finally:
+        other_store.close()
+    assert nft.balanceOf(user.account) == 1
+
+
+def test_two_workers_on_one_session_use_separate_lanes(net, db, store, user, nft, events):
+    other_store = open_store(db, kek=KEK)
+    hashes = []
+    try:
+        with worker(store, net, max_lanes=2) as a, worker(other_store, net, max_lanes=2) as b:
+            a.send("warm-up", user.session_id, user.mint()).wait(30)  # creates the account
+            subs = []
+            for n in range(6):
+                subs.append(a.send(f"a-{n}", user.session_id, user.mint()))
+                subs.append(b.send(f"b-{n}", user.session_id, user.mint()))
+            records = [s.wait(30) for s in subs]
+            assert a.stats()["lanes_held"] <= 2 and b.stats()["lanes_held"] <= 2
+    finally:
+        other_store.close()
+    assert all(r.state is OutboxState.INCLUDED and r.success for r in records)
+    lanes_a = {r.lane for r in records if r.intent_id.startswith("a-")}
+    lanes_b = {r.lane for r in records if r.intent_id.startswith("b-")}
+    assert lanes_a and lanes_b and not lanes_a & lanes_b  # never the same lane at once
+    nonces = [(r.op.sender, r.op.nonce) for r in records]
+    assert len(set(nonces)) == len(nonces)
+    hashes = [r.user_op_hash for r in records]
+    assert set(events.count(hashes).values()) == {1}
+    assert nft.balanceOf(user.account) == 13
+
+
+def test_send_many(net, harness, store, user, nft, events):
+    second = User(net, harness, store, nft)
+    intents = [
+        Intent(f"batch-{n}", (user if n % 2 else second).session_id, (user if n % 2 else second).mint())
+        for n in range(8)
+    ]
+    with worker(store, net) as w:
+        result = w.send_many(intents, concurrency=1)
+    assert not result.errors
+    assert len(result.included) == 8 and not result.failed
+    assert set(events.count([r.user_op_hash for r in result.included]).values()) == {1}
+    assert nft.balanceOf(user.account) == 4 and nft.balanceOf(second.account) == 4
+
+
+def test_without_the_nodes_log_receipts_are_followed(net, store, user, nft):
+    with worker(store, net, events=None) as w:
+        assert w.events is None
+        records = [w.send(f"plain-{n}", user.session_id, user.mint()) for n in range(3)]
+        assert all(s.wait(30).state is OutboxState.INCLUDED for s in records)
+    assert nft.balanceOf(user.account) == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Refusals: nothing is recorded, nothing is sent
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_session_revoked_in_the_store_is_refused_by_every_worker(net, db, store, user):
+    other_store = open_store(db, kek=KEK)
+    try:
+        with worker(store, net) as a, worker(other_store, net) as b:
+            a.send("before", user.session_id, user.mint()).wait(30)
+            other_store.mark_revoked(user.session_id)  # through the other worker's store
+            with pytest.raises(SessionRevokedError, match="revoked in the store"):
+                a.send("after", user.session_id, user.mint())
+            with pytest.raises(SessionRevokedError):
+                b.send("after-b", user.session_id, user.mint())
+    finally:
+        other_store.close()
+    assert store.get_by_intent("after") is None and store.get_by_intent("after-b") is None
+
+
+def test_a_session_revoked_on_chain_is_refused_and_marked_in_the_store(net, store, user):
+    with worker(store, net) as w:
+        w.send("first", user.session_id, user.mint()).wait(30)
+        user.owner.revoke(user.grant).wait()
+        with pytest.raises(SessionRevokedError, match="revoked"):
+            w.send("second", user.session_id, user.mint())
+    assert store.get_by_intent("second") is None
+    assert store.is_revoked(user.session_id)
+
+
+def test_a_call_outside_the_policy_is_refused_before_recording(net, store, user, nft, accounts):
+    with worker(store, net) as w:
+        call = function_call(nft, "safeMint(address)", accounts[4].address)
+        with pytest.raises(PolicyViolationError):
+            w.send("bad", user.session_id, call)
+        assert w.stats()["lanes_held"] == 0
+    assert store.get_by_intent("bad") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Recovery
+# --------------------------------------------------------------------------------------------------
+
+
+def test_recover_sends_an_operation_built_but_never_sent(net, store, user, nft, events):
+    record = dead_worker_records(store, net, user, "orphan")
+    assert record.state is OutboxState.BUILT
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+    assert report.included == ["orphan"], report
+    final = store.get_by_intent("orphan")
+    assert final.state is OutboxState.INCLUDED and final.user_op_hash == record.user_op_hash
+    assert final.attempts == 1
+    assert events.count([record.user_op_hash])[record.user_op_hash] == 1
+    assert nft.balanceOf(user.account) == 1
+
+
+def test_recover_resends_the_same_operation_a_bundler_lost(net, store, user, nft, events):
+    record = dead_worker_records(store, net, user, "lost")
+    store.mark_sent(record.user_op_hash)  # a bundler accepted it, then lost its mempool
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+    assert report.included == ["lost"]
+    final = store.get_by_intent("lost")
+    assert final.user_op_hash == record.user_op_hash and final.attempts == 2
+    assert events.count([record.user_op_hash])[record.user_op_hash] == 1
+
+
+def test_recover_marks_included_what_landed_before_the_worker_died(net, store, user, nft):
+    record = dead_worker_records(store, net, user, "landed")
+    net.bundler.send_user_operation(record.op, net.entry_point)  # sent; the worker died before marking it
+    with worker(store, net) as w:
+        report = w.recover()
+    assert report.included == ["landed"] and not report.resent
+    final = store.get_by_intent("landed")
+    assert final.state is OutboxState.INCLUDED and final.attempts == 0 and final.success
+    assert nft.balanceOf(user.account) == 1
+
+
+def test_recover_fails_an_operation_whose_nonce_another_operation_used(net, store, user, nft, events):
+    record = dead_worker_records(store, net, user, "overtaken")
+    session = net.session(user.grant, user.key)
+    # another operation on the same lane with the same nonce, sent outside the outbox (two mints, not one)
+    other = session.send(session.build([user.mint(), user.mint()], batch=True, lane=0)).wait()
+    other_hash = "0x" + other.user_op_hash.hex()
+    with worker(store, net) as w:
+        report = w.recover()
+    reason = report.failed["overtaken"]
+    assert other_hash in reason and "can never land" in reason
+    final = store.get_by_intent("overtaken")
+    assert final.state is OutboxState.FAILED and final.error == reason
+    assert events.count([record.user_op_hash])[record.user_op_hash] == 0
+    assert nft.balanceOf(user.account) == 2
+
+
+def test_a_new_lane_holder_finishes_the_previous_holders_operation_first(net, store, user, nft, events):
+    orphan = dead_worker_records(store, net, user, "orphan-on-lane-0", ttl=0.5)
+    time.sleep(0.7)  # the dead worker's lease expires: lane 0 is free to reclaim
+    with worker(store, net) as w:
+        sub = w.send("next", user.session_id, user.mint())
+        assert sub.record.lane == 1  # lane 0 carried the orphan: it is followed, not built over
+        assert sub.wait(30).state is OutboxState.INCLUDED
+        assert w.drain(30)
+        assert w.stats()["adopted"] == 1
+    final = store.get_by_intent("orphan-on-lane-0")
+    assert final.state is OutboxState.INCLUDED and final.user_op_hash == orphan.user_op_hash
+    assert set(events.count([orphan.user_op_hash, sub.user_op_hash]).values()) == {1}
+    assert nft.balanceOf(user.account) == 2
+
+
+def test_only_lane_zero_creates_an_account(net, store, user, nft):
+    """While the account has no code, its operations carry the factory call: only one may be in flight, so
+    only lane 0 is used. Lane 0 is held by a (live) worker whose creating operation is recorded."""
+    dead_worker_records(store, net, user, "creating", ttl=30)
+    with worker(store, net, lane_timeout=1.0) as w:
+        with pytest.raises(StoreLockedError, match="lane 0"):
+            w.send("meanwhile", user.session_id, user.mint())
+        assert store.get_by_intent("meanwhile") is None
+        assert w.recover(wait=30).included == ["creating"]
+        assert net.is_deployed(user.account)
+        sub = w.send("meanwhile", user.session_id, user.mint())
+        assert sub.record.lane == 1 and sub.wait(30).state is OutboxState.INCLUDED
+    assert nft.balanceOf(user.account) == 2
+
+
+def test_event_log_over_web3(net, store, user, events):
+    with worker(store, net) as w:
+        subs = [w.send(f"ev-{n}", user.session_id, user.mint()) for n in range(2)]
+        records = [s.wait(30) for s in subs]
+    found = events.find(records[1].user_op_hash)
+    assert found is not None and found.sender == user.account and found.success
+    assert found.tx_hash == records[1].tx_hash
+    assert events.consumer_of(user.account, records[0].op.nonce).user_op_hash == records[0].user_op_hash
+    assert events.find("0x" + "00" * 32) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# The operator's CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cli_lists_sessions_and_the_outbox_and_revokes_in_the_store(net, db, store, user):
+    with worker(store, net) as w:
+        w.send("cli-1", user.session_id, user.mint()).wait(30)
+    dead_worker_records(store, net, user, "cli-2", lane=0)
+    runner = CliRunner()
+    env = {"KEYSCOPE_STORE_KEK": KEK_HEX}
+
+    listed = runner.invoke(cli, ["sessions", "--store", db, "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [r["session_id"] for r in rows] == [user.session_id]
+    assert rows[0]["status"] == "active" and rows[0]["enabled"] is True and rows[0]["pending"] == 1
+
+    pending = runner.invoke(cli, ["outbox", "--store", db, "--state", "pending", "--json"], env=env)
+    assert pending.exit_code == 0, pending.output
+    assert [r["intent_id"] for r in json.loads(pending.output)] == ["cli-2"]
+
+    table = runner.invoke(cli, ["outbox", "--store", db], env=env)
+    assert table.exit_code == 0 and "cli-1" in table.output and "included" in table.output
+
+    revoked = runner.invoke(cli, ["revoke", "--store", db, user.session_id], env=env)
+    assert revoked.exit_code == 0, revoked.output
+    assert store.is_revoked(user.session_id)
+    again = runner.invoke(cli, ["sessions", "--store", db, "--json"], env=env)
+    assert json.loads(again.output)[0]["status"] == "revoked"
+
+
+def test_cli_errors_are_clear(db, store):
+    runner = CliRunner()
+    unknown = runner.invoke(cli, ["revoke", "--store", db, "0x" + "11" * 32])
+    assert unknown.exit_code == 1 and "no grant with session id" in unknown.output
+    bad_state = runner.invoke(cli, ["outbox", "--store", db, "--state", "lost"])
+    assert bad_state.exit_code == 2 and "lost" in bad_state.output
+    wrong_kek = runner.invoke(cli, ["sessions", "--store", db], env={"KEYSCOPE_STORE_KEK": "22" * 32})
+    assert wrong_kek.exit_code == 1 and "does not open the keys" in wrong_kek.output
+    bad_url = runner.invoke(cli, ["outbox", "--store", "nosuch://x"])
+    assert bad_url.exit_code == 1 and "unknown store URL scheme" in bad_url.output
+    half = runner.invoke(cli, ["revoke", "--store", db, "0x" + "11" * 32, "--node", "http://127.0.0.1:1"])
+    assert half.exit_code == 2 and "--bundler" in half.output
