@@ -4,7 +4,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test bench lint clean
 
 setup:
 	@tools/setup.sh
@@ -13,6 +13,7 @@ demo: setup
 	@$(VENV)/python -m keyscope.demo
 
 test: setup
+	@tools/ensure-postgres.sh
 	@$(VENV)/ape test $(ARGS)
 
 bench: setup
