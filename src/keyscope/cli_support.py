@@ -1010,11 +1010,12 @@ def parse_rule(text: str, function: str | AbiFunction, names: Mapping[str, str] 
 
 
 def open_session_store(url: str, *, keys: bool) -> SessionStore:
-    """Open the store at ``url`` with the passphrase in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex
-    digits) in ``KEYSCOPE_STORE_KEK``; with ``keys`` (the command reads or writes session keys) one of them
-    must be set. The folder of a new SQLite file is created."""
-    passphrase = os.environ.get(ENV_STORE_PASSPHRASE) or None
-    kek_text = os.environ.get(ENV_STORE_KEK, "").strip() or None
+    """Open the store at ``url``; with ``keys`` (the command reads or writes session keys), with the passphrase
+    in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex digits) in ``KEYSCOPE_STORE_KEK``, one of which must
+    be set. Without ``keys`` no secret is used (grants need none). The folder of a new SQLite file is
+    created."""
+    passphrase = (os.environ.get(ENV_STORE_PASSPHRASE) or None) if keys else None
+    kek_text = (os.environ.get(ENV_STORE_KEK, "").strip() or None) if keys else None
     if passphrase and kek_text:
         raise ConfigurationError(f"set {ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK}, not both")
     if keys and not (passphrase or kek_text):
