@@ -349,14 +349,14 @@ class Settings:
 def resolve_settings(
     options: ConnectionOptions, *, module: str | None = None, entry_point: str | None = None
 ) -> Settings:
-    """Settings from the options, then the deployments file, then ``module`` / ``entry_point`` given here
-    (e.g. a grant's), then the defaults (the canonical EntryPoint v0.7)."""
+    """Settings from the options (and their environment variables), then ``module`` / ``entry_point`` given
+    here (a stored grant's), then the deployments file, then the defaults (the canonical EntryPoint v0.7)."""
     deployments = Deployments.load(options.deployments) if options.deployments else Deployments()
 
     def address(value: str | None, option: str) -> str | None:
         return None if value is None else _address_from(value, option)
 
-    chosen_module = address(options.module, "--module") or deployments.module or module
+    chosen_module = address(options.module, "--module") or module or deployments.module
     if chosen_module is None:
         raise ConfigurationError(
             f"no session module address: pass --module, set {ENV_MODULE}, or give --deployments FILE (from "
@@ -364,8 +364,8 @@ def resolve_settings(
         )
     chosen_entry_point = (
         address(options.entry_point, "--entry-point")
-        or deployments.entry_point
         or entry_point
+        or deployments.entry_point
         or ENTRY_POINT_V07
     )
     bundler = _bundler_setting(options.bundler or deployments.bundler_url)
