@@ -130,8 +130,7 @@ class SessionAccount:
             )
         if self._module_flag(_IS_SESSION_REVOKED):
             raise SessionRevokedError(
-                f"session 0x{self.grant.session_id.hex()} was revoked before it was ever used: ask the owner for a "
-                "new session",
+                f"session 0x{self.grant.session_id.hex()} is revoked on chain: ask the owner for a new session",
                 "0x" + self.grant.session_id.hex(),
             )
         self.is_enabled()
