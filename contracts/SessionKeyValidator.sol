@@ -87,6 +87,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     uint256 internal constant INLINE_MASK = (1 << 224) - 1;
     uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
     uint256 internal constant LIVE = 1 << 248;
+    uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
 
     bytes32 internal constant RULE_TYPEHASH = keccak256("Rule(uint8 condition,uint16 offset,uint256[] values)");
     bytes32 internal constant PERMISSION_TYPEHASH = keccak256(
@@ -94,7 +95,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         "Rule(uint8 condition,uint16 offset,uint256[] values)"
     );
     bytes32 internal constant SESSION_TYPEHASH = keccak256(
-        "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,"
+        "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,uint32 epoch,"
         "uint256 salt,Permission[] permissions)"
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
         "Rule(uint8 condition,uint16 offset,uint256[] values)"
@@ -115,7 +116,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     ///
     ///     [  0,  48)  validAfter        [ 48,  96)  validUntil      [ 96, 192)  valueLimit
     ///     [192, 200)  permission index in its session              [200, 208)  rule count
-    ///     [248, 256)  live flag (1)
+    ///     [208, 248)  the session's maxGasCost in gwei (0: none)    [248, 256)  live flag (1)
     ///
     /// RULE LAYOUT, first word of each rule
     ///
@@ -200,19 +201,19 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         if (signature.length == 65) {
             (address key, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(userOpHash, signature);
             if (err != ECDSA.RecoverError.NoError) return SIG_VALIDATION_FAILED;
-            (bool found, uint256 data) = _checkOperation(account, key, userOp.callData, false);
+            (bool found, uint256 data) = _checkOperation(account, key, userOp, false);
             return found ? data : SIG_VALIDATION_FAILED;
         }
         if (signature.length == 86 && signature[0] == MODE_USE_WITH_KEY) {
             address key = address(bytes20(signature[1:21]));
-            (, validationData) = _checkOperation(account, key, userOp.callData, true);
+            (, validationData) = _checkOperation(account, key, userOp, true);
             return _signedBy(userOpHash, signature[21:], key) ? validationData : SIG_VALIDATION_FAILED;
         }
         if (signature.length > 1 && signature[0] == MODE_ENABLE) {
             (Session memory session, bytes memory ownerSignature, bytes memory sessionSignature) =
                 _decodeEnableData(signature[1:]);
             _enableWithOwnerSignature(account, session, ownerSignature);
-            (, validationData) = _checkOperation(account, session.sessionKey, userOp.callData, true);
+            (, validationData) = _checkOperation(account, session.sessionKey, userOp, true);
             (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(userOpHash, sessionSignature);
             return err == ECDSA.RecoverError.NoError && recovered == session.sessionKey
                 ? validationData
@@ -296,14 +297,16 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                           INTERNAL: VALIDATION
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev Check every call of an `execute` callData against `key`'s permissions. With `strict` false (USE),
-    ///      a call without permission returns found = false (the signature may be wrong); with `strict` true
-    ///      the key is known and it reverts with NoPermission.
-    function _checkOperation(address account, address key, bytes calldata callData, bool strict)
+    /// @dev Check every call of the operation's `execute` callData against `key`'s permissions, and the most the
+    ///      operation can cost the account against the session's maxGasCost. With `strict` false (USE), a call
+    ///      without permission returns found = false (the signature may be wrong); with `strict` true the key
+    ///      is known and it reverts with NoPermission.
+    function _checkOperation(address account, address key, PackedUserOperation calldata userOp, bool strict)
         internal
         view
         returns (bool found, uint256 validationData)
     {
+        bytes calldata callData = userOp.callData;
         if (callData.length < 100) revert MalformedExecution();
         bytes4 selector = bytes4(callData[:4]);
         if (selector != IERC7579Execution.execute.selector) revert UnsupportedSelector(selector);
@@ -318,9 +321,10 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
 
         uint256 validAfter;
         uint256 validUntil;
+        uint256 gasCap;
         if (mode[0] == 0x00) {
             if (execution.length < 52) revert MalformedExecution();
-            (found, validAfter, validUntil) = _checkCall(
+            (found, validAfter, validUntil, gasCap) = _checkCall(
                 account,
                 key,
                 0,
@@ -331,8 +335,16 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             );
             if (!found) return (false, 0);
         } else {
-            (found, validAfter, validUntil) = _checkBatch(account, key, execution, strict);
+            (found, validAfter, validUntil, gasCap) = _checkBatch(account, key, execution, strict);
             if (!found) return (false, 0);
+        }
+        if (gasCap != 0 && userOp.paymasterAndData.length == 0) {
+            // The most the EntryPoint can charge the account: every gas limit at maxFeePerGas (v0.7 prefund).
+            bytes32 limits = userOp.accountGasLimits;
+            uint256 cost = (uint256(limits >> 128) + uint128(uint256(limits)) + userOp.preVerificationGas)
+                * uint128(uint256(userOp.gasFees));
+            uint256 limit = gasCap * 1 gwei;
+            if (cost > limit) revert GasCostTooHigh(cost, limit);
         }
         // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48).
         validationData = (validUntil << 160) | (validAfter << 208);
@@ -342,7 +354,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     function _checkBatch(address account, address key, bytes calldata execution, bool strict)
         internal
         view
-        returns (bool, uint256 validAfter, uint256 validUntil)
+        returns (bool, uint256 validAfter, uint256 validUntil, uint256 gasCap)
     {
         if (execution.length < 64 || _word(execution, 0) != 0x20) revert MalformedExecution();
         uint256 count = _word(execution, 32);
@@ -357,7 +369,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             if (target >> 160 != 0 || _word(execution, start + 64) != 0x60) revert MalformedExecution();
             uint256 size = _word(execution, start + 96);
             if (size > execution.length - start - 128) revert MalformedExecution();
-            (bool found, uint256 after_, uint256 until) = _checkCall(
+            (bool found, uint256 after_, uint256 until, uint256 cap) = _checkCall(
                 account,
                 key,
                 i,
@@ -366,12 +378,13 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 execution[start + 128:start + 128 + size],
                 strict
             );
-            if (!found) return (false, 0, 0);
+            if (!found) return (false, 0, 0, 0);
             if (after_ > validAfter) validAfter = after_;
             if (until != 0 && (validUntil == 0 || until < validUntil)) validUntil = until;
+            if (cap != 0 && (gasCap == 0 || cap < gasCap)) gasCap = cap;
             expected += 128 + ((size + 31) & ~uint256(31));
         }
-        return (true, validAfter, validUntil);
+        return (true, validAfter, validUntil, gasCap);
     }
 
     /// @dev Check one call against the key's permission for (target, selector).
@@ -383,7 +396,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 value,
         bytes calldata data,
         bool strict
-    ) internal view returns (bool, uint256 validAfter, uint256 validUntil) {
+    ) internal view returns (bool, uint256 validAfter, uint256 validUntil, uint256 gasCap) {
         if (target == account || target == address(this)) revert ForbiddenTarget(callIndex, target);
         bytes4 selector;
         if (data.length >= 4) selector = bytes4(data[:4]);
@@ -393,7 +406,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 header = permission.header;
         if (header & LIVE == 0) {
             if (strict) revert NoPermission(callIndex, target, selector);
-            return (false, 0, 0);
+            return (false, 0, 0, 0);
         }
         uint256 permissionIndex = uint8(header >> 192);
         uint256 valueLimit = uint96(header >> 96);
@@ -439,7 +452,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             }
             if (!ok) revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
         }
-        return (true, uint48(header), uint48(header >> 48));
+        return (true, uint48(header), uint48(header >> 48), uint40(header >> 208));
     }
 
     /// @dev `actual <op> reference`, as uint256 or (signed) int256.
@@ -532,7 +545,10 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 livePermissions = state.livePermissions + count;
         if (livePermissions > MAX_LIVE_PERMISSIONS) revert TooManyLivePermissions(account, MAX_LIVE_PERMISSIONS);
 
-        uint256 window = uint256(session.validAfter) | (uint256(session.validUntil) << 48);
+        uint256 gasCapGwei = session.maxGasCost / 1 gwei;
+        if (session.maxGasCost != 0 && gasCapGwei == 0) revert InvalidMaxGasCost(session.maxGasCost);
+        if (gasCapGwei > GAS_CAP_MAX) gasCapGwei = GAS_CAP_MAX;
+        uint256 window = uint256(session.validAfter) | (uint256(session.validUntil) << 48) | (gasCapGwei << 208);
         for (uint256 i = 0; i < count; ++i) {
             Permission memory permission = session.permissions[i];
             address target = permission.target;
@@ -661,6 +677,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 session.sessionKey,
                 session.validAfter,
                 session.validUntil,
+                session.maxGasCost,
                 epoch,
                 session.salt,
                 keccak256(abi.encodePacked(permissionHashes))

@@ -136,3 +136,13 @@ def test_grant_request_for_an_external_wallet(net, owner, nft):
     grant = request.complete(signature)
     net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
     assert nft.balanceOf(owner.account) == 1
+
+
+def test_operation_over_the_sessions_gas_cap_is_refused_locally(net, owner, nft):
+    from keyscope.errors import GasCostTooHighError
+
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600, max_gas_cost=10**9)
+    with pytest.raises(GasCostTooHighError, match="over the session's cap of 1,000,000,000 wei"):
+        net.session(grant, key).execute(nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()

@@ -396,3 +396,60 @@ def test_gas_griefing_field_limits_still_need_a_valid_session(sessions, account,
     """Without a grant, a session key cannot make the account pay for anything."""
     op = sessions.op(account, session_key, record_call(target))
     assert "AA24" in outcome(sessions, op)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Gas griefing: the session's cap on what one operation may cost the account
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_gas_cost_cap(sessions, account, owner, session_key, target):
+    """A session key cannot make the account pay more than maxGasCost for one operation (gas limits times
+    maxFeePerGas), e.g. by inflating fees for a colluding bundler."""
+    h = sessions.h
+    cap = 10**15  # 0.001 ether
+    session = Session(
+        session_key=session_key.address,
+        max_gas_cost=cap,
+        permissions=(Permission(target=target.address, selector=OTHER),),
+    )
+    sessions.grant_onchain(account, owner, session)
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    from conftest import KIND
+
+    def op_with(max_fee: int):
+        op = h.op(account, encode_execute(call), key=KIND.nonce_key(sessions.module.address))
+        op = op.replace(
+            call_gas_limit=100_000,
+            verification_gas_limit=300_000,
+            pre_verification_gas=60_000,
+            max_fee_per_gas=max_fee,
+            max_priority_fee_per_gas=min(max_fee, 10**9),
+        )
+        return op.replace(signature=session_key.sign_hash(h.hash(op)))
+
+    total_gas = 100_000 + 300_000 + 60_000
+    at_cap = cap // total_gas
+    assert outcome(sessions, op_with(at_cap)) == "ok"
+    result = outcome(sessions, op_with(at_cap + 1))
+    assert f"GasCostTooHigh(cost={total_gas * (at_cap + 1)}, limit={cap})" in result, result
+    assert target.calls() == 1
+
+
+def test_gas_cost_cap_must_be_at_least_a_gwei(module, accounts, session_key, target):
+    with pytest.raises(ValueError, match="below 1 gwei"):
+        Session(
+            session_key=session_key.address,
+            max_gas_cost=5,
+            permissions=(Permission(target=target.address, selector=OTHER),),
+        )
+    session = Session.model_construct(
+        session_key=session_key.address,
+        valid_after=0,
+        valid_until=0,
+        max_gas_cost=5,
+        salt=0,
+        permissions=(Permission(target=target.address, selector=OTHER),),
+    )
+    with ape.reverts(module.InvalidMaxGasCost):
+        module.enableSession(session.as_abi(), sender=accounts[7])

@@ -39,12 +39,16 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @param sessionKey The address of the session's ECDSA key.
     /// @param validAfter First second the session is valid (0: at once).
     /// @param validUntil Last second the session is valid (0: no expiry).
+    /// @param maxGasCost The most one operation may cost the account in gas, in wei: every gas limit times
+    ///        maxFeePerGas, as the EntryPoint's prefund counts it (0: no cap; kept in whole gwei, at least 1
+    ///        gwei). Operations paid by a paymaster are not capped: the paymaster's own policy applies.
     /// @param salt Any number, to tell apart otherwise identical sessions.
     /// @param permissions The calls allowed, at most one per (target, selector).
     struct Session {
         address sessionKey;
         uint48 validAfter;
         uint48 validUntil;
+        uint256 maxGasCost;
         uint256 salt;
         Permission[] permissions;
     }
@@ -101,6 +105,12 @@ interface ISessionKeyValidator is IERC7579Validator {
 
     /// @notice Call `callIndex`'s calldata ends before the word rule `ruleIndex` reads.
     error CalldataTooShort(uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex);
+
+    /// @notice The operation could cost the account `cost` wei in gas, over the session's `limit`.
+    error GasCostTooHigh(uint256 cost, uint256 limit);
+
+    /// @notice A non-zero maxGasCost below 1 gwei (the cap is kept in whole gwei).
+    error InvalidMaxGasCost(uint256 maxGasCost);
 
     /// @notice The owner's signature over the session does not verify through the account (ERC-1271).
     error InvalidOwnerSignature(address account, bytes32 sessionId);

@@ -17,6 +17,7 @@ __all__ = [
     "BundlerRejectedError",
     "CallRevertedError",
     "ConfigurationError",
+    "GasCostTooHighError",
     "InvalidAbiError",
     "InvalidAddressError",
     "KeyscopeError",
@@ -120,6 +121,10 @@ class PolicyViolationError(SessionError):
         self.permission_index = permission_index
         self.rule_index = rule_index
         super().__init__(message, session_id)
+
+
+class GasCostTooHighError(SessionError):
+    """The operation could cost the account more gas than the session's ``maxGasCost`` allows."""
 
 
 class SessionExpiredError(SessionError):

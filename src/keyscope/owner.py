@@ -34,6 +34,8 @@ _ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
 _REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
 _INVALIDATE_ALL = keccak(b"invalidateAllSessions()")[:4]
 _EPOCH_OF = keccak(b"epochOf(address)")[:4]
+DEFAULT_MAX_GAS_COST = 5 * 10**16
+"""The per-operation gas cost cap sessions get unless the owner chooses another: 0.05 ether."""
 _PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 
 
@@ -263,18 +265,22 @@ class Owner:
         valid_for: float | None = None,
         valid_after: int = 0,
         valid_until: int = 0,
+        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         salt: int | None = None,
     ) -> Session:
         """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
 
         The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
-        ``valid_for`` seconds from now (the chain's clock). A random ``salt`` keeps ids unique.
+        ``valid_for`` seconds from now (the chain's clock). ``max_gas_cost``: the most one operation may cost
+        the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot drain the
+        account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
         """
         now = self.network.chain.block_timestamp() if valid_for is not None else 0
         return Session(
             session_key=to_address(key, name="session key"),
             valid_after=valid_after,
             valid_until=_valid_until(valid_for, valid_until, valid_after, now),
+            max_gas_cost=max_gas_cost,
             salt=secrets.randbits(64) if salt is None else salt,
             permissions=tuple(permissions),
         )

@@ -40,6 +40,8 @@ SIGNED = 0x40
 MODE_ENABLE = 0x01
 MODE_USE_WITH_KEY = 0x02
 UINT256_MAX = 2**256 - 1
+GWEI = 10**9
+GAS_CAP_MAX_GWEI = 2**40 - 1
 
 DOMAIN_NAME = "keyscope SessionKeyValidator"
 DOMAIN_VERSION = "1"
@@ -47,7 +49,7 @@ DOMAIN_VERSION = "1"
 _RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint256[] values)"
 _PERMISSION_TYPE = "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
 _SESSION_TYPE = (
-    "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint32 epoch,"
+    "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,uint32 epoch,"
     "uint256 salt,Permission[] permissions)"
 )
 RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
@@ -57,7 +59,9 @@ _DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 
-SESSION_ABI_TYPE = "(address,uint48,uint48,uint256,(address,bytes4,uint256,(uint8,uint16,uint256[])[])[])"
+SESSION_ABI_TYPE = (
+    "(address,uint48,uint48,uint256,uint256,(address,bytes4,uint256,(uint8,uint16,uint256[])[])[])"
+)
 """The ABI type of ``ISessionKeyValidator.Session``."""
 
 
@@ -264,6 +268,9 @@ class Session(_Model):
     session_key: Address
     valid_after: int = Field(default=0, ge=0, lt=2**48)
     valid_until: int = Field(default=0, ge=0, lt=2**48)
+    max_gas_cost: int = Field(default=0, ge=0, le=UINT256_MAX)
+    """The most one operation may cost the account in gas (wei; every gas limit times maxFeePerGas); 0: no cap.
+    The module keeps it in whole gwei; sponsored operations are not capped."""
     salt: int = Field(default=0, ge=0, le=UINT256_MAX)
     permissions: tuple[Permission, ...]
 
@@ -272,6 +279,10 @@ class Session(_Model):
         if not 1 <= len(self.permissions) <= MAX_PERMISSIONS:
             raise ValueError(
                 f"a session needs 1 to {MAX_PERMISSIONS} permissions, got {len(self.permissions)}"
+            )
+        if 0 < self.max_gas_cost < GWEI:
+            raise ValueError(
+                f"max_gas_cost {self.max_gas_cost} wei is below 1 gwei, the module's unit: give 0 (no cap) or more"
             )
         if self.valid_until and self.valid_until <= self.valid_after:
             raise ValueError(f"valid_until {self.valid_until} must be after valid_after {self.valid_after}")
@@ -291,6 +302,11 @@ class Session(_Model):
                 )
         return self
 
+    @property
+    def gas_cap(self) -> int:
+        """The cap the module enforces, in wei: ``max_gas_cost`` rounded down to whole gwei (0: none)."""
+        return min(self.max_gas_cost // GWEI, GAS_CAP_MAX_GWEI) * GWEI
+
     # -- hashing ---------------------------------------------------------------------------------------
 
     def struct_hash(self, account: str, epoch: int) -> bytes:
@@ -301,6 +317,7 @@ class Session(_Model):
             + _address_word(self.session_key)
             + _word(self.valid_after)
             + _word(self.valid_until)
+            + _word(self.max_gas_cost)
             + _word(epoch)
             + _word(self.salt)
             + keccak(b"".join(p.struct_hash() for p in self.permissions))
@@ -342,6 +359,7 @@ class Session(_Model):
                     {"name": "sessionKey", "type": "address"},
                     {"name": "validAfter", "type": "uint48"},
                     {"name": "validUntil", "type": "uint48"},
+                    {"name": "maxGasCost", "type": "uint256"},
                     {"name": "epoch", "type": "uint32"},
                     {"name": "salt", "type": "uint256"},
                     {"name": "permissions", "type": "Permission[]"},
@@ -370,6 +388,7 @@ class Session(_Model):
                 "sessionKey": self.session_key,
                 "validAfter": self.valid_after,
                 "validUntil": self.valid_until,
+                "maxGasCost": self.max_gas_cost,
                 "epoch": epoch,
                 "salt": self.salt,
                 "permissions": [
@@ -395,6 +414,7 @@ class Session(_Model):
             self.session_key,
             self.valid_after,
             self.valid_until,
+            self.max_gas_cost,
             self.salt,
             [p.as_abi() for p in self.permissions],
         )

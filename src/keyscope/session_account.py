@@ -19,8 +19,9 @@ from .bundler.types import Bundler
 from .calls import function_call
 from .chain import Chain
 from .checker import CheckResult, PolicyChecker
-from .errors import BadInputError, ConfigurationError, SessionRevokedError
+from .errors import BadInputError, ConfigurationError, GasCostTooHighError, SessionRevokedError
 from .execution import Call, encode_execute
+from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address
 from .network import Network, connect
@@ -193,7 +194,18 @@ class SessionAccount:
             self._verify_status()
         draft = self._draft(call_data, self.nonce_key(lane))
         op = self._builder.prepare(draft, self._placeholder(), nonce=nonce)
+        self._check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
+
+    def _check_gas_cost(self, op: UserOperation) -> None:
+        cap = self.grant.session.gas_cap
+        if cap and op.paymaster is None and (cost := required_prefund(op)) > cap:
+            raise GasCostTooHighError(
+                f"this operation could cost the account up to {cost:,} wei in gas (gas limits times maxFeePerGas "
+                f"{op.max_fee_per_gas:,}), over the session's cap of {cap:,} wei: split the calls, wait for lower "
+                "fees, or ask the owner for a session with a higher max_gas_cost",
+                "0x" + self.grant.session_id.hex(),
+            )
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
