@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import SessionStoreError, StoreLockedError
-from ..store import Lease, SessionStore
+from ..store import Lease, OutboxRecord, SessionStore
 
-__all__ = ["LanePool", "LaneSlot"]
+__all__ = ["LanePool", "LaneSlot", "PendingSnapshots"]
+
+_ZERO_RETRY = 1.0
+"""Seconds between two attempts at lane 0 while another worker holds it."""
 
 log = logging.getLogger("keyscope.worker")
 
@@ -77,6 +80,8 @@ class LanePool:
         self._adopt = adopt
         self._slots: dict[SessionKey, list[LaneSlot]] = {}
         self._leasing: set[SessionKey] = set()
+        self._zero_tried: dict[SessionKey, float] = {}
+        """When lane 0 of a session was last tried for and found taken (``time.monotonic()``)."""
         self._by_hash: dict[str, LaneSlot] = {}
         self._cond = threading.Condition()
         self.leased = 0
@@ -113,13 +118,23 @@ class LanePool:
                     chosen.reserved = True
                     return chosen
                 has_zero = any(s.lane == 0 for s in slots)
-                wants_lane = (only_zero and not has_zero) or (not only_zero and len(slots) < self._max_lanes)
+                # lane 0 held elsewhere is asked for again once a second, not in a loop: its holder renews
+                # it while the creating operation is in flight, and a dead holder's lease takes lease_ttl
+                zero_due = time.monotonic() - self._zero_tried.get(key, 0.0) >= _ZERO_RETRY
+                wants_lane = (only_zero and not has_zero and zero_due) or (
+                    not only_zero and len(slots) < self._max_lanes
+                )
                 lease_it = wants_lane and key not in self._leasing
                 if lease_it:
                     self._leasing.add(key)
                 else:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
+                        if only_zero:
+                            raise StoreLockedError(
+                                f"{key[0]} has no code yet, so its next operation must create it, on lane 0 of "
+                                f"session {key[1]}; lane 0 stayed busy or with another worker for {timeout:.0f}s"
+                            )
                         raise StoreLockedError(
                             f"no free nonce lane of {key[0]}/{key[1]} within {timeout:.0f}s: this worker holds "
                             f"{len(slots)} lane(s), all busy with operations in flight"
@@ -141,17 +156,14 @@ class LanePool:
                     "worker while the account's creating operation is in flight, or every new lane carried an "
                     "unfinished operation)"
                 )
-            if only_zero:
-                if idle is not None:
-                    idle()
-                else:
-                    time.sleep(0.2)
 
     def _lease(self, key: SessionKey, only_zero: bool) -> LaneSlot | None:
         try:
             lease = self._store.lease_lane(key[0], key[1], self._worker_id, self._ttl)
             if only_zero and lease.lane != 0:
                 self._store.release_lease(lease)
+                with self._cond:
+                    self._zero_tried[key] = time.monotonic()
                 return None
             slot = LaneSlot(lease, time.monotonic(), reserved=True)
             self.leased += 1
@@ -297,3 +309,52 @@ class LanePool:
                 if self._by_hash.get(op_hash) is slot:
                     del self._by_hash[op_hash]
             self._cond.notify_all()
+
+
+class PendingSnapshots:
+    """The outbox's unfinished records, grouped by lane, read once for many new leases.
+
+    A lease granted at ``moment`` needs a read of the outbox that *began after* ``moment``: whatever a
+    previous holder recorded on the lane, it recorded while its own lease was valid, so before this lease
+    was granted, so such a read sees it. Reads are shared: one read serves every lease granted before it
+    began, and at most one runs at a time, so a burst of new leases costs one scan of the outbox.
+    """
+
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+        self._cond = threading.Condition()
+        self._by_lane: dict[tuple[str, str, int], list[OutboxRecord]] = {}
+        self._began = float("-inf")
+        self._reading_since: float | None = None
+        self.reads = 0
+        """How many times the outbox was read."""
+
+    def on_lane(self, account: str, session_id: str, lane: int, *, moment: float) -> list[OutboxRecord]:
+        """Unfinished records of (account, session, lane), from a read that began after ``moment``
+        (``time.monotonic()``)."""
+        key = (account, session_id, lane)
+        with self._cond:
+            while True:
+                if self._began >= moment:
+                    return list(self._by_lane.get(key, ()))
+                if self._reading_since is None:
+                    began = self._reading_since = time.monotonic()
+                    break
+                self._cond.wait()  # a read is running: it may serve (began after moment), else start anew
+        try:
+            records = self._store.pending()
+        except BaseException:
+            with self._cond:
+                self._reading_since = None
+                self._cond.notify_all()
+            raise
+        by_lane: dict[tuple[str, str, int], list[OutboxRecord]] = {}
+        for record in records:
+            by_lane.setdefault((record.account, record.session_id, record.lane), []).append(record)
+        with self._cond:
+            self._by_lane = by_lane
+            self._began = began
+            self._reading_since = None
+            self.reads += 1
+            self._cond.notify_all()
+        return list(by_lane.get(key, ()))

@@ -151,13 +151,16 @@ class Prober:
                 return Outcome(Verdict.SENT, reason="the bundler already holds it")
             if _transient(exc):
                 return Outcome(Verdict.WAITING, reason=str(exc))
+            # The refusal was judged on the chain's state when the bundler simulated: this very operation may
+            # have landed just before (its nonce is used then, and e.g. a creating operation is refused with
+            # AA10). Only a nonce still unused, read after the refusal, makes the refusal final.
+            try:
+                used = self._used(record.op)
+            except KeyscopeError as node_error:
+                return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {node_error}")
+            if used:
+                return self.settle_used(record)
             if _nonce_problem(exc):
-                try:
-                    used = self._used(record.op)
-                except KeyscopeError as node_error:
-                    return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {node_error}")
-                if used:
-                    return self.settle_used(record)
                 # another operation with this nonce (or a creating one) is in the bundler's mempool: whichever
                 # lands decides; until then this one is neither lost nor final
                 return Outcome(Verdict.WAITING, reason=str(exc))

@@ -34,15 +34,19 @@ class Intent:
 class Tracked:
     """An outbox record this worker follows until it is included or failed (internal)."""
 
-    def __init__(self, record: OutboxRecord, slot: LaneSlot | None, now: float) -> None:
+    def __init__(self, record: OutboxRecord, slot: LaneSlot | None, probe_at: float) -> None:
         self.record = record
         self.slot = slot
         self.done = threading.Event()
         self.final: OutboxRecord | None = None
-        self.next_probe = now
+        self.next_probe = probe_at
+        """``time.monotonic()`` when to ask the bundler about it next (if not seen on chain before)."""
+        now = time.monotonic()
         self.next_receipt = now
         self.receipt_interval = 0.1
         self.backoff = 0.5
+        self.probing = False
+        """A probe of this operation is running."""
         self.unsaved: Outcome | None = None
         """An outcome the store has not taken yet (it was unreachable)."""
         self.enables = len(record.op.signature) > 86 and record.op.signature[:1] == b"\x01"

@@ -47,7 +47,7 @@ from ..session_account import SessionAccount
 from ..store import OutboxRecord, OutboxState, SessionStore
 from ..store.base import check_intent_id, normalize_session_id
 from .events import EventLog
-from .lanes import LanePool, LaneSlot
+from .lanes import LanePool, LaneSlot, PendingSnapshots
 from .probe import Outcome, Prober, Verdict
 from .results import BatchResult, Intent, RecoveryReport, Submission, Tracked
 
@@ -66,6 +66,7 @@ class _Session:
     account: SessionAccount
     key: tuple[str, str]
     deployed: bool = False
+    checked_at: float = -1.0
 
 
 def default_worker_id() -> str:
@@ -96,6 +97,7 @@ class SessionWorker:
     * ``background``: follow operations in a background thread (default). With False nothing happens
       between calls: :meth:`poll` does one round, and :meth:`Submission.wait` polls while it waits (for a
       single-threaded host, or a node client that must not be shared between threads).
+    * ``probe_threads``: threads that probe (and resend) operations overdue on chain, in the background.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class SessionWorker:
         verify_on_chain: bool = True,
         clock: Callable[[], float] | None = None,
         background: bool = True,
+        probe_threads: int = 4,
     ) -> None:
         if lease_ttl <= 0 or resubmit_after <= 0 or poll_interval <= 0:
             raise BadInputError(
@@ -142,6 +145,7 @@ class SessionWorker:
             idle_seconds=idle_seconds,
             adopt=self._adopt,
         )
+        self._snapshots = PendingSnapshots(store)
         self._lock = threading.RLock()
         self._tracked: dict[str, Tracked] = {}
         self._sessions: dict[str, _Session] = {}
@@ -158,11 +162,21 @@ class SessionWorker:
         self._last_upkeep = 0.0
         self._round = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._upkeep_thread: threading.Thread | None = None
+        self._probes: ThreadPoolExecutor | None = None
         if background:
+            # three kinds of background work, kept apart so that none waits for another: following
+            # inclusions, probing overdue operations (node and bundler calls that may be slow), and
+            # renewing leases (which must never be late, or other workers take the lanes)
+            self._probes = ThreadPoolExecutor(max(1, probe_threads), thread_name_prefix="keyscope-probe")
             self._thread = threading.Thread(
-                target=self._run, name=f"keyscope-worker {self.worker_id}", daemon=True
+                target=self._run, name=f"keyscope-follow {self.worker_id}", daemon=True
+            )
+            self._upkeep_thread = threading.Thread(
+                target=self._run_upkeep, name=f"keyscope-lanes {self.worker_id}", daemon=True
             )
             self._thread.start()
+            self._upkeep_thread.start()
 
     def __repr__(self) -> str:
         return f"SessionWorker({self.worker_id!r}, {self.store!r})"
@@ -316,6 +330,7 @@ class SessionWorker:
         ``lanes_leased``, ``lanes_lost`` and the ``recover_*`` verdicts."""
         with self._lock:
             out = dict(self._stats)
+        out["outbox_scans"] = self._snapshots.reads
         out["lanes_leased"] = self.lanes.leased
         out["lanes_lost"] = self.lanes.lost
         out["lanes_held"] = self.lanes.held()
@@ -331,18 +346,17 @@ class SessionWorker:
         return True
 
     def poll(self) -> None:
-        """One round of following: lease upkeep (at most once a second), inclusions seen on chain, due
-        probes and resends, outcomes the store could not take before. The background thread calls it every
-        ``poll_interval``; call it yourself with ``background=False``."""
+        """One round of following, for ``background=False``: lease upkeep and outcomes the store could not
+        take before (at most once a second), inclusions seen on chain, due probes and resends."""
         with self._round:
             now = time.monotonic()
             if now - self._last_upkeep >= 1.0:
                 self.lanes.upkeep()
-                self._save_unsaved()
-                self._forget_finished()
+                self._housekeeping()
                 self._last_upkeep = now
             self._see_inclusions()
-            self._probe_due()
+            for tracked in self._due():
+                self._probe_one(tracked)
 
     @property
     def _pump_for_wait(self) -> Callable[[], None] | None:
@@ -363,8 +377,11 @@ class SessionWorker:
         self.drain(timeout)
         self._closed = True
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, self.poll_interval * 10))
+        for thread in (self._thread, self._upkeep_thread):
+            if thread is not None:
+                thread.join(timeout=max(5.0, self.poll_interval * 10))
+        if self._probes is not None:
+            self._probes.shutdown(wait=True, cancel_futures=True)
         self._save_unsaved()
         self.lanes.release_all()
 
@@ -458,9 +475,14 @@ class SessionWorker:
             return self._sessions.setdefault(name, session)
 
     def _must_create(self, session: _Session) -> bool:
-        """Whether the session's next operation must create the account (then only lane 0 is used)."""
+        """Whether the session's next operation must create the account (then only lane 0 is used); the
+        node is asked at most twice a second per session."""
         if session.deployed:
             return False
+        now = time.monotonic()
+        if now - session.checked_at < 0.5:
+            return True
+        session.checked_at = now
         if self.network.is_deployed(session.grant.account):
             session.deployed = True
             return False
@@ -490,10 +512,11 @@ class SessionWorker:
     # -- following operations ----------------------------------------------------------------------------
 
     def _track(self, record: OutboxRecord, slot: LaneSlot | None) -> Tracked:
+        """Follow a record about to be sent for the first time: its first probe is ``resubmit_after`` away."""
         with self._lock:
             tracked = self._tracked.get(record.user_op_hash)
             if tracked is None:
-                tracked = Tracked(record, slot, time.monotonic())
+                tracked = Tracked(record, slot, time.monotonic() + self.resubmit_after)
                 self._tracked[record.user_op_hash] = tracked
             elif slot is not None:
                 tracked.slot = slot
@@ -516,29 +539,29 @@ class SessionWorker:
         lost its lease): follow it, and keep the lane busy until it is finished. Only then is the lane's next
         nonce known."""
         lease = slot.lease
-        for record in self.store.pending():
-            if (
-                record.account == lease.account
-                and record.session_id == lease.session_id
-                and record.lane == lease.lane
-            ):
-                self._count("adopted")
-                log.info(
-                    "lane %d of %s/%s carries unfinished intent %s (%s): following it first",
-                    lease.lane,
-                    lease.account,
-                    lease.session_id,
-                    record.intent_id,
-                    record.user_op_hash,
-                )
-                with self._lock:
-                    tracked = self._tracked.get(record.user_op_hash)
-                    if tracked is None:
-                        tracked = Tracked(record, slot, time.monotonic())
-                        self._tracked[record.user_op_hash] = tracked
-                    tracked.slot = slot
-                    tracked.next_probe = time.monotonic()
-                slot.busy.add(record.user_op_hash)
+        unfinished = self._snapshots.on_lane(
+            lease.account, lease.session_id, lease.lane, moment=slot.renewed_at
+        )
+        for record in unfinished:
+            with self._lock:
+                tracked = self._tracked.get(record.user_op_hash)
+                if tracked is not None and tracked.done.is_set():
+                    continue  # finished here since the outbox was read
+                if tracked is None:
+                    tracked = Tracked(record, slot, time.monotonic())
+                    self._tracked[record.user_op_hash] = tracked
+                tracked.slot = slot
+                tracked.next_probe = time.monotonic()
+            slot.busy.add(record.user_op_hash)
+            self._count("adopted")
+            log.info(
+                "lane %d of %s/%s carries unfinished intent %s (%s): following it first",
+                lease.lane,
+                lease.account,
+                lease.session_id,
+                record.intent_id,
+                record.user_op_hash,
+            )
 
     def _apply(self, tracked: Tracked, outcome: Outcome) -> None:
         """Act on a probe's or a send's outcome."""
@@ -662,22 +685,42 @@ class SessionWorker:
     # -- the background thread --------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The following thread: inclusions every ``poll_interval``, due probes handed to the probe pool."""
+        last_housekeeping = 0.0
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                self.poll()
+                self._see_inclusions()
+                assert self._probes is not None
+                for tracked in self._due():
+                    tracked.probing = True
+                    self._probes.submit(self._probe_one, tracked)
+                if began - last_housekeeping >= 1.0:
+                    self._housekeeping()
+                    last_housekeeping = began
             except Exception:  # the thread must survive anything: log it and go on
-                log.exception("worker %s: background round failed", self.worker_id)
+                log.exception("worker %s: following round failed", self.worker_id)
             self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - began)))
+
+    def _run_upkeep(self) -> None:
+        """The lanes thread: renew leases, give back idle lanes, once a second."""
+        while not self._stop.wait(1.0):
+            try:
+                self.lanes.upkeep()
+            except Exception:
+                log.exception("worker %s: lane upkeep failed", self.worker_id)
+
+    def _housekeeping(self) -> None:
+        self._save_unsaved()
+        self._forget_finished()
 
     def _unfinished(self) -> list[Tracked]:
         with self._lock:
             return [t for t in self._tracked.values() if not t.done.is_set()]
 
     def _see_inclusions(self) -> None:
-        unfinished = self._unfinished()
         if self.events is None:
-            self._poll_receipts(unfinished)
+            self._poll_receipts(self._unfinished())
             return
         try:
             latest = self.events.block_number()
@@ -690,7 +733,7 @@ class SessionWorker:
             log.warning("reading the chain's UserOperationEvents: %s", exc)
             return
         self._next_block = latest + 1
-        if not unfinished:
+        if not found:
             return
         with self._lock:
             by_hash = {event.user_op_hash: self._tracked.get(event.user_op_hash) for event in found}
@@ -711,18 +754,28 @@ class SessionWorker:
                 tracked.receipt_interval = min(tracked.receipt_interval * 1.5, 1.0)
                 tracked.next_receipt = now + tracked.receipt_interval
 
-    def _probe_due(self) -> None:
+    def _due(self) -> list[Tracked]:
+        """Unfinished operations whose probe is due and not already running, most overdue first."""
         now = time.monotonic()
-        due = [t for t in self._unfinished() if t.next_probe <= now]
+        due = [t for t in self._unfinished() if t.next_probe <= now and not t.probing]
         due.sort(key=lambda t: t.next_probe)
-        for tracked in due[:_MAX_PROBES_PER_ROUND]:
-            if self._stop.is_set():
+        return due[:_MAX_PROBES_PER_ROUND]
+
+    def _probe_one(self, tracked: Tracked) -> None:
+        try:
+            if self._stop.is_set() or tracked.done.is_set():
                 return
             outcome = self._probe(tracked)
             self._count(f"probe_{outcome.verdict.value}")
-            if outcome.verdict is Verdict.SENT and "holds" not in outcome.reason:
+            if outcome.verdict is Verdict.SENT and not outcome.reason:
                 self._count("resent")
-            self._apply(tracked, outcome)
+            if not tracked.done.is_set():
+                self._apply(tracked, outcome)
+        except Exception:
+            log.exception("probing %s", tracked.record.user_op_hash)
+            tracked.next_probe = time.monotonic() + tracked.backoff
+        finally:
+            tracked.probing = False
 
     def _forget_finished(self) -> None:
         """Drop finished operations whose outcome is written (their Submissions keep their own reference)."""

@@ -1,0 +1,130 @@
+"""Run a batch of intents through one worker process: ``python -m keyscope.scale.runner SPEC.json``.
+
+The spec is a JSON object::
+
+    {
+      "store": "postgresql://app@db/keyscope",
+      "node": "http://127.0.0.1:8545", "bundler": "http://127.0.0.1:4337",
+      "module": "0x...", "entry_point": "0x...",            (entry_point optional: v0.7's)
+      "worker": {"lease_ttl": 30, "max_lanes": 4},          (SessionWorker options, optional)
+      "concurrency": 8,                                     (sends at once, optional)
+      "recover_first": true,                                (run recover() before sending, optional)
+      "intents": [{"intent_id": "...", "session_id": "0x...", "to": "0x...", "value": 0, "data": "0x..."}],
+      "result": "path/to/result.json"                       (optional)
+    }
+
+The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``.
+Intents already recorded (by this or any earlier run) are followed, not sent again: running the same spec
+twice sends each intent's operation once. The result file holds, per intent, the final outbox record's
+state, userOpHash, lane and nonce (or the error), the worker's counters, and timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import ENTRY_POINT_V07
+from ..errors import BadInputError, KeyscopeError
+from ..execution import Call
+from ..hexutil import to_bytes
+from ..network import connect
+from ..store import open_store
+from .results import Intent
+from .worker import SessionWorker
+
+__all__ = ["main", "run_spec"]
+
+
+def _store_secret() -> dict[str, Any]:
+    kek = os.environ.get("KEYSCOPE_STORE_KEK")
+    if kek:
+        return {
+            "kek": to_bytes(kek if kek.startswith("0x") else "0x" + kek, name="KEYSCOPE_STORE_KEK", length=32)
+        }
+    passphrase = os.environ.get("KEYSCOPE_STORE_PASSPHRASE")
+    return {"passphrase": passphrase} if passphrase else {}
+
+
+def _intent(item: dict[str, Any]) -> Intent:
+    call = Call(item["to"], int(item.get("value", 0)), to_bytes(item.get("data", "0x"), name="data"))
+    return Intent(str(item["intent_id"]), str(item["session_id"]), call)
+
+
+def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``spec`` (see the module docstring); the result as a dict."""
+    for field in ("store", "node", "bundler", "module", "intents"):
+        if field not in spec:
+            raise BadInputError(f"the spec has no {field!r}")
+    intents = [_intent(item) for item in spec["intents"]]
+    store = open_store(spec["store"], **_store_secret())
+    net = connect(
+        spec["node"],
+        spec["bundler"],
+        module=spec["module"],
+        entry_point=spec.get("entry_point", ENTRY_POINT_V07),
+        factory=spec.get("factory"),
+    )
+    began = time.time()
+    try:
+        with SessionWorker(store, net, **spec.get("worker", {})) as worker:
+            recovered = str(worker.recover(wait=30.0)) if spec.get("recover_first") else None
+            sending = time.time()
+            batch = worker.send_many(intents, concurrency=int(spec.get("concurrency", 8)))
+            finished = time.time()
+            stats = worker.stats()
+    finally:
+        store.close()
+    records = {
+        intent: {
+            "state": record.state.value,
+            "user_op_hash": record.user_op_hash,
+            "lane": record.lane,
+            "nonce": record.op.nonce,
+            "sender": record.op.sender,
+            "success": record.success,
+            "error": record.error,
+            "finished_at": record.finished_at,
+        }
+        for intent, record in batch.records.items()
+    }
+    return {
+        "pid": os.getpid(),
+        "records": records,
+        "errors": {intent: f"{type(exc).__name__}: {exc}" for intent, exc in batch.errors.items()},
+        "stats": stats,
+        "recovered": recovered,
+        "started_at": began,
+        "sending_at": sending,
+        "finished_at": finished,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m keyscope.scale.runner SPEC.json``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m keyscope.scale.runner SPEC.json", file=sys.stderr)
+        return 2
+    try:
+        spec = json.loads(Path(args[0]).read_text())
+        result = run_spec(spec)
+    except (KeyscopeError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if spec.get("result"):
+        path = Path(spec["result"])
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(path)
+    else:
+        print(json.dumps(result))
+    return 0 if not result["errors"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
