@@ -444,3 +444,36 @@ def test_live_permission_cap(module, accounts, nft):
     receipt = module.invalidateAllSessions(sender=eoa)
     assert receipt.gas_used < 3_000_000
     module.enableSession(extra.as_abi(), sender=eoa)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Signatures and other people's storage
+# ------------------------------------------------------------------------------------------------------
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_malleated_high_s_signature_is_refused(sessions, owner, session_key, nft):
+    """(r, n - s, v ^ 1) recovers to the same key; the module accepts only the low-s form."""
+    account = sessions.account(owner)
+    sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    op = sessions.op(account, session_key, mint(nft, account))
+    r, s, v = op.signature[:32], int.from_bytes(op.signature[32:64], "big"), op.signature[64]
+    malleated = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes((55 - v,))
+    assert sessions.h.rejected(op.replace(signature=malleated)).reason == "AA24"
+    sessions.run(op)
+
+
+def test_nobody_else_can_revoke_or_invalidate_an_accounts_sessions(
+    sessions, owner, session_key, nft, module, accounts
+):
+    """Storage is keyed by msg.sender: a stranger's revoke or invalidate only touches the stranger's records."""
+    account = sessions.account(owner)
+    session_id = sessions.grant_onchain(account, owner, mint_session(session_key, nft, account))
+    stranger = accounts[9]
+    module.revokeSession(session_id, sender=stranger)
+    module.invalidateAllSessions(sender=stranger)
+    module.onUninstall(b"", sender=stranger)
+    assert module.isSessionActive(account, session_id)
+    assert not module.isSessionRevoked(account, session_id)
+    sessions.run(sessions.op(account, session_key, mint(nft, account)))
