@@ -16,13 +16,16 @@ module would return with a valid signature) or raises the error the chain would 
 
 The checks run in the module's order (callData head, then each call in turn: its encoding, the forbidden
 targets, the selector, the permission, the value, each rule), so that the first failure is the one the
-chain reports; the window comes last, as the EntryPoint checks it after validation. The checker knows the
-one session it is given: if the same key holds other sessions on the account, the module also accepts
-their permissions.
+chain reports; the window comes last, as the EntryPoint checks it after validation. That is why the checker
+walks the encoding itself instead of calling :func:`~keyscope.execution.decode_execute` first: it accepts
+the same encodings, but the module refuses a bad call before it looks at a malformed later one (and the
+walk costs a few microseconds, without checksumming addresses). The checker knows the one session it is
+given: if the same key holds other sessions on the account, the module also accepts their permissions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -488,7 +491,8 @@ def _checker_for(subject: SessionGrant | Session, account: Any, module: Any) -> 
     else:
         raise BadInputError(f"check() takes a SessionGrant or a Session, got {type(subject).__name__}")
     if len(_CACHE) >= _CACHE_SIZE:
-        del _CACHE[next(iter(_CACHE))]
+        with contextlib.suppress(RuntimeError, StopIteration):  # another thread may be evicting too
+            _CACHE.pop(next(iter(_CACHE)), None)
     _CACHE[key] = (subject, checker)
     return checker
 
