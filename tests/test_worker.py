@@ -269,7 +269,7 @@ def test_recover_sends_an_operation_built_but_never_sent(net, store, user, nft, 
     assert record.state is OutboxState.BUILT
     with worker(store, net) as w:
         report = w.recover(wait=30)
-    assert report.included == ["orphan"], report
+    assert report.included == ["orphan"] and report.resent == ["orphan"], report
     final = store.get_by_intent("orphan")
     assert final.state is OutboxState.INCLUDED and final.user_op_hash == record.user_op_hash
     assert final.attempts == 1
@@ -282,7 +282,7 @@ def test_recover_resends_the_same_operation_a_bundler_lost(net, store, user, nft
     store.mark_sent(record.user_op_hash)  # a bundler accepted it, then lost its mempool
     with worker(store, net) as w:
         report = w.recover(wait=30)
-    assert report.included == ["lost"]
+    assert report.included == ["lost"] and report.resent == ["lost"]
     final = store.get_by_intent("lost")
     assert final.user_op_hash == record.user_op_hash and final.attempts == 2
     assert events.count([record.user_op_hash])[record.user_op_hash] == 1

@@ -27,11 +27,14 @@ from ..store import OutboxRecord
 from ..userop import UserOperation
 from .events import EventLog, UserOperationEvent
 
-__all__ = ["Outcome", "Prober", "Verdict"]
+__all__ = ["UNREACHABLE", "Outcome", "Prober", "Verdict"]
 
 log = logging.getLogger("keyscope.worker")
 
 _SEQUENCE_BITS = 64
+
+UNREACHABLE = "the bundler is unreachable"
+"""How a WAITING outcome's reason starts when the bundler did not answer."""
 
 
 class Verdict(str, Enum):
@@ -121,7 +124,9 @@ class Prober:
             return found
         try:
             known = self.network.bundler.get_user_operation_by_hash(bytes.fromhex(record.user_op_hash[2:]))
-        except (TransportError, BundlerRejectedError) as exc:
+        except TransportError as exc:
+            return Outcome(Verdict.WAITING, reason=f"{UNREACHABLE}: {exc}")
+        except BundlerRejectedError as exc:
             return Outcome(Verdict.WAITING, reason=f"the bundler cannot be asked: {exc}")
         if known is not None:
             if known.get("transactionHash"):
@@ -145,7 +150,7 @@ class Prober:
         try:
             returned = net.bundler.send_user_operation(record.op, net.entry_point)
         except TransportError as exc:
-            return Outcome(Verdict.WAITING, reason=f"the bundler is unreachable: {exc}")
+            return Outcome(Verdict.WAITING, reason=f"{UNREACHABLE}: {exc}")
         except BundlerRejectedError as exc:
             if _already_known(exc):
                 return Outcome(Verdict.SENT, reason="the bundler already holds it")

@@ -45,6 +45,8 @@ class Tracked:
         self.next_receipt = now
         self.receipt_interval = 0.1
         self.backoff = 0.5
+        self.held = 0
+        """How many times a bundler was found holding it (each time the next probe comes later)."""
         self.probing = False
         """A probe of this operation is running."""
         self.unsaved: Outcome | None = None
@@ -141,28 +143,29 @@ class BatchResult:
 
 @dataclass
 class RecoveryReport:
-    """What a :meth:`~keyscope.scale.SessionWorker.recover` pass found, by intent id."""
+    """What a :meth:`~keyscope.scale.SessionWorker.recover` pass found and did, by intent id."""
 
     included: list[str] = field(default_factory=list)
-    """Already on chain: marked included."""
+    """On chain (already, or once sent again during the wait): marked included."""
     failed: dict[str, str] = field(default_factory=dict)
     """Can never land: marked failed, with the reason."""
-    resent: list[str] = field(default_factory=list)
-    """Sent (again) and held by a bundler now."""
     waiting: dict[str, str] = field(default_factory=dict)
-    """Still undecided (bundler unreachable, or a conflicting operation in its mempool), with the reason."""
+    """Not finished when the pass returned (held by the bundler, sent again, bundler unreachable...), with
+    the reason; the worker that ran the pass keeps following them."""
+    resent: list[str] = field(default_factory=list)
+    """Sent again by this pass, the same operation (the bundler had lost it, or it was never sent); each is
+    also in one of the lists above."""
     skipped: list[str] = field(default_factory=list)
     """Followed by this worker already."""
 
     @property
     def examined(self) -> int:
         """How many pending records the pass looked at."""
-        return (
-            len(self.included) + len(self.failed) + len(self.resent) + len(self.waiting) + len(self.skipped)
-        )
+        return len(self.included) + len(self.failed) + len(self.waiting) + len(self.skipped)
 
     def __str__(self) -> str:
         return (
             f"{self.examined} pending: {len(self.included)} included, {len(self.failed)} failed, "
-            f"{len(self.resent)} sent again, {len(self.waiting)} still waiting, {len(self.skipped)} followed here"
+            f"{len(self.waiting)} still unfinished, {len(self.skipped)} followed here; "
+            f"{len(self.resent)} sent again"
         )

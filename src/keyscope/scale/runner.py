@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ from ..store import open_store
 from .results import Intent
 from .worker import SessionWorker
 
-__all__ = ["main", "run_spec"]
+__all__ = ["WorkerProcess", "main", "run_spec", "start_worker"]
 
 
 def _store_secret() -> dict[str, Any]:
@@ -102,6 +105,63 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
         "sending_at": sending,
         "finished_at": finished,
     }
+
+
+@dataclass
+class WorkerProcess:
+    """A worker running a spec in its own process (see :func:`start_worker`)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    spec_path: Path
+    result_path: Path
+    log_path: Path
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the process to end; its exit code."""
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL it, as a crash would: nothing is cleaned up, nothing written."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def result(self) -> dict[str, Any] | None:
+        """The result it wrote, or None (killed, or failed before writing)."""
+        if not self.result_path.exists():
+            return None
+        value: dict[str, Any] = json.loads(self.result_path.read_text())
+        return value
+
+    def log_tail(self, size: int = 3000) -> str:
+        """The end of what it printed."""
+        try:
+            return self.log_path.read_text(errors="replace")[-size:]
+        except OSError:
+            return ""
+
+
+def start_worker(
+    spec: dict[str, Any], folder: Path, name: str, *, env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """Write ``spec`` to ``folder/name.spec.json`` and run it in a new ``python -m keyscope.scale.runner``
+    process; its result goes to ``folder/name.result.json``, its output to ``folder/name.log``. ``env`` is
+    added to this process's environment (the store's secret, say)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path = folder / f"{name}.spec.json"
+    result_path = folder / f"{name}.result.json"
+    log_path = folder / f"{name}.log"
+    result_path.unlink(missing_ok=True)
+    spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keyscope.scale.runner", str(spec_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    return WorkerProcess(name, process, spec_path, result_path, log_path)
 
 
 def main(argv: list[str] | None = None) -> int:

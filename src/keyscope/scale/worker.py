@@ -48,7 +48,7 @@ from ..store import OutboxRecord, OutboxState, SessionStore
 from ..store.base import check_intent_id, normalize_session_id
 from .events import EventLog
 from .lanes import LanePool, LaneSlot, PendingSnapshots
-from .probe import Outcome, Prober, Verdict
+from .probe import UNREACHABLE, Outcome, Prober, Verdict
 from .results import BatchResult, Intent, RecoveryReport, Submission, Tracked
 
 __all__ = ["SessionWorker"]
@@ -220,6 +220,8 @@ class SessionWorker:
             try:
                 return self._send_once(intent, session_id, calls, batch=batch, check=check)
             except (TransportError, BundlerRejectedError) as exc:
+                if isinstance(exc, TransportError):
+                    self._bundler_unreachable()
                 transient = isinstance(exc, TransportError) or (
                     exc.reason is None and (exc.code in (0, -32603) or -32099 <= exc.code <= -32000)
                 )
@@ -301,10 +303,13 @@ class SessionWorker:
                 continue
             if outcome.verdict is Verdict.SENT:
                 self._save_sent(tracked)
+                if not outcome.reason:  # accepted again: the bundler had lost it (or never had it)
+                    report.resent.append(record.intent_id)
+                    self._count("resent")
             if wait > 0:
                 followed.append(self._follow(tracked, outcome))
             else:
-                self._file(report, record.intent_id, outcome)
+                report.waiting[record.intent_id] = outcome.reason or "sent again"
         deadline = time.monotonic() + wait
         for tracked in followed:
             while not tracked.done.is_set() and time.monotonic() < deadline:
@@ -326,8 +331,11 @@ class SessionWorker:
             return sum(1 for t in self._tracked.values() if not t.done.is_set())
 
     def stats(self) -> dict[str, int]:
-        """Counters since start: ``sent``, ``resent``, ``included``, ``failed``, ``adopted``, ``resumed``,
-        ``lanes_leased``, ``lanes_lost`` and the ``recover_*`` verdicts."""
+        """Counters since start: ``built`` (operations recorded), ``first_<verdict>`` (outcome of their first
+        send), ``probe_<verdict>`` and ``recover_<verdict>`` (probes by the background and by
+        :meth:`recover`), ``resent`` (sent again after a bundler lost them), ``included``, ``failed``,
+        ``adopted`` (found on a newly leased lane), ``resumed`` (intents retried), ``outbox_scans``,
+        ``lanes_leased``, ``lanes_lost`` (reclaimed by others) and ``lanes_held``."""
         with self._lock:
             out = dict(self._stats)
         out["outbox_scans"] = self._snapshots.reads
@@ -575,9 +583,13 @@ class SessionWorker:
 
     def _schedule(self, tracked: Tracked, outcome: Outcome, now: float) -> None:
         if outcome.verdict is Verdict.SENT:
-            tracked.next_probe = now + self.resubmit_after
+            # a bundler holds it: ask again after resubmit_after, then less and less often while it keeps it
+            tracked.held += 1
+            tracked.next_probe = now + self.resubmit_after * min(2 ** (tracked.held - 1), 4)
             tracked.backoff = 0.5
         else:  # waiting: ask again soon, then less often
+            if outcome.reason.startswith(UNREACHABLE):
+                self._bundler_unreachable()
             tracked.next_probe = now + tracked.backoff
             tracked.backoff = min(tracked.backoff * 2, self.resubmit_after)
             if outcome.reason:
@@ -587,6 +599,16 @@ class SessionWorker:
                     tracked.record.intent_id,
                     outcome.reason,
                 )
+
+    def _bundler_unreachable(self) -> None:
+        """The bundler did not answer: it may be restarting, its mempool lost. Every operation it was found
+        holding is probed again within ``resubmit_after``, not after a long back-off."""
+        horizon = time.monotonic() + self.resubmit_after
+        with self._lock:
+            for tracked in self._tracked.values():
+                if tracked.held:
+                    tracked.held = 0
+                    tracked.next_probe = min(tracked.next_probe, horizon)
 
     def _probe(self, tracked: Tracked) -> Outcome:
         """The prober's answer, except that an operation of a session revoked in the store is never sent
@@ -793,12 +815,8 @@ class SessionWorker:
     def _file(report: RecoveryReport, intent_id: str, outcome: Outcome) -> None:
         if outcome.verdict is Verdict.INCLUDED:
             report.included.append(intent_id)
-        elif outcome.verdict is Verdict.FAILED:
-            report.failed[intent_id] = outcome.reason
-        elif outcome.verdict is Verdict.SENT:
-            report.resent.append(intent_id)
         else:
-            report.waiting[intent_id] = outcome.reason
+            report.failed[intent_id] = outcome.reason
 
     def _check_open(self) -> None:
         if self._closed:
