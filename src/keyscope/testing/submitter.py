@@ -22,7 +22,7 @@ from ..userop import UserOperation
 
 __all__ = ["InProcessBundler", "revert_data_of"]
 
-_BYTES_REPR = re.compile(r"""execution reverted: (b(['"]).*\2)$""", re.S)
+_BYTES_REPR = re.compile(r"""(?:execution reverted: |^)(b(['"]).*\2)$""", re.S)
 
 
 def revert_data_of(exc: BaseException) -> bytes | None:
