@@ -13,7 +13,8 @@ The spec is a JSON object::
       "result": "path/to/result.json"                       (optional)
     }
 
-The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``.
+The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``;
+``KEYSCOPE_LOG_LEVEL`` (default WARNING) sets what the worker logs to stderr.
 Intents already recorded (by this or any earlier run) are followed, not sent again: running the same spec
 twice sends each intent's operation once. The result file holds, per intent, the final outbox record's
 state, userOpHash, lane and nonce (or the error), the worker's counters, and timings.
@@ -22,6 +23,7 @@ state, userOpHash, lane and nonce (or the error), the worker's counters, and tim
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -91,6 +93,8 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
             "sender": record.op.sender,
             "success": record.success,
             "error": record.error,
+            "attempts": record.attempts,
+            "created_at": record.created_at,
             "finished_at": record.finished_at,
         }
         for intent, record in batch.records.items()
@@ -170,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m keyscope.scale.runner SPEC.json", file=sys.stderr)
         return 2
+    logging.basicConfig(
+        level=os.environ.get("KEYSCOPE_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+    )
     try:
         spec = json.loads(Path(args[0]).read_text())
         result = run_spec(spec)

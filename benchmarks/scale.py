@@ -1,0 +1,275 @@
+"""Sessions at scale: included session operations per second with 1, 4 and 8 worker processes.
+
+``.venv/bin/python benchmarks/scale.py`` starts its own local stack (anvil + Alto) and a throwaway
+PostgreSQL server, grants ``--sessions`` sessions on accounts that already exist, enables them all (not
+measured), then runs the same number of operations through each configuration, side by side in one run:
+
+========== ======= ====================================================
+store      workers
+========== ======= ====================================================
+SQLite     1       one file, one worker process (the default set-up)
+PostgreSQL 1, 4, 8 one database shared by that many worker processes
+========== ======= ====================================================
+
+Each worker is a real ``python -m keyscope.scale.runner`` process sending its share of the intents through a
+``SessionWorker`` (``--concurrency`` sends at a time). Throughput is included operations per second, from
+the first send to the last inclusion the workers recorded; latency is each operation's time from being
+recorded in the outbox to being seen included. Every operation is checked on chain: its
+``UserOperationEvent`` must be there exactly once.
+
+Prints a table and writes ``benchmarks/scale.json``. Options: ``--ops`` (per configuration), ``--sessions``,
+``--concurrency``, ``--quick`` (200 operations, 40 sessions), ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, machine, percentile
+
+from keyscope import Policy, SessionKey, arg, connect
+from keyscope.accounts import create_account_data
+from keyscope.calls import encode_function_call
+from keyscope.local import LocalStack
+from keyscope.local.alto import ALTO_VERSION
+from keyscope.scale import EventLog
+from keyscope.scale.runner import WorkerProcess, start_worker
+from keyscope.signing import LocalSigner
+from keyscope.store import open_store
+from keyscope.testing.postgres import PostgresServer
+
+KEK = bytes(range(7, 39))
+ENV = {"KEYSCOPE_STORE_KEK": KEK.hex()}
+CONFIGURATIONS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 4), ("postgresql", 8))
+STACK_SETTINGS: dict[str, Any] = {"executors": 2, "alto_log_level": "warn"}
+"""Alto logs warnings only: at these rates its request log costs more CPU than the bundling."""
+WORKER_SETTINGS: dict[str, Any] = {"lease_ttl": 30.0, "resubmit_after": 10.0}
+MAX_GAS_COST = 10**18
+"""The sessions' per-operation gas cost cap: sustained load fills blocks past half the gas limit, so the base
+fee climbs block after block (EIP-1559); the default cap would then refuse operations, which is not what is
+measured here. Between configurations the base fee is let down again (empty blocks)."""
+
+
+class Sessions:
+    """Users whose accounts exist (created by their factory in a plain transaction), funded, each with one
+    off-chain session allowed to mint NFTs to its own account."""
+
+    def __init__(self, stack: LocalStack, count: int) -> None:
+        self.stack = stack
+        net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+        owners = [net.owner(LocalSigner.generate()) for _ in range(count)]
+        txs = []
+        for owner in owners:
+            data = create_account_data(owner.signer.address, owner.creation_modules, 0)
+            txs.append(
+                stack.node.request(
+                    "eth_sendTransaction",
+                    [{"from": stack.deployer.address, "to": stack.factory, "data": "0x" + data.hex()}],
+                )
+            )
+            stack.fund(owner.account, 10**18)
+        for tx in txs:
+            _mined(stack, tx)
+        self.users = []
+        for owner in owners:
+            key = SessionKey.generate()
+            policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+            grant = owner.grant(key, [policy], valid_for=7 * 86400, max_gas_cost=MAX_GAS_COST)
+            self.users.append((owner.account, key, grant))
+
+    def fill(self, url: str) -> None:
+        """Put every key and grant into the store at ``url``."""
+        store = open_store(url, kek=KEK)
+        try:
+            for _, key, grant in self.users:
+                store.put_key(key)
+                store.put_grant(grant)
+        finally:
+            store.close()
+
+    def intents(self, count: int, prefix: str) -> list[dict[str, Any]]:
+        out = []
+        for n in range(count):
+            account, _, grant = self.users[n % len(self.users)]
+            data = encode_function_call("safeMint(address)", account)
+            out.append(
+                {
+                    "intent_id": f"{prefix}-{n}",
+                    "session_id": "0x" + grant.session_id.hex(),
+                    "to": self.stack.nft,
+                    "value": 0,
+                    "data": "0x" + data.hex(),
+                }
+            )
+        random.Random(prefix).shuffle(out)
+        return out
+
+
+def _mined(stack: LocalStack, tx: str) -> None:
+    for _ in range(1000):
+        receipt = stack.node.request("eth_getTransactionReceipt", [tx])
+        if receipt:
+            if receipt["status"] != "0x1":
+                raise SystemExit(f"creating an account failed: {receipt}")
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"transaction {tx} was not mined")
+
+
+def run_workers(
+    stack: LocalStack, url: str, intents: list[dict[str, Any]], workers: int, concurrency: int, folder: Path
+) -> list[dict[str, Any]]:
+    """Split ``intents`` over ``workers`` processes; their results (exits on any failure)."""
+    processes: list[WorkerProcess] = []
+    for n in range(workers):
+        spec = {
+            "store": url,
+            "node": stack.rpc_url,
+            "bundler": stack.bundler_url,
+            "module": stack.module,
+            "concurrency": concurrency,
+            "worker": WORKER_SETTINGS,
+            "intents": intents[n::workers],
+        }
+        processes.append(start_worker(spec, folder, f"worker{n}", env=ENV))
+    results = []
+    for process in processes:
+        code = process.wait(1800)
+        result = process.result()
+        if code != 0 or result is None or result["errors"]:
+            for other in processes:
+                other.kill()
+            errors = list((result or {}).get("errors", {}).items())[:5]
+            raise SystemExit(f"worker {process.name} failed (exit {code}): {errors}\n{process.log_tail()}")
+        results.append(result)
+    return results
+
+
+def measure(
+    stack: LocalStack,
+    sessions: Sessions,
+    backend: str,
+    url: str,
+    workers: int,
+    ops: int,
+    concurrency: int,
+    folder: Path,
+) -> dict[str, Any]:
+    sessions.fill(url)
+    intents = sessions.intents(ops, f"{backend}-{workers}")
+    start_block = stack.block_number()
+    began = time.monotonic()
+    results = run_workers(stack, url, intents, workers, concurrency, folder)
+    wall = time.monotonic() - began
+    records = [record for result in results for record in result["records"].values()]
+    if len(records) != ops or any(r["state"] != "included" or not r["success"] for r in records):
+        raise SystemExit(f"{backend} x{workers}: not every operation was included")
+    counts = EventLog.from_url(stack.rpc_url, stack.entry_point).count(
+        [r["user_op_hash"] for r in records], from_block=start_block
+    )
+    if set(counts.values()) != {1}:
+        raise SystemExit(f"{backend} x{workers}: an operation is not on chain exactly once")
+    first_send = min(result["sending_at"] for result in results)
+    last_inclusion = max(r["finished_at"] for r in records)
+    seconds = last_inclusion - first_send
+    latencies = [r["finished_at"] - r["created_at"] for r in records]
+    stats: dict[str, int] = {}
+    for result in results:
+        for name, value in result["stats"].items():
+            stats[name] = stats.get(name, 0) + value
+    return {
+        "store": backend,
+        "workers": workers,
+        "operations": ops,
+        "seconds": round(seconds, 2),
+        "ops_per_second": round(ops / seconds, 2),
+        "latency_p50_s": round(percentile(latencies, 50), 3),
+        "latency_p95_s": round(percentile(latencies, 95), 3),
+        "wall_seconds_with_startup": round(wall, 2),
+        "blocks": stack.block_number() - start_block,
+        "lanes": len({(r["sender"], r["nonce"] >> 64) for r in records}),
+        "resent": stats.get("resent", 0),
+        "outbox_scans": stats.get("outbox_scans", 0),
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = f"{'store':<11} {'workers':>7} {'ops':>6} {'seconds':>8} {'ops/s':>7} {'p50 s':>7} {'p95 s':>7} {'lanes':>6}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['store']:<11} {row['workers']:>7} {row['operations']:>6} {row['seconds']:>8.1f} "
+            f"{row['ops_per_second']:>7.1f} {row['latency_p50_s']:>7.2f} {row['latency_p95_s']:>7.2f} "
+            f"{row['lanes']:>6}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="keyscope sessions at scale: throughput per worker count")
+    parser.add_argument("--ops", type=int, default=600, help="operations per configuration")
+    parser.add_argument("--sessions", type=int, default=100, help="sessions (one account each)")
+    parser.add_argument("--concurrency", type=int, default=3, help="sends at once per worker process")
+    parser.add_argument("--quick", action="store_true", help="200 operations over 40 sessions")
+    parser.add_argument("--no-write", action="store_true", help="print only, do not write scale.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.ops, args.sessions = 200, 40
+    started = time.time()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="keyscope-scale-") as tmp:
+        folder = Path(tmp)
+        with LocalStack(**STACK_SETTINGS) as stack, PostgresServer() as postgres:
+            print(f"granting {args.sessions} sessions on existing accounts...", flush=True)
+            sessions = Sessions(stack, args.sessions)
+            warm_up = f"sqlite:///{folder / 'warm-up.db'}"
+            sessions.fill(warm_up)
+            run_workers(
+                stack, warm_up, sessions.intents(args.sessions, "enable"), 4, args.concurrency, folder
+            )
+            print("sessions enabled (one operation each, not measured)", flush=True)
+            for backend, workers in CONFIGURATIONS:
+                url = (
+                    f"sqlite:///{folder / f'scale-{workers}.db'}"
+                    if backend == "sqlite"
+                    else postgres.create_database()
+                )
+                stack.mine(64)  # the base fee falls back (12.5 % per empty block): every row starts alike
+                print(f"{backend} x{workers}: {args.ops} operations...", flush=True)
+                rows.append(
+                    measure(stack, sessions, backend, url, workers, args.ops, args.concurrency, folder)
+                )
+    print()
+    print_table(rows)
+    document = {
+        "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "alto": ALTO_VERSION,
+        "settings": {
+            "sessions": args.sessions,
+            "operations_per_configuration": args.ops,
+            "concurrency_per_worker": args.concurrency,
+            "stack": STACK_SETTINGS,
+            "worker": WORKER_SETTINGS,
+        },
+        "rows": rows,
+    }
+    if not args.no_write:
+        path = ROOT / "benchmarks" / "scale.json"
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nwrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
