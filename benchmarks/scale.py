@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.ops, args.sessions = 200, 40
     started = time.time()
+    where = machine()
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="keyscope-scale-") as tmp:
         folder = Path(tmp)
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     document = {
         "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": where,
         "alto": ALTO_VERSION,
         "settings": {
             "sessions": args.sessions,
