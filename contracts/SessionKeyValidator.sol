@@ -88,6 +88,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
     uint256 internal constant LIVE = 1 << 248;
     uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
+    uint256 internal constant SIGN_BIT = 1 << 255;
 
     bytes32 internal constant RULE_TYPEHASH = keccak256("Rule(uint8 condition,uint16 offset,uint256[] values)");
     bytes32 internal constant PERMISSION_TYPEHASH = keccak256(
@@ -308,14 +309,23 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     {
         bytes calldata callData = userOp.callData;
         if (callData.length < 100) revert MalformedExecution();
-        bytes4 selector = bytes4(callData[:4]);
+        bytes4 selector;
+        bytes32 mode;
+        uint256 executionOffset;
+        uint256 length;
+        assembly ("memory-safe") {
+            let p := callData.offset
+            selector := and(calldataload(p), shl(224, 0xffffffff))
+            mode := calldataload(add(p, 4))
+            executionOffset := calldataload(add(p, 36))
+            length := calldataload(add(p, 68))
+        }
         if (selector != IERC7579Execution.execute.selector) revert UnsupportedSelector(selector);
-        bytes32 mode = bytes32(callData[4:36]);
-        if (uint8(mode[0]) > 1 || uint8(mode[1]) > 1 || (uint256(mode) << 16) != 0) {
+        // call type (byte 0) and exec type (byte 1) each 0 or 1; the other 30 bytes zero
+        if ((uint256(mode) >> 240) & 0xfefe != 0 || (uint256(mode) << 16) != 0) {
             revert UnsupportedExecutionMode(mode);
         }
-        if (uint256(bytes32(callData[36:68])) != 0x40) revert MalformedExecution();
-        uint256 length = uint256(bytes32(callData[68:100]));
+        if (executionOffset != 0x40) revert MalformedExecution();
         if (length > callData.length - 100) revert MalformedExecution();
         bytes calldata execution = callData[100:100 + length];
 
@@ -324,15 +334,14 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 gasCap;
         if (mode[0] == 0x00) {
             if (execution.length < 52) revert MalformedExecution();
-            (found, validAfter, validUntil, gasCap) = _checkCall(
-                account,
-                key,
-                0,
-                address(bytes20(execution[:20])),
-                uint256(bytes32(execution[20:52])),
-                execution[52:],
-                strict
-            );
+            address target;
+            uint256 value;
+            assembly ("memory-safe") {
+                target := shr(96, calldataload(execution.offset))
+                value := calldataload(add(execution.offset, 20))
+            }
+            (found, validAfter, validUntil, gasCap) =
+                _checkCall(account, key, 0, target, value, execution[52:], strict);
             if (!found) return (false, 0);
         } else {
             (found, validAfter, validUntil, gasCap) = _checkBatch(account, key, execution, strict);
@@ -340,9 +349,16 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         }
         if (gasCap != 0 && userOp.paymasterAndData.length == 0) {
             // The most the EntryPoint can charge the account: every gas limit at maxFeePerGas (v0.7 prefund).
-            bytes32 limits = userOp.accountGasLimits;
-            uint256 cost = (uint256(limits >> 128) + uint128(uint256(limits)) + userOp.preVerificationGas)
-                * uint128(uint256(userOp.gasFees));
+            // accountGasLimits = verificationGasLimit (128) | callGasLimit (128); gasFees = priority | maxFee.
+            uint256 limits;
+            uint256 preVerificationGas;
+            uint256 maxFeePerGas;
+            assembly ("memory-safe") {
+                limits := calldataload(add(userOp, 0x80))
+                preVerificationGas := calldataload(add(userOp, 0xa0))
+                maxFeePerGas := and(calldataload(add(userOp, 0xc0)), 0xffffffffffffffffffffffffffffffff)
+            }
+            uint256 cost = ((limits >> 128) + uint128(limits) + preVerificationGas) * maxFeePerGas;
             uint256 limit = gasCap * 1 gwei;
             if (cost > limit) revert GasCostTooHigh(cost, limit);
         }
@@ -399,8 +415,13 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     ) internal view returns (bool, uint256 validAfter, uint256 validUntil, uint256 gasCap) {
         if (target == account || target == address(this)) revert ForbiddenTarget(callIndex, target);
         bytes4 selector;
-        if (data.length >= 4) selector = bytes4(data[:4]);
-        else if (data.length != 0) revert InvalidCallData(callIndex);
+        if (data.length >= 4) {
+            assembly ("memory-safe") {
+                selector := and(calldataload(data.offset), shl(224, 0xffffffff))
+            }
+        } else if (data.length != 0) {
+            revert InvalidCallData(callIndex);
+        }
 
         PermissionSlots storage permission = _permissions[_permissionKey(key, target, selector)][account];
         uint256 header = permission.header;
@@ -413,64 +434,65 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         if (value > valueLimit) revert ValueLimitExceeded(callIndex, permissionIndex, value, valueLimit);
 
         uint256 ruleCount = uint8(header >> 200);
-        uint256 w;
-        for (uint256 r = 0; r < ruleCount; ++r) {
-            uint256 word = permission.words[w++];
-            uint256 offset = word >> 240;
-            uint8 condition = uint8(word >> 232);
-            if (data.length < offset + 36) revert CalldataTooShort(callIndex, permissionIndex, r);
-            uint256 actual = uint256(bytes32(data[4 + offset:36 + offset]));
-            uint256 first;
-            if (condition & WIDE != 0) {
-                first = permission.words[w++];
-            } else if (condition & SIGNED != 0) {
+        uint256 slot;
+        assembly ("memory-safe") {
+            slot := add(permission.slot, 1) // words[0]
+        }
+        unchecked {
+            for (uint256 r = 0; r < ruleCount; ++r) {
+                uint256 word = _load(slot++);
+                uint256 offset = word >> 240;
+                uint256 condition = (word >> 232) & 0xff;
+                if (data.length < offset + 36) revert CalldataTooShort(callIndex, permissionIndex, r);
+                uint256 actual;
                 assembly ("memory-safe") {
-                    first := signextend(27, word)
+                    actual := calldataload(add(data.offset, add(offset, 4)))
                 }
-            } else {
-                first = word & INLINE_MASK;
-            }
-            uint8 op = condition & 0x0f;
-            bool ok;
-            if (op == ONE_OF) {
-                uint256 count = uint8(word >> 224);
-                ok = actual == first;
-                for (uint256 k = 1; k < count; ++k) {
-                    if (ok) {
-                        w += count - k;
-                        break;
+                uint256 first;
+                if (condition & WIDE != 0) {
+                    first = _load(slot++);
+                } else if (condition & SIGNED != 0) {
+                    assembly ("memory-safe") {
+                        first := signextend(27, word)
                     }
-                    ok = actual == permission.words[w++];
+                } else {
+                    first = word & INLINE_MASK;
                 }
-            } else if (op == IN_RANGE) {
-                uint256 high = permission.words[w++];
-                ok = condition & SIGNED != 0
-                    ? int256(actual) >= int256(first) && int256(actual) <= int256(high)
-                    : actual >= first && actual <= high;
-            } else {
-                ok = _compare(op, condition & SIGNED != 0, actual, first);
+                uint256 op = condition & 0x0f;
+                bool ok;
+                if (op == EQUAL) {
+                    ok = actual == first;
+                } else if (op == ONE_OF) {
+                    uint256 end = slot + uint8(word >> 224) - 1; // the words of values 2..n
+                    ok = actual == first;
+                    while (!ok && slot < end) {
+                        ok = actual == _load(slot++);
+                    }
+                    slot = end;
+                } else if (op == NOT_EQUAL) {
+                    ok = actual != first;
+                } else {
+                    // Ordering. Signed words compare as unsigned once their sign bits are flipped.
+                    uint256 flip = condition & SIGNED != 0 ? SIGN_BIT : 0;
+                    uint256 a = actual ^ flip;
+                    uint256 b = first ^ flip;
+                    if (op == IN_RANGE) ok = a >= b && a <= (_load(slot++) ^ flip);
+                    else if (op == LESS_THAN_OR_EQUAL) ok = a <= b;
+                    else if (op == LESS_THAN) ok = a < b;
+                    else if (op == GREATER_THAN_OR_EQUAL) ok = a >= b;
+                    else ok = a > b; // GREATER_THAN; other ops are refused when the rule is stored
+                }
+                if (!ok) revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
             }
-            if (!ok) revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
         }
         return (true, uint48(header), uint48(header >> 48), uint40(header >> 208));
     }
 
-    /// @dev `actual <op> reference`, as uint256 or (signed) int256.
-    function _compare(uint8 op, bool isSigned, uint256 actual, uint256 expected) internal pure returns (bool) {
-        if (op == EQUAL) return actual == expected;
-        if (op == NOT_EQUAL) return actual != expected;
-        if (isSigned) {
-            int256 a = int256(actual);
-            int256 b = int256(expected);
-            if (op == LESS_THAN_OR_EQUAL) return a <= b;
-            if (op == LESS_THAN) return a < b;
-            if (op == GREATER_THAN_OR_EQUAL) return a >= b;
-            return a > b; // GREATER_THAN; other ops are refused when the rule is stored
+    /// @dev The storage word at `slot`.
+    function _load(uint256 slot) internal view returns (uint256 value) {
+        assembly ("memory-safe") {
+            value := sload(slot)
         }
-        if (op == LESS_THAN_OR_EQUAL) return actual <= expected;
-        if (op == LESS_THAN) return actual < expected;
-        if (op == GREATER_THAN_OR_EQUAL) return actual >= expected;
-        return actual > expected;
     }
 
     /// @dev Whether `signature` (65 bytes, calldata) is `key`'s signature of `hash`.
