@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,7 +25,7 @@ from .hexutil import to_address, to_bytes, to_int
 from .revert import describe_revert
 from .rpc import JsonRpcClient, JsonRpcError
 
-__all__ = ["BlockId", "Chain", "RpcChain", "Web3Chain", "normalize_transaction"]
+__all__ = ["BlockId", "Chain", "RpcChain", "Web3Chain", "call_many", "normalize_transaction"]
 
 BlockId = str | int
 """A block tag ("latest", "pending", "safe", "finalized", "earliest") or a block number."""
@@ -265,6 +265,33 @@ class RpcChain:
             raise _revert_error(method, to_address(to), revert) from exc
         return self._data(method, result)
 
+    def call_many(
+        self, calls: Sequence[tuple[str, bytes]], *, timestamp: bool = False
+    ) -> tuple[list[bytes], int | None]:
+        """Several ``eth_call``s (and the latest block's timestamp) in one JSON-RPC batch round trip."""
+        requests: list[tuple[str, list[Any]]] = [
+            ("eth_call", [self._rpc_tx({"to": to, "data": data}), "latest"]) for to, data in calls
+        ]
+        if timestamp:
+            requests.append(("eth_getBlockByNumber", ["latest", False]))
+        try:
+            results = self.client.batch(requests)
+        except JsonRpcError as exc:
+            revert = _rpc_revert_data(exc)
+            if revert is None:
+                raise
+            raise _revert_error("eth_call", None, revert) from exc
+        data = [self._data("eth_call", result) for result in results[: len(calls)]]
+        if not timestamp:
+            return data, None
+        block = results[-1]
+        if not isinstance(block, Mapping):
+            raise self._malformed("eth_getBlockByNumber", block, "a block object")
+        try:
+            return data, to_int(block.get("timestamp"), name="timestamp")
+        except BadInputError:
+            raise self._malformed("eth_getBlockByNumber", block, "a block with a timestamp") from None
+
     def get_code(self, address: str) -> bytes:
         """``eth_getCode`` at the latest block."""
         method = "eth_getCode"
@@ -463,3 +490,16 @@ class Web3Chain:
         params = self._web3_tx(tx)
         with self._errors("eth_sendTransaction", params.get("to")):
             return bytes(self.w3.eth.send_transaction(params))
+
+
+def call_many(
+    chain: Chain, calls: Sequence[tuple[str, bytes]], *, timestamp: bool = False
+) -> tuple[list[bytes], int | None]:
+    """Several ``eth_call``s to ``(to, data)`` pairs, and the latest block's timestamp when asked: in one
+    round trip where the chain can batch (:class:`RpcChain`), one after another elsewhere."""
+    batched = getattr(chain, "call_many", None)
+    if batched is not None:
+        result: tuple[list[bytes], int | None] = batched(calls, timestamp=timestamp)
+        return result
+    data = [chain.call(to, payload) for to, payload in calls]
+    return data, chain.block_timestamp() if timestamp else None

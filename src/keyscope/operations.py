@@ -3,11 +3,12 @@ shape), paymaster fields, signature, and the bundler. Shared by the owner and th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .bundler.pending import PendingUserOperation
-from .bundler.types import GasEstimate
+from .bundler.types import FeeQuote, GasEstimate
 from .hashing import user_op_hash_v07
 from .network import Network
 from .paymaster import PaymasterFields
@@ -19,6 +20,8 @@ __all__ = ["Draft", "OperationBuilder"]
 # unused call gas above 40,000 costs 10 %, so the call gas limit gets only a small margin.
 VERIFICATION_MARGIN = 1.15
 CALL_MARGIN = 1.05
+# Fees move block by block; a quote a couple of seconds old is as good as a new one.
+FEE_TTL = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,30 @@ def _post_op_limit(stub: PaymasterFields | None, gas: GasEstimate, op: UserOpera
 class OperationBuilder:
     """Builds, signs and sends UserOperations on a :class:`~keyscope.network.Network`."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, *, fee_ttl: float = FEE_TTL) -> None:
         self.network = network
+        self.fee_ttl = fee_ttl
+        self._fees: tuple[float, FeeQuote] | None = None
+        self._deployed: set[str] = set()
+        self.last_estimate: GasEstimate | None = None
+        """The gas figures the last :meth:`prepare` used (the bundler's, before margins)."""
 
     def needs_factory(self, draft: Draft) -> bool:
-        """Whether the operation must create its account (a factory is known and the sender has no code)."""
-        return draft.factory is not None and not self.network.is_deployed(draft.sender)
+        """Whether the operation must create its account (a factory is known and the sender has no code).
+        An account once seen deployed is not asked about again."""
+        if draft.factory is None or draft.sender in self._deployed:
+            return False
+        if self.network.is_deployed(draft.sender):
+            self._deployed.add(draft.sender)
+            return False
+        return True
+
+    def fee_quote(self) -> FeeQuote:
+        """The bundler's fee quote, reused for ``fee_ttl`` seconds."""
+        now = time.monotonic()
+        if self._fees is None or now - self._fees[0] > self.fee_ttl:
+            self._fees = (now, self.network.bundler.fee_quote())
+        return self._fees[1]
 
     def prepare(
         self,
@@ -60,15 +81,19 @@ class OperationBuilder:
         *,
         gas: GasEstimate | None = None,
         nonce: int | None = None,
+        signature_size: int | None = None,
     ) -> UserOperation:
         """An unsigned operation with nonce, fees, gas limits and paymaster fields filled in.
 
         ``placeholder_signature`` must have the shape (and for the session module, the mode) of the real
         signature: bundlers simulate validation with it to estimate gas. Pass ``gas`` to skip estimation.
+        ``signature_size``: the length of the real signature when it is shorter than the placeholder; the
+        preVerificationGas priced for the placeholder's calldata is lowered by 16 gas per byte saved (bundlers
+        check it against the operation as sent).
         """
         net = self.network
         deploy = self.needs_factory(draft)
-        fees = net.bundler.fee_quote()
+        fees = self.fee_quote()
         op = UserOperation(
             sender=draft.sender,
             nonce=net.chain.get_nonce(net.entry_point, draft.sender, draft.nonce_key)
@@ -87,6 +112,7 @@ class OperationBuilder:
             op = stub.apply(op)
         if gas is None:
             gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
+        self.last_estimate = gas
         op = op.replace(
             pre_verification_gas=gas.pre_verification_gas,
             verification_gas_limit=int(gas.verification_gas_limit * VERIFICATION_MARGIN),
@@ -98,6 +124,9 @@ class OperationBuilder:
             ),
             paymaster_post_op_gas_limit=_post_op_limit(stub, gas, op),
         )
+        if signature_size is not None and signature_size < len(placeholder_signature):
+            saved = 16 * (len(placeholder_signature) - signature_size)
+            op = op.replace(pre_verification_gas=max(op.pre_verification_gas - saved, 0))
         if net.paymaster is not None and stub is not None and not stub.isFinal:
             op = net.paymaster.data(op, net.entry_point, net.chain_id).apply(op)
         return op

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -62,33 +63,66 @@ class JsonRpcClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, params: list[Any] | None = None, *, timeout: float | None = None) -> Any:
-        """Call ``method`` and return its ``result``."""
-        with self._lock:
-            request_id = next(self._ids)
-        payload = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or []}
+    def _post(self, what: str, payload: Any, timeout: float | None) -> httpx.Response:
         try:
-            response = self._http.post(self.url, content=json.dumps(payload), timeout=timeout or self.timeout)
+            return self._http.post(self.url, content=json.dumps(payload), timeout=timeout or self.timeout)
         except httpx.TimeoutException as exc:
             raise TransportError(
-                f"{method} to {self.url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
+                f"{what} to {self.url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
                 "or stuck? Retry, or raise the timeout",
                 url=self.url,
-                method=method,
+                method=what,
             ) from exc
         except httpx.HTTPError as exc:
             raise TransportError(
-                f"cannot reach {self.url} for {method} ({type(exc).__name__}: {exc}): check the URL and that the "
+                f"cannot reach {self.url} for {what} ({type(exc).__name__}: {exc}): check the URL and that the "
                 "service is running",
                 url=self.url,
-                method=method,
+                method=what,
             ) from exc
-        return self._parse(method, response)
 
-    def _parse(self, method: str, response: httpx.Response) -> Any:
+    def _next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    def request(self, method: str, params: list[Any] | None = None, *, timeout: float | None = None) -> Any:
+        """Call ``method`` and return its ``result``."""
+        payload = {"jsonrpc": "2.0", "id": self._next_id(), "method": method, "params": params or []}
+        response = self._post(method, payload, timeout)
+        return self._result(method, self._json(method, response), response.status_code)
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]], *, timeout: float | None = None) -> list[Any]:
+        """Send several calls in one JSON-RPC batch (one HTTP round trip); their results, in order.
+
+        The first call that failed raises its :class:`JsonRpcError`.
+        """
+        if not calls:
+            return []
+        ids = [self._next_id() for _ in calls]
+        payload = [
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            for request_id, (method, params) in zip(ids, calls, strict=True)
+        ]
+        what = "batch of " + ", ".join(method for method, _ in calls)
+        response = self._post(what, payload, timeout)
+        body = self._json(what, response)
+        if not isinstance(body, list):
+            # a node that does not take batches answers one error object for the whole request
+            return [self._result(what, body, response.status_code)]
+        by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+        results = []
+        for request_id, (method, _) in zip(ids, calls, strict=True):
+            if request_id not in by_id:
+                raise TransportError(
+                    f"{self.url} left {method} out of its answer to a JSON-RPC batch", url=self.url, method=method
+                )
+            results.append(self._result(method, by_id[request_id], response.status_code))
+        return results
+
+    def _json(self, method: str, response: httpx.Response) -> Any:
         text = response.text
         try:
-            body = json.loads(text)
+            return json.loads(text)
         except ValueError:
             snippet = text[:200] + ("…" if len(text) > 200 else "")
             raise TransportError(
@@ -97,13 +131,15 @@ class JsonRpcClient:
                 url=self.url,
                 method=method,
             ) from None
+
+    def _result(self, method: str, body: Any, status: int) -> Any:
         if (
             not isinstance(body, dict)
             or body.get("jsonrpc") != "2.0"
             or ("result" not in body and "error" not in body)
         ):
             raise TransportError(
-                f"{self.url} answered {method} with HTTP {response.status_code} and JSON that is not a JSON-RPC "
+                f"{self.url} answered {method} with HTTP {status} and JSON that is not a JSON-RPC "
                 f"response: {str(body)[:200]!r}",
                 url=self.url,
                 method=method,

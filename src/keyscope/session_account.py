@@ -7,6 +7,7 @@ a call the module would refuse never reaches the bundler, and the error says whi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,10 +16,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from .bundler.pending import PendingUserOperation
-from .bundler.types import Bundler
+from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
-from .chain import Chain
+from .chain import Chain, call_many
 from .checker import CheckResult, PolicyChecker
+from .entrypoint import encode_get_nonce
 from .errors import BadInputError, ConfigurationError, GasCostTooHighError, SessionRevokedError
 from .execution import Call, encode_execute
 from .gas import required_prefund
@@ -48,7 +50,12 @@ class SessionAccount:
     * ``clock``: unix seconds used for the window check; by default the chain's latest block time (the
       clock the EntryPoint judges by).
     * ``verify_on_chain``: check before each send that the session is neither revoked nor invalidated on
-      chain (one ``eth_call``); on by default.
+      chain; on by default.
+
+    Before each operation the nonce, the session's status and the chain's clock are read in one round trip
+    (one JSON-RPC batch on a node URL). Fee quotes are reused for a couple of seconds, and gas estimates of
+    identical calls for ``estimate_ttl`` seconds. Operations sent in a row on one lane take consecutive
+    nonces without waiting for inclusion.
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class SessionAccount:
         lane: int = 0,
         clock: Callable[[], float] | None = None,
         verify_on_chain: bool = True,
+        estimate_ttl: float = 30.0,
     ) -> None:
         if to_address(key.address) != grant.session_key:
             raise BadInputError(
@@ -89,6 +97,9 @@ class SessionAccount:
         self._checker = PolicyChecker.for_grant(grant)
         self._enabled = grant.how == "onchain"
         self._nonce_key = network.kind.nonce_key(network.module, lane)
+        self.estimate_ttl = estimate_ttl
+        self._estimates: dict[tuple[bytes, int, bool], tuple[float, GasEstimate]] = {}
+        self._next_nonce: dict[int, int] = {}
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -104,9 +115,13 @@ class SessionAccount:
         """The time the window is checked against."""
         return int(self._clock()) if self._clock is not None else self.network.chain.block_timestamp()
 
-    def _module_flag(self, selector: bytes) -> bool:
+    def _flag_call(self, selector: bytes) -> tuple[str, bytes]:
         data = selector + abi_encode(["address", "bytes32"], [self.grant.account, self.grant.session_id])
-        return bool(abi_decode(["bool"], self.network.chain.call(self.network.module, data))[0])
+        return self.network.module, data
+
+    def _module_flag(self, selector: bytes) -> bool:
+        to, data = self._flag_call(selector)
+        return bool(abi_decode(["bool"], self.network.chain.call(to, data))[0])
 
     def is_enabled(self) -> bool:
         """Whether the session is enabled on chain (an off-chain grant becomes enabled by its first operation)."""
@@ -114,27 +129,38 @@ class SessionAccount:
             self._enabled = True
         return self._enabled
 
-    def _verify_status(self) -> None:
-        if self._enabled:
-            if self._module_flag(_IS_SESSION_ACTIVE):
-                return
-            revoked = self._module_flag(_IS_SESSION_REVOKED)
+    def _read_state(self, nonce_key: int | None, status: bool, clock: bool) -> tuple[int | None, int | None]:
+        """Read, in one round trip, what a new operation needs from the chain: the lane's nonce (when
+        ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead) and
+        the latest block's time (when ``clock``). Returns (nonce, time)."""
+        net = self.network
+        calls: list[tuple[str, bytes]] = []
+        if nonce_key is not None:
+            calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
+        if status:
+            calls.append(self._flag_call(_IS_SESSION_ACTIVE))
+            calls.append(self._flag_call(_IS_SESSION_REVOKED))
+        results, timestamp = call_many(net.chain, calls, timestamp=clock)
+        nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
+        if status:
+            active, revoked = (bool(int.from_bytes(r[:32], "big")) for r in results)
+            self._judge_status(active, revoked)
+        return nonce, timestamp
+
+    def _judge_status(self, active: bool, revoked: bool) -> None:
+        session_id = "0x" + self.grant.session_id.hex()
+        if revoked:
             raise SessionRevokedError(
-                f"session 0x{self.grant.session_id.hex()} is "
-                + (
-                    "revoked"
-                    if revoked
-                    else "no longer active (the module was uninstalled or all sessions invalidated)"
-                )
-                + " on chain: ask the owner for a new session",
-                "0x" + self.grant.session_id.hex(),
+                f"session {session_id} is revoked on chain: ask the owner for a new session", session_id
             )
-        if self._module_flag(_IS_SESSION_REVOKED):
+        if active:
+            self._enabled = True
+        elif self._enabled:
             raise SessionRevokedError(
-                f"session 0x{self.grant.session_id.hex()} is revoked on chain: ask the owner for a new session",
-                "0x" + self.grant.session_id.hex(),
+                f"session {session_id} is no longer active on chain (the module was uninstalled or all sessions "
+                "invalidated): ask the owner for a new session",
+                session_id,
             )
-        self.is_enabled()
 
     def check(self, calls: Call | Sequence[Call], *, batch: bool | None = None) -> CheckResult:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
@@ -188,14 +214,37 @@ class SessionAccount:
         the full nonce instead of asking the EntryPoint for the lane's next one.
         """
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
+        nonce_key = self.nonce_key(lane)
+        chain_nonce, chain_time = self._read_state(
+            nonce_key if nonce is None else None,
+            status=self.verify_on_chain,
+            clock=check and self._clock is None,
+        )
         if check:
-            self._checker.check(call_data, now=self.now())
-        if self.verify_on_chain:
-            self._verify_status()
-        draft = self._draft(call_data, self.nonce_key(lane))
-        op = self._builder.prepare(draft, self._placeholder(), nonce=nonce)
+            now = int(self._clock()) if self._clock is not None else chain_time
+            self._checker.check(call_data, now=now)
+        if nonce is None:
+            assert chain_nonce is not None
+            nonce = max(chain_nonce, self._next_nonce.get(nonce_key, 0))
+        draft = self._draft(call_data, nonce_key)
+        placeholder = self._placeholder()
+        deploying = self._builder.needs_factory(draft)
+        # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
+        cacheable = self._enabled and not deploying and self.network.paymaster is None
+        cache_key = (call_data, len(placeholder), deploying)
+        gas = self._cached_estimate(cache_key) if cacheable else None
+        final_size = len(self._signature(_PLACEHOLDER_ECDSA))
+        op = self._builder.prepare(draft, placeholder, nonce=nonce, gas=gas, signature_size=final_size)
+        if cacheable and gas is None and self._builder.last_estimate is not None:
+            self._estimates[cache_key] = (time.monotonic(), self._builder.last_estimate)
         self._check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
+
+    def _cached_estimate(self, key: tuple[bytes, int, bool]) -> GasEstimate | None:
+        cached = self._estimates.get(key)
+        if cached is None or time.monotonic() - cached[0] > self.estimate_ttl:
+            return None
+        return cached[1]
 
     def _check_gas_cost(self, op: UserOperation) -> None:
         cap = self.grant.session.gas_cap
@@ -209,7 +258,14 @@ class SessionAccount:
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
-        return self._builder.send(op)
+        key = op.nonce >> 64
+        try:
+            pending = self._builder.send(op)
+        except Exception:
+            self._next_nonce.pop(key, None)  # ask the chain again next time
+            raise
+        self._next_nonce[key] = max(self._next_nonce.get(key, 0), op.nonce + 1)
+        return pending
 
     def send_calls(
         self, calls: Call | Sequence[Call], *, batch: bool | None = None, check: bool = True
