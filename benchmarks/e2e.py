@@ -139,7 +139,7 @@ class Tuned:
     def build(self, call: Call) -> UserOperation:
         if self.nonce is None:
             net = self.account.network
-            key = net.kind.nonce_key(net.module, self.account.lane)
+            key = self.account.nonce_key()
             self.nonce = net.chain.get_nonce(net.entry_point, self.account.address, key)
         op = self.account.build(call, nonce=self.nonce)
         self.nonce += 1

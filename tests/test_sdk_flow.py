@@ -146,3 +146,17 @@ def test_operation_over_the_sessions_gas_cap_is_refused_locally(net, owner, nft)
     with pytest.raises(GasCostTooHighError, match="over the session's cap of 1,000,000,000 wei"):
         net.session(grant, key).execute(nft, "safeMint(address)", owner.account)
     assert not owner.is_deployed()
+
+
+def test_two_dapps_sessions_on_one_account_do_not_share_a_nonce_lane(net, owner, nft, target):
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
+    key_a, key_b = SessionKey.generate(), SessionKey.generate()
+    grant_a = owner.grant(key_a, [mint_policy(nft, owner.account)], onchain=True)
+    grant_b = owner.grant(key_b, [Policy.call(target, "other(uint256)")], onchain=True)
+    a, b = net.session(grant_a, key_a), net.session(grant_b, key_b)
+    assert a.nonce_key() != b.nonce_key()
+    op_a = a.build(function_call(nft, "safeMint(address)", owner.account))
+    op_b = b.build(function_call(target, "other(uint256)", 7))  # built before op_a lands
+    a.send(op_a).wait()
+    b.send(op_b).wait()
+    assert nft.balanceOf(owner.account) == 2 and target.calls() == 1

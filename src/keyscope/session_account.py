@@ -45,8 +45,9 @@ class SessionAccount:
     Give a :class:`~keyscope.network.Network` (``network=``), or the ``bundler`` and ``node`` URLs (or
     objects). Options:
 
-    * ``lane``: the nonce lane (0..2**32-1) under the module's nonce key; several workers using one
-      session concurrently each take their own lane.
+    * ``lane``: which of the session's nonce lanes to use. Each session's lanes start at a base lane derived
+      from its id, so that sessions of different dapps on one account do not race on one nonce sequence;
+      several workers sending for one session concurrently each take their own ``lane`` (0, 1, 2, …).
     * ``clock``: unix seconds used for the window check; by default the chain's latest block time (the
       clock the EntryPoint judges by).
     * ``verify_on_chain``: check before each send that the session is neither revoked nor invalidated on
@@ -96,9 +97,10 @@ class SessionAccount:
         self._builder = OperationBuilder(network)
         self._checker = PolicyChecker.for_grant(grant)
         self._enabled = grant.how == "onchain"
-        self._nonce_key = network.kind.nonce_key(network.module, lane)
+        self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << network.kind.lane_bits)
+        self._nonce_key = self.nonce_key(lane)
         self.estimate_ttl = estimate_ttl
-        self._estimates: dict[tuple[bytes, int, bool], tuple[float, GasEstimate]] = {}
+        self._estimates: dict[tuple[bytes, int, int, bool], tuple[float, GasEstimate]] = {}
         self._next_nonce: dict[int, int] = {}
 
     def __repr__(self) -> str:
@@ -171,10 +173,15 @@ class SessionAccount:
     # -- building and sending -------------------------------------------------------------------------
 
     def nonce_key(self, lane: int | None = None) -> int:
-        """The EntryPoint nonce key of ``lane`` (default: this instance's :attr:`lane`) under the module."""
-        if lane is None:
-            return self._nonce_key
-        return self.network.kind.nonce_key(self.network.module, lane)
+        """The EntryPoint nonce key of the session's ``lane`` (default: this instance's :attr:`lane`): the
+        module's key on the lane ``base + lane``, ``base`` being derived from the session id."""
+        offset = self.lane if lane is None else lane
+        lanes = 1 << self.network.kind.lane_bits
+        if not 0 <= offset < lanes:
+            raise BadInputError(
+                f"lane {offset} is out of range: this account has {lanes} nonce lanes per validator"
+            )
+        return self.network.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
 
     def _draft(self, call_data: bytes, nonce_key: int) -> Draft:
         return Draft(
@@ -231,7 +238,8 @@ class SessionAccount:
         deploying = self._builder.needs_factory(draft)
         # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
         cacheable = self._enabled and not deploying and self.network.paymaster is None
-        cache_key = (call_data, len(placeholder), deploying)
+        # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
+        cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
         gas = self._cached_estimate(cache_key) if cacheable else None
         final_size = len(self._signature(_PLACEHOLDER_ECDSA))
         op = self._builder.prepare(draft, placeholder, nonce=nonce, gas=gas, signature_size=final_size)
@@ -240,7 +248,7 @@ class SessionAccount:
         self._check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
 
-    def _cached_estimate(self, key: tuple[bytes, int, bool]) -> GasEstimate | None:
+    def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
         cached = self._estimates.get(key)
         if cached is None or time.monotonic() - cached[0] > self.estimate_ttl:
             return None

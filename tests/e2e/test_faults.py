@@ -142,7 +142,7 @@ def _landed_once(stack: LocalStack, from_block: int, user_op_hash: bytes) -> dic
 
 def _nonce(net: Network, session: SessionAccount) -> int:
     """The next sequence number of the session's nonce lane (the low 64 bits of the EntryPoint nonce)."""
-    key = net.kind.nonce_key(net.module, session.lane)
+    key = session.nonce_key()
     return net.chain.get_nonce(net.entry_point, session.address, key) & (2**64 - 1)
 
 
@@ -401,18 +401,17 @@ def test_200_concurrent_operations_land_exactly_once(
     threads, ten operations each, all at once. Each lane sends its next operation when the previous one
     landed (Alto queues one operation per lane, at most ten lanes per account).
 
-    A nonce lane belongs to the account, not to the session (the nonce key is the module and the lane): the
-    two sessions of the first account therefore take lanes 0-3 and 4-7."""
+    Each session's lanes start at a base lane derived from its id, so the two sessions of the first account
+    use distinct lanes too."""
     owners = [_owner(net, stack) for _ in range(4)]
     sessions: list[SessionAccount] = []
-    for index, owner in enumerate((*owners, owners[0])):
+    for owner in (*owners, owners[0]):
         _, session = _enabled(net, stack, owner)
-        first = 4 if index == 4 else 0
-        sessions += [net.session(session.grant, session.key, lane=first + lane) for lane in range(4)]
+        sessions += [net.session(session.grant, session.key, lane=lane) for lane in range(4)]
     assert len({s.key.address for s in sessions}) == 5 and len(sessions) == 20
     per_lane = 10
     start = stack.block_number() + 1  # blocks from here on
-    nonces = {(s.address, s.lane): _nonce(net, s) for s in sessions}
+    nonces = {(s.address, s.nonce_key()): _nonce(net, s) for s in sessions}
     assert len(nonces) == 20  # no two threads share a nonce lane
 
     def lane(session: SessionAccount) -> list[tuple[bytes, UserOperation]]:
@@ -439,7 +438,7 @@ def test_200_concurrent_operations_land_exactly_once(
     assert set(counts.values()) == {1}, [h.hex() for h, n in counts.items() if n != 1]
     assert all(event["success"] for found in events.values() for event in found)
     for session in sessions:
-        assert _nonce(net, session) == nonces[(session.address, session.lane)] + per_lane
+        assert _nonce(net, session) == nonces[(session.address, session.nonce_key())] + per_lane
     blocks = stack.block_number() - start
     print(f"\n200 UserOperations from 20 threads (5 session keys, 4 lanes each) landed in {seconds:.1f} s "
           f"({200 / seconds:.1f} ops/s, {blocks} blocks)")  # fmt: skip

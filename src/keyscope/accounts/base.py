@@ -38,6 +38,8 @@ class AccountKind(ABC):
     account_id_prefix: str = ""
     #: Short name for messages and configuration.
     name: str = ""
+    #: How many bits of the nonce key the account leaves for parallel lanes.
+    lane_bits: int = 32
     #: Whether a session's first operation may create the account (False when the creating operation's
     #: callData must be something else than ``execute``, as with the Safe7579 launchpad).
     sessions_can_create: bool = True

@@ -58,6 +58,7 @@ class KernelAccountKind(AccountKind):
 
     account_id_prefix = "kernel.advanced.v0.3.1"
     name = "kernel"
+    lane_bits = 16
     domain_name = "Kernel"
     domain_version = "0.3.1"
 

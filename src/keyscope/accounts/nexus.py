@@ -52,6 +52,7 @@ class NexusAccountKind(AccountKind):
 
     account_id_prefix = "biconomy.nexus.1.0."
     name = "nexus"
+    lane_bits = 24
 
     def __init__(
         self,
