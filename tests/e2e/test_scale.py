@@ -300,7 +300,6 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
         orphans = _pending_of(store, doomed)
         held = {_hash(net, op) for op in bundler.request("debug_bundler_dumpMempool", [stack.entry_point])}
         stack.restart_bundler(kill=True)  # the mempool is gone; the new Alto bundles automatically
-        lost = held
 
         replacement = start_worker(
             spec(stack, url, shares[0], recover_first=True), tmp_path, "replacement", env=ENV
@@ -320,7 +319,7 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
     by_hash = {r.user_op_hash: r for r in records.values()}
     for orphan in orphans:  # what was in flight at the kill landed as recorded: never rebuilt
         assert records[orphan.intent_id].user_op_hash == orphan.user_op_hash
-    ours = lost & by_hash.keys()
+    ours = held & by_hash.keys()
     # Alto may already have put some of its mempool in a bundle that lands after the kill; the rest was lost
     # with it and was sent again, the same operation (same hash), and landed once
     resent = [h for h in ours if by_hash[h].attempts >= 2]
