@@ -4,7 +4,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint slither clean
 
 setup:
 	@tools/setup.sh
@@ -22,6 +22,9 @@ bench: setup
 lint: setup
 	@$(VENV)/ruff check src tests scripts benchmarks
 	@$(VENV)/mypy
+
+slither: setup
+	@$(VENV)/python tools/slither.py
 
 clean:
 	rm -rf .build .cache contracts/.cache .pytest_cache .mypy_cache .hypothesis
