@@ -86,6 +86,9 @@ force=""
 say "compiling contracts"
 .venv/bin/ape compile $force >.cache/compile.log 2>&1 || { grep -E "Error|error|-->|^ *[0-9]* \|" .cache/compile.log >&2; fail "ape compile failed (full log: .cache/compile.log)."; }
 echo "$src_stamp" > .build/.keyscope-stamp
+# ape copies the dependencies it compiled against into contracts/.cache; it lists a project's sources from
+# the first 500 files under contracts/, so hundreds of copied OpenZeppelin files can hide our own contracts.
+rm -rf contracts/.cache
 .venv/bin/python tools/export_artifacts.py || fail "could not export the contract artefacts."
 
 # --- third-party accounts (Kernel v3.1, Nexus 1.0, Safe7579) for the end-to-end tests ------------------

@@ -248,6 +248,12 @@ def test_keyfile_owner_unlocked_from_the_environment(
     stack = local_stack
     data = tmp_path / "ape"
     (data / "accounts").mkdir(parents=True)
+    # the project's installed dependencies stay where they are: without them ape would reinstall them and
+    # rebuild the project under everyone else's feet
+    shared = Path(os.environ.get("APE_DATA_FOLDER", Path.home() / ".ape"))
+    for name in ("packages", "ethereum"):
+        if (shared / name).exists():
+            (data / name).symlink_to(shared / name, target_is_directory=True)
     owner = Account.create()
     keyfile = Account.encrypt(owner.key, "s3cret", kdf="pbkdf2", iterations=1024)
     (data / "accounts" / "ksowner.json").write_text(json.dumps(keyfile))
