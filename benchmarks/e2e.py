@@ -41,7 +41,6 @@ from keyscope import SessionAccount, SessionKey, connect
 from keyscope.bundler.types import FeeQuote, GasEstimate
 from keyscope.calls import function_call
 from keyscope.execution import Call
-from keyscope.grant import SessionGrant
 from keyscope.network import Network
 from keyscope.rpc import JsonRpcClient
 from keyscope.userop import UserOperation
@@ -333,20 +332,7 @@ def run(stack: Any, *, quick: bool = False, log: Callable[[str], None] = print) 
     keys = [SessionKey(fixed_signer(f"e2e/key-{i}").private_key) for i in range(SESSIONS)]
     requests = [owner.prepare_grant(key, [permission], salt=i) for i, key in enumerate(keys)]
     owner.execute([enable_session_call(stack.module, request.session) for request in requests]).wait()
-    grants = [
-        SessionGrant(
-            session=request.session,
-            account=request.account,
-            module=request.module,
-            chain_id=request.chain_id,
-            entry_point=request.entry_point,
-            epoch=request.epoch,
-            session_id=request.session_id,
-            how="onchain",
-            account_kind=request.account_kind,
-        )
-        for request in requests
-    ]
+    grants = [request.enabled_on_chain() for request in requests]
     sessions = [
         net.session(grant, key, lane=i) for i, (grant, key) in enumerate(zip(grants, keys, strict=True))
     ]

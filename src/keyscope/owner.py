@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -71,6 +71,14 @@ class GrantRequest:
 
     def complete(self, owner_signature: bytes) -> SessionGrant:
         """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature``."""
+        return self._grant("offchain", owner_signature)
+
+    def enabled_on_chain(self) -> SessionGrant:
+        """The :class:`~keyscope.grant.SessionGrant` of this session once ``enableSession`` has landed."""
+        return self._grant("onchain", None)
+
+    def _grant(self, how: Literal["onchain", "offchain"], owner_signature: bytes | None) -> SessionGrant:
+        offchain = how == "offchain"
         return SessionGrant(
             session=self.session,
             account=self.account,
@@ -79,11 +87,11 @@ class GrantRequest:
             entry_point=self.entry_point,
             epoch=self.epoch,
             session_id=self.session_id,
-            how="offchain",
+            how=how,
             owner_signature=owner_signature,
             account_kind=self.account_kind,
-            factory=self.factory,
-            factory_data=self.factory_data,
+            factory=self.factory if offchain else None,
+            factory_data=self.factory_data if offchain else b"",
         )
 
 
@@ -93,6 +101,7 @@ class PendingGrant:
     def __init__(self, pending: PendingUserOperation, request: GrantRequest) -> None:
         self.operation = pending
         self.request = request
+        self.receipt: UserOperationReceipt | None = None
 
     @property
     def session_id(self) -> bytes:
@@ -101,20 +110,7 @@ class PendingGrant:
     def wait(self, timeout: float = 60.0) -> SessionGrant:
         """Wait for the owner's operation; raises if it failed."""
         self.receipt = self.operation.wait(timeout)
-        request = self.request
-        return SessionGrant(
-            session=request.session,
-            account=request.account,
-            module=request.module,
-            chain_id=request.chain_id,
-            entry_point=request.entry_point,
-            epoch=request.epoch,
-            session_id=request.session_id,
-            how="onchain",
-            account_kind=request.account_kind,
-        )
-
-    receipt: UserOperationReceipt | None = None
+        return self.request.enabled_on_chain()
 
 
 def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, now: int) -> int:
