@@ -18,8 +18,8 @@ from pathlib import Path
 from ..artifacts import npm_package_dir
 from ..errors import ConfigurationError, KeyscopeError
 from ..rpc import JsonRpcClient
-from .errors import PortInUseError, StartupTimeoutError, ToolNotFoundError
-from .processes import ManagedProcess
+from .errors import StartupTimeoutError, ToolNotFoundError
+from .processes import ManagedProcess, serve
 
 __all__ = [
     "ALTO_NPM_PACKAGE",
@@ -173,22 +173,13 @@ def start_alto(
     ]
     env = {**_child_environment(), **config.environment()}
     process = ManagedProcess("Alto", argv, log_path, env=env, cwd=workdir)
-    process.start()
-    try:
-        match = process.wait_for_log(_LISTENING, timeout, what="the address it listens on")
-        url = f"http://{match.group(1)}:{match.group(2)}"
-        _wait_until_serving(process, url, config.entry_point, timeout)
-    except PortInUseError as exc:
-        process.stop()
-        raise PortInUseError(
-            f"Alto cannot listen on 127.0.0.1:{config.port}: another program holds that port. Choose another "
-            "port, or none to get a free one",
-            log_path=exc.log_path,
-            log_tail=exc.log_tail,
-        ) from None
-    except BaseException:
-        process.stop()
-        raise
+    url = serve(
+        process,
+        _LISTENING,
+        config.port,
+        timeout,
+        lambda url: _wait_until_serving(process, url, config.entry_point, timeout),
+    )
     return process, url
 
 

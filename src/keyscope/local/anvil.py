@@ -16,8 +16,8 @@ from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
 from ..artifacts import npm_package_dir
 from ..errors import ConfigurationError, KeyscopeError
 from ..rpc import JsonRpcClient
-from .errors import LocalStackError, PortInUseError, StartupTimeoutError, ToolNotFoundError
-from .processes import ManagedProcess
+from .errors import LocalStackError, StartupTimeoutError, ToolNotFoundError
+from .processes import ManagedProcess, serve
 
 __all__ = [
     "ANVIL_MNEMONIC",
@@ -125,22 +125,13 @@ def start_anvil(
     On failure the process is stopped and a :class:`~keyscope.local.errors.LocalStackError` says why.
     """
     process = ManagedProcess("anvil", [str(binary or find_anvil()), *config.arguments()], log_path)
-    process.start()
-    try:
-        match = process.wait_for_log(_LISTENING, timeout, what="the address it listens on")
-        url = f"http://{match.group(1)}:{match.group(2)}"
-        _wait_until_serving(process, url, config.chain_id, timeout)
-    except PortInUseError as exc:
-        process.stop()
-        raise PortInUseError(
-            f"anvil cannot listen on 127.0.0.1:{config.port}: another program holds that port. Choose "
-            "another port, or none to get a free one",
-            log_path=exc.log_path,
-            log_tail=exc.log_tail,
-        ) from None
-    except BaseException:
-        process.stop()
-        raise
+    url = serve(
+        process,
+        _LISTENING,
+        config.port,
+        timeout,
+        lambda url: _wait_until_serving(process, url, config.chain_id, timeout),
+    )
     return process, url
 
 

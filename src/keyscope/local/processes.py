@@ -281,6 +281,35 @@ class ManagedProcess:
         return f"ManagedProcess({self.name!r}, pid={self.pid}, {state})"
 
 
+def serve(
+    process: ManagedProcess,
+    listening: re.Pattern[str],
+    port: int | None,
+    timeout: float,
+    ready: Callable[[str], None],
+) -> str:
+    """Start ``process``, read the address it listens on from its log (``listening`` captures host and port),
+    and return its URL once ``ready(url)`` returns. On any failure the process is stopped; a taken port is
+    reported as :class:`PortInUseError` naming it."""
+    process.start()
+    try:
+        match = process.wait_for_log(listening, timeout, what="the address it listens on")
+        url = f"http://{match.group(1)}:{match.group(2)}"
+        ready(url)
+    except PortInUseError as exc:
+        process.stop()
+        raise PortInUseError(
+            f"{process.name} cannot listen on 127.0.0.1:{port}: another program holds that port. Choose another "
+            "port, or none to get a free one",
+            log_path=exc.log_path,
+            log_tail=exc.log_tail,
+        ) from None
+    except BaseException:
+        process.stop()
+        raise
+    return url
+
+
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
