@@ -12,14 +12,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
 from ..execution import Call
+from ..hexutil import to_address
 
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["MODULE_TYPE_VALIDATOR", "AccountKind", "Deployment"]
+__all__ = [
+    "INSTALL_MODULE",
+    "MODULE_TYPE_VALIDATOR",
+    "UNINSTALL_MODULE",
+    "AccountKind",
+    "Deployment",
+    "module_config_call",
+]
 
 MODULE_TYPE_VALIDATOR = 1
+INSTALL_MODULE = keccak(b"installModule(uint256,address,bytes)")[:4]
+UNINSTALL_MODULE = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
+
+
+def module_config_call(selector: bytes, account: str, module: str, data: bytes) -> Call:
+    """``account.installModule`` / ``uninstallModule`` (``selector``) of the validator ``module`` with ``data``,
+    as a call from the account to itself."""
+    args = abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), data])
+    return Call(to_address(account), 0, selector + args)
 
 
 @dataclass(frozen=True)
@@ -49,13 +69,15 @@ class AccountKind(ABC):
         """The 192-bit EntryPoint nonce key that makes the account validate with ``validator``
         (None: the owner / root validator), on parallel ``lane``."""
 
-    @abstractmethod
     def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
-        """The call (from the account to itself) that installs ``module`` as a validator."""
+        """The call (from the account to itself) that installs ``module`` as a validator; by default the
+        standard ERC-7579 ``installModule(1, module, init_data)``."""
+        return module_config_call(INSTALL_MODULE, account, module, init_data)
 
-    @abstractmethod
     def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        """The call (from the account to itself) that uninstalls the validator ``module``."""
+        """The call (from the account to itself) that uninstalls the validator ``module``; by default the
+        standard ERC-7579 ``uninstallModule(1, module, deinit_data)``."""
+        return module_config_call(UNINSTALL_MODULE, account, module, deinit_data)
 
     def erc1271_digest(self, account: str, chain_id: int, digest: bytes) -> bytes:
         """What the owner's key actually signs when the account is asked ``isValidSignature(digest, ...)``.

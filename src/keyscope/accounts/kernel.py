@@ -26,8 +26,14 @@ from eth_utils import keccak
 
 from ..errors import BadInputError, ConfigurationError
 from ..execution import Call
-from ..hexutil import to_address, to_bytes
-from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from .base import (
+    INSTALL_MODULE,
+    MODULE_TYPE_VALIDATOR,
+    AccountKind,
+    Deployment,
+    module_config_call,
+)
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -35,8 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["EXECUTE_SELECTOR", "KernelAccountKind"]
 
 EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
-_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
-_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
 _INITIALIZE = keccak(b"initialize(bytes21,address,bytes,bytes,bytes[])")[:4]
 _CREATE_ACCOUNT = keccak(b"createAccount(bytes,bytes32)")[:4]
 _GET_ADDRESS = keccak(b"getAddress(bytes,bytes32)")[:4]
@@ -85,19 +89,11 @@ class KernelAccountKind(AccountKind):
     def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
         return Call(to_address(account), 0, self._install_data(module, init_data))
 
-    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        data = _UNINSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), deinit_data]
-        )
-        return Call(to_address(account), 0, data)
-
     @staticmethod
     def _install_data(module: str, init_data: bytes) -> bytes:
         """``installModule`` calldata: no hook, ``init_data`` for the validator, ``execute`` granted."""
         packed = _NO_HOOK + abi_encode(["bytes", "bytes", "bytes"], [init_data, b"", EXECUTE_SELECTOR])
-        return _INSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), packed]
-        )
+        return module_config_call(INSTALL_MODULE, ZERO_ADDRESS, module, packed).data
 
     # -- owner signatures ----------------------------------------------------------------------------
 

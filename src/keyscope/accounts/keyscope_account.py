@@ -15,9 +15,8 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..errors import BadInputError
-from ..execution import Call
 from ..hexutil import to_address
-from .base import MODULE_TYPE_VALIDATOR, AccountKind
+from .base import AccountKind
 
 __all__ = ["KeyscopeAccountKind", "ModuleInit", "create_account_data"]
 
@@ -26,8 +25,6 @@ ModuleInit = tuple[int, str, bytes]
 
 _CREATE_ACCOUNT = keccak(b"createAccount(address,(uint256,address,bytes)[],uint256)")[:4]
 _GET_ADDRESS = keccak(b"getAddress(address,(uint256,address,bytes)[],uint256)")[:4]
-_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
-_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
 
 
 def create_account_data(
@@ -53,15 +50,3 @@ class KeyscopeAccountKind(AccountKind):
         if validator is None:
             return lane
         return (int(to_address(validator), 16) << 32) | lane
-
-    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
-        data = _INSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data]
-        )
-        return Call(to_address(account), 0, data)
-
-    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        data = _UNINSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), deinit_data]
-        )
-        return Call(to_address(account), 0, data)

@@ -24,7 +24,13 @@ from eth_utils import keccak
 from ..errors import BadInputError, ConfigurationError
 from ..execution import Call
 from ..hexutil import to_address, to_bytes
-from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from .base import (
+    MODULE_TYPE_VALIDATOR,
+    UNINSTALL_MODULE,
+    AccountKind,
+    Deployment,
+    module_config_call,
+)
 from .sentinel import uninstall_data
 
 if TYPE_CHECKING:
@@ -32,8 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NexusAccountKind"]
 
-_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
-_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
 _INIT_NEXUS = keccak(
     b"initNexus((address,bytes)[],(address,bytes)[],(address,bytes),(address,bytes)[],address,address[],uint8)"
 )[:4]
@@ -87,12 +91,6 @@ class NexusAccountKind(AccountKind):
         chosen = self._owner_validator() if validator is None else to_address(validator)
         return (lane << 168) | int(chosen, 16)  # mode byte 0: validate
 
-    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
-        data = _INSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data]
-        )
-        return Call(to_address(account), 0, data)
-
     def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
         if self.chain is None:
             raise ConfigurationError(
@@ -100,10 +98,7 @@ class NexusAccountKind(AccountKind):
                 "with chain= (or through detect_kind)"
             )
         packed = uninstall_data(self.chain, account, module, deinit_data)
-        data = _UNINSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), packed]
-        )
-        return Call(to_address(account), 0, data)
+        return module_config_call(UNINSTALL_MODULE, account, module, packed)
 
     # -- owner signatures ----------------------------------------------------------------------------
 

@@ -30,7 +30,13 @@ from eth_utils import keccak
 from ..errors import BadInputError, ConfigurationError
 from ..execution import Call
 from ..hexutil import to_address, to_bytes
-from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from .base import (
+    MODULE_TYPE_VALIDATOR,
+    UNINSTALL_MODULE,
+    AccountKind,
+    Deployment,
+    module_config_call,
+)
 from .sentinel import uninstall_data
 
 if TYPE_CHECKING:
@@ -42,8 +48,6 @@ INIT_DATA_ABI_TYPE = "(address,address[],uint256,address,bytes,address,(address,
 """``Safe7579Launchpad.InitData``: singleton, owners, threshold, setupTo, setupData, safe7579, validators,
 callData."""
 
-_INSTALL = keccak(b"installModule(uint256,address,bytes)")[:4]
-_UNINSTALL = keccak(b"uninstallModule(uint256,address,bytes)")[:4]
 _SETUP_SAFE = keccak(f"setupSafe({INIT_DATA_ABI_TYPE})".encode())[:4]
 _INIT_SAFE7579 = keccak(
     b"initSafe7579(address,(address,bytes)[],(address,bytes)[],(address,bytes)[],address[],uint8)"
@@ -111,12 +115,6 @@ class Safe7579AccountKind(AccountKind):
         chosen = self._owner_validator() if validator is None else to_address(validator)
         return (int(chosen, 16) << 32) | lane
 
-    def install_validator_call(self, account: str, module: str, init_data: bytes = b"") -> Call:
-        data = _INSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), init_data]
-        )
-        return Call(to_address(account), 0, data)
-
     def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
         if self.chain is None:
             raise ConfigurationError(
@@ -124,10 +122,7 @@ class Safe7579AccountKind(AccountKind):
                 "with chain= (or through detect_kind)"
             )
         packed = uninstall_data(self.chain, account, module, deinit_data)
-        data = _UNINSTALL + abi_encode(
-            ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), packed]
-        )
-        return Call(to_address(account), 0, data)
+        return module_config_call(UNINSTALL_MODULE, account, module, packed)
 
     # -- owner signatures ----------------------------------------------------------------------------
 
