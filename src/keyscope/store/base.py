@@ -34,7 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import BadInputError
 from ..grant import SessionGrant
-from ..hexutil import to_bytes
+from ..hexutil import to_address, to_bytes
 from ..signing import LocalSigner
 from ..userop import UserOperation
 
@@ -46,6 +46,7 @@ __all__ = [
     "OutboxRecord",
     "OutboxState",
     "SessionStore",
+    "check_intent",
     "grant_is_active",
     "normalize_hash",
     "normalize_session_id",
@@ -151,6 +152,27 @@ def _check_text(value: object, name: str, limit: int) -> str:
             f"{name} must be a non-empty string of at most {limit} characters without NUL, got {value!r}"
         )
     return value
+
+
+def check_intent(
+    intent_id: str,
+    account: str,
+    session_id: bytes | str,
+    lane: int,
+    op: UserOperation,
+    user_op_hash: bytes | str,
+) -> tuple[str, str, str, int, str]:
+    """The arguments of :meth:`SessionStore.record_intent`, checked and normalised:
+    ``(intent_id, account, session_id, lane, user_op_hash)``."""
+    if not isinstance(op, UserOperation):
+        raise BadInputError(f"record_intent takes a UserOperation, got {type(op).__name__}")
+    return (
+        check_intent_id(intent_id),
+        to_address(account),
+        normalize_session_id(session_id),
+        check_lane(lane),
+        normalize_hash(user_op_hash),
+    )
 
 
 def check_intent_id(intent_id: object) -> str:

@@ -74,6 +74,7 @@ from .base import (
     OutboxRecord,
     OutboxState,
     SessionStore,
+    check_intent,
     check_intent_id,
     check_label,
     check_lane,
@@ -748,13 +749,9 @@ class SqlStore(SessionStore):
         op: UserOperation,
         user_op_hash: bytes | str,
     ) -> OutboxRecord:
-        intent = check_intent_id(intent_id)
-        owner = to_address(account)
-        session = normalize_session_id(session_id)
-        lane_number = check_lane(lane)
-        if not isinstance(op, UserOperation):
-            raise BadInputError(f"record_intent takes a UserOperation, got {type(op).__name__}")
-        op_hash = normalize_hash(user_op_hash)
+        intent, owner, session, lane_number, op_hash = check_intent(
+            intent_id, account, session_id, lane, op, user_op_hash
+        )
         outbox = self._t.outbox
         op_json = json.dumps(op.to_rpc())
 
