@@ -114,7 +114,9 @@ class JsonRpcClient:
         for request_id, (method, _) in zip(ids, calls, strict=True):
             if request_id not in by_id:
                 raise TransportError(
-                    f"{self.url} left {method} out of its answer to a JSON-RPC batch", url=self.url, method=method
+                    f"{self.url} left {method} out of its answer to a JSON-RPC batch",
+                    url=self.url,
+                    method=method,
                 )
             results.append(self._result(method, by_id[request_id], response.status_code))
         return results
