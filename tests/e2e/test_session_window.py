@@ -1,0 +1,63 @@
+"""A session's time window on a real anvil and Alto: not yet valid, valid, expired.
+
+The window is a few seconds of real time: Alto judges windows by its wall clock and the EntryPoint by the
+block's time, so moving anvil's clock alone would set the two apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from keyscope import (
+    Policy,
+    SessionExpiredError,
+    SessionKey,
+    SessionNotYetValidError,
+    arg,
+    connect,
+)
+from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """A stack of its own, so that the blocks mined here do not disturb other tests."""
+    with LocalStack() as stack:
+        yield stack
+
+
+def test_window_opens_and_closes_with_the_chains_clock(stack: LocalStack) -> None:
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, 10**18)
+    start = max(stack.timestamp(), int(time.time()))
+    key = SessionKey.generate()
+    policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy], valid_after=start + 4, valid_until=start + 12)
+    session = net.session(grant, key)
+
+    with pytest.raises(SessionNotYetValidError):
+        session.execute(stack.nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()  # refused before anything was sent
+
+    _until(stack, start + 5)
+    receipt = session.execute(stack.nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success
+
+    _until(stack, start + 13)
+    with pytest.raises(SessionExpiredError) as expired:
+        session.execute(stack.nft, "safeMint(address)", owner.account)
+    assert expired.value.session_id == "0x" + grant.session_id.hex()
+
+
+def _until(stack: LocalStack, moment: int) -> None:
+    """Wait for the wall clock to pass ``moment`` and mine a block stamped after it."""
+    time.sleep(max(0.0, moment - time.time()))
+    stack.mine()
+    assert stack.timestamp() >= moment
