@@ -988,6 +988,32 @@ def _settings_section(results: dict[str, Any]) -> list[str]:
     return ["## Run", "", table(["", ""], rows, "ll"), ""]
 
 
+def _scale_section(results: dict[str, Any]) -> list[str]:
+    scale = results.get("scale")
+    if not scale:
+        return []
+    settings = scale.get("settings", {})
+    lines = [
+        "## Sessions at scale",
+        "",
+        f"Included operations per second with 1, 4 and 8 worker processes (SQLite with 1, PostgreSQL with all), "
+        f"side by side in one run: {settings.get('operations_per_configuration', '?')} session operations per row "
+        f"over {settings.get('sessions', '?')} sessions (one account each), every one checked on chain "
+        "(`benchmarks/scale.py`, see [scaling.md](scaling.md)). The workers share one Alto process on the same two "
+        "cores, which simulates every operation twice: past one worker it is the ceiling, so more workers add "
+        "latency rather than throughput here.",
+        "",
+        "| store | workers | operations | ops/s | latency p50 (s) | latency p95 (s) | lanes | resent |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in scale.get("rows", []):
+        lines.append(
+            f"| {row['store']} | {row['workers']} | {row['operations']} | {row['ops_per_second']:.1f} | "
+            f"{row['latency_p50_s']:.2f} | {row['latency_p95_s']:.2f} | {row.get('lanes', '')} | {row.get('resent', '')} |"
+        )
+    return [*lines, ""]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """docs/benchmarks.md for ``results``."""
     parts: list[str] = [
@@ -1007,6 +1033,7 @@ def markdown(results: dict[str, Any]) -> str:
         _sdk_section,
         _e2e_section,
         _kinds_section,
+        _scale_section,
         _comparison_section,
         _settings_section,
     ]

@@ -4,7 +4,9 @@ Prints the tables, writes ``docs/benchmarks.md`` and ``benchmarks/results.json``
 
 1. SDK speed on one core, before anything else starts (``sdk.py``, against viem: ``sdk_viem.mjs``);
 2. then one local stack (anvil + Alto, ``keyscope.local.LocalStack``) for the rest:
-   gas and bytes (``gas.py``), the module on other accounts (``kinds.py``), end to end (``e2e.py``).
+   gas and bytes (``gas.py``), the module on other accounts (``kinds.py``), end to end (``e2e.py``);
+3. sessions at scale: worker processes on SQLite and PostgreSQL through a stack of their own (``scale.py``,
+   run as its own process; it writes ``benchmarks/scale.json``).
 
 Options: ``--quick`` (fewer rounds, for trying things out), ``--skip sdk,gas,kinds,e2e``, ``--no-write`` (print
 only), ``--report-only`` (rewrite docs/benchmarks.md from the existing results.json).
@@ -27,7 +29,7 @@ from keyscope.local import LocalStack
 from keyscope.local.alto import ALTO_VERSION
 from keyscope.local.anvil import find_anvil
 
-PARTS = ("sdk", "gas", "kinds", "e2e")
+PARTS = ("sdk", "gas", "kinds", "e2e", "scale")
 STACK_SETTINGS: dict[str, Any] = {
     "executors": 1,
     "disable_code_size_limit": True,
@@ -111,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                 import e2e
 
                 results["e2e"] = e2e.run(stack, quick=args.quick, log=log)
+    if "scale" not in skip:
+        log("scale: worker processes on SQLite and PostgreSQL (a stack of its own)")
+        command = [sys.executable, str(ROOT / "benchmarks" / "scale.py")]
+        if args.quick:
+            command.append("--quick")
+        subprocess.run(command, check=True, cwd=ROOT)
+        results["scale"] = json.loads((ROOT / "benchmarks" / "scale.json").read_text())
     results["seconds"] = round(time.monotonic() - began, 1)
     results["targets"] = report.targets(results)
     log("done")
