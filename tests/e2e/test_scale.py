@@ -194,11 +194,19 @@ def finish(workers: list[WorkerProcess], timeout: float = 600.0) -> list[dict[st
     return results
 
 
+def first_block(stack: LocalStack) -> int:
+    """The first block that can hold what a test sends from now on: the one after the latest. The latest
+    block itself is already mined and may hold the previous test's last bundle, with operations of the same
+    users' accounts (anvil mines each bundle at once, so nothing else need come after it)."""
+    return stack.block_number() + 1
+
+
 def assert_exactly_once(
     stack: LocalStack, store: SessionStore, intents: list[dict[str, Any]], start_block: int, users: list[User]
 ) -> dict[str, Any]:
     """Every intent has one record, included with success, whose hash is on chain exactly once; the users'
-    accounts got no other operation; every lane's nonces are 0..n-1, each used once."""
+    accounts got no other operation from ``start_block`` (see :func:`first_block`) on; every lane's nonces
+    are 0..n-1, each used once."""
     records = {}
     for intent in intents:
         record = store.get_by_intent(intent["intent_id"])
@@ -214,6 +222,13 @@ def assert_exactly_once(
     assert not missing, f"{len(missing)} operations not on chain exactly once, e.g. {missing[:3]}"
     senders = {user.account for user in users}
     events = [e for e in log.events(start_block) if e.sender in senders]
+    recorded = set(hashes)
+    unintended = [
+        f"{e.user_op_hash} (block {e.block_number}, {e.sender} lane key {e.nonce >> 64:#x} nonce {e.nonce & SEQUENCE})"
+        for e in events
+        if e.user_op_hash not in recorded
+    ]
+    assert not unintended, f"the sessions' accounts ran operations nobody intended: {unintended}"
     assert len(events) == len(intents), "the sessions' accounts ran operations nobody intended"
     lanes: dict[tuple[str, int], list[int]] = defaultdict(list)
     for event in events:
@@ -234,7 +249,7 @@ def test_load_on_postgresql_every_operation_included_once(stack, population, pos
     store = population.store(url)
     intents = population.intents(LOAD_OPS, "load")
     shares = [intents[n::LOAD_WORKERS] for n in range(LOAD_WORKERS)]
-    start_block = stack.block_number()
+    start_block = first_block(stack)
     began = time.monotonic()
     results = finish(run_workers(stack, url, tmp_path, shares, worker={"resubmit_after": 10.0}))
     elapsed = time.monotonic() - began
@@ -279,7 +294,7 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
     doomed = {i["intent_id"] for i in shares[0]}
     bundler = JsonRpcClient(stack.bundler_url)
     net = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
-    start_block = stack.block_number()
+    start_block = first_block(stack)
     workers = run_workers(stack, url, tmp_path, shares)
     try:
         deadline = time.monotonic() + 240
@@ -341,7 +356,7 @@ def test_database_restart_mid_run_loses_nothing(stack, population, tmp_path):
         store = population.store(url)
         intents = population.intents(300, "dbrestart", users)
         shares = [intents[n::4] for n in range(4)]
-        start_block = stack.block_number()
+        start_block = first_block(stack)
         workers = run_workers(stack, url, tmp_path, shares, worker={"lease_ttl": 30.0})
         try:
             deadline = time.monotonic() + 240
@@ -368,7 +383,7 @@ def test_sqlite_shared_by_worker_processes(stack, population, tmp_path):
     url = f"sqlite:///{tmp_path / 'keyscope.db'}"
     store = population.store(url)
     intents = population.intents(160, "sqlite", users)
-    start_block = stack.block_number()
+    start_block = first_block(stack)
     results = finish(run_workers(stack, url, tmp_path, [intents[0::2], intents[1::2]]))
     assert all(not r["errors"] for r in results)
     assert_exactly_once(stack, store, intents, start_block, users)
