@@ -906,6 +906,32 @@ def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:
         sql_backend.open()
 
 
+def test_a_new_sqlite_store_opens_while_another_connection_writes_to_it(tmp_path: Path) -> None:
+    """Switching a new file to the WAL journal needs the file to itself, and SQLite refuses it at once (no
+    busy wait) while another connection writes in the old journal mode: what happens when several workers
+    open a new store at once and one of them is creating the tables. Opening waits for the writer."""
+    path = tmp_path / "store.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    commit = threading.Timer(0.5, writer.execute, ["COMMIT"])
+    commit.start()
+    began = time.monotonic()
+    try:
+        store = open_store(f"sqlite:///{path}", scrypt_n=SCRYPT_N, passphrase=PASSPHRASE)
+    finally:
+        commit.join()
+        writer.close()
+    try:
+        assert time.monotonic() - began >= 0.4  # it waited for the writer
+        assert store.lease_lane(ACCOUNT, SESSION, "w", 10).lane == 0
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        store.close()
+
+
 def test_postgres_store_rides_through_a_server_restart(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:

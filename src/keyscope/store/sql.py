@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,6 +102,8 @@ _KEK_CHECK = "kek.check"
 _KEK_SCRYPT = "kek.scrypt"
 _PENDING = [state.value for state in PENDING_STATES]
 _RACE_ATTEMPTS = 100
+_SQLITE_BUSY_SECONDS = 30.0
+"""How long a SQLite connection waits for another connection's write lock."""
 
 
 class _Dialect:
@@ -183,6 +186,29 @@ def _normalize_url(url: str) -> tuple[URL, _Dialect]:
     raise BadInputError(f"unsupported database {backend!r} in {url!r}: use sqlite or postgresql")
 
 
+def _use_wal(cursor: Any) -> None:
+    """Switch the database to the WAL journal (a no-op once it is: the mode is kept in the file).
+
+    The switch needs the file to itself, and while another connection is writing in the old journal mode
+    (several processes or threads opening a new store at once: one of them is creating the tables) SQLite
+    answers "database is locked" at once, without waiting out the busy timeout. That is waited out here.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            row = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            message = str(exc).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() + pause > deadline:
+                raise
+        else:
+            if (row and str(row[0]).lower() == "wal") or time.monotonic() + pause > deadline:
+                return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     path = Path(url.database or "")
     if not path.parent.is_dir():
@@ -194,7 +220,7 @@ def _sqlite_engine(url: URL) -> Engine:
         except OSError as exc:
             raise SessionStoreError(f"cannot create the SQLite store {path}: {exc.strerror}") from None
     engine = create_engine(
-        url, connect_args={"timeout": 30.0, "check_same_thread": False}, hide_parameters=True
+        url, connect_args={"timeout": _SQLITE_BUSY_SECONDS, "check_same_thread": False}, hide_parameters=True
     )
 
     @event.listens_for(engine, "connect")
@@ -202,8 +228,8 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None  # transactions are begun explicitly below
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA busy_timeout = {int(_SQLITE_BUSY_SECONDS * 1000)}")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
