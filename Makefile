@@ -21,6 +21,7 @@ bench: setup
 
 lint: setup
 	@$(VENV)/ruff check src tests scripts benchmarks
+	@$(VENV)/ruff format --check src tests scripts benchmarks tools
 	@$(VENV)/mypy
 
 slither: setup
