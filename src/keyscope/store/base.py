@@ -300,20 +300,28 @@ class SessionStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _set_flag(self, session_id: bytes | str, flag: str) -> None:
+        """Set the grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
+
+    @abc.abstractmethod
+    def _flag(self, session_id: bytes | str, flag: str) -> bool:
+        """The grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
+
     def mark_revoked(self, session_id: bytes | str) -> None:
         """Record that the session was revoked. Every worker sees it on its next read; it is never undone."""
+        self._set_flag(session_id, "revoked")
 
-    @abc.abstractmethod
     def is_revoked(self, session_id: bytes | str) -> bool:
         """Whether the session was marked revoked."""
+        return self._flag(session_id, "revoked")
 
-    @abc.abstractmethod
     def mark_enabled(self, session_id: bytes | str) -> None:
         """Record that an off-chain grant's first operation landed: it no longer needs the ENABLE payload."""
+        self._set_flag(session_id, "enabled")
 
-    @abc.abstractmethod
     def is_enabled(self, session_id: bytes | str) -> bool:
         """Whether the session is stored on chain (always true for on-chain grants)."""
+        return self._flag(session_id, "enabled")
 
     # -- nonce lanes -----------------------------------------------------------------------------------
 

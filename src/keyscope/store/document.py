@@ -182,18 +182,6 @@ class DocumentStore(SessionStore):
             self._parse_grant(doc, name)
             return bool(doc[flag])
 
-    def mark_revoked(self, session_id: bytes | str) -> None:
-        self._set_flag(session_id, "revoked")
-
-    def is_revoked(self, session_id: bytes | str) -> bool:
-        return self._flag(session_id, "revoked")
-
-    def mark_enabled(self, session_id: bytes | str) -> None:
-        self._set_flag(session_id, "enabled")
-
-    def is_enabled(self, session_id: bytes | str) -> bool:
-        return self._flag(session_id, "enabled")
-
     # -- nonce lanes -----------------------------------------------------------------------------------
 
     @staticmethod

@@ -619,18 +619,6 @@ class SqlStore(SessionStore):
             raise self._unknown_grant(name)
         return bool(value)
 
-    def mark_revoked(self, session_id: bytes | str) -> None:
-        self._set_flag(session_id, "revoked")
-
-    def is_revoked(self, session_id: bytes | str) -> bool:
-        return self._flag(session_id, "revoked")
-
-    def mark_enabled(self, session_id: bytes | str) -> None:
-        self._set_flag(session_id, "enabled")
-
-    def is_enabled(self, session_id: bytes | str) -> bool:
-        return self._flag(session_id, "enabled")
-
     # -- nonce lanes -----------------------------------------------------------------------------------
 
     def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
