@@ -267,6 +267,27 @@ class SessionHarness:
         assert mode == "enable" and session is not None and owner_signature is not None
         return op.replace(signature=encode_enable_signature(session, owner_signature, signature))
 
+    def enable_op(
+        self,
+        account: str,
+        key: LocalSigner,
+        session: Session,
+        owner_signature: bytes,
+        calls: Call | list[Call],
+        *,
+        signer: LocalSigner | None = None,
+    ) -> UserOperation:
+        """The session's first operation, carrying the off-chain grant (ENABLE mode)."""
+        return self.op(
+            account,
+            key,
+            calls,
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+            signer=signer,
+        )
+
     def run(self, op: UserOperation) -> UserOperationReceipt:
         receipt = self.h.submit(op)
         assert receipt.success, receipt.reason

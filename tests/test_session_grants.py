@@ -96,14 +96,7 @@ def test_offchain_grant_use_revoke(sessions, owner, session_key, nft, module):
     session_id = session.session_id(account, 0)
     assert not module.isSessionActive(account, session_id)
 
-    first = sessions.op(
-        account,
-        session_key,
-        mint(nft, account),
-        mode="enable",
-        session=session,
-        owner_signature=owner_signature,
-    )
+    first = sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account))
     sessions.run(first)
     assert module.isSessionActive(account, session_id)
     assert nft.balanceOf(account) == 1
@@ -115,29 +108,13 @@ def test_offchain_grant_use_revoke(sessions, owner, session_key, nft, module):
     assert nft.balanceOf(account) == 2
 
     # repeating the enable payload once enabled is harmless
-    sessions.run(
-        sessions.op(
-            account,
-            session_key,
-            mint(nft, account),
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-        )
-    )
+    sessions.run(sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account)))
     assert nft.balanceOf(account) == 3
 
     sessions.revoke(account, owner, session_id)
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
     # the enable payload cannot bring it back after revocation
-    replay = sessions.op(
-        account,
-        session_key,
-        mint(nft, account),
-        mode="enable",
-        session=session,
-        owner_signature=owner_signature,
-    )
+    replay = sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account))
     error = sessions.h.rejected(replay)
     assert error.reason == "AA23" and "SessionIsRevoked" in str(error)
 
@@ -183,14 +160,7 @@ def test_owner_revokes_an_offchain_grant_before_it_is_used(sessions, owner, sess
     owner_signature = sessions.owner_signature(account, owner, session)
     sessions.revoke(account, owner, session.session_id(account, 0))
     error = sessions.h.rejected(
-        sessions.op(
-            account,
-            session_key,
-            mint(nft, account),
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-        )
+        sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account))
     )
     assert "SessionIsRevoked" in str(error)
     assert nft.balanceOf(account) == 0
@@ -207,14 +177,7 @@ def test_enable_signature_bound_to_chain_module_and_epoch(sessions, owner, sessi
     }[what]
     owner_signature = sessions.owner_signature(account, owner, session, **other)
     error = sessions.h.rejected(
-        sessions.op(
-            account,
-            session_key,
-            mint(nft, account),
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-        )
+        sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account))
     )
     assert error.reason == "AA23" and "InvalidOwnerSignature" in str(error)
 
@@ -225,14 +188,7 @@ def test_enable_signature_bound_to_the_account(sessions, owner, session_key, nft
     session = mint_session(session_key, nft, account_a)
     owner_signature = sessions.owner_signature(account_a, owner, session)
     error = sessions.h.rejected(
-        sessions.op(
-            account_b,
-            session_key,
-            mint(nft, account_b),
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-        )
+        sessions.enable_op(account_b, session_key, session, owner_signature, mint(nft, account_b))
     )
     assert "InvalidOwnerSignature" in str(error)
 
@@ -255,14 +211,8 @@ def test_enable_with_wrong_session_signature_fails_and_stores_nothing(
     account = sessions.account(owner)
     session = mint_session(session_key, nft, account)
     owner_signature = sessions.owner_signature(account, owner, session)
-    op = sessions.op(
-        account,
-        session_key,
-        mint(nft, account),
-        mode="enable",
-        session=session,
-        owner_signature=owner_signature,
-        signer=LocalSigner.generate(),
+    op = sessions.enable_op(
+        account, session_key, session, owner_signature, mint(nft, account), signer=LocalSigner.generate()
     )
     assert sessions.h.rejected(op).reason == "AA24"
     assert not module.isSessionActive(account, session.session_id(account, 0))
@@ -358,14 +308,7 @@ def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(
     assert not module.isSessionActive(account, session_id)
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"
     # nor does the old off-chain signature: it was bound to epoch 0
-    replay = sessions.op(
-        account,
-        session_key,
-        mint(nft, account),
-        mode="enable",
-        session=session,
-        owner_signature=owner_signature,
-    )
+    replay = sessions.enable_op(account, session_key, session, owner_signature, mint(nft, account))
     assert "InvalidOwnerSignature" in str(sessions.h.rejected(replay))
     # a new grant works
     sessions.grant_onchain(account, owner, session)
