@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import report
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {', '.join(PARTS)}")
     parser.add_argument("--no-write", action="store_true", help="print the tables, write no file")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
+    parser.add_argument("--json", type=Path, help="also write the results (JSON) to this file")
     args = parser.parse_args(argv)
 
     if args.report_only:
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     log("done")
     print()
     print(report.markdown(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     if not args.no_write:
         report.write(results)
         log(f"wrote {report.DOC.relative_to(ROOT)} and {report.RESULTS.relative_to(ROOT)}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, fixed_signer, one_core, ratio
+from eth_utils import keccak
 
 from keyscope import PolicyChecker, SessionAccount
 from keyscope.accounts import KeyscopeAccountKind
@@ -47,6 +48,7 @@ MODULE = fixed_signer("sdk/module").address
 NFT = fixed_signer("sdk/nft").address
 RECIPIENT = fixed_signer("sdk/recipient").address
 OPERATIONS = 200
+_IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 """Distinct operations (nonces) both sides hash and sign, round after round."""
 
 
@@ -66,7 +68,8 @@ class StillChain:
         return key << 64
 
     def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
-        return (1).to_bytes(32, "big")  # isSessionActive: true
+        # isSessionActive: true; isSessionRevoked (and anything else): false
+        return (int(data[:4] == _IS_SESSION_ACTIVE)).to_bytes(32, "big")
 
 
 class StillBundler:
