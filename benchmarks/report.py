@@ -293,12 +293,11 @@ def _close(key: str, entry: dict[str, Any], results: dict[str, Any]) -> str:
                 "zero bytes of other keys' signatures and addresses move transaction gas by about a dozen gas "
                 "(the KeyscopeAccount row of the other-accounts table, the same method with other keys: "
                 f"{fixed(get(results, 'kinds', 'keyscope', 'tight', 'tx_gas_ratio'), 5)}). "
-                "Room, in the module: the per-operation gas-cost cap (maxGasCost) reads accountGasLimits, "
-                "preVerificationGas and gasFees through Solidity's calldata struct accessors and checked "
-                "arithmetic; they are static fields of the PackedUserOperation head, readable with one "
-                "`calldataload` each, and the product fits unchecked arithmetic (128-bit factors). The 0-rule "
-                "module frame against the floor (see the comparison section) shows what the decoding around the "
-                "one `ecrecover` and one storage read costs."
+                "Room: each rule is one cold storage read (2,100 gas) of a 32-byte word; packing small reference "
+                "values two to a word, or committing to a hash of the permission and carrying its rules in the "
+                "signature, trades those reads for calldata (a longer signature). The other large item is the "
+                "account's call into the module (a cold account access, 2,600 gas, and the copy of the operation): "
+                "see the floor at the end of the comparison section."
             )
     return text
 
@@ -1020,7 +1019,7 @@ def markdown(results: dict[str, Any]) -> str:
         "# Benchmarks",
         "",
         "Gas, signature sizes, SDK speed and end-to-end latency of keyscope's session keys, each compared side by "
-        "side in the same run. Regenerate with `make bench` (under two minutes here; `make bench ARGS=--quick` for a "
+        "side in the same run. Regenerate with `make bench` (about three minutes here, the sessions-at-scale part included; `make bench ARGS=--quick` for a "
         "shorter, noisier run): it prints these tables and rewrites this file and `benchmarks/results.json` "
         "(machine-readable, with the raw figures behind every ratio). Timings come from a shared, noisy 2-core "
         "machine: ratios measured side by side are what count; gas figures are exact and repeat run to run.",
