@@ -170,18 +170,33 @@ def probe(module, accounts, chain):
     return Probe(module, accounts[8], chain)
 
 
+FUZZ_TESTS = {
+    "test_raw_rules_agree_with_the_module",
+    "test_non_canonical_encodings_agree_with_the_module",
+    "test_builder_policies_agree_with_the_module",
+}
+MIN_OPERATIONS = 5000
+"""The least number of operations the three generated tests compare in one run of this module (CI profile)."""
+
+
 @pytest.fixture(scope="module", autouse=True)
-def report():
-    """Print what the run checked (shown with ``-s``): operations, and verdicts per category and moment."""
+def report(request):
+    """Print what the run checked (shown with ``-s``): operations, and verdicts per category and moment.
+    When the whole module ran and passed, check that it compared at least MIN_OPERATIONS operations."""
     started = time.perf_counter()
+    failed_before = request.session.testsfailed
     yield
     elapsed = time.perf_counter() - started
     operations = TALLY["operations"]
+    ran = {item.name for item in request.session.items if item.module is request.module}
+    whole = ran >= FUZZ_TESTS and request.session.testsfailed == failed_before
     print(f"\ndifferential ({FUZZ}): {operations} operations in {elapsed:.1f}s", end="")
     if operations:
         print(f" ({1000 * elapsed / operations:.1f} ms each)", end="")
     print("; " + ", ".join(f"{k} {v:.1f}s" for k, v in TIMES.items()))
     print("verdicts:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common() if k != "operations"))
+    if whole:
+        assert operations >= MIN_OPERATIONS, f"the generated tests compared only {operations} operations"
 
 
 def entry_point_in_window(validation_data: int, now: int) -> bool:
