@@ -1,0 +1,148 @@
+"""What the ``ape run`` scripts in ``scripts/`` share: options, settings, signers, parsers and the actions
+they run, each a thin layer over the SDK.
+
+A script parses its options with the decorators of :mod:`.options`, calls one action
+(:func:`create_account`, :func:`grant_session`, :func:`revoke_session`, :func:`send_session_call`,
+:func:`list_sessions`, :func:`operation_status`, :func:`deploy_keyscope`) and prints the result with
+:func:`emit`; :func:`reports_errors` turns any :class:`~keyscope.errors.KeyscopeError` into one
+``error: ...`` line on stderr and exit status 1.
+
+Settings come from, in this order: the command-line option, its environment variable, the deployments file
+(``--deployments``, as written by ``python -m keyscope.local --json`` or ``ape run deploy --out``), and the
+default. The node is the ape network the command is connected to (``--network``).
+
+One module per concern: :mod:`.output` (errors and what a command prints), :mod:`.settings` (deployments
+files and settings), :mod:`.connection` (the node, the bundler and the checks), :mod:`.options` (click
+options), :mod:`.signers` (the owner's signer), :mod:`.parsing` (command-line text), :mod:`.stores` (the
+session store), :mod:`.listing` (sessions and their state), :mod:`.actions` (what the commands do) and
+:mod:`.deploy` (deploying keyscope); every name of ``__all__`` is importable from the package itself.
+
+Importing this package needs ape (``pip install keyscope[ape]``).
+"""
+
+from .actions import (
+    CreatedAccount,
+    GrantResult,
+    OperationStatus,
+    RevokeResult,
+    SendResult,
+    create_account,
+    grant_session,
+    operation_status,
+    receipt_lines,
+    revoke_session,
+    send_session_call,
+    session_key_from,
+    sign_grant_request,
+    status_bundler,
+)
+from .actions import owner_for_grant as owner_for_grant
+from .connection import ape_node, connect, connect_ape, make_bundler
+from .deploy import deploy_keyscope
+from .listing import (
+    SessionRow,
+    describe_permission,
+    describe_permissions,
+    describe_time,
+    list_sessions,
+    session_lines,
+    session_status,
+)
+from .options import (
+    ape_account_type,
+    connection_options,
+    owner_options,
+    require_ape_account,
+    store_option,
+    timeout_option,
+)
+from .output import emit, hex_of, json_option, reports_errors
+from .parsing import parse_amount, parse_call_args, parse_duration, parse_rule, resolve_address
+from .settings import (
+    DEFAULT_STORE_URL,
+    ENV_BUNDLER,
+    ENV_DEPLOYMENTS,
+    ENV_ENTRY_POINT,
+    ENV_FACTORY,
+    ENV_MODULE,
+    ENV_OWNER,
+    ENV_OWNER_KEY,
+    ENV_STORE,
+    ENV_STORE_KEK,
+    ENV_STORE_PASSPHRASE,
+    ENV_SUBMITTER,
+    INPROCESS,
+    ConnectionOptions,
+    Deployments,
+    Settings,
+    resolve_settings,
+)
+from .signers import ApeAccountSigner, SigningDeclinedError, make_owner, owner_signer
+from .stores import find_grant, open_session_store
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "ENV_BUNDLER",
+    "ENV_DEPLOYMENTS",
+    "ENV_ENTRY_POINT",
+    "ENV_FACTORY",
+    "ENV_MODULE",
+    "ENV_OWNER",
+    "ENV_OWNER_KEY",
+    "ENV_STORE",
+    "ENV_STORE_KEK",
+    "ENV_STORE_PASSPHRASE",
+    "ENV_SUBMITTER",
+    "INPROCESS",
+    "ApeAccountSigner",
+    "ConnectionOptions",
+    "CreatedAccount",
+    "Deployments",
+    "GrantResult",
+    "OperationStatus",
+    "RevokeResult",
+    "SendResult",
+    "SessionRow",
+    "Settings",
+    "SigningDeclinedError",
+    "ape_account_type",
+    "ape_node",
+    "connect",
+    "connect_ape",
+    "connection_options",
+    "create_account",
+    "deploy_keyscope",
+    "describe_permission",
+    "describe_permissions",
+    "describe_time",
+    "emit",
+    "find_grant",
+    "grant_session",
+    "hex_of",
+    "json_option",
+    "list_sessions",
+    "make_bundler",
+    "make_owner",
+    "open_session_store",
+    "operation_status",
+    "owner_options",
+    "owner_signer",
+    "parse_amount",
+    "parse_call_args",
+    "parse_duration",
+    "parse_rule",
+    "receipt_lines",
+    "reports_errors",
+    "require_ape_account",
+    "resolve_address",
+    "resolve_settings",
+    "revoke_session",
+    "send_session_call",
+    "session_key_from",
+    "session_lines",
+    "session_status",
+    "sign_grant_request",
+    "status_bundler",
+    "store_option",
+    "timeout_option",
+]

@@ -1,0 +1,399 @@
+"""What the commands do: create an account, grant, revoke and use a session, follow an operation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+
+from ..bundler.client import BundlerClient
+from ..bundler.pending import PendingUserOperation
+from ..bundler.types import Bundler, UserOperationReceipt
+from ..errors import BadInputError, ConfigurationError
+from ..execution import Call
+from ..grant import SessionGrant
+from ..hexutil import to_address, to_bytes
+from ..keys import SessionKey
+from ..network import Network
+from ..owner import GrantRequest, Owner
+from ..policy import Policy as PolicyBuilder
+from ..policy import parse_signature
+from ..revert import describe_revert
+from ..signing import HashSigner, LocalSigner, recover_hash
+from ..store import SessionStore
+from .listing import describe_permission
+from .output import hex_of
+from .parsing import parse_call_args, parse_rule, resolve_address
+from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
+from .signers import ApeAccountSigner, SigningDeclinedError, make_owner
+
+
+def _receipt_dict(receipt: UserOperationReceipt) -> dict[str, Any]:
+    return {
+        "user_op_hash": hex_of(receipt.user_op_hash),
+        "success": receipt.success,
+        "sender": receipt.sender,
+        "nonce": receipt.nonce,
+        "transaction_hash": hex_of(receipt.transaction_hash),
+        "block_number": receipt.block_number,
+        "actual_gas_used": receipt.actual_gas_used,
+        "actual_gas_cost": receipt.actual_gas_cost,
+        "paymaster": receipt.paymaster,
+        "revert_reason": None if receipt.success else describe_revert(receipt.reason),
+    }
+
+
+def receipt_lines(receipt: UserOperationReceipt) -> list[str]:
+    """A receipt for people."""
+    state = "succeeded" if receipt.success else f"reverted: {describe_revert(receipt.reason)}"
+    return [
+        f"included      block {receipt.block_number}, transaction {hex_of(receipt.transaction_hash)}",
+        f"execution     {state}",
+        f"gas used      {receipt.actual_gas_used:,} (cost {receipt.actual_gas_cost:,} wei)",
+    ]
+
+
+@dataclass(frozen=True)
+class CreatedAccount:
+    """What :func:`create_account` did."""
+
+    account: str
+    owner: str
+    created: bool
+    funded: int
+    receipt: UserOperationReceipt | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "owner": self.owner,
+            "created": self.created,
+            "funded_wei": self.funded,
+            "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
+        }
+
+
+def create_account(
+    network: Network,
+    signer: HashSigner,
+    *,
+    salt: int = 0,
+    fund: int = 0,
+    funder: Any = None,
+    timeout: float = 60.0,
+) -> CreatedAccount:
+    """Create the keyscope account of ``signer`` at ``salt`` (session module installed at creation) with one
+    owner operation, after sending it ``fund`` wei from the ape account ``funder``. An account that already
+    exists is left as it is."""
+    owner = make_owner(network, signer, salt=salt)
+    if owner.is_deployed():
+        if not owner.supports_sessions():
+            raise ConfigurationError(
+                f"the account {owner.account} exists but the session module {network.module} is not installed: "
+                "install it with an owner operation (Owner.install_sessions)"
+            )
+        return CreatedAccount(owner.account, signer.address, False, 0, None)
+    if fund:
+        if funder is None and isinstance(signer, ApeAccountSigner):
+            funder = signer.account
+        if funder is None:
+            raise ConfigurationError(
+                "--fund sends ETH from an ape account: pass --funder ALIAS (or use --owner ALIAS, which funds by "
+                "default)"
+            )
+        funder.transfer(owner.account, fund)
+    receipt = owner.execute(Call(to_address(signer.address), 0, b"")).wait(timeout)
+    if not owner.is_deployed():
+        raise ConfigurationError(
+            f"the operation {hex_of(receipt.user_op_hash)} landed but {owner.account} has no code"
+        )
+    return CreatedAccount(owner.account, signer.address, True, fund, receipt)
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    """What :func:`grant_session` did."""
+
+    grant: SessionGrant
+    key_generated: bool
+    receipt: UserOperationReceipt | None
+
+    def to_dict(self) -> dict[str, Any]:
+        grant = self.grant
+        return {
+            "session_id": hex_of(grant.session_id),
+            "account": grant.account,
+            "session_key": grant.session_key,
+            "key_generated": self.key_generated,
+            "how": grant.how,
+            "valid_after": grant.valid_after,
+            "valid_until": grant.valid_until,
+            "permissions": [describe_permission(p) for p in grant.session.permissions],
+            "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
+        }
+
+
+def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigner, bool]:
+    """The session key for a new grant: a new one (``given`` None), the key stored for the address ``given``,
+    or the private key in the environment variable named by ``given`` as ``env:NAME``. Returns the key and
+    whether it is new."""
+    if given is None:
+        return SessionKey.generate(), True
+    text = given.strip()
+    if text.lower().startswith("env:"):
+        name = text[4:]
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise ConfigurationError(f"--session-key {text}: the environment variable {name} is not set")
+        try:
+            return LocalSigner(value), False
+        except BadInputError:
+            raise BadInputError(
+                f"--session-key {text}: {name} is not a private key (0x and 64 hex digits)"
+            ) from None
+    address = _address_from(text, "--session-key")
+    if not store.has_key(address):
+        raise BadInputError(
+            f"--session-key {address}: no key for this address in the store {store.url}; give env:NAME for a key "
+            "held in an environment variable, or leave --session-key out to generate one"
+        )
+    return store.get_key(address), False
+
+
+def grant_session(
+    network: Network,
+    owner: Owner,
+    store: SessionStore,
+    *,
+    target: str,
+    function: str,
+    rules: Sequence[str] = (),
+    value_limit: int = 0,
+    valid_for: int,
+    onchain: bool = False,
+    session_key: str | None = None,
+    names: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> GrantResult:
+    """Grant one permission (``function`` on ``target`` with ``rules`` in text form, see :func:`parse_rule`)
+    for ``valid_for`` seconds to a session key, off-chain (the owner signs the EIP-712 grant) or on-chain (an
+    owner operation); the key (encrypted) and the grant go to ``store``."""
+    known = {"account": owner.account, "owner": to_address(owner.signer.address), **(names or {})}
+    parsed = parse_signature(function)
+    address = resolve_address(target, known, "target")
+    specs = [parse_rule(text, parsed, known) for text in rules]
+    permission = PolicyBuilder.call(address, function, rules=specs, value_limit=value_limit)
+    if not owner.supports_sessions():
+        raise ConfigurationError(
+            f"the session module {network.module} is not installed on {owner.account}: install it with an owner "
+            "operation first"
+        )
+    key, generated = session_key_from(store, session_key)
+    store.put_key(key, label=f"session key of {owner.account}")
+    receipt = None
+    if onchain:
+        pending = owner.grant_onchain(key, [permission], valid_for=valid_for)
+        grant = pending.wait(timeout)
+        receipt = pending.receipt
+    else:
+        grant = sign_grant_request(owner, owner.prepare_grant(key, [permission], valid_for=valid_for))
+    store.put_grant(grant)
+    return GrantResult(grant, generated, receipt)
+
+
+def sign_grant_request(owner: Owner, request: GrantRequest) -> SessionGrant:
+    """The owner's one signature on ``request``: over the EIP-712 typed data itself (what a wallet shows)
+    where the account checks the EIP-712 digest as it is, else over the account's wrapped digest."""
+    kind = owner.network.kind
+    if kind.erc1271_digest(request.account, request.chain_id, request.digest) != request.digest:
+        return owner.sign_grant(request)
+    signature = owner.signer.sign_typed_data(request.typed_data)
+    if recover_hash(request.digest, signature) != to_address(owner.signer.address):
+        raise SigningDeclinedError("the owner's signature of the session grant does not recover to the owner")
+    return request.complete(kind.wrap_erc1271_signature(signature))
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    """What :func:`revoke_session` did."""
+
+    grant: SessionGrant
+    receipt: UserOperationReceipt
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": hex_of(self.grant.session_id),
+            "account": self.grant.account,
+            "revoked": True,
+            "receipt": _receipt_dict(self.receipt),
+        }
+
+
+def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -> Owner:
+    """The :class:`~keyscope.owner.Owner` of the grant's account; for an account not created yet, one whose first
+    operation creates it with the factory call the grant carries."""
+    if network.is_deployed(grant.account):
+        return make_owner(network, signer, grant.account)
+    if not grant.factory_data or grant.factory is None:
+        raise ConfigurationError(
+            f"the account {grant.account} does not exist on chain {network.chain_id} and the grant does not say "
+            "how to create it"
+        )
+    try:
+        owner_key, _, salt = abi_decode(
+            ["address", "(uint256,address,bytes)[]", "uint256"], grant.factory_data[4:]
+        )
+    except Exception:
+        raise ConfigurationError(
+            f"the account {grant.account} does not exist yet and its creation call is not a keyscope factory's"
+        ) from None
+    if to_address(owner_key) != to_address(signer.address):
+        raise BadInputError(
+            f"{signer.address} is not the owner of {grant.account} (its owner is {to_address(owner_key)}): give "
+            "that key with --owner or KEYSCOPE_OWNER_KEY"
+        )
+    owner = make_owner(dataclasses.replace(network, factory=grant.factory), signer, salt=int(salt))
+    if owner.account != grant.account:
+        raise ConfigurationError(
+            f"the grant's creation call gives {owner.account}, not {grant.account}: is --network the grant's chain?"
+        )
+    return owner
+
+
+def revoke_session(
+    network: Network, signer: HashSigner, store: SessionStore, grant: SessionGrant, *, timeout: float = 60.0
+) -> RevokeResult:
+    """Revoke ``grant`` with an owner operation, wait for it, and mark it revoked in ``store``."""
+    _check_grant_network(network, grant)
+    owner = owner_for_grant(network, signer, grant)
+    receipt = owner.revoke(grant).wait(timeout)
+    store.mark_revoked(grant.session_id)
+    return RevokeResult(grant, receipt)
+
+
+def _check_grant_network(network: Network, grant: SessionGrant) -> None:
+    if grant.chain_id != network.chain_id:
+        raise ConfigurationError(
+            f"session {hex_of(grant.session_id)} was granted on chain {grant.chain_id}, but --network is "
+            f"connected to chain {network.chain_id}: pass --network for chain {grant.chain_id}"
+        )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What :func:`send_session_call` did."""
+
+    grant: SessionGrant
+    pending: PendingUserOperation
+    receipt: UserOperationReceipt | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": hex_of(self.grant.session_id),
+            "account": self.grant.account,
+            "user_op_hash": self.pending.hex_hash,
+            "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
+        }
+
+
+def send_session_call(
+    network: Network,
+    store: SessionStore,
+    grant: SessionGrant,
+    *,
+    target: str,
+    function: str,
+    args: Sequence[str] = (),
+    value: int = 0,
+    check: bool = True,
+    wait: bool = False,
+    timeout: float = 60.0,
+    names: Mapping[str, str] | None = None,
+) -> SendResult:
+    """Send ``target.function(*args)`` from the grant's account, signed by its session key (from ``store``).
+
+    With ``check`` the policy, the window and the session's state on chain are checked first, and a call the
+    chain would refuse raises before anything is sent; ``check=False`` sends it anyway. With ``wait`` the
+    receipt is awaited (execution failures are reported in it, not raised)."""
+    _check_grant_network(network, grant)
+    known = {"account": grant.account, **(names or {})}
+    address = resolve_address(target, known, "target")
+    call_args = parse_call_args(function, args, known)
+    key = store.get_key(grant.session_key)
+    session = network.session(grant, key, verify_on_chain=check)
+    pending = session.execute(address, function, *call_args, value=value, check=check)
+    receipt = pending.wait(timeout, check=False) if wait else None
+    if receipt is not None and receipt.success and grant.how == "offchain":
+        store.mark_enabled(grant.session_id)
+    return SendResult(grant, pending, receipt)
+
+
+@dataclass(frozen=True)
+class OperationStatus:
+    """A UserOperation as a bundler knows it: ``included`` (with the receipt), ``pending`` or ``unknown``."""
+
+    user_op_hash: str
+    state: str
+    receipt: UserOperationReceipt | None = None
+    operation: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"user_op_hash": self.user_op_hash, "state": self.state}
+        if self.receipt is not None:
+            data["receipt"] = _receipt_dict(self.receipt)
+        if self.operation is not None:
+            data["operation"] = self.operation
+        return data
+
+    def lines(self) -> list[str]:
+        if self.receipt is not None:
+            return [f"UserOperation {self.user_op_hash}", *receipt_lines(self.receipt)]
+        if self.state == "pending":
+            sender = (self.operation or {}).get("userOperation", {}).get("sender")
+            return [
+                f"UserOperation {self.user_op_hash}",
+                f"pending       known to the bundler (sender {sender})",
+            ]
+        return [
+            f"UserOperation {self.user_op_hash}",
+            "unknown       the bundler has neither a receipt nor the operation (dropped, or sent elsewhere)",
+        ]
+
+
+def operation_status(
+    bundler: Bundler, user_op_hash: str, *, wait: bool = False, timeout: float = 60.0
+) -> OperationStatus:
+    """Ask ``bundler`` about a UserOperation: its receipt, else ``eth_getUserOperationByHash``; with ``wait``,
+    wait for the receipt."""
+    raw = to_bytes(user_op_hash.strip(), name="the UserOperation hash", length=32)
+    text = hex_of(raw)
+    if wait:
+        return OperationStatus(
+            text, "included", PendingUserOperation(bundler, raw).wait(timeout, check=False)
+        )
+    receipt = bundler.get_user_operation_receipt(raw)
+    if receipt is not None:
+        return OperationStatus(text, "included", receipt)
+    found = bundler.get_user_operation_by_hash(raw)
+    if found is not None:
+        return OperationStatus(text, "pending", operation=found)
+    return OperationStatus(text, "unknown")
+
+
+def status_bundler(bundler_url: str | None, deployments_file: str | None = None) -> Bundler:
+    """The bundler ``status`` asks, from ``--bundler`` or the deployments file: a JSON-RPC one (an in-process
+    bundler keeps nothing between runs)."""
+    deployments = Deployments.load(deployments_file) if deployments_file else Deployments()
+    bundler = _bundler_setting(bundler_url or deployments.bundler_url)
+    if bundler is None:
+        raise _NoBundler()._missing()
+    if bundler == INPROCESS:
+        raise ConfigurationError(
+            f"--bundler {INPROCESS} keeps no record between runs: `send --wait` prints the receipt of an "
+            "operation sent in-process; ask a JSON-RPC bundler about operations it received"
+        )
+    return BundlerClient(bundler)

@@ -1,0 +1,161 @@
+"""The click options the commands share."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..artifacts import ENTRY_POINT_V07
+from ..errors import ConfigurationError
+from .output import F
+from .settings import (
+    DEFAULT_STORE_URL,
+    ENV_BUNDLER,
+    ENV_DEPLOYMENTS,
+    ENV_ENTRY_POINT,
+    ENV_FACTORY,
+    ENV_MODULE,
+    ENV_OWNER,
+    ENV_OWNER_KEY,
+    ENV_STORE,
+    ENV_STORE_KEK,
+    ENV_STORE_PASSPHRASE,
+    ENV_SUBMITTER,
+    INPROCESS,
+    ConnectionOptions,
+)
+
+
+def ape_account_type(name: str) -> Any:
+    """ape's click type for an account alias (``TEST::n`` for a test account), as ``account_option`` uses."""
+    from ape.cli.choices import AccountAliasPromptChoice
+
+    return AccountAliasPromptChoice(name=name)
+
+
+def require_ape_account(account: Any, option: str) -> Any:
+    """``account``, or a clear error naming ``option`` when it was not given."""
+    if account is None:
+        raise ConfigurationError(
+            f"no ape account: pass {option} ALIAS (see `ape accounts list`; TEST::n for a test account)"
+        )
+    return account
+
+
+def connection_options(function: F) -> F:
+    """``--deployments``, ``--bundler``, ``--module``, ``--factory``, ``--entry-point`` and ``--submitter``,
+    each also from its environment variable; the callback gets them as ``connection``
+    (:class:`ConnectionOptions`)."""
+
+    @functools.wraps(function)
+    def wrapper(
+        *args: Any,
+        deployments: str | None,
+        bundler: str | None,
+        module: str | None,
+        factory: str | None,
+        entry_point: str | None,
+        submitter: Any,
+        **kwargs: Any,
+    ) -> Any:
+        connection = ConnectionOptions(deployments, bundler, module, factory, entry_point, submitter)
+        return function(*args, connection=connection, **kwargs)
+
+    options = [
+        click.option(
+            "--deployments",
+            envvar=ENV_DEPLOYMENTS,
+            metavar="FILE",
+            help=f"JSON file with keyscope's addresses (from `python -m keyscope.local --json` or `ape run deploy "
+            f"--out`) [env {ENV_DEPLOYMENTS}]",
+        ),
+        click.option(
+            "--bundler",
+            envvar=ENV_BUNDLER,
+            metavar="URL|inprocess",
+            help=f"ERC-4337 bundler JSON-RPC URL, or '{INPROCESS}' to send handleOps from --submitter "
+            f"[env {ENV_BUNDLER}]",
+        ),
+        click.option(
+            "--module", envvar=ENV_MODULE, metavar="ADDRESS", help=f"SessionKeyValidator [env {ENV_MODULE}]"
+        ),
+        click.option(
+            "--factory",
+            envvar=ENV_FACTORY,
+            metavar="ADDRESS",
+            help=f"KeyscopeAccountFactory [env {ENV_FACTORY}]",
+        ),
+        click.option(
+            "--entry-point",
+            envvar=ENV_ENTRY_POINT,
+            metavar="ADDRESS",
+            help=f"EntryPoint v0.7 (default: the canonical {ENTRY_POINT_V07}) [env {ENV_ENTRY_POINT}]",
+        ),
+        click.option(
+            "--submitter",
+            envvar=ENV_SUBMITTER,
+            type=ape_account_type("submitter"),
+            metavar="ALIAS",
+            help=f"ape account that sends (and pays for) handleOps with --bundler {INPROCESS} [env {ENV_SUBMITTER}]",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
+def store_option(function: F) -> F:
+    """``--store URL`` (env ``KEYSCOPE_STORE``, default ``sqlite:///.keyscope/sessions.db``); the callback gets
+    ``store_url``."""
+    return click.option(
+        "--store",
+        "store_url",
+        envvar=ENV_STORE,
+        default=DEFAULT_STORE_URL,
+        show_default=True,
+        metavar="URL",
+        help=f"session store (sqlite:///FILE, postgresql://..., or a folder); keys are encrypted with "
+        f"{ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK} [env {ENV_STORE}]",
+    )(function)
+
+
+def owner_options(*, account: bool = True) -> Callable[[F], F]:
+    """``--owner ALIAS`` (an ape account, as ape's ``account_option`` takes it; env ``KEYSCOPE_OWNER``; without
+    it, the private key in ``KEYSCOPE_OWNER_KEY``); the callback gets ``owner_account``. With ``account``, also
+    ``--account ADDRESS`` and ``--salt N`` (the callback gets ``account`` and ``salt``)."""
+
+    def decorate(function: F) -> F:
+        if account:
+            function = click.option(
+                "--salt", type=int, default=0, show_default=True, help="salt of the owner's keyscope account"
+            )(function)
+            function = click.option(
+                "--account",
+                metavar="ADDRESS",
+                help="the smart account (default: the owner's keyscope account at --salt)",
+            )(function)
+        return click.option(
+            "--owner",
+            "owner_account",
+            envvar=ENV_OWNER,
+            type=ape_account_type("owner"),
+            metavar="ALIAS",
+            help=f"ape account alias of the owner (TEST::n for a test account) [env {ENV_OWNER}]; without it, "
+            f"the private key in {ENV_OWNER_KEY}",
+        )(function)
+
+    return decorate
+
+
+def timeout_option(function: F) -> F:
+    """``--timeout SECONDS`` (default 60) for waiting on operations; the callback gets ``timeout``."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=60.0,
+        show_default=True,
+        help="seconds to wait for an operation's receipt",
+    )(function)

@@ -1,0 +1,213 @@
+"""Parsers of command-line text: durations, amounts, addresses, call arguments and policy rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import BadInputError, InvalidAddressError
+from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from ..policy import AbiFunction, AbiType, RuleSpec, arg, parse_signature
+
+_DURATION_PART = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.I)
+_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
+_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)$", re.I)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"1h"``, ``"1h30m"``, ``"2d"``, ``"1w"``; must be > 0."""
+    value = text.strip().lower().replace(" ", "")
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(f"{n}{u}" for n, u in parts) != value:
+            raise BadInputError(
+                f"{text!r} is not a duration: give seconds or a number with a unit, e.g. 90s, 15m, 1h, 1h30m, 2d, 1w"
+            )
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds <= 0:
+        raise BadInputError(f"the duration {text!r} must be longer than 0 seconds")
+    return seconds
+
+
+def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) -> int:
+    value = text.strip().replace("_", "")
+    negative = signed and value.startswith("-")
+    if negative:
+        value = value[1:].strip()
+    if value.lower().startswith("0x"):
+        try:
+            number = int(value, 16)
+        except ValueError:
+            raise BadInputError(f"{what}: {text!r} is not a number") from None
+        return -number if negative else number
+    match = _AMOUNT.match(value)
+    unit = match.group(2).lower() if match else ""
+    if match is None or (unit and (not units or unit not in _UNITS)):
+        hint = " (a number, optionally with wei, gwei or ether)" if units else " (decimal or 0x-hex)"
+        raise BadInputError(f"{what}: {text!r} is not an integer{hint}")
+    try:
+        amount = Decimal(match.group(1)) * (Decimal(10) ** _UNITS.get(unit, 0))
+    except InvalidOperation:
+        raise BadInputError(f"{what}: {text!r} is not a number") from None
+    if amount != amount.to_integral_value():
+        raise BadInputError(f"{what}: {text!r} is not a whole number of wei")
+    number = int(amount)
+    return -number if negative else number
+
+
+def parse_amount(text: str, what: str = "amount") -> int:
+    """Wei in ``"1000"``, ``"0x3e8"``, ``"10gwei"``, ``"0.5ether"`` (``eth`` too)."""
+    return _integer(text, what)
+
+
+def _named_address(text: str, names: Mapping[str, str], what: str) -> str:
+    value = text.strip()
+    if value in names:
+        return names[value]
+    try:
+        return to_address(value)
+    except InvalidAddressError as error:
+        known = f", or one of the names {', '.join(sorted(names))}" if names else ""
+        reason = str(error).split(". Give", 1)[0].split(": ", 1)[-1]
+        raise BadInputError(
+            f"{what}: {value!r} is not an address ({reason}): give 0x and 40 hex digits (all lowercase, or with "
+            f"a correct EIP-55 checksum){known}"
+        ) from None
+
+
+def resolve_address(text: str, names: Mapping[str, str], what: str = "address") -> str:
+    """An address given as hex, or by name (``nft``, ``account``... see the command's help)."""
+    address = _named_address(text, names, what)
+    if address == ZERO_ADDRESS:
+        raise BadInputError(f"{what} is the zero address: give a contract address")
+    return address
+
+
+def _value(text: Any, kind: AbiType, names: Mapping[str, str], where: str) -> Any:
+    """``text`` (a command-line string, or a JSON value inside an array/tuple) as the Python value for ``kind``."""
+    if kind.kind == "array":
+        items = _json_list(text, where, kind.name)
+        assert kind.element is not None
+        if kind.length is not None and len(items) != kind.length:
+            raise BadInputError(f"{where}: {kind.name} takes {kind.length} items, got {len(items)}")
+        return [_value(item, kind.element, names, f"{where}[{i}]") for i, item in enumerate(items)]
+    if kind.kind == "tuple":
+        items = _json_list(text, where, kind.name)
+        if len(items) != len(kind.components):
+            raise BadInputError(
+                f"{where}: {kind.name} has {len(kind.components)} components, got {len(items)}"
+            )
+        return tuple(
+            _value(item, param.type, names, f"{where}.{param.name or i}")
+            for i, (item, param) in enumerate(zip(items, kind.components, strict=True))
+        )
+    name = kind.name
+    if isinstance(text, bool) and name == "bool":
+        return text
+    if isinstance(text, int) and not isinstance(text, bool) and re.fullmatch(r"u?int\d+", name):
+        return text
+    if not isinstance(text, str):
+        raise BadInputError(f"{where}: expected a {name} value, got {text!r}")
+    if name == "address":
+        return _named_address(text, names, where)
+    if name == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise BadInputError(f"{where}: {text!r} is not a bool: give true or false")
+    if match := re.fullmatch(r"(u?)int(\d+)", name):
+        return _integer(text, where, signed=not match.group(1))
+    if name == "string":
+        return text
+    if name == "bytes" or name.startswith("bytes"):
+        data = to_bytes(text.strip(), name=where)
+        if name != "bytes" and len(data) != int(name[5:]):
+            raise BadInputError(f"{where}: {name} takes exactly {name[5:]} bytes, got {len(data)}")
+        return data
+    raise BadInputError(f"{where}: values of type {name} are not supported on the command line")
+
+
+def _json_list(text: Any, where: str, type_name: str) -> list[Any]:
+    if isinstance(text, list):
+        return text
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list):
+        raise BadInputError(
+            f"{where}: give the {type_name} value as a JSON list, e.g. '[1, 2]', got {text!r}"
+        )
+    return value
+
+
+def parse_call_args(
+    function: str | AbiFunction, args: Sequence[str], names: Mapping[str, str] | None = None
+) -> list[Any]:
+    """The Python arguments for ``function`` (a signature) from command-line strings: addresses (hex or a
+    name), integers (decimal, 0x-hex, or with wei/gwei/ether), bools, 0x-hex bytes, strings, and JSON lists
+    for arrays and tuples."""
+    parsed = parse_signature(function) if isinstance(function, str) else function
+    if len(args) != len(parsed.inputs):
+        raise BadInputError(
+            f"{parsed.signature} takes {len(parsed.inputs)} argument(s) ({parsed.describe_inputs()}), got "
+            f"{len(args)}"
+        )
+    return [
+        _value(text, param.type, names or {}, f"argument {param.name or i} ({param.type.name})")
+        for i, (text, param) in enumerate(zip(args, parsed.inputs, strict=True))
+    ]
+
+
+_RULE = re.compile(
+    r"^\s*(?P<path>[A-Za-z_$0-9][\w$]*(?:\.[\w$]+)*)\s*"
+    r"(?:(?P<op>==|!=|<=|>=|<|>)\s*(?P<value>.+?)"
+    r"|\s(?:in)\s+(?P<low>\S+?)\s*\.\.\s*(?P<high>\S+)"
+    r"|\s(?:one\s+of|oneof)\s+(?P<values>.+?))\s*$",
+    re.I,
+)
+_OPERATORS = {"==": "__eq__", "!=": "__ne__", "<=": "__le__", ">=": "__ge__", "<": "__lt__", ">": "__gt__"}
+
+
+def parse_rule(text: str, function: str | AbiFunction, names: Mapping[str, str] | None = None) -> RuleSpec:
+    """A rule from its text form, for ``function`` (which gives the argument's type):
+    ``to==0x…``, ``amount<=1000``, ``id in 1..5``, ``token one of 0x…,0x…`` (also ``!=``, ``<``, ``>``,
+    ``>=``). The argument is a name or a 0-based index, with ``.component`` steps into tuples and
+    fixed-size arrays (``order.amount``)."""
+    parsed = parse_signature(function) if isinstance(function, str) else function
+    match = _RULE.match(text)
+    if match is None:
+        raise BadInputError(
+            f"rule {text!r} is not understood: write ARG==VALUE (also !=, <, <=, >, >=), 'ARG in LOW..HIGH' or "
+            "'ARG one of V1,V2,...', where ARG is an argument name or index"
+        )
+    path = tuple(int(step) if step.isdigit() else step for step in match.group("path").split("."))
+    try:
+        _, kind, label = parsed.locate(path)
+    except BadInputError as error:
+        raise BadInputError(f"rule {text!r}: {error}") from None
+    where = f"rule {text!r} ({label}: {kind.name})"
+    if kind.kind != "elementary":
+        raise BadInputError(f"{where}: rules apply to single values, not to {kind.name}")
+    ref = arg(*path)
+    known = names or {}
+    if match.group("op"):
+        value = _value(match.group("value"), kind, known, where)
+        spec: RuleSpec = getattr(ref, _OPERATORS[match.group("op")])(value)
+        return spec
+    if match.group("low") is not None:
+        low = _value(match.group("low"), kind, known, where)
+        high = _value(match.group("high"), kind, known, where)
+        return ref.in_range(low, high)
+    values = [item for item in (part.strip() for part in match.group("values").split(",")) if item]
+    if not values:
+        raise BadInputError(f"{where}: 'one of' needs values separated by commas")
+    return ref.one_of(*[_value(item, kind, known, where) for item in values])

@@ -1,0 +1,256 @@
+"""Deployments files and settings: where keyscope lives, from the options, their environment variables,
+the deployments file and the defaults."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import ENTRY_POINT_V07
+from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
+from ..errors import BadInputError, ConfigurationError, InvalidAddressError
+from ..hexutil import to_address
+from ..userop import UserOperation
+
+INPROCESS = "inprocess"
+"""``--bundler inprocess``: send ``handleOps`` from an ape account instead of using a bundler."""
+
+DEFAULT_STORE_URL = "sqlite:///.keyscope/sessions.db"
+
+ENV_BUNDLER = "KEYSCOPE_BUNDLER_URL"
+ENV_MODULE = "KEYSCOPE_MODULE"
+ENV_FACTORY = "KEYSCOPE_FACTORY"
+ENV_ENTRY_POINT = "KEYSCOPE_ENTRY_POINT"
+ENV_DEPLOYMENTS = "KEYSCOPE_DEPLOYMENTS"
+ENV_SUBMITTER = "KEYSCOPE_SUBMITTER"
+ENV_STORE = "KEYSCOPE_STORE"
+ENV_STORE_PASSPHRASE = "KEYSCOPE_STORE_PASSPHRASE"
+ENV_STORE_KEK = "KEYSCOPE_STORE_KEK"
+ENV_OWNER = "KEYSCOPE_OWNER"
+ENV_OWNER_KEY = "KEYSCOPE_OWNER_KEY"
+
+
+_DEPLOYMENT_KEYS = {
+    "entry_point": "entry_point",
+    "entryPoint": "entry_point",
+    "factory": "factory",
+    "module": "module",
+    "nft": "nft",
+    "chain_id": "chain_id",
+    "chainId": "chain_id",
+    "bundler_url": "bundler_url",
+    "bundlerUrl": "bundler_url",
+    "rpc_url": "rpc_url",
+    "rpcUrl": "rpc_url",
+}
+
+
+@dataclass(frozen=True)
+class Deployments:
+    """Where keyscope lives on one chain: the JSON object of ``python -m keyscope.local --json`` (and of
+    ``ape run deploy --out``). Unknown keys are ignored."""
+
+    entry_point: str | None = None
+    factory: str | None = None
+    module: str | None = None
+    nft: str | None = None
+    chain_id: int | None = None
+    bundler_url: str | None = None
+    rpc_url: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Deployments:
+        """Read a deployments file; :class:`BadInputError` says what is wrong with it."""
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInputError(
+                f"deployments file {file} not found: write one with `python -m keyscope.local --json > {file}` "
+                f"or `ape run deploy --out {file}`"
+            ) from None
+        except OSError as error:
+            raise BadInputError(f"cannot read deployments file {file}: {error.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            data = _last_json_line(text)
+            if data is None:
+                raise BadInputError(
+                    f"deployments file {file} is not JSON ({error.msg} at line {error.lineno}): give the JSON "
+                    "object `python -m keyscope.local --json` prints"
+                ) from None
+        if not isinstance(data, dict):
+            raise BadInputError(
+                f"deployments file {file} must hold one JSON object, got {type(data).__name__}"
+            )
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _DEPLOYMENT_KEYS.get(key)
+            if name is None or value is None:
+                continue
+            if name in ("entry_point", "factory", "module", "nft"):
+                values[name] = _address_from(value, f"{key} in {file}")
+            elif name == "chain_id":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise BadInputError(f"{key} in {file} must be a positive integer, got {value!r}")
+                values[name] = value
+            else:
+                if not isinstance(value, str):
+                    raise BadInputError(f"{key} in {file} must be a URL string, got {value!r}")
+                values[name] = value
+        return cls(**values, source=str(file))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object :meth:`load` reads (only the keys that are set)."""
+        keys = ("chain_id", "entry_point", "factory", "module", "nft", "bundler_url", "rpc_url")
+        return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`to_dict` as JSON (creating the folder)."""
+        file = Path(path)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise BadInputError(f"cannot write deployments file {file}: {error.strerror}") from None
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Named addresses usable in place of an address (``nft``, ``module``, ``factory``, ``entry_point``)."""
+        return {
+            name: value
+            for name in ("nft", "module", "factory", "entry_point")
+            if isinstance(value := getattr(self, name), str)
+        }
+
+
+def _last_json_line(text: str) -> Any:
+    """The JSON value on the last non-empty line of ``text`` (output with log lines before it), or None."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return None
+
+
+def _address_from(value: Any, what: str) -> str:
+    try:
+        return to_address(value)
+    except InvalidAddressError as error:
+        raise BadInputError(f"{what}: {error}") from None
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """The connection options of a command, as given (None where not given)."""
+
+    deployments: str | None = None
+    bundler: str | None = None
+    module: str | None = None
+    factory: str | None = None
+    entry_point: str | None = None
+    submitter: Any = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: addresses checksummed, the bundler a URL, ``inprocess`` or None."""
+
+    module: str
+    entry_point: str
+    factory: str | None
+    bundler: str | None
+    chain_id: int | None
+    names: dict[str, str] = field(default_factory=dict)
+    deployments: Deployments = field(default_factory=Deployments)
+
+
+def resolve_settings(
+    options: ConnectionOptions, *, module: str | None = None, entry_point: str | None = None
+) -> Settings:
+    """Settings from the options (and their environment variables), then ``module`` / ``entry_point`` given
+    here (a stored grant's), then the deployments file, then the defaults (the canonical EntryPoint v0.7)."""
+    deployments = Deployments.load(options.deployments) if options.deployments else Deployments()
+
+    def address(value: str | None, option: str) -> str | None:
+        return None if value is None else _address_from(value, option)
+
+    chosen_module = address(options.module, "--module") or module or deployments.module
+    if chosen_module is None:
+        raise ConfigurationError(
+            f"no session module address: pass --module, set {ENV_MODULE}, or give --deployments FILE (from "
+            "`python -m keyscope.local --json` or `ape run deploy --out FILE`)"
+        )
+    chosen_entry_point = (
+        address(options.entry_point, "--entry-point")
+        or entry_point
+        or deployments.entry_point
+        or ENTRY_POINT_V07
+    )
+    bundler = _bundler_setting(options.bundler or deployments.bundler_url)
+    names = dict(deployments.names)
+    names.update(module=chosen_module, entry_point=chosen_entry_point)
+    factory = address(options.factory, "--factory") or deployments.factory
+    if factory is not None:
+        names["factory"] = factory
+    return Settings(
+        module=chosen_module,
+        entry_point=chosen_entry_point,
+        factory=factory,
+        bundler=bundler,
+        chain_id=deployments.chain_id,
+        names=names,
+        deployments=deployments,
+    )
+
+
+def _bundler_setting(value: str | None) -> str | None:
+    if value is None:
+        return None
+    bundler = value.strip()
+    if bundler.lower() == INPROCESS:
+        return INPROCESS
+    if not re.match(r"^https?://", bundler, re.I):
+        raise BadInputError(
+            f"--bundler {bundler!r} is neither an http(s) URL nor {INPROCESS!r}: give the bundler's JSON-RPC URL "
+            f"(e.g. http://127.0.0.1:4337), or {INPROCESS} to send handleOps from an ape account"
+        )
+    return bundler
+
+
+class _NoBundler:
+    """The bundler of a command run without ``--bundler``: any use says how to give one."""
+
+    def _missing(self) -> ConfigurationError:
+        return ConfigurationError(
+            f"this needs a bundler: pass --bundler URL (or {INPROCESS} with --submitter ALIAS), set "
+            f"{ENV_BUNDLER}, or give --deployments FILE with a bundler_url"
+        )
+
+    def chain_id(self) -> int:
+        raise self._missing()
+
+    def supported_entry_points(self) -> list[str]:
+        raise self._missing()
+
+    def estimate_user_operation_gas(self, op: UserOperation, entry_point: str) -> GasEstimate:
+        raise self._missing()
+
+    def send_user_operation(self, op: UserOperation, entry_point: str) -> bytes:
+        raise self._missing()
+
+    def get_user_operation_receipt(self, user_op_hash: bytes) -> UserOperationReceipt | None:
+        raise self._missing()
+
+    def get_user_operation_by_hash(self, user_op_hash: bytes) -> dict[str, Any] | None:
+        raise self._missing()
+
+    def fee_quote(self) -> FeeQuote:
+        raise self._missing()
