@@ -12,16 +12,17 @@ from ..errors import BadInputError, InvalidAddressError
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
 from ..policy import AbiFunction, AbiType, RuleSpec, arg, parse_signature
 
-_DURATION_PART = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.I)
+_DURATION_PART = re.compile(r"([0-9]+)\s*(w|d|h|m|s)", re.I)
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
-_AMOUNT = re.compile(r"^(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)$", re.I)
+_AMOUNT = re.compile(r"^([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([a-z]*)$", re.I)
+_MAX_WORD = 2**256 - 1
 
 
 def parse_duration(text: str) -> int:
     """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"1h"``, ``"1h30m"``, ``"2d"``, ``"1w"``; must be > 0."""
     value = text.strip().lower().replace(" ", "")
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]+", value):
         seconds = int(value)
     else:
         parts = _DURATION_PART.findall(value)
@@ -52,12 +53,23 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) 
         hint = " (a number, optionally with wei, gwei or ether)" if units else " (decimal or 0x-hex)"
         raise BadInputError(f"{what}: {text!r} is not an integer{hint}")
     try:
-        amount = Decimal(match.group(1)) * (Decimal(10) ** _UNITS.get(unit, 0))
+        _, digits, exponent = Decimal(match.group(1)).as_tuple()  # exact: no context rounding
     except InvalidOperation:
         raise BadInputError(f"{what}: {text!r} is not a number") from None
-    if amount != amount.to_integral_value():
-        raise BadInputError(f"{what}: {text!r} is not a whole number of wei")
-    number = int(amount)
+    assert isinstance(exponent, int)
+    mantissa = int("".join(map(str, digits)))
+    scale = exponent + _UNITS.get(unit, 0)
+    if scale < 0:
+        whole, rest = divmod(mantissa, 10**-scale)
+        if rest:
+            raise BadInputError(f"{what}: {text!r} is not a whole number of wei")
+        number = whole
+    elif mantissa and len(str(mantissa)) + scale > 78:  # past 2**256 whatever the digits
+        number = _MAX_WORD + 1
+    else:
+        number = mantissa * 10**scale
+    if number > _MAX_WORD:
+        raise BadInputError(f"{what}: {text!r} is too large: a 256-bit word holds at most 2**256 - 1")
     return -number if negative else number
 
 
@@ -111,7 +123,7 @@ def _value(text: Any, kind: AbiType, names: Mapping[str, str], where: str) -> An
     if isinstance(text, bool) and name == "bool":
         return text
     if isinstance(text, int) and not isinstance(text, bool) and re.fullmatch(r"u?int\d+", name):
-        return text
+        return _in_range(text, name, where, text)
     if not isinstance(text, str):
         raise BadInputError(f"{where}: expected a {name} value, got {text!r}")
     if name == "address":
@@ -124,7 +136,7 @@ def _value(text: Any, kind: AbiType, names: Mapping[str, str], where: str) -> An
             return False
         raise BadInputError(f"{where}: {text!r} is not a bool: give true or false")
     if match := re.fullmatch(r"(u?)int(\d+)", name):
-        return _integer(text, where, signed=not match.group(1))
+        return _in_range(_integer(text, where, signed=not match.group(1)), name, where, text)
     if name == "string":
         return text
     if name == "bytes" or name.startswith("bytes"):
@@ -133,6 +145,16 @@ def _value(text: Any, kind: AbiType, names: Mapping[str, str], where: str) -> An
             raise BadInputError(f"{where}: {name} takes exactly {name[5:]} bytes, got {len(data)}")
         return data
     raise BadInputError(f"{where}: values of type {name} are not supported on the command line")
+
+
+def _in_range(number: int, name: str, where: str, text: Any) -> int:
+    """``number`` when it fits the integer type ``name`` (``uint8`` ... ``int256``)."""
+    found = re.fullmatch(r"u?int([0-9]*)", name)
+    bits = int(found.group(1) or 256) if found else 256
+    low, high = (0, 2**bits - 1) if name.startswith("u") else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if not low <= number <= high:
+        raise BadInputError(f"{where}: {text!r} is out of range for {name} ({low} to {high})")
+    return number
 
 
 def _json_list(text: Any, where: str, type_name: str) -> list[Any]:
