@@ -10,9 +10,10 @@ Backends: ``memory://`` (:class:`MemoryStore`), a directory (:class:`FileStore`)
 (:class:`SqlStore`). See :mod:`keyscope.store.base` for the interface.
 """
 
-from .base import KeyInfo, Lease, OutboxRecord, OutboxState, SessionStore, open_store
+from .base import KeyInfo, Lease, OutboxRecord, OutboxState, SessionStore
 from .file import FileStore
 from .memory import MemoryStore
+from .opening import open_store
 from .sql import SqlStore
 
 __all__ = [

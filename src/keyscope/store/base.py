@@ -1,6 +1,7 @@
 """The session store interface: where a dapp keeps session keys, grants, nonce lanes and its outbox.
 
-One abstract class, :class:`SessionStore`, with four backends chosen by URL through :func:`open_store`:
+One abstract class, :class:`SessionStore`, with four backends chosen by URL through
+:func:`~keyscope.store.opening.open_store`:
 
 ==========================================  ===========================================================
 ``memory://``                               in this process only (tests, one-off scripts)
@@ -28,9 +29,7 @@ import abc
 import time
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from types import TracebackType
-from urllib.parse import unquote, urlsplit
 
 from ..errors import BadInputError
 from ..grant import SessionGrant
@@ -50,7 +49,6 @@ __all__ = [
     "grant_is_active",
     "normalize_hash",
     "normalize_session_id",
-    "open_store",
 ]
 
 MAX_INTENT_ID = 200
@@ -425,69 +423,3 @@ def check_limit(limit: object) -> int:
 def now_or(now: float | None) -> float:
     """``now`` or the current time."""
     return time.time() if now is None else float(now)
-
-
-# --------------------------------------------------------------------------------------------------
-# open_store
-# --------------------------------------------------------------------------------------------------
-
-
-def open_store(
-    url: str | Path,
-    *,
-    passphrase: str | None = None,
-    kek: bytes | None = None,
-    scrypt_n: int | None = None,
-) -> SessionStore:
-    """Open the store at ``url`` (see the module docstring for the forms).
-
-    * ``memory://`` keeps keys in memory only; ``passphrase`` and ``kek`` are not needed.
-    * file stores encrypt each key in an eth-account keystore v3 file with ``passphrase`` (scrypt).
-    * SQL stores encrypt keys with AES-256-GCM under a key-encryption key: ``kek`` (32 raw bytes) or one
-      derived from ``passphrase`` with scrypt and a salt kept in the database.
-
-    ``scrypt_n`` sets the scrypt cost for new key files (default 2**18) or for deriving the SQL KEK the
-    first time the database is opened with a passphrase (default 2**15). A store opened without a
-    passphrase or KEK serves grants, lanes and the outbox, and refuses key operations.
-    Raises :class:`~keyscope.errors.WrongPassphraseError` when the passphrase or KEK is not the store's.
-    """
-    if passphrase is not None and kek is not None:
-        raise BadInputError("give either passphrase or kek, not both")
-    if isinstance(url, Path):
-        url = str(url)
-    if not isinstance(url, str) or not url:
-        raise BadInputError(f"a store URL must be a non-empty string, got {url!r}")
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "memory":
-        from .memory import MemoryStore
-
-        return MemoryStore()
-    if scheme in ("", "file"):
-        from .file import FileStore
-
-        if kek is not None:
-            raise BadInputError(
-                "the file store encrypts keys as keystore v3 files with a passphrase: give "
-                "passphrase=, not kek="
-            )
-        path = url if scheme == "" else _file_url_path(url)
-        return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n)
-    if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
-        from .sql import SqlStore
-
-        return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n)
-    raise BadInputError(
-        f"unknown store URL scheme {scheme!r} in {url!r}: use memory://, file:///path/to/dir (or a "
-        "plain path), "
-        "sqlite:///path.db or postgresql://user@host:port/db"
-    )
-
-
-def _file_url_path(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost"):
-        raise BadInputError(f"file store URL {url!r} names host {parts.netloc!r}: use file:///path/to/dir")
-    path = unquote(parts.path)
-    if not path:
-        raise BadInputError(f"file store URL {url!r} has no path: use file:///path/to/dir")
-    return path

@@ -1,0 +1,69 @@
+"""Opening a session store by URL: the one place that knows every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import BadInputError
+from .base import SessionStore
+from .file import FileStore
+from .memory import MemoryStore
+from .sql import SqlStore
+
+__all__ = ["open_store"]
+
+
+def open_store(
+    url: str | Path,
+    *,
+    passphrase: str | None = None,
+    kek: bytes | None = None,
+    scrypt_n: int | None = None,
+) -> SessionStore:
+    """Open the store at ``url`` (``memory://``, a directory path or ``file:///...``, ``sqlite:///...``, ``postgresql://...``).
+
+    * ``memory://`` keeps keys in memory only; ``passphrase`` and ``kek`` are not needed.
+    * file stores encrypt each key in an eth-account keystore v3 file with ``passphrase`` (scrypt).
+    * SQL stores encrypt keys with AES-256-GCM under a key-encryption key: ``kek`` (32 raw bytes) or one
+      derived from ``passphrase`` with scrypt and a salt kept in the database.
+
+    ``scrypt_n`` sets the scrypt cost for new key files (default 2**18) or for deriving the SQL KEK the
+    first time the database is opened with a passphrase (default 2**15). A store opened without a
+    passphrase or KEK serves grants, lanes and the outbox, and refuses key operations.
+    Raises :class:`~keyscope.errors.WrongPassphraseError` when the passphrase or KEK is not the store's.
+    """
+    if passphrase is not None and kek is not None:
+        raise BadInputError("give either passphrase or kek, not both")
+    if isinstance(url, Path):
+        url = str(url)
+    if not isinstance(url, str) or not url:
+        raise BadInputError(f"a store URL must be a non-empty string, got {url!r}")
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme in ("", "file"):
+        if kek is not None:
+            raise BadInputError(
+                "the file store encrypts keys as keystore v3 files with a passphrase: give "
+                "passphrase=, not kek="
+            )
+        path = url if scheme == "" else _file_url_path(url)
+        return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n)
+    if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
+        return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n)
+    raise BadInputError(
+        f"unknown store URL scheme {scheme!r} in {url!r}: use memory://, file:///path/to/dir (or a "
+        "plain path), "
+        "sqlite:///path.db or postgresql://user@host:port/db"
+    )
+
+
+def _file_url_path(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise BadInputError(f"file store URL {url!r} names host {parts.netloc!r}: use file:///path/to/dir")
+    path = unquote(parts.path)
+    if not path:
+        raise BadInputError(f"file store URL {url!r} has no path: use file:///path/to/dir")
+    return path
