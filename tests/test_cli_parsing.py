@@ -650,3 +650,9 @@ def test_rule_is_a_spec_or_bad_input(text: str) -> None:
         assert f"rule {text!r}" in str(error)
     else:
         assert spec.op in Condition
+
+
+@pytest.mark.parametrize("text", ["1m1h", "1h1h", "30s1m", "1d2w"])
+def test_duration_units_out_of_order_or_repeated_are_refused(text: str) -> None:
+    with bad_input(f"{text!r} is not a duration: give each unit once, largest first"):
+        parse_duration(text)

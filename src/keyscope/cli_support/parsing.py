@@ -30,6 +30,11 @@ def parse_duration(text: str) -> int:
             raise BadInputError(
                 f"{text!r} is not a duration: give seconds or a number with a unit, e.g. 90s, 15m, 1h, 1h30m, 2d, 1w"
             )
+        units = [u for _, u in parts]
+        if units != sorted(set(units), key=lambda u: -_UNIT_SECONDS[u]):
+            raise BadInputError(
+                f"{text!r} is not a duration: give each unit once, largest first, e.g. 1d12h or 1h30m"
+            )
         seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
     if seconds <= 0:
         raise BadInputError(f"the duration {text!r} must be longer than 0 seconds")
