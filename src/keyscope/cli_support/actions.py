@@ -25,7 +25,7 @@ from ..policy import parse_signature
 from ..revert import describe_revert
 from ..signing import HashSigner, LocalSigner, recover_hash
 from ..store import SessionStore
-from .listing import describe_permission
+from .listing import grant_fields
 from .output import hex_of
 from .parsing import parse_call_args, parse_rule, resolve_address
 from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
@@ -123,16 +123,9 @@ class GrantResult:
     receipt: UserOperationReceipt | None
 
     def to_dict(self) -> dict[str, Any]:
-        grant = self.grant
         return {
-            "session_id": hex_of(grant.session_id),
-            "account": grant.account,
-            "session_key": grant.session_key,
+            **grant_fields(self.grant),
             "key_generated": self.key_generated,
-            "how": grant.how,
-            "valid_after": grant.valid_after,
-            "valid_until": grant.valid_until,
-            "permissions": [describe_permission(p) for p in grant.session.permissions],
             "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
         }
 

@@ -64,19 +64,21 @@ class SessionRow:
     marked_revoked: bool
 
     def to_dict(self) -> dict[str, Any]:
-        grant = self.grant
-        return {
-            "session_id": hex_of(grant.session_id),
-            "account": grant.account,
-            "session_key": grant.session_key,
-            "how": grant.how,
-            "chain_id": grant.chain_id,
-            "valid_after": grant.valid_after,
-            "valid_until": grant.valid_until,
-            "status": self.status,
-            "marked_revoked": self.marked_revoked,
-            "permissions": [describe_permission(p) for p in grant.session.permissions],
-        }
+        return {**grant_fields(self.grant), "status": self.status, "marked_revoked": self.marked_revoked}
+
+
+def grant_fields(grant: SessionGrant) -> dict[str, Any]:
+    """What the scripts print of a grant (JSON): ids, key, how it was granted, window and permissions."""
+    return {
+        "session_id": hex_of(grant.session_id),
+        "account": grant.account,
+        "session_key": grant.session_key,
+        "how": grant.how,
+        "chain_id": grant.chain_id,
+        "valid_after": grant.valid_after,
+        "valid_until": grant.valid_until,
+        "permissions": [describe_permission(p) for p in grant.session.permissions],
+    }
 
 
 def describe_permission(permission: Any) -> str:
