@@ -10,6 +10,7 @@ import pytest
 from ape.contracts import ContractContainer
 from ethpm_types import ContractType
 
+from keyscope import Network, Web3Chain
 from keyscope.accounts import KeyscopeAccountKind, create_account_data
 from keyscope.artifacts import entry_point_artifact
 from keyscope.bundler import UserOperationReceipt
@@ -307,3 +308,15 @@ def target(project, deployer):
 @pytest.fixture
 def session_key():
     return LocalSigner.generate()
+
+
+@pytest.fixture
+def net(chain, bundler, module, entry_point, factory):
+    """The SDK's network on ape's local chain, with the in-process bundler."""
+    return Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )

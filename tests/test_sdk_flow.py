@@ -11,29 +11,16 @@ import pytest
 from conftest import ETHER
 from keyscope import (
     BundlerRejectedError,
-    Network,
     Policy,
     PolicyViolationError,
     SessionExpiredError,
     SessionGrant,
     SessionKey,
     SessionRevokedError,
-    Web3Chain,
     arg,
     function_call,
 )
 from keyscope.signing import LocalSigner
-
-
-@pytest.fixture
-def net(chain, bundler, module, entry_point, factory):
-    return Network(
-        chain=Web3Chain(chain.provider.web3),
-        bundler=bundler,
-        module=module.address,
-        entry_point=entry_point.address,
-        factory=factory.address,
-    )
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from keyscope import (
     PolicyViolationError,
     SessionKey,
     SessionRevokedError,
-    Web3Chain,
     arg,
     function_call,
 )
@@ -34,17 +33,6 @@ from keyscope.store import OutboxState, SessionStore, open_store
 
 KEK = bytes(range(32))
 KEK_HEX = KEK.hex()
-
-
-@pytest.fixture
-def net(chain, bundler, module, entry_point, factory):
-    return Network(
-        chain=Web3Chain(chain.provider.web3),
-        bundler=bundler,
-        module=module.address,
-        entry_point=entry_point.address,
-        factory=factory.address,
-    )
 
 
 @pytest.fixture
