@@ -147,3 +147,21 @@ def test_two_dapps_sessions_on_one_account_do_not_share_a_nonce_lane(net, owner,
     a.send(op_a).wait()
     b.send(op_b).wait()
     assert nft.balanceOf(owner.account) == 2 and target.calls() == 1
+
+
+def test_gas_estimates_kept_for_reuse_are_bounded(net, owner, nft, monkeypatch):
+    """Identical calls reuse an estimate; distinct calls (a long-running dapp's) never grow the cache past
+    its bound."""
+    import keyscope.session_account as session_account_module
+
+    monkeypatch.setattr(session_account_module, "_MAX_ESTIMATES", 4)
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    grant = owner.grant(key, [Policy.call(nft, "safeMint(address to)")], onchain=True)
+    session = net.session(grant, key)
+    recipients = [LocalSigner.generate().address for _ in range(10)]
+    for to in recipients:
+        session.build(function_call(nft, "safeMint(address)", to))
+        assert 1 <= len(session._estimates) <= 4
+    again = session.build(function_call(nft, "safeMint(address)", recipients[-1]))  # the newest is kept
+    assert again.call_gas_limit > 0 and len(session._estimates) <= 4

@@ -36,6 +36,10 @@ __all__ = ["SessionAccount"]
 
 _IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 _IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
+_MAX_ESTIMATES = 256
+"""Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
+_PENDING_TRUST = 60.0
+"""Seconds after its last send that a lane's locally counted nonce is trusted over the chain's."""
 _PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 
 
@@ -98,10 +102,11 @@ class SessionAccount:
         self._checker = PolicyChecker.for_grant(grant)
         self._enabled = grant.how == "onchain"
         self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << network.kind.lane_bits)
-        self._nonce_key = self.nonce_key(lane)
+        self.nonce_key(lane)  # refuses a lane out of range now rather than at the first send
         self.estimate_ttl = estimate_ttl
         self._estimates: dict[tuple[bytes, int, int, bool], tuple[float, GasEstimate]] = {}
-        self._next_nonce: dict[int, int] = {}
+        self._next_nonce: dict[int, tuple[int, float]] = {}
+        """Per nonce key: the nonce after the last one sent, and when it was sent (``time.monotonic()``)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -232,7 +237,7 @@ class SessionAccount:
             self._checker.check(call_data, now=now)
         if nonce is None:
             assert chain_nonce is not None
-            nonce = max(chain_nonce, self._next_nonce.get(nonce_key, 0))
+            nonce = self._lane_nonce(nonce_key, chain_nonce)
         draft = self._draft(call_data, nonce_key)
         placeholder = self._placeholder()
         deploying = self._builder.needs_factory(draft)
@@ -244,7 +249,7 @@ class SessionAccount:
         final_size = len(self._signature(_PLACEHOLDER_ECDSA))
         op = self._builder.prepare(draft, placeholder, nonce=nonce, gas=gas, signature_size=final_size)
         if cacheable and gas is None and self._builder.last_estimate is not None:
-            self._estimates[cache_key] = (time.monotonic(), self._builder.last_estimate)
+            self._remember_estimate(cache_key, self._builder.last_estimate)
         self._check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
 
@@ -253,6 +258,25 @@ class SessionAccount:
         if cached is None or time.monotonic() - cached[0] > self.estimate_ttl:
             return None
         return cached[1]
+
+    def _remember_estimate(self, key: tuple[bytes, int, int, bool], estimate: GasEstimate) -> None:
+        now = time.monotonic()
+        if len(self._estimates) >= _MAX_ESTIMATES:  # drop the expired ones, then the oldest
+            fresh = {k: v for k, v in self._estimates.items() if now - v[0] <= self.estimate_ttl}
+            self._estimates = dict(
+                sorted(fresh.items(), key=lambda item: item[1][0])[-(_MAX_ESTIMATES // 2) :]
+            )
+        self._estimates[key] = (now, estimate)
+
+    def _lane_nonce(self, nonce_key: int, chain_nonce: int) -> int:
+        """The nonce for the lane's next operation: the chain's, or past the operations this instance sent
+        that have not landed yet. Those are trusted for ``_PENDING_TRUST`` seconds after the last send: an
+        operation a bundler dropped would otherwise leave every later nonce waiting on a gap."""
+        sent = self._next_nonce.get(nonce_key)
+        if sent is None or chain_nonce >= sent[0] or time.monotonic() - sent[1] > _PENDING_TRUST:
+            self._next_nonce.pop(nonce_key, None)
+            return chain_nonce
+        return sent[0]
 
     def _check_gas_cost(self, op: UserOperation) -> None:
         cap = self.grant.session.gas_cap
@@ -272,7 +296,8 @@ class SessionAccount:
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time
             raise
-        self._next_nonce[key] = max(self._next_nonce.get(key, 0), op.nonce + 1)
+        after = max(self._next_nonce.get(key, (0, 0.0))[0], op.nonce + 1)
+        self._next_nonce[key] = (after, time.monotonic())
         return pending
 
     def send_calls(
