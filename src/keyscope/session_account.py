@@ -60,7 +60,8 @@ class SessionAccount:
     Before each operation the nonce, the session's status and the chain's clock are read in one round trip
     (one JSON-RPC batch on a node URL). Fee quotes are reused for a couple of seconds, and gas estimates of
     identical calls for ``estimate_ttl`` seconds. Operations sent in a row on one lane take consecutive
-    nonces without waiting for inclusion.
+    nonces without waiting for inclusion; if they have not landed a minute after the last send (a bundler
+    dropped them), the next operation takes the chain's nonce again.
     """
 
     def __init__(
