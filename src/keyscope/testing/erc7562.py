@@ -801,7 +801,7 @@ def check_trace(
                             f"depositTo({beneficiary}) is not for the sender",
                         )
                 elif call.op == "CALL" and not call.input and call.caller == phase.sender:
-                    pass  # OP-053
+                    pass  # OP-053 allows it: the sender paying the EntryPoint with an empty call
                 else:
                     flag(
                         "OP-054", call.caller, call.step,
