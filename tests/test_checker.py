@@ -177,7 +177,11 @@ def any_rule(draw: st.DrawFn) -> Rule:
         return Rule(condition=op | flags, offset=0, values=tuple(pair))
     if op == Condition.ONE_OF:
         return Rule(
-            condition=op | flags, offset=0, values=tuple(draw(st.lists(words, min_size=1, max_size=31)))
+            condition=op | flags,
+            offset=0,
+            values=tuple(
+                draw(st.lists(words, min_size=1, max_size=30))
+            ),  # fits 31 words, a wide first included
         )
     return Rule(condition=op | flags, offset=0, values=(draw(words),))
 
