@@ -682,6 +682,35 @@ def test_aa23_with_revert_data_in_the_message_is_decoded(
     assert text.endswith(f"revert data: {error.revert_description}")
 
 
+@pytest.mark.parametrize(
+    ("revert", "shown", "said"),
+    [
+        (
+            keccak(b"InvalidOwnerSignature(address,bytes32)")[:4]
+            + abi_encode(["address", "bytes32"], ["0x" + "ab" * 20, b"\x07" * 32]),
+            "InvalidOwnerSignature(account=0x",
+            "refused the owner's signature of the session grant",
+        ),
+        (  # an account's own error (the reference account's InvalidModule(address)): not the module's
+            keccak(b"InvalidModule(address)")[:4] + abi_encode(["address"], ["0x" + "cd" * 20]),
+            "0x" + keccak(b"InvalidModule(address)")[:4].hex(),
+            "not the session module's",
+        ),
+    ],
+)
+def test_aa23_that_is_not_a_policy_refusal_does_not_blame_the_policy(
+    server: ScriptedServer, client: BundlerClient, revert: bytes, shown: str, said: str
+) -> None:
+    message = f"UserOperation reverted with reason: AA23 reverted 0x{revert.hex()}"
+    server.on(ETH_SEND_USER_OPERATION, fail(-32500, message))
+    with pytest.raises(SimulationRevertedError) as info:
+        client.send_user_operation(user_op(), ENTRY_POINT)
+    text = str(info.value)
+    assert info.value.reason == "AA23" and info.value.revert_data == revert
+    assert shown in text and said in text
+    assert "session policy refused" not in text
+
+
 def test_aa24_signature_error(server: ScriptedServer, client: BundlerClient) -> None:
     server.on(
         ETH_SEND_USER_OPERATION, fail(-32507, "UserOperation reverted with reason: AA24 signature error")

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 __all__ = [
+    "AccountSetupError",
     "BadInputError",
     "BundlerError",
     "BundlerRejectedError",
@@ -85,6 +86,30 @@ class ConfigurationError(KeyscopeError):
 
 class UnsupportedAccountError(KeyscopeError):
     """The smart account is not of the kind expected, or cannot use sessions yet."""
+
+
+class AccountSetupError(UnsupportedAccountError):
+    """The account does not work the way its adapter was told: the owner validator is not installed on it, or
+    it refuses the owner's signature as the adapter shapes it (a wrong kind, validator or owner key).
+
+    ``account`` is the account, ``account_id`` its ``accountId()`` (None when unknown), ``kind`` the adapter's
+    name and ``validator`` the owner validator concerned (None for accounts that check the owner themselves).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        account: str,
+        account_id: str | None = None,
+        kind: str | None = None,
+        validator: str | None = None,
+    ) -> None:
+        self.account = account
+        self.account_id = account_id
+        self.kind = kind
+        self.validator = validator
+        super().__init__(message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,15 +213,17 @@ class BundlerRejectedError(BundlerError):
     ``AAxx`` code when the message has one), ``data`` and ``method``.
     """
 
-    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+    def __init__(
+        self, method: str, code: int, message: str, data: Any = None, *, hint: str | None = None
+    ) -> None:
         self.method = method
         self.code = code
         self.rpc_message = message
         self.data = data
         match = _AA_REASON.search(message or "")
         self.reason: str | None = match.group(1) if match else None
-        hint = _AA_HINTS.get(self.reason or "", "")
-        suffix = f" ({hint})" if hint else ""
+        shown = hint if hint is not None else _AA_HINTS.get(self.reason or "", "")
+        suffix = f" ({shown})" if shown else ""
         super().__init__(f"{method} rejected with code {code}: {message}{suffix}")
 
 
@@ -206,13 +233,22 @@ class SimulationRevertedError(BundlerRejectedError):
     Besides what :class:`BundlerRejectedError` keeps, ``revert_data`` holds the raw bytes (from the error's
     ``data`` or the hex embedded in its message) and ``revert_description`` their decoded form, e.g.
     ``RuleViolated(callIndex=0, ...)`` for a session policy refusal; the message ends with that description
-    when the bundler's own message does not already show it.
+    when the bundler's own message does not already show it. ``hint`` replaces the ``AAxx`` reason's usual
+    hint when the revert data tells more (the account, not the session policy, refused).
     """
 
     def __init__(
-        self, method: str, code: int, message: str, data: Any, *, revert_data: bytes, revert_description: str
+        self,
+        method: str,
+        code: int,
+        message: str,
+        data: Any,
+        *,
+        revert_data: bytes,
+        revert_description: str,
+        hint: str | None = None,
     ) -> None:
-        super().__init__(method, code, message, data)
+        super().__init__(method, code, message, data, hint=hint)
         self.revert_data = revert_data
         self.revert_description = revert_description
         if revert_description and revert_description not in message:

@@ -10,7 +10,7 @@ from eth_utils import keccak, to_checksum_address
 
 from .artifacts import contract_artifact
 
-__all__ = ["decode_revert", "describe_revert", "split_failed_op"]
+__all__ = ["decode_revert", "describe_revert", "split_failed_op", "validation_hint"]
 
 _ENTRY_POINT_ERRORS: list[dict[str, Any]] = [
     {
@@ -103,3 +103,46 @@ def split_failed_op(data: bytes) -> tuple[int, str, bytes] | None:
         return None
     args = decoded[1]
     return int(args["opIndex"]), str(args["reason"]), bytes(args.get("inner", b""))
+
+
+_POLICY_ERRORS = frozenset(
+    {
+        "UnsupportedSelector",
+        "UnsupportedExecutionMode",
+        "MalformedExecution",
+        "EmptyBatch",
+        "ForbiddenTarget",
+        "InvalidCallData",
+        "NoPermission",
+        "ValueLimitExceeded",
+        "RuleViolated",
+        "CalldataTooShort",
+        "GasCostTooHigh",
+    }
+)
+"""The session module's refusals of a call under the session's policy."""
+
+
+def validation_hint(reason: str | None, data: bytes) -> str | None:
+    """What an account's validation revert (``reason`` AA23) says about its cause, when the revert data shows it
+    is not the session policy: the account refusing the owner's signature of the grant, or an error that is not
+    the session module's at all. None when the usual hint fits (a policy refusal, or nothing to tell)."""
+    if reason != "AA23":
+        return None
+    failed = split_failed_op(data)
+    inner = failed[2] if failed is not None else data
+    if len(inner) < 4:
+        return None
+    decoded = decode_revert(inner)
+    if decoded is None:
+        return (
+            "the account's validation reverted with an error that is not the session module's: the account or one "
+            "of its validators refused, not the session policy; check the account's kind and owner validator (an "
+            "account that hides its validators' errors, as Safe7579 does, also ends here)"
+        )
+    if decoded[0] == "InvalidOwnerSignature":
+        return (
+            "the account refused the owner's signature of the session grant: it was shaped for another account kind "
+            "or owner validator, or signed at an earlier epoch; not a policy refusal: the owner must grant again"
+        )
+    return None

@@ -28,7 +28,7 @@ from ..errors import (
     UnsupportedEntryPointError,
 )
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes, to_int
-from ..revert import decode_revert, describe_revert
+from ..revert import decode_revert, describe_revert, validation_hint
 from ..rpc import JsonRpcClient, JsonRpcError
 from ..userop import UserOperation
 from .types import FeeQuote, GasEstimate, UserOperationReceipt
@@ -178,6 +178,7 @@ def parse_gas_price(result: Any, tier: FeeTier = "fast") -> FeeQuote:
 # Errors
 # --------------------------------------------------------------------------------------------------
 
+_AA_REASON_IN = re.compile(r"\b(AA\d\d)\b")
 _HEX_IN_TEXT = re.compile(r"0x[0-9a-fA-F]{8,}")
 _HEX_AFTER_REVERT = re.compile(r"\b(?:reason|reverted|revert)\b:?\s+(0x[0-9a-fA-F]{8,})\b", re.I)
 _REVERT_KEYS = ("revertData", "revert_data", "data", "reason", "revertReason", "inner")
@@ -227,6 +228,7 @@ def bundler_error(method: str, error: JsonRpcError) -> BundlerRejectedError:
     revert = _revert_bytes(error.data, error.rpc_message)
     if revert is None:
         return BundlerRejectedError(method, error.code, error.rpc_message, error.data)
+    reason = _AA_REASON_IN.search(error.rpc_message or "")
     return SimulationRevertedError(
         method,
         error.code,
@@ -234,6 +236,7 @@ def bundler_error(method: str, error: JsonRpcError) -> BundlerRejectedError:
         error.data,
         revert_data=revert,
         revert_description=describe_revert(revert),
+        hint=validation_hint(reason.group(1) if reason else None, revert),
     )
 
 
