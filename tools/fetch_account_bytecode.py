@@ -1,10 +1,10 @@
 """Set-up step: fetch the creation bytecode of Kernel v3.1, Nexus 1.0 and Safe7579 (with Safe 1.4.1), and of the
-ERC-7579 reference account.
+ERC-7579 reference account (MSA, with its bootstrap and proxy).
 
 The bytecode comes from the npm package ``@rhinestone/modulekit`` (GPL-3.0), which ships it as hex constants in
 ``src/deployment/precompiles/{Kernel,Nexus,Safe7579,ERC7579}Precompiles.sol``. The package's own dependencies are
 git-hosted, so it is not installed: ``npm pack`` downloads its tarball into ``.cache/accounts/`` (checked by
-npm against the registry's integrity hash), this script reads the three files from it and writes the constants
+npm against the registry's integrity hash), this script reads the four files from it and writes the constants
 to ``.cache/accounts/modulekit-<version>.json``. Nothing of it is committed; keyscope's end-to-end tests deploy
 these accounts on a local anvil from that file (see ``keyscope.testing.accounts``).
 
@@ -51,8 +51,11 @@ REQUIRED = {
         ],
         "rhinestone.safe7579.v1.0.0",
     ),
-    # the ERC-7579 reference account: keyscope has no adapter for it (the tests check that it is refused)
-    "erc7579": (["ERC7579_BYTECODE"], "uMSA.advanced/withHook.v0.1"),
+    # the ERC-7579 reference account (MSA), its bootstrap and its proxy
+    "erc7579": (
+        ["ERC7579_BYTECODE", "ERC7579_BOOTSTRAP_BYTECODE", "MSAPROXY_BYTECODE"],
+        "uMSA.advanced/withHook.v0.1",
+    ),
 }
 _CONSTANT = re.compile(
     r"bytes\s+(?:public\s+|internal\s+)?constant\s+([A-Z0-9_]+)\s*=\s*hex\"([0-9a-fA-F]*)\""
@@ -137,7 +140,7 @@ def main(argv: list[str]) -> int:
         return 0
     try:
         _say(
-            f"fetching {PACKAGE}@{VERSION} (Kernel, Nexus and Safe7579 bytecode, GPL-3.0, kept in .cache)",
+            f"fetching {PACKAGE}@{VERSION} (Kernel, Nexus, Safe7579 and MSA bytecode, GPL-3.0, kept in .cache)",
             quiet,
         )
         constants = extract(download())

@@ -9,7 +9,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .accounts import AccountKind, KeyscopeAccountKind
+from .accounts import AccountKind
+from .accounts.resolve import check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
 from .bundler.client import BundlerClient
 from .bundler.types import Bundler
@@ -36,6 +37,10 @@ class Network:
     v0.7 and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed only
     to create keyscope accounts, ``paymaster`` only to have operations sponsored.
 
+    ``kind`` is the adapter of the accounts used here; None (the default) finds each account's kind out
+    (:meth:`kind_for`), with ``owner_validator`` as the validator module owners sign through where the kind
+    has one.
+
     Build it with :func:`connect`.
     """
 
@@ -45,14 +50,18 @@ class Network:
     entry_point: str = ENTRY_POINT_V07
     factory: str | None = None
     paymaster: PaymasterClient | None = None
-    kind: AccountKind = field(default_factory=KeyscopeAccountKind)
+    kind: AccountKind | None = None
+    owner_validator: str | None = None
     _chain_id: int | None = field(default=None, init=False, repr=False)
+    _kinds: dict[str | None, AccountKind] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.module = to_address(self.module, name="module")
         self.entry_point = to_address(self.entry_point, name="entry_point")
         if self.factory is not None:
             self.factory = to_address(self.factory, name="factory")
+        if self.owner_validator is not None:
+            self.owner_validator = to_address(self.owner_validator, name="owner_validator")
 
     @property
     def chain_id(self) -> int:
@@ -62,6 +71,27 @@ class Network:
         return self._chain_id
 
     # -- accounts ----------------------------------------------------------------------------------
+
+    def kind_for(self, account: str | None, *, named: str | None = None) -> AccountKind:
+        """The adapter for ``account`` (None: the account :attr:`factory` creates), remembered per account:
+        :attr:`kind` when given (checked against a deployed account's ``accountId()``), else found out: a
+        deployed account's ``accountId()``, else ``named`` (the kind a grant was signed for), else the kind
+        :attr:`factory` creates. Raises :class:`~keyscope.errors.UnsupportedAccountError` (or its subclass
+        :class:`~keyscope.errors.AccountSetupError`) when nothing says it, or the given kind does not fit."""
+        key = to_address(account, name="account") if account is not None else None
+        found = self._kinds.get(key)
+        if found is not None and (self.kind is None or found is self.kind):
+            return found
+        if self.kind is not None:
+            if key is not None:
+                check_kind(self.chain, self.kind, key)  # a given kind must fit the account
+            found = self.kind
+        else:
+            found = resolve_kind(
+                self.chain, key, factory=self.factory, owner_validator=self.owner_validator, named=named
+            )
+        self._kinds[key] = found
+        return found
 
     def is_deployed(self, account: str) -> bool:
         """Whether ``account`` has code."""
@@ -108,11 +138,15 @@ def connect(
     factory: str | None = None,
     paymaster: str | PaymasterClient | None = None,
     kind: AccountKind | None = None,
+    owner_validator: str | None = None,
     timeout: float = 30.0,
 ) -> Network:
     """A :class:`Network` from URLs (or ready :class:`~keyscope.chain.Chain` / bundler objects).
 
     ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given, operations are sponsored.
+    Without ``kind``, each account's kind is found out (:meth:`Network.kind_for`); ``owner_validator`` is the
+    validator module owners sign through on accounts that have one (Nexus, Safe7579, ERC-7579 reference
+    accounts).
     """
     chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
     client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
@@ -130,5 +164,6 @@ def connect(
         entry_point=entry_point,
         factory=factory,
         paymaster=sponsor,
-        kind=kind or KeyscopeAccountKind(),
+        kind=kind,
+        owner_validator=owner_validator,
     )

@@ -16,7 +16,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .accounts import MODULE_TYPE_VALIDATOR, Deployment, create_account_data
+from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
+from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
 from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
@@ -130,6 +131,12 @@ class Owner:
     installed at creation (so its first operation can already be a session's): the kind's own creation path
     when the network's :class:`~keyscope.accounts.AccountKind` has one (``kind.deployment``), else the keyscope
     account made by ``network.factory``.
+
+    :attr:`kind` is the account's adapter: the network's, or found out (:meth:`Network.kind_for
+    <keyscope.network.Network.kind_for>`: a deployed account's ``accountId()``, else what ``network.factory``
+    creates). On a deployed account, the owner's first operation checks that the adapter's owner validator is
+    installed, and every off-chain grant that the account accepts the owner's signature, so that a wrong kind
+    or validator is reported before anything is sent (:class:`~keyscope.errors.AccountSetupError`).
     """
 
     def __init__(
@@ -141,8 +148,10 @@ class Owner:
         self._builder = OperationBuilder(network)
         self._factory_data = b""
         self._deployment: Deployment | None = None
+        self._owner_validator_checked = False
+        self.kind: AccountKind = network.kind_for(account)
         if account is None:
-            deployment = network.kind.deployment(network.chain, signer.address, self.creation_modules, salt)
+            deployment = self.kind.deployment(network.chain, signer.address, self.creation_modules, salt)
             if deployment is not None:
                 self._deployment = deployment
                 self._factory_data = deployment.factory_data
@@ -199,18 +208,22 @@ class Owner:
         return Draft(
             sender=self.account,
             call_data=call_data,
-            nonce_key=self.network.kind.nonce_key(None),
+            nonce_key=self.kind.nonce_key(None),
             factory=self.factory,
             factory_data=self._factory_data,
         )
 
     def execute(self, calls: Call | Sequence[Call]) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed)."""
-        kind = self.network.kind
+        kind = self.kind
         call_list = [calls] if isinstance(calls, Call) else list(calls)
         call_data = encode_execute(call_list)
-        if self._deployment is not None and not self.is_deployed():
+        deployed = self.is_deployed()
+        if self._deployment is not None and not deployed:
             call_data = kind.creation_call_data(self._deployment, call_data)
+        if deployed and not self._owner_validator_checked:
+            verify_owner_validator(self.network.chain, kind, self.account)
+            self._owner_validator_checked = True
         draft = self._draft(call_data)
         op = self._builder.prepare(draft, kind.owner_user_op_signature(_PLACEHOLDER_ECDSA))
         op = self._builder.sign(
@@ -226,7 +239,7 @@ class Owner:
             raise UnsupportedAccountError(
                 f"{self.account} has no code and keyscope does not know how to create it: deploy it first"
             )
-        return self.execute(self.network.kind.install_validator_call(self.account, self.network.module))
+        return self.execute(self.kind.install_validator_call(self.account, self.network.module))
 
     def uninstall_sessions(self) -> PendingUserOperation:
         """Uninstall the session module: every session of the account dies, for good.
@@ -240,7 +253,7 @@ class Owner:
         return self.execute(
             [
                 Call(module, 0, _INVALIDATE_ALL),
-                self.network.kind.uninstall_validator_call(self.account, module),
+                self.kind.uninstall_validator_call(self.account, module),
             ]
         )
 
@@ -291,7 +304,7 @@ class Owner:
         """The :class:`GrantRequest` for an already built ``session``."""
         net = self.network
         # the session's first operation creates the account only where the kind allows it
-        creates = not self.is_deployed() and net.kind.sessions_can_create
+        creates = not self.is_deployed() and self.kind.sessions_can_create
         return GrantRequest(
             session=session,
             account=self.account,
@@ -301,14 +314,27 @@ class Owner:
             epoch=self.epoch(),
             factory=self.factory if creates else None,
             factory_data=self._factory_data if creates else b"",
-            account_kind=net.kind.name,
+            account_kind=self.kind.name,
         )
 
     def sign_grant(self, request: GrantRequest) -> SessionGrant:
-        """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind)."""
-        kind = self.network.kind
+        """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind). On a deployed account,
+        first checks that the account accepts the signature as the module will ask it, raising
+        :class:`~keyscope.errors.AccountSetupError` otherwise."""
+        kind = self.kind
         digest = kind.erc1271_digest(request.account, request.chain_id, request.digest)
-        return request.complete(kind.wrap_erc1271_signature(self.signer.sign_hash(digest)))
+        signature = kind.wrap_erc1271_signature(self.signer.sign_hash(digest))
+        self.verify_grant_signature(request, signature)
+        return request.complete(signature)
+
+    def verify_grant_signature(self, request: GrantRequest, signature: bytes) -> None:
+        """Check, on a deployed account, that it accepts ``signature`` (ERC-1271-shaped) for ``request`` as the
+        module will ask it; raises :class:`~keyscope.errors.AccountSetupError` saying what is wrong otherwise.
+        Nothing to check while the account has no code."""
+        if self.is_deployed():
+            verify_owner_signature(
+                self.network.chain, self.kind, request.account, request.module, request.digest, signature
+            )
 
     def grant(
         self,

@@ -15,6 +15,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
+from .accounts import AccountKind
+from .accounts.verify import verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
@@ -55,7 +57,11 @@ class SessionAccount:
     * ``clock``: unix seconds used for the window check; by default the chain's latest block time (the
       clock the EntryPoint judges by).
     * ``verify_on_chain``: check before each send that the session is neither revoked nor invalidated on
-      chain; on by default.
+      chain, and before an off-chain grant's first operation on a deployed account that the account accepts
+      the owner's signature (:class:`~keyscope.errors.AccountSetupError` otherwise); on by default.
+
+    The account's adapter (:attr:`kind`) is the network's, or found out: a deployed account's ``accountId()``,
+    else the kind the grant was signed for.
 
     Before each operation the nonce, the session's status and the chain's clock are read in one round trip
     (one JSON-RPC batch on a node URL). Fee quotes are reused for a couple of seconds, and gas estimates of
@@ -102,7 +108,9 @@ class SessionAccount:
         self._builder = OperationBuilder(network)
         self._checker = PolicyChecker.for_grant(grant)
         self._enabled = grant.how == "onchain"
-        self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << network.kind.lane_bits)
+        self._owner_signature_checked = False
+        self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
+        self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << self.kind.lane_bits)
         self.nonce_key(lane)  # refuses a lane out of range now rather than at the first send
         self.estimate_ttl = estimate_ttl
         self._estimates: dict[tuple[bytes, int, int, bool], tuple[float, GasEstimate]] = {}
@@ -182,12 +190,36 @@ class SessionAccount:
         """The EntryPoint nonce key of the session's ``lane`` (default: this instance's :attr:`lane`): the
         module's key on the lane ``base + lane``, ``base`` being derived from the session id."""
         offset = self.lane if lane is None else lane
-        lanes = 1 << self.network.kind.lane_bits
+        lanes = 1 << self.kind.lane_bits
         if not 0 <= offset < lanes:
             raise BadInputError(
                 f"lane {offset} is out of range: this account has {lanes} nonce lanes per validator"
             )
-        return self.network.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
+        return self.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
+
+    def _check_owner_signature(self) -> None:
+        """Before an off-chain grant's first operation on a deployed account: the account must accept the
+        owner's signature as the module will ask it (else the bundler's refusal would look like a policy one)."""
+        grant = self.grant
+        if (
+            self._enabled
+            or self._owner_signature_checked
+            or not self.verify_on_chain
+            or grant.owner_signature is None
+            or not self.network.is_deployed(grant.account)
+        ):
+            return
+        digest = grant.session.enable_digest(grant.account, grant.epoch, grant.chain_id, grant.module)
+        verify_owner_signature(
+            self.network.chain,
+            self.kind,
+            grant.account,
+            grant.module,
+            digest,
+            grant.owner_signature,
+            framed_by=grant.account_kind,
+        )
+        self._owner_signature_checked = True
 
     def _draft(self, call_data: bytes, nonce_key: int) -> Draft:
         return Draft(
@@ -236,6 +268,7 @@ class SessionAccount:
         if check:
             now = int(self._clock()) if self._clock is not None else chain_time
             self._checker.check(call_data, now=now)
+        self._check_owner_signature()
         if nonce is None:
             assert chain_nonce is not None
             nonce = self._lane_nonce(nonce_key, chain_nonce)

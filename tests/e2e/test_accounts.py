@@ -1,5 +1,6 @@
-"""Sessions on every supported ERC-7579 account: keyscope's own, ZeroDev Kernel v3.1, Biconomy Nexus 1.0 and
-Safe 1.4.1 with the Safe7579 adapter, all with the same, unchanged ``SessionKeyValidator`` and the same SDK code.
+"""Sessions on every supported ERC-7579 account: keyscope's own, ZeroDev Kernel v3.1, Biconomy Nexus 1.0, Safe 1.4.1
+with the Safe7579 adapter and the ERC-7579 reference account (MSA, through the generic ERC-7579 adapter), all with
+the same, unchanged ``SessionKeyValidator`` and the same SDK code.
 
 One stack for the suite: a real anvil (with EIP-170 lifted for Kernel's implementation), the real EntryPoint
 v0.7 and the real Alto bundler; the third-party accounts are deployed from their released bytecode (fetched at
@@ -11,7 +12,11 @@ which OpenZeppelin's ``_safeMint`` refuses, so nothing is minted to the accounts
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -26,26 +31,34 @@ from keyscope import (
     SessionKey,
     SessionRevokedError,
     arg,
+    connect,
     function_call,
 )
 from keyscope.accounts import (
     AccountKind,
+    ERC7579AccountKind,
     KernelAccountKind,
     KeyscopeAccountKind,
+    MSAAccountKind,
     NexusAccountKind,
     Safe7579AccountKind,
     detect_kind,
 )
-from keyscope.errors import UnsupportedAccountError
+from keyscope.accounts.resolve import factory_account_id
+from keyscope.chain import RpcChain
+from keyscope.errors import AccountSetupError, UnsupportedAccountError
 from keyscope.execution import Call, encode_execute
-from keyscope.hexutil import keccak
+from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.signing import LocalSigner
 from keyscope.testing.accounts import (
     ACCOUNT_KINDS,
     AccountContracts,
+    account_bytecode,
+    build_bytecode,
     deploy_accounts,
+    deploy_code,
     measure_gas,
     network_for,
 )
@@ -59,6 +72,7 @@ ADAPTERS: dict[str, type[AccountKind]] = {
     "kernel": KernelAccountKind,
     "nexus": NexusAccountKind,
     "safe7579": Safe7579AccountKind,
+    "msa": MSAAccountKind,
 }
 # What a session operation meets once the module is uninstalled (sent without the SDK's on-chain check):
 # Kernel still asks the module, which has no permission left (AA23 NoPermission); Nexus reverts for a validator
@@ -66,7 +80,13 @@ ADAPTERS: dict[str, type[AccountKind]] = {
 # session key's is not (AA24); keyscope's account falls back to its owner's ECDSA check, which rejects the
 # 86-byte estimation placeholder before any ecrecover, so the estimate is short for the real 65-byte signature
 # and the bundler reports AA26 instead of AA24.
-UNINSTALLED_REASON = {"keyscope": "AA26", "kernel": "AA23", "nexus": "AA23", "safe7579": "AA24"}
+UNINSTALLED_REASON = {
+    "keyscope": "AA26",
+    "kernel": "AA23",
+    "nexus": "AA23",
+    "safe7579": "AA24",
+    "msa": "AA24",
+}
 
 
 # -- one stack, one deployment ------------------------------------------------------------------------
@@ -246,9 +266,13 @@ def test_uninstall_kills_every_session_for_an_account_given_by_address(
     owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
     created(owner, stack, recipient)
-    # From here on the account is used as an existing one: its kind detected from accountId().
-    existing = network_for(stack, detect_kind(net, owner.account, owner_validator=contracts.owner_validator))
+    # From here on the account is used as an existing one, through a network told nothing of its kind: the kind
+    # is detected from accountId().
+    existing = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
     boss = existing.owner(owner.signer, owner.account)
+    assert type(boss.kind) is ADAPTERS[kind_name]
     key = SessionKey.generate()
     onchain = boss.grant(key, [mint_policy(stack, recipient)], onchain=True)
     unused_key = SessionKey.generate()
@@ -307,7 +331,7 @@ def test_kernel_grants_the_module_execute_only(stack: LocalStack, contracts: Acc
 
 
 @pytest.mark.parametrize(
-    ("kind_name", "reason"), [("kernel", "AA23"), ("nexus", "AA23"), ("safe7579", "AA24")]
+    ("kind_name", "reason"), [("kernel", "AA23"), ("nexus", "AA23"), ("safe7579", "AA24"), ("msa", "AA24")]
 )
 def test_an_unknown_validator_in_the_nonce(
     stack: LocalStack, contracts: AccountContracts, kind_name: str, reason: str
@@ -330,15 +354,96 @@ def test_an_unknown_validator_in_the_nonce(
     assert info.value.reason == reason
 
 
-def test_accounts_without_an_adapter_are_refused_by_name(
+def test_what_is_no_account_is_refused_and_factories_say_what_they_create(
     stack: LocalStack, contracts: AccountContracts
 ) -> None:
-    with pytest.raises(UnsupportedAccountError, match=r"uMSA\.advanced/withHook\.v0\.1"):
-        detect_kind(stack.rpc_url, contracts.reference_account)
     with pytest.raises(UnsupportedAccountError, match="accountId"):
         detect_kind(stack.rpc_url, stack.nft)
     with pytest.raises(UnsupportedAccountError, match="has no code"):
         detect_kind(stack.rpc_url, LocalSigner.generate().address)
+    made_here = factory_account_id(RpcChain(stack.rpc_url), stack.factory)
+    assert made_here is not None and made_here.startswith(KeyscopeAccountKind.account_id_prefix)
+    # No kind given: a counterfactual account is keyscope's only where the factory makes keyscope accounts.
+    for factory, made in ((contracts.kernel_factory, "kernel"), (contracts.reference_factory, "uMSA")):
+        plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=factory)
+        with pytest.raises(
+            UnsupportedAccountError, match=f"creates accounts reporting accountId\\(\\) '{made}"
+        ):
+            plain.owner(LocalSigner.generate())
+    plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    assert type(plain.owner(LocalSigner.generate()).kind) is KeyscopeAccountKind
+
+
+# -- the account's kind and validators, when they are not what the SDK is told ----------------------------
+
+
+@pytest.fixture
+def reference_owner(stack: LocalStack, contracts: AccountContracts, recipient: str) -> Owner:
+    """The owner of a new ERC-7579 reference account (created, session module installed)."""
+    net = network_for(stack, contracts.kind("msa"))
+    net.kind = contracts.kind("msa", net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    return created(owner, stack, recipient)
+
+
+def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_refusal(
+    reference_owner: Owner, stack: LocalStack, recipient: str
+) -> None:
+    account, signer = reference_owner.account, reference_owner.signer
+    # Told the account is keyscope's own: refused at once, naming what the account is.
+    told_wrong = network_for(stack, KeyscopeAccountKind())
+    with pytest.raises(AccountSetupError, match=r"accountId\(\) 'uMSA\..*'keyscope' adapter given") as wrong:
+        told_wrong.owner(signer, account)
+    assert wrong.value.account == account and wrong.value.kind == "keyscope"
+
+    # A grant shaped as keyscope's account wants it (the raw 65-byte signature), as the SDK made it before it
+    # detected kinds: the session's first operation is stopped before sending, with the cause.
+    plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # no kind: detected
+    key = SessionKey.generate()
+    request = plain.owner(signer, account).prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    assert request.account_kind == "msa"
+    shaped_wrong = replace(request, account_kind="keyscope").complete(signer.sign_hash(request.digest))
+    with pytest.raises(AccountSetupError) as refused:
+        plain.session(shaped_wrong, key).execute(stack.nft, MINT, recipient)
+    message = str(refused.value)
+    assert "uMSA.advanced/withHook.v0.1" in message and "'keyscope' adapter that shaped this one" in message
+    assert "not about the session's policy" in message and "grant the session again" in message
+
+    # Sent anyway: the bundler's AA23 carries the account's own error, and the hint does not blame the policy.
+    with pytest.raises(BundlerRejectedError) as bundler:
+        plain.session(shaped_wrong, key, verify_on_chain=False).execute(stack.nft, MINT, recipient)
+    assert bundler.value.reason == "AA23"
+    assert "session policy refused" not in str(bundler.value)
+    assert "not the session module's" in str(bundler.value)
+    assert nft_balance(stack, recipient) == 1  # the creating mint only
+
+
+def test_a_wrong_owner_validator_or_owner_key_is_named_before_anything_is_sent(
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    account = reference_owner.account
+    stranger = LocalSigner.generate().address
+    not_installed = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=stranger)
+    owner = not_installed.owner(reference_owner.signer, account)
+    with pytest.raises(AccountSetupError, match=f"owner validator {stranger} is not installed") as info:
+        owner.execute(function_call(stack.nft, MINT, recipient))
+    assert info.value.validator == stranger and info.value.account_id == "uMSA.advanced/withHook.v0.1"
+    with pytest.raises(AccountSetupError, match="is not installed"):
+        owner.grant(SessionKey.generate(), [mint_policy(stack, recipient)])
+
+    right = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    impostor = right.owner(LocalSigner.generate(), account)  # not the key the owner validator holds
+    with pytest.raises(
+        AccountSetupError, match=r"isValidSignature answered 0xffffffff.*owner's key is not the one"
+    ):
+        impostor.grant(SessionKey.generate(), [mint_policy(stack, recipient)])
+    with pytest.raises(BundlerRejectedError) as sent:  # the owner validator refuses the impostor's operation
+        impostor.execute(function_call(stack.nft, MINT, recipient))
+    assert sent.value.reason == "AA24"
+    assert nft_balance(stack, recipient) == 1
 
 
 def test_gas_figures(stack: LocalStack, contracts: AccountContracts, kind_name: str) -> None:
@@ -349,3 +454,94 @@ def test_gas_figures(stack: LocalStack, contracts: AccountContracts, kind_name: 
     )
     assert 1.0 < figures.ratio < 1.15
     assert figures.first_use_extra > 100_000  # ENABLE stores the session and checks the owner's signature
+
+
+# -- an ERC-7579 account keyscope has no adapter made for ----------------------------------------------
+
+UNKNOWN_ACCOUNT_ID = "other.account/flavours.v1.0"
+
+
+@pytest.fixture(scope="module")
+def unknown_kind(stack: LocalStack, contracts: AccountContracts) -> ERC7579AccountKind:
+    """An adapter creating accounts of an ERC-7579 account keyscope knows nothing of: the reference account
+    reporting another ``accountId()`` (its bytecode with the string replaced)."""
+    reference_id = "uMSA.advanced/withHook.v0.1"
+    assert len(UNKNOWN_ACCOUNT_ID) == len(reference_id)
+    code = account_bytecode()
+    patched = code["ERC7579_BYTECODE"].replace(reference_id.encode().hex(), UNKNOWN_ACCOUNT_ID.encode().hex())
+    assert patched != code["ERC7579_BYTECODE"]
+    sender = stack.deployer.address
+    implementation = deploy_code(stack.node, sender, to_bytes(patched), "the renamed reference account")
+    factory = deploy_code(
+        stack.node,
+        sender,
+        build_bytecode("ReferenceAccountFactory")
+        + abi_encode(["address", "bytes"], [implementation, to_bytes(code["MSAPROXY_BYTECODE"])]),
+        "its factory",
+    )
+    return ERC7579AccountKind(
+        owner_validator=contracts.owner_validator, factory=factory, bootstrap=contracts.reference_bootstrap
+    )
+
+
+def test_an_account_without_an_adapter_of_its_own_gets_the_generic_one(
+    stack: LocalStack, contracts: AccountContracts, unknown_kind: ERC7579AccountKind, recipient: str
+) -> None:
+    creating = network_for(stack, unknown_kind)
+    first = creating.owner(LocalSigner.generate())
+    stack.fund(first.account, ETHER)
+    created(first, stack, recipient)
+
+    plain = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    owner = plain.owner(first.signer, first.account)
+    assert type(owner.kind) is ERC7579AccountKind and owner.kind.account_id == UNKNOWN_ACCOUNT_ID
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    assert grant.account_kind == "erc7579"
+    plain.session(grant, key).execute(stack.nft, MINT, recipient).wait()
+    owner.uninstall_sessions().wait()  # the sentinel list's neighbour, read from the account
+    assert not owner.supports_sessions()
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    fresh_key = SessionKey.generate()
+    fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
+    plain.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 3
+
+
+# -- the adapter example of docs/accounts.md ------------------------------------------------------------
+
+ACCOUNTS_DOC = Path(__file__).resolve().parents[2] / "docs" / "accounts.md"
+
+
+def doc_example(marker: str) -> str:
+    """The Python block of docs/accounts.md that contains ``marker``."""
+    blocks = re.findall(r"```python\n(.*?)```", ACCOUNTS_DOC.read_text(), re.S)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f"docs/accounts.md has {len(found)} Python blocks with {marker!r}"
+    return found[0]
+
+
+def test_the_adapter_example_of_the_docs_drives_a_reference_account(
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts
+) -> None:
+    reference_owner.uninstall_sessions().wait()  # an existing account without the session module
+    scope: dict[str, Any] = {
+        "NODE_URL": stack.rpc_url,
+        "BUNDLER_URL": stack.bundler_url,
+        "SESSION_MODULE": stack.module,
+        "OWNER_VALIDATOR": contracts.owner_validator,
+        "ACCOUNT": reference_owner.account,
+        "OWNER_KEY": reference_owner.signer.private_key,
+        "NFT": stack.nft,
+    }
+    exec(compile(doc_example("class MyAccountKind"), "docs/accounts.md (adapter)", "exec"), scope)
+    owner = scope["owner"]
+    assert type(owner.kind).__name__ == "MyAccountKind"
+    assert owner.supports_sessions()  # installed by the example, which then minted through a session
+    assert nft_balance(stack, reference_owner.account) == 1
+    owner.uninstall_sessions().wait()  # through the example's own sentinel-list call
+    assert not owner.supports_sessions()

@@ -2,6 +2,7 @@
 
 from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
 from .detect import SUPPORTED_ACCOUNT_IDS, account_id, detect_kind
+from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind, create_account_data
 from .nexus import NexusAccountKind
@@ -12,8 +13,10 @@ __all__ = [
     "SUPPORTED_ACCOUNT_IDS",
     "AccountKind",
     "Deployment",
+    "ERC7579AccountKind",
     "KernelAccountKind",
     "KeyscopeAccountKind",
+    "MSAAccountKind",
     "NexusAccountKind",
     "Safe7579AccountKind",
     "Safe7579Deployment",

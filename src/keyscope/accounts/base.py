@@ -52,7 +52,7 @@ class Deployment:
 
 
 class AccountKind(ABC):
-    """One kind of ERC-7579 account (keyscope's own, Kernel, Nexus, Safe7579)."""
+    """One kind of ERC-7579 account (keyscope's own, Kernel, Nexus, Safe7579, the reference account, ...)."""
 
     #: Prefix of the ``accountId()`` this kind reports, used to detect it.
     account_id_prefix: str = ""
@@ -63,6 +63,9 @@ class AccountKind(ABC):
     #: Whether a session's first operation may create the account (False when the creating operation's
     #: callData must be something else than ``execute``, as with the Safe7579 launchpad).
     sessions_can_create: bool = True
+    #: The validator module the owner signs through (None: the account checks the owner itself, as keyscope's
+    #: own account does).
+    owner_validator: str | None = None
 
     @abstractmethod
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:

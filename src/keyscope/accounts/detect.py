@@ -1,4 +1,5 @@
-"""Which adapter an existing account needs, from its ERC-7579 ``accountId()``."""
+"""Which adapter an existing account needs, from its ERC-7579 ``accountId()``: the one made for it, else the
+generic ERC-7579 adapter (the reference implementation's conventions)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ..chain import Chain, RpcChain
 from ..errors import UnsupportedAccountError
 from ..hexutil import to_address
 from .base import AccountKind
+from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind
 from .nexus import NexusAccountKind
@@ -28,8 +30,10 @@ SUPPORTED_ACCOUNT_IDS: tuple[str, ...] = (
     KernelAccountKind.account_id_prefix,
     NexusAccountKind.account_id_prefix + "*",
     Safe7579AccountKind.account_id_prefix + "*",
+    MSAAccountKind.account_id_prefix + "*",
 )
-"""The ``accountId()`` values keyscope has adapters for (``*``: any patch version)."""
+"""The ``accountId()`` values keyscope has adapters made for (``*``: any suffix); any other ERC-7579 account gets
+the generic :class:`~keyscope.accounts.ERC7579AccountKind`."""
 
 
 def _chain(network_or_chain: Network | Chain | str) -> Chain:
@@ -59,9 +63,10 @@ def detect_kind(
     """The adapter for the deployed ``account``, chosen by its ``accountId()``.
 
     ``network_or_chain`` is a :class:`~keyscope.network.Network`, a :class:`~keyscope.chain.Chain` or a node
-    URL. ``owner_validator`` is the validator module the owner signs through (Nexus, Safe7579; Kernel's root
-    validator needs no address). Raises :class:`~keyscope.errors.UnsupportedAccountError` naming the detected
-    ``accountId()`` when no adapter fits.
+    URL. ``owner_validator`` is the validator module the owner signs through (Nexus, Safe7579, the reference
+    account and other ERC-7579 accounts; Kernel's root validator needs no address). An ``accountId()`` no adapter
+    is made for gets the generic :class:`~keyscope.accounts.ERC7579AccountKind` (its ``account_id`` set to it).
+    Raises :class:`~keyscope.errors.UnsupportedAccountError` when the address has no code or no ``accountId()``.
     """
     chain = _chain(network_or_chain)
     address = to_address(account, name="account")
@@ -80,7 +85,6 @@ def detect_kind(
         return NexusAccountKind(owner_validator=owner_validator, chain=chain)
     if detected.startswith(Safe7579AccountKind.account_id_prefix):
         return Safe7579AccountKind(owner_validator=owner_validator, chain=chain)
-    raise UnsupportedAccountError(
-        f"{address} reports accountId() {detected!r}, which keyscope has no adapter for (supported: "
-        f"{', '.join(SUPPORTED_ACCOUNT_IDS)})"
-    )
+    if detected.startswith(MSAAccountKind.account_id_prefix):
+        return MSAAccountKind(owner_validator=owner_validator, chain=chain, account_id=detected)
+    return ERC7579AccountKind(owner_validator=owner_validator, chain=chain, account_id=detected)

@@ -201,13 +201,15 @@ def grant_session(
 def sign_grant_request(owner: Owner, request: GrantRequest) -> SessionGrant:
     """The owner's one signature on ``request``: over the EIP-712 typed data itself (what a wallet shows)
     where the account checks the EIP-712 digest as it is, else over the account's wrapped digest."""
-    kind = owner.network.kind
+    kind = owner.kind
     if kind.erc1271_digest(request.account, request.chain_id, request.digest) != request.digest:
         return owner.sign_grant(request)
     signature = owner.signer.sign_typed_data(request.typed_data)
     if recover_hash(request.digest, signature) != to_address(owner.signer.address):
         raise SigningDeclinedError("the owner's signature of the session grant does not recover to the owner")
-    return request.complete(kind.wrap_erc1271_signature(signature))
+    framed = kind.wrap_erc1271_signature(signature)
+    owner.verify_grant_signature(request, framed)
+    return request.complete(framed)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Third-party ERC-7579 accounts on a local node: Kernel v3.1, Nexus 1.0 and Safe7579, next to keyscope's own.
+"""Third-party ERC-7579 accounts on a local node: Kernel v3.1, Nexus 1.0, Safe7579 and the ERC-7579 reference
+account (MSA), next to keyscope's own.
 
 ``deploy_accounts(stack)`` deploys, from the deployer of a running :class:`~keyscope.local.LocalStack`, each
 account's implementation and factory (creation bytecode fetched at set-up from ``@rhinestone/modulekit``, see
-``tools/fetch_account_bytecode.py``) and ``OwnerECDSAValidator``, the owner validator of those accounts in
-these tests. :meth:`AccountContracts.kind` then gives an adapter able to create such accounts, and
+``tools/fetch_account_bytecode.py``; the reference account's factory is ``contracts/test/ReferenceAccountFactory``
+around the released proxy) and ``OwnerECDSAValidator``, the owner validator of those accounts in these tests. :meth:`AccountContracts.kind` then gives an adapter able to create such accounts, and
 :func:`measure_gas` the session-versus-owner gas figures for one kind.
 
 Kernel's implementation (28,581 bytes of runtime code) is over EIP-170: the stack must be started with
@@ -26,6 +27,7 @@ from ..accounts import (
     AccountKind,
     KernelAccountKind,
     KeyscopeAccountKind,
+    MSAAccountKind,
     NexusAccountKind,
     Safe7579AccountKind,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "AccountContracts",
     "GasFigures",
     "account_bytecode",
+    "build_bytecode",
     "deploy_accounts",
     "deploy_code",
     "measure_gas",
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 MODULEKIT = "modulekit-0.5.9.json"
-ACCOUNT_KINDS = ("keyscope", "kernel", "nexus", "safe7579")
+ACCOUNT_KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa")
 """The account kinds the SDK supports, by adapter name."""
 
 _ZERO = "0x" + "00" * 20
@@ -88,13 +91,18 @@ def account_bytecode() -> dict[str, str]:
 
 
 @cache
-def owner_validator_bytecode() -> bytes:
-    """Creation bytecode of ``contracts/test/OwnerECDSAValidator.sol``, from the project's build."""
+def build_bytecode(name: str) -> bytes:
+    """Creation bytecode of the contract ``name`` (e.g. one of ``contracts/test/``), from the project's build."""
     path = _project_file(".build/__local__.json", "KEYSCOPE_PROJECT")
     types = json.loads(path.read_text())["contractTypes"]
-    if "OwnerECDSAValidator" not in types:
-        raise ConfigurationError(f"{path} has no OwnerECDSAValidator: run `make setup` to compile it")
-    return to_bytes(types["OwnerECDSAValidator"]["deploymentBytecode"]["bytecode"])
+    if name not in types:
+        raise ConfigurationError(f"{path} has no {name}: run `make setup` to compile it")
+    return to_bytes(types[name]["deploymentBytecode"]["bytecode"])
+
+
+def owner_validator_bytecode() -> bytes:
+    """Creation bytecode of ``contracts/test/OwnerECDSAValidator.sol``, from the project's build."""
+    return build_bytecode("OwnerECDSAValidator")
 
 
 def deploy_code(rpc: JsonRpcClient, sender: str, init_code: bytes, what: str) -> str:
@@ -124,8 +132,9 @@ class AccountContracts:
     safe_singleton: str
     safe_proxy_factory: str
     reference_account: str
-    """An ERC-7579 reference account implementation (``accountId()`` ``uMSA.advanced/withHook.v0.1``), which
-    keyscope has no adapter for."""
+    """The ERC-7579 reference account's implementation (``accountId()`` ``uMSA.advanced/withHook.v0.1``)."""
+    reference_bootstrap: str
+    reference_factory: str
 
     def kind(self, name: str, network: Network | None = None) -> AccountKind:
         """An adapter of kind ``name`` (one of :data:`ACCOUNT_KINDS`) that can create accounts here; Nexus
@@ -151,12 +160,19 @@ class AccountContracts:
                 proxy_factory=self.safe_proxy_factory,
                 chain=chain,
             )
+        if name == "msa":
+            return MSAAccountKind(
+                owner_validator=self.owner_validator,
+                factory=self.reference_factory,
+                bootstrap=self.reference_bootstrap,
+                chain=chain,
+            )
         raise ConfigurationError(f"unknown account kind {name!r}: use one of {', '.join(ACCOUNT_KINDS)}")
 
 
 def deploy_accounts(stack: LocalStack) -> AccountContracts:
-    """Deploy the owner validator and the implementations and factories of Kernel, Nexus and Safe7579 on the
-    stack's node, from its deployer."""
+    """Deploy the owner validator and the implementations and factories of Kernel, Nexus, Safe7579 and the
+    ERC-7579 reference account on the stack's node, from its deployer."""
     rpc, sender, entry_point = stack.node, stack.deployer.address, stack.entry_point
     code = {name: to_bytes(value) for name, value in account_bytecode().items()}
 
@@ -171,6 +187,14 @@ def deploy_accounts(stack: LocalStack) -> AccountContracts:
             "bytes, so start the stack with LocalStack(disable_code_size_limit=True)"
         ) from error
     nexus = deploy("NEXUS_BYTECODE", ["address"], [entry_point])
+    reference = deploy("ERC7579_BYTECODE")
+    reference_factory = deploy_code(
+        rpc,
+        sender,
+        build_bytecode("ReferenceAccountFactory")
+        + abi_encode(["address", "bytes"], [reference, code["MSAPROXY_BYTECODE"]]),
+        "ReferenceAccountFactory",
+    )
     return AccountContracts(
         owner_validator=deploy_code(rpc, sender, owner_validator_bytecode(), "OwnerECDSAValidator"),
         kernel_implementation=kernel,
@@ -184,7 +208,9 @@ def deploy_accounts(stack: LocalStack) -> AccountContracts:
         ),
         safe_singleton=deploy("SAFE_SINGLETON_BYTECODE"),
         safe_proxy_factory=deploy("SAFE_PROXY_FACTORY_BYTECODE"),
-        reference_account=deploy("ERC7579_BYTECODE"),
+        reference_account=reference,
+        reference_bootstrap=deploy("ERC7579_BOOTSTRAP_BYTECODE"),
+        reference_factory=reference_factory,
     )
 
 

@@ -1,0 +1,113 @@
+"""Checks, before anything is sent, that a deployed account works the way its adapter says.
+
+An account of an unexpected kind, or an owner validator that is not the one installed, otherwise shows up only
+when the bundler refuses an operation (AA24 for the owner's operations, AA23 for a session's first one), far
+from its cause. These checks read the account with ``eth_call`` and raise
+:class:`~keyscope.errors.AccountSetupError` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ..errors import AccountSetupError, CallRevertedError
+from ..hexutil import to_address
+from .base import MODULE_TYPE_VALIDATOR, AccountKind
+from .detect import account_id
+
+if TYPE_CHECKING:
+    from ..chain import Chain
+
+__all__ = ["validator_installed", "verify_owner_signature", "verify_owner_validator"]
+
+_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
+_IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+
+
+def validator_installed(chain: Chain, account: str, validator: str) -> bool | None:
+    """Whether ``validator`` is installed on ``account`` as a validator (None when the account does not say)."""
+    data = _IS_MODULE_INSTALLED + abi_encode(
+        ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(validator), b""]
+    )
+    try:
+        raw = chain.call(to_address(account), data)
+    except CallRevertedError:
+        return None
+    if len(raw) < 32:
+        return None
+    return bool(abi_decode(["bool"], raw[:32])[0])
+
+
+def _describe(chain: Chain, account: str, kind: AccountKind) -> tuple[str, str | None]:
+    found = account_id(chain, account)
+    reported = f"accountId() {found!r}" if found is not None else "no accountId()"
+    return f"the account {account} ({reported}, driven by the {kind.name!r} adapter)", found
+
+
+def verify_owner_validator(chain: Chain, kind: AccountKind, account: str) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the adapter's owner validator is known not to be
+    installed on the deployed ``account``."""
+    validator = kind.owner_validator
+    address = to_address(account, name="account")
+    if validator is None or validator_installed(chain, address, validator) is not False:
+        return
+    described, found = _describe(chain, address, kind)
+    raise AccountSetupError(
+        f"the owner validator {validator} is not installed on {described}: the owner's operations and "
+        "signatures would be refused (AA24). Give the validator module the owner signs through on this account: "
+        "connect(..., owner_validator=ADDRESS), or the adapter's owner_validator=",
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=validator,
+    )
+
+
+def verify_owner_signature(
+    chain: Chain,
+    kind: AccountKind,
+    account: str,
+    verifier: str,
+    digest: bytes,
+    signature: bytes,
+    *,
+    framed_by: str | None = None,
+) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` unless the deployed ``account`` accepts ``signature``
+    (the owner's) for ``digest`` when ``verifier`` (the session module) asks it through ERC-1271
+    ``isValidSignature``, as the module does when a session's first operation enables it. ``kind`` is the
+    account's adapter; ``framed_by`` the name of the adapter that shaped the signature, when another one."""
+    address = to_address(account, name="account")
+    data = _IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    try:
+        answer = chain.call(address, data, sender=to_address(verifier))
+    except CallRevertedError as error:
+        refusal = f"reverted with {error.description}"
+    else:
+        if answer[:4] == _ERC1271_MAGIC:
+            return
+        refusal = f"answered 0x{answer[:4].hex()}" if answer else "answered nothing"
+    verify_owner_validator(chain, kind, address)  # the likeliest cause, said precisely
+    described, found = _describe(chain, address, kind)
+    through = f"the validator {kind.owner_validator}" if kind.owner_validator else "the account"
+    shaper = framed_by or kind.name
+    remedy = (
+        "the owner must grant the session again with the account's own adapter"
+        if framed_by is not None and framed_by != kind.name
+        else "give the account's own adapter and owner validator (see docs/accounts.md)"
+    )
+    raise AccountSetupError(
+        f"{described} refuses the owner's signature of the session grant (isValidSignature {refusal}), so the "
+        "session's first operation would fail: this is not about the session's policy. Either the owner's key is "
+        f"not the one {through} checks for this account, or the account frames ERC-1271 signatures otherwise "
+        f"than the {shaper!r} adapter that shaped this one: {remedy}",
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
