@@ -168,7 +168,7 @@ class RpcChain:
         self._chain_id: int | None = None
 
     def __repr__(self) -> str:
-        return f"RpcChain({self.url!r})"
+        return f"RpcChain({self.client.shown_url!r})"
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -184,9 +184,9 @@ class RpcChain:
 
     def _malformed(self, method: str, result: object, expected: str) -> TransportError:
         return TransportError(
-            f"{self.url} answered {method} with {str(result)[:200]!r}, which is not {expected}: is this URL "
+            f"{self.client.shown_url} answered {method} with {str(result)[:200]!r}, which is not {expected}: is this URL "
             "an Ethereum node's JSON-RPC endpoint?",
-            url=self.url,
+            url=self.client.shown_url,
             method=method,
         )
 

@@ -67,7 +67,7 @@ class PaymasterClient:
         self._rpc = JsonRpcClient(url, timeout=timeout)
 
     def __repr__(self) -> str:
-        return f"PaymasterClient({self.url})"
+        return f"PaymasterClient({self._rpc.shown_url})"
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -81,14 +81,16 @@ class PaymasterClient:
             raise PaymasterError(method, error.code, error.rpc_message, error.data) from None
         if not isinstance(result, dict):
             raise TransportError(
-                f"{self.url} answered {method} with {result!r}, not an object", url=self.url, method=method
+                f"{self._rpc.shown_url} answered {method} with {result!r}, not an object",
+                url=self._rpc.shown_url,
+                method=method,
             )
         try:
             return PaymasterFields.model_validate(result)
         except Exception as exc:
             raise TransportError(
-                f"{self.url} answered {method} with malformed paymaster fields: {exc}",
-                url=self.url,
+                f"{self._rpc.shown_url} answered {method} with malformed paymaster fields: {exc}",
+                url=self._rpc.shown_url,
                 method=method,
             ) from None
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from .errors import KeyscopeError, TransportError
+from .urls import mask_url, masked_text
 
 __all__ = ["JsonRpcClient", "JsonRpcError"]
 
@@ -37,15 +38,18 @@ class JsonRpcError(KeyscopeError):
 class JsonRpcClient:
     """Blocking JSON-RPC over HTTP(S) with a connection pool; safe to share between threads.
 
-    ``timeout`` bounds each request (connect and read) in seconds.
+    ``timeout`` bounds each request (connect and read) in seconds. Requests go to ``url`` as given (an API key
+    in its query string or path included); messages and errors show it as :attr:`shown_url`, the key masked.
     """
 
     def __init__(self, url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise TransportError(
-                f"{url!r} is not an http(s) URL: give the endpoint as http://host:port", url=url
+                f"{mask_url(url)!r} is not an http(s) URL: give the endpoint as http://host:port",
+                url=mask_url(url),
             )
         self.url = url
+        self.shown_url = mask_url(url)
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -68,16 +72,16 @@ class JsonRpcClient:
             return self._http.post(self.url, content=json.dumps(payload), timeout=timeout or self.timeout)
         except httpx.TimeoutException as exc:
             raise TransportError(
-                f"{what} to {self.url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
+                f"{what} to {self.shown_url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
                 "or stuck? Retry, or raise the timeout",
-                url=self.url,
+                url=self.shown_url,
                 method=what,
             ) from exc
         except httpx.HTTPError as exc:
             raise TransportError(
-                f"cannot reach {self.url} for {what} ({type(exc).__name__}: {exc}): check the URL and that the "
-                "service is running",
-                url=self.url,
+                f"cannot reach {self.shown_url} for {what} ({type(exc).__name__}: "
+                f"{masked_text(str(exc), self.url)}): check the URL and that the service is running",
+                url=self.shown_url,
                 method=what,
             ) from exc
 
@@ -114,8 +118,8 @@ class JsonRpcClient:
         for request_id, (method, _) in zip(ids, calls, strict=True):
             if request_id not in by_id:
                 raise TransportError(
-                    f"{self.url} left {method} out of its answer to a JSON-RPC batch",
-                    url=self.url,
+                    f"{self.shown_url} left {method} out of its answer to a JSON-RPC batch",
+                    url=self.shown_url,
                     method=method,
                 )
             results.append(self._result(method, by_id[request_id], response.status_code))
@@ -128,9 +132,9 @@ class JsonRpcClient:
         except ValueError:
             snippet = text[:200] + ("…" if len(text) > 200 else "")
             raise TransportError(
-                f"{self.url} answered {method} with HTTP {response.status_code} and a body that is not JSON: "
+                f"{self.shown_url} answered {method} with HTTP {response.status_code} and a body that is not JSON: "
                 f"{snippet!r}",
-                url=self.url,
+                url=self.shown_url,
                 method=method,
             ) from None
 
@@ -141,17 +145,17 @@ class JsonRpcClient:
             or ("result" not in body and "error" not in body)
         ):
             raise TransportError(
-                f"{self.url} answered {method} with HTTP {status} and JSON that is not a JSON-RPC "
+                f"{self.shown_url} answered {method} with HTTP {status} and JSON that is not a JSON-RPC "
                 f"response: {str(body)[:200]!r}",
-                url=self.url,
+                url=self.shown_url,
                 method=method,
             )
         error = body.get("error")
         if error is not None:
             if not isinstance(error, dict):
                 raise TransportError(
-                    f"{self.url} answered {method} with a malformed error: {error!r}",
-                    url=self.url,
+                    f"{self.shown_url} answered {method} with a malformed error: {error!r}",
+                    url=self.shown_url,
                     method=method,
                 )
             raise JsonRpcError(
@@ -159,6 +163,6 @@ class JsonRpcClient:
                 int(error.get("code", 0)),
                 str(error.get("message", "")),
                 error.get("data"),
-                url=self.url,
+                url=self.shown_url,
             )
         return body["result"]

@@ -278,7 +278,7 @@ class BundlerClient:
         self._has_gas_price: bool | None = None
 
     def __repr__(self) -> str:
-        return f"BundlerClient({self.url!r})"
+        return f"BundlerClient({self._rpc.shown_url!r})"
 
     def close(self) -> None:
         """Close the HTTP connection pools (the bundler's, and the node's when given as a URL)."""
@@ -307,9 +307,9 @@ class BundlerClient:
         except ValueError as exc:
             problem = _describe_parse_error(exc)
             raise TransportError(
-                f"{self.url} answered {method} with a malformed result ({problem}): is this URL an ERC-4337 "
+                f"{self._rpc.shown_url} answered {method} with a malformed result ({problem}): is this URL an ERC-4337 "
                 "bundler serving EntryPoint v0.7?",
-                url=self.url,
+                url=self._rpc.shown_url,
                 method=method,
             ) from exc
 
@@ -317,7 +317,7 @@ class BundlerClient:
         address = to_address(entry_point, name="entry_point")
         supported = self.supported_entry_points()
         if address not in supported:
-            raise UnsupportedEntryPointError(address, supported, self.url)
+            raise UnsupportedEntryPointError(address, supported, self._rpc.shown_url)
         return address
 
     # -- Bundler -------------------------------------------------------------------------------------
@@ -382,7 +382,7 @@ class BundlerClient:
     def _node_fee_quote(self) -> FeeQuote:
         if self.node is None:
             raise ConfigurationError(
-                f"the bundler at {self.url} does not offer {PIMLICO_GET_USER_OPERATION_GAS_PRICE}, so fees "
+                f"the bundler at {self._rpc.shown_url} does not offer {PIMLICO_GET_USER_OPERATION_GAS_PRICE}, so fees "
                 "must come from a node: pass node=<node RPC URL or Chain> to BundlerClient"
             )
         priority = self.node.max_priority_fee()

@@ -1,0 +1,87 @@
+"""Endpoint URLs as people see them: API keys masked.
+
+Hosted nodes, bundlers and paymaster services take their API key in the URL: as a query parameter
+(``https://api.pimlico.io/v2/sepolia/rpc?apikey=KEY``), as a path segment (``https://…/v2/KEY``), or as user
+info (``https://user:KEY@host``). keyscope sends requests to the URL exactly as given, and shows it (in error
+messages, their ``url`` attribute, logs and reprs) only through :func:`mask_url`, which keeps what tells
+endpoints apart (scheme, host, port, the path's names, the query's parameter names) and hides the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+__all__ = ["MASK", "mask_url", "masked_text"]
+
+MASK = "***"
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _secret_segment(segment: str) -> bool:
+    """Whether a path segment looks like a key: a UUID, 32 characters or more, or 16 or more with a digit or a
+    capital (names such as ``arbitrum-sepolia`` and chain ids such as ``11155111`` stay)."""
+    if _UUID.match(segment) or len(segment) >= 32:
+        return True
+    return len(segment) >= 16 and any(c.isdigit() or c.isupper() for c in segment)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+def _mask_loose(text: str) -> str:
+    """Text meant as a URL that is not one (``localhost:4337``): key-like words and any query masked, the rest
+    kept so that the mistake can still be seen."""
+    head, _, query = text.partition("?")
+    head = "@".join([MASK, head.rsplit("@", 1)[1]]) if "@" in head else head
+    head = _TOKEN.sub(lambda found: MASK if _secret_segment(found.group()) else found.group(), head)
+    return head + (f"?{MASK}" if query else "")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with anything that may be a credential replaced by ``***``: user info, every query value, the
+    fragment, and path segments that look like keys. In text that is not a URL, key-like words and the query
+    are masked."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return _mask_loose(url)
+    if not parts.scheme or not parts.hostname:
+        return _mask_loose(url)
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = (f"{MASK}@" if "@" in parts.netloc else "") + host + (f":{port}" if port is not None else "")
+    path = "/".join(MASK if _secret_segment(segment) else segment for segment in parts.path.split("/"))
+    query = "&".join(
+        f"{name}={MASK}" if value else name for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    if parts.query and not query:
+        query = MASK
+    return urlunsplit((parts.scheme, netloc, path, query, MASK if parts.fragment else ""))
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of ``url`` that :func:`mask_url` hides, longest first."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    found = [value for _, value in parse_qsl(parts.query, keep_blank_values=True) if value]
+    found += [segment for segment in parts.path.split("/") if _secret_segment(segment)]
+    if "@" in parts.netloc:
+        found.append(parts.netloc.rsplit("@", 1)[0])
+    if parts.fragment:
+        found.append(parts.fragment)
+    return sorted({secret for secret in found if len(secret) >= 4}, key=len, reverse=True)
+
+
+def masked_text(text: str, url: str) -> str:
+    """``text`` (an underlying library's message, say) with ``url``, and each secret part of it on its own,
+    masked."""
+    if not url:
+        return text
+    text = text.replace(url, mask_url(url))
+    for secret in _secrets(url):
+        text = text.replace(secret, MASK)
+    return text

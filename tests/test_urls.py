@@ -1,0 +1,86 @@
+"""API keys in endpoint URLs: never shown, in messages, error attributes or reprs."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.bundler.client import BundlerClient
+from keyscope.chain import RpcChain
+from keyscope.errors import TransportError
+from keyscope.paymaster import PaymasterClient
+from keyscope.rpc import JsonRpcClient
+from keyscope.urls import mask_url, masked_text
+
+KEY = "Zk3pQ9wX7vB2nM5tR8yL1cF4hJ6gD0sA"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"https://api.pimlico.io/v2/11155111/rpc?apikey=pim_{KEY}", "https://api.pimlico.io/v2/11155111/rpc?apikey=***"),
+        (f"https://eth-sepolia.g.alchemy.com/v2/{KEY}", "https://eth-sepolia.g.alchemy.com/v2/***"),
+        (f"https://sepolia.infura.io/v3/{KEY.lower()}", "https://sepolia.infura.io/v3/***"),
+        (
+            "https://rpc.zerodev.app/api/v3/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/chain/84532",
+            "https://rpc.zerodev.app/api/v3/***/chain/84532",
+        ),
+        (f"https://api.developer.coinbase.com/rpc/v1/base-sepolia/{KEY}", "https://api.developer.coinbase.com/rpc/v1/base-sepolia/***"),
+        (f"https://user:{KEY}@node.example.com:8545/", "https://***@node.example.com:8545/"),
+        ("http://127.0.0.1:4337", "http://127.0.0.1:4337"),
+        ("http://127.0.0.1:4337/rpc?verbose", "http://127.0.0.1:4337/rpc?verbose"),
+        ("https://arbitrum-sepolia.example.org/polygon-zkevm-cardona", "https://arbitrum-sepolia.example.org/polygon-zkevm-cardona"),
+        ("localhost:4337", "localhost:4337"),
+        (f"localhost:4337/{KEY}?key=x", "localhost:4337/***?***"),
+    ],
+)  # fmt: skip
+def test_hosted_endpoint_urls_are_shown_without_their_keys(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+
+
+_URL_SAFE = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", min_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=_URL_SAFE, name=st.sampled_from(["apikey", "api-key", "key", "token"]))
+def test_a_query_string_key_never_shows(key: str, name: str) -> None:
+    url = f"https://bundler.example.com/v1/rpc?chain=1&{name}={key}"
+    assert key not in mask_url(url).replace(f"{name}=***", "")
+    assert mask_url(url) == f"https://bundler.example.com/v1/rpc?chain=***&{name}=***"
+    message = f"cannot reach {url}: {key} refused"
+    assert key not in masked_text(message, url)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(alphabet="abcdef0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=32, max_size=64))
+def test_a_path_key_never_shows(key: str) -> None:
+    url = f"https://eth-mainnet.example.com/v2/{key}"
+    assert mask_url(url) == "https://eth-mainnet.example.com/v2/***"
+    assert key not in masked_text(f"POST {url} failed ({key})", url)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_endpoint_with_a_key_is_reported_without_it() -> None:
+    port = closed_port()
+    for url in (f"http://127.0.0.1:{port}/rpc?apikey={KEY}", f"http://127.0.0.1:{port}/v2/{KEY}"):
+        with JsonRpcClient(url, timeout=2.0) as client, pytest.raises(TransportError) as info:
+            client.request("eth_chainId")
+        assert f"cannot reach http://127.0.0.1:{port}/" in str(info.value)
+        assert KEY not in str(info.value) and info.value.url is not None and KEY not in info.value.url
+        for shown in (BundlerClient(url), RpcChain(url), PaymasterClient(url)):
+            assert KEY not in repr(shown)
+        with pytest.raises(TransportError) as chain_error:
+            RpcChain(url, timeout=2.0).chain_id()
+        assert KEY not in str(chain_error.value)
+    with pytest.raises(TransportError) as scheme:
+        JsonRpcClient(f"ws://127.0.0.1:{port}/?apikey={KEY}")
+    assert KEY not in str(scheme.value) and "is not an http(s) URL" in str(scheme.value)
