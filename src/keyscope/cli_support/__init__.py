@@ -38,7 +38,7 @@ from .actions import (
 )
 from .actions import owner_for_grant as owner_for_grant
 from .connection import ape_node, connect, connect_ape, make_bundler
-from .deploy import deploy_keyscope
+from .deploy import deploy_keyscope, deploy_keyscope_deterministic
 from .listing import (
     SessionRow,
     describe_permission,
@@ -112,6 +112,7 @@ __all__ = [
     "connection_options",
     "create_account",
     "deploy_keyscope",
+    "deploy_keyscope_deterministic",
     "describe_permission",
     "describe_permissions",
     "describe_time",
