@@ -172,7 +172,7 @@ class Lab:
         return op.replace(signature=draft.sign(digest))
 
     def owner_draft(self, owner: Owner, calls: Sequence[Call], *, batch: bool | None = None) -> Draft:
-        kind = self.net.kind
+        kind = self.net.kind_for(owner.account)
         return self.draft(
             owner.account,
             kind.nonce_key(None),
@@ -192,7 +192,7 @@ class Lab:
     ) -> Draft:
         return self.draft(
             account,
-            self.net.kind.nonce_key(self.module, lane),
+            self.net.kind_for(account).nonce_key(self.module, lane),
             encode_execute(list(calls), batch=batch),
             encode_use_with_key_signature(key.address, PLACEHOLDER_ECDSA),
             key.sign_hash,
@@ -203,7 +203,7 @@ class Lab:
         owner_signature = grant.owner_signature
         return self.draft(
             grant.account,
-            self.net.kind.nonce_key(self.module, 0),
+            self.net.kind_for(grant.account, named=grant.account_kind).nonce_key(self.module, 0),
             encode_execute(list(calls)),
             encode_enable_signature(grant.session, owner_signature, PLACEHOLDER_ECDSA),
             lambda digest: encode_enable_signature(grant.session, owner_signature, key.sign_hash(digest)),

@@ -1,10 +1,11 @@
-"""The session module on other ERC-7579 accounts: Kernel v3.1, Nexus 1.0 and Safe7579, next to keyscope's own.
+"""The session module on other ERC-7579 accounts: Kernel v3.1, Nexus 1.0, Safe7579 and the ERC-7579 reference
+account (MSA), next to keyscope's own.
 
 Two sets of figures per account kind:
 
 * ``keyscope.testing.accounts.measure_gas`` (the accounts' adapters' own figures): ``actualGasUsed`` of an
   owner mint, a session mint (1 rule) and the session's first use (ENABLE), sent through Alto with the SDK's
-  gas limits, the prefund paid from the account's balance. The owner of Kernel, Nexus and Safe7579 signs
+  gas limits, the prefund paid from the account's balance. The owner of Kernel, Nexus, Safe7579 and MSA signs
   through ``OwnerECDSAValidator``, an external validator module, where keyscope's account checks its owner
   inline.
 * The method of ``benchmarks/gas.py`` (:class:`gas.Lab`): handleOps transaction gas and validation gas of an
@@ -49,7 +50,7 @@ def _tight(stack: Any, contracts: Any, name: str) -> dict[str, Any]:
 
 def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Per-kind figures, as a dict for results.json; a kind that fails is reported with its error."""
-    log("kinds: deploying Kernel, Nexus and Safe7579")
+    log("kinds: deploying Kernel, Nexus, Safe7579 and the reference account")
     out: dict[str, Any] = {}
     try:
         contracts = deploy_accounts(stack)

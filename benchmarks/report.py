@@ -21,12 +21,13 @@ NA = "n/a"
 RULE_COUNTS = (0, 1, 2, 4, 8)
 BATCH_SIZES = (1, 5, 10)
 SESSION_COUNTS = (1, 10, 100)
-KINDS = ("keyscope", "kernel", "nexus", "safe7579")
+KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa")
 KIND_NAMES = {
     "keyscope": "KeyscopeAccount",
     "kernel": "Kernel v3.1",
     "nexus": "Nexus 1.0",
     "safe7579": "Safe7579",
+    "msa": "ERC-7579 reference (MSA)",
 }
 E2E_CLIENTS = (
     ("floor", "floor: bare JSON-RPC, pre-signed"),
@@ -814,7 +815,7 @@ def _kinds_section(results: dict[str, Any]) -> list[str]:
         if isinstance((k.get(kind) or {}).get(part), dict) and (k.get(kind) or {}).get(part, {}).get("error")
     ]
     return [
-        "## Other accounts: Kernel, Nexus, Safe7579",
+        "## Other accounts: Kernel, Nexus, Safe7579, the ERC-7579 reference account",
         "",
         "The same module on the ERC-7579 accounts the SDK supports (`keyscope.accounts`; their bytecode from "
         "`@rhinestone/modulekit`). Their owner signs through `OwnerECDSAValidator`, an external validator module, "

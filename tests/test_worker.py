@@ -138,11 +138,13 @@ def test_retrying_an_intent_never_builds_a_second_operation(net, store, user, nf
         again = w.send("order-2", user.session_id, user.mint())  # while still in flight
         assert again.resumed and again.user_op_hash == first.user_op_hash
         first.wait(30)
-        nonce = entry_point.getNonce(user.account, net.kind.nonce_key(net.module, 0))
+        nonce = entry_point.getNonce(user.account, net.kind_for(user.account).nonce_key(net.module, 0))
         later = w.send("order-2", user.session_id, user.mint())  # after it landed
         assert later.resumed and later.user_op_hash == first.user_op_hash
         assert later.wait(1).state is OutboxState.INCLUDED
-        assert entry_point.getNonce(user.account, net.kind.nonce_key(net.module, 0)) == nonce
+        assert (
+            entry_point.getNonce(user.account, net.kind_for(user.account).nonce_key(net.module, 0)) == nonce
+        )
     assert nft.balanceOf(user.account) == 1
     assert events.count([first.user_op_hash])[first.user_op_hash] == 1
 

@@ -109,7 +109,7 @@ def _manual_op(
 ) -> UserOperation:
     """A session operation built without the SDK's checks or the bundler's estimate (fixed, ample gas), so
     that operations the SDK refuses can be traced too."""
-    lane = net.kind.nonce_key(net.module, 0) if nonce_key is None else nonce_key
+    lane = net.kind_for(account).nonce_key(net.module, 0) if nonce_key is None else nonce_key
     fee = 2 * net.chain.base_fee() + 10**9
     op = UserOperation(
         sender=account,

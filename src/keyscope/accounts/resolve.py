@@ -101,15 +101,16 @@ def resolve_kind(
     """The adapter for ``account``, found out rather than assumed.
 
     A deployed account: its ``accountId()`` decides (:func:`~keyscope.accounts.detect_kind`). Else ``named``
-    (the kind a grant was signed for) when given. Else (``account`` None, or not deployed) the account is one
+    (the kind a grant was signed for) when given, also for a deployed account that answers no ``accountId()``. Else (``account`` None, or not deployed) the account is one
     ``factory`` creates, which must be keyscope's own account factory: keyscope's adapter for its accounts.
     Raises :class:`~keyscope.errors.UnsupportedAccountError` saying what is missing.
     """
     if account is not None:
         address = to_address(account, name="account")
-        if chain.get_code(address):
+        deployed = bool(chain.get_code(address))
+        if deployed and (named is None or account_id(chain, address) is not None):
             return detect_kind(chain, address, owner_validator=owner_validator)
-        if named is not None:
+        if named is not None:  # not deployed yet, or deployed without an accountId() to tell
             return kind_named(named, owner_validator=owner_validator, chain=chain)
     where = (
         f"{to_address(account)} has no code yet"
