@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from eth_utils import keccak
 
 from .errors import BadInputError
-from .userop import PackedUserOperation
 
-__all__ = ["PACKED_USEROP_TYPEHASH", "user_op_hash", "user_op_hash_v07", "user_op_hash_v08"]
+__all__ = ["PACKED_USEROP_TYPEHASH", "PackedFields", "user_op_hash", "user_op_hash_v07", "user_op_hash_v08"]
 
 PACKED_USEROP_TYPEHASH = keccak(
     b"PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,"
@@ -29,6 +30,27 @@ _VERSION_HASH = keccak(b"1")
 _EIP7702_MARKER = b"\x77\x02"
 
 
+class PackedFields(Protocol):
+    """The hashed fields of a ``PackedUserOperation`` (:class:`~keyscope.userop.PackedUserOperation` has them)."""
+
+    @property
+    def sender(self) -> str: ...
+    @property
+    def nonce(self) -> int: ...
+    @property
+    def init_code(self) -> bytes: ...
+    @property
+    def call_data(self) -> bytes: ...
+    @property
+    def account_gas_limits(self) -> bytes: ...
+    @property
+    def pre_verification_gas(self) -> int: ...
+    @property
+    def gas_fees(self) -> bytes: ...
+    @property
+    def paymaster_and_data(self) -> bytes: ...
+
+
 def _word(value: int) -> bytes:
     return value.to_bytes(32, "big")
 
@@ -37,7 +59,7 @@ def _address_word(address: str) -> bytes:
     return bytes(12) + bytes.fromhex(address[2:])
 
 
-def _encoded_fields(op: PackedUserOperation, init_code: bytes) -> bytes:
+def _encoded_fields(op: PackedFields, init_code: bytes) -> bytes:
     return b"".join(
         (
             _address_word(op.sender),
@@ -52,14 +74,14 @@ def _encoded_fields(op: PackedUserOperation, init_code: bytes) -> bytes:
     )
 
 
-def user_op_hash_v07(op: PackedUserOperation, entry_point: str, chain_id: int) -> bytes:
+def user_op_hash_v07(op: PackedFields, entry_point: str, chain_id: int) -> bytes:
     """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.7 at ``entry_point`` on chain ``chain_id``."""
     inner = keccak(_encoded_fields(op, op.init_code))
     return keccak(inner + _address_word(entry_point) + _word(chain_id))
 
 
 def user_op_hash_v08(
-    op: PackedUserOperation, entry_point: str, chain_id: int, *, eip7702_delegate: str | None = None
+    op: PackedFields, entry_point: str, chain_id: int, *, eip7702_delegate: str | None = None
 ) -> bytes:
     """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.8 (EIP-712)."""
     init_code = op.init_code
@@ -78,7 +100,7 @@ def user_op_hash_v08(
     return keccak(b"\x19\x01" + domain + struct_hash)
 
 
-def user_op_hash(op: PackedUserOperation, entry_point: str, chain_id: int, *, version: str = "0.7") -> bytes:
+def user_op_hash(op: PackedFields, entry_point: str, chain_id: int, *, version: str = "0.7") -> bytes:
     """The userOpHash for the EntryPoint ``version`` ("0.7" or "0.8")."""
     if version == "0.7":
         return user_op_hash_v07(op, entry_point, chain_id)

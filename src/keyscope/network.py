@@ -1,38 +1,27 @@
-"""Where sessions live: a node, a bundler, the EntryPoint and the session module, in one object."""
+"""The entry point of the SDK: a :class:`Network` (node, bundler, EntryPoint, session module) and the two
+objects made from it, the account's :class:`~keyscope.owner.Owner` and a dapp's
+:class:`~keyscope.session_account.SessionAccount`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from typing import Any
 
 from .accounts import AccountKind
-from .accounts.resolve import check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
-from .bundler.client import BundlerClient
 from .bundler.types import Bundler
-from .chain import Chain, RpcChain
-from .hexutil import to_address
-
-if TYPE_CHECKING:
-    from .grant import SessionGrant
-    from .keys import SessionKey
-    from .owner import Owner
-    from .paymaster import PaymasterClient
-    from .session_account import SessionAccount
-    from .signing import HashSigner
+from .chain import Chain
+from .endpoints import Endpoints
+from .grant import SessionGrant
+from .keys import SessionKey
+from .owner import Owner
+from .paymaster import PaymasterClient
+from .session_account import SessionAccount
+from .signing import HashSigner
 
 __all__ = ["Network", "connect"]
 
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-_ACCOUNT_ID = keccak(b"accountId()")[:4]
 
-
-@dataclass
-class Network:
+class Network(Endpoints):
     """A node (:class:`~keyscope.chain.Chain`), a bundler (:class:`~keyscope.bundler.Bundler`), the EntryPoint
     v0.7 and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed only
     to create keyscope accounts, ``paymaster`` only to have operations sponsored.
@@ -44,88 +33,13 @@ class Network:
     Build it with :func:`connect`.
     """
 
-    chain: Chain
-    bundler: Bundler
-    module: str
-    entry_point: str = ENTRY_POINT_V07
-    factory: str | None = None
-    paymaster: PaymasterClient | None = None
-    kind: AccountKind | None = None
-    owner_validator: str | None = None
-    _chain_id: int | None = field(default=None, init=False, repr=False)
-    _kinds: dict[str | None, AccountKind] = field(default_factory=dict, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.module = to_address(self.module, name="module")
-        self.entry_point = to_address(self.entry_point, name="entry_point")
-        if self.factory is not None:
-            self.factory = to_address(self.factory, name="factory")
-        if self.owner_validator is not None:
-            self.owner_validator = to_address(self.owner_validator, name="owner_validator")
-
-    @property
-    def chain_id(self) -> int:
-        """The node's chain id (queried once)."""
-        if self._chain_id is None:
-            self._chain_id = self.chain.chain_id()
-        return self._chain_id
-
-    # -- accounts ----------------------------------------------------------------------------------
-
-    def kind_for(self, account: str | None, *, named: str | None = None) -> AccountKind:
-        """The adapter for ``account`` (None: the account :attr:`factory` creates), remembered per account:
-        :attr:`kind` when given (checked against a deployed account's ``accountId()``), else found out: a
-        deployed account's ``accountId()``, else ``named`` (the kind a grant was signed for), else the kind
-        :attr:`factory` creates. Raises :class:`~keyscope.errors.UnsupportedAccountError` (or its subclass
-        :class:`~keyscope.errors.AccountSetupError`) when nothing says it, or the given kind does not fit."""
-        key = to_address(account, name="account") if account is not None else None
-        found = self._kinds.get(key)
-        if found is not None and (self.kind is None or found is self.kind):
-            return found
-        if self.kind is not None:
-            if key is not None:
-                check_kind(self.chain, self.kind, key)  # a given kind must fit the account
-            found = self.kind
-        else:
-            found = resolve_kind(
-                self.chain, key, factory=self.factory, owner_validator=self.owner_validator, named=named
-            )
-        self._kinds[key] = found
-        return found
-
-    def is_deployed(self, account: str) -> bool:
-        """Whether ``account`` has code."""
-        return bool(self.chain.get_code(to_address(account)))
-
-    def supports_sessions(self, account: str) -> bool:
-        """Whether the session module is installed on the (deployed) ``account``."""
-        data = _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
-        try:
-            result = self.chain.call(to_address(account), data)
-        except Exception:
-            return False
-        return len(result) >= 32 and abi_decode(["bool"], result[:32])[0]
-
-    def account_id(self, account: str) -> str | None:
-        """The ERC-7579 ``accountId()`` of ``account``, or None if it has none."""
-        try:
-            return str(abi_decode(["string"], self.chain.call(to_address(account), _ACCOUNT_ID))[0])
-        except Exception:
-            return None
-
-    # -- factories of the main objects ----------------------------------------------------------------
-
     def owner(self, signer: HashSigner, account: str | None = None, *, salt: int = 0) -> Owner:
         """The :class:`~keyscope.owner.Owner` of ``account`` (or, with ``account`` None, of the keyscope account
         ``signer`` owns at ``salt``, created by its first operation with the session module installed)."""
-        from .owner import Owner
-
         return Owner(self, signer, account, salt=salt)
 
     def session(self, grant: SessionGrant, key: SessionKey | HashSigner, **options: Any) -> SessionAccount:
         """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``."""
-        from .session_account import SessionAccount
-
         return SessionAccount(grant, key, network=self, **options)
 
 
@@ -148,22 +62,14 @@ def connect(
     validator module owners sign through on accounts that have one (Nexus, Safe7579, ERC-7579 reference
     accounts).
     """
-    chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
-    client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
-    sponsor: PaymasterClient | None
-    if isinstance(paymaster, str):
-        from .paymaster import PaymasterClient
-
-        sponsor = PaymasterClient(paymaster, timeout=timeout)
-    else:
-        sponsor = paymaster
-    return Network(
-        chain=chain,
-        bundler=client,
+    return Network.from_urls(
+        node,
+        bundler,
         module=module,
         entry_point=entry_point,
         factory=factory,
-        paymaster=sponsor,
+        paymaster=paymaster,
         kind=kind,
         owner_validator=owner_validator,
+        timeout=timeout,
     )

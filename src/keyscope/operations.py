@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from .bundler.pending import PendingUserOperation
 from .bundler.types import FeeQuote, GasEstimate
+from .endpoints import Endpoints
 from .hashing import user_op_hash_v07
-from .network import Network
 from .paymaster import PaymasterFields
 from .userop import UserOperation
 
@@ -47,9 +47,9 @@ def _post_op_limit(stub: PaymasterFields | None, gas: GasEstimate, op: UserOpera
 
 
 class OperationBuilder:
-    """Builds, signs and sends UserOperations on a :class:`~keyscope.network.Network`."""
+    """Builds, signs and sends UserOperations on a :class:`~keyscope.endpoints.Endpoints`."""
 
-    def __init__(self, network: Network, *, fee_ttl: float = FEE_TTL) -> None:
+    def __init__(self, network: Endpoints, *, fee_ttl: float = FEE_TTL) -> None:
         self.network = network
         self.fee_ttl = fee_ttl
         self._fees: tuple[float, FeeQuote] | None = None

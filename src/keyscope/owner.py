@@ -20,11 +20,11 @@ from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_acc
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
+from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address
-from .network import Network
 from .operations import Draft, OperationBuilder
 from .session import SESSION_ABI_TYPE, Permission, Session
 from .signing import HashSigner
@@ -140,7 +140,7 @@ class Owner:
     """
 
     def __init__(
-        self, network: Network, signer: HashSigner, account: str | None = None, *, salt: int = 0
+        self, network: Endpoints, signer: HashSigner, account: str | None = None, *, salt: int = 0
     ) -> None:
         self.network = network
         self.signer = signer

@@ -22,13 +22,13 @@ from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
 from .chain import Chain, call_many
 from .checker import CheckResult, PolicyChecker
+from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
 from .errors import BadInputError, ConfigurationError, GasCostTooHighError, SessionRevokedError
 from .execution import Call, encode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address
-from .network import Network, connect
 from .operations import Draft, OperationBuilder
 from .session import encode_enable_signature, encode_use_with_key_signature
 from .signing import HashSigner
@@ -75,7 +75,7 @@ class SessionAccount:
         grant: SessionGrant,
         key: HashSigner,
         *,
-        network: Network | None = None,
+        network: Endpoints | None = None,
         bundler: str | Bundler | None = None,
         node: str | Chain | None = None,
         lane: int = 0,
@@ -93,7 +93,7 @@ class SessionAccount:
                 raise ConfigurationError(
                     "SessionAccount needs network=, or both bundler= and node= (URLs or clients)"
                 )
-            network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+            network = Endpoints.from_urls(node, bundler, module=grant.module, entry_point=grant.entry_point)
         if network.module != grant.module or network.entry_point != grant.entry_point:
             raise ConfigurationError(
                 f"the grant is for module {grant.module} and EntryPoint {grant.entry_point}, but the network uses "

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import BadInputError
+from .hashing import user_op_hash
 from .hexutil import Address, HexBytes32, HexData, HexInt, to_address
 
 __all__ = ["UINT128_MAX", "PackedUserOperation", "UserOperation"]
@@ -148,8 +149,6 @@ class UserOperation(_Wire):
 
     def hash(self, entry_point: str, chain_id: int, version: str = "0.7") -> bytes:
         """The ``userOpHash`` the EntryPoint (``version`` "0.7" or "0.8") computes for this operation."""
-        from .hashing import user_op_hash
-
         return user_op_hash(self.pack(), entry_point, chain_id, version=version)
 
 

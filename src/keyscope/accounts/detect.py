@@ -3,7 +3,7 @@ generic ERC-7579 adapter (the reference implementation's conventions)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
@@ -17,9 +17,6 @@ from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind
 from .nexus import NexusAccountKind
 from .safe7579 import Safe7579AccountKind
-
-if TYPE_CHECKING:
-    from ..network import Network
 
 __all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "detect_kind"]
 
@@ -36,14 +33,19 @@ SUPPORTED_ACCOUNT_IDS: tuple[str, ...] = (
 the generic :class:`~keyscope.accounts.ERC7579AccountKind`."""
 
 
-def _chain(network_or_chain: Network | Chain | str) -> Chain:
-    from ..network import Network  # the network module imports this package
+class _Connected(Protocol):
+    """A :class:`~keyscope.network.Network`, or anything else that carries its node as ``chain``."""
 
+    @property
+    def chain(self) -> Chain: ...
+
+
+def _chain(network_or_chain: _Connected | Chain | str) -> Chain:
     if isinstance(network_or_chain, str):
         return RpcChain(network_or_chain)
-    if isinstance(network_or_chain, Network):
-        return network_or_chain.chain
-    return network_or_chain
+    if isinstance(network_or_chain, Chain):
+        return network_or_chain
+    return network_or_chain.chain
 
 
 def account_id(chain: Chain, account: str) -> str | None:
@@ -58,7 +60,7 @@ def account_id(chain: Chain, account: str) -> str | None:
 
 
 def detect_kind(
-    network_or_chain: Network | Chain | str, account: str, *, owner_validator: str | None = None
+    network_or_chain: _Connected | Chain | str, account: str, *, owner_validator: str | None = None
 ) -> AccountKind:
     """The adapter for the deployed ``account``, chosen by its ``accountId()``.
 
