@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -15,6 +16,11 @@ from keyscope.signing import LocalSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout (benchmarks/ is one level below it)."""
+
+# the test tooling the benchmarks share with the tests (``support``: PostgreSQL, third-party accounts) lives in
+# tests/support/, outside the shipped package; every benchmark script imports this module first
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(1, str(ROOT / "tests"))
 
 
 def fixed_signer(label: str) -> LocalSigner:

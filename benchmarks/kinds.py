@@ -3,7 +3,7 @@ account (MSA), next to keyscope's own.
 
 Two sets of figures per account kind:
 
-* ``keyscope.testing.accounts.measure_gas`` (the accounts' adapters' own figures): ``actualGasUsed`` of an
+* ``support.accounts.measure_gas`` (tests/support/accounts.py) (the accounts' adapters' own figures): ``actualGasUsed`` of an
   owner mint, a session mint (1 rule) and the session's first use (ENABLE), sent through Alto with the SDK's
   gas limits, the prefund paid from the account's balance. The owner of Kernel, Nexus, Safe7579 and MSA signs
   through ``OwnerECDSAValidator``, an external validator module, where keyscope's account checks its owner
@@ -22,7 +22,7 @@ from gas import ETHER, HEADLINE_RULES, Lab, mint_permission
 
 from keyscope import SessionKey
 from keyscope.calls import function_call
-from keyscope.testing.accounts import ACCOUNT_KINDS, deploy_accounts, measure_gas, network_for
+from support.accounts import ACCOUNT_KINDS, deploy_accounts, measure_gas, network_for
 
 
 def _tight(stack: Any, contracts: Any, name: str) -> dict[str, Any]:

@@ -824,7 +824,7 @@ def _kinds_section(results: dict[str, Any]) -> list[str]:
         "",
         "* *tight* columns: this document's method (one `safeMint`, session with 2 rules, identical state, tight "
         "callGasLimit, deposit at the EntryPoint, handleOps transaction gas);",
-        "* *adapter* columns: `keyscope.testing.accounts.measure_gas`, the accounts' own figures: `actualGasUsed` "
+        "* *adapter* columns: `support.accounts.measure_gas` (tests/support/accounts.py), the accounts' own figures: `actualGasUsed` "
         "through Alto with the SDK's gas limits (estimate plus margins, so they include some unused-gas penalty), "
         "1 rule, prefund paid from the balance; *first-use extra* is what the session's first operation (ENABLE) "
         "costs over a later one.",

@@ -45,7 +45,7 @@ from keyscope.scale import EventLog
 from keyscope.scale.runner import WorkerProcess, start_worker
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from keyscope.testing.postgres import PostgresServer
+from support.postgres import PostgresServer
 
 KEK = bytes(range(7, 39))
 ENV = {"KEYSCOPE_STORE_KEK": KEK.hex()}

@@ -14,12 +14,12 @@ from keyscope import Network, Web3Chain
 from keyscope.accounts import KeyscopeAccountKind, create_account_data
 from keyscope.artifacts import entry_point_artifact
 from keyscope.bundler import UserOperationReceipt
+from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address
 from keyscope.signing import LocalSigner
-from keyscope.testing.submitter import InProcessBundler
 from keyscope.userop import UserOperation
 
 ETHER = 10**18

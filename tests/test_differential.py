@@ -29,6 +29,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from keyscope.bundler.inprocess import revert_data_of
 from keyscope.checker import CallRefusedError, CheckResult, PolicyChecker
 from keyscope.errors import SessionExpiredError, SessionNotYetValidError, SessionRevokedError
 from keyscope.execution import Call, ExecuteDecodeError, encode_execute
@@ -45,7 +46,6 @@ from keyscope.session import (
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
-from keyscope.testing.submitter import revert_data_of
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):

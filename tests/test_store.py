@@ -1,7 +1,7 @@
 """The session store, one suite over its four backends: memory, file, SQLite and PostgreSQL.
 
 Every backend is real: files in a temporary folder, SQLite files, and a PostgreSQL server this module
-starts (``keyscope.testing.postgres``), with a fresh database per test. Persistence, encryption at rest and
+starts (``support.postgres``, tests/support/), with a fresh database per test. Persistence, encryption at rest and
 corruption tests run on the three persistent backends.
 """
 
@@ -38,8 +38,8 @@ from keyscope.session import SIGNED, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
 from keyscope.store import FileStore, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
 from keyscope.store.schema import current
-from keyscope.testing.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
 from keyscope.userop import UserOperation
+from support.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
 
 postgres_server = postgres_fixture(scope="module")
 

@@ -25,8 +25,8 @@ from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.session import Permission, Session
 from keyscope.store import Lease, SessionStore, open_store
-from keyscope.testing.postgres import postgres_fixture
 from keyscope.userop import UserOperation
+from support.postgres import postgres_fixture
 
 postgres_server = postgres_fixture(scope="module")
 

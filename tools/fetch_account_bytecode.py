@@ -6,7 +6,7 @@ The bytecode comes from the npm package ``@rhinestone/modulekit`` (GPL-3.0), whi
 git-hosted, so it is not installed: ``npm pack`` downloads its tarball into ``.cache/accounts/`` (checked by
 npm against the registry's integrity hash), this script reads the four files from it and writes the constants
 to ``.cache/accounts/modulekit-<version>.json``. Nothing of it is committed; keyscope's end-to-end tests deploy
-these accounts on a local anvil from that file (see ``keyscope.testing.accounts``).
+these accounts on a local anvil from that file (see ``tests/support/accounts.py``).
 
 Idempotent: does nothing when the JSON file is there and complete. Exits non-zero with a message naming the step
 that failed. Usage: ``python tools/fetch_account_bytecode.py [--quiet]``.

@@ -18,6 +18,7 @@ __all__ = [
     "BundlerRejectedError",
     "CallRevertedError",
     "ConfigurationError",
+    "DeploymentError",
     "GasCostTooHighError",
     "InvalidAbiError",
     "InvalidAddressError",
@@ -82,6 +83,10 @@ class UnknownFunctionError(BadInputError):
 
 class ConfigurationError(KeyscopeError):
     """keyscope is missing something it needs (a tool, a deployment, a setting)."""
+
+
+class DeploymentError(KeyscopeError):
+    """A transaction of a deployment reverted or was not mined, or a contract's code is not where it must be."""
 
 
 class UnsupportedAccountError(KeyscopeError):

@@ -52,7 +52,7 @@ from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.signing import LocalSigner
-from keyscope.testing.accounts import (
+from support.accounts import (
     ACCOUNT_KINDS,
     AccountContracts,
     account_bytecode,

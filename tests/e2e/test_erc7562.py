@@ -1,6 +1,6 @@
 """ERC-7562 on real traces: every validation path of the session module, traced on anvil with
 ``debug_traceCall`` of ``EntryPoint.handleOps`` sent by a funded EOA, checked by
-:mod:`keyscope.testing.erc7562`.
+:mod:`support.erc7562` (tests/support/erc7562.py).
 
 For each path the test asserts what ``handleOps`` did (it succeeded, or failed with the expected ``AAxx``),
 that no ERC-7562 rule is broken in any validation frame, that the account's and the module's frames ran no
@@ -25,7 +25,8 @@ from keyscope.owner import Owner
 from keyscope.session import encode_enable_signature, encode_use_with_key_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
-from keyscope.testing.erc7562 import (
+from keyscope.userop import UserOperation
+from support.erc7562 import (
     BLOCKED_OPCODES,
     Erc7562Checker,
     Erc7562Report,
@@ -34,7 +35,6 @@ from keyscope.testing.erc7562 import (
     associated_with,
     parse_validation_trace,
 )
-from keyscope.userop import UserOperation
 
 pytestmark = pytest.mark.e2e
 

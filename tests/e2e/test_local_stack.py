@@ -17,6 +17,7 @@ from eth_abi.abi import encode as abi_encode
 
 from keyscope.accounts import create_account_data
 from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.devnode import create_address
 from keyscope.errors import ConfigurationError, KeyscopeError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
@@ -30,7 +31,6 @@ from keyscope.local import (
     entry_point_code_matches,
     get_deposit_info,
 )
-from keyscope.local.deploy import create_address
 from keyscope.rpc import JsonRpcClient
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation

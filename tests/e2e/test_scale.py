@@ -43,8 +43,8 @@ from keyscope.scale import EventLog, SessionWorker
 from keyscope.scale.runner import WorkerProcess, start_worker
 from keyscope.signing import LocalSigner
 from keyscope.store import OutboxState, SessionStore, open_store
-from keyscope.testing.postgres import postgres_fixture
 from keyscope.userop import UserOperation
+from support.postgres import postgres_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -348,7 +348,7 @@ def _hash(net: Network, op: dict[str, Any]) -> str:
 
 
 def test_database_restart_mid_run_loses_nothing(stack, population, tmp_path):
-    from keyscope.testing.postgres import PostgresServer
+    from support.postgres import PostgresServer
 
     users = population.users[40:80]
     with PostgresServer() as server:  # its own server: it is restarted under the workers

@@ -31,7 +31,7 @@ from keyscope.sponsor import (
     SponsorshipPolicy,
     decode_paymaster_data,
 )
-from keyscope.testing.erc7562 import Erc7562Checker, StakeInfo
+from support.erc7562 import Erc7562Checker, StakeInfo
 
 pytestmark = pytest.mark.e2e
 

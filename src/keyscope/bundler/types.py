@@ -1,7 +1,7 @@
 """What any bundler gives back, as typed models, and the :class:`Bundler` interface.
 
 The JSON-RPC client (:mod:`keyscope.bundler.client`) and the in-process submitter used under ``ape test``
-(:mod:`keyscope.testing.submitter`) both implement :class:`Bundler`, so one dapp code path runs against both.
+(:mod:`keyscope.bundler.inprocess`) both implement :class:`Bundler`, so one dapp code path runs against both.
 """
 
 from __future__ import annotations

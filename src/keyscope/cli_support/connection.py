@@ -42,7 +42,7 @@ def make_bundler(settings: Settings, chain: Chain, submitter: Any = None) -> Bun
                 f"--bundler {INPROCESS} sends handleOps from an ape account: pass --submitter ALIAS (e.g. "
                 f"TEST::0 on a local chain) or set {ENV_SUBMITTER}"
             )
-        from ..testing.submitter import InProcessBundler
+        from ..bundler.inprocess import InProcessBundler
 
         return InProcessBundler(settings.entry_point, submitter)
     return BundlerClient(settings.bundler, node=chain)

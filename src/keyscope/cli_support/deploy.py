@@ -26,7 +26,7 @@ def deploy_keyscope(
     module and (``nft``) the demo NFT."""
     from ape import chain as ape_chain
 
-    from ..testing.deploy import contract_container, deploy_contract, deploy_entry_point, deploy_factory
+    from ..ape_contracts import contract_container, deploy_contract, deploy_entry_point, deploy_factory
 
     web3 = ape_chain.provider.web3
     if entry_point is not None:

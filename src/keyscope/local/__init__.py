@@ -4,7 +4,8 @@ bundler on 127.0.0.1, with the EntryPoint v0.7 at its canonical address and keys
 Run it in the foreground with ``python -m keyscope.local``.
 """
 
-from .deploy import Contracts, DepositInfo, entry_point_code_matches, get_deposit_info
+from ..devnode import DepositInfo, get_deposit_info
+from .deploy import Contracts, entry_point_code_matches
 from .errors import (
     DeploymentError,
     LocalStackError,

@@ -1,47 +1,29 @@
 """Deploy the EntryPoint v0.7 and keyscope's contracts on a development node, over plain JSON-RPC.
 
 Transactions are sent with ``eth_sendTransaction`` from the node's unlocked development accounts (anvil
-unlocks them), so nothing here needs ape or web3. Every deployment is checked: the receipt's status, the
-address the contract must land at, and code present there.
+unlocks them) through :mod:`keyscope.devnode`, so nothing here needs ape or web3. Every deployment is checked:
+the receipt's status, the address the contract must land at, and code present there.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-
-from ..artifacts import (
-    DETERMINISTIC_DEPLOYER,
-    ENTRY_POINT_V07,
-    ENTRY_POINT_V07_SALT,
-    contract_artifact,
-    entry_point_artifact,
+from ..artifacts import DETERMINISTIC_DEPLOYER, ENTRY_POINT_V07, ENTRY_POINT_V07_SALT, entry_point_artifact
+from ..devnode import (
+    ETHER,
+    add_stake,
+    create_address,
+    deploy_contract,
+    get_code,
+    get_deposit_info,
+    send_transaction,
 )
-from ..hexutil import keccak, to_address, to_bytes
+from ..errors import DeploymentError
+from ..hexutil import to_bytes
 from ..rpc import JsonRpcClient
-from .errors import DeploymentError, LocalStackError
 
-__all__ = [
-    "ETHER",
-    "Contracts",
-    "DepositInfo",
-    "create_address",
-    "deploy_contract",
-    "deploy_entry_point",
-    "deploy_keyscope",
-    "entry_point_code_matches",
-    "get_deposit_info",
-    "send_transaction",
-]
-
-ETHER = 10**18
-
-_ADD_STAKE = keccak(b"addStake(uint32)")[:4]
-_GET_DEPOSIT_INFO = keccak(b"getDepositInfo(address)")[:4]
+__all__ = ["Contracts", "deploy_entry_point", "deploy_keyscope", "entry_point_code_matches"]
 
 
 @dataclass(frozen=True)
@@ -52,35 +34,6 @@ class Contracts:
     factory: str
     module: str
     nft: str
-
-
-@dataclass(frozen=True)
-class DepositInfo:
-    """``EntryPoint.getDepositInfo(address)``: deposit and stake (wei), unstake delay, withdrawal time."""
-
-    deposit: int
-    staked: bool
-    stake: int
-    unstake_delay_sec: int
-    withdraw_time: int
-
-
-# -- addresses and code -------------------------------------------------------------------------------
-
-
-def _rlp_int(value: int) -> bytes:
-    if value == 0:
-        return b"\x80"
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    if len(raw) == 1 and raw[0] < 0x80:
-        return raw
-    return bytes((0x80 + len(raw),)) + raw
-
-
-def create_address(sender: str, nonce: int) -> str:
-    """The address a ``CREATE`` from ``sender`` with ``nonce`` deploys to."""
-    payload = b"\x94" + to_bytes(to_address(sender)) + _rlp_int(nonce)
-    return to_address(keccak(bytes((0xC0 + len(payload),)) + payload)[12:])
 
 
 def entry_point_code_matches(code: bytes, entry_point: str = ENTRY_POINT_V07) -> bool:
@@ -100,54 +53,6 @@ def entry_point_code_matches(code: bytes, entry_point: str = ENTRY_POINT_V07) ->
             expected[start : start + 32] = immutable
         start = code.find(immutable, start + 1)
     return bytes(expected) == code
-
-
-def get_code(rpc: JsonRpcClient, address: str) -> bytes:
-    """The code at ``address`` (latest block)."""
-    return to_bytes(rpc.request("eth_getCode", [to_address(address), "latest"]))
-
-
-# -- transactions -------------------------------------------------------------------------------------
-
-
-def wait_for_receipt(rpc: JsonRpcClient, tx_hash: str, timeout: float = 60.0) -> dict[str, Any]:
-    """The receipt of ``tx_hash``, polling until it is mined (instantly with automine)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        receipt = rpc.request("eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            result: dict[str, Any] = receipt
-            return result
-        if time.monotonic() > deadline:
-            raise LocalStackError(
-                f"transaction {tx_hash} was not mined within {timeout:.0f}s: is the node mining?"
-            )
-        time.sleep(0.02)
-
-
-def send_transaction(
-    rpc: JsonRpcClient,
-    sender: str,
-    *,
-    to: str | None = None,
-    data: bytes = b"",
-    value: int = 0,
-    what: str = "transaction",
-) -> dict[str, Any]:
-    """Send a transaction from an unlocked account of the node, wait for it, and return its receipt.
-
-    Raises :class:`DeploymentError` if it reverted; ``what`` names it in that message.
-    """
-    tx: dict[str, str] = {"from": to_address(sender), "data": "0x" + data.hex(), "value": hex(value)}
-    if to is not None:
-        tx["to"] = to_address(to)
-    tx_hash = rpc.request("eth_sendTransaction", [tx])
-    receipt = wait_for_receipt(rpc, tx_hash)
-    if int(receipt["status"], 16) != 1:
-        raise DeploymentError(
-            f"{what} reverted (transaction {tx_hash}, gas used {int(receipt['gasUsed'], 16)})"
-        )
-    return receipt
 
 
 # -- deployments --------------------------------------------------------------------------------------
@@ -182,44 +87,6 @@ def deploy_entry_point(rpc: JsonRpcClient, sender: str) -> str:
     return ENTRY_POINT_V07
 
 
-def deploy_contract(
-    rpc: JsonRpcClient,
-    sender: str,
-    name: str,
-    constructor_types: list[str] | None = None,
-    args: list[Any] | None = None,
-) -> str:
-    """Deploy one of keyscope's contracts (``contract_artifact(name)``) with ``CREATE``; return its
-    address after checking that it landed where the sender's nonce says and has code."""
-    init_code = to_bytes(contract_artifact(name)["bytecode"])
-    if constructor_types:
-        init_code += abi_encode(constructor_types, args or [])
-    nonce = int(rpc.request("eth_getTransactionCount", [to_address(sender), "pending"]), 16)
-    expected = create_address(sender, nonce)
-    receipt = send_transaction(rpc, sender, data=init_code, what=f"{name} deployment")
-    landed = receipt.get("contractAddress")
-    if landed is None or to_address(landed) != expected:
-        raise DeploymentError(
-            f"{name} landed at {landed}, not at {expected} (sender {sender}, nonce {nonce}): another "
-            "transaction from the deployer got in between; deploy from an account nothing else uses"
-        )
-    if not get_code(rpc, expected):
-        raise DeploymentError(
-            f"{name} has no code at {expected} after its deployment: its constructor returned nothing"
-        )
-    return expected
-
-
-def get_deposit_info(rpc: JsonRpcClient, entry_point: str, account: str) -> DepositInfo:
-    """``getDepositInfo(account)`` at the EntryPoint."""
-    data = _GET_DEPOSIT_INFO + abi_encode(["address"], [to_address(account)])
-    raw = rpc.request("eth_call", [{"to": to_address(entry_point), "data": "0x" + data.hex()}, "latest"])
-    deposit, staked, stake, delay, withdraw = abi_decode(
-        ["uint256", "bool", "uint112", "uint32", "uint48"], to_bytes(raw)
-    )
-    return DepositInfo(deposit, staked, stake, delay, withdraw)
-
-
 def deploy_keyscope(
     rpc: JsonRpcClient, deployer: str, *, stake: int = ETHER, unstake_delay: int = 86_400
 ) -> Contracts:
@@ -229,14 +96,7 @@ def deploy_keyscope(
     factory = deploy_contract(
         rpc, deployer, "KeyscopeAccountFactory", ["address", "address"], [entry_point, deployer]
     )
-    send_transaction(
-        rpc,
-        deployer,
-        to=factory,
-        data=_ADD_STAKE + abi_encode(["uint32"], [unstake_delay]),
-        value=stake,
-        what="KeyscopeAccountFactory.addStake",
-    )
+    add_stake(rpc, deployer, factory, stake=stake, unstake_delay=unstake_delay, what="KeyscopeAccountFactory")
     info = get_deposit_info(rpc, entry_point, factory)
     if not info.staked or info.stake < stake:
         raise DeploymentError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ConfigurationError, KeyscopeError
+from ..errors import ConfigurationError, DeploymentError, KeyscopeError
 
 __all__ = [
     "DeploymentError",
@@ -48,7 +48,3 @@ class PortInUseError(ProcessStartError):
 
 class StartupTimeoutError(LocalStackError, TimeoutError):
     """A process did not become ready in time."""
-
-
-class DeploymentError(LocalStackError):
-    """A contract deployment reverted, or its code is not where it must be."""

@@ -22,12 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from ..devnode import ETHER
 from ..hexutil import to_address, to_bytes
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
 from .alto import AltoConfig, find_alto, find_node, start_alto
 from .anvil import ANVIL_MNEMONIC, AnvilConfig, dev_private_key, find_anvil, start_anvil
-from .deploy import ETHER, Contracts, deploy_keyscope
+from .deploy import Contracts, deploy_keyscope
 from .errors import LocalStackError, PortInUseError
 from .processes import ManagedProcess, register_cleanup, unregister_cleanup
 

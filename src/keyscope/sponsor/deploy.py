@@ -1,27 +1,29 @@
 """Deploy, fund and stake a ``SponsorPaymaster`` over plain JSON-RPC, and read its state.
 
 Transactions go out with ``eth_sendTransaction`` from an account the node has unlocked (a development
-node's accounts), as :mod:`keyscope.local.deploy` does for the rest of keyscope.
+node's accounts), through :mod:`keyscope.devnode`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi.abi import decode as abi_decode
-from eth_abi.abi import encode as abi_encode
-
-from ..hexutil import keccak, to_address, to_bytes
-from ..local.deploy import DepositInfo, deploy_contract, get_deposit_info, send_transaction
-from ..local.errors import DeploymentError
+from ..devnode import (
+    ETHER,
+    DepositInfo,
+    add_stake,
+    deploy_contract,
+    get_deposit_info,
+    read_address,
+    send_transaction,
+)
+from ..errors import DeploymentError
+from ..hexutil import keccak, to_address
 from ..rpc import JsonRpcClient
 
 __all__ = ["PaymasterState", "deploy_sponsor_paymaster", "paymaster_state"]
 
-ETHER = 10**18
-
 _DEPOSIT = keccak(b"deposit()")[:4]
-_ADD_STAKE = keccak(b"addStake(uint32)")[:4]
 _SIGNER = keccak(b"signer()")[:4]
 _OWNER = keccak(b"owner()")[:4]
 
@@ -41,18 +43,13 @@ class PaymasterState:
         return self.deposit_info.deposit
 
 
-def _read_address(rpc: JsonRpcClient, contract: str, selector: bytes) -> str:
-    raw = to_bytes(rpc.request("eth_call", [{"to": contract, "data": "0x" + selector.hex()}, "latest"]))
-    return to_address(abi_decode(["address"], raw)[0])
-
-
 def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> PaymasterState:
     """Read the signer, owner, deposit and stake of the paymaster at ``paymaster``."""
     paymaster = to_address(paymaster, name="paymaster")
     return PaymasterState(
         address=paymaster,
-        signer=_read_address(rpc, paymaster, _SIGNER),
-        owner=_read_address(rpc, paymaster, _OWNER),
+        signer=read_address(rpc, paymaster, _SIGNER),
+        owner=read_address(rpc, paymaster, _OWNER),
         deposit_info=get_deposit_info(rpc, entry_point, paymaster),
     )
 
@@ -88,14 +85,7 @@ def deploy_sponsor_paymaster(
             rpc, sender, to=paymaster, data=_DEPOSIT, value=deposit, what="SponsorPaymaster.deposit"
         )
     if stake:
-        send_transaction(
-            rpc,
-            sender,
-            to=paymaster,
-            data=_ADD_STAKE + abi_encode(["uint32"], [unstake_delay]),
-            value=stake,
-            what="SponsorPaymaster.addStake",
-        )
+        add_stake(rpc, sender, paymaster, stake=stake, unstake_delay=unstake_delay, what="SponsorPaymaster")
     state = paymaster_state(rpc, paymaster, entry_point)
     if (
         state.signer != to_address(signer)

@@ -13,9 +13,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ..devnode import ETHER
 from ..errors import ConfigurationError
 from ..signing import LocalSigner
-from .deploy import ETHER, PaymasterState, deploy_sponsor_paymaster, paymaster_state
+from .deploy import PaymasterState, deploy_sponsor_paymaster, paymaster_state
 from .policy import SponsorshipPolicy
 from .server import SponsorServer
 from .service import Sponsor, chain_clock

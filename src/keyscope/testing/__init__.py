@@ -1,4 +1,4 @@
-"""keyscope under ``ape test``: fixtures, the local deployment, and an in-process bundler.
+"""keyscope under ``ape test``: the pytest plugin (:mod:`keyscope.testing.plugin`) and its fixtures.
 
-Importing this package needs ape (``pip install keyscope[ape]``).
+Importing the plugin needs pytest; its fixtures need ape (``pip install keyscope[ape]``).
 """

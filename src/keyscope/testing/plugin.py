@@ -6,7 +6,7 @@ default), once per test session:
 * ``keyscope_entry_point`` the EntryPoint v0.7 (creation bytecode from ``@account-abstraction/contracts``)
 * ``keyscope_factory``     a staked ``KeyscopeAccountFactory``
 * ``keyscope_module``      the ``SessionKeyValidator``
-* ``keyscope_bundler``     an :class:`~keyscope.testing.submitter.InProcessBundler` sending ``handleOps``
+* ``keyscope_bundler``     an :class:`~keyscope.bundler.inprocess.InProcessBundler` sending ``handleOps``
 * ``local_stack``          a running :class:`~keyscope.local.LocalStack` (real anvil + real Alto bundler on
   127.0.0.1, keyscope deployed), independent of ape's network; logs go to ``$KEYSCOPE_STACK_LOG_DIR``
   when set
@@ -34,7 +34,7 @@ def keyscope_deployer(accounts: Any) -> Any:
 @pytest.fixture(scope="session")
 def keyscope_entry_point(keyscope_deployer: Any) -> Any:
     """EntryPoint v0.7, deployed from the official npm artefact."""
-    from .deploy import deploy_entry_point
+    from keyscope.ape_contracts import deploy_entry_point
 
     return deploy_entry_point(keyscope_deployer)
 
@@ -42,7 +42,7 @@ def keyscope_entry_point(keyscope_deployer: Any) -> Any:
 @pytest.fixture(scope="session")
 def keyscope_factory(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
     """A ``KeyscopeAccountFactory`` staked at the EntryPoint."""
-    from .deploy import deploy_factory
+    from keyscope.ape_contracts import deploy_factory
 
     return deploy_factory(keyscope_entry_point, keyscope_deployer)
 
@@ -50,7 +50,7 @@ def keyscope_factory(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
 @pytest.fixture(scope="session")
 def keyscope_module(keyscope_deployer: Any) -> Any:
     """The ``SessionKeyValidator`` module."""
-    from .deploy import deploy_contract
+    from keyscope.ape_contracts import deploy_contract
 
     return deploy_contract("SessionKeyValidator", keyscope_deployer)
 
@@ -58,7 +58,7 @@ def keyscope_module(keyscope_deployer: Any) -> Any:
 @pytest.fixture(scope="session")
 def keyscope_bundler(keyscope_entry_point: Any, keyscope_deployer: Any) -> Any:
     """An in-process bundler: same interface as the JSON-RPC bundler client."""
-    from .submitter import InProcessBundler
+    from keyscope.bundler.inprocess import InProcessBundler
 
     return InProcessBundler(keyscope_entry_point.address, keyscope_deployer)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..artifacts import contract_artifact, entry_point_artifact
+from .artifacts import contract_artifact, entry_point_artifact
+from .devnode import ETHER
 
 __all__ = ["contract_container", "deploy_contract", "deploy_entry_point", "deploy_factory"]
-
-ETHER = 10**18
 
 
 def contract_container(name: str) -> Any:

@@ -12,13 +12,13 @@ import ast
 import re
 from typing import Any
 
-from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
 from ..entrypoint import decode_user_operation_events, encode_get_user_op_hash, encode_handle_ops
 from ..errors import BundlerRejectedError, TransportError, UnsupportedEntryPointError
 from ..gas import pre_verification_gas
 from ..hexutil import to_address
 from ..revert import describe_revert, split_failed_op
 from ..userop import UserOperation
+from .types import FeeQuote, GasEstimate, UserOperationReceipt
 
 __all__ = ["InProcessBundler", "revert_data_of"]
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..errors import ConfigurationError
+from keyscope.errors import ConfigurationError
 
 __all__ = ["PostgresServer", "find_postgres_binaries", "postgres_fixture", "postgres_server"]
 

@@ -58,11 +58,11 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
-from ..entrypoint import encode_handle_ops
-from ..hexutil import to_address, to_bytes
-from ..revert import describe_revert
-from ..rpc import JsonRpcClient
-from ..userop import PackedUserOperation, UserOperation
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.hexutil import to_address, to_bytes
+from keyscope.revert import describe_revert
+from keyscope.rpc import JsonRpcClient
+from keyscope.userop import PackedUserOperation, UserOperation
 
 __all__ = [
     "BLOCKED_OPCODES",

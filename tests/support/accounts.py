@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
 
-from ..accounts import (
+from keyscope.accounts import (
     AccountKind,
     KernelAccountKind,
     KeyscopeAccountKind,
@@ -31,17 +31,17 @@ from ..accounts import (
     NexusAccountKind,
     Safe7579AccountKind,
 )
-from ..calls import function_call
-from ..errors import ConfigurationError
-from ..hexutil import to_address, to_bytes
-from ..keys import SessionKey
-from ..policy import Policy, arg
-from ..signing import LocalSigner
+from keyscope.calls import function_call
+from keyscope.errors import ConfigurationError
+from keyscope.hexutil import to_address, to_bytes
+from keyscope.keys import SessionKey
+from keyscope.policy import Policy, arg
+from keyscope.signing import LocalSigner
 
 if TYPE_CHECKING:
-    from ..local import LocalStack
-    from ..network import Network
-    from ..rpc import JsonRpcClient
+    from keyscope.local import LocalStack
+    from keyscope.network import Network
+    from keyscope.rpc import JsonRpcClient
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -107,8 +107,8 @@ def owner_validator_bytecode() -> bytes:
 
 def deploy_code(rpc: JsonRpcClient, sender: str, init_code: bytes, what: str) -> str:
     """Deploy ``init_code`` with ``CREATE`` from the unlocked ``sender``; return the address, checked for code."""
-    from ..local.deploy import get_code, send_transaction
-    from ..local.errors import DeploymentError
+    from keyscope.devnode import get_code, send_transaction
+    from keyscope.errors import DeploymentError
 
     receipt = send_transaction(rpc, sender, data=init_code, what=f"{what} deployment")
     address = receipt.get("contractAddress")
@@ -217,7 +217,7 @@ def deploy_accounts(stack: LocalStack) -> AccountContracts:
 def network_for(stack: LocalStack, kind: AccountKind) -> Network:
     """A :class:`~keyscope.network.Network` on the stack (its node, bundler, module and keyscope factory) for
     accounts of ``kind``."""
-    from ..network import connect
+    from keyscope.network import connect
 
     return connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory, kind=kind)
 
