@@ -6,9 +6,9 @@ import pytest
 
 from keyscope.artifacts import ENTRY_POINT_V07, ENTRY_POINT_V07_SALT, entry_point_artifact
 from keyscope.deterministic import KEYSCOPE_SALT, create2_address, deterministic_plan
+from keyscope.devnode import create_address
 from keyscope.errors import BadInputError
 from keyscope.hexutil import keccak, to_bytes
-from keyscope.local.deploy import create_address
 from keyscope.signing import LocalSigner
 
 ADMIN = LocalSigner.generate().address

@@ -17,7 +17,7 @@ import ast
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .entrypoint import encode_get_nonce
 from .errors import BadInputError, CallRevertedError, ConfigurationError, TransportError
@@ -25,7 +25,7 @@ from .hexutil import to_address, to_bytes, to_int
 from .revert import describe_revert
 from .rpc import JsonRpcClient, JsonRpcError
 
-__all__ = ["BlockId", "Chain", "RpcChain", "Web3Chain", "call_many", "normalize_transaction"]
+__all__ = ["BlockId", "Chain", "Reads", "RpcChain", "Web3Chain", "normalize_transaction", "read_many"]
 
 BlockId = str | int
 """A block tag ("latest", "pending", "safe", "finalized", "earliest") or a block number."""
@@ -265,13 +265,15 @@ class RpcChain:
             raise _revert_error(method, to_address(to), revert) from exc
         return self._data(method, result)
 
-    def call_many(
-        self, calls: Sequence[tuple[str, bytes]], *, timestamp: bool = False
-    ) -> tuple[list[bytes], int | None]:
-        """Several ``eth_call``s (and the latest block's timestamp) in one JSON-RPC batch round trip."""
+    def read_many(
+        self, calls: Sequence[tuple[str, bytes]] = (), *, codes: Sequence[str] = (), timestamp: bool = False
+    ) -> Reads:
+        """Several ``eth_call``s, ``eth_getCode``s and the latest block's timestamp in one JSON-RPC batch round
+        trip (see :func:`read_many`)."""
         requests: list[tuple[str, list[Any]]] = [
             ("eth_call", [self._rpc_tx({"to": to, "data": data}), "latest"]) for to, data in calls
         ]
+        requests.extend(("eth_getCode", [to_address(address), "latest"]) for address in codes)
         if timestamp:
             requests.append(("eth_getBlockByNumber", ["latest", False]))
         try:
@@ -282,13 +284,14 @@ class RpcChain:
                 raise
             raise _revert_error("eth_call", None, revert) from exc
         data = [self._data("eth_call", result) for result in results[: len(calls)]]
+        code = [self._data("eth_getCode", result) for result in results[len(calls) : len(calls) + len(codes)]]
         if not timestamp:
-            return data, None
+            return Reads(data, code, None)
         block = results[-1]
         if not isinstance(block, Mapping):
             raise self._malformed("eth_getBlockByNumber", block, "a block object")
         try:
-            return data, to_int(block.get("timestamp"), name="timestamp")
+            return Reads(data, code, to_int(block.get("timestamp"), name="timestamp"))
         except BadInputError:
             raise self._malformed("eth_getBlockByNumber", block, "a block with a timestamp") from None
 
@@ -492,14 +495,31 @@ class Web3Chain:
             return bytes(self.w3.eth.send_transaction(params))
 
 
-def call_many(
-    chain: Chain, calls: Sequence[tuple[str, bytes]], *, timestamp: bool = False
-) -> tuple[list[bytes], int | None]:
-    """Several ``eth_call``s to ``(to, data)`` pairs, and the latest block's timestamp when asked: in one
-    round trip where the chain can batch (:class:`RpcChain`), one after another elsewhere."""
-    batched = getattr(chain, "call_many", None)
+class Reads(NamedTuple):
+    """What :func:`read_many` read: the ``eth_call`` results and the codes, in the order asked, and the latest
+    block's timestamp (None when it was not asked)."""
+
+    results: list[bytes]
+    codes: list[bytes]
+    timestamp: int | None
+
+
+def read_many(
+    chain: Chain,
+    calls: Sequence[tuple[str, bytes]] = (),
+    *,
+    codes: Sequence[str] = (),
+    timestamp: bool = False,
+) -> Reads:
+    """``eth_call`` to each ``(to, data)`` pair, ``eth_getCode`` of each address in ``codes``, and the latest
+    block's timestamp when asked: in one round trip where the chain can batch (:class:`RpcChain`), one after
+    another elsewhere."""
+    batched = getattr(chain, "read_many", None)
     if batched is not None:
-        result: tuple[list[bytes], int | None] = batched(calls, timestamp=timestamp)
+        result: Reads = batched(calls, codes=codes, timestamp=timestamp)
         return result
-    data = [chain.call(to, payload) for to, payload in calls]
-    return data, chain.block_timestamp() if timestamp else None
+    return Reads(
+        [chain.call(to, payload) for to, payload in calls],
+        [chain.get_code(address) for address in codes],
+        chain.block_timestamp() if timestamp else None,
+    )

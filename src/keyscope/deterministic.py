@@ -48,10 +48,10 @@ from .artifacts import (
     entry_point_artifact,
 )
 from .chain import Chain
-from .errors import BadInputError, CallRevertedError
+from .devnode import DepositInfo, create_address
+from .errors import BadInputError, CallRevertedError, DeploymentError
 from .hexutil import keccak, to_address, to_bytes
-from .local.deploy import DepositInfo, create_address, entry_point_code_matches
-from .local.errors import DeploymentError
+from .local.deploy import entry_point_code_matches
 
 __all__ = [
     "DETERMINISTIC_DEPLOYER_CODE",
@@ -247,7 +247,7 @@ def verify_deterministic(chain: Chain, plan: DeterministicPlan, *, require_all: 
     """Check the deployment of ``plan`` on ``chain``: the proxy's code, the EntryPoint's, code at every address
     of the plan (unless ``require_all`` is False: then the missing ones are returned), and the factory's
     immutables (EntryPoint, account implementation with keyscope's ``accountId()``). Raises
-    :class:`~keyscope.local.errors.DeploymentError` naming what does not match; returns the names of the
+    :class:`~keyscope.errors.DeploymentError` naming what does not match; returns the names of the
     contracts without code."""
     _check_deployer(chain)
     entry_point_code = chain.get_code(plan.entry_point)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from .errors import BadInputError
-from .hexutil import to_address, to_bytes, to_int
+from .hexutil import to_address, to_bytes, to_int, word
 
 __all__ = [
     "CALLTYPE_BATCH",
@@ -72,10 +72,6 @@ class Call:
         return self.data[:4] if self.data else bytes(4)
 
 
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
 def _padded(data: bytes) -> bytes:
     return data + bytes(-len(data) % 32)
 
@@ -85,18 +81,18 @@ def _encode_batch(calls: list[Call]) -> bytes:
     tails: list[bytes] = []
     offset = 32 * len(calls)
     for call in calls:
-        heads.append(_word(offset))
+        heads.append(word(offset))
         element = (
             bytes(12)
             + bytes.fromhex(call.target[2:])
-            + _word(call.value)
-            + _word(0x60)
-            + _word(len(call.data))
+            + word(call.value)
+            + word(0x60)
+            + word(len(call.data))
             + _padded(call.data)
         )
         tails.append(element)
         offset += len(element)
-    return _word(0x20) + _word(len(calls)) + b"".join(heads) + b"".join(tails)
+    return word(0x20) + word(len(calls)) + b"".join(heads) + b"".join(tails)
 
 
 def encode_execute(
@@ -118,8 +114,8 @@ def encode_execute(
     else:
         mode = encode_mode(CALLTYPE_SINGLE, exec_type)
         only = call_list[0]
-        execution = bytes.fromhex(only.target[2:]) + _word(only.value) + only.data
-    return EXECUTE_SELECTOR + mode + _word(0x40) + _word(len(execution)) + _padded(execution)
+        execution = bytes.fromhex(only.target[2:]) + word(only.value) + only.data
+    return EXECUTE_SELECTOR + mode + word(0x40) + word(len(execution)) + _padded(execution)
 
 
 class ExecuteDecodeError(BadInputError):

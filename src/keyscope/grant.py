@@ -3,7 +3,7 @@ signature that its first operation carries. It never holds the session key itsel
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,17 @@ class SessionGrant(BaseModel):
     @property
     def valid_until(self) -> int:
         return self.session.valid_until
+
+    @property
+    def typed_data(self) -> dict[str, Any]:
+        """The EIP-712 typed data the owner signs to grant this session off-chain."""
+        return self.session.typed_data(self.account, self.epoch, self.chain_id, self.module)
+
+    @property
+    def digest(self) -> bytes:
+        """The EIP-712 digest of :attr:`typed_data` (what ``owner_signature`` signs, through the account's
+        ERC-1271)."""
+        return self.session.enable_digest(self.account, self.epoch, self.chain_id, self.module)
 
     def to_json(self) -> str:
         """JSON text (hex for bytes)."""

@@ -15,8 +15,16 @@ from typing import Protocol
 from eth_utils import keccak
 
 from .errors import BadInputError
+from .hexutil import address_word, word
 
-__all__ = ["PACKED_USEROP_TYPEHASH", "PackedFields", "user_op_hash", "user_op_hash_v07", "user_op_hash_v08"]
+__all__ = [
+    "PACKED_USEROP_TYPEHASH",
+    "PackedFields",
+    "eip712_domain_separator",
+    "user_op_hash",
+    "user_op_hash_v07",
+    "user_op_hash_v08",
+]
 
 PACKED_USEROP_TYPEHASH = keccak(
     b"PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,"
@@ -25,8 +33,6 @@ PACKED_USEROP_TYPEHASH = keccak(
 _EIP712_DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-_NAME_HASH = keccak(b"ERC4337")
-_VERSION_HASH = keccak(b"1")
 _EIP7702_MARKER = b"\x77\x02"
 
 
@@ -51,33 +57,36 @@ class PackedFields(Protocol):
     def paymaster_and_data(self) -> bytes: ...
 
 
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-def _address_word(address: str) -> bytes:
-    return bytes(12) + bytes.fromhex(address[2:])
-
-
 def _encoded_fields(op: PackedFields, init_code: bytes) -> bytes:
     return b"".join(
         (
-            _address_word(op.sender),
-            _word(op.nonce),
+            address_word(op.sender),
+            word(op.nonce),
             keccak(init_code),
             keccak(op.call_data),
             op.account_gas_limits,
-            _word(op.pre_verification_gas),
+            word(op.pre_verification_gas),
             op.gas_fees,
             keccak(op.paymaster_and_data),
         )
     )
 
 
+def eip712_domain_separator(name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:
+    """The EIP-712 domain separator of ``{name, version, chainId, verifyingContract}``."""
+    return keccak(
+        _EIP712_DOMAIN_TYPEHASH
+        + keccak(name.encode())
+        + keccak(version.encode())
+        + word(chain_id)
+        + address_word(verifying_contract)
+    )
+
+
 def user_op_hash_v07(op: PackedFields, entry_point: str, chain_id: int) -> bytes:
     """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.7 at ``entry_point`` on chain ``chain_id``."""
     inner = keccak(_encoded_fields(op, op.init_code))
-    return keccak(inner + _address_word(entry_point) + _word(chain_id))
+    return keccak(inner + address_word(entry_point) + word(chain_id))
 
 
 def user_op_hash_v08(
@@ -94,9 +103,7 @@ def user_op_hash_v08(
         delegate = bytes.fromhex(eip7702_delegate[2:])
         init_code = delegate + (init_code[20:] if len(init_code) > 20 else b"")
     struct_hash = keccak(PACKED_USEROP_TYPEHASH + _encoded_fields(op, init_code))
-    domain = keccak(
-        _EIP712_DOMAIN_TYPEHASH + _NAME_HASH + _VERSION_HASH + _word(chain_id) + _address_word(entry_point)
-    )
+    domain = eip712_domain_separator("ERC4337", "1", chain_id, entry_point)
     return keccak(b"\x19\x01" + domain + struct_hash)
 
 

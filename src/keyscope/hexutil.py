@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Any
 
 from eth_utils import keccak, to_checksum_address
@@ -15,11 +16,14 @@ __all__ = [
     "HexBytes32",
     "HexData",
     "HexInt",
+    "address_word",
     "keccak",
+    "rpc_name",
     "to_address",
     "to_bytes",
     "to_int",
     "to_quantity",
+    "word",
 ]
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
@@ -38,17 +42,23 @@ def to_address(value: object, *, name: str = "address") -> str:
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
             raise InvalidAddressError(value, f"{len(value)} bytes, expected 20")
-        return to_checksum_address(bytes(value))
+        return _checksummed(bytes(value).hex())
     if not isinstance(value, str):
         raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string")
     text = value.strip()
     if not text.startswith(("0x", "0X")) or len(text) != 42 or not set(text[2:]) <= _HEX_DIGITS:
         raise InvalidAddressError(value, "expected 0x and 40 hex digits")
     digits = text[2:]
-    checksummed = to_checksum_address("0x" + digits.lower())
+    checksummed = _checksummed(digits.lower())
     if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
         raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)")
     return checksummed
+
+
+@lru_cache(maxsize=4096)
+def _checksummed(digits: str) -> str:
+    """The EIP-55 form of 40 lowercase hex digits (a keccak each: addresses recur, so they are remembered)."""
+    return to_checksum_address("0x" + digits)
 
 
 def to_bytes(value: object, *, name: str = "value", length: int | None = None) -> bytes:
@@ -128,3 +138,19 @@ HexInt = Annotated[int, BeforeValidator(_parse_int), PlainSerializer(to_quantity
 
 # Re-exported so that callers hash with the same implementation everywhere.
 keccak = keccak
+
+
+def word(value: int) -> bytes:
+    """``value`` as one big-endian 32-byte ABI word (a ``uint256``)."""
+    return value.to_bytes(32, "big")
+
+
+def address_word(address: str) -> bytes:
+    """A 0x-hex ``address`` as one 32-byte ABI word (left-padded with zeros)."""
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+def rpc_name(name: str) -> str:
+    """The JSON-RPC (camelCase) name of a Python field name: ``call_gas_limit`` is ``callGasLimit``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from .bundler.pending import PendingUserOperation
 from .bundler.types import FeeQuote, GasEstimate
@@ -14,7 +15,7 @@ from .hashing import user_op_hash_v07
 from .paymaster import PaymasterFields
 from .userop import UserOperation
 
-__all__ = ["Draft", "OperationBuilder"]
+__all__ = ["Draft", "OperationBuilder", "Prepared"]
 
 # Margins over the bundler's estimate. Unused verification gas costs nothing in EntryPoint v0.7;
 # unused call gas above 40,000 costs 10 %, so the call gas limit gets only a small margin.
@@ -27,7 +28,8 @@ FEE_TTL = 2.0
 @dataclass(frozen=True)
 class Draft:
     """What an operation is to do: ``sender`` runs ``call_data`` on nonce lane ``nonce_key``; the account is
-    created by ``factory``/``factory_data`` if it has no code yet."""
+    created by ``factory``/``factory_data`` when they are set (:meth:`OperationBuilder.draft` sets them only
+    while the account has no code)."""
 
     sender: str
     call_data: bytes
@@ -36,14 +38,41 @@ class Draft:
     factory_data: bytes = b""
 
 
-def _post_op_limit(stub: PaymasterFields | None, gas: GasEstimate, op: UserOperation) -> int:
+class Prepared(NamedTuple):
+    """An unsigned operation ready to sign, and the gas figures it was priced with (the bundler's estimate, or
+    the figures given, before margins)."""
+
+    op: UserOperation
+    gas: GasEstimate
+
+
+def _post_op_limit(stub: PaymasterFields | None, gas: GasEstimate, op: UserOperation | None) -> int:
     """ERC-7677: the stub's post-op limit is the paymaster's own figure; keep it when it gave one, else the
     bundler's estimate, else what the operation has."""
     if stub is not None and stub.paymasterPostOpGasLimit is not None:
         return stub.paymasterPostOpGasLimit
     if gas.paymaster_post_op_gas_limit is not None:
         return gas.paymaster_post_op_gas_limit
-    return op.paymaster_post_op_gas_limit
+    return 0 if op is None else op.paymaster_post_op_gas_limit
+
+
+def _gas_fields(
+    gas: GasEstimate, op: UserOperation | None, stub: PaymasterFields | None, saved_bytes: int
+) -> dict[str, int]:
+    """The gas fields of an operation priced with ``gas`` (``op``: the operation estimated, with its paymaster
+    fields; None without a paymaster): margins over the estimate, and the preVerificationGas of
+    ``saved_bytes`` fewer signature bytes than the estimate was made with."""
+    if gas.paymaster_verification_gas_limit is not None:
+        paymaster_verification = int(gas.paymaster_verification_gas_limit * VERIFICATION_MARGIN)
+    else:
+        paymaster_verification = 0 if op is None else op.paymaster_verification_gas_limit
+    return {
+        "pre_verification_gas": max(gas.pre_verification_gas - 16 * saved_bytes, 0),
+        "verification_gas_limit": int(gas.verification_gas_limit * VERIFICATION_MARGIN),
+        "call_gas_limit": int(gas.call_gas_limit * CALL_MARGIN),
+        "paymaster_verification_gas_limit": paymaster_verification,
+        "paymaster_post_op_gas_limit": _post_op_limit(stub, gas, op),
+    }
 
 
 class OperationBuilder:
@@ -53,19 +82,24 @@ class OperationBuilder:
         self.network = network
         self.fee_ttl = fee_ttl
         self._fees: tuple[float, FeeQuote] | None = None
-        self._deployed: set[str] = set()
-        self.last_estimate: GasEstimate | None = None
-        """The gas figures the last :meth:`prepare` used (the bundler's, before margins)."""
+        self.deployed: set[str] = set()
+        """Accounts seen with code: they are not asked about again."""
 
-    def needs_factory(self, draft: Draft) -> bool:
-        """Whether the operation must create its account (a factory is known and the sender has no code).
-        An account once seen deployed is not asked about again."""
-        if draft.factory is None or draft.sender in self._deployed:
-            return False
-        if self.network.is_deployed(draft.sender):
-            self._deployed.add(draft.sender)
-            return False
-        return True
+    def draft(
+        self,
+        sender: str,
+        call_data: bytes,
+        nonce_key: int,
+        factory: str | None = None,
+        factory_data: bytes = b"",
+    ) -> Draft:
+        """The :class:`Draft` of an operation of ``sender``, keeping ``factory`` only when the account must be
+        created by it (it has no code yet). An account once seen deployed is not asked about again."""
+        if factory is not None and sender not in self.deployed:
+            if not self.network.is_deployed(sender):
+                return Draft(sender, call_data, nonce_key, factory, factory_data)
+            self.deployed.add(sender)
+        return Draft(sender, call_data, nonce_key)
 
     def fee_quote(self) -> FeeQuote:
         """The bundler's fee quote, reused for ``fee_ttl`` seconds."""
@@ -82,54 +116,45 @@ class OperationBuilder:
         gas: GasEstimate | None = None,
         nonce: int | None = None,
         signature_size: int | None = None,
-    ) -> UserOperation:
-        """An unsigned operation with nonce, fees, gas limits and paymaster fields filled in.
+    ) -> Prepared:
+        """An unsigned operation with nonce, fees, gas limits and paymaster fields filled in, and the gas figures
+        it was priced with.
 
         ``placeholder_signature`` must have the shape (and for the session module, the mode) of the real
         signature: bundlers simulate validation with it to estimate gas. Pass ``gas`` to skip estimation.
         ``signature_size``: the length of the real signature when it is shorter than the placeholder; the
         preVerificationGas priced for the placeholder's calldata is lowered by 16 gas per byte saved (bundlers
-        check it against the operation as sent).
+        check it against the operation as sent). ``draft.factory`` creates the account when set (see
+        :meth:`draft`).
         """
         net = self.network
-        deploy = self.needs_factory(draft)
         fees = self.fee_quote()
-        op = UserOperation(
-            sender=draft.sender,
-            nonce=net.chain.get_nonce(net.entry_point, draft.sender, draft.nonce_key)
+        fields: dict[str, Any] = {
+            "sender": draft.sender,
+            "nonce": net.chain.get_nonce(net.entry_point, draft.sender, draft.nonce_key)
             if nonce is None
             else nonce,
-            factory=draft.factory if deploy else None,
-            factory_data=draft.factory_data if deploy else b"",
-            call_data=draft.call_data,
-            max_fee_per_gas=fees.max_fee_per_gas,
-            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
-            signature=placeholder_signature,
-        )
+            "factory": draft.factory,
+            "factory_data": draft.factory_data,
+            "call_data": draft.call_data,
+            "max_fee_per_gas": fees.max_fee_per_gas,
+            "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
+            "signature": placeholder_signature,
+        }
+        saved = max(len(placeholder_signature) - signature_size, 0) if signature_size is not None else 0
+        if gas is not None and net.paymaster is None:  # everything is known: the operation is built once
+            return Prepared(UserOperation(**fields, **_gas_fields(gas, None, None, saved)), gas)
+        op = UserOperation(**fields)
         stub = None
         if net.paymaster is not None:
             stub = net.paymaster.stub_data(op, net.entry_point, net.chain_id)
             op = stub.apply(op)
         if gas is None:
             gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
-        self.last_estimate = gas
-        op = op.replace(
-            pre_verification_gas=gas.pre_verification_gas,
-            verification_gas_limit=int(gas.verification_gas_limit * VERIFICATION_MARGIN),
-            call_gas_limit=int(gas.call_gas_limit * CALL_MARGIN),
-            paymaster_verification_gas_limit=(
-                int(gas.paymaster_verification_gas_limit * VERIFICATION_MARGIN)
-                if gas.paymaster_verification_gas_limit is not None
-                else op.paymaster_verification_gas_limit
-            ),
-            paymaster_post_op_gas_limit=_post_op_limit(stub, gas, op),
-        )
-        if signature_size is not None and signature_size < len(placeholder_signature):
-            saved = 16 * (len(placeholder_signature) - signature_size)
-            op = op.replace(pre_verification_gas=max(op.pre_verification_gas - saved, 0))
+        op = op.replace(**_gas_fields(gas, op, stub, saved))
         if net.paymaster is not None and stub is not None and not stub.isFinal:
             op = net.paymaster.data(op, net.entry_point, net.chain_id).apply(op)
-        return op
+        return Prepared(op, gas)
 
     def user_op_hash(self, op: UserOperation) -> bytes:
         """The v0.7 userOpHash of ``op`` on this network."""

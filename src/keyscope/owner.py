@@ -7,93 +7,88 @@ chain. On-chain, the owner sends one UserOperation calling ``enableSession``.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from typing import Any
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
+from .chain import read_many
 from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
 from .execution import Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import to_address
-from .operations import Draft, OperationBuilder
-from .session import SESSION_ABI_TYPE, Permission, Session
-from .signing import HashSigner
+from .hexutil import to_address, to_bytes
+from .module import (
+    INVALIDATE_ALL_SESSIONS,
+    decode_epoch,
+    enable_session_data,
+    epoch_of_data,
+    revoke_session_data,
+)
+from .operations import OperationBuilder
+from .session import Permission, Session
+from .signing import PLACEHOLDER_ECDSA, HashSigner
 
 __all__ = ["GrantRequest", "Owner", "PendingGrant"]
 
-_ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
-_REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
-_INVALIDATE_ALL = keccak(b"invalidateAllSessions()")[:4]
-_EPOCH_OF = keccak(b"epochOf(address)")[:4]
 DEFAULT_MAX_GAS_COST = 5 * 10**16
 """The per-operation gas cost cap sessions get unless the owner chooses another: 0.05 ether."""
-_PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 
 
 @dataclass(frozen=True)
 class GrantRequest:
     """A session ready for the owner's one signature: show :attr:`typed_data` to the owner's wallet
-    (``eth_signTypedData_v4``), then :meth:`complete` with the signature."""
+    (``eth_signTypedData_v4``), then :meth:`complete` with the signature.
 
-    session: Session
-    account: str
-    module: str
-    chain_id: int
-    entry_point: str
-    epoch: int
-    factory: str | None
-    factory_data: bytes
-    account_kind: str
+    :attr:`grant` is the off-chain grant as it will be, without the owner's signature yet.
+    """
+
+    grant: SessionGrant
+
+    @property
+    def session(self) -> Session:
+        return self.grant.session
+
+    @property
+    def account(self) -> str:
+        return self.grant.account
+
+    @property
+    def module(self) -> str:
+        return self.grant.module
+
+    @property
+    def chain_id(self) -> int:
+        return self.grant.chain_id
 
     @property
     def session_id(self) -> bytes:
         """The id the session will have on chain."""
-        return self.session.session_id(self.account, self.epoch)
+        return self.grant.session_id
 
     @property
     def typed_data(self) -> dict[str, Any]:
         """The EIP-712 typed data the owner signs."""
-        return self.session.typed_data(self.account, self.epoch, self.chain_id, self.module)
+        return self.grant.typed_data
 
     @property
     def digest(self) -> bytes:
         """The EIP-712 digest of :attr:`typed_data`."""
-        return self.session.enable_digest(self.account, self.epoch, self.chain_id, self.module)
+        return self.grant.digest
 
-    def complete(self, owner_signature: bytes) -> SessionGrant:
-        """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature``."""
-        return self._grant("offchain", owner_signature)
+    def complete(self, owner_signature: bytes | str) -> SessionGrant:
+        """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature`` (bytes or hex)."""
+        signature = to_bytes(owner_signature, name="the owner's signature")
+        return self.grant.model_copy(update={"owner_signature": signature})
 
     def enabled_on_chain(self) -> SessionGrant:
         """The :class:`~keyscope.grant.SessionGrant` of this session once ``enableSession`` has landed."""
-        return self._grant("onchain", None)
-
-    def _grant(self, how: Literal["onchain", "offchain"], owner_signature: bytes | None) -> SessionGrant:
-        offchain = how == "offchain"
-        return SessionGrant(
-            session=self.session,
-            account=self.account,
-            module=self.module,
-            chain_id=self.chain_id,
-            entry_point=self.entry_point,
-            epoch=self.epoch,
-            session_id=self.session_id,
-            how=how,
-            owner_signature=owner_signature,
-            account_kind=self.account_kind,
-            factory=self.factory if offchain else None,
-            factory_data=self.factory_data if offchain else b"",
-        )
+        return self.grant.model_copy(update={"how": "onchain", "factory": None, "factory_data": b""})
 
 
 class PendingGrant:
@@ -114,12 +109,13 @@ class PendingGrant:
         return self.request.enabled_on_chain()
 
 
-def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, now: int) -> int:
+def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, now: int | None) -> int:
     if valid_for is not None:
         if valid_until:
             raise BadInputError("give valid_for or valid_until, not both")
         if valid_for <= 0:
             raise BadInputError(f"valid_for must be a positive number of seconds, got {valid_for}")
+        assert now is not None
         return max(now, valid_after) + int(valid_for)
     return valid_until
 
@@ -195,8 +191,13 @@ class Owner:
         return to_address(self.network.chain.call(self.network.factory, data)[12:32])
 
     def is_deployed(self) -> bool:
-        """Whether the account has code yet."""
-        return self.network.is_deployed(self.account)
+        """Whether the account has code yet (once it has, the node is not asked again)."""
+        if self.account in self._builder.deployed:
+            return True
+        deployed = self.network.is_deployed(self.account)
+        if deployed:
+            self._builder.deployed.add(self.account)
+        return deployed
 
     def supports_sessions(self) -> bool:
         """Whether the session module is installed (or will be, by the factory, when the account is created)."""
@@ -204,28 +205,19 @@ class Owner:
             return self.network.supports_sessions(self.account)
         return bool(self._factory_data)
 
-    def _draft(self, call_data: bytes) -> Draft:
-        return Draft(
-            sender=self.account,
-            call_data=call_data,
-            nonce_key=self.kind.nonce_key(None),
-            factory=self.factory,
-            factory_data=self._factory_data,
-        )
-
     def execute(self, calls: Call | Sequence[Call]) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed)."""
         kind = self.kind
-        call_list = [calls] if isinstance(calls, Call) else list(calls)
-        call_data = encode_execute(call_list)
-        deployed = self.is_deployed()
-        if self._deployment is not None and not deployed:
-            call_data = kind.creation_call_data(self._deployment, call_data)
-        if deployed and not self._owner_validator_checked:
+        call_data = encode_execute([calls] if isinstance(calls, Call) else list(calls))
+        draft = self._builder.draft(
+            self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
+        )
+        if draft.factory is not None and self._deployment is not None:  # this operation creates the account
+            draft = dataclasses.replace(draft, call_data=kind.creation_call_data(self._deployment, call_data))
+        if not self._owner_validator_checked and draft.factory is None and self.is_deployed():
             verify_owner_validator(self.network.chain, kind, self.account)
             self._owner_validator_checked = True
-        draft = self._draft(call_data)
-        op = self._builder.prepare(draft, kind.owner_user_op_signature(_PLACEHOLDER_ECDSA))
+        op = self._builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
         op = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
         )
@@ -252,7 +244,7 @@ class Owner:
         module = self.network.module
         return self.execute(
             [
-                Call(module, 0, _INVALIDATE_ALL),
+                Call(module, 0, INVALIDATE_ALL_SESSIONS),
                 self.kind.uninstall_validator_call(self.account, module),
             ]
         )
@@ -261,15 +253,29 @@ class Owner:
 
     def epoch(self) -> int:
         """The account's current epoch at the module (enable signatures are bound to it)."""
-        result = self.network.chain.call(
-            self.network.module, _EPOCH_OF + abi_encode(["address"], [self.account])
-        )
-        return int(abi_decode(["uint32"], result)[0])
+        return decode_epoch(self.network.chain.call(self.network.module, epoch_of_data(self.account)))
 
-    def session_for(
-        self,
+    def _grant_state(self, clock: bool) -> tuple[int, bool, int | None]:
+        """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
+        the account has code, and (``clock``) the latest block's time."""
+        net = self.network
+        known = self.account in self._builder.deployed
+        (epoch,), codes, now = read_many(
+            net.chain,
+            [(net.module, epoch_of_data(self.account))],
+            codes=() if known else (self.account,),
+            timestamp=clock,
+        )
+        deployed = known or bool(codes[0])
+        if deployed:
+            self._builder.deployed.add(self.account)
+        return decode_epoch(epoch), deployed, now
+
+    @staticmethod
+    def _session(
         key: Any,
         permissions: Iterable[Permission],
+        now: int | None,
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
@@ -277,14 +283,6 @@ class Owner:
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         salt: int | None = None,
     ) -> Session:
-        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
-
-        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
-        ``valid_for`` seconds from now (the chain's clock). ``max_gas_cost``: the most one operation may cost
-        the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot drain the
-        account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
-        """
-        now = self.network.chain.block_timestamp() if valid_for is not None else 0
         return Session(
             session_key=to_address(key, name="session key"),
             valid_after=valid_after,
@@ -294,27 +292,46 @@ class Owner:
             permissions=tuple(permissions),
         )
 
+    def session_for(self, key: Any, permissions: Iterable[Permission], **window: Any) -> Session:
+        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
+
+        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
+        ``valid_for`` seconds from now (the chain's clock). ``max_gas_cost``: the most one operation may cost
+        the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot drain the
+        account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
+        """
+        now = self.network.chain.block_timestamp() if window.get("valid_for") is not None else None
+        return self._session(key, permissions, now, **window)
+
     def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
         """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for`
-        for the window options)."""
-        session = self.session_for(key, permissions, **window)
-        return self.request_for(session)
+        for the window options). The chain is asked once, for the epoch, the account's code and the time."""
+        epoch, deployed, now = self._grant_state(clock=window.get("valid_for") is not None)
+        return self._request(self._session(key, permissions, now, **window), epoch, deployed)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
+        epoch, deployed, _ = self._grant_state(clock=False)
+        return self._request(session, epoch, deployed)
+
+    def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
         net = self.network
         # the session's first operation creates the account only where the kind allows it
-        creates = not self.is_deployed() and self.kind.sessions_can_create
+        creates = not deployed and self.kind.sessions_can_create
         return GrantRequest(
-            session=session,
-            account=self.account,
-            module=net.module,
-            chain_id=net.chain_id,
-            entry_point=net.entry_point,
-            epoch=self.epoch(),
-            factory=self.factory if creates else None,
-            factory_data=self._factory_data if creates else b"",
-            account_kind=self.kind.name,
+            SessionGrant(
+                session=session,
+                account=self.account,
+                module=net.module,
+                chain_id=net.chain_id,
+                entry_point=net.entry_point,
+                epoch=epoch,
+                session_id=session.session_id(self.account, epoch),
+                how="offchain",
+                account_kind=self.kind.name,
+                factory=self.factory if creates else None,
+                factory_data=self._factory_data if creates else b"",
+            )
         )
 
     def sign_grant(self, request: GrantRequest) -> SessionGrant:
@@ -347,8 +364,9 @@ class Owner:
     ) -> SessionGrant:
         """Grant ``permissions`` to the session ``key`` with one owner signature.
 
-        Off-chain (default): returns at once; the session key's first operation enables the session.
-        On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and waits for it.
+        Off-chain (default): returns at once, after one read of the chain; the session key's first operation
+        enables the session. On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and
+        waits for it.
         """
         request = self.prepare_grant(key, permissions, **window)
         if onchain:
@@ -360,21 +378,17 @@ class Owner:
         return self._send_grant(self.prepare_grant(key, permissions, **window))
 
     def _send_grant(self, request: GrantRequest) -> PendingGrant:
-        data = _ENABLE_SESSION + abi_encode([SESSION_ABI_TYPE], [request.session.as_abi()])
+        data = enable_session_data(request.session)
         return PendingGrant(self.execute(Call(self.network.module, 0, data)), request)
 
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
         """Revoke a session (a grant or its id), enabled or not yet: it can never be used again."""
-        session_id = grant.session_id if isinstance(grant, SessionGrant) else _session_id(grant)
-        data = _REVOKE_SESSION + session_id
-        return self.execute(Call(self.network.module, 0, data))
+        if isinstance(grant, SessionGrant):
+            session_id = grant.session_id
+        else:
+            session_id = to_bytes(grant, name="session id", length=32)
+        return self.execute(Call(self.network.module, 0, revoke_session_data(session_id)))
 
     def invalidate_all(self) -> PendingUserOperation:
         """Invalidate every session of the account and every enable signature not yet used."""
-        return self.execute(Call(self.network.module, 0, _INVALIDATE_ALL))
-
-
-def _session_id(value: bytes | str) -> bytes:
-    from .hexutil import to_bytes
-
-    return to_bytes(value, name="session id", length=32)
+        return self.execute(Call(self.network.module, 0, INVALIDATE_ALL_SESSIONS))

@@ -17,6 +17,8 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .hexutil import Address, HexData, to_bytes
+from .hexutil import address_word as _address_word
+from .hexutil import word as _word
 
 __all__ = [
     "MAX_PERMISSIONS",
@@ -90,14 +92,6 @@ _SYMBOLS = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-def _address_word(address: str) -> bytes:
-    return bytes(12) + bytes.fromhex(address[2:])
 
 
 class Rule(_Model):

@@ -11,16 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
-
 from .accounts import AccountKind
 from .accounts.verify import verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
-from .chain import Chain, call_many
+from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
 from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
@@ -29,20 +25,18 @@ from .execution import Call, encode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address
-from .operations import Draft, OperationBuilder
+from .module import SessionStatus, decode_bool, session_flag_calls, session_status
+from .operations import OperationBuilder
 from .session import encode_enable_signature, encode_use_with_key_signature
-from .signing import HashSigner
+from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .userop import UserOperation
 
 __all__ = ["SessionAccount"]
 
-_IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
-_IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 _MAX_ESTIMATES = 256
 """Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
 _PENDING_TRUST = 60.0
 """Seconds after its last send that a lane's locally counted nonce is trusted over the chain's."""
-_PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 
 
 class SessionAccount:
@@ -110,6 +104,11 @@ class SessionAccount:
         self._enabled = grant.how == "onchain"
         self._owner_signature_checked = False
         self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
+        self._flag_calls = session_flag_calls(grant.account, grant.session_id)
+        """Calldata of the module's ``isSessionActive`` and ``isSessionRevoked`` for this session."""
+        self._placeholders: dict[bool, tuple[bytes, int]] = {}
+        """Per enabled state: the placeholder signature gas is estimated with, and the real one's length."""
+        self._nonce_keys: dict[int, int] = {}
         self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << self.kind.lane_bits)
         self.nonce_key(lane)  # refuses a lane out of range now rather than at the first send
         self.estimate_ttl = estimate_ttl
@@ -131,17 +130,10 @@ class SessionAccount:
         """The time the window is checked against."""
         return int(self._clock()) if self._clock is not None else self.network.chain.block_timestamp()
 
-    def _flag_call(self, selector: bytes) -> tuple[str, bytes]:
-        data = selector + abi_encode(["address", "bytes32"], [self.grant.account, self.grant.session_id])
-        return self.network.module, data
-
-    def _module_flag(self, selector: bytes) -> bool:
-        to, data = self._flag_call(selector)
-        return bool(abi_decode(["bool"], self.network.chain.call(to, data))[0])
-
     def is_enabled(self) -> bool:
         """Whether the session is enabled on chain (an off-chain grant becomes enabled by its first operation)."""
-        if not self._enabled and self._module_flag(_IS_SESSION_ACTIVE):
+        active_call, _ = self._flag_calls
+        if not self._enabled and decode_bool(self.network.chain.call(self.network.module, active_call)):
             self._enabled = True
         return self._enabled
 
@@ -154,29 +146,30 @@ class SessionAccount:
         if nonce_key is not None:
             calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
         if status:
-            calls.append(self._flag_call(_IS_SESSION_ACTIVE))
-            calls.append(self._flag_call(_IS_SESSION_REVOKED))
-        results, timestamp = call_many(net.chain, calls, timestamp=clock)
+            calls.extend((net.module, data) for data in self._flag_calls)
+        results, _, timestamp = read_many(net.chain, calls, timestamp=clock)
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
         if status:
-            active, revoked = (bool(int.from_bytes(r[:32], "big")) for r in results)
+            active, revoked = (decode_bool(result) for result in results)
             self._judge_status(active, revoked)
         return nonce, timestamp
 
     def _judge_status(self, active: bool, revoked: bool) -> None:
+        """Raise when the module's flags say the session can no longer be used; note when it is enabled."""
+        status = session_status(self.grant, revoked=revoked, active=active, enabled=self._enabled)
         session_id = "0x" + self.grant.session_id.hex()
-        if revoked:
+        if status is SessionStatus.REVOKED:
             raise SessionRevokedError(
                 f"session {session_id} is revoked on chain: ask the owner for a new session", session_id
             )
-        if active:
-            self._enabled = True
-        elif self._enabled:
+        if status is SessionStatus.INVALIDATED:
             raise SessionRevokedError(
                 f"session {session_id} is no longer active on chain (the module was uninstalled or all sessions "
                 "invalidated): ask the owner for a new session",
                 session_id,
             )
+        if active:
+            self._enabled = True
 
     def check(self, calls: Call | Sequence[Call], *, batch: bool | None = None) -> CheckResult:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
@@ -190,12 +183,16 @@ class SessionAccount:
         """The EntryPoint nonce key of the session's ``lane`` (default: this instance's :attr:`lane`): the
         module's key on the lane ``base + lane``, ``base`` being derived from the session id."""
         offset = self.lane if lane is None else lane
-        lanes = 1 << self.kind.lane_bits
-        if not 0 <= offset < lanes:
-            raise BadInputError(
-                f"lane {offset} is out of range: this account has {lanes} nonce lanes per validator"
-            )
-        return self.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
+        key = self._nonce_keys.get(offset)
+        if key is None:
+            lanes = 1 << self.kind.lane_bits
+            if not 0 <= offset < lanes:
+                raise BadInputError(
+                    f"lane {offset} is out of range: this account has {lanes} nonce lanes per validator"
+                )
+            key = self.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
+            self._nonce_keys[offset] = key
+        return key
 
     def _check_owner_signature(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: the account must accept the
@@ -221,15 +218,6 @@ class SessionAccount:
         )
         self._owner_signature_checked = True
 
-    def _draft(self, call_data: bytes, nonce_key: int) -> Draft:
-        return Draft(
-            sender=self.grant.account,
-            call_data=call_data,
-            nonce_key=nonce_key,
-            factory=self.grant.factory,
-            factory_data=self.grant.factory_data,
-        )
-
     def _signature(self, digest_signature: bytes) -> bytes:
         if self._enabled:
             return digest_signature
@@ -239,10 +227,20 @@ class SessionAccount:
             )
         return encode_enable_signature(self.grant.session, self.grant.owner_signature, digest_signature)
 
-    def _placeholder(self) -> bytes:
-        if self._enabled:
-            return encode_use_with_key_signature(self.key.address, _PLACEHOLDER_ECDSA)
-        return self._signature(_PLACEHOLDER_ECDSA)
+    def _placeholder(self) -> tuple[bytes, int]:
+        """The placeholder signature gas is estimated with (USE_WITH_KEY once enabled: bundlers cannot recover
+        the key from a placeholder; else ENABLE as it will be sent), and the length of the real signature.
+        Each is encoded once per session account."""
+        cached = self._placeholders.get(self._enabled)
+        if cached is None:
+            if self._enabled:
+                placeholder = encode_use_with_key_signature(self.key.address, PLACEHOLDER_ECDSA)
+                cached = (placeholder, len(PLACEHOLDER_ECDSA))
+            else:
+                placeholder = self._signature(PLACEHOLDER_ECDSA)
+                cached = (placeholder, len(placeholder))
+            self._placeholders[self._enabled] = cached
+        return cached
 
     def build(
         self,
@@ -272,18 +270,19 @@ class SessionAccount:
         if nonce is None:
             assert chain_nonce is not None
             nonce = self._lane_nonce(nonce_key, chain_nonce)
-        draft = self._draft(call_data, nonce_key)
-        placeholder = self._placeholder()
-        deploying = self._builder.needs_factory(draft)
+        grant = self.grant
+        draft = self._builder.draft(grant.account, call_data, nonce_key, grant.factory, grant.factory_data)
+        placeholder, final_size = self._placeholder()
         # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
-        cacheable = self._enabled and not deploying and self.network.paymaster is None
+        cacheable = self._enabled and draft.factory is None and self.network.paymaster is None
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
         cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
-        gas = self._cached_estimate(cache_key) if cacheable else None
-        final_size = len(self._signature(_PLACEHOLDER_ECDSA))
-        op = self._builder.prepare(draft, placeholder, nonce=nonce, gas=gas, signature_size=final_size)
-        if cacheable and gas is None and self._builder.last_estimate is not None:
-            self._remember_estimate(cache_key, self._builder.last_estimate)
+        cached = self._cached_estimate(cache_key) if cacheable else None
+        op, gas = self._builder.prepare(
+            draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
+        )
+        if cacheable and cached is None:
+            self._remember_estimate(cache_key, gas)
         self._check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
 

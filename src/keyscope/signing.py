@@ -20,9 +20,13 @@ from eth_utils import keccak
 from .errors import BadInputError
 from .hexutil import to_address, to_bytes
 
-__all__ = ["HashSigner", "LocalSigner", "recover_hash"]
+__all__ = ["PLACEHOLDER_ECDSA", "HashSigner", "LocalSigner", "recover_hash"]
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
+"""A 65-byte ``r || s || v`` of the real shape that is nobody's signature, for gas estimates: its non-zero
+bytes cost what a real signature's calldata costs at most, and it recovers to no key."""
 
 
 @runtime_checkable

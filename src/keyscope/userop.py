@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import BadInputError
 from .hashing import user_op_hash
-from .hexutil import Address, HexBytes32, HexData, HexInt, to_address
+from .hexutil import Address, HexBytes32, HexData, HexInt, rpc_name, to_address
 
 __all__ = ["UINT128_MAX", "PackedUserOperation", "UserOperation"]
 
@@ -24,14 +24,9 @@ UINT128_MAX = 2**128 - 1
 UINT256_MAX = 2**256 - 1
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 class _Wire(BaseModel):
     model_config = ConfigDict(
-        alias_generator=_camel, populate_by_name=True, frozen=True, extra="forbid", validate_assignment=True
+        alias_generator=rpc_name, populate_by_name=True, frozen=True, extra="forbid", validate_assignment=True
     )
 
 
@@ -141,11 +136,15 @@ class UserOperation(_Wire):
             raise BadInputError(f"not a v0.7 UserOperation: {exc}") from exc
 
     def replace(self, **changes: Any) -> UserOperation:
-        """A copy with ``changes`` applied and validated (names in Python or JSON-RPC form)."""
-        data = self.model_dump()
+        """A copy with ``changes`` applied (names in Python or JSON-RPC form). Each changed field is validated
+        as the constructor would; the others, valid already, are not validated again."""
+        copy = self.model_copy()
+        fields = type(self).model_fields
+        validator = type(self).__pydantic_validator__
         for key, value in changes.items():
-            data[key if key in data else _snake(key)] = value
-        return type(self).model_validate(data)
+            # the copy is not shared yet: fill it in field by field, through the fields' own validation
+            validator.validate_assignment(copy, key if key in fields else _snake(key), value)
+        return copy
 
     def hash(self, entry_point: str, chain_id: int, version: str = "0.7") -> bytes:
         """The ``userOpHash`` the EntryPoint (``version`` "0.7" or "0.8") computes for this operation."""

@@ -348,7 +348,7 @@ def test_an_unknown_validator_in_the_nonce(
         nonce_key=net.kind.nonce_key(stranger),
     )
     with pytest.raises(BundlerRejectedError) as info:
-        op = builder.prepare(draft, owner.signer.sign_hash(b"\x11" * 32))
+        op = builder.prepare(draft, owner.signer.sign_hash(b"\x11" * 32)).op
         # Safe7579 checks the Safe owners' signatures instead, which estimation does not enforce
         builder.send(builder.sign(op, owner.signer.sign_hash))
     assert info.value.reason == reason

@@ -10,19 +10,14 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..hexutil import Address, HexData, HexInt
+from ..hexutil import Address, HexData, HexInt, rpc_name
 from ..userop import UserOperation
 
 __all__ = ["Bundler", "FeeQuote", "GasEstimate", "UserOperationReceipt"]
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 class _Rpc(BaseModel):
-    model_config = ConfigDict(alias_generator=_camel, populate_by_name=True, frozen=True, extra="ignore")
+    model_config = ConfigDict(alias_generator=rpc_name, populate_by_name=True, frozen=True, extra="ignore")
 
 
 class GasEstimate(_Rpc):

@@ -12,9 +12,8 @@ from ..deterministic import (
     deterministic_plan,
     verify_deterministic,
 )
-from ..errors import BadInputError, ConfigurationError
+from ..errors import BadInputError, ConfigurationError, DeploymentError
 from ..hexutil import to_address
-from ..local.errors import DeploymentError
 from .settings import Deployments, _address_from
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from ..errors import BadInputError
-from ..hexutil import to_address
+from ..hashing import eip712_domain_separator
+from ..hexutil import address_word, to_address, word
 from ..signing import HashSigner
 from ..userop import UserOperation
 
@@ -57,28 +58,10 @@ STUB_SIGNATURE = bytes.fromhex(
     "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798" + "22" * 32 + "1b"
 )
 
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
-
-
-def _word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-def _address_word(address: str) -> bytes:
-    return bytes(12) + bytes.fromhex(to_address(address)[2:])
-
 
 def domain_separator(paymaster: str, chain_id: int) -> bytes:
     """The EIP-712 domain separator of the paymaster at ``paymaster`` on chain ``chain_id``."""
-    return keccak(
-        _DOMAIN_TYPEHASH
-        + keccak(DOMAIN_NAME.encode())
-        + keccak(DOMAIN_VERSION.encode())
-        + _word(chain_id)
-        + _address_word(paymaster)
-    )
+    return eip712_domain_separator(DOMAIN_NAME, DOMAIN_VERSION, chain_id, to_address(paymaster))
 
 
 def _check_window(valid_until: int, valid_after: int) -> None:
@@ -96,17 +79,17 @@ def sponsorship_hash(
     packed = op.pack()
     struct_hash = keccak(
         SPONSORSHIP_TYPEHASH
-        + _address_word(op.sender)
-        + _word(op.nonce)
+        + address_word(op.sender)
+        + word(op.nonce)
         + keccak(packed.init_code)
         + keccak(op.call_data)
         + packed.account_gas_limits
-        + _word(op.pre_verification_gas)
+        + word(op.pre_verification_gas)
         + packed.gas_fees
-        + _word(op.paymaster_verification_gas_limit)
-        + _word(op.paymaster_post_op_gas_limit)
-        + _word(valid_until)
-        + _word(valid_after)
+        + word(op.paymaster_verification_gas_limit)
+        + word(op.paymaster_post_op_gas_limit)
+        + word(valid_until)
+        + word(valid_after)
     )
     return keccak(b"\x19\x01" + domain_separator(paymaster, chain_id) + struct_hash)
 

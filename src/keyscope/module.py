@@ -1,0 +1,168 @@
+"""The ``SessionKeyValidator`` module as the SDK talks to it: the selectors of its functions, the calls the
+owner and the tools make (encoded) and their answers (decoded), and the one judgement of a session's status
+from what the module and the session's window say.
+
+The session's own schema (the ``Session``, ``Permission`` and ``Rule`` types, their EIP-712 hashes and the
+signature layouts) is :mod:`keyscope.session`; this module is the contract's interface around it
+(``contracts/interfaces/ISessionKeyValidator.sol``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from .chain import read_many
+from .endpoints import Endpoints
+from .grant import SessionGrant
+from .hexutil import keccak, to_address
+from .session import SESSION_ABI_TYPE, Session
+
+__all__ = [
+    "ENABLE_SESSION",
+    "EPOCH_OF",
+    "INVALIDATE_ALL_SESSIONS",
+    "IS_SESSION_ACTIVE",
+    "IS_SESSION_REVOKED",
+    "REVOKE_SESSION",
+    "SessionStatus",
+    "decode_bool",
+    "decode_epoch",
+    "enable_session_data",
+    "epoch_of_data",
+    "read_session_status",
+    "revoke_session_data",
+    "session_flag_calls",
+    "session_status",
+]
+
+ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
+REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
+INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
+"""The whole calldata of ``invalidateAllSessions()``: it takes no argument."""
+IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
+IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
+EPOCH_OF = keccak(b"epochOf(address)")[:4]
+
+
+# -- calls and answers ----------------------------------------------------------------------------------
+
+
+def enable_session_data(session: Session) -> bytes:
+    """Calldata of ``enableSession(session)`` (the owner's on-chain grant)."""
+    return ENABLE_SESSION + abi_encode([SESSION_ABI_TYPE], [session.as_abi()])
+
+
+def revoke_session_data(session_id: bytes) -> bytes:
+    """Calldata of ``revokeSession(sessionId)``."""
+    return REVOKE_SESSION + abi_encode(["bytes32"], [session_id])
+
+
+def epoch_of_data(account: str) -> bytes:
+    """Calldata of ``epochOf(account)``: the epoch enable signatures are bound to."""
+    return EPOCH_OF + abi_encode(["address"], [to_address(account)])
+
+
+def decode_epoch(result: bytes) -> int:
+    """The ``uint32`` answer of ``epochOf``."""
+    return int(abi_decode(["uint32"], result)[0])
+
+
+def decode_bool(result: bytes) -> bool:
+    """The ``bool`` answer of ``isSessionActive`` / ``isSessionRevoked``."""
+    return bool(int.from_bytes(result[:32], "big"))
+
+
+def session_flag_calls(account: str, session_id: bytes) -> tuple[bytes, bytes]:
+    """Calldata of ``isSessionActive(account, sessionId)`` and ``isSessionRevoked(account, sessionId)``."""
+    args = abi_encode(["address", "bytes32"], [to_address(account), session_id])
+    return IS_SESSION_ACTIVE + args, IS_SESSION_REVOKED + args
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+
+class SessionStatus(str, Enum):
+    """Where a session stands. The values are what the tools print."""
+
+    ACTIVE = "active"
+    """Usable now: enabled on chain (or, judged from a store alone, neither revoked nor out of its window)."""
+    NOT_YET_ENABLED = "not yet enabled"
+    """An off-chain grant never used yet: its first operation will enable it."""
+    NOT_YET_VALID = "not yet valid"
+    """Its window has not begun."""
+    EXPIRED = "expired"
+    """Its window has ended."""
+    REVOKED = "revoked"
+    """The owner revoked it (on chain, or in the store of the tools)."""
+    INVALIDATED = "invalidated"
+    """Dead without a revocation of its own: the owner invalidated every session, moved the epoch its
+    enable signature is bound to, or uninstalled the module."""
+
+
+def session_status(
+    grant: SessionGrant,
+    *,
+    revoked: bool,
+    active: bool | None = None,
+    now: float | None = None,
+    enabled: bool | None = None,
+    epoch: int | None = None,
+) -> SessionStatus:
+    """The status of the session of ``grant`` from what is known of it; every tool judges through this.
+
+    * ``revoked``: the module's revocation flag (or a store's);
+    * ``active``: the module's ``isSessionActive``; None when it was not asked: the status is then judged from
+      ``revoked`` and the window alone;
+    * ``now``: the time to judge the window by; None leaves the window out;
+    * ``enabled``: whether the session was enabled on chain before (default: for an on-chain grant): no longer
+      active then means invalidated;
+    * ``epoch``: the account's epoch at the module now; an off-chain grant signed under another one can never
+      be enabled.
+    """
+    if revoked:
+        return SessionStatus.REVOKED
+    if now is not None and grant.valid_until and now > grant.valid_until:
+        return SessionStatus.EXPIRED
+    if active is None or active:
+        if now is not None and now < grant.valid_after:
+            return SessionStatus.NOT_YET_VALID
+        return SessionStatus.ACTIVE
+    was_enabled = grant.how == "onchain" if enabled is None else enabled
+    if was_enabled or (epoch is not None and epoch != grant.epoch):
+        return SessionStatus.INVALIDATED
+    return SessionStatus.NOT_YET_ENABLED
+
+
+def read_session_status(
+    endpoints: Endpoints, grant: SessionGrant, *, now: int | None = None
+) -> SessionStatus:
+    """The status of ``grant``'s session on chain (at ``endpoints``' node and module).
+
+    The module's two flags, the account's epoch and (unless ``now`` is given) the chain's time are read in one
+    round trip; whether the module is still installed on the account is asked only when nothing else explains
+    an off-chain grant never used.
+    """
+    module, account = endpoints.module, grant.account
+    active_call, revoked_call = session_flag_calls(account, grant.session_id)
+    (active, revoked, epoch), _, timestamp = read_many(
+        endpoints.chain,
+        [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
+        timestamp=now is None,
+    )
+    status = session_status(
+        grant,
+        revoked=decode_bool(revoked),
+        active=decode_bool(active),
+        now=timestamp if now is None else now,
+        epoch=decode_epoch(epoch),
+    )
+    if (
+        status is SessionStatus.NOT_YET_ENABLED
+        and endpoints.is_deployed(account)
+        and not endpoints.supports_sessions(account)
+    ):
+        return SessionStatus.INVALIDATED
+    return status
