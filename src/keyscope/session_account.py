@@ -25,7 +25,7 @@ from .execution import Call, encode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address
-from .module import SessionStatus, decode_bool, session_flag_calls, session_status
+from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_calls, session_status
 from .operations import OperationBuilder
 from .session import encode_enable_signature, encode_use_with_key_signature
 from .signing import PLACEHOLDER_ECDSA, HashSigner
@@ -130,10 +130,14 @@ class SessionAccount:
         """The time the window is checked against."""
         return int(self._clock()) if self._clock is not None else self.network.chain.block_timestamp()
 
+    def _module_flag(self, selector: bytes) -> bool:
+        """The module's answer to ``selector(account, sessionId)`` (``isSessionActive``, ``isSessionRevoked``)."""
+        arguments = self._flag_calls[0][4:]
+        return decode_bool(self.network.chain.call(self.network.module, selector + arguments))
+
     def is_enabled(self) -> bool:
         """Whether the session is enabled on chain (an off-chain grant becomes enabled by its first operation)."""
-        active_call, _ = self._flag_calls
-        if not self._enabled and decode_bool(self.network.chain.call(self.network.module, active_call)):
+        if not self._enabled and self._module_flag(IS_SESSION_ACTIVE):
             self._enabled = True
         return self._enabled
 
