@@ -6,7 +6,7 @@ ape run create_account --network URL --bundler URL --deployments FILE --owner AL
 import click
 from ape.cli import ConnectedProviderCommand
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Create a keyscope account for an owner key")

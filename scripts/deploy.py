@@ -12,7 +12,7 @@ addresses on every chain, through the deterministic deployment proxy, and are ve
 import click
 from ape.cli import ConnectedProviderCommand, account_option
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Deploy keyscope's contracts")

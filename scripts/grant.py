@@ -7,7 +7,7 @@
 import click
 from ape.cli import ConnectedProviderCommand
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Grant a session to a session key")

@@ -6,7 +6,7 @@ ape run revoke SESSION_ID --owner ALIAS --network URL --bundler URL
 import click
 from ape.cli import ConnectedProviderCommand
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Revoke a session")

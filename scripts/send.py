@@ -6,7 +6,7 @@ ape run send SESSION_ID TARGET "safeMint(address)" account --wait --network URL 
 import click
 from ape.cli import ConnectedProviderCommand
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="Send a session-signed call")

@@ -6,7 +6,7 @@ ape run sessions --network URL [--account ADDRESS]
 import click
 from ape.cli import ConnectedProviderCommand
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(cls=ConnectedProviderCommand, short_help="List the store's sessions and their state")

@@ -5,7 +5,7 @@ ape run status USER_OP_HASH --bundler URL [--wait]
 
 import click
 
-from keyscope import cli_support as ks
+from keyscope import cli as ks
 
 
 @click.command(short_help="Show a UserOperation's receipt or state")

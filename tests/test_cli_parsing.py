@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyscope.cli_support import parse_amount, parse_call_args, parse_duration, parse_rule, resolve_address
+from keyscope.cli import parse_amount, parse_call_args, parse_duration, parse_rule, resolve_address
 from keyscope.errors import BadInputError, InvalidAbiError
 from keyscope.hexutil import ZERO_ADDRESS, to_address
 from keyscope.policy import parse_signature

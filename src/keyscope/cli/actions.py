@@ -10,6 +10,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 
+from ..accounts import detect_kind
 from ..bundler.client import BundlerClient
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
@@ -214,24 +215,28 @@ def sign_grant_request(owner: Owner, request: GrantRequest) -> SessionGrant:
 
 @dataclass(frozen=True)
 class RevokeResult:
-    """What :func:`revoke_session` did."""
+    """What :func:`revoke_session` did: the store marks the session revoked; ``receipt`` is the owner's
+    ``revokeSession`` operation (None when nothing was sent on chain)."""
 
     grant: SessionGrant
-    receipt: UserOperationReceipt
+    receipt: UserOperationReceipt | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "session_id": hex_of(self.grant.session_id),
             "account": self.grant.account,
             "revoked": True,
-            "receipt": _receipt_dict(self.receipt),
+            "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
         }
 
 
 def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -> Owner:
-    """The :class:`~keyscope.owner.Owner` of the grant's account; for an account not created yet, one whose first
-    operation creates it with the factory call the grant carries."""
+    """The :class:`~keyscope.owner.Owner` of the grant's account (of the kind ``accountId()`` reports, for an
+    account that is not keyscope's own); for an account not created yet, one whose first operation creates it
+    with the factory call the grant carries."""
     if network.is_deployed(grant.account):
+        if grant.account_kind != network.kind.name:
+            network = dataclasses.replace(network, kind=detect_kind(network, grant.account))
         return make_owner(network, signer, grant.account)
     if not grant.factory_data or grant.factory is None:
         raise ConfigurationError(
@@ -260,13 +265,28 @@ def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -
 
 
 def revoke_session(
-    network: Network, signer: HashSigner, store: SessionStore, grant: SessionGrant, *, timeout: float = 60.0
+    grant: SessionGrant,
+    *,
+    store: SessionStore | None = None,
+    network: Network | None = None,
+    signer: HashSigner | None = None,
+    create: bool = True,
+    timeout: float = 60.0,
 ) -> RevokeResult:
-    """Revoke ``grant`` with an owner operation, wait for it, and mark it revoked in ``store``."""
-    _check_grant_network(network, grant)
-    owner = owner_for_grant(network, signer, grant)
-    receipt = owner.revoke(grant).wait(timeout)
-    store.mark_revoked(grant.session_id)
+    """Revoke ``grant``: first in ``store`` when given, so that every worker refuses it at its next send; then,
+    given the ``network`` and the account owner's ``signer``, on chain with an owner operation, waited for.
+
+    An account not created yet is created by that operation with ``create`` (the grant's factory call: its
+    first operation would otherwise create it and enable the session); without ``create`` nothing is sent
+    for it (the result's ``receipt`` is None).
+    """
+    if network is not None:
+        _check_grant_network(network, grant)
+    if store is not None:
+        store.mark_revoked(grant.session_id)
+    if network is None or signer is None or (not create and not network.is_deployed(grant.account)):
+        return RevokeResult(grant, None)
+    receipt = owner_for_grant(network, signer, grant).revoke(grant).wait(timeout)
     return RevokeResult(grant, receipt)
 
 

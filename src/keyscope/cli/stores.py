@@ -14,12 +14,12 @@ from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
 
 def open_session_store(url: str, *, keys: bool) -> SessionStore:
-    """Open the store at ``url``; with ``keys`` (the command reads or writes session keys), with the passphrase
-    in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex digits) in ``KEYSCOPE_STORE_KEK``, one of which must
-    be set. Without ``keys`` no secret is used (grants need none). The folder of a new SQLite file is
-    created."""
-    passphrase = (os.environ.get(ENV_STORE_PASSPHRASE) or None) if keys else None
-    kek_text = (os.environ.get(ENV_STORE_KEK, "").strip() or None) if keys else None
+    """Open the store at ``url`` with the passphrase in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex
+    digits) in ``KEYSCOPE_STORE_KEK`` when one is set (a wrong one is refused at once). With ``keys`` (the
+    command reads or writes session keys) one of them must be set; grants need none. The folder of a new
+    SQLite file is created."""
+    passphrase = os.environ.get(ENV_STORE_PASSPHRASE) or None
+    kek_text = os.environ.get(ENV_STORE_KEK, "").strip() or None
     if passphrase and kek_text:
         raise ConfigurationError(f"set {ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK}, not both")
     if keys and not (passphrase or kek_text):
@@ -56,15 +56,16 @@ def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
     if not digits or len(digits) > 64 or not re.fullmatch(r"[0-9a-f]+", digits):
         raise BadInputError(
             f"{session_id!r} is not a session id: give 0x and 64 hex digits (or a unique prefix), as "
-            "`ape run sessions` lists them"
+            "`ape run sessions` and `keyscope sessions` list them"
         )
     if len(digits) == 64:
         try:
             return store.get_grant("0x" + digits)
         except SessionStoreError:
             raise BadInputError(
-                f"unknown session id 0x{digits} in the store {store.url}: list the sessions with `ape run "
-                "sessions`, or give the --store that holds it"
+                f"unknown session id 0x{digits}: the store {store.url} has no grant with session id 0x{digits}; "
+                "list the sessions with `ape run sessions` or `keyscope sessions`, or give the --store that "
+                "holds it"
             ) from None
     if len(digits) < 4:
         raise BadInputError(f"session id prefix {session_id!r} is too short: give at least 4 hex digits")
@@ -72,7 +73,7 @@ def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
     if not matches:
         raise BadInputError(
             f"no session id starting with 0x{digits} in the store {store.url}: list the sessions with `ape run "
-            "sessions`, or give the --store that holds it"
+            "sessions` or `keyscope sessions`, or give the --store that holds it"
         )
     if len(matches) > 1:
         raise BadInputError(f"session id prefix 0x{digits} matches {len(matches)} sessions: give more digits")

@@ -1,58 +1,22 @@
-"""The sessions of a store with their state on chain, and their listing for people."""
+"""The sessions of a store with their status (on chain, or as the store alone knows it), and their listing for
+people."""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
-
 from ..chain import Chain
+from ..endpoints import Endpoints
 from ..grant import SessionGrant
-from ..network import Network
+from ..module import read_session_status, session_status
 from ..store import SessionStore
-from .output import hex_of
+from ..store.base import normalize_session_id
+from .output import describe_time, hex_of
 from .settings import _address_from, _NoBundler
-
-_IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
-_IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
-_EPOCH_OF = keccak(b"epochOf(address)")[:4]
-
-
-def _module_flag(network: Network, selector: bytes, grant: SessionGrant) -> bool:
-    data = selector + abi_encode(["address", "bytes32"], [grant.account, grant.session_id])
-    return bool(abi_decode(["bool"], network.chain.call(network.module, data))[0])
-
-
-def session_status(network: Network, grant: SessionGrant, *, now: int | None = None) -> str:
-    """The grant's state on chain: ``active``, ``not yet enabled`` (an off-chain grant never used yet),
-    ``not yet valid``, ``expired``, ``revoked``, ``invalidated`` (all sessions invalidated or the module
-    uninstalled), or ``other chain`` / ``other module`` when the grant is not for ``network``."""
-    if (grant.chain_id, grant.module, grant.entry_point) != (
-        network.chain_id,
-        network.module,
-        network.entry_point,
-    ):
-        return "other chain" if grant.chain_id != network.chain_id else "other module"
-    if _module_flag(network, _IS_SESSION_REVOKED, grant):
-        return "revoked"
-    moment = network.chain.block_timestamp() if now is None else now
-    if grant.valid_until and moment > grant.valid_until:
-        return "expired"
-    active = _module_flag(network, _IS_SESSION_ACTIVE, grant)
-    if active:
-        return "not yet valid" if moment < grant.valid_after else "active"
-    if grant.how == "onchain":
-        return "invalidated"
-    epoch = network.chain.call(network.module, _EPOCH_OF + abi_encode(["address"], [grant.account]))
-    if int(abi_decode(["uint32"], epoch)[0]) != grant.epoch:
-        return "invalidated"
-    if network.is_deployed(grant.account) and not network.supports_sessions(grant.account):
-        return "invalidated"
-    return "not yet enabled"
 
 
 @dataclass(frozen=True)
@@ -93,15 +57,6 @@ def describe_permissions(grant: SessionGrant) -> list[str]:
     return [describe_permission(p) for p in grant.session.permissions]
 
 
-def describe_time(moment: int) -> str:
-    """A unix time as UTC text; 0 reads as never."""
-    if not moment:
-        return "never expires"
-    import datetime
-
-    return datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def session_lines(rows: Sequence[SessionRow]) -> list[str]:
     """A listing of sessions for people."""
     if not rows:
@@ -127,7 +82,7 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
     chosen = None if account is None else _address_from(account, "--account")
     chain_id = chain.chain_id()
     now = chain.block_timestamp()
-    networks: dict[tuple[str, str], Network] = {}
+    networks: dict[tuple[str, str], Endpoints] = {}
     rows = []
     for grant in store.list_grants(chosen):
         marked = store.is_revoked(grant.session_id)
@@ -136,10 +91,37 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
             continue
         where = (grant.module, grant.entry_point)
         if where not in networks:
-            networks[where] = Network(
+            networks[where] = Endpoints(
                 chain=chain, bundler=_NoBundler(), module=grant.module, entry_point=grant.entry_point
             )
         network = networks[where]
-        status = session_status(network, grant, now=now) if network.is_deployed(grant.module) else "no module"
-        rows.append(SessionRow(grant, status, marked))
+        if not network.is_deployed(grant.module):
+            rows.append(SessionRow(grant, "no module", marked))
+            continue
+        rows.append(SessionRow(grant, read_session_status(network, grant, now=now).value, marked))
+    return rows
+
+
+def store_sessions(store: SessionStore, account: str | None = None) -> list[dict[str, Any]]:
+    """Every grant in ``store`` (of ``account`` when given), oldest first, as the store alone knows it: its
+    status judged from the store's revocation mark and the window (now), whether its first operation landed,
+    and how many operations are in flight for it."""
+    in_flight = Counter(record.session_id for record in store.pending())
+    now = time.time()
+    rows = []
+    for grant in store.list_grants(account):
+        name = normalize_session_id(grant.session_id)
+        rows.append(
+            {
+                "session_id": name,
+                "account": grant.account,
+                "session_key": grant.session_key,
+                "status": session_status(grant, revoked=store.is_revoked(name), now=now).value,
+                "enabled": store.is_enabled(name),
+                "grant": grant.how,
+                "valid_after": grant.valid_after,
+                "valid_until": grant.valid_until,
+                "pending": in_flight.get(name, 0),
+            }
+        )
     return rows

@@ -1,23 +1,25 @@
-"""What the ``ape run`` scripts in ``scripts/`` share: options, settings, signers, parsers and the actions
-they run, each a thin layer over the SDK.
+"""The command line: the ``keyscope`` command (:mod:`.commands`: an operator's view of a session store shared
+by workers) and the ``ape run`` scripts in ``scripts/``, on one framework: the same options, settings,
+signers, parsers, store, errors, output and actions, each a thin layer over the SDK.
 
 A script parses its options with the decorators of :mod:`.options`, calls one action
 (:func:`create_account`, :func:`grant_session`, :func:`revoke_session`, :func:`send_session_call`,
 :func:`list_sessions`, :func:`operation_status`, :func:`deploy_keyscope`) and prints the result with
 :func:`emit`; :func:`reports_errors` turns any :class:`~keyscope.errors.KeyscopeError` into one
-``error: ...`` line on stderr and exit status 1.
+``error: ...`` line on stderr and exit status 1. The ``keyscope`` command does the same with the store
+actions (:func:`store_sessions`, :func:`revoke_session`).
 
 Settings come from, in this order: the command-line option, its environment variable, the deployments file
 (``--deployments``, as written by ``python -m keyscope.local --json`` or ``ape run deploy --out``), and the
-default. The node is the ape network the command is connected to (``--network``).
+default. A script's node is the ape network the command is connected to (``--network``); the ``keyscope``
+command takes URLs and needs no ape.
 
 One module per concern: :mod:`.output` (errors and what a command prints), :mod:`.settings` (deployments
 files and settings), :mod:`.connection` (the node, the bundler and the checks), :mod:`.options` (click
 options), :mod:`.signers` (the owner's signer), :mod:`.parsing` (command-line text), :mod:`.stores` (the
-session store), :mod:`.listing` (sessions and their state), :mod:`.actions` (what the commands do) and
-:mod:`.deploy` (deploying keyscope); every name of ``__all__`` is importable from the package itself.
-
-Importing this package needs ape (``pip install keyscope[ape]``).
+session store), :mod:`.listing` (sessions and their status), :mod:`.actions` (what the commands do),
+:mod:`.deploy` (deploying keyscope with ape) and :mod:`.commands` (the ``keyscope`` command); every name of
+``__all__`` is importable from the package itself.
 """
 
 from .actions import (
@@ -37,16 +39,16 @@ from .actions import (
     status_bundler,
 )
 from .actions import owner_for_grant as owner_for_grant
+from .commands import main
 from .connection import ape_node, connect, connect_ape, make_bundler
 from .deploy import deploy_keyscope, deploy_keyscope_deterministic
 from .listing import (
     SessionRow,
     describe_permission,
     describe_permissions,
-    describe_time,
     list_sessions,
     session_lines,
-    session_status,
+    store_sessions,
 )
 from .options import (
     ape_account_type,
@@ -56,7 +58,7 @@ from .options import (
     store_option,
     timeout_option,
 )
-from .output import emit, hex_of, json_option, reports_errors
+from .output import describe_time, emit, hex_of, json_option, reports_errors, table
 from .parsing import parse_amount, parse_call_args, parse_duration, parse_rule, resolve_address
 from .settings import (
     DEFAULT_STORE_URL,
@@ -122,6 +124,7 @@ __all__ = [
     "hex_of",
     "json_option",
     "list_sessions",
+    "main",
     "make_bundler",
     "make_owner",
     "open_session_store",
@@ -141,9 +144,10 @@ __all__ = [
     "send_session_call",
     "session_key_from",
     "session_lines",
-    "session_status",
     "sign_grant_request",
     "status_bundler",
     "store_option",
+    "store_sessions",
+    "table",
     "timeout_option",
 ]

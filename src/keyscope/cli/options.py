@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 import click
 
@@ -107,19 +107,32 @@ def connection_options(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def store_option(function: F) -> F:
-    """``--store URL`` (env ``KEYSCOPE_STORE``, default ``sqlite:///.keyscope/sessions.db``); the callback gets
-    ``store_url``."""
-    return click.option(
-        "--store",
-        "store_url",
-        envvar=ENV_STORE,
-        default=DEFAULT_STORE_URL,
-        show_default=True,
-        metavar="URL",
-        help=f"session store (sqlite:///FILE, postgresql://..., or a folder); keys are encrypted with "
-        f"{ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK} [env {ENV_STORE}]",
-    )(function)
+@overload
+def store_option(function: F) -> F: ...
+
+
+@overload
+def store_option(*, required: bool = ...) -> Callable[[F], F]: ...
+
+
+def store_option(function: F | None = None, *, required: bool = False) -> F | Callable[[F], F]:
+    """``--store URL`` (env ``KEYSCOPE_STORE``); the callback gets ``store_url``. Without ``required``, it
+    defaults to ``sqlite:///.keyscope/sessions.db``. Use as ``@store_option`` or ``@store_option(required=True)``."""
+
+    def decorate(callback: F) -> F:
+        return click.option(
+            "--store",
+            "store_url",
+            envvar=ENV_STORE,
+            required=required,
+            default=None if required else DEFAULT_STORE_URL,
+            show_default=not required,
+            metavar="URL",
+            help=f"session store: sqlite:///FILE, postgresql://user@host/db or a folder; keys are encrypted with "
+            f"{ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK} [env {ENV_STORE}]",
+        )(callback)
+
+    return decorate if function is None else decorate(function)
 
 
 def owner_options(*, account: bool = True) -> Callable[[F], F]:

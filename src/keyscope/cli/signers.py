@@ -100,18 +100,22 @@ class ApeAccountSigner:
         )
 
 
-def owner_signer(owner_account: Any = None) -> HashSigner:
-    """The owner's signer: the ape account given (``--owner``), else the key in ``KEYSCOPE_OWNER_KEY``."""
+def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> HashSigner:
+    """The owner's signer: the ape account given (``--owner``), else the key in ``KEYSCOPE_OWNER_KEY``
+    (``ape_accounts`` False: a command without ``--owner``)."""
     if owner_account is not None:
         return ApeAccountSigner(owner_account)
+    other = " (or use --owner ALIAS)" if ape_accounts else ""
     key = os.environ.get(ENV_OWNER_KEY, "").strip()
     if key:
         try:
             return LocalSigner(key)
         except BadInputError:
             raise BadInputError(
-                f"{ENV_OWNER_KEY} is not a private key: give 0x and 64 hex digits (or use --owner ALIAS)"
+                f"{ENV_OWNER_KEY} is not a private key: give 0x and 64 hex digits{other}"
             ) from None
+    if not ape_accounts:
+        raise ConfigurationError(f"no owner key: put the account owner's private key in {ENV_OWNER_KEY}")
     raise ConfigurationError(
         f"no owner key: pass --owner ALIAS (an ape account; TEST::n for a test account) or set {ENV_OWNER}, or "
         f"put the owner's private key in {ENV_OWNER_KEY}"

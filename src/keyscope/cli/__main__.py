@@ -1,0 +1,5 @@
+"""``python -m keyscope.cli``: the ``keyscope`` command."""
+
+from .commands import main
+
+main()

@@ -1,0 +1,226 @@
+"""``keyscope``: the operator's command line for a session store shared by workers.
+
+::
+
+    keyscope sessions --store URL [--account ADDR] [--json]        sessions and their status
+    keyscope outbox   --store URL [--state pending|failed|...]      operations in flight, failed and why
+    keyscope revoke   --store URL SESSION_ID [--node URL --bundler URL]
+                                                                   refuse a session in every worker (and on chain)
+    keyscope recover  --store URL --node URL --bundler URL          finish what dead workers left in flight
+
+The store URL may come from ``KEYSCOPE_STORE``. Secrets come from the environment only (a command line is
+visible to every user of the machine): ``KEYSCOPE_STORE_PASSPHRASE`` or ``KEYSCOPE_STORE_KEK`` (64 hex
+digits) for the store, ``KEYSCOPE_OWNER_KEY`` for the account owner's key when revoking on chain. None of
+these commands reads a session key.
+
+The commands share their options, their store, their errors and their output with the ``ape run`` scripts
+(the rest of this package); they need no ape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..network import connect
+from ..store import OutboxRecord, OutboxState
+from .actions import revoke_session
+from .listing import store_sessions
+from .options import store_option
+from .output import describe_time, emit, json_option, reports_errors, table
+from .signers import owner_signer
+from .stores import find_grant, open_session_store
+
+__all__ = ["main"]
+
+_STATES = ["pending", *(state.value for state in OutboxState)]
+_SEQUENCE_MASK = 2**64 - 1
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Operate a keyscope session store shared by workers."""
+
+
+@main.command()
+@store_option(required=True)
+@click.option("--account", default=None, metavar="ADDRESS", help="Only this account's sessions.")
+@json_option
+@reports_errors
+def sessions(store_url: str, account: str | None, as_json: bool) -> None:
+    """List the stored sessions with their status, and how many operations each has in flight."""
+    with open_session_store(store_url, keys=False) as store:
+        rows = store_sessions(store, account)
+    listing = table(
+        f"{len(rows)} session(s) in {store_url.split('?')[0]}",
+        ("session id", "account", "session key", "status", "enabled", "valid until", "in flight"),
+        [
+            (
+                row["session_id"],
+                row["account"],
+                row["session_key"],
+                row["status"],
+                "yes" if row["enabled"] else "no",
+                describe_time(row["valid_until"], never="never"),
+                str(row["pending"]),
+            )
+            for row in rows
+        ],
+        right=("in flight",),
+    )
+    emit(as_json, rows, listing)
+
+
+def _record_row(record: OutboxRecord) -> dict[str, Any]:
+    return {
+        "intent_id": record.intent_id,
+        "state": record.state.value,
+        "user_op_hash": record.user_op_hash,
+        "account": record.account,
+        "session_id": record.session_id,
+        "lane": record.lane,
+        "nonce": record.op.nonce & _SEQUENCE_MASK,
+        "attempts": record.attempts,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "tx_hash": record.tx_hash,
+        "success": record.success,
+        "error": record.error,
+    }
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    if row["state"] == "failed":
+        return str(row["error"] or "")
+    if row["state"] == "included":
+        return f"tx {row['tx_hash']}" + ("" if row["success"] else " (call reverted)")
+    return ""
+
+
+@main.command()
+@store_option(required=True)
+@click.option(
+    "--state",
+    type=click.Choice(_STATES),
+    default=None,
+    help="pending (built or sent: what a recovery must finish), or one state.",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest records.")
+@json_option
+@reports_errors
+def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None:
+    """Show the outbox: what is in flight, what landed, what failed and why."""
+    with open_session_store(store_url, keys=False) as store:
+        if state == "pending":
+            records = store.pending()[-limit:][::-1]
+        else:
+            records = store.list_outbox(state, limit=limit)
+    rows = [_record_row(record) for record in records]
+    listing = table(
+        f"{len(rows)} outbox record(s)" + (f" ({state})" if state else ""),
+        ("intent", "state", "attempts", "lane", "nonce", "updated", "userOpHash", "outcome"),
+        [
+            (
+                row["intent_id"],
+                row["state"],
+                str(row["attempts"]),
+                str(row["lane"]),
+                str(row["nonce"]),
+                describe_time(row["updated_at"], never=""),
+                row["user_op_hash"],
+                _outcome(row),
+            )
+            for row in rows
+        ],
+        right=("attempts", "lane", "nonce"),
+    )
+    emit(as_json, rows, listing)
+
+
+@main.command()
+@store_option(required=True)
+@click.argument("session_id")
+@click.option("--node", default=None, metavar="URL", help="Also revoke on chain: the node's JSON-RPC URL.")
+@click.option("--bundler", default=None, metavar="URL", help="Also revoke on chain: the bundler's URL.")
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for inclusion."
+)
+@reports_errors
+def revoke(store_url: str, session_id: str, node: str | None, bundler: str | None, timeout: float) -> None:
+    """Revoke SESSION_ID in the store, so that every worker refuses it at its next send.
+
+    With --node and --bundler, also revoke it on chain: the account's owner sends ``revokeSession`` (the
+    owner's key comes from $KEYSCOPE_OWNER_KEY).
+    """
+    if (node is None) != (bundler is None):
+        raise click.UsageError("give both --node and --bundler to revoke on chain, or neither")
+    with open_session_store(store_url, keys=False) as store:
+        grant = find_grant(store, session_id)
+        revoke_session(grant, store=store)
+    click.echo(
+        f"session 0x{grant.session_id.hex()} of {grant.account} is revoked in the store: every worker refuses it"
+    )
+    if node is None or bundler is None:
+        return
+    network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+    result = revoke_session(
+        grant, network=network, signer=owner_signer(ape_accounts=False), create=False, timeout=timeout
+    )
+    if result.receipt is None:
+        click.echo(
+            f"the account {grant.account} has no code yet, so there is nothing to revoke on chain: the store "
+            "refuses the session. Revoke it on chain once the account exists, or have the owner invalidate "
+            "every session"
+        )
+        return
+    click.echo(
+        f"revoked on chain in transaction 0x{result.receipt.transaction_hash.hex()} "
+        f"(block {result.receipt.block_number})"
+    )
+
+
+@main.command()
+@store_option(required=True)
+@click.option("--node", required=True, metavar="URL", help="The node's JSON-RPC URL.")
+@click.option("--bundler", required=True, metavar="URL", help="The bundler's URL.")
+@click.option("--older-than", type=float, default=None, help="Only records untouched for that many seconds.")
+@click.option(
+    "--wait", type=float, default=60.0, show_default=True, help="Seconds to follow resent operations."
+)
+@json_option
+@reports_errors
+def recover(
+    store_url: str, node: str, bundler: str, older_than: float | None, wait: float, as_json: bool
+) -> None:
+    """Finish what was in flight: mark landed operations included, resend (the same operation) what a
+    bundler lost, fail what can never land. Builds nothing new, needs no session key."""
+    from ..scale import SessionWorker  # the worker machinery, only for this command
+
+    with open_session_store(store_url, keys=False) as store:
+        pending = store.pending(older_than=older_than)
+        if not pending:
+            emit(as_json, {"examined": 0}, ["nothing in flight"])
+            return
+        grant = store.get_grant(pending[0].session_id)
+        net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+        worker = SessionWorker(store, net, worker_id="keyscope-recover")
+        try:
+            report = worker.recover(older_than=older_than, wait=wait)
+        finally:
+            worker.close(timeout=0)
+    emit(
+        as_json,
+        {
+            "examined": report.examined,
+            "included": report.included,
+            "failed": report.failed,
+            "resent": report.resent,
+            "waiting": report.waiting,
+        },
+        [
+            str(report),
+            *(f"  failed  {intent}: {reason}" for intent, reason in report.failed.items()),
+            *(f"  waiting {intent}: {reason}" for intent, reason in report.waiting.items()),
+        ],
+    )
