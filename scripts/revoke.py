@@ -1,6 +1,9 @@
-"""Revoke a session with an owner operation, and mark it revoked in the store.
+"""Revoke a session: mark it revoked in the store, and revoke it on chain with an owner operation.
 
 ape run revoke SESSION_ID --owner ALIAS --network URL --bundler URL
+
+The store marks it revoked first (every worker refuses it at once), then the owner's operation revokes it on
+chain, creating the account first when the grant's first operation would otherwise create it.
 """
 
 import click
@@ -28,7 +31,9 @@ def cli(session_id, connection, owner_account, store_url, timeout, as_json):
             module=grant.module,
             entry_point=grant.entry_point,
         )
-        result = ks.revoke_session(network, ks.owner_signer(owner_account), store, grant, timeout=timeout)
+        result = ks.revoke_session(
+            grant, store=store, network=network, signer=ks.owner_signer(owner_account), timeout=timeout
+        )
     ks.emit(
         as_json,
         result.to_dict(),

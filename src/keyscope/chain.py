@@ -159,6 +159,19 @@ def _rpc_revert_data(error: JsonRpcError) -> bytes | None:
     return None
 
 
+@contextmanager
+def _reverts(method: str, to: str | None) -> Iterator[None]:
+    """A JSON-RPC error that carries revert data becomes :class:`~keyscope.errors.CallRevertedError`; any other
+    passes through."""
+    try:
+        yield
+    except JsonRpcError as exc:
+        revert = _rpc_revert_data(exc)
+        if revert is None:
+            raise
+        raise _revert_error(method, to, revert) from exc
+
+
 class RpcChain:
     """:class:`Chain` over JSON-RPC to ``url``; ``timeout`` bounds each request in seconds."""
 
@@ -256,13 +269,8 @@ class RpcChain:
         if sender is not None:
             tx["from"] = sender
         params = [self._rpc_tx(tx), self._rpc_block(block)]
-        try:
+        with _reverts(method, to_address(to)):
             result = self.client.request(method, params)
-        except JsonRpcError as exc:
-            revert = _rpc_revert_data(exc)
-            if revert is None:
-                raise
-            raise _revert_error(method, to_address(to), revert) from exc
         return self._data(method, result)
 
     def read_many(
@@ -276,13 +284,8 @@ class RpcChain:
         requests.extend(("eth_getCode", [to_address(address), "latest"]) for address in codes)
         if timestamp:
             requests.append(("eth_getBlockByNumber", ["latest", False]))
-        try:
+        with _reverts("eth_call", None):
             results = self.client.batch(requests)
-        except JsonRpcError as exc:
-            revert = _rpc_revert_data(exc)
-            if revert is None:
-                raise
-            raise _revert_error("eth_call", None, revert) from exc
         data = [self._data("eth_call", result) for result in results[: len(calls)]]
         code = [self._data("eth_getCode", result) for result in results[len(calls) : len(calls) + len(codes)]]
         if not timestamp:
@@ -320,13 +323,8 @@ class RpcChain:
         """``eth_estimateGas``; a revert raises :class:`~keyscope.errors.CallRevertedError`."""
         method = "eth_estimateGas"
         params = [self._rpc_tx(tx)]
-        try:
+        with _reverts(method, params[0].get("to")):
             return self._quantity(method, params)
-        except JsonRpcError as exc:
-            revert = _rpc_revert_data(exc)
-            if revert is None:
-                raise
-            raise _revert_error(method, params[0].get("to"), revert) from exc
 
     def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
         """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
@@ -336,13 +334,8 @@ class RpcChain:
         """``eth_sendTransaction``; the node must unlock ``tx["from"]`` (anvil does for its dev accounts)."""
         method = "eth_sendTransaction"
         params = [self._rpc_tx(tx)]
-        try:
+        with _reverts(method, params[0].get("to")):
             result = self.client.request(method, params)
-        except JsonRpcError as exc:
-            revert = _rpc_revert_data(exc)
-            if revert is None:
-                raise
-            raise _revert_error(method, params[0].get("to"), revert) from exc
         tx_hash = self._data(method, result)
         if len(tx_hash) != 32:
             raise self._malformed(method, result, "a 32-byte transaction hash")

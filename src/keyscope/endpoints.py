@@ -73,7 +73,11 @@ class Endpoints:
         owner_validator: str | None = None,
         timeout: float = 30.0,
     ) -> _E:
-        """From URLs (or ready :class:`~keyscope.chain.Chain` / bundler / paymaster objects)."""
+        """From URLs (or ready :class:`~keyscope.chain.Chain` / bundler / paymaster objects); ``timeout`` bounds
+        each request in seconds. ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given,
+        operations are sponsored. Without ``kind``, each account's kind is found out (:meth:`kind_for`);
+        ``owner_validator`` is the validator module owners sign through on accounts that have one (Nexus,
+        Safe7579, ERC-7579 reference accounts). :func:`keyscope.connect` is ``Network.from_urls``."""
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):

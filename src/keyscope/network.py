@@ -6,15 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accounts import AccountKind
-from .artifacts import ENTRY_POINT_V07
-from .bundler.types import Bundler
-from .chain import Chain
 from .endpoints import Endpoints
 from .grant import SessionGrant
 from .keys import SessionKey
 from .owner import Owner
-from .paymaster import PaymasterClient
 from .session_account import SessionAccount
 from .signing import HashSigner
 
@@ -43,33 +38,5 @@ class Network(Endpoints):
         return SessionAccount(grant, key, network=self, **options)
 
 
-def connect(
-    node: str | Chain,
-    bundler: str | Bundler,
-    *,
-    module: str,
-    entry_point: str = ENTRY_POINT_V07,
-    factory: str | None = None,
-    paymaster: str | PaymasterClient | None = None,
-    kind: AccountKind | None = None,
-    owner_validator: str | None = None,
-    timeout: float = 30.0,
-) -> Network:
-    """A :class:`Network` from URLs (or ready :class:`~keyscope.chain.Chain` / bundler objects).
-
-    ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given, operations are sponsored.
-    Without ``kind``, each account's kind is found out (:meth:`Network.kind_for`); ``owner_validator`` is the
-    validator module owners sign through on accounts that have one (Nexus, Safe7579, ERC-7579 reference
-    accounts).
-    """
-    return Network.from_urls(
-        node,
-        bundler,
-        module=module,
-        entry_point=entry_point,
-        factory=factory,
-        paymaster=paymaster,
-        kind=kind,
-        owner_validator=owner_validator,
-        timeout=timeout,
-    )
+connect = Network.from_urls
+"""``connect(node, bundler, *, module, ...)``: a :class:`Network` from URLs (see :meth:`Network.from_urls`)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
@@ -40,55 +39,21 @@ DEFAULT_MAX_GAS_COST = 5 * 10**16
 """The per-operation gas cost cap sessions get unless the owner chooses another: 0.05 ether."""
 
 
-@dataclass(frozen=True)
-class GrantRequest:
-    """A session ready for the owner's one signature: show :attr:`typed_data` to the owner's wallet
-    (``eth_signTypedData_v4``), then :meth:`complete` with the signature.
-
-    :attr:`grant` is the off-chain grant as it will be, without the owner's signature yet.
-    """
-
-    grant: SessionGrant
-
-    @property
-    def session(self) -> Session:
-        return self.grant.session
-
-    @property
-    def account(self) -> str:
-        return self.grant.account
-
-    @property
-    def module(self) -> str:
-        return self.grant.module
-
-    @property
-    def chain_id(self) -> int:
-        return self.grant.chain_id
-
-    @property
-    def session_id(self) -> bytes:
-        """The id the session will have on chain."""
-        return self.grant.session_id
-
-    @property
-    def typed_data(self) -> dict[str, Any]:
-        """The EIP-712 typed data the owner signs."""
-        return self.grant.typed_data
-
-    @property
-    def digest(self) -> bytes:
-        """The EIP-712 digest of :attr:`typed_data`."""
-        return self.grant.digest
+class GrantRequest(SessionGrant):
+    """A session ready for the owner's one signature: the off-chain :class:`~keyscope.grant.SessionGrant` as it
+    will be, without the signature. Show :attr:`typed_data` to the owner's wallet (``eth_signTypedData_v4``),
+    then :meth:`complete` with the signature."""
 
     def complete(self, owner_signature: bytes | str) -> SessionGrant:
         """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature`` (bytes or hex)."""
         signature = to_bytes(owner_signature, name="the owner's signature")
-        return self.grant.model_copy(update={"owner_signature": signature})
+        return SessionGrant.model_construct(**{**dict(self), "owner_signature": signature})
 
     def enabled_on_chain(self) -> SessionGrant:
         """The :class:`~keyscope.grant.SessionGrant` of this session once ``enableSession`` has landed."""
-        return self.grant.model_copy(update={"how": "onchain", "factory": None, "factory_data": b""})
+        return SessionGrant.model_construct(
+            **{**dict(self), "how": "onchain", "factory": None, "factory_data": b""}
+        )
 
 
 class PendingGrant:
@@ -319,19 +284,17 @@ class Owner:
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         return GrantRequest(
-            SessionGrant(
-                session=session,
-                account=self.account,
-                module=net.module,
-                chain_id=net.chain_id,
-                entry_point=net.entry_point,
-                epoch=epoch,
-                session_id=session.session_id(self.account, epoch),
-                how="offchain",
-                account_kind=self.kind.name,
-                factory=self.factory if creates else None,
-                factory_data=self._factory_data if creates else b"",
-            )
+            session=session,
+            account=self.account,
+            module=net.module,
+            chain_id=net.chain_id,
+            entry_point=net.entry_point,
+            epoch=epoch,
+            session_id=session.session_id(self.account, epoch),
+            how="offchain",
+            account_kind=self.kind.name,
+            factory=self.factory if creates else None,
+            factory_data=self._factory_data if creates else b"",
         )
 
     def sign_grant(self, request: GrantRequest) -> SessionGrant:

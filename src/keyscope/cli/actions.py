@@ -10,7 +10,6 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 
-from ..accounts import detect_kind
 from ..bundler.client import BundlerClient
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
@@ -231,12 +230,11 @@ class RevokeResult:
 
 
 def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -> Owner:
-    """The :class:`~keyscope.owner.Owner` of the grant's account (of the kind ``accountId()`` reports, for an
-    account that is not keyscope's own); for an account not created yet, one whose first operation creates it
-    with the factory call the grant carries."""
+    """The :class:`~keyscope.owner.Owner` of the grant's account (its kind found out, the grant's own where the
+    account does not say it); for an account not created yet, one whose first operation creates it with the
+    factory call the grant carries."""
     if network.is_deployed(grant.account):
-        if grant.account_kind != network.kind.name:
-            network = dataclasses.replace(network, kind=detect_kind(network, grant.account))
+        network.kind_for(grant.account, named=grant.account_kind)  # remembered for the owner
         return make_owner(network, signer, grant.account)
     if not grant.factory_data or grant.factory is None:
         raise ConfigurationError(
