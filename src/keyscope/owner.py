@@ -236,18 +236,27 @@ class Owner:
             self._builder.deployed.add(self.account)
         return decode_epoch(epoch), deployed, now
 
-    @staticmethod
-    def _session(
+    def session_for(
+        self,
         key: Any,
         permissions: Iterable[Permission],
-        now: int | None,
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
         valid_until: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         salt: int | None = None,
+        now: int | None = None,
     ) -> Session:
+        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
+
+        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
+        ``valid_for`` seconds from ``now`` (default: the chain's latest block time). ``max_gas_cost``: the most
+        one operation may cost the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session
+        key cannot drain the account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
+        """
+        if valid_for is not None and now is None:
+            now = self.network.chain.block_timestamp()
         return Session(
             session_key=to_address(key, name="session key"),
             valid_after=valid_after,
@@ -257,22 +266,11 @@ class Owner:
             permissions=tuple(permissions),
         )
 
-    def session_for(self, key: Any, permissions: Iterable[Permission], **window: Any) -> Session:
-        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
-
-        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
-        ``valid_for`` seconds from now (the chain's clock). ``max_gas_cost``: the most one operation may cost
-        the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot drain the
-        account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
-        """
-        now = self.network.chain.block_timestamp() if window.get("valid_for") is not None else None
-        return self._session(key, permissions, now, **window)
-
     def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
         """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for`
         for the window options). The chain is asked once, for the epoch, the account's code and the time."""
         epoch, deployed, now = self._grant_state(clock=window.get("valid_for") is not None)
-        return self._request(self._session(key, permissions, now, **window), epoch, deployed)
+        return self._request(self.session_for(key, permissions, now=now, **window), epoch, deployed)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
