@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, fixed_signer, one_core, ratio
-from eth_utils import keccak
 
 from keyscope import PolicyChecker, SessionAccount
 from keyscope.accounts import KeyscopeAccountKind
@@ -36,6 +35,7 @@ from keyscope.calls import function_call
 from keyscope.execution import encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import user_op_hash_v07
+from keyscope.module import IS_SESSION_ACTIVE
 from keyscope.network import Network
 from keyscope.policy import Policy, arg
 from keyscope.session import Session
@@ -48,7 +48,6 @@ MODULE = fixed_signer("sdk/module").address
 NFT = fixed_signer("sdk/nft").address
 RECIPIENT = fixed_signer("sdk/recipient").address
 OPERATIONS = 200
-_IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 """Distinct operations (nonces) both sides hash and sign, round after round."""
 
 
@@ -69,7 +68,7 @@ class StillChain:
 
     def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
         # isSessionActive: true; isSessionRevoked (and anything else): false
-        return (int(data[:4] == _IS_SESSION_ACTIVE)).to_bytes(32, "big")
+        return (int(data[:4] == IS_SESSION_ACTIVE)).to_bytes(32, "big")
 
 
 class StillBundler:
