@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -403,7 +402,9 @@ def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_ref
     key = SessionKey.generate()
     request = plain.owner(signer, account).prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
     assert request.account_kind == "msa"
-    shaped_wrong = replace(request, account_kind="keyscope").complete(signer.sign_hash(request.digest))
+    shaped_wrong = request.model_copy(update={"account_kind": "keyscope"}).complete(
+        signer.sign_hash(request.digest)
+    )
     with pytest.raises(AccountSetupError) as refused:
         plain.session(shaped_wrong, key).execute(stack.nft, MINT, recipient)
     message = str(refused.value)
