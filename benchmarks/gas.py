@@ -359,6 +359,13 @@ def mint_permission(nft: str, recipient: str, rules: int) -> Permission:
     return Policy.call(nft, "safeMint(address to)", rules=pool[:rules])
 
 
+def word_permission(nft: str, recipient: str) -> Permission:
+    """``mintBatch(address to, uint256 count)`` with two rules on the 256-bit ``count`` (the cheapest type to
+    check), holding for ``count`` 2."""
+    rules = [arg("count") >= 1, arg("count") <= 3]
+    return Policy.call(nft, "mintBatch(address to,uint256 count)", rules=rules)
+
+
 def withdraw_call(entry_point: str, account: str, amount: int) -> Call:
     return Call(entry_point, 0, WITHDRAW_TO + abi_encode(["address", "uint256"], [account, amount]))
 
@@ -391,6 +398,8 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     # the module's lane 0, which every session row below uses (the SDK would give each session a lane of its
     # own, whose first use is the 'lane's first use' row)
     lab.send(lab.signed(lab.session_draft(owner.account, keys[HEADLINE_RULES], [mint])))
+    word_key = SessionKey(fixed_signer("gas/key-word-rules").private_key)
+    owner.grant(word_key, [word_permission(stack.nft, recipient)], onchain=True, salt=200)
     headline_permission = mint_permission(stack.nft, recipient, HEADLINE_RULES)
     enable_key = SessionKey(fixed_signer("gas/key-enable").private_key)
     offchain = owner.grant(enable_key, [headline_permission], salt=100)
@@ -414,6 +423,13 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
             )
         )
     headline = rows[f"session_{HEADLINE_RULES}_rules"]
+    mint_two = function_call(stack.nft, "mintBatch(address,uint256)", recipient, 2)
+    keep(lab.measure("owner_mint_batch", lambda: lab.owner_draft(owner, [mint_two])))
+    keep(
+        lab.measure(
+            "session_2_word_rules", lambda: lab.session_draft(owner.account, word_key, [mint_two])
+        )
+    )
 
     log("gas: batches of 1, 5 and 10 calls")
     for size in BATCH_SIZES:
