@@ -425,11 +425,7 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     headline = rows[f"session_{HEADLINE_RULES}_rules"]
     mint_two = function_call(stack.nft, "mintBatch(address,uint256)", recipient, 2)
     keep(lab.measure("owner_mint_batch", lambda: lab.owner_draft(owner, [mint_two])))
-    keep(
-        lab.measure(
-            "session_2_word_rules", lambda: lab.session_draft(owner.account, word_key, [mint_two])
-        )
-    )
+    keep(lab.measure("session_2_word_rules", lambda: lab.session_draft(owner.account, word_key, [mint_two])))
 
     log("gas: batches of 1, 5 and 10 calls")
     for size in BATCH_SIZES:

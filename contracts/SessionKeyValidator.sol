@@ -8,10 +8,244 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 
+/// @title PermissionHeader
+/// @notice Decodes and encodes a permission's header word: one per (key, target, selector) and account.
+/// @dev Bit ranges, least significant first:
+///
+///     [  0,  48)  validAfter             [ 48,  96)  validUntil (0: none)    [ 96, 192)  valueLimit (wei)
+///     [192, 200)  permission index       [200, 208)  rule count              [208, 248)  gas cap in gwei (0: none)
+///     [248, 249)  live flag              [249, 252)  paymaster count         [252, 256)  zero
+///
+/// The paymasters the session lets go uncapped follow the permission's rule words in storage.
+library PermissionHeader {
+    uint256 internal constant LIVE = 1 << 248;
+
+    /// @dev The header of a live permission.
+    function encode(
+        uint256 validAfter_,
+        uint256 validUntil_,
+        uint256 valueLimit_,
+        uint256 permissionIndex_,
+        uint256 ruleCount_,
+        uint256 gasCapGwei_,
+        uint256 paymasterCount_
+    ) internal pure returns (uint256) {
+        return validAfter_ | (validUntil_ << 48) | (valueLimit_ << 96) | (permissionIndex_ << 192)
+            | (ruleCount_ << 200) | (gasCapGwei_ << 208) | LIVE | (paymasterCount_ << 249);
+    }
+
+    function isLive(uint256 header) internal pure returns (bool) {
+        return header & LIVE != 0;
+    }
+
+    function validAfter(uint256 header) internal pure returns (uint256) {
+        return uint48(header);
+    }
+
+    function validUntil(uint256 header) internal pure returns (uint256) {
+        return uint48(header >> 48);
+    }
+
+    function valueLimit(uint256 header) internal pure returns (uint256) {
+        return uint96(header >> 96);
+    }
+
+    function permissionIndex(uint256 header) internal pure returns (uint256) {
+        return uint8(header >> 192);
+    }
+
+    function ruleCount(uint256 header) internal pure returns (uint256) {
+        return uint8(header >> 200);
+    }
+
+    function gasCapGwei(uint256 header) internal pure returns (uint256) {
+        return uint40(header >> 208);
+    }
+
+    function paymasterCount(uint256 header) internal pure returns (uint256) {
+        return (header >> 249) & 7;
+    }
+}
+
+/// @title SessionMeta
+/// @notice Decodes and encodes a session's meta word: one per session id and account.
+/// @dev Bit ranges, least significant first:
+///
+///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked)
+///     [200, 208)  permission count                     [208, 224)  index in the account's live list
+library SessionMeta {
+    uint8 internal constant STATUS_NONE = 0;
+    uint8 internal constant STATUS_ACTIVE = 1;
+    uint8 internal constant STATUS_REVOKED = 2;
+
+    /// @dev The meta word of a revoked session (kept forever, so the id can never be enabled again).
+    uint256 internal constant REVOKED = uint256(STATUS_REVOKED) << 192;
+
+    function encode(address key_, uint256 epoch_, uint256 permissionCount_, uint256 liveIndex_)
+        internal
+        pure
+        returns (uint256)
+    {
+        return uint256(uint160(key_)) | (epoch_ << 160) | (uint256(STATUS_ACTIVE) << 192) | (permissionCount_ << 200)
+            | (liveIndex_ << 208);
+    }
+
+    function key(uint256 meta) internal pure returns (address) {
+        return address(uint160(meta));
+    }
+
+    function epoch(uint256 meta) internal pure returns (uint32) {
+        return uint32(meta >> 160);
+    }
+
+    function status(uint256 meta) internal pure returns (uint8) {
+        return uint8(meta >> 192);
+    }
+
+    function permissionCount(uint256 meta) internal pure returns (uint256) {
+        return uint8(meta >> 200);
+    }
+
+    function liveIndex(uint256 meta) internal pure returns (uint256) {
+        return uint16(meta >> 208);
+    }
+
+    /// @dev `meta` with its live-list index replaced.
+    function withLiveIndex(uint256 meta, uint256 index) internal pure returns (uint256) {
+        return (meta & ~(uint256(0xffff) << 208)) | (index << 208);
+    }
+
+    /// @dev Whether the session is enabled and belongs to the account's current `epoch_` (an uninstall or
+    ///      invalidateAllSessions since it was enabled makes it dead, whatever its status says).
+    function isActiveAt(uint256 meta, uint32 epoch_) internal pure returns (bool) {
+        return status(meta) == STATUS_ACTIVE && epoch(meta) == epoch_;
+    }
+}
+
+/// @title RuleWord
+/// @notice Decodes the first storage word of a rule.
+/// @dev Bit ranges, least significant first:
+///
+///     [  0, 216)  first value, inline (sign-extended from bit 215 when SIGNED) unless WIDE
+///     [216, 224)  argType to check the word against (0: none; 256-bit types are stored as 0)
+///     [224, 232)  value count
+///     [232, 240)  condition (0..7) | SIGNED (0x40) | WIDE (0x80); both flags exist in storage only
+///     [240, 256)  offset
+///
+/// followed by the first value when WIDE, then values 2..n (IN_RANGE's high end, ONE_OF's other values).
+library RuleWord {
+    /// @dev The words compare as int256 (the argType is an intN).
+    uint256 internal constant SIGNED = 0x40;
+    /// @dev The first value does not fit inline and sits in the next word.
+    uint256 internal constant WIDE = 0x80;
+    uint256 internal constant INLINE_BITS = 216;
+    uint256 internal constant INLINE_MASK = (1 << INLINE_BITS) - 1;
+
+    function encode(uint256 offset_, uint256 flags_, uint256 valueCount_, uint256 checkedType_, uint256 inline_)
+        internal
+        pure
+        returns (uint256)
+    {
+        return (offset_ << 240) | (flags_ << 232) | (valueCount_ << 224) | (checkedType_ << 216) | inline_;
+    }
+
+    function offset(uint256 word) internal pure returns (uint256) {
+        return word >> 240;
+    }
+
+    /// @dev The condition byte: the comparison in the low 4 bits, with the SIGNED and WIDE flags.
+    function flags(uint256 word) internal pure returns (uint256) {
+        return (word >> 232) & 0xff;
+    }
+
+    function valueCount(uint256 word) internal pure returns (uint256) {
+        return uint8(word >> 224);
+    }
+
+    function checkedType(uint256 word) internal pure returns (uint256) {
+        return uint8(word >> 216);
+    }
+
+    /// @dev The inline first value as a full word. SIGNEXTEND(b, x) copies bit 8b+7 of x (the top bit of its
+    ///      byte b, counting from the least significant byte) into every higher bit: b = 26 copies bit 215, the
+    ///      inline field's sign bit, so a signed value comes back as its int256 word.
+    function inlineValue(uint256 word) internal pure returns (uint256 value) {
+        if (flags(word) & SIGNED != 0) {
+            assembly ("memory-safe") {
+                value := signextend(26, word)
+            }
+        } else {
+            value = word & INLINE_MASK;
+        }
+    }
+
+    /// @dev Whether `value` can be stored inline, in 216 bits (sign-extended when `signed`).
+    function fitsInline(uint256 value, bool signed) internal pure returns (bool fits) {
+        if (!signed) return value >> INLINE_BITS == 0;
+        assembly ("memory-safe") {
+            fits := eq(signextend(26, value), value)
+        }
+    }
+}
+
+/// @title ArgType
+/// @notice The ABI type of a rule's argument, in one byte, and what its canonical word is.
+/// @dev Bits 5-7 are the kind, bits 0-4 the number of bytes `p` the type leaves out of the 32-byte word:
+///
+///     kind      | types                       | code            | canonical word (what ABI coder v2 accepts)
+///     0 uint    | uint256 .. uint8, address   | 0x00 + p        | the high p bytes zero (address: p = 12)
+///     1 int     | int256 .. int8              | 0x20 + p        | sign-extended from bit 255 - 8p
+///     2 bytes   | bytes32 .. bytes1           | 0x40 + p        | the low p bytes zero
+///     3 bool    | bool                        | 0x60            | 0 or 1
+///
+/// p = 0 (uint256, int256, bytes32) accepts every word. Enums are uint8 in the ABI.
+library ArgType {
+    uint256 internal constant KIND_UINT = 0;
+    uint256 internal constant KIND_INT = 1;
+    uint256 internal constant KIND_BYTES = 2;
+    uint256 internal constant KIND_BOOL = 3;
+    uint256 internal constant BOOL = 0x60;
+
+    function kind(uint256 argType) internal pure returns (uint256) {
+        return argType >> 5;
+    }
+
+    /// @dev Bytes of the word the type leaves out (zero or sign-extension).
+    function padding(uint256 argType) internal pure returns (uint256) {
+        return argType & 0x1f;
+    }
+
+    /// @dev Whether `argType` is a type code (kind 0-2 with any padding, or exactly BOOL).
+    function isValid(uint256 argType) internal pure returns (bool) {
+        return kind(argType) < KIND_BOOL || argType == BOOL;
+    }
+
+    function isSigned(uint256 argType) internal pure returns (bool) {
+        return kind(argType) == KIND_INT;
+    }
+
+    /// @dev Whether some words are not canonical for the type (every type but the 256-bit ones).
+    function restricts(uint256 argType) internal pure returns (bool) {
+        return padding(argType) != 0 || argType == BOOL;
+    }
+
+    /// @dev Whether `word` is the canonical ABI encoding of a value of `argType` (a valid type code).
+    function isCanonical(uint256 argType, uint256 word) internal pure returns (bool ok) {
+        assembly ("memory-safe") {
+            let unused := shl(3, and(argType, 0x1f)) // the bits the type leaves out of the word
+            switch shr(5, argType)
+            case 0 { ok := iszero(shr(sub(256, unused), word)) } // uintN: the high bits zero
+            case 1 { ok := eq(signextend(sub(31, shr(3, unused)), word), word) } // intN: sign-extended
+            case 2 { ok := iszero(shl(sub(256, unused), word)) } // bytesN: the low bits zero
+            default { ok := lt(word, 2) } // bool
+        }
+    }
+}
+
 /// @title SessionKeyValidator
 /// @notice ERC-7579 validator (module type 1) that lets a session key sign UserOperations for a smart
-///         account, but only for the calls, argument values, native value and time window the account's
-///         owner granted.
+///         account, but only for the calls, argument values, native value, time window and gas cost the
+///         account's owner granted.
 /// @dev Select it through the UserOperation nonce key as the account requires (on ERC-7579 reference-style
 ///      accounts: the top 20 bytes of the 192-bit key). The module knows nothing else of the account: it keys
 ///      all storage by `msg.sender`, asks the account for the owner's ERC-1271 verdict, and accepts exactly the
@@ -26,20 +260,22 @@ import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 /// USE recovers the key from the signature and looks its permissions up. USE_WITH_KEY names the key, so the
 /// whole policy check runs before the signature is checked: bundlers estimate gas with it and a dummy
 /// signature. ENABLE stores a session granted off-chain by one owner signature (EIP-712, checked through the
-/// account's ERC-1271 `isValidSignature`), then validates the operation as USE_WITH_KEY does.
+/// account's ERC-1271 `isValidSignature`), then validates the operation as USE_WITH_KEY does. All three check
+/// the session key's signature the same way ({_recover}).
 ///
 /// Failure policy: a signature that does not verify, an unknown key, or (in USE) no permission for a call
 /// returns SIG_VALIDATION_FAILED (1), never a revert. Everything that cannot be a signature problem reverts
 /// with a custom error saying which call, permission and rule: a callData that is not a supported `execute`,
-/// a call to the account or this module, a value over the limit, a broken rule, calldata too short for a rule.
+/// a call to the account or this module, calldata a target could read in another way than the module judged
+/// it (1-3 bytes, the zero selector with arguments, an argument word that is not its type's canonical
+/// encoding), a value over the limit, a broken rule, calldata too short for a rule, a gas cost over the cap.
 /// The session's window goes into the validation data; validation never reads the clock.
 ///
 /// Storage (ERC-7562: every slot read or written during validation is keyed by the account, innermost):
 ///     _accounts[account]                       AccountState: epoch, installed, live sessions and permissions
-///     _permissions[permKey][account].header    see HEADER LAYOUT;  permKey = keccak256(key, target, selector)
-///     _permissions[permKey][account].words[i]  rule words, see RULE LAYOUT
-///     _sessions[sessionId][account].meta       key (160) | epoch (32) | status (8) | permission count (8)
-///                                              | index in the live list (16)
+///     _permissions[permKey][account].header    see {PermissionHeader};  permKey = keccak256(key, target, selector)
+///     _permissions[permKey][account].words[i]  rule words (see {RuleWord}), then the session's paymasters
+///     _sessions[sessionId][account].meta       see {SessionMeta}
 ///     _sessions[sessionId][account].grants[i]  target (160) | selector (32), to clear the headers on revoke
 ///     _liveSessions[i][account]                the ids of the account's live sessions (enumerable)
 ///
@@ -56,10 +292,12 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
 
     /// @notice Most permissions in one session.
     uint256 public constant MAX_PERMISSIONS = 16;
-    /// @notice Most storage words the rules of one permission may take.
+    /// @notice Most storage words the rules of one permission (and the session's paymasters) may take.
     uint256 public constant MAX_RULE_WORDS = 31;
     /// @notice Most live (enabled, not revoked) permissions an account may hold at once, over all sessions.
     uint256 public constant MAX_LIVE_PERMISSIONS = 256;
+    /// @notice Most paymasters a session may list as free of its gas cap.
+    uint256 public constant MAX_PAYMASTERS = 7;
 
     uint8 internal constant EQUAL = 0;
     uint8 internal constant LESS_THAN_OR_EQUAL = 1;
@@ -69,9 +307,6 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     uint8 internal constant NOT_EQUAL = 5;
     uint8 internal constant IN_RANGE = 6;
     uint8 internal constant ONE_OF = 7;
-    uint8 internal constant SIGNED = 0x40;
-    /// @dev Storage-only flag: the first reference value does not fit inline and sits in the next word.
-    uint8 internal constant WIDE = 0x80;
 
     uint256 internal constant SIG_VALIDATION_FAILED = 1;
     bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
@@ -80,26 +315,23 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     bytes1 internal constant MODE_ENABLE = 0x01;
     bytes1 internal constant MODE_USE_WITH_KEY = 0x02;
 
-    uint8 internal constant STATUS_NONE = 0;
-    uint8 internal constant STATUS_ACTIVE = 1;
-    uint8 internal constant STATUS_REVOKED = 2;
-
-    uint256 internal constant INLINE_MASK = (1 << 224) - 1;
     uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
-    uint256 internal constant LIVE = 1 << 248;
     uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
     uint256 internal constant SIGN_BIT = 1 << 255;
+    /// @dev A header's validAfter and validUntil, without its gas cap.
+    uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
-    bytes32 internal constant RULE_TYPEHASH = keccak256("Rule(uint8 condition,uint16 offset,uint256[] values)");
+    bytes32 internal constant RULE_TYPEHASH =
+        keccak256("Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)");
     bytes32 internal constant PERMISSION_TYPEHASH = keccak256(
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
-        "Rule(uint8 condition,uint16 offset,uint256[] values)"
+        "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
     );
     bytes32 internal constant SESSION_TYPEHASH = keccak256(
-        "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,uint32 epoch,"
-        "uint256 salt,Permission[] permissions)"
+        "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
+        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions)"
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
-        "Rule(uint8 condition,uint16 offset,uint256[] values)"
+        "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
     );
 
     /*//////////////////////////////////////////////////////////////
@@ -113,23 +345,14 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint16 livePermissions;
     }
 
-    /// @dev HEADER LAYOUT (bit ranges, least significant first)
-    ///
-    ///     [  0,  48)  validAfter        [ 48,  96)  validUntil      [ 96, 192)  valueLimit
-    ///     [192, 200)  permission index in its session              [200, 208)  rule count
-    ///     [208, 248)  the session's maxGasCost in gwei (0: none)    [248, 256)  live flag (1)
-    ///
-    /// RULE LAYOUT, first word of each rule
-    ///
-    ///     [240, 256)  offset            [232, 240)  condition (| SIGNED, | WIDE)
-    ///     [224, 232)  value count       [  0, 224)  first value, inline (sign-extended when SIGNED) unless WIDE
-    ///
-    /// followed by the first value when WIDE, then values 2..n (IN_RANGE's high end, ONE_OF's other values).
+    /// @dev `header` is a {PermissionHeader}; `words` hold the rules ({RuleWord} first words, then their
+    ///      further values), then the session's uncapped paymasters, one per word.
     struct PermissionSlots {
         uint256 header;
         uint256[MAX_RULE_WORDS] words;
     }
 
+    /// @dev `meta` is a {SessionMeta}; `grants[i]` is permission i's target (160) | selector (32).
     struct SessionRecord {
         uint256 meta;
         uint256[MAX_PERMISSIONS] grants;
@@ -200,27 +423,29 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         address account = msg.sender;
 
         if (signature.length == 65) {
-            (address key, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(userOpHash, signature);
-            if (err != ECDSA.RecoverError.NoError) return SIG_VALIDATION_FAILED;
-            (bool found, uint256 data) = _checkOperation(account, key, userOp, false);
+            // USE: the key is whoever signed; a key without the permission may be a wrong signature
+            address signer = _recover(userOpHash, signature);
+            if (signer == address(0)) return SIG_VALIDATION_FAILED;
+            (bool found, uint256 data) = _checkOperation(account, signer, userOp, false);
             return found ? data : SIG_VALIDATION_FAILED;
         }
+        address key;
+        bytes calldata keySignature;
         if (signature.length == 86 && signature[0] == MODE_USE_WITH_KEY) {
-            address key = address(bytes20(signature[1:21]));
-            (, validationData) = _checkOperation(account, key, userOp, true);
-            return _signedBy(userOpHash, signature[21:], key) ? validationData : SIG_VALIDATION_FAILED;
-        }
-        if (signature.length > 1 && signature[0] == MODE_ENABLE) {
-            (Session memory session, bytes memory ownerSignature, bytes memory sessionSignature) =
-                _decodeEnableData(signature[1:]);
+            key = address(bytes20(signature[1:21]));
+            keySignature = signature[21:];
+        } else if (signature.length > 1 && signature[0] == MODE_ENABLE) {
+            Session memory session;
+            bytes memory ownerSignature;
+            (session, ownerSignature, keySignature) = _decodeEnableData(signature[1:]);
             _enableWithOwnerSignature(account, session, ownerSignature);
-            (, validationData) = _checkOperation(account, session.sessionKey, userOp, true);
-            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(userOpHash, sessionSignature);
-            return err == ECDSA.RecoverError.NoError && recovered == session.sessionKey
-                ? validationData
-                : SIG_VALIDATION_FAILED;
+            key = session.sessionKey;
+        } else {
+            return SIG_VALIDATION_FAILED;
         }
-        return SIG_VALIDATION_FAILED;
+        // the key is named: the whole policy check runs (and reverts on a refusal) before the signature counts
+        (, validationData) = _checkOperation(account, key, userOp, true);
+        return key != address(0) && _recover(userOpHash, keySignature) == key ? validationData : SIG_VALIDATION_FAILED;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -239,23 +464,23 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     function revokeSession(bytes32 id) external override {
         SessionRecord storage record = _sessions[id][msg.sender];
         uint256 meta = record.meta;
-        if (uint8(meta >> 192) == STATUS_REVOKED) return;
+        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) return;
         AccountState storage state = _accounts[msg.sender];
-        if (uint8(meta >> 192) == STATUS_ACTIVE && uint32(meta >> 160) == state.epoch) {
+        if (SessionMeta.isActiveAt(meta, state.epoch)) {
             _clearPermissions(msg.sender, record, meta);
             // swap-remove the session from the live list
-            uint256 index = uint16(meta >> 208);
+            uint256 index = SessionMeta.liveIndex(meta);
             uint256 last = state.liveSessions - 1;
             if (index != last) {
                 bytes32 moved = _liveSessions[last][msg.sender];
                 _liveSessions[index][msg.sender] = moved;
                 SessionRecord storage movedRecord = _sessions[moved][msg.sender];
-                movedRecord.meta = (movedRecord.meta & ~(uint256(0xffff) << 208)) | (index << 208);
+                movedRecord.meta = SessionMeta.withLiveIndex(movedRecord.meta, index);
             }
             state.liveSessions = uint16(last);
-            state.livePermissions -= uint16(uint8(meta >> 200));
+            state.livePermissions -= uint16(SessionMeta.permissionCount(meta));
         }
-        record.meta = uint256(STATUS_REVOKED) << 192;
+        record.meta = SessionMeta.REVOKED;
         emit SessionRevoked(msg.sender, id);
     }
 
@@ -270,13 +495,12 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
 
     /// @inheritdoc ISessionKeyValidator
     function isSessionRevoked(address account, bytes32 id) external view override returns (bool) {
-        return uint8(_sessions[id][account].meta >> 192) == STATUS_REVOKED;
+        return SessionMeta.status(_sessions[id][account].meta) == SessionMeta.STATUS_REVOKED;
     }
 
     /// @inheritdoc ISessionKeyValidator
     function isSessionActive(address account, bytes32 id) external view override returns (bool) {
-        uint256 meta = _sessions[id][account].meta;
-        return uint8(meta >> 192) == STATUS_ACTIVE && uint32(meta >> 160) == _accounts[account].epoch;
+        return SessionMeta.isActiveAt(_sessions[id][account].meta, _accounts[account].epoch);
     }
 
     /// @inheritdoc ISessionKeyValidator
@@ -299,84 +523,100 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     //////////////////////////////////////////////////////////////*/
 
     /// @dev Check every call of the operation's `execute` callData against `key`'s permissions, and the most the
-    ///      operation can cost the account against the session's maxGasCost. With `strict` false (USE), a call
-    ///      without permission returns found = false (the signature may be wrong); with `strict` true the key
-    ///      is known and it reverts with NoPermission.
+    ///      operation can cost against the session's maxGasCost. With `strict` false (USE), a call without
+    ///      permission returns found = false (the signature may be wrong); with `strict` true the key is known
+    ///      and it reverts with NoPermission.
     function _checkOperation(address account, address key, PackedUserOperation calldata userOp, bool strict)
         internal
         view
         returns (bool found, uint256 validationData)
     {
-        bytes calldata callData = userOp.callData;
-        if (callData.length < 100) revert MalformedExecution();
-        bytes4 selector;
-        bytes32 mode;
-        uint256 executionOffset;
-        uint256 length;
-        assembly ("memory-safe") {
-            let p := callData.offset
-            selector := and(calldataload(p), shl(224, 0xffffffff))
-            mode := calldataload(add(p, 4))
-            executionOffset := calldataload(add(p, 36))
-            length := calldataload(add(p, 68))
+        (bool batch, bytes calldata execution) = _execution(userOp.callData);
+        // a paymaster the session lists lifts the cap of that session's calls (its list is read only then)
+        bytes calldata paymasterAndData = userOp.paymasterAndData;
+        address paymaster = paymasterAndData.length < 52 ? address(0) : address(bytes20(paymasterAndData[:20]));
+        uint256 bounds;
+        if (!batch) {
+            if (execution.length < 52) revert MalformedExecution();
+            (uint256 header, bool uncapped) = _checkCall(
+                account,
+                key,
+                0,
+                address(bytes20(execution[:20])),
+                uint256(bytes32(execution[20:52])),
+                execution[52:],
+                strict,
+                paymaster
+            );
+            if (header == 0) return (false, 0);
+            bounds = uncapped ? header & WINDOW_MASK : header;
+        } else {
+            (found, bounds) = _checkBatch(account, key, execution, strict, paymaster);
+            if (!found) return (false, 0);
         }
+        uint256 gasCap = PermissionHeader.gasCapGwei(bounds);
+        if (gasCap != 0) {
+            uint256 cost = _maxCost(userOp, paymasterAndData);
+            if (cost > gasCap * 1 gwei) revert GasCostTooHigh(cost, gasCap * 1 gwei);
+        }
+        // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48).
+        return (true, (PermissionHeader.validUntil(bounds) << 160) | (PermissionHeader.validAfter(bounds) << 208));
+    }
+
+    /// @dev The most the EntryPoint can charge for the operation, which is also the most a paymaster's gas
+    ///      accounting can reach: every gas limit, the paymaster's included, times maxFeePerGas (the v0.7
+    ///      prefund). Layouts (v0.7): accountGasLimits = verificationGasLimit (high 128) | callGasLimit (low 128);
+    ///      gasFees = maxPriorityFeePerGas (high 128) | maxFeePerGas (low 128); paymasterAndData = paymaster (20)
+    ///      | paymasterVerificationGasLimit (16) | paymasterPostOpGasLimit (16) | paymasterData. The EntryPoint
+    ///      refuses gas values above 120 bits (AA94) before validation, so nothing here can overflow.
+    function _maxCost(PackedUserOperation calldata userOp, bytes calldata paymasterAndData)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 limits = uint256(userOp.accountGasLimits);
+        uint256 gas = (limits >> 128) + uint128(limits) + userOp.preVerificationGas;
+        if (paymasterAndData.length >= 52) {
+            gas += uint128(bytes16(paymasterAndData[20:36])) + uint128(bytes16(paymasterAndData[36:52]));
+        }
+        return gas * uint128(uint256(userOp.gasFees));
+    }
+
+    /// @dev The head of `execute(bytes32 mode, bytes executionCalldata)`: refuses another selector, any mode
+    ///      but single or batch call with default or try execution, and a non-canonical head; returns whether
+    ///      the mode is batch, and executionCalldata.
+    function _execution(bytes calldata callData) internal pure returns (bool batch, bytes calldata execution) {
+        if (callData.length < 100) revert MalformedExecution();
+        bytes4 selector = bytes4(callData[:4]);
         if (selector != IERC7579Execution.execute.selector) revert UnsupportedSelector(selector);
+        bytes32 mode = bytes32(callData[4:36]);
         // call type (byte 0) and exec type (byte 1) each 0 or 1; the other 30 bytes zero
         if ((uint256(mode) >> 240) & 0xfefe != 0 || (uint256(mode) << 16) != 0) {
             revert UnsupportedExecutionMode(mode);
         }
-        if (executionOffset != 0x40) revert MalformedExecution();
+        if (_word(callData, 36) != 0x40) revert MalformedExecution();
+        uint256 length = _word(callData, 68);
         if (length > callData.length - 100) revert MalformedExecution();
-        bytes calldata execution = callData[100:100 + length];
-
-        uint256 validAfter;
-        uint256 validUntil;
-        uint256 gasCap;
-        if (mode[0] == 0x00) {
-            if (execution.length < 52) revert MalformedExecution();
-            address target;
-            uint256 value;
-            assembly ("memory-safe") {
-                target := shr(96, calldataload(execution.offset))
-                value := calldataload(add(execution.offset, 20))
-            }
-            (found, validAfter, validUntil, gasCap) =
-                _checkCall(account, key, 0, target, value, execution[52:], strict);
-            if (!found) return (false, 0);
-        } else {
-            (found, validAfter, validUntil, gasCap) = _checkBatch(account, key, execution, strict);
-            if (!found) return (false, 0);
-        }
-        if (gasCap != 0 && userOp.paymasterAndData.length == 0) {
-            // The most the EntryPoint can charge the account: every gas limit at maxFeePerGas (v0.7 prefund).
-            // accountGasLimits = verificationGasLimit (128) | callGasLimit (128); gasFees = priority | maxFee.
-            uint256 limits;
-            uint256 preVerificationGas;
-            uint256 maxFeePerGas;
-            assembly ("memory-safe") {
-                limits := calldataload(add(userOp, 0x80))
-                preVerificationGas := calldataload(add(userOp, 0xa0))
-                maxFeePerGas := and(calldataload(add(userOp, 0xc0)), 0xffffffffffffffffffffffffffffffff)
-            }
-            uint256 cost = ((limits >> 128) + uint128(limits) + preVerificationGas) * maxFeePerGas;
-            uint256 limit = gasCap * 1 gwei;
-            if (cost > limit) revert GasCostTooHigh(cost, limit);
-        }
-        // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48).
-        validationData = (validUntil << 160) | (validAfter << 208);
+        return (mode[0] != 0x00, callData[100:100 + length]);
     }
 
-    /// @dev Walk a canonically ABI-encoded `Execution[]` and check each call; the window is their intersection.
-    function _checkBatch(address account, address key, bytes calldata execution, bool strict)
+    /// @dev Walk a canonically ABI-encoded `Execution[]` and check each call; returns the intersection of their
+    ///      permissions' bounds, laid out as a header's (the latest validAfter, the earliest validUntil and the
+    ///      smallest gas cap; 0: none), found = false when a call has no permission (USE). A call `uncapped` by its
+    ///      session's paymaster list adds no cap.
+    function _checkBatch(address account, address key, bytes calldata execution, bool strict, address paymaster)
         internal
         view
-        returns (bool, uint256 validAfter, uint256 validUntil, uint256 gasCap)
+        returns (bool found, uint256 bounds)
     {
         if (execution.length < 64 || _word(execution, 0) != 0x20) revert MalformedExecution();
         uint256 count = _word(execution, 32);
         if (count == 0) revert EmptyBatch();
         if (count > (execution.length - 64) / 32) revert MalformedExecution();
         uint256 expected = count * 32;
+        uint256 validAfter;
+        uint256 validUntil;
+        uint256 gasCap;
         for (uint256 i = 0; i < count; ++i) {
             if (_word(execution, 64 + 32 * i) != expected) revert MalformedExecution();
             uint256 start = 64 + expected;
@@ -385,25 +625,30 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             if (target >> 160 != 0 || _word(execution, start + 64) != 0x60) revert MalformedExecution();
             uint256 size = _word(execution, start + 96);
             if (size > execution.length - start - 128) revert MalformedExecution();
-            (bool found, uint256 after_, uint256 until, uint256 cap) = _checkCall(
+            (uint256 header, bool uncapped) = _checkCall(
                 account,
                 key,
                 i,
                 address(uint160(target)),
                 _word(execution, start + 32),
                 execution[start + 128:start + 128 + size],
-                strict
+                strict,
+                paymaster
             );
-            if (!found) return (false, 0, 0, 0);
+            if (header == 0) return (false, 0);
+            uint256 after_ = PermissionHeader.validAfter(header);
+            uint256 until = PermissionHeader.validUntil(header);
+            uint256 cap = uncapped ? 0 : PermissionHeader.gasCapGwei(header);
             if (after_ > validAfter) validAfter = after_;
             if (until != 0 && (validUntil == 0 || until < validUntil)) validUntil = until;
             if (cap != 0 && (gasCap == 0 || cap < gasCap)) gasCap = cap;
             expected += 128 + ((size + 31) & ~uint256(31));
         }
-        return (true, validAfter, validUntil, gasCap);
+        return (true, validAfter | (validUntil << 48) | (gasCap << 208));
     }
 
-    /// @dev Check one call against the key's permission for (target, selector).
+    /// @dev Check one call against the key's permission for (target, selector). Returns the permission's header
+    ///      (0 when there is none and not `strict`), and whether its session lists `paymaster` as uncapped.
     function _checkCall(
         address account,
         address key,
@@ -411,29 +656,31 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         address target,
         uint256 value,
         bytes calldata data,
-        bool strict
-    ) internal view returns (bool, uint256 validAfter, uint256 validUntil, uint256 gasCap) {
+        bool strict,
+        address paymaster
+    ) internal view returns (uint256 header, bool uncapped) {
         if (target == account || target == address(this)) revert ForbiddenTarget(callIndex, target);
+        // Selector 0x00000000 names empty calldata: calldata starting with it would reach the target's
+        // fallback with bytes no permission describes.
         bytes4 selector;
         if (data.length >= 4) {
-            assembly ("memory-safe") {
-                selector := and(calldataload(data.offset), shl(224, 0xffffffff))
-            }
+            selector = bytes4(data[:4]);
+            if (selector == 0) revert ZeroSelectorCall(callIndex);
         } else if (data.length != 0) {
             revert InvalidCallData(callIndex);
         }
 
         PermissionSlots storage permission = _permissions[_permissionKey(key, target, selector)][account];
-        uint256 header = permission.header;
-        if (header & LIVE == 0) {
+        header = permission.header;
+        if (!PermissionHeader.isLive(header)) {
             if (strict) revert NoPermission(callIndex, target, selector);
-            return (false, 0, 0, 0);
+            return (0, false);
         }
-        uint256 permissionIndex = uint8(header >> 192);
-        uint256 valueLimit = uint96(header >> 96);
+        uint256 permissionIndex = PermissionHeader.permissionIndex(header);
+        uint256 valueLimit = PermissionHeader.valueLimit(header);
         if (value > valueLimit) revert ValueLimitExceeded(callIndex, permissionIndex, value, valueLimit);
 
-        uint256 ruleCount = uint8(header >> 200);
+        uint256 ruleCount = PermissionHeader.ruleCount(header);
         uint256 slot;
         assembly ("memory-safe") {
             slot := add(permission.slot, 1) // words[0]
@@ -441,29 +688,21 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         unchecked {
             for (uint256 r = 0; r < ruleCount; ++r) {
                 uint256 word = _load(slot++);
-                uint256 offset = word >> 240;
-                uint256 condition = (word >> 232) & 0xff;
+                uint256 offset = RuleWord.offset(word);
                 if (data.length < offset + 36) revert CalldataTooShort(callIndex, permissionIndex, r);
-                uint256 actual;
-                assembly ("memory-safe") {
-                    actual := calldataload(add(data.offset, add(offset, 4)))
+                uint256 actual = _word(data, offset + 4);
+                uint256 argType = RuleWord.checkedType(word);
+                if (argType != 0 && !ArgType.isCanonical(argType, actual)) {
+                    revert NonCanonicalArgument(callIndex, permissionIndex, r, uint8(argType), bytes32(actual));
                 }
-                uint256 first;
-                if (condition & WIDE != 0) {
-                    first = _load(slot++);
-                } else if (condition & SIGNED != 0) {
-                    assembly ("memory-safe") {
-                        first := signextend(27, word)
-                    }
-                } else {
-                    first = word & INLINE_MASK;
-                }
-                uint256 op = condition & 0x0f;
+                uint256 flags = RuleWord.flags(word);
+                uint256 first = flags & RuleWord.WIDE != 0 ? _load(slot++) : RuleWord.inlineValue(word);
+                uint256 op = flags & 0x0f;
                 bool ok;
                 if (op == EQUAL) {
                     ok = actual == first;
                 } else if (op == ONE_OF) {
-                    uint256 end = slot + uint8(word >> 224) - 1; // the words of values 2..n
+                    uint256 end = slot + RuleWord.valueCount(word) - 1; // the words of values 2..n
                     ok = actual == first;
                     while (!ok && slot < end) {
                         ok = actual == _load(slot++);
@@ -473,7 +712,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                     ok = actual != first;
                 } else {
                     // Ordering. Signed words compare as unsigned once their sign bits are flipped.
-                    uint256 flip = condition & SIGNED != 0 ? SIGN_BIT : 0;
+                    uint256 flip = flags & RuleWord.SIGNED != 0 ? SIGN_BIT : 0;
                     uint256 a = actual ^ flip;
                     uint256 b = first ^ flip;
                     if (op == IN_RANGE) ok = a >= b && a <= (_load(slot++) ^ flip);
@@ -485,7 +724,13 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 if (!ok) revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
             }
         }
-        return (true, uint48(header), uint48(header >> 48), uint40(header >> 208));
+        // the session's uncapped paymasters follow the rule words
+        if (paymaster != address(0) && PermissionHeader.gasCapGwei(header) != 0) {
+            uint256 end = slot + PermissionHeader.paymasterCount(header);
+            while (!uncapped && slot < end) {
+                uncapped = _load(slot++) == uint256(uint160(paymaster));
+            }
+        }
     }
 
     /// @dev The storage word at `slot`.
@@ -495,18 +740,24 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         }
     }
 
-    /// @dev Whether `signature` (65 bytes, calldata) is `key`'s signature of `hash`.
-    function _signedBy(bytes32 hash, bytes calldata signature, address key) internal pure returns (bool) {
+    /// @dev Recover the signer of `hash` from a 65-byte ECDSA `signature` (low s, v 27 or 28, no prefix);
+    ///      address(0) when it does not recover. Every signature mode checks the session key with this.
+    function _recover(bytes32 hash, bytes calldata signature) internal pure returns (address signer) {
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, signature);
-        return err == ECDSA.RecoverError.NoError && recovered == key;
+        return err == ECDSA.RecoverError.NoError ? recovered : address(0);
     }
 
+    /// @dev The 32-byte word of `data` that starts at byte `offset`. Callers check that the word is within
+    ///      `data`: past its end, CALLDATALOAD reads whatever calldata follows (zeros only past the calldata's
+    ///      end).
     function _word(bytes calldata data, uint256 offset) internal pure returns (uint256 value) {
         assembly ("memory-safe") {
             value := calldataload(add(data.offset, offset))
         }
     }
 
+    /// @dev The key of a permission in `_permissions`: keccak256 of the session key (20 bytes), the target
+    ///      (20 bytes) and the selector (4 bytes), packed (44 bytes, so no two triples share an encoding).
     function _permissionKey(address key, address target, bytes4 selector) internal pure returns (bytes32 result) {
         assembly ("memory-safe") {
             let ptr := mload(0x40)
@@ -521,17 +772,22 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                           INTERNAL: ENABLING
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev Decode ENABLE data: `abi.encode(Session, bytes ownerSignature, bytes sessionSignature)`.
+    /// @dev Decode ENABLE data: `abi.encode(Session, bytes ownerSignature, bytes sessionSignature)`. The session
+    ///      key's signature stays in calldata, to be checked as every other mode checks it.
     function _decodeEnableData(bytes calldata data)
         internal
         pure
-        returns (Session memory session, bytes memory ownerSignature, bytes memory sessionSignature)
+        returns (Session memory session, bytes memory ownerSignature, bytes calldata sessionSignature)
     {
         if (data.length < 96) revert MalformedEnableData();
         for (uint256 i = 0; i < 3; ++i) {
             if (_word(data, 32 * i) > data.length - 32) revert MalformedEnableData();
         }
-        return abi.decode(data, (Session, bytes, bytes));
+        uint256 at = _word(data, 64);
+        uint256 size = _word(data, at);
+        if (size > data.length - at - 32) revert MalformedEnableData();
+        sessionSignature = data[at + 32:at + 32 + size];
+        (session, ownerSignature) = abi.decode(data, (Session, bytes));
     }
 
     /// @dev Enable a session the owner signed off-chain, unless it is already active (a retried operation).
@@ -540,8 +796,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     {
         uint32 epoch = _accounts[account].epoch;
         bytes32 id = _sessionStructHash(account, epoch, session);
-        uint256 meta = _sessions[id][account].meta;
-        if (uint8(meta >> 192) == STATUS_ACTIVE && uint32(meta >> 160) == epoch) return;
+        if (SessionMeta.isActiveAt(_sessions[id][account].meta, epoch)) return;
         if (IERC1271(account).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
             revert InvalidOwnerSignature(account, id);
         }
@@ -552,9 +807,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     function _enable(address account, uint32 epoch, bytes32 id, Session memory session) internal {
         SessionRecord storage record = _sessions[id][account];
         uint256 meta = record.meta;
-        uint8 status = uint8(meta >> 192);
-        if (status == STATUS_REVOKED) revert SessionIsRevoked(id);
-        if (status == STATUS_ACTIVE && uint32(meta >> 160) == epoch) return;
+        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) revert SessionIsRevoked(id);
+        if (SessionMeta.isActiveAt(meta, epoch)) return;
 
         address key = session.sessionKey;
         if (key == address(0)) revert InvalidSessionKey();
@@ -570,33 +824,52 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         uint256 gasCapGwei = session.maxGasCost / 1 gwei;
         if (session.maxGasCost != 0 && gasCapGwei == 0) revert InvalidMaxGasCost(session.maxGasCost);
         if (gasCapGwei > GAS_CAP_MAX) gasCapGwei = GAS_CAP_MAX;
-        uint256 window = uint256(session.validAfter) | (uint256(session.validUntil) << 48) | (gasCapGwei << 208);
+        address[] memory paymasters = session.paymasters;
+        if (paymasters.length > MAX_PAYMASTERS) revert InvalidPaymasters(paymasters.length, MAX_PAYMASTERS);
+        for (uint256 p = 0; p < paymasters.length; ++p) {
+            if (paymasters[p] == address(0)) revert InvalidPaymasters(paymasters.length, p);
+        }
+        // without a cap there is nothing to lift: the list is signed, but not stored
+        if (gasCapGwei == 0) paymasters = new address[](0);
+
         for (uint256 i = 0; i < count; ++i) {
             Permission memory permission = session.permissions[i];
             address target = permission.target;
             if (target == address(0) || target == account || target == address(this)) {
                 revert ForbiddenPermissionTarget(i, target);
             }
+            if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
             PermissionSlots storage slots = _permissions[_permissionKey(key, target, permission.selector)][account];
-            if (slots.header & LIVE != 0) revert PermissionAlreadyGranted(i, target, permission.selector);
+            if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
             uint256 valueLimit = permission.valueLimit > VALUE_LIMIT_MAX ? VALUE_LIMIT_MAX : permission.valueLimit;
-            uint256 ruleCount = _storeRules(slots, i, permission.rules);
-            slots.header = window | (valueLimit << 96) | (i << 192) | (ruleCount << 200) | LIVE;
+            uint256 words = _storeRules(slots, i, permission.rules);
+            if (words + paymasters.length > MAX_RULE_WORDS) revert TooManyRules(i, words + paymasters.length);
+            for (uint256 p = 0; p < paymasters.length; ++p) {
+                slots.words[words + p] = uint256(uint160(paymasters[p]));
+            }
+            slots.header = PermissionHeader.encode(
+                session.validAfter,
+                session.validUntil,
+                valueLimit,
+                i,
+                permission.rules.length,
+                gasCapGwei,
+                paymasters.length
+            );
             record.grants[i] = uint256(uint160(target)) | (uint256(uint32(permission.selector)) << 160);
         }
         uint256 index = state.liveSessions;
         _liveSessions[index][account] = id;
         state.liveSessions = uint16(index + 1);
         state.livePermissions = uint16(livePermissions);
-        record.meta = uint256(uint160(key)) | (uint256(epoch) << 160) | (uint256(STATUS_ACTIVE) << 192) | (count << 200)
-            | (index << 208);
+        record.meta = SessionMeta.encode(key, epoch, count, index);
         emit SessionEnabled(account, id, key, session.validAfter, session.validUntil);
     }
 
     /// @dev Clear the headers of a live session's permissions (its rule words become unreachable).
     function _clearPermissions(address account, SessionRecord storage record, uint256 meta) internal {
-        address key = address(uint160(meta));
-        uint256 count = uint8(meta >> 200);
+        address key = SessionMeta.key(meta);
+        uint256 count = SessionMeta.permissionCount(meta);
         for (uint256 i = 0; i < count; ++i) {
             uint256 grant = record.grants[i];
             delete _permissions[_permissionKey(key, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
@@ -619,22 +892,24 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         emit SessionsInvalidated(account, epoch);
     }
 
-    /// @dev Encode and store a permission's rules; returns the rule count.
+    /// @dev Check, encode and store a permission's rules; returns the storage words they take.
     function _storeRules(PermissionSlots storage slots, uint256 permissionIndex, Rule[] memory rules)
         internal
-        returns (uint256)
+        returns (uint256 w)
     {
-        uint256 w;
         for (uint256 r = 0; r < rules.length; ++r) {
             Rule memory rule = rules[r];
-            uint8 condition = rule.condition;
-            uint8 op = condition & 0x0f;
-            bool isSigned = condition & SIGNED != 0;
+            uint256 op = rule.condition;
+            uint256 argType = rule.argType;
             uint256 n = rule.values.length;
             if (
-                (condition & ~(SIGNED | 0x0f)) != 0 || op > ONE_OF || (op <= NOT_EQUAL && n != 1)
-                    || (op == IN_RANGE && n != 2) || (op == ONE_OF && (n == 0 || n > MAX_RULE_WORDS))
+                op > ONE_OF || !ArgType.isValid(argType) || (op <= NOT_EQUAL && n != 1) || (op == IN_RANGE && n != 2)
+                    || (op == ONE_OF && (n == 0 || n > MAX_RULE_WORDS))
             ) revert InvalidRule(permissionIndex, r);
+            bool isSigned = ArgType.isSigned(argType);
+            for (uint256 k = 0; k < n; ++k) {
+                if (!ArgType.isCanonical(argType, rule.values[k])) revert InvalidRule(permissionIndex, r);
+            }
             if (op == IN_RANGE) {
                 bool ordered = isSigned
                     ? int256(rule.values[0]) <= int256(rule.values[1])
@@ -642,26 +917,21 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 if (!ordered) revert InvalidRule(permissionIndex, r);
             }
             uint256 first = rule.values[0];
-            bool inline_;
-            if (isSigned) {
-                uint256 extended;
-                assembly ("memory-safe") {
-                    extended := signextend(27, first)
-                }
-                inline_ = extended == first;
-            } else {
-                inline_ = first >> 224 == 0;
-            }
+            bool inline_ = RuleWord.fitsInline(first, isSigned);
             uint256 needed = w + (inline_ ? 1 : 2) + n - 1;
             if (needed > MAX_RULE_WORDS) revert TooManyRules(permissionIndex, needed);
-            slots.words[w++] = (uint256(rule.offset) << 240) | (uint256(inline_ ? condition : condition | WIDE) << 232)
-                | (n << 224) | (inline_ ? first & INLINE_MASK : 0);
+            uint256 flags = op | (isSigned ? RuleWord.SIGNED : 0) | (inline_ ? 0 : RuleWord.WIDE);
+            // The word's type is checked where it can change the verdict: EQUAL and ONE_OF only pass a word
+            // equal to a reference value, which is canonical (checked above); 256-bit types take any word.
+            bool checked = ArgType.restricts(argType) && op != EQUAL && op != ONE_OF;
+            slots.words[w++] = RuleWord.encode(
+                rule.offset, flags, n, checked ? argType : 0, inline_ ? first & RuleWord.INLINE_MASK : 0
+            );
             if (!inline_) slots.words[w++] = first;
             for (uint256 k = 1; k < n; ++k) {
                 slots.words[w++] = rule.values[k];
             }
         }
-        return rules.length;
     }
 
     /// @dev EIP-712 struct hash of the session for `account` at `epoch`: the session id.
@@ -679,7 +949,9 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             for (uint256 r = 0; r < ruleCount; ++r) {
                 Rule memory rule = permission.rules[r];
                 ruleHashes[r] = keccak256(
-                    abi.encode(RULE_TYPEHASH, rule.condition, rule.offset, keccak256(abi.encodePacked(rule.values)))
+                    abi.encode(
+                        RULE_TYPEHASH, rule.condition, rule.offset, rule.argType, keccak256(abi.encodePacked(rule.values))
+                    )
                 );
             }
             permissionHashes[i] = keccak256(
@@ -700,6 +972,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 session.validAfter,
                 session.validUntil,
                 session.maxGasCost,
+                keccak256(abi.encodePacked(session.paymasters)),
                 epoch,
                 session.salt,
                 keccak256(abi.encodePacked(permissionHashes))

@@ -333,8 +333,12 @@ def test_plain_transfers_need_a_transfer_permission():
     refusal(lambda: subject.check_calls(Call.of(USER, 10**16 + 1), now=T0), "ValueLimitExceeded")
     error = refusal(lambda: checker(MINT).check_calls(Call.of(USER, 1), now=T0), "NoPermission")
     assert "a plain transfer" in str(error)
-    # selector 0x00000000 is what empty calldata and calldata starting with four zero bytes share
-    assert subject.check_calls(Call(USER, 0, bytes(4) + b"anything"), now=T0).permission_indices == (1,)
+    # selector 0x00000000 names empty calldata only: four zero bytes and arguments would reach the fallback
+    for data in (bytes(4), bytes(4) + b"anything"):
+        error = refusal(
+            lambda data=data: subject.check_calls(Call(USER, 10, data), now=T0), "ZeroSelectorCall"
+        )
+        assert error.call_index == 0 and "0x00000000" in str(error) and "plain transfer" in str(error)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3])
@@ -500,6 +504,8 @@ def test_the_checker_reads_an_execute_as_decode_execute_does(call_data):
     for index, call in enumerate(decoded.calls):
         if 0 < len(call.data) < 4:
             reason = "InvalidCallData"
+        elif call.data[:4] == bytes(4):
+            reason = "ZeroSelectorCall"
         elif call.target not in FUZZ_TARGETS or call.selector not in FUZZ_SELECTORS:
             reason = "NoPermission"
         elif call.value > VALUE_LIMIT_MAX:

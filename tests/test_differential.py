@@ -8,7 +8,13 @@ policy check runs, failures revert with a custom error) or USE form (no permissi
 Each case must agree: the checker accepts exactly when the module returns validation data with a valid
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
 accepts ``now`` exactly when the checker does, and when both refuse, the module's custom error is the
-checker's reason, for the same call, permission and rule.
+checker's reason, for the same call, permission and rule (or the same cost and cap).
+
+The inputs cover what a target could read otherwise than the module judges it: rules typed with every kind of
+ABI type (uintN, intN, bytesN, bool, address, the 256-bit word) under every condition, with calldata words
+that are dirty for their type; calldata starting with the zero selector and carrying a payload; and operations
+with gas fields around the session's cap, with and without a paymaster (listed by the session as uncapped, or
+not) and its two gas limits.
 
 ``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci").
 """
@@ -31,21 +37,30 @@ from hypothesis import strategies as st
 
 from keyscope.bundler.inprocess import revert_data_of
 from keyscope.checker import CallRefusedError, CheckResult, PolicyChecker
-from keyscope.errors import SessionExpiredError, SessionNotYetValidError, SessionRevokedError
+from keyscope.errors import (
+    GasCostTooHighError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+    SessionRevokedError,
+)
 from keyscope.execution import Call, ExecuteDecodeError, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg, parse_signature
 from keyscope.revert import decode_revert
 from keyscope.session import (
+    GWEI,
     MAX_RULE_WORDS,
     SIGNED,
+    ArgType,
     Condition,
     Permission,
     Rule,
     Session,
+    arg_type_of,
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):
@@ -82,6 +97,13 @@ VALIDATE_SELECTOR = keccak(
 )[:4]
 PACKED_OP = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
 EXECUTE_REVERTS = {"UnsupportedSelector", "UnsupportedExecutionMode", "MalformedExecution", "EmptyBatch"}
+PAYMASTERS = tuple(to_address(keccak(f"keyscope paymaster {i}".encode())[12:]) for i in range(3))
+ARG_TYPES = (
+    ArgType.WORD, ArgType.INT256, ArgType.BYTES32, ArgType.ADDRESS, ArgType.BOOL, ArgType.UINT8,
+    ArgType.uint_of(16), ArgType.uint_of(248), ArgType.int_of(8), ArgType.int_of(64), ArgType.int_of(248),
+    ArgType.bytes_of(1), ArgType.bytes_of(4), ArgType.bytes_of(31),
+)  # fmt: skip
+"""Every kind of argument type, at its narrowest, widest and typical sizes."""
 
 TARGETS = tuple(to_address(keccak(f"keyscope target {i}".encode())[12:]) for i in range(3))
 SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4), bytes.fromhex("ffffffff"))
@@ -134,13 +156,13 @@ class Probe:
         self.module.revokeSession(session_id, sender=self.account)
 
     def validate(
-        self, call_data: bytes, key: LocalSigner, *, with_key: bool, op_hash: bytes
+        self, op: UserOperation, key: LocalSigner, *, with_key: bool, op_hash: bytes
     ) -> ModuleOutcome:
         signature = key.sign_hash(op_hash)
         if with_key:
             signature = encode_use_with_key_signature(key.address, signature)
-        op = (self.address, 0, b"", call_data, bytes(32), 0, bytes(32), b"", signature)
-        data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [op, op_hash])
+        packed = op.replace(signature=signature).pack().as_tuple()
+        data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
         tx = {"from": self.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
             result = self._call(tx)
@@ -215,6 +237,7 @@ def entry_point_in_window(validation_data: int, now: int) -> bool:
 REFUSALS = (
     ExecuteDecodeError,
     CallRefusedError,
+    GasCostTooHighError,
     SessionRevokedError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -226,7 +249,7 @@ class Case:
     """One operation checked both ways; its text (built only when an assertion fails) says everything."""
 
     session: Session
-    call_data: bytes
+    op: UserOperation
     with_key: bool
     revoked: bool
     now: int
@@ -235,7 +258,8 @@ class Case:
 
     def __str__(self) -> str:
         return (
-            f"checker and module disagree\nsession: {self.session!r}\ncallData: 0x{self.call_data.hex()}\n"
+            f"checker and module disagree\nsession: {self.session!r}\ncallData: 0x{self.op.call_data.hex()}\n"
+            f"gas: {self.op.model_dump(exclude={'call_data', 'signature', 'sender', 'nonce'})}\n"
             f"signature: {'USE_WITH_KEY' if self.with_key else 'USE'}, revoked: {self.revoked}, now: {self.now}\n"
             f"checker: {self.verdict!r}\nmodule: {self.module}"
         )
@@ -265,9 +289,13 @@ def assert_agree(case: Case) -> str:
             assert args["permissionIndex"] == verdict.permission_index, case
         if "ruleIndex" in args:
             assert args["ruleIndex"] == verdict.rule_index, case
-        if name == "RuleViolated":
+        if name in ("RuleViolated", "NonCanonicalArgument"):
             assert int.from_bytes(args["actual"], "big") == verdict.actual, case
         return verdict.reason
+    if isinstance(verdict, GasCostTooHighError):
+        assert name == "GasCostTooHigh", case
+        assert (args["cost"], args["limit"]) == (verdict.cost, verdict.limit), case
+        return "GasCostTooHigh"
     assert module.error is None and module.data is not None, case
     assert module.data & (2**160 - 1) == 0, case  # the signature is real: never SIG_VALIDATION_FAILED here
     if isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)):
@@ -289,19 +317,20 @@ def window_probes(session: Session) -> list[int]:
 
 
 def run_case(
-    probe: Probe, checker: PolicyChecker, key: LocalSigner, call_data: bytes, with_key: bool, revoked: bool
+    probe: Probe, checker: PolicyChecker, key: LocalSigner, op: UserOperation, with_key: bool, revoked: bool
 ):
     """One operation: the module once, the checker at every moment around the window's ends."""
     started = time.perf_counter()
-    module = probe.validate(call_data, key, with_key=with_key, op_hash=keccak(call_data + key.private_key))
+    op_hash = keccak(op.call_data + key.private_key)
+    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
     for now in window_probes(checker.session):
         try:
-            verdict: CheckResult | Exception = checker.check(call_data, now=now, revoked=revoked)
+            verdict: CheckResult | Exception = checker.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
             verdict = error
-        category = assert_agree(Case(checker.session, call_data, with_key, revoked, now, verdict, module))
+        category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module))
         if category in ("accepted", "outside window"):
             TALLY[f"window: {category}"] += 1
             category = "passes the policy"
@@ -310,21 +339,23 @@ def run_case(
     TALLY["operations"] += 1
 
 
-def run_session(probe: Probe, session: Session, key: LocalSigner, cases: list[tuple[bytes, bool]]) -> None:
+def run_session(
+    probe: Probe, session: Session, key: LocalSigner, cases: list[tuple[UserOperation, bool]]
+) -> None:
     """Enable ``session``, check every case, revoke it and check the first few again."""
     started = time.perf_counter()
     session_id = probe.enable(session)
     TIMES["transactions"] += time.perf_counter() - started
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
-        for call_data, with_key in cases:
-            run_case(probe, checker, key, call_data, with_key, revoked=False)
+        for op, with_key in cases:
+            run_case(probe, checker, key, op, with_key, revoked=False)
     finally:
         started = time.perf_counter()
         probe.revoke(session_id)
         TIMES["transactions"] += time.perf_counter() - started
-    for call_data, with_key in cases[:REVOKED_CASES]:
-        run_case(probe, checker, key, call_data, with_key, revoked=True)
+    for op, with_key in cases[:REVOKED_CASES]:
+        run_case(probe, checker, key, op, with_key, revoked=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -338,22 +369,64 @@ def _signed(word: int) -> int:
     return word - 2**256 if word >> 255 else word
 
 
+def _bits(arg_type: int) -> int:
+    """The value bits of ``arg_type`` (the whole word for bytesN: its bytes are the high ones)."""
+    return 256 - 8 * (arg_type & 0x1F)
+
+
+def typed_words(arg_type: int) -> st.SearchStrategy[int]:
+    """Canonical words of ``arg_type``: its ends, zero, one, and anything in range."""
+    kind, padding = arg_type >> 5, arg_type & 0x1F
+    if arg_type == ArgType.BOOL:
+        return st.sampled_from([0, 1])
+    if arg_type in (ArgType.WORD, ArgType.BYTES32):
+        return words
+    bits = _bits(arg_type)
+    if kind == 0:
+        return st.one_of(st.sampled_from([0, 1, 2**bits - 2, 2**bits - 1]), st.integers(0, 2**bits - 1))
+    if kind == 1:
+        low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        values = st.one_of(st.sampled_from([low, low + 1, -1, 0, 1, high - 1, high]), st.integers(low, high))
+        return values.map(lambda v: v % 2**256)
+    unit = 1 << (8 * padding)
+    return st.one_of(st.sampled_from([0, 1, 2 ** (bits - 1), 2**bits - 1]), st.integers(0, 2**bits - 1)).map(
+        lambda v: v * unit
+    )
+
+
+def dirty(word: int, arg_type: int, bit: int) -> int:
+    """``word`` with one bit the type leaves out flipped: never canonical for a restricting ``arg_type``
+    (``bit`` picks which, modulo the bits the type leaves out)."""
+    if arg_type == ArgType.BOOL:
+        return word ^ (1 << (1 + bit % 255))
+    padding = arg_type & 0x1F
+    if arg_type >> 5 == 2:  # bytesN: the low bytes
+        return word ^ (1 << (bit % (8 * padding)))
+    bits = _bits(arg_type)  # uintN and intN: the high bytes (for intN, any of them breaks the sign extension)
+    return word ^ (1 << (bits + bit % (256 - bits)))
+
+
 @st.composite
 def raw_rules(draw: st.DrawFn) -> Rule:
     op = draw(st.sampled_from(list(Condition)))
-    signed = draw(st.booleans())
+    arg_type = draw(st.sampled_from(ARG_TYPES))
+    # the shorthand form of a signed 256-bit rule, as older callers write it
+    shorthand = arg_type == ArgType.INT256 and draw(st.booleans())
     if draw(st.integers(0, 15)) == 0:
         offset = draw(st.sampled_from([1000, 0xFFFF - 35, 0xFFFF]))
     else:
         offset = draw(st.one_of(st.sampled_from([0, 4, 32, 64, 96]), st.integers(0, 160)))
+    values_of = typed_words(arg_type)
     if op == Condition.IN_RANGE:
-        pair = sorted(draw(st.tuples(words, words)), key=_signed if signed else int)
-        values: tuple[int, ...] = tuple(pair)
+        order = _signed if ArgType.is_signed(arg_type) else int
+        values: tuple[int, ...] = tuple(sorted(draw(st.tuples(values_of, values_of)), key=order))
     elif op == Condition.ONE_OF:
-        values = tuple(draw(st.lists(words, min_size=1, max_size=5)))
+        values = tuple(draw(st.lists(values_of, min_size=1, max_size=5)))
     else:
-        values = (draw(words),)
-    return Rule(condition=int(op) | (SIGNED if signed else 0), offset=offset, values=values)
+        values = (draw(values_of),)
+    if shorthand:
+        return Rule(condition=int(op) | SIGNED, offset=offset, values=values)
+    return Rule(condition=int(op), offset=offset, arg_type=arg_type, values=values)
 
 
 @st.composite
@@ -382,12 +455,14 @@ def raw_sessions(draw: st.DrawFn, key: str) -> Session:
             unique=True,
         )
     )
+    max_gas_cost, paymasters = draw(gas_caps())
+    room = MAX_RULE_WORDS - (len(paymasters) if max_gas_cost else 0)
     permissions = []
     for target, selector in pairs:
         rules: list[Rule] = []
-        for rule in draw(st.lists(raw_rules(), max_size=4)):
+        for rule in draw(st.lists(raw_rules(), max_size=0 if selector == bytes(4) else 4)):
             candidate = Permission(target=target, selector=selector, rules=(*rules, rule))
-            if candidate.rule_words() <= MAX_RULE_WORDS:
+            if candidate.rule_words() <= room:
                 rules.append(rule)
         limit = draw(st.one_of(st.sampled_from(VALUE_LIMITS), st.integers(0, U256)))
         permissions.append(
@@ -398,9 +473,20 @@ def raw_sessions(draw: st.DrawFn, key: str) -> Session:
         session_key=key,
         valid_after=valid_after,
         valid_until=valid_until,
+        max_gas_cost=max_gas_cost,
+        paymasters=paymasters,
         salt=draw(st.integers(0, 3)),
         permissions=tuple(permissions),
     )
+
+
+@st.composite
+def gas_caps(draw: st.DrawFn) -> tuple[int, tuple[str, ...]]:
+    """A session's maxGasCost (none, whole gwei, or with a sub-gwei remainder the module drops) and the
+    paymasters it lets go uncapped."""
+    cap = draw(st.sampled_from([0, GWEI, 10**15 + 7, 10**16, 2**40 * GWEI, U256]))
+    paymasters = tuple(draw(st.lists(st.sampled_from(PAYMASTERS[:2]), max_size=2, unique=True)))
+    return cap, paymasters
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,31 +495,36 @@ def raw_sessions(draw: st.DrawFn, key: str) -> Session:
 
 
 @st.composite
-def near_word(draw: st.DrawFn, rule: Rule, honest: bool) -> int:
+def near_word(draw: st.DrawFn, rule: Rule, honest: bool, dirty_word: bool = False) -> int:
     """A word at, just below or just above one of the rule's reference values (or anything); ``honest``
-    prefers one that satisfies the rule (the module decides whether it does)."""
+    prefers one that satisfies the rule (the module decides whether it does); ``dirty_word`` makes it a word
+    that is not canonical for the rule's type, when the type has any."""
     candidates = [(v + d) % 2**256 for v in rule.values for d in (-1, 0, 1)]
+    if dirty_word and ArgType.restricts(rule.arg_type):
+        base = draw(st.one_of(st.sampled_from(rule.values), typed_words(rule.arg_type)))
+        return dirty(base, rule.arg_type, draw(st.integers(0, 255)))
     if honest:
-        satisfying = [w for w in [*candidates, draw(words)] if rule.holds(w)]
+        satisfying = [w for w in [*candidates, draw(typed_words(rule.arg_type))] if rule.holds(w)]
         if satisfying:
             return draw(st.sampled_from(satisfying))
     if draw(st.integers(0, 4)) == 0:
-        return draw(words)
+        return draw(st.one_of(words, typed_words(rule.arg_type)))
     return draw(st.sampled_from(candidates))
 
 
 FAULTS = (
-    "none", "none", "selector", "target", "forbidden", "tiny", "empty", "value", "rules", "cut", "edge",
-    "extend", "chaos",
+    "none", "none", "selector", "target", "forbidden", "tiny", "empty", "zero selector", "value", "rules",
+    "dirty", "dirty", "cut", "edge", "extend", "chaos",
 )  # fmt: skip
 
 
 @st.composite
 def calls_for(draw: st.DrawFn, session: Session, account: str, module: str, fault: str) -> Call:
     """A call for one of the session's permissions that aims to be allowed, but for ``fault``: another
-    selector or target, a forbidden target, 1-3 or 0 bytes of calldata, a value around the limit, argument
-    words around the rules' references, calldata cut anywhere or around the end of a rule's word, trailing
-    bytes, or all of these at random ("chaos")."""
+    selector or target, a forbidden target, 1-3 or 0 bytes of calldata, the zero selector followed by a
+    payload, a value around the limit, argument words around the rules' references, words that are dirty for
+    their rule's type, calldata cut anywhere or around the end of a rule's word, trailing bytes, or all of
+    these at random ("chaos")."""
     chaos = fault == "chaos"
     permission = draw(st.sampled_from(session.permissions))
     target, selector = permission.target, permission.selector
@@ -449,11 +540,20 @@ def calls_for(draw: st.DrawFn, session: Session, account: str, module: str, faul
     arguments = bytearray(end + draw(st.sampled_from([0, 0, 32, 5])))
     for rule in permission.rules:
         if rule.offset <= 1000:
-            word = draw(near_word(rule, honest=fault not in ("rules", "chaos")))
+            word = draw(
+                near_word(
+                    rule,
+                    honest=fault not in ("rules", "chaos"),
+                    dirty_word=(fault == "dirty" and draw(st.booleans())) or (chaos and draw(st.booleans())),
+                )
+            )
             arguments[rule.offset : rule.offset + 32] = word.to_bytes(32, "big")
     data = selector + bytes(arguments)
     if fault == "empty" or (selector == bytes(4) and not permission.rules and draw(st.booleans())):
         data = b""
+    elif fault == "zero selector":
+        payload = draw(st.one_of(st.just(b""), st.binary(max_size=68), st.just(bytes(arguments))))
+        data = bytes(4) + payload
     elif fault == "tiny":
         data = draw(st.binary(min_size=1, max_size=3))
     elif fault == "cut" or (chaos and draw(st.booleans())):
@@ -538,11 +638,41 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
 
 
 @st.composite
+def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation:
+    """An operation's gas fields around the session's cap (its prefund one wei-step below, at, or above the
+    cap, or anywhere), with no paymaster, a paymaster the session lists, or another, and the paymaster's two
+    gas limits. The callData is filled in later."""
+    limit = st.one_of(st.sampled_from([0, 1, 21_000, 100_000]), st.integers(0, 2_000_000))
+    verification, call, pre_verification = draw(limit) + 1, draw(limit), draw(limit)
+    paymaster = draw(st.sampled_from([None, None, *PAYMASTERS]))
+    pm_verification, pm_post_op = (draw(limit), draw(limit)) if paymaster is not None else (0, 0)
+    total = verification + call + pre_verification + pm_verification + pm_post_op
+    cap = session.gas_cap
+    if cap and draw(st.integers(0, 3)):
+        fee = max(0, cap // total + draw(st.sampled_from([-1, 0, 1, 2, 10**6])))
+    else:
+        fee = draw(st.one_of(st.sampled_from([0, 1, GWEI, 1000 * GWEI]), st.integers(0, 2**64)))
+    return UserOperation(
+        sender=account,
+        nonce=0,
+        verification_gas_limit=verification,
+        call_gas_limit=call,
+        pre_verification_gas=pre_verification,
+        max_fee_per_gas=fee,
+        max_priority_fee_per_gas=draw(st.sampled_from([0, fee])),
+        paymaster=paymaster,
+        paymaster_verification_gas_limit=pm_verification,
+        paymaster_post_op_gas_limit=pm_post_op,
+        paymaster_data=draw(st.sampled_from([b"", b"any paymaster data"])) if paymaster else b"",
+    )
+
+
+@st.composite
 def operations(
     draw: st.DrawFn, session: Session, account: str, module: str, mutate: float
-) -> tuple[bytes, bool]:
-    """``(execute callData, USE_WITH_KEY?)``: one to four calls, single or batch mode, maybe mutated; a
-    third of the operations aim to be allowed."""
+) -> tuple[UserOperation, bool]:
+    """``(operation, USE_WITH_KEY?)``: one to four calls, single or batch mode, maybe mutated, with gas fields
+    around the session's cap; a third of the operations aim to be allowed."""
     honest = draw(st.integers(0, 2)) == 0
     faults = st.just("none") if honest else st.sampled_from(FAULTS)
     calls = draw(
@@ -552,7 +682,8 @@ def operations(
     call_data = encode_execute(calls, batch=batch, exec_type=draw(st.sampled_from([0, 1])))
     if not honest and draw(st.floats(0, 1)) < mutate:
         call_data = draw(mutations(call_data, batch, len(calls)))
-    return call_data, draw(st.integers(0, 4)) > 0
+    op = draw(gas_fields(session, account)).replace(call_data=call_data)
+    return op, draw(st.integers(0, 4)) > 0
 
 
 # --------------------------------------------------------------------------------------------------
@@ -683,29 +814,45 @@ def trade_arguments(draw: st.DrawFn, rules: list[tuple[Any, ...]]) -> list[Any]:
 @given(data=st.data())
 def test_builder_policies_agree_with_the_module(probe, data):
     """Permissions from Policy.call (typed rules on arguments, tuple components and array elements) on
-    ABI-encoded calls, plus a plain-transfer permission."""
+    ABI-encoded calls, some with a ruled word made dirty for its type after encoding, plus a plain-transfer
+    permission (called with empty calldata, or with the zero selector and a payload)."""
     key = fresh_key()
     target, other = TARGETS[0], TARGETS[1]
     rules = data.draw(st.lists(builder_rules(), min_size=1, max_size=4), label="rules")
     limit = data.draw(st.sampled_from(VALUE_LIMITS), label="value limit")
     valid_after, valid_until = data.draw(windows(), label="window")
+    max_gas_cost, paymasters = data.draw(gas_caps(), label="gas cap")
     trade = Policy.call(target, TRADE_TEXT, rules=[r[0] for r in rules], value_limit=limit)
     session = Session(
         session_key=key.address,
         valid_after=valid_after,
         valid_until=valid_until,
+        max_gas_cost=max_gas_cost,
+        paymasters=paymasters,
         permissions=(trade, Policy.transfer(other, value_limit=limit)),
     )
     cases = []
     for index in range(CASES):
         arguments = data.draw(trade_arguments(rules), label=f"arguments {index}")
         value = data.draw(st.sampled_from([0, limit, min(limit + 1, U256), 2**96]), label=f"value {index}")
-        calls = [Call.of(target, value, TRADE.selector + abi_encode(TRADE_TYPES, arguments))]
+        encoded = bytearray(TRADE.selector + abi_encode(TRADE_TYPES, arguments))
+        if data.draw(st.integers(0, 3), label=f"dirty {index}") == 0:
+            path = data.draw(st.sampled_from([r[1] for r in rules]), label=f"dirty path {index}")
+            offset, kind, _ = TRADE.locate(path)
+            code = arg_type_of(kind.name)
+            if ArgType.restricts(code):
+                word = int.from_bytes(encoded[4 + offset : 36 + offset], "big")
+                bit = data.draw(st.integers(0, 255), label=f"dirty bit {index}")
+                encoded[4 + offset : 36 + offset] = dirty(word, code, bit).to_bytes(32, "big")
+        calls = [Call.of(target, value, bytes(encoded))]
         if data.draw(st.booleans(), label=f"with a transfer {index}"):
-            calls.append(Call.of(other, data.draw(st.sampled_from([0, limit, min(limit + 1, U256)]))))
-        cases.append(
-            (encode_execute(calls, batch=len(calls) > 1), data.draw(st.booleans(), label="with key"))
-        )
+            payload = data.draw(st.sampled_from([b"", b"", bytes(4), bytes(4) + bytes(encoded[4:])]))
+            calls.append(
+                Call.of(other, data.draw(st.sampled_from([0, limit, min(limit + 1, U256)])), payload)
+            )
+        call_data = encode_execute(calls, batch=len(calls) > 1)
+        op = data.draw(gas_fields(session, probe.address), label=f"gas {index}").replace(call_data=call_data)
+        cases.append((op, data.draw(st.booleans(), label="with key")))
     run_session(probe, session, key, cases)
 
 
@@ -736,15 +883,107 @@ def _padded_batch() -> bytes:
     return bytes(data)
 
 
-WIDE = 2**223
+WIDE = 2**215
+"""The first signed value that does not fit the module's 216-bit inline field."""
+NARROW = (  # (type, a canonical value of it) for one rule each, 32 bytes apart
+    (ArgType.ADDRESS, int(TARGETS[0], 16)),
+    (ArgType.BOOL, 1),
+    (ArgType.UINT8, 3),
+    (ArgType.uint_of(248), 2**247),
+    (ArgType.int_of(8), Rule.signed_word(-5)),
+    (ArgType.int_of(128), 2**100),
+    (ArgType.bytes_of(4), 0xDEADBEEF << 224),
+    (ArgType.bytes_of(31), (2**248 - 1) << 8),
+)
+CAP = 10**15
+"""The gas cap of the chosen gas scenario (wei)."""
 
 
-def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission, ...], list[bytes]]]:
-    """Named scenarios: the permissions of a session, and the operations to check against it."""
+def _gas(
+    call_data: bytes, fee: int, paymaster: str | None = None, pm_gas: tuple[int, int] = (0, 0)
+) -> UserOperation:
+    """An operation of 100,000 + 200,000 + 50,000 gas (plus the paymaster's) at ``fee`` wei per gas."""
+    return UserOperation(
+        sender=B,
+        nonce=0,
+        call_data=call_data,
+        verification_gas_limit=100_000,
+        call_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=fee,
+        max_priority_fee_per_gas=fee,
+        paymaster=paymaster,
+        paymaster_verification_gas_limit=pm_gas[0],
+        paymaster_post_op_gas_limit=pm_gas[1],
+    )
+
+
+def chosen_cases(
+    account: str, module: str
+) -> dict[str, tuple[tuple[Permission, ...], list[bytes | UserOperation], dict[str, Any]]]:
+    """Named scenarios: the permissions of a session, the operations to check against it (callData alone
+    runs with no gas fields), and the session's other fields."""
+    at_cap = CAP // 350_000
+    transfer = encode_execute(Call(B, 1, b""))
+    # odd rules EQUAL, even ones NOT_EQUAL (the condition a dirty word slips through on a masking target)
+    narrow_rules = tuple(
+        Rule(
+            condition=Condition.EQUAL if i % 2 else Condition.NOT_EQUAL,
+            offset=32 * i,
+            arg_type=code,
+            values=(v,),
+        )
+        for i, (code, v) in enumerate(NARROW)
+    )
+    clean = [
+        int(TARGETS[1], 16),
+        1,
+        4,
+        2**247,
+        Rule.signed_word(-4),
+        2**100,
+        0xDEADBEEE << 224,
+        (2**248 - 1) << 8,
+    ]
+    dirty_words = [
+        [*clean[:i], dirty(clean[i], code, bit), *clean[i + 1 :]]
+        for i, (code, _) in enumerate(NARROW)
+        for bit in (0, 7, 200)
+    ]
     return {
+        "zero selector: empty calldata only": (
+            (Permission(target=B, selector=bytes(4), value_limit=5), Permission(target=A, selector=TRANSFER)),
+            [
+                encode_execute(Call(B, v, data))
+                for v in (0, 5)
+                for data in (b"", bytes(4), bytes(4) + _words(int(account, 16), 2 * 10**18), bytes(5))
+            ]
+            + [encode_execute([Call(A, 0, TRANSFER), Call(B, 1, bytes(4) + b"x")])],
+            {},
+        ),
+        "dirty words for every narrow type": (
+            (Permission(target=A, selector=TRANSFER, rules=narrow_rules),),
+            [encode_execute(Call(A, 0, TRANSFER + _words(*w))) for w in [clean, *dirty_words]],
+            {},
+        ),
+        "gas cap with and without a paymaster": (
+            (Permission(target=B, selector=bytes(4), value_limit=5),),
+            [
+                _gas(transfer, at_cap),
+                _gas(transfer, at_cap + 1),
+                _gas(transfer, at_cap, PAYMASTERS[0]),
+                _gas(transfer, at_cap, PAYMASTERS[1], (1, 0)),
+                _gas(transfer, at_cap, PAYMASTERS[1], (0, 1)),
+                _gas(transfer, 1000 * GWEI, PAYMASTERS[0], (100_000, 100_000)),
+                _gas(transfer, 1000 * GWEI, PAYMASTERS[1], (100_000, 100_000)),
+                _gas(transfer, at_cap - 10, PAYMASTERS[2], (5, 5)),
+            ],
+            {"max_gas_cost": CAP, "paymasters": (PAYMASTERS[0],)},
+        ),
         "value limits saturate at 2**96 - 1": (
             (Permission(target=A, selector=TRANSFER, value_limit=2**200),),
             [encode_execute(Call(A, v, TRANSFER)) for v in (0, 2**96 - 1, 2**96, 2**200)],
+            {},
         ),
         "signed references inline and wide": (
             (
@@ -771,13 +1010,15 @@ def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission,
                     (0, 0, 0, 1),
                 )
             ],
+            {},
         ),
-        "unsigned references above 2**224 are stored wide": (
-            (Permission(target=A, selector=TRANSFER, rules=(_rule(Condition.GREATER_THAN, (2**224,)),)),),
+        "unsigned references above 2**216 are stored wide": (
+            (Permission(target=A, selector=TRANSFER, rules=(_rule(Condition.GREATER_THAN, (2**216,)),)),),
             [
                 encode_execute(Call(A, 0, TRANSFER + _words(w)))
-                for w in (2**224 - 1, 2**224, 2**224 + 1, U256)
+                for w in (2**216 - 1, 2**216, 2**216 + 1, U256)
             ],
+            {},
         ),
         "one_of with 31 values": (
             (
@@ -786,6 +1027,7 @@ def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission,
                 ),
             ),
             [encode_execute(Call(A, 0, TRANSFER + _words(w))) for w in (99, 100, 115, 130, 131)],
+            {},
         ),
         "calldata just long enough or a byte short": (
             (
@@ -796,6 +1038,7 @@ def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission,
                 ),
             ),
             [encode_execute(Call(A, 0, (TRANSFER + bytes(200))[:size])) for size in (35, 36, 135, 136, 137)],
+            {},
         ),
         "execute encodings the module tolerates": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
@@ -805,6 +1048,7 @@ def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission,
                 _padded_batch(),
                 encode_execute(Call(B, 5, b""), batch=True, exec_type=1),
             ],
+            {},
         ),
         "forbidden targets, transfers and 1-3 byte calldata": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
@@ -812,13 +1056,20 @@ def chosen_cases(account: str, module: str) -> dict[str, tuple[tuple[Permission,
             + [encode_execute(Call(B, v, b"")) for v in (5, 6)]
             + [encode_execute(Call(B, 0, bytes(4) + b"more")), encode_execute(Call(B, 0, OTHER_SELECTOR))]
             + [encode_execute(Call(B, 0, b"\x01" * size)) for size in (1, 2, 3)],
+            {},
         ),
     }
 
 
 @pytest.mark.parametrize("name", sorted(chosen_cases(TARGETS[2], TARGETS[2])))
 def test_chosen_cases_agree_with_the_module(probe, name):
-    permissions, operations_ = chosen_cases(probe.address, probe.module.address)[name]
+    permissions, operations_, fields = chosen_cases(probe.address, probe.module.address)[name]
     key = fresh_key()
-    session = Session(session_key=key.address, valid_after=T0, valid_until=T0 + 60, permissions=permissions)
-    run_session(probe, session, key, [(op, with_key) for op in operations_ for with_key in (True, False)])
+    session = Session(
+        session_key=key.address, valid_after=T0, valid_until=T0 + 60, permissions=permissions, **fields
+    )
+    ops = [
+        op if isinstance(op, UserOperation) else UserOperation(sender=B, nonce=0, call_data=op)
+        for op in operations_
+    ]
+    run_session(probe, session, key, [(op, with_key) for op in ops for with_key in (True, False)])

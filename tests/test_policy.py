@@ -26,7 +26,7 @@ from keyscope.policy import (
     find_function,
     parse_signature,
 )
-from keyscope.session import SIGNED, Condition, Permission, Rule
+from keyscope.session import ArgType, Condition, Permission, Rule, arg_type_of
 
 TARGET = to_address("0x" + "c3" * 20)
 USER = to_address("0x" + "e5" * 20)
@@ -300,7 +300,8 @@ def test_in_range_and_one_of_hold_as_their_python_meaning(data, kind):
     in_range, one_of = Policy.call(
         TARGET, f"f({kind} x)", rules=[arg("x").in_range(low, high), arg(0).one_of(members)]
     ).rules
-    assert in_range.condition == Condition.IN_RANGE | (SIGNED if kind.startswith("int") else 0)
+    assert in_range.condition == Condition.IN_RANGE
+    assert in_range.arg_type == arg_type_of(kind) and in_range.is_signed == kind.startswith("int")
     assert in_range.holds(word(actual, kind)) == (low <= actual <= high)
     assert one_of.holds(word(actual, kind)) == (actual in members)
     assert len(one_of.values) == len(set(members))
@@ -327,7 +328,7 @@ def test_each_operator_gives_its_condition():
 
 def test_signed_rules_store_twos_complement_and_compare_signed():
     (rule,) = Policy.call(TARGET, "f(int24 fee)", rules=[arg("fee") < -500]).rules
-    assert rule.condition == Condition.LESS_THAN | SIGNED
+    assert rule.condition == Condition.LESS_THAN and rule.arg_type == ArgType.int_of(24) and rule.is_signed
     assert rule.values == (2**256 - 500,)
     assert rule.holds(word(-501, "int24")) and not rule.holds(word(-500, "int24"))
     assert not rule.holds(word(3, "int24"))
@@ -382,7 +383,9 @@ def test_permission_fields():
     assert permission.function == "safeMint(address)"
     assert permission.value_limit == 10
     assert permission.rules == (
-        Rule(condition=Condition.EQUAL, offset=0, values=(int(USER, 16),), name="to"),
+        Rule(
+            condition=Condition.EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(int(USER, 16),), name="to"
+        ),
     )
     unnamed = Policy.call(TARGET, "transfer(address,uint256)", rules=[arg(1) > 0]).rules[0]
     assert (unnamed.name, unnamed.offset) == ("arg1", 32)

@@ -10,22 +10,28 @@ interface ISessionKeyValidator is IERC7579Validator {
                                  TYPES
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice One condition on one 32-byte word of a call's arguments.
-    /// @param condition The comparison (low 4 bits: EQUAL 0, LESS_THAN_OR_EQUAL 1, LESS_THAN 2,
-    ///        GREATER_THAN_OR_EQUAL 3, GREATER_THAN 4, NOT_EQUAL 5, IN_RANGE 6, ONE_OF 7), ORed with
-    ///        SIGNED (0x40) to compare as int256 instead of uint256.
+    /// @notice One condition on one argument of a call: the 32-byte word at `offset`, read as `argType`.
+    /// @param condition The comparison: EQUAL 0, LESS_THAN_OR_EQUAL 1, LESS_THAN 2, GREATER_THAN_OR_EQUAL 3,
+    ///        GREATER_THAN 4, NOT_EQUAL 5, IN_RANGE 6, ONE_OF 7.
     /// @param offset Byte offset of the word in the call's arguments (after the 4-byte selector).
-    /// @param values Reference values: one for conditions 0-5, [low, high] for IN_RANGE (inclusive),
-    ///        the allowed values for ONE_OF.
+    /// @param argType The argument's ABI type, one byte: bits 5-7 the kind (0 uintN, 1 intN, 2 bytesN, 3 bool),
+    ///        bits 0-4 the number of bytes the type leaves out of the word (32 - N/8 for uintN and intN,
+    ///        32 - N for bytesN; 0 for bool). 0x00 is uint256 (any word); address is 0x0c (uint160), an enum
+    ///        0x1f (uint8), int256 0x20, int8 0x3f, bytes32 0x40, bytes4 0x5c, bool 0x60. A word that is not the
+    ///        type's canonical ABI encoding is refused whatever the condition; intN compare as signed.
+    /// @param values Reference values, each the canonical word of a value of `argType`: one for conditions
+    ///        0-5, [low, high] for IN_RANGE (inclusive), the allowed values for ONE_OF.
     struct Rule {
         uint8 condition;
         uint16 offset;
+        uint8 argType;
         uint256[] values;
     }
 
     /// @notice What a session may call: one function of one contract.
     /// @param target The contract.
-    /// @param selector The function selector; 0x00000000 allows calls with empty calldata (plain transfers).
+    /// @param selector The function selector; 0x00000000 allows calls with empty calldata only (plain transfers),
+    ///        and then `rules` must be empty.
     /// @param valueLimit The most native value (wei) one call may carry.
     /// @param rules Conditions on the arguments, all of which must hold.
     struct Permission {
@@ -39,9 +45,12 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @param sessionKey The address of the session's ECDSA key.
     /// @param validAfter First second the session is valid (0: at once).
     /// @param validUntil Last second the session is valid (0: no expiry).
-    /// @param maxGasCost The most one operation may cost the account in gas, in wei: every gas limit times
-    ///        maxFeePerGas, as the EntryPoint's prefund counts it (0: no cap; kept in whole gwei, at least 1
-    ///        gwei). Operations paid by a paymaster are not capped: the paymaster's own policy applies.
+    /// @param maxGasCost The most one operation may cost in gas, in wei: every gas limit (the paymaster's two
+    ///        included) times maxFeePerGas, the EntryPoint's prefund (0: no cap; kept in whole gwei, at least 1
+    ///        gwei). It bounds operations paid by a paymaster too, since a paymaster may charge the account
+    ///        (an ERC-20 paymaster takes its tokens in postOp).
+    /// @param paymasters The paymasters operations may name without the maxGasCost cap (sponsors the owner
+    ///        trusts not to charge the account); at most MAX_PAYMASTERS, none the zero address.
     /// @param salt Any number, to tell apart otherwise identical sessions.
     /// @param permissions The calls allowed, at most one per (target, selector).
     struct Session {
@@ -49,6 +58,7 @@ interface ISessionKeyValidator is IERC7579Validator {
         uint48 validAfter;
         uint48 validUntil;
         uint256 maxGasCost;
+        address[] paymasters;
         uint256 salt;
         Permission[] permissions;
     }
@@ -94,6 +104,10 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice Call `callIndex` has 1 to 3 bytes of calldata: neither a function call nor a plain transfer.
     error InvalidCallData(uint256 callIndex);
 
+    /// @notice Call `callIndex` has calldata starting with the selector 0x00000000, which permissions use for
+    ///         plain transfers (empty calldata) only: a target's fallback could act on the bytes that follow.
+    error ZeroSelectorCall(uint256 callIndex);
+
     /// @notice Call `callIndex` matches no permission of the session key (claimed by the signature).
     error NoPermission(uint256 callIndex, address target, bytes4 selector);
 
@@ -103,10 +117,19 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice Call `callIndex` breaks rule `ruleIndex` of permission `permissionIndex`; `actual` is the word.
     error RuleViolated(uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex, bytes32 actual);
 
+    /// @notice Call `callIndex`'s word for rule `ruleIndex` is not a canonical ABI encoding of the rule's
+    ///         `argType` (dirty high bits, a bool other than 0 or 1, ...): a target that masks the word instead of
+    ///         reverting would read another value than the one the rule judged. (Under EQUAL and ONE_OF, which
+    ///         pass only a reference value, canonical by construction, such a word is a RuleViolated.)
+    error NonCanonicalArgument(
+        uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex, uint8 argType, bytes32 actual
+    );
+
     /// @notice Call `callIndex`'s calldata ends before the word rule `ruleIndex` reads.
     error CalldataTooShort(uint256 callIndex, uint256 permissionIndex, uint256 ruleIndex);
 
-    /// @notice The operation could cost the account `cost` wei in gas, over the session's `limit`.
+    /// @notice The operation could cost `cost` wei in gas (its prefund, the paymaster's gas limits included), over
+    ///         the session's `limit`; a paymaster the session lists would lift the cap.
     error GasCostTooHigh(uint256 cost, uint256 limit);
 
     /// @notice A non-zero maxGasCost below 1 gwei (the cap is kept in whole gwei).
@@ -133,12 +156,18 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice The session key already holds a live permission for this target and selector.
     error PermissionAlreadyGranted(uint256 permissionIndex, address target, bytes4 selector);
 
-    /// @notice Rule `ruleIndex` of permission `permissionIndex` is malformed (unknown condition, wrong number
-    ///         of values, IN_RANGE with low > high).
+    /// @notice Rule `ruleIndex` of permission `permissionIndex` is malformed (unknown condition or argType,
+    ///         wrong number of values, a value that is not a canonical word of the argType, IN_RANGE with
+    ///         low > high, a rule on a plain-transfer permission).
     error InvalidRule(uint256 permissionIndex, uint256 ruleIndex);
 
-    /// @notice Permission `permissionIndex`'s rules need more than MAX_RULE_WORDS storage words.
+    /// @notice Permission `permissionIndex`'s rules and the session's paymasters need `words` storage words,
+    ///         more than MAX_RULE_WORDS.
     error TooManyRules(uint256 permissionIndex, uint256 words);
+
+    /// @notice The session lists `count` paymasters, more than MAX_PAYMASTERS, or one of them is the zero
+    ///         address (`index`).
+    error InvalidPaymasters(uint256 count, uint256 index);
 
     /// @notice Enabling would give `account` more than `max` live permissions: revoke unused sessions first.
     error TooManyLivePermissions(address account, uint256 max);

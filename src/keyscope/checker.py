@@ -9,14 +9,18 @@ module would return with a valid signature) or raises the error the chain would 
   ``MalformedExecution`` or ``EmptyBatch``);
 * :class:`CallRefusedError` (a :class:`~keyscope.errors.PolicyViolationError`) for a call the policy
   refuses, with the call, permission and rule indices and ``reason``, the module's custom error name;
+* :class:`~keyscope.errors.GasCostTooHighError` (:meth:`PolicyChecker.check_operation`,
+  :meth:`PolicyChecker.check_gas_cost`) for an operation whose prefund, the paymaster's gas limits included,
+  is over the session's ``maxGasCost`` (unless the session lists its paymaster);
 * :class:`~keyscope.errors.SessionRevokedError` for a revoked session (the module finds no permission);
 * :class:`~keyscope.errors.SessionNotYetValidError` / :class:`~keyscope.errors.SessionExpiredError` when
   ``now`` is outside the window, as the EntryPoint v0.7 applies it: valid iff
   ``validAfter <= now <= validUntil`` (``validUntil`` 0: no end).
 
 The checks run in the module's order (callData head, then each call in turn: its encoding, the forbidden
-targets, the selector, the permission, the value, each rule), so that the first failure is the one the
-chain reports; the window comes last, as the EntryPoint checks it after validation. That is why the checker
+targets, the calldata's shape, the permission, the value, each rule: its word in the calldata, that word's
+canonical encoding for the rule's type, the condition; then the gas cost), so that the first failure is the
+one the chain reports; the window comes last, as the EntryPoint checks it after validation. That is why the checker
 walks the encoding itself instead of calling :func:`~keyscope.execution.decode_execute` first: it accepts
 the same encodings, but the module refuses a bad call before it looks at a malformed later one (and the
 walk costs a few microseconds, without checksumming addresses). The checker knows the one session it is
@@ -34,16 +38,19 @@ from typing import Any
 
 from .errors import (
     BadInputError,
+    GasCostTooHighError,
     PolicyViolationError,
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
 )
 from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError
+from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .policy import AbiType, parse_signature
-from .session import Condition, Permission, Rule, Session
+from .session import ArgType, Condition, Permission, Rule, Session
+from .userop import UserOperation
 
 __all__ = ["VALUE_LIMIT_MAX", "CallRefusedError", "CheckResult", "PolicyChecker", "check"]
 
@@ -77,8 +84,9 @@ _KNOWN_SELECTORS = {keccak(text.encode())[:4]: text for text in _WELL_KNOWN}
 
 class CallRefusedError(PolicyViolationError):
     """A call the session's policy refuses. ``reason`` is the module's custom error for it:
-    ``ForbiddenTarget``, ``InvalidCallData``, ``NoPermission``, ``ValueLimitExceeded``, ``RuleViolated`` or
-    ``CalldataTooShort``; ``actual`` is the word a broken rule read (None otherwise)."""
+    ``ForbiddenTarget``, ``InvalidCallData``, ``ZeroSelectorCall``, ``NoPermission``, ``ValueLimitExceeded``,
+    ``CalldataTooShort``, ``NonCanonicalArgument`` or ``RuleViolated``; ``actual`` is the word a refused rule
+    read (None otherwise)."""
 
     def __init__(
         self,
@@ -116,8 +124,28 @@ class CheckResult:
         return (self.valid_until << 160) | (self.valid_after << 208)
 
 
-# A compiled rule: (first byte, end byte, sign flip, predicate, rule index).
-_CompiledRule = tuple[int, int, int, Callable[[int], bool], int]
+# A compiled rule: (first byte, end byte, canonical-word test or None, sign flip, predicate, rule index).
+_CompiledRule = tuple[int, int, Callable[[int], bool] | None, int, Callable[[int], bool], int]
+
+
+def _canonical(rule: Rule) -> Callable[[int], bool] | None:
+    """A fast test of ``ArgType.is_canonical(rule.arg_type, word)`` where the module makes it: None for the
+    256-bit types (every word is canonical), and for EQUAL and ONE_OF, whose canonical reference values let
+    only canonical words through (a dirty word is a ``RuleViolated`` there)."""
+    arg_type = rule.arg_type
+    if not ArgType.restricts(arg_type) or rule.op in (Condition.EQUAL, Condition.ONE_OF):
+        return None
+    kind, padding = arg_type >> 5, arg_type & 0x1F
+    if kind == 0:
+        return (1 << (256 - 8 * padding)).__gt__
+    if kind == 3:
+        return (2).__gt__
+    if kind == 2:
+        unit = 1 << (8 * padding)
+        return lambda word: word % unit == 0
+    half = 1 << (255 - 8 * padding)
+    low_end, high_start = half, (1 << 256) - half
+    return lambda word: word < low_end or word >= high_start
 
 
 def _predicate(rule: Rule) -> tuple[int, Callable[[int], bool]]:
@@ -175,7 +203,7 @@ class PolicyChecker:
             rules: list[_CompiledRule] = []
             for number, rule in enumerate(permission.rules):
                 flip, test = _predicate(rule)
-                rules.append((rule.offset + 4, rule.offset + 36, flip, test, number))
+                rules.append((rule.offset + 4, rule.offset + 36, _canonical(rule), flip, test, number))
             limit = min(permission.value_limit, VALUE_LIMIT_MAX)
             key = bytes.fromhex(permission.target[2:]) + permission.selector
             self._by_call[key] = _Compiled(index, limit, tuple(rules), permission)
@@ -189,6 +217,48 @@ class PolicyChecker:
 
     def check(self, call_data: bytes | str, *, now: int | None = None, revoked: bool = False) -> CheckResult:
         """Check an account ``execute(bytes32,bytes)`` callData; see the module docstring for the errors."""
+        return self._window(self._execute(call_data, revoked), now)
+
+    def check_operation(
+        self, op: UserOperation, *, now: int | None = None, revoked: bool = False
+    ) -> CheckResult:
+        """Check a whole UserOperation as the module and the EntryPoint will: its callData, then its gas cost
+        (:meth:`check_gas_cost`), then the window."""
+        used = self._execute(op.call_data, revoked)
+        self.check_gas_cost(op)
+        return self._window(used, now)
+
+    def check_gas_cost(self, op: UserOperation) -> None:
+        """Raise :class:`~keyscope.errors.GasCostTooHighError` when ``op`` could cost more than the session's
+        cap: its prefund, every gas limit (the paymaster's two included) times maxFeePerGas, as the module
+        counts it. A paymaster the session lists in ``paymasters`` lifts the cap; any other does not, since
+        a paymaster may charge the account (an ERC-20 paymaster takes its tokens in postOp)."""
+        cap = self.session.gas_cap
+        if not cap or (op.paymaster is not None and op.paymaster in self.session.paymasters):
+            return
+        cost = required_prefund(op)
+        if cost <= cap:
+            return
+        via = f" through paymaster {op.paymaster}" if op.paymaster is not None else ""
+        paymaster_gas = ""
+        if op.paymaster is not None:
+            paymaster_gas = (
+                f", paymaster verification {op.paymaster_verification_gas_limit:,} and postOp "
+                f"{op.paymaster_post_op_gas_limit:,}"
+            )
+        raise GasCostTooHighError(
+            f"this operation could cost up to {cost:,} wei in gas{via} (verification "
+            f"{op.verification_gas_limit:,}, call {op.call_gas_limit:,}, preVerification {op.pre_verification_gas:,}"
+            f"{paymaster_gas} gas at maxFeePerGas {op.max_fee_per_gas:,} wei), over the session's cap of {cap:,} "
+            "wei: lower the gas limits or the fee, split the calls, or ask the owner for a session with a higher "
+            "max_gas_cost (or one that lists this paymaster)",
+            self.session_id,
+            cost=cost,
+            limit=cap,
+        )
+
+    def _execute(self, call_data: bytes | str, revoked: bool) -> tuple[int, ...]:
+        """Check an ``execute`` callData's head and calls; the permission index each call used."""
         data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
         size = len(data)
         if size < 100:
@@ -220,8 +290,8 @@ class PolicyChecker:
             used = self._call(
                 0, execution[:20], int.from_bytes(execution[20:52], "big"), execution[52:], revoked
             )
-            return self._window((used,), now)
-        return self._window(self._batch(execution, revoked), now)
+            return (used,)
+        return self._batch(execution, revoked)
 
     def check_calls(
         self, calls: Call | Sequence[Call], *, now: int | None = None, revoked: bool = False
@@ -285,6 +355,16 @@ class PolicyChecker:
         size = len(data)
         if size >= 4:
             selector = data[:4]
+            if selector == _ZERO_SELECTOR:
+                raise CallRefusedError(
+                    f"call {index} to {to_address(target)} has {size} bytes of calldata starting with the selector "
+                    "0x00000000, which permissions keep for plain transfers (empty calldata): the target's "
+                    "fallback would act on bytes no permission describes. Send a plain transfer with no data, or "
+                    "call a function with its own selector",
+                    reason="ZeroSelectorCall",
+                    session_id=self.session_id,
+                    call_index=index,
+                )
         elif size:
             raise CallRefusedError(
                 f"call {index} has {size} bytes of calldata: a call needs none (a plain transfer) or at "
@@ -313,10 +393,12 @@ class PolicyChecker:
                 call_index=index,
                 permission_index=permission.index,
             )
-        for first, end, flip, test, number in permission.rules:
+        for first, end, canonical, flip, test, number in permission.rules:
             if size < end:
                 raise self._too_short(index, permission, number, size)
             word = int.from_bytes(data[first:end], "big")
+            if canonical is not None and not canonical(word):
+                raise self._non_canonical(index, permission, number, word)
             if not test(word ^ flip):
                 raise self._violated(index, permission, number, word)
         return permission.index
@@ -359,7 +441,7 @@ class PolicyChecker:
     def _no_permission(self, index: int, target: bytes, selector: bytes) -> CallRefusedError:
         address = to_address(target)
         if selector == _ZERO_SELECTOR:
-            what = "a plain transfer or selector 0x00000000"
+            what = "a plain transfer (empty calldata)"
         else:
             names = {p.function for p in self.session.permissions if p.selector == selector and p.function}
             name = next(iter(names), None) or _KNOWN_SELECTORS.get(selector)
@@ -387,6 +469,23 @@ class PolicyChecker:
             rule_index=number,
         )
 
+    def _non_canonical(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
+        rule = compiled.permission.rules[number]
+        label, _ = _labelled(compiled.permission, rule)
+        type_name = ArgType.name(rule.arg_type)
+        return CallRefusedError(
+            f"call {index} ({compiled.permission.label}): {label} is a {type_name}, but its word "
+            f"0x{word:064x} is not a canonical {type_name} encoding ({_CANONICAL[rule.arg_type >> 5]}); a target "
+            "that masks the word instead of reverting would read another value than the rule judged. Encode the "
+            "argument with its ABI type",
+            reason="NonCanonicalArgument",
+            session_id=self.session_id,
+            call_index=index,
+            permission_index=compiled.index,
+            rule_index=number,
+            actual=word,
+        )
+
     def _violated(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
         rule = compiled.permission.rules[number]
         label, kind = _labelled(compiled.permission, rule)
@@ -410,6 +509,13 @@ class PolicyChecker:
             actual=word,
         )
 
+
+_CANONICAL = {
+    0: "its unused high bytes must be zero",
+    1: "it must be sign-extended from the type's top bit",
+    2: "its unused low bytes must be zero",
+    3: "it must be 0 or 1",
+}
 
 _MUST = {
     Condition.EQUAL: "must equal",

@@ -154,7 +154,20 @@ class PolicyViolationError(SessionError):
 
 
 class GasCostTooHighError(SessionError):
-    """The operation could cost the account more gas than the session's ``maxGasCost`` allows."""
+    """The operation could cost more gas than the session's ``maxGasCost`` allows: ``cost`` is its prefund (every
+    gas limit, a paymaster's included, times maxFeePerGas), ``limit`` the session's cap, both in wei."""
+
+    def __init__(
+        self,
+        message: str,
+        session_id: str | None = None,
+        *,
+        cost: int | None = None,
+        limit: int | None = None,
+    ) -> None:
+        self.cost = cost
+        self.limit = limit
+        super().__init__(message, session_id)
 
 
 class SessionExpiredError(SessionError):

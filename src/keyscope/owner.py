@@ -245,6 +245,7 @@ class Owner:
         valid_after: int = 0,
         valid_until: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+        paymasters: Iterable[Any] = (),
         salt: int | None = None,
         now: int | None = None,
     ) -> Session:
@@ -252,8 +253,10 @@ class Owner:
 
         The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
         ``valid_for`` seconds from ``now`` (default: the chain's latest block time). ``max_gas_cost``: the most
-        one operation may cost the account in gas, in wei (default 0.05 ether; 0 for no cap), so that a session
-        key cannot drain the account through absurd fees or gas limits. A random ``salt`` keeps ids unique.
+        one operation may cost in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot
+        drain the account through absurd fees or gas limits, whoever pays: the cap bounds operations a paymaster
+        pays too (an ERC-20 paymaster charges the account), except with the ``paymasters`` listed here (sponsors
+        trusted not to charge the account). A random ``salt`` keeps ids unique.
         """
         if valid_for is not None and now is None:
             now = self.network.chain.block_timestamp()
@@ -262,6 +265,7 @@ class Owner:
             valid_after=valid_after,
             valid_until=_valid_until(valid_for, valid_until, valid_after, now),
             max_gas_cost=max_gas_cost,
+            paymasters=tuple(to_address(p, name="paymaster") for p in paymasters),
             salt=secrets.randbits(64) if salt is None else salt,
             permissions=tuple(permissions),
         )

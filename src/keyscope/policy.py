@@ -21,6 +21,12 @@ Reference values are checked against the argument's type: ``address`` (any form
 :func:`~keyscope.hexutil.to_address` accepts, compared as a uint160 word), ``bool``, ``uintN`` and ``intN``
 (range-checked; ``intN`` rules compare as signed and store negative values in two's complement),
 ``bytesN`` (exactly N bytes, left-aligned) and enums (``uint8`` in the ABI; Python enum members work).
+Each rule carries its argument's type (:class:`~keyscope.session.ArgType`, signed in the grant): the module
+refuses a call whose word is not that type's canonical encoding, since a target built with ABI coder v1, or
+one reading calldata in assembly, would mask it and read another value than the one the rule judged.
+
+A function whose selector is ``0x00000000`` cannot be granted: the module keeps that selector for plain
+transfers (:meth:`Policy.transfer`), which carry no calldata.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any
 
 from .errors import BadInputError, InvalidAbiError, InvalidAddressError, UnknownFunctionError
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
-from .session import MAX_RULE_WORDS, SIGNED, UINT256_MAX, Condition, Permission, Rule
+from .session import MAX_RULE_WORDS, UINT256_MAX, Condition, Permission, Rule, arg_type_of
 
 __all__ = [
     "TRANSFER_SELECTOR",
@@ -570,8 +576,9 @@ class RuleSpec:
         return f"{self.ref!r} {self.op.name} {self.values!r}"
 
     def resolve(self, function: AbiFunction) -> Rule:
-        """The module :class:`Rule` for ``function``: offset from the head layout, typed reference words,
-        SIGNED for ``intN`` arguments, and ``name`` set to the argument's label."""
+        """The module :class:`Rule` for ``function``: offset from the head layout, the argument's ABI type
+        (so that the module refuses a word that is not its canonical encoding, and compares ``intN`` as
+        signed), typed reference words, and ``name`` set to the argument's label."""
         offset, kind, label = function.locate(self.ref.path)
         signed = kind.name.startswith("int")
         where = f"argument `{label}` ({kind.name}) of {function.signature}"
@@ -589,7 +596,7 @@ class RuleSpec:
                     f"{where}: one_of takes 1 to {MAX_RULE_WORDS} distinct values, got {len(words)}"
                 )
         return Rule(
-            condition=int(self.op) | (SIGNED if signed else 0), offset=offset, values=words, name=label
+            condition=int(self.op), offset=offset, arg_type=arg_type_of(kind.name), values=words, name=label
         )
 
 
@@ -718,6 +725,11 @@ def _permission(
     target: Any, function: AbiFunction, rules: Iterable[RuleSpec | Rule], value_limit: int | str
 ) -> Permission:
     address, limit = _target_and_limit(target, value_limit)
+    if function.selector == TRANSFER_SELECTOR:
+        raise BadInputError(
+            f"{function.signature} has the selector 0x00000000, which the module keeps for plain transfers (empty "
+            "calldata only): a session cannot call it. For plain transfers use Policy.transfer(target, value_limit)"
+        )
     if isinstance(rules, (RuleSpec, Rule)):
         rules = [rules]
     resolved: list[Rule] = []

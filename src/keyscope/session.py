@@ -9,6 +9,7 @@ module's domain. Everything here is pure and mirrors ``contracts/SessionKeyValid
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import Any
 
@@ -21,16 +22,19 @@ from .hexutil import address_word as _address_word
 from .hexutil import word as _word
 
 __all__ = [
+    "MAX_PAYMASTERS",
     "MAX_PERMISSIONS",
     "MAX_RULE_WORDS",
     "MODE_ENABLE",
     "MODE_USE_WITH_KEY",
     "SESSION_ABI_TYPE",
     "SIGNED",
+    "ArgType",
     "Condition",
     "Permission",
     "Rule",
     "Session",
+    "arg_type_of",
     "encode_enable_signature",
     "encode_use_with_key_signature",
     "rule_words",
@@ -38,7 +42,11 @@ __all__ = [
 
 MAX_PERMISSIONS = 16
 MAX_RULE_WORDS = 31
+MAX_PAYMASTERS = 7
 SIGNED = 0x40
+"""Shorthand for a signed comparison on an untyped rule: ``Rule(condition=op | SIGNED, ...)`` is the rule
+``Rule(condition=op, arg_type=ArgType.INT256, ...)``. The signed grant carries the type, not this flag."""
+INLINE_BITS = 216
 MODE_ENABLE = 0x01
 MODE_USE_WITH_KEY = 0x02
 UINT256_MAX = 2**256 - 1
@@ -48,11 +56,11 @@ GAS_CAP_MAX_GWEI = 2**40 - 1
 DOMAIN_NAME = "keyscope SessionKeyValidator"
 DOMAIN_VERSION = "1"
 
-_RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint256[] values)"
+_RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
 _PERMISSION_TYPE = "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
 _SESSION_TYPE = (
-    "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,uint32 epoch,"
-    "uint256 salt,Permission[] permissions)"
+    "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
+    "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions)"
 )
 RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
 PERMISSION_TYPEHASH = keccak((_PERMISSION_TYPE + _RULE_TYPE).encode())
@@ -61,9 +69,7 @@ _DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 
-SESSION_ABI_TYPE = (
-    "(address,uint48,uint48,uint256,uint256,(address,bytes4,uint256,(uint8,uint16,uint256[])[])[])"
-)
+SESSION_ABI_TYPE = "(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,(uint8,uint16,uint8,uint256[])[])[])"
 """The ABI type of ``ISessionKeyValidator.Session``."""
 
 
@@ -78,6 +84,122 @@ class Condition(IntEnum):
     NOT_EQUAL = 5
     IN_RANGE = 6
     ONE_OF = 7
+
+
+class ArgType:
+    """The ABI type of a rule's argument, in the one byte the grant signs (``Rule.arg_type``).
+
+    Bits 5-7 are the kind, bits 0-4 the number of bytes ``p`` the type leaves out of its 32-byte word:
+
+    ========  ==========================  ===========  ===============================================
+    kind      types                       code         canonical word (what ABI coder v2 accepts)
+    ========  ==========================  ===========  ===============================================
+    0 uint    uint256 .. uint8, address   ``0x00 + p`` the high ``p`` bytes zero (address: ``p`` = 12)
+    1 int     int256 .. int8              ``0x20 + p`` sign-extended from bit ``255 - 8p``
+    2 bytes   bytes32 .. bytes1           ``0x40 + p`` the low ``p`` bytes zero
+    3 bool    bool                        ``0x60``     0 or 1
+    ========  ==========================  ===========  ===============================================
+
+    The module refuses a call whose ruled word is not canonical for the rule's type, whatever the condition
+    (``NonCanonicalArgument``; under EQUAL and ONE_OF, which only pass a canonical reference value, a dirty
+    word is a ``RuleViolated``), and compares intN words as signed. ``WORD`` (uint256, the default) accepts
+    every word.
+    """
+
+    WORD = 0x00
+    UINT256 = 0x00
+    ADDRESS = 0x0C
+    UINT8 = 0x1F
+    INT256 = 0x20
+    BYTES32 = 0x40
+    BOOL = 0x60
+
+    @staticmethod
+    def uint_of(bits: int) -> int:
+        """The code of ``uint<bits>`` (8 to 256, a multiple of 8)."""
+        return _width(bits) // 8
+
+    @staticmethod
+    def int_of(bits: int) -> int:
+        """The code of ``int<bits>`` (8 to 256, a multiple of 8)."""
+        return 0x20 | _width(bits) // 8
+
+    @staticmethod
+    def bytes_of(size: int) -> int:
+        """The code of ``bytes<size>`` (1 to 32)."""
+        if not 1 <= size <= 32:
+            raise ValueError(f"bytes{size} is not an ABI type: bytesN takes N from 1 to 32")
+        return 0x40 | (32 - size)
+
+    @staticmethod
+    def is_valid(code: int) -> bool:
+        """Whether ``code`` names a type (kinds 0-2 with any padding, or exactly BOOL)."""
+        return 0 <= code <= 0xFF and (code >> 5 < 3 or code == ArgType.BOOL)
+
+    @staticmethod
+    def is_signed(code: int) -> bool:
+        """Whether words of this type compare as int256 (intN)."""
+        return code >> 5 == 1
+
+    @staticmethod
+    def restricts(code: int) -> bool:
+        """Whether some words are not canonical for this type (every type but the 256-bit ones)."""
+        return code & 0x1F != 0 or code == ArgType.BOOL
+
+    @staticmethod
+    def is_canonical(code: int, word: int) -> bool:
+        """Whether ``word`` (as uint256) is the canonical ABI encoding of a value of type ``code``."""
+        kind, padding = code >> 5, code & 0x1F
+        if kind == 0:
+            return word >> (256 - 8 * padding) == 0
+        if kind == 2:
+            return word % (1 << (8 * padding)) == 0
+        if kind == 3:
+            return word >> 1 == 0
+        bits = 256 - 8 * padding
+        return word < 1 << (bits - 1) or word >= (1 << 256) - (1 << (bits - 1))
+
+    @staticmethod
+    def name(code: int) -> str:
+        """``uint8``, ``int64``, ``bytes4``, ``bool`` (``address`` reads as ``uint160``)."""
+        kind, padding = code >> 5, code & 0x1F
+        if kind == 0:
+            return f"uint{256 - 8 * padding}"
+        if kind == 1:
+            return f"int{256 - 8 * padding}"
+        if kind == 2:
+            return f"bytes{32 - padding}"
+        return "bool" if code == ArgType.BOOL else f"unknown type 0x{code:02x}"
+
+
+def _width(bits: int) -> int:
+    """Bits of the word a ``bits``-bit integer type leaves out."""
+    if not (8 <= bits <= 256 and bits % 8 == 0):
+        raise ValueError(f"{bits} is not an ABI integer width: use 8 to 256, a multiple of 8")
+    return 256 - bits
+
+
+_SIZED = re.compile(r"(u?int|bytes)(\d+)")
+
+
+def arg_type_of(abi_type: str) -> int:
+    """The :class:`ArgType` code of an elementary static ABI type name: ``address``, ``bool``, ``uintN``,
+    ``intN``, ``bytesN``, ``function`` (bytes24). Enums are ``uint8`` in the ABI. Raises ValueError for other
+    names (dynamic types have no word of their own to judge)."""
+    if abi_type == "address":
+        return ArgType.ADDRESS
+    if abi_type == "bool":
+        return ArgType.BOOL
+    if abi_type == "function":
+        return ArgType.bytes_of(24)
+    alias = {"uint": "uint256", "int": "int256", "byte": "bytes1"}.get(abi_type, abi_type)
+    match = _SIZED.fullmatch(alias)
+    if match is not None and not match.group(2).startswith("0"):
+        size = int(match.group(2))
+        if match.group(1) == "bytes":
+            return ArgType.bytes_of(size)
+        return ArgType.uint_of(size) if match.group(1) == "uint" else ArgType.int_of(size)
+    raise ValueError(f"{abi_type!r} is not an elementary static ABI type a rule can check")
 
 
 _SYMBOLS = {
@@ -95,17 +217,38 @@ class _Model(BaseModel):
 
 
 class Rule(_Model):
-    """A condition on the 32-byte word at ``offset`` in a call's arguments (after the selector).
+    """A condition on the argument whose 32-byte word sits at ``offset`` in a call's arguments (after the
+    selector), read as the ABI type ``arg_type`` (an :class:`ArgType` code; the default, ``ArgType.WORD``, is
+    a plain 256-bit word).
 
-    ``values`` are uint256 words: negative reference values of signed rules are stored in two's complement
-    (use :meth:`signed_word`). ``condition`` is a :class:`Condition`, ORed with :data:`SIGNED` to compare as
-    int256. ``name`` is an optional label (the argument's name) used in error messages; it is not signed.
+    ``values`` are uint256 words, each the canonical word of a value of ``arg_type``: negative values of intN
+    rules are two's complement (use :meth:`signed_word`). ``condition`` is a :class:`Condition`; intN types
+    compare as signed (``condition | SIGNED`` on an untyped rule is accepted as shorthand for INT256). ``name``
+    is an optional label (the argument's name) used in error messages; it is not signed.
     """
 
     condition: int
     offset: int = Field(ge=0, le=0xFFFF)
+    arg_type: int = ArgType.WORD
     values: tuple[int, ...]
     name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signed_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("condition"), int) and data["condition"] & SIGNED:
+            arg_type = data.get("arg_type", ArgType.WORD)
+            if isinstance(arg_type, int) and arg_type == ArgType.WORD:
+                arg_type = ArgType.INT256
+            elif not (isinstance(arg_type, int) and ArgType.is_signed(arg_type)):
+                raise ValueError(
+                    f"condition 0x{data['condition']:02x} asks for a signed comparison, but arg_type "
+                    f"{arg_type!r} is not an intN type: drop SIGNED, or give the intN type"
+                )
+            data = dict(data)
+            data["condition"] = data["condition"] & ~SIGNED
+            data["arg_type"] = arg_type
+        return data
 
     @field_validator("values")
     @classmethod
@@ -119,14 +262,23 @@ class Rule(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Rule:
-        op, flags = self.condition & 0x0F, self.condition & 0xF0
-        if flags & ~SIGNED or op > Condition.ONE_OF:
+        if not 0 <= self.condition <= Condition.ONE_OF:
+            raise ValueError(f"unknown condition 0x{self.condition:02x}: use a Condition")
+        if not ArgType.is_valid(self.arg_type):
             raise ValueError(
-                f"unknown condition 0x{self.condition:02x}: use a Condition, optionally | SIGNED"
+                f"unknown arg_type 0x{self.arg_type:02x}: use an ArgType code (ArgType.uint_of(8), ArgType.ADDRESS, "
+                "ArgType.BOOL, ...)"
             )
         count = len(self.values)
+        op = self.op
         if op <= Condition.NOT_EQUAL and count != 1:
-            raise ValueError(f"{Condition(op).name} takes exactly one reference value, got {count}")
+            raise ValueError(f"{op.name} takes exactly one reference value, got {count}")
+        for value in self.values:
+            if not ArgType.is_canonical(self.arg_type, value):
+                raise ValueError(
+                    f"reference value 0x{value:064x} is not a {ArgType.name(self.arg_type)} word: the rule could "
+                    "never judge a canonical argument by it"
+                )
         if op == Condition.IN_RANGE:
             if count != 2:
                 raise ValueError(f"IN_RANGE takes two values (low, high), got {count}")
@@ -139,13 +291,18 @@ class Rule(_Model):
 
     @property
     def op(self) -> Condition:
-        """The comparison, without the SIGNED flag."""
-        return Condition(self.condition & 0x0F)
+        """The comparison."""
+        return Condition(self.condition)
 
     @property
     def is_signed(self) -> bool:
-        """Whether the words compare as int256."""
-        return bool(self.condition & SIGNED)
+        """Whether the words compare as int256 (the argument is an intN)."""
+        return ArgType.is_signed(self.arg_type)
+
+    def is_canonical(self, word: int) -> bool:
+        """Whether the calldata word ``word`` is a canonical encoding of the rule's type (the module refuses
+        any other: ``NonCanonicalArgument``, or ``RuleViolated`` under EQUAL and ONE_OF)."""
+        return ArgType.is_canonical(self.arg_type, word)
 
     @staticmethod
     def signed_word(value: int) -> int:
@@ -159,7 +316,10 @@ class Rule(_Model):
         return word - 2**256 if word >> 255 else word
 
     def holds(self, word: int) -> bool:
-        """Whether the calldata word ``word`` (as uint256) satisfies this rule, exactly as the module decides."""
+        """Whether the calldata word ``word`` (as uint256) satisfies this rule, exactly as the module decides:
+        a canonical word of the rule's type, meeting the condition."""
+        if not self.is_canonical(word):
+            return False
         op = self.op
         if op == Condition.EQUAL:
             return word == self.values[0]
@@ -196,12 +356,13 @@ class Rule(_Model):
             RULE_TYPEHASH
             + _word(self.condition)
             + _word(self.offset)
+            + _word(self.arg_type)
             + keccak(b"".join(_word(v) for v in self.values))
         )
 
-    def as_abi(self) -> tuple[int, int, list[int]]:
+    def as_abi(self) -> tuple[int, int, int, list[int]]:
         """``ISessionKeyValidator.Rule`` as an ABI tuple."""
-        return (self.condition, self.offset, list(self.values))
+        return (self.condition, self.offset, self.arg_type, list(self.values))
 
 
 def _short(value: int) -> str:
@@ -219,6 +380,15 @@ class Permission(_Model):
     rules: tuple[Rule, ...] = ()
     function: str | None = None
     """The function's signature, for messages only (``safeMint(address)``)."""
+
+    @model_validator(mode="after")
+    def _transfer_has_no_rules(self) -> Permission:
+        if self.selector == bytes(4) and self.rules:
+            raise ValueError(
+                f"a plain-transfer permission (selector 0x00000000) on {self.target} cannot have rules: its calls "
+                "have no calldata"
+            )
+        return self
 
     @property
     def label(self) -> str:
@@ -240,19 +410,20 @@ class Permission(_Model):
             + keccak(b"".join(rule.struct_hash() for rule in self.rules))
         )
 
-    def as_abi(self) -> tuple[str, bytes, int, list[tuple[int, int, list[int]]]]:
+    def as_abi(self) -> tuple[str, bytes, int, list[tuple[int, int, int, list[int]]]]:
         """``ISessionKeyValidator.Permission`` as an ABI tuple."""
         return (self.target, self.selector, self.value_limit, [rule.as_abi() for rule in self.rules])
 
 
 def rule_words(rule: Rule) -> int:
-    """Storage words one rule takes: 1, plus 1 if its first value is not inline, plus 1 per further value."""
+    """Storage words one rule takes: 1, plus 1 if its first value is not inline (216 bits, sign-extended for
+    intN), plus 1 per further value."""
     first = rule.values[0]
     if rule.is_signed:
         signed = Rule._as_signed(first)
-        inline = -(2**223) <= signed < 2**223
+        inline = -(2 ** (INLINE_BITS - 1)) <= signed < 2 ** (INLINE_BITS - 1)
     else:
-        inline = first < 2**224
+        inline = first < 2**INLINE_BITS
     return (1 if inline else 2) + len(rule.values) - 1
 
 
@@ -263,8 +434,12 @@ class Session(_Model):
     valid_after: int = Field(default=0, ge=0, lt=2**48)
     valid_until: int = Field(default=0, ge=0, lt=2**48)
     max_gas_cost: int = Field(default=0, ge=0, le=UINT256_MAX)
-    """The most one operation may cost the account in gas (wei; every gas limit times maxFeePerGas); 0: no cap.
-    The module keeps it in whole gwei; sponsored operations are not capped."""
+    """The most one operation may cost in gas (wei; every gas limit, a paymaster's included, times maxFeePerGas);
+    0: no cap. The module keeps it in whole gwei. It bounds operations a paymaster pays too (an ERC-20
+    paymaster charges the account), unless the paymaster is one of ``paymasters``."""
+    paymasters: tuple[Address, ...] = ()
+    """Paymasters operations may name without the ``max_gas_cost`` cap: sponsors the owner trusts not to charge
+    the account (at most 7)."""
     salt: int = Field(default=0, ge=0, le=UINT256_MAX)
     permissions: tuple[Permission, ...]
 
@@ -280,6 +455,13 @@ class Session(_Model):
             )
         if self.valid_until and self.valid_until <= self.valid_after:
             raise ValueError(f"valid_until {self.valid_until} must be after valid_after {self.valid_after}")
+        if len(self.paymasters) > MAX_PAYMASTERS:
+            raise ValueError(
+                f"a session lists at most {MAX_PAYMASTERS} paymasters, got {len(self.paymasters)}"
+            )
+        if "0x" + "00" * 20 in self.paymasters:
+            raise ValueError("the zero address is not a paymaster: drop it from paymasters")
+        stored_paymasters = len(self.paymasters) if self.gas_cap else 0
         seen: set[tuple[str, bytes]] = set()
         for index, permission in enumerate(self.permissions):
             key = (permission.target, permission.selector)
@@ -289,10 +471,12 @@ class Session(_Model):
                     "express alternatives)"
                 )
             seen.add(key)
-            if permission.rule_words() > MAX_RULE_WORDS:
+            words = permission.rule_words() + stored_paymasters
+            if words > MAX_RULE_WORDS:
+                extra = f" and the session's {stored_paymasters} paymasters" if stored_paymasters else ""
                 raise ValueError(
-                    f"permission {index} ({permission.label}) needs {permission.rule_words()} storage words for "
-                    f"its rules; the module allows {MAX_RULE_WORDS}"
+                    f"permission {index} ({permission.label}) needs {words} storage words for its rules{extra}; "
+                    f"the module allows {MAX_RULE_WORDS}"
                 )
         return self
 
@@ -312,6 +496,7 @@ class Session(_Model):
             + _word(self.valid_after)
             + _word(self.valid_until)
             + _word(self.max_gas_cost)
+            + keccak(b"".join(_address_word(p) for p in self.paymasters))
             + _word(epoch)
             + _word(self.salt)
             + keccak(b"".join(p.struct_hash() for p in self.permissions))
@@ -354,6 +539,7 @@ class Session(_Model):
                     {"name": "validAfter", "type": "uint48"},
                     {"name": "validUntil", "type": "uint48"},
                     {"name": "maxGasCost", "type": "uint256"},
+                    {"name": "paymasters", "type": "address[]"},
                     {"name": "epoch", "type": "uint32"},
                     {"name": "salt", "type": "uint256"},
                     {"name": "permissions", "type": "Permission[]"},
@@ -367,6 +553,7 @@ class Session(_Model):
                 "Rule": [
                     {"name": "condition", "type": "uint8"},
                     {"name": "offset", "type": "uint16"},
+                    {"name": "argType", "type": "uint8"},
                     {"name": "values", "type": "uint256[]"},
                 ],
             },
@@ -383,6 +570,7 @@ class Session(_Model):
                 "validAfter": self.valid_after,
                 "validUntil": self.valid_until,
                 "maxGasCost": self.max_gas_cost,
+                "paymasters": list(self.paymasters),
                 "epoch": epoch,
                 "salt": self.salt,
                 "permissions": [
@@ -391,7 +579,12 @@ class Session(_Model):
                         "selector": p.selector,
                         "valueLimit": p.value_limit,
                         "rules": [
-                            {"condition": r.condition, "offset": r.offset, "values": list(r.values)}
+                            {
+                                "condition": r.condition,
+                                "offset": r.offset,
+                                "argType": r.arg_type,
+                                "values": list(r.values),
+                            }
                             for r in p.rules
                         ],
                     }
@@ -409,6 +602,7 @@ class Session(_Model):
             self.valid_after,
             self.valid_until,
             self.max_gas_cost,
+            list(self.paymasters),
             self.salt,
             [p.as_abi() for p in self.permissions],
         )

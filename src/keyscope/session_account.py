@@ -20,9 +20,8 @@ from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
 from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
-from .errors import BadInputError, ConfigurationError, GasCostTooHighError, SessionRevokedError
+from .errors import BadInputError, ConfigurationError, SessionRevokedError
 from .execution import Call, encode_execute
-from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address
 from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_calls, session_status
@@ -287,7 +286,7 @@ class SessionAccount:
         )
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
-        self._check_gas_cost(op)
+        self._checker.check_gas_cost(op)
         return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
 
     def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
@@ -314,16 +313,6 @@ class SessionAccount:
             self._next_nonce.pop(nonce_key, None)
             return chain_nonce
         return sent[0]
-
-    def _check_gas_cost(self, op: UserOperation) -> None:
-        cap = self.grant.session.gas_cap
-        if cap and op.paymaster is None and (cost := required_prefund(op)) > cap:
-            raise GasCostTooHighError(
-                f"this operation could cost the account up to {cost:,} wei in gas (gas limits times maxFeePerGas "
-                f"{op.max_fee_per_gas:,}), over the session's cap of {cap:,} wei: split the calls, wait for lower "
-                "fees, or ask the owner for a session with a higher max_gas_cost",
-                "0x" + self.grant.session_id.hex(),
-            )
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
