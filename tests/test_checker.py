@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
 from keyscope.errors import (
     BadInputError,
+    GasCostTooHighError,
     PolicyViolationError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -27,7 +28,8 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg
-from keyscope.session import SIGNED, Condition, Permission, Rule, Session
+from keyscope.session import SIGNED, ArgType, Condition, Permission, Rule, Session
+from keyscope.userop import UserOperation
 
 U256 = 2**256 - 1
 ACCOUNT = to_address("0x" + "a1" * 20)
@@ -259,6 +261,160 @@ def test_one_of_message_lists_the_allowed_values():
         refusal(lambda: subject.check(encode_execute(Call(TOKEN, 0, data)), now=T0), "RuleViolated")
     )
     assert "argument `arg0` must be one of 3, 5, 8, got 4" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument types: a word must be its type's canonical encoding
+# --------------------------------------------------------------------------------------------------
+
+# (kind, bits or bytes) of every shape of type: the narrowest, the widest and typical sizes
+TYPES = [("uint", n) for n in (8, 16, 160, 248, 256)] + [("int", n) for n in (8, 24, 128, 248, 256)]
+TYPES += [("bytes", n) for n in (1, 4, 31, 32)] + [("bool", 1)]
+
+
+def type_code(kind: str, size: int) -> int:
+    return {
+        "uint": ArgType.uint_of,
+        "int": ArgType.int_of,
+        "bytes": ArgType.bytes_of,
+        "bool": lambda _: ArgType.BOOL,
+    }[kind](size)
+
+
+def canonical_by_definition(kind: str, size: int, word: int) -> bool:
+    """What ABI coder v2 accepts for the type, written out."""
+    if kind == "uint":
+        return word < 2**size
+    if kind == "int":
+        return -(2 ** (size - 1)) <= signed(word) < 2 ** (size - 1)
+    if kind == "bytes":
+        return word % 2 ** (8 * (32 - size)) == 0
+    return word in (0, 1)
+
+
+@st.composite
+def typed_word(draw: st.DrawFn, kind: str, size: int, canonical: bool) -> int:
+    """A word of the type (its ends, zero, anything in range), or one with a single bit of its padding flipped."""
+    if kind == "bool":
+        value = draw(st.sampled_from([0, 1]))
+    elif kind == "uint":
+        value = draw(st.one_of(st.sampled_from([0, 1, 2**size - 1]), st.integers(0, 2**size - 1)))
+    elif kind == "int":
+        low, high = -(2 ** (size - 1)), 2 ** (size - 1) - 1
+        value = draw(st.one_of(st.sampled_from([low, -1, 0, 1, high]), st.integers(low, high))) % 2**256
+    else:
+        unit = 2 ** (8 * (32 - size))
+        value = draw(st.integers(0, 2 ** (8 * size) - 1)) * unit
+    if canonical or (kind in ("uint", "int", "bytes") and size == (32 if kind == "bytes" else 256)):
+        return value
+    if kind == "bytes":
+        return value ^ (1 << draw(st.integers(0, 8 * (32 - size) - 1)))
+    return value ^ (1 << draw(st.integers(size, 255)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), shape=st.sampled_from(TYPES), op=st.sampled_from(list(Condition)))
+def test_a_word_is_judged_as_its_type_reads_it(data, shape, op):
+    """Every condition on every shape of type: a dirty word is refused (NonCanonicalArgument, or RuleViolated
+    under EQUAL and ONE_OF, which pass only a reference value); a canonical one meets the condition or not."""
+    kind, size = shape
+    values_of = typed_word(kind, size, canonical=True)
+    count = {Condition.IN_RANGE: 2, Condition.ONE_OF: data.draw(st.integers(1, 4))}.get(op, 1)
+    values = [data.draw(values_of) for _ in range(count)]
+    if op == Condition.IN_RANGE:
+        values.sort(key=signed if kind == "int" else int)
+    rule = Rule(condition=op, offset=0, arg_type=type_code(kind, size), values=tuple(values))
+    word = data.draw(typed_word(kind, size, canonical=data.draw(st.booleans())))
+    canonical = canonical_by_definition(kind, size, word)
+    assert rule.is_canonical(word) == canonical
+    subject = rule_checker(rule)
+    try:
+        subject.check(word_call(word), now=T0)
+    except CallRefusedError as error:
+        if canonical:
+            assert error.reason == "RuleViolated" and not expected_holds(rule, word)
+        elif op in (Condition.EQUAL, Condition.ONE_OF):
+            assert error.reason == "RuleViolated"
+        else:
+            assert error.reason == "NonCanonicalArgument" and error.actual == word
+        return
+    assert canonical and expected_holds(rule, word)
+
+
+def test_a_dirty_word_message_names_the_type_and_the_word():
+    subject = checker(Policy.call(TOKEN, "setTier(uint8 tier)", rules=[arg("tier") >= 3]))
+    data = keccak(b"setTier(uint8)")[:4] + (256).to_bytes(32, "big")
+    error = refusal(
+        lambda: subject.check(encode_execute(Call(TOKEN, 0, data)), now=T0), "NonCanonicalArgument"
+    )
+    assert (error.call_index, error.permission_index, error.rule_index, error.actual) == (0, 0, 0, 256)
+    message = str(error)
+    assert "argument `tier` is a uint8" in message and "0x" + "00" * 30 + "0100" in message
+    assert "high bytes must be zero" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Gas cost: the cap counts a paymaster's gas, and lifts only for the paymasters the session lists
+# --------------------------------------------------------------------------------------------------
+
+SPONSOR = to_address("0x" + "5a" * 20)
+CHARGER = to_address("0x" + "c4" * 20)
+
+
+def gas_op(fee: int, paymaster: str | None = None, pm_gas: tuple[int, int] = (0, 0)) -> UserOperation:
+    """100,000 + 200,000 + 50,000 gas, plus the paymaster's two limits, at ``fee`` wei per gas."""
+    return UserOperation(
+        sender=ACCOUNT,
+        nonce=0,
+        call_data=encode_execute(mint()),
+        verification_gas_limit=100_000,
+        call_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=fee,
+        max_priority_fee_per_gas=fee,
+        paymaster=paymaster,
+        paymaster_verification_gas_limit=pm_gas[0],
+        paymaster_post_op_gas_limit=pm_gas[1],
+    )
+
+
+def test_the_gas_cap_counts_the_paymasters_gas_and_lifts_for_listed_paymasters():
+    cap = 10**15
+    grant = Session(session_key=KEY, max_gas_cost=cap, paymasters=(SPONSOR,), permissions=(MINT,))
+    subject = PolicyChecker(grant, ACCOUNT, MODULE)
+    at_cap = cap // 350_000
+    subject.check_operation(gas_op(at_cap), now=T0)
+    with pytest.raises(GasCostTooHighError) as info:
+        subject.check_operation(gas_op(at_cap + 1), now=T0)
+    assert (info.value.cost, info.value.limit) == (350_000 * (at_cap + 1), cap)
+    # another paymaster: its gas limits count, one gas over is too much
+    for pm_gas in ((1, 0), (0, 1)):
+        with pytest.raises(GasCostTooHighError, match=f"through paymaster {CHARGER}"):
+            subject.check_gas_cost(gas_op(at_cap, CHARGER, pm_gas))
+    subject.check_gas_cost(gas_op(cap // 352_000, CHARGER, (1000, 1000)))
+    # the listed sponsor goes uncapped
+    subject.check_operation(gas_op(1000 * 10**9, SPONSOR, (10**6, 10**6)), now=T0)
+    # no cap at all: nothing to check
+    PolicyChecker(session(MINT), ACCOUNT, MODULE).check_gas_cost(gas_op(10**12, CHARGER, (10**7, 10**7)))
+    # the policy comes first, as in the module
+    refusal(
+        lambda: subject.check_operation(gas_op(at_cap + 1).replace(call_data=encode_execute(mint(OTHER)))),
+        "RuleViolated",
+    )
+
+
+def test_sessions_list_at_most_seven_paymasters_none_zero():
+    many = tuple(to_address(bytes([i]) * 20) for i in range(1, 9))
+    with pytest.raises(ValueError, match="at most 7 paymasters"):
+        Session(session_key=KEY, max_gas_cost=10**15, paymasters=many, permissions=(MINT,))
+    with pytest.raises(ValueError, match="zero address is not a paymaster"):
+        Session(session_key=KEY, max_gas_cost=10**15, paymasters=("0x" + "00" * 20,), permissions=(MINT,))
+    # the paymasters take storage words after each permission's rules (when there is a cap to lift)
+    wide = Policy.call(TOKEN, "pick(uint256)", rules=[arg(0).one_of(range(100, 128))])
+    Session(session_key=KEY, max_gas_cost=10**15, paymasters=many[:3], permissions=(wide,))
+    with pytest.raises(ValueError, match="32 storage words for its rules and the session's 4 paymasters"):
+        Session(session_key=KEY, max_gas_cost=10**15, paymasters=many[:4], permissions=(wide,))
+    Session(session_key=KEY, paymasters=many[:4], permissions=(wide,))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -570,3 +570,55 @@ def test_bad_targets_limits_and_rules():
         Policy.from_abi(TARGET, 42, "f")
     with pytest.raises(InvalidAbiError, match="no 'components'"):
         Policy.from_abi(TARGET, [{"type": "function", "name": "f", "inputs": [{"type": "tuple"}]}], "f")
+
+
+def test_each_rule_carries_its_arguments_abi_type():
+    """The type the module judges the word by, from the signature: components of static tuples and elements of
+    fixed arrays included, enums as uint8."""
+    signature = (
+        "f(address a,bool b,uint8 c,int64 d,bytes4 e,bytes32 f,uint256 g,int256 h,(uint16 x,int8 y) t,"
+        "uint24[2] arr,uint u)"
+    )
+    paths = [
+        ("a",),
+        ("b",),
+        ("c",),
+        ("d",),
+        ("e",),
+        ("f",),
+        ("g",),
+        ("h",),
+        ("t", "x"),
+        ("t", "y"),
+        ("arr", 1),
+        ("u",),
+    ]
+    values = [TARGET, True, 3, -3, b"\x01\x02\x03\x04", b"\x00" * 32, 5, -5, 7, -1, 9, 11]
+    rules = Policy.call(
+        TARGET, signature, rules=[arg(*p) == v for p, v in zip(paths, values, strict=True)]
+    ).rules
+    assert [r.arg_type for r in rules] == [
+        ArgType.ADDRESS, ArgType.BOOL, ArgType.UINT8, ArgType.int_of(64), ArgType.bytes_of(4), ArgType.BYTES32,
+        ArgType.WORD, ArgType.INT256, ArgType.uint_of(16), ArgType.int_of(8), ArgType.uint_of(24), ArgType.WORD,
+    ]  # fmt: skip
+    assert [ArgType.name(r.arg_type) for r in rules[:5]] == ["uint160", "bool", "uint8", "int64", "bytes4"]
+    assert all(r.is_canonical(v) for r, v in zip(rules, (r.values[0] for r in rules), strict=True))
+    assert [r.is_signed for r in rules[6:10]] == [False, True, False, True]
+    enum = [
+        {
+            "type": "function",
+            "name": "set",
+            "inputs": [{"name": "mode", "type": "uint8", "internalType": "enum M"}],
+        }
+    ]
+    assert Policy.from_abi(TARGET, enum, "set", rules=[arg("mode") == 2]).rules[0].arg_type == ArgType.UINT8
+
+
+def test_a_raw_rule_without_a_type_is_a_256_bit_word_and_signed_is_int256():
+    assert Rule(condition=Condition.LESS_THAN, offset=0, values=(5,)).arg_type == ArgType.WORD
+    shorthand = Rule(condition=Condition.LESS_THAN | 0x40, offset=0, values=(Rule.signed_word(-5),))
+    assert (shorthand.condition, shorthand.arg_type) == (Condition.LESS_THAN, ArgType.INT256)
+    with pytest.raises(ValueError, match="not an intN type"):
+        Rule(condition=Condition.LESS_THAN | 0x40, offset=0, arg_type=ArgType.UINT8, values=(5,))
+    with pytest.raises(ValueError, match="unknown arg_type 0x61"):
+        Rule(condition=Condition.EQUAL, offset=0, arg_type=0x61, values=(1,))

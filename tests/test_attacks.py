@@ -1,0 +1,450 @@
+"""The three ways a session key did more than its grant, reproduced as an attacker would: UserOperations built
+byte by byte, signed by the session key, sent to the real EntryPoint v0.7 ``handleOps``, against victims that
+behave like real targets (``contracts/test/``), with the loss read from the chain.
+
+1. A plain-transfer permission (selector 0x00000000) and calldata starting with four zero bytes: a vault whose
+   fallback acts on calldata pays the account's deposit out.
+2. Rules on narrow ABI types and dirty words: a target built with ABI coder v1, and one reading calldata in
+   assembly, clean the word and act on another value than the one the rule compared.
+3. The gas-cost cap and a paymaster: an ERC-20 paymaster charges the account's tokens in ``postOp`` for whatever
+   gas limits and fees the session key chose.
+
+Each test first shows the victim acting on the attack's bytes when they reach it (so the defence is what stops
+the loss), then the module refusing the attack on chain (AA23 with the named error), then the SDK refusing it
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ape
+import pytest
+import solcx
+from ape.contracts import ContractContainer
+from eth_abi import encode as abi_encode
+from ethpm_types import ContractType
+
+from conftest import KIND
+from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak
+from keyscope.policy import Policy, arg, parse_signature
+from keyscope.session import ArgType, Permission, Rule, Session
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+
+ETHER = 10**18
+GWEI = 10**9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, target, module):
+    """The session-scoped fixtures this module uses, made before its own module-scoped victims: ape snapshots
+    the chain per fixture scope and must not rebase them."""
+
+
+@pytest.fixture
+def account(sessions, owner):
+    """A keyscope account with the module installed, holding 5 ether."""
+    address = sessions.account(owner)
+    sessions.h.fund(address, 4 * ETHER)
+    return address
+
+
+@pytest.fixture
+def attacker():
+    return LocalSigner.generate().address
+
+
+def outcome(sessions, op: UserOperation) -> str:
+    """'ok' when the operation executes, else the text of its rejection."""
+    try:
+        sessions.run(op)
+    except BundlerRejectedError as error:
+        return str(error)
+    return "ok"
+
+
+def grant(sessions, account, owner, key, *permissions: Permission, **fields) -> Session:
+    session = Session(session_key=key.address, permissions=permissions, **fields)
+    sessions.grant_onchain(account, owner, session)
+    return session
+
+
+def raw_send(sender, to: str, data: bytes, value: int = 0):
+    """A plain transaction from a test account: the victim, reached without keyscope in between."""
+    return sender.transfer(to, value, data=data)
+
+
+def refused_locally(
+    session: Session, account: str, module: str, calls: Call | list[Call]
+) -> CallRefusedError:
+    with pytest.raises(CallRefusedError) as info:
+        PolicyChecker(session, account, module).check_calls(calls, now=0)
+    return info.value
+
+
+# ------------------------------------------------------------------------------------------------------
+# 1. A plain-transfer permission runs no calldata
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vault(project, deployer):
+    return project.CalldataVault.deploy(sender=deployer)
+
+
+def withdrawal(to: str, amount: int) -> bytes:
+    return bytes(4) + abi_encode(["address", "uint256"], [to, amount])
+
+
+def test_the_vault_pays_out_on_zero_selector_calldata(vault, accounts, attacker, chain):
+    """The victim as reported: whoever's deposit the calldata names goes wherever it says."""
+    depositor = accounts[5]
+    raw_send(depositor, vault.address, b"", 2 * ETHER)
+    before = chain.provider.get_balance(attacker)
+    raw_send(depositor, vault.address, withdrawal(attacker, 2 * ETHER))
+    assert chain.provider.get_balance(attacker) - before == 2 * ETHER
+    assert vault.deposits(depositor) == 0
+
+
+def test_a_plain_transfer_permission_runs_no_calldata(
+    sessions, module, chain, vault, account, owner, session_key, attacker
+):
+    sessions.h.owner_execute(account, owner, Call.of(vault.address, 2 * ETHER))  # the account's deposit
+    session = grant(sessions, account, owner, session_key, Policy.transfer(vault.address, value_limit=ETHER))
+    before = chain.provider.get_balance(attacker)
+    for data in (withdrawal(attacker, 2 * ETHER), bytes(4), bytes(4) + b"\x01"):
+        result = outcome(sessions, sessions.op(account, session_key, Call.of(vault.address, 0, data)))
+        assert "AA23" in result and "ZeroSelectorCall(callIndex=0)" in result, result
+    # batched behind an allowed call, and in try mode, it is refused too
+    calls = [Call.of(vault.address, 1), Call.of(vault.address, 0, withdrawal(attacker, 2 * ETHER))]
+    for exec_type in (0, 1):
+        call_data = encode_execute(calls, batch=True, exec_type=exec_type)
+        result = outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+        assert "ZeroSelectorCall(callIndex=1)" in result, result
+    assert vault.deposits(account) == 2 * ETHER
+    assert chain.provider.get_balance(attacker) == before
+
+    # what the permission names still works: a plain transfer within its limit
+    assert outcome(sessions, sessions.op(account, session_key, Call.of(vault.address, ETHER))) == "ok"
+    assert vault.deposits(account) == 3 * ETHER
+
+    # the SDK refuses it before sending, and says why
+    error = refused_locally(session, account, module.address, Call(vault.address, 0, withdrawal(attacker, 1)))
+    assert (
+        error.reason == "ZeroSelectorCall" and "0x00000000" in str(error) and "plain transfer" in str(error)
+    )
+
+
+def test_a_function_whose_selector_is_zero_cannot_be_granted():
+    # wycpnbqcyf() is one of the names whose selector is 0x00000000
+    assert keccak(b"wycpnbqcyf()")[:4] == bytes(4)
+    target = "0x" + "11" * 20
+    with pytest.raises(BadInputError, match=r"selector 0x00000000.*Policy\.transfer"):
+        Policy.call(target, "wycpnbqcyf()")
+    with pytest.raises(ValueError, match=r"plain-transfer permission .* cannot have rules"):
+        Permission(target=target, selector=bytes(4), rules=(Rule(condition=0, offset=0, values=(1,)),))
+
+
+# ------------------------------------------------------------------------------------------------------
+# 2. Rules judge the value the target reads
+# ------------------------------------------------------------------------------------------------------
+
+
+LEGACY = Path(__file__).parent.parent / "contracts" / "test" / "legacy" / "LegacyCollection.sol"
+
+
+@pytest.fixture(scope="module")
+def collection(deployer):
+    """LegacyCollection built as coder v1 contracts are built: with the legacy code generator (the via-IR pipeline
+    the project compiles with has no coder v1, and ape-config.yaml leaves the file out of ``ape compile``)."""
+    output = solcx.compile_standard(
+        {
+            "language": "Solidity",
+            "sources": {LEGACY.name: {"content": LEGACY.read_text()}},
+            "settings": {
+                "viaIR": False,
+                "optimizer": {"enabled": True, "runs": 200},
+                "evmVersion": "cancun",
+                "outputSelection": {
+                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                },
+            },
+        },
+        solc_version="0.8.28",
+    )
+    built = output["contracts"][LEGACY.name]["LegacyCollection"]
+    contract_type = ContractType.model_validate(
+        {
+            "contractName": "LegacyCollection",
+            "abi": built["abi"],
+            "deploymentBytecode": {"bytecode": "0x" + built["evm"]["bytecode"]["object"]},
+            "runtimeBytecode": {"bytecode": "0x" + built["evm"]["deployedBytecode"]["object"]},
+        }
+    )
+    return ContractContainer(contract_type).deploy(sender=deployer)
+
+
+@pytest.fixture(scope="module")
+def payouts(project, deployer):
+    return project.AssemblyPayouts.deploy(sender=deployer)
+
+
+def words(*values: int) -> bytes:
+    return b"".join(v.to_bytes(32, "big") for v in values)
+
+
+def selector(signature: str) -> bytes:
+    return parse_signature(signature).selector
+
+
+def test_coder_v1_and_assembly_targets_read_dirty_words_as_other_values(
+    collection, payouts, accounts, attacker, chain
+):
+    """The victims as reported: each acts on the cleaned word, not on the 32-byte word a rule compares."""
+    holder = accounts[6]
+    raw_send(holder, collection.address, selector(APPROVE) + words(int(attacker, 16), 2))
+    assert collection.isApprovedForAll(holder, attacker)  # 2 is read as true
+    raw_send(holder, collection.address, selector(TIER) + words(256))
+    assert collection.tierOf(holder) == 0  # 256 is read as 0
+    before = chain.provider.get_balance(attacker)
+    dirty_to = int(attacker, 16) | 1 << 160
+    receipt = raw_send(
+        holder, payouts.address, selector(PAY) + words(dirty_to, 0x80, 0xDEADBEEF << 224 | 1), 7
+    )
+    assert chain.provider.get_balance(attacker) - before == 7  # the masked address is the attacker's
+    (paid,) = receipt.decode_logs(payouts.Paid)
+    assert (paid.priority, paid.tag) == (-128, bytes.fromhex("deadbeef"))  # 0x80 is the int8 -128
+
+
+APPROVE = "setApprovalForAll(address operator, bool approved)"
+TIER = "setTier(uint8 tier)"
+PAY = "pay(address to, int8 priority, bytes4 tag)"
+
+
+def test_dirty_words_for_a_coder_v1_target_are_refused(
+    sessions, module, collection, account, owner, session_key, attacker
+):
+    """ "Never approve" (approved != true) and "premium tiers only" (tier >= 3), attacked with the words 2 and
+    256, which the target reads as true and tier 0."""
+    session = grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        Policy.call(collection.address, APPROVE, rules=[arg("approved") != True]),  # noqa: E712
+        Policy.call(collection.address, TIER, rules=[arg("tier") >= 3]),
+    )
+    attacks = [
+        (Call.of(collection.address, 0, selector(APPROVE) + words(int(attacker, 16), 2)), 0, ArgType.BOOL, 2),
+        (Call.of(collection.address, 0, selector(TIER) + words(256)), 1, ArgType.UINT8, 256),
+        (Call.of(collection.address, 0, selector(TIER) + words(2**255 + 3)), 1, ArgType.UINT8, 2**255 + 3),
+    ]
+    for call, permission, arg_type, word in attacks:
+        result = outcome(sessions, sessions.op(account, session_key, call))
+        expected = (
+            f"NonCanonicalArgument(callIndex=0, permissionIndex={permission}, ruleIndex=0, argType={arg_type}"
+        )
+        assert "AA23" in result and expected in result, result
+        error = refused_locally(session, account, module.address, call)
+        assert (error.reason, error.actual, error.permission_index) == (
+            "NonCanonicalArgument",
+            word,
+            permission,
+        )
+        assert "not a canonical" in str(error)
+    assert not collection.isApprovedForAll(account, attacker)
+    assert collection.tierOf(account) == 0
+
+    # the grant still allows what it says: revoking approvals, premium tiers
+    allowed = [
+        Call.of(collection.address, 0, selector(APPROVE) + words(int(attacker, 16), 0)),
+        Call.of(collection.address, 0, selector(TIER) + words(3)),
+    ]
+    assert outcome(sessions, sessions.op(account, session_key, allowed)) == "ok"
+    assert collection.tierOf(account) == 3
+
+
+def test_dirty_words_for_an_assembly_target_are_refused(
+    sessions, module, chain, payouts, account, owner, session_key, attacker
+):
+    """A payout anywhere but to the attacker, at priority 0 or more, not tagged 0xdeadbeef: each bypassed by a
+    word the target's assembly cleans (an address with a high bit set, 0x80 read as int8 -128, a tag with a
+    low byte set)."""
+    permission = Policy.call(
+        payouts.address,
+        PAY,
+        rules=[arg("to") != attacker, arg("priority") >= 0, arg("tag") != b"\xde\xad\xbe\xef"],
+        value_limit=ETHER,
+    )
+    session = grant(sessions, account, owner, session_key, permission)
+    friend = LocalSigner.generate().address
+    good = [int(friend, 16), 1, 0x12345678 << 224]
+    dirty = [int(attacker, 16) | 1 << 160, 0x80, 0xDEADBEEF << 224 | 1]
+    types = [ArgType.ADDRESS, ArgType.int_of(8), ArgType.bytes_of(4)]
+    before = chain.provider.get_balance(attacker)
+    for rule in range(3):
+        arguments = [*good[:rule], dirty[rule], *good[rule + 1 :]]
+        call = Call.of(payouts.address, ETHER, selector(PAY) + words(*arguments))
+        result = outcome(sessions, sessions.op(account, session_key, call))
+        expected = (
+            f"NonCanonicalArgument(callIndex=0, permissionIndex=0, ruleIndex={rule}, argType={types[rule]}"
+        )
+        assert "AA23" in result and expected in result, result
+        assert refused_locally(session, account, module.address, call).rule_index == rule
+    assert chain.provider.get_balance(attacker) == before
+    call = Call.of(payouts.address, ETHER, selector(PAY) + words(*good))
+    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
+
+
+def test_a_dirty_word_under_equal_is_a_broken_rule(sessions, module, collection, account, owner, session_key):
+    """EQUAL and ONE_OF pass only a reference value, canonical by construction: a dirty word breaks the rule."""
+    session = grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        Policy.call(collection.address, TIER, rules=[arg("tier").one_of(3, 4)]),
+    )
+    call = Call.of(collection.address, 0, selector(TIER) + words(256 + 3))
+    result = outcome(sessions, sessions.op(account, session_key, call))
+    assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in result, result
+    assert refused_locally(session, account, module.address, call).reason == "RuleViolated"
+
+
+def test_reference_values_must_be_canonical_for_their_type(module, accounts, session_key, collection):
+    """A grant whose reference value no canonical word can equal is refused (the SDK says so first)."""
+    with pytest.raises(ValueError, match="not a uint8 word"):
+        Rule(condition=0, offset=0, arg_type=ArgType.UINT8, values=(256,))
+    bad = Rule.model_construct(condition=0, offset=0, arg_type=ArgType.UINT8, values=(256,), name=None)
+    session = Session.model_construct(
+        session_key=session_key.address,
+        valid_after=0,
+        valid_until=0,
+        max_gas_cost=0,
+        paymasters=(),
+        salt=0,
+        permissions=(Permission.model_construct(
+            target=collection.address, selector=selector(TIER), value_limit=0, rules=(bad,), function=None
+        ),),
+    )  # fmt: skip
+    with ape.reverts(module.InvalidRule):
+        module.enableSession(session.as_abi(), sender=accounts[7])
+
+
+# ------------------------------------------------------------------------------------------------------
+# 3. The gas-cost cap binds paymasters too
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def token(project, deployer):
+    return project.TestToken.deploy(sender=deployer)
+
+
+@pytest.fixture(scope="module")
+def token_paymaster(project, deployer, entry_point, token, accounts):
+    """An ERC-20 paymaster charging one token unit per wei of gas (18 decimals: a token is worth an ether)."""
+    paymaster = project.TokenPaymaster.deploy(entry_point, token, ETHER, accounts[9], sender=deployer)
+    paymaster.deposit(value=20 * ETHER, sender=deployer)
+    return paymaster
+
+
+CAP = ETHER // 100  # the session's cap: 0.01 ether
+
+
+def sponsored_op(sessions, account, key, call: Call, paymaster: str, **gas) -> UserOperation:
+    """A session operation (USE) naming ``paymaster``, with the gas fields given (the report's by default:
+    preVerificationGas 5,000,000 at 1,000 gwei)."""
+    fields = {
+        "verification_gas_limit": 500_000,
+        "call_gas_limit": 100_000,
+        "pre_verification_gas": 5_000_000,
+        "max_fee_per_gas": 1000 * GWEI,
+        "max_priority_fee_per_gas": 1000 * GWEI,
+        "paymaster": paymaster,
+        "paymaster_verification_gas_limit": 100_000,
+        "paymaster_post_op_gas_limit": 100_000,
+        **gas,
+    }
+    op = sessions.h.op(account, encode_execute(call), key=KIND.nonce_key(sessions.module.address)).replace(
+        **fields
+    )
+    return op.replace(signature=key.sign_hash(sessions.h.hash(op)))
+
+
+def test_an_erc20_paymaster_charges_the_account_for_the_gas_the_session_chose(
+    sessions, target, chain, accounts, token, token_paymaster, account, owner, session_key
+):
+    """The victim as reported, with a session that lists the paymaster as uncapped (what the owner may choose for
+    a sponsor it trusts): the account loses tokens worth the absurd fees, the bundler gains them."""
+    token.mint(account, 10 * ETHER, sender=accounts[0])
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    grant(
+        sessions, account, owner, session_key, Permission(target=target.address, selector=selector("other(uint256)")),
+        max_gas_cost=CAP, paymasters=(token_paymaster.address,),
+    )  # fmt: skip
+    beneficiary = sessions.h.bundler.beneficiary
+    tokens_before, eth_before = token.balanceOf(account), chain.provider.get_balance(beneficiary)
+    assert (
+        outcome(sessions, sponsored_op(sessions, account, session_key, call, token_paymaster.address)) == "ok"
+    )
+    lost = tokens_before - token.balanceOf(account)
+    assert lost > 5 * ETHER, lost  # tokens worth more than 5 ether, for one call to other(1)
+    assert chain.provider.get_balance(beneficiary) - eth_before > 4 * ETHER  # net of the handleOps gas
+
+
+def test_the_gas_cap_binds_operations_a_paymaster_pays(
+    sessions, target, accounts, module, token, token_paymaster, account, owner, session_key
+):
+    token.mint(account, 10 * ETHER, sender=accounts[0])
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    session = grant(
+        sessions, account, owner, session_key, Permission(target=target.address, selector=selector("other(uint256)")),
+        max_gas_cost=CAP,
+    )  # fmt: skip
+    before = token.balanceOf(account)
+
+    # the report's operation: preVerificationGas 5,000,000 at 1,000 gwei
+    op = sponsored_op(sessions, account, session_key, call, token_paymaster.address)
+    cost = (500_000 + 100_000 + 5_000_000 + 100_000 + 100_000) * 1000 * GWEI
+    result = outcome(sessions, op)
+    assert "AA23" in result and f"GasCostTooHigh(cost={cost}, limit={CAP})" in result, result
+    # the paymaster's own gas limits count: small account limits, a huge paymaster verification limit
+    op = sponsored_op(
+        sessions, account, session_key, call, token_paymaster.address,
+        pre_verification_gas=60_000, max_fee_per_gas=10 * GWEI, max_priority_fee_per_gas=GWEI,
+        paymaster_verification_gas_limit=5_000_000,
+    )  # fmt: skip
+    assert "GasCostTooHigh" in outcome(sessions, op)
+    assert token.balanceOf(account) == before
+
+    # within the cap, the paymaster pays and charges the account what the cap allows at most
+    fee = 2 * GWEI
+    op = sponsored_op(
+        sessions, account, session_key, call, token_paymaster.address,
+        pre_verification_gas=60_000, max_fee_per_gas=fee, max_priority_fee_per_gas=GWEI,
+    )  # fmt: skip
+    assert outcome(sessions, op) == "ok"
+    charged = before - token.balanceOf(account)
+    assert 0 < charged <= token_paymaster.tokensFor(CAP + token_paymaster.POST_OP_GAS() * fee)
+
+    # the SDK refuses the report's operation before sending, naming the paymaster and its gas
+    report = sponsored_op(sessions, account, session_key, call, token_paymaster.address)
+    with pytest.raises(GasCostTooHighError) as info:
+        PolicyChecker(session, account, module.address).check_operation(report, now=0)
+    assert (info.value.cost, info.value.limit) == (cost, CAP)
+    assert token_paymaster.address in str(info.value) and "paymaster verification 100,000" in str(info.value)
