@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
+from victims import Victims, deploy_victims, transact, view
 
 from keyscope import (
     BundlerRejectedError,
@@ -45,7 +46,8 @@ from keyscope.accounts import (
 )
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
-from keyscope.errors import AccountSetupError, UnsupportedAccountError
+from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.errors import AccountSetupError, GasCostTooHighError, UnsupportedAccountError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
@@ -61,6 +63,7 @@ from support.accounts import (
     measure_gas,
     network_for,
 )
+from keyscope.userop import UserOperation
 
 pytestmark = pytest.mark.e2e
 
@@ -305,6 +308,86 @@ def test_uninstall_kills_every_session_for_an_account_given_by_address(
     fresh = boss.grant(fresh_key, [mint_policy(stack, recipient)])
     existing.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
     assert nft_balance(stack, recipient) == 3
+
+
+# -- the reported bypasses, on every kind ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def victims(stack: LocalStack) -> Victims:
+    return deploy_victims(stack)
+
+
+def test_a_plain_transfer_permission_runs_no_calldata(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str, victims: Victims
+) -> None:
+    """Attack 1: under a plain-transfer permission on a vault, calldata 0x00000000 ‖ abi.encode(attacker,
+    amount) would reach the vault's fallback and pay the account's deposit out."""
+    created(owner, stack, recipient)
+    owner.execute(Call(victims.vault, ETHER // 2, b"")).wait()  # the account's deposit
+    key = SessionKey.generate()
+    grant = owner.grant(key, [Policy.transfer(victims.vault, value_limit=ETHER // 10)], onchain=True)
+    session = net.session(grant, key)
+    attacker = LocalSigner.generate().address
+    withdrawal = Call(victims.vault, 0, bytes(4) + abi_encode(["address", "uint256"], [attacker, ETHER // 2]))
+
+    with pytest.raises(CallRefusedError) as local:
+        session.send_calls(withdrawal)
+    assert local.value.reason == "ZeroSelectorCall" and "0x00000000" in str(local.value)
+    with pytest.raises(BundlerRejectedError) as chain:
+        session.send_calls(withdrawal, check=False)
+    assert chain.value.reason == "AA23"
+    if kind_name != "safe7579":  # Safe7579 replaces a validator's revert data by its own ExecutionFailed()
+        assert "ZeroSelectorCall(callIndex=0)" in str(chain.value)
+    assert stack.balance(attacker) == 0
+    assert view(stack, victims.vault, "deposits(address)", ["address"], [owner.account]) == ETHER // 2
+
+    session.send_calls(Call(victims.vault, ETHER // 10, b"")).wait()  # what the permission names
+    assert view(stack, victims.vault, "deposits(address)", ["address"], [owner.account]) == 6 * ETHER // 10
+
+
+def test_the_gas_cap_binds_an_erc20_paymaster(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str, victims: Victims
+) -> None:
+    """Attack 3: the account approved an ERC-20 paymaster; the session key names it with preVerificationGas
+    5,000,000 at 1,000 gwei, which the paymaster would charge the account in tokens."""
+    created(owner, stack, recipient)
+    transact(
+        stack, victims.token, "mint(address,uint256)", ["address", "uint256"], [owner.account, 10 * ETHER]
+    )
+    approve = keccak(b"approve(address,uint256)")[:4] + abi_encode(
+        ["address", "uint256"], [victims.token_paymaster, 2**256 - 1]
+    )
+    owner.execute(Call(victims.token, 0, approve)).wait()
+    key = SessionKey.generate()
+    cap = ETHER // 100
+    grant = owner.grant(key, [mint_policy(stack, recipient)], onchain=True, max_gas_cost=cap)
+    session = net.session(grant, key)
+    op = UserOperation(
+        sender=owner.account,
+        nonce=net.chain.get_nonce(net.entry_point, owner.account, session.nonce_key()),
+        call_data=encode_execute(function_call(stack.nft, MINT, recipient)),
+        verification_gas_limit=1_000_000,
+        call_gas_limit=300_000,
+        pre_verification_gas=5_000_000,
+        max_fee_per_gas=1000 * 10**9,
+        max_priority_fee_per_gas=1000 * 10**9,
+        paymaster=victims.token_paymaster,
+        paymaster_verification_gas_limit=100_000,
+        paymaster_post_op_gas_limit=100_000,
+    )
+    op = OperationBuilder(net).sign(op, key.sign_hash)
+    cost = (1_000_000 + 300_000 + 5_000_000 + 200_000) * 1000 * 10**9
+
+    with pytest.raises(GasCostTooHighError) as local:
+        PolicyChecker.for_grant(grant).check_operation(op)
+    assert (local.value.cost, local.value.limit) == (cost, cap)
+    with pytest.raises(BundlerRejectedError) as chain:
+        net.bundler.send_user_operation(op, net.entry_point)
+    assert chain.value.reason == "AA23"
+    if kind_name != "safe7579":
+        assert f"GasCostTooHigh(cost={cost}, limit={cap})" in str(chain.value)
+    assert view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account]) == 10 * ETHER
 
 
 # -- what differs per kind ----------------------------------------------------------------------------

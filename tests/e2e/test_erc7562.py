@@ -11,12 +11,17 @@ must land. The last tests break the rules on purpose, to show the checker sees w
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from eth_abi import encode as abi_encode
+from victims import Victims, deploy_victims, transact, view
 
 from keyscope import Policy, SessionKey, arg, connect
 from keyscope.accounts import MODULE_TYPE_VALIDATOR, create_account_data
 from keyscope.calls import encode_function_call, function_call
 from keyscope.execution import Call, encode_execute
+from keyscope.gas import required_prefund
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
@@ -106,9 +111,10 @@ def _manual_op(
     session: SessionAccount | None = None,
     owner_signature: bytes | None = None,
     nonce_key: int | None = None,
+    **fields: Any,
 ) -> UserOperation:
-    """A session operation built without the SDK's checks or the bundler's estimate (fixed, ample gas), so
-    that operations the SDK refuses can be traced too."""
+    """A session operation built without the SDK's checks or the bundler's estimate (fixed, ample gas, or the
+    UserOperation ``fields`` given), so that operations the SDK refuses can be traced too."""
     lane = net.kind_for(account).nonce_key(net.module, 0) if nonce_key is None else nonce_key
     fee = 2 * net.chain.base_fee() + 10**9
     op = UserOperation(
@@ -120,7 +126,7 @@ def _manual_op(
         pre_verification_gas=80_000,
         max_fee_per_gas=fee,
         max_priority_fee_per_gas=10**9,
-    )
+    ).replace(**fields)
     signature = signer.sign_hash(user_op_hash_v07(op.pack(), net.entry_point, net.chain_id))
     if mode == "use":
         return op.replace(signature=signature)
@@ -409,6 +415,96 @@ def test_call_outside_the_policy(net: Network, checker: Erc7562Checker, local_st
         op = _manual_op(net, owner.account, call, signer=key, mode="use_with_key")
         report = checker.check([op])
         _assert_clean(report, f"AA23 reverted: {error}", stack, owner.account)
+
+
+def test_calls_a_target_would_read_otherwise(
+    net: Network, checker: Erc7562Checker, local_stack: LocalStack
+) -> None:
+    """The refusals of calldata a target could read otherwise than the module judges it: the zero selector
+    with a payload, an argument word that is not its type's canonical encoding."""
+    stack = local_stack
+    owner = _owner(net, stack)
+    owner.execute(function_call(stack.nft, SAFE_MINT, owner.account)).wait()
+    key = SessionKey.generate()
+    stranger = LocalSigner.generate().address
+    grant = owner.grant(
+        key,
+        [
+            Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") != stranger]),
+            Policy.transfer(stranger, value_limit=1),
+        ],
+        onchain=True,
+    )
+    assert grant.session_id
+    dirty = keccak(SAFE_MINT.encode())[:4] + (int(stranger, 16) | 1 << 160).to_bytes(32, "big")
+    # the dirty word is refused after the permission's header and rule word are read
+    report = checker.check(
+        [_manual_op(net, owner.account, Call(stack.nft, 0, dirty), signer=key, mode="use_with_key")]
+    )
+    _assert_clean(report, "AA23 reverted: NonCanonicalArgument", stack, owner.account)
+    _assert_module_storage(report, stack, owner.account, creating=False, reads=2)
+    # the zero selector with a payload is refused before any storage is read
+    payload = Call(stranger, 0, bytes(4) + abi_encode(["address"], [stranger]))
+    report = checker.check([_manual_op(net, owner.account, payload, signer=key, mode="use_with_key")])
+    _assert_clean(report, "AA23 reverted: ZeroSelectorCall", stack, owner.account)
+    assert not report.storage_in(stack.module), report.summary()
+
+
+@pytest.fixture(scope="module")
+def victims(local_stack: LocalStack) -> Victims:
+    return deploy_victims(local_stack)
+
+
+def test_operations_a_paymaster_pays(
+    net: Network, checker: Erc7562Checker, local_stack: LocalStack, victims: Victims
+) -> None:
+    """An ERC-20 paymaster named by a session operation: the cap counts its gas and lifts only for a paymaster
+    the session lists, whose entry the module reads after the rule words (account-associated storage)."""
+    stack = local_stack
+    owner = _owner(net, stack)
+    owner.execute(function_call(stack.nft, SAFE_MINT, owner.account)).wait()
+    transact(
+        stack, victims.token, "mint(address,uint256)", ["address", "uint256"], [owner.account, 100 * ETHER]
+    )
+    approve = abi_encode(["address", "uint256"], [victims.token_paymaster, 2**256 - 1])
+    owner.execute(Call(victims.token, 0, keccak(b"approve(address,uint256)")[:4] + approve)).wait()
+    cap = ETHER // 100
+    mint = [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])]
+    capped_key, trusting_key = SessionKey.generate(), SessionKey.generate()
+    owner.grant(capped_key, mint, onchain=True, max_gas_cost=cap)
+    owner.grant(trusting_key, mint, onchain=True, max_gas_cost=cap, paymasters=[victims.token_paymaster])
+    call = function_call(stack.nft, SAFE_MINT, owner.account)
+    sponsored = {
+        "paymaster": victims.token_paymaster,
+        "paymaster_verification_gas_limit": 200_000,
+        "paymaster_post_op_gas_limit": 100_000,
+    }
+    over_cap = {**sponsored, "max_fee_per_gas": cap // 1_000_000, "max_priority_fee_per_gas": 10**9}
+
+    # within the cap (the paymaster's gas counted): the paymaster validates and charges in postOp
+    op = _manual_op(net, owner.account, call, signer=capped_key, **sponsored)
+    assert required_prefund(op) <= cap
+    report = checker.check([op])
+    _assert_clean(report, "ok", stack, owner.account)
+    _assert_module_storage(report, stack, owner.account, creating=False, reads=2)
+    # over the cap with a paymaster the session does not list: refused before the paymaster is asked
+    report = checker.check([_manual_op(net, owner.account, call, signer=capped_key, **over_cap)])
+    _assert_clean(report, "AA23 reverted: GasCostTooHigh", stack, owner.account)
+    # over the cap with the paymaster the session lists: the module reads the listed paymaster too
+    report = checker.check([_manual_op(net, owner.account, call, signer=trusting_key, **over_cap)])
+    _assert_clean(report, "ok", stack, owner.account)
+    _assert_module_storage(report, stack, owner.account, creating=False, reads=3)
+    before = view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account])
+    op = _manual_op(net, owner.account, call, signer=trusting_key, **over_cap)
+    assert (
+        net.bundler.get_user_operation_receipt(net.bundler.send_user_operation(op, net.entry_point)) is None
+        or True
+    )
+    for _ in range(200):
+        if view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account]) < before:
+            break
+        stack.mine()
+    assert view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account]) < before
 
 
 def test_several_operations_in_one_bundle(
