@@ -448,3 +448,32 @@ def test_the_gas_cap_binds_operations_a_paymaster_pays(
         PolicyChecker(session, account, module.address).check_operation(report, now=0)
     assert (info.value.cost, info.value.limit) == (cost, CAP)
     assert token_paymaster.address in str(info.value) and "paymaster verification 100,000" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Residual: what the module cannot know
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_residual_a_grant_on_another_module_of_the_account_reconfigures_it(
+    sessions, project, deployer, account, owner, session_key, attacker
+):
+    """Modules key their configuration by the calling account, so a call from the account to one of its
+    modules reconfigures the account for that module. The module refuses calls to the account and to itself
+    only: a grant naming another installed module (here an owner validator's onInstall) lets the session key
+    replace the owner. This documents the boundary (docs/threat-model.md): the owner must not grant
+    permissions on the account's modules."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    sessions.h.owner_execute(
+        account,
+        owner,
+        KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
+    )
+    assert validator.ownerOf(account) == owner.address
+    grant(
+        sessions, account, owner, session_key,
+        Permission(target=validator.address, selector=selector("onInstall(bytes)")),
+    )  # fmt: skip
+    call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
+    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
+    assert validator.ownerOf(account) == attacker

@@ -453,3 +453,56 @@ def test_gas_cost_cap_must_be_at_least_a_gwei(module, accounts, session_key, tar
     )
     with ape.reverts(module.InvalidMaxGasCost):
         module.enableSession(session.as_abi(), sender=accounts[7])
+
+
+# ------------------------------------------------------------------------------------------------------
+# The bytes the module judges are the bytes that run
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_the_entry_points_execute_user_op_path_is_refused(sessions, account, owner, session_key, target):
+    """callData starting with IAccountExecute.executeUserOp makes the EntryPoint call the account's
+    executeUserOp(userOp, hash) instead of the callData (Kernel then runs callData[4:] on itself): the module
+    judges only execute(bytes32,bytes), so no session operation takes that path."""
+    grant(sessions, account, owner, session_key, target)
+    execute_user_op = keccak(
+        b"executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+    )
+    call_data = execute_user_op[:4] + encode_execute(record_call(target))
+    result = outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+    assert f"UnsupportedSelector(selector=0x{execute_user_op[:4].hex()})" in result, result
+    assert target.calls() == 0
+
+
+def test_a_bundlers_non_canonical_handle_ops_encoding_changes_nothing(
+    sessions, account, owner, session_key, target, entry_point, accounts
+):
+    """A bundler colluding with the session key encodes handleOps with the operation's callData offset pointing
+    past an allowed callData, to a forbidden one appended at the end. The EntryPoint hashes, validates (by
+    re-encoding the operation canonically for the account) and executes the same view of the bytes: the module
+    judges the forbidden callData and refuses it."""
+    from keyscope.entrypoint import encode_handle_ops
+    from keyscope.revert import describe_revert
+    from keyscope.testing.submitter import revert_data_of
+
+    rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=AMOUNT, values=(10,))
+    grant(sessions, account, owner, session_key, target, [rule])
+    allowed = encode_execute(record_call(target, amount=10))
+    forbidden = encode_execute(record_call(target, amount=11))
+    assert len(allowed) == len(forbidden)
+    op = sessions.op(account, session_key, call_data=forbidden)  # signed over the forbidden callData
+    canonical = bytearray(encode_handle_ops([op.pack()], accounts[1].address))
+    tuple_start = 4 + 0x80  # selector, 2 head words, array length, element offset
+    call_data_at = tuple_start + int.from_bytes(canonical[tuple_start + 0x60 : tuple_start + 0x80], "big")
+    # the canonical place shows the allowed callData; the offset now points to the forbidden one, appended
+    canonical[call_data_at + 32 : call_data_at + 32 + len(allowed)] = allowed
+    appended = len(forbidden).to_bytes(32, "big") + forbidden.ljust(-(-len(forbidden) // 32) * 32, b"\x00")
+    canonical[tuple_start + 0x60 : tuple_start + 0x80] = (len(canonical) - tuple_start).to_bytes(32, "big")
+    tampered = bytes(canonical) + appended
+    with pytest.raises(Exception) as info:
+        accounts[1].transfer(entry_point.address, 0, data=tampered)
+    data = revert_data_of(info.value)
+    assert data is not None
+    text = describe_revert(data)
+    assert "AA23" in text and "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in text, text
+    assert target.calls() == 0
