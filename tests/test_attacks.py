@@ -40,7 +40,7 @@ GWEI = 10**9
 
 
 @pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, target, module):
+def session_fixtures_first(sessions, target, nft, module):
     """The session-scoped fixtures this module uses, made before its own module-scoped victims: ape snapshots
     the chain per fixture scope and must not rebase them."""
 
@@ -356,7 +356,7 @@ def token_paymaster(project, deployer, entry_point, token, accounts):
 CAP = ETHER // 100  # the session's cap: 0.01 ether
 
 
-def sponsored_op(sessions, account, key, call: Call, paymaster: str, **gas) -> UserOperation:
+def sponsored_op(sessions, account, key, call: Call | list[Call], paymaster: str, **gas) -> UserOperation:
     """A session operation (USE) naming ``paymaster``, with the gas fields given (the report's by default:
     preVerificationGas 5,000,000 at 1,000 gwei)."""
     fields = {
@@ -448,6 +448,45 @@ def test_the_gas_cap_binds_operations_a_paymaster_pays(
         PolicyChecker(session, account, module.address).check_operation(report, now=0)
     assert (info.value.cost, info.value.limit) == (cost, CAP)
     assert token_paymaster.address in str(info.value) and "paymaster verification 100,000" in str(info.value)
+
+
+def test_a_paymaster_list_lifts_the_cap_of_its_own_sessions_calls_only(
+    sessions, target, nft, token, token_paymaster, account, owner, session_key
+):
+    """One key, two sessions: one lists the paymaster, the other does not. A call under the second, alone or
+    batched with one under the first, stays capped: a session never lends its list to another."""
+    other = Call.of(target.address, 0, target.other.encode_input(1))
+    mint = Call.of(nft.address, 0, nft.safeMint.encode_input(account))
+    grant(
+        sessions, account, owner, session_key, Permission(target=target.address, selector=selector("other(uint256)")),
+        max_gas_cost=CAP, paymasters=(token_paymaster.address,),
+    )  # fmt: skip
+    grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        Policy.call(nft.address, "safeMint(address)"),
+        max_gas_cost=CAP,
+        salt=1,
+    )
+    gas = {"pre_verification_gas": 60_000, "max_fee_per_gas": 20 * GWEI, "max_priority_fee_per_gas": GWEI}
+    token.mint(account, 10 * ETHER, sender=sessions.h.funder)
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    over_cap = (500_000 + 100_000 + 60_000 + 200_000) * 20 * GWEI
+    assert over_cap > CAP
+    assert (
+        outcome(sessions, sponsored_op(sessions, account, session_key, other, token_paymaster.address, **gas))
+        == "ok"
+    )
+    for calls in (mint, [other, mint]):
+        op = sponsored_op(sessions, account, session_key, calls, token_paymaster.address, **gas)
+        result = outcome(sessions, op)
+        assert f"GasCostTooHigh(cost={over_cap}, limit={CAP})" in result, result
 
 
 # ------------------------------------------------------------------------------------------------------
