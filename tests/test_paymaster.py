@@ -503,6 +503,19 @@ def test_policy_file_format(tmp_path):
         SponsorshipPolicy.from_dict({"targets": "any", "unknown": 1})
 
 
+def test_policy_0x00000000_covers_calls_without_data_only():
+    """A call starting with four zero bytes is not a call without data: the target's fallback would act on it."""
+    target = _TARGETS[0]
+    policy = SponsorshipPolicy(targets={target: (bytes(4),)})
+    plain = UserOperation(sender=target, nonce=0, call_data=encode_execute(Call(target, 1, b"")))
+    assert [c.target for c in policy.check(plain)] == [target]
+    for data in (bytes(4), bytes(4) + bytes(64)):
+        op = UserOperation(sender=target, nonce=0, call_data=encode_execute(Call(target, 0, data)))
+        with pytest.raises(SponsorshipRefused, match="covers calls without data only") as info:
+            policy.check(op)
+        assert info.value.data["reason"] == "selector"
+
+
 def test_policy_refuses_calldata_it_cannot_read():
     policy = SponsorshipPolicy(targets="any")
     with pytest.raises(SponsorshipRefused, match="not an ERC-7579 execute call"):

@@ -141,6 +141,19 @@ class SponsorshipPolicy(BaseModel):
                     f"target {call.target} (call {index}) is not in the sponsorship policy",
                     {"reason": "target", "account": op.sender, "callIndex": index, "target": call.target},
                 )
+            if allowed != "any" and call.data[:4] == bytes(4) and call.data:
+                raise SponsorshipRefused(
+                    NOT_SPONSORED,
+                    f"call {index} to {call.target} carries calldata starting with 0x00000000: the policy's "
+                    "0x00000000 covers calls without data only (a target's fallback would act on the rest)",
+                    {
+                        "reason": "selector",
+                        "account": op.sender,
+                        "callIndex": index,
+                        "target": call.target,
+                        "selector": "0x00000000",
+                    },
+                )
             if allowed != "any" and call.selector not in allowed:
                 listed = ", ".join("0x" + s.hex() for s in allowed)
                 raise SponsorshipRefused(
