@@ -19,6 +19,19 @@ from common import ROOT
 DOC = ROOT / "docs" / "benchmarks.md"
 TEMPLATE = ROOT / "benchmarks" / "benchmarks.md.tmpl"
 RESULTS = ROOT / "benchmarks" / "results.json"
+BEFORE = ROOT / "benchmarks" / "gas_before.json"
+"""Gas rows measured before a change to the module, shown beside the current ones."""
+BEFORE_AFTER = (
+    ("owner", "owner (inline ECDSA)"),
+    ("session_0_rules", "session, 0 rules"),
+    ("session_2_rules", "session, 2 rules on an address (EQUAL, NOT_EQUAL)"),
+    ("session_8_rules", "session, 8 rules on an address"),
+    ("owner_mint_batch", "owner, `mintBatch(to, 2)`"),
+    ("session_2_word_rules", "session, 2 rules on a uint256 (`mintBatch` count)"),
+    ("session_batch_10", "session batch of 10, 2 rules each"),
+    ("session_enable_offchain", "ENABLE (off-chain grant) and mint"),
+    ("owner_enable_session", "owner `enableSession` (2 rules)"),
+)
 NA = "n/a"
 
 RULE_COUNTS = (0, 1, 2, 4, 8)
@@ -337,6 +350,7 @@ def _gas_section(results: dict[str, Any]) -> Fields:
             ]
         )
     out["owner_vs_session_table"] = table(headers, rows)
+    out["before_and_now_table"] = _before_after(row)
     zero, eight = row("session_0_rules"), row("session_8_rules")
     out["per_rule_gas"] = gas(div(sub(eight.get("module_gas"), zero.get("module_gas")), 8))
     out["session_pvg_extra"] = gas(
@@ -477,6 +491,30 @@ def _gas_section(results: dict[str, Any]) -> Fields:
         rows,
     )
     return out
+
+
+def _before_after(row: Callable[[str], dict[str, Any]]) -> str:
+    """The rows of ``benchmarks/gas_before.json`` beside this run's."""
+    if not BEFORE.exists():
+        return NA
+    before = json.loads(BEFORE.read_text(encoding="utf-8"))
+    rows = []
+    for label, name in BEFORE_AFTER:
+        then, now = before["rows"].get(label) or {}, row(label)
+        change = div(sub(now.get("tx_gas"), then.get("tx_gas")), then.get("tx_gas"))
+        rows.append(
+            [
+                name,
+                gas(then.get("tx_gas")),
+                gas(now.get("tx_gas")),
+                signed_gas(sub(now.get("tx_gas"), then.get("tx_gas"))),
+                NA if change is None else f"{100 * change:+.2f} %",
+                gas(then.get("module_gas")) if then.get("module_gas") is not None else "—",
+                gas(now.get("module_gas")) if now.get("module_gas") is not None else "—",
+            ]
+        )
+    headers = ["operation", "tx gas before", "tx gas now", "change", "", "module before", "module now"]
+    return table(headers, rows)
 
 
 def _bytes_section(results: dict[str, Any]) -> Fields:
