@@ -614,9 +614,9 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         if (count == 0) revert EmptyBatch();
         if (count > (execution.length - 64) / 32) revert MalformedExecution();
         uint256 expected = count * 32;
-        uint256 validAfter;
-        uint256 validUntil;
-        uint256 gasCap;
+        uint256 validAfter = 0;
+        uint256 validUntil = 0; // 0: none yet
+        uint256 gasCap = 0; // 0: none yet
         for (uint256 i = 0; i < count; ++i) {
             if (_word(execution, 64 + 32 * i) != expected) revert MalformedExecution();
             uint256 start = 64 + expected;

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Paymaster} from "@openzeppelin/contracts/account/paymaster/Paymaster.sol";
 import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {ERC4337Utils} from "@openzeppelin/contracts/account/utils/ERC4337Utils.sol";
@@ -16,6 +17,8 @@ import {ERC4337Utils} from "@openzeppelin/contracts/account/utils/ERC4337Utils.s
 ///      Validation reads only the account's token balance (storage associated with the account, ERC-7562) and
 ///      returns the account as context, which bundlers accept from a staked paymaster.
 contract TokenPaymaster is Paymaster {
+    using SafeERC20 for IERC20;
+
     /// @notice The gas postOp adds to the charge (its own transfer).
     uint256 public constant POST_OP_GAS = 40_000;
 
@@ -82,7 +85,7 @@ contract TokenPaymaster is Paymaster {
     {
         address account = abi.decode(context, (address));
         uint256 tokens = tokensFor(actualGasCost + POST_OP_GAS * actualUserOpFeePerGas);
-        token.transferFrom(account, treasury, tokens);
+        token.safeTransferFrom(account, treasury, tokens);
         emit Charged(account, actualGasCost, tokens);
     }
 }
