@@ -17,7 +17,7 @@ from keyscope.cli import parse_amount, parse_call_args, parse_duration, parse_ru
 from keyscope.errors import BadInputError, InvalidAbiError
 from keyscope.hexutil import ZERO_ADDRESS, to_address
 from keyscope.policy import parse_signature
-from keyscope.session import SIGNED, Condition, Rule
+from keyscope.session import Condition, Rule
 
 NFT = to_address("0x5fbdb2315678afecb367f032d93f642f64180aa3")
 ACCOUNT = to_address("0x" + "11" * 20)
@@ -546,7 +546,7 @@ def test_rule_on_a_signed_argument() -> None:
     spec = parse_rule("i in -5..5", NESTED)
     assert (spec.op, spec.values) == (Condition.IN_RANGE, (-5, 5))
     rule = spec.resolve(parse_signature(NESTED))
-    assert rule.condition == Condition.IN_RANGE | SIGNED
+    assert rule.condition == Condition.IN_RANGE and rule.is_signed  # the argument's intN type: signed order
     assert rule.values == (2**256 - 5, 5)
 
 
