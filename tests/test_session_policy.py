@@ -481,9 +481,9 @@ def test_a_bundlers_non_canonical_handle_ops_encoding_changes_nothing(
     past an allowed callData, to a forbidden one appended at the end. The EntryPoint hashes, validates (by
     re-encoding the operation canonically for the account) and executes the same view of the bytes: the module
     judges the forbidden callData and refuses it."""
+    from keyscope.bundler.inprocess import revert_data_of
     from keyscope.entrypoint import encode_handle_ops
     from keyscope.revert import describe_revert
-    from keyscope.testing.submitter import revert_data_of
 
     rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=AMOUNT, values=(10,))
     grant(sessions, account, owner, session_key, target, [rule])

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
-from victims import Victims, deploy_victims, transact, view
 
 from keyscope import (
     BundlerRejectedError,
@@ -53,6 +52,7 @@ from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
 from support.accounts import (
     ACCOUNT_KINDS,
     AccountContracts,
@@ -63,7 +63,7 @@ from support.accounts import (
     measure_gas,
     network_for,
 )
-from keyscope.userop import UserOperation
+from support.victims import Victims, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
 

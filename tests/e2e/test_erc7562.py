@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
-from victims import Victims, deploy_victims, transact, view
 
 from keyscope import Policy, SessionKey, arg, connect
 from keyscope.accounts import MODULE_TYPE_VALIDATOR, create_account_data
@@ -40,6 +39,7 @@ from support.erc7562 import (
     associated_with,
     parse_validation_trace,
 )
+from support.victims import Victims, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from eth_abi import encode as abi_encode
 
+from keyscope.devnode import send_transaction
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
-from keyscope.local.deploy import send_transaction
 from keyscope.signing import LocalSigner
-from keyscope.testing.accounts import deploy_code
+
+from .accounts import deploy_code
 
 ETHER = 10**18
 BUILD = Path(__file__).resolve().parents[2] / ".build" / "__local__.json"
