@@ -157,11 +157,11 @@ def test_the_status_of_a_session_through_its_life(net, owner, nft) -> None:
     policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
     key = SessionKey.generate()
     grant = owner.grant(key, [policy], valid_for=3600)
-    unused = owner.grant(SessionKey.generate(), [policy], valid_for=3600)
     assert read_session_status(net, grant) is S.NOT_YET_ENABLED
     net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
     assert read_session_status(net, grant) is S.ACTIVE
     assert read_session_status(net, grant, now=grant.valid_until + 1) is S.EXPIRED
+    unused = owner.grant(SessionKey.generate(), [policy], valid_for=3600)
     owner.revoke(grant).wait()
     assert read_session_status(net, grant) is S.REVOKED
     assert read_session_status(net, unused) is S.NOT_YET_ENABLED
@@ -183,13 +183,11 @@ def test_a_grant_reads_the_chain_once_and_a_build_once(net, owner, nft) -> None:
     assert request.digest == request.session.enable_digest(
         request.account, request.epoch, request.chain_id, request.module
     )
-    # the keyscope account checks the owner's signature over the digest itself; as hex, as a wallet returns it
-    grant = request.complete("0x" + owner.signer.sign_hash(request.digest).hex())
+    grant = request.complete("0x" + owner.sign_grant(request).owner_signature.hex())
     assert type(grant) is SessionGrant and SessionGrant.from_json(grant.to_json()) == grant
 
-    onchain = owner.grant(key, [policy], onchain=True)  # enabled at once
-    session = net.session(onchain, key)
-    session.execute(nft, "safeMint(address)", owner.account).wait()
+    session = net.session(grant, key)
+    session.execute(nft, "safeMint(address)", owner.account).wait()  # enables it
     counting.asked.clear()
     session.build(function_call(nft, "safeMint(address)", owner.account))
     assert counting.asked == ["read_many"]  # nonce, status and clock in one read

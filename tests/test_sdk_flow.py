@@ -165,3 +165,22 @@ def test_gas_estimates_kept_for_reuse_are_bounded(net, owner, nft, monkeypatch):
         assert 1 <= len(session._estimates) <= 4
     again = session.build(function_call(nft, "safeMint(address)", recipients[-1]))  # the newest is kept
     assert again.call_gas_limit > 0 and len(session._estimates) <= 4
+
+
+def test_offchain_grant_on_an_account_that_exists(net, owner, nft):
+    """The owner-signature check before an off-chain grant on a deployed account asks the account from the
+    module, which holds no ETH: py-evm refuses such a call for its gas, and the check must still work."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    receipt = net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success and nft.balanceOf(owner.account) == 2
+
+
+def test_offchain_grant_signed_by_another_key_is_refused_before_anything_is_sent(net, owner, nft):
+    from keyscope.errors import AccountSetupError
+
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
+    impostor = net.owner(LocalSigner.generate(), owner.account)
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
+        impostor.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_for=3600)

@@ -382,6 +382,13 @@ def _web3_rpc_error(method: str, exc: BaseException) -> JsonRpcError | None:
     )
 
 
+def _refused_by_the_node(exc: BaseException) -> bool:
+    """Whether ``exc`` is py-evm's refusal of a transaction or call as invalid (``eth_utils.ValidationError``)."""
+    return any(
+        cls.__name__ == "ValidationError" and cls.__module__.startswith("eth_utils") for cls in type(exc).__mro__
+    )
+
+
 class Web3Chain:
     """:class:`Chain` over a web3.py ``Web3`` object (duck-typed: web3 is not imported here).
 
@@ -409,6 +416,10 @@ class Web3Chain:
             rpc_error = _web3_rpc_error(method, exc)
             if rpc_error is not None:
                 raise rpc_error from exc
+            if _refused_by_the_node(exc):
+                # py-evm (ape's local chain) refuses what a JSON-RPC node refuses with an error answer, e.g. a
+                # sender that cannot pay for the call's gas: the same error type as from a node URL
+                raise JsonRpcError(method, -32000, str(exc)) from exc
             names = {cls.__name__ for cls in type(exc).__mro__}
             if isinstance(exc, (OSError, TimeoutError)) or "ProviderConnectionError" in names:
                 raise TransportError(
