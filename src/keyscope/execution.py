@@ -66,6 +66,9 @@ class Call:
             to_address(target, name="target"), to_int(value, name="value"), to_bytes(data, name="data")
         )
 
+    def __repr__(self) -> str:
+        return f"Call(target={self.target!r}, value={self.value}, data='0x{self.data.hex()}')"
+
     @property
     def selector(self) -> bytes:
         """The first 4 bytes of ``data`` (``b"\\x00" * 4`` for a call with no data)."""

@@ -7,13 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .hexutil import Address, HexBytes32, HexData
+from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
 
 __all__ = ["SessionGrant"]
 
 
-class SessionGrant(BaseModel):
+class SessionGrant(HexRepr, BaseModel):
     """Everything needed to use a session, except its key. Serialises to JSON and back without loss.
 
     ``owner_signature`` is set for an off-chain grant: the owner's EIP-712 signature over the session, which

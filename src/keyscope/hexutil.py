@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -16,9 +17,11 @@ __all__ = [
     "HexBytes32",
     "HexData",
     "HexInt",
+    "HexRepr",
     "address_word",
     "keccak",
     "rpc_name",
+    "shown_hex",
     "to_address",
     "to_bytes",
     "to_int",
@@ -135,6 +138,28 @@ HexBytes32 = Annotated[
 
 HexInt = Annotated[int, BeforeValidator(_parse_int), PlainSerializer(to_quantity, return_type=str)]
 """A non-negative integer; validates ints, decimal strings and 0x quantities, serialises to 0x-hex."""
+
+
+def shown_hex(value: Any) -> Any:
+    """``value`` with every ``bytes`` in it (also inside lists, tuples and dicts) as 0x-hex text: what a
+    person sees of bytes."""
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, (list, tuple)):
+        return type(value)(shown_hex(item) for item in value)
+    if isinstance(value, dict):
+        return {key: shown_hex(item) for key, item in value.items()}
+    return value
+
+
+class HexRepr:
+    """A mixin for pydantic models: their ``repr`` and ``str`` show bytes fields as 0x-hex
+    (``transaction_hash='0x7347ee…'``), never as Python bytes literals."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            yield name, shown_hex(value)
+
 
 # Re-exported so that callers hash with the same implementation everywhere.
 keccak = keccak

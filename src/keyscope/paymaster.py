@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PaymasterError, TransportError
-from .hexutil import Address, HexData, HexInt
+from .hexutil import Address, HexData, HexInt, HexRepr
 from .rpc import JsonRpcClient, JsonRpcError
 from .userop import UserOperation
 
@@ -28,7 +28,7 @@ GET_STUB_DATA = "pm_getPaymasterStubData"
 GET_DATA = "pm_getPaymasterData"
 
 
-class PaymasterFields(BaseModel):
+class PaymasterFields(HexRepr, BaseModel):
     """The paymaster fields of a v0.7 UserOperation, as a paymaster service returns them."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)

@@ -17,7 +17,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .hexutil import Address, HexData, to_bytes
+from .hexutil import Address, HexData, HexRepr, to_bytes
 from .hexutil import address_word as _address_word
 from .hexutil import word as _word
 
@@ -212,7 +212,7 @@ _SYMBOLS = {
 }
 
 
-class _Model(BaseModel):
+class _Model(HexRepr, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import BadInputError
 from .hashing import user_op_hash
-from .hexutil import Address, HexBytes32, HexData, HexInt, rpc_name, to_address
+from .hexutil import Address, HexBytes32, HexData, HexInt, HexRepr, rpc_name, to_address
 
 __all__ = ["UINT128_MAX", "PackedUserOperation", "UserOperation"]
 
@@ -24,7 +24,7 @@ UINT128_MAX = 2**128 - 1
 UINT256_MAX = 2**256 - 1
 
 
-class _Wire(BaseModel):
+class _Wire(HexRepr, BaseModel):
     model_config = ConfigDict(
         alias_generator=rpc_name, populate_by_name=True, frozen=True, extra="forbid", validate_assignment=True
     )

@@ -10,13 +10,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..hexutil import Address, HexData, HexInt, rpc_name
+from ..hexutil import Address, HexData, HexInt, HexRepr, rpc_name
 from ..userop import UserOperation
 
 __all__ = ["Bundler", "FeeQuote", "GasEstimate", "UserOperationReceipt"]
 
 
-class _Rpc(BaseModel):
+class _Rpc(HexRepr, BaseModel):
     model_config = ConfigDict(alias_generator=rpc_name, populate_by_name=True, frozen=True, extra="ignore")
 
 
