@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
-from ..errors import BadInputError
+from ..errors import BadInputError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..signing import LocalSigner
@@ -290,11 +291,19 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def list_grants(
-        self, account: str | None = None, *, active_only: bool = False, now: float | None = None
+        self,
+        account: str | None = None,
+        *,
+        active_only: bool = False,
+        now: float | None = None,
+        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
     ) -> list[SessionGrant]:
         """Grants (of ``account`` when given), oldest first.
 
-        ``active_only`` keeps those not revoked whose window contains ``now`` (default: the current time).
+        ``active_only`` keeps those not revoked whose window contains ``now`` (default: the current time). A grant
+        that cannot be read (a corrupted file or row) raises :class:`~keyscope.errors.SessionStoreError`; with
+        ``on_corrupt``, it is passed to ``on_corrupt(session id or name, error)`` instead and the listing goes on
+        (whatever ``account`` is asked for: an unreadable grant's account is unknown).
         """
 
     @abc.abstractmethod

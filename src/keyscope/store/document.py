@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -148,17 +148,28 @@ class DocumentStore(SessionStore):
             return self._parse_grant(self._grant_doc(name), name)
 
     def list_grants(
-        self, account: str | None = None, *, active_only: bool = False, now: float | None = None
+        self,
+        account: str | None = None,
+        *,
+        active_only: bool = False,
+        now: float | None = None,
+        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
     ) -> list[SessionGrant]:
         wanted = to_address(account) if account is not None else None
         moment = now_or(now)
         found: list[tuple[float, str, SessionGrant]] = []
         with self._locked():
             for name in self._docs.names(GRANT):
-                doc = self._read(GRANT, name)
-                if doc is None:
+                try:
+                    doc = self._read(GRANT, name)
+                    if doc is None:
+                        continue
+                    grant = self._parse_grant(doc, name)
+                except SessionStoreError as error:
+                    if on_corrupt is None:
+                        raise
+                    on_corrupt(name, error)
                     continue
-                grant = self._parse_grant(doc, name)
                 if wanted is not None and grant.account != wanted:
                     continue
                 if active_only and not grant_is_active(grant, doc["revoked"], moment):

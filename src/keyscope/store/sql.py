@@ -209,10 +209,27 @@ def _use_wal(cursor: Any) -> None:
         pause = min(pause * 2, 0.25)
 
 
+def _sqlite_cause(path: Path) -> str | None:
+    """Why SQLite cannot open and write the database at ``path`` (None when nothing visible stops it)."""
+    if path.is_dir():
+        return f"{path} is a folder, not a database file: give a file path, e.g. {path / 'sessions.db'}"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return f"the file {path} cannot be read and written by this user (or its file system is read-only)"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return (
+            f"the folder {path.parent} cannot be written by this user (or its file system is read-only); SQLite "
+            "writes its journal files beside the database"
+        )
+    return None
+
+
 def _sqlite_engine(url: URL) -> Engine:
     path = Path(url.database or "")
     if not path.parent.is_dir():
         raise SessionStoreError(f"cannot create the SQLite store {path}: folder {path.parent} does not exist")
+    cause = _sqlite_cause(path)
+    if cause is not None:
+        raise SessionStoreError(f"cannot open the SQLite store {path}: {cause}")
     if not path.exists():
         # The file holds sealed keys: readable by its owner only (SQLite gives -wal and -shm the same mode).
         try:
@@ -286,7 +303,8 @@ class SqlStore(SessionStore):
         if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
             raise BadInputError("the passphrase must be a non-empty string")
         parsed, self._dialect = _normalize_url(url)
-        self.url = parsed.render_as_string(hide_password=True)
+        # messages show the URL as it was given (without the driver added here), its password hidden
+        self.url = make_url(url).render_as_string(hide_password=True)
         self._retry_seconds = retry_seconds
         self._engine = _sqlite_engine(parsed) if self._dialect.name == "sqlite" else _postgres_engine(parsed)
         _, self._t = current()
@@ -568,7 +586,12 @@ class SqlStore(SessionStore):
         return self._parse_grant(name, text_)
 
     def list_grants(
-        self, account: str | None = None, *, active_only: bool = False, now: float | None = None
+        self,
+        account: str | None = None,
+        *,
+        active_only: bool = False,
+        now: float | None = None,
+        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
     ) -> list[SessionGrant]:
         grants = self._t.grants
         query = select(grants.c.session_id, grants.c.grant_json, grants.c.revoked).order_by(
@@ -584,7 +607,14 @@ class SqlStore(SessionStore):
                 or_(grants.c.valid_until == 0, grants.c.valid_until >= moment),
             )
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
-        found = [(self._parse_grant(row.session_id, row.grant_json), bool(row.revoked)) for row in rows]
+        found = []
+        for row in rows:
+            try:
+                found.append((self._parse_grant(row.session_id, row.grant_json), bool(row.revoked)))
+            except SessionStoreError as error:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(row.session_id, error)
         return [
             grant for grant, revoked in found if not active_only or grant_is_active(grant, revoked, moment)
         ]
