@@ -4,12 +4,11 @@ ape run create_account --network URL --bundler URL --deployments FILE --owner AL
 """
 
 import click
-from ape.cli import ConnectedProviderCommand
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Create a keyscope account for an owner key")
+@click.command(cls=ks.ape_command(), short_help="Create a keyscope account for an owner key")
 @ks.connection_options
 @ks.owner_options(account=False)
 @click.option(
@@ -42,6 +41,7 @@ def cli(connection, owner_account, salt, fund, funder, deploy, timeout, as_json)
         fund=ks.parse_amount(fund, "--fund"),
         funder=funder,
         timeout=timeout,
+        progress=ks.Progress(),
     )
     lines = [f"account       {result.account}", f"owner         {result.owner}"]
     if result.receipt is None:

@@ -10,12 +10,12 @@ addresses on every chain, through the deterministic deployment proxy, and are ve
 """
 
 import click
-from ape.cli import ConnectedProviderCommand, account_option
+from ape.cli import account_option
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Deploy keyscope's contracts")
+@click.command(cls=ks.ape_command(), short_help="Deploy keyscope's contracts")
 @account_option("--deployer", prompt=False)
 @click.option(
     "--entry-point",

@@ -5,12 +5,11 @@
 """
 
 import click
-from ape.cli import ConnectedProviderCommand
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Grant a session to a session key")
+@click.command(cls=ks.ape_command(), short_help="Grant a session to a session key")
 @click.argument("target")
 @click.argument("function")
 @click.option(
@@ -25,7 +24,10 @@ from keyscope import cli as ks
     "--value-limit", default="0", show_default=True, help="most ETH one call may carry (e.g. 0.01ether)"
 )
 @click.option(
-    "--valid-for", default="1h", show_default=True, help="how long the session lasts (90s, 15m, 1h, 2d)"
+    "--valid-for",
+    default=ks.DEFAULT_VALID_FOR_TEXT,
+    show_default=True,
+    help="how long the session lasts (90s, 15m, 1h, 2d), or 'never' for a session without end",
 )
 @click.option(
     "--onchain", is_flag=True, help="enable the session now with an owner operation (default: off-chain)"
@@ -72,11 +74,12 @@ def cli(
             function=function,
             rules=rules,
             value_limit=ks.parse_amount(value_limit, "--value-limit"),
-            valid_for=ks.parse_duration(valid_for),
+            valid_for=ks.parse_validity(valid_for),
             onchain=onchain,
             session_key=session_key,
             names=settings.names,
             timeout=timeout,
+            progress=ks.Progress(),
         )
     grant = result.grant
     lines = [

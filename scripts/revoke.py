@@ -7,12 +7,11 @@ chain, creating the account first when the grant's first operation would otherwi
 """
 
 import click
-from ape.cli import ConnectedProviderCommand
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Revoke a session")
+@click.command(cls=ks.ape_command(), short_help="Revoke a session")
 @click.argument("session_id")
 @ks.connection_options
 @ks.owner_options(account=False)
@@ -32,7 +31,12 @@ def cli(session_id, connection, owner_account, store_url, timeout, as_json):
             entry_point=grant.entry_point,
         )
         result = ks.revoke_session(
-            grant, store=store, network=network, signer=ks.owner_signer(owner_account), timeout=timeout
+            grant,
+            store=store,
+            network=network,
+            signer=ks.owner_signer(owner_account),
+            timeout=timeout,
+            progress=ks.Progress(),
         )
     ks.emit(
         as_json,

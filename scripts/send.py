@@ -4,12 +4,11 @@ ape run send SESSION_ID TARGET "safeMint(address)" account --wait --network URL 
 """
 
 import click
-from ape.cli import ConnectedProviderCommand
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="Send a session-signed call")
+@click.command(cls=ks.ape_command(), short_help="Send a session-signed call")
 @click.argument("session_id")
 @click.argument("target")
 @click.argument("function")
@@ -26,8 +25,8 @@ from keyscope import cli as ks
 @ks.reports_errors
 def cli(session_id, target, function, args, value, no_check, wait, connection, store_url, timeout, as_json):
     """Call FUNCTION (a signature such as "safeMint(address)") on TARGET with ARGS, from the account of the
-    session SESSION_ID. Addresses may be 'account' or a name from the deployments file; put -- before
-    arguments that start with a dash."""
+    session SESSION_ID (its id, or a unique prefix). Addresses may be 'account' or a name from the deployments
+    file; put -- before arguments that start with a dash (options may follow them)."""
     with ks.open_session_store(store_url, keys=True) as store:
         grant = ks.find_grant(store, session_id)
         network, settings = ks.connect(
@@ -45,6 +44,7 @@ def cli(session_id, target, function, args, value, no_check, wait, connection, s
             wait=wait,
             timeout=timeout,
             names=settings.names,
+            progress=ks.Progress(),
         )
     lines = [f"UserOperation {result.pending.hex_hash}", f"account       {grant.account}"]
     lines.extend(

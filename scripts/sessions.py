@@ -4,18 +4,18 @@ ape run sessions --network URL [--account ADDRESS]
 """
 
 import click
-from ape.cli import ConnectedProviderCommand
 
 from keyscope import cli as ks
 
 
-@click.command(cls=ConnectedProviderCommand, short_help="List the store's sessions and their state")
+@click.command(cls=ks.ape_command(), short_help="List the store's sessions and their state")
 @click.option("--account", metavar="ADDRESS", help="only the sessions of this smart account")
 @ks.store_option
 @ks.json_option
 @ks.reports_errors
 def cli(account, store_url, as_json):
-    """List the sessions: active, not yet enabled, not yet valid, expired, revoked or invalidated."""
+    """List the sessions judged on chain: status (active, not yet enabled, not yet valid, expired, revoked or
+    invalidated), time left and permissions; a grant the store cannot read is listed as unreadable."""
     with ks.open_session_store(store_url, keys=False) as store:
-        rows = ks.list_sessions(ks.ape_node(), store, account)
-    ks.emit(as_json, {"sessions": [row.to_dict() for row in rows]}, ks.session_lines(rows))
+        listing = ks.list_sessions(ks.ape_node(), store, account)
+    ks.emit(as_json, listing.to_dict(), listing.table(ks.shown_store_url(store_url)))

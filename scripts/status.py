@@ -29,6 +29,10 @@ from keyscope import cli as ks
 def cli(user_op_hash, bundler, deployments, wait, timeout, as_json):
     """Print the receipt of USER_OP_HASH, or what the bundler knows of it."""
     status = ks.operation_status(
-        ks.status_bundler(bundler, deployments), user_op_hash, wait=wait, timeout=timeout
+        ks.status_bundler(bundler, deployments),
+        user_op_hash,
+        wait=wait,
+        timeout=timeout,
+        progress=ks.Progress(),
     )
     ks.emit(as_json, status.to_dict(), status.lines())

@@ -769,7 +769,12 @@ def test_unknown_revert_data_after_reason_is_kept_as_hex(
         client.estimate_user_operation_gas(user_op(), ENTRY_POINT)
     assert info.value.revert_data == unknown
     assert info.value.revert_description == "0x" + unknown.hex()
-    assert str(info.value).endswith(message)  # nothing to add: the message shows the data already
+    # the message shows the data already; the execution-revert code adds only where the fault lies
+    assert str(info.value).endswith(
+        f"{message} (validation passed, so the session policy accepted it: the call reverted inside the account "
+        "or its target; check the call's arguments and the target)"
+    )
+    assert "revert data:" not in str(info.value)
 
 
 def test_addresses_and_hashes_in_a_message_are_not_taken_for_revert_data(
@@ -955,7 +960,8 @@ def test_wait_raises_the_decoded_revert_of_a_failed_operation(
     assert info.value.user_op_hash == "0x" + USER_OP_HASH.hex()
     assert isinstance(info.value.receipt, UserOperationReceipt)
     assert info.value.receipt.reason == revert
-    assert "included but reverted: DemoNFT: sold out" in str(info.value)
+    assert "its call reverted inside the account or its target: DemoNFT: sold out" in str(info.value)
+    assert "not a session policy refusal" in str(info.value)
     receipt = pending.wait(timeout=5.0, check=False)
     assert receipt.success is False
 

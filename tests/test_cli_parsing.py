@@ -165,7 +165,9 @@ def test_amount(text: str, wei: int) -> None:
     [
         ("", "is not an integer (a number, optionally with wei, gwei or ether)"),
         ("abc", "is not an integer (a number, optionally with wei, gwei or ether)"),
-        ("-1", "is not an integer (a number, optionally with wei, gwei or ether)"),
+        ("-1", "must not be negative"),
+        ("-0x10", "must not be negative"),
+        ("-1 ether", "must not be negative"),
         ("2 finney", "is not an integer (a number, optionally with wei, gwei or ether)"),
         (".5 ether", "is not an integer (a number, optionally with wei, gwei or ether)"),
         ("1e-3 ether", "is not an integer (a number, optionally with wei, gwei or ether)"),
@@ -235,7 +237,16 @@ def test_amount_is_an_integer_or_bad_input(text: str) -> None:
     try:
         wei = parse_amount(text)
     except BadInputError as error:
-        assert str(error).startswith((f"amount: {text!r} is not ", f"amount: {text!r} is too large"))
+        assert str(error).startswith(
+            (
+                f"amount: {text!r} is not ",
+                f"amount: {text!r} is too large",
+                f"amount: {text!r} must not be negative",
+            )
+        )
+        plain = text.strip().replace("_", "")
+        negative_number = plain.startswith("-") and plain[1:].strip()[:1].isdigit()
+        assert ("must not be negative" in str(error)) == negative_number
     else:
         assert isinstance(wei, int)
         assert 0 <= wei < 2**256
@@ -408,7 +419,7 @@ def test_call_args_arrays_and_tuples() -> None:
         ("f(bool b)", ["maybe"], "argument b (bool): 'maybe' is not a bool: give true or false"),
         ("f(bytes4 b)", ["0x01"], "argument b (bytes4): bytes4 takes exactly 4 bytes, got 1"),
         ("f(uint256 n)", ["abc"], "argument n (uint256): 'abc' is not an integer"),
-        ("f(uint256 n)", ["-1"], "argument n (uint256): '-1' is not an integer"),
+        ("f(uint256 n)", ["-1"], "argument n (uint256): '-1' must not be negative"),
         ("f(uint256 n)", ["1.5"], "argument n (uint256): '1.5' is not a whole number of wei"),
         ("f(address a)", ["0x1234"], "argument a (address): '0x1234' is not an address"),
         ("f(address a)", ["bob"], "or one of the names account, nft"),
@@ -577,7 +588,7 @@ def test_rule_not_understood(text: str) -> None:
         ("to==0x1234", TRANSFER, "rule 'to==0x1234' (to: address): '0x1234' is not an address"),
         ("to==bob", TRANSFER, "rule 'to==bob' (to: address): 'bob' is not an address"),
         ("amount==abc", TRANSFER, "rule 'amount==abc' (amount: uint256): 'abc' is not an integer"),
-        ("amount<=-1", TRANSFER, "rule 'amount<=-1' (amount: uint256): '-1' is not an integer"),
+        ("amount<=-1", TRANSFER, "rule 'amount<=-1' (amount: uint256): '-1' must not be negative"),
         ("amount in 1..x", TRANSFER, "rule 'amount in 1..x' (amount: uint256): 'x' is not an integer"),
         ("amount one of 1,z", TRANSFER, "rule 'amount one of 1,z' (amount: uint256): 'z' is not an integer"),
         ("amount one of ,", TRANSFER, "rule 'amount one of ,' (amount: uint256): 'one of' needs values"),

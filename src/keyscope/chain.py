@@ -385,7 +385,8 @@ def _web3_rpc_error(method: str, exc: BaseException) -> JsonRpcError | None:
 def _refused_by_the_node(exc: BaseException) -> bool:
     """Whether ``exc`` is py-evm's refusal of a transaction or call as invalid (``eth_utils.ValidationError``)."""
     return any(
-        cls.__name__ == "ValidationError" and cls.__module__.startswith("eth_utils") for cls in type(exc).__mro__
+        cls.__name__ == "ValidationError" and cls.__module__.startswith("eth_utils")
+        for cls in type(exc).__mro__
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidAbiError",
     "InvalidAddressError",
     "KeyscopeError",
+    "KeyscopeWarning",
     "PaymasterError",
     "PolicyViolationError",
     "SessionError",
@@ -30,8 +31,11 @@ __all__ = [
     "SessionNotYetValidError",
     "SessionRevokedError",
     "SessionStoreError",
+    "SigningDeclinedError",
     "SimulationRevertedError",
     "StoreLockedError",
+    "TargetRevertedError",
+    "TargetWarning",
     "TransportError",
     "UnknownFunctionError",
     "UnsupportedAccountError",
@@ -44,6 +48,14 @@ __all__ = [
 
 class KeyscopeError(Exception):
     """Root of every exception keyscope raises."""
+
+
+class KeyscopeWarning(UserWarning):
+    """Root of the warnings keyscope gives: something works, but probably not as meant."""
+
+
+class TargetWarning(KeyscopeWarning):
+    """A granted permission's target has no code on the chain, or is known to lack the granted function."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -79,6 +91,10 @@ class UnknownFunctionError(BadInputError):
         self.available = available or []
         hint = f" Functions in the ABI: {', '.join(self.available)}." if self.available else ""
         super().__init__(f"unknown function {function!r}.{hint}")
+
+
+class SigningDeclinedError(KeyscopeError):
+    """A signer did not sign (its holder said no, or could not be asked), or signed with another key."""
 
 
 class ConfigurationError(KeyscopeError):
@@ -273,6 +289,24 @@ class SimulationRevertedError(BundlerRejectedError):
             self.args = (f"{self.args[0]}; revert data: {revert_description}",)
 
 
+class TargetRevertedError(BundlerRejectedError):
+    """The bundler's simulation passed validation, so the session's policy allows the operation, but its call
+    reverted inside the target (or the account's execution). ``calls`` names the calls, ``revert_reason`` what the
+    target said."""
+
+    def __init__(
+        self, method: str, code: int, message: str, data: Any = None, *, calls: str, reason: str
+    ) -> None:
+        super().__init__(method, code, message, data, hint="")
+        self.calls = calls
+        self.revert_reason = reason
+        self.args = (
+            f"the call reverted inside its target, not in validation: {calls} failed with {reason} when the bundler "
+            f"simulated it ({method}, code {code}). The session's policy allows this call; check its arguments, "
+            "the target's state, and that the target has this function",
+        )
+
+
 class UnsupportedEntryPointError(BadInputError):
     """The bundler does not serve the EntryPoint an operation was meant for."""
 
@@ -306,7 +340,10 @@ class UserOperationFailedError(KeyscopeError):
         self.user_op_hash = user_op_hash
         self.reason = reason
         self.receipt = receipt
-        super().__init__(f"UserOperation {user_op_hash} was included but reverted: {reason}")
+        super().__init__(
+            f"UserOperation {user_op_hash} was included, but its call reverted inside the account or its target: "
+            f"{reason} (validation passed, so this is not a session policy refusal)"
+        )
 
 
 class UserOperationTimeoutError(KeyscopeError, TimeoutError):

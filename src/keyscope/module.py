@@ -15,6 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from .chain import read_many
+from .clock import window_now
 from .endpoints import Endpoints
 from .grant import SessionGrant
 from .hexutil import keccak, to_address
@@ -32,6 +33,7 @@ __all__ = [
     "decode_epoch",
     "enable_session_data",
     "epoch_of_data",
+    "read_session_state",
     "read_session_status",
     "revoke_session_data",
     "session_flag_calls",
@@ -136,10 +138,12 @@ def session_status(
     return SessionStatus.NOT_YET_ENABLED
 
 
-def read_session_status(
+def read_session_state(
     endpoints: Endpoints, grant: SessionGrant, *, now: int | None = None
-) -> SessionStatus:
-    """The status of ``grant``'s session on chain (at ``endpoints``' node and module).
+) -> tuple[SessionStatus, int]:
+    """The status of ``grant``'s session on chain (at ``endpoints``' node and module), and the time it was judged
+    at: ``now``, or by default :func:`~keyscope.clock.window_now` of the chain's latest block time (the later
+    of the chain's clock and the wall clock, as the EntryPoint and the bundler judge windows).
 
     The module's two flags, the account's epoch and (unless ``now`` is given) the chain's time are read in one
     round trip; whether the module is still installed on the account is asked only when nothing else explains
@@ -152,11 +156,12 @@ def read_session_status(
         [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
         timestamp=now is None,
     )
+    moment = window_now(timestamp) if now is None else now
     status = session_status(
         grant,
         revoked=decode_bool(revoked),
         active=decode_bool(active),
-        now=timestamp if now is None else now,
+        now=moment,
         epoch=decode_epoch(epoch),
     )
     if (
@@ -164,5 +169,13 @@ def read_session_status(
         and endpoints.is_deployed(account)
         and not endpoints.supports_sessions(account)
     ):
-        return SessionStatus.INVALIDATED
-    return status
+        return SessionStatus.INVALIDATED, moment
+    return status, moment
+
+
+def read_session_status(
+    endpoints: Endpoints, grant: SessionGrant, *, now: int | None = None
+) -> SessionStatus:
+    """The status of ``grant``'s session on chain (see :func:`read_session_state`, which also gives the time it
+    was judged at)."""
+    return read_session_state(endpoints, grant, now=now)[0]

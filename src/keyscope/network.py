@@ -11,7 +11,7 @@ from .grant import SessionGrant
 from .keys import SessionKey
 from .owner import Owner
 from .session_account import SessionAccount
-from .signing import HashSigner
+from .signers import SignerLike
 
 __all__ = ["Network", "connect"]
 
@@ -28,13 +28,18 @@ class Network(Endpoints):
     Build it with :func:`connect`.
     """
 
-    def owner(self, signer: HashSigner, account: str | None = None, *, salt: int = 0) -> Owner:
+    def owner(self, signer: SignerLike, account: str | None = None, *, salt: int = 0) -> Owner:
         """The :class:`~keyscope.owner.Owner` of ``account`` (or, with ``account`` None, of the keyscope account
-        ``signer`` owns at ``salt``, created by its first operation with the session module installed)."""
+        ``signer`` owns at ``salt``, created by its first operation with the session module installed).
+
+        ``signer`` is the owner's key: a private key (``"0x"`` and 64 hex digits), an eth-account
+        ``LocalAccount``, an ape account or any :class:`~keyscope.signing.HashSigner`; anything else raises
+        :class:`~keyscope.errors.BadInputError` (see :func:`keyscope.signers.as_signer`)."""
         return Owner(self, signer, account, salt=salt)
 
-    def session(self, grant: SessionGrant, key: SessionKey | HashSigner, **options: Any) -> SessionAccount:
-        """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``."""
+    def session(self, grant: SessionGrant, key: SessionKey | SignerLike, **options: Any) -> SessionAccount:
+        """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``
+        (``key`` in any form :meth:`owner` takes)."""
         return SessionAccount(grant, key, network=self, **options)
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
 from .chain import read_many
+from .clock import window_now
 from .endpoints import Endpoints
-from .errors import BadInputError, ConfigurationError, UnsupportedAccountError
+from .errors import BadInputError, ConfigurationError, KeyscopeWarning, UnsupportedAccountError
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
@@ -30,13 +32,30 @@ from .module import (
     revoke_session_data,
 )
 from .operations import OperationBuilder
+from .report import SessionReport, StoreMarks, report_from_chain
 from .session import Permission, Session
+from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
+from .targets import warn_about_targets
 
-__all__ = ["GrantRequest", "Owner", "PendingGrant"]
+if TYPE_CHECKING:
+    from .store import SessionStore
+
+__all__ = [
+    "DEFAULT_MAX_GAS_COST",
+    "DEFAULT_VALID_FOR",
+    "GrantRequest",
+    "Owner",
+    "PendingGrant",
+    "session_window",
+]
 
 DEFAULT_MAX_GAS_COST = 5 * 10**16
 """The per-operation gas cost cap sessions get unless the owner chooses another: 0.05 ether."""
+
+DEFAULT_VALID_FOR = 3600
+"""How long a session lasts unless the owner says otherwise: one hour, in the SDK and the command line alike.
+A session that never expires must be asked for (``never_expires=True``, ``--valid-for never``)."""
 
 
 class GrantRequest(SessionGrant):
@@ -74,15 +93,46 @@ class PendingGrant:
         return self.request.enabled_on_chain()
 
 
-def _valid_until(valid_for: float | None, valid_until: int, valid_after: int, now: int | None) -> int:
-    if valid_for is not None:
-        if valid_until:
-            raise BadInputError("give valid_for or valid_until, not both")
-        if valid_for <= 0:
-            raise BadInputError(f"valid_for must be a positive number of seconds, got {valid_for}")
-        assert now is not None
-        return max(now, valid_after) + int(valid_for)
-    return valid_until
+def session_window(
+    *,
+    valid_for: float | None = None,
+    valid_after: int = 0,
+    valid_until: int | None = None,
+    never_expires: bool = False,
+    now: int | None = None,
+) -> tuple[int, int]:
+    """``(valid_after, valid_until)`` of a new session from the window options (see :meth:`Owner.session_for`).
+
+    Without ``valid_for``, ``valid_until`` or ``never_expires``, the session lasts :data:`DEFAULT_VALID_FOR`
+    seconds. ``valid_for`` counts from ``now`` (or from ``valid_after`` when that is later); ``now`` is needed
+    only then. A session without end must be asked for with ``never_expires=True``."""
+    if isinstance(valid_after, bool) or not isinstance(valid_after, int) or valid_after < 0:
+        raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {valid_after!r}")
+    given = [
+        name for name, value in (("valid_for", valid_for), ("valid_until", valid_until)) if value is not None
+    ]
+    if never_expires:
+        if given:
+            raise BadInputError(f"never_expires=True and {given[0]} contradict each other: give one of them")
+        return valid_after, 0
+    if len(given) == 2:
+        raise BadInputError("give valid_for or valid_until, not both")
+    if valid_until is not None:
+        if isinstance(valid_until, bool) or not isinstance(valid_until, int) or valid_until <= 0:
+            hint = ": for a session without end, pass never_expires=True" if valid_until == 0 else ""
+            raise BadInputError(f"valid_until must be a unix time in seconds, got {valid_until!r}{hint}")
+        if valid_until <= valid_after:
+            raise BadInputError(
+                f"valid_until {valid_until} is not after valid_after {valid_after}: the session would never be "
+                "valid"
+            )
+        return valid_after, valid_until
+    seconds = DEFAULT_VALID_FOR if valid_for is None else valid_for
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise BadInputError(f"valid_for must be a positive number of seconds, got {seconds!r}")
+    if now is None:
+        raise BadInputError("valid_for counts from now: give now= (unix seconds)")
+    return valid_after, max(now, valid_after) + int(seconds)
 
 
 class Owner:
@@ -101,10 +151,11 @@ class Owner:
     """
 
     def __init__(
-        self, network: Endpoints, signer: HashSigner, account: str | None = None, *, salt: int = 0
+        self, network: Endpoints, signer: SignerLike, account: str | None = None, *, salt: int = 0
     ) -> None:
         self.network = network
-        self.signer = signer
+        self.signer: HashSigner = as_signer(signer, role="owner")
+        self._granted: dict[bytes, SessionGrant] = {}
         self.salt = salt
         self._builder = OperationBuilder(network)
         self._factory_data = b""
@@ -220,21 +271,27 @@ class Owner:
         """The account's current epoch at the module (enable signatures are bound to it)."""
         return decode_epoch(self.network.chain.call(self.network.module, epoch_of_data(self.account)))
 
-    def _grant_state(self, clock: bool) -> tuple[int, bool, int | None]:
+    def _grant_state(
+        self, clock: bool, targets: Sequence[Permission] = ()
+    ) -> tuple[int, bool, int | None, dict[str, bytes]]:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
-        the account has code, and (``clock``) the latest block's time."""
+        the account has code, (``clock``) the latest block's time, and the code of each permission's target."""
         net = self.network
         known = self.account in self._builder.deployed
+        addresses = sorted({p.target for p in targets if p.target != self.account})
         (epoch,), codes, now = read_many(
             net.chain,
             [(net.module, epoch_of_data(self.account))],
-            codes=() if known else (self.account,),
+            codes=(addresses if known else [self.account, *addresses]),
             timestamp=clock,
         )
-        deployed = known or bool(codes[0])
+        if not known:
+            deployed, codes = bool(codes[0]), codes[1:]
+        else:
+            deployed = True
         if deployed:
             self._builder.deployed.add(self.account)
-        return decode_epoch(epoch), deployed, now
+        return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def session_for(
         self,
@@ -243,7 +300,8 @@ class Owner:
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
-        valid_until: int = 0,
+        valid_until: int | None = None,
+        never_expires: bool = False,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         paymasters: Iterable[Any] = (),
         salt: int | None = None,
@@ -251,34 +309,75 @@ class Owner:
     ) -> Session:
         """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
 
-        The window: ``valid_after`` (unix seconds, 0 = now) and ``valid_until`` (0 = no expiry), or
-        ``valid_for`` seconds from ``now`` (default: the chain's latest block time). ``max_gas_cost``: the most
-        one operation may cost in gas, in wei (default 0.05 ether; 0 for no cap), so that a session key cannot
-        drain the account through absurd fees or gas limits, whoever pays: the cap bounds operations a paymaster
-        pays too (an ERC-20 paymaster charges the account), except with the ``paymasters`` listed here (sponsors
-        trusted not to charge the account). A random ``salt`` keeps ids unique.
+        The window: ``valid_for`` seconds (default :data:`DEFAULT_VALID_FOR`, one hour), or ``valid_until`` (unix
+        seconds), or ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
+        delays its start. ``valid_for`` counts from ``now``, by default the later of the chain's latest block
+        time and the wall clock (:func:`~keyscope.clock.window_now`: the clocks the EntryPoint and the bundler
+        judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei (default 0.05 ether;
+        0 for no cap), so that a session key cannot drain the account through absurd fees or gas limits, whoever
+        pays: the cap bounds operations a paymaster pays too (an ERC-20 paymaster charges the account), except
+        with the ``paymasters`` listed here (sponsors trusted not to charge the account). A random ``salt`` keeps
+        ids unique.
         """
-        if valid_for is not None and now is None:
-            now = self.network.chain.block_timestamp()
+        counted = valid_until is None and not never_expires
+        if counted and now is None:
+            now = window_now(self.network.chain.block_timestamp())
+        start, end = session_window(
+            valid_for=valid_for,
+            valid_after=valid_after,
+            valid_until=valid_until,
+            never_expires=never_expires,
+            now=now,
+        )
         return Session(
             session_key=to_address(key, name="session key"),
-            valid_after=valid_after,
-            valid_until=_valid_until(valid_for, valid_until, valid_after, now),
+            valid_after=start,
+            valid_until=end,
             max_gas_cost=max_gas_cost,
             paymasters=tuple(to_address(p, name="paymaster") for p in paymasters),
             salt=secrets.randbits(64) if salt is None else salt,
             permissions=tuple(permissions),
         )
 
-    def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
-        """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for`
-        for the window options). The chain is asked once, for the epoch, the account's code and the time."""
-        epoch, deployed, now = self._grant_state(clock=window.get("valid_for") is not None)
-        return self._request(self.session_for(key, permissions, now=now, **window), epoch, deployed)
+    def prepare_grant(
+        self,
+        key: Any,
+        permissions: Iterable[Permission],
+        *,
+        valid_for: float | None = None,
+        valid_after: int = 0,
+        valid_until: int | None = None,
+        never_expires: bool = False,
+        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+        paymasters: Iterable[Any] = (),
+        salt: int | None = None,
+    ) -> GrantRequest:
+        """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for` for the
+        window and the other options). The chain is asked once, for the epoch, the account's code, the targets'
+        code and (for a duration) the time; a target without code, or one known to lack the function, is
+        reported with a :class:`~keyscope.errors.TargetWarning`."""
+        permissions = tuple(permissions)
+        clock = valid_until is None and not never_expires
+        epoch, deployed, chain_time, codes = self._grant_state(clock=clock, targets=permissions)
+        session = self.session_for(
+            key,
+            permissions,
+            valid_for=valid_for,
+            valid_after=valid_after,
+            valid_until=valid_until,
+            never_expires=never_expires,
+            max_gas_cost=max_gas_cost,
+            paymasters=paymasters,
+            salt=salt,
+            now=window_now(chain_time) if clock else None,
+        )
+        warn_about_targets(permissions, codes)
+        return self._request(session, epoch, deployed)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
-        epoch, deployed, _ = self._grant_state(clock=False)
+        epoch, deployed, _, codes = self._grant_state(clock=False, targets=session.permissions)
+        warn_about_targets(session.permissions, codes)
         return self._request(session, epoch, deployed)
 
     def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
@@ -325,26 +424,98 @@ class Owner:
         *,
         onchain: bool = False,
         timeout: float = 60.0,
-        **window: Any,
+        valid_for: float | None = None,
+        valid_after: int = 0,
+        valid_until: int | None = None,
+        never_expires: bool = False,
+        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+        paymasters: Iterable[Any] = (),
+        salt: int | None = None,
     ) -> SessionGrant:
         """Grant ``permissions`` to the session ``key`` with one owner signature.
 
         Off-chain (default): returns at once, after one read of the chain; the session key's first operation
         enables the session. On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and
-        waits for it.
+        waits for it (up to ``timeout`` seconds). The session lasts ``valid_for`` seconds (default one hour),
+        until ``valid_until``, or for ever with ``never_expires=True``; see :meth:`session_for` for the rest.
         """
-        request = self.prepare_grant(key, permissions, **window)
+        request = self.prepare_grant(
+            key,
+            permissions,
+            valid_for=valid_for,
+            valid_after=valid_after,
+            valid_until=valid_until,
+            never_expires=never_expires,
+            max_gas_cost=max_gas_cost,
+            paymasters=paymasters,
+            salt=salt,
+        )
         if onchain:
-            return self._send_grant(request).wait(timeout)
-        return self.sign_grant(request)
+            pending = self._send_grant(request)
+            grant = pending.wait(timeout)
+            self._granted[grant.session_id] = grant
+            return grant
+        grant = self.sign_grant(request)
+        self._granted[grant.session_id] = grant
+        return grant
 
-    def grant_onchain(self, key: Any, permissions: Iterable[Permission], **window: Any) -> PendingGrant:
-        """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant."""
-        return self._send_grant(self.prepare_grant(key, permissions, **window))
+    def grant_onchain(
+        self,
+        key: Any,
+        permissions: Iterable[Permission],
+        *,
+        valid_for: float | None = None,
+        valid_after: int = 0,
+        valid_until: int | None = None,
+        never_expires: bool = False,
+        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+        paymasters: Iterable[Any] = (),
+        salt: int | None = None,
+    ) -> PendingGrant:
+        """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant. The options
+        are :meth:`grant`'s."""
+        request = self.prepare_grant(
+            key,
+            permissions,
+            valid_for=valid_for,
+            valid_after=valid_after,
+            valid_until=valid_until,
+            never_expires=never_expires,
+            max_gas_cost=max_gas_cost,
+            paymasters=paymasters,
+            salt=salt,
+        )
+        return self._send_grant(request)
 
     def _send_grant(self, request: GrantRequest) -> PendingGrant:
         data = enable_session_data(request.session)
         return PendingGrant(self.execute(Call(self.network.module, 0, data)), request)
+
+    def sessions(
+        self, store: SessionStore | None = None, *, grants: Iterable[SessionGrant] = ()
+    ) -> list[SessionReport]:
+        """Where each known session of the account stands on chain, oldest grant first: the grants this object
+        made, ``grants``, and (with ``store``) the store's grants of this account, each with the store's marks set
+        against the chain (:attr:`SessionReport.disagreements <keyscope.report.SessionReport.disagreements>`).
+
+        One round trip to the node per session. A store's grant that cannot be read is skipped with a
+        :class:`~keyscope.errors.KeyscopeWarning` naming it."""
+        found: dict[bytes, SessionGrant] = {}
+        for grant in [*self._granted.values(), *grants]:
+            if grant.account == self.account:
+                found.setdefault(grant.session_id, grant)
+        marks: dict[bytes, StoreMarks] = {}
+        if store is not None:
+
+            def unreadable(name: str, error: Exception) -> None:
+                warnings.warn(f"skipped the unreadable grant {name}: {error}", KeyscopeWarning, stacklevel=4)
+
+            for grant in store.list_grants(self.account, on_corrupt=unreadable):
+                found.setdefault(grant.session_id, grant)
+                marks[grant.session_id] = StoreMarks(
+                    store.is_revoked(grant.session_id), store.is_enabled(grant.session_id)
+                )
+        return [report_from_chain(self.network, grant, store=marks.get(sid)) for sid, grant in found.items()]
 
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
         """Revoke a session (a grant or its id), enabled or not yet: it can never be used again."""

@@ -44,7 +44,13 @@ def _signature(entry: dict[str, Any]) -> str:
 @cache
 def _errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
     entries = list(_ENTRY_POINT_ERRORS)
-    for name in ("SessionKeyValidator", "KeyscopeAccount", "KeyscopeAccountFactory", "SponsorPaymaster"):
+    for name in (
+        "SessionKeyValidator",
+        "KeyscopeAccount",
+        "KeyscopeAccountFactory",
+        "SponsorPaymaster",
+        "DemoNFT",
+    ):
         try:
             entries += [e for e in contract_artifact(name)["abi"] if e.get("type") == "error"]
         except Exception:  # an artefact missing must not hide the revert we are decoding

@@ -7,8 +7,10 @@ a call the module would refuse never reaches the bundler, and the error says whi
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .accounts import AccountKind
@@ -18,19 +20,44 @@ from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
 from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
+from .clock import window_now
 from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
-from .errors import BadInputError, ConfigurationError, SessionRevokedError
+from .errors import (
+    BadInputError,
+    BundlerRejectedError,
+    ConfigurationError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+    SessionRevokedError,
+    TargetRevertedError,
+)
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address
 from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_calls, session_status
 from .operations import OperationBuilder
+from .report import SessionReport, report_from_chain
 from .session import encode_enable_signature, encode_use_with_key_signature
-from .signing import PLACEHOLDER_ECDSA, HashSigner
+from .signers import SignerLike, as_signer
+from .signing import PLACEHOLDER_ECDSA
 from .userop import UserOperation
 
 __all__ = ["SessionAccount"]
+
+_EXPIRES_SHORTLY = -32503
+"""ERC-7769's code for an operation outside, or too close to the end of, its time window."""
+_EXECUTION_REVERTED = -32521
+"""ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
+_EXPIRES = re.compile(r"expires? (too )?soon|expired", re.I)
+_NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
+
+
+def _number_after(name: str, message: str) -> int | None:
+    """The integer that follows ``name=`` in a bundler's message (Alto: ``validUntil=1796190748, now=...``)."""
+    found = re.search(rf"\b{name}\s*[=:]\s*(\d+)", message)
+    return int(found.group(1)) if found else None
+
 
 _MAX_ESTIMATES = 256
 """Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
@@ -47,8 +74,9 @@ class SessionAccount:
     * ``lane``: which of the session's nonce lanes to use. Each session's lanes start at a base lane derived
       from its id, so that sessions of different dapps on one account do not race on one nonce sequence;
       several workers sending for one session concurrently each take their own ``lane`` (0, 1, 2, …).
-    * ``clock``: unix seconds used for the window check; by default the chain's latest block time (the
-      clock the EntryPoint judges by).
+    * ``clock``: unix seconds used for the window check; by default the later of the chain's latest block
+      time and the wall clock (:func:`~keyscope.clock.window_now`): the block that includes an operation is
+      stamped no earlier, and bundlers judge windows by their wall clock.
     * ``verify_on_chain``: check before each send that the session is neither revoked nor invalidated on
       chain, and before an off-chain grant's first operation on a deployed account that the account accepts
       the owner's signature (:class:`~keyscope.errors.AccountSetupError` otherwise); on by default.
@@ -66,7 +94,7 @@ class SessionAccount:
     def __init__(
         self,
         grant: SessionGrant,
-        key: HashSigner,
+        key: SignerLike,
         *,
         network: Endpoints | None = None,
         bundler: str | Bundler | None = None,
@@ -76,6 +104,7 @@ class SessionAccount:
         verify_on_chain: bool = True,
         estimate_ttl: float = 30.0,
     ) -> None:
+        key = as_signer(key, role="session")
         if to_address(key.address) != grant.session_key:
             raise BadInputError(
                 f"the key {key.address} is not this session's key {grant.session_key}: load the key the session "
@@ -126,8 +155,18 @@ class SessionAccount:
     # -- checks -------------------------------------------------------------------------------------
 
     def now(self) -> int:
-        """The time the window is checked against."""
-        return int(self._clock()) if self._clock is not None else self.network.chain.block_timestamp()
+        """The time the window is checked against (see ``clock``)."""
+        return (
+            int(self._clock())
+            if self._clock is not None
+            else window_now(self.network.chain.block_timestamp())
+        )
+
+    def status(self) -> SessionReport:
+        """Where the session stands on chain: its status, its permissions in words, its window and the time left
+        (one round trip to the node). ``str()`` of the result reads well."""
+        now = int(self._clock()) if self._clock is not None else None
+        return report_from_chain(self.network, self.grant, now=now)
 
     def _module_flag(self, selector: bytes) -> bool:
         """The module's answer to ``selector(account, sessionId)`` (``isSessionActive``, ``isSessionRevoked``)."""
@@ -267,7 +306,7 @@ class SessionAccount:
             clock=check and self._clock is None,
         )
         if check:
-            now = int(self._clock()) if self._clock is not None else chain_time
+            now = int(self._clock()) if self._clock is not None else window_now(chain_time)
             self._checker.check(call_data, now=now)
         self._check_owner_signature()
         if nonce is None:
@@ -281,9 +320,10 @@ class SessionAccount:
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
         cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
         cached = self._cached_estimate(cache_key) if cacheable else None
-        op, gas = self._builder.prepare(
-            draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
-        )
+        with self._bundler_refusals(calls):
+            op, gas = self._builder.prepare(
+                draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
+            )
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
         self._checker.check_gas_cost(op)
@@ -314,11 +354,88 @@ class SessionAccount:
             return chain_nonce
         return sent[0]
 
+    @contextmanager
+    def _bundler_refusals(self, calls: Call | Sequence[Call] | None) -> Iterator[None]:
+        """A bundler's refusal that is about the session's window becomes the session error it means; one that
+        is about the call reverting inside its target says so (the policy accepted the call)."""
+        try:
+            yield
+        except BundlerRejectedError as error:
+            translated = self._session_refusal(error) or self._target_refusal(error, calls)
+            if translated is None:
+                raise
+            raise translated from error
+
+    def _session_refusal(self, error: BundlerRejectedError) -> Exception | None:
+        """:class:`SessionExpiredError` / :class:`SessionNotYetValidError` for a bundler's window refusal (ERC-7769
+        code -32503, or Alto's words) that the session's own window explains; None otherwise (a paymaster's
+        window, say)."""
+        message = error.rpc_message or ""
+        expiring = _EXPIRES.search(message)
+        early = _NOT_YET_VALID.search(message)
+        if error.code != _EXPIRES_SHORTLY and not (expiring or early):
+            return None
+        grant = self.grant
+        session_id = "0x" + grant.session_id.hex()
+        bundler_now = _number_after("now", message)
+        if early or (error.code == _EXPIRES_SHORTLY and "valid yet" in message.lower()):
+            valid_after = _number_after("validAfter", message)
+            if grant.valid_after and valid_after in (None, grant.valid_after):
+                clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
+                return SessionNotYetValidError(
+                    f"session {session_id} is not valid yet by the bundler's clock{clock}: its window opens at "
+                    f"{grant.valid_after}; wait until then and send again",
+                    session_id,
+                )
+            return None
+        valid_until = _number_after("validUntil", message)
+        if grant.valid_until and valid_until in (None, grant.valid_until):
+            clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
+            return SessionExpiredError(
+                f"session {session_id} expires at {grant.valid_until}, too soon for the bundler{clock}, which "
+                "refuses operations that expire within seconds: ask the owner for a new session",
+                session_id,
+            )
+        return None
+
+    def _target_refusal(
+        self, error: BundlerRejectedError, calls: Call | Sequence[Call] | None
+    ) -> Exception | None:
+        """:class:`TargetRevertedError` for a simulation in which the account's call reverted (ERC-7769 code
+        -32521): validation passed, so the session's policy is not the cause."""
+        if error.code != _EXECUTION_REVERTED or calls is None:
+            return None
+        batch = [calls] if isinstance(calls, Call) else list(calls)
+        described = "; ".join(self._describe_call(call) for call in batch)
+        why = getattr(error, "revert_description", "") or "no revert data"
+        return TargetRevertedError(
+            error.method,
+            error.code,
+            error.rpc_message,
+            error.data,
+            calls=described,
+            reason=why,
+        )
+
+    def _describe_call(self, call: Call) -> str:
+        permission = next(
+            (
+                p
+                for p in self.grant.session.permissions
+                if p.target == to_address(call.target) and p.selector == call.selector
+            ),
+            None,
+        )
+        name = permission.function if permission is not None else None
+        shown = name or ("a plain transfer" if not call.data else f"selector 0x{call.selector.hex()}")
+        return f"{shown} on {call.target}"
+
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
         key = op.nonce >> 64
         try:
-            pending = self._builder.send(op)
+            with self._bundler_refusals(None):
+                pending = self._builder.send(op)
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time
             raise

@@ -223,11 +223,20 @@ def _revert_bytes(data: Any, message: str) -> bytes | None:
     return None
 
 
+_EXECUTION_REVERTED = -32521
+"""ERC-7769: the operation passed validation, and its execution reverted in simulation."""
+_EXECUTION_HINT = (
+    "validation passed, so the session policy accepted it: the call reverted inside the account or its target; "
+    "check the call's arguments and the target"
+)
+
+
 def bundler_error(method: str, error: JsonRpcError) -> BundlerRejectedError:
     """The keyscope error for a bundler's JSON-RPC error answer to ``method``."""
     revert = _revert_bytes(error.data, error.rpc_message)
+    execution = _EXECUTION_HINT if error.code == _EXECUTION_REVERTED else None
     if revert is None:
-        return BundlerRejectedError(method, error.code, error.rpc_message, error.data)
+        return BundlerRejectedError(method, error.code, error.rpc_message, error.data, hint=execution)
     reason = _AA_REASON_IN.search(error.rpc_message or "")
     return SimulationRevertedError(
         method,
@@ -236,7 +245,7 @@ def bundler_error(method: str, error: JsonRpcError) -> BundlerRejectedError:
         error.data,
         revert_data=revert,
         revert_description=describe_revert(revert),
-        hint=validation_hint(reason.group(1) if reason else None, revert),
+        hint=execution or validation_hint(reason.group(1) if reason else None, revert),
     )
 
 

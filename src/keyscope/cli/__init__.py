@@ -43,7 +43,7 @@ from .commands import main
 from .connection import ape_node, connect, connect_ape, make_bundler
 from .deploy import deploy_keyscope, deploy_keyscope_deterministic
 from .listing import (
-    SessionRow,
+    Listing,
     describe_permission,
     describe_permissions,
     list_sessions,
@@ -51,15 +51,27 @@ from .listing import (
     store_sessions,
 )
 from .options import (
+    OptionsAfterDashes,
     ape_account_type,
+    ape_command,
     connection_options,
+    options_first,
     owner_options,
     require_ape_account,
     store_option,
     timeout_option,
 )
-from .output import describe_time, emit, hex_of, json_option, reports_errors, table
-from .parsing import parse_amount, parse_call_args, parse_duration, parse_rule, resolve_address
+from .output import Progress, describe_time, emit, hex_of, json_option, reports_errors, table
+from .parsing import (
+    DEFAULT_VALID_FOR_TEXT,
+    format_duration,
+    parse_amount,
+    parse_call_args,
+    parse_duration,
+    parse_rule,
+    parse_validity,
+    resolve_address,
+)
 from .settings import (
     DEFAULT_STORE_URL,
     ENV_BUNDLER,
@@ -71,10 +83,11 @@ from .settings import (
     resolve_settings,
 )
 from .signers import ApeAccountSigner, SigningDeclinedError, make_owner, owner_signer
-from .stores import find_grant, open_session_store
+from .stores import find_grant, open_session_store, shown_store_url, store_url_of
 
 __all__ = [
     "DEFAULT_STORE_URL",
+    "DEFAULT_VALID_FOR_TEXT",
     "ENV_BUNDLER",
     "ENV_DEPLOYMENTS",
     "INPROCESS",
@@ -83,13 +96,16 @@ __all__ = [
     "CreatedAccount",
     "Deployments",
     "GrantResult",
+    "Listing",
     "OperationStatus",
+    "OptionsAfterDashes",
+    "Progress",
     "RevokeResult",
     "SendResult",
-    "SessionRow",
     "Settings",
     "SigningDeclinedError",
     "ape_account_type",
+    "ape_command",
     "ape_node",
     "connect",
     "connect_ape",
@@ -102,6 +118,7 @@ __all__ = [
     "describe_time",
     "emit",
     "find_grant",
+    "format_duration",
     "grant_session",
     "hex_of",
     "json_option",
@@ -111,12 +128,14 @@ __all__ = [
     "make_owner",
     "open_session_store",
     "operation_status",
+    "options_first",
     "owner_options",
     "owner_signer",
     "parse_amount",
     "parse_call_args",
     "parse_duration",
     "parse_rule",
+    "parse_validity",
     "receipt_lines",
     "reports_errors",
     "require_ape_account",
@@ -126,10 +145,12 @@ __all__ = [
     "send_session_call",
     "session_key_from",
     "session_lines",
+    "shown_store_url",
     "sign_grant_request",
     "status_bundler",
     "store_option",
     "store_sessions",
+    "store_url_of",
     "table",
     "timeout_option",
 ]

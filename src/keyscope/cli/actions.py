@@ -26,10 +26,25 @@ from ..revert import describe_revert
 from ..signing import HashSigner, LocalSigner, recover_hash
 from ..store import SessionStore
 from .listing import grant_fields
-from .output import hex_of
+from .output import Progress, hex_of
 from .parsing import parse_call_args, parse_rule, resolve_address
 from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
 from .signers import ApeAccountSigner, SigningDeclinedError, make_owner
+from .stores import store_url_of
+
+
+def _wait(
+    progress: Progress | None, pending: PendingUserOperation, what: str, timeout: float, *, check: bool = True
+) -> UserOperationReceipt:
+    """``pending``'s receipt, telling the person what is waited for when ``progress`` is given."""
+    if progress is None:
+        return pending.wait(timeout, check=check)
+    return progress.wait(pending, what, timeout, check=check)
+
+
+def _window(valid_for: int | None) -> dict[str, Any]:
+    """The grant's window options: ``valid_for`` seconds, or (None) a session that never expires."""
+    return {"never_expires": True} if valid_for is None else {"valid_for": valid_for}
 
 
 def _receipt_dict(receipt: UserOperationReceipt) -> dict[str, Any]:
@@ -85,6 +100,7 @@ def create_account(
     fund: int = 0,
     funder: Any = None,
     timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> CreatedAccount:
     """Create the keyscope account of ``signer`` at ``salt`` (session module installed at creation) with one
     owner operation, after sending it ``fund`` wei from the ape account ``funder``. An account that already
@@ -106,7 +122,8 @@ def create_account(
                 "default)"
             )
         funder.transfer(owner.account, fund)
-    receipt = owner.execute(Call(to_address(signer.address), 0, b"")).wait(timeout)
+    pending = owner.execute(Call(to_address(signer.address), 0, b""))
+    receipt = _wait(progress, pending, f"the operation creating {owner.account}", timeout)
     if not owner.is_deployed():
         raise ConfigurationError(
             f"the operation {hex_of(receipt.user_op_hash)} landed but {owner.account} has no code"
@@ -151,7 +168,8 @@ def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigne
     address = _address_from(text, "--session-key")
     if not store.has_key(address):
         raise BadInputError(
-            f"--session-key {address}: no key for this address in the store {store.url}; give env:NAME for a key "
+            f"--session-key {address}: no key for this address in the store {store_url_of(store)}; give env:NAME "
+            "for a key "
             "held in an environment variable, or leave --session-key out to generate one"
         )
     return store.get_key(address), False
@@ -166,15 +184,17 @@ def grant_session(
     function: str,
     rules: Sequence[str] = (),
     value_limit: int = 0,
-    valid_for: int,
+    valid_for: int | None,
     onchain: bool = False,
     session_key: str | None = None,
     names: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> GrantResult:
     """Grant one permission (``function`` on ``target`` with ``rules`` in text form, see :func:`parse_rule`)
-    for ``valid_for`` seconds to a session key, off-chain (the owner signs the EIP-712 grant) or on-chain (an
-    owner operation); the key (encrypted) and the grant go to ``store``."""
+    for ``valid_for`` seconds (None: a session that never expires, asked for explicitly) to a session key,
+    off-chain (the owner signs the EIP-712 grant) or on-chain (an owner operation); the key (encrypted) and the
+    grant go to ``store``."""
     known = {"account": owner.account, "owner": to_address(owner.signer.address), **(names or {})}
     parsed = parse_signature(function)
     address = resolve_address(target, known, "target")
@@ -188,12 +208,13 @@ def grant_session(
     key, generated = session_key_from(store, session_key)
     store.put_key(key, label=f"session key of {owner.account}")
     receipt = None
+    window = _window(valid_for)
     if onchain:
-        pending = owner.grant_onchain(key, [permission], valid_for=valid_for)
-        grant = pending.wait(timeout)
-        receipt = pending.receipt
+        pending = owner.grant_onchain(key, [permission], **window)
+        receipt = _wait(progress, pending.operation, "the owner's enableSession operation", timeout)
+        grant = pending.request.enabled_on_chain()
     else:
-        grant = sign_grant_request(owner, owner.prepare_grant(key, [permission], valid_for=valid_for))
+        grant = sign_grant_request(owner, owner.prepare_grant(key, [permission], **window))
     store.put_grant(grant)
     return GrantResult(grant, generated, receipt)
 
@@ -270,6 +291,7 @@ def revoke_session(
     signer: HashSigner | None = None,
     create: bool = True,
     timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> RevokeResult:
     """Revoke ``grant``: first in ``store`` when given, so that every worker refuses it at its next send; then,
     given the ``network`` and the account owner's ``signer``, on chain with an owner operation, waited for.
@@ -284,7 +306,8 @@ def revoke_session(
         store.mark_revoked(grant.session_id)
     if network is None or signer is None or (not create and not network.is_deployed(grant.account)):
         return RevokeResult(grant, None)
-    receipt = owner_for_grant(network, signer, grant).revoke(grant).wait(timeout)
+    pending = owner_for_grant(network, signer, grant).revoke(grant)
+    receipt = _wait(progress, pending, "the owner's revokeSession operation", timeout)
     return RevokeResult(grant, receipt)
 
 
@@ -326,6 +349,7 @@ def send_session_call(
     wait: bool = False,
     timeout: float = 60.0,
     names: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
 ) -> SendResult:
     """Send ``target.function(*args)`` from the grant's account, signed by its session key (from ``store``).
 
@@ -339,7 +363,7 @@ def send_session_call(
     key = store.get_key(grant.session_key)
     session = network.session(grant, key, verify_on_chain=check)
     pending = session.execute(address, function, *call_args, value=value, check=check)
-    receipt = pending.wait(timeout, check=False) if wait else None
+    receipt = _wait(progress, pending, "the session's operation", timeout, check=False) if wait else None
     if receipt is not None and receipt.success and grant.how == "offchain":
         store.mark_enabled(grant.session_id)
     return SendResult(grant, pending, receipt)
@@ -378,15 +402,21 @@ class OperationStatus:
 
 
 def operation_status(
-    bundler: Bundler, user_op_hash: str, *, wait: bool = False, timeout: float = 60.0
+    bundler: Bundler,
+    user_op_hash: str,
+    *,
+    wait: bool = False,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> OperationStatus:
     """Ask ``bundler`` about a UserOperation: its receipt, else ``eth_getUserOperationByHash``; with ``wait``,
     wait for the receipt."""
     raw = to_bytes(user_op_hash.strip(), name="the UserOperation hash", length=32)
     text = hex_of(raw)
     if wait:
+        pending = PendingUserOperation(bundler, raw)
         return OperationStatus(
-            text, "included", PendingUserOperation(bundler, raw).wait(timeout, check=False)
+            text, "included", _wait(progress, pending, "the operation", timeout, check=False)
         )
     receipt = bundler.get_user_operation_receipt(raw)
     if receipt is not None:

@@ -2,9 +2,10 @@
 
 ::
 
-    keyscope sessions --store URL [--account ADDR] [--json]        sessions and their status
+    keyscope sessions --store URL [--account ADDR] [--node URL] [--json]
+                                                                   sessions: status, time left, permissions
     keyscope outbox   --store URL [--state pending|failed|...]      operations in flight, failed and why
-    keyscope revoke   --store URL SESSION_ID [--node URL --bundler URL]
+    keyscope revoke   --store URL SESSION_ID|PREFIX [--node URL --bundler URL]
                                                                    refuse a session in every worker (and on chain)
     keyscope recover  --store URL --node URL --bundler URL          finish what dead workers left in flight
 
@@ -23,14 +24,15 @@ from typing import Any
 
 import click
 
+from ..chain import RpcChain
 from ..network import connect
 from ..store import OutboxRecord, OutboxState
 from .actions import revoke_session
-from .listing import store_sessions
+from .listing import Listing, list_sessions, store_sessions
 from .options import store_option
-from .output import describe_time, emit, json_option, reports_errors, table
+from .output import Progress, describe_time, emit, json_option, reports_errors, table
 from .signers import owner_signer
-from .stores import find_grant, open_session_store
+from .stores import find_grant, open_session_store, shown_store_url
 
 __all__ = ["main"]
 
@@ -46,30 +48,24 @@ def main() -> None:
 @main.command()
 @store_option(required=True)
 @click.option("--account", default=None, metavar="ADDRESS", help="Only this account's sessions.")
+@click.option(
+    "--node",
+    default=None,
+    metavar="URL",
+    help="Judge each session on chain (the node's JSON-RPC URL), as `ape run sessions` does; without it, as "
+    "the store knows them.",
+)
 @json_option
 @reports_errors
-def sessions(store_url: str, account: str | None, as_json: bool) -> None:
-    """List the stored sessions with their status, and how many operations each has in flight."""
+def sessions(store_url: str, account: str | None, node: str | None, as_json: bool) -> None:
+    """List the stored sessions: status, time left, permissions, and operations in flight. A grant the store
+    cannot read is listed as unreadable; the others are listed all the same."""
     with open_session_store(store_url, keys=False) as store:
-        rows = store_sessions(store, account)
-    listing = table(
-        f"{len(rows)} session(s) in {store_url.split('?')[0]}",
-        ("session id", "account", "session key", "status", "enabled", "valid until", "in flight"),
-        [
-            (
-                row["session_id"],
-                row["account"],
-                row["session_key"],
-                row["status"],
-                "yes" if row["enabled"] else "no",
-                describe_time(row["valid_until"], never="never"),
-                str(row["pending"]),
-            )
-            for row in rows
-        ],
-        right=("in flight",),
-    )
-    emit(as_json, rows, listing)
+        listing = store_sessions(store, account)
+        if node is not None:
+            judged = list_sessions(RpcChain(node), store, account)
+            listing = Listing(judged.reports, judged.unreadable, listing.in_flight)
+    emit(as_json, listing.to_dict(), listing.table(shown_store_url(store_url)))
 
 
 def _record_row(record: OutboxRecord) -> dict[str, Any]:
@@ -165,7 +161,12 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
         return
     network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
     result = revoke_session(
-        grant, network=network, signer=owner_signer(ape_accounts=False), create=False, timeout=timeout
+        grant,
+        network=network,
+        signer=owner_signer(ape_accounts=False),
+        create=False,
+        timeout=timeout,
+        progress=Progress(),
     )
     if result.receipt is None:
         click.echo(

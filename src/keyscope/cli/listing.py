@@ -1,34 +1,46 @@
 """The sessions of a store with their status (on chain, or as the store alone knows it), and their listing for
-people."""
+people: one table for the ``keyscope`` command and the ``ape run`` scripts.
+
+Every status is judged by :func:`keyscope.module.session_status` (through :mod:`keyscope.report`); a grant the
+store cannot read is listed as unreadable, and the rest are listed all the same.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
+
 from ..chain import Chain
+from ..clock import window_now
 from ..endpoints import Endpoints
+from ..errors import SessionStoreError
 from ..grant import SessionGrant
-from ..module import read_session_status, session_status
+from ..report import (
+    SessionReport,
+    StoreMarks,
+    describe_permission,
+    report_from_chain,
+    report_from_store,
+    unjudged,
+)
 from ..store import SessionStore
 from ..store.base import normalize_session_id
-from .output import describe_time, hex_of
+from .output import describe_time, hex_of, table
 from .settings import _address_from, _NoBundler
 
-
-@dataclass(frozen=True)
-class SessionRow:
-    """One session of the store, with its state on chain."""
-
-    grant: SessionGrant
-    status: str
-    marked_revoked: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**grant_fields(self.grant), "status": self.status, "marked_revoked": self.marked_revoked}
+__all__ = [
+    "Listing",
+    "describe_permission",
+    "describe_permissions",
+    "grant_fields",
+    "list_sessions",
+    "session_lines",
+    "store_sessions",
+]
 
 
 def grant_fields(grant: SessionGrant) -> dict[str, Any]:
@@ -41,53 +53,121 @@ def grant_fields(grant: SessionGrant) -> dict[str, Any]:
         "chain_id": grant.chain_id,
         "valid_after": grant.valid_after,
         "valid_until": grant.valid_until,
-        "permissions": [describe_permission(p) for p in grant.session.permissions],
+        "permissions": describe_permissions(grant),
     }
 
 
-def describe_permission(permission: Any) -> str:
-    """``safeMint(address) on 0x… (to == 0x…; value <= 0 wei)`` for listings."""
-    rules = [rule.describe() for rule in permission.rules]
-    rules.append(f"value <= {permission.value_limit} wei")
-    return f"{permission.label} ({'; '.join(rules)})"
-
-
 def describe_permissions(grant: SessionGrant) -> list[str]:
-    """One line per permission of ``grant``."""
+    """One line per permission of ``grant``, in words."""
     return [describe_permission(p) for p in grant.session.permissions]
 
 
-def session_lines(rows: Sequence[SessionRow]) -> list[str]:
-    """A listing of sessions for people."""
-    if not rows:
-        return ["no sessions in the store"]
-    lines = []
-    for row in rows:
-        grant = row.grant
-        marked = " (marked revoked in the store)" if row.marked_revoked and row.status != "revoked" else ""
-        lines.extend(
-            [
-                f"{hex_of(grant.session_id)}  {row.status}{marked}",
-                f"    account {grant.account}, key {grant.session_key}, granted {grant.how}, chain {grant.chain_id}",
-                f"    valid until {describe_time(grant.valid_until)}",
-                *(f"    allows {text}" for text in describe_permissions(grant)),
-            ]
+@dataclass(frozen=True)
+class Unreadable:
+    """A grant of the store that could not be read: its file or row name, and what is wrong with it."""
+
+    name: str
+    problem: str
+
+
+@dataclass
+class Listing:
+    """The sessions of a store, each with its :class:`~keyscope.report.SessionReport`, the grants that could
+    not be read, and (for the ``keyscope`` command) how many operations each session has in flight."""
+
+    reports: list[SessionReport] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+    in_flight: dict[str, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"sessions": [...], "unreadable": [...]}`` (JSON-ready)."""
+        sessions = []
+        for report in self.reports:
+            row = report.to_dict()
+            if self.in_flight is not None:
+                row["in_flight"] = self.in_flight.get(report.session_id, 0)
+            sessions.append(row)
+        return {
+            "sessions": sessions,
+            "unreadable": [{"name": item.name, "problem": item.problem} for item in self.unreadable],
+        }
+
+    def table(self, where: str) -> Table:
+        """The sessions as a table: id, account, status, time left, permissions in words (and in flight)."""
+        judged = {report.source for report in self.reports}
+        source = (
+            " (judged on chain)" if judged == {"chain"} else " (as the store knows them)" if judged else ""
         )
+        columns = ["session id", "account", "status", "time left", "permissions"]
+        if self.in_flight is not None:
+            columns.append("in flight")
+        rows: list[list[str]] = []
+        for report in self.reports:
+            status = report.status + "".join(f"\n({note.split(':')[0]})" for note in report.disagreements)
+            row = [
+                report.session_id,
+                report.account,
+                status,
+                _time_left(report),
+                "\n".join(report.permissions),
+            ]
+            if self.in_flight is not None:
+                row.append(str(self.in_flight.get(report.session_id, 0)))
+            rows.append(row)
+        for item in self.unreadable:
+            row = [item.name, "?", "unreadable", "", item.problem]
+            if self.in_flight is not None:
+                row.append("")
+            rows.append(row)
+        count = f"{len(self.reports)} session(s)" + (
+            f" and {len(self.unreadable)} unreadable grant(s)" if self.unreadable else ""
+        )
+        return table(f"{count} in {where}{source}", columns, rows, right=("in flight",))
+
+
+def _time_left(report: SessionReport) -> str:
+    text = report.describe_time_left()
+    if report.valid_until:
+        text += f"\n(until {describe_time(report.valid_until)})"
+    return text
+
+
+def session_lines(listing: Listing) -> list[str]:
+    """A listing of sessions for people, one fact a line (the tables' content, for narrow outputs)."""
+    if not listing.reports and not listing.unreadable:
+        return ["no sessions in the store"]
+    lines = [line for report in listing.reports for line in report.lines()]
+    lines.extend(f"unreadable grant {item.name}: {item.problem}" for item in listing.unreadable)
     return lines
 
 
-def list_sessions(chain: Chain, store: SessionStore, account: str | None = None) -> list[SessionRow]:
-    """Every grant in ``store`` (of ``account`` when given), oldest first, with its state on ``chain``
-    (judged at the module and EntryPoint each grant names)."""
+def _grants(store: SessionStore, account: str | None) -> tuple[list[SessionGrant], list[Unreadable]]:
+    """The store's grants (of ``account``), and the ones it could not read."""
+    bad: list[Unreadable] = []
+
+    def unreadable(name: str, error: SessionStoreError) -> None:
+        bad.append(Unreadable(name, " ".join(str(error).split())))
+
+    return store.list_grants(account, on_corrupt=unreadable), bad
+
+
+def _marks(store: SessionStore, grant: SessionGrant) -> StoreMarks:
+    return StoreMarks(store.is_revoked(grant.session_id), store.is_enabled(grant.session_id))
+
+
+def list_sessions(chain: Chain, store: SessionStore, account: str | None = None) -> Listing:
+    """Every grant in ``store`` (of ``account`` when given), oldest first, judged on ``chain`` (at the module and
+    EntryPoint each grant names), with the store's marks set against it."""
     chosen = None if account is None else _address_from(account, "--account")
+    grants, unreadable = _grants(store, chosen)
     chain_id = chain.chain_id()
-    now = chain.block_timestamp()
+    now = window_now(chain.block_timestamp())
     networks: dict[tuple[str, str], Endpoints] = {}
-    rows = []
-    for grant in store.list_grants(chosen):
-        marked = store.is_revoked(grant.session_id)
+    reports = []
+    for grant in grants:
+        marks = _marks(store, grant)
         if grant.chain_id != chain_id:
-            rows.append(SessionRow(grant, "other chain", marked))
+            reports.append(unjudged(grant, "other chain", now=now, store=marks))
             continue
         where = (grant.module, grant.entry_point)
         if where not in networks:
@@ -96,32 +176,18 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
             )
         network = networks[where]
         if not network.is_deployed(grant.module):
-            rows.append(SessionRow(grant, "no module", marked))
+            reports.append(unjudged(grant, "no module", now=now, store=marks))
             continue
-        rows.append(SessionRow(grant, read_session_status(network, grant, now=now).value, marked))
-    return rows
+        reports.append(report_from_chain(network, grant, store=marks, now=now))
+    return Listing(reports, unreadable)
 
 
-def store_sessions(store: SessionStore, account: str | None = None) -> list[dict[str, Any]]:
-    """Every grant in ``store`` (of ``account`` when given), oldest first, as the store alone knows it: its
-    status judged from the store's revocation mark and the window (now), whether its first operation landed,
-    and how many operations are in flight for it."""
-    in_flight = Counter(record.session_id for record in store.pending())
-    now = time.time()
-    rows = []
-    for grant in store.list_grants(account):
-        name = normalize_session_id(grant.session_id)
-        rows.append(
-            {
-                "session_id": name,
-                "account": grant.account,
-                "session_key": grant.session_key,
-                "status": session_status(grant, revoked=store.is_revoked(name), now=now).value,
-                "enabled": store.is_enabled(name),
-                "grant": grant.how,
-                "valid_after": grant.valid_after,
-                "valid_until": grant.valid_until,
-                "pending": in_flight.get(name, 0),
-            }
-        )
-    return rows
+def store_sessions(store: SessionStore, account: str | None = None) -> Listing:
+    """Every grant in ``store`` (of ``account`` when given), oldest first, as the store alone knows it (see
+    :func:`~keyscope.report.report_from_store`), with how many operations are in flight for each."""
+    chosen = None if account is None else _address_from(account, "--account")
+    in_flight = Counter(normalize_session_id(record.session_id) for record in store.pending())
+    grants, unreadable = _grants(store, chosen)
+    now = int(time.time())
+    reports = [report_from_store(grant, _marks(store, grant), now=now) for grant in grants]
+    return Listing(reports, unreadable, dict(in_flight))

@@ -28,6 +28,58 @@ from .settings import (
     ConnectionOptions,
 )
 
+_APE_OPTIONS = {"--network": True, "--provider-settings": True}
+"""Options ape adds to a connected command (``True``: it takes a value)."""
+
+
+def options_first(command: click.Command, args: list[str]) -> list[str]:
+    """``args`` with ``command``'s options that follow ``--`` moved before it: after ``--``, click takes every
+    word as an argument, so ``ape run send ID nft "f(int256)" -- -2 --network URL`` would pass ``--network`` and
+    ``URL`` to the call (and connect to the default network). A word that is exactly an option's name (or
+    ``--name=value``) is taken as that option wherever it stands; every other word keeps its place."""
+    if "--" not in args:
+        return args
+    cut = args.index("--")
+    takes_value = dict(_APE_OPTIONS)
+    for param in command.params:
+        if isinstance(param, click.Option):
+            for name in (*param.opts, *param.secondary_opts):
+                if name.startswith("--"):
+                    takes_value[name] = not (param.is_flag or param.count)
+    moved: list[str] = []
+    kept: list[str] = []
+    tail = args[cut + 1 :]
+    index = 0
+    while index < len(tail):
+        word = tail[index]
+        name = word.split("=", 1)[0]
+        if name not in takes_value:
+            kept.append(word)
+            index += 1
+            continue
+        moved.append(word)
+        if takes_value[name] and "=" not in word and index + 1 < len(tail):
+            moved.append(tail[index + 1])
+            index += 1
+        index += 1
+    return [*args[:cut], *moved, "--", *kept]
+
+
+class OptionsAfterDashes(click.Command):
+    """A click command that also takes its options after ``--`` (see :func:`options_first`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, options_first(self, args))
+
+
+@functools.cache
+def ape_command() -> type[click.Command]:
+    """The command class of the ``ape run`` scripts: ape's ``ConnectedProviderCommand`` (``--network`` connects
+    to an ape network before the command runs) that also takes its options after ``--``."""
+    from ape.cli import ConnectedProviderCommand
+
+    return type("KeyscopeScriptCommand", (OptionsAfterDashes, ConnectedProviderCommand), {})
+
 
 def ape_account_type(name: str) -> Any:
     """ape's click type for an account alias (``TEST::n`` for a test account), as ``account_option`` uses."""

@@ -1,4 +1,5 @@
-"""Errors and output: the ``error: ...`` line, ``--json``, and what a command prints (lines or a table)."""
+"""Errors and output: the ``error: ...`` line, ``warning: ...`` lines, ``--json``, what a command prints (lines
+or a table), and progress while it waits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import functools
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -13,7 +15,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import KeyscopeError
+from ..bundler.pending import PendingUserOperation
+from ..bundler.types import UserOperationReceipt
+from ..errors import KeyscopeError, KeyscopeWarning, UserOperationTimeoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,14 +28,30 @@ def reports_errors(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except KeyscopeError as error:
-            message = " ".join(str(error).split()) or type(error).__name__
-            click.echo(f"error: {message}", err=True)
-            sys.exit(1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", KeyscopeWarning)
+            warnings.showwarning = _warning_lines(warnings.showwarning)
+            try:
+                return function(*args, **kwargs)
+            except KeyscopeError as error:
+                message = " ".join(str(error).split()) or type(error).__name__
+                click.echo(f"error: {message}", err=True)
+                sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _warning_lines(others: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints keyscope's warnings as one ``warning: ...`` line on stderr, and
+    passes the others to ``others``."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, KeyscopeWarning):
+            click.echo("warning: " + " ".join(str(message).split()), err=True)
+        else:
+            others(message, category, *args, **kwargs)
+
+    return show
 
 
 def json_option(function: F) -> F:
@@ -83,3 +103,36 @@ def table(
     for row in rows:
         result.add_row(*row)
     return result
+
+
+class Progress:
+    """What a command is waiting for, and for how long, on stderr (so that ``--json`` output stays one line):
+    a line when the wait begins, then one every ``interval`` seconds while it lasts."""
+
+    def __init__(self, *, interval: float = 5.0, echo: Callable[[str], None] | None = None) -> None:
+        self.interval = interval
+        self._echo = echo or (lambda line: click.echo(line, err=True))
+
+    def say(self, line: str) -> None:
+        """Tell the person something now."""
+        self._echo(line)
+
+    def wait(
+        self, pending: PendingUserOperation, what: str, timeout: float, *, check: bool = True
+    ) -> UserOperationReceipt:
+        """Wait up to ``timeout`` seconds for ``pending``'s receipt (``what`` says what it is), telling the person
+        as it goes; raises as :meth:`PendingUserOperation.wait` does."""
+        self.say(f"waiting for {what} to be included (UserOperation {pending.hex_hash}, up to {timeout:g} s)")
+        start = time.monotonic()
+        while True:
+            left = timeout - (time.monotonic() - start)
+            try:
+                receipt = pending.wait(max(0.0, min(self.interval, left)), check=check)
+            except UserOperationTimeoutError:
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    raise UserOperationTimeoutError(pending.hex_hash, timeout) from None
+                self.say(f"  still waiting for {what}: {waited:.0f} s of {timeout:g} s")
+                continue
+            self.say(f"  {what} included after {time.monotonic() - start:.1f} s")
+            return receipt

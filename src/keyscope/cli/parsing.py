@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import BadInputError, InvalidAddressError
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from ..owner import DEFAULT_VALID_FOR
 from ..policy import AbiFunction, AbiType, RuleSpec, arg, parse_signature
 
 _DURATION_PART = re.compile(r"([0-9]+)\s*(w|d|h|m|s)", re.I)
@@ -41,10 +42,40 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
+def format_duration(seconds: int) -> str:
+    """``seconds`` in the form :func:`parse_duration` reads: ``1h``, ``1h30m``, ``90s``."""
+    parts = []
+    for unit, size in sorted(_UNIT_SECONDS.items(), key=lambda item: -item[1]):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+NEVER = "never"
+"""``--valid-for never``: a session that never expires, asked for explicitly."""
+
+DEFAULT_VALID_FOR_TEXT = format_duration(DEFAULT_VALID_FOR)
+"""The SDK's default session length (:data:`keyscope.owner.DEFAULT_VALID_FOR`) as a ``--valid-for`` value."""
+
+
+def parse_validity(text: str) -> int | None:
+    """A session's length: a duration (:func:`parse_duration`), or ``never`` (None) for a session that never
+    expires."""
+    if text.strip().lower() == NEVER:
+        return None
+    try:
+        return parse_duration(text)
+    except BadInputError as error:
+        raise BadInputError(f"{error}; or '{NEVER}' for a session without end") from None
+
+
 def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) -> int:
     value = text.strip().replace("_", "")
-    negative = signed and value.startswith("-")
-    if negative:
+    negative = value.startswith("-")
+    if negative and not signed and value[1:].strip()[:1].isdigit():
+        raise BadInputError(f"{what}: {text!r} must not be negative")
+    if negative and signed:
         value = value[1:].strip()
     if value.lower().startswith("0x"):
         try:

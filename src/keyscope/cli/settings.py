@@ -13,6 +13,7 @@ from ..artifacts import ENTRY_POINT_V07
 from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
 from ..errors import BadInputError, ConfigurationError, InvalidAddressError
 from ..hexutil import to_address
+from ..urls import mask_url
 from ..userop import UserOperation
 
 INPROCESS = "inprocess"
@@ -81,8 +82,8 @@ class Deployments:
             data = _last_json_line(text)
             if data is None:
                 raise BadInputError(
-                    f"deployments file {file} is not JSON ({error.msg} at line {error.lineno}): give the JSON "
-                    "object `python -m keyscope.local --json` prints"
+                    f"deployments file {file} is not JSON ({error.msg}: line {error.lineno}, column {error.colno}): "
+                    "give the JSON object `python -m keyscope.local --json` prints"
                 ) from None
         if not isinstance(data, dict):
             raise BadInputError(
@@ -219,8 +220,8 @@ def _bundler_setting(value: str | None) -> str | None:
         return INPROCESS
     if not re.match(r"^https?://", bundler, re.I):
         raise BadInputError(
-            f"--bundler {bundler!r} is neither an http(s) URL nor {INPROCESS!r}: give the bundler's JSON-RPC URL "
-            f"(e.g. http://127.0.0.1:4337), or {INPROCESS} to send handleOps from an ape account"
+            f"--bundler {mask_url(bundler)!r} is neither an http(s) URL nor {INPROCESS!r}: give the bundler's "
+            f"JSON-RPC URL (e.g. http://127.0.0.1:4337), or {INPROCESS} to send handleOps from an ape account"
         )
     return bundler
 

@@ -1,9 +1,11 @@
-"""The session store of a command, and finding a grant in it by its id."""
+"""The session store of a command, and finding a grant in it by its id (the full id or a unique prefix of at
+least 4 hex digits, with or without ``0x``: the one id syntax of every tool)."""
 
 from __future__ import annotations
 
 import os
 import re
+import weakref
 from pathlib import Path
 
 from ..errors import BadInputError, ConfigurationError, SessionStoreError
@@ -11,6 +13,21 @@ from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
 from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
+
+__all__ = ["find_grant", "open_session_store", "shown_store_url", "store_url_of"]
+
+_GIVEN_URLS: weakref.WeakKeyDictionary[SessionStore, str] = weakref.WeakKeyDictionary()
+
+
+def shown_store_url(url: str) -> str:
+    """A store URL as the person gave it, with a password in it hidden."""
+    text = url.strip()
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+
+
+def store_url_of(store: SessionStore) -> str:
+    """How messages name ``store``: the URL the person gave (:func:`open_session_store`), else the store's own."""
+    return _GIVEN_URLS.get(store, store.url)
 
 
 def open_session_store(url: str, *, keys: bool) -> SessionStore:
@@ -39,41 +56,56 @@ def open_session_store(url: str, *, keys: bool) -> SessionStore:
             f"--store {text}: a memory store is gone when the command ends; give sqlite:///FILE, postgresql://... "
             "or a folder"
         )
+    shown = shown_store_url(text)
     if text.lower().startswith("sqlite") and ":///" in text:
         path = text.split(":///", 1)[1].split("?", 1)[0]
         if path and path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise SessionStoreError(f"cannot create the folder of {path}: {error.strerror}") from None
-    return open_store(text, passphrase=passphrase, kek=kek)
+                raise SessionStoreError(
+                    f"--store {shown}: cannot create the folder {Path(path).parent}: {error.strerror}"
+                ) from None
+    try:
+        store = open_store(text, passphrase=passphrase, kek=kek)
+    except SessionStoreError as error:
+        message = str(error)
+        raise type(error)(message if shown in message else f"--store {shown}: {message}") from None
+    _GIVEN_URLS[store] = shown
+    return store
 
 
 def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
-    """The grant whose id is ``session_id``, or starts with it (at least 4 hex digits, unique)."""
+    """The grant whose id is ``session_id``, or starts with it (at least 4 hex digits, unique; ``0x`` optional)."""
+    where = store_url_of(store)
     text = session_id.strip().lower()
     digits = text[2:] if text.startswith("0x") else text
     if not digits or len(digits) > 64 or not re.fullmatch(r"[0-9a-f]+", digits):
         raise BadInputError(
-            f"{session_id!r} is not a session id: give 0x and 64 hex digits (or a unique prefix), as "
+            f"{session_id!r} is not a session id: give 0x and 64 hex digits (or a unique prefix of at least 4), as "
             "`ape run sessions` and `keyscope sessions` list them"
         )
     if len(digits) == 64:
         try:
             return store.get_grant("0x" + digits)
-        except SessionStoreError:
+        except SessionStoreError as error:
+            if "no grant with session id" not in str(error):
+                raise  # there, but unreadable: say so
             raise BadInputError(
-                f"unknown session id 0x{digits}: the store {store.url} has no grant with session id 0x{digits}; "
+                f"unknown session id 0x{digits}: the store {where} has no grant with session id 0x{digits}; "
                 "list the sessions with `ape run sessions` or `keyscope sessions`, or give the --store that "
                 "holds it"
             ) from None
     if len(digits) < 4:
         raise BadInputError(f"session id prefix {session_id!r} is too short: give at least 4 hex digits")
-    matches = [grant for grant in store.list_grants() if grant.session_id.hex().startswith(digits)]
+    unreadable: list[str] = []
+    grants = store.list_grants(on_corrupt=lambda name, _error: unreadable.append(name))
+    matches = [grant for grant in grants if grant.session_id.hex().startswith(digits)]
     if not matches:
+        skipped = f" ({len(unreadable)} unreadable grant(s) skipped)" if unreadable else ""
         raise BadInputError(
-            f"no session id starting with 0x{digits} in the store {store.url}: list the sessions with `ape run "
-            "sessions` or `keyscope sessions`, or give the --store that holds it"
+            f"no session id starting with 0x{digits} in the store {where}{skipped}: list the sessions with `ape "
+            "run sessions` or `keyscope sessions`, or give the --store that holds it"
         )
     if len(matches) > 1:
         raise BadInputError(f"session id prefix 0x{digits} matches {len(matches)} sessions: give more digits")

@@ -1,0 +1,27 @@
+"""The clock a session's window is judged by.
+
+Two clocks judge a UserOperation's window, and neither is the latest block's timestamp:
+
+* the EntryPoint compares the window with the timestamp of the block that *includes* the operation, which is
+  at least the wall clock's time on a chain that mines on demand (anvil stamps a new block with the current
+  time even when the latest one is minutes old) and at least the latest block's time everywhere;
+* a bundler compares it with its own wall clock when the operation arrives, and refuses one that expires
+  within a few seconds (Alto: ``validUntil < now + 5``).
+
+So keyscope counts a duration, and checks a window, from :func:`window_now`: the later of the chain's latest
+block time and the wall clock. On a public chain the two agree within a block; on an idle local chain the
+wall clock is ahead; on a chain moved forward (anvil time travel) the chain is.
+"""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["window_now"]
+
+
+def window_now(chain_time: int | None) -> int:
+    """The time a session's window is judged at: the later of ``chain_time`` (the latest block's timestamp;
+    None when unknown) and the wall clock, in whole unix seconds."""
+    wall = int(time.time())
+    return wall if chain_time is None else max(int(chain_time), wall)

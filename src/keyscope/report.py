@@ -1,0 +1,231 @@
+"""A session as a person reads it: its permissions in words, its window and the time left, and its status on
+chain set against what a session store says.
+
+:class:`SessionReport` is what ``session.status()`` and ``owner.sessions()`` return and what the command-line
+tools list; every status in it is judged by :func:`keyscope.module.session_status`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .endpoints import Endpoints
+from .grant import SessionGrant
+from .module import SessionStatus, read_session_state, session_status
+from .session import Permission
+
+__all__ = [
+    "SessionReport",
+    "StoreMarks",
+    "describe_duration",
+    "describe_permission",
+    "describe_wei",
+    "report_from_chain",
+    "report_from_store",
+    "unjudged",
+]
+
+_NATIVE_TRANSFER = bytes(4)
+
+
+def describe_wei(wei: int) -> str:
+    """An amount of wei for people: ``1 wei``, ``250000 wei``, ``0.01 ETH``, ``2 ETH``."""
+    if wei < 10**6:
+        return f"{wei} wei"
+    ether = (Decimal(wei) / Decimal(10**18)).normalize()
+    return f"{ether:f} ETH"
+
+
+def describe_permission(permission: Permission) -> str:
+    """A permission in words: ``call safeMint(address) on 0x…, only if to == 0x…; no ETH`` or ``send at most
+    0.01 ETH per transfer to 0x…``."""
+    if permission.selector == _NATIVE_TRANSFER and not permission.rules:
+        return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
+    name = permission.function or f"the function with selector 0x{permission.selector.hex()}"
+    conditions = " and ".join(rule.describe() for rule in permission.rules)
+    value = (
+        "no ETH" if not permission.value_limit else f"at most {describe_wei(permission.value_limit)} per call"
+    )
+    return (
+        f"call {name} on {permission.target}"
+        + (f", only if {conditions}" if conditions else "")
+        + f"; {value}"
+    )
+
+
+def describe_duration(seconds: float) -> str:
+    """A duration for people, to the two largest units: ``45 s``, ``12 min 5 s``, ``3 h 20 min``, ``2 d 4 h``."""
+    left = int(max(0, seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size} {unit}")
+            left %= size
+    return " ".join(parts[:2])
+
+
+@dataclass(frozen=True)
+class StoreMarks:
+    """What a session store says of a session: marked revoked (so every worker refuses it), and whether it has
+    seen the session's first operation land (its enabling, for an off-chain grant)."""
+
+    revoked: bool
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """Where a session stands, for people and for programs.
+
+    ``status`` is a :class:`~keyscope.module.SessionStatus` value, or ``"other chain"`` / ``"no module"`` when a
+    listing could not judge the grant on the connected chain; ``source`` says what it was judged from (``"chain"``
+    or ``"store"``). ``now`` is the time the window was judged at. ``store`` holds the store's marks when a store
+    was consulted.
+    """
+
+    grant: SessionGrant = field(repr=False)
+    status: str
+    now: int
+    source: str = "chain"
+    store: StoreMarks | None = None
+
+    @property
+    def session_id(self) -> str:
+        """The session id as 0x-hex."""
+        return "0x" + self.grant.session_id.hex()
+
+    @property
+    def account(self) -> str:
+        return self.grant.account
+
+    @property
+    def session_key(self) -> str:
+        return self.grant.session_key
+
+    @property
+    def permissions(self) -> list[str]:
+        """Each permission in words (:func:`describe_permission`)."""
+        return [describe_permission(p) for p in self.grant.session.permissions]
+
+    @property
+    def valid_after(self) -> int:
+        return self.grant.valid_after
+
+    @property
+    def valid_until(self) -> int:
+        """The end of the window in unix seconds; 0 when the session never expires."""
+        return self.grant.valid_until
+
+    @property
+    def time_left(self) -> int | None:
+        """Seconds until the session expires (0 once it has), None when it never expires."""
+        if not self.valid_until:
+            return None
+        return max(0, self.valid_until - self.now)
+
+    @property
+    def starts_in(self) -> int:
+        """Seconds until the window opens (0 once it has)."""
+        return max(0, self.valid_after - self.now)
+
+    def describe_time_left(self) -> str:
+        """``59 min 30 s left``, ``expired 5 min ago``, ``never expires``, ``starts in 10 min``."""
+        if self.starts_in:
+            return f"starts in {describe_duration(self.starts_in)}"
+        if self.time_left is None:
+            return "never expires"
+        if self.time_left:
+            return f"{describe_duration(self.time_left)} left"
+        return f"expired {describe_duration(self.now - self.valid_until)} ago"
+
+    @property
+    def disagreements(self) -> list[str]:
+        """Where the chain and the store disagree, and what to do about it (empty when they agree or no store was
+        consulted)."""
+        if self.store is None or self.source != "chain":
+            return []
+        notes = []
+        revoked_on_chain = self.status == SessionStatus.REVOKED.value
+        if self.store.revoked and not revoked_on_chain:
+            notes.append(
+                "marked revoked in the store but not on chain: every worker of the store refuses it, but the key "
+                "still works elsewhere; revoke it on chain (owner.revoke, or keyscope revoke --node --bundler)"
+            )
+        if revoked_on_chain and not self.store.revoked:
+            notes.append("revoked on chain but not marked in the store: mark it (store.mark_revoked)")
+        if (
+            self.status == SessionStatus.ACTIVE.value
+            and not self.store.enabled
+            and self.grant.how == "offchain"
+        ):
+            notes.append("enabled on chain; the store has not recorded its first operation yet")
+        return notes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (hex for bytes)."""
+        return {
+            "session_id": self.session_id,
+            "account": self.account,
+            "session_key": self.session_key,
+            "how": self.grant.how,
+            "chain_id": self.grant.chain_id,
+            "status": self.status,
+            "source": self.source,
+            "permissions": self.permissions,
+            "valid_after": self.valid_after,
+            "valid_until": self.valid_until,
+            "time_left": self.time_left,
+            "now": self.now,
+            "marked_revoked": None if self.store is None else self.store.revoked,
+            "marked_enabled": None if self.store is None else self.store.enabled,
+            "disagreements": self.disagreements,
+        }
+
+    def lines(self) -> list[str]:
+        """The report for people, one fact a line."""
+        return [
+            f"session {self.session_id}: {self.status} ({'on chain' if self.source == 'chain' else 'per the store'})",
+            f"  account {self.account}, session key {self.session_key}, granted {self.grant.how}",
+            f"  window  {_window(self.grant)}; {self.describe_time_left()}",
+            *(f"  allows  {text}" for text in self.permissions),
+            *(f"  note    {text}" for text in self.disagreements),
+        ]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+def _utc(moment: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+
+
+def _window(grant: SessionGrant) -> str:
+    start = f"from {_utc(grant.valid_after)} " if grant.valid_after else ""
+    end = f"until {_utc(grant.valid_until)}" if grant.valid_until else "without end"
+    return start + end
+
+
+def report_from_chain(
+    endpoints: Endpoints, grant: SessionGrant, *, store: StoreMarks | None = None, now: int | None = None
+) -> SessionReport:
+    """The report of ``grant`` judged on chain (:func:`~keyscope.module.read_session_state`: one round trip),
+    with a store's marks to set against it when given."""
+    status, moment = read_session_state(endpoints, grant, now=now)
+    return SessionReport(grant, status.value, moment, "chain", store)
+
+
+def report_from_store(grant: SessionGrant, marks: StoreMarks, *, now: int) -> SessionReport:
+    """The report of ``grant`` as a store alone knows it: revoked when marked so; an off-chain grant whose first
+    operation the store has not seen land is not yet enabled; otherwise the window (at ``now``) decides."""
+    enabled = marks.enabled or grant.how == "onchain"
+    status = session_status(grant, revoked=marks.revoked, active=enabled, enabled=enabled, now=now)
+    return SessionReport(grant, status.value, now, "store", marks)
+
+
+def unjudged(grant: SessionGrant, status: str, *, now: int, store: StoreMarks | None = None) -> SessionReport:
+    """A report whose status is not a :class:`~keyscope.module.SessionStatus`: a listing could not judge the grant
+    (``"other chain"``, ``"no module"``)."""
+    return SessionReport(grant, status, now, "chain", store)

@@ -1,0 +1,68 @@
+"""Every form a key may be given in: :func:`as_signer` turns it into a :class:`~keyscope.signing.HashSigner`.
+
+``net.owner(...)`` and ``net.session(grant, key)`` take any of:
+
+* a private key: ``"0x"`` and 64 hex digits, or 32 bytes;
+* an eth-account ``LocalAccount`` (``Account.from_key(...)``, ``Account.create()``);
+* an ape account (``accounts.load("alias")``, ``accounts.test_accounts[0]``): it signs through ape;
+* a :class:`~keyscope.signing.HashSigner` (a :class:`~keyscope.signing.LocalSigner`, a
+  :class:`~keyscope.keys.SessionKey`, or your own: a hardware wallet, a remote signer).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeAlias
+
+from .ape_signer import ApeAccountSigner, is_ape_account
+from .errors import BadInputError
+from .hexutil import to_address
+from .signing import HashSigner, LocalSigner
+
+__all__ = ["SignerLike", "as_signer"]
+
+SignerLike: TypeAlias = Any
+"""What :func:`as_signer` accepts: a private key (hex or bytes), an eth-account ``LocalAccount``, an ape account
+or a :class:`~keyscope.signing.HashSigner`."""
+
+_FORMS = (
+    'a private key ("0x" and 64 hex digits), an eth-account LocalAccount, an ape account, or a HashSigner '
+    "(such as keyscope.LocalSigner)"
+)
+_ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
+
+
+def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
+    """``value`` as a :class:`~keyscope.signing.HashSigner`; ``role`` names whose key it is in errors.
+
+    Raises :class:`~keyscope.errors.BadInputError` for anything else, never showing the value itself (it may
+    be a key)."""
+    if is_ape_account(value):
+        return ApeAccountSigner(value)
+    if isinstance(value, HashSigner):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _ADDRESS.match(text):
+            shown = to_address(text) if text.startswith("0x") else text
+            raise BadInputError(f"the {role}'s key {shown} is an address, not a key: give {_FORMS}")
+        try:
+            return LocalSigner(text)
+        except BadInputError:
+            raise BadInputError(
+                f"the {role}'s key is not a private key ({len(text)} characters): give {_FORMS}"
+            ) from None
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return LocalSigner(bytes(value))
+        except BadInputError:
+            raise BadInputError(
+                f"the {role}'s key is not a private key ({len(value)} bytes): give {_FORMS}"
+            ) from None
+    key = getattr(value, "key", None)
+    if isinstance(key, (bytes, bytearray)) and callable(getattr(value, "unsafe_sign_hash", None)):
+        signer = LocalSigner(bytes(key))  # an eth-account LocalAccount
+        if signer.address != to_address(getattr(value, "address", signer.address)):
+            raise BadInputError(f"the {role}'s account's key does not match its address")
+        return signer
+    raise BadInputError(f"the {role}'s key cannot be a {type(value).__name__}: give {_FORMS}")

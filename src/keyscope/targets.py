@@ -1,0 +1,94 @@
+"""Checks of a grant's targets before the owner signs: a permission on an address without code, or on a function
+that the target is known to lack, is granted without complaint by the module, and only its first use fails (or,
+without code, silently does nothing). :func:`warn_about_targets` says so at grant time.
+
+A target's functions are known when its code is one of keyscope's own contracts (the shipped artefacts, such as
+the demo NFT); other contracts are not judged.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from functools import cache
+
+from .artifacts import contract_artifact
+from .errors import ConfigurationError, TargetWarning
+from .hexutil import keccak, to_bytes
+from .session import Permission
+
+__all__ = ["KNOWN_CONTRACTS", "target_problems", "warn_about_targets"]
+
+KNOWN_CONTRACTS = (
+    "DemoNFT",
+    "SessionKeyValidator",
+    "KeyscopeAccount",
+    "KeyscopeAccountFactory",
+    "SponsorPaymaster",
+)
+"""keyscope's contracts whose deployed code (without constructor-set immutables) identifies them."""
+
+_NATIVE_TRANSFER = bytes(4)
+
+
+def _signature(entry: Mapping[str, object]) -> str:
+    def kind(item: object) -> str:
+        assert isinstance(item, Mapping)
+        text = str(item["type"])
+        if text.startswith("tuple"):
+            components = item.get("components", [])
+            assert isinstance(components, list)
+            return "(" + ",".join(kind(c) for c in components) + ")" + text[5:]
+        return text
+
+    inputs = entry.get("inputs", [])
+    assert isinstance(inputs, list)
+    return f"{entry['name']}({','.join(kind(i) for i in inputs)})"
+
+
+@cache
+def _known_codes() -> dict[bytes, tuple[str, frozenset[bytes]]]:
+    """Deployed code -> (contract name, its function selectors), for keyscope's own contracts."""
+    known: dict[bytes, tuple[str, frozenset[bytes]]] = {}
+    for name in KNOWN_CONTRACTS:
+        try:
+            artifact = contract_artifact(name)
+        except ConfigurationError:
+            continue
+        selectors = frozenset(
+            keccak(_signature(entry).encode())[:4]
+            for entry in artifact["abi"]
+            if entry.get("type") == "function"
+        )
+        known[to_bytes(artifact["deployedBytecode"])] = (name, selectors)
+    return known
+
+
+def target_problems(permissions: Iterable[Permission], codes: Mapping[str, bytes]) -> list[str]:
+    """What is wrong with the permissions' targets, given the code of each (by checksummed address): one line
+    per problem, empty when nothing is. Targets missing from ``codes`` are not judged."""
+    problems = []
+    for permission in permissions:
+        code = codes.get(permission.target)
+        if code is None or permission.selector == _NATIVE_TRANSFER:
+            continue
+        if not code:
+            problems.append(
+                f"{permission.label}: {permission.target} has no code on this chain, so a call to it does nothing "
+                "(and succeeds): check the address and that the contract is deployed on this chain"
+            )
+            continue
+        known = _known_codes().get(code)
+        if known is not None and permission.selector not in known[1]:
+            name = permission.function or f"selector 0x{permission.selector.hex()}"
+            problems.append(
+                f"{permission.label}: {permission.target} is keyscope's {known[0]}, which has no function {name} "
+                f"(selector 0x{permission.selector.hex()}), so every call the session makes with it will revert"
+            )
+    return problems
+
+
+def warn_about_targets(permissions: Iterable[Permission], codes: Mapping[str, bytes]) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`target_problems`."""
+    for problem in target_problems(permissions, codes):
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
