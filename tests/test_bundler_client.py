@@ -679,7 +679,9 @@ def test_aa23_with_revert_data_in_the_message_is_decoded(
     )
     text = str(error)
     assert "session policy refused the call" in text
-    assert text.endswith(f"revert data: {error.revert_description}")
+    # the decoded form stands in place of the raw hex: no wall of digits for a person to read
+    assert f"AA23 reverted {error.revert_description} (" in text
+    assert revert.hex() not in text and "revert data:" not in text
 
 
 @pytest.mark.parametrize(

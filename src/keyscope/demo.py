@@ -41,6 +41,18 @@ T = TypeVar("T")
 ETHER = 10**18
 MINTS = 3
 
+STEPS = (
+    "Start a local chain (anvil) and an ERC-4337 bundler (Alto)",
+    "The user's smart account, created counterfactually",
+    "The owner signs ONE session grant (off-chain, EIP-712)",
+    f"The session key mints {MINTS} NFTs through the bundler, no owner involved",
+    "A call outside the policy: mint to someone else",
+    "The owner revokes the session (one owner operation)",
+    "The session key now fails",
+    "Sponsored gas: a new user with 0 ETH (ERC-7677 paymaster)",
+)
+"""The demo's steps, in order; each heading fits an 80-column terminal."""
+
 
 @dataclass
 class Row:
@@ -65,9 +77,9 @@ def run(console: Console) -> None:
     """Tell the whole story on a fresh local stack."""
     rows: list[Row] = []
 
-    def step(number: int, title: str) -> None:
+    def step(number: int) -> None:
         console.print()
-        console.rule(f"[bold]{number}. {title}")
+        console.rule(f"[bold]{number}. {STEPS[number - 1]}")
 
     def landed(label: str, who: str, receipt: UserOperationReceipt, seconds: float) -> None:
         rows.append(Row(label, who, "0x" + receipt.user_op_hash.hex(), receipt.actual_gas_used, seconds))
@@ -77,7 +89,7 @@ def run(console: Console) -> None:
             f"gas used [bold]{receipt.actual_gas_used:,}[/], {seconds * 1000:.0f} ms send→receipt"
         )
 
-    step(1, "Start a local chain (anvil) and an ERC-4337 bundler (Alto)")
+    step(1)
     with console.status(
         "starting anvil, deploying the EntryPoint v0.7 and keyscope's contracts, starting Alto…"
     ):
@@ -95,7 +107,7 @@ def run(console: Console) -> None:
 
         net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
 
-        step(2, "The user's smart account, created counterfactually")
+        step(2)
         owner = net.owner(LocalSigner.generate())
         user = owner.account
         console.print(f"  owner key  [cyan]{owner.signer.address}[/]")
@@ -105,7 +117,7 @@ def run(console: Console) -> None:
         stack.fund(user, ETHER)
         console.print("  funded with 1 ETH to pay for its own gas")
 
-        step(3, "The owner signs ONE session grant (off-chain, EIP-712)")
+        step(3)
         key = SessionKey.generate()
         policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == user], value_limit=0)
         grant = owner.grant(key, [policy], valid_for=3600)
@@ -119,7 +131,7 @@ def run(console: Console) -> None:
         console.print(f"  session id    [cyan]{_short('0x' + grant.session_id.hex())}[/]")
         console.print(f"  owner signed  {len(grant.owner_signature or b'')} bytes, nothing sent on chain")
 
-        step(4, f"The session key mints {MINTS} NFTs through the bundler, no owner involved")
+        step(4)
         session = net.session(grant, key)
         for index in range(MINTS):
             pending, _ = _timed(lambda: session.execute(stack.nft, "safeMint(address)", user))
@@ -135,7 +147,7 @@ def run(console: Console) -> None:
         )
         console.print(f"  the account now holds [bold]{balance}[/] NFTs")
 
-        step(5, "A call outside the policy: mint to someone else")
+        step(5)
         stranger = LocalSigner.generate().address
         try:
             session.execute(stack.nft, "safeMint(address)", stranger)
@@ -147,17 +159,17 @@ def run(console: Console) -> None:
             raise SystemExit("the chain accepted a call outside the policy")
         except BundlerRejectedError as error:
             console.print(
-                f"  [yellow]sent anyway (local check bypassed) → rejected by the bundler and EntryPoint[/]: "
+                "  [yellow]sent anyway (local check bypassed) → rejected by the bundler and EntryPoint[/]: "
                 f"{type(error).__name__} code {error.code}, reason {error.reason}"
             )
-            console.print(f"     {error}")
+            console.print(f"     the module's error: {_refusal(error)}")
 
-        step(6, "The owner revokes the session (one owner operation)")
+        step(6)
         pending, _ = _timed(lambda: owner.revoke(grant))
         start = time.perf_counter()
         landed("revokeSession", "owner", pending.wait(), time.perf_counter() - start)
 
-        step(7, "The session key now fails")
+        step(7)
         try:
             session.execute(stack.nft, "safeMint(address)", user)
             raise SystemExit("a revoked session was used")
@@ -168,9 +180,9 @@ def run(console: Console) -> None:
             session.execute(stack.nft, "safeMint(address)", user).wait()
             raise SystemExit("the chain accepted a revoked session")
         except BundlerRejectedError as error:
-            console.print(f"  [yellow]sent anyway → rejected[/]: reason {error.reason}: {error}")
+            console.print(f"  [yellow]sent anyway → rejected[/]: reason {error.reason}: {_refusal(error)}")
 
-        step(8, "Gas sponsorship: a new user whose account holds zero ETH (ERC-7677 paymaster)")
+        step(8)
         with console.status("deploying and funding a verifying paymaster, starting its sponsor service…"):
             sponsor = LocalSponsor(stack).start()
         try:
@@ -232,6 +244,14 @@ def run(console: Console) -> None:
         with console.status("stopping anvil and Alto…"):
             stack.stop()
         console.print("  stopped the node and the bundler")
+
+
+def _refusal(error: BundlerRejectedError) -> str:
+    """What a bundler's refusal says, decoded (the module's error with its arguments) rather than its raw text."""
+    decoded = getattr(error, "revert_description", "")
+    if decoded:
+        return decoded
+    return error.rpc_message
 
 
 def _balance_of(owner: str) -> str:

@@ -285,7 +285,13 @@ class SimulationRevertedError(BundlerRejectedError):
         super().__init__(method, code, message, data, hint=hint)
         self.revert_data = revert_data
         self.revert_description = revert_description
-        if revert_description and revert_description not in message:
+        raw = "0x" + revert_data.hex()
+        at = self.args[0].lower().find(raw) if revert_data else -1
+        if at >= 0 and revert_description and not revert_description.startswith("0x"):
+            # the bundler's message carries the raw revert data: show its decoded form in its place
+            text = self.args[0]
+            self.args = (text[:at] + revert_description + text[at + len(raw) :],)
+        elif revert_description and revert_description not in message:
             self.args = (f"{self.args[0]}; revert data: {revert_description}",)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .errors import BadInputError
 from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
 
@@ -67,5 +68,33 @@ class SessionGrant(HexRepr, BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SessionGrant:
-        """Read a grant written by :meth:`to_json`."""
-        return cls.model_validate_json(text)
+        """Read a grant written by :meth:`to_json`; :class:`~keyscope.errors.BadInputError` says what is wrong
+        with text that is not one (cut off, not JSON, a field missing or malformed)."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise BadInputError(
+                f"a session grant is JSON text (what to_json() wrote), got {type(text).__name__}"
+            )
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise BadInputError(_grant_problem(error, len(text))) from None
+
+
+def _grant_problem(error: ValidationError, size: int) -> str:
+    """What a person needs to know of pydantic's refusal of a grant's JSON."""
+    problems = error.errors(include_url=False, include_input=False)
+    if problems and problems[0]["type"] == "json_invalid":
+        detail = str(problems[0].get("ctx", {}).get("error", problems[0]["msg"]))
+        cut = "EOF" in detail or "end of" in detail.lower()
+        what = (
+            f"the JSON ends too early ({size} characters): it was cut off"
+            if cut
+            else f"it is not JSON ({detail})"
+        )
+        return f"not a session grant: {what}; give the whole text that SessionGrant.to_json() wrote"
+    shown = []
+    for problem in problems[:5]:
+        where = ".".join(str(part) for part in problem["loc"]) or "the grant"
+        shown.append(f"{where}: {problem['msg']}")
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"not a session grant: {'; '.join(shown)}{more}; give the text that SessionGrant.to_json() wrote, unchanged"

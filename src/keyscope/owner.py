@@ -163,7 +163,7 @@ class Owner:
         self._owner_validator_checked = False
         self.kind: AccountKind = network.kind_for(account)
         if account is None:
-            deployment = self.kind.deployment(network.chain, signer.address, self.creation_modules, salt)
+            deployment = self.kind.deployment(network.chain, self.signer.address, self.creation_modules, salt)
             if deployment is not None:
                 self._deployment = deployment
                 self._factory_data = deployment.factory_data
@@ -174,7 +174,7 @@ class Owner:
                     "no account given and no factory configured: pass account=, or connect(..., factory=...) "
                     "to create keyscope accounts"
                 )
-            self._factory_data = create_account_data(signer.address, self.creation_modules, salt)
+            self._factory_data = create_account_data(self.signer.address, self.creation_modules, salt)
             self.account = self._counterfactual_address()
         else:
             self.account = to_address(account, name="account")

@@ -34,10 +34,11 @@ from .errors import (
 )
 from .execution import Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import to_address
+from .hexutil import to_address, to_bytes
 from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_calls, session_status
 from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
+from .revert import describe_revert
 from .session import encode_enable_signature, encode_use_with_key_signature
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
@@ -51,6 +52,16 @@ _EXECUTION_REVERTED = -32521
 """ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
 _EXPIRES = re.compile(r"expires? (too )?soon|expired", re.I)
 _NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
+
+
+def _described(data: object) -> str:
+    """The decoded revert in a bundler error's ``data`` when it is 0x-hex revert data, else empty."""
+    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
+        return ""
+    try:
+        return describe_revert(to_bytes(data))
+    except BadInputError:
+        return ""
 
 
 def _number_after(name: str, message: str) -> int | None:
@@ -407,7 +418,7 @@ class SessionAccount:
             return None
         batch = [calls] if isinstance(calls, Call) else list(calls)
         described = "; ".join(self._describe_call(call) for call in batch)
-        why = getattr(error, "revert_description", "") or "no revert data"
+        why = getattr(error, "revert_description", "") or _described(error.data) or "no revert data"
         return TargetRevertedError(
             error.method,
             error.code,

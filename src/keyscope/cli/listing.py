@@ -93,7 +93,8 @@ class Listing:
         }
 
     def table(self, where: str) -> Table:
-        """The sessions as a table: id, account, status, time left, permissions in words (and in flight)."""
+        """The sessions as a table: id (its first 8 hex digits, which every tool takes for the whole id),
+        account, status, time left, permissions in words (and operations in flight)."""
         judged = {report.source for report in self.reports}
         source = (
             " (judged on chain)" if judged == {"chain"} else " (as the store knows them)" if judged else ""
@@ -105,7 +106,7 @@ class Listing:
         for report in self.reports:
             status = report.status + "".join(f"\n({note.split(':')[0]})" for note in report.disagreements)
             row = [
-                report.session_id,
+                _short_id(report.session_id),
                 report.account,
                 status,
                 _time_left(report),
@@ -115,7 +116,7 @@ class Listing:
                 row.append(str(self.in_flight.get(report.session_id, 0)))
             rows.append(row)
         for item in self.unreadable:
-            row = [item.name, "?", "unreadable", "", item.problem]
+            row = [_short_id(item.name), "?", "unreadable", "", item.problem]
             if self.in_flight is not None:
                 row.append("")
             rows.append(row)
@@ -123,6 +124,12 @@ class Listing:
             f" and {len(self.unreadable)} unreadable grant(s)" if self.unreadable else ""
         )
         return table(f"{count} in {where}{source}", columns, rows, right=("in flight",))
+
+
+def _short_id(session_id: str) -> str:
+    """The first 8 hex digits of a session id: every tool takes a unique prefix for the whole id (``--json``
+    shows it whole)."""
+    return session_id[:10] if session_id.startswith("0x") and len(session_id) == 66 else session_id
 
 
 def _time_left(report: SessionReport) -> str:

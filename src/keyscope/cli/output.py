@@ -69,6 +69,9 @@ def emit(as_json: bool, data: Any, text: Sequence[str] | Table) -> None:
     if as_json:
         click.echo(json.dumps(data, default=_json_default))
     elif isinstance(text, Table):
+        if text.title:  # on a line of its own: a long store URL must not be wrapped to the table's width
+            click.echo(str(text.title))
+            text.title = None
         Console(width=200 if not sys.stdout.isatty() else None).print(text)
     else:
         for line in text:
@@ -98,8 +101,8 @@ def table(
 ) -> Table:
     """A table of ``rows`` under ``columns`` (those in ``right`` aligned right)."""
     result = Table(title=title)
-    for column in columns:
-        result.add_column(column, justify="right" if column in right else "left")
+    for column in columns:  # long words (ids, addresses) fold rather than lose their end to an ellipsis
+        result.add_column(column, justify="right" if column in right else "left", overflow="fold")
     for row in rows:
         result.add_row(*row)
     return result

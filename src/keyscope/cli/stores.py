@@ -60,11 +60,14 @@ def open_session_store(url: str, *, keys: bool) -> SessionStore:
     if text.lower().startswith("sqlite") and ":///" in text:
         path = text.split(":///", 1)[1].split("?", 1)[0]
         if path and path != ":memory:":
+            folder = Path(path).parent
             try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
             except OSError as error:
+                blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+                cause = f"{blocker} is a file, not a folder" if blocker is not None else error.strerror
                 raise SessionStoreError(
-                    f"--store {shown}: cannot create the folder {Path(path).parent}: {error.strerror}"
+                    f"--store {shown}: cannot create the folder {folder}: {cause}"
                 ) from None
     try:
         store = open_store(text, passphrase=passphrase, kek=kek)

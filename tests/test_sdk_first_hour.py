@@ -1,0 +1,301 @@
+"""The SDK as a newcomer meets it, on ape's local chain: keys in every form, a window that expires unless asked
+not to (counted on the clock that matters), clear errors for bad grants and typos, bytes shown as hex, warnings
+for targets that cannot work, reverts in the target not blamed on the policy, and the state of sessions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from conftest import ETHER
+from keyscope import (
+    BadInputError,
+    Policy,
+    SessionGrant,
+    SessionKey,
+    arg,
+    function_call,
+)
+from keyscope.clock import window_now
+from keyscope.errors import TargetRevertedError, TargetWarning
+from keyscope.module import SessionStatus
+from keyscope.owner import DEFAULT_VALID_FOR, session_window
+from keyscope.signers import as_signer
+from keyscope.signing import LocalSigner
+from keyscope.store import open_store
+
+
+@pytest.fixture
+def owner(net, harness):
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    return owner
+
+
+def mint(nft, user):
+    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
+
+
+# --------------------------------------------------------------------------------------------------
+# the owner's key, in any form
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_owner_key_in_every_accepted_form_drives_the_same_account(net, accounts) -> None:
+    key = LocalSigner.generate()
+    forms: list[Any] = [
+        "0x" + key.private_key.hex(),  # hex, as a wallet exports it
+        key.private_key.hex(),  # without 0x
+        key.private_key,  # 32 bytes
+        Account.from_key(key.private_key),  # an eth-account LocalAccount
+        key,  # a HashSigner
+    ]
+    for form in forms:
+        owner = net.owner(form)
+        assert owner.signer.address == key.address
+        assert owner.account == net.owner(key).account
+    ape_owner = net.owner(accounts[3])  # an ape account signs through ape
+    assert ape_owner.signer.address == accounts[3].address
+
+
+def test_an_ape_account_signs_a_grant_that_works(net, nft, accounts, harness) -> None:
+    owner = net.owner(accounts[4], salt=7)
+    harness.fund(owner.account, ETHER)
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint(nft, owner.account)])
+    receipt = (
+        net.session(grant, key.private_key.hex()).execute(nft, "safeMint(address)", owner.account).wait()
+    )
+    assert receipt.success
+
+
+@pytest.mark.parametrize(
+    ("form", "said"),
+    [
+        ("0x" + "11" * 20, "is an address, not a key"),
+        ("0x1234", "is not a private key (6 characters)"),
+        ("not a key at all", "is not a private key"),
+        (b"\x01" * 31, "is not a private key (31 bytes)"),
+        ("0x" + "00" * 32, "is not a private key"),
+        (12345, "cannot be a int"),
+        (None, "cannot be a NoneType"),
+    ],
+)
+def test_anything_else_is_a_clear_error_that_never_shows_the_key(net, form: Any, said: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        net.owner(form)
+    message = str(info.value)
+    assert said in message and "private key" in message and "LocalAccount" in message
+    if isinstance(form, str) and "address" not in said:
+        assert form not in message
+
+
+def test_a_session_key_in_any_form(net, owner, nft) -> None:
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint(nft, owner.account)])
+    for form in ("0x" + key.private_key.hex(), Account.from_key(key.private_key), key):
+        assert net.session(grant, form).key.address == key.address
+    with pytest.raises(BadInputError, match="the session's key"):
+        as_signer(3.5, role="session")
+
+
+# --------------------------------------------------------------------------------------------------
+# the window
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_grant_expires_in_an_hour_unless_told_otherwise(owner, nft) -> None:
+    before = window_now(owner.network.chain.block_timestamp())
+    grant = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    after = window_now(owner.network.chain.block_timestamp())
+    assert before + DEFAULT_VALID_FOR <= grant.valid_until <= after + DEFAULT_VALID_FOR
+    forever = owner.grant(SessionKey.generate(), [mint(nft, owner.account)], never_expires=True)
+    assert forever.valid_until == 0
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        ({"valid_until": 0}, "pass never_expires=True"),
+        ({"never_expires": True, "valid_for": 60}, "contradict"),
+        ({"never_expires": True, "valid_until": 2**40}, "contradict"),
+        ({"valid_for": 60, "valid_until": 2**40}, "not both"),
+        ({"valid_for": 0}, "positive number of seconds"),
+        ({"valid_for": -5}, "positive number of seconds"),
+        ({"valid_after": 200, "valid_until": 100}, "would never be valid"),
+        ({"valid_after": -1}, "valid_after must be a unix time"),
+    ],
+)
+def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: str) -> None:
+    with pytest.raises(BadInputError, match=said):
+        session_window(now=1_000, **window)
+
+
+def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
+        owner.grant(SessionKey.generate(), [mint(nft, owner.account)], valid_fro=60)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
+        owner.prepare_grant(SessionKey.generate(), [], valid_fro=60)  # type: ignore[call-arg]
+
+
+def test_durations_count_from_the_later_of_the_chains_clock_and_the_wall_clock() -> None:
+    wall = int(time.time())
+    assert wall <= window_now(wall - 540) <= wall + 1  # an idle chain nine minutes behind: the wall clock
+    assert window_now(wall + 3_600) == wall + 3_600  # a chain moved forward: its own clock
+    valid_after, valid_until = session_window(valid_for=60, now=window_now(wall - 540))
+    assert valid_after == 0 and valid_until >= wall + 60
+
+
+# --------------------------------------------------------------------------------------------------
+# grants as text, and bytes as hex
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_grant_read_from_bad_text_says_what_is_wrong(owner, nft) -> None:
+    text = owner.grant(SessionKey.generate(), [mint(nft, owner.account)]).to_json()
+    with pytest.raises(BadInputError, match="it was cut off; give the whole text"):
+        SessionGrant.from_json(text[: len(text) // 2])
+    with pytest.raises(BadInputError, match="it is not JSON"):
+        SessionGrant.from_json("grant: yes")
+    with pytest.raises(BadInputError, match="account: Field required"):
+        SessionGrant.from_json(text.replace('"account"', '"acount"'))
+    with pytest.raises(BadInputError, match="is JSON text"):
+        SessionGrant.from_json(None)  # type: ignore[arg-type]
+
+
+def test_people_see_bytes_as_hex(owner, nft) -> None:
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint(nft, owner.account)])
+    receipt = owner.network.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    call = function_call(nft, "safeMint(address)", owner.account)
+    for shown in (repr(grant), str(grant), repr(receipt), str(receipt), repr(grant.session), repr(call)):
+        assert not re.search(r"(?<![0-9a-fA-F])b['\"]", shown), shown  # no Python bytes literal
+    assert f"session_id='0x{grant.session_id.hex()}'" in repr(grant)
+    assert f"transaction_hash='0x{receipt.transaction_hash.hex()}'" in repr(receipt)
+    assert f"data='0x{call.data.hex()}'" in repr(call)
+
+
+# --------------------------------------------------------------------------------------------------
+# targets that cannot work, and calls that revert in their target
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_grant_warns_of_a_target_without_code_and_of_a_function_the_target_lacks(owner, nft) -> None:
+    nowhere = LocalSigner.generate().address
+    permissions = [
+        mint(nft, owner.account),  # fine
+        Policy.call(nft, "transfer(address to,uint256 amount)"),  # the demo NFT has no transfer
+        Policy.call(nowhere, "ping()"),  # no code there
+        Policy.transfer(nowhere, 10**15),  # a plain transfer to an address without code is normal
+    ]
+    with pytest.warns(TargetWarning) as caught:
+        owner.grant(SessionKey.generate(), permissions)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2, messages
+    lacking = next(m for m in messages if "transfer(address,uint256)" in m)
+    assert "keyscope's DemoNFT, which has no function transfer(address,uint256)" in lacking
+    assert "every call the session makes with it will revert" in lacking
+    empty = next(m for m in messages if "ping()" in m)
+    assert f"{nowhere} has no code on this chain" in empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TargetWarning)
+        owner.grant(SessionKey.generate(), [mint(nft, owner.account)])  # nothing to say: no warning
+
+
+def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nft) -> None:
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the account exists
+    key = SessionKey.generate()
+    permissions = [
+        Policy.call(nft, "transfer(address to,uint256 amount)"),
+        Policy.call(nft, "transferFrom(address from,address to,uint256 id)"),
+    ]
+    with pytest.warns(TargetWarning):
+        grant = owner.grant(key, permissions)
+    session = owner.network.session(grant, key)
+    with pytest.raises(TargetRevertedError) as missing:
+        session.execute(nft, "transfer(address,uint256)", owner.account, 1)
+    text = str(missing.value)
+    assert "reverted inside its target, not in validation" in text
+    assert f"transfer(address,uint256) on {nft.address}" in text
+    assert "policy allows this call" in text and "has this function" in text
+    with pytest.raises(TargetRevertedError) as refused:
+        session.execute(nft, "transferFrom(address,address,uint256)", owner.account, owner.account, 999)
+    assert "ERC721NonexistentToken(tokenId=999)" in str(refused.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# where sessions stand
+# --------------------------------------------------------------------------------------------------
+
+
+def test_session_status_in_words(net, owner, nft) -> None:
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint(nft, owner.account)], valid_for=600)
+    session = net.session(grant, key)
+    report = session.status()
+    assert report.status == SessionStatus.NOT_YET_ENABLED.value
+    assert report.permissions == [
+        f"call safeMint(address) on {nft.address}, only if to == {owner.account.lower()}; no ETH"
+    ]
+    assert 0 < report.time_left <= 600
+    assert report.describe_time_left().endswith(" left")
+    session.execute(nft, "safeMint(address)", owner.account).wait()
+    text = str(session.status())
+    assert f"session 0x{grant.session_id.hex()}: active (on chain)" in text
+    assert "allows  call safeMint(address)" in text and "min" in text
+
+
+def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_path) -> None:
+    store = open_store(tmp_path / "store")
+    used_key, spare_key = SessionKey.generate(), SessionKey.generate()
+    used = owner.grant(used_key, [mint(nft, owner.account)])
+    spare = owner.grant(spare_key, [mint(nft, owner.account)], never_expires=True)
+    store.put_grant(used)
+    net.session(used, used_key).execute(nft, "safeMint(address)", owner.account).wait()
+    store.mark_revoked(used.session_id)  # revoked for the store's workers, not on chain
+
+    reports = {r.session_id: r for r in owner.sessions(store)}
+    first, second = reports["0x" + used.session_id.hex()], reports["0x" + spare.session_id.hex()]
+    assert first.status == "active" and first.store is not None and first.store.revoked
+    assert any("marked revoked in the store but not on chain" in note for note in first.disagreements)
+    assert second.status == "not yet enabled" and second.time_left is None and second.store is None
+    assert second.describe_time_left() == "never expires"
+
+    owner.revoke(used).wait()
+    again = {r.session_id: r for r in owner.sessions(store)}
+    assert again["0x" + used.session_id.hex()].status == "revoked"
+    assert again["0x" + used.session_id.hex()].disagreements == []
+
+
+def test_owner_sessions_skips_an_unreadable_grant_with_a_warning(net, owner, nft, tmp_path) -> None:
+    store = open_store(tmp_path / "store")
+    good = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    store.put_grant(good)
+    bad = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    store.put_grant(bad)
+    path = tmp_path / "store" / "grants" / f"0x{bad.session_id.hex()}.json"
+    path.write_text(path.read_text()[:40])  # cut off, as a full disk leaves it
+    other = net.owner(LocalSigner.generate())
+    with pytest.warns(Warning, match=f"skipped the unreadable grant 0x{bad.session_id.hex()}"):
+        listed = other.sessions(store, grants=[good])
+    assert listed == []  # neither is the other owner's
+    with pytest.warns(Warning, match="unreadable"):
+        reports = net.owner(owner.signer).sessions(store)
+    assert [r.session_id for r in reports] == ["0x" + good.session_id.hex()]
+
+
+def test_a_plain_transfer_permission_reads_in_words() -> None:
+    from keyscope.report import describe_permission, describe_wei
+
+    friend = LocalSigner.generate().address
+    assert (
+        describe_permission(Policy.transfer(friend, 10**16))
+        == f"send at most 0.01 ETH per transfer to {friend}"
+    )
+    assert describe_wei(0) == "0 wei" and describe_wei(2 * 10**18) == "2 ETH"
