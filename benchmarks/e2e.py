@@ -330,7 +330,9 @@ def run(stack: Any, *, quick: bool = False, log: Callable[[str], None] = print) 
     owner.execute(mint).wait()
     permission = mint_permission(stack.nft, recipient, 2)
     keys = [SessionKey(fixed_signer(f"e2e/key-{i}").private_key) for i in range(SESSIONS)]
-    requests = [owner.prepare_grant(key, [permission], salt=i) for i, key in enumerate(keys)]
+    requests = [
+        owner.prepare_grant(key, [permission], salt=i, never_expires=True) for i, key in enumerate(keys)
+    ]
     owner.execute([enable_session_call(stack.module, request.session) for request in requests]).wait()
     grants = [request.enabled_on_chain() for request in requests]
     sessions = [

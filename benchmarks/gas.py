@@ -394,7 +394,7 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     grants: dict[int, SessionGrant] = {}
     for rules in RULE_COUNTS:
         permission = mint_permission(stack.nft, recipient, rules)
-        grants[rules] = owner.grant(keys[rules], [permission], onchain=True, salt=rules)
+        grants[rules] = owner.grant(keys[rules], [permission], onchain=True, salt=rules, never_expires=True)
     # the module's lane 0, which every session row below uses (the SDK would give each session a lane of its
     # own, whose first use is the 'lane's first use' row)
     lab.send(lab.signed(lab.session_draft(owner.account, keys[HEADLINE_RULES], [mint])))
@@ -402,9 +402,9 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     owner.grant(word_key, [word_permission(stack.nft, recipient)], onchain=True, salt=200)
     headline_permission = mint_permission(stack.nft, recipient, HEADLINE_RULES)
     enable_key = SessionKey(fixed_signer("gas/key-enable").private_key)
-    offchain = owner.grant(enable_key, [headline_permission], salt=100)
+    offchain = owner.grant(enable_key, [headline_permission], salt=100, never_expires=True)
     onchain_key = SessionKey(fixed_signer("gas/key-onchain").private_key)
-    onchain_session = owner.session_for(onchain_key, [headline_permission], salt=101)
+    onchain_session = owner.session_for(onchain_key, [headline_permission], salt=101, never_expires=True)
 
     out: dict[str, Any] = {"rows": {}}
     rows: dict[str, Measured] = {}
@@ -578,7 +578,7 @@ def _session_scaling(stack: Any, net: Network, lab: Lab, recipient: str, mint: C
     lab.deposit(owner.account, 10 * ETHER)
     permission = mint_permission(stack.nft, recipient, HEADLINE_RULES)
     key = SessionKey(fixed_signer("gas/scaling-key").private_key)
-    grant = owner.grant(key, [permission], onchain=True, salt=0)
+    grant = owner.grant(key, [permission], onchain=True, salt=0, never_expires=True)
     net.session(grant, key).send_calls(mint).wait()
     results: dict[str, Measured] = {}
     granted = 1
@@ -588,7 +588,9 @@ def _session_scaling(stack: Any, net: Network, lab: Lab, recipient: str, mint: C
             for _ in range(min(10, target - granted)):
                 other = fixed_signer(f"gas/scaling-other-{granted}")
                 batch.append(
-                    enable_session_call(stack.module, owner.session_for(other, [permission], salt=granted))
+                    enable_session_call(
+                        stack.module, owner.session_for(other, [permission], salt=granted, never_expires=True)
+                    )
                 )
                 granted += 1
             owner.execute(batch).wait()

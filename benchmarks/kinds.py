@@ -36,7 +36,9 @@ def _tight(stack: Any, contracts: Any, name: str) -> dict[str, Any]:
     owner.execute(mint).wait()
     lab.deposit(owner.account, 10 * ETHER)
     key = SessionKey(fixed_signer(f"kinds/{name}-key").private_key)
-    owner.grant(key, [mint_permission(stack.nft, recipient, HEADLINE_RULES)], onchain=True, salt=1)
+    owner.grant(
+        key, [mint_permission(stack.nft, recipient, HEADLINE_RULES)], onchain=True, salt=1, never_expires=True
+    )
     lab.send(lab.signed(lab.session_draft(owner.account, key, [mint])))  # the module's lane 0, as measured
     owner_row = lab.measure(f"{name}_owner", lambda: lab.owner_draft(owner, [mint]))
     session_row = lab.measure(f"{name}_session", lambda: lab.session_draft(owner.account, key, [mint]))
