@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from keyscope import (
+    BundlerRejectedError,
     Policy,
     SessionExpiredError,
     SessionKey,
@@ -61,3 +62,50 @@ def _until(stack: LocalStack, moment: int) -> None:
     time.sleep(max(0.0, moment - time.time()))
     stack.mine()
     assert stack.timestamp() >= moment
+
+
+@pytest.fixture
+def idle_chain(stack: LocalStack) -> Iterator[int]:
+    """The chain's clock nine minutes behind the wall clock, as on a local chain left idle (its latest block
+    is old); put back afterwards. Yields how far behind it is."""
+    behind = 540
+    stack.node.request("evm_setTime", [hex(int(time.time()) - behind)])
+    stack.mine()
+    try:
+        yield behind
+    finally:
+        stack.node.request("evm_setTime", [hex(int(time.time()))])
+        stack.mine()
+
+
+def test_a_duration_counts_on_the_wall_clock_when_the_chain_lags(stack: LocalStack, idle_chain: int) -> None:
+    """A two-minute session on a chain whose latest block is nine minutes old: counted from that block, it
+    would have expired by the bundler's clock before it was granted."""
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, 10**18)
+    assert stack.timestamp() <= time.time() - idle_chain + 5
+    key = SessionKey.generate()
+    policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy], valid_for=120)
+    assert grant.valid_until >= time.time() + 110
+    receipt = net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success
+    report = net.session(grant, key).status()
+    assert report.status == "active" and 100 <= report.time_left <= 120
+
+
+def test_the_bundlers_expires_too_soon_is_a_session_expired_error(stack: LocalStack) -> None:
+    """Alto refuses an operation whose window ends within five seconds of its clock; the SDK's check, which
+    has no such margin, lets it through, and the refusal is the session's expiry."""
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, 10**18)
+    key = SessionKey.generate()
+    policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy], valid_for=3)
+    with pytest.raises(SessionExpiredError) as expired:
+        net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account)
+    assert expired.value.session_id == "0x" + grant.session_id.hex()
+    assert "too soon for the bundler" in str(expired.value) and str(grant.valid_until) in str(expired.value)
+    assert isinstance(expired.value.__cause__, BundlerRejectedError)
