@@ -17,6 +17,7 @@ operation enables it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -434,7 +435,7 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
         "revoke",
         "--store",
         url,
-        user.session_id,
+        user.session_id[:10],  # a unique prefix, as `ape run revoke` takes it
         "--node",
         stack.rpc_url,
         "--bundler",
@@ -443,6 +444,7 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
     )
     assert revoked.returncode == 0, revoked.stderr
     assert "revoked in the store" in revoked.stdout and "revoked on chain" in revoked.stdout
+    assert "waiting for the owner's revokeSession operation to be included" in revoked.stderr
     assert user.owner.private_key.hex() not in revoked.stdout + revoked.stderr
     assert user.grant is not None
     assert small.net.session(user.grant, user.key)._module_flag(IS_SESSION_REVOKED)
@@ -455,4 +457,10 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
 
     sessions = _cli("sessions", "--store", url, env=ENV)
     assert sessions.returncode == 0 and "revoked" in sessions.stdout and "active" in sessions.stdout
+    # judged on chain, with the one status function `ape run sessions` uses
+    judged = _cli("sessions", "--store", url, "--node", stack.rpc_url, "--json", env=ENV)
+    assert judged.returncode == 0, judged.stderr
+    rows = {row["session_id"]: row for row in json.loads(judged.stdout)["sessions"]}
+    assert rows[user.session_id]["status"] == "revoked" and rows[user.session_id]["source"] == "chain"
+    assert rows[other.session_id]["status"] == "active" and rows[other.session_id]["disagreements"] == []
     store.close()

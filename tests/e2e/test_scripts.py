@@ -150,9 +150,10 @@ def test_account_sessions_and_revocation_through_alto(
     assert "count in [1, 3]" in states[offchain["session_id"]]["permissions"][0]
 
     mint_run, refused, rejected, included = side_by_side(
-        # the off-chain session's first use enables it (the id may be shortened to a unique prefix)
-        ("send", (offchain["session_id"][:10], "nft", "mintBatch(address,uint256)", "account", "2", "--wait",
-                  *net, "--json"), env),
+        # the off-chain session's first use enables it (the id may be shortened to a unique prefix); options
+        # after `--` are options still (--network above all: ape connects to it before the command runs)
+        ("send", (offchain["session_id"][:10], "nft", "mintBatch(address,uint256)", "--", "account", "2",
+                  "--wait", *net, "--json"), env),
         # outside the policy: the SDK refuses before sending ...
         ("send", (offchain["session_id"], "nft", "mintBatch(address,uint256)", "account", "5", *net), env),
         # ... and with the check bypassed, the bundler and the EntryPoint refuse it
@@ -162,6 +163,7 @@ def test_account_sessions_and_revocation_through_alto(
     )  # fmt: skip
     minted = mint_run.json()
     assert minted["receipt"]["success"] and minted["receipt"]["sender"] == account
+    assert "waiting for the session's operation to be included" in mint_run.stderr
     assert nft_balance(stack, stack.nft, account) == 2
     assert module_flag(stack, stack.module, "isSessionActive", account, offchain["session_id"])
     assert "count" in refused.error() and "between 1 and 3" in refused.error()
@@ -169,8 +171,12 @@ def test_account_sessions_and_revocation_through_alto(
     status = included.json()
     assert status["state"] == "included" and status["receipt"] == onchain["receipt"]
 
-    revoked = ape_run("revoke", offchain["session_id"], *net, "--json", env=env).json()
+    revoking = ape_run("revoke", offchain["session_id"], *net, "--json", env=env)
+    revoked = revoking.json()
     assert revoked["receipt"]["success"] and revoked["session_id"] == offchain["session_id"]
+    waited = [line for line in revoking.stderr.splitlines() if "revokeSession" in line]
+    assert waited[0].startswith("waiting for the owner's revokeSession operation to be included (UserOperation 0x")
+    assert waited[0].endswith("up to 60 s)") and "included after" in waited[-1]
     assert module_flag(stack, stack.module, "isSessionRevoked", account, offchain["session_id"])
 
     after, other, listed_after = side_by_side(

@@ -1,0 +1,28 @@
+"""``make demo`` as a newcomer sees it in an 80-column terminal: every heading whole, no wall of hex."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from keyscope.demo import STEPS, run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_demo_reads_well_in_80_columns() -> None:
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    run(console)
+    text = console.export_text()
+    for number, title in enumerate(STEPS, 1):
+        assert f"{number}. {title}" in text, f"heading {number} is cut: {title}"
+    headings = [line for line in text.splitlines() if line.startswith("─")]
+    assert len(headings) == len(STEPS) and not [line for line in headings if "…" in line]
+    longest = max((len(found) for found in re.findall(r"0x[0-9a-fA-F]+", text.replace("\n", ""))), default=0)
+    assert longest <= 66, "the demo prints a hex dump longer than one 32-byte word"
+    flowing = re.sub(r"\s+", " ", text)  # rich wraps long lines at spaces
+    assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in flowing  # the refusal, decoded
+    assert "stopped the node and the bundler" in text
