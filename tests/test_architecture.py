@@ -10,9 +10,6 @@
 from __future__ import annotations
 
 import ast
-import shutil
-import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from support.wheel import build_wheel, checkout_copy
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "keyscope"
 PLUGIN = "keyscope.testing.plugin"
 TEST_ONLY_IMPORTS = ("pytest", "hypothesis", "support", "tests", "_pytest")
+SHIPPED_CONTRACTS = (
+    "KeyscopeAccount",
+    "KeyscopeAccountFactory",
+    "SessionKeyValidator",
+    "SponsorPaymaster",
+    "DemoNFT",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,24 +226,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     """The wheel built from a copy of the checkout (pyproject.toml, README.md, src/), so that no earlier build's
     leftovers can slip in; the build backend comes from the package index, as for any pip install."""
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(
-        ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
-    )
-    out = work / "dist"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert built.returncode == 0, f"pip wheel failed:\n{built.stdout}\n{built.stderr}"
-    (path,) = out.glob("keyscope-*.whl")
-    return zipfile.ZipFile(path)
+    return zipfile.ZipFile(build_wheel(checkout_copy(work), work / "dist"))
 
 
 def test_the_wheel_ships_the_package_and_nothing_else(wheel: zipfile.ZipFile) -> None:
@@ -247,7 +236,13 @@ def test_the_wheel_ships_the_package_and_nothing_else(wheel: zipfile.ZipFile) ->
     shipped = {n for n in names if n.endswith(".py")}
     source = {"keyscope/" + p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
     assert shipped == source
-    assert {"keyscope/py.typed", "keyscope/artifacts/SessionKeyValidator.json"} <= names
+    assert {"keyscope/py.typed", "keyscope/local/alto-listen-localhost.cjs"} <= names
+    # self-contained: every contract keyscope deploys ships, as compiled from contracts/
+    artefacts = {p.name for p in (PACKAGE / "artifacts").glob("*.json")}
+    assert artefacts >= {f"{name}.json" for name in SHIPPED_CONTRACTS}
+    assert {n for n in names if n.startswith("keyscope/artifacts/")} == {
+        f"keyscope/artifacts/{a}" for a in artefacts
+    }
     entry_points = wheel.read(next(n for n in metadata if n.endswith("entry_points.txt"))).decode()
     assert "keyscope = keyscope.cli:main" in entry_points
     assert f"keyscope = {PLUGIN}" in entry_points

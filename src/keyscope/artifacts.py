@@ -40,9 +40,10 @@ def contract_artifact(name: str) -> dict[str, Any]:
     return data
 
 
-def npm_package_dir(package: str) -> Path:
+def npm_package_dir(package: str, version: str | None = None) -> Path:
     """The folder of an installed npm package, searched in ``$KEYSCOPE_NODE_MODULES``, then in the
-    ``node_modules`` of the working directory and its parents, then beside keyscope's source checkout."""
+    ``node_modules`` of the working directory and its parents, then beside keyscope's source checkout.
+    ``version`` is the one keyscope needs, for the message when the package is missing."""
     roots: list[Path] = []
     if env := os.environ.get("KEYSCOPE_NODE_MODULES"):
         roots.append(Path(env))
@@ -53,21 +54,22 @@ def npm_package_dir(package: str) -> Path:
         candidate = root / package
         if (candidate / "package.json").is_file():
             return candidate
+    wanted = f"{package}@{version}" if version else package
     raise ConfigurationError(
-        f"the npm package {package} is not installed: run `npm install` in your project (keyscope's own "
-        "package.json lists it), or point KEYSCOPE_NODE_MODULES at a node_modules folder that has it"
+        f"the npm package {package} is not installed: run `npm install --save-dev {wanted}` in your project (in a "
+        "keyscope checkout, `make setup`), or point KEYSCOPE_NODE_MODULES at a node_modules folder that has it"
     )
 
 
 @cache
 def entry_point_artifact() -> dict[str, Any]:
     """ABI and creation bytecode of EntryPoint v0.7, from ``@account-abstraction/contracts@0.7.0``."""
-    package = npm_package_dir("@account-abstraction/contracts")
+    package = npm_package_dir("@account-abstraction/contracts", "0.7.0")
     version = json.loads((package / "package.json").read_text()).get("version")
     if version != "0.7.0":
         raise ConfigurationError(
             f"@account-abstraction/contracts is {version} in {package}, but keyscope needs 0.7.0 (EntryPoint v0.7): "
-            "npm install @account-abstraction/contracts@0.7.0"
+            "npm install --save-dev @account-abstraction/contracts@0.7.0"
         )
     data: dict[str, Any] = json.loads((package / "artifacts" / "EntryPoint.json").read_text())
     return data

@@ -175,7 +175,9 @@ def test_account_sessions_and_revocation_through_alto(
     revoked = revoking.json()
     assert revoked["receipt"]["success"] and revoked["session_id"] == offchain["session_id"]
     waited = [line for line in revoking.stderr.splitlines() if "revokeSession" in line]
-    assert waited[0].startswith("waiting for the owner's revokeSession operation to be included (UserOperation 0x")
+    assert waited[0].startswith(
+        "waiting for the owner's revokeSession operation to be included (UserOperation 0x"
+    )
     assert waited[0].endswith("up to 60 s)") and "included after" in waited[-1]
     assert module_flag(stack, stack.module, "isSessionRevoked", account, offchain["session_id"])
 
