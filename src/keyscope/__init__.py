@@ -7,7 +7,7 @@ anything is sent::
     from keyscope import Policy, SessionKey, arg, connect
 
     net = connect(node_url, bundler_url, module=MODULE, factory=FACTORY)
-    owner = net.owner(owner_key)                          # the user's account (created on first use)
+    owner = net.owner(owner_key)     # "0x…" key, LocalAccount or ape account; the account is created on first use
     key = SessionKey.generate()
     grant = owner.grant(key, [Policy.call(nft, "safeMint(address)", rules=[arg("to") == user])], valid_for=3600)
     session = net.session(grant, key)
@@ -22,12 +22,15 @@ from .errors import (
     BadInputError,
     BundlerRejectedError,
     KeyscopeError,
+    KeyscopeWarning,
     PaymasterError,
     PolicyViolationError,
     SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
+    TargetRevertedError,
+    TargetWarning,
     TransportError,
     UserOperationFailedError,
     UserOperationTimeoutError,
@@ -38,8 +41,10 @@ from .keys import SessionKey
 from .network import Network, connect
 from .owner import GrantRequest, Owner
 from .policy import Policy, arg
+from .report import SessionReport
 from .session import Condition, Permission, Rule, Session
 from .session_account import SessionAccount
+from .signers import as_signer
 from .signing import LocalSigner
 from .userop import PackedUserOperation, UserOperation
 
@@ -57,6 +62,7 @@ __all__ = [
     "GasEstimate",
     "GrantRequest",
     "KeyscopeError",
+    "KeyscopeWarning",
     "LocalSigner",
     "Network",
     "Owner",
@@ -76,7 +82,10 @@ __all__ = [
     "SessionGrant",
     "SessionKey",
     "SessionNotYetValidError",
+    "SessionReport",
     "SessionRevokedError",
+    "TargetRevertedError",
+    "TargetWarning",
     "TransportError",
     "UserOperation",
     "UserOperationFailedError",
@@ -84,6 +93,7 @@ __all__ = [
     "UserOperationTimeoutError",
     "Web3Chain",
     "arg",
+    "as_signer",
     "check",
     "connect",
     "encode_function_call",
