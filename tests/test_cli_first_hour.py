@@ -214,3 +214,21 @@ def harness_call(nft, to):
     from keyscope import function_call
 
     return function_call(nft, "safeMint(address)", to)
+
+
+def test_keyscope_warnings_are_one_line_each_and_others_pass_through() -> None:
+    import warnings
+
+    from keyscope.cli import reports_errors
+    from keyscope.errors import TargetWarning
+
+    @click.command()
+    @reports_errors
+    def warn() -> None:
+        warnings.warn("granting f() on 0x…: no code\n  there", TargetWarning, stacklevel=1)
+        warnings.warn("something else", DeprecationWarning, stacklevel=1)
+        click.echo("done")
+
+    result = CliRunner().invoke(warn, [])
+    assert result.exit_code == 0
+    assert "warning: granting f() on 0x…: no code there\n" in result.output and "done" in result.output

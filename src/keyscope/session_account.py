@@ -50,7 +50,7 @@ _EXPIRES_SHORTLY = -32503
 """ERC-7769's code for an operation outside, or too close to the end of, its time window."""
 _EXECUTION_REVERTED = -32521
 """ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
-_EXPIRES = re.compile(r"expires? (too )?soon|expired", re.I)
+_EXPIRES = re.compile(r"expires? too soon", re.I)
 _NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
 
 
