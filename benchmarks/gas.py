@@ -399,7 +399,7 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     # own, whose first use is the 'lane's first use' row)
     lab.send(lab.signed(lab.session_draft(owner.account, keys[HEADLINE_RULES], [mint])))
     word_key = SessionKey(fixed_signer("gas/key-word-rules").private_key)
-    owner.grant(word_key, [word_permission(stack.nft, recipient)], onchain=True, salt=200)
+    owner.grant(word_key, [word_permission(stack.nft, recipient)], onchain=True, salt=200, never_expires=True)
     headline_permission = mint_permission(stack.nft, recipient, HEADLINE_RULES)
     enable_key = SessionKey(fixed_signer("gas/key-enable").private_key)
     offchain = owner.grant(enable_key, [headline_permission], salt=100, never_expires=True)
