@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +22,18 @@ from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.wheel import build_wheel, checkout_copy
 
 ETHER = 10**18
 KIND = KeyscopeAccountKind()
+
+
+@pytest.fixture(scope="session")
+def keyscope_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel built once per test run from a copy of the checkout (pyproject.toml, README.md, src/), so that
+    no earlier build's leftovers can slip in; shared by the tests of what ships and of installing it."""
+    work = tmp_path_factory.mktemp("wheel")
+    return build_wheel(checkout_copy(work), work / "dist")
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from support.wheel import build_wheel, checkout_copy
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "keyscope"
 PLUGIN = "keyscope.testing.plugin"
@@ -222,11 +220,10 @@ def test_the_package_imports_no_test_tooling() -> None:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The wheel built from a copy of the checkout (pyproject.toml, README.md, src/), so that no earlier build's
-    leftovers can slip in; the build backend comes from the package index, as for any pip install."""
-    work = tmp_path_factory.mktemp("wheel")
-    return zipfile.ZipFile(build_wheel(checkout_copy(work), work / "dist"))
+def wheel(keyscope_wheel: Path) -> zipfile.ZipFile:
+    """The wheel built from a copy of the checkout (the session's ``keyscope_wheel``); the build backend comes
+    from the package index, as for any pip install."""
+    return zipfile.ZipFile(keyscope_wheel)
 
 
 def test_the_wheel_ships_the_package_and_nothing_else(wheel: zipfile.ZipFile) -> None:

@@ -5,6 +5,7 @@ for targets that cannot work, reverts in the target not blamed on the policy, an
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 import warnings
@@ -20,12 +21,14 @@ from keyscope import (
     SessionGrant,
     SessionKey,
     arg,
+    connect,
     function_call,
 )
 from keyscope.clock import window_now
 from keyscope.errors import TargetRevertedError, TargetWarning
 from keyscope.module import SessionStatus
-from keyscope.owner import DEFAULT_VALID_FOR, session_window
+from keyscope.network import Network
+from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
@@ -142,6 +145,21 @@ def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
         owner.grant(SessionKey.generate(), [mint(nft, owner.account)], valid_fro=60)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
         owner.prepare_grant(SessionKey.generate(), [], valid_fro=60)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [Owner.grant, Owner.prepare_grant, Owner.grant_onchain, Owner.session_for, Network.session, connect],
+    ids=lambda method: method.__qualname__,
+)
+def test_every_option_is_a_named_typed_keyword(method: Any) -> None:
+    """No catch-all ``**options``: a type checker sees each option, so a typo is caught before anything runs."""
+    parameters = list(inspect.signature(method).parameters.values())
+    assert not [p.name for p in parameters if p.kind is p.VAR_KEYWORD], (
+        f"{method.__qualname__} takes **kwargs"
+    )
+    untyped = [p.name for p in parameters if p.name not in ("self", "cls") and p.annotation is p.empty]
+    assert not untyped, f"{method.__qualname__}: options without a type: {untyped}"
 
 
 def test_durations_count_from_the_later_of_the_chains_clock_and_the_wall_clock() -> None:

@@ -4,7 +4,7 @@ objects made from it, the account's :class:`~keyscope.owner.Owner` and a dapp's
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from .endpoints import Endpoints
 from .grant import SessionGrant
@@ -37,10 +37,27 @@ class Network(Endpoints):
         :class:`~keyscope.errors.BadInputError` (see :func:`keyscope.signers.as_signer`)."""
         return Owner(self, signer, account, salt=salt)
 
-    def session(self, grant: SessionGrant, key: SessionKey | SignerLike, **options: Any) -> SessionAccount:
+    def session(
+        self,
+        grant: SessionGrant,
+        key: SessionKey | SignerLike,
+        *,
+        lane: int = 0,
+        clock: Callable[[], float] | None = None,
+        verify_on_chain: bool = True,
+        estimate_ttl: float = 30.0,
+    ) -> SessionAccount:
         """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``
-        (``key`` in any form :meth:`owner` takes)."""
-        return SessionAccount(grant, key, network=self, **options)
+        (``key`` in any form :meth:`owner` takes; the options are the session account's, see there)."""
+        return SessionAccount(
+            grant,
+            key,
+            network=self,
+            lane=lane,
+            clock=clock,
+            verify_on_chain=verify_on_chain,
+            estimate_ttl=estimate_ttl,
+        )
 
 
 connect = Network.from_urls

@@ -26,7 +26,7 @@ from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.rpc import JsonRpcClient
 from keyscope.signing import LocalSigner
-from support.wheel import ROOT, Installed, build_wheel, checkout_copy, install_in_fresh_venv
+from support.wheel import ROOT, Installed, build_wheel, install_in_fresh_venv
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +36,9 @@ DAPP_SIDE = "# the dapp's side"
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def installed(keyscope_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """The wheel built from the checkout, installed into a fresh virtual environment."""
-    work = tmp_path_factory.mktemp("install")
-    wheel = build_wheel(checkout_copy(work), work / "dist")
-    done = install_in_fresh_venv(wheel, work / "venv")
+    done = install_in_fresh_venv(keyscope_wheel, tmp_path_factory.mktemp("install") / "venv")
     print(f"\nfresh virtual environment with the wheel installed in {done.seconds:.1f} s")
     return done
 
