@@ -17,6 +17,7 @@ OUT = ROOT / "src" / "keyscope" / "artifacts"
 CONTRACTS = [
     "KeyscopeAccount",
     "KeyscopeAccountFactory",
+    "KeyscopeDelegate",
     "SessionKeyValidator",
     "DemoNFT",
     "SponsorPaymaster",

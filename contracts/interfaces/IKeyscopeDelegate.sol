@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title IKeyscopeDelegate
+/// @notice Events and errors of {KeyscopeDelegate}, keyscope's ERC-7579 account for EIP-7702 delegation, beside
+///         the standard ERC-7579 ones (ERC7579Utils' `ERC7579UnsupportedModuleType`, `ERC7579MismatchedModuleTypeId`,
+///         `ERC7579AlreadyInstalledModule`, `ERC7579UninstalledModule`, `ERC7579UnsupportedCallType`).
+interface IKeyscopeDelegate {
+    /// @notice A module being installed still held state for this address that an earlier delegation (of this
+    ///         code or of other code the EOA delegated to) left behind; its `onUninstall` cleared it first.
+    /// @param module The module whose leftover state was cleared.
+    event ModuleStateCleared(address indexed module);
+
+    /// @notice No fallback handler is installed for the function the account was called with.
+    /// @param selector The selector of the call.
+    error MissingFallbackHandler(bytes4 selector);
+
+    /// @notice A fallback handler's init or deinit data must start with the 4-byte selector it handles.
+    /// @param length The length of the data given.
+    error FallbackDataTooShort(uint256 length);
+}
