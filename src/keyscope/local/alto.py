@@ -89,6 +89,12 @@ class AltoConfig:
       at start-up with the funded utility key;
     * the debug endpoints (``debug_bundler_*``) are on.
 
+    ``entry_point`` is the EntryPoint Alto serves, or several separated by commas (``--entrypoints``): the stack
+    gives v0.7 and v0.8. Alto tells the versions apart by address (v0.8 starts ``0x433708``, as the canonical one
+    does) and, for v0.8, accepts ``eip7702Auth`` on operations and sends them in type-4 transactions; that needs
+    a node with EIP-7702 (Prague) and code overrides in ``eth_call``, which anvil has (``--code-override-support``,
+    Alto's default).
+
     ``extra_args`` are added last; an option given there replaces the one set here.
     ``port`` None lets the kernel pick a free port.
     """
@@ -153,7 +159,7 @@ def start_alto(
     script: Path | None = None,
     timeout: float = 60.0,
 ) -> tuple[ManagedProcess, str]:
-    """Start Alto and wait until ``eth_supportedEntryPoints`` lists the EntryPoint; return process and URL.
+    """Start Alto and wait until ``eth_supportedEntryPoints`` lists every EntryPoint; return process and URL.
 
     ``workdir`` is its working directory (Alto would read a ``.env`` file there). On failure the process is
     stopped and a :class:`~keyscope.local.errors.LocalStackError` says why. ``node`` and ``script`` (Alto's
@@ -183,14 +189,15 @@ def start_alto(
     return process, url
 
 
-def _wait_until_serving(process: ManagedProcess, url: str, entry_point: str, timeout: float) -> None:
+def _wait_until_serving(process: ManagedProcess, url: str, entry_points: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last = "no answer yet"
+    wanted = {address.strip().lower() for address in entry_points.split(",")}
     with JsonRpcClient(url, timeout=2.0) as rpc:
         while True:
             try:
                 supported = rpc.request("eth_supportedEntryPoints")
-                if any(str(item).lower() == entry_point.lower() for item in supported or []):
+                if wanted <= {str(item).lower() for item in supported or []}:
                     return
                 last = f"it answered {supported!r}"
             except KeyscopeError as exc:
@@ -199,7 +206,7 @@ def _wait_until_serving(process: ManagedProcess, url: str, entry_point: str, tim
                 process.raise_exited("it served eth_supportedEntryPoints")
             if time.monotonic() > deadline:
                 raise StartupTimeoutError(
-                    f"Alto at {url} did not list the EntryPoint {entry_point} in eth_supportedEntryPoints "
+                    f"Alto at {url} did not list the EntryPoints {entry_points} in eth_supportedEntryPoints "
                     f"within {timeout:.0f}s ({last})",
                     log_path=process.log_path,
                     log_tail=process.log_tail(),

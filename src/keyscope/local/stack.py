@@ -4,7 +4,8 @@
 
     with LocalStack() as stack:
         stack.rpc_url, stack.bundler_url          # http://127.0.0.1:<port>
-        stack.entry_point, stack.factory, stack.module, stack.nft
+        stack.entry_point, stack.factory, stack.module, stack.nft          # EntryPoint v0.7 and its factory
+        stack.entry_point_v08, stack.factory_v08, stack.delegate         # EntryPoint v0.8, its factory, EIP-7702
         stack.accounts[0]                         # a funded LocalSigner for the test
 
 Development accounts (anvil's mnemonic, path m/44'/60'/0'/0/i): 0 deploys everything and administers the
@@ -40,7 +41,8 @@ _KEY_FUNDING = 1_000 * ETHER
 
 
 class LocalStack:
-    """anvil + EntryPoint v0.7 at its canonical address + keyscope's contracts + Alto, all on 127.0.0.1.
+    """anvil (Prague: EIP-7702) + the EntryPoints v0.7 and v0.8 at their canonical addresses + keyscope's contracts
+    + Alto serving both EntryPoints, all on 127.0.0.1.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. Every process it starts runs in its
     own process group and is stopped on :meth:`stop`, when the ``with`` block exits (also on an
@@ -49,6 +51,7 @@ class LocalStack:
     Options:
 
     * ``chain_id``: anvil's chain id.
+    * ``hardfork``: anvil's hardfork; Prague by default, the first with EIP-7702 (type-4 transactions).
     * ``block_time``: seconds between blocks (interval mining); None mines every transaction at once.
       Contracts are always deployed with instant mining; interval mining starts afterwards.
     * ``disable_code_size_limit``: lift EIP-170 (for contracts over 24 KiB).
@@ -68,6 +71,7 @@ class LocalStack:
         self,
         *,
         chain_id: int = 31337,
+        hardfork: str = "prague",
         block_time: int | None = None,
         disable_code_size_limit: bool = False,
         bundler: bool = True,
@@ -102,6 +106,7 @@ class LocalStack:
             accounts=first_free + accounts,
             mnemonic=mnemonic,
             disable_code_size_limit=disable_code_size_limit,
+            hardfork=hardfork,
             extra_args=tuple(anvil_args),
         )
         self._deployer = LocalSigner(dev_private_key(0, mnemonic))
@@ -233,7 +238,7 @@ class LocalStack:
 
         def launch() -> tuple[ManagedProcess, str]:
             config = AltoConfig(
-                entry_point=contracts.entry_point,
+                entry_point=f"{contracts.entry_point},{contracts.entry_point_v08}",
                 rpc_url=node_url,
                 executor_keys=[signer.private_key for signer in self._executors],
                 utility_key=self._utility.private_key,
@@ -385,8 +390,23 @@ class LocalStack:
 
     @property
     def factory(self) -> str:
-        """The staked ``KeyscopeAccountFactory``."""
+        """The staked ``KeyscopeAccountFactory`` of EntryPoint v0.7."""
         return self._require(self._contracts, "factory").factory
+
+    @property
+    def entry_point_v08(self) -> str:
+        """EntryPoint v0.8 (at its canonical address)."""
+        return self._require(self._contracts, "entry_point_v08").entry_point_v08
+
+    @property
+    def factory_v08(self) -> str:
+        """The staked ``KeyscopeAccountFactory`` of EntryPoint v0.8 (its accounts trust v0.8)."""
+        return self._require(self._contracts, "factory_v08").factory_v08
+
+    @property
+    def delegate(self) -> str:
+        """``KeyscopeDelegate``: keyscope's account for EOAs delegating with EIP-7702, on EntryPoint v0.8."""
+        return self._require(self._contracts, "delegate").delegate
 
     @property
     def module(self) -> str:
@@ -464,7 +484,18 @@ class LocalStack:
         info: dict[str, Any] = {
             "rpc_url": self.rpc_url,
             "chain_id": self.chain_id,
-            **{name: getattr(self.contracts, name) for name in ("entry_point", "factory", "module", "nft")},
+            **{
+                name: getattr(self.contracts, name)
+                for name in (
+                    "entry_point",
+                    "factory",
+                    "module",
+                    "nft",
+                    "entry_point_v08",
+                    "factory_v08",
+                    "delegate",
+                )
+            },
             "deployer": self.deployer.address,
             "accounts": [signer.address for signer in self.accounts],
             "pids": self.pids,
