@@ -14,13 +14,16 @@ anything is sent::
     receipt = session.execute(nft, "safeMint(address)", user).wait()
 """
 
+from .artifacts import ENTRY_POINT_V07, ENTRY_POINT_V08
 from .bundler import Bundler, BundlerClient, FeeQuote, GasEstimate, PendingUserOperation, UserOperationReceipt
 from .calls import encode_function_call, function_call
 from .chain import Chain, RpcChain, Web3Chain
 from .checker import PolicyChecker, check
+from .eoa import EOAOwner
 from .errors import (
     BadInputError,
     BundlerRejectedError,
+    DelegationError,
     KeyscopeError,
     KeyscopeWarning,
     PaymasterError,
@@ -51,6 +54,8 @@ from .userop import PackedUserOperation, UserOperation
 __version__ = "0.1.0"
 
 __all__ = [
+    "ENTRY_POINT_V07",
+    "ENTRY_POINT_V08",
     "BadInputError",
     "Bundler",
     "BundlerClient",
@@ -58,6 +63,8 @@ __all__ = [
     "Call",
     "Chain",
     "Condition",
+    "DelegationError",
+    "EOAOwner",
     "FeeQuote",
     "GasEstimate",
     "GrantRequest",

@@ -25,7 +25,16 @@ from .hexutil import to_address, to_bytes, to_int
 from .revert import describe_revert
 from .rpc import JsonRpcClient, JsonRpcError
 
-__all__ = ["BlockId", "Chain", "Reads", "RpcChain", "Web3Chain", "normalize_transaction", "read_many"]
+__all__ = [
+    "BlockId",
+    "Chain",
+    "Reads",
+    "RpcChain",
+    "Web3Chain",
+    "node_request",
+    "normalize_transaction",
+    "read_many",
+]
 
 BlockId = str | int
 """A block tag ("latest", "pending", "safe", "finalized", "earliest") or a block number."""
@@ -330,6 +339,11 @@ class RpcChain:
         """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
         return _nonce_from(self.call(entry_point, encode_get_nonce(to_address(sender), key)), entry_point)
 
+    def request(self, method: str, params: list[Any]) -> Any:
+        """Any JSON-RPC ``method`` with ``params`` as they go on the wire; the ``result``. For what the
+        :class:`Chain` methods do not cover (see :func:`node_request`)."""
+        return self.client.request(method, params)
+
     def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
         """``eth_sendTransaction``; the node must unlock ``tx["from"]`` (anvil does for its dev accounts)."""
         method = "eth_sendTransaction"
@@ -493,6 +507,18 @@ class Web3Chain:
         """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
         return _nonce_from(self.call(entry_point, encode_get_nonce(to_address(sender), key)), entry_point)
 
+    def request(self, method: str, params: list[Any]) -> Any:
+        """Any JSON-RPC ``method`` through the provider (``make_request``); the ``result``, or
+        :class:`~keyscope.rpc.JsonRpcError` for an error answer."""
+        with self._errors(method):
+            response = self.w3.provider.make_request(method, params)
+        error = response.get("error") if isinstance(response, Mapping) else None
+        if error:
+            raise JsonRpcError(
+                method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data")
+            )
+        return response.get("result") if isinstance(response, Mapping) else None
+
     def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
         """``w3.eth.send_transaction`` (the provider must be able to sign for ``tx["from"]``)."""
         params = self._web3_tx(tx)
@@ -507,6 +533,18 @@ class Reads(NamedTuple):
     results: list[bytes]
     codes: list[bytes]
     timestamp: int | None
+
+
+def node_request(chain: Chain, method: str, params: list[Any]) -> Any:
+    """The ``result`` of the JSON-RPC ``method`` at ``chain``'s node, for methods beyond :class:`Chain`'s
+    (``eth_getStorageAt``, ``eth_sendRawTransaction``, ...). Raises :class:`~keyscope.errors.ConfigurationError`
+    for a chain object that cannot make raw requests."""
+    request = getattr(chain, "request", None)
+    if request is None:
+        raise ConfigurationError(
+            f"{chain!r} cannot send the JSON-RPC request {method}: use a RpcChain (a node URL) or a Web3Chain"
+        )
+    return request(method, params)
 
 
 def read_many(

@@ -2,6 +2,12 @@
 
 :class:`Endpoints` is what the owner's and the session's paths need to build and send operations; the public
 :class:`~keyscope.network.Network` adds the factories of those two objects on top of it.
+
+One network uses one EntryPoint, v0.7 or v0.8, and hashes every operation for it: its version is known from the
+canonical addresses or asked of the EntryPoint once (v0.8 answers ERC-5267's ``eip712Domain()``), so a v0.7 hash
+never goes to v0.8 nor the reverse. Without an EntryPoint given, :meth:`Endpoints.from_urls` takes the one the
+configured factory or EIP-7702 delegate trusts (their ``entryPoint()``), else the canonical v0.7; an account that
+trusts another EntryPoint is refused before anything is sent (:meth:`Endpoints.check_entry_point`).
 """
 
 from __future__ import annotations
@@ -13,19 +19,49 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from .accounts import AccountKind
+from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts import account_id as _account_id
 from .accounts.resolve import check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
 from .bundler.client import BundlerClient
 from .bundler.types import Bundler
 from .chain import Chain, RpcChain
+from .eip7702 import delegate_of
+from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
+from .errors import CallRevertedError, ConfigurationError, UnsupportedAccountError
+from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
+from .userop import UserOperation
 
-__all__ = ["Endpoints"]
+__all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
 
 _IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
+_ENTRY_POINT = keccak(b"entryPoint()")[:4]
+
+
+def entry_point_of(chain: Chain, contract: str) -> str | None:
+    """The ``entryPoint()`` of an account, a factory or an EIP-7702 delegate; None when it answers none."""
+    try:
+        raw = chain.call(to_address(contract, name="contract"), _ENTRY_POINT)
+    except CallRevertedError:
+        return None
+    if len(raw) != 32 or any(raw[:12]):
+        return None
+    return to_address(raw[12:])
+
+
+def entry_point_version(chain: Chain, entry_point: str) -> str:
+    """The version ("0.7" or "0.8") of the EntryPoint at ``entry_point``: known for the canonical addresses, else
+    asked of the contract (``eip712Domain()``, which v0.8 has and v0.7 has not)."""
+    known = canonical_entry_point_version(entry_point)
+    if known is not None:
+        return known
+    try:
+        return entry_point_version_from_domain(chain.call(to_address(entry_point), EIP712_DOMAIN))
+    except CallRevertedError:
+        return "0.7"
+
 
 _E = TypeVar("_E", bound="Endpoints")
 
@@ -33,8 +69,9 @@ _E = TypeVar("_E", bound="Endpoints")
 @dataclass
 class Endpoints:
     """A node (:class:`~keyscope.chain.Chain`), a bundler (:class:`~keyscope.bundler.Bundler`), the EntryPoint
-    v0.7 and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed only
-    to create keyscope accounts, ``paymaster`` only to have operations sponsored.
+    (v0.7 or v0.8) and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed
+    only to create keyscope accounts, ``delegate`` (a ``KeyscopeDelegate``) only to turn EOAs into accounts with
+    EIP-7702 (EntryPoint v0.8), ``paymaster`` only to have operations sponsored.
 
     ``kind`` is the adapter of the accounts used here; None (the default) finds each account's kind out
     (:meth:`kind_for`), with ``owner_validator`` as the validator module owners sign through where the kind
@@ -48,8 +85,11 @@ class Endpoints:
     paymaster: PaymasterClient | None = None
     kind: AccountKind | None = None
     owner_validator: str | None = None
+    delegate: str | None = None
     _chain_id: int | None = field(default=None, init=False, repr=False)
+    _entry_point_version: str | None = field(default=None, init=False, repr=False)
     _kinds: dict[str | None, AccountKind] = field(default_factory=dict, init=False, repr=False)
+    _entry_points_checked: set[str] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.module = to_address(self.module, name="module")
@@ -58,6 +98,8 @@ class Endpoints:
             self.factory = to_address(self.factory, name="factory")
         if self.owner_validator is not None:
             self.owner_validator = to_address(self.owner_validator, name="owner_validator")
+        if self.delegate is not None:
+            self.delegate = to_address(self.delegate, name="delegate")
 
     @classmethod
     def from_urls(
@@ -66,22 +108,43 @@ class Endpoints:
         bundler: str | Bundler,
         *,
         module: str,
-        entry_point: str = ENTRY_POINT_V07,
+        entry_point: str | None = None,
         factory: str | None = None,
         paymaster: str | PaymasterClient | None = None,
         kind: AccountKind | None = None,
         owner_validator: str | None = None,
+        delegate: str | None = None,
         timeout: float = 30.0,
     ) -> _E:
         """From URLs (or ready :class:`~keyscope.chain.Chain` / bundler / paymaster objects); ``timeout`` bounds
         each request in seconds. ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given,
         operations are sponsored. Without ``kind``, each account's kind is found out (:meth:`kind_for`);
         ``owner_validator`` is the validator module owners sign through on accounts that have one (Nexus,
-        Safe7579, ERC-7579 reference accounts). :func:`keyscope.connect` is ``Network.from_urls``."""
+        Safe7579, ERC-7579 reference accounts). ``delegate`` is keyscope's EIP-7702 delegate, for EOAs.
+        :func:`keyscope.connect` is ``Network.from_urls``.
+
+        ``entry_point`` None: the EntryPoint ``factory`` trusts, else the one ``delegate`` trusts (each asked
+        once, with ``entryPoint()``), else the canonical v0.7. A factory and a delegate that trust different
+        EntryPoints are refused (:class:`~keyscope.errors.ConfigurationError`): one network never mixes
+        EntryPoints, and an existing account is checked against it before its owner's first operation
+        (:meth:`check_entry_point`)."""
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):
             paymaster = PaymasterClient(paymaster, timeout=timeout)
+        trusted = {
+            what: entry_point_of(chain, address)
+            for what, address in (("factory", factory), ("delegate", delegate))
+            if address is not None and entry_point is None
+        }
+        if entry_point is None:
+            found = {address for address in trusted.values() if address is not None}
+            if len(found) > 1:
+                raise ConfigurationError(
+                    f"the factory trusts EntryPoint {trusted['factory']} and the delegate {trusted['delegate']}: "
+                    "a network uses one EntryPoint; connect twice, once for each"
+                )
+            entry_point = found.pop() if found else ENTRY_POINT_V07
         return cls(
             chain=chain,
             bundler=client,
@@ -91,6 +154,7 @@ class Endpoints:
             paymaster=paymaster,
             kind=kind,
             owner_validator=owner_validator,
+            delegate=delegate,
         )
 
     @property
@@ -99,6 +163,80 @@ class Endpoints:
         if self._chain_id is None:
             self._chain_id = self.chain.chain_id()
         return self._chain_id
+
+    @property
+    def entry_point_version(self) -> str:
+        """The version of :attr:`entry_point`, "0.7" or "0.8" (known or asked once, see :func:`entry_point_version`)."""
+        if self._entry_point_version is None:
+            self._entry_point_version = entry_point_version(self.chain, self.entry_point)
+        return self._entry_point_version
+
+    def user_op_hash(self, op: UserOperation) -> bytes:
+        """The userOpHash :attr:`entry_point` computes for ``op`` on this chain, for its version. An EIP-7702
+        operation (``factory`` ``"0x7702"``, v0.8) hashes the account's delegate: its authorization's, else the one
+        its code names now."""
+        version = self.entry_point_version
+        delegate = None
+        if op.is_eip7702:
+            if version == "0.7":
+                raise ConfigurationError(
+                    f"an EIP-7702 operation (factory 0x7702) needs EntryPoint v0.8, and this network uses the v0.7 "
+                    f"one at {self.entry_point}: connect(..., entry_point=ENTRY_POINT_V08)"
+                )
+            if op.eip7702_auth is not None:
+                delegate = op.eip7702_auth.address
+            else:
+                delegate = delegate_of(self.chain.get_code(op.sender))
+                if delegate is None:
+                    raise UnsupportedAccountError(
+                        f"{op.sender} does not delegate its code (EIP-7702), so an operation marked as an EIP-7702 "
+                        "account's cannot be hashed: give it the EOA's authorization (eip7702_auth)"
+                    )
+        return user_op_hash(
+            op.pack(), self.entry_point, self.chain_id, version=version, eip7702_delegate=delegate
+        )
+
+    def check_entry_point(self, account: str) -> None:
+        """Raise :class:`~keyscope.errors.ConfigurationError` when the deployed ``account`` (or an EOA's delegate)
+        trusts another EntryPoint than this network's; accounts that do not say (no ``entryPoint()``) pass.
+        Asked once per account."""
+        address = to_address(account, name="account")
+        if address in self._entry_points_checked:
+            return
+        trusted = entry_point_of(self.chain, address)
+        if trusted is not None and trusted != self.entry_point:
+            version = entry_point_version(self.chain, trusted)
+            raise ConfigurationError(
+                f"the account {address} trusts EntryPoint v{version} at {trusted}, but this network sends to the "
+                f"v{self.entry_point_version} one at {self.entry_point}: connect(..., entry_point={trusted!r}) "
+                "for this account"
+            )
+        self._entry_points_checked.add(address)
+
+    def eoa_kind(self, account: str) -> AccountKind:
+        """The adapter for ``account`` as an EOA its owner's key controls: the kind its delegate's code reports when
+        it delegates (EIP-7702), else keyscope's :class:`~keyscope.accounts.KeyscopeDelegateKind` for
+        :attr:`delegate`, to delegate to. Raises :class:`~keyscope.errors.UnsupportedAccountError` for a
+        contract, and :class:`~keyscope.errors.ConfigurationError` when there is no delegate to delegate to."""
+        address = to_address(account, name="account")
+        code = self.chain.get_code(address)
+        current = delegate_of(code)
+        if code and current is None:
+            raise UnsupportedAccountError(
+                f"{address} is a contract, not an EOA: its owner's key is not its own; use net.owner(signer, "
+                "account) with the key that owns it"
+            )
+        if current is not None and (self.delegate is None or current == self.delegate):
+            return self.kind_for(address)
+        if self.delegate is None:
+            where = "has no code" if current is None else f"delegates to {current}"
+            raise ConfigurationError(
+                f"the EOA {address} {where}: to make it an account, connect(..., delegate=...) with keyscope's "
+                "KeyscopeDelegate (LocalStack.delegate on a local stack)"
+            )
+        kind = KeyscopeDelegateKind(self.delegate)
+        self._kinds[address] = kind
+        return kind
 
     def kind_for(self, account: str | None, *, named: str | None = None) -> AccountKind:
         """The adapter for ``account`` (None: the account :attr:`factory` creates), remembered per account:
@@ -120,6 +258,10 @@ class Endpoints:
             )
         self._kinds[key] = found
         return found
+
+    def forget_kind(self, account: str) -> None:
+        """Forget the adapter found for ``account`` (an EOA whose delegation changed): the next use finds it out."""
+        self._kinds.pop(to_address(account, name="account"), None)
 
     def is_deployed(self, account: str) -> bool:
         """Whether ``account`` has code."""

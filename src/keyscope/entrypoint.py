@@ -1,4 +1,5 @@
-"""EntryPoint v0.7 calls and events, encoded and decoded without a web3 or ape dependency."""
+"""EntryPoint calls and events (v0.7 and v0.8 share them), encoded and decoded without a web3 or ape dependency,
+and which EntryPoint version an address is."""
 
 from __future__ import annotations
 
@@ -8,19 +9,23 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
+from .artifacts import ENTRY_POINTS
 from .hexutil import to_address
 from .userop import PackedUserOperation
 
 __all__ = [
+    "EIP712_DOMAIN",
     "PACKED_USEROP_ABI_TYPE",
     "USER_OPERATION_EVENT_TOPIC",
     "USER_OPERATION_REVERT_REASON_TOPIC",
+    "canonical_entry_point_version",
     "decode_user_operation_events",
     "encode_balance_of",
     "encode_deposit_to",
     "encode_get_nonce",
     "encode_get_user_op_hash",
     "encode_handle_ops",
+    "entry_point_version_from_domain",
 ]
 
 PACKED_USEROP_ABI_TYPE = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
@@ -30,11 +35,34 @@ _GET_USER_OP_HASH = keccak(f"getUserOpHash({PACKED_USEROP_ABI_TYPE})".encode())[
 _GET_NONCE = keccak(b"getNonce(address,uint192)")[:4]
 _BALANCE_OF = keccak(b"balanceOf(address)")[:4]
 _DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
+EIP712_DOMAIN = keccak(b"eip712Domain()")[:4]
+"""Calldata of ERC-5267's ``eip712Domain()``: EntryPoint v0.8 answers with its domain, v0.7 has no such function."""
 
 USER_OPERATION_EVENT_TOPIC = keccak(
     b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)"
 )
 USER_OPERATION_REVERT_REASON_TOPIC = keccak(b"UserOperationRevertReason(bytes32,address,uint256,bytes)")
+
+
+def canonical_entry_point_version(address: str) -> str | None:
+    """The version ("0.7", "0.8") of the EntryPoint at ``address`` when it is a canonical address, else None."""
+    checksummed = to_address(address, name="entry_point")
+    for version, release in ENTRY_POINTS.items():
+        if release.address == checksummed:
+            return version
+    return None
+
+
+def entry_point_version_from_domain(result: bytes) -> str:
+    """The version of an EntryPoint from its answer to ``eip712Domain()``: "0.8" when the domain is ERC-4337's
+    (``{name "ERC4337", version "1"}``), else "0.7" (which has no EIP-712 domain)."""
+    try:
+        _fields, name, version, *_rest = abi_decode(
+            ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"], result
+        )
+    except Exception:
+        return "0.7"
+    return "0.8" if (name, version) == ("ERC4337", "1") else "0.7"
 
 
 def encode_handle_ops(ops: list[PackedUserOperation], beneficiary: str) -> bytes:

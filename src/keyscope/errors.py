@@ -18,6 +18,7 @@ __all__ = [
     "BundlerRejectedError",
     "CallRevertedError",
     "ConfigurationError",
+    "DelegationError",
     "DeploymentError",
     "GasCostTooHighError",
     "InvalidAbiError",
@@ -130,6 +131,23 @@ class AccountSetupError(UnsupportedAccountError):
         self.account_id = account_id
         self.kind = kind
         self.validator = validator
+        super().__init__(message)
+
+
+class DelegationError(UnsupportedAccountError):
+    """An EOA's EIP-7702 delegation did not go as asked: its transaction reverted, or the EOA does not delegate to
+    the code expected afterwards.
+
+    ``account`` is the EOA, ``delegate`` the code it was to delegate to (None: to clear its code), ``transaction``
+    the hash of the EOA's own transaction when there was one (0x-hex).
+    """
+
+    def __init__(
+        self, message: str, *, account: str, delegate: str | None = None, transaction: str | None = None
+    ) -> None:
+        self.account = account
+        self.delegate = delegate
+        self.transaction = transaction
         super().__init__(message)
 
 

@@ -4,8 +4,8 @@
   the fields with the dynamic ones (initCode, callData, paymasterAndData) replaced by their hashes.
 * EntryPoint v0.8: the EIP-712 hash of the same fields as a ``PackedUserOperation`` struct, in the domain
   ``{name: "ERC4337", version: "1", chainId, verifyingContract: entryPoint}``. For an EIP-7702 account
-  (``initCode`` starting with ``0x7702``) the hashed initCode is the delegate's address followed by the
-  rest of the initCode, so the delegate must be given.
+  (``initCode`` whose first 20 bytes, zero-padded, are ``0x7702`` followed by zeros) the hashed initCode is the
+  delegate's address followed by the initCode's bytes after the first 20, so the delegate must be given.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from .errors import BadInputError
 from .hexutil import address_word, word
 
 __all__ = [
+    "EIP7702_INIT_CODE",
     "PACKED_USEROP_TYPEHASH",
     "PackedFields",
     "eip712_domain_separator",
+    "is_eip7702_init_code",
     "user_op_hash",
     "user_op_hash_v07",
     "user_op_hash_v08",
@@ -33,7 +35,16 @@ PACKED_USEROP_TYPEHASH = keccak(
 _EIP712_DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-_EIP7702_MARKER = b"\x77\x02"
+EIP7702_INIT_CODE = b"\x77\x02"
+"""The initCode of an EntryPoint v0.8 UserOperation from an EIP-7702 account (bundlers' ``factory: "0x7702"``)."""
+_EIP7702_MARKER_WORD = EIP7702_INIT_CODE.ljust(20, b"\0")
+
+
+def is_eip7702_init_code(init_code: bytes) -> bool:
+    """Whether EntryPoint v0.8 treats ``init_code`` as an EIP-7702 account's: at least 2 bytes, whose first 20
+    (zero-padded, as calldata reads past the end) are ``0x7702`` and 18 zero bytes. A factory whose address merely
+    starts with ``7702`` is a factory."""
+    return len(init_code) >= 2 and init_code[:20].ljust(20, b"\0") == _EIP7702_MARKER_WORD
 
 
 class PackedFields(Protocol):
@@ -94,7 +105,7 @@ def user_op_hash_v08(
 ) -> bytes:
     """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.8 (EIP-712)."""
     init_code = op.init_code
-    if init_code[:2] == _EIP7702_MARKER:
+    if is_eip7702_init_code(init_code):
         if eip7702_delegate is None:
             raise BadInputError(
                 "this UserOperation's initCode starts with the EIP-7702 marker: give eip7702_delegate, "
@@ -107,10 +118,18 @@ def user_op_hash_v08(
     return keccak(b"\x19\x01" + domain + struct_hash)
 
 
-def user_op_hash(op: PackedFields, entry_point: str, chain_id: int, *, version: str = "0.7") -> bytes:
-    """The userOpHash for the EntryPoint ``version`` ("0.7" or "0.8")."""
+def user_op_hash(
+    op: PackedFields,
+    entry_point: str,
+    chain_id: int,
+    *,
+    version: str = "0.7",
+    eip7702_delegate: str | None = None,
+) -> bytes:
+    """The userOpHash for the EntryPoint ``version`` ("0.7" or "0.8"); ``eip7702_delegate`` as for
+    :func:`user_op_hash_v08`."""
     if version == "0.7":
         return user_op_hash_v07(op, entry_point, chain_id)
     if version == "0.8":
-        return user_op_hash_v08(op, entry_point, chain_id)
+        return user_op_hash_v08(op, entry_point, chain_id, eip7702_delegate=eip7702_delegate)
     raise BadInputError(f"unknown EntryPoint version {version!r}: keyscope hashes for '0.7' and '0.8'")

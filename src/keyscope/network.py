@@ -7,19 +7,22 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .endpoints import Endpoints
+from .eoa import EOAOwner
 from .grant import SessionGrant
+from .hexutil import to_address
 from .keys import SessionKey
 from .owner import Owner
 from .session_account import SessionAccount
-from .signers import SignerLike
+from .signers import SignerLike, as_signer
 
 __all__ = ["Network", "connect"]
 
 
 class Network(Endpoints):
     """A node (:class:`~keyscope.chain.Chain`), a bundler (:class:`~keyscope.bundler.Bundler`), the EntryPoint
-    v0.7 and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed only
-    to create keyscope accounts, ``paymaster`` only to have operations sponsored.
+    (v0.7 or v0.8) and the deployed ``SessionKeyValidator``; ``factory`` (a ``KeyscopeAccountFactory``) is needed
+    only to create keyscope accounts, ``delegate`` (a ``KeyscopeDelegate``) only to make EOAs session-capable with
+    EIP-7702, ``paymaster`` only to have operations sponsored.
 
     ``kind`` is the adapter of the accounts used here; None (the default) finds each account's kind out
     (:meth:`kind_for`), with ``owner_validator`` as the validator module owners sign through where the kind
@@ -30,12 +33,23 @@ class Network(Endpoints):
 
     def owner(self, signer: SignerLike, account: str | None = None, *, salt: int = 0) -> Owner:
         """The :class:`~keyscope.owner.Owner` of ``account`` (or, with ``account`` None, of the keyscope account
-        ``signer`` owns at ``salt``, created by its first operation with the session module installed).
+        ``signer`` owns at ``salt``, created by its first operation with the session module installed). With
+        ``account`` the signer's own address, the owner of that EOA (:meth:`eoa`).
 
         ``signer`` is the owner's key: a private key (``"0x"`` and 64 hex digits), an eth-account
         ``LocalAccount``, an ape account or any :class:`~keyscope.signing.HashSigner`; anything else raises
         :class:`~keyscope.errors.BadInputError` (see :func:`keyscope.signers.as_signer`)."""
+        if account is not None:
+            own = as_signer(signer, role="owner")
+            if to_address(account, name="account") == to_address(own.address):
+                return self.eoa(own)
         return Owner(self, signer, account, salt=salt)
+
+    def eoa(self, signer: SignerLike) -> EOAOwner:
+        """The :class:`~keyscope.eoa.EOAOwner` of ``signer``'s own EOA (``signer`` in any form :meth:`owner`
+        takes), made session-capable with EIP-7702 (needs ``delegate``, keyscope's ``KeyscopeDelegate``, and
+        EntryPoint v0.8)."""
+        return EOAOwner(self, as_signer(signer, role="owner"))
 
     def session(
         self,

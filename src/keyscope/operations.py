@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 
 from .bundler.pending import PendingUserOperation
 from .bundler.types import FeeQuote, GasEstimate
+from .eip7702 import Authorization
 from .endpoints import Endpoints
-from .hashing import user_op_hash_v07
 from .paymaster import PaymasterFields
-from .userop import UserOperation
+from .userop import EIP7702_FACTORY, UserOperation
 
 __all__ = ["Draft", "OperationBuilder", "Prepared"]
 
@@ -29,13 +29,15 @@ FEE_TTL = 2.0
 class Draft:
     """What an operation is to do: ``sender`` runs ``call_data`` on nonce lane ``nonce_key``; the account is
     created by ``factory``/``factory_data`` when they are set (:meth:`OperationBuilder.draft` sets them only
-    while the account has no code)."""
+    while the account has no code). An EOA's operation that delegates it (EIP-7702, EntryPoint v0.8) carries its
+    ``eip7702_auth``; it is then marked ``factory: "0x7702"``, so that its hash binds the delegate."""
 
     sender: str
     call_data: bytes
     nonce_key: int
     factory: str | None = None
     factory_data: bytes = b""
+    eip7702_auth: Authorization | None = None
 
 
 class Prepared(NamedTuple):
@@ -129,13 +131,15 @@ class OperationBuilder:
         """
         net = self.network
         fees = self.fee_quote()
+        delegating = draft.eip7702_auth is not None
         fields: dict[str, Any] = {
             "sender": draft.sender,
             "nonce": net.chain.get_nonce(net.entry_point, draft.sender, draft.nonce_key)
             if nonce is None
             else nonce,
-            "factory": draft.factory,
-            "factory_data": draft.factory_data,
+            "factory": EIP7702_FACTORY if delegating else draft.factory,
+            "factory_data": b"" if delegating else draft.factory_data,
+            "eip7702_auth": draft.eip7702_auth,
             "call_data": draft.call_data,
             "max_fee_per_gas": fees.max_fee_per_gas,
             "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
@@ -157,8 +161,8 @@ class OperationBuilder:
         return Prepared(op, gas)
 
     def user_op_hash(self, op: UserOperation) -> bytes:
-        """The v0.7 userOpHash of ``op`` on this network."""
-        return user_op_hash_v07(op.pack(), self.network.entry_point, self.network.chain_id)
+        """The userOpHash of ``op`` on this network, for its EntryPoint's version (:meth:`Endpoints.user_op_hash`)."""
+        return self.network.user_op_hash(op)
 
     def sign(self, op: UserOperation, signature_for: Callable[[bytes], bytes]) -> UserOperation:
         """``op`` with ``signature_for(userOpHash)`` as its signature."""

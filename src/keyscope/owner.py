@@ -19,6 +19,7 @@ from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
 from .chain import read_many
 from .clock import window_now
+from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, KeyscopeWarning, UnsupportedAccountError
 from .execution import Call, encode_execute
@@ -37,6 +38,7 @@ from .session import Permission, Session
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import warn_about_targets
+from .userop import UserOperation
 
 if TYPE_CHECKING:
     from .store import SessionStore
@@ -161,7 +163,7 @@ class Owner:
         self._factory_data = b""
         self._deployment: Deployment | None = None
         self._owner_validator_checked = False
-        self.kind: AccountKind = network.kind_for(account)
+        self.kind: AccountKind = self._resolve_kind(account)
         if account is None:
             deployment = self.kind.deployment(network.chain, self.signer.address, self.creation_modules, salt)
             if deployment is not None:
@@ -181,6 +183,10 @@ class Owner:
 
     def __repr__(self) -> str:
         return f"Owner({self.signer.address} of {self.account})"
+
+    def _resolve_kind(self, account: str | None) -> AccountKind:
+        """The account's adapter (:meth:`Endpoints.kind_for <keyscope.endpoints.Endpoints.kind_for>`)."""
+        return self.network.kind_for(account)
 
     # -- the account --------------------------------------------------------------------------------
 
@@ -221,23 +227,43 @@ class Owner:
             return self.network.supports_sessions(self.account)
         return bool(self._factory_data)
 
-    def execute(self, calls: Call | Sequence[Call]) -> PendingUserOperation:
-        """Send an owner-signed operation making ``calls`` (creating the account first if needed)."""
+    def execute(
+        self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
+    ) -> PendingUserOperation:
+        """Send an owner-signed operation making ``calls`` (creating the account first if needed). An EOA's
+        operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8)."""
+        return self.send(self.build(calls, eip7702_auth=eip7702_auth))
+
+    def send(self, op: UserOperation) -> PendingUserOperation:
+        """Send an operation :meth:`build` made."""
+        return self._builder.send(op)
+
+    def build(
+        self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
+    ) -> UserOperation:
+        """The owner-signed operation :meth:`execute` sends, ready to send (nonce, fees and gas filled in)."""
         kind = self.kind
         call_data = encode_execute([calls] if isinstance(calls, Call) else list(calls))
         draft = self._builder.draft(
             self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
         )
+        if eip7702_auth is not None:
+            draft = dataclasses.replace(draft, eip7702_auth=eip7702_auth)
         if draft.factory is not None and self._deployment is not None:  # this operation creates the account
             draft = dataclasses.replace(draft, call_data=kind.creation_call_data(self._deployment, call_data))
-        if not self._owner_validator_checked and draft.factory is None and self.is_deployed():
+        if (
+            not self._owner_validator_checked
+            and draft.factory is None
+            and eip7702_auth is None
+            and self.is_deployed()
+        ):
             verify_owner_validator(self.network.chain, kind, self.account)
+            self.network.check_entry_point(self.account)
             self._owner_validator_checked = True
         op = self._builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
-        op = self._builder.sign(
+        return self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
         )
-        return self._builder.send(op)
 
     def install_sessions(self) -> PendingUserOperation | None:
         """Install the session module if it is not installed yet; None when there is nothing to do."""

@@ -1,6 +1,6 @@
 """ERC-7677 paymaster service client: ask a sponsor to pay for a UserOperation.
 
-Two calls, as the standard defines them for EntryPoint v0.7:
+Two calls, as the standard defines them for EntryPoint v0.7 (and v0.8, whose fields are the same):
 
 * ``pm_getPaymasterStubData(userOp, entryPoint, chainId, context)``: placeholder paymaster fields with the
   real shape (and the paymaster's gas limits), used while estimating gas;
@@ -29,7 +29,7 @@ GET_DATA = "pm_getPaymasterData"
 
 
 class PaymasterFields(HexRepr, BaseModel):
-    """The paymaster fields of a v0.7 UserOperation, as a paymaster service returns them."""
+    """The paymaster fields of a v0.7/v0.8 UserOperation, as a paymaster service returns them."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 

@@ -6,22 +6,41 @@
   ``initCode``, ``accountGasLimits``, ``gasFees`` and ``paymasterAndData`` packed into bytes.
 
 ``UserOperation.pack()`` and ``PackedUserOperation.unpack()`` convert between them without loss.
+
+The v0.7 and v0.8 EntryPoints take the same struct. A v0.8 operation of an EIP-7702 account may also carry, in
+JSON-RPC only, the EOA's authorization (``eip7702Auth``, put in the bundle's type-4 transaction by the bundler)
+and ``factory: "0x7702"`` (packed as the 2-byte initCode ``0x7702``, which makes the EntryPoint hash the
+account's delegate into the userOpHash).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from .eip7702 import Authorization
 from .errors import BadInputError
-from .hashing import user_op_hash
+from .hashing import EIP7702_INIT_CODE, is_eip7702_init_code, user_op_hash
 from .hexutil import Address, HexBytes32, HexData, HexInt, HexRepr, rpc_name, to_address
 
-__all__ = ["UINT128_MAX", "PackedUserOperation", "UserOperation"]
+__all__ = ["EIP7702_FACTORY", "UINT128_MAX", "PackedUserOperation", "UserOperation"]
 
 UINT128_MAX = 2**128 - 1
 UINT256_MAX = 2**256 - 1
+
+EIP7702_FACTORY = "0x7702"
+"""The ``factory`` of an EIP-7702 account's UserOperation (EntryPoint v0.8, ERC-7769)."""
+
+
+def _parse_factory(value: Any) -> str:
+    if isinstance(value, str) and value.lower() == EIP7702_FACTORY:
+        return EIP7702_FACTORY
+    return to_address(value)
+
+
+Factory = Annotated[str, BeforeValidator(_parse_factory)]
+"""A factory's address, or ``"0x7702"`` for an EIP-7702 account."""
 
 
 class _Wire(HexRepr, BaseModel):
@@ -38,7 +57,7 @@ class UserOperation(_Wire):
 
     sender: Address
     nonce: HexInt
-    factory: Address | None = None
+    factory: Factory | None = None
     factory_data: HexData = b""
     call_data: HexData = b""
     call_gas_limit: HexInt = 0
@@ -51,6 +70,7 @@ class UserOperation(_Wire):
     paymaster_post_op_gas_limit: HexInt = 0
     paymaster_data: HexData = b""
     signature: HexData = b""
+    eip7702_auth: Authorization | None = None
 
     @field_validator(
         "call_gas_limit",
@@ -75,9 +95,25 @@ class UserOperation(_Wire):
 
     # -- conversions ---------------------------------------------------------------------------------
 
+    @property
+    def is_eip7702(self) -> bool:
+        """Whether this is an EIP-7702 account's operation marked as such (``factory`` ``"0x7702"``)."""
+        return self.factory == EIP7702_FACTORY
+
     def pack(self) -> PackedUserOperation:
         """The :class:`PackedUserOperation` the EntryPoint hashes and executes."""
-        init_code = b"" if self.factory is None else bytes.fromhex(self.factory[2:]) + self.factory_data
+        if self.factory is None:
+            init_code = b""
+        elif self.factory == EIP7702_FACTORY:
+            if self.factory_data:
+                raise BadInputError(
+                    "an EIP-7702 operation (factory 0x7702) with factoryData: bundlers pack it as 0x7702 followed "
+                    "by the data, which the EntryPoint does not read as an EIP-7702 initCode; leave factoryData "
+                    "empty"
+                )
+            init_code = EIP7702_INIT_CODE
+        else:
+            init_code = bytes.fromhex(self.factory[2:]) + self.factory_data
         if self.paymaster is None:
             paymaster_and_data = b""
         else:
@@ -101,12 +137,13 @@ class UserOperation(_Wire):
             signature=self.signature,
         )
 
-    def to_rpc(self) -> dict[str, str]:
+    def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC object for ``eth_sendUserOperation`` and ``eth_estimateUserOperationGas``.
 
-        ``factory``/``factoryData`` and the paymaster fields are left out when unset, as bundlers expect.
+        ``factory``/``factoryData``, the paymaster fields and ``eip7702Auth`` are left out when unset, as bundlers
+        expect.
         """
-        out: dict[str, str] = {
+        out: dict[str, Any] = {
             "sender": self.sender,
             "nonce": hex(self.nonce),
         }
@@ -125,6 +162,8 @@ class UserOperation(_Wire):
             out["paymasterPostOpGasLimit"] = hex(self.paymaster_post_op_gas_limit)
             out["paymasterData"] = "0x" + self.paymaster_data.hex()
         out["signature"] = "0x" + self.signature.hex()
+        if self.eip7702_auth is not None:
+            out["eip7702Auth"] = self.eip7702_auth.to_rpc()
         return out
 
     @classmethod
@@ -146,9 +185,16 @@ class UserOperation(_Wire):
             validator.validate_assignment(copy, key if key in fields else _snake(key), value)
         return copy
 
-    def hash(self, entry_point: str, chain_id: int, version: str = "0.7") -> bytes:
-        """The ``userOpHash`` the EntryPoint (``version`` "0.7" or "0.8") computes for this operation."""
-        return user_op_hash(self.pack(), entry_point, chain_id, version=version)
+    def hash(
+        self, entry_point: str, chain_id: int, version: str = "0.7", *, eip7702_delegate: str | None = None
+    ) -> bytes:
+        """The ``userOpHash`` the EntryPoint (``version`` "0.7" or "0.8") computes for this operation. For an
+        EIP-7702 operation (v0.8) the delegate is the authorization's, unless ``eip7702_delegate`` names it."""
+        if eip7702_delegate is None and self.eip7702_auth is not None:
+            eip7702_delegate = self.eip7702_auth.address
+        return user_op_hash(
+            self.pack(), entry_point, chain_id, version=version, eip7702_delegate=eip7702_delegate
+        )
 
 
 def _snake(name: str) -> str:
@@ -170,9 +216,10 @@ class PackedUserOperation(_Wire):
 
     def unpack(self) -> UserOperation:
         """The :class:`UserOperation` JSON-RPC form of this struct."""
-        if 0 < len(self.init_code) < 20:
+        if 0 < len(self.init_code) < 20 and not is_eip7702_init_code(self.init_code):
             raise BadInputError(
-                f"initCode of {len(self.init_code)} bytes: it must be empty or start with a factory"
+                f"initCode of {len(self.init_code)} bytes: it must be empty, start with a factory, or be the "
+                "EIP-7702 marker 0x7702"
             )
         if 0 < len(self.paymaster_and_data) < 52:
             raise BadInputError(
@@ -180,10 +227,14 @@ class PackedUserOperation(_Wire):
                 "the paymaster address and its two 16-byte gas limits"
             )
         pad = self.paymaster_and_data
+        if is_eip7702_init_code(self.init_code):
+            factory: str | None = EIP7702_FACTORY
+        else:
+            factory = to_address(self.init_code[:20]) if self.init_code else None
         return UserOperation(
             sender=self.sender,
             nonce=self.nonce,
-            factory=to_address(self.init_code[:20]) if self.init_code else None,
+            factory=factory,
             factory_data=self.init_code[20:],
             call_data=self.call_data,
             verification_gas_limit=int.from_bytes(self.account_gas_limits[:16], "big"),

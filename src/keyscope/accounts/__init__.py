@@ -1,6 +1,7 @@
 """Adapters for the ERC-7579 accounts keyscope supports."""
 
 from .base import MODULE_TYPE_VALIDATOR, AccountKind, Deployment
+from .delegate import KeyscopeDelegateKind
 from .detect import SUPPORTED_ACCOUNT_IDS, account_id, detect_kind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
@@ -16,6 +17,7 @@ __all__ = [
     "ERC7579AccountKind",
     "KernelAccountKind",
     "KeyscopeAccountKind",
+    "KeyscopeDelegateKind",
     "MSAAccountKind",
     "NexusAccountKind",
     "Safe7579AccountKind",

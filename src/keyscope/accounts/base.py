@@ -66,6 +66,9 @@ class AccountKind(ABC):
     #: The validator module the owner signs through (None: the account checks the owner itself, as keyscope's
     #: own account does).
     owner_validator: str | None = None
+    #: The contract an EIP-7702 account (an EOA) delegates its code to; None for a smart account with code of its
+    #: own. :func:`~keyscope.accounts.detect_kind` sets it for a delegated EOA of any kind.
+    delegate: str | None = None
 
     @abstractmethod
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:

@@ -1,5 +1,6 @@
 """Which adapter an existing account needs, from its ERC-7579 ``accountId()``: the one made for it, else the
-generic ERC-7579 adapter (the reference implementation's conventions)."""
+generic ERC-7579 adapter (the reference implementation's conventions). An EOA that delegates its code with
+EIP-7702 (code ``0xef0100 ‖ delegate``) answers with its delegate's code, and its adapter records the delegate."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
 from ..chain import Chain, RpcChain
+from ..eip7702 import delegate_of
 from ..errors import UnsupportedAccountError
 from ..hexutil import to_address
 from .base import AccountKind
+from .delegate import KeyscopeDelegateKind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind
@@ -24,6 +27,7 @@ _ACCOUNT_ID = keccak(b"accountId()")[:4]
 
 SUPPORTED_ACCOUNT_IDS: tuple[str, ...] = (
     KeyscopeAccountKind.account_id_prefix + "*",
+    KeyscopeDelegateKind.account_id_prefix + "*",
     KernelAccountKind.account_id_prefix,
     NexusAccountKind.account_id_prefix + "*",
     Safe7579AccountKind.account_id_prefix + "*",
@@ -53,6 +57,10 @@ def account_id(chain: Chain, account: str) -> str | None:
     address = to_address(account, name="account")
     if not chain.get_code(address):
         return None
+    return _call_account_id(chain, address)
+
+
+def _call_account_id(chain: Chain, address: str) -> str | None:
     try:
         return str(abi_decode(["string"], chain.call(address, _ACCOUNT_ID))[0])
     except Exception:
@@ -69,18 +77,40 @@ def detect_kind(
     account and other ERC-7579 accounts; Kernel's root validator needs no address). An ``accountId()`` no adapter
     is made for gets the generic :class:`~keyscope.accounts.ERC7579AccountKind` (its ``account_id`` set to it).
     Raises :class:`~keyscope.errors.UnsupportedAccountError` when the address has no code or no ``accountId()``.
+
+    An EOA delegating with EIP-7702 is detected by its delegate's ``accountId()`` like any account, and the adapter's
+    :attr:`~keyscope.accounts.AccountKind.delegate` names the delegate (``KeyscopeDelegate``:
+    :class:`~keyscope.accounts.KeyscopeDelegateKind`).
     """
     chain = _chain(network_or_chain)
     address = to_address(account, name="account")
-    detected = account_id(chain, address)
+    code = chain.get_code(address)
+    delegate = delegate_of(code)
+    detected = _call_account_id(chain, address) if code else None
     if detected is None:
-        reason = "has no code" if not chain.get_code(address) else "answers no ERC-7579 accountId()"
+        if not code:
+            reason = "has no code"
+        elif delegate is not None:
+            reason = (
+                f"is an EOA delegating to {delegate} (EIP-7702), whose code answers no ERC-7579 accountId()"
+            )
+        else:
+            reason = "answers no ERC-7579 accountId()"
         raise UnsupportedAccountError(
-            f"{address} {reason}: keyscope detects the account kind from accountId(); deploy the account first, "
-            "or give its kind explicitly"
+            f"{address} {reason}: keyscope detects the account kind from accountId(); deploy the account first "
+            "(an EOA: delegate it to keyscope's KeyscopeDelegate), or give its kind explicitly"
         )
+    kind = _adapter_for(detected, chain, owner_validator)
+    if delegate is not None:
+        kind.delegate = delegate
+    return kind
+
+
+def _adapter_for(detected: str, chain: Chain, owner_validator: str | None) -> AccountKind:
     if detected.startswith(KeyscopeAccountKind.account_id_prefix):
         return KeyscopeAccountKind()
+    if detected.startswith(KeyscopeDelegateKind.account_id_prefix):
+        return KeyscopeDelegateKind()
     if detected == KernelAccountKind.account_id_prefix:
         return KernelAccountKind(owner_validator=owner_validator)
     if detected.startswith(NexusAccountKind.account_id_prefix):

@@ -16,6 +16,7 @@ from eth_utils import keccak
 from ..errors import AccountSetupError, UnsupportedAccountError
 from ..hexutil import to_address
 from .base import AccountKind
+from .delegate import KeyscopeDelegateKind
 from .detect import account_id, detect_kind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
@@ -32,6 +33,7 @@ ADAPTERS: dict[str, type[AccountKind]] = {
     kind.name: kind
     for kind in (
         KeyscopeAccountKind,
+        KeyscopeDelegateKind,
         KernelAccountKind,
         NexusAccountKind,
         Safe7579AccountKind,
@@ -61,6 +63,8 @@ def kind_named(name: str, *, owner_validator: str | None = None, chain: Chain | 
         )
     if adapter is KeyscopeAccountKind:
         return KeyscopeAccountKind()
+    if adapter is KeyscopeDelegateKind:
+        return KeyscopeDelegateKind()
     if adapter is KernelAccountKind:
         return KernelAccountKind(owner_validator=owner_validator)
     if adapter is NexusAccountKind:

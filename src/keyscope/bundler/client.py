@@ -1,4 +1,4 @@
-"""A JSON-RPC client for any ERC-4337 bundler (ERC-7769 methods, EntryPoint v0.7).
+"""A JSON-RPC client for any ERC-4337 bundler (ERC-7769 methods, EntryPoint v0.7 and v0.8).
 
 Each method has a name constant, one formatter for its params and one parser for its result. A parser
 accepts what real bundlers send (quantities as hex strings or JSON numbers, Alto's and the spec's receipt
@@ -120,7 +120,7 @@ def parse_user_op_hash(result: Any) -> bytes:
 
 
 def parse_gas_estimate(result: Any) -> GasEstimate:
-    """``eth_estimateUserOperationGas`` result (v0.7 fields)."""
+    """``eth_estimateUserOperationGas`` result (v0.7 and v0.8 fields)."""
     return GasEstimate.model_validate(_object(result, "the gas estimate"))
 
 
@@ -317,7 +317,7 @@ class BundlerClient:
             problem = _describe_parse_error(exc)
             raise TransportError(
                 f"{self._rpc.shown_url} answered {method} with a malformed result ({problem}): is this URL an ERC-4337 "
-                "bundler serving EntryPoint v0.7?",
+                "bundler serving EntryPoint v0.7 or v0.8?",
                 url=self._rpc.shown_url,
                 method=method,
             ) from exc

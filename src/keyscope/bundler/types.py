@@ -21,7 +21,7 @@ class _Rpc(HexRepr, BaseModel):
 
 
 class GasEstimate(_Rpc):
-    """``eth_estimateUserOperationGas`` result (v0.7)."""
+    """``eth_estimateUserOperationGas`` result (v0.7 and v0.8)."""
 
     pre_verification_gas: HexInt
     verification_gas_limit: HexInt

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..errors import BundlerRejectedError, KeyscopeError, TransportError
-from ..hashing import user_op_hash_v07
 from ..network import Network
 from ..store import OutboxRecord
 from ..userop import UserOperation
@@ -111,9 +110,8 @@ class Prober:
         return current > op.nonce
 
     def user_op_hash(self, op: UserOperation) -> str:
-        """The v0.7 userOpHash of ``op`` on this network."""
-        net = self.network
-        return "0x" + user_op_hash_v07(op.pack(), net.entry_point, net.chain_id).hex()
+        """The userOpHash of ``op`` on this network (for its EntryPoint's version)."""
+        return "0x" + self.network.user_op_hash(op).hex()
 
     # -- the whole probe ------------------------------------------------------------------------------
 

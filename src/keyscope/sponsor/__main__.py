@@ -48,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chain-id", type=int, default=None, help="the chain id (when there is no --rpc-url)"
     )
-    parser.add_argument("--entry-point", default=ENTRY_POINT_V07, help="EntryPoint v0.7 (default: canonical)")
+    parser.add_argument(
+        "--entry-point",
+        default=ENTRY_POINT_V07,
+        help="the EntryPoint the paymaster serves, v0.7 or v0.8 (default: the canonical v0.7)",
+    )
     parser.add_argument(
         "--signer-key-env",
         default=DEFAULT_KEY_ENV,

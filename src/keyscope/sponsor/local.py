@@ -33,7 +33,9 @@ class LocalSponsor:
     * ``policy``: what is sponsored; by default every account, and only the stack's demo NFT;
     * ``signer``: the sponsor's key (default: a new random one);
     * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
-      read its own storage during validation, as ERC-7562 requires).
+      read its own storage during validation, as ERC-7562 requires);
+    * ``entry_point``: the EntryPoint the paymaster serves (default: the stack's v0.7; ``stack.entry_point_v08``
+      for v0.8).
 
     The paymaster is deployed (from the stack's deployer, who owns it) by :meth:`start`; the service is
     stopped by :meth:`stop` (the paymaster stays on the chain).
@@ -48,8 +50,10 @@ class LocalSponsor:
         deposit: int = 10 * ETHER,
         stake: int = ETHER,
         unstake_delay: int = 86_400,
+        entry_point: str | None = None,
     ) -> None:
         self.stack = stack
+        self.entry_point = entry_point
         self.signer = signer or LocalSigner.generate()
         self.deposit = deposit
         self.stake = stake
@@ -67,7 +71,7 @@ class LocalSponsor:
             self._paymaster = deploy_sponsor_paymaster(
                 stack.node,
                 stack.deployer.address,
-                entry_point=stack.entry_point,
+                entry_point=self._entry_point,
                 signer=self.signer.address,
                 deposit=self.deposit,
                 stake=self.stake,
@@ -78,7 +82,7 @@ class LocalSponsor:
             paymaster=self._paymaster,
             signer=self.signer,
             chain_id=stack.chain_id,
-            entry_point=stack.entry_point,
+            entry_point=self._entry_point,
             policy=policy,
             clock=chain_clock(stack.rpc_url),
         )
@@ -118,7 +122,11 @@ class LocalSponsor:
 
     def state(self) -> PaymasterState:
         """The paymaster's signer, owner, deposit and stake, read from the chain."""
-        return paymaster_state(self.stack.node, self.paymaster, self.stack.entry_point)
+        return paymaster_state(self.stack.node, self.paymaster, self._entry_point)
+
+    @property
+    def _entry_point(self) -> str:
+        return self.entry_point or self.stack.entry_point
 
     def _running(self) -> SponsorServer:
         if self._server is None:

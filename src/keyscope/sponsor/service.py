@@ -217,7 +217,7 @@ class Sponsor:
         if given_entry_point != self.entry_point:
             raise SponsorshipRefused(
                 INVALID_PARAMS,
-                f"EntryPoint {given_entry_point} is not supported: this sponsor serves EntryPoint v0.7 at "
+                f"EntryPoint {given_entry_point} is not supported: this sponsor serves the EntryPoint at "
                 f"{self.entry_point}",
                 {"reason": "entryPoint", "entryPoint": given_entry_point, "supported": [self.entry_point]},
             )
@@ -238,12 +238,14 @@ class Sponsor:
     @staticmethod
     def _user_operation(raw: Any) -> UserOperation:
         if not isinstance(raw, dict):
-            raise SponsorshipRefused(INVALID_PARAMS, "userOp must be a JSON object (EntryPoint v0.7 fields)")
+            raise SponsorshipRefused(
+                INVALID_PARAMS, "userOp must be a JSON object (EntryPoint v0.7/v0.8 fields)"
+            )
         packed = [name for name in _PACKED_ONLY_FIELDS if raw.get(name) not in (None, "0x")]
         if packed:
             raise SponsorshipRefused(
                 INVALID_PARAMS,
-                f"userOp has {', '.join(packed)}: give the EntryPoint v0.7 JSON-RPC form (factory/factoryData, "
+                f"userOp has {', '.join(packed)}: give the EntryPoint v0.7/v0.8 JSON-RPC form (factory/factoryData, "
                 "separate gas limits and fees, paymaster fields)",
             )
         fields = {key: value for key, value in raw.items() if key in _OP_FIELDS and value is not None}

@@ -1,0 +1,62 @@
+"""keyscope's account for EOAs (``contracts/KeyscopeDelegate.sol``): an EOA delegates its code to it with EIP-7702
+and its own key becomes the owner.
+
+* Nonce: as keyscope's own account, the top 20 bytes of the 192-bit key name the validator; key 0 (and any key
+  naming no installed validator) is the owner. The low 4 bytes of the key are free for parallel lanes.
+* Creation: none; the EOA exists already. It *delegates*: an EIP-7702 authorization signed by its key, carried
+  by its first operation (EntryPoint v0.8) or by a type-4 transaction (:mod:`keyscope.eoa`).
+* ERC-1271: the EOA's 65-byte ECDSA signature over the digest itself.
+* Storage: the delegate keeps its modules under the ERC-7201 namespace ``keyscope.storage.KeyscopeDelegate``
+  (:func:`delegate_validator_slot` says where a validator's entry is, so that it can be read before the EOA
+  delegates).
+"""
+
+from __future__ import annotations
+
+from eth_abi import encode as abi_encode
+
+from ..errors import BadInputError
+from ..hexutil import keccak, to_address
+from .base import AccountKind
+
+__all__ = ["DELEGATE_STORAGE_LOCATION", "KeyscopeDelegateKind", "delegate_validator_slot"]
+
+DELEGATE_STORAGE_LOCATION = (
+    int.from_bytes(
+        keccak((int.from_bytes(keccak(b"keyscope.storage.KeyscopeDelegate"), "big") - 1).to_bytes(32, "big")),
+        "big",
+    )
+    & ~0xFF
+)
+"""The delegate's ERC-7201 namespace: ``keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate"))
+- 1)) & ~0xff``. Its slots, from there: the validators (an OpenZeppelin ``EnumerableSet.AddressSet``: values at +0,
+positions at +1), the executors (+2, +3), the fallback handlers by selector (+4), each handler's selector count
+(+5)."""
+
+_VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
+
+
+def delegate_validator_slot(module: str) -> int:
+    """The storage slot (in the EOA's storage) holding the position of ``module`` in the delegate's validator set:
+    non-zero exactly when the delegate has it installed as a validator. ``_positions`` maps the address as a
+    ``bytes32`` (left-padded) to its 1-based index."""
+    key = abi_encode(["address", "uint256"], [to_address(module, name="module"), _VALIDATOR_POSITIONS])
+    return int.from_bytes(keccak(key), "big")
+
+
+class KeyscopeDelegateKind(AccountKind):
+    """Adapter for an EOA delegating to ``KeyscopeDelegate``; ``delegate`` is the delegate's address when known."""
+
+    account_id_prefix = "keyscope.delegate."
+    name = "keyscope-7702"
+    sessions_can_create = False
+
+    def __init__(self, delegate: str | None = None) -> None:
+        self.delegate = to_address(delegate, name="delegate") if delegate is not None else None
+
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        if not 0 <= lane < 2**32:
+            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes this account leaves free")
+        if validator is None:
+            return lane
+        return (int(to_address(validator), 16) << 32) | lane

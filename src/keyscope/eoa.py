@@ -1,0 +1,389 @@
+"""An EOA as a session-capable account: EIP-7702 delegation to ``KeyscopeDelegate`` on EntryPoint v0.8.
+
+The EOA keeps its address, its assets, its history and its key; its key becomes the owner of keyscope's account.
+:meth:`EOAOwner.upgrade` does it in one step: the EOA signs an EIP-7702 authorization for the delegate, and one
+UserOperation carries it (``eip7702Auth``), installs the session module and enables the session. Where no
+bundler can carry the authorization, ``upgrade(..., transaction=True)`` does the same in the EOA's own type-4
+transaction. From then on sessions work as on any other account (:meth:`Network.session
+<keyscope.network.Network.session>`).
+
+Every operation (or transaction) that delegates the EOA to the delegate, the first or a later one after the EOA
+delegated elsewhere, starts a new epoch at the session module: ``invalidateAllSessions()`` runs before anything
+else, so no session and no enable signature from before the delegation comes back. :meth:`EOAOwner.undelegate`
+leaves the other way: one transaction of the EOA clears (or moves) the delegation and invalidates every session
+at the module, so that even a later delegation back made without keyscope finds no live session.
+
+The EOA's key still signs ordinary transactions: the owner can always act directly, for instance revoke with
+:meth:`EOAOwner.revoke_directly` (a transaction to the module, which keys everything by its caller). A session
+key cannot: it is not the EOA's key, and the module refuses any call of a session to the account itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from eth_abi import encode as abi_encode
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+
+from .accounts import AccountKind
+from .accounts.delegate import delegate_validator_slot
+from .bundler.pending import PendingUserOperation
+from .chain import node_request, read_many
+from .eip7702 import SET_CODE_TX_TYPE, Authorization, delegate_of, sign_authorization
+from .endpoints import Endpoints
+from .errors import BadInputError, ConfigurationError, DelegationError
+from .execution import Call, encode_execute
+from .grant import SessionGrant
+from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
+from .module import (
+    INVALIDATE_ALL_SESSIONS,
+    IS_SESSION_ACTIVE,
+    decode_bool,
+    decode_epoch,
+    enable_session_data,
+    epoch_of_data,
+    revoke_session_data,
+)
+from .owner import GrantRequest, Owner, PendingGrant
+from .session import SESSION_ABI_TYPE, Permission, Session
+from .signing import HashSigner
+from .userop import UserOperation
+
+__all__ = ["DelegationState", "EOAOwner", "TransactionReceipt"]
+
+_IS_INITIALIZED = keccak(b"isInitialized(address)")[:4]
+_DYNAMIC_FEE_TX_TYPE = 2
+_GAS_MARGIN = 1.2
+
+TransactionReceipt = dict[str, Any]
+"""A transaction receipt as the node returns it (``eth_getTransactionReceipt``)."""
+
+
+class DelegationState(NamedTuple):
+    """Where an EOA stands, read in a few requests (:meth:`EOAOwner.delegation`)."""
+
+    delegate: str | None
+    """The delegate its code names now (None: it has no code)."""
+    transaction_nonce: int
+    """Its next transaction nonce (what an authorization must name when someone else's transaction carries it)."""
+    epoch: int
+    """Its epoch at the session module."""
+    module_initialized: bool
+    """The module's ``isInitialized(eoa)``."""
+    module_registered: bool
+    """Whether keyscope's delegate holds the module as a validator in the EOA's storage (its ERC-7201 namespace):
+    readable before the EOA delegates, and left there by an earlier delegation."""
+
+
+def encode_install_sessions(sessions: Sequence[Session]) -> bytes:
+    """The session module's ``onInstall`` data enabling ``sessions``: ``abi.encode(Session[])`` (empty: none)."""
+    if not sessions:
+        return b""
+    return abi_encode([f"{SESSION_ABI_TYPE}[]"], [[session.as_abi() for session in sessions]])
+
+
+class EOAOwner(Owner):
+    """The owner of an EOA, holding the EOA's own key: the account is the EOA itself, and keyscope's account runs in
+    it through EIP-7702 delegation to ``network.delegate`` (a ``KeyscopeDelegate`` on EntryPoint v0.8).
+
+    Get it with :meth:`Network.owner <keyscope.network.Network.owner>` given the signer's own address, or
+    :meth:`Network.eoa <keyscope.network.Network.eoa>`.
+    """
+
+    def __init__(self, network: Endpoints, signer: HashSigner, account: str | None = None) -> None:
+        own = to_address(signer.address)
+        if account is not None and to_address(account, name="account") != own:
+            raise BadInputError(
+                f"an EOA's owner is its own key: {signer.address} cannot own the EOA {account}; give the EOA's key"
+            )
+        self._ready = False
+        super().__init__(network, signer, own)
+
+    def __repr__(self) -> str:
+        return f"EOAOwner({self.account})"
+
+    def _resolve_kind(self, account: str | None) -> AccountKind:
+        return self.network.eoa_kind(self.signer.address)
+
+    # -- where the EOA stands --------------------------------------------------------------------------
+
+    @property
+    def delegate(self) -> str:
+        """keyscope's delegate this EOA delegates (or is to delegate) to."""
+        if self.network.delegate is None:
+            raise ConfigurationError(
+                "no EIP-7702 delegate configured: connect(..., delegate=...) with keyscope's KeyscopeDelegate"
+            )
+        return self.network.delegate
+
+    def delegation(self) -> DelegationState:
+        """The EOA's delegation, transaction nonce and state at the session module and in keyscope's delegate."""
+        net, account = self.network, self.account
+        (epoch, initialized), (code,), _ = read_many(
+            net.chain,
+            [
+                (net.module, epoch_of_data(account)),
+                (net.module, _IS_INITIALIZED + bytes(12) + to_bytes(account)),
+            ],
+            codes=(account,),
+        )
+        nonce = int(node_request(net.chain, "eth_getTransactionCount", [account, "pending"]), 16)
+        slot = node_request(
+            net.chain, "eth_getStorageAt", [account, hex(delegate_validator_slot(net.module)), "latest"]
+        )
+        return DelegationState(
+            delegate=delegate_of(code),
+            transaction_nonce=nonce,
+            epoch=decode_epoch(epoch),
+            module_initialized=decode_bool(initialized),
+            module_registered=int(slot, 16) != 0,
+        )
+
+    def is_delegated(self) -> bool:
+        """Whether the EOA delegates to keyscope's delegate now."""
+        return delegate_of(self.network.chain.get_code(self.account)) == self.delegate
+
+    def supports_sessions(self) -> bool:
+        """Whether sessions can be granted now: the EOA delegates to keyscope's delegate and it has the module."""
+        if self._ready:
+            return True
+        state = self.delegation()
+        self._ready = state.delegate == self.delegate and state.module_registered
+        return self._ready
+
+    # -- becoming session-capable ----------------------------------------------------------------------
+
+    def _setup(self, state: DelegationState, sessions: Sequence[Session]) -> tuple[list[Call], bool, int]:
+        """The calls that leave the EOA (delegated to keyscope's delegate in the same operation, or already) with
+        the module installed, a new epoch and ``sessions`` enabled in it; whether they need an authorization; the
+        module's epoch once they ran.
+
+        The new epoch comes first, whatever the EOA's state: the delegation may be new, or the EOA may have left
+        and come back (or someone may have landed its authorization before this operation), and the module keeps
+        what an earlier delegation left. Nothing granted before survives it."""
+        module, account = self.network.module, self.account
+        calls = [Call(module, 0, INVALIDATE_ALL_SESSIONS)]
+        epoch = state.epoch + 1
+        if state.module_registered:
+            calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)
+        else:
+            if state.module_initialized:  # the delegate's install clears it once more: one more epoch
+                epoch += 1
+            calls.append(self.kind.install_validator_call(account, module, encode_install_sessions(sessions)))
+        return calls, state.delegate != self.delegate, epoch
+
+    def _authorization(self, nonce: int) -> Authorization:
+        return sign_authorization(self.signer, self.network.chain_id, self.delegate, nonce)
+
+    def install_sessions(self) -> PendingUserOperation | None:
+        """Delegate the EOA to keyscope's delegate and install the session module in a new epoch, in one operation
+        carrying the EOA's authorization; None when the EOA delegates to it with the module installed already
+        (nothing changes then: :meth:`upgrade` always starts a new epoch). A first session is better granted in
+        the same operation: :meth:`upgrade`."""
+        state = self.delegation()
+        if state.delegate == self.delegate and state.module_registered:
+            return None
+        calls, delegating, _ = self._setup(state, ())
+        auth = self._authorization(state.transaction_nonce) if delegating else None
+        return self.execute(calls, eip7702_auth=auth)
+
+    def build_upgrade(
+        self, key: Any, permissions: Iterable[Permission], **window: Any
+    ) -> tuple[UserOperation, GrantRequest]:
+        """The one operation that makes the EOA session-capable and grants ``permissions`` to ``key`` (see
+        :meth:`upgrade`), signed and not sent, with the request of the grant it makes."""
+        state, request, calls, delegating = self._plan_upgrade(key, permissions, window)
+        auth = self._authorization(state.transaction_nonce) if delegating else None
+        return self.build(calls, eip7702_auth=auth), request
+
+    def send_upgrade(self, key: Any, permissions: Iterable[Permission], **window: Any) -> PendingGrant:
+        """Send :meth:`build_upgrade`'s operation; :meth:`PendingGrant.wait <keyscope.owner.PendingGrant.wait>`
+        gives the grant."""
+        op, request = self.build_upgrade(key, permissions, **window)
+        return PendingGrant(self.send(op), request)
+
+    def upgrade(
+        self,
+        key: Any,
+        permissions: Iterable[Permission],
+        *,
+        transaction: bool = False,
+        timeout: float = 60.0,
+        **window: Any,
+    ) -> SessionGrant:
+        """Make the EOA session-capable and grant ``permissions`` to the session ``key``, in one step.
+
+        The EOA's key signs an EIP-7702 authorization for keyscope's delegate (for this chain only, at the EOA's
+        current nonce) and one UserOperation that carries it, starts a new epoch at the session module, installs
+        the module and enables the session; the EOA's address, balance and assets stay where they are. With
+        ``transaction``, the EOA sends the same as its own type-4 transaction (paying its gas) instead, for
+        bundlers that cannot carry authorizations. On an EOA that delegates to the delegate already, no
+        authorization is needed, and the operation still starts a new epoch: every earlier session of the EOA
+        dies (to add a session beside others, :meth:`grant <keyscope.owner.Owner.grant>`). The window options are
+        :meth:`Owner.session_for <keyscope.owner.Owner.session_for>`'s. Returns the grant once the session is
+        active on chain."""
+        if transaction:
+            state, request, calls, delegating = self._plan_upgrade(key, permissions, window)
+            self._transact_setup(state, calls, delegating)
+            grant = request.enabled_on_chain()
+        else:
+            grant = self.send_upgrade(key, permissions, **window).wait(timeout)
+        self._check_active(grant)
+        self._ready = True
+        return grant
+
+    def _plan_upgrade(
+        self, key: Any, permissions: Iterable[Permission], window: dict[str, Any]
+    ) -> tuple[DelegationState, GrantRequest, list[Call], bool]:
+        state = self.delegation()
+        session = self.session_for(key, permissions, **window)
+        calls, delegating, epoch = self._setup(state, (session,))
+        return state, self._request(session, epoch, deployed=True), calls, delegating
+
+    def _check_active(self, grant: SessionGrant) -> None:
+        net = self.network
+        data = IS_SESSION_ACTIVE + abi_encode(["address", "bytes32"], [self.account, grant.session_id])
+        if not decode_bool(net.chain.call(net.module, data)):
+            raise DelegationError(
+                f"the upgrade of {self.account} landed, but session 0x{grant.session_id.hex()} is not active at the "
+                "module: its epoch moved in between (another operation of the owner?); grant again",
+                account=self.account,
+                delegate=self.delegate,
+            )
+
+    # -- grants need the module first ----------------------------------------------------------------
+
+    def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
+        """As :meth:`Owner.prepare_grant <keyscope.owner.Owner.prepare_grant>`, once the EOA is session-capable
+        (:meth:`upgrade` or :meth:`install_sessions` first: the delegation moves the epoch grants are bound to)."""
+        if not self.supports_sessions():
+            raise ConfigurationError(
+                f"the EOA {self.account} is not session-capable yet (not delegated to {self.delegate}, or without "
+                "the session module): owner.upgrade(key, permissions) grants the first session in the operation "
+                "that delegates it"
+            )
+        return super().prepare_grant(key, permissions, **window)
+
+    # -- the EOA's own transactions -------------------------------------------------------------------
+
+    def send_transaction(
+        self,
+        to: str,
+        data: bytes = b"",
+        *,
+        value: int = 0,
+        authorization: Authorization | None = None,
+        timeout: float = 60.0,
+    ) -> TransactionReceipt:
+        """Send a transaction from the EOA itself, signed by its key (type 2, or type 4 carrying
+        ``authorization``), and wait for it; raises :class:`~keyscope.errors.DelegationError` when it reverts."""
+        chain, account = self.network.chain, self.account
+        nonce = int(node_request(chain, "eth_getTransactionCount", [account, "pending"]), 16)
+        priority = chain.max_priority_fee()
+        tx: dict[str, Any] = {
+            "type": SET_CODE_TX_TYPE if authorization is not None else _DYNAMIC_FEE_TX_TYPE,
+            "chainId": self.network.chain_id,
+            "nonce": nonce,
+            "to": to_address(to),
+            "value": value,
+            "data": "0x" + data.hex(),
+            "maxPriorityFeePerGas": priority,
+            "maxFeePerGas": 2 * chain.base_fee() + priority,
+            "accessList": [],
+        }
+        estimate: dict[str, Any] = {
+            "from": account,
+            "to": tx["to"],
+            "value": hex(value),
+            "data": tx["data"],
+        }
+        if authorization is not None:
+            tx["authorizationList"] = [authorization.to_transaction()]
+            estimate["authorizationList"] = [
+                {key: hex(item) if isinstance(item, int) else item for key, item in entry.items()}
+                for entry in tx["authorizationList"]
+            ]
+        tx["gas"] = int(int(node_request(chain, "eth_estimateGas", [estimate]), 16) * _GAS_MARGIN)
+        unsigned = TypedTransaction.from_dict(tx)
+        signature = self.signer.sign_hash(bytes(unsigned.hash()))
+        signed = TypedTransaction.from_dict(
+            {
+                **tx,
+                "v": signature[64] - 27,
+                "r": int.from_bytes(signature[:32], "big"),
+                "s": int.from_bytes(signature[32:64], "big"),
+            }
+        )
+        tx_hash = node_request(chain, "eth_sendRawTransaction", ["0x" + signed.encode().hex()])
+        receipt = _wait_for_receipt(self, tx_hash, timeout)
+        if int(receipt["status"], 16) != 1:
+            raise DelegationError(
+                f"the EOA's transaction {tx_hash} to {tx['to']} reverted: see it with the node's trace",
+                account=account,
+                delegate=authorization.address if authorization is not None else None,
+                transaction=tx_hash,
+            )
+        return receipt
+
+    def _transact_setup(
+        self, state: DelegationState, calls: list[Call], delegating: bool
+    ) -> TransactionReceipt:
+        # the EOA's own transaction increments its nonce before the authorization is checked: nonce + 1
+        auth = self._authorization(state.transaction_nonce + 1) if delegating else None
+        receipt = self.send_transaction(self.account, encode_execute(calls), authorization=auth)
+        if not self.is_delegated():
+            raise DelegationError(
+                f"the EOA's transaction {receipt['transactionHash']} was mined but {self.account} does not delegate "
+                f"to {self.delegate}: the node skipped its authorization",
+                account=self.account,
+                delegate=self.delegate,
+                transaction=receipt["transactionHash"],
+            )
+        return receipt
+
+    def revoke_directly(self, grant: SessionGrant | bytes | str) -> TransactionReceipt:
+        """Revoke a session with the EOA's own transaction to the module (no bundler, no UserOperation)."""
+        session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
+        return self.send_transaction(self.network.module, revoke_session_data(session_id))
+
+    def invalidate_all_directly(self) -> TransactionReceipt:
+        """Invalidate every session of the EOA with its own transaction to the module."""
+        return self.send_transaction(self.network.module, INVALIDATE_ALL_SESSIONS)
+
+    def undelegate(self, to: str | None = None) -> TransactionReceipt:
+        """Leave keyscope's delegate: one transaction of the EOA that clears its code (``to`` None) or delegates it
+        to ``to``, and invalidates every session at the module, so that a later delegation back to keyscope's
+        delegate (made with keyscope or without) finds none alive."""
+        target = ZERO_ADDRESS if to is None else to_address(to, name="to")
+        state = self.delegation()
+        auth = sign_authorization(self.signer, self.network.chain_id, target, state.transaction_nonce + 1)
+        receipt = self.send_transaction(self.network.module, INVALIDATE_ALL_SESSIONS, authorization=auth)
+        now = delegate_of(self.network.chain.get_code(self.account))
+        if now != (None if to is None else target):
+            raise DelegationError(
+                f"the EOA's transaction {receipt['transactionHash']} was mined but {self.account} delegates to {now}",
+                account=self.account,
+                delegate=None if to is None else target,
+                transaction=receipt["transactionHash"],
+            )
+        self._ready = False
+        self.network.forget_kind(self.account)
+        return receipt
+
+
+def _wait_for_receipt(owner: EOAOwner, tx_hash: str, timeout: float) -> TransactionReceipt:
+    deadline = time.monotonic() + timeout
+    while True:
+        receipt = node_request(owner.network.chain, "eth_getTransactionReceipt", [tx_hash])
+        if receipt is not None:
+            result: TransactionReceipt = receipt
+            return result
+        if time.monotonic() > deadline:
+            raise DelegationError(
+                f"the EOA's transaction {tx_hash} was not mined within {timeout:.0f}s: is the node mining?",
+                account=owner.account,
+                transaction=tx_hash,
+            )
+        time.sleep(0.05)
