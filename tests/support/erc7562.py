@@ -15,7 +15,9 @@ How the trace is read:
   is taken from the stack (for ``CREATE2``, from the parent's stack once the frame returns). A call whose next
   step stays at the same depth ran no code: a precompile, or an address without code.
 * **Phases.** The frames the EntryPoint (depth 1) opens during validation are, per operation and in this order:
-  ``SenderCreator.createSender`` (the *factory* phase, when the operation has ``initCode``), the account's
+  ``SenderCreator.createSender`` (the *factory* phase, when the operation has ``initCode``; for an EIP-7702
+  account, EntryPoint v0.8's ``SenderCreator.initEip7702Sender`` when its initCode holds more than the
+  ``0x7702`` marker, and no factory phase otherwise), the account's
   ``validateUserOp`` (the *account* phase) and the paymaster's ``validatePaymasterUserOp`` (the *paymaster*
   phase). Every frame below one of them belongs to its phase. Validation ends at the EntryPoint's first call
   to itself (``innerHandleOp``, the execution), or with the trace when validation reverted.
@@ -46,6 +48,12 @@ The rules checked (numbers as in ERC-7562), in every frame of every phase except
 
 An entity is *staked* when its EntryPoint stake is at least ``min_stake`` (default 1 ether) with an unstake
 delay of at least ``MIN_UNSTAKE_DELAY`` (one day) and not withdrawing.
+
+EIP-7702 accounts (EntryPoint v0.8): an operation carrying the EOA's authorization is traced with it
+(``authorizationList`` in the traced call, as the bundler's type-4 transaction carries it), and its sender counts
+as an account that existed before the operation: the delegation is in place before validation begins, and the
+EOA was there all along. The EntryPoint reading the sender's code to find its delegate is its own code, as the
+rules allow.
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
+from keyscope.eip7702 import Authorization
 from keyscope.entrypoint import encode_handle_ops
+from keyscope.hashing import is_eip7702_init_code
 from keyscope.hexutil import to_address, to_bytes
 from keyscope.revert import describe_revert
 from keyscope.rpc import JsonRpcClient
@@ -144,6 +154,7 @@ _VALIDATE_PAYMASTER = keccak(
     b"validatePaymasterUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
 )[:4]
 _CREATE_SENDER = keccak(b"createSender(bytes)")[:4]
+_INIT_EIP7702_SENDER = keccak(b"initEip7702Sender(address,bytes)")[:4]
 _DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
 _GET_DEPOSIT_INFO = keccak(b"getDepositInfo(address)")[:4]
 
@@ -324,7 +335,10 @@ def _expected_phases(ops: Sequence[PackedUserOperation]) -> list[_Expected]:
     expected = []
     for index, op in enumerate(ops):
         sender = to_address(op.sender)
-        if op.init_code:
+        if is_eip7702_init_code(op.init_code):
+            if len(op.init_code) > 20:  # SenderCreator calls the delegated account with the rest
+                expected.append(_Expected("factory", index, sender, sender))
+        elif op.init_code:
             expected.append(_Expected("factory", index, to_address(op.init_code[:20]), sender))
         expected.append(_Expected("account", index, sender, sender))
         if op.paymaster_and_data:
@@ -463,7 +477,7 @@ def parse_validation_trace(
 
 def _phase_kind(frame: Frame) -> str | None:
     selector = frame.selector
-    if selector == _CREATE_SENDER:
+    if selector in (_CREATE_SENDER, _INIT_EIP7702_SENDER):
         return "factory"
     if selector == _VALIDATE_USER_OP:
         return "account"
@@ -941,10 +955,19 @@ class Erc7562Checker:
     def trace(
         self, ops: Sequence[UserOperation | PackedUserOperation], block: str = "latest"
     ) -> dict[str, Any]:
-        """The raw struct-log trace of ``handleOps(ops, submitter)`` sent by ``submitter``."""
+        """The raw struct-log trace of ``handleOps(ops, submitter)`` sent by ``submitter``, with the operations'
+        EIP-7702 authorizations in its ``authorizationList`` as a bundler's type-4 transaction carries them."""
         packed = [op.pack() if isinstance(op, UserOperation) else op for op in ops]
         data = encode_handle_ops(packed, self.submitter)
-        tx = {"from": self.submitter, "to": self.entry_point, "data": "0x" + data.hex(), "gas": hex(self.gas)}
+        tx: dict[str, Any] = {
+            "from": self.submitter,
+            "to": self.entry_point,
+            "data": "0x" + data.hex(),
+            "gas": hex(self.gas),
+        }
+        authorizations = _authorizations(ops)
+        if authorizations:
+            tx["authorizationList"] = [auth.to_rpc() for auth in authorizations]
         options = {
             "enableMemory": True,
             "disableStack": False,
@@ -970,7 +993,8 @@ class Erc7562Checker:
         if stakes is None:
             stakes = {address: self.stake_of(address, block) for address in {p.entity for p in parsed.phases}}
         senders = {phase.sender for phase in parsed.phases} | {to_address(op.sender) for op in ops}
-        existed = {sender: self.has_code(sender, block) for sender in senders}
+        delegated = {to_address(op.sender) for op in ops if is_eip7702_init_code(_packed(op).init_code)}
+        existed = {sender: sender in delegated or self.has_code(sender, block) for sender in senders}
         return check_trace(
             parsed,
             stakes=stakes,
@@ -979,3 +1003,11 @@ class Erc7562Checker:
             min_stake=self.min_stake,
             extra_precompiles=extra_precompiles,
         )
+
+
+def _packed(op: UserOperation | PackedUserOperation) -> PackedUserOperation:
+    return op.pack() if isinstance(op, UserOperation) else op
+
+
+def _authorizations(ops: Sequence[UserOperation | PackedUserOperation]) -> list[Authorization]:
+    return [op.eip7702_auth for op in ops if isinstance(op, UserOperation) and op.eip7702_auth is not None]

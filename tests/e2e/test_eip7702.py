@@ -1,0 +1,668 @@
+"""EIP-7702 and EntryPoint v0.8 on a real anvil (Prague) and Alto: an EOA delegates to keyscope's account
+(``KeyscopeDelegate``) and becomes session-capable in one operation, and the attacks on that path fail.
+
+Everything runs on the session's shared :class:`~keyscope.local.LocalStack` (EntryPoint v0.7 and v0.8, Alto
+serving both); every test takes fresh EOAs. Raw transactions an attacker (or another wallet) would send are
+signed with eth-account, not with keyscope.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_account import Account
+
+from keyscope import (
+    ENTRY_POINT_V08,
+    EOAOwner,
+    Policy,
+    PolicyViolationError,
+    SessionKey,
+    SessionRevokedError,
+    arg,
+    connect,
+)
+from keyscope.accounts import KeyscopeDelegateKind, detect_kind
+from keyscope.accounts.delegate import delegate_validator_slot
+from keyscope.artifacts import npm_package_dir
+from keyscope.calls import encode_function_call, function_call
+from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receipt
+from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
+from keyscope.entrypoint import encode_get_user_op_hash
+from keyscope.eoa import encode_install_sessions
+from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
+from keyscope.hexutil import keccak, to_address
+from keyscope.local import LocalStack
+from keyscope.module import INVALIDATE_ALL_SESSIONS
+from keyscope.network import Network
+from keyscope.revert import describe_revert
+from keyscope.rpc import JsonRpcError
+from keyscope.signing import LocalSigner
+from keyscope.sponsor.local import LocalSponsor
+from keyscope.sponsor.policy import SponsorshipPolicy
+from keyscope.userop import UserOperation
+from support.erc7562 import Erc7562Checker
+
+pytestmark = pytest.mark.e2e
+
+ETHER = 10**18
+MINT = "safeMint(address)"
+GAS_PRICE = {"maxFeePerGas": 20 * 10**9, "maxPriorityFeePerGas": 10**9}
+
+
+# -- fixtures and helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: LocalStack) -> LocalStack:
+    return local_stack
+
+
+@pytest.fixture(scope="module")
+def net(stack: LocalStack) -> Network:
+    """A network for EOAs: the EntryPoint (v0.8) comes from the delegate."""
+    return connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
+
+
+@pytest.fixture(scope="module")
+def other_delegate(stack: LocalStack) -> str:
+    """Other code an EOA may delegate to: the EntryPoint v0.8 release's own ``Simple7702Account``."""
+    package = npm_package_dir("@account-abstraction/contracts-v0.8")
+    artifact = json.loads((package / "artifacts" / "Simple7702Account.json").read_text())
+    receipt = send_transaction(
+        stack.node,
+        stack.deployer.address,
+        data=bytes.fromhex(artifact["bytecode"][2:]),
+        what="Simple7702Account",
+    )
+    return to_address(receipt["contractAddress"])
+
+
+def new_eoa(stack: LocalStack, ether: int = 2) -> LocalSigner:
+    eoa = LocalSigner.generate()
+    stack.fund(eoa.address, ether * ETHER)
+    return eoa
+
+
+def code(stack: LocalStack, address: str) -> bytes:
+    return bytes.fromhex(stack.node.request("eth_getCode", [address, "latest"])[2:])
+
+
+def call(stack: LocalStack, to: str, signature: str, *args: Any) -> bytes:
+    data = encode_function_call(signature, *args)
+    return bytes.fromhex(
+        stack.node.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])[2:]
+    )
+
+
+def nft_balance(stack: LocalStack, who: str) -> int:
+    return int.from_bytes(call(stack, stack.nft, "balanceOf(address)", who), "big")
+
+
+def nft_owner(stack: LocalStack, token: int) -> str:
+    return to_address(call(stack, stack.nft, "ownerOf(uint256)", token)[12:])
+
+
+def flag(stack: LocalStack, signature: str, *args: Any) -> bool:
+    return bool(int.from_bytes(call(stack, stack.module, signature, *args), "big"))
+
+
+def module_installed(stack: LocalStack, account: str) -> bool:
+    raw = call(stack, account, "isModuleInstalled(uint256,address,bytes)", 1, stack.module, b"")
+    return bool(int.from_bytes(raw, "big"))
+
+
+def holdings(stack: LocalStack, account: str) -> int:
+    """The account's ETH: its balance and its deposit at the EntryPoint v0.8 (prefunds not spent go there)."""
+    return stack.balance(account) + get_deposit_info(stack.node, stack.entry_point_v08, account).deposit
+
+
+def mint_policy(stack: LocalStack, account: str) -> list[Any]:
+    return [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == account])]
+
+
+def raw_transaction(
+    stack: LocalStack,
+    key: bytes,
+    to: str,
+    data: bytes = b"",
+    *,
+    value: int = 0,
+    authorizations: Sequence[Authorization | Any] = (),
+) -> dict[str, Any]:
+    """Sign (with eth-account) and send a transaction from ``key``, type 4 when it carries authorizations."""
+    sender = Account.from_key(key).address
+    nonce = int(stack.node.request("eth_getTransactionCount", [sender, "pending"]), 16)
+    tx: dict[str, Any] = {
+        "type": 4 if authorizations else 2,
+        "chainId": stack.chain_id,
+        "nonce": nonce,
+        "to": to,
+        "value": value,
+        "data": data,
+        "gas": 1_000_000,
+        **GAS_PRICE,
+    }
+    if authorizations:
+        tx["authorizationList"] = [
+            auth.to_transaction() if isinstance(auth, Authorization) else auth for auth in authorizations
+        ]
+    signed = Account.sign_transaction(tx, key)
+    tx_hash = stack.node.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+    return wait_for_receipt(stack.node, tx_hash)
+
+
+def owner_operation(module: str, sender: str, **fields: Any) -> UserOperation:
+    """An operation on the owner's lane (nonce key 0) invalidating the sessions, with fixed gas, unsigned."""
+    fields.setdefault("nonce", 0)
+    return UserOperation(
+        sender=sender,
+        call_data=encode_execute([Call(module, 0, INVALIDATE_ALL_SESSIONS)]),
+        call_gas_limit=200_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=60_000,
+        max_fee_per_gas=GAS_PRICE["maxFeePerGas"],
+        max_priority_fee_per_gas=GAS_PRICE["maxPriorityFeePerGas"],
+        **fields,
+    )
+
+
+def upgraded(net: Network, stack: LocalStack) -> tuple[EOAOwner, LocalSigner, Any, SessionKey]:
+    """A fresh EOA, delegated, with the module and one minting session."""
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    grant = owner.upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    return owner, eoa, grant, key
+
+
+# -- the whole path -----------------------------------------------------------------------------------
+
+
+def test_an_eoa_holding_eth_and_an_nft_becomes_session_capable_without_moving_them(
+    net: Network, stack: LocalStack
+) -> None:
+    eoa = new_eoa(stack, 3)
+    receipt = send_transaction(
+        stack.node, stack.deployer.address, to=stack.nft, data=encode_function_call(MINT, eoa.address)
+    )
+    token = int(receipt["logs"][0]["topics"][3], 16)
+    assert nft_owner(stack, token) == eoa.address and not code(stack, eoa.address)
+    before = holdings(stack, eoa.address)
+
+    owner = net.owner(eoa, eoa.address)
+    assert isinstance(owner, EOAOwner) and owner.account == eoa.address
+    assert isinstance(owner.kind, KeyscopeDelegateKind) and net.entry_point == ENTRY_POINT_V08
+
+    # one operation: the EOA's authorization, the module's install and the session
+    key = SessionKey.generate()
+    pending = owner.send_upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    grant = pending.wait()
+    first = pending.receipt
+    assert first is not None and first.success and first.sender == eoa.address
+    bundle = stack.node.request("eth_getTransactionByHash", ["0x" + first.transaction_hash.hex()])
+    assert int(bundle["type"], 16) == 4
+    assert [to_address(auth["address"]) for auth in bundle["authorizationList"]] == [stack.delegate]
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    assert module_installed(stack, eoa.address)
+    assert flag(stack, "isSessionActive(address,bytes32)", eoa.address, grant.session_id)
+    assert net.chain.get_nonce(stack.entry_point_v08, eoa.address, 0) == 1  # the owner's one operation
+    detected = detect_kind(net, eoa.address)
+    assert isinstance(detected, KeyscopeDelegateKind) and detected.delegate == stack.delegate
+
+    # the session mints within its policy, and is refused outside it
+    session = net.session(grant, key)
+    minted = session.execute(stack.nft, MINT, eoa.address).wait()
+    assert minted.success and nft_balance(stack, eoa.address) == 2
+    stranger = LocalSigner.generate().address
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, stranger)
+    with pytest.raises(BundlerRejectedError) as refused:
+        session.execute(stack.nft, MINT, stranger, check=False)
+    assert refused.value.reason == "AA23" and "RuleViolated(callIndex=0" in str(refused.value)
+    assert nft_balance(stack, stranger) == 0
+
+    # revocation
+    revoked = owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError, match="revoked"):
+        session.execute(stack.nft, MINT, eoa.address)
+    with pytest.raises(BundlerRejectedError) as dead:
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
+    assert dead.value.reason == "AA23" and "NoPermission(callIndex=0" in str(dead.value)
+
+    # the same address, the same NFT, the same ETH but the gas of the three operations
+    assert nft_owner(stack, token) == eoa.address
+    spent = first.actual_gas_cost + minted.actual_gas_cost + revoked.actual_gas_cost
+    assert holdings(stack, eoa.address) == before - spent
+
+
+def test_the_type_4_transaction_path_does_the_same_without_a_bundler_carrying_the_authorization(
+    net: Network, stack: LocalStack
+) -> None:
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    grant = owner.upgrade(key, mint_policy(stack, eoa.address), valid_for=3600, transaction=True)
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    assert net.chain.get_nonce(stack.entry_point_v08, eoa.address, 0) == 0  # no UserOperation of the owner
+    assert net.session(grant, key).execute(stack.nft, MINT, eoa.address).wait().success
+
+
+def test_more_sessions_are_granted_as_on_any_account(net: Network, stack: LocalStack) -> None:
+    owner, eoa, first, first_key = upgraded(net, stack)
+    key = SessionKey.generate()
+    offchain = owner.grant(key, mint_policy(stack, eoa.address), valid_for=3600)  # one EIP-712 signature
+    assert offchain.how == "offchain"
+    assert net.session(offchain, key).execute(stack.nft, MINT, eoa.address).wait().success
+    assert net.session(first, first_key).execute(stack.nft, MINT, eoa.address).wait().success
+
+
+def test_an_eoa_that_is_not_delegated_yet_cannot_grant_off_chain(net: Network, stack: LocalStack) -> None:
+    eoa = new_eoa(stack)
+    with pytest.raises(ConfigurationError, match="upgrade"):
+        net.eoa(eoa).grant(SessionKey.generate(), mint_policy(stack, eoa.address))
+
+
+# -- re-delegation ----------------------------------------------------------------------------------
+
+
+def test_leaving_through_keyscope_kills_the_sessions_even_for_a_bare_delegation_back(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    owner, eoa, grant, key = upgraded(net, stack)
+    unused_key = SessionKey.generate()
+    unused = owner.grant(unused_key, mint_policy(stack, eoa.address), valid_for=3600)  # signed, never used
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, eoa.address).wait()
+
+    owner.undelegate(to=other_delegate)  # one transaction: the new delegation and the invalidation
+    assert code(stack, eoa.address) == delegation_code(other_delegate)
+    assert not flag(stack, "isSessionActive(address,bytes32)", eoa.address, grant.session_id)
+
+    # back to keyscope's delegate with a bare authorization, as another wallet would do it
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    back = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": stack.delegate, "nonce": nonce + 1}, eoa.private_key
+    )
+    raw_transaction(stack, eoa.private_key, eoa.address, authorizations=[back])
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    assert module_installed(stack, eoa.address)  # the delegate's storage is as it was left
+
+    with pytest.raises(SessionRevokedError, match="no longer active"):
+        session.execute(stack.nft, MINT, eoa.address)
+    for dead_grant, dead_key in ((grant, key), (unused, unused_key)):
+        with pytest.raises(BundlerRejectedError) as refused:
+            net.session(dead_grant, dead_key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
+        assert refused.value.reason == "AA23"
+    assert nft_balance(stack, eoa.address) == 1
+
+
+def test_delegating_back_through_keyscope_does_not_revive_sessions_left_behind(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    _owner, eoa, grant, key = upgraded(net, stack)
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, eoa.address).wait()
+
+    # away without keyscope: the sessions stay in the module and the delegate's storage, dormant
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    away = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": other_delegate, "nonce": nonce + 1}, eoa.private_key
+    )
+    raw_transaction(stack, eoa.private_key, eoa.address, authorizations=[away])
+    assert code(stack, eoa.address) == delegation_code(other_delegate)
+    with pytest.raises(BundlerRejectedError) as away_refused:  # other code: the session means nothing to it
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
+    assert away_refused.value.reason in ("AA23", "AA24")
+
+    # back through keyscope: the upgrade's operation starts a new epoch before anything else
+    again = net.eoa(eoa)
+    new_key = SessionKey.generate()
+    new_grant = again.upgrade(new_key, mint_policy(stack, eoa.address), valid_for=3600)
+    assert new_grant.epoch > grant.epoch
+    assert net.session(new_grant, new_key).execute(stack.nft, MINT, eoa.address).wait().success
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, eoa.address)
+    with pytest.raises(BundlerRejectedError) as refused:
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
+    assert refused.value.reason == "AA23" and "NoPermission" in str(refused.value)
+
+
+def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    """Without keyscope's SDK: the EOA used the session module under other code, then delegates to keyscope's
+    delegate and installs the module itself. The delegate's install clears the module's state first."""
+    eoa = new_eoa(stack)
+    key = SessionKey.generate()
+    session = net.eoa(eoa).session_for(key, mint_policy(stack, eoa.address), valid_for=3600)
+    session_id = session.session_id(eoa.address, 0)
+
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    elsewhere = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": other_delegate, "nonce": nonce + 1}, eoa.private_key
+    )
+    on_install = encode_function_call("onInstall(bytes)", encode_install_sessions([session]))
+    through_other_code = encode_function_call("execute(address,uint256,bytes)", stack.module, 0, on_install)
+    raw_transaction(stack, eoa.private_key, eoa.address, through_other_code, authorizations=[elsewhere])
+    assert flag(stack, "isInitialized(address)", eoa.address)
+    assert flag(stack, "isSessionActive(address,bytes32)", eoa.address, session_id)  # live, left behind
+
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    back = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": stack.delegate, "nonce": nonce + 1}, eoa.private_key
+    )
+    install = encode_function_call("installModule(uint256,address,bytes)", 1, stack.module, b"")
+    receipt = raw_transaction(stack, eoa.private_key, eoa.address, install, authorizations=[back])
+    assert int(receipt["status"], 16) == 1 and module_installed(stack, eoa.address)
+    cleared = keccak(b"ModuleStateCleared(address)")
+    assert [
+        log["address"].lower() for log in receipt["logs"] if bytes.fromhex(log["topics"][0][2:]) == cleared
+    ] == [eoa.address.lower()]
+    assert not flag(stack, "isSessionActive(address,bytes32)", eoa.address, session_id)
+    epoch = int.from_bytes(call(stack, stack.module, "epochOf(address)", eoa.address), "big")
+    assert epoch == 1
+
+
+def test_the_sdk_reads_the_delegates_storage_where_the_contract_keeps_it(
+    net: Network, stack: LocalStack
+) -> None:
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    slot = hex(delegate_validator_slot(stack.module))
+    assert stack.node.request("eth_getStorageAt", [eoa.address, slot, "latest"]) == "0x" + "00" * 32
+    assert not owner.delegation().module_registered
+    owner.install_sessions().wait()
+    assert (
+        int(stack.node.request("eth_getStorageAt", [eoa.address, slot, "latest"]), 16) == 1
+    )  # first validator
+    assert owner.delegation().module_registered and owner.supports_sessions()
+    assert owner.install_sessions() is None  # nothing left to do
+
+
+# -- authorizations that must not work -------------------------------------------------------------
+
+
+def test_authorizations_for_another_chain_or_a_stale_nonce_delegate_nothing(
+    net: Network, stack: LocalStack
+) -> None:
+    eoa = new_eoa(stack)
+    relayer = stack.accounts[1]
+    with pytest.raises(BadInputError, match="chain id 0"):
+        sign_authorization(eoa, 0, stack.delegate, 0)
+
+    elsewhere = sign_authorization(eoa, stack.chain_id + 1, stack.delegate, 0)  # signed for another chain
+    receipt = raw_transaction(stack, relayer.private_key, relayer.address, authorizations=[elsewhere])
+    assert int(receipt["status"], 16) == 1 and not code(stack, eoa.address)  # the node skipped it
+
+    raw_transaction(stack, eoa.private_key, relayer.address, value=1)  # the EOA's nonce moves to 1
+    stale = sign_authorization(eoa, stack.chain_id, stack.delegate, 0)
+    raw_transaction(stack, relayer.private_key, relayer.address, authorizations=[stale])
+    assert not code(stack, eoa.address)
+
+    # a bundler refuses operations carrying them, before anything is simulated
+    owner = net.eoa(eoa)
+    calls = [Call(stack.module, 0, INVALIDATE_ALL_SESSIONS)]
+    for auth, problem in ((elsewhere, "chainId"), (stale, "nonce")):
+        with pytest.raises(BundlerRejectedError, match=problem):
+            owner.execute(calls, eip7702_auth=auth)
+    assert not code(stack, eoa.address)
+
+
+def test_a_front_run_authorization_delegates_but_sets_nothing_up(net: Network, stack: LocalStack) -> None:
+    eoa = new_eoa(stack)
+    attacker = stack.accounts[2]
+    mallory_key = SessionKey.generate()
+    # the EOA signed an authorization valid on every chain (chain id 0), for another app; anyone can replay it
+    anywhere = Account.sign_authorization(
+        {"chainId": 0, "address": stack.delegate, "nonce": 0}, eoa.private_key
+    )
+    install = encode_function_call("installModule(uint256,address,bytes)", 1, stack.module, b"")
+    receipt = raw_transaction(stack, attacker.private_key, eoa.address, install, authorizations=[anywhere])
+    assert int(receipt["status"], 16) == 0  # the install reverted: only the EntryPoint or the EOA itself may
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)  # but the delegation stands
+    assert not module_installed(stack, eoa.address)
+    assert not flag(stack, "isInitialized(address)", eoa.address)
+
+    # nor through the EntryPoint: with the attacker's signature, or as the EOA's initialisation
+    owner_lane = UserOperation(
+        sender=eoa.address,
+        nonce=0,
+        call_data=encode_execute([Call(stack.module, 0, INVALIDATE_ALL_SESSIONS)]),
+        call_gas_limit=200_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=60_000,
+        **{
+            "max_fee_per_gas": GAS_PRICE["maxFeePerGas"],
+            "max_priority_fee_per_gas": GAS_PRICE["maxPriorityFeePerGas"],
+        },
+    )
+    forged = owner_lane.replace(
+        signature=LocalSigner(attacker.private_key).sign_hash(net.user_op_hash(owner_lane))
+    )
+    with pytest.raises(BundlerRejectedError) as bad_signature:
+        net.bundler.send_user_operation(forged, net.entry_point)
+    assert bad_signature.value.reason == "AA24"
+    packed = owner_lane.pack().model_copy(update={"init_code": b"\x77\x02".ljust(20, b"\0") + install})
+    handle_ops = keccak(
+        b"handleOps((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[],address)"
+    )[:4] + abi_encode(
+        ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[]", "address"],
+        [[packed.as_tuple()], attacker.address],
+    )
+    with pytest.raises(JsonRpcError) as init_refused:
+        stack.node.request(
+            "eth_call",
+            [
+                {"from": attacker.address, "to": stack.entry_point_v08, "data": "0x" + handle_ops.hex()},
+                "latest",
+            ],
+        )
+    sender_creator = call(stack, stack.entry_point_v08, "senderCreator()")[12:]
+    revert = bytes.fromhex(str(init_refused.value.data)[2:])
+    assert describe_revert(revert) == (
+        f"AA13 EIP7702 sender init failed: AccountUnauthorized(sender={to_address(sender_creator)})"
+    )
+    assert not module_installed(stack, eoa.address)
+
+    # the owner's own upgrade finds the delegation done and still starts from a clean state
+    owner = net.eoa(eoa)
+    grant = owner.upgrade(mallory_key, mint_policy(stack, eoa.address), valid_for=3600)
+    assert grant.epoch == 1 and module_installed(stack, eoa.address)
+
+
+def test_an_authorization_landed_by_someone_else_first_leaves_the_owner_in_control(
+    net: Network, stack: LocalStack
+) -> None:
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    op, _request = owner.build_upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    assert op.eip7702_auth is not None and op.is_eip7702
+    # the authorization is public once the operation is: someone lands it first, bare
+    raw_transaction(stack, stack.accounts[3].private_key, eoa.address, authorizations=[op.eip7702_auth])
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    with pytest.raises(BundlerRejectedError, match="nonce"):  # the operation's authorization is stale now
+        owner.send(op)
+    grant = net.eoa(eoa).upgrade(
+        key, mint_policy(stack, eoa.address), valid_for=3600
+    )  # no authorization needed
+    assert net.session(grant, key).execute(stack.nft, MINT, eoa.address).wait().success
+
+
+# -- what a session key cannot do -----------------------------------------------------------------
+
+
+def test_a_session_key_cannot_change_the_delegation_nor_call_the_account(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    _owner, eoa, grant, key = upgraded(net, stack)
+    session = net.session(grant, key)
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    # the session key signs an authorization: it is the session key's own, whatever nonce it names
+    signed_by_key = sign_authorization(key, stack.chain_id, other_delegate, nonce)
+    assert signed_by_key.authority() == key.address
+    relayer = stack.accounts[4]
+    raw_transaction(stack, relayer.private_key, relayer.address, authorizations=[signed_by_key])
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    forged = owner_operation(
+        stack.module,
+        eoa.address,
+        nonce=net.chain.get_nonce(net.entry_point, eoa.address, 0),
+        factory="0x7702",
+        eip7702_auth=signed_by_key,
+    )
+    forged = forged.replace(signature=key.sign_hash(net.user_op_hash(forged)))
+    with pytest.raises(BundlerRejectedError):  # simulated under the other code, the key is not the EOA's
+        net.bundler.send_user_operation(forged, net.entry_point)
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+
+    # the account itself and the module are never a session's targets
+    uninstall = encode_function_call("uninstallModule(uint256,address,bytes)", 1, stack.module, b"")
+    for target, data in ((eoa.address, uninstall), (stack.module, INVALIDATE_ALL_SESSIONS)):
+        with pytest.raises(PolicyViolationError):
+            session.send_calls([Call(target, 0, data)])
+        with pytest.raises(BundlerRejectedError) as refused:
+            session.send_calls([Call(target, 0, data)], check=False)
+        assert refused.value.reason == "AA23" and "ForbiddenTarget(callIndex=0" in str(refused.value)
+    assert module_installed(stack, eoa.address)
+    assert session.execute(stack.nft, MINT, eoa.address).wait().success
+
+
+def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: LocalStack) -> None:
+    owner, eoa, grant, key = upgraded(net, stack)
+    friend = LocalSigner.generate().address
+    owner.send_transaction(friend, value=ETHER // 10)  # a plain transfer, signed by the EOA's key
+    assert stack.balance(friend) == ETHER // 10
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)  # still delegated
+    session = net.session(grant, key)
+    assert session.execute(stack.nft, MINT, eoa.address).wait().success
+
+    owner.revoke_directly(grant)  # no bundler, no UserOperation: the EOA calls the module itself
+    assert flag(stack, "isSessionRevoked(address,bytes32)", eoa.address, grant.session_id)
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, eoa.address)
+
+
+# -- EntryPoint v0.8 -----------------------------------------------------------------------------
+
+
+def test_the_sdk_hashes_as_entry_point_v08_does(net: Network, stack: LocalStack) -> None:
+    _owner, eoa, grant, key = upgraded(net, stack)
+    op = net.session(grant, key).build(function_call(stack.nft, MINT, eoa.address))
+    on_chain = call_entry_point_hash(stack, op)
+    assert (
+        net.user_op_hash(op) == on_chain == user_op_hash_v08(op.pack(), stack.entry_point_v08, stack.chain_id)
+    )
+    assert on_chain != user_op_hash_v07(op.pack(), stack.entry_point_v08, stack.chain_id)
+    marked = op.replace(factory="0x7702")  # an EIP-7702 initCode: the EntryPoint hashes the delegate in
+    assert net.user_op_hash(marked) == call_entry_point_hash(stack, marked) != on_chain
+
+
+def call_entry_point_hash(stack: LocalStack, op: UserOperation) -> bytes:
+    data = encode_get_user_op_hash(op.pack())
+    result = stack.node.request(
+        "eth_call", [{"to": stack.entry_point_v08, "data": "0x" + data.hex()}, "latest"]
+    )
+    return bytes.fromhex(result[2:])
+
+
+def test_a_factory_account_on_entry_point_v08_runs_the_same_session_flow(stack: LocalStack) -> None:
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory_v08)
+    assert net.entry_point == ENTRY_POINT_V08 and net.entry_point_version == "0.8"
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    key = SessionKey.generate()
+    grant = owner.grant(
+        key, mint_policy(stack, owner.account), valid_for=3600
+    )  # off-chain, account not deployed
+    assert grant.entry_point == ENTRY_POINT_V08
+    session = net.session(grant, key)
+    assert session.execute(stack.nft, MINT, owner.account).wait().success  # creates the account, enables
+    entry = call(stack, owner.account, "entryPoint()")
+    assert to_address(entry[12:]) == ENTRY_POINT_V08
+    with pytest.raises(BundlerRejectedError) as refused:
+        session.execute(stack.nft, MINT, LocalSigner.generate().address, check=False)
+    assert refused.value.reason == "AA23"
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, owner.account)
+    assert nft_balance(stack, owner.account) == 1
+
+
+def test_a_network_never_mixes_entry_points(stack: LocalStack) -> None:
+    with pytest.raises(ConfigurationError, match="one EntryPoint"):
+        connect(
+            stack.rpc_url,
+            stack.bundler_url,
+            module=stack.module,
+            factory=stack.factory,
+            delegate=stack.delegate,
+        )
+    v08 = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory_v08)
+    owner = v08.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    owner.execute(function_call(stack.nft, MINT, owner.account)).wait()  # created on v0.8
+    v07 = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # the canonical v0.7
+    with pytest.raises(ConfigurationError, match=r"trusts EntryPoint v0\.8"):
+        v07.owner(owner.signer, owner.account).execute(function_call(stack.nft, MINT, owner.account))
+    key = SessionKey.generate()
+    grant = owner.grant(key, mint_policy(stack, owner.account), onchain=True)
+    with pytest.raises(ConfigurationError, match="EntryPoint"):
+        v07.session(grant, key)
+
+
+def test_a_sponsor_on_entry_point_v08_pays_for_the_upgrade_and_the_session(
+    net: Network, stack: LocalStack
+) -> None:
+    policy = SponsorshipPolicy(name="v0.8 sponsor", targets="any")
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08, policy=policy) as sponsor:
+        sponsored = connect(
+            stack.rpc_url,
+            stack.bundler_url,
+            module=stack.module,
+            delegate=stack.delegate,
+            paymaster=sponsor.url,
+        )
+        eoa = new_eoa(stack)
+        before = holdings(stack, eoa.address)
+        key = SessionKey.generate()
+        pending = sponsored.eoa(eoa).send_upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+        grant = pending.wait()
+        assert pending.receipt is not None and pending.receipt.paymaster == sponsor.paymaster
+        minted = sponsored.session(grant, key).execute(stack.nft, MINT, eoa.address).wait()
+        assert minted.paymaster == sponsor.paymaster
+        assert holdings(stack, eoa.address) == before  # not a wei moved: the sponsor paid
+        assert nft_balance(stack, eoa.address) == 1
+
+
+# -- ERC-7562 --------------------------------------------------------------------------------------
+
+
+def test_the_first_operation_and_a_session_operation_follow_erc7562(net: Network, stack: LocalStack) -> None:
+    checker = Erc7562Checker(stack.node, stack.entry_point_v08, submitter=stack.accounts[5].address)
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    first, request = owner.build_upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    report = checker.check([first])  # traced with the EOA's authorization in the call
+    assert report.outcome == "ok", report.summary()
+    report.assert_clean()
+    assert [phase.kind for phase in report.trace.phases] == ["account"]
+    assert not report.storage_in(stack.module)  # the owner's validation never asks the module
+
+    owner.send(first).wait()
+    session = net.session(request.enabled_on_chain(), key)
+    steady = session.build(function_call(stack.nft, MINT, eoa.address))
+    report = checker.check([steady])
+    assert report.outcome == "ok", report.summary()
+    report.assert_clean()
+    module_storage = report.storage_in(stack.module)
+    assert module_storage and all(verdict.associated == eoa.address for verdict in module_storage)
+    assert session.send(steady).wait().success
