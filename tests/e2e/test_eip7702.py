@@ -325,13 +325,13 @@ def test_delegating_back_through_keyscope_does_not_revive_sessions_left_behind(
     again = net.eoa(eoa)
     new_key = SessionKey.generate()
     new_grant = again.upgrade(new_key, mint_policy(stack, eoa.address), valid_for=3600)
-    assert new_grant.epoch > grant.epoch
-    assert net.session(new_grant, new_key).execute(stack.nft, MINT, eoa.address).wait().success
     with pytest.raises(SessionRevokedError):
         session.execute(stack.nft, MINT, eoa.address)
     with pytest.raises(BundlerRejectedError) as refused:
         net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
     assert refused.value.reason == "AA23" and "NoPermission" in str(refused.value)
+    assert new_grant.epoch > grant.epoch
+    assert net.session(new_grant, new_key).execute(stack.nft, MINT, eoa.address).wait().success
 
 
 def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it(
@@ -361,11 +361,11 @@ def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it
     install = encode_function_call("installModule(uint256,address,bytes)", 1, stack.module, b"")
     receipt = raw_transaction(stack, eoa.private_key, eoa.address, install, authorizations=[back])
     assert int(receipt["status"], 16) == 1 and module_installed(stack, eoa.address)
+    assert not flag(stack, "isSessionActive(address,bytes32)", eoa.address, session_id)
     cleared = keccak(b"ModuleStateCleared(address)")
     assert [
         log["address"].lower() for log in receipt["logs"] if bytes.fromhex(log["topics"][0][2:]) == cleared
     ] == [eoa.address.lower()]
-    assert not flag(stack, "isSessionActive(address,bytes32)", eoa.address, session_id)
     epoch = int.from_bytes(call(stack, stack.module, "epochOf(address)", eoa.address), "big")
     assert epoch == 1
 
