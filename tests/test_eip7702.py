@@ -29,7 +29,7 @@ from keyscope.eip7702 import (
     sign_authorization,
 )
 from keyscope.entrypoint import canonical_entry_point_version, entry_point_version_from_domain
-from keyscope.errors import BadInputError, ConfigurationError
+from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError
 from keyscope.hashing import EIP7702_INIT_CODE, is_eip7702_init_code, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.signing import LocalSigner
@@ -204,3 +204,15 @@ def test_a_factory_account_on_a_v08_entry_point_at_any_address(
     assert net.user_op_hash(op) == bytes(entry_point_v08.getUserOpHash(op.pack().as_tuple()))
     assert session.send(op).wait().success
     assert nft.balanceOf(owner.account) == 1
+
+
+def test_the_in_process_bundler_says_it_cannot_carry_an_authorization(bundler, entry_point) -> None:
+    op = UserOperation(
+        sender=SIGNER.address,
+        nonce=0,
+        factory="0x7702",
+        eip7702_auth=sign_authorization(SIGNER, 1, DELEGATE, 0),
+    )
+    for send in (bundler.estimate_user_operation_gas, bundler.send_user_operation):
+        with pytest.raises(BundlerRejectedError, match="type-4 transaction"):
+            send(op, entry_point.address)

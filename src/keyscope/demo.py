@@ -4,7 +4,8 @@
 Run it with ``make demo`` (or ``python -m keyscope.demo``). It starts the local stack, creates a smart
 account counterfactually, has its owner sign one session grant, lets the session key mint NFTs through the
 bundler, shows a call outside the policy refused (locally, and by the chain when sent anyway), revokes the
-session and shows the key failing, has a paymaster sponsor a new user whose account holds no ETH, then
+session and shows the key failing, has a paymaster sponsor a new user whose account holds no ETH, turns an
+ordinary EOA holding ETH and an NFT into a session-capable account in place (EIP-7702, EntryPoint v0.8), then
 stops everything it started.
 """
 
@@ -31,6 +32,8 @@ from . import (
     connect,
 )
 from .bundler.types import UserOperationReceipt
+from .calls import encode_function_call
+from .devnode import get_deposit_info, send_transaction
 from .local import LocalStack
 from .signing import LocalSigner
 from .sponsor import LocalSponsor
@@ -91,7 +94,7 @@ def run(console: Console) -> None:
 
     step(1)
     with console.status(
-        "starting anvil, deploying the EntryPoint v0.7 and keyscope's contracts, starting Alto…"
+        "starting anvil, deploying the EntryPoints v0.7 and v0.8 and keyscope's contracts, starting Alto…"
     ):
         stack, seconds = _timed(lambda: LocalStack().start())
     try:
@@ -100,6 +103,8 @@ def run(console: Console) -> None:
         table.add_row("bundler", stack.bundler_url)
         table.add_row("EntryPoint v0.7", stack.entry_point)
         table.add_row("account factory", stack.factory)
+        table.add_row("EntryPoint v0.8", stack.entry_point_v08)
+        table.add_row("EIP-7702 delegate", stack.delegate)
         table.add_row("session module", stack.module)
         table.add_row("demo NFT", stack.nft)
         console.print(table)
@@ -223,6 +228,9 @@ def run(console: Console) -> None:
         finally:
             sponsor.stop()
 
+        step(9, "An EOA with funds becomes session-capable without moving them (EIP-7702, EntryPoint v0.8)")
+        _upgrade_an_eoa(console, stack, landed)
+
         console.print()
         summary = Table(title="UserOperations that landed")
         for column in ("step", "signed by", "userOpHash", "gas used", "send→receipt"):
@@ -236,7 +244,7 @@ def run(console: Console) -> None:
             Panel.fit(
                 "One owner signature granted the session; the session key then acted alone, only within the "
                 "policy; the chain refused everything else; the owner revoked it at will; a paymaster paid "
-                "for a user who holds no ETH.",
+                "for a user who holds no ETH; an ordinary EOA became a session-capable account where it stands.",
                 title="done",
             )
         )
@@ -255,9 +263,66 @@ def _refusal(error: BundlerRejectedError) -> str:
 
 
 def _balance_of(owner: str) -> str:
-    from .calls import encode_function_call
-
     return "0x" + encode_function_call("balanceOf(address)", owner).hex()
+
+
+def _upgrade_an_eoa(
+    console: Console, stack: LocalStack, landed: Callable[[str, str, UserOperationReceipt, float], None]
+) -> None:
+    """Step 9: an EOA holding ETH and an NFT delegates to keyscope's account in one operation, and a session
+    mints for it; its address, NFT and ETH stay where they are (but the gas)."""
+    eoa = LocalSigner.generate()
+    stack.fund(eoa.address, ETHER)
+    mint = send_transaction(
+        stack.node,
+        stack.deployer.address,
+        to=stack.nft,
+        data=encode_function_call("safeMint(address)", eoa.address),
+    )
+    token = int(mint["logs"][0]["topics"][3], 16)
+
+    def holdings() -> int:  # its balance, and what its prefunds left at the EntryPoint
+        return (
+            stack.balance(eoa.address)
+            + get_deposit_info(stack.node, stack.entry_point_v08, eoa.address).deposit
+        )
+
+    def owner_of_token() -> str:
+        data = "0x" + encode_function_call("ownerOf(uint256)", token).hex()
+        return "0x" + stack.node.request("eth_call", [{"to": stack.nft, "data": data}, "latest"])[-40:]
+
+    before = holdings()
+    console.print(f"  EOA        [cyan]{eoa.address}[/], code: none, {before / ETHER:.1f} ETH, NFT #{token}")
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == eoa.address])
+    start = time.perf_counter()
+    pending = owner.send_upgrade(key, [policy], valid_for=3600)
+    grant = pending.wait()
+    assert pending.receipt is not None
+    landed(
+        "EOA upgrade (authorization + module + session)",
+        "EOA key",
+        pending.receipt,
+        time.perf_counter() - start,
+    )
+    code = stack.node.request("eth_getCode", [eoa.address, "latest"])
+    console.print(
+        f"  its code   [cyan]{code}[/] (0xef0100 ‖ keyscope's delegate): one authorization, one operation"
+    )
+    start = time.perf_counter()
+    receipt = net.session(grant, key).execute(stack.nft, "safeMint(address)", eoa.address).wait()
+    landed("mint from the EOA", "session key", receipt, time.perf_counter() - start)
+    spent = pending.receipt.actual_gas_cost + receipt.actual_gas_cost
+    after = holdings()
+    same_nft = owner_of_token().lower() == eoa.address.lower()
+    console.print(
+        f"  same address, NFT #{token} still its own: {same_nft}; ETH {after / ETHER:.6f} = before minus the gas "
+        f"of its two operations ({spent:,} wei): {after == before - spent}"
+    )
+    if not same_nft or after != before - spent:
+        raise SystemExit("the EOA's assets moved")
 
 
 def main(argv: list[str] | None = None) -> int:

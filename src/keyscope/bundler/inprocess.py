@@ -78,6 +78,17 @@ class InProcessBundler:
         if to_address(entry_point) != self.entry_point:
             raise UnsupportedEntryPointError(entry_point, [self.entry_point])
 
+    @staticmethod
+    def _check_no_authorization(op: UserOperation, method: str) -> None:
+        if op.eip7702_auth is not None:
+            raise BundlerRejectedError(
+                method,
+                -32602,
+                "the in-process bundler sends handleOps in an ordinary transaction and cannot carry an EIP-7702 "
+                "authorization: delegate the EOA with its own type-4 transaction first "
+                "(EOAOwner.upgrade(..., transaction=True))",
+            )
+
     def _simulate(self, op: UserOperation, method: str) -> None:
         data = encode_handle_ops([op.pack()], self.beneficiary)
         try:
@@ -110,6 +121,7 @@ class InProcessBundler:
         """Gas limits from ``eth_estimateGas`` of the account's validation and of its call, with margins."""
         method = "eth_estimateUserOperationGas"
         self._check_entry_point(entry_point, method)
+        self._check_no_authorization(op, method)
         deployed = bool(self._web3.eth.get_code(op.sender))
         call_gas = 1_000_000
         if deployed:
@@ -138,6 +150,7 @@ class InProcessBundler:
         """Simulate, then send ``handleOps([op])``; returns the userOpHash."""
         method = "eth_sendUserOperation"
         self._check_entry_point(entry_point, method)
+        self._check_no_authorization(op, method)
         packed = op.pack()
         user_op_hash = self._call(self.entry_point, encode_get_user_op_hash(packed))[:32]
         self._simulate(op, method)
