@@ -289,7 +289,8 @@ def _upgrade_an_eoa(
 
     def owner_of_token() -> str:
         data = "0x" + encode_function_call("ownerOf(uint256)", token).hex()
-        return "0x" + stack.node.request("eth_call", [{"to": stack.nft, "data": data}, "latest"])[-40:]
+        result: str = stack.node.request("eth_call", [{"to": stack.nft, "data": data}, "latest"])
+        return "0x" + result[-40:]
 
     before = holdings()
     console.print(f"  EOA        [cyan]{eoa.address}[/], code: none, {before / ETHER:.1f} ETH, NFT #{token}")

@@ -43,12 +43,13 @@ from .accounts.keyscope_account import KeyscopeAccountKind
 from .artifacts import (
     DETERMINISTIC_DEPLOYER,
     ENTRY_POINT_V07,
-    ENTRY_POINT_V07_SALT,
+    ENTRY_POINTS,
     contract_artifact,
     entry_point_artifact,
 )
 from .chain import Chain
 from .devnode import DepositInfo, create_address
+from .entrypoint import canonical_entry_point_version
 from .errors import BadInputError, CallRevertedError, DeploymentError
 from .hexutil import keccak, to_address, to_bytes
 from .local.deploy import entry_point_code_matches
@@ -253,9 +254,12 @@ def verify_deterministic(chain: Chain, plan: DeterministicPlan, *, require_all: 
     entry_point_code = chain.get_code(plan.entry_point)
     if not entry_point_code:
         raise DeploymentError(f"no EntryPoint at {plan.entry_point} on this chain")
-    if plan.entry_point == to_address(ENTRY_POINT_V07) and not entry_point_code_matches(entry_point_code):
+    version = canonical_entry_point_version(plan.entry_point)
+    if version is not None and not entry_point_code_matches(
+        entry_point_code, plan.entry_point, version=version, chain_id=chain.chain_id()
+    ):
         raise DeploymentError(
-            f"{plan.entry_point} holds {len(entry_point_code)} bytes of code that are not the EntryPoint v0.7"
+            f"{plan.entry_point} holds {len(entry_point_code)} bytes of code that are not the EntryPoint v{version}"
         )
     missing = [c.name for c in plan.contracts if not chain.get_code(c.address)]
     if missing and require_all:
@@ -306,12 +310,14 @@ def deploy_deterministic(
     result = DeterministicDeployment(plan=plan, chain_id=chain.chain_id())
     _check_deployer(chain)
     if not chain.get_code(plan.entry_point):
-        if plan.entry_point != to_address(ENTRY_POINT_V07):
+        version = canonical_entry_point_version(plan.entry_point)
+        if version is None:
             raise DeploymentError(
-                f"no EntryPoint at {plan.entry_point}: deploy it first, or use the canonical one"
+                f"no EntryPoint at {plan.entry_point}: deploy it first, or use a canonical one (v0.7 or v0.8)"
             )
-        init_code = to_bytes(entry_point_artifact()["bytecode"])
-        send(DETERMINISTIC_DEPLOYER, ENTRY_POINT_V07_SALT + init_code, 0, "EntryPoint v0.7 deployment")
+        init_code = to_bytes(entry_point_artifact(version)["bytecode"])
+        salt = ENTRY_POINTS[version].salt
+        send(DETERMINISTIC_DEPLOYER, salt + init_code, 0, f"EntryPoint v{version} deployment")
         result.deployed.append("EntryPoint")
     for contract in verify_deterministic(chain, plan, require_all=False):
         planned = next(c for c in plan.contracts if c.name == contract)
