@@ -9,7 +9,9 @@ signed with eth-account, not with keyscope.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +53,7 @@ from support.erc7562 import Erc7562Checker
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
 ETHER = 10**18
 MINT = "safeMint(address)"
 GAS_PRICE = {"maxFeePerGas": 20 * 10**9, "maxPriorityFeePerGas": 10**9}
@@ -666,3 +669,37 @@ def test_the_first_operation_and_a_session_operation_follow_erc7562(net: Network
     module_storage = report.storage_in(stack.module)
     assert module_storage and all(verdict.associated == eoa.address for verdict in module_storage)
     assert session.send(steady).wait().success
+
+
+# -- the documentation's examples, as written ------------------------------------------------------------
+
+
+def python_block(path: Path, heading: str) -> str:
+    """The first Python block under ``heading`` in ``path``."""
+    text = path.read_text()
+    found = re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S)
+    assert found, f"no Python block under {heading!r} in {path.name}"
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("document", "heading"),
+    [
+        ("README.md", "### An EOA the user already has (EIP-7702)"),
+        ("docs/accounts.md", "## EOAs: EIP-7702 delegation (EntryPoint v0.8)"),
+    ],
+)
+def test_the_eoa_examples_run_as_written(stack: LocalStack, document: str, heading: str) -> None:
+    eoa = new_eoa(stack)
+    scope: dict[str, Any] = {
+        "NODE_URL": stack.rpc_url,
+        "BUNDLER_URL": stack.bundler_url,
+        "SESSION_MODULE": stack.module,
+        "KEYSCOPE_DELEGATE": stack.delegate,
+        "EOA_KEY": eoa.private_key,
+        "NFT": stack.nft,
+    }
+    exec(compile(python_block(ROOT / document, heading), document, "exec"), scope)
+    assert scope["owner"].account == eoa.address
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
+    assert nft_balance(stack, eoa.address) == 1
