@@ -7,11 +7,13 @@ bundler can carry the authorization, ``upgrade(..., transaction=True)`` does the
 transaction. From then on sessions work as on any other account (:meth:`Network.session
 <keyscope.network.Network.session>`).
 
-Every operation (or transaction) that delegates the EOA to the delegate, the first or a later one after the EOA
-delegated elsewhere, starts a new epoch at the session module: ``invalidateAllSessions()`` runs before anything
-else, so no session and no enable signature from before the delegation comes back. :meth:`EOAOwner.undelegate`
-leaves the other way: one transaction of the EOA clears (or moves) the delegation and invalidates every session
-at the module, so that even a later delegation back made without keyscope finds no live session.
+Every upgrade (and every :meth:`EOAOwner.install_sessions` that does anything) starts a new epoch at the session
+module: ``invalidateAllSessions()`` runs before anything else in its operation, so no session and no enable
+signature from before comes back, whether the EOA delegates for the first time, comes back after delegating
+elsewhere, or someone landed its authorization first. The delegate cannot tell these apart: EIP-7702 leaves the
+EOA's storage as it was, and the module keeps its state by the EOA's address. :meth:`EOAOwner.undelegate` leaves
+the other way: one transaction of the EOA clears (or moves) the delegation and invalidates every session at the
+module, so that even a later delegation back made without keyscope finds no live session.
 
 The EOA's key still signs ordinary transactions: the owner can always act directly, for instance revoke with
 :meth:`EOAOwner.revoke_directly` (a transaction to the module, which keys everything by its caller). A session
@@ -27,7 +29,7 @@ from typing import Any, NamedTuple
 from eth_abi import encode as abi_encode
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 
-from .accounts import AccountKind
+from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts.delegate import delegate_validator_slot
 from .bundler.pending import PendingUserOperation
 from .chain import node_request, read_many
@@ -47,6 +49,8 @@ from .module import (
     revoke_session_data,
 )
 from .owner import GrantRequest, Owner, PendingGrant
+from .revert import describe_revert
+from .rpc import JsonRpcError
 from .session import SESSION_ABI_TYPE, Permission, Session
 from .signing import HashSigner
 from .userop import UserOperation
@@ -111,12 +115,15 @@ class EOAOwner(Owner):
 
     @property
     def delegate(self) -> str:
-        """keyscope's delegate this EOA delegates (or is to delegate) to."""
-        if self.network.delegate is None:
-            raise ConfigurationError(
-                "no EIP-7702 delegate configured: connect(..., delegate=...) with keyscope's KeyscopeDelegate"
-            )
-        return self.network.delegate
+        """keyscope's delegate this EOA delegates (or is to delegate) to: the network's, else the one it delegates
+        to now when that is keyscope's."""
+        if self.network.delegate is not None:
+            return self.network.delegate
+        if isinstance(self.kind, KeyscopeDelegateKind) and self.kind.delegate is not None:
+            return self.kind.delegate
+        raise ConfigurationError(
+            "no EIP-7702 delegate configured: connect(..., delegate=...) with keyscope's KeyscopeDelegate"
+        )
 
     def delegation(self) -> DelegationState:
         """The EOA's delegation, transaction nonce and state at the session module and in keyscope's delegate."""
@@ -253,6 +260,12 @@ class EOAOwner(Owner):
                 delegate=self.delegate,
             )
 
+    def uninstall_sessions(self) -> PendingUserOperation:
+        """As :meth:`Owner.uninstall_sessions <keyscope.owner.Owner.uninstall_sessions>`; grants need
+        :meth:`upgrade` or :meth:`install_sessions` again afterwards."""
+        self._ready = False
+        return super().uninstall_sessions()
+
     # -- grants need the module first ----------------------------------------------------------------
 
     def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
@@ -305,7 +318,17 @@ class EOAOwner(Owner):
                 {key: hex(item) if isinstance(item, int) else item for key, item in entry.items()}
                 for entry in tx["authorizationList"]
             ]
-        tx["gas"] = int(int(node_request(chain, "eth_estimateGas", [estimate]), 16) * _GAS_MARGIN)
+        try:
+            gas = int(node_request(chain, "eth_estimateGas", [estimate]), 16)
+        except JsonRpcError as exc:
+            reverted = _revert_bytes(exc.data)
+            why = describe_revert(reverted) if reverted else exc.rpc_message
+            raise DelegationError(
+                f"the EOA's transaction to {tx['to']} would fail ({why}): nothing was sent",
+                account=account,
+                delegate=authorization.address if authorization is not None else None,
+            ) from None
+        tx["gas"] = int(gas * _GAS_MARGIN)
         unsigned = TypedTransaction.from_dict(tx)
         signature = self.signer.sign_hash(bytes(unsigned.hash()))
         signed = TypedTransaction.from_dict(
@@ -371,6 +394,15 @@ class EOAOwner(Owner):
         self._ready = False
         self.network.forget_kind(self.account)
         return receipt
+
+
+def _revert_bytes(data: Any) -> bytes | None:
+    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    return None
 
 
 def _wait_for_receipt(owner: EOAOwner, tx_hash: str, timeout: float) -> TransactionReceipt:

@@ -36,7 +36,7 @@ from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receip
 from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
 from keyscope.entrypoint import encode_get_user_op_hash
 from keyscope.eoa import encode_install_sessions
-from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError
+from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError, DelegationError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address
@@ -547,6 +547,8 @@ def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: Loca
     session = net.session(grant, key)
     assert session.execute(stack.nft, MINT, eoa.address).wait().success
 
+    with pytest.raises(DelegationError, match="would fail"):  # estimated first: a reverting one is not sent
+        owner.send_transaction(stack.module, bytes.fromhex("12345678"))
     owner.revoke_directly(grant)  # no bundler, no UserOperation: the EOA calls the module itself
     assert flag(stack, "isSessionRevoked(address,bytes32)", eoa.address, grant.session_id)
     with pytest.raises(SessionRevokedError):
