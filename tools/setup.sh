@@ -2,7 +2,7 @@
 # Set up everything keyscope needs, from the package registries only, and compile the contracts.
 #
 #   - .venv/           Python virtual environment with keyscope and its pinned dependencies
-#   - node_modules/    solcjs, anvil, the Alto bundler, OpenZeppelin, the EntryPoint v0.7 artefacts
+#   - node_modules/    solcjs, anvil, the Alto bundler, OpenZeppelin, the EntryPoint v0.7 and v0.8 artefacts
 #   - .cache/solcx/    a `solc-v0.8.28` command for py-solc-x / ape-solidity that runs solcjs
 #   - .build/          compiled contracts (ape compile)
 #
