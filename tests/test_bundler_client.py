@@ -1099,7 +1099,7 @@ def test_client_against_alto_on_the_local_stack(local_stack: Any) -> None:
 
     with BundlerClient(local_stack.bundler_url, node=node) as client:
         assert client.chain_id() == chain_id
-        assert client.supported_entry_points() == [entry_point]
+        assert client.supported_entry_points() == [entry_point, local_stack.entry_point_v08]
         fees = client.fee_quote()
         assert fees.max_fee_per_gas >= fees.max_priority_fee_per_gas > 0
 

@@ -16,7 +16,7 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 
 from keyscope.accounts import create_account_data
-from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.artifacts import ENTRY_POINT_V07, ENTRY_POINT_V08
 from keyscope.devnode import create_address
 from keyscope.errors import ConfigurationError, KeyscopeError
 from keyscope.execution import Call, encode_execute
@@ -106,6 +106,21 @@ def test_servers_listen_on_localhost_only(local_stack: LocalStack) -> None:
         assert listening.get(port) == "0100007F", f"{url} listens on {listening.get(port)}"  # 127.0.0.1
 
 
+def test_entry_point_v08_is_the_npm_artefact_at_its_canonical_address_on_prague(
+    local_stack: LocalStack,
+) -> None:
+    assert local_stack.entry_point_v08 == ENTRY_POINT_V08
+    code = to_bytes(local_stack.node.request("eth_getCode", [ENTRY_POINT_V08, "latest"]))
+    assert entry_point_code_matches(code, version="0.8", chain_id=local_stack.chain_id)
+    assert not entry_point_code_matches(
+        code, version="0.8", chain_id=local_stack.chain_id + 1
+    )  # its EIP-712 domain
+    assert not entry_point_code_matches(code, version="0.7")
+    assert local_stack.node.request("anvil_nodeInfo")["hardFork"].lower() == "prague"  # EIP-7702
+    delegate = _call(local_stack.node, local_stack.delegate, "entryPoint()", [], [])
+    assert to_address(delegate[12:]) == ENTRY_POINT_V08
+
+
 def test_entry_point_is_the_npm_artefact_at_its_canonical_address(local_stack: LocalStack) -> None:
     code = to_bytes(local_stack.node.request("eth_getCode", [ENTRY_POINT_V07, "latest"]))
     assert entry_point_code_matches(code)
@@ -134,7 +149,10 @@ def test_factory_is_staked(local_stack: LocalStack) -> None:
 def test_bundler_answers(local_stack: LocalStack) -> None:
     with JsonRpcClient(local_stack.bundler_url) as bundler:
         assert int(bundler.request("eth_chainId"), 16) == local_stack.chain_id
-        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [ENTRY_POINT_V07]
+        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [
+            ENTRY_POINT_V07,
+            ENTRY_POINT_V08,
+        ]
 
 
 def test_node_helpers(local_stack: LocalStack) -> None:
@@ -234,7 +252,10 @@ def test_restart_bundler_serves_again(local_stack: LocalStack) -> None:
     assert local_stack.pids["alto"] != old_pid
     assert local_stack.running
     with JsonRpcClient(local_stack.bundler_url) as bundler:
-        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [ENTRY_POINT_V07]
+        assert [to_address(a) for a in bundler.request("eth_supportedEntryPoints")] == [
+            ENTRY_POINT_V07,
+            ENTRY_POINT_V08,
+        ]
         op, _account = _owner_operation(local_stack, bundler, LocalSigner.generate())
         receipt, _latency = _send_and_wait(bundler, op, local_stack.entry_point)
     assert receipt["success"] is True

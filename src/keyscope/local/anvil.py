@@ -87,7 +87,8 @@ class AnvilConfig:
     """How to start anvil.
 
     ``port`` None lets the kernel pick a free port (``--port 0``; the stack reads the port anvil reports).
-    ``accounts`` development accounts get ``balance_ether`` each.
+    ``accounts`` development accounts get ``balance_ether`` each. ``extra_args`` come last; a ``--hardfork`` given
+    there replaces ``hardfork``.
     """
 
     chain_id: int = 31337
@@ -112,7 +113,8 @@ class AnvilConfig:
         ]  # fmt: skip
         if self.disable_code_size_limit:
             args.append("--disable-code-size-limit")
-        if self.hardfork:
+        overridden = {arg.split("=", 1)[0] for arg in self.extra_args if arg.startswith("--")}
+        if self.hardfork and "--hardfork" not in overridden:
             args += ["--hardfork", self.hardfork]
         return args + list(self.extra_args)
 
