@@ -63,7 +63,8 @@ def delegated_eoa(stack: LocalStack) -> dict[str, int]:
     pending = owner.send_upgrade(SessionKey.generate(), policy, valid_for=3600)
     pending.wait(60)
     assert pending.receipt is not None
-    owner.execute(function_call(stack.nft, "safeMint(address)", eoa.address)).wait(60)  # the owner's lane, once
+    # the owner's lane, used once
+    owner.execute(function_call(stack.nft, "safeMint(address)", eoa.address)).wait(60)
     owner_gas, session_gas, first_use = _sessions(net, owner, stack, eoa.address)
     return {
         "setup": int(pending.receipt.actual_gas_used),
