@@ -82,6 +82,8 @@ contract KeyscopeDelegate is
 
     bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
     bytes4 private constant ERC1271_INVALID = 0xffffffff;
+    /// @dev EntryPoint v0.8's EIP-7702 initCode: `0x7702` padded to 20 bytes, then the data of an init call.
+    uint256 private constant EIP7702_MARKER_LENGTH = 20;
     bytes4 private constant IS_INITIALIZED = bytes4(keccak256("isInitialized(address)"));
 
     IEntryPoint private immutable _entryPoint;
@@ -281,6 +283,11 @@ contract KeyscopeDelegate is
     ///      validator, `validateUserOp(userOp, userOpHash)` is built by copying the UserOperation's ABI encoding
     ///      from this call's calldata (offsets inside the struct are relative to its start, so the bytes stay
     ///      valid behind a new two-word head) rather than re-encoding it in memory.
+    ///
+    ///      An operation a validator validates carries no init call: on EntryPoint v0.8 an initCode of the
+    ///      20-byte EIP-7702 marker followed by data makes the SenderCreator call this account with that data
+    ///      before validation, on every operation that carries it, and a validator judges the callData only.
+    ///      Only the owner's own operations may carry one.
     function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
         internal
         override
@@ -289,6 +296,9 @@ contract KeyscopeDelegate is
         address module = address(bytes20(bytes32(userOp.nonce)));
         if (!_storage().validators.contains(module)) {
             return super._validateUserOp(userOp, userOpHash, signature);
+        }
+        if (userOp.initCode.length > EIP7702_MARKER_LENGTH) {
+            revert InitCallNotForValidators(module, userOp.initCode.length - EIP7702_MARKER_LENGTH);
         }
         bytes4 selector = IERC7579Validator.validateUserOp.selector;
         assembly ("memory-safe") {

@@ -15,6 +15,13 @@ interface IKeyscopeDelegate {
     /// @param selector The selector of the call.
     error MissingFallbackHandler(bytes4 selector);
 
+    /// @notice An operation validated by an installed validator carried an EIP-7702 init call (initCode longer
+    ///         than the 20-byte marker): the account would run that call before validation, and the validator
+    ///         judges only the callData. Only the owner's operations (nonce key not naming a validator) may.
+    /// @param validator The validator the operation's nonce key names.
+    /// @param initCallLength The length of the init call's data (the initCode after the marker).
+    error InitCallNotForValidators(address validator, uint256 initCallLength);
+
     /// @notice A fallback handler's init or deinit data must start with the 4-byte selector it handles.
     /// @param length The length of the data given.
     error FallbackDataTooShort(uint256 length);

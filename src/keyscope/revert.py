@@ -47,6 +47,7 @@ def _errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
     for name in (
         "SessionKeyValidator",
         "KeyscopeAccount",
+        "KeyscopeDelegate",
         "KeyscopeAccountFactory",
         "SponsorPaymaster",
         "DemoNFT",

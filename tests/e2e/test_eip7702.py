@@ -538,6 +538,61 @@ def test_a_session_key_cannot_change_the_delegation_nor_call_the_account(
     assert session.execute(stack.nft, MINT, eoa.address).wait().success
 
 
+def test_a_session_operation_cannot_carry_an_init_call_the_module_never_judges(
+    net: Network, stack: LocalStack
+) -> None:
+    """On EntryPoint v0.8, an initCode of the 20-byte EIP-7702 marker followed by data makes the SenderCreator call
+    the account with that data before validation, on any operation, and the userOpHash covers it: a session key
+    could sign one. The module judges the callData only, so the delegate refuses an init call on every operation a
+    validator validates; the owner's own operations may carry one."""
+    _owner, eoa, grant, key = upgraded(net, stack)
+    op = net.session(grant, key).build(function_call(stack.nft, MINT, eoa.address))
+    # an init call that runs on the delegate's code as it is (ERC721Holder answers it)
+    init_call = encode_function_call(
+        "onERC721Received(address,address,uint256,bytes)", eoa.address, eoa.address, 1, b""
+    )
+    marker = b"\x77\x02".ljust(20, b"\0")
+
+    def simulate(init_code: bytes, sign: Any) -> None:
+        packed = op.pack().model_copy(update={"init_code": init_code})
+        digest = user_op_hash_v08(
+            packed, stack.entry_point_v08, stack.chain_id, eip7702_delegate=stack.delegate
+        )
+        packed = packed.model_copy(update={"signature": sign(digest)})
+        handle_ops = keccak(
+            b"handleOps((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[],address)"
+        )[:4] + abi_encode(
+            ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[]", "address"],
+            [[packed.as_tuple()], stack.accounts[5].address],
+        )
+        stack.node.request(
+            "eth_call",
+            [
+                {
+                    "from": stack.accounts[5].address,
+                    "to": stack.entry_point_v08,
+                    "data": "0x" + handle_ops.hex(),
+                    "gas": hex(3_000_000),
+                },
+                "latest",
+            ],
+        )
+
+    simulate(marker, key.sign_hash)  # the marker alone: the session's operation is accepted
+    with pytest.raises(JsonRpcError) as refused:
+        simulate(marker + init_call, key.sign_hash)
+    assert describe_revert(bytes.fromhex(str(refused.value.data)[2:])).startswith("AA23")
+    assert (
+        f"InitCallNotForValidators(validator={stack.module}, initCallLength={len(init_call)})"
+        in describe_revert(bytes.fromhex(str(refused.value.data)[2:]))
+    )
+    # the owner's operation (nonce key 0) with the same init call validates: the owner may do anything
+    op = owner_operation(
+        stack.module, eoa.address, nonce=net.chain.get_nonce(net.entry_point, eoa.address, 0)
+    )
+    simulate(marker + init_call, eoa.sign_hash)
+
+
 def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: LocalStack) -> None:
     owner, eoa, grant, key = upgraded(net, stack)
     friend = LocalSigner.generate().address
