@@ -53,6 +53,7 @@ STEPS = (
     "The owner revokes the session (one owner operation)",
     "The session key now fails",
     "Sponsored gas: a new user with 0 ETH (ERC-7677 paymaster)",
+    "An EOA with funds becomes session-capable in place (EIP-7702)",
 )
 """The demo's steps, in order; each heading fits an 80-column terminal."""
 
@@ -228,7 +229,7 @@ def run(console: Console) -> None:
         finally:
             sponsor.stop()
 
-        step(9, "An EOA with funds becomes session-capable without moving them (EIP-7702, EntryPoint v0.8)")
+        step(9)
         _upgrade_an_eoa(console, stack, landed)
 
         console.print()
