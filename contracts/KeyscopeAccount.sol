@@ -8,6 +8,8 @@ import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.s
 import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {IERC7579Validator, MODULE_TYPE_VALIDATOR} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {Calldata} from "@openzeppelin/contracts/utils/Calldata.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {ERC4337Utils} from "@openzeppelin/contracts/account/utils/ERC4337Utils.sol";
 import {Account} from "@openzeppelin/contracts/account/Account.sol";
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
@@ -20,7 +22,8 @@ import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155
 /// Validation is chosen by the UserOperation nonce key, as on other ERC-7579 accounts: the top 20 bytes
 /// of the 192-bit key name a validator module. When they name an installed validator (the session-key
 /// module, say), that module validates the operation; otherwise the owner's ECDSA signature over the
-/// `userOpHash` is required (nonce key 0 is the owner's lane). The owner check is built into the account
+/// `userOpHash` is required (nonce key 0 is the owner's lane): over the hash itself, or over its EIP-191
+/// personal-message hash (`personal_sign`), which is what browser wallets sign (none signs a bare hash). The owner check is built into the account
 /// rather than being a module: it costs no external call, and an account can never be left without a
 /// way for its owner to sign.
 ///
@@ -113,7 +116,7 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
     {
         address module = _extractUserOpValidator(userOp);
         if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
-            return Account._validateUserOp(userOp, userOpHash, signature);
+            return _validateOwnerUserOp(userOp, userOpHash, signature);
         }
         bytes4 selector = IERC7579Validator.validateUserOp.selector;
         assembly ("memory-safe") {
@@ -130,6 +133,25 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
             if lt(returndatasize(), 0x20) { revert(0, 0) }
             validationData := mload(0x00)
         }
+    }
+
+    /// @dev The owner's operation: its signature must be the owner's over the signable userOpHash, either as it
+    ///      is (the SDK's keys) or as an EIP-191 personal message (`personal_sign`: browser wallets sign only
+    ///      prefixed messages and typed data). The prefixed form is tried only when the plain one fails, so an
+    ///      operation signed over the plain hash costs what it did.
+    function _validateOwnerUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
+        private
+        view
+        returns (uint256)
+    {
+        bytes32 hash = _signableUserOpHash(userOp, userOpHash);
+        if (
+            _rawSignatureValidation(hash, signature)
+                || _rawSignatureValidation(MessageHashUtils.toEthSignedMessageHash(hash), signature)
+        ) {
+            return ERC4337Utils.SIG_VALIDATION_SUCCESS;
+        }
+        return ERC4337Utils.SIG_VALIDATION_FAILED;
     }
 
     /// @dev The owner's ECDSA check, used when the nonce key names no installed validator.

@@ -23,6 +23,7 @@ __all__ = [
     "GasCostTooHighError",
     "InvalidAbiError",
     "InvalidAddressError",
+    "InvalidGrantSignatureError",
     "KeyscopeError",
     "KeyscopeWarning",
     "PaymasterError",
@@ -96,6 +97,21 @@ class UnknownFunctionError(BadInputError):
 
 class SigningDeclinedError(KeyscopeError):
     """A signer did not sign (its holder said no, or could not be asked), or signed with another key."""
+
+
+class InvalidGrantSignatureError(BadInputError):
+    """The owner's signature of an off-chain grant does not verify: the session's first operation would be
+    refused (AA23), so the grant is refused at once. ``account`` is the account, ``owner`` the key that should
+    have signed (None when unknown), ``recovered`` the address the signature recovers to (None when it recovers
+    to none)."""
+
+    def __init__(
+        self, message: str, *, account: str, owner: str | None = None, recovered: str | None = None
+    ) -> None:
+        self.account = account
+        self.owner = owner
+        self.recovered = recovered
+        super().__init__(message)
 
 
 class ConfigurationError(KeyscopeError):

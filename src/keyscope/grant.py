@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import BadInputError
 from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
+from .typed_data import wallet_typed_data
 
 __all__ = ["SessionGrant"]
 
@@ -53,8 +54,12 @@ class SessionGrant(HexRepr, BaseModel):
 
     @property
     def typed_data(self) -> dict[str, Any]:
-        """The EIP-712 typed data the owner signs to grant this session off-chain."""
-        return self.session.typed_data(self.account, self.epoch, self.chain_id, self.module)
+        """The EIP-712 typed data the owner signs to grant this session off-chain, as JSON values exactly as a
+        wallet's ``eth_signTypedData_v4`` takes them (``json.dumps`` it): 0x-hex bytes, and integers above
+        2**53 - 1 as decimal strings (see :mod:`keyscope.typed_data`)."""
+        return wallet_typed_data(
+            self.session.typed_data(self.account, self.epoch, self.chain_id, self.module)
+        )
 
     @property
     def digest(self) -> bytes:

@@ -13,7 +13,10 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import PrivateAttr
+
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
+from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
@@ -24,7 +27,8 @@ from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, KeyscopeWarning, UnsupportedAccountError
 from .execution import Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import to_address, to_bytes
+from .grant_signature import check_grant_signature
+from .hexutil import Address, to_address, to_bytes
 from .module import (
     INVALIDATE_ALL_SESSIONS,
     decode_epoch,
@@ -63,18 +67,50 @@ A session that never expires must be asked for (``never_expires=True``, ``--vali
 class GrantRequest(SessionGrant):
     """A session ready for the owner's one signature: the off-chain :class:`~keyscope.grant.SessionGrant` as it
     will be, without the signature. Show :attr:`typed_data` to the owner's wallet (``eth_signTypedData_v4``),
-    then :meth:`complete` with the signature."""
+    then :meth:`complete` with the signature, which checks it.
 
-    def complete(self, owner_signature: bytes | str) -> SessionGrant:
-        """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature`` (bytes or hex)."""
+    ``owner`` is the address of the owner's key, when known (it judges the signature while the account has no
+    code); it is not part of the grant."""
+
+    owner: Address | None = None
+    _owner: Owner | None = PrivateAttr(default=None)
+
+    def complete(
+        self, owner_signature: bytes | str, *, network: Endpoints | None = None, check: bool = True
+    ) -> SessionGrant:
+        """The off-chain :class:`~keyscope.grant.SessionGrant` carrying ``owner_signature`` (bytes or hex, shaped
+        for the account's ``isValidSignature``: what a wallet returns, for keyscope's account).
+
+        The signature is checked first, as the module will check it (see :mod:`keyscope.grant_signature`): on a
+        deployed account through its ERC-1271, else against :attr:`owner`. A request made by
+        :meth:`Owner.prepare_grant` knows its chain; one read back from JSON needs ``network`` (or only its
+        :attr:`owner`, while the account has no code). Raises
+        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none.
+        ``check=False`` skips the check (for tests of what the chain does with a bad grant)."""
         signature = to_bytes(owner_signature, name="the owner's signature")
-        return SessionGrant.model_construct(**{**dict(self), "owner_signature": signature})
+        grant = SessionGrant.model_construct(**{**self._fields(), "owner_signature": signature})
+        if check:
+            made_by = self._owner
+            endpoints = network if network is not None else (made_by.network if made_by else None)
+            if made_by is not None and network is None:
+                kind, deployed = made_by.kind, made_by.is_deployed()
+            elif endpoints is not None:
+                kind, deployed = endpoints.kind_for(self.account, named=self.account_kind), None
+            else:
+                kind, deployed = kind_named(self.account_kind), False
+            check_grant_signature(
+                grant, signature, kind=kind, owner=self.owner, endpoints=endpoints, deployed=deployed
+            )
+        return grant
 
     def enabled_on_chain(self) -> SessionGrant:
         """The :class:`~keyscope.grant.SessionGrant` of this session once ``enableSession`` has landed."""
         return SessionGrant.model_construct(
-            **{**dict(self), "how": "onchain", "factory": None, "factory_data": b""}
+            **{**self._fields(), "how": "onchain", "factory": None, "factory_data": b""}
         )
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SessionGrant.model_fields}
 
 
 class PendingGrant:
@@ -410,7 +446,7 @@ class Owner:
         net = self.network
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
-        return GrantRequest(
+        request = GrantRequest(
             session=session,
             account=self.account,
             module=net.module,
@@ -422,7 +458,10 @@ class Owner:
             account_kind=self.kind.name,
             factory=self.factory if creates else None,
             factory_data=self._factory_data if creates else b"",
+            owner=self.signer.address,
         )
+        request._owner = self
+        return request
 
     def sign_grant(self, request: GrantRequest) -> SessionGrant:
         """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind). On a deployed account,
@@ -431,7 +470,9 @@ class Owner:
         kind = self.kind
         digest = kind.erc1271_digest(request.account, request.chain_id, request.digest)
         signature = kind.wrap_erc1271_signature(self.signer.sign_hash(digest))
-        self.verify_grant_signature(request, signature)
+        if request._owner is not self:  # checked by this owner's chain and kind, made here or not
+            self.verify_grant_signature(request, signature)
+            return request.complete(signature, check=False)
         return request.complete(signature)
 
     def verify_grant_signature(self, request: GrantRequest, signature: bytes) -> None:

@@ -46,7 +46,12 @@ from keyscope.accounts import (
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
-from keyscope.errors import AccountSetupError, GasCostTooHighError, UnsupportedAccountError
+from keyscope.errors import (
+    AccountSetupError,
+    GasCostTooHighError,
+    InvalidGrantSignatureError,
+    UnsupportedAccountError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
@@ -485,9 +490,10 @@ def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_ref
     key = SessionKey.generate()
     request = plain.owner(signer, account).prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
     assert request.account_kind == "msa"
-    shaped_wrong = request.model_copy(update={"account_kind": "keyscope"}).complete(
-        signer.sign_hash(request.digest)
-    )
+    told_keyscope = request.model_copy(update={"account_kind": "keyscope"})
+    with pytest.raises(InvalidGrantSignatureError, match="the account refuses it too"):
+        told_keyscope.complete(signer.sign_hash(request.digest))  # complete() checks it now
+    shaped_wrong = told_keyscope.complete(signer.sign_hash(request.digest), check=False)
     with pytest.raises(AccountSetupError) as refused:
         plain.session(shaped_wrong, key).execute(stack.nft, MINT, recipient)
     message = str(refused.value)

@@ -1,0 +1,223 @@
+"""The owner's wallet path: a grant request's typed data is the JSON ``eth_signTypedData_v4`` takes, and
+``complete(signature)`` checks the signature as the module will (locally while the account has no code, through
+the account's ERC-1271 once it has), so that a bad one is refused at once, not as an AA23 at the first send.
+
+Also the owner's UserOperation on keyscope's account signed as a browser wallet signs (``personal_sign``, the
+EIP-191 message hash of the userOpHash): wallets sign no bare hash.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope import Policy, SessionGrant, SessionKey, arg
+from keyscope.accounts import KeyscopeAccountKind
+from keyscope.errors import AccountSetupError, ConfigurationError, InvalidGrantSignatureError
+from keyscope.execution import Call, encode_execute
+from keyscope.grant_signature import check_grant_signature
+from keyscope.owner import GrantRequest
+from keyscope.session import Session
+from keyscope.signing import LocalSigner, recover_hash
+from keyscope.typed_data import MAX_SAFE_INTEGER, wallet_typed_data
+from support.strategies import addresses, sessions
+
+KIND = KeyscopeAccountKind()
+
+
+def _grant(session: Session, account: str, chain_id: int = 31337, epoch: int = 0) -> GrantRequest:
+    module = "0x" + "11" * 20
+    return GrantRequest(
+        session=session,
+        account=account,
+        module=module,
+        chain_id=chain_id,
+        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how="offchain",
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# typed data as JSON
+# --------------------------------------------------------------------------------------------------
+
+
+def _numbers(value: object) -> list[int]:
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
+
+
+@settings(max_examples=60, deadline=None)
+@given(session=sessions(), account=addresses, chain_id=st.integers(1, 2**64), epoch=st.integers(0, 2**32 - 1))
+def test_typed_data_is_json_a_wallet_signs_to_the_same_digest(
+    session: Session, account: str, chain_id: int, epoch: int
+) -> None:
+    request = _grant(session, account, chain_id, epoch)
+    text = json.dumps(request.typed_data)  # raised TypeError on the selector's bytes before
+    parsed = json.loads(text)
+    # what a wallet signs from that text is the digest the module checks
+    signable = encode_typed_data(full_message=parsed)
+    key = Account.create()
+    signature = Account.sign_message(signable, key.key).signature
+    assert recover_hash(request.digest, bytes(signature)) == key.address
+    # and no number a JavaScript wallet would round
+    assert all(abs(n) <= MAX_SAFE_INTEGER for n in _numbers(parsed))
+
+
+def test_large_words_travel_as_decimal_strings_and_bytes_as_hex() -> None:
+    typed = {
+        "types": {
+            "EIP712Domain": [{"name": "chainId", "type": "uint256"}],
+            "M": [
+                {"name": "big", "type": "uint256[]"},
+                {"name": "b", "type": "bytes4"},
+                {"name": "n", "type": "int256"},
+            ],
+        },
+        "primaryType": "M",
+        "domain": {"chainId": 1},
+        "message": {"big": [2**53 - 1, 2**53, 2**256 - 1], "b": b"\x12\x34\x56\x78", "n": -(2**200)},
+    }
+    converted = wallet_typed_data(typed)
+    assert converted["message"] == {
+        "big": [2**53 - 1, str(2**53), str(2**256 - 1)],
+        "b": "0x12345678",
+        "n": str(-(2**200)),
+    }
+    assert converted["domain"] == {"chainId": 1}
+    assert encode_typed_data(full_message=converted).body == encode_typed_data(full_message=typed).body
+
+
+# --------------------------------------------------------------------------------------------------
+# complete() checks the signature: locally while the account has no code
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def session() -> Session:
+    target = "0x" + "22" * 20
+    return Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        permissions=(Policy.call(target, "mint(address to)", rules=[arg("to") == target]),),
+    )
+
+
+def test_a_junk_signature_is_refused_at_complete(session: Session) -> None:
+    owner = LocalSigner.generate()
+    request = _grant(session, "0x" + "33" * 20).model_copy(update={"owner": owner.address})
+    with pytest.raises(InvalidGrantSignatureError, match="recovers to 0x") as refused:
+        request.complete(b"\x01" * 65)  # someone's signature, not the owner's
+    assert refused.value.owner == owner.address and refused.value.recovered not in (None, owner.address)
+    assert "eth_signTypedData_v4" in str(refused.value)
+    with pytest.raises(InvalidGrantSignatureError, match="is not an ECDSA signature of it") as refused:
+        request.complete(bytes(64) + b"\x1b")  # r = s = 0: nobody's
+    assert refused.value.recovered is None
+    with pytest.raises(InvalidGrantSignatureError, match="the signature is empty"):
+        request.complete("0x")
+
+
+def test_a_signature_by_another_key_is_refused_naming_both(session: Session) -> None:
+    owner, stranger = LocalSigner.generate(), LocalSigner.generate()
+    request = _grant(session, "0x" + "33" * 20).model_copy(update={"owner": owner.address})
+    with pytest.raises(InvalidGrantSignatureError) as refused:
+        request.complete(stranger.sign_typed_data(request.typed_data))
+    assert refused.value.recovered == stranger.address
+    assert f"recovers to {stranger.address}, not to the owner {owner.address}" in str(refused.value)
+    # a signature for another chain (the wallet on the wrong network) is another key's too
+    other_chain = _grant(session, request.account, chain_id=1).model_copy(update={"owner": owner.address})
+    with pytest.raises(InvalidGrantSignatureError):
+        request.complete(owner.sign_typed_data(other_chain.typed_data))
+
+
+def test_the_owners_signature_completes_and_survives_json(session: Session) -> None:
+    owner = LocalSigner.generate()
+    request = _grant(session, "0x" + "33" * 20).model_copy(update={"owner": owner.address})
+    signature = owner.sign_typed_data(json.loads(json.dumps(request.typed_data)))
+    grant = request.complete("0x" + signature.hex())
+    assert type(grant) is SessionGrant and grant.owner_signature == signature
+    assert SessionGrant.from_json(grant.to_json()) == grant
+    # read back from JSON (the dapp's backend between two requests), the request still knows its owner
+    again = GrantRequest.model_validate_json(request.model_dump_json())
+    assert again.owner == owner.address and again.complete(signature) == grant
+
+
+def test_without_owner_or_chain_nothing_can_judge(session: Session) -> None:
+    request = _grant(session, "0x" + "33" * 20)
+    with pytest.raises(ConfigurationError, match="owner's address is unknown"):
+        request.complete(LocalSigner.generate().sign_hash(request.digest))
+
+
+# --------------------------------------------------------------------------------------------------
+# through the account's ERC-1271 once it has code (py-evm, the real EntryPoint and module)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_on_a_deployed_account_the_account_judges(net, nft, harness) -> None:
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account)
+    owner.execute(Call(nft.address, 0, nft.safeMint.encode_input(owner.account))).wait()  # now deployed
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [Policy.call(nft, "safeMint(address to)")], valid_for=3600)
+    # junk: refused, naming the owner
+    with pytest.raises(InvalidGrantSignatureError, match="the account refuses it too"):
+        request.complete(b"\x01" * 65)
+    # read back from JSON with the network: the account is asked, the owner's key compared
+    stored = GrantRequest.model_validate_json(request.model_dump_json())
+    stranger = LocalSigner.generate()
+    with pytest.raises(InvalidGrantSignatureError, match=f"recovers to {stranger.address}"):
+        stored.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+    # an unknown owner: the account alone judges, and says what is wrong
+    anonymous = stored.model_copy(update={"owner": None})
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature"):
+        anonymous.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+    good = signer.sign_typed_data(stored.typed_data)
+    grant = anonymous.complete(good, network=net)
+    net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    assert nft.balanceOf(owner.account) == 2
+
+
+def test_the_check_fails_open_without_it(session: Session) -> None:
+    """What the check stops: without it, a junk signature makes a grant (which fails only at the first send)."""
+    request = _grant(session, "0x" + "33" * 20).model_copy(update={"owner": LocalSigner.generate().address})
+    unchecked = request.complete(b"\x01" * 65, check=False)
+    assert unchecked.owner_signature == b"\x01" * 65
+    with pytest.raises(InvalidGrantSignatureError):
+        check_grant_signature(
+            unchecked, b"\x01" * 65, kind=KIND, owner=request.owner, endpoints=None, deployed=False
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# the owner's operation signed as a browser wallet signs it
+# --------------------------------------------------------------------------------------------------
+
+
+def _personal_sign(signer: LocalSigner, digest: bytes) -> bytes:
+    """What ``personal_sign(0x<digest>)`` returns: the ECDSA signature of the EIP-191 message hash of the 32
+    bytes."""
+    return bytes(Account.sign_message(encode_defunct(primitive=digest), signer.private_key).signature)
+
+
+def test_owner_operation_signed_with_personal_sign(harness, sessions, owner) -> None:
+    account = sessions.account(owner)
+    op = harness.op(account, encode_execute(Call(harness.funder.address, 0, b"")))
+    digest = harness.hash(op)
+    receipt = harness.submit(op.replace(signature=_personal_sign(owner, digest)))
+    assert receipt.success
+    # another key's personal_sign is refused (AA24), as its plain signature is
+    stranger = LocalSigner.generate()
+    op = harness.op(account, encode_execute(Call(harness.funder.address, 0, b"")))
+    rejected = harness.rejected(op.replace(signature=_personal_sign(stranger, harness.hash(op))))
+    assert rejected.reason == "AA24"
