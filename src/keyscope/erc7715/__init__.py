@@ -1,0 +1,134 @@
+"""ERC-7715 for keyscope: ``wallet_grantPermissions`` requests read as a keyscope session, answered with
+``PermissionResponse`` objects whose ``context`` carries the grant; ``wallet_revokePermissions`` and the
+``permissions`` capability of ``wallet_getCapabilities``.
+
+::
+
+    plan = plan_from_requests(params)                 # raises UnsupportedTypeError naming a type it cannot grant
+    ...                                               # the owner signs (the consent page does this)
+    result = responses_for(plan, grant)               # wallet_grantPermissions' result
+    grant = grant_to_revoke({"permissionContext": ...})
+
+See docs/erc7715.md for the types keyscope grants and their JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..grant import SessionGrant
+from .context import CONTEXT_PREFIX, grant_from_context, grant_to_context
+from .didkey import address_of_did_key, did_key_of
+from .mapping import (
+    GAS_COST_POLICY,
+    PAYMASTERS_POLICY,
+    PERMISSION_TYPES,
+    POLICY_TYPES,
+    REFUSED_TYPES,
+    SIGNER_TYPES,
+    VALID_AFTER_POLICY,
+    SessionPlan,
+    UnsupportedTypeError,
+    permission_entry,
+    plan_from_requests,
+    requests_for_session,
+    session_policies,
+)
+from .models import (
+    AccountMeta,
+    PermissionRequest,
+    PermissionResponse,
+    PermissionsCapability,
+    RevokePermissionsParams,
+    SignerMeta,
+    TypedEntry,
+    read_model,
+)
+
+__all__ = [
+    "CONTEXT_PREFIX",
+    "GAS_COST_POLICY",
+    "PAYMASTERS_POLICY",
+    "PERMISSION_TYPES",
+    "POLICY_TYPES",
+    "REFUSED_TYPES",
+    "SIGNER_TYPES",
+    "VALID_AFTER_POLICY",
+    "AccountMeta",
+    "PermissionRequest",
+    "PermissionResponse",
+    "PermissionsCapability",
+    "RevokePermissionsParams",
+    "SessionPlan",
+    "SignerMeta",
+    "TypedEntry",
+    "UnsupportedTypeError",
+    "address_of_did_key",
+    "capabilities",
+    "did_key_of",
+    "grant_from_context",
+    "grant_from_response",
+    "grant_to_context",
+    "grant_to_revoke",
+    "permission_entry",
+    "permissions_capability",
+    "plan_from_requests",
+    "requests_for_session",
+    "responses_for",
+]
+
+
+def responses_for(plan: SessionPlan, grant: SessionGrant) -> list[PermissionResponse]:
+    """``wallet_grantPermissions``' result for the requests of ``plan``, granted as ``grant``: each request as
+    granted (the account, the expiry and the policies the session has, the owner's default gas cap included) with
+    ``context`` carrying the grant, and ``accountMeta`` when the session's first operation creates the
+    account."""
+    context = grant_to_context(grant)
+    meta = (
+        AccountMeta(factory=grant.factory, factory_data=grant.factory_data)
+        if grant.factory is not None
+        else None
+    )
+    policies = session_policies(grant.session)
+    return [
+        PermissionResponse(
+            chain_id=grant.chain_id,
+            address=grant.account,
+            expiry=grant.valid_until,
+            signer=request.signer,
+            permission=request.permission,
+            policies=policies,
+            context=context,
+            account_meta=meta,
+        )
+        for request in plan.requests
+    ]
+
+
+def grant_from_response(response: PermissionResponse | Mapping[str, Any]) -> SessionGrant:
+    """The grant a ``PermissionResponse`` (or its JSON) carries in its ``context``."""
+    read = read_model(PermissionResponse, response, "the permission response")
+    return grant_from_context(read.context)
+
+
+def grant_to_revoke(params: RevokePermissionsParams | Mapping[str, Any]) -> SessionGrant:
+    """The grant ``wallet_revokePermissions``' params name (its session is what the owner revokes)."""
+    read = read_model(RevokePermissionsParams, params, "wallet_revokePermissions' params")
+    return grant_from_context(read.permission_context)
+
+
+def permissions_capability() -> PermissionsCapability:
+    """The ``permissions`` capability: the signer, permission and policy types keyscope grants."""
+    return PermissionsCapability(
+        supported=True,
+        signer_types=tuple(SIGNER_TYPES),
+        permission_types=tuple(PERMISSION_TYPES),
+        policy_types=tuple(POLICY_TYPES),
+    )
+
+
+def capabilities(chain_ids: Iterable[int]) -> dict[str, dict[str, Any]]:
+    """``wallet_getCapabilities``' answer for ``chain_ids``: ``{"0x<chain>": {"permissions": {...}}}``."""
+    capability = permissions_capability().model_dump(mode="json", by_alias=True)
+    return {hex(chain_id): {"permissions": capability} for chain_id in chain_ids}
