@@ -4,7 +4,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
 
-.PHONY: setup demo test bench lint slither clean
+.PHONY: setup demo test screenshots bench lint slither clean
 
 setup:
 	@tools/setup.sh
@@ -14,7 +14,13 @@ demo: setup
 
 test: setup
 	@tools/ensure-postgres.sh
+	@tools/ensure-chromium.sh
 	@$(VENV)/ape test $(ARGS)
+
+# the consent page and the dashboard as the browser test sees them, written to docs/images
+screenshots: setup
+	@tools/ensure-chromium.sh
+	@KEYSCOPE_SCREENSHOTS=$(CURDIR)/docs/images $(VENV)/ape test tests/e2e/test_browser.py -q -k real_browser
 
 bench: setup
 	@$(VENV)/python benchmarks/run.py $(ARGS)

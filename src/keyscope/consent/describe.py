@@ -1,0 +1,484 @@
+"""A grant in words: what the owner reads before signing, and the warnings on dangerous grants.
+
+Everything is built from tables, so that a new kind of permission, rule or limit slots in with its words:
+
+* :data:`KNOWN_FUNCTIONS` -- functions known by their selector (ERC-20 ``transfer``/``approve``/..., ERC-721
+  ``setApprovalForAll``/...): their standard argument names, which arguments are token amounts, and the checks
+  that raise warnings. Warnings go by selector and argument position, never by the names a request gives (those
+  are the dapp's words, not signed).
+* :data:`RULE_WORDS` -- one phrase per rule condition.
+* :data:`SESSION_PARTS` -- the session-wide lines (window, gas cap, paymasters, lifetime limits, co-signer).
+
+The result is a :class:`GrantDescription`: JSON for the consent page and the dashboard, which render every
+string as text (never as markup): function names, rule labels and token symbols are attacker-influenced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import InvalidAbiError
+from ..hexutil import to_address
+from ..policy import AbiFunction, AbiParam, parse_signature
+from ..session import ArgType, Condition, Permission, Rule, Session, arg_type_of
+from .tokens import ContractFacts, format_amount
+
+__all__ = [
+    "KNOWN_FUNCTIONS",
+    "RULE_WORDS",
+    "SESSION_PARTS",
+    "Facts",
+    "GrantDescription",
+    "GrantWarning",
+    "KnownFunction",
+    "PermissionWords",
+    "describe_session",
+]
+
+NATIVE = "ETH"
+UNLIMITED = 2**255
+"""An amount bound at or above this is no bound: shown as unlimited."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class GrantWarning(_Model):
+    """A warning the owner must read: ``danger`` for grants that can lose the account's assets, ``caution``
+    for what is broader than most dapps need; ``permission`` is the permission's index (None: the session)."""
+
+    level: Literal["danger", "caution"]
+    text: str
+    permission: int | None = None
+
+
+class PermissionWords(_Model):
+    """One permission in words."""
+
+    index: int
+    contract: str
+    contract_label: str
+    function: str
+    rules: tuple[str, ...]
+    value: str
+
+
+class GrantDescription(_Model):
+    """A session in words. Times are unix seconds (the page shows them in the reader's local time); ``window``
+    says them in UTC for text outputs."""
+
+    account: str
+    account_note: str
+    chain_id: int
+    session_key: str
+    valid_after: int
+    valid_until: int
+    window: str
+    gas: str
+    paymasters: tuple[str, ...]
+    limits: tuple[str, ...]
+    cosigner: str | None
+    permissions: tuple[PermissionWords, ...]
+    warnings: tuple[GrantWarning, ...]
+
+    def lines(self) -> list[str]:
+        """The description as plain text lines (for a terminal)."""
+        out = [f"Account {self.account}{self.account_note}, chain {self.chain_id}", self.window, self.gas]
+        out += [f"Paymasters not capped: {p}" for p in self.paymasters]
+        out += self.limits
+        if self.cosigner:
+            out.append(self.cosigner)
+        for words in self.permissions:
+            out.append(f"{words.function} on {words.contract} ({words.contract_label})")
+            out += [f"  - {rule}" for rule in words.rules]
+            out.append(f"  - {words.value}")
+        out += [f"{w.level.upper()}: {w.text}" for w in self.warnings]
+        return out
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the chain says, as the describer needs it: ``contract(address)`` (code and token claims) and
+    ``is_module(address)`` (installed on the account as a module of any type)."""
+
+    contract: Callable[[str], ContractFacts]
+    is_module: Callable[[str], bool]
+    entry_point: str | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# rules
+# --------------------------------------------------------------------------------------------------
+
+
+def _signed(word: int) -> int:
+    return word - 2**256 if word >> 255 else word
+
+
+@dataclass(frozen=True)
+class _Context:
+    account: str
+    session_key: str
+    token: ContractFacts | None
+    amount_offsets: tuple[int, ...]
+
+
+def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
+    code = rule.arg_type
+    if code == ArgType.ADDRESS:
+        address = to_address(word.to_bytes(32, "big")[12:])
+        if address == ctx.account:
+            return f"{address} (this account)"
+        if address == ctx.session_key:
+            return f"{address} (the session's own key)"
+        return address
+    if code == ArgType.BOOL:
+        return "true" if word else "false"
+    kind, padding = code >> 5, code & 0x1F
+    if kind == 2:
+        return "0x" + word.to_bytes(32, "big")[: 32 - padding].hex()
+    if kind == 1:
+        return f"{_signed(word):,}"
+    token = ctx.token.token if ctx.token is not None else None
+    if rule.offset in ctx.amount_offsets and token is not None:
+        if word >= UNLIMITED:
+            return f"an unlimited amount of {token.symbol or 'the token'}"
+        return format_amount(word, token.decimals, token.symbol)
+    return f"{word:,}"
+
+
+def _one(rule: Rule, ctx: _Context) -> str:
+    return _value_text(rule.values[0], rule, ctx)
+
+
+RULE_WORDS: dict[Condition, Callable[[Rule, _Context], str]] = {
+    Condition.EQUAL: lambda r, c: f"must be {_one(r, c)}",
+    Condition.NOT_EQUAL: lambda r, c: f"must not be {_one(r, c)}",
+    Condition.LESS_THAN: lambda r, c: f"must be less than {_one(r, c)}",
+    Condition.LESS_THAN_OR_EQUAL: lambda r, c: f"must be at most {_one(r, c)}",
+    Condition.GREATER_THAN: lambda r, c: f"must be more than {_one(r, c)}",
+    Condition.GREATER_THAN_OR_EQUAL: lambda r, c: f"must be at least {_one(r, c)}",
+    Condition.IN_RANGE: lambda r, c: (
+        f"must be between {_value_text(r.values[0], r, c)} and {_value_text(r.values[1], r, c)} (both included)"
+    ),
+    Condition.ONE_OF: lambda r, c: "must be one of: " + ", ".join(_value_text(v, r, c) for v in r.values),
+}
+"""One phrase per condition: what the argument must be."""
+
+
+def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
+    """The most an unsigned argument at ``offset`` may be under ``rules`` (None: unbounded)."""
+    bound: int | None = None
+    for rule in rules:
+        if rule.offset != offset or rule.is_signed:
+            continue
+        op = rule.op
+        if op in (Condition.EQUAL, Condition.LESS_THAN_OR_EQUAL, Condition.ONE_OF):
+            most = max(rule.values)
+        elif op == Condition.LESS_THAN:
+            most = rule.values[0] - 1
+        elif op == Condition.IN_RANGE:
+            most = rule.values[1]
+        else:
+            continue
+        bound = most if bound is None else min(bound, most)
+    return bound
+
+
+def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:
+    """Whether the argument at ``offset`` is held to listed values (EQUAL or ONE_OF)."""
+    return any(r.offset == offset and r.op in (Condition.EQUAL, Condition.ONE_OF) for r in rules)
+
+
+# --------------------------------------------------------------------------------------------------
+# functions known by selector
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnownFunction:
+    """A function known by its selector: its standard signature with argument names, the offsets of its token
+    amounts, and ``warn(permission, is_token)``, the warnings a permission for it raises."""
+
+    signature: str
+    amounts: tuple[int, ...] = ()
+    warn: Callable[[Permission, bool], list[tuple[str, str]]] = lambda p, token: []
+
+    @property
+    def selector(self) -> bytes:
+        return parse_signature(self.signature).selector
+
+
+def _transfer_warnings(
+    to_offset: int, amount_offset: int
+) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        found = []
+        if not _pinned(permission.rules, to_offset):
+            found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
+        if token and _bound(permission.rules, amount_offset) is None:
+            found.append(("caution", "no rule caps the amount of one call"))
+        return found
+
+    return warn
+
+
+def _approve_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    found = []
+    if not _pinned(permission.rules, 0):
+        found.append(
+            ("danger", "may approve ANY spender: no rule holds the spender to one you know, so a leaked session key "
+             "can let anyone take this token from the account")
+        )  # fmt: skip
+    bound = _bound(permission.rules, 32)
+    if bound is None or bound >= UNLIMITED:
+        found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
+    return found
+
+
+def _operator_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    revokes_only = any(
+        r.offset == 32 and r.op == Condition.EQUAL and r.values == (0,) for r in permission.rules
+    )
+    if revokes_only:
+        return []
+    who = "the operator its rule names" if _pinned(permission.rules, 0) else "ANY operator"
+    return [
+        ("danger", f"setApprovalForAll: may let {who} move EVERY token of this collection the account holds")
+    ]
+
+
+_KNOWN = [
+    KnownFunction("transfer(address to,uint256 amount)", (32,), _transfer_warnings(0, 32)),
+    KnownFunction("approve(address spender,uint256 amount)", (32,), _approve_warnings),
+    KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
+    KnownFunction("increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings),
+    KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
+    KnownFunction(
+        "safeTransferFrom(address from,address to,uint256 tokenId)", (), _transfer_warnings(32, 64)
+    ),
+    KnownFunction(
+        "safeTransferFrom(address from,address to,uint256 tokenId,bytes data)", (), _transfer_warnings(32, 64)
+    ),
+]
+KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
+"""Functions known by selector (add one here to give it words and warnings)."""
+
+
+def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFunction | None]:
+    """The function as the owner reads it: its signature with argument names (checked against the selector),
+    the parsed function, and what is known of it by selector."""
+    known = KNOWN_FUNCTIONS.get(permission.selector)
+    parsed: AbiFunction | None = None
+    if permission.function is not None:
+        try:
+            parsed = parse_signature(permission.function)
+        except InvalidAbiError:
+            parsed = None
+        if parsed is not None and parsed.selector != permission.selector:
+            parsed = None  # a label that is not this selector's function: not shown as if it were
+    if parsed is None and known is not None:
+        parsed = parse_signature(known.signature)
+    if parsed is None:
+        return f"an unknown function (selector 0x{permission.selector.hex()})", None, known
+    names = {rule.offset: rule.name for rule in permission.rules if rule.name}
+    standard = parse_signature(known.signature) if known is not None else None
+    params, offset = [], 0
+    for index, param in enumerate(parsed.inputs):
+        name = param.name or names.get(offset) or (standard.inputs[index].name if standard else "") or ""
+        params.append(AbiParam(name, param.type))
+        offset += param.type.head_size
+    shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
+    return f"{parsed.name}({shown})", AbiFunction.of(parsed.name, params), known
+
+
+def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
+    located = function.word_at(rule.offset) if function is not None else None
+    if located is not None:
+        label, kind = located
+        if arg_type_of(kind.name) == rule.arg_type:
+            return f"{label} ({kind.name})"
+    return f"the {ArgType.name(rule.arg_type)} at byte {rule.offset} of the arguments"
+
+
+def _permission_words(
+    index: int, permission: Permission, ctx_base: _Context, facts: Facts
+) -> tuple[PermissionWords, list[GrantWarning]]:
+    warnings: list[GrantWarning] = []
+    contract = facts.contract(permission.target)
+    if permission.selector == bytes(4):
+        limit = permission.value_limit
+        value = f"each transfer may send at most {format_amount(limit, 18, NATIVE)}"
+        return (
+            PermissionWords(
+                index=index,
+                contract=permission.target,
+                contract_label=_contract_label(contract),
+                function="plain transfers of ETH (no function call)",
+                rules=(),
+                value=value,
+            ),
+            warnings,
+        )
+    shown, function, known = _function(permission)
+    is_token = contract.token is not None and contract.token.decimals is not None
+    ctx = _Context(
+        ctx_base.account,
+        ctx_base.session_key,
+        contract,
+        known.amounts if known is not None and is_token else (),
+    )
+    rules = tuple(
+        f"{_rule_label(rule, function)} {RULE_WORDS[rule.op](rule, ctx)}" for rule in permission.rules
+    )
+    if not rules:
+        rules = ("any arguments: no rule limits them",)
+    value = (
+        "no ETH may be sent with these calls"
+        if permission.value_limit == 0
+        else f"each call may send at most {format_amount(permission.value_limit, 18, NATIVE)}"
+    )
+    if known is not None:
+        warnings += [
+            GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
+            for lvl, text in known.warn(permission, is_token)
+        ]
+    if shown.startswith("an unknown function"):
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"{permission.target}: the function is known only by its selector",
+                permission=index,
+            )
+        )
+    if not contract.has_code:
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"{permission.target} has no code: a call to it does nothing yet",
+                permission=index,
+            )
+        )
+    return (
+        PermissionWords(
+            index=index,
+            contract=permission.target,
+            contract_label=_contract_label(contract),
+            function=shown,
+            rules=rules,
+            value=value,
+        ),
+        warnings,
+    )
+
+
+def _contract_label(facts: ContractFacts) -> str:
+    if not facts.has_code:
+        return "an address with no code"
+    token = facts.token
+    if token is None:
+        return "a contract"
+    named = " ".join(part for part in (token.name, f"({token.symbol})" if token.symbol else None) if part)
+    kind = "a token" if token.decimals is not None else "a contract"
+    return f"{kind} that calls itself {named}" if named else kind
+
+
+# --------------------------------------------------------------------------------------------------
+# the session
+# --------------------------------------------------------------------------------------------------
+
+
+def _utc(moment: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+
+
+def _window(session: Session) -> str:
+    start = "now" if not session.valid_after else _utc(session.valid_after)
+    end = "never expires" if not session.valid_until else f"until {_utc(session.valid_until)}"
+    return f"Valid from {start}, {end}"
+
+
+def _gas(session: Session) -> str:
+    if not session.gas_cap:
+        return "No cap on what one operation may cost in gas"
+    return f"One operation may cost at most {format_amount(session.gas_cap, 18, NATIVE)} in gas"
+
+
+def _limits(session: Session) -> tuple[str, ...]:
+    return ("No limits over the session's life: each call's own limits apply, as often as the window allows",)
+
+
+def _cosigner(session: Session) -> str | None:
+    return None
+
+
+SESSION_PARTS: dict[str, Callable[[Session], Any]] = {
+    "window": _window,
+    "gas": _gas,
+    "limits": _limits,
+    "cosigner": _cosigner,
+}
+"""The session-wide lines, by part (replace an entry to give a new session feature its words)."""
+
+
+def _session_warnings(session: Session, facts: Facts, account: str) -> list[GrantWarning]:
+    warnings = []
+    if not session.valid_until:
+        warnings.append(
+            GrantWarning(level="danger", text="This session never expires: it lasts until you revoke it")
+        )
+    if not session.gas_cap:
+        warnings.append(
+            GrantWarning(
+                level="danger",
+                text="No cap on gas: one operation may make the account pay any amount in fees",
+            )
+        )
+    for index, permission in enumerate(session.permissions):
+        target = permission.target
+        if facts.entry_point is not None and target == facts.entry_point:
+            warnings.append(
+                GrantWarning(level="danger", text=f"{target} is the EntryPoint: the session may withdraw the account's "
+                        "deposit there", permission=index)
+            )  # fmt: skip
+        elif target != account and facts.is_module(target):
+            warnings.append(
+                GrantWarning(level="danger", text=f"{target} is a module installed on this account: calls to it can "
+                        "change how the account is controlled", permission=index)
+            )  # fmt: skip
+    return warnings
+
+
+def describe_session(
+    session: Session, *, account: str, chain_id: int, facts: Facts, account_note: str = ""
+) -> GrantDescription:
+    """``session`` (of ``account`` on ``chain_id``) in words, with its warnings."""
+    base = _Context(account, session.session_key, None, ())
+    permissions, warnings = [], _session_warnings(session, facts, account)
+    for index, permission in enumerate(session.permissions):
+        words, found = _permission_words(index, permission, base, facts)
+        permissions.append(words)
+        warnings.extend(found)
+    warnings.sort(key=lambda w: w.level != "danger")
+    cosigner = SESSION_PARTS["cosigner"](session)
+    return GrantDescription(
+        account=account,
+        account_note=account_note,
+        chain_id=chain_id,
+        session_key=session.session_key,
+        valid_after=session.valid_after,
+        valid_until=session.valid_until,
+        window=str(SESSION_PARTS["window"](session)),
+        gas=str(SESSION_PARTS["gas"](session)),
+        paymasters=session.paymasters,
+        limits=tuple(SESSION_PARTS["limits"](session)),
+        cosigner=None if cosigner is None else str(cosigner),
+        permissions=tuple(permissions),
+        warnings=tuple(warnings),
+    )

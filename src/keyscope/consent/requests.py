@@ -1,0 +1,122 @@
+"""Consent requests waiting for the owner: what the page shows, the grant request the wallet signs, and the
+outcome the dapp's backend waits for."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..endpoints import Endpoints
+from ..erc7715 import PermissionResponse, SessionPlan, responses_for
+from ..errors import BadInputError, KeyscopeError
+from ..grant import SessionGrant
+from ..hexutil import to_address
+from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, Owner
+from .describe import GrantDescription
+from .wallet import WalletAddress
+
+__all__ = ["ConsentDeclinedError", "ConsentRequest", "ConsentTimeoutError"]
+
+
+class ConsentDeclinedError(KeyscopeError):
+    """The owner declined the grant on the consent page."""
+
+
+class ConsentTimeoutError(KeyscopeError, TimeoutError):
+    """The owner did not answer the consent page in time."""
+
+
+@dataclass
+class ConsentRequest:
+    """A grant the owner is asked to consent to, at :attr:`url`.
+
+    Made by :meth:`ConsentServer.request_grant` (a ready :class:`~keyscope.owner.GrantRequest`) or
+    :meth:`ConsentServer.request_permissions` (ERC-7715 requests: the grant request is made for the account of
+    the wallet that connects). :meth:`wait` returns the checked grant, or raises when the owner declines.
+    """
+
+    description: GrantDescription
+    grant_request: GrantRequest | None = None
+    plan: SessionPlan | None = None
+    url: str = ""
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    grant: SessionGrant | None = None
+    responses: list[PermissionResponse] | None = None
+    declined: bool = False
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def state(self) -> str:
+        """``waiting``, ``granted`` or ``declined``."""
+        if self.grant is not None:
+            return "granted"
+        return "declined" if self.declined else "waiting"
+
+    @property
+    def owner(self) -> str | None:
+        """The address whose wallet must sign (None: whichever wallet connects, for its own account)."""
+        return self.grant_request.owner if self.grant_request is not None and self.plan is None else None
+
+    def connect(self, endpoints: Endpoints, address: str, chain_id: int) -> GrantRequest:
+        """The grant request the wallet of ``address`` (on ``chain_id``) signs; raises
+        :class:`~keyscope.errors.BadInputError` for the wrong wallet or chain, or a request already answered."""
+        wallet = to_address(address, name="the wallet's address")
+        with self._lock:
+            if self.state != "waiting":
+                raise BadInputError(f"this request is already {self.state}")
+            expected = self.plan.chain_id if self.plan is not None else self.description.chain_id
+            if chain_id != expected:
+                raise BadInputError(
+                    f"the wallet is on chain {chain_id}, the grant is for chain {expected}: switch the wallet's "
+                    "network, then approve again"
+                )
+            if self.plan is None:
+                assert self.grant_request is not None
+                owner = self.grant_request.owner
+                if owner is not None and wallet != owner:
+                    raise BadInputError(f"connect the wallet of the account's owner {owner}, not {wallet}")
+                return self.grant_request
+            if self.grant_request is None or self.grant_request.owner != wallet:
+                owner_of = Owner(endpoints, WalletAddress(wallet), self.plan.account)
+                session = self.plan.session(max_gas_cost=DEFAULT_MAX_GAS_COST, salt=secrets.randbits(64))
+                self.grant_request = owner_of.request_for(session)
+            return self.grant_request
+
+    def complete(self, signature: str, store_grant: Callable[[SessionGrant], Any] | None) -> SessionGrant:
+        """Check the wallet's signature and finish the request (the waiting :meth:`wait` returns)."""
+        with self._lock:
+            if self.state != "waiting" or self.grant_request is None:
+                raise BadInputError(
+                    "connect the wallet first"
+                    if self.state == "waiting"
+                    else f"this request is already {self.state}"
+                )
+            grant = self.grant_request.complete(signature)
+            if store_grant is not None:
+                store_grant(grant)
+            if self.plan is not None:
+                self.responses = responses_for(self.plan, grant)
+            self.grant = grant
+        self._done.set()
+        return grant
+
+    def decline(self) -> None:
+        """The owner said no."""
+        with self._lock:
+            if self.state != "waiting":
+                raise BadInputError(f"this request is already {self.state}")
+            self.declined = True
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> SessionGrant:
+        """Block until the owner answers: the grant, checked (:class:`ConsentDeclinedError` if declined,
+        :class:`ConsentTimeoutError` after ``timeout`` seconds)."""
+        if not self._done.wait(timeout):
+            raise ConsentTimeoutError(f"the owner did not answer the consent page {self.url} in {timeout} s")
+        if self.grant is None:
+            raise ConsentDeclinedError(f"the owner declined the grant at {self.url}")
+        return self.grant

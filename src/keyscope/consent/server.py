@@ -1,0 +1,439 @@
+"""The owner's pages, served on 127.0.0.1: the consent page (a grant in words, signed in the owner's wallet) and
+the sessions dashboard (every session of an account, revoked from the wallet).
+
+::
+
+    with ConsentServer(network, store=store) as server:
+        consent = server.request_grant(owner.prepare_grant(key, [policy], valid_for=3600))
+        print("ask the owner to open", consent.url)
+        grant = consent.wait(timeout=600)          # checked: complete() verified the signature
+        print("their sessions:", server.dashboard_url(grant.account))
+
+The pages are plain HTML and one small script each, served from the package (no build step). The JSON API
+under ``/api/`` is what they call; every string they show is set as text, never as markup.
+
+Hardening: the server answers only requests whose ``Host`` is its own address (DNS rebinding), takes JSON
+bodies only (so a form on another site cannot post to it: that needs a CORS preflight, which it never grants),
+sends a Content-Security-Policy that allows no inline script and no framing (clickjacking), and names every
+consent request by an unguessable id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from types import TracebackType
+from typing import Any
+
+from ..endpoints import Endpoints
+from ..erc7715 import SessionPlan, plan_from_requests
+from ..errors import BadInputError, ConfigurationError, KeyscopeError
+from ..grant import SessionGrant
+from ..hexutil import to_address, to_bytes
+from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
+from ..store import SessionStore
+from .describe import Facts, GrantDescription, describe_session
+from .requests import ConsentRequest
+from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
+from .tokens import contract_facts, module_checker
+
+__all__ = ["ConsentServer"]
+
+log = logging.getLogger("keyscope.consent")
+
+MAX_BODY = 1 << 16
+STATIC = {
+    "consent.html": "text/html; charset=utf-8",
+    "dashboard.html": "text/html; charset=utf-8",
+    "keyscope.css": "text/css; charset=utf-8",
+    "keyscope.js": "text/javascript; charset=utf-8",
+    "consent.js": "text/javascript; charset=utf-8",
+    "dashboard.js": "text/javascript; charset=utf-8",
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_ADDRESS = r"0x[0-9a-fA-F]{40}"
+_ID = r"[A-Za-z0-9_-]{16,64}"
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+def _static(name: str) -> bytes:
+    return (resources.files("keyscope.consent") / "static" / name).read_bytes()
+
+
+class ConsentServer:
+    """Serves the consent page and the sessions dashboard for ``network`` (its node, bundler and module).
+
+    ``store``: where granted sessions are kept (the dashboard lists its grants with their permissions in words;
+    without it, the dashboard knows sessions from the module's events only). ``host`` defaults to 127.0.0.1 and
+    ``port`` to a free one. ``max_gas_cost`` is the per-operation gas cap of sessions asked through ERC-7715
+    without one.
+    """
+
+    def __init__(
+        self,
+        network: Endpoints,
+        *,
+        store: SessionStore | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+    ) -> None:
+        self.network = network
+        self.store = store
+        self.host = host
+        self.port = port
+        self.max_gas_cost = max_gas_cost
+        self._consents: dict[str, ConsentRequest] = {}
+        self._operations: dict[str, OwnerOperation] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._server is None:
+            raise ConfigurationError(
+                "the consent server is not running: call start() or use it in a with block"
+            )
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ConsentServer:
+        """Bind and serve in a background thread; returns self."""
+        if self._server is not None:
+            raise ConfigurationError("the consent server is already running")
+        try:
+            self._server = _Server((self.host, self.port), self)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="keyscope-consent",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("consent pages at %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving. Idempotent."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def __enter__(self) -> ConsentServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- the Python API ------------------------------------------------------------------------------
+
+    def facts(self, account: str) -> Facts:
+        """What the chain says of contracts and of ``account``'s modules, for the words of a grant."""
+        cache: dict[str, Any] = {}
+
+        def contract(address: str) -> Any:
+            if address not in cache:
+                cache[address] = contract_facts(self.network.chain, address)
+            return cache[address]
+
+        return Facts(contract, module_checker(self.network.chain, account), self.network.entry_point)
+
+    def describe(self, grant: SessionGrant) -> GrantDescription:
+        """``grant``'s session in words, as the pages show it."""
+        return describe_with(self.network, self.facts(grant.account))(grant)
+
+    def request_grant(self, request: GrantRequest) -> ConsentRequest:
+        """Ask the owner to consent to ``request`` (made by :meth:`Owner.prepare_grant
+        <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
+        :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
+        description = self.describe(request)
+        return self._register(ConsentRequest(description=description, grant_request=request))
+
+    def request_permissions(self, params: Any) -> ConsentRequest:
+        """Ask for ERC-7715 ``wallet_grantPermissions`` params (a list of ``PermissionRequest``): the page shows
+        them in words; the wallet that connects grants them on its account (the requests' ``address``, or its
+        keyscope account). The request's ``responses`` are the ``PermissionResponse`` objects once granted.
+        Raises :class:`~keyscope.erc7715.UnsupportedTypeError` for a type keyscope cannot grant."""
+        plan = plan_from_requests(params)
+        if plan.chain_id != self.network.chain_id:
+            raise BadInputError(
+                f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}"
+            )
+        return self._register(ConsentRequest(description=self._describe_plan(plan), plan=plan))
+
+    def _describe_plan(self, plan: SessionPlan) -> GrantDescription:
+        session = plan.session(max_gas_cost=self.max_gas_cost, salt=0)
+        if plan.account is not None:
+            return describe_session(
+                session, account=plan.account, chain_id=plan.chain_id, facts=self.facts(plan.account)
+            )
+        placeholder = "0x" + "00" * 20
+        return describe_session(
+            session,
+            account=placeholder,
+            chain_id=plan.chain_id,
+            facts=self.facts(placeholder),
+            account_note=" (your account: the keyscope account of the wallet you connect)",
+        )
+
+    def dashboard_url(self, account: str) -> str:
+        """The dashboard of ``account``'s sessions."""
+        return f"{self.url}/sessions/{to_address(account, name='account')}"
+
+    def _creation(self, account: str) -> tuple[str, bytes] | None:
+        """The factory call that creates ``account``, from a grant of it in the store (for revoking a session of
+        an account its first operation has not created yet)."""
+        if self.store is None:
+            return None
+        for grant in self.store.list_grants(account):
+            if grant.factory is not None:
+                return grant.factory, grant.factory_data
+        return None
+
+    def _register(self, consent: ConsentRequest) -> ConsentRequest:
+        consent.url = f"{self.url}/consent/{consent.id}"
+        with self._lock:
+            self._consents[consent.id] = consent
+        return consent
+
+    # -- the JSON API --------------------------------------------------------------------------------
+
+    def _consent(self, consent_id: str) -> ConsentRequest:
+        consent = self._consents.get(consent_id)
+        if consent is None:
+            raise _Refusal(404, "no such consent request (it may have been answered on another server run)")
+        return consent
+
+    def api_get(self, path: str) -> Any:
+        if match := re.fullmatch(rf"/api/consent/({_ID})", path):
+            consent = self._consent(match.group(1))
+            return {
+                "state": consent.state,
+                "owner": consent.owner,
+                "chainId": consent.description.chain_id,
+                "description": consent.description.model_dump(mode="json"),
+                "sessionId": "0x" + consent.grant.session_id.hex() if consent.grant is not None else None,
+            }
+        if match := re.fullmatch(rf"/api/accounts/({_ADDRESS})/sessions", path):
+            account = to_address(match.group(1))
+            views = account_sessions(
+                self.network,
+                account,
+                store=self.store,
+                describe=describe_with(self.network, self.facts(account)),
+            )
+            return {
+                "account": account,
+                "chainId": self.network.chain_id,
+                "now": self.network.chain.block_timestamp(),
+                "sessions": [view.model_dump(mode="json") for view in views],
+            }
+        raise _Refusal(404, f"nothing at {path}")
+
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        if match := re.fullmatch(rf"/api/consent/({_ID})/(connect|signature|decline)", path):
+            consent, action = self._consent(match.group(1)), match.group(2)
+            if action == "connect":
+                request = consent.connect(self.network, _field(body, "address"), _chain_id(body))
+                return {"typedData": request.typed_data, "account": request.account}
+            if action == "signature":
+                grant = consent.complete(
+                    _field(body, "signature"), self.store.put_grant if self.store else None
+                )
+                return {"sessionId": "0x" + grant.session_id.hex(), "account": grant.account}
+            consent.decline()
+            return {"state": consent.state}
+        if match := re.fullmatch(rf"/api/accounts/({_ADDRESS})/revoke", path):
+            account = to_address(match.group(1))
+            creation = self._creation(account)
+            if body.get("all") is True:
+                operation = prepare_revocation(self.network, account, None, creation=creation)
+            else:
+                ids = body.get("sessionIds")
+                if not isinstance(ids, list) or not ids:
+                    raise BadInputError("give 'sessionIds' (a list of session ids) or 'all': true")
+                operation = prepare_revocation(
+                    self.network,
+                    account,
+                    [to_bytes(i, name="session id", length=32) for i in ids],
+                    creation=creation,
+                )
+            with self._lock:
+                self._operations[operation.id] = operation
+            return {
+                "operationId": operation.id,
+                "userOpHash": "0x" + operation.user_op_hash.hex(),
+                "what": operation.what,
+            }
+        if match := re.fullmatch(rf"/api/operations/({_ID})/signature", path):
+            with self._lock:
+                waiting = self._operations.get(match.group(1))
+            if waiting is None:
+                raise _Refusal(404, "no such operation waiting for a signature")
+            operation = waiting
+            receipt = operation.finish(_field(body, "signature"), signer=body.get("from"))
+            with self._lock:
+                self._operations.pop(operation.id, None)
+            if receipt.success and self.store is not None:  # every worker refuses them at once too
+                revoked = operation.session_ids
+                if revoked is None:
+                    revoked = tuple(g.session_id for g in self.store.list_grants(operation.account))
+                for session_id in revoked:
+                    if _has(self.store, session_id):
+                        self.store.mark_revoked(session_id)
+            return {
+                "success": receipt.success,
+                "transactionHash": "0x" + receipt.transaction_hash.hex(),
+                "what": operation.what,
+            }
+        raise _Refusal(404, f"nothing at {path}")
+
+
+def _has(store: SessionStore, session_id: bytes) -> bool:
+    try:
+        store.get_grant(session_id)
+    except KeyscopeError:
+        return False
+    return True
+
+
+def _field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadInputError(f"the request body needs {name!r} (a string)")
+    return value
+
+
+def _chain_id(body: dict[str, Any]) -> int:
+    value = body.get("chainId")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+    raise BadInputError(f"'chainId' must be the wallet's chain id (eth_chainId), got {value!r}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def _allowed_host(self) -> bool:
+        port = self.server.consent.port
+        host = (self.headers.get("Host") or "").lower()
+        return host in {f"127.0.0.1:{port}", f"localhost:{port}", f"{self.server.consent.host}:{port}"}
+
+    def do_GET(self) -> None:
+        if not self._allowed_host():
+            self._json(421, {"error": "unknown Host: open this server by its own address"})
+            return
+        path = self.path.split("?", 1)[0]
+        try:
+            if re.fullmatch(rf"/consent/{_ID}", path):
+                self._file("consent.html")
+            elif re.fullmatch(rf"/sessions/{_ADDRESS}", path):
+                self._file("dashboard.html")
+            elif (name := path.removeprefix("/static/")) in STATIC and path.startswith("/static/"):
+                self._file(name)
+            elif path.startswith("/api/"):
+                self._json(200, self.server.consent.api_get(path))
+            else:
+                self._json(404, {"error": f"nothing at {path}"})
+        except _Refusal as refusal:
+            self._json(refusal.status, {"error": refusal.message})
+        except KeyscopeError as error:
+            self._json(400, {"error": str(error)})
+        except Exception:
+            log.exception("GET %s failed", path)
+            self._json(500, {"error": "internal error: see the server's log"})
+
+    def do_POST(self) -> None:
+        refusal = None
+        length = int(self.headers.get("Content-Length") or 0)
+        if not self._allowed_host():
+            refusal = (421, "unknown Host: open this server by its own address")
+        elif (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            refusal = (415, "send JSON (Content-Type: application/json)")
+        elif length > MAX_BODY:
+            refusal = (413, f"request body over {MAX_BODY} bytes")
+        if refusal is not None:
+            self.close_connection = (
+                True  # the body is left unread: the connection cannot carry another request
+            )
+            self._json(refusal[0], {"error": refusal[1]})
+            return
+        path = self.path.split("?", 1)[0]
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise BadInputError("the request body must be a JSON object")
+            self._json(200, self.server.consent.api_post(path, body))
+        except _Refusal as refusal:
+            self._json(refusal.status, {"error": refusal.message})
+        except json.JSONDecodeError:
+            self._json(400, {"error": "the request body is not JSON"})
+        except KeyscopeError as error:
+            self._json(400, {"error": str(error)})
+        except Exception:
+            log.exception("POST %s failed", path)
+            self._json(500, {"error": "internal error: see the server's log"})
+
+    def _file(self, name: str) -> None:
+        self._send(200, _static(name), STATIC[name])
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], consent: ConsentServer) -> None:
+        self.consent = consent
+        super().__init__(address, _Handler)

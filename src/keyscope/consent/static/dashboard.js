@@ -1,0 +1,81 @@
+// The sessions dashboard: every session of the account with its state, permissions in words and time left;
+// the owner revokes one or all, as a UserOperation whose hash the wallet signs (personal_sign).
+"use strict";
+
+(() => {
+  const account = location.pathname.split("/").pop();
+  const list = document.getElementById("sessions");
+  const revokeAll = document.getElementById("revoke-all");
+  let clock = { chain: 0, loaded: 0 };
+  const LIVE = new Set(["active", "not yet enabled", "not yet valid"]);
+
+  function now() {
+    return clock.chain + Math.floor((Date.now() - clock.loaded) / 1000);
+  }
+
+  function timeLeft(session) {
+    if (!session.valid_until) return "never expires";
+    const left = session.valid_until - now();
+    return left > 0 ? keyscope.duration(left) + " left" : "expired";
+  }
+
+  function card(session) {
+    const d = session.description;
+    const button = keyscope.el("button", { class: "danger revoke", "data-session": session.session_id }, "Revoke");
+    button.type = "button";
+    button.disabled = !LIVE.has(session.status);
+    button.addEventListener("click", () => revoke({ sessionIds: [session.session_id] }));
+    const left = keyscope.el("span", { class: "time-left", "data-until": session.valid_until }, timeLeft(session));
+    return keyscope.el("li", { class: "session", "data-session": session.session_id, "data-status": session.status },
+      keyscope.el("div", { class: "session-head" },
+        keyscope.el("span", { class: "state state-" + session.status.replace(/ /g, "-") }, session.status),
+        left, button),
+      keyscope.el("p", {}, "Session ", keyscope.el("code", { class: "address" }, session.session_id)),
+      keyscope.el("p", {}, "Key ", keyscope.el("code", { class: "address" }, session.session_key)),
+      keyscope.el("p", { class: "window" }, keyscope.windowText(session.valid_after, session.valid_until)),
+      session.usage.length ? keyscope.el("ul", { class: "usage" }, ...session.usage.map((u) => keyscope.el("li", {}, u))) : null,
+      d ? keyscope.description(d)
+        : keyscope.el("p", { class: "muted" }, "Its permissions are not known here: it was granted elsewhere (only its key and window are on chain)."));
+  }
+
+  async function load() {
+    const answer = await keyscope.api("GET", "/api/accounts/" + account + "/sessions");
+    clock = { chain: answer.now, loaded: Date.now() };
+    document.getElementById("account").replaceChildren("Account ",
+      keyscope.el("code", { class: "address" }, answer.account), " on chain " + answer.chainId);
+    const live = answer.sessions.filter((s) => LIVE.has(s.status));
+    revokeAll.disabled = !live.length;
+    list.replaceChildren(answer.sessions.length
+      ? keyscope.el("ul", { class: "sessions" }, ...answer.sessions.map(card))
+      : keyscope.el("p", { class: "muted" }, "This account has no sessions."));
+    document.body.dataset.loaded = String(Date.now());
+  }
+
+  async function revoke(what) {
+    try {
+      keyscope.status("Connecting your wallet…");
+      const { wallet, address } = await keyscope.connect();
+      const prepared = await keyscope.api("POST", "/api/accounts/" + account + "/revoke", what);
+      keyscope.status("Sign in your wallet: " + prepared.what + " (operation " + prepared.userOpHash + ")");
+      const signature = await wallet.request({ method: "personal_sign", params: [prepared.userOpHash, address] });
+      keyscope.status("Sending…");
+      const done = await keyscope.api("POST", "/api/operations/" + prepared.operationId + "/signature",
+        { signature, from: address });
+      keyscope.status((done.success ? "Done: " : "The operation failed: ") + done.what + " (transaction " + done.transactionHash + ")",
+        done.success ? "granted" : "error");
+      await load();
+    } catch (error) {
+      keyscope.status("Not revoked: " + (error && error.message ? error.message : String(error)), "error");
+    }
+  }
+
+  revokeAll.addEventListener("click", () => revoke({ all: true }));
+  document.getElementById("refresh").addEventListener("click", () => load().catch((e) => keyscope.status(e.message, "error")));
+  setInterval(() => {
+    for (const node of document.querySelectorAll(".time-left")) {
+      const until = Number(node.dataset.until);
+      node.textContent = until ? (until - now() > 0 ? keyscope.duration(until - now()) + " left" : "expired") : "never expires";
+    }
+  }, 1000);
+  load().catch((error) => list.replaceChildren(keyscope.el("p", { class: "error" }, error.message)));
+})();

@@ -1,0 +1,309 @@
+"""The owner's side in a real browser (Debian's Chromium, driven by playwright) on anvil + Alto.
+
+The wallet is an EIP-1193 provider injected into the page: it answers ``eth_requestAccounts`` with one of anvil's
+unlocked dev accounts and forwards ``eth_chainId``, ``eth_signTypedData_v4`` and ``personal_sign`` to anvil,
+which really signs. The owner reads the consent page and approves; the session sends an operation through
+Alto; the dashboard shows the session, and the owner revokes it there; the key fails after that.
+
+Screenshots: with ``KEYSCOPE_SCREENSHOTS=DIR`` (``make screenshots`` sets it to docs/images), the test writes
+``consent-page.png`` and ``dashboard.png`` there; a normal run writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import httpx
+import pytest
+
+from keyscope import Policy, SessionKey, arg, connect
+from keyscope.consent import ConsentServer, WalletAddress
+from keyscope.erc7715 import did_key_of, grant_from_response
+from keyscope.errors import SessionRevokedError
+from keyscope.hexutil import to_address
+from keyscope.local import LocalStack
+from keyscope.module import SessionStatus, read_session_status
+from keyscope.store import open_store
+from support.victims import deploy
+
+pytestmark = pytest.mark.e2e
+
+ETHER = 10**18
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+EVIL = "<img src=x onerror=window.__pwned=1>"
+WALLET_SCRIPT = """
+window.ethereum = {
+  isKeyscopeTestWallet: true,
+  request: async ({ method, params }) => {
+    const answer = JSON.parse(await window.keyscopeTestWallet(JSON.stringify({ method, params: params || [] })));
+    if (answer.error) {
+      const error = new Error(answer.error.message);
+      error.code = answer.error.code;
+      throw error;
+    }
+    return answer.result;
+  },
+};
+"""
+
+
+def _chromium() -> str:
+    found = os.environ.get("KEYSCOPE_CHROMIUM") or shutil.which("chromium")
+    if found is None:
+        reason = (
+            "Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium "
+            "chromium-driver; tools/ensure-chromium.sh does it as root), or KEYSCOPE_CHROMIUM set to a binary"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        reason = "playwright is not installed: run tools/setup.sh (it is pinned in requirements.lock)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+class Wallet:
+    """The injected EIP-1193 wallet: one of anvil's unlocked accounts; signing requests go to anvil."""
+
+    FORWARDED = frozenset({"eth_chainId", "eth_signTypedData_v4", "personal_sign"})
+
+    def __init__(self, rpc_url: str, address: str) -> None:
+        self.rpc_url = rpc_url
+        self.address = address
+        self.asked: list[dict[str, Any]] = []
+
+    def __call__(self, payload: str) -> str:
+        request = json.loads(payload)
+        self.asked.append(request)
+        method = request["method"]
+        if method in ("eth_requestAccounts", "eth_accounts"):
+            return json.dumps({"result": [self.address]})
+        if method not in self.FORWARDED:
+            return json.dumps({"error": {"code": 4200, "message": f"the test wallet does not do {method}"}})
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": request["params"]}
+        return json.dumps(httpx.post(self.rpc_url, json=body, timeout=30).json())
+
+    def signed(self, method: str) -> list[list[Any]]:
+        return [r["params"] for r in self.asked if r["method"] == method]
+
+
+@pytest.fixture(scope="module")
+def world(local_stack: LocalStack) -> Iterator[dict[str, Any]]:
+    stack = local_stack
+    usdc = deploy(stack, "NamedToken", ["string", "string", "uint8"], ["USD Coin", "USDC", 6])
+    evil = deploy(
+        stack, "NamedToken", ["string", "string", "uint8"], [EVIL, "<script>window.__pwned=2</script>", 18]
+    )
+    dev_accounts = stack.node.request("eth_accounts", [])
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    store = open_store("memory://")
+    with ConsentServer(net, store=store) as server:
+        yield {
+            "stack": stack,
+            "net": net,
+            "store": store,
+            "server": server,
+            "usdc": usdc,
+            "evil": evil,
+            "wallet_address": dev_accounts[-1],
+        }
+
+
+def _page(browser: Any, wallet: Wallet) -> Any:
+    page = browser.new_page(viewport={"width": 980, "height": 1000})
+    page.expose_function("keyscopeTestWallet", wallet)
+    page.add_init_script(WALLET_SCRIPT)
+    return page
+
+
+def _screenshot(page: Any, name: str) -> None:
+    folder = os.environ.get("KEYSCOPE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dict[str, Any]) -> None:
+    stack, net, server = world["stack"], world["net"], world["server"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    stack.fund(owner.account, ETHER)
+    shop = to_address("0x" + "5b" * 20)
+    key = SessionKey.generate()
+    permissions = [
+        Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account]),
+        Policy.call(
+            world["usdc"],
+            "transfer(address to, uint256 amount)",
+            rules=[arg("to") == shop, arg("amount") <= 2_500_000],
+        ),
+    ]
+    consent = server.request_grant(owner.prepare_grant(key, permissions, valid_for=3600))
+
+    # the consent page: the words a person reads
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("li.permission")
+    functions = page.locator("code.function").all_text_contents()
+    assert functions == ["safeMint(address to)", "transfer(address to, uint256 amount)"]
+    rules = page.locator("li.rule").all_text_contents()
+    assert rules[0] == f"to (address) must be {owner.account} (this account)"
+    assert rules[1] == f"to (address) must be {shop}"
+    assert rules[2] == "amount (uint256) must be at most 2.5 USDC"
+    labels = page.locator("p.contract").all_text_contents()
+    assert "a token that calls itself USD Coin (USDC)" in labels[1]
+    assert page.locator("p.value").first.text_content() == "no ETH may be sent with these calls"
+    window = page.locator("dd.window").text_content() or ""
+    assert re.match(r"Valid from now, until .+ \(.+\)$", window)  # local time, with the zone
+    assert page.locator("dd.gas").text_content() == "One operation may cost at most 0.05 ETH in gas"
+    assert page.locator("dd.cosigner").text_content() == "none: the session key signs alone"
+    assert page.locator("li.warning").count() == 0  # nothing dangerous here
+    _screenshot(page, "consent-page.png")
+
+    page.click("#approve")
+    page.wait_for_selector("body[data-state=granted]")
+    assert "Granted: session 0x" + consent.wait(5).session_id.hex() in (page.text_content("#status") or "")
+    grant = consent.wait(0)
+    (signed,) = wallet.signed("eth_signTypedData_v4")
+    assert signed[0] == wallet.address and json.loads(signed[1]) == grant.typed_data
+
+    # the session key sends an operation through Alto (its first: it creates the account, enables the session)
+    session = net.session(grant, key)
+    assert session.execute(stack.nft, "safeMint(address)", owner.account).wait().success
+
+    # the dashboard: the session, its words and its time left; revoked from the wallet
+    page.goto(server.dashboard_url(owner.account))
+    card = page.locator(f"li.session[data-session='0x{grant.session_id.hex()}']")
+    card.wait_for()
+    assert card.get_attribute("data-status") == "active"
+    assert card.locator("code.function").all_text_contents() == functions
+    assert re.fullmatch(r"(59 min \d+ s|1 h 0 min) left", card.locator(".time-left").text_content() or "")
+    _screenshot(page, "dashboard.png")
+
+    card.locator("button.revoke").click()
+    page.wait_for_selector(
+        f"li.session[data-session='0x{grant.session_id.hex()}'][data-status=revoked]", timeout=60_000
+    )
+    assert (page.text_content("#status") or "").startswith("Done: revoke session 0x" + grant.session_id.hex())
+    (signed_hash,) = wallet.signed("personal_sign")
+    assert signed_hash[1] == wallet.address
+    assert read_session_status(net, grant) is SessionStatus.REVOKED
+    assert world["store"].is_revoked(grant.session_id)
+
+    # the key fails after that: the SDK refuses it, and the module too when sent anyway
+    with pytest.raises(SessionRevokedError):
+        net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account)
+    page.close()
+
+
+def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: dict[str, Any]) -> None:
+    stack, net, server = world["stack"], world["net"], world["server"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    # the argument's label travels unsigned with the grant: the dapp (or whoever serves the request) writes it
+    permission = Policy.call(
+        world["evil"], "transfer(address to, uint256 amount)", rules=[arg("amount") <= 10**18]
+    )
+    rule = permission.rules[0].model_copy(update={"name": EVIL})
+    evil_permission = permission.model_copy(update={"rules": (rule,)})
+    consent = server.request_grant(
+        owner.prepare_grant(SessionKey.generate(), [evil_permission], valid_for=600)
+    )
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("li.permission")
+    grant_area = page.locator("#grant")
+    text = grant_area.text_content() or ""
+    assert EVIL in text and "<script>window.__pwned=2</script>" in text  # shown, as text
+    assert grant_area.locator("img, script").count() == 0  # and nothing of it became markup
+    assert page.evaluate("window.__pwned") is None
+    page.close()
+
+
+def test_an_erc7715_request_granted_on_the_consent_page(browser: Any, world: dict[str, Any]) -> None:
+    stack, server = world["stack"], world["server"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    key = SessionKey.generate()
+    did = did_key_of(coincurve.PrivateKey(key.private_key).public_key.format(compressed=True))
+    params = [
+        {
+            "chainId": hex(stack.chain_id),
+            "expiry": stack.timestamp() + 3600,
+            "signer": {"type": "key", "data": {"id": did}},
+            "permission": {
+                "type": "contract-call",
+                "data": {
+                    "address": world["usdc"],
+                    "function": "approve(address spender, uint256 amount)",
+                    "rules": [{"arg": "amount", "op": "<=", "value": "0x" + "f" * 64}],
+                },
+            },
+            "policies": [{"type": "gas-cost-per-operation", "data": {"limit": hex(10**16)}}],
+        }
+    ]
+    consent = server.request_permissions(params)
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("li.permission")
+    dangers = page.locator("li.warning[data-level=danger]").all_text_contents()
+    assert any("may approve ANY spender" in text for text in dangers)
+    assert any("UNLIMITED allowance" in text for text in dangers)
+    assert "your account: the keyscope account of the wallet you connect" in (
+        page.text_content("#grant") or ""
+    )
+    page.click("#approve")
+    page.wait_for_selector("body[data-state=granted]")
+    grant = consent.wait(0)
+    assert consent.responses is not None and len(consent.responses) == 1
+    response = consent.responses[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert grant_from_response(response) == grant
+    assert response["address"] == grant.account and grant.session_key == key.address
+    assert grant.session.max_gas_cost == 10**16
+    page.close()
+
+
+def test_the_server_refuses_foreign_hosts_and_forms(world: dict[str, Any]) -> None:
+    server = world["server"]
+    with httpx.Client() as client:
+        rebound = client.get(
+            server.url + "/api/accounts/" + "0x" + "11" * 20 + "/sessions", headers={"Host": "evil.example"}
+        )
+        assert rebound.status_code == 421
+        form = client.post(
+            server.url + "/api/consent/" + "a" * 24 + "/decline",
+            content=b"x=1",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert form.status_code == 415
+        page = client.get(server.url + "/consent/" + "a" * 24)
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Frame-Options"] == "DENY"
