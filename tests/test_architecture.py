@@ -240,6 +240,9 @@ def test_the_wheel_ships_the_package_and_nothing_else(wheel: zipfile.ZipFile) ->
     assert {n for n in names if n.startswith("keyscope/artifacts/")} == {
         f"keyscope/artifacts/{a}" for a in artefacts
     }
+    # the owner's pages are served from the package: every file the consent server names is in the wheel
+    static = {"keyscope/consent/static/" + p.name for p in (PACKAGE / "consent" / "static").iterdir()}
+    assert static and static <= names
     entry_points = wheel.read(next(n for n in metadata if n.endswith("entry_points.txt"))).decode()
     assert "keyscope = keyscope.cli:main" in entry_points
     assert f"keyscope = {PLUGIN}" in entry_points

@@ -8,6 +8,8 @@
     keyscope revoke   --store URL SESSION_ID|PREFIX [--node URL --bundler URL]
                                                                    refuse a session in every worker (and on chain)
     keyscope recover  --store URL --node URL --bundler URL          finish what dead workers left in flight
+    keyscope consent  REQUESTS.json --deployments FILE             the owner grants ERC-7715 requests in a browser
+    keyscope dashboard ACCOUNT --deployments FILE                  the owner's sessions, revoked from a browser
 
 The store URL may come from ``KEYSCOPE_STORE``. Secrets come from the environment only (a command line is
 visible to every user of the machine): ``KEYSCOPE_STORE_PASSPHRASE`` or ``KEYSCOPE_STORE_KEK`` (64 hex
@@ -28,6 +30,7 @@ from ..chain import RpcChain
 from ..network import connect
 from ..store import OutboxRecord, OutboxState
 from .actions import revoke_session
+from .browser import consent, dashboard
 from .listing import Listing, list_sessions, store_sessions
 from .options import store_option
 from .output import Progress, describe_time, emit, json_option, reports_errors, table
@@ -225,3 +228,7 @@ def recover(
             *(f"  waiting {intent}: {reason}" for intent, reason in report.waiting.items()),
         ],
     )
+
+
+main.add_command(consent)
+main.add_command(dashboard)

@@ -381,19 +381,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"error": "internal error: see the server's log"})
 
     def do_POST(self) -> None:
-        refusal = None
+        early: tuple[int, str] | None = None
         length = int(self.headers.get("Content-Length") or 0)
         if not self._allowed_host():
-            refusal = (421, "unknown Host: open this server by its own address")
+            early = (421, "unknown Host: open this server by its own address")
         elif (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
-            refusal = (415, "send JSON (Content-Type: application/json)")
+            early = (415, "send JSON (Content-Type: application/json)")
         elif length > MAX_BODY:
-            refusal = (413, f"request body over {MAX_BODY} bytes")
-        if refusal is not None:
-            self.close_connection = (
-                True  # the body is left unread: the connection cannot carry another request
-            )
-            self._json(refusal[0], {"error": refusal[1]})
+            early = (413, f"request body over {MAX_BODY} bytes")
+        if early is not None:
+            # the body is left unread: the connection cannot carry another request
+            self.close_connection = True
+            self._json(early[0], {"error": early[1]})
             return
         path = self.path.split("?", 1)[0]
         try:

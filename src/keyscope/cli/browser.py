@@ -1,0 +1,160 @@
+"""``keyscope consent`` and ``keyscope dashboard``: the owner's pages, served on 127.0.0.1.
+
+::
+
+    keyscope consent REQUESTS.json --deployments deployments.json [--store URL] [--out RESPONSE.json]
+    keyscope dashboard ACCOUNT --deployments deployments.json [--store URL]
+
+``consent`` reads ERC-7715 ``wallet_grantPermissions`` params (a JSON list of ``PermissionRequest``), prints the
+consent page's address, waits for the owner's wallet, and writes the ``PermissionResponse`` list (whose
+``context`` carries the grant). ``dashboard`` serves the sessions of an account until Ctrl-C. The node, the
+bundler and the module come from ``--node``, ``--bundler`` and ``--module`` or a deployments file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..consent import ConsentServer
+from ..endpoints import Endpoints
+from ..errors import BadInputError
+from ..network import connect
+from ..store import SessionStore
+from .options import store_option
+from .output import reports_errors
+from .settings import ENV_BUNDLER, ENV_DEPLOYMENTS, ENV_FACTORY, ENV_MODULE, Deployments
+from .stores import open_session_store
+
+__all__ = ["consent", "dashboard"]
+
+
+def _network(
+    deployments: str | None, node: str | None, bundler: str | None, module: str | None, factory: str | None
+) -> Endpoints:
+    known = Deployments.load(deployments) if deployments else Deployments()
+    node_url = node or known.rpc_url
+    bundler_url = bundler or known.bundler_url
+    module_address = module or known.module
+    missing = [
+        n
+        for n, v in (("--node", node_url), ("--bundler", bundler_url), ("--module", module_address))
+        if not v
+    ]
+    if missing:
+        raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
+    assert node_url and bundler_url and module_address
+    return connect(node_url, bundler_url, module=module_address, factory=factory or known.factory)
+
+
+def _connection(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--deployments",
+                envvar=ENV_DEPLOYMENTS,
+                metavar="FILE",
+                help="keyscope's addresses and URLs (JSON).",
+            ),
+            click.option("--node", metavar="URL", help="The node's JSON-RPC URL."),
+            click.option("--bundler", envvar=ENV_BUNDLER, metavar="URL", help="The bundler's URL."),
+            click.option("--module", envvar=ENV_MODULE, metavar="ADDRESS", help="The SessionKeyValidator."),
+            click.option(
+                "--factory", envvar=ENV_FACTORY, metavar="ADDRESS", help="keyscope's account factory."
+            ),
+            click.option(
+                "--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (0: a free one)."
+            ),
+            click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _store(store_url: str | None) -> SessionStore | None:
+    return open_session_store(store_url, keys=False) if store_url else None
+
+
+@click.command()
+@click.argument("requests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_connection
+@store_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the responses here (default: stdout).",
+)
+@click.option(
+    "--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for the owner."
+)
+@reports_errors
+def consent(
+    requests_file: Path,
+    deployments: str | None,
+    node: str | None,
+    bundler: str | None,
+    module: str | None,
+    factory: str | None,
+    port: int,
+    open_page: bool,
+    store_url: str | None,
+    out: Path | None,
+    timeout: float,
+) -> None:
+    """Ask the owner to grant ERC-7715 REQUESTS_FILE on the consent page; write the responses."""
+    try:
+        params = json.loads(requests_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BadInputError(f"{requests_file} is not JSON: {error}") from None
+    network = _network(deployments, node, bundler, module, factory)
+    store = _store(store_url)
+    with ConsentServer(network, store=store, port=port) as server:
+        request = server.request_permissions(params)
+        click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
+        if open_page:
+            webbrowser.open(request.url)
+        grant = request.wait(timeout)
+    responses = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in request.responses or []]
+    text = json.dumps(responses, indent=2)
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+    click.echo(f"granted: session 0x{grant.session_id.hex()} of {grant.account}", err=True)
+
+
+@click.command()
+@click.argument("account")
+@_connection
+@store_option
+@reports_errors
+def dashboard(
+    account: str,
+    deployments: str | None,
+    node: str | None,
+    bundler: str | None,
+    module: str | None,
+    factory: str | None,
+    port: int,
+    open_page: bool,
+    store_url: str | None,
+) -> None:
+    """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
+    network = _network(deployments, node, bundler, module, factory)
+    with ConsentServer(network, store=_store(store_url), port=port) as server:
+        url = server.dashboard_url(account)
+        click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
+        if open_page:
+            webbrowser.open(url)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

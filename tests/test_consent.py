@@ -1,0 +1,170 @@
+"""The words of a grant and its warnings, read against real contracts on ape's py-evm chain: token amounts with
+the decimals the token says, the rule phrases, and a warning for each dangerous grant (and none for a careful
+one)."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyscope import Policy, arg
+from keyscope.consent import ConsentServer, GrantDescription, format_amount
+from keyscope.consent.describe import describe_session
+from keyscope.consent.tokens import contract_facts, module_checker
+from keyscope.hexutil import to_address
+from keyscope.session import Permission, Rule, Session
+from keyscope.signing import LocalSigner
+
+SPENDER = to_address("0x" + "5e" * 20)
+
+
+@pytest.fixture(scope="module")
+def usdc(project, deployer):
+    return project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+
+
+@pytest.fixture
+def words(net):
+    server = ConsentServer(net)  # not started: its describer reads the chain
+
+    def describe(*permissions: Permission, account: str | None = None, **session: object) -> GrantDescription:
+        owner = account or to_address("0x" + "ac" * 20)
+        built = Session(
+            session_key=LocalSigner.generate().address,
+            valid_until=session.pop("valid_until", 2_000_000_000),  # type: ignore[arg-type]
+            max_gas_cost=session.pop("max_gas_cost", 10**16),  # type: ignore[arg-type]
+            permissions=permissions,
+            **session,  # type: ignore[arg-type]
+        )
+        return describe_session(built, account=owner, chain_id=net.chain_id, facts=server.facts(owner))
+
+    return describe
+
+
+def _texts(description: GrantDescription, level: str) -> list[str]:
+    return [w.text for w in description.warnings if w.level == level]
+
+
+def test_a_careful_grant_reads_plainly_with_token_amounts(words, usdc) -> None:
+    approve = Policy.call(
+        usdc,
+        "approve(address spender, uint256 amount)",
+        rules=[arg("spender") == SPENDER, arg("amount") <= 100 * 10**6],
+    )
+    described = words(approve)
+    (permission,) = described.permissions
+    assert permission.function == "approve(address spender, uint256 amount)"
+    assert permission.contract_label == "a token that calls itself USD Coin (USDC)"
+    assert permission.rules == (
+        f"spender (address) must be {SPENDER}",
+        "amount (uint256) must be at most 100 USDC",
+    )
+    assert permission.value == "no ETH may be sent with these calls"
+    assert described.warnings == ()
+    assert described.gas == "One operation may cost at most 0.01 ETH in gas"
+    assert described.window == "Valid from now, until 2033-05-18 03:33:20 UTC"
+
+
+def test_every_condition_has_its_phrase(words, usdc) -> None:
+    rules = [
+        arg("amount") == 1_500_000,
+        arg("amount") != 0,
+        arg("amount") < 10**6,
+        arg("amount") > 1,
+        arg("amount") >= 2,
+        arg("amount").in_range(10**6, 2 * 10**6),
+    ]
+    described = words(
+        Policy.call(usdc, "transfer(address to, uint256 amount)", rules=[*rules, arg("to").one_of(SPENDER)])
+    )
+    assert described.permissions[0].rules == (
+        "amount (uint256) must be 1.5 USDC",
+        "amount (uint256) must not be 0 USDC",
+        "amount (uint256) must be less than 1 USDC",
+        "amount (uint256) must be more than 0.000001 USDC",
+        "amount (uint256) must be at least 0.000002 USDC",
+        "amount (uint256) must be between 1 USDC and 2 USDC (both included)",
+        f"to (address) must be one of: {SPENDER}",
+    )
+    signed = words(Policy.call(usdc, "vote(int64 delta, bool yes, bytes4 tag)", rules=[
+        arg("delta") >= -5, arg("yes") == True, arg("tag") == b"\x12\x34\x56\x78"]))  # noqa: E712  # fmt: skip
+    assert signed.permissions[0].rules == (
+        "delta (int64) must be at least -5",
+        "yes (bool) must be true",
+        "tag (bytes4) must be 0x12345678",
+    )
+
+
+def test_dangerous_grants_are_warned_about(words, usdc, nft, net, module) -> None:
+    any_spender = Policy.call(usdc, "approve(address spender, uint256 amount)")
+    described = words(any_spender, valid_until=0, max_gas_cost=0)
+    dangers = _texts(described, "danger")
+    assert "This session never expires: it lasts until you revoke it" in dangers
+    assert any("No cap on gas" in text for text in dangers)
+    assert any("may approve ANY spender" in text for text in dangers)
+    assert any("UNLIMITED allowance" in text for text in dangers)
+    # a bound at 2**255 or more is no bound
+    huge = Policy.call(
+        usdc,
+        "approve(address spender, uint256 amount)",
+        rules=[arg("spender") == SPENDER, arg("amount") <= 2**255],
+    )
+    assert any("UNLIMITED" in text for text in _texts(words(huge), "danger"))
+    operator = Policy.call(
+        nft, "setApprovalForAll(address operator, bool approved)", rules=[arg("operator") == SPENDER]
+    )
+    assert any(
+        "setApprovalForAll" in text and "EVERY token" in text for text in _texts(words(operator), "danger")
+    )
+    send = Policy.call(usdc, "transfer(address to, uint256 amount)")
+    cautions = _texts(words(send), "caution")
+    assert any("may send to ANY address" in text for text in cautions)
+    assert any("no rule caps the amount" in text for text in cautions)
+    deposit = Policy.call(net.entry_point, "withdrawTo(address to, uint256 amount)")
+    assert any("is the EntryPoint" in text for text in _texts(words(deposit), "danger"))
+
+
+def test_a_permission_on_another_module_of_the_account_is_warned_about(
+    words, sessions, module, nft, net
+) -> None:
+    account = sessions.account(LocalSigner.generate())  # the session module installed
+    is_module = module_checker(net.chain, account)
+    assert is_module(module.address) and not is_module(nft.address)
+    on_module = Permission(
+        target=module.address, selector=bytes.fromhex("a9059cbb"), function="transfer(address,uint256)"
+    )
+    described = words(on_module, account=account)
+    assert any("is a module installed on this account" in text for text in _texts(described, "danger"))
+    assert not any(
+        "module" in text
+        for text in _texts(words(Policy.call(nft, "safeMint(address to)"), account=account), "danger")
+    )
+
+
+def test_a_label_that_is_not_the_selectors_function_is_not_shown_as_it(words, usdc) -> None:
+    lying = Permission(
+        target=usdc.address, selector=bytes.fromhex("095ea7b3"), function="transfer(address,uint256)"
+    )
+    described = words(lying)
+    assert (
+        described.permissions[0].function == "approve(address spender, uint256 amount)"
+    )  # what the selector is
+    unknown = Permission(target=usdc.address, selector=bytes.fromhex("deadbeef"), function="harmless()")
+    described = words(unknown)
+    assert described.permissions[0].function == "an unknown function (selector 0xdeadbeef)"
+    assert any("known only by its selector" in text for text in _texts(described, "caution"))
+    raw = Permission(
+        target=usdc.address,
+        selector=bytes.fromhex("deadbeef"),
+        rules=(Rule(condition=1, offset=32, values=(5,)),),
+    )
+    assert words(raw).permissions[0].rules == ("the uint256 at byte 32 of the arguments must be at most 5",)
+
+
+def test_what_a_token_says_of_itself(net, usdc, nft) -> None:
+    facts = contract_facts(net.chain, usdc.address)
+    assert facts.token is not None and (facts.token.symbol, facts.token.decimals) == ("USDC", 6)
+    assert contract_facts(net.chain, nft.address).token.decimals is None  # an NFT: no decimals
+    assert not contract_facts(net.chain, "0x" + "00" * 19 + "99").has_code
+    assert format_amount(1_234_500_000, 6, "USDC") == "1,234.5 USDC"
+    assert format_amount(10**18, 18, "ETH") == "1 ETH"
+    assert format_amount(7, None, None) == "7"
