@@ -168,3 +168,40 @@ def test_what_a_token_says_of_itself(net, usdc, nft) -> None:
     assert format_amount(1_234_500_000, 6, "USDC") == "1,234.5 USDC"
     assert format_amount(10**18, 18, "ETH") == "1 ETH"
     assert format_amount(7, None, None) == "7"
+
+
+def test_the_consent_page_refuses_accounts_whose_owner_signs_a_wrapped_digest(net, usdc) -> None:
+    from keyscope.consent.requests import require_wallet_signable
+    from keyscope.errors import UnsupportedAccountError
+    from keyscope.owner import GrantRequest
+
+    session = Session(
+        session_key=LocalSigner.generate().address,
+        valid_until=2_000_000_000,
+        permissions=(Policy.transfer(usdc, 1),),
+    )
+
+    def request(kind: str, account: str) -> GrantRequest:
+        return GrantRequest(
+            session=session, account=account, module=net.module, chain_id=net.chain_id, entry_point=net.entry_point,
+            epoch=0, session_id=session.session_id(account, 0), how="offchain", account_kind=kind,
+        )  # fmt: skip
+
+    require_wallet_signable(net, request("keyscope", to_address("0x" + "ad" * 20)))  # the digest as it is
+    with pytest.raises(UnsupportedAccountError, match=r"kernel account .* cannot grant on it"):
+        require_wallet_signable(net, request("kernel", to_address("0x" + "ae" * 20)))
+
+
+def test_the_commands_say_what_they_need(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from keyscope.cli import main
+
+    requests = tmp_path / "requests.json"
+    requests.write_text("[]")
+    result = CliRunner().invoke(
+        main, ["consent", str(requests), "--store", "memory://"], env={"KEYSCOPE_BUNDLER_URL": ""}
+    )
+    assert result.exit_code != 0 and "give --node, --bundler, --module" in result.output
+    result = CliRunner().invoke(main, ["dashboard", "--help"])
+    assert result.exit_code == 0 and "Serve the sessions dashboard of ACCOUNT" in result.output

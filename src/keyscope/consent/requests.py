@@ -11,14 +11,27 @@ from typing import Any
 
 from ..endpoints import Endpoints
 from ..erc7715 import PermissionResponse, SessionPlan, responses_for
-from ..errors import BadInputError, KeyscopeError
+from ..errors import BadInputError, KeyscopeError, UnsupportedAccountError
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, Owner
 from .describe import GrantDescription
 from .wallet import WalletAddress
 
-__all__ = ["ConsentDeclinedError", "ConsentRequest", "ConsentTimeoutError"]
+__all__ = ["ConsentDeclinedError", "ConsentRequest", "ConsentTimeoutError", "require_wallet_signable"]
+
+
+def require_wallet_signable(endpoints: Endpoints, request: GrantRequest) -> None:
+    """Raise unless a wallet's ``eth_signTypedData_v4`` of ``request.typed_data`` is what the account checks:
+    accounts that wrap the digest in their own EIP-712 domain (Kernel) need the owner to sign the wrapped one."""
+    kind = endpoints.kind_for(request.account, named=request.account_kind)
+    if kind.erc1271_digest(request.account, request.chain_id, request.digest) != request.digest:
+        raise UnsupportedAccountError(
+            f"the {kind.name} account {request.account} checks its owner's signature over its own wrapping of the "
+            "grant's digest, not over the grant's typed data a wallet signs: the consent page cannot grant on it. "
+            "Grant with Owner.grant (the owner's key in the backend), or use an account that checks the digest as "
+            "it is (keyscope's, Nexus, Safe7579)"
+        )
 
 
 class ConsentDeclinedError(KeyscopeError):
@@ -83,7 +96,9 @@ class ConsentRequest:
             if self.grant_request is None or self.grant_request.owner != wallet:
                 owner_of = Owner(endpoints, WalletAddress(wallet), self.plan.account)
                 session = self.plan.session(max_gas_cost=DEFAULT_MAX_GAS_COST, salt=secrets.randbits(64))
-                self.grant_request = owner_of.request_for(session)
+                request = owner_of.request_for(session)
+                require_wallet_signable(endpoints, request)
+                self.grant_request = request
             return self.grant_request
 
     def complete(self, signature: str, store_grant: Callable[[SessionGrant], Any] | None) -> SessionGrant:

@@ -37,7 +37,7 @@ from ..hexutil import to_address, to_bytes
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from .describe import Facts, GrantDescription, describe_session
-from .requests import ConsentRequest
+from .requests import ConsentRequest, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
 from .tokens import contract_facts, module_checker
 
@@ -177,6 +177,7 @@ class ConsentServer:
         """Ask the owner to consent to ``request`` (made by :meth:`Owner.prepare_grant
         <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
         :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
+        require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
 
