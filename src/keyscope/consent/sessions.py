@@ -143,7 +143,10 @@ def account_sessions(
     address = to_address(account, name="account")
     enabled, revoked, _ = module_events(endpoints.chain, endpoints.module, address)
     now = endpoints.chain.block_timestamp()
-    grants = {g.session_id: g for g in (store.list_grants(address) if store is not None else [])}
+    stored = store.list_grants(address) if store is not None else []
+    grants = {
+        g.session_id: g for g in stored if g.module == endpoints.module and g.chain_id == endpoints.chain_id
+    }
     seen = {e.session_id for e in enabled}
     views: list[SessionView] = []
     ordered: list[bytes] = [e.session_id for e in enabled]
@@ -152,7 +155,7 @@ def account_sessions(
     for session_id in dict.fromkeys(ordered):
         grant = grants.get(session_id)
         event = by_id.get(session_id)
-        if grant is not None and grant.module == endpoints.module:
+        if grant is not None:
             status = read_session_status(endpoints, grant, now=now).value
             after, until, key = grant.valid_after, grant.valid_until, grant.session_key
             words = describe(grant) if describe is not None else None
