@@ -26,9 +26,10 @@ import pytest
 
 from keyscope import Policy, SessionKey, arg, connect
 from keyscope.consent import ConsentServer, WalletAddress
+from keyscope.consent.tokens import format_amount
 from keyscope.erc7715 import did_key_of, grant_from_response
-from keyscope.errors import SessionRevokedError
-from keyscope.hexutil import to_address
+from keyscope.errors import BundlerRejectedError, SessionRevokedError
+from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.store import open_store
@@ -145,6 +146,11 @@ def _page(browser: Any, wallet: Wallet) -> Any:
     return page
 
 
+def _nfts(stack: LocalStack, holder: str) -> int:
+    data = keccak(b"balanceOf(address)")[:4] + bytes(12) + bytes.fromhex(holder[2:])
+    return int(stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"]), 16)
+
+
 def _screenshot(page: Any, name: str) -> None:
     folder = os.environ.get("KEYSCOPE_SCREENSHOTS")
     if folder:
@@ -198,15 +204,20 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
 
     # the session key sends an operation through Alto (its first: it creates the account, enables the session)
     session = net.session(grant, key)
-    assert session.execute(stack.nft, "safeMint(address)", owner.account).wait().success
+    receipt = session.execute(stack.nft, "safeMint(address)", owner.account).wait()
+    assert receipt.success and _nfts(stack, owner.account) == 1
 
-    # the dashboard: the session, its words and its time left; revoked from the wallet
+    # the dashboard: the session, its words, its usage and its time left; revoked from the wallet
     page.goto(server.dashboard_url(owner.account))
     card = page.locator(f"li.session[data-session='0x{grant.session_id.hex()}']")
     card.wait_for()
     assert card.get_attribute("data-status") == "active"
     assert card.locator("code.function").all_text_contents() == functions
     assert re.fullmatch(r"(59 min \d+ s|1 h 0 min) left", card.locator(".time-left").text_content() or "")
+    assert card.locator("ul.usage li").all_text_contents() == [
+        "1 operation sent",
+        f"{format_amount(receipt.actual_gas_cost, 18, 'ETH')} paid in gas (by the account or its paymaster)",
+    ]
     _screenshot(page, "dashboard.png")
 
     card.locator("button.revoke").click()
@@ -222,6 +233,12 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     # the key fails after that: the SDK refuses it, and the module too when sent anyway
     with pytest.raises(SessionRevokedError):
         net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account)
+    # a sender unaware of the revocation enables the session again with the owner's signature: the module refuses
+    blind = net.session(grant, key, verify_on_chain=False)
+    with pytest.raises(BundlerRejectedError) as refused:
+        blind.execute(stack.nft, "safeMint(address)", owner.account)
+    assert f"SessionIsRevoked(sessionId=0x{grant.session_id.hex()})" in str(refused.value)
+    assert _nfts(stack, owner.account) == 1
     page.close()
 
 

@@ -26,9 +26,11 @@ from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as SignatureShapeError
 from pydantic import BaseModel, ConfigDict
 
+from ..accounts.base import AccountKind
 from ..bundler.types import UserOperationReceipt
 from ..chain import Chain
 from ..endpoints import Endpoints
+from ..entrypoint import USER_OPERATION_EVENT_TOPIC
 from ..errors import BadInputError, ConfigurationError, TransportError
 from ..execution import Call, encode_execute
 from ..grant import SessionGrant
@@ -44,13 +46,16 @@ from ..operations import OperationBuilder
 from ..signing import PLACEHOLDER_ECDSA
 from ..store import SessionStore
 from ..userop import UserOperation
-from .describe import Facts, GrantDescription, describe_session
+from .describe import NATIVE, Facts, GrantDescription, describe_session
+from .tokens import format_amount
 
 __all__ = [
+    "OperationTotals",
     "OwnerOperation",
     "SessionView",
     "account_sessions",
     "module_events",
+    "operations_by_nonce_key",
     "prepare_revocation",
     "recover_personal_signer",
 ]
@@ -58,6 +63,11 @@ __all__ = [
 SESSION_ENABLED = keccak(b"SessionEnabled(address,bytes32,address,uint48,uint48)")
 SESSION_REVOKED = keccak(b"SessionRevoked(address,bytes32)")
 SESSIONS_INVALIDATED = keccak(b"SessionsInvalidated(address,uint32)")
+LANES_COUNTED = 16
+"""The nonce lanes of a session whose operations count as its usage: the lanes from its base (derived from its
+id) on. The SDK sends on lane 0 and a worker on a few more (``max_lanes``, 4 by default). Lanes are not owned:
+another session of the account whose lanes overlap these (odds of 31 in 2**32 for a pair of sessions on keyscope's
+account, whose lanes take 32 bits; 31 in 65,536 on Kernel's 16) would have its operations counted here too."""
 
 
 class SessionView(BaseModel):
@@ -76,6 +86,7 @@ class SessionView(BaseModel):
     in_store: bool
     description: GrantDescription | None
     usage: tuple[str, ...] = ()
+    """What the session has used, in words: its operations (from the EntryPoint's events) and the gas they paid."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,60 @@ def module_events(chain: Chain, module: str, account: str) -> tuple[list[_Enable
     return enabled, revoked, invalidations
 
 
+@dataclass(frozen=True)
+class OperationTotals:
+    """The operations on one nonce key: how many landed, how many of them reverted in their calls, and the gas
+    they paid (wei)."""
+
+    count: int = 0
+    failed: int = 0
+    gas_cost: int = 0
+
+
+def operations_by_nonce_key(chain: Chain, entry_point: str, account: str) -> dict[int, OperationTotals]:
+    """The EntryPoint's ``UserOperationEvent`` s of ``account``, totalled by the operations' nonce keys (a
+    session's operations are those on its nonce lanes)."""
+    account = to_address(account, name="account")
+    query = {
+        "address": to_address(entry_point),
+        "fromBlock": "0x0",
+        "toBlock": "latest",
+        "topics": ["0x" + USER_OPERATION_EVENT_TOPIC.hex(), None, "0x" + "00" * 12 + account[2:].lower()],
+    }
+    totals: dict[int, OperationTotals] = {}
+    for log in _get_logs(chain, query):
+        nonce, success, cost, _ = abi_decode(
+            ["uint256", "bool", "uint256", "uint256"], to_bytes(log["data"], name="log data")
+        )
+        before = totals.get(int(nonce) >> 64, OperationTotals())
+        totals[int(nonce) >> 64] = OperationTotals(
+            before.count + 1, before.failed + (not success), before.gas_cost + int(cost)
+        )
+    return totals
+
+
+def _usage(
+    kind: AccountKind | None, module: str, session_id: bytes, operations: dict[int, OperationTotals]
+) -> tuple[str, ...]:
+    """The session's usage in words, from the operations on its nonce lanes (``kind``: the account's, None
+    when it has sent no operation at all)."""
+    if kind is None:
+        return ("No operations sent yet",)
+    lanes = 1 << kind.lane_bits
+    base = int.from_bytes(session_id[:4], "big") % lanes
+    keys = {kind.nonce_key(module, (base + offset) % lanes) for offset in range(min(LANES_COUNTED, lanes))}
+    used = [operations[key] for key in keys if key in operations]
+    count = sum(o.count for o in used)
+    if not count:
+        return ("No operations sent yet",)
+    failed = sum(o.failed for o in used)
+    sent = f"{count} operation{'s' if count != 1 else ''} sent"
+    if failed:
+        sent += f" ({failed} of them reverted in their calls)"
+    paid = f"{format_amount(sum(o.gas_cost for o in used), 18, NATIVE)} paid in gas (by the account or its paymaster)"
+    return (sent, paid)
+
+
 def account_sessions(
     endpoints: Endpoints,
     account: str,
@@ -144,6 +209,8 @@ def account_sessions(
     enabled, revoked, _ = module_events(endpoints.chain, endpoints.module, address)
     now = endpoints.chain.block_timestamp()
     stored = store.list_grants(address) if store is not None else []
+    operations = operations_by_nonce_key(endpoints.chain, endpoints.entry_point, address)
+    kind = endpoints.kind_for(address) if operations else None  # operations: the account has code
     grants = {
         g.session_id: g for g in stored if g.module == endpoints.module and g.chain_id == endpoints.chain_id
     }
@@ -175,6 +242,7 @@ def account_sessions(
                 enabled_on_chain=event is not None,
                 in_store=grant is not None,
                 description=words,
+                usage=_usage(kind, endpoints.module, session_id, operations),
             )
         )
     views.reverse()
