@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from keyscope import Policy, SessionKey, arg, connect
-from keyscope.consent import ConsentServer, WalletAddress
+from keyscope.consent import ConsentDeclinedError, ConsentServer, WalletAddress
 from keyscope.consent.tokens import format_amount
 from keyscope.erc7715 import did_key_of, grant_from_response
 from keyscope.errors import BundlerRejectedError, SessionRevokedError
@@ -97,9 +97,10 @@ class Wallet:
 
     FORWARDED = frozenset({"eth_chainId", "eth_signTypedData_v4", "personal_sign"})
 
-    def __init__(self, rpc_url: str, address: str) -> None:
+    def __init__(self, rpc_url: str, address: str, *, signs_as: str | None = None) -> None:
         self.rpc_url = rpc_url
         self.address = address
+        self.signs_as = signs_as  # a lying wallet: claims ``address``, signs typed data with this account
         self.asked: list[dict[str, Any]] = []
 
     def __call__(self, payload: str) -> str:
@@ -110,7 +111,10 @@ class Wallet:
             return json.dumps({"result": [self.address]})
         if method not in self.FORWARDED:
             return json.dumps({"error": {"code": 4200, "message": f"the test wallet does not do {method}"}})
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": request["params"]}
+        params = request["params"]
+        if method == "eth_signTypedData_v4" and self.signs_as is not None:
+            params = [self.signs_as, *params[1:]]
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         return json.dumps(httpx.post(self.rpc_url, json=body, timeout=30).json())
 
     def signed(self, method: str) -> list[list[Any]]:
@@ -136,6 +140,7 @@ def world(local_stack: LocalStack) -> Iterator[dict[str, Any]]:
             "usdc": usdc,
             "evil": evil,
             "wallet_address": dev_accounts[-1],
+            "other_address": dev_accounts[-2],
         }
 
 
@@ -263,6 +268,34 @@ def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: d
     assert EVIL in text and "<script>window.__pwned=2</script>" in text  # shown, as text
     assert grant_area.locator("img, script").count() == 0  # and nothing of it became markup
     assert page.evaluate("window.__pwned") is None
+    page.close()
+
+
+def test_the_backend_refuses_a_signature_by_another_key(browser: Any, world: dict[str, Any]) -> None:
+    stack, net, server = world["stack"], world["net"], world["server"]
+    # the wallet says it is the owner, but another key signs: the page cannot tell, the backend must
+    wallet = Wallet(stack.rpc_url, world["wallet_address"], signs_as=world["other_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    permission = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    consent = server.request_grant(owner.prepare_grant(SessionKey.generate(), [permission], valid_for=600))
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("body[data-state=waiting]")
+    page.click("#approve")
+    # the page's answer either way (its CSP forbids playwright's wait_for_function, which evaluates a string)
+    page.wait_for_selector("#status.error, body[data-state=granted]")
+    status = page.text_content("#status") or ""
+    assert status.startswith("Not granted: the signature does not grant session")
+    assert f"recovers to {to_address(world['other_address'])}" in status
+    assert (
+        consent.state == "waiting" and consent.grant is None and not world["store"].list_grants(owner.account)
+    )
+    assert len(wallet.signed("eth_signTypedData_v4")) == 1  # it was asked, and its signature refused
+
+    page.click("#decline")
+    page.wait_for_selector("body[data-state=declined]")
+    with pytest.raises(ConsentDeclinedError):
+        consent.wait(0)
     page.close()
 
 
