@@ -33,6 +33,7 @@
       keyscope.el("p", {}, "Session ", keyscope.el("code", { class: "address" }, session.session_id)),
       keyscope.el("p", {}, "Key ", keyscope.el("code", { class: "address" }, session.session_key)),
       keyscope.el("p", { class: "window" }, keyscope.windowText(session.valid_after, session.valid_until)),
+      session.usage.length ? keyscope.el("p", { class: "usage-head" }, "Used so far:") : null,
       session.usage.length ? keyscope.el("ul", { class: "usage" }, ...session.usage.map((u) => keyscope.el("li", {}, u))) : null,
       d ? keyscope.description(d)
         : keyscope.el("p", { class: "muted" }, "Its permissions are not known here: it was granted elsewhere (only its key and window are on chain)."));
