@@ -16,6 +16,8 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -299,8 +301,27 @@ def test_the_backend_refuses_a_signature_by_another_key(browser: Any, world: dic
     page.close()
 
 
-def test_an_erc7715_request_granted_on_the_consent_page(browser: Any, world: dict[str, Any]) -> None:
-    stack, server = world["stack"], world["server"]
+def _consent_command(stack: LocalStack, requests: Path, out: Path) -> tuple[subprocess.Popen[str], str]:
+    """``keyscope consent REQUESTS`` running, and the consent page's address it printed."""
+    program = [str(Path(sys.executable).with_name("keyscope")), "consent", str(requests), "--out", str(out)]
+    connection = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
+    command = subprocess.Popen(
+        [*program, *connection, "--factory", stack.factory, "--timeout", "120"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stderr is not None
+    for line in command.stderr:
+        if line.startswith("open the consent page in the owner's browser: "):
+            return command, line.rsplit(" ", 1)[1].strip()
+    command.wait(10)
+    raise AssertionError(f"keyscope consent printed no page address (exit code {command.returncode})")
+
+
+def test_an_erc7715_request_granted_on_the_consent_page_of_the_command(
+    browser: Any, world: dict[str, Any], tmp_path: Path
+) -> None:
+    stack, net = world["stack"], world["net"]
     wallet = Wallet(stack.rpc_url, world["wallet_address"])
     key = SessionKey.generate()
     did = did_key_of(coincurve.PrivateKey(key.private_key).public_key.format(compressed=True))
@@ -320,25 +341,39 @@ def test_an_erc7715_request_granted_on_the_consent_page(browser: Any, world: dic
             "policies": [{"type": "gas-cost-per-operation", "data": {"limit": hex(10**16)}}],
         }
     ]
-    consent = server.request_permissions(params)
-    page = _page(browser, wallet)
-    page.goto(consent.url)
-    page.wait_for_selector("li.permission")
-    dangers = page.locator("li.warning[data-level=danger]").all_text_contents()
-    assert any("may approve ANY spender" in text for text in dangers)
-    assert any("UNLIMITED allowance" in text for text in dangers)
-    assert "your account: the keyscope account of the wallet you connect" in (
-        page.text_content("#grant") or ""
-    )
-    page.click("#approve")
-    page.wait_for_selector("body[data-state=granted]")
-    grant = consent.wait(0)
-    assert consent.responses is not None and len(consent.responses) == 1
-    response = consent.responses[0].model_dump(mode="json", by_alias=True, exclude_none=True)
-    assert grant_from_response(response) == grant
+    requests, out = tmp_path / "requests.json", tmp_path / "responses.json"
+    requests.write_text(json.dumps(params))
+    command, url = _consent_command(stack, requests, out)
+    try:
+        page = _page(browser, wallet)
+        page.goto(url)
+        page.wait_for_selector("li.permission")
+        dangers = page.locator("li.warning[data-level=danger]").all_text_contents()
+        assert any("may approve ANY spender" in text for text in dangers)
+        assert any("UNLIMITED allowance" in text for text in dangers)
+        assert "your account: the keyscope account of the wallet you connect" in (
+            page.text_content("#grant") or ""
+        )
+        page.click("#approve")
+        page.wait_for_selector("body[data-state=granted]")
+        page.close()
+        assert command.wait(60) == 0
+    finally:
+        command.kill()
+        command.wait()
+
+    # the command wrote the PermissionResponse list; its context carries the grant, signed by the wallet
+    (response,) = json.loads(out.read_text())
+    grant = grant_from_response(response)
     assert response["address"] == grant.account and grant.session_key == key.address
-    assert grant.session.max_gas_cost == 10**16
-    page.close()
+    assert response["chainId"] == hex(stack.chain_id) and grant.session.max_gas_cost == 10**16
+    (signed,) = wallet.signed("eth_signTypedData_v4")
+    assert signed[0] == wallet.address and json.loads(signed[1]) == grant.typed_data
+    # and the grant works: the session key approves a spender through Alto (its first operation creates the account)
+    stack.fund(grant.account, ETHER)
+    spender = to_address("0x" + "5c" * 20)
+    receipt = net.session(grant, key).execute(world["usdc"], "approve(address,uint256)", spender, 7).wait()
+    assert receipt.success
 
 
 def test_the_server_refuses_foreign_hosts_and_forms(world: dict[str, Any]) -> None:
