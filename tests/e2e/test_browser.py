@@ -249,6 +249,60 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     page.close()
 
 
+def _granted_by(wallet: Wallet, request: Any) -> Any:
+    """The grant of ``request``, its typed data signed by the wallet's anvil account (no page in between)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_signTypedData_v4",
+        "params": [wallet.address, json.dumps(request.typed_data)],
+    }
+    return request.complete(httpx.post(wallet.rpc_url, json=body, timeout=30).json()["result"])
+
+
+def test_revoke_every_session_from_the_dashboard(browser: Any, world: dict[str, Any]) -> None:
+    stack, net, server, store = world["stack"], world["net"], world["server"], world["store"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    stack.fund(owner.account, ETHER)
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    used_key, unused_key = SessionKey.generate(), SessionKey.generate()
+    used = _granted_by(wallet, owner.prepare_grant(used_key, [mint], valid_for=3600))
+    unused = _granted_by(wallet, owner.prepare_grant(unused_key, [mint], valid_for=3600))
+    store.put_grant(used)
+    store.put_grant(unused)
+    assert net.session(used, used_key).execute(stack.nft, "safeMint(address)", owner.account).wait().success
+
+    page = _page(browser, wallet)
+    page.goto(server.dashboard_url(owner.account))
+    page.wait_for_selector("li.session[data-status=active]")
+    statuses = {
+        s: page.locator(f"li.session[data-session='0x{s}']").get_attribute("data-status")
+        for s in (used.session_id.hex(), unused.session_id.hex())
+    }
+    assert statuses == {used.session_id.hex(): "active", unused.session_id.hex(): "not yet enabled"}
+    usage = page.locator(f"li.session[data-session='0x{unused.session_id.hex()}'] ul.usage li")
+    assert usage.all_text_contents() == ["No operations sent yet"]
+
+    page.click("#revoke-all")
+    page.wait_for_selector("#status.granted, #status.error", timeout=60_000)
+    assert (page.text_content("#status") or "").startswith(f"Done: revoke every session of {owner.account}")
+    page.wait_for_selector("#revoke-all[disabled]")
+    cards = page.locator("li.session")
+    assert [cards.nth(i).get_attribute("data-status") for i in range(cards.count())] == ["invalidated"] * 2
+    assert read_session_status(net, used) is SessionStatus.INVALIDATED
+    assert store.is_revoked(used.session_id) and store.is_revoked(unused.session_id)
+
+    # neither key works, even sent by one unaware of the revocation: the grants' owner signatures were made for the
+    # account's old epoch, so the module refuses to enable either again
+    for grant, key in ((used, used_key), (unused, unused_key)):
+        blind = net.session(grant, key, verify_on_chain=False)
+        with pytest.raises(BundlerRejectedError, match="InvalidOwnerSignature"):
+            blind.execute(stack.nft, "safeMint(address)", owner.account)
+    assert _nfts(stack, owner.account) == 1
+    page.close()
+
+
 def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: dict[str, Any]) -> None:
     stack, net, server = world["stack"], world["net"], world["server"]
     wallet = Wallet(stack.rpc_url, world["wallet_address"])
