@@ -65,16 +65,29 @@ window.ethereum = {
 """
 
 
+ENSURE_CHROMIUM = Path(__file__).resolve().parents[2] / "tools" / "ensure-chromium.sh"
+
+
+def _find_chromium() -> str | None:
+    return os.environ.get("KEYSCOPE_CHROMIUM") or shutil.which("chromium")
+
+
 def _chromium() -> str:
-    found = os.environ.get("KEYSCOPE_CHROMIUM") or shutil.which("chromium")
+    found = _find_chromium()
     if found is None:
-        reason = (
-            "Chromium is not installed: the browser tests need Debian's chromium (apt-get install chromium "
-            "chromium-driver; tools/ensure-chromium.sh does it as root), or KEYSCOPE_CHROMIUM set to a binary"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        # `make test` ran tools/ensure-chromium.sh already; a bare `ape test` runs it here (it installs Debian's
+        # chromium when it may: root, apt-get)
+        done = subprocess.run([str(ENSURE_CHROMIUM)], capture_output=True, text=True, check=False)
+        found = _find_chromium()
+        if found is None:
+            reason = (
+                "Chromium is not installed and could not be: the browser tests need Debian's chromium (apt-get "
+                "install chromium chromium-driver, which tools/ensure-chromium.sh does as root), or "
+                f"KEYSCOPE_CHROMIUM set to a binary ({done.stderr.strip() or 'ensure-chromium.sh said nothing'})"
+            )
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
     return found
 
 
