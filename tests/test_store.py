@@ -28,6 +28,8 @@ from keyscope.errors import (
     BadInputError,
     ConfigurationError,
     KeyscopeError,
+    LeaseLostError,
+    NonceTakenError,
     SessionStoreError,
     StoreLockedError,
     WrongPassphraseError,
@@ -37,7 +39,7 @@ from keyscope.hexutil import to_address
 from keyscope.session import SIGNED, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
 from keyscope.store import FileStore, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
-from keyscope.store.schema import current
+from keyscope.store.schema import LATEST_VERSION, current
 from keyscope.userop import UserOperation
 from support.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
 
@@ -224,8 +226,8 @@ def make_grant(
     )
 
 
-def make_op(nonce: int = 0, **extra: Any) -> UserOperation:
-    return UserOperation(sender=ACCOUNT, nonce=nonce, call_data=b"\xca\xfe", call_gas_limit=100_000, **extra)
+def make_op(nonce: int = 0, call_data: bytes = b"\xca\xfe", **extra: Any) -> UserOperation:
+    return UserOperation(sender=ACCOUNT, nonce=nonce, call_data=call_data, call_gas_limit=100_000, **extra)
 
 
 def h(n: int) -> str:
@@ -333,7 +335,7 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
     with open_store((tmp_path / "by-url").as_uri()) as by_url:
         assert isinstance(by_url, FileStore)
     with open_store(f"sqlite:///{tmp_path / 'x.db'}") as sql:
-        assert isinstance(sql, SqlStore) and sql.schema_version() == 1
+        assert isinstance(sql, SqlStore) and sql.schema_version() == LATEST_VERSION
 
 
 @pytest.mark.parametrize(
@@ -852,6 +854,120 @@ def test_outbox_survives_reopening(persistent: Backend) -> None:
     assert pending.intent_id == "durable" and pending.op == record.op and pending.attempts == 1
 
 
+# --------------------------------------------------------------------------------------------------
+# Fencing: the lease's token, and one operation per (account, nonce)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_write_under_a_lost_lease_is_refused_and_writes_nothing(backend: Backend) -> None:
+    paused, live = backend.open(), backend.open()
+    stale = paused.lease_lane(ACCOUNT, SESSION, "paused", 0.2)
+    time.sleep(0.3)  # the paused worker's lease expires; another worker takes the lane
+    taken = live.lease_lane(ACCOUNT, SESSION, "live", 60)
+    assert taken.lane == stale.lane == 0
+    with pytest.raises(LeaseLostError, match="no longer held") as lost:
+        paused.record_intent("late", ACCOUNT, SESSION, 0, make_op(5), h(5), lease=stale)
+    assert (lost.value.lane, lost.value.lease_id, lost.value.account) == (0, stale.lease_id, ACCOUNT)
+    assert isinstance(lost.value, StoreLockedError)
+    assert live.get_by_intent("late") is None and live.get_by_hash(h(5)) is None
+    with pytest.raises(LeaseLostError):
+        paused.renew_lease(stale, 60)
+
+    # the new holder records the same nonce for another intent: the lane and the nonce are its own
+    record = live.record_intent("fresh", ACCOUNT, SESSION, 0, make_op(5), h(6), lease=taken)
+    assert record.user_op_hash == h(6) and live.get_by_intent("fresh") == record
+    # an intent recorded already is returned whatever the lease: nothing new is written
+    assert paused.record_intent("fresh", ACCOUNT, SESSION, 0, make_op(7), h(7), lease=stale) == record
+
+    released = live.lease_lane(ACCOUNT, SESSION, "live", 60)
+    assert live.release_lease(released)
+    with pytest.raises(LeaseLostError):
+        live.record_intent("after-release", ACCOUNT, SESSION, released.lane, make_op(8), h(8), lease=released)
+    assert live.get_by_intent("after-release") is None
+
+
+def test_a_lease_fences_only_its_own_lane(store: SessionStore) -> None:
+    lease = store.lease_lane(ACCOUNT, SESSION, "w", 60)
+    with pytest.raises(BadInputError, match="record it under the lease of its own lane"):
+        store.record_intent("x", ACCOUNT, SESSION, lease.lane + 1, make_op(1), h(1), lease=lease)
+    with pytest.raises(BadInputError, match="lease of its own lane"):
+        store.record_intent("x", ACCOUNT, h(77), lease.lane, make_op(1), h(1), lease=lease)
+    with pytest.raises(BadInputError, match="Lease"):
+        store.record_intent("x", ACCOUNT, SESSION, 0, make_op(1), h(1), lease="token")  # type: ignore[arg-type]
+    with pytest.raises(BadInputError, match="sender"):
+        store.record_intent("x", OTHER_ACCOUNT, SESSION, 0, make_op(1), h(1))
+    assert store.list_outbox() == []
+
+
+def test_two_operations_of_one_account_never_share_a_nonce(store: SessionStore) -> None:
+    nonce = (2 << 64) | 9
+    first = store.record_intent("first", ACCOUNT, SESSION, 2, make_op(nonce), h(1))
+    with pytest.raises(NonceTakenError, match="already taken") as taken:
+        store.record_intent("second", ACCOUNT, SESSION, 2, make_op(nonce, call_data=b"\x02"), h(2))
+    assert (taken.value.holder, taken.value.holder_hash, taken.value.nonce) == ("first", h(1), nonce)
+    assert store.get_by_intent("second") is None
+    # the same nonce on another nonce key, or of another account, is another nonce
+    store.record_intent("other-key", ACCOUNT, SESSION, 3, make_op((3 << 64) | 9), h(3))
+    other = UserOperation(sender=OTHER_ACCOUNT, nonce=nonce)
+    store.record_intent("other-account", OTHER_ACCOUNT, SESSION, 2, other, h(4))
+
+    store.mark_sent(h(1))
+    with pytest.raises(NonceTakenError):  # sent: still taken
+        store.record_intent("second", ACCOUNT, SESSION, 2, make_op(nonce, call_data=b"\x02"), h(2))
+    store.mark_failed(h(1), "rejected by the bundler: AA23")  # never landed: its nonce is free again
+    second = store.record_intent("second", ACCOUNT, SESSION, 2, make_op(nonce, call_data=b"\x02"), h(2))
+    assert second.user_op_hash == h(2)
+    # the failed one cannot land after all while the second holds the nonce (one of them is doomed)
+    with pytest.raises(SessionStoreError, match="rebuild its intent first"):
+        store.mark_included(h(1), h(50), True)
+    assert store.get_by_hash(h(1)).state is OutboxState.FAILED  # type: ignore[union-attr]
+    store.mark_included(h(2), h(51), True)
+    with pytest.raises(NonceTakenError):  # landed: taken for good
+        store.record_intent("third", ACCOUNT, SESSION, 2, make_op(nonce, call_data=b"\x03"), h(5))
+    assert first.intent_id == "first" and store.get_by_intent("third") is None
+
+
+def test_a_displaced_operation_is_rebuilt_once(backend: Backend) -> None:
+    store, other_worker = backend.open(), backend.open()
+    lane0 = store.lease_lane(ACCOUNT, SESSION, "w", 60)
+    old = store.record_intent("order", ACCOUNT, SESSION, 0, make_op(4), h(1), lease=lane0)
+    store.mark_sent(h(1))
+    lane1 = store.lease_lane(ACCOUNT, SESSION, "w", 60)
+    new_op = make_op((1 << 64) | 0, call_data=b"\xca\xfe")
+
+    rebuilt = store.rebuild_intent("order", h(1), 1, new_op, h(2), lease=lane1)
+    assert rebuilt.user_op_hash == h(2) and rebuilt.op == new_op and rebuilt.lane == 1
+    assert rebuilt.state is OutboxState.BUILT and rebuilt.attempts == 0 and rebuilt.sent_at is None
+    assert rebuilt.rebuilds == 1 and rebuilt.displaced == (h(1),)
+    assert rebuilt.created_at == old.created_at and rebuilt.intent_id == "order"
+    assert store.get_by_hash(h(2)) == rebuilt == store.get_by_intent("order")
+    assert store.get_by_hash(h(1)) is None
+    with pytest.raises(SessionStoreError, match="get_by_intent"):
+        store.mark_sent(h(1))  # a follower of the displaced operation is told where to look
+    # another worker that proved the same displacement finds it rebuilt: nothing changes
+    lane2 = other_worker.lease_lane(ACCOUNT, SESSION, "v", 60)
+    again = other_worker.rebuild_intent("order", h(1), 2, make_op((2 << 64) | 0), h(3), lease=lane2)
+    assert again == rebuilt and other_worker.get_by_hash(h(3)) is None
+    # the displaced operation's nonce is no longer the intent's
+    store.record_intent("next", ACCOUNT, SESSION, 0, make_op(4, call_data=b"\x01"), h(4), lease=lane0)
+
+    store.mark_sent(h(2))
+    # a rebuild is fenced and keyed by nonce like a record
+    stale = other_worker.lease_lane(ACCOUNT, SESSION, "v", 0.2)
+    time.sleep(0.3)
+    store.lease_lane(ACCOUNT, SESSION, "taker", 60)
+    with pytest.raises(LeaseLostError):
+        other_worker.rebuild_intent(
+            "order", h(2), stale.lane, make_op((stale.lane << 64) | 0), h(5), lease=stale
+        )
+    with pytest.raises(NonceTakenError):
+        store.rebuild_intent("order", h(2), 0, make_op(4, call_data=b"\x02"), h(6), lease=lane0)
+    landed = store.mark_included(h(2), h(60), True)
+    assert store.rebuild_intent("order", h(2), 0, make_op(5), h(7), lease=lane0) == landed  # it landed
+    with pytest.raises(SessionStoreError, match="record_intent it first"):
+        store.rebuild_intent("nothing", h(2), 0, make_op(5), h(7), lease=lane0)
+
+
 @given(op=user_ops(), intent=st.text(min_size=1, max_size=200).filter(lambda s: "\x00" not in s),
        lane=st.integers(0, 2**31 - 1), op_hash=st.binary(min_size=32, max_size=32))  # fmt: skip
 @STORE_EXAMPLES
@@ -860,7 +976,11 @@ def test_outbox_round_trips_any_operation(
 ) -> None:
     if store.get_by_intent(intent) is not None or store.get_by_hash(op_hash) is not None:
         return  # hypothesis repeated an intent or hash already recorded in this store
-    record = store.record_intent(intent, op.sender, SESSION, lane, op, op_hash)
+    try:
+        record = store.record_intent(intent, op.sender, SESSION, lane, op, op_hash)
+    except NonceTakenError:
+        return  # hypothesis repeated a (sender, nonce) already recorded in this store
+
     for found in (store.get_by_intent(intent), store.get_by_hash(op_hash), record):
         assert found is not None
         assert found.op == op and found.op.to_rpc() == op.to_rpc()
@@ -875,7 +995,7 @@ def test_outbox_round_trips_any_operation(
 def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
     for _ in range(3):
         store = sql_backend.open()
-        assert isinstance(store, SqlStore) and store.schema_version() == 1
+        assert isinstance(store, SqlStore) and store.schema_version() == LATEST_VERSION
     from sqlalchemy import create_engine, inspect
 
     url = sql_backend.url.replace("postgresql://", "postgresql+psycopg://")
@@ -883,7 +1003,7 @@ def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
     try:
         with engine.connect() as conn:
             versions = conn.exec_driver_sql("SELECT version FROM keyscope_schema_version").all()
-            assert [tuple(v) for v in versions] == [(1,)]
+            assert [tuple(v) for v in versions] == [(v,) for v in range(1, LATEST_VERSION + 1)]
             inspector = inspect(conn)
             _, tables = current()
             for table in (tables.meta, tables.keys, tables.grants, tables.lanes, tables.outbox):
@@ -892,6 +1012,81 @@ def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
                 assert {i.name for i in table.indexes} <= indexed
     finally:
         engine.dispose()
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backend) -> None:
+    """A database left by version 1 of the schema, holding what the unfenced protocol could leave: a failed
+    record whose nonce another operation used, and two live records with one nonce. Opening it adds the
+    nonce key; the first of the two keeps the nonce, the later one is left outside the key."""
+    from sqlalchemy import MetaData, create_engine, insert, inspect
+
+    from keyscope.store.migrations import schema_version_table
+    from keyscope.store.schema import version_1
+
+    engine = create_engine(sql_backend.url.replace("postgresql://", "postgresql+psycopg://"))
+    rows = [
+        ("landed", 1, "included"),
+        ("lost-the-race", 1, "failed"),
+        ("live", 2, "sent"),
+        ("live-twin", 2, "built"),
+        ("other", 3, "built"),
+    ]
+    try:
+        with engine.begin() as conn:
+            metadata = MetaData()
+            tables = version_1(metadata)
+            schema_version_table.create(conn)
+            metadata.create_all(conn)
+            conn.execute(insert(schema_version_table).values(version=1, description="v1", applied_at=0.0))
+            for n, (intent, nonce, state) in enumerate(rows, start=1):
+                op = make_op(nonce, call_data=bytes([n]))
+                conn.execute(
+                    insert(tables.outbox).values(
+                        intent_id=intent, user_op_hash=h(n), account=ACCOUNT, session_id=SESSION, lane=0,
+                        op_json=json.dumps(op.to_rpc()), state=state, attempts=1, created_at=float(n),
+                        updated_at=float(n),
+                    )
+                )  # fmt: skip
+
+        store = sql_backend.open()
+        assert isinstance(store, SqlStore) and store.schema_version() == LATEST_VERSION
+        for n, (intent, nonce, state) in enumerate(rows, start=1):
+            record = store.get_by_intent(intent)
+            assert record is not None and record.state.value == state and record.op.nonce == nonce
+            assert record.user_op_hash == h(n) and record.rebuilds == 0 and record.displaced == ()
+        with engine.connect() as conn:
+            kept = dict(conn.exec_driver_sql("SELECT intent_id, nonce FROM keyscope_outbox").all())
+            indexes = {i["name"] for i in inspect(conn).get_indexes("keyscope_outbox")}
+        assert "ux_keyscope_outbox_nonce" in indexes
+        assert kept["live"] == "0x" + (2).to_bytes(32, "big").hex() and kept["live-twin"] is None
+        assert kept["landed"] and kept["lost-the-race"] and kept["other"]
+        # the key now holds: the landed nonce and the live one are taken, the twin can be rebuilt
+        for nonce in (1, 2, 3):
+            with pytest.raises(NonceTakenError):
+                store.record_intent(
+                    f"new-{nonce}", ACCOUNT, SESSION, 0, make_op(nonce, call_data=b"\x09"), h(90 + nonce)
+                )
+        lease = store.lease_lane(ACCOUNT, SESSION, "w", 60)
+        rebuilt = store.rebuild_intent("live-twin", h(4), 0, make_op(4), h(99), lease=lease)
+        assert rebuilt.rebuilds == 1 and rebuilt.displaced == (h(4),)
+    finally:
+        engine.dispose()
+
+
+def test_a_file_store_written_before_the_nonce_index_gets_it_when_opened(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    first = open_store(root)
+    first.record_intent("live", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    first.record_intent("gone", ACCOUNT, SESSION, 0, make_op(2), h(2))
+    first.mark_failed(h(2), "refused")
+    first.close()
+    for path in (root / "nonces").iterdir():  # as an older keyscope left it: no index
+        path.unlink()
+    (root / "meta" / "nonce-index.json").unlink()
+    again = open_store(root)
+    with pytest.raises(NonceTakenError, match="'live'"):
+        again.record_intent("twin", ACCOUNT, SESSION, 0, make_op(1, call_data=b"\x01"), h(3))
+    assert again.record_intent("reuse", ACCOUNT, SESSION, 0, make_op(2, call_data=b"\x01"), h(4)).lane == 0
 
 
 def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:

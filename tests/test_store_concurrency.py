@@ -7,6 +7,7 @@ instant so that their transactions really overlap. Python 3.10+ (``itertools.pai
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import random
@@ -14,17 +15,19 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import astuple
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from keyscope.errors import StoreLockedError
+from keyscope.errors import LeaseLostError, NonceTakenError, StoreLockedError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.session import Permission, Session
 from keyscope.store import Lease, SessionStore, open_store
+from keyscope.store.schema import LATEST_VERSION
 from keyscope.userop import UserOperation
 from support.postgres import postgres_fixture
 
@@ -102,13 +105,62 @@ def record_intents(url: str, worker: int, intents: list[str], start_at: float) -
         random.Random(worker).shuffle(order)
         _wait_until(start_at)
         for intent in order:
-            op = UserOperation(sender=ACCOUNT, nonce=worker, call_data=intent.encode())
+            # one nonce per (intent, worker): the intent's number above the worker's
+            nonce = (int(intent.rsplit("-", 1)[1]) << 8) | worker
+            op = UserOperation(sender=ACCOUNT, nonce=nonce, call_data=intent.encode())
             op_hash = keccak(f"{intent}/{worker}".encode())
             record = store.record_intent(intent, ACCOUNT, SESSION, 0, op, op_hash)
             kept[intent] = (record.user_op_hash, record.op.nonce)
     finally:
         store.close()
     return kept
+
+
+def record_nonces(url: str, worker: int, nonces: list[int], start_at: float) -> dict[int, bool]:
+    """Record one intent of this worker's per nonce (in a random order); returns, per nonce, whether this
+    worker's record was the one kept."""
+    store = _open(url)
+    kept = {}
+    try:
+        order = list(nonces)
+        random.Random(worker).shuffle(order)
+        _wait_until(start_at)
+        for nonce in order:
+            op = UserOperation(sender=ACCOUNT, nonce=nonce, call_data=bytes([worker]))
+            try:
+                store.record_intent(
+                    f"n{nonce}/w{worker}", ACCOUNT, SESSION, 0, op, keccak(f"{nonce}/{worker}".encode())
+                )
+                kept[nonce] = True
+            except NonceTakenError:
+                kept[nonce] = False
+    finally:
+        store.close()
+    return kept
+
+
+def record_under_lease(url: str, lease: tuple[Any, ...], start_at: float, give_up_at: float) -> list[int]:
+    """Record operations under ``lease`` one after another, as fast as the store takes them, until a write
+    is fenced (or ``give_up_at``); returns the numbers of those recorded."""
+    store = _open(url)
+    held = Lease(*lease)
+    recorded = []
+    try:
+        _wait_until(start_at)
+        for n in itertools.count():
+            if time.time() > give_up_at:
+                break
+            op = UserOperation(sender=ACCOUNT, nonce=n)
+            try:
+                store.record_intent(
+                    f"fenced-{n}", ACCOUNT, SESSION, held.lane, op, keccak(f"f{n}".encode()), lease=held
+                )
+            except LeaseLostError:
+                break
+            recorded.append(n)
+    finally:
+        store.close()
+    return recorded
 
 
 def send_many(url: str, op_hash: str, times: int, start_at: float) -> int:
@@ -172,7 +224,8 @@ def test_processes_opening_a_new_store_at_once_lease_distinct_lanes(
     assert len({lease_id for _, lease_id in leases}) == len(leases)
     store = _open(url)
     if hasattr(store, "schema_version"):
-        assert store.schema_version() == 1  # migrated once, although every process opened a fresh store
+        # migrated once, although every process opened a fresh store
+        assert store.schema_version() == LATEST_VERSION
     store.close()
 
 
@@ -245,11 +298,59 @@ def test_the_same_intent_from_several_processes_yields_one_record(
         records = store.list_outbox(limit=1000)
         assert sorted(r.intent_id for r in records) == sorted(intents)
         for record in records:
-            winner = record.op.nonce  # the worker whose operation was recorded first
+            winner = record.op.nonce & 0xFF  # the worker whose operation was recorded first
             assert record.user_op_hash == "0x" + keccak(f"{record.intent_id}/{winner}".encode()).hex()
-            assert kept[0][record.intent_id] == (record.user_op_hash, winner)
+            assert kept[0][record.intent_id] == (record.user_op_hash, record.op.nonce)
     finally:
         store.close()
+
+
+def test_processes_recording_one_nonce_for_different_intents_keep_one(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    """The unique (account, nonce) key under real concurrency: of the workers' intents with one nonce, one is
+    recorded and every other is refused, whichever commits first (PostgreSQL runs READ COMMITTED: the check
+    in the transaction alone would let two through; the key does not)."""
+    nonces = list(range(12))
+    start = _soon()
+    futures = [pool.submit(record_nonces, url, worker, nonces, start) for worker in range(WORKERS)]
+    kept = _results(futures)
+    for nonce in nonces:
+        winners = [worker for worker, answers in enumerate(kept) if answers[nonce]]
+        assert len(winners) == 1, f"nonce {nonce} was recorded by workers {winners}"
+    store = _open(url)
+    try:
+        records = store.list_outbox(limit=1000)
+    finally:
+        store.close()
+    assert sorted(r.op.nonce for r in records) == nonces
+
+
+def test_a_paused_lease_holder_writes_nothing_once_its_lane_is_taken(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    """A worker records under its lease, without renewing it, as fast as it can; once the lease expired the
+    test takes the lane over and reads the outbox, as a new holder adopting the lane does. Every record the
+    old holder got in must be in that read: none was written after the lane changed hands."""
+    store = _open(url)
+    try:
+        ttl = 1.0
+        lease = store.lease_lane(ACCOUNT, SESSION, "paused", ttl)
+        start = _soon()
+        future = pool.submit(record_under_lease, url, astuple(lease), start, lease.expires_at + 5.0)
+        _wait_until(lease.expires_at + 0.05)
+        while True:  # the lane row is locked while the old holder records: lowest free may be another lane
+            taken = store.lease_lane(ACCOUNT, SESSION, "new holder", 60)
+            if taken.lane == lease.lane:
+                break
+            store.release_lease(taken)
+        seen = {r.intent_id for r in store.pending()}
+        recorded = future.result(timeout=180)
+    finally:
+        store.close()
+    assert recorded, "the old holder recorded nothing while its lease held"
+    late = [n for n in recorded if f"fenced-{n}" not in seen]
+    assert not late, f"{len(late)} records written after the lane was taken over, from {late[0]}"
 
 
 def test_concurrent_sends_count_every_attempt(pool: ProcessPoolExecutor, url: str) -> None:

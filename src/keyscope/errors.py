@@ -26,6 +26,8 @@ __all__ = [
     "InvalidGrantSignatureError",
     "KeyscopeError",
     "KeyscopeWarning",
+    "LeaseLostError",
+    "NonceTakenError",
     "PaymasterError",
     "PolicyViolationError",
     "SessionError",
@@ -437,3 +439,35 @@ class WrongPassphraseError(SessionStoreError):
 
 class StoreLockedError(SessionStoreError):
     """Another worker holds the lane or record this operation needs."""
+
+
+class LeaseLostError(StoreLockedError):
+    """A write was fenced: the nonce-lane lease it was made under is no longer held (released, or expired
+    and taken by another worker). Nothing was written. Stop using the lane and lease a new one.
+
+    ``lane``, ``account`` and ``session_id`` name the lane, ``lease_id`` the lost lease.
+    """
+
+    def __init__(self, message: str, *, account: str, session_id: str, lane: int, lease_id: str) -> None:
+        self.account = account
+        self.session_id = session_id
+        self.lane = lane
+        self.lease_id = lease_id
+        super().__init__(message)
+
+
+class NonceTakenError(StoreLockedError):
+    """An operation was not recorded: another recorded operation of the same account, not failed, has the
+    same nonce (key and sequence), so at most one of them could ever land. Nothing was written. Build again
+    once that operation is finished.
+
+    ``nonce`` is the full 256-bit nonce; ``holder`` the intent id, ``holder_hash`` the userOpHash of the
+    operation that has it.
+    """
+
+    def __init__(self, message: str, *, account: str, nonce: int, holder: str, holder_hash: str) -> None:
+        self.account = account
+        self.nonce = nonce
+        self.holder = holder
+        self.holder_hash = holder_hash
+        super().__init__(message)

@@ -21,6 +21,16 @@ Four kinds of records:
 
 Every method is safe to call from several threads; the SQL backends also from several processes and
 machines sharing one database.
+
+Two rules make the outbox safe whatever the timing of the workers (docs/scaling.md, "The fenced guarantee"):
+
+* **Fencing.** An operation recorded with ``lease=`` is written only if that lease still holds its lane,
+  checked in the same transaction as the write (:class:`~keyscope.errors.LeaseLostError` otherwise).
+* **One nonce, one operation.** No two records of one account that are not failed have the same nonce (key
+  and sequence): a unique key in the SQL stores (:class:`~keyscope.errors.NonceTakenError` otherwise).
+
+The public methods check and normalise their arguments here, once; backends implement the ``_``-prefixed
+methods with values already checked.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
-from ..errors import BadInputError, SessionStoreError
+from ..errors import BadInputError, LeaseLostError, NonceTakenError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..signing import LocalSigner
@@ -43,11 +53,13 @@ __all__ = [
     "MAX_WORKER_ID",
     "KeyInfo",
     "Lease",
+    "NewOperation",
     "OutboxRecord",
     "OutboxState",
     "SessionStore",
     "check_intent",
     "grant_is_active",
+    "nonce_text",
     "normalize_hash",
     "normalize_session_id",
 ]
@@ -69,7 +81,7 @@ class OutboxState(str, Enum):
     INCLUDED = "included"
     """In a block (``success`` says whether its execution succeeded)."""
     FAILED = "failed"
-    """Given up on: rejected, dropped or replaced (``error`` says why)."""
+    """Given up on: it can never land (``error`` says why)."""
 
 
 PENDING_STATES = (OutboxState.BUILT, OutboxState.SENT)
@@ -90,6 +102,8 @@ class Lease:
 
     Renew it with :meth:`SessionStore.renew_lease` before it expires; once expired, the next
     :meth:`SessionStore.lease_lane` on the same (account, session) may hand the lane to another worker.
+    ``lease_id`` is the fencing token: a write made under the lease (``record_intent(..., lease=)``) is
+    refused once another lease holds the lane.
     """
 
     lane: int
@@ -102,7 +116,12 @@ class Lease:
 
 @dataclass(frozen=True)
 class OutboxRecord:
-    """One UserOperation in the outbox, with its state, timestamps (seconds since the epoch) and attempts."""
+    """One intent's UserOperation in the outbox, with its state, timestamps (seconds since the epoch) and
+    attempts.
+
+    ``rebuilds`` counts the times the intent's operation was displaced (its nonce used by another operation,
+    so it could never land) and replaced by a new one; ``displaced`` lists their userOpHashes, oldest first.
+    """
 
     intent_id: str
     account: str
@@ -119,11 +138,30 @@ class OutboxRecord:
     tx_hash: str | None = None
     success: bool | None = None
     error: str | None = None
+    rebuilds: int = 0
+    displaced: tuple[str, ...] = ()
 
     @property
     def is_pending(self) -> bool:
         """Built or sent: not finished yet."""
         return self.state in PENDING_STATES
+
+
+@dataclass(frozen=True)
+class NewOperation:
+    """An operation to record, its arguments checked and normalised (what a backend writes)."""
+
+    intent_id: str
+    account: str
+    session_id: str
+    lane: int
+    op: UserOperation
+    user_op_hash: str
+
+    @property
+    def nonce(self) -> str:
+        """The operation's full nonce (key and sequence) as the stores key it: see :func:`nonce_text`."""
+        return nonce_text(self.op.nonce)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,6 +183,12 @@ def normalize_hash(value: object, name: str = "user_op_hash") -> str:
     return _hex32(value, name)
 
 
+def nonce_text(nonce: int) -> str:
+    """A 256-bit EntryPoint nonce (192-bit key, 64-bit sequence) as ``0x`` and 64 lowercase hex digits:
+    fixed width, so that equal nonces are equal strings."""
+    return "0x" + nonce.to_bytes(32, "big").hex()
+
+
 def _check_text(value: object, name: str, limit: int) -> str:
     if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
         raise BadInputError(
@@ -160,16 +204,22 @@ def check_intent(
     lane: int,
     op: UserOperation,
     user_op_hash: bytes | str,
-) -> tuple[str, str, str, int, str]:
-    """The arguments of :meth:`SessionStore.record_intent`, checked and normalised:
-    ``(intent_id, account, session_id, lane, user_op_hash)``."""
+) -> NewOperation:
+    """The arguments of :meth:`SessionStore.record_intent`, checked and normalised."""
     if not isinstance(op, UserOperation):
         raise BadInputError(f"record_intent takes a UserOperation, got {type(op).__name__}")
-    return (
+    owner = to_address(account)
+    if op.sender != owner:
+        raise BadInputError(
+            f"the operation's sender {op.sender} is not the account {owner} it is recorded for: record "
+            "an operation under its own account"
+        )
+    return NewOperation(
         check_intent_id(intent_id),
-        to_address(account),
+        owner,
         normalize_session_id(session_id),
         check_lane(lane),
+        op,
         normalize_hash(user_op_hash),
     )
 
@@ -209,6 +259,54 @@ def check_lane(lane: object) -> int:
     return lane
 
 
+def check_lease(lease: object) -> Lease:
+    """A :class:`Lease` as :meth:`SessionStore.lease_lane` returns it."""
+    if not isinstance(lease, Lease):
+        raise BadInputError(f"expected a Lease from lease_lane, got {type(lease).__name__}")
+    return lease
+
+
+def check_fence(lease: Lease | None, entry: NewOperation) -> Lease | None:
+    """The lease a write is fenced by, which must be the lease of the lane the operation is recorded on."""
+    if lease is None:
+        return None
+    check_lease(lease)
+    if (lease.account, lease.session_id, lease.lane) != (entry.account, entry.session_id, entry.lane):
+        raise BadInputError(
+            f"the lease is for lane {lease.lane} of {lease.account}/{lease.session_id}, but the operation is "
+            f"recorded on lane {entry.lane} of {entry.account}/{entry.session_id}: record it under the "
+            "lease of its own lane"
+        )
+    return lease
+
+
+def lease_lost(lease: Lease, url: str) -> LeaseLostError:
+    """The error for a lease that no longer holds its lane."""
+    return LeaseLostError(
+        f"lease {lease.lease_id} on lane {lease.lane} of {lease.account}/{lease.session_id} in {url} is no "
+        "longer held (released, or reclaimed by another worker after it expired): nothing was written; stop "
+        "using that lane and lease a new one",
+        account=lease.account,
+        session_id=lease.session_id,
+        lane=lease.lane,
+        lease_id=lease.lease_id,
+    )
+
+
+def nonce_taken(entry: NewOperation, holder: OutboxRecord, url: str) -> NonceTakenError:
+    """The error for an operation whose nonce another live or landed record already has."""
+    sequence = entry.op.nonce & (2**64 - 1)
+    return NonceTakenError(
+        f"nonce {sequence} (key {entry.op.nonce >> 64:#x}) of {entry.account} is already taken in {url} by "
+        f"intent {holder.intent_id!r} (UserOperation {holder.user_op_hash}, {holder.state.value}): at most "
+        "one of the two could land, so this one was not recorded; build it again once that one is finished",
+        account=entry.account,
+        nonce=entry.op.nonce,
+        holder=holder.intent_id,
+        holder_hash=holder.user_op_hash,
+    )
+
+
 def grant_is_active(grant: SessionGrant, revoked: bool, now: float) -> bool:
     """Whether a grant can sign at ``now``: not revoked, and ``valid_after <= now <= valid_until``.
 
@@ -227,179 +325,12 @@ def transition_error(record: OutboxRecord, wanted: OutboxState) -> str:
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# The interface
-# --------------------------------------------------------------------------------------------------
-
-
-class SessionStore(abc.ABC):
-    """Keys, grants, nonce lanes and the outbox behind one interface. Open one with :func:`open_store`."""
-
-    url: str
-    """Where the store lives (without any password)."""
-
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
-        """Release connections and file handles. The store must not be used afterwards."""
-
-    def __enter__(self) -> SessionStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
-
-    # -- keys ------------------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
-        """Store ``signer``'s private key, encrypted at rest.
-
-        Storing the same key again keeps it, and updates its label when ``label`` is given.
-        """
-
-    @abc.abstractmethod
-    def get_key(self, address: str) -> LocalSigner:
-        """The signer stored for ``address``; :class:`~keyscope.errors.SessionStoreError` when none is."""
-
-    @abc.abstractmethod
-    def has_key(self, address: str) -> bool:
-        """Whether a key is stored for ``address`` (without decrypting it)."""
-
-    @abc.abstractmethod
-    def delete_key(self, address: str) -> bool:
-        """Remove the key stored for ``address``; returns whether there was one."""
-
-    @abc.abstractmethod
-    def list_keys(self) -> list[KeyInfo]:
-        """Addresses and labels of the stored keys (never the keys), oldest first."""
-
-    # -- grants ----------------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def put_grant(self, grant: SessionGrant) -> None:
-        """Store a grant. Storing it again replaces the grant but keeps its revoked and enabled flags."""
-
-    @abc.abstractmethod
-    def get_grant(self, session_id: bytes | str) -> SessionGrant:
-        """The grant with this session id; :class:`~keyscope.errors.SessionStoreError` when unknown."""
-
-    @abc.abstractmethod
-    def list_grants(
-        self,
-        account: str | None = None,
-        *,
-        active_only: bool = False,
-        now: float | None = None,
-        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
-    ) -> list[SessionGrant]:
-        """Grants (of ``account`` when given), oldest first.
-
-        ``active_only`` keeps those not revoked whose window contains ``now`` (default: the current time). A grant
-        that cannot be read (a corrupted file or row) raises :class:`~keyscope.errors.SessionStoreError`; with
-        ``on_corrupt``, it is passed to ``on_corrupt(session id or name, error)`` instead and the listing goes on
-        (whatever ``account`` is asked for: an unreadable grant's account is unknown).
-        """
-
-    @abc.abstractmethod
-    def _set_flag(self, session_id: bytes | str, flag: str) -> None:
-        """Set the grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
-
-    @abc.abstractmethod
-    def _flag(self, session_id: bytes | str, flag: str) -> bool:
-        """The grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
-
-    def mark_revoked(self, session_id: bytes | str) -> None:
-        """Record that the session was revoked. Every worker sees it on its next read; it is never undone."""
-        self._set_flag(session_id, "revoked")
-
-    def is_revoked(self, session_id: bytes | str) -> bool:
-        """Whether the session was marked revoked."""
-        return self._flag(session_id, "revoked")
-
-    def mark_enabled(self, session_id: bytes | str) -> None:
-        """Record that an off-chain grant's first operation landed: it no longer needs the ENABLE payload."""
-        self._set_flag(session_id, "enabled")
-
-    def is_enabled(self, session_id: bytes | str) -> bool:
-        """Whether the session is stored on chain (always true for on-chain grants)."""
-        return self._flag(session_id, "enabled")
-
-    # -- nonce lanes -----------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
-        """Lease the lowest free lane of (account, session) for ``ttl_seconds``, atomically.
-
-        A lane is free when it was never leased, was released, or its lease expired (a dead worker's lease
-        is reclaimed here). Two leases that are both live never share a lane.
-        """
-
-    @abc.abstractmethod
-    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
-        """Extend a lease to ``ttl_seconds`` from now.
-
-        Raises :class:`~keyscope.errors.StoreLockedError` when the lease was released or reclaimed by another
-        worker: stop using its lane and lease a new one.
-        """
-
-    @abc.abstractmethod
-    def release_lease(self, lease: Lease) -> bool:
-        """Give the lane back; returns False when the lease was already released or reclaimed."""
-
-    # -- outbox ----------------------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def record_intent(
-        self,
-        intent_id: str,
-        account: str,
-        session_id: bytes | str,
-        lane: int,
-        op: UserOperation,
-        user_op_hash: bytes | str,
-    ) -> OutboxRecord:
-        """Record an operation (state ``built``) before it is sent.
-
-        ``intent_id`` is the caller's idempotency key: recording the same intent again returns the record
-        already there, unchanged (even if ``op`` differs), so an intent never yields two operations.
-        """
-
-    @abc.abstractmethod
-    def mark_sent(self, user_op_hash: bytes | str) -> OutboxRecord:
-        """A bundler accepted the operation (again): state ``sent``, one more attempt."""
-
-    @abc.abstractmethod
-    def mark_included(self, user_op_hash: bytes | str, tx_hash: bytes | str, success: bool) -> OutboxRecord:
-        """The operation landed in transaction ``tx_hash``; ``success`` is its execution result."""
-
-    @abc.abstractmethod
-    def mark_failed(self, user_op_hash: bytes | str, reason: str) -> OutboxRecord:
-        """Give up on an operation that did not land (rejected, dropped, replaced)."""
-
-    @abc.abstractmethod
-    def get_by_intent(self, intent_id: str) -> OutboxRecord | None:
-        """The record of ``intent_id``, or None."""
-
-    @abc.abstractmethod
-    def get_by_hash(self, user_op_hash: bytes | str) -> OutboxRecord | None:
-        """The record of the operation with this hash, or None."""
-
-    @abc.abstractmethod
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
-        """Built or sent records, oldest first: what a recovering worker must finish.
-
-        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``.
-        """
-
-    @abc.abstractmethod
-    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
-        """The newest ``limit`` records (in ``state`` when given), newest first."""
+def unknown_operation(op_hash: str, url: str, change: str) -> str:
+    """The message for a state change of an operation the outbox does not have."""
+    return (
+        f"no outbox record for UserOperation {op_hash} in {url}: record_intent it before {change} (or it "
+        "was displaced and its intent rebuilt: read the intent with get_by_intent)"
+    )
 
 
 def pending_cutoff(older_than: float | None, now: float) -> float | None:
@@ -432,3 +363,275 @@ def check_limit(limit: object) -> int:
 def now_or(now: float | None) -> float:
     """``now`` or the current time."""
     return time.time() if now is None else float(now)
+
+
+# --------------------------------------------------------------------------------------------------
+# The interface
+# --------------------------------------------------------------------------------------------------
+
+
+class SessionStore(abc.ABC):
+    """Keys, grants, nonce lanes and the outbox behind one interface. Open one with :func:`open_store`."""
+
+    url: str
+    """Where the store lives (without any password)."""
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
+        """Release connections and file handles. The store must not be used afterwards."""
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # -- keys ------------------------------------------------------------------------------------------
+
+    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
+        """Store ``signer``'s private key, encrypted at rest.
+
+        Storing the same key again keeps it, and updates its label when ``label`` is given.
+        """
+        if not isinstance(signer, LocalSigner):
+            raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
+        self._put_key(signer, check_label(label))
+
+    @abc.abstractmethod
+    def _put_key(self, signer: LocalSigner, label: str | None) -> None:
+        """Store the key (arguments checked)."""
+
+    @abc.abstractmethod
+    def get_key(self, address: str) -> LocalSigner:
+        """The signer stored for ``address``; :class:`~keyscope.errors.SessionStoreError` when none is."""
+
+    @abc.abstractmethod
+    def has_key(self, address: str) -> bool:
+        """Whether a key is stored for ``address`` (without decrypting it)."""
+
+    @abc.abstractmethod
+    def delete_key(self, address: str) -> bool:
+        """Remove the key stored for ``address``; returns whether there was one."""
+
+    @abc.abstractmethod
+    def list_keys(self) -> list[KeyInfo]:
+        """Addresses and labels of the stored keys (never the keys), oldest first."""
+
+    # -- grants ----------------------------------------------------------------------------------------
+
+    def put_grant(self, grant: SessionGrant) -> None:
+        """Store a grant. Storing it again replaces the grant but keeps its revoked and enabled flags."""
+        if not isinstance(grant, SessionGrant):
+            raise BadInputError(f"put_grant takes a SessionGrant, got {type(grant).__name__}")
+        self._put_grant(grant, normalize_session_id(grant.session_id))
+
+    @abc.abstractmethod
+    def _put_grant(self, grant: SessionGrant, session_id: str) -> None:
+        """Store the grant under its normalised ``session_id``."""
+
+    @abc.abstractmethod
+    def get_grant(self, session_id: bytes | str) -> SessionGrant:
+        """The grant with this session id; :class:`~keyscope.errors.SessionStoreError` when unknown."""
+
+    @abc.abstractmethod
+    def list_grants(
+        self,
+        account: str | None = None,
+        *,
+        active_only: bool = False,
+        now: float | None = None,
+        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
+    ) -> list[SessionGrant]:
+        """Grants (of ``account`` when given), oldest first.
+
+        ``active_only`` keeps those not revoked whose window contains ``now`` (default: the current time). A grant
+        that cannot be read (a corrupted file or row) raises :class:`~keyscope.errors.SessionStoreError`; with
+        ``on_corrupt``, it is passed to ``on_corrupt(session id or name, error)`` instead and the listing goes on
+        (whatever ``account`` is asked for: an unreadable grant's account is unknown).
+        """
+
+    @abc.abstractmethod
+    def _set_flag(self, session_id: str, flag: str) -> None:
+        """Set the grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
+
+    @abc.abstractmethod
+    def _flag(self, session_id: str, flag: str) -> bool:
+        """The grant's ``flag`` (``revoked`` or ``enabled``); an unknown grant is an error."""
+
+    def mark_revoked(self, session_id: bytes | str) -> None:
+        """Record that the session was revoked. Every worker sees it on its next read; it is never undone."""
+        self._set_flag(normalize_session_id(session_id), "revoked")
+
+    def is_revoked(self, session_id: bytes | str) -> bool:
+        """Whether the session was marked revoked."""
+        return self._flag(normalize_session_id(session_id), "revoked")
+
+    def mark_enabled(self, session_id: bytes | str) -> None:
+        """Record that an off-chain grant's first operation landed: it no longer needs the ENABLE payload."""
+        self._set_flag(normalize_session_id(session_id), "enabled")
+
+    def is_enabled(self, session_id: bytes | str) -> bool:
+        """Whether the session is stored on chain (always true for on-chain grants)."""
+        return self._flag(normalize_session_id(session_id), "enabled")
+
+    # -- nonce lanes -----------------------------------------------------------------------------------
+
+    def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
+        """Lease the lowest free lane of (account, session) for ``ttl_seconds``, atomically.
+
+        A lane is free when it was never leased, was released, or its lease expired (a dead worker's lease
+        is reclaimed here). Two leases that are both live never share a lane.
+        """
+        return self._lease_lane(
+            to_address(account),
+            normalize_session_id(session_id),
+            check_worker_id(worker_id),
+            check_ttl(ttl_seconds),
+        )
+
+    @abc.abstractmethod
+    def _lease_lane(self, account: str, session_id: str, worker_id: str, ttl: float) -> Lease:
+        """Lease a lane (arguments checked)."""
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
+        """Extend a lease to ``ttl_seconds`` from now.
+
+        Raises :class:`~keyscope.errors.LeaseLostError` when the lease was released or reclaimed by another
+        worker: stop using its lane and lease a new one.
+        """
+        return self._renew_lease(check_lease(lease), check_ttl(ttl_seconds))
+
+    @abc.abstractmethod
+    def _renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Renew the lease (arguments checked)."""
+
+    def release_lease(self, lease: Lease) -> bool:
+        """Give the lane back; returns False when the lease was already released or reclaimed."""
+        return self._release_lease(check_lease(lease))
+
+    @abc.abstractmethod
+    def _release_lease(self, lease: Lease) -> bool:
+        """Release the lease (argument checked)."""
+
+    # -- outbox ----------------------------------------------------------------------------------------
+
+    def record_intent(
+        self,
+        intent_id: str,
+        account: str,
+        session_id: bytes | str,
+        lane: int,
+        op: UserOperation,
+        user_op_hash: bytes | str,
+        *,
+        lease: Lease | None = None,
+    ) -> OutboxRecord:
+        """Record an operation (state ``built``) before it is sent.
+
+        ``intent_id`` is the caller's idempotency key: recording the same intent again returns the record
+        already there, unchanged (even if ``op`` differs), so an intent never yields two operations.
+
+        With ``lease`` (the lease of ``lane``), the record is written only while that lease still holds the
+        lane, checked in the same transaction: :class:`~keyscope.errors.LeaseLostError` otherwise, and
+        nothing is written. Whatever the lease, an operation whose nonce another record of the account that
+        is not failed has is refused with :class:`~keyscope.errors.NonceTakenError`.
+        """
+        entry = check_intent(intent_id, account, session_id, lane, op, user_op_hash)
+        return self._record_intent(entry, check_fence(lease, entry))
+
+    @abc.abstractmethod
+    def _record_intent(self, entry: NewOperation, lease: Lease | None) -> OutboxRecord:
+        """Record ``entry`` (checked), fenced by ``lease`` when given."""
+
+    def rebuild_intent(
+        self,
+        intent_id: str,
+        displaced: bytes | str,
+        lane: int,
+        op: UserOperation,
+        user_op_hash: bytes | str,
+        *,
+        lease: Lease,
+    ) -> OutboxRecord:
+        """Replace the intent's operation ``displaced``, which can never land (its nonce was used by another
+        operation), by a new one, ``op`` on ``lane``: state ``built`` again, ``rebuilds`` one more.
+
+        Only the caller that proves the displacement should call this, and only with the lease of ``lane``
+        (fenced like :meth:`record_intent`). When the intent no longer holds ``displaced`` (another worker
+        rebuilt it first) or it landed, the record is returned unchanged: follow it.
+        """
+        check_lease(lease)
+        entry = check_intent(intent_id, lease.account, lease.session_id, lane, op, user_op_hash)
+        fence = check_fence(lease, entry)
+        assert fence is not None
+        return self._rebuild_intent(entry, normalize_hash(displaced, "displaced"), fence)
+
+    @abc.abstractmethod
+    def _rebuild_intent(self, entry: NewOperation, displaced: str, lease: Lease) -> OutboxRecord:
+        """Replace the intent's operation ``displaced`` by ``entry`` (checked), fenced by ``lease``."""
+
+    def mark_sent(self, user_op_hash: bytes | str) -> OutboxRecord:
+        """A bundler accepted the operation (again): state ``sent``, one more attempt."""
+        return self._mark_sent(normalize_hash(user_op_hash))
+
+    @abc.abstractmethod
+    def _mark_sent(self, op_hash: str) -> OutboxRecord:
+        """Mark the operation sent (hash normalised)."""
+
+    def mark_included(self, user_op_hash: bytes | str, tx_hash: bytes | str, success: bool) -> OutboxRecord:
+        """The operation landed in transaction ``tx_hash``; ``success`` is its execution result."""
+        tx = normalize_hash(tx_hash, "tx_hash")
+        if not isinstance(success, bool):
+            raise BadInputError(f"success must be a bool, got {success!r}")
+        return self._mark_included(normalize_hash(user_op_hash), tx, success)
+
+    @abc.abstractmethod
+    def _mark_included(self, op_hash: str, tx_hash: str, success: bool) -> OutboxRecord:
+        """Mark the operation included (arguments checked)."""
+
+    def mark_failed(self, user_op_hash: bytes | str, reason: str) -> OutboxRecord:
+        """Give up on an operation that can never land (refused for good, or its session revoked)."""
+        if not isinstance(reason, str):
+            raise BadInputError(f"reason must be a string, got {type(reason).__name__}")
+        return self._mark_failed(normalize_hash(user_op_hash), reason)
+
+    @abc.abstractmethod
+    def _mark_failed(self, op_hash: str, reason: str) -> OutboxRecord:
+        """Mark the operation failed (arguments checked)."""
+
+    def get_by_intent(self, intent_id: str) -> OutboxRecord | None:
+        """The record of ``intent_id``, or None."""
+        return self._get_by_intent(check_intent_id(intent_id))
+
+    @abc.abstractmethod
+    def _get_by_intent(self, intent_id: str) -> OutboxRecord | None:
+        """The record of the (checked) intent id, or None."""
+
+    def get_by_hash(self, user_op_hash: bytes | str) -> OutboxRecord | None:
+        """The record whose operation is now the one with this hash, or None."""
+        return self._get_by_hash(normalize_hash(user_op_hash))
+
+    @abc.abstractmethod
+    def _get_by_hash(self, op_hash: str) -> OutboxRecord | None:
+        """The record of the operation with this (normalised) hash, or None."""
+
+    @abc.abstractmethod
+    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+        """Built or sent records, oldest first: what a recovering worker must finish.
+
+        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``.
+        """
+
+    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
+        """The newest ``limit`` records (in ``state`` when given), newest first."""
+        return self._list_outbox(check_state(state), check_limit(limit))
+
+    @abc.abstractmethod
+    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
+        """The newest records (arguments checked)."""

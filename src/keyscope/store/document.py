@@ -17,29 +17,28 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..errors import BadInputError, SessionStoreError, StoreLockedError
+from ..errors import BadInputError, LeaseLostError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from ..userop import UserOperation
 from .base import (
     PENDING_STATES,
     Lease,
+    NewOperation,
     OutboxRecord,
     OutboxState,
     SessionStore,
-    check_intent,
-    check_intent_id,
     check_lane,
-    check_limit,
-    check_state,
-    check_ttl,
-    check_worker_id,
     grant_is_active,
+    lease_lost,
+    nonce_taken,
+    nonce_text,
     normalize_hash,
     normalize_session_id,
     now_or,
     pending_cutoff,
     transition_error,
+    unknown_operation,
 )
 
 __all__ = ["DocumentStore", "Documents"]
@@ -50,8 +49,9 @@ GRANT = "grants"
 LANES = "lanes"
 OUTBOX = "outbox"
 HASH = "hashes"
+NONCES = "nonces"
 META = "meta"
-KINDS = (GRANT, LANES, OUTBOX, HASH, META)
+KINDS = (GRANT, LANES, OUTBOX, HASH, NONCES, META)
 
 
 class Documents(abc.ABC):
@@ -119,10 +119,8 @@ class DocumentStore(SessionStore):
             raise corrupted(self._docs.where(GRANT, name), f"it holds session {grant.session_id.hex()}")
         return grant
 
-    def put_grant(self, grant: SessionGrant) -> None:
-        if not isinstance(grant, SessionGrant):
-            raise BadInputError(f"put_grant takes a SessionGrant, got {type(grant).__name__}")
-        name = normalize_session_id(grant.session_id)
+    def _put_grant(self, grant: SessionGrant, session_id: str) -> None:
+        name = session_id
         with self._locked():
             now = time.time()
             doc = self._read(GRANT, name)
@@ -177,20 +175,18 @@ class DocumentStore(SessionStore):
                 found.append((float(doc.get("created_at", 0.0)), name, grant))
         return [grant for _, _, grant in sorted(found, key=lambda item: (item[0], item[1]))]
 
-    def _set_flag(self, session_id: bytes | str, flag: str) -> None:
-        name = normalize_session_id(session_id)
+    def _set_flag(self, session_id: str, flag: str) -> None:
         with self._locked():
-            doc = self._grant_doc(name)
-            self._parse_grant(doc, name)
+            doc = self._grant_doc(session_id)
+            self._parse_grant(doc, session_id)
             if not doc[flag]:
                 doc[flag], doc[f"{flag}_at"], doc["updated_at"] = True, time.time(), time.time()
-                self._docs.write(GRANT, name, doc)
+                self._docs.write(GRANT, session_id, doc)
 
-    def _flag(self, session_id: bytes | str, flag: str) -> bool:
-        name = normalize_session_id(session_id)
+    def _flag(self, session_id: str, flag: str) -> bool:
         with self._locked():
-            doc = self._grant_doc(name)
-            self._parse_grant(doc, name)
+            doc = self._grant_doc(session_id)
+            self._parse_grant(doc, session_id)
             return bool(doc[flag])
 
     # -- nonce lanes -----------------------------------------------------------------------------------
@@ -212,14 +208,13 @@ class DocumentStore(SessionStore):
             )
         return lanes
 
-    def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
-        owner = to_address(account)
-        session = normalize_session_id(session_id)
-        worker = check_worker_id(worker_id)
-        ttl = check_ttl(ttl_seconds)
-        name = self._lanes_name(owner, session)
+    def _write_lanes(self, account: str, session_id: str, lanes: list[dict[str, Any]]) -> None:
+        doc = {"account": account, "session_id": session_id, "lanes": lanes}
+        self._docs.write(LANES, self._lanes_name(account, session_id), doc)
+
+    def _lease_lane(self, account: str, session_id: str, worker_id: str, ttl: float) -> Lease:
         with self._locked():
-            lanes = self._lanes(name)
+            lanes = self._lanes(self._lanes_name(account, session_id))
             now = time.time()
             chosen = next(
                 (e for e in lanes if e.get("lease_id") is None or float(e.get("expires_at") or 0.0) <= now),
@@ -232,42 +227,32 @@ class DocumentStore(SessionStore):
                 log.info(
                     "reclaiming expired lease on lane %d of %s/%s from %s",
                     chosen["lane"],
-                    owner,
-                    session,
+                    account,
+                    session_id,
                     chosen.get("worker_id"),
                 )
             chosen.update(
-                lease_id=secrets.token_hex(16), worker_id=worker, expires_at=now + ttl, leased_at=now
+                lease_id=secrets.token_hex(16), worker_id=worker_id, expires_at=now + ttl, leased_at=now
             )
-            self._docs.write(LANES, name, {"account": owner, "session_id": session, "lanes": lanes})
-            return Lease(chosen["lane"], chosen["lease_id"], chosen["expires_at"], owner, session, worker)
+            self._write_lanes(account, session_id, lanes)
+            return Lease(
+                chosen["lane"], chosen["lease_id"], chosen["expires_at"], account, session_id, worker_id
+            )
 
-    def _held(self, lease: Lease) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
-        if not isinstance(lease, Lease):
-            raise BadInputError(f"expected a Lease from lease_lane, got {type(lease).__name__}")
-        name = self._lanes_name(lease.account, lease.session_id)
-        lanes = self._lanes(name)
+    def _held(self, lease: Lease) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The lanes of the lease's session and the lease's lane entry; :class:`LeaseLostError` when the
+        lease no longer holds the lane (its fencing token is the entry's ``lease_id``)."""
+        lanes = self._lanes(self._lanes_name(lease.account, lease.session_id))
         entry = lanes[lease.lane] if lease.lane < len(lanes) else None
         if entry is None or entry.get("lease_id") != lease.lease_id:
-            return name, lanes, None
-        return name, lanes, entry
+            raise lease_lost(lease, self.url)
+        return lanes, entry
 
-    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
-        ttl = check_ttl(ttl_seconds)
+    def _renew_lease(self, lease: Lease, ttl: float) -> Lease:
         with self._locked():
-            name, lanes, entry = self._held(lease)
-            if entry is None:
-                raise StoreLockedError(
-                    f"lease {lease.lease_id} on lane {lease.lane} of "
-                    f"{lease.account}/{lease.session_id} is no "
-                    "longer held (released, or reclaimed by another worker after it expired): stop "
-                    "using that "
-                    "lane and lease a new one"
-                )
+            lanes, entry = self._held(lease)
             entry["expires_at"] = time.time() + ttl
-            self._docs.write(
-                LANES, name, {"account": lease.account, "session_id": lease.session_id, "lanes": lanes}
-            )
+            self._write_lanes(lease.account, lease.session_id, lanes)
             return Lease(
                 lease.lane,
                 lease.lease_id,
@@ -277,16 +262,15 @@ class DocumentStore(SessionStore):
                 lease.worker_id,
             )
 
-    def release_lease(self, lease: Lease) -> bool:
+    def _release_lease(self, lease: Lease) -> bool:
         with self._locked():
-            name, lanes, entry = self._held(lease)
-            if entry is None:
+            try:
+                lanes, entry = self._held(lease)
+            except LeaseLostError:
                 return False
             for key in ("lease_id", "worker_id", "expires_at", "leased_at"):
                 entry[key] = None
-            self._docs.write(
-                LANES, name, {"account": lease.account, "session_id": lease.session_id, "lanes": lanes}
-            )
+            self._write_lanes(lease.account, lease.session_id, lanes)
             return True
 
     # -- outbox ----------------------------------------------------------------------------------------
@@ -295,8 +279,15 @@ class DocumentStore(SessionStore):
     def _intent_name(intent_id: str) -> str:
         return hashlib.sha256(intent_id.encode()).hexdigest()
 
+    @staticmethod
+    def _nonce_name(account: str, nonce: str) -> str:
+        return f"{account}-{nonce}"
+
     def _parse_record(self, doc: dict[str, Any], name: str) -> OutboxRecord:
         try:
+            displaced = doc.get("displaced") or []
+            if not isinstance(displaced, list):
+                raise TypeError("displaced is not a list")
             record = OutboxRecord(
                 intent_id=str(doc["intent_id"]),
                 account=to_address(doc["account"]),
@@ -313,6 +304,8 @@ class DocumentStore(SessionStore):
                 tx_hash=None if doc.get("tx_hash") is None else normalize_hash(doc["tx_hash"], "tx_hash"),
                 success=_opt_type(doc.get("success"), bool),
                 error=_opt_type(doc.get("error"), str),
+                rebuilds=int(doc.get("rebuilds", 0)),
+                displaced=tuple(normalize_hash(h, "displaced") for h in displaced),
             )
         except Exception as exc:
             raise corrupted(self._docs.where(OUTBOX, name), exc) from None
@@ -332,56 +325,138 @@ class DocumentStore(SessionStore):
                 raise corrupted(self._docs.where(OUTBOX, name), f"sequence number {seq!r}")
             yield seq, record
 
-    def record_intent(
-        self,
-        intent_id: str,
-        account: str,
-        session_id: bytes | str,
-        lane: int,
-        op: UserOperation,
-        user_op_hash: bytes | str,
-    ) -> OutboxRecord:
-        intent, owner, session, lane_number, op_hash = check_intent(
-            intent_id, account, session_id, lane, op, user_op_hash
-        )
-        name = self._intent_name(intent)
+    # The nonce index: (account, nonce) -> the intent whose record, not failed, has that nonce. An entry is
+    # only believed when that record still has the nonce and is not failed, so an entry left behind (a crash
+    # between two writes, a record failed or rebuilt since) takes nothing.
+
+    def _nonce_holder(self, account: str, nonce: str) -> OutboxRecord | None:
+        index = self._read(NONCES, self._nonce_name(account, nonce))
+        name = None if index is None else index.get("intent")
+        doc = self._read(OUTBOX, name) if isinstance(name, str) else None
+        if doc is None:
+            return None
+        record = self._parse_record(doc, name)  # type: ignore[arg-type]
+        holds = record.state is not OutboxState.FAILED and nonce_text(record.op.nonce) == nonce
+        return record if holds and record.account == account else None
+
+    def _claim_nonce(self, record: OutboxRecord) -> None:
+        name = self._nonce_name(record.account, nonce_text(record.op.nonce))
+        self._docs.write(NONCES, name, {"intent": self._intent_name(record.intent_id)})
+
+    def _free_nonce(self, record: OutboxRecord) -> None:
+        name = self._nonce_name(record.account, nonce_text(record.op.nonce))
+        index = self._read(NONCES, name)
+        if index is not None and index.get("intent") == self._intent_name(record.intent_id):
+            self._docs.delete(NONCES, name)
+
+    def _index_nonces(self) -> None:
+        """Build the nonce index of a store written before it existed (once; under the lock)."""
+        if self._read(META, "nonce-index") is not None:
+            return
+        for _, record in sorted(self._outbox_docs(), key=lambda item: item[0]):
+            if record.state is OutboxState.FAILED:
+                continue
+            holder = self._nonce_holder(record.account, nonce_text(record.op.nonce))
+            if holder is None:
+                self._claim_nonce(record)
+            elif holder.intent_id != record.intent_id:
+                log.warning(
+                    "outbox records of intents %r and %r (not failed) have the same nonce: %r keeps it in "
+                    "the index; at most one of them can land, and the other's worker rebuilds it",
+                    holder.intent_id,
+                    record.intent_id,
+                    holder.intent_id,
+                )
+        self._docs.write(META, "nonce-index", {"version": 1})
+
+    def _claim(self, entry: NewOperation, lease: Lease | None) -> None:
+        """What every write of a new operation checks: the hash is no other intent's, the lease (when given)
+        still holds the lane, and no record that is not failed has the nonce."""
+        other = self._by_hash(entry.user_op_hash)
+        if other is not None and other.intent_id != entry.intent_id:
+            raise BadInputError(
+                f"UserOperation {entry.user_op_hash} is already recorded for intent {other.intent_id!r}: "
+                "record each operation under one intent_id"
+            )
+        if lease is not None:
+            self._held(lease)
+        holder = self._nonce_holder(entry.account, entry.nonce)
+        if holder is not None and holder.intent_id != entry.intent_id:
+            raise nonce_taken(entry, holder, self.url)
+
+    @staticmethod
+    def _operation_fields(entry: NewOperation, now: float) -> dict[str, Any]:
+        """The fields a new (or rebuilt) operation sets."""
+        return {
+            "lane": entry.lane,
+            "op": entry.op.to_rpc(),
+            "user_op_hash": entry.user_op_hash,
+            "state": OutboxState.BUILT.value,
+            "attempts": 0,
+            "updated_at": now,
+            "sent_at": None,
+            "finished_at": None,
+            "tx_hash": None,
+            "success": None,
+            "error": None,
+        }
+
+    def _write_operation(self, name: str, doc: dict[str, Any]) -> OutboxRecord:
+        """Write a record with a new operation: its indexes first, so that a crash between the writes leaves
+        no record without them (an index entry without its record takes nothing)."""
+        record = self._parse_record(doc, name)
+        self._docs.write(HASH, record.user_op_hash, {"intent": name})
+        self._claim_nonce(record)
+        self._docs.write(OUTBOX, name, doc)
+        return record
+
+    def _record_intent(self, entry: NewOperation, lease: Lease | None) -> OutboxRecord:
+        name = self._intent_name(entry.intent_id)
         with self._locked():
             existing = self._read(OUTBOX, name)
             if existing is not None:
                 return self._parse_record(existing, name)
-            other = self._by_hash(op_hash)
-            if other is not None:
-                raise BadInputError(
-                    f"UserOperation {op_hash} is already recorded for intent {other.intent_id!r}: "
-                    "record each "
-                    "operation under one intent_id"
-                )
+            self._claim(entry, lease)
             meta = self._read(META, "outbox-seq") or {"next": 1}
             seq = int(meta["next"])
             self._docs.write(META, "outbox-seq", {"next": seq + 1})
             now = time.time()
             doc: dict[str, Any] = {
                 "seq": seq,
-                "intent_id": intent,
-                "account": owner,
-                "session_id": session,
-                "lane": lane_number,
-                "op": op.to_rpc(),
-                "user_op_hash": op_hash,
-                "state": OutboxState.BUILT.value,
-                "attempts": 0,
+                "intent_id": entry.intent_id,
+                "account": entry.account,
+                "session_id": entry.session_id,
                 "created_at": now,
-                "updated_at": now,
-                "sent_at": None,
-                "finished_at": None,
-                "tx_hash": None,
-                "success": None,
-                "error": None,
+                "rebuilds": 0,
+                "displaced": [],
+                **self._operation_fields(entry, now),
             }
-            # The hash index first: a record is never without it, even after a crash between the writes.
-            self._docs.write(HASH, op_hash, {"intent": name})
-            self._docs.write(OUTBOX, name, doc)
-            return self._parse_record(doc, name)
+            return self._write_operation(name, doc)
+
+    def _rebuild_intent(self, entry: NewOperation, displaced: str, lease: Lease) -> OutboxRecord:
+        name = self._intent_name(entry.intent_id)
+        with self._locked():
+            doc = self._read(OUTBOX, name)
+            if doc is None:
+                raise SessionStoreError(
+                    f"no outbox record for intent {entry.intent_id!r} in {self.url}: record_intent it first"
+                )
+            current = self._parse_record(doc, name)
+            if current.user_op_hash != displaced or current.state is OutboxState.INCLUDED:
+                return current  # rebuilt by another worker already, or it landed after all
+            if (current.account, current.session_id) != (entry.account, entry.session_id):
+                raise BadInputError(
+                    f"intent {entry.intent_id!r} is for {current.account}/{current.session_id}, not "
+                    f"{entry.account}/{entry.session_id}: rebuild it under a lease of its own session"
+                )
+            self._claim(entry, lease)
+            self._free_nonce(current)
+            doc.update(
+                rebuilds=current.rebuilds + 1,
+                displaced=[*current.displaced, displaced],
+                **self._operation_fields(entry, time.time()),
+            )
+            return self._write_operation(name, doc)
 
     def _by_hash(self, op_hash: str) -> OutboxRecord | None:
         index = self._read(HASH, op_hash)
@@ -394,15 +469,11 @@ class DocumentStore(SessionStore):
         record = self._parse_record(doc, name)  # type: ignore[arg-type]
         return record if record.user_op_hash == op_hash else None
 
-    def _update(self, user_op_hash: bytes | str, change: str, apply: Any) -> OutboxRecord:
-        op_hash = normalize_hash(user_op_hash)
+    def _update(self, op_hash: str, wanted: OutboxState, apply: Any) -> OutboxRecord:
         with self._locked():
             record = self._by_hash(op_hash)
             if record is None:
-                raise SessionStoreError(
-                    f"no outbox record for UserOperation {op_hash} in {self.url}: record_intent it "
-                    f"before {change}"
-                )
+                raise SessionStoreError(unknown_operation(op_hash, self.url, f"marking it {wanted.value}"))
             name = self._intent_name(record.intent_id)
             doc = self._read(OUTBOX, name)
             assert doc is not None
@@ -410,7 +481,7 @@ class DocumentStore(SessionStore):
                 self._docs.write(OUTBOX, name, doc)
             return self._parse_record(doc, name)
 
-    def mark_sent(self, user_op_hash: bytes | str) -> OutboxRecord:
+    def _mark_sent(self, op_hash: str) -> OutboxRecord:
         def apply(doc: dict[str, Any], record: OutboxRecord, now: float) -> bool:
             if record.state not in PENDING_STATES:
                 raise SessionStoreError(transition_error(record, OutboxState.SENT))
@@ -419,49 +490,55 @@ class DocumentStore(SessionStore):
             )
             return True
 
-        return self._update(user_op_hash, "mark_sent", apply)
+        return self._update(op_hash, OutboxState.SENT, apply)
 
-    def mark_included(self, user_op_hash: bytes | str, tx_hash: bytes | str, success: bool) -> OutboxRecord:
-        tx = normalize_hash(tx_hash, "tx_hash")
-        if not isinstance(success, bool):
-            raise BadInputError(f"success must be a bool, got {success!r}")
-
+    def _mark_included(self, op_hash: str, tx_hash: str, success: bool) -> OutboxRecord:
         def apply(doc: dict[str, Any], record: OutboxRecord, now: float) -> bool:
             if record.state == OutboxState.INCLUDED:
-                if record.tx_hash == tx and record.success == success:
+                if record.tx_hash == tx_hash and record.success == success:
                     return False
                 raise SessionStoreError(
                     transition_error(record, OutboxState.INCLUDED) + f" (it was included in {record.tx_hash})"
                 )
+            if record.state == OutboxState.FAILED:  # it landed after all: its nonce is taken again
+                holder = self._nonce_holder(record.account, nonce_text(record.op.nonce))
+                if holder is not None and holder.intent_id != record.intent_id:
+                    raise SessionStoreError(
+                        f"UserOperation {op_hash} cannot become included in {self.url}: intent "
+                        f"{holder.intent_id!r}, not failed, has its nonce (that operation can never land now: "
+                        "rebuild its intent first)"
+                    )
+                self._claim_nonce(record)
             doc.update(
-                state=OutboxState.INCLUDED.value, tx_hash=tx, success=success, finished_at=now, updated_at=now
+                state=OutboxState.INCLUDED.value,
+                tx_hash=tx_hash,
+                success=success,
+                finished_at=now,
+                updated_at=now,
             )
             return True
 
-        return self._update(user_op_hash, "mark_included", apply)
+        return self._update(op_hash, OutboxState.INCLUDED, apply)
 
-    def mark_failed(self, user_op_hash: bytes | str, reason: str) -> OutboxRecord:
-        if not isinstance(reason, str):
-            raise BadInputError(f"reason must be a string, got {type(reason).__name__}")
-
+    def _mark_failed(self, op_hash: str, reason: str) -> OutboxRecord:
         def apply(doc: dict[str, Any], record: OutboxRecord, now: float) -> bool:
             if record.state == OutboxState.FAILED:
                 return False
             if record.state == OutboxState.INCLUDED:
                 raise SessionStoreError(transition_error(record, OutboxState.FAILED))
             doc.update(state=OutboxState.FAILED.value, error=reason, finished_at=now, updated_at=now)
+            self._free_nonce(record)
             return True
 
-        return self._update(user_op_hash, "mark_failed", apply)
+        return self._update(op_hash, OutboxState.FAILED, apply)
 
-    def get_by_intent(self, intent_id: str) -> OutboxRecord | None:
-        name = self._intent_name(check_intent_id(intent_id))
+    def _get_by_intent(self, intent_id: str) -> OutboxRecord | None:
+        name = self._intent_name(intent_id)
         with self._locked():
             doc = self._read(OUTBOX, name)
             return None if doc is None else self._parse_record(doc, name)
 
-    def get_by_hash(self, user_op_hash: bytes | str) -> OutboxRecord | None:
-        op_hash = normalize_hash(user_op_hash)
+    def _get_by_hash(self, op_hash: str) -> OutboxRecord | None:
         with self._locked():
             return self._by_hash(op_hash)
 
@@ -475,16 +552,12 @@ class DocumentStore(SessionStore):
             ]
         return [record for _, record in sorted(rows, key=lambda item: item[0])]
 
-    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
-        wanted = check_state(state)
-        size = check_limit(limit)
+    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
         with self._locked():
             rows = [
-                (seq, record)
-                for seq, record in self._outbox_docs()
-                if wanted is None or record.state == wanted
+                (seq, record) for seq, record in self._outbox_docs() if state is None or record.state == state
             ]
-        return [record for _, record in sorted(rows, key=lambda item: -item[0])[:size]]
+        return [record for _, record in sorted(rows, key=lambda item: -item[0])[:limit]]
 
 
 def _opt_float(value: object) -> float | None:

@@ -8,7 +8,8 @@ Layout::
     lanes/<account>-<id>.json  the nonce lanes of one (account, session) and their leases
     outbox/<sha256>.json       one UserOperation record per intent (file named after the intent's hash)
     hashes/<userOpHash>.json   index from an operation's hash to its intent
-    meta/outbox-seq.json       the outbox's sequence counter
+    nonces/<account>-<nonce>.json  index from an (account, nonce) to the intent whose record has it
+    meta/outbox-seq.json       the outbox's sequence counter (and meta/nonce-index.json: the index is built)
 
 Every file is written atomically (temporary file, fsync, rename, fsync of the directory) with mode 0600
 in a 0700 directory. Operations take an exclusive ``flock`` on ``.lock`` besides a thread lock, so several
@@ -33,7 +34,7 @@ from eth_account import Account
 from ..errors import BadInputError, ConfigurationError, SessionStoreError, WrongPassphraseError
 from ..hexutil import to_address
 from ..signing import LocalSigner
-from .base import KeyInfo, check_label
+from .base import KeyInfo
 from .document import KINDS, Documents, DocumentStore, corrupted
 
 try:
@@ -209,6 +210,7 @@ class FileStore(DocumentStore):
             raise SessionStoreError(f"cannot open the file store at {self.root}: {exc}") from None
         with self._locked():
             self._check_marker()
+            self._index_nonces()
 
     def _check_marker(self) -> None:
         path = self.root / MARKER
@@ -321,10 +323,7 @@ class FileStore(DocumentStore):
             raise corrupted(f"key file {path}", f"it holds the key of {signer.address}")
         return signer
 
-    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
-        if not isinstance(signer, LocalSigner):
-            raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        label = check_label(label)
+    def _put_key(self, signer: LocalSigner, label: str | None) -> None:
         passphrase = self._need_passphrase()
         path = self._key_path(signer.address)
         with self._locked():

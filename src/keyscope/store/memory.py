@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import BadInputError, SessionStoreError
+from ..errors import SessionStoreError
 from ..hexutil import to_address
 from ..signing import LocalSigner
-from .base import KeyInfo, check_label
+from .base import KeyInfo
 from .document import KINDS, Documents, DocumentStore
 
 __all__ = ["MemoryStore"]
@@ -58,10 +58,7 @@ class MemoryStore(DocumentStore):
         with self._lock:
             yield
 
-    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
-        if not isinstance(signer, LocalSigner):
-            raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        label = check_label(label)
+    def _put_key(self, signer: LocalSigner, label: str | None) -> None:
         with self._lock:
             previous = self._keys.get(signer.address)
             created = previous[2] if previous else time.time()

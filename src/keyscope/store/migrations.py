@@ -5,19 +5,42 @@ transaction under a lock (PostgreSQL: a transaction-level advisory lock; SQLite:
 write lock the transaction already holds), so several processes opening the same database at once apply
 each migration exactly once and the others see the result. Both databases run DDL inside transactions,
 so a migration that fails leaves no trace.
+
+Version 2 (the outbox's fencing key) fills the new ``nonce`` column from each record's operation. A store
+written before it may hold two records of one account, not failed, with one nonce (the timing fault the key
+now rules out): the first keeps its nonce in the key and the later ones are left without (NULL, outside
+the key), with a warning naming them. At most one of them can land; the worker that follows another finds it
+displaced and rebuilds it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Column, Connection, Double, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Double,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.schema import CreateColumn
 
 from ..errors import SessionStoreError
-from .schema import LATEST_VERSION, version_1
+from .base import nonce_text
+from .schema import LATEST_VERSION, Alteration, version_1, version_2
 
 __all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate", "schema_version_table"]
 
@@ -51,7 +74,62 @@ def _create_version_1(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "keys, grants, nonce lanes and outbox", _create_version_1),)
+def _alter(conn: Connection, alteration: Alteration) -> None:
+    """Add an alteration's columns to its table (ALTER TABLE ... ADD COLUMN, as the dialect spells it)."""
+    for column in alteration.columns:
+        ddl = CreateColumn(column).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE {alteration.table.name} ADD COLUMN {ddl}"))
+
+
+def _nonce_of(op_json: str) -> str | None:
+    try:
+        raw: Any = json.loads(op_json)["nonce"]
+        return nonce_text(int(raw, 16) if isinstance(raw, str) else int(raw))
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None  # an unreadable record keeps no nonce; reading it reports the damage
+
+
+def _add_fencing(conn: Connection) -> None:
+    metadata = MetaData()
+    alteration = version_2(version_1(metadata))
+    _alter(conn, alteration)
+    outbox = alteration.table
+    rows = conn.execute(
+        select(outbox.c.seq, outbox.c.account, outbox.c.state, outbox.c.op_json).order_by(outbox.c.seq)
+    ).all()
+    claimed: dict[tuple[str, str], int] = {}
+    values = []
+    for row in rows:
+        nonce = _nonce_of(row.op_json)
+        if nonce is None:
+            continue
+        if row.state != "failed":
+            first = claimed.setdefault((row.account, nonce), row.seq)
+            if first != row.seq:
+                log.warning(
+                    "outbox records %d and %d of %s (not failed) have the same nonce %s: record %d is left "
+                    "outside the unique key; at most one of them can land, and the other's worker rebuilds it",
+                    first,
+                    row.seq,
+                    row.account,
+                    nonce,
+                    row.seq,
+                )
+                continue
+        values.append({"row_seq": row.seq, "row_nonce": nonce})
+    if values:
+        conn.execute(
+            update(outbox).where(outbox.c.seq == bindparam("row_seq")).values(nonce=bindparam("row_nonce")),
+            values,
+        )
+    for index in alteration.indexes:
+        index.create(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "keys, grants, nonce lanes and outbox", _create_version_1),
+    Migration(2, "the outbox's unique (account, nonce) key, rebuilds and displaced operations", _add_fencing),
+)
 assert MIGRATIONS[-1].version == LATEST_VERSION
 
 

@@ -1,9 +1,9 @@
 """Tables of the SQL store (SQLAlchemy Core), the same for SQLite and PostgreSQL.
 
 Each schema version is a function that adds its changes to a :class:`~sqlalchemy.MetaData`: the migration
-of version N runs version N's function on a fresh ``MetaData`` and creates what it defines, and the tables
-the store queries are those of every version applied in order (:func:`current`). A later version that
-alters a table adds an ``ALTER`` migration and updates the table here in its own function.
+of version N runs version N's function on the tables of the versions before it and creates what it defines,
+and the tables the store queries are those of every version applied in order (:func:`current`). A version
+that alters a table returns what it added (:class:`Alteration`), and its migration adds exactly that.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
-__all__ = ["LATEST_VERSION", "Tables", "current", "version_1"]
+__all__ = ["LATEST_VERSION", "NONCE_CLAIMED", "Alteration", "Tables", "current", "version_1", "version_2"]
 
 _ADDRESS = 42
 _HASH = 66
@@ -119,11 +120,56 @@ def version_1(metadata: MetaData) -> Tables:
     return Tables(meta=meta, keys=keys, grants=grants, lanes=lanes, outbox=outbox)
 
 
-LATEST_VERSION = 1
+@dataclass(frozen=True)
+class Alteration:
+    """What a schema version adds to an existing table: columns, then indexes."""
+
+    table: Table
+    columns: tuple[Column[object], ...]
+    indexes: tuple[Index, ...]
+
+
+NONCE_CLAIMED = "state <> 'failed'"
+"""The outbox rows whose nonce is taken: every record but the failed ones (a failed operation never landed,
+so its nonce is free for the next operation on its lane)."""
+
+
+def version_2(tables: Tables) -> Alteration:
+    """Version 2: the outbox's fencing key and rebuilds.
+
+    * ``nonce``: the operation's full 256-bit nonce (key and sequence) as 66 characters of hex, with the
+      unique key ``(account, nonce)`` over the records that are not failed: two operations of one account
+      that could both land, or one that landed and one that could, never share a nonce.
+    * ``rebuilds`` and ``displaced``: how many times the intent's operation was displaced (its nonce used by
+      another operation) and rebuilt, and the displaced userOpHashes (a JSON list).
+    """
+    outbox = tables.outbox
+    columns: tuple[Column[object], ...] = (
+        Column("nonce", String(_HASH), nullable=True),
+        Column("rebuilds", Integer, nullable=False, server_default="0"),
+        Column("displaced", Text, nullable=True),
+    )
+    for column in columns:
+        outbox.append_column(column)
+    claimed = text(NONCE_CLAIMED)
+    nonce_key = Index(
+        "ux_keyscope_outbox_nonce",
+        outbox.c.account,
+        outbox.c.nonce,
+        unique=True,
+        sqlite_where=claimed,
+        postgresql_where=claimed,
+    )
+    return Alteration(outbox, columns, (nonce_key,))
+
+
+LATEST_VERSION = 2
 """The schema version this code reads and writes."""
 
 
 def current() -> tuple[MetaData, Tables]:
     """The tables as of :data:`LATEST_VERSION`."""
     metadata = MetaData()
-    return metadata, version_1(metadata)
+    tables = version_1(metadata)
+    version_2(tables)
+    return metadata, tables

@@ -72,26 +72,23 @@ from .base import (
     PENDING_STATES,
     KeyInfo,
     Lease,
+    NewOperation,
     OutboxRecord,
     OutboxState,
     SessionStore,
-    check_intent,
-    check_intent_id,
-    check_label,
     check_lane,
-    check_limit,
-    check_state,
-    check_ttl,
-    check_worker_id,
     grant_is_active,
+    lease_lost,
+    nonce_taken,
     normalize_hash,
     normalize_session_id,
     pending_cutoff,
     transition_error,
+    unknown_operation,
 )
 from .crypto import KeyEncryptionKey, ScryptParams
 from .migrations import applied_versions, migrate
-from .schema import current
+from .schema import NONCE_CLAIMED, current
 
 __all__ = ["SqlStore"]
 
@@ -119,6 +116,10 @@ class _Dialect:
         """SQLite's ``BEGIN IMMEDIATE`` already excludes every other writer: no row locks."""
         return query
 
+    def lock(self, query: Select[Any]) -> Select[Any]:
+        """Lock the selected rows until the transaction ends (SQLite: the write lock already does)."""
+        return query
+
     def transient(self, exc: DBAPIError) -> bool:
         """Whether retrying the whole transaction may succeed."""
         return bool(exc.connection_invalidated)
@@ -143,6 +144,9 @@ class _Postgres(_Dialect):
 
     def pick_free(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True)
+
+    def lock(self, query: Select[Any]) -> Select[Any]:
+        return query.with_for_update()
 
     def transient(self, exc: DBAPIError) -> bool:
         code = getattr(exc.orig, "sqlstate", None)
@@ -397,18 +401,13 @@ class SqlStore(SessionStore):
         if text_ is None and check is not None:
             raise WrongPassphraseError(
                 f"the keys in {self.url} are sealed under a raw key-encryption key, not a passphrase: "
-                "open the store "
-                "with kek="
+                "open the store with kek="
             )
         if text_ is None:
             text_ = self._meta_once(_KEK_SCRYPT, ScryptParams.new(scrypt_n).encode())
         params = ScryptParams.decode(text_)
         if params is None:
-            raise SessionStoreError(
-                f"row name={_KEK_SCRYPT!r} of table keyscope_meta in {self.url} is corrupted: it was "
-                "left as is; "
-                "restore it from a backup"
-            )
+            raise self._corrupted_meta(_KEK_SCRYPT)
         return self._unlock(KeyEncryptionKey.derive(passphrase, params), raw=False)
 
     def _unlock(self, kek: KeyEncryptionKey, *, raw: bool) -> KeyEncryptionKey:
@@ -416,17 +415,19 @@ class SqlStore(SessionStore):
         try:
             check = bytes.fromhex(check_hex)
         except ValueError:
-            raise SessionStoreError(
-                f"row name={_KEK_CHECK!r} of table keyscope_meta in {self.url} is corrupted: it was "
-                "left as is; "
-                "restore it from a backup"
-            ) from None
+            raise self._corrupted_meta(_KEK_CHECK) from None
         if not kek.matches(check):
             what = "key-encryption key" if raw else "passphrase"
             raise WrongPassphraseError(
                 f"the {what} does not open the keys in {self.url}: give the one the store was created with"
             )
         return kek
+
+    def _corrupted_meta(self, name: str) -> SessionStoreError:
+        return SessionStoreError(
+            f"row name={name!r} of table keyscope_meta in {self.url} is corrupted: it was left as is; "
+            "restore it from a backup"
+        )
 
     def _need_kek(self) -> KeyEncryptionKey:
         if self._kek is None:
@@ -438,10 +439,11 @@ class SqlStore(SessionStore):
 
     # -- keys ------------------------------------------------------------------------------------------
 
-    def put_key(self, signer: LocalSigner, *, label: str | None = None) -> None:
-        if not isinstance(signer, LocalSigner):
-            raise BadInputError(f"put_key takes a LocalSigner, got {type(signer).__name__}")
-        label = check_label(label)
+    def _scalar(self, query: Select[Any]) -> Any:
+        """The one value ``query`` selects, or None, read in a transaction of its own."""
+        return self._run(lambda conn: conn.execute(query).scalar_one_or_none(), write=False)
+
+    def _put_key(self, signer: LocalSigner, label: str | None) -> None:
         kek = self._need_kek()
         address = signer.address
         keys = self._t.keys
@@ -468,12 +470,7 @@ class SqlStore(SessionStore):
         name = to_address(address)
         kek = self._need_kek()
         keys = self._t.keys
-        sealed = self._run(
-            lambda conn: conn.execute(
-                select(keys.c.sealed).where(keys.c.address == name)
-            ).scalar_one_or_none(),
-            write=False,
-        )
+        sealed = self._scalar(select(keys.c.sealed).where(keys.c.address == name))
         if sealed is None:
             raise SessionStoreError(f"no key for {name} in {self.url}: store it with put_key first")
         where = f"row address={name} of table keyscope_keys in {self.url}"
@@ -493,11 +490,7 @@ class SqlStore(SessionStore):
     def has_key(self, address: str) -> bool:
         name = to_address(address)
         keys = self._t.keys
-        found = self._run(
-            lambda conn: conn.execute(select(keys.c.address).where(keys.c.address == name)).first(),
-            write=False,
-        )
-        return found is not None
+        return self._scalar(select(keys.c.address).where(keys.c.address == name)) is not None
 
     def delete_key(self, address: str) -> bool:
         name = to_address(address)
@@ -509,14 +502,10 @@ class SqlStore(SessionStore):
 
     def list_keys(self) -> list[KeyInfo]:
         keys = self._t.keys
-        rows = self._run(
-            lambda conn: conn.execute(
-                select(keys.c.address, keys.c.label, keys.c.created_at).order_by(
-                    keys.c.created_at, keys.c.address
-                )
-            ).all(),
-            write=False,
+        query = select(keys.c.address, keys.c.label, keys.c.created_at).order_by(
+            keys.c.created_at, keys.c.address
         )
+        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
         return [KeyInfo(row.address, row.label, float(row.created_at)) for row in rows]
 
     # -- grants ----------------------------------------------------------------------------------------
@@ -531,11 +520,8 @@ class SqlStore(SessionStore):
             raise _corrupted(where, f"grant_json holds session {grant.session_id.hex()}")
         return grant
 
-    def put_grant(self, grant: SessionGrant) -> None:
-        if not isinstance(grant, SessionGrant):
-            raise BadInputError(f"put_grant takes a SessionGrant, got {type(grant).__name__}")
+    def _put_grant(self, grant: SessionGrant, session_id: str) -> None:
         grants = self._t.grants
-        session_id = normalize_session_id(grant.session_id)
         onchain = grant.how == "onchain"
 
         def work(conn: Connection) -> None:
@@ -575,12 +561,7 @@ class SqlStore(SessionStore):
     def get_grant(self, session_id: bytes | str) -> SessionGrant:
         name = normalize_session_id(session_id)
         grants = self._t.grants
-        text_ = self._run(
-            lambda conn: conn.execute(
-                select(grants.c.grant_json).where(grants.c.session_id == name)
-            ).scalar_one_or_none(),
-            write=False,
-        )
+        text_ = self._scalar(select(grants.c.grant_json).where(grants.c.session_id == name))
         if text_ is None:
             raise self._unknown_grant(name)
         return self._parse_grant(name, text_)
@@ -619,8 +600,7 @@ class SqlStore(SessionStore):
             grant for grant, revoked in found if not active_only or grant_is_active(grant, revoked, moment)
         ]
 
-    def _set_flag(self, session_id: bytes | str, flag: str) -> None:
-        name = normalize_session_id(session_id)
+    def _set_flag(self, session_id: str, flag: str) -> None:
         grants = self._t.grants
 
         def work(conn: Connection) -> int:
@@ -628,36 +608,26 @@ class SqlStore(SessionStore):
             stamp = grants.c[f"{flag}_at"]
             result = conn.execute(
                 update(grants)
-                .where(grants.c.session_id == name)
+                .where(grants.c.session_id == session_id)
                 .values({flag: True, stamp.key: func.coalesce(stamp, now), "updated_at": now})
             )
             return result.rowcount
 
         if not self._run(work, write=True):
-            raise self._unknown_grant(name)
+            raise self._unknown_grant(session_id)
 
-    def _flag(self, session_id: bytes | str, flag: str) -> bool:
-        name = normalize_session_id(session_id)
+    def _flag(self, session_id: str, flag: str) -> bool:
         grants = self._t.grants
-        value = self._run(
-            lambda conn: conn.execute(
-                select(grants.c[flag]).where(grants.c.session_id == name)
-            ).scalar_one_or_none(),
-            write=False,
-        )
+        value = self._scalar(select(grants.c[flag]).where(grants.c.session_id == session_id))
         if value is None:
-            raise self._unknown_grant(name)
+            raise self._unknown_grant(session_id)
         return bool(value)
 
     # -- nonce lanes -----------------------------------------------------------------------------------
 
-    def lease_lane(self, account: str, session_id: bytes | str, worker_id: str, ttl_seconds: float) -> Lease:
-        owner = to_address(account)
-        session = normalize_session_id(session_id)
-        worker = check_worker_id(worker_id)
-        ttl = check_ttl(ttl_seconds)
+    def _lease_lane(self, account: str, session_id: str, worker_id: str, ttl: float) -> Lease:
         lanes = self._t.lanes
-        mine = and_(lanes.c.account == owner, lanes.c.session_id == session)
+        mine = and_(lanes.c.account == account, lanes.c.session_id == session_id)
 
         def work(conn: Connection) -> Lease | None:
             now = self._dialect.now(conn)
@@ -671,7 +641,7 @@ class SqlStore(SessionStore):
                 )
             ).first()
             lease_id = secrets.token_hex(16)
-            values = {"worker_id": worker, "lease_id": lease_id, "expires_at": now + ttl, "leased_at": now}
+            values = {"worker_id": worker_id, "lease_id": lease_id, "expires_at": now + ttl, "leased_at": now}
             if candidate is not None:
                 taken = conn.execute(
                     update(lanes).where(mine, lanes.c.lane == candidate.lane, free).values(**values)
@@ -682,84 +652,72 @@ class SqlStore(SessionStore):
                     log.info(
                         "reclaimed lane %d of %s/%s from expired lease of %s",
                         candidate.lane,
-                        owner,
-                        session,
+                        account,
+                        session_id,
                         candidate.worker_id,
                     )
                 lane = int(candidate.lane)
             else:
                 top = conn.execute(select(func.max(lanes.c.lane)).where(mine)).scalar_one_or_none()
                 lane = 0 if top is None else int(top) + 1
-                conn.execute(insert(lanes).values(account=owner, session_id=session, lane=lane, **values))
-            return Lease(lane, lease_id, now + ttl, owner, session, worker)
+                conn.execute(
+                    insert(lanes).values(account=account, session_id=session_id, lane=lane, **values)
+                )
+            return Lease(lane, lease_id, now + ttl, account, session_id, worker_id)
 
         for _ in range(_RACE_ATTEMPTS):
             lease = self._run_racing(work)
             if lease is not None:
                 return lease
         raise StoreLockedError(
-            f"could not lease a lane of {owner}/{session} in {self.url}: too much contention; retry"
+            f"could not lease a lane of {account}/{session_id} in {self.url}: too much contention; retry"
         )
 
-    def _check_lease(self, lease: Lease) -> None:
-        if not isinstance(lease, Lease):
-            raise BadInputError(f"expected a Lease from lease_lane, got {type(lease).__name__}")
+    def _lease_row(self, lease: Lease) -> Any:
+        """The lane row while ``lease`` holds it (its fencing token is the row's ``lease_id``)."""
+        lanes = self._t.lanes
+        return and_(
+            lanes.c.lease_id == lease.lease_id,
+            lanes.c.account == lease.account,
+            lanes.c.session_id == lease.session_id,
+            lanes.c.lane == lease.lane,
+        )
 
-    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
-        self._check_lease(lease)
-        ttl = check_ttl(ttl_seconds)
+    def _renew_lease(self, lease: Lease, ttl: float) -> Lease:
         lanes = self._t.lanes
 
         def work(conn: Connection) -> float | None:
             now = self._dialect.now(conn)
-            result = conn.execute(
-                update(lanes)
-                .where(
-                    lanes.c.lease_id == lease.lease_id,
-                    lanes.c.account == lease.account,
-                    lanes.c.session_id == lease.session_id,
-                    lanes.c.lane == lease.lane,
-                )
-                .values(expires_at=now + ttl)
-            )
+            result = conn.execute(update(lanes).where(self._lease_row(lease)).values(expires_at=now + ttl))
             return now + ttl if result.rowcount == 1 else None
 
         expires = self._run(work, write=True)
         if expires is None:
-            raise StoreLockedError(
-                f"lease {lease.lease_id} on lane {lease.lane} of {lease.account}/{lease.session_id} "
-                "is no longer "
-                "held (released, or reclaimed by another worker after it expired): stop using that "
-                "lane and lease "
-                "a new one"
-            )
+            raise lease_lost(lease, self.url)
         return Lease(lease.lane, lease.lease_id, expires, lease.account, lease.session_id, lease.worker_id)
 
-    def release_lease(self, lease: Lease) -> bool:
-        self._check_lease(lease)
+    def _release_lease(self, lease: Lease) -> bool:
         lanes = self._t.lanes
-        count = self._run(
-            lambda conn: (
-                conn.execute(
-                    update(lanes)
-                    .where(
-                        lanes.c.lease_id == lease.lease_id,
-                        lanes.c.account == lease.account,
-                        lanes.c.session_id == lease.session_id,
-                        lanes.c.lane == lease.lane,
-                    )
-                    .values(worker_id=None, lease_id=None, expires_at=None, leased_at=None)
-                ).rowcount
-            ),
-            write=True,
-        )
-        return bool(count)
+        released = update(lanes).where(self._lease_row(lease))
+        released = released.values(worker_id=None, lease_id=None, expires_at=None, leased_at=None)
+        return bool(self._run(lambda conn: conn.execute(released).rowcount, write=True))
+
+    def _hold(self, conn: Connection, lease: Lease) -> None:
+        """Fence the transaction on ``conn``: lock the lane row while ``lease`` holds it, so that no other
+        worker can take the lane before this transaction ends; :class:`LeaseLostError` when it does not."""
+        lanes = self._t.lanes
+        held = conn.execute(self._dialect.lock(select(lanes.c.lane).where(self._lease_row(lease)))).first()
+        if held is None:
+            raise lease_lost(lease, self.url)
 
     # -- outbox ----------------------------------------------------------------------------------------
 
     def _record(self, row: Any) -> OutboxRecord:
         where = f"row intent_id={row.intent_id!r} of table keyscope_outbox in {self.url}"
         try:
+            displaced = json.loads(row.displaced) if row.displaced else []
+            if not isinstance(displaced, list):
+                raise TypeError("displaced is not a JSON list")
             return OutboxRecord(
                 intent_id=row.intent_id,
                 account=to_address(row.account),
@@ -776,6 +734,8 @@ class SqlStore(SessionStore):
                 tx_hash=row.tx_hash,
                 success=None if row.success is None else bool(row.success),
                 error=row.error,
+                rebuilds=int(row.rebuilds),
+                displaced=tuple(normalize_hash(h, "displaced") for h in displaced),
             )
         except Exception as exc:
             raise _corrupted(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
@@ -784,57 +744,111 @@ class SqlStore(SessionStore):
         row = conn.execute(select(self._t.outbox).where(*conditions)).first()
         return None if row is None else self._record(row)
 
-    def record_intent(
-        self,
-        intent_id: str,
-        account: str,
-        session_id: bytes | str,
-        lane: int,
-        op: UserOperation,
-        user_op_hash: bytes | str,
-    ) -> OutboxRecord:
-        intent, owner, session, lane_number, op_hash = check_intent(
-            intent_id, account, session_id, lane, op, user_op_hash
-        )
+    def _claim(self, conn: Connection, entry: NewOperation, lease: Lease | None) -> None:
+        """What every write of a new operation checks, in its transaction: the hash is no other intent's,
+        the lease (when given) still holds the lane, and no record that is not failed has the nonce."""
         outbox = self._t.outbox
-        op_json = json.dumps(op.to_rpc())
+        other = self._select_record(conn, outbox.c.user_op_hash == entry.user_op_hash)
+        if other is not None and other.intent_id != entry.intent_id:
+            raise BadInputError(
+                f"UserOperation {entry.user_op_hash} is already recorded for intent {other.intent_id!r}: "
+                "record each operation under one intent_id"
+            )
+        if lease is not None:
+            self._hold(conn, lease)
+        holder = self._select_record(
+            conn,
+            outbox.c.account == entry.account,
+            outbox.c.nonce == entry.nonce,
+            text(NONCE_CLAIMED),
+            outbox.c.intent_id != entry.intent_id,
+        )
+        if holder is not None:
+            raise nonce_taken(entry, holder, self.url)
+
+    def _operation_values(self, entry: NewOperation, now: float) -> dict[str, Any]:
+        """The columns a new (or rebuilt) operation sets."""
+        return {
+            "user_op_hash": entry.user_op_hash,
+            "lane": entry.lane,
+            "op_json": json.dumps(entry.op.to_rpc()),
+            "nonce": entry.nonce,
+            "state": OutboxState.BUILT.value,
+            "attempts": 0,
+            "updated_at": now,
+        }
+
+    def _record_intent(self, entry: NewOperation, lease: Lease | None) -> OutboxRecord:
+        outbox = self._t.outbox
+        mine = outbox.c.intent_id == entry.intent_id
 
         def work(conn: Connection) -> OutboxRecord:
-            existing = self._select_record(conn, outbox.c.intent_id == intent)
+            existing = self._select_record(conn, mine)
             if existing is not None:
                 return existing
-            other = self._select_record(conn, outbox.c.user_op_hash == op_hash)
-            if other is not None:
-                raise BadInputError(
-                    f"UserOperation {op_hash} is already recorded for intent {other.intent_id!r}: "
-                    "record each "
-                    "operation under one intent_id"
-                )
+            self._claim(conn, entry, lease)
             now = self._dialect.now(conn)
             conn.execute(
                 insert(outbox).values(
-                    intent_id=intent,
-                    user_op_hash=op_hash,
-                    account=owner,
-                    session_id=session,
-                    lane=lane_number,
-                    op_json=op_json,
-                    state=OutboxState.BUILT.value,
-                    attempts=0,
+                    intent_id=entry.intent_id,
+                    account=entry.account,
+                    session_id=entry.session_id,
                     created_at=now,
-                    updated_at=now,
+                    rebuilds=0,
+                    **self._operation_values(entry, now),
                 )
             )
-            record = self._select_record(conn, outbox.c.intent_id == intent)
+            record = self._select_record(conn, mine)
             assert record is not None
             return record
 
-        # A concurrent writer that inserted the same intent makes our insert fail: the retry returns its row.
+        # A concurrent writer that inserted the same intent (or took the nonce) makes our insert fail: the
+        # retry returns its row (or names it).
+        return self._run_racing(work)
+
+    def _rebuild_intent(self, entry: NewOperation, displaced: str, lease: Lease) -> OutboxRecord:
+        outbox = self._t.outbox
+        mine = outbox.c.intent_id == entry.intent_id
+
+        def work(conn: Connection) -> OutboxRecord:
+            current = self._select_record(conn, mine)
+            if current is None:
+                raise SessionStoreError(
+                    f"no outbox record for intent {entry.intent_id!r} in {self.url}: record_intent it first"
+                )
+            if current.user_op_hash != displaced or current.state is OutboxState.INCLUDED:
+                return current  # rebuilt by another worker already, or it landed after all
+            if (current.account, current.session_id) != (entry.account, entry.session_id):
+                raise BadInputError(
+                    f"intent {entry.intent_id!r} is for {current.account}/{current.session_id}, not "
+                    f"{entry.account}/{entry.session_id}: rebuild it under a lease of its own session"
+                )
+            self._claim(conn, entry, lease)
+            now = self._dialect.now(conn)
+            guarded = and_(mine, outbox.c.user_op_hash == displaced)
+            conn.execute(
+                update(outbox)
+                .where(guarded)
+                .values(
+                    sent_at=None,
+                    finished_at=None,
+                    tx_hash=None,
+                    success=None,
+                    error=None,
+                    rebuilds=current.rebuilds + 1,
+                    displaced=json.dumps([*current.displaced, displaced]),
+                    **self._operation_values(entry, now),
+                )
+            )
+            record = self._select_record(conn, mine)
+            assert record is not None
+            return record
+
         return self._run_racing(work)
 
     def _transition(
         self,
-        user_op_hash: bytes | str,
+        op_hash: str,
         wanted: OutboxState,
         allowed: Any,
         values: Callable[[float], dict[str, Any]],
@@ -842,30 +856,33 @@ class SqlStore(SessionStore):
     ) -> OutboxRecord:
         """Move a record to ``wanted`` when its state satisfies ``allowed``; ``settle`` accepts a record that
         already has the outcome (a repeated call), anything else is an invalid change."""
-        op_hash = normalize_hash(user_op_hash)
         outbox = self._t.outbox
+        this = outbox.c.user_op_hash == op_hash
 
         def work(conn: Connection) -> OutboxRecord:
             now = self._dialect.now(conn)
-            conn.execute(
-                update(outbox).where(outbox.c.user_op_hash == op_hash, allowed).values(**values(now))
-            )
-            record = self._select_record(conn, outbox.c.user_op_hash == op_hash)
+            conn.execute(update(outbox).where(this, allowed).values(**values(now)))
+            record = self._select_record(conn, this)
             if record is None:
-                raise SessionStoreError(
-                    f"no outbox record for UserOperation {op_hash} in {self.url}: record_intent it first"
-                )
+                raise SessionStoreError(unknown_operation(op_hash, self.url, f"marking it {wanted.value}"))
             return record
 
-        record = self._run(work, write=True)
+        try:
+            record = self._run(work, write=True)
+        except IntegrityError:  # a failed record landing after all, while another record took its nonce
+            raise SessionStoreError(
+                f"UserOperation {op_hash} cannot become {wanted.value} in {self.url}: another record of its "
+                "account that is not failed has its nonce (that operation can never land now: rebuild its "
+                "intent first)"
+            ) from None
         if record.state != wanted or not settle(record):
             raise SessionStoreError(transition_error(record, wanted))
         return record
 
-    def mark_sent(self, user_op_hash: bytes | str) -> OutboxRecord:
+    def _mark_sent(self, op_hash: str) -> OutboxRecord:
         outbox = self._t.outbox
         return self._transition(
-            user_op_hash,
+            op_hash,
             OutboxState.SENT,
             outbox.c.state.in_(_PENDING),
             lambda now: {
@@ -877,31 +894,26 @@ class SqlStore(SessionStore):
             lambda record: True,
         )
 
-    def mark_included(self, user_op_hash: bytes | str, tx_hash: bytes | str, success: bool) -> OutboxRecord:
-        tx = normalize_hash(tx_hash, "tx_hash")
-        if not isinstance(success, bool):
-            raise BadInputError(f"success must be a bool, got {success!r}")
+    def _mark_included(self, op_hash: str, tx_hash: str, success: bool) -> OutboxRecord:
         outbox = self._t.outbox
         return self._transition(
-            user_op_hash,
+            op_hash,
             OutboxState.INCLUDED,
             outbox.c.state != OutboxState.INCLUDED.value,
             lambda now: {
                 "state": OutboxState.INCLUDED.value,
-                "tx_hash": tx,
+                "tx_hash": tx_hash,
                 "success": success,
                 "finished_at": now,
                 "updated_at": now,
             },
-            lambda record: record.tx_hash == tx and record.success == success,
+            lambda record: record.tx_hash == tx_hash and record.success == success,
         )
 
-    def mark_failed(self, user_op_hash: bytes | str, reason: str) -> OutboxRecord:
-        if not isinstance(reason, str):
-            raise BadInputError(f"reason must be a string, got {type(reason).__name__}")
+    def _mark_failed(self, op_hash: str, reason: str) -> OutboxRecord:
         outbox = self._t.outbox
         return self._transition(
-            user_op_hash,
+            op_hash,
             OutboxState.FAILED,
             outbox.c.state.in_(_PENDING),
             lambda now: {
@@ -913,13 +925,11 @@ class SqlStore(SessionStore):
             lambda record: True,
         )
 
-    def get_by_intent(self, intent_id: str) -> OutboxRecord | None:
-        intent = check_intent_id(intent_id)
+    def _get_by_intent(self, intent_id: str) -> OutboxRecord | None:
         outbox = self._t.outbox
-        return self._run(lambda conn: self._select_record(conn, outbox.c.intent_id == intent), write=False)
+        return self._run(lambda conn: self._select_record(conn, outbox.c.intent_id == intent_id), write=False)
 
-    def get_by_hash(self, user_op_hash: bytes | str) -> OutboxRecord | None:
-        op_hash = normalize_hash(user_op_hash)
+    def _get_by_hash(self, op_hash: str) -> OutboxRecord | None:
         outbox = self._t.outbox
         return self._run(
             lambda conn: self._select_record(conn, outbox.c.user_op_hash == op_hash), write=False
@@ -938,13 +948,11 @@ class SqlStore(SessionStore):
 
         return [self._record(row) for row in self._run(work, write=False)]
 
-    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
-        wanted = check_state(state)
-        size = check_limit(limit)
+    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
         outbox = self._t.outbox
-        query = select(outbox).order_by(outbox.c.seq.desc()).limit(size)
-        if wanted is not None:
-            query = query.where(outbox.c.state == wanted.value)
+        query = select(outbox).order_by(outbox.c.seq.desc()).limit(limit)
+        if state is not None:
+            query = query.where(outbox.c.state == state.value)
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
         return [self._record(row) for row in rows]
 
