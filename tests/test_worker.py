@@ -289,20 +289,95 @@ def test_recover_marks_included_what_landed_before_the_worker_died(net, store, u
     assert nft.balanceOf(user.account) == 1
 
 
-def test_recover_fails_an_operation_whose_nonce_another_operation_used(net, store, user, nft, events):
-    record = dead_worker_records(store, net, user, "overtaken")
+def _overtake(net: Network, user: User) -> str:
+    """Another operation on lane 0 with the next nonce, sent outside the outbox (two mints in one): what a
+    second sender on the same nonce key does. Returns its userOpHash once it landed."""
     session = net.session(user.grant, user.key)
-    # another operation on the same lane with the same nonce, sent outside the outbox (two mints, not one)
     other = session.send(session.build([user.mint(), user.mint()], batch=True, lane=0)).wait()
-    other_hash = "0x" + other.user_op_hash.hex()
+    return "0x" + other.user_op_hash.hex()
+
+
+def test_recover_rebuilds_an_intent_whose_operation_was_displaced(net, store, user, nft, events):
+    record = dead_worker_records(store, net, user, "overtaken")
+    other_hash = _overtake(net, user)
     with worker(store, net) as w:
-        report = w.recover()
-    reason = report.failed["overtaken"]
-    assert other_hash in reason and "can never land" in reason
+        report = w.recover(wait=30)
+        assert w.stats()["rebuilt"] == 1
+    assert report.rebuilt == ["overtaken"] and report.included == ["overtaken"], report
     final = store.get_by_intent("overtaken")
-    assert final.state is OutboxState.FAILED and final.error == reason
-    assert events.count([record.user_op_hash])[record.user_op_hash] == 0
+    assert final.state is OutboxState.INCLUDED and final.success
+    assert final.rebuilds == 1 and final.displaced == (record.user_op_hash,)
+    assert final.user_op_hash != record.user_op_hash and final.op.call_data == record.op.call_data
+    assert final.op.nonce > record.op.nonce  # a fresh nonce: the displaced one was used by the other
+    assert store.get_by_hash(record.user_op_hash) is None
+    counts = events.count([record.user_op_hash, final.user_op_hash, other_hash])
+    assert counts == {record.user_op_hash: 0, final.user_op_hash: 1, other_hash: 1}
+    assert nft.balanceOf(user.account) == 3  # the other operation's two mints, and the intent's one
+
+
+def test_a_retried_intent_whose_operation_was_displaced_lands_once(net, store, user, nft, events):
+    record = dead_worker_records(store, net, user, "retried")
+    _overtake(net, user)
+    with worker(store, net) as w:
+        sub = w.send("retried", user.session_id, user.mint())
+        assert sub.resumed
+        final = sub.wait(30)
+        assert sub.user_op_hash == final.user_op_hash != record.user_op_hash
+    assert final.state is OutboxState.INCLUDED and final.rebuilds == 1
+    assert events.count([final.user_op_hash])[final.user_op_hash] == 1
+    assert nft.balanceOf(user.account) == 3
+
+
+def test_a_displaced_intent_of_a_revoked_session_fails_for_that_reason(net, store, user, nft):
+    record = dead_worker_records(store, net, user, "revoked-later")
+    _overtake(net, user)
+    store.mark_revoked(user.session_id)
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+    reason = report.failed["revoked-later"]
+    assert "can never land" in reason and "revoked" in reason, reason
+    final = store.get_by_intent("revoked-later")
+    assert final.state is OutboxState.FAILED and final.rebuilds == 0
+    assert final.user_op_hash == record.user_op_hash
     assert nft.balanceOf(user.account) == 2
+
+
+def test_without_the_nodes_log_a_displaced_operation_cannot_be_proved_and_fails(net, store, user, nft):
+    dead_worker_records(store, net, user, "unprovable")
+    _overtake(net, user)
+    with worker(store, net, events=None) as w:
+        report = w.recover()
+    assert "cannot name it" in report.failed["unprovable"]
+    assert store.get_by_intent("unprovable").rebuilds == 0
+
+
+def test_a_worker_that_loses_its_lane_before_recording_records_nothing(net, db, store, user, nft, events):
+    """The worker is paused (here: its step hook sleeps) after building and signing, past its lease; another
+    worker takes the lane and records an operation with the same nonce. The paused worker's record is
+    fenced: it records nothing and sends nothing, and builds the intent again on a lane of its own."""
+    other_store = open_store(db, kek=KEK)
+    taken = []
+
+    def pause(step: str, intent: str) -> None:
+        if step == "signed" and intent == "slow" and not taken:
+            time.sleep(0.4)  # past the 0.3 s lease
+            taken.append(dead_worker_records(other_store, net, user, "other", lane=0))
+
+    try:
+        with worker(store, net, lease_ttl=0.3, on_step=pause) as w:
+            w.send("warm-up", user.session_id, user.mint()).wait(30)  # creates the account
+            sub = w.send("slow", user.session_id, user.mint())
+            final = sub.wait(30)
+            assert w.stats()["fenced"] == 1
+            assert w.recover(wait=30).included == ["other"]
+    finally:
+        other_store.close()
+    [other] = taken
+    assert final.state is OutboxState.INCLUDED and final.rebuilds == 0 and final.lane == 1
+    assert store.get_by_intent("other").state is OutboxState.INCLUDED and other.lane == 0
+    hashes = [final.user_op_hash, other.user_op_hash]
+    assert set(events.count(hashes).values()) == {1}
+    assert nft.balanceOf(user.account) == 3
 
 
 def test_a_new_lane_holder_finishes_the_previous_holders_operation_first(net, store, user, nft, events):

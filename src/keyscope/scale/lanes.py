@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import SessionStoreError, StoreLockedError
+from ..errors import LeaseLostError, SessionStoreError, StoreLockedError
 from ..store import Lease, OutboxRecord, SessionStore
 
 __all__ = ["LanePool", "LaneSlot", "PendingSnapshots"]
@@ -186,15 +186,20 @@ class LanePool:
             return slot
 
     def confirm(self, slot: LaneSlot) -> None:
-        """Renew ``slot``'s lease now, right before an operation on it is recorded: afterwards the lane is
-        this worker's for ``ttl`` seconds at least. Raises :class:`~keyscope.errors.StoreLockedError` (and
-        drops the slot) when the lease was lost."""
+        """Renew ``slot``'s lease now, right before an operation on it is recorded (the record itself is
+        fenced by the lease in the store; renewing first makes it very likely to find the lease held).
+        Raises :class:`~keyscope.errors.LeaseLostError` (and drops the slot) when the lease was lost."""
         try:
             slot.lease = self._store.renew_lease(slot.lease, self._ttl)
-        except StoreLockedError:
+        except LeaseLostError:
             self._drop(slot)
             raise
         slot.renewed_at = time.monotonic()
+
+    def lose(self, slot: LaneSlot) -> None:
+        """A write under ``slot``'s lease was fenced: another worker holds the lane now. Stop using it."""
+        if not slot.lost:
+            self._drop(slot)
 
     def unreserve(self, slot: LaneSlot) -> None:
         """The send on ``slot`` ended without recording an operation: the slot is free again."""
@@ -249,7 +254,7 @@ class LanePool:
                 elif now - slot.renewed_at > self._ttl / 3:
                     slot.lease = self._store.renew_lease(slot.lease, self._ttl)
                     slot.renewed_at = time.monotonic()
-            except StoreLockedError:
+            except LeaseLostError:
                 self._drop(slot)
             except SessionStoreError as exc:
                 if idle:

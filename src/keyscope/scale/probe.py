@@ -5,12 +5,14 @@
 1. a receipt exists (bundler) → **included** (with its transaction and execution result);
 2. the bundler reports the operation (``eth_getUserOperationByHash``) → **waiting** for it to land;
 3. the operation's nonce is already used on chain → it can never land again: if the chain's event for its
-   hash exists it was **included**, otherwise another operation took the nonce → **failed**, naming it;
+   hash exists it was **included**; if the chain's event for that nonce names another operation, this one
+   was **displaced** (its intent may be built again: the old operation can never execute); without the
+   node's log to tell → **failed**;
 4. otherwise the operation is sent again, byte for byte (same userOpHash): accepted, or already held by the
    bundler → **sent**; refused for good → **failed** with the bundler's reason; bundler unreachable or a
    conflicting operation in its mempool → **waiting**.
 
-Nothing here ever builds or signs: an intent's one operation is the only one that is ever sent for it.
+Nothing here ever builds or signs: the prober only ever sends the operation recorded for an intent.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Verdict(str, Enum):
     """On chain (``success`` says whether its call succeeded)."""
     FAILED = "failed"
     """Can never land (``reason`` says why)."""
+    DISPLACED = "displaced"
+    """Can never land because another operation (``consumer``) used its nonce: the intent is not done."""
     SENT = "sent"
     """A bundler holds it now: accepted again, or it already had it."""
     WAITING = "waiting"
@@ -58,7 +62,7 @@ class Outcome:
     success: bool | None = None
     reason: str = ""
     consumer: UserOperationEvent | None = None
-    """For a nonce taken by another operation: that operation's event, when the node could tell."""
+    """For a displaced operation: the event of the operation that used its nonce."""
 
     @property
     def final(self) -> bool:
@@ -178,8 +182,8 @@ class Prober:
         return Outcome(Verdict.SENT)
 
     def settle_used(self, record: OutboxRecord) -> Outcome:
-        """``record``'s nonce is used: INCLUDED if this operation used it, else FAILED naming the one that
-        did (when the node's log can tell)."""
+        """``record``'s nonce is used: INCLUDED if this operation used it, DISPLACED when the node's log names
+        the operation that did, else FAILED."""
         if self.events is not None:
             try:
                 event = self.events.find(record.user_op_hash)
@@ -203,11 +207,17 @@ class Prober:
             except KeyscopeError:
                 consumer = None
         sequence = record.op.nonce & (2**_SEQUENCE_BITS - 1)
-        taker = f"UserOperation {consumer.user_op_hash}" if consumer else "another operation"
+        if consumer is not None and consumer.user_op_hash != record.user_op_hash:
+            return Outcome(
+                Verdict.DISPLACED,
+                reason=f"nonce {sequence} of lane {record.lane} was used by UserOperation "
+                f"{consumer.user_op_hash}; this operation can never land",
+                consumer=consumer,
+            )
         return Outcome(
             Verdict.FAILED,
-            reason=f"nonce {sequence} of lane {record.lane} was used by {taker}; this operation can never land",
-            consumer=consumer,
+            reason=f"nonce {sequence} of lane {record.lane} was used by another operation (the node's log cannot "
+            "name it); this operation can never land",
         )
 
     def _used(self, op: UserOperation) -> bool:

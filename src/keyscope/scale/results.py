@@ -51,7 +51,25 @@ class Tracked:
         """A probe of this operation is running."""
         self.unsaved: Outcome | None = None
         """An outcome the store has not taken yet (it was unreachable)."""
-        self.enables = len(record.op.signature) > 86 and record.op.signature[:1] == b"\x01"
+        self.rebuilding = False
+        """The operation was found displaced and its intent is being built again."""
+        self.followers: list[Tracked] = []
+        """Others following the same intent here (its operation was rebuilt into one already followed):
+        finished with this one."""
+
+    @property
+    def enables(self) -> bool:
+        """Whether the operation carries the ENABLE payload (an off-chain grant's first operation)."""
+        signature = self.record.op.signature
+        return len(signature) > 86 and signature[:1] == b"\x01"
+
+    def close(self, final: OutboxRecord) -> None:
+        """Finished with ``final``: this and its followers."""
+        self.final = final
+        self.done.set()
+        for follower in self.followers:
+            follower.record = follower.final = final
+            follower.done.set()
 
     def settle(self, outcome: Outcome, now: float) -> OutboxRecord:
         """The final record as the store will hold it once written."""
@@ -104,19 +122,20 @@ class Submission:
         """Whether the operation is included or failed."""
         return self._tracked.done.is_set()
 
-    def wait(self, timeout: float = 120.0) -> OutboxRecord:
-        """Block until the operation is included or failed; the final record. ``state`` says which, with
-        ``success`` (its call succeeded) or ``error`` (why it can never land). Raises
-        :class:`~keyscope.errors.UserOperationTimeoutError` after ``timeout`` seconds: the operation is
-        still followed, and may land later."""
+    def wait(self, timeout: float | None = 120.0) -> OutboxRecord:
+        """Block until the intent's operation is included or failed; the final record. ``state`` says which,
+        with ``success`` (its call succeeded) or ``error`` (why it can never land). An operation displaced
+        on the way (its nonce used by another) is rebuilt and followed: :attr:`user_op_hash` is then the new
+        one's. Raises :class:`~keyscope.errors.UserOperationTimeoutError` after ``timeout`` seconds (None:
+        no limit): the operation is still followed, and may land later."""
         if self._pump is None:
             if not self._tracked.done.wait(timeout):
-                raise UserOperationTimeoutError(self.user_op_hash, timeout)
+                raise UserOperationTimeoutError(self.user_op_hash, timeout or 0.0)
         else:  # no background thread: poll while waiting
-            deadline = time.monotonic() + timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
             while not self._tracked.done.is_set():
-                if time.monotonic() > deadline:
-                    raise UserOperationTimeoutError(self.user_op_hash, timeout)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise UserOperationTimeoutError(self.user_op_hash, timeout or 0.0)
                 self._pump()
         assert self._tracked.final is not None
         return self._tracked.final
@@ -152,6 +171,9 @@ class RecoveryReport:
     waiting: dict[str, str] = field(default_factory=dict)
     """Not finished when the pass returned (held by the bundler, sent again, bundler unreachable...), with
     the reason; the worker that ran the pass keeps following them."""
+    rebuilt: list[str] = field(default_factory=list)
+    """Displaced (their nonce used by another operation) and built again as a new operation by this pass;
+    each is also in one of the lists above."""
     resent: list[str] = field(default_factory=list)
     """Sent again by this pass, the same operation (the bundler had lost it, or it was never sent); each is
     also in one of the lists above."""
@@ -167,5 +189,5 @@ class RecoveryReport:
         return (
             f"{self.examined} pending: {len(self.included)} included, {len(self.failed)} failed, "
             f"{len(self.waiting)} still unfinished, {len(self.skipped)} followed here; "
-            f"{len(self.resent)} sent again"
+            f"{len(self.resent)} sent again, {len(self.rebuilt)} rebuilt"
         )

@@ -8,6 +8,7 @@ The spec is a JSON object::
       "module": "0x...", "entry_point": "0x...",            (entry_point optional: v0.7's)
       "worker": {"lease_ttl": 30, "max_lanes": 4},          (SessionWorker options, optional)
       "concurrency": 8,                                     (sends at once, optional)
+      "timeout": 600,                                       (seconds for the whole batch; null: no limit)
       "recover_first": true,                                (run recover() before sending, optional)
       "intents": [{"intent_id": "...", "session_id": "0x...", "to": "0x...", "value": 0, "data": "0x..."}],
       "result": "path/to/result.json"                       (optional)
@@ -40,7 +41,7 @@ from ..hexutil import to_bytes
 from ..network import connect
 from ..store import open_store
 from .results import Intent
-from .worker import SessionWorker
+from .worker import SessionWorker, StepHook
 
 __all__ = ["WorkerProcess", "main", "run_spec", "start_worker"]
 
@@ -60,8 +61,9 @@ def _intent(item: dict[str, Any]) -> Intent:
     return Intent(str(item["intent_id"]), str(item["session_id"]), call)
 
 
-def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run ``spec`` (see the module docstring); the result as a dict."""
+def run_spec(spec: dict[str, Any], *, on_step: StepHook | None = None) -> dict[str, Any]:
+    """Run ``spec`` (see the module docstring); the result as a dict. ``on_step`` is the worker's
+    (:class:`~keyscope.scale.SessionWorker`)."""
     for field in ("store", "node", "bundler", "module", "intents"):
         if field not in spec:
             raise BadInputError(f"the spec has no {field!r}")
@@ -76,10 +78,15 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
     )
     began = time.time()
     try:
-        with SessionWorker(store, net, **spec.get("worker", {})) as worker:
+        with SessionWorker(store, net, on_step=on_step, **spec.get("worker", {})) as worker:
             recovered = str(worker.recover(wait=30.0)) if spec.get("recover_first") else None
             sending = time.time()
-            batch = worker.send_many(intents, concurrency=int(spec.get("concurrency", 8)))
+            timeout = spec.get("timeout", 600.0)
+            batch = worker.send_many(
+                intents,
+                concurrency=int(spec.get("concurrency", 8)),
+                timeout=None if timeout is None else float(timeout),
+            )
             finished = time.time()
             stats = worker.stats()
     finally:
@@ -94,6 +101,7 @@ def run_spec(spec: dict[str, Any]) -> dict[str, Any]:
             "success": record.success,
             "error": record.error,
             "attempts": record.attempts,
+            "rebuilds": record.rebuilds,
             "created_at": record.created_at,
             "finished_at": record.finished_at,
         }
@@ -147,11 +155,19 @@ class WorkerProcess:
 
 
 def start_worker(
-    spec: dict[str, Any], folder: Path, name: str, *, env: dict[str, str] | None = None
+    spec: dict[str, Any],
+    folder: Path,
+    name: str,
+    *,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    nice: int = 0,
 ) -> WorkerProcess:
     """Write ``spec`` to ``folder/name.spec.json`` and run it in a new ``python -m keyscope.scale.runner``
     process; its result goes to ``folder/name.result.json``, its output to ``folder/name.log``. ``env`` is
-    added to this process's environment (the store's secret, say)."""
+    added to this process's environment (the store's secret, say). ``command`` runs another program that
+    takes the spec's path as its last argument (a runner of one's own around :func:`main`); ``nice`` lowers
+    the process's scheduling priority by that much."""
     folder.mkdir(parents=True, exist_ok=True)
     spec_path = folder / f"{name}.spec.json"
     result_path = folder / f"{name}.result.json"
@@ -159,8 +175,10 @@ def start_worker(
     result_path.unlink(missing_ok=True)
     spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
     with open(log_path, "wb") as log:
+        program = command or [sys.executable, "-m", "keyscope.scale.runner"]
+        niced = ["nice", "-n", str(nice)] if nice else []  # nice(1) execs the program: same process id
         process = subprocess.Popen(
-            [sys.executable, "-m", "keyscope.scale.runner", str(spec_path)],
+            [*niced, *program, str(spec_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -168,8 +186,8 @@ def start_worker(
     return WorkerProcess(name, process, spec_path, result_path, log_path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m keyscope.scale.runner SPEC.json``."""
+def main(argv: list[str] | None = None, *, on_step: StepHook | None = None) -> int:
+    """Entry point: ``python -m keyscope.scale.runner SPEC.json``. ``on_step`` is the worker's."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m keyscope.scale.runner SPEC.json", file=sys.stderr)
@@ -180,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         spec = json.loads(Path(args[0]).read_text())
-        result = run_spec(spec)
+        result = run_spec(spec, on_step=on_step)
     except (KeyscopeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -11,9 +11,12 @@
 
 For each intent the worker loads the grant and the decrypted key from the store, refuses a session revoked
 in the store or on chain, takes a nonce lane leased from the store, builds and signs the operation on it,
-**records it in the outbox before sending it**, and sends it. A background thread follows every operation
-in flight until it is included or failed, renews the leases, resends an operation a bundler lost (the same
-one, byte for byte), and writes each outcome to the outbox. docs/scaling.md gives the protocol in full.
+**records it in the outbox before sending it** (a write the store fences with the lane's lease: a worker
+that lost its lane, say after a long pause, records nothing and sends nothing), and sends it. A background
+thread follows every operation in flight until it is included or failed, renews the leases, resends an
+operation a bundler lost (the same one, byte for byte), rebuilds an intent whose operation was displaced
+(its nonce used by another operation, so it can never land), and writes each outcome to the outbox.
+docs/scaling.md gives the protocol in full.
 """
 
 from __future__ import annotations
@@ -34,18 +37,21 @@ from ..errors import (
     BundlerRejectedError,
     ConfigurationError,
     KeyscopeError,
+    LeaseLostError,
+    NonceTakenError,
     SessionError,
     SessionRevokedError,
     SessionStoreError,
     StoreLockedError,
     TransportError,
 )
-from ..execution import Call
+from ..execution import CALLTYPE_BATCH, Call, decode_execute
 from ..grant import SessionGrant
 from ..network import Network
 from ..session_account import SessionAccount
 from ..store import OutboxRecord, OutboxState, SessionStore
 from ..store.base import check_intent_id, normalize_session_id
+from ..userop import UserOperation
 from .events import EventLog
 from .lanes import LanePool, LaneSlot, PendingSnapshots
 from .probe import UNREACHABLE, Outcome, Prober, Verdict
@@ -58,6 +64,17 @@ log = logging.getLogger("keyscope.worker")
 _AUTO: Any = object()
 _MAX_PROBES_PER_ROUND = 64
 _REVOKED_CACHE_SECONDS = 2.0
+
+MAX_REBUILDS = 3
+"""How many times one intent's operation may be displaced and rebuilt before the intent is failed."""
+
+STEPS = ("signed", "recorded", "sent")
+"""The steps of a send that ``on_step`` is told of: the operation is built and signed and the lane's lease
+renewed (it is about to be recorded); it is recorded in the outbox (about to be sent); it was handed to the
+bundler (or queued for sending)."""
+
+StepHook = Callable[[str, str], None]
+"""``on_step(step, intent_id)``: see :data:`STEPS`."""
 
 
 @dataclass
@@ -98,6 +115,8 @@ class SessionWorker:
       between calls: :meth:`poll` does one round, and :meth:`Submission.wait` polls while it waits (for a
       single-threaded host, or a node client that must not be shared between threads).
     * ``probe_threads``: threads that probe (and resend) operations overdue on chain, in the background.
+    * ``on_step``: called as ``on_step(step, intent_id)`` at each step of a send (:data:`STEPS`), in the
+      sending thread: for tracing, metrics and fault-injection tests. It must not raise.
     """
 
     def __init__(
@@ -118,6 +137,7 @@ class SessionWorker:
         clock: Callable[[], float] | None = None,
         background: bool = True,
         probe_threads: int = 4,
+        on_step: StepHook | None = None,
     ) -> None:
         if lease_ttl <= 0 or resubmit_after <= 0 or poll_interval <= 0:
             raise BadInputError(
@@ -135,6 +155,7 @@ class SessionWorker:
         self.lane_timeout = lane_timeout
         self.verify_on_chain = verify_on_chain
         self._clock = clock
+        self._on_step = on_step
         self.events = EventLog.for_network(network) if events is _AUTO else events
         self.prober = Prober(network, self.events)
         self.lanes = LanePool(
@@ -204,6 +225,9 @@ class SessionWorker:
         unreachable, recorded and queued for sending): :meth:`Submission.wait` gives the outcome. A retry of
         an intent already recorded returns its recorded operation, followed to its end, never a new one.
 
+        An operation that another worker's record fences out (this worker lost the lane while it was built)
+        is never recorded nor sent: the intent is built again on a lane this worker holds.
+
         Raises before anything is recorded, and only then: :class:`~keyscope.errors.SessionRevokedError`
         (revoked in the store or on chain), :class:`~keyscope.errors.PolicyViolationError` and the other
         :class:`~keyscope.errors.SessionError` s, :class:`~keyscope.errors.SessionStoreError` (unknown
@@ -228,18 +252,20 @@ class SessionWorker:
                 if not transient or time.monotonic() + pause > deadline:
                     raise
                 log.info("intent %s: %s; retrying", intent, exc)
-            except StoreLockedError as exc:
-                if "reclaimed" not in str(exc) and "no longer held" not in str(exc):
-                    raise
+            except (LeaseLostError, NonceTakenError) as exc:
+                # nothing was recorded: the lane was lost (this worker was paused, say) or its next nonce
+                # is another operation's until that one is finished; build again on a lane of its own
                 if time.monotonic() + pause > deadline:
                     raise
+                log.info("intent %s: %s; building again", intent, exc)
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
 
     def send_many(
-        self, intents: Sequence[Intent], *, concurrency: int = 8, timeout: float = 600.0
+        self, intents: Sequence[Intent], *, concurrency: int = 8, timeout: float | None = 600.0
     ) -> BatchResult:
-        """Send every intent (``concurrency`` at a time) and wait for all of them to be included or failed.
+        """Send every intent (``concurrency`` at a time) and wait for all of them to be included or failed,
+        for up to ``timeout`` seconds in all (None: for as long as it takes).
 
         An intent refused before anything was recorded is retried (the same intent: still at most one
         operation) while the failure looks temporary (store, node or bundler unreachable); its last error is
@@ -248,7 +274,7 @@ class SessionWorker:
         if concurrency < 1:
             raise BadInputError(f"concurrency must be >= 1, got {concurrency}")
         result = BatchResult()
-        deadline = time.monotonic() + timeout
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
 
         def one(intent: Intent) -> Submission | Exception:
             pause = 0.5
@@ -271,7 +297,8 @@ class SessionWorker:
                 result.errors[intent.intent_id] = outcome
                 continue
             try:
-                result.records[intent.intent_id] = outcome.wait(max(0.0, deadline - time.monotonic()))
+                left = None if timeout is None else max(0.0, deadline - time.monotonic())
+                result.records[intent.intent_id] = outcome.wait(left)
             except KeyscopeError as exc:
                 result.errors[intent.intent_id] = exc
         return result
@@ -280,10 +307,11 @@ class SessionWorker:
         """Finish what was in flight, whichever worker recorded it: one pass over the outbox's pending
         records (``older_than``: only those untouched for that many seconds).
 
-        For each: a receipt → marked included; the nonce used by another operation → marked failed with that
-        operation named; the bundler lost it → the same signed operation is sent again (same userOpHash);
-        built but never sent → sent. With ``wait`` > 0, follows those still unfinished for up to ``wait``
-        seconds and reports their outcomes. Never builds or signs anything; needs no key.
+        For each: a receipt → marked included; the bundler lost it → the same signed operation is sent again
+        (same userOpHash); built but never sent → sent; its nonce used by another operation (named by the
+        node's log) → the intent is rebuilt as a new operation, which needs the session's key from the store
+        (without it the record is left for a worker that has it). With ``wait`` > 0, follows those still
+        unfinished for up to ``wait`` seconds and reports their outcomes. Builds and signs nothing else.
         """
         self._check_open()
         report = RecoveryReport()
@@ -297,6 +325,19 @@ class SessionWorker:
             tracked = Tracked(record, None, time.monotonic())
             outcome = self._probe(tracked)
             self._count(f"recover_{outcome.verdict.value}")
+            if outcome.verdict is Verdict.DISPLACED:
+                with self._lock:
+                    self._tracked.setdefault(record.user_op_hash, tracked)
+                if self._rebuild(tracked, outcome):
+                    report.rebuilt.append(record.intent_id)
+                if tracked.done.is_set():
+                    assert tracked.final is not None
+                    self._file_record(report, tracked.final)
+                elif wait > 0:
+                    followed.append(tracked)
+                else:
+                    report.waiting[record.intent_id] = f"displaced: {outcome.reason}"
+                continue
             if outcome.final:
                 self._finish(tracked, outcome)
                 self._file(report, record.intent_id, outcome)
@@ -319,10 +360,8 @@ class SessionWorker:
                     tracked.done.wait(max(0.0, deadline - time.monotonic()))
             if tracked.final is None:
                 report.waiting[tracked.record.intent_id] = "still unfinished after the wait"
-            elif tracked.final.state is OutboxState.INCLUDED:
-                report.included.append(tracked.record.intent_id)
             else:
-                report.failed[tracked.record.intent_id] = tracked.final.error or ""
+                self._file_record(report, tracked.final)
         return report
 
     def in_flight(self) -> int:
@@ -334,8 +373,11 @@ class SessionWorker:
         """Counters since start: ``built`` (operations recorded), ``first_<verdict>`` (outcome of their first
         send), ``probe_<verdict>`` and ``recover_<verdict>`` (probes by the background and by
         :meth:`recover`), ``resent`` (sent again after a bundler lost them), ``included``, ``failed``,
-        ``adopted`` (found on a newly leased lane), ``resumed`` (intents retried), ``outbox_scans``,
-        ``lanes_leased``, ``lanes_lost`` (reclaimed by others) and ``lanes_held``."""
+        ``adopted`` (found on a newly leased lane), ``resumed`` (intents retried), ``fenced`` (a record
+        refused because the lane's lease was lost meanwhile: nothing sent), ``nonce_taken`` (a record refused
+        because its nonce was another's), ``displaced`` and ``rebuilt`` (operations found displaced, intents
+        built again), ``outbox_scans``, ``lanes_leased``, ``lanes_lost`` (reclaimed by others) and
+        ``lanes_held``."""
         with self._lock:
             out = dict(self._stats)
         out["outbox_scans"] = self._snapshots.reads
@@ -431,14 +473,9 @@ class SessionWorker:
                 self._note_revoked(name)
                 raise
             op_hash = self.prober.user_op_hash(op)
-            self.lanes.confirm(slot)  # the lane is ours for lease_ttl from here: record within it
-            try:
-                record = self.store.record_intent(intent, session.grant.account, name, slot.lane, op, op_hash)
-            except SessionStoreError:
-                # perhaps recorded, perhaps not: the lane may carry this operation now. Give it up; its next
-                # holder (maybe this worker) looks for an unfinished operation on it before using it.
-                self.lanes.discard(slot)
-                raise
+            self.lanes.confirm(slot)  # renewed: the record below is very likely to find the lease held
+            self._step("signed", intent)
+            record = self._record(intent, session, slot, op, op_hash)
             if record.user_op_hash != op_hash:
                 # another worker recorded this intent first: ours was never recorded, so never sent
                 return self._resume(record)
@@ -448,10 +485,41 @@ class SessionWorker:
             if not recorded and not slot.lost:
                 self.lanes.unreserve(slot)
         self._count("built")
+        self._step("recorded", intent)
         outcome = self.prober.submit(tracked.record)
         self._count(f"first_{outcome.verdict.value}")
         self._apply(tracked, outcome)
+        self._step("sent", intent)
         return Submission(tracked, resumed=False, pump=self._pump_for_wait)
+
+    def _record(
+        self, intent: str, session: _Session, slot: LaneSlot, op: UserOperation, op_hash: str
+    ) -> OutboxRecord:
+        """Record ``op`` on ``slot``'s lane, fenced by its lease: the store writes it only while this worker
+        still holds the lane. The slot is given up when the write was refused or its result is unknown."""
+        try:
+            return self.store.record_intent(
+                intent, session.grant.account, session.key[1], slot.lane, op, op_hash, lease=slot.lease
+            )
+        except LeaseLostError:
+            # fenced: another worker holds the lane now (this one was too slow to renew, or paused); the
+            # operation was not recorded and is never sent
+            self._count("fenced")
+            self.lanes.lose(slot)
+            raise
+        except NonceTakenError:
+            self._count("nonce_taken")
+            self.lanes.discard(slot)
+            raise
+        except SessionStoreError:
+            # perhaps recorded, perhaps not: the lane may carry this operation now. Give it up; its next
+            # holder (maybe this worker) looks for an unfinished operation on it before using it.
+            self.lanes.discard(slot)
+            raise
+
+    def _step(self, step: str, intent: str) -> None:
+        if self._on_step is not None:
+            self._on_step(step, intent)
 
     def _resume(self, record: OutboxRecord) -> Submission:
         """Follow an intent recorded before (by any worker): at once if finished, else probe it now."""
@@ -463,8 +531,7 @@ class SessionWorker:
                 if record.is_pending:
                     self._tracked[record.user_op_hash] = tracked
         if not record.is_pending and tracked.final is None:
-            tracked.final = record
-            tracked.done.set()
+            tracked.close(record)
         return Submission(tracked, resumed=True, pump=self._pump_for_wait)
 
     def _session(self, session_id: str | bytes) -> _Session:
@@ -574,6 +641,9 @@ class SessionWorker:
     def _apply(self, tracked: Tracked, outcome: Outcome) -> None:
         """Act on a probe's or a send's outcome."""
         now = time.monotonic()
+        if outcome.verdict is Verdict.DISPLACED:
+            self._rebuild(tracked, outcome)
+            return
         if outcome.final:
             self._finish(tracked, outcome)
             return
@@ -631,6 +701,130 @@ class SessionWorker:
             "holds it, it may land; revoke on chain to stop it)",
         )
 
+    # -- displaced operations -------------------------------------------------------------------------------
+
+    def _rebuild(self, tracked: Tracked, outcome: Outcome) -> bool:
+        """``tracked``'s operation was displaced: another operation (``outcome.consumer``, named by the
+        chain's event) used its nonce, so it can never execute, and its intent is not done. Build the
+        intent's calls again as a new operation on a lane this worker holds, record it in place of the
+        displaced one (fenced by the lease, and once: the store swaps it only while the intent still holds
+        the displaced operation) and send it. Returns whether this worker rebuilt it.
+
+        Only a reason of the intent's own fails it here: its session revoked or expired, its calls refused by
+        the policy (or displaced :data:`MAX_REBUILDS` times over). Anything else (no lane free, the store or
+        the node unreachable, no key in this worker's store) is tried again at the next probe."""
+        with self._lock:
+            if tracked.rebuilding or tracked.done.is_set():
+                return False
+            tracked.rebuilding = True
+        old = tracked.record
+        try:
+            self.lanes.vacate(old.user_op_hash)  # its nonce is used: its lane may take the next operation
+            self._count("displaced")
+            log.warning(
+                "%s (intent %s): %s; building it again", old.user_op_hash, old.intent_id, outcome.reason
+            )
+            current = self._current(old)
+            if current is not None and current.user_op_hash != old.user_op_hash:
+                self._switch(tracked, current, None)  # another worker rebuilt it first
+                return False
+            if old.rebuilds >= MAX_REBUILDS:
+                reason = f"{outcome.reason}; displaced {old.rebuilds + 1} times: not built again"
+                self._finish(tracked, Outcome(Verdict.FAILED, reason=reason))
+                return False
+            try:
+                record, slot = self._build_again(old)
+            except SessionError as exc:  # the intent's own reason: revoked, expired, refused by the policy
+                reason = f"{outcome.reason}; it cannot be built again: {exc}"
+                self._finish(tracked, Outcome(Verdict.FAILED, reason=reason))
+                return False
+            except KeyscopeError as exc:
+                log.warning("building intent %s again: %s; trying again later", old.intent_id, exc)
+                tracked.next_probe = time.monotonic() + max(tracked.backoff, 1.0)
+                tracked.backoff = min(tracked.backoff * 2, self.resubmit_after)
+                return False
+            self._switch(tracked, record, slot)
+        finally:
+            tracked.rebuilding = False
+        if slot is None:
+            return False  # rebuilt by another worker meanwhile, or it landed after all: followed as it is
+        self._count("rebuilt")
+        if outcome.consumer is not None:
+            consumer = outcome.consumer
+            self._credit(consumer.user_op_hash, consumer.tx_hash, consumer.success)
+        sent = self.prober.submit(tracked.record)
+        self._count(f"first_{sent.verdict.value}")
+        self._apply(tracked, sent)
+        return True
+
+    def _build_again(self, old: OutboxRecord) -> tuple[OutboxRecord, LaneSlot | None]:
+        """Build ``old``'s calls again on a lane of this worker and record the new operation in its place.
+        Returns the intent's record and the slot when the new operation is the intent's now (else the
+        record as another worker left it, and None)."""
+        session = self._session(old.session_id)
+        name = session.key[1]
+        if self.store.is_revoked(name):
+            raise SessionRevokedError(f"session {name} is revoked in the store {self.store.url}", name)
+        decoded = decode_execute(old.op.call_data)
+        # no idle pump here: this may run inside a poll round, which must not be entered again
+        slot = self.lanes.acquire(
+            session.key, timeout=self.lane_timeout, lane_zero_only=lambda: self._must_create(session)
+        )
+        mine = False
+        try:
+            try:
+                op = session.account.build(
+                    list(decoded.calls), batch=decoded.call_type == CALLTYPE_BATCH, lane=slot.lane
+                )
+            except SessionRevokedError:
+                self._note_revoked(name)
+                raise
+            if op.call_data != old.op.call_data:
+                raise SessionError(
+                    f"the calls of intent {old.intent_id} encode differently when built again "
+                    f"(0x{old.op.call_data.hex()[:16]}…): it is not rebuilt",
+                    name,
+                )
+            op_hash = self.prober.user_op_hash(op)
+            self.lanes.confirm(slot)
+            try:
+                record = self.store.rebuild_intent(
+                    old.intent_id, old.user_op_hash, slot.lane, op, op_hash, lease=slot.lease
+                )
+            except LeaseLostError:
+                self._count("fenced")
+                self.lanes.lose(slot)
+                raise
+            except SessionStoreError:  # the nonce another's, or unknown whether written: give the lane up
+                self.lanes.discard(slot)
+                raise
+            mine = record.user_op_hash == op_hash
+        finally:
+            if not mine and not slot.lost:
+                self.lanes.unreserve(slot)
+        return record, slot if mine else None
+
+    def _switch(self, tracked: Tracked, record: OutboxRecord, slot: LaneSlot | None) -> None:
+        """Follow ``record``, the intent's operation now, in place of ``tracked``'s displaced one (on
+        ``slot`` when this worker holds its lane)."""
+        with self._lock:
+            previous = tracked.record.user_op_hash
+            if self._tracked.get(previous) is tracked:
+                del self._tracked[previous]
+            tracked.record = record
+            tracked.slot = slot
+            tracked.held = 0
+            tracked.backoff = 0.5
+            tracked.next_probe = time.monotonic() + (self.resubmit_after if slot is not None else 0.0)
+            if not record.is_pending:
+                tracked.close(record)
+                return
+            existing = self._tracked.setdefault(record.user_op_hash, tracked)
+            if existing is not tracked:  # followed here already (a retried intent): finish together
+                existing.followers.append(tracked)
+        if slot is not None:
+            self.lanes.occupy(slot, record.user_op_hash)
+
     def _finish(self, tracked: Tracked, outcome: Outcome) -> None:
         with self._lock:
             if tracked.done.is_set() or tracked.final is not None:
@@ -640,7 +834,7 @@ class SessionWorker:
         tracked.unsaved = outcome
         self._save_outcome(tracked)
         self.lanes.vacate(tracked.record.user_op_hash)
-        tracked.done.set()
+        tracked.close(tracked.final or final)
         if outcome.verdict is Verdict.INCLUDED and outcome.success and tracked.enables:
             try:
                 if not self.store.is_enabled(final.session_id):
@@ -684,6 +878,10 @@ class SessionWorker:
             return False
         except SessionStoreError as exc:
             current = self._reread(op_hash)
+            if current is None and self._replaced(tracked.record):
+                log.info("%s (intent %s) was rebuilt by another worker", op_hash, tracked.record.intent_id)
+                tracked.unsaved = None
+                return True
             if current is None or current.is_pending:
                 log.warning("writing the outcome of %s: %s; will retry", op_hash, exc)
                 return False
@@ -697,6 +895,18 @@ class SessionWorker:
             return self.store.get_by_hash(op_hash)
         except SessionStoreError:
             return None
+
+    def _current(self, record: OutboxRecord) -> OutboxRecord | None:
+        """The intent's record as the store has it now (None when it cannot be read)."""
+        try:
+            return self.store.get_by_intent(record.intent_id)
+        except SessionStoreError:
+            return None
+
+    def _replaced(self, record: OutboxRecord) -> bool:
+        """Whether the intent's operation is no longer ``record``'s (it was displaced and rebuilt)."""
+        current = self._current(record)
+        return current is not None and current.user_op_hash != record.user_op_hash
 
     def _save_unsaved(self) -> None:
         with self._lock:
@@ -725,8 +935,9 @@ class SessionWorker:
             self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - began)))
 
     def _run_upkeep(self) -> None:
-        """The lanes thread: renew leases, give back idle lanes, once a second."""
-        while not self._stop.wait(1.0):
+        """The lanes thread: renew leases, give back idle lanes, once a second (more often for a short
+        ``lease_ttl``: a lease is renewed when a third of it has gone)."""
+        while not self._stop.wait(min(1.0, self.lease_ttl / 6)):
             try:
                 self.lanes.upkeep()
             except Exception:
@@ -810,6 +1021,13 @@ class SessionWorker:
     def _count(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._stats[name] = self._stats.get(name, 0) + amount
+
+    @staticmethod
+    def _file_record(report: RecoveryReport, record: OutboxRecord) -> None:
+        if record.state is OutboxState.INCLUDED:
+            report.included.append(record.intent_id)
+        else:
+            report.failed[record.intent_id] = record.error or ""
 
     @staticmethod
     def _file(report: RecoveryReport, intent_id: str, outcome: Outcome) -> None:
