@@ -1,36 +1,48 @@
 """Sessions at scale on a real anvil node and Alto bundler: worker processes sharing one store.
 
-* **Load on PostgreSQL**: 8 worker processes, 100 sessions, 2,000 session UserOperations (the count comes
-  from ``KEYSCOPE_SCALE_OPS`` when set). Every operation lands exactly once: its ``UserOperationEvent`` is
-  counted on chain by hash, the sessions' accounts got exactly that many events, and every nonce lane's
-  nonces run 0, 1, 2... without a gap or a repeat.
+* **Load, with two workers starved**: 8 worker processes on PostgreSQL, 100 sessions, 2,000 session
+  UserOperations (the count comes from ``KEYSCOPE_SCALE_OPS`` when set), and the same on SQLite with fewer.
+  Two of the eight run at the lowest priority with a one-second lease, and are stopped (SIGSTOP) for longer
+  than that again and again: other workers take their lanes while they hold operations. Every operation
+  lands exactly once: its ``UserOperationEvent`` is counted on chain by hash, the sessions' accounts got
+  exactly that many events, every nonce lane's nonces run 0, 1, 2... without a gap or a repeat, and no
+  intent had to be rebuilt.
+* **Pauses at every step of a send**: a worker stops itself (SIGSTOP) before it records, after it records
+  and before it sends, and after it sends, for longer than its lease; another worker takes its lanes over;
+  then it goes on (SIGCONT). On SQLite and PostgreSQL: every intent included exactly once, none rebuilt, and
+  the paused worker's late record was fenced.
 * **Faults**: a worker SIGKILLed while it has operations in flight and the bundler killed and restarted
   mid-run; a replacement worker retries the dead one's intents; afterwards (and after ``recover()``) every
   intended operation is included exactly once. The database restarted mid-run: workers retry, nothing is
   lost.
-* **SQLite** shared by worker processes on one machine, and the operator's CLI against a real chain.
+* **The operator's CLI** against a real chain.
 
 Each worker is a real ``python -m keyscope.scale.runner`` process. Accounts are created up front by their
 factory (a backend's users have accounts already); sessions are granted off-chain, so each session's first
-operation enables it.
+operation enables it. No test here has a deadline of the clock: each waits for as long as the workers make
+progress (operations landing, records changing), and fails only when nothing moved for ``STALL_SECONDS``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from keyscope import Policy, SessionKey, SessionRevokedError, arg, connect
+from keyscope import KeyscopeError, Policy, SessionKey, SessionRevokedError, arg, connect
 from keyscope.accounts import create_account_data
 from keyscope.calls import encode_function_call
 from keyscope.execution import Call
@@ -40,10 +52,11 @@ from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
 from keyscope.network import Network
 from keyscope.rpc import JsonRpcClient
-from keyscope.scale import EventLog, SessionWorker
+from keyscope.scale import EventLog, Intent, SessionWorker, Submission
 from keyscope.scale.runner import WorkerProcess, start_worker
+from keyscope.scale.worker import STEPS
 from keyscope.signing import LocalSigner
-from keyscope.store import OutboxState, SessionStore, open_store
+from keyscope.store import OutboxRecord, OutboxState, SessionStore, open_store
 from keyscope.userop import UserOperation
 from support.postgres import postgres_fixture
 
@@ -57,6 +70,12 @@ ETHER = 10**18
 LOAD_OPS = int(os.environ.get("KEYSCOPE_SCALE_OPS", "2000"))
 LOAD_SESSIONS = 100
 LOAD_WORKERS = 8
+STARVED = 2
+"""Of the load's workers, how many are starved: lowest priority, a one-second lease, stopped again and again."""
+STALL_SECONDS = 240.0
+"""How long a test waits while nothing moves (no operation lands, no record changes, no worker ends) before it
+fails: the only timeout here, so a slow machine makes the tests slower, never red."""
+PAUSE_RUNNER = Path(__file__).with_name("pause_runner.py")
 SEQUENCE = 2**64 - 1
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 
@@ -113,9 +132,9 @@ class Population:
             user.grant = owner.grant(user.key, [policy], valid_for=7 * 86400, max_gas_cost=ETHER)
             assert user.grant.factory is None  # the account exists: the first operation only enables
 
-    def store(self, url: str) -> SessionStore:
+    def store(self, url: str, users: list[User] | None = None) -> SessionStore:
         store = open_store(url, kek=KEK)
-        for user in self.users:
+        for user in users or self.users:
             assert user.grant is not None
             store.put_key(user.key)
             store.put_grant(user.grant)
@@ -142,13 +161,15 @@ class Population:
 
 
 def _receipt(stack: LocalStack, tx_hash: str) -> dict[str, Any]:
-    for _ in range(600):
-        receipt = stack.node.request("eth_getTransactionReceipt", [tx_hash])
-        if receipt:
-            assert receipt["status"] == "0x1", receipt
-            return dict(receipt)
-        time.sleep(0.02)
-    raise AssertionError(f"transaction {tx_hash} was not mined")
+    found: dict[str, Any] = {}
+
+    def mined() -> bool:
+        found.update(stack.node.request("eth_getTransactionReceipt", [tx_hash]) or {})
+        return bool(found)
+
+    wait_until(mined, lambda: stack.block_number(), f"transaction {tx_hash} to be mined")
+    assert found["status"] == "0x1", found
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +185,7 @@ def spec(stack: LocalStack, url: str, intents: list[dict[str, Any]], **extra: An
         "bundler": stack.bundler_url,
         "module": stack.module,
         "concurrency": 3,
+        "timeout": None,  # the test watches for progress instead
         "worker": worker,
         "intents": intents,
         **extra,
@@ -171,28 +193,135 @@ def spec(stack: LocalStack, url: str, intents: list[dict[str, Any]], **extra: An
 
 
 def run_workers(
-    stack: LocalStack, url: str, folder: Path, shares: list[list[dict[str, Any]]], **extra: Any
+    stack: LocalStack,
+    url: str,
+    folder: Path,
+    shares: list[list[dict[str, Any]]],
+    *,
+    starved: int = 0,
+    **extra: Any,
 ) -> list[WorkerProcess]:
-    return [
-        start_worker(spec(stack, url, share, **extra), folder, f"w{n}", env=ENV)
-        for n, share in enumerate(shares)
-    ]
+    """A worker process per share; the last ``starved`` of them at the lowest priority (nice 19) and with a
+    one-second lease."""
+    workers = []
+    for n, share in enumerate(shares):
+        options = dict(extra)
+        nice = 0
+        if n >= len(shares) - starved:
+            options["worker"] = {**options.get("worker", {}), "lease_ttl": 1.0}
+            nice = 19
+        workers.append(start_worker(spec(stack, url, share, **options), folder, f"w{n}", env=ENV, nice=nice))
+    return workers
 
 
-def finish(workers: list[WorkerProcess], timeout: float = 600.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
+class Progress:
+    """What moves while workers get on with it: the chain's block number (anvil mines a block per bundle),
+    the outbox's unfinished records, the workers still running and what they printed. ``stalled()`` says
+    whether none of it changed for ``STALL_SECONDS``."""
+
+    def __init__(self, stack: LocalStack, store: SessionStore | None, workers: list[WorkerProcess]) -> None:
+        self.stack = stack
+        self.store = store
+        self.workers = workers
+        self._last: Any = None
+        self._moved = time.monotonic()
+
+    def _state(self) -> Any:
+        pending = None
+        if self.store is not None:
+            try:
+                pending = sorted((r.user_op_hash, r.state.value, r.attempts) for r in self.store.pending())
+            except KeyscopeError:
+                pending = "unreadable"
+        logs = [w.log_path.stat().st_size if w.log_path.exists() else 0 for w in self.workers]
+        running = [w.process.poll() is None for w in self.workers]
+        return self.stack.block_number(), pending, logs, running
+
+    def stalled(self) -> bool:
+        state = self._state()
+        if state != self._last:
+            self._last, self._moved = state, time.monotonic()
+        return time.monotonic() - self._moved > STALL_SECONDS
+
+
+def wait_until(
+    condition: Callable[[], bool], progress: Callable[[], Any] | Progress, what: str, *, pause: float = 0.1
+) -> None:
+    """Wait until ``condition()``, for as long as ``progress`` moves (a :class:`Progress`, or a function
+    whose value changes as things progress)."""
+    watch = progress if isinstance(progress, Progress) else None
+    last, moved = None, time.monotonic()
+    while not condition():
+        if watch is not None:
+            stuck = watch.stalled()
+        else:
+            value = progress()  # type: ignore[operator]
+            if value != last:
+                last, moved = value, time.monotonic()
+            stuck = time.monotonic() - moved > STALL_SECONDS
+        assert not stuck, f"no progress for {STALL_SECONDS:.0f}s while waiting for {what}"
+        time.sleep(pause)
+
+
+def finish(
+    workers: list[WorkerProcess], stack: LocalStack, store: SessionStore | None = None
+) -> list[dict[str, Any]]:
+    """Wait for every worker to end, for as long as they make progress; their results."""
+    progress = Progress(stack, store, workers)
+    try:
+        wait_until(
+            lambda: all(w.process.poll() is not None for w in workers), progress, "the workers", pause=0.5
+        )
+    except AssertionError:
+        running = [w for w in workers if w.process.poll() is None]
+        for worker in workers:
+            worker.kill()
+        raise AssertionError(
+            f"no progress for {STALL_SECONDS:.0f}s; worker {running[0].name} did not finish:\n"
+            f"{running[0].log_tail()}"
+        ) from None
     results = []
     for worker in workers:
-        try:
-            code = worker.wait(max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for other in workers:
-                other.kill()
-            raise AssertionError(f"worker {worker.name} did not finish:\n{worker.log_tail()}") from None
+        code = worker.wait()
         result = worker.result()
         assert result is not None and code == 0, f"worker {worker.name} exited {code}:\n{worker.log_tail()}"
         results.append(result)
     return results
+
+
+class Starver:
+    """Starves worker processes of CPU: stops them all (SIGSTOP) for ``pause`` seconds at random moments,
+    ``every`` seconds apart on average, until :meth:`stop`; a stopped process renews no lease."""
+
+    def __init__(self, workers: list[WorkerProcess], *, pause: float, every: float) -> None:
+        self.workers = workers
+        self.pause = pause
+        self.every = every
+        self.pauses = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="starver", daemon=True)
+
+    def __enter__(self) -> Starver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, sig)
+
+    def _run(self) -> None:
+        rng = random.Random(7)
+        while not self._stop.wait(rng.uniform(0.5, 1.5) * self.every):
+            self._signal(signal.SIGSTOP)
+            self.pauses += 1
+            self._stop.wait(self.pause)
+            self._signal(signal.SIGCONT)
 
 
 def first_block(stack: LocalStack) -> int:
@@ -203,16 +332,24 @@ def first_block(stack: LocalStack) -> int:
 
 
 def assert_exactly_once(
-    stack: LocalStack, store: SessionStore, intents: list[dict[str, Any]], start_block: int, users: list[User]
+    stack: LocalStack,
+    store: SessionStore,
+    intents: list[dict[str, Any]],
+    start_block: int,
+    users: list[User],
+    *,
+    rebuilt: bool = False,
 ) -> dict[str, Any]:
     """Every intent has one record, included with success, whose hash is on chain exactly once; the users'
     accounts got no other operation from ``start_block`` (see :func:`first_block`) on; every lane's nonces
-    are 0..n-1, each used once."""
+    are 0..n-1, each used once. Unless ``rebuilt``, no intent's operation was displaced and rebuilt: the
+    fencing kept every nonce to one operation."""
     records = {}
     for intent in intents:
         record = store.get_by_intent(intent["intent_id"])
         assert record is not None, f"intent {intent['intent_id']} was never recorded"
         assert record.state is OutboxState.INCLUDED and record.success, record
+        assert rebuilt or record.rebuilds == 0, f"intent {record.intent_id} was displaced: {record}"
         records[intent["intent_id"]] = record
     assert not store.pending()
     hashes = [r.user_op_hash for r in records.values()]
@@ -245,31 +382,73 @@ def assert_exactly_once(
 # --------------------------------------------------------------------------------------------------
 
 
-def test_load_on_postgresql_every_operation_included_once(stack, population, postgres_server, tmp_path):
-    url = postgres_server.create_database()
-    store = population.store(url)
-    intents = population.intents(LOAD_OPS, "load")
+def _load(
+    stack: LocalStack,
+    store: SessionStore,
+    url: str,
+    folder: Path,
+    intents: list[dict[str, Any]],
+    users: list[User],
+) -> tuple[list[dict[str, Any]], dict[str, Any], Starver, float]:
+    """Run ``intents`` through :data:`LOAD_WORKERS` worker processes, the last :data:`STARVED` of them
+    starved; check that every intent landed exactly once."""
     shares = [intents[n::LOAD_WORKERS] for n in range(LOAD_WORKERS)]
     start_block = first_block(stack)
     began = time.monotonic()
-    results = finish(run_workers(stack, url, tmp_path, shares, worker={"resubmit_after": 10.0}))
-    elapsed = time.monotonic() - began
+    workers = run_workers(stack, url, folder, shares, starved=STARVED, worker={"resubmit_after": 10.0})
     try:
-        assert all(not r["errors"] for r in results), [r["errors"] for r in results if r["errors"]]
-        records = assert_exactly_once(stack, store, intents, start_block, population.users)
-        sending = min(r["sending_at"] for r in results)
-        last = max(r.finished_at or 0 for r in records.values())
-        stats = Counter()
-        for r in results:
-            stats.update(r["stats"])
-        assert stats["first_failed"] == 0 and stats["failed"] == 0
-        lanes_used = {(r.account, r.session_id, r.lane) for r in records.values()}
-        print(
-            f"\n{LOAD_OPS} operations, {LOAD_SESSIONS} sessions, {LOAD_WORKERS} worker processes on PostgreSQL: "
-            f"all included once in {last - sending:.1f}s after the first send ({LOAD_OPS / (last - sending):.1f} "
-            f"ops/s; {elapsed:.1f}s with process start-up); {len(lanes_used)} lanes; outbox scans "
-            f"{stats['outbox_scans']}, probes {sum(v for k, v in stats.items() if k.startswith('probe_'))}"
-        )
+        with Starver(workers[-STARVED:], pause=1.5, every=4.0) as starver:
+            results = finish(workers, stack, store)
+    finally:
+        for worker in workers:
+            worker.kill()
+    elapsed = time.monotonic() - began
+    assert all(not r["errors"] for r in results), [r["errors"] for r in results if r["errors"]]
+    records = assert_exactly_once(stack, store, intents, start_block, users)
+    stats: Counter[str] = Counter()
+    for r in results:
+        stats.update(r["stats"])
+    assert stats["first_failed"] == 0 and stats["failed"] == 0
+    return results, records, starver, elapsed
+
+
+def _report(
+    what: str, results: list[dict[str, Any]], records: dict[str, Any], starver: Starver, elapsed: float
+) -> str:
+    sending = min(r["sending_at"] for r in results)
+    last = max(r.finished_at or 0 for r in records.values())
+    stats: Counter[str] = Counter()
+    for r in results:
+        stats.update(r["stats"])
+    starved: Counter[str] = Counter()
+    for r in results[-STARVED:]:
+        starved.update(r["stats"])
+    lanes_used = {(r.account, r.session_id, r.lane) for r in records.values()}
+    return (
+        f"\n{len(records)} operations, {LOAD_WORKERS} worker processes on {what} ({STARVED} starved, stopped "
+        f"{starver.pauses} times): all included once in {last - sending:.1f}s after the first send "
+        f"({len(records) / (last - sending):.1f} ops/s; {elapsed:.1f}s with process start-up); "
+        f"{len(lanes_used)} lanes; outbox scans {stats['outbox_scans']}, probes "
+        f"{sum(v for k, v in stats.items() if k.startswith('probe_'))}; the starved workers lost "
+        f"{starved['lanes_lost']} lanes, had {starved['fenced']} records fenced, and sent "
+        f"{sum(len(r['records']) for r in results[-STARVED:])} intents"
+    )
+
+
+def test_load_with_two_starved_workers_on_postgresql_every_operation_included_once(
+    stack, population, postgres_server, tmp_path
+):
+    url = postgres_server.create_database()
+    store = population.store(url)
+    try:
+        intents = population.intents(LOAD_OPS, "load")
+        results, records, starver, elapsed = _load(stack, store, url, tmp_path, intents, population.users)
+        print(_report("PostgreSQL", results, records, starver, elapsed))
+        starved = Counter()
+        for r in results[-STARVED:]:
+            starved.update(r["stats"])
+        # stopped for longer than their lease while holding lanes, again and again: others took lanes over
+        assert starver.pauses > 0 and starved["lanes_lost"] > 0, starved
     finally:
         store.close()
 
@@ -297,21 +476,24 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
     net = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
     start_block = first_block(stack)
     workers = run_workers(stack, url, tmp_path, shares)
+    progress = Progress(stack, store, workers)
     try:
-        deadline = time.monotonic() + 240
-        while len(store.list_outbox("included", limit=1000)) < 40:
-            assert time.monotonic() < deadline and workers[0].process.poll() is None, workers[0].log_tail()
-            time.sleep(0.1)
+
+        def enough_included() -> bool:
+            assert workers[0].process.poll() is None, workers[0].log_tail()
+            return len(store.list_outbox("included", limit=1000)) >= 40
+
+        wait_until(enough_included, progress, "40 operations to land")
         bundler.request("debug_bundler_setBundlingMode", ["manual"])
-        while True:  # until the doomed worker has operations held by the bundler
+
+        def doomed_in_mempool() -> bool:  # the doomed worker has operations held by the bundler
             held = {
                 _hash(net, op) for op in bundler.request("debug_bundler_dumpMempool", [stack.entry_point])
             }
             in_flight = [r for r in _pending_of(store, doomed) if r.user_op_hash in held]
-            if len(in_flight) >= 2 and len(held) >= 6:
-                break
-            assert time.monotonic() < deadline, workers[0].log_tail()
-            time.sleep(0.1)
+            return len(in_flight) >= 2 and len(held) >= 6
+
+        wait_until(doomed_in_mempool, progress, "the doomed worker's operations in the mempool")
         workers[0].kill()
         orphans = _pending_of(store, doomed)
         held = {_hash(net, op) for op in bundler.request("debug_bundler_dumpMempool", [stack.entry_point])}
@@ -320,7 +502,7 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
         replacement = start_worker(
             spec(stack, url, shares[0], recover_first=True), tmp_path, "replacement", env=ENV
         )
-        results = finish([*workers[1:], replacement])
+        results = finish([*workers[1:], replacement], stack, store)
     finally:
         for worker in workers:
             worker.kill()
@@ -328,7 +510,7 @@ def test_worker_killed_and_bundler_restarted_mid_run(stack, population, postgres
 
     # anything still unfinished (none expected) is finished by a recovery pass
     with SessionWorker(store, net) as rescuer:
-        report = rescuer.recover(wait=60)
+        report = rescuer.recover(wait=STALL_SECONDS)  # returns as soon as everything is finished
     assert not report.failed and not report.waiting, report
 
     records = assert_exactly_once(stack, store, intents, start_block, users)
@@ -360,12 +542,14 @@ def test_database_restart_mid_run_loses_nothing(stack, population, tmp_path):
         start_block = first_block(stack)
         workers = run_workers(stack, url, tmp_path, shares, worker={"lease_ttl": 30.0})
         try:
-            deadline = time.monotonic() + 240
-            while len(store.list_outbox("included", limit=1000)) < 60:
-                assert time.monotonic() < deadline, workers[0].log_tail()
-                time.sleep(0.2)
+            wait_until(
+                lambda: len(store.list_outbox("included", limit=1000)) >= 60,
+                Progress(stack, store, workers),
+                "60 operations to land",
+                pause=0.2,
+            )
             server.restart(mode="immediate")  # a crash: connections drop, the server comes back
-            results = finish(workers)
+            results = finish(workers, stack, store)
         finally:
             for worker in workers:
                 worker.kill()
@@ -379,16 +563,115 @@ def test_database_restart_mid_run_loses_nothing(stack, population, tmp_path):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_sqlite_shared_by_worker_processes(stack, population, tmp_path):
+def test_load_with_two_starved_workers_on_sqlite_every_operation_included_once(stack, population, tmp_path):
     users = population.users[80:]
     url = f"sqlite:///{tmp_path / 'keyscope.db'}"
-    store = population.store(url)
-    intents = population.intents(160, "sqlite", users)
+    store = population.store(url, users)
+    try:
+        intents = population.intents(16 * len(users), "sqlite", users)
+        results, records, starver, elapsed = _load(stack, store, url, tmp_path, intents, users)
+        print(_report("SQLite", results, records, starver, elapsed))
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# A worker paused at each step of a send
+# --------------------------------------------------------------------------------------------------
+
+
+def _state(pid: int) -> str:
+    """The process's scheduling state (``T`` when stopped), from /proc."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("step", STEPS)
+def test_a_worker_paused_past_its_lease_at_each_step_does_no_harm(
+    stack, population, request, tmp_path, db, step
+):
+    """Worker A sends six intents for two sessions, one lane each, and stops itself (SIGSTOP) at ``step`` of
+    its third intent, holding its lanes and maybe another operation in flight. Once its one-and-a-half-second
+    leases ran out, worker B takes both lanes over (lane 0 of each session) and sends four intents of its own;
+    then A goes on (SIGCONT).
+
+    * ``signed``: A built and signed an operation on lane 0 with the lane's next nonce, and B then used that
+      nonce for its own intent. A's record is fenced: A records nothing, sends nothing, and sends the intent
+      again on a lane of its own. (Without the fence A would record and send an operation that can never
+      land, and the intent would be displaced.)
+    * ``recorded``: A recorded its operation and did not send it. B finds it on the lane it takes over (the
+      record was written before B's lease began), sends it and waits for it before using the lane.
+    * ``sent``: the same, for an operation A sent: B follows it to inclusion.
+
+    Every intent lands exactly once, none is rebuilt, and the store's records match the chain's events."""
+    offset = 2 * (STEPS.index(step) + (3 if db == "postgresql" else 0))
+    users = population.users[offset : offset + 2]
+    if db == "sqlite":
+        url = f"sqlite:///{tmp_path / 'pause.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    store = population.store(url, users)
+    mine = population.intents(6, f"paused-{db}-{step}", users)
+    theirs = population.intents(4, f"taker-{db}-{step}", users)
+    ttl = 1.5
     start_block = first_block(stack)
-    results = finish(run_workers(stack, url, tmp_path, [intents[0::2], intents[1::2]]))
-    assert all(not r["errors"] for r in results)
-    assert_exactly_once(stack, store, intents, start_block, users)
+    paused = start_worker(
+        spec(
+            stack,
+            url,
+            mine,
+            concurrency=2,
+            worker={"lease_ttl": ttl, "max_lanes": 1},
+            pause_at={"step": step, "intent": mine[2]["intent_id"]},
+        ),
+        tmp_path,
+        "paused",
+        env=ENV,
+        command=[sys.executable, str(PAUSE_RUNNER)],
+    )
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
+    try:
+
+        def stopped() -> bool:
+            assert paused.process.poll() is None, f"A ended without pausing:\n{paused.log_tail()}"
+            return _state(paused.process.pid) == "T"
+
+        wait_until(stopped, Progress(stack, store, [paused]), f"A to stop at {step!r}")
+        time.sleep(ttl + 0.5)  # A renews nothing while stopped: its leases run out
+        taker_store = open_store(url, kek=KEK)
+        try:
+            with SessionWorker(taker_store, net, lease_ttl=10.0, max_lanes=1, resubmit_after=5.0) as taker:
+                batch = [Intent(i["intent_id"], i["session_id"], _call(i)) for i in theirs]
+                taken = taker.send_many(batch, concurrency=4, timeout=60.0 + 15.0 * len(batch))
+                taker_stats = taker.stats()
+        finally:
+            taker_store.close()
+        assert not taken.errors and len(taken.included) == len(theirs), taken
+        assert _state(paused.process.pid) == "T"  # A was stopped all along
+        os.kill(paused.process.pid, signal.SIGCONT)
+        [result] = finish([paused], stack, store)
+    finally:
+        paused.kill()
+    assert not result["errors"], result["errors"]
+    records = assert_exactly_once(stack, store, mine + theirs, start_block, users)
     store.close()
+    if step == "signed":
+        assert result["stats"].get("fenced", 0) >= 1, result["stats"]  # the late record was refused
+        late, taker_ops = records[mine[2]["intent_id"]], [records[i["intent_id"]] for i in theirs]
+        assert late.op.nonce not in {r.op.nonce for r in taker_ops if r.account == late.account}
+    else:
+        assert taker_stats.get("adopted", 0) >= 1, taker_stats  # B finished A's operation first
+    print(f"\npaused at {step!r} on {db}: A {result['stats']}, B {taker_stats}")
+
+
+def _call(intent: dict[str, Any]) -> Call:
+    return Call(intent["to"], int(intent["value"]), bytes.fromhex(intent["data"][2:]))
+
+
+def _outcome(stack: LocalStack, submission: Submission) -> OutboxRecord:
+    """The intent's final record, waited for as long as the chain moves."""
+    wait_until(submission.done, stack.block_number, f"intent {submission.intent_id}")
+    return submission.wait(0)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -406,7 +689,7 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
     net: Network = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
     with SessionWorker(store, net) as worker:
         mint = encode_function_call("safeMint(address)", user.account)
-        assert worker.send("cli-1", user.session_id, Call(stack.nft, 0, mint)).wait(60).success
+        assert _outcome(stack, worker.send("cli-1", user.session_id, Call(stack.nft, 0, mint))).success
 
         # an operation recorded by a worker that died before sending it
         session = net.session(user.grant, user.key)
@@ -426,10 +709,14 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
     assert recovered.returncode == 0, recovered.stderr
     assert "1 included" in recovered.stdout or "1 sent again" in recovered.stdout, recovered.stdout
     assert store.get_by_intent("cli-orphan").user_op_hash == orphan.user_op_hash
-    deadline = time.monotonic() + 60
-    while store.get_by_intent("cli-orphan").state is not OutboxState.INCLUDED:
-        assert time.monotonic() < deadline
+
+    def landed() -> bool:
+        if store.get_by_intent("cli-orphan").state is OutboxState.INCLUDED:
+            return True
         _cli("recover", "--store", url, "--node", stack.rpc_url, "--bundler", stack.bundler_url, env=ENV)
+        return False
+
+    wait_until(landed, stack.block_number, "the orphan to land")
 
     revoked = _cli(
         "revoke",
@@ -453,7 +740,7 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
         with pytest.raises(SessionRevokedError):
             worker.send("cli-2", user.session_id, Call(stack.nft, 0, mint))
         other_mint = encode_function_call("safeMint(address)", other.account)
-        assert worker.send("cli-3", other.session_id, Call(stack.nft, 0, other_mint)).wait(60).success
+        assert _outcome(stack, worker.send("cli-3", other.session_id, Call(stack.nft, 0, other_mint))).success
 
     sessions = _cli("sessions", "--store", url, env=ENV)
     assert sessions.returncode == 0 and "revoked" in sessions.stdout and "active" in sessions.stdout
