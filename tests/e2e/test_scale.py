@@ -397,7 +397,7 @@ def _load(
     began = time.monotonic()
     workers = run_workers(stack, url, folder, shares, starved=STARVED, worker={"resubmit_after": 10.0})
     try:
-        with Starver(workers[-STARVED:], pause=1.5, every=4.0) as starver:
+        with Starver(workers[-STARVED:], pause=2.5, every=5.0) as starver:
             results = finish(workers, stack, store)
     finally:
         for worker in workers:
