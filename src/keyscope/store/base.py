@@ -307,6 +307,31 @@ def nonce_taken(entry: NewOperation, holder: OutboxRecord, url: str) -> NonceTak
     )
 
 
+def hash_taken(entry: NewOperation, other: OutboxRecord) -> BadInputError:
+    """The error for an operation already recorded under another intent."""
+    return BadInputError(
+        f"UserOperation {entry.user_op_hash} is already recorded for intent {other.intent_id!r}: record each "
+        "operation under one intent_id"
+    )
+
+
+def needs_rebuild(current: OutboxRecord | None, entry: NewOperation, displaced: str, url: str) -> bool:
+    """Whether the intent's record ``current`` still holds the ``displaced`` operation, so that ``entry``
+    replaces it; False when another worker rebuilt it first or it landed after all."""
+    if current is None:
+        raise SessionStoreError(
+            f"no outbox record for intent {entry.intent_id!r} in {url}: record_intent it first"
+        )
+    if current.user_op_hash != displaced or current.state is OutboxState.INCLUDED:
+        return False
+    if (current.account, current.session_id) != (entry.account, entry.session_id):
+        raise BadInputError(
+            f"intent {entry.intent_id!r} is for {current.account}/{current.session_id}, not "
+            f"{entry.account}/{entry.session_id}: rebuild it under a lease of its own session"
+        )
+    return True
+
+
 def grant_is_active(grant: SessionGrant, revoked: bool, now: float) -> bool:
     """Whether a grant can sign at ``now``: not revoked, and ``valid_after <= now <= valid_until``.
 

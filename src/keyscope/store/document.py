@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..errors import BadInputError, LeaseLostError, SessionStoreError
+from ..errors import LeaseLostError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from ..userop import UserOperation
@@ -30,7 +30,9 @@ from .base import (
     SessionStore,
     check_lane,
     grant_is_active,
+    hash_taken,
     lease_lost,
+    needs_rebuild,
     nonce_taken,
     nonce_text,
     normalize_hash,
@@ -374,10 +376,7 @@ class DocumentStore(SessionStore):
         still holds the lane, and no record that is not failed has the nonce."""
         other = self._by_hash(entry.user_op_hash)
         if other is not None and other.intent_id != entry.intent_id:
-            raise BadInputError(
-                f"UserOperation {entry.user_op_hash} is already recorded for intent {other.intent_id!r}: "
-                "record each operation under one intent_id"
-            )
+            raise hash_taken(entry, other)
         if lease is not None:
             self._held(lease)
         holder = self._nonce_holder(entry.account, entry.nonce)
@@ -437,18 +436,11 @@ class DocumentStore(SessionStore):
         name = self._intent_name(entry.intent_id)
         with self._locked():
             doc = self._read(OUTBOX, name)
-            if doc is None:
-                raise SessionStoreError(
-                    f"no outbox record for intent {entry.intent_id!r} in {self.url}: record_intent it first"
-                )
-            current = self._parse_record(doc, name)
-            if current.user_op_hash != displaced or current.state is OutboxState.INCLUDED:
+            current = None if doc is None else self._parse_record(doc, name)
+            if not needs_rebuild(current, entry, displaced, self.url):
+                assert current is not None
                 return current  # rebuilt by another worker already, or it landed after all
-            if (current.account, current.session_id) != (entry.account, entry.session_id):
-                raise BadInputError(
-                    f"intent {entry.intent_id!r} is for {current.account}/{current.session_id}, not "
-                    f"{entry.account}/{entry.session_id}: rebuild it under a lease of its own session"
-                )
+            assert doc is not None and current is not None
             self._claim(entry, lease)
             self._free_nonce(current)
             doc.update(

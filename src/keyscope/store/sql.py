@@ -78,7 +78,9 @@ from .base import (
     SessionStore,
     check_lane,
     grant_is_active,
+    hash_taken,
     lease_lost,
+    needs_rebuild,
     nonce_taken,
     normalize_hash,
     normalize_session_id,
@@ -750,10 +752,7 @@ class SqlStore(SessionStore):
         outbox = self._t.outbox
         other = self._select_record(conn, outbox.c.user_op_hash == entry.user_op_hash)
         if other is not None and other.intent_id != entry.intent_id:
-            raise BadInputError(
-                f"UserOperation {entry.user_op_hash} is already recorded for intent {other.intent_id!r}: "
-                "record each operation under one intent_id"
-            )
+            raise hash_taken(entry, other)
         if lease is not None:
             self._hold(conn, lease)
         holder = self._select_record(
@@ -812,17 +811,10 @@ class SqlStore(SessionStore):
 
         def work(conn: Connection) -> OutboxRecord:
             current = self._select_record(conn, mine)
-            if current is None:
-                raise SessionStoreError(
-                    f"no outbox record for intent {entry.intent_id!r} in {self.url}: record_intent it first"
-                )
-            if current.user_op_hash != displaced or current.state is OutboxState.INCLUDED:
+            if not needs_rebuild(current, entry, displaced, self.url):
+                assert current is not None
                 return current  # rebuilt by another worker already, or it landed after all
-            if (current.account, current.session_id) != (entry.account, entry.session_id):
-                raise BadInputError(
-                    f"intent {entry.intent_id!r} is for {current.account}/{current.session_id}, not "
-                    f"{entry.account}/{entry.session_id}: rebuild it under a lease of its own session"
-                )
+            assert current is not None
             self._claim(conn, entry, lease)
             now = self._dialect.now(conn)
             guarded = and_(mine, outbox.c.user_op_hash == displaced)
