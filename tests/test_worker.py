@@ -28,6 +28,7 @@ from keyscope import (
 from keyscope.cli import main as cli
 from keyscope.errors import StoreLockedError
 from keyscope.scale import EventLog, Intent, SessionWorker
+from keyscope.scale.worker import MAX_REBUILDS
 from keyscope.signing import LocalSigner
 from keyscope.store import OutboxState, SessionStore, open_store
 
@@ -349,6 +350,28 @@ def test_without_the_nodes_log_a_displaced_operation_cannot_be_proved_and_fails(
         report = w.recover()
     assert "cannot name it" in report.failed["unprovable"]
     assert store.get_by_intent("unprovable").rebuilds == 0
+
+
+def test_an_intent_displaced_again_and_again_is_failed_after_the_last_rebuild(net, store, user, nft, events):
+    """An intent rebuilt MAX_REBUILDS times already (here by hand: each operation on a lane of its own) whose
+    operation is displaced once more is not built again: it fails, naming the displacement."""
+    record = dead_worker_records(store, net, user, "unlucky")
+    session = net.session(user.grant, user.key)
+    for lane in range(1, MAX_REBUILDS + 1):
+        lease = store.lease_lane(user.account, user.session_id, "dead-worker", 30)
+        assert lease.lane == lane
+        op = session.build(user.mint(), lane=lane)
+        record = store.rebuild_intent(
+            "unlucky", record.user_op_hash, lane, op, events_hash(net, op), lease=lease
+        )
+    assert record.rebuilds == MAX_REBUILDS
+    other = session.send(session.build([user.mint(), user.mint()], batch=True, lane=MAX_REBUILDS)).wait()
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+    reason = report.failed["unlucky"]
+    assert "0x" + other.user_op_hash.hex() in reason and f"displaced {MAX_REBUILDS + 1} times" in reason
+    assert store.get_by_intent("unlucky").state is OutboxState.FAILED
+    assert nft.balanceOf(user.account) == 2
 
 
 def test_a_worker_that_loses_its_lane_before_recording_records_nothing(net, db, store, user, nft, events):

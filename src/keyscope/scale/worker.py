@@ -45,7 +45,7 @@ from ..errors import (
     StoreLockedError,
     TransportError,
 )
-from ..execution import CALLTYPE_BATCH, Call, decode_execute
+from ..execution import CALLTYPE_BATCH, Call, ExecuteDecodeError, decode_execute
 from ..grant import SessionGrant
 from ..network import Network
 from ..session_account import SessionAccount
@@ -328,7 +328,8 @@ class SessionWorker:
             if outcome.verdict is Verdict.DISPLACED:
                 with self._lock:
                     self._tracked.setdefault(record.user_op_hash, tracked)
-                if self._rebuild(tracked, outcome):
+                rebuilt = self._rebuild(tracked, outcome)
+                if rebuilt:
                     report.rebuilt.append(record.intent_id)
                 if tracked.done.is_set():
                     assert tracked.final is not None
@@ -336,7 +337,8 @@ class SessionWorker:
                 elif wait > 0:
                     followed.append(tracked)
                 else:
-                    report.waiting[record.intent_id] = f"displaced: {outcome.reason}"
+                    done = "rebuilt and sent" if rebuilt else "to be rebuilt"
+                    report.waiting[record.intent_id] = f"displaced ({outcome.reason}): {done}"
                 continue
             if outcome.final:
                 self._finish(tracked, outcome)
@@ -734,7 +736,8 @@ class SessionWorker:
                 return False
             try:
                 record, slot = self._build_again(old)
-            except SessionError as exc:  # the intent's own reason: revoked, expired, refused by the policy
+            except (SessionError, ExecuteDecodeError) as exc:
+                # the intent's own reason: revoked, expired, refused by the policy, or not a session's call
                 reason = f"{outcome.reason}; it cannot be built again: {exc}"
                 self._finish(tracked, Outcome(Verdict.FAILED, reason=reason))
                 return False
