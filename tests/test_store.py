@@ -800,6 +800,9 @@ def test_recording_an_intent_twice_returns_the_first_record(store: SessionStore)
     assert store.get_by_hash(h(2)) is None
     assert len(store.list_outbox()) == 1
     with pytest.raises(BadInputError, match="already recorded for intent 'once'"):
+        store.record_intent("other", ACCOUNT, SESSION, 0, make_op(7), h(1))
+    # the very same operation for another intent: its nonce speaks first
+    with pytest.raises(NonceTakenError, match="'once'"):
         store.record_intent("other", ACCOUNT, SESSION, 0, make_op(1), h(1))
 
 
@@ -876,6 +879,9 @@ def test_a_write_under_a_lost_lease_is_refused_and_writes_nothing(backend: Backe
     # the new holder records the same nonce for another intent: the lane and the nonce are its own
     record = live.record_intent("fresh", ACCOUNT, SESSION, 0, make_op(5), h(6), lease=taken)
     assert record.user_op_hash == h(6) and live.get_by_intent("fresh") == record
+    # the same calls built on the same nonce are the same operation (same hash): still a fenced write
+    with pytest.raises(LeaseLostError):
+        paused.record_intent("late", ACCOUNT, SESSION, 0, make_op(5), h(6), lease=stale)
     # an intent recorded already is returned whatever the lease: nothing new is written
     assert paused.record_intent("fresh", ACCOUNT, SESSION, 0, make_op(7), h(7), lease=stale) == record
 

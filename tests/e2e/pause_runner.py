@@ -13,7 +13,6 @@ until it resumes (other workers wait, or skip the locked lane): a delay, not the
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
@@ -52,7 +51,9 @@ def pause_at(step: str, intent: str) -> StepHook:
         if not paused and reached == step and intent_id == intent:
             paused.append(intent_id)
             with _TRANSACTIONS:
-                os.kill(os.getpid(), signal.SIGSTOP)
+                # to this very thread: it stops before it returns from the call (a signal to the process
+                # may be taken by another thread, and this one would run on, into the next transaction)
+                signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
     return on_step
 

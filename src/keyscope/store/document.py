@@ -372,16 +372,16 @@ class DocumentStore(SessionStore):
         self._docs.write(META, "nonce-index", {"version": 1})
 
     def _claim(self, entry: NewOperation, lease: Lease | None) -> None:
-        """What every write of a new operation checks: the hash is no other intent's, the lease (when given)
-        still holds the lane, and no record that is not failed has the nonce."""
-        other = self._by_hash(entry.user_op_hash)
-        if other is not None and other.intent_id != entry.intent_id:
-            raise hash_taken(entry, other)
+        """What every write of a new operation checks, in this order: the lease (when given) still holds the
+        lane, no record that is not failed has the nonce, and the hash is no other intent's."""
         if lease is not None:
             self._held(lease)
         holder = self._nonce_holder(entry.account, entry.nonce)
         if holder is not None and holder.intent_id != entry.intent_id:
             raise nonce_taken(entry, holder, self.url)
+        other = self._by_hash(entry.user_op_hash)
+        if other is not None and other.intent_id != entry.intent_id:
+            raise hash_taken(entry, other)
 
     @staticmethod
     def _operation_fields(entry: NewOperation, now: float) -> dict[str, Any]:

@@ -747,14 +747,13 @@ class SqlStore(SessionStore):
         return None if row is None else self._record(row)
 
     def _claim(self, conn: Connection, entry: NewOperation, lease: Lease | None) -> None:
-        """What every write of a new operation checks, in its transaction: the hash is no other intent's,
-        the lease (when given) still holds the lane, and no record that is not failed has the nonce."""
-        outbox = self._t.outbox
-        other = self._select_record(conn, outbox.c.user_op_hash == entry.user_op_hash)
-        if other is not None and other.intent_id != entry.intent_id:
-            raise hash_taken(entry, other)
+        """What every write of a new operation checks, in its transaction and in this order: the lease (when
+        given) still holds the lane, no record that is not failed has the nonce, and the hash is no other
+        intent's. (Two intents with the same calls built on one lane with one nonce are the same operation:
+        the fence and the nonce speak first.)"""
         if lease is not None:
             self._hold(conn, lease)
+        outbox = self._t.outbox
         holder = self._select_record(
             conn,
             outbox.c.account == entry.account,
@@ -764,6 +763,9 @@ class SqlStore(SessionStore):
         )
         if holder is not None:
             raise nonce_taken(entry, holder, self.url)
+        other = self._select_record(conn, outbox.c.user_op_hash == entry.user_op_hash)
+        if other is not None and other.intent_id != entry.intent_id:
+            raise hash_taken(entry, other)
 
     def _operation_values(self, entry: NewOperation, now: float) -> dict[str, Any]:
         """The columns a new (or rebuilt) operation sets."""
