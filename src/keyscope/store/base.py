@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
+from typing import Any
 
 from ..errors import BadInputError, LeaseLostError, NonceTakenError, SessionStoreError
 from ..grant import SessionGrant
@@ -62,6 +63,7 @@ __all__ = [
     "nonce_text",
     "normalize_hash",
     "normalize_session_id",
+    "stored_record",
 ]
 
 MAX_INTENT_ID = 200
@@ -187,6 +189,43 @@ def nonce_text(nonce: int) -> str:
     """A 256-bit EntryPoint nonce (192-bit key, 64-bit sequence) as ``0x`` and 64 lowercase hex digits:
     fixed width, so that equal nonces are equal strings."""
     return "0x" + nonce.to_bytes(32, "big").hex()
+
+
+def stored_record(fields: Mapping[str, Any], op: UserOperation, displaced: object) -> OutboxRecord:
+    """An outbox record from a backend's stored fields (a row's columns or a document's keys, by the names of
+    :class:`OutboxRecord`; ``op`` and ``displaced``, a list of hashes, decoded by the backend), each checked
+    and normalised. Raises ``KeyError``, ``TypeError`` or ``ValueError`` on a field that is missing or not
+    what the store writes: the backend reports the record as corrupted."""
+    if not isinstance(displaced, list):
+        raise TypeError("displaced is not a list")
+    tx_hash, success, error = fields.get("tx_hash"), fields.get("success"), fields.get("error")
+    if success is not None and not isinstance(success, bool):
+        raise TypeError(f"success {success!r} is not a bool")
+    if error is not None and not isinstance(error, str):
+        raise TypeError(f"error {error!r} is not a string")
+    return OutboxRecord(
+        intent_id=str(fields["intent_id"]),
+        account=to_address(fields["account"]),
+        session_id=normalize_session_id(fields["session_id"]),
+        lane=check_lane(fields["lane"]),
+        op=op,
+        user_op_hash=normalize_hash(fields["user_op_hash"]),
+        state=OutboxState(fields["state"]),
+        attempts=int(fields["attempts"]),
+        created_at=float(fields["created_at"]),
+        updated_at=float(fields["updated_at"]),
+        sent_at=_optional_float(fields.get("sent_at")),
+        finished_at=_optional_float(fields.get("finished_at")),
+        tx_hash=None if tx_hash is None else normalize_hash(tx_hash, "tx_hash"),
+        success=success,
+        error=error,
+        rebuilds=int(fields.get("rebuilds") or 0),
+        displaced=tuple(normalize_hash(h, "displaced") for h in displaced),
+    )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_text(value: object, name: str, limit: int) -> str:

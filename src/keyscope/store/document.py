@@ -28,17 +28,16 @@ from .base import (
     OutboxRecord,
     OutboxState,
     SessionStore,
-    check_lane,
     grant_is_active,
     hash_taken,
     lease_lost,
     needs_rebuild,
     nonce_taken,
     nonce_text,
-    normalize_hash,
     normalize_session_id,
     now_or,
     pending_cutoff,
+    stored_record,
     transition_error,
     unknown_operation,
 )
@@ -287,28 +286,7 @@ class DocumentStore(SessionStore):
 
     def _parse_record(self, doc: dict[str, Any], name: str) -> OutboxRecord:
         try:
-            displaced = doc.get("displaced") or []
-            if not isinstance(displaced, list):
-                raise TypeError("displaced is not a list")
-            record = OutboxRecord(
-                intent_id=str(doc["intent_id"]),
-                account=to_address(doc["account"]),
-                session_id=normalize_session_id(doc["session_id"]),
-                lane=check_lane(doc["lane"]),
-                op=UserOperation.from_rpc(doc["op"]),
-                user_op_hash=normalize_hash(doc["user_op_hash"]),
-                state=OutboxState(doc["state"]),
-                attempts=int(doc["attempts"]),
-                created_at=float(doc["created_at"]),
-                updated_at=float(doc["updated_at"]),
-                sent_at=_opt_float(doc.get("sent_at")),
-                finished_at=_opt_float(doc.get("finished_at")),
-                tx_hash=None if doc.get("tx_hash") is None else normalize_hash(doc["tx_hash"], "tx_hash"),
-                success=_opt_type(doc.get("success"), bool),
-                error=_opt_type(doc.get("error"), str),
-                rebuilds=int(doc.get("rebuilds", 0)),
-                displaced=tuple(normalize_hash(h, "displaced") for h in displaced),
-            )
+            record = stored_record(doc, UserOperation.from_rpc(doc["op"]), doc.get("displaced") or [])
         except Exception as exc:
             raise corrupted(self._docs.where(OUTBOX, name), exc) from None
         if self._intent_name(record.intent_id) != name:
@@ -550,13 +528,3 @@ class DocumentStore(SessionStore):
                 (seq, record) for seq, record in self._outbox_docs() if state is None or record.state == state
             ]
         return [record for _, record in sorted(rows, key=lambda item: -item[0])[:limit]]
-
-
-def _opt_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _opt_type(value: Any, kind: type[Any]) -> Any:
-    if value is not None and not isinstance(value, kind):
-        raise TypeError(f"{value!r} is not a {kind.__name__}")
-    return value

@@ -76,15 +76,14 @@ from .base import (
     OutboxRecord,
     OutboxState,
     SessionStore,
-    check_lane,
     grant_is_active,
     hash_taken,
     lease_lost,
     needs_rebuild,
     nonce_taken,
-    normalize_hash,
     normalize_session_id,
     pending_cutoff,
+    stored_record,
     transition_error,
     unknown_operation,
 )
@@ -718,27 +717,7 @@ class SqlStore(SessionStore):
         where = f"row intent_id={row.intent_id!r} of table keyscope_outbox in {self.url}"
         try:
             displaced = json.loads(row.displaced) if row.displaced else []
-            if not isinstance(displaced, list):
-                raise TypeError("displaced is not a JSON list")
-            return OutboxRecord(
-                intent_id=row.intent_id,
-                account=to_address(row.account),
-                session_id=normalize_session_id(row.session_id),
-                lane=check_lane(row.lane),
-                op=UserOperation.from_rpc(json.loads(row.op_json)),
-                user_op_hash=normalize_hash(row.user_op_hash),
-                state=OutboxState(row.state),
-                attempts=int(row.attempts),
-                created_at=float(row.created_at),
-                updated_at=float(row.updated_at),
-                sent_at=None if row.sent_at is None else float(row.sent_at),
-                finished_at=None if row.finished_at is None else float(row.finished_at),
-                tx_hash=row.tx_hash,
-                success=None if row.success is None else bool(row.success),
-                error=row.error,
-                rebuilds=int(row.rebuilds),
-                displaced=tuple(normalize_hash(h, "displaced") for h in displaced),
-            )
+            return stored_record(row._mapping, UserOperation.from_rpc(json.loads(row.op_json)), displaced)
         except Exception as exc:
             raise _corrupted(where, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
