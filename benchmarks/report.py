@@ -813,13 +813,23 @@ def _settings_section(results: dict[str, Any]) -> Fields:
     return {"run_table": table(["", ""], rows, "ll")}
 
 
+def _scale_workers(row: dict[str, Any]) -> str:
+    starved = row.get("starved") or 0
+    workers = str(row.get("workers", NA))
+    return (
+        f"{workers} ({starved} starved, {row.get('starved_lanes_lost', 0)} lanes lost)"
+        if starved
+        else workers
+    )
+
+
 def _scale_section(results: dict[str, Any]) -> Fields:
     scale = results.get("scale") or {}
     settings = scale.get("settings") or {}
     rows = [
         [
             str(row.get("store", NA)),
-            str(row.get("workers", NA)),
+            _scale_workers(row),
             str(row.get("operations", NA)),
             fixed(row.get("ops_per_second"), 1),
             fixed(row.get("latency_p50_s"), 2),

@@ -1,24 +1,31 @@
-"""Sessions at scale: included session operations per second with 1, 4 and 8 worker processes.
+"""Sessions at scale: included session operations per second with 1, 4 and 8 worker processes, and with 8 of
+which 2 are starved of CPU.
 
 ``.venv/bin/python benchmarks/scale.py`` starts its own local stack (anvil + Alto) and a throwaway
 PostgreSQL server, grants ``--sessions`` sessions on accounts that already exist, enables them all (not
 measured), then runs the same number of operations through each configuration, side by side in one run:
 
-========== ======= ====================================================
+========== ============ =================================================================================
 store      workers
-========== ======= ====================================================
-SQLite     1       one file, one worker process (the default set-up)
-PostgreSQL 1, 4, 8 one database shared by that many worker processes
-========== ======= ====================================================
+========== ============ =================================================================================
+SQLite     1            one file, one worker process (the default set-up)
+PostgreSQL 1, 4, 8      one database shared by that many worker processes
+PostgreSQL 8, 2 starved the same, two of the eight starved: a lower priority (nice 10), a one-second lease,
+                        stopped (SIGSTOP) for 2.5 s every 4 s or so while the others run, and every worker
+                        giving a lane back after a second idle: the others take the starved workers' lanes
+                        over while they hold operations (the fenced guarantee under load)
+========== ============ =================================================================================
 
 Each worker is a real ``python -m keyscope.scale.runner`` process sending its share of the intents through a
 ``SessionWorker`` (``--concurrency`` sends at a time). Throughput is included operations per second, from
 the first send to the last inclusion the workers recorded; latency is each operation's time from being
 recorded in the outbox to being seen included. Every operation is checked on chain: its
-``UserOperationEvent`` must be there exactly once.
+``UserOperationEvent`` must be there exactly once, and none may have been rebuilt (displaced). The starved
+row also counts the lanes the starved workers lost to the others and their records that were fenced.
 
 Prints a table and writes ``benchmarks/scale.json``. Options: ``--ops`` (per configuration), ``--sessions``,
-``--concurrency``, ``--quick`` (200 operations, 40 sessions), ``--no-write``.
+``--concurrency``, ``--quick`` (200 operations, 40 sessions), ``--only STORE:WORKERS:STARVED`` (those rows
+only, e.g. ``postgresql:8:2``), ``--no-write``.
 """
 
 from __future__ import annotations
@@ -46,10 +53,28 @@ from keyscope.scale.runner import WorkerProcess, start_worker
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from support.postgres import PostgresServer
+from support.starver import Starver
 
 KEK = bytes(range(7, 39))
 ENV = {"KEYSCOPE_STORE_KEK": KEK.hex()}
-CONFIGURATIONS = (("sqlite", 1), ("postgresql", 1), ("postgresql", 4), ("postgresql", 8))
+CONFIGURATIONS = (
+    ("sqlite", 1, 0),
+    ("postgresql", 1, 0),
+    ("postgresql", 4, 0),
+    ("postgresql", 8, 0),
+    ("postgresql", 8, 2),
+)
+"""(store, worker processes, of which starved)."""
+STARVED_SETTINGS: dict[str, Any] = {
+    "nice": 10,
+    "lease_ttl": 1.0,
+    "pause": 2.5,
+    "every": 4.0,
+    "idle_seconds": 1.0,
+}
+"""How a starved worker is starved: its priority, its lease, and how long and how often it is stopped. In a row
+with starved workers every worker gives a lane back after ``idle_seconds`` idle, so that lanes are leased
+again and again and the starved workers' expired lanes are taken over."""
 STACK_SETTINGS: dict[str, Any] = {"executors": 2, "alto_log_level": "warn"}
 """Alto logs warnings only: at these rates its request log costs more CPU than the bundling."""
 WORKER_SETTINGS: dict[str, Any] = {"lease_ttl": 30.0, "resubmit_after": 10.0}
@@ -126,32 +151,59 @@ def _mined(stack: LocalStack, tx: str) -> None:
 
 
 def run_workers(
-    stack: LocalStack, url: str, intents: list[dict[str, Any]], workers: int, concurrency: int, folder: Path
-) -> list[dict[str, Any]]:
-    """Split ``intents`` over ``workers`` processes; their results (exits on any failure)."""
+    stack: LocalStack,
+    url: str,
+    intents: list[dict[str, Any]],
+    workers: int,
+    concurrency: int,
+    folder: Path,
+    starved: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Split ``intents`` over ``workers`` processes, the last ``starved`` of them starved (see
+    :data:`STARVED_SETTINGS`) with half a share each; their results (exits on any failure) and how many times
+    the starved ones were stopped."""
+    slots = [n for n in range(workers - starved) for _ in range(2)] + list(range(workers - starved, workers))
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+    for index, intent in enumerate(intents):
+        shares[slots[index % len(slots)]].append(intent)
     processes: list[WorkerProcess] = []
-    for n in range(workers):
+    for n, share in enumerate(shares):
+        is_starved = n >= workers - starved
         spec = {
             "store": url,
             "node": stack.rpc_url,
             "bundler": stack.bundler_url,
             "module": stack.module,
             "concurrency": concurrency,
-            "worker": WORKER_SETTINGS,
-            "intents": intents[n::workers],
+            "worker": {
+                **WORKER_SETTINGS,
+                **({"idle_seconds": STARVED_SETTINGS["idle_seconds"]} if starved else {}),
+                **({"lease_ttl": STARVED_SETTINGS["lease_ttl"]} if is_starved else {}),
+            },
+            "intents": share,
         }
-        processes.append(start_worker(spec, folder, f"worker{n}", env=ENV))
+        nice = STARVED_SETTINGS["nice"] if is_starved else 0
+        processes.append(start_worker(spec, folder, f"worker{n}", env=ENV, nice=nice))
+    others_done = lambda: all(p.process.poll() is not None for p in processes[: workers - starved])  # noqa: E731
     results = []
-    for process in processes:
-        code = process.wait(1800)
-        result = process.result()
-        if code != 0 or result is None or result["errors"]:
-            for other in processes:
-                other.kill()
-            errors = list((result or {}).get("errors", {}).items())[:5]
-            raise SystemExit(f"worker {process.name} failed (exit {code}): {errors}\n{process.log_tail()}")
-        results.append(result)
-    return results
+    with Starver(
+        [p.process for p in processes[workers - starved :]],
+        pause=STARVED_SETTINGS["pause"],
+        every=STARVED_SETTINGS["every"],
+        until=lambda: starved == 0 or others_done(),
+    ) as starver:
+        for process in processes:
+            code = process.wait(1800)
+            result = process.result()
+            if code != 0 or result is None or result["errors"]:
+                for other in processes:
+                    other.kill()
+                errors = list((result or {}).get("errors", {}).items())[:5]
+                raise SystemExit(
+                    f"worker {process.name} failed (exit {code}): {errors}\n{process.log_tail()}"
+                )
+            results.append(result)
+    return results, starver.pauses
 
 
 def measure(
@@ -163,16 +215,19 @@ def measure(
     ops: int,
     concurrency: int,
     folder: Path,
+    starved: int = 0,
 ) -> dict[str, Any]:
     sessions.fill(url)
-    intents = sessions.intents(ops, f"{backend}-{workers}")
+    intents = sessions.intents(ops, f"{backend}-{workers}-{starved}")
     start_block = stack.block_number()
     began = time.monotonic()
-    results = run_workers(stack, url, intents, workers, concurrency, folder)
+    results, pauses = run_workers(stack, url, intents, workers, concurrency, folder, starved)
     wall = time.monotonic() - began
     records = [record for result in results for record in result["records"].values()]
     if len(records) != ops or any(r["state"] != "included" or not r["success"] for r in records):
         raise SystemExit(f"{backend} x{workers}: not every operation was included")
+    if any(r["rebuilds"] for r in records):
+        raise SystemExit(f"{backend} x{workers}: an operation was displaced and rebuilt: a nonce was shared")
     counts = EventLog.from_url(stack.rpc_url, stack.entry_point).count(
         [r["user_op_hash"] for r in records], from_block=start_block
     )
@@ -186,9 +241,14 @@ def measure(
     for result in results:
         for name, value in result["stats"].items():
             stats[name] = stats.get(name, 0) + value
+    starved_stats: dict[str, int] = {}
+    for result in results[workers - starved :]:
+        for name, value in result["stats"].items():
+            starved_stats[name] = starved_stats.get(name, 0) + value
     return {
         "store": backend,
         "workers": workers,
+        "starved": starved,
         "operations": ops,
         "seconds": round(seconds, 2),
         "ops_per_second": round(ops / seconds, 2),
@@ -199,19 +259,28 @@ def measure(
         "lanes": len({(r["sender"], r["nonce"] >> 64) for r in records}),
         "resent": stats.get("resent", 0),
         "outbox_scans": stats.get("outbox_scans", 0),
+        "starved_stopped": pauses,
+        "starved_lanes_lost": starved_stats.get("lanes_lost", 0) if starved else 0,
+        "starved_fenced": starved_stats.get("fenced", 0) if starved else 0,
     }
 
 
+def _workers(row: dict[str, Any]) -> str:
+    starved = row.get("starved", 0)
+    return f"{row['workers']} ({starved} st.)" if starved else str(row["workers"])
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'store':<11} {'workers':>7} {'ops':>6} {'seconds':>8} {'ops/s':>7} {'p50 s':>7} {'p95 s':>7} {'lanes':>6}"
+    header = f"{'store':<11} {'workers':>11} {'ops':>6} {'seconds':>8} {'ops/s':>7} {'p50 s':>7} {'p95 s':>7} {'lanes':>6} {'lost':>5}"
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['store']:<11} {row['workers']:>7} {row['operations']:>6} {row['seconds']:>8.1f} "
+            f"{row['store']:<11} {_workers(row):>11} {row['operations']:>6} {row['seconds']:>8.1f} "
             f"{row['ops_per_second']:>7.1f} {row['latency_p50_s']:>7.2f} {row['latency_p95_s']:>7.2f} "
-            f"{row['lanes']:>6}"
+            f"{row['lanes']:>6} {row.get('starved_lanes_lost', 0):>5}"
         )
+    print("(st.: starved workers; lost: lanes the starved workers lost to the others while stopped)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=3, help="sends at once per worker process")
     parser.add_argument("--quick", action="store_true", help="200 operations over 40 sessions")
     parser.add_argument("--no-write", action="store_true", help="print only, do not write scale.json")
+    parser.add_argument(
+        "--only",
+        metavar="STORE:WORKERS:STARVED",
+        action="append",
+        help="run only these rows (e.g. postgresql:8:2)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.ops, args.sessions = 200, 40
@@ -238,16 +313,19 @@ def main(argv: list[str] | None = None) -> int:
                 stack, warm_up, sessions.intents(args.sessions, "enable"), 4, args.concurrency, folder
             )
             print("sessions enabled (one operation each, not measured)", flush=True)
-            for backend, workers in CONFIGURATIONS:
+            chosen = [c for c in CONFIGURATIONS if not args.only or ":".join(map(str, c)) in args.only]
+            for backend, workers, starved in chosen:
                 url = (
                     f"sqlite:///{folder / f'scale-{workers}.db'}"
                     if backend == "sqlite"
                     else postgres.create_database()
                 )
                 stack.mine(64)  # the base fee falls back (12.5 % per empty block): every row starts alike
-                print(f"{backend} x{workers}: {args.ops} operations...", flush=True)
+                print(f"{backend} x{workers} ({starved} starved): {args.ops} operations...", flush=True)
                 rows.append(
-                    measure(stack, sessions, backend, url, workers, args.ops, args.concurrency, folder)
+                    measure(
+                        stack, sessions, backend, url, workers, args.ops, args.concurrency, folder, starved
+                    )
                 )
     print()
     print_table(rows)
@@ -261,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency_per_worker": args.concurrency,
             "stack": STACK_SETTINGS,
             "worker": WORKER_SETTINGS,
+            "starved": STARVED_SETTINGS,
         },
         "rows": rows,
     }
