@@ -59,7 +59,7 @@ from keyscope.signing import LocalSigner
 from keyscope.store import OutboxRecord, OutboxState, SessionStore, open_store
 from keyscope.userop import UserOperation
 from support.postgres import postgres_fixture
-from support.starver import Starver
+from support.starver import Starver, stop_until_taken_over
 
 pytestmark = pytest.mark.e2e
 
@@ -404,27 +404,21 @@ def _load(
                 lanes[r.intent_id in theirs].add((r.account, r.session_id, r.lane))
             return bool(lanes[True] & lanes[False])
 
-        # Stopped for at most MAX_STOP seconds at a time: a worker stopped inside a SQLite write transaction
-        # holds the database's lock, and the others wait for it for 30 s only
-        progress = Progress(stack, store, workers)
-        while True:
-            _signal(starved, signal.SIGSTOP)
-            time.sleep(1.5)  # their leases run out: they renew nothing while stopped
-            if len(workers) == STARVED:
-                workers = run_workers(stack, url, folder, shares[:-STARVED], **options) + starved
-                progress = Progress(stack, store, workers)
-            until = time.monotonic() + MAX_STOP
-            wait_until(
-                lambda: taken_over() or time.monotonic() > until,  # noqa: B023
-                progress,
-                "a stopped worker's lane to be taken over",
-            )
-            _signal(starved, signal.SIGCONT)
-            if taken_over():
-                break
-            time.sleep(1.0)
-        others_done = lambda: all(w.process.poll() is not None for w in workers[:-STARVED])  # noqa: E731
+        progress = [Progress(stack, store, workers)]
+
+        def start_others() -> None:
+            nonlocal workers
+            workers = run_workers(stack, url, folder, shares[:-STARVED], **options) + starved
+            progress[0] = Progress(stack, store, workers)
+
+        def waiting() -> None:
+            assert not progress[0].stalled(), f"no progress for {STALL_SECONDS:.0f}s: no lane taken over"
+
         processes = [w.process for w in starved]
+        stop_until_taken_over(
+            processes, taken_over, lease=1.0, longest=MAX_STOP, start_others=start_others, waiting=waiting
+        )
+        others_done = lambda: all(w.process.poll() is not None for w in workers[:-STARVED])  # noqa: E731
         with Starver(processes, pause=STARVE_PAUSE, every=STARVE_EVERY, until=others_done) as starver:
             results = finish(workers, stack, store)
     finally:
@@ -444,12 +438,6 @@ def _load(
     # workers found out at their next renewal or record
     assert lost["lanes_lost"] > 0, lost
     return results, records, starver, elapsed
-
-
-def _signal(workers: list[WorkerProcess], sig: signal.Signals) -> None:
-    for worker in workers:
-        if worker.process.poll() is None:
-            os.kill(worker.process.pid, sig)
 
 
 def _report(

@@ -6,6 +6,8 @@
         ...                                   # the processes are stopped now and then
     starver.pauses                            # how many times they were stopped
 
+    stop_until_taken_over(processes, taken_over, lease=1.0, longest=20.0, start_others=..., waiting=...)
+
 A stopped process (SIGSTOP) runs nothing, renews no lease and answers nothing, like a process in a long GC
 pause, a starved VM or a stopped container; SIGCONT lets it go on where it stopped.
 """
@@ -18,6 +20,7 @@ import random
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 
@@ -52,15 +55,48 @@ class Starver:
         self._stop.set()
         self._thread.join()
 
-    def _signal(self, sig: signal.Signals) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, sig)
-
     def _run(self) -> None:
         while not self._stop.wait(self._rng.uniform(0.5, 1.5) * self.every) and not self.until():
-            self._signal(signal.SIGSTOP)
+            signal_all(self.processes, signal.SIGSTOP)
             self.pauses += 1
             self._stop.wait(self.pause)
-            self._signal(signal.SIGCONT)
+            signal_all(self.processes, signal.SIGCONT)
+
+
+def signal_all(processes: Sequence[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
+    """Send ``sig`` to each of ``processes`` still running."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, sig)
+
+
+def stop_until_taken_over(
+    processes: Sequence[subprocess.Popen[bytes]],
+    taken_over: Callable[[], bool],
+    *,
+    lease: float,
+    longest: float,
+    start_others: Callable[[], None],
+    waiting: Callable[[], None],
+) -> None:
+    """Stop ``processes`` (SIGSTOP) until ``taken_over()`` (another worker took one of their lanes), at most
+    ``longest`` seconds at a time (a worker stopped inside a SQLite write transaction holds the database's
+    lock: the others must not wait for it too long), then let them go on (SIGCONT). ``start_others()`` is
+    called once, when the first stop has outlived the stopped workers' ``lease``; ``waiting()`` is called
+    between checks (to fail when nothing moves)."""
+    started = False
+    while True:
+        signal_all(processes, signal.SIGSTOP)
+        time.sleep(lease + 0.5)  # their leases run out: a stopped worker renews nothing
+        if not started:
+            start_others()
+            started = True
+        until = time.monotonic() + longest
+        while not taken_over() and time.monotonic() < until:
+            waiting()
+            time.sleep(0.2)
+        signal_all(processes, signal.SIGCONT)
+        if taken_over():
+            return
+        time.sleep(1.0)
