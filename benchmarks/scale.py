@@ -11,9 +11,9 @@ store      workers
 SQLite     1            one file, one worker process (the default set-up)
 PostgreSQL 1, 4, 8      one database shared by that many worker processes
 PostgreSQL 8, 2 starved the same, two of the eight starved: a lower priority (nice 10), a one-second lease,
-                        stopped (SIGSTOP) for 2.5 s every 4 s or so while the others run, and every worker
-                        giving a lane back after a second idle: the others take the starved workers' lanes
-                        over while they hold operations (the fenced guarantee under load)
+                        started first and stopped (SIGSTOP) until another worker has taken one of their
+                        lanes over, then stopped for 2.5 s every 4 s or so while the others run; every
+                        worker gives a lane back after a second idle (the fenced guarantee under load)
 ========== ============ =================================================================================
 
 Each worker is a real ``python -m keyscope.scale.runner`` process sending its share of the intents through a
@@ -38,6 +38,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from keyscope.scale.runner import WorkerProcess, start_worker
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from support.postgres import PostgresServer
-from support.starver import Starver
+from support.starver import Starver, stop_until_taken_over
 
 KEK = bytes(range(7, 39))
 ENV = {"KEYSCOPE_STORE_KEK": KEK.hex()}
@@ -166,24 +167,40 @@ def run_workers(
     shares: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
     for index, intent in enumerate(intents):
         shares[slots[index % len(slots)]].append(intent)
-    processes: list[WorkerProcess] = []
-    for n, share in enumerate(shares):
-        is_starved = n >= workers - starved
-        spec = {
-            "store": url,
-            "node": stack.rpc_url,
-            "bundler": stack.bundler_url,
-            "module": stack.module,
-            "concurrency": concurrency,
-            "worker": {
-                **WORKER_SETTINGS,
-                **({"idle_seconds": STARVED_SETTINGS["idle_seconds"]} if starved else {}),
-                **({"lease_ttl": STARVED_SETTINGS["lease_ttl"]} if is_starved else {}),
-            },
-            "intents": share,
-        }
-        nice = STARVED_SETTINGS["nice"] if is_starved else 0
-        processes.append(start_worker(spec, folder, f"worker{n}", env=ENV, nice=nice))
+
+    def start(numbers: range) -> list[WorkerProcess]:
+        started = []
+        for n in numbers:
+            is_starved = n >= workers - starved
+            spec = {
+                "store": url,
+                "node": stack.rpc_url,
+                "bundler": stack.bundler_url,
+                "module": stack.module,
+                "concurrency": concurrency,
+                "worker": {
+                    **WORKER_SETTINGS,
+                    **({"idle_seconds": STARVED_SETTINGS["idle_seconds"]} if starved else {}),
+                    **({"lease_ttl": STARVED_SETTINGS["lease_ttl"]} if is_starved else {}),
+                },
+                "intents": shares[n],
+            }
+            nice = STARVED_SETTINGS["nice"] if is_starved else 0
+            started.append(start_worker(spec, folder, f"worker{n}", env=ENV, nice=nice))
+        return started
+
+    if not starved:
+        processes = start(range(workers))
+    else:
+        processes = start(range(workers - starved, workers))
+        starved_processes = [p.process for p in processes]
+        _take_over(
+            url,
+            shares[workers - starved :],
+            starved_processes,
+            lambda: processes.extend(start(range(workers - starved))),
+        )
+        processes = processes[starved:] + processes[:starved]  # in worker order: the starved last
     others_done = lambda: all(p.process.poll() is not None for p in processes[: workers - starved])  # noqa: E731
     results = []
     with Starver(
@@ -204,6 +221,46 @@ def run_workers(
                 )
             results.append(result)
     return results, starver.pauses
+
+
+def _take_over(
+    url: str,
+    starved_shares: list[list[dict[str, Any]]],
+    starved: list[Any],
+    start_others: Callable[[], None],
+) -> None:
+    """Once each starved worker has recorded an operation, stop them until another worker (started by
+    ``start_others`` once their leases ran out) has recorded on one of their lanes: every run then has lanes
+    taken over while held, not only by chance."""
+    theirs = {i["intent_id"] for share in starved_shares for i in share}
+    store = open_store(url, kek=KEK)
+    try:
+        began = time.monotonic()
+
+        def waiting() -> None:
+            if time.monotonic() - began > 600:
+                raise SystemExit("no lane of a starved worker was taken over in 10 minutes")
+
+        while not all(any(store.get_by_intent(i["intent_id"]) for i in share) for share in starved_shares):
+            waiting()
+            time.sleep(0.2)
+
+        def taken_over() -> bool:
+            lanes: dict[bool, set[tuple[str, str, int]]] = {True: set(), False: set()}
+            for r in store.list_outbox(limit=10_000):
+                lanes[r.intent_id in theirs].add((r.account, r.session_id, r.lane))
+            return bool(lanes[True] & lanes[False])
+
+        stop_until_taken_over(
+            starved,
+            taken_over,
+            lease=STARVED_SETTINGS["lease_ttl"],
+            longest=20.0,
+            start_others=start_others,
+            waiting=waiting,
+        )
+    finally:
+        store.close()
 
 
 def measure(
