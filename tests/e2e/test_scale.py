@@ -59,7 +59,7 @@ from keyscope.signing import LocalSigner
 from keyscope.store import OutboxRecord, OutboxState, SessionStore, open_store
 from keyscope.userop import UserOperation
 from support.postgres import postgres_fixture
-from support.starver import Starver, stop_until_taken_over
+from support.starver import Starver, signal_all
 
 pytestmark = pytest.mark.e2e
 
@@ -84,8 +84,6 @@ run. Each sends half a share of the intents, so that the tail they leave on a bu
 STARVE_PAUSE = 3.0
 STARVE_EVERY = 4.0
 STARVED_NICE = 10
-MAX_STOP = 20.0
-"""Longest stop of the starved workers while the load waits for one of their lanes to be taken over."""
 STALL_SECONDS = 240.0
 """How long a test waits while nothing moves (no operation lands, no record changes, no worker ends) before it
 fails: the only timeout here, so a slow machine makes the tests slower, never red."""
@@ -213,16 +211,15 @@ def run_workers(
     shares: list[list[dict[str, Any]]],
     *,
     starved: int = 0,
-    first: int = 0,
     **extra: Any,
 ) -> list[WorkerProcess]:
-    """A worker process per share, named ``w{first}``, ``w{first + 1}``...; the last ``starved`` of them at a
-    lower priority (:data:`STARVED_NICE`) and with a one-second lease."""
+    """A worker process per share; the last ``starved`` of them at a lower priority (:data:`STARVED_NICE`) and
+    with a one-second lease."""
     workers = []
-    for n, share in enumerate(shares, start=first):
+    for n, share in enumerate(shares):
         options = dict(extra)
         nice = 0
-        if n >= first + len(shares) - starved:
+        if n >= len(shares) - starved:
             options["worker"] = {**options.get("worker", {}), "lease_ttl": 1.0}
             nice = STARVED_NICE
         workers.append(start_worker(spec(stack, url, share, **options), folder, f"w{n}", env=ENV, nice=nice))
@@ -373,10 +370,11 @@ def _load(
     """Run ``intents`` through :data:`LOAD_WORKERS` worker processes, the last :data:`STARVED` of them
     starved (with half a share each); check that every intent landed exactly once.
 
-    The starved workers start first. Once each has recorded an operation they are stopped (SIGSTOP) and
-    their one-second leases run out; the others start and lease the lowest free lanes, which are the stopped
-    workers' lanes, some with operations in flight. Once a lane was taken over that way the starved workers
-    go on (SIGCONT), and are stopped again and again at random until the others are done."""
+    The starved workers start first, and each stops itself (SIGSTOP, between two store transactions) once
+    its first intent's operation is recorded, holding its lanes with operations in flight; their one-second
+    leases run out. The others start and lease the lowest free lanes, which are the stopped workers' lanes.
+    Once another worker has recorded on one of them, the starved workers go on (SIGCONT), and are stopped
+    again and again at random until the others are done."""
     slots = [n for n in range(LOAD_WORKERS - STARVED) for _ in range(2)] + list(
         range(LOAD_WORKERS - STARVED, LOAD_WORKERS)
     )
@@ -387,37 +385,46 @@ def _load(
     options: dict[str, Any] = {"worker": {"resubmit_after": 10.0}}
     start_block = first_block(stack)
     began = time.monotonic()
-    starved = run_workers(
-        stack, url, folder, shares[-STARVED:], starved=STARVED, first=LOAD_WORKERS - STARVED, **options
-    )
+    starved = [
+        start_worker(
+            spec(
+                stack,
+                url,
+                share,
+                worker={**options["worker"], "lease_ttl": 1.0},
+                pause_at={"step": "recorded", "intent": share[0]["intent_id"]},
+            ),
+            folder,
+            f"w{LOAD_WORKERS - STARVED + n}",
+            env=ENV,
+            nice=STARVED_NICE,
+            command=[sys.executable, str(PAUSE_RUNNER)],
+        )
+        for n, share in enumerate(shares[-STARVED:])
+    ]
     workers = list(starved)
     try:
 
-        def each_recorded() -> bool:
-            return all(any(store.get_by_intent(i["intent_id"]) for i in share) for share in shares[-STARVED:])
+        def each_stopped() -> bool:  # each stops itself once its first intent is recorded, holding its lanes
+            for worker in starved:
+                assert worker.process.poll() is None, (
+                    f"{worker.name} ended without stopping:\n{worker.log_tail()}"
+                )
+            return all(_state(w.process.pid) == "T" for w in starved)
 
-        wait_until(each_recorded, Progress(stack, store, workers), "the starved workers to record operations")
+        wait_until(each_stopped, Progress(stack, store, workers), "the starved workers to stop")
+        time.sleep(1.5)  # their one-second leases run out: a stopped worker renews nothing
+        workers = run_workers(stack, url, folder, shares[:-STARVED], **options) + starved
 
-        def taken_over() -> bool:  # another worker recorded on a lane a starved worker held
+        def taken_over() -> bool:  # another worker recorded on a lane a stopped worker holds
             lanes: dict[bool, set[tuple[str, str, int]]] = {True: set(), False: set()}
             for r in store.list_outbox(limit=1000):
                 lanes[r.intent_id in theirs].add((r.account, r.session_id, r.lane))
             return bool(lanes[True] & lanes[False])
 
-        progress = [Progress(stack, store, workers)]
-
-        def start_others() -> None:
-            nonlocal workers
-            workers = run_workers(stack, url, folder, shares[:-STARVED], **options) + starved
-            progress[0] = Progress(stack, store, workers)
-
-        def waiting() -> None:
-            assert not progress[0].stalled(), f"no progress for {STALL_SECONDS:.0f}s: no lane taken over"
-
+        wait_until(taken_over, Progress(stack, store, workers), "a stopped worker's lane to be taken over")
         processes = [w.process for w in starved]
-        stop_until_taken_over(
-            processes, taken_over, lease=1.0, longest=MAX_STOP, start_others=start_others, waiting=waiting
-        )
+        signal_all(processes, signal.SIGCONT)
         others_done = lambda: all(w.process.poll() is not None for w in workers[:-STARVED])  # noqa: E731
         with Starver(processes, pause=STARVE_PAUSE, every=STARVE_EVERY, until=others_done) as starver:
             results = finish(workers, stack, store)
