@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from eth_abi import encode as abi_encode
 
-from ..errors import BadInputError
 from ..hexutil import keccak, to_address
 from .base import AccountKind
+from .nonce_keys import validator_lane_key
 
 __all__ = ["DELEGATE_STORAGE_LOCATION", "KeyscopeDelegateKind", "delegate_validator_slot"]
 
@@ -55,8 +55,4 @@ class KeyscopeDelegateKind(AccountKind):
         self.delegate = to_address(delegate, name="delegate") if delegate is not None else None
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        if not 0 <= lane < 2**32:
-            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes this account leaves free")
-        if validator is None:
-            return lane
-        return (int(to_address(validator), 16) << 32) | lane
+        return validator_lane_key(validator, lane)

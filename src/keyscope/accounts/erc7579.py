@@ -29,11 +29,10 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from ..errors import BadInputError, ConfigurationError
-from ..execution import Call
-from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
-from .base import MODULE_TYPE_VALIDATOR, UNINSTALL_MODULE, AccountKind, Deployment, module_config_call
-from .sentinel import uninstall_data
+from ..errors import ConfigurationError
+from ..hexutil import ZERO_ADDRESS, to_address
+from .base import Deployment
+from .module_owned import ModuleOwnedAccountKind, optional_address
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -45,7 +44,7 @@ _CREATE_ACCOUNT = keccak(b"createAccount(bytes32,bytes)")[:4]
 _GET_ADDRESS = keccak(b"getAddress(bytes32,bytes)")[:4]
 
 
-class ERC7579AccountKind(AccountKind):
+class ERC7579AccountKind(ModuleOwnedAccountKind):
     """Adapter for an ERC-7579 account with the reference implementation's conventions (see the module's docs).
 
     ``owner_validator`` is the validator module the owner signs through (needed for owner operations and
@@ -66,12 +65,9 @@ class ERC7579AccountKind(AccountKind):
         chain: Chain | None = None,
         account_id: str | None = None,
     ) -> None:
-        self.owner_validator = (
-            to_address(owner_validator, name="owner_validator") if owner_validator else None
-        )
-        self.factory = to_address(factory, name="factory") if factory else None
-        self.bootstrap = to_address(bootstrap, name="bootstrap") if bootstrap else None
-        self.chain = chain
+        super().__init__(owner_validator=owner_validator, chain=chain)
+        self.factory = optional_address(factory, "factory")
+        self.bootstrap = optional_address(bootstrap, "bootstrap")
         self.account_id = account_id
 
     def __repr__(self) -> str:
@@ -80,40 +76,19 @@ class ERC7579AccountKind(AccountKind):
             f"{type(self).__name__}(owner_validator={self.owner_validator}, factory={self.factory}{detected})"
         )
 
-    def _owner_validator(self) -> str:
-        if self.owner_validator is None:
-            what = (
-                f"an account with accountId() {self.account_id!r}"
-                if self.account_id
-                else "an ERC-7579 account"
-            )
-            raise ConfigurationError(
-                f"the owner of {what} signs through a validator module: give owner_validator= (its address), e.g. "
-                "connect(..., owner_validator=ADDRESS) or detect_kind(..., owner_validator=ADDRESS)"
-            )
-        return self.owner_validator
+    def _missing_owner_validator(self) -> str:
+        what = (
+            f"an account with accountId() {self.account_id!r}" if self.account_id else "an ERC-7579 account"
+        )
+        return (
+            f"the owner of {what} signs through a validator module: give owner_validator= (its address), e.g. "
+            "connect(..., owner_validator=ADDRESS) or detect_kind(..., owner_validator=ADDRESS)"
+        )
 
     # -- validation ----------------------------------------------------------------------------------
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        if not 0 <= lane < 2**32:
-            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes this account leaves free")
-        chosen = self._owner_validator() if validator is None else to_address(validator)
-        return (int(chosen, 16) << 32) | lane
-
-    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        if self.chain is None:
-            raise ConfigurationError(
-                "uninstalling a validator of this account names its neighbour in the account's list: create the "
-                "adapter with chain= (or through detect_kind)"
-            )
-        packed = uninstall_data(self.chain, account, module, deinit_data)
-        return module_config_call(UNINSTALL_MODULE, account, module, packed)
-
-    # -- owner signatures ----------------------------------------------------------------------------
-
-    def wrap_erc1271_signature(self, signature: bytes) -> bytes:
-        return to_bytes(self._owner_validator(), length=20) + signature
+        return (int(self._nonce_validator(validator, lane), 16) << 32) | lane
 
     # -- creation ------------------------------------------------------------------------------------
 
@@ -124,13 +99,7 @@ class ERC7579AccountKind(AccountKind):
             raise ConfigurationError(
                 "creating an ERC-7579 reference account needs bootstrap= (a bootstrap with initMSA)"
             )
-        validators = [(self._owner_validator(), to_bytes(to_address(owner), length=20))]
-        for module_type, module, data in modules:
-            if module_type != MODULE_TYPE_VALIDATOR:
-                raise BadInputError(
-                    f"only validators can be installed at creation here, not module type {module_type}"
-                )
-            validators.append((to_address(module), data))
+        validators = self._creation_validators(owner, modules)
         call = _INIT_MSA + abi_encode(
             ["(address,bytes)[]", "(address,bytes)[]", "(address,bytes)", "(address,bytes)[]"],
             [validators, [], (ZERO_ADDRESS, b""), []],

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from ..errors import BadInputError
 from ..hexutil import to_address
 from .base import AccountKind
+from .nonce_keys import validator_lane_key
 
 __all__ = ["KeyscopeAccountKind", "ModuleInit", "create_account_data"]
 
@@ -45,8 +45,4 @@ class KeyscopeAccountKind(AccountKind):
     name = "keyscope"
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        if not 0 <= lane < 2**32:
-            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes this account leaves free")
-        if validator is None:
-            return lane
-        return (int(to_address(validator), 16) << 32) | lane
+        return validator_lane_key(validator, lane)

@@ -21,17 +21,10 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from ..errors import BadInputError, ConfigurationError
-from ..execution import Call
-from ..hexutil import to_address, to_bytes
-from .base import (
-    MODULE_TYPE_VALIDATOR,
-    UNINSTALL_MODULE,
-    AccountKind,
-    Deployment,
-    module_config_call,
-)
-from .sentinel import uninstall_data
+from ..errors import ConfigurationError
+from ..hexutil import to_address
+from .base import Deployment
+from .module_owned import ModuleOwnedAccountKind, optional_address
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -46,7 +39,7 @@ _COMPUTE_ADDRESS = keccak(b"computeAccountAddress(bytes,bytes32)")[:4]
 _ZERO = "0x" + "00" * 20
 
 
-class NexusAccountKind(AccountKind):
+class NexusAccountKind(ModuleOwnedAccountKind):
     """Adapter for Nexus 1.0.
 
     ``owner_validator`` is the validator the owner signs through (e.g. an ECDSA validator holding the owner's
@@ -57,6 +50,8 @@ class NexusAccountKind(AccountKind):
     account_id_prefix = "biconomy.nexus.1.0."
     name = "nexus"
     lane_bits = 24
+    _validator_phrase = "a Nexus validator"
+    _lane_phrase = "Nexus"
 
     def __init__(
         self,
@@ -66,44 +61,20 @@ class NexusAccountKind(AccountKind):
         bootstrap: str | None = None,
         chain: Chain | None = None,
     ) -> None:
-        self.owner_validator = (
-            to_address(owner_validator, name="owner_validator") if owner_validator else None
-        )
-        self.factory = to_address(factory, name="factory") if factory else None
-        self.bootstrap = to_address(bootstrap, name="bootstrap") if bootstrap else None
-        self.chain = chain
+        super().__init__(owner_validator=owner_validator, chain=chain)
+        self.factory = optional_address(factory, "factory")
+        self.bootstrap = optional_address(bootstrap, "bootstrap")
 
     def __repr__(self) -> str:
         return f"NexusAccountKind(owner_validator={self.owner_validator}, factory={self.factory})"
 
-    def _owner_validator(self) -> str:
-        if self.owner_validator is None:
-            raise ConfigurationError(
-                "a Nexus account's owner signs through a validator module: give owner_validator= (its address)"
-            )
-        return self.owner_validator
+    def _missing_owner_validator(self) -> str:
+        return "a Nexus account's owner signs through a validator module: give owner_validator= (its address)"
 
     # -- validation ----------------------------------------------------------------------------------
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        if not 0 <= lane < 2**24:
-            raise BadInputError(f"nonce lane {lane} does not fit in the 3 bytes Nexus leaves free")
-        chosen = self._owner_validator() if validator is None else to_address(validator)
-        return (lane << 168) | int(chosen, 16)  # mode byte 0: validate
-
-    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        if self.chain is None:
-            raise ConfigurationError(
-                "uninstalling a Nexus validator names its neighbour in the account's list: create the adapter "
-                "with chain= (or through detect_kind)"
-            )
-        packed = uninstall_data(self.chain, account, module, deinit_data)
-        return module_config_call(UNINSTALL_MODULE, account, module, packed)
-
-    # -- owner signatures ----------------------------------------------------------------------------
-
-    def wrap_erc1271_signature(self, signature: bytes) -> bytes:
-        return to_bytes(self._owner_validator(), length=20) + signature
+        return (lane << 168) | int(self._nonce_validator(validator, lane), 16)  # mode byte 0: validate
 
     # -- creation ------------------------------------------------------------------------------------
 
@@ -112,13 +83,7 @@ class NexusAccountKind(AccountKind):
         (validators only), no registry."""
         if self.bootstrap is None:
             raise ConfigurationError("creating a Nexus account needs bootstrap= (a NexusBootstrap)")
-        validators = [(self._owner_validator(), to_bytes(to_address(owner), length=20))]
-        for module_type, module, data in modules:
-            if module_type != MODULE_TYPE_VALIDATOR:
-                raise BadInputError(
-                    f"only validators can be installed at creation here, not module type {module_type}"
-                )
-            validators.append((to_address(module), data))
+        validators = self._creation_validators(owner, modules)
         call = _INIT_NEXUS + abi_encode(
             [
                 "(address,bytes)[]",

@@ -28,16 +28,9 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..errors import BadInputError, ConfigurationError
-from ..execution import Call
 from ..hexutil import to_address, to_bytes
-from .base import (
-    MODULE_TYPE_VALIDATOR,
-    UNINSTALL_MODULE,
-    AccountKind,
-    Deployment,
-    module_config_call,
-)
-from .sentinel import uninstall_data
+from .base import Deployment
+from .module_owned import ModuleOwnedAccountKind, optional_address
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -66,7 +59,7 @@ class Safe7579Deployment(Deployment):
     init_data: tuple[Any, ...] = ()
 
 
-class Safe7579AccountKind(AccountKind):
+class Safe7579AccountKind(ModuleOwnedAccountKind):
     """Adapter for a Safe with the Safe7579 adapter.
 
     ``owner_validator`` is the validator module the owner signs through (needed for owner operations and
@@ -77,6 +70,8 @@ class Safe7579AccountKind(AccountKind):
     account_id_prefix = "rhinestone.safe7579.v1.0."
     name = "safe7579"
     sessions_can_create = False
+    _validator_phrase = "a Safe7579 validator"
+    _lane_phrase = "Safe7579"
 
     def __init__(
         self,
@@ -88,46 +83,22 @@ class Safe7579AccountKind(AccountKind):
         proxy_factory: str | None = None,
         chain: Chain | None = None,
     ) -> None:
-        self.owner_validator = (
-            to_address(owner_validator, name="owner_validator") if owner_validator else None
-        )
-        self.safe7579 = to_address(safe7579, name="safe7579") if safe7579 else None
-        self.launchpad = to_address(launchpad, name="launchpad") if launchpad else None
-        self.singleton = to_address(singleton, name="singleton") if singleton else None
-        self.proxy_factory = to_address(proxy_factory, name="proxy_factory") if proxy_factory else None
-        self.chain = chain
+        super().__init__(owner_validator=owner_validator, chain=chain)
+        self.safe7579 = optional_address(safe7579, "safe7579")
+        self.launchpad = optional_address(launchpad, "launchpad")
+        self.singleton = optional_address(singleton, "singleton")
+        self.proxy_factory = optional_address(proxy_factory, "proxy_factory")
 
     def __repr__(self) -> str:
         return f"Safe7579AccountKind(owner_validator={self.owner_validator}, safe7579={self.safe7579})"
 
-    def _owner_validator(self) -> str:
-        if self.owner_validator is None:
-            raise ConfigurationError(
-                "the owner of a Safe7579 account signs through a validator module here: give owner_validator="
-            )
-        return self.owner_validator
+    def _missing_owner_validator(self) -> str:
+        return "the owner of a Safe7579 account signs through a validator module here: give owner_validator="
 
     # -- validation ----------------------------------------------------------------------------------
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        if not 0 <= lane < 2**32:
-            raise BadInputError(f"nonce lane {lane} does not fit in the 4 bytes Safe7579 leaves free")
-        chosen = self._owner_validator() if validator is None else to_address(validator)
-        return (int(chosen, 16) << 32) | lane
-
-    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
-        if self.chain is None:
-            raise ConfigurationError(
-                "uninstalling a Safe7579 validator names its neighbour in the account's list: create the adapter "
-                "with chain= (or through detect_kind)"
-            )
-        packed = uninstall_data(self.chain, account, module, deinit_data)
-        return module_config_call(UNINSTALL_MODULE, account, module, packed)
-
-    # -- owner signatures ----------------------------------------------------------------------------
-
-    def wrap_erc1271_signature(self, signature: bytes) -> bytes:
-        return to_bytes(self._owner_validator(), length=20) + signature
+        return (int(self._nonce_validator(validator, lane), 16) << 32) | lane
 
     # -- creation ------------------------------------------------------------------------------------
 
@@ -148,13 +119,7 @@ class Safe7579AccountKind(AccountKind):
         """The launchpad's ``InitData`` (empty ``callData``): ``owner`` as the Safe's single owner, the owner
         validator (with ``owner``) and ``modules`` (validators only) installed, no registry."""
         safe7579, launchpad, singleton, _ = self._creation_contracts()
-        validators = [(self._owner_validator(), to_bytes(to_address(owner), length=20))]
-        for module_type, module, data in modules:
-            if module_type != MODULE_TYPE_VALIDATOR:
-                raise BadInputError(
-                    f"only validators can be installed at creation here, not module type {module_type}"
-                )
-            validators.append((to_address(module), data))
+        validators = self._creation_validators(owner, modules)
         setup = _INIT_SAFE7579 + abi_encode(
             ["address", "(address,bytes)[]", "(address,bytes)[]", "(address,bytes)[]", "address[]", "uint8"],
             [safe7579, [], [], [], [], 0],
