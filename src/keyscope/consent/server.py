@@ -24,16 +24,16 @@ import json
 import logging
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from types import TracebackType
 from typing import Any
 
 from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
-from ..errors import BadInputError, ConfigurationError, KeyscopeError
+from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
+from ..http_service import BackgroundServer, LocalHTTPServer, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from .describe import Facts, GrantDescription, describe_session
@@ -79,7 +79,7 @@ def _static(name: str) -> bytes:
     return (resources.files("keyscope.consent") / "static" / name).read_bytes()
 
 
-class ConsentServer:
+class ConsentServer(BackgroundServer):
     """Serves the consent page and the sessions dashboard for ``network`` (its node, bundler and module).
 
     ``store``: where granted sessions are kept (the dashboard lists its grants with their permissions in words;
@@ -97,64 +97,30 @@ class ConsentServer:
         port: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
     ) -> None:
+        super().__init__(host, port)
         self.network = network
         self.store = store
-        self.host = host
-        self.port = port
         self.max_gas_cost = max_gas_cost
         self._consents: dict[str, ConsentRequest] = {}
         self._operations: dict[str, OwnerOperation] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
+    _what = "consent server"
+    _thread_name = "keyscope-consent"
+
     @property
     def url(self) -> str:
         """``http://host:port`` of the running server."""
-        if self._server is None:
-            raise ConfigurationError(
-                "the consent server is not running: call start() or use it in a with block"
-            )
+        self._require_running()
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> ConsentServer:
-        """Bind and serve in a background thread; returns self."""
-        if self._server is not None:
-            raise ConfigurationError("the consent server is already running")
-        try:
-            self._server = _Server((self.host, self.port), self)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="keyscope-consent",
-            daemon=True,
-        )
-        self._thread.start()
+    def _bind(self) -> _Server:
+        return _Server((self.host, self.port), self)
+
+    def _started(self) -> None:
         log.info("consent pages at %s", self.url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(5)
-
-    def __enter__(self) -> ConsentServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- the Python API ------------------------------------------------------------------------------
 
@@ -418,22 +384,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, body, content_type, SECURITY_HEADERS)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(LocalHTTPServer):
     def __init__(self, address: tuple[str, int], consent: ConsentServer) -> None:
         self.consent = consent
         super().__init__(address, _Handler)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..http_service import BackgroundServer, LocalHTTPServer, send_body
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
 from .service import Sponsor
 
@@ -95,28 +93,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(405, _error(None, INVALID_REQUEST, "send JSON-RPC requests with POST"))
 
     def _send(self, status: int, payload: Any) -> None:
-        body = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if payload is not None:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        if payload is None:
+            send_body(self, status, b"", None)
+        else:
+            send_body(self, status, json.dumps(payload).encode(), "application/json")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(LocalHTTPServer):
     def __init__(self, address: tuple[str, int], sponsor: Sponsor) -> None:
         self.sponsor = sponsor
         super().__init__(address, _Handler)
 
 
-class SponsorServer:
+class SponsorServer(BackgroundServer):
     """Serves a :class:`~keyscope.sponsor.service.Sponsor` over HTTP.
 
     ``host`` defaults to 127.0.0.1 (serving other machines is a deliberate choice: pass their interface),
@@ -124,45 +116,23 @@ class SponsorServer:
     """
 
     def __init__(self, sponsor: Sponsor, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.sponsor = sponsor
-        self.host = host
-        self.port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+
+    _what = "sponsor server"
+    _thread_name = "keyscope-sponsor"
 
     @property
     def url(self) -> str:
         """``http://host:port`` of the running server."""
-        if self._server is None:
-            raise ConfigurationError(
-                "the sponsor server is not running: call start() or use it in a with block"
-            )
-        host, port = self._server.server_address[:2]
+        host, port = self._require_running().server_address[:2]
         return f"http://{host!s}:{port}"
 
-    @property
-    def running(self) -> bool:
-        """Whether the server is serving."""
-        return self._thread is not None and self._thread.is_alive()
+    def _bind(self) -> _Server:
+        return _Server((self.host, self.port), self.sponsor)
 
-    def start(self) -> SponsorServer:
-        """Bind and start serving in a background thread; returns self."""
-        if self._server is not None:
-            raise ConfigurationError("the sponsor server is already running")
-        try:
-            self._server = _Server((self.host, self.port), self.sponsor)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="keyscope-sponsor",
-            daemon=True,
-        )
-        self._thread.start()
+    def _started(self) -> None:
         log.info("sponsor for paymaster %s serving at %s", self.sponsor.paymaster, self.url)
-        return self
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until :meth:`stop` is called from another one (or KeyboardInterrupt)."""
@@ -174,25 +144,6 @@ class SponsorServer:
                 self._thread.join(0.5)
         finally:
             self.stop()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server = None
-        self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(5)
-
-    def __enter__(self) -> SponsorServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "stopped"

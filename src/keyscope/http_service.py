@@ -1,0 +1,119 @@
+"""A small HTTP server run in a background thread, shared by the consent server and the sponsor server.
+
+:class:`BackgroundServer` binds, serves in a daemon thread, stops idempotently and works as a context manager;
+:func:`send_body` writes one complete response.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TypeVar
+
+from .errors import ConfigurationError
+
+__all__ = ["BackgroundServer", "LocalHTTPServer", "send_body"]
+
+_S = TypeVar("_S", bound="BackgroundServer")
+
+
+class LocalHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose request threads do not keep the process alive and whose port can be
+    bound again at once."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def send_body(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str | None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Send ``status`` with ``body`` (its type unless None, its length, then ``headers``)."""
+    handler.send_response(status)
+    if content_type is not None:
+        handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class BackgroundServer(ABC):
+    """Serves on ``host``:``port`` (0: a free port the kernel chooses, known once started) in a background
+    thread. Subclasses build the HTTP server and name themselves in messages (:attr:`_what`) and the thread
+    (:attr:`_thread_name`)."""
+
+    #: "the <what> is not running", "the <what> is already running"
+    _what = "server"
+    _thread_name = "keyscope-server"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @abstractmethod
+    def _bind(self) -> ThreadingHTTPServer:
+        """The HTTP server, bound to ``(host, port)``."""
+
+    @abstractmethod
+    def _started(self) -> None:
+        """Called once serving has started (to log where)."""
+
+    def _require_running(self) -> ThreadingHTTPServer:
+        if self._server is None:
+            raise ConfigurationError(
+                f"the {self._what} is not running: call start() or use it in a with block"
+            )
+        return self._server
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is serving."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self: _S) -> _S:
+        """Bind and serve in a background thread; returns self."""
+        if self._server is not None:
+            raise ConfigurationError(f"the {self._what} is already running")
+        try:
+            self._server = self._bind()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=self._thread_name,
+            daemon=True,
+        )
+        self._thread.start()
+        self._started()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket. Idempotent."""
+        server, thread = self._server, self._thread
+        self._server = None
+        self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def __enter__(self: _S) -> _S:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
