@@ -13,9 +13,11 @@ bundler and the module come from ``--node``, ``--bundler`` and ``--module`` or a
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,37 @@ def _network(
     return connect(node_url, bundler_url, module=module_address, factory=factory or known.factory)
 
 
+@dataclass(frozen=True)
+class _Connection:
+    """The connection options as given: :meth:`network` connects (or says which are missing)."""
+
+    deployments: str | None
+    node: str | None
+    bundler: str | None
+    module: str | None
+    factory: str | None
+
+    def network(self) -> Endpoints:
+        return _network(self.deployments, self.node, self.bundler, self.module, self.factory)
+
+
 def _connection(function: Any) -> Any:
+    """Add the connection options, passed to ``function`` together as ``connection``, and ``--port``/``--open``."""
+
+    @functools.wraps(function)
+    def with_connection(
+        *args: Any,
+        deployments: str | None,
+        node: str | None,
+        bundler: str | None,
+        module: str | None,
+        factory: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        connection = _Connection(deployments, node, bundler, module, factory)
+        return function(*args, connection=connection, **kwargs)
+
+    command: Any = with_connection
     for option in reversed(
         [
             click.option(
@@ -73,8 +105,8 @@ def _connection(function: Any) -> Any:
             click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser."),
         ]
     ):
-        function = option(function)
-    return function
+        command = option(command)
+    return command
 
 
 def _store(store_url: str | None) -> SessionStore | None:
@@ -97,11 +129,7 @@ def _store(store_url: str | None) -> SessionStore | None:
 @reports_errors
 def consent(
     requests_file: Path,
-    deployments: str | None,
-    node: str | None,
-    bundler: str | None,
-    module: str | None,
-    factory: str | None,
+    connection: _Connection,
     port: int,
     open_page: bool,
     store_url: str | None,
@@ -113,7 +141,7 @@ def consent(
         params = json.loads(requests_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BadInputError(f"{requests_file} is not JSON: {error}") from None
-    network = _network(deployments, node, bundler, module, factory)
+    network = connection.network()
     store = _store(store_url)
     with ConsentServer(network, store=store, port=port) as server:
         request = server.request_permissions(params)
@@ -137,17 +165,13 @@ def consent(
 @reports_errors
 def dashboard(
     account: str,
-    deployments: str | None,
-    node: str | None,
-    bundler: str | None,
-    module: str | None,
-    factory: str | None,
+    connection: _Connection,
     port: int,
     open_page: bool,
     store_url: str | None,
 ) -> None:
     """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
-    network = _network(deployments, node, bundler, module, factory)
+    network = connection.network()
     with ConsentServer(network, store=_store(store_url), port=port) as server:
         url = server.dashboard_url(account)
         click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
