@@ -138,13 +138,8 @@ class Prober:
                     return Outcome(Verdict.INCLUDED, event.tx_hash, event.success)
                 return Outcome(Verdict.WAITING, reason="included, receipt not served yet")
             return Outcome(Verdict.SENT, reason="the bundler holds it")
-        try:
-            used = self._used(record.op)
-        except KeyscopeError as exc:
-            return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {exc}")
-        if used:
-            return self.settle_used(record)
-        return self.submit(record)
+        settled = self._settle_if_used(record)
+        return settled if settled is not None else self.submit(record)
 
     def submit(self, record: OutboxRecord) -> Outcome:
         """Send ``record``'s operation (again) exactly as recorded."""
@@ -161,12 +156,9 @@ class Prober:
             # The refusal was judged on the chain's state when the bundler simulated: this very operation may
             # have landed just before (its nonce is used then, and e.g. a creating operation is refused with
             # AA10). Only a nonce still unused, read after the refusal, makes the refusal final.
-            try:
-                used = self._used(record.op)
-            except KeyscopeError as node_error:
-                return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {node_error}")
-            if used:
-                return self.settle_used(record)
+            settled = self._settle_if_used(record)
+            if settled is not None:
+                return settled
             if _nonce_problem(exc):
                 # another operation with this nonce (or a creating one) is in the bundler's mempool: whichever
                 # lands decides; until then this one is neither lost nor final
@@ -222,6 +214,15 @@ class Prober:
 
     def _used(self, op: UserOperation) -> bool:
         return self.nonce_used(op)
+
+    def _settle_if_used(self, record: OutboxRecord) -> Outcome | None:
+        """:meth:`settle_used` when ``record``'s nonce is used; WAITING when the node cannot say; None when the
+        nonce is still unused."""
+        try:
+            used = self._used(record.op)
+        except KeyscopeError as exc:
+            return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {exc}")
+        return self.settle_used(record) if used else None
 
     def _event(self, user_op_hash: str) -> UserOperationEvent | None:
         if self.events is None:
