@@ -6,15 +6,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["BackgroundServer", "LocalHTTPServer", "send_body"]
+__all__ = ["BackgroundServer", "LocalHTTPServer", "LocalRequestHandler", "send_body"]
 
 _S = TypeVar("_S", bound="BackgroundServer")
 
@@ -25,6 +26,16 @@ class LocalHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+
+
+class LocalRequestHandler(BaseHTTPRequestHandler):
+    """A request handler speaking HTTP/1.1 that logs each request at DEBUG to :attr:`logger`."""
+
+    protocol_version = "HTTP/1.1"
+    logger = logging.getLogger("keyscope")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        self.logger.debug("%s %s", self.address_string(), format % args)
 
 
 def send_body(

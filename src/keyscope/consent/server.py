@@ -24,7 +24,6 @@ import json
 import logging
 import re
 import threading
-from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 
@@ -33,7 +32,7 @@ from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
-from ..http_service import BackgroundServer, LocalHTTPServer, send_body
+from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from .describe import Facts, GrantDescription, describe_session
@@ -314,9 +313,9 @@ def _chain_id(body: dict[str, Any]) -> int:
     raise BadInputError(f"'chainId' must be the wallet's chain id (eth_chainId), got {value!r}")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    logger = log
 
     def _allowed_host(self) -> bool:
         port = self.server.consent.port
@@ -385,9 +384,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         send_body(self, status, body, content_type, SECURITY_HEADERS)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 class _Server(LocalHTTPServer):

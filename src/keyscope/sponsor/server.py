@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from ..http_service import BackgroundServer, LocalHTTPServer, send_body
+from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, send_body
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
 from .service import Sponsor
 
@@ -57,9 +56,9 @@ def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
     return None if notification else response
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    logger = log
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -97,9 +96,6 @@ class _Handler(BaseHTTPRequestHandler):
             send_body(self, status, b"", None)
         else:
             send_body(self, status, json.dumps(payload).encode(), "application/json")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
 
 
 class _Server(LocalHTTPServer):
