@@ -268,10 +268,7 @@ class LanePool:
             slot.lost = True
             slot.reserved = False
         self._remove(slot)
-        try:
-            self._store.release_lease(slot.lease)
-        except SessionStoreError as exc:
-            log.warning("releasing lane %d of %s: %s", slot.lane, slot.lease.account, exc)
+        self._release(slot)
 
     def release_all(self) -> None:
         """Give back every lease (on close). Unfinished operations stay in the outbox for the next holder."""
@@ -280,10 +277,14 @@ class LanePool:
             self._slots.clear()
             self._by_hash.clear()
         for slot in slots:
-            try:
-                self._store.release_lease(slot.lease)
-            except SessionStoreError as exc:
-                log.warning("releasing lane %d of %s: %s", slot.lane, slot.lease.account, exc)
+            self._release(slot)
+
+    def _release(self, slot: LaneSlot) -> None:
+        """Give ``slot``'s lease back, best effort (unreleased, it expires)."""
+        try:
+            self._store.release_lease(slot.lease)
+        except SessionStoreError as exc:
+            log.warning("releasing lane %d of %s: %s", slot.lane, slot.lease.account, exc)
 
     def held(self) -> int:
         """How many lanes the pool holds now."""
