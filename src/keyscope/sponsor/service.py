@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..artifacts import ENTRY_POINT_V07
 from ..chain import Chain, RpcChain
@@ -210,10 +210,7 @@ class Sponsor:
             )
         raw_op, entry_point, chain_id = params[:3]
         context = params[3] if len(params) == 4 else None
-        try:
-            given_entry_point = to_address(entry_point, name="entryPoint")
-        except BadInputError as exc:
-            raise SponsorshipRefused(INVALID_PARAMS, f"bad entryPoint: {exc}") from None
+        given_entry_point = _param(to_address, entry_point, "entryPoint")
         if given_entry_point != self.entry_point:
             raise SponsorshipRefused(
                 INVALID_PARAMS,
@@ -221,10 +218,7 @@ class Sponsor:
                 f"{self.entry_point}",
                 {"reason": "entryPoint", "entryPoint": given_entry_point, "supported": [self.entry_point]},
             )
-        try:
-            given_chain = to_int(chain_id, name="chainId")
-        except BadInputError as exc:
-            raise SponsorshipRefused(INVALID_PARAMS, f"bad chainId: {exc}") from None
+        given_chain = _param(to_int, chain_id, "chainId")
         if given_chain != self.chain_id:
             raise SponsorshipRefused(
                 INVALID_PARAMS,
@@ -309,3 +303,14 @@ class Sponsor:
             "paymasterVerificationGasLimit": hex(final.paymaster_verification_gas_limit),
             "paymasterPostOpGasLimit": hex(final.paymaster_post_op_gas_limit),
         }
+
+
+_T = TypeVar("_T")
+
+
+def _param(parse: Callable[..., _T], value: Any, name: str) -> _T:
+    """``parse(value, name=name)``; bad input is refused as INVALID_PARAMS naming the parameter."""
+    try:
+        return parse(value, name=name)
+    except BadInputError as exc:
+        raise SponsorshipRefused(INVALID_PARAMS, f"bad {name}: {exc}") from None
