@@ -41,6 +41,7 @@ from .sponsor import LocalSponsor
 __all__ = ["main", "run"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 ETHER = 10**18
 MINTS = 3
 
@@ -155,20 +156,22 @@ def run(console: Console) -> None:
 
         step(5)
         stranger = LocalSigner.generate().address
-        try:
-            session.execute(stack.nft, "safeMint(address)", stranger)
-            raise SystemExit("the SDK sent a call outside the policy")
-        except PolicyViolationError as error:
-            console.print(f"  [yellow]refused locally, nothing sent[/]: {error}")
-        try:
-            session.execute(stack.nft, "safeMint(address)", stranger, check=False).wait()
-            raise SystemExit("the chain accepted a call outside the policy")
-        except BundlerRejectedError as error:
-            console.print(
-                "  [yellow]sent anyway (local check bypassed) → rejected by the bundler and EntryPoint[/]: "
-                f"{type(error).__name__} code {error.code}, reason {error.reason}"
-            )
-            console.print(f"     the module's error: {_refusal(error)}")
+        violation = _refused(
+            lambda: session.execute(stack.nft, "safeMint(address)", stranger),
+            PolicyViolationError,
+            "the SDK sent a call outside the policy",
+        )
+        console.print(f"  [yellow]refused locally, nothing sent[/]: {violation}")
+        rejected = _refused(
+            lambda: session.execute(stack.nft, "safeMint(address)", stranger, check=False).wait(),
+            BundlerRejectedError,
+            "the chain accepted a call outside the policy",
+        )
+        console.print(
+            "  [yellow]sent anyway (local check bypassed) → rejected by the bundler and EntryPoint[/]: "
+            f"{type(rejected).__name__} code {rejected.code}, reason {rejected.reason}"
+        )
+        console.print(f"     the module's error: {_refusal(rejected)}")
 
         step(6)
         pending, _ = _timed(lambda: owner.revoke(grant))
@@ -176,17 +179,19 @@ def run(console: Console) -> None:
         landed("revokeSession", "owner", pending.wait(), time.perf_counter() - start)
 
         step(7)
-        try:
-            session.execute(stack.nft, "safeMint(address)", user)
-            raise SystemExit("a revoked session was used")
-        except SessionRevokedError as error:
-            console.print(f"  [yellow]refused locally[/]: {error}")
-        try:
-            session.verify_on_chain = False
-            session.execute(stack.nft, "safeMint(address)", user).wait()
-            raise SystemExit("the chain accepted a revoked session")
-        except BundlerRejectedError as error:
-            console.print(f"  [yellow]sent anyway → rejected[/]: reason {error.reason}: {_refusal(error)}")
+        revoked = _refused(
+            lambda: session.execute(stack.nft, "safeMint(address)", user),
+            SessionRevokedError,
+            "a revoked session was used",
+        )
+        console.print(f"  [yellow]refused locally[/]: {revoked}")
+        session.verify_on_chain = False
+        rejected = _refused(
+            lambda: session.execute(stack.nft, "safeMint(address)", user).wait(),
+            BundlerRejectedError,
+            "the chain accepted a revoked session",
+        )
+        console.print(f"  [yellow]sent anyway → rejected[/]: reason {rejected.reason}: {_refusal(rejected)}")
 
         step(8)
         with console.status("deploying and funding a verifying paymaster, starting its sponsor service…"):
@@ -253,6 +258,15 @@ def run(console: Console) -> None:
         with console.status("stopping anvil and Alto…"):
             stack.stop()
         console.print("  stopped the node and the bundler")
+
+
+def _refused(action: Callable[[], object], refusal: type[E], accepted: str) -> E:
+    """The ``refusal`` that ``action`` raises; the demo stops, saying ``accepted``, when it raises none."""
+    try:
+        action()
+    except refusal as error:
+        return error
+    raise SystemExit(accepted)
 
 
 def _refusal(error: BundlerRejectedError) -> str:
