@@ -36,24 +36,6 @@ from .stores import open_session_store
 __all__ = ["consent", "dashboard"]
 
 
-def _network(
-    deployments: str | None, node: str | None, bundler: str | None, module: str | None, factory: str | None
-) -> Endpoints:
-    known = Deployments.load(deployments) if deployments else Deployments()
-    node_url = node or known.rpc_url
-    bundler_url = bundler or known.bundler_url
-    module_address = module or known.module
-    missing = [
-        n
-        for n, v in (("--node", node_url), ("--bundler", bundler_url), ("--module", module_address))
-        if not v
-    ]
-    if missing:
-        raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
-    assert node_url and bundler_url and module_address
-    return connect(node_url, bundler_url, module=module_address, factory=factory or known.factory)
-
-
 @dataclass(frozen=True)
 class _Connection:
     """The connection options as given: :meth:`network` connects (or says which are missing)."""
@@ -65,7 +47,19 @@ class _Connection:
     factory: str | None
 
     def network(self) -> Endpoints:
-        return _network(self.deployments, self.node, self.bundler, self.module, self.factory)
+        known = Deployments.load(self.deployments) if self.deployments else Deployments()
+        node_url = self.node or known.rpc_url
+        bundler_url = self.bundler or known.bundler_url
+        module_address = self.module or known.module
+        missing = [
+            n
+            for n, v in (("--node", node_url), ("--bundler", bundler_url), ("--module", module_address))
+            if not v
+        ]
+        if missing:
+            raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
+        assert node_url and bundler_url and module_address
+        return connect(node_url, bundler_url, module=module_address, factory=self.factory or known.factory)
 
 
 def _connection(function: Any) -> Any:
