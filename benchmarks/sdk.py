@@ -30,6 +30,7 @@ from common import ROOT, fixed_signer, one_core, ratio
 from keyscope import PolicyChecker, SessionAccount
 from keyscope.accounts import KeyscopeAccountKind
 from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.entrypoint import encode_get_nonce
 from keyscope.bundler.types import FeeQuote, GasEstimate
 from keyscope.calls import function_call
 from keyscope.execution import encode_execute
@@ -48,11 +49,15 @@ MODULE = fixed_signer("sdk/module").address
 NFT = fixed_signer("sdk/nft").address
 RECIPIENT = fixed_signer("sdk/recipient").address
 OPERATIONS = 200
+GET_NONCE = encode_get_nonce(ACCOUNT, 0)[:4]
 """Distinct operations (nonces) both sides hash and sign, round after round."""
 
 
 class StillChain:
-    """A node answering from memory at once: what ``SessionAccount.build`` asks, without a network."""
+    """A node answering from memory at once: what ``SessionAccount.build`` asks, without a network. Every
+    lane's next nonce is :attr:`nonce` (set by the caller, so that successive operations differ)."""
+
+    nonce = 0
 
     def chain_id(self) -> int:
         return CHAIN_ID
@@ -64,9 +69,11 @@ class StillChain:
         return b"\x01"
 
     def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
-        return key << 64
+        return (key << 64) | self.nonce
 
     def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
+        if data[:4] == GET_NONCE:  # EntryPoint.getNonce(sender, key)
+            return ((int.from_bytes(data[36:68], "big") << 64) | self.nonce).to_bytes(32, "big")
         # isSessionActive: true; isSessionRevoked (and anything else): false
         return (int(data[:4] == IS_SESSION_ACTIVE)).to_bytes(32, "big")
 
@@ -144,9 +151,9 @@ def _rate(work: Callable[[int], object], count: int, seconds: float) -> tuple[fl
     return done / elapsed, done, elapsed, time.thread_time() - cpu
 
 
-def _viem_round(inputs: Path, seconds: float) -> dict[str, Any]:
+def _viem_round(inputs: Path, seconds: float, script: str = "sdk_viem.mjs") -> dict[str, Any]:
     completed = subprocess.run(
-        ["node", str(ROOT / "benchmarks" / "sdk_viem.mjs"), str(inputs), str(seconds)],
+        ["node", str(ROOT / "benchmarks" / script), str(inputs), str(seconds)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -172,7 +179,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
     ours = [hot(i) for i in range(OPERATIONS)]
 
-    network = Network(chain=StillChain(), bundler=StillBundler(), module=MODULE)  # type: ignore[arg-type]
+    node = StillChain()
+    network = Network(chain=node, bundler=StillBundler(), module=MODULE)  # type: ignore[arg-type]
     account = SessionAccount(grant, key, network=network, clock=lambda: NOW)
     mint = function_call(NFT, "safeMint(address)", RECIPIENT)
 
@@ -181,6 +189,16 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
     built = full(0)
     assert built.signature and len(built.signature) == 65 and built.call_data == call_data
+
+    def full_path(i: int) -> UserOperation:
+        """What ``session.execute(NFT, "safeMint(address)", RECIPIENT)`` does before it sends: the call's
+        encoding, the state read (nonce, session status) from the node, the policy check, the fees and gas
+        limits (warm caches), the hash and the signature."""
+        node.nonce = i
+        return account.build(function_call(NFT, "safeMint(address)", RECIPIENT))
+
+    full_ops = [full_path(i) for i in range(OPERATIONS)]
+    first = full_ops[0]
 
     checker = PolicyChecker.for_grant(grant)
 
@@ -199,6 +217,32 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             inputs_file,
         )
     inputs = Path(inputs_file.name)
+    full_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+    with full_file:
+        json.dump(
+            {
+                "entryPoint": ENTRY_POINT_V07,
+                "chainId": CHAIN_ID,
+                "privateKey": "0x" + key.private_key.hex(),
+                "sender": ACCOUNT,
+                "target": NFT,
+                "recipient": RECIPIENT,
+                "nonceKey": hex(account.nonce_key()),
+                "nonces": list(range(OPERATIONS)),
+                "gas": {
+                    "callGasLimit": first.call_gas_limit,
+                    "verificationGasLimit": first.verification_gas_limit,
+                    "preVerificationGas": first.pre_verification_gas,
+                    "maxFeePerGas": first.max_fee_per_gas,
+                    "maxPriorityFeePerGas": first.max_priority_fee_per_gas,
+                },
+            },
+            full_file,
+        )
+    full_inputs = Path(full_file.name)
+    full_rates: list[float] = []
+    viem_full_rates: dict[str, list[float]] = {"viem": [], "viem_account": []}
+    full_mismatches = 0
     python_rates: list[float] = []
     viem_rates: list[float] = []
     build_rates: list[float] = []
@@ -222,14 +266,31 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                     ):
                         mismatches += 1
                 build_rates.append(_rate(full, OPERATIONS, seconds)[0])
+                full_rates.append(_rate(full_path, OPERATIONS, seconds)[0])
+                theirs = _viem_round(full_inputs, seconds, "sdk_viem_full.mjs")
+                for name, rates_of in viem_full_rates.items():
+                    rates_of.append(float(theirs["variants"][name]["opsPerSecond"]))
+                    for op, (their_call_data, their_hash, their_signature) in zip(
+                        full_ops, theirs["results"][name], strict=True
+                    ):
+                        digest = user_op_hash_v07(op.pack(), ENTRY_POINT_V07, CHAIN_ID)
+                        if (
+                            "0x" + op.call_data.hex() != their_call_data.lower()
+                            or "0x" + digest.hex() != their_hash.lower()
+                            or "0x" + op.signature.hex() != their_signature.lower()
+                        ):
+                            full_mismatches += 1
                 per_second, calls, _, cpu_seconds = _rate(policy, OPERATIONS, seconds / 2)
                 check_us.append(1e6 * cpu_seconds / calls)
                 check_us_wall.append(1e6 / per_second)
     finally:
         inputs.unlink(missing_ok=True)
+        full_inputs.unlink(missing_ok=True)
 
     python_median = statistics.median(python_rates)
     viem_median = statistics.median(viem_rates)
+    full_median = statistics.median(full_rates)
+    viem_full_median = {name: statistics.median(rates_of) for name, rates_of in viem_full_rates.items()}
     return {
         "pinned_cpu": cpu,
         "rounds": rounds,
@@ -242,6 +303,15 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "hot_path_ops_per_s_median": {"keyscope": python_median, "viem": viem_median},
         "hot_path_ratio_per_round": [ratio(p, v) for p, v in zip(python_rates, viem_rates, strict=True)],
         "ratio_over_viem": ratio(python_median, viem_median),
+        "full_path_ops_per_s": {"keyscope": full_rates, **viem_full_rates},
+        "full_path_ops_per_s_median": {"keyscope": full_median, **viem_full_median},
+        "full_path_same_bytes_as_viem": full_mismatches == 0,
+        "full_path_mismatches": full_mismatches,
+        "full_path_ratio_per_round": [
+            ratio(p, v) for p, v in zip(full_rates, viem_full_rates["viem"], strict=True)
+        ],
+        "full_path_ratio_over_viem": ratio(full_median, viem_full_median["viem"]),
+        "full_path_ratio_over_viem_account": ratio(full_median, viem_full_median["viem_account"]),
         "full_build_ops_per_s": build_rates,
         "full_build_ops_per_s_median": statistics.median(build_rates),
         "policy_check_us": check_us,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from eth_abi import encode as abi_encode
+from eth_abi.encoding import TupleEncoder
+from eth_abi.registry import registry
 
 from .errors import BadInputError
 from .execution import Call
@@ -15,14 +16,17 @@ __all__ = ["encode_function_call", "function_call"]
 
 
 @lru_cache(maxsize=256)
-def _function(signature: str) -> AbiFunction:
-    return parse_signature(signature)
+def _function(signature: str) -> tuple[AbiFunction, list[str], TupleEncoder]:
+    """The parsed ``signature``, its argument types and their ABI encoder (what ``eth_abi.encode`` would build
+    for every call), remembered per signature."""
+    function = parse_signature(signature)
+    types = [param.type.name for param in function.inputs]
+    return function, types, TupleEncoder(encoders=[registry.get_encoder(name) for name in types])
 
 
 def encode_function_call(signature: str, *args: Any) -> bytes:
     """Calldata for ``signature`` (e.g. ``"transfer(address to,uint256 amount)"``) called with ``args``."""
-    function = _function(signature)
-    types = [param.type.name for param in function.inputs]
+    function, types, encoder = _function(signature)
     if len(args) != len(types):
         raise BadInputError(
             f"{function.signature} takes {len(types)} argument(s) ({function.describe_inputs()}), got {len(args)}"
@@ -32,7 +36,7 @@ def encode_function_call(signature: str, *args: Any) -> bytes:
         for a in args
     ]
     try:
-        return function.selector + abi_encode(types, plain)
+        return function.selector + encoder(plain)
     except Exception as exc:
         raise BadInputError(f"cannot encode the arguments of {function.signature}: {exc}") from exc
 

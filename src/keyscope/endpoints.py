@@ -193,7 +193,7 @@ class Endpoints:
                         "account's cannot be hashed: give it the EOA's authorization (eip7702_auth)"
                     )
         return user_op_hash(
-            op.pack(), self.entry_point, self.chain_id, version=version, eip7702_delegate=delegate
+            op.packed_fields(), self.entry_point, self.chain_id, version=version, eip7702_delegate=delegate
         )
 
     def check_entry_point(self, account: str) -> None:

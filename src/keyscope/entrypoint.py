@@ -3,6 +3,7 @@ and which EntryPoint version an address is."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -77,8 +78,10 @@ def encode_get_user_op_hash(op: PackedUserOperation) -> bytes:
     return _GET_USER_OP_HASH + abi_encode([PACKED_USEROP_ABI_TYPE], [op.as_tuple()])
 
 
+@lru_cache(maxsize=1024)
 def encode_get_nonce(sender: str, key: int) -> bytes:
-    """Calldata of ``getNonce(sender, key)`` (key: the 192-bit nonce lane)."""
+    """Calldata of ``getNonce(sender, key)`` (key: the 192-bit nonce lane). A client asks it of the same few
+    lanes before every operation: the encodings are remembered."""
     return _GET_NONCE + abi_encode(["address", "uint192"], [sender, key])
 
 

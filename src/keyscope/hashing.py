@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from eth_utils import keccak
+from eth_hash.auto import keccak
 
 from .errors import BadInputError
 from .hexutil import address_word, word
@@ -38,6 +38,12 @@ _EIP712_DOMAIN_TYPEHASH = keccak(
 EIP7702_INIT_CODE = b"\x77\x02"
 """The initCode of an EntryPoint v0.8 UserOperation from an EIP-7702 account (bundlers' ``factory: "0x7702"``)."""
 _EIP7702_MARKER_WORD = EIP7702_INIT_CODE.ljust(20, b"\0")
+_KECCAK_OF_NOTHING = keccak(b"")
+"""The hash of an empty initCode or paymasterAndData (most operations have both empty)."""
+
+
+def _keccak_of(data: bytes) -> bytes:
+    return keccak(data) if data else _KECCAK_OF_NOTHING
 
 
 def is_eip7702_init_code(init_code: bytes) -> bool:
@@ -73,12 +79,12 @@ def _encoded_fields(op: PackedFields, init_code: bytes) -> bytes:
         (
             address_word(op.sender),
             word(op.nonce),
-            keccak(init_code),
+            _keccak_of(init_code),
             keccak(op.call_data),
             op.account_gas_limits,
             word(op.pre_verification_gas),
             op.gas_fees,
-            keccak(op.paymaster_and_data),
+            _keccak_of(op.paymaster_and_data),
         )
     )
 

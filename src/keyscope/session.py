@@ -17,11 +17,13 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .errors import BadInputError
 from .hexutil import Address, HexData, HexRepr, to_bytes
 from .hexutil import address_word as _address_word
 from .hexutil import word as _word
 
 __all__ = [
+    "ECDSA_SIGNATURE_BYTES",
     "MAX_PAYMASTERS",
     "MAX_PERMISSIONS",
     "MAX_RULE_WORDS",
@@ -35,6 +37,8 @@ __all__ = [
     "Rule",
     "Session",
     "arg_type_of",
+    "enable_signature_prefix",
+    "enable_signature_with_prefix",
     "encode_enable_signature",
     "encode_use_with_key_signature",
     "rule_words",
@@ -614,6 +618,31 @@ def encode_enable_signature(session: Session, owner_signature: bytes, session_si
         [SESSION_ABI_TYPE, "bytes", "bytes"], [session.as_abi(), owner_signature, session_signature]
     )
     return bytes((MODE_ENABLE,)) + body
+
+
+ECDSA_SIGNATURE_BYTES = 65
+_ENABLE_TAIL_PADDING = bytes(-ECDSA_SIGNATURE_BYTES % 32)
+
+
+def enable_signature_prefix(session: Session, owner_signature: bytes) -> bytes:
+    """The ENABLE signature up to the session key's own signature: for every 65-byte ECDSA ``signature``,
+    ``encode_enable_signature(session, owner_signature, signature)`` is
+    ``prefix + signature + bytes(31)`` (the session signature is the encoding's last field; its length word
+    comes just before it and its padding after it). A client encodes the grant once and each operation then
+    appends its own signature (:func:`enable_signature_with_prefix`)."""
+    encoded = encode_enable_signature(session, owner_signature, bytes(ECDSA_SIGNATURE_BYTES))
+    return encoded[: -(ECDSA_SIGNATURE_BYTES + len(_ENABLE_TAIL_PADDING))]
+
+
+def enable_signature_with_prefix(prefix: bytes, session_signature: bytes) -> bytes:
+    """The ENABLE signature of ``prefix`` (from :func:`enable_signature_prefix`) and a 65-byte session
+    ``session_signature``; raises :class:`~keyscope.errors.BadInputError` for any other length."""
+    if len(session_signature) != ECDSA_SIGNATURE_BYTES:
+        raise BadInputError(
+            f"a session signature of {len(session_signature)} bytes: the ENABLE prefix is for a 65-byte ECDSA "
+            "signature (use encode_enable_signature for others)"
+        )
+    return prefix + session_signature + _ENABLE_TAIL_PADDING
 
 
 def encode_use_with_key_signature(session_key: str, signature: bytes) -> bytes:

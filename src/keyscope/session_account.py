@@ -39,7 +39,13 @@ from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_
 from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
 from .revert import describe_revert
-from .session import encode_enable_signature, encode_use_with_key_signature
+from .session import (
+    ECDSA_SIGNATURE_BYTES,
+    enable_signature_prefix,
+    enable_signature_with_prefix,
+    encode_enable_signature,
+    encode_use_with_key_signature,
+)
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
 from .userop import UserOperation
@@ -145,6 +151,8 @@ class SessionAccount:
         self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
         self._flag_calls = session_flag_calls(grant.account, grant.session_id)
         """Calldata of the module's ``isSessionActive`` and ``isSessionRevoked`` for this session."""
+        self._enable_prefix: bytes | None = None
+        """The ENABLE signature's bytes before the session key's signature (encoded at the first use)."""
         self._placeholders: dict[bool, tuple[bytes, int]] = {}
         """Per enabled state: the placeholder signature gas is estimated with, and the real one's length."""
         self._nonce_keys: dict[int, int] = {}
@@ -278,7 +286,13 @@ class SessionAccount:
             raise ConfigurationError(
                 "this off-chain grant has no owner signature and the session is not enabled on chain"
             )
-        return encode_enable_signature(self.grant.session, self.grant.owner_signature, digest_signature)
+        if len(digest_signature) != ECDSA_SIGNATURE_BYTES:
+            return encode_enable_signature(self.grant.session, self.grant.owner_signature, digest_signature)
+        if (
+            self._enable_prefix is None
+        ):  # the grant is encoded once, not for the placeholder and again to sign
+            self._enable_prefix = enable_signature_prefix(self.grant.session, self.grant.owner_signature)
+        return enable_signature_with_prefix(self._enable_prefix, digest_signature)
 
     def _placeholder(self) -> tuple[bytes, int]:
         """The placeholder signature gas is estimated with (USE_WITH_KEY once enabled: bundlers cannot recover

@@ -15,7 +15,7 @@ account's delegate into the userOpHash).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -41,6 +41,21 @@ def _parse_factory(value: Any) -> str:
 
 Factory = Annotated[str, BeforeValidator(_parse_factory)]
 """A factory's address, or ``"0x7702"`` for an EIP-7702 account."""
+
+
+class _PackedFields(NamedTuple):
+    """The fields of a ``PackedUserOperation``, in struct order, without validation (built from a valid
+    :class:`UserOperation` only)."""
+
+    sender: str
+    nonce: int
+    init_code: bytes
+    call_data: bytes
+    account_gas_limits: bytes
+    pre_verification_gas: int
+    gas_fees: bytes
+    paymaster_and_data: bytes
+    signature: bytes
 
 
 class _Wire(HexRepr, BaseModel):
@@ -102,6 +117,11 @@ class UserOperation(_Wire):
 
     def pack(self) -> PackedUserOperation:
         """The :class:`PackedUserOperation` the EntryPoint hashes and executes."""
+        return PackedUserOperation.model_construct(**self.packed_fields()._asdict())
+
+    def packed_fields(self) -> _PackedFields:
+        """The packed fields as a plain named tuple, in struct order: what the hashes read, without building the
+        :class:`PackedUserOperation` model (:meth:`pack`)."""
         if self.factory is None:
             init_code = b""
         elif self.factory == EIP7702_FACTORY:
@@ -123,18 +143,16 @@ class UserOperation(_Wire):
                 + self.paymaster_post_op_gas_limit.to_bytes(16, "big")
                 + self.paymaster_data
             )
-        return PackedUserOperation.model_construct(
-            sender=self.sender,
-            nonce=self.nonce,
-            init_code=init_code,
-            call_data=self.call_data,
-            account_gas_limits=self.verification_gas_limit.to_bytes(16, "big")
-            + self.call_gas_limit.to_bytes(16, "big"),
-            pre_verification_gas=self.pre_verification_gas,
-            gas_fees=self.max_priority_fee_per_gas.to_bytes(16, "big")
-            + self.max_fee_per_gas.to_bytes(16, "big"),
-            paymaster_and_data=paymaster_and_data,
-            signature=self.signature,
+        return _PackedFields(
+            self.sender,
+            self.nonce,
+            init_code,
+            self.call_data,
+            self.verification_gas_limit.to_bytes(16, "big") + self.call_gas_limit.to_bytes(16, "big"),
+            self.pre_verification_gas,
+            self.max_priority_fee_per_gas.to_bytes(16, "big") + self.max_fee_per_gas.to_bytes(16, "big"),
+            paymaster_and_data,
+            self.signature,
         )
 
     def to_rpc(self) -> dict[str, Any]:
@@ -193,7 +211,7 @@ class UserOperation(_Wire):
         if eip7702_delegate is None and self.eip7702_auth is not None:
             eip7702_delegate = self.eip7702_auth.address
         return user_op_hash(
-            self.pack(), entry_point, chain_id, version=version, eip7702_delegate=eip7702_delegate
+            self.packed_fields(), entry_point, chain_id, version=version, eip7702_delegate=eip7702_delegate
         )
 
 
