@@ -4,7 +4,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
 
-.PHONY: setup demo test screenshots bench lint slither clean
+.PHONY: setup demo test screenshots bench gas-snapshot lint slither clean
 
 setup:
 	@tools/setup.sh
@@ -21,6 +21,10 @@ test: setup
 screenshots: setup
 	@tools/ensure-chromium.sh
 	@KEYSCOPE_SCREENSHOTS=$(CURDIR)/docs/images $(VENV)/ape test tests/e2e/test_browser.py -q -k real_browser
+
+# rewrite benchmarks/gas_snapshot.json after a deliberate gas change (tests/test_gas_snapshot.py checks it)
+gas-snapshot: setup
+	@KEYSCOPE_UPDATE_GAS_SNAPSHOT=1 $(VENV)/ape test tests/test_gas_snapshot.py -q
 
 bench: setup
 	@$(VENV)/python benchmarks/run.py $(ARGS)

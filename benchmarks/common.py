@@ -11,9 +11,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from keyscope.hexutil import keccak
-from keyscope.signing import LocalSigner
-
 ROOT = Path(__file__).resolve().parent.parent
 """The checkout (benchmarks/ is one level below it)."""
 
@@ -22,10 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(1, str(ROOT / "tests"))
 
+from support.gas_shapes import fixed_signer  # noqa: E402  (a key derived from a label, the same every run)
 
-def fixed_signer(label: str) -> LocalSigner:
-    """A key derived from ``label``: the same addresses (hence the same calldata bytes and gas) every run."""
-    return LocalSigner(keccak(b"keyscope-bench/" + label.encode()))
+__all__ = ["ROOT", "fixed_signer", "machine", "one_core", "percentile", "ratio", "summary"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -31,7 +31,7 @@ from typing import Any
 from common import fixed_signer, ratio
 from eth_abi import encode as abi_encode
 
-from keyscope import Policy, SessionKey, arg, connect
+from keyscope import SessionKey, connect
 from keyscope.calls import function_call
 from keyscope.entrypoint import (
     decode_user_operation_events,
@@ -48,12 +48,12 @@ from keyscope.network import Network
 from keyscope.owner import Owner
 from keyscope.session import (
     SESSION_ABI_TYPE,
-    Permission,
     encode_enable_signature,
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.gas_shapes import mint_permission, word_permission
 
 ETHER = 10**18
 RULE_COUNTS = (0, 1, 2, 4, 8)
@@ -68,7 +68,6 @@ ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
 REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
 WITHDRAW_TO = keccak(b"withdrawTo(address,uint256)")[:4]
 PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
-ZERO_ADDRESS = "0x" + "00" * 20
 TX_GAS = 15_000_000
 
 
@@ -340,30 +339,7 @@ class Lab:
         return int(result, 16)
 
 
-# -- policies -------------------------------------------------------------------------------------------
-
-
-def mint_permission(nft: str, recipient: str, rules: int) -> Permission:
-    """``safeMint(address to)`` on ``nft`` with ``rules`` one-word rules on ``to``, all holding for ``recipient``."""
-    number = int(recipient, 16)
-    pool = [
-        arg("to") == recipient,
-        arg("to") != ZERO_ADDRESS,
-        arg("to") <= recipient,
-        arg("to") >= recipient,
-        arg("to") < "0x" + (number + 1).to_bytes(20, "big").hex(),
-        arg("to") > "0x" + (number - 1).to_bytes(20, "big").hex(),
-        arg("to") != fixed_signer("gas/other-1").address,
-        arg("to") != fixed_signer("gas/other-2").address,
-    ]
-    return Policy.call(nft, "safeMint(address to)", rules=pool[:rules])
-
-
-def word_permission(nft: str, recipient: str) -> Permission:
-    """``mintBatch(address to, uint256 count)`` with two rules on the 256-bit ``count`` (the cheapest type to
-    check), holding for ``count`` 2."""
-    rules = [arg("count") >= 1, arg("count") <= 3]
-    return Policy.call(nft, "mintBatch(address to,uint256 count)", rules=rules)
+# -- policies (shared with the gas snapshot: tests/support/gas_shapes.py) ---------------------------------
 
 
 def withdraw_call(entry_point: str, account: str, amount: int) -> Call:

@@ -30,9 +30,9 @@ from common import ROOT, fixed_signer, one_core, ratio
 from keyscope import PolicyChecker, SessionAccount
 from keyscope.accounts import KeyscopeAccountKind
 from keyscope.artifacts import ENTRY_POINT_V07
-from keyscope.entrypoint import encode_get_nonce
 from keyscope.bundler.types import FeeQuote, GasEstimate
 from keyscope.calls import function_call
+from keyscope.entrypoint import encode_get_nonce
 from keyscope.execution import encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import user_op_hash_v07

@@ -8,7 +8,6 @@ import pytest
 from eth_abi import encode as abi_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_userop import user_operations
 
 from keyscope.calls import encode_function_call
 from keyscope.entrypoint import encode_get_nonce
@@ -25,6 +24,7 @@ from keyscope.session import (
     encode_enable_signature,
 )
 from keyscope.userop import UserOperation
+from test_userop import user_operations
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda raw: to_address(raw))
 words = st.integers(0, 2**256 - 1)
@@ -65,7 +65,9 @@ def test_the_enable_prefix_and_a_signature_are_the_full_enable_encoding(
 
 @pytest.mark.parametrize("length", [0, 64, 66, 96])
 def test_the_enable_prefix_refuses_a_signature_not_of_65_bytes(length: int) -> None:
-    session = Session(session_key="0x" + "11" * 20, permissions=(Permission(target="0x" + "22" * 20, selector=bytes(4)),))
+    session = Session(
+        session_key="0x" + "11" * 20, permissions=(Permission(target="0x" + "22" * 20, selector=bytes(4)),)
+    )
     prefix = enable_signature_prefix(session, bytes(65))
     with pytest.raises(BadInputError, match=f"{length} bytes"):
         enable_signature_with_prefix(prefix, bytes(length))
