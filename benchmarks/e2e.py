@@ -25,6 +25,8 @@ All poll the receipt at the same fixed interval. Each session has its own nonce 
 from __future__ import annotations
 
 import json
+import math
+import random
 import statistics
 import threading
 import time
@@ -315,9 +317,46 @@ def _scenario(samples: dict[str, dict[str, list[float]]], rates: dict[str, list[
     return out
 
 
+BOOTSTRAP_RESAMPLES = 10_000
+RESOLVE = 0.09
+"""The difference the 1-session interval must be able to tell: a p50 ratio of 1.09 from 1.0."""
+
+
+def _median_ratio(ours: list[float], floor: list[float]) -> float:
+    return statistics.median(ours) / statistics.median(floor)
+
+
+def paired_interval(ours: list[float], floor: list[float], *, seed: int = 7) -> dict[str, Any]:
+    """A 95 % confidence interval of ``median(ours) / median(floor)`` where ``ours[i]`` and ``floor[i]`` were
+    measured in the same turn (the paired bootstrap: turns drawn with replacement, both clients' samples of a
+    drawn turn kept together, so that load shared by a turn cancels), and whether it can tell a ratio of
+    ``1 + RESOLVE`` from 1.0: it can when the interval is narrower than ``RESOLVE`` (then it cannot hold both).
+    ``turns_needed`` extrapolates, by the usual square-root law, how many turns would make it that narrow."""
+    turns = len(ours)
+    draw = random.Random(seed)
+    ratios = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        picked = [draw.randrange(turns) for _ in range(turns)]
+        ratios.append(_median_ratio([ours[i] for i in picked], [floor[i] for i in picked]))
+    ratios.sort()
+    low = ratios[int(0.025 * BOOTSTRAP_RESAMPLES)]
+    high = ratios[int(0.975 * BOOTSTRAP_RESAMPLES) - 1]
+    width = high - low
+    differences = sorted(a - b for a, b in zip(ours, floor, strict=True))
+    return {
+        "turns": turns,
+        "p50_ratio": _median_ratio(ours, floor),
+        "ci95": [low, high],
+        "ci95_width": width,
+        "resolves": width < RESOLVE,
+        "turns_needed": math.ceil(turns * (width / RESOLVE) ** 2) if width >= RESOLVE else turns,
+        "paired_difference_s_p50": statistics.median(differences),
+    }
+
+
 def run(stack: Any, *, quick: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Latency and throughput figures, as a dict for results.json."""
-    turns = 12 if quick else 60
+    turns = 12 if quick else 150
     rounds = 2 if quick else 6
     per_session = 2
     net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
@@ -357,6 +396,11 @@ def run(stack: Any, *, quick: bool = False, log: Callable[[str], None] = print) 
         samples = runner.interleaved(turns, POLL_SECONDS[1])
         rates = {c: [1 / summary(samples[c]["latency"])["mean"]] for c in CLIENTS}
         scenarios["1"] = _scenario(samples, rates)
+        for client in ("sdk", "sdk_tuned"):
+            scenarios["1"][client]["p50_ratio_interval"] = paired_interval(
+                samples[client]["latency"], samples["floor"]["latency"]
+            )
+        scenarios["1"]["samples_s"] = {client: samples[client]["latency"] for client in CLIENTS}
 
         samples = {c: {"latency": [], "build": []} for c in CLIENTS}
         rates = {c: [] for c in CLIENTS}

@@ -8,8 +8,9 @@ Prints the tables, writes ``docs/benchmarks.md`` and ``benchmarks/results.json``
 3. sessions at scale: worker processes on SQLite and PostgreSQL through a stack of their own (``scale.py``,
    run as its own process; it writes ``benchmarks/scale.json``).
 
-Options: ``--quick`` (fewer rounds, for trying things out), ``--skip sdk,gas,kinds,e2e``, ``--no-write`` (print
-only), ``--report-only`` (rewrite docs/benchmarks.md from the existing results.json).
+Options: ``--quick`` (fewer rounds, for trying things out), ``--skip sdk,gas,kinds,e2e``, ``--merge`` (keep the
+skipped parts' figures from the existing results.json), ``--no-write`` (print only), ``--report-only`` (rewrite
+docs/benchmarks.md from the existing results.json).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print the tables, write no file")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
     parser.add_argument("--json", type=Path, help="also write the results (JSON) to this file")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the parts of the existing results.json that this run skips (their figures are then older)",
+    )
     args = parser.parse_args(argv)
 
     if args.report_only:
@@ -81,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - began:6.1f}s] {message}", flush=True)
 
+    kept: dict[str, Any] = {}
+    if args.merge and report.RESULTS.is_file():
+        previous = json.loads(report.RESULTS.read_text())
+        kept = {part: previous[part] for part in PARTS if part in skip and part in previous}
+        if "stack" in previous and {"gas", "kinds", "e2e"} <= skip:
+            kept["stack"] = previous["stack"]
+        kept["merged_from"] = {
+            "generated_at": previous.get("generated_at"),
+            "parts": sorted(part for part in PARTS if part in kept),
+        }
     results: dict[str, Any] = {
         "schema": 1,
         "generated_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -88,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "versions": _versions(),
         "stack": STACK_SETTINGS,
+        **kept,
     }
+    if "sdk" in kept:
+        results["versions"]["viem"] = kept["sdk"].get("viem_version")
     if "sdk" not in skip:
         import sdk
 

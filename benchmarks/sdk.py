@@ -242,6 +242,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     full_inputs = Path(full_file.name)
     full_rates: list[float] = []
     viem_full_rates: dict[str, list[float]] = {"viem": [], "viem_account": []}
+    full_cpu_rates: list[float] = []
+    viem_full_cpu_rates: dict[str, list[float]] = {"viem": [], "viem_account": []}
     full_mismatches = 0
     python_rates: list[float] = []
     viem_rates: list[float] = []
@@ -266,10 +268,13 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                     ):
                         mismatches += 1
                 build_rates.append(_rate(full, OPERATIONS, seconds)[0])
-                full_rates.append(_rate(full_path, OPERATIONS, seconds)[0])
+                per_second, calls, _, cpu_seconds = _rate(full_path, OPERATIONS, seconds)
+                full_rates.append(per_second)
+                full_cpu_rates.append(calls / cpu_seconds)
                 theirs = _viem_round(full_inputs, seconds, "sdk_viem_full.mjs")
                 for name, rates_of in viem_full_rates.items():
                     rates_of.append(float(theirs["variants"][name]["opsPerSecond"]))
+                    viem_full_cpu_rates[name].append(float(theirs["variants"][name]["opsPerCpuSecond"]))
                     for op, (their_call_data, their_hash, their_signature) in zip(
                         full_ops, theirs["results"][name], strict=True
                     ):
@@ -289,8 +294,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
 
     python_median = statistics.median(python_rates)
     viem_median = statistics.median(viem_rates)
-    full_median = statistics.median(full_rates)
-    viem_full_median = {name: statistics.median(rates_of) for name, rates_of in viem_full_rates.items()}
+    full_median = statistics.median(full_cpu_rates)
+    viem_full_median = {name: statistics.median(rates_of) for name, rates_of in viem_full_cpu_rates.items()}
     return {
         "pinned_cpu": cpu,
         "rounds": rounds,
@@ -303,13 +308,21 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "hot_path_ops_per_s_median": {"keyscope": python_median, "viem": viem_median},
         "hot_path_ratio_per_round": [ratio(p, v) for p, v in zip(python_rates, viem_rates, strict=True)],
         "ratio_over_viem": ratio(python_median, viem_median),
+        "full_path_ops_per_cpu_s": {"keyscope": full_cpu_rates, **viem_full_cpu_rates},
+        "full_path_ops_per_cpu_s_median": {"keyscope": full_median, **viem_full_median},
         "full_path_ops_per_s": {"keyscope": full_rates, **viem_full_rates},
-        "full_path_ops_per_s_median": {"keyscope": full_median, **viem_full_median},
+        "full_path_ops_per_s_median": {
+            "keyscope": statistics.median(full_rates),
+            **{name: statistics.median(rates_of) for name, rates_of in viem_full_rates.items()},
+        },
         "full_path_same_bytes_as_viem": full_mismatches == 0,
         "full_path_mismatches": full_mismatches,
         "full_path_ratio_per_round": [
-            ratio(p, v) for p, v in zip(full_rates, viem_full_rates["viem"], strict=True)
+            ratio(p, v) for p, v in zip(full_cpu_rates, viem_full_cpu_rates["viem"], strict=True)
         ],
+        "full_path_wall_ratio_over_viem": ratio(
+            statistics.median(full_rates), statistics.median(viem_full_rates["viem"])
+        ),
         "full_path_ratio_over_viem": ratio(full_median, viem_full_median["viem"]),
         "full_path_ratio_over_viem_account": ratio(full_median, viem_full_median["viem_account"]),
         "full_build_ops_per_s": build_rates,

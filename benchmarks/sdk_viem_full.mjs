@@ -14,7 +14,8 @@
 //
 // inputs.json: {"entryPoint", "chainId", "privateKey", "sender", "target", "recipient", "nonceKey", "nonces",
 // "gas": {callGasLimit, verificationGasLimit, preVerificationGas, maxFeePerGas, maxPriorityFeePerGas}}.
-// Prints one JSON line: {"viem", "variants": {name: {"ops", "seconds", "opsPerSecond"}},
+// Prints one JSON line: {"viem", "variants": {name: {"ops", "seconds", "opsPerSecond", "cpuSeconds",
+// "opsPerCpuSecond"}} (CPU time of the whole process: its GC and compiler threads count),
 // "results": {name: [[callData, hash, signature], ...]}} (results: one per nonce, to check against Python).
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -128,6 +129,7 @@ async function timed(work) {
   const warmUntil = performance.now() + 300
   for (let i = 0; performance.now() < warmUntil; i++) await work(i % nonces.length)
   let done = 0
+  const cpuStart = process.cpuUsage()
   const start = performance.now()
   const stopAt = start + seconds * 1000
   while (performance.now() < stopAt) {
@@ -135,7 +137,9 @@ async function timed(work) {
     done += 100
   }
   const elapsed = (performance.now() - start) / 1000
-  return { ops: done, seconds: elapsed, opsPerSecond: done / elapsed }
+  const cpu = process.cpuUsage(cpuStart)
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  return { ops: done, seconds: elapsed, opsPerSecond: done / elapsed, cpuSeconds, opsPerCpuSecond: done / cpuSeconds }
 }
 
 const variants = { viem: byHand, viem_account: throughAccount }
