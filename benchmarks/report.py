@@ -708,7 +708,7 @@ def _e2e_section(results: dict[str, Any]) -> Fields:
             f"{gas(10_000)} resamples: a turn's samples of both clients are drawn together, so that load common to a "
             f"turn cancels) is [{fixed(low, 3)}, {fixed(high, 3)}], {fixed(interval.get('ci95_width'), 3)} wide, "
             f"{verdict}. The tuned client's: [{fixed(tl, 3)}, {fixed(th, 3)}]. The median paired difference "
-            f"(SDK − floor, same turn) is {ms(interval.get('paired_difference_s_p50'))} ms. What the SDK itself adds "
+            f"(SDK minus floor, same turn) is {ms(interval.get('paired_difference_s_p50'))} ms. What the SDK itself adds "
             "is measured without that noise: its build time (the *build p50* column) and its requests (below)."
         )
     else:
