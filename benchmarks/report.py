@@ -20,6 +20,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 TEMPLATE = ROOT / "benchmarks" / "benchmarks.md.tmpl"
 RESULTS = ROOT / "benchmarks" / "results.json"
 BEFORE = ROOT / "benchmarks" / "gas_before.json"
+SNAPSHOT = ROOT / "benchmarks" / "gas_snapshot.json"
 """Gas rows measured before a change to the module, shown beside the current ones."""
 BEFORE_AFTER = (
     ("owner", "owner (inline ECDSA)"),
@@ -948,11 +949,60 @@ def _scale_section(results: dict[str, Any]) -> Fields:
     }
 
 
+_SHAPE_NAMES = {
+    "nft_mint": "NFT `safeMint(to)` (a new token)",
+    "erc20_transfer": "ERC-20 `transfer(to, amount)`",
+    "erc721_transfer_from": "ERC-721 `transferFrom(account, to, id)` of a token the account owns",
+}
+
+
+def _snapshot_section(results: dict[str, Any]) -> Fields:
+    """The call shapes of the committed gas snapshot (read from its file, not from ``results``)."""
+    if not SNAPSHOT.is_file():
+        return {"snapshot_shapes_table": "No gas snapshot committed.", "snapshot_rows": NA}
+    snapshot = json.loads(SNAPSHOT.read_text())
+    rows = snapshot.get("rows") or {}
+    shape_rows = []
+    pairs = {
+        "nft_mint": ("owner", "session_2_rules"),
+        "erc20_transfer": ("owner_erc20_transfer", "session_erc20_transfer_2_rules"),
+        "erc721_transfer_from": ("owner_erc721_transfer_from", "session_erc721_transfer_from_2_rules"),
+    }
+    for shape, (owner, session) in pairs.items():
+        o, s_ = rows.get(owner) or {}, rows.get(session) or {}
+        shape_rows.append(
+            [
+                _SHAPE_NAMES[shape],
+                gas(o.get("tx_gas")),
+                gas(s_.get("tx_gas")),
+                signed_gas(sub(s_.get("tx_gas"), o.get("tx_gas"))),
+                fixed(div(s_.get("tx_gas"), o.get("tx_gas")), 4),
+                fixed(div(s_.get("actual_gas_used"), o.get("actual_gas_used")), 4),
+            ]
+        )
+    return {
+        "snapshot_rows": str(len(rows)),
+        "snapshot_shapes_table": table(
+            [
+                "call shape",
+                "owner tx gas",
+                "session tx gas",
+                "extra",
+                "tx gas ÷ owner",
+                "actualGasUsed ÷ owner",
+            ],
+            shape_rows,
+            "lrrrrr",
+        ),
+    }
+
+
 def markdown(results: dict[str, Any]) -> str:
     """docs/benchmarks.md for ``results``: the template with every field filled in."""
     sections: list[Callable[[dict[str, Any]], Fields]] = [
         _targets_section,
         _gas_section,
+        _snapshot_section,
         _bytes_section,
         _sdk_section,
         _e2e_section,
