@@ -8,7 +8,8 @@ Prints the tables, writes ``docs/benchmarks.md`` and ``benchmarks/results.json``
 3. sessions at scale: worker processes on SQLite and PostgreSQL through a stack of their own (``scale.py``,
    run as its own process; it writes ``benchmarks/scale.json``).
 
-Options: ``--quick`` (fewer rounds, for trying things out), ``--skip sdk,gas,kinds,e2e``, ``--merge`` (keep the
+Options: ``--quick`` (fewer rounds, for trying things out), ``--smoke`` (one short SDK round: the test suite's check
+that the benchmark runs), ``--skip sdk,gas,kinds,e2e``, ``--merge`` (keep the
 skipped parts' figures from the existing results.json), ``--no-write`` (print only), ``--report-only`` (rewrite
 docs/benchmarks.md from the existing results.json).
 """
@@ -61,6 +62,11 @@ def _versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="keyscope benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (figures are noisier)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one short SDK round: checks the benchmark runs (figures meaningless)",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {', '.join(PARTS)}")
     parser.add_argument("--no-write", action="store_true", help="print the tables, write no file")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from results.json")
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         import sdk
 
         log("sdk: hot path against viem, full build, policy check (one core)")
-        results["sdk"] = sdk.run(quick=args.quick)
+        results["sdk"] = sdk.run(quick=args.quick, smoke=args.smoke)
         results["versions"]["viem"] = results["sdk"]["viem_version"]
 
     if {"gas", "kinds", "e2e"} - skip:

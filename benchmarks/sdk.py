@@ -166,10 +166,10 @@ def _viem_round(inputs: Path, seconds: float, script: str = "sdk_viem.mjs") -> d
     return result
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
-    """All SDK figures, as a dict for results.json."""
-    rounds = 2 if quick else 3
-    seconds = 0.6 if quick else 1.2
+def run(*, quick: bool = False, smoke: bool = False) -> dict[str, Any]:
+    """All SDK figures, as a dict for results.json (``smoke``: one short round, to check that it runs)."""
+    rounds = 1 if smoke else 2 if quick else 3
+    seconds = 0.2 if smoke else 0.6 if quick else 1.2
     grant, key, call_data = session_fixture()
     ops = operations(call_data, OPERATIONS)
 

@@ -17,6 +17,7 @@ def test_sdk_benchmark_runs_and_signs_the_same_bytes_as_viem(tmp_path):
             sys.executable,
             str(ROOT / "benchmarks" / "run.py"),
             "--quick",
+            "--smoke",
             "--skip",
             "gas,kinds,e2e,scale",
             "--no-write",
