@@ -21,7 +21,8 @@ def _function(signature: str) -> tuple[AbiFunction, list[str], TupleEncoder]:
     for every call), remembered per signature."""
     function = parse_signature(signature)
     types = [param.type.name for param in function.inputs]
-    return function, types, TupleEncoder(encoders=[registry.get_encoder(name) for name in types])
+    encoders = [registry.get_encoder(name) for name in types]
+    return function, types, TupleEncoder(encoders=encoders)  # type: ignore[no-untyped-call]  # eth_abi's
 
 
 def encode_function_call(signature: str, *args: Any) -> bytes:

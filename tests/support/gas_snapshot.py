@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -297,18 +298,16 @@ def _rows(lab: Lab) -> dict[str, dict[str, int]]:
     rows: dict[str, Row] = {}
     rows["owner"] = lab.measure(lambda: lab.owner_op(account, owner, [mint]))
     for rules in RULE_COUNTS:
-        rows[f"session_{rules}_rules"] = lab.measure(
-            lambda rules=rules: lab.session_op(account, keys[rules], [mint])
-        )
+        rows[f"session_{rules}_rules"] = lab.measure(partial(lab.session_op, account, keys[rules], [mint]))
     mint_two = function_call(lab.nft, "mintBatch(address,uint256)", recipient, 2)
     rows["owner_mint_batch"] = lab.measure(lambda: lab.owner_op(account, owner, [mint_two]))
     rows["session_2_word_rules"] = lab.measure(lambda: lab.session_op(account, word_key, [mint_two]))
     for size in BATCH_SIZES:
         rows[f"owner_batch_{size}"] = lab.measure(
-            lambda size=size: lab.owner_op(account, owner, [mint] * size, batch=True)
+            partial(lab.owner_op, account, owner, [mint] * size, batch=True)
         )
         rows[f"session_batch_{size}"] = lab.measure(
-            lambda size=size: lab.session_op(account, keys[2], [mint] * size, batch=True)
+            partial(lab.session_op, account, keys[2], [mint] * size, batch=True)
         )
     rows["owner_erc20_transfer"] = lab.measure(lambda: lab.owner_op(account, owner, [transfer]))
     rows["session_erc20_transfer_2_rules"] = lab.measure(
