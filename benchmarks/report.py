@@ -223,6 +223,8 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
                 "sdk_tuned_p50_s": get(one, "sdk_tuned", "latency_s", "p50"),
                 "sdk_tuned_ratio": get(one, "sdk_tuned", "p50_ratio_over_floor"),
                 "ratio_20_sessions": get(many, "sdk", "p50_ratio_over_floor"),
+                "ci95": get(one, "sdk", "p50_ratio_interval", "ci95"),
+                "resolves": get(one, "sdk", "p50_ratio_interval", "resolves"),
             },
         ),
     }
@@ -272,7 +274,13 @@ def _raw_summary(key: str, entry: dict[str, Any]) -> str:
     if key == "policy_check_us":
         rounds = ", ".join(fixed(x, 2) for x in raw.get("rounds_us") or [])
         return f"CPU time, median of {rounds} µs (wall: {fixed(raw.get('wall_median_us'), 2)} µs)"
-    return f"{ms(raw.get('sdk_p50_s'))} / {ms(raw.get('floor_p50_s'))} ms"
+    interval = raw.get("ci95")
+    spread = ""
+    if interval:
+        spread = f", 95 % CI [{fixed(interval[0], 3)}, {fixed(interval[1], 3)}]" + (
+            "" if raw.get("resolves") else ": noise-bound"
+        )
+    return f"{ms(raw.get('sdk_p50_s'))} / {ms(raw.get('floor_p50_s'))} ms{spread}"
 
 
 _DIGITS = {"use_signature_bytes": 0, "policy_check_us": 2, "gas_ratio_session_over_owner_1call_2rules": 4}
