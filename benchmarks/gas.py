@@ -53,7 +53,14 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.gas_shapes import mint_permission, word_permission
+from support.gas_shapes import (
+    ERC20_AMOUNT,
+    erc20_transfer_permission,
+    erc721_transfer_permission,
+    mint_permission,
+    word_permission,
+)
+from support.victims import deploy as deploy_project_contract
 
 ETHER = 10**18
 RULE_COUNTS = (0, 1, 2, 4, 8)
@@ -493,6 +500,15 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     scaling = _session_scaling(stack, net, lab, recipient, mint)
     rows.update(scaling)
 
+    log("gas: the call shapes (ERC-20 transfer, ERC-721 transferFrom) by the owner and a 2-rule session")
+    token = deploy_project_contract(stack, "TestToken")
+    outer = stack.snapshot()
+    try:
+        rows.update(measure_shapes(stack, lab, owner, token))
+    finally:
+        stack.revert(outer)
+    out["shapes"] = shape_ratios(rows)
+
     out["rows"] = {label: measured.row() for label, measured in rows.items()}
     owner_row = owner_mint
     out["headline"] = {
@@ -539,6 +555,85 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         "handle_ops_calldata_enable": first.handle_ops_bytes,
     }
     return out
+
+
+SHAPES = {
+    "nft_mint": ("owner", f"session_{HEADLINE_RULES}_rules"),
+    "erc20_transfer": ("owner_erc20_transfer", "session_erc20_transfer_2_rules"),
+    "erc721_transfer_from": ("owner_erc721_transfer_from", "session_erc721_transfer_from_2_rules"),
+}
+"""Per call shape: the owner's row and the 2-rule session's row, on the same account state."""
+
+
+def measure_shapes(stack: Any, lab: Lab, owner: Owner, token: str, prefix: str = "") -> dict[str, Measured]:
+    """The ERC-20 ``transfer`` and ERC-721 ``transferFrom`` shapes on ``owner``'s account (which must have the
+    module's lane 0 used once): the account gets tokens and an NFT, the recipient a token balance already (so the
+    transfer updates nonzero balances), two 2-rule sessions are granted on chain; then the owner's and the session's
+    operation of each shape on the same state. Rows are named as in :data:`SHAPES`, after ``prefix``."""
+    recipient = fixed_signer("gas/recipient").address
+    account = owner.account
+    next_id = stack.node.request(
+        "eth_call", [{"to": stack.nft, "data": "0x" + keccak(b"nextTokenId()")[:4].hex()}, "latest"]
+    )
+    token_id = int(next_id, 16)
+    owner.execute(
+        [
+            function_call(token, "mint(address,uint256)", account, 100 * ERC20_AMOUNT),
+            function_call(token, "mint(address,uint256)", recipient, ERC20_AMOUNT),
+            function_call(stack.nft, "safeMint(address)", account),
+        ]
+    ).wait()
+    erc20_key = SessionKey(fixed_signer(f"gas/{prefix}key-erc20").private_key)
+    owner.grant(
+        erc20_key, [erc20_transfer_permission(token, recipient)], onchain=True, salt=300, never_expires=True
+    )
+    erc721_key = SessionKey(fixed_signer(f"gas/{prefix}key-erc721").private_key)
+    owner.grant(
+        erc721_key,
+        [erc721_transfer_permission(stack.nft, account, recipient)],
+        onchain=True,
+        salt=301,
+        never_expires=True,
+    )
+    transfer = function_call(token, "transfer(address,uint256)", recipient, ERC20_AMOUNT)
+    transfer_from = function_call(
+        stack.nft, "transferFrom(address,address,uint256)", account, recipient, token_id
+    )
+    rows: dict[str, Measured] = {}
+    for name, call, key in (
+        ("erc20_transfer", transfer, erc20_key),
+        ("erc721_transfer_from", transfer_from, erc721_key),
+    ):
+        owner_label, session_label = SHAPES[name]
+        rows[prefix + owner_label] = lab.measure(
+            prefix + owner_label, lambda call=call: lab.owner_draft(owner, [call])
+        )
+        rows[prefix + session_label] = lab.measure(
+            prefix + session_label, lambda call=call, key=key: lab.session_draft(account, key, [call])
+        )
+    return rows
+
+
+def shape_ratios(rows: dict[str, Measured], prefix: str = "") -> dict[str, Any]:
+    """Per call shape: both rows' transaction gas and actualGasUsed and the session's ratios over the owner's;
+    and the largest transaction-gas ratio over the shapes."""
+    out: dict[str, Any] = {}
+    for shape, (owner_label, session_label) in SHAPES.items():
+        owner_row, session_row = rows.get(prefix + owner_label), rows.get(prefix + session_label)
+        if owner_row is None or session_row is None:
+            continue
+        out[shape] = {
+            "owner_tx_gas": owner_row.tx_gas,
+            "session_tx_gas": session_row.tx_gas,
+            "tx_gas_ratio": ratio(session_row.tx_gas, owner_row.tx_gas),
+            "owner_actual_gas_used": owner_row.actual_gas_used,
+            "session_actual_gas_used": session_row.actual_gas_used,
+            "actual_gas_ratio": ratio(session_row.actual_gas_used, owner_row.actual_gas_used),
+            "owner_validation_gas": owner_row.validation_gas,
+            "session_validation_gas": session_row.validation_gas,
+        }
+    ratios = [entry["tx_gas_ratio"] for entry in out.values()]
+    return {"per_shape": out, "max_tx_gas_ratio": max(ratios) if ratios else None}
 
 
 _USER_OPERATION_EVENT = (

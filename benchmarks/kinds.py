@@ -18,14 +18,15 @@ from collections.abc import Callable
 from typing import Any
 
 from common import fixed_signer, ratio
-from gas import ETHER, HEADLINE_RULES, Lab, mint_permission
+from gas import ETHER, HEADLINE_RULES, Lab, measure_shapes, mint_permission, shape_ratios
 
 from keyscope import SessionKey
 from keyscope.calls import function_call
 from support.accounts import ACCOUNT_KINDS, deploy_accounts, measure_gas, network_for
+from support.victims import deploy as deploy_project_contract
 
 
-def _tight(stack: Any, contracts: Any, name: str) -> dict[str, Any]:
+def _tight(stack: Any, contracts: Any, name: str, token: str) -> dict[str, Any]:
     net = network_for(stack, contracts.kind(name))
     net.kind = contracts.kind(name, net)
     lab = Lab(stack, net)
@@ -42,7 +43,15 @@ def _tight(stack: Any, contracts: Any, name: str) -> dict[str, Any]:
     lab.send(lab.signed(lab.session_draft(owner.account, key, [mint])))  # the module's lane 0, as measured
     owner_row = lab.measure(f"{name}_owner", lambda: lab.owner_draft(owner, [mint]))
     session_row = lab.measure(f"{name}_session", lambda: lab.session_draft(owner.account, key, [mint]))
+    prefix = f"{name}_"
+    rows = {f"{prefix}owner": owner_row, f"{prefix}session_{HEADLINE_RULES}_rules": session_row}
+    outer = stack.snapshot()
+    try:
+        rows.update(measure_shapes(stack, lab, owner, token, prefix=prefix))
+    finally:
+        stack.revert(outer)
     return {
+        "shapes": shape_ratios(rows, prefix),
         "owner": owner_row.row(),
         "session": session_row.row(),
         "tx_gas_ratio": ratio(session_row.tx_gas, owner_row.tx_gas),
@@ -56,6 +65,7 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         contracts = deploy_accounts(stack)
+        token = deploy_project_contract(stack, "TestToken")
     except Exception as error:
         return {name: {"error": f"{type(error).__name__}: {error}"} for name in ACCOUNT_KINDS}
     for name in ACCOUNT_KINDS:
@@ -73,7 +83,7 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         except Exception as error:
             entry["adapter_figures"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
         try:
-            entry["tight"] = _tight(stack, contracts, name)
+            entry["tight"] = _tight(stack, contracts, name, token)
         except Exception as error:
             entry["tight"] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
         out[name] = entry

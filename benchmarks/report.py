@@ -169,6 +169,18 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
                 "session_validation_gas": headline.get("session_validation_gas"),
             },
         ),
+        "gas_ratio_session_over_owner_max_over_shapes": entry(
+            get(results, "gas", "shapes", "max_tx_gas_ratio"),
+            "≤ 1.05",
+            {
+                "measure": "handleOps transaction gasUsed, session with 2 rules vs owner, the largest over the call "
+                "shapes (NFT mint, ERC-20 transfer, ERC-721 transferFrom of an owned token)",
+                "per_shape": {
+                    shape: figures.get("tx_gas_ratio")
+                    for shape, figures in (get(results, "gas", "shapes", "per_shape") or {}).items()
+                },
+            },
+        ),
         "use_signature_bytes": entry(
             get(results, "gas", "bytes", "use_signature"),
             "≤ 100",
@@ -252,6 +264,9 @@ def _raw_summary(key: str, entry: dict[str, Any]) -> str:
     raw = entry.get("raw") or {}
     if key == "gas_ratio_session_over_owner_1call_2rules":
         return f"{gas(raw.get('session_tx_gas'))} / {gas(raw.get('owner_tx_gas'))} gas"
+    if key == "gas_ratio_session_over_owner_max_over_shapes":
+        shapes = raw.get("per_shape") or {}
+        return ", ".join(f"{shape} {fixed(value, 4)}" for shape, value in shapes.items()) or NA
     if key == "use_signature_bytes":
         return (
             f"USE {fixed(entry.get('value'), 0)} B (USE_WITH_KEY {fixed(raw.get('use_with_key_bytes'), 0)} B)"
@@ -283,7 +298,12 @@ def _raw_summary(key: str, entry: dict[str, Any]) -> str:
     return f"{ms(raw.get('sdk_p50_s'))} / {ms(raw.get('floor_p50_s'))} ms{spread}"
 
 
-_DIGITS = {"use_signature_bytes": 0, "policy_check_us": 2, "gas_ratio_session_over_owner_1call_2rules": 4}
+_DIGITS = {
+    "gas_ratio_session_over_owner_max_over_shapes": 4,
+    "use_signature_bytes": 0,
+    "policy_check_us": 2,
+    "gas_ratio_session_over_owner_1call_2rules": 4,
+}
 """Decimals each target's measured value is shown with (3 by default)."""
 
 
@@ -1005,12 +1025,52 @@ def _snapshot_section(results: dict[str, Any]) -> Fields:
     }
 
 
+def _shapes_section(results: dict[str, Any]) -> Fields:
+    """The call shapes on anvil (tight limits): keyscope's account, then each other account kind."""
+    sources = [("keyscope (this page's account)", get(results, "gas", "shapes"))]
+    for kind, entry in (results.get("kinds") or {}).items():
+        if kind != "keyscope":
+            sources.append((kind, get(entry, "tight", "shapes")))
+    rows = []
+    for account, shapes in sources:
+        for shape, figures in ((shapes or {}).get("per_shape") or {}).items():
+            rows.append(
+                [
+                    account,
+                    _SHAPE_NAMES.get(shape, shape),
+                    gas(figures.get("owner_tx_gas")),
+                    gas(figures.get("session_tx_gas")),
+                    fixed(figures.get("tx_gas_ratio"), 4),
+                    gas(figures.get("owner_validation_gas")),
+                    gas(figures.get("session_validation_gas")),
+                ]
+            )
+    if not rows:
+        return {"shapes_table": "Not measured in these results (an older run): rerun `make bench`."}
+    return {
+        "shapes_table": table(
+            [
+                "account",
+                "call shape",
+                "owner tx gas",
+                "session tx gas",
+                "÷ owner",
+                "owner validation",
+                "session validation",
+            ],
+            rows,
+            "llrrrrr",
+        )
+    }
+
+
 def markdown(results: dict[str, Any]) -> str:
     """docs/benchmarks.md for ``results``: the template with every field filled in."""
     sections: list[Callable[[dict[str, Any]], Fields]] = [
         _targets_section,
         _gas_section,
         _snapshot_section,
+        _shapes_section,
         _bytes_section,
         _sdk_section,
         _e2e_section,
