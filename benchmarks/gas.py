@@ -61,6 +61,7 @@ from support.gas_shapes import (
     word_permission,
 )
 from support.victims import deploy as deploy_project_contract
+from support.victims import transact
 
 ETHER = 10**18
 RULE_COUNTS = (0, 1, 2, 4, 8)
@@ -576,13 +577,19 @@ def measure_shapes(stack: Any, lab: Lab, owner: Owner, token: str, prefix: str =
         "eth_call", [{"to": stack.nft, "data": "0x" + keccak(b"nextTokenId()")[:4].hex()}, "latest"]
     )
     token_id = int(next_id, 16)
-    owner.execute(
-        [
-            function_call(token, "mint(address,uint256)", account, 100 * ERC20_AMOUNT),
-            function_call(token, "mint(address,uint256)", recipient, ERC20_AMOUNT),
-            function_call(stack.nft, "safeMint(address)", account),
-        ]
-    ).wait()
+    # from the stack's deployer: some accounts take no ERC-721 safeMint (no onERC721Received), so the NFT is
+    # minted to the deployer and moved with transferFrom
+    deployer = stack.accounts[0].address
+    transact(stack, token, "mint(address,uint256)", ["address", "uint256"], [account, 100 * ERC20_AMOUNT])
+    transact(stack, token, "mint(address,uint256)", ["address", "uint256"], [recipient, ERC20_AMOUNT])
+    transact(stack, stack.nft, "safeMint(address)", ["address"], [deployer])
+    transact(
+        stack,
+        stack.nft,
+        "transferFrom(address,address,uint256)",
+        ["address", "address", "uint256"],
+        [deployer, account, token_id],
+    )
     erc20_key = SessionKey(fixed_signer(f"gas/{prefix}key-erc20").private_key)
     owner.grant(
         erc20_key, [erc20_transfer_permission(token, recipient)], onchain=True, salt=300, never_expires=True
