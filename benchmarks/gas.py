@@ -31,7 +31,7 @@ from typing import Any
 from common import fixed_signer, ratio
 from eth_abi import encode as abi_encode
 
-from keyscope import SessionKey, connect
+from keyscope import Limits, Policy, SessionKey, arg, connect
 from keyscope.calls import function_call
 from keyscope.entrypoint import (
     decode_user_operation_events,
@@ -48,6 +48,8 @@ from keyscope.network import Network
 from keyscope.owner import Owner
 from keyscope.session import (
     SESSION_ABI_TYPE,
+    Permission,
+    encode_at_signature,
     encode_enable_signature,
     encode_use_with_key_signature,
 )
@@ -196,13 +198,23 @@ class Lab:
         *,
         batch: bool | None = None,
         lane: int = 0,
+        at: int | None = None,
     ) -> Draft:
+        """A session operation; ``at``: the time it claims (per-period limits), as an AT signature prefix."""
+        placeholder = encode_use_with_key_signature(key.address, PLACEHOLDER_ECDSA)
+        sign = key.sign_hash
+        if at is not None:
+            placeholder = encode_at_signature(at, placeholder)
+
+            def sign(digest: bytes) -> bytes:
+                return encode_at_signature(at, key.sign_hash(digest))
+
         return self.draft(
             account,
             self.net.kind_for(account).nonce_key(self.module, lane),
             encode_execute(list(calls), batch=batch),
-            encode_use_with_key_signature(key.address, PLACEHOLDER_ECDSA),
-            key.sign_hash,
+            placeholder,
+            sign,
         )
 
     def enable_draft(self, grant: SessionGrant, key: LocalSigner, calls: Sequence[Call]) -> Draft:
@@ -348,6 +360,36 @@ class Lab:
 
 
 # -- policies (shared with the gas snapshot: tests/support/gas_shapes.py) ---------------------------------
+
+
+LIMIT_ROWS: dict[str, dict[str, Any]] = {
+    "limits_allowance": {"totals": True},
+    "limits_allowance_daily": {"totals": True, "per": "day"},
+    "limits_count": {"calls": True},
+    "limits_each": {"totals": True, "per": "day", "calls": True, "rate": True, "operations": True, "gas": True},
+}
+"""Sessions like ``session_2_word_rules`` (``mintBatch``, two rules on ``count``) with limits: an allowance on
+``count`` over the life or per day, a call count, and one of each kind (a call count, a rate per hour, a daily
+total, operations per hour, a gas budget)."""
+
+
+def limited_grant_args(nft: str, recipient: str, spec: dict[str, Any]) -> tuple[Permission, list[Any]]:
+    """The permission and the session-wide limits of a LIMIT_ROWS entry (amounts no measurement reaches)."""
+    big = 10**30
+    permission = Policy.call(
+        nft,
+        "mintBatch(address to,uint256 count)",
+        rules=[arg("count") >= 1, arg("count") <= 3],
+        calls=big if spec.get("calls") else None,
+        rate=(10**12, "hour") if spec.get("rate") else None,
+        totals=[arg("count").total(big, per=spec.get("per"))] if spec.get("totals") else [],
+    )
+    limits: list[Any] = []
+    if spec.get("operations"):
+        limits.append(Limits.operations(10**12, per="hour"))
+    if spec.get("gas"):
+        limits.append(Limits.gas(big))
+    return permission, limits
 
 
 def withdraw_call(entry_point: str, account: str, amount: int) -> Call:
@@ -497,6 +539,24 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         }
     out["route_check"] = route
 
+    log("gas: limits (an allowance, a call count, one of each) on the same call")
+    now = stack.timestamp()
+    for number, (label, spec) in enumerate(LIMIT_ROWS.items()):
+        limit_key = SessionKey(fixed_signer(f"gas/key-{label}").private_key)
+        permission, limits = limited_grant_args(stack.nft, recipient, spec)
+        owner.grant(
+            limit_key, [permission], limits=limits, onchain=True, salt=300 + number, valid_after=now - 3600
+        )
+        at = now if spec.get("per") or spec.get("rate") or spec.get("operations") else None
+        # counted once before, as the other rows' lanes: the records hold this period's count
+        lab.send(lab.signed(lab.session_draft(owner.account, limit_key, [mint_two], at=at)))
+        keep(
+            lab.measure(
+                label,
+                lambda limit_key=limit_key, at=at: lab.session_draft(owner.account, limit_key, [mint_two], at=at),
+            )
+        )
+
     log("gas: validation with 1, 10 and 100 sessions on the account")
     scaling = _session_scaling(stack, net, lab, recipient, mint)
     rows.update(scaling)
@@ -524,6 +584,17 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         "session_validation_gas": headline.validation_gas,
         "validation_gas_ratio": ratio(headline.validation_gas, owner_row.validation_gas),
         "session_module_gas": headline.module_gas,
+    }
+    base = rows["session_2_word_rules"]
+    out["limits"] = {
+        label: {
+            "tx_gas": rows[label].tx_gas,
+            "extra_tx_gas": rows[label].tx_gas - base.tx_gas,
+            "module_gas": rows[label].module_gas,
+            "extra_module_gas": (rows[label].module_gas or 0) - (base.module_gas or 0),
+            "signature_bytes": rows[label].signature_bytes,
+        }
+        for label in LIMIT_ROWS
     }
     first = rows["session_enable_offchain"]
     onchain_total = rows["owner_enable_session"].tx_gas + rows["session_after_onchain_grant"].tx_gas

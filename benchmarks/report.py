@@ -402,6 +402,29 @@ def _gas_section(results: dict[str, Any]) -> Fields:
         )
     out["owner_vs_session_table"] = table(headers, rows)
     out["before_and_now_table"] = _before_after(row)
+    limits = g.get("limits") or {}
+    limit_names = {
+        "limits_allowance": "an allowance on `count` over the session's life",
+        "limits_allowance_daily": "an allowance on `count` per day (claimed time, 7 signature bytes)",
+        "limits_count": "a call count over the session's life",
+        "limits_each": "one of each: call count, rate per hour, daily total, operations per hour, gas budget",
+    }
+    out["limits_table"] = table(
+        ["session, `mintBatch(to, 2)`, 2 rules on `count`, with", "tx gas", "extra tx gas", "module", "extra module", "signature bytes"],
+        [["no limit (the `session, 2 rules on a uint256` row)", gas(row("session_2_word_rules").get("tx_gas")), "—",
+          gas(row("session_2_word_rules").get("module_gas")), "—", str(row("session_2_word_rules").get("signature_bytes", "—"))]]
+        + [
+            [
+                limit_names.get(label, label),
+                gas(data.get("tx_gas")),
+                signed_gas(data.get("extra_tx_gas")),
+                gas(data.get("module_gas")),
+                signed_gas(data.get("extra_module_gas")),
+                str(data.get("signature_bytes", "—")),
+            ]
+            for label, data in limits.items()
+        ],
+    )
     zero, eight = row("session_0_rules"), row("session_8_rules")
     out["per_rule_gas"] = gas(div(sub(eight.get("module_gas"), zero.get("module_gas")), 8))
     out["session_pvg_extra"] = gas(

@@ -7,6 +7,7 @@ import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {SessionLimits} from "./SessionLimits.sol";
 
 /// @title PermissionHeader
 /// @notice Decodes and encodes a permission's header word: one per (key, target, selector) and account.
@@ -14,11 +15,14 @@ import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 ///
 ///     [  0,  48)  validAfter             [ 48,  96)  validUntil (0: none)    [ 96, 192)  valueLimit (wei)
 ///     [192, 200)  permission index       [200, 208)  rule count              [208, 248)  gas cap in gwei (0: none)
-///     [248, 249)  live flag              [249, 252)  paymaster count         [252, 256)  zero
+///     [248, 249)  live flag              [249, 252)  paymaster count         [252, 253)  limited
+///     [253, 256)  zero
 ///
-/// The paymasters the session lets go uncapped follow the permission's rule words in storage.
+/// The paymasters the session lets go uncapped follow the permission's rule words in storage. A limited
+/// permission (its session has limits it counts towards, see {SessionLimits}) keeps its meter word last.
 library PermissionHeader {
     uint256 internal constant LIVE = 1 << 248;
+    uint256 internal constant LIMITED = 1 << 252;
 
     /// @dev The header of a live permission.
     function encode(
@@ -285,7 +289,7 @@ library ArgType {
 /// rule), whatever the number of sessions on the account. The epoch only binds off-chain enable signatures,
 /// so that none signed before an uninstall can be replayed after a reinstall. To keep uninstalling bounded,
 /// an account holds at most MAX_LIVE_PERMISSIONS live permissions.
-contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
+contract SessionKeyValidator is SessionLimits, EIP712 {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
@@ -309,11 +313,20 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     uint8 internal constant ONE_OF = 7;
 
     uint256 internal constant SIG_VALIDATION_FAILED = 1;
+    /// @dev Set by {_checkOperation} in the validation data's aggregator field (never returned): the operation
+    ///      counts towards limits. Only then is anything more done, so sessions without limits pay one AND.
+    uint256 internal constant COUNT_LIMITS = 2;
+    /// @dev IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes) and Safe's isModuleEnabled(address).
+    bytes4 internal constant IS_MODULE_INSTALLED = 0x112d3a7d;
+    bytes4 internal constant IS_MODULE_ENABLED = 0x2d9ad53d;
     bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
     bytes4 internal constant ERC1271_INVALID = 0xffffffff;
 
     bytes1 internal constant MODE_ENABLE = 0x01;
     bytes1 internal constant MODE_USE_WITH_KEY = 0x02;
+    /// @dev Prefix claiming the time the operation will land at (6 bytes), before any other layout: it picks the
+    ///      period of per-period limits.
+    bytes1 internal constant MODE_AT = 0x03;
 
     uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
     uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
@@ -329,7 +342,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     );
     bytes32 internal constant SESSION_TYPEHASH = keccak256(
         "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
-        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions)"
+        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits)"
+        "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)" "Meter(uint8 permission,uint16 offset)"
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
         "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
     );
@@ -427,7 +441,15 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             address signer = _recover(userOpHash, signature);
             if (signer == address(0)) return SIG_VALIDATION_FAILED;
             (bool found, uint256 data) = _checkOperation(account, signer, userOp, false);
-            return found ? data : SIG_VALIDATION_FAILED;
+            if (!found) return SIG_VALIDATION_FAILED;
+            return data & COUNT_LIMITS == 0 ? data : _limitedBounds(account, signer, userOp, NO_TIME, data);
+        }
+        uint256 time = NO_TIME;
+        if (signature.length > 7 && signature[0] == MODE_AT) {
+            // the time the operation claims to land at, for per-period limits; the rest is another layout
+            time = uint48(bytes6(signature[1:7]));
+            signature = signature[7:];
+            if (signature.length == 65) return _validateUse(account, userOp, userOpHash, signature, time);
         }
         address key;
         bytes calldata keySignature;
@@ -445,7 +467,25 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         }
         // the key is named: the whole policy check runs (and reverts on a refusal) before the signature counts
         (, validationData) = _checkOperation(account, key, userOp, true);
+        if (validationData & COUNT_LIMITS != 0) {
+            validationData = _limitedBounds(account, key, userOp, time, validationData);
+        }
         return key != address(0) && _recover(userOpHash, keySignature) == key ? validationData : SIG_VALIDATION_FAILED;
+    }
+
+    /// @dev USE after an AT prefix: as the 65-byte branch of {validateUserOp}, with the claimed time.
+    function _validateUse(
+        address account,
+        PackedUserOperation calldata userOp,
+        bytes32 userOpHash,
+        bytes calldata signature,
+        uint256 time
+    ) internal returns (uint256) {
+        address signer = _recover(userOpHash, signature);
+        if (signer == address(0)) return SIG_VALIDATION_FAILED;
+        (bool found, uint256 data) = _checkOperation(account, signer, userOp, false);
+        if (!found) return SIG_VALIDATION_FAILED;
+        return data & COUNT_LIMITS == 0 ? data : _limitedBounds(account, signer, userOp, time, data);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -525,7 +565,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
     /// @dev Check every call of the operation's `execute` callData against `key`'s permissions, and the most the
     ///      operation can cost against the session's maxGasCost. With `strict` false (USE), a call without
     ///      permission returns found = false (the signature may be wrong); with `strict` true the key is known
-    ///      and it reverts with NoPermission.
+    ///      and it reverts with NoPermission. The validation data carries COUNT_LIMITS when a call's permission
+    ///      counts towards limits: the caller then counts them ({_limitedBounds}), which clears it.
     function _checkOperation(address account, address key, PackedUserOperation calldata userOp, bool strict)
         internal
         view
@@ -549,7 +590,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 paymaster
             );
             if (header == 0) return (false, 0);
-            bounds = uncapped ? header & WINDOW_MASK : header;
+            bounds = uncapped ? header & (WINDOW_MASK | PermissionHeader.LIMITED) : header;
         } else {
             (found, bounds) = _checkBatch(account, key, execution, strict, paymaster);
             if (!found) return (false, 0);
@@ -559,8 +600,40 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             uint256 cost = _maxCost(userOp, paymasterAndData);
             if (cost > gasCap * 1 gwei) revert GasCostTooHigh(cost, gasCap * 1 gwei);
         }
-        // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48).
-        return (true, (PermissionHeader.validUntil(bounds) << 160) | (PermissionHeader.validAfter(bounds) << 208));
+        // ERC-4337 validation data: aggregator/sigFailed (160) | validUntil (48) | validAfter (48); LIMITED (bit
+        // 252) moves to COUNT_LIMITS (bit 1), in the one OR that builds the word.
+        return (
+            true,
+            (PermissionHeader.validUntil(bounds) << 160) | (PermissionHeader.validAfter(bounds) << 208)
+                | ((bounds >> 251) & COUNT_LIMITS)
+        );
+    }
+
+    /// @dev Count an operation that passed the policy towards its sessions' limits ({SessionLimits}); its
+    ///      validation data (`data`, from {_checkOperation}), with the window narrowed to the periods it was
+    ///      counted in and COUNT_LIMITS cleared.
+    function _limitedBounds(
+        address account,
+        address key,
+        PackedUserOperation calldata userOp,
+        uint256 time,
+        uint256 data
+    ) internal returns (uint256) {
+        // {_checkOperation} checked the callData's head: its execution is re-sliced, not re-checked (and
+        // {_execution} keeps its one caller, where the compiler inlines it)
+        bytes calldata callData = userOp.callData;
+        bool batch = callData[4] != 0x00;
+        bytes calldata execution = callData[100:100 + uint256(bytes32(callData[68:100]))];
+        bytes calldata paymasterAndData = userOp.paymasterAndData;
+        address paymaster = paymasterAndData.length < 52 ? address(0) : address(bytes20(paymasterAndData[:20]));
+        (uint256 validAfter, uint256 validUntil) =
+            _countLimits(account, key, batch, execution, time, paymaster, _maxCost(userOp, paymasterAndData));
+        uint256 after_ = uint48(data >> 208);
+        uint256 until = uint48(data >> 160);
+        if (after_ > validAfter) validAfter = after_;
+        if (until != 0 && until < validUntil) validUntil = until;
+        if (validUntil == UINT48_MAX) validUntil = 0; // no end, as without limits
+        return (validUntil << 160) | (validAfter << 208);
     }
 
     /// @dev The most the EntryPoint can charge for the operation, which is also the most a paymaster's gas
@@ -642,9 +715,11 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             if (after_ > validAfter) validAfter = after_;
             if (until != 0 && (validUntil == 0 || until < validUntil)) validUntil = until;
             if (cap != 0 && (gasCap == 0 || cap < gasCap)) gasCap = cap;
+            // `bounds` (set only at the end) gathers the LIMITED bits: no more variable live in this loop
+            bounds |= header;
             expected += 128 + ((size + 31) & ~uint256(31));
         }
-        return (true, validAfter | (validUntil << 48) | (gasCap << 208));
+        return (true, validAfter | (validUntil << 48) | (gasCap << 208) | (bounds & PermissionHeader.LIMITED));
     }
 
     /// @dev Check one call against the key's permission for (target, selector). Returns the permission's header
@@ -731,6 +806,24 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 uncapped = _load(slot++) == uint256(uint160(paymaster));
             }
         }
+    }
+
+    /// @inheritdoc SessionLimits
+    function _permissionSlot(address account, address key, address target, bytes4 selector)
+        internal
+        view
+        override
+        returns (uint256 slot)
+    {
+        PermissionSlots storage permission = _permissions[_permissionKey(key, target, selector)][account];
+        assembly ("memory-safe") {
+            slot := permission.slot
+        }
+    }
+
+    /// @inheritdoc SessionLimits
+    function _meterWordOffset() internal pure override returns (uint256) {
+        return MAX_RULE_WORDS; // words[MAX_RULE_WORDS - 1], after the header
     }
 
     /// @dev The storage word at `slot`.
@@ -829,8 +922,9 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         for (uint256 p = 0; p < paymasters.length; ++p) {
             if (paymasters[p] == address(0)) revert InvalidPaymasters(paymasters.length, p);
         }
-        // without a cap there is nothing to lift: the list is signed, but not stored
-        if (gasCapGwei == 0) paymasters = new address[](0);
+        // without a cap or a gas budget there is nothing to lift: the list is signed, but not stored
+        if (gasCapGwei == 0 && !_hasGasLimit(session)) paymasters = new address[](0);
+        uint256[] memory meterWords = _prepareLimits(account, id, session);
 
         for (uint256 i = 0; i < count; ++i) {
             Permission memory permission = session.permissions[i];
@@ -838,15 +932,20 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
             if (target == address(0) || target == account || target == address(this)) {
                 revert ForbiddenPermissionTarget(i, target);
             }
+            _refuseModuleTarget(account, i, target);
             if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
             PermissionSlots storage slots = _permissions[_permissionKey(key, target, permission.selector)][account];
             if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
             uint256 valueLimit = permission.valueLimit > VALUE_LIMIT_MAX ? VALUE_LIMIT_MAX : permission.valueLimit;
             uint256 words = _storeRules(slots, i, permission.rules);
-            if (words + paymasters.length > MAX_RULE_WORDS) revert TooManyRules(i, words + paymasters.length);
+            // a permission counting towards limits keeps its meter word last
+            uint256 meterWord = meterWords[i];
+            uint256 needed = words + paymasters.length + (meterWord != 0 ? 1 : 0);
+            if (needed > MAX_RULE_WORDS) revert TooManyRules(i, needed);
             for (uint256 p = 0; p < paymasters.length; ++p) {
                 slots.words[words + p] = uint256(uint160(paymasters[p]));
             }
+            if (meterWord != 0) slots.words[MAX_RULE_WORDS - 1] = meterWord | (words << 248);
             slots.header = PermissionHeader.encode(
                 session.validAfter,
                 session.validUntil,
@@ -855,7 +954,7 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 permission.rules.length,
                 gasCapGwei,
                 paymasters.length
-            );
+            ) | (meterWord != 0 ? PermissionHeader.LIMITED : 0);
             record.grants[i] = uint256(uint160(target)) | (uint256(uint32(permission.selector)) << 160);
         }
         uint256 index = state.liveSessions;
@@ -864,6 +963,29 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
         state.livePermissions = uint16(livePermissions);
         record.meta = SessionMeta.encode(key, epoch, count, index);
         emit SessionEnabled(account, id, key, session.validAfter, session.validUntil);
+    }
+
+    /// @dev Refuse a permission whose target is a module of the account: a validator, an executor or a hook
+    ///      (ERC-7579 `isModuleInstalled`), or a Safe module such as Safe7579's adapter (`isModuleEnabled`).
+    ///      Modules keep their configuration per calling account, so a call from the account could reconfigure
+    ///      it (an owner validator's `onInstall` would replace the owner). An account that does not answer (no
+    ///      such function, a revert) is taken to say no. Only enabling asks: the USE path is unchanged.
+    function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
+        for (uint256 moduleType = 1; moduleType <= 4; ++moduleType) {
+            if (moduleType == 3) continue; // fallback handlers are installed per selector: see the threat model
+            if (_asks(account, abi.encodeWithSelector(IS_MODULE_INSTALLED, moduleType, target, ""))) {
+                revert PermissionTargetIsModule(permissionIndex, target, moduleType);
+            }
+        }
+        if (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target))) {
+            revert PermissionTargetIsModule(permissionIndex, target, 0);
+        }
+    }
+
+    /// @dev Whether `account` answers `data` (a view returning bool) with true.
+    function _asks(address account, bytes memory data) internal view returns (bool yes) {
+        (bool ok, bytes memory answer) = account.staticcall(data);
+        return ok && answer.length >= 32 && abi.decode(answer, (uint256)) == 1;
     }
 
     /// @dev Clear the headers of a live session's permissions (its rule words become unreachable).
@@ -975,7 +1097,8 @@ contract SessionKeyValidator is ISessionKeyValidator, EIP712 {
                 keccak256(abi.encodePacked(session.paymasters)),
                 epoch,
                 session.salt,
-                keccak256(abi.encodePacked(permissionHashes))
+                keccak256(abi.encodePacked(permissionHashes)),
+                _hashLimits(session.limits)
             )
         );
     }

@@ -204,7 +204,12 @@ def account(harness, owner):
 # Sessions
 # ------------------------------------------------------------------------------------------------------
 
-from keyscope.session import Session, encode_enable_signature, encode_use_with_key_signature  # noqa: E402
+from keyscope.session import (  # noqa: E402
+    Session,
+    encode_at_signature,
+    encode_enable_signature,
+    encode_use_with_key_signature,
+)
 
 
 @dataclass
@@ -268,19 +273,26 @@ class SessionHarness:
         owner_signature: bytes | None = None,
         lane: int = 0,
         signer: LocalSigner | None = None,
+        at: int | None = None,
+        **fields: Any,
     ) -> UserOperation:
-        """A session operation signed by ``key`` (or by ``signer``, to forge one)."""
+        """A session operation signed by ``key`` (or by ``signer``, to forge one), claiming the time ``at`` when
+        given (for per-period limits); ``fields`` replace UserOperation fields before signing."""
         if call_data is None:
             assert calls is not None
             call_data = encode_execute(calls, batch=batch)
         op = self.h.op(account, call_data, key=KIND.nonce_key(self.module.address, lane))
+        if fields:
+            op = op.replace(**fields)
         signature = (signer or key).sign_hash(self.h.hash(op))
         if mode == "use":
-            return op.replace(signature=signature)
-        if mode == "use_with_key":
-            return op.replace(signature=encode_use_with_key_signature(key.address, signature))
-        assert mode == "enable" and session is not None and owner_signature is not None
-        return op.replace(signature=encode_enable_signature(session, owner_signature, signature))
+            pass
+        elif mode == "use_with_key":
+            signature = encode_use_with_key_signature(key.address, signature)
+        else:
+            assert mode == "enable" and session is not None and owner_signature is not None
+            signature = encode_enable_signature(session, owner_signature, signature)
+        return op.replace(signature=signature if at is None else encode_at_signature(at, signature))
 
     def enable_op(
         self,

@@ -494,14 +494,14 @@ def test_a_paymaster_list_lifts_the_cap_of_its_own_sessions_calls_only(
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_residual_a_grant_on_another_module_of_the_account_reconfigures_it(
+def test_a_grant_on_another_module_of_the_account_is_refused(
     sessions, project, deployer, account, owner, session_key, attacker
 ):
     """Modules key their configuration by the calling account, so a call from the account to one of its
-    modules reconfigures the account for that module. The module refuses calls to the account and to itself
-    only: a grant naming another installed module (here an owner validator's onInstall) lets the session key
-    replace the owner. This documents the boundary (docs/threat-model.md): the owner must not grant
-    permissions on the account's modules."""
+    modules reconfigures the account for that module (here an owner validator's onInstall would make the
+    attacker the owner). Enabling a session asks the account which modules it has and refuses a permission on
+    one; the residual case, a module installed after the grant, is tests/test_limits.py::
+    test_residual_a_module_installed_after_the_grant."""
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
     sessions.h.owner_execute(
         account,
@@ -509,10 +509,14 @@ def test_residual_a_grant_on_another_module_of_the_account_reconfigures_it(
         KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
     )
     assert validator.ownerOf(account) == owner.address
-    grant(
-        sessions, account, owner, session_key,
-        Permission(target=validator.address, selector=selector("onInstall(bytes)")),
-    )  # fmt: skip
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=selector("onInstall(bytes)")),),
+    )
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    op = sessions.h.sign_owner(sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner)
+    assert not sessions.h.submit(op).success
+    assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
-    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
-    assert validator.ownerOf(account) == attacker
+    assert "AA24" in outcome(sessions, sessions.op(account, session_key, call))
+    assert validator.ownerOf(account) == owner.address

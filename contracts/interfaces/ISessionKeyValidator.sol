@@ -53,6 +53,8 @@ interface ISessionKeyValidator is IERC7579Validator {
     ///        trusts not to charge the account); at most MAX_PAYMASTERS, none the zero address.
     /// @param salt Any number, to tell apart otherwise identical sessions.
     /// @param permissions The calls allowed, at most one per (target, selector).
+    /// @param limits Budgets over the session's life or per period (at most MAX_LIMITS), counted during
+    ///        validation: see {Limit}.
     struct Session {
         address sessionKey;
         uint48 validAfter;
@@ -61,6 +63,47 @@ interface ISessionKeyValidator is IERC7579Validator {
         address[] paymasters;
         uint256 salt;
         Permission[] permissions;
+        Limit[] limits;
+    }
+
+    /// @notice A budget of the session: at most `amount` over the session's life (`period` 0), or per period of
+    ///         `period` seconds (periods start at the session's validAfter: period k is [validAfter + k * period,
+    ///         validAfter + (k + 1) * period - 1]).
+    /// @param kind What is counted: NATIVE 0 (the native value of the metered permissions' calls, wei), AMOUNT 1
+    ///        (the argument word at each meter's offset of the metered permissions' calls), CALLS 2 (calls of the
+    ///        metered permissions), OPERATIONS 3 (operations making a call of the session; no meters), GAS 4 (each
+    ///        such operation's most possible gas cost, its prefund in wei, unless a paymaster the session lists
+    ///        pays; no meters).
+    /// @param amount The budget (stored saturated at 2**176 - 1).
+    /// @param period 0 (the session's life) or the period's length in seconds, at least MIN_PERIOD.
+    /// @param meters The permissions whose calls count (NATIVE, AMOUNT, CALLS), each at most MAX_METERS times.
+    struct Limit {
+        uint8 kind;
+        uint256 amount;
+        uint32 period;
+        Meter[] meters;
+    }
+
+    /// @notice What one permission's calls add to a limit.
+    /// @param permission The permission's index in the session.
+    /// @param offset AMOUNT: the byte offset of the counted argument in the call's arguments (after the selector),
+    ///        read as a uint256 word; 0 for the other kinds.
+    struct Meter {
+        uint8 permission;
+        uint16 offset;
+    }
+
+    /// @notice What a limit has used and has left, as last counted.
+    /// @param periodStart The start of the period `used` and `left` are for (the session's validAfter for a limit
+    ///        over the session's life or not yet counted); once `periodStart + period` has passed, a new period has
+    ///        begun and all of `amount` is left.
+    struct LimitUsage {
+        uint8 kind;
+        uint256 amount;
+        uint32 period;
+        uint48 periodStart;
+        uint256 used;
+        uint256 left;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -81,6 +124,10 @@ interface ISessionKeyValidator is IERC7579Validator {
 
     /// @notice Every session of `account` was invalidated (module uninstalled, or invalidateAllSessions).
     event SessionsInvalidated(address indexed account, uint32 newEpoch);
+
+    /// @notice Limit `limitIndex` of a session has nothing left in the period starting at `periodStart` (over the
+    ///         session's life: `periodStart` is the session's validAfter).
+    event LimitReached(address indexed account, bytes32 indexed sessionId, uint256 limitIndex, uint48 periodStart);
 
     /*//////////////////////////////////////////////////////////////
                                  ERRORS
@@ -175,6 +222,37 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice The enable data in the signature could not be decoded.
     error MalformedEnableData();
 
+    /// @notice Permission `permissionIndex` targets `target`, a module of the account of type `moduleType` (1
+    ///         validator, 2 executor, 4 hook; 0: a Safe module, such as Safe7579's adapter): modules keep their
+    ///         configuration per calling account, so a call from the account could reconfigure it.
+    error PermissionTargetIsModule(uint256 permissionIndex, address target, uint256 moduleType);
+
+    /// @notice The session has `count` limits, more than MAX_LIMITS.
+    error TooManyLimits(uint256 count);
+
+    /// @notice Limit `limitIndex` is malformed: unknown kind, a period shorter than MIN_PERIOD, a meter naming no
+    ///         permission, an offset on a meter that counts no argument, meters on OPERATIONS or GAS.
+    error InvalidLimit(uint256 limitIndex);
+
+    /// @notice Permission `permissionIndex` feeds more than MAX_METERS meters.
+    error TooManyMeters(uint256 permissionIndex);
+
+    /// @notice Call `callIndex` would add `amount` to limit `limitIndex` of its session, which has `left` left in
+    ///         the period (or the session's life). OPERATIONS and GAS limits name the operation's first call of the
+    ///         session.
+    error LimitExceeded(uint256 callIndex, uint256 limitIndex, uint256 amount, uint256 left);
+
+    /// @notice Call `callIndex` counts towards limit `limitIndex`, which is per period, but the operation's
+    ///         signature claims no time to pick the period by (the MODE_AT prefix).
+    error ClaimedTimeRequired(uint256 callIndex, uint256 limitIndex);
+
+    /// @notice Call `callIndex` claims period `period` of limit `limitIndex`, before period `counted` the limit last
+    ///         counted in: that period is over.
+    error PeriodPassed(uint256 callIndex, uint256 limitIndex, uint256 period, uint256 counted);
+
+    /// @notice Call `callIndex`'s calldata ends before the argument limit `limitIndex` counts.
+    error CalldataTooShortForLimit(uint256 callIndex, uint256 limitIndex);
+
     /*//////////////////////////////////////////////////////////////
                               ENTRY POINTS
     //////////////////////////////////////////////////////////////*/
@@ -203,6 +281,9 @@ interface ISessionKeyValidator is IERC7579Validator {
 
     /// @notice The EIP-712 digest the account's owner signs to grant `session` off-chain.
     function enableDigest(address account, Session calldata session) external view returns (bytes32);
+
+    /// @notice What each limit of `sessionId` on `account` has used and has left, as last counted (see {LimitUsage}).
+    function limitUsage(address account, bytes32 sessionId) external view returns (LimitUsage[] memory);
 
     /// @notice Whether the module is installed on `smartAccount`.
     function isInitialized(address smartAccount) external view returns (bool);

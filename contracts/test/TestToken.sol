@@ -12,4 +12,11 @@ contract TestToken is ERC20 {
     function mint(address to, uint256 amount) external {
         _mint(to, amount);
     }
+
+    /// @notice Raise the caller's allowance for `spender` by `addedValue` (the pre-5.0 OpenZeppelin extension many
+    ///         live tokens still have).
+    function increaseAllowance(address spender, uint256 addedValue) external returns (bool) {
+        _approve(msg.sender, spender, allowance(msg.sender, spender) + addedValue);
+        return true;
+    }
 }

@@ -26,6 +26,8 @@ from .errors import (
     DelegationError,
     KeyscopeError,
     KeyscopeWarning,
+    LimitError,
+    LimitExceededError,
     PaymasterError,
     PolicyViolationError,
     SessionError,
@@ -43,9 +45,10 @@ from .grant import SessionGrant
 from .keys import SessionKey
 from .network import Network, connect
 from .owner import GrantRequest, Owner
-from .policy import Policy, arg
+from .limits import LimitUsage
+from .policy import Limits, Policy, arg
 from .report import SessionReport
-from .session import Condition, Permission, Rule, Session
+from .session import Condition, Limit, LimitKind, Permission, Rule, Session
 from .session_account import SessionAccount
 from .signers import as_signer
 from .signing import LocalSigner
@@ -70,6 +73,12 @@ __all__ = [
     "GrantRequest",
     "KeyscopeError",
     "KeyscopeWarning",
+    "Limit",
+    "LimitError",
+    "LimitExceededError",
+    "LimitKind",
+    "LimitUsage",
+    "Limits",
     "LocalSigner",
     "Network",
     "Owner",

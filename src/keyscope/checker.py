@@ -12,6 +12,9 @@ module would return with a valid signature) or raises the error the chain would 
 * :class:`~keyscope.errors.GasCostTooHighError` (:meth:`PolicyChecker.check_operation`,
   :meth:`PolicyChecker.check_gas_cost`) for an operation whose prefund, the paymaster's gas limits included,
   is over the session's ``maxGasCost`` (unless the session lists its paymaster);
+* :class:`~keyscope.errors.LimitError` (:class:`~keyscope.errors.LimitExceededError` most often) for an
+  operation the session's limits refuse, counted from the ``counters`` given (the module's, read with
+  ``session.usage()``; a fresh session's by default) at the claimed time ``at``;
 * :class:`~keyscope.errors.SessionRevokedError` for a revoked session (the module finds no permission);
 * :class:`~keyscope.errors.SessionNotYetValidError` / :class:`~keyscope.errors.SessionExpiredError` when
   ``now`` is outside the window, as the EntryPoint v0.7 applies it: valid iff
@@ -40,14 +43,16 @@ from .errors import (
     BadInputError,
     GasCostTooHighError,
     PolicyViolationError,
+    SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
 )
-from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError
+from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
+from .limits import UINT48_MAX, Counters, count_limits, initial_counters
 from .policy import AbiType, parse_signature
 from .session import ArgType, Condition, Permission, Rule, Session
 from .userop import UserOperation
@@ -112,11 +117,14 @@ class CallRefusedError(PolicyViolationError):
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """An operation the module accepts: the window it reports and the permission each call used."""
+    """An operation the module accepts: the window it reports (narrowed to the periods its limits counted in)
+    and the permission each call used; ``counters``, the session's limit counters after it (None without
+    limits)."""
 
     valid_after: int
     valid_until: int
     permission_indices: tuple[int, ...]
+    counters: Counters | None = None
 
     @property
     def validation_data(self) -> int:
@@ -215,18 +223,63 @@ class PolicyChecker:
 
     # -- entry points ----------------------------------------------------------------------------------
 
-    def check(self, call_data: bytes | str, *, now: int | None = None, revoked: bool = False) -> CheckResult:
-        """Check an account ``execute(bytes32,bytes)`` callData; see the module docstring for the errors."""
-        return self._window(self._execute(call_data, revoked), now)
+    def check(
+        self,
+        call_data: bytes | str,
+        *,
+        now: int | None = None,
+        revoked: bool = False,
+        counters: Counters | None = None,
+        at: int | None = None,
+    ) -> CheckResult:
+        """Check an account ``execute(bytes32,bytes)`` callData; see the module docstring for the errors. Limits
+        count from ``counters`` (default: a fresh session's) at the claimed time ``at``; GAS limits need the whole
+        operation (:meth:`check_operation`)."""
+        data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
+        used = self._execute(data, revoked)
+        return self._window(used, now, self._count(data, used, counters, at))
 
     def check_operation(
-        self, op: UserOperation, *, now: int | None = None, revoked: bool = False
+        self,
+        op: UserOperation,
+        *,
+        now: int | None = None,
+        revoked: bool = False,
+        counters: Counters | None = None,
+        at: int | None = None,
     ) -> CheckResult:
         """Check a whole UserOperation as the module and the EntryPoint will: its callData, then its gas cost
-        (:meth:`check_gas_cost`), then the window."""
+        (:meth:`check_gas_cost`), then its limits (from ``counters`` at the claimed time ``at``), then the
+        window."""
         used = self._execute(op.call_data, revoked)
         self.check_gas_cost(op)
-        return self._window(used, now)
+        counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster)
+        return self._window(used, now, counted)
+
+    def _count(
+        self,
+        call_data: bytes,
+        used: tuple[int, ...],
+        counters: Counters | None,
+        at: int | None,
+        cost: int = 0,
+        paymaster: str | None = None,
+    ) -> tuple[Counters, int, int] | None:
+        """Count an accepted operation towards the session's limits: (counters after, window of its periods)."""
+        session = self.session
+        if not session.limits or not any(session.is_limited(i) for i in used):
+            return None
+        calls = decode_execute(call_data).calls
+        counted = count_limits(
+            session,
+            [(index, call.value, call.data) for index, call in zip(used, calls, strict=True)],
+            initial_counters(session) if counters is None else counters,
+            at=at,
+            cost=cost,
+            paymaster=paymaster,
+            session_id=self.session_id,
+        )
+        return counted.counters, counted.valid_after, counted.valid_until
 
     def check_gas_cost(self, op: UserOperation) -> None:
         """Raise :class:`~keyscope.errors.GasCostTooHighError` when ``op`` could cost more than the session's
@@ -294,7 +347,13 @@ class PolicyChecker:
         return self._batch(execution, revoked)
 
     def check_calls(
-        self, calls: Call | Sequence[Call], *, now: int | None = None, revoked: bool = False
+        self,
+        calls: Call | Sequence[Call],
+        *,
+        now: int | None = None,
+        revoked: bool = False,
+        counters: Counters | None = None,
+        at: int | None = None,
     ) -> CheckResult:
         """Check the calls an operation would make (one call, or a batch in order)."""
         batch = (calls,) if isinstance(calls, Call) else tuple(calls)
@@ -305,7 +364,18 @@ class PolicyChecker:
             if not isinstance(call, Call):
                 raise BadInputError(f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call")
             used.append(self._call(index, bytes.fromhex(call.target[2:]), call.value, call.data, revoked))
-        return self._window(tuple(used), now)
+        counted = None
+        session = self.session
+        if session.limits and any(session.is_limited(i) for i in used):
+            result = count_limits(
+                session,
+                [(i, call.value, call.data) for i, call in zip(used, batch, strict=True)],
+                initial_counters(session) if counters is None else counters,
+                at=at,
+                session_id=self.session_id,
+            )
+            counted = (result.counters, result.valid_after, result.valid_until)
+        return self._window(tuple(used), now, counted)
 
     # -- the module's checks -------------------------------------------------------------------------------
 
@@ -403,9 +473,17 @@ class PolicyChecker:
                 raise self._violated(index, permission, number, word)
         return permission.index
 
-    def _window(self, used: tuple[int, ...], now: int | None) -> CheckResult:
+    def _window(
+        self, used: tuple[int, ...], now: int | None, counted: tuple[Counters, int, int] | None = None
+    ) -> CheckResult:
         session = self.session
         moment = int(time.time()) if now is None else now
+        valid_after, valid_until, counters = session.valid_after, session.valid_until, None
+        if counted is not None:
+            counters, period_after, period_until = counted
+            valid_after = max(valid_after, period_after)
+            until = min(valid_until or UINT48_MAX, period_until)
+            valid_until = 0 if until == UINT48_MAX else until
         if moment < session.valid_after:
             raise SessionNotYetValidError(
                 f"{self._name} is valid from {_when(session.valid_after)}, "
@@ -420,7 +498,23 @@ class PolicyChecker:
                 "session",
                 self.session_id,
             )
-        return CheckResult(session.valid_after, session.valid_until, used)
+        if moment < valid_after or (valid_until and moment > valid_until):
+            raise self._outside_period(moment, valid_after, valid_until)
+        return CheckResult(valid_after, valid_until, used, counters)
+
+    def _outside_period(self, moment: int, valid_after: int, valid_until: int) -> SessionError:
+        """The operation counts in a period that does not hold ``moment``: the EntryPoint refuses it (AA22)."""
+        if moment < valid_after:
+            return SessionNotYetValidError(
+                f"this operation counts towards a limit in the period from {_when(valid_after)}, "
+                f"{valid_after - moment}s after now ({_when(moment)}): claim the current time, or wait",
+                self.session_id,
+            )
+        return SessionExpiredError(
+            f"this operation counts towards a limit in the period that ended at {_when(valid_until)}, "
+            f"{moment - valid_until}s before now ({_when(moment)}): build it again for the current period",
+            self.session_id,
+        )
 
     # -- messages ------------------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ __all__ = [
     "KeyscopeError",
     "KeyscopeWarning",
     "LeaseLostError",
+    "LimitError",
+    "LimitExceededError",
     "NonceTakenError",
     "PaymasterError",
     "PolicyViolationError",
@@ -203,6 +205,48 @@ class PolicyViolationError(SessionError):
         self.permission_index = permission_index
         self.rule_index = rule_index
         super().__init__(message, session_id)
+
+
+class LimitError(PolicyViolationError):
+    """An operation a session's limits refuse. ``reason`` is the module's custom error (``LimitExceeded``,
+    ``ClaimedTimeRequired``, ``PeriodPassed``, ``CalldataTooShortForLimit``); ``limit_index`` the limit, in the
+    session's ``limits``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        session_id: str | None = None,
+        call_index: int | None = None,
+        limit_index: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.limit_index = limit_index
+        super().__init__(message, session_id=session_id, call_index=call_index)
+
+
+class LimitExceededError(LimitError):
+    """The operation would take ``amount`` from a limit that has ``left`` left in its period (or the session's
+    life); ``resets_at`` is when the next period begins (None over the session's life)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        call_index: int | None = None,
+        limit_index: int | None = None,
+        amount: int = 0,
+        left: int = 0,
+        resets_at: int | None = None,
+    ) -> None:
+        self.amount = amount
+        self.left = left
+        self.resets_at = resets_at
+        super().__init__(
+            message, reason="LimitExceeded", session_id=session_id, call_index=call_index, limit_index=limit_index
+        )
 
 
 class GasCostTooHighError(SessionError):

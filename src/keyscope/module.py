@@ -19,6 +19,7 @@ from .clock import window_now
 from .endpoints import Endpoints
 from .grant import SessionGrant
 from .hexutil import keccak, to_address
+from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
 from .session import SESSION_ABI_TYPE, Session
 
 __all__ = [
@@ -27,12 +28,16 @@ __all__ = [
     "INVALIDATE_ALL_SESSIONS",
     "IS_SESSION_ACTIVE",
     "IS_SESSION_REVOKED",
+    "LIMIT_USAGE",
     "REVOKE_SESSION",
     "SessionStatus",
     "decode_bool",
     "decode_epoch",
+    "decode_limit_counters",
     "enable_session_data",
     "epoch_of_data",
+    "limit_usage_data",
+    "read_limit_usage",
     "read_session_state",
     "read_session_status",
     "revoke_session_data",
@@ -47,6 +52,8 @@ INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
 IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
+LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
+_LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 
 
 # -- calls and answers ----------------------------------------------------------------------------------
@@ -75,6 +82,38 @@ def decode_epoch(result: bytes) -> int:
 def decode_bool(result: bytes) -> bool:
     """The ``bool`` answer of ``isSessionActive`` / ``isSessionRevoked``."""
     return bool(int.from_bytes(result[:32], "big"))
+
+
+def limit_usage_data(account: str, session_id: bytes) -> bytes:
+    """Calldata of ``limitUsage(account, sessionId)``: each limit's amount, period, used and left as counted."""
+    return LIMIT_USAGE + abi_encode(["address", "bytes32"], [to_address(account), session_id])
+
+
+def decode_limit_counters(session: Session, result: bytes) -> Counters:
+    """The session's limit counters from a ``limitUsage`` answer (a session not enabled yet has no records: its
+    counters are a fresh session's)."""
+    rows = abi_decode([_LIMIT_USAGE_ROWS], result)[0]
+    if not rows:
+        return initial_counters(session)
+    return counters_from_chain(session, [tuple(int(x) for x in row) for row in rows])
+
+
+def read_limit_usage(
+    endpoints: Endpoints, grant: SessionGrant, *, now: int | None = None
+) -> tuple[LimitUsage, ...]:
+    """What each limit of ``grant``'s session has used and has left at ``now`` (default: the chain's time), read
+    from the module in one round trip."""
+    session = grant.session
+    if not session.limits:
+        return ()
+    (result,), _, timestamp = read_many(
+        endpoints.chain,
+        [(endpoints.module, limit_usage_data(grant.account, grant.session_id))],
+        timestamp=now is None,
+    )
+    moment = timestamp if now is None else now
+    assert moment is not None
+    return usage_of(session, decode_limit_counters(session, result), moment)
 
 
 def session_flag_calls(account: str, session_id: bytes) -> tuple[bytes, bytes]:

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import PrivateAttr
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
@@ -37,8 +40,9 @@ from .module import (
     revoke_session_data,
 )
 from .operations import OperationBuilder
+from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
-from .session import Permission, Session
+from .session import Limit, Permission, Session
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import warn_about_targets
@@ -171,6 +175,32 @@ def session_window(
     if now is None:
         raise BadInputError("valid_for counts from now: give now= (unix seconds)")
     return valid_after, max(now, valid_after) + int(seconds)
+
+
+_IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
+"""IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes)."""
+_MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
+
+
+def _module_target_message(target: str, account: str, what: str) -> str:
+    return (
+        f"a permission targets {target}, a {what} module of the account {account}: modules keep their "
+        "configuration per calling account, so a session could reconfigure it (an owner validator's onInstall "
+        "would replace the owner). The module refuses such grants; grant permissions on other contracts only"
+    )
+
+
+def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[Permission, ...]:
+    """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat."""
+    flat: list[Permission] = []
+    for item in permissions:
+        if isinstance(item, Permission):
+            flat.append(item)
+        elif isinstance(item, (tuple, list)):
+            flat.extend(_flatten(item))
+        else:
+            raise BadInputError(f"a grant takes Policy permissions, got {type(item).__name__}: {item!r}")
+    return tuple(flat)
 
 
 class Owner:
@@ -337,13 +367,22 @@ class Owner:
         self, clock: bool, targets: Sequence[Permission] = ()
     ) -> tuple[int, bool, int | None, dict[str, bytes]]:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
-        the account has code, (``clock``) the latest block's time, and the code of each permission's target."""
+        the account has code, (``clock``) the latest block's time, the code of each permission's target, and
+        whether the account has any of the targets installed as a module (validator, executor, hook): a grant
+        on one is refused, as the module refuses it on chain."""
         net = self.network
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
-        (epoch,), codes, now = read_many(
+        # Safe7579 answers the hook question only with a hook type in the context (it reverts without one)
+        types = [kind for kind in _MODULE_TYPES if kind != 4 or self.kind.name != "safe7579"]
+        questions = [
+            (self.account, _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [kind, target, b""]))
+            for target in addresses
+            for kind in types
+        ]
+        (epoch, *answers), codes, now = read_many(
             net.chain,
-            [(net.module, epoch_of_data(self.account))],
+            [(net.module, epoch_of_data(self.account)), *questions],
             codes=(addresses if known else [self.account, *addresses]),
             timestamp=clock,
         )
@@ -353,12 +392,30 @@ class Owner:
             deployed = True
         if deployed:
             self._builder.deployed.add(self.account)
+        for (_, question), answer in zip(questions, answers, strict=True):
+            if len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1:
+                kind, target = abi_decode(["uint256", "address"], question[4:68])
+                raise BadInputError(_module_target_message(to_address(target), self.account, _MODULE_TYPES[kind]))
         return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
+
+    def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:
+        """The distinct targets of ``permissions``, after refusing those this SDK knows to be the account's
+        modules whatever the chain says (the owner validator and Safe7579's adapter are installed when the
+        account is created)."""
+        known = {
+            getattr(self.kind, "owner_validator", None): "validator",
+            getattr(self.kind, "safe7579", None): "Safe module (the Safe7579 adapter)",
+        }
+        targets = list(dict.fromkeys(p.target for p in permissions))
+        for target in targets:
+            if target in known:
+                raise BadInputError(_module_target_message(target, self.account, known[target]))
+        return targets
 
     def session_for(
         self,
         key: Any,
-        permissions: Iterable[Permission],
+        permissions: Iterable[Permission | Sequence[Permission]],
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
@@ -368,8 +425,11 @@ class Owner:
         paymasters: Iterable[Any] = (),
         salt: int | None = None,
         now: int | None = None,
+        limits: Iterable[Limit] = (),
+        gas_budget: int | None = None,
     ) -> Session:
-        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address).
+        """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address). ``permissions`` may
+        hold groups of permissions too (``Policy.erc20_allowance``).
 
         The window: ``valid_for`` seconds (default :data:`DEFAULT_VALID_FOR`, one hour), or ``valid_until`` (unix
         seconds), or ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
@@ -379,7 +439,9 @@ class Owner:
         0 for no cap), so that a session key cannot drain the account through absurd fees or gas limits, whoever
         pays: the cap bounds operations a paymaster pays too (an ERC-20 paymaster charges the account), except
         with the ``paymasters`` listed here (sponsors trusted not to charge the account). A random ``salt`` keeps
-        ids unique.
+        ids unique. ``limits`` (``Limits.native``, ``Limits.operations``, ...) and ``gas_budget`` (wei over the
+        session's operations, ``Limits.gas``) are counted by the module; periods start at ``valid_after`` (0: unix
+        time 0, so days are UTC days).
         """
         counted = valid_until is None and not never_expires
         if counted and now is None:
@@ -391,6 +453,7 @@ class Owner:
             never_expires=never_expires,
             now=now,
         )
+        budget = [Limits.gas(gas_budget)] if gas_budget is not None else []
         return Session(
             session_key=to_address(key, name="session key"),
             valid_after=start,
@@ -398,13 +461,14 @@ class Owner:
             max_gas_cost=max_gas_cost,
             paymasters=tuple(to_address(p, name="paymaster") for p in paymasters),
             salt=secrets.randbits(64) if salt is None else salt,
-            permissions=tuple(permissions),
+            permissions=_flatten(permissions),
+            limits=(*limits, *budget),
         )
 
     def prepare_grant(
         self,
         key: Any,
-        permissions: Iterable[Permission],
+        permissions: Iterable[Permission | Sequence[Permission]],
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
@@ -413,17 +477,22 @@ class Owner:
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         paymasters: Iterable[Any] = (),
         salt: int | None = None,
+        limits: Iterable[Limit] = (),
+        gas_budget: int | None = None,
     ) -> GrantRequest:
         """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for` for the
-        window and the other options). The chain is asked once, for the epoch, the account's code, the targets'
-        code and (for a duration) the time; a target without code, or one known to lack the function, is
-        reported with a :class:`~keyscope.errors.TargetWarning`."""
-        permissions = tuple(permissions)
+        window, the limits and the other options). ``permissions`` may hold groups (``Policy.erc20_allowance``).
+        The chain is asked once, for the epoch, the account's code, the targets' code, whether a target is one
+        of the account's modules (refused: :class:`~keyscope.errors.BadInputError`) and (for a duration) the
+        time; a target without code, or one known to lack the function, is reported with a
+        :class:`~keyscope.errors.TargetWarning`."""
+        flat = _flatten(permissions)
+        self._refuse_module_targets(flat)
         clock = valid_until is None and not never_expires
-        epoch, deployed, chain_time, codes = self._grant_state(clock=clock, targets=permissions)
+        epoch, deployed, chain_time, codes = self._grant_state(clock=clock, targets=flat)
         session = self.session_for(
             key,
-            permissions,
+            flat,
             valid_for=valid_for,
             valid_after=valid_after,
             valid_until=valid_until,
@@ -432,12 +501,15 @@ class Owner:
             paymasters=paymasters,
             salt=salt,
             now=window_now(chain_time) if clock else None,
+            limits=limits,
+            gas_budget=gas_budget,
         )
-        warn_about_targets(permissions, codes)
+        warn_about_targets(flat, codes)
         return self._request(session, epoch, deployed)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
+        self._refuse_module_targets(session.permissions)
         epoch, deployed, _, codes = self._grant_state(clock=False, targets=session.permissions)
         warn_about_targets(session.permissions, codes)
         return self._request(session, epoch, deployed)
@@ -487,7 +559,7 @@ class Owner:
     def grant(
         self,
         key: Any,
-        permissions: Iterable[Permission],
+        permissions: Iterable[Permission | Sequence[Permission]],
         *,
         onchain: bool = False,
         timeout: float = 60.0,
@@ -498,6 +570,8 @@ class Owner:
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         paymasters: Iterable[Any] = (),
         salt: int | None = None,
+        limits: Iterable[Limit] = (),
+        gas_budget: int | None = None,
     ) -> SessionGrant:
         """Grant ``permissions`` to the session ``key`` with one owner signature.
 
@@ -516,6 +590,8 @@ class Owner:
             max_gas_cost=max_gas_cost,
             paymasters=paymasters,
             salt=salt,
+            limits=limits,
+            gas_budget=gas_budget,
         )
         if onchain:
             pending = self._send_grant(request)
@@ -529,7 +605,7 @@ class Owner:
     def grant_onchain(
         self,
         key: Any,
-        permissions: Iterable[Permission],
+        permissions: Iterable[Permission | Sequence[Permission]],
         *,
         valid_for: float | None = None,
         valid_after: int = 0,
@@ -538,6 +614,8 @@ class Owner:
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         paymasters: Iterable[Any] = (),
         salt: int | None = None,
+        limits: Iterable[Limit] = (),
+        gas_budget: int | None = None,
     ) -> PendingGrant:
         """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant. The options
         are :meth:`grant`'s."""
@@ -551,6 +629,8 @@ class Owner:
             max_gas_cost=max_gas_cost,
             paymasters=paymasters,
             salt=salt,
+            limits=limits,
+            gas_budget=gas_budget,
         )
         return self._send_grant(request)
 

@@ -12,6 +12,13 @@ reference values as words; this module does both from the function's ABI::
                        rules=[arg("order", "amount").in_range(1, 10**18), arg("fee").one_of(500, 3000)])
     tip = Policy.transfer(friend, value_limit=10**16)
 
+Limits over the session's life or per period are signed in the grant and counted by the module::
+
+    Policy.call(nft, "safeMint(address to)", calls=10, rate="2/minute")      # 10 calls in all, 2 a minute
+    Policy.call(router, "swap(uint256 amountIn)", totals=[arg("amountIn").total(10**18, per="day")])
+    Policy.erc20_allowance(usdc, 5 * 10**6, period="day", symbol="USDC", decimals=6)  # 4 permissions, 1 budget
+    owner.grant(key, [...], limits=[Limits.native(10**17, per="day"), Limits.operations(100)], gas_budget=10**16)
+
 Offsets follow the ABI head layout: every static value takes 32 bytes, static tuples and fixed-size arrays
 of static values sit inline (their components one after another), and a dynamic value (``bytes``,
 ``string``, ``T[]``, a tuple or array holding one) takes one 32-byte word holding the offset of its
@@ -40,7 +47,18 @@ from typing import Any
 
 from .errors import BadInputError, InvalidAbiError, InvalidAddressError, UnknownFunctionError
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
-from .session import MAX_RULE_WORDS, UINT256_MAX, Condition, Permission, Rule, arg_type_of
+from .limits import period_seconds
+from .session import (
+    MAX_RULE_WORDS,
+    UINT256_MAX,
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    arg_type_of,
+)
 
 __all__ = [
     "TRANSFER_SELECTOR",
@@ -48,8 +66,10 @@ __all__ = [
     "AbiParam",
     "AbiType",
     "ArgRef",
+    "Limits",
     "Policy",
     "RuleSpec",
+    "TotalSpec",
     "arg",
     "find_function",
     "parse_signature",
@@ -553,6 +573,11 @@ class ArgRef:
             values = tuple(values[0])
         return self._spec(Condition.ONE_OF, values)
 
+    def total(self, at_most: int, *, per: int | str | None = None, name: str | None = None) -> TotalSpec:
+        """A limit on the sum of this (unsigned) argument over the permission's calls: at most ``at_most`` over
+        the session's life, or ``per`` period (``"day"``, ``"hour"``, seconds). Give it to ``totals=``."""
+        return TotalSpec(self, at_most, period_seconds(per), name)
+
     def __bool__(self) -> bool:
         raise BadInputError("an arg(...) reference has no truth value: compare it to build a rule")
 
@@ -597,6 +622,108 @@ class RuleSpec:
                 )
         return Rule(
             condition=int(self.op), offset=offset, arg_type=arg_type_of(kind.name), values=words, name=label
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TotalSpec:
+    """A limit on an argument's total, before it is resolved against the function's ABI into a :class:`Limit`."""
+
+    ref: ArgRef
+    amount: int
+    period: int
+    name: str | None
+
+    def resolve(self, function: AbiFunction) -> Limit:
+        """The AMOUNT :class:`Limit` on this permission's calls (the argument must be an unsigned integer)."""
+        offset, kind, label = function.locate(self.ref.path)
+        if not kind.name.startswith("uint"):
+            raise BadInputError(
+                f"argument `{label}` of {function.signature} is a {kind.name}: totals add unsigned integers only"
+            )
+        amount = to_int(self.amount, name=f"the total of `{label}`")
+        return Limit(
+            kind=LimitKind.AMOUNT,
+            amount=amount,
+            period=self.period,
+            meters=(Meter(offset=offset, name=label),),
+            name=self.name or f"total {label} of {function.name}",
+        )
+
+
+def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
+    """``(count, seconds)`` of ``"10/minute"``, ``"10 per hour"`` or ``(10, "minute")``."""
+    if isinstance(rate, str):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:/|per)\s*(.+?)\s*", rate)
+        if match is None:
+            raise BadInputError(f"a rate reads like '10/minute' or '3 per hour', got {rate!r}")
+        return int(match.group(1)), period_seconds(match.group(2))
+    if isinstance(rate, tuple) and len(rate) == 2 and isinstance(rate[0], int) and not isinstance(rate[0], bool):
+        return rate[0], period_seconds(rate[1])
+    raise BadInputError(f"a rate is '10/minute' or (10, 'minute'), got {rate!r}")
+
+
+def _call_limits(
+    label: str,
+    calls: int | None,
+    rate: tuple[int, int | str] | str | None,
+    totals: Iterable[TotalSpec],
+    function: AbiFunction | None,
+) -> tuple[Limit, ...]:
+    """The limits ``calls=``, ``rate=`` and ``totals=`` attach to a permission."""
+    limits: list[Limit] = []
+    if calls is not None:
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
+            raise BadInputError(f"calls= is the most calls over the session's life, a count; got {calls!r}")
+        limits.append(Limit(kind=LimitKind.CALLS, amount=calls, meters=(Meter(),), name=f"calls of {label}"))
+    if rate is not None:
+        count, seconds = _rate(rate)
+        limits.append(
+            Limit(kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}")
+        )
+    for total in totals:
+        if not isinstance(total, TotalSpec):
+            raise BadInputError(f"totals= takes arg(...).total(...) limits, got {total!r}")
+        if function is None:
+            raise BadInputError("a plain transfer has no arguments: limit its value with Limits.native")
+        limits.append(total.resolve(function))
+    return tuple(limits)
+
+
+class Limits:
+    """Session-wide limits, for ``owner.grant(..., limits=[...])``; per-permission ones are ``calls=``,
+    ``rate=`` and ``totals=`` of :class:`Policy`."""
+
+    @staticmethod
+    def native(amount: int | str, *, per: int | str | None = None) -> Limit:
+        """At most ``amount`` wei of native value over all the session's calls (every permission that can carry
+        value counts), over the session's life or ``per`` period."""
+        return Limit(
+            kind=LimitKind.NATIVE,
+            amount=to_int(amount, name="the native allowance"),
+            period=period_seconds(per),
+            name="native allowance",
+            unit="ETH",
+            decimals=18,
+        )
+
+    @staticmethod
+    def operations(count: int, *, per: int | str | None = None) -> Limit:
+        """At most ``count`` operations using the session, over its life or ``per`` period (a rate limit)."""
+        return Limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
+
+    @staticmethod
+    def gas(wei: int | str, *, per: int | str | None = None) -> Limit:
+        """A gas budget: at most ``wei`` of gas cost over the session's operations (each counted at its most
+        possible cost, its prefund, unless a paymaster the session lists pays), over its life or ``per``
+        period."""
+        return Limit(
+            kind=LimitKind.GAS,
+            amount=to_int(wei, name="the gas budget"),
+            period=period_seconds(per),
+            name="gas budget",
+            unit="ETH",
+            decimals=18,
         )
 
 
@@ -669,11 +796,17 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
+        *,
+        calls: int | None = None,
+        rate: tuple[int, int | str] | str | None = None,
+        totals: Iterable[TotalSpec] = (),
     ) -> Permission:
         """Allow ``target.function(...)`` given by its signature (argument names optional; without names,
         refer to arguments by index). ``value_limit`` is the most wei one call may carry (the module caps it
-        at 2**96 - 1)."""
-        return _permission(target, parse_signature(function), rules, value_limit)
+        at 2**96 - 1). Limits on this permission's calls, counted by the module: ``calls`` (the most over the
+        session's life), ``rate`` (``"10/minute"``, ``(3, "hour")``), ``totals`` (``arg("amount").total(10**6,
+        per="day")``)."""
+        return _permission(target, parse_signature(function), rules, value_limit, calls, rate, totals)
 
     @staticmethod
     def from_abi(
@@ -682,10 +815,14 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
+        *,
+        calls: int | None = None,
+        rate: tuple[int, int | str] | str | None = None,
+        totals: Iterable[TotalSpec] = (),
     ) -> Permission:
         """Allow ``target.function(...)``, picking ``function`` from a JSON ABI (see :func:`find_function`
-        for the forms ``abi`` and ``function`` may take)."""
-        return _permission(target, find_function(abi, function), rules, value_limit)
+        for the forms ``abi`` and ``function`` may take; limits as :meth:`call`)."""
+        return _permission(target, find_function(abi, function), rules, value_limit, calls, rate, totals)
 
     @staticmethod
     def from_contract(
@@ -693,18 +830,80 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
+        *,
+        calls: int | None = None,
+        rate: tuple[int, int | str] | str | None = None,
+        totals: Iterable[TotalSpec] = (),
     ) -> Permission:
         """Allow a call to an ape contract instance (anything with ``.address`` and an ABI)."""
-        return _permission(contract, find_function(contract, function), rules, value_limit)
+        return _permission(
+            contract, find_function(contract, function), rules, value_limit, calls, rate, totals
+        )
 
     @staticmethod
-    def transfer(target: Any, value_limit: int | str) -> Permission:
+    def transfer(
+        target: Any,
+        value_limit: int | str,
+        *,
+        calls: int | None = None,
+        rate: tuple[int, int | str] | str | None = None,
+    ) -> Permission:
         """Allow plain native transfers to ``target`` (empty calldata, selector 0x00000000) of at most
-        ``value_limit`` wei each."""
+        ``value_limit`` wei each (their total: ``Limits.native``)."""
         address, limit = _target_and_limit(target, value_limit)
         return Permission(
-            target=address, selector=TRANSFER_SELECTOR, value_limit=limit, function="native transfer"
+            target=address,
+            selector=TRANSFER_SELECTOR,
+            value_limit=limit,
+            function="native transfer",
+            limits=_call_limits(f"native transfers to {address}", calls, rate, (), None),
         )
+
+    @staticmethod
+    def erc20_allowance(
+        token: Any,
+        total: int | str,
+        period: int | str | None = None,
+        *,
+        symbol: str | None = None,
+        decimals: int = 0,
+    ) -> tuple[Permission, ...]:
+        """An ERC-20 allowance: ``transfer``, ``transferFrom``, ``approve`` and ``increaseAllowance`` of ``token``,
+        whose amounts all count towards one budget of ``total`` (base units) over the session's life or per
+        ``period``. ``approve`` sets an allowance rather than adding to one: counting its amount is an upper
+        bound of what it lets a spender take, so the budget bounds every token the session can make leave.
+        Add the returned permissions to a grant; ``symbol`` and ``decimals`` only shape messages."""
+        address = to_address(token, name="token")
+        functions = (
+            ("transfer(address to,uint256 amount)", ("amount",)),
+            ("transferFrom(address from,address to,uint256 amount)", ("amount",)),
+            ("approve(address spender,uint256 amount)", ("amount",)),
+            ("increaseAllowance(address spender,uint256 addedValue)", ("addedValue",)),
+        )
+        permissions = [Policy.call(address, text) for text, _ in functions]
+        meters = []
+        for permission, (text, path) in zip(permissions, functions, strict=True):
+            offset, _, label = parse_signature(text).locate(path)
+            meters.append(
+                Meter(
+                    target=address,
+                    selector=permission.selector,
+                    offset=offset,
+                    name=f"{text.split('(')[0]}.{label}",
+                )
+            )
+        unit = symbol or f"units of {address}"
+        budget = Limit(
+            kind=LimitKind.AMOUNT,
+            amount=to_int(total, name="the allowance"),
+            period=period_seconds(period),
+            meters=tuple(meters),
+            name=f"{symbol or 'token'} allowance",
+            unit=unit,
+            decimals=decimals,
+        )
+        first = permissions[0].model_copy(update={"limits": (budget,)})
+        return (first, *permissions[1:])
 
 
 def _target_and_limit(target: Any, value_limit: int | str) -> tuple[str, int]:
@@ -722,7 +921,13 @@ def _target_and_limit(target: Any, value_limit: int | str) -> tuple[str, int]:
 
 
 def _permission(
-    target: Any, function: AbiFunction, rules: Iterable[RuleSpec | Rule], value_limit: int | str
+    target: Any,
+    function: AbiFunction,
+    rules: Iterable[RuleSpec | Rule],
+    value_limit: int | str,
+    calls: int | None = None,
+    rate: tuple[int, int | str] | str | None = None,
+    totals: Iterable[TotalSpec] = (),
 ) -> Permission:
     address, limit = _target_and_limit(target, value_limit)
     if function.selector == TRANSFER_SELECTOR:
@@ -748,6 +953,7 @@ def _permission(
         value_limit=limit,
         rules=tuple(resolved),
         function=function.signature,
+        limits=_call_limits(f"{function.signature} on {address}", calls, rate, totals, function),
     )
     if permission.rule_words() > MAX_RULE_WORDS:
         raise BadInputError(

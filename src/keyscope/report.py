@@ -14,7 +14,8 @@ from typing import Any
 
 from .endpoints import Endpoints
 from .grant import SessionGrant
-from .module import SessionStatus, read_session_state, session_status
+from .limits import LimitUsage, limit_fields
+from .module import SessionStatus, read_limit_usage, read_session_state, session_status
 from .session import Permission
 
 __all__ = [
@@ -91,6 +92,9 @@ class SessionReport:
     now: int
     source: str = "chain"
     store: StoreMarks | None = None
+    usage: tuple[LimitUsage, ...] = ()
+    """What each limit of the session has used and has left, as the module counted it (read for a session
+    judged on chain, active or not yet enabled, with limits; else empty)."""
 
     @property
     def session_id(self) -> str:
@@ -109,6 +113,13 @@ class SessionReport:
     def permissions(self) -> list[str]:
         """Each permission in words (:func:`describe_permission`)."""
         return [describe_permission(p) for p in self.grant.session.permissions]
+
+    @property
+    def limits(self) -> list[str]:
+        """Each limit in words: what it has used and has left when read from the module, else as granted."""
+        if self.usage:
+            return [row.describe() for row in self.usage]
+        return [str(limit_fields(limit)["text"]) for limit in self.grant.session.limits]
 
     @property
     def valid_after(self) -> int:
@@ -175,6 +186,11 @@ class SessionReport:
             "status": self.status,
             "source": self.source,
             "permissions": self.permissions,
+            "limits": (
+                [row.to_dict() for row in self.usage]
+                if self.usage
+                else [limit_fields(limit) for limit in self.grant.session.limits]
+            ),
             "valid_after": self.valid_after,
             "valid_until": self.valid_until,
             "time_left": self.time_left,
@@ -191,6 +207,7 @@ class SessionReport:
             f"  account {self.account}, session key {self.session_key}, granted {self.grant.how}",
             f"  window  {_window(self.grant)}; {self.describe_time_left()}",
             *(f"  allows  {text}" for text in self.permissions),
+            *(f"  limit   {text}" for text in self.limits),
             *(f"  note    {text}" for text in self.disagreements),
         ]
 
@@ -211,10 +228,14 @@ def _window(grant: SessionGrant) -> str:
 def report_from_chain(
     endpoints: Endpoints, grant: SessionGrant, *, store: StoreMarks | None = None, now: int | None = None
 ) -> SessionReport:
-    """The report of ``grant`` judged on chain (:func:`~keyscope.module.read_session_state`: one round trip),
-    with a store's marks to set against it when given."""
+    """The report of ``grant`` judged on chain (:func:`~keyscope.module.read_session_state`: one round trip, and
+    one more for a usable session with limits, to read what each has used), with a store's marks to set against
+    it when given."""
     status, moment = read_session_state(endpoints, grant, now=now)
-    return SessionReport(grant, status.value, moment, "chain", store)
+    usage: tuple[LimitUsage, ...] = ()
+    if grant.session.limits and status in (SessionStatus.ACTIVE, SessionStatus.NOT_YET_ENABLED):
+        usage = read_limit_usage(endpoints, grant, now=moment)
+    return SessionReport(grant, status.value, moment, "chain", store, usage)
 
 
 def report_from_store(grant: SessionGrant, marks: StoreMarks, *, now: int) -> SessionReport:

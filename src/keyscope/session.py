@@ -24,21 +24,29 @@ from .hexutil import word as _word
 
 __all__ = [
     "ECDSA_SIGNATURE_BYTES",
+    "MAX_LIMITS",
+    "MAX_METERS",
     "MAX_PAYMASTERS",
     "MAX_PERMISSIONS",
     "MAX_RULE_WORDS",
+    "MIN_PERIOD",
+    "MODE_AT",
     "MODE_ENABLE",
     "MODE_USE_WITH_KEY",
     "SESSION_ABI_TYPE",
     "SIGNED",
     "ArgType",
     "Condition",
+    "Limit",
+    "LimitKind",
+    "Meter",
     "Permission",
     "Rule",
     "Session",
     "arg_type_of",
     "enable_signature_prefix",
     "enable_signature_with_prefix",
+    "encode_at_signature",
     "encode_enable_signature",
     "encode_use_with_key_signature",
     "rule_words",
@@ -53,6 +61,17 @@ SIGNED = 0x40
 INLINE_BITS = 216
 MODE_ENABLE = 0x01
 MODE_USE_WITH_KEY = 0x02
+MODE_AT = 0x03
+"""Signature prefix claiming the time an operation will land at (6 bytes): it picks the period of per-period
+limits. The rest of the signature is any other layout."""
+MAX_LIMITS = 8
+MAX_METERS = 8
+MIN_PERIOD = 60
+"""The shortest period a limit may have (seconds): an operation counted in a period is valid in that period only."""
+LIMIT_AMOUNT_MAX = 2**176 - 1
+"""The module stores limit amounts in 176 bits: a larger amount acts as this one."""
+SELF = -1
+"""A meter attached to a permission (``Permission.limits``) naming that permission."""
 UINT256_MAX = 2**256 - 1
 GWEI = 10**9
 GAS_CAP_MAX_GWEI = 2**40 - 1
@@ -64,16 +83,25 @@ _RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)
 _PERMISSION_TYPE = "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
 _SESSION_TYPE = (
     "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
-    "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions)"
+    "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits)"
 )
+_LIMIT_TYPE = "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)"
+_METER_TYPE = "Meter(uint8 permission,uint16 offset)"
 RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
 PERMISSION_TYPEHASH = keccak((_PERMISSION_TYPE + _RULE_TYPE).encode())
-SESSION_TYPEHASH = keccak((_SESSION_TYPE + _PERMISSION_TYPE + _RULE_TYPE).encode())
+METER_TYPEHASH = keccak(_METER_TYPE.encode())
+LIMIT_TYPEHASH = keccak((_LIMIT_TYPE + _METER_TYPE).encode())
+SESSION_TYPEHASH = keccak(
+    (_SESSION_TYPE + _LIMIT_TYPE + _METER_TYPE + _PERMISSION_TYPE + _RULE_TYPE).encode()
+)
 _DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 
-SESSION_ABI_TYPE = "(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,(uint8,uint16,uint8,uint256[])[])[])"
+SESSION_ABI_TYPE = (
+    "(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,(uint8,uint16,uint8,uint256[])[])[],"
+    "(uint8,uint256,uint32,(uint8,uint16)[])[])"
+)
 """The ABI type of ``ISessionKeyValidator.Session``."""
 
 
@@ -375,8 +403,150 @@ def _short(value: int) -> str:
     return str(value)
 
 
+class LimitKind(IntEnum):
+    """What a :class:`Limit` counts, numbered as the module numbers them."""
+
+    NATIVE = 0
+    """The native value (wei) of the metered permissions' calls."""
+    AMOUNT = 1
+    """An argument of the metered permissions' calls (each meter names its offset), e.g. a token amount."""
+    CALLS = 2
+    """Calls of the metered permissions."""
+    OPERATIONS = 3
+    """Operations making at least one call of the session."""
+    GAS = 4
+    """Each such operation's most possible gas cost (its prefund, wei), unless a paymaster the session lists pays."""
+
+
+_COUNTS_CALLS = (LimitKind.NATIVE, LimitKind.AMOUNT, LimitKind.CALLS)
+_PERIOD_NAMES = {60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
+
+
+class Meter(_Model):
+    """What one permission's calls add to a limit: 1 (CALLS), the call's value (NATIVE), or the argument word at
+    ``offset`` (AMOUNT).
+
+    ``permission`` is the permission's index in the session. While a session is being built, a meter may instead
+    name its permission by ``target`` and ``selector``, or be :data:`SELF` on a limit attached to a permission
+    (``Permission.limits``); the :class:`Session` resolves both to the index.
+    """
+
+    permission: int = Field(default=SELF, ge=SELF, lt=MAX_PERMISSIONS)
+    offset: int = Field(default=0, ge=0, le=0xFFFF)
+    target: Address | None = None
+    selector: HexData | None = None
+    name: str | None = None
+    """A label for messages (``transfer.amount``), not signed."""
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 ``hashStruct(Meter)``."""
+        return keccak(METER_TYPEHASH + _word(self.permission) + _word(self.offset))
+
+    def as_abi(self) -> tuple[int, int]:
+        """``ISessionKeyValidator.Meter`` as an ABI tuple."""
+        return (self.permission, self.offset)
+
+
+class Limit(_Model):
+    """A budget of the session, signed in the grant and counted by the module during validation: at most ``amount``
+    over the session's life (``period`` 0) or per ``period`` seconds (periods start at the session's
+    ``valid_after``: with 0, days are UTC days).
+
+    NATIVE, AMOUNT and CALLS limits count the calls of the permissions their ``meters`` name (a NATIVE limit built
+    without meters counts every permission that can carry value); OPERATIONS and GAS limits count the session's
+    operations and have no meters. ``name``, ``unit`` and ``decimals`` only shape messages (``3 USDC``).
+    """
+
+    kind: int
+    amount: int = Field(ge=0, le=UINT256_MAX)
+    period: int = Field(default=0, ge=0, lt=2**32)
+    meters: tuple[Meter, ...] = ()
+    name: str | None = None
+    unit: str | None = None
+    decimals: int = Field(default=0, ge=0, le=77)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Limit:
+        if not 0 <= self.kind <= LimitKind.GAS:
+            raise ValueError(f"unknown limit kind {self.kind}: use a LimitKind")
+        if self.period and self.period < MIN_PERIOD:
+            raise ValueError(
+                f"a period of {self.period}s is too short: the module takes periods of at least {MIN_PERIOD}s "
+                "(an operation counted in a period is valid in that period only)"
+            )
+        if self.kind not in _COUNTS_CALLS and self.meters:
+            raise ValueError(f"a {self.op.name} limit counts operations: it takes no meters")
+        for meter in self.meters:
+            if self.kind != LimitKind.AMOUNT and meter.offset:
+                raise ValueError(f"a {self.op.name} limit counts no argument: its meters take no offset")
+        return self
+
+    @property
+    def op(self) -> LimitKind:
+        """The kind, as a :class:`LimitKind`."""
+        return LimitKind(self.kind)
+
+    @property
+    def stored_amount(self) -> int:
+        """The amount the module enforces (saturated at 2**176 - 1)."""
+        return min(self.amount, LIMIT_AMOUNT_MAX)
+
+    @property
+    def label(self) -> str:
+        """``USDC allowance`` or ``calls of safeMint(address) on 0xab…``-like text, for messages."""
+        return self.name or f"{self.op.name.lower()} limit"
+
+    @property
+    def per(self) -> str:
+        """``per day``, ``per 90s``, or ``over the session's life``."""
+        if not self.period:
+            return "over the session's life"
+        name = _PERIOD_NAMES.get(self.period)
+        return f"per {name}" if name else f"per {self.period}s"
+
+    def show(self, amount: int) -> str:
+        """``amount`` in the limit's unit: ``4.2 USDC``, ``3 calls``, ``0.01 ETH``."""
+        if self.decimals:
+            whole, frac = divmod(amount, 10**self.decimals)
+            text = f"{whole:,}" + (f".{frac:0{self.decimals}d}".rstrip("0") if frac else "")
+        else:
+            text = f"{amount:,}"
+        unit = self.unit or {
+            LimitKind.CALLS: "calls",
+            LimitKind.OPERATIONS: "operations",
+            LimitKind.NATIVE: "wei",
+            LimitKind.GAS: "wei",
+        }.get(self.op, "units")
+        return f"{text} {unit}"
+
+    def period_of(self, moment: int, anchor: int) -> int:
+        """The index of the period holding ``moment`` (periods start at ``anchor``, the session's valid_after)."""
+        if not self.period or moment < anchor:
+            return 0
+        return (moment - anchor) // self.period
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 ``hashStruct(Limit)``."""
+        return keccak(
+            LIMIT_TYPEHASH
+            + _word(self.kind)
+            + _word(self.amount)
+            + _word(self.period)
+            + keccak(b"".join(m.struct_hash() for m in self.meters))
+        )
+
+    def as_abi(self) -> tuple[int, int, int, list[tuple[int, int]]]:
+        """``ISessionKeyValidator.Limit`` as an ABI tuple."""
+        return (self.kind, self.amount, self.period, [m.as_abi() for m in self.meters])
+
+
 class Permission(_Model):
-    """One function of one contract a session may call, with the value limit and argument rules."""
+    """One function of one contract a session may call, with the value limit and argument rules.
+
+    ``limits`` are limits on this permission's own calls (``Policy.call(..., calls=10)``), or shared with other
+    permissions (``Policy.erc20_allowance``) while a session is built: the :class:`Session` moves them into its
+    ``limits``, where the grant signs them.
+    """
 
     target: Address
     selector: HexData = Field(min_length=4, max_length=4)
@@ -384,6 +554,7 @@ class Permission(_Model):
     rules: tuple[Rule, ...] = ()
     function: str | None = None
     """The function's signature, for messages only (``safeMint(address)``)."""
+    limits: tuple[Limit, ...] = ()
 
     @model_validator(mode="after")
     def _transfer_has_no_rules(self) -> Permission:
@@ -446,6 +617,28 @@ class Session(_Model):
     the account (at most 7)."""
     salt: int = Field(default=0, ge=0, le=UINT256_MAX)
     permissions: tuple[Permission, ...]
+    limits: tuple[Limit, ...] = ()
+    """Budgets over the session's life or per period, counted by the module (see :class:`Limit`). Limits attached
+    to permissions while the session is built end up here, after the session's own."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_limits(cls, data: Any) -> Any:
+        """Move limits attached to permissions into ``limits`` and resolve every meter to a permission index."""
+        if not isinstance(data, dict) or "permissions" not in data:
+            return data
+        raw = data["permissions"]
+        if not isinstance(raw, (list, tuple)):
+            return data
+        permissions = [p if isinstance(p, Permission) else Permission.model_validate(p) for p in raw]
+        limits = [x if isinstance(x, Limit) else Limit.model_validate(x) for x in data.get("limits", ())]
+        attached = [(i, x) for i, p in enumerate(permissions) for x in p.limits]
+        if not attached and all(_resolved(x) for x in limits):
+            return data
+        permissions = [p.model_copy(update={"limits": ()}) if p.limits else p for p in permissions]
+        gathered = [_resolve(x, permissions, None) for x in limits]
+        gathered += [_resolve(x, permissions, i) for i, x in attached]
+        return {**data, "permissions": tuple(permissions), "limits": tuple(gathered)}
 
     @model_validator(mode="after")
     def _shape(self) -> Session:
@@ -465,7 +658,26 @@ class Session(_Model):
             )
         if "0x" + "00" * 20 in self.paymasters:
             raise ValueError("the zero address is not a paymaster: drop it from paymasters")
-        stored_paymasters = len(self.paymasters) if self.gas_cap else 0
+        if len(self.limits) > MAX_LIMITS:
+            raise ValueError(f"a session has at most {MAX_LIMITS} limits, got {len(self.limits)}")
+        meters = [0] * len(self.permissions)
+        for number, limit in enumerate(self.limits):
+            if not _resolved(limit):
+                raise ValueError(f"limit {number} ({limit.label}) has a meter that names no permission of the session")
+            for meter in limit.meters:
+                if meter.permission >= len(self.permissions):
+                    raise ValueError(
+                        f"limit {number} ({limit.label}) meters permission {meter.permission}, but the session has "
+                        f"{len(self.permissions)}"
+                    )
+                meters[meter.permission] += 1
+        for index, count in enumerate(meters):
+            if count > MAX_METERS:
+                raise ValueError(
+                    f"permission {index} ({self.permissions[index].label}) counts towards {count} limits; the module "
+                    f"takes at most {MAX_METERS} per permission"
+                )
+        stored_paymasters = len(self.paymasters) if self.gas_cap or self.has_gas_limit else 0
         seen: set[tuple[str, bytes]] = set()
         for index, permission in enumerate(self.permissions):
             key = (permission.target, permission.selector)
@@ -475,7 +687,7 @@ class Session(_Model):
                     "express alternatives)"
                 )
             seen.add(key)
-            words = permission.rule_words() + stored_paymasters
+            words = permission.rule_words() + stored_paymasters + (1 if self.is_limited(index) else 0)
             if words > MAX_RULE_WORDS:
                 extra = f" and the session's {stored_paymasters} paymasters" if stored_paymasters else ""
                 raise ValueError(
@@ -483,6 +695,19 @@ class Session(_Model):
                     f"the module allows {MAX_RULE_WORDS}"
                 )
         return self
+
+    @property
+    def has_gas_limit(self) -> bool:
+        """Whether a GAS limit counts the session's operations (its paymaster list is then stored even without a
+        gas cap, to tell which operations a listed sponsor pays)."""
+        return any(limit.kind == LimitKind.GAS for limit in self.limits)
+
+    def is_limited(self, index: int) -> bool:
+        """Whether permission ``index``'s calls count towards a limit (its calls then cost the counting gas)."""
+        return any(
+            limit.kind in (LimitKind.OPERATIONS, LimitKind.GAS) or any(m.permission == index for m in limit.meters)
+            for limit in self.limits
+        )
 
     @property
     def gas_cap(self) -> int:
@@ -504,6 +729,7 @@ class Session(_Model):
             + _word(epoch)
             + _word(self.salt)
             + keccak(b"".join(p.struct_hash() for p in self.permissions))
+            + keccak(b"".join(limit.struct_hash() for limit in self.limits))
         )
 
     def session_id(self, account: str, epoch: int) -> bytes:
@@ -547,6 +773,17 @@ class Session(_Model):
                     {"name": "epoch", "type": "uint32"},
                     {"name": "salt", "type": "uint256"},
                     {"name": "permissions", "type": "Permission[]"},
+                    {"name": "limits", "type": "Limit[]"},
+                ],
+                "Limit": [
+                    {"name": "kind", "type": "uint8"},
+                    {"name": "amount", "type": "uint256"},
+                    {"name": "period", "type": "uint32"},
+                    {"name": "meters", "type": "Meter[]"},
+                ],
+                "Meter": [
+                    {"name": "permission", "type": "uint8"},
+                    {"name": "offset", "type": "uint16"},
                 ],
                 "Permission": [
                     {"name": "target", "type": "address"},
@@ -594,6 +831,15 @@ class Session(_Model):
                     }
                     for p in self.permissions
                 ],
+                "limits": [
+                    {
+                        "kind": limit.kind,
+                        "amount": limit.amount,
+                        "period": limit.period,
+                        "meters": [{"permission": m.permission, "offset": m.offset} for m in limit.meters],
+                    }
+                    for limit in self.limits
+                ],
             },
         }
 
@@ -609,7 +855,50 @@ class Session(_Model):
             list(self.paymasters),
             self.salt,
             [p.as_abi() for p in self.permissions],
+            [limit.as_abi() for limit in self.limits],
         )
+
+
+def _resolved(limit: Limit) -> bool:
+    """Whether every meter of ``limit`` names its permission by index (and a NATIVE limit has meters)."""
+    if limit.kind == LimitKind.NATIVE and not limit.meters:
+        return False
+    return all(m.permission != SELF and m.target is None for m in limit.meters)
+
+
+def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> Limit:
+    """``limit`` with its meters naming permissions by index: SELF is ``owner`` (the permission it was attached
+    to), a (target, selector) is that permission; a NATIVE limit without meters meters every permission that can
+    carry value."""
+    meters: list[Meter] = []
+    for meter in limit.meters:
+        index = meter.permission
+        if meter.target is not None:
+            selector = meter.selector or bytes(4)
+            found = [i for i, p in enumerate(permissions) if p.target == meter.target and p.selector == selector]
+            if not found:
+                raise ValueError(
+                    f"{limit.label} counts calls to 0x{selector.hex()} on {meter.target}, which the session does "
+                    "not grant: add that permission"
+                )
+            index = found[0]
+        elif index == SELF:
+            if owner is None:
+                raise ValueError(f"{limit.label} has a meter on no permission: attach it to one, or name one")
+            index = owner
+        meters.append(meter.model_copy(update={"permission": index, "target": None, "selector": None}))
+    if limit.kind == LimitKind.NATIVE and not meters:
+        meters = [Meter(permission=i) for i, p in enumerate(permissions) if p.value_limit]
+        if not meters:
+            raise ValueError(f"{limit.label} counts native value, but no permission of the session can carry any")
+    return limit.model_copy(update={"meters": tuple(meters)})
+
+
+def encode_at_signature(moment: int, signature: bytes) -> bytes:
+    """MODE_AT layout: ``0x03 || claimed time (6 bytes) || any other layout``."""
+    if not 0 <= moment < 2**48:
+        raise ValueError(f"claimed time {moment} does not fit in 48 bits")
+    return bytes((MODE_AT,)) + moment.to_bytes(6, "big") + signature
 
 
 def encode_enable_signature(session: Session, owner_signature: bytes, session_signature: bytes) -> bytes:

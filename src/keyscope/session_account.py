@@ -35,7 +35,16 @@ from .errors import (
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
-from .module import IS_SESSION_ACTIVE, SessionStatus, decode_bool, session_flag_calls, session_status
+from .limits import Counters, LimitUsage, usage_of
+from .module import (
+    IS_SESSION_ACTIVE,
+    SessionStatus,
+    decode_bool,
+    decode_limit_counters,
+    limit_usage_data,
+    session_flag_calls,
+    session_status,
+)
 from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
 from .revert import describe_revert
@@ -43,6 +52,7 @@ from .session import (
     ECDSA_SIGNATURE_BYTES,
     enable_signature_prefix,
     enable_signature_with_prefix,
+    encode_at_signature,
     encode_enable_signature,
     encode_use_with_key_signature,
 )
@@ -100,6 +110,11 @@ class SessionAccount:
 
     The account's adapter (:attr:`kind`) is the network's, or found out: a deployed account's ``accountId()``,
     else the kind the grant was signed for.
+
+    A session with limits: before each operation its counters are read with the rest, and the local check refuses
+    an operation over a limit, naming it and the numbers (:class:`~keyscope.errors.LimitExceededError`); an
+    operation of a session with per-period limits claims the chain's time (it is then valid in that period only).
+    :meth:`usage` says what each limit has used and has left.
 
     Before each operation the nonce, the session's status and the chain's clock are read in one round trip
     (one JSON-RPC batch on a node URL). Fee quotes are reused for a couple of seconds, and gas estimates of
@@ -162,6 +177,11 @@ class SessionAccount:
         self._estimates: dict[tuple[bytes, int, int, bool], tuple[float, GasEstimate]] = {}
         self._next_nonce: dict[int, tuple[int, float]] = {}
         """Per nonce key: the nonce after the last one sent, and when it was sent (``time.monotonic()``)."""
+        self._periodic = any(limit.period for limit in grant.session.limits)
+        """Operations claim a time (MODE_AT): the session has per-period limits."""
+        self._usage_call = limit_usage_data(grant.account, grant.session_id) if grant.session.limits else None
+        self._counters: Counters | None = None
+        """The session's limit counters as last read from the module."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -208,12 +228,26 @@ class SessionAccount:
             calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
         if status:
             calls.extend((net.module, data) for data in self._flag_calls)
+        if self._usage_call is not None:
+            calls.append((net.module, self._usage_call))
         results, _, timestamp = read_many(net.chain, calls, timestamp=clock)
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
+        if self._usage_call is not None:
+            self._counters = decode_limit_counters(self.grant.session, results.pop())
         if status:
             active, revoked = (decode_bool(result) for result in results)
             self._judge_status(active, revoked)
         return nonce, timestamp
+
+    def usage(self) -> tuple[LimitUsage, ...]:
+        """What each limit of the session has used and has left now (by the chain's clock), read from the module
+        in one round trip; empty for a session without limits."""
+        if self._usage_call is None:
+            return ()
+        _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
+        moment = int(self._clock()) if self._clock is not None else timestamp
+        assert moment is not None and self._counters is not None
+        return usage_of(self.grant.session, self._counters, moment)
 
     def _judge_status(self, active: bool, revoked: bool) -> None:
         """Raise when the module's flags say the session can no longer be used; note when it is enabled."""
@@ -236,7 +270,13 @@ class SessionAccount:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
         :class:`~keyscope.errors.PolicyViolationError` (or a session error) when they would refuse."""
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
-        return self._checker.check(call_data, now=self.now())
+        if self._usage_call is None:
+            return self._checker.check(call_data, now=self.now())
+        _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
+        claimed = int(self._clock()) if self._clock is not None else timestamp
+        assert claimed is not None
+        now = claimed if self._clock is not None else window_now(claimed)
+        return self._checker.check(call_data, now=now, counters=self._counters, at=claimed)
 
     # -- building and sending -------------------------------------------------------------------------
 
@@ -279,25 +319,27 @@ class SessionAccount:
         )
         self._owner_signature_checked = True
 
-    def _signature(self, digest_signature: bytes) -> bytes:
-        if self._enabled:
-            return digest_signature
-        if self.grant.owner_signature is None:
-            raise ConfigurationError(
-                "this off-chain grant has no owner signature and the session is not enabled on chain"
-            )
-        if len(digest_signature) != ECDSA_SIGNATURE_BYTES:
-            return encode_enable_signature(self.grant.session, self.grant.owner_signature, digest_signature)
-        if (
-            self._enable_prefix is None
-        ):  # the grant is encoded once, not for the placeholder and again to sign
-            self._enable_prefix = enable_signature_prefix(self.grant.session, self.grant.owner_signature)
-        return enable_signature_with_prefix(self._enable_prefix, digest_signature)
+    def _signature(self, digest_signature: bytes, at: int | None = None) -> bytes:
+        signature = digest_signature
+        if not self._enabled:
+            if self.grant.owner_signature is None:
+                raise ConfigurationError(
+                    "this off-chain grant has no owner signature and the session is not enabled on chain"
+                )
+            if len(digest_signature) != ECDSA_SIGNATURE_BYTES:
+                signature = encode_enable_signature(
+                    self.grant.session, self.grant.owner_signature, digest_signature
+                )
+            else:
+                if self._enable_prefix is None:  # the grant is encoded once, not for the placeholder and again
+                    self._enable_prefix = enable_signature_prefix(self.grant.session, self.grant.owner_signature)
+                signature = enable_signature_with_prefix(self._enable_prefix, digest_signature)
+        return signature if at is None else encode_at_signature(at, signature)
 
-    def _placeholder(self) -> tuple[bytes, int]:
+    def _placeholder(self, at: int | None) -> tuple[bytes, int]:
         """The placeholder signature gas is estimated with (USE_WITH_KEY once enabled: bundlers cannot recover
-        the key from a placeholder; else ENABLE as it will be sent), and the length of the real signature.
-        Each is encoded once per session account."""
+        the key from a placeholder; else ENABLE as it will be sent), claiming the time ``at`` when operations
+        claim one, and the length of the real signature. Each shape is encoded once per session account."""
         cached = self._placeholders.get(self._enabled)
         if cached is None:
             if self._enabled:
@@ -307,7 +349,9 @@ class SessionAccount:
                 placeholder = self._signature(PLACEHOLDER_ECDSA)
                 cached = (placeholder, len(placeholder))
             self._placeholders[self._enabled] = cached
-        return cached
+        if at is None:
+            return cached
+        return encode_at_signature(at, cached[0]), cached[1] + 7
 
     def build(
         self,
@@ -328,18 +372,20 @@ class SessionAccount:
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
             status=self.verify_on_chain,
-            clock=check and self._clock is None,
+            clock=(check or self._periodic) and self._clock is None,
         )
+        claimed = int(self._clock()) if self._clock is not None else chain_time
+        at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
+        now = int(self._clock()) if self._clock is not None else window_now(chain_time)
         if check:
-            now = int(self._clock()) if self._clock is not None else window_now(chain_time)
-            self._checker.check(call_data, now=now)
+            self._checker.check(call_data, now=now, counters=self._counters, at=at)
         self._check_owner_signature()
         if nonce is None:
             assert chain_nonce is not None
             nonce = self._lane_nonce(nonce_key, chain_nonce)
         grant = self.grant
         draft = self._builder.draft(grant.account, call_data, nonce_key, grant.factory, grant.factory_data)
-        placeholder, final_size = self._placeholder()
+        placeholder, final_size = self._placeholder(at)
         # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
         cacheable = self._enabled and draft.factory is None and self.network.paymaster is None
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
@@ -352,7 +398,9 @@ class SessionAccount:
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
         self._checker.check_gas_cost(op)
-        return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest)))
+        if check and self._counters is not None and self.grant.session.has_gas_limit:
+            self._checker.check_operation(op, now=now, counters=self._counters, at=at)  # the gas budget
+        return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest), at))
 
     def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
         cached = self._estimates.get(key)

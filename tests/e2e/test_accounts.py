@@ -635,3 +635,52 @@ def test_the_adapter_example_of_the_docs_drives_a_reference_account(
     assert nft_balance(stack, reference_owner.account) == 1
     owner.uninstall_sessions().wait()  # through the example's own sentinel-list call
     assert not owner.supports_sessions()
+
+
+# -- grants naming the account's own modules (attack 52) ----------------------------------------------
+
+
+def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
+    owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
+) -> None:
+    """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
+    for each target, ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
+    account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
+    from support.erc7562 import Erc7562Checker
+
+    from keyscope.errors import BadInputError
+
+    created(owner, stack, recipient)
+    validator = contracts.owner_validator
+    if kind_name == "keyscope":  # the owner's ECDSA is built in: install a validator module to aim at
+        install = owner.kind.install_validator_call(owner.account, validator, bytes.fromhex(owner.signer.address[2:]))
+        owner.execute(install).wait()
+    checker = Erc7562Checker(stack.node, stack.entry_point, submitter=stack.accounts[0].address)
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600), key)
+    op = session.build(function_call(stack.nft, MINT, recipient))
+    report = checker.check([op])
+    assert report.outcome.startswith("ok"), report.summary()
+    report.assert_clean()
+    asked = [
+        c for c in report.trace.phase("account").calls
+        if c.target == owner.account and c.input[:4] in (bytes.fromhex("112d3a7d"), bytes.fromhex("2d9ad53d"))
+    ]  # fmt: skip
+    assert len(asked) == 4, report.summary()
+    assert session.send(op).wait().success
+
+    aimed = [Policy.call(validator, "onInstall(bytes data)")]
+    with pytest.raises(BadInputError, match="validator module of the account"):
+        owner.grant(SessionKey.generate(), aimed, valid_for=3600)
+    key = SessionKey.generate()
+    request = owner._request(owner.session_for(key, aimed, valid_for=3600), owner.epoch(), True)
+    signature = owner.kind.wrap_erc1271_signature(
+        owner.signer.sign_hash(owner.kind.erc1271_digest(request.account, request.chain_id, request.digest))
+    )
+    grant = request.complete(signature)
+    call = function_call(validator, "onInstall(bytes)", bytes.fromhex(recipient[2:]))
+    with pytest.raises(BundlerRejectedError) as rejected:
+        net.session(grant, key).send_calls(call, check=False)
+    assert "AA23" in str(rejected.value), rejected.value
+    if kind_name != "safe7579":  # Safe7579 replaces the module's revert data with its own
+        assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value

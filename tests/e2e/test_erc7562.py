@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from eth_abi import encode as abi_encode
 
-from keyscope import Policy, SessionKey, arg, connect
+from keyscope import Limits, Policy, SessionKey, arg, connect
 from keyscope.accounts import MODULE_TYPE_VALIDATOR, create_account_data
 from keyscope.calls import encode_function_call, function_call
 from keyscope.execution import Call, encode_execute
@@ -533,6 +533,51 @@ def test_several_operations_in_one_bundle(
             v for v in report.storage if v.access.phase == phase.index and v.access.contract == stack.module
         ]
         assert mine and all(v.associated == phase.sender for v in mine), report.summary()
+
+
+def test_limited_session(net: Network, checker: Erc7562Checker, local_stack: LocalStack) -> None:
+    """A session with limits of every per-call and per-operation kind, over the life and per period: ENABLE
+    while creating the account (the limit records written under the staked factory), USE with a claimed time
+    (the counters read and written), and two operations of the session in one bundle, the second over its total:
+    every slot the module touches is the account's, nothing blocked is run."""
+    stack = local_stack
+    owner = _owner(net, stack)
+    key = SessionKey.generate()
+    now = stack.timestamp()
+    policy = Policy.call(
+        stack.nft,
+        "mintBatch(address to,uint256 count)",
+        rules=[arg("to") == owner.account],
+        calls=10,
+        rate="5/hour",
+        totals=[arg("count").total(5, per="day")],
+    )
+    grant = owner.grant(
+        key,
+        [policy],
+        limits=[Limits.operations(20, per="hour")],
+        gas_budget=10**18,
+        valid_after=now - 1800,
+        valid_until=now + 86400,
+    )
+    session = net.session(grant, key)
+    op = session.build(function_call(stack.nft, MINT_BATCH, owner.account, 2))
+    assert op.factory == stack.factory and op.signature[0] == 0x03  # AT, then ENABLE with initCode
+    report = checker.check([op])
+    _assert_clean(report, "ok", stack, owner.account)
+    _assert_module_storage(report, stack, owner.account, creating=True)
+    assert session.send(op).wait().success
+
+    first = session.build(function_call(stack.nft, MINT_BATCH, owner.account, 2))
+    assert first.signature[0] == 0x03 and len(first.signature) == 72  # AT ‖ USE
+    second = session.build(function_call(stack.nft, MINT_BATCH, owner.account, 2), lane=1)
+    report = checker.check([first])
+    _assert_clean(report, "ok", stack, owner.account)
+    _assert_module_storage(report, stack, owner.account, creating=False)
+    assert any(v.access.writes for v in report.storage_in(stack.module)), report.summary()
+    both = checker.check([first, second])
+    assert "AA23" in both.outcome and "LimitExceeded" in both.outcome, both.summary()
+    both.assert_clean()
 
 
 # -- the checker sees what it must ----------------------------------------------------------------------

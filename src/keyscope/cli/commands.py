@@ -3,7 +3,7 @@
 ::
 
     keyscope sessions --store URL [--account ADDR] [--node URL] [--json]
-                                                                   sessions: status, time left, permissions
+                                                                   sessions: status, time left, permissions, limits
     keyscope outbox   --store URL [--state pending|failed|...]      operations in flight, failed and why
     keyscope revoke   --store URL SESSION_ID|PREFIX [--node URL --bundler URL]
                                                                    refuse a session in every worker (and on chain)
@@ -61,8 +61,9 @@ def main() -> None:
 @json_option
 @reports_errors
 def sessions(store_url: str, account: str | None, node: str | None, as_json: bool) -> None:
-    """List the stored sessions: status, time left, permissions, and operations in flight. A grant the store
-    cannot read is listed as unreadable; the others are listed all the same."""
+    """List the stored sessions: status, time left, permissions, limits, and operations in flight (with --node,
+    what each limit has used and has left). A grant the store cannot read is listed as unreadable; the others
+    are listed all the same."""
     with open_session_store(store_url, keys=False) as store:
         listing = store_sessions(store, account)
         if node is not None:

@@ -94,12 +94,16 @@ class Listing:
 
     def table(self, where: str) -> Table:
         """The sessions as a table: id (its first 8 hex digits, which every tool takes for the whole id),
-        account, status, time left, permissions in words (and operations in flight)."""
+        account, status, time left, permissions in words, limits (when a session has any: used and left when
+        judged on chain) and operations in flight."""
         judged = {report.source for report in self.reports}
         source = (
             " (judged on chain)" if judged == {"chain"} else " (as the store knows them)" if judged else ""
         )
         columns = ["session id", "account", "status", "time left", "permissions"]
+        limited = any(report.grant.session.limits for report in self.reports)
+        if limited:
+            columns.append("limits")
         if self.in_flight is not None:
             columns.append("in flight")
         rows: list[list[str]] = []
@@ -112,11 +116,15 @@ class Listing:
                 _time_left(report),
                 "\n".join(report.permissions),
             ]
+            if limited:
+                row.append("\n".join(report.limits) or "none")
             if self.in_flight is not None:
                 row.append(str(self.in_flight.get(report.session_id, 0)))
             rows.append(row)
         for item in self.unreadable:
             row = [_short_id(item.name), "?", "unreadable", "", item.problem]
+            if limited:
+                row.append("")
             if self.in_flight is not None:
                 row.append("")
             rows.append(row)

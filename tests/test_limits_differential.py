@@ -1,0 +1,256 @@
+"""The checker against the deployed module over sequences of operations: stateful differential fuzzing of limits.
+
+A hypothesis ``RuleBasedStateMachine`` grants a random session with random limits (every kind, over the life or
+per period, shared between permissions or not) to an ape test account playing the smart account, then runs random
+steps: operations (single calls or batches, values and amounts around what is left, claimed times around the
+periods' boundaries or none, gas fields with and without a listed paymaster), and the clock moving on. For each
+operation the module's ``validateUserOp`` runs first as an ``eth_call``; the checker, given the counters it
+predicted so far, must reach the same verdict (the same error and arguments, or the same validation data). When
+the EntryPoint would accept the operation (the module accepted it and the clock is inside the returned window) it
+is sent for real, so the module counts; afterwards the module's ``limitUsage`` must equal the checker's counters.
+
+``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci").
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window, revert_bytes
+
+from keyscope.checker import PolicyChecker
+from keyscope.errors import LimitError, LimitExceededError, SessionExpiredError, SessionNotYetValidError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.limits import Counters, counters_from_chain, initial_counters
+from keyscope.module import decode_limit_counters, limit_usage_data
+from keyscope.revert import decode_revert
+from keyscope.session import (
+    GWEI,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Session,
+    encode_at_signature,
+    encode_use_with_key_signature,
+)
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+
+DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
+T0 = 1_700_000_000
+TARGETS = tuple(to_address(keccak(f"keyscope limit target {i}".encode())[12:]) for i in range(3))
+PAY = bytes.fromhex("a9059cbb")  # transfer(address,uint256): the amount at offset 32
+PAYMASTER = to_address(keccak(b"keyscope limit paymaster")[12:])
+PERIODS = (0, 60, 3600, 3600)
+_keys = iter(range(10**9))
+TALLY: Counter[str] = Counter()
+
+
+def _key() -> LocalSigner:
+    return LocalSigner(keccak(b"keyscope limits differential %d" % next(_keys)))
+
+
+class LimitMachine(RuleBasedStateMachine):
+    """One session per example; the module is shared (records are per session), the account is one test
+    account."""
+
+    module: Any = None
+    account: Any = None
+    call: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Session | None = None
+        self.checker: PolicyChecker | None = None
+        self.counters: Counters = ()
+        self.now = T0
+        self.session_id = b""
+        self.key = _key()
+        self.steps = 0
+
+    # -- the grant ---------------------------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def grant(self, data: st.DataObject) -> None:
+        count = data.draw(st.integers(1, 3), label="permissions")
+        permissions = tuple(
+            Permission(
+                target=TARGETS[i],
+                selector=PAY if i else bytes(4),
+                value_limit=data.draw(st.sampled_from([0, 10, 2**96]), label=f"value limit {i}"),
+            )
+            for i in range(count)
+        )
+        limits = []
+        for n in range(data.draw(st.integers(1, 4), label="limits")):
+            kind = data.draw(st.sampled_from(list(LimitKind)), label=f"kind {n}")
+            meters: tuple[Meter, ...] = ()
+            if kind in (LimitKind.NATIVE, LimitKind.AMOUNT, LimitKind.CALLS):
+                chosen = data.draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=3), label=f"meters {n}")
+                if kind == LimitKind.AMOUNT:
+                    chosen = [p for p in chosen if p] or []
+                    if not chosen:
+                        kind = LimitKind.CALLS
+                        chosen = [0]
+                meters = tuple(Meter(permission=p, offset=32 if kind == LimitKind.AMOUNT else 0) for p in chosen)
+            amount = data.draw(
+                st.sampled_from([3, 10, 25, 100, 100, 0])
+                if kind != LimitKind.GAS
+                else st.sampled_from([10**15, 3 * 10**15, 10**17, 0]),
+                label=f"amount {n}",
+            )
+            limits.append(
+                Limit(kind=kind, amount=amount, period=data.draw(st.sampled_from(PERIODS), label=f"period {n}"), meters=meters)
+            )
+        valid_after = T0 + data.draw(st.sampled_from([0, 30, 3599]), label="valid after")
+        self.session = Session(
+            session_key=self.key.address,
+            valid_after=valid_after,
+            valid_until=data.draw(st.sampled_from([0, valid_after + 7200]), label="valid until"),
+            max_gas_cost=0,
+            paymasters=data.draw(st.sampled_from([(), (PAYMASTER,)]), label="paymasters"),
+            permissions=permissions,
+            limits=tuple(limits),
+        )
+        self.module.enableSession(self.session.as_abi(), sender=self.account)
+        self.session_id = self.session.session_id(self.account.address, int(self.module.epochOf(self.account.address)))
+        self.checker = PolicyChecker(self.session, self.account.address, self.module.address, session_id=self.session_id)
+        self.counters = initial_counters(self.session)
+        self.now = valid_after + data.draw(st.sampled_from([0, 1, 59, 60, 3599]), label="now")
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.session is not None)
+    @rule(data=st.data(), step=st.sampled_from([0, 0, 0, 1, 30, 59, 60, 61, 3599, 3600, 3600]))
+    def operate(self, data: st.DataObject, step: int) -> None:
+        """The clock moves on by ``step`` seconds, then an operation."""
+        self.now += step
+        session = self.session
+        assert session is not None and self.checker is not None
+        calls = []
+        for c in range(data.draw(st.integers(1, 3), label="calls")):
+            index = data.draw(st.integers(0, len(session.permissions) - 1), label=f"permission {c}")
+            permission = session.permissions[index]
+            value = data.draw(st.sampled_from([0, 1, 3, 10]), label=f"value {c}")
+            value = min(value, permission.value_limit)
+            if permission.selector == bytes(4):
+                calls.append(Call(permission.target, value, b""))
+                continue
+            amount = data.draw(st.sampled_from([1, 2, 5, 0, 10, 26, 2**255]), label=f"amount {c}")
+            payload = PAY + abi_encode(["address", "uint256"], [TARGETS[0], amount])
+            if data.draw(st.integers(0, 9), label=f"cut {c}") == 0:
+                payload = payload[: data.draw(st.sampled_from([4, 35, 67]), label=f"cut at {c}")]
+            calls.append(Call(permission.target, value, payload))
+        call_data = encode_execute(calls, batch=len(calls) > 1 or data.draw(st.booleans(), label="batch"))
+        at = data.draw(
+            st.one_of(st.none(), st.sampled_from([-3600, -3600, -61, -1, 0, 0, 0, 1, 60, 3600]).map(lambda d: self.now + d)),
+            label="claimed time",
+        )
+        paymaster = data.draw(st.sampled_from([None, None, PAYMASTER, TARGETS[2]]), label="paymaster")
+        op = UserOperation(
+            sender=self.account.address,
+            nonce=0,
+            call_data=call_data,
+            verification_gas_limit=100_000,
+            call_gas_limit=200_000,
+            pre_verification_gas=50_000,
+            max_fee_per_gas=data.draw(st.sampled_from([1, GWEI, 2 * GWEI]), label="fee"),
+            max_priority_fee_per_gas=1,
+            paymaster=paymaster,
+            paymaster_verification_gas_limit=10_000 if paymaster else 0,
+            paymaster_post_op_gas_limit=10_000 if paymaster else 0,
+        )
+        op_hash = keccak(call_data + bytes(self.steps.to_bytes(4, "big")) + self.key.private_key)
+        self.steps += 1
+        signature = encode_use_with_key_signature(self.key.address, self.key.sign_hash(op_hash))
+        if at is not None and at >= 0:
+            signature = encode_at_signature(at, signature)
+        else:
+            at = None
+        packed = op.replace(signature=signature).pack().as_tuple()
+        data_ = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
+        module_data, error = self._eth_call(data_)
+        try:
+            verdict: Any = self.checker.check_operation(op, now=self.now, counters=self.counters, at=at)
+        except (LimitError, SessionExpiredError, SessionNotYetValidError) as refused:
+            verdict = refused
+        self._agree(verdict, module_data, error)
+        if module_data is not None and entry_point_in_window(module_data, self.now):
+            TALLY["counted on chain"] += 1
+            self.account.transfer(self.module.address, 0, data=data_)
+            self.counters = verdict.counters if verdict.counters is not None else self.counters
+
+    def _eth_call(self, data: bytes) -> tuple[int | None, tuple[str, dict[str, Any]] | None]:
+        tx = {"from": self.account.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 10_000_000}
+        try:
+            result = self.call(tx)
+        except Exception as failure:
+            decoded = decode_revert(revert_bytes(failure))
+            assert decoded is not None, failure
+            return None, decoded
+        output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
+        return int.from_bytes(output, "big"), None
+
+    def _agree(self, verdict: Any, module_data: int | None, error: tuple[str, dict[str, Any]] | None) -> None:
+        context = f"session {self.session!r}\nnow {self.now}, counters {self.counters}\nchecker {verdict!r}\nmodule {error or module_data}"
+        TALLY[type(verdict).__name__ if not isinstance(verdict, LimitError) else verdict.reason] += 1
+        if isinstance(verdict, LimitError):
+            assert error is not None and error[0] == verdict.reason, context
+            args = error[1]
+            assert (args["callIndex"], args["limitIndex"]) == (verdict.call_index, verdict.limit_index), context
+            if isinstance(verdict, LimitExceededError):
+                assert (args["amount"], args["left"]) == (verdict.amount, verdict.left), context
+            return
+        assert error is None and module_data is not None, context
+        if isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)):
+            assert not entry_point_in_window(module_data, self.now), context
+            return
+        assert module_data == verdict.validation_data, context
+        assert entry_point_in_window(module_data, self.now), context
+
+    # -- the counters ----------------------------------------------------------------------------------
+
+    @invariant()
+    def counters_agree(self) -> None:
+        if self.session is None:
+            return
+        result = self.module.chain_manager.provider.web3.eth.call(
+            {"to": self.module.address, "data": "0x" + limit_usage_data(self.account.address, self.session_id).hex()}
+        )
+        on_chain = decode_limit_counters(self.session, bytes(result))
+        assert on_chain == self.counters, (on_chain, self.counters)
+        _ = counters_from_chain  # the rows' decoding is the SDK's (module.decode_limit_counters)
+
+
+@pytest.fixture(scope="module")
+def machine(module, accounts, chain):
+    provider = chain.provider
+    tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
+    LimitMachine.module = module
+    LimitMachine.account = accounts[5]
+    LimitMachine.call = staticmethod(tester.call if tester is not None else provider.web3.eth.call)
+    return LimitMachine
+
+
+def test_the_checker_and_the_module_count_alike(machine):
+    run = machine.TestCase
+    run.settings = settings(
+        max_examples=300 if DEEP else 20,
+        stateful_step_count=25 if DEEP else 10,
+        deadline=None,
+        derandomize=not DEEP,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    run().runTest()
+    print("\nlimits differential:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    for outcome in ("CheckResult", "counted on chain", "LimitExceeded", "SessionNotYetValidError", "PeriodPassed"):
+        assert TALLY[outcome], f"no {outcome} among the generated operations: {TALLY}"
