@@ -366,7 +366,14 @@ LIMIT_ROWS: dict[str, dict[str, Any]] = {
     "limits_allowance": {"totals": True},
     "limits_allowance_daily": {"totals": True, "per": "day"},
     "limits_count": {"calls": True},
-    "limits_each": {"totals": True, "per": "day", "calls": True, "rate": True, "operations": True, "gas": True},
+    "limits_each": {
+        "totals": True,
+        "per": "day",
+        "calls": True,
+        "rate": True,
+        "operations": True,
+        "gas": True,
+    },
 }
 """Sessions like ``session_2_word_rules`` (``mintBatch``, two rules on ``count``) with limits: an allowance on
 ``count`` over the life or per day, a call count, and one of each kind (a call count, a rate per hour, a daily
@@ -553,7 +560,9 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         keep(
             lab.measure(
                 label,
-                lambda limit_key=limit_key, at=at: lab.session_draft(owner.account, limit_key, [mint_two], at=at),
+                lambda limit_key=limit_key, at=at: lab.session_draft(
+                    owner.account, limit_key, [mint_two], at=at
+                ),
             )
         )
 

@@ -410,9 +410,24 @@ def _gas_section(results: dict[str, Any]) -> Fields:
         "limits_each": "one of each: call count, rate per hour, daily total, operations per hour, gas budget",
     }
     out["limits_table"] = table(
-        ["session, `mintBatch(to, 2)`, 2 rules on `count`, with", "tx gas", "extra tx gas", "module", "extra module", "signature bytes"],
-        [["no limit (the `session, 2 rules on a uint256` row)", gas(row("session_2_word_rules").get("tx_gas")), "—",
-          gas(row("session_2_word_rules").get("module_gas")), "—", str(row("session_2_word_rules").get("signature_bytes", "—"))]]
+        [
+            "session, `mintBatch(to, 2)`, 2 rules on `count`, with",
+            "tx gas",
+            "extra tx gas",
+            "module",
+            "extra module",
+            "signature bytes",
+        ],
+        [
+            [
+                "no limit (the `session, 2 rules on a uint256` row)",
+                gas(row("session_2_word_rules").get("tx_gas")),
+                "—",
+                gas(row("session_2_word_rules").get("module_gas")),
+                "—",
+                str(row("session_2_word_rules").get("signature_bytes", "—")),
+            ]
+        ]
         + [
             [
                 limit_names.get(label, label),

@@ -514,7 +514,9 @@ def test_a_grant_on_another_module_of_the_account_is_refused(
         permissions=(Permission(target=validator.address, selector=selector("onInstall(bytes)")),),
     )
     data = sessions.module.enableSession.encode_input(session.as_abi())
-    op = sessions.h.sign_owner(sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner)
+    op = sessions.h.sign_owner(
+        sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner
+    )
     assert not sessions.h.submit(op).success
     assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))

@@ -120,9 +120,8 @@ def _eth_call_error(sessions, sender: str, to: str, data: bytes) -> str:
 
 
 def _decoded(error: Exception) -> str:
-    from test_differential import revert_bytes
-
     from keyscope.revert import describe_revert
+    from test_differential import revert_bytes
 
     return describe_revert(revert_bytes(error))
 
@@ -183,7 +182,10 @@ def test_a_period_boundary_is_where_the_budget_refills(
     assert "AA22" in outcome(sessions, early)
     assert usage(module, account, session_id)[0][3:] == (start, 5, 0)
     chain.pending_timestamp = start + DAY + 10
-    assert outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 5), at=start + DAY)) == "ok"
+    assert (
+        outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 5), at=start + DAY))
+        == "ok"
+    )
     assert usage(module, account, session_id)[0][3:] == (start + DAY, 5, 0)
     # an operation still claiming yesterday: that period is over
     stale = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
@@ -246,7 +248,9 @@ def test_a_reverted_execution_consumes_what_it_was_counted_for(
     calls = [transfer(token, attacker, 40 * ETHER), transfer(token, attacker, 150 * ETHER)]
     try_batch = sessions.op(account, session_key, call_data=encode_execute(calls, batch=True, exec_type=1))
     result = outcome(sessions, try_batch)
-    assert f"LimitExceeded(callIndex=1, limitIndex=0, amount={150 * ETHER}, left={10 * ETHER})" in result, result
+    assert f"LimitExceeded(callIndex=1, limitIndex=0, amount={150 * ETHER}, left={10 * ETHER})" in result, (
+        result
+    )
     assert usage(module, account, session_id)[0][5] == 50 * ETHER  # refused as a whole: nothing counted
     assert token.balanceOf(attacker) == 0
 
@@ -274,16 +278,21 @@ def test_calls_and_rate(sessions, module, target, account, owner, session_key, c
 
 
 def test_native_value_and_operations(sessions, module, target, account, owner, session_key, attacker):
-    permissions = [Policy.transfer(attacker, value_limit=ETHER), Policy.call(target.address, "other(uint256)")]
+    permissions = [
+        Policy.transfer(attacker, value_limit=ETHER),
+        Policy.call(target.address, "other(uint256)"),
+    ]
     limits = [Limits.native(ETHER // 2), Limits.operations(2)]
-    session, session_id = grant(sessions, account, owner, session_key, permissions, limits)
+    session, _ = grant(sessions, account, owner, session_key, permissions, limits)
     assert [(x.kind, [m.permission for m in x.meters]) for x in session.limits] == [(0, [0]), (3, [])]
     pay = Call.of(attacker, ETHER // 4, b"")
     other = Call.of(target.address, 0, target.other.encode_input(1))
     assert outcome(sessions, sessions.op(account, session_key, [pay, other, pay], batch=True)) == "ok"
     result = outcome(sessions, sessions.op(account, session_key, Call.of(attacker, 1, b"")))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
-    assert outcome(sessions, sessions.op(account, session_key, other)) == "ok"  # no value: the second operation
+    assert (
+        outcome(sessions, sessions.op(account, session_key, other)) == "ok"
+    )  # no value: the second operation
     result = outcome(sessions, sessions.op(account, session_key, other))
     assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in result, result
 
@@ -291,9 +300,7 @@ def test_native_value_and_operations(sessions, module, target, account, owner, s
 def test_gas_budget_counts_each_operations_prefund(sessions, module, target, account, owner, session_key):
     permissions = [Policy.call(target.address, "other(uint256)")]
     op_cost = (1_500_000 + 1_000_000 + 60_000) * 2 * 10**9  # the harness's gas limits at 2 gwei
-    _, session_id = grant(
-        sessions, account, owner, session_key, permissions, [Limits.gas(op_cost * 2 - 1)], max_gas_cost=0
-    )
+    grant(sessions, account, owner, session_key, permissions, [Limits.gas(op_cost * 2 - 1)], max_gas_cost=0)
     call = Call.of(target.address, 0, target.other.encode_input(1))
     assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
     result = outcome(sessions, sessions.op(account, session_key, call))
@@ -301,15 +308,19 @@ def test_gas_budget_counts_each_operations_prefund(sessions, module, target, acc
 
 
 def test_limit_reached_event_and_usage_view(sessions, module, token, account, owner, session_key, attacker):
-    session, session_id = grant(sessions, account, owner, session_key, allowance(token, 5))
+    _, session_id = grant(sessions, account, owner, session_key, allowance(token, 5))
     receipt = sessions.run(sessions.op(account, session_key, transfer(token, attacker, 5)))
-    logs = list(module.LimitReached.from_receipt(sessions.h.chain.provider.get_receipt(receipt.transaction_hash)))
+    logs = list(
+        module.LimitReached.from_receipt(sessions.h.chain.provider.get_receipt(receipt.transaction_hash))
+    )
     assert [(log.account, bytes(log.sessionId), log.limitIndex) for log in logs] == [(account, session_id, 0)]
     assert usage(module, account, session_id) == [(LimitKind.AMOUNT, 5, 0, 0, 5, 0)]
 
 
 def test_a_session_without_limits_has_none(sessions, module, target, account, owner, session_key):
-    _, session_id = grant(sessions, account, owner, session_key, [Policy.call(target.address, "other(uint256)")])
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Policy.call(target.address, "other(uint256)")]
+    )
     assert usage(module, account, session_id) == []
 
 
@@ -342,7 +353,10 @@ def _enable_reverts(module, account, session_key, permissions, limits) -> str:
         (Limit.model_construct(kind=5, amount=1, period=0, meters=()), "InvalidLimit(limitIndex=0)"),
         (Limit.model_construct(kind=2, amount=1, period=59, meters=(Meter(permission=0),)), "InvalidLimit"),
         (Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=1),)), "InvalidLimit"),
-        (Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=0, offset=4),)), "InvalidLimit"),
+        (
+            Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=0, offset=4),)),
+            "InvalidLimit",
+        ),
         (Limit.model_construct(kind=3, amount=1, period=0, meters=(Meter(permission=0),)), "InvalidLimit"),
     ],
 )
@@ -354,9 +368,13 @@ def test_malformed_limits_are_refused(module, accounts, session_key, target, lim
 def test_too_many_limits_and_meters(module, accounts, session_key, target):
     permission = Permission(target=target.address, selector=bytes(4))
     calls = Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=0),))
-    assert "TooManyLimits(count=9)" in _enable_reverts(module, accounts[7], session_key, [permission], [calls] * 9)
+    assert "TooManyLimits(count=9)" in _enable_reverts(
+        module, accounts[7], session_key, [permission], [calls] * 9
+    )
     many = Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=0),) * 9)
-    assert "TooManyMeters(permissionIndex=0)" in _enable_reverts(module, accounts[7], session_key, [permission], [many])
+    assert "TooManyMeters(permissionIndex=0)" in _enable_reverts(
+        module, accounts[7], session_key, [permission], [many]
+    )
 
 
 def test_the_sdk_and_the_module_hash_limits_alike(module, accounts, session_key, token):
@@ -387,10 +405,14 @@ def test_the_checker_counts_as_the_module(token):
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_a_grant_naming_an_installed_module_is_refused(sessions, project, deployer, account, owner, session_key):
+def test_a_grant_naming_an_installed_module_is_refused(
+    sessions, project, deployer, account, owner, session_key
+):
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
     sessions.h.owner_execute(
-        account, owner, KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:]))
+        account,
+        owner,
+        KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
     )
     session = Session(
         session_key=session_key.address,
@@ -398,12 +420,16 @@ def test_a_grant_naming_an_installed_module_is_refused(sessions, project, deploy
     )
     data = sessions.module.enableSession.encode_input(session.as_abi())
     receipt = sessions.h.submit(
-        sessions.h.sign_owner(sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner)
+        sessions.h.sign_owner(
+            sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner
+        )
     )
     assert not receipt.success
     assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
     error = _eth_call_error(sessions, account, sessions.module.address, data)
-    assert f"PermissionTargetIsModule(permissionIndex=0, target={validator.address}, moduleType=1)" in error, error
+    assert (
+        f"PermissionTargetIsModule(permissionIndex=0, target={validator.address}, moduleType=1)" in error
+    ), error
 
 
 def test_residual_a_module_installed_after_the_grant(
@@ -417,7 +443,9 @@ def test_residual_a_module_installed_after_the_grant(
         [Permission(target=validator.address, selector=keccak(b"onInstall(bytes)")[:4])],
     )  # fmt: skip
     sessions.h.owner_execute(
-        account, owner, KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:]))
+        account,
+        owner,
+        KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
     )
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
     assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
@@ -458,7 +486,10 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
     rows = {row.limit.label: row for row in session.usage()}
     assert (rows["USDC allowance"].used, rows["USDC allowance"].left) == (4_200_000, 800_000)
     assert (rows["operations"].used, rows["operations"].left) == (1, 9)
-    assert "USDC allowance: 4.2 USDC of 5 USDC used per day, 0.8 USDC left; resets" in rows["USDC allowance"].describe()
+    assert (
+        "USDC allowance: 4.2 USDC of 5 USDC used per day, 0.8 USDC left; resets"
+        in rows["USDC allowance"].describe()
+    )
     # the session's report and the tools show the same: `ape run sessions` and `keyscope sessions --node`
     # (judged on chain), `keyscope sessions` (the store alone: the limits as granted)
     assert [(row.used, row.left) for row in session.status().usage] == [(1, 9), (4_200_000, 800_000)]
@@ -466,8 +497,12 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
         store.put_grant(grant)
         listing = list_sessions(net.chain, store)
         lines = session_lines(listing)
-        assert any("limit   USDC allowance: 4.2 USDC of 5 USDC used per day, 0.8 USDC left" in x for x in lines)
-        assert any("limit   operations: 1 operations of 10 operations used per hour" in x for x in lines), lines
+        assert any(
+            "limit   USDC allowance: 4.2 USDC of 5 USDC used per day, 0.8 USDC left" in x for x in lines
+        )
+        assert any("limit   operations: 1 operations of 10 operations used per hour" in x for x in lines), (
+            lines
+        )
         (judged,) = listing.to_dict()["sessions"]
         assert [(x["name"], x["used"], x["left"]) for x in judged["limits"]] == [
             ("operations", 1, 9),

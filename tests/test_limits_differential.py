@@ -23,7 +23,6 @@ from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window, revert_bytes
 
 from keyscope.checker import PolicyChecker
 from keyscope.errors import LimitError, LimitExceededError, SessionExpiredError, SessionNotYetValidError
@@ -44,6 +43,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window, revert_bytes
 
 DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 T0 = 1_700_000_000
@@ -95,13 +95,17 @@ class LimitMachine(RuleBasedStateMachine):
             kind = data.draw(st.sampled_from(list(LimitKind)), label=f"kind {n}")
             meters: tuple[Meter, ...] = ()
             if kind in (LimitKind.NATIVE, LimitKind.AMOUNT, LimitKind.CALLS):
-                chosen = data.draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=3), label=f"meters {n}")
+                chosen = data.draw(
+                    st.lists(st.integers(0, count - 1), min_size=1, max_size=3), label=f"meters {n}"
+                )
                 if kind == LimitKind.AMOUNT:
                     chosen = [p for p in chosen if p] or []
                     if not chosen:
                         kind = LimitKind.CALLS
                         chosen = [0]
-                meters = tuple(Meter(permission=p, offset=32 if kind == LimitKind.AMOUNT else 0) for p in chosen)
+                meters = tuple(
+                    Meter(permission=p, offset=32 if kind == LimitKind.AMOUNT else 0) for p in chosen
+                )
             amount = data.draw(
                 st.sampled_from([3, 10, 25, 100, 100, 0])
                 if kind != LimitKind.GAS
@@ -109,7 +113,12 @@ class LimitMachine(RuleBasedStateMachine):
                 label=f"amount {n}",
             )
             limits.append(
-                Limit(kind=kind, amount=amount, period=data.draw(st.sampled_from(PERIODS), label=f"period {n}"), meters=meters)
+                Limit(
+                    kind=kind,
+                    amount=amount,
+                    period=data.draw(st.sampled_from(PERIODS), label=f"period {n}"),
+                    meters=meters,
+                )
             )
         valid_after = T0 + data.draw(st.sampled_from([0, 30, 3599]), label="valid after")
         self.session = Session(
@@ -122,8 +131,12 @@ class LimitMachine(RuleBasedStateMachine):
             limits=tuple(limits),
         )
         self.module.enableSession(self.session.as_abi(), sender=self.account)
-        self.session_id = self.session.session_id(self.account.address, int(self.module.epochOf(self.account.address)))
-        self.checker = PolicyChecker(self.session, self.account.address, self.module.address, session_id=self.session_id)
+        self.session_id = self.session.session_id(
+            self.account.address, int(self.module.epochOf(self.account.address))
+        )
+        self.checker = PolicyChecker(
+            self.session, self.account.address, self.module.address, session_id=self.session_id
+        )
         self.counters = initial_counters(self.session)
         self.now = valid_after + data.draw(st.sampled_from([0, 1, 59, 60, 3599]), label="now")
 
@@ -152,7 +165,10 @@ class LimitMachine(RuleBasedStateMachine):
             calls.append(Call(permission.target, value, payload))
         call_data = encode_execute(calls, batch=len(calls) > 1 or data.draw(st.booleans(), label="batch"))
         at = data.draw(
-            st.one_of(st.none(), st.sampled_from([-3600, -3600, -61, -1, 0, 0, 0, 1, 60, 3600]).map(lambda d: self.now + d)),
+            st.one_of(
+                st.none(),
+                st.sampled_from([-3600, -3600, -61, -1, 0, 0, 0, 1, 60, 3600]).map(lambda d: self.now + d),
+            ),
             label="claimed time",
         )
         paymaster = data.draw(st.sampled_from([None, None, PAYMASTER, TARGETS[2]]), label="paymaster")
@@ -190,7 +206,12 @@ class LimitMachine(RuleBasedStateMachine):
             self.counters = verdict.counters if verdict.counters is not None else self.counters
 
     def _eth_call(self, data: bytes) -> tuple[int | None, tuple[str, dict[str, Any]] | None]:
-        tx = {"from": self.account.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 10_000_000}
+        tx = {
+            "from": self.account.address,
+            "to": self.module.address,
+            "data": "0x" + data.hex(),
+            "gas": 10_000_000,
+        }
         try:
             result = self.call(tx)
         except Exception as failure:
@@ -206,7 +227,9 @@ class LimitMachine(RuleBasedStateMachine):
         if isinstance(verdict, LimitError):
             assert error is not None and error[0] == verdict.reason, context
             args = error[1]
-            assert (args["callIndex"], args["limitIndex"]) == (verdict.call_index, verdict.limit_index), context
+            assert (args["callIndex"], args["limitIndex"]) == (verdict.call_index, verdict.limit_index), (
+                context
+            )
             if isinstance(verdict, LimitExceededError):
                 assert (args["amount"], args["left"]) == (verdict.amount, verdict.left), context
             return
@@ -224,7 +247,10 @@ class LimitMachine(RuleBasedStateMachine):
         if self.session is None:
             return
         result = self.module.chain_manager.provider.web3.eth.call(
-            {"to": self.module.address, "data": "0x" + limit_usage_data(self.account.address, self.session_id).hex()}
+            {
+                "to": self.module.address,
+                "data": "0x" + limit_usage_data(self.account.address, self.session_id).hex(),
+            }
         )
         on_chain = decode_limit_counters(self.session, bytes(result))
         assert on_chain == self.counters, (on_chain, self.counters)
@@ -252,5 +278,11 @@ def test_the_checker_and_the_module_count_alike(machine):
     )
     run().runTest()
     print("\nlimits differential:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
-    for outcome in ("CheckResult", "counted on chain", "LimitExceeded", "SessionNotYetValidError", "PeriodPassed"):
+    for outcome in (
+        "CheckResult",
+        "counted on chain",
+        "LimitExceeded",
+        "SessionNotYetValidError",
+        "PeriodPassed",
+    ):
         assert TALLY[outcome], f"no {outcome} among the generated operations: {TALLY}"

@@ -43,9 +43,9 @@ from .errors import (
 from .execution import Call
 from .grant import SessionGrant
 from .keys import SessionKey
+from .limits import LimitUsage
 from .network import Network, connect
 from .owner import GrantRequest, Owner
-from .limits import LimitUsage
 from .policy import Limits, Policy, arg
 from .report import SessionReport
 from .session import Condition, Limit, LimitKind, Permission, Rule, Session

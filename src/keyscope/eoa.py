@@ -268,7 +268,9 @@ class EOAOwner(Owner):
 
     # -- grants need the module first ----------------------------------------------------------------
 
-    def prepare_grant(self, key: Any, permissions: Iterable[Permission], **window: Any) -> GrantRequest:
+    def prepare_grant(
+        self, key: Any, permissions: Iterable[Permission | Sequence[Permission]], **window: Any
+    ) -> GrantRequest:
         """As :meth:`Owner.prepare_grant <keyscope.owner.Owner.prepare_grant>`, once the EOA is session-capable
         (:meth:`upgrade` or :meth:`install_sessions` first: the delegation moves the epoch grants are bound to)."""
         if not self.supports_sessions():

@@ -245,7 +245,11 @@ class LimitExceededError(LimitError):
         self.left = left
         self.resets_at = resets_at
         super().__init__(
-            message, reason="LimitExceeded", session_id=session_id, call_index=call_index, limit_index=limit_index
+            message,
+            reason="LimitExceeded",
+            session_id=session_id,
+            call_index=call_index,
+            limit_index=limit_index,
         )
 
 

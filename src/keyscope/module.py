@@ -95,7 +95,9 @@ def decode_limit_counters(session: Session, result: bytes) -> Counters:
     rows = abi_decode([_LIMIT_USAGE_ROWS], result)[0]
     if not rows:
         return initial_counters(session)
-    return counters_from_chain(session, [tuple(int(x) for x in row) for row in rows])
+    return counters_from_chain(
+        session, [(int(a), int(b), int(c), int(d), int(e), int(f)) for a, b, c, d, e, f in rows]
+    )
 
 
 def read_limit_usage(

@@ -13,10 +13,9 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import PrivateAttr
-
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from pydantic import PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.resolve import kind_named
@@ -376,7 +375,10 @@ class Owner:
         # Safe7579 answers the hook question only with a hook type in the context (it reverts without one)
         types = [kind for kind in _MODULE_TYPES if kind != 4 or self.kind.name != "safe7579"]
         questions = [
-            (self.account, _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [kind, target, b""]))
+            (
+                self.account,
+                _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [kind, target, b""]),
+            )
             for target in addresses
             for kind in types
         ]
@@ -395,7 +397,9 @@ class Owner:
         for (_, question), answer in zip(questions, answers, strict=True):
             if len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1:
                 kind, target = abi_decode(["uint256", "address"], question[4:68])
-                raise BadInputError(_module_target_message(to_address(target), self.account, _MODULE_TYPES[kind]))
+                raise BadInputError(
+                    _module_target_message(to_address(target), self.account, _MODULE_TYPES[kind])
+                )
         return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:

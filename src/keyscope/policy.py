@@ -658,7 +658,12 @@ def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
         if match is None:
             raise BadInputError(f"a rate reads like '10/minute' or '3 per hour', got {rate!r}")
         return int(match.group(1)), period_seconds(match.group(2))
-    if isinstance(rate, tuple) and len(rate) == 2 and isinstance(rate[0], int) and not isinstance(rate[0], bool):
+    if (
+        isinstance(rate, tuple)
+        and len(rate) == 2
+        and isinstance(rate[0], int)
+        and not isinstance(rate[0], bool)
+    ):
         return rate[0], period_seconds(rate[1])
     raise BadInputError(f"a rate is '10/minute' or (10, 'minute'), got {rate!r}")
 
@@ -679,7 +684,9 @@ def _call_limits(
     if rate is not None:
         count, seconds = _rate(rate)
         limits.append(
-            Limit(kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}")
+            Limit(
+                kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}"
+            )
         )
     for total in totals:
         if not isinstance(total, TotalSpec):

@@ -663,7 +663,9 @@ class Session(_Model):
         meters = [0] * len(self.permissions)
         for number, limit in enumerate(self.limits):
             if not _resolved(limit):
-                raise ValueError(f"limit {number} ({limit.label}) has a meter that names no permission of the session")
+                raise ValueError(
+                    f"limit {number} ({limit.label}) has a meter that names no permission of the session"
+                )
             for meter in limit.meters:
                 if meter.permission >= len(self.permissions):
                     raise ValueError(
@@ -705,7 +707,8 @@ class Session(_Model):
     def is_limited(self, index: int) -> bool:
         """Whether permission ``index``'s calls count towards a limit (its calls then cost the counting gas)."""
         return any(
-            limit.kind in (LimitKind.OPERATIONS, LimitKind.GAS) or any(m.permission == index for m in limit.meters)
+            limit.kind in (LimitKind.OPERATIONS, LimitKind.GAS)
+            or any(m.permission == index for m in limit.meters)
             for limit in self.limits
         )
 
@@ -875,7 +878,9 @@ def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> 
         index = meter.permission
         if meter.target is not None:
             selector = meter.selector or bytes(4)
-            found = [i for i, p in enumerate(permissions) if p.target == meter.target and p.selector == selector]
+            found = [
+                i for i, p in enumerate(permissions) if p.target == meter.target and p.selector == selector
+            ]
             if not found:
                 raise ValueError(
                     f"{limit.label} counts calls to 0x{selector.hex()} on {meter.target}, which the session does "
@@ -890,7 +895,9 @@ def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> 
     if limit.kind == LimitKind.NATIVE and not meters:
         meters = [Meter(permission=i) for i, p in enumerate(permissions) if p.value_limit]
         if not meters:
-            raise ValueError(f"{limit.label} counts native value, but no permission of the session can carry any")
+            raise ValueError(
+                f"{limit.label} counts native value, but no permission of the session can carry any"
+            )
     return limit.model_copy(update={"meters": tuple(meters)})
 
 

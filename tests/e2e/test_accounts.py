@@ -646,14 +646,15 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
     for each target, ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
     account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
-    from support.erc7562 import Erc7562Checker
-
     from keyscope.errors import BadInputError
+    from support.erc7562 import Erc7562Checker
 
     created(owner, stack, recipient)
     validator = contracts.owner_validator
     if kind_name == "keyscope":  # the owner's ECDSA is built in: install a validator module to aim at
-        install = owner.kind.install_validator_call(owner.account, validator, bytes.fromhex(owner.signer.address[2:]))
+        install = owner.kind.install_validator_call(
+            owner.account, validator, bytes.fromhex(owner.signer.address[2:])
+        )
         owner.execute(install).wait()
     checker = Erc7562Checker(stack.node, stack.entry_point, submitter=stack.accounts[0].address)
     key = SessionKey.generate()

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.victims import deploy, transact, view
 
 from keyscope import (
     BundlerRejectedError,
@@ -29,6 +28,7 @@ from keyscope import (
 from keyscope.execution import Call
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
+from support.victims import deploy, transact, view
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +100,9 @@ def test_daily_allowance_call_count_and_native_value(stack: LocalStack) -> None:
         assert name in str(refused.value) and refused.value.resets_at == boundary, refused.value
         with pytest.raises(BundlerRejectedError) as rejected:
             session.send_calls(calls, check=False)
-        assert "LimitExceeded(callIndex=0" in str(rejected.value) and "left=0" in str(rejected.value), rejected.value
+        assert "LimitExceeded(callIndex=0" in str(rejected.value) and "left=0" in str(rejected.value), (
+            rejected.value
+        )
 
     # period 1: all three whole again
     _until(stack, boundary)
