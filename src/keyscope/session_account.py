@@ -331,8 +331,12 @@ class SessionAccount:
                     self.grant.session, self.grant.owner_signature, digest_signature
                 )
             else:
-                if self._enable_prefix is None:  # the grant is encoded once, not for the placeholder and again
-                    self._enable_prefix = enable_signature_prefix(self.grant.session, self.grant.owner_signature)
+                if (
+                    self._enable_prefix is None
+                ):  # the grant is encoded once, not for the placeholder and again
+                    self._enable_prefix = enable_signature_prefix(
+                        self.grant.session, self.grant.owner_signature
+                    )
                 signature = enable_signature_with_prefix(self._enable_prefix, digest_signature)
         return signature if at is None else encode_at_signature(at, signature)
 
