@@ -205,3 +205,25 @@ def test_the_commands_say_what_they_need(tmp_path) -> None:
     assert result.exit_code != 0 and "give --node, --bundler, --module" in result.output
     result = CliRunner().invoke(main, ["dashboard", "--help"])
     assert result.exit_code == 0 and "Serve the sessions dashboard of ACCOUNT" in result.output
+
+
+def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
+    """Each limit gets its line, its amount in the token's own decimals (not the grant's unsigned ones), and the
+    calls it counts; a grant without limits says so."""
+    from keyscope import Limits
+
+    allowance = Policy.erc20_allowance(usdc, 5 * 10**6, "day", symbol="USDC", decimals=18)  # lying decimals
+    mint = Policy.call(SPENDER, "safeMint(address to)", calls=3, value_limit=10**16)
+    described = words(*allowance, mint, limits=(Limits.native(10**17), Limits.operations(10, per="hour")))
+    lines = described.limits
+    assert any(line.startswith("At most 5 USDC per day, counted from all of:") for line in lines), lines
+    allowance_line = next(line for line in lines if "USDC" in line)
+    for function in ("transfer(", "transferFrom(", "approve(", "increaseAllowance("):
+        assert function in allowance_line
+    assert "its argument amount (uint256)" in allowance_line
+    assert f"At most 3 calls over the session's life, of all of: safeMint(address) on {SPENDER}" in lines
+    assert "At most 10 operations per hour" in lines
+    assert any(line.startswith("At most 0.1 ETH over the session's life, sent by all of:") for line in lines)
+    assert words(mint.model_copy(update={"limits": ()})).limits == (
+        "No limits over the session's life: each call's own limits apply, as often as the window allows",
+    )

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import InvalidAbiError
 from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
-from ..session import ArgType, Condition, Permission, Rule, Session, arg_type_of
+from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from .tokens import ContractFacts, format_amount
 
 __all__ = [
@@ -410,15 +410,74 @@ def _gas(session: Session) -> str:
     return f"One operation may cost at most {format_amount(session.gas_cap, 18, NATIVE)} in gas"
 
 
-def _limits(session: Session) -> tuple[str, ...]:
-    return ("No limits over the session's life: each call's own limits apply, as often as the window allows",)
+def _limit_amount(limit: Limit, session: Session, facts: Facts | None) -> str:
+    """A limit's signed amount in its unit: ETH for NATIVE and GAS; the token's own decimals and symbol for an AMOUNT
+    limit whose meters all read a known token function's amount on one token; else base units (never the grant's
+    own, unsigned, unit and decimals: a dapp could make a large budget read small through them)."""
+    amount = limit.stored_amount
+    if amount >= UNLIMITED:
+        return "an unlimited amount"
+    if limit.op in (LimitKind.NATIVE, LimitKind.GAS):
+        return format_amount(amount, 18, NATIVE)
+    if limit.op in (LimitKind.CALLS, LimitKind.OPERATIONS):
+        return f"{amount:,} {'calls' if limit.op == LimitKind.CALLS else 'operations'}"
+    targets = {session.permissions[m.permission].target for m in limit.meters}
+    if facts is not None and len(targets) == 1:
+        token = facts.contract(next(iter(targets))).token
+        known = [_function(session.permissions[m.permission])[2] for m in limit.meters]
+        if (
+            token is not None
+            and token.decimals is not None
+            and all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True))
+        ):
+            return format_amount(amount, token.decimals, token.symbol)
+    return f"{amount:,} base units"
+
+
+def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
+    permission = session.permissions[meter.permission]
+    shown, function, _ = _function(permission)
+    where = f"{shown} on {permission.target}"
+    if limit.op != LimitKind.AMOUNT:
+        return where
+    offset = 0
+    for param in function.inputs if function is not None else ():
+        if offset == meter.offset:
+            return f"its argument {param.name or param.type.name} ({param.type.name}) in {where}"
+        offset += param.type.head_size
+    return f"the word at byte {meter.offset} of the arguments of {where}"
+
+
+def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
+    """One line per lifetime limit, from the signed fields only (kind, amount, period, the metered permissions)."""
+    if not session.limits:
+        return (
+            "No limits over the session's life: each call's own limits apply, as often as the window allows",
+        )
+    lines = []
+    for limit in session.limits:
+        amount, per = _limit_amount(limit, session, facts), limit.per
+        if limit.op == LimitKind.OPERATIONS:
+            lines.append(f"At most {amount} {per}")
+        elif limit.op == LimitKind.GAS:
+            lines.append(f"At most {amount} in gas fees {per}, all operations together")
+        else:
+            what = {LimitKind.NATIVE: "sent by", LimitKind.AMOUNT: "counted from", LimitKind.CALLS: "of"}[
+                limit.op
+            ]
+            counted = (
+                "; ".join(_meter_text(limit, m, session) for m in limit.meters)
+                or "no permission (it counts nothing)"
+            )
+            lines.append(f"At most {amount} {per}, {what} all of: {counted}")
+    return tuple(lines)
 
 
 def _cosigner(session: Session) -> str | None:
     return None
 
 
-SESSION_PARTS: dict[str, Callable[[Session], Any]] = {
+SESSION_PARTS: dict[str, Callable[..., Any]] = {
     "window": _window,
     "gas": _gas,
     "limits": _limits,
@@ -477,7 +536,7 @@ def describe_session(
         window=str(SESSION_PARTS["window"](session)),
         gas=str(SESSION_PARTS["gas"](session)),
         paymasters=session.paymasters,
-        limits=tuple(SESSION_PARTS["limits"](session)),
+        limits=tuple(SESSION_PARTS["limits"](session, facts)),
         cosigner=None if cosigner is None else str(cosigner),
         permissions=tuple(permissions),
         warnings=tuple(warnings),
