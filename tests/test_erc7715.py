@@ -32,7 +32,8 @@ from keyscope.erc7715 import (
 )
 from keyscope.errors import BadInputError
 from keyscope.hexutil import to_address
-from keyscope.session import Condition, Rule, Session
+from keyscope.policy import Limits
+from keyscope.session import Condition, Limit, LimitKind, Rule, Session
 from support.strategies import addresses, sessions
 
 TOKEN = to_address("0x" + "a0" * 20)
@@ -178,7 +179,13 @@ def test_the_permissions_capability_lists_what_keyscope_grants() -> None:
     assert set(answer) == {"0x7a69", "0x1"}
     permissions = answer["0x7a69"]["permissions"]
     assert permissions["supported"] is True
-    assert permissions["permissionTypes"] == ["contract-call"]
+    assert permissions["permissionTypes"] == [
+        "contract-call",
+        "erc20-token-transfer",
+        "native-token-transfer",
+        "native-token-limit",
+    ]
+    assert {"gas-limit", "call-limit", "rate-limit"} <= set(permissions["policyTypes"])
     assert set(permissions["signerTypes"]) == {"key", "account"}
     assert GAS_COST_POLICY in permissions["policyTypes"]
 
@@ -280,3 +287,232 @@ def test_a_malformed_request_names_the_field() -> None:
     with pytest.raises(BadInputError, match=r"request 0 is not a valid ERC-7715 object: chainId"):
         plan_from_requests([{**_request(_CALL), "chainId": "seven"}])
     assert TypedEntry(type={"custom": "x"}, data={}).type == "x"  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# allowances and limits: native-token-transfer, erc20-token-transfer, gas-limit, call-limit, rate-limit
+# --------------------------------------------------------------------------------------------------
+
+DAY = 86400
+_GAS = {"type": GAS_COST_POLICY, "data": {"limit": "0x2386f26fc10000"}}
+_PAY = {
+    "type": "contract-call",
+    "data": {"address": SHOP, "selector": "0x00000000", "valueLimit": "0xde0b6b3a7640000"},
+}
+
+
+def _shape(limit: Limit) -> tuple[int, int, int, tuple[tuple[int, int], ...]]:
+    """What the grant signs of a limit (its labels aside)."""
+    return (limit.kind, limit.amount, limit.period, tuple((m.permission, m.offset) for m in limit.meters))
+
+
+def _limited_requests(
+    native: int = 10**18,
+    native_period: int | None = None,
+    tokens: int = 5 * 10**6,
+    token_period: int | None = DAY,
+    calls: int = 3,
+    rate: tuple[int, int] = (2, 3600),
+    gas: int = 10**17,
+) -> list[dict[str, Any]]:
+    """Requests asking for each allowance and limit, in the order keyscope writes them."""
+    session_wide = [_GAS, {"type": "gas-limit", "data": {"limit": hex(gas)}}]
+    erc20: dict[str, Any] = {"address": TOKEN, "allowance": hex(tokens), "ticker": "USDC"}
+    if token_period:
+        erc20["periodDuration"] = token_period
+    allowance: dict[str, Any] = {"allowance": hex(native)}
+    if native_period:
+        allowance["periodDuration"] = native_period
+    return [
+        _request(
+            _PAY,
+            policies=[
+                *session_wide,
+                {"type": "call-limit", "data": {"count": calls}},
+                {"type": "rate-limit", "data": {"count": rate[0], "interval": rate[1]}},
+            ],
+        ),
+        _request({"type": "erc20-token-transfer", "data": erc20}, policies=session_wide),
+        _request({"type": "native-token-transfer", "data": allowance}, policies=session_wide),
+    ]
+
+
+def test_each_allowance_and_limit_type_maps_to_the_limit_that_enforces_it() -> None:
+    plan = plan_from_requests(_limited_requests())
+    session = plan.session(max_gas_cost=0, salt=0)
+    expected = Session(
+        session_key=SHOP,
+        valid_until=1_900_000_000,
+        max_gas_cost=10**16,
+        permissions=(
+            Policy.transfer(SHOP, 10**18, calls=3, rate=(2, "hour")),
+            *Policy.erc20_allowance(TOKEN, 5 * 10**6, "day", symbol="USDC"),
+        ),
+        limits=(Limits.gas(10**17), Limits.native(10**18)),
+    )
+    assert [_shape(x) for x in session.limits] == [_shape(x) for x in expected.limits]
+    assert [x.op for x in session.limits] == [
+        LimitKind.GAS,
+        LimitKind.NATIVE,
+        LimitKind.CALLS,
+        LimitKind.CALLS,
+        LimitKind.AMOUNT,
+    ]
+    assert session.permissions == expected.permissions
+    assert session.struct_hash(ACCOUNT, 3) == expected.struct_hash(ACCOUNT, 3)
+    # the ERC-20 allowance counts transfer, transferFrom, approve and increaseAllowance, per day
+    budget = session.limits[4]
+    assert (budget.amount, budget.period, len(budget.meters), budget.unit) == (5 * 10**6, DAY, 4, "USDC")
+    # the call and rate limits count the transfer permission's calls only; the native allowance every call
+    # that can carry value (here the transfer)
+    assert [m.permission for m in session.limits[2].meters] == [0]
+    assert session.limits[3].period == 3600
+    assert [m.permission for m in session.limits[1].meters] == [0]
+
+
+def test_the_older_native_token_limit_is_the_same_allowance() -> None:
+    older = _request({"type": "native-token-limit", "data": {"amount": "0x10", "periodDuration": DAY}})
+    newer = _request({"type": "native-token-transfer", "data": {"allowance": "16", "periodDuration": DAY}})
+    sessions_made = [
+        plan_from_requests([_request(_PAY), r]).session(max_gas_cost=0, salt=0) for r in (older, newer)
+    ]
+    assert sessions_made[0] == sessions_made[1]
+    assert [_shape(x) for x in sessions_made[0].limits] == [(LimitKind.NATIVE, 16, DAY, ((0, 0),))]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    native=st.integers(0, 2**256 - 1),
+    native_period=st.none() | st.integers(60, 2**32 - 1),
+    tokens=st.integers(0, 2**256 - 1),
+    token_period=st.none() | st.integers(60, 2**32 - 1),
+    calls=st.integers(0, 2**64),
+    rate=st.tuples(st.integers(0, 2**64), st.integers(60, 2**32 - 1)),
+    gas=st.integers(0, 2**256 - 1),
+)
+def test_limited_requests_round_trip_through_a_session_and_its_responses(
+    native: int,
+    native_period: int | None,
+    tokens: int,
+    token_period: int | None,
+    calls: int,
+    rate: tuple[int, int],
+    gas: int,
+) -> None:
+    requests = _limited_requests(native, native_period, tokens, token_period, calls, rate, gas)
+    plan = plan_from_requests(requests)
+    session = plan.session(max_gas_cost=0, salt=9)
+    read = [PermissionRequest.model_validate(r) for r in requests]
+    # the session written as requests: the requests asked
+    assert _wire(requests_for_session(session, chain_id=31337)) == _wire(read)
+    # and the responses echo each request's permission with its policies
+    responses = responses_for(plan, _grant(session))
+    assert [(r.permission, r.policies) for r in responses] == [(r.permission, r.policies) for r in read]
+    assert grant_from_response(responses[0].to_wire()).session == session
+
+
+@pytest.mark.parametrize(
+    ("permission", "policies", "message"),
+    [
+        ({"type": "erc20-token-transfer", "data": {"address": TOKEN, "allowance": "0x5", "startTime": 1_800_000_000}}, [], "'startTime' is refused"),
+        ({"type": "native-token-transfer", "data": {"allowance": "0x5", "startTime": 1_800_000_000}}, [], "'startTime' is refused"),
+        ({"type": "erc20-token-transfer", "data": {"address": TOKEN, "allowance": "0x5", "periodDuration": 30}}, [], r"periodDuration: 30 is not a period keyscope's module keeps"),
+        ({"type": "native-token-transfer", "data": {"allowance": "0x5", "periodDuration": "day"}}, [], r"periodDuration: 'day' is not a period"),
+        ({"type": "native-token-transfer", "data": {"allowance": "0x5", "periodDuration": 2**32}}, [], "below 2\\*\\*32"),
+        ({"type": "erc20-token-transfer", "data": {"address": TOKEN, "allowance": "0x5", "to": SHOP}}, [], r"unknown field\(s\) 'to'"),
+        ({"type": "erc20-token-transfer", "data": {"address": TOKEN}}, [], "'allowance' .* required"),
+        ({"type": "native-token-transfer", "data": {"ticker": "ETH"}}, [], "unknown field"),
+        ({"type": "native-token-transfer", "data": {"allowance": "0x5"}}, [{"type": "call-limit", "data": {"count": 1}}], "makes no calls of its own"),
+        (_CALL, [{"type": "rate-limit", "data": {"count": 1, "interval": 59}}], "interval: 59 is not a period"),
+        (_CALL, [{"type": "rate-limit", "data": {"count": 1}}], "'interval' .* required"),
+        (_CALL, [{"type": "call-limit", "data": {"count": -1}}], "not a uint256"),
+        (_CALL, [{"type": "gas-limit", "data": {"limit": "0x1", "per": 3600}}], "unknown field"),
+    ],
+)  # fmt: skip
+def test_a_field_keyscope_cannot_enforce_exactly_is_refused_by_name(
+    permission: dict[str, Any], policies: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(BadInputError, match=message):
+        plan_from_requests([_request(_PAY), _request(permission, policies=policies)])
+
+
+def test_limits_the_requests_cannot_agree_on_or_carry_are_refused() -> None:
+    gas = [{"type": "gas-limit", "data": {"limit": "0x1"}}]
+    other = [{"type": "gas-limit", "data": {"limit": "0x2"}}]
+    with pytest.raises(BadInputError, match="asks gas_limit 2, another request asked 1"):
+        plan_from_requests([_request(_PAY, policies=gas), _request(_CALL, policies=other)])
+    # a native allowance with no permission that can carry value would count nothing
+    native = _request({"type": "native-token-transfer", "data": {"allowance": "0x5"}})
+    with pytest.raises(BadInputError, match="no permission of the session can carry any"):
+        plan_from_requests([_request(_CALL), native]).session(max_gas_cost=0, salt=0)
+
+
+def test_a_session_whose_limits_erc7715_cannot_say_is_not_written() -> None:
+    transfer = Policy.transfer(SHOP, 10**18)
+    for limits in ([Limits.operations(5)], [Limits.gas(10**17, per="day")]):
+        session = Session(session_key=SHOP, permissions=(transfer,), limits=tuple(limits))
+        with pytest.raises(
+            BadInputError, match="cannot be written as ERC-7715 requests that ask for exactly it"
+        ):
+            requests_for_session(session, chain_id=1)
+    # a call limit shared by the permissions of two requests has no request to sit on
+    mint = Policy.call(TOKEN, "mint(address to)")
+    shared = Limit(kind=LimitKind.CALLS, amount=2, meters=({"permission": 0}, {"permission": 1}))  # type: ignore[arg-type]
+    session = Session(session_key=SHOP, permissions=(transfer, mint), limits=(shared,))
+    with pytest.raises(BadInputError, match="cannot be written"):
+        requests_for_session(session, chain_id=1)
+    # built by the SDK in another order than the requests read: refused rather than written as another session
+    session = Session(
+        session_key=SHOP, permissions=(Policy.transfer(SHOP, 10**18, calls=2),), limits=(Limits.native(5),)
+    )
+    assert [x.op for x in session.limits] == [LimitKind.NATIVE, LimitKind.CALLS]
+    plan = plan_from_requests(_wire(requests_for_session(session, chain_id=1)))
+    assert plan.session(max_gas_cost=0, salt=0).struct_hash(ACCOUNT, 0) == session.struct_hash(ACCOUNT, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# on chain: an erc20-token-transfer grant, enforced by the module
+# --------------------------------------------------------------------------------------------------
+
+ETHER = 10**18
+
+
+@pytest.fixture(scope="module")
+def erc20(sessions, project, deployer):
+    """A test token (after the session-scoped fixtures: ape snapshots the chain per fixture scope)."""
+    return project.TestToken.deploy(sender=deployer)
+
+
+def test_a_session_granted_from_an_erc20_request_is_refused_past_its_allowance(
+    sessions, module, erc20, owner, session_key
+) -> None:
+    from keyscope.errors import BundlerRejectedError
+    from keyscope.execution import Call
+
+    account = sessions.account(owner)
+    sessions.h.fund(account, ETHER)
+    erc20.mint(account, 100, sender=sessions.h.funder)
+    request = _request(
+        {"type": "erc20-token-transfer", "data": {"address": erc20.address, "allowance": "0x5"}},
+        signer={"type": "account", "data": {"address": session_key.address}},
+    )
+    session = plan_from_requests([request]).session(max_gas_cost=0, salt=0)
+    sessions.grant_onchain(account, owner, session)
+    shop = SessionKey.generate().address
+
+    def pay(amount: int) -> Call:
+        return Call.of(erc20.address, 0, erc20.transfer.encode_input(shop, amount))
+
+    sessions.run(sessions.op(account, session_key, pay(3)))
+    with pytest.raises(
+        BundlerRejectedError, match=r"LimitExceeded\(callIndex=0, limitIndex=0, amount=3, left=2\)"
+    ):
+        sessions.run(sessions.op(account, session_key, pay(3)))
+    # approve counts towards the same allowance: a spender cannot be handed more than is left
+    approve = Call.of(erc20.address, 0, erc20.approve.encode_input(shop, 3))
+    with pytest.raises(
+        BundlerRejectedError, match=r"LimitExceeded\(callIndex=0, limitIndex=0, amount=3, left=2\)"
+    ):
+        sessions.run(sessions.op(account, session_key, approve))
+    sessions.run(sessions.op(account, session_key, pay(2)))
+    assert erc20.balanceOf(shop) == 5

@@ -32,6 +32,7 @@ from .mapping import (
     UnsupportedTypeError,
     permission_entry,
     plan_from_requests,
+    request_policies,
     requests_for_session,
     session_policies,
 )
@@ -74,8 +75,10 @@ __all__ = [
     "permission_entry",
     "permissions_capability",
     "plan_from_requests",
+    "request_policies",
     "requests_for_session",
     "responses_for",
+    "session_policies",
 ]
 
 
@@ -90,7 +93,6 @@ def responses_for(plan: SessionPlan, grant: SessionGrant) -> list[PermissionResp
         if grant.factory is not None
         else None
     )
-    policies = session_policies(grant.session)
     return [
         PermissionResponse(
             chain_id=grant.chain_id,
@@ -98,11 +100,11 @@ def responses_for(plan: SessionPlan, grant: SessionGrant) -> list[PermissionResp
             expiry=grant.valid_until,
             signer=request.signer,
             permission=request.permission,
-            policies=policies,
+            policies=request_policies(grant.session, span),
             context=context,
             account_meta=meta,
         )
-        for request in plan.requests
+        for request, span in zip(plan.requests, plan.spans, strict=True)
     ]
 
 

@@ -1,8 +1,9 @@
 """ERC-7715 signer, permission and policy types, mapped onto keyscope's sessions through tables of handlers.
 
 A ``wallet_grantPermissions`` call becomes ONE keyscope session: every request in it must name the same chain,
-account, signer and expiry. Each request's permission becomes one or more keyscope permissions, and its
-policies set the session's gas cap, its paymasters and its start. A type keyscope cannot grant exactly is
+account, signer and expiry. Each request's permission becomes keyscope permissions (an ERC-20 allowance: four of
+them and their shared budget) or a session limit (a native allowance); its policies set the session's gas cap,
+paymasters, start and gas budget, and limit the calls of the request's own permissions. A type keyscope cannot grant exactly is
 refused with :class:`UnsupportedTypeError`, which names it and says why: a wallet must never grant less (or
 more) than the dapp asked while saying yes. Unknown fields inside a type's ``data`` are refused for the same
 reason: a constraint the dapp expects must not be dropped silently.
@@ -23,22 +24,52 @@ from pydantic import ValidationError
 
 from ..errors import BadInputError, InvalidAbiError
 from ..hexutil import to_address, to_bytes
-from ..policy import TRANSFER_SELECTOR, AbiFunction, AbiParam, AbiType, Policy, RuleSpec, arg, parse_signature
-from ..session import UINT256_MAX, ArgType, Condition, Permission, Rule, Session, arg_type_of
+from ..policy import (
+    TRANSFER_SELECTOR,
+    AbiFunction,
+    AbiParam,
+    AbiType,
+    Limits,
+    Policy,
+    RuleSpec,
+    arg,
+    parse_signature,
+)
+from ..session import (
+    MIN_PERIOD,
+    SELF,
+    UINT256_MAX,
+    ArgType,
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    arg_type_of,
+)
 from .didkey import address_of_did_key
 from .models import PermissionRequest, TypedEntry, read_model
 
 __all__ = [
+    "CALL_LIMIT_POLICY",
+    "ERC20_TRANSFER",
     "GAS_COST_POLICY",
+    "GAS_LIMIT_POLICY",
+    "NATIVE_LIMIT",
+    "NATIVE_TRANSFER",
     "PAYMASTERS_POLICY",
     "PERMISSION_TYPES",
     "POLICY_TYPES",
+    "RATE_LIMIT_POLICY",
     "REFUSED_TYPES",
     "SIGNER_TYPES",
     "VALID_AFTER_POLICY",
     "SessionPlan",
     "UnsupportedTypeError",
     "plan_from_requests",
+    "request_policies",
     "requests_for_session",
 ]
 
@@ -46,6 +77,12 @@ CONTRACT_CALL = "contract-call"
 GAS_COST_POLICY = "gas-cost-per-operation"
 PAYMASTERS_POLICY = "uncapped-paymasters"
 VALID_AFTER_POLICY = "valid-after"
+NATIVE_TRANSFER = "native-token-transfer"
+NATIVE_LIMIT = "native-token-limit"
+ERC20_TRANSFER = "erc20-token-transfer"
+GAS_LIMIT_POLICY = "gas-limit"
+CALL_LIMIT_POLICY = "call-limit"
+RATE_LIMIT_POLICY = "rate-limit"
 
 
 class UnsupportedTypeError(BadInputError):
@@ -351,23 +388,39 @@ def _write_contract_call(permission: Permission) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Granted:
+    """What one request's permission asks: keyscope permissions (limits attached to them, e.g. an ERC-20 allowance,
+    count their calls) and session-wide limits (a native allowance, which meters every permission that can carry
+    value)."""
+
+    permissions: tuple[Permission, ...] = ()
+    limits: tuple[Limit, ...] = ()
+
+
+@dataclass(frozen=True)
 class PermissionType:
-    """An ERC-7715 permission type keyscope grants: ``read`` makes keyscope permissions of a request's ``data``
-    (raising :class:`~keyscope.errors.BadInputError` for malformed data), ``write`` the ``data`` of one keyscope
-    permission (None: not of this type)."""
+    """An ERC-7715 permission type keyscope grants: ``read`` makes what a request's ``data`` asks (raising
+    :class:`~keyscope.errors.BadInputError` for malformed data), ``write`` the ``data`` of one keyscope
+    permission (None: not of this type; types written from a session's limits have no ``write``)."""
 
     name: str
-    read: Callable[[Mapping[str, Any], str], list[Permission]]
-    write: Callable[[Permission], dict[str, Any] | None]
+    read: Callable[[Mapping[str, Any], str], Granted]
+    write: Callable[[Permission], dict[str, Any] | None] | None = None
 
 
 @dataclass
 class _Draft:
-    """A session being read from requests: the session-level settings policies set."""
+    """A session being read from requests: the session-level settings policies set, and the limits the current
+    request's policies put on its permissions (``span``: their indices)."""
 
     max_gas_cost: int | None = None
     paymasters: tuple[str, ...] | None = None
     valid_after: int | None = None
+    gas_limit: int | None = None
+    span: range = range(0)
+    permission_type: str = ""
+    label: str = ""
+    limits: list[Limit] = field(default_factory=list)
 
     def set(self, name: str, value: Any, where: str) -> None:
         current = getattr(self, name)
@@ -378,15 +431,35 @@ class _Draft:
             )
         setattr(self, name, value)
 
+    def count_calls(self, count: int, period: int, where: str) -> None:
+        """A CALLS limit on the current request's permissions, over the session's life or per ``period``."""
+        if not self.span:
+            raise BadInputError(
+                f"{where}: it counts the calls of its request's permission, and a {self.permission_type!r} "
+                "permission makes no calls of its own; put the policy on the requests whose calls it counts"
+            )
+        self.limits.append(
+            Limit(
+                kind=LimitKind.CALLS,
+                amount=count,
+                period=period,
+                meters=tuple(Meter(permission=i) for i in self.span),
+                name=f"{'rate' if period else 'calls'} of {self.label}",
+            )
+        )
+
 
 @dataclass(frozen=True)
 class PolicyType:
     """An ERC-7715 policy type keyscope grants: ``apply`` sets what ``data`` asks on the session being read,
-    ``write`` the policy's ``data`` for a session (None: the session has none of it)."""
+    ``write`` the ``data`` of each such policy of a session's request whose permissions are ``span`` (session-wide
+    types ignore ``span``). ``per_request`` types limit their own request's permissions; the others set the whole
+    session and are written in every request."""
 
     name: str
     apply: Callable[[Mapping[str, Any], _Draft, str], None]
-    write: Callable[[Session], dict[str, Any] | None]
+    write: Callable[[Session, range], list[dict[str, Any]]]
+    per_request: bool = False
 
 
 @dataclass(frozen=True)
@@ -415,6 +488,135 @@ def _valid_after(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
     draft.set("valid_after", _amount(data.get("timestamp"), f"{where}.timestamp"), where)
 
 
+def _gas_limit(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
+    _check_keys(data, {"limit"}, where)
+    if "limit" not in data:
+        raise BadInputError(f"{where}: 'limit' (wei of gas cost over the session's life, hex) is required")
+    draft.set("gas_limit", _amount(data["limit"], f"{where}.limit"), where)
+
+
+def _call_limit(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
+    _check_keys(data, {"count"}, where)
+    if "count" not in data:
+        raise BadInputError(f"{where}: 'count' (the most calls over the session's life) is required")
+    draft.count_calls(_amount(data["count"], f"{where}.count"), 0, where)
+
+
+def _rate_limit(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
+    _check_keys(data, {"count", "interval"}, where)
+    if "count" not in data or "interval" not in data:
+        raise BadInputError(f"{where}: 'count' (calls) and 'interval' (seconds) are required")
+    draft.count_calls(
+        _amount(data["count"], f"{where}.count"), _seconds(data["interval"], f"{where}.interval"), where
+    )
+
+
+def _seconds(value: Any, where: str) -> int:
+    """A period length the module keeps: whole seconds, at least MIN_PERIOD, below 2**32."""
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_PERIOD <= value < 2**32:
+        raise BadInputError(
+            f"{where}: {value!r} is not a period keyscope's module keeps: give whole seconds from {MIN_PERIOD} "
+            "(an operation counted in a period is valid in that period only) below 2**32; keyscope refuses "
+            "rather than count over another period than asked"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# allowances: native value and ERC-20 tokens
+# --------------------------------------------------------------------------------------------------
+
+PERIOD_FIELD = "periodDuration"
+
+
+def _period(data: Mapping[str, Any], where: str) -> int:
+    """The allowance's period (0: the session's life). A ``startTime`` is refused by name."""
+    if "startTime" in data:
+        raise BadInputError(
+            f"{where}: 'startTime' is refused: keyscope's periods start when the session does, and one permission "
+            "cannot start later than the others of its session; drop it, or ask the whole session to start then "
+            f"with a {VALID_AFTER_POLICY!r} policy"
+        )
+    if PERIOD_FIELD not in data:
+        return 0
+    return _seconds(data[PERIOD_FIELD], f"{where}.{PERIOD_FIELD}")
+
+
+def _native_reader(amount_field: str) -> Callable[[Mapping[str, Any], str], Granted]:
+    def read(data: Mapping[str, Any], where: str) -> Granted:
+        period = _period(data, where)
+        _check_keys(data, {amount_field, PERIOD_FIELD}, where)
+        if amount_field not in data:
+            raise BadInputError(f"{where}: {amount_field!r} (the most wei, hex) is required")
+        amount = _amount(data[amount_field], f"{where}.{amount_field}")
+        return Granted(limits=(Limits.native(amount, per=period or None),))
+
+    return read
+
+
+def _read_erc20(data: Mapping[str, Any], where: str) -> Granted:
+    period = _period(data, where)
+    _check_keys(data, {"address", "allowance", PERIOD_FIELD, "ticker"}, where)
+    if "address" not in data or "allowance" not in data:
+        raise BadInputError(f"{where}: 'address' (the token) and 'allowance' (base units, hex) are required")
+    ticker = data.get("ticker")
+    if ticker is not None and (not isinstance(ticker, str) or not ticker.strip()):
+        raise BadInputError(f"{where}: 'ticker' is the token's symbol, a string; got {ticker!r}")
+    token = to_address(data["address"], name=f"{where}.address")
+    allowance = _amount(data["allowance"], f"{where}.allowance")
+    try:
+        return Granted(permissions=Policy.erc20_allowance(token, allowance, period or None, symbol=ticker))
+    except ValidationError as error:
+        raise BadInputError(f"{where}: {error.errors()[0]['msg']}") from None
+
+
+def _native_data(limit: Limit) -> dict[str, Any]:
+    data: dict[str, Any] = {"allowance": hex(limit.amount)}
+    if limit.period:
+        data[PERIOD_FIELD] = limit.period
+    return data
+
+
+def _erc20_unit(session: Session, limit: Limit) -> tuple[range, dict[str, Any]] | None:
+    """The permissions and ``erc20-token-transfer`` data of ``limit``, if it is an allowance as
+    :meth:`Policy.erc20_allowance <keyscope.policy.Policy.erc20_allowance>` makes it (None otherwise)."""
+    if limit.op != LimitKind.AMOUNT or not limit.meters:
+        return None
+    first = limit.meters[0].permission
+    token = session.permissions[first].target
+    reference = Policy.erc20_allowance(token, 0)
+    meters = reference[0].limits[0].meters
+    span = range(first, first + len(reference))
+    if span.stop > len(session.permissions) or [m.permission for m in limit.meters] != list(span):
+        return None
+    for index, meter, expected, expected_meter in zip(span, limit.meters, reference, meters, strict=True):
+        permission = session.permissions[index]
+        if (
+            (permission.target, permission.selector) != (expected.target, expected.selector)
+            or permission.rules
+            or permission.value_limit
+            or meter.offset != expected_meter.offset
+        ):
+            return None
+    data: dict[str, Any] = {"address": token, "allowance": hex(limit.amount)}
+    if limit.period:
+        data[PERIOD_FIELD] = limit.period
+    if limit.unit and limit.unit != f"units of {token}":
+        data["ticker"] = limit.unit
+    return span, data
+
+
+def _calls_limits(session: Session, span: range, period: bool) -> list[Limit]:
+    return [
+        limit
+        for limit in session.limits
+        if span
+        and limit.op == LimitKind.CALLS
+        and bool(limit.period) == period
+        and [m.permission for m in limit.meters] == list(span)
+    ]
+
+
 def _key_signer(data: Mapping[str, Any], where: str) -> str:
     _check_keys(data, {"id"}, where)
     ident = data.get("id")
@@ -434,23 +636,56 @@ def _account_signer(data: Mapping[str, Any], where: str) -> str:
 
 
 PERMISSION_TYPES: dict[str, PermissionType] = {
-    CONTRACT_CALL: PermissionType(CONTRACT_CALL, _read_contract_call, _write_contract_call),
+    CONTRACT_CALL: PermissionType(
+        CONTRACT_CALL,
+        lambda d, w: Granted(permissions=tuple(_read_contract_call(d, w))),
+        _write_contract_call,
+    ),
+    ERC20_TRANSFER: PermissionType(ERC20_TRANSFER, _read_erc20),
+    NATIVE_TRANSFER: PermissionType(NATIVE_TRANSFER, _native_reader("allowance")),
+    NATIVE_LIMIT: PermissionType(NATIVE_LIMIT, _native_reader("amount")),
 }
-"""The permission types keyscope grants, by name."""
+"""The permission types keyscope grants, by name. ``erc20-token-transfer`` is an ERC-20 allowance (transfer,
+transferFrom, approve and increaseAllowance of the token, their amounts counted together); ``native-token-transfer``
+(and the older ``native-token-limit``) a native allowance over the value of every call of the session that can
+carry value; which calls may carry value, and to whom, says ``contract-call``."""
 
 POLICY_TYPES: dict[str, PolicyType] = {
     GAS_COST_POLICY: PolicyType(
-        GAS_COST_POLICY, _gas_cost, lambda s: {"limit": hex(s.max_gas_cost)} if s.max_gas_cost else None
+        GAS_COST_POLICY, _gas_cost, lambda s, _: [{"limit": hex(s.max_gas_cost)}] if s.max_gas_cost else []
     ),
     PAYMASTERS_POLICY: PolicyType(
-        PAYMASTERS_POLICY, _paymasters, lambda s: {"addresses": list(s.paymasters)} if s.paymasters else None
+        PAYMASTERS_POLICY,
+        _paymasters,
+        lambda s, _: [{"addresses": list(s.paymasters)}] if s.paymasters else [],
     ),
     VALID_AFTER_POLICY: PolicyType(
-        VALID_AFTER_POLICY, _valid_after, lambda s: {"timestamp": s.valid_after} if s.valid_after else None
+        VALID_AFTER_POLICY, _valid_after, lambda s, _: [{"timestamp": s.valid_after}] if s.valid_after else []
+    ),
+    GAS_LIMIT_POLICY: PolicyType(
+        GAS_LIMIT_POLICY,
+        _gas_limit,
+        lambda s, _: [{"limit": hex(x.amount)} for x in s.limits if x.op == LimitKind.GAS and not x.period],
+    ),
+    CALL_LIMIT_POLICY: PolicyType(
+        CALL_LIMIT_POLICY,
+        _call_limit,
+        lambda s, span: [{"count": x.amount} for x in _calls_limits(s, span, period=False)],
+        per_request=True,
+    ),
+    RATE_LIMIT_POLICY: PolicyType(
+        RATE_LIMIT_POLICY,
+        _rate_limit,
+        lambda s, span: [
+            {"count": x.amount, "interval": x.period} for x in _calls_limits(s, span, period=True)
+        ],
+        per_request=True,
     ),
 }
-"""The policy types keyscope grants, by name. Each sets the whole session (keyscope's gas cap, paymasters and
-start are per session): requests that disagree on one are refused."""
+"""The policy types keyscope grants, by name. The gas cap, paymasters, start and gas budget (``gas-limit``: the
+most gas cost over the session's life, a GAS limit) are per session: requests that disagree on one are refused.
+``call-limit`` and ``rate-limit`` count the calls of their own request's permissions (a CALLS limit over the
+session's life, or per ``interval`` seconds)."""
 
 SIGNER_TYPES: dict[str, SignerType] = {
     "key": SignerType("key", _key_signer),
@@ -460,27 +695,22 @@ SIGNER_TYPES: dict[str, SignerType] = {
 address of the dapp's key (``account``; it must be an ECDSA key: the module recovers the session's
 signature)."""
 
-_LIFETIME = (
-    "it is a limit over the session's life, which this session module does not count (its limits are per call "
-    "and per operation)"
+_PERIODIC = (
+    "keyscope counts allowances over the session's life or per fixed period from the session's start; ask "
+    f"{NATIVE_TRANSFER!r} or {ERC20_TRANSFER!r} with {PERIOD_FIELD!r}"
 )
 REFUSED_TYPES: dict[tuple[str, str], str] = {
-    ("permission", "native-token-transfer"): _LIFETIME
-    + "; for plain transfers capped per call, use 'contract-call' with 'selector': '0x00000000' and 'valueLimit'",
-    ("permission", "erc20-token-transfer"): _LIFETIME
-    + "; for transfers capped per call, use 'contract-call' on transfer(address to,uint256 amount) with a rule "
-    "on amount",
-    ("permission", "native-token-limit"): _LIFETIME,
-    ("permission", "erc20-limit"): _LIFETIME,
-    ("permission", "gas-limit"): _LIFETIME,
-    ("permission", "rate-limit"): _LIFETIME,
+    ("permission", "erc20-limit"): f"an older name; ask {ERC20_TRANSFER!r} with 'address' and 'allowance'",
+    ("permission", "gas-limit"): f"a gas budget is the policy {GAS_LIMIT_POLICY!r}",
+    ("permission", "rate-limit"): f"a rate is the policy {RATE_LIMIT_POLICY!r} on the permission it counts",
+    ("permission", "native-token-stream"): "a stream accrues by the second, which keyscope does not count; "
+    + _PERIODIC,
+    ("permission", "erc20-token-stream"): "a stream accrues by the second, which keyscope does not count; "
+    + _PERIODIC,
     ("permission", "erc721-token-transfer"): "keyscope has no mapping for it yet; use 'contract-call'",
     ("permission", "erc1155-token-transfer"): "keyscope has no mapping for it yet; use 'contract-call'",
-    ("policy", "gas-limit"): _LIFETIME + f"; for a cap per operation use {GAS_COST_POLICY!r}",
-    ("policy", "call-limit"): _LIFETIME,
-    ("policy", "rate-limit"): _LIFETIME,
-    ("policy", "spent-limit"): _LIFETIME,
-    ("policy", "token-allowance"): _LIFETIME,
+    ("policy", "spent-limit"): f"ask {NATIVE_TRANSFER!r} with an 'allowance'",
+    ("policy", "token-allowance"): f"ask {ERC20_TRANSFER!r} with an 'allowance'",
     (
         "signer",
         "wallet",
@@ -504,7 +734,8 @@ def _refuse(category: str, type_name: str, supported: Iterable[str]) -> Unsuppor
 @dataclass(frozen=True)
 class SessionPlan:
     """What one ``wallet_grantPermissions`` call asks: a keyscope session before the owner's account, epoch and
-    salt are known. ``max_gas_cost`` None leaves the owner's default cap; ``requests`` are the requests read."""
+    salt are known. ``max_gas_cost`` None leaves the owner's default cap; ``requests`` are the requests read, and
+    ``spans[i]`` the indices of the permissions request ``i`` made."""
 
     chain_id: int
     account: str | None
@@ -514,6 +745,8 @@ class SessionPlan:
     permissions: tuple[Permission, ...]
     max_gas_cost: int | None
     paymasters: tuple[str, ...]
+    limits: tuple[Limit, ...]
+    spans: tuple[range, ...]
     requests: tuple[PermissionRequest, ...] = field(repr=False)
 
     def session(self, *, max_gas_cost: int, salt: int) -> Session:
@@ -527,6 +760,7 @@ class SessionPlan:
                 paymasters=self.paymasters,
                 salt=salt,
                 permissions=self.permissions,
+                limits=self.limits,
             )
         except ValidationError as error:
             raise BadInputError(f"the requested session is not valid: {error.errors()[0]['msg']}") from None
@@ -543,10 +777,42 @@ def _same(requests: Sequence[PermissionRequest]) -> None:
                 )
 
 
+def _attached(granted: Granted, start: int, where: str) -> tuple[list[Permission], list[Limit]]:
+    """``granted``'s permissions without their attached limits, and those limits with meters naming permission
+    indices (the request's permissions start at ``start``)."""
+    permissions = [p.model_copy(update={"limits": ()}) if p.limits else p for p in granted.permissions]
+    limits: list[Limit] = []
+    for own, permission in enumerate(granted.permissions):
+        for limit in permission.limits:
+            meters = []
+            for meter in limit.meters:
+                if meter.target is not None:
+                    found = [
+                        i
+                        for i, p in enumerate(permissions)
+                        if (p.target, p.selector) == (meter.target, meter.selector or bytes(4))
+                    ]
+                    if not found:
+                        raise BadInputError(
+                            f"{where}: {limit.label} counts a call the request does not grant"
+                        )
+                    index = found[0]
+                else:
+                    index = own if meter.permission == SELF else meter.permission
+                meters.append(
+                    meter.model_copy(update={"permission": start + index, "target": None, "selector": None})
+                )
+            limits.append(limit.model_copy(update={"meters": tuple(meters)}))
+    return permissions, limits
+
+
 def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]) -> SessionPlan:
     """The keyscope session the ``wallet_grantPermissions`` params ``requests`` ask for. Raises
     :class:`UnsupportedTypeError` for a type keyscope does not grant, and
-    :class:`~keyscope.errors.BadInputError` for malformed requests."""
+    :class:`~keyscope.errors.BadInputError` for malformed requests.
+
+    The session's limits come in one order whatever the order of the requests: the gas budget, the native
+    allowances, then each request's own (its ERC-20 allowance, then its call and rate limits)."""
     if isinstance(requests, Mapping) or not requests:
         raise BadInputError("wallet_grantPermissions takes a non-empty list of PermissionRequest objects")
     read = tuple(read_model(PermissionRequest, r, f"request {i}") for i, r in enumerate(requests))
@@ -558,17 +824,29 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
     session_key = signer.read(first.signer.data, "request 0 signer")
     draft = _Draft()
     permissions: list[Permission] = []
+    native: list[Limit] = []
+    spans: list[range] = []
     for index, request in enumerate(read):
         where = f"request {index}"
         kind = PERMISSION_TYPES.get(request.permission.type)
         if kind is None:
             raise _refuse("permission", request.permission.type, PERMISSION_TYPES)
-        permissions.extend(kind.read(request.permission.data, f"{where} permission {kind.name}"))
+        granted = kind.read(request.permission.data, f"{where} permission {kind.name}")
+        start = len(permissions)
+        own, attached = _attached(granted, start, where)
+        permissions.extend(own)
+        native.extend(granted.limits)
+        draft.limits.extend(attached)
+        draft.span = range(start, len(permissions))
+        draft.permission_type = kind.name
+        draft.label = own[0].label if own else kind.name
+        spans.append(draft.span)
         for number, policy in enumerate(request.policies):
             handler = POLICY_TYPES.get(policy.type)
             if handler is None:
                 raise _refuse("policy", policy.type, POLICY_TYPES)
             handler.apply(policy.data, draft, f"{where} policy {number} ({policy.type})")
+    gas = [Limits.gas(draft.gas_limit)] if draft.gas_limit is not None else []
     return SessionPlan(
         chain_id=first.chain_id,
         account=first.address,
@@ -578,44 +856,100 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
         permissions=tuple(permissions),
         max_gas_cost=draft.max_gas_cost,
         paymasters=draft.paymasters or (),
+        limits=(*gas, *native, *draft.limits),
+        spans=tuple(spans),
         requests=read,
     )
 
 
 def session_policies(session: Session) -> tuple[TypedEntry, ...]:
-    """The policies that say ``session``'s gas cap, paymasters and start."""
-    entries = []
-    for handler in POLICY_TYPES.values():
-        data = handler.write(session)
-        if data is not None:
-            entries.append(TypedEntry(type=handler.name, data=data))
-    return tuple(entries)
+    """The policies that say ``session``'s gas cap, paymasters, start and gas budget (every request carries
+    them)."""
+    return tuple(
+        TypedEntry(type=handler.name, data=data)
+        for handler in POLICY_TYPES.values()
+        if not handler.per_request
+        for data in handler.write(session, range(0))
+    )
+
+
+def request_policies(session: Session, span: range) -> tuple[TypedEntry, ...]:
+    """The policies of the request whose permissions are ``span``: the session's (:func:`session_policies`), then
+    the call and rate limits on exactly those permissions."""
+    own = tuple(
+        TypedEntry(type=handler.name, data=data)
+        for handler in POLICY_TYPES.values()
+        if handler.per_request
+        for data in handler.write(session, span)
+    )
+    return session_policies(session) + own
 
 
 def permission_entry(permission: Permission) -> TypedEntry:
-    """The ERC-7715 permission that asks for ``permission``."""
+    """The ``contract-call`` (or other per-permission type) that asks for ``permission``."""
     for handler in PERMISSION_TYPES.values():
-        data = handler.write(permission)
+        data = handler.write(permission) if handler.write is not None else None
         if data is not None:
             return TypedEntry(type=handler.name, data=data)
     raise BadInputError(f"no ERC-7715 permission type writes {permission.label}")
+
+
+def _permission_entries(session: Session) -> list[tuple[TypedEntry, range]]:
+    """Each request's permission and the permissions it makes: permissions in order (an ERC-20 allowance's four as
+    one ``erc20-token-transfer``), then one ``native-token-transfer`` per native allowance."""
+    units: dict[int, tuple[range, dict[str, Any]]] = {}
+    for limit in session.limits:
+        unit = _erc20_unit(session, limit)
+        if unit is not None and not any(set(unit[0]) & set(other) for other, _ in units.values()):
+            units[unit[0].start] = unit
+    entries: list[tuple[TypedEntry, range]] = []
+    index = 0
+    while index < len(session.permissions):
+        if index in units:
+            span, data = units[index]
+            entries.append((TypedEntry(type=ERC20_TRANSFER, data=data), span))
+            index = span.stop
+        else:
+            entries.append((permission_entry(session.permissions[index]), range(index, index + 1)))
+            index += 1
+    for limit in session.limits:
+        if limit.op == LimitKind.NATIVE:
+            entries.append((TypedEntry(type=NATIVE_TRANSFER, data=_native_data(limit)), range(0)))
+    return entries
+
+
+_PROBE_ACCOUNT = "0x" + "00" * 19 + "01"
 
 
 def requests_for_session(
     session: Session, *, chain_id: int, account: str | None = None, signer: TypedEntry | None = None
 ) -> list[PermissionRequest]:
     """The ``wallet_grantPermissions`` params that ask for ``session`` (all but its salt): one request per
-    permission, each with the session's policies; the signer is ``account`` of the session key unless given."""
+    permission (an ERC-20 allowance's permissions make one), then one per native allowance, each with the session's
+    policies and its own call and rate limits; the signer is ``account`` of the session key unless given.
+
+    Raises :class:`~keyscope.errors.BadInputError` when the requests would not ask for exactly ``session``: a limit
+    no ERC-7715 type here expresses (an operations count, a periodic gas budget, a call limit shared by permissions
+    of several requests), or limits in another order than :func:`plan_from_requests` gives them."""
     chosen = signer or TypedEntry(type="account", data={"address": session.session_key})
-    policies = session_policies(session)
-    return [
+    requests = [
         PermissionRequest(
             chain_id=chain_id,
             address=account,
             expiry=session.valid_until,
             signer=chosen,
-            permission=permission_entry(permission),
-            policies=policies,
+            permission=entry,
+            policies=request_policies(session, span),
         )
-        for permission in session.permissions
+        for entry, span in _permission_entries(session)
     ]
+    rebuilt = plan_from_requests(requests).session(max_gas_cost=session.max_gas_cost, salt=session.salt)
+    if rebuilt.struct_hash(_PROBE_ACCOUNT, 0) != session.struct_hash(_PROBE_ACCOUNT, 0):
+        limits = "; ".join(f"{limit.label} ({limit.op.name} {limit.per})" for limit in session.limits)
+        raise BadInputError(
+            f"this session cannot be written as ERC-7715 requests that ask for exactly it. Its limits: {limits}. "
+            f"ERC-7715 expresses a gas budget over the session's life ({GAS_LIMIT_POLICY!r}), native allowances "
+            f"({NATIVE_TRANSFER!r}), ERC-20 allowances ({ERC20_TRANSFER!r}) and call and rate limits on one "
+            "request's permissions, in that order"
+        )
+    return requests
