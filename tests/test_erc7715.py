@@ -441,6 +441,9 @@ def test_limits_the_requests_cannot_agree_on_or_carry_are_refused() -> None:
     other = [{"type": "gas-limit", "data": {"limit": "0x2"}}]
     with pytest.raises(BadInputError, match="asks gas_limit 2, another request asked 1"):
         plan_from_requests([_request(_PAY, policies=gas), _request(_CALL, policies=other)])
+    # a native allowance grants no transfer by itself: keyscope's permissions name their recipient
+    with pytest.raises(BadInputError, match=r"the requests grant no call.*'selector': '0x00000000'"):
+        plan_from_requests([_request({"type": "native-token-transfer", "data": {"allowance": "0x5"}})])
     # a native allowance with no permission that can carry value would count nothing
     native = _request({"type": "native-token-transfer", "data": {"allowance": "0x5"}})
     with pytest.raises(BadInputError, match="no permission of the session can carry any"):

@@ -846,6 +846,12 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
             if handler is None:
                 raise _refuse("policy", policy.type, POLICY_TYPES)
             handler.apply(policy.data, draft, f"{where} policy {number} ({policy.type})")
+    if not permissions:
+        raise BadInputError(
+            f"the requests grant no call: a {NATIVE_TRANSFER!r} allowance caps the value of the calls the session's "
+            "other permissions make (keyscope's permissions name their target, so it grants no transfers to any "
+            "address); ask a 'contract-call' with 'selector': '0x00000000' and a 'valueLimit' for each recipient"
+        )
     gas = [Limits.gas(draft.gas_limit)] if draft.gas_limit is not None else []
     return SessionPlan(
         chain_id=first.chain_id,
