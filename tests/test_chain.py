@@ -364,3 +364,100 @@ def test_normalize_transaction() -> None:
         normalize_transaction({"gasLimit": 1})
     with pytest.raises(BadInputError):
         normalize_transaction({"value": -1})
+
+
+# A contract whose every call logs one empty LOG0: init code copies the 6-byte runtime PUSH1 0 PUSH1 0 LOG0 STOP.
+_LOGGER_INIT = "0x6006600c60003960066000f360006000a000"
+
+
+class _RangeCappedProxy:
+    """A JSON-RPC proxy in front of a real node that refuses ``eth_getLogs`` over more than ``max_blocks`` blocks,
+    with the error public providers give (-32005), and records the ranges it was asked for."""
+
+    def __init__(self, upstream: str, max_blocks: int) -> None:
+        import http.server
+        import json
+        import threading
+        import urllib.request
+
+        proxy = self
+        self.ranges: list[tuple[int, int]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                answer: Any = None
+                if body.get("method") == "eth_getLogs":
+                    query = body["params"][0]
+                    latest = int(proxy._ask(upstream, "eth_blockNumber", []), 16)
+                    start = int(query.get("fromBlock", "0x0"), 16)
+                    end = latest if query.get("toBlock", "latest") == "latest" else int(query["toBlock"], 16)
+                    proxy.ranges.append((start, end))
+                    if end - start + 1 > max_blocks:
+                        answer = {"jsonrpc": "2.0", "id": body["id"], "error": {
+                            "code": -32005, "message": f"query exceeds max block range {max_blocks}"}}  # fmt: skip
+                if answer is None:
+                    request = urllib.request.Request(
+                        upstream, json.dumps(body).encode(), {"Content-Type": "application/json"}
+                    )
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        answer = json.loads(response.read())
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def _ask(url: str, method: str, params: list[Any]) -> Any:
+        with JsonRpcClient(url) as rpc:
+            return rpc.request(method, params)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_dashboard_reads_logs_in_chunks_from_a_provider_that_caps_ranges(anvil_url: str) -> None:
+    """A provider that refuses a whole-history eth_getLogs (as public RPCs do) still gives every log: the reader
+    falls back to chunks, halving a chunk still refused; an error that is not about the range is not swallowed."""
+    from keyscope.consent import sessions as dashboard_logs
+
+    with JsonRpcClient(anvil_url) as rpc:
+        dev = to_address(rpc.request("eth_accounts")[0])
+        deployed = rpc.request(
+            "eth_sendTransaction", [{"from": dev, "data": _LOGGER_INIT, "gas": hex(100_000)}]
+        )
+        receipt = None
+        while receipt is None:  # mined at once, answered once the node has indexed it
+            receipt = rpc.request("eth_getTransactionReceipt", [deployed])
+        logger = to_address(receipt["contractAddress"])
+        for _ in range(7):
+            rpc.request("eth_sendTransaction", [{"from": dev, "to": logger, "gas": hex(50_000)}])
+        rpc.request("evm_mine", [])
+    query = {"address": logger, "fromBlock": "0x0", "toBlock": "latest", "topics": []}
+    with RpcChain(anvil_url) as direct:
+        expected = dashboard_logs._get_logs(direct, query)
+    assert len(expected) == 7
+
+    proxy = _RangeCappedProxy(anvil_url, max_blocks=3)
+    old_chunk = dashboard_logs.LOG_CHUNK_BLOCKS
+    dashboard_logs.LOG_CHUNK_BLOCKS = 8  # larger than the cap: the reader must halve it
+    try:
+        with RpcChain(proxy.url) as capped:
+            assert dashboard_logs._get_logs(capped, query) == expected
+        assert all(end - start + 1 <= 8 for start, end in proxy.ranges[1:])
+        assert any(end - start + 1 == 2 for start, end in proxy.ranges)  # 8 -> 4 -> 2
+        with RpcChain(proxy.url) as capped, pytest.raises(JsonRpcError):
+            dashboard_logs._get_logs(capped, {**query, "address": "not an address"})
+    finally:
+        dashboard_logs.LOG_CHUNK_BLOCKS = old_chunk
+        proxy.stop()

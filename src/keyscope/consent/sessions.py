@@ -43,6 +43,7 @@ from ..module import (
     session_flag_calls,
 )
 from ..operations import OperationBuilder
+from ..rpc import JsonRpcError
 from ..signing import PLACEHOLDER_ECDSA
 from ..store import SessionStore
 from ..userop import UserOperation
@@ -97,10 +98,50 @@ class _Enabled:
     valid_until: int
 
 
+LOG_CHUNK_BLOCKS = 10_000
+"""Blocks per ``eth_getLogs`` once a provider refuses a whole-history query (public RPCs cap the range or the
+number of results); a chunk still refused is halved."""
+
+_RANGE_WORDS = ("range", "limit", "too many", "more than", "exceed", "too large", "block")
+
+
+def _range_refused(error: JsonRpcError) -> bool:
+    """Whether ``error`` is a provider refusing a query for its size (-32005 and -32602/-32000 wordings)."""
+    text = error.rpc_message.lower()
+    return error.code == -32005 or any(word in text for word in _RANGE_WORDS)
+
+
+def _logs_in_chunks(client: Any, query: dict[str, Any]) -> list[Any]:
+    """``query`` over blocks 0..latest, asked in chunks of LOG_CHUNK_BLOCKS, halving a chunk still refused."""
+    latest = int(client.request("eth_blockNumber", []), 16)
+    logs: list[Any] = []
+    start, size = 0, LOG_CHUNK_BLOCKS
+    while start <= latest:
+        end = min(latest, start + size - 1)
+        try:
+            part = client.request("eth_getLogs", [{**query, "fromBlock": hex(start), "toBlock": hex(end)}])
+        except JsonRpcError as error:
+            if size == 1 or not _range_refused(error):
+                raise
+            size //= 2
+            continue
+        if not isinstance(part, list):
+            raise TransportError(f"eth_getLogs answered {str(part)[:100]!r}, not a list of logs")
+        logs.extend(part)
+        start = end + 1
+    return logs
+
+
 def _get_logs(chain: Chain, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """The logs of ``query`` over the whole chain: one query, or chunks when the provider refuses one."""
     client = getattr(chain, "client", None)
     if client is not None and hasattr(client, "request"):
-        result = client.request("eth_getLogs", [query])
+        try:
+            result = client.request("eth_getLogs", [query])
+        except JsonRpcError as error:
+            if not _range_refused(error):
+                raise
+            result = _logs_in_chunks(client, query)
     else:
         w3 = getattr(chain, "w3", None)
         if w3 is None:
