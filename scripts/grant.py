@@ -1,12 +1,14 @@
 """Grant a session: one function of one contract, with rules on its arguments, a value limit and a validity.
 
     ape run grant NFT "mintBatch(address to,uint256 count)" --rule "to==account" --rule "count<=5" \
-        --valid-for 1h [--onchain] --owner ALIAS --network URL --deployments FILE
+        --valid-for 1h [--calls 10] [--rate 5/hour] [--total "count<=20/day"] [--native-total 0.1ether/day] \
+        [--operations 100/day] [--gas-budget 0.05ether] [--onchain] --owner ALIAS --network URL --deployments FILE
 """
 
 import click
 
 from keyscope import cli as ks
+from keyscope.limits import limit_fields
 
 
 @click.command(cls=ks.ape_command(), short_help="Grant a session to a session key")
@@ -29,6 +31,24 @@ from keyscope import cli as ks
     show_default=True,
     help="how long the session lasts (90s, 15m, 1h, 2d), or 'never' for a session without end",
 )
+@click.option("--calls", metavar="N", help="lifetime limit: at most N calls of this function (e.g. 10)")
+@click.option("--rate", metavar="N/PERIOD", help="at most N calls per period (e.g. 10/hour)")
+@click.option(
+    "--total",
+    "totals",
+    multiple=True,
+    metavar="ARG<=AMOUNT[/PERIOD]",
+    help="a cumulative limit on an unsigned argument, repeatable: 'amount<=5000000' or 'amount<=5000000/day'",
+)
+@click.option(
+    "--native-total", metavar="AMOUNT[/PERIOD]", help="most ETH all calls may carry (e.g. 0.1ether/day)"
+)
+@click.option(
+    "--operations", metavar="N[/PERIOD]", help="most operations the session may send (e.g. 100/day)"
+)
+@click.option(
+    "--gas-budget", metavar="AMOUNT[/PERIOD]", help="most gas fees the session may make the account pay"
+)
 @click.option(
     "--onchain", is_flag=True, help="enable the session now with an owner operation (default: off-chain)"
 )
@@ -49,6 +69,12 @@ def cli(
     rules,
     value_limit,
     valid_for,
+    calls,
+    rate,
+    totals,
+    native_total,
+    operations,
+    gas_budget,
     onchain,
     session_key,
     connection,
@@ -75,6 +101,12 @@ def cli(
             rules=rules,
             value_limit=ks.parse_amount(value_limit, "--value-limit"),
             valid_for=ks.parse_validity(valid_for),
+            calls=calls,
+            rate=rate,
+            totals=totals,
+            native_total=native_total,
+            operations=operations,
+            gas_budget=gas_budget,
             onchain=onchain,
             session_key=session_key,
             names=settings.names,
@@ -87,6 +119,7 @@ def cli(
         f"account       {grant.account}",
         f"session key   {grant.session_key}" + (" (new, stored encrypted)" if result.key_generated else ""),
         *(f"allows        {text}" for text in ks.describe_permissions(grant)),
+        *(f"limit         {limit_fields(limit)['text']}" for limit in grant.session.limits),
         f"valid until   {ks.describe_time(grant.valid_until)}",
         "granted       "
         + ("on chain" if grant.how == "onchain" else "off chain (its first operation enables it)"),

@@ -667,3 +667,27 @@ def test_rule_is_a_spec_or_bad_input(text: str) -> None:
 def test_duration_units_out_of_order_or_repeated_are_refused(text: str) -> None:
     with bad_input(f"{text!r} is not a duration: give each unit once, largest first"):
         parse_duration(text)
+
+
+def test_lifetime_limit_texts() -> None:
+    """The grant command's limit options: counts and budgets with an optional period, totals on a named argument,
+    and a clear error for each malformed text."""
+    from keyscope.cli.parsing import parse_budget, parse_count, parse_total
+
+    assert parse_count("10", "--calls") == (10, None)
+    assert parse_count("10/hour", "--rate") == (10, 3600)
+    assert parse_budget("0.1ether/day", "--native-total") == (10**17, 86400)
+    assert parse_budget("5000", "--gas-budget") == (5000, None)
+    transfer = parse_signature("transfer(address to,uint256 amount)")
+    total = parse_total("amount<=5000000/day", transfer)
+    assert (total.amount, total.period) == (5_000_000, 86400)
+    for call, message in [
+        (lambda: parse_count("0", "--calls"), "not a positive whole number"),
+        (lambda: parse_count("ten/hour", "--rate"), "not a positive whole number"),
+        (lambda: parse_count("10/fortnight", "--rate"), "unknown period"),
+        (lambda: parse_budget("0/day", "--native-total"), "must be more than 0"),
+        (lambda: parse_total("amount>=5", transfer), "ARGUMENT<=AMOUNT"),
+        (lambda: parse_total("value<=5", transfer), "has no argument 'value' (its arguments: to, amount)"),
+    ]:
+        with pytest.raises(BadInputError, match=re.escape(message)):
+            call()

@@ -20,14 +20,14 @@ from ..hexutil import to_address, to_bytes
 from ..keys import SessionKey
 from ..network import Network
 from ..owner import GrantRequest, Owner
+from ..policy import Limits, parse_signature
 from ..policy import Policy as PolicyBuilder
-from ..policy import parse_signature
 from ..revert import describe_revert
 from ..signing import HashSigner, LocalSigner, recover_hash
 from ..store import SessionStore
 from .listing import grant_fields
 from .output import Progress, hex_of
-from .parsing import parse_call_args, parse_rule, resolve_address
+from .parsing import parse_budget, parse_call_args, parse_count, parse_rule, parse_total, resolve_address
 from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
 from .signers import ApeAccountSigner, SigningDeclinedError, make_owner
 from .stores import store_url_of
@@ -185,6 +185,12 @@ def grant_session(
     rules: Sequence[str] = (),
     value_limit: int = 0,
     valid_for: int | None,
+    calls: str | None = None,
+    rate: str | None = None,
+    totals: Sequence[str] = (),
+    native_total: str | None = None,
+    operations: str | None = None,
+    gas_budget: str | None = None,
     onchain: bool = False,
     session_key: str | None = None,
     names: Mapping[str, str] | None = None,
@@ -194,12 +200,35 @@ def grant_session(
     """Grant one permission (``function`` on ``target`` with ``rules`` in text form, see :func:`parse_rule`)
     for ``valid_for`` seconds (None: a session that never expires, asked for explicitly) to a session key,
     off-chain (the owner signs the EIP-712 grant) or on-chain (an owner operation); the key (encrypted) and the
-    grant go to ``store``."""
+    grant go to ``store``. Lifetime limits in text: ``calls`` (``"10"``), ``rate`` (``"10/hour"``), ``totals``
+    (``"amount<=5000000/day"``), ``native_total`` (``"0.1ether/day"``), ``operations`` (``"100/day"``) and
+    ``gas_budget`` (``"0.05ether"``)."""
     known = {"account": owner.account, "owner": to_address(owner.signer.address), **(names or {})}
     parsed = parse_signature(function)
     address = resolve_address(target, known, "target")
     specs = [parse_rule(text, parsed, known) for text in rules]
-    permission = PolicyBuilder.call(address, function, rules=specs, value_limit=value_limit)
+    rate_limit = parse_count(rate, "--rate") if rate else None
+    if rate_limit is not None and rate_limit[1] is None:
+        raise BadInputError(f"--rate: {rate!r} needs a period, e.g. 10/hour (use --calls for a total)")
+    permission = PolicyBuilder.call(
+        address,
+        function,
+        rules=specs,
+        value_limit=value_limit,
+        calls=parse_count(calls, "--calls")[0] if calls else None,
+        rate=(rate_limit[0], rate_limit[1] or 0) if rate_limit else None,
+        totals=[parse_total(text, parsed) for text in totals],
+    )
+    limits = []
+    if native_total:
+        amount, per = parse_budget(native_total, "--native-total")
+        limits.append(Limits.native(amount, per=per))
+    if operations:
+        count, per = parse_count(operations, "--operations")
+        limits.append(Limits.operations(count, per=per))
+    if gas_budget:
+        amount, per = parse_budget(gas_budget, "--gas-budget")
+        limits.append(Limits.gas(amount, per=per))
     if not owner.supports_sessions():
         raise ConfigurationError(
             f"the session module {network.module} is not installed on {owner.account}: install it with an owner "
@@ -210,11 +239,11 @@ def grant_session(
     receipt = None
     window = _window(valid_for)
     if onchain:
-        pending = owner.grant_onchain(key, [permission], **window)
+        pending = owner.grant_onchain(key, [permission], limits=limits, **window)
         receipt = _wait(progress, pending.operation, "the owner's enableSession operation", timeout)
         grant = pending.request.enabled_on_chain()
     else:
-        grant = sign_grant_request(owner, owner.prepare_grant(key, [permission], **window))
+        grant = sign_grant_request(owner, owner.prepare_grant(key, [permission], limits=limits, **window))
     store.put_grant(grant)
     return GrantResult(grant, generated, receipt)
 

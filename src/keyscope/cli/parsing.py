@@ -10,8 +10,9 @@ from typing import Any
 
 from ..errors import BadInputError, InvalidAddressError
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from ..limits import period_seconds
 from ..owner import DEFAULT_VALID_FOR
-from ..policy import AbiFunction, AbiType, RuleSpec, arg, parse_signature
+from ..policy import AbiFunction, AbiType, RuleSpec, TotalSpec, arg, parse_signature
 
 _DURATION_PART = re.compile(r"([0-9]+)\s*(w|d|h|m|s)", re.I)
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -269,3 +270,47 @@ def parse_rule(text: str, function: str | AbiFunction, names: Mapping[str, str] 
     if not values:
         raise BadInputError(f"{where}: 'one of' needs values separated by commas")
     return ref.one_of(*[_value(item, kind, known, where) for item in values])
+
+
+def _split_per(text: str, what: str) -> tuple[str, int | None]:
+    """``"5/day"`` -> ``("5", 86400)``; ``"5"`` -> ``("5", None)`` (over the session's life)."""
+    head, slash, per = text.partition("/")
+    if not slash:
+        return head.strip(), None
+    try:
+        seconds = period_seconds(per)
+    except BadInputError as error:
+        raise BadInputError(f"{what}: {error} (in {text!r})") from None
+    return head.strip(), seconds
+
+
+def parse_count(text: str, what: str) -> tuple[int, int | None]:
+    """A count with an optional period: ``"10"`` (over the session's life) or ``"10/hour"``."""
+    head, per = _split_per(text, what)
+    if not head.isdigit() or int(head) <= 0:
+        raise BadInputError(f"{what}: {text!r} is not a positive whole number (write 10, or 10/hour)")
+    return int(head), per
+
+
+def parse_budget(text: str, what: str) -> tuple[int, int | None]:
+    """An amount in wei with an optional period: ``"0.1ether"`` or ``"0.1ether/day"``."""
+    head, per = _split_per(text, what)
+    amount = parse_amount(head, what)
+    if amount <= 0:
+        raise BadInputError(f"{what}: {text!r} must be more than 0")
+    return amount, per
+
+
+def parse_total(text: str, function: AbiFunction, what: str = "--total") -> TotalSpec:
+    """A cumulative limit on an argument: ``"amount<=5000000"`` or ``"amount<=5000000/day"``."""
+    name, sep, rest = text.partition("<=")
+    if not sep:
+        raise BadInputError(
+            f"{what}: {text!r} needs the form ARGUMENT<=AMOUNT[/PERIOD], e.g. amount<=5000000/day"
+        )
+    head, per = _split_per(rest, what)
+    path = name.strip()
+    if path not in {p.name for p in function.inputs if p.name}:
+        names = ", ".join(p.name for p in function.inputs if p.name) or "none: name them in the signature"
+        raise BadInputError(f"{what}: {function.signature} has no argument {path!r} (its arguments: {names})")
+    return arg(path).total(_integer(head, what), per=per)
