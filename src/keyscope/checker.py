@@ -552,32 +552,28 @@ class PolicyChecker:
     def _too_short(self, index: int, compiled: _Compiled, number: int, size: int) -> CallRefusedError:
         rule = compiled.permission.rules[number]
         label, _ = _labelled(compiled.permission, rule)
-        return CallRefusedError(
-            f"call {index} ({compiled.permission.label}): its calldata ({size} bytes) ends before {label} "
-            f"(bytes {rule.offset + 4} to {rule.offset + 36}) that rule {number} checks: encode every "
-            "argument of the function",
-            reason="CalldataTooShort",
-            session_id=self.session_id,
-            call_index=index,
-            permission_index=compiled.index,
-            rule_index=number,
+        return self._rule_error(
+            index,
+            compiled,
+            number,
+            f"its calldata ({size} bytes) ends before {label} (bytes {rule.offset + 4} to {rule.offset + 36}) "
+            f"that rule {number} checks: encode every argument of the function",
+            "CalldataTooShort",
         )
 
     def _non_canonical(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
         rule = compiled.permission.rules[number]
         label, _ = _labelled(compiled.permission, rule)
         type_name = ArgType.name(rule.arg_type)
-        return CallRefusedError(
-            f"call {index} ({compiled.permission.label}): {label} is a {type_name}, but its word "
-            f"0x{word:064x} is not a canonical {type_name} encoding ({_CANONICAL[rule.arg_type >> 5]}); a target "
-            "that masks the word instead of reverting would read another value than the rule judged. Encode the "
-            "argument with its ABI type",
-            reason="NonCanonicalArgument",
-            session_id=self.session_id,
-            call_index=index,
-            permission_index=compiled.index,
-            rule_index=number,
-            actual=word,
+        return self._rule_error(
+            index,
+            compiled,
+            number,
+            f"{label} is a {type_name}, but its word 0x{word:064x} is not a canonical {type_name} encoding "
+            f"({_CANONICAL[rule.arg_type >> 5]}); a target that masks the word instead of reverting would read "
+            "another value than the rule judged. Encode the argument with its ABI type",
+            "NonCanonicalArgument",
+            word,
         )
 
     def _violated(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
@@ -591,16 +587,28 @@ class PolicyChecker:
             must = f"must be one of {', '.join(show)}"
         else:
             must = _MUST[op] + " " + show[0]
+        return self._rule_error(
+            index,
+            compiled,
+            number,
+            f"{label} {must}, got {_show(word, kind, rule.is_signed)}; change the call, or ask the owner for a "
+            "session that allows it",
+            "RuleViolated",
+            word,
+        )
+
+    def _rule_error(
+        self, index: int, compiled: _Compiled, number: int, what: str, reason: str, actual: int | None = None
+    ) -> CallRefusedError:
+        """Call ``index`` refused by rule ``number`` of ``compiled``: ``what`` follows the call's name."""
         return CallRefusedError(
-            f"call {index} ({compiled.permission.label}): {label} {must}, got "
-            f"{_show(word, kind, rule.is_signed)}; change the call, or ask the owner for a session that "
-            "allows it",
-            reason="RuleViolated",
+            f"call {index} ({compiled.permission.label}): {what}",
+            reason=reason,
             session_id=self.session_id,
             call_index=index,
             permission_index=compiled.index,
             rule_index=number,
-            actual=word,
+            actual=actual,
         )
 
 
