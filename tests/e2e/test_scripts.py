@@ -130,7 +130,7 @@ def test_account_sessions_and_revocation_through_alto(
 
     offchain = ape_run(
         "grant", "nft", "mintBatch(address to,uint256 count)", "--rule", "to==account", "--rule", "count in 1..3",
-        "--valid-for", "1h", "--total", "count<=3/day", "--calls", "5", "--operations", "10/hour",
+        "--valid-for", "1h", "--total", "count<=3", "--calls", "5", "--operations", "10",
         "--network", stack.rpc_url, "--json", env=env,
     ).json()  # fmt: skip
     assert offchain["how"] == "offchain" and offchain["receipt"] is None and offchain["key_generated"]
@@ -150,7 +150,9 @@ def test_account_sessions_and_revocation_through_alto(
     assert states[offchain["session_id"]]["status"] == "not yet enabled"
     assert "count in [1, 3]" in states[offchain["session_id"]]["permissions"][0]
     limits = {(row["kind"], row["amount"], row["period"]) for row in states[offchain["session_id"]]["limits"]}
-    assert limits == {("AMOUNT", 3, 86400), ("CALLS", 5, 0), ("OPERATIONS", 10, 3600)}
+    # limits over the session's life only: this module's chain runs ahead of the wall clock (other tests move
+    # it), and an operation under a periodic limit claims the chain's time, which Alto would judge too early
+    assert limits == {("AMOUNT", 3, 0), ("CALLS", 5, 0), ("OPERATIONS", 10, 0)}
 
     mint_run, refused, rejected, included = side_by_side(
         # the off-chain session's first use enables it (the id may be shortened to a unique prefix); options
