@@ -6,7 +6,7 @@ import {SignerECDSA} from "@openzeppelin/contracts/utils/cryptography/signers/Si
 import {AbstractSigner} from "@openzeppelin/contracts/utils/cryptography/signers/AbstractSigner.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
-import {IERC7579Validator, MODULE_TYPE_VALIDATOR} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
+import {MODULE_TYPE_VALIDATOR} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {Calldata} from "@openzeppelin/contracts/utils/Calldata.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {ERC4337Utils} from "@openzeppelin/contracts/account/utils/ERC4337Utils.sol";
@@ -14,6 +14,7 @@ import {Account} from "@openzeppelin/contracts/account/Account.sol";
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+import {ValidatorCall} from "./ValidatorCall.sol";
 
 /// @title KeyscopeAccount
 /// @notice An ERC-7579 modular smart account for the ERC-4337 EntryPoint v0.7, owned by one ECDSA key.
@@ -118,21 +119,7 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
         if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
             return _validateOwnerUserOp(userOp, userOpHash, signature);
         }
-        bytes4 selector = IERC7579Validator.validateUserOp.selector;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            let size := sub(calldatasize(), userOp)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), 0x40)
-            mstore(add(ptr, 0x24), userOpHash)
-            calldatacopy(add(ptr, 0x44), userOp, size)
-            if iszero(call(gas(), module, 0, ptr, add(0x44, size), 0x00, 0x20)) {
-                returndatacopy(ptr, 0, returndatasize())
-                revert(ptr, returndatasize())
-            }
-            if lt(returndatasize(), 0x20) { revert(0, 0) }
-            validationData := mload(0x00)
-        }
+        return ValidatorCall.forward(module, userOp, userOpHash);
     }
 
     /// @dev The owner's operation: its signature must be the owner's over the signable userOpHash, either as it

@@ -17,6 +17,7 @@ import {
 } from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+import {ValidatorCall} from "./ValidatorCall.sol";
 import {SignerEIP7702} from "@openzeppelin/contracts/utils/cryptography/signers/SignerEIP7702.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
@@ -300,21 +301,7 @@ contract KeyscopeDelegate is
         if (userOp.initCode.length > EIP7702_MARKER_LENGTH) {
             revert InitCallNotForValidators(module, userOp.initCode.length - EIP7702_MARKER_LENGTH);
         }
-        bytes4 selector = IERC7579Validator.validateUserOp.selector;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            let size := sub(calldatasize(), userOp)
-            mstore(ptr, selector)
-            mstore(add(ptr, 0x04), 0x40)
-            mstore(add(ptr, 0x24), userOpHash)
-            calldatacopy(add(ptr, 0x44), userOp, size)
-            if iszero(call(gas(), module, 0, ptr, add(0x44, size), 0x00, 0x20)) {
-                returndatacopy(ptr, 0, returndatasize())
-                revert(ptr, returndatasize())
-            }
-            if lt(returndatasize(), 0x20) { revert(0, 0) }
-            validationData := mload(0x00)
-        }
+        return ValidatorCall.forward(module, userOp, userOpHash);
     }
 
     /*//////////////////////////////////////////////////////////////
