@@ -7,7 +7,9 @@ import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {ArgType, RuleEncoding, RuleWord} from "./Rules.sol";
 import {SessionLimits} from "./SessionLimits.sol";
+import {SessionSigning} from "./SessionSigning.sol";
 
 /// @title PermissionHeader
 /// @notice Decodes and encodes a permission's header word: one per (key, target, selector) and account.
@@ -126,126 +128,6 @@ library SessionMeta {
     }
 }
 
-/// @title RuleWord
-/// @notice Decodes the first storage word of a rule.
-/// @dev Bit ranges, least significant first:
-///
-///     [  0, 216)  first value, inline (sign-extended from bit 215 when SIGNED) unless WIDE
-///     [216, 224)  argType to check the word against (0: none; 256-bit types are stored as 0)
-///     [224, 232)  value count
-///     [232, 240)  condition (0..7) | SIGNED (0x40) | WIDE (0x80); both flags exist in storage only
-///     [240, 256)  offset
-///
-/// followed by the first value when WIDE, then values 2..n (IN_RANGE's high end, ONE_OF's other values).
-library RuleWord {
-    /// @dev The words compare as int256 (the argType is an intN).
-    uint256 internal constant SIGNED = 0x40;
-    /// @dev The first value does not fit inline and sits in the next word.
-    uint256 internal constant WIDE = 0x80;
-    uint256 internal constant INLINE_BITS = 216;
-    uint256 internal constant INLINE_MASK = (1 << INLINE_BITS) - 1;
-
-    function encode(uint256 offset_, uint256 flags_, uint256 valueCount_, uint256 checkedType_, uint256 inline_)
-        internal
-        pure
-        returns (uint256)
-    {
-        return (offset_ << 240) | (flags_ << 232) | (valueCount_ << 224) | (checkedType_ << 216) | inline_;
-    }
-
-    function offset(uint256 word) internal pure returns (uint256) {
-        return word >> 240;
-    }
-
-    /// @dev The condition byte: the comparison in the low 4 bits, with the SIGNED and WIDE flags.
-    function flags(uint256 word) internal pure returns (uint256) {
-        return (word >> 232) & 0xff;
-    }
-
-    function valueCount(uint256 word) internal pure returns (uint256) {
-        return uint8(word >> 224);
-    }
-
-    function checkedType(uint256 word) internal pure returns (uint256) {
-        return uint8(word >> 216);
-    }
-
-    /// @dev The inline first value as a full word. SIGNEXTEND(b, x) copies bit 8b+7 of x (the top bit of its
-    ///      byte b, counting from the least significant byte) into every higher bit: b = 26 copies bit 215, the
-    ///      inline field's sign bit, so a signed value comes back as its int256 word.
-    function inlineValue(uint256 word) internal pure returns (uint256 value) {
-        if (flags(word) & SIGNED != 0) {
-            assembly ("memory-safe") {
-                value := signextend(26, word)
-            }
-        } else {
-            value = word & INLINE_MASK;
-        }
-    }
-
-    /// @dev Whether `value` can be stored inline, in 216 bits (sign-extended when `signed`).
-    function fitsInline(uint256 value, bool signed) internal pure returns (bool fits) {
-        if (!signed) return value >> INLINE_BITS == 0;
-        assembly ("memory-safe") {
-            fits := eq(signextend(26, value), value)
-        }
-    }
-}
-
-/// @title ArgType
-/// @notice The ABI type of a rule's argument, in one byte, and what its canonical word is.
-/// @dev Bits 5-7 are the kind, bits 0-4 the number of bytes `p` the type leaves out of the 32-byte word:
-///
-///     kind      | types                       | code            | canonical word (what ABI coder v2 accepts)
-///     0 uint    | uint256 .. uint8, address   | 0x00 + p        | the high p bytes zero (address: p = 12)
-///     1 int     | int256 .. int8              | 0x20 + p        | sign-extended from bit 255 - 8p
-///     2 bytes   | bytes32 .. bytes1           | 0x40 + p        | the low p bytes zero
-///     3 bool    | bool                        | 0x60            | 0 or 1
-///
-/// p = 0 (uint256, int256, bytes32) accepts every word. Enums are uint8 in the ABI.
-library ArgType {
-    uint256 internal constant KIND_UINT = 0;
-    uint256 internal constant KIND_INT = 1;
-    uint256 internal constant KIND_BYTES = 2;
-    uint256 internal constant KIND_BOOL = 3;
-    uint256 internal constant BOOL = 0x60;
-
-    function kind(uint256 argType) internal pure returns (uint256) {
-        return argType >> 5;
-    }
-
-    /// @dev Bytes of the word the type leaves out (zero or sign-extension).
-    function padding(uint256 argType) internal pure returns (uint256) {
-        return argType & 0x1f;
-    }
-
-    /// @dev Whether `argType` is a type code (kind 0-2 with any padding, or exactly BOOL).
-    function isValid(uint256 argType) internal pure returns (bool) {
-        return kind(argType) < KIND_BOOL || argType == BOOL;
-    }
-
-    function isSigned(uint256 argType) internal pure returns (bool) {
-        return kind(argType) == KIND_INT;
-    }
-
-    /// @dev Whether some words are not canonical for the type (every type but the 256-bit ones).
-    function restricts(uint256 argType) internal pure returns (bool) {
-        return padding(argType) != 0 || argType == BOOL;
-    }
-
-    /// @dev Whether `word` is the canonical ABI encoding of a value of `argType` (a valid type code).
-    function isCanonical(uint256 argType, uint256 word) internal pure returns (bool ok) {
-        assembly ("memory-safe") {
-            let unused := shl(3, and(argType, 0x1f)) // the bits the type leaves out of the word
-            switch shr(5, argType)
-            case 0 { ok := iszero(shr(sub(256, unused), word)) } // uintN: the high bits zero
-            case 1 { ok := eq(signextend(sub(31, shr(3, unused)), word), word) } // intN: sign-extended
-            case 2 { ok := iszero(shl(sub(256, unused), word)) } // bytesN: the low bits zero
-            default { ok := lt(word, 2) } // bool
-        }
-    }
-}
-
 /// @title SessionKeyValidator
 /// @notice ERC-7579 validator (module type 1) that lets a session key sign UserOperations for a smart
 ///         account, but only for the calls, argument values, native value, time window and gas cost the
@@ -260,12 +142,19 @@ library ArgType {
 ///     USE           | ECDSA signature of userOpHash by the session key (r, s, v)         | 65 bytes
 ///     USE_WITH_KEY  | 0x02 | session key (20 bytes) | ECDSA signature (65 bytes)         | 86 bytes
 ///     ENABLE        | 0x01 | abi.encode(Session, bytes ownerSignature, bytes sessionSignature)
+///     SESSION       | 0x03 | sessionId (32) | key's signature (65) | co-signature (65)  | 98 or 163 bytes
 ///
 /// USE recovers the key from the signature and looks its permissions up. USE_WITH_KEY names the key, so the
 /// whole policy check runs before the signature is checked: bundlers estimate gas with it and a dummy
 /// signature. ENABLE stores a session granted off-chain by one owner signature (EIP-712, checked through the
-/// account's ERC-1271 `isValidSignature`), then validates the operation as USE_WITH_KEY does. All three check
-/// the session key's signature the same way ({_recover}).
+/// account's ERC-1271 `isValidSignature`), then validates the operation as USE_WITH_KEY does (a co-signed
+/// session as SESSION does; its sessionSignature is the key's signature and the co-signature, 130 bytes).
+/// SESSION is a co-signed session's mode ({SessionCoSigning}): the id names the key and the permission space, the
+/// whole policy check runs, then both signatures are checked (the co-signature is absent once the owner removed
+/// the co-signer). All modes check the session key's signature the same way ({_recover}).
+///
+/// Sessions may also sign ERC-1271 messages in the account's name, as their signing permissions allow
+/// ({SessionSigning}).
 ///
 /// Failure policy: a signature that does not verify, an unknown key, or (in USE) no permission for a call
 /// returns SIG_VALIDATION_FAILED (1), never a revert. Everything that cannot be a signature problem reverts
@@ -282,6 +171,8 @@ library ArgType {
 ///     _sessions[sessionId][account].meta       see {SessionMeta}
 ///     _sessions[sessionId][account].grants[i]  target (160) | selector (32), to clear the headers on revoke
 ///     _liveSessions[i][account]                the ids of the account's live sessions (enumerable)
+///     _coSigners, _signing, _signingRecords    see {SessionCoSigning} and {SessionSigning}
+/// A co-signed session's permKey takes its space (see {SessionCoSigning}) in place of the key.
 ///
 /// Only live permissions have a header with the live flag: revoking a session clears its headers, and
 /// uninstalling the module (or invalidateAllSessions) clears the headers of every live session, so a USE
@@ -289,7 +180,7 @@ library ArgType {
 /// rule), whatever the number of sessions on the account. The epoch only binds off-chain enable signatures,
 /// so that none signed before an uninstall can be replayed after a reinstall. To keep uninstalling bounded,
 /// an account holds at most MAX_LIVE_PERMISSIONS live permissions.
-contract SessionKeyValidator is SessionLimits, EIP712 {
+contract SessionKeyValidator is SessionLimits, SessionSigning {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
@@ -319,14 +210,13 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
     /// @dev IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes) and Safe's isModuleEnabled(address).
     bytes4 internal constant IS_MODULE_INSTALLED = 0x112d3a7d;
     bytes4 internal constant IS_MODULE_ENABLED = 0x2d9ad53d;
-    bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
-    bytes4 internal constant ERC1271_INVALID = 0xffffffff;
 
     bytes1 internal constant MODE_ENABLE = 0x01;
     bytes1 internal constant MODE_USE_WITH_KEY = 0x02;
-    /// @dev Prefix claiming the time the operation will land at (6 bytes), before any other layout: it picks the
-    ///      period of per-period limits.
+    /// @dev Prefix claiming the time the operation will land at (6 bytes), before any other layout (SESSION's
+    ///      included): it picks the period of per-period limits.
     bytes1 internal constant MODE_AT = 0x03;
+    bytes1 internal constant MODE_SESSION = 0x04;
 
     uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
     uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
@@ -334,18 +224,19 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
     /// @dev A header's validAfter and validUntil, without its gas cap.
     uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
-    bytes32 internal constant RULE_TYPEHASH =
-        keccak256("Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)");
     bytes32 internal constant PERMISSION_TYPEHASH = keccak256(
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
         "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
     );
     bytes32 internal constant SESSION_TYPEHASH = keccak256(
         "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
-        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits)"
+        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits,address coSigner,"
+        "TypedDataPermission[] typedData,string[] signIn)"
         "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)" "Meter(uint8 permission,uint16 offset)"
         "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
         "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
+        "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
+        "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)"
     );
 
     /*//////////////////////////////////////////////////////////////
@@ -415,12 +306,6 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         return _accounts[smartAccount].installed;
     }
 
-    /// @notice Session keys never sign ERC-1271 messages for the account: always invalid.
-    /// @dev Otherwise a session key could sign permits, orders or logins in the account's name.
-    function isValidSignatureWithSender(address, bytes32, bytes calldata) external pure override returns (bytes4) {
-        return ERC1271_INVALID;
-    }
-
     /*//////////////////////////////////////////////////////////////
                                VALIDATION
     //////////////////////////////////////////////////////////////*/
@@ -451,26 +336,54 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
             signature = signature[7:];
             if (signature.length == 65) return _validateUse(account, userOp, userOpHash, signature, time);
         }
+        return _validateNamed(account, userOp, userOpHash, signature, time);
+    }
+
+    /// @dev The modes that name the key (USE_WITH_KEY, ENABLE) or the session (SESSION): the whole policy check runs
+    ///      (and reverts on a refusal) before the signatures count.
+    function _validateNamed(
+        address account,
+        PackedUserOperation calldata userOp,
+        bytes32 userOpHash,
+        bytes calldata signature,
+        uint256 time
+    ) internal returns (uint256 validationData) {
         address key;
+        address space; // whose permissions: the key's, or a co-signed session's space
+        bytes32 id;
         bytes calldata keySignature;
         if (signature.length == 86 && signature[0] == MODE_USE_WITH_KEY) {
             key = address(bytes20(signature[1:21]));
+            space = key;
             keySignature = signature[21:];
         } else if (signature.length > 1 && signature[0] == MODE_ENABLE) {
             Session memory session;
             bytes memory ownerSignature;
             (session, ownerSignature, keySignature) = _decodeEnableData(signature[1:]);
-            _enableWithOwnerSignature(account, session, ownerSignature);
+            id = _enableWithOwnerSignature(account, session, ownerSignature);
             key = session.sessionKey;
+            space = session.coSigner == address(0) ? key : _coSignedSpace(id);
+        } else if ((signature.length == 98 || signature.length == 163) && signature[0] == MODE_SESSION) {
+            id = bytes32(signature[1:33]);
+            key = _sessionKey(account, id);
+            space = _coSignedSpace(id);
+            keySignature = signature[33:];
         } else {
             return SIG_VALIDATION_FAILED;
         }
-        // the key is named: the whole policy check runs (and reverts on a refusal) before the signature counts
-        (, validationData) = _checkOperation(account, key, userOp, true);
+        (, validationData) = _checkOperation(account, space, userOp, true);
         if (validationData & COUNT_LIMITS != 0) {
-            validationData = _limitedBounds(account, key, userOp, time, validationData);
+            validationData = _limitedBounds(account, space, userOp, time, validationData);
         }
-        return key != address(0) && _recover(userOpHash, keySignature) == key ? validationData : SIG_VALIDATION_FAILED;
+        if (key == address(0) || keySignature.length < 65 || _recover(userOpHash, keySignature[:65]) != key) {
+            return SIG_VALIDATION_FAILED;
+        }
+        if (space == key) return keySignature.length == 65 ? validationData : SIG_VALIDATION_FAILED;
+        // a co-signed session: the co-signer's signature of this operation too (none once the owner removed it)
+        (bool coSigned, address coSigner) = _coSignerRecord(account, id);
+        return coSigned && _coSignatureValid(coSigner, id, userOpHash, keySignature[65:])
+            ? validationData
+            : SIG_VALIDATION_FAILED;
     }
 
     /// @dev USE after an AT prefix: as the 65-byte branch of {validateUserOp}, with the claimed time.
@@ -507,7 +420,7 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) return;
         AccountState storage state = _accounts[msg.sender];
         if (SessionMeta.isActiveAt(meta, state.epoch)) {
-            _clearPermissions(msg.sender, record, meta);
+            uint256 cleared = _clearPermissions(msg.sender, id, record, meta);
             // swap-remove the session from the live list
             uint256 index = SessionMeta.liveIndex(meta);
             uint256 last = state.liveSessions - 1;
@@ -518,7 +431,7 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
                 movedRecord.meta = SessionMeta.withLiveIndex(movedRecord.meta, index);
             }
             state.liveSessions = uint16(last);
-            state.livePermissions -= uint16(SessionMeta.permissionCount(meta));
+            state.livePermissions -= uint16(cleared);
         }
         record.meta = SessionMeta.REVOKED;
         emit SessionRevoked(msg.sender, id);
@@ -883,13 +796,15 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         (session, ownerSignature) = abi.decode(data, (Session, bytes));
     }
 
-    /// @dev Enable a session the owner signed off-chain, unless it is already active (a retried operation).
+    /// @dev Enable a session the owner signed off-chain, unless it is already active (a retried operation);
+    ///      returns its id.
     function _enableWithOwnerSignature(address account, Session memory session, bytes memory ownerSignature)
         internal
+        returns (bytes32 id)
     {
         uint32 epoch = _accounts[account].epoch;
-        bytes32 id = _sessionStructHash(account, epoch, session);
-        if (SessionMeta.isActiveAt(_sessions[id][account].meta, epoch)) return;
+        id = _sessionStructHash(account, epoch, session);
+        if (SessionMeta.isActiveAt(_sessions[id][account].meta, epoch)) return id;
         if (IERC1271(account).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
             revert InvalidOwnerSignature(account, id);
         }
@@ -909,9 +824,10 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
             revert InvalidTimeWindow(session.validAfter, session.validUntil);
         }
         uint256 count = session.permissions.length;
-        if (count == 0 || count > MAX_PERMISSIONS) revert InvalidPermissionCount(count);
+        uint256 signing = session.typedData.length + session.signIn.length;
+        if (count > MAX_PERMISSIONS || (count == 0 && signing == 0)) revert InvalidPermissionCount(count);
         AccountState storage state = _accounts[account];
-        uint256 livePermissions = state.livePermissions + count;
+        uint256 livePermissions = state.livePermissions + count + signing;
         if (livePermissions > MAX_LIVE_PERMISSIONS) revert TooManyLivePermissions(account, MAX_LIVE_PERMISSIONS);
 
         uint256 gasCapGwei = session.maxGasCost / 1 gwei;
@@ -924,6 +840,8 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         }
         // without a cap or a gas budget there is nothing to lift: the list is signed, but not stored
         if (gasCapGwei == 0 && !_hasGasLimit(session)) paymasters = new address[](0);
+        // a co-signed session's permissions go to its own space, which no single signature reaches
+        address space = _enableCoSigner(account, id, key, session.coSigner);
         uint256[] memory meterWords = _prepareLimits(account, id, session);
 
         for (uint256 i = 0; i < count; ++i) {
@@ -934,7 +852,7 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
             }
             _refuseModuleTarget(account, i, target);
             if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
-            PermissionSlots storage slots = _permissions[_permissionKey(key, target, permission.selector)][account];
+            PermissionSlots storage slots = _permissions[_permissionKey(space, target, permission.selector)][account];
             if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
             uint256 valueLimit = permission.valueLimit > VALUE_LIMIT_MAX ? VALUE_LIMIT_MAX : permission.valueLimit;
             uint256 words = _storeRules(slots, i, permission.rules);
@@ -957,6 +875,7 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
             ) | (meterWord != 0 ? PermissionHeader.LIMITED : 0);
             record.grants[i] = uint256(uint160(target)) | (uint256(uint32(permission.selector)) << 160);
         }
+        _enableSigning(account, id, space, session);
         uint256 index = state.liveSessions;
         _liveSessions[index][account] = id;
         state.liveSessions = uint16(index + 1);
@@ -988,15 +907,21 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         return ok && answer.length >= 32 && abi.decode(answer, (uint256)) == 1;
     }
 
-    /// @dev Clear the headers of a live session's permissions (its rule words become unreachable).
-    function _clearPermissions(address account, SessionRecord storage record, uint256 meta) internal {
-        address key = SessionMeta.key(meta);
+    /// @dev Clear the headers of a live session's permissions, its signing permissions' included (their words
+    ///      become unreachable); returns how many permissions it held.
+    function _clearPermissions(address account, bytes32 id, SessionRecord storage record, uint256 meta)
+        internal
+        returns (uint256 cleared)
+    {
+        (bool coSigned,) = _coSignerRecord(account, id);
+        address space = coSigned ? _coSignedSpace(id) : SessionMeta.key(meta);
         uint256 count = SessionMeta.permissionCount(meta);
         for (uint256 i = 0; i < count; ++i) {
             uint256 grant = record.grants[i];
-            delete _permissions[_permissionKey(key, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
+            delete _permissions[_permissionKey(space, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
                 .header;
         }
+        return count + _clearSigning(account, id);
     }
 
     /// @dev Kill every live session of `account` and move to a new epoch, so that no enable signature made
@@ -1005,8 +930,9 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         AccountState storage state = _accounts[account];
         uint256 live = state.liveSessions;
         for (uint256 i = 0; i < live; ++i) {
-            SessionRecord storage record = _sessions[_liveSessions[i][account]][account];
-            _clearPermissions(account, record, record.meta);
+            bytes32 id = _liveSessions[i][account];
+            SessionRecord storage record = _sessions[id][account];
+            _clearPermissions(account, id, record, record.meta);
         }
         state.liveSessions = 0;
         state.livePermissions = 0;
@@ -1014,45 +940,15 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         emit SessionsInvalidated(account, epoch);
     }
 
-    /// @dev Check, encode and store a permission's rules; returns the storage words they take.
+    /// @dev Check, encode and store a permission's rules ({RuleEncoding}); returns the storage words they take.
     function _storeRules(PermissionSlots storage slots, uint256 permissionIndex, Rule[] memory rules)
         internal
         returns (uint256 w)
     {
-        for (uint256 r = 0; r < rules.length; ++r) {
-            Rule memory rule = rules[r];
-            uint256 op = rule.condition;
-            uint256 argType = rule.argType;
-            uint256 n = rule.values.length;
-            if (
-                op > ONE_OF || !ArgType.isValid(argType) || (op <= NOT_EQUAL && n != 1) || (op == IN_RANGE && n != 2)
-                    || (op == ONE_OF && (n == 0 || n > MAX_RULE_WORDS))
-            ) revert InvalidRule(permissionIndex, r);
-            bool isSigned = ArgType.isSigned(argType);
-            for (uint256 k = 0; k < n; ++k) {
-                if (!ArgType.isCanonical(argType, rule.values[k])) revert InvalidRule(permissionIndex, r);
-            }
-            if (op == IN_RANGE) {
-                bool ordered = isSigned
-                    ? int256(rule.values[0]) <= int256(rule.values[1])
-                    : rule.values[0] <= rule.values[1];
-                if (!ordered) revert InvalidRule(permissionIndex, r);
-            }
-            uint256 first = rule.values[0];
-            bool inline_ = RuleWord.fitsInline(first, isSigned);
-            uint256 needed = w + (inline_ ? 1 : 2) + n - 1;
-            if (needed > MAX_RULE_WORDS) revert TooManyRules(permissionIndex, needed);
-            uint256 flags = op | (isSigned ? RuleWord.SIGNED : 0) | (inline_ ? 0 : RuleWord.WIDE);
-            // The word's type is checked where it can change the verdict: EQUAL and ONE_OF only pass a word
-            // equal to a reference value, which is canonical (checked above); 256-bit types take any word.
-            bool checked = ArgType.restricts(argType) && op != EQUAL && op != ONE_OF;
-            slots.words[w++] = RuleWord.encode(
-                rule.offset, flags, n, checked ? argType : 0, inline_ ? first & RuleWord.INLINE_MASK : 0
-            );
-            if (!inline_) slots.words[w++] = first;
-            for (uint256 k = 1; k < n; ++k) {
-                slots.words[w++] = rule.values[k];
-            }
+        uint256[MAX_RULE_WORDS] memory words;
+        (words, w) = RuleEncoding.encode(permissionIndex, rules);
+        for (uint256 i = 0; i < w; ++i) {
+            slots.words[i] = words[i];
         }
     }
 
@@ -1062,44 +958,56 @@ contract SessionKeyValidator is SessionLimits, EIP712 {
         pure
         returns (bytes32)
     {
-        uint256 count = session.permissions.length;
-        bytes32[] memory permissionHashes = new bytes32[](count);
-        for (uint256 i = 0; i < count; ++i) {
-            Permission memory permission = session.permissions[i];
-            uint256 ruleCount = permission.rules.length;
-            bytes32[] memory ruleHashes = new bytes32[](ruleCount);
-            for (uint256 r = 0; r < ruleCount; ++r) {
-                Rule memory rule = permission.rules[r];
-                ruleHashes[r] = keccak256(
-                    abi.encode(
-                        RULE_TYPEHASH, rule.condition, rule.offset, rule.argType, keccak256(abi.encodePacked(rule.values))
-                    )
-                );
-            }
-            permissionHashes[i] = keccak256(
+        (bytes32 typedDataHash, bytes32 signInHash) = _signingFieldHashes(session);
+        return keccak256(
+            bytes.concat(
+                abi.encode(
+                    SESSION_TYPEHASH,
+                    account,
+                    session.sessionKey,
+                    session.validAfter,
+                    session.validUntil,
+                    session.maxGasCost,
+                    keccak256(abi.encodePacked(session.paymasters)),
+                    epoch,
+                    session.salt,
+                    _permissionListHash(session.permissions)
+                ),
+                abi.encode(_hashLimits(session.limits), session.coSigner, typedDataHash, signInHash)
+            )
+        );
+    }
+
+    /// @dev EIP-712 encoding of a Permission[] field: keccak256 of the permissions' struct hashes.
+    function _permissionListHash(Permission[] memory permissions) internal pure returns (bytes32) {
+        bytes32[] memory hashes = new bytes32[](permissions.length);
+        for (uint256 i = 0; i < permissions.length; ++i) {
+            Permission memory permission = permissions[i];
+            hashes[i] = keccak256(
                 abi.encode(
                     PERMISSION_TYPEHASH,
                     permission.target,
                     permission.selector,
                     permission.valueLimit,
-                    keccak256(abi.encodePacked(ruleHashes))
+                    _ruleListHash(permission.rules)
                 )
             );
         }
-        return keccak256(
-            abi.encode(
-                SESSION_TYPEHASH,
-                account,
-                session.sessionKey,
-                session.validAfter,
-                session.validUntil,
-                session.maxGasCost,
-                keccak256(abi.encodePacked(session.paymasters)),
-                epoch,
-                session.salt,
-                keccak256(abi.encodePacked(permissionHashes)),
-                _hashLimits(session.limits)
-            )
-        );
+        return keccak256(abi.encodePacked(hashes));
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                    INTERNAL: FOR SIGNING AND CO-SIGNING
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The recorded key of a session (address(0): none, or revoked).
+    function _sessionKey(address account, bytes32 id) internal view override returns (address) {
+        return SessionMeta.key(_sessions[id][account].meta);
+    }
+
+    /// @dev The key of an active session (enabled at the account's current epoch, not revoked), else address(0).
+    function _activeSessionKey(address account, bytes32 id) internal view override returns (address) {
+        uint256 meta = _sessions[id][account].meta;
+        return SessionMeta.isActiveAt(meta, _accounts[account].epoch) ? SessionMeta.key(meta) : address(0);
     }
 }

@@ -41,7 +41,36 @@ interface ISessionKeyValidator is IERC7579Validator {
         Rule[] rules;
     }
 
-    /// @notice A session: a key allowed to sign UserOperations making the permitted calls, within a window.
+    /// @notice What a session may sign as the account: EIP-712 typed data of one primary type in one domain, with
+    ///         rules on its fields (checked through ERC-1271, wrapped in ERC-7739's TypedDataSign).
+    /// @param domainFields The ERC-5267 bitmap of the application domain's fields: 0x01 name, 0x02 version,
+    ///        0x04 chainId, 0x08 verifyingContract, 0x10 salt. Fields it leaves out must be empty or zero.
+    /// @param name The domain's name.
+    /// @param version The domain's version.
+    /// @param chainId The domain's chain id.
+    /// @param verifyingContract The domain's verifying contract (never the account or this module).
+    /// @param salt The domain's salt.
+    /// @param contentsName The primary type's name (a valid ERC-7739 contents name).
+    /// @param contentsType ERC-7739's contentsType: the definitions of the primary type and of every struct type
+    ///        it uses, sorted by name, e.g. "PermitDetails(...)PermitSingle(PermitDetails details,...)".
+    /// @param nested The words of the flattened contents that are nested structs the signature expands, in
+    ///        breadth-first order (strictly increasing); at most MAX_NESTED.
+    /// @param rules Conditions on the words of the flattened contents (`offset`: a multiple of 32).
+    struct TypedDataPermission {
+        uint8 domainFields;
+        string name;
+        string version;
+        uint256 chainId;
+        address verifyingContract;
+        bytes32 salt;
+        string contentsName;
+        string contentsType;
+        uint16[] nested;
+        Rule[] rules;
+    }
+
+    /// @notice A session: a key allowed to sign UserOperations making the permitted calls, and messages of the
+    ///         permitted kinds, within a window.
     /// @param sessionKey The address of the session's ECDSA key.
     /// @param validAfter First second the session is valid (0: at once).
     /// @param validUntil Last second the session is valid (0: no expiry).
@@ -52,9 +81,14 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @param paymasters The paymasters operations may name without the maxGasCost cap (sponsors the owner
     ///        trusts not to charge the account); at most MAX_PAYMASTERS, none the zero address.
     /// @param salt Any number, to tell apart otherwise identical sessions.
-    /// @param permissions The calls allowed, at most one per (target, selector).
+    /// @param permissions The calls allowed, at most one per (target, selector); at most MAX_PERMISSIONS.
     /// @param limits Budgets over the session's life or per period (at most MAX_LIMITS), counted during
     ///        validation: see {Limit}.
+    /// @param coSigner An ECDSA key whose signature every operation and message of the session needs besides the
+    ///        session key's (0: none); never the session key.
+    /// @param typedData The typed data the session may sign.
+    /// @param signIn The websites (EIP-4361 domains) the session may sign sign-in messages for. With `typedData`,
+    ///        at most MAX_SIGNING_PERMISSIONS; a session needs at least one permission of any kind.
     struct Session {
         address sessionKey;
         uint48 validAfter;
@@ -64,6 +98,9 @@ interface ISessionKeyValidator is IERC7579Validator {
         uint256 salt;
         Permission[] permissions;
         Limit[] limits;
+        address coSigner;
+        TypedDataPermission[] typedData;
+        string[] signIn;
     }
 
     /// @notice A budget of the session: at most `amount` over the session's life (`period` 0), or per period of
@@ -128,6 +165,8 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice Limit `limitIndex` of a session has nothing left in the period starting at `periodStart` (over the
     ///         session's life: `periodStart` is the session's validAfter).
     event LimitReached(address indexed account, bytes32 indexed sessionId, uint256 limitIndex, uint48 periodStart);
+    /// @notice `account` rotated (or, with `coSigner` 0, removed) the co-signer of a co-signed session.
+    event CoSignerChanged(address indexed account, bytes32 indexed sessionId, address coSigner);
 
     /*//////////////////////////////////////////////////////////////
                                  ERRORS
@@ -252,6 +291,79 @@ interface ISessionKeyValidator is IERC7579Validator {
 
     /// @notice Call `callIndex`'s calldata ends before the argument limit `limitIndex` counts.
     error CalldataTooShortForLimit(uint256 callIndex, uint256 limitIndex);
+    /// @notice A co-signer that is the zero address where one is needed, or the session key itself (one leaked key
+    ///         would then make both signatures).
+    error InvalidCoSigner(address coSigner);
+
+    /// @notice `sessionId` was granted without a co-signer (its permissions need one signature): it cannot be given
+    ///         one; grant a new session instead.
+    error NotCoSigned(bytes32 sessionId);
+
+    /// @notice `sessionId` is not an active session of the caller.
+    error SessionNotActive(bytes32 sessionId);
+
+    /// @notice More than MAX_SIGNING_PERMISSIONS signing permissions, or a session with no permission at all.
+    error InvalidSigningPermissionCount(uint256 count);
+
+    /// @notice Typed-data permission `index` is malformed: a domain field its bitmap leaves out is set, an unknown
+    ///         field bit, an invalid contentsName, a contentsType without its definition, too long, or `nested`
+    ///         not strictly increasing or longer than MAX_NESTED.
+    error InvalidTypedDataPermission(uint256 index);
+
+    /// @notice Typed-data permission `index` names the account or this module as its domain's verifying contract.
+    error ForbiddenSigningDomain(uint256 index, address verifyingContract);
+
+    /// @notice Sign-in permission `index` is not a domain of 1 to 255 printable ASCII bytes without spaces.
+    error InvalidSignInDomain(uint256 index);
+
+    /// @notice The key (or co-signed session) already holds a live signing permission for the same domain and type
+    ///         (or the same sign-in website).
+    error SigningPermissionAlreadyGranted(uint256 index);
+
+    /*//////////////////////////////////////////////////////////////
+                    SIGNATURE REFUSALS (requireValidSignature)
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice The verifier is the account or this module: a session's signature never counts for them.
+    error SignatureSenderForbidden(address sender);
+
+    /// @notice The signature does not follow a session signature layout exactly.
+    error MalformedSignature();
+
+    /// @notice No live typed-data permission of `space` (the session key, or a co-signed session's space) for this
+    ///         application domain and type.
+    error SigningNotGranted(address space, bytes32 appDomainSeparator, bytes32 contentsTypeHash);
+
+    /// @notice No live sign-in permission of `space` for the message's first line.
+    error SignInNotGranted(address space, bytes32 firstLineHash);
+
+    /// @notice The chain's time `now` is outside the session's window.
+    error SignatureOutsideWindow(uint256 now, uint256 validAfter, uint256 validUntil);
+
+    /// @notice Nested frame `frame` does not hash to the word of its parent the grant expands.
+    error NestedStructMismatch(uint256 frame);
+
+    /// @notice The hash the verifier asked about is not the EIP-712 hash of the contents (`contentsHash` is their
+    ///         struct hash; for a sign-in message, its EIP-191 hash), nor the account's wrapping of it.
+    error ContentsMismatch(bytes32 hash, bytes32 contentsHash);
+
+    /// @notice The sign-in message's second line is not the account's address.
+    error SignInAccountMismatch();
+
+    /// @notice The contents end before the word rule `ruleIndex` of signing permission `permissionIndex` reads.
+    error ContentsTooShort(uint256 permissionIndex, uint256 ruleIndex);
+
+    /// @notice The word rule `ruleIndex` reads is not a canonical encoding of its argType.
+    error SignedNonCanonical(uint256 permissionIndex, uint256 ruleIndex, uint8 argType, bytes32 actual);
+
+    /// @notice The contents break rule `ruleIndex` of signing permission `permissionIndex`; `actual` is the word.
+    error SignedRuleViolated(uint256 permissionIndex, uint256 ruleIndex, bytes32 actual);
+
+    /// @notice The session key's signature does not recover to the session key.
+    error InvalidSessionSignature();
+
+    /// @notice The co-signature is missing or does not recover to the session's co-signer.
+    error InvalidCoSignature();
 
     /*//////////////////////////////////////////////////////////////
                               ENTRY POINTS
@@ -287,4 +399,37 @@ interface ISessionKeyValidator is IERC7579Validator {
 
     /// @notice Whether the module is installed on `smartAccount`.
     function isInitialized(address smartAccount) external view returns (bool);
+
+    // The functions below have names whose selectors sort after validateUserOp's (0x97003203): the dispatcher
+    // compares selectors in ascending order, so each function before validateUserOp would cost every session
+    // operation about 22 gas.
+
+    /// @notice Rotate the co-signer of a co-signed session of the calling account, or remove it (`coSigner` 0).
+    function rotateCoSigner(bytes32 sessionId, address coSigner) external;
+
+    /// @notice Whether `sessionId` of `account` was granted with a co-signer, and its co-signer now (0: removed).
+    function coSignerOf(address account, bytes32 sessionId) external view returns (bool coSigned, address coSigner);
+
+    /// @notice The EIP-712 digest a co-signer signs for `digest` (a userOpHash, or the ERC-7739 hash of a message
+    ///         the session key signed) of session `sessionId`.
+    function digestToCoSign(bytes32 sessionId, bytes32 digest) external view returns (bytes32);
+
+    /// @notice A signing permission of `account` as stored under `signingKey` (see SigningKeys): its header (see
+    ///         SigningHeader; not live: none), and for typed data its TypedDataSign typehash, packed nested list and
+    ///         rule words. Read by the module's signature verifier.
+    function signingPermission(address account, bytes32 signingKey)
+        external
+        view
+        returns (uint256 header, bytes32 typedDataSignTypeHash, uint256 nested, uint256[] memory ruleWords);
+
+    /// @notice Session `sessionId` of `account` as its signatures are checked: its key (0: none or revoked), its
+    ///         co-signed space, whether it was granted with a co-signer and its co-signer now (0: removed).
+    function sessionSignerOf(address account, bytes32 sessionId)
+        external
+        view
+        returns (address key, address space, bool coSigned, address coSigner);
+
+    /// @notice Check a session's ERC-1271 signature as `isValidSignatureWithSender` does when `account` asks for
+    ///         `sender`; returns when it is valid and reverts with the reason (a signature refusal error) otherwise.
+    function requireValidSignature(address account, address sender, bytes32 hash, bytes calldata signature) external view;
 }

@@ -18,20 +18,25 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import BadInputError
-from .hexutil import Address, HexData, HexRepr, to_bytes
+from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_bytes
 from .hexutil import address_word as _address_word
 from .hexutil import word as _word
+from .typed_data import DOMAIN_FIELDS, domain_separator, typed_data_sign_type_hash
 
 __all__ = [
     "ECDSA_SIGNATURE_BYTES",
+    "MAX_CONTENTS_TYPE",
     "MAX_LIMITS",
     "MAX_METERS",
+    "MAX_NESTED",
     "MAX_PAYMASTERS",
     "MAX_PERMISSIONS",
     "MAX_RULE_WORDS",
+    "MAX_SIGNING_PERMISSIONS",
     "MIN_PERIOD",
     "MODE_AT",
     "MODE_ENABLE",
+    "MODE_SESSION",
     "MODE_USE_WITH_KEY",
     "SESSION_ABI_TYPE",
     "SIGNED",
@@ -43,18 +48,25 @@ __all__ = [
     "Permission",
     "Rule",
     "Session",
+    "SignInPermission",
+    "TypedDataPermission",
     "arg_type_of",
     "enable_signature_prefix",
     "enable_signature_with_prefix",
     "encode_at_signature",
     "encode_enable_signature",
+    "encode_session_signature",
     "encode_use_with_key_signature",
     "rule_words",
+    "sign_in_domain_error",
 ]
 
 MAX_PERMISSIONS = 16
 MAX_RULE_WORDS = 31
 MAX_PAYMASTERS = 7
+MAX_SIGNING_PERMISSIONS = 8
+MAX_NESTED = 8
+MAX_CONTENTS_TYPE = 2048
 SIGNED = 0x40
 """Shorthand for a signed comparison on an untyped rule: ``Rule(condition=op | SIGNED, ...)`` is the rule
 ``Rule(condition=op, arg_type=ArgType.INT256, ...)``. The signed grant carries the type, not this flag."""
@@ -63,7 +75,8 @@ MODE_ENABLE = 0x01
 MODE_USE_WITH_KEY = 0x02
 MODE_AT = 0x03
 """Signature prefix claiming the time an operation will land at (6 bytes): it picks the period of per-period
-limits. The rest of the signature is any other layout."""
+limits. The rest of the signature is any other layout (a co-signed session's SESSION layout included)."""
+MODE_SESSION = 0x04
 MAX_LIMITS = 8
 MAX_METERS = 8
 MIN_PERIOD = 60
@@ -81,9 +94,14 @@ DOMAIN_VERSION = "1"
 
 _RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
 _PERMISSION_TYPE = "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
+_TYPED_DATA_PERMISSION_TYPE = (
+    "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
+    "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)"
+)
 _SESSION_TYPE = (
     "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
-    "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits)"
+    "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits,address coSigner,"
+    "TypedDataPermission[] typedData,string[] signIn)"
 )
 _LIMIT_TYPE = "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)"
 _METER_TYPE = "Meter(uint8 permission,uint16 offset)"
@@ -91,18 +109,27 @@ RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
 PERMISSION_TYPEHASH = keccak((_PERMISSION_TYPE + _RULE_TYPE).encode())
 METER_TYPEHASH = keccak(_METER_TYPE.encode())
 LIMIT_TYPEHASH = keccak((_LIMIT_TYPE + _METER_TYPE).encode())
+TYPED_DATA_PERMISSION_TYPEHASH = keccak((_TYPED_DATA_PERMISSION_TYPE + _RULE_TYPE).encode())
 SESSION_TYPEHASH = keccak(
-    (_SESSION_TYPE + _LIMIT_TYPE + _METER_TYPE + _PERMISSION_TYPE + _RULE_TYPE).encode()
+    (
+        _SESSION_TYPE + _LIMIT_TYPE + _METER_TYPE + _PERMISSION_TYPE + _RULE_TYPE + _TYPED_DATA_PERMISSION_TYPE
+    ).encode()
 )
 _DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
 
+_RULE_ABI = "(uint8,uint16,uint8,uint256[])"
+TYPED_DATA_PERMISSION_ABI_TYPE = (
+    f"(uint8,string,string,uint256,address,bytes32,string,string,uint16[],{_RULE_ABI}[])"
+)
+"""The ABI type of ``ISessionKeyValidator.TypedDataPermission``."""
 SESSION_ABI_TYPE = (
-    "(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,(uint8,uint16,uint8,uint256[])[])[],"
-    "(uint8,uint256,uint32,(uint8,uint16)[])[])"
+    f"(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,{_RULE_ABI}[])[],"
+    f"(uint8,uint256,uint32,(uint8,uint16)[])[],address,{TYPED_DATA_PERMISSION_ABI_TYPE}[],string[])"
 )
 """The ABI type of ``ISessionKeyValidator.Session``."""
+_SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
 
 
 class Condition(IntEnum):
@@ -602,8 +629,215 @@ def rule_words(rule: Rule) -> int:
     return (1 if inline else 2) + len(rule.values) - 1
 
 
+def _definitions(contents_type: str) -> list[tuple[str, str]]:
+    """The ``(name, definition)`` pairs of an ERC-7739 contentsType (``A(...)B(...)``)."""
+    result = []
+    rest = contents_type
+    while rest:
+        end = rest.find(")")
+        start = rest.find("(")
+        if end < 0 or start <= 0 or start > end:
+            raise ValueError(f"contentsType {contents_type!r} is not a list of struct definitions Name(type name,...)")
+        result.append((rest[:start], rest[: end + 1]))
+        rest = rest[end + 1 :]
+    return result
+
+
+_FORBIDDEN_IN_NAME = frozenset("\x00 ,()")
+
+
+def sign_in_domain_error(domain: object) -> str | None:
+    """Why ``domain`` cannot be a sign-in permission (None when it can): 1 to 255 printable ASCII bytes, no spaces."""
+    if not isinstance(domain, str):
+        return f"a sign-in domain is a string, got {type(domain).__name__}"
+    raw = domain.encode("utf-8")
+    if not 1 <= len(raw) <= 255 or any(not 0x21 <= b <= 0x7E for b in raw):
+        return (
+            f"sign-in domain {domain!r} is not 1 to 255 printable ASCII characters without spaces (an RFC 3986 "
+            "authority such as app.example.com or localhost:3000)"
+        )
+    return None
+
+
+class TypedDataPermission(_Model):
+    """What a session may sign as the account: EIP-712 typed data of one primary type (``contents_name``, defined in
+    ``contents_type``, ERC-7739's list of every definition the contents use, sorted by name) in one domain, with
+    rules on the words of its flattened contents (``offset``: 32 x the word's index; frame 0 is the primary struct,
+    then the nested structs ``nested`` lists, breadth first). Build one with
+    :meth:`keyscope.policy.Policy.typed_data`, which lays the offsets out from the types.
+
+    The domain is its ERC-5267 ``domain_fields`` bitmap and the fields themselves; fields the bitmap leaves out
+    must be empty. ``primary`` and ``types`` are not signed: they keep the types the permission was built from, for
+    messages.
+    """
+
+    domain_fields: int = Field(ge=0, le=0x1F)
+    name: str = ""
+    version: str = ""
+    chain_id: int = Field(default=0, ge=0, le=UINT256_MAX)
+    verifying_contract: Address = ZERO_ADDRESS
+    salt: HexBytes32 = bytes(32)
+    contents_name: str
+    contents_type: str
+    nested: tuple[int, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    label: str | None = None
+    """What the permission allows, for messages (``PermitSingle on Permit2``); not signed."""
+
+    @model_validator(mode="after")
+    def _shape(self) -> TypedDataPermission:
+        fields = self.domain_fields
+        for name, value, bit, empty in (
+            ("name", self.name, 0x01, ""),
+            ("version", self.version, 0x02, ""),
+            ("chainId", self.chain_id, 0x04, 0),
+            ("verifyingContract", self.verifying_contract, 0x08, ZERO_ADDRESS),
+            ("salt", self.salt, 0x10, bytes(32)),
+        ):
+            if not fields & bit and value != empty:
+                raise ValueError(f"the domain's {name} is set but domain_fields 0x{fields:02x} leaves it out")
+        name = self.contents_name
+        if not name or name[0] in "abcdefghijklmnopqrstuvwxyz(" or _FORBIDDEN_IN_NAME & set(name):
+            raise ValueError(
+                f"contents name {name!r} is not valid for ERC-7739: not empty, not starting with a-z or '(', "
+                "without spaces, commas, parentheses or NUL"
+            )
+        if not self.contents_type.endswith(")") or len(self.contents_type.encode()) > MAX_CONTENTS_TYPE:
+            raise ValueError(f"contents type must end with ')' and take at most {MAX_CONTENTS_TYPE} bytes")
+        if name not in dict(_definitions(self.contents_type)):
+            raise ValueError(f"contents type {self.contents_type!r} has no definition of {name!r}")
+        if len(self.nested) > MAX_NESTED or any(not 0 <= n <= 0xFFFF for n in self.nested):
+            raise ValueError(f"nested lists at most {MAX_NESTED} word indices of 16 bits")
+        if any(b <= a for a, b in zip(self.nested, self.nested[1:], strict=False)):
+            raise ValueError(f"nested must be strictly increasing (breadth-first order), got {list(self.nested)}")
+        for index, rule in enumerate(self.rules):
+            if rule.offset % 32:
+                raise ValueError(f"rule {index}'s offset {rule.offset} is not a multiple of 32 (a word of the contents)")
+        words = sum(rule_words(rule) for rule in self.rules)
+        if words > MAX_RULE_WORDS:
+            raise ValueError(f"the rules need {words} storage words; the module allows {MAX_RULE_WORDS}")
+        return self
+
+    @property
+    def domain(self) -> dict[str, Any]:
+        """The application's EIP-712 domain (the fields it has)."""
+        values = {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+            "salt": "0x" + self.salt.hex(),
+        }
+        return {name: values[name] for name, _, bit in DOMAIN_FIELDS if self.domain_fields & bit}
+
+    @property
+    def domain_separator(self) -> bytes:
+        """The application domain's separator."""
+        return domain_separator(self.domain)
+
+    @property
+    def encode_type(self) -> str:
+        """EIP-712 ``encodeType`` of the primary type: its definition, then the others (sorted)."""
+        definitions = _definitions(self.contents_type)
+        primary = dict(definitions)[self.contents_name]
+        return primary + "".join(text for name, text in definitions if name != self.contents_name)
+
+    @property
+    def contents_type_hash(self) -> bytes:
+        """The primary type's typehash."""
+        return keccak(self.encode_type.encode())
+
+    @property
+    def typed_data_sign_type_hash(self) -> bytes:
+        """ERC-7739's TypedDataSign typehash for these contents."""
+        return typed_data_sign_type_hash(self.contents_name, self.contents_type)
+
+    @property
+    def describe(self) -> str:
+        """``PermitSingle in the domain Permit2 (0x0000…)``, for messages."""
+        if self.label:
+            return self.label
+        where = self.name or self.verifying_contract
+        return f"{self.contents_name} in the domain {where!s}"
+
+    def rule_words(self) -> int:
+        """Storage words the module uses for the rules."""
+        return sum(rule_words(rule) for rule in self.rules)
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 ``hashStruct(TypedDataPermission)``."""
+        return keccak(
+            TYPED_DATA_PERMISSION_TYPEHASH
+            + _word(self.domain_fields)
+            + keccak(self.name.encode())
+            + keccak(self.version.encode())
+            + _word(self.chain_id)
+            + _address_word(self.verifying_contract)
+            + self.salt
+            + keccak(self.contents_name.encode())
+            + keccak(self.contents_type.encode())
+            + keccak(b"".join(_word(n) for n in self.nested))
+            + keccak(b"".join(rule.struct_hash() for rule in self.rules))
+        )
+
+    def typed_data(self) -> dict[str, Any]:
+        """This permission as the EIP-712 message of the grant shows it."""
+        return {
+            "domainFields": self.domain_fields,
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+            "salt": self.salt,
+            "contentsName": self.contents_name,
+            "contentsType": self.contents_type,
+            "nested": list(self.nested),
+            "rules": [_rule_message(r) for r in self.rules],
+        }
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """``ISessionKeyValidator.TypedDataPermission`` as an ABI tuple."""
+        return (
+            self.domain_fields,
+            self.name,
+            self.version,
+            self.chain_id,
+            self.verifying_contract,
+            self.salt,
+            self.contents_name,
+            self.contents_type,
+            list(self.nested),
+            [rule.as_abi() for rule in self.rules],
+        )
+
+
+class SignInPermission(_Model):
+    """A website (EIP-4361 ``domain``) the session may sign sign-in messages for, in the account's name."""
+
+    domain: str
+
+    @field_validator("domain")
+    @classmethod
+    def _valid(cls, domain: str) -> str:
+        error = sign_in_domain_error(domain)
+        if error is not None:
+            raise ValueError(error)
+        return domain
+
+    @property
+    def first_line(self) -> str:
+        """The first line of the messages it allows: ``<domain> wants you to sign in with your Ethereum account:``."""
+        return self.domain + _SIGN_IN_SUFFIX
+
+
+def _rule_message(rule: Rule) -> dict[str, Any]:
+    return {"condition": rule.condition, "offset": rule.offset, "argType": rule.arg_type, "values": list(rule.values)}
+
+
 class Session(_Model):
-    """What the owner grants: a session key, a window (``valid_until`` 0 = no expiry) and permissions."""
+    """What the owner grants: a session key, a window (``valid_until`` 0 = no expiry) and permissions: calls
+    (``permissions``), typed data to sign (``typed_data``) and websites to sign in to (``sign_in``), at least one of
+    them (``typed_data_permissions`` is the grant's ``typedData``). With a ``co_signer``, every operation and signature of the session needs that key's signature too."""
 
     session_key: Address
     valid_after: int = Field(default=0, ge=0, lt=2**48)
@@ -616,10 +850,16 @@ class Session(_Model):
     """Paymasters operations may name without the ``max_gas_cost`` cap: sponsors the owner trusts not to charge
     the account (at most 7)."""
     salt: int = Field(default=0, ge=0, le=UINT256_MAX)
-    permissions: tuple[Permission, ...]
+    permissions: tuple[Permission, ...] = ()
     limits: tuple[Limit, ...] = ()
     """Budgets over the session's life or per period, counted by the module (see :class:`Limit`). Limits attached
     to permissions while the session is built end up here, after the session's own."""
+    co_signer: Address | None = None
+    """A key whose signature every operation and message of the session needs too (None: none)."""
+    typed_data_permissions: tuple[TypedDataPermission, ...] = ()
+    """Typed data the session may sign as the account (ERC-1271): the grant's ``typedData``."""
+    sign_in: tuple[str, ...] = ()
+    """Websites (EIP-4361 domains) the session may sign sign-in messages for."""
 
     @model_validator(mode="before")
     @classmethod
@@ -642,10 +882,36 @@ class Session(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Session:
-        if not 1 <= len(self.permissions) <= MAX_PERMISSIONS:
+        signing = len(self.typed_data_permissions) + len(self.sign_in)
+        if len(self.permissions) > MAX_PERMISSIONS or not self.permissions and not signing:
             raise ValueError(
-                f"a session needs 1 to {MAX_PERMISSIONS} permissions, got {len(self.permissions)}"
+                f"a session needs 0 to {MAX_PERMISSIONS} call permissions and at least one permission of any kind "
+                f"(calls, typed data, sign-in), got {len(self.permissions)} call permissions"
             )
+        if signing > MAX_SIGNING_PERMISSIONS:
+            raise ValueError(
+                f"a session has at most {MAX_SIGNING_PERMISSIONS} signing permissions (typed data and sign-in), "
+                f"got {signing}"
+            )
+        if self.co_signer is not None and self.co_signer in (self.session_key, ZERO_ADDRESS):
+            raise ValueError(
+                "the co-signer must be another key than the session key (one leaked key would make both signatures)"
+            )
+        for index, domain in enumerate(self.sign_in):
+            error = sign_in_domain_error(domain)
+            if error is not None:
+                raise ValueError(f"sign-in permission {index}: {error}")
+        if len(set(self.sign_in)) != len(self.sign_in):
+            raise ValueError("a sign-in domain is listed twice")
+        signed_kinds: set[tuple[bytes, bytes]] = set()
+        for index, permission in enumerate(self.typed_data_permissions):
+            kind = (permission.domain_separator, permission.contents_type_hash)
+            if kind in signed_kinds:
+                raise ValueError(
+                    f"typed-data permission {index} repeats {permission.describe}: merge the two (ONE_OF / IN_RANGE "
+                    "rules express alternatives)"
+                )
+            signed_kinds.add(kind)
         if 0 < self.max_gas_cost < GWEI:
             raise ValueError(
                 f"max_gas_cost {self.max_gas_cost} wei is below 1 gwei, the module's unit: give 0 (no cap) or more"
@@ -733,6 +999,9 @@ class Session(_Model):
             + _word(self.salt)
             + keccak(b"".join(p.struct_hash() for p in self.permissions))
             + keccak(b"".join(limit.struct_hash() for limit in self.limits))
+            + _address_word(self.co_signer or ZERO_ADDRESS)
+            + keccak(b"".join(p.struct_hash() for p in self.typed_data_permissions))
+            + keccak(b"".join(keccak(domain.encode()) for domain in self.sign_in))
         )
 
     def session_id(self, account: str, epoch: int) -> bytes:
@@ -777,6 +1046,9 @@ class Session(_Model):
                     {"name": "salt", "type": "uint256"},
                     {"name": "permissions", "type": "Permission[]"},
                     {"name": "limits", "type": "Limit[]"},
+                    {"name": "coSigner", "type": "address"},
+                    {"name": "typedData", "type": "TypedDataPermission[]"},
+                    {"name": "signIn", "type": "string[]"},
                 ],
                 "Limit": [
                     {"name": "kind", "type": "uint8"},
@@ -800,6 +1072,18 @@ class Session(_Model):
                     {"name": "argType", "type": "uint8"},
                     {"name": "values", "type": "uint256[]"},
                 ],
+                "TypedDataPermission": [
+                    {"name": "domainFields", "type": "uint8"},
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                    {"name": "salt", "type": "bytes32"},
+                    {"name": "contentsName", "type": "string"},
+                    {"name": "contentsType", "type": "string"},
+                    {"name": "nested", "type": "uint16[]"},
+                    {"name": "rules", "type": "Rule[]"},
+                ],
             },
             "primaryType": "Session",
             "domain": {
@@ -822,15 +1106,7 @@ class Session(_Model):
                         "target": p.target,
                         "selector": p.selector,
                         "valueLimit": p.value_limit,
-                        "rules": [
-                            {
-                                "condition": r.condition,
-                                "offset": r.offset,
-                                "argType": r.arg_type,
-                                "values": list(r.values),
-                            }
-                            for r in p.rules
-                        ],
+                        "rules": [_rule_message(r) for r in p.rules],
                     }
                     for p in self.permissions
                 ],
@@ -843,6 +1119,9 @@ class Session(_Model):
                     }
                     for limit in self.limits
                 ],
+                "coSigner": self.co_signer or ZERO_ADDRESS,
+                "typedData": [p.typed_data() for p in self.typed_data_permissions],
+                "signIn": list(self.sign_in),
             },
         }
 
@@ -859,6 +1138,9 @@ class Session(_Model):
             self.salt,
             [p.as_abi() for p in self.permissions],
             [limit.as_abi() for limit in self.limits],
+            self.co_signer or ZERO_ADDRESS,
+            [p.as_abi() for p in self.typed_data_permissions],
+            list(self.sign_in),
         )
 
 
@@ -902,7 +1184,7 @@ def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> 
 
 
 def encode_at_signature(moment: int, signature: bytes) -> bytes:
-    """MODE_AT layout: ``0x03 || claimed time (6 bytes) || any other layout``."""
+    """MODE_AT layout: ``0x03 || claimed time (6 bytes) || any other layout`` (SESSION's included)."""
     if not 0 <= moment < 2**48:
         raise ValueError(f"claimed time {moment} does not fit in 48 bits")
     return bytes((MODE_AT,)) + moment.to_bytes(6, "big") + signature
@@ -944,3 +1226,9 @@ def enable_signature_with_prefix(prefix: bytes, session_signature: bytes) -> byt
 def encode_use_with_key_signature(session_key: str, signature: bytes) -> bytes:
     """USE_WITH_KEY layout: ``0x02 || session key (20 bytes) || ECDSA signature (65 bytes)``."""
     return bytes((MODE_USE_WITH_KEY,)) + to_bytes(session_key, length=20) + signature
+
+
+def encode_session_signature(session_id: bytes, signature: bytes, co_signature: bytes = b"") -> bytes:
+    """SESSION layout (co-signed sessions): ``0x04 || session id (32) || the key's ECDSA signature (65) || the
+    co-signer's (65; empty once the owner removed the co-signer)``."""
+    return bytes((MODE_SESSION,)) + to_bytes(session_id, length=32) + signature + co_signature

@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
+import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {ArgType, RuleEncoding, RuleWord} from "./Rules.sol";
+
+/// @title SigningHeader
+/// @notice Decodes and encodes the header word of a signing permission: one per (space, domain, type) or (space,
+///         sign-in website), and account.
+/// @dev Bit ranges, least significant first:
+///
+///     [  0,  48)  validAfter        [ 48,  96)  validUntil (0: none)     [ 96, 104)  permission index
+///     [104, 112)  rule count        [112, 120)  rule words               [120, 248)  zero
+///     [248, 249)  live flag
+library SigningHeader {
+    uint256 internal constant LIVE = 1 << 248;
+
+    function encode(uint256 window_, uint256 index_, uint256 ruleCount_, uint256 ruleWords_)
+        internal
+        pure
+        returns (uint256)
+    {
+        return window_ | (index_ << 96) | (ruleCount_ << 104) | (ruleWords_ << 112) | LIVE;
+    }
+
+    function isLive(uint256 header) internal pure returns (bool) {
+        return header & LIVE != 0;
+    }
+
+    function validAfter(uint256 header) internal pure returns (uint256) {
+        return uint48(header);
+    }
+
+    function validUntil(uint256 header) internal pure returns (uint256) {
+        return uint48(header >> 48);
+    }
+
+    function index(uint256 header) internal pure returns (uint256) {
+        return uint8(header >> 96);
+    }
+
+    function ruleCount(uint256 header) internal pure returns (uint256) {
+        return uint8(header >> 104);
+    }
+
+    function ruleWords(uint256 header) internal pure returns (uint256) {
+        return uint8(header >> 112);
+    }
+}
+
+/// @title SigningKeys
+/// @notice Where signing permissions are found: their keys in the module's storage.
+/// @dev keccak256(0x01 | space | appDomainSeparator | contentsTypeHash) for typed data (85 bytes),
+///      keccak256(0x02 | space | keccak256(first line)) for sign-in (53 bytes); `space` is the session key, or a
+///      co-signed session's space.
+library SigningKeys {
+    /// @dev What follows the website in the first line of an EIP-4361 message.
+    bytes internal constant SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n";
+
+    function typedData(address space, bytes32 appSeparator, bytes32 contentsTypeHash) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(bytes1(0x01), space, appSeparator, contentsTypeHash));
+    }
+
+    function signIn(address space, bytes32 lineHash) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(bytes1(0x02), space, lineHash));
+    }
+}
+
+/// @title SessionSignatureVerifier
+/// @notice Judges sessions' ERC-1271 signatures for one SessionKeyValidator (the module that creates it), and reads
+///         the typed-data permissions it grants: typed data of the granted domains and types, with rules on their
+///         fields, and EIP-4361 sign-in messages for the granted websites, each wrapped in ERC-7739's nested typed
+///         data so that a session's signature holds for one account, on one chain, through one module.
+/// @dev Stateless: the permissions, sessions and co-signers are the module's, read through its views. It is a
+///      contract of its own so that the module stays within EIP-170's code size; the module creates it in its
+///      constructor, so deploying the module deploys it.
+///
+/// The module must judge the values behind the hash a verifier asks about, and those only reach it through the
+/// signature: the signature carries the contents' EIP-712 words (and the words of the nested structs the grant
+/// expands), the verifier rebuilds the hash from them, and the rules read those very words.
+///
+/// ERC-1271 signature layouts (what the account hands the module after its own routing prefix):
+///
+///     TYPED DATA  0x01 | who | key (20) or sessionId (32) | signatures | appDomainSeparator (32)
+///                 | contentsTypeHash (32) | n (1) | frame sizes (n x 1 byte) | nested typehashes ((n-1) x 32)
+///                 | words (32 x the sum of the sizes: frame 0, the primary struct, then frames 1..n-1)
+///     SIGN-IN     0x02 | who | key (20) or sessionId (32) | signatures | first line's length (2) | message
+///
+///     who 0x00: a session without co-signer, its key follows, signatures = the key's ECDSA of H (65 bytes)
+///     who 0x01: a co-signed session whose co-signer was removed, its id follows, signatures = the key's (65)
+///     who 0x02: a co-signed session, its id follows, signatures = the key's (65) | the co-signer's (65)
+///
+/// H, what the session key signs (ERC-7739), with the account's domain as the module describes it (name
+/// "keyscope Session", version "1", chainId, verifyingContract = the account, salt = the module's address):
+///
+///     typed data  keccak256(0x1901 | appDomainSeparator | hashStruct(TypedDataSign{contents, name, version,
+///                 chainId, verifyingContract, salt}))
+///     sign-in     keccak256(0x1901 | accountDomainSeparator | keccak256(PERSONAL_SIGN_TYPEHASH | EIP-191 hash))
+///
+/// The co-signer of a co-signed session signs the module's CoSign(sessionId, H) digest.
+contract SessionSignatureVerifier {
+    /// @notice Most nested structs one typed-data permission expands.
+    uint256 public constant MAX_NESTED = 8;
+    /// @notice Longest contentsType, in bytes.
+    uint256 public constant MAX_CONTENTS_TYPE = 2048;
+
+    bytes1 internal constant SIGN_TYPED_DATA = 0x01;
+    bytes1 internal constant SIGN_IN = 0x02;
+    uint256 internal constant WHO_KEY = 0;
+    uint256 internal constant WHO_SESSION = 1;
+    uint256 internal constant WHO_CO_SIGNED = 2;
+
+    bytes32 internal constant ACCOUNT_DOMAIN_TYPEHASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)"
+    );
+    bytes32 internal constant ACCOUNT_DOMAIN_NAME_HASH = keccak256("keyscope Session");
+    bytes32 internal constant ACCOUNT_DOMAIN_VERSION_HASH = keccak256("1");
+    bytes32 internal constant PERSONAL_SIGN_TYPEHASH = keccak256("PersonalSign(bytes prefixed)");
+    bytes32 internal constant KERNEL_WRAPPER_TYPEHASH = keccak256("Kernel(bytes32 hash)");
+
+    /// @dev Who signed a session signature, from its header: the session key, where its permissions are, and for a
+    ///      co-signed session its id and co-signer.
+    struct Signer {
+        address key;
+        address space;
+        bytes32 id;
+        bool coSigned;
+        address coSigner;
+    }
+
+    /// @notice The module this verifier judges signatures for (its creator).
+    ISessionKeyValidator public immutable module;
+
+    constructor() {
+        module = ISessionKeyValidator(msg.sender);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                VERIFYING
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Why `signature` is not a valid session signature of `hash` for `account` when `sender` asks: the
+    ///         ABI-encoded refusal error (declared on ISessionKeyValidator), empty when it is valid.
+    function refusal(address account, address sender, bytes32 hash, bytes calldata signature)
+        external
+        view
+        returns (bytes memory)
+    {
+        if (sender == account || sender == address(module)) {
+            return abi.encodeWithSelector(ISessionKeyValidator.SignatureSenderForbidden.selector, sender);
+        }
+        (bool ok, Signer memory signer, uint256 at) = _signer(account, signature);
+        if (!ok) return _malformed();
+        uint256 sigs = signer.coSigned && signer.coSigner != address(0) ? 130 : 65;
+        bytes calldata signatures = signature[at:at + sigs];
+        if (signature[0] == SIGN_TYPED_DATA) {
+            return _typedDataRefusal(account, hash, signer, signatures, signature[at + sigs:]);
+        }
+        return _signInRefusal(account, hash, signer, signatures, signature[at + sigs:]);
+    }
+
+    /// @notice The separator of the EIP-712 domain the module describes `account` by in ERC-7739 wrappings: name
+    ///         "keyscope Session", version "1", this chain, the account, the module's address as the salt.
+    function accountDomainSeparator(address account) public view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                ACCOUNT_DOMAIN_TYPEHASH,
+                ACCOUNT_DOMAIN_NAME_HASH,
+                ACCOUNT_DOMAIN_VERSION_HASH,
+                block.chainid,
+                account,
+                bytes32(uint256(uint160(address(module))))
+            )
+        );
+    }
+
+    /// @dev Read the header of a session signature: kind, `who`, key or session id. Returns where the signatures
+    ///      start; ok = false when the layout is not one of the session signatures' or `who` does not match the
+    ///      session (a co-signature present where the session has none, or missing where it has one).
+    function _signer(address account, bytes calldata signature)
+        internal
+        view
+        returns (bool ok, Signer memory signer, uint256 at)
+    {
+        if (signature.length < 2 || (signature[0] != SIGN_TYPED_DATA && signature[0] != SIGN_IN)) {
+            return (false, signer, 0);
+        }
+        uint256 who = uint8(signature[1]);
+        if (who == WHO_KEY) {
+            if (signature.length < 22 + 65) return (false, signer, 0);
+            signer.key = address(bytes20(signature[2:22]));
+            signer.space = signer.key;
+            return (true, signer, 22);
+        }
+        if (who != WHO_SESSION && who != WHO_CO_SIGNED) return (false, signer, 0);
+        if (signature.length < 34 + (who == WHO_CO_SIGNED ? 130 : 65)) return (false, signer, 0);
+        signer.id = bytes32(signature[2:34]);
+        (signer.key, signer.space, signer.coSigned, signer.coSigner) = module.sessionSignerOf(account, signer.id);
+        if (!signer.coSigned || (who == WHO_CO_SIGNED) != (signer.coSigner != address(0))) return (false, signer, 0);
+        return (true, signer, 34);
+    }
+
+    /// @dev The refusal of a typed-data signature (see the layout above), empty when it is valid.
+    function _typedDataRefusal(
+        address account,
+        bytes32 hash,
+        Signer memory signer,
+        bytes calldata signatures,
+        bytes calldata body
+    ) internal view returns (bytes memory) {
+        if (body.length < 65) return _malformed();
+        bytes32 appSeparator = bytes32(body[:32]);
+        bytes32 contentsTypeHash = bytes32(body[32:64]);
+        (uint256 header, bytes32 typedDataSignTypeHash, uint256 nested, uint256[] memory rules) =
+            module.signingPermission(account, SigningKeys.typedData(signer.space, appSeparator, contentsTypeHash));
+        if (!SigningHeader.isLive(header)) {
+            return abi.encodeWithSelector(
+                ISessionKeyValidator.SigningNotGranted.selector, signer.space, appSeparator, contentsTypeHash
+            );
+        }
+        bytes memory refused = _windowRefusal(header);
+        if (refused.length != 0) return refused;
+
+        // the frames: the primary struct's words, then each nested struct the grant expands
+        bytes calldata words;
+        (refused, words) = _frames(nested, body);
+        if (refused.length != 0) return refused;
+        bytes32 contentsHash = _hashWords(contentsTypeHash, words[:uint256(uint8(body[65])) * 32]);
+        bytes32 appHash = keccak256(abi.encodePacked(hex"1901", appSeparator, contentsHash));
+        if (hash != appHash && !_wrappedByAccount(account, hash, appHash)) {
+            return abi.encodeWithSelector(ISessionKeyValidator.ContentsMismatch.selector, hash, contentsHash);
+        }
+        refused = _ruleRefusal(rules, header, words);
+        if (refused.length != 0) return refused;
+
+        bytes32 signed = keccak256(
+            abi.encodePacked(
+                hex"1901",
+                appSeparator,
+                keccak256(
+                    abi.encode(
+                        typedDataSignTypeHash,
+                        contentsHash,
+                        ACCOUNT_DOMAIN_NAME_HASH,
+                        ACCOUNT_DOMAIN_VERSION_HASH,
+                        block.chainid,
+                        account,
+                        bytes32(uint256(uint160(address(module))))
+                    )
+                )
+            )
+        );
+        return _signaturesRefusal(signer, signed, signatures);
+    }
+
+    /// @dev Check the frames of a typed-data body against the grant's nested list: their layout, and that each
+    ///      nested frame hashes (with the typehash the signature gives it) to the word of an earlier frame the grant
+    ///      expands. Returns the flattened words.
+    function _frames(uint256 nested, bytes calldata body)
+        internal
+        pure
+        returns (bytes memory refused, bytes calldata words)
+    {
+        uint256 n = uint8(body[64]);
+        words = body[:0];
+        if (n != (nested & 0xff) + 1 || body.length < 65 + n) return (_malformed(), words);
+        uint256 typeHashesAt = 65 + n;
+        uint256 wordsAt = typeHashesAt + 32 * (n - 1);
+        uint256 total = 0;
+        for (uint256 k = 0; k < n; ++k) {
+            total += uint8(body[65 + k]);
+        }
+        if (body.length != wordsAt + 32 * total) return (_malformed(), words);
+        words = body[wordsAt:];
+        uint256 start = uint8(body[65]);
+        for (uint256 k = 1; k < n; ++k) {
+            uint256 size = uint8(body[65 + k]);
+            uint256 parent = (nested >> (8 + 16 * (k - 1))) & 0xffff;
+            bytes32 typeHash = bytes32(body[typeHashesAt + 32 * (k - 1):typeHashesAt + 32 * k]);
+            if (
+                parent >= start
+                    || _hashWords(typeHash, words[32 * start:32 * (start + size)])
+                        != bytes32(words[32 * parent:32 * parent + 32])
+            ) {
+                return (abi.encodeWithSelector(ISessionKeyValidator.NestedStructMismatch.selector, k), words);
+            }
+            start += size;
+        }
+    }
+
+    /// @dev The refusal of a sign-in signature (see the layout above), empty when it is valid.
+    function _signInRefusal(
+        address account,
+        bytes32 hash,
+        Signer memory signer,
+        bytes calldata signatures,
+        bytes calldata body
+    ) internal view returns (bytes memory) {
+        if (body.length < 2) return _malformed();
+        uint256 lineLength = uint16(bytes2(body[:2]));
+        bytes calldata message = body[2:];
+        if (lineLength > message.length) return _malformed();
+        bytes32 lineHash = keccak256(message[:lineLength]);
+        (uint256 header,,,) = module.signingPermission(account, SigningKeys.signIn(signer.space, lineHash));
+        if (!SigningHeader.isLive(header)) {
+            return abi.encodeWithSelector(ISessionKeyValidator.SignInNotGranted.selector, signer.space, lineHash);
+        }
+        bytes memory refused = _windowRefusal(header);
+        if (refused.length != 0) return refused;
+        bytes32 messageHash = keccak256(
+            abi.encodePacked("\x19Ethereum Signed Message:\n", Strings.toString(message.length), message)
+        );
+        if (hash != messageHash && !_wrappedByAccount(account, hash, messageHash)) {
+            return abi.encodeWithSelector(ISessionKeyValidator.ContentsMismatch.selector, hash, messageHash);
+        }
+        if (!_isAddressLine(message[lineLength:], account)) {
+            return abi.encodeWithSelector(ISessionKeyValidator.SignInAccountMismatch.selector);
+        }
+        bytes32 signed = keccak256(
+            abi.encodePacked(
+                hex"1901", accountDomainSeparator(account), keccak256(abi.encode(PERSONAL_SIGN_TYPEHASH, messageHash))
+            )
+        );
+        return _signaturesRefusal(signer, signed, signatures);
+    }
+
+    /// @dev Whether `line` starts with `account`'s address as "0x" and 40 hex digits (any case), then a line break.
+    function _isAddressLine(bytes calldata line, address account) internal pure returns (bool) {
+        if (line.length < 43 || line[0] != "0" || line[1] != "x" || line[42] != "\n") return false;
+        uint256 value = uint160(account);
+        for (uint256 i = 0; i < 40; ++i) {
+            uint256 c = uint8(line[2 + i]);
+            if (c >= 0x41 && c <= 0x46) c += 0x20; // A-F as a-f
+            uint256 digit = (value >> (4 * (39 - i))) & 0xf;
+            if (c != (digit < 10 ? 0x30 + digit : 0x57 + digit)) return false;
+        }
+        return true;
+    }
+
+    /// @dev The refusal when the chain's time is outside the window in a signing permission's header.
+    function _windowRefusal(uint256 header) internal view returns (bytes memory) {
+        uint256 after_ = SigningHeader.validAfter(header);
+        uint256 until = SigningHeader.validUntil(header);
+        if (block.timestamp < after_ || (until != 0 && block.timestamp > until)) {
+            return abi.encodeWithSelector(
+                ISessionKeyValidator.SignatureOutsideWindow.selector, block.timestamp, after_, until
+            );
+        }
+        return "";
+    }
+
+    /// @dev The refusal when the session key's signature (and, co-signed, the co-signature) of `signed` is wrong.
+    function _signaturesRefusal(Signer memory signer, bytes32 signed, bytes calldata signatures)
+        internal
+        view
+        returns (bytes memory)
+    {
+        if (signer.key == address(0) || _recover(signed, signatures[:65]) != signer.key) {
+            return abi.encodeWithSelector(ISessionKeyValidator.InvalidSessionSignature.selector);
+        }
+        if (
+            signer.coSigned && signer.coSigner != address(0)
+                && _recover(module.digestToCoSign(signer.id, signed), signatures[65:]) != signer.coSigner
+        ) return abi.encodeWithSelector(ISessionKeyValidator.InvalidCoSignature.selector);
+        return "";
+    }
+
+    /// @dev The signer of `hash` (65-byte ECDSA, low s), address(0) when it does not recover.
+    function _recover(bytes32 hash, bytes calldata signature) internal pure returns (address) {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, signature);
+        return err == ECDSA.RecoverError.NoError ? recovered : address(0);
+    }
+
+    /// @dev Whether `hash` is what an account that wraps hashes for its validators as Kernel does passes on for
+    ///      `inner`: the EIP-712 hash of `Kernel(bytes32 hash)` in the account's own domain (ERC-5267
+    ///      `eip712Domain()`, which must name the account and this chain). False for accounts without that domain.
+    function _wrappedByAccount(address account, bytes32 hash, bytes32 inner) internal view returns (bool) {
+        (bool success, bytes memory answer) = account.staticcall(abi.encodeWithSignature("eip712Domain()"));
+        if (!success || answer.length < 224) return false;
+        (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        ) = abi.decode(answer, (bytes1, string, string, uint256, address, bytes32, uint256[]));
+        if (
+            uint8(fields) > 0x1f || uint8(fields) & 0x0c != 0x0c || chainId != block.chainid
+                || verifyingContract != account || extensions.length != 0
+        ) return false;
+        bytes32 separator = _domainSeparator(
+            uint8(fields), keccak256(bytes(name)), keccak256(bytes(version)), chainId, verifyingContract, salt
+        );
+        return hash
+            == keccak256(abi.encodePacked(hex"1901", separator, keccak256(abi.encode(KERNEL_WRAPPER_TYPEHASH, inner))));
+    }
+
+    /// @dev The rules of a typed-data permission (their storage words, {RuleWord}) on the flattened contents `words`,
+    ///      judged as call rules are: the word's argType must be canonical, then the condition must hold.
+    function _ruleRefusal(uint256[] memory rules, uint256 header, bytes calldata words)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        uint256 count = SigningHeader.ruleCount(header);
+        uint256 permissionIndex = SigningHeader.index(header);
+        uint256 at = 0;
+        for (uint256 r = 0; r < count; ++r) {
+            uint256 word = rules[at++];
+            uint256 offset = RuleWord.offset(word);
+            if (words.length < offset + 32) {
+                return abi.encodeWithSelector(ISessionKeyValidator.ContentsTooShort.selector, permissionIndex, r);
+            }
+            uint256 actual = uint256(bytes32(words[offset:offset + 32]));
+            uint256 argType = RuleWord.checkedType(word);
+            if (argType != 0 && !ArgType.isCanonical(argType, actual)) {
+                return abi.encodeWithSelector(
+                    ISessionKeyValidator.SignedNonCanonical.selector, permissionIndex, r, uint8(argType), bytes32(actual)
+                );
+            }
+            bool ok;
+            (ok, at) = _holds(rules, word, actual, at);
+            if (!ok) {
+                return abi.encodeWithSelector(
+                    ISessionKeyValidator.SignedRuleViolated.selector, permissionIndex, r, bytes32(actual)
+                );
+            }
+        }
+        return "";
+    }
+
+    /// @dev Whether `actual` meets the rule whose first word is `word` (its further words in `rules` from `at` on);
+    ///      returns the index after the rule's words.
+    function _holds(uint256[] memory rules, uint256 word, uint256 actual, uint256 at)
+        internal
+        pure
+        returns (bool ok, uint256 next)
+    {
+        uint256 flags = RuleWord.flags(word);
+        uint256 first = flags & RuleWord.WIDE != 0 ? rules[at++] : RuleWord.inlineValue(word);
+        uint256 op = flags & 0x0f;
+        if (op == RuleEncoding.EQUAL) return (actual == first, at);
+        if (op == RuleEncoding.NOT_EQUAL) return (actual != first, at);
+        if (op == RuleEncoding.ONE_OF) {
+            uint256 end = at + RuleWord.valueCount(word) - 1; // the words of values 2..n
+            ok = actual == first;
+            while (!ok && at < end) {
+                ok = actual == rules[at++];
+            }
+            return (ok, end);
+        }
+        // Ordering. Signed words compare as unsigned once their sign bits are flipped.
+        uint256 flip = flags & RuleWord.SIGNED != 0 ? 1 << 255 : 0;
+        uint256 a = actual ^ flip;
+        uint256 b = first ^ flip;
+        if (op == RuleEncoding.IN_RANGE) return (a >= b && a <= (rules[at++] ^ flip), at);
+        if (op == 1) return (a <= b, at); // LESS_THAN_OR_EQUAL
+        if (op == 2) return (a < b, at); // LESS_THAN
+        if (op == 3) return (a >= b, at); // GREATER_THAN_OR_EQUAL
+        return (a > b, at); // GREATER_THAN; other conditions are refused when the rule is stored
+    }
+
+    /// @dev keccak256(prefix | data), `data` read from calldata.
+    function _hashWords(bytes32 prefix, bytes calldata data) internal pure returns (bytes32 result) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, prefix)
+            calldatacopy(add(ptr, 0x20), data.offset, data.length)
+            result := keccak256(ptr, add(0x20, data.length))
+        }
+    }
+
+    function _malformed() internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(ISessionKeyValidator.MalformedSignature.selector);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                GRANTING
+    //////////////////////////////////////////////////////////////*/
+
+    /// @notice Read typed-data permission `index` of a session `account` is granted: the application's domain
+    ///         separator, the primary type's typehash, ERC-7739's TypedDataSign typehash and the packed nested list
+    ///         (count in the low byte, then 16 bits per entry). Reverts `InvalidTypedDataPermission` when it is
+    ///         malformed, `ForbiddenSigningDomain` when its domain is the account's or the module's.
+    function typedDataGrant(address account, uint256 index, ISessionKeyValidator.TypedDataPermission calldata permission)
+        external
+        view
+        returns (bytes32 appSeparator, bytes32 contentsTypeHash, bytes32 typedDataSignTypeHash, uint256 nested)
+    {
+        uint256 fields = permission.domainFields;
+        if (
+            fields > 0x1f || (fields & 0x01 == 0 && bytes(permission.name).length != 0)
+                || (fields & 0x02 == 0 && bytes(permission.version).length != 0)
+                || (fields & 0x04 == 0 && permission.chainId != 0)
+                || (fields & 0x08 == 0 && permission.verifyingContract != address(0))
+                || (fields & 0x10 == 0 && permission.salt != 0)
+        ) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        address verifying = permission.verifyingContract;
+        if (fields & 0x08 != 0 && (verifying == account || verifying == address(module))) {
+            revert ISessionKeyValidator.ForbiddenSigningDomain(index, verifying);
+        }
+        appSeparator = _domainSeparator(
+            fields,
+            keccak256(bytes(permission.name)),
+            keccak256(bytes(permission.version)),
+            permission.chainId,
+            verifying,
+            permission.salt
+        );
+        bool ok;
+        (contentsTypeHash, typedDataSignTypeHash, ok) =
+            _contentsTypeHashes(bytes(permission.contentsName), bytes(permission.contentsType));
+        if (!ok) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        uint16[] calldata list = permission.nested;
+        if (list.length > MAX_NESTED) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        nested = list.length;
+        for (uint256 k = 0; k < list.length; ++k) {
+            if (k != 0 && list[k] <= list[k - 1]) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+            nested |= uint256(list[k]) << (8 + 16 * k);
+        }
+    }
+
+    /// @dev The separator of the EIP-712 domain with the ERC-5267 `fields` and these values.
+    function _domainSeparator(
+        uint256 fields,
+        bytes32 nameHash,
+        bytes32 versionHash,
+        uint256 chainId,
+        address verifyingContract,
+        bytes32 salt
+    ) internal pure returns (bytes32) {
+        bytes memory typeString = "EIP712Domain(";
+        bytes memory values;
+        if (fields & 0x01 != 0) {
+            typeString = abi.encodePacked(typeString, "string name,");
+            values = abi.encodePacked(values, nameHash);
+        }
+        if (fields & 0x02 != 0) {
+            typeString = abi.encodePacked(typeString, "string version,");
+            values = abi.encodePacked(values, versionHash);
+        }
+        if (fields & 0x04 != 0) {
+            typeString = abi.encodePacked(typeString, "uint256 chainId,");
+            values = abi.encodePacked(values, chainId);
+        }
+        if (fields & 0x08 != 0) {
+            typeString = abi.encodePacked(typeString, "address verifyingContract,");
+            values = abi.encodePacked(values, uint256(uint160(verifyingContract)));
+        }
+        if (fields & 0x10 != 0) {
+            typeString = abi.encodePacked(typeString, "bytes32 salt,");
+            values = abi.encodePacked(values, salt);
+        }
+        if (fields == 0) typeString = abi.encodePacked(typeString, ")");
+        else typeString[typeString.length - 1] = ")";
+        return keccak256(abi.encodePacked(keccak256(typeString), values));
+    }
+
+    /// @dev From ERC-7739's contentsName and contentsType (every definition the contents use, sorted by name): the
+    ///      primary type's typehash (its definition first, then the others, as EIP-712's encodeType puts them) and
+    ///      the TypedDataSign typehash. ok = false for an invalid name (empty, starting with a-z or '(', holding
+    ///      ", ()" or NUL), a contentsType not ending with ')', too long, or without a definition of the name.
+    function _contentsTypeHashes(bytes memory name, bytes memory types)
+        internal
+        pure
+        returns (bytes32 contentsTypeHash, bytes32 typedDataSignTypeHash, bool ok)
+    {
+        uint256 size = types.length;
+        if (name.length == 0 || size == 0 || size > MAX_CONTENTS_TYPE || types[size - 1] != ")") {
+            return (0, 0, false);
+        }
+        if ((name[0] >= "a" && name[0] <= "z") || name[0] == "(") return (0, 0, false);
+        for (uint256 i = 0; i < name.length; ++i) {
+            bytes1 c = name[i];
+            if (c == 0x00 || c == " " || c == "," || c == "(" || c == ")") return (0, 0, false);
+        }
+        // the definition of `name`: at the start or right after a ')', followed by '('
+        uint256 start = size;
+        for (uint256 p = 0; p + name.length < size;) {
+            if (types[p + name.length] == "(" && _startsWith(types, p, name)) {
+                start = p;
+                break;
+            }
+            while (p < size && types[p] != ")") ++p;
+            ++p;
+        }
+        if (start == size) return (0, 0, false);
+        uint256 end = start;
+        while (types[end] != ")") ++end;
+        ++end;
+        bytes memory encoded = new bytes(size);
+        assembly ("memory-safe") {
+            let to := add(encoded, 0x20)
+            let from := add(types, 0x20)
+            mcopy(to, add(from, start), sub(end, start))
+            mcopy(add(to, sub(end, start)), from, start)
+            mcopy(add(to, end), add(from, end), sub(size, end))
+        }
+        contentsTypeHash = keccak256(encoded);
+        typedDataSignTypeHash = keccak256(
+            abi.encodePacked(
+                "TypedDataSign(",
+                name,
+                " contents,string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)",
+                types
+            )
+        );
+        ok = true;
+    }
+
+    function _startsWith(bytes memory data, uint256 at, bytes memory prefix) private pure returns (bool) {
+        for (uint256 i = 0; i < prefix.length; ++i) {
+            if (data[at + i] != prefix[i]) return false;
+        }
+        return true;
+    }
+}
