@@ -41,7 +41,7 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,8 +57,10 @@ from .session import (
     Meter,
     Permission,
     Rule,
+    TypedDataPermission,
     arg_type_of,
 )
+from .typed_data import _fields, contents_type, domain_fields, plan_frames
 
 __all__ = [
     "TRANSFER_SELECTOR",
@@ -912,6 +914,25 @@ class Policy:
         first = permissions[0].model_copy(update={"limits": (budget,)})
         return (first, *permissions[1:])
 
+    @staticmethod
+    def typed_data(
+        domain: Mapping[str, Any],
+        types: Mapping[str, Any],
+        primary_type: str,
+        rules: Iterable[RuleSpec] = (),
+        *,
+        label: str | None = None,
+    ) -> TypedDataPermission:
+        """Allow the session to sign, as the account (ERC-1271), EIP-712 typed data of ``primary_type`` (defined
+        in ``types``, the JSON form ``eth_signTypedData_v4`` takes) in ``domain`` (exactly these fields: name,
+        version, chainId, verifyingContract, salt), with ``rules`` on its fields: ``arg("spender") == router``,
+        ``arg("details", "amount") <= 100 * 10**6`` (member names from the primary struct down).
+
+        Rules on ``string`` and ``bytes`` fields compare the hash of their contents: only ``==``, ``!=`` and
+        ``one_of`` (equality of hashes is equality of contents). Arrays, their elements and whole structs take no
+        rules (their word is a hash the module cannot order). ``label`` names the permission in messages."""
+        return _typed_data_permission(domain, types, primary_type, rules, label)
+
 
 def _target_and_limit(target: Any, value_limit: int | str) -> tuple[str, int]:
     address = to_address(target, name="target")
@@ -968,3 +989,98 @@ def _permission(
             f"allows {MAX_RULE_WORDS} per permission: use fewer ONE_OF values or fewer rules"
         )
     return permission
+
+
+_HASHED = ("string", "bytes")
+
+
+def _typed_data_permission(
+    domain: Mapping[str, Any],
+    types: Mapping[str, Any],
+    primary_type: str,
+    rules: Iterable[RuleSpec],
+    label: str | None,
+) -> TypedDataPermission:
+    if not isinstance(domain, Mapping) or not isinstance(types, Mapping):
+        raise BadInputError("Policy.typed_data takes the domain and the types as objects (dicts)")
+    structs = _fields(types)
+    if primary_type not in structs:
+        raise BadInputError(
+            f"primary type {primary_type!r} is not defined in types ({', '.join(sorted(structs)) or 'none'})"
+        )
+    specs = [rules] if isinstance(rules, RuleSpec) else list(rules)
+    paths: list[tuple[str, ...]] = []
+    for spec in specs:
+        if not isinstance(spec, RuleSpec) or not all(isinstance(step, str) for step in spec.ref.path):
+            raise BadInputError(
+                f"typed-data rules are arg(...) comparisons on member names (arg('details', 'amount') <= 10), got "
+                f"{spec!r}"
+            )
+        paths.append(tuple(str(step) for step in spec.ref.path))
+    expand = {path[:depth] for path in paths for depth in range(1, len(path))}
+    frames = plan_frames(primary_type, structs, expand)
+    by_path = {frame.path: frame for frame in frames}
+    resolved = []
+    for spec, path in zip(specs, paths, strict=True):
+        frame = by_path[path[:-1]]
+        members = structs[frame.type]
+        names = [member.name for member in members]
+        if path[-1] not in names:
+            raise BadInputError(f"{frame.type} has no member {path[-1]!r} (its members: {', '.join(names)})")
+        index = names.index(path[-1])
+        kind = members[index].type
+        where = f"field `{'.'.join(path)}` ({kind}) of {primary_type}"
+        offset = 32 * (frame.start + index)
+        if kind in _HASHED:
+            if spec.op not in (Condition.EQUAL, Condition.NOT_EQUAL, Condition.ONE_OF):
+                raise BadInputError(
+                    f"{where}: the module sees only the hash of a {kind}, so only ==, != and one_of can bind it"
+                )
+            words = tuple(
+                int.from_bytes(keccak(v.encode() if isinstance(v, str) else to_bytes(v, name=where)), "big")
+                for v in spec.values
+            )
+            arg_type = 0
+        elif kind in structs or "[" in kind:
+            raise BadInputError(
+                f"{where}: its word is a hash of {'a struct' if kind in structs else 'an array'}, which a rule cannot "
+                "order or read into: put rules on the struct's members (arg(..., member)); arrays take no rules"
+            )
+        else:
+            try:
+                arg_type = arg_type_of(kind)
+            except ValueError:
+                raise BadInputError(f"{where}: {kind!r} is not an EIP-712 atomic type") from None
+            abi_kind = _elementary(kind)
+            words = tuple(_encode(value, abi_kind, where) for value in spec.values)
+            if spec.op == Condition.IN_RANGE:
+                low, high = (_as_signed(w) for w in words) if kind.startswith("int") else words
+                if low > high:
+                    raise BadInputError(
+                        f"{where}: in_range({spec.values[0]!r}, {spec.values[1]!r}) has low above high"
+                    )
+        if spec.op == Condition.ONE_OF:
+            words = tuple(dict.fromkeys(words))
+        resolved.append(
+            Rule(condition=int(spec.op), offset=offset, arg_type=arg_type, values=words, name=".".join(path))
+        )
+    fields = domain_fields(domain)
+    salt = domain.get("salt")
+    try:
+        return TypedDataPermission(
+            domain_fields=fields,
+            name=domain.get("name", ""),
+            version=domain.get("version", ""),
+            chain_id=to_int(domain.get("chainId", 0), name="domain chainId"),
+            verifying_contract=to_address(
+                domain.get("verifyingContract", ZERO_ADDRESS), name="verifyingContract"
+            ),
+            salt=to_bytes(salt, name="domain salt", length=32) if salt is not None else bytes(32),
+            contents_name=primary_type,
+            contents_type=contents_type(primary_type, structs),
+            nested=tuple(frame.parent_word for frame in frames[1:] if frame.parent_word is not None),
+            rules=tuple(resolved),
+            label=label,
+        )
+    except ValueError as error:
+        raise BadInputError(f"typed-data permission for {primary_type}: {error}") from None

@@ -637,7 +637,9 @@ def _definitions(contents_type: str) -> list[tuple[str, str]]:
         end = rest.find(")")
         start = rest.find("(")
         if end < 0 or start <= 0 or start > end:
-            raise ValueError(f"contentsType {contents_type!r} is not a list of struct definitions Name(type name,...)")
+            raise ValueError(
+                f"contentsType {contents_type!r} is not a list of struct definitions Name(type name,...)"
+            )
         result.append((rest[:start], rest[: end + 1]))
         rest = rest[end + 1 :]
     return result
@@ -709,10 +711,14 @@ class TypedDataPermission(_Model):
         if len(self.nested) > MAX_NESTED or any(not 0 <= n <= 0xFFFF for n in self.nested):
             raise ValueError(f"nested lists at most {MAX_NESTED} word indices of 16 bits")
         if any(b <= a for a, b in zip(self.nested, self.nested[1:], strict=False)):
-            raise ValueError(f"nested must be strictly increasing (breadth-first order), got {list(self.nested)}")
+            raise ValueError(
+                f"nested must be strictly increasing (breadth-first order), got {list(self.nested)}"
+            )
         for index, rule in enumerate(self.rules):
             if rule.offset % 32:
-                raise ValueError(f"rule {index}'s offset {rule.offset} is not a multiple of 32 (a word of the contents)")
+                raise ValueError(
+                    f"rule {index}'s offset {rule.offset} is not a multiple of 32 (a word of the contents)"
+                )
         words = sum(rule_words(rule) for rule in self.rules)
         if words > MAX_RULE_WORDS:
             raise ValueError(f"the rules need {words} storage words; the module allows {MAX_RULE_WORDS}")
@@ -831,7 +837,12 @@ class SignInPermission(_Model):
 
 
 def _rule_message(rule: Rule) -> dict[str, Any]:
-    return {"condition": rule.condition, "offset": rule.offset, "argType": rule.arg_type, "values": list(rule.values)}
+    return {
+        "condition": rule.condition,
+        "offset": rule.offset,
+        "argType": rule.arg_type,
+        "values": list(rule.values),
+    }
 
 
 class Session(_Model):
@@ -883,7 +894,7 @@ class Session(_Model):
     @model_validator(mode="after")
     def _shape(self) -> Session:
         signing = len(self.typed_data_permissions) + len(self.sign_in)
-        if len(self.permissions) > MAX_PERMISSIONS or not self.permissions and not signing:
+        if len(self.permissions) > MAX_PERMISSIONS or (not self.permissions and not signing):
             raise ValueError(
                 f"a session needs 0 to {MAX_PERMISSIONS} call permissions and at least one permission of any kind "
                 f"(calls, typed data, sign-in), got {len(self.permissions)} call permissions"
@@ -904,11 +915,11 @@ class Session(_Model):
         if len(set(self.sign_in)) != len(self.sign_in):
             raise ValueError("a sign-in domain is listed twice")
         signed_kinds: set[tuple[bytes, bytes]] = set()
-        for index, permission in enumerate(self.typed_data_permissions):
-            kind = (permission.domain_separator, permission.contents_type_hash)
+        for index, signing in enumerate(self.typed_data_permissions):
+            kind = (signing.domain_separator, signing.contents_type_hash)
             if kind in signed_kinds:
                 raise ValueError(
-                    f"typed-data permission {index} repeats {permission.describe}: merge the two (ONE_OF / IN_RANGE "
+                    f"typed-data permission {index} repeats {signing.describe}: merge the two (ONE_OF / IN_RANGE "
                     "rules express alternatives)"
                 )
             signed_kinds.add(kind)

@@ -7,9 +7,11 @@ a call the module would refuse never reaches the bundler, and the error says whi
 
 from __future__ import annotations
 
+import datetime
 import re
+import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,12 +23,15 @@ from .calls import function_call
 from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
 from .clock import window_now
+from .co_signer import CoSigner, CoSignRequest
 from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
+from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
     BundlerRejectedError,
     ConfigurationError,
+    SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
@@ -36,6 +41,7 @@ from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
+from .message_signing import check_sign_in, check_typed_data, sign_in_message
 from .module import (
     IS_SESSION_ACTIVE,
     SessionStatus,
@@ -54,10 +60,12 @@ from .session import (
     enable_signature_with_prefix,
     encode_at_signature,
     encode_enable_signature,
+    encode_session_signature,
     encode_use_with_key_signature,
 )
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
+from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
 __all__ = ["SessionAccount"]
@@ -107,6 +115,12 @@ class SessionAccount:
     * ``verify_on_chain``: check before each send that the session is neither revoked nor invalidated on
       chain, and before an off-chain grant's first operation on a deployed account that the account accepts
       the owner's signature (:class:`~keyscope.errors.AccountSetupError` otherwise); on by default.
+    * ``co_signer``: for a session granted with a co-signer, the co-signer (:mod:`keyscope.co_signer`) asked to
+      co-sign every operation and message. Without one, a co-signed session signs alone, which the module
+      accepts only once the owner removed the co-signer (``rotateCoSigner(id, 0)``).
+
+    Sessions granted signing permissions also sign messages as the account (ERC-1271): :meth:`sign_typed_data`,
+    :meth:`sign_in`.
 
     The account's adapter (:attr:`kind`) is the network's, or found out: a deployed account's ``accountId()``,
     else the kind the grant was signed for.
@@ -135,6 +149,7 @@ class SessionAccount:
         clock: Callable[[], float] | None = None,
         verify_on_chain: bool = True,
         estimate_ttl: float = 30.0,
+        co_signer: CoSigner | None = None,
     ) -> None:
         key = as_signer(key, role="session")
         if to_address(key.address) != grant.session_key:
@@ -153,8 +168,11 @@ class SessionAccount:
                 f"the grant is for module {grant.module} and EntryPoint {grant.entry_point}, but the network uses "
                 f"{network.module} and {network.entry_point}"
             )
+        if co_signer is not None and grant.session.co_signer is None:
+            raise BadInputError("this session was granted without a co-signer: give no co_signer")
         self.grant = grant
         self.key = key
+        self.co_signer = co_signer
         self.network = network
         self.lane = lane
         self.verify_on_chain = verify_on_chain
@@ -319,16 +337,55 @@ class SessionAccount:
         )
         self._owner_signature_checked = True
 
-    def _signature(self, digest_signature: bytes, at: int | None = None) -> bytes:
+    @property
+    def co_signed(self) -> bool:
+        """Whether the session was granted with a co-signer (its operations go in the SESSION mode)."""
+        return self.grant.session.co_signer is not None
+
+    def _co_signature(
+        self, kind: str, digest: bytes, call_data: bytes = b"", message: object = None
+    ) -> bytes:
+        """The co-signer's signature of ``digest`` (none without a co-signer)."""
+        if self.co_signer is None:
+            return b""
+        grant = self.grant
+        request = CoSignRequest(
+            kind,  # type: ignore[arg-type]
+            grant.account,
+            grant.session_id,
+            digest,
+            grant.chain_id,
+            grant.module,
+            call_data=call_data,
+            message=message,
+        )
+        co_signature = self.co_signer(request)
+        if len(co_signature) != 65:
+            raise BadInputError(
+                f"the co-signer answered {len(co_signature)} bytes, not a 65-byte ECDSA signature"
+            )
+        return co_signature
+
+    def _signature(
+        self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None
+    ) -> bytes:
+        """The operation's signature: USE (SESSION for a co-signed session) once enabled, else ENABLE carrying
+        the key's signature and the co-signer's; behind the AT prefix when ``at`` claims a time."""
         signature = digest_signature
-        if not self._enabled:
+        if self._enabled:
+            if self.co_signed:
+                signature = encode_session_signature(
+                    self.grant.session_id, digest_signature, co_signature
+                )
+        else:
             if self.grant.owner_signature is None:
                 raise ConfigurationError(
                     "this off-chain grant has no owner signature and the session is not enabled on chain"
                 )
-            if len(digest_signature) != ECDSA_SIGNATURE_BYTES:
+            key_signatures = digest_signature + co_signature
+            if len(key_signatures) != ECDSA_SIGNATURE_BYTES:
                 signature = encode_enable_signature(
-                    self.grant.session, self.grant.owner_signature, digest_signature
+                    self.grant.session, self.grant.owner_signature, key_signatures
                 )
             else:
                 if (
@@ -337,7 +394,7 @@ class SessionAccount:
                     self._enable_prefix = enable_signature_prefix(
                         self.grant.session, self.grant.owner_signature
                     )
-                signature = enable_signature_with_prefix(self._enable_prefix, digest_signature)
+                signature = enable_signature_with_prefix(self._enable_prefix, key_signatures)
         return signature if at is None else encode_at_signature(at, signature)
 
     def _placeholder(self, at: int | None) -> tuple[bytes, int]:
@@ -346,11 +403,12 @@ class SessionAccount:
         claim one, and the length of the real signature. Each shape is encoded once per session account."""
         cached = self._placeholders.get(self._enabled)
         if cached is None:
-            if self._enabled:
+            co_placeholder = PLACEHOLDER_ECDSA if self.co_signer is not None else b""
+            if self._enabled and not self.co_signed:
                 placeholder = encode_use_with_key_signature(self.key.address, PLACEHOLDER_ECDSA)
                 cached = (placeholder, len(PLACEHOLDER_ECDSA))
-            else:
-                placeholder = self._signature(PLACEHOLDER_ECDSA)
+            else:  # ENABLE, and the SESSION mode, are sent as they are estimated
+                placeholder = self._signature(PLACEHOLDER_ECDSA, co_placeholder)
                 cached = (placeholder, len(placeholder))
             self._placeholders[self._enabled] = cached
         if at is None:
@@ -404,7 +462,14 @@ class SessionAccount:
         self._checker.check_gas_cost(op)
         if check and self._counters is not None and self.grant.session.has_gas_limit:
             self._checker.check_operation(op, now=now, counters=self._counters, at=at)  # the gas budget
-        return self._builder.sign(op, lambda digest: self._signature(self.key.sign_hash(digest), at))
+        return self._builder.sign(
+            op,
+            lambda digest: self._signature(
+                self.key.sign_hash(digest),
+                self._co_signature("operation", digest, call_data=call_data),
+                at,
+            ),
+        )
 
     def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
         cached = self._estimates.get(key)
@@ -537,3 +602,97 @@ class SessionAccount:
     def execute_batch(self, calls: Sequence[Call], *, check: bool = True) -> PendingUserOperation:
         """Make several calls in one operation (all or nothing)."""
         return self.send_calls(list(calls), batch=True, check=check)
+
+    # -- messages (ERC-1271) ----------------------------------------------------------------------------
+
+    def _require_enabled_for_signing(self) -> None:
+        if self.verify_on_chain and not self.is_enabled():
+            raise SessionError(
+                "the session is not enabled on chain yet, so verifiers would refuse its signatures: an off-chain "
+                "grant is stored by the session's first operation (send one first), or grant it on chain",
+                "0x" + self.grant.session_id.hex(),
+            )
+
+    def _message_header(self, signed: bytes, message: object) -> bytes:
+        """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
+        grant = self.grant
+        signature = self.key.sign_hash(signed)
+        co_signature = self._co_signature("message", signed, message=message) if self.co_signed else b""
+        signer = Signer(grant.session_key, grant.session_id, self.co_signed, bool(co_signature))
+        return signer.header(signature, co_signature or None)
+
+    def sign_typed_data(self, data: Mapping[str, Any]) -> bytes:
+        """Sign EIP-712 typed data (the JSON form ``eth_signTypedData_v4`` takes) as the account: the signature a
+        verifier passes to the account's ``isValidSignature(hash, signature)`` with ``hash`` the typed data's digest
+        (OpenZeppelin's SignatureChecker, Permit2, an EIP-2612 token).
+
+        The session's signing permissions are checked first, as the module checks them: typed data of a domain and
+        type it was not granted, or breaking a rule, raises :class:`~keyscope.message_signing.SignatureRefusedError`
+        saying which permission and rule, and nothing is signed."""
+        grant = self.grant
+        checked = check_typed_data(
+            grant.session, data, session_id="0x" + grant.session_id.hex(), now=self.now()
+        )
+        self._require_enabled_for_signing()
+        typed: TypedData = checked.data
+        permission = checked.permission
+        signed = typed_data_sign_hash(
+            permission.domain_separator,
+            permission.contents_name,
+            permission.contents_type,
+            typed.struct_hash,
+            account=grant.account,
+            chain_id=grant.chain_id,
+            module=grant.module,
+        )
+        body = encode_typed_data_signature(
+            self._message_header(signed, data), permission.domain_separator, typed.type_hash, checked.frames
+        )
+        return self.kind.validator_erc1271_signature(grant.module, body)
+
+    def sign_in(
+        self,
+        domain: str,
+        *,
+        uri: str,
+        statement: str | None = None,
+        nonce: str | None = None,
+        issued_at: str | None = None,
+        expiration_time: str | None = None,
+    ) -> tuple[str, bytes]:
+        """Sign in to the website ``domain`` as the account (EIP-4361, Sign-In with Ethereum): returns the message
+        and the signature the server checks through the account's ``isValidSignature`` (with the message's EIP-191
+        hash). ``nonce`` is the server's (a random one by default), ``issued_at`` now by default."""
+        message = sign_in_message(
+            domain,
+            self.grant.account,
+            uri=uri,
+            chain_id=self.grant.chain_id,
+            statement=statement,
+            nonce=nonce or secrets.token_hex(8),
+            issued_at=issued_at or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            expiration_time=expiration_time,
+        )
+        return message, self.sign_in_message(message)
+
+    def sign_in_message(self, message: str | bytes) -> bytes:
+        """Sign an EIP-4361 message a website gave (its first line must name a website the session may sign in to,
+        its second line the account), as the account."""
+        grant = self.grant
+        checked = check_sign_in(
+            grant.session,
+            message,
+            account=grant.account,
+            session_id="0x" + grant.session_id.hex(),
+            now=self.now(),
+        )
+        self._require_enabled_for_signing()
+        signed = personal_sign_hash(
+            checked.message, account=grant.account, chain_id=grant.chain_id, module=grant.module
+        )
+        body = encode_sign_in_signature(
+            self._message_header(signed, checked.message.decode(errors="replace")),
+            checked.message,
+            checked.first_line_length,
+        )
+        return self.kind.validator_erc1271_signature(grant.module, body)

@@ -16,7 +16,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..execution import Call
-from ..hexutil import to_address
+from ..hexutil import to_address, to_bytes
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -95,6 +95,12 @@ class AccountKind(ABC):
     def wrap_erc1271_signature(self, signature: bytes) -> bytes:
         """The owner's raw ECDSA signature shaped for the account's ``isValidSignature``."""
         return signature
+
+    def validator_erc1271_signature(self, validator: str, signature: bytes) -> bytes:
+        """A signature for the validator module ``validator`` (a session's, in the module's ERC-1271 layout) shaped
+        for the account's ``isValidSignature``: by default the validator's address (20 bytes) first, which is how
+        keyscope's account, Nexus, Safe7579 and the reference account pick the validator they ask."""
+        return to_bytes(validator, name="validator", length=20) + signature
 
     def owner_user_op_signature(self, signature: bytes) -> bytes:
         """The owner's signature of a userOpHash shaped for the account's root validation."""

@@ -119,6 +119,12 @@ class KernelAccountKind(AccountKind):
     def wrap_erc1271_signature(self, signature: bytes) -> bytes:
         return b"\x00" + signature  # root validator
 
+    def validator_erc1271_signature(self, validator: str, signature: bytes) -> bytes:
+        """Kernel's validation id of a validator module: ``0x01 ‖ validator (20 bytes)``, then the signature. Kernel
+        hands the validator its own wrapping of the hash (:meth:`erc1271_digest`), which the session module
+        recognises in the account's EIP-712 domain."""
+        return b"\x01" + to_bytes(validator, name="validator", length=20) + signature
+
     # -- creation ------------------------------------------------------------------------------------
 
     def initialize_data(self, owner: str, modules: Sequence[tuple[int, str, bytes]] = ()) -> bytes:

@@ -1,0 +1,246 @@
+"""A session's signatures in the account's name (ERC-1271): the local check of its signing permissions, and the
+bytes the module's ``isValidSignatureWithSender`` accepts, as pure functions.
+
+The check is the module's (``contracts/SessionSignatureVerifier.sol``), made before anything is signed so that a
+message the module would refuse is never signed, and the error says which permission and rule:
+
+* typed data: a permission of the typed data's domain (its separator) and primary type (its typehash) must exist;
+  its rules are judged on the words of the flattened contents (frame 0, the primary struct, then the nested structs
+  the permission expands), each canonical for its type, then meeting its condition;
+* sign-in (EIP-4361): the message's first line must name a granted website, its second line the account;
+* both: the session's window.
+
+What the session key signs is ERC-7739's wrapping (:func:`~keyscope.typed_data.typed_data_sign_hash`,
+:func:`~keyscope.typed_data.personal_sign_hash`); a co-signer signs the module's ``CoSign(sessionId, digest)``
+(:func:`~keyscope.erc1271.co_sign_digest`). The layouts are in :mod:`keyscope.erc1271`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import BadInputError, PolicyViolationError
+from .hexutil import to_address
+from .session import Condition, Session, TypedDataPermission
+from .typed_data import Frame, Frames, TypedData, Types, eip191_hash
+
+__all__ = [
+    "SIGN_IN_SUFFIX",
+    "SignInCheck",
+    "SignatureRefusedError",
+    "TypedDataCheck",
+    "check_sign_in",
+    "check_typed_data",
+    "nested_frames",
+    "sign_in_message",
+]
+
+SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
+"""What follows the website in the first line of an EIP-4361 message."""
+
+
+class SignatureRefusedError(PolicyViolationError):
+    """A message the session's signing permissions do not allow; the module would refuse its signature.
+
+    ``reason`` is the module's custom error for it (``SigningNotGranted``, ``SignInNotGranted``,
+    ``SignInAccountMismatch``, ``SignatureOutsideWindow``, ``ContentsTooShort``, ``SignedNonCanonical``,
+    ``SignedRuleViolated``); ``permission_index`` is the signing permission (its index in the grant's typed data,
+    then sign-in list), ``rule_index`` the rule it broke, ``actual`` the word the rule read."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        session_id: str | None,
+        permission_index: int | None = None,
+        rule_index: int | None = None,
+        actual: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.actual = actual
+        super().__init__(
+            message, session_id=session_id, permission_index=permission_index, rule_index=rule_index
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TypedDataCheck:
+    """Typed data a session may sign: the permission that allows it and the flattened contents the module judges."""
+
+    permission_index: int
+    permission: TypedDataPermission
+    data: TypedData
+    frames: Frames
+
+
+@dataclass(frozen=True, slots=True)
+class SignInCheck:
+    """A sign-in message a session may sign: the permission (index in the grant's signing permissions), the
+    message's bytes and the length of its first line."""
+
+    permission_index: int
+    message: bytes
+    first_line_length: int
+
+    @property
+    def hash(self) -> bytes:
+        """What the verifier checks: the message's EIP-191 hash."""
+        return eip191_hash(self.message)
+
+
+def nested_frames(primary: str, types: Types, nested: Sequence[int]) -> tuple[Frame, ...]:
+    """The frames a permission's ``nested`` list (flat word indices, increasing) lays out for ``primary``."""
+    frames = [Frame(primary, (), 0, None)]
+    end = len(types[primary])
+    for word in nested:
+        parent = next((f for f in frames if f.start <= word < f.start + len(types[f.type])), None)
+        member = types[parent.type][word - parent.start] if parent is not None else None
+        if parent is None or member is None or member.type not in types:
+            raise BadInputError(
+                f"the permission expands word {word} of {primary}'s contents, which is not a nested struct of it"
+            )
+        frames.append(Frame(member.type, (*parent.path, member.name), end, word))
+        end += len(types[member.type])
+    return tuple(frames)
+
+
+def _window(session: Session, now: int | None, session_id: str, permission_index: int) -> None:
+    if now is None:
+        return
+    if now < session.valid_after or (session.valid_until and now > session.valid_until):
+        raise SignatureRefusedError(
+            f"session {session_id} signs only inside its window [{session.valid_after}, "
+            f"{session.valid_until or 'no expiry'}]; it is {now}: a verifier would refuse the signature now",
+            reason="SignatureOutsideWindow",
+            session_id=session_id,
+            permission_index=permission_index,
+        )
+
+
+def _what_it_may_sign(session: Session) -> str:
+    kinds = [p.describe for p in session.typed_data_permissions] + [
+        f"sign-in to {d}" for d in session.sign_in
+    ]
+    return ", ".join(kinds) if kinds else "nothing (it has no signing permission)"
+
+
+def check_typed_data(
+    session: Session, data: Mapping[str, Any] | TypedData, *, session_id: str, now: int | None = None
+) -> TypedDataCheck:
+    """Check typed data against ``session``'s signing permissions as the module will; raises
+    :class:`SignatureRefusedError` saying which permission and rule refuse it."""
+    typed = data if isinstance(data, TypedData) else TypedData(data)
+    separator, type_hash = typed.domain_separator, typed.type_hash
+    found = [
+        (i, p)
+        for i, p in enumerate(session.typed_data_permissions)
+        if p.domain_separator == separator and p.contents_type_hash == type_hash
+    ]
+    if not found:
+        raise SignatureRefusedError(
+            f"session {session_id} may not sign {typed.primary_type} in the domain {typed.domain}: no signing "
+            f"permission has this domain and type ({typed.encode_type}); it may sign {_what_it_may_sign(session)}",
+            reason="SigningNotGranted",
+            session_id=session_id,
+        )
+    index, permission = found[0]
+    _window(session, now, session_id, index)
+    frames = typed.frames(nested_frames(typed.primary_type, typed.types, permission.nested))
+    for number, rule in enumerate(permission.rules):
+        word = frames.word(rule.offset)
+        label = rule.name or f"the word at offset {rule.offset}"
+        if word is None:
+            raise SignatureRefusedError(
+                f"{permission.describe}: rule {number} reads {label}, past the end of the contents",
+                reason="ContentsTooShort",
+                session_id=session_id,
+                permission_index=index,
+                rule_index=number,
+            )
+        if not rule.holds(word):
+            canonical = rule.is_canonical(word) or rule.op in (Condition.EQUAL, Condition.ONE_OF)
+            raise SignatureRefusedError(
+                f"{permission.describe}: rule {number} ({rule.describe}) refuses {label} = "
+                f"{_shown(rule, word)}: the session may not sign this {typed.primary_type}",
+                reason="SignedRuleViolated" if canonical else "SignedNonCanonical",
+                session_id=session_id,
+                permission_index=index,
+                rule_index=number,
+                actual=word,
+            )
+    return TypedDataCheck(index, permission, typed, frames)
+
+
+def _shown(rule: Any, word: int) -> str:
+    if rule.is_signed and word >> 255:
+        return str(word - 2**256)
+    return str(word) if word < 2**64 else f"0x{word:064x}"
+
+
+def sign_in_message(
+    domain: str,
+    address: str,
+    *,
+    uri: str,
+    chain_id: int,
+    statement: str | None = None,
+    nonce: str,
+    issued_at: str,
+    version: str = "1",
+    expiration_time: str | None = None,
+) -> str:
+    """An EIP-4361 (Sign-In with Ethereum) message for ``address`` at the website ``domain``."""
+    for name, value in (
+        ("uri", uri),
+        ("nonce", nonce),
+        ("issued_at", issued_at),
+        ("statement", statement or ""),
+    ):
+        if "\n" in value:
+            raise BadInputError(f"the sign-in {name} must be one line, got {value!r}")
+    if not nonce.isalnum() or len(nonce) < 8:
+        raise BadInputError(f"an EIP-4361 nonce is at least 8 letters and digits, got {nonce!r}")
+    lines = [domain + SIGN_IN_SUFFIX.rstrip("\n"), to_address(address, name="address"), ""]
+    if statement:
+        lines += [statement, ""]
+    lines += [f"URI: {uri}", f"Version: {version}", f"Chain ID: {chain_id}", f"Nonce: {nonce}"]
+    lines.append(f"Issued At: {issued_at}")
+    if expiration_time:
+        lines.append(f"Expiration Time: {expiration_time}")
+    return "\n".join(lines)
+
+
+def check_sign_in(
+    session: Session, message: str | bytes, *, account: str, session_id: str, now: int | None = None
+) -> SignInCheck:
+    """Check an EIP-4361 message against ``session``'s sign-in permissions as the module will: its first line must
+    name a granted website, its second the account (any case). Raises :class:`SignatureRefusedError`."""
+    raw = message.encode() if isinstance(message, str) else bytes(message)
+    first_end = raw.find(b"\n")
+    first = raw[: first_end + 1] if first_end >= 0 else raw
+    typed = len(session.typed_data_permissions)
+    index = next(
+        (typed + i for i, d in enumerate(session.sign_in) if first == (d + SIGN_IN_SUFFIX).encode()), None
+    )
+    if index is None:
+        raise SignatureRefusedError(
+            f"session {session_id} may not sign in with the first line {first!r}: it may sign "
+            f"{_what_it_may_sign(session)}",
+            reason="SignInNotGranted",
+            session_id=session_id,
+        )
+    second = raw[len(first) : len(first) + 43]
+    expected = to_address(account).lower().encode()
+    if len(second) != 43 or second[42:] != b"\n" or second[:42].lower() != expected:
+        raise SignatureRefusedError(
+            f"a sign-in message's second line must be the account {to_address(account)} (then a line break), got "
+            f"{second!r}",
+            reason="SignInAccountMismatch",
+            session_id=session_id,
+            permission_index=index,
+        )
+    _window(session, now, session_id, index)
+    return SignInCheck(index, raw, len(first))
