@@ -18,7 +18,7 @@ from .chain import read_many
 from .clock import window_now
 from .endpoints import Endpoints
 from .grant import SessionGrant
-from .hexutil import keccak, to_address
+from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
 from .session import SESSION_ABI_TYPE, Session
 
@@ -54,6 +54,7 @@ IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
+ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]
 
 
 # -- calls and answers ----------------------------------------------------------------------------------
@@ -67,6 +68,13 @@ def enable_session_data(session: Session) -> bytes:
 def revoke_session_data(session_id: bytes) -> bytes:
     """Calldata of ``revokeSession(sessionId)``."""
     return REVOKE_SESSION + abi_encode(["bytes32"], [session_id])
+
+
+def rotate_co_signer_data(session_id: bytes, co_signer: str) -> bytes:
+    """Calldata of ``rotateCoSigner(sessionId, coSigner)`` (``coSigner`` the zero address: remove it)."""
+    return ROTATE_CO_SIGNER + abi_encode(
+        ["bytes32", "address"], [to_bytes(session_id, name="session id", length=32), to_address(co_signer)]
+    )
 
 
 def epoch_of_data(account: str) -> bytes:

@@ -30,18 +30,19 @@ from .errors import BadInputError, ConfigurationError, KeyscopeWarning, Unsuppor
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .grant_signature import check_grant_signature
-from .hexutil import Address, to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
 from .module import (
     INVALIDATE_ALL_SESSIONS,
     decode_epoch,
     enable_session_data,
     epoch_of_data,
     revoke_session_data,
+    rotate_co_signer_data,
 )
 from .operations import OperationBuilder
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
-from .session import Limit, Permission, Session
+from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import warn_about_targets
@@ -431,6 +432,9 @@ class Owner:
         now: int | None = None,
         limits: Iterable[Limit] = (),
         gas_budget: int | None = None,
+        typed_data: Iterable[TypedDataPermission] = (),
+        sign_in: Iterable[str] = (),
+        co_signer: Any = None,
     ) -> Session:
         """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address). ``permissions`` may
         hold groups of permissions too (``Policy.erc20_allowance``).
@@ -446,6 +450,11 @@ class Owner:
         ids unique. ``limits`` (``Limits.native``, ``Limits.operations``, ...) and ``gas_budget`` (wei over the
         session's operations, ``Limits.gas``) are counted by the module; periods start at ``valid_after`` (0: unix
         time 0, so days are UTC days).
+
+        Signing permissions: ``typed_data`` (from :meth:`~keyscope.policy.Policy.typed_data`) and ``sign_in``
+        (websites) let the session sign those messages as the account (ERC-1271); ``permissions`` may then be
+        empty. ``co_signer`` (a key's address) makes every operation and message of the session need that key's
+        signature too.
         """
         counted = valid_until is None and not never_expires
         if counted and now is None:
@@ -467,6 +476,9 @@ class Owner:
             salt=secrets.randbits(64) if salt is None else salt,
             permissions=_flatten(permissions),
             limits=(*limits, *budget),
+            typed_data_permissions=tuple(typed_data),
+            sign_in=tuple(sign_in),
+            co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
         )
 
     def prepare_grant(
@@ -675,6 +687,13 @@ class Owner:
         else:
             session_id = to_bytes(grant, name="session id", length=32)
         return self.execute(Call(self.network.module, 0, revoke_session_data(session_id)))
+
+    def rotate_co_signer(self, grant: SessionGrant | bytes | str, co_signer: Any) -> PendingUserOperation:
+        """Replace the co-signer of a co-signed session (enabled on chain), or remove it (``co_signer`` None): from
+        then on the old co-signer's signatures count for nothing, pending ones included."""
+        session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
+        new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
+        return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
 
     def invalidate_all(self) -> PendingUserOperation:
         """Invalidate every session of the account and every enable signature not yet used."""

@@ -915,11 +915,11 @@ class Session(_Model):
         if len(set(self.sign_in)) != len(self.sign_in):
             raise ValueError("a sign-in domain is listed twice")
         signed_kinds: set[tuple[bytes, bytes]] = set()
-        for index, signing in enumerate(self.typed_data_permissions):
-            kind = (signing.domain_separator, signing.contents_type_hash)
+        for index, granted in enumerate(self.typed_data_permissions):
+            kind = (granted.domain_separator, granted.contents_type_hash)
             if kind in signed_kinds:
                 raise ValueError(
-                    f"typed-data permission {index} repeats {signing.describe}: merge the two (ONE_OF / IN_RANGE "
+                    f"typed-data permission {index} repeats {granted.describe}: merge the two (ONE_OF / IN_RANGE "
                     "rules express alternatives)"
                 )
             signed_kinds.add(kind)
