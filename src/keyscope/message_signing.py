@@ -163,7 +163,7 @@ def check_typed_data(
         if not rule.holds(word):
             canonical = rule.is_canonical(word) or rule.op in (Condition.EQUAL, Condition.ONE_OF)
             raise SignatureRefusedError(
-                f"{permission.describe}: rule {number} ({rule.describe}) refuses {label} = "
+                f"{permission.describe}: rule {number} ({rule.describe()}) refuses {label} = "
                 f"{_shown(rule, word)}: the session may not sign this {typed.primary_type}",
                 reason="SignedRuleViolated" if canonical else "SignedNonCanonical",
                 session_id=session_id,

@@ -1,0 +1,615 @@
+"""Sessions that sign messages as the account (ERC-1271 through ERC-7739), and co-signed sessions, on ape's chain
+through the real EntryPoint and the real module.
+
+The verifier is ``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` and an
+EIP-2612 ``permit``, both checking signatures with OpenZeppelin's SignatureChecker, as applications do. Each attack
+builds the signature the SDK would refuse to make (``forge``: the SDK's encoding without its local check) and
+shows the module refusing it, with the reason (``requireValidSignature``), and the verifier refusing it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from ape.exceptions import ContractLogicError
+from eth_utils import keccak
+
+from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
+from keyscope.co_signer import CoSignerRefusedError, local_co_signer
+from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
+from keyscope.execution import encode_execute
+from keyscope.hexutil import to_bytes
+from keyscope.message_signing import SignatureRefusedError, nested_frames
+from keyscope.session import Session, encode_session_signature
+from keyscope.session_account import SessionAccount
+from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
+
+USDC = "0x" + "a0" * 20
+ROUTER = "0x" + "b0" * 20
+LIMIT = 100 * 10**6
+EXPIRY = 2**40
+
+PERMIT_SINGLE_TYPES = {
+    "PermitSingle": [
+        {"name": "details", "type": "PermitDetails"},
+        {"name": "spender", "type": "address"},
+        {"name": "sigDeadline", "type": "uint256"},
+    ],
+    "PermitDetails": [
+        {"name": "token", "type": "address"},
+        {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"},
+        {"name": "nonce", "type": "uint48"},
+    ],
+}
+PERMIT_TYPES = {
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def permits(project, deployer):
+    return project.SignedPermits.deploy(sender=deployer)
+
+
+def permit2_domain(permits: Any, chain_id: int) -> dict[str, Any]:
+    return {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits.address}
+
+
+def token_domain(permits: Any, chain_id: int) -> dict[str, Any]:
+    return {"name": "Test USD", "version": "1", "chainId": chain_id, "verifyingContract": permits.address}
+
+
+def permit_single(
+    permits: Any, chain_id: int, amount: int, *, nonce: int = 0, types: Any = None
+) -> dict[str, Any]:
+    return {
+        "types": types or PERMIT_SINGLE_TYPES,
+        "primaryType": "PermitSingle",
+        "domain": permit2_domain(permits, chain_id),
+        "message": {
+            "details": {"token": USDC, "amount": amount, "expiration": EXPIRY, "nonce": nonce},
+            "spender": ROUTER,
+            "sigDeadline": EXPIRY,
+        },
+    }
+
+
+def permit_2612(permits: Any, chain_id: int, owner: str, value: int) -> dict[str, Any]:
+    return {
+        "types": PERMIT_TYPES,
+        "primaryType": "Permit",
+        "domain": token_domain(permits, chain_id),
+        "message": {
+            "owner": owner,
+            "spender": ROUTER,
+            "value": value,
+            "nonce": int(permits.nonces(owner)),
+            "deadline": EXPIRY,
+        },
+    }
+
+
+def signing_permissions(permits: Any, chain_id: int) -> tuple[Any, Any]:
+    permit2 = Policy.typed_data(
+        permit2_domain(permits, chain_id),
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [
+            arg("details", "token") == USDC,
+            arg("details", "amount") <= LIMIT,
+            arg("details", "expiration") <= EXPIRY,
+            arg("spender") == ROUTER,
+        ],
+        label="PermitSingle on Permit2",
+    )
+    eip2612 = Policy.typed_data(
+        token_domain(permits, chain_id),
+        PERMIT_TYPES,
+        "Permit",
+        [arg("spender") == ROUTER, arg("value") <= LIMIT],
+    )
+    return permit2, eip2612
+
+
+class Signing:
+    """Two accounts of one owner, the same session key granted the same signing permissions on both (as a dapp
+    using one key for many users would be), on chain."""
+
+    def __init__(
+        self, sessions: Any, net: Any, permits: Any, *, co_signer: LocalSigner | None = None
+    ) -> None:
+        self.sessions = sessions
+        self.net = net
+        self.permits = permits
+        self.chain_id = sessions.h.chain_id
+        self.owner = LocalSigner.generate()
+        self.key = SessionKey.generate()
+        self.co_signer = co_signer
+        permit2, eip2612 = signing_permissions(permits, self.chain_id)
+        self.session = Session(
+            session_key=self.key.address,
+            typed_data_permissions=(permit2, eip2612),
+            sign_in=("app.example.com",),
+            co_signer=co_signer.address if co_signer else None,
+        )
+        self.accounts = [sessions.account(self.owner, salt) for salt in (1, 2)]
+        self.grants = [self.grant(account) for account in self.accounts]
+
+    def grant(self, account: str) -> SessionGrant:
+        session_id = self.sessions.grant_onchain(account, self.owner, self.session)
+        module = self.sessions.module
+        return SessionGrant(
+            session=self.session,
+            account=account,
+            module=module.address,
+            chain_id=self.chain_id,
+            entry_point=self.sessions.h.entry_point.address,
+            epoch=self.sessions.epoch(account),
+            session_id=session_id,
+            how="onchain",
+        )
+
+    def sdk(self, index: int = 0, **options: Any) -> SessionAccount:
+        return self.net.session(self.grants[index], self.key, **options)
+
+    def forge(
+        self,
+        data: dict[str, Any],
+        *,
+        index: int = 0,
+        permission: int = 0,
+        account: str | None = None,
+        chain_id: int | None = None,
+        co_signer: LocalSigner | None = None,
+    ) -> bytes:
+        """The SDK's typed-data signature with no local check: what a leaked key could make of ``data`` under
+        signing permission ``permission`` (and ``account``/``chain_id`` in place of the real ones in the wrapping)."""
+        grant = self.grants[index]
+        typed = TypedData(data)
+        granted = self.session.typed_data_permissions[permission]
+        frames = typed.frames(nested_frames(typed.primary_type, typed.types, granted.nested))
+        signed = typed_data_sign_hash(
+            granted.domain_separator,
+            granted.contents_name,
+            granted.contents_type,
+            typed.struct_hash,
+            account=account or grant.account,
+            chain_id=chain_id or self.chain_id,
+            module=grant.module,
+        )
+        body = encode_typed_data_signature(
+            self.header(signed, grant, co_signer),
+            granted.domain_separator,
+            granted.contents_type_hash,
+            frames,
+        )
+        return to_bytes(grant.module, length=20) + body
+
+    def header(self, signed: bytes, grant: SessionGrant, co_signer: LocalSigner | None) -> bytes:
+        signature = self.key.sign_hash(signed)
+        if self.co_signer is None:
+            return Signer(self.key.address, grant.session_id).header(signature, None)
+        co = None
+        if co_signer is not None:
+            co = co_signer.sign_hash(
+                co_sign_digest(grant.session_id, signed, chain_id=self.chain_id, module=grant.module)
+            )
+        return Signer(self.key.address, grant.session_id, True, co is not None).header(signature, co)
+
+
+def refusal(module: Any, account: str, hash_: bytes, signature: bytes, sender: str) -> str | None:
+    """The module's reason for refusing ``signature`` (None: valid), and its ERC-1271 answer agrees."""
+    answer = bytes(module.isValidSignatureWithSender(sender, hash_, signature[20:], sender=account))
+    try:
+        module.requireValidSignature(account, sender, hash_, signature[20:])
+    except ContractLogicError as error:
+        assert answer == bytes.fromhex("ffffffff")
+        return _error_name(module, error)
+    assert answer == bytes.fromhex("1626ba7e")
+    return None
+
+
+def _error_name(module: Any, error: ContractLogicError) -> str:
+    """The module's custom error a revert carries (ape leaves errors raised from assembly undecoded)."""
+    if type(error).__name__ != "ContractLogicError":
+        return type(error).__name__
+    names = {
+        keccak(text=f"{e.name}({','.join(i.type for i in e.inputs)})")[:4].hex(): e.name
+        for e in module.contract_type.abi
+        if e.type == "error"
+    }
+    raw = error.revert_message
+    data = ast.literal_eval(raw) if isinstance(raw, str) and raw[:2] in ('b"', "b'") else b""
+    return names.get(bytes(data[:4]).hex(), repr(raw))
+
+
+@pytest.fixture(scope="module")
+def signing(sessions, chain, bundler, module, entry_point, factory, permits) -> Iterator[Signing]:
+    from keyscope import Network, Web3Chain
+
+    net = Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )
+    yield Signing(sessions, net, permits)
+
+
+# --------------------------------------------------------------------------------------------------
+# Within the grant: accepted by the standard check
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_permit_within_its_rules_is_accepted_by_signature_checker(signing, permits, deployer):
+    sdk = signing.sdk()
+    account = signing.accounts[0]
+    data = permit_single(
+        permits, signing.chain_id, LIMIT, nonce=int(permits.permit2Nonces(account, USDC, ROUTER))
+    )
+    signature = sdk.sign_typed_data(data)
+    assert signature[:20] == to_bytes(signing.sessions.module.address)  # keyscope's account routes by address
+    digest = TypedData(data).digest
+    assert (
+        bytes(
+            permits.permitSingleDigest(
+                ((USDC, LIMIT, EXPIRY, data["message"]["details"]["nonce"]), ROUTER, EXPIRY)
+            )
+        )
+        == digest
+    )
+    assert permits.isValidSignatureNow(account, digest, signature)
+    details = data["message"]["details"]
+    permits.permit(
+        account, ((USDC, LIMIT, EXPIRY, details["nonce"]), ROUTER, EXPIRY), signature, sender=deployer
+    )
+    assert permits.allowance(account, USDC, ROUTER) == LIMIT
+
+
+def test_an_eip2612_permit_within_its_rule_is_accepted(signing, permits, deployer):
+    account = signing.accounts[0]
+    data = permit_2612(permits, signing.chain_id, account, 5 * 10**6)
+    signature = signing.sdk().sign_typed_data(data)
+    permits.permit(account, ROUTER, 5 * 10**6, EXPIRY, signature, sender=deployer)
+    assert permits.allowance(account, permits.address, ROUTER) == 5 * 10**6
+
+
+def test_sign_in_for_a_granted_website(signing, permits, module):
+    sdk = signing.sdk()
+    message, signature = sdk.sign_in(
+        "app.example.com", uri="https://app.example.com/login", statement="Hello"
+    )
+    assert message.splitlines()[1] == signing.accounts[0]
+    from keyscope.typed_data import eip191_hash
+
+    assert permits.isValidSignatureNow(signing.accounts[0], eip191_hash(message.encode()), signature)
+    with pytest.raises(SignatureRefusedError, match="may not sign in") as info:
+        sdk.sign_in("evil.example.com", uri="https://evil.example.com")
+    assert info.value.reason == "SignInNotGranted"
+
+
+# --------------------------------------------------------------------------------------------------
+# Attacks on signatures
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, permits, module):
+    account = signing.accounts[0]
+    data = permit_single(permits, signing.chain_id, LIMIT + 1)
+    with pytest.raises(SignatureRefusedError, match=r"details\.amount <= 100000000") as info:
+        signing.sdk().sign_typed_data(data)
+    assert (info.value.reason, info.value.permission_index, info.value.rule_index) == (
+        "SignedRuleViolated",
+        0,
+        1,
+    )
+    forged = signing.forge(data)
+    digest = TypedData(data).digest
+    assert not permits.isValidSignatureNow(account, digest, forged)
+    assert refusal(module, account, digest, forged, permits.address) == "SignedRuleViolated"
+
+
+def test_words_below_the_rule_do_not_pass_for_a_permit_above_it(signing, permits, module):
+    """The module rebuilds the hash from the words it judged: below-the-rule words do not hash to an above-the-rule
+    permit's digest."""
+    account = signing.accounts[0]
+    forged = signing.forge(permit_single(permits, signing.chain_id, LIMIT))
+    above = TypedData(permit_single(permits, signing.chain_id, 10**12)).digest
+    assert not permits.isValidSignatureNow(account, above, forged)
+    assert refusal(module, account, above, forged, permits.address) == "ContentsMismatch"
+
+
+def test_a_type_not_granted_is_refused(signing, permits, module):
+    account = signing.accounts[0]
+    order = {
+        "types": {"Order": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]},
+        "primaryType": "Order",
+        "domain": permit2_domain(permits, signing.chain_id),
+        "message": {"token": USDC, "amount": 1},
+    }
+    with pytest.raises(SignatureRefusedError, match="may not sign Order") as info:
+        signing.sdk().sign_typed_data(order)
+    assert info.value.reason == "SigningNotGranted"
+    # a leaked key's signature of it, claiming a granted permission, names a type the verifier did not hash
+    typed = TypedData(order)
+    granted = signing.session.typed_data_permissions[0]
+    words = typed.frames(nested_frames("Order", typed.types, ()))
+    signed = typed_data_sign_hash(
+        granted.domain_separator,
+        "Order",
+        typed.contents_type,
+        typed.struct_hash,
+        account=account,
+        chain_id=signing.chain_id,
+        module=module.address,
+    )
+    header = Signer(signing.key.address, signing.grants[0].session_id).header(
+        signing.key.sign_hash(signed), None
+    )
+    for type_hash, reason in (
+        (typed.type_hash, "SigningNotGranted"),
+        (granted.contents_type_hash, "MalformedSignature"),
+    ):
+        forged = to_bytes(module.address) + encode_typed_data_signature(
+            header, granted.domain_separator, type_hash, words
+        )
+        assert not permits.isValidSignatureNow(account, typed.digest, forged)
+        assert refusal(module, account, typed.digest, forged, permits.address) == reason
+
+
+@pytest.mark.parametrize("change", ["reordered", "renamed"])
+def test_typed_data_with_fields_reordered_or_renamed_is_refused(signing, permits, module, change):
+    """A verifier whose PermitDetails reads the fields in another order (or by other names) hashes another type: the
+    SDK finds no permission for it, and a signature made under the granted type does not match its digest."""
+    account = signing.accounts[0]
+    details = list(PERMIT_SINGLE_TYPES["PermitDetails"])
+    if change == "reordered":  # amount first: a rule on word 1 (amount) would read the token
+        details[0], details[1] = details[1], details[0]
+    else:
+        details[1] = {"name": "value", "type": "uint160"}
+    types = {**PERMIT_SINGLE_TYPES, "PermitDetails": details}
+    data = permit_single(permits, signing.chain_id, LIMIT, types=types)
+    if change == "renamed":
+        message = data["message"]["details"]
+        message["value"] = message.pop("amount")
+    with pytest.raises(SignatureRefusedError) as info:
+        signing.sdk().sign_typed_data(data)
+    assert info.value.reason == "SigningNotGranted"
+    forged = signing.forge(data)
+    digest = TypedData(data).digest
+    assert not permits.isValidSignatureNow(account, digest, forged)
+    assert refusal(module, account, digest, forged, permits.address) in (
+        "ContentsMismatch",
+        "NestedStructMismatch",
+    )
+
+
+def test_a_signature_for_one_account_is_refused_for_another(signing, permits, module):
+    """The same key holds the same permission on both accounts: without the ERC-7739 wrapping (the account in the
+    signed hash) account 0's permit signature would be valid for account 1."""
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    signature = signing.sdk(0).sign_typed_data(data)
+    digest = TypedData(data).digest
+    assert permits.isValidSignatureNow(signing.accounts[0], digest, signature)
+    assert not permits.isValidSignatureNow(signing.accounts[1], digest, signature)
+    assert (
+        refusal(module, signing.accounts[1], digest, signature, permits.address) == "InvalidSessionSignature"
+    )
+
+
+def test_a_signature_for_another_chain_is_refused(signing, permits, module):
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    forged = signing.forge(data, chain_id=signing.chain_id + 1)
+    digest = TypedData(data).digest
+    assert not permits.isValidSignatureNow(signing.accounts[0], digest, forged)
+    assert refusal(module, signing.accounts[0], digest, forged, permits.address) == "InvalidSessionSignature"
+
+
+def test_a_sign_in_for_another_account_is_refused(signing, permits, module):
+    sdk = signing.sdk(0)
+    message, _ = sdk.sign_in("app.example.com", uri="https://app.example.com")
+    other = message.replace(signing.accounts[0], signing.accounts[1])
+    with pytest.raises(SignatureRefusedError) as info:
+        sdk.sign_in_message(other)
+    assert info.value.reason == "SignInAccountMismatch"
+    raw = other.encode()
+    signed = personal_sign_hash(
+        raw, account=signing.accounts[0], chain_id=signing.chain_id, module=module.address
+    )
+    header = Signer(signing.key.address, signing.grants[0].session_id).header(
+        signing.key.sign_hash(signed), None
+    )
+    first = raw.index(b"\n") + 1
+    forged = to_bytes(module.address) + encode_sign_in_signature(header, raw, first)
+    from keyscope.typed_data import eip191_hash
+
+    assert (
+        refusal(module, signing.accounts[0], eip191_hash(raw), forged, permits.address)
+        == "SignInAccountMismatch"
+    )
+
+
+def test_the_account_and_the_module_cannot_be_the_verifier(signing, permits, module):
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    signature = signing.sdk().sign_typed_data(data)
+    digest = TypedData(data).digest
+    for sender in (signing.accounts[0], module.address):
+        assert refusal(module, signing.accounts[0], digest, signature, sender) == "SignatureSenderForbidden"
+
+
+def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, module):
+    fresh = Signing(sessions, signing.net, permits)
+    data = permit_single(permits, fresh.chain_id, LIMIT)
+    signature = fresh.sdk().sign_typed_data(data)
+    digest = TypedData(data).digest
+    assert permits.isValidSignatureNow(fresh.accounts[0], digest, signature)
+    sessions.revoke(fresh.accounts[0], fresh.owner, fresh.grants[0].session_id)
+    assert not permits.isValidSignatureNow(fresh.accounts[0], digest, signature)
+    assert refusal(module, fresh.accounts[0], digest, signature, permits.address) == "SigningNotGranted"
+
+
+# --------------------------------------------------------------------------------------------------
+# Co-signed sessions
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def co_signed(sessions, signing, permits, target) -> Signing:
+    """A co-signed session allowed to call the recording target and to sign permits."""
+    co_signer = LocalSigner.generate()
+    fresh = Signing.__new__(Signing)
+    fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
+    fresh.chain_id = signing.chain_id
+    fresh.owner = LocalSigner.generate()
+    fresh.key = SessionKey.generate()
+    fresh.co_signer = co_signer
+    permit2, _ = signing_permissions(permits, fresh.chain_id)
+    fresh.session = Session(
+        session_key=fresh.key.address,
+        permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
+        typed_data_permissions=(permit2,),
+        co_signer=co_signer.address,
+    )
+    fresh.accounts = [sessions.account(fresh.owner, 7)]
+    sessions.h.fund(fresh.accounts[0])
+    fresh.grants = [fresh.grant(fresh.accounts[0])]
+    return fresh
+
+
+def record(target: Any, value: int) -> Any:
+    return function_call(target, "other(uint256)", value)
+
+
+def test_a_co_signed_operation_lands_with_both_signatures(co_signed, target):
+    sdk = co_signed.sdk(co_signer=local_co_signer(co_signed.co_signer))
+    pending = sdk.send_calls(record(target, 7))
+    assert len(pending.op.signature) == 1 + 32 + 65 + 65
+    assert pending.wait().success
+
+
+def co_signed_op(co_signed: Signing, target: Any, value: int, mode: str) -> Any:
+    """An operation of the co-signed session signed in ``mode``: both, key only (SESSION mode or USE), or with a
+    co-signature of another operation, or the two signatures swapped."""
+    sessions, grant = co_signed.sessions, co_signed.grants[0]
+    from conftest import KIND
+
+    h = sessions.h
+    op = h.op(grant.account, encode_execute(record(target, value)), key=KIND.nonce_key(grant.module, 0))
+    user_op_hash = h.hash(op)
+    key_signature = co_signed.key.sign_hash(user_op_hash)
+
+    def co_sign(digest: bytes) -> bytes:
+        return co_signed.co_signer.sign_hash(
+            co_sign_digest(grant.session_id, digest, chain_id=h.chain_id, module=grant.module)
+        )
+
+    if mode == "use":
+        return op.replace(signature=key_signature)
+    if mode == "key only":
+        return op.replace(signature=encode_session_signature(grant.session_id, key_signature))
+    if mode == "replayed co-signature":
+        other = h.hash(op.replace(nonce=op.nonce + 1))
+        return op.replace(signature=encode_session_signature(grant.session_id, key_signature, co_sign(other)))
+    if mode == "swapped":
+        return op.replace(
+            signature=encode_session_signature(grant.session_id, co_sign(user_op_hash), key_signature)
+        )
+    if mode == "co-signer signs the userOpHash":  # the co-signer's key signing what the session key signs
+        return op.replace(
+            signature=encode_session_signature(
+                grant.session_id, key_signature, co_signed.co_signer.sign_hash(user_op_hash)
+            )
+        )
+    assert mode == "both"
+    return op.replace(
+        signature=encode_session_signature(grant.session_id, key_signature, co_sign(user_op_hash))
+    )
+
+
+@pytest.mark.parametrize(
+    "mode", ["use", "key only", "replayed co-signature", "swapped", "co-signer signs the userOpHash"]
+)
+def test_a_co_signed_operation_is_refused_without_its_co_signature(co_signed, target, mode):
+    error = co_signed.sessions.h.rejected(co_signed_op(co_signed, target, 5, mode))
+    assert "AA24" in str(error)
+
+
+def test_a_co_signed_session_signs_messages_only_with_its_co_signer(co_signed, permits, module):
+    account = co_signed.accounts[0]
+    data = permit_single(permits, co_signed.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    signature = co_signed.sdk(co_signer=local_co_signer(co_signed.co_signer)).sign_typed_data(data)
+    assert permits.isValidSignatureNow(account, digest, signature)
+    alone = co_signed.forge(data)  # who 0x01: the key's signature only
+    assert refusal(module, account, digest, alone, permits.address) == "MalformedSignature"
+    as_plain_key = (
+        to_bytes(module.address) + b"\x01\x00" + to_bytes(co_signed.key.address) + alone[20 + 2 + 32 :]
+    )
+    assert refusal(module, account, digest, as_plain_key, permits.address) == "SigningNotGranted"
+    stranger = co_signed.forge(data, co_signer=LocalSigner.generate())
+    assert refusal(module, account, digest, stranger, permits.address) == "InvalidCoSignature"
+
+
+def test_a_co_signer_policy_refuses_clearly(co_signed, target):
+    def no_large_values(request: Any) -> str | None:
+        return (
+            "values above 10 need a review"
+            if request.call_data and b"\x00" * 31 + b"\x32" in request.call_data
+            else None
+        )
+
+    sdk = co_signed.sdk(co_signer=local_co_signer(co_signed.co_signer, no_large_values))
+    with pytest.raises(CoSignerRefusedError, match="need a review"):
+        sdk.send_calls(record(target, 50))
+
+
+def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, permits, module):
+    h, grant = sessions.h, co_signed.grants[0]
+    old = co_signed.co_signer
+    new = LocalSigner.generate()
+    pending_op = co_signed_op(co_signed, target, 9, "both")  # co-signed by the old co-signer, not yet sent
+    data = module.rotateCoSigner.encode_input(grant.session_id, new.address)
+    from keyscope.execution import Call
+
+    h.owner_execute(grant.account, co_signed.owner, Call.of(module.address, 0, data))
+    assert "AA24" in str(h.rejected(pending_op))
+    co_signed.co_signer = new
+    try:
+        assert sessions.run(co_signed_op(co_signed, target, 9, "both")).success
+        message = permit_single(permits, co_signed.chain_id, LIMIT)
+        stale = co_signed.forge(message, co_signer=old)
+        assert (
+            refusal(module, grant.account, TypedData(message).digest, stale, permits.address)
+            == "InvalidCoSignature"
+        )
+    finally:
+        co_signed.co_signer = old
+
+
+def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
+    grant = co_signed.grants[0]
+    with pytest.raises(ContractLogicError) as info:
+        module.rotateCoSigner(grant.session_id, deployer.address, sender=deployer)
+    assert type(info.value).__name__ == "NotCoSigned"
+
+
+def test_a_co_signer_equal_to_the_session_key_is_refused():
+    key = LocalSigner.generate()
+    with pytest.raises(ValueError, match="another key than the session key"):
+        Session(
+            session_key=key.address,
+            permissions=(Policy.transfer("0x" + "11" * 20, 1),),
+            co_signer=key.address,
+        )
