@@ -27,6 +27,7 @@ from keyscope.session import Session, encode_session_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
+from support.signatures import forge_typed_data
 
 USDC = "0x" + "a0" * 20
 ROUTER = "0x" + "b0" * 20
@@ -173,28 +174,15 @@ class Signing:
         chain_id: int | None = None,
         co_signer: LocalSigner | None = None,
     ) -> bytes:
-        """The SDK's typed-data signature with no local check: what a leaked key could make of ``data`` under
-        signing permission ``permission`` (and ``account``/``chain_id`` in place of the real ones in the wrapping)."""
-        grant = self.grants[index]
-        typed = TypedData(data)
-        granted = self.session.typed_data_permissions[permission]
-        frames = typed.frames(nested_frames(typed.primary_type, typed.types, granted.nested))
-        signed = typed_data_sign_hash(
-            granted.domain_separator,
-            granted.contents_name,
-            granted.contents_type,
-            typed.struct_hash,
-            account=account or grant.account,
-            chain_id=chain_id or self.chain_id,
-            module=grant.module,
+        """The SDK's typed-data signature with no local check (see support.signatures)."""
+        return forge_typed_data(
+            self.sdk(index),
+            data,
+            permission=permission,
+            account=account,
+            chain_id=chain_id,
+            co_signer=co_signer,
         )
-        body = encode_typed_data_signature(
-            self.header(signed, grant, co_signer),
-            granted.domain_separator,
-            granted.contents_type_hash,
-            frames,
-        )
-        return to_bytes(grant.module, length=20) + body
 
     def header(self, signed: bytes, grant: SessionGrant, co_signer: LocalSigner | None) -> bytes:
         signature = self.key.sign_hash(signed)

@@ -46,6 +46,7 @@ from keyscope.accounts import (
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.co_signer import local_co_signer
 from keyscope.errors import (
     AccountSetupError,
     GasCostTooHighError,
@@ -55,8 +56,10 @@ from keyscope.errors import (
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
+from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.accounts import (
     ACCOUNT_KINDS,
@@ -68,7 +71,8 @@ from support.accounts import (
     measure_gas,
     network_for,
 )
-from support.victims import Victims, deploy_victims, transact, view
+from support.signatures import forge_typed_data
+from support.victims import Victims, deploy, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
 
@@ -312,6 +316,138 @@ def test_uninstall_kills_every_session_for_an_account_given_by_address(
     fresh_key = SessionKey.generate()
     fresh = boss.grant(fresh_key, [mint_policy(stack, recipient)])
     existing.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 3
+
+
+# -- messages signed by sessions (ERC-1271), co-signed sessions --------------------------------------------
+
+ROUTER = "0x" + "b0" * 20
+USDC = "0x" + "a0" * 20
+PERMIT_LIMIT = 100 * 10**6
+PERMIT_EXPIRY = 2**40
+PERMIT_SINGLE = "((address,uint160,uint48,uint48),address,uint256)"
+PERMIT_SINGLE_TYPES = {
+    "PermitSingle": [
+        {"name": "details", "type": "PermitDetails"},
+        {"name": "spender", "type": "address"},
+        {"name": "sigDeadline", "type": "uint256"},
+    ],
+    "PermitDetails": [
+        {"name": "token", "type": "address"},
+        {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"},
+        {"name": "nonce", "type": "uint48"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def permits(stack: LocalStack) -> str:
+    """A Permit2-like verifier checking signatures with OpenZeppelin's SignatureChecker (contracts/test)."""
+    return deploy(stack, "SignedPermits")
+
+
+def permit_data(permits: str, chain_id: int, amount: int) -> dict[str, Any]:
+    return {
+        "types": PERMIT_SINGLE_TYPES,
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
+        "message": {
+            "details": {"token": USDC, "amount": amount, "expiration": PERMIT_EXPIRY, "nonce": 0},
+            "spender": ROUTER,
+            "sigDeadline": PERMIT_EXPIRY,
+        },
+    }
+
+
+def signature_checker_accepts(
+    stack: LocalStack, permits: str, account: str, digest: bytes, signature: bytes
+) -> bool:
+    """``SignatureChecker.isValidSignatureNow(account, digest, signature)``, as the verifier runs it."""
+    return bool(
+        view(
+            stack,
+            permits,
+            "isValidSignatureNow(address,bytes32,bytes)",
+            ["address", "bytes32", "bytes"],
+            [account, digest, signature],
+        )
+    )
+
+
+def test_a_session_signs_a_permit_that_signature_checker_accepts_within_its_rule_only(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str, permits: str
+) -> None:
+    created(owner, stack, recipient)
+    key = SessionKey.generate()
+    permit2 = Policy.typed_data(
+        {"name": "Permit2", "chainId": net.chain_id, "verifyingContract": permits},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "token") == USDC, arg("details", "amount") <= PERMIT_LIMIT, arg("spender") == ROUTER],
+    )
+    grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
+    session = net.session(grant, key)
+
+    data = permit_data(permits, net.chain_id, PERMIT_LIMIT)
+    digest = TypedData(data).digest
+    signature = session.sign_typed_data(data)
+    assert signature_checker_accepts(stack, permits, owner.account, digest, signature)
+    details = data["message"]["details"]
+    permit = ((USDC, details["amount"], PERMIT_EXPIRY, 0), ROUTER, PERMIT_EXPIRY)
+    transact(
+        stack,
+        permits,
+        f"permit(address,{PERMIT_SINGLE},bytes)",
+        ["address", PERMIT_SINGLE, "bytes"],
+        [owner.account, permit, signature],
+    )
+    allowance = view(
+        stack,
+        permits,
+        "allowance(address,address,address)",
+        ["address", "address", "address"],
+        [owner.account, USDC, ROUTER],
+    )
+    assert allowance == PERMIT_LIMIT
+
+    above = permit_data(permits, net.chain_id, PERMIT_LIMIT + 1)
+    with pytest.raises(SignatureRefusedError) as local:
+        session.sign_typed_data(above)
+    assert local.value.reason == "SignedRuleViolated"
+    assert not signature_checker_accepts(
+        stack, permits, owner.account, TypedData(above).digest, forge_typed_data(session, above)
+    )
+
+    # a second account of the owner, the same key granted the same permission: the first one's signature is not its
+    other = net.owner(owner.signer, salt=1)
+    stack.fund(other.account, ETHER)
+    created(other, stack, recipient)
+    other.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
+    assert not signature_checker_accepts(stack, permits, other.account, digest, signature)
+    # the same bytes for another chain
+    assert not signature_checker_accepts(
+        stack, permits, owner.account, digest, forge_typed_data(session, data, chain_id=net.chain_id + 1)
+    )
+
+
+def test_a_co_signed_operation_lands_with_both_signatures_and_is_refused_with_one(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    created(owner, stack, recipient)
+    key, co_signer = SessionKey.generate(), LocalSigner.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], co_signer=co_signer.address, onchain=True)
+    both = net.session(grant, key, co_signer=local_co_signer(co_signer))
+    pending = both.execute(stack.nft, MINT, recipient)
+    assert len(pending.op.signature) == 163 and pending.wait().success
+
+    alone = net.session(grant, key)  # the session key's signature only
+    with pytest.raises(BundlerRejectedError) as info:
+        alone.execute(stack.nft, MINT, recipient)
+    assert info.value.reason == "AA24"
+
+    owner.rotate_co_signer(grant, None).wait()  # the owner removes the co-signer: the key alone is enough now
+    assert alone.execute(stack.nft, MINT, recipient).wait().success
     assert nft_balance(stack, recipient) == 3
 
 

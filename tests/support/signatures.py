@@ -1,0 +1,52 @@
+"""Session signatures made without the SDK's local check: what a leaked session key could sign, for the tests that
+show the module (and the verifier) refusing it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keyscope.erc1271 import Signer, co_sign_digest, encode_typed_data_signature
+from keyscope.message_signing import nested_frames
+from keyscope.session_account import SessionAccount
+from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData, typed_data_sign_hash
+
+
+def forge_typed_data(
+    session: SessionAccount,
+    data: Mapping[str, Any],
+    *,
+    permission: int = 0,
+    account: str | None = None,
+    chain_id: int | None = None,
+    co_signer: LocalSigner | None = None,
+) -> bytes:
+    """``session``'s signature of ``data`` under its signing permission ``permission``, unchecked, routed for its
+    account kind; ``account`` and ``chain_id`` replace the real ones in the ERC-7739 wrapping; a co-signed session's
+    co-signature by ``co_signer`` (none: the key's signature alone)."""
+    grant = session.grant
+    typed = TypedData(data)
+    granted = grant.session.typed_data_permissions[permission]
+    frames = typed.frames(nested_frames(typed.primary_type, typed.types, granted.nested))
+    signed = typed_data_sign_hash(
+        granted.domain_separator,
+        granted.contents_name,
+        granted.contents_type,
+        typed.struct_hash,
+        account=account or grant.account,
+        chain_id=chain_id or grant.chain_id,
+        module=grant.module,
+    )
+    signature = session.key.sign_hash(signed)
+    if grant.session.co_signer is None:
+        header = Signer(grant.session_key, grant.session_id).header(signature, None)
+    else:
+        co = None
+        if co_signer is not None:
+            co = co_signer.sign_hash(
+                co_sign_digest(grant.session_id, signed, chain_id=grant.chain_id, module=grant.module)
+            )
+        header = Signer(grant.session_key, grant.session_id, True, co is not None).header(signature, co)
+    body = encode_typed_data_signature(header, granted.domain_separator, granted.contents_type_hash, frames)
+    return session.kind.validator_erc1271_signature(grant.module, body)
