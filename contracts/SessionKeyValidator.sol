@@ -467,7 +467,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     }
 
     /// @inheritdoc ISessionKeyValidator
-    function enableDigest(address account, Session calldata session) external view override returns (bytes32) {
+    function grantDigest(address account, Session calldata session) external view override returns (bytes32) {
         return _hashTypedDataV4(_sessionStructHash(account, _accounts[account].epoch, session));
     }
 

@@ -392,7 +392,10 @@ interface ISessionKeyValidator is IERC7579Validator {
     function sessionId(address account, Session calldata session) external view returns (bytes32);
 
     /// @notice The EIP-712 digest the account's owner signs to grant `session` off-chain.
-    function enableDigest(address account, Session calldata session) external view returns (bytes32);
+    /// @dev Named so that its selector sorts after validateUserOp's (0x97003203): with the signing fields in the
+    ///      Session struct, `enableDigest(address,Session)` sorted before it, and every session operation paid
+    ///      one more dispatcher comparison (see the note above rotateCoSigner).
+    function grantDigest(address account, Session calldata session) external view returns (bytes32);
 
     /// @notice What each limit of `sessionId` on `account` has used and has left, as last counted (see {LimitUsage}).
     function limitUsage(address account, bytes32 sessionId) external view returns (LimitUsage[] memory);
