@@ -19,10 +19,12 @@ from eth_utils import keccak
 
 from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
 from keyscope.co_signer import CoSignerRefusedError, local_co_signer
+from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy, remote_co_signer
 from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
 from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import SignatureRefusedError, nested_frames
+from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import Session, encode_session_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
@@ -601,3 +603,45 @@ def test_a_co_signer_equal_to_the_session_key_is_refused():
             permissions=(Policy.transfer("0x" + "11" * 20, 1),),
             co_signer=key.address,
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# The co-signer service (JSON-RPC)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def co_signer_url(co_signed, target) -> Iterator[str]:
+    grant = co_signed.grants[0]
+    service = CoSignerService(
+        co_signed.co_signer,
+        chain_id=co_signed.chain_id,
+        module=grant.module,
+        entry_point=grant.entry_point,
+        policy=CoSignPolicy(accounts=frozenset({grant.account}), targets=frozenset({target.address})),
+    )
+    with CoSignerServer(service) as server:
+        yield server.url
+
+
+def test_the_co_signer_service_co_signs_what_its_policy_allows(co_signed, target, permits, co_signer_url):
+    sdk = co_signed.sdk(co_signer=remote_co_signer(co_signer_url))
+    assert sdk.send_calls(record(target, 3)).wait().success
+    data = permit_single(permits, co_signed.chain_id, LIMIT)
+    assert permits.isValidSignatureNow(
+        co_signed.accounts[0], TypedData(data).digest, sdk.sign_typed_data(data)
+    )
+
+
+def test_the_co_signer_service_refuses_clearly(co_signed, permits, co_signer_url):
+    sdk = co_signed.sdk(co_signer=remote_co_signer(co_signer_url))
+    with pytest.raises(CoSignerRefusedError, match="does not approve") as info:
+        sdk.send_calls(function_call(permits, "nonces(address)", co_signed.accounts[0]), check=False)
+    assert info.value.reason == "target"
+    with pytest.raises(JsonRpcError, match="unknown method") as unknown:
+        JsonRpcClient(co_signer_url).request("keyscope_sign", [])
+    assert unknown.value.code == -32601
+    stranger = [co_signed.grants[0].session_key, "0x" + "00" * 32, {}]
+    with pytest.raises(JsonRpcError, match="does not co-sign for the account") as other:
+        JsonRpcClient(co_signer_url).request("keyscope_coSignTypedData", stranger)
+    assert other.value.code == -32003 and other.value.data == {"reason": "account"}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .erc1271 import co_sign_digest
 from .errors import KeyscopeError
 from .signing import HashSigner
+
+if TYPE_CHECKING:
+    from .userop import UserOperation
 
 __all__ = ["CoSignRequest", "CoSigner", "CoSignerRefusedError", "local_co_signer"]
 
@@ -31,7 +34,8 @@ class CoSignerRefusedError(KeyscopeError):
 class CoSignRequest:
     """What a co-signer is asked to approve: an operation (``kind`` ``"operation"``: ``digest`` is its userOpHash,
     ``call_data`` its callData) or a message (``kind`` ``"message"``: ``digest`` is the ERC-7739 hash the session key
-    signed, ``message`` the typed data or sign-in text) of session ``session_id`` on ``account``."""
+    signed, ``message`` the typed data or sign-in text) of session ``session_id`` on ``account``. ``operation`` is
+    the operation itself (unsigned), for co-signers that recompute the userOpHash from what they judge."""
 
     kind: Literal["operation", "message"]
     account: str
@@ -41,6 +45,7 @@ class CoSignRequest:
     module: str
     call_data: bytes = b""
     message: object = None
+    operation: UserOperation | None = None
 
     @property
     def co_sign_digest(self) -> bytes:

@@ -343,7 +343,12 @@ class SessionAccount:
         return self.grant.session.co_signer is not None
 
     def _co_signature(
-        self, kind: str, digest: bytes, call_data: bytes = b"", message: object = None
+        self,
+        kind: str,
+        digest: bytes,
+        call_data: bytes = b"",
+        message: object = None,
+        operation: UserOperation | None = None,
     ) -> bytes:
         """The co-signer's signature of ``digest`` (none without a co-signer)."""
         if self.co_signer is None:
@@ -358,6 +363,7 @@ class SessionAccount:
             grant.module,
             call_data=call_data,
             message=message,
+            operation=operation,
         )
         co_signature = self.co_signer(request)
         if len(co_signature) != 65:
@@ -466,7 +472,7 @@ class SessionAccount:
             op,
             lambda digest: self._signature(
                 self.key.sign_hash(digest),
-                self._co_signature("operation", digest, call_data=call_data),
+                self._co_signature("operation", digest, call_data=call_data, operation=op),
                 at,
             ),
         )

@@ -1,0 +1,141 @@
+"""The co-signer service over HTTP: JSON-RPC 2.0, bound to 127.0.0.1 on a free port by default, one thread per
+request; every refusal is a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from ..errors import ConfigurationError
+from .service import CoSignerService, CoSignRefused
+
+__all__ = ["CoSignerServer"]
+
+log = logging.getLogger("keyscope.cosigner")
+MAX_BODY = 1 << 20
+
+
+def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
+    """The JSON-RPC response to one request object."""
+    request_id = request.get("id") if isinstance(request, dict) else None
+    if (
+        not isinstance(request, dict)
+        or request.get("jsonrpc") != "2.0"
+        or not isinstance(request.get("method"), str)
+    ):
+        error = {"code": -32600, "message": "not a JSON-RPC 2.0 request (jsonrpc, method, params, id)"}
+        return {"jsonrpc": "2.0", "id": request_id, "error": error}
+    try:
+        result = service.handle(request["method"], request.get("params", []))
+    except CoSignRefused as refusal:
+        log.info("%s refused: %s", request["method"], refusal.message)
+        return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
+    except Exception as exc:
+        log.exception("%s failed", request["method"])
+        error = {"code": -32603, "message": f"internal error: {type(exc).__name__}: {exc}"}
+        return {"jsonrpc": "2.0", "id": request_id, "error": error}
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(
+                413, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "request too large"}}
+            )
+            return
+        try:
+            request = json.loads(self.rfile.read(length))
+        except ValueError:
+            self._send(
+                200,
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "the body is not JSON"}},
+            )
+            return
+        if isinstance(request, list):
+            self._send(200, [answer(self.server.service, item) for item in request])
+        else:
+            self._send(200, answer(self.server.service, request))
+
+    def _send(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], service: CoSignerService) -> None:
+        self.service = service
+        super().__init__(address, _Handler)
+
+
+class CoSignerServer:
+    """Serves a :class:`CoSignerService`; ``url`` is known once started (``with CoSignerServer(service) as s``)."""
+
+    def __init__(self, service: CoSignerService, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._server is None:
+            raise ConfigurationError(
+                "the co-signer server is not running: call start() or use it in a with block"
+            )
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> CoSignerServer:
+        """Bind and serve in a background thread; returns self."""
+        if self._server is not None:
+            raise ConfigurationError("the co-signer server is already running")
+        try:
+            self._server = _Server((self.host, self.port), self.service)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="keyscope-cosigner",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket. Idempotent."""
+        server, thread = self._server, self._thread
+        self._server, self._thread = None, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(5)
+
+    def __enter__(self) -> CoSignerServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,155 @@
+"""The co-signer's policy and the requests it answers (see :mod:`keyscope.cosigner`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..erc1271 import co_sign_digest
+from ..errors import KeyscopeError
+from ..execution import ExecuteDecodeError, decode_execute
+from ..hashing import user_op_hash_v07
+from ..hexutil import Address, to_address, to_bytes
+from ..signing import HashSigner
+from ..typed_data import TypedData, typed_data_sign_hash
+from ..userop import UserOperation
+
+__all__ = [
+    "INVALID_PARAMS",
+    "METHOD_NOT_FOUND",
+    "NOT_CO_SIGNED",
+    "CoSignPolicy",
+    "CoSignRefused",
+    "CoSignerService",
+]
+
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+NOT_CO_SIGNED = -32003
+
+
+class CoSignRefused(KeyscopeError):
+    """The co-signer's refusal, as the JSON-RPC error it answers: ``code``, a message saying why and what to do,
+    and ``reason`` (a keyword: ``account``, ``target``, ``value``, ``messages``, ``callData``, ``params``)."""
+
+    def __init__(self, code: int, message: str, reason: str) -> None:
+        self.code = code
+        self.message = message
+        self.reason = reason
+        super().__init__(message)
+
+    def to_rpc(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "data": {"reason": self.reason}}
+
+
+class CoSignPolicy(BaseModel):
+    """What the co-signer approves: operations of ``accounts`` (None: any) whose calls go to ``targets`` (None: any)
+    with at most ``max_value`` wei each, and typed data when ``messages`` is True."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    accounts: frozenset[Address] | None = None
+    targets: frozenset[Address] | None = None
+    max_value: int = 0
+    messages: bool = True
+
+
+class CoSignerService:
+    """Co-signs co-signed sessions' operations and messages with ``key`` for the session module ``module`` on
+    ``chain_id`` (operations of the EntryPoint v0.7 ``entry_point``), within ``policy``."""
+
+    def __init__(
+        self,
+        key: HashSigner,
+        *,
+        chain_id: int,
+        module: str,
+        entry_point: str,
+        policy: CoSignPolicy | None = None,
+    ) -> None:
+        self.key = key
+        self.chain_id = chain_id
+        self.module = to_address(module, name="module")
+        self.entry_point = to_address(entry_point, name="entry point")
+        self.policy = policy or CoSignPolicy()
+
+    def handle(self, method: str, params: Any) -> dict[str, str]:
+        """Answer one JSON-RPC call; raises :class:`CoSignRefused`."""
+        if method == "keyscope_coSignUserOperation":
+            account, session_id, raw = self._params(params, "userOp")
+            try:
+                op = UserOperation.from_rpc(dict(raw))
+            except (ValidationError, KeyscopeError, TypeError, ValueError) as error:
+                raise CoSignRefused(INVALID_PARAMS, f"the userOp is malformed: {error}", "params") from None
+            if op.sender != account:
+                raise CoSignRefused(
+                    INVALID_PARAMS, f"the userOp's sender {op.sender} is not {account}", "params"
+                )
+            self._judge_operation(op)
+            digest = user_op_hash_v07(op.pack(), self.entry_point, self.chain_id)
+        elif method == "keyscope_coSignTypedData":
+            account, session_id, raw = self._params(params, "typedData")
+            if not self.policy.messages:
+                raise CoSignRefused(NOT_CO_SIGNED, "this co-signer does not co-sign messages", "messages")
+            try:
+                typed = TypedData(raw)
+                digest = typed_data_sign_hash(
+                    typed.domain_separator,
+                    typed.primary_type,
+                    typed.contents_type,
+                    typed.struct_hash,
+                    account=account,
+                    chain_id=self.chain_id,
+                    module=self.module,
+                )
+            except KeyscopeError as error:
+                raise CoSignRefused(
+                    INVALID_PARAMS, f"the typed data is malformed: {error}", "params"
+                ) from None
+        else:
+            raise CoSignRefused(
+                METHOD_NOT_FOUND,
+                f"unknown method {method!r}: use keyscope_coSignUserOperation or keyscope_coSignTypedData",
+                "method",
+            )
+        signed = co_sign_digest(session_id, digest, chain_id=self.chain_id, module=self.module)
+        return {"signature": "0x" + self.key.sign_hash(signed).hex()}
+
+    def _params(self, params: Any, what: str) -> tuple[str, bytes, Mapping[str, Any]]:
+        if not isinstance(params, list) or len(params) != 3 or not isinstance(params[2], Mapping):
+            raise CoSignRefused(INVALID_PARAMS, f"params are [account, sessionId, {what}]", "params")
+        try:
+            account = to_address(params[0], name="account")
+            session_id = to_bytes(params[1], name="session id", length=32)
+        except KeyscopeError as error:
+            raise CoSignRefused(INVALID_PARAMS, str(error), "params") from None
+        allowed = self.policy.accounts
+        if allowed is not None and account not in allowed:
+            raise CoSignRefused(
+                NOT_CO_SIGNED, f"this co-signer does not co-sign for the account {account}", "account"
+            )
+        return account, session_id, params[2]
+
+    def _judge_operation(self, op: UserOperation) -> None:
+        try:
+            calls = decode_execute(op.call_data).calls
+        except ExecuteDecodeError as error:
+            raise CoSignRefused(
+                NOT_CO_SIGNED, f"the callData is not an execute the co-signer reads: {error}", "callData"
+            ) from None
+        for index, call in enumerate(calls):
+            targets = self.policy.targets
+            if targets is not None and to_address(call.target) not in targets:
+                raise CoSignRefused(
+                    NOT_CO_SIGNED,
+                    f"call {index} goes to {call.target}, which this co-signer does not approve",
+                    "target",
+                )
+            if call.value > self.policy.max_value:
+                raise CoSignRefused(
+                    NOT_CO_SIGNED,
+                    f"call {index} carries {call.value} wei, above the co-signer's limit of {self.policy.max_value}",
+                    "value",
+                )
