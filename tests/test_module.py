@@ -258,3 +258,41 @@ def test_replace_refuses_what_the_constructor_refuses(change: dict[str, Any]) ->
         BASE.replace(**change)
     with pytest.raises(ValidationError):
         UserOperation.model_validate({**BASE.model_dump(), **change})
+
+
+def test_no_more_functions_sort_before_validate_user_op() -> None:
+    """The dispatcher compares selectors in ascending order: each external function whose selector sorts before
+    validateUserOp's costs every session operation one more comparison. These eight are the module's before
+    signing and co-signing; new functions (and functions whose argument types change) must sort after it."""
+    from eth_utils import keccak as _keccak
+
+    from keyscope.artifacts import contract_artifact
+
+    def canonical(entry: dict[str, Any]) -> str:
+        if entry["type"].startswith("tuple"):
+            return "(" + ",".join(canonical(c) for c in entry["components"]) + ")" + entry["type"][5:]
+        return str(entry["type"])
+
+    abi = contract_artifact("SessionKeyValidator")["abi"]
+    selectors = {
+        _keccak(text=f"{e['name']}({','.join(canonical(i) for i in e['inputs'])})")[:4]: e["name"]
+        for e in abi
+        if e["type"] == "function"
+    }
+    validate = _keccak(
+        text="validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+    )[:4]
+    assert selectors[validate] == "validateUserOp"
+    before = sorted(name for selector, name in selectors.items() if selector < validate)
+    assert before == sorted(
+        [
+            "MAX_RULE_WORDS",
+            "invalidateAllSessions",
+            "epochOf",
+            "onInstall",
+            "enableSession",
+            "MAX_PERMISSIONS",
+            "eip712Domain",
+            "onUninstall",
+        ]
+    )
