@@ -1,0 +1,199 @@
+"""The SDK's side of session signatures, without a chain: ERC-7739 hashing against eth-account's EIP-712 encoder,
+the typed-data permission builder and its refusals, and the local check of typed data and sign-in messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope import Policy, arg
+from keyscope.errors import BadInputError
+from keyscope.message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
+from keyscope.session import Session
+from keyscope.typed_data import TypedData, typed_data_sign_hash
+
+ACCOUNT = "0x" + "22" * 20
+MODULE = "0x" + "33" * 20
+PERMIT2 = "0x" + "44" * 20
+USDC = "0x" + "a0" * 20
+ROUTER = "0x" + "b0" * 20
+TYPES = {
+    "PermitSingle": [
+        {"name": "details", "type": "PermitDetails"},
+        {"name": "spender", "type": "address"},
+        {"name": "sigDeadline", "type": "uint256"},
+    ],
+    "PermitDetails": [
+        {"name": "token", "type": "address"},
+        {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"},
+        {"name": "nonce", "type": "uint48"},
+    ],
+}
+DOMAIN = {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2}
+
+
+def permit(amount: int, token: str = USDC, spender: str = ROUTER) -> dict[str, Any]:
+    return {
+        "types": TYPES,
+        "primaryType": "PermitSingle",
+        "domain": DOMAIN,
+        "message": {
+            "details": {"token": token, "amount": amount, "expiration": 10, "nonce": 0},
+            "spender": spender,
+            "sigDeadline": 10,
+        },
+    }
+
+
+PERMISSION = Policy.typed_data(
+    DOMAIN, TYPES, "PermitSingle", [arg("details", "amount") <= 100, arg("spender") == ROUTER]
+)
+SESSION = Session(
+    session_key="0x" + "11" * 20, typed_data_permissions=(PERMISSION,), sign_in=("app.example.com",)
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(amount=st.integers(0, 2**160 - 1), nonce=st.integers(0, 2**48 - 1), chain_id=st.integers(1, 2**64))
+def test_what_the_session_key_signs_is_erc7739_typed_data_sign_as_eth_account_encodes_it(
+    amount: int, nonce: int, chain_id: int
+) -> None:
+    data = permit(amount)
+    data["message"]["details"]["nonce"] = nonce
+    typed = TypedData(data)
+    ours = typed_data_sign_hash(
+        typed.domain_separator,
+        "PermitSingle",
+        typed.contents_type,
+        typed.struct_hash,
+        account=ACCOUNT,
+        chain_id=chain_id,
+        module=MODULE,
+    )
+    nested = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TypedDataSign": [
+                {"name": "contents", "type": "PermitSingle"},
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+                {"name": "salt", "type": "bytes32"},
+            ],
+            **TYPES,
+        },
+        "primaryType": "TypedDataSign",
+        "domain": DOMAIN,
+        "message": {
+            "contents": data["message"],
+            "name": "keyscope Session",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": ACCOUNT,
+            "salt": bytes(12) + bytes.fromhex(MODULE[2:]),
+        },
+    }
+    signable = encode_typed_data(full_message=nested)
+    assert keccak(b"\x19" + signable.version + signable.header + signable.body) == ours
+
+
+def test_the_builder_lays_the_rules_on_the_flattened_contents() -> None:
+    assert PERMISSION.nested == (0,)  # details (word 0) is expanded into frame 1, words 3..6
+    amount, spender = PERMISSION.rules
+    assert (amount.offset, amount.name) == (32 * 4, "details.amount")
+    assert (spender.offset, spender.name) == (32 * 1, "spender")
+    assert PERMISSION.contents_type == (
+        "PermitDetails(address token,uint160 amount,uint48 expiration,uint48 nonce)"
+        "PermitSingle(PermitDetails details,address spender,uint256 sigDeadline)"
+    )
+    assert PERMISSION.contents_type_hash == TypedData(permit(1)).type_hash
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (arg("details") == 1, "hash of a struct"),
+        (arg("details", "missing") == 1, "no member 'missing'"),
+        (arg("details", "amount") <= 2**160, "out of range"),
+        (arg("spender") <= ROUTER, None),
+    ],
+)
+def test_the_builder_refuses_rules_it_cannot_bind(rule: Any, message: str | None) -> None:
+    if message is None:  # an ordering on an address is allowed (its word is a number)
+        Policy.typed_data(DOMAIN, TYPES, "PermitSingle", [rule])
+        return
+    with pytest.raises(BadInputError, match=message):
+        Policy.typed_data(DOMAIN, TYPES, "PermitSingle", [rule])
+
+
+def test_strings_take_equality_on_their_hash_and_arrays_take_nothing() -> None:
+    types = {"Order": [{"name": "memo", "type": "string"}, {"name": "ids", "type": "uint256[]"}]}
+    granted = Policy.typed_data(DOMAIN, types, "Order", [arg("memo") == "hello"])
+    assert granted.rules[0].values == (int.from_bytes(keccak(b"hello"), "big"),)
+    with pytest.raises(BadInputError, match="only ==, != and one_of"):
+        Policy.typed_data(DOMAIN, types, "Order", [arg("memo") <= "hello"])
+    with pytest.raises(BadInputError, match="an array"):
+        Policy.typed_data(DOMAIN, types, "Order", [arg("ids") == 1])
+
+
+def test_the_local_check_names_the_permission_and_rule() -> None:
+    assert check_typed_data(SESSION, permit(100), session_id="0x01").permission_index == 0
+    with pytest.raises(SignatureRefusedError, match=r"details\.amount <= 100") as info:
+        check_typed_data(SESSION, permit(101), session_id="0x01")
+    assert (info.value.reason, info.value.rule_index, info.value.actual) == ("SignedRuleViolated", 0, 101)
+    with pytest.raises(SignatureRefusedError) as other:
+        check_typed_data(SESSION, permit(1, spender=USDC), session_id="0x01")
+    assert other.value.rule_index == 1
+    elsewhere = permit(1)
+    elsewhere["domain"] = {**DOMAIN, "chainId": 2}
+    with pytest.raises(SignatureRefusedError, match="no signing permission") as info:
+        check_typed_data(SESSION, elsewhere, session_id="0x01")
+    assert info.value.reason == "SigningNotGranted"
+
+
+def test_the_window_binds_signatures() -> None:
+    timed = Session(
+        session_key="0x" + "11" * 20, typed_data_permissions=(PERMISSION,), valid_after=10, valid_until=20
+    )
+    check_typed_data(timed, permit(1), session_id="0x01", now=15)
+    for now in (9, 21):
+        with pytest.raises(SignatureRefusedError, match="window") as info:
+            check_typed_data(timed, permit(1), session_id="0x01", now=now)
+        assert info.value.reason == "SignatureOutsideWindow"
+
+
+def test_sign_in_messages_are_checked_as_the_module_reads_them() -> None:
+    message = sign_in_message(
+        "app.example.com",
+        ACCOUNT,
+        uri="https://app.example.com",
+        chain_id=1,
+        nonce="abcdefgh12",
+        issued_at="now",
+    )
+    checked = check_sign_in(SESSION, message, account=ACCOUNT, session_id="0x01")
+    assert checked.first_line_length == len(
+        b"app.example.com wants you to sign in with your Ethereum account:\n"
+    )
+    assert check_sign_in(
+        SESSION, message.lower(), account=ACCOUNT, session_id="0x01"
+    )  # any case, as the module
+    with pytest.raises(SignatureRefusedError) as info:
+        check_sign_in(SESSION, message.replace("app.", "evil."), account=ACCOUNT, session_id="0x01")
+    assert info.value.reason == "SignInNotGranted"
+    with pytest.raises(SignatureRefusedError) as other:
+        check_sign_in(SESSION, message, account="0x" + "99" * 20, session_id="0x01")
+    assert other.value.reason == "SignInAccountMismatch"
+    with pytest.raises(BadInputError, match="nonce"):
+        sign_in_message("app.example.com", ACCOUNT, uri="u", chain_id=1, nonce="x", issued_at="now")
