@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .co_signer import CoSigner
 from .endpoints import Endpoints
 from .eoa import EOAOwner
 from .grant import SessionGrant
@@ -60,6 +61,7 @@ class Network(Endpoints):
         clock: Callable[[], float] | None = None,
         verify_on_chain: bool = True,
         estimate_ttl: float = 30.0,
+        co_signer: CoSigner | None = None,
     ) -> SessionAccount:
         """A :class:`~keyscope.session_account.SessionAccount` sending operations with ``key`` under ``grant``
         (``key`` in any form :meth:`owner` takes; the options are the session account's, see there)."""
@@ -71,6 +73,7 @@ class Network(Endpoints):
             clock=clock,
             verify_on_chain=verify_on_chain,
             estimate_ttl=estimate_ttl,
+            co_signer=co_signer,
         )
 
 

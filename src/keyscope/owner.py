@@ -495,6 +495,9 @@ class Owner:
         salt: int | None = None,
         limits: Iterable[Limit] = (),
         gas_budget: int | None = None,
+        typed_data: Iterable[TypedDataPermission] = (),
+        sign_in: Iterable[str] = (),
+        co_signer: Any = None,
     ) -> GrantRequest:
         """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for` for the
         window, the limits and the other options). ``permissions`` may hold groups (``Policy.erc20_allowance``).
@@ -519,6 +522,9 @@ class Owner:
             now=window_now(chain_time) if clock else None,
             limits=limits,
             gas_budget=gas_budget,
+            typed_data=typed_data,
+            sign_in=sign_in,
+            co_signer=co_signer,
         )
         warn_about_targets(flat, codes)
         return self._request(session, epoch, deployed)
@@ -588,13 +594,17 @@ class Owner:
         salt: int | None = None,
         limits: Iterable[Limit] = (),
         gas_budget: int | None = None,
+        typed_data: Iterable[TypedDataPermission] = (),
+        sign_in: Iterable[str] = (),
+        co_signer: Any = None,
     ) -> SessionGrant:
         """Grant ``permissions`` to the session ``key`` with one owner signature.
 
         Off-chain (default): returns at once, after one read of the chain; the session key's first operation
         enables the session. On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and
         waits for it (up to ``timeout`` seconds). The session lasts ``valid_for`` seconds (default one hour),
-        until ``valid_until``, or for ever with ``never_expires=True``; see :meth:`session_for` for the rest.
+        until ``valid_until``, or for ever with ``never_expires=True``; see :meth:`session_for` for the rest
+        (signing permissions ``typed_data`` and ``sign_in``, a ``co_signer``).
         """
         request = self.prepare_grant(
             key,
@@ -608,6 +618,9 @@ class Owner:
             salt=salt,
             limits=limits,
             gas_budget=gas_budget,
+            typed_data=typed_data,
+            sign_in=sign_in,
+            co_signer=co_signer,
         )
         if onchain:
             pending = self._send_grant(request)
@@ -632,6 +645,9 @@ class Owner:
         salt: int | None = None,
         limits: Iterable[Limit] = (),
         gas_budget: int | None = None,
+        typed_data: Iterable[TypedDataPermission] = (),
+        sign_in: Iterable[str] = (),
+        co_signer: Any = None,
     ) -> PendingGrant:
         """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant. The options
         are :meth:`grant`'s."""
@@ -647,6 +663,9 @@ class Owner:
             salt=salt,
             limits=limits,
             gas_budget=gas_budget,
+            typed_data=typed_data,
+            sign_in=sign_in,
+            co_signer=co_signer,
         )
         return self._send_grant(request)
 
