@@ -592,7 +592,7 @@ def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
     grant = co_signed.grants[0]
     with pytest.raises(ContractLogicError) as info:
         module.rotateCoSigner(grant.session_id, deployer.address, sender=deployer)
-    assert type(info.value).__name__ == "NotCoSigned"
+    assert _error_name(module, info.value) == "NotCoSigned"
 
 
 def test_a_co_signer_equal_to_the_session_key_is_refused():
