@@ -159,7 +159,7 @@ abstract contract SessionSigning is SessionCoSigning {
             slots.header = SigningHeader.encode(window, typed + j, 0, 0);
             record.keys[typed + j] = key;
         }
-        record.count = count;
+        if (count != 0) record.count = count; // a session without signing permissions writes nothing
     }
 
     /// @dev Clear the signing permissions of session `id` (revoked or invalidated); returns how many there were.
@@ -169,7 +169,7 @@ abstract contract SessionSigning is SessionCoSigning {
         for (uint256 i = 0; i < count; ++i) {
             delete _signing[record.keys[i]][account].header;
         }
-        record.count = 0;
+        if (count != 0) record.count = 0;
     }
 
     /// @dev keccak256 of a sign-in permission's first line; reverts unless the domain is 1 to 255 printable ASCII
