@@ -46,7 +46,7 @@ from keyscope.accounts import (
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
-from keyscope.co_signer import local_co_signer
+from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.errors import (
     AccountSetupError,
     GasCostTooHighError,
@@ -435,11 +435,12 @@ def test_a_co_signed_operation_lands_with_both_signatures_and_is_refused_with_on
     owner: Owner, net: Network, stack: LocalStack, recipient: str
 ) -> None:
     created(owner, stack, recipient)
-    key, co_signer = SessionKey.generate(), LocalSigner.generate()
-    grant = owner.grant(key, [mint_policy(stack, recipient)], co_signer=co_signer.address, onchain=True)
-    both = net.session(grant, key, co_signer=local_co_signer(co_signer))
-    pending = both.execute(stack.nft, MINT, recipient)
-    assert len(pending.op.signature) == 163 and pending.wait().success
+    key = SessionKey.generate()
+    with LocalCoSigner(stack, policy=CoSignPolicy(targets=frozenset({stack.nft}))) as service:
+        grant = owner.grant(key, [mint_policy(stack, recipient)], co_signer=service.address, onchain=True)
+        both = net.session(grant, key, co_signer=remote_co_signer(service.url))  # the local stack's co-signer
+        pending = both.execute(stack.nft, MINT, recipient)
+        assert len(pending.op.signature) == 163 and pending.wait().success
 
     alone = net.session(grant, key)  # the session key's signature only
     with pytest.raises(BundlerRejectedError) as info:
