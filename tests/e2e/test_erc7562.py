@@ -19,6 +19,7 @@ from eth_abi import encode as abi_encode
 from keyscope import Limits, Policy, SessionKey, arg, connect
 from keyscope.accounts import MODULE_TYPE_VALIDATOR, create_account_data
 from keyscope.calls import encode_function_call, function_call
+from keyscope.co_signer import local_co_signer
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hashing import user_op_hash_v07
@@ -293,6 +294,24 @@ def test_use_with_key(net: Network, checker: Erc7562Checker, local_stack: LocalS
     _assert_clean(report, "ok", stack, owner.account)
     _assert_module_storage(report, stack, owner.account, creating=False, reads=3)
     assert session.send(op).wait().success
+
+
+def test_co_signed_session(net: Network, checker: Erc7562Checker, local_stack: LocalStack) -> None:
+    """A co-signed session's first operation (ENABLE carrying both signatures) and its SESSION-mode operations: the
+    second ecrecover, the session's record and its co-signer's are the account's associated storage."""
+    stack = local_stack
+    owner = _owner(net, stack)
+    owner.execute(function_call(stack.nft, SAFE_MINT, owner.account)).wait()
+    key, co_signer = SessionKey.generate(), LocalSigner.generate()
+    grant = owner.grant(key, _policies(stack, owner.account), valid_for=3600, co_signer=co_signer.address)
+    session = net.session(grant, key, co_signer=local_co_signer(co_signer))
+    for mode, size in ((0x01, None), (0x03, 163)):
+        op = session.build(function_call(stack.nft, SAFE_MINT, owner.account))
+        assert op.signature[0] == mode and (size is None or len(op.signature) == size)
+        report = checker.check([op])
+        _assert_clean(report, "ok", stack, owner.account)
+        _assert_module_storage(report, stack, owner.account, creating=False)
+        assert session.send(op).wait().success
 
 
 def test_batch(net: Network, checker: Erc7562Checker, local_stack: LocalStack) -> None:
