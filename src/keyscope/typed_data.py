@@ -29,9 +29,9 @@ from .hexutil import address_word, to_address, to_bytes, word
 
 __all__ = [
     "ACCOUNT_DOMAIN_NAME",
-    "MAX_SAFE_INTEGER",
     "ACCOUNT_DOMAIN_VERSION",
     "DOMAIN_FIELDS",
+    "MAX_SAFE_INTEGER",
     "Field",
     "Frame",
     "Frames",
