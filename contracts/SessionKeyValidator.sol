@@ -224,20 +224,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @dev A header's validAfter and validUntil, without its gas cap.
     uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
-    bytes32 internal constant PERMISSION_TYPEHASH = keccak256(
-        "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
-        "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
-    );
-    bytes32 internal constant SESSION_TYPEHASH = keccak256(
-        "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
-        "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits,address coSigner,"
-        "TypedDataPermission[] typedData,string[] signIn)"
-        "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)" "Meter(uint8 permission,uint16 offset)"
-        "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
-        "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
-        "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
-        "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)"
-    );
 
     /*//////////////////////////////////////////////////////////////
                                 STORAGE
@@ -283,9 +269,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         if (data.length == 0) return;
         Session[] memory sessions = abi.decode(data, (Session[]));
         uint32 epoch = state.epoch;
+        bytes32[] memory ids = signatureVerifier.sessionStructHashes(msg.sender, epoch, data);
         for (uint256 i = 0; i < sessions.length; ++i) {
-            bytes32 id = _sessionStructHash(msg.sender, epoch, sessions[i]);
-            _enable(msg.sender, epoch, id, sessions[i]);
+            _enable(msg.sender, epoch, ids[i], sessions[i]);
         }
     }
 
@@ -360,7 +346,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
             Session memory session;
             bytes memory ownerSignature;
             (session, ownerSignature, keySignature) = _decodeEnableData(signature[1:]);
-            id = _enableWithOwnerSignature(account, session, ownerSignature);
+            id = _enableWithOwnerSignature(account, session, ownerSignature, signature[1:]);
             key = session.sessionKey;
             space = session.coSigner == address(0) ? key : _coSignedSpace(id);
         } else if ((signature.length == 98 || signature.length == 163) && signature[0] == MODE_SESSION) {
@@ -408,9 +394,8 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @inheritdoc ISessionKeyValidator
     function enableSession(Session calldata session) external override returns (bytes32 id) {
         uint32 epoch = _accounts[msg.sender].epoch;
-        Session memory s = session;
-        id = _sessionStructHash(msg.sender, epoch, s);
-        _enable(msg.sender, epoch, id, s);
+        id = signatureVerifier.sessionStructHash(msg.sender, epoch, msg.data[4:]);
+        _enable(msg.sender, epoch, id, session);
     }
 
     /// @inheritdoc ISessionKeyValidator
@@ -463,12 +448,14 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @inheritdoc ISessionKeyValidator
     function sessionId(address account, Session calldata session) external view override returns (bytes32) {
-        return _sessionStructHash(account, _accounts[account].epoch, session);
+        session; // hashed from the call's arguments
+        return signatureVerifier.sessionStructHashOfCall(_accounts[account].epoch, msg.data[4:]);
     }
 
     /// @inheritdoc ISessionKeyValidator
     function grantDigest(address account, Session calldata session) external view override returns (bytes32) {
-        return _hashTypedDataV4(_sessionStructHash(account, _accounts[account].epoch, session));
+        session; // hashed from the call's arguments
+        return _hashTypedDataV4(signatureVerifier.sessionStructHashOfCall(_accounts[account].epoch, msg.data[4:]));
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -798,12 +785,14 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @dev Enable a session the owner signed off-chain, unless it is already active (a retried operation);
     ///      returns its id.
-    function _enableWithOwnerSignature(address account, Session memory session, bytes memory ownerSignature)
-        internal
-        returns (bytes32 id)
-    {
+    function _enableWithOwnerSignature(
+        address account,
+        Session memory session,
+        bytes memory ownerSignature,
+        bytes calldata enableData
+    ) internal returns (bytes32 id) {
         uint32 epoch = _accounts[account].epoch;
-        id = _sessionStructHash(account, epoch, session);
+        id = signatureVerifier.sessionStructHash(account, epoch, enableData);
         if (SessionMeta.isActiveAt(_sessions[id][account].meta, epoch)) return id;
         if (IERC1271(account).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
             revert InvalidOwnerSignature(account, id);
@@ -946,54 +935,10 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         returns (uint256 w)
     {
         uint256[MAX_RULE_WORDS] memory words;
-        (words, w) = RuleEncoding.encode(permissionIndex, rules);
+        (words, w) = signatureVerifier.encodeRules(permissionIndex, rules);
         for (uint256 i = 0; i < w; ++i) {
             slots.words[i] = words[i];
         }
-    }
-
-    /// @dev EIP-712 struct hash of the session for `account` at `epoch`: the session id.
-    function _sessionStructHash(address account, uint32 epoch, Session memory session)
-        internal
-        pure
-        returns (bytes32)
-    {
-        (bytes32 typedDataHash, bytes32 signInHash) = _signingFieldHashes(session);
-        return keccak256(
-            bytes.concat(
-                abi.encode(
-                    SESSION_TYPEHASH,
-                    account,
-                    session.sessionKey,
-                    session.validAfter,
-                    session.validUntil,
-                    session.maxGasCost,
-                    keccak256(abi.encodePacked(session.paymasters)),
-                    epoch,
-                    session.salt,
-                    _permissionListHash(session.permissions)
-                ),
-                abi.encode(_hashLimits(session.limits), session.coSigner, typedDataHash, signInHash)
-            )
-        );
-    }
-
-    /// @dev EIP-712 encoding of a Permission[] field: keccak256 of the permissions' struct hashes.
-    function _permissionListHash(Permission[] memory permissions) internal pure returns (bytes32) {
-        bytes32[] memory hashes = new bytes32[](permissions.length);
-        for (uint256 i = 0; i < permissions.length; ++i) {
-            Permission memory permission = permissions[i];
-            hashes[i] = keccak256(
-                abi.encode(
-                    PERMISSION_TYPEHASH,
-                    permission.target,
-                    permission.selector,
-                    permission.valueLimit,
-                    _ruleListHash(permission.rules)
-                )
-            );
-        }
-        return keccak256(abi.encodePacked(hashes));
     }
 
     /*//////////////////////////////////////////////////////////////

@@ -129,9 +129,6 @@ abstract contract SessionLimits is ISessionKeyValidator {
     uint256 internal constant UINT48_MAX = type(uint48).max;
     uint256 internal constant AMOUNT_MAX = (1 << 176) - 1;
 
-    bytes32 internal constant METER_TYPEHASH = keccak256("Meter(uint8 permission,uint16 offset)");
-    bytes32 internal constant LIMIT_TYPEHASH =
-        keccak256("Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)Meter(uint8 permission,uint16 offset)");
 
     struct LimitRecord {
         uint256 state;
@@ -246,22 +243,6 @@ abstract contract SessionLimits is ISessionKeyValidator {
             if (session.limits[i].kind == LIMIT_GAS) return true;
         }
         return false;
-    }
-
-    /// @dev EIP-712 hash of the session's `Limit[] limits`.
-    function _hashLimits(Limit[] memory limits) internal pure returns (bytes32) {
-        bytes32[] memory hashes = new bytes32[](limits.length);
-        for (uint256 i = 0; i < limits.length; ++i) {
-            Limit memory limit = limits[i];
-            bytes32[] memory meterHashes = new bytes32[](limit.meters.length);
-            for (uint256 m = 0; m < limit.meters.length; ++m) {
-                meterHashes[m] = keccak256(abi.encode(METER_TYPEHASH, limit.meters[m].permission, limit.meters[m].offset));
-            }
-            hashes[i] = keccak256(
-                abi.encode(LIMIT_TYPEHASH, limit.kind, limit.amount, limit.period, keccak256(abi.encodePacked(meterHashes)))
-            );
-        }
-        return keccak256(abi.encodePacked(hashes));
     }
 
     /*//////////////////////////////////////////////////////////////

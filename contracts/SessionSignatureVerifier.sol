@@ -4,7 +4,8 @@ pragma solidity ^0.8.28;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
-import {ArgType, RuleEncoding, RuleWord} from "./Rules.sol";
+import {ArgType, MAX_RULE_WORDS, RuleEncoding, RuleWord} from "./Rules.sol";
+import {SessionHashing} from "./SessionHashing.sol";
 
 /// @title SigningHeader
 /// @notice Decodes and encodes the header word of a signing permission: one per (space, domain, type) or (space,
@@ -159,6 +160,55 @@ contract SessionSignatureVerifier {
             return _typedDataRefusal(account, hash, signer, signatures, signature[at + sigs:]);
         }
         return _signInRefusal(account, hash, signer, signatures, signature[at + sigs:]);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                      FOR GRANTS (the module's EIP-170 room)
+    //////////////////////////////////////////////////////////////*/
+
+    // Granting code the module runs only when it enables a session or hashes one: here, it keeps the module within
+    // EIP-170's 24,576 bytes. Operations of enabled sessions never call these.
+
+    /// @notice The session id of a session granted to `account` at `epoch`: its EIP-712 struct hash
+    ///         ({SessionHashing}). `encoded` starts with an ABI encoding of the Session (trailing fields allowed:
+    ///         ENABLE data, `abi.encode(Session, bytes, bytes)`, is passed as it is).
+    function sessionStructHash(address account, uint32 epoch, bytes calldata encoded)
+        external
+        pure
+        returns (bytes32)
+    {
+        return SessionHashing.sessionStructHash(account, epoch, abi.decode(encoded, (ISessionKeyValidator.Session)));
+    }
+
+    /// @notice The session id of the session in `args`, the arguments of a module call `(address account, Session)`
+    ///         (sessionId, grantDigest), at `epoch`.
+    function sessionStructHashOfCall(uint32 epoch, bytes calldata args) external pure returns (bytes32) {
+        (address account, ISessionKeyValidator.Session memory session) =
+            abi.decode(args, (address, ISessionKeyValidator.Session));
+        return SessionHashing.sessionStructHash(account, epoch, session);
+    }
+
+    /// @notice The session ids of `abi.encode(Session[])` (onInstall's data) granted to `account` at `epoch`.
+    function sessionStructHashes(address account, uint32 epoch, bytes calldata encoded)
+        external
+        pure
+        returns (bytes32[] memory ids)
+    {
+        ISessionKeyValidator.Session[] memory sessions = abi.decode(encoded, (ISessionKeyValidator.Session[]));
+        ids = new bytes32[](sessions.length);
+        for (uint256 i = 0; i < sessions.length; ++i) {
+            ids[i] = SessionHashing.sessionStructHash(account, epoch, sessions[i]);
+        }
+    }
+
+    /// @notice Check and encode the rules of permission `permissionIndex` ({RuleEncoding}): the storage words and
+    ///         how many; reverts with the module's error on a malformed rule.
+    function encodeRules(uint256 permissionIndex, ISessionKeyValidator.Rule[] calldata rules)
+        external
+        pure
+        returns (uint256[MAX_RULE_WORDS] memory words, uint256 count)
+    {
+        return RuleEncoding.encode(permissionIndex, rules);
     }
 
     /// @notice The separator of the EIP-712 domain the module describes `account` by in ERC-7739 wrappings: name

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
-import {MAX_RULE_WORDS, RuleEncoding} from "./Rules.sol";
+import {MAX_RULE_WORDS} from "./Rules.sol";
 import {SessionCoSigning} from "./SessionCoSigning.sol";
 import {SessionSignatureVerifier, SigningHeader, SigningKeys} from "./SessionSignatureVerifier.sol";
 
@@ -18,14 +18,6 @@ import {SessionSignatureVerifier, SigningHeader, SigningKeys} from "./SessionSig
 abstract contract SessionSigning is SessionCoSigning {
     /// @notice Most signing permissions (typed data and sign-in together) in one session.
     uint256 public constant MAX_SIGNING_PERMISSIONS = 8;
-
-    bytes32 internal constant RULE_TYPEHASH =
-        keccak256("Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)");
-    bytes32 internal constant TYPED_DATA_PERMISSION_TYPEHASH = keccak256(
-        "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
-        "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)"
-        "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
-    );
 
     /// @dev `header` is a {SigningHeader}; typed data only: `typedDataSignTypeHash`, `nested` (count in the low
     ///      byte, then one 16-bit word index per nested struct) and the rule words ({RuleWord}).
@@ -143,7 +135,7 @@ abstract contract SessionSigning is SessionCoSigning {
             for (uint256 r = 0; r < rules.length; ++r) {
                 if (rules[r].offset % 32 != 0) revert InvalidRule(i, r);
             }
-            (uint256[MAX_RULE_WORDS] memory words, uint256 w) = RuleEncoding.encode(i, rules);
+            (uint256[MAX_RULE_WORDS] memory words, uint256 w) = signatureVerifier.encodeRules(i, rules);
             for (uint256 k = 0; k < w; ++k) {
                 slots.words[k] = words[k];
             }
@@ -181,61 +173,5 @@ abstract contract SessionSigning is SessionCoSigning {
             if (d[i] < 0x21 || d[i] > 0x7e) revert InvalidSignInDomain(index);
         }
         return keccak256(abi.encodePacked(d, SigningKeys.SIGN_IN_SUFFIX));
-    }
-
-    /*//////////////////////////////////////////////////////////////
-                               HASHING
-    //////////////////////////////////////////////////////////////*/
-
-    /// @dev EIP-712 encoding of a Rule[] field: keccak256 of the rules' struct hashes.
-    function _ruleListHash(Rule[] memory rules) internal pure returns (bytes32) {
-        bytes32[] memory hashes = new bytes32[](rules.length);
-        for (uint256 r = 0; r < rules.length; ++r) {
-            Rule memory rule = rules[r];
-            hashes[r] = keccak256(
-                abi.encode(
-                    RULE_TYPEHASH, rule.condition, rule.offset, rule.argType, keccak256(abi.encodePacked(rule.values))
-                )
-            );
-        }
-        return keccak256(abi.encodePacked(hashes));
-    }
-
-    /// @dev EIP-712 encodings of a session's signing fields: TypedDataPermission[] typedData, string[] signIn.
-    function _signingFieldHashes(Session memory session)
-        internal
-        pure
-        returns (bytes32 typedDataHash, bytes32 signInHash)
-    {
-        uint256 typed = session.typedData.length;
-        bytes32[] memory hashes = new bytes32[](typed);
-        for (uint256 i = 0; i < typed; ++i) {
-            TypedDataPermission memory p = session.typedData[i];
-            hashes[i] = keccak256(
-                bytes.concat(
-                    abi.encode(
-                        TYPED_DATA_PERMISSION_TYPEHASH,
-                        p.domainFields,
-                        keccak256(bytes(p.name)),
-                        keccak256(bytes(p.version)),
-                        p.chainId,
-                        p.verifyingContract,
-                        p.salt
-                    ),
-                    abi.encode(
-                        keccak256(bytes(p.contentsName)),
-                        keccak256(bytes(p.contentsType)),
-                        keccak256(abi.encodePacked(p.nested)),
-                        _ruleListHash(p.rules)
-                    )
-                )
-            );
-        }
-        typedDataHash = keccak256(abi.encodePacked(hashes));
-        bytes32[] memory domains = new bytes32[](session.signIn.length);
-        for (uint256 j = 0; j < domains.length; ++j) {
-            domains[j] = keccak256(bytes(session.signIn[j]));
-        }
-        signInHash = keccak256(abi.encodePacked(domains));
     }
 }
