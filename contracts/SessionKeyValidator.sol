@@ -142,8 +142,11 @@ library SessionMeta {
 ///     USE           | ECDSA signature of userOpHash by the session key (r, s, v)         | 65 bytes
 ///     USE_WITH_KEY  | 0x02 | session key (20 bytes) | ECDSA signature (65 bytes)         | 86 bytes
 ///     ENABLE        | 0x01 | abi.encode(Session, bytes ownerSignature, bytes sessionSignature)
-///     SESSION       | 0x03 | sessionId (32) | key's signature (65) | co-signature (65)  | 98 or 163 bytes
+///     SESSION       | 0x04 | sessionId (32) | key's signature (65) | co-signature (65)  | 98 or 163 bytes
+///     AT (prefix)   | 0x03 | claimed time (6 bytes) | any layout above, SESSION's included | 7 + its length
 ///
+/// AT nests around another layout (a co-signed session with per-period limits sends 0x03 | time | 0x04 | ...):
+/// the module strips it, keeps the time to pick the period of per-period limits, and reads the rest as usual.
 /// USE recovers the key from the signature and looks its permissions up. USE_WITH_KEY names the key, so the
 /// whole policy check runs before the signature is checked: bundlers estimate gas with it and a dummy
 /// signature. ENABLE stores a session granted off-chain by one owner signature (EIP-712, checked through the

@@ -21,11 +21,12 @@ from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
 from keyscope.co_signer import CoSignerRefusedError, local_co_signer
 from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy, remote_co_signer
 from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
+from keyscope.errors import LimitExceededError
 from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import SignatureRefusedError, nested_frames
 from keyscope.rpc import JsonRpcClient, JsonRpcError
-from keyscope.session import Session, encode_session_signature
+from keyscope.session import MODE_AT, MODE_SESSION, Session, encode_at_signature, encode_session_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
@@ -480,6 +481,50 @@ def co_signed(sessions, signing, permits, target) -> Signing:
 
 def record(target: Any, value: int) -> Any:
     return function_call(target, "other(uint256)", value)
+
+
+@pytest.fixture(scope="module")
+def co_signed_daily(sessions, signing, permits, target) -> Signing:
+    """A co-signed session whose calls are limited per day: its operations claim a time (AT) around SESSION."""
+    fresh = Signing.__new__(Signing)
+    fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
+    fresh.chain_id = signing.chain_id
+    fresh.owner = LocalSigner.generate()
+    fresh.key = SessionKey.generate()
+    fresh.co_signer = LocalSigner.generate()
+    fresh.session = Session(
+        session_key=fresh.key.address,
+        permissions=(Policy.call(target, "other(uint256 amount)", rate="2/day"),),
+        co_signer=fresh.co_signer.address,
+    )
+    fresh.accounts = [sessions.account(fresh.owner, 8)]
+    sessions.h.fund(fresh.accounts[0])
+    fresh.grants = [fresh.grant(fresh.accounts[0])]
+    return fresh
+
+
+def test_a_co_signed_session_counts_its_limits_with_at_around_session(co_signed_daily, target):
+    """AT nests around SESSION: 0x03 | time (6) | 0x04 | id (32) | key's (65) | co-signer's (65). The limit is
+    counted in the session's space, and the module refuses the third call of the day even with both signatures,
+    and any call with the key's alone behind AT."""
+    limited = co_signed_daily
+    sdk = limited.sdk(co_signer=local_co_signer(limited.co_signer))
+    for value in (1, 2):
+        pending = sdk.send_calls(record(target, value))
+        signature = pending.op.signature
+        assert signature[0] == MODE_AT and signature[7] == MODE_SESSION
+        assert len(signature) == 7 + 1 + 32 + 65 + 65
+        assert pending.wait().success
+    with pytest.raises(LimitExceededError):
+        sdk.send_calls(record(target, 3))  # the SDK refuses first
+    both = co_signed_op(limited, target, 3, "both")
+    claimed = int.from_bytes(signature[1:7], "big")
+    refused = limited.sessions.h.rejected(
+        both.replace(signature=encode_at_signature(claimed, both.signature))
+    )
+    assert "LimitExceeded" in str(refused) or "AA23" in str(refused)
+    key_only = co_signed_op(limited, target, 3, "key only")
+    limited.sessions.h.rejected(key_only.replace(signature=encode_at_signature(claimed, key_only.signature)))
 
 
 def test_a_co_signed_operation_lands_with_both_signatures(co_signed, target):

@@ -372,17 +372,13 @@ class SessionAccount:
             )
         return co_signature
 
-    def _signature(
-        self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None
-    ) -> bytes:
+    def _signature(self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None) -> bytes:
         """The operation's signature: USE (SESSION for a co-signed session) once enabled, else ENABLE carrying
         the key's signature and the co-signer's; behind the AT prefix when ``at`` claims a time."""
         signature = digest_signature
         if self._enabled:
             if self.co_signed:
-                signature = encode_session_signature(
-                    self.grant.session_id, digest_signature, co_signature
-                )
+                signature = encode_session_signature(self.grant.session_id, digest_signature, co_signature)
         else:
             if self.grant.owner_signature is None:
                 raise ConfigurationError(

@@ -305,7 +305,7 @@ def test_co_signed_session(net: Network, checker: Erc7562Checker, local_stack: L
     key, co_signer = SessionKey.generate(), LocalSigner.generate()
     grant = owner.grant(key, _policies(stack, owner.account), valid_for=3600, co_signer=co_signer.address)
     session = net.session(grant, key, co_signer=local_co_signer(co_signer))
-    for mode, size in ((0x01, None), (0x03, 163)):
+    for mode, size in ((0x01, None), (0x04, 163)):  # ENABLE, then SESSION
         op = session.build(function_call(stack.nft, SAFE_MINT, owner.account))
         assert op.signature[0] == mode and (size is None or len(op.signature) == size)
         report = checker.check([op])
