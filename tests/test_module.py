@@ -262,8 +262,10 @@ def test_replace_refuses_what_the_constructor_refuses(change: dict[str, Any]) ->
 
 def test_no_more_functions_sort_before_validate_user_op() -> None:
     """The dispatcher compares selectors in ascending order: each external function whose selector sorts before
-    validateUserOp's costs every session operation one more comparison. These eight are the module's before
-    signing and co-signing; new functions (and functions whose argument types change) must sort after it."""
+    validateUserOp's costs every session operation one more comparison. Eight sort before it: the module's before
+    signing and limits, with limitUsage (limits) in place of enableSession (whose Session type, with the signing
+    fields and limits, now sorts after it); new functions (and functions whose argument types change) must sort
+    after it."""
     from eth_utils import keccak as _keccak
 
     from keyscope.artifacts import contract_artifact
@@ -290,7 +292,7 @@ def test_no_more_functions_sort_before_validate_user_op() -> None:
             "invalidateAllSessions",
             "epochOf",
             "onInstall",
-            "enableSession",
+            "limitUsage",
             "MAX_PERMISSIONS",
             "eip712Domain",
             "onUninstall",
