@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {ISessionKeyValidatorTypes} from "./interfaces/ISessionKeyValidator.sol";
 
 // The rule language shared by call permissions and signing permissions: how a rule is stored (RuleWord), what
 // its argument type accepts (ArgType), and the checks and encoding of a granted rule (RuleEncoding).
@@ -140,36 +140,36 @@ library RuleEncoding {
     /// @dev The storage words of `rules` (the first `count` entries of `words`). Reverts `InvalidRule` on an unknown
     ///      condition or argType, the wrong number of values, a value that is not a canonical word of the argType,
     ///      IN_RANGE with low > high; `TooManyRules` past MAX_RULE_WORDS words.
-    function encode(uint256 permissionIndex, ISessionKeyValidator.Rule[] memory rules)
+    function encode(uint256 permissionIndex, ISessionKeyValidatorTypes.Rule[] memory rules)
         internal
         pure
         returns (uint256[MAX_RULE_WORDS] memory words, uint256 count)
     {
         for (uint256 r = 0; r < rules.length; ++r) {
-            ISessionKeyValidator.Rule memory rule = rules[r];
+            ISessionKeyValidatorTypes.Rule memory rule = rules[r];
             uint256 op = rule.condition;
             uint256 argType = rule.argType;
             uint256 n = rule.values.length;
             if (
                 op > ONE_OF || !ArgType.isValid(argType) || (op <= NOT_EQUAL && n != 1) || (op == IN_RANGE && n != 2)
                     || (op == ONE_OF && (n == 0 || n > MAX_RULE_WORDS))
-            ) revert ISessionKeyValidator.InvalidRule(permissionIndex, r);
+            ) revert ISessionKeyValidatorTypes.InvalidRule(permissionIndex, r);
             bool isSigned = ArgType.isSigned(argType);
             for (uint256 k = 0; k < n; ++k) {
                 if (!ArgType.isCanonical(argType, rule.values[k])) {
-                    revert ISessionKeyValidator.InvalidRule(permissionIndex, r);
+                    revert ISessionKeyValidatorTypes.InvalidRule(permissionIndex, r);
                 }
             }
             if (op == IN_RANGE) {
                 bool ordered = isSigned
                     ? int256(rule.values[0]) <= int256(rule.values[1])
                     : rule.values[0] <= rule.values[1];
-                if (!ordered) revert ISessionKeyValidator.InvalidRule(permissionIndex, r);
+                if (!ordered) revert ISessionKeyValidatorTypes.InvalidRule(permissionIndex, r);
             }
             uint256 first = rule.values[0];
             bool inline_ = RuleWord.fitsInline(first, isSigned);
             uint256 needed = count + (inline_ ? 1 : 2) + n - 1;
-            if (needed > MAX_RULE_WORDS) revert ISessionKeyValidator.TooManyRules(permissionIndex, needed);
+            if (needed > MAX_RULE_WORDS) revert ISessionKeyValidatorTypes.TooManyRules(permissionIndex, needed);
             uint256 flags = op | (isSigned ? RuleWord.SIGNED : 0) | (inline_ ? 0 : RuleWord.WIDE);
             // The word's type is checked where it can change the verdict: EQUAL and ONE_OF only pass a word
             // equal to a reference value, which is canonical (checked above); 256-bit types take any word.

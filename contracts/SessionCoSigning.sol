@@ -2,8 +2,8 @@
 pragma solidity ^0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {SessionStorage} from "./SessionStorage.sol";
 
 /// @title SessionCoSigning
 /// @notice Co-signed sessions: a grant may name a co-signer, an ECDSA key whose signature every operation and every
@@ -20,33 +20,12 @@ import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 /// under its session key: the one-signature modes, which look permissions up under the signing key, find none of
 /// them, and the SESSION mode (the validator's) reaches them only with both signatures.
 ///
-/// Storage (keyed by the account, innermost): `_coSigners[sessionId][account]` = CO_SIGNED flag (bit 160) | the
+/// The owner records, rotates and removes co-signers through {SessionGrants}. Storage ({SessionStorage}, keyed by
+/// the account, innermost): `_coSigners[sessionId][account]` = CO_SIGNED flag (bit 160) | the
 /// co-signer (bits 0-159; 0 once the owner removed it). The flag stays when the co-signer is removed, since the
 /// session's permissions stay in its space.
-abstract contract SessionCoSigning is ISessionKeyValidator, EIP712 {
+abstract contract SessionCoSigning is ISessionKeyValidator, SessionStorage {
     bytes32 internal constant CO_SIGN_TYPEHASH = keccak256("CoSign(bytes32 sessionId,bytes32 digest)");
-    /// @dev Set in a co-signer record: the session was granted with a co-signer.
-    uint256 internal constant CO_SIGNED = 1 << 160;
-
-    bytes4 internal constant ERC1271_MAGIC = 0x1626ba7e;
-    bytes4 internal constant ERC1271_INVALID = 0xffffffff;
-
-    /// @dev CO_SIGNED | co-signer, for each co-signed session of each account.
-    mapping(bytes32 sessionId => mapping(address account => uint256 record)) internal _coSigners;
-
-    /*//////////////////////////////////////////////////////////////
-                                OWNER
-    //////////////////////////////////////////////////////////////*/
-
-    /// @inheritdoc ISessionKeyValidator
-    function rotateCoSigner(bytes32 id, address coSigner) external override {
-        if (_coSigners[id][msg.sender] & CO_SIGNED == 0) revert NotCoSigned(id);
-        address key = _activeSessionKey(msg.sender, id);
-        if (key == address(0)) revert SessionNotActive(id);
-        if (coSigner == key) revert InvalidCoSigner(coSigner);
-        _coSigners[id][msg.sender] = CO_SIGNED | uint256(uint160(coSigner));
-        emit CoSignerChanged(msg.sender, id, coSigner);
-    }
 
     /*//////////////////////////////////////////////////////////////
                                 VIEWS
@@ -65,33 +44,6 @@ abstract contract SessionCoSigning is ISessionKeyValidator, EIP712 {
     /*//////////////////////////////////////////////////////////////
                                INTERNAL
     //////////////////////////////////////////////////////////////*/
-
-    /// @dev The key of `account`'s session `id` if it is active, else address(0). The validator knows sessions.
-    function _activeSessionKey(address account, bytes32 id) internal view virtual returns (address);
-
-    /// @dev The address a co-signed session's permissions are stored under: no ECDSA key is known to have it, so
-    ///      no single signature reaches them.
-    function _coSignedSpace(bytes32 id) internal pure returns (address) {
-        return address(uint160(uint256(keccak256(abi.encodePacked("keyscope co-signed session", id)))));
-    }
-
-    /// @dev Record the co-signer of a session being enabled; returns where its permissions go: under its key, or,
-    ///      co-signed, in its own space. Reverts `InvalidCoSigner` when the co-signer is the session key.
-    function _enableCoSigner(address account, bytes32 id, address key, address coSigner)
-        internal
-        returns (address space)
-    {
-        if (coSigner == address(0)) return key;
-        if (coSigner == key) revert InvalidCoSigner(coSigner);
-        _coSigners[id][account] = CO_SIGNED | uint256(uint160(coSigner));
-        return _coSignedSpace(id);
-    }
-
-    /// @dev Whether session `id` of `account` was granted with a co-signer, and who co-signs it now (0: removed).
-    function _coSignerRecord(address account, bytes32 id) internal view returns (bool coSigned, address coSigner) {
-        uint256 record = _coSigners[id][account];
-        return (record & CO_SIGNED != 0, address(uint160(record)));
-    }
 
     /// @dev The EIP-712 digest the co-signer of session `id` signs for `digest`.
     function _coSignDigest(bytes32 id, bytes32 digest) internal view returns (bytes32) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {ISessionKeyValidatorTypes} from "./interfaces/ISessionKeyValidator.sol";
 
 /// @title SessionHashing
 /// @notice The EIP-712 struct hash of a grant's `Session` (the session id, before the domain the owner signs it in).
@@ -36,7 +36,7 @@ library SessionHashing {
     );
 
     /// @dev EIP-712 struct hash of `session` for `account` at `epoch`: the session id.
-    function sessionStructHash(address account, uint32 epoch, ISessionKeyValidator.Session memory session)
+    function sessionStructHash(address account, uint32 epoch, ISessionKeyValidatorTypes.Session memory session)
         internal
         pure
         returns (bytes32)
@@ -62,10 +62,10 @@ library SessionHashing {
     }
 
     /// @dev EIP-712 encoding of a Permission[] field: keccak256 of the permissions' struct hashes.
-    function permissionListHash(ISessionKeyValidator.Permission[] memory permissions) internal pure returns (bytes32) {
+    function permissionListHash(ISessionKeyValidatorTypes.Permission[] memory permissions) internal pure returns (bytes32) {
         bytes32[] memory hashes = new bytes32[](permissions.length);
         for (uint256 i = 0; i < permissions.length; ++i) {
-            ISessionKeyValidator.Permission memory permission = permissions[i];
+            ISessionKeyValidatorTypes.Permission memory permission = permissions[i];
             hashes[i] = keccak256(
                 abi.encode(
                     PERMISSION_TYPEHASH,
@@ -80,10 +80,10 @@ library SessionHashing {
     }
 
     /// @dev EIP-712 encoding of a Rule[] field: keccak256 of the rules' struct hashes.
-    function ruleListHash(ISessionKeyValidator.Rule[] memory rules) internal pure returns (bytes32) {
+    function ruleListHash(ISessionKeyValidatorTypes.Rule[] memory rules) internal pure returns (bytes32) {
         bytes32[] memory hashes = new bytes32[](rules.length);
         for (uint256 r = 0; r < rules.length; ++r) {
-            ISessionKeyValidator.Rule memory rule = rules[r];
+            ISessionKeyValidatorTypes.Rule memory rule = rules[r];
             hashes[r] = keccak256(
                 abi.encode(
                     RULE_TYPEHASH, rule.condition, rule.offset, rule.argType, keccak256(abi.encodePacked(rule.values))
@@ -94,10 +94,10 @@ library SessionHashing {
     }
 
     /// @dev EIP-712 encoding of a Limit[] field.
-    function limitListHash(ISessionKeyValidator.Limit[] memory limits) internal pure returns (bytes32) {
+    function limitListHash(ISessionKeyValidatorTypes.Limit[] memory limits) internal pure returns (bytes32) {
         bytes32[] memory hashes = new bytes32[](limits.length);
         for (uint256 i = 0; i < limits.length; ++i) {
-            ISessionKeyValidator.Limit memory limit = limits[i];
+            ISessionKeyValidatorTypes.Limit memory limit = limits[i];
             bytes32[] memory meterHashes = new bytes32[](limit.meters.length);
             for (uint256 m = 0; m < limit.meters.length; ++m) {
                 meterHashes[m] = keccak256(abi.encode(METER_TYPEHASH, limit.meters[m].permission, limit.meters[m].offset));
@@ -110,7 +110,7 @@ library SessionHashing {
     }
 
     /// @dev EIP-712 encodings of a session's signing fields: TypedDataPermission[] typedData, string[] signIn.
-    function signingFieldHashes(ISessionKeyValidator.Session memory session)
+    function signingFieldHashes(ISessionKeyValidatorTypes.Session memory session)
         internal
         pure
         returns (bytes32 typedDataHash, bytes32 signInHash)
@@ -118,7 +118,7 @@ library SessionHashing {
         uint256 typed = session.typedData.length;
         bytes32[] memory hashes = new bytes32[](typed);
         for (uint256 i = 0; i < typed; ++i) {
-            ISessionKeyValidator.TypedDataPermission memory p = session.typedData[i];
+            ISessionKeyValidatorTypes.TypedDataPermission memory p = session.typedData[i];
             hashes[i] = keccak256(
                 bytes.concat(
                     abi.encode(

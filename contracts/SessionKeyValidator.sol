@@ -3,130 +3,14 @@ pragma solidity ^0.8.28;
 
 import {PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {IERC7579Execution} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
-import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
-import {ArgType, RuleEncoding, RuleWord} from "./Rules.sol";
+import {ArgType, RuleWord} from "./Rules.sol";
+import {SessionGrants} from "./SessionGrants.sol";
 import {SessionLimits} from "./SessionLimits.sol";
+import {SessionSignatureVerifier} from "./SessionSignatureVerifier.sol";
 import {SessionSigning} from "./SessionSigning.sol";
-
-/// @title PermissionHeader
-/// @notice Decodes and encodes a permission's header word: one per (key, target, selector) and account.
-/// @dev Bit ranges, least significant first:
-///
-///     [  0,  48)  validAfter             [ 48,  96)  validUntil (0: none)    [ 96, 192)  valueLimit (wei)
-///     [192, 200)  permission index       [200, 208)  rule count              [208, 248)  gas cap in gwei (0: none)
-///     [248, 249)  live flag              [249, 252)  paymaster count         [252, 253)  limited
-///     [253, 256)  zero
-///
-/// The paymasters the session lets go uncapped follow the permission's rule words in storage. A limited
-/// permission (its session has limits it counts towards, see {SessionLimits}) keeps its meter word last.
-library PermissionHeader {
-    uint256 internal constant LIVE = 1 << 248;
-    uint256 internal constant LIMITED = 1 << 252;
-
-    /// @dev The header of a live permission.
-    function encode(
-        uint256 validAfter_,
-        uint256 validUntil_,
-        uint256 valueLimit_,
-        uint256 permissionIndex_,
-        uint256 ruleCount_,
-        uint256 gasCapGwei_,
-        uint256 paymasterCount_
-    ) internal pure returns (uint256) {
-        return validAfter_ | (validUntil_ << 48) | (valueLimit_ << 96) | (permissionIndex_ << 192)
-            | (ruleCount_ << 200) | (gasCapGwei_ << 208) | LIVE | (paymasterCount_ << 249);
-    }
-
-    function isLive(uint256 header) internal pure returns (bool) {
-        return header & LIVE != 0;
-    }
-
-    function validAfter(uint256 header) internal pure returns (uint256) {
-        return uint48(header);
-    }
-
-    function validUntil(uint256 header) internal pure returns (uint256) {
-        return uint48(header >> 48);
-    }
-
-    function valueLimit(uint256 header) internal pure returns (uint256) {
-        return uint96(header >> 96);
-    }
-
-    function permissionIndex(uint256 header) internal pure returns (uint256) {
-        return uint8(header >> 192);
-    }
-
-    function ruleCount(uint256 header) internal pure returns (uint256) {
-        return uint8(header >> 200);
-    }
-
-    function gasCapGwei(uint256 header) internal pure returns (uint256) {
-        return uint40(header >> 208);
-    }
-
-    function paymasterCount(uint256 header) internal pure returns (uint256) {
-        return (header >> 249) & 7;
-    }
-}
-
-/// @title SessionMeta
-/// @notice Decodes and encodes a session's meta word: one per session id and account.
-/// @dev Bit ranges, least significant first:
-///
-///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked)
-///     [200, 208)  permission count                     [208, 224)  index in the account's live list
-library SessionMeta {
-    uint8 internal constant STATUS_NONE = 0;
-    uint8 internal constant STATUS_ACTIVE = 1;
-    uint8 internal constant STATUS_REVOKED = 2;
-
-    /// @dev The meta word of a revoked session (kept forever, so the id can never be enabled again).
-    uint256 internal constant REVOKED = uint256(STATUS_REVOKED) << 192;
-
-    function encode(address key_, uint256 epoch_, uint256 permissionCount_, uint256 liveIndex_)
-        internal
-        pure
-        returns (uint256)
-    {
-        return uint256(uint160(key_)) | (epoch_ << 160) | (uint256(STATUS_ACTIVE) << 192) | (permissionCount_ << 200)
-            | (liveIndex_ << 208);
-    }
-
-    function key(uint256 meta) internal pure returns (address) {
-        return address(uint160(meta));
-    }
-
-    function epoch(uint256 meta) internal pure returns (uint32) {
-        return uint32(meta >> 160);
-    }
-
-    function status(uint256 meta) internal pure returns (uint8) {
-        return uint8(meta >> 192);
-    }
-
-    function permissionCount(uint256 meta) internal pure returns (uint256) {
-        return uint8(meta >> 200);
-    }
-
-    function liveIndex(uint256 meta) internal pure returns (uint256) {
-        return uint16(meta >> 208);
-    }
-
-    /// @dev `meta` with its live-list index replaced.
-    function withLiveIndex(uint256 meta, uint256 index) internal pure returns (uint256) {
-        return (meta & ~(uint256(0xffff) << 208)) | (index << 208);
-    }
-
-    /// @dev Whether the session is enabled and belongs to the account's current `epoch_` (an uninstall or
-    ///      invalidateAllSessions since it was enabled makes it dead, whatever its status says).
-    function isActiveAt(uint256 meta, uint32 epoch_) internal pure returns (bool) {
-        return status(meta) == STATUS_ACTIVE && epoch(meta) == epoch_;
-    }
-}
+import {PermissionHeader, SessionMeta, SessionStorage} from "./SessionStorage.sol";
 
 /// @title SessionKeyValidator
 /// @notice ERC-7579 validator (module type 1) that lets a session key sign UserOperations for a smart
@@ -167,15 +51,9 @@ library SessionMeta {
 /// encoding), a value over the limit, a broken rule, calldata too short for a rule, a gas cost over the cap.
 /// The session's window goes into the validation data; validation never reads the clock.
 ///
-/// Storage (ERC-7562: every slot read or written during validation is keyed by the account, innermost):
-///     _accounts[account]                       AccountState: epoch, installed, live sessions and permissions
-///     _permissions[permKey][account].header    see {PermissionHeader};  permKey = keccak256(key, target, selector)
-///     _permissions[permKey][account].words[i]  rule words (see {RuleWord}), then the session's paymasters
-///     _sessions[sessionId][account].meta       see {SessionMeta}
-///     _sessions[sessionId][account].grants[i]  target (160) | selector (32), to clear the headers on revoke
-///     _liveSessions[i][account]                the ids of the account's live sessions (enumerable)
-///     _coSigners, _signing, _signingRecords    see {SessionCoSigning} and {SessionSigning}
-/// A co-signed session's permKey takes its space (see {SessionCoSigning}) in place of the key.
+/// Storage: see {SessionStorage} (every slot read or written during validation is keyed by the account,
+/// innermost, as ERC-7562 requires). Granting and revoking run in {SessionGrants}, which this module creates and
+/// DELEGATECALLs (the two would not fit one contract under EIP-170): its code writes this module's storage.
 ///
 /// Only live permissions have a header with the live flag: revoking a session clears its headers, and
 /// uninstalling the module (or invalidateAllSessions) clears the headers of every live session, so a USE
@@ -188,14 +66,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Most permissions in one session.
-    uint256 public constant MAX_PERMISSIONS = 16;
-    /// @notice Most storage words the rules of one permission (and the session's paymasters) may take.
-    uint256 public constant MAX_RULE_WORDS = 31;
-    /// @notice Most live (enabled, not revoked) permissions an account may hold at once, over all sessions.
-    uint256 public constant MAX_LIVE_PERMISSIONS = 256;
-    /// @notice Most paymasters a session may list as free of its gas cap.
-    uint256 public constant MAX_PAYMASTERS = 7;
 
     uint8 internal constant EQUAL = 0;
     uint8 internal constant LESS_THAN_OR_EQUAL = 1;
@@ -210,9 +80,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @dev Set by {_checkOperation} in the validation data's aggregator field (never returned): the operation
     ///      counts towards limits. Only then is anything more done, so sessions without limits pay one AND.
     uint256 internal constant COUNT_LIMITS = 2;
-    /// @dev IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes) and Safe's isModuleEnabled(address).
-    bytes4 internal constant IS_MODULE_INSTALLED = 0x112d3a7d;
-    bytes4 internal constant IS_MODULE_ENABLED = 0x2d9ad53d;
 
     bytes1 internal constant MODE_ENABLE = 0x01;
     bytes1 internal constant MODE_USE_WITH_KEY = 0x02;
@@ -221,43 +88,17 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     bytes1 internal constant MODE_AT = 0x03;
     bytes1 internal constant MODE_SESSION = 0x04;
 
-    uint256 internal constant VALUE_LIMIT_MAX = (1 << 96) - 1;
-    uint256 internal constant GAS_CAP_MAX = (1 << 40) - 1;
     uint256 internal constant SIGN_BIT = 1 << 255;
     /// @dev A header's validAfter and validUntil, without its gas cap.
     uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
 
-    /*//////////////////////////////////////////////////////////////
-                                STORAGE
-    //////////////////////////////////////////////////////////////*/
+    /// @dev The grant side of the module, run by DELEGATECALL in this module's storage (created with it).
+    SessionGrants internal immutable _grants;
 
-    struct AccountState {
-        uint32 epoch;
-        bool installed;
-        uint16 liveSessions;
-        uint16 livePermissions;
+    constructor() SessionStorage(new SessionSignatureVerifier()) {
+        _grants = new SessionGrants(signatureVerifier);
     }
-
-    /// @dev `header` is a {PermissionHeader}; `words` hold the rules ({RuleWord} first words, then their
-    ///      further values), then the session's uncapped paymasters, one per word.
-    struct PermissionSlots {
-        uint256 header;
-        uint256[MAX_RULE_WORDS] words;
-    }
-
-    /// @dev `meta` is a {SessionMeta}; `grants[i]` is permission i's target (160) | selector (32).
-    struct SessionRecord {
-        uint256 meta;
-        uint256[MAX_PERMISSIONS] grants;
-    }
-
-    mapping(address account => AccountState) internal _accounts;
-    mapping(bytes32 permissionKey => mapping(address account => PermissionSlots)) internal _permissions;
-    mapping(bytes32 sessionId => mapping(address account => SessionRecord)) internal _sessions;
-    mapping(uint256 index => mapping(address account => bytes32 sessionId)) internal _liveSessions;
-
-    constructor() EIP712("keyscope SessionKeyValidator", "1") {}
 
     /*//////////////////////////////////////////////////////////////
                               ERC-7579 MODULE
@@ -265,24 +106,19 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @notice Called by the account when it installs the module.
     /// @param data Empty, or `abi.encode(Session[])`: sessions to enable at once (the owner installs, so the
-    ///        owner grants them).
+    ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
-        AccountState storage state = _accounts[msg.sender];
-        state.installed = true;
-        if (data.length == 0) return;
-        Session[] memory sessions = abi.decode(data, (Session[]));
-        uint32 epoch = state.epoch;
-        bytes32[] memory ids = signatureVerifier.sessionStructHashes(msg.sender, epoch, data);
-        for (uint256 i = 0; i < sessions.length; ++i) {
-            _enable(msg.sender, epoch, ids[i], sessions[i]);
+        if (data.length == 0) {
+            _accounts[msg.sender].installed = true;
+            return;
         }
+        _forwardToGrants();
     }
 
     /// @notice Called by the account when it uninstalls the module: every session of the account dies, and a
-    ///         later reinstall does not bring any back.
+    ///         later reinstall does not bring any back ({SessionGrants}).
     function onUninstall(bytes calldata) external override {
-        _accounts[msg.sender].installed = false;
-        _invalidateAll(msg.sender);
+        _forwardToGrants();
     }
 
     /// @notice This is a validator (ERC-7579 module type 1) and nothing else.
@@ -346,12 +182,8 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
             space = key;
             keySignature = signature[21:];
         } else if (signature.length > 1 && signature[0] == MODE_ENABLE) {
-            Session memory session;
-            bytes memory ownerSignature;
-            (session, ownerSignature, keySignature) = _decodeEnableData(signature[1:]);
-            id = _enableWithOwnerSignature(account, session, ownerSignature, signature[1:]);
-            key = session.sessionKey;
-            space = session.coSigner == address(0) ? key : _coSignedSpace(id);
+            keySignature = _sessionSignatureOf(signature[1:]);
+            (id, key, space) = _enableSigned(signature[1:]);
         } else if ((signature.length == 98 || signature.length == 163) && signature[0] == MODE_SESSION) {
             id = bytes32(signature[1:33]);
             key = _sessionKey(account, id);
@@ -395,39 +227,27 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     //////////////////////////////////////////////////////////////*/
 
     /// @inheritdoc ISessionKeyValidator
-    function enableSession(Session calldata session) external override returns (bytes32 id) {
-        uint32 epoch = _accounts[msg.sender].epoch;
-        id = signatureVerifier.sessionStructHash(msg.sender, epoch, msg.data[4:]);
-        _enable(msg.sender, epoch, id, session);
+    /// @dev Run by {SessionGrants}.
+    function enableSession(Session calldata) external override returns (bytes32) {
+        _forwardToGrants();
     }
 
     /// @inheritdoc ISessionKeyValidator
-    function revokeSession(bytes32 id) external override {
-        SessionRecord storage record = _sessions[id][msg.sender];
-        uint256 meta = record.meta;
-        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) return;
-        AccountState storage state = _accounts[msg.sender];
-        if (SessionMeta.isActiveAt(meta, state.epoch)) {
-            uint256 cleared = _clearPermissions(msg.sender, id, record, meta);
-            // swap-remove the session from the live list
-            uint256 index = SessionMeta.liveIndex(meta);
-            uint256 last = state.liveSessions - 1;
-            if (index != last) {
-                bytes32 moved = _liveSessions[last][msg.sender];
-                _liveSessions[index][msg.sender] = moved;
-                SessionRecord storage movedRecord = _sessions[moved][msg.sender];
-                movedRecord.meta = SessionMeta.withLiveIndex(movedRecord.meta, index);
-            }
-            state.liveSessions = uint16(last);
-            state.livePermissions -= uint16(cleared);
-        }
-        record.meta = SessionMeta.REVOKED;
-        emit SessionRevoked(msg.sender, id);
+    /// @dev Run by {SessionGrants}.
+    function revokeSession(bytes32) external override {
+        _forwardToGrants();
     }
 
     /// @inheritdoc ISessionKeyValidator
+    /// @dev Run by {SessionGrants}.
     function invalidateAllSessions() external override {
-        _invalidateAll(msg.sender);
+        _forwardToGrants();
+    }
+
+    /// @inheritdoc ISessionKeyValidator
+    /// @dev Run by {SessionGrants}.
+    function rotateCoSigner(bytes32, address) external override {
+        _forwardToGrants();
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -752,29 +572,14 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         }
     }
 
-    /// @dev The key of a permission in `_permissions`: keccak256 of the session key (20 bytes), the target
-    ///      (20 bytes) and the selector (4 bytes), packed (44 bytes, so no two triples share an encoding).
-    function _permissionKey(address key, address target, bytes4 selector) internal pure returns (bytes32 result) {
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, shl(96, key))
-            mstore(add(ptr, 20), shl(96, target))
-            mstore(add(ptr, 40), selector)
-            result := keccak256(ptr, 44)
-        }
-    }
-
     /*//////////////////////////////////////////////////////////////
-                          INTERNAL: ENABLING
+                         INTERNAL: GRANTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev Decode ENABLE data: `abi.encode(Session, bytes ownerSignature, bytes sessionSignature)`. The session
-    ///      key's signature stays in calldata, to be checked as every other mode checks it.
-    function _decodeEnableData(bytes calldata data)
-        internal
-        pure
-        returns (Session memory session, bytes memory ownerSignature, bytes calldata sessionSignature)
-    {
+    /// @dev ENABLE data is `abi.encode(Session, bytes ownerSignature, bytes sessionSignature)`: the session
+    ///      signature, sliced from calldata (to be checked as every other mode checks it). Reverts
+    ///      MalformedEnableData when a head word points outside the data.
+    function _sessionSignatureOf(bytes calldata data) internal pure returns (bytes calldata sessionSignature) {
         if (data.length < 96) revert MalformedEnableData();
         for (uint256 i = 0; i < 3; ++i) {
             if (_word(data, 32 * i) > data.length - 32) revert MalformedEnableData();
@@ -782,180 +587,33 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         uint256 at = _word(data, 64);
         uint256 size = _word(data, at);
         if (size > data.length - at - 32) revert MalformedEnableData();
-        sessionSignature = data[at + 32:at + 32 + size];
-        (session, ownerSignature) = abi.decode(data, (Session, bytes));
+        return data[at + 32:at + 32 + size];
     }
 
-    /// @dev Enable a session the owner signed off-chain, unless it is already active (a retried operation);
-    ///      returns its id.
-    function _enableWithOwnerSignature(
-        address account,
-        Session memory session,
-        bytes memory ownerSignature,
-        bytes calldata enableData
-    ) internal returns (bytes32 id) {
-        uint32 epoch = _accounts[account].epoch;
-        id = signatureVerifier.sessionStructHash(account, epoch, enableData);
-        if (SessionMeta.isActiveAt(_sessions[id][account].meta, epoch)) return id;
-        if (IERC1271(account).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
-            revert InvalidOwnerSignature(account, id);
-        }
-        _enable(account, epoch, id, session);
-    }
-
-    /// @dev Check and store a session's permissions. Reverts on anything malformed.
-    function _enable(address account, uint32 epoch, bytes32 id, Session memory session) internal {
-        SessionRecord storage record = _sessions[id][account];
-        uint256 meta = record.meta;
-        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) revert SessionIsRevoked(id);
-        if (SessionMeta.isActiveAt(meta, epoch)) return;
-
-        address key = session.sessionKey;
-        if (key == address(0)) revert InvalidSessionKey();
-        if (session.validUntil != 0 && session.validUntil <= session.validAfter) {
-            revert InvalidTimeWindow(session.validAfter, session.validUntil);
-        }
-        uint256 count = session.permissions.length;
-        uint256 signing = session.typedData.length + session.signIn.length;
-        if (count > MAX_PERMISSIONS || (count == 0 && signing == 0)) revert InvalidPermissionCount(count);
-        AccountState storage state = _accounts[account];
-        uint256 livePermissions = state.livePermissions + count + signing;
-        if (livePermissions > MAX_LIVE_PERMISSIONS) revert TooManyLivePermissions(account, MAX_LIVE_PERMISSIONS);
-
-        uint256 gasCapGwei = session.maxGasCost / 1 gwei;
-        if (session.maxGasCost != 0 && gasCapGwei == 0) revert InvalidMaxGasCost(session.maxGasCost);
-        if (gasCapGwei > GAS_CAP_MAX) gasCapGwei = GAS_CAP_MAX;
-        address[] memory paymasters = session.paymasters;
-        if (paymasters.length > MAX_PAYMASTERS) revert InvalidPaymasters(paymasters.length, MAX_PAYMASTERS);
-        for (uint256 p = 0; p < paymasters.length; ++p) {
-            if (paymasters[p] == address(0)) revert InvalidPaymasters(paymasters.length, p);
-        }
-        // without a cap or a gas budget there is nothing to lift: the list is signed, but not stored
-        if (gasCapGwei == 0 && !_hasGasLimit(session)) paymasters = new address[](0);
-        // a co-signed session's permissions go to its own space, which no single signature reaches
-        address space = _enableCoSigner(account, id, key, session.coSigner);
-        uint256[] memory meterWords = _prepareLimits(account, id, session);
-
-        for (uint256 i = 0; i < count; ++i) {
-            Permission memory permission = session.permissions[i];
-            address target = permission.target;
-            if (target == address(0) || target == account || target == address(this)) {
-                revert ForbiddenPermissionTarget(i, target);
-            }
-            _refuseModuleTarget(account, i, target);
-            if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
-            PermissionSlots storage slots = _permissions[_permissionKey(space, target, permission.selector)][account];
-            if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
-            uint256 valueLimit = permission.valueLimit > VALUE_LIMIT_MAX ? VALUE_LIMIT_MAX : permission.valueLimit;
-            uint256 words = _storeRules(slots, i, permission.rules);
-            // a permission counting towards limits keeps its meter word last
-            uint256 meterWord = meterWords[i];
-            uint256 needed = words + paymasters.length + (meterWord != 0 ? 1 : 0);
-            if (needed > MAX_RULE_WORDS) revert TooManyRules(i, needed);
-            for (uint256 p = 0; p < paymasters.length; ++p) {
-                slots.words[words + p] = uint256(uint160(paymasters[p]));
-            }
-            if (meterWord != 0) slots.words[MAX_RULE_WORDS - 1] = meterWord | (words << 248);
-            slots.header = PermissionHeader.encode(
-                session.validAfter,
-                session.validUntil,
-                valueLimit,
-                i,
-                permission.rules.length,
-                gasCapGwei,
-                paymasters.length
-            ) | (meterWord != 0 ? PermissionHeader.LIMITED : 0);
-            record.grants[i] = uint256(uint160(target)) | (uint256(uint32(permission.selector)) << 160);
-        }
-        _enableSigning(account, id, space, session);
-        uint256 index = state.liveSessions;
-        _liveSessions[index][account] = id;
-        state.liveSessions = uint16(index + 1);
-        state.livePermissions = uint16(livePermissions);
-        record.meta = SessionMeta.encode(key, epoch, count, index);
-        emit SessionEnabled(account, id, key, session.validAfter, session.validUntil);
-    }
-
-    /// @dev Refuse a permission whose target is a module of the account: a validator, an executor or a hook
-    ///      (ERC-7579 `isModuleInstalled`), or a Safe module such as Safe7579's adapter (`isModuleEnabled`).
-    ///      Modules keep their configuration per calling account, so a call from the account could reconfigure
-    ///      it (an owner validator's `onInstall` would replace the owner). An account that does not answer (no
-    ///      such function, a revert) is taken to say no. Only enabling asks: the USE path is unchanged.
-    function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
-        for (uint256 moduleType = 1; moduleType <= 4; ++moduleType) {
-            if (moduleType == 3) continue; // fallback handlers are installed per selector: see the threat model
-            if (_asks(account, abi.encodeWithSelector(IS_MODULE_INSTALLED, moduleType, target, ""))) {
-                revert PermissionTargetIsModule(permissionIndex, target, moduleType);
+    /// @dev {SessionGrants.enableSigned} run in this module's storage: enables the session of `enableData` if the
+    ///      owner signed it (a revert bubbles up); returns its id, key and permission space.
+    function _enableSigned(bytes calldata enableData) internal returns (bytes32 id, address key, address space) {
+        (bool ok, bytes memory answer) =
+            address(_grants).delegatecall(abi.encodeCall(SessionGrants.enableSigned, (enableData)));
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(answer, 0x20), mload(answer))
             }
         }
-        if (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target))) {
-            revert PermissionTargetIsModule(permissionIndex, target, 0);
+        return abi.decode(answer, (bytes32, address, address));
+    }
+
+    /// @dev Run this call (its calldata unchanged) in {SessionGrants} by DELEGATECALL, and end it with its answer:
+    ///      its return data, or its revert.
+    function _forwardToGrants() internal {
+        address grants = address(_grants);
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, 0, calldatasize())
+            let ok := delegatecall(gas(), grants, ptr, calldatasize(), 0, 0)
+            returndatacopy(ptr, 0, returndatasize())
+            if iszero(ok) { revert(ptr, returndatasize()) }
+            return(ptr, returndatasize())
         }
-    }
-
-    /// @dev Whether `account` answers `data` (a view returning bool) with true.
-    function _asks(address account, bytes memory data) internal view returns (bool yes) {
-        (bool ok, bytes memory answer) = account.staticcall(data);
-        return ok && answer.length >= 32 && abi.decode(answer, (uint256)) == 1;
-    }
-
-    /// @dev Clear the headers of a live session's permissions, its signing permissions' included (their words
-    ///      become unreachable); returns how many permissions it held.
-    function _clearPermissions(address account, bytes32 id, SessionRecord storage record, uint256 meta)
-        internal
-        returns (uint256 cleared)
-    {
-        (bool coSigned,) = _coSignerRecord(account, id);
-        address space = coSigned ? _coSignedSpace(id) : SessionMeta.key(meta);
-        uint256 count = SessionMeta.permissionCount(meta);
-        for (uint256 i = 0; i < count; ++i) {
-            uint256 grant = record.grants[i];
-            delete _permissions[_permissionKey(space, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
-                .header;
-        }
-        return count + _clearSigning(account, id);
-    }
-
-    /// @dev Kill every live session of `account` and move to a new epoch, so that no enable signature made
-    ///      before can be used again.
-    function _invalidateAll(address account) internal {
-        AccountState storage state = _accounts[account];
-        uint256 live = state.liveSessions;
-        for (uint256 i = 0; i < live; ++i) {
-            bytes32 id = _liveSessions[i][account];
-            SessionRecord storage record = _sessions[id][account];
-            _clearPermissions(account, id, record, record.meta);
-        }
-        state.liveSessions = 0;
-        state.livePermissions = 0;
-        uint32 epoch = ++state.epoch;
-        emit SessionsInvalidated(account, epoch);
-    }
-
-    /// @dev Check, encode and store a permission's rules ({RuleEncoding}); returns the storage words they take.
-    function _storeRules(PermissionSlots storage slots, uint256 permissionIndex, Rule[] memory rules)
-        internal
-        returns (uint256 w)
-    {
-        uint256[MAX_RULE_WORDS] memory words;
-        (words, w) = signatureVerifier.encodeRules(permissionIndex, rules);
-        for (uint256 i = 0; i < w; ++i) {
-            slots.words[i] = words[i];
-        }
-    }
-
-    /*//////////////////////////////////////////////////////////////
-                    INTERNAL: FOR SIGNING AND CO-SIGNING
-    //////////////////////////////////////////////////////////////*/
-
-    /// @dev The recorded key of a session (address(0): none, or revoked).
-    function _sessionKey(address account, bytes32 id) internal view override returns (address) {
-        return SessionMeta.key(_sessions[id][account].meta);
-    }
-
-    /// @dev The key of an active session (enabled at the account's current epoch, not revoked), else address(0).
-    function _activeSessionKey(address account, bytes32 id) internal view override returns (address) {
-        uint256 meta = _sessions[id][account].meta;
-        return SessionMeta.isActiveAt(meta, _accounts[account].epoch) ? SessionMeta.key(meta) : address(0);
     }
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {SessionStorage} from "./SessionStorage.sol";
 
 /// @title MeterWord
 /// @notice Decodes and encodes the meter word of a permission whose session has limits: one per (key, target,
@@ -93,8 +94,8 @@ library LimitState {
 /// @title SessionLimits
 /// @notice Budgets over a session's life or per period — native value, an argument's total, calls, operations,
 ///         gas cost — signed in the grant and counted during validation, in storage keyed by the account.
-/// @dev The validator calls {_prepareLimits} when it enables a session (it stores each returned meter word as the
-///      permission's last storage word and flags the permission's header), and {_countLimits} after the policy
+/// @dev {SessionGrants} prepares the limits when it enables a session (it stores each permission's meter word as the
+///      permission's last storage word and flags the permission's header); the validator calls {_countLimits} after the policy
 ///      check of an operation one of whose calls has a flagged permission. Counting in validation is what makes a
 ///      batch, several operations in one bundle or parallel nonce lanes unable to overspend: the EntryPoint
 ///      validates every operation of a bundle, in order, before it executes any, and a refused or failed
@@ -109,36 +110,10 @@ library LimitState {
 ///      `_sessionLimits[sessionId][account]` = base (32) | limit count (8), for views; `_limitSessions[base]
 ///      [account]` = the session id, for the LimitReached event; `_nextLimitRecord[account]`, the next free base
 ///      (record numbers are never reused, so no session ever finds another's counts).
-abstract contract SessionLimits is ISessionKeyValidator {
-    // Internal, not public: every external function adds to the selector dispatch every validation pays.
-    /// @dev Most limits in one session.
-    uint256 internal constant MAX_LIMITS = 8;
-    /// @dev Most meters one permission feeds.
-    uint256 internal constant MAX_METERS = 8;
-    /// @dev Shortest period a limit may have, in seconds: an operation is valid only inside its period.
-    uint256 internal constant MIN_PERIOD = 60;
-
-    uint8 internal constant LIMIT_NATIVE = 0;
-    uint8 internal constant LIMIT_AMOUNT = 1;
-    uint8 internal constant LIMIT_CALLS = 2;
-    uint8 internal constant LIMIT_OPERATIONS = 3;
-    uint8 internal constant LIMIT_GAS = 4;
-
+abstract contract SessionLimits is ISessionKeyValidator, SessionStorage {
     /// @dev No time claimed by the operation's signature.
     uint256 internal constant NO_TIME = type(uint256).max;
     uint256 internal constant UINT48_MAX = type(uint48).max;
-    uint256 internal constant AMOUNT_MAX = (1 << 176) - 1;
-
-
-    struct LimitRecord {
-        uint256 state;
-        uint256 config;
-    }
-
-    mapping(uint256 number => mapping(address account => LimitRecord)) internal _limitRecords;
-    mapping(bytes32 sessionId => mapping(address account => uint256)) internal _sessionLimits;
-    mapping(uint256 base => mapping(address account => bytes32 sessionId)) internal _limitSessions;
-    mapping(address account => uint256) internal _nextLimitRecord;
 
     /// @dev The storage slot of the header of `key`'s permission for (target, selector) on `account`; the
     ///      permission's words follow it, the meter word last.
@@ -182,68 +157,6 @@ abstract contract SessionLimits is ISessionKeyValidator {
     /*//////////////////////////////////////////////////////////////
                                ENABLING
     //////////////////////////////////////////////////////////////*/
-
-    /// @dev Check the session's limits, create their records, and return each permission's meter word (0: the
-    ///      permission counts towards no limit: its header is not flagged and its calls cost nothing more). The
-    ///      caller adds the index of the permission's first paymaster word.
-    function _prepareLimits(address account, bytes32 id, Session memory session)
-        internal
-        returns (uint256[] memory meterWords)
-    {
-        Limit[] memory limits = session.limits;
-        uint256 count = limits.length;
-        uint256 permissions = session.permissions.length;
-        meterWords = new uint256[](permissions);
-        if (count == 0) return meterWords;
-        if (count > MAX_LIMITS) revert TooManyLimits(count);
-
-        uint256 base = _nextLimitRecord[account];
-        _nextLimitRecord[account] = base + count; // checked: a session cannot wrap the 32-bit base
-        if (base + count > type(uint32).max) revert TooManyLimits(count);
-        uint256 operationMask;
-        uint256 gasMask;
-        for (uint256 i = 0; i < count; ++i) {
-            Limit memory limit = limits[i];
-            uint256 kind = limit.kind;
-            if (kind > LIMIT_GAS || (limit.period != 0 && limit.period < MIN_PERIOD)) revert InvalidLimit(i);
-            if (kind >= LIMIT_OPERATIONS) {
-                if (limit.meters.length != 0) revert InvalidLimit(i);
-                if (kind == LIMIT_OPERATIONS) operationMask |= 1 << i;
-                else gasMask |= 1 << i;
-            }
-            for (uint256 m = 0; m < limit.meters.length; ++m) {
-                Meter memory meter = limit.meters[m];
-                if (meter.permission >= permissions || (kind != LIMIT_AMOUNT && meter.offset != 0)) {
-                    revert InvalidLimit(i);
-                }
-                uint256 word = meterWords[meter.permission];
-                uint256 n = MeterWord.meterCount(word);
-                if (n == MAX_METERS) revert TooManyMeters(meter.permission);
-                uint256 entry = uint256(meter.offset) | (i << 16) | (kind << 20);
-                meterWords[meter.permission] = (word | (entry << (MeterWord.METER_BITS * n))) + (1 << 192); // count + 1
-            }
-            uint256 amount = limit.amount > AMOUNT_MAX ? AMOUNT_MAX : limit.amount;
-            LimitRecord storage record = _limitRecords[base + i][account];
-            if (amount != 0) record.state = LimitState.encode(amount, limit.period, 0);
-            else if (limit.period != 0) record.state = LimitState.encode(0, limit.period, 0);
-            record.config = LimitState.encodeConfig(amount, kind, session.validAfter);
-        }
-        // every permission of a session with per-operation limits is flagged: any of its calls makes an operation
-        uint256 shared = (operationMask << 200) | (gasMask << 208) | (base << 216);
-        for (uint256 p = 0; p < permissions; ++p) {
-            if (meterWords[p] != 0 || operationMask | gasMask != 0) meterWords[p] |= shared;
-        }
-        _sessionLimits[id][account] = base | (count << 32);
-        _limitSessions[base][account] = id;
-    }
-
-    /// @dev Whether the session has a GAS limit (its paymaster list is then stored even without a gas cap).
-    function _hasGasLimit(Session memory session) internal pure returns (bool) {
-        for (uint256 i = 0; i < session.limits.length; ++i) {
-            if (session.limits[i].kind == LIMIT_GAS) return true;
-        }
-        return false;
-    }
 
     /*//////////////////////////////////////////////////////////////
                                COUNTING

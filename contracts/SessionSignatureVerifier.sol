@@ -3,7 +3,7 @@ pragma solidity ^0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
-import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
+import {ISessionKeyValidator, ISessionKeyValidatorTypes} from "./interfaces/ISessionKeyValidator.sol";
 import {ArgType, MAX_RULE_WORDS, RuleEncoding, RuleWord} from "./Rules.sol";
 import {SessionHashing} from "./SessionHashing.sol";
 
@@ -150,7 +150,7 @@ contract SessionSignatureVerifier {
         returns (bytes memory)
     {
         if (sender == account || sender == address(module)) {
-            return abi.encodeWithSelector(ISessionKeyValidator.SignatureSenderForbidden.selector, sender);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignatureSenderForbidden.selector, sender);
         }
         (bool ok, Signer memory signer, uint256 at) = _signer(account, signature);
         if (!ok) return _malformed();
@@ -177,14 +177,14 @@ contract SessionSignatureVerifier {
         pure
         returns (bytes32)
     {
-        return SessionHashing.sessionStructHash(account, epoch, abi.decode(encoded, (ISessionKeyValidator.Session)));
+        return SessionHashing.sessionStructHash(account, epoch, abi.decode(encoded, (ISessionKeyValidatorTypes.Session)));
     }
 
     /// @notice The session id of the session in `args`, the arguments of a module call `(address account, Session)`
     ///         (sessionId, grantDigest), at `epoch`.
     function sessionStructHashOfCall(uint32 epoch, bytes calldata args) external pure returns (bytes32) {
-        (address account, ISessionKeyValidator.Session memory session) =
-            abi.decode(args, (address, ISessionKeyValidator.Session));
+        (address account, ISessionKeyValidatorTypes.Session memory session) =
+            abi.decode(args, (address, ISessionKeyValidatorTypes.Session));
         return SessionHashing.sessionStructHash(account, epoch, session);
     }
 
@@ -194,7 +194,7 @@ contract SessionSignatureVerifier {
         pure
         returns (bytes32[] memory ids)
     {
-        ISessionKeyValidator.Session[] memory sessions = abi.decode(encoded, (ISessionKeyValidator.Session[]));
+        ISessionKeyValidatorTypes.Session[] memory sessions = abi.decode(encoded, (ISessionKeyValidatorTypes.Session[]));
         ids = new bytes32[](sessions.length);
         for (uint256 i = 0; i < sessions.length; ++i) {
             ids[i] = SessionHashing.sessionStructHash(account, epoch, sessions[i]);
@@ -203,7 +203,7 @@ contract SessionSignatureVerifier {
 
     /// @notice Check and encode the rules of permission `permissionIndex` ({RuleEncoding}): the storage words and
     ///         how many; reverts with the module's error on a malformed rule.
-    function encodeRules(uint256 permissionIndex, ISessionKeyValidator.Rule[] calldata rules)
+    function encodeRules(uint256 permissionIndex, ISessionKeyValidatorTypes.Rule[] calldata rules)
         external
         pure
         returns (uint256[MAX_RULE_WORDS] memory words, uint256 count)
@@ -267,7 +267,7 @@ contract SessionSignatureVerifier {
             module.signingPermission(account, SigningKeys.typedData(signer.space, appSeparator, contentsTypeHash));
         if (!SigningHeader.isLive(header)) {
             return abi.encodeWithSelector(
-                ISessionKeyValidator.SigningNotGranted.selector, signer.space, appSeparator, contentsTypeHash
+                ISessionKeyValidatorTypes.SigningNotGranted.selector, signer.space, appSeparator, contentsTypeHash
             );
         }
         bytes memory refused = _windowRefusal(header);
@@ -280,7 +280,7 @@ contract SessionSignatureVerifier {
         bytes32 contentsHash = _hashWords(contentsTypeHash, words[:uint256(uint8(body[65])) * 32]);
         bytes32 appHash = keccak256(abi.encodePacked(hex"1901", appSeparator, contentsHash));
         if (hash != appHash && !_wrappedByAccount(account, hash, appHash)) {
-            return abi.encodeWithSelector(ISessionKeyValidator.ContentsMismatch.selector, hash, contentsHash);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.ContentsMismatch.selector, hash, contentsHash);
         }
         refused = _ruleRefusal(rules, header, words);
         if (refused.length != 0) return refused;
@@ -334,7 +334,7 @@ contract SessionSignatureVerifier {
                     || _hashWords(typeHash, words[32 * start:32 * (start + size)])
                         != bytes32(words[32 * parent:32 * parent + 32])
             ) {
-                return (abi.encodeWithSelector(ISessionKeyValidator.NestedStructMismatch.selector, k), words);
+                return (abi.encodeWithSelector(ISessionKeyValidatorTypes.NestedStructMismatch.selector, k), words);
             }
             start += size;
         }
@@ -355,7 +355,7 @@ contract SessionSignatureVerifier {
         bytes32 lineHash = keccak256(message[:lineLength]);
         (uint256 header,,,) = module.signingPermission(account, SigningKeys.signIn(signer.space, lineHash));
         if (!SigningHeader.isLive(header)) {
-            return abi.encodeWithSelector(ISessionKeyValidator.SignInNotGranted.selector, signer.space, lineHash);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignInNotGranted.selector, signer.space, lineHash);
         }
         bytes memory refused = _windowRefusal(header);
         if (refused.length != 0) return refused;
@@ -363,10 +363,10 @@ contract SessionSignatureVerifier {
             abi.encodePacked("\x19Ethereum Signed Message:\n", Strings.toString(message.length), message)
         );
         if (hash != messageHash && !_wrappedByAccount(account, hash, messageHash)) {
-            return abi.encodeWithSelector(ISessionKeyValidator.ContentsMismatch.selector, hash, messageHash);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.ContentsMismatch.selector, hash, messageHash);
         }
         if (!_isAddressLine(message[lineLength:], account)) {
-            return abi.encodeWithSelector(ISessionKeyValidator.SignInAccountMismatch.selector);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignInAccountMismatch.selector);
         }
         bytes32 signed = keccak256(
             abi.encodePacked(
@@ -395,7 +395,7 @@ contract SessionSignatureVerifier {
         uint256 until = SigningHeader.validUntil(header);
         if (block.timestamp < after_ || (until != 0 && block.timestamp > until)) {
             return abi.encodeWithSelector(
-                ISessionKeyValidator.SignatureOutsideWindow.selector, block.timestamp, after_, until
+                ISessionKeyValidatorTypes.SignatureOutsideWindow.selector, block.timestamp, after_, until
             );
         }
         return "";
@@ -408,12 +408,12 @@ contract SessionSignatureVerifier {
         returns (bytes memory)
     {
         if (signer.key == address(0) || _recover(signed, signatures[:65]) != signer.key) {
-            return abi.encodeWithSelector(ISessionKeyValidator.InvalidSessionSignature.selector);
+            return abi.encodeWithSelector(ISessionKeyValidatorTypes.InvalidSessionSignature.selector);
         }
         if (
             signer.coSigned && signer.coSigner != address(0)
                 && _recover(module.digestToCoSign(signer.id, signed), signatures[65:]) != signer.coSigner
-        ) return abi.encodeWithSelector(ISessionKeyValidator.InvalidCoSignature.selector);
+        ) return abi.encodeWithSelector(ISessionKeyValidatorTypes.InvalidCoSignature.selector);
         return "";
     }
 
@@ -463,20 +463,20 @@ contract SessionSignatureVerifier {
             uint256 word = rules[at++];
             uint256 offset = RuleWord.offset(word);
             if (words.length < offset + 32) {
-                return abi.encodeWithSelector(ISessionKeyValidator.ContentsTooShort.selector, permissionIndex, r);
+                return abi.encodeWithSelector(ISessionKeyValidatorTypes.ContentsTooShort.selector, permissionIndex, r);
             }
             uint256 actual = uint256(bytes32(words[offset:offset + 32]));
             uint256 argType = RuleWord.checkedType(word);
             if (argType != 0 && !ArgType.isCanonical(argType, actual)) {
                 return abi.encodeWithSelector(
-                    ISessionKeyValidator.SignedNonCanonical.selector, permissionIndex, r, uint8(argType), bytes32(actual)
+                    ISessionKeyValidatorTypes.SignedNonCanonical.selector, permissionIndex, r, uint8(argType), bytes32(actual)
                 );
             }
             bool ok;
             (ok, at) = _holds(rules, word, actual, at);
             if (!ok) {
                 return abi.encodeWithSelector(
-                    ISessionKeyValidator.SignedRuleViolated.selector, permissionIndex, r, bytes32(actual)
+                    ISessionKeyValidatorTypes.SignedRuleViolated.selector, permissionIndex, r, bytes32(actual)
                 );
             }
         }
@@ -525,7 +525,7 @@ contract SessionSignatureVerifier {
     }
 
     function _malformed() internal pure returns (bytes memory) {
-        return abi.encodeWithSelector(ISessionKeyValidator.MalformedSignature.selector);
+        return abi.encodeWithSelector(ISessionKeyValidatorTypes.MalformedSignature.selector);
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -536,7 +536,7 @@ contract SessionSignatureVerifier {
     ///         separator, the primary type's typehash, ERC-7739's TypedDataSign typehash and the packed nested list
     ///         (count in the low byte, then 16 bits per entry). Reverts `InvalidTypedDataPermission` when it is
     ///         malformed, `ForbiddenSigningDomain` when its domain is the account's or the module's.
-    function typedDataGrant(address account, uint256 index, ISessionKeyValidator.TypedDataPermission calldata permission)
+    function typedDataGrant(address account, uint256 index, ISessionKeyValidatorTypes.TypedDataPermission calldata permission)
         external
         view
         returns (bytes32 appSeparator, bytes32 contentsTypeHash, bytes32 typedDataSignTypeHash, uint256 nested)
@@ -548,10 +548,10 @@ contract SessionSignatureVerifier {
                 || (fields & 0x04 == 0 && permission.chainId != 0)
                 || (fields & 0x08 == 0 && permission.verifyingContract != address(0))
                 || (fields & 0x10 == 0 && permission.salt != 0)
-        ) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        ) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
         address verifying = permission.verifyingContract;
         if (fields & 0x08 != 0 && (verifying == account || verifying == address(module))) {
-            revert ISessionKeyValidator.ForbiddenSigningDomain(index, verifying);
+            revert ISessionKeyValidatorTypes.ForbiddenSigningDomain(index, verifying);
         }
         appSeparator = _domainSeparator(
             fields,
@@ -564,12 +564,12 @@ contract SessionSignatureVerifier {
         bool ok;
         (contentsTypeHash, typedDataSignTypeHash, ok) =
             _contentsTypeHashes(bytes(permission.contentsName), bytes(permission.contentsType));
-        if (!ok) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        if (!ok) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
         uint16[] calldata list = permission.nested;
-        if (list.length > MAX_NESTED) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+        if (list.length > MAX_NESTED) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
         nested = list.length;
         for (uint256 k = 0; k < list.length; ++k) {
-            if (k != 0 && list[k] <= list[k - 1]) revert ISessionKeyValidator.InvalidTypedDataPermission(index);
+            if (k != 0 && list[k] <= list[k - 1]) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
             nested |= uint256(list[k]) << (8 + 16 * k);
         }
     }

@@ -3,9 +3,10 @@ pragma solidity ^0.8.28;
 
 import {IERC7579Validator} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 
-/// @title ISessionKeyValidator
-/// @notice Types, events, errors and entry points of keyscope's session-key validator (ERC-7579 type 1).
-interface ISessionKeyValidator is IERC7579Validator {
+/// @title ISessionKeyValidatorTypes
+/// @notice Types, events and errors of keyscope's session-key validator: what the module and the contract it hands
+///         grants to ({SessionGrants}) share.
+interface ISessionKeyValidatorTypes {
     /*//////////////////////////////////////////////////////////////
                                  TYPES
     //////////////////////////////////////////////////////////////*/
@@ -365,6 +366,11 @@ interface ISessionKeyValidator is IERC7579Validator {
     /// @notice The co-signature is missing or does not recover to the session's co-signer.
     error InvalidCoSignature();
 
+}
+
+/// @title ISessionKeyValidator
+/// @notice Entry points of keyscope's session-key validator (ERC-7579 type 1), with its types, events and errors.
+interface ISessionKeyValidator is IERC7579Validator, ISessionKeyValidatorTypes {
     /*//////////////////////////////////////////////////////////////
                               ENTRY POINTS
     //////////////////////////////////////////////////////////////*/

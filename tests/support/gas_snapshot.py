@@ -344,7 +344,7 @@ def _rows(lab: Lab) -> dict[str, dict[str, int]]:
     onchain_key = fixed_signer("gas-snapshot/key-onchain")
     onchain = Session(session_key=onchain_key.address, permissions=(headline,), salt=101)
     rows["owner_enable_session"] = lab.measure(
-        lambda: lab.owner_op(account, owner, [enable_call(lab.module, onchain)])
+        lambda: lab.owner_op(account, owner, [enable_call(lab.module, onchain)], call_gas=250_000)
     )
     outer = lab.chain.snapshot()
     try:
