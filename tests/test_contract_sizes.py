@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_utils import keccak, to_checksum_address
-
 from eth_abi import encode as abi_encode
 from eth_tester.exceptions import TransactionFailed
+from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ContractLogicError
 
 from keyscope import Policy, SessionKey
@@ -103,7 +102,7 @@ def test_the_grant_side_is_the_module_s(module: Any, project: Any, chain: Any) -
     compiled = bytes(project.SessionGrants.contract_type.runtime_bytecode.to_bytes())
     assert len(code) == len(compiled) > 0
     # the compiled code leaves its immutables (the verifier, its own address) zero: every other byte is the same
-    assert all(ours == theirs for ours, theirs in zip(compiled, code) if ours != 0)
+    assert all(ours == theirs for ours, theirs in zip(compiled, code, strict=True) if ours != 0)
 
 
 @pytest.mark.parametrize(
