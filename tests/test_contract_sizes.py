@@ -27,7 +27,13 @@ from keyscope.session import SESSION_ABI_TYPE, Session
 ROOT = Path(__file__).resolve().parent.parent
 EIP170_RUNTIME = 24_576
 EIP3860_INITCODE = 49_152
-DEPLOYED = ("SessionKeyValidator", "KeyscopeAccount", "KeyscopeAccountFactory", "KeyscopeDelegate", "SponsorPaymaster")
+DEPLOYED = (
+    "SessionKeyValidator",
+    "KeyscopeAccount",
+    "KeyscopeAccountFactory",
+    "KeyscopeDelegate",
+    "SponsorPaymaster",
+)
 
 
 @pytest.mark.parametrize("name", DEPLOYED)
@@ -47,7 +53,10 @@ def test_the_module_s_helpers_fit_the_code_size_limit(project: Any) -> None:
 
 def _storage_layouts() -> dict[str, list[tuple[str, int, int, str]]]:
     solc = Path(os.environ["SOLCX_BINARY_PATH"]) / "solc-v0.8.28"
-    names = {"SessionKeyValidator": "contracts/SessionKeyValidator.sol", "SessionGrants": "contracts/SessionGrants.sol"}
+    names = {
+        "SessionKeyValidator": "contracts/SessionKeyValidator.sol",
+        "SessionGrants": "contracts/SessionGrants.sol",
+    }
     request = {
         "language": "Solidity",
         "sources": {path: {"urls": [path]} for path in names.values()},
@@ -84,9 +93,15 @@ def test_the_module_and_its_grant_side_share_one_storage_layout() -> None:
     labels = [label for label, *_ in module]
     # every mapping of the module's state is there, the EIP-712 fallback strings (never written) first
     assert labels[:2] == ["_nameFallback", "_versionFallback"]
-    assert {"_accounts", "_permissions", "_sessions", "_liveSessions", "_limitRecords", "_coSigners", "_signing"} <= set(
-        labels
-    )
+    assert {
+        "_accounts",
+        "_permissions",
+        "_sessions",
+        "_liveSessions",
+        "_limitRecords",
+        "_coSigners",
+        "_signing",
+    } <= set(labels)
 
 
 def _grants_address(module: Any) -> str:
@@ -133,7 +148,9 @@ def test_the_grant_side_called_directly_refuses_an_enable(module: Any, chain: An
         session_key=SessionKey.generate().address,
         permissions=(Policy.transfer("0x" + "55" * 20, 1),),
     )
-    data = keccak(text=f"enableSession({SESSION_ABI_TYPE})")[:4] + abi_encode([SESSION_ABI_TYPE], [session.as_abi()])
+    data = keccak(text=f"enableSession({SESSION_ABI_TYPE})")[:4] + abi_encode(
+        [SESSION_ABI_TYPE], [session.as_abi()]
+    )
     _assert_refused_directly(chain, _grants_address(module), deployer, data)
 
 
