@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import BadInputError
 from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_bytes
-from .hexutil import address_word as _address_word
-from .hexutil import word as _word
-from .typed_data import DOMAIN_FIELDS, domain_separator, typed_data_sign_type_hash
+from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struct, typed_data_sign_type_hash
+from .typed_data import Field as Member
 
 __all__ = [
     "ECDSA_SIGNATURE_BYTES",
@@ -39,6 +38,7 @@ __all__ = [
     "MODE_SESSION",
     "MODE_USE_WITH_KEY",
     "SESSION_ABI_TYPE",
+    "SESSION_TYPES",
     "SIGNED",
     "ArgType",
     "Condition",
@@ -92,48 +92,102 @@ GAS_CAP_MAX_GWEI = 2**40 - 1
 DOMAIN_NAME = "keyscope SessionKeyValidator"
 DOMAIN_VERSION = "1"
 
-_RULE_TYPE = "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)"
-_PERMISSION_TYPE = "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)"
-_TYPED_DATA_PERMISSION_TYPE = (
-    "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
-    "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)"
-)
-_SESSION_TYPE = (
+
+def _types(*definitions: str) -> dict[str, tuple[Member, ...]]:
+    """EIP-712 struct types from their definitions, ``Name(type member,...)``."""
+    types = {}
+    for definition in definitions:
+        struct, members = definition.removesuffix(")").split("(")
+        pairs = (member.split(" ") for member in members.split(","))
+        types[struct] = tuple(Member(name=name, type=kind) for kind, name in pairs)
+    return types
+
+
+SESSION_TYPES = _types(
     "Session(address account,address sessionKey,uint48 validAfter,uint48 validUntil,uint256 maxGasCost,"
     "address[] paymasters,uint32 epoch,uint256 salt,Permission[] permissions,Limit[] limits,address coSigner,"
-    "TypedDataPermission[] typedData,string[] signIn)"
+    "TypedDataPermission[] typedData,string[] signIn)",
+    "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)",
+    "Meter(uint8 permission,uint16 offset)",
+    "Permission(address target,bytes4 selector,uint256 valueLimit,Rule[] rules)",
+    "Rule(uint8 condition,uint16 offset,uint8 argType,uint256[] values)",
+    "TypedDataPermission(uint8 domainFields,string name,string version,uint256 chainId,address verifyingContract,"
+    "bytes32 salt,string contentsName,string contentsType,uint16[] nested,Rule[] rules)",
 )
-_LIMIT_TYPE = "Limit(uint8 kind,uint256 amount,uint32 period,Meter[] meters)"
-_METER_TYPE = "Meter(uint8 permission,uint16 offset)"
-RULE_TYPEHASH = keccak(_RULE_TYPE.encode())
-PERMISSION_TYPEHASH = keccak((_PERMISSION_TYPE + _RULE_TYPE).encode())
-METER_TYPEHASH = keccak(_METER_TYPE.encode())
-LIMIT_TYPEHASH = keccak((_LIMIT_TYPE + _METER_TYPE).encode())
-TYPED_DATA_PERMISSION_TYPEHASH = keccak((_TYPED_DATA_PERMISSION_TYPE + _RULE_TYPE).encode())
-SESSION_TYPEHASH = keccak(
-    (
-        _SESSION_TYPE
-        + _LIMIT_TYPE
-        + _METER_TYPE
-        + _PERMISSION_TYPE
-        + _RULE_TYPE
-        + _TYPED_DATA_PERMISSION_TYPE
-    ).encode()
-)
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
+"""The grant's EIP-712 types, the one description of the module's structs: the typehashes, the grant's typed
+data, the ABI types and every model's ``struct_hash`` and ``as_abi`` derive from it. A member is the model's
+attribute of the same name in snake case (``typedData``: ``Session.typed_data_permissions``); the Session's
+``account`` and ``epoch`` are no attributes and not in the ABI struct: the module fills them in."""
+_MODULE_FILLS = {"Session": ("account", "epoch")}
+_ATTRIBUTES = {"typedData": "typed_data_permissions"}
 
-_RULE_ABI = "(uint8,uint16,uint8,uint256[])"
-TYPED_DATA_PERMISSION_ABI_TYPE = (
-    f"(uint8,string,string,uint256,address,bytes32,string,string,uint16[],{_RULE_ABI}[])"
-)
+
+def _type_hash(struct: str) -> bytes:
+    return keccak(encode_type(struct, SESSION_TYPES).encode())
+
+
+RULE_TYPEHASH = _type_hash("Rule")
+PERMISSION_TYPEHASH = _type_hash("Permission")
+METER_TYPEHASH = _type_hash("Meter")
+LIMIT_TYPEHASH = _type_hash("Limit")
+TYPED_DATA_PERMISSION_TYPEHASH = _type_hash("TypedDataPermission")
+SESSION_TYPEHASH = _type_hash("Session")
+
+
+def _abi_members(struct: str) -> tuple[Member, ...]:
+    """The members of ``struct`` in its ABI form (without those the module fills in)."""
+    filled = _MODULE_FILLS.get(struct, ())
+    return tuple(member for member in SESSION_TYPES[struct] if member.name not in filled)
+
+
+def _abi_type(kind: str) -> str:
+    """The ABI type of a member of EIP-712 type ``kind`` (structs as tuples)."""
+    base = kind.removesuffix("[]")
+    if base not in SESSION_TYPES:
+        return kind
+    return "(" + ",".join(_abi_type(m.type) for m in _abi_members(base)) + ")" + kind[len(base) :]
+
+
+TYPED_DATA_PERMISSION_ABI_TYPE = _abi_type("TypedDataPermission")
 """The ABI type of ``ISessionKeyValidator.TypedDataPermission``."""
-SESSION_ABI_TYPE = (
-    f"(address,uint48,uint48,uint256,address[],uint256,(address,bytes4,uint256,{_RULE_ABI}[])[],"
-    f"(uint8,uint256,uint32,(uint8,uint16)[])[],address,{TYPED_DATA_PERMISSION_ABI_TYPE}[],string[])"
-)
+SESSION_ABI_TYPE = _abi_type("Session")
 """The ABI type of ``ISessionKeyValidator.Session``."""
+
+
+_SNAKE = re.compile(r"(?=[A-Z])")
+
+
+def _member(model: BaseModel, member: Member) -> Any:
+    """The value of ``member`` in ``model`` (an address left None is the zero address)."""
+    value = getattr(model, _ATTRIBUTES.get(member.name) or _SNAKE.sub("_", member.name).lower())
+    return ZERO_ADDRESS if value is None and member.type == "address" else value
+
+
+def _message(model: BaseModel, **filled: Any) -> dict[str, Any]:
+    """``model`` (the struct of its class's name) as an EIP-712 message; ``filled``: the members the module fills in."""
+    return {
+        m.name: filled[m.name] if m.name in filled else _message_value(m.type, _member(model, m))
+        for m in SESSION_TYPES[type(model).__name__]
+    }
+
+
+def _message_value(kind: str, value: Any) -> Any:
+    if kind.endswith("[]"):
+        return [_message_value(kind[:-2], item) for item in value]
+    return _message(value) if kind in SESSION_TYPES else value
+
+
+def _abi(model: BaseModel) -> tuple[Any, ...]:
+    """``model`` (the struct of its class's name) as an ABI tuple."""
+    return tuple(_abi_value(m.type, _member(model, m)) for m in _abi_members(type(model).__name__))
+
+
+def _abi_value(kind: str, value: Any) -> Any:
+    if kind.endswith("[]"):
+        return [_abi_value(kind[:-2], item) for item in value]
+    return _abi(value) if kind in SESSION_TYPES else value
+
+
 _SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
 
 
@@ -280,7 +334,19 @@ class _Model(HexRepr, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class Rule(_Model):
+class _Struct(_Model):
+    """A model of the module's struct of the same name (in :data:`SESSION_TYPES`)."""
+
+    def struct_hash(self) -> bytes:
+        """EIP-712 ``hashStruct`` of this struct."""
+        return hash_struct(type(self).__name__, _message(self), SESSION_TYPES)
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The ``ISessionKeyValidator`` struct of the same name as an ABI tuple."""
+        return _abi(self)
+
+
+class Rule(_Struct):
     """A condition on the argument whose 32-byte word sits at ``offset`` in a call's arguments (after the
     selector), read as the ABI type ``arg_type`` (an :class:`ArgType` code; the default, ``ArgType.WORD``, is
     a plain 256-bit word).
@@ -414,20 +480,6 @@ class Rule(_Model):
             return f"{label} one of {{{', '.join(shown)}}}"
         return f"{label} {_SYMBOLS[self.op]} {shown[0]}"
 
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct(Rule)``."""
-        return keccak(
-            RULE_TYPEHASH
-            + _word(self.condition)
-            + _word(self.offset)
-            + _word(self.arg_type)
-            + keccak(b"".join(_word(v) for v in self.values))
-        )
-
-    def as_abi(self) -> tuple[int, int, int, list[int]]:
-        """``ISessionKeyValidator.Rule`` as an ABI tuple."""
-        return (self.condition, self.offset, self.arg_type, list(self.values))
-
 
 def _short(value: int) -> str:
     if value >= 2**64:
@@ -454,7 +506,7 @@ _COUNTS_CALLS = (LimitKind.NATIVE, LimitKind.AMOUNT, LimitKind.CALLS)
 _PERIOD_NAMES = {60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
 
 
-class Meter(_Model):
+class Meter(_Struct):
     """What one permission's calls add to a limit: 1 (CALLS), the call's value (NATIVE), or the argument word at
     ``offset`` (AMOUNT).
 
@@ -470,16 +522,8 @@ class Meter(_Model):
     name: str | None = None
     """A label for messages (``transfer.amount``), not signed."""
 
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct(Meter)``."""
-        return keccak(METER_TYPEHASH + _word(self.permission) + _word(self.offset))
 
-    def as_abi(self) -> tuple[int, int]:
-        """``ISessionKeyValidator.Meter`` as an ABI tuple."""
-        return (self.permission, self.offset)
-
-
-class Limit(_Model):
+class Limit(_Struct):
     """A budget of the session, signed in the grant and counted by the module during validation: at most ``amount``
     over the session's life (``period`` 0) or per ``period`` seconds (periods start at the session's
     ``valid_after``: with 0, days are UTC days).
@@ -557,22 +601,8 @@ class Limit(_Model):
             return 0
         return (moment - anchor) // self.period
 
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct(Limit)``."""
-        return keccak(
-            LIMIT_TYPEHASH
-            + _word(self.kind)
-            + _word(self.amount)
-            + _word(self.period)
-            + keccak(b"".join(m.struct_hash() for m in self.meters))
-        )
 
-    def as_abi(self) -> tuple[int, int, int, list[tuple[int, int]]]:
-        """``ISessionKeyValidator.Limit`` as an ABI tuple."""
-        return (self.kind, self.amount, self.period, [m.as_abi() for m in self.meters])
-
-
-class Permission(_Model):
+class Permission(_Struct):
     """One function of one contract a session may call, with the value limit and argument rules.
 
     ``limits`` are limits on this permission's own calls (``Policy.call(..., calls=10)``), or shared with other
@@ -606,20 +636,6 @@ class Permission(_Model):
     def rule_words(self) -> int:
         """Storage words the module uses for this permission's rules (must be <= MAX_RULE_WORDS)."""
         return sum(rule_words(rule) for rule in self.rules)
-
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct(Permission)``."""
-        return keccak(
-            PERMISSION_TYPEHASH
-            + _address_word(self.target)
-            + self.selector.ljust(32, b"\x00")
-            + _word(self.value_limit)
-            + keccak(b"".join(rule.struct_hash() for rule in self.rules))
-        )
-
-    def as_abi(self) -> tuple[str, bytes, int, list[tuple[int, int, int, list[int]]]]:
-        """``ISessionKeyValidator.Permission`` as an ABI tuple."""
-        return (self.target, self.selector, self.value_limit, [rule.as_abi() for rule in self.rules])
 
 
 def rule_words(rule: Rule) -> int:
@@ -666,7 +682,7 @@ def sign_in_domain_error(domain: object) -> str | None:
     return None
 
 
-class TypedDataPermission(_Model):
+class TypedDataPermission(_Struct):
     """What a session may sign as the account: EIP-712 typed data of one primary type (``contents_name``, defined in
     ``contents_type``, ERC-7739's list of every definition the contents use, sorted by name) in one domain, with
     rules on the words of its flattened contents (``offset``: 32 x the word's index; frame 0 is the primary struct,
@@ -775,51 +791,9 @@ class TypedDataPermission(_Model):
         """Storage words the module uses for the rules."""
         return sum(rule_words(rule) for rule in self.rules)
 
-    def struct_hash(self) -> bytes:
-        """EIP-712 ``hashStruct(TypedDataPermission)``."""
-        return keccak(
-            TYPED_DATA_PERMISSION_TYPEHASH
-            + _word(self.domain_fields)
-            + keccak(self.name.encode())
-            + keccak(self.version.encode())
-            + _word(self.chain_id)
-            + _address_word(self.verifying_contract)
-            + self.salt
-            + keccak(self.contents_name.encode())
-            + keccak(self.contents_type.encode())
-            + keccak(b"".join(_word(n) for n in self.nested))
-            + keccak(b"".join(rule.struct_hash() for rule in self.rules))
-        )
-
     def typed_data(self) -> dict[str, Any]:
         """This permission as the EIP-712 message of the grant shows it."""
-        return {
-            "domainFields": self.domain_fields,
-            "name": self.name,
-            "version": self.version,
-            "chainId": self.chain_id,
-            "verifyingContract": self.verifying_contract,
-            "salt": self.salt,
-            "contentsName": self.contents_name,
-            "contentsType": self.contents_type,
-            "nested": list(self.nested),
-            "rules": [_rule_message(r) for r in self.rules],
-        }
-
-    def as_abi(self) -> tuple[Any, ...]:
-        """``ISessionKeyValidator.TypedDataPermission`` as an ABI tuple."""
-        return (
-            self.domain_fields,
-            self.name,
-            self.version,
-            self.chain_id,
-            self.verifying_contract,
-            self.salt,
-            self.contents_name,
-            self.contents_type,
-            list(self.nested),
-            [rule.as_abi() for rule in self.rules],
-        )
+        return _message(self)
 
 
 class SignInPermission(_Model):
@@ -839,15 +813,6 @@ class SignInPermission(_Model):
     def first_line(self) -> str:
         """The first line of the messages it allows: ``<domain> wants you to sign in with your Ethereum account:``."""
         return self.domain + _SIGN_IN_SUFFIX
-
-
-def _rule_message(rule: Rule) -> dict[str, Any]:
-    return {
-        "condition": rule.condition,
-        "offset": rule.offset,
-        "argType": rule.arg_type,
-        "values": list(rule.values),
-    }
 
 
 class Session(_Model):
@@ -1003,22 +968,7 @@ class Session(_Model):
 
     def struct_hash(self, account: str, epoch: int) -> bytes:
         """The session id: EIP-712 ``hashStruct(Session)`` for ``account`` at ``epoch``."""
-        return keccak(
-            SESSION_TYPEHASH
-            + _address_word(account)
-            + _address_word(self.session_key)
-            + _word(self.valid_after)
-            + _word(self.valid_until)
-            + _word(self.max_gas_cost)
-            + keccak(b"".join(_address_word(p) for p in self.paymasters))
-            + _word(epoch)
-            + _word(self.salt)
-            + keccak(b"".join(p.struct_hash() for p in self.permissions))
-            + keccak(b"".join(limit.struct_hash() for limit in self.limits))
-            + _address_word(self.co_signer or ZERO_ADDRESS)
-            + keccak(b"".join(p.struct_hash() for p in self.typed_data_permissions))
-            + keccak(b"".join(keccak(domain.encode()) for domain in self.sign_in))
-        )
+        return hash_struct("Session", _message(self, account=account, epoch=epoch), SESSION_TYPES)
 
     def session_id(self, account: str, epoch: int) -> bytes:
         """Alias of :meth:`struct_hash`: what ``SessionKeyValidator.sessionId`` returns."""
@@ -1027,13 +977,7 @@ class Session(_Model):
     @staticmethod
     def domain_separator(chain_id: int, module: str) -> bytes:
         """The module's EIP-712 domain separator on ``chain_id``."""
-        return keccak(
-            _DOMAIN_TYPEHASH
-            + keccak(DOMAIN_NAME.encode())
-            + keccak(DOMAIN_VERSION.encode())
-            + _word(chain_id)
-            + _address_word(module)
-        )
+        return domain_separator(_module_domain(chain_id, module))
 
     def enable_digest(self, account: str, epoch: int, chain_id: int, module: str) -> bytes:
         """The EIP-712 digest the owner signs to grant this session off-chain."""
@@ -1043,121 +987,30 @@ class Session(_Model):
 
     def typed_data(self, account: str, epoch: int, chain_id: int, module: str) -> dict[str, Any]:
         """The EIP-712 typed data (for ``eth_signTypedData_v4`` or eth-account) of the grant."""
+        domain = _module_domain(chain_id, module)
+        structs = ["Session", *sorted(set(SESSION_TYPES) - {"Session"})]
         return {
             "types": {
                 "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
+                    {"name": name, "type": kind} for name, kind, _ in DOMAIN_FIELDS if name in domain
                 ],
-                "Session": [
-                    {"name": "account", "type": "address"},
-                    {"name": "sessionKey", "type": "address"},
-                    {"name": "validAfter", "type": "uint48"},
-                    {"name": "validUntil", "type": "uint48"},
-                    {"name": "maxGasCost", "type": "uint256"},
-                    {"name": "paymasters", "type": "address[]"},
-                    {"name": "epoch", "type": "uint32"},
-                    {"name": "salt", "type": "uint256"},
-                    {"name": "permissions", "type": "Permission[]"},
-                    {"name": "limits", "type": "Limit[]"},
-                    {"name": "coSigner", "type": "address"},
-                    {"name": "typedData", "type": "TypedDataPermission[]"},
-                    {"name": "signIn", "type": "string[]"},
-                ],
-                "Limit": [
-                    {"name": "kind", "type": "uint8"},
-                    {"name": "amount", "type": "uint256"},
-                    {"name": "period", "type": "uint32"},
-                    {"name": "meters", "type": "Meter[]"},
-                ],
-                "Meter": [
-                    {"name": "permission", "type": "uint8"},
-                    {"name": "offset", "type": "uint16"},
-                ],
-                "Permission": [
-                    {"name": "target", "type": "address"},
-                    {"name": "selector", "type": "bytes4"},
-                    {"name": "valueLimit", "type": "uint256"},
-                    {"name": "rules", "type": "Rule[]"},
-                ],
-                "Rule": [
-                    {"name": "condition", "type": "uint8"},
-                    {"name": "offset", "type": "uint16"},
-                    {"name": "argType", "type": "uint8"},
-                    {"name": "values", "type": "uint256[]"},
-                ],
-                "TypedDataPermission": [
-                    {"name": "domainFields", "type": "uint8"},
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                    {"name": "salt", "type": "bytes32"},
-                    {"name": "contentsName", "type": "string"},
-                    {"name": "contentsType", "type": "string"},
-                    {"name": "nested", "type": "uint16[]"},
-                    {"name": "rules", "type": "Rule[]"},
-                ],
+                **{name: [{"name": m.name, "type": m.type} for m in SESSION_TYPES[name]] for name in structs},
             },
             "primaryType": "Session",
-            "domain": {
-                "name": DOMAIN_NAME,
-                "version": DOMAIN_VERSION,
-                "chainId": chain_id,
-                "verifyingContract": module,
-            },
-            "message": {
-                "account": account,
-                "sessionKey": self.session_key,
-                "validAfter": self.valid_after,
-                "validUntil": self.valid_until,
-                "maxGasCost": self.max_gas_cost,
-                "paymasters": list(self.paymasters),
-                "epoch": epoch,
-                "salt": self.salt,
-                "permissions": [
-                    {
-                        "target": p.target,
-                        "selector": p.selector,
-                        "valueLimit": p.value_limit,
-                        "rules": [_rule_message(r) for r in p.rules],
-                    }
-                    for p in self.permissions
-                ],
-                "limits": [
-                    {
-                        "kind": limit.kind,
-                        "amount": limit.amount,
-                        "period": limit.period,
-                        "meters": [{"permission": m.permission, "offset": m.offset} for m in limit.meters],
-                    }
-                    for limit in self.limits
-                ],
-                "coSigner": self.co_signer or ZERO_ADDRESS,
-                "typedData": [p.typed_data() for p in self.typed_data_permissions],
-                "signIn": list(self.sign_in),
-            },
+            "domain": domain,
+            "message": _message(self, account=account, epoch=epoch),
         }
 
     # -- ABI ---------------------------------------------------------------------------------------------
 
     def as_abi(self) -> tuple[Any, ...]:
         """``ISessionKeyValidator.Session`` as an ABI tuple (for ``enableSession`` and ``onInstall``)."""
-        return (
-            self.session_key,
-            self.valid_after,
-            self.valid_until,
-            self.max_gas_cost,
-            list(self.paymasters),
-            self.salt,
-            [p.as_abi() for p in self.permissions],
-            [limit.as_abi() for limit in self.limits],
-            self.co_signer or ZERO_ADDRESS,
-            [p.as_abi() for p in self.typed_data_permissions],
-            list(self.sign_in),
-        )
+        return _abi(self)
+
+
+def _module_domain(chain_id: int, module: str) -> dict[str, Any]:
+    """The module's EIP-712 domain on ``chain_id``."""
+    return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id, "verifyingContract": module}
 
 
 def _resolved(limit: Limit) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_utils import keccak
@@ -41,6 +42,7 @@ __all__ = [
     "domain_fields",
     "domain_separator",
     "encode_type",
+    "hash_struct",
     "is_struct",
     "personal_sign_hash",
     "plan_frames",
@@ -340,8 +342,20 @@ def _encode_data(struct: str, value: Mapping[str, Any], types: Types, where: str
 
 def _hash_struct(struct: str, value: Mapping[str, Any], types: Types, where: str) -> bytes:
     return keccak(
-        keccak(encode_type(struct, types).encode()) + b"".join(_encode_data(struct, value, types, where))
+        _type_hash(encode_type(struct, types)) + b"".join(_encode_data(struct, value, types, where))
     )
+
+
+@lru_cache(maxsize=256)
+def _type_hash(encoded_type: str) -> bytes:
+    """The typehash of an ``encodeType`` (struct types recur, so their hashes are remembered)."""
+    return keccak(encoded_type.encode())
+
+
+def hash_struct(struct: str, value: Mapping[str, Any], types: Types) -> bytes:
+    """EIP-712 ``hashStruct`` of ``value``, a ``struct`` of ``types`` (members by name, nested structs as
+    mappings); raises :class:`BadInputError` naming the member that does not fit its type."""
+    return _hash_struct(struct, value, types, struct)
 
 
 # -- frames ---------------------------------------------------------------------------------------------------
