@@ -18,15 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from conftest import ETHER
-from keyscope import Policy, SessionKey, arg, function_call
+from keyscope import Policy, SessionKey, function_call
 from keyscope.chain import Reads, read_many
 from keyscope.grant import SessionGrant
 from keyscope.module import SessionStatus, read_session_status, session_status
 from keyscope.owner import GrantRequest
 from keyscope.session import Session
-from keyscope.signing import LocalSigner
 from keyscope.userop import UINT128_MAX, UserOperation
+from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 ACCOUNT = "0x" + "22" * 20
 MODULE = "0x" + "33" * 20
@@ -146,15 +145,8 @@ class CountingChain:
         return read_many(self.inner, calls, codes=codes, timestamp=timestamp)
 
 
-@pytest.fixture
-def owner(net, harness):
-    owner = net.owner(LocalSigner.generate())
-    harness.fund(owner.account, ETHER)
-    return owner
-
-
 def test_the_status_of_a_session_through_its_life(net, owner, nft) -> None:
-    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    policy = mint_policy(nft, owner.account)
     key = SessionKey.generate()
     grant = owner.grant(key, [policy], valid_for=3600)
     assert read_session_status(net, grant) is S.NOT_YET_ENABLED
@@ -176,7 +168,7 @@ def test_a_grant_reads_the_chain_once_and_a_build_once(net, owner, nft) -> None:
     net.chain_id  # noqa: B018 -- asked once per network, before any grant
     counting.asked.clear()
     key = SessionKey.generate()
-    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    policy = mint_policy(nft, owner.account)
     request = owner.prepare_grant(key, [policy], valid_for=3600)
     assert counting.asked == ["read_many"]  # epoch, code and clock in one read
     assert isinstance(request, GrantRequest)

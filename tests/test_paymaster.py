@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ETHER
-from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain, arg
+from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
@@ -40,6 +40,7 @@ from keyscope.sponsor import (
 )
 from keyscope.sponsor.paymaster_data import STUB_SIGNATURE
 from keyscope.userop import UserOperation
+from support.sdk import mint_policy
 
 PM_VERIFICATION_GAS = 60_000
 SETTINGS = settings(
@@ -566,10 +567,6 @@ def sponsored_net(chain, bundler, module, entry_point, factory):
     return make
 
 
-def _mint_policy(nft, account):
-    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == account])
-
-
 def test_sdk_session_operation_from_a_zero_eth_account_is_sponsored(
     nft, paymaster, entry_point, chain, serve, sponsored_net
 ):
@@ -577,7 +574,7 @@ def test_sdk_session_operation_from_a_zero_eth_account_is_sponsored(
     net = sponsored_net(server.url)
     owner = net.owner(LocalSigner.generate())  # never funded
     key = SessionKey.generate()
-    grant = owner.grant(key, [_mint_policy(nft, owner.account)], valid_for=3600)
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
     session = net.session(grant, key)
 
     before = _deposit(entry_point, paymaster)
@@ -608,7 +605,7 @@ def test_sdk_calls_outside_the_sponsors_policy_are_refused(nft, target, accounts
     owner = net.owner(LocalSigner.generate())
     key = SessionKey.generate()
     permissions = [
-        _mint_policy(nft, owner.account),
+        mint_policy(nft, owner.account),
         Policy.call(nft, "mintBatch(address to, uint256 count)"),
         Policy.call(target, "other(uint256 amount)"),
     ]
@@ -636,7 +633,7 @@ def test_sdk_without_a_paymaster_still_pays_itself(sponsored_net, nft, harness, 
     owner = net.owner(LocalSigner.generate())
     harness.fund(owner.account, ETHER)
     key = SessionKey.generate()
-    session = net.session(owner.grant(key, [_mint_policy(nft, owner.account)], valid_for=3600), key)
+    session = net.session(owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600), key)
     receipt = session.execute(nft, "safeMint(address)", owner.account).wait()
     assert receipt.success and receipt.paymaster is None
     assert (

@@ -20,7 +20,6 @@ from keyscope import (
     Policy,
     SessionGrant,
     SessionKey,
-    arg,
     connect,
     function_call,
 )
@@ -32,18 +31,7 @@ from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-
-
-@pytest.fixture
-def owner(net, harness):
-    owner = net.owner(LocalSigner.generate())
-    harness.fund(owner.account, ETHER)
-    return owner
-
-
-def mint(nft, user):
-    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
-
+from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 # --------------------------------------------------------------------------------------------------
 # the owner's key, in any form
@@ -71,7 +59,7 @@ def test_an_ape_account_signs_a_grant_that_works(net, nft, accounts, harness) ->
     owner = net.owner(accounts[4], salt=7)
     harness.fund(owner.account, ETHER)
     key = SessionKey.generate()
-    grant = owner.grant(key, [mint(nft, owner.account)])
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
     receipt = (
         net.session(grant, key.private_key.hex()).execute(nft, "safeMint(address)", owner.account).wait()
     )
@@ -101,7 +89,7 @@ def test_anything_else_is_a_clear_error_that_never_shows_the_key(net, form: Any,
 
 def test_a_session_key_in_any_form(net, owner, nft) -> None:
     key = SessionKey.generate()
-    grant = owner.grant(key, [mint(nft, owner.account)])
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
     for form in ("0x" + key.private_key.hex(), Account.from_key(key.private_key), key):
         assert net.session(grant, form).key.address == key.address
     with pytest.raises(BadInputError, match="the session's key"):
@@ -115,10 +103,10 @@ def test_a_session_key_in_any_form(net, owner, nft) -> None:
 
 def test_a_grant_expires_in_an_hour_unless_told_otherwise(owner, nft) -> None:
     before = window_now(owner.network.chain.block_timestamp())
-    grant = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
     after = window_now(owner.network.chain.block_timestamp())
     assert before + DEFAULT_VALID_FOR <= grant.valid_until <= after + DEFAULT_VALID_FOR
-    forever = owner.grant(SessionKey.generate(), [mint(nft, owner.account)], never_expires=True)
+    forever = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], never_expires=True)
     assert forever.valid_until == 0
 
 
@@ -142,7 +130,7 @@ def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: s
 
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
-        owner.grant(SessionKey.generate(), [mint(nft, owner.account)], valid_fro=60)  # type: ignore[call-arg]
+        owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_fro=60)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
         owner.prepare_grant(SessionKey.generate(), [], valid_fro=60)  # type: ignore[call-arg]
 
@@ -176,7 +164,7 @@ def test_durations_count_from_the_later_of_the_chains_clock_and_the_wall_clock()
 
 
 def test_a_grant_read_from_bad_text_says_what_is_wrong(owner, nft) -> None:
-    text = owner.grant(SessionKey.generate(), [mint(nft, owner.account)]).to_json()
+    text = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)]).to_json()
     with pytest.raises(BadInputError, match="it was cut off; give the whole text"):
         SessionGrant.from_json(text[: len(text) // 2])
     with pytest.raises(BadInputError, match="it is not JSON"):
@@ -189,7 +177,7 @@ def test_a_grant_read_from_bad_text_says_what_is_wrong(owner, nft) -> None:
 
 def test_people_see_bytes_as_hex(owner, nft) -> None:
     key = SessionKey.generate()
-    grant = owner.grant(key, [mint(nft, owner.account)])
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
     receipt = owner.network.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
     call = function_call(nft, "safeMint(address)", owner.account)
     for shown in (repr(grant), str(grant), repr(receipt), str(receipt), repr(grant.session), repr(call)):
@@ -207,7 +195,7 @@ def test_people_see_bytes_as_hex(owner, nft) -> None:
 def test_a_grant_warns_of_a_target_without_code_and_of_a_function_the_target_lacks(owner, nft) -> None:
     nowhere = LocalSigner.generate().address
     permissions = [
-        mint(nft, owner.account),  # fine
+        mint_policy(nft, owner.account),  # fine
         Policy.call(nft, "transfer(address to,uint256 amount)"),  # the demo NFT has no transfer
         Policy.call(nowhere, "ping()"),  # no code there
         Policy.transfer(nowhere, 10**15),  # a plain transfer to an address without code is normal
@@ -223,7 +211,7 @@ def test_a_grant_warns_of_a_target_without_code_and_of_a_function_the_target_lac
     assert f"{nowhere} has no code on this chain" in empty
     with warnings.catch_warnings():
         warnings.simplefilter("error", TargetWarning)
-        owner.grant(SessionKey.generate(), [mint(nft, owner.account)])  # nothing to say: no warning
+        owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])  # nothing to say: no warning
 
 
 def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nft) -> None:
@@ -254,7 +242,7 @@ def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nf
 
 def test_session_status_in_words(net, owner, nft) -> None:
     key = SessionKey.generate()
-    grant = owner.grant(key, [mint(nft, owner.account)], valid_for=600)
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=600)
     session = net.session(grant, key)
     report = session.status()
     assert report.status == SessionStatus.NOT_YET_ENABLED.value
@@ -272,8 +260,8 @@ def test_session_status_in_words(net, owner, nft) -> None:
 def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_path) -> None:
     store = open_store(tmp_path / "store")
     used_key, spare_key = SessionKey.generate(), SessionKey.generate()
-    used = owner.grant(used_key, [mint(nft, owner.account)])
-    spare = owner.grant(spare_key, [mint(nft, owner.account)], never_expires=True)
+    used = owner.grant(used_key, [mint_policy(nft, owner.account)])
+    spare = owner.grant(spare_key, [mint_policy(nft, owner.account)], never_expires=True)
     store.put_grant(used)
     net.session(used, used_key).execute(nft, "safeMint(address)", owner.account).wait()
     store.mark_revoked(used.session_id)  # revoked for the store's workers, not on chain
@@ -293,9 +281,9 @@ def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_pa
 
 def test_owner_sessions_skips_an_unreadable_grant_with_a_warning(net, owner, nft, tmp_path) -> None:
     store = open_store(tmp_path / "store")
-    good = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    good = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
     store.put_grant(good)
-    bad = owner.grant(SessionKey.generate(), [mint(nft, owner.account)])
+    bad = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
     store.put_grant(bad)
     path = tmp_path / "store" / "grants" / f"0x{bad.session_id.hex()}.json"
     path.write_text(path.read_text()[:40])  # cut off, as a full disk leaves it

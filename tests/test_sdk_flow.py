@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ETHER
 from keyscope import (
     BundlerRejectedError,
     Policy,
@@ -17,21 +16,10 @@ from keyscope import (
     SessionGrant,
     SessionKey,
     SessionRevokedError,
-    arg,
     function_call,
 )
 from keyscope.signing import LocalSigner
-
-
-@pytest.fixture
-def owner(net, harness):
-    owner = net.owner(LocalSigner.generate())
-    harness.fund(owner.account, ETHER)
-    return owner
-
-
-def mint_policy(nft, user):
-    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
+from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 
 def test_offchain_grant_first_operation_creates_account_and_enables(net, owner, nft, module):

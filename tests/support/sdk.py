@@ -1,0 +1,33 @@
+"""What the SDK's tests on ape's local chain share: an owner whose account is funded, and the mint they grant.
+
+A test module takes the ``owner`` fixture by importing it (``from support.sdk import sdk_owner``): in those
+modules ``owner`` is an SDK :class:`~keyscope.owner.Owner`, not the bare key of ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyscope import Network, Policy, arg
+from keyscope.owner import Owner
+from keyscope.session import Permission
+from keyscope.signing import LocalSigner
+
+__all__ = ["mint_policy", "sdk_owner"]
+
+ETHER = 10**18
+
+
+@pytest.fixture(name="owner")
+def sdk_owner(net: Network, harness: Any) -> Owner:
+    """An owner of a new key, its account (not deployed yet) holding 1 ETH."""
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    return owner
+
+
+def mint_policy(nft: Any, user: str) -> Permission:
+    """``safeMint(address to)`` on ``nft``, with ``to`` held to ``user``."""
+    return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
