@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["window_now"]
+__all__ = ["utc_text", "window_now"]
 
 
 def window_now(chain_time: int | None) -> int:
@@ -25,3 +25,8 @@ def window_now(chain_time: int | None) -> int:
     None when unknown) and the wall clock, in whole unix seconds."""
     wall = int(time.time())
     return wall if chain_time is None else max(int(chain_time), wall)
+
+
+def utc_text(moment: float) -> str:
+    """A unix time as people read it in UTC: ``2026-01-31 12:00:00 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))

@@ -7,11 +7,11 @@ tools list; every status in it is judged by :func:`keyscope.module.session_statu
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .clock import utc_text
 from .endpoints import Endpoints
 from .grant import SessionGrant
 from .limits import LimitUsage, limit_fields
@@ -215,13 +215,9 @@ class SessionReport:
         return "\n".join(self.lines())
 
 
-def _utc(moment: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
-
-
 def _window(grant: SessionGrant) -> str:
-    start = f"from {_utc(grant.valid_after)} " if grant.valid_after else ""
-    end = f"until {_utc(grant.valid_until)}" if grant.valid_until else "without end"
+    start = f"from {utc_text(grant.valid_after)} " if grant.valid_after else ""
+    end = f"until {utc_text(grant.valid_until)}" if grant.valid_until else "without end"
     return start + end
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import UserOperationReceipt
+from ..clock import utc_text
 from ..errors import KeyscopeError, KeyscopeWarning, UserOperationTimeoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -93,7 +94,7 @@ def describe_time(moment: float, never: str = "never expires") -> str:
     """A unix time as UTC text; 0 reads as ``never``."""
     if not moment:
         return never
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+    return utc_text(moment)
 
 
 def table(

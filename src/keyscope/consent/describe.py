@@ -15,13 +15,13 @@ string as text (never as markup): function names, rule labels and token symbols 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..clock import utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
@@ -394,13 +394,9 @@ def _contract_label(facts: ContractFacts) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _utc(moment: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
-
-
 def _window(session: Session) -> str:
-    start = "now" if not session.valid_after else _utc(session.valid_after)
-    end = "never expires" if not session.valid_until else f"until {_utc(session.valid_until)}"
+    start = "now" if not session.valid_after else utc_text(session.valid_after)
+    end = "never expires" if not session.valid_until else f"until {utc_text(session.valid_until)}"
     return f"Valid from {start}, {end}"
 
 
