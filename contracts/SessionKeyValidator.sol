@@ -45,7 +45,8 @@ import {PermissionHeader, SessionMeta, SessionStorage} from "./SessionStorage.so
 ///
 /// Failure policy: a signature that does not verify, an unknown key, or (in USE) no permission for a call
 /// returns SIG_VALIDATION_FAILED (1), never a revert. Everything that cannot be a signature problem reverts
-/// with a custom error saying which call, permission and rule: a callData that is not a supported `execute`,
+/// with a custom error saying which call, permission and rule: an EIP-7702 init call (initCode of the `0x7702`
+/// marker and data, sent to the account before validation, unjudged), a callData that is not a supported `execute`,
 /// a call to the account or this module, calldata a target could read in another way than the module judged
 /// it (1-3 bytes, the zero selector with arguments, an argument word that is not its type's canonical
 /// encoding), a value over the limit, a broken rule, calldata too short for a rule, a gas cost over the cap.
@@ -89,6 +90,10 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     bytes1 internal constant MODE_SESSION = 0x04;
 
     uint256 internal constant SIGN_BIT = 1 << 255;
+    /// @dev EntryPoint v0.8's initCode of an EIP-7702 account: `0x7702` padded to 20 bytes; what follows is an init
+    ///      call's data (a factory's address never has this form: the EntryPoint reads it as the marker).
+    bytes20 internal constant EIP7702_MARKER = bytes20(bytes2(0x7702));
+    uint256 internal constant EIP7702_MARKER_LENGTH = 20;
     /// @dev A header's validAfter and validUntil, without its gas cap.
     uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
@@ -295,6 +300,11 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         view
         returns (bool found, uint256 validationData)
     {
+        // an EIP-7702 init call (v0.8) reaches the account before validation, unjudged: a session signs none
+        (uint256 initCodeLength, bytes20 initCodeHead) = _initCodeHead(userOp);
+        if (initCodeLength > EIP7702_MARKER_LENGTH && initCodeHead == EIP7702_MARKER) {
+            revert InitCallNotJudged(initCodeLength - EIP7702_MARKER_LENGTH);
+        }
         (bool batch, bytes calldata execution) = _execution(userOp.callData);
         // a paymaster the session lists lifts the cap of that session's calls (its list is read only then)
         bytes calldata paymasterAndData = userOp.paymasterAndData;
@@ -357,6 +367,21 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         if (until != 0 && until < validUntil) validUntil = until;
         if (validUntil == UINT48_MAX) validUntil = 0; // no end, as without limits
         return (validUntil << 160) | (validAfter << 208);
+    }
+
+    /// @dev The initCode's length and its first 20 bytes (zero past its end), read as the ABI lays `userOp` out
+    ///      (initCode is its third member: a head word holding the offset of its length word) without the
+    ///      compiler's bounds checks: reads past the calldata's end give zeros, and the account encoded the call.
+    function _initCodeHead(PackedUserOperation calldata userOp)
+        internal
+        pure
+        returns (uint256 length, bytes20 head)
+    {
+        assembly ("memory-safe") {
+            let at := add(userOp, calldataload(add(userOp, 0x40)))
+            length := calldataload(at)
+            head := and(calldataload(add(at, 0x20)), not(0xffffffffffffffffffffffff))
+        }
     }
 
     /// @dev The most the EntryPoint can charge for the operation, which is also the most a paymaster's gas

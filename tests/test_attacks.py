@@ -522,3 +522,49 @@ def test_a_grant_on_another_module_of_the_account_is_refused(
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
     assert "AA24" in outcome(sessions, sessions.op(account, session_key, call))
     assert validator.ownerOf(account) == owner.address
+
+
+# ------------------------------------------------------------------------------------------------------
+# 4. An EIP-7702 init call the module would never judge
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_session_operation_carrying_an_eip7702_init_call_is_refused_by_the_module(module, nft, accounts):
+    """On EntryPoint v0.8 an initCode of the 20-byte 0x7702 marker and more data makes the SenderCreator call the
+    (already delegated) account with that data before validation, and the userOpHash covers it, so a session key
+    can sign one. keyscope's own delegate refuses it; the module refuses it too, for any vendor's EIP-7702
+    account: its validation judges the callData, and these bytes would reach the account unjudged.
+
+    The module is asked directly, as an account asks it (the caller is the account): the same operation passes
+    with the bare marker (an EIP-7702 account's ordinary initCode) and is refused with an init call behind it."""
+    victim = accounts[7]  # stands for a delegated EOA whose account installed the module
+    key = LocalSigner.generate()
+    recipient = accounts[8].address
+    permission = Policy.call(nft.address, "safeMint(address to)", rules=[arg("to") == recipient])
+    session = Session(session_key=key.address, permissions=(permission,))
+    module.enableSession(session.as_abi(), sender=victim)
+    mint = encode_execute([Call.of(nft.address, 0, nft.safeMint.encode_input(recipient))])
+
+    def packed(init_code: bytes) -> tuple:
+        op = UserOperation(
+            sender=victim.address,
+            nonce=0,
+            call_data=mint,
+            call_gas_limit=200_000,
+            verification_gas_limit=500_000,
+            pre_verification_gas=50_000,
+            max_fee_per_gas=10**9,
+            max_priority_fee_per_gas=10**9,
+        ).pack()
+        return op.model_copy(update={"init_code": init_code}).as_tuple()
+
+    digest = b"\x42" * 32
+    signature = key.sign_hash(digest)
+    marker = bytes.fromhex("7702").ljust(20, b"\0")
+    with_signature = [(*packed(code)[:-1], signature) for code in (b"", b"\x77\x02", marker)]
+    for op in with_signature:  # no init call: the session's window, signature valid
+        assert module.validateUserOp.call(op, digest, sender=victim) == 0
+    init_call = bytes.fromhex("b61d27f6") + bytes(96)  # any calldata for the account, e.g. a fallback's
+    attack = (*packed(marker + init_call)[:-1], signature)
+    with ape.reverts(module.InitCallNotJudged, initCallLength=len(init_call)):
+        module.validateUserOp(attack, digest, sender=victim)

@@ -173,6 +173,11 @@ interface ISessionKeyValidatorTypes {
                                  ERRORS
     //////////////////////////////////////////////////////////////*/
 
+    /// @notice The operation carries an EIP-7702 init call (EntryPoint v0.8: the 20-byte `0x7702` marker followed
+    ///         by `initCallLength` bytes, which the SenderCreator sends to the account before validation): bytes no
+    ///         permission describes, so a session never signs one.
+    error InitCallNotJudged(uint256 initCallLength);
+
     /// @notice The UserOperation's callData is not `execute(bytes32,bytes)`.
     error UnsupportedSelector(bytes4 selector);
 

@@ -114,6 +114,7 @@ def split_failed_op(data: bytes) -> tuple[int, str, bytes] | None:
 
 _POLICY_ERRORS = frozenset(
     {
+        "InitCallNotJudged",
         "UnsupportedSelector",
         "UnsupportedExecutionMode",
         "MalformedExecution",
