@@ -4,12 +4,13 @@ Prints the tables, writes ``docs/benchmarks.md`` and ``benchmarks/results.json``
 
 1. SDK speed on one core, before anything else starts (``sdk.py``, against viem: ``sdk_viem.mjs``);
 2. then one local stack (anvil + Alto, ``keyscope.local.LocalStack``) for the rest:
-   gas and bytes (``gas.py``), the module on other accounts (``kinds.py``), end to end (``e2e.py``);
+   gas and bytes (``gas.py``), the session's gas step by step from opcode traces and the first operation
+   (``decompose.py``), the module on other accounts (``kinds.py``), end to end (``e2e.py``);
 3. sessions at scale: worker processes on SQLite and PostgreSQL through a stack of their own (``scale.py``,
    run as its own process; it writes ``benchmarks/scale.json``).
 
 Options: ``--quick`` (fewer rounds, for trying things out), ``--smoke`` (one short SDK round: the test suite's check
-that the benchmark runs), ``--skip sdk,gas,kinds,e2e``, ``--merge`` (keep the
+that the benchmark runs), ``--skip sdk,gas,decompose,kinds,e2e``, ``--merge`` (keep the
 skipped parts' figures from the existing results.json), ``--no-write`` (print only), ``--report-only`` (rewrite
 docs/benchmarks.md from the existing results.json).
 """
@@ -32,7 +33,11 @@ from keyscope.local import LocalStack
 from keyscope.local.alto import ALTO_VERSION
 from keyscope.local.anvil import find_anvil
 
-PARTS = ("sdk", "gas", "kinds", "e2e", "scale")
+PARTS = ("sdk", "gas", "decompose", "kinds", "e2e", "scale")
+RESULT_KEYS = {"decompose": "gas_decomposition"}
+"""The results.json key of a part, where it is not the part's name."""
+STACK_PARTS = {"gas", "decompose", "kinds", "e2e"}
+"""The parts that run on the local stack."""
 STACK_SETTINGS: dict[str, Any] = {
     "executors": 1,
     "disable_code_size_limit": True,
@@ -96,12 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     kept: dict[str, Any] = {}
     if args.merge and report.RESULTS.is_file():
         previous = json.loads(report.RESULTS.read_text())
-        kept = {part: previous[part] for part in PARTS if part in skip and part in previous}
-        if "stack" in previous and {"gas", "kinds", "e2e"} <= skip:
+        kept = {
+            RESULT_KEYS.get(part, part): previous[RESULT_KEYS.get(part, part)]
+            for part in PARTS
+            if part in skip and RESULT_KEYS.get(part, part) in previous
+        }
+        if "first_op_ratio_session_over_owner" in previous and "decompose" in skip:
+            kept["first_op_ratio_session_over_owner"] = previous["first_op_ratio_session_over_owner"]
+        if "stack" in previous and skip >= STACK_PARTS:
             kept["stack"] = previous["stack"]
         kept["merged_from"] = {
             "generated_at": previous.get("generated_at"),
-            "parts": sorted(part for part in PARTS if part in kept),
+            "parts": sorted(part for part in PARTS if RESULT_KEYS.get(part, part) in kept),
         }
     results: dict[str, Any] = {
         "schema": 1,
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         results["sdk"] = sdk.run(quick=args.quick, smoke=args.smoke)
         results["versions"]["viem"] = results["sdk"]["viem_version"]
 
-    if {"gas", "kinds", "e2e"} - skip:
+    if STACK_PARTS - skip:
         log("starting the local stack (anvil + Alto)")
         with LocalStack(**STACK_SETTINGS) as stack:
             results["stack"] = {
@@ -132,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
                 import gas
 
                 results["gas"] = gas.run(stack, log=log)
+            if "decompose" not in skip:
+                import decompose
+
+                results["gas_decomposition"] = decompose.run(stack, log=log)
+                results["first_op_ratio_session_over_owner"] = results["gas_decomposition"]["first_op"][
+                    "ratio"
+                ]
+                print(decompose.table(results["gas_decomposition"]), flush=True)
             if "kinds" not in skip:
                 import kinds
 
