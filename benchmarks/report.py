@@ -181,6 +181,20 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
                 },
             },
         ),
+        "first_op_ratio_session_over_owner": entry(
+            get(results, "gas_decomposition", "first_op", "ratio"),
+            "≤ 1.35",
+            {
+                "measure": "handleOps transaction gasUsed of a new account's first operation (creation through "
+                "the factory and a mint): a session granted off-chain (ENABLE, 2 rules) vs the owner",
+                "owner_tx_gas": get(results, "gas_decomposition", "first_op", "owner_tx_gas"),
+                "session_tx_gas": get(results, "gas_decomposition", "first_op", "session_tx_gas"),
+                "grant_fresh_slots": get(results, "gas_decomposition", "first_op", "grant_fresh_slots"),
+                "grant_fresh_slots_unread": get(
+                    results, "gas_decomposition", "first_op", "grant_fresh_slots_unread"
+                ),
+            },
+        ),
         "use_signature_bytes": entry(
             get(results, "gas", "bytes", "use_signature"),
             "≤ 100",
@@ -267,6 +281,12 @@ def _raw_summary(key: str, entry: dict[str, Any]) -> str:
     if key == "gas_ratio_session_over_owner_max_over_shapes":
         shapes = raw.get("per_shape") or {}
         return ", ".join(f"{shape} {fixed(value, 4)}" for shape, value in shapes.items()) or NA
+    if key == "first_op_ratio_session_over_owner":
+        return (
+            f"{gas(raw.get('session_tx_gas'))} / {gas(raw.get('owner_tx_gas'))} gas; the grant writes "
+            f"{fixed(raw.get('grant_fresh_slots'), 0)} fresh slots, {fixed(raw.get('grant_fresh_slots_unread'), 0)} "
+            "of them never read by validation"
+        )
     if key == "use_signature_bytes":
         return (
             f"USE {fixed(entry.get('value'), 0)} B (USE_WITH_KEY {fixed(raw.get('use_with_key_bytes'), 0)} B)"
@@ -299,6 +319,7 @@ def _raw_summary(key: str, entry: dict[str, Any]) -> str:
 
 
 _DIGITS = {
+    "first_op_ratio_session_over_owner": 4,
     "gas_ratio_session_over_owner_max_over_shapes": 4,
     "use_signature_bytes": 0,
     "policy_check_us": 2,
@@ -1102,6 +1123,226 @@ def _shapes_section(results: dict[str, Any]) -> Fields:
     }
 
 
+_STEP_NAMES = {
+    "intrinsic": "transaction: 21,000 and the calldata",
+    "entry_point": "EntryPoint: around validation and execution",
+    "proxy": "account: the clone's delegatecall (cold implementation)",
+    "dispatch": "account: `validateUserOp`'s dispatch",
+    "lookup": "account: installed-validator lookup (cold read)",
+    "owner_hash": "owner: the hash and the signature's decoding",
+    "call_copy": "session: the call's set-up, ABI copy of the operation",
+    "call": "session: the call into the module (cold account)",
+    "module_entry": "module: dispatch and the signature's decoding",
+    "ecrecover": "ecrecover (3,000 + warm access 100)",
+    "owner_read_prep": "owner: between ecrecover and the owner's read",
+    "owner_read": "owner: the owner's slot (cold read)",
+    "call_decode": "module: the call's decoding, the permission's slot",
+    "header_read": "module: permission header (cold read)",
+    "header_decode": "module: the header's checks",
+    "rule_1_read": "module: rule word 1 (cold read)",
+    "rule_1_check": "module: rule 1's check",
+    "rule_2_read": "module: rule word 2 (cold read)",
+    "other_reads": "module: further words",
+    "tail": "module: rule 2's check, gas cap, validation data, limits check, return",
+    "after_call": "session: the answer, prefund check, return",
+    "owner_tail": "owner: the verdict, prefund check, return",
+    "execution": "execution (`innerHandleOp`)",
+}
+_FIRST_OP_PARTS = (
+    ("intrinsic", "transaction: 21,000 and the calldata"),
+    ("creation", "creation: the factory, the clone, `initialize`"),
+    ("module_install", "… of which the module's `onInstall`"),
+    ("validation", "validation (the account's `validateUserOp`)"),
+    ("module_validation", "… of which the module (ENABLE: the grant, then the check)"),
+    ("execution", "execution (`innerHandleOp`)"),
+    ("entry_point", "EntryPoint: around validation and execution"),
+)
+_ENABLE_KINDS = (
+    ("fresh_slot_writes", "fresh slots written (20,000 each, and the slot's first, cold access)"),
+    ("other_writes", "other writes (the account's counters, warm)"),
+    ("reads", "other storage reads"),
+    ("account_calls", "calls back into the account (`isValidSignature`, 4 module-target checks)"),
+    ("other_calls", "calls to the signature verifier (the grant's EIP-712 hash, the rules' encoding)"),
+    ("ecrecover", "ecrecover (the session key)"),
+    ("code", "the module's own code (decoding the grant, checks, events)"),
+)
+
+
+def _decomposition_section(results: dict[str, Any]) -> Fields:
+    """The session's extra gas per step (three shapes), the floor, and the first operation's parts."""
+    found = results.get("gas_decomposition") or {}
+    shapes = found.get("shapes") or {}
+    names = [shape for shape in ("nft_mint", "erc20_transfer", "erc721_transfer_from") if shape in shapes]
+    if not names:
+        missing = "Not measured in these results: rerun `make bench`."
+        return dict.fromkeys(
+            (
+                "decomposition_table",
+                "floor_table",
+                "first_op_table",
+                "first_op_enable_table",
+                "grant_slots_table",
+            ),
+            missing,
+        ) | dict.fromkeys(_DECOMPOSITION_FIGURES, NA)
+    mint = shapes["nft_mint"]
+    rows = []
+    for step, label in _STEP_NAMES.items():
+        owner = get(mint, "owner_steps", step)
+        session = get(mint, "session_steps", step)
+        rows.append(
+            [label, gas(owner), gas(session)]
+            + [signed_gas(get(shapes[name], "extra", step)) for name in names]
+        )
+    rows.append(
+        ["**total: handleOps transaction gas**", gas(mint["owner_tx_gas"]), gas(mint["session_tx_gas"])]
+        + [signed_gas(shapes[name]["extra_total"]) for name in names]
+    )
+    rows.append(["**session ÷ owner**", "", ""] + [fixed(shapes[name]["tx_gas_ratio"], 4) for name in names])
+    floor_rows = []
+    for name in names:
+        floor = shapes[name]["floor"]
+        floor_rows.append(
+            [
+                _SHAPE_NAMES.get(name, name),
+                gas(shapes[name]["owner_tx_gas"]),
+                signed_gas(floor["extra_now"]),
+                fixed(shapes[name]["tx_gas_ratio"], 4),
+                gas(floor["allowed_extra_at_1_05"]),
+                signed_gas(floor["extra"]),
+                fixed(floor["ratio"], 4),
+                signed_gas(floor["extra_without_module_call"]),
+                fixed(floor["ratio_without_module_call"], 4),
+                gas(floor["to_cut_for_1_05"]),
+            ]
+        )
+    first = found.get("first_op") or {}
+    first_rows = [
+        [label, gas(get(first, "owner_parts", part)), gas(get(first, "session_parts", part))]
+        for part, label in _FIRST_OP_PARTS
+    ]
+    first_rows.append(["**total**", gas(first.get("owner_tx_gas")), gas(first.get("session_tx_gas"))])
+    enable_rows = [
+        [label, gas(get(first, "session_parts", "module_validation_breakdown", kind))]
+        for kind, label in _ENABLE_KINDS
+    ]
+    slot_rows = [
+        [
+            write["slot"].split(" [")[0],
+            gas(write["gas"]),
+            "yes" if write["fresh"] else "no",
+            "yes" if write["read_by_validation"] else "**no**",
+        ]
+        for write in first.get("grant_writes") or []
+    ]
+    zero = found.get("nft_mint_0_rules") or {}
+    per_rule = sub(mint["extra_total"], zero.get("extra_total"))
+    floor_mint = mint["floor"]["parts"]
+    module_code = sum(
+        get(mint, "session_steps", step) or 0
+        for step in ("module_entry", "call_decode", "header_decode", "rule_1_check", "tail")
+    )
+    owner_code = sum(
+        get(mint, "owner_steps", step) or 0 for step in ("owner_hash", "owner_read_prep", "owner_tail")
+    )
+    budgets = [
+        shapes[name]["floor"]["allowed_extra_at_1_05"] - shapes[name]["floor"]["extra"] for name in names
+    ]
+    return {
+        "decomposition_table": table(
+            ["step", "owner (mint)", "session (mint)"] + [f"extra: {name}" for name in names], rows
+        ),
+        "floor_table": table(
+            [
+                "call shape",
+                "owner tx gas",
+                "session extra now",
+                "÷ owner now",
+                "extra allowed at 1.05",
+                "floor extra",
+                "floor ÷ owner",
+                "floor extra, no module call",
+                "÷ owner",
+                "to cut for 1.05",
+            ],
+            floor_rows,
+            "lrrrrrrrrr",
+        ),
+        "first_op_table": table(
+            ["part", "owner's first operation", "session's first operation (ENABLE)"], first_rows
+        ),
+        "first_op_enable_table": table(["the module's ENABLE validation", "gas"], enable_rows),
+        "grant_slots_table": table(
+            [
+                "slot the grant writes",
+                "SSTORE gas",
+                "fresh (zero to nonzero)",
+                "read by a later USE validation",
+            ],
+            slot_rows,
+            "lrll",
+        ),
+        "dec_extra_mint": gas(mint["extra_total"]),
+        "dec_zero_rule_extra": gas(zero.get("extra_total")),
+        "dec_per_rule": gas(None if per_rule is None else per_rule / 2),
+        "dec_module_frame": gas(mint.get("module_frame_gas")),
+        "dec_nonce_key": gas(floor_mint["calldata"]),
+        "dec_cold_access": gas(floor_mint["module_cold_access"]),
+        "dec_call_copy": gas(floor_mint["call_copy"]),
+        "dec_lookup": gas(get(mint, "owner_steps", "lookup")),
+        "dec_max_floor_ratio": fixed(found.get("max_floor_ratio"), 4),
+        "dec_module_code": gas(module_code),
+        "dec_owner_code": gas(owner_code),
+        "dec_code_margin": gas(module_code - owner_code),
+        "dec_budget_min": gas(min(budgets)),
+        "dec_budget_max": gas(max(budgets)),
+        "first_op_ratio": fixed(first.get("ratio"), 4),
+        "first_op_owner": gas(first.get("owner_tx_gas")),
+        "first_op_session": gas(first.get("session_tx_gas")),
+        "first_op_fresh": fixed(first.get("grant_fresh_slots"), 0),
+        "first_op_unread": fixed(first.get("grant_fresh_slots_unread"), 0),
+        "first_op_unread_gas": gas(first.get("grant_fresh_slots_unread_gas")),
+        "first_op_slot_cost": gas(first.get("fresh_slot_cost")),
+        "first_op_without_unread": fixed(first.get("ratio_without_unread_slots"), 4),
+        "first_op_rules_in_header": fixed(first.get("ratio_without_unread_slots_rules_in_header"), 4),
+        "first_op_allowed": gas(first.get("allowed_session_tx_gas_at_1_35")),
+        "first_op_to_cut": gas(first.get("to_cut_for_1_35")),
+        "first_op_calldata_extra": gas(
+            sub(get(first, "session_parts", "intrinsic"), get(first, "owner_parts", "intrinsic"))
+        ),
+    }
+
+
+_DECOMPOSITION_FIGURES = (
+    "dec_extra_mint",
+    "dec_zero_rule_extra",
+    "dec_per_rule",
+    "dec_module_frame",
+    "dec_nonce_key",
+    "dec_cold_access",
+    "dec_call_copy",
+    "dec_lookup",
+    "dec_max_floor_ratio",
+    "dec_module_code",
+    "dec_owner_code",
+    "dec_code_margin",
+    "dec_budget_min",
+    "dec_budget_max",
+    "first_op_ratio",
+    "first_op_owner",
+    "first_op_session",
+    "first_op_fresh",
+    "first_op_unread",
+    "first_op_unread_gas",
+    "first_op_slot_cost",
+    "first_op_without_unread",
+    "first_op_rules_in_header",
+    "first_op_allowed",
+    "first_op_to_cut",
+    "first_op_calldata_extra",
+)
+
+
 def markdown(results: dict[str, Any]) -> str:
     """docs/benchmarks.md for ``results``: the template with every field filled in."""
     sections: list[Callable[[dict[str, Any]], Fields]] = [
@@ -1109,6 +1350,7 @@ def markdown(results: dict[str, Any]) -> str:
         _gas_section,
         _snapshot_section,
         _shapes_section,
+        _decomposition_section,
         _bytes_section,
         _sdk_section,
         _e2e_section,

@@ -19,7 +19,7 @@ def test_sdk_benchmark_runs_and_signs_the_same_bytes_as_viem(tmp_path):
             "--quick",
             "--smoke",
             "--skip",
-            "gas,kinds,e2e,scale",
+            "gas,decompose,kinds,e2e,scale",
             "--no-write",
             "--json",
             str(tmp_path / "results.json"),
