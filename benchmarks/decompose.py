@@ -432,7 +432,8 @@ def slot_names(account: str, session_id: bytes, permission_key: bytes) -> dict[i
 def _breakdown(trace: Trace, frame: Frame, account: str) -> dict[str, int]:
     """A frame's gas by kind: fresh-slot writes (a zero slot made nonzero, 20,000, plus 2,100 when the write is the
     slot's first access, or the read that warmed it just before), other writes, reads, calls back into the account,
-    calls to other contracts, ecrecover, and the frame's own code."""
+    calls to other contracts, ecrecover, and the frame's own code; a DELEGATECALL's callee (code run in the
+    frame's storage) is broken down the same way, the call's own cost apart."""
     out = dict.fromkeys(
         ("fresh_slot_writes", "other_writes", "reads", "account_calls", "other_calls", "ecrecover", "code"), 0
     )
@@ -455,6 +456,11 @@ def _breakdown(trace: Trace, frame: Frame, account: str) -> dict[str, int]:
                 out["other_writes"] += gas
         elif kind == "SLOAD":
             out["reads"] += gas
+        elif kind == "call" and info["frame"].opcode == "DELEGATECALL":
+            # the module's own code in another contract (its grant side), run in the module's storage
+            out["delegatecall"] = out.get("delegatecall", 0) + gas
+            for inner, spent in _breakdown(trace, info["frame"], account).items():
+                out[inner] = out.get(inner, 0) + spent
         elif kind == "call":
             callee = trace.used(info["frame"])
             out["account_calls" if info["to"] == account.lower() else "other_calls"] += gas + callee

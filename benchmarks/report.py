@@ -1163,8 +1163,9 @@ _ENABLE_KINDS = (
     ("reads", "other storage reads"),
     ("account_calls", "calls back into the account (`isValidSignature`, 4 module-target checks)"),
     ("other_calls", "calls to the signature verifier (the grant's EIP-712 hash, the rules' encoding)"),
+    ("delegatecall", "the module's DELEGATECALL into its grant side (the call's own cost)"),
     ("ecrecover", "ecrecover (the session key)"),
-    ("code", "the module's own code (decoding the grant, checks, events)"),
+    ("code", "the module's own code, its grant side's included (decoding the grant, checks, events)"),
 )
 
 
@@ -1292,6 +1293,11 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
         "dec_lookup": gas(get(mint, "owner_steps", "lookup")),
         "dec_max_floor_ratio": fixed(found.get("max_floor_ratio"), 4),
         "dec_module_code": gas(module_code),
+        "dec_module_entry": gas(get(mint, "session_steps", "module_entry")),
+        "dec_call_decode": gas(get(mint, "session_steps", "call_decode")),
+        "dec_tail_range": " to ".join(
+            gas(f(get(shapes[name], "session_steps", "tail") or 0 for name in names)) for f in (min, max)
+        ),
         "dec_owner_code": gas(owner_code),
         "dec_code_margin": gas(module_code - owner_code),
         "dec_budget_min": gas(min(budgets)),
@@ -1324,6 +1330,9 @@ _DECOMPOSITION_FIGURES = (
     "dec_lookup",
     "dec_max_floor_ratio",
     "dec_module_code",
+    "dec_module_entry",
+    "dec_call_decode",
+    "dec_tail_range",
     "dec_owner_code",
     "dec_code_margin",
     "dec_budget_min",
