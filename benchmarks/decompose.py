@@ -375,6 +375,11 @@ def _floor(owner_tx: int, session_tx: int, owner: dict[str, int], session: dict[
         "extra_now": session_tx - owner_tx,
         "to_cut_for_1_05": max(0, session_tx - owner_tx - allowed),
         "reachable_with_module_call": floor_extra <= allowed,
+        # a grant whose data does not fit the header's word (the window's 96 bits and a 160-bit address leave no
+        # room for a second rule) reads one word more, or carries it in a longer USE signature
+        "extra_two_words": floor_extra + COLD_SLOAD,
+        "ratio_two_words": ratio(owner_tx + floor_extra + COLD_SLOAD, owner_tx),
+        "reachable_two_words": floor_extra + COLD_SLOAD <= allowed,
     }
 
 

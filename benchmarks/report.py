@@ -1212,6 +1212,8 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
                 gas(floor["allowed_extra_at_1_05"]),
                 signed_gas(floor["extra"]),
                 fixed(floor["ratio"], 4),
+                signed_gas(floor.get("extra_two_words")),
+                fixed(floor.get("ratio_two_words"), 4),
                 signed_gas(floor["extra_without_module_call"]),
                 fixed(floor["ratio_without_module_call"], 4),
                 gas(floor["to_cut_for_1_05"]),
@@ -1262,12 +1264,14 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
                 "extra allowed at 1.05",
                 "floor extra",
                 "floor ÷ owner",
+                "floor extra, 2 words",
+                "÷ owner",
                 "floor extra, no module call",
                 "÷ owner",
                 "to cut for 1.05",
             ],
             floor_rows,
-            "lrrrrrrrrr",
+            "lrrrrrrrrrrr",
         ),
         "first_op_table": table(
             ["part", "owner's first operation", "session's first operation (ENABLE)"], first_rows
@@ -1292,6 +1296,15 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
         "dec_call_copy": gas(floor_mint["call_copy"]),
         "dec_lookup": gas(get(mint, "owner_steps", "lookup")),
         "dec_max_floor_ratio": fixed(found.get("max_floor_ratio"), 4),
+        "dec_two_word_ratios": ", ".join(
+            f"{name} {fixed(shapes[name]['floor'].get('ratio_two_words'), 4)}" for name in names
+        ),
+        "dec_two_word_unreachable": ", ".join(
+            _SHAPE_NAMES.get(name, name)
+            for name in names
+            if shapes[name]["floor"].get("reachable_two_words") is False
+        )
+        or "none",
         "dec_module_code": gas(module_code),
         "dec_module_entry": gas(get(mint, "session_steps", "module_entry")),
         "dec_call_decode": gas(get(mint, "session_steps", "call_decode")),
@@ -1302,6 +1315,11 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
         "dec_code_margin": gas(module_code - owner_code),
         "dec_budget_min": gas(min(budgets)),
         "dec_budget_max": gas(max(budgets)),
+        "dec_mint_two_word_budget": gas(
+            None
+            if mint["floor"].get("extra_two_words") is None
+            else mint["floor"]["allowed_extra_at_1_05"] - mint["floor"]["extra_two_words"]
+        ),
         "first_op_ratio": fixed(first.get("ratio"), 4),
         "first_op_owner": gas(first.get("owner_tx_gas")),
         "first_op_session": gas(first.get("session_tx_gas")),
@@ -1329,6 +1347,8 @@ _DECOMPOSITION_FIGURES = (
     "dec_call_copy",
     "dec_lookup",
     "dec_max_floor_ratio",
+    "dec_two_word_ratios",
+    "dec_two_word_unreachable",
     "dec_module_code",
     "dec_module_entry",
     "dec_call_decode",
@@ -1337,6 +1357,7 @@ _DECOMPOSITION_FIGURES = (
     "dec_code_margin",
     "dec_budget_min",
     "dec_budget_max",
+    "dec_mint_two_word_budget",
     "first_op_ratio",
     "first_op_owner",
     "first_op_session",
