@@ -227,3 +227,79 @@ def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
     assert words(mint.model_copy(update={"limits": ()})).limits == (
         "No limits over the session's life: each call's own limits apply, as often as the window allows",
     )
+
+
+PERMIT2 = to_address("0x" + "22" * 20)
+ROUTER = to_address("0x" + "7e" * 20)
+PERMIT_TYPES = {
+    "PermitSingle": [
+        {"name": "details", "type": "PermitDetails"},
+        {"name": "spender", "type": "address"},
+        {"name": "sigDeadline", "type": "uint256"},
+    ],
+    "PermitDetails": [
+        {"name": "token", "type": "address"},
+        {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"},
+        {"name": "nonce", "type": "uint48"},
+    ],
+}
+
+
+def _permit_permission(usdc, domain: dict[str, object] | None = None):
+    return Policy.typed_data(
+        domain or {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
+        PERMIT_TYPES,
+        "PermitSingle",
+        [
+            arg("details", "token") == usdc.address,
+            arg("details", "amount") <= 100 * 10**6,
+            arg("spender") == ROUTER,
+        ],
+        label="PermitSingle on Permit2",
+    )
+
+
+def test_what_a_session_may_sign_and_its_co_signer_are_shown_from_what_is_signed(words, usdc) -> None:
+    """Signing permissions read field by field from the signed contents type (nested structs included), with the
+    domain, a danger warning, the sign-in websites and the co-signer; a grant without them says so."""
+    co_signer = to_address("0x" + "c0" * 20)
+    plain = words(Policy.call(usdc, "transfer(address to, uint256 amount)", rules=[arg("to") == SPENDER]))
+    assert plain.signing == ("Signs no message as the account: only operations",)
+    assert plain.cosigner is None
+    assert not [w for w in plain.warnings if "sign" in w.text]
+
+    described = words(
+        typed_data_permissions=(_permit_permission(usdc),), sign_in=("app.example.com",), co_signer=co_signer
+    )
+    permit_line, sign_in_line = described.signing
+    assert permit_line == (
+        f"May sign PermitSingle messages as the account (EIP-712 typed data of name 'Permit2', chain 1, contract "
+        f"{PERMIT2}): details.token must be {usdc.address}; details.amount must be at most 100,000,000; "
+        f"spender must be {ROUTER}"
+    )
+    assert sign_in_line.startswith("May sign in to app.example.com as the account")
+    assert described.cosigner is not None and described.cosigner.startswith(
+        f"{co_signer} must also sign every"
+    )
+    dangers = _texts(described, "danger")
+    assert any(
+        text.startswith("The session may sign PermitSingle messages as the account") for text in dangers
+    )
+    assert permit_line in described.lines() and described.cosigner in described.lines()
+
+
+def test_a_signing_permission_s_unsigned_labels_do_not_change_its_words(words, usdc) -> None:
+    """The label, primary type and JSON types a permission carries are not signed: a dapp that sets them to
+    something harmless changes nothing the owner reads."""
+    honest = _permit_permission(usdc)
+    lying = honest.model_copy(
+        update={"label": "a harmless login", "primary": "Login", "types": {"Login": []}}
+    )
+    assert words(typed_data_permissions=(lying,)).signing == words(typed_data_permissions=(honest,)).signing
+
+
+def test_a_signing_permission_without_a_contract_is_warned_about(words, usdc) -> None:
+    anywhere = _permit_permission(usdc, {"name": "Permit2", "chainId": 1})
+    dangers = _texts(words(typed_data_permissions=(anywhere,)), "danger")
+    assert any("names no contract" in text for text in dangers)

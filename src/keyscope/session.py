@@ -51,6 +51,7 @@ __all__ = [
     "SignInPermission",
     "TypedDataPermission",
     "arg_type_of",
+    "contents_definitions",
     "enable_signature_prefix",
     "enable_signature_with_prefix",
     "encode_at_signature",
@@ -650,8 +651,9 @@ def rule_words(rule: Rule) -> int:
     return (1 if inline else 2) + len(rule.values) - 1
 
 
-def _definitions(contents_type: str) -> list[tuple[str, str]]:
-    """The ``(name, definition)`` pairs of an ERC-7739 contentsType (``A(...)B(...)``)."""
+def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
+    """The ``(name, definition)`` pairs of an ERC-7739 contentsType (``A(...)B(...)``); ValueError when it is not
+    a list of struct definitions."""
     result = []
     rest = contents_type
     while rest:
@@ -727,7 +729,7 @@ class TypedDataPermission(_Struct):
             )
         if not self.contents_type.endswith(")") or len(self.contents_type.encode()) > MAX_CONTENTS_TYPE:
             raise ValueError(f"contents type must end with ')' and take at most {MAX_CONTENTS_TYPE} bytes")
-        if name not in dict(_definitions(self.contents_type)):
+        if name not in dict(contents_definitions(self.contents_type)):
             raise ValueError(f"contents type {self.contents_type!r} has no definition of {name!r}")
         if len(self.nested) > MAX_NESTED or any(not 0 <= n <= 0xFFFF for n in self.nested):
             raise ValueError(f"nested lists at most {MAX_NESTED} word indices of 16 bits")
@@ -765,7 +767,7 @@ class TypedDataPermission(_Struct):
     @property
     def encode_type(self) -> str:
         """EIP-712 ``encodeType`` of the primary type: its definition, then the others (sorted)."""
-        definitions = _definitions(self.contents_type)
+        definitions = contents_definitions(self.contents_type)
         primary = dict(definitions)[self.contents_name]
         return primary + "".join(text for name, text in definitions if name != self.contents_name)
 

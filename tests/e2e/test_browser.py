@@ -340,6 +340,71 @@ def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: d
     page.close()
 
 
+def test_the_consent_page_shows_what_a_session_may_sign_and_its_co_signer(
+    browser: Any, world: dict[str, Any]
+) -> None:
+    """A grant that lets the session sign EIP-2612 permits (a domain name of markup, since the dapp picks it) and
+    sign in to a website, co-signed: the page shows each, from the signed fields, as text, with a danger warning;
+    the wallet signs the grant as usual."""
+    stack, net, server = world["stack"], world["net"], world["server"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    stack.fund(owner.account, ETHER)
+    router = to_address("0x" + "7e" * 20)
+    co_signer = to_address("0x" + "c0" * 20)
+    permit = Policy.typed_data(
+        {
+            "name": EVIL,
+            "version": "1",
+            "chainId": net.chain_id,
+            "verifyingContract": to_address(world["usdc"]),
+        },
+        {
+            "Permit": [
+                {"name": "owner", "type": "address"},
+                {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
+            ]
+        },
+        "Permit",
+        [arg("spender") == router, arg("value") <= 5_000_000],
+        label="a harmless login",  # unsigned: never shown
+    )
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.prepare_grant(
+        SessionKey.generate(),
+        [mint],
+        valid_for=600,
+        typed_data=[permit],
+        sign_in=["app.example.com"],
+        co_signer=co_signer,
+    )
+    consent = server.request_grant(grant)
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("li.signing-permission")
+    lines = page.locator("li.signing-permission").all_text_contents()
+    assert lines == [
+        f"May sign Permit messages as the account (EIP-712 typed data of name '{EVIL}', version '1', chain "
+        f"{net.chain_id}, contract {to_address(world['usdc'])}): spender must be {router}; value must be at most "
+        "5,000,000",
+        "May sign in to app.example.com as the account (an EIP-4361 message naming app.example.com and the account)",
+    ]
+    assert (page.locator("dd.cosigner").text_content() or "").startswith(f"{co_signer} must also sign every")
+    dangers = page.locator("li.warning[data-level=danger]").all_text_contents()
+    assert any("The session may sign Permit messages as the account" in text for text in dangers)
+    assert "a harmless login" not in (page.locator("#grant").text_content() or "")
+    assert (
+        page.locator("#grant").locator("img, script").count() == 0 and page.evaluate("window.__pwned") is None
+    )
+    page.click("#approve")
+    page.wait_for_selector("body[data-state=granted]")
+    assert consent.wait(5).session_id == grant.session_id
+    page.close()
+
+
 def test_the_backend_refuses_a_signature_by_another_key(browser: Any, world: dict[str, Any]) -> None:
     stack, net, server = world["stack"], world["net"], world["server"]
     # the wallet says it is the owner, but another key signs: the page cannot tell, the backend must

@@ -7,7 +7,8 @@ Everything is built from tables, so that a new kind of permission, rule or limit
   that raise warnings. Warnings go by selector and argument position, never by the names a request gives (those
   are the dapp's words, not signed).
 * :data:`RULE_WORDS` -- one phrase per rule condition.
-* :data:`SESSION_PARTS` -- the session-wide lines (window, gas cap, paymasters, lifetime limits, co-signer).
+* :data:`SESSION_PARTS` -- the session-wide lines (window, gas cap, paymasters, lifetime limits, messages it may
+  sign as the account, co-signer).
 
 The result is a :class:`GrantDescription`: JSON for the consent page and the dashboard, which render every
 string as text (never as markup): function names, rule labels and token symbols are attacker-influenced.
@@ -26,6 +27,7 @@ from ..errors import InvalidAbiError
 from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
+from .signing_words import co_signer_line, signing_lines, signing_warnings
 from .tokens import ContractFacts, format_amount
 
 __all__ = [
@@ -83,6 +85,7 @@ class GrantDescription(_Model):
     gas: str
     paymasters: tuple[str, ...]
     limits: tuple[str, ...]
+    signing: tuple[str, ...]
     cosigner: str | None
     permissions: tuple[PermissionWords, ...]
     warnings: tuple[GrantWarning, ...]
@@ -92,6 +95,7 @@ class GrantDescription(_Model):
         out = [f"Account {self.account}{self.account_note}, chain {self.chain_id}", self.window, self.gas]
         out += [f"Paymasters not capped: {p}" for p in self.paymasters]
         out += self.limits
+        out += self.signing
         if self.cosigner:
             out.append(self.cosigner)
         for words in self.permissions:
@@ -127,11 +131,13 @@ class _Context:
     session_key: str
     token: ContractFacts | None
     amount_offsets: tuple[int, ...]
+    addresses: bool = True
+    """Whether a uint160 word is an address (call arguments typed ``address``); typed data says per field."""
 
 
 def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
     code = rule.arg_type
-    if code == ArgType.ADDRESS:
+    if code == ArgType.ADDRESS and ctx.addresses:
         address = to_address(word.to_bytes(32, "big")[12:])
         if address == ctx.account:
             return f"{address} (this account)"
@@ -469,15 +475,20 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _cosigner(session: Session) -> str | None:
-    return None
+def _signing(session: Session, account: str) -> tuple[str, ...]:
+    contexts = {
+        is_address: _Context(account, session.session_key, None, (), addresses=is_address)
+        for is_address in (True, False)
+    }
+    return signing_lines(session, lambda rule, kind: RULE_WORDS[rule.op](rule, contexts[kind == "address"]))
 
 
 SESSION_PARTS: dict[str, Callable[..., Any]] = {
     "window": _window,
     "gas": _gas,
     "limits": _limits,
-    "cosigner": _cosigner,
+    "signing": _signing,
+    "cosigner": co_signer_line,
 }
 """The session-wide lines, by part (replace an entry to give a new session feature its words)."""
 
@@ -495,6 +506,7 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
                 text="No cap on gas: one operation may make the account pay any amount in fees",
             )
         )
+    warnings += [GrantWarning(level="danger", text=text) for text in signing_warnings(session)]
     for index, permission in enumerate(session.permissions):
         target = permission.target
         if facts.entry_point is not None and target == facts.entry_point:
@@ -533,6 +545,7 @@ def describe_session(
         gas=str(SESSION_PARTS["gas"](session)),
         paymasters=session.paymasters,
         limits=tuple(SESSION_PARTS["limits"](session, facts)),
+        signing=tuple(SESSION_PARTS["signing"](session, account)),
         cosigner=None if cosigner is None else str(cosigner),
         permissions=tuple(permissions),
         warnings=tuple(warnings),

@@ -99,6 +99,8 @@ const keyscope = (() => {
         el("dt", {}, "When"), el("dd", { class: "window" }, windowText(d.valid_after, d.valid_until)),
         el("dt", {}, "Gas"), el("dd", { class: "gas" }, d.gas),
         el("dt", {}, "Limits"), el("dd", { class: "limits" }, d.limits.join("; ")),
+        el("dt", {}, "Signing"), el("dd", { class: "signing" },
+          el("ul", {}, ...d.signing.map((line) => el("li", { class: "signing-permission" }, line)))),
         d.paymasters.length ? el("dt", {}, "Paymasters") : null,
         d.paymasters.length ? el("dd", { class: "paymasters" },
           "Operations paid through these are not capped: ", d.paymasters.join(", ")) : null,

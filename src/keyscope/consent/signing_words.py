@@ -1,0 +1,107 @@
+"""A grant's signing side in words, from the signed fields only: the messages a session may sign as the account
+(typed data of a domain and a type, with rules on its fields; sign-in to websites) and its co-signer.
+
+A typed-data permission's field names come from its ``contents_type`` and ``nested`` list, which the grant signs
+(the module hashes the contents type into the permission's key), never from its unsigned ``label``, ``primary``
+or ``types``: a dapp cannot make a permission read as something it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..message_signing import nested_frames
+from ..session import Rule, Session, TypedDataPermission, contents_definitions
+from ..typed_data import Field
+
+__all__ = ["FieldName", "co_signer_line", "signing_lines", "signing_warnings", "typed_data_fields"]
+
+FieldName = tuple[str, str]
+"""A word of the flattened contents: the field's dotted path from the primary struct, and its EIP-712 type."""
+
+_HASHED = ("string", "bytes")
+
+
+def _members(definition: str, name: str) -> tuple[Field, ...]:
+    """``Name(type a,type b)`` as its members."""
+    inner = definition[len(name) + 1 : -1]
+    members = []
+    for part in filter(None, inner.split(",")):
+        kind, _, member = part.rpartition(" ")
+        members.append(Field(member, kind))
+    return tuple(members)
+
+
+def typed_data_fields(permission: TypedDataPermission) -> dict[int, FieldName]:
+    """Byte offset in the flattened contents -> the field there, laid out from the signed contents type."""
+    types = {name: _members(text, name) for name, text in contents_definitions(permission.contents_type)}
+    fields: dict[int, FieldName] = {}
+    for frame in nested_frames(permission.contents_name, types, permission.nested):
+        for index, member in enumerate(types[frame.type]):
+            fields[32 * (frame.start + index)] = (".".join((*frame.path, member.name)), member.type)
+    return fields
+
+
+def _domain(permission: TypedDataPermission) -> str:
+    parts = []
+    if permission.domain_fields & 0x01:
+        parts.append(f"name {permission.name!r}")
+    if permission.domain_fields & 0x02:
+        parts.append(f"version {permission.version!r}")
+    if permission.domain_fields & 0x04:
+        parts.append(f"chain {permission.chain_id}")
+    if permission.domain_fields & 0x08:
+        parts.append(f"contract {permission.verifying_contract}")
+    if permission.domain_fields & 0x10:
+        parts.append(f"salt 0x{permission.salt.hex()}")
+    return ", ".join(parts) or "an empty domain"
+
+
+def signing_lines(session: Session, rule_words: Callable[[Rule, str], str]) -> tuple[str, ...]:
+    """One line per signing permission; ``rule_words`` puts a rule's condition on a field of an EIP-712 type into
+    words (``must be at most 100``)."""
+    lines = []
+    for permission in session.typed_data_permissions:
+        fields = typed_data_fields(permission)
+        rules = []
+        for rule in permission.rules:
+            path, kind = fields.get(rule.offset, (f"the word at offset {rule.offset}", "bytes32"))
+            what = f"{path} (the hash of its contents)" if kind in _HASHED else path
+            rules.append(f"{what} {rule_words(rule, kind)}")
+        limited = "; ".join(rules) if rules else "any contents: no rule limits them"
+        lines.append(
+            f"May sign {permission.contents_name} messages as the account (EIP-712 typed data of "
+            f"{_domain(permission)}): {limited}"
+        )
+    for domain in session.sign_in:
+        lines.append(
+            f"May sign in to {domain} as the account (an EIP-4361 message naming {domain} and the account)"
+        )
+    return tuple(lines) or ("Signs no message as the account: only operations",)
+
+
+def signing_warnings(session: Session) -> list[str]:
+    """What the owner must know before a session signs in the account's name."""
+    warnings = []
+    for permission in session.typed_data_permissions:
+        warnings.append(
+            f"The session may sign {permission.contents_name} messages as the account: a signature (a permit, an "
+            "order) can move the account's assets without an operation, and lifetime limits do not count what it "
+            "signs"
+        )
+        if not permission.domain_fields & 0x08:
+            warnings.append(
+                f"The {permission.contents_name} permission names no contract: any contract whose domain matches "
+                "the rest accepts its signatures"
+            )
+    return warnings
+
+
+def co_signer_line(session: Session) -> str | None:
+    """The co-signer, in words (None: the session key signs alone)."""
+    if session.co_signer is None:
+        return None
+    return (
+        f"{session.co_signer} must also sign every operation and message of this session (you can replace or "
+        "remove it later)"
+    )
