@@ -11,7 +11,7 @@ import dataclasses
 import secrets
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -49,6 +49,8 @@ from .targets import warn_about_targets
 from .userop import UserOperation
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .store import SessionStore
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "GrantRequest",
     "Owner",
     "PendingGrant",
+    "SessionOptions",
     "session_window",
 ]
 
@@ -180,6 +183,30 @@ def session_window(
 _IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
 """IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes)."""
 _MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
+
+
+class SessionOptions(TypedDict, total=False):
+    """The options of a session, the keyword arguments :meth:`Owner.session_for` takes and :meth:`Owner.grant`,
+    :meth:`Owner.prepare_grant` and :meth:`Owner.grant_onchain` pass on to it (see :meth:`Owner.session_for`
+    for their meaning). Left out, each has the default written beside it."""
+
+    valid_for: float | None  # None: DEFAULT_VALID_FOR, unless valid_until or never_expires is given
+    valid_after: int  # 0: from now
+    valid_until: int | None  # None: counted from valid_for
+    never_expires: bool  # False
+    max_gas_cost: int  # DEFAULT_MAX_GAS_COST
+    paymasters: Iterable[Any]  # none
+    salt: int | None  # None: random
+    limits: Iterable[Limit]  # none
+    gas_budget: int | None  # None: no gas budget
+    typed_data: Iterable[TypedDataPermission]  # none
+    sign_in: Iterable[str]  # none
+    co_signer: Any  # None: no co-signer
+
+
+def _counts_from_now(options: SessionOptions) -> bool:
+    """Whether the session's window is counted from now (a duration, not an end or no end)."""
+    return options.get("valid_until") is None and not options.get("never_expires", False)
 
 
 def _module_target_message(target: str, account: str, what: str) -> str:
@@ -422,19 +449,8 @@ class Owner:
         key: Any,
         permissions: Iterable[Permission | Sequence[Permission]],
         *,
-        valid_for: float | None = None,
-        valid_after: int = 0,
-        valid_until: int | None = None,
-        never_expires: bool = False,
-        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
-        paymasters: Iterable[Any] = (),
-        salt: int | None = None,
         now: int | None = None,
-        limits: Iterable[Limit] = (),
-        gas_budget: int | None = None,
-        typed_data: Iterable[TypedDataPermission] = (),
-        sign_in: Iterable[str] = (),
-        co_signer: Any = None,
+        **options: Unpack[SessionOptions],
     ) -> Session:
         """The :class:`Session` granting ``permissions`` to ``key`` (a key or its address). ``permissions`` may
         hold groups of permissions too (``Policy.erc20_allowance``).
@@ -456,28 +472,33 @@ class Owner:
         empty. ``co_signer`` (a key's address) makes every operation and message of the session need that key's
         signature too.
         """
-        counted = valid_until is None and not never_expires
-        if counted and now is None:
+        unknown = sorted(options.keys() - SessionOptions.__optional_keys__)
+        if unknown:
+            raise TypeError(f"unexpected session option(s): {', '.join(unknown)}")
+        if _counts_from_now(options) and now is None:
             now = window_now(self.network.chain.block_timestamp())
         start, end = session_window(
-            valid_for=valid_for,
-            valid_after=valid_after,
-            valid_until=valid_until,
-            never_expires=never_expires,
+            valid_for=options.get("valid_for"),
+            valid_after=options.get("valid_after", 0),
+            valid_until=options.get("valid_until"),
+            never_expires=options.get("never_expires", False),
             now=now,
         )
+        gas_budget = options.get("gas_budget")
         budget = [Limits.gas(gas_budget)] if gas_budget is not None else []
+        salt = options.get("salt")
+        co_signer = options.get("co_signer")
         return Session(
             session_key=to_address(key, name="session key"),
             valid_after=start,
             valid_until=end,
-            max_gas_cost=max_gas_cost,
-            paymasters=tuple(to_address(p, name="paymaster") for p in paymasters),
+            max_gas_cost=options.get("max_gas_cost", DEFAULT_MAX_GAS_COST),
+            paymasters=tuple(to_address(p, name="paymaster") for p in options.get("paymasters", ())),
             salt=secrets.randbits(64) if salt is None else salt,
             permissions=_flatten(permissions),
-            limits=(*limits, *budget),
-            typed_data_permissions=tuple(typed_data),
-            sign_in=tuple(sign_in),
+            limits=(*options.get("limits", ()), *budget),
+            typed_data_permissions=tuple(options.get("typed_data", ())),
+            sign_in=tuple(options.get("sign_in", ())),
             co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
         )
 
@@ -485,19 +506,7 @@ class Owner:
         self,
         key: Any,
         permissions: Iterable[Permission | Sequence[Permission]],
-        *,
-        valid_for: float | None = None,
-        valid_after: int = 0,
-        valid_until: int | None = None,
-        never_expires: bool = False,
-        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
-        paymasters: Iterable[Any] = (),
-        salt: int | None = None,
-        limits: Iterable[Limit] = (),
-        gas_budget: int | None = None,
-        typed_data: Iterable[TypedDataPermission] = (),
-        sign_in: Iterable[str] = (),
-        co_signer: Any = None,
+        **options: Unpack[SessionOptions],
     ) -> GrantRequest:
         """A :class:`GrantRequest`: the typed data for the owner's wallet to sign (see :meth:`session_for` for the
         window, the limits and the other options). ``permissions`` may hold groups (``Policy.erc20_allowance``).
@@ -507,24 +516,13 @@ class Owner:
         :class:`~keyscope.errors.TargetWarning`."""
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
-        clock = valid_until is None and not never_expires
+        clock = _counts_from_now(options)
         epoch, deployed, chain_time, codes = self._grant_state(clock=clock, targets=flat)
         session = self.session_for(
             key,
             flat,
-            valid_for=valid_for,
-            valid_after=valid_after,
-            valid_until=valid_until,
-            never_expires=never_expires,
-            max_gas_cost=max_gas_cost,
-            paymasters=paymasters,
-            salt=salt,
             now=window_now(chain_time) if clock else None,
-            limits=limits,
-            gas_budget=gas_budget,
-            typed_data=typed_data,
-            sign_in=sign_in,
-            co_signer=co_signer,
+            **options,
         )
         warn_about_targets(flat, codes)
         return self._request(session, epoch, deployed)
@@ -585,18 +583,7 @@ class Owner:
         *,
         onchain: bool = False,
         timeout: float = 60.0,
-        valid_for: float | None = None,
-        valid_after: int = 0,
-        valid_until: int | None = None,
-        never_expires: bool = False,
-        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
-        paymasters: Iterable[Any] = (),
-        salt: int | None = None,
-        limits: Iterable[Limit] = (),
-        gas_budget: int | None = None,
-        typed_data: Iterable[TypedDataPermission] = (),
-        sign_in: Iterable[str] = (),
-        co_signer: Any = None,
+        **options: Unpack[SessionOptions],
     ) -> SessionGrant:
         """Grant ``permissions`` to the session ``key`` with one owner signature.
 
@@ -606,22 +593,7 @@ class Owner:
         until ``valid_until``, or for ever with ``never_expires=True``; see :meth:`session_for` for the rest
         (signing permissions ``typed_data`` and ``sign_in``, a ``co_signer``).
         """
-        request = self.prepare_grant(
-            key,
-            permissions,
-            valid_for=valid_for,
-            valid_after=valid_after,
-            valid_until=valid_until,
-            never_expires=never_expires,
-            max_gas_cost=max_gas_cost,
-            paymasters=paymasters,
-            salt=salt,
-            limits=limits,
-            gas_budget=gas_budget,
-            typed_data=typed_data,
-            sign_in=sign_in,
-            co_signer=co_signer,
-        )
+        request = self.prepare_grant(key, permissions, **options)
         if onchain:
             pending = self._send_grant(request)
             grant = pending.wait(timeout)
@@ -635,38 +607,11 @@ class Owner:
         self,
         key: Any,
         permissions: Iterable[Permission | Sequence[Permission]],
-        *,
-        valid_for: float | None = None,
-        valid_after: int = 0,
-        valid_until: int | None = None,
-        never_expires: bool = False,
-        max_gas_cost: int = DEFAULT_MAX_GAS_COST,
-        paymasters: Iterable[Any] = (),
-        salt: int | None = None,
-        limits: Iterable[Limit] = (),
-        gas_budget: int | None = None,
-        typed_data: Iterable[TypedDataPermission] = (),
-        sign_in: Iterable[str] = (),
-        co_signer: Any = None,
+        **options: Unpack[SessionOptions],
     ) -> PendingGrant:
         """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant. The options
         are :meth:`grant`'s."""
-        request = self.prepare_grant(
-            key,
-            permissions,
-            valid_for=valid_for,
-            valid_after=valid_after,
-            valid_until=valid_until,
-            never_expires=never_expires,
-            max_gas_cost=max_gas_cost,
-            paymasters=paymasters,
-            salt=salt,
-            limits=limits,
-            gas_budget=gas_budget,
-            typed_data=typed_data,
-            sign_in=sign_in,
-            co_signer=co_signer,
-        )
+        request = self.prepare_grant(key, permissions, **options)
         return self._send_grant(request)
 
     def _send_grant(self, request: GrantRequest) -> PendingGrant:
