@@ -43,7 +43,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import BadInputError, InvalidAbiError, InvalidAddressError, UnknownFunctionError
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
@@ -62,12 +62,16 @@ from .session import (
 )
 from .typed_data import _fields, contents_type, domain_fields, plan_frames
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
     "TRANSFER_SELECTOR",
     "AbiFunction",
     "AbiParam",
     "AbiType",
     "ArgRef",
+    "CallLimits",
     "Limits",
     "Policy",
     "RuleSpec",
@@ -670,6 +674,15 @@ def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
     raise BadInputError(f"a rate is '10/minute' or (10, 'minute'), got {rate!r}")
 
 
+class CallLimits(TypedDict, total=False):
+    """The limits on one permission's calls that :class:`Policy`'s builders take (``calls=``, ``rate=``,
+    ``totals=``), counted by the module; each is left out by default."""
+
+    calls: int | None
+    rate: tuple[int, int | str] | str | None
+    totals: Iterable[TotalSpec]
+
+
 def _call_limits(
     label: str,
     calls: int | None,
@@ -805,17 +818,14 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
-        *,
-        calls: int | None = None,
-        rate: tuple[int, int | str] | str | None = None,
-        totals: Iterable[TotalSpec] = (),
+        **limits: Unpack[CallLimits],
     ) -> Permission:
         """Allow ``target.function(...)`` given by its signature (argument names optional; without names,
         refer to arguments by index). ``value_limit`` is the most wei one call may carry (the module caps it
         at 2**96 - 1). Limits on this permission's calls, counted by the module: ``calls`` (the most over the
         session's life), ``rate`` (``"10/minute"``, ``(3, "hour")``), ``totals`` (``arg("amount").total(10**6,
         per="day")``)."""
-        return _permission(target, parse_signature(function), rules, value_limit, calls, rate, totals)
+        return _permission(target, parse_signature(function), rules, value_limit, limits)
 
     @staticmethod
     def from_abi(
@@ -824,14 +834,11 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
-        *,
-        calls: int | None = None,
-        rate: tuple[int, int | str] | str | None = None,
-        totals: Iterable[TotalSpec] = (),
+        **limits: Unpack[CallLimits],
     ) -> Permission:
         """Allow ``target.function(...)``, picking ``function`` from a JSON ABI (see :func:`find_function`
         for the forms ``abi`` and ``function`` may take; limits as :meth:`call`)."""
-        return _permission(target, find_function(abi, function), rules, value_limit, calls, rate, totals)
+        return _permission(target, find_function(abi, function), rules, value_limit, limits)
 
     @staticmethod
     def from_contract(
@@ -839,15 +846,10 @@ class Policy:
         function: str,
         rules: Iterable[RuleSpec | Rule] = (),
         value_limit: int | str = 0,
-        *,
-        calls: int | None = None,
-        rate: tuple[int, int | str] | str | None = None,
-        totals: Iterable[TotalSpec] = (),
+        **limits: Unpack[CallLimits],
     ) -> Permission:
         """Allow a call to an ape contract instance (anything with ``.address`` and an ABI)."""
-        return _permission(
-            contract, find_function(contract, function), rules, value_limit, calls, rate, totals
-        )
+        return _permission(contract, find_function(contract, function), rules, value_limit, limits)
 
     @staticmethod
     def transfer(
@@ -953,10 +955,11 @@ def _permission(
     function: AbiFunction,
     rules: Iterable[RuleSpec | Rule],
     value_limit: int | str,
-    calls: int | None = None,
-    rate: tuple[int, int | str] | str | None = None,
-    totals: Iterable[TotalSpec] = (),
+    limits: CallLimits,
 ) -> Permission:
+    unknown = sorted(limits.keys() - CallLimits.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected permission limit(s): {', '.join(unknown)}")
     address, limit = _target_and_limit(target, value_limit)
     if function.selector == TRANSFER_SELECTOR:
         raise BadInputError(
@@ -981,7 +984,13 @@ def _permission(
         value_limit=limit,
         rules=tuple(resolved),
         function=function.signature,
-        limits=_call_limits(f"{function.signature} on {address}", calls, rate, totals, function),
+        limits=_call_limits(
+            f"{function.signature} on {address}",
+            limits.get("calls"),
+            limits.get("rate"),
+            limits.get("totals", ()),
+            function,
+        ),
     )
     if permission.rule_words() > MAX_RULE_WORDS:
         raise BadInputError(
