@@ -55,6 +55,7 @@ __all__ = [
     "KeyInfo",
     "Lease",
     "NewOperation",
+    "OnCorrupt",
     "OutboxRecord",
     "OutboxState",
     "SessionStore",
@@ -117,13 +118,8 @@ class Lease:
 
 
 @dataclass(frozen=True)
-class OutboxRecord:
-    """One intent's UserOperation in the outbox, with its state, timestamps (seconds since the epoch) and
-    attempts.
-
-    ``rebuilds`` counts the times the intent's operation was displaced (its nonce used by another operation,
-    so it could never land) and replaced by a new one; ``displaced`` lists their userOpHashes, oldest first.
-    """
+class NewOperation:
+    """An operation to record, its arguments checked and normalised (what a backend writes)."""
 
     intent_id: str
     account: str
@@ -131,6 +127,22 @@ class OutboxRecord:
     lane: int
     op: UserOperation
     user_op_hash: str
+
+    @property
+    def nonce(self) -> str:
+        """The operation's full nonce (key and sequence) as the stores key it: see :func:`nonce_text`."""
+        return nonce_text(self.op.nonce)
+
+
+@dataclass(frozen=True)
+class OutboxRecord(NewOperation):
+    """One intent's UserOperation in the outbox (the :class:`NewOperation` recorded), with its state, timestamps
+    (seconds since the epoch) and attempts.
+
+    ``rebuilds`` counts the times the intent's operation was displaced (its nonce used by another operation,
+    so it could never land) and replaced by a new one; ``displaced`` lists their userOpHashes, oldest first.
+    """
+
     state: OutboxState
     attempts: int
     created_at: float
@@ -147,23 +159,6 @@ class OutboxRecord:
     def is_pending(self) -> bool:
         """Built or sent: not finished yet."""
         return self.state in PENDING_STATES
-
-
-@dataclass(frozen=True)
-class NewOperation:
-    """An operation to record, its arguments checked and normalised (what a backend writes)."""
-
-    intent_id: str
-    account: str
-    session_id: str
-    lane: int
-    op: UserOperation
-    user_op_hash: str
-
-    @property
-    def nonce(self) -> str:
-        """The operation's full nonce (key and sequence) as the stores key it: see :func:`nonce_text`."""
-        return nonce_text(self.op.nonce)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -424,6 +419,10 @@ def check_limit(limit: object) -> int:
     return limit
 
 
+OnCorrupt = Callable[[str, SessionStoreError], None]
+"""What :meth:`SessionStore.list_grants` tells of a grant it cannot read: its session id or name, and the error."""
+
+
 def now_or(now: float | None) -> float:
     """``now`` or the current time."""
     return time.time() if now is None else float(now)
@@ -503,14 +502,13 @@ class SessionStore(abc.ABC):
     def get_grant(self, session_id: bytes | str) -> SessionGrant:
         """The grant with this session id; :class:`~keyscope.errors.SessionStoreError` when unknown."""
 
-    @abc.abstractmethod
     def list_grants(
         self,
         account: str | None = None,
         *,
         active_only: bool = False,
         now: float | None = None,
-        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
+        on_corrupt: OnCorrupt | None = None,
     ) -> list[SessionGrant]:
         """Grants (of ``account`` when given), oldest first.
 
@@ -519,6 +517,14 @@ class SessionStore(abc.ABC):
         ``on_corrupt``, it is passed to ``on_corrupt(session id or name, error)`` instead and the listing goes on
         (whatever ``account`` is asked for: an unreadable grant's account is unknown).
         """
+        wanted = to_address(account) if account is not None else None
+        return self._list_grants(wanted, active_only, now_or(now), on_corrupt)
+
+    @abc.abstractmethod
+    def _list_grants(
+        self, account: str | None, active_only: bool, now: float, on_corrupt: OnCorrupt | None
+    ) -> list[SessionGrant]:
+        """:meth:`list_grants` with ``account`` normalised (None: every account) and ``now`` a time."""
 
     @abc.abstractmethod
     def _set_flag(self, session_id: str, flag: str) -> None:

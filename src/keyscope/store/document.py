@@ -13,18 +13,18 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from ..errors import LeaseLostError, SessionStoreError
 from ..grant import SessionGrant
-from ..hexutil import to_address
 from ..userop import UserOperation
 from .base import (
     PENDING_STATES,
     Lease,
     NewOperation,
+    OnCorrupt,
     OutboxRecord,
     OutboxState,
     SessionStore,
@@ -146,16 +146,9 @@ class DocumentStore(SessionStore):
         with self._locked():
             return self._parse_grant(self._grant_doc(name), name)
 
-    def list_grants(
-        self,
-        account: str | None = None,
-        *,
-        active_only: bool = False,
-        now: float | None = None,
-        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
+    def _list_grants(
+        self, account: str | None, active_only: bool, now: float, on_corrupt: OnCorrupt | None
     ) -> list[SessionGrant]:
-        wanted = to_address(account) if account is not None else None
-        moment = now_or(now)
         found: list[tuple[float, str, SessionGrant]] = []
         with self._locked():
             for name in self._docs.names(GRANT):
@@ -169,9 +162,9 @@ class DocumentStore(SessionStore):
                         raise
                     on_corrupt(name, error)
                     continue
-                if wanted is not None and grant.account != wanted:
+                if account is not None and grant.account != account:
                     continue
-                if active_only and not grant_is_active(grant, doc["revoked"], moment):
+                if active_only and not grant_is_active(grant, doc["revoked"], now):
                     continue
                 found.append((float(doc.get("created_at", 0.0)), name, grant))
         return [grant for _, _, grant in sorted(found, key=lambda item: (item[0], item[1]))]

@@ -73,6 +73,7 @@ from .base import (
     KeyInfo,
     Lease,
     NewOperation,
+    OnCorrupt,
     OutboxRecord,
     OutboxState,
     SessionStore,
@@ -567,26 +568,20 @@ class SqlStore(SessionStore):
             raise self._unknown_grant(name)
         return self._parse_grant(name, text_)
 
-    def list_grants(
-        self,
-        account: str | None = None,
-        *,
-        active_only: bool = False,
-        now: float | None = None,
-        on_corrupt: Callable[[str, SessionStoreError], None] | None = None,
+    def _list_grants(
+        self, account: str | None, active_only: bool, now: float, on_corrupt: OnCorrupt | None
     ) -> list[SessionGrant]:
         grants = self._t.grants
         query = select(grants.c.session_id, grants.c.grant_json, grants.c.revoked).order_by(
             grants.c.created_at, grants.c.session_id
         )
         if account is not None:
-            query = query.where(grants.c.account == to_address(account))
-        moment = time.time() if now is None else float(now)
+            query = query.where(grants.c.account == account)
         if active_only:
             query = query.where(
                 grants.c.revoked.is_(False),
-                grants.c.valid_after <= moment,
-                or_(grants.c.valid_until == 0, grants.c.valid_until >= moment),
+                grants.c.valid_after <= now,
+                or_(grants.c.valid_until == 0, grants.c.valid_until >= now),
             )
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
         found = []
@@ -597,9 +592,7 @@ class SqlStore(SessionStore):
                 if on_corrupt is None:
                     raise
                 on_corrupt(row.session_id, error)
-        return [
-            grant for grant, revoked in found if not active_only or grant_is_active(grant, revoked, moment)
-        ]
+        return [grant for grant, revoked in found if not active_only or grant_is_active(grant, revoked, now)]
 
     def _set_flag(self, session_id: str, flag: str) -> None:
         grants = self._t.grants
