@@ -32,7 +32,7 @@ from eth_utils import keccak
 from ..errors import ConfigurationError
 from ..hexutil import ZERO_ADDRESS, to_address
 from .base import Deployment
-from .module_owned import ModuleOwnedAccountKind, optional_address
+from .module_owned import FactoryCreatedAccountKind
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -44,7 +44,7 @@ _CREATE_ACCOUNT = keccak(b"createAccount(bytes32,bytes)")[:4]
 _GET_ADDRESS = keccak(b"getAddress(bytes32,bytes)")[:4]
 
 
-class ERC7579AccountKind(ModuleOwnedAccountKind):
+class ERC7579AccountKind(FactoryCreatedAccountKind):
     """Adapter for an ERC-7579 account with the reference implementation's conventions (see the module's docs).
 
     ``owner_validator`` is the validator module the owner signs through (needed for owner operations and
@@ -55,20 +55,6 @@ class ERC7579AccountKind(ModuleOwnedAccountKind):
 
     name = "erc7579"
     lane_bits = 32
-
-    def __init__(
-        self,
-        *,
-        owner_validator: str | None = None,
-        factory: str | None = None,
-        bootstrap: str | None = None,
-        chain: Chain | None = None,
-        account_id: str | None = None,
-    ) -> None:
-        super().__init__(owner_validator=owner_validator, chain=chain)
-        self.factory = optional_address(factory, "factory")
-        self.bootstrap = optional_address(bootstrap, "bootstrap")
-        self.account_id = account_id
 
     def __repr__(self) -> str:
         detected = f", account_id={self.account_id!r}" if self.account_id else ""

@@ -22,7 +22,7 @@ from .sentinel import uninstall_data
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["ModuleOwnedAccountKind", "optional_address"]
+__all__ = ["FactoryCreatedAccountKind", "ModuleOwnedAccountKind", "optional_address"]
 
 
 def optional_address(value: str | None, name: str) -> str | None:
@@ -92,3 +92,23 @@ class ModuleOwnedAccountKind(AccountKind):
                 )
             validators.append((to_address(module), data))
         return validators
+
+
+class FactoryCreatedAccountKind(ModuleOwnedAccountKind):
+    """A module-owned account created by a ``factory`` through a ``bootstrap`` that installs its modules (the
+    ERC-7579 reference account, Nexus); both are needed only to create accounts. ``account_id`` is the
+    ``accountId()`` the adapter was chosen for, when it was detected."""
+
+    def __init__(
+        self,
+        *,
+        owner_validator: str | None = None,
+        factory: str | None = None,
+        bootstrap: str | None = None,
+        chain: Chain | None = None,
+        account_id: str | None = None,
+    ) -> None:
+        super().__init__(owner_validator=owner_validator, chain=chain)
+        self.factory = optional_address(factory, "factory")
+        self.bootstrap = optional_address(bootstrap, "bootstrap")
+        self.account_id = account_id

@@ -24,7 +24,7 @@ from eth_utils import keccak
 from ..errors import ConfigurationError
 from ..hexutil import to_address
 from .base import Deployment
-from .module_owned import ModuleOwnedAccountKind, optional_address
+from .module_owned import FactoryCreatedAccountKind
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -39,7 +39,7 @@ _COMPUTE_ADDRESS = keccak(b"computeAccountAddress(bytes,bytes32)")[:4]
 _ZERO = "0x" + "00" * 20
 
 
-class NexusAccountKind(ModuleOwnedAccountKind):
+class NexusAccountKind(FactoryCreatedAccountKind):
     """Adapter for Nexus 1.0.
 
     ``owner_validator`` is the validator the owner signs through (e.g. an ECDSA validator holding the owner's
@@ -52,18 +52,6 @@ class NexusAccountKind(ModuleOwnedAccountKind):
     lane_bits = 24
     _validator_phrase = "a Nexus validator"
     _lane_phrase = "Nexus"
-
-    def __init__(
-        self,
-        *,
-        owner_validator: str | None = None,
-        factory: str | None = None,
-        bootstrap: str | None = None,
-        chain: Chain | None = None,
-    ) -> None:
-        super().__init__(owner_validator=owner_validator, chain=chain)
-        self.factory = optional_address(factory, "factory")
-        self.bootstrap = optional_address(bootstrap, "bootstrap")
 
     def __repr__(self) -> str:
         return f"NexusAccountKind(owner_validator={self.owner_validator}, factory={self.factory})"
