@@ -42,7 +42,7 @@ from typing import Any
 from .errors import (
     BadInputError,
     GasCostTooHighError,
-    PolicyViolationError,
+    RuleRefusalError,
     SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -87,32 +87,11 @@ _WELL_KNOWN = [
 _KNOWN_SELECTORS = {keccak(text.encode())[:4]: text for text in _WELL_KNOWN}
 
 
-class CallRefusedError(PolicyViolationError):
+class CallRefusedError(RuleRefusalError):
     """A call the session's policy refuses. ``reason`` is the module's custom error for it:
     ``ForbiddenTarget``, ``InvalidCallData``, ``ZeroSelectorCall``, ``NoPermission``, ``ValueLimitExceeded``,
     ``CalldataTooShort``, ``NonCanonicalArgument`` or ``RuleViolated``; ``actual`` is the word a refused rule
     read (None otherwise)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        session_id: str | None,
-        call_index: int,
-        permission_index: int | None = None,
-        rule_index: int | None = None,
-        actual: int | None = None,
-    ) -> None:
-        self.reason = reason
-        self.actual = actual
-        super().__init__(
-            message,
-            session_id=session_id,
-            call_index=call_index,
-            permission_index=permission_index,
-            rule_index=rule_index,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ __all__ = [
     "NonceTakenError",
     "PaymasterError",
     "PolicyViolationError",
+    "RuleRefusalError",
     "SessionError",
     "SessionExpiredError",
     "SessionNotYetValidError",
@@ -205,6 +206,33 @@ class PolicyViolationError(SessionError):
         self.permission_index = permission_index
         self.rule_index = rule_index
         super().__init__(message, session_id)
+
+
+class RuleRefusalError(PolicyViolationError):
+    """What the module would refuse, named by its custom error ``reason``; ``actual`` is the word a refused rule
+    read (None when no rule was the problem). Raised as :class:`~keyscope.checker.CallRefusedError` (a call)
+    and :class:`~keyscope.message_signing.SignatureRefusedError` (a message to sign)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        session_id: str | None,
+        call_index: int | None = None,
+        permission_index: int | None = None,
+        rule_index: int | None = None,
+        actual: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.actual = actual
+        super().__init__(
+            message,
+            session_id=session_id,
+            call_index=call_index,
+            permission_index=permission_index,
+            rule_index=rule_index,
+        )
 
 
 class LimitError(PolicyViolationError):

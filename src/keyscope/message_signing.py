@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadInputError, PolicyViolationError
+from .errors import BadInputError, RuleRefusalError
 from .hexutil import to_address
 from .session import Condition, Session, TypedDataPermission
 from .typed_data import Frame, Frames, TypedData, Types, eip191_hash
@@ -41,29 +41,13 @@ SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
 """What follows the website in the first line of an EIP-4361 message."""
 
 
-class SignatureRefusedError(PolicyViolationError):
+class SignatureRefusedError(RuleRefusalError):
     """A message the session's signing permissions do not allow; the module would refuse its signature.
 
     ``reason`` is the module's custom error for it (``SigningNotGranted``, ``SignInNotGranted``,
     ``SignInAccountMismatch``, ``SignatureOutsideWindow``, ``ContentsTooShort``, ``SignedNonCanonical``,
     ``SignedRuleViolated``); ``permission_index`` is the signing permission (its index in the grant's typed data,
     then sign-in list), ``rule_index`` the rule it broke, ``actual`` the word the rule read."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        session_id: str | None,
-        permission_index: int | None = None,
-        rule_index: int | None = None,
-        actual: int | None = None,
-    ) -> None:
-        self.reason = reason
-        self.actual = actual
-        super().__init__(
-            message, session_id=session_id, permission_index=permission_index, rule_index=rule_index
-        )
 
 
 @dataclass(frozen=True, slots=True)
