@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 from importlib import resources
+from string import Template
 from typing import Any
 
 from ..endpoints import Endpoints
@@ -46,13 +47,17 @@ log = logging.getLogger("keyscope.consent")
 
 MAX_BODY = 1 << 16
 STATIC = {
-    "consent.html": "text/html; charset=utf-8",
-    "dashboard.html": "text/html; charset=utf-8",
     "keyscope.css": "text/css; charset=utf-8",
     "keyscope.js": "text/javascript; charset=utf-8",
     "consent.js": "text/javascript; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
 }
+PAGES = {
+    "consent.html": ("Grant a session key", "consent.js"),
+    "dashboard.html": ("Your sessions", "dashboard.js"),
+}
+"""Each page's title and script; its content (inside ``<main>``, after the brand) is the file of its name,
+set into the frame every page shares (``page.html``: head, stylesheet, brand, scripts)."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -76,6 +81,13 @@ class _Refusal(Exception):
 
 def _static(name: str) -> bytes:
     return (resources.files("keyscope.consent") / "static" / name).read_bytes()
+
+
+def _page(name: str) -> bytes:
+    title, script = PAGES[name]
+    frame = Template(_static("page.html").decode())
+    main = _static(name).decode().rstrip("\n")
+    return frame.substitute(title=title, main=main, script=script).encode()
 
 
 class ConsentServer(BackgroundServer):
@@ -329,9 +341,9 @@ class _Handler(LocalRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             if re.fullmatch(rf"/consent/{_ID}", path):
-                self._file("consent.html")
+                self._send(200, _page("consent.html"), "text/html; charset=utf-8")
             elif re.fullmatch(rf"/sessions/{_ADDRESS}", path):
-                self._file("dashboard.html")
+                self._send(200, _page("dashboard.html"), "text/html; charset=utf-8")
             elif (name := path.removeprefix("/static/")) in STATIC and path.startswith("/static/"):
                 self._file(name)
             elif path.startswith("/api/"):
