@@ -217,7 +217,7 @@ def test_rule_violation_names_the_call_permission_rule_and_word():
     assert "argument `amount` must be at most 1000, got 1001" in str(error)
     assert "transfer(address,uint256) on " + TOKEN in str(error)
     error = refusal(lambda: subject.check(encode_execute(mint(OTHER)), now=T0), "RuleViolated")
-    assert f"argument `to` must equal {USER}, got {OTHER}" in str(error)
+    assert f"argument `to` must be {USER}, got {OTHER}" in str(error)
     assert isinstance(error, PolicyViolationError)
 
 
@@ -241,17 +241,17 @@ def test_messages_show_values_as_their_types_read_them():
     message = str(
         refusal(lambda: subject.check(call(-600, b"\x01\x02\x03\x04", True, 1), now=T0), "RuleViolated")
     )
-    assert "argument `fee` must be greater than -500, got -600" in message
+    assert "argument `fee` must be more than -500, got -600" in message
     message = str(refusal(lambda: subject.check(call(0, b"\xff" * 4, True, 1), now=T0), "RuleViolated"))
-    assert "argument `tag` must equal 0x01020304, got 0xffffffff" in message
+    assert "argument `tag` must be 0x01020304, got 0xffffffff" in message
     message = str(
         refusal(lambda: subject.check(call(0, b"\x01\x02\x03\x04", False, 1), now=T0), "RuleViolated")
     )
-    assert "argument `flag` must equal true, got false" in message
+    assert "argument `flag` must be true, got false" in message
     message = str(
         refusal(lambda: subject.check(call(0, b"\x01\x02\x03\x04", True, 9), now=T0), "RuleViolated")
     )
-    assert "argument `kind` must be between 1 and 3 (inclusive), got 9" in message
+    assert "argument `kind` must be between 1 and 3 (both included), got 9" in message
 
 
 def test_one_of_message_lists_the_allowed_values():
@@ -260,7 +260,7 @@ def test_one_of_message_lists_the_allowed_values():
     message = str(
         refusal(lambda: subject.check(encode_execute(Call(TOKEN, 0, data)), now=T0), "RuleViolated")
     )
-    assert "argument `arg0` must be one of 3, 5, 8, got 4" in message
+    assert "argument `arg0` must be one of: 3, 5, 8, got 4" in message
 
 
 # --------------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def test_session_status_in_words(net, owner, nft) -> None:
     report = session.status()
     assert report.status == SessionStatus.NOT_YET_ENABLED.value
     assert report.permissions == [
-        f"call safeMint(address) on {nft.address}, only if to == {owner.account.lower()}; no ETH"
+        f"call safeMint(address) on {nft.address}, where to must be {owner.account.lower()}; no ETH"
     ]
     assert 0 < report.time_left <= 600
     assert report.describe_time_left().endswith(" left")

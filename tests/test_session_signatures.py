@@ -299,7 +299,7 @@ def test_sign_in_for_a_granted_website(signing, permits, module):
 def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, permits, module):
     account = signing.accounts[0]
     data = permit_single(permits, signing.chain_id, LIMIT + 1)
-    with pytest.raises(SignatureRefusedError, match=r"details\.amount <= 100000000") as info:
+    with pytest.raises(SignatureRefusedError, match=r"details\.amount must be at most 100000000\)") as info:
         signing.sdk().sign_typed_data(data)
     assert (info.value.reason, info.value.permission_index, info.value.rule_index) == (
         "SignedRuleViolated",

@@ -149,7 +149,7 @@ def test_strings_take_equality_on_their_hash_and_arrays_take_nothing() -> None:
 
 def test_the_local_check_names_the_permission_and_rule() -> None:
     assert check_typed_data(SESSION, permit(100), session_id="0x01").permission_index == 0
-    with pytest.raises(SignatureRefusedError, match=r"details\.amount <= 100") as info:
+    with pytest.raises(SignatureRefusedError, match=r"details\.amount must be at most 100\)") as info:
         check_typed_data(SESSION, permit(101), session_id="0x01")
     assert (info.value.reason, info.value.rule_index, info.value.actual) == ("SignedRuleViolated", 0, 101)
     with pytest.raises(SignatureRefusedError) as other:

@@ -464,13 +464,13 @@ def test_cli_lists_sessions_and_the_outbox_and_revokes_in_the_store(net, db, sto
     assert rows[0]["status"] == "active" and rows[0]["marked_enabled"] is True and rows[0]["in_flight"] == 1
     assert rows[0]["source"] == "store" and rows[0]["time_left"] > 3000  # about an hour (by the wall clock)
     assert rows[0]["permissions"] == [
-        f"call safeMint(address) on {user.nft.address}, only if to == {user.account.lower()}; no ETH"
+        f"call safeMint(address) on {user.nft.address}, where to must be {user.account.lower()}; no ETH"
     ]
     listing = runner.invoke(cli, ["sessions", "--store", db], env=env)
     assert listing.exit_code == 0, listing.output
     for column in ("session id", "status", "time left", "permissions", "in flight"):
         assert column in listing.output
-    assert " left" in listing.output and "only if to ==" in listing.output
+    assert " left" in listing.output and "where to must be" in listing.output
 
     pending = runner.invoke(cli, ["outbox", "--store", db, "--state", "pending", "--json"], env=env)
     assert pending.exit_code == 0, pending.output

@@ -559,18 +559,11 @@ class PolicyChecker:
         rule = compiled.permission.rules[number]
         label, kind = _labelled(compiled.permission, rule)
         show = [_show(v, kind, rule.is_signed) for v in rule.values]
-        op = rule.op
-        if op == Condition.IN_RANGE:
-            must = f"must be between {show[0]} and {show[1]} (inclusive)"
-        elif op == Condition.ONE_OF:
-            must = f"must be one of {', '.join(show)}"
-        else:
-            must = _MUST[op] + " " + show[0]
         return self._rule_error(
             index,
             compiled,
             number,
-            f"{label} {must}, got {_show(word, kind, rule.is_signed)}; change the call, or ask the owner for a "
+            f"{label} {rule.requirement(show)}, got {_show(word, kind, rule.is_signed)}; change the call, or ask the owner for a "
             "session that allows it",
             "RuleViolated",
             word,
@@ -596,15 +589,6 @@ _CANONICAL = {
     1: "it must be sign-extended from the type's top bit",
     2: "its unused low bytes must be zero",
     3: "it must be 0 or 1",
-}
-
-_MUST = {
-    Condition.EQUAL: "must equal",
-    Condition.NOT_EQUAL: "must not equal",
-    Condition.LESS_THAN: "must be less than",
-    Condition.LESS_THAN_OR_EQUAL: "must be at most",
-    Condition.GREATER_THAN: "must be greater than",
-    Condition.GREATER_THAN_OR_EQUAL: "must be at least",
 }
 
 

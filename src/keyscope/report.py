@@ -41,7 +41,7 @@ def describe_wei(wei: int) -> str:
 
 
 def describe_permission(permission: Permission) -> str:
-    """A permission in words: ``call safeMint(address) on 0x…, only if to == 0x…; no ETH`` or ``send at most
+    """A permission in words: ``call safeMint(address) on 0x…, where to must be 0x…; no ETH`` or ``send at most
     0.01 ETH per transfer to 0x…``."""
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
@@ -51,9 +51,7 @@ def describe_permission(permission: Permission) -> str:
         "no ETH" if not permission.value_limit else f"at most {describe_wei(permission.value_limit)} per call"
     )
     return (
-        f"call {name} on {permission.target}"
-        + (f", only if {conditions}" if conditions else "")
-        + f"; {value}"
+        f"call {name} on {permission.target}" + (f", where {conditions}" if conditions else "") + f"; {value}"
     )
 
 

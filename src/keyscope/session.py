@@ -10,6 +10,7 @@ module's domain. Everything here is pure and mirrors ``contracts/SessionKeyValid
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any
 
@@ -23,6 +24,7 @@ from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struc
 from .typed_data import Field as Member
 
 __all__ = [
+    "CONDITION_WORDS",
     "ECDSA_SIGNATURE_BYTES",
     "MAX_CONTENTS_TYPE",
     "MAX_LIMITS",
@@ -321,14 +323,18 @@ def arg_type_of(abi_type: str) -> int:
     raise ValueError(f"{abi_type!r} is not an elementary static ABI type a rule can check")
 
 
-_SYMBOLS = {
-    Condition.EQUAL: "==",
-    Condition.LESS_THAN_OR_EQUAL: "<=",
-    Condition.LESS_THAN: "<",
-    Condition.GREATER_THAN_OR_EQUAL: ">=",
-    Condition.GREATER_THAN: ">",
-    Condition.NOT_EQUAL: "!=",
+CONDITION_WORDS = {
+    Condition.EQUAL: "must be {}",
+    Condition.NOT_EQUAL: "must not be {}",
+    Condition.LESS_THAN: "must be less than {}",
+    Condition.LESS_THAN_OR_EQUAL: "must be at most {}",
+    Condition.GREATER_THAN: "must be more than {}",
+    Condition.GREATER_THAN_OR_EQUAL: "must be at least {}",
+    Condition.IN_RANGE: "must be between {} and {} (both included)",
+    Condition.ONE_OF: "must be one of: {}",
 }
+"""What a rule of each condition asks of its word, in the words the consent page, the session report and the
+checker's errors all use: see :meth:`Rule.requirement`."""
 
 
 class _Model(HexRepr, BaseModel):
@@ -471,15 +477,17 @@ class Rule(_Struct):
             return actual >= first
         return actual > first
 
+    def requirement(self, shown: Sequence[str]) -> str:
+        """What this rule asks of its word in :data:`CONDITION_WORDS`, ``shown`` being its values as text (the
+        caller chooses how: token amounts, hex, ...): ``must be at most 10``."""
+        values = [", ".join(shown)] if self.op == Condition.ONE_OF else shown
+        return CONDITION_WORDS[self.op].format(*values)
+
     def describe(self) -> str:
-        """Human form, e.g. ``to == 0xab…`` or ``amount in [1, 10]``."""
+        """In words, e.g. ``to must be 0xab…`` or ``amount must be between 1 and 10 (both included)``."""
         label = self.name or f"word at offset {self.offset}"
         shown = [str(self._as_signed(v)) if self.is_signed else _short(v) for v in self.values]
-        if self.op == Condition.IN_RANGE:
-            return f"{label} in [{shown[0]}, {shown[1]}]"
-        if self.op == Condition.ONE_OF:
-            return f"{label} one of {{{', '.join(shown)}}}"
-        return f"{label} {_SYMBOLS[self.op]} {shown[0]}"
+        return f"{label} {self.requirement(shown)}"
 
 
 def _short(value: int) -> str:

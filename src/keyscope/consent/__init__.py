@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from .describe import (
     KNOWN_FUNCTIONS,
-    RULE_WORDS,
     SESSION_PARTS,
     Facts,
     GrantDescription,
@@ -28,7 +27,6 @@ from .wallet import WalletAddress
 
 __all__ = [
     "KNOWN_FUNCTIONS",
-    "RULE_WORDS",
     "SESSION_PARTS",
     "ConsentDeclinedError",
     "ConsentRequest",

@@ -6,7 +6,6 @@ Everything is built from tables, so that a new kind of permission, rule or limit
   ``setApprovalForAll``/...): their standard argument names, which arguments are token amounts, and the checks
   that raise warnings. Warnings go by selector and argument position, never by the names a request gives (those
   are the dapp's words, not signed).
-* :data:`RULE_WORDS` -- one phrase per rule condition.
 * :data:`SESSION_PARTS` -- the session-wide lines (window, gas cap, paymasters, lifetime limits, messages it may
   sign as the account, co-signer).
 
@@ -32,7 +31,6 @@ from .tokens import ContractFacts, format_amount
 
 __all__ = [
     "KNOWN_FUNCTIONS",
-    "RULE_WORDS",
     "SESSION_PARTS",
     "Facts",
     "GrantDescription",
@@ -159,23 +157,10 @@ def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
     return f"{word:,}"
 
 
-def _one(rule: Rule, ctx: _Context) -> str:
-    return _value_text(rule.values[0], rule, ctx)
-
-
-RULE_WORDS: dict[Condition, Callable[[Rule, _Context], str]] = {
-    Condition.EQUAL: lambda r, c: f"must be {_one(r, c)}",
-    Condition.NOT_EQUAL: lambda r, c: f"must not be {_one(r, c)}",
-    Condition.LESS_THAN: lambda r, c: f"must be less than {_one(r, c)}",
-    Condition.LESS_THAN_OR_EQUAL: lambda r, c: f"must be at most {_one(r, c)}",
-    Condition.GREATER_THAN: lambda r, c: f"must be more than {_one(r, c)}",
-    Condition.GREATER_THAN_OR_EQUAL: lambda r, c: f"must be at least {_one(r, c)}",
-    Condition.IN_RANGE: lambda r, c: (
-        f"must be between {_value_text(r.values[0], r, c)} and {_value_text(r.values[1], r, c)} (both included)"
-    ),
-    Condition.ONE_OF: lambda r, c: "must be one of: " + ", ".join(_value_text(v, r, c) for v in r.values),
-}
-"""One phrase per condition: what the argument must be."""
+def _rule_words(rule: Rule, ctx: _Context) -> str:
+    """What ``rule`` asks (:data:`~keyscope.session.CONDITION_WORDS`), its values shown as the owner reads them
+    (token amounts, this account, the session's own key)."""
+    return rule.requirement([_value_text(v, rule, ctx) for v in rule.values])
 
 
 def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
@@ -340,9 +325,7 @@ def _permission_words(
         contract,
         known.amounts if known is not None and is_token else (),
     )
-    rules = tuple(
-        f"{_rule_label(rule, function)} {RULE_WORDS[rule.op](rule, ctx)}" for rule in permission.rules
-    )
+    rules = tuple(f"{_rule_label(rule, function)} {_rule_words(rule, ctx)}" for rule in permission.rules)
     if not rules:
         rules = ("any arguments: no rule limits them",)
     value = (
@@ -480,7 +463,7 @@ def _signing(session: Session, account: str) -> tuple[str, ...]:
         is_address: _Context(account, session.session_key, None, (), addresses=is_address)
         for is_address in (True, False)
     }
-    return signing_lines(session, lambda rule, kind: RULE_WORDS[rule.op](rule, contexts[kind == "address"]))
+    return signing_lines(session, lambda rule, kind: _rule_words(rule, contexts[kind == "address"]))
 
 
 SESSION_PARTS: dict[str, Callable[..., Any]] = {
