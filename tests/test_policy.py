@@ -622,3 +622,10 @@ def test_a_raw_rule_without_a_type_is_a_256_bit_word_and_signed_is_int256():
         Rule(condition=Condition.LESS_THAN | 0x40, offset=0, arg_type=ArgType.UINT8, values=(5,))
     with pytest.raises(ValueError, match="unknown arg_type 0x61"):
         Rule(condition=Condition.EQUAL, offset=0, arg_type=0x61, values=(1,))
+
+
+def test_a_typo_in_a_permission_limit_names_it() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'call'"):
+        Policy.call(TARGET, "mint(uint256)", call=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'rates'"):
+        Policy.from_abi(TARGET, ORDER_ABI, "fill", rates="1/day")  # type: ignore[call-arg]

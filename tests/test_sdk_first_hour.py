@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, is_typeddict
 
 import pytest
 from eth_account import Account
@@ -135,17 +136,26 @@ def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
         owner.prepare_grant(SessionKey.generate(), [], valid_fro=60)  # type: ignore[call-arg]
 
 
+def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:
+    """Whether ``**parameter`` is ``Unpack[X]`` of a ``TypedDict`` ``X`` (of the method's module) whose every key
+    has a type."""
+    match = re.fullmatch(r"Unpack\[(\w+)\]", str(parameter.annotation))
+    options = getattr(sys.modules[method.__module__], match[1], None) if match else None
+    return is_typeddict(options) and all(options.__annotations__.values())
+
+
 @pytest.mark.parametrize(
     "method",
     [Owner.grant, Owner.prepare_grant, Owner.grant_onchain, Owner.session_for, Network.session, connect],
     ids=lambda method: method.__qualname__,
 )
 def test_every_option_is_a_named_typed_keyword(method: Any) -> None:
-    """No catch-all ``**options``: a type checker sees each option, so a typo is caught before anything runs."""
+    """No catch-all ``**options``: a type checker sees each option, so a typo is caught before anything runs.
+    Options shared by several methods are one ``TypedDict``, taken as ``**options: Unpack[...]``."""
     parameters = list(inspect.signature(method).parameters.values())
-    assert not [p.name for p in parameters if p.kind is p.VAR_KEYWORD], (
-        f"{method.__qualname__} takes **kwargs"
-    )
+    assert not [
+        p.name for p in parameters if p.kind is p.VAR_KEYWORD and not _unpacks_typed_dict(method, p)
+    ], f"{method.__qualname__} takes **kwargs"
     untyped = [p.name for p in parameters if p.name not in ("self", "cls") and p.annotation is p.empty]
     assert not untyped, f"{method.__qualname__}: options without a type: {untyped}"
 

@@ -204,6 +204,13 @@ class SessionOptions(TypedDict, total=False):
     co_signer: Any  # None: no co-signer
 
 
+def _check_options(options: SessionOptions) -> None:
+    """Refuse an option :class:`SessionOptions` does not name (a typo), as Python refuses an unknown keyword."""
+    for name in sorted(options.keys() - SessionOptions.__optional_keys__):
+        known = ", ".join(sorted(SessionOptions.__optional_keys__))
+        raise TypeError(f"unexpected keyword argument {name!r}: the session options are {known}")
+
+
 def _counts_from_now(options: SessionOptions) -> bool:
     """Whether the session's window is counted from now (a duration, not an end or no end)."""
     return options.get("valid_until") is None and not options.get("never_expires", False)
@@ -472,9 +479,7 @@ class Owner:
         empty. ``co_signer`` (a key's address) makes every operation and message of the session need that key's
         signature too.
         """
-        unknown = sorted(options.keys() - SessionOptions.__optional_keys__)
-        if unknown:
-            raise TypeError(f"unexpected session option(s): {', '.join(unknown)}")
+        _check_options(options)
         if _counts_from_now(options) and now is None:
             now = window_now(self.network.chain.block_timestamp())
         start, end = session_window(
@@ -514,6 +519,7 @@ class Owner:
         of the account's modules (refused: :class:`~keyscope.errors.BadInputError`) and (for a duration) the
         time; a target without code, or one known to lack the function, is reported with a
         :class:`~keyscope.errors.TargetWarning`."""
+        _check_options(options)
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
         clock = _counts_from_now(options)

@@ -957,9 +957,10 @@ def _permission(
     value_limit: int | str,
     limits: CallLimits,
 ) -> Permission:
-    unknown = sorted(limits.keys() - CallLimits.__optional_keys__)
-    if unknown:
-        raise TypeError(f"unexpected permission limit(s): {', '.join(unknown)}")
+    for name in sorted(limits.keys() - CallLimits.__optional_keys__):
+        raise TypeError(
+            f"unexpected keyword argument {name!r}: a permission's limits are calls, rate and totals"
+        )
     address, limit = _target_and_limit(target, value_limit)
     if function.selector == TRANSFER_SELECTOR:
         raise BadInputError(
