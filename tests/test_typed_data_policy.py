@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from keyscope import Policy, arg
 from keyscope.errors import BadInputError
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import to_address
 from keyscope.message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
+from keyscope.report import unjudged
 from keyscope.session import Session
 from keyscope.typed_data import TypedData, typed_data_sign_hash
 
@@ -200,3 +203,34 @@ def test_sign_in_messages_are_checked_as_the_module_reads_them() -> None:
     assert other.value.reason == "SignInAccountMismatch"
     with pytest.raises(BadInputError, match="nonce"):
         sign_in_message("app.example.com", ACCOUNT, uri="u", chain_id=1, nonce="x", issued_at="now")
+
+
+def _grant(session: Session) -> SessionGrant:
+    return SessionGrant(
+        session=session,
+        account=ACCOUNT,
+        module="0x" + "33" * 20,
+        chain_id=1,
+        entry_point="0x" + "55" * 20,
+        epoch=0,
+        session_id=session.session_id(ACCOUNT, 0),
+        how="offchain",
+    )
+
+
+def test_the_session_report_says_what_a_session_may_sign_and_who_co_signs_it() -> None:
+    """The report the CLI and ``SessionAccount.status()`` print names each signing permission from its signed
+    contents type (nested fields by path, amounts as numbers, addresses as addresses) and the co-signer."""
+    co_signer = to_address("0x" + "c0" * 20)
+    report = unjudged(_grant(SESSION.model_copy(update={"co_signer": co_signer})), "not yet enabled", now=0)
+    assert report.signing == [
+        "May sign PermitSingle messages as the account (EIP-712 typed data of name 'Permit2', chain 1, contract "
+        f"{to_address(PERMIT2)}): details.amount must be at most 100; spender must be {to_address(ROUTER)}",
+        "May sign in to app.example.com as the account (an EIP-4361 message naming app.example.com and the account)",
+    ]
+    assert report.co_signer == co_signer
+    text = str(report)
+    assert f"  signs   {report.signing[0]}" in text and f"  cosigned by {co_signer}" in text
+    assert report.to_dict()["signing"] == report.signing and report.to_dict()["co_signer"] == co_signer
+    plain = Session(session_key=SESSION.session_key, permissions=(Policy.transfer(ROUTER, 1),))
+    assert unjudged(_grant(plain), "not yet enabled", now=0).signing == []

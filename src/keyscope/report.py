@@ -14,9 +14,11 @@ from typing import Any
 from .clock import utc_text
 from .endpoints import Endpoints
 from .grant import SessionGrant
+from .hexutil import to_address
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_limit_usage, read_session_state, session_status
-from .session import Permission
+from .session import Permission, Rule
+from .signing_words import signing_lines
 
 __all__ = [
     "SessionReport",
@@ -113,6 +115,25 @@ class SessionReport:
         return [describe_permission(p) for p in self.grant.session.permissions]
 
     @property
+    def signing(self) -> list[str]:
+        """What the session may sign as the account (ERC-1271), in words from the signed fields; empty when
+        nothing."""
+        session = self.grant.session
+        if not session.typed_data_permissions and not session.sign_in:
+            return []
+        return list(
+            signing_lines(
+                session,
+                lambda rule, kind: rule.requirement([_typed_value(v, rule, kind) for v in rule.values]),
+            )
+        )
+
+    @property
+    def co_signer(self) -> str | None:
+        """The key that must co-sign every operation and message of the session, as granted (None: none)."""
+        return self.grant.session.co_signer
+
+    @property
     def limits(self) -> list[str]:
         """Each limit in words: what it has used and has left when read from the module, else as granted."""
         if self.usage:
@@ -189,6 +210,8 @@ class SessionReport:
                 if self.usage
                 else [limit_fields(limit) for limit in self.grant.session.limits]
             ),
+            "signing": self.signing,
+            "co_signer": self.co_signer,
             "valid_after": self.valid_after,
             "valid_until": self.valid_until,
             "time_left": self.time_left,
@@ -206,11 +229,24 @@ class SessionReport:
             f"  window  {_window(self.grant)}; {self.describe_time_left()}",
             *(f"  allows  {text}" for text in self.permissions),
             *(f"  limit   {text}" for text in self.limits),
+            *(f"  signs   {text}" for text in self.signing),
+            *([f"  cosigned by {self.co_signer}"] if self.co_signer else []),
             *(f"  note    {text}" for text in self.disagreements),
         ]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
+
+
+def _typed_value(word: int, rule: Rule, kind: str) -> str:
+    """A rule's value on a typed-data field of EIP-712 type ``kind``, as text."""
+    if kind == "address":
+        return to_address(word.to_bytes(32, "big")[12:])
+    if rule.is_signed:
+        return f"{word - 2**256 if word >> 255 else word:,}"
+    if kind.startswith("uint"):
+        return f"{word:,}"
+    return "0x" + word.to_bytes(32, "big").hex()
 
 
 def _window(grant: SessionGrant) -> str:

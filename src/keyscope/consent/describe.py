@@ -26,7 +26,7 @@ from ..errors import InvalidAbiError
 from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
-from .signing_words import co_signer_line, signing_lines, signing_warnings
+from ..signing_words import co_signer_line, signing_lines, signing_warnings
 from .tokens import ContractFacts, format_amount
 
 __all__ = [

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..message_signing import nested_frames
-from ..session import Rule, Session, TypedDataPermission, contents_definitions
-from ..typed_data import Field
+from .message_signing import nested_frames
+from .session import Rule, Session, TypedDataPermission, contents_definitions
+from .typed_data import Field
 
 __all__ = ["FieldName", "co_signer_line", "signing_lines", "signing_warnings", "typed_data_fields"]
 
