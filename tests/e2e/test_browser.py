@@ -186,7 +186,7 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     shop = to_address("0x" + "5b" * 20)
     key = SessionKey.generate()
     permissions = [
-        Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account]),
+        Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account], calls=3),
         Policy.call(
             world["usdc"],
             "transfer(address to, uint256 amount)",
@@ -237,6 +237,7 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     assert card.locator("ul.usage li").all_text_contents() == [
         "1 operation sent",
         f"{format_amount(receipt.actual_gas_cost, 18, 'ETH')} paid in gas (by the account or its paymaster)",
+        f"calls of safeMint(address) on {stack.nft}: 1 calls of 3 calls used over the session's life, 2 calls left",
     ]
     _screenshot(page, "dashboard.png")
 

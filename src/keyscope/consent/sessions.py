@@ -37,7 +37,9 @@ from ..grant import SessionGrant
 from ..hexutil import keccak, to_address, to_bytes
 from ..module import (
     INVALIDATE_ALL_SESSIONS,
+    SessionStatus,
     decode_bool,
+    read_limit_usage,
     read_session_status,
     revoke_session_data,
     session_flag_calls,
@@ -87,7 +89,9 @@ class SessionView(BaseModel):
     in_store: bool
     description: GrantDescription | None
     usage: tuple[str, ...] = ()
-    """What the session has used, in words: its operations (from the EntryPoint's events) and the gas they paid."""
+    """What the session has used, in words: its operations (from the EntryPoint's events) and the gas they paid,
+    then each lifetime limit's use and what is left (read from the module, for a known grant that can still be
+    used)."""
 
 
 @dataclass(frozen=True)
@@ -263,8 +267,12 @@ def account_sessions(
     for session_id in dict.fromkeys(ordered):
         grant = grants.get(session_id)
         event = by_id.get(session_id)
+        limits: tuple[str, ...] = ()
         if grant is not None:
-            status = read_session_status(endpoints, grant, now=now).value
+            judged = read_session_status(endpoints, grant, now=now)
+            status = judged.value
+            if grant.session.limits and judged in (SessionStatus.ACTIVE, SessionStatus.NOT_YET_ENABLED):
+                limits = tuple(row.describe() for row in read_limit_usage(endpoints, grant, now=now))
             after, until, key = grant.valid_after, grant.valid_until, grant.session_key
             words = describe(grant) if describe is not None else None
         else:
@@ -283,7 +291,7 @@ def account_sessions(
                 enabled_on_chain=event is not None,
                 in_store=grant is not None,
                 description=words,
-                usage=_usage(kind, endpoints.module, session_id, operations),
+                usage=_usage(kind, endpoints.module, session_id, operations) + limits,
             )
         )
     views.reverse()
