@@ -30,6 +30,10 @@ __all__ = [
     "IS_SESSION_REVOKED",
     "LIMIT_USAGE",
     "REVOKE_SESSION",
+    "ROTATE_CO_SIGNER",
+    "SESSIONS_INVALIDATED",
+    "SESSION_ENABLED",
+    "SESSION_REVOKED",
     "SessionStatus",
     "decode_bool",
     "decode_epoch",
@@ -55,6 +59,13 @@ EPOCH_OF = keccak(b"epochOf(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]
+
+SESSION_ENABLED = keccak(b"SessionEnabled(address,bytes32,address,uint48,uint48)")
+"""Topic of the module's ``SessionEnabled(account, sessionId, sessionKey, validAfter, validUntil)`` event."""
+SESSION_REVOKED = keccak(b"SessionRevoked(address,bytes32)")
+"""Topic of ``SessionRevoked(account, sessionId)``."""
+SESSIONS_INVALIDATED = keccak(b"SessionsInvalidated(address,uint32)")
+"""Topic of ``SessionsInvalidated(account, newEpoch)``."""
 
 
 # -- calls and answers ----------------------------------------------------------------------------------

@@ -48,8 +48,8 @@ from keyscope.calls import encode_function_call
 from keyscope.execution import Call
 from keyscope.grant import SessionGrant
 from keyscope.hashing import user_op_hash_v07
-from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
+from keyscope.module import IS_SESSION_REVOKED
 from keyscope.network import Network
 from keyscope.rpc import JsonRpcClient
 from keyscope.scale import EventLog, Intent, SessionWorker, Submission
@@ -89,7 +89,6 @@ STALL_SECONDS = 240.0
 fails: the only timeout here, so a slow machine makes the tests slower, never red."""
 PAUSE_RUNNER = Path(__file__).with_name("pause_runner.py")
 SEQUENCE = 2**64 - 1
-IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,12 @@ from ..entrypoint import USER_OPERATION_EVENT_TOPIC
 from ..errors import BadInputError, ConfigurationError, TransportError
 from ..execution import Call, encode_execute
 from ..grant import SessionGrant
-from ..hexutil import keccak, to_address, to_bytes
+from ..hexutil import to_address, to_bytes
 from ..module import (
     INVALIDATE_ALL_SESSIONS,
+    SESSION_ENABLED,
+    SESSION_REVOKED,
+    SESSIONS_INVALIDATED,
     SessionStatus,
     decode_bool,
     read_limit_usage,
@@ -63,9 +66,6 @@ __all__ = [
     "recover_personal_signer",
 ]
 
-SESSION_ENABLED = keccak(b"SessionEnabled(address,bytes32,address,uint48,uint48)")
-SESSION_REVOKED = keccak(b"SessionRevoked(address,bytes32)")
-SESSIONS_INVALIDATED = keccak(b"SessionsInvalidated(address,uint32)")
 LANES_COUNTED = 16
 """The nonce lanes of a session whose operations count as its usage: the lanes from its base (derived from its
 id) on. The SDK sends on lane 0 and a worker on a few more (``max_lanes``, 4 by default). Lanes are not owned:
