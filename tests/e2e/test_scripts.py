@@ -148,7 +148,7 @@ def test_account_sessions_and_revocation_through_alto(
     assert module_flag(stack, stack.module, "isSessionActive", account, onchain["session_id"])
     states = {row["session_id"]: row for row in listed.json()["sessions"]}
     assert states[offchain["session_id"]]["status"] == "not yet enabled"
-    assert "count in [1, 3]" in states[offchain["session_id"]]["permissions"][0]
+    assert "count must be between 1 and 3 (both included)" in states[offchain["session_id"]]["permissions"][0]
     limits = {(row["kind"], row["amount"], row["period"]) for row in states[offchain["session_id"]]["limits"]}
     # limits over the session's life only: this module's chain runs ahead of the wall clock (other tests move
     # it), and an operation under a periodic limit claims the chain's time, which Alto would judge too early
