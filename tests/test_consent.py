@@ -13,6 +13,7 @@ from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.hexutil import to_address
 from keyscope.session import Permission, Rule, Session
 from keyscope.signing import LocalSigner
+from support.permit_types import PERMIT_SINGLE_TYPES
 
 SPENDER = to_address("0x" + "5e" * 20)
 
@@ -231,25 +232,12 @@ def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
 
 PERMIT2 = to_address("0x" + "22" * 20)
 ROUTER = to_address("0x" + "7e" * 20)
-PERMIT_TYPES = {
-    "PermitSingle": [
-        {"name": "details", "type": "PermitDetails"},
-        {"name": "spender", "type": "address"},
-        {"name": "sigDeadline", "type": "uint256"},
-    ],
-    "PermitDetails": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint160"},
-        {"name": "expiration", "type": "uint48"},
-        {"name": "nonce", "type": "uint48"},
-    ],
-}
 
 
 def _permit_permission(usdc, domain: dict[str, object] | None = None):
     return Policy.typed_data(
         domain or {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2},
-        PERMIT_TYPES,
+        PERMIT_SINGLE_TYPES,
         "PermitSingle",
         [
             arg("details", "token") == usdc.address,

@@ -30,35 +30,13 @@ from keyscope.session import MODE_AT, MODE_SESSION, Session, encode_at_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
+from support.permit_types import PERMIT_SINGLE_TYPES, PERMIT_TYPES
 from support.signatures import forge_typed_data
 
 USDC = "0x" + "a0" * 20
 ROUTER = "0x" + "b0" * 20
 LIMIT = 100 * 10**6
 EXPIRY = 2**40
-
-PERMIT_SINGLE_TYPES = {
-    "PermitSingle": [
-        {"name": "details", "type": "PermitDetails"},
-        {"name": "spender", "type": "address"},
-        {"name": "sigDeadline", "type": "uint256"},
-    ],
-    "PermitDetails": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint160"},
-        {"name": "expiration", "type": "uint48"},
-        {"name": "nonce", "type": "uint48"},
-    ],
-}
-PERMIT_TYPES = {
-    "Permit": [
-        {"name": "owner", "type": "address"},
-        {"name": "spender", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "nonce", "type": "uint256"},
-        {"name": "deadline", "type": "uint256"},
-    ]
-}
 
 
 @pytest.fixture(scope="module")

@@ -19,25 +19,14 @@ from keyscope.message_signing import SignatureRefusedError, check_sign_in, check
 from keyscope.report import unjudged
 from keyscope.session import Session
 from keyscope.typed_data import TypedData, typed_data_sign_hash
+from support.permit_types import PERMIT_SINGLE_TYPES
 
 ACCOUNT = "0x" + "22" * 20
 MODULE = "0x" + "33" * 20
 PERMIT2 = "0x" + "44" * 20
 USDC = "0x" + "a0" * 20
 ROUTER = "0x" + "b0" * 20
-TYPES = {
-    "PermitSingle": [
-        {"name": "details", "type": "PermitDetails"},
-        {"name": "spender", "type": "address"},
-        {"name": "sigDeadline", "type": "uint256"},
-    ],
-    "PermitDetails": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint160"},
-        {"name": "expiration", "type": "uint48"},
-        {"name": "nonce", "type": "uint48"},
-    ],
-}
+TYPES = PERMIT_SINGLE_TYPES
 DOMAIN = {"name": "Permit2", "chainId": 1, "verifyingContract": PERMIT2}
 
 

@@ -71,6 +71,7 @@ from support.accounts import (
     measure_gas,
     network_for,
 )
+from support.permit_types import PERMIT_SINGLE_TYPES
 from support.signatures import forge_typed_data
 from support.victims import Victims, deploy, deploy_victims, transact, view
 
@@ -326,19 +327,6 @@ USDC = "0x" + "a0" * 20
 PERMIT_LIMIT = 100 * 10**6
 PERMIT_EXPIRY = 2**40
 PERMIT_SINGLE = "((address,uint160,uint48,uint48),address,uint256)"
-PERMIT_SINGLE_TYPES = {
-    "PermitSingle": [
-        {"name": "details", "type": "PermitDetails"},
-        {"name": "spender", "type": "address"},
-        {"name": "sigDeadline", "type": "uint256"},
-    ],
-    "PermitDetails": [
-        {"name": "token", "type": "address"},
-        {"name": "amount", "type": "uint160"},
-        {"name": "expiration", "type": "uint48"},
-        {"name": "nonce", "type": "uint48"},
-    ],
-}
 
 
 @pytest.fixture(scope="module")

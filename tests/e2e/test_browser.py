@@ -35,6 +35,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.store import open_store
+from support.permit_types import PERMIT_TYPES
 from support.victims import deploy
 
 pytestmark = pytest.mark.e2e
@@ -360,15 +361,7 @@ def test_the_consent_page_shows_what_a_session_may_sign_and_its_co_signer(
             "chainId": net.chain_id,
             "verifyingContract": to_address(world["usdc"]),
         },
-        {
-            "Permit": [
-                {"name": "owner", "type": "address"},
-                {"name": "spender", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "deadline", "type": "uint256"},
-            ]
-        },
+        PERMIT_TYPES,
         "Permit",
         [arg("spender") == router, arg("value") <= 5_000_000],
         label="a harmless login",  # unsigned: never shown

@@ -1,0 +1,27 @@
+"""The EIP-712 types of the permits the signing tests grant and sign: Permit2's PermitSingle and EIP-2612's
+Permit, in the JSON form ``eth_signTypedData_v4`` takes."""
+
+from __future__ import annotations
+
+PERMIT_SINGLE_TYPES = {
+    "PermitSingle": [
+        {"name": "details", "type": "PermitDetails"},
+        {"name": "spender", "type": "address"},
+        {"name": "sigDeadline", "type": "uint256"},
+    ],
+    "PermitDetails": [
+        {"name": "token", "type": "address"},
+        {"name": "amount", "type": "uint160"},
+        {"name": "expiration", "type": "uint48"},
+        {"name": "nonce", "type": "uint48"},
+    ],
+}
+PERMIT_TYPES = {
+    "Permit": [
+        {"name": "owner", "type": "address"},
+        {"name": "spender", "type": "address"},
+        {"name": "value", "type": "uint256"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "deadline", "type": "uint256"},
+    ]
+}
