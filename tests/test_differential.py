@@ -14,7 +14,8 @@ The inputs cover what a target could read otherwise than the module judges it: r
 ABI type (uintN, intN, bytesN, bool, address, the 256-bit word) under every condition, with calldata words
 that are dirty for their type; calldata starting with the zero selector and carrying a payload; and operations
 with gas fields around the session's cap, with and without a paymaster (listed by the session as uncapped, or
-not) and its two gas limits.
+not) and its two gas limits; and initCodes: none, a factory's, the EIP-7702 marker bare or followed by an init
+call.
 
 ``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci").
 """
@@ -36,7 +37,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from keyscope.bundler.inprocess import revert_data_of
-from keyscope.checker import CallRefusedError, CheckResult, PolicyChecker
+from keyscope.checker import CallRefusedError, CheckResult, InitCallRefusedError, PolicyChecker
 from keyscope.errors import (
     GasCostTooHighError,
     SessionExpiredError,
@@ -44,6 +45,7 @@ from keyscope.errors import (
     SessionRevokedError,
 )
 from keyscope.execution import Call, ExecuteDecodeError, encode_execute
+from keyscope.hashing import EIP7702_INIT_CODE
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg, parse_signature
 from keyscope.revert import decode_revert
@@ -60,7 +62,7 @@ from keyscope.session import (
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
-from keyscope.userop import UserOperation
+from keyscope.userop import EIP7702_FACTORY, UserOperation
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):
@@ -161,7 +163,7 @@ class Probe:
         signature = key.sign_hash(op_hash)
         if with_key:
             signature = encode_use_with_key_signature(key.address, signature)
-        packed = op.replace(signature=signature).pack().as_tuple()
+        packed = packed_tuple(op.replace(signature=signature))
         data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
         tx = {"from": self.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
@@ -172,6 +174,16 @@ class Probe:
             return ModuleOutcome(error=decoded, raw=raw)
         output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
         return ModuleOutcome(data=int.from_bytes(output, "big"))
+
+
+def packed_tuple(op: UserOperation) -> tuple[Any, ...]:
+    """``op`` as the EntryPoint passes it; an EIP-7702 init call (factory 0x7702 with factoryData), which the SDK
+    refuses to pack, is laid out as EntryPoint v0.8 reads it: the 20-byte marker, then the data."""
+    if op.factory != EIP7702_FACTORY or not op.factory_data:
+        return op.pack().as_tuple()
+    fields = list(op.replace(factory=None, factory_data=b"").pack().as_tuple())
+    fields[2] = EIP7702_INIT_CODE.ljust(20, b"\0") + op.factory_data
+    return tuple(fields)
 
 
 def revert_bytes(error: Exception) -> bytes:
@@ -235,6 +247,7 @@ def entry_point_in_window(validation_data: int, now: int) -> bool:
 
 
 REFUSALS = (
+    InitCallRefusedError,
     ExecuteDecodeError,
     CallRefusedError,
     GasCostTooHighError,
@@ -270,6 +283,9 @@ def assert_agree(case: Case) -> str:
     verdict, module = case.verdict, case.module
     name = module.error[0] if module.error else None
     args = module.error[1] if module.error else {}
+    if isinstance(verdict, InitCallRefusedError):
+        assert name == "InitCallNotJudged" and args["initCallLength"] == verdict.length, case
+        return "InitCallNotJudged"
     if isinstance(verdict, ExecuteDecodeError):
         assert name in EXECUTE_REVERTS, case
         return "malformed execute"
@@ -637,6 +653,21 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     return bytes(data)
 
 
+init_codes = st.one_of(
+    st.just((None, b"")),
+    st.sampled_from(
+        [
+            (None, b""),
+            (EIP7702_FACTORY, b""),  # an EIP-7702 account's ordinary initCode: no init call
+            (EIP7702_FACTORY, b"\xb6\x1d\x27\xf6" + bytes(96)),  # an init call the module never judges
+            (EIP7702_FACTORY, b"\x01"),
+            ("0x" + "f7" * 20, b"\x01\x02"),  # a factory: the account is created, nothing reaches it unjudged
+        ]
+    ),
+)
+"""initCode: mostly none; the EIP-7702 marker bare or followed by an init call; a factory with its data."""
+
+
 @st.composite
 def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation:
     """An operation's gas fields around the session's cap (its prefund one wei-step below, at, or above the
@@ -652,9 +683,12 @@ def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation
         fee = max(0, cap // total + draw(st.sampled_from([-1, 0, 1, 2, 10**6])))
     else:
         fee = draw(st.one_of(st.sampled_from([0, 1, GWEI, 1000 * GWEI]), st.integers(0, 2**64)))
+    factory, factory_data = draw(init_codes)
     return UserOperation(
         sender=account,
         nonce=0,
+        factory=factory,
+        factory_data=factory_data,
         verification_gas_limit=verification,
         call_gas_limit=call,
         pre_verification_gas=pre_verification,

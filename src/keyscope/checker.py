@@ -55,9 +55,16 @@ from .hexutil import keccak, to_address, to_bytes
 from .limits import UINT48_MAX, Counters, count_limits, initial_counters
 from .policy import AbiType, parse_signature
 from .session import ArgType, Condition, Permission, Rule, Session
-from .userop import UserOperation
+from .userop import EIP7702_FACTORY, UserOperation
 
-__all__ = ["VALUE_LIMIT_MAX", "CallRefusedError", "CheckResult", "PolicyChecker", "check"]
+__all__ = [
+    "VALUE_LIMIT_MAX",
+    "CallRefusedError",
+    "CheckResult",
+    "InitCallRefusedError",
+    "PolicyChecker",
+    "check",
+]
 
 VALUE_LIMIT_MAX = 2**96 - 1
 """The module stores value limits in 96 bits: larger limits act as this one."""
@@ -92,6 +99,16 @@ class CallRefusedError(RuleRefusalError):
     ``ForbiddenTarget``, ``InvalidCallData``, ``ZeroSelectorCall``, ``NoPermission``, ``ValueLimitExceeded``,
     ``CalldataTooShort``, ``NonCanonicalArgument`` or ``RuleViolated``; ``actual`` is the word a refused rule
     read (None otherwise)."""
+
+
+class InitCallRefusedError(RuleRefusalError):
+    """An operation carrying an EIP-7702 init call (``factory`` 0x7702 with ``factoryData``): EntryPoint v0.8 sends
+    those bytes to the account before validation, where no permission judges them, so the module refuses the
+    operation (``InitCallNotJudged``). ``length`` is the init call's length in bytes."""
+
+    def __init__(self, message: str, *, session_id: str | None, length: int) -> None:
+        self.length = length
+        super().__init__(message, reason="InitCallNotJudged", session_id=session_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +247,14 @@ class PolicyChecker:
         """Check a whole UserOperation as the module and the EntryPoint will: its callData, then its gas cost
         (:meth:`check_gas_cost`), then its limits (from ``counters`` at the claimed time ``at``), then the
         window."""
+        if op.factory == EIP7702_FACTORY and op.factory_data:
+            raise InitCallRefusedError(
+                f"the operation carries an EIP-7702 init call of {len(op.factory_data)} bytes (factory 0x7702 with "
+                "factoryData), which EntryPoint v0.8 sends to the account before validation, unjudged by any "
+                "permission: a session operation carries none; leave factoryData empty",
+                session_id=self.session_id,
+                length=len(op.factory_data),
+            )
         used = self._execute(op.call_data, revoked)
         self.check_gas_cost(op)
         counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster)

@@ -127,9 +127,9 @@ class UserOperation(_Wire):
         elif self.factory == EIP7702_FACTORY:
             if self.factory_data:
                 raise BadInputError(
-                    "an EIP-7702 operation (factory 0x7702) with factoryData: bundlers pack it as 0x7702 followed "
-                    "by the data, which the EntryPoint does not read as an EIP-7702 initCode; leave factoryData "
-                    "empty"
+                    "an EIP-7702 operation (factory 0x7702) with factoryData: EntryPoint v0.8 would send the data to "
+                    "the account as an init call before validation, which keyscope's delegate and session module "
+                    "refuse for sessions; leave factoryData empty"
                 )
             init_code = EIP7702_INIT_CODE
         else:
