@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from keyscope.bundler.inprocess import revert_data_of
 from keyscope.checker import CallRefusedError, CheckResult, InitCallRefusedError, PolicyChecker
+from keyscope.erc1271 import co_sign_digest
 from keyscope.errors import (
     GasCostTooHighError,
     SessionExpiredError,
@@ -59,6 +60,7 @@ from keyscope.session import (
     Rule,
     Session,
     arg_type_of,
+    encode_session_signature,
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
@@ -75,6 +77,7 @@ EXAMPLES = {  # sessions per test; ci: (70 + 30 + 30) * 40 = 5200 operations, pl
     "raw": 1500 if DEEP else 70,
     "builder": 600 if DEEP else 30,
     "encoding": 600 if DEEP else 30,
+    "co-signed": 200 if DEEP else 10,
 }
 TALLY: Counter[str] = Counter()
 TIMES: Counter[str] = Counter()
@@ -144,6 +147,7 @@ class Probe:
         self.module = module
         self.account = account
         self.address = account.address
+        self.chain_id = chain.chain_id
         provider = chain.provider
         tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
         self._call: Callable[[dict[str, Any]], Any] = (
@@ -158,10 +162,22 @@ class Probe:
         self.module.revokeSession(session_id, sender=self.account)
 
     def validate(
-        self, op: UserOperation, key: LocalSigner, *, with_key: bool, op_hash: bytes
+        self,
+        op: UserOperation,
+        key: LocalSigner,
+        *,
+        with_key: bool,
+        op_hash: bytes,
+        co_signed: tuple[bytes, LocalSigner] | None = None,
     ) -> ModuleOutcome:
+        """The module's answer to ``op`` signed by ``key``: USE, USE_WITH_KEY, or for a co-signed session
+        (``co_signed``: its id and co-signer) SESSION with both signatures."""
         signature = key.sign_hash(op_hash)
-        if with_key:
+        if co_signed is not None:
+            session_id, co_signer = co_signed
+            digest = co_sign_digest(session_id, op_hash, chain_id=self.chain_id, module=self.module.address)
+            signature = encode_session_signature(session_id, signature, co_signer.sign_hash(digest))
+        elif with_key:
             signature = encode_use_with_key_signature(key.address, signature)
         packed = packed_tuple(op.replace(signature=signature))
         data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
@@ -205,6 +221,7 @@ def probe(module, accounts, chain):
 
 
 FUZZ_TESTS = {
+    "test_co_signed_sessions_agree_with_the_module",
     "test_raw_rules_agree_with_the_module",
     "test_non_canonical_encodings_agree_with_the_module",
     "test_builder_policies_agree_with_the_module",
@@ -333,12 +350,22 @@ def window_probes(session: Session) -> list[int]:
 
 
 def run_case(
-    probe: Probe, checker: PolicyChecker, key: LocalSigner, op: UserOperation, with_key: bool, revoked: bool
+    probe: Probe,
+    checker: PolicyChecker,
+    key: LocalSigner,
+    op: UserOperation,
+    with_key: bool,
+    revoked: bool,
+    co_signer: LocalSigner | None = None,
 ):
-    """One operation: the module once, the checker at every moment around the window's ends."""
+    """One operation: the module once, the checker at every moment around the window's ends. A co-signed
+    session's operations go in SESSION mode, which names the session: every refusal reverts, as with a key."""
     started = time.perf_counter()
     op_hash = keccak(op.call_data + key.private_key)
-    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash)
+    assert checker.session_id is not None
+    co_signed = None if co_signer is None else (bytes.fromhex(checker.session_id[2:]), co_signer)
+    with_key = with_key or co_signer is not None
+    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
     for now in window_probes(checker.session):
@@ -356,22 +383,27 @@ def run_case(
 
 
 def run_session(
-    probe: Probe, session: Session, key: LocalSigner, cases: list[tuple[UserOperation, bool]]
+    probe: Probe,
+    session: Session,
+    key: LocalSigner,
+    cases: list[tuple[UserOperation, bool]],
+    co_signer: LocalSigner | None = None,
 ) -> None:
-    """Enable ``session``, check every case, revoke it and check the first few again."""
+    """Enable ``session`` (co-signed by ``co_signer`` when given), check every case, revoke it and check the first
+    few again."""
     started = time.perf_counter()
     session_id = probe.enable(session)
     TIMES["transactions"] += time.perf_counter() - started
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
         for op, with_key in cases:
-            run_case(probe, checker, key, op, with_key, revoked=False)
+            run_case(probe, checker, key, op, with_key, revoked=False, co_signer=co_signer)
     finally:
         started = time.perf_counter()
         probe.revoke(session_id)
         TIMES["transactions"] += time.perf_counter() - started
     for op, with_key in cases[:REVOKED_CASES]:
-        run_case(probe, checker, key, op, with_key, revoked=True)
+        run_case(probe, checker, key, op, with_key, revoked=True, co_signer=co_signer)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -734,6 +766,20 @@ def test_raw_rules_agree_with_the_module(probe, data):
     ops = operations(session, probe.address, probe.module.address, mutate=0.15)
     cases = [data.draw(ops, label=f"case {i}") for i in range(CASES)]
     run_session(probe, session, key, cases)
+
+
+@settings(max_examples=EXAMPLES["co-signed"], **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_co_signed_sessions_agree_with_the_module(probe, data):
+    """A co-signed session's operations in SESSION mode (both signatures): its permissions sit in the session's own
+    space, and the policy check must judge them as the checker does."""
+    key, co_signer = fresh_key(), fresh_key()
+    session = data.draw(raw_sessions(key.address), label="session").model_copy(
+        update={"co_signer": co_signer.address}
+    )
+    ops = operations(session, probe.address, probe.module.address, mutate=0.15)
+    cases = [data.draw(ops, label=f"case {i}") for i in range(CASES)]
+    run_session(probe, session, key, cases, co_signer=co_signer)
 
 
 @settings(max_examples=EXAMPLES["encoding"], **FUZZ_SETTINGS)
