@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
 from keyscope.co_signer import CoSignerRefusedError, local_co_signer
@@ -288,6 +290,42 @@ def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, p
     digest = TypedData(data).digest
     assert not permits.isValidSignatureNow(account, digest, forged)
     assert refusal(module, account, digest, forged, permits.address) == "SignedRuleViolated"
+
+
+OTHER = "0x" + "c1" * 20
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    token=st.sampled_from([USDC, OTHER]),
+    amount=st.one_of(
+        st.sampled_from([0, LIMIT - 1, LIMIT, LIMIT + 1, 2**160 - 1]), st.integers(0, 2**160 - 1)
+    ),
+    expiration=st.one_of(
+        st.sampled_from([0, EXPIRY - 1, EXPIRY, EXPIRY + 1, 2**48 - 1]), st.integers(0, 2**48 - 1)
+    ),
+    spender=st.sampled_from([ROUTER, OTHER]),
+    nonce=st.integers(0, 2**48 - 1),
+)
+def test_the_sdk_and_the_module_judge_signed_permits_alike(
+    signing, permits, module, token, amount, expiration, spender, nonce
+):
+    """Differential: Permit2 permits around every rule of the grant (token, amount, expiration, spender), judged
+    by the SDK before it signs and by the module on the signature the SDK would have made: the same verdict, for
+    the same reason, and the standard SignatureChecker agrees with the module."""
+    account = signing.accounts[0]
+    data = permit_single(permits, signing.chain_id, amount, nonce=nonce)
+    data["message"]["details"].update(token=token, expiration=expiration)
+    data["message"]["spender"] = spender
+    try:
+        signing.sdk().sign_typed_data(data)
+        local = None
+    except SignatureRefusedError as error:
+        local = error.reason
+    forged = signing.forge(data)
+    digest = TypedData(data).digest
+    assert refusal(module, account, digest, forged, permits.address) == local
+    assert permits.isValidSignatureNow(account, digest, forged) == (local is None)
 
 
 def test_words_below_the_rule_do_not_pass_for_a_permit_above_it(signing, permits, module):
