@@ -291,3 +291,18 @@ def test_a_signing_permission_without_a_contract_is_warned_about(words, usdc) ->
     anywhere = _permit_permission(usdc, {"name": "Permit2", "chainId": 1})
     dangers = _texts(words(typed_data_permissions=(anywhere,)), "danger")
     assert any("names no contract" in text for text in dangers)
+
+
+def test_a_uint160_argument_reads_as_a_number_not_an_address(words, usdc) -> None:
+    """A rule's type byte is the same for address and uint160: the function's declared type decides how its
+    value reads (Permit2's approve takes a uint160 amount)."""
+    approve = Policy.call(
+        to_address("0x" + "22" * 20),
+        "approve(address token, address spender, uint160 amount, uint48 expiration)",
+        rules=[arg("spender") == SPENDER, arg("amount") <= 100 * 10**6],
+    )
+    (permission,) = words(approve).permissions
+    assert permission.rules == (
+        f"spender (address) must be {SPENDER}",
+        "amount (uint160) must be at most 100,000,000",
+    )

@@ -16,7 +16,7 @@ string as text (never as markup): function names, rule labels and token symbols 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -298,6 +298,15 @@ def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
     return f"the {ArgType.name(rule.arg_type)} at byte {rule.offset} of the arguments"
 
 
+def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
+    """Whether a rule's 160-bit word is an address: by the argument's declared type when the function is known (a
+    ``uint160`` amount is a number), else by the rule's type alone, which cannot tell the two apart."""
+    located = function.word_at(rule.offset) if function is not None else None
+    if located is not None and arg_type_of(located[1].name) == rule.arg_type:
+        return located[1].name == "address"
+    return True
+
+
 def _permission_words(
     index: int, permission: Permission, ctx_base: _Context, facts: Facts
 ) -> tuple[PermissionWords, list[GrantWarning]]:
@@ -325,7 +334,10 @@ def _permission_words(
         contract,
         known.amounts if known is not None and is_token else (),
     )
-    rules = tuple(f"{_rule_label(rule, function)} {_rule_words(rule, ctx)}" for rule in permission.rules)
+    rules = tuple(
+        f"{_rule_label(rule, function)} {_rule_words(rule, replace(ctx, addresses=_is_address(rule, function)))}"
+        for rule in permission.rules
+    )
     if not rules:
         rules = ("any arguments: no rule limits them",)
     value = (
