@@ -810,3 +810,66 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     assert "AA23" in str(rejected.value), rejected.value
     if kind_name != "safe7579":  # Safe7579 replaces the module's revert data with its own
         assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value
+
+
+# -- OpenZeppelin's AccountERC7579 as it comes: validators in a set, no factory, an accountId of its own --------
+
+
+@pytest.fixture
+def plain_account(stack: LocalStack, contracts: AccountContracts) -> tuple[str, LocalSigner]:
+    """A deployed ``PlainERC7579Account`` owned through ``OwnerECDSAValidator`` by a new key, funded."""
+    signer = LocalSigner.generate()
+    init_code = build_bytecode("PlainERC7579Account") + abi_encode(
+        ["address", "address", "bytes"],
+        [stack.entry_point, contracts.owner_validator, to_bytes(signer.address, length=20)],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, init_code, "an OpenZeppelin AccountERC7579")
+    stack.fund(account, ETHER)
+    return account, signer
+
+
+def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapter(
+    stack: LocalStack, contracts: AccountContracts, plain_account: tuple[str, LocalSigner], recipient: str
+) -> None:
+    account, signer = plain_account
+    plain = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    owner = plain.owner(signer, account)
+    assert type(owner.kind) is ERC7579AccountKind
+    assert owner.kind.account_id == "@openzeppelin/contracts.AccountERC7579.v1.0.0"
+    assert not owner.supports_sessions()
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    assert owner.supports_sessions()
+
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    session = plain.session(grant, key)
+    session.execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 1
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, LocalSigner.generate().address)
+
+    # a second session of the same owner: its first operation enables it too (ENABLE), the owner's signature
+    # checked through the account's ERC-1271 (the validator's address as the prefix)
+    second_key = SessionKey.generate()
+    second = owner.grant(second_key, [mint_policy(stack, recipient)], valid_for=3600)
+    plain.session(second, second_key).execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 2
+
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
+
+    # uninstalling: the account keeps its validators in a set, so there is no neighbour to name
+    owner.uninstall_sessions().wait()
+    assert not owner.supports_sessions()
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    fresh_key = SessionKey.generate()
+    fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
+    plain.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 3

@@ -8,7 +8,10 @@ reference implementation settles them as follows, and :class:`ERC7579AccountKind
   (``owner_validator``) like any other. A key naming no installed validator fails validation (AA24).
 * ERC-1271: ``validator (20 bytes) ‖ sig``; the validator is asked about the hash as it is.
 * Uninstalling a validator: ``uninstallModule(1, module, abi.encode(prev, deinitData))``, ``prev`` read from the
-  account's sentinel-linked validator list (``getValidatorsPaginated``), so the adapter needs the chain.
+  account's sentinel-linked validator list (``getValidatorsPaginated``), so the adapter needs the chain. An
+  account that lists no validators that way (OpenZeppelin's ``AccountERC7579`` keeps them in a set, and passes
+  ``deInitData`` to the module as it is) gets ``uninstallModule(1, module, deinitData)``: the adapter asks the
+  account which it is.
 
 Creation, where the adapter is given a ``factory`` and a ``bootstrap``: the reference factory's
 ``createAccount(bytes32 salt, bytes initCode)`` (address from ``getAddress(salt, initCode)``), ``initCode`` being
@@ -30,9 +33,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..errors import ConfigurationError
+from ..execution import Call
 from ..hexutil import ZERO_ADDRESS, to_address
-from .base import Deployment
+from .base import UNINSTALL_MODULE, Deployment, module_config_call
 from .module_owned import FactoryCreatedAccountKind
+from .sentinel import lists_validators
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -75,6 +80,14 @@ class ERC7579AccountKind(FactoryCreatedAccountKind):
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
         return (int(self._nonce_validator(validator, lane), 16) << 32) | lane
+
+    def uninstall_validator_call(self, account: str, module: str, deinit_data: bytes = b"") -> Call:
+        """``uninstallModule(1, module, ...)``: with the neighbour in the account's validator list when the
+        account lists them with ``getValidatorsPaginated`` (the reference implementation), else with
+        ``deinit_data`` as it is (an account keeping its validators in a set, as OpenZeppelin's does)."""
+        if self.chain is not None and not lists_validators(self.chain, account):
+            return module_config_call(UNINSTALL_MODULE, account, module, deinit_data)
+        return super().uninstall_validator_call(account, module, deinit_data)
 
     # -- creation ------------------------------------------------------------------------------------
 

@@ -13,17 +13,31 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from ..errors import UnsupportedAccountError
+from ..errors import CallRevertedError, UnsupportedAccountError
 from ..hexutil import to_address
 
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["SENTINEL", "previous_validator", "uninstall_data"]
+__all__ = ["SENTINEL", "lists_validators", "previous_validator", "uninstall_data"]
 
 SENTINEL = "0x0000000000000000000000000000000000000001"
 _PAGINATED = keccak(b"getValidatorsPaginated(address,uint256)")[:4]
 _PAGE = 64
+
+
+def lists_validators(chain: Chain, account: str) -> bool:
+    """Whether ``account`` lists its validators with ``getValidatorsPaginated`` (a sentinel-linked list): an
+    account that keeps them otherwise (OpenZeppelin's ``AccountERC7579`` keeps a set) reverts or answers
+    something else."""
+    data = _PAGINATED + abi_encode(["address", "uint256"], [SENTINEL, 1])
+    try:
+        abi_decode(["address[]", "address"], chain.call(to_address(account), data))
+    except CallRevertedError:
+        return False
+    except Exception:  # eth_abi's decoding errors: an answer that is no (address[], address)
+        return False
+    return True
 
 
 def previous_validator(chain: Chain, account: str, validator: str) -> str:
