@@ -51,6 +51,7 @@ from keyscope.errors import (
     AccountSetupError,
     GasCostTooHighError,
     InvalidGrantSignatureError,
+    KeyscopeError,
     UnsupportedAccountError,
 )
 from keyscope.execution import Call, encode_execute
@@ -815,25 +816,36 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
 # -- OpenZeppelin's AccountERC7579 as it comes: validators in a set, no factory, an accountId of its own --------
 
 
-@pytest.fixture
-def plain_account(stack: LocalStack, contracts: AccountContracts) -> tuple[str, LocalSigner]:
-    """A deployed ``PlainERC7579Account`` owned through ``OwnerECDSAValidator`` by a new key, funded."""
+@pytest.fixture(params=["v0.7", "v0.8"])
+def plain_account(
+    request: pytest.FixtureRequest, stack: LocalStack, contracts: AccountContracts
+) -> tuple[str, LocalSigner, str]:
+    """A deployed ``PlainERC7579Account`` trusting EntryPoint v0.7 or v0.8, owned through ``OwnerECDSAValidator``
+    by a new key, funded; with the EntryPoint."""
+    entry_point = stack.entry_point if request.param == "v0.7" else stack.entry_point_v08
     signer = LocalSigner.generate()
     init_code = build_bytecode("PlainERC7579Account") + abi_encode(
         ["address", "address", "bytes"],
-        [stack.entry_point, contracts.owner_validator, to_bytes(signer.address, length=20)],
+        [entry_point, contracts.owner_validator, to_bytes(signer.address, length=20)],
     )
     account = deploy_code(stack.node, stack.deployer.address, init_code, "an OpenZeppelin AccountERC7579")
     stack.fund(account, ETHER)
-    return account, signer
+    return account, signer, entry_point
 
 
 def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapter(
-    stack: LocalStack, contracts: AccountContracts, plain_account: tuple[str, LocalSigner], recipient: str
+    stack: LocalStack,
+    contracts: AccountContracts,
+    plain_account: tuple[str, LocalSigner, str],
+    recipient: str,
 ) -> None:
-    account, signer = plain_account
+    account, signer, entry_point = plain_account
     plain = connect(
-        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+        stack.rpc_url,
+        stack.bundler_url,
+        module=stack.module,
+        owner_validator=contracts.owner_validator,
+        entry_point=entry_point,
     )
     owner = plain.owner(signer, account)
     assert type(owner.kind) is ERC7579AccountKind
@@ -873,3 +885,20 @@ def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapt
     fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
     plain.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
     assert nft_balance(stack, recipient) == 3
+
+
+def test_an_openzeppelin_account_on_another_entry_point_is_reported_before_anything_is_sent(
+    stack: LocalStack, contracts: AccountContracts, plain_account: tuple[str, LocalSigner, str]
+) -> None:
+    account, signer, entry_point = plain_account
+    other = stack.entry_point_v08 if entry_point == stack.entry_point else stack.entry_point
+    net = connect(
+        stack.rpc_url,
+        stack.bundler_url,
+        module=stack.module,
+        owner_validator=contracts.owner_validator,
+        entry_point=other,
+    )
+    with pytest.raises(KeyscopeError) as refused:
+        net.owner(signer, account).install_sessions()
+    assert entry_point.lower() in str(refused.value).lower()
