@@ -902,3 +902,42 @@ def test_an_openzeppelin_account_on_another_entry_point_is_reported_before_anyth
     with pytest.raises(KeyscopeError) as refused:
         net.owner(signer, account).install_sessions()
     assert entry_point.lower() in str(refused.value).lower()
+
+
+def test_an_openzeppelin_account_erc7579_lets_a_session_sign_a_permit_within_its_rule_only(
+    stack: LocalStack,
+    contracts: AccountContracts,
+    plain_account: tuple[str, LocalSigner, str],
+    recipient: str,
+    permits: str,
+) -> None:
+    account, signer, entry_point = plain_account
+    plain = connect(
+        stack.rpc_url,
+        stack.bundler_url,
+        module=stack.module,
+        owner_validator=contracts.owner_validator,
+        entry_point=entry_point,
+    )
+    owner = plain.owner(signer, account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    key = SessionKey.generate()
+    permit2 = Policy.typed_data(
+        {"name": "Permit2", "chainId": plain.chain_id, "verifyingContract": permits},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "token") == USDC, arg("details", "amount") <= PERMIT_LIMIT, arg("spender") == ROUTER],
+    )
+    grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
+    session = plain.session(grant, key)
+    data = permit_data(permits, plain.chain_id, PERMIT_LIMIT)
+    signature = session.sign_typed_data(data)
+    assert signature_checker_accepts(stack, permits, account, TypedData(data).digest, signature)
+    above = permit_data(permits, plain.chain_id, PERMIT_LIMIT + 1)
+    with pytest.raises(SignatureRefusedError):
+        session.sign_typed_data(above)
+    assert not signature_checker_accepts(
+        stack, permits, account, TypedData(above).digest, forge_typed_data(session, above)
+    )
