@@ -177,7 +177,10 @@ contract SessionGrants is SessionStorage {
             if (target == address(0) || target == account || target == address(this)) {
                 revert ForbiddenPermissionTarget(i, target);
             }
-            _refuseModuleTarget(account, i, target);
+            // the account's answers about a target cannot change within this loop: asked once per target
+            if (i == 0 || !_namedBefore(session.permissions, i, target)) {
+                _refuseModuleTarget(account, i, target);
+            }
             if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
             PermissionSlots storage slots = _permissions[_permissionKey(space, target, permission.selector)][account];
             if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
@@ -226,6 +229,14 @@ contract SessionGrants is SessionStorage {
         if (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target))) {
             revert PermissionTargetIsModule(permissionIndex, target, 0);
         }
+    }
+
+    /// @dev Whether a permission before `i` names `target` (the account was asked about it then).
+    function _namedBefore(Permission[] memory permissions, uint256 i, address target) internal pure returns (bool) {
+        for (uint256 j = 0; j < i; ++j) {
+            if (permissions[j].target == target) return true;
+        }
+        return false;
     }
 
     /// @dev Whether `account` answers `data` (a view returning bool) with true.

@@ -770,7 +770,7 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
     """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
-    for each target, ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
+    once for each distinct target, ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
     account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
     from keyscope.errors import BadInputError
     from support.erc7562 import Erc7562Checker
@@ -784,7 +784,9 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         owner.execute(install).wait()
     checker = Erc7562Checker(stack.node, stack.entry_point, submitter=stack.accounts[0].address)
     key = SessionKey.generate()
-    session = net.session(owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600), key)
+    # two permissions on one target: the account is asked about it once
+    policies = [mint_policy(stack, recipient), Policy.call(stack.nft, "mintBatch(address to,uint256 count)")]
+    session = net.session(owner.grant(key, policies, valid_for=3600), key)
     op = session.build(function_call(stack.nft, MINT, recipient))
     report = checker.check([op])
     assert report.outcome.startswith("ok"), report.summary()

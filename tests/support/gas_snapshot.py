@@ -346,6 +346,15 @@ def _rows(lab: Lab) -> dict[str, dict[str, int]]:
     rows["owner_enable_session"] = lab.measure(
         lambda: lab.owner_op(account, owner, [enable_call(lab.module, onchain)], call_gas=250_000)
     )
+    # two permissions on one target (safeMint, mintBatch): the account is asked about its modules once
+    one_target = Session(
+        session_key=fixed_signer("gas-snapshot/key-one-target").address,
+        permissions=(headline, word_permission(lab.nft, recipient)),
+        salt=102,
+    )
+    rows["owner_enable_session_one_target_twice"] = lab.measure(
+        lambda: lab.owner_op(account, owner, [enable_call(lab.module, one_target)], call_gas=400_000)
+    )
     outer = lab.chain.snapshot()
     try:
         lab.send(lab.owner_op(account, owner, [enable_call(lab.module, onchain)], call_gas=2_000_000))
