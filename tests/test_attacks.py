@@ -29,11 +29,14 @@ from conftest import KIND
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
 from keyscope.execution import Call, encode_execute
+from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak
 from keyscope.policy import Policy, arg, parse_signature
-from keyscope.session import ArgType, Permission, Rule, Session
+from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
+from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.signatures import forge_typed_data
 
 ETHER = 10**18
 GWEI = 10**9
@@ -568,3 +571,107 @@ def test_a_session_operation_carrying_an_eip7702_init_call_is_refused_by_the_mod
     attack = (*packed(marker + init_call)[:-1], signature)
     with ape.reverts(module.InitCallNotJudged, initCallLength=len(init_call)):
         module.validateUserOp(attack, digest, sender=victim)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 5. A session's signature passed off as the owner's to another module of the account
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_module(project, deployer):
+    """Another session-key validator (another deployment, as an account moving between versions has): it asks the
+    account's ERC-1271 for the owner's signature of its grants, as many modules do for their configuration."""
+    contract = project.SessionKeyValidator.deploy(sender=deployer)
+    project.ForceFeed.deploy(contract.address, value=ETHER, sender=deployer)
+    return contract
+
+
+def grants_of(other, chain_id: int):
+    """A typed-data permission to sign ``other``'s session grants (its domain, its Session type)."""
+    any_grant = Session(
+        session_key=other.address, permissions=(Permission(target=other.address, selector=b"\1" * 4),)
+    )
+    typed = any_grant.typed_data(other.address, 0, chain_id, other.address)
+    types = {name: fields for name, fields in typed["types"].items() if name != "EIP712Domain"}
+    return Policy.typed_data(typed["domain"], types, "Session", label="grants of another module")
+
+
+def grant_signing_for(sessions, net, account, owner, key, permission) -> SessionAccount:
+    """An on-chain grant of one typed-data permission to ``key``; the SDK's session for it."""
+    session = Session(session_key=key.address, typed_data_permissions=(permission,))
+    session_id = sessions.grant_onchain(account, owner, session)
+    grant_ = SessionGrant(
+        session=session,
+        account=account,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=sessions.epoch(account),
+        session_id=session_id,
+        how="onchain",
+    )
+    return net.session(grant_, key)
+
+
+def steal_through_second_module(sessions, signer: SessionAccount, other, account, attacker) -> str:
+    """The session signs, as the account, the other module's grant of a session to the attacker's key (ETH to
+    the attacker); the attacker's first operation carries it (ENABLE mode on the other module)."""
+    thief = LocalSigner.generate()
+    loot = Session(
+        session_key=thief.address,
+        permissions=(Permission(target=attacker, selector=bytes(4), value_limit=10 * ETHER),),
+    )
+    epoch = int(other.epochOf(account))
+    typed = loot.typed_data(account, epoch, sessions.h.chain_id, other.address)
+    owner_signature = forge_typed_data(signer, typed)
+    op = sessions.h.op(
+        account, encode_execute(Call(attacker, 3 * ETHER, b"")), key=KIND.nonce_key(other.address, 0)
+    )
+    op = op.replace(
+        signature=encode_enable_signature(loot, owner_signature, thief.sign_hash(sessions.h.hash(op)))
+    )
+    return outcome(sessions, op)
+
+
+def test_a_signing_permission_in_another_modules_domain_is_refused(
+    sessions, net, second_module, account, owner, session_key, attacker, chain
+):
+    """A typed-data permission whose domain is another module of the account (here a second session-key validator,
+    whose grants the account approves through ERC-1271) would let the session approve that module's grants as the
+    account's owner: a session for the attacker's key, which takes the account's ETH (the residual test below runs
+    it). Enabling a session asks the account which modules it has, as for call targets (attack 52), and refuses a
+    signing permission whose verifying contract is one; the SDK's consent page warns about it."""
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    permission = grants_of(second_module, sessions.h.chain_id)
+    session = Session(session_key=session_key.address, typed_data_permissions=(permission,))
+    with ape.reverts(
+        sessions.module.ForbiddenSigningDomain, index=0, verifyingContract=second_module.address
+    ):
+        sessions.module.enableSession.call(session.as_abi(), sender=account)
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    op = sessions.h.sign_owner(
+        sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner
+    )
+    assert not sessions.h.submit(op).success
+    assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
+    # the same permission on a contract that is not a module of the account is granted
+    elsewhere = grants_of(sessions.h.factory, sessions.h.chain_id)
+    sessions.grant_onchain(
+        account, owner, Session(session_key=session_key.address, typed_data_permissions=(elsewhere,))
+    )
+
+
+def test_residual_a_session_signs_for_a_module_installed_after_its_grant(
+    sessions, net, second_module, account, owner, session_key, attacker, chain
+):
+    """What a typed-data permission on another module's domain does once that module is on the account: the
+    session's ERC-1271 signature of the module's grant is the account's approval, and the module enables a session
+    for the attacker, who takes the account's ETH. A module installed after the grant is the residual risk the
+    module cannot see (as for call permissions, attack 52)."""
+    permission = grants_of(second_module, sessions.h.chain_id)
+    signer = grant_signing_for(sessions, net, account, owner, session_key, permission)
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    before = chain.provider.get_balance(attacker)
+    assert steal_through_second_module(sessions, signer, second_module, account, attacker) == "ok"
+    assert chain.provider.get_balance(attacker) - before == 3 * ETHER
