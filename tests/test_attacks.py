@@ -675,3 +675,47 @@ def test_residual_a_session_signs_for_a_module_installed_after_its_grant(
     before = chain.provider.get_balance(attacker)
     assert steal_through_second_module(sessions, signer, second_module, account, attacker) == "ok"
     assert chain.provider.get_balance(attacker) - before == 3 * ETHER
+
+
+# ------------------------------------------------------------------------------------------------------
+# 6. The zero address as a call's target: the account calls itself
+# ------------------------------------------------------------------------------------------------------
+
+ZERO = "0x" + "00" * 20
+
+
+def test_a_call_to_the_zero_address_is_a_call_to_the_account_itself(
+    sessions, project, deployer, nft, account, owner, session_key, attacker
+):
+    """OpenZeppelin's ERC-7579 execution (keyscope's account and its EIP-7702 delegate) runs a call whose target is
+    address(0) as a call to the account itself, so ``execute(single, address(0), installModule(...))`` would install
+    the attacker's validator. The module compares the target with the account, not with what the account makes of
+    it; it stops the call because no permission can name address(0) (enabling refuses it) and a call is judged
+    under the permission of its (target, selector): USE finds none (AA24), USE_WITH_KEY says NoPermission, alone or
+    batched behind an allowed call, and the SDK's checker refuses it the same way."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    install = KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])).data
+    # the account acts on it: the owner's own operation installs a validator through address(0)
+    sessions.h.owner_execute(account, owner, Call(ZERO, 0, install))
+    assert validator.ownerOf(account) == owner.address
+    other = project.OwnerECDSAValidator.deploy(sender=deployer)
+    hijack = Call(
+        ZERO, 0, KIND.install_validator_call(account, other.address, bytes.fromhex(attacker[2:])).data
+    )
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    session = grant(sessions, account, owner, session_key, mint)
+    allowed = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
+    for calls in ([hijack], [allowed, hijack]):
+        assert "AA24" in outcome(sessions, sessions.op(account, session_key, calls))
+        refused = outcome(sessions, sessions.op(account, session_key, calls, mode="use_with_key"))
+        assert "AA23" in refused and "NoPermission" in refused
+        error = refused_locally(session, account, sessions.module.address, calls)
+        assert (error.reason, error.call_index) == ("NoPermission", len(calls) - 1)
+    assert int(other.ownerOf(account), 16) == 0
+    with pytest.raises(BadInputError, match="zero address"):
+        Policy.call(ZERO, "installModule(uint256 moduleTypeId, address module, bytes initData)")
+    raw = Session(
+        session_key=session_key.address, permissions=(Permission(target=ZERO, selector=install[:4]),)
+    )
+    with ape.reverts(sessions.module.ForbiddenPermissionTarget, permissionIndex=0, target=ZERO):
+        sessions.module.enableSession.call(raw.as_abi(), sender=account)
