@@ -31,7 +31,7 @@ from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighE
 from keyscope.execution import Call, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak
-from keyscope.policy import Policy, arg, parse_signature
+from keyscope.policy import Limits, Policy, arg, parse_signature
 from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
@@ -719,3 +719,46 @@ def test_a_call_to_the_zero_address_is_a_call_to_the_account_itself(
     )
     with ape.reverts(sessions.module.ForbiddenPermissionTarget, permissionIndex=0, target=ZERO):
         sessions.module.enableSession.call(raw.as_abi(), sender=account)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 7. Borrowing another session's bounds: one key, several sessions, one batch
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_the_key(
+    sessions, nft, target, account, owner, session_key, attacker, chain
+):
+    """One key holds several sessions on the account (several dapps, or one dapp's grants over time), and a batch
+    may mix their calls: every call is judged under its own permission. The operation's bounds are then the
+    tightest of its calls': an expired session's call behind a live session's gives the expired window (AA22); a
+    capped session's call behind an uncapped one's gives the cap; a session whose operation budget is spent refuses
+    a batch that also calls another session. Alone, the live, uncapped session's call passes each time."""
+    now = chain.pending_timestamp
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    grant(sessions, account, owner, session_key, mint)  # A: no end, no cap, no limit
+    expired = Policy.call(target.address, "other(uint256 amount)")
+    grant(
+        sessions, account, owner, session_key, expired, valid_after=now - 200, valid_until=now - 100, salt=1
+    )
+    capped = Policy.call(
+        target.address, "record(uint256 amount, int256 delta, address who, bytes32 tag, bool flag)"
+    )
+    grant(sessions, account, owner, session_key, capped, max_gas_cost=10**15, salt=2)
+    budgeted = Policy.call(target.address, "withBytes(bytes data, uint256 amount)")
+    grant(sessions, account, owner, session_key, budgeted, limits=(Limits.operations(1),), salt=3)
+
+    a = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
+    b = Call.of(target.address, 0, target.other.encode_input(1))
+    c = Call.of(target.address, 0, target.record.encode_input(1, -1, attacker, b"\x01" * 32, True))
+    d = Call.of(target.address, 0, target.withBytes.encode_input(b"\x01", 1))
+    for mode in ("use", "use_with_key"):
+        assert "AA22" in outcome(sessions, sessions.op(account, session_key, [a, b], mode=mode))
+        capped_out = outcome(sessions, sessions.op(account, session_key, [a, c], mode=mode))
+        assert "GasCostTooHigh" in capped_out and str(10**15) in capped_out, capped_out
+        assert outcome(sessions, sessions.op(account, session_key, [a], mode=mode)) == "ok"
+    assert outcome(sessions, sessions.op(account, session_key, [a, d])) == "ok"  # D's one operation
+    spent = outcome(sessions, sessions.op(account, session_key, [a, d]))
+    assert "LimitExceeded(callIndex=1, limitIndex=0, amount=1, left=0)" in spent, spent
+    assert outcome(sessions, sessions.op(account, session_key, [a])) == "ok"
+    assert nft.balanceOf(attacker) == 4
