@@ -220,15 +220,21 @@ contract SessionGrants is SessionStorage {
     ///      it (an owner validator's `onInstall` would replace the owner). An account that does not answer (no
     ///      such function, a revert) is taken to say no. Only enabling asks: the USE path is unchanged.
     function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
+        (bool isModule, uint256 moduleType) = _moduleOf(account, target);
+        if (isModule) revert PermissionTargetIsModule(permissionIndex, target, moduleType);
+    }
+
+    /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
+    ///      (4) (ERC-7579 `isModuleInstalled`), or a Safe module (0, `isModuleEnabled`). An account that does not
+    ///      answer (no such function, a revert) is taken to say no.
+    function _moduleOf(address account, address target) internal view returns (bool, uint256) {
         for (uint256 moduleType = 1; moduleType <= 4; ++moduleType) {
             if (moduleType == 3) continue; // fallback handlers are installed per selector: see the threat model
             if (_asks(account, abi.encodeWithSelector(IS_MODULE_INSTALLED, moduleType, target, ""))) {
-                revert PermissionTargetIsModule(permissionIndex, target, moduleType);
+                return (true, moduleType);
             }
         }
-        if (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target))) {
-            revert PermissionTargetIsModule(permissionIndex, target, 0);
-        }
+        return (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target)), 0);
     }
 
     /// @dev Whether a permission before `i` names `target` (the account was asked about it then).
@@ -354,6 +360,13 @@ contract SessionGrants is SessionStorage {
             TypedDataPermission memory permission = session.typedData[i];
             (bytes32 appSeparator, bytes32 contentsTypeHash, bytes32 typedDataSignTypeHash, uint256 nested) =
                 signatureVerifier.typedDataGrant(account, i, permission);
+            // Another module of the account: modules take the account's ERC-1271 signature as its owner's approval of
+            // their configuration (another validator's grants), so a session must not sign in their domains.
+            address verifying = permission.verifyingContract;
+            if (permission.domainFields & 0x08 != 0 && verifying != address(0)) {
+                (bool isModule,) = _moduleOf(account, verifying);
+                if (isModule) revert ForbiddenSigningDomain(i, verifying);
+            }
             bytes32 key = SigningKeys.typedData(space, appSeparator, contentsTypeHash);
             SigningSlots storage slots = _signing[key][account];
             if (SigningHeader.isLive(slots.header)) revert SigningPermissionAlreadyGranted(i);

@@ -29,11 +29,14 @@ from conftest import KIND
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
 from keyscope.execution import Call, encode_execute
+from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak
-from keyscope.policy import Policy, arg, parse_signature
-from keyscope.session import ArgType, Permission, Rule, Session
+from keyscope.policy import Limits, Policy, arg, parse_signature
+from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
+from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.signatures import forge_typed_data
 
 ETHER = 10**18
 GWEI = 10**9
@@ -568,3 +571,194 @@ def test_a_session_operation_carrying_an_eip7702_init_call_is_refused_by_the_mod
     attack = (*packed(marker + init_call)[:-1], signature)
     with ape.reverts(module.InitCallNotJudged, initCallLength=len(init_call)):
         module.validateUserOp(attack, digest, sender=victim)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 5. A session's signature passed off as the owner's to another module of the account
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_module(project, deployer):
+    """Another session-key validator (another deployment, as an account moving between versions has): it asks the
+    account's ERC-1271 for the owner's signature of its grants, as many modules do for their configuration."""
+    contract = project.SessionKeyValidator.deploy(sender=deployer)
+    project.ForceFeed.deploy(contract.address, value=ETHER, sender=deployer)
+    return contract
+
+
+def grants_of(other, chain_id: int):
+    """A typed-data permission to sign ``other``'s session grants (its domain, its Session type)."""
+    any_grant = Session(
+        session_key=other.address, permissions=(Permission(target=other.address, selector=b"\1" * 4),)
+    )
+    typed = any_grant.typed_data(other.address, 0, chain_id, other.address)
+    types = {name: fields for name, fields in typed["types"].items() if name != "EIP712Domain"}
+    return Policy.typed_data(typed["domain"], types, "Session", label="grants of another module")
+
+
+def grant_signing_for(sessions, net, account, owner, key, permission) -> SessionAccount:
+    """An on-chain grant of one typed-data permission to ``key``; the SDK's session for it."""
+    session = Session(session_key=key.address, typed_data_permissions=(permission,))
+    session_id = sessions.grant_onchain(account, owner, session)
+    grant_ = SessionGrant(
+        session=session,
+        account=account,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=sessions.epoch(account),
+        session_id=session_id,
+        how="onchain",
+    )
+    return net.session(grant_, key)
+
+
+def steal_through_second_module(sessions, signer: SessionAccount, other, account, attacker) -> str:
+    """The session signs, as the account, the other module's grant of a session to the attacker's key (ETH to
+    the attacker); the attacker's first operation carries it (ENABLE mode on the other module)."""
+    thief = LocalSigner.generate()
+    loot = Session(
+        session_key=thief.address,
+        permissions=(Permission(target=attacker, selector=bytes(4), value_limit=10 * ETHER),),
+    )
+    epoch = int(other.epochOf(account))
+    typed = loot.typed_data(account, epoch, sessions.h.chain_id, other.address)
+    owner_signature = forge_typed_data(signer, typed)
+    op = sessions.h.op(
+        account, encode_execute(Call(attacker, 3 * ETHER, b"")), key=KIND.nonce_key(other.address, 0)
+    )
+    op = op.replace(
+        signature=encode_enable_signature(loot, owner_signature, thief.sign_hash(sessions.h.hash(op)))
+    )
+    return outcome(sessions, op)
+
+
+def test_a_signing_permission_in_another_modules_domain_is_refused(
+    sessions, net, second_module, account, owner, session_key, attacker, chain
+):
+    """A typed-data permission whose domain is another module of the account (here a second session-key validator,
+    whose grants the account approves through ERC-1271) would let the session approve that module's grants as the
+    account's owner: a session for the attacker's key, which takes the account's ETH (the residual test below runs
+    it). Enabling a session asks the account which modules it has, as for call targets (attack 52), and refuses a
+    signing permission whose verifying contract is one; the SDK's consent page warns about it."""
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    permission = grants_of(second_module, sessions.h.chain_id)
+    session = Session(session_key=session_key.address, typed_data_permissions=(permission,))
+    with ape.reverts(
+        sessions.module.ForbiddenSigningDomain, index=0, verifyingContract=second_module.address
+    ):
+        sessions.module.enableSession.call(session.as_abi(), sender=account)
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    op = sessions.h.sign_owner(
+        sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data))), owner
+    )
+    assert not sessions.h.submit(op).success
+    assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
+    # the same permission on a contract that is not a module of the account is granted
+    elsewhere = grants_of(sessions.h.factory, sessions.h.chain_id)
+    sessions.grant_onchain(
+        account, owner, Session(session_key=session_key.address, typed_data_permissions=(elsewhere,))
+    )
+
+
+def test_residual_a_session_signs_for_a_module_installed_after_its_grant(
+    sessions, net, second_module, account, owner, session_key, attacker, chain
+):
+    """What a typed-data permission on another module's domain does once that module is on the account: the
+    session's ERC-1271 signature of the module's grant is the account's approval, and the module enables a session
+    for the attacker, who takes the account's ETH. A module installed after the grant is the residual risk the
+    module cannot see (as for call permissions, attack 52)."""
+    permission = grants_of(second_module, sessions.h.chain_id)
+    signer = grant_signing_for(sessions, net, account, owner, session_key, permission)
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    before = chain.provider.get_balance(attacker)
+    assert steal_through_second_module(sessions, signer, second_module, account, attacker) == "ok"
+    assert chain.provider.get_balance(attacker) - before == 3 * ETHER
+
+
+# ------------------------------------------------------------------------------------------------------
+# 6. The zero address as a call's target: the account calls itself
+# ------------------------------------------------------------------------------------------------------
+
+ZERO = "0x" + "00" * 20
+
+
+def test_a_call_to_the_zero_address_is_a_call_to_the_account_itself(
+    sessions, project, deployer, nft, account, owner, session_key, attacker
+):
+    """OpenZeppelin's ERC-7579 execution (keyscope's account and its EIP-7702 delegate) runs a call whose target is
+    address(0) as a call to the account itself, so ``execute(single, address(0), installModule(...))`` would install
+    the attacker's validator. The module compares the target with the account, not with what the account makes of
+    it; it stops the call because no permission can name address(0) (enabling refuses it) and a call is judged
+    under the permission of its (target, selector): USE finds none (AA24), USE_WITH_KEY says NoPermission, alone or
+    batched behind an allowed call, and the SDK's checker refuses it the same way."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    install = KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])).data
+    # the account acts on it: the owner's own operation installs a validator through address(0)
+    sessions.h.owner_execute(account, owner, Call(ZERO, 0, install))
+    assert validator.ownerOf(account) == owner.address
+    other = project.OwnerECDSAValidator.deploy(sender=deployer)
+    hijack = Call(
+        ZERO, 0, KIND.install_validator_call(account, other.address, bytes.fromhex(attacker[2:])).data
+    )
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    session = grant(sessions, account, owner, session_key, mint)
+    allowed = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
+    for calls in ([hijack], [allowed, hijack]):
+        assert "AA24" in outcome(sessions, sessions.op(account, session_key, calls))
+        refused = outcome(sessions, sessions.op(account, session_key, calls, mode="use_with_key"))
+        assert "AA23" in refused and "NoPermission" in refused
+        error = refused_locally(session, account, sessions.module.address, calls)
+        assert (error.reason, error.call_index) == ("NoPermission", len(calls) - 1)
+    assert int(other.ownerOf(account), 16) == 0
+    with pytest.raises(BadInputError, match="zero address"):
+        Policy.call(ZERO, "installModule(uint256 moduleTypeId, address module, bytes initData)")
+    raw = Session(
+        session_key=session_key.address, permissions=(Permission(target=ZERO, selector=install[:4]),)
+    )
+    with ape.reverts(sessions.module.ForbiddenPermissionTarget, permissionIndex=0, target=ZERO):
+        sessions.module.enableSession.call(raw.as_abi(), sender=account)
+
+
+# ------------------------------------------------------------------------------------------------------
+# 7. Borrowing another session's bounds: one key, several sessions, one batch
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_the_key(
+    sessions, nft, target, account, owner, session_key, attacker, chain
+):
+    """One key holds several sessions on the account (several dapps, or one dapp's grants over time), and a batch
+    may mix their calls: every call is judged under its own permission. The operation's bounds are then the
+    tightest of its calls': an expired session's call behind a live session's gives the expired window (AA22); a
+    capped session's call behind an uncapped one's gives the cap; a session whose operation budget is spent refuses
+    a batch that also calls another session. Alone, the live, uncapped session's call passes each time."""
+    now = chain.pending_timestamp
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    grant(sessions, account, owner, session_key, mint)  # A: no end, no cap, no limit
+    expired = Policy.call(target.address, "other(uint256 amount)")
+    grant(
+        sessions, account, owner, session_key, expired, valid_after=now - 200, valid_until=now - 100, salt=1
+    )
+    capped = Policy.call(
+        target.address, "record(uint256 amount, int256 delta, address who, bytes32 tag, bool flag)"
+    )
+    grant(sessions, account, owner, session_key, capped, max_gas_cost=10**15, salt=2)
+    budgeted = Policy.call(target.address, "withBytes(bytes data, uint256 amount)")
+    grant(sessions, account, owner, session_key, budgeted, limits=(Limits.operations(1),), salt=3)
+
+    a = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
+    b = Call.of(target.address, 0, target.other.encode_input(1))
+    c = Call.of(target.address, 0, target.record.encode_input(1, -1, attacker, b"\x01" * 32, True))
+    d = Call.of(target.address, 0, target.withBytes.encode_input(b"\x01", 1))
+    for mode in ("use", "use_with_key"):
+        assert "AA22" in outcome(sessions, sessions.op(account, session_key, [a, b], mode=mode))
+        capped_out = outcome(sessions, sessions.op(account, session_key, [a, c], mode=mode))
+        assert "GasCostTooHigh" in capped_out and str(10**15) in capped_out, capped_out
+        assert outcome(sessions, sessions.op(account, session_key, [a], mode=mode)) == "ok"
+    assert outcome(sessions, sessions.op(account, session_key, [a, d])) == "ok"  # D's one operation
+    spent = outcome(sessions, sessions.op(account, session_key, [a, d]))
+    assert "LimitExceeded(callIndex=1, limitIndex=0, amount=1, left=0)" in spent, spent
+    assert outcome(sessions, sessions.op(account, session_key, [a])) == "ok"
+    assert nft.balanceOf(attacker) == 4

@@ -141,6 +141,34 @@ def test_a_permission_on_another_module_of_the_account_is_warned_about(
     )
 
 
+def test_a_signing_permission_in_another_modules_domain_is_warned_about(
+    words, sessions, module, nft, net
+) -> None:
+    """Modules take the account's ERC-1271 signature as its owner's approval (another validator's grants): typed data
+    whose verifying contract is a module of the account is a danger, as a call to one is (attack 85)."""
+    account = sessions.account(LocalSigner.generate())  # the session module installed
+
+    def signing(verifying: str) -> Policy:
+        domain = {"name": "Grants", "version": "1", "chainId": net.chain_id, "verifyingContract": verifying}
+        return Policy.typed_data(domain, {"Grant": [{"name": "key", "type": "address"}]}, "Grant")
+
+    on_module = words(
+        Policy.call(nft, "safeMint(address to)"),
+        account=account,
+        typed_data_permissions=(signing(module.address),),
+    )
+    assert any(
+        f"{module.address} is a module installed on this account: the Grant messages" in text
+        for text in _texts(on_module, "danger")
+    )
+    elsewhere = words(
+        Policy.call(nft, "safeMint(address to)"),
+        account=account,
+        typed_data_permissions=(signing(nft.address),),
+    )
+    assert not any("is a module installed" in text for text in _texts(elsewhere, "danger"))
+
+
 def test_a_label_that_is_not_the_selectors_function_is_not_shown_as_it(words, usdc) -> None:
     lying = Permission(
         target=usdc.address, selector=bytes.fromhex("095ea7b3"), function="transfer(address,uint256)"

@@ -17,7 +17,15 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.limits import count_limits, initial_counters
 from keyscope.policy import Limits, Policy, arg
-from keyscope.session import Limit, LimitKind, Meter, Permission, Session
+from keyscope.session import (
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Session,
+    encode_at_signature,
+    encode_use_with_key_signature,
+)
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 
@@ -191,6 +199,50 @@ def test_a_period_boundary_is_where_the_budget_refills(
     stale = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
     assert "PeriodPassed(callIndex=0, limitIndex=0, period=0, counted=1)" in outcome(sessions, stale)
     assert token.balanceOf(attacker) == 10
+
+
+def test_a_relayer_rewriting_the_claimed_time_or_the_mode_spends_no_budget_the_key_did_not(
+    sessions, module, token, account, owner, session_key, attacker, chain
+):
+    """The userOpHash leaves the signature field out, so a bundler (or anyone relaying the operation) may rewrite
+    what the session key did not sign: the claimed time (MODE_AT) and the mode (USE, USE_WITH_KEY). Each variant is
+    judged as the key's own would be: without a claim, ClaimedTimeRequired; a claim of another period counts there
+    and is valid only there (AA22 now, nothing counted); the mode changes nothing; once landed, no variant lands again.
+    What a rewrite can do is move an operation that was refused today (over the day's budget) to a later period
+    the relayer waits for: the period an operation claims is not its expiry (only its nonce is), and there it
+    spends that period's budget, which the grant allows."""
+    now = chain.pending_timestamp
+    start = now - 100  # period 0 is [start, start + DAY - 1]
+    _, session_id = grant(
+        sessions, account, owner, session_key, allowance(token, 5, "day"), valid_after=start
+    )
+    op = sessions.op(account, session_key, transfer(token, attacker, 5), at=now)
+    signed = op.signature[7:]  # the key's signature of the userOpHash, which no rewrite changes
+    assert op.signature == encode_at_signature(now, signed)
+
+    def rewritten(signature: bytes):
+        return op.replace(signature=signature)
+
+    for bare in (signed, encode_use_with_key_signature(session_key.address, signed)):
+        assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in outcome(sessions, rewritten(bare))
+        tomorrow = encode_at_signature(start + DAY, bare)
+        assert "AA22" in outcome(sessions, rewritten(tomorrow))
+    assert usage(module, account, session_id)[0][3:] == (start, 0, 5)
+    switched = encode_at_signature(now + 1, encode_use_with_key_signature(session_key.address, signed))
+    assert outcome(sessions, rewritten(switched)) == "ok"
+    assert usage(module, account, session_id)[0][3:] == (start, 5, 0)
+    # the key's own version afterwards: refused (its count is over the day's budget, and its nonce is spent)
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=5, left=0)" in outcome(sessions, op)
+    # the next operation, over today's budget, refused today whatever it claims
+    late = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
+    late_signed = late.signature[7:]
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in outcome(sessions, late)
+    assert "AA22" in outcome(sessions, late.replace(signature=encode_at_signature(start + DAY, late_signed)))
+    # tomorrow, the relayer re-claims it: it lands in tomorrow's budget
+    chain.pending_timestamp = start + DAY + 10
+    assert outcome(sessions, late.replace(signature=encode_at_signature(start + DAY, late_signed))) == "ok"
+    assert usage(module, account, session_id)[0][3:] == (start + DAY, 1, 4)
+    assert token.balanceOf(attacker) == 6
 
 
 def test_a_periodic_limit_needs_a_claimed_time(sessions, token, account, owner, session_key, attacker):

@@ -667,6 +667,86 @@ def test_a_co_signer_equal_to_the_session_key_is_refused():
 
 
 # --------------------------------------------------------------------------------------------------
+# Uninstall and invalidate: nothing of a session's signing or co-signing survives
+# --------------------------------------------------------------------------------------------------
+
+
+def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_before(
+    sessions, signing, permits, target, module
+):
+    """The module's uninstall (and invalidateAllSessions) must kill more than the call permissions under session
+    keys: the signing permissions (typed data, sign-in) and a co-signed session's permissions in its own space.
+    The SESSION mode and the verifier read a co-signed session's key from its record without asking whether it is
+    still active, and the co-signer record outlives it: only the cleared headers stop them. Signatures and an
+    operation made (both signatures) before an uninstall and reinstall, or before invalidateAllSessions, are
+    refused after it; the owner cannot rotate the dead session's co-signer."""
+    from conftest import KIND
+    from keyscope.execution import Call
+    from keyscope.typed_data import eip191_hash
+
+    h = sessions.h
+    co_signer = LocalSigner.generate()
+    fresh = Signing.__new__(Signing)
+    fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
+    fresh.chain_id = signing.chain_id
+    fresh.owner = LocalSigner.generate()
+    fresh.key = SessionKey.generate()
+    fresh.co_signer = co_signer
+    permit2, _ = signing_permissions(permits, fresh.chain_id)
+    fresh.session = Session(
+        session_key=fresh.key.address,
+        permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
+        typed_data_permissions=(permit2,),
+        sign_in=("app.example.com",),
+        co_signer=co_signer.address,
+    )
+    fresh.accounts = [sessions.account(fresh.owner, 9)]
+    account = fresh.accounts[0]
+    h.fund(account)
+    fresh.grants = [fresh.grant(account)]
+    plain = Signing(sessions, signing.net, permits)  # a session without co-signer, on two accounts
+    sdk = fresh.sdk(co_signer=local_co_signer(co_signer))
+
+    data = permit_single(permits, fresh.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    co_signed_permit = sdk.sign_typed_data(data)
+    message, co_signed_sign_in = sdk.sign_in("app.example.com", uri="https://app.example.com/login")
+    pending = co_signed_op(fresh, target, 9, "both")  # signed, not yet sent
+    plain_permit = plain.sdk().sign_typed_data(data)
+    plain_message, plain_sign_in = plain.sdk().sign_in("app.example.com", uri="https://app.example.com")
+    for who, signature, hashed in (
+        (account, co_signed_permit, digest),
+        (account, co_signed_sign_in, eip191_hash(message.encode())),
+        (plain.accounts[0], plain_permit, digest),
+        (plain.accounts[0], plain_sign_in, eip191_hash(plain_message.encode())),
+    ):
+        assert permits.isValidSignatureNow(who, hashed, signature)
+
+    h.owner_execute(account, fresh.owner, KIND.uninstall_validator_call(account, module.address))
+    h.owner_execute(account, fresh.owner, KIND.install_validator_call(account, module.address))
+    invalidate = Call.of(module.address, 0, module.invalidateAllSessions.encode_input())
+    h.owner_execute(plain.accounts[0], plain.owner, invalidate)
+
+    assert refusal(module, account, digest, co_signed_permit, permits.address) == "SigningNotGranted"
+    signed_in = eip191_hash(message.encode())
+    assert refusal(module, account, signed_in, co_signed_sign_in, permits.address) == "SignInNotGranted"
+    assert refusal(module, plain.accounts[0], digest, plain_permit, permits.address) == "SigningNotGranted"
+    plain_hash = eip191_hash(plain_message.encode())
+    assert (
+        refusal(module, plain.accounts[0], plain_hash, plain_sign_in, permits.address) == "SignInNotGranted"
+    )
+    assert not permits.isValidSignatureNow(account, digest, co_signed_permit)
+    refused = str(h.rejected(pending))
+    assert "AA23" in refused and "NoPermission" in refused
+    assert module.coSignerOf(account, fresh.grants[0].session_id) == (True, co_signer.address)  # inert
+    rotate = module.rotateCoSigner.encode_input(fresh.grants[0].session_id, LocalSigner.generate().address)
+    op = h.sign_owner(h.op(account, encode_execute(Call.of(module.address, 0, rotate))), fresh.owner)
+    assert not h.submit(op).success
+    # the other account of the plain session was left alone
+    assert permits.isValidSignatureNow(plain.accounts[1], digest, plain.sdk(1).sign_typed_data(data))
+
+
+# --------------------------------------------------------------------------------------------------
 # The co-signer service (JSON-RPC)
 # --------------------------------------------------------------------------------------------------
 

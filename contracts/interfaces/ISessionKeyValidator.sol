@@ -316,7 +316,9 @@ interface ISessionKeyValidatorTypes {
     ///         not strictly increasing or longer than MAX_NESTED.
     error InvalidTypedDataPermission(uint256 index);
 
-    /// @notice Typed-data permission `index` names the account or this module as its domain's verifying contract.
+    /// @notice Typed-data permission `index` names the account, this module or another module of the account (a
+    ///         validator, an executor, a hook or a Safe module, when the session is enabled) as its domain's verifying
+    ///         contract.
     error ForbiddenSigningDomain(uint256 index, address verifyingContract);
 
     /// @notice Sign-in permission `index` is not a domain of 1 to 255 printable ASCII bytes without spaces.

@@ -514,6 +514,14 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
                 GrantWarning(level="danger", text=f"{target} is a module installed on this account: calls to it can "
                         "change how the account is controlled", permission=index)
             )  # fmt: skip
+    for typed in session.typed_data_permissions:
+        verifying = typed.verifying_contract
+        if typed.domain_fields & 0x08 and verifying != account and facts.is_module(verifying):
+            warnings.append(
+                GrantWarning(level="danger", text=f"{verifying} is a module installed on this account: the "
+                        f"{typed.contents_name} messages it verifies can change how the account is controlled "
+                        "(the module refuses this grant)")
+            )  # fmt: skip
     return warnings
 
 
