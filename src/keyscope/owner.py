@@ -26,7 +26,13 @@ from .chain import read_many
 from .clock import window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
-from .errors import BadInputError, ConfigurationError, KeyscopeWarning, UnsupportedAccountError
+from .errors import (
+    BadInputError,
+    ConfigurationError,
+    KeyscopeWarning,
+    UnknownOptionError,
+    UnsupportedAccountError,
+)
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .grant_signature import check_grant_signature
@@ -208,7 +214,7 @@ def _check_options(options: SessionOptions) -> None:
     """Refuse an option :class:`SessionOptions` does not name (a typo), as Python refuses an unknown keyword."""
     for name in sorted(options.keys() - SessionOptions.__optional_keys__):
         known = ", ".join(sorted(SessionOptions.__optional_keys__))
-        raise TypeError(f"unexpected keyword argument {name!r}: the session options are {known}")
+        raise UnknownOptionError(f"unexpected keyword argument {name!r}: the session options are {known}")
 
 
 def _counts_from_now(options: SessionOptions) -> bool:
