@@ -467,3 +467,41 @@ def test_an_endpoint_of_the_wrong_kind_is_named() -> None:
     )
     assert bundler.code == METHOD_NOT_FOUND
     assert "http://127.0.0.1:8545 does not serve this ERC-4337 method: is it a node's URL?" in str(bundler)
+
+
+def test_a_store_retrying_a_lost_database_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A SQL store retries a dropped connection for 15 s, logging each attempt: a command shows the first only."""
+    import logging
+
+    from keyscope.cli import reports_errors
+
+    @click.command()
+    @reports_errors
+    def retries() -> None:
+        log = logging.getLogger("keyscope.store")
+        for attempt in range(6):
+            log.warning("store %s: %s; retrying", "postgresql://db", f"connection refused ({attempt})")
+        log.warning("store %s: something else", "postgresql://db")
+
+    with caplog.at_level(logging.WARNING, logger="keyscope.store"):
+        assert CliRunner().invoke(retries, []).exit_code == 0
+    assert [record.getMessage() for record in caplog.records] == [
+        "store postgresql://db: connection refused (0); retrying",
+        "store postgresql://db: something else",
+    ]
+    assert not logging.getLogger("keyscope.store").filters  # nothing left behind for the next command
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["sessions"], ["outbox"], ["revoke"], ["recover"], ["consent"], ["dashboard"]]
+)
+def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
+    """Help is for a terminal: no reStructuredText markup from the docstrings (``x``), and the secrets' variables
+    named where a command uses them."""
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "``" not in result.output and ":class:" not in result.output and ":func:" not in result.output
+    if not command:
+        for name in ("KEYSCOPE_STORE", "KEYSCOPE_STORE_PASSPHRASE", "KEYSCOPE_OWNER_KEY", "KEYSCOPE_DEBUG"):
+            assert name in result.output
+        assert all(name in result.output for name in main.commands)

@@ -39,15 +39,21 @@ from .stores import find_grant, open_session_store, shown_store_url
 
 __all__ = ["main"]
 
+_EPILOG = (
+    "The store URL may come from KEYSCOPE_STORE. Secrets come from the environment only: "
+    "KEYSCOPE_STORE_PASSPHRASE or KEYSCOPE_STORE_KEK (64 hex digits) for the store, KEYSCOPE_OWNER_KEY for the "
+    "account owner's key when revoking on chain. KEYSCOPE_DEBUG=1 shows the traceback of an unexpected error."
+)
 _STATES = ["pending", *(state.value for state in OutboxState)]
 _SEQUENCE_MASK = 2**64 - 1
 _MOST_RECORDS = 1_000_000
 """The most outbox records one listing shows (``--limit``): more than that is no listing for a person."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 def main() -> None:
-    """Operate a keyscope session store shared by workers."""
+    """Operate a keyscope session store shared by workers (sessions, outbox, revoke, recover), and serve an
+    account owner's pages on 127.0.0.1 (consent, dashboard). `keyscope COMMAND -h` says more."""
 
 
 @main.command()
@@ -171,8 +177,9 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
 def revoke(store_url: str, session_id: str, node: str | None, bundler: str | None, timeout: float) -> None:
     """Revoke SESSION_ID in the store, so that every worker refuses it at its next send.
 
-    With --node and --bundler, also revoke it on chain: the account's owner sends ``revokeSession`` (the
-    owner's key comes from $KEYSCOPE_OWNER_KEY).
+    SESSION_ID is 0x and 64 hex digits, or a unique prefix of at least 4, as `keyscope sessions` lists them.
+    With --node and --bundler, also revoke it on chain: the account's owner sends revokeSession (the owner's
+    key comes from $KEYSCOPE_OWNER_KEY).
     """
     if (node is None) != (bundler is None):
         raise click.UsageError("give both --node and --bundler to revoke on chain, or neither")

@@ -220,8 +220,9 @@ def store_option(function: F | None = None, *, required: bool = False) -> F | Ca
             default=None if required else DEFAULT_STORE_URL,
             show_default=not required,
             metavar="URL",
-            help=f"session store: sqlite:///FILE, postgresql://user@host/db or a folder; keys are encrypted with "
-            f"{ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK} [env {ENV_STORE}]",
+            help="session store: sqlite:///FILE (relative to the current folder; sqlite:////FILE absolute), "
+            f"postgresql://user@host/db or a folder; keys are encrypted with {ENV_STORE_PASSPHRASE} or "
+            f"{ENV_STORE_KEK} [env {ENV_STORE}]",
         )(callback)
 
     return decorate if function is None else decorate(function)
