@@ -378,3 +378,13 @@ def test_a_limit_the_module_cannot_take_is_bad_input(build: Any, said: str) -> N
     with pytest.raises(BadInputError) as info:
         build()
     assert said in str(info.value)
+
+
+def test_a_file_store_that_cannot_be_made_says_why_in_words(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(KeyscopeError) as info:
+        open_store(blocker / "store")
+    message = str(info.value)
+    assert message.startswith(f"cannot open the file store at {blocker / 'store'}: Not a directory")
+    assert "[Errno" not in message and "give a folder this user can create and write" in message
