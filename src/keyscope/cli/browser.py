@@ -161,7 +161,15 @@ def consent(
     try:
         params = json.loads(requests_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise BadInputError(f"{requests_file} is not JSON: {error}") from None
+        raise BadInputError(
+            f"{requests_file} is not JSON ({error}): give the params of wallet_grantPermissions, a JSON list of "
+            "PermissionRequest objects"
+        ) from None
+    if out is not None and not out.parent.is_dir():
+        # said now, not once the owner has granted and the responses have nowhere to go
+        raise BadInputError(
+            f"--out {out}: the folder {out.parent} does not exist; create it, or give another file"
+        )
     network = connection.network()
     store = _store(store_url)
     with ConsentServer(network, store=store, port=port) as server:
