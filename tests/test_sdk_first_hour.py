@@ -124,6 +124,14 @@ def test_a_grant_expires_in_an_hour_unless_told_otherwise(owner, nft) -> None:
         ({"valid_for": -5}, "positive number of seconds"),
         ({"valid_after": 200, "valid_until": 100}, "would never be valid"),
         ({"valid_after": -1}, "valid_after must be a unix time"),
+        # past the module's 48-bit times: once a pydantic ValidationError (or an OverflowError for inf)
+        ({"valid_for": 10**30}, "is longer than the module can keep .* pass never_expires=True"),
+        ({"valid_for": float("inf")}, "valid_for inf is longer than the module can keep"),
+        ({"valid_until": 2**48}, "valid_until 281474976710656 is past the module's last time"),
+        (
+            {"valid_after": 2**48, "never_expires": True},
+            "valid_after 281474976710656 is past the module's last",
+        ),
     ],
 )
 def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: str) -> None:
