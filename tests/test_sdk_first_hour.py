@@ -396,3 +396,21 @@ def test_a_file_store_that_cannot_be_made_says_why_in_words(tmp_path) -> None:
     message = str(info.value)
     assert message.startswith(f"cannot open the file store at {blocker / 'store'}: Not a directory")
     assert "[Errno" not in message and "give a folder this user can create and write" in message
+
+
+def test_a_node_that_is_down_is_said_not_taken_for_an_account_that_cannot_be_read() -> None:
+    """Reading an account's kind or modules once swallowed every error: with the node down, a new owner was told
+    that the factory "does not say which accounts it creates", and an account that it had no session module."""
+    from keyscope import ENTRY_POINT_V07, TransportError
+
+    net = connect(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        module=_MODULE,
+        factory="0x" + "ab" * 20,
+        entry_point=ENTRY_POINT_V07,
+    )
+    with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
+        net.owner(LocalSigner.generate())
+    with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
+        net.supports_sessions("0x" + "ef" * 20)

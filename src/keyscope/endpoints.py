@@ -22,6 +22,7 @@ from eth_utils import keccak
 
 from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts import account_id as _account_id
+from .accounts.detect import unreachable
 from .accounts.resolve import check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
 from .bundler.client import BundlerClient
@@ -286,7 +287,9 @@ class Endpoints:
         data = _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
         try:
             result = self.chain.call(to_address(account), data)
-        except Exception:
+        except Exception as error:  # an account without the function reverts; a node that is down must say so
+            if unreachable(error):
+                raise
             return False
         return len(result) >= 32 and bool(abi_decode(["bool"], result[:32])[0])
 
