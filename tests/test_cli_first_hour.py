@@ -505,3 +505,52 @@ def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
         for name in ("KEYSCOPE_STORE", "KEYSCOPE_STORE_PASSPHRASE", "KEYSCOPE_OWNER_KEY", "KEYSCOPE_DEBUG"):
             assert name in result.output
         assert all(name in result.output for name in main.commands)
+
+
+# --------------------------------------------------------------------------------------------------
+# python -m keyscope.local
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--node-port", "99999"], "argument --node-port: 99999 is out of range: a TCP port is 0 to 65535"),
+        (["--bundler-port", "-1"], "argument --bundler-port: -1 is out of range"),
+        (["--chain-id", "0"], "argument --chain-id: 0 is out of range: a chain id is 1 to"),
+        (["--block-time", "-1"], "argument --block-time: -1 is out of range: seconds between blocks is 1 to"),
+        (["--block-time", "soon"], "argument --block-time: 'soon' is not a whole number"),
+    ],
+)
+def test_the_local_stacks_numbers_are_checked_before_anything_starts(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port past 65535 once reached anvil (whose own refusal came back as a log), a chain id of 0 started a
+    chain no wallet accepts, and a negative block time ended in a traceback."""
+    from keyscope.local.__main__ import main as local_main
+
+    def no_stack(**options: object) -> None:
+        raise AssertionError(
+            f"a stack was made of {options}"
+        )  # nothing may start (it would run until Ctrl-C)
+
+    monkeypatch.setattr("keyscope.local.__main__.LocalStack", no_stack)
+
+    with pytest.raises(SystemExit) as done:
+        local_main([*args, "--no-bundler"])
+    assert done.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_log_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keyscope.local.__main__ import main as local_main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert local_main(["--log-dir", str(blocker / "logs"), "--no-bundler"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: cannot use {blocker / 'logs'}: Not a directory; check the path (--log-dir)"
+    )
+    assert "Traceback" not in err
