@@ -6,6 +6,7 @@ waiting, negative amounts, masked bundler URLs and readable JSON errors.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def test_a_corrupted_grant_file_is_flagged_and_the_others_are_listed(grants, tmp
 
     code, table = sessions(str(folder))
     assert code == 0 and "2 session(s) and 1 unreadable grant(s)" in table
-    assert "unreadable" in table and bad[:10] in table and "is corrupted" in table
+    # the cells' words, whichever lines the table folded them onto (the file's path varies in length)
+    words = " ".join(re.sub("[\u2500-\u257f]", " ", table).split())
+    assert "unreadable" in words and bad[:10] in words and "is corrupted" in words
 
 
 def test_a_corrupted_grant_row_is_flagged_and_the_others_are_listed(grants, tmp_path: Path) -> None:
@@ -105,11 +108,44 @@ def test_a_store_that_cannot_be_opened_names_the_path_and_the_cause(tmp_path: Pa
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     code, output = sessions(f"sqlite:///{blocker}/sessions.db")
-    assert code == 1 and f"cannot create the folder {blocker}: {blocker} is a file, not a folder" in output
+    assert (
+        code == 1 and f"--store sqlite:///{blocker}/sessions.db: {blocker} is a file, not a folder" in output
+    )
+    assert sorted(tmp_path.iterdir()) == sorted([blocker, folder])  # nothing created
+
+
+@pytest.mark.parametrize("command", [["sessions"], ["outbox"], ["revoke", "abcd1234"]])
+@pytest.mark.parametrize("form", ["sqlite:///{path}/sessions.db", "{path}/folder", "file://{path}/folder"])
+def test_a_store_that_does_not_exist_is_not_taken_for_an_empty_one(
+    tmp_path: Path, command: list[str], form: str
+) -> None:
+    """A mistyped store path is said, not listed as an empty store, and nothing is created there."""
+    url = form.format(path=tmp_path / "typo")
+    result = CliRunner().invoke(main, [command[0], "--store", url, *command[1:]])
+    assert result.exit_code == 1, result.output
+    missing = "sessions.db" if "sqlite" in url else "folder"
+    assert f"error: --store {url}: there is no store at {tmp_path / 'typo' / missing}: check the path" in (
+        result.output
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "typo").exists()
+
+
+def test_a_relative_sqlite_path_meant_as_an_absolute_one_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["sessions", "--store", "sqlite:///var/keyscope/sessions.db"])
+    assert result.exit_code == 1
+    assert (
+        "(sqlite:///var/keyscope/sessions.db is relative to the current folder; "
+        "sqlite:////var/keyscope/sessions.db is absolute)" in " ".join(result.output.split())
+    )
+    assert not (tmp_path / "var").exists()
 
 
 def test_messages_show_the_store_url_as_given(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    open_store(url).close()
     result = CliRunner().invoke(main, ["revoke", "--store", url, "0x" + "ab" * 4])
     assert result.exit_code == 1
     assert f"in the store {url}:" in result.output and "pysqlite" not in result.output
@@ -232,3 +268,289 @@ def test_keyscope_warnings_are_one_line_each_and_others_pass_through() -> None:
     result = CliRunner().invoke(warn, [])
     assert result.exit_code == 0
     assert "warning: granting f() on 0x…: no code there\n" in result.output and "done" in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input on every command: one clear line, a non-zero status, no traceback
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(url).close()
+    return url
+
+
+def _refused(args: list[str]) -> str:
+    """Run ``keyscope args``: it must fail with a message and no traceback; the message, on one line."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), (
+        f"a traceback: {result.exception!r}"
+    )
+    assert "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["revoke", "abcd", "--timeout", "nan"],
+            "Invalid value for '--timeout': 'nan' is not a number of seconds",
+        ),
+        (["revoke", "abcd", "--timeout", "-1"], "'-1' is not a number of seconds above 0"),
+        (["revoke", "abcd", "--timeout", "0"], "'0' is not a number of seconds above 0"),
+        (["revoke", "abcd", "--timeout", "soon"], "'soon' is not a number of seconds"),
+        (
+            [
+                "recover",
+                "--node",
+                "http://127.0.0.1:9",
+                "--bundler",
+                "http://127.0.0.1:9",
+                "--older-than",
+                "-3",
+            ],
+            "Invalid value for '--older-than': '-3' is not a number of seconds 0 or more",
+        ),
+        (
+            ["recover", "--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9", "--wait", "inf"],
+            "Invalid value for '--wait': 'inf' is not a number of seconds",
+        ),
+        (["outbox", "--limit", "9" * 30], "Invalid value for '--limit'"),
+        (
+            ["sessions", "--node", "localhost:8545"],
+            "Invalid value for '--node': 'localhost:8545' is not an http(s) URL",
+        ),
+        (["sessions", "--node", ""], "Invalid value for '--node': '' is not an http(s) URL"),
+        (
+            ["revoke", "abcd", "--node", "127.0.0.1:8545", "--bundler", "http://127.0.0.1:9"],
+            "Invalid value for '--node'",
+        ),
+        (
+            [
+                "recover",
+                "--node",
+                "http://127.0.0.1:9",
+                "--bundler",
+                "api.example.com/rpc?apikey=SECRETKEY1234567890ab",
+            ],
+            "Invalid value for '--bundler': 'api.example.com/rpc?***' is not an http(s) URL",
+        ),
+    ],
+)
+def test_numbers_and_urls_out_of_range_are_usage_errors(empty_store: str, args: list[str], said: str) -> None:
+    message = _refused([args[0], "--store", empty_store, *args[1:]])
+    assert said in message and "SECRETKEY" not in message
+
+
+def test_an_outbox_limit_past_any_listing_is_refused_not_a_crash(empty_store: str) -> None:
+    """A --limit beyond SQLite's integers once ended in an OverflowError traceback."""
+    result = CliRunner().invoke(
+        main, ["outbox", "--store", empty_store, "--limit", "99999999999999999999999"]
+    )
+    assert result.exit_code == 2 and "is not in the range 1<=x<=1000000" in result.output
+    assert CliRunner().invoke(main, ["outbox", "--store", empty_store, "--limit", "1000000"]).exit_code == 0
+
+
+def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_path: Path) -> None:
+    """The owner's key is read first: a missing or malformed one stops the command before the store is touched."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grants[0])
+    session_id = "0x" + grants[0].session_id.hex()
+    base = [
+        "revoke",
+        "--store",
+        url,
+        session_id,
+        "--node",
+        "http://127.0.0.1:9",
+        "--bundler",
+        "http://127.0.0.1:9",
+    ]
+    for key, said in ((None, "no owner key"), ("0x1234", "KEYSCOPE_OWNER_KEY is not a private key")):
+        env = {"KEYSCOPE_OWNER_KEY": key} if key else {}
+        result = CliRunner(env=env).invoke(main, base)
+        assert result.exit_code == 1 and f"error: {said}" in result.output, result.output
+        assert "revoked in the store" not in result.output
+        with open_store(url) as store:
+            assert not store.is_revoked(grants[0].session_id)
+
+
+def test_an_unforeseen_error_is_one_line_unless_debugging(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyscope.cli import reports_errors
+
+    @click.command()
+    @reports_errors
+    def broken() -> None:
+        raise RuntimeError("something\nkeyscope did not foresee")
+
+    @click.command()
+    @click.argument("path")
+    @reports_errors
+    def writes(path: str) -> None:
+        Path(path).write_text("x")
+
+    result = CliRunner().invoke(broken, [])
+    assert result.exit_code == 1 and not isinstance(result.exception, RuntimeError)
+    assert result.output.startswith(
+        "error: unexpected RuntimeError: something keyscope did not foresee (set "
+    )
+    assert result.output.count("\n") == 1
+    result = CliRunner().invoke(writes, ["/nonexistent-folder/out.json"])
+    assert result.exit_code == 1
+    assert "error: cannot use /nonexistent-folder/out.json: No such file or directory" in result.output
+    monkeypatch.setenv("KEYSCOPE_DEBUG", "1")
+    assert isinstance(CliRunner().invoke(broken, []).exception, RuntimeError)  # the traceback, when asked for
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["dashboard", "0x1234"], "error: ACCOUNT: '0x1234' is not a valid address"),
+        (
+            ["dashboard", "0x" + "ab" * 20, "--module", "0x12"],
+            "error: --module: '0x12' is not a valid address",
+        ),
+        (
+            ["dashboard", "0x" + "ab" * 20, "--factory", "nft"],
+            "error: --factory: 'nft' is not a valid address",
+        ),
+        (["dashboard", "0x" + "ab" * 20, "--node", "8545"], "Invalid value for '--node'"),
+        (["dashboard", "0x" + "ab" * 20], "cannot reach http://127.0.0.1:9 for eth_chainId"),
+    ],
+)
+def test_the_owners_pages_refuse_bad_input_before_serving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], said: str
+) -> None:
+    """Nothing is served (the dashboard would wait for Ctrl-C) when an address is malformed or the node is down."""
+
+    class CtrlC:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise KeyboardInterrupt  # a dashboard that serves after all stops at once, and the test fails
+
+    monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
+    defaults = [
+        "--node",
+        "http://127.0.0.1:9",
+        "--bundler",
+        "http://127.0.0.1:9",
+        "--module",
+        "0x" + "cd" * 20,
+    ]
+    given = {word for word in args if word.startswith("--")}
+    extra = [w for i in range(0, len(defaults), 2) if defaults[i] not in given for w in defaults[i : i + 2]]
+    message = _refused([*args, *extra, "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    assert said in message
+
+
+def test_an_endpoint_of_the_wrong_kind_is_named() -> None:
+    """A bundler's URL given for the node (or the reverse) answers "method not found": the message says which
+    URL and what to check, and a long list of the methods it does serve is cut."""
+    from keyscope.bundler.client import bundler_error
+    from keyscope.rpc import METHOD_NOT_FOUND, JsonRpcError
+
+    served = "Invalid discriminator value. Expected " + " | ".join(f"'method_{n}'" for n in range(40))
+    node = JsonRpcError("eth_getCode", METHOD_NOT_FOUND, served, url="http://127.0.0.1:4337")
+    text = str(node)
+    assert text.startswith("http://127.0.0.1:4337 does not serve eth_getCode (JSON-RPC error -32601: Invalid")
+    assert "method_39" not in text and "a node's JSON-RPC URL where a node is asked for" in text
+    bundler = bundler_error(
+        "eth_supportedEntryPoints",
+        JsonRpcError(
+            "eth_supportedEntryPoints", METHOD_NOT_FOUND, "Method not found", url="http://127.0.0.1:8545"
+        ),
+    )
+    assert bundler.code == METHOD_NOT_FOUND
+    assert "http://127.0.0.1:8545 does not serve this ERC-4337 method: is it a node's URL?" in str(bundler)
+
+
+def test_a_store_retrying_a_lost_database_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A SQL store retries a dropped connection for 15 s, logging each attempt: a command shows the first only."""
+    import logging
+
+    from keyscope.cli import reports_errors
+
+    @click.command()
+    @reports_errors
+    def retries() -> None:
+        log = logging.getLogger("keyscope.store")
+        for attempt in range(6):
+            log.warning("store %s: %s; retrying", "postgresql://db", f"connection refused ({attempt})")
+        log.warning("store %s: something else", "postgresql://db")
+
+    with caplog.at_level(logging.WARNING, logger="keyscope.store"):
+        assert CliRunner().invoke(retries, []).exit_code == 0
+    assert [record.getMessage() for record in caplog.records] == [
+        "store postgresql://db: connection refused (0); retrying",
+        "store postgresql://db: something else",
+    ]
+    assert not logging.getLogger("keyscope.store").filters  # nothing left behind for the next command
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["sessions"], ["outbox"], ["revoke"], ["recover"], ["consent"], ["dashboard"]]
+)
+def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
+    """Help is for a terminal: no reStructuredText markup from the docstrings (``x``), and the secrets' variables
+    named where a command uses them."""
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "``" not in result.output and ":class:" not in result.output and ":func:" not in result.output
+    if not command:
+        for name in ("KEYSCOPE_STORE", "KEYSCOPE_STORE_PASSPHRASE", "KEYSCOPE_OWNER_KEY", "KEYSCOPE_DEBUG"):
+            assert name in result.output
+        assert all(name in result.output for name in main.commands)
+
+
+# --------------------------------------------------------------------------------------------------
+# python -m keyscope.local
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--node-port", "99999"], "argument --node-port: 99999 is out of range: a TCP port is 0 to 65535"),
+        (["--bundler-port", "-1"], "argument --bundler-port: -1 is out of range"),
+        (["--chain-id", "0"], "argument --chain-id: 0 is out of range: a chain id is 1 to"),
+        (["--block-time", "-1"], "argument --block-time: -1 is out of range: seconds between blocks is 1 to"),
+        (["--block-time", "soon"], "argument --block-time: 'soon' is not a whole number"),
+    ],
+)
+def test_the_local_stacks_numbers_are_checked_before_anything_starts(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port past 65535 once reached anvil (whose own refusal came back as a log), a chain id of 0 started a
+    chain no wallet accepts, and a negative block time ended in a traceback."""
+    from keyscope.local.__main__ import main as local_main
+
+    def no_stack(**options: object) -> None:
+        raise AssertionError(
+            f"a stack was made of {options}"
+        )  # nothing may start (it would run until Ctrl-C)
+
+    monkeypatch.setattr("keyscope.local.__main__.LocalStack", no_stack)
+
+    with pytest.raises(SystemExit) as done:
+        local_main([*args, "--no-bundler"])
+    assert done.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_log_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keyscope.local.__main__ import main as local_main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert local_main(["--log-dir", str(blocker / "logs"), "--no-bundler"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: cannot use {blocker / 'logs'}: Not a directory; check the path (--log-dir)"
+    )
+    assert "Traceback" not in err

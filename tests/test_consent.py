@@ -334,3 +334,57 @@ def test_a_uint160_argument_reads_as_a_number_not_an_address(words, usdc) -> Non
         f"spender (address) must be {SPENDER}",
         "amount (uint160) must be at most 100,000,000",
     )
+
+
+def test_requests_the_page_cannot_serve_say_what_to_do(net, nft, tmp_path) -> None:
+    """Requests for another chain, an owner who does not answer in time, and (from the command line) a file that
+    is not JSON or a response file with nowhere to go: each refusal says what to do, before anything is served
+    where it can be."""
+    import json
+
+    from click.testing import CliRunner
+
+    from keyscope.cli import main
+    from keyscope.consent.requests import ConsentTimeoutError
+    from keyscope.errors import BadInputError
+
+    def params(chain_id: int) -> list[dict[str, object]]:
+        return [
+            {
+                "chainId": hex(chain_id),
+                "expiry": 2_000_000_000,
+                "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+                "permission": {
+                    "type": "contract-call",
+                    "data": {"address": nft.address, "function": "safeMint(address to)"},
+                },
+                "policies": [],
+            }
+        ]
+
+    with ConsentServer(net) as server:
+        with pytest.raises(BadInputError) as wrong:
+            server.request_permissions(params(net.chain_id + 1))
+        assert f"ask for chainId {hex(net.chain_id)}, or serve the page with a node of chain" in str(
+            wrong.value
+        )
+        request = server.request_permissions(params(net.chain_id))
+        with pytest.raises(ConsentTimeoutError) as late:
+            request.wait(0.05)
+        assert str(late.value).endswith(
+            "in 0.05 s: nothing was granted; ask again, with more time for the owner"
+        )
+
+    requests = tmp_path / "requests.json"
+    requests.write_text(json.dumps(params(net.chain_id)))
+    result = CliRunner().invoke(main, ["consent", str(requests), "--out", str(tmp_path / "no" / "out.json")])
+    assert result.exit_code == 1
+    assert (
+        f"error: --out {tmp_path / 'no' / 'out.json'}: the folder {tmp_path / 'no'} does not exist"
+        in result.output
+    )
+    requests.write_text("[{")
+    result = CliRunner().invoke(main, ["consent", str(requests)])
+    assert (
+        result.exit_code == 1 and "give the params of wallet_grantPermissions, a JSON list" in result.output
+    )

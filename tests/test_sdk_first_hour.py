@@ -18,14 +18,16 @@ from eth_account import Account
 from conftest import ETHER
 from keyscope import (
     BadInputError,
+    Limits,
     Policy,
     SessionGrant,
     SessionKey,
+    arg,
     connect,
     function_call,
 )
 from keyscope.clock import window_now
-from keyscope.errors import TargetRevertedError, TargetWarning
+from keyscope.errors import KeyscopeError, TargetRevertedError, TargetWarning, UnknownOptionError
 from keyscope.module import SessionStatus
 from keyscope.network import Network
 from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
@@ -122,6 +124,14 @@ def test_a_grant_expires_in_an_hour_unless_told_otherwise(owner, nft) -> None:
         ({"valid_for": -5}, "positive number of seconds"),
         ({"valid_after": 200, "valid_until": 100}, "would never be valid"),
         ({"valid_after": -1}, "valid_after must be a unix time"),
+        # past the module's 48-bit times: once a pydantic ValidationError (or an OverflowError for inf)
+        ({"valid_for": 10**30}, "is longer than the module can keep .* pass never_expires=True"),
+        ({"valid_for": float("inf")}, "valid_for inf is longer than the module can keep"),
+        ({"valid_until": 2**48}, "valid_until 281474976710656 is past the module's last time"),
+        (
+            {"valid_after": 2**48, "never_expires": True},
+            "valid_after 281474976710656 is past the module's last",
+        ),
     ],
 )
 def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: str) -> None:
@@ -130,10 +140,15 @@ def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: s
 
 
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
-    with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
+    """A TypeError, as Python's for an unknown keyword, and one of keyscope's errors, as every error it raises."""
+    with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'valid_fro'") as info:
         owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_fro=60)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="unexpected keyword argument 'valid_fro'"):
+    assert isinstance(info.value, TypeError) and isinstance(info.value, KeyscopeError)
+    with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'valid_fro'"):
         owner.prepare_grant(SessionKey.generate(), [], valid_fro=60)  # type: ignore[call-arg]
+    with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'rule'") as info:
+        Policy.call(nft, "safeMint(address to)", rule=[])  # type: ignore[call-arg]
+    assert isinstance(info.value, TypeError)
 
 
 def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:
@@ -315,3 +330,87 @@ def test_a_plain_transfer_permission_reads_in_words() -> None:
         == f"send at most 0.01 ETH per transfer to {friend}"
     )
     assert describe_wei(0) == "0 wei" and describe_wei(2 * 10**18) == "2 ETH"
+
+
+# --------------------------------------------------------------------------------------------------
+# the entry points, given what they cannot use
+# --------------------------------------------------------------------------------------------------
+
+_MODULE = "0x" + "cd" * 20
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            {"node": None},
+            "node: give the node's JSON-RPC URL (http://host:port) or a Chain; got NoneType None",
+        ),
+        ({"node": 8545}, "node: give the node's JSON-RPC URL (http://host:port) or a Chain; got int 8545"),
+        ({"bundler": ("127.0.0.1", 4337)}, "bundler: give the bundler's URL (http://host:port) or a Bundler"),
+        ({"paymaster": 1}, "paymaster: give an ERC-7677 paymaster service URL, or None"),
+        ({"timeout": -1}, "timeout is a positive number of seconds per request, got -1"),
+        ({"timeout": float("nan")}, "timeout is a positive number of seconds per request, got nan"),
+        ({"timeout": "30"}, "timeout is a positive number of seconds per request, got '30'"),
+    ],
+)
+def test_connect_refuses_what_it_cannot_connect_to(given: dict[str, Any], said: str) -> None:
+    """Once taken as they were and failing at first use with an AttributeError deep inside (or never)."""
+    arguments: dict[str, Any] = {"node": "http://127.0.0.1:9", "bundler": "http://127.0.0.1:9", **given}
+    with pytest.raises(BadInputError) as info:
+        connect(arguments.pop("node"), arguments.pop("bundler"), module=_MODULE, **arguments)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "said"),
+    [
+        (lambda: Limits.operations("many"), "operations: amount: Input should be a valid integer"),
+        (lambda: Limits.native(10**18, per=1), "native allowance: a period of 1s is too short"),
+        (lambda: Limits.gas(10**16, per=2**40), "gas budget: period: Input should be less than 4294967296"),
+        (
+            lambda: Policy.erc20_allowance(_MODULE, 5, "day", symbol="USDC", decimals=-1),
+            "USDC allowance: decimals: Input should be greater than or equal to 0 (got -1)",
+        ),
+        (
+            lambda: Policy.call(
+                _MODULE, "transfer(address to,uint256 amount)", totals=[arg("amount").total(5, per=30)]
+            ),
+            "a period of 30s is too short: the module takes periods of at least 60s",
+        ),
+        (lambda: Policy.call(_MODULE, "mint()", rate="2/second"), "a period of 1s is too short"),
+    ],
+)
+def test_a_limit_the_module_cannot_take_is_bad_input(build: Any, said: str) -> None:
+    """Once a pydantic ValidationError, outside keyscope's errors."""
+    with pytest.raises(BadInputError) as info:
+        build()
+    assert said in str(info.value)
+
+
+def test_a_file_store_that_cannot_be_made_says_why_in_words(tmp_path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(KeyscopeError) as info:
+        open_store(blocker / "store")
+    message = str(info.value)
+    assert message.startswith(f"cannot open the file store at {blocker / 'store'}: Not a directory")
+    assert "[Errno" not in message and "give a folder this user can create and write" in message
+
+
+def test_a_node_that_is_down_is_said_not_taken_for_an_account_that_cannot_be_read() -> None:
+    """Reading an account's kind or modules once swallowed every error: with the node down, a new owner was told
+    that the factory "does not say which accounts it creates", and an account that it had no session module."""
+    from keyscope import ENTRY_POINT_V07, TransportError
+
+    net = connect(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        module=_MODULE,
+        factory="0x" + "ab" * 20,
+        entry_point=ENTRY_POINT_V07,
+    )
+    with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
+        net.owner(LocalSigner.generate())
+    with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
+        net.supports_sessions("0x" + "ef" * 20)

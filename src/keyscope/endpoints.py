@@ -12,6 +12,7 @@ trusts another EntryPoint is refused before anything is sent (:meth:`Endpoints.c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ from eth_utils import keccak
 
 from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts import account_id as _account_id
+from .accounts.detect import unreachable
 from .accounts.resolve import check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
 from .bundler.client import BundlerClient
@@ -28,7 +30,7 @@ from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
-from .errors import CallRevertedError, ConfigurationError, UnsupportedAccountError
+from .errors import BadInputError, CallRevertedError, ConfigurationError, UnsupportedAccountError
 from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
@@ -64,6 +66,14 @@ def entry_point_version(chain: Chain, entry_point: str) -> str:
 
 
 _E = TypeVar("_E", bound="Endpoints")
+
+
+def _check_endpoint(value: object, kind: type, name: str, expected: str) -> None:
+    """Refuse an endpoint that is neither a URL (a string) nor a ready object of ``kind`` (None is a paymaster's
+    absence)."""
+    if isinstance(value, (str, kind)) or (value is None and name == "paymaster"):
+        return
+    raise BadInputError(f"{name}: give {expected}; got {type(value).__name__} {value!r}")
 
 
 @dataclass
@@ -128,6 +138,11 @@ class Endpoints:
         EntryPoints are refused (:class:`~keyscope.errors.ConfigurationError`): one network never mixes
         EntryPoints, and an existing account is checked against it before its owner's first operation
         (:meth:`check_entry_point`)."""
+        _check_endpoint(node, Chain, "node", "the node's JSON-RPC URL (http://host:port) or a Chain")
+        _check_endpoint(bundler, Bundler, "bundler", "the bundler's URL (http://host:port) or a Bundler")
+        _check_endpoint(paymaster, PaymasterClient, "paymaster", "an ERC-7677 paymaster service URL, or None")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise BadInputError(f"timeout is a positive number of seconds per request, got {timeout!r}")
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):
@@ -272,7 +287,9 @@ class Endpoints:
         data = _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
         try:
             result = self.chain.call(to_address(account), data)
-        except Exception:
+        except Exception as error:  # an account without the function reverts; a node that is down must say so
+            if unreachable(error):
+                raise
             return False
         return len(result) >= 32 and bool(abi_decode(["bool"], result[:32])[0])
 

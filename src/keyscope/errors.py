@@ -45,6 +45,7 @@ __all__ = [
     "TargetWarning",
     "TransportError",
     "UnknownFunctionError",
+    "UnknownOptionError",
     "UnsupportedAccountError",
     "UnsupportedEntryPointError",
     "UserOperationFailedError",
@@ -98,6 +99,11 @@ class UnknownFunctionError(BadInputError):
         self.available = available or []
         hint = f" Functions in the ABI: {', '.join(self.available)}." if self.available else ""
         super().__init__(f"unknown function {function!r}.{hint}")
+
+
+class UnknownOptionError(BadInputError, TypeError):
+    """A keyword argument that keyscope does not take (a typo, most often): the ``TypeError`` Python raises for an
+    unknown keyword, under keyscope's root. The message names the argument and the ones that exist."""
 
 
 class SigningDeclinedError(KeyscopeError):

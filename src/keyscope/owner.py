@@ -26,7 +26,13 @@ from .chain import read_many
 from .clock import window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
-from .errors import BadInputError, ConfigurationError, KeyscopeWarning, UnsupportedAccountError
+from .errors import (
+    BadInputError,
+    ConfigurationError,
+    KeyscopeWarning,
+    UnknownOptionError,
+    UnsupportedAccountError,
+)
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .grant_signature import check_grant_signature
@@ -159,7 +165,7 @@ def session_window(
     if never_expires:
         if given:
             raise BadInputError(f"never_expires=True and {given[0]} contradict each other: give one of them")
-        return valid_after, 0
+        return _within_time_limit(valid_after, 0)
     if len(given) == 2:
         raise BadInputError("give valid_for or valid_until, not both")
     if valid_until is not None:
@@ -171,13 +177,34 @@ def session_window(
                 f"valid_until {valid_until} is not after valid_after {valid_after}: the session would never be "
                 "valid"
             )
-        return valid_after, valid_until
+        return _within_time_limit(valid_after, valid_until)
     seconds = DEFAULT_VALID_FOR if valid_for is None else valid_for
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise BadInputError(f"valid_for must be a positive number of seconds, got {seconds!r}")
+    if seconds >= _TIME_LIMIT:
+        raise BadInputError(
+            f"valid_for {seconds!r} is longer than the module can keep (its times end at 2**48 - 1, some nine "
+            "million years from now): for a session without end, pass never_expires=True"
+        )
     if now is None:
         raise BadInputError("valid_for counts from now: give now= (unix seconds)")
-    return valid_after, max(now, valid_after) + int(seconds)
+    return _within_time_limit(valid_after, max(now, valid_after) + int(seconds))
+
+
+_TIME_LIMIT = 2**48
+"""The module keeps a session's validAfter and validUntil in 48 bits: times from here on cannot be signed."""
+
+
+def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
+    """``(valid_after, valid_until)``, or a :class:`BadInputError` when either is past what the module keeps."""
+    for name, moment in (("valid_after", valid_after), ("valid_until", valid_until)):
+        if moment >= _TIME_LIMIT:
+            end = ", or never_expires=True for a session without end" if name == "valid_until" else ""
+            raise BadInputError(
+                f"{name} {moment} is past the module's last time (2**48 - 1, some nine million years from now): "
+                f"give a nearer time{end}"
+            )
+    return valid_after, valid_until
 
 
 _IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
@@ -208,7 +235,7 @@ def _check_options(options: SessionOptions) -> None:
     """Refuse an option :class:`SessionOptions` does not name (a typo), as Python refuses an unknown keyword."""
     for name in sorted(options.keys() - SessionOptions.__optional_keys__):
         known = ", ".join(sorted(SessionOptions.__optional_keys__))
-        raise TypeError(f"unexpected keyword argument {name!r}: the session options are {known}")
+        raise UnknownOptionError(f"unexpected keyword argument {name!r}: the session options are {known}")
 
 
 def _counts_from_now(options: SessionOptions) -> bool:

@@ -45,7 +45,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .errors import BadInputError, InvalidAbiError, InvalidAddressError, UnknownFunctionError
+from pydantic import ValidationError
+
+from .errors import (
+    BadInputError,
+    InvalidAbiError,
+    InvalidAddressError,
+    UnknownFunctionError,
+    UnknownOptionError,
+)
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
 from .limits import period_seconds
 from .session import (
@@ -648,13 +656,28 @@ class TotalSpec:
                 f"argument `{label}` of {function.signature} is a {kind.name}: totals add unsigned integers only"
             )
         amount = to_int(self.amount, name=f"the total of `{label}`")
-        return Limit(
+        return _limit(
             kind=LimitKind.AMOUNT,
             amount=amount,
             period=self.period,
             meters=(Meter(offset=offset, name=label),),
             name=self.name or f"total {label} of {function.name}",
         )
+
+
+def _limit(**fields: Any) -> Limit:
+    """A :class:`Limit` of ``fields``; a value the module cannot take is a :class:`BadInputError` naming it."""
+    try:
+        return Limit(**fields)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False):
+            field = ".".join(str(part) for part in problem["loc"])
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            given = f" (got {problem['input']!r})" if field else ""
+            problems.append(f"{field}: {message}{given}" if field else message)
+        name = fields.get("name") or "a limit"
+        raise BadInputError(f"{name}: {'; '.join(problems)}") from None
 
 
 def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
@@ -695,11 +718,11 @@ def _call_limits(
     if calls is not None:
         if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
             raise BadInputError(f"calls= is the most calls over the session's life, a count; got {calls!r}")
-        limits.append(Limit(kind=LimitKind.CALLS, amount=calls, meters=(Meter(),), name=f"calls of {label}"))
+        limits.append(_limit(kind=LimitKind.CALLS, amount=calls, meters=(Meter(),), name=f"calls of {label}"))
     if rate is not None:
         count, seconds = _rate(rate)
         limits.append(
-            Limit(
+            _limit(
                 kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}"
             )
         )
@@ -720,7 +743,7 @@ class Limits:
     def native(amount: int | str, *, per: int | str | None = None) -> Limit:
         """At most ``amount`` wei of native value over all the session's calls (every permission that can carry
         value counts), over the session's life or ``per`` period."""
-        return Limit(
+        return _limit(
             kind=LimitKind.NATIVE,
             amount=to_int(amount, name="the native allowance"),
             period=period_seconds(per),
@@ -732,14 +755,14 @@ class Limits:
     @staticmethod
     def operations(count: int, *, per: int | str | None = None) -> Limit:
         """At most ``count`` operations using the session, over its life or ``per`` period (a rate limit)."""
-        return Limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
+        return _limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
 
     @staticmethod
     def gas(wei: int | str, *, per: int | str | None = None) -> Limit:
         """A gas budget: at most ``wei`` of gas cost over the session's operations (each counted at its most
         possible cost, its prefund, unless a paymaster the session lists pays), over its life or ``per``
         period."""
-        return Limit(
+        return _limit(
             kind=LimitKind.GAS,
             amount=to_int(wei, name="the gas budget"),
             period=period_seconds(per),
@@ -904,7 +927,7 @@ class Policy:
                 )
             )
         unit = symbol or f"units of {address}"
-        budget = Limit(
+        budget = _limit(
             kind=LimitKind.AMOUNT,
             amount=to_int(total, name="the allowance"),
             period=period_seconds(period),
@@ -958,7 +981,7 @@ def _permission(
     limits: CallLimits,
 ) -> Permission:
     for name in sorted(limits.keys() - CallLimits.__optional_keys__):
-        raise TypeError(
+        raise UnknownOptionError(
             f"unexpected keyword argument {name!r}: a permission's limits are calls, rate and totals"
         )
     address, limit = _target_and_limit(target, value_limit)

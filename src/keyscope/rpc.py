@@ -18,7 +18,10 @@ import httpx
 from .errors import KeyscopeError, TransportError
 from .urls import mask_url, masked_text
 
-__all__ = ["JsonRpcClient", "JsonRpcError"]
+__all__ = ["METHOD_NOT_FOUND", "JsonRpcClient", "JsonRpcError"]
+
+METHOD_NOT_FOUND = -32601
+"""JSON-RPC's code for a method the endpoint does not serve (a node asked a bundler's method, or the reverse)."""
 
 
 class JsonRpcError(KeyscopeError):
@@ -32,6 +35,14 @@ class JsonRpcError(KeyscopeError):
         self.rpc_message = message
         self.data = data
         self.url = url
+        if code == METHOD_NOT_FOUND:
+            shown = message if len(message) <= 120 else message[:120] + "…"
+            where = url or "the endpoint"
+            super().__init__(
+                f"{where} does not serve {method} (JSON-RPC error {code}: {shown}): check that the URL is the right "
+                "endpoint (a node's JSON-RPC URL where a node is asked for, a bundler's where a bundler is)"
+            )
+            return
         super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
 
 

@@ -127,6 +127,11 @@ def test_the_installed_wheel_is_complete_and_its_command_runs(installed: Install
     )  # fmt: skip
     assert found.returncode == 0 and int(found.stdout) > 1000, found.stderr
     store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    missing = in_fresh_env(installed, "keyscope", "sessions", "--store", store, "--json", cwd=tmp_path)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert f"error: --store {store}: there is no store at {tmp_path / 'sessions.db'}" in missing.stderr
+    create = f"from keyscope.store import open_store; open_store({store!r}).close()"
+    assert in_fresh_env(installed, str(installed.python), "-c", create, cwd=tmp_path).returncode == 0
     listed = in_fresh_env(installed, "keyscope", "sessions", "--store", store, "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == {"sessions": [], "unreadable": []}

@@ -11,8 +11,9 @@ from eth_utils import keccak
 
 from ..chain import Chain, RpcChain
 from ..eip7702 import delegate_of
-from ..errors import UnsupportedAccountError
+from ..errors import TransportError, UnsupportedAccountError
 from ..hexutil import to_address
+from ..rpc import METHOD_NOT_FOUND, JsonRpcError
 from .base import AccountKind
 from .delegate import KeyscopeDelegateKind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
@@ -52,6 +53,14 @@ def _chain(network_or_chain: _Connected | Chain | str) -> Chain:
     return network_or_chain.chain
 
 
+def unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the node could not be asked at all (down, or not a node), rather than that a contract
+    lacks a function: such an error must reach the person, not read as "no such function"."""
+    return isinstance(error, TransportError) or (
+        isinstance(error, JsonRpcError) and error.code == METHOD_NOT_FOUND
+    )
+
+
 def account_id(chain: Chain, account: str) -> str | None:
     """``accountId()`` of ``account``, or None when it has no code or no such function."""
     address = to_address(account, name="account")
@@ -63,7 +72,9 @@ def account_id(chain: Chain, account: str) -> str | None:
 def _call_account_id(chain: Chain, address: str) -> str | None:
     try:
         return str(abi_decode(["string"], chain.call(address, _ACCOUNT_ID))[0])
-    except Exception:
+    except Exception as error:  # no such function (a revert), or an answer that is no string
+        if unreachable(error):
+            raise
         return None
 
 

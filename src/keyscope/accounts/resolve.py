@@ -17,7 +17,7 @@ from ..errors import AccountSetupError, UnsupportedAccountError
 from ..hexutil import to_address
 from .base import AccountKind
 from .delegate import KeyscopeDelegateKind
-from .detect import account_id, detect_kind
+from .detect import account_id, detect_kind, unreachable
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind
@@ -83,7 +83,9 @@ def factory_account_id(chain: Chain, factory: str) -> str | None:
     for getter in _IMPLEMENTATION_GETTERS:
         try:
             raw = chain.call(address, getter)
-        except Exception:  # a factory without this getter reverts: try the next one
+        except Exception as error:  # a factory without this getter reverts: try the next one
+            if unreachable(error):
+                raise
             continue
         if len(raw) != 32 or any(raw[:12]):
             continue

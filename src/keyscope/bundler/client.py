@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes, to_int
 from ..revert import decode_revert, describe_revert, validation_hint
-from ..rpc import JsonRpcClient, JsonRpcError
+from ..rpc import METHOD_NOT_FOUND, JsonRpcClient, JsonRpcError
 from ..userop import UserOperation
 from .types import FeeQuote, GasEstimate, UserOperationReceipt
 
@@ -235,6 +235,11 @@ def bundler_error(method: str, error: JsonRpcError) -> BundlerRejectedError:
     """The keyscope error for a bundler's JSON-RPC error answer to ``method``."""
     revert = _revert_bytes(error.data, error.rpc_message)
     execution = _EXECUTION_HINT if error.code == _EXECUTION_REVERTED else None
+    if error.code == METHOD_NOT_FOUND:
+        execution = (
+            f"{error.url or 'the bundler'} does not serve this ERC-4337 method: is it a node's URL? Give an "
+            "ERC-4337 bundler's URL"
+        )
     if revert is None:
         return BundlerRejectedError(method, error.code, error.rpc_message, error.data, hint=execution)
     reason = _AA_REASON_IN.search(error.rpc_message or "")

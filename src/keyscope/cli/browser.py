@@ -25,12 +25,13 @@ import click
 
 from ..consent import ConsentServer
 from ..endpoints import Endpoints
-from ..errors import BadInputError
+from ..errors import BadInputError, ConfigurationError
 from ..network import connect
 from ..store import SessionStore
-from .options import store_option
+from ..urls import mask_url
+from .options import HttpUrl, Seconds, store_option
 from .output import reports_errors
-from .settings import ENV_BUNDLER, ENV_DEPLOYMENTS, ENV_FACTORY, ENV_MODULE, Deployments
+from .settings import ENV_BUNDLER, ENV_DEPLOYMENTS, ENV_FACTORY, ENV_MODULE, Deployments, _address_from
 from .stores import open_session_store
 
 __all__ = ["consent", "dashboard"]
@@ -59,7 +60,27 @@ class _Connection:
         if missing:
             raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
         assert node_url and bundler_url and module_address
-        return connect(node_url, bundler_url, module=module_address, factory=self.factory or known.factory)
+        factory = self.factory or known.factory
+        network = connect(
+            node_url,
+            bundler_url,
+            module=_address_from(module_address, "--module"),
+            factory=None if factory is None else _address_from(factory, "--factory"),
+        )
+        # asked now, so that a node or bundler that is down (or of another chain) is said before a page is served
+        served = network.bundler.chain_id()
+        if served != network.chain_id:
+            raise ConfigurationError(
+                f"the bundler {mask_url(bundler_url)} serves chain {served}, but the node {mask_url(node_url)} is "
+                f"chain {network.chain_id}: give a node and a bundler of the same chain"
+            )
+        supported = [address.lower() for address in network.bundler.supported_entry_points()]
+        if network.entry_point.lower() not in supported:
+            raise ConfigurationError(
+                f"the bundler {mask_url(bundler_url)} serves the EntryPoints {', '.join(supported) or 'none'}, not "
+                f"{network.entry_point}: give a bundler of that EntryPoint"
+            )
+        return network
 
 
 def _connection(function: Any) -> Any:
@@ -87,8 +108,10 @@ def _connection(function: Any) -> Any:
                 metavar="FILE",
                 help="keyscope's addresses and URLs (JSON).",
             ),
-            click.option("--node", metavar="URL", help="The node's JSON-RPC URL."),
-            click.option("--bundler", envvar=ENV_BUNDLER, metavar="URL", help="The bundler's URL."),
+            click.option("--node", type=HttpUrl(), metavar="URL", help="The node's JSON-RPC URL."),
+            click.option(
+                "--bundler", type=HttpUrl(), envvar=ENV_BUNDLER, metavar="URL", help="The bundler's URL."
+            ),
             click.option("--module", envvar=ENV_MODULE, metavar="ADDRESS", help="The SessionKeyValidator."),
             click.option(
                 "--factory", envvar=ENV_FACTORY, metavar="ADDRESS", help="keyscope's account factory."
@@ -118,7 +141,11 @@ def _store(store_url: str | None) -> SessionStore | None:
     help="Write the responses here (default: stdout).",
 )
 @click.option(
-    "--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for the owner."
+    "--timeout",
+    type=Seconds(positive=True),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the owner.",
 )
 @reports_errors
 def consent(
@@ -134,7 +161,15 @@ def consent(
     try:
         params = json.loads(requests_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise BadInputError(f"{requests_file} is not JSON: {error}") from None
+        raise BadInputError(
+            f"{requests_file} is not JSON ({error}): give the params of wallet_grantPermissions, a JSON list of "
+            "PermissionRequest objects"
+        ) from None
+    if out is not None and not out.parent.is_dir():
+        # said now, not once the owner has granted and the responses have nowhere to go
+        raise BadInputError(
+            f"--out {out}: the folder {out.parent} does not exist; create it, or give another file"
+        )
     network = connection.network()
     store = _store(store_url)
     with ConsentServer(network, store=store, port=port) as server:
@@ -165,6 +200,7 @@ def dashboard(
     store_url: str | None,
 ) -> None:
     """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
+    account = _address_from(account, "ACCOUNT")
     network = connection.network()
     with ConsentServer(network, store=_store(store_url), port=port) as server:
         url = server.dashboard_url(account)

@@ -32,20 +32,28 @@ from ..store import OutboxRecord, OutboxState
 from .actions import revoke_session
 from .browser import consent, dashboard
 from .listing import Listing, list_sessions, store_sessions
-from .options import store_option
+from .options import HttpUrl, Seconds, store_option
 from .output import Progress, describe_time, emit, json_option, reports_errors, table
 from .signers import owner_signer
 from .stores import find_grant, open_session_store, shown_store_url
 
 __all__ = ["main"]
 
+_EPILOG = (
+    "The store URL may come from KEYSCOPE_STORE. Secrets come from the environment only: "
+    "KEYSCOPE_STORE_PASSPHRASE or KEYSCOPE_STORE_KEK (64 hex digits) for the store, KEYSCOPE_OWNER_KEY for the "
+    "account owner's key when revoking on chain. KEYSCOPE_DEBUG=1 shows the traceback of an unexpected error."
+)
 _STATES = ["pending", *(state.value for state in OutboxState)]
 _SEQUENCE_MASK = 2**64 - 1
+_MOST_RECORDS = 1_000_000
+"""The most outbox records one listing shows (``--limit``): more than that is no listing for a person."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 def main() -> None:
-    """Operate a keyscope session store shared by workers."""
+    """Operate a keyscope session store shared by workers (sessions, outbox, revoke, recover), and serve an
+    account owner's pages on 127.0.0.1 (consent, dashboard). `keyscope COMMAND -h` says more."""
 
 
 @main.command()
@@ -53,6 +61,7 @@ def main() -> None:
 @click.option("--account", default=None, metavar="ADDRESS", help="Only this account's sessions.")
 @click.option(
     "--node",
+    type=HttpUrl(),
     default=None,
     metavar="URL",
     help="Judge each session on chain (the node's JSON-RPC URL), as `ape run sessions` does; without it, as "
@@ -64,7 +73,7 @@ def sessions(store_url: str, account: str | None, node: str | None, as_json: boo
     """List the stored sessions: status, time left, permissions, limits, and operations in flight (with --node,
     what each limit has used and has left). A grant the store cannot read is listed as unreadable; the others
     are listed all the same."""
-    with open_session_store(store_url, keys=False) as store:
+    with open_session_store(store_url, keys=False, existing=True) as store:
         listing = store_sessions(store, account)
         if node is not None:
             judged = list_sessions(RpcChain(node), store, account)
@@ -106,12 +115,18 @@ def _outcome(row: dict[str, Any]) -> str:
     default=None,
     help="pending (built or sent: what a recovery must finish), or one state.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Newest records.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=_MOST_RECORDS),
+    default=100,
+    show_default=True,
+    help="Newest records.",
+)
 @json_option
 @reports_errors
 def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None:
     """Show the outbox: what is in flight, what landed, what failed and why."""
-    with open_session_store(store_url, keys=False) as store:
+    with open_session_store(store_url, keys=False, existing=True) as store:
         if state == "pending":
             records = store.pending()[-limit:][::-1]
         else:
@@ -141,33 +156,48 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
 @main.command()
 @store_option(required=True)
 @click.argument("session_id")
-@click.option("--node", default=None, metavar="URL", help="Also revoke on chain: the node's JSON-RPC URL.")
-@click.option("--bundler", default=None, metavar="URL", help="Also revoke on chain: the bundler's URL.")
 @click.option(
-    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for inclusion."
+    "--node",
+    type=HttpUrl(),
+    default=None,
+    metavar="URL",
+    help="Also revoke on chain: the node's JSON-RPC URL.",
+)
+@click.option(
+    "--bundler", type=HttpUrl(), default=None, metavar="URL", help="Also revoke on chain: the bundler's URL."
+)
+@click.option(
+    "--timeout",
+    type=Seconds(positive=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for inclusion.",
 )
 @reports_errors
 def revoke(store_url: str, session_id: str, node: str | None, bundler: str | None, timeout: float) -> None:
     """Revoke SESSION_ID in the store, so that every worker refuses it at its next send.
 
-    With --node and --bundler, also revoke it on chain: the account's owner sends ``revokeSession`` (the
-    owner's key comes from $KEYSCOPE_OWNER_KEY).
+    SESSION_ID is 0x and 64 hex digits, or a unique prefix of at least 4, as `keyscope sessions` lists them.
+    With --node and --bundler, also revoke it on chain: the account's owner sends revokeSession (the owner's
+    key comes from $KEYSCOPE_OWNER_KEY).
     """
     if (node is None) != (bundler is None):
         raise click.UsageError("give both --node and --bundler to revoke on chain, or neither")
-    with open_session_store(store_url, keys=False) as store:
+    # the owner's key is read before anything is done, so that a missing or malformed one stops the command whole
+    signer = owner_signer(ape_accounts=False) if node is not None else None
+    with open_session_store(store_url, keys=False, existing=True) as store:
         grant = find_grant(store, session_id)
         revoke_session(grant, store=store)
     click.echo(
         f"session 0x{grant.session_id.hex()} of {grant.account} is revoked in the store: every worker refuses it"
     )
-    if node is None or bundler is None:
+    if node is None or bundler is None or signer is None:
         return
     network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
     result = revoke_session(
         grant,
         network=network,
-        signer=owner_signer(ape_accounts=False),
+        signer=signer,
         create=False,
         timeout=timeout,
         progress=Progress(),
@@ -187,11 +217,13 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
 
 @main.command()
 @store_option(required=True)
-@click.option("--node", required=True, metavar="URL", help="The node's JSON-RPC URL.")
-@click.option("--bundler", required=True, metavar="URL", help="The bundler's URL.")
-@click.option("--older-than", type=float, default=None, help="Only records untouched for that many seconds.")
+@click.option("--node", type=HttpUrl(), required=True, metavar="URL", help="The node's JSON-RPC URL.")
+@click.option("--bundler", type=HttpUrl(), required=True, metavar="URL", help="The bundler's URL.")
 @click.option(
-    "--wait", type=float, default=60.0, show_default=True, help="Seconds to follow resent operations."
+    "--older-than", type=Seconds(), default=None, help="Only records untouched for that many seconds."
+)
+@click.option(
+    "--wait", type=Seconds(), default=60.0, show_default=True, help="Seconds to follow resent operations."
 )
 @json_option
 @reports_errors
@@ -202,7 +234,7 @@ def recover(
     bundler lost, fail what can never land. Builds nothing new, needs no session key."""
     from ..scale import SessionWorker  # the worker machinery, only for this command
 
-    with open_session_store(store_url, keys=False) as store:
+    with open_session_store(store_url, keys=False, existing=True) as store:
         pending = store.pending(older_than=older_than)
         if not pending:
             emit(as_json, {"examined": 0}, ["nothing in flight"])

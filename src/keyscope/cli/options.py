@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+import re
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -10,6 +12,7 @@ import click
 
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import ConfigurationError
+from ..urls import mask_url
 from .output import F
 from .settings import (
     DEFAULT_STORE_URL,
@@ -27,6 +30,43 @@ from .settings import (
     INPROCESS,
     ConnectionOptions,
 )
+
+
+class Seconds(click.ParamType):
+    """A number of seconds: finite, not negative (and above 0 with ``positive``). ``nan``, ``inf`` and negative
+    numbers are refused with a usage error naming the option, where a float would let them through."""
+
+    name = "seconds"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            try:
+                seconds = float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds (e.g. 30 or 2.5)", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0 or (self.positive and seconds == 0):
+            least = "above 0" if self.positive else "0 or more"
+            self.fail(f"{value!r} is not a number of seconds {least} (e.g. 30 or 2.5)", param, ctx)
+        return seconds
+
+
+class HttpUrl(click.ParamType):
+    """An http(s) URL (a node's, a bundler's): anything else is a usage error naming the option, the text shown
+    with any key in it masked."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if not re.match(r"^https?://[^/\s]", text, re.I):
+            self.fail(f"{mask_url(text)!r} is not an http(s) URL: give it as http://host:port", param, ctx)
+        return text
+
 
 _APE_OPTIONS = {"--network": True, "--provider-settings": True}
 """Options ape adds to a connected command (``True``: it takes a value)."""
@@ -180,8 +220,9 @@ def store_option(function: F | None = None, *, required: bool = False) -> F | Ca
             default=None if required else DEFAULT_STORE_URL,
             show_default=not required,
             metavar="URL",
-            help=f"session store: sqlite:///FILE, postgresql://user@host/db or a folder; keys are encrypted with "
-            f"{ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK} [env {ENV_STORE}]",
+            help="session store: sqlite:///FILE (relative to the current folder; sqlite:////FILE absolute), "
+            f"postgresql://user@host/db or a folder; keys are encrypted with {ENV_STORE_PASSPHRASE} or "
+            f"{ENV_STORE_KEK} [env {ENV_STORE}]",
         )(callback)
 
     return decorate if function is None else decorate(function)
@@ -219,7 +260,7 @@ def timeout_option(function: F) -> F:
     """``--timeout SECONDS`` (default 60) for waiting on operations; the callback gets ``timeout``."""
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Seconds(positive=True),
         default=60.0,
         show_default=True,
         help="seconds to wait for an operation's receipt",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import os
 import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -23,23 +25,75 @@ from ..errors import KeyscopeError, KeyscopeWarning, UserOperationTimeoutError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+ENV_DEBUG = "KEYSCOPE_DEBUG"
+"""Set (to anything but empty) to let an unexpected error show its traceback."""
+
+
 def reports_errors(function: F) -> F:
     """Wrap a command's callback: a :class:`KeyscopeError` prints ``error: <message>`` (one line) on stderr
-    and exits with status 1, without a traceback."""
+    and exits with status 1, without a traceback. So does any other error (a file that cannot be written, or a
+    fault keyscope did not foresee), named by its type, unless ``KEYSCOPE_DEBUG`` is set; click's own usage
+    errors keep their usage message (status 2)."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", KeyscopeWarning)
-            warnings.showwarning = _warning_lines(warnings.showwarning)
-            try:
-                return function(*args, **kwargs)
-            except KeyscopeError as error:
-                message = " ".join(str(error).split()) or type(error).__name__
-                click.echo(f"error: {message}", err=True)
-                sys.exit(1)
+        once = _Once()
+        store_log = logging.getLogger("keyscope.store")
+        store_log.addFilter(once)
+        try:
+            return _run(function, args, kwargs)
+        finally:
+            store_log.removeFilter(once)
 
     return wrapper  # type: ignore[return-value]
+
+
+class _Once(logging.Filter):
+    """Let each kind of log message through once: a store retrying a lost database says so on one line, not on one
+    line per attempt for the 15 s it keeps trying."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[object] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg in self._seen:
+            return False
+        self._seen.add(record.msg)
+        return True
+
+
+def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Call a command's callback, its errors and warnings shown as :func:`reports_errors` says."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", KeyscopeWarning)
+        warnings.showwarning = _warning_lines(warnings.showwarning)
+        try:
+            return function(*args, **kwargs)
+        except KeyscopeError as error:
+            _fail(" ".join(str(error).split()) or type(error).__name__)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OSError as error:
+            if os.environ.get(ENV_DEBUG):
+                raise
+            where = f" {error.filename}" if error.filename else ""
+            _fail(f"cannot use{where}: {error.strerror or error}; check the path and its permissions")
+        except Exception as error:
+            if os.environ.get(ENV_DEBUG):
+                raise
+            detail = " ".join(str(error).split())
+            _fail(
+                f"unexpected {type(error).__name__}"
+                + (f": {detail}" if detail else "")
+                + f" (set {ENV_DEBUG}=1 to see where; if keyscope is at fault, please report it)"
+            )
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
 
 
 def _warning_lines(others: Callable[..., None]) -> Callable[..., None]:

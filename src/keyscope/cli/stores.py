@@ -7,6 +7,7 @@ import os
 import re
 import weakref
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from ..errors import BadInputError, ConfigurationError, SessionStoreError
 from ..grant import SessionGrant
@@ -30,11 +31,13 @@ def store_url_of(store: SessionStore) -> str:
     return _GIVEN_URLS.get(store, store.url)
 
 
-def open_session_store(url: str, *, keys: bool) -> SessionStore:
+def open_session_store(url: str, *, keys: bool, existing: bool = False) -> SessionStore:
     """Open the store at ``url`` with the passphrase in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex
     digits) in ``KEYSCOPE_STORE_KEK`` when one is set (a wrong one is refused at once). With ``keys`` (the
     command reads or writes session keys) one of them must be set; grants need none. The folder of a new
-    SQLite file is created."""
+    SQLite file is created; with ``existing`` (a command that only reads or marks what is there) a SQLite file
+    or store folder that does not exist is refused instead, so that a mistyped path is not taken for an empty
+    store (and nothing is created there)."""
     passphrase = os.environ.get(ENV_STORE_PASSPHRASE) or None
     kek_text = os.environ.get(ENV_STORE_KEK, "").strip() or None
     if passphrase and kek_text:
@@ -57,6 +60,8 @@ def open_session_store(url: str, *, keys: bool) -> SessionStore:
             "or a folder"
         )
     shown = shown_store_url(text)
+    if existing:
+        _require_existing(text, shown)
     if text.lower().startswith("sqlite") and ":///" in text:
         path = text.split(":///", 1)[1].split("?", 1)[0]
         if path and path != ":memory:":
@@ -76,6 +81,35 @@ def open_session_store(url: str, *, keys: bool) -> SessionStore:
         raise type(error)(message if shown in message else f"--store {shown}: {message}") from None
     _GIVEN_URLS[store] = shown
     return store
+
+
+def _local_path(url: str) -> Path | None:
+    """The file (SQLite) or folder (file store) ``url`` names on this machine; None for other stores."""
+    lower = url.lower()
+    if lower.startswith("sqlite") and ":///" in url:
+        path = url.split(":///", 1)[1].split("?", 1)[0]
+        return Path(path) if path and path != ":memory:" else None
+    if lower.startswith("file://"):
+        return Path(unquote(urlsplit(url).path))
+    if "://" not in url:
+        return Path(url)
+    return None
+
+
+def _require_existing(url: str, shown: str) -> None:
+    """Refuse a store on this machine that does not exist, saying why (a file where a folder must be, or a
+    relative SQLite path that was meant as an absolute one)."""
+    path = _local_path(url)
+    if path is None or path.exists():
+        return
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        cause = f"{blocker} is a file, not a folder"
+    else:
+        cause = f"there is no store at {path.absolute()}"
+        if url.lower().startswith("sqlite") and not path.is_absolute():
+            cause += f" (sqlite:///{path} is relative to the current folder; sqlite:////{path} is absolute)"
+    raise SessionStoreError(f"--store {shown}: {cause}: check the path, or give the store your workers use")
 
 
 def find_grant(store: SessionStore, session_id: str) -> SessionGrant:

@@ -131,7 +131,10 @@ class ConsentRequest:
         """Block until the owner answers: the grant, checked (:class:`ConsentDeclinedError` if declined,
         :class:`ConsentTimeoutError` after ``timeout`` seconds)."""
         if not self._done.wait(timeout):
-            raise ConsentTimeoutError(f"the owner did not answer the consent page {self.url} in {timeout} s")
+            raise ConsentTimeoutError(
+                f"the owner did not answer the consent page {self.url} in {timeout:g} s: nothing was granted; ask "
+                "again, with more time for the owner"
+            )
         if self.grant is None:
             raise ConsentDeclinedError(f"the owner declined the grant at {self.url}")
         return self.grant

@@ -166,7 +166,8 @@ class ConsentServer(BackgroundServer):
         plan = plan_from_requests(params)
         if plan.chain_id != self.network.chain_id:
             raise BadInputError(
-                f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}"
+                f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}: "
+                f"ask for chainId {hex(self.network.chain_id)}, or serve the page with a node of chain {plan.chain_id}"
             )
         return self._register(ConsentRequest(description=self._describe_plan(plan), plan=plan))
 

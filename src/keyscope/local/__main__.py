@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from ..errors import KeyscopeError
@@ -16,18 +16,42 @@ from .stack import LocalStack
 __all__ = ["main"]
 
 
+def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, refused as a usage error naming ``what`` else."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {low} to {high}")
+        return value
+
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m keyscope.local",
         description="Run anvil and the Alto bundler on 127.0.0.1 with the EntryPoint v0.7 and keyscope's "
         "contracts deployed, until Ctrl-C.",
     )
-    parser.add_argument("--chain-id", type=int, default=31337, help="chain id (default 31337)")
     parser.add_argument(
-        "--block-time", type=int, default=None, help="seconds between blocks (default: instant)"
+        "--chain-id",
+        type=_bounded(1, 2**63 - 1, "a chain id"),
+        default=31337,
+        help="chain id (default 31337)",
     )
-    parser.add_argument("--node-port", type=int, default=None, help="anvil's port (default: a free one)")
-    parser.add_argument("--bundler-port", type=int, default=None, help="Alto's port (default: a free one)")
+    parser.add_argument(
+        "--block-time",
+        type=_bounded(1, 2**31 - 1, "seconds between blocks"),
+        default=None,
+        help="seconds between blocks (default: instant)",
+    )
+    port = _bounded(0, 65535, "a TCP port")
+    parser.add_argument("--node-port", type=port, default=None, help="anvil's port (default: a free one)")
+    parser.add_argument("--bundler-port", type=port, default=None, help="Alto's port (default: a free one)")
     parser.add_argument("--no-bundler", action="store_true", help="run the node only")
     parser.add_argument("--disable-code-size-limit", action="store_true", help="lift EIP-170's 24 KiB limit")
     parser.add_argument(
@@ -76,18 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    stack = LocalStack(
-        chain_id=args.chain_id,
-        block_time=args.block_time,
-        bundler=not args.no_bundler,
-        disable_code_size_limit=args.disable_code_size_limit,
-        node_port=args.node_port,
-        bundler_port=args.bundler_port,
-        log_dir=args.log_dir,
-        keep_logs=True,
-        alto_args=args.alto_arg,
-    )
     try:
+        stack = LocalStack(
+            chain_id=args.chain_id,
+            block_time=args.block_time,
+            bundler=not args.no_bundler,
+            disable_code_size_limit=args.disable_code_size_limit,
+            node_port=args.node_port,
+            bundler_port=args.bundler_port,
+            log_dir=args.log_dir,
+            keep_logs=True,
+            alto_args=args.alto_arg,
+        )
         with stack:
             _print_details(stack, args.json)
             while stack.running:
@@ -102,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a --log-dir that cannot be made, most often
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}; check the path (--log-dir)", file=sys.stderr)
         return 1
 
 

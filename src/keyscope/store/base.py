@@ -413,9 +413,9 @@ def check_state(state: OutboxState | str | None) -> OutboxState | None:
 
 
 def check_limit(limit: object) -> int:
-    """A positive page size."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise BadInputError(f"limit must be an int >= 1, got {limit!r}")
+    """A positive page size, at most 2**63 - 1 (what a database's integers hold; every store takes the same)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit < 2**63:
+        raise BadInputError(f"limit must be an int from 1 to 2**63 - 1, got {limit!r}")
     return limit
 
 

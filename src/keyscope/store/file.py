@@ -207,7 +207,11 @@ class FileStore(DocumentStore):
                 (self.root / kind).mkdir(mode=0o700, exist_ok=True)
             self._lock_file = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise SessionStoreError(f"cannot open the file store at {self.root}: {exc}") from None
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.root) else ""
+            raise SessionStoreError(
+                f"cannot open the file store at {self.root}: {exc.strerror or exc}{where}; give a folder this user "
+                "can create and write"
+            ) from None
         with self._locked():
             self._check_marker()
             self._index_nonces()

@@ -1,0 +1,118 @@
+"""The README's examples and instructions that run without a real node: the ``ape test`` example with the pytest
+plugin's own fixtures, and the npm packages the README tells a project to install for keyscope's local stack.
+
+(tests/e2e/test_readme.py runs the SDK and accounts examples from an installed wheel against anvil and Alto, and
+tests/e2e/test_eip7702.py the EIP-7702 one.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyscope import SessionKey, arg
+from keyscope.artifacts import ENTRY_POINTS
+from keyscope.local.alto import ALTO_NPM_PACKAGE, ALTO_VERSION
+from keyscope.local.anvil import anvil_npm_package
+from keyscope.module import SessionStatus
+from keyscope.policy import Policy
+from keyscope.signing import LocalSigner
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+APE_HEADING = "### In your own `ape test` suite"
+
+
+def python_block(heading: str) -> str:
+    """The first Python block under ``heading`` in the README."""
+    text = README.read_text()
+    found = re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S)
+    assert found, f"the README has no Python example under {heading!r}"
+    return found.group(1)
+
+
+def test_the_ape_test_example_runs_with_the_plugins_fixtures(
+    request: pytest.FixtureRequest, harness: Any, nft: Any
+) -> None:
+    """The example's test function, as written, given the fixtures it names (the plugin's, registered by the
+    installed package); its ``...`` is where a dapp's test goes on, here with a session that mints."""
+    code = python_block(APE_HEADING)
+    assert code.count("\n    ...\n") == 1, code
+    scope: dict[str, Any] = {}
+    exec(compile(code.replace("\n    ...\n", "\n    return net\n"), "README.md", "exec"), scope)
+    test = next(value for name, value in scope.items() if name.startswith("test_") and callable(value))
+    names = test.__code__.co_varnames[: test.__code__.co_argcount]
+    assert {"keyscope_bundler", "keyscope_module", "keyscope_entry_point", "keyscope_factory"} <= set(names)
+    net = test(**{name: request.getfixturevalue(name) for name in names})
+
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account)
+    mint = Policy.call(nft.address, "safeMint(address to)", rules=[arg("to") == owner.account])
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint]), key)
+    assert session.execute(nft.address, "safeMint(address)", owner.account).wait().success
+    assert nft.balanceOf(owner.account) == 1
+    # a second grant on the account that now exists: the owner's signature is checked on chain before use
+    again = SessionKey.generate()
+    second = net.session(owner.grant(again, [mint]), again)
+    assert second.execute(nft.address, "safeMint(address)", owner.account).wait().success
+    assert second.status().status == SessionStatus.ACTIVE.value
+
+
+def _npm_install_packages(text: str) -> set[str]:
+    """The package names (aliases included) of every ``npm install --save-dev ...`` command in ``text``."""
+    names: set[str] = set()
+    for command in re.findall(r"npm install --save-dev((?:\s+(?:@[^\s`]+|\\))+)", text):
+        for spec in command.split():
+            if spec == "\\":  # a line continued
+                continue
+            names.add(spec[: spec.index("@", 1)] if "@" in spec[1:] else spec)
+            if "@npm:" in spec:
+                names.add(spec.split("@npm:", 1)[1].rsplit("@", 1)[0])
+    return names
+
+
+def test_the_readme_names_every_npm_package_the_local_stack_needs() -> None:
+    """keyscope.local deploys both EntryPoints and runs anvil and Alto, each from an npm package of the project
+    that installs keyscope: the README's install commands must name them all, at the versions keyscope wants."""
+    text = " ".join(README.read_text().split())
+    section = text[text.index("## Installing keyscope into a project") : text.index("## Using the SDK")]
+    named = _npm_install_packages(section)
+    needed = {anvil_npm_package(), ALTO_NPM_PACKAGE}
+    assert "@account-abstraction/contracts-v0.8" in named  # beside v0.7, where keyscope looks for it
+    for release in ENTRY_POINTS.values():
+        assert any(package in named for package in release.npm_packages), (
+            f"the README does not say how to install the EntryPoint v{release.version} ({release.npm_packages})"
+        )
+        assert f"@account-abstraction/contracts@{release.npm_version}" in section
+    assert needed <= named, needed - named
+    assert f"{ALTO_NPM_PACKAGE}@{ALTO_VERSION}" in section
+
+
+def _documented_commands() -> list[tuple[str, str, list[str]]]:
+    """Each ``keyscope COMMAND ...`` the README and the docs show, in code spans and at the start of code block
+    lines: (document, command, its ``--options``)."""
+    found = []
+    for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        shown = re.findall(r"`keyscope +([a-z]+)([^`]*)`", text)
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            shown += re.findall(r"^keyscope +([a-z]+)(.*)$", block, re.M)
+        for command, rest in shown:
+            options = re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest.split("#", 1)[0])
+            found.append((path.name, command, options))
+    return found
+
+
+def test_every_keyscope_command_and_option_the_docs_show_exists() -> None:
+    from keyscope.cli import main
+
+    shown = _documented_commands()
+    assert {command for _, command, _ in shown} >= {"sessions", "outbox", "revoke", "recover", "consent"}
+    for document, command, options in shown:
+        assert command in main.commands, f"{document} shows `keyscope {command}`, which does not exist"
+        known = {name for param in main.commands[command].params for name in getattr(param, "opts", [])}
+        assert set(options) <= known, f"{document}: `keyscope {command}` has no {set(options) - known}"
