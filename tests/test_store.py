@@ -7,6 +7,7 @@ corruption tests run on the three persistent backends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.errors import (
@@ -355,6 +356,45 @@ def test_open_store_refuses_bad_arguments(
 ) -> None:
     with pytest.raises(BadInputError, match=needle):
         open_store(url.format(tmp=tmp_path), **secret)
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("postgresql://app@db.example:not-a-port/keyscope", "not a database URL"),
+        ("postgresql://app@[::1/keyscope", "not a database URL"),
+        ("sqlite:///{tmp}/a%00b.db", "NUL"),
+        ("sqlite:///{tmp}/s.db?mode=ro", "carries options"),
+    ],
+)
+def test_malformed_database_urls_are_refused_with_keyscope_errors(
+    tmp_path: Path, url: str, needle: str
+) -> None:
+    with pytest.raises(BadInputError, match=needle):
+        open_store(url.format(tmp=tmp_path), kek=KEK)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tail=st.text(alphabet=st.sampled_from("ab.-_%?#&=:@[]/ \x00é0"), max_size=24).filter(
+        lambda t: ".." not in t
+    ),
+    port=st.text(alphabet=st.sampled_from("0123456789:abc-[] %"), max_size=8),
+)
+@example(tail="@.", port="")  # PostgreSQL host "." (like "db..example"): no IDNA name to look up
+def test_any_database_url_opens_a_store_or_fails_with_a_keyscope_error(
+    tmp_path: Path, tail: str, port: str
+) -> None:
+    """Whatever follows ``sqlite:///`` (a path in a fresh folder) or sits in a PostgreSQL URL's port: the
+    store opens, or the error derives from keyscope's root (never a parser's ValueError). The PostgreSQL
+    ports here are never a live server's: not all digits, or a closed one."""
+    folder = tmp_path / f"case-{time.monotonic_ns()}"
+    folder.mkdir()
+    closed = port if not port.isdigit() else "1"
+    for url in (f"sqlite:///{folder}/{tail}", f"postgresql://keyscope@127.0.0.1:{closed}/{tail or 'db'}"):
+        with contextlib.suppress(KeyscopeError):
+            SqlStore(url, retry_seconds=0).close()
 
 
 def test_open_store_explains_unusable_places(tmp_path: Path) -> None:

@@ -172,19 +172,35 @@ def _first_line(exc: DBAPIError) -> str:
     return (text_.strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _normalize_url(url: str) -> tuple[URL, _Dialect]:
+def _parse_url(url: object) -> URL:
+    """``url`` parsed; :class:`BadInputError` when it is not a database URL (a port that is not a number, an
+    unclosed ``[``, not a string at all)."""
+    if not isinstance(url, str):
+        raise BadInputError(f"a database URL must be a string, got {type(url).__name__}")
     try:
-        parsed = make_url(url)
-    except ArgumentError:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
         raise BadInputError(
-            f"{url!r} is not a database URL: use sqlite:///path.db or postgresql://user@host/db"
+            f"{url!r} is not a database URL ({exc}): use sqlite:///path.db or postgresql://user@host:port/db"
         ) from None
+
+
+def _normalize_url(url: str) -> tuple[URL, _Dialect]:
+    parsed = _parse_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:") or database.startswith("file:"):
             raise BadInputError(
                 f"{url!r} is not a SQLite file: give sqlite:///path.db (use memory:// for a store in memory)"
+            )
+        if "\x00" in database:
+            raise BadInputError(f"{url!r} names a file with a NUL character: give sqlite:///path.db")
+        if parsed.query:
+            # pysqlite would ignore most of them (``?mode=ro`` opens the file for writing all the same)
+            raise BadInputError(
+                f"{url!r} carries options ({', '.join(sorted(parsed.query))}): the SQLite store sets its own "
+                "(WAL journal, busy timeout); give sqlite:///path.db"
             )
         return parsed.set(drivername="sqlite+pysqlite"), _Dialect()
     if backend in ("postgresql", "postgres"):
@@ -310,7 +326,7 @@ class SqlStore(SessionStore):
             raise BadInputError("the passphrase must be a non-empty string")
         parsed, self._dialect = _normalize_url(url)
         # messages show the URL as it was given (without the driver added here), its password hidden
-        self.url = make_url(url).render_as_string(hide_password=True)
+        self.url = _parse_url(url).render_as_string(hide_password=True)
         self._retry_seconds = retry_seconds
         self._engine = _sqlite_engine(parsed) if self._dialect.name == "sqlite" else _postgres_engine(parsed)
         _, self._t = current()
@@ -332,7 +348,13 @@ class SqlStore(SessionStore):
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
+        try:
+            connected = self._engine.connect()
+        except UnicodeError as exc:  # the driver looks the host up by its IDNA name: "db..example" is none
+            raise SessionStoreError(
+                f"store {self.url}: its host name cannot be looked up ({exc}); check the URL"
+            ) from None
+        with connected as conn:
             if write:
                 conn.execution_options(keyscope_write=True)
             with conn.begin():
