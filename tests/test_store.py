@@ -1063,7 +1063,8 @@ def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
 def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backend) -> None:
     """A database left by version 1 of the schema, holding what the unfenced protocol could leave: a failed
     record whose nonce another operation used, and two live records with one nonce. Opening it adds the
-    nonce key; the first of the two keeps the nonce, the later one is left outside the key."""
+    nonce key; the first of the two keeps the nonce, the later one is left outside the key (a marker that is
+    no nonce: since version 3 every record has one)."""
     from sqlalchemy import MetaData, create_engine, insert, inspect
 
     from keyscope.store.migrations import schema_version_table
@@ -1104,7 +1105,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backen
             kept = dict(conn.exec_driver_sql("SELECT intent_id, nonce FROM keyscope_outbox").all())
             indexes = {i["name"] for i in inspect(conn).get_indexes("keyscope_outbox")}
         assert "ux_keyscope_outbox_nonce" in indexes
-        assert kept["live"] == "0x" + (2).to_bytes(32, "big").hex() and kept["live-twin"] is None
+        assert kept["live"] == "0x" + (2).to_bytes(32, "big").hex() and kept["live-twin"] == "none:4"
         assert kept["landed"] and kept["lost-the-race"] and kept["other"]
         # the key now holds: the landed nonce and the live one are taken, the twin can be rebuilt
         for nonce in (1, 2, 3):
@@ -1117,6 +1118,81 @@ def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backen
         assert rebuilt.rebuilds == 1 and rebuilt.displaced == (h(4),)
     finally:
         engine.dispose()
+
+
+def _old_writer_insert(conn: Any, intent: str, nonce: int, n: int, state: str = "built") -> None:
+    """Record an operation as a keyscope of schema version 1 does: the version-1 columns only (no nonce)."""
+    from sqlalchemy import MetaData, insert
+
+    from keyscope.store.schema import version_1
+
+    outbox = version_1(MetaData()).outbox
+    op = make_op(nonce, call_data=bytes([n]))
+    conn.execute(
+        insert(outbox).values(
+            intent_id=intent, user_op_hash=h(n), account=ACCOUNT, session_id=SESSION, lane=0,
+            op_json=json.dumps(op.to_rpc()), state=state, attempts=0, created_at=float(n), updated_at=float(n),
+        )
+    )  # fmt: skip
+
+
+def test_a_writer_older_than_the_schema_cannot_record_outside_the_nonce_key(sql_backend: Backend) -> None:
+    """A keyscope of schema version 1 still running after a newer one migrated the store records without a
+    nonce: outside the nonce key, so both versions could record a live operation with one nonce. The
+    database refuses its record (it fails before it sends anything); the newer writer's stands alone."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import IntegrityError
+
+    store = sql_backend.open()
+    engine = create_engine(sql_backend.url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with pytest.raises(IntegrityError, match="nonce"), engine.begin() as conn:
+            _old_writer_insert(conn, "old-writer", 7, 1)
+    finally:
+        engine.dispose()
+    assert store.pending() == [] and store.get_by_intent("old-writer") is None
+    record = store.record_intent("new-writer", ACCOUNT, SESSION, 0, make_op(7), h(2))
+    assert [r.intent_id for r in store.pending()] == [record.intent_id]
+
+
+def test_records_an_older_writer_left_without_a_nonce_get_it_when_the_store_is_migrated(
+    sql_backend: Backend,
+) -> None:
+    """What a version-1 writer recorded into a store already at version 2 (no nonce) enters the nonce key
+    when the store is opened by this keyscope; a record whose nonce another live record has stays outside
+    it, as a version-1 twin did."""
+    from sqlalchemy import create_engine, insert
+
+    from keyscope.store.migrations import MIGRATIONS, schema_version_table
+
+    engine = create_engine(sql_backend.url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            schema_version_table.create(conn)
+            for migration in MIGRATIONS[:2]:  # the store as version 2 left it
+                migration.apply(conn)
+                conn.execute(
+                    insert(schema_version_table).values(
+                        version=migration.version, description=migration.description, applied_at=0.0
+                    )
+                )
+            _old_writer_insert(conn, "old-live", 7, 1, "sent")
+            _old_writer_insert(conn, "old-twin", 7, 2)
+            _old_writer_insert(conn, "old-failed", 8, 3, "failed")
+        store = sql_backend.open()
+        assert isinstance(store, SqlStore) and store.schema_version() == LATEST_VERSION
+        with engine.connect() as conn:
+            kept = dict(conn.exec_driver_sql("SELECT intent_id, nonce FROM keyscope_outbox").all())
+    finally:
+        engine.dispose()
+    assert kept == {
+        "old-live": "0x" + (7).to_bytes(32, "big").hex(),
+        "old-twin": "none:2",
+        "old-failed": "0x" + (8).to_bytes(32, "big").hex(),
+    }
+    with pytest.raises(NonceTakenError, match="'old-live'"):
+        store.record_intent("new", ACCOUNT, SESSION, 0, make_op(7, call_data=b"\x09"), h(9))
+    assert store.record_intent("reuse", ACCOUNT, SESSION, 0, make_op(8, call_data=b"\x09"), h(10)).lane == 0
 
 
 def test_a_file_store_written_before_the_nonce_index_gets_it_when_opened(tmp_path: Path) -> None:
