@@ -534,6 +534,54 @@ def test_sql_kek_from_raw_bytes_or_passphrase(sql_backend: Backend, first: str) 
     assert sql_backend.open(**right).get_key(signer.address).address == signer.address
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("kek.scrypt", "scrypt$1000$8$1$" + "00" * 16),  # n not a power of two
+        ("kek.scrypt", "scrypt$-2$8$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1024$0$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1099511627776$8$1$" + "00" * 16),  # no memory bound would do
+        ("kek.scrypt", "scrypt$1048576$32$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1024$8$1$"),  # no salt
+        ("kek.check", "01abcd"),  # truncated
+    ],
+)
+def test_a_corrupted_key_encryption_row_gives_a_clear_error_and_loses_nothing(
+    sql_backend: Backend, name: str, value: str
+) -> None:
+    """The passphrase's scrypt parameters or the key-encryption key's check value damaged in the database:
+    opening says which row is corrupted (not a hashlib error, not a wrong passphrase) and writes nothing;
+    the keys come back once the row is restored."""
+    signer = LocalSigner.generate()
+    store = sql_backend.open(passphrase=PASSPHRASE)
+    store.put_key(signer)
+    store.close()
+    saved = {row[0]: row[1] for row in sql_backend.rows()["keyscope_meta"]}
+    sql_backend.execute("UPDATE keyscope_meta SET value = %s WHERE name = %s", value, name)
+    before = sql_backend.snapshot()
+    with pytest.raises(
+        SessionStoreError, match=f"name='{name}' of table keyscope_meta .* is corrupted"
+    ) as info:
+        sql_backend.open(passphrase=PASSPHRASE)
+    assert not isinstance(info.value, WrongPassphraseError)
+    assert sql_backend.snapshot() == before
+    sql_backend.execute("UPDATE keyscope_meta SET value = %s WHERE name = %s", saved[name], name)
+    assert sql_backend.open(passphrase=PASSPHRASE).get_key(signer.address).address == signer.address
+
+
+@pytest.mark.parametrize("cost", [2**21, 2**40, 3, True, 0])
+def test_an_unusable_scrypt_cost_is_refused_before_anything_is_written(
+    sql_backend: Backend, cost: Any
+) -> None:
+    """A scrypt cost hashlib cannot run (or not a power of two) is refused at once: it is not stored as the
+    database's parameters, which would leave the store unopenable by passphrase."""
+    with pytest.raises(BadInputError, match="scrypt_n"):
+        open_store(sql_backend.url, passphrase=PASSPHRASE, scrypt_n=cost)
+    store = sql_backend.open(passphrase=PASSPHRASE)
+    store.put_key(LocalSigner.generate())
+    assert len(store.list_keys()) == 1
+
+
 def test_a_corrupted_key_gives_a_clear_error_and_is_left_untouched(persistent: Backend) -> None:
     signer, other = LocalSigner.generate(), LocalSigner.generate()
     store = persistent.open()

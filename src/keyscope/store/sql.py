@@ -440,6 +440,8 @@ class SqlStore(SessionStore):
             check = bytes.fromhex(check_hex)
         except ValueError:
             raise self._corrupted_meta(_KEK_CHECK) from None
+        if not KeyEncryptionKey.well_formed(check):
+            raise self._corrupted_meta(_KEK_CHECK)
         if not kek.matches(check):
             what = "key-encryption key" if raw else "passphrase"
             raise WrongPassphraseError(
