@@ -670,6 +670,87 @@ def test_a_corrupted_outbox_record_gives_a_clear_error(persistent: Backend) -> N
 # --------------------------------------------------------------------------------------------------
 
 
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, data: st.DataObject) -> None:
+    """One file of a file store (a grant, the lanes, an outbox record, an index, the sequence counter, a key
+    file, the marker) truncated, or replaced by any JSON, or one of its fields replaced by any JSON value:
+    every call of the store API succeeds or raises a KeyscopeError (nothing raw), and the file is left as
+    it was."""
+    root = tmp_path / f"store-{time.monotonic_ns()}"
+    store = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    signer = LocalSigner(bytes(31) + b"\x07")  # fixed: the same files (names) in every example
+    grant = make_grant(key=signer.address)
+    store.put_key(signer)
+    store.put_grant(grant)
+    lease = store.lease_lane(ACCOUNT, grant.session_id, "w", 3600)
+    store.record_intent("i", ACCOUNT, grant.session_id, lease.lane, make_op(1), h(1), lease=lease)
+    store.record_intent("j", ACCOUNT, grant.session_id, 1, make_op(2), h(2))
+    store.mark_failed(h(2), "refused")
+    store.close()
+
+    files = sorted(p for p in root.rglob("*.json") if p.is_file())
+    victim = data.draw(st.sampled_from(files), label="file")
+    original = victim.read_bytes()
+    how = data.draw(st.sampled_from(["truncate", "replace", "field"]), label="how")
+    if how == "truncate":
+        damaged = original[: data.draw(st.integers(0, 2**16), label="keep") % len(original)]
+    elif how == "replace":
+        damaged = json.dumps(data.draw(_JSON, label="json")).encode()
+    else:
+        doc = json.loads(original)
+        field_name = data.draw(st.sampled_from(sorted(doc)), label="field")
+        doc[field_name] = data.draw(_JSON, label="value")
+        damaged = json.dumps(doc).encode()
+    victim.write_bytes(damaged)
+
+    calls: list[Any] = [
+        lambda s: s.get_key(signer.address),
+        lambda s: s.list_keys(),
+        lambda s: s.get_grant(grant.session_id),
+        lambda s: s.list_grants(),
+        lambda s: s.list_grants(active_only=True),
+        lambda s: s.is_revoked(grant.session_id),
+        lambda s: s.mark_revoked(grant.session_id),
+        lambda s: s.put_grant(grant),
+        lambda s: s.renew_lease(lease, 60),
+        lambda s: s.lease_lane(ACCOUNT, grant.session_id, "v", 60),
+        lambda s: s.release_lease(lease),
+        lambda s: s.get_by_intent("i"),
+        lambda s: s.get_by_hash(h(1)),
+        lambda s: s.pending(),
+        lambda s: s.list_outbox(),
+        lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
+        lambda s: s.record_intent("l", ACCOUNT, grant.session_id, 1, make_op(2, call_data=b"\x02"), h(4)),
+        lambda s: s.mark_sent(h(1)),
+        lambda s: s.mark_included(h(2), h(50), True),
+        lambda s: s.mark_failed(h(1), "x"),
+        lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
+    ]
+    try:
+        reopened = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    except KeyscopeError:
+        assert victim.read_bytes() == damaged
+        return
+    try:
+        for call in calls:
+            with contextlib.suppress(KeyscopeError):
+                call(reopened)
+    finally:
+        reopened.close()
+
+
 def test_grants_round_trip_and_list(store: SessionStore) -> None:
     first, second = make_grant(salt=1), make_grant(salt=2, how="onchain")
     elsewhere = make_grant(account=OTHER_ACCOUNT)

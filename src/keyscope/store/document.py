@@ -114,6 +114,9 @@ class DocumentStore(SessionStore):
             grant = SessionGrant.model_validate(doc["grant"])
             if not isinstance(doc["revoked"], bool) or not isinstance(doc["enabled"], bool):
                 raise TypeError("the revoked and enabled flags must be booleans")
+            created = doc["created_at"]
+            if isinstance(created, bool) or not isinstance(created, (int, float)):
+                raise TypeError(f"created_at {created!r} is not a time")
         except Exception as exc:
             raise corrupted(self._docs.where(GRANT, name), exc) from None
         if "0x" + grant.session_id.hex() != name:
@@ -166,7 +169,7 @@ class DocumentStore(SessionStore):
                     continue
                 if active_only and not grant_is_active(grant, doc["revoked"], now):
                     continue
-                found.append((float(doc.get("created_at", 0.0)), name, grant))
+                found.append((float(doc["created_at"]), name, grant))
         return [grant for _, _, grant in sorted(found, key=lambda item: (item[0], item[1]))]
 
     def _set_flag(self, session_id: str, flag: str) -> None:
@@ -387,8 +390,7 @@ class DocumentStore(SessionStore):
             if existing is not None:
                 return self._parse_record(existing, name)
             self._claim(entry, lease)
-            meta = self._read(META, "outbox-seq") or {"next": 1}
-            seq = int(meta["next"])
+            seq = self._next_seq()
             self._docs.write(META, "outbox-seq", {"next": seq + 1})
             now = time.time()
             doc: dict[str, Any] = {
@@ -402,6 +404,16 @@ class DocumentStore(SessionStore):
                 **self._operation_fields(entry, now),
             }
             return self._write_operation(name, doc)
+
+    def _next_seq(self) -> int:
+        """The outbox's next sequence number (under the lock)."""
+        meta = self._read(META, "outbox-seq")
+        if meta is None:
+            return 1
+        seq = meta.get("next")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise corrupted(self._docs.where(META, "outbox-seq"), f"next sequence number {seq!r}")
+        return seq
 
     def _rebuild_intent(self, entry: NewOperation, displaced: str, lease: Lease) -> OutboxRecord:
         name = self._intent_name(entry.intent_id)
