@@ -751,6 +751,84 @@ def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, 
         reopened.close()
 
 
+_SQL_COLUMNS = {
+    "keyscope_outbox": [
+        "intent_id", "user_op_hash", "account", "session_id", "lane", "op_json", "state", "attempts", "created_at",
+        "updated_at", "sent_at", "finished_at", "tx_hash", "success", "error", "nonce", "rebuilds", "displaced",
+    ],
+    "keyscope_grants": [
+        "account", "session_key", "valid_after", "valid_until", "grant_json", "revoked", "enabled", "created_at",
+    ],
+    "keyscope_lanes": ["lane", "worker_id", "lease_id", "expires_at", "leased_at"],
+    "keyscope_keys": ["label", "sealed", "created_at"],
+}  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    value=st.none()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.binary(max_size=10),
+)
+def test_any_damage_to_a_sqlite_column_gives_a_keyscope_error(
+    tmp_path: Path, data: st.DataObject, value: Any
+) -> None:
+    """SQLite keeps any value in any column: one column of one table overwritten with any value (an integer
+    where the sealed key was, text where a lane number was...). Every call of the store API succeeds or
+    raises a KeyscopeError: nothing raw, and no allocation sized by the damage."""
+    path = tmp_path / f"store-{time.monotonic_ns()}.db"
+    url = f"sqlite:///{path}"
+    store = SqlStore(url, kek=KEK)
+    signer = LocalSigner(bytes(31) + b"\x07")
+    grant = make_grant(key=signer.address)
+    store.put_key(signer)
+    store.put_grant(grant)
+    lease = store.lease_lane(ACCOUNT, grant.session_id, "w", 3600)
+    store.record_intent("i", ACCOUNT, grant.session_id, lease.lane, make_op(1), h(1), lease=lease)
+    store.record_intent("j", ACCOUNT, grant.session_id, 1, make_op(2), h(2))
+    store.mark_failed(h(2), "refused")
+    store.close()
+    table = data.draw(st.sampled_from(sorted(_SQL_COLUMNS)), label="table")
+    column = data.draw(st.sampled_from(_SQL_COLUMNS[table]), label="column")
+    with sqlite3.connect(path) as conn:
+        try:
+            conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
+        except sqlite3.IntegrityError:
+            return  # NOT NULL, a unique key or the nonce trigger: the database refuses that damage itself
+    calls: list[Any] = [
+        lambda s: s.get_key(signer.address),
+        lambda s: s.list_keys(),
+        lambda s: s.get_grant(grant.session_id),
+        lambda s: s.list_grants(),
+        lambda s: s.list_grants(active_only=True),
+        lambda s: s.is_revoked(grant.session_id),
+        lambda s: s.mark_revoked(grant.session_id),
+        lambda s: s.put_grant(grant),
+        lambda s: s.renew_lease(lease, 60),
+        lambda s: s.lease_lane(ACCOUNT, grant.session_id, "v", 60),
+        lambda s: s.release_lease(lease),
+        lambda s: s.get_by_intent("i"),
+        lambda s: s.get_by_hash(h(1)),
+        lambda s: s.pending(),
+        lambda s: s.list_outbox(),
+        lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
+        lambda s: s.mark_sent(h(1)),
+        lambda s: s.mark_included(h(2), h(50), True),
+        lambda s: s.mark_failed(h(1), "x"),
+        lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
+    ]
+    reopened = SqlStore(url, kek=KEK)
+    try:
+        for call in calls:
+            with contextlib.suppress(KeyscopeError):
+                call(reopened)
+    finally:
+        reopened.close()
+
+
 def test_grants_round_trip_and_list(store: SessionStore) -> None:
     first, second = make_grant(salt=1), make_grant(salt=2, how="onchain")
     elsewhere = make_grant(account=OTHER_ACCOUNT)

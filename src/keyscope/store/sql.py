@@ -500,6 +500,8 @@ class SqlStore(SessionStore):
         if sealed is None:
             raise SessionStoreError(f"no key for {name} in {self.url}: store it with put_key first")
         where = f"row address={name} of table keyscope_keys in {self.url}"
+        if not isinstance(sealed, (bytes, bytearray, memoryview)):  # SQLite keeps any type in any column
+            raise _corrupted(where, f"sealed is a {type(sealed).__name__}, not bytes")
         raw = kek.open(bytes(sealed), bytes.fromhex(name[2:]))
         if raw is None:
             raise _corrupted(
@@ -532,7 +534,17 @@ class SqlStore(SessionStore):
             keys.c.created_at, keys.c.address
         )
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
-        return [KeyInfo(row.address, row.label, float(row.created_at)) for row in rows]
+        infos = []
+        for row in rows:
+            created, label = row.created_at, row.label
+            if isinstance(created, bool) or not isinstance(created, (int, float)):
+                where = f"row address={row.address} of table keyscope_keys in {self.url}"
+                raise _corrupted(where, f"created_at {created!r} is not a time")
+            if label is not None and not isinstance(label, str):
+                where = f"row address={row.address} of table keyscope_keys in {self.url}"
+                raise _corrupted(where, f"label {label!r} is not text")
+            infos.append(KeyInfo(row.address, label, float(created)))
+        return infos
 
     # -- grants ----------------------------------------------------------------------------------------
 
@@ -674,10 +686,10 @@ class SqlStore(SessionStore):
                         session_id,
                         candidate.worker_id,
                     )
-                lane = int(candidate.lane)
+                lane = self._lane_number(candidate.lane, account, session_id)
             else:
                 top = conn.execute(select(func.max(lanes.c.lane)).where(mine)).scalar_one_or_none()
-                lane = 0 if top is None else int(top) + 1
+                lane = 0 if top is None else self._lane_number(top, account, session_id) + 1
                 conn.execute(
                     insert(lanes).values(account=account, session_id=session_id, lane=lane, **values)
                 )
@@ -690,6 +702,13 @@ class SqlStore(SessionStore):
         raise StoreLockedError(
             f"could not lease a lane of {account}/{session_id} in {self.url}: too much contention; retry"
         )
+
+    def _lane_number(self, value: Any, account: str, session_id: str) -> int:
+        """A lane number read from the lanes table; a corrupted row when it is not one the store writes."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31 - 1:
+            where = f"a row of {account}/{session_id} in table keyscope_lanes of {self.url}"
+            raise _corrupted(where, f"lane {value!r} is not a lane number")
+        return value
 
     def _lease_row(self, lease: Lease) -> Any:
         """The lane row while ``lease`` holds it (its fencing token is the row's ``lease_id``)."""
