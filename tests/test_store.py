@@ -1418,6 +1418,34 @@ def test_a_file_store_written_before_the_nonce_index_gets_it_when_opened(tmp_pat
     assert again.record_intent("reuse", ACCOUNT, SESSION, 0, make_op(2, call_data=b"\x01"), h(4)).lane == 0
 
 
+def test_a_file_store_writer_older_than_the_nonce_index_cannot_slip_a_nonce_past_it(tmp_path: Path) -> None:
+    """A keyscope from before the nonce index, still running on a file store a newer one also writes:
+    its records enter no index (it only moves the sequence counter, and writes the record and its hash
+    entry). The newer writer notices the counter moved without the index and indexes those records before it
+    records: a second live operation with the nonce is refused."""
+    import hashlib
+
+    root = tmp_path / "store"
+    store = open_store(root)
+    store.record_intent("new-1", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    # what the older keyscope writes for its record (seq 2, nonce 7): counter, hash entry, record
+    op = make_op(7, call_data=b"\x07")
+    name = hashlib.sha256(b"old-writer").hexdigest()
+    (root / "meta" / "outbox-seq.json").write_text(json.dumps({"next": 3}))
+    (root / "hashes" / f"{h(7)}.json").write_text(json.dumps({"intent": name}))
+    doc = {
+        "seq": 2, "intent_id": "old-writer", "account": ACCOUNT, "session_id": SESSION, "lane": 0,
+        "op": op.to_rpc(), "user_op_hash": h(7), "state": "built", "attempts": 0, "created_at": 2.0,
+        "updated_at": 2.0, "sent_at": None, "finished_at": None, "tx_hash": None, "success": None, "error": None,
+    }  # fmt: skip
+    (root / "outbox" / f"{name}.json").write_text(json.dumps(doc))
+    with pytest.raises(NonceTakenError, match="'old-writer'"):
+        store.record_intent("new-2", ACCOUNT, SESSION, 0, make_op(7, call_data=b"\x08"), h(8))
+    assert [r.intent_id for r in store.pending()] == ["new-1", "old-writer"]
+    assert store.record_intent("new-3", ACCOUNT, SESSION, 0, make_op(8), h(9)).intent_id == "new-3"
+    assert json.loads((root / "meta" / "outbox-seq.json").read_text()) == {"next": 4, "indexed": 4}
+
+
 def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:
     sql_backend.open().close()
     sql_backend.execute(
