@@ -1530,6 +1530,23 @@ def test_postgres_store_reports_an_unreachable_server(postgres_server: PostgresS
     assert isinstance(info.value, KeyscopeError)
 
 
+def test_a_statement_postgres_refuses_is_not_reported_as_an_unreachable_server(
+    postgres_server: PostgresServer,
+) -> None:
+    """The server is up and answers, but refuses the statement (here: a table dropped behind the store's
+    back): the error says so, not "check the server is running", and is not retried."""
+    backend = Backend("postgresql", postgres_server.create_schema(), Path("."), postgres_server)
+    store = backend.open()
+    try:
+        backend.execute("DROP TABLE keyscope_lanes")
+        started = time.monotonic()
+        with pytest.raises(SessionStoreError, match=r"refused the operation: .*keyscope_lanes") as info:
+            store.lease_lane(ACCOUNT, SESSION, "w", 60)
+        assert "running" not in str(info.value) and time.monotonic() - started < 5
+    finally:
+        backend.close_all()
+
+
 def test_throwaway_postgres_cleans_up_and_explains_missing_binaries(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="apt-get install postgresql"):
         find_postgres_binaries(tmp_path)

@@ -160,6 +160,11 @@ class _Postgres(_Dialect):
         )
 
     def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
+        if not self.transient(exc):  # the server answered and refused this statement
+            return SessionStoreError(
+                f"PostgreSQL at {url} refused the operation: {_first_line(exc)}; check the database and its "
+                "keyscope tables (nothing was written)"
+            )
         return SessionStoreError(
             f"PostgreSQL at {url}: {_first_line(exc)}; check the server is running and reachable. "
             "Every store "
