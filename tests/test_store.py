@@ -375,6 +375,13 @@ def test_malformed_database_urls_are_refused_with_keyscope_errors(
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 
+@pytest.mark.parametrize("retry", ["15", -1, float("nan"), float("inf"), None])
+def test_a_bad_retry_time_is_refused_when_the_store_opens(tmp_path: Path, retry: Any) -> None:
+    with pytest.raises(BadInputError, match="retry_seconds"):
+        SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=retry)
+    assert list(tmp_path.iterdir()) == []
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     tail=st.text(alphabet=st.sampled_from("ab.-_%?#&=:@[]/ \x00é0"), max_size=24).filter(

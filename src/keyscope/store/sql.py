@@ -329,6 +329,14 @@ class SqlStore(SessionStore):
             raise BadInputError("give either passphrase or kek, not both")
         if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
             raise BadInputError("the passphrase must be a non-empty string")
+        if (
+            isinstance(retry_seconds, bool)
+            or not isinstance(retry_seconds, (int, float))
+            or not 0 <= retry_seconds < float("inf")
+        ):
+            raise BadInputError(
+                f"retry_seconds must be a finite number of seconds >= 0, got {retry_seconds!r}"
+            )
         parsed, self._dialect = _normalize_url(url)
         # messages show the URL as it was given (without the driver added here), its password hidden
         self.url = _parse_url(url).render_as_string(hide_password=True)
