@@ -8,6 +8,7 @@ corruption tests run on the three persistent backends.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -670,6 +671,31 @@ def test_a_corrupted_outbox_record_gives_a_clear_error(persistent: Backend) -> N
         persistent.open().get_by_intent("intent-1")
     assert where in str(info.value)
     assert persistent.snapshot() == before
+
+
+def test_pending_reports_a_corrupted_record_and_lists_the_others_when_asked(persistent: Backend) -> None:
+    """One unreadable record must not hide every other unfinished one from a worker adopting a lane: with
+    ``on_corrupt`` it is reported and left out; its nonce stays taken (recording over it fails, naming it)."""
+    store = persistent.open()
+    store.record_intent("intent-1", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    store.record_intent("intent-2", ACCOUNT, SESSION, 1, make_op(2), h(2))
+    if persistent.kind == "file":
+        name = hashlib.sha256(b"intent-1").hexdigest()
+        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text('{"op": ')
+    else:
+        name = "intent-1"
+        persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "[]", "intent-1")
+    again = persistent.open()
+    with pytest.raises(SessionStoreError, match="corrupted"):
+        again.pending()
+    reported: list[tuple[str, SessionStoreError]] = []
+    assert [r.intent_id for r in again.pending(on_corrupt=lambda n, e: reported.append((n, e)))] == [
+        "intent-2"
+    ]
+    assert [n for n, _ in reported] == [name] and "corrupted" in str(reported[0][1])
+    with pytest.raises(SessionStoreError, match="corrupted"):
+        again.record_intent("over-it", ACCOUNT, SESSION, 0, make_op(1, call_data=b"\x01"), h(3))
+    assert again.get_by_intent("over-it") is None
 
 
 # --------------------------------------------------------------------------------------------------

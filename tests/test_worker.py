@@ -9,6 +9,7 @@ made exactly as a worker makes it: built and signed by a ``SessionAccount``, rec
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -272,6 +273,21 @@ def test_an_operation_is_not_sent_again_once_its_session_is_revoked_in_the_store
     assert final.state is OutboxState.FAILED and final.attempts == 0
     assert final.user_op_hash == orphan.user_op_hash
     assert nft.balanceOf(user.account) == 2
+
+
+def test_one_unreadable_outbox_record_does_not_stop_other_sessions(net, harness, db, store, nft, events):
+    """A record of one session damaged in the database (its operation unreadable). A new lane of another
+    session is adopted from a read of the unfinished records: that read leaves the damaged one out (with a
+    warning) instead of failing, so the other session's operation is sent and lands."""
+    damaged = User(net, harness, store, nft)
+    other = User(net, harness, store, nft)
+    dead_worker_records(store, net, damaged, "orphan")
+    with sqlite3.connect(db[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE keyscope_outbox SET op_json = '{' WHERE intent_id = 'orphan'")
+    with worker(store, net) as w:
+        final = w.send("other-1", other.session_id, other.mint()).wait(30)
+    assert final.state is OutboxState.INCLUDED
+    assert nft.balanceOf(other.account) == 1
 
 
 def test_a_session_revoked_on_chain_is_refused_and_marked_in_the_store(net, store, user):

@@ -432,7 +432,8 @@ def check_limit(limit: object) -> int:
 
 
 OnCorrupt = Callable[[str, SessionStoreError], None]
-"""What :meth:`SessionStore.list_grants` tells of a grant it cannot read: its session id or name, and the error."""
+"""What :meth:`SessionStore.list_grants` and :meth:`SessionStore.pending` tell of a record they cannot read: its
+session id, intent id or name, and the error."""
 
 
 def now_or(now: float | None) -> float:
@@ -704,10 +705,18 @@ class SessionStore(abc.ABC):
         """The record of the operation with this (normalised) hash, or None."""
 
     @abc.abstractmethod
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         """Built or sent records, oldest first: what a recovering worker must finish.
 
-        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``.
+        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``. A record that
+        cannot be read raises :class:`~keyscope.errors.SessionStoreError`; with ``on_corrupt``, it is passed
+        to ``on_corrupt(its intent id or name, error)`` instead and the listing goes on.
         """
 
     def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:

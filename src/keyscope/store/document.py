@@ -292,14 +292,20 @@ class DocumentStore(SessionStore):
     def _outbox_docs(self) -> Iterator[tuple[int, OutboxRecord]]:
         """(sequence number, record) of every outbox record."""
         for name in self._docs.names(OUTBOX):
-            doc = self._read(OUTBOX, name)
-            if doc is None:
-                continue
-            record = self._parse_record(doc, name)
-            seq = doc.get("seq")
-            if isinstance(seq, bool) or not isinstance(seq, int):
-                raise corrupted(self._docs.where(OUTBOX, name), f"sequence number {seq!r}")
-            yield seq, record
+            found = self._outbox_doc(name)
+            if found is not None:
+                yield found
+
+    def _outbox_doc(self, name: str) -> tuple[int, OutboxRecord] | None:
+        """(sequence number, record) of the outbox record ``name``; None when it is gone."""
+        doc = self._read(OUTBOX, name)
+        if doc is None:
+            return None
+        record = self._parse_record(doc, name)
+        seq = doc.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise corrupted(self._docs.where(OUTBOX, name), f"sequence number {seq!r}")
+        return seq, record
 
     # The nonce index: (account, nonce) -> the intent whose record, not failed, has that nonce. An entry is
     # only believed when that record still has the nonce and is not failed, so an entry left behind (a crash
@@ -528,14 +534,28 @@ class DocumentStore(SessionStore):
         with self._locked():
             return self._by_hash(op_hash)
 
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         cutoff = pending_cutoff(older_than, now_or(now))
+        rows = []
         with self._locked():
-            rows = [
-                (seq, record)
-                for seq, record in self._outbox_docs()
-                if record.is_pending and (cutoff is None or record.updated_at <= cutoff)
-            ]
+            for name in self._docs.names(OUTBOX):
+                try:
+                    found = self._outbox_doc(name)
+                except SessionStoreError as error:
+                    if on_corrupt is None:
+                        raise
+                    on_corrupt(name, error)
+                    continue
+                if found is None or not found[1].is_pending:
+                    continue
+                if cutoff is None or found[1].updated_at <= cutoff:
+                    rows.append(found)
         return [record for _, record in sorted(rows, key=lambda item: item[0])]
 
     def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:

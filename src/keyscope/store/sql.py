@@ -957,7 +957,13 @@ class SqlStore(SessionStore):
             lambda conn: self._select_record(conn, outbox.c.user_op_hash == op_hash), write=False
         )
 
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         outbox = self._t.outbox
 
         def work(conn: Connection) -> list[Any]:
@@ -968,7 +974,15 @@ class SqlStore(SessionStore):
                 query = query.where(outbox.c.updated_at <= cutoff)
             return list(conn.execute(query).all())
 
-        return [self._record(row) for row in self._run(work, write=False)]
+        found = []
+        for row in self._run(work, write=False):
+            try:
+                found.append(self._record(row))
+            except SessionStoreError as error:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(str(row.intent_id), error)
+        return found
 
     def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
         outbox = self._t.outbox
