@@ -364,6 +364,8 @@ def test_open_store_refuses_bad_arguments(
     [
         ("postgresql://app@db.example:not-a-port/keyscope", "not a database URL"),
         ("postgresql://app@[::1/keyscope", "not a database URL"),
+        ("postgresql://app@127.0.0.1:99999/keyscope", "a port is a number"),
+        ("postgresql://app@127.0.0.1:0/keyscope", "a port is a number"),
         ("sqlite:///{tmp}/a%00b.db", "NUL"),
         ("sqlite:///{tmp}/s.db?mode=ro", "carries options"),
     ],

@@ -209,6 +209,9 @@ def _normalize_url(url: str) -> tuple[URL, _Dialect]:
             )
         return parsed.set(drivername="sqlite+pysqlite"), _Dialect()
     if backend in ("postgresql", "postgres"):
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            # the driver would call it a connection failure, retried for retry_seconds
+            raise BadInputError(f"{url!r} names port {parsed.port}: a port is a number from 1 to 65535")
         return parsed.set(drivername="postgresql+psycopg"), _Postgres()
     raise BadInputError(f"unsupported database {backend!r} in {url!r}: use sqlite or postgresql")
 
