@@ -7,6 +7,8 @@ corruption tests run on the three persistent backends.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -21,7 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.errors import (
@@ -357,6 +359,54 @@ def test_open_store_refuses_bad_arguments(
         open_store(url.format(tmp=tmp_path), **secret)
 
 
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("postgresql://app@db.example:not-a-port/keyscope", "not a database URL"),
+        ("postgresql://app@[::1/keyscope", "not a database URL"),
+        ("postgresql://app@127.0.0.1:99999/keyscope", "a port is a number"),
+        ("postgresql://app@127.0.0.1:0/keyscope", "a port is a number"),
+        ("sqlite:///{tmp}/a%00b.db", "NUL"),
+        ("sqlite:///{tmp}/s.db?mode=ro", "carries options"),
+    ],
+)
+def test_malformed_database_urls_are_refused_with_keyscope_errors(
+    tmp_path: Path, url: str, needle: str
+) -> None:
+    with pytest.raises(BadInputError, match=needle):
+        open_store(url.format(tmp=tmp_path), kek=KEK)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+@pytest.mark.parametrize("retry", ["15", -1, float("nan"), float("inf"), None])
+def test_a_bad_retry_time_is_refused_when_the_store_opens(tmp_path: Path, retry: Any) -> None:
+    with pytest.raises(BadInputError, match="retry_seconds"):
+        SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=retry)
+    assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tail=st.text(alphabet=st.sampled_from("ab.-_%?#&=:@[]/ \x00é0"), max_size=24).filter(
+        lambda t: ".." not in t
+    ),
+    port=st.text(alphabet=st.sampled_from("0123456789:abc-[] %"), max_size=8),
+)
+@example(tail="@.", port="")  # PostgreSQL host "." (like "db..example"): no IDNA name to look up
+def test_any_database_url_opens_a_store_or_fails_with_a_keyscope_error(
+    tmp_path: Path, tail: str, port: str
+) -> None:
+    """Whatever follows ``sqlite:///`` (a path in a fresh folder) or sits in a PostgreSQL URL's port: the
+    store opens, or the error derives from keyscope's root (never a parser's ValueError). The PostgreSQL
+    ports here are never a live server's: not all digits, or a closed one."""
+    folder = tmp_path / f"case-{time.monotonic_ns()}"
+    folder.mkdir()
+    closed = port if not port.isdigit() else "1"
+    for url in (f"sqlite:///{folder}/{tail}", f"postgresql://keyscope@127.0.0.1:{closed}/{tail or 'db'}"):
+        with contextlib.suppress(KeyscopeError):
+            SqlStore(url, retry_seconds=0).close()
+
+
 def test_open_store_explains_unusable_places(tmp_path: Path) -> None:
     with pytest.raises(SessionStoreError, match="does not exist"):
         open_store(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
@@ -494,6 +544,54 @@ def test_sql_kek_from_raw_bytes_or_passphrase(sql_backend: Backend, first: str) 
     assert sql_backend.open(**right).get_key(signer.address).address == signer.address
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("kek.scrypt", "scrypt$1000$8$1$" + "00" * 16),  # n not a power of two
+        ("kek.scrypt", "scrypt$-2$8$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1024$0$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1099511627776$8$1$" + "00" * 16),  # no memory bound would do
+        ("kek.scrypt", "scrypt$1048576$32$1$" + "00" * 16),
+        ("kek.scrypt", "scrypt$1024$8$1$"),  # no salt
+        ("kek.check", "01abcd"),  # truncated
+    ],
+)
+def test_a_corrupted_key_encryption_row_gives_a_clear_error_and_loses_nothing(
+    sql_backend: Backend, name: str, value: str
+) -> None:
+    """The passphrase's scrypt parameters or the key-encryption key's check value damaged in the database:
+    opening says which row is corrupted (not a hashlib error, not a wrong passphrase) and writes nothing;
+    the keys come back once the row is restored."""
+    signer = LocalSigner.generate()
+    store = sql_backend.open(passphrase=PASSPHRASE)
+    store.put_key(signer)
+    store.close()
+    saved = {row[0]: row[1] for row in sql_backend.rows()["keyscope_meta"]}
+    sql_backend.execute("UPDATE keyscope_meta SET value = %s WHERE name = %s", value, name)
+    before = sql_backend.snapshot()
+    with pytest.raises(
+        SessionStoreError, match=f"name='{name}' of table keyscope_meta .* is corrupted"
+    ) as info:
+        sql_backend.open(passphrase=PASSPHRASE)
+    assert not isinstance(info.value, WrongPassphraseError)
+    assert sql_backend.snapshot() == before
+    sql_backend.execute("UPDATE keyscope_meta SET value = %s WHERE name = %s", saved[name], name)
+    assert sql_backend.open(passphrase=PASSPHRASE).get_key(signer.address).address == signer.address
+
+
+@pytest.mark.parametrize("cost", [2**21, 2**40, 3, True, 0])
+def test_an_unusable_scrypt_cost_is_refused_before_anything_is_written(
+    sql_backend: Backend, cost: Any
+) -> None:
+    """A scrypt cost hashlib cannot run (or not a power of two) is refused at once: it is not stored as the
+    database's parameters, which would leave the store unopenable by passphrase."""
+    with pytest.raises(BadInputError, match="scrypt_n"):
+        open_store(sql_backend.url, passphrase=PASSPHRASE, scrypt_n=cost)
+    store = sql_backend.open(passphrase=PASSPHRASE)
+    store.put_key(LocalSigner.generate())
+    assert len(store.list_keys()) == 1
+
+
 def test_a_corrupted_key_gives_a_clear_error_and_is_left_untouched(persistent: Backend) -> None:
     signer, other = LocalSigner.generate(), LocalSigner.generate()
     store = persistent.open()
@@ -577,9 +675,193 @@ def test_a_corrupted_outbox_record_gives_a_clear_error(persistent: Backend) -> N
     assert persistent.snapshot() == before
 
 
+def test_pending_reports_a_corrupted_record_and_lists_the_others_when_asked(persistent: Backend) -> None:
+    """One unreadable record must not hide every other unfinished one from a worker adopting a lane: with
+    ``on_corrupt`` it is reported and left out; its nonce stays taken (recording over it fails, naming it)."""
+    store = persistent.open()
+    store.record_intent("intent-1", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    store.record_intent("intent-2", ACCOUNT, SESSION, 1, make_op(2), h(2))
+    if persistent.kind == "file":
+        name = hashlib.sha256(b"intent-1").hexdigest()
+        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text('{"op": ')
+    else:
+        name = "intent-1"
+        persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "[]", "intent-1")
+    again = persistent.open()
+    with pytest.raises(SessionStoreError, match="corrupted"):
+        again.pending()
+    reported: list[tuple[str, SessionStoreError]] = []
+    assert [r.intent_id for r in again.pending(on_corrupt=lambda n, e: reported.append((n, e)))] == [
+        "intent-2"
+    ]
+    assert [n for n, _ in reported] == [name] and "corrupted" in str(reported[0][1])
+    with pytest.raises(SessionStoreError, match="corrupted"):
+        again.record_intent("over-it", ACCOUNT, SESSION, 0, make_op(1, call_data=b"\x01"), h(3))
+    assert again.get_by_intent("over-it") is None
+
+
 # --------------------------------------------------------------------------------------------------
 # Grants
 # --------------------------------------------------------------------------------------------------
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, data: st.DataObject) -> None:
+    """One file of a file store (a grant, the lanes, an outbox record, an index, the sequence counter, a key
+    file, the marker) truncated, or replaced by any JSON, or one of its fields replaced by any JSON value:
+    every call of the store API succeeds or raises a KeyscopeError (nothing raw), and the file is left as
+    it was."""
+    root = tmp_path / f"store-{time.monotonic_ns()}"
+    store = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    signer = LocalSigner(bytes(31) + b"\x07")  # fixed: the same files (names) in every example
+    grant = make_grant(key=signer.address)
+    store.put_key(signer)
+    store.put_grant(grant)
+    lease = store.lease_lane(ACCOUNT, grant.session_id, "w", 3600)
+    store.record_intent("i", ACCOUNT, grant.session_id, lease.lane, make_op(1), h(1), lease=lease)
+    store.record_intent("j", ACCOUNT, grant.session_id, 1, make_op(2), h(2))
+    store.mark_failed(h(2), "refused")
+    store.close()
+
+    files = sorted(p for p in root.rglob("*.json") if p.is_file())
+    victim = data.draw(st.sampled_from(files), label="file")
+    original = victim.read_bytes()
+    how = data.draw(st.sampled_from(["truncate", "replace", "field"]), label="how")
+    if how == "truncate":
+        damaged = original[: data.draw(st.integers(0, 2**16), label="keep") % len(original)]
+    elif how == "replace":
+        damaged = json.dumps(data.draw(_JSON, label="json")).encode()
+    else:
+        doc = json.loads(original)
+        field_name = data.draw(st.sampled_from(sorted(doc)), label="field")
+        doc[field_name] = data.draw(_JSON, label="value")
+        damaged = json.dumps(doc).encode()
+    victim.write_bytes(damaged)
+
+    calls: list[Any] = [
+        lambda s: s.get_key(signer.address),
+        lambda s: s.list_keys(),
+        lambda s: s.get_grant(grant.session_id),
+        lambda s: s.list_grants(),
+        lambda s: s.list_grants(active_only=True),
+        lambda s: s.is_revoked(grant.session_id),
+        lambda s: s.mark_revoked(grant.session_id),
+        lambda s: s.put_grant(grant),
+        lambda s: s.renew_lease(lease, 60),
+        lambda s: s.lease_lane(ACCOUNT, grant.session_id, "v", 60),
+        lambda s: s.release_lease(lease),
+        lambda s: s.get_by_intent("i"),
+        lambda s: s.get_by_hash(h(1)),
+        lambda s: s.pending(),
+        lambda s: s.list_outbox(),
+        lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
+        lambda s: s.record_intent("l", ACCOUNT, grant.session_id, 1, make_op(2, call_data=b"\x02"), h(4)),
+        lambda s: s.mark_sent(h(1)),
+        lambda s: s.mark_included(h(2), h(50), True),
+        lambda s: s.mark_failed(h(1), "x"),
+        lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
+    ]
+    try:
+        reopened = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    except KeyscopeError:
+        assert victim.read_bytes() == damaged
+        return
+    try:
+        for call in calls:
+            with contextlib.suppress(KeyscopeError):
+                call(reopened)
+    finally:
+        reopened.close()
+
+
+_SQL_COLUMNS = {
+    "keyscope_outbox": [
+        "intent_id", "user_op_hash", "account", "session_id", "lane", "op_json", "state", "attempts", "created_at",
+        "updated_at", "sent_at", "finished_at", "tx_hash", "success", "error", "nonce", "rebuilds", "displaced",
+    ],
+    "keyscope_grants": [
+        "account", "session_key", "valid_after", "valid_until", "grant_json", "revoked", "enabled", "created_at",
+    ],
+    "keyscope_lanes": ["lane", "worker_id", "lease_id", "expires_at", "leased_at"],
+    "keyscope_keys": ["label", "sealed", "created_at"],
+}  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.data(),
+    value=st.none()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=10)
+    | st.binary(max_size=10),
+)
+def test_any_damage_to_a_sqlite_column_gives_a_keyscope_error(
+    tmp_path: Path, data: st.DataObject, value: Any
+) -> None:
+    """SQLite keeps any value in any column: one column of one table overwritten with any value (an integer
+    where the sealed key was, text where a lane number was...). Every call of the store API succeeds or
+    raises a KeyscopeError: nothing raw, and no allocation sized by the damage."""
+    path = tmp_path / f"store-{time.monotonic_ns()}.db"
+    url = f"sqlite:///{path}"
+    store = SqlStore(url, kek=KEK)
+    signer = LocalSigner(bytes(31) + b"\x07")
+    grant = make_grant(key=signer.address)
+    store.put_key(signer)
+    store.put_grant(grant)
+    lease = store.lease_lane(ACCOUNT, grant.session_id, "w", 3600)
+    store.record_intent("i", ACCOUNT, grant.session_id, lease.lane, make_op(1), h(1), lease=lease)
+    store.record_intent("j", ACCOUNT, grant.session_id, 1, make_op(2), h(2))
+    store.mark_failed(h(2), "refused")
+    store.close()
+    table = data.draw(st.sampled_from(sorted(_SQL_COLUMNS)), label="table")
+    column = data.draw(st.sampled_from(_SQL_COLUMNS[table]), label="column")
+    with sqlite3.connect(path) as conn:
+        try:
+            conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
+        except sqlite3.IntegrityError:
+            return  # NOT NULL, a unique key or the nonce trigger: the database refuses that damage itself
+    calls: list[Any] = [
+        lambda s: s.get_key(signer.address),
+        lambda s: s.list_keys(),
+        lambda s: s.get_grant(grant.session_id),
+        lambda s: s.list_grants(),
+        lambda s: s.list_grants(active_only=True),
+        lambda s: s.is_revoked(grant.session_id),
+        lambda s: s.mark_revoked(grant.session_id),
+        lambda s: s.put_grant(grant),
+        lambda s: s.renew_lease(lease, 60),
+        lambda s: s.lease_lane(ACCOUNT, grant.session_id, "v", 60),
+        lambda s: s.release_lease(lease),
+        lambda s: s.get_by_intent("i"),
+        lambda s: s.get_by_hash(h(1)),
+        lambda s: s.pending(),
+        lambda s: s.list_outbox(),
+        lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
+        lambda s: s.mark_sent(h(1)),
+        lambda s: s.mark_included(h(2), h(50), True),
+        lambda s: s.mark_failed(h(1), "x"),
+        lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
+    ]
+    reopened = SqlStore(url, kek=KEK)
+    try:
+        for call in calls:
+            with contextlib.suppress(KeyscopeError):
+                call(reopened)
+    finally:
+        reopened.close()
 
 
 def test_grants_round_trip_and_list(store: SessionStore) -> None:
@@ -710,8 +992,14 @@ def test_an_expired_lease_is_reclaimed(backend: Backend) -> None:
 
 
 def test_lease_bad_input(store: SessionStore) -> None:
-    with pytest.raises(BadInputError, match="ttl_seconds"):
-        store.lease_lane(ACCOUNT, SESSION, "w", 0)
+    for ttl in (
+        0,
+        -1,
+        float("nan"),
+        float("inf"),
+    ):  # an endless lease would never come back from a dead worker
+        with pytest.raises(BadInputError, match="ttl_seconds"):
+            store.lease_lane(ACCOUNT, SESSION, "w", ttl)
     with pytest.raises(BadInputError, match="worker_id"):
         store.lease_lane(ACCOUNT, SESSION, "", 10)
     with pytest.raises(BadInputError, match="session id"):
@@ -845,8 +1133,15 @@ def test_outbox_unknown_and_bad_input(store: SessionStore) -> None:
         store.record_intent("", ACCOUNT, SESSION, 0, make_op(), h(1))
     with pytest.raises(BadInputError, match="intent_id"):
         store.record_intent("x" * 201, ACCOUNT, SESSION, 0, make_op(), h(1))
-    with pytest.raises(BadInputError, match="lane"):
-        store.record_intent("x", ACCOUNT, SESSION, -1, make_op(), h(1))
+    for lane in (
+        -1,
+        2**31,
+        2**63,
+        2**64,
+    ):  # every backend the same (SQLite raised OverflowError, PostgreSQL a
+        with pytest.raises(BadInputError, match="lane must be"):  # server error, the others recorded it)
+            store.record_intent("x", ACCOUNT, SESSION, lane, make_op(), h(1))
+    assert store.get_by_intent("x") is None
     with pytest.raises(BadInputError, match="UserOperation"):
         store.record_intent("x", ACCOUNT, SESSION, 0, make_op().to_rpc(), h(1))  # type: ignore[arg-type]
     with pytest.raises(BadInputError, match="user_op_hash"):
@@ -1029,7 +1324,8 @@ def test_schema_is_versioned_and_migrated_once(sql_backend: Backend) -> None:
 def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backend) -> None:
     """A database left by version 1 of the schema, holding what the unfenced protocol could leave: a failed
     record whose nonce another operation used, and two live records with one nonce. Opening it adds the
-    nonce key; the first of the two keeps the nonce, the later one is left outside the key."""
+    nonce key; the first of the two keeps the nonce, the later one is left outside the key (a marker that is
+    no nonce: since version 3 every record has one)."""
     from sqlalchemy import MetaData, create_engine, insert, inspect
 
     from keyscope.store.migrations import schema_version_table
@@ -1070,7 +1366,7 @@ def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backen
             kept = dict(conn.exec_driver_sql("SELECT intent_id, nonce FROM keyscope_outbox").all())
             indexes = {i["name"] for i in inspect(conn).get_indexes("keyscope_outbox")}
         assert "ux_keyscope_outbox_nonce" in indexes
-        assert kept["live"] == "0x" + (2).to_bytes(32, "big").hex() and kept["live-twin"] is None
+        assert kept["live"] == "0x" + (2).to_bytes(32, "big").hex() and kept["live-twin"] == "none:4"
         assert kept["landed"] and kept["lost-the-race"] and kept["other"]
         # the key now holds: the landed nonce and the live one are taken, the twin can be rebuilt
         for nonce in (1, 2, 3):
@@ -1083,6 +1379,81 @@ def test_a_version_1_store_is_migrated_and_keeps_its_records(sql_backend: Backen
         assert rebuilt.rebuilds == 1 and rebuilt.displaced == (h(4),)
     finally:
         engine.dispose()
+
+
+def _old_writer_insert(conn: Any, intent: str, nonce: int, n: int, state: str = "built") -> None:
+    """Record an operation as a keyscope of schema version 1 does: the version-1 columns only (no nonce)."""
+    from sqlalchemy import MetaData, insert
+
+    from keyscope.store.schema import version_1
+
+    outbox = version_1(MetaData()).outbox
+    op = make_op(nonce, call_data=bytes([n]))
+    conn.execute(
+        insert(outbox).values(
+            intent_id=intent, user_op_hash=h(n), account=ACCOUNT, session_id=SESSION, lane=0,
+            op_json=json.dumps(op.to_rpc()), state=state, attempts=0, created_at=float(n), updated_at=float(n),
+        )
+    )  # fmt: skip
+
+
+def test_a_writer_older_than_the_schema_cannot_record_outside_the_nonce_key(sql_backend: Backend) -> None:
+    """A keyscope of schema version 1 still running after a newer one migrated the store records without a
+    nonce: outside the nonce key, so both versions could record a live operation with one nonce. The
+    database refuses its record (it fails before it sends anything); the newer writer's stands alone."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import IntegrityError
+
+    store = sql_backend.open()
+    engine = create_engine(sql_backend.url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with pytest.raises(IntegrityError, match="nonce"), engine.begin() as conn:
+            _old_writer_insert(conn, "old-writer", 7, 1)
+    finally:
+        engine.dispose()
+    assert store.pending() == [] and store.get_by_intent("old-writer") is None
+    record = store.record_intent("new-writer", ACCOUNT, SESSION, 0, make_op(7), h(2))
+    assert [r.intent_id for r in store.pending()] == [record.intent_id]
+
+
+def test_records_an_older_writer_left_without_a_nonce_get_it_when_the_store_is_migrated(
+    sql_backend: Backend,
+) -> None:
+    """What a version-1 writer recorded into a store already at version 2 (no nonce) enters the nonce key
+    when the store is opened by this keyscope; a record whose nonce another live record has stays outside
+    it, as a version-1 twin did."""
+    from sqlalchemy import create_engine, insert
+
+    from keyscope.store.migrations import MIGRATIONS, schema_version_table
+
+    engine = create_engine(sql_backend.url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            schema_version_table.create(conn)
+            for migration in MIGRATIONS[:2]:  # the store as version 2 left it
+                migration.apply(conn)
+                conn.execute(
+                    insert(schema_version_table).values(
+                        version=migration.version, description=migration.description, applied_at=0.0
+                    )
+                )
+            _old_writer_insert(conn, "old-live", 7, 1, "sent")
+            _old_writer_insert(conn, "old-twin", 7, 2)
+            _old_writer_insert(conn, "old-failed", 8, 3, "failed")
+        store = sql_backend.open()
+        assert isinstance(store, SqlStore) and store.schema_version() == LATEST_VERSION
+        with engine.connect() as conn:
+            kept = dict(conn.exec_driver_sql("SELECT intent_id, nonce FROM keyscope_outbox").all())
+    finally:
+        engine.dispose()
+    assert kept == {
+        "old-live": "0x" + (7).to_bytes(32, "big").hex(),
+        "old-twin": "none:2",
+        "old-failed": "0x" + (8).to_bytes(32, "big").hex(),
+    }
+    with pytest.raises(NonceTakenError, match="'old-live'"):
+        store.record_intent("new", ACCOUNT, SESSION, 0, make_op(7, call_data=b"\x09"), h(9))
+    assert store.record_intent("reuse", ACCOUNT, SESSION, 0, make_op(8, call_data=b"\x09"), h(10)).lane == 0
 
 
 def test_a_file_store_written_before_the_nonce_index_gets_it_when_opened(tmp_path: Path) -> None:
@@ -1099,6 +1470,34 @@ def test_a_file_store_written_before_the_nonce_index_gets_it_when_opened(tmp_pat
     with pytest.raises(NonceTakenError, match="'live'"):
         again.record_intent("twin", ACCOUNT, SESSION, 0, make_op(1, call_data=b"\x01"), h(3))
     assert again.record_intent("reuse", ACCOUNT, SESSION, 0, make_op(2, call_data=b"\x01"), h(4)).lane == 0
+
+
+def test_a_file_store_writer_older_than_the_nonce_index_cannot_slip_a_nonce_past_it(tmp_path: Path) -> None:
+    """A keyscope from before the nonce index, still running on a file store a newer one also writes:
+    its records enter no index (it only moves the sequence counter, and writes the record and its hash
+    entry). The newer writer notices the counter moved without the index and indexes those records before it
+    records: a second live operation with the nonce is refused."""
+    import hashlib
+
+    root = tmp_path / "store"
+    store = open_store(root)
+    store.record_intent("new-1", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    # what the older keyscope writes for its record (seq 2, nonce 7): counter, hash entry, record
+    op = make_op(7, call_data=b"\x07")
+    name = hashlib.sha256(b"old-writer").hexdigest()
+    (root / "meta" / "outbox-seq.json").write_text(json.dumps({"next": 3}))
+    (root / "hashes" / f"{h(7)}.json").write_text(json.dumps({"intent": name}))
+    doc = {
+        "seq": 2, "intent_id": "old-writer", "account": ACCOUNT, "session_id": SESSION, "lane": 0,
+        "op": op.to_rpc(), "user_op_hash": h(7), "state": "built", "attempts": 0, "created_at": 2.0,
+        "updated_at": 2.0, "sent_at": None, "finished_at": None, "tx_hash": None, "success": None, "error": None,
+    }  # fmt: skip
+    (root / "outbox" / f"{name}.json").write_text(json.dumps(doc))
+    with pytest.raises(NonceTakenError, match="'old-writer'"):
+        store.record_intent("new-2", ACCOUNT, SESSION, 0, make_op(7, call_data=b"\x08"), h(8))
+    assert [r.intent_id for r in store.pending()] == ["new-1", "old-writer"]
+    assert store.record_intent("new-3", ACCOUNT, SESSION, 0, make_op(8), h(9)).intent_id == "new-3"
+    assert json.loads((root / "meta" / "outbox-seq.json").read_text()) == {"next": 4, "indexed": 4}
 
 
 def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:
@@ -1170,6 +1569,23 @@ def test_postgres_store_reports_an_unreachable_server(postgres_server: PostgresS
     with pytest.raises(SessionStoreError, match="PostgreSQL at") as info:
         SqlStore(url, retry_seconds=0.5)
     assert isinstance(info.value, KeyscopeError)
+
+
+def test_a_statement_postgres_refuses_is_not_reported_as_an_unreachable_server(
+    postgres_server: PostgresServer,
+) -> None:
+    """The server is up and answers, but refuses the statement (here: a table dropped behind the store's
+    back): the error says so, not "check the server is running", and is not retried."""
+    backend = Backend("postgresql", postgres_server.create_schema(), Path("."), postgres_server)
+    store = backend.open()
+    try:
+        backend.execute("DROP TABLE keyscope_lanes")
+        started = time.monotonic()
+        with pytest.raises(SessionStoreError, match=r"refused the operation: .*keyscope_lanes") as info:
+            store.lease_lane(ACCOUNT, SESSION, "w", 60)
+        assert "running" not in str(info.value) and time.monotonic() - started < 5
+    finally:
+        backend.close_all()
 
 
 def test_throwaway_postgres_cleans_up_and_explains_missing_binaries(tmp_path: Path) -> None:

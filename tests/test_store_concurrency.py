@@ -163,6 +163,42 @@ def record_under_lease(url: str, lease: tuple[Any, ...], start_at: float, give_u
     return recorded
 
 
+def lease_pause_record(
+    url: str, worker: int, rounds: int, ttl: float, start_at: float
+) -> tuple[list[tuple[int, str, float]], list[tuple[int, str, float]]]:
+    """Lease a lane, pause (often past the lease's ``ttl``), record under the lease, give it back half the
+    time; returns (lane, lease id, granted at) per lease and (lane, lease id, created at) per record kept,
+    in the store's clock."""
+    store = _open(url)
+    rng = random.Random(worker)
+    leases, records = [], []
+    try:
+        _wait_until(start_at)
+        for n in range(rounds):
+            lease = store.lease_lane(ACCOUNT, SESSION, f"w{worker}", ttl)
+            leases.append((lease.lane, lease.lease_id, lease.expires_at - ttl))
+            time.sleep(rng.choice([0.0, 0.0, ttl / 10, ttl * 0.7, ttl * 1.4]))
+            op = UserOperation(sender=ACCOUNT, nonce=(lease.lane << 64) | (worker << 16) | n)
+            try:
+                record = store.record_intent(
+                    f"w{worker}-{n}",
+                    ACCOUNT,
+                    SESSION,
+                    lease.lane,
+                    op,
+                    keccak(f"{worker}/{n}".encode()),
+                    lease=lease,
+                )
+                records.append((lease.lane, lease.lease_id, record.created_at))
+            except LeaseLostError:
+                pass
+            if rng.random() < 0.5:
+                store.release_lease(lease)
+    finally:
+        store.close()
+    return leases, records
+
+
 def send_many(url: str, op_hash: str, times: int, start_at: float) -> int:
     """``mark_sent`` the same operation ``times`` times; returns the last attempt count seen."""
     store = _open(url)
@@ -351,6 +387,29 @@ def test_a_paused_lease_holder_writes_nothing_once_its_lane_is_taken(
     assert recorded, "the old holder recorded nothing while its lease held"
     late = [n for n in recorded if f"fenced-{n}" not in seen]
     assert not late, f"{len(late)} records written after the lane was taken over, from {late[0]}"
+
+
+def test_leases_expiring_while_their_holders_pause_fence_every_late_record(
+    pool: ProcessPoolExecutor, url: str
+) -> None:
+    """Workers in separate processes lease lanes with a short time-to-live, pause before recording (often
+    past the lease, so other workers take the lane), record under the lease and sometimes give it back. A
+    record written under a lease must have been written before any later lease of its lane was granted
+    (else a new holder adopting the lane could miss it): checked for every record against every lease."""
+    ttl = 0.15
+    start = _soon()
+    futures = [pool.submit(lease_pause_record, url, w, 25, ttl, start) for w in range(WORKERS)]
+    results = _results(futures)
+    granted = {lease_id: (lane, at) for leases, _ in results for lane, lease_id, at in leases}
+    records = [record for _, kept in results for record in kept]
+    assert records and len(records) < WORKERS * 25  # some recorded, some fenced
+    late = [
+        (lane, lease_id, created, other)
+        for lane, lease_id, created in records
+        for other, (other_lane, at) in granted.items()
+        if other_lane == lane and other != lease_id and granted[lease_id][1] < at < created
+    ]
+    assert not late, f"records written after a later lease of their lane was granted: {late[:3]}"
 
 
 def test_concurrent_sends_count_every_attempt(pool: ProcessPoolExecutor, url: str) -> None:

@@ -9,6 +9,7 @@ made exactly as a worker makes it: built and signed by a ``SessionAccount``, rec
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -229,6 +230,64 @@ def test_a_session_revoked_in_the_store_is_refused_by_every_worker(net, db, stor
     finally:
         other_store.close()
     assert store.get_by_intent("after") is None and store.get_by_intent("after-b") is None
+
+
+def test_a_session_revoked_in_the_store_while_a_send_builds_is_not_sent(net, db, store, user, nft):
+    """The operator revokes the session after the worker read the revoked flag and while it builds and signs
+    (here: at the step hook right before recording). The flag is read again before the first send: the
+    operation is recorded, failed unsent, and never lands."""
+    other_store = open_store(db, kek=KEK)
+
+    def revoke(step: str, intent: str) -> None:
+        if step == "signed" and intent == "raced":
+            other_store.mark_revoked(user.session_id)
+
+    try:
+        with worker(store, net, on_step=revoke) as w:
+            w.send("before", user.session_id, user.mint()).wait(30)
+            final = w.send("raced", user.session_id, user.mint()).wait(30)
+            assert w.drain(5)
+    finally:
+        other_store.close()
+    assert final.state is OutboxState.FAILED and "revoked in the store" in (final.error or "")
+    assert final.attempts == 0 and final.sent_at is None
+    assert nft.balanceOf(user.account) == 1
+
+
+def test_an_operation_is_not_sent_again_once_its_session_is_revoked_in_the_store(net, db, store, user, nft):
+    """A worker that read the session's flag a moment ago (and keeps it for a little while) still reads it
+    again before it sends a recorded operation: one revoked meanwhile is failed, not sent."""
+    other_store = open_store(db, kek=KEK)
+    try:
+        with worker(store, net) as w:
+            w.send("warm-up", user.session_id, user.mint()).wait(30)  # creates the account; holds lane 0
+            dead_worker_records(other_store, net, user, "orphan-1", lane=1)
+            assert w.recover(wait=30).included == ["orphan-1"]  # the flag was read: not revoked
+            orphan = dead_worker_records(other_store, net, user, "orphan-2", lane=2)
+            other_store.mark_revoked(user.session_id)
+            report = w.recover()
+    finally:
+        other_store.close()
+    assert list(report.failed) == ["orphan-2"] and "revoked in the store" in report.failed["orphan-2"]
+    final = store.get_by_intent("orphan-2")
+    assert final.state is OutboxState.FAILED and final.attempts == 0
+    assert final.user_op_hash == orphan.user_op_hash
+    assert nft.balanceOf(user.account) == 2
+
+
+def test_one_unreadable_outbox_record_does_not_stop_other_sessions(net, harness, db, store, nft, events):
+    """A record of one session damaged in the database (its operation unreadable). A new lane of another
+    session is adopted from a read of the unfinished records: that read leaves the damaged one out (with a
+    warning) instead of failing, so the other session's operation is sent and lands."""
+    damaged = User(net, harness, store, nft)
+    other = User(net, harness, store, nft)
+    dead_worker_records(store, net, damaged, "orphan")
+    with sqlite3.connect(db[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE keyscope_outbox SET op_json = '{' WHERE intent_id = 'orphan'")
+    with worker(store, net) as w:
+        final = w.send("other-1", other.session_id, other.mint()).wait(30)
+    assert final.state is OutboxState.INCLUDED
+    assert nft.balanceOf(other.account) == 1
 
 
 def test_a_session_revoked_on_chain_is_refused_and_marked_in_the_store(net, store, user):

@@ -317,6 +317,10 @@ class LanePool:
             self._cond.notify_all()
 
 
+def _skip_corrupt(name: str, error: SessionStoreError) -> None:
+    log.warning("outbox record %s cannot be read, left out of lane adoption: %s", name, error)
+
+
 class PendingSnapshots:
     """The outbox's unfinished records, grouped by lane, read once for many new leases.
 
@@ -348,7 +352,10 @@ class PendingSnapshots:
                     break
                 self._cond.wait()  # a read is running: it may serve (began after moment), else start anew
         try:
-            records = self._store.pending()
+            # a record that cannot be read is left out (and logged): it must not stop every session's new
+            # lanes. Its lane stays safe: its nonce is still taken in the store, so an operation built over
+            # it is refused when recorded (the store names the damaged record then).
+            records = self._store.pending(on_corrupt=_skip_corrupt)
         except BaseException:
             with self._cond:
                 self._reading_since = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -119,8 +120,11 @@ class Prober:
 
     # -- the whole probe ------------------------------------------------------------------------------
 
-    def probe(self, record: OutboxRecord) -> Outcome:
-        """Find out what became of ``record``'s operation; send it again when a bundler may have lost it."""
+    def probe(self, record: OutboxRecord, *, may_send: Callable[[], Outcome | None] | None = None) -> Outcome:
+        """Find out what became of ``record``'s operation; send it again when a bundler may have lost it.
+
+        ``may_send`` is asked right before the operation would be sent again: an outcome it returns is the
+        answer instead (the operation is not sent)."""
         found = self.receipt(record.user_op_hash)
         if found is not None:
             return found
@@ -139,7 +143,10 @@ class Prober:
                 return Outcome(Verdict.WAITING, reason="included, receipt not served yet")
             return Outcome(Verdict.SENT, reason="the bundler holds it")
         settled = self._settle_if_used(record)
-        return settled if settled is not None else self.submit(record)
+        if settled is not None:
+            return settled
+        refused = may_send() if may_send is not None else None
+        return refused if refused is not None else self.submit(record)
 
     def submit(self, record: OutboxRecord) -> Outcome:
         """Send ``record``'s operation (again) exactly as recorded."""

@@ -64,6 +64,10 @@ log = logging.getLogger("keyscope.worker")
 _AUTO: Any = object()
 _MAX_PROBES_PER_ROUND = 64
 _REVOKED_CACHE_SECONDS = 2.0
+_REVOKED_UNSENT = (
+    "the session was revoked in the store: the operation was not sent (again) (if a bundler still holds a copy, "
+    "it may land; revoke on chain to stop it)"
+)
 
 MAX_REBUILDS = 3
 """How many times one intent's operation may be displaced and rebuilt before the intent is failed."""
@@ -488,7 +492,10 @@ class SessionWorker:
                 self.lanes.unreserve(slot)
         self._count("built")
         self._step("recorded", intent)
-        outcome = self.prober.submit(tracked.record)
+        # the session may have been revoked in the store while the operation was built and recorded: the
+        # revoked flag is read again now, right before the first send, and a revoked session's operation is
+        # failed unsent
+        outcome = self._unsent_if_revoked(tracked.record) or self.prober.submit(tracked.record)
         self._count(f"first_{outcome.verdict.value}")
         self._apply(tracked, outcome)
         self._step("sent", intent)
@@ -572,11 +579,13 @@ class SessionWorker:
         except SessionStoreError as exc:
             log.warning("marking session %s revoked in the store: %s", session_id, exc)
 
-    def _revoked_in_store(self, session_id: str) -> bool:
+    def _revoked_in_store(self, session_id: str, *, fresh: bool = False) -> bool:
+        """Whether the session is revoked in the store: read at most every ``_REVOKED_CACHE_SECONDS``, or now
+        with ``fresh``. A store that cannot be read counts as not revoked."""
         now = time.monotonic()
         with self._lock:
             cached = self._revoked.get(session_id)
-        if cached is not None and now - cached[1] < _REVOKED_CACHE_SECONDS:
+        if not fresh and cached is not None and now - cached[1] < _REVOKED_CACHE_SECONDS:
             return cached[0]
         try:
             revoked = self.store.is_revoked(session_id)
@@ -687,7 +696,8 @@ class SessionWorker:
         again: unless it landed, it is failed."""
         record = tracked.record
         if not self._revoked_in_store(record.session_id):
-            return self.prober.probe(record)
+            # the cached answer may be old: the store is read again right before anything is sent
+            return self.prober.probe(record, may_send=lambda: self._unsent_if_revoked(record))
         found = self.prober.receipt(record.user_op_hash)
         if found is not None:
             return found
@@ -697,11 +707,14 @@ class SessionWorker:
             return Outcome(Verdict.WAITING, reason=f"the node cannot be asked: {exc}")
         if used:
             return self.prober.settle_used(record)
-        return Outcome(
-            Verdict.FAILED,
-            reason="the session was revoked in the store: the operation was not sent again (if a bundler still "
-            "holds it, it may land; revoke on chain to stop it)",
-        )
+        return Outcome(Verdict.FAILED, reason=_REVOKED_UNSENT)
+
+    def _unsent_if_revoked(self, record: OutboxRecord) -> Outcome | None:
+        """Right before ``record``'s operation is sent (for the first time or again): FAILED when its session
+        is revoked in the store now (read afresh, not from the cache), else None (send it)."""
+        if self._revoked_in_store(record.session_id, fresh=True):
+            return Outcome(Verdict.FAILED, reason=_REVOKED_UNSENT)
+        return None
 
     # -- displaced operations -------------------------------------------------------------------------------
 
@@ -755,7 +768,7 @@ class SessionWorker:
         if outcome.consumer is not None:
             consumer = outcome.consumer
             self._credit(consumer.user_op_hash, consumer.tx_hash, consumer.success)
-        sent = self.prober.submit(tracked.record)
+        sent = self._unsent_if_revoked(tracked.record) or self.prober.submit(tracked.record)
         self._count(f"first_{sent.verdict.value}")
         self._apply(tracked, sent)
         return True

@@ -36,6 +36,7 @@ methods with values already checked.
 from __future__ import annotations
 
 import abc
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from ..userop import UserOperation
 
 __all__ = [
     "MAX_INTENT_ID",
+    "MAX_LANE",
     "MAX_WORKER_ID",
     "KeyInfo",
     "Lease",
@@ -72,6 +74,10 @@ MAX_INTENT_ID = 200
 
 MAX_WORKER_ID = 200
 """Longest ``worker_id`` (characters) a store accepts."""
+
+MAX_LANE = 2**31 - 1
+"""Highest lane number a store accepts (the SQL stores keep it in a 32-bit integer column; account kinds
+have room for at most 2**32 lanes in the nonce key)."""
 
 
 class OutboxState(str, Enum):
@@ -281,15 +287,21 @@ def check_label(label: object) -> str | None:
 
 def check_ttl(ttl_seconds: object) -> float:
     """Validate a lease time-to-live: a positive number of seconds."""
-    if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float)) or not ttl_seconds > 0:
-        raise BadInputError(f"ttl_seconds must be a positive number of seconds, got {ttl_seconds!r}")
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, (int, float))
+        or not 0 < ttl_seconds < math.inf
+    ):
+        raise BadInputError(f"ttl_seconds must be a positive, finite number of seconds, got {ttl_seconds!r}")
     return float(ttl_seconds)
 
 
 def check_lane(lane: object) -> int:
-    """Validate a lane number: an int >= 0."""
-    if isinstance(lane, bool) or not isinstance(lane, int) or lane < 0:
-        raise BadInputError(f"lane must be an int >= 0 (as lease_lane returns it), got {lane!r}")
+    """Validate a lane number: an int from 0 to :data:`MAX_LANE`."""
+    if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane <= MAX_LANE:
+        raise BadInputError(
+            f"lane must be an int from 0 to {MAX_LANE} (as lease_lane returns it), got {lane!r}"
+        )
     return lane
 
 
@@ -420,7 +432,8 @@ def check_limit(limit: object) -> int:
 
 
 OnCorrupt = Callable[[str, SessionStoreError], None]
-"""What :meth:`SessionStore.list_grants` tells of a grant it cannot read: its session id or name, and the error."""
+"""What :meth:`SessionStore.list_grants` and :meth:`SessionStore.pending` tell of a record they cannot read: its
+session id, intent id or name, and the error."""
 
 
 def now_or(now: float | None) -> float:
@@ -692,10 +705,18 @@ class SessionStore(abc.ABC):
         """The record of the operation with this (normalised) hash, or None."""
 
     @abc.abstractmethod
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         """Built or sent records, oldest first: what a recovering worker must finish.
 
-        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``.
+        ``older_than`` (seconds) keeps those not updated for at least that long before ``now``. A record that
+        cannot be read raises :class:`~keyscope.errors.SessionStoreError`; with ``on_corrupt``, it is passed
+        to ``on_corrupt(its intent id or name, error)`` instead and the listing goes on.
         """
 
     def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:

@@ -17,9 +17,12 @@ from Crypto.Cipher import AES
 
 from ..errors import BadInputError
 
-__all__ = ["KEK_BYTES", "KeyEncryptionKey", "ScryptParams"]
+__all__ = ["KEK_BYTES", "MAX_SCRYPT_N", "KeyEncryptionKey", "ScryptParams"]
 
 KEK_BYTES = 32
+MAX_SCRYPT_N = 2**20
+"""The largest scrypt cost a store derives a key-encryption key with (about 1 GiB of memory at r=8)."""
+_MIN_SALT_BYTES = 8
 _VERSION = b"\x01"
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
@@ -40,8 +43,8 @@ class ScryptParams:
     def new(cls, n: int | None = None) -> ScryptParams:
         """Fresh parameters with a random 16-byte salt."""
         cost = 2**15 if n is None else n
-        if cost < 2 or cost & (cost - 1):
-            raise BadInputError(f"scrypt_n must be a power of two >= 2, got {cost}")
+        if not _power_of_two(cost, MAX_SCRYPT_N):
+            raise BadInputError(f"scrypt_n must be a power of two between 2 and 2**20, got {cost!r}")
         return cls(salt=secrets.token_bytes(16), n=cost)
 
     def encode(self) -> str:
@@ -55,9 +58,30 @@ class ScryptParams:
         if len(parts) != 5 or parts[0] != "scrypt":
             return None
         try:
-            return cls(salt=bytes.fromhex(parts[4]), n=int(parts[1]), r=int(parts[2]), p=int(parts[3]))
+            params = cls(salt=bytes.fromhex(parts[4]), n=int(parts[1]), r=int(parts[2]), p=int(parts[3]))
         except ValueError:
             return None
+        # what new() writes: anything else is damage (and unbounded values would cost unbounded time or memory)
+        if not _power_of_two(params.n, MAX_SCRYPT_N) or not 1 <= params.r <= 32 or not 1 <= params.p <= 16:
+            return None
+        if _scrypt_memory(params) >= 2**31 - 1:  # more than hashlib.scrypt can be given
+            return None
+        return params if len(params.salt) >= _MIN_SALT_BYTES else None
+
+
+def _scrypt_memory(params: ScryptParams) -> int:
+    """The memory bound scrypt with ``params`` is given (what it needs, and a MiB to spare)."""
+    return 128 * params.r * (params.n + params.p + 2) + 1024 * 1024
+
+
+def _power_of_two(value: object, limit: int) -> bool:
+    """Whether ``value`` is an int (not a bool) power of two between 2 and ``limit``."""
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 2 <= value <= limit
+        and not value & (value - 1)
+    )
 
 
 class KeyEncryptionKey:
@@ -80,7 +104,7 @@ class KeyEncryptionKey:
         secret = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
         if not secret:
             raise BadInputError("the passphrase is empty: give a non-empty passphrase")
-        memory = 128 * params.r * (params.n + params.p + 2) + 1024 * 1024
+        memory = _scrypt_memory(params)
         key = hashlib.scrypt(
             secret, salt=params.salt, n=params.n, r=params.r, p=params.p, maxmem=memory, dklen=KEK_BYTES
         )
@@ -111,6 +135,12 @@ class KeyEncryptionKey:
     def check_value(self) -> bytes:
         """A sealed constant that only this KEK opens; stores keep one to recognise their KEK."""
         return self.seal(_CHECK_PLAINTEXT, _CHECK_AAD)
+
+    @staticmethod
+    def well_formed(check_value: bytes) -> bool:
+        """Whether ``check_value`` has the shape :meth:`check_value` gives (whatever the key)."""
+        expected = 1 + _NONCE_BYTES + len(_CHECK_PLAINTEXT) + _TAG_BYTES
+        return len(check_value) == expected and check_value[:1] == _VERSION
 
     def matches(self, check_value: bytes) -> bool:
         """Whether ``check_value`` (from :meth:`check_value`) was made with this KEK."""

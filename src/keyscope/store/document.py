@@ -114,6 +114,9 @@ class DocumentStore(SessionStore):
             grant = SessionGrant.model_validate(doc["grant"])
             if not isinstance(doc["revoked"], bool) or not isinstance(doc["enabled"], bool):
                 raise TypeError("the revoked and enabled flags must be booleans")
+            created = doc["created_at"]
+            if isinstance(created, bool) or not isinstance(created, (int, float)):
+                raise TypeError(f"created_at {created!r} is not a time")
         except Exception as exc:
             raise corrupted(self._docs.where(GRANT, name), exc) from None
         if "0x" + grant.session_id.hex() != name:
@@ -166,7 +169,7 @@ class DocumentStore(SessionStore):
                     continue
                 if active_only and not grant_is_active(grant, doc["revoked"], now):
                     continue
-                found.append((float(doc.get("created_at", 0.0)), name, grant))
+                found.append((float(doc["created_at"]), name, grant))
         return [grant for _, _, grant in sorted(found, key=lambda item: (item[0], item[1]))]
 
     def _set_flag(self, session_id: str, flag: str) -> None:
@@ -289,14 +292,20 @@ class DocumentStore(SessionStore):
     def _outbox_docs(self) -> Iterator[tuple[int, OutboxRecord]]:
         """(sequence number, record) of every outbox record."""
         for name in self._docs.names(OUTBOX):
-            doc = self._read(OUTBOX, name)
-            if doc is None:
-                continue
-            record = self._parse_record(doc, name)
-            seq = doc.get("seq")
-            if isinstance(seq, bool) or not isinstance(seq, int):
-                raise corrupted(self._docs.where(OUTBOX, name), f"sequence number {seq!r}")
-            yield seq, record
+            found = self._outbox_doc(name)
+            if found is not None:
+                yield found
+
+    def _outbox_doc(self, name: str) -> tuple[int, OutboxRecord] | None:
+        """(sequence number, record) of the outbox record ``name``; None when it is gone."""
+        doc = self._read(OUTBOX, name)
+        if doc is None:
+            return None
+        record = self._parse_record(doc, name)
+        seq = doc.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise corrupted(self._docs.where(OUTBOX, name), f"sequence number {seq!r}")
+        return seq, record
 
     # The nonce index: (account, nonce) -> the intent whose record, not failed, has that nonce. An entry is
     # only believed when that record still has the nonce and is not failed, so an entry left behind (a crash
@@ -326,6 +335,13 @@ class DocumentStore(SessionStore):
         """Build the nonce index of a store written before it existed (once; under the lock)."""
         if self._read(META, "nonce-index") is not None:
             return
+        self._add_to_index()
+        self._docs.write(META, "nonce-index", {"version": 1})
+
+    def _add_to_index(self) -> None:
+        """Put every record that is not failed and whose nonce no other record holds into the nonce index
+        (under the lock): a store written before the index existed, or records an older keyscope wrote
+        since (it keeps no index)."""
         for _, record in sorted(self._outbox_docs(), key=lambda item: item[0]):
             if record.state is OutboxState.FAILED:
                 continue
@@ -340,7 +356,6 @@ class DocumentStore(SessionStore):
                     record.intent_id,
                     holder.intent_id,
                 )
-        self._docs.write(META, "nonce-index", {"version": 1})
 
     def _claim(self, entry: NewOperation, lease: Lease | None) -> None:
         """What every write of a new operation checks, in this order: the lease (when given) still holds the
@@ -386,10 +401,9 @@ class DocumentStore(SessionStore):
             existing = self._read(OUTBOX, name)
             if existing is not None:
                 return self._parse_record(existing, name)
+            seq = self._next_seq()
             self._claim(entry, lease)
-            meta = self._read(META, "outbox-seq") or {"next": 1}
-            seq = int(meta["next"])
-            self._docs.write(META, "outbox-seq", {"next": seq + 1})
+            self._docs.write(META, "outbox-seq", {"next": seq + 1, "indexed": seq + 1})
             now = time.time()
             doc: dict[str, Any] = {
                 "seq": seq,
@@ -402,6 +416,21 @@ class DocumentStore(SessionStore):
                 **self._operation_fields(entry, now),
             }
             return self._write_operation(name, doc)
+
+    def _next_seq(self) -> int:
+        """The outbox's next sequence number (under the lock)."""
+        meta = self._read(META, "outbox-seq")
+        if meta is None:
+            return 1
+        seq = meta.get("next")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise corrupted(self._docs.where(META, "outbox-seq"), f"next sequence number {seq!r}")
+        if meta.get("indexed") != seq:
+            # the counter was last moved by a writer that keeps no nonce index (a keyscope from before it,
+            # still running): what it recorded enters the index before anything is claimed against it
+            log.warning("outbox records in %s were written without the nonce index: indexing them", self.url)
+            self._add_to_index()
+        return seq
 
     def _rebuild_intent(self, entry: NewOperation, displaced: str, lease: Lease) -> OutboxRecord:
         name = self._intent_name(entry.intent_id)
@@ -505,14 +534,28 @@ class DocumentStore(SessionStore):
         with self._locked():
             return self._by_hash(op_hash)
 
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         cutoff = pending_cutoff(older_than, now_or(now))
+        rows = []
         with self._locked():
-            rows = [
-                (seq, record)
-                for seq, record in self._outbox_docs()
-                if record.is_pending and (cutoff is None or record.updated_at <= cutoff)
-            ]
+            for name in self._docs.names(OUTBOX):
+                try:
+                    found = self._outbox_doc(name)
+                except SessionStoreError as error:
+                    if on_corrupt is None:
+                        raise
+                    on_corrupt(name, error)
+                    continue
+                if found is None or not found[1].is_pending:
+                    continue
+                if cutoff is None or found[1].updated_at <= cutoff:
+                    rows.append(found)
         return [record for _, record in sorted(rows, key=lambda item: item[0])]
 
     def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:

@@ -9,7 +9,9 @@ Layout::
     outbox/<sha256>.json       one UserOperation record per intent (file named after the intent's hash)
     hashes/<userOpHash>.json   index from an operation's hash to its intent
     nonces/<account>-<nonce>.json  index from an (account, nonce) to the intent whose record has it
-    meta/outbox-seq.json       the outbox's sequence counter (and meta/nonce-index.json: the index is built)
+    meta/outbox-seq.json       the outbox's sequence counter, and up to where the nonce index follows it (a
+                               keyscope from before the index moves the counter alone: its records are then
+                               indexed before the next record); meta/nonce-index.json: the index is built
 
 Every file is written atomically (temporary file, fsync, rename, fsync of the directory) with mode 0600
 in a 0700 directory. Operations take an exclusive ``flock`` on ``.lock`` besides a thread lock, so several

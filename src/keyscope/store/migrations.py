@@ -11,6 +11,13 @@ written before it may hold two records of one account, not failed, with one nonc
 now rules out): the first keeps its nonce in the key and the later ones are left without (NULL, outside
 the key), with a warning naming them. At most one of them can land; the worker that follows another finds it
 displaced and rebuilds it.
+
+Version 3 closes the key to writers that do not know it: a keyscope of schema version 1 still running
+while a newer one migrated the store would record operations without a nonce, outside the key, and so
+record two live operations with one nonce. Every record without a nonce is given its nonce (or, when
+another live record has that nonce or its operation cannot be read, a marker that is no nonce,
+``none:<seq>``), and from then on the database refuses a record without one (``NOT NULL`` on
+PostgreSQL, triggers on SQLite): an older writer's record fails, before it sends anything.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from sqlalchemy.schema import CreateColumn
 
 from ..errors import SessionStoreError
 from .base import nonce_text
-from .schema import LATEST_VERSION, Alteration, version_1, version_2
+from .schema import LATEST_VERSION, NONCE_CLAIMED, Alteration, current, version_1, version_2
 
 __all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate", "schema_version_table"]
 
@@ -126,9 +133,58 @@ def _add_fencing(conn: Connection) -> None:
         index.create(conn)
 
 
+_NO_NONCE = (
+    "keyscope_outbox.nonce is required since schema version 3: this keyscope is older than the store, "
+    "upgrade it"
+)
+
+
+def _require_nonce(conn: Connection) -> None:
+    """Give every record without a nonce its nonce (or a marker outside the key), then refuse records
+    without one."""
+    _, tables = current()
+    outbox = tables.outbox
+    rows = conn.execute(
+        select(outbox.c.seq, outbox.c.account, outbox.c.state, outbox.c.op_json)
+        .where(outbox.c.nonce.is_(None))
+        .order_by(outbox.c.seq)
+    ).all()
+    for row in rows:
+        nonce = _nonce_of(row.op_json)
+        value = f"none:{row.seq}"
+        if nonce is not None:
+            holder = conn.execute(
+                select(outbox.c.seq).where(
+                    outbox.c.account == row.account, outbox.c.nonce == nonce, text(NONCE_CLAIMED)
+                )
+            ).first()
+            if holder is None or row.state == "failed":
+                value = nonce
+            else:
+                log.warning(
+                    "outbox records %d and %d of %s (not failed) have the same nonce %s: record %d is left "
+                    "outside the unique key; at most one of them can land, and the other's worker rebuilds it",
+                    holder.seq,
+                    row.seq,
+                    row.account,
+                    nonce,
+                    row.seq,
+                )
+        conn.execute(update(outbox).where(outbox.c.seq == row.seq).values(nonce=value))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE keyscope_outbox ALTER COLUMN nonce SET NOT NULL")
+        return
+    for name, change in (("insert", "INSERT"), ("update", "UPDATE OF nonce")):
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER keyscope_outbox_nonce_{name} BEFORE {change} ON keyscope_outbox "
+            f"WHEN NEW.nonce IS NULL BEGIN SELECT RAISE(ABORT, '{_NO_NONCE}'); END"
+        )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "keys, grants, nonce lanes and outbox", _create_version_1),
     Migration(2, "the outbox's unique (account, nonce) key, rebuilds and displaced operations", _add_fencing),
+    Migration(3, "every outbox record has a nonce: writers that do not set it are refused", _require_nonce),
 )
 assert MIGRATIONS[-1].version == LATEST_VERSION
 

@@ -163,8 +163,9 @@ def version_2(tables: Tables) -> Alteration:
     return Alteration(outbox, columns, (nonce_key,))
 
 
-LATEST_VERSION = 2
-"""The schema version this code reads and writes."""
+LATEST_VERSION = 3
+"""The schema version this code reads and writes (version 3 changes no table: it makes ``nonce`` required,
+see :mod:`keyscope.store.migrations`)."""
 
 
 def current() -> tuple[MetaData, Tables]:

@@ -160,6 +160,11 @@ class _Postgres(_Dialect):
         )
 
     def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
+        if not self.transient(exc):  # the server answered and refused this statement
+            return SessionStoreError(
+                f"PostgreSQL at {url} refused the operation: {_first_line(exc)}; check the database and its "
+                "keyscope tables (nothing was written)"
+            )
         return SessionStoreError(
             f"PostgreSQL at {url}: {_first_line(exc)}; check the server is running and reachable. "
             "Every store "
@@ -172,13 +177,21 @@ def _first_line(exc: DBAPIError) -> str:
     return (text_.strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _normalize_url(url: str) -> tuple[URL, _Dialect]:
+def _parse_url(url: object) -> URL:
+    """``url`` parsed; :class:`BadInputError` when it is not a database URL (a port that is not a number, an
+    unclosed ``[``, not a string at all)."""
+    if not isinstance(url, str):
+        raise BadInputError(f"a database URL must be a string, got {type(url).__name__}")
     try:
-        parsed = make_url(url)
-    except ArgumentError:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
         raise BadInputError(
-            f"{url!r} is not a database URL: use sqlite:///path.db or postgresql://user@host/db"
+            f"{url!r} is not a database URL ({exc}): use sqlite:///path.db or postgresql://user@host:port/db"
         ) from None
+
+
+def _normalize_url(url: str) -> tuple[URL, _Dialect]:
+    parsed = _parse_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""
@@ -186,8 +199,19 @@ def _normalize_url(url: str) -> tuple[URL, _Dialect]:
             raise BadInputError(
                 f"{url!r} is not a SQLite file: give sqlite:///path.db (use memory:// for a store in memory)"
             )
+        if "\x00" in database:
+            raise BadInputError(f"{url!r} names a file with a NUL character: give sqlite:///path.db")
+        if parsed.query:
+            # pysqlite would ignore most of them (``?mode=ro`` opens the file for writing all the same)
+            raise BadInputError(
+                f"{url!r} carries options ({', '.join(sorted(parsed.query))}): the SQLite store sets its own "
+                "(WAL journal, busy timeout); give sqlite:///path.db"
+            )
         return parsed.set(drivername="sqlite+pysqlite"), _Dialect()
     if backend in ("postgresql", "postgres"):
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            # the driver would call it a connection failure, retried for retry_seconds
+            raise BadInputError(f"{url!r} names port {parsed.port}: a port is a number from 1 to 65535")
         return parsed.set(drivername="postgresql+psycopg"), _Postgres()
     raise BadInputError(f"unsupported database {backend!r} in {url!r}: use sqlite or postgresql")
 
@@ -308,9 +332,17 @@ class SqlStore(SessionStore):
             raise BadInputError("give either passphrase or kek, not both")
         if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
             raise BadInputError("the passphrase must be a non-empty string")
+        if (
+            isinstance(retry_seconds, bool)
+            or not isinstance(retry_seconds, (int, float))
+            or not 0 <= retry_seconds < float("inf")
+        ):
+            raise BadInputError(
+                f"retry_seconds must be a finite number of seconds >= 0, got {retry_seconds!r}"
+            )
         parsed, self._dialect = _normalize_url(url)
         # messages show the URL as it was given (without the driver added here), its password hidden
-        self.url = make_url(url).render_as_string(hide_password=True)
+        self.url = _parse_url(url).render_as_string(hide_password=True)
         self._retry_seconds = retry_seconds
         self._engine = _sqlite_engine(parsed) if self._dialect.name == "sqlite" else _postgres_engine(parsed)
         _, self._t = current()
@@ -332,7 +364,13 @@ class SqlStore(SessionStore):
 
     @contextmanager
     def _tx(self, write: bool) -> Iterator[Connection]:
-        with self._engine.connect() as conn:
+        try:
+            connected = self._engine.connect()
+        except UnicodeError as exc:  # the driver looks the host up by its IDNA name: "db..example" is none
+            raise SessionStoreError(
+                f"store {self.url}: its host name cannot be looked up ({exc}); check the URL"
+            ) from None
+        with connected as conn:
             if write:
                 conn.execution_options(keyscope_write=True)
             with conn.begin():
@@ -418,6 +456,8 @@ class SqlStore(SessionStore):
             check = bytes.fromhex(check_hex)
         except ValueError:
             raise self._corrupted_meta(_KEK_CHECK) from None
+        if not KeyEncryptionKey.well_formed(check):
+            raise self._corrupted_meta(_KEK_CHECK)
         if not kek.matches(check):
             what = "key-encryption key" if raw else "passphrase"
             raise WrongPassphraseError(
@@ -476,6 +516,8 @@ class SqlStore(SessionStore):
         if sealed is None:
             raise SessionStoreError(f"no key for {name} in {self.url}: store it with put_key first")
         where = f"row address={name} of table keyscope_keys in {self.url}"
+        if not isinstance(sealed, (bytes, bytearray, memoryview)):  # SQLite keeps any type in any column
+            raise _corrupted(where, f"sealed is a {type(sealed).__name__}, not bytes")
         raw = kek.open(bytes(sealed), bytes.fromhex(name[2:]))
         if raw is None:
             raise _corrupted(
@@ -508,7 +550,17 @@ class SqlStore(SessionStore):
             keys.c.created_at, keys.c.address
         )
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
-        return [KeyInfo(row.address, row.label, float(row.created_at)) for row in rows]
+        infos = []
+        for row in rows:
+            created, label = row.created_at, row.label
+            if isinstance(created, bool) or not isinstance(created, (int, float)):
+                where = f"row address={row.address} of table keyscope_keys in {self.url}"
+                raise _corrupted(where, f"created_at {created!r} is not a time")
+            if label is not None and not isinstance(label, str):
+                where = f"row address={row.address} of table keyscope_keys in {self.url}"
+                raise _corrupted(where, f"label {label!r} is not text")
+            infos.append(KeyInfo(row.address, label, float(created)))
+        return infos
 
     # -- grants ----------------------------------------------------------------------------------------
 
@@ -650,10 +702,10 @@ class SqlStore(SessionStore):
                         session_id,
                         candidate.worker_id,
                     )
-                lane = int(candidate.lane)
+                lane = self._lane_number(candidate.lane, account, session_id)
             else:
                 top = conn.execute(select(func.max(lanes.c.lane)).where(mine)).scalar_one_or_none()
-                lane = 0 if top is None else int(top) + 1
+                lane = 0 if top is None else self._lane_number(top, account, session_id) + 1
                 conn.execute(
                     insert(lanes).values(account=account, session_id=session_id, lane=lane, **values)
                 )
@@ -666,6 +718,13 @@ class SqlStore(SessionStore):
         raise StoreLockedError(
             f"could not lease a lane of {account}/{session_id} in {self.url}: too much contention; retry"
         )
+
+    def _lane_number(self, value: Any, account: str, session_id: str) -> int:
+        """A lane number read from the lanes table; a corrupted row when it is not one the store writes."""
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31 - 1:
+            where = f"a row of {account}/{session_id} in table keyscope_lanes of {self.url}"
+            raise _corrupted(where, f"lane {value!r} is not a lane number")
+        return value
 
     def _lease_row(self, lease: Lease) -> Any:
         """The lane row while ``lease`` holds it (its fencing token is the row's ``lease_id``)."""
@@ -901,7 +960,13 @@ class SqlStore(SessionStore):
             lambda conn: self._select_record(conn, outbox.c.user_op_hash == op_hash), write=False
         )
 
-    def pending(self, older_than: float | None = None, *, now: float | None = None) -> list[OutboxRecord]:
+    def pending(
+        self,
+        older_than: float | None = None,
+        *,
+        now: float | None = None,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
         outbox = self._t.outbox
 
         def work(conn: Connection) -> list[Any]:
@@ -912,7 +977,15 @@ class SqlStore(SessionStore):
                 query = query.where(outbox.c.updated_at <= cutoff)
             return list(conn.execute(query).all())
 
-        return [self._record(row) for row in self._run(work, write=False)]
+        found = []
+        for row in self._run(work, write=False):
+            try:
+                found.append(self._record(row))
+            except SessionStoreError as error:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(str(row.intent_id), error)
+        return found
 
     def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
         outbox = self._t.outbox
