@@ -875,3 +875,22 @@ def test_fresh_accounts_cannot_draw_more_than_the_total_budget_from_the_deposit(
         assert "the sponsor has 0 wei left of its" in str(info.value)
     assert server.sponsor.ledger.reserved(third.sender) == 0
     assert server.sponsor.ledger.reserved_total() == 2 * budget
+
+
+def test_a_policy_for_any_account_without_a_total_budget_is_warned_about(paymaster, sponsor_key, caplog):
+    def make(**policy: Any) -> None:
+        Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any", **policy),
+        )
+
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        make(budget_wei=ETHER)
+    assert "covers any account with no total_budget_wei" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        make(budget_wei=ETHER, total_budget_wei=10 * ETHER)
+        make(accounts=[paymaster.address])
+    assert caplog.text == ""

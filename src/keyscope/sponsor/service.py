@@ -20,6 +20,7 @@ not refunded to the budget. Restarting the service starts every budget afresh.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,8 @@ DEFAULT_VERIFICATION_GAS_LIMIT = 60_000
 """The paymaster's verification gas limit in stub data (SponsorPaymaster needs about a third of it)."""
 DEFAULT_POST_OP_GAS_LIMIT = 0
 """SponsorPaymaster returns no context, so the EntryPoint never calls its postOp."""
+
+log = logging.getLogger("keyscope.sponsor")
 
 _OP_FIELDS = frozenset(
     name
@@ -212,6 +215,11 @@ class Sponsor:
         self.entry_point = to_address(entry_point, name="entry_point")
         self.policy = policy
         self.ledger = BudgetLedger(policy.budget_wei, policy.total_budget_wei)
+        if policy.accounts == "any" and policy.total_budget_wei is None:
+            log.warning(
+                "the sponsorship policy covers any account with no total_budget_wei: anyone can make fresh "
+                "accounts, each with a full budget, and draw the paymaster's whole deposit; set total_budget_wei"
+            )
         self.valid_after_slack = valid_after_slack
         self.verification_gas_limit = verification_gas_limit
         self.post_op_gas_limit = post_op_gas_limit
