@@ -803,3 +803,94 @@ def test_sponsor_refuses_bad_options(paymaster, sponsor_key):
             valid_after_slack=-1,
         )
     assert to_address(paymaster.address) == paymaster.address
+
+
+# ------------------------------------------------------------------------------------------------------
+# Attack 90: fresh accounts, each with a full budget, and a padded fee paid to the stranger's own bundle
+# ------------------------------------------------------------------------------------------------------
+
+
+def _stranger_op(harness, factory, nft, paymaster: str, owner: LocalSigner, budget: int) -> UserOperation:
+    """A fresh account's first operation (a covered mint), its preVerificationGas padded so that its maximum
+    cost is exactly ``budget``: the EntryPoint charges preVerificationGas in full, whatever ran."""
+    account = harness.counterfactual(owner.address)
+    op = harness.op(
+        account,
+        _mint_call_data(nft, account),
+        factory=factory.address,
+        factory_data=create_account_data(owner.address),
+        verification_gas=400_000,
+        call_gas=200_000,
+    )
+    fee = 50 * 10**9
+    op = op.replace(max_fee_per_gas=fee, max_priority_fee_per_gas=fee)
+    gas = 400_000 + 200_000 + PM_VERIFICATION_GAS
+    return _with_paymaster(op.replace(pre_verification_gas=budget // fee - gas), paymaster)
+
+
+def test_fresh_accounts_cannot_draw_more_than_the_total_budget_from_the_deposit(
+    serve, harness, factory, nft, entry_point, chain_id, paymaster, accounts, chain
+):
+    """Attack 90. The policy sponsors ``"any"`` account with a per-account budget. A stranger makes fresh
+    accounts through the public factory, asks the sponsor to sign each one's first operation (a covered mint)
+    with preVerificationGas and the priority fee padded up to that budget, and submits them in their own
+    ``handleOps`` with themselves as beneficiary: the deposit pays them each account's budget. A per-account
+    budget bounds nothing here; the policy's ``total_budget_wei`` bounds the whole."""
+    budget = ETHER // 10
+    server = serve(
+        SponsorshipPolicy(
+            accounts="any",
+            targets={nft.address: ["safeMint(address)"]},
+            budget_wei=budget,
+            total_budget_wei=2 * budget,
+        )
+    )
+    client = PaymasterClient(server.url)
+    stranger = accounts[9]
+    signed: list[UserOperation] = []
+    for _ in range(2):
+        owner = LocalSigner.generate()
+        op = _stranger_op(harness, factory, nft, paymaster.address, owner, budget)
+        op = client.data(op, entry_point.address, chain_id).apply(op)
+        signed.append(harness.sign_owner(op, owner))
+
+    deposit_before = _deposit(entry_point, paymaster)
+    balance_before = chain.provider.get_balance(stranger.address)
+    receipt = entry_point.handleOps(
+        [op.pack().as_tuple() for op in signed], stranger.address, sender=stranger
+    )
+    paid = deposit_before - _deposit(entry_point, paymaster)
+    gained = chain.provider.get_balance(stranger.address) - balance_before
+    # the stranger's bundle is paid most of each budget and profits well beyond its own transaction fee
+    assert paid > budget, paid
+    assert gained > paid // 2, (gained, paid, receipt.gas_used)
+
+    # a third fresh account: its own budget is untouched, but the total is spent
+    third = _stranger_op(harness, factory, nft, paymaster.address, LocalSigner.generate(), budget)
+    for ask in (client.stub_data, client.data):
+        with pytest.raises(PaymasterError) as info:
+            ask(third, entry_point.address, chain_id)
+        assert info.value.code == BUDGET_EXHAUSTED
+        assert info.value.data["reason"] == "totalBudget"
+        assert "the sponsor has 0 wei left of its" in str(info.value)
+    assert server.sponsor.ledger.reserved(third.sender) == 0
+    assert server.sponsor.ledger.reserved_total() == 2 * budget
+
+
+def test_a_policy_for_any_account_without_a_total_budget_is_warned_about(paymaster, sponsor_key, caplog):
+    def make(**policy: Any) -> None:
+        Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any", **policy),
+        )
+
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        make(budget_wei=ETHER)
+    assert "covers any account with no total_budget_wei" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        make(budget_wei=ETHER, total_budget_wei=10 * ETHER)
+        make(accounts=[paymaster.address])
+    assert caplog.text == ""

@@ -420,3 +420,47 @@ def test_nobody_else_can_revoke_or_invalidate_an_accounts_sessions(
     assert module.isSessionActive(account, session_id)
     assert not module.isSessionRevoked(account, session_id)
     sessions.run(sessions.op(account, session_key, mint(nft, account)))
+
+
+def test_an_erc7715_allowance_cannot_get_an_uncounted_twin_permission(session_key, nft, module, accounts):
+    """Attack 92. A ``wallet_grantPermissions`` request pairs an ``erc20-token-transfer`` allowance (its
+    ``transfer`` counted against 100 units) with a ``contract-call`` of the same token's ``transfer`` and no
+    limit: were both granted, the session key would send the token through the uncounted twin while the page
+    shows an allowance of 100. The SDK refuses the request before any page is shown, and the module refuses a
+    session that repeats a (target, selector) even when the SDK is bypassed."""
+    from keyscope.erc7715.mapping import plan_from_requests
+    from keyscope.errors import BadInputError
+
+    token = nft.address  # any contract: the permission's target is all that matters here
+    base = {
+        "chainId": hex(int(ape.chain.chain_id)),
+        "expiry": 2_000_000_000,
+        "signer": {"type": "key", "data": {"id": session_key.address}},
+    }
+    requests = [
+        {
+            **base,
+            "permission": {"type": "erc20-token-transfer", "data": {"address": token, "allowance": "0x64"}},
+        },
+        {
+            **base,
+            "permission": {
+                "type": "contract-call",
+                "data": {"address": token, "function": "transfer(address to,uint256 amount)"},
+            },
+        },
+    ]
+    plan = plan_from_requests(requests)
+    transfers = [p for p in plan.permissions if p.selector == keccak(b"transfer(address,uint256)")[:4]]
+    assert len(transfers) == 2  # the twin is in the plan ...
+    with pytest.raises(BadInputError, match=r"repeats transfer\(address,uint256\) on .*: merge the two"):
+        plan.session(max_gas_cost=10**16, salt=0)  # ... and refused where the consent page is described
+
+    # the same session forged past the SDK's validation (model_copy does not validate)
+    eoa = accounts[8]  # any address can play the account for enableSession: storage is keyed by msg.sender
+    valid = Session(
+        session_key=session_key.address, permissions=plan.permissions[:4], valid_until=2_000_000_000
+    )
+    forged = valid.model_copy(update={"permissions": plan.permissions})
+    with ape.reverts(module.PermissionAlreadyGranted):
+        module.enableSession(forged.as_abi(), sender=eoa)

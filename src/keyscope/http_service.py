@@ -1,7 +1,7 @@
 """A small HTTP server run in a background thread, shared by the consent server and the sponsor server.
 
 :class:`BackgroundServer` binds, serves in a daemon thread, stops idempotently and works as a context manager;
-:func:`send_body` writes one complete response.
+:func:`send_body` writes one complete response; :func:`content_length` reads a request's declared body size.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["BackgroundServer", "LocalHTTPServer", "LocalRequestHandler", "send_body"]
+__all__ = ["BackgroundServer", "LocalHTTPServer", "LocalRequestHandler", "content_length", "send_body"]
 
 _S = TypeVar("_S", bound="BackgroundServer")
 
@@ -36,6 +36,21 @@ class LocalRequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         self.logger.debug("%s %s", self.address_string(), format % args)
+
+
+def content_length(handler: BaseHTTPRequestHandler) -> int | None:
+    """The request's ``Content-Length``: 0 when absent, None when it is not a plain decimal number.
+
+    A server must refuse None rather than read: ``int()`` takes ``"-1"``, which passes any ``length > limit``
+    test, and ``rfile.read(-1)`` then reads until the client closes the connection, however much it sends.
+    """
+    raw = handler.headers.get("Content-Length")
+    if raw is None or not raw.strip():
+        return 0
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)
 
 
 def send_body(

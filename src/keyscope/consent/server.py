@@ -33,7 +33,7 @@ from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
-from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, send_body
+from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from .describe import Facts, GrantDescription, describe_session
@@ -361,9 +361,11 @@ class _Handler(LocalRequestHandler):
 
     def do_POST(self) -> None:
         early: tuple[int, str] | None = None
-        length = int(self.headers.get("Content-Length") or 0)
+        length = content_length(self)
         if not self._allowed_host():
             early = (421, "unknown Host: open this server by its own address")
+        elif length is None:
+            early = (400, "Content-Length must be a decimal number of bytes")
         elif (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             early = (415, "send JSON (Content-Type: application/json)")
         elif length > MAX_BODY:
@@ -373,6 +375,7 @@ class _Handler(LocalRequestHandler):
             self.close_connection = True
             self._json(early[0], {"error": early[1]})
             return
+        assert length is not None
         path = self.path.split("?", 1)[0]
         try:
             body = json.loads(self.rfile.read(length) or b"{}")

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..http_service import content_length
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -46,11 +47,16 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(
-                413, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "request too large"}}
+        length = content_length(self)
+        if length is None or length > MAX_BODY:
+            # the body is left unread: the connection cannot carry another request
+            self.close_connection = True
+            status, message = (
+                (400, "Content-Length must be a decimal number of bytes")
+                if length is None
+                else (413, "request too large")
             )
+            self._send(status, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}})
             return
         try:
             request = json.loads(self.rfile.read(length))

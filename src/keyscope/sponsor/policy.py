@@ -11,6 +11,7 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
         "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512": "any"
       },
       "budget_wei": "50000000000000000",              // per account; null (or absent) = no limit
+      "total_budget_wei": "5000000000000000000",      // all accounts together; null (or absent) = no limit
       "validity_seconds": 600                         // how long each signature is valid
     }
 
@@ -55,7 +56,7 @@ def parse_selector(value: object) -> bytes:
 
 
 def _parse_wei(value: object) -> int | None:
-    return None if value is None else to_int(value, name="budget_wei")
+    return None if value is None else to_int(value, name="a budget in wei")
 
 
 Selector = Annotated[
@@ -73,6 +74,8 @@ class SponsorshipPolicy(BaseModel):
     * ``accounts``: ``"any"`` or the sponsored accounts;
     * ``targets``: ``"any"``, or contract -> ``"any"`` or its allowed selectors;
     * ``budget_wei``: per account, the most the sponsor signs for (None: no limit);
+    * ``total_budget_wei``: every account together, the most the sponsor signs for (None: no limit); with
+      ``accounts`` ``"any"`` only this bounds the deposit, since anyone can make fresh accounts;
     * ``validity_seconds``: how long a signature stays valid.
     """
 
@@ -82,6 +85,7 @@ class SponsorshipPolicy(BaseModel):
     accounts: Literal["any"] | tuple[Address, ...] = "any"
     targets: Literal["any"] | dict[Address, Literal["any"] | tuple[Selector, ...]]
     budget_wei: Wei = None
+    total_budget_wei: Wei = None
     validity_seconds: int = Field(default=600, gt=0, le=365 * 86_400)
 
     @classmethod

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, send_body
+from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
 from .service import Sponsor
 
@@ -61,9 +61,16 @@ class _Handler(LocalRequestHandler):
     logger = log
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._send(413, _error(None, INVALID_REQUEST, f"request body over {MAX_BODY} bytes"))
+        length = content_length(self)
+        if length is None or length > MAX_BODY:
+            # the body is left unread: the connection cannot carry another request
+            self.close_connection = True
+            if length is None:
+                self._send(
+                    400, _error(None, INVALID_REQUEST, "Content-Length must be a decimal number of bytes")
+                )
+            else:
+                self._send(413, _error(None, INVALID_REQUEST, f"request body over {MAX_BODY} bytes"))
             return
         body = self.rfile.read(length)
         try:

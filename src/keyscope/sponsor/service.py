@@ -20,6 +20,7 @@ not refunded to the budget. Restarting the service starts every budget afresh.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,8 @@ DEFAULT_VERIFICATION_GAS_LIMIT = 60_000
 DEFAULT_POST_OP_GAS_LIMIT = 0
 """SponsorPaymaster returns no context, so the EntryPoint never calls its postOp."""
 
+log = logging.getLogger("keyscope.sponsor")
+
 _OP_FIELDS = frozenset(
     name
     for field_name, info in UserOperation.model_fields.items()
@@ -83,12 +86,18 @@ def chain_clock(node: str | Chain) -> Callable[[], float]:
 
 
 class BudgetLedger:
-    """Per-account wei reserved by the sponsor's signatures against a per-account ``limit`` (None: no
-    limit). Thread-safe; in memory."""
+    """Per-account wei reserved by the sponsor's signatures against a per-account ``limit`` and, across every
+    account together, a ``total`` (None: no limit). Thread-safe; in memory.
 
-    def __init__(self, limit: int | None) -> None:
+    A per-account limit alone does not bound what the sponsor signs for when anyone may be sponsored: a
+    stranger can make as many fresh accounts as they like, each with a full budget. ``total`` does.
+    """
+
+    def __init__(self, limit: int | None, total: int | None = None) -> None:
         self.limit = limit
+        self.total = total
         self._reserved: dict[str, int] = {}
+        self._reserved_total = 0
         self._lock = threading.Lock()
 
     def reserved(self, account: str) -> int:
@@ -96,42 +105,79 @@ class BudgetLedger:
         with self._lock:
             return self._reserved.get(to_address(account), 0)
 
+    def reserved_total(self) -> int:
+        """Wei reserved so far for every account together."""
+        with self._lock:
+            return self._reserved_total
+
     def remaining(self, account: str) -> int | None:
-        """Wei left for ``account`` (None: no limit)."""
-        if self.limit is None:
-            return None
-        return max(self.limit - self.reserved(account), 0)
+        """Wei left for ``account``, the smaller of its own budget and the total (None: no limit)."""
+        with self._lock:
+            return self._remaining(to_address(account))
+
+    def _remaining(self, account: str) -> int | None:
+        left: list[int] = []
+        if self.limit is not None:
+            left.append(max(self.limit - self._reserved.get(account, 0), 0))
+        if self.total is not None:
+            left.append(max(self.total - self._reserved_total, 0))
+        return min(left) if left else None
 
     def require_some(self, account: str) -> None:
         """Refuse (``BUDGET_EXHAUSTED``) when nothing is left for ``account``."""
         if self.remaining(account) == 0:
-            raise self._exhausted(account, None)
+            raise self._exhausted(to_address(account), None)
 
     def reserve(self, account: str, amount: int) -> None:
-        """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit."""
+        """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit in its
+        own budget or in the total."""
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
-            if self.limit is not None and used + amount > self.limit:
-                raise self._exhausted(account, amount, used)
+            over_account = self.limit is not None and used + amount > self.limit
+            over_total = self.total is not None and self._reserved_total + amount > self.total
+            if over_account or over_total:
+                raise self._exhausted_locked(account, amount)
             self._reserved[account] = used + amount
+            self._reserved_total += amount
 
     def release(self, account: str, amount: int) -> None:
         """Give back ``amount`` wei reserved for ``account``."""
         account = to_address(account)
         with self._lock:
-            self._reserved[account] = max(self._reserved.get(account, 0) - amount, 0)
+            used = self._reserved.get(account, 0)
+            given_back = min(used, amount)
+            self._reserved[account] = used - given_back
+            self._reserved_total -= given_back
 
-    def _exhausted(self, account: str, amount: int | None, used: int | None = None) -> SponsorshipRefused:
-        assert self.limit is not None
-        used = self.reserved(account) if used is None else used
-        left = max(self.limit - used, 0)
+    def _exhausted(self, account: str, amount: int | None) -> SponsorshipRefused:
+        with self._lock:
+            return self._exhausted_locked(account, amount)
+
+    def _exhausted_locked(self, account: str, amount: int | None) -> SponsorshipRefused:
+        used = self._reserved.get(account, 0)
         needed = f"; this operation may cost up to {amount} wei" if amount is not None else ""
+        account_left = None if self.limit is None else max(self.limit - used, 0)
+        total_left = None if self.total is None else max(self.total - self._reserved_total, 0)
+        account_short = account_left is not None and (account_left == 0 or (amount or 0) > account_left)
+        if account_short or total_left is None:
+            assert self.limit is not None and account_left is not None
+            message = (
+                f"budget exhausted: account {account} has {account_left} wei left of its {self.limit} wei "
+                f"sponsorship budget{needed}"
+            )
+            reason, budget, left = "budget", self.limit, account_left
+        else:
+            assert self.total is not None
+            message = (
+                f"budget exhausted: the sponsor has {total_left} wei left of its {self.total} wei total "
+                f"budget for all accounts{needed}"
+            )
+            reason, budget, left = "totalBudget", self.total, total_left
         return SponsorshipRefused(
             BUDGET_EXHAUSTED,
-            f"budget exhausted: account {account} has {left} wei left of its {self.limit} wei sponsorship "
-            f"budget{needed}",
-            {"reason": "budget", "account": account, "budget": self.limit, "remaining": left, "cost": amount},
+            message,
+            {"reason": reason, "account": account, "budget": budget, "remaining": left, "cost": amount},
         )
 
 
@@ -168,7 +214,12 @@ class Sponsor:
         self.chain_id = chain_id
         self.entry_point = to_address(entry_point, name="entry_point")
         self.policy = policy
-        self.ledger = BudgetLedger(policy.budget_wei)
+        self.ledger = BudgetLedger(policy.budget_wei, policy.total_budget_wei)
+        if policy.accounts == "any" and policy.total_budget_wei is None:
+            log.warning(
+                "the sponsorship policy covers any account with no total_budget_wei: anyone can make fresh "
+                "accounts, each with a full budget, and draw the paymaster's whole deposit; set total_budget_wei"
+            )
         self.valid_after_slack = valid_after_slack
         self.verification_gas_limit = verification_gas_limit
         self.post_op_gas_limit = post_op_gas_limit

@@ -1,0 +1,90 @@
+"""Attack 91: a request body declared with a negative (or otherwise non-decimal) ``Content-Length``.
+
+``int("-1")`` passes every server's ``length > MAX_BODY`` test, and ``rfile.read(-1)`` then reads until the
+client closes the connection: a client can stream any amount past the size limit into the server's memory,
+and holds a request thread for as long as it likes. Each server must answer 400 at once, without reading."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from keyscope.consent import ConsentServer
+from keyscope.cosigner.server import CoSignerServer
+from keyscope.signing import LocalSigner
+from keyscope.sponsor import Sponsor, SponsorServer, SponsorshipPolicy
+
+SPONSOR = "0x" + "11" * 20
+
+
+@contextmanager
+def _sponsor_server(_net: Any) -> Iterator[str]:
+    sponsor = Sponsor(
+        paymaster=SPONSOR,
+        signer=LocalSigner.generate(),
+        chain_id=1,
+        policy=SponsorshipPolicy(targets="any"),
+    )
+    with SponsorServer(sponsor) as server:
+        yield server.url
+
+
+@contextmanager
+def _cosigner_server(_net: Any) -> Iterator[str]:
+    # the handler refuses before it reaches the service, so none is needed
+    with CoSignerServer(object()) as server:  # type: ignore[arg-type]
+        yield server.url
+
+
+@contextmanager
+def _consent_server(net: Any) -> Iterator[str]:
+    with ConsentServer(net) as server:
+        yield f"http://127.0.0.1:{server.port}/requests/00/approve"
+
+
+SERVERS = {"sponsor": _sponsor_server, "cosigner": _cosigner_server, "consent": _consent_server}
+
+
+def _exchange(url: str, length: str, body: bytes) -> bytes:
+    """Send a POST with ``Content-Length: length`` and the start of ``body`` (keeping the connection open, as
+    a client streaming more would), and return what the server answers before it closes the connection (or 5 s pass)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port
+    assert host is not None and port is not None
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(
+            (
+                f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            ).encode()
+            + body
+        )
+        answer = b""
+        try:
+            while chunk := sock.recv(4096):  # the server closes the connection after refusing
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer or b"(no answer: the server is still reading the body)"
+
+
+@pytest.mark.parametrize("length", ["-1", "-99999999", "1e3", "0x10", " +5", "١٢"])
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_body_of_undeclared_size_is_refused_without_reading(kind, length, net):
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}' + b" " * 65_536
+    with SERVERS[kind](net) as url:
+        answer = _exchange(url, length, body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"Content-Length must be a decimal number of bytes" in answer
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
+    with SERVERS[kind](net) as url:
+        answer = _exchange(url, str(1 << 30), b"{")
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
