@@ -37,6 +37,7 @@ from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
+from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
     decode_epoch,
@@ -520,7 +521,7 @@ class Owner:
         budget = [Limits.gas(gas_budget)] if gas_budget is not None else []
         salt = options.get("salt")
         co_signer = options.get("co_signer")
-        return Session(
+        session = Session(
             session_key=to_address(key, name="session key"),
             valid_after=start,
             valid_until=end,
@@ -533,6 +534,8 @@ class Owner:
             sign_in=tuple(options.get("sign_in", ())),
             co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
         )
+        refuse_unusable_limits(session)
+        return session
 
     def prepare_grant(
         self,
@@ -568,6 +571,7 @@ class Owner:
         return self._request(session, epoch, deployed)
 
     def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
+        refuse_unusable_limits(session)
         net = self.network
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
