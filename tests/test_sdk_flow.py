@@ -6,6 +6,8 @@ through the real EntryPoint ``handleOps`` and the real module.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from keyscope import (
@@ -16,6 +18,7 @@ from keyscope import (
     SessionGrant,
     SessionKey,
     SessionRevokedError,
+    TargetWarning,
     function_call,
 )
 from keyscope.signing import LocalSigner
@@ -172,3 +175,46 @@ def test_offchain_grant_signed_by_another_key_is_refused_before_anything_is_sent
     impostor = net.owner(LocalSigner.generate(), owner.account)
     with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
         impostor.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_for=3600)
+
+
+def test_a_grant_for_another_chain_is_refused_before_anything_is_sent(net, owner, nft):
+    """The owner's signature of the grant binds its chain id: on another chain the module refuses it (AA23 InvalidOwnerSignature).
+    The SDK says so before asking the bundler anything."""
+    from keyscope.errors import ConfigurationError
+
+    key = SessionKey.generate()
+    other = dataclasses.replace(net)
+    other._chain_id = net.chain_id + 1  # the owner's wallet on another chain signs the grant
+    elsewhere = other.owner(owner.signer).grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    assert elsewhere.chain_id == net.chain_id + 1
+    with pytest.raises(
+        ConfigurationError, match=f"granted on chain {net.chain_id + 1}, but the node is on chain"
+    ):
+        net.session(elsewhere, key).execute(nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()
+
+
+def test_a_call_to_an_address_without_code_is_refused_before_anything_is_sent(net, owner, nft):
+    """A call with calldata to an empty address succeeds on chain and does nothing (the operation is paid for
+    nothing): the module has no reason to refuse it, the SDK does."""
+    from keyscope.errors import TargetWithoutCodeError
+
+    nowhere = LocalSigner.generate().address
+    key = SessionKey.generate()
+    with pytest.warns(TargetWarning, match="has no code"):
+        grant = owner.grant(
+            key, [mint_policy(nft, owner.account), Policy.call(nowhere, "mint(address)")], valid_for=3600
+        )
+    session = net.session(grant, key)
+    with pytest.raises(TargetWithoutCodeError) as info:
+        session.execute_batch(
+            [
+                function_call(nft, "safeMint(address)", owner.account),
+                function_call(nowhere, "mint(address)", owner.account),
+            ]
+        )
+    assert (info.value.target, info.value.call_index) == (nowhere, 1)
+    assert f"call 1 sends calldata to {nowhere}, which has no code" in str(info.value)
+    assert not owner.is_deployed()
+    session.execute(nft, "safeMint(address)", owner.account).wait()  # a target with code: sent
+    assert nft.balanceOf(owner.account) == 1

@@ -43,6 +43,7 @@ __all__ = [
     "StoreLockedError",
     "TargetRevertedError",
     "TargetWarning",
+    "TargetWithoutCodeError",
     "TransportError",
     "UnknownFunctionError",
     "UnknownOptionError",
@@ -301,6 +302,17 @@ class GasCostTooHighError(SessionError):
     ) -> None:
         self.cost = cost
         self.limit = limit
+        super().__init__(message, session_id)
+
+
+class TargetWithoutCodeError(SessionError):
+    """A call with calldata to an address that has no code: the EVM runs it as a call to an empty account, which
+    succeeds and does nothing, so the operation would be paid for and change nothing. ``target`` is the address,
+    ``call_index`` the call's position in the operation."""
+
+    def __init__(self, message: str, *, session_id: str | None, target: str, call_index: int) -> None:
+        self.target = target
+        self.call_index = call_index
         super().__init__(message, session_id)
 
 

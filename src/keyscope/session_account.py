@@ -36,6 +36,7 @@ from .errors import (
     SessionNotYetValidError,
     SessionRevokedError,
     TargetRevertedError,
+    TargetWithoutCodeError,
 )
 from .execution import Call, encode_execute
 from .grant import SessionGrant
@@ -200,6 +201,8 @@ class SessionAccount:
         self._usage_call = limit_usage_data(grant.account, grant.session_id) if grant.session.limits else None
         self._counters: Counters | None = None
         """The session's limit counters as last read from the module."""
+        self._with_code: set[str] = set()
+        """Targets seen with code (code does not go away outside the transaction that creates it)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -236,10 +239,13 @@ class SessionAccount:
             self._enabled = True
         return self._enabled
 
-    def _read_state(self, nonce_key: int | None, status: bool, clock: bool) -> tuple[int | None, int | None]:
+    def _read_state(
+        self, nonce_key: int | None, status: bool, clock: bool, codes: Sequence[str] = ()
+    ) -> tuple[int | None, int | None]:
         """Read, in one round trip, what a new operation needs from the chain: the lane's nonce (when
-        ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead) and
-        the latest block's time (when ``clock``). Returns (nonce, time)."""
+        ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead), the
+        latest block's time (when ``clock``) and whether the addresses ``codes`` have code (those that do are
+        remembered in ``_with_code``). Returns (nonce, time)."""
         net = self.network
         calls: list[tuple[str, bytes]] = []
         if nonce_key is not None:
@@ -248,7 +254,8 @@ class SessionAccount:
             calls.extend((net.module, data) for data in self._flag_calls)
         if self._usage_call is not None:
             calls.append((net.module, self._usage_call))
-        results, _, timestamp = read_many(net.chain, calls, timestamp=clock)
+        results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
+        self._with_code.update(address for address, code in zip(codes, found, strict=True) if code)
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
         if self._usage_call is not None:
             self._counters = decode_limit_counters(self.grant.session, results.pop())
@@ -433,16 +440,24 @@ class SessionAccount:
         """
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
         nonce_key = self.nonce_key(lane)
+        self._check_chain()
+        batch_calls = [calls] if isinstance(calls, Call) else list(calls)
+        # a call with calldata to an address without code succeeds and does nothing: asked with the rest
+        targets = [to_address(call.target) if call.data and check else None for call in batch_calls]
+        known = self._with_code | {self.grant.account}
+        unknown = sorted({t for t in targets if t is not None and t not in known})
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
             status=self.verify_on_chain,
             clock=(check or self._periodic) and self._clock is None,
+            codes=unknown,
         )
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
         if check:
             self._checker.check(call_data, now=now, counters=self._counters, at=at)
+            self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
         self._check_owner_signature()
         if nonce is None:
             assert chain_nonce is not None
@@ -472,6 +487,32 @@ class SessionAccount:
                 at,
             ),
         )
+
+    def _refuse_targets_without_code(self, targets: Sequence[str | None], empty: set[str]) -> None:
+        """Raise :class:`TargetWithoutCodeError` for the first call with calldata to an address in ``empty``."""
+        for index, target in enumerate(targets):
+            if target in empty:
+                raise TargetWithoutCodeError(
+                    f"call {index} sends calldata to {target}, which has no code on chain {self.grant.chain_id}: the "
+                    "call would succeed and do nothing, and the operation's gas would be paid for nothing. Check the "
+                    "address and that the contract is deployed on this chain (if an earlier call of the batch "
+                    "deploys it, send with check=False)",
+                    session_id="0x" + self.grant.session_id.hex(),
+                    target=target,
+                    call_index=index,
+                )
+
+    def _check_chain(self) -> None:
+        """Refuse a grant signed for another chain than the node's (asked once; signing needs the id anyway): the
+        module would refuse the owner's signature of it (AA23 InvalidOwnerSignature), or find no such session."""
+        chain_id = self.network.chain_id
+        if chain_id != self.grant.chain_id:
+            raise ConfigurationError(
+                f"session 0x{self.grant.session_id.hex()} was granted on chain {self.grant.chain_id}, but the node is "
+                f"on chain {chain_id}: the module there would refuse the owner's signature of it (AA23 "
+                f"InvalidOwnerSignature). Connect to chain "
+                f"{self.grant.chain_id}'s node and bundler, or ask the owner for a grant on chain {chain_id}"
+            )
 
     def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
         cached = self._estimates.get(key)
