@@ -218,3 +218,24 @@ def test_a_call_to_an_address_without_code_is_refused_before_anything_is_sent(ne
     assert not owner.is_deployed()
     session.execute(nft, "safeMint(address)", owner.account).wait()  # a target with code: sent
     assert nft.balanceOf(owner.account) == 1
+
+
+def test_an_account_without_code_and_a_grant_without_factory_is_refused_before_anything_is_sent(
+    net, owner, nft
+):
+    """The EntryPoint refuses an operation of an account that does not exist without initCode (AA20); bundlers
+    report it as a bare ``handleOps`` revert. The SDK says what is wrong and what to do."""
+    from keyscope import SessionError
+
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    no_factory = grant.model_copy(update={"factory": None, "factory_data": b""})
+    session = net.session(no_factory, key)
+    with pytest.raises(
+        SessionError, match=r"has no code on chain \d+ and the grant names no factory .*\(AA20\)"
+    ):
+        session.execute(nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the owner deploys it
+    session.execute(nft, "safeMint(address)", owner.account).wait()
+    assert nft.balanceOf(owner.account) == 2

@@ -446,12 +446,23 @@ class SessionAccount:
         targets = [to_address(call.target) if call.data and check else None for call in batch_calls]
         known = self._with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
+        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert)
+        created = self.grant.factory is not None or self.grant.account in self._with_code
+        if not created:
+            unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
             status=self.verify_on_chain,
             clock=(check or self._periodic) and self._clock is None,
             codes=unknown,
         )
+        if not created and self.grant.account not in self._with_code:
+            raise SessionError(
+                f"the account {self.grant.account} has no code on chain {self.grant.chain_id} and the grant names no "
+                "factory to create it, so the EntryPoint would refuse the operation (AA20): have the owner deploy "
+                "the account first (its first operation creates it), or ask for a grant that creates it",
+                "0x" + self.grant.session_id.hex(),
+            )
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
