@@ -239,3 +239,22 @@ def test_an_account_without_code_and_a_grant_without_factory_is_refused_before_a
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the owner deploys it
     session.execute(nft, "safeMint(address)", owner.account).wait()
     assert nft.balanceOf(owner.account) == 2
+
+
+def test_an_account_that_cannot_pay_the_prefund_gets_the_numbers(net, nft):
+    """AA21 from the EntryPoint becomes an InsufficientPrefundError with the account's balance and deposit and
+    the operation's prefund (it stays a BundlerRejectedError with reason AA21)."""
+    from keyscope.errors import InsufficientPrefundError
+
+    owner = net.owner(LocalSigner.generate())  # its account holds nothing
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    with pytest.raises(InsufficientPrefundError) as info:
+        net.session(grant, key).execute(nft, "safeMint(address)", owner.account)
+    error = info.value
+    assert isinstance(error, BundlerRejectedError) and error.reason == "AA21"
+    assert (error.account, error.balance, error.deposit) == (owner.account, 0, 0) and error.cost
+    assert f"may cost up to {error.cost:,} wei in gas, but the account {owner.account} holds 0 wei" in str(
+        error
+    )
+    assert f"send it at least {error.cost:,} wei more, or use a paymaster" in str(error)

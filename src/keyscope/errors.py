@@ -21,6 +21,7 @@ __all__ = [
     "DelegationError",
     "DeploymentError",
     "GasCostTooHighError",
+    "InsufficientPrefundError",
     "InvalidAbiError",
     "InvalidAddressError",
     "InvalidGrantSignatureError",
@@ -440,6 +441,39 @@ class TargetRevertedError(BundlerRejectedError):
             f"the call reverted inside its target, not in validation: {calls} failed with {reason} when the bundler "
             f"simulated it ({method}, code {code}). The session's policy allows this call; check its arguments, "
             "the target's state, and that the target has this function",
+        )
+
+
+class InsufficientPrefundError(BundlerRejectedError):
+    """The EntryPoint refused the operation because the account cannot pay its prefund (AA21): ``account`` holds
+    ``balance`` wei and ``deposit`` wei at the EntryPoint; ``cost`` is the operation's prefund (None if unknown)."""
+
+    def __init__(
+        self,
+        method: str,
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        account: str,
+        balance: int,
+        deposit: int,
+        cost: int | None,
+    ) -> None:
+        super().__init__(method, code, message, data, hint="")
+        self.account = account
+        self.balance = balance
+        self.deposit = deposit
+        self.cost = cost
+        short = (
+            f"; send it at least {cost - balance - deposit:,} wei more"
+            if cost and cost > balance + deposit
+            else ""
+        )
+        may = f"may cost up to {cost:,} wei in gas, but " if cost is not None else "cannot be paid for: "
+        self.args = (
+            f"the operation {may}the account {account} holds {balance:,} wei and has {deposit:,} wei deposited at "
+            f"the EntryPoint (AA21, {method} code {code}){short}, or use a paymaster",
         )
 
 

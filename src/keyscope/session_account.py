@@ -25,12 +25,14 @@ from .checker import CheckResult, PolicyChecker
 from .clock import window_now
 from .co_signer import CoSigner, CoSignRequest
 from .endpoints import Endpoints
-from .entrypoint import encode_get_nonce
+from .entrypoint import encode_balance_of, encode_get_nonce
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
     BundlerRejectedError,
     ConfigurationError,
+    InsufficientPrefundError,
+    KeyscopeError,
     SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -39,6 +41,7 @@ from .errors import (
     TargetWithoutCodeError,
 )
 from .execution import Call, encode_execute
+from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
@@ -551,13 +554,20 @@ class SessionAccount:
         return sent[0]
 
     @contextmanager
-    def _bundler_refusals(self, calls: Call | Sequence[Call] | None) -> Iterator[None]:
+    def _bundler_refusals(
+        self, calls: Call | Sequence[Call] | None, op: UserOperation | None = None
+    ) -> Iterator[None]:
         """A bundler's refusal that is about the session's window becomes the session error it means; one that
-        is about the call reverting inside its target says so (the policy accepted the call)."""
+        is about the call reverting inside its target says so (the policy accepted the call); one about the
+        account's funds (AA21) says what it holds and what ``op`` may cost."""
         try:
             yield
         except BundlerRejectedError as error:
-            translated = self._session_refusal(error) or self._target_refusal(error, calls)
+            translated = (
+                self._session_refusal(error)
+                or self._target_refusal(error, calls)
+                or self._prefund_refusal(error, op)
+            )
             if translated is None:
                 raise
             raise translated from error
@@ -593,6 +603,32 @@ class SessionAccount:
                 session_id,
             )
         return None
+
+    def _prefund_refusal(self, error: BundlerRejectedError, op: UserOperation | None) -> Exception | None:
+        """:class:`InsufficientPrefundError` for an AA21 refusal, with the account's balance and deposit (read
+        now) and the operation's prefund; None for another refusal, or when the chain cannot be read."""
+        if error.reason != "AA21":
+            return None
+        account = self.grant.account
+        chain = self.network.chain
+        try:
+            balance = chain.get_balance(account)
+            deposit = int.from_bytes(
+                chain.call(self.network.entry_point, encode_balance_of(account))[:32], "big"
+            )
+        except KeyscopeError:
+            return None
+        cost = required_prefund(op) if op is not None and op.paymaster is None else None
+        return InsufficientPrefundError(
+            error.method,
+            error.code,
+            error.rpc_message,
+            error.data,
+            account=account,
+            balance=balance,
+            deposit=deposit,
+            cost=cost,
+        )
 
     def _target_refusal(
         self, error: BundlerRejectedError, calls: Call | Sequence[Call] | None
@@ -630,7 +666,7 @@ class SessionAccount:
         """Send an operation made by :meth:`build`."""
         key = op.nonce >> 64
         try:
-            with self._bundler_refusals(None):
+            with self._bundler_refusals(None, op):
                 pending = self._builder.send(op)
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time
