@@ -347,8 +347,14 @@ _AA_HINTS: dict[str, str] = {
     "AA24": "signature error: wrong signer, revoked or unknown session, or module not installed",
     "AA25": "invalid nonce: another operation used this nonce; fetch a fresh one",
     "AA26": "verificationGasLimit too low: estimate gas again",
-    "AA31": "the paymaster's deposit is too low",
-    "AA32": "the paymaster's time window has passed",
+    "AA31": (
+        "the paymaster's deposit at the EntryPoint cannot pay this operation: ask the sponsor to top it up "
+        "(EntryPoint depositTo), or send without the paymaster"
+    ),
+    "AA32": (
+        "the paymaster's sponsorship expired or is not valid yet: build the operation again to get a fresh "
+        "sponsorship (check the clocks of the paymaster service and the chain)"
+    ),
     "AA33": "the paymaster's validation reverted",
     "AA34": "the paymaster's signature is invalid",
     "AA40": "verification gas over the limit",
