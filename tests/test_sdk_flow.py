@@ -258,3 +258,14 @@ def test_an_account_that_cannot_pay_the_prefund_gets_the_numbers(net, nft):
         error
     )
     assert f"send it at least {error.cost:,} wei more, or use a paymaster" in str(error)
+
+
+def test_an_owner_operation_that_cannot_pay_the_prefund_gets_the_numbers(net, nft):
+    from keyscope.errors import InsufficientPrefundError
+
+    owner = net.owner(LocalSigner.generate())  # its account holds nothing
+    with pytest.raises(InsufficientPrefundError) as info:
+        owner.execute(function_call(nft, "safeMint(address)", owner.account))
+    error = info.value
+    assert (error.reason, error.account, error.balance, error.deposit) == ("AA21", owner.account, 0, 0)
+    assert error.cost and f"send it at least {error.cost:,} wei more" in str(error)

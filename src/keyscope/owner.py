@@ -28,6 +28,7 @@ from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .errors import (
     BadInputError,
+    BundlerRejectedError,
     ConfigurationError,
     KeyscopeWarning,
     UnknownOptionError,
@@ -46,7 +47,7 @@ from .module import (
     revoke_session_data,
     rotate_co_signer_data,
 )
-from .operations import OperationBuilder
+from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
 from .session import Limit, Permission, Session, TypedDataPermission
@@ -363,8 +364,15 @@ class Owner:
         return self.send(self.build(calls, eip7702_auth=eip7702_auth))
 
     def send(self, op: UserOperation) -> PendingUserOperation:
-        """Send an operation :meth:`build` made."""
-        return self._builder.send(op)
+        """Send an operation :meth:`build` made. An account that cannot pay for it (AA21) gets
+        :class:`~keyscope.errors.InsufficientPrefundError` with its balance, its deposit and the prefund."""
+        try:
+            return self._builder.send(op)
+        except BundlerRejectedError as error:
+            refusal = prefund_refusal(self.network, self.account, error, op)
+            if refusal is None:
+                raise
+            raise refusal from error
 
     def build(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None

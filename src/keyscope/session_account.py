@@ -25,14 +25,12 @@ from .checker import CheckResult, PolicyChecker
 from .clock import window_now
 from .co_signer import CoSigner, CoSignRequest
 from .endpoints import Endpoints
-from .entrypoint import encode_balance_of, encode_get_nonce
+from .entrypoint import encode_get_nonce
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
     BundlerRejectedError,
     ConfigurationError,
-    InsufficientPrefundError,
-    KeyscopeError,
     SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -41,7 +39,6 @@ from .errors import (
     TargetWithoutCodeError,
 )
 from .execution import Call, encode_execute
-from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
@@ -55,7 +52,7 @@ from .module import (
     session_flag_calls,
     session_status,
 )
-from .operations import OperationBuilder
+from .operations import OperationBuilder, prefund_refusal
 from .report import SessionReport, report_from_chain
 from .revert import describe_revert
 from .session import (
@@ -566,7 +563,7 @@ class SessionAccount:
             translated = (
                 self._session_refusal(error)
                 or self._target_refusal(error, calls)
-                or self._prefund_refusal(error, op)
+                or prefund_refusal(self.network, self.grant.account, error, op)
             )
             if translated is None:
                 raise
@@ -603,32 +600,6 @@ class SessionAccount:
                 session_id,
             )
         return None
-
-    def _prefund_refusal(self, error: BundlerRejectedError, op: UserOperation | None) -> Exception | None:
-        """:class:`InsufficientPrefundError` for an AA21 refusal, with the account's balance and deposit (read
-        now) and the operation's prefund; None for another refusal, or when the chain cannot be read."""
-        if error.reason != "AA21":
-            return None
-        account = self.grant.account
-        chain = self.network.chain
-        try:
-            balance = chain.get_balance(account)
-            deposit = int.from_bytes(
-                chain.call(self.network.entry_point, encode_balance_of(account))[:32], "big"
-            )
-        except KeyscopeError:
-            return None
-        cost = required_prefund(op) if op is not None and op.paymaster is None else None
-        return InsufficientPrefundError(
-            error.method,
-            error.code,
-            error.rpc_message,
-            error.data,
-            account=account,
-            balance=balance,
-            deposit=deposit,
-            cost=cost,
-        )
 
     def _target_refusal(
         self, error: BundlerRejectedError, calls: Call | Sequence[Call] | None
