@@ -361,7 +361,14 @@ class Owner:
     ) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed). An EOA's
         operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8)."""
-        return self.send(self.build(calls, eip7702_auth=eip7702_auth))
+        try:  # a bundler may refuse an account that cannot pay (AA21) when estimating gas already
+            op = self.build(calls, eip7702_auth=eip7702_auth)
+        except BundlerRejectedError as error:
+            refusal = prefund_refusal(self.network, self.account, error, None)
+            if refusal is None:
+                raise
+            raise refusal from error
+        return self.send(op)
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation :meth:`build` made. An account that cannot pay for it (AA21) gets
