@@ -218,6 +218,11 @@ def test_a_call_to_an_address_without_code_is_refused_before_anything_is_sent(ne
     assert not owner.is_deployed()
     session.execute(nft, "safeMint(address)", owner.account).wait()  # a target with code: sent
     assert nft.balanceOf(owner.account) == 1
+    # a precompile has no code, yet a call to it does something: not refused
+    identity = "0x0000000000000000000000000000000000000004"
+    with pytest.warns(TargetWarning):
+        echo = owner.grant(key, [Policy.call(identity, "echo(uint256)")], valid_for=3600, onchain=True)
+    assert net.session(echo, key).execute(identity, "echo(uint256)", 7).wait().success
 
 
 def test_an_account_without_code_and_a_grant_without_factory_is_refused_before_anything_is_sent(

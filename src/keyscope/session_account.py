@@ -95,6 +95,9 @@ def _number_after(name: str, message: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+_PRECOMPILES = 0xFFFF
+"""Addresses up to this one are taken for precompiles (0x01-0x11 on L1, 0x100 for P-256 on some chains): they
+have no code, yet calls to them do something, so they are not refused as targets without code."""
 _MAX_ESTIMATES = 256
 """Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
 _PENDING_TRUST = 60.0
@@ -443,7 +446,10 @@ class SessionAccount:
         self._check_chain()
         batch_calls = [calls] if isinstance(calls, Call) else list(calls)
         # a call with calldata to an address without code succeeds and does nothing: asked with the rest
-        targets = [to_address(call.target) if call.data and check else None for call in batch_calls]
+        targets = [
+            to_address(call.target) if call.data and check and int(call.target, 16) > _PRECOMPILES else None
+            for call in batch_calls
+        ]
         known = self._with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
         # without a factory the account must exist already (else AA20, which bundlers report as a bare revert)
