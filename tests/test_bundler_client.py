@@ -734,6 +734,22 @@ def test_aa25_nonce_error_says_to_fetch_a_fresh_nonce(server: ScriptedServer, cl
     assert "fetch a fresh one" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "message, said",
+    [
+        ("AA31 paymaster deposit too low", "ask the sponsor to top it up (EntryPoint depositTo)"),
+        ("AA32 paymaster expired or not due", "build the operation again to get a fresh sponsorship"),
+    ],
+)
+def test_paymaster_refusals_say_what_to_do(
+    server: ScriptedServer, client: BundlerClient, message: str, said: str
+) -> None:
+    server.on(ETH_SEND_USER_OPERATION, fail(-32500, f"UserOperation reverted with reason: {message}"))
+    with pytest.raises(BundlerRejectedError) as info:
+        client.send_user_operation(user_op(), ENTRY_POINT)
+    assert info.value.reason == message[:4] and said in str(info.value)
+
+
 def test_revert_data_in_the_error_data_is_decoded(server: ScriptedServer, client: BundlerClient) -> None:
     revert = error_string("Ownable: caller is not the owner")
     data = {"reason": "execution reverted", "revertData": "0x" + revert.hex()}

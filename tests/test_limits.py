@@ -12,7 +12,7 @@ from keyscope.accounts import KeyscopeAccountKind
 from keyscope.checker import PolicyChecker
 from keyscope.cli.listing import list_sessions, session_lines, store_sessions
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.errors import BundlerRejectedError, LimitExceededError
+from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.limits import count_limits, initial_counters
@@ -570,3 +570,63 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
     chain.pending_timestamp = now - 1800 + DAY + 5
     session.execute(token.address, "transfer(address,uint256)", shop, 5 * 10**6).wait()
     assert token.balanceOf(shop) == 9_200_000
+
+
+# ------------------------------------------------------------------------------------------------------
+# Limits that allow nothing: the module accepts them, the SDK refuses them at grant time
+# ------------------------------------------------------------------------------------------------------
+
+
+def _allowing_nothing(target: str, token: str) -> list[tuple[str, list[Permission], list[Limit]]]:
+    call = "other(uint256 amount)"
+    return [
+        ("calls=0", [Policy.call(target, call, calls=0)], []),
+        ("rate 0/hour", [Policy.call(target, call, rate="0/hour")], []),
+        ("operations(0)", [Policy.call(target, call)], [Limits.operations(0)]),
+        ("operations(0) per day", [Policy.call(target, call)], [Limits.operations(0, per="day")]),
+        ("zero allowance", list(Policy.erc20_allowance(token, 0)), []),
+        ("zero total", [Policy.call(target, call, totals=[arg("amount").total(0)])], []),
+        ("gas(0) without a paymaster", [Policy.call(target, call)], [Limits.gas(0)]),
+    ]
+
+
+def test_limits_that_allow_nothing_are_refused_at_grant_time(net, harness, target, token, chain):
+    """``calls=0``, ``rate="0/hour"``, ``Limits.operations(0)``, a zero allowance or total, a zero gas budget
+    without a listed paymaster: the grant would make a permission that can never be used."""
+    owner = net.owner(LocalSigner.generate())
+    key = LocalSigner.generate().address
+    until = chain.pending_timestamp + DAY
+    for name, permissions, limits in _allowing_nothing(target.address, token.address):
+        with pytest.raises(BadInputError) as info:
+            owner.session_for(key, permissions, valid_until=until, limits=limits)
+        message = str(info.value)
+        assert "is 0:" in message and "module would accept" in message and "positive amount" in message, name
+        with pytest.raises(BadInputError, match="is 0:"):  # a session built by hand is refused too
+            owner.request_for(Session(session_key=key, permissions=tuple(permissions), limits=tuple(limits)))
+    # still granted: a zero native allowance (plain calls pass) and a zero gas budget with a listed paymaster
+    # (the operations it pays are not counted)
+    pays = LocalSigner.generate().address
+    payable = Policy.call(target.address, "other(uint256)", value_limit=ETHER)
+    owner.session_for(key, [payable], valid_until=until, limits=[Limits.native(0)])
+    owner.session_for(
+        key,
+        [Policy.call(target.address, "other(uint256)")],
+        valid_until=until,
+        limits=[Limits.gas(0)],
+        paymasters=[pays],
+        max_gas_cost=0,
+    )
+
+
+def test_the_module_accepts_limits_that_allow_nothing(
+    sessions, module, target, account, owner, session_key, chain
+):
+    """Why the SDK's refusal above is a usability check: the module enables such a session, which can then
+    never make the call."""
+    now = chain.pending_timestamp
+    record = Policy.call(target.address, "other(uint256 amount)", calls=0)
+    _, session_id = grant(sessions, account, owner, session_key, [record], valid_after=now - 10)
+    assert module.isSessionActive(account, session_id)
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    result = outcome(sessions, sessions.op(account, session_key, call))
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result

@@ -6,6 +6,9 @@ through the real EntryPoint ``handleOps`` and the real module.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import pytest
 
 from keyscope import (
@@ -16,6 +19,7 @@ from keyscope import (
     SessionGrant,
     SessionKey,
     SessionRevokedError,
+    TargetWarning,
     function_call,
 )
 from keyscope.signing import LocalSigner
@@ -172,3 +176,103 @@ def test_offchain_grant_signed_by_another_key_is_refused_before_anything_is_sent
     impostor = net.owner(LocalSigner.generate(), owner.account)
     with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
         impostor.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_for=3600)
+
+
+def test_a_grant_for_another_chain_is_refused_before_anything_is_sent(net, owner, nft):
+    """The owner's signature of the grant binds its chain id: on another chain the module refuses it (AA23 InvalidOwnerSignature).
+    The SDK says so before asking the bundler anything."""
+    from keyscope.errors import ConfigurationError
+
+    key = SessionKey.generate()
+    other = dataclasses.replace(net)
+    other._chain_id = net.chain_id + 1  # the owner's wallet on another chain signs the grant
+    elsewhere = other.owner(owner.signer).grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    assert elsewhere.chain_id == net.chain_id + 1
+    with pytest.raises(
+        ConfigurationError, match=f"granted on chain {net.chain_id + 1}, but the node is on chain"
+    ):
+        net.session(elsewhere, key).execute(nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()
+
+
+def test_a_call_to_an_address_without_code_is_refused_before_anything_is_sent(net, owner, nft):
+    """A call with calldata to an empty address succeeds on chain and does nothing (the operation is paid for
+    nothing): the module has no reason to refuse it, the SDK does."""
+    from keyscope.errors import TargetWithoutCodeError
+
+    nowhere = LocalSigner.generate().address
+    key = SessionKey.generate()
+    with pytest.warns(TargetWarning, match="has no code"):
+        grant = owner.grant(
+            key, [mint_policy(nft, owner.account), Policy.call(nowhere, "mint(address)")], valid_for=3600
+        )
+    session = net.session(grant, key)
+    with pytest.raises(TargetWithoutCodeError) as info:
+        session.execute_batch(
+            [
+                function_call(nft, "safeMint(address)", owner.account),
+                function_call(nowhere, "mint(address)", owner.account),
+            ]
+        )
+    assert (info.value.target, info.value.call_index) == (nowhere, 1)
+    assert f"call 1 sends calldata to {nowhere}, which has no code" in str(info.value)
+    assert not owner.is_deployed()
+    session.execute(nft, "safeMint(address)", owner.account).wait()  # a target with code: sent
+    assert nft.balanceOf(owner.account) == 1
+    # a precompile has no code, yet a call to it does something: not refused
+    identity = "0x0000000000000000000000000000000000000004"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TargetWarning)  # nor warned about at grant time
+        echo = owner.grant(key, [Policy.call(identity, "echo(uint256)")], valid_for=3600, onchain=True)
+    assert net.session(echo, key).execute(identity, "echo(uint256)", 7).wait().success
+
+
+def test_an_account_without_code_and_a_grant_without_factory_is_refused_before_anything_is_sent(
+    net, owner, nft
+):
+    """The EntryPoint refuses an operation of an account that does not exist without initCode (AA20); bundlers
+    report it as a bare ``handleOps`` revert. The SDK says what is wrong and what to do."""
+    from keyscope import SessionError
+
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    no_factory = grant.model_copy(update={"factory": None, "factory_data": b""})
+    session = net.session(no_factory, key)
+    with pytest.raises(
+        SessionError, match=r"has no code on chain \d+ and the grant names no factory .*\(AA20\)"
+    ):
+        session.execute(nft, "safeMint(address)", owner.account)
+    assert not owner.is_deployed()
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the owner deploys it
+    session.execute(nft, "safeMint(address)", owner.account).wait()
+    assert nft.balanceOf(owner.account) == 2
+
+
+def test_an_account_that_cannot_pay_the_prefund_gets_the_numbers(net, nft):
+    """AA21 from the EntryPoint becomes an InsufficientPrefundError with the account's balance and deposit and
+    the operation's prefund (it stays a BundlerRejectedError with reason AA21)."""
+    from keyscope.errors import InsufficientPrefundError
+
+    owner = net.owner(LocalSigner.generate())  # its account holds nothing
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    with pytest.raises(InsufficientPrefundError) as info:
+        net.session(grant, key).execute(nft, "safeMint(address)", owner.account)
+    error = info.value
+    assert isinstance(error, BundlerRejectedError) and error.reason == "AA21"
+    assert (error.account, error.balance, error.deposit) == (owner.account, 0, 0) and error.cost
+    assert f"may cost up to {error.cost:,} wei in gas, but the account {owner.account} holds 0 wei" in str(
+        error
+    )
+    assert f"send it at least {error.cost:,} wei more, or use a paymaster" in str(error)
+
+
+def test_an_owner_operation_that_cannot_pay_the_prefund_gets_the_numbers(net, nft):
+    from keyscope.errors import InsufficientPrefundError
+
+    owner = net.owner(LocalSigner.generate())  # its account holds nothing
+    with pytest.raises(InsufficientPrefundError) as info:
+        owner.execute(function_call(nft, "safeMint(address)", owner.account))
+    error = info.value
+    assert (error.reason, error.account, error.balance, error.deposit) == ("AA21", owner.account, 0, 0)
+    assert error.cost and f"send it at least {error.cost:,} wei more" in str(error)

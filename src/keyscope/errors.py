@@ -21,6 +21,7 @@ __all__ = [
     "DelegationError",
     "DeploymentError",
     "GasCostTooHighError",
+    "InsufficientPrefundError",
     "InvalidAbiError",
     "InvalidAddressError",
     "InvalidGrantSignatureError",
@@ -43,6 +44,7 @@ __all__ = [
     "StoreLockedError",
     "TargetRevertedError",
     "TargetWarning",
+    "TargetWithoutCodeError",
     "TransportError",
     "UnknownFunctionError",
     "UnknownOptionError",
@@ -304,6 +306,17 @@ class GasCostTooHighError(SessionError):
         super().__init__(message, session_id)
 
 
+class TargetWithoutCodeError(SessionError):
+    """A call with calldata to an address that has no code: the EVM runs it as a call to an empty account, which
+    succeeds and does nothing, so the operation would be paid for and change nothing. ``target`` is the address,
+    ``call_index`` the call's position in the operation."""
+
+    def __init__(self, message: str, *, session_id: str | None, target: str, call_index: int) -> None:
+        self.target = target
+        self.call_index = call_index
+        super().__init__(message, session_id)
+
+
 class SessionExpiredError(SessionError):
     """The session's ``validUntil`` has passed: ask the owner for a new session."""
 
@@ -334,8 +347,14 @@ _AA_HINTS: dict[str, str] = {
     "AA24": "signature error: wrong signer, revoked or unknown session, or module not installed",
     "AA25": "invalid nonce: another operation used this nonce; fetch a fresh one",
     "AA26": "verificationGasLimit too low: estimate gas again",
-    "AA31": "the paymaster's deposit is too low",
-    "AA32": "the paymaster's time window has passed",
+    "AA31": (
+        "the paymaster's deposit at the EntryPoint cannot pay this operation: ask the sponsor to top it up "
+        "(EntryPoint depositTo), or send without the paymaster"
+    ),
+    "AA32": (
+        "the paymaster's sponsorship expired or is not valid yet: build the operation again to get a fresh "
+        "sponsorship (check the clocks of the paymaster service and the chain)"
+    ),
     "AA33": "the paymaster's validation reverted",
     "AA34": "the paymaster's signature is invalid",
     "AA40": "verification gas over the limit",
@@ -428,6 +447,39 @@ class TargetRevertedError(BundlerRejectedError):
             f"the call reverted inside its target, not in validation: {calls} failed with {reason} when the bundler "
             f"simulated it ({method}, code {code}). The session's policy allows this call; check its arguments, "
             "the target's state, and that the target has this function",
+        )
+
+
+class InsufficientPrefundError(BundlerRejectedError):
+    """The EntryPoint refused the operation because the account cannot pay its prefund (AA21): ``account`` holds
+    ``balance`` wei and ``deposit`` wei at the EntryPoint; ``cost`` is the operation's prefund (None if unknown)."""
+
+    def __init__(
+        self,
+        method: str,
+        code: int,
+        message: str,
+        data: Any = None,
+        *,
+        account: str,
+        balance: int,
+        deposit: int,
+        cost: int | None,
+    ) -> None:
+        super().__init__(method, code, message, data, hint="")
+        self.account = account
+        self.balance = balance
+        self.deposit = deposit
+        self.cost = cost
+        short = (
+            f"; send it at least {cost - balance - deposit:,} wei more"
+            if cost and cost > balance + deposit
+            else ""
+        )
+        may = f"may cost up to {cost:,} wei in gas, but " if cost is not None else "cannot be paid for: "
+        self.args = (
+            f"the operation {may}the account {account} holds {balance:,} wei and has {deposit:,} wei deposited at "
+            f"the EntryPoint (AA21, {method} code {code}){short}, or use a paymaster",
         )
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "initial_counters",
     "limit_fields",
     "period_seconds",
+    "refuse_unusable_limits",
     "usage_of",
 ]
 
@@ -273,6 +274,30 @@ def limit_fields(limit: Limit) -> dict[str, object]:
         "period": limit.period,
         "text": f"{limit.label}: at most {limit.show(limit.stored_amount)} {limit.per}",
     }
+
+
+def refuse_unusable_limits(session: Session) -> None:
+    """Refuse, at grant time, a limit that allows nothing: ``calls=0``, ``rate="0/hour"``, ``Limits.operations(0)``,
+    a zero allowance or total, or a zero gas budget without a listed paymaster (every operation would be counted
+    and refused). The module accepts such limits, so the permission (or the session) could never be used; this is
+    a usability check, raising :class:`~keyscope.errors.BadInputError` naming the limit."""
+    for number, limit in enumerate(session.limits):
+        if limit.amount:
+            continue
+        if limit.op == LimitKind.NATIVE:
+            continue  # only value-carrying calls are stopped; plain calls still pass
+        if limit.op == LimitKind.GAS and session.paymasters:
+            continue  # operations the listed paymasters pay are not counted
+        what = {
+            LimitKind.CALLS: "no call of the permissions it counts can ever be made",
+            LimitKind.OPERATIONS: "the session could never send an operation",
+            LimitKind.AMOUNT: "only calls moving nothing (an amount of 0) could ever be made",
+            LimitKind.GAS: "every operation's gas counts against it and none would fit (no paymaster is listed)",
+        }[limit.op]
+        raise BadInputError(
+            f"limit {number} ({limit.label}, {limit.per}) is 0: {what}. The module would accept this grant, but "
+            "the permission could never be used: give a positive amount, or leave the limit out"
+        )
 
 
 def usage_of(session: Session, counters: Counters, now: int) -> tuple[LimitUsage, ...]:

@@ -12,6 +12,9 @@ from .bundler.pending import PendingUserOperation
 from .bundler.types import FeeQuote, GasEstimate
 from .eip7702 import Authorization
 from .endpoints import Endpoints
+from .entrypoint import encode_balance_of
+from .errors import BundlerRejectedError, InsufficientPrefundError, KeyscopeError
+from .gas import required_prefund
 from .paymaster import PaymasterFields
 from .userop import EIP7702_FACTORY, UserOperation
 
@@ -172,3 +175,30 @@ class OperationBuilder:
         """Send a signed operation to the bundler."""
         net = self.network
         return PendingUserOperation(net.bundler, net.bundler.send_user_operation(op, net.entry_point), op)
+
+
+def prefund_refusal(
+    network: Endpoints, account: str, error: BundlerRejectedError, op: UserOperation | None
+) -> InsufficientPrefundError | None:
+    """:class:`~keyscope.errors.InsufficientPrefundError` for a bundler's AA21 refusal of ``account``'s operation,
+    with the account's balance and EntryPoint deposit (read now) and ``op``'s prefund; None for another refusal,
+    or when the chain cannot be read."""
+    if error.reason != "AA21":
+        return None
+    try:
+        balance = network.chain.get_balance(account)
+        deposit = int.from_bytes(
+            network.chain.call(network.entry_point, encode_balance_of(account))[:32], "big"
+        )
+    except KeyscopeError:
+        return None
+    return InsufficientPrefundError(
+        error.method,
+        error.code,
+        error.rpc_message,
+        error.data,
+        account=account,
+        balance=balance,
+        deposit=deposit,
+        cost=required_prefund(op) if op is not None and op.paymaster is None else None,
+    )

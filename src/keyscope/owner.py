@@ -28,6 +28,7 @@ from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .errors import (
     BadInputError,
+    BundlerRejectedError,
     ConfigurationError,
     KeyscopeWarning,
     UnknownOptionError,
@@ -37,6 +38,7 @@ from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
+from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
     decode_epoch,
@@ -45,7 +47,7 @@ from .module import (
     revoke_session_data,
     rotate_co_signer_data,
 )
-from .operations import OperationBuilder
+from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
 from .session import Limit, Permission, Session, TypedDataPermission
@@ -359,11 +361,25 @@ class Owner:
     ) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed). An EOA's
         operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8)."""
-        return self.send(self.build(calls, eip7702_auth=eip7702_auth))
+        try:  # a bundler may refuse an account that cannot pay (AA21) when estimating gas already
+            op = self.build(calls, eip7702_auth=eip7702_auth)
+        except BundlerRejectedError as error:
+            refusal = prefund_refusal(self.network, self.account, error, None)
+            if refusal is None:
+                raise
+            raise refusal from error
+        return self.send(op)
 
     def send(self, op: UserOperation) -> PendingUserOperation:
-        """Send an operation :meth:`build` made."""
-        return self._builder.send(op)
+        """Send an operation :meth:`build` made. An account that cannot pay for it (AA21) gets
+        :class:`~keyscope.errors.InsufficientPrefundError` with its balance, its deposit and the prefund."""
+        try:
+            return self._builder.send(op)
+        except BundlerRejectedError as error:
+            refusal = prefund_refusal(self.network, self.account, error, op)
+            if refusal is None:
+                raise
+            raise refusal from error
 
     def build(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
@@ -520,7 +536,7 @@ class Owner:
         budget = [Limits.gas(gas_budget)] if gas_budget is not None else []
         salt = options.get("salt")
         co_signer = options.get("co_signer")
-        return Session(
+        session = Session(
             session_key=to_address(key, name="session key"),
             valid_after=start,
             valid_until=end,
@@ -533,6 +549,8 @@ class Owner:
             sign_in=tuple(options.get("sign_in", ())),
             co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
         )
+        refuse_unusable_limits(session)
+        return session
 
     def prepare_grant(
         self,
@@ -568,6 +586,7 @@ class Owner:
         return self._request(session, epoch, deployed)
 
     def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
+        refuse_unusable_limits(session)
         net = self.network
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create

@@ -36,6 +36,7 @@ from .errors import (
     SessionNotYetValidError,
     SessionRevokedError,
     TargetRevertedError,
+    TargetWithoutCodeError,
 )
 from .execution import Call, encode_execute
 from .grant import SessionGrant
@@ -51,7 +52,7 @@ from .module import (
     session_flag_calls,
     session_status,
 )
-from .operations import OperationBuilder
+from .operations import OperationBuilder, prefund_refusal
 from .report import SessionReport, report_from_chain
 from .revert import describe_revert
 from .session import (
@@ -94,6 +95,9 @@ def _number_after(name: str, message: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+_PRECOMPILES = 0xFFFF
+"""Addresses up to this one are taken for precompiles (0x01-0x11 on L1, 0x100 for P-256 on some chains): they
+have no code, yet calls to them do something, so they are not refused as targets without code."""
 _MAX_ESTIMATES = 256
 """Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
 _PENDING_TRUST = 60.0
@@ -200,6 +204,8 @@ class SessionAccount:
         self._usage_call = limit_usage_data(grant.account, grant.session_id) if grant.session.limits else None
         self._counters: Counters | None = None
         """The session's limit counters as last read from the module."""
+        self._with_code: set[str] = set()
+        """Targets seen with code (code does not go away outside the transaction that creates it)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -236,10 +242,13 @@ class SessionAccount:
             self._enabled = True
         return self._enabled
 
-    def _read_state(self, nonce_key: int | None, status: bool, clock: bool) -> tuple[int | None, int | None]:
+    def _read_state(
+        self, nonce_key: int | None, status: bool, clock: bool, codes: Sequence[str] = ()
+    ) -> tuple[int | None, int | None]:
         """Read, in one round trip, what a new operation needs from the chain: the lane's nonce (when
-        ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead) and
-        the latest block's time (when ``clock``). Returns (nonce, time)."""
+        ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead), the
+        latest block's time (when ``clock``) and whether the addresses ``codes`` have code (those that do are
+        remembered in ``_with_code``). Returns (nonce, time)."""
         net = self.network
         calls: list[tuple[str, bytes]] = []
         if nonce_key is not None:
@@ -248,7 +257,8 @@ class SessionAccount:
             calls.extend((net.module, data) for data in self._flag_calls)
         if self._usage_call is not None:
             calls.append((net.module, self._usage_call))
-        results, _, timestamp = read_many(net.chain, calls, timestamp=clock)
+        results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
+        self._with_code.update(address for address, code in zip(codes, found, strict=True) if code)
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
         if self._usage_call is not None:
             self._counters = decode_limit_counters(self.grant.session, results.pop())
@@ -433,16 +443,38 @@ class SessionAccount:
         """
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
         nonce_key = self.nonce_key(lane)
+        self._check_chain()
+        batch_calls = [calls] if isinstance(calls, Call) else list(calls)
+        # a call with calldata to an address without code succeeds and does nothing: asked with the rest
+        targets = [
+            to_address(call.target) if call.data and check and int(call.target, 16) > _PRECOMPILES else None
+            for call in batch_calls
+        ]
+        known = self._with_code | {self.grant.account}
+        unknown = sorted({t for t in targets if t is not None and t not in known})
+        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert)
+        created = self.grant.factory is not None or self.grant.account in self._with_code
+        if not created:
+            unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
             status=self.verify_on_chain,
             clock=(check or self._periodic) and self._clock is None,
+            codes=unknown,
         )
+        if not created and self.grant.account not in self._with_code:
+            raise SessionError(
+                f"the account {self.grant.account} has no code on chain {self.grant.chain_id} and the grant names no "
+                "factory to create it, so the EntryPoint would refuse the operation (AA20): have the owner deploy "
+                "the account first (its first operation creates it), or ask for a grant that creates it",
+                "0x" + self.grant.session_id.hex(),
+            )
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
         if check:
             self._checker.check(call_data, now=now, counters=self._counters, at=at)
+            self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
         self._check_owner_signature()
         if nonce is None:
             assert chain_nonce is not None
@@ -473,6 +505,32 @@ class SessionAccount:
             ),
         )
 
+    def _refuse_targets_without_code(self, targets: Sequence[str | None], empty: set[str]) -> None:
+        """Raise :class:`TargetWithoutCodeError` for the first call with calldata to an address in ``empty``."""
+        for index, target in enumerate(targets):
+            if target in empty:
+                raise TargetWithoutCodeError(
+                    f"call {index} sends calldata to {target}, which has no code on chain {self.grant.chain_id}: the "
+                    "call would succeed and do nothing, and the operation's gas would be paid for nothing. Check the "
+                    "address and that the contract is deployed on this chain (if an earlier call of the batch "
+                    "deploys it, send with check=False)",
+                    session_id="0x" + self.grant.session_id.hex(),
+                    target=target,
+                    call_index=index,
+                )
+
+    def _check_chain(self) -> None:
+        """Refuse a grant signed for another chain than the node's (asked once; signing needs the id anyway): the
+        module would refuse the owner's signature of it (AA23 InvalidOwnerSignature), or find no such session."""
+        chain_id = self.network.chain_id
+        if chain_id != self.grant.chain_id:
+            raise ConfigurationError(
+                f"session 0x{self.grant.session_id.hex()} was granted on chain {self.grant.chain_id}, but the node is "
+                f"on chain {chain_id}: the module there would refuse the owner's signature of it (AA23 "
+                f"InvalidOwnerSignature). Connect to chain "
+                f"{self.grant.chain_id}'s node and bundler, or ask the owner for a grant on chain {chain_id}"
+            )
+
     def _cached_estimate(self, key: tuple[bytes, int, int, bool]) -> GasEstimate | None:
         cached = self._estimates.get(key)
         if cached is None or time.monotonic() - cached[0] > self.estimate_ttl:
@@ -499,13 +557,20 @@ class SessionAccount:
         return sent[0]
 
     @contextmanager
-    def _bundler_refusals(self, calls: Call | Sequence[Call] | None) -> Iterator[None]:
+    def _bundler_refusals(
+        self, calls: Call | Sequence[Call] | None, op: UserOperation | None = None
+    ) -> Iterator[None]:
         """A bundler's refusal that is about the session's window becomes the session error it means; one that
-        is about the call reverting inside its target says so (the policy accepted the call)."""
+        is about the call reverting inside its target says so (the policy accepted the call); one about the
+        account's funds (AA21) says what it holds and what ``op`` may cost."""
         try:
             yield
         except BundlerRejectedError as error:
-            translated = self._session_refusal(error) or self._target_refusal(error, calls)
+            translated = (
+                self._session_refusal(error)
+                or self._target_refusal(error, calls)
+                or prefund_refusal(self.network, self.grant.account, error, op)
+            )
             if translated is None:
                 raise
             raise translated from error
@@ -578,7 +643,7 @@ class SessionAccount:
         """Send an operation made by :meth:`build`."""
         key = op.nonce >> 64
         try:
-            with self._bundler_refusals(None):
+            with self._bundler_refusals(None, op):
                 pending = self._builder.send(op)
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time

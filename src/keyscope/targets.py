@@ -29,6 +29,8 @@ KNOWN_CONTRACTS = (
 """keyscope's contracts whose deployed code (without constructor-set immutables) identifies them."""
 
 _NATIVE_TRANSFER = bytes(4)
+_PRECOMPILES = 0xFFFF
+"""Addresses up to this one are taken for precompiles: no code, yet calls to them do something."""
 
 
 def _signature(entry: Mapping[str, object]) -> str:
@@ -70,7 +72,11 @@ def target_problems(permissions: Iterable[Permission], codes: Mapping[str, bytes
     problems = []
     for permission in permissions:
         code = codes.get(permission.target)
-        if code is None or permission.selector == _NATIVE_TRANSFER:
+        if (
+            code is None
+            or permission.selector == _NATIVE_TRANSFER
+            or int(permission.target, 16) <= _PRECOMPILES
+        ):
             continue
         if not code:
             problems.append(
