@@ -475,6 +475,12 @@ def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, m
 @pytest.fixture(scope="module")
 def co_signed(sessions, signing, permits, target) -> Signing:
     """A co-signed session allowed to call the recording target and to sign permits."""
+    return co_signed_on(sessions, signing, permits, target, salt=7)
+
+
+def co_signed_on(sessions, signing, permits, target, *, salt: int, sign_in: tuple[str, ...] = ()) -> Signing:
+    """A new owner's account at ``salt``, funded, granted a co-signed session (a new co-signer, ``fresh.co_signer``)
+    allowed to call the recording target with ``amount <= 100``, to sign permits and to sign in to ``sign_in``."""
     co_signer = LocalSigner.generate()
     fresh = Signing.__new__(Signing)
     fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
@@ -487,9 +493,10 @@ def co_signed(sessions, signing, permits, target) -> Signing:
         session_key=fresh.key.address,
         permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
         typed_data_permissions=(permit2,),
+        sign_in=sign_in,
         co_signer=co_signer.address,
     )
-    fresh.accounts = [sessions.account(fresh.owner, 7)]
+    fresh.accounts = [sessions.account(fresh.owner, salt)]
     sessions.h.fund(fresh.accounts[0])
     fresh.grants = [fresh.grant(fresh.accounts[0])]
     return fresh
@@ -685,25 +692,9 @@ def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_befo
     from keyscope.typed_data import eip191_hash
 
     h = sessions.h
-    co_signer = LocalSigner.generate()
-    fresh = Signing.__new__(Signing)
-    fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
-    fresh.chain_id = signing.chain_id
-    fresh.owner = LocalSigner.generate()
-    fresh.key = SessionKey.generate()
-    fresh.co_signer = co_signer
-    permit2, _ = signing_permissions(permits, fresh.chain_id)
-    fresh.session = Session(
-        session_key=fresh.key.address,
-        permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
-        typed_data_permissions=(permit2,),
-        sign_in=("app.example.com",),
-        co_signer=co_signer.address,
-    )
-    fresh.accounts = [sessions.account(fresh.owner, 9)]
+    fresh = co_signed_on(sessions, signing, permits, target, salt=9, sign_in=("app.example.com",))
+    co_signer = fresh.co_signer
     account = fresh.accounts[0]
-    h.fund(account)
-    fresh.grants = [fresh.grant(account)]
     plain = Signing(sessions, signing.net, permits)  # a session without co-signer, on two accounts
     sdk = fresh.sdk(co_signer=local_co_signer(co_signer))
 

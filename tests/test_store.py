@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -750,7 +750,21 @@ def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, 
         damaged = json.dumps(doc).encode()
     victim.write_bytes(damaged)
 
-    calls: list[Any] = [
+    calls = _every_store_call(signer, grant, lease)
+    calls.append(
+        lambda s: s.record_intent("l", ACCOUNT, grant.session_id, 1, make_op(2, call_data=b"\x02"), h(4))
+    )
+    try:
+        reopened = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    except KeyscopeError:
+        assert victim.read_bytes() == damaged
+        return
+    _call_each(reopened, calls)
+
+
+def _every_store_call(signer: Any, grant: Any, lease: Any) -> list[Callable[[Any], Any]]:
+    """One call of each store method, on the records the damage tests write first."""
+    return [
         lambda s: s.get_key(signer.address),
         lambda s: s.list_keys(),
         lambda s: s.get_grant(grant.session_id),
@@ -767,23 +781,21 @@ def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, 
         lambda s: s.pending(),
         lambda s: s.list_outbox(),
         lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
-        lambda s: s.record_intent("l", ACCOUNT, grant.session_id, 1, make_op(2, call_data=b"\x02"), h(4)),
         lambda s: s.mark_sent(h(1)),
         lambda s: s.mark_included(h(2), h(50), True),
         lambda s: s.mark_failed(h(1), "x"),
         lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
     ]
-    try:
-        reopened = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
-    except KeyscopeError:
-        assert victim.read_bytes() == damaged
-        return
+
+
+def _call_each(store: Any, calls: list[Callable[[Any], Any]]) -> None:
+    """Run every call on ``store`` (then close it): each may refuse with a KeyscopeError, and only with one."""
     try:
         for call in calls:
             with contextlib.suppress(KeyscopeError):
-                call(reopened)
+                call(store)
     finally:
-        reopened.close()
+        store.close()
 
 
 _SQL_COLUMNS = {
@@ -833,35 +845,9 @@ def test_any_damage_to_a_sqlite_column_gives_a_keyscope_error(
             conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
         except sqlite3.IntegrityError:
             return  # NOT NULL, a unique key or the nonce trigger: the database refuses that damage itself
-    calls: list[Any] = [
-        lambda s: s.get_key(signer.address),
-        lambda s: s.list_keys(),
-        lambda s: s.get_grant(grant.session_id),
-        lambda s: s.list_grants(),
-        lambda s: s.list_grants(active_only=True),
-        lambda s: s.is_revoked(grant.session_id),
-        lambda s: s.mark_revoked(grant.session_id),
-        lambda s: s.put_grant(grant),
-        lambda s: s.renew_lease(lease, 60),
-        lambda s: s.lease_lane(ACCOUNT, grant.session_id, "v", 60),
-        lambda s: s.release_lease(lease),
-        lambda s: s.get_by_intent("i"),
-        lambda s: s.get_by_hash(h(1)),
-        lambda s: s.pending(),
-        lambda s: s.list_outbox(),
-        lambda s: s.record_intent("k", ACCOUNT, grant.session_id, 2, make_op(3), h(3)),
-        lambda s: s.mark_sent(h(1)),
-        lambda s: s.mark_included(h(2), h(50), True),
-        lambda s: s.mark_failed(h(1), "x"),
-        lambda s: s.rebuild_intent("i", h(1), lease.lane, make_op(9), h(9), lease=lease),
-    ]
+    calls = _every_store_call(signer, grant, lease)
     reopened = SqlStore(url, kek=KEK)
-    try:
-        for call in calls:
-            with contextlib.suppress(KeyscopeError):
-                call(reopened)
-    finally:
-        reopened.close()
+    _call_each(reopened, calls)
 
 
 def test_grants_round_trip_and_list(store: SessionStore) -> None:

@@ -835,21 +835,28 @@ def plain_account(
     return account, signer, entry_point
 
 
-def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapter(
-    stack: LocalStack,
-    contracts: AccountContracts,
-    plain_account: tuple[str, LocalSigner, str],
-    recipient: str,
-) -> None:
+def plain_owner(
+    stack: LocalStack, contracts: AccountContracts, plain_account: tuple[str, LocalSigner, str]
+) -> tuple[Network, Owner]:
+    """A network on the account's EntryPoint, detecting kinds, and the owner of ``plain_account`` on it."""
     account, signer, entry_point = plain_account
-    plain = connect(
+    network = connect(
         stack.rpc_url,
         stack.bundler_url,
         module=stack.module,
         owner_validator=contracts.owner_validator,
         entry_point=entry_point,
     )
-    owner = plain.owner(signer, account)
+    return network, network.owner(signer, account)
+
+
+def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapter(
+    stack: LocalStack,
+    contracts: AccountContracts,
+    plain_account: tuple[str, LocalSigner, str],
+    recipient: str,
+) -> None:
+    plain, owner = plain_owner(stack, contracts, plain_account)
     assert type(owner.kind) is ERC7579AccountKind
     assert owner.kind.account_id == "@openzeppelin/contracts.AccountERC7579.v1.0.0"
     assert not owner.supports_sessions()
@@ -913,15 +920,8 @@ def test_an_openzeppelin_account_erc7579_lets_a_session_sign_a_permit_within_its
     recipient: str,
     permits: str,
 ) -> None:
-    account, signer, entry_point = plain_account
-    plain = connect(
-        stack.rpc_url,
-        stack.bundler_url,
-        module=stack.module,
-        owner_validator=contracts.owner_validator,
-        entry_point=entry_point,
-    )
-    owner = plain.owner(signer, account)
+    account, _, _ = plain_account
+    plain, owner = plain_owner(stack, contracts, plain_account)
     pending = owner.install_sessions()
     assert pending is not None
     pending.wait()
