@@ -349,6 +349,16 @@ def permit_data(permits: str, chain_id: int, amount: int) -> dict[str, Any]:
     }
 
 
+def permit2_policy(permits: str, chain_id: int) -> Any:
+    """The signing permission the permit tests grant: Permit2 permits of USDC to ROUTER, at most PERMIT_LIMIT."""
+    return Policy.typed_data(
+        {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "token") == USDC, arg("details", "amount") <= PERMIT_LIMIT, arg("spender") == ROUTER],
+    )
+
+
 def signature_checker_accepts(
     stack: LocalStack, permits: str, account: str, digest: bytes, signature: bytes
 ) -> bool:
@@ -369,12 +379,7 @@ def test_a_session_signs_a_permit_that_signature_checker_accepts_within_its_rule
 ) -> None:
     created(owner, stack, recipient)
     key = SessionKey.generate()
-    permit2 = Policy.typed_data(
-        {"name": "Permit2", "chainId": net.chain_id, "verifyingContract": permits},
-        PERMIT_SINGLE_TYPES,
-        "PermitSingle",
-        [arg("details", "token") == USDC, arg("details", "amount") <= PERMIT_LIMIT, arg("spender") == ROUTER],
-    )
+    permit2 = permit2_policy(permits, net.chain_id)
     grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
     session = net.session(grant, key)
 
@@ -926,12 +931,7 @@ def test_an_openzeppelin_account_erc7579_lets_a_session_sign_a_permit_within_its
     assert pending is not None
     pending.wait()
     key = SessionKey.generate()
-    permit2 = Policy.typed_data(
-        {"name": "Permit2", "chainId": plain.chain_id, "verifyingContract": permits},
-        PERMIT_SINGLE_TYPES,
-        "PermitSingle",
-        [arg("details", "token") == USDC, arg("details", "amount") <= PERMIT_LIMIT, arg("spender") == ROUTER],
-    )
+    permit2 = permit2_policy(permits, plain.chain_id)
     grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
     session = plain.session(grant, key)
     data = permit_data(permits, plain.chain_id, PERMIT_LIMIT)
