@@ -705,6 +705,16 @@ def unknown_kind(stack: LocalStack, contracts: AccountContracts) -> ERC7579Accou
     )
 
 
+def reinstalled_session_mints(net: Network, owner: Owner, stack: LocalStack, recipient: str) -> None:
+    """After an uninstall: the owner installs the module again, and a new session's first operation mints."""
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    fresh_key = SessionKey.generate()
+    fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
+    net.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+
+
 def test_an_account_without_an_adapter_of_its_own_gets_the_generic_one(
     stack: LocalStack, contracts: AccountContracts, unknown_kind: ERC7579AccountKind, recipient: str
 ) -> None:
@@ -724,12 +734,7 @@ def test_an_account_without_an_adapter_of_its_own_gets_the_generic_one(
     plain.session(grant, key).execute(stack.nft, MINT, recipient).wait()
     owner.uninstall_sessions().wait()  # the sentinel list's neighbour, read from the account
     assert not owner.supports_sessions()
-    pending = owner.install_sessions()
-    assert pending is not None
-    pending.wait()
-    fresh_key = SessionKey.generate()
-    fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
-    plain.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    reinstalled_session_mints(plain, owner, stack, recipient)
     assert nft_balance(stack, recipient) == 3
 
 
@@ -892,12 +897,7 @@ def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapt
     # uninstalling: the account keeps its validators in a set, so there is no neighbour to name
     owner.uninstall_sessions().wait()
     assert not owner.supports_sessions()
-    pending = owner.install_sessions()
-    assert pending is not None
-    pending.wait()
-    fresh_key = SessionKey.generate()
-    fresh = owner.grant(fresh_key, [mint_policy(stack, recipient)])
-    plain.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    reinstalled_session_mints(plain, owner, stack, recipient)
     assert nft_balance(stack, recipient) == 3
 
 
