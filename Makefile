@@ -3,6 +3,9 @@ SHELL := /bin/bash
 export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
+# `make test` runs the suite on JOBS processes (pytest-xdist), each test file whole on one of them, so that a
+# file's chain, stack and databases are set up once; JOBS=0 runs it in this process.
+JOBS ?= 2
 
 .PHONY: setup demo test screenshots bench gas-snapshot lint slither clean
 
@@ -15,7 +18,7 @@ demo: setup
 test: setup
 	@tools/ensure-postgres.sh
 	@tools/ensure-chromium.sh
-	@$(VENV)/ape test $(ARGS)
+	@$(VENV)/ape test -n $(JOBS) --dist loadfile $(ARGS)
 
 # the consent page and the dashboard as the browser test sees them, written to docs/images
 screenshots: setup
