@@ -355,6 +355,40 @@ def test_an_outbox_limit_past_any_listing_is_refused_not_a_crash(empty_store: st
     assert CliRunner().invoke(main, ["outbox", "--store", empty_store, "--limit", "1000000"]).exit_code == 0
 
 
+def test_a_damaged_outbox_record_is_listed_as_unreadable_beside_the_others(empty_store: str) -> None:
+    """One damaged row once stopped ``keyscope outbox`` and ``keyscope recover`` at a store error, hiding every
+    other record: each now lists it as unreadable, with its problem, and the others all the same."""
+    from keyscope.userop import UserOperation
+
+    account, session = "0x" + "a1" * 20, "0x" + "5e" * 32
+    with open_store(empty_store) as store:
+        for i in (1, 2):
+            op = UserOperation(sender=account, nonce=i, call_data=b"\xca\xfe", call_gas_limit=100_000)
+            store.record_intent(f"intent-{i}", account, session, i, op, "0x" + f"{i:064x}")
+    with sqlite3.connect(empty_store[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE keyscope_outbox SET op_json = '{' WHERE intent_id = 'intent-1'")
+    for state in ([], ["--state", "pending"]):
+        shown = CliRunner().invoke(main, ["outbox", "--store", empty_store, *state])
+        assert shown.exit_code == 0 and "intent-2" in shown.output and "and 1 unreadable" in shown.output, (
+            shown.output
+        )
+        assert re.search(r"intent-1\W+unreadable", shown.output) and "corrupted" in shown.output, shown.output
+        rows = json.loads(
+            CliRunner().invoke(main, ["outbox", "--store", empty_store, "--json", *state]).output
+        )
+        assert [(row["intent_id"], row["state"]) for row in rows] == [
+            ("intent-2", "built"),
+            ("intent-1", "unreadable"),
+        ]
+    with sqlite3.connect(empty_store[len("sqlite:///") :]) as conn:
+        conn.execute("DELETE FROM keyscope_outbox WHERE intent_id = 'intent-2'")
+    nodes = ["--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"]
+    recovered = CliRunner().invoke(main, ["recover", "--store", empty_store, *nodes])
+    assert recovered.exit_code == 0, recovered.output
+    assert "nothing in flight that the store can read (1 unreadable)" in recovered.output
+    assert "unreadable intent-1:" in recovered.output and "corrupted" in recovered.output
+
+
 def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_path: Path) -> None:
     """The owner's key is read first: a missing or malformed one stops the command before the store is touched."""
     url = f"sqlite:///{tmp_path / 'sessions.db'}"

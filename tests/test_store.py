@@ -700,6 +700,29 @@ def test_pending_reports_a_corrupted_record_and_lists_the_others_when_asked(pers
     assert again.get_by_intent("over-it") is None
 
 
+def test_the_outbox_listing_reports_a_corrupted_record_and_lists_the_others_when_asked(
+    persistent: Backend,
+) -> None:
+    """What ``keyscope outbox`` shows: one damaged record must not hide the others, whatever their state."""
+    store = persistent.open()
+    for i in (1, 2, 3):
+        store.record_intent(f"intent-{i}", ACCOUNT, SESSION, i, make_op(i), h(i))
+    store.mark_failed(h(3), "refused")
+    if persistent.kind == "file":
+        name = hashlib.sha256(b"intent-2").hexdigest()
+        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text("[")
+    else:
+        name = "intent-2"
+        persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "{", "intent-2")
+    again = persistent.open()
+    with pytest.raises(SessionStoreError, match="corrupted"):
+        again.list_outbox()
+    reported: list[str] = []
+    listed = again.list_outbox(on_corrupt=lambda n, e: reported.append(n))
+    assert [r.intent_id for r in listed] == ["intent-3", "intent-1"] and reported == [name]
+    assert [r.intent_id for r in again.list_outbox("failed", on_corrupt=lambda n, e: None)] == ["intent-3"]
+
+
 # --------------------------------------------------------------------------------------------------
 # Grants
 # --------------------------------------------------------------------------------------------------

@@ -290,6 +290,27 @@ def test_one_unreadable_outbox_record_does_not_stop_other_sessions(net, harness,
     assert nft.balanceOf(other.account) == 1
 
 
+def test_recover_reports_an_unreadable_record_and_finishes_the_others(net, harness, db, store, nft, events):
+    """Two workers died with operations in flight, one record damaged since: the recovery pass reports it as
+    unreadable, leaves its bytes as they are, and still sends and finishes the other."""
+    damaged = User(net, harness, store, nft)
+    other = User(net, harness, store, nft)
+    dead_worker_records(store, net, damaged, "orphan")
+    record = dead_worker_records(store, net, other, "other")
+    with sqlite3.connect(db[len("sqlite:///") :]) as conn:
+        conn.execute("UPDATE keyscope_outbox SET op_json = '{' WHERE intent_id = 'orphan'")
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+    assert list(report.unreadable) == ["orphan"] and "corrupted" in report.unreadable["orphan"], report
+    assert report.included == ["other"] and "1 unreadable, left as they are" in str(report), report
+    assert events.count([record.user_op_hash])[record.user_op_hash] == 1
+    assert nft.balanceOf(other.account) == 1 and nft.balanceOf(damaged.account) == 0
+    with sqlite3.connect(db[len("sqlite:///") :]) as conn:
+        assert conn.execute("SELECT op_json FROM keyscope_outbox WHERE intent_id = 'orphan'").fetchone() == (
+            "{",
+        )
+
+
 def test_a_session_revoked_on_chain_is_refused_and_marked_in_the_store(net, store, user):
     with worker(store, net) as w:
         w.send("first", user.session_id, user.mint()).wait(30)

@@ -99,8 +99,14 @@ def _record_row(record: OutboxRecord) -> dict[str, Any]:
     }
 
 
+def _unreadable_row(name: str, problem: str) -> dict[str, Any]:
+    """A record the store could not read, as a row of the listing (its problem in ``error``)."""
+    empty = dict.fromkeys(("user_op_hash", "account", "session_id", "lane", "nonce", "attempts"), "")
+    return {"intent_id": name, "state": "unreadable", **empty, "updated_at": None, "error": problem}
+
+
 def _outcome(row: dict[str, Any]) -> str:
-    if row["state"] == "failed":
+    if row["state"] in ("failed", "unreadable"):
         return str(row["error"] or "")
     if row["state"] == "included":
         return f"tx {row['tx_hash']}" + ("" if row["success"] else " (call reverted)")
@@ -125,15 +131,23 @@ def _outcome(row: dict[str, Any]) -> str:
 @json_option
 @reports_errors
 def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None:
-    """Show the outbox: what is in flight, what landed, what failed and why."""
+    """Show the outbox: what is in flight, what landed, what failed and why. A record the store cannot
+    read is listed as unreadable, with its problem, and the others all the same."""
+    unreadable: list[dict[str, Any]] = []
+
+    def damaged(name: str, error: Exception) -> None:
+        unreadable.append(_unreadable_row(name, " ".join(str(error).split())))
+
     with open_session_store(store_url, keys=False, existing=True) as store:
         if state == "pending":
-            records = store.pending()[-limit:][::-1]
+            records = store.pending(on_corrupt=damaged)[-limit:][::-1]
         else:
-            records = store.list_outbox(state, limit=limit)
-    rows = [_record_row(record) for record in records]
+            records = store.list_outbox(state, limit=limit, on_corrupt=damaged)
+    rows = [_record_row(record) for record in records] + unreadable
     listing = table(
-        f"{len(rows)} outbox record(s)" + (f" ({state})" if state else ""),
+        f"{len(records)} outbox record(s)"
+        + (f" ({state})" if state else "")
+        + (f" and {len(unreadable)} unreadable" if unreadable else ""),
         ("intent", "state", "attempts", "lane", "nonce", "updated", "userOpHash", "outcome"),
         [
             (
@@ -235,9 +249,22 @@ def recover(
     from ..scale import SessionWorker  # the worker machinery, only for this command
 
     with open_session_store(store_url, keys=False, existing=True) as store:
-        pending = store.pending(older_than=older_than)
+        damaged: dict[str, str] = {}
+        pending = store.pending(
+            older_than=older_than, on_corrupt=lambda name, error: damaged.update({name: str(error)})
+        )
         if not pending:
-            emit(as_json, {"examined": 0}, ["nothing in flight"])
+            unreadable = {name: " ".join(problem.split()) for name, problem in damaged.items()}
+            lines = [f"  unreadable {name}: {problem}" for name, problem in unreadable.items()]
+            emit(
+                as_json,
+                {"examined": 0, "unreadable": unreadable},
+                [
+                    "nothing in flight"
+                    + (f" that the store can read ({len(lines)} unreadable)" if lines else ""),
+                    *lines,
+                ],
+            )
             return
         grant = store.get_grant(pending[0].session_id)
         net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
@@ -254,11 +281,13 @@ def recover(
             "failed": report.failed,
             "resent": report.resent,
             "waiting": report.waiting,
+            "unreadable": report.unreadable,
         },
         [
             str(report),
             *(f"  failed  {intent}: {reason}" for intent, reason in report.failed.items()),
             *(f"  waiting {intent}: {reason}" for intent, reason in report.waiting.items()),
+            *(f"  unreadable {intent}: {problem}" for intent, problem in report.unreadable.items()),
         ],
     )
 

@@ -179,6 +179,9 @@ class RecoveryReport:
     also in one of the lists above."""
     skipped: list[str] = field(default_factory=list)
     """Followed by this worker already."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Records the store could not read (damaged), with the problem: left as they are, their nonces still
+    taken, while the pass went on with the others."""
 
     @property
     def examined(self) -> int:
@@ -190,4 +193,5 @@ class RecoveryReport:
             f"{self.examined} pending: {len(self.included)} included, {len(self.failed)} failed, "
             f"{len(self.waiting)} still unfinished, {len(self.skipped)} followed here; "
             f"{len(self.resent)} sent again, {len(self.rebuilt)} rebuilt"
+            + (f"; {len(self.unreadable)} unreadable, left as they are" if self.unreadable else "")
         )

@@ -315,12 +315,19 @@ class SessionWorker:
         (same userOpHash); built but never sent → sent; its nonce used by another operation (named by the
         node's log) → the intent is rebuilt as a new operation, which needs the session's key from the store
         (without it the record is left for a worker that has it). With ``wait`` > 0, follows those still
-        unfinished for up to ``wait`` seconds and reports their outcomes. Builds and signs nothing else.
+        unfinished for up to ``wait`` seconds and reports their outcomes. Builds and signs nothing else. A
+        record the store cannot read is logged, reported as unreadable and left as it is; the pass goes on.
         """
         self._check_open()
         report = RecoveryReport()
         followed: list[Tracked] = []
-        for record in self.store.pending(older_than=older_than):
+
+        def unreadable(name: str, error: SessionStoreError) -> None:
+            problem = " ".join(str(error).split())
+            log.warning("recover: outbox record %s is unreadable, left as it is: %s", name, problem)
+            report.unreadable[name] = problem
+
+        for record in self.store.pending(older_than=older_than, on_corrupt=unreadable):
             with self._lock:
                 mine = record.user_op_hash in self._tracked
             if mine:

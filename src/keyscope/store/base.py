@@ -719,10 +719,20 @@ class SessionStore(abc.ABC):
         to ``on_corrupt(its intent id or name, error)`` instead and the listing goes on.
         """
 
-    def list_outbox(self, state: OutboxState | str | None = None, *, limit: int = 100) -> list[OutboxRecord]:
-        """The newest ``limit`` records (in ``state`` when given), newest first."""
-        return self._list_outbox(check_state(state), check_limit(limit))
+    def list_outbox(
+        self,
+        state: OutboxState | str | None = None,
+        *,
+        limit: int = 100,
+        on_corrupt: OnCorrupt | None = None,
+    ) -> list[OutboxRecord]:
+        """The newest ``limit`` records (in ``state`` when given), newest first. A record that cannot be read
+        raises :class:`~keyscope.errors.SessionStoreError`; with ``on_corrupt``, it is passed to
+        ``on_corrupt(its intent id or name, error)`` instead and the listing goes on."""
+        return self._list_outbox(check_state(state), check_limit(limit), on_corrupt)
 
     @abc.abstractmethod
-    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
+    def _list_outbox(
+        self, state: OutboxState | None, limit: int, on_corrupt: OnCorrupt | None
+    ) -> list[OutboxRecord]:
         """The newest records (arguments checked)."""

@@ -289,10 +289,17 @@ class DocumentStore(SessionStore):
             raise corrupted(self._docs.where(OUTBOX, name), f"it holds intent {record.intent_id!r}")
         return record
 
-    def _outbox_docs(self) -> Iterator[tuple[int, OutboxRecord]]:
-        """(sequence number, record) of every outbox record."""
+    def _outbox_docs(self, on_corrupt: OnCorrupt | None = None) -> Iterator[tuple[int, OutboxRecord]]:
+        """(sequence number, record) of every outbox record; a damaged one raises, or goes to ``on_corrupt``
+        when given."""
         for name in self._docs.names(OUTBOX):
-            found = self._outbox_doc(name)
+            try:
+                found = self._outbox_doc(name)
+            except SessionStoreError as error:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(name, error)
+                continue
             if found is not None:
                 yield found
 
@@ -542,25 +549,21 @@ class DocumentStore(SessionStore):
         on_corrupt: OnCorrupt | None = None,
     ) -> list[OutboxRecord]:
         cutoff = pending_cutoff(older_than, now_or(now))
-        rows = []
-        with self._locked():
-            for name in self._docs.names(OUTBOX):
-                try:
-                    found = self._outbox_doc(name)
-                except SessionStoreError as error:
-                    if on_corrupt is None:
-                        raise
-                    on_corrupt(name, error)
-                    continue
-                if found is None or not found[1].is_pending:
-                    continue
-                if cutoff is None or found[1].updated_at <= cutoff:
-                    rows.append(found)
-        return [record for _, record in sorted(rows, key=lambda item: item[0])]
-
-    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
         with self._locked():
             rows = [
-                (seq, record) for seq, record in self._outbox_docs() if state is None or record.state == state
+                found
+                for found in self._outbox_docs(on_corrupt)
+                if found[1].is_pending and (cutoff is None or found[1].updated_at <= cutoff)
+            ]
+        return [record for _, record in sorted(rows, key=lambda item: item[0])]
+
+    def _list_outbox(
+        self, state: OutboxState | None, limit: int, on_corrupt: OnCorrupt | None
+    ) -> list[OutboxRecord]:
+        with self._locked():
+            rows = [
+                (seq, record)
+                for seq, record in self._outbox_docs(on_corrupt)
+                if state is None or record.state == state
             ]
         return [record for _, record in sorted(rows, key=lambda item: -item[0])[:limit]]

@@ -27,7 +27,7 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -977,8 +977,21 @@ class SqlStore(SessionStore):
                 query = query.where(outbox.c.updated_at <= cutoff)
             return list(conn.execute(query).all())
 
+        return self._records(self._run(work, write=False), on_corrupt)
+
+    def _list_outbox(
+        self, state: OutboxState | None, limit: int, on_corrupt: OnCorrupt | None
+    ) -> list[OutboxRecord]:
+        outbox = self._t.outbox
+        query = select(outbox).order_by(outbox.c.seq.desc()).limit(limit)
+        if state is not None:
+            query = query.where(outbox.c.state == state.value)
+        return self._records(self._run(lambda conn: conn.execute(query).all(), write=False), on_corrupt)
+
+    def _records(self, rows: Sequence[Any], on_corrupt: OnCorrupt | None) -> list[OutboxRecord]:
+        """The records of outbox ``rows``; a damaged one raises, or goes to ``on_corrupt`` when given."""
         found = []
-        for row in self._run(work, write=False):
+        for row in rows:
             try:
                 found.append(self._record(row))
             except SessionStoreError as error:
@@ -986,14 +999,6 @@ class SqlStore(SessionStore):
                     raise
                 on_corrupt(str(row.intent_id), error)
         return found
-
-    def _list_outbox(self, state: OutboxState | None, limit: int) -> list[OutboxRecord]:
-        outbox = self._t.outbox
-        query = select(outbox).order_by(outbox.c.seq.desc()).limit(limit)
-        if state is not None:
-            query = query.where(outbox.c.state == state.value)
-        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
-        return [self._record(row) for row in rows]
 
 
 def _corrupted(where: str, problem: str) -> SessionStoreError:
