@@ -3,6 +3,8 @@ pragma solidity ^0.8.28;
 
 import {AccountERC7579} from "@openzeppelin/contracts/account/extensions/draft-AccountERC7579.sol";
 import {SignerECDSA} from "@openzeppelin/contracts/utils/cryptography/signers/SignerECDSA.sol";
+import {ERC7739} from "@openzeppelin/contracts/utils/cryptography/signers/draft-ERC7739.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {AbstractSigner} from "@openzeppelin/contracts/utils/cryptography/signers/AbstractSigner.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
@@ -31,8 +33,13 @@ import {ValidatorCall} from "./ValidatorCall.sol";
 /// It receives ERC-721 and ERC-1155 tokens (safe transfers and mints).
 ///
 /// ERC-1271: a signature prefixed with the 20-byte address of an installed validator is forwarded to that
-/// validator; any other signature must be the owner's 65-byte ECDSA signature over the hash itself.
-contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Holder, ERC1155Holder {
+/// validator. The owner's signatures are ERC-7739 nested signatures (TypedDataSign for typed data, PersonalSign
+/// for messages), bound to this account's EIP-712 domain (`KeyscopeAccount`, version `1`, its chain and
+/// address): an owner's signature made for one account is worthless for the owner's other accounts and for the
+/// owner's own address. The owner's bare ECDSA signature of a hash is accepted only when an installed validator
+/// asks (the session module checking the owner's grant of a session, a digest that names this account, the module
+/// and the chain).
+contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable, ERC721Holder, ERC1155Holder {
     /*//////////////////////////////////////////////////////////////
                                  TYPES
     //////////////////////////////////////////////////////////////*/
@@ -62,7 +69,7 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
     //////////////////////////////////////////////////////////////*/
 
     /// @param entryPoint_ The EntryPoint every clone of this implementation trusts.
-    constructor(IEntryPoint entryPoint_) SignerECDSA(address(0)) {
+    constructor(IEntryPoint entryPoint_) SignerECDSA(address(0)) EIP712("KeyscopeAccount", "1") {
         _entryPoint = entryPoint_;
         _disableInitializers();
     }
@@ -94,15 +101,31 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
     }
 
     /// @notice ERC-1271: is `signature` a valid signature of `hash` by this account?
-    /// @dev A signature starting with an installed validator's address goes to that validator
-    ///      (ERC-7579 convention); anything else must be the owner's ECDSA signature over `hash`.
-    /// @return The ERC-1271 magic value `0x1626ba7e` if valid, `0xffffffff` otherwise.
-    function isValidSignature(bytes32 hash, bytes calldata signature) public view override returns (bytes4) {
-        bytes4 viaModule = super.isValidSignature(hash, signature);
+    /// @dev In order: a signature starting with an installed validator's address goes to that validator
+    ///      (ERC-7579 convention); an installed validator asking may present the owner's bare ECDSA signature of
+    ///      `hash` (the session module's grant check: its digest names this account); anything else must be the
+    ///      owner's ERC-7739 nested signature for this account (TypedDataSign or PersonalSign). The bare form is
+    ///      refused from every other caller: the hash a verifier such as Permit2 asks about may name no account,
+    ///      and the owner's bare signature of it would be as good for the owner's other accounts.
+    /// @param hash The signed hash.
+    /// @param signature The signature.
+    /// @return The ERC-1271 magic value `0x1626ba7e` if valid, `0x77390001` for ERC-7739's detection request,
+    ///         `0xffffffff` otherwise.
+    function isValidSignature(bytes32 hash, bytes calldata signature)
+        public
+        view
+        override(AccountERC7579, ERC7739)
+        returns (bytes4)
+    {
+        bytes4 viaModule = AccountERC7579.isValidSignature(hash, signature);
         if (viaModule == IERC1271.isValidSignature.selector) return viaModule;
-        return SignerECDSA._rawSignatureValidation(hash, signature)
-            ? IERC1271.isValidSignature.selector
-            : bytes4(0xffffffff);
+        if (
+            isModuleInstalled(MODULE_TYPE_VALIDATOR, msg.sender, Calldata.emptyBytes())
+                && SignerECDSA._rawSignatureValidation(hash, signature)
+        ) {
+            return IERC1271.isValidSignature.selector;
+        }
+        return ERC7739.isValidSignature(hash, signature);
     }
 
     /// @dev Validation by the installed validator the nonce key names, else by the owner's ECDSA signature.
@@ -145,7 +168,7 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, Initializable, ERC721Ho
     function _rawSignatureValidation(bytes32 hash, bytes calldata signature)
         internal
         view
-        override(AccountERC7579, SignerECDSA)
+        override(AbstractSigner, AccountERC7579, SignerECDSA)
         returns (bool)
     {
         return SignerECDSA._rawSignatureValidation(hash, signature);

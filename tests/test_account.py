@@ -5,7 +5,9 @@ from __future__ import annotations
 from conftest import ETHER, KIND
 from keyscope.accounts import create_account_data
 from keyscope.execution import Call, encode_execute
+from keyscope.owner_signatures import sign_message_as_account
 from keyscope.signing import LocalSigner
+from keyscope.typed_data import eip191_hash
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
@@ -98,11 +100,19 @@ def test_installing_an_executor_that_is_not_one_is_refused(harness, account, own
     assert not receipt.success
 
 
-def test_erc1271_accepts_only_the_owner(account, owner, project):
+def test_erc1271_accepts_only_the_owners_signature_bound_to_the_account(account, owner, project, chain):
+    """The owner's ERC-7739 PersonalSign for this account is valid; another key's is not, nor is the owner's bare
+    signature of the hash (no validator asks here), nor nothing (tests/test_owner_signatures.py has the rest)."""
     contract = project.KeyscopeAccount.at(account)
-    digest = b"\x42" * 32
-    assert contract.isValidSignature(digest, owner.sign_hash(digest)) == ERC1271_MAGIC
-    assert contract.isValidSignature(digest, LocalSigner.generate().sign_hash(digest)) != ERC1271_MAGIC
+    message = b"\x42" * 32
+    digest = eip191_hash(message)
+    bound = sign_message_as_account(owner, message, account=account, chain_id=chain.chain_id)
+    assert contract.isValidSignature(digest, bound) == ERC1271_MAGIC
+    stranger = sign_message_as_account(
+        LocalSigner.generate(), message, account=account, chain_id=chain.chain_id
+    )
+    assert contract.isValidSignature(digest, stranger) != ERC1271_MAGIC
+    assert contract.isValidSignature(digest, owner.sign_hash(digest)) != ERC1271_MAGIC
     assert contract.isValidSignature(digest, b"") != ERC1271_MAGIC
 
 

@@ -777,36 +777,3 @@ def test_the_co_signer_service_refuses_clearly(co_signed, permits, co_signer_url
     with pytest.raises(JsonRpcError, match="does not co-sign for the account") as other:
         JsonRpcClient(co_signer_url).request("keyscope_coSignTypedData", stranger)
     assert other.value.code == -32003 and other.value.data == {"reason": "account"}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed: the account's ERC-1271 takes its owner's raw ECDSA signature of the hash, which "
-    "names no account; binding it (ERC-7739 nesting for the owner, as sessions have) changes what every owner "
-    "signs",
-)
-def test_an_owners_permit2_signature_for_one_account_is_refused_for_another_of_the_same_owner(
-    harness, permits, accounts
-):
-    """Owner signatures replayed across the owner's accounts: Permit2's ``PermitSingle`` names no owner, and the
-    account's ``isValidSignature`` accepts its owner's raw ECDSA signature of the digest. A spender given a
-    permit by one account of an owner (salt 0) can present the same signature for the owner's other account
-    (salt 1), and for the owner's own address, and is granted the allowance on each."""
-    owner = LocalSigner.generate()
-    first = harness.create(owner, salt=0)
-    second = harness.create(owner, salt=1)
-    spender = accounts[7]
-    permit = ((USDC, LIMIT, EXPIRY, 0), spender.address, EXPIRY)
-    signature = owner.sign_hash(bytes(permits.permitSingleDigest(permit)))
-    permits.permit(first, permit, signature, sender=spender)
-    assert permits.allowance(first, USDC, spender.address) == LIMIT
-
-    refused = []
-    for victim in (second, owner.address):
-        try:
-            permits.permit(victim, permit, signature, sender=spender)
-        except ContractLogicError:
-            refused.append(victim)
-    assert permits.allowance(second, USDC, spender.address) == 0
-    assert permits.allowance(owner.address, USDC, spender.address) == 0
-    assert refused == [second, owner.address]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from eth_abi import decode as abi_decode
@@ -355,6 +355,24 @@ class Owner:
         if self.is_deployed():
             return self.network.supports_sessions(self.account)
         return bool(self._factory_data)
+
+    def sign_typed_data(self, data: Mapping[str, Any]) -> bytes:
+        """Sign EIP-712 typed ``data`` (``eth_signTypedData_v4``'s JSON form) in the account's name: the signature
+        a verifier (Permit2, an EIP-2612 token, OpenZeppelin's SignatureChecker) passes to the account's
+        ``isValidSignature`` with ``data``'s digest. For keyscope's account it is an ERC-7739 nested signature,
+        bound to this account: worthless for the owner's other accounts and for the owner's own address."""
+        return self.kind.owner_typed_data_signature(
+            self.signer, data, account=self.account, chain_id=self.network.chain_id
+        )
+
+    def sign_message(self, message: bytes | str) -> bytes:
+        """Sign a ``personal_sign`` ``message`` (text is UTF-8) in the account's name: the signature a verifier
+        passes to the account's ``isValidSignature`` with the message's EIP-191 hash (an EIP-4361 sign-in, say).
+        For keyscope's account it is an ERC-7739 nested signature, bound to this account."""
+        raw = message.encode() if isinstance(message, str) else to_bytes(message, name="message")
+        return self.kind.owner_message_signature(
+            self.signer, raw, account=self.account, chain_id=self.network.chain_id
+        )
 
     def execute(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None

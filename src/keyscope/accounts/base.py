@@ -8,18 +8,20 @@ its owner's ERC-1271 signatures are shaped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
+from ..errors import ConfigurationError
 from ..execution import Call
 from ..hexutil import to_address, to_bytes
 
 if TYPE_CHECKING:
     from ..chain import Chain
+    from ..signing import HashSigner
 
 __all__ = [
     "INSTALL_MODULE",
@@ -66,6 +68,9 @@ class AccountKind(ABC):
     #: The validator module the owner signs through (None: the account checks the owner itself, as keyscope's
     #: own account does).
     owner_validator: str | None = None
+    #: Whether the account takes its owner's bare signature of a digest only when one of its validators asks
+    #: (keyscope's account: others must present ERC-7739 signatures bound to the account).
+    bare_owner_signature_from_validators_only: bool = False
     #: The contract an EIP-7702 account (an EOA) delegates its code to; None for a smart account with code of its
     #: own. :func:`~keyscope.accounts.detect_kind` sets it for a delegated EOA of any kind.
     delegate: str | None = None
@@ -105,6 +110,26 @@ class AccountKind(ABC):
     def owner_user_op_signature(self, signature: bytes) -> bytes:
         """The owner's signature of a userOpHash shaped for the account's root validation."""
         return signature
+
+    def owner_typed_data_signature(
+        self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
+    ) -> bytes:
+        """The owner ``signer``'s signature of EIP-712 typed ``data`` in the account's name: what a verifier
+        (Permit2, an EIP-2612 token) passes to the account's ``isValidSignature`` with ``data``'s digest."""
+        raise ConfigurationError(
+            f"keyscope does not sign typed data in the name of a {self.name!r} account: have the owner sign it "
+            "with the account's own wallet software, which knows how the account binds owner signatures to it"
+        )
+
+    def owner_message_signature(
+        self, signer: HashSigner, message: bytes, *, account: str, chain_id: int
+    ) -> bytes:
+        """The owner ``signer``'s signature of a ``personal_sign`` ``message`` in the account's name: what a
+        verifier passes to the account's ``isValidSignature`` with the message's EIP-191 hash."""
+        raise ConfigurationError(
+            f"keyscope does not sign messages in the name of a {self.name!r} account: have the owner sign it "
+            "with the account's own wallet software, which knows how the account binds owner signatures to it"
+        )
 
     def deployment(
         self, chain: Chain, owner: str, modules: Sequence[tuple[int, str, bytes]], salt: int = 0

@@ -13,9 +13,14 @@ and its own key becomes the owner.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from eth_abi import encode as abi_encode
 
 from ..hexutil import keccak, to_address
+from ..signing import HashSigner
+from ..typed_data import eip191_hash
 from .base import AccountKind
 from .nonce_keys import validator_lane_key
 
@@ -53,6 +58,19 @@ class KeyscopeDelegateKind(AccountKind):
 
     def __init__(self, delegate: str | None = None) -> None:
         self.delegate = to_address(delegate, name="delegate") if delegate is not None else None
+
+    def owner_typed_data_signature(
+        self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
+    ) -> bytes:
+        """The EOA's own signature of ``data``: the account is the owner's address, which any verifier takes
+        (by ``ecrecover`` or through the delegate's ERC-1271)."""
+        return signer.sign_typed_data(dict(data))
+
+    def owner_message_signature(
+        self, signer: HashSigner, message: bytes, *, account: str, chain_id: int
+    ) -> bytes:
+        """The EOA's own ``personal_sign`` signature of ``message``."""
+        return signer.sign_hash(eip191_hash(bytes(message)))
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
         return validator_lane_key(validator, lane)

@@ -9,12 +9,15 @@ owner's ECDSA check built in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..hexutil import to_address
+from ..owner_signatures import sign_message_as_account, sign_typed_data_as_account
+from ..signing import HashSigner
 from .base import AccountKind
 from .nonce_keys import validator_lane_key
 
@@ -43,6 +46,19 @@ class KeyscopeAccountKind(AccountKind):
 
     account_id_prefix = "keyscope.account."
     name = "keyscope"
+    bare_owner_signature_from_validators_only = True
+
+    def owner_typed_data_signature(
+        self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
+    ) -> bytes:
+        """ERC-7739 TypedDataSign, bound to the account (see :mod:`keyscope.owner_signatures`)."""
+        return sign_typed_data_as_account(signer, data, account=account, chain_id=chain_id)
+
+    def owner_message_signature(
+        self, signer: HashSigner, message: bytes, *, account: str, chain_id: int
+    ) -> bytes:
+        """ERC-7739 PersonalSign, bound to the account (see :mod:`keyscope.owner_signatures`)."""
+        return sign_message_as_account(signer, message, account=account, chain_id=chain_id)
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
         return validator_lane_key(validator, lane)

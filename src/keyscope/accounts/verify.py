@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_keys.exceptions import BadSignature
+from eth_keys.exceptions import ValidationError as SignatureShapeError
 from eth_utils import keccak
 
-from ..errors import AccountSetupError, CallRevertedError
+from ..errors import AccountSetupError, CallRevertedError, KeyscopeError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
+from ..signing import recover_hash
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
 from .detect import account_id
 
@@ -28,6 +31,7 @@ __all__ = ["validator_installed", "verify_owner_signature", "verify_owner_valida
 
 _IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 _IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+_SIGNER = keccak(b"signer()")[:4]
 _ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
 
@@ -104,7 +108,15 @@ def verify_owner_signature(
         # a node that charges calls for gas (py-evm, under `ape test`) will not run one from the module, which
         # holds no ETH: ask from the node's default sender instead. A validator may answer differently per
         # caller, so only an account that checks its owner itself (no owner validator) is judged by a refusal
-        # then; for the others, the check is left to the session's first operation.
+        # then; for the others, the check is left to the session's first operation. keyscope's account takes
+        # its owner's bare signature from its installed validators only: judge it by the rule it applies.
+        if kind.bare_owner_signature_from_validators_only:
+            if _bare_owner_signature_accepted(chain, address, verifier, digest, signature):
+                return
+            refusal = "would refuse it (not the owner's signature of the digest, or the module not installed)"
+            verify_owner_validator(chain, kind, address)
+            described, found = _describe(chain, address, kind)
+            raise _refused(described, found, address, kind, refusal, framed_by) from None
         try:
             answer = chain.call(address, data)
         except CallRevertedError as retried:
@@ -121,6 +133,25 @@ def verify_owner_signature(
         refusal = f"answered 0x{answer[:4].hex()}" if answer else "answered nothing"
     verify_owner_validator(chain, kind, address)  # the likeliest cause, said precisely
     described, found = _describe(chain, address, kind)
+    raise _refused(described, found, address, kind, refusal, framed_by)
+
+
+def _bare_owner_signature_accepted(
+    chain: Chain, account: str, verifier: str, digest: bytes, signature: bytes
+) -> bool:
+    """keyscope's account's rule for a bare signature asked about by ``verifier``: ``verifier`` is an installed
+    validator and ``signature`` is the account's owner's ECDSA signature of ``digest``."""
+    try:
+        (owner,) = abi_decode(["address"], chain.call(account, _SIGNER))
+        signed_by = recover_hash(digest, signature)
+    except (CallRevertedError, KeyscopeError, ValueError, BadSignature, SignatureShapeError):
+        return False
+    return to_address(owner) == signed_by and validator_installed(chain, account, verifier) is True
+
+
+def _refused(
+    described: str, found: str | None, address: str, kind: AccountKind, refusal: str, framed_by: str | None
+) -> AccountSetupError:
     through = f"the validator {kind.owner_validator}" if kind.owner_validator else "the account"
     shaper = framed_by or kind.name
     remedy = (
@@ -128,7 +159,7 @@ def verify_owner_signature(
         if framed_by is not None and framed_by != kind.name
         else "give the account's own adapter and owner validator (see docs/accounts.md)"
     )
-    raise AccountSetupError(
+    return AccountSetupError(
         f"{described} refuses the owner's signature of the session grant (isValidSignature {refusal}), so the "
         "session's first operation would fail: this is not about the session's policy. Either the owner's key is "
         f"not the one {through} checks for this account, or the account frames ERC-1271 signatures otherwise "

@@ -1,0 +1,190 @@
+"""The owner's signatures in the name of keyscope's account (ERC-1271), as ``contracts/KeyscopeAccount.sol`` checks
+them: ERC-7739 nested signatures, bound to the account's EIP-712 domain (``KeyscopeAccount``, version ``1``, its
+chain and address). An owner's signature made for one account is worthless for the owner's other accounts and for
+the owner's own address, where the owner's bare signature of, say, a Permit2 permit (which names no owner) would
+be as good for each of them.
+
+What the account takes::
+
+    typed data  ownerSignature (65) | appDomainSeparator (32) | contentsHash (32) | contentsDescr
+                | len(contentsDescr) (2)
+                the owner signs TypedDataSign{contents, name, version, chainId, verifyingContract, salt} in the
+                application's domain: its contents the application's message, the rest the account's domain
+    message     ownerSignature (65): the owner signs PersonalSign{prefixed} in the account's domain, ``prefixed``
+                the message's EIP-191 hash
+
+``contentsDescr`` is the contents' type definitions (the primary type's and those it uses, sorted by name), then
+the primary type's name when its definition does not come first.
+
+The session grant is not signed this way: the session module asks the account about it, and the account takes
+its owner's bare signature from an installed validator, the grant's digest naming the account, module and chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .hexutil import address_word, keccak, to_address, word
+from .signing import HashSigner
+from .typed_data import TypedData, eip191_hash, typed_data_sign_type_hash, wallet_typed_data
+
+__all__ = [
+    "ACCOUNT_DOMAIN_NAME",
+    "ACCOUNT_DOMAIN_VERSION",
+    "account_domain",
+    "encode_owner_typed_data_signature",
+    "nested_typed_data",
+    "owner_message_hash",
+    "owner_typed_data_hash",
+    "personal_sign_typed_data",
+    "sign_message_as_account",
+    "sign_typed_data_as_account",
+]
+
+ACCOUNT_DOMAIN_NAME = "KeyscopeAccount"
+"""The name in keyscope's account's EIP-712 domain (ERC-5267 ``eip712Domain()``)."""
+ACCOUNT_DOMAIN_VERSION = "1"
+
+_DOMAIN_TYPEHASH = keccak(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_PERSONAL_SIGN_TYPEHASH = keccak(b"PersonalSign(bytes prefixed)")
+_NO_SALT = bytes(32)
+
+
+def account_domain(account: str, chain_id: int) -> dict[str, Any]:
+    """The account's EIP-712 domain, as its ``eip712Domain()`` gives it."""
+    return {
+        "name": ACCOUNT_DOMAIN_NAME,
+        "version": ACCOUNT_DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": to_address(account, name="account"),
+    }
+
+
+def _account_separator(account: str, chain_id: int) -> bytes:
+    return keccak(
+        _DOMAIN_TYPEHASH
+        + keccak(ACCOUNT_DOMAIN_NAME.encode())
+        + keccak(ACCOUNT_DOMAIN_VERSION.encode())
+        + word(chain_id)
+        + address_word(to_address(account, name="account"))
+    )
+
+
+def _contents_descr(typed: TypedData) -> str:
+    """ERC-7739's contentsDescr: implicit (the contents type alone) when the primary type's definition comes
+    first, else explicit (the contents type, then the primary type's name)."""
+    contents = typed.contents_type
+    if contents.startswith(typed.primary_type + "("):
+        return contents
+    return contents + typed.primary_type
+
+
+def owner_typed_data_hash(data: Mapping[str, Any], *, account: str, chain_id: int) -> bytes:
+    """What the owner signs for typed ``data`` (``eth_signTypedData_v4``'s JSON form) as ``account``: the EIP-712
+    hash of ``TypedDataSign`` in ``data``'s own domain."""
+    typed = TypedData(data)
+    struct_hash = keccak(
+        typed_data_sign_type_hash(typed.primary_type, typed.contents_type)
+        + typed.struct_hash
+        + keccak(ACCOUNT_DOMAIN_NAME.encode())
+        + keccak(ACCOUNT_DOMAIN_VERSION.encode())
+        + word(chain_id)
+        + address_word(to_address(account, name="account"))
+        + _NO_SALT
+    )
+    return keccak(b"\x19\x01" + typed.domain_separator + struct_hash)
+
+
+def nested_typed_data(data: Mapping[str, Any], *, account: str, chain_id: int) -> dict[str, Any]:
+    """``data`` nested as the owner's wallet signs it (``eth_signTypedData_v4``): ``TypedDataSign`` in ``data``'s
+    domain, ``data``'s message as its contents, so that the wallet still shows the message; its digest is
+    :func:`owner_typed_data_hash`."""
+    typed = TypedData(data)
+    types = {name: list(fields) for name, fields in data["types"].items()}
+    types["TypedDataSign"] = [
+        {"name": "contents", "type": typed.primary_type},
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+        {"name": "salt", "type": "bytes32"},
+    ]
+    if "EIP712Domain" not in types:
+        types["EIP712Domain"] = [
+            {"name": name, "type": kind} for name, kind in _domain_types() if name in typed.domain
+        ]
+    message = {
+        "contents": data["message"],
+        **account_domain(account, chain_id),
+        "salt": "0x" + _NO_SALT.hex(),
+    }
+    return wallet_typed_data(
+        {"types": types, "primaryType": "TypedDataSign", "domain": data["domain"], "message": message}
+    )
+
+
+def _domain_types() -> tuple[tuple[str, str], ...]:
+    return (
+        ("name", "string"),
+        ("version", "string"),
+        ("chainId", "uint256"),
+        ("verifyingContract", "address"),
+        ("salt", "bytes32"),
+    )
+
+
+def encode_owner_typed_data_signature(signature: bytes, data: Mapping[str, Any]) -> bytes:
+    """The bytes the account's ``isValidSignature`` takes for typed ``data``, from the owner's ``signature`` of
+    :func:`owner_typed_data_hash`."""
+    typed = TypedData(data)
+    descr = _contents_descr(typed).encode()
+    return (
+        bytes(signature) + typed.domain_separator + typed.struct_hash + descr + len(descr).to_bytes(2, "big")
+    )
+
+
+def sign_typed_data_as_account(
+    signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
+) -> bytes:
+    """The owner ``signer``'s signature of typed ``data`` in ``account``'s name: what a verifier (Permit2, an
+    EIP-2612 token, OpenZeppelin's SignatureChecker) passes to the account's ``isValidSignature`` with ``data``'s
+    digest. The signer is shown the nested typed data (its wallet still shows the message)."""
+    nested = nested_typed_data(data, account=account, chain_id=chain_id)
+    return encode_owner_typed_data_signature(signer.sign_typed_data(nested), data)
+
+
+def owner_message_hash(message: bytes, *, account: str, chain_id: int) -> bytes:
+    """What the owner signs for a ``personal_sign`` ``message`` as ``account``: the EIP-712 hash of
+    ``PersonalSign{prefixed}`` in the account's domain."""
+    struct_hash = keccak(_PERSONAL_SIGN_TYPEHASH + eip191_hash(bytes(message)))
+    return keccak(b"\x19\x01" + _account_separator(account, chain_id) + struct_hash)
+
+
+def sign_message_as_account(
+    signer: HashSigner, message: bytes | str, *, account: str, chain_id: int
+) -> bytes:
+    """The owner ``signer``'s signature of a ``personal_sign`` ``message`` (text is UTF-8) in ``account``'s name:
+    what a verifier passes to the account's ``isValidSignature`` with the message's EIP-191 hash (EIP-4361
+    sign-in, for one)."""
+    raw = message.encode() if isinstance(message, str) else bytes(message)
+    return signer.sign_typed_data(personal_sign_typed_data(raw, account=account, chain_id=chain_id))
+
+
+def personal_sign_typed_data(message: bytes, *, account: str, chain_id: int) -> dict[str, Any]:
+    """``PersonalSign{prefixed}`` in the account's domain as the owner's wallet signs it (``eth_signTypedData_v4``),
+    ``prefixed`` the EIP-191 prefixed message; its digest is :func:`owner_message_hash`."""
+    prefixed = b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + bytes(message)
+    return wallet_typed_data(
+        {
+            "types": {
+                "EIP712Domain": [{"name": name, "type": kind} for name, kind in _domain_types()[:4]],
+                "PersonalSign": [{"name": "prefixed", "type": "bytes"}],
+            },
+            "primaryType": "PersonalSign",
+            "domain": account_domain(account, chain_id),
+            "message": {"prefixed": prefixed},
+        }
+    )
