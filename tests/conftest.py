@@ -76,6 +76,13 @@ def module(project, deployer):
     return contract
 
 
+@pytest.fixture(scope="module")
+def permits(project, deployer):
+    """``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` and an EIP-2612
+    ``permit``, checking signatures with OpenZeppelin's SignatureChecker, as applications do."""
+    return project.SignedPermits.deploy(sender=deployer)
+
+
 @pytest.fixture(scope="session")
 def nft(project, deployer):
     return project.DemoNFT.deploy(sender=deployer)

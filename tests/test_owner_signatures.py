@@ -33,18 +33,10 @@ from keyscope.owner_signatures import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, eip191_hash
-from support.permit_types import PERMIT_SINGLE_TYPES, PERMIT_TYPES
+from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, USDC
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
-USDC = "0x" + "a0" * 20
-LIMIT = 100 * 10**6
-EXPIRY = 2**40
-
-
-@pytest.fixture(scope="module")
-def permits(project, deployer):
-    return project.SignedPermits.deploy(sender=deployer)
 
 
 @pytest.fixture(scope="module")

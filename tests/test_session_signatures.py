@@ -32,18 +32,8 @@ from keyscope.session import MODE_AT, MODE_SESSION, Session, encode_at_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
-from support.permit_types import PERMIT_SINGLE_TYPES, PERMIT_TYPES
+from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
 from support.signatures import forge_typed_data
-
-USDC = "0x" + "a0" * 20
-ROUTER = "0x" + "b0" * 20
-LIMIT = 100 * 10**6
-EXPIRY = 2**40
-
-
-@pytest.fixture(scope="module")
-def permits(project, deployer):
-    return project.SignedPermits.deploy(sender=deployer)
 
 
 def permit2_domain(permits: Any, chain_id: int) -> dict[str, Any]:

@@ -675,18 +675,24 @@ def test_a_corrupted_outbox_record_gives_a_clear_error(persistent: Backend) -> N
     assert persistent.snapshot() == before
 
 
+def damage_outbox_record(persistent: Backend, intent_id: str) -> str:
+    """Make the outbox record of ``intent_id`` unreadable (its operation no longer JSON); returns the name the
+    store reports it by (the file's for the file store, the intent id for the databases)."""
+    if persistent.kind == "file":
+        name = hashlib.sha256(intent_id.encode()).hexdigest()
+        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text('{"op": ')
+        return name
+    persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "[]", intent_id)
+    return intent_id
+
+
 def test_pending_reports_a_corrupted_record_and_lists_the_others_when_asked(persistent: Backend) -> None:
     """One unreadable record must not hide every other unfinished one from a worker adopting a lane: with
     ``on_corrupt`` it is reported and left out; its nonce stays taken (recording over it fails, naming it)."""
     store = persistent.open()
     store.record_intent("intent-1", ACCOUNT, SESSION, 0, make_op(1), h(1))
     store.record_intent("intent-2", ACCOUNT, SESSION, 1, make_op(2), h(2))
-    if persistent.kind == "file":
-        name = hashlib.sha256(b"intent-1").hexdigest()
-        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text('{"op": ')
-    else:
-        name = "intent-1"
-        persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "[]", "intent-1")
+    name = damage_outbox_record(persistent, "intent-1")
     again = persistent.open()
     with pytest.raises(SessionStoreError, match="corrupted"):
         again.pending()
@@ -708,12 +714,7 @@ def test_the_outbox_listing_reports_a_corrupted_record_and_lists_the_others_when
     for i in (1, 2, 3):
         store.record_intent(f"intent-{i}", ACCOUNT, SESSION, i, make_op(i), h(i))
     store.mark_failed(h(3), "refused")
-    if persistent.kind == "file":
-        name = hashlib.sha256(b"intent-2").hexdigest()
-        (persistent.folder / "store" / "outbox" / f"{name}.json").write_text("[")
-    else:
-        name = "intent-2"
-        persistent.execute("UPDATE keyscope_outbox SET op_json = %s WHERE intent_id = %s", "{", "intent-2")
+    name = damage_outbox_record(persistent, "intent-2")
     again = persistent.open()
     with pytest.raises(SessionStoreError, match="corrupted"):
         again.list_outbox()

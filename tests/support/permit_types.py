@@ -25,3 +25,9 @@ PERMIT_TYPES = {
         {"name": "deadline", "type": "uint256"},
     ]
 }
+
+USDC = "0x" + "a0" * 20
+"""The token the permits name (no contract: the verifier only records allowances)."""
+ROUTER = "0x" + "b0" * 20
+LIMIT = 100 * 10**6
+EXPIRY = 2**40
