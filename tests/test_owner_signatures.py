@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keyscope import Web3Chain
-from keyscope.accounts import NexusAccountKind
-from keyscope.errors import ConfigurationError
+from keyscope.accounts import KeyscopeAccountKind, NexusAccountKind
+from keyscope.accounts.verify import verify_owner_signature
+from keyscope.errors import AccountSetupError, ConfigurationError
 from keyscope.hexutil import keccak
 from keyscope.owner_signatures import (
     ACCOUNT_DOMAIN_NAME,
@@ -148,6 +149,30 @@ def test_the_owner_signs_through_the_sdk_as_the_account_kind_requires(net, two_a
         nexus.owner_typed_data_signature(owner, data, account=first, chain_id=chain.chain_id)
     with pytest.raises(ConfigurationError, match="does not sign messages in the name of a 'nexus' account"):
         nexus.owner_message_signature(owner, b"hello", account=first, chain_id=chain.chain_id)
+
+
+def test_the_sdk_judges_a_grant_by_the_accounts_rule_when_the_module_cannot_be_the_callers_sender(
+    harness, project, deployer, chain
+):
+    """Under ape test (py-evm), an eth_call from a module holding no ETH is refused, so the SDK cannot ask the account
+    as the module would. It then applies the account's rule itself: the owner's bare signature of the grant's
+    digest, asked about by an installed validator. Another key's signature, or a validator that is not installed,
+    is refused as the account would refuse it."""
+    unfunded = project.SessionKeyValidator.deploy(sender=deployer)  # no ETH: py-evm refuses it as a caller
+    owner = LocalSigner.generate()
+    account = harness.create(owner, [(1, unfunded.address, b"")], salt=3)
+    web3_chain = Web3Chain(chain.provider.web3)
+    digest = keccak(b"a grant's digest")
+    kind = KeyscopeAccountKind()
+    verify_owner_signature(web3_chain, kind, account, unfunded.address, digest, owner.sign_hash(digest))
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature"):
+        stranger = LocalSigner.generate().sign_hash(digest)
+        verify_owner_signature(web3_chain, kind, account, unfunded.address, digest, stranger)
+    not_installed = project.SessionKeyValidator.deploy(sender=deployer)
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature"):
+        verify_owner_signature(
+            web3_chain, kind, account, not_installed.address, digest, owner.sign_hash(digest)
+        )
 
 
 _ADDRESSES = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex())
