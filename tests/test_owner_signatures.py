@@ -226,3 +226,21 @@ def test_the_sdk_hashes_nested_typed_data_as_wallets_and_the_account_do(
     assert TypedData(personal).digest == owner_message_hash(
         nonce.to_bytes(6, "big"), account=first, chain_id=chain.chain_id
     )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    digest=st.binary(min_size=32, max_size=32),
+    body=st.binary(max_size=300),
+    descr=st.text(max_size=40),
+    claimed=st.integers(0, 2**16 - 1),
+)
+def test_any_malformed_signature_is_refused_without_a_revert(
+    two_accounts, chain, digest, body, descr, claimed
+):
+    """Whatever bytes a caller passes (random, or shaped like a TypedDataSign signature with a contents descriptor
+    and a length that may lie), the account answers ``0xffffffff`` and does not revert, from any caller."""
+    _, first, _ = two_accounts
+    shaped = body + digest + digest + descr.encode() + claimed.to_bytes(2, "big")
+    for signature in (body, shaped):
+        assert answer(chain, first, digest, signature) == bytes.fromhex("ffffffff")
