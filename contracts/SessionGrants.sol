@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
+import {AccountModules} from "./AccountModules.sol";
 import {MeterWord, LimitState} from "./SessionLimits.sol";
 import {SessionSignatureVerifier, SigningHeader, SigningKeys} from "./SessionSignatureVerifier.sol";
 import {PermissionHeader, SessionMeta, SessionStorage} from "./SessionStorage.sol";
@@ -18,10 +19,6 @@ import {PermissionHeader, SessionMeta, SessionStorage} from "./SessionStorage.so
 ///      Called directly (not through the module) every entry point reverts {OnlyThroughModule}: its writes would
 ///      land in this contract's own storage, where nothing reads them.
 contract SessionGrants is SessionStorage {
-    /// @dev IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes) and Safe's isModuleEnabled(address).
-    bytes4 internal constant IS_MODULE_INSTALLED = 0x112d3a7d;
-    bytes4 internal constant IS_MODULE_ENABLED = 0x2d9ad53d;
-
     /// @notice A function of this contract was called other than through its module's DELEGATECALL.
     error OnlyThroughModule();
 
@@ -220,21 +217,8 @@ contract SessionGrants is SessionStorage {
     ///      it (an owner validator's `onInstall` would replace the owner). An account that does not answer (no
     ///      such function, a revert) is taken to say no. Only enabling asks: the USE path is unchanged.
     function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
-        (bool isModule, uint256 moduleType) = _moduleOf(account, target);
+        (bool isModule, uint256 moduleType) = AccountModules.moduleOf(account, target);
         if (isModule) revert PermissionTargetIsModule(permissionIndex, target, moduleType);
-    }
-
-    /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
-    ///      (4) (ERC-7579 `isModuleInstalled`), or a Safe module (0, `isModuleEnabled`). An account that does not
-    ///      answer (no such function, a revert) is taken to say no.
-    function _moduleOf(address account, address target) internal view returns (bool, uint256) {
-        for (uint256 moduleType = 1; moduleType <= 4; ++moduleType) {
-            if (moduleType == 3) continue; // fallback handlers are installed per selector: see the threat model
-            if (_asks(account, abi.encodeWithSelector(IS_MODULE_INSTALLED, moduleType, target, ""))) {
-                return (true, moduleType);
-            }
-        }
-        return (_asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target)), 0);
     }
 
     /// @dev Whether a permission before `i` names `target` (the account was asked about it then).
@@ -243,12 +227,6 @@ contract SessionGrants is SessionStorage {
             if (permissions[j].target == target) return true;
         }
         return false;
-    }
-
-    /// @dev Whether `account` answers `data` (a view returning bool) with true.
-    function _asks(address account, bytes memory data) internal view returns (bool yes) {
-        (bool ok, bytes memory answer) = account.staticcall(data);
-        return ok && answer.length >= 32 && abi.decode(answer, (uint256)) == 1;
     }
 
     /// @dev Check, encode and store a permission's rules ({RuleEncoding}); returns the storage words they take.
@@ -364,7 +342,7 @@ contract SessionGrants is SessionStorage {
             // their configuration (another validator's grants), so a session must not sign in their domains.
             address verifying = permission.verifyingContract;
             if (permission.domainFields & 0x08 != 0 && verifying != address(0)) {
-                (bool isModule,) = _moduleOf(account, verifying);
+                (bool isModule,) = AccountModules.moduleOf(account, verifying);
                 if (isModule) revert ForbiddenSigningDomain(i, verifying);
             }
             bytes32 key = SigningKeys.typedData(space, appSeparator, contentsTypeHash);

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {AccountModules} from "./AccountModules.sol";
 import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {ISessionKeyValidator, ISessionKeyValidatorTypes} from "./interfaces/ISessionKeyValidator.sol";
 import {ArgType, MAX_RULE_WORDS, RuleEncoding, RuleWord} from "./Rules.sol";
@@ -149,9 +150,14 @@ contract SessionSignatureVerifier {
         view
         returns (bytes memory)
     {
+        // the account, the module, or another module of the account: modules take the account's ERC-1271 signature as
+        // its owner's approval of their configuration (another validator's grants), so a session signs for none of
+        // them, whenever it was installed (enabling refuses a signing domain naming a module installed by then)
         if (sender == account || sender == address(module)) {
             return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignatureSenderForbidden.selector, sender);
         }
+        (bool isModule,) = AccountModules.moduleOf(account, sender);
+        if (isModule) return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignatureSenderForbidden.selector, sender);
         (bool ok, Signer memory signer, uint256 at) = _signer(account, signature);
         if (!ok) return _malformed();
         uint256 sigs = signer.coSigned && signer.coSigner != address(0) ? 130 : 65;

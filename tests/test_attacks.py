@@ -35,6 +35,7 @@ from keyscope.policy import Limits, Policy, arg, parse_signature
 from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.signatures import forge_typed_data
 
@@ -662,19 +663,30 @@ def test_a_signing_permission_in_another_modules_domain_is_refused(
     )
 
 
-def test_residual_a_session_signs_for_a_module_installed_after_its_grant(
+def test_a_session_cannot_sign_for_a_module_installed_after_its_grant(
     sessions, net, second_module, account, owner, session_key, attacker, chain
 ):
-    """What a typed-data permission on another module's domain does once that module is on the account: the
-    session's ERC-1271 signature of the module's grant is the account's approval, and the module enables a session
-    for the attacker, who takes the account's ETH. A module installed after the grant is the residual risk the
-    module cannot see (as for call permissions, attack 52)."""
+    """A typed-data permission on a contract's domain, granted while the contract is not a module of the account
+    (enabling lets it through), then the owner installs that contract as a module: the session signs the module's
+    grant of a session to the attacker's key as the account's owner, to take the account's ETH. The module asks who
+    verifies: a signature a module of the account asks about (the verifier's ``sender``) is refused whenever the
+    module was installed, so the second module's ENABLE fails (AA23) and nothing leaves the account. The same
+    signature is still the account's for any verifier that is not one of its modules."""
     permission = grants_of(second_module, sessions.h.chain_id)
     signer = grant_signing_for(sessions, net, account, owner, session_key, permission)
     sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
     before = chain.provider.get_balance(attacker)
-    assert steal_through_second_module(sessions, signer, second_module, account, attacker) == "ok"
-    assert chain.provider.get_balance(attacker) - before == 3 * ETHER
+    refused = steal_through_second_module(sessions, signer, second_module, account, attacker)
+    assert "AA23" in refused and "InvalidOwnerSignature" in refused, refused
+    assert chain.provider.get_balance(attacker) == before
+    any_grant = Session(session_key=attacker, permissions=(Permission(target=attacker, selector=bytes(4)),))
+    typed = any_grant.typed_data(account, 0, sessions.h.chain_id, second_module.address)
+    signature = forge_typed_data(signer, typed)
+    body = signature[20:]  # past the account's routing prefix: what the module is given
+    digest = TypedData(typed).digest
+    with ape.reverts(sessions.module.SignatureSenderForbidden, sender=second_module.address):
+        sessions.module.requireValidSignature(account, second_module.address, digest, body)
+    sessions.module.requireValidSignature(account, attacker, digest, body)  # another verifier: valid
 
 
 # ------------------------------------------------------------------------------------------------------
