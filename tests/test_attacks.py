@@ -31,6 +31,7 @@ from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighE
 from keyscope.execution import Call, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak
+from keyscope.message_signing import SignatureRefusedError
 from keyscope.policy import Limits, Policy, arg, parse_signature
 from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
 from keyscope.session_account import SessionAccount
@@ -674,13 +675,17 @@ def test_a_session_cannot_sign_for_a_module_installed_after_its_grant(
     signature is still the account's for any verifier that is not one of its modules."""
     permission = grants_of(second_module, sessions.h.chain_id)
     signer = grant_signing_for(sessions, net, account, owner, session_key, permission)
+    any_grant = Session(session_key=attacker, permissions=(Permission(target=attacker, selector=bytes(4)),))
+    typed = any_grant.typed_data(account, 0, sessions.h.chain_id, second_module.address)
+    signer.sign_typed_data(typed)  # not a module yet: the SDK signs
     sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    with pytest.raises(SignatureRefusedError, match="is a validator module of the account") as local:
+        signer.sign_typed_data(typed)  # the SDK refuses first, as the module will
+    assert local.value.reason == "SignatureSenderForbidden"
     before = chain.provider.get_balance(attacker)
     refused = steal_through_second_module(sessions, signer, second_module, account, attacker)
     assert "AA23" in refused and "InvalidOwnerSignature" in refused, refused
     assert chain.provider.get_balance(attacker) == before
-    any_grant = Session(session_key=attacker, permissions=(Permission(target=attacker, selector=bytes(4)),))
-    typed = any_grant.typed_data(account, 0, sessions.h.chain_id, second_module.address)
     signature = forge_typed_data(signer, typed)
     body = signature[20:]  # past the account's routing prefix: what the module is given
     digest = TypedData(typed).digest

@@ -46,7 +46,7 @@ class SignatureRefusedError(RuleRefusalError):
 
     ``reason`` is the module's custom error for it (``SigningNotGranted``, ``SignInNotGranted``,
     ``SignInAccountMismatch``, ``SignatureOutsideWindow``, ``ContentsTooShort``, ``SignedNonCanonical``,
-    ``SignedRuleViolated``); ``permission_index`` is the signing permission (its index in the grant's typed data,
+    ``SignedRuleViolated``, ``SignatureSenderForbidden`` when the verifying contract is a module of the account); ``permission_index`` is the signing permission (its index in the grant's typed data,
     then sign-in list), ``rule_index`` the rule it broke, ``actual`` the word the rule read."""
 
 

@@ -13,11 +13,10 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 from pydantic import PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
+from .accounts.modules import installed_module, module_questions
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -207,11 +206,6 @@ def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
                 f"give a nearer time{end}"
             )
     return valid_after, valid_until
-
-
-_IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
-"""IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes)."""
-_MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
 
 
 class SessionOptions(TypedDict, total=False):
@@ -468,16 +462,7 @@ class Owner:
         net = self.network
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
-        # Safe7579 answers the hook question only with a hook type in the context (it reverts without one)
-        types = [kind for kind in _MODULE_TYPES if kind != 4 or self.kind.name != "safe7579"]
-        questions = [
-            (
-                self.account,
-                _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [kind, target, b""]),
-            )
-            for target in addresses
-            for kind in types
-        ]
+        questions = module_questions(self.kind, self.account, addresses)
         (epoch, *answers), codes, now = read_many(
             net.chain,
             [(net.module, epoch_of_data(self.account)), *questions],
@@ -490,12 +475,9 @@ class Owner:
             deployed = True
         if deployed:
             self._builder.deployed.add(self.account)
-        for (_, question), answer in zip(questions, answers, strict=True):
-            if len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1:
-                kind, target = abi_decode(["uint256", "address"], question[4:68])
-                raise BadInputError(
-                    _module_target_message(to_address(target), self.account, _MODULE_TYPES[kind])
-                )
+        found = installed_module(questions, answers)
+        if found is not None:
+            raise BadInputError(_module_target_message(found[0], self.account, found[1]))
         return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .accounts import AccountKind
+from .accounts.modules import installed_module, module_questions
 from .accounts.verify import verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -42,7 +43,7 @@ from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
-from .message_signing import check_sign_in, check_typed_data, sign_in_message
+from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
 from .module import (
     IS_SESSION_ACTIVE,
     SessionStatus,
@@ -680,6 +681,25 @@ class SessionAccount:
                 "0x" + self.grant.session_id.hex(),
             )
 
+    def _refuse_module_verifier(self, typed: TypedData, permission_index: int) -> None:
+        """Refuse typed data whose verifying contract is now a module of the account (installed after the grant,
+        or the grant would have been refused): the module refuses a session's signature to such a verifier."""
+        verifying = typed.domain.get("verifyingContract")
+        if not self.verify_on_chain or verifying is None:
+            return
+        target = to_address(verifying, name="the domain's verifyingContract")
+        questions = module_questions(self.kind, self.grant.account, [target])
+        found = installed_module(questions, read_many(self.network.chain, questions).results)
+        if found is not None:
+            raise SignatureRefusedError(
+                f"nothing was signed: the typed data's verifying contract {target} is a {found[1]} module of the "
+                f"account {self.grant.account}, and the module refuses a session's signature to any module of the "
+                "account (modules take the account's signature as its owner's approval of their configuration)",
+                reason="SignatureSenderForbidden",
+                session_id="0x" + self.grant.session_id.hex(),
+                permission_index=permission_index,
+            )
+
     def _message_header(self, signed: bytes, message: object) -> bytes:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
@@ -702,6 +722,7 @@ class SessionAccount:
         )
         self._require_enabled_for_signing()
         typed: TypedData = checked.data
+        self._refuse_module_verifier(typed, checked.permission_index)
         permission = checked.permission
         signed = typed_data_sign_hash(
             permission.domain_separator,
