@@ -20,7 +20,8 @@ abstract contract SessionSigning is SessionCoSigning {
     //////////////////////////////////////////////////////////////*/
 
     /// @notice ERC-1271 through the account: whether `signature` is a session's signature of `hash` that its signing
-    ///         permissions allow, for the calling account, asked by `sender`.
+    ///         permissions allow, for the calling account, asked by `sender` (never the account, this module or
+    ///         another module of the account).
     /// @return 0x1626ba7e when valid, 0xffffffff otherwise (see {requireValidSignature} for the reason).
     function isValidSignatureWithSender(address sender, bytes32 hash, bytes calldata signature)
         external

@@ -332,7 +332,8 @@ interface ISessionKeyValidatorTypes {
                     SIGNATURE REFUSALS (requireValidSignature)
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice The verifier is the account or this module: a session's signature never counts for them.
+    /// @notice The verifier is the account, this module, or another module of the account (whenever it was
+    ///         installed): a session's signature never counts for them.
     error SignatureSenderForbidden(address sender);
 
     /// @notice The signature does not follow a session signature layout exactly.
