@@ -283,10 +283,34 @@ def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, p
 
 
 OTHER = "0x" + "c1" * 20
+VERIFIERS = ("the permits contract", "the account", "the session module", "another module of the account")
+"""Who asks the account about a signature (ERC-1271's caller, the module's ``sender``): only the first may get it."""
+
+
+@pytest.fixture(scope="module")
+def other_module(project, deployer):
+    """A second validator (another session-key module deployment), for the account to have as one more module."""
+    return project.SessionKeyValidator.deploy(sender=deployer)
+
+
+def verifier_address(signing: Signing, project: Any, module: Any, other_module: Any, verifier: str) -> str:
+    """The address of ``verifier`` for the first account; ``another module`` is installed on it when first asked."""
+    from conftest import KIND
+
+    account = signing.accounts[0]
+    if verifier == VERIFIERS[3]:
+        if not project.KeyscopeAccount.at(account).isModuleInstalled(1, other_module.address, b""):
+            install = KIND.install_validator_call(account, other_module.address)
+            signing.sessions.h.owner_execute(account, signing.owner, install)
+        return other_module.address
+    return {VERIFIERS[0]: signing.permits.address, VERIFIERS[1]: account, VERIFIERS[2]: module.address}[
+        verifier
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
+    verifier=st.sampled_from(VERIFIERS),
     token=st.sampled_from([USDC, OTHER]),
     amount=st.one_of(
         st.sampled_from([0, LIMIT - 1, LIMIT, LIMIT + 1, 2**160 - 1]), st.integers(0, 2**160 - 1)
@@ -298,12 +322,14 @@ OTHER = "0x" + "c1" * 20
     nonce=st.integers(0, 2**48 - 1),
 )
 def test_the_sdk_and_the_module_judge_signed_permits_alike(
-    signing, permits, module, token, amount, expiration, spender, nonce
+    signing, project, permits, module, other_module, verifier, token, amount, expiration, spender, nonce
 ):
     """Differential: Permit2 permits around every rule of the grant (token, amount, expiration, spender), judged
     by the SDK before it signs and by the module on the signature the SDK would have made: the same verdict, for
-    the same reason, and the standard SignatureChecker agrees with the module."""
+    the same reason, and the standard SignatureChecker agrees with the module. Asked by the account, the module or
+    another module of the account (installed after the grant), the module refuses whatever the permit says."""
     account = signing.accounts[0]
+    sender = verifier_address(signing, project, module, other_module, verifier)
     data = permit_single(permits, signing.chain_id, amount, nonce=nonce)
     data["message"]["details"].update(token=token, expiration=expiration)
     data["message"]["spender"] = spender
@@ -314,7 +340,10 @@ def test_the_sdk_and_the_module_judge_signed_permits_alike(
         local = error.reason
     forged = signing.forge(data)
     digest = TypedData(data).digest
-    assert refusal(module, account, digest, forged, permits.address) == local
+    forbidden = verifier != VERIFIERS[0]
+    assert refusal(module, account, digest, forged, sender) == (
+        "SignatureSenderForbidden" if forbidden else local
+    )
     assert permits.isValidSignatureNow(account, digest, forged) == (local is None)
 
 
