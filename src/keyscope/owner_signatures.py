@@ -27,7 +27,15 @@ from typing import Any
 
 from .hexutil import address_word, keccak, to_address, word
 from .signing import HashSigner
-from .typed_data import TypedData, eip191_hash, typed_data_sign_type_hash, wallet_typed_data
+from .typed_data import (
+    DOMAIN_FIELDS,
+    TypedData,
+    domain_separator,
+    eip191_hash,
+    eip191_message,
+    typed_data_sign_type_hash,
+    wallet_typed_data,
+)
 
 __all__ = [
     "ACCOUNT_DOMAIN_NAME",
@@ -46,9 +54,6 @@ ACCOUNT_DOMAIN_NAME = "KeyscopeAccount"
 """The name in keyscope's account's EIP-712 domain (ERC-5267 ``eip712Domain()``)."""
 ACCOUNT_DOMAIN_VERSION = "1"
 
-_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
 _PERSONAL_SIGN_TYPEHASH = keccak(b"PersonalSign(bytes prefixed)")
 _NO_SALT = bytes(32)
 
@@ -61,16 +66,6 @@ def account_domain(account: str, chain_id: int) -> dict[str, Any]:
         "chainId": chain_id,
         "verifyingContract": to_address(account, name="account"),
     }
-
-
-def _account_separator(account: str, chain_id: int) -> bytes:
-    return keccak(
-        _DOMAIN_TYPEHASH
-        + keccak(ACCOUNT_DOMAIN_NAME.encode())
-        + keccak(ACCOUNT_DOMAIN_VERSION.encode())
-        + word(chain_id)
-        + address_word(to_address(account, name="account"))
-    )
 
 
 def _contents_descr(typed: TypedData) -> str:
@@ -114,7 +109,7 @@ def nested_typed_data(data: Mapping[str, Any], *, account: str, chain_id: int) -
     ]
     if "EIP712Domain" not in types:
         types["EIP712Domain"] = [
-            {"name": name, "type": kind} for name, kind in _domain_types() if name in typed.domain
+            {"name": name, "type": kind} for name, kind, _ in DOMAIN_FIELDS if name in typed.domain
         ]
     message = {
         "contents": data["message"],
@@ -123,16 +118,6 @@ def nested_typed_data(data: Mapping[str, Any], *, account: str, chain_id: int) -
     }
     return wallet_typed_data(
         {"types": types, "primaryType": "TypedDataSign", "domain": data["domain"], "message": message}
-    )
-
-
-def _domain_types() -> tuple[tuple[str, str], ...]:
-    return (
-        ("name", "string"),
-        ("version", "string"),
-        ("chainId", "uint256"),
-        ("verifyingContract", "address"),
-        ("salt", "bytes32"),
     )
 
 
@@ -160,7 +145,7 @@ def owner_message_hash(message: bytes, *, account: str, chain_id: int) -> bytes:
     """What the owner signs for a ``personal_sign`` ``message`` as ``account``: the EIP-712 hash of
     ``PersonalSign{prefixed}`` in the account's domain."""
     struct_hash = keccak(_PERSONAL_SIGN_TYPEHASH + eip191_hash(bytes(message)))
-    return keccak(b"\x19\x01" + _account_separator(account, chain_id) + struct_hash)
+    return keccak(b"\x19\x01" + domain_separator(account_domain(account, chain_id)) + struct_hash)
 
 
 def sign_message_as_account(
@@ -176,15 +161,14 @@ def sign_message_as_account(
 def personal_sign_typed_data(message: bytes, *, account: str, chain_id: int) -> dict[str, Any]:
     """``PersonalSign{prefixed}`` in the account's domain as the owner's wallet signs it (``eth_signTypedData_v4``),
     ``prefixed`` the EIP-191 prefixed message; its digest is :func:`owner_message_hash`."""
-    prefixed = b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + bytes(message)
     return wallet_typed_data(
         {
             "types": {
-                "EIP712Domain": [{"name": name, "type": kind} for name, kind in _domain_types()[:4]],
+                "EIP712Domain": [{"name": name, "type": kind} for name, kind, _ in DOMAIN_FIELDS[:4]],
                 "PersonalSign": [{"name": "prefixed", "type": "bytes"}],
             },
             "primaryType": "PersonalSign",
             "domain": account_domain(account, chain_id),
-            "message": {"prefixed": prefixed},
+            "message": {"prefixed": eip191_message(message)},
         }
     )

@@ -237,9 +237,14 @@ def typed_data_sign_hash(
     return keccak(b"\x19\x01" + app_separator + struct_hash)
 
 
+def eip191_message(message: bytes) -> bytes:
+    """``message`` with its EIP-191 (``personal_sign``) prefix, as it is hashed."""
+    return b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message
+
+
 def eip191_hash(message: bytes) -> bytes:
     """The EIP-191 (``personal_sign``) hash of ``message``."""
-    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(message)).encode() + message)
+    return keccak(eip191_message(message))
 
 
 def personal_sign_hash(message: bytes, *, account: str, chain_id: int, module: str) -> bytes:
