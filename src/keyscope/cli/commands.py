@@ -33,7 +33,7 @@ from .actions import revoke_session
 from .browser import consent, dashboard
 from .listing import Listing, list_sessions, store_sessions
 from .options import HttpUrl, Seconds, store_option
-from .output import Progress, describe_time, emit, json_option, reports_errors, table
+from .output import Progress, describe_time, emit, json_option, one_line, reports_errors, table
 from .signers import owner_signer
 from .stores import find_grant, open_session_store, shown_store_url
 
@@ -136,7 +136,7 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
     unreadable: list[dict[str, Any]] = []
 
     def damaged(name: str, error: Exception) -> None:
-        unreadable.append(_unreadable_row(name, " ".join(str(error).split())))
+        unreadable.append(_unreadable_row(name, one_line(error)))
 
     with open_session_store(store_url, keys=False, existing=True) as store:
         if state == "pending":
@@ -251,14 +251,13 @@ def recover(
     with open_session_store(store_url, keys=False, existing=True) as store:
         damaged: dict[str, str] = {}
         pending = store.pending(
-            older_than=older_than, on_corrupt=lambda name, error: damaged.update({name: str(error)})
+            older_than=older_than, on_corrupt=lambda name, error: damaged.update({name: one_line(error)})
         )
         if not pending:
-            unreadable = {name: " ".join(problem.split()) for name, problem in damaged.items()}
-            lines = [f"  unreadable {name}: {problem}" for name, problem in unreadable.items()]
+            lines = [f"  unreadable {name}: {problem}" for name, problem in damaged.items()]
             emit(
                 as_json,
-                {"examined": 0, "unreadable": unreadable},
+                {"examined": 0, "unreadable": damaged},
                 [
                     "nothing in flight"
                     + (f" that the store can read ({len(lines)} unreadable)" if lines else ""),

@@ -29,7 +29,7 @@ from ..report import (
 )
 from ..store import SessionStore
 from ..store.base import normalize_session_id
-from .output import describe_time, hex_of, table
+from .output import describe_time, hex_of, one_line, table
 from .settings import _address_from, _NoBundler
 
 __all__ = [
@@ -161,7 +161,7 @@ def _grants(store: SessionStore, account: str | None) -> tuple[list[SessionGrant
     bad: list[Unreadable] = []
 
     def unreadable(name: str, error: SessionStoreError) -> None:
-        bad.append(Unreadable(name, " ".join(str(error).split())))
+        bad.append(Unreadable(name, one_line(error)))
 
     return store.list_grants(account, on_corrupt=unreadable), bad
 

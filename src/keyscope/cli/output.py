@@ -63,6 +63,11 @@ class _Once(logging.Filter):
         return True
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line: its whitespace, line breaks included, as single spaces."""
+    return " ".join(str(text).split())
+
+
 def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """Call a command's callback, its errors and warnings shown as :func:`reports_errors` says."""
     with warnings.catch_warnings():
@@ -71,7 +76,7 @@ def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except KeyscopeError as error:
-            _fail(" ".join(str(error).split()) or type(error).__name__)
+            _fail(one_line(error) or type(error).__name__)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except OSError as error:
@@ -82,7 +87,7 @@ def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         except Exception as error:
             if os.environ.get(ENV_DEBUG):
                 raise
-            detail = " ".join(str(error).split())
+            detail = one_line(error)
             _fail(
                 f"unexpected {type(error).__name__}"
                 + (f": {detail}" if detail else "")
@@ -102,7 +107,7 @@ def _warning_lines(others: Callable[..., None]) -> Callable[..., None]:
 
     def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         if issubclass(category, KeyscopeWarning):
-            click.echo("warning: " + " ".join(str(message).split()), err=True)
+            click.echo("warning: " + one_line(message), err=True)
         else:
             others(message, category, *args, **kwargs)
 
