@@ -28,7 +28,7 @@ from ethpm_types import ContractType
 from conftest import KIND
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
-from keyscope.execution import Call, encode_execute
+from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak
 from keyscope.message_signing import SignatureRefusedError
@@ -39,6 +39,7 @@ from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.signatures import forge_typed_data
+from support.smuggling import smuggling_encodings
 
 ETHER = 10**18
 GWEI = 10**9
@@ -779,3 +780,73 @@ def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_th
     assert "LimitExceeded(callIndex=1, limitIndex=0, amount=1, left=0)" in spent, spent
     assert outcome(sessions, sessions.op(account, session_key, [a])) == "ok"
     assert nft.balanceOf(attacker) == 4
+
+
+# ------------------------------------------------------------------------------------------------------
+# 8. Bytes past the judged calls: what the module leaves unread, the account leaves unrun
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_bytes_past_the_judged_calls_are_never_run(sessions, target, account, owner, session_key, chain):
+    """The module accepts canonical encodings only, but it does not ask that they end where their last call ends:
+    bytes may follow executionCalldata in the callData, or the last judged call inside executionCalldata. A
+    forbidden call placed there (``other(1000)`` with 1 ether, under ``amount <= 5`` and no value) must not run:
+    single mode with the forbidden execution after the judged one, a batch whose count (1) leaves a second
+    element out, each with default and try execution. The account decodes what the module decoded and runs the
+    judged call alone; the SDK's decoder sees that call alone too."""
+    rule = Policy.call(target.address, "other(uint256 amount)", rules=[arg("amount") <= 5])
+    grant(sessions, account, owner, session_key, rule)
+    allowed = Call.of(target.address, 0, target.other.encode_input(1))
+    forbidden = Call.of(target.address, ETHER, target.other.encode_input(1000))
+    attempts = smuggling_encodings(allowed, forbidden)
+    # the forbidden call alone is refused, so only the module's reading stands between it and the target
+    refused = outcome(sessions, sessions.op(account, session_key, forbidden, mode="use_with_key"))
+    assert "AA23" in refused and "ValueLimitExceeded" in refused, refused
+    calls_before = target.calls()
+    balance_before = chain.provider.get_balance(target.address)
+    for call_data in attempts:
+        assert decode_execute(call_data).calls == (allowed,)
+        assert outcome(sessions, sessions.op(account, session_key, call_data=call_data)) == "ok"
+    assert target.calls() - calls_before == len(attempts)  # one call per operation: the judged one
+    assert chain.provider.get_balance(target.address) == balance_before
+
+
+# ------------------------------------------------------------------------------------------------------
+# 9. What an operation at the gas cap takes from the account
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_an_operation_at_the_gas_cap_takes_at_most_the_cap_from_the_account(
+    sessions, target, account, owner, session_key, chain
+):
+    """The cap bounds the prefund; what the EntryPoint then charges is the gas used, preVerificationGas in full and
+    the 10 % penalty on unused execution gas, at the operation's price. A session key making every part of that as
+    large as the cap lets it (a padded preVerificationGas, a callGasLimit it leaves unused, the priority fee equal to
+    maxFeePerGas) takes no more than the cap from the account's balance and deposit together."""
+    cap = 10**16
+    grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        Policy.call(target.address, "other(uint256 amount)"),
+        max_gas_cost=cap,
+    )
+    limits = {"verification_gas_limit": 400_000, "call_gas_limit": 2_000_000, "pre_verification_gas": 500_000}
+    fee = cap // sum(limits.values())
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    entry_point = sessions.h.entry_point
+
+    def holdings() -> int:
+        return chain.provider.get_balance(account) + int(entry_point.balanceOf(account))
+
+    before = holdings()
+    op = sessions.op(account, session_key, call, max_fee_per_gas=fee, max_priority_fee_per_gas=fee, **limits)
+    sessions.run(op)
+    lost = before - holdings()
+    # preVerificationGas and the penalty on 2,000,000 mostly unused gas are charged, and the whole stays in the cap
+    assert (500_000 + 150_000) * fee < lost <= cap
+    over = sessions.op(
+        account, session_key, call, max_fee_per_gas=fee + 1, max_priority_fee_per_gas=fee, **limits
+    )
+    assert "GasCostTooHigh" in outcome(sessions, over)

@@ -35,18 +35,21 @@ from keyscope import (
 )
 from keyscope.accounts import (
     AccountKind,
+    Deployment,
     ERC7579AccountKind,
     KernelAccountKind,
     KeyscopeAccountKind,
     MSAAccountKind,
     NexusAccountKind,
     Safe7579AccountKind,
+    create_account_data,
     detect_kind,
 )
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
+from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
     GasCostTooHighError,
@@ -59,6 +62,7 @@ from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
+from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
@@ -74,6 +78,7 @@ from support.accounts import (
 )
 from support.permit_types import PERMIT_SINGLE_TYPES
 from support.signatures import forge_typed_data
+from support.smuggling import smuggling_encodings
 from support.victims import Victims, deploy, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
@@ -524,6 +529,74 @@ def test_the_gas_cap_binds_an_erc20_paymaster(
     if kind_name != "safe7579":
         assert f"GasCostTooHigh(cost={cost}, limit={cap})" in str(chain.value)
     assert view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account]) == 10 * ETHER
+
+
+def test_bytes_past_the_judged_calls_are_never_run(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """The module judges a canonical encoding up to its last judged call and reads no further: a mint to the
+    attacker laid after executionCalldata, or after the one call a batch's count names, must not run on any
+    account (each decodes ``execute`` with its own code: OpenZeppelin's, Kernel's, Nexus's, Safe7579's, the
+    reference's), in default or try execution."""
+    created(owner, stack, recipient)
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint_policy(stack, recipient)], onchain=True), key)
+    attacker = LocalSigner.generate().address
+    allowed = function_call(stack.nft, MINT, recipient)
+    template = session.build(allowed)
+    builder = OperationBuilder(net)
+    before = nft_balance(stack, recipient)
+    attempts = smuggling_encodings(allowed, function_call(stack.nft, MINT, attacker))
+    for call_data in attempts:
+        op = template.replace(
+            call_data=call_data,
+            nonce=net.chain.get_nonce(net.entry_point, owner.account, session.nonce_key()),
+            pre_verification_gas=template.pre_verification_gas + 20_000,
+        )
+        assert builder.send(builder.sign(op, key.sign_hash)).wait().success
+    assert nft_balance(stack, recipient) == before + len(attempts)
+    assert nft_balance(stack, attacker) == 0
+
+
+def test_a_session_cannot_create_the_account_with_other_init_data(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """A session whose grant creates the account (its first operation carries the factory and factoryData) holds
+    what it needs to create it with other init data: the attacker as its owner, or the module installed with a
+    session for the attacker's key. Each kind's factory derives the address from all of its init data, so such an
+    operation names another address than the account's (AA14); the account is then created as the owner signed."""
+    if not net.kind.sessions_can_create:
+        pytest.skip("the account's creating operation is its owner's (the Safe7579 launchpad)")
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    assert grant.factory is not None and not owner.is_deployed()
+    session = net.session(grant, key)
+    attacker = LocalSigner.generate()
+    greedy = encode_install_sessions(
+        [
+            Session(
+                session_key=attacker.address, permissions=(Permission(target=stack.nft, selector=b"\0" * 4),)
+            )
+        ]
+    )
+    first = session.build(function_call(stack.nft, MINT, recipient))
+    builder = OperationBuilder(net)
+    for who, init in ((attacker.address, b""), (owner.signer.address, greedy)):
+        other = net.kind.deployment(net.chain, who, [(1, net.module, init)])
+        if other is None:  # keyscope's account, created by the network's factory
+            assert net.factory is not None
+            other = Deployment(
+                owner.account, net.factory, create_account_data(who, [(1, net.module, init)], 0)
+            )
+        assert other.factory_data != first.factory_data
+        op = first.replace(factory=other.factory, factory_data=other.factory_data)
+        with pytest.raises(BundlerRejectedError) as refused:
+            builder.send(builder.sign(op, attacker.sign_hash))
+        assert refused.value.reason == "AA14", refused.value
+    assert not owner.is_deployed()
+    assert builder.send(first).wait().success
+    assert owner.is_deployed() and nft_balance(stack, recipient) == 1
+    assert module_flag(stack, "isSessionActive(address,bytes32)", owner.account, grant.session_id)
 
 
 # -- what differs per kind ----------------------------------------------------------------------------
