@@ -572,23 +572,18 @@ def test_a_session_cannot_create_the_account_with_other_init_data(
     assert grant.factory is not None and not owner.is_deployed()
     session = net.session(grant, key)
     attacker = LocalSigner.generate()
-    greedy = encode_install_sessions(
-        [
-            Session(
-                session_key=attacker.address, permissions=(Permission(target=stack.nft, selector=b"\0" * 4),)
-            )
-        ]
-    )
+    # the module installed with a session paying the attacker whatever the account holds
+    drain = Permission(target=attacker.address, selector=bytes(4), value_limit=2**96 - 1)
+    greedy = encode_install_sessions([Session(session_key=attacker.address, permissions=(drain,))])
     first = session.build(function_call(stack.nft, MINT, recipient))
     builder = OperationBuilder(net)
     for who, init in ((attacker.address, b""), (owner.signer.address, greedy)):
-        other = net.kind.deployment(net.chain, who, [(1, net.module, init)])
+        modules = [(1, net.module, init)]
+        other = net.kind.deployment(net.chain, who, modules)
         if other is None:  # keyscope's account, created by the network's factory
             assert net.factory is not None
-            other = Deployment(
-                owner.account, net.factory, create_account_data(who, [(1, net.module, init)], 0)
-            )
-        assert other.factory_data != first.factory_data
+            other = Deployment("", net.factory, create_account_data(who, modules, 0))
+        assert other.factory == first.factory and other.factory_data != first.factory_data
         op = first.replace(factory=other.factory, factory_data=other.factory_data)
         with pytest.raises(BundlerRejectedError) as refused:
             builder.send(builder.sign(op, attacker.sign_hash))
