@@ -26,10 +26,11 @@ from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
 
 from conftest import KIND
-from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.checker import CallRefusedError, InitCallRefusedError, PolicyChecker
 from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
 from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
+from keyscope.hashing import EIP7702_INIT_CODE
 from keyscope.hexutil import keccak
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.policy import Limits, Policy, arg, parse_signature
@@ -574,6 +575,54 @@ def test_a_session_operation_carrying_an_eip7702_init_call_is_refused_by_the_mod
     attack = (*packed(marker + init_call)[:-1], signature)
     with ape.reverts(module.InitCallNotJudged, initCallLength=len(init_call)):
         module.validateUserOp(attack, digest, sender=victim)
+
+
+def test_the_marker_spelled_as_an_address_is_the_marker_for_the_sdk_too(module, nft, accounts):
+    """The marker is 0x7702 and 18 zero bytes, however an operation names its factory: ``"0x7702"``, or the 20-byte
+    address a client or a bundler's JSON may carry. EntryPoint v0.8 reads both as an EIP-7702 account's initCode, and
+    the module refuses an init call behind either. The SDK took the address spelling for a factory's: its checker
+    passed the operation the module refuses (and it packed and hashed it as a factory's)."""
+    victim = accounts[7]
+    key = LocalSigner.generate()
+    recipient = accounts[8].address
+    session = Session(
+        session_key=key.address, permissions=(Policy.call(nft.address, "safeMint(address to)"),)
+    )
+    mint = encode_execute([Call.of(nft.address, 0, nft.safeMint.encode_input(recipient))])
+    init_call = bytes.fromhex("b61d27f6") + bytes(96)
+    spelled = "0x7702" + "00" * 18
+    fields = {
+        "sender": victim.address,
+        "nonce": 0,
+        "callData": "0x" + mint.hex(),
+        "callGasLimit": hex(200_000),
+        "verificationGasLimit": hex(500_000),
+        "preVerificationGas": hex(50_000),
+        "maxFeePerGas": hex(10**9),
+        "maxPriorityFeePerGas": hex(10**9),
+    }
+    plain = UserOperation.model_validate(fields)
+    # on chain: the module refuses the marker with an init call behind it
+    module.enableSession(session.as_abi(), sender=victim)
+    digest = b"\x42" * 32
+    packed = plain.pack().model_copy(update={"init_code": bytes.fromhex(spelled[2:]) + init_call})
+    attack = (*packed.as_tuple()[:-1], key.sign_hash(digest))
+    with ape.reverts(module.InitCallNotJudged, initCallLength=len(init_call)):
+        module.validateUserOp(attack, digest, sender=victim)
+    # the SDK: the same operation, its factory spelled as an address (as JSON-RPC carries it, or as a caller gives it)
+    checker = PolicyChecker(session, victim.address, module.address)
+    for op in (
+        UserOperation.model_validate({**fields, "factory": spelled, "factoryData": "0x" + init_call.hex()}),
+        plain.replace(factory=spelled.upper().replace("0X", "0x"), factory_data=init_call),
+    ):
+        assert op.is_eip7702 and op.factory == "0x7702"
+        with pytest.raises(InitCallRefusedError, match="init call"):
+            checker.check_operation(op, now=0)
+        with pytest.raises(BadInputError, match="factoryData"):
+            op.pack()
+    assert (
+        plain.replace(factory=spelled).pack().init_code == EIP7702_INIT_CODE
+    )  # the bare marker is as before
 
 
 # ------------------------------------------------------------------------------------------------------

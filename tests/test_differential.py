@@ -693,6 +693,7 @@ init_codes = st.one_of(
             (EIP7702_FACTORY, b""),  # an EIP-7702 account's ordinary initCode: no init call
             (EIP7702_FACTORY, b"\xb6\x1d\x27\xf6" + bytes(96)),  # an init call the module never judges
             (EIP7702_FACTORY, b"\x01"),
+            ("0x7702" + "00" * 18, b"\x01"),  # the marker spelled as a 20-byte address: the same init call
             ("0x" + "f7" * 20, b"\x01\x02"),  # a factory: the account is created, nothing reaches it unjudged
         ]
     ),

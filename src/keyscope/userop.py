@@ -33,14 +33,21 @@ EIP7702_FACTORY = "0x7702"
 """The ``factory`` of an EIP-7702 account's UserOperation (EntryPoint v0.8, ERC-7769)."""
 
 
+_EIP7702_MARKER_ADDRESS = EIP7702_FACTORY + "0" * 36
+
+
 def _parse_factory(value: Any) -> str:
     if isinstance(value, str) and value.lower() == EIP7702_FACTORY:
         return EIP7702_FACTORY
-    return to_address(value)
+    address = to_address(value)
+    # the marker spelled as an address (0x7702 and 18 zero bytes) is the marker: EntryPoint v0.8 reads it so, and
+    # no factory can be there
+    return EIP7702_FACTORY if address.lower() == _EIP7702_MARKER_ADDRESS else address
 
 
 Factory = Annotated[str, BeforeValidator(_parse_factory)]
-"""A factory's address, or ``"0x7702"`` for an EIP-7702 account."""
+"""A factory's address, or ``"0x7702"`` for an EIP-7702 account (also when given as the 20-byte marker
+``0x7702`` followed by 18 zero bytes)."""
 
 
 class _PackedFields(NamedTuple):
