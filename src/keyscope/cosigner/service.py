@@ -32,7 +32,7 @@ NOT_CO_SIGNED = -32003
 
 class CoSignRefused(KeyscopeError):
     """The co-signer's refusal, as the JSON-RPC error it answers: ``code``, a message saying why and what to do,
-    and ``reason`` (a keyword: ``account``, ``target``, ``value``, ``messages``, ``callData``, ``params``)."""
+    and ``reason`` (a keyword: ``account``, ``target``, ``value``, ``messages``, ``callData``, ``factory``, ``params``)."""
 
     def __init__(self, code: int, message: str, reason: str) -> None:
         self.code = code
@@ -86,6 +86,13 @@ class CoSignerService:
             if op.sender != account:
                 raise CoSignRefused(
                     INVALID_PARAMS, f"the userOp's sender {op.sender} is not {account}", "params"
+                )
+            if op.is_eip7702:
+                raise CoSignRefused(
+                    NOT_CO_SIGNED,
+                    "the userOp is an EIP-7702 account's (factory 0x7702), which runs on EntryPoint v0.8; this "
+                    f"co-signer co-signs operations of the EntryPoint v0.7 at {self.entry_point}",
+                    "factory",
                 )
             self._judge_operation(op)
             digest = user_op_hash_v07(op.pack(), self.entry_point, self.chain_id)
