@@ -109,14 +109,12 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
                               ERC-7579 MODULE
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Called by the account when it installs the module.
+    /// @notice Called by the account when it installs the module. Sessions an earlier install left (its
+    ///         `onUninstall` never ran) die first ({SessionGrants}).
     /// @param data Empty, or `abi.encode(Session[])`: sessions to enable at once (the owner installs, so the
     ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
-        if (data.length == 0) {
-            _accounts[msg.sender].installed = true;
-            return;
-        }
+        data; // forwarded as it is
         _forwardToGrants();
     }
 
