@@ -7,15 +7,38 @@ module directly from an address standing for an account (the module keys everyth
 
 from __future__ import annotations
 
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conftest import KIND
 from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
-from keyscope.session import Condition, Permission, Rule, Session
+from keyscope.hexutil import to_address
+from keyscope.revert import decode_revert
+from keyscope.session import (
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    encode_use_with_key_signature,
+)
 from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from test_differential import PACKED_OP, VALIDATE_SELECTOR, revert_bytes
 
+DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 ETHER = 10**18
 OTHER = keccak(b"other(uint256)")[:4]
 
@@ -132,3 +155,351 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     account.grant(other_session(key, target, salt=1))
     sessions.run(sessions.op(account.address, key, other(target)))
     assert target.calls() == calls + 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# Every order of enable, use, revoke, invalidate, uninstall and reinstall
+# ------------------------------------------------------------------------------------------------------
+
+KEYS = tuple(LocalSigner(keccak(b"keyscope lifecycle key %d" % i)) for i in range(2))
+TARGETS = tuple(to_address(keccak(b"keyscope lifecycle target %d" % i)[12:]) for i in range(2))
+SELECTORS = (keccak(b"pay(uint256,uint256,uint256)")[:4], keccak(b"take(uint256,uint256,uint256)")[:4])
+SLOTS = tuple((t, s) for t in range(len(TARGETS)) for s in range(len(SELECTORS)))
+LIFECYCLE_PAYMASTER = to_address(keccak(b"keyscope lifecycle paymaster")[12:])
+TALLY: Counter[str] = Counter()
+
+
+@dataclass
+class Granted:
+    """What the model knows of one session: its key, value (every rule of it wants the value), the rule count of
+    each of its (target, selector) slots, its calls budget (None: no limit) and its status."""
+
+    session: Session
+    key: int
+    value: int
+    rules: dict[tuple[int, int], int]
+    left: int | None
+    status: str = "active"  # active, revoked, dead (invalidated or uninstalled)
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """One test account plays the smart account; two keys share (target, selector) slots across sessions whose
+    rules, paymaster lists and meter words differ in length, so that a slot's storage words are rewritten by
+    sessions after sessions. After each step the module must agree with the model on every slot of every key, on
+    every session's status, and on what each call may still do."""
+
+    module: Any = None
+    account: Any = None
+    call: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.granted: dict[bytes, Granted] = {}
+        self.live: dict[tuple[int, int, int], bytes] = {}  # (key, target, selector) -> session id
+        self.installed = True
+        self.steps = 0
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def _eth_call(self, data: bytes) -> tuple[bytes | None, tuple[str, dict[str, Any]] | None]:
+        tx = {
+            "from": self.account.address,
+            "to": self.module.address,
+            "data": "0x" + data.hex(),
+            "gas": 10**7,
+        }
+        try:
+            result = self.call(tx)
+        except Exception as failure:
+            decoded = decode_revert(revert_bytes(failure))
+            assert decoded is not None, failure
+            return None, decoded
+        return bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result), None
+
+    def _send(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        """Run ``data`` on the module as the account: its error, or None once it ran for real."""
+        _, error = self._eth_call(data)
+        if error is None:
+            self.account.transfer(self.module.address, 0, data=data)
+        return error
+
+    def _epoch(self) -> int:
+        return int(self.module.epochOf(self.account.address))
+
+    def _kill_all(self) -> None:
+        for granted in self.granted.values():
+            if granted.status == "active":
+                granted.status = "dead"
+        self.live.clear()
+
+    @initialize()
+    def fresh_install(self) -> None:
+        """Start from an installed module holding nothing live for the account."""
+        assert self._send(self.module.onUninstall.encode_input(b"")) is None
+        assert self._send(self.module.onInstall.encode_input(b"")) is None
+
+    # -- the owner's steps -----------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def enable(self, data: st.DataObject) -> None:
+        """A new grant: a key, one or two slots with 0 to 3 rules each, maybe a calls budget shared by the
+        session's permissions, maybe a gas cap and a paymaster list (stored after the rules)."""
+        key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+        slots = data.draw(
+            st.lists(st.sampled_from(SLOTS), min_size=1, max_size=2, unique=True), label="slots"
+        )
+        value = 1000 + len(self.granted)
+        rules = {slot: data.draw(st.integers(0, 3), label=f"rules {slot}") for slot in slots}
+        budget = data.draw(st.sampled_from([None, None, 0, 1, 2]), label="calls budget")
+        capped = data.draw(st.booleans(), label="capped")
+        permissions = tuple(
+            Permission(
+                target=TARGETS[t],
+                selector=SELECTORS[s],
+                rules=tuple(
+                    Rule(condition=Condition.EQUAL, offset=32 * r, values=(value,))
+                    for r in range(rules[(t, s)])
+                ),
+            )
+            for t, s in slots
+        )
+        limits = ()
+        if budget is not None:
+            meters = tuple(Meter(permission=p) for p in range(len(permissions)))
+            limits = (Limit(kind=LimitKind.CALLS, amount=budget, meters=meters),)
+        session = Session(
+            session_key=KEYS[key].address,
+            permissions=permissions,
+            limits=limits,
+            max_gas_cost=10**16 if capped else 0,
+            paymasters=(LIFECYCLE_PAYMASTER,) if capped else (),
+        )
+        self._enable(Granted(session, key, value, rules, budget))
+
+    @precondition(lambda self: any(g.status != "active" for g in self.granted.values()))
+    @rule(data=st.data())
+    def enable_again(self, data: st.DataObject) -> None:
+        """A grant made before, enabled again: a revoked id never comes back; one that died with its epoch is a
+        new session (a new id) in the new epoch."""
+        old = data.draw(
+            st.sampled_from([g for g in self.granted.values() if g.status != "active"]), label="old"
+        )
+        self._enable(
+            Granted(
+                old.session,
+                old.key,
+                old.value,
+                dict(old.rules),
+                old.session.limits[0].amount if old.session.limits else None,
+            )
+        )
+
+    def _enable(self, granted: Granted) -> None:
+        session_id = granted.session.session_id(self.account.address, self._epoch())
+        error = self._send(self.module.enableSession.encode_input(granted.session.as_abi()))
+        known = self.granted.get(session_id)
+        if known is not None and known.status == "revoked":
+            assert error is not None and error[0] == "SessionIsRevoked", error
+            TALLY["SessionIsRevoked"] += 1
+            return
+        if known is not None and known.status == "active":
+            assert error is None, error  # enabled already: nothing changes
+            TALLY["enabled twice"] += 1
+            return
+        taken = [(t, s) for t, s in granted.rules if (granted.key, t, s) in self.live]
+        if taken:
+            assert error is not None and error[0] == "PermissionAlreadyGranted", error
+            TALLY["PermissionAlreadyGranted"] += 1
+            return
+        assert error is None, error
+        TALLY["enabled"] += 1
+        self.granted[session_id] = granted
+        for t, s in granted.rules:
+            self.live[(granted.key, t, s)] = session_id
+
+    @precondition(lambda self: bool(self.granted))
+    @rule(data=st.data())
+    def revoke(self, data: st.DataObject) -> None:
+        """Revoke any session the model knows: active, dead or revoked already."""
+        session_id = data.draw(st.sampled_from(sorted(self.granted)), label="session")
+        assert self._send(self.module.revokeSession.encode_input(session_id)) is None
+        granted = self.granted[session_id]
+        TALLY[f"revoke {granted.status}"] += 1
+        if granted.status == "active":
+            for t, s in granted.rules:
+                del self.live[(granted.key, t, s)]
+        granted.status = "revoked"
+
+    @rule(how=st.sampled_from(["invalidate", "reinstall", "reinstall without onUninstall"]))
+    def kill_all(self, how: str) -> None:
+        """invalidateAllSessions, or the account dropping the module and installing it again: with its
+        onUninstall, or (an account that ignores a failing onUninstall) without."""
+        if how == "invalidate":
+            assert self._send(self.module.invalidateAllSessions.encode_input()) is None
+        else:
+            if how == "reinstall":
+                assert self._send(self.module.onUninstall.encode_input(b"")) is None
+            assert self._send(self.module.onInstall.encode_input(b"")) is None
+        self._kill_all()
+        TALLY[how] += 1
+
+    # -- the key's steps -------------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def use_again(self, data: st.DataObject) -> None:
+        """Another operation (the key's steps come twice as often as the owner's)."""
+        self.use(data)
+
+    @rule(data=st.data())
+    def use(self, data: st.DataObject) -> None:
+        """One key's operation (USE_WITH_KEY, really signed): one or two calls on any of the slots, with the
+        value of the session live there or of any session granted before."""
+        live_keys = sorted({k for k, _, _ in self.live})
+        key = data.draw(
+            st.sampled_from(live_keys)
+            if live_keys and data.draw(st.integers(0, 3), label="live key")
+            else st.integers(0, len(KEYS) - 1),
+            label="key",
+        )
+        live_slots = sorted((t, s) for k, t, s in self.live if k == key)
+        values = sorted({g.value for g in self.granted.values()} | {1})
+        calls = []
+        for c in range(data.draw(st.integers(1, 2), label="calls")):
+            slot = (
+                st.sampled_from(live_slots)
+                if live_slots and data.draw(st.integers(0, 4), label=f"live {c}")
+                else st.sampled_from(SLOTS)
+            )
+            t, s = data.draw(slot, label=f"slot {c}")
+            live = self.live.get((key, t, s))
+            value = data.draw(
+                st.sampled_from(values)
+                if live is None
+                else st.sampled_from([self.granted[live].value] * 3 + values),
+                label=f"value {c}",
+            )
+            calls.append((t, s, value))
+        expected = self._expected(key, calls)
+        data_, output, error = self._validate(key, calls)
+        context = f"key {key}, calls {calls}, live {self.live}, expected {expected}, got {error or output}"
+        TALLY[expected[0] if expected else "accepted"] += 1
+        if expected is not None:
+            assert error is not None and error[0] == expected[0], context
+            assert error[1]["callIndex"] == expected[1], context
+            return
+        assert error is None and output is not None and int.from_bytes(output, "big") == 0, context
+        self.account.transfer(self.module.address, 0, data=data_)
+        for t, s, _ in calls:
+            granted = self.granted[self.live[(key, t, s)]]
+            if granted.left is not None:
+                granted.left -= 1
+
+    def _validate(
+        self, key: int, calls: list[tuple[int, int, int]]
+    ) -> tuple[bytes, bytes | None, tuple[str, dict[str, Any]] | None]:
+        """``validateUserOp`` of these calls by ``key`` (USE_WITH_KEY, really signed), as an ``eth_call``: its
+        calldata, and its output or error."""
+        call_data = encode_execute(
+            [Call(TARGETS[t], 0, SELECTORS[s] + abi_encode(["uint256"] * 3, [v] * 3)) for t, s, v in calls],
+            batch=len(calls) > 1,
+        )
+        op = UserOperation(
+            sender=self.account.address,
+            nonce=0,
+            call_data=call_data,
+            verification_gas_limit=100_000,
+            call_gas_limit=100_000,
+            pre_verification_gas=50_000,
+            max_fee_per_gas=1,
+            max_priority_fee_per_gas=1,
+        )
+        op_hash = keccak(b"keyscope lifecycle operation %d" % self.steps)
+        self.steps += 1
+        signature = encode_use_with_key_signature(KEYS[key].address, KEYS[key].sign_hash(op_hash))
+        packed = op.replace(signature=signature).pack().as_tuple()
+        data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
+        return (data, *self._eth_call(data))
+
+    def _expected(self, key: int, calls: list[tuple[int, int, int]]) -> tuple[str, int] | None:
+        """The module's refusal (error name, call index) of these calls by ``key``, None when it accepts them."""
+        for i, (t, s, value) in enumerate(calls):
+            session_id = self.live.get((key, t, s))
+            if session_id is None:
+                return "NoPermission", i
+            granted = self.granted[session_id]
+            if granted.rules[(t, s)] and value != granted.value:
+                return "RuleViolated", i
+        spent: Counter[bytes] = Counter()
+        for i, (t, s, _) in enumerate(calls):
+            session_id = self.live[(key, t, s)]
+            left = self.granted[session_id].left
+            if left is not None:
+                spent[session_id] += 1
+                if spent[session_id] > left:
+                    return "LimitExceeded", i
+        return None
+
+    # -- what the module says --------------------------------------------------------------------------
+
+    @invariant()
+    def every_slot_agrees(self) -> None:
+        """Every (key, target, selector): refused for want of a permission unless a live session holds it, and
+        then judged by that session's rules and budget alone (the value of the live session; another one's
+        where the slot has rules)."""
+        for key in range(len(KEYS)):
+            for t, s in SLOTS:
+                live = self.live.get((key, t, s))
+                values = [1] if live is None else [self.granted[live].value, 1]
+                for value in values:
+                    expected = self._expected(key, [(t, s, value)])
+                    _, output, error = self._validate(key, [(t, s, value)])
+                    got = error[0] if error else int.from_bytes(output or b"", "big")
+                    TALLY[f"slot {expected[0] if expected else 'accepted'}"] += 1
+                    assert (expected[0] if expected else 0) == got, (key, t, s, value, self.live, got)
+
+    @invariant()
+    def statuses_agree(self) -> None:
+        epoch = self._epoch()
+        for session_id, granted in self.granted.items():
+            active = bool(self.module.isSessionActive(self.account.address, session_id))
+            revoked = bool(self.module.isSessionRevoked(self.account.address, session_id))
+            assert (active, revoked) == (granted.status == "active", granted.status == "revoked"), (
+                session_id.hex(),
+                granted.status,
+                epoch,
+            )
+
+
+@pytest.fixture(scope="module")
+def lifecycle(module, accounts, chain):
+    provider = chain.provider
+    tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
+    LifecycleMachine.module = module
+    LifecycleMachine.account = accounts[7]
+    LifecycleMachine.call = staticmethod(tester.call if tester is not None else provider.web3.eth.call)
+    return LifecycleMachine
+
+
+def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive(lifecycle):
+    """Sessions of two keys enabled, used, revoked (in any order, twice, before or after they died), invalidated,
+    the module uninstalled and reinstalled (with or without its onUninstall): no slot keeps a dead session's
+    permission, rules or budget, no revoked grant comes back, and a budget spent stays spent."""
+    run = lifecycle.TestCase
+    run.settings = settings(
+        max_examples=200 if DEEP else 25,
+        stateful_step_count=30 if DEEP else 20,
+        deadline=None,
+        derandomize=not DEEP,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    run().runTest()
+    print("\nlifecycle:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    for outcome in ("accepted", "NoPermission", "RuleViolated", "LimitExceeded"):
+        assert TALLY[outcome] + TALLY[f"slot {outcome}"], f"no {outcome} among the generated steps: {TALLY}"
+    for outcome in (
+        "PermissionAlreadyGranted",
+        "SessionIsRevoked",
+        "revoke active",
+        "reinstall without onUninstall",
+    ):
+        assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
