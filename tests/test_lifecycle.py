@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from conftest import KIND
+from keyscope.entrypoint import encode_handle_ops
 from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
@@ -154,6 +155,45 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     # a new grant works after the reinstall
     account.grant(other_session(key, target, salt=1))
     sessions.run(sessions.op(account.address, key, other(target)))
+    assert target.calls() == calls + 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# A revocation and a session's operation in one bundle
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_after_it(
+    sessions, entry_point, submitter_account, module, target, owner, session_key
+):
+    """The EntryPoint validates every operation of a bundle before it executes any, so a bundler (colluding with
+    the key, or just ordering as it likes) that puts a session's operation after the owner's revocation in one
+    handleOps gets it validated while the session is alive and executed after the revocation, and after whatever
+    else the owner's operation did. It is one operation the session could have landed before the revocation,
+    within its grant and counted in its limits; once the bundle is in, the session never validates again. The
+    same holds for an off-chain grant revoked before its first use: its ENABLE in the revocation's bundle gets
+    one use."""
+    account = sessions.account(owner)
+    session_id = sessions.grant_onchain(account, owner, other_session(session_key, target))
+    pending_key = LocalSigner.generate()
+    pending = other_session(pending_key, target)
+    pending_id = pending.session_id(account, sessions.epoch(account))
+    pending_signature = sessions.owner_signature(account, owner, pending)
+    revocations = [
+        Call.of(module.address, 0, module.revokeSession.encode_input(i)) for i in (session_id, pending_id)
+    ]
+    revoke = sessions.h.sign_owner(sessions.h.op(account, encode_execute(revocations)), owner)
+    use = sessions.op(account, session_key, other(target), lane=1)
+    enable = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
+    calls = target.calls()
+
+    data = encode_handle_ops([revoke.pack(), use.pack(), enable.pack()], submitter_account.address)
+    assert submitter_account.transfer(entry_point.address, 0, data=data).status == 1
+    assert module.isSessionRevoked(account, session_id) and module.isSessionRevoked(account, pending_id)
+    assert target.calls() == calls + 2  # both ran, after the revocations
+    assert "AA24" in outcome(sessions, sessions.op(account, session_key, other(target)))
+    replay = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
+    assert "SessionIsRevoked" in outcome(sessions, replay)
     assert target.calls() == calls + 2
 
 
