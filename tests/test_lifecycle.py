@@ -206,6 +206,16 @@ TARGETS = tuple(to_address(keccak(b"keyscope lifecycle target %d" % i)[12:]) for
 SELECTORS = (keccak(b"pay(uint256,uint256,uint256)")[:4], keccak(b"take(uint256,uint256,uint256)")[:4])
 SLOTS = tuple((t, s) for t in range(len(TARGETS)) for s in range(len(SELECTORS)))
 LIFECYCLE_PAYMASTER = to_address(keccak(b"keyscope lifecycle paymaster")[12:])
+WEBSITES = ("app.example", "other.example")
+SIGN_IN_SUFFIX = b" wants you to sign in with your Ethereum account:\n"
+
+
+def sign_in_key(key: int, website: int) -> bytes:
+    """Where the module keeps ``key``'s sign-in permission for ``website`` (SigningKeys.signIn)."""
+    line = keccak(WEBSITES[website].encode() + SIGN_IN_SUFFIX)
+    return keccak(b"\x02" + bytes.fromhex(KEYS[key].address[2:]) + line)
+
+
 TALLY: Counter[str] = Counter()
 
 
@@ -219,6 +229,8 @@ class Granted:
     value: int
     rules: dict[tuple[int, int], int]
     left: int | None
+    websites: tuple[int, ...] = ()
+    epoch: int = -1
     status: str = "active"  # active, revoked, dead (invalidated or uninstalled)
 
 
@@ -236,6 +248,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.granted: dict[bytes, Granted] = {}
         self.live: dict[tuple[int, int, int], bytes] = {}  # (key, target, selector) -> session id
+        self.signing: dict[tuple[int, int], bytes] = {}  # (key, sign-in website) -> session id
         self.installed = True
         self.steps = 0
 
@@ -271,6 +284,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             if granted.status == "active":
                 granted.status = "dead"
         self.live.clear()
+        self.signing.clear()
 
     @initialize()
     def fresh_install(self) -> None:
@@ -282,11 +296,16 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def enable(self, data: st.DataObject) -> None:
-        """A new grant: a key, one or two slots with 0 to 3 rules each, maybe a calls budget shared by the
-        session's permissions, maybe a gas cap and a paymaster list (stored after the rules)."""
+        """A new grant: a key, maybe a sign-in permission, one or two slots (none with a sign-in) with 0 to 3 rules
+        each, maybe a calls budget shared by the session's permissions, maybe a gas cap and a paymaster list
+        (stored after the rules)."""
         key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+        websites = tuple(
+            data.draw(st.lists(st.integers(0, len(WEBSITES) - 1), max_size=1, unique=True), label="sign-in")
+        )
         slots = data.draw(
-            st.lists(st.sampled_from(SLOTS), min_size=1, max_size=2, unique=True), label="slots"
+            st.lists(st.sampled_from(SLOTS), min_size=0 if websites else 1, max_size=2, unique=True),
+            label="slots",
         )
         value = 1000 + len(self.granted)
         rules = {slot: data.draw(st.integers(0, 3), label=f"rules {slot}") for slot in slots}
@@ -304,6 +323,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             for t, s in slots
         )
         limits = ()
+        if budget is not None and not permissions:
+            budget = None
         if budget is not None:
             meters = tuple(Meter(permission=p) for p in range(len(permissions)))
             limits = (Limit(kind=LimitKind.CALLS, amount=budget, meters=meters),)
@@ -313,17 +334,20 @@ class LifecycleMachine(RuleBasedStateMachine):
             limits=limits,
             max_gas_cost=10**16 if capped else 0,
             paymasters=(LIFECYCLE_PAYMASTER,) if capped else (),
+            sign_in=tuple(WEBSITES[w] for w in websites),
         )
-        self._enable(Granted(session, key, value, rules, budget))
+        self._enable(Granted(session, key, value, rules, budget, websites))
 
     @precondition(lambda self: any(g.status != "active" for g in self.granted.values()))
     @rule(data=st.data())
     def enable_again(self, data: st.DataObject) -> None:
         """A grant made before, enabled again: a revoked id never comes back; one that died with its epoch is a
         new session (a new id) in the new epoch."""
-        old = data.draw(
-            st.sampled_from([g for g in self.granted.values() if g.status != "active"]), label="old"
-        )
+        epoch = self._epoch()
+        candidates = [g for g in self.granted.values() if g.status != "active"]
+        # a revoked grant of this epoch (its id is the same again) twice as often as the others
+        revoked_here = [g for g in candidates if g.status == "revoked" and g.epoch == epoch]
+        old = data.draw(st.sampled_from(candidates + revoked_here), label="old")
         self._enable(
             Granted(
                 old.session,
@@ -331,11 +355,13 @@ class LifecycleMachine(RuleBasedStateMachine):
                 old.value,
                 dict(old.rules),
                 old.session.limits[0].amount if old.session.limits else None,
+                old.websites,
             )
         )
 
     def _enable(self, granted: Granted) -> None:
-        session_id = granted.session.session_id(self.account.address, self._epoch())
+        granted.epoch = self._epoch()
+        session_id = granted.session.session_id(self.account.address, granted.epoch)
         error = self._send(self.module.enableSession.encode_input(granted.session.as_abi()))
         known = self.granted.get(session_id)
         if known is not None and known.status == "revoked":
@@ -351,23 +377,31 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert error is not None and error[0] == "PermissionAlreadyGranted", error
             TALLY["PermissionAlreadyGranted"] += 1
             return
+        if any((granted.key, w) in self.signing for w in granted.websites):
+            assert error is not None and error[0] == "SigningPermissionAlreadyGranted", error
+            TALLY["SigningPermissionAlreadyGranted"] += 1
+            return
         assert error is None, error
         TALLY["enabled"] += 1
         self.granted[session_id] = granted
         for t, s in granted.rules:
             self.live[(granted.key, t, s)] = session_id
+        for w in granted.websites:
+            self.signing[(granted.key, w)] = session_id
 
     @precondition(lambda self: bool(self.granted))
     @rule(data=st.data())
     def revoke(self, data: st.DataObject) -> None:
         """Revoke any session the model knows: active, dead or revoked already."""
-        session_id = data.draw(st.sampled_from(sorted(self.granted)), label="session")
+        session_id = data.draw(st.sampled_from(list(self.granted)), label="session")
         assert self._send(self.module.revokeSession.encode_input(session_id)) is None
         granted = self.granted[session_id]
         TALLY[f"revoke {granted.status}"] += 1
         if granted.status == "active":
             for t, s in granted.rules:
                 del self.live[(granted.key, t, s)]
+            for w in granted.websites:
+                del self.signing[(granted.key, w)]
         granted.status = "revoked"
 
     @rule(how=st.sampled_from(["invalidate", "reinstall", "reinstall without onUninstall"]))
@@ -498,6 +532,19 @@ class LifecycleMachine(RuleBasedStateMachine):
                     assert (expected[0] if expected else 0) == got, (key, t, s, value, self.live, got)
 
     @invariant()
+    def every_sign_in_permission_agrees(self) -> None:
+        """A sign-in permission's header is live exactly while its session is."""
+        for key in range(len(KEYS)):
+            for website in range(len(WEBSITES)):
+                header = self.module.signingPermission(self.account.address, sign_in_key(key, website))[0]
+                assert bool(header >> 248 & 1) == ((key, website) in self.signing), (
+                    key,
+                    website,
+                    self.signing,
+                )
+                TALLY["sign-in live" if header >> 248 & 1 else "sign-in dead"] += 1
+
+    @invariant()
     def statuses_agree(self) -> None:
         epoch = self._epoch()
         for session_id, granted in self.granted.items():
@@ -523,10 +570,11 @@ def lifecycle(module, accounts, chain):
 def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive(lifecycle):
     """Sessions of two keys enabled, used, revoked (in any order, twice, before or after they died), invalidated,
     the module uninstalled and reinstalled (with or without its onUninstall): no slot keeps a dead session's
-    permission, rules or budget, no revoked grant comes back, and a budget spent stays spent."""
+    permission, sign-in permission, rules or budget, no revoked grant comes back, and a budget spent stays
+    spent."""
     run = lifecycle.TestCase
     run.settings = settings(
-        max_examples=200 if DEEP else 25,
+        max_examples=200 if DEEP else 20,
         stateful_step_count=30 if DEEP else 20,
         deadline=None,
         derandomize=not DEEP,
@@ -538,8 +586,10 @@ def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive
         assert TALLY[outcome] + TALLY[f"slot {outcome}"], f"no {outcome} among the generated steps: {TALLY}"
     for outcome in (
         "PermissionAlreadyGranted",
+        "SigningPermissionAlreadyGranted",
         "SessionIsRevoked",
         "revoke active",
         "reinstall without onUninstall",
+        "sign-in live",
     ):
         assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
