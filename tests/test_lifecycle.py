@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from conftest import KIND
 from keyscope.entrypoint import encode_handle_ops
+from keyscope.eoa import encode_install_sessions
 from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
@@ -104,8 +105,10 @@ class ForgivingAccount:
         receipt = h.submit(op.replace(signature=self.owner.sign_hash(h.hash(op))))
         assert receipt.success, receipt.reason
 
-    def install_module(self) -> None:
-        self.execute(KIND.install_validator_call(self.address, self.sessions.module.address))
+    def install_module(self, *granted: Session) -> None:
+        """Install the session module, enabling ``granted`` sessions at once (its onInstall data)."""
+        init_data = encode_install_sessions(granted)
+        self.execute(KIND.install_validator_call(self.address, self.sessions.module.address, init_data))
 
     def uninstall_module(self) -> None:
         self.execute(KIND.uninstall_validator_call(self.address, self.sessions.module.address))
@@ -122,14 +125,16 @@ class ForgivingAccount:
         )
 
 
+@pytest.mark.parametrize("with_sessions", [False, True], ids=["plain install", "install granting a session"])
 def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
-    sessions, project, deployer, module, target, owner
+    sessions, project, deployer, module, target, owner, with_sessions
 ):
     """Kernel, Nexus and Safe7579 drop a module whatever its onUninstall does, and a bundler's estimate for a
     plain uninstallModule (a wallet's own "remove module", not keyscope's uninstall, which invalidates first) can
     leave it short of gas: the module keeps the account's sessions and its epoch. Reinstalling the module (as
     keyscope's install_sessions does, or the wallet) must not bring back the sessions nor the owner's enable
-    signatures made before the uninstall."""
+    signatures made before the uninstall. A reinstall granting sessions (onInstall's data) grants them in the new
+    epoch."""
     account = ForgivingAccount(sessions, project, deployer, owner)
     account.install_module()
     key, unused_key = LocalSigner.generate(), LocalSigner.generate()
@@ -143,7 +148,9 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     assert module.isInitialized(account.address)  # its onUninstall did not run
     assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
 
-    account.install_module()
+    new_key = LocalSigner.generate()
+    granted = other_session(new_key, target, amount=8)
+    account.install_module(*([granted] if with_sessions else []))
     assert not module.isSessionActive(account.address, session_id)
     assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
     assert "NoPermission" in outcome(
@@ -152,6 +159,12 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     replay = sessions.enable_op(account.address, unused_key, pending, pending_signature, other(target))
     assert "InvalidOwnerSignature" in outcome(sessions, replay)
     assert target.calls() == calls + 1
+    if with_sessions:
+        assert module.isSessionActive(
+            account.address, granted.session_id(account.address, sessions.epoch(account.address))
+        )
+        sessions.run(sessions.op(account.address, new_key, other(target, 8)))
+        calls += 1
     # a new grant works after the reinstall
     account.grant(other_session(key, target, salt=1))
     sessions.run(sessions.op(account.address, key, other(target)))
