@@ -114,8 +114,10 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @param data Empty, or `abi.encode(Session[])`: sessions to enable at once (the owner installs, so the
     ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
-        data; // forwarded as it is
-        _forwardToGrants();
+        AccountState storage state = _accounts[msg.sender];
+        // sessions to enable, or state an earlier install left: the grant side
+        if (data.length != 0 || state.installed) _forwardToGrants();
+        state.installed = true;
     }
 
     /// @notice Called by the account when it uninstalls the module: every session of the account dies, and a
