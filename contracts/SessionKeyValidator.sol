@@ -109,15 +109,15 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
                               ERC-7579 MODULE
     //////////////////////////////////////////////////////////////*/
 
-    /// @notice Called by the account when it installs the module.
+    /// @notice Called by the account when it installs the module. Sessions an earlier install left (its
+    ///         `onUninstall` never ran) die first ({SessionGrants}).
     /// @param data Empty, or `abi.encode(Session[])`: sessions to enable at once (the owner installs, so the
     ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
-        if (data.length == 0) {
-            _accounts[msg.sender].installed = true;
-            return;
-        }
-        _forwardToGrants();
+        AccountState storage state = _accounts[msg.sender];
+        // sessions to enable, or state an earlier install left: the grant side
+        if (data.length != 0 || state.installed) _forwardToGrants();
+        state.installed = true;
     }
 
     /// @notice Called by the account when it uninstalls the module: every session of the account dies, and a

@@ -1,0 +1,608 @@
+"""A session's life as an attacker holding its key sees it: enabled, used, revoked, invalidated, uninstalled and
+reinstalled, in every order, with the key (and the bundler) trying to keep something alive.
+
+Operations go through the real EntryPoint v0.7 ``handleOps`` on ape's local chain; the stateful test drives the
+module directly from an address standing for an account (the module keys everything by its caller).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from conftest import KIND
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.eoa import encode_install_sessions
+from keyscope.errors import BundlerRejectedError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import to_address
+from keyscope.revert import decode_revert
+from keyscope.session import (
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    encode_use_with_key_signature,
+)
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from test_differential import PACKED_OP, VALIDATE_SELECTOR, revert_bytes
+
+DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
+ETHER = 10**18
+OTHER = keccak(b"other(uint256)")[:4]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, target, module):
+    """The session-scoped fixtures this module uses, made before its own: ape snapshots the chain per fixture
+    scope and must not rebase them."""
+
+
+def other_session(key: LocalSigner, target, amount: int = 7, salt: int = 0) -> Session:
+    """other(uint256) on the recording target, with the amount required to equal ``amount``."""
+    rule = Rule(condition=Condition.EQUAL, offset=0, values=(amount,), name="amount")
+    return Session(
+        session_key=key.address,
+        salt=salt,
+        permissions=(
+            Permission(target=target.address, selector=OTHER, rules=(rule,), function="other(uint256)"),
+        ),
+    )
+
+
+def other(target, amount: int = 7) -> Call:
+    return Call.of(target.address, 0, target.other.encode_input(amount))
+
+
+def outcome(sessions, op) -> str:
+    """'ok' when the operation executes, else the text of its rejection."""
+    try:
+        sessions.run(op)
+    except BundlerRejectedError as error:
+        return str(error)
+    return "ok"
+
+
+# ------------------------------------------------------------------------------------------------------
+# An uninstall whose onUninstall never ran, then a reinstall
+# ------------------------------------------------------------------------------------------------------
+
+
+class ForgivingAccount:
+    """A ``ForgivingUninstallAccount`` (drops a validator whatever its ``onUninstall`` does, as Kernel, Nexus and
+    Safe7579 do) whose owner signs through an ``OwnerECDSAValidator``."""
+
+    def __init__(self, sessions, project, deployer, owner: LocalSigner) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+        contract = project.ForgivingUninstallAccount.deploy(
+            sessions.h.entry_point.address,
+            self.validator.address,
+            bytes.fromhex(owner.address[2:]),
+            20_000,  # far less than the module's onUninstall needs: it fails
+            sender=deployer,
+        )
+        self.address = contract.address
+        sessions.h.fund(self.address, ETHER)
+
+    def execute(self, calls: Call | list[Call]) -> None:
+        h = self.sessions.h
+        op = h.op(self.address, encode_execute(calls), key=KIND.nonce_key(self.validator.address, 0))
+        receipt = h.submit(op.replace(signature=self.owner.sign_hash(h.hash(op))))
+        assert receipt.success, receipt.reason
+
+    def install_module(self, *granted: Session) -> None:
+        """Install the session module, enabling ``granted`` sessions at once (its onInstall data)."""
+        init_data = encode_install_sessions(granted)
+        self.execute(KIND.install_validator_call(self.address, self.sessions.module.address, init_data))
+
+    def uninstall_module(self) -> None:
+        self.execute(KIND.uninstall_validator_call(self.address, self.sessions.module.address))
+
+    def grant(self, session: Session) -> bytes:
+        module = self.sessions.module
+        self.execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi())))
+        return session.session_id(self.address, self.sessions.epoch(self.address))
+
+    def owner_signature(self, session: Session) -> bytes:
+        """The owner's off-chain grant, as the account's ERC-1271 takes it: through its owner validator."""
+        return bytes.fromhex(self.validator.address[2:]) + self.sessions.owner_signature(
+            self.address, self.owner, session
+        )
+
+
+@pytest.mark.parametrize("with_sessions", [False, True], ids=["plain install", "install granting a session"])
+def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
+    sessions, project, deployer, module, target, owner, with_sessions
+):
+    """Kernel, Nexus and Safe7579 drop a module whatever its onUninstall does, and a bundler's estimate for a
+    plain uninstallModule (a wallet's own "remove module", not keyscope's uninstall, which invalidates first) can
+    leave it short of gas: the module keeps the account's sessions and its epoch. Reinstalling the module (as
+    keyscope's install_sessions does, or the wallet) must not bring back the sessions nor the owner's enable
+    signatures made before the uninstall. A reinstall granting sessions (onInstall's data) grants them in the new
+    epoch."""
+    account = ForgivingAccount(sessions, project, deployer, owner)
+    account.install_module()
+    key, unused_key = LocalSigner.generate(), LocalSigner.generate()
+    session_id = account.grant(other_session(key, target))
+    calls = target.calls()
+    sessions.run(sessions.op(account.address, key, other(target)))
+    pending = other_session(unused_key, target)
+    pending_signature = account.owner_signature(pending)
+
+    account.uninstall_module()
+    assert module.isInitialized(account.address)  # its onUninstall did not run
+    assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
+
+    new_key = LocalSigner.generate()
+    granted = other_session(new_key, target, amount=8)
+    account.install_module(*([granted] if with_sessions else []))
+    assert not module.isSessionActive(account.address, session_id)
+    assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
+    assert "NoPermission" in outcome(
+        sessions, sessions.op(account.address, key, other(target), mode="use_with_key")
+    )
+    replay = sessions.enable_op(account.address, unused_key, pending, pending_signature, other(target))
+    assert "InvalidOwnerSignature" in outcome(sessions, replay)
+    assert target.calls() == calls + 1
+    if with_sessions:
+        assert module.isSessionActive(
+            account.address, granted.session_id(account.address, sessions.epoch(account.address))
+        )
+        sessions.run(sessions.op(account.address, new_key, other(target, 8)))
+        calls += 1
+    # a new grant works after the reinstall
+    account.grant(other_session(key, target, salt=1))
+    sessions.run(sessions.op(account.address, key, other(target)))
+    assert target.calls() == calls + 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# A revocation and a session's operation in one bundle
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_after_it(
+    sessions, entry_point, submitter_account, module, target, owner, session_key
+):
+    """The EntryPoint validates every operation of a bundle before it executes any, so a bundler (colluding with
+    the key, or just ordering as it likes) that puts a session's operation after the owner's revocation in one
+    handleOps gets it validated while the session is alive and executed after the revocation, and after whatever
+    else the owner's operation did. It is one operation the session could have landed before the revocation,
+    within its grant and counted in its limits; once the bundle is in, the session never validates again. The
+    same holds for an off-chain grant revoked before its first use: its ENABLE in the revocation's bundle gets
+    one use."""
+    account = sessions.account(owner)
+    session_id = sessions.grant_onchain(account, owner, other_session(session_key, target))
+    pending_key = LocalSigner.generate()
+    pending = other_session(pending_key, target)
+    pending_id = pending.session_id(account, sessions.epoch(account))
+    pending_signature = sessions.owner_signature(account, owner, pending)
+    revocations = [
+        Call.of(module.address, 0, module.revokeSession.encode_input(i)) for i in (session_id, pending_id)
+    ]
+    revoke = sessions.h.sign_owner(sessions.h.op(account, encode_execute(revocations)), owner)
+    use = sessions.op(account, session_key, other(target), lane=1)
+    enable = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
+    calls = target.calls()
+
+    data = encode_handle_ops([revoke.pack(), use.pack(), enable.pack()], submitter_account.address)
+    assert submitter_account.transfer(entry_point.address, 0, data=data).status == 1
+    assert module.isSessionRevoked(account, session_id) and module.isSessionRevoked(account, pending_id)
+    assert target.calls() == calls + 2  # both ran, after the revocations
+    assert "AA24" in outcome(sessions, sessions.op(account, session_key, other(target)))
+    replay = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
+    assert "SessionIsRevoked" in outcome(sessions, replay)
+    assert target.calls() == calls + 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# Every order of enable, use, revoke, invalidate, uninstall and reinstall
+# ------------------------------------------------------------------------------------------------------
+
+KEYS = tuple(LocalSigner(keccak(b"keyscope lifecycle key %d" % i)) for i in range(2))
+TARGETS = tuple(to_address(keccak(b"keyscope lifecycle target %d" % i)[12:]) for i in range(2))
+SELECTORS = (keccak(b"pay(uint256,uint256,uint256)")[:4], keccak(b"take(uint256,uint256,uint256)")[:4])
+SLOTS = tuple((t, s) for t in range(len(TARGETS)) for s in range(len(SELECTORS)))
+LIFECYCLE_PAYMASTER = to_address(keccak(b"keyscope lifecycle paymaster")[12:])
+WEBSITES = ("app.example", "other.example")
+SIGN_IN_SUFFIX = b" wants you to sign in with your Ethereum account:\n"
+
+
+def sign_in_key(key: int, website: int) -> bytes:
+    """Where the module keeps ``key``'s sign-in permission for ``website`` (SigningKeys.signIn)."""
+    line = keccak(WEBSITES[website].encode() + SIGN_IN_SUFFIX)
+    return keccak(b"\x02" + bytes.fromhex(KEYS[key].address[2:]) + line)
+
+
+TALLY: Counter[str] = Counter()
+
+
+@dataclass
+class Granted:
+    """What the model knows of one session: its key, value (every rule of it wants the value), the rule count of
+    each of its (target, selector) slots, its calls budget (None: no limit) and its status."""
+
+    session: Session
+    key: int
+    value: int
+    rules: dict[tuple[int, int], int]
+    left: int | None
+    websites: tuple[int, ...] = ()
+    epoch: int = -1
+    status: str = "active"  # active, revoked, dead (invalidated or uninstalled)
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """One test account plays the smart account; two keys share (target, selector) slots across sessions whose
+    rules, paymaster lists and meter words differ in length, so that a slot's storage words are rewritten by
+    sessions after sessions. After each step the module must agree with the model on every slot of every key, on
+    every session's status, and on what each call may still do."""
+
+    module: Any = None
+    account: Any = None
+    call: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.granted: dict[bytes, Granted] = {}
+        self.live: dict[tuple[int, int, int], bytes] = {}  # (key, target, selector) -> session id
+        self.signing: dict[tuple[int, int], bytes] = {}  # (key, sign-in website) -> session id
+        self.installed = True
+        self.steps = 0
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    def _eth_call(self, data: bytes) -> tuple[bytes | None, tuple[str, dict[str, Any]] | None]:
+        tx = {
+            "from": self.account.address,
+            "to": self.module.address,
+            "data": "0x" + data.hex(),
+            "gas": 10**7,
+        }
+        try:
+            result = self.call(tx)
+        except Exception as failure:
+            decoded = decode_revert(revert_bytes(failure))
+            assert decoded is not None, failure
+            return None, decoded
+        return bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result), None
+
+    def _send(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        """Run ``data`` on the module as the account: its error, or None once it ran for real."""
+        _, error = self._eth_call(data)
+        if error is None:
+            self.account.transfer(self.module.address, 0, data=data)
+        return error
+
+    def _epoch(self) -> int:
+        return int(self.module.epochOf(self.account.address))
+
+    def _kill_all(self) -> None:
+        for granted in self.granted.values():
+            if granted.status == "active":
+                granted.status = "dead"
+        self.live.clear()
+        self.signing.clear()
+
+    @initialize()
+    def fresh_install(self) -> None:
+        """Start from an installed module holding nothing live for the account."""
+        assert self._send(self.module.onUninstall.encode_input(b"")) is None
+        assert self._send(self.module.onInstall.encode_input(b"")) is None
+
+    # -- the owner's steps -----------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def enable(self, data: st.DataObject) -> None:
+        """A new grant: a key, maybe a sign-in permission, one or two slots (none with a sign-in) with 0 to 3 rules
+        each, maybe a calls budget shared by the session's permissions, maybe a gas cap and a paymaster list
+        (stored after the rules)."""
+        key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+        websites = tuple(
+            data.draw(st.lists(st.integers(0, len(WEBSITES) - 1), max_size=1, unique=True), label="sign-in")
+        )
+        slots = data.draw(
+            st.lists(st.sampled_from(SLOTS), min_size=0 if websites else 1, max_size=2, unique=True),
+            label="slots",
+        )
+        value = 1000 + len(self.granted)
+        rules = {slot: data.draw(st.integers(0, 3), label=f"rules {slot}") for slot in slots}
+        budget = data.draw(st.sampled_from([None, None, 0, 1, 2]), label="calls budget")
+        capped = data.draw(st.booleans(), label="capped")
+        permissions = tuple(
+            Permission(
+                target=TARGETS[t],
+                selector=SELECTORS[s],
+                rules=tuple(
+                    Rule(condition=Condition.EQUAL, offset=32 * r, values=(value,))
+                    for r in range(rules[(t, s)])
+                ),
+            )
+            for t, s in slots
+        )
+        limits = ()
+        if budget is not None and not permissions:
+            budget = None
+        if budget is not None:
+            meters = tuple(Meter(permission=p) for p in range(len(permissions)))
+            limits = (Limit(kind=LimitKind.CALLS, amount=budget, meters=meters),)
+        session = Session(
+            session_key=KEYS[key].address,
+            permissions=permissions,
+            limits=limits,
+            max_gas_cost=10**16 if capped else 0,
+            paymasters=(LIFECYCLE_PAYMASTER,) if capped else (),
+            sign_in=tuple(WEBSITES[w] for w in websites),
+        )
+        self._enable(Granted(session, key, value, rules, budget, websites))
+
+    @precondition(lambda self: any(g.status != "active" for g in self.granted.values()))
+    @rule(data=st.data())
+    def enable_again(self, data: st.DataObject) -> None:
+        """A grant made before, enabled again: a revoked id never comes back; one that died with its epoch is a
+        new session (a new id) in the new epoch."""
+        epoch = self._epoch()
+        candidates = [g for g in self.granted.values() if g.status != "active"]
+        # a revoked grant of this epoch (its id is the same again) twice as often as the others
+        revoked_here = [g for g in candidates if g.status == "revoked" and g.epoch == epoch]
+        old = data.draw(st.sampled_from(candidates + revoked_here), label="old")
+        self._enable(
+            Granted(
+                old.session,
+                old.key,
+                old.value,
+                dict(old.rules),
+                old.session.limits[0].amount if old.session.limits else None,
+                old.websites,
+            )
+        )
+
+    def _enable(self, granted: Granted) -> None:
+        granted.epoch = self._epoch()
+        session_id = granted.session.session_id(self.account.address, granted.epoch)
+        error = self._send(self.module.enableSession.encode_input(granted.session.as_abi()))
+        known = self.granted.get(session_id)
+        if known is not None and known.status == "revoked":
+            assert error is not None and error[0] == "SessionIsRevoked", error
+            TALLY["SessionIsRevoked"] += 1
+            return
+        if known is not None and known.status == "active":
+            assert error is None, error  # enabled already: nothing changes
+            TALLY["enabled twice"] += 1
+            return
+        taken = [(t, s) for t, s in granted.rules if (granted.key, t, s) in self.live]
+        if taken:
+            assert error is not None and error[0] == "PermissionAlreadyGranted", error
+            TALLY["PermissionAlreadyGranted"] += 1
+            return
+        if any((granted.key, w) in self.signing for w in granted.websites):
+            assert error is not None and error[0] == "SigningPermissionAlreadyGranted", error
+            TALLY["SigningPermissionAlreadyGranted"] += 1
+            return
+        assert error is None, error
+        TALLY["enabled"] += 1
+        self.granted[session_id] = granted
+        for t, s in granted.rules:
+            self.live[(granted.key, t, s)] = session_id
+        for w in granted.websites:
+            self.signing[(granted.key, w)] = session_id
+
+    @precondition(lambda self: bool(self.granted))
+    @rule(data=st.data())
+    def revoke(self, data: st.DataObject) -> None:
+        """Revoke any session the model knows: active, dead or revoked already."""
+        session_id = data.draw(st.sampled_from(list(self.granted)), label="session")
+        assert self._send(self.module.revokeSession.encode_input(session_id)) is None
+        granted = self.granted[session_id]
+        TALLY[f"revoke {granted.status}"] += 1
+        if granted.status == "active":
+            for t, s in granted.rules:
+                del self.live[(granted.key, t, s)]
+            for w in granted.websites:
+                del self.signing[(granted.key, w)]
+        granted.status = "revoked"
+
+    @rule(how=st.sampled_from(["invalidate", "reinstall", "reinstall without onUninstall"]))
+    def kill_all(self, how: str) -> None:
+        """invalidateAllSessions, or the account dropping the module and installing it again: with its
+        onUninstall, or (an account that ignores a failing onUninstall) without."""
+        if how == "invalidate":
+            assert self._send(self.module.invalidateAllSessions.encode_input()) is None
+        else:
+            if how == "reinstall":
+                assert self._send(self.module.onUninstall.encode_input(b"")) is None
+            assert self._send(self.module.onInstall.encode_input(b"")) is None
+        self._kill_all()
+        TALLY[how] += 1
+
+    # -- the key's steps -------------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def use_again(self, data: st.DataObject) -> None:
+        """Another operation (the key's steps come twice as often as the owner's)."""
+        self.use(data)
+
+    @rule(data=st.data())
+    def use(self, data: st.DataObject) -> None:
+        """One key's operation (USE_WITH_KEY, really signed): one or two calls on any of the slots, with the
+        value of the session live there or of any session granted before."""
+        live_keys = sorted({k for k, _, _ in self.live})
+        key = data.draw(
+            st.sampled_from(live_keys)
+            if live_keys and data.draw(st.integers(0, 3), label="live key")
+            else st.integers(0, len(KEYS) - 1),
+            label="key",
+        )
+        live_slots = sorted((t, s) for k, t, s in self.live if k == key)
+        values = sorted({g.value for g in self.granted.values()} | {1})
+        calls = []
+        for c in range(data.draw(st.integers(1, 2), label="calls")):
+            slot = (
+                st.sampled_from(live_slots)
+                if live_slots and data.draw(st.integers(0, 4), label=f"live {c}")
+                else st.sampled_from(SLOTS)
+            )
+            t, s = data.draw(slot, label=f"slot {c}")
+            live = self.live.get((key, t, s))
+            value = data.draw(
+                st.sampled_from(values)
+                if live is None
+                else st.sampled_from([self.granted[live].value] * 3 + values),
+                label=f"value {c}",
+            )
+            calls.append((t, s, value))
+        expected = self._expected(key, calls)
+        data_, output, error = self._validate(key, calls)
+        context = f"key {key}, calls {calls}, live {self.live}, expected {expected}, got {error or output}"
+        TALLY[expected[0] if expected else "accepted"] += 1
+        if expected is not None:
+            assert error is not None and error[0] == expected[0], context
+            assert error[1]["callIndex"] == expected[1], context
+            return
+        assert error is None and output is not None and int.from_bytes(output, "big") == 0, context
+        self.account.transfer(self.module.address, 0, data=data_)
+        for t, s, _ in calls:
+            granted = self.granted[self.live[(key, t, s)]]
+            if granted.left is not None:
+                granted.left -= 1
+
+    def _validate(
+        self, key: int, calls: list[tuple[int, int, int]]
+    ) -> tuple[bytes, bytes | None, tuple[str, dict[str, Any]] | None]:
+        """``validateUserOp`` of these calls by ``key`` (USE_WITH_KEY, really signed), as an ``eth_call``: its
+        calldata, and its output or error."""
+        call_data = encode_execute(
+            [Call(TARGETS[t], 0, SELECTORS[s] + abi_encode(["uint256"] * 3, [v] * 3)) for t, s, v in calls],
+            batch=len(calls) > 1,
+        )
+        op = UserOperation(
+            sender=self.account.address,
+            nonce=0,
+            call_data=call_data,
+            verification_gas_limit=100_000,
+            call_gas_limit=100_000,
+            pre_verification_gas=50_000,
+            max_fee_per_gas=1,
+            max_priority_fee_per_gas=1,
+        )
+        op_hash = keccak(b"keyscope lifecycle operation %d" % self.steps)
+        self.steps += 1
+        signature = encode_use_with_key_signature(KEYS[key].address, KEYS[key].sign_hash(op_hash))
+        packed = op.replace(signature=signature).pack().as_tuple()
+        data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
+        return (data, *self._eth_call(data))
+
+    def _expected(self, key: int, calls: list[tuple[int, int, int]]) -> tuple[str, int] | None:
+        """The module's refusal (error name, call index) of these calls by ``key``, None when it accepts them."""
+        for i, (t, s, value) in enumerate(calls):
+            session_id = self.live.get((key, t, s))
+            if session_id is None:
+                return "NoPermission", i
+            granted = self.granted[session_id]
+            if granted.rules[(t, s)] and value != granted.value:
+                return "RuleViolated", i
+        spent: Counter[bytes] = Counter()
+        for i, (t, s, _) in enumerate(calls):
+            session_id = self.live[(key, t, s)]
+            left = self.granted[session_id].left
+            if left is not None:
+                spent[session_id] += 1
+                if spent[session_id] > left:
+                    return "LimitExceeded", i
+        return None
+
+    # -- what the module says --------------------------------------------------------------------------
+
+    @invariant()
+    def every_slot_agrees(self) -> None:
+        """Every (key, target, selector): refused for want of a permission unless a live session holds it, and
+        then judged by that session's rules and budget alone (the value of the live session; another one's
+        where the slot has rules)."""
+        for key in range(len(KEYS)):
+            for t, s in SLOTS:
+                live = self.live.get((key, t, s))
+                values = [1] if live is None else [self.granted[live].value, 1]
+                for value in values:
+                    expected = self._expected(key, [(t, s, value)])
+                    _, output, error = self._validate(key, [(t, s, value)])
+                    got = error[0] if error else int.from_bytes(output or b"", "big")
+                    TALLY[f"slot {expected[0] if expected else 'accepted'}"] += 1
+                    assert (expected[0] if expected else 0) == got, (key, t, s, value, self.live, got)
+
+    @invariant()
+    def every_sign_in_permission_agrees(self) -> None:
+        """A sign-in permission's header is live exactly while its session is."""
+        for key in range(len(KEYS)):
+            for website in range(len(WEBSITES)):
+                header = self.module.signingPermission(self.account.address, sign_in_key(key, website))[0]
+                assert bool(header >> 248 & 1) == ((key, website) in self.signing), (
+                    key,
+                    website,
+                    self.signing,
+                )
+                TALLY["sign-in live" if header >> 248 & 1 else "sign-in dead"] += 1
+
+    @invariant()
+    def statuses_agree(self) -> None:
+        epoch = self._epoch()
+        for session_id, granted in self.granted.items():
+            active = bool(self.module.isSessionActive(self.account.address, session_id))
+            revoked = bool(self.module.isSessionRevoked(self.account.address, session_id))
+            assert (active, revoked) == (granted.status == "active", granted.status == "revoked"), (
+                session_id.hex(),
+                granted.status,
+                epoch,
+            )
+
+
+@pytest.fixture(scope="module")
+def lifecycle(module, accounts, chain):
+    provider = chain.provider
+    tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
+    LifecycleMachine.module = module
+    LifecycleMachine.account = accounts[7]
+    LifecycleMachine.call = staticmethod(tester.call if tester is not None else provider.web3.eth.call)
+    return LifecycleMachine
+
+
+def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive(lifecycle):
+    """Sessions of two keys enabled, used, revoked (in any order, twice, before or after they died), invalidated,
+    the module uninstalled and reinstalled (with or without its onUninstall): no slot keeps a dead session's
+    permission, sign-in permission, rules or budget, no revoked grant comes back, and a budget spent stays
+    spent."""
+    run = lifecycle.TestCase
+    run.settings = settings(
+        max_examples=200 if DEEP else 20,
+        stateful_step_count=30 if DEEP else 20,
+        deadline=None,
+        derandomize=not DEEP,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    run().runTest()
+    print("\nlifecycle:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    for outcome in ("accepted", "NoPermission", "RuleViolated", "LimitExceeded"):
+        assert TALLY[outcome] + TALLY[f"slot {outcome}"], f"no {outcome} among the generated steps: {TALLY}"
+    for outcome in (
+        "PermissionAlreadyGranted",
+        "SigningPermissionAlreadyGranted",
+        "SessionIsRevoked",
+        "revoke active",
+        "reinstall without onUninstall",
+        "sign-in live",
+    ):
+        assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
