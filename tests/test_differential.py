@@ -65,6 +65,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
+from support.raw_call import raw_call
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):
@@ -148,11 +149,7 @@ class Probe:
         self.account = account
         self.address = account.address
         self.chain_id = chain.chain_id
-        provider = chain.provider
-        tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
-        self._call: Callable[[dict[str, Any]], Any] = (
-            tester.call if tester is not None else provider.web3.eth.call
-        )
+        self._call: Callable[[dict[str, Any]], Any] = raw_call(chain)
 
     def enable(self, session: Session) -> bytes:
         self.module.enableSession(session.as_abi(), sender=self.account)

@@ -38,6 +38,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.raw_call import raw_call
 from test_differential import PACKED_OP, VALIDATE_SELECTOR, revert_bytes
 
 DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
@@ -572,11 +573,9 @@ class LifecycleMachine(RuleBasedStateMachine):
 
 @pytest.fixture(scope="module")
 def lifecycle(module, accounts, chain):
-    provider = chain.provider
-    tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
     LifecycleMachine.module = module
     LifecycleMachine.account = accounts[7]
-    LifecycleMachine.call = staticmethod(tester.call if tester is not None else provider.web3.eth.call)
+    LifecycleMachine.call = staticmethod(raw_call(chain))
     return LifecycleMachine
 
 

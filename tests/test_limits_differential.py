@@ -43,6 +43,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.raw_call import raw_call
 from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window, revert_bytes
 
 DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
@@ -259,11 +260,9 @@ class LimitMachine(RuleBasedStateMachine):
 
 @pytest.fixture(scope="module")
 def machine(module, accounts, chain):
-    provider = chain.provider
-    tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
     LimitMachine.module = module
     LimitMachine.account = accounts[5]
-    LimitMachine.call = staticmethod(tester.call if tester is not None else provider.web3.eth.call)
+    LimitMachine.call = staticmethod(raw_call(chain))
     return LimitMachine
 
 
