@@ -13,4 +13,5 @@ def raw_call(chain: Any) -> Callable[[dict[str, Any]], Any]:
     call), else the provider's web3."""
     provider = chain.provider
     tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
-    return tester.call if tester is not None else provider.web3.eth.call
+    call: Callable[[dict[str, Any]], Any] = tester.call if tester is not None else provider.web3.eth.call
+    return call
