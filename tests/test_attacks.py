@@ -17,6 +17,7 @@ before anything is sent.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import ape
 import pytest
@@ -26,8 +27,9 @@ from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
 
 from conftest import KIND
+from keyscope.chain import Reads, read_many
 from keyscope.checker import CallRefusedError, InitCallRefusedError, PolicyChecker
-from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError
+from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError, SessionError
 from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
@@ -666,6 +668,35 @@ def grant_signing_for(sessions, net, account, owner, key, permission) -> Session
     return net.session(grant_, key)
 
 
+def test_a_session_not_enabled_yet_signs_nothing(sessions, net, account, session_key, monkeypatch):
+    """An off-chain grant before its first operation: verifiers would refuse the session's signature (the module
+    does not know it), so the SDK refuses to sign, in one round trip with the question about the verifier."""
+    permission = grants_of(sessions.h.factory, sessions.h.chain_id)
+    session = Session(session_key=session_key.address, typed_data_permissions=(permission,), salt=77)
+    epoch = sessions.epoch(account)
+    grant_ = SessionGrant(
+        session=session,
+        account=account,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how="offchain",
+        owner_signature=b"\x01" * 65,
+    )
+    signer = net.session(grant_, session_key)
+    wanted = Session(
+        session_key=session_key.address, permissions=(Permission(target=account, selector=b"\1" * 4),)
+    )
+    typed = wanted.typed_data(account, 0, sessions.h.chain_id, sessions.h.factory.address)
+    reads = CountingReads(net.chain)
+    monkeypatch.setattr(net, "chain", reads)
+    with pytest.raises(SessionError, match="not enabled on chain yet"):
+        signer.sign_typed_data(typed)
+    assert reads.round_trips == 1, reads.round_trips
+
+
 def steal_through_second_module(sessions, signer: SessionAccount, other, account, attacker) -> str:
     """The session signs, as the account, the other module's grant of a session to the attacker's key (ETH to
     the attacker); the attacker's first operation carries it (ENABLE mode on the other module)."""
@@ -714,8 +745,27 @@ def test_a_signing_permission_in_another_modules_domain_is_refused(
     )
 
 
+class CountingReads:
+    """A chain that counts its round trips: each ``call`` and each batch of ``read_many`` is one."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.round_trips = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def call(self, to: str, data: bytes) -> bytes:
+        self.round_trips += 1
+        return bytes(self._inner.call(to, data))
+
+    def read_many(self, calls: Any = (), *, codes: Any = (), timestamp: bool = False) -> Reads:
+        self.round_trips += 1
+        return read_many(self._inner, calls, codes=codes, timestamp=timestamp)
+
+
 def test_a_session_cannot_sign_for_a_module_installed_after_its_grant(
-    sessions, net, second_module, account, owner, session_key, attacker, chain
+    sessions, net, second_module, account, owner, session_key, attacker, chain, monkeypatch
 ):
     """A typed-data permission on a contract's domain, granted while the contract is not a module of the account
     (enabling lets it through), then the owner installs that contract as a module: the session signs the module's
@@ -732,6 +782,17 @@ def test_a_session_cannot_sign_for_a_module_installed_after_its_grant(
     with pytest.raises(SignatureRefusedError, match="is a validator module of the account") as local:
         signer.sign_typed_data(typed)  # the SDK refuses first, as the module will
     assert local.value.reason == "SignatureSenderForbidden"
+    # a dapp that reloads the session (its off-chain grant, enabled since) asks whether it is enabled and whether
+    # the verifier is a module in one round trip
+    reloaded = net.session(
+        signer.grant.model_copy(update={"how": "offchain", "owner_signature": b"\x01" * 65}), session_key
+    )
+    reads = CountingReads(net.chain)
+    monkeypatch.setattr(net, "chain", reads)
+    with pytest.raises(SignatureRefusedError, match="is a validator module of the account"):
+        reloaded.sign_typed_data(typed)
+    assert reads.round_trips == 1, reads.round_trips
+    monkeypatch.undo()
     before = chain.provider.get_balance(attacker)
     refused = steal_through_second_module(sessions, signer, second_module, account, attacker)
     assert "AA23" in refused and "InvalidOwnerSignature" in refused, refused

@@ -673,23 +673,31 @@ class SessionAccount:
 
     # -- messages (ERC-1271) ----------------------------------------------------------------------------
 
-    def _require_enabled_for_signing(self) -> None:
-        if self.verify_on_chain and not self.is_enabled():
-            raise SessionError(
-                "the session is not enabled on chain yet, so verifiers would refuse its signatures: an off-chain "
-                "grant is stored by the session's first operation (send one first), or grant it on chain",
-                "0x" + self.grant.session_id.hex(),
-            )
-
-    def _refuse_module_verifier(self, typed: TypedData, permission_index: int) -> None:
-        """Refuse typed data whose verifying contract is now a module of the account (installed after the grant,
-        or the grant would have been refused): the module refuses a session's signature to such a verifier."""
-        verifying = typed.domain.get("verifyingContract")
-        if not self.verify_on_chain or verifying is None:
+    def _require_enabled_for_signing(self, typed: TypedData | None = None, permission_index: int = 0) -> None:
+        """Refuse to sign while the session is not enabled on chain, and (for ``typed``) typed data whose verifying
+        contract is now a module of the account (installed after the grant, or the grant would have been refused):
+        the module refuses a session's signature to such a verifier. Both questions ride in one batch of reads."""
+        if not self.verify_on_chain:
             return
-        target = to_address(verifying, name="the domain's verifyingContract")
-        questions = module_questions(self.kind, self.grant.account, [target])
-        found = installed_module(questions, read_many(self.network.chain, questions).results)
+        calls: list[tuple[str, bytes]] = []
+        if not self._enabled:
+            calls.append((self.network.module, IS_SESSION_ACTIVE + self._flag_calls[0][4:]))
+        verifying = None if typed is None else typed.domain.get("verifyingContract")
+        target = None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
+        questions = [] if target is None else module_questions(self.kind, self.grant.account, [target])
+        if not calls and not questions:
+            return
+        answers = read_many(self.network.chain, [*calls, *questions]).results
+        if calls:
+            self._enabled = decode_bool(answers[0])
+            if not self._enabled:
+                raise SessionError(
+                    "the session is not enabled on chain yet, so verifiers would refuse its signatures: an "
+                    "off-chain grant is stored by the session's first operation (send one first), or grant it on "
+                    "chain",
+                    "0x" + self.grant.session_id.hex(),
+                )
+        found = installed_module(questions, answers[len(calls) :]) if questions else None
         if found is not None:
             raise SignatureRefusedError(
                 f"nothing was signed: the typed data's verifying contract {target} is a {found[1]} module of the "
@@ -720,9 +728,8 @@ class SessionAccount:
         checked = check_typed_data(
             grant.session, data, session_id="0x" + grant.session_id.hex(), now=self.now()
         )
-        self._require_enabled_for_signing()
         typed: TypedData = checked.data
-        self._refuse_module_verifier(typed, checked.permission_index)
+        self._require_enabled_for_signing(typed, checked.permission_index)
         permission = checked.permission
         signed = typed_data_sign_hash(
             permission.domain_separator,
