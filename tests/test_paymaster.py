@@ -18,6 +18,7 @@ from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
 from keyscope.execution import Call, encode_execute
+from keyscope.gas import required_prefund
 from keyscope.hexutil import keccak, to_address
 from keyscope.paymaster import PaymasterClient
 from keyscope.rpc import JsonRpcClient
@@ -521,6 +522,103 @@ def test_policy_refuses_calldata_it_cannot_read():
     policy = SponsorshipPolicy(targets="any")
     with pytest.raises(SponsorshipRefused, match="not an ERC-7579 execute call"):
         policy.check(UserOperation(sender=_TARGETS[0], nonce=0, call_data=b"\x12\x34\x56\x78"))
+
+
+def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id):
+    """On EntryPoint v0.8 an initCode of the ``0x7702`` marker followed by data makes the SenderCreator call the
+    account with that data before validation: work the policy, which judges the callData, never sees (a fallback
+    handler's, another vendor's init function). The sponsor refuses it, spelled ``0x7702`` or as the 20-byte
+    marker address; the bare marker (an EIP-7702 account's ordinary first operation) is sponsored."""
+    target = _TARGETS[0]
+    sponsor = Sponsor(
+        paymaster=paymaster.address,
+        signer=sponsor_key,
+        chain_id=chain_id,
+        policy=SponsorshipPolicy(targets={target: ("0x12345678",)}),
+    )
+    eoa = LocalSigner.generate().address
+    covered = UserOperation(
+        sender=eoa,
+        nonce=0,
+        factory="0x7702",
+        call_data=encode_execute(Call(target, 0, bytes.fromhex("12345678"))),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
+    init_call = keccak(b"anything(uint256)")[:4] + bytes(32)
+    spelled = UserOperation.from_rpc(
+        {**covered.to_rpc(), "factory": "0x7702" + "0" * 36, "factoryData": "0x" + init_call.hex()}
+    )
+    for op in (covered.replace(factory_data=init_call), spelled):
+        reserved = sponsor.ledger.reserved(eoa)
+        for ask in (sponsor.stub_data, sponsor.data):
+            with pytest.raises(SponsorshipRefused, match="carries an EIP-7702 init call of 36 bytes") as info:
+                ask(op)
+            assert info.value.code == NOT_SPONSORED
+            assert info.value.data == {"reason": "initCall", "account": eoa, "length": 36}
+        assert sponsor.ledger.reserved(eoa) == reserved
+
+
+def test_a_sponsorship_pays_for_its_own_sender_and_nonce_once(
+    harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id, entry_point
+):
+    """A bundler holding a signed sponsorship (and the account's key, to re-sign) moves it to another account of
+    the same owner, or to a fresh nonce lane of the account, or lands it twice: the sponsor pays once, for the
+    operation it signed."""
+    other = harness.create(sponsored_owner, salt=8)
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=_now(chain) + 600)
+    before = _deposit(entry_point, paymaster)
+    moved = (
+        op.replace(sender=other, nonce=harness.nonce(other, 0), call_data=_mint_call_data(nft, other)),
+        op.replace(sender=other, nonce=harness.nonce(other, 0)),
+        op.replace(nonce=harness.nonce(sponsored_account, 1)),
+    )
+    for changed in moved:
+        error = harness.rejected(harness.sign_owner(changed, sponsored_owner))
+        assert error.reason == "AA34", error
+    signed = harness.sign_owner(op, sponsored_owner)
+    receipt = harness.submit(signed)
+    assert receipt.success, receipt.reason
+    assert before - _deposit(entry_point, paymaster) == receipt.actual_gas_cost
+    error = harness.rejected(signed)
+    assert error.reason == "AA25", error
+    assert before - _deposit(entry_point, paymaster) == receipt.actual_gas_cost
+
+
+def test_a_failing_sponsored_operation_costs_at_most_what_the_sponsor_signed(
+    harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id, entry_point
+):
+    """Draining the deposit through failing operations: an operation whose execution reverts, its callGasLimit
+    left unused (the 10 % penalty), preVerificationGas padded and the priority fee at maxFeePerGas, takes from
+    the deposit at most its prefund, which is what the sponsor reserved before signing; an operation refused in
+    validation (here by the account) takes nothing, and the paymaster has no postOp to be made to fail."""
+    op = _with_paymaster(
+        harness.op(
+            sponsored_account,
+            encode_execute(Call(nft.address, 0, bytes.fromhex("deadbeef"))),
+            call_gas=3_000_000,
+        ),
+        paymaster.address,
+    ).replace(pre_verification_gas=400_000, max_priority_fee_per_gas=2 * 10**9)
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=_now(chain) + 600)
+    before = _deposit(entry_point, paymaster)
+    error = harness.rejected(op.replace(signature=LocalSigner.generate().sign_hash(harness.hash(op))))
+    assert error.reason == "AA24", error
+    assert _deposit(entry_point, paymaster) == before
+    receipt = harness.submit(harness.sign_owner(op, sponsored_owner))
+    assert not receipt.success
+    spent = before - _deposit(entry_point, paymaster)
+    assert spent == receipt.actual_gas_cost
+    assert spent <= required_prefund(op)
+    # the unused callGasLimit's penalty was charged, and still within the prefund
+    assert spent > (op.pre_verification_gas + op.call_gas_limit // 10) * 10**9
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -593,6 +593,70 @@ def test_a_session_operation_cannot_carry_an_init_call_the_module_never_judges(
     simulate(marker + init_call, eoa.sign_hash)
 
 
+def answering(stack: LocalStack, word: bytes) -> str:
+    """Deploy a contract that answers every call with the 32-byte ``word`` (a validator that says yes)."""
+    runtime = b"\x7f" + word + bytes.fromhex("60005260206000f3")
+    init = bytes([0x60, len(runtime)]) + bytes.fromhex("80600b6000396000f3")
+    receipt = send_transaction(stack.node, stack.deployer.address, data=init + runtime, what="answering")
+    address = to_address(receipt["contractAddress"])
+    assert code(stack, address) == runtime
+    return address
+
+
+def test_a_session_key_cannot_name_a_validator_the_delegate_does_not_hold(
+    net: Network, stack: LocalStack
+) -> None:
+    """The delegate routes an operation by its nonce key: a key naming an installed validator goes to it, any
+    other to the EOA's own signature. A session key names a validator of its own that accepts everything (its
+    `validateUserOp` returns 0), or the owner's lane (key 0), and signs with its key: neither validates, and
+    the session's own lane still does."""
+    _owner, eoa, grant, key = upgraded(net, stack)
+    yes_validator = answering(stack, bytes(32))
+    session = net.session(grant, key)
+    op = session.build(function_call(stack.nft, MINT, eoa.address))
+    lanes = {
+        "a validator not installed": int(yes_validator, 16) << 64,
+        "the owner's lane": 0,
+    }
+    for what, nonce_key in lanes.items():
+        moved = op.replace(
+            nonce=net.chain.get_nonce(net.entry_point, eoa.address, nonce_key >> 64) | nonce_key
+        )
+        for signature in (key.sign_hash(net.user_op_hash(moved)), op.signature):
+            with pytest.raises(BundlerRejectedError) as refused:
+                net.bundler.send_user_operation(moved.replace(signature=signature), net.entry_point)
+            assert refused.value.reason == "AA24", (what, refused.value)
+    assert nft_balance(stack, eoa.address) == 0
+    assert session.execute(stack.nft, MINT, eoa.address).wait().success
+    assert nft_balance(stack, eoa.address) == 1
+
+
+def test_the_delegate_signs_erc1271_with_the_eoa_key_or_an_installed_validator_only(
+    net: Network, stack: LocalStack
+) -> None:
+    """ERC-1271 on the delegate: a signature starting with an installed validator's address goes to it, anything
+    else must be the EOA's own. A session key's bare signature, its signature behind the session module's
+    address, and anything behind a validator that is not installed (one answering the ERC-1271 magic value to
+    every question) are all refused; the EOA's signature of the same hash is accepted."""
+    _owner, eoa, _grant, key = upgraded(net, stack)
+    magic = bytes.fromhex("1626ba7e")
+    yes_validator = answering(stack, magic.ljust(32, b"\0"))
+    digest = keccak(b"a permit the session key would like to sign as the account")
+
+    def verdict(signature: bytes) -> bytes:
+        return call(stack, eoa.address, "isValidSignature(bytes32,bytes)", digest, signature)[:4]
+
+    assert verdict(eoa.sign_hash(digest)) == magic
+    refused = {
+        "the session key's bare signature": key.sign_hash(digest),
+        "behind the session module": bytes.fromhex(stack.module[2:]) + key.sign_hash(digest),
+        "behind a validator not installed": bytes.fromhex(yes_validator[2:]) + key.sign_hash(digest),
+        "behind a validator not installed, nothing after": bytes.fromhex(yes_validator[2:]),
+    }
+    for what, signature in refused.items():
+        assert verdict(signature) == bytes.fromhex("ffffffff"), what
+
+
 def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: LocalStack) -> None:
     owner, eoa, grant, key = upgraded(net, stack)
     friend = LocalSigner.generate().address

@@ -17,8 +17,10 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
 
 Selectors are 4-byte hex (``"0x40d097c3"``) or function signatures (``"safeMint(address to)"``); the
 selector ``"0x00000000"`` stands for a call without data (a plain transfer). An operation is covered when
-its sender is listed (or ``accounts`` is ``"any"``) and its callData is an ERC-7579 ``execute`` whose every
-call (one, or each of a batch) goes to a listed target with an allowed selector.
+its sender is listed (or ``accounts`` is ``"any"``), it carries no EIP-7702 init call (an initCode of the
+``0x7702`` marker followed by data, which EntryPoint v0.8 sends to the account before validation, where no
+policy sees it), and its callData is an ERC-7579 ``execute`` whose every call (one, or each of a batch) goes
+to a listed target with an allowed selector.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from ..errors import BadInputError
 from ..execution import Call, ExecuteDecodeError, decode_execute
 from ..hexutil import Address, to_bytes, to_int
-from ..userop import UserOperation
+from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
 
 __all__ = ["SponsorshipPolicy", "parse_selector"]
@@ -126,6 +128,14 @@ class SponsorshipPolicy(BaseModel):
                 NOT_SPONSORED,
                 f"account {op.sender} is not sponsored: the policy lists {len(self.accounts)} account(s)",
                 {"reason": "account", "account": op.sender},
+            )
+        if op.factory == EIP7702_FACTORY and op.factory_data:
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the operation of {op.sender} carries an EIP-7702 init call of {len(op.factory_data)} bytes "
+                "(factory 0x7702 with factoryData), which EntryPoint v0.8 sends to the account before validation "
+                "and the sponsorship policy cannot judge: leave factoryData empty",
+                {"reason": "initCall", "account": op.sender, "length": len(op.factory_data)},
             )
         try:
             calls = decode_execute(op.call_data).calls
