@@ -6,6 +6,7 @@ or int256 words); ``test_differential.py`` checks the same checker against the d
 
 from __future__ import annotations
 
+import json
 import operator
 import statistics
 import time
@@ -761,6 +762,35 @@ def grant(subject: Session) -> SessionGrant:
         session_id=subject.session_id(ACCOUNT, 0),
         how="onchain",
     )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: g["session"]["permissions"][0].update(value_limit=10**18),  # the module's limit is 0
+        lambda g: g["session"]["permissions"][0].update(rules=[]),  # the module still checks `to`
+        lambda g: g["session"].update(valid_until=0),
+        lambda g: g.update(epoch=1),
+        lambda g: g.update(account=USER),
+    ],
+    ids=["value limit raised", "rule dropped", "window widened", "epoch", "account"],
+)
+def test_a_grant_edited_by_hand_is_refused_before_the_checker_trusts_it(edit):
+    """A grant's id is the module's id of its session: a session edited in the JSON (a limit raised, a rule
+    dropped) would pass checks the module refuses, so reading it back says it was changed."""
+    granted = grant(session(PAY, valid_until=T0 + 60))
+    text = json.loads(granted.to_json())
+    edit(text)
+    with pytest.raises(BadInputError, match="is not the id of its session"):
+        SessionGrant.from_json(json.dumps(text))
+    assert SessionGrant.from_json(granted.to_json()) == granted
+
+
+def test_a_grant_with_a_chain_id_over_256_bits_is_refused_when_read():
+    text = json.loads(grant(session(MINT)).to_json())
+    text["chain_id"] = 2**256
+    with pytest.raises(BadInputError, match="chain_id: Input should be less than"):
+        SessionGrant.from_json(json.dumps(text))
 
 
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():

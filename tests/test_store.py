@@ -283,14 +283,15 @@ def grants(draw: st.DrawFn) -> SessionGrant:
         permissions=perms,
     )  # fmt: skip
     how = draw(st.sampled_from(["onchain", "offchain"]))
+    account, epoch = draw(addresses), draw(st.integers(0, 2**32 - 1))
     return SessionGrant(
         session=session,
-        account=draw(addresses),
+        account=account,
         module=draw(addresses),
         chain_id=draw(st.integers(1, 2**64)),
         entry_point=draw(addresses),
-        epoch=draw(st.integers(0, 2**32 - 1)),
-        session_id=draw(st.binary(min_size=32, max_size=32)),
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
         how=how,
         owner_signature=draw(st.none() | st.binary(max_size=130)),
         account_kind=draw(st.text(min_size=1, max_size=12)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import BadInputError
 from .hexutil import Address, HexBytes32, HexData, HexRepr
@@ -28,7 +28,7 @@ class SessionGrant(HexRepr, BaseModel):
     session: Session
     account: Address
     module: Address
-    chain_id: int = Field(ge=1)
+    chain_id: int = Field(ge=1, lt=2**256)
     entry_point: Address
     epoch: int = Field(ge=0, lt=2**32)
     session_id: HexBytes32
@@ -38,6 +38,18 @@ class SessionGrant(HexRepr, BaseModel):
     factory: Address | None = None
     """For an account not deployed when the session was granted: the factory its first operation calls."""
     factory_data: HexData = b""
+
+    @model_validator(mode="after")
+    def _id_of_its_session(self) -> SessionGrant:
+        """The id must be the session's (as the module computes it for the account and epoch): a grant whose
+        session was edited would be checked locally against a policy the chain does not hold."""
+        expected = self.session.session_id(self.account, self.epoch)
+        if self.session_id != expected:
+            raise ValueError(
+                f"session_id 0x{self.session_id.hex()} is not the id of its session on account {self.account} at "
+                f"epoch {self.epoch} (0x{expected.hex()}): the session or the id was changed after the grant"
+            )
+        return self
 
     @property
     def session_key(self) -> str:
