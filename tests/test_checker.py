@@ -793,6 +793,40 @@ def test_a_grant_with_a_chain_id_over_256_bits_is_refused_when_read():
         SessionGrant.from_json(json.dumps(text))
 
 
+@given(
+    value=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**256), st.booleans(), st.floats()),
+)
+def test_a_call_with_a_value_the_chain_cannot_carry_is_refused_not_checked(value):
+    """A negative value is under every value limit: a Call built directly with one passed the local check, and its
+    encoding failed with a raw OverflowError. Such a call is refused when built, as Call.of refuses it."""
+    with pytest.raises(BadInputError, match="call value"):
+        Call(NFT, value, b"")
+    assert Call(NFT, 2**256 - 1, b"").value == 2**256 - 1
+
+
+@pytest.mark.parametrize(
+    ("target", "data", "problem"),
+    [
+        ("0xzz", b"", "not a valid address"),
+        ("0x" + "g" * 40, b"", "not a valid address"),
+        (NFT, None, "call data must be bytes"),
+        (NFT, "0xabc", "is not hex data"),
+    ],
+)
+def test_a_call_with_a_malformed_target_or_data_says_what_is_wrong(target, data, problem):
+    with pytest.raises(BadInputError, match=problem):
+        Call(target, 0, data)
+
+
+def test_a_call_takes_hex_data_and_address_objects_as_call_of_does():
+    class Contract:
+        address = NFT.lower()
+
+    call = Call(Contract(), 0, "0x" + MINT.selector.hex())  # type: ignore[arg-type]
+    assert call == Call.of(NFT, 0, MINT.selector)
+    assert checker(MINT).check_calls(Call(NFT, 0, MINT.selector + bytes(12) + bytes.fromhex(USER[2:])), now=T0)
+
+
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():
     plain = session(MINT)
     granted = grant(plain)
