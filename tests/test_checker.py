@@ -824,7 +824,22 @@ def test_a_call_takes_hex_data_and_address_objects_as_call_of_does():
 
     call = Call(Contract(), 0, "0x" + MINT.selector.hex())  # type: ignore[arg-type]
     assert call == Call.of(NFT, 0, MINT.selector)
-    assert checker(MINT).check_calls(Call(NFT, 0, MINT.selector + bytes(12) + bytes.fromhex(USER[2:])), now=T0)
+    assert checker(MINT).check_calls(
+        Call(NFT, 0, MINT.selector + bytes(12) + bytes.fromhex(USER[2:])), now=T0
+    )
+
+
+@pytest.mark.parametrize(
+    ("calls", "problem"),
+    [
+        ("0x" + "00" * 52, "takes a Call or a list of them, got str"),
+        (7, "takes a Call or a list of them, got int"),
+        ([mint(), {"to": NFT}], "call 1 is a dict, not a keyscope.execution.Call"),
+    ],
+)
+def test_encoding_something_else_than_calls_says_what_is_wrong(calls, problem):
+    with pytest.raises(BadInputError, match=problem):
+        encode_execute(calls)
 
 
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():

@@ -126,9 +126,20 @@ def encode_execute(
 
     One call is sent in single mode unless ``batch=True``; several calls always go in batch mode.
     """
-    call_list = [calls] if isinstance(calls, Call) else list(calls)
+    if isinstance(calls, Call):
+        call_list = [calls]
+    elif isinstance(calls, (str, bytes, bytearray)) or not hasattr(calls, "__iter__"):
+        raise BadInputError(f"encode_execute takes a Call or a list of them, got {type(calls).__name__}")
+    else:
+        call_list = list(calls)
     if not call_list:
         raise BadInputError("encode_execute needs at least one call")
+    for index, call in enumerate(call_list):
+        if not isinstance(call, Call):
+            raise BadInputError(
+                f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call: build it with Call.of "
+                "or function_call"
+            )
     use_batch = len(call_list) > 1 if batch is None else batch
     if not use_batch and len(call_list) > 1:
         raise BadInputError(f"{len(call_list)} calls cannot be sent in single mode: use batch=True")
