@@ -29,7 +29,7 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg
-from keyscope.session import SIGNED, ArgType, Condition, Permission, Rule, Session
+from keyscope.session import SIGNED, ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session
 from keyscope.userop import UserOperation
 
 U256 = 2**256 - 1
@@ -840,6 +840,41 @@ def test_a_call_takes_hex_data_and_address_objects_as_call_of_does():
 def test_encoding_something_else_than_calls_says_what_is_wrong(calls, problem):
     with pytest.raises(BadInputError, match=problem):
         encode_execute(calls)
+
+
+@pytest.mark.parametrize("at", [-1, 2**48, 2**64])
+def test_a_claimed_time_the_signature_cannot_carry_is_refused(at):
+    """The module reads a claimed time from 6 bytes: the checker refused none, counting a time no operation can
+    claim (and the signature's encoding then failed)."""
+    subject = PolicyChecker(
+        Session(
+            session_key=KEY,
+            permissions=(MINT,),
+            limits=(Limit(kind=LimitKind.CALLS, amount=3, period=60, meters=(Meter(permission=0),)),),
+        ),
+        ACCOUNT,
+        MODULE,
+    )
+    with pytest.raises(BadInputError, match="claimed time"):
+        subject.check(encode_execute(mint()), now=T0, at=at)
+    with pytest.raises(BadInputError, match="claimed time"):
+        subject.check_calls(mint(), now=T0, at=at)
+    last = subject.check(encode_execute(mint()), now=2**48 - 1, at=2**48 - 1)  # the last period has no end
+    assert (last.valid_after, last.valid_until) == (2**48 - 1 - (2**48 - 1) % 60, 0)
+
+
+def test_check_of_a_user_operation_checks_its_gas_too():
+    capped = Session(session_key=KEY, permissions=(MINT,), max_gas_cost=10**15)
+    op = UserOperation(
+        sender=ACCOUNT,
+        nonce=0,
+        call_data=encode_execute(mint()),
+        call_gas_limit=10**6,
+        max_fee_per_gas=10**9 + 1,
+    )
+    with pytest.raises(GasCostTooHighError):
+        check(capped, op, account=ACCOUNT, module=MODULE, now=T0)
+    assert check(capped, op.replace(max_fee_per_gas=10**9), account=ACCOUNT, module=MODULE, now=T0)
 
 
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():
