@@ -15,6 +15,7 @@ import pytest
 from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
 from keyscope.errors import (
@@ -875,6 +876,22 @@ def test_check_of_a_user_operation_checks_its_gas_too():
     with pytest.raises(GasCostTooHighError):
         check(capped, op, account=ACCOUNT, module=MODULE, now=T0)
     assert check(capped, op.replace(max_fee_per_gas=10**9), account=ACCOUNT, module=MODULE, now=T0)
+
+
+@pytest.mark.parametrize("forbidden", [ACCOUNT, MODULE, "0x" + "00" * 20])
+def test_a_grant_naming_the_account_the_module_or_zero_as_a_target_is_refused(forbidden):
+    """enableSession refuses such a session (ForbiddenPermissionTarget): the checker passed its other calls, so an
+    off-chain grant's first operation passed the local check and failed on chain."""
+    subject = session(MINT, Permission(target=forbidden, selector=bytes(4)))
+    assert PolicyChecker(subject, ACCOUNT, MODULE).check_calls(
+        mint(), now=T0
+    )  # the checker alone cannot know
+    with pytest.raises(ValidationError, match="ForbiddenPermissionTarget"):
+        grant(subject)
+    text = json.loads(grant(session(MINT)).to_json())
+    text["session"]["permissions"].append({"target": forbidden, "selector": "0x00000000"})
+    with pytest.raises(BadInputError, match=r"permission 1 targets .*ForbiddenPermissionTarget"):
+        SessionGrant.from_json(json.dumps(text))
 
 
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():

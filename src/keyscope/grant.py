@@ -12,7 +12,9 @@ from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
 from .typed_data import wallet_typed_data
 
-__all__ = ["SessionGrant"]
+__all__ = ["SessionGrant", "refuse_forbidden_targets"]
+
+_ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class SessionGrant(HexRepr, BaseModel):
@@ -42,7 +44,9 @@ class SessionGrant(HexRepr, BaseModel):
     @model_validator(mode="after")
     def _id_of_its_session(self) -> SessionGrant:
         """The id must be the session's (as the module computes it for the account and epoch): a grant whose
-        session was edited would be checked locally against a policy the chain does not hold."""
+        session was edited would be checked locally against a policy the chain does not hold. And no permission
+        may name the account, the module or the zero address: the module refuses to enable such a session."""
+        refuse_forbidden_targets(self.session, self.account, self.module)
         expected = self.session.session_id(self.account, self.epoch)
         if self.session_id != expected:
             raise ValueError(
@@ -115,3 +119,17 @@ def _grant_problem(error: ValidationError, size: int) -> str:
         shown.append(f"{where}: {problem['msg']}")
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return f"not a session grant: {'; '.join(shown)}{more}; give the text that SessionGrant.to_json() wrote, unchanged"
+
+
+def refuse_forbidden_targets(session: Session, account: str, module: str) -> None:
+    """Raise :class:`~keyscope.errors.BadInputError` if a permission of ``session`` names ``account``, ``module``
+    or the zero address: ``enableSession`` refuses such a session (``ForbiddenPermissionTarget``), so none of its
+    operations could land (its calls on other targets would pass a local check, then the enabling would fail)."""
+    named = {account: "the account itself", module: "the session module", _ZERO_ADDRESS: "the zero address"}
+    for index, permission in enumerate(session.permissions):
+        what = named.get(permission.target)
+        if what is not None:
+            raise BadInputError(
+                f"permission {index} targets {what} ({permission.target}), which the module refuses to enable "
+                "(ForbiddenPermissionTarget): grant a session without it"
+            )
