@@ -6,6 +6,7 @@ or int256 words); ``test_differential.py`` checks the same checker against the d
 
 from __future__ import annotations
 
+import json
 import operator
 import statistics
 import time
@@ -14,6 +15,7 @@ import pytest
 from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
 from keyscope.errors import (
@@ -28,7 +30,7 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg
-from keyscope.session import SIGNED, ArgType, Condition, Permission, Rule, Session
+from keyscope.session import SIGNED, ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session
 from keyscope.userop import UserOperation
 
 U256 = 2**256 - 1
@@ -761,6 +763,135 @@ def grant(subject: Session) -> SessionGrant:
         session_id=subject.session_id(ACCOUNT, 0),
         how="onchain",
     )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: g["session"]["permissions"][0].update(value_limit=10**18),  # the module's limit is 0
+        lambda g: g["session"]["permissions"][0].update(rules=[]),  # the module still checks `to`
+        lambda g: g["session"].update(valid_until=0),
+        lambda g: g.update(epoch=1),
+        lambda g: g.update(account=USER),
+    ],
+    ids=["value limit raised", "rule dropped", "window widened", "epoch", "account"],
+)
+def test_a_grant_edited_by_hand_is_refused_before_the_checker_trusts_it(edit):
+    """A grant's id is the module's id of its session: a session edited in the JSON (a limit raised, a rule
+    dropped) would pass checks the module refuses, so reading it back says it was changed."""
+    granted = grant(session(PAY, valid_until=T0 + 60))
+    text = json.loads(granted.to_json())
+    edit(text)
+    with pytest.raises(BadInputError, match="is not the id of its session"):
+        SessionGrant.from_json(json.dumps(text))
+    assert SessionGrant.from_json(granted.to_json()) == granted
+
+
+def test_a_grant_with_a_chain_id_over_256_bits_is_refused_when_read():
+    text = json.loads(grant(session(MINT)).to_json())
+    text["chain_id"] = 2**256
+    with pytest.raises(BadInputError, match="chain_id: Input should be less than"):
+        SessionGrant.from_json(json.dumps(text))
+
+
+@given(
+    value=st.one_of(st.integers(max_value=-1), st.integers(min_value=2**256), st.booleans(), st.floats()),
+)
+def test_a_call_with_a_value_the_chain_cannot_carry_is_refused_not_checked(value):
+    """A negative value is under every value limit: a Call built directly with one passed the local check, and its
+    encoding failed with a raw OverflowError. Such a call is refused when built, as Call.of refuses it."""
+    with pytest.raises(BadInputError, match="call value"):
+        Call(NFT, value, b"")
+    assert Call(NFT, 2**256 - 1, b"").value == 2**256 - 1
+
+
+@pytest.mark.parametrize(
+    ("target", "data", "problem"),
+    [
+        ("0xzz", b"", "not a valid address"),
+        ("0x" + "g" * 40, b"", "not a valid address"),
+        (NFT, None, "call data must be bytes"),
+        (NFT, "0xabc", "is not hex data"),
+    ],
+)
+def test_a_call_with_a_malformed_target_or_data_says_what_is_wrong(target, data, problem):
+    with pytest.raises(BadInputError, match=problem):
+        Call(target, 0, data)
+
+
+def test_a_call_takes_hex_data_and_address_objects_as_call_of_does():
+    class Contract:
+        address = NFT.lower()
+
+    call = Call(Contract(), 0, "0x" + MINT.selector.hex())  # type: ignore[arg-type]
+    assert call == Call.of(NFT, 0, MINT.selector)
+    assert checker(MINT).check_calls(
+        Call(NFT, 0, MINT.selector + bytes(12) + bytes.fromhex(USER[2:])), now=T0
+    )
+
+
+@pytest.mark.parametrize(
+    ("calls", "problem"),
+    [
+        ("0x" + "00" * 52, "takes a Call or a list of them, got str"),
+        (7, "takes a Call or a list of them, got int"),
+        ([mint(), {"to": NFT}], "call 1 is a dict, not a keyscope.execution.Call"),
+    ],
+)
+def test_encoding_something_else_than_calls_says_what_is_wrong(calls, problem):
+    with pytest.raises(BadInputError, match=problem):
+        encode_execute(calls)
+
+
+@pytest.mark.parametrize("at", [-1, 2**48, 2**64])
+def test_a_claimed_time_the_signature_cannot_carry_is_refused(at):
+    """The module reads a claimed time from 6 bytes: the checker refused none, counting a time no operation can
+    claim (and the signature's encoding then failed)."""
+    subject = PolicyChecker(
+        Session(
+            session_key=KEY,
+            permissions=(MINT,),
+            limits=(Limit(kind=LimitKind.CALLS, amount=3, period=60, meters=(Meter(permission=0),)),),
+        ),
+        ACCOUNT,
+        MODULE,
+    )
+    with pytest.raises(BadInputError, match="claimed time"):
+        subject.check(encode_execute(mint()), now=T0, at=at)
+    with pytest.raises(BadInputError, match="claimed time"):
+        subject.check_calls(mint(), now=T0, at=at)
+    last = subject.check(encode_execute(mint()), now=2**48 - 1, at=2**48 - 1)  # the last period has no end
+    assert (last.valid_after, last.valid_until) == (2**48 - 1 - (2**48 - 1) % 60, 0)
+
+
+def test_check_of_a_user_operation_checks_its_gas_too():
+    capped = Session(session_key=KEY, permissions=(MINT,), max_gas_cost=10**15)
+    op = UserOperation(
+        sender=ACCOUNT,
+        nonce=0,
+        call_data=encode_execute(mint()),
+        call_gas_limit=10**6,
+        max_fee_per_gas=10**9 + 1,
+    )
+    with pytest.raises(GasCostTooHighError):
+        check(capped, op, account=ACCOUNT, module=MODULE, now=T0)
+    assert check(capped, op.replace(max_fee_per_gas=10**9), account=ACCOUNT, module=MODULE, now=T0)
+
+
+@pytest.mark.parametrize("forbidden", [ACCOUNT, MODULE, "0x" + "00" * 20])
+def test_a_grant_naming_the_account_the_module_or_zero_as_a_target_is_refused(forbidden):
+    """enableSession refuses such a session (ForbiddenPermissionTarget): the checker passed its other calls, so an
+    off-chain grant's first operation passed the local check and failed on chain."""
+    subject = session(MINT, Permission(target=forbidden, selector=bytes(4)))
+    assert PolicyChecker(subject, ACCOUNT, MODULE).check_calls(
+        mint(), now=T0
+    )  # the checker alone cannot know
+    with pytest.raises(ValidationError, match="ForbiddenPermissionTarget"):
+        grant(subject)
+    text = json.loads(grant(session(MINT)).to_json())
+    text["session"]["permissions"].append({"target": forbidden, "selector": "0x00000000"})
+    with pytest.raises(BadInputError, match=r"permission 1 targets .*ForbiddenPermissionTarget"):
+        SessionGrant.from_json(json.dumps(text))
 
 
 def test_check_takes_a_grant_or_a_session_with_its_account_and_module():

@@ -1058,6 +1058,38 @@ def chosen_cases(
             ],
             {"max_gas_cost": CAP, "paymasters": (PAYMASTERS[0],)},
         ),
+        "paymaster spelled in other cases, fee edges": (
+            (Permission(target=B, selector=bytes(4), value_limit=5),),
+            [
+                _gas(transfer, 1000 * GWEI, "0x" + PAYMASTERS[0][2:].upper(), (100_000, 100_000)),
+                _gas(transfer, 1000 * GWEI, PAYMASTERS[0].lower(), (100_000, 100_000)),
+                _gas(transfer, 1000 * GWEI, "0x" + PAYMASTERS[1][2:].lower(), (100_000, 100_000)),
+                _gas(transfer, at_cap).replace(max_priority_fee_per_gas=2**120 - 1),
+                _gas(transfer, at_cap + 1).replace(max_priority_fee_per_gas=0),
+                _gas(transfer, 0).replace(
+                    verification_gas_limit=2**120 - 1,
+                    call_gas_limit=2**120 - 1,
+                    pre_verification_gas=2**120 - 1,
+                ),
+                _gas(transfer, 2**120 - 1).replace(
+                    verification_gas_limit=0, call_gas_limit=0, pre_verification_gas=0
+                ),
+                _gas(transfer, 2**120 - 1).replace(
+                    verification_gas_limit=1, call_gas_limit=0, pre_verification_gas=0
+                ),
+            ],
+            {"max_gas_cost": CAP, "paymasters": (PAYMASTERS[0].lower(),)},
+        ),
+        "long batches": (
+            (Permission(target=B, selector=bytes(4), value_limit=5), Permission(target=A, selector=TRANSFER)),
+            [
+                encode_execute([Call(B, 5, b"")] * 120, batch=True),
+                encode_execute([Call(B, 5, b"")] * 119 + [Call(A, 0, OTHER_SELECTOR)], batch=True),
+                encode_execute([Call(A, 0, TRANSFER)] * 119 + [Call(B, 6, b"")], batch=True, exec_type=1),
+                encode_execute([Call(B, 0, b"")], batch=True),
+            ],
+            {},
+        ),
         "value limits saturate at 2**96 - 1": (
             (Permission(target=A, selector=TRANSFER, value_limit=2**200),),
             [encode_execute(Call(A, v, TRANSFER)) for v in (0, 2**96 - 1, 2**96, 2**200)],

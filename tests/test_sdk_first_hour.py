@@ -188,6 +188,16 @@ def test_durations_count_from_the_later_of_the_chains_clock_and_the_wall_clock()
 # --------------------------------------------------------------------------------------------------
 
 
+def test_a_grant_naming_the_account_or_the_zero_address_is_refused_before_the_owner_signs(owner, nft) -> None:
+    """The module refuses to enable it (ForbiddenPermissionTarget): its first operation could never land."""
+    from keyscope.session import Permission
+
+    for forbidden in (owner.account, "0x" + "00" * 20):
+        extra = Permission(target=forbidden, selector=bytes(4))
+        with pytest.raises(BadInputError, match="ForbiddenPermissionTarget"):
+            owner.prepare_grant(SessionKey.generate(), [mint_policy(nft, owner.account), extra])
+
+
 def test_a_grant_read_from_bad_text_says_what_is_wrong(owner, nft) -> None:
     text = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)]).to_json()
     with pytest.raises(BadInputError, match="it was cut off; give the whole text"):

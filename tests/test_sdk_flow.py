@@ -216,6 +216,14 @@ def test_a_call_to_an_address_without_code_is_refused_before_anything_is_sent(ne
         )
     assert (info.value.target, info.value.call_index) == (nowhere, 1)
     assert f"call 1 sends calldata to {nowhere}, which has no code" in str(info.value)
+    calls = iter(
+        [
+            function_call(nft, "safeMint(address)", owner.account),
+            function_call(nowhere, "mint(address)", owner.account),
+        ]
+    )
+    with pytest.raises(TargetWithoutCodeError):  # calls given as an iterator are all looked at too
+        session.build(calls, batch=True)  # type: ignore[arg-type]
     assert not owner.is_deployed()
     session.execute(nft, "safeMint(address)", owner.account).wait()  # a target with code: sent
     assert nft.balanceOf(owner.account) == 1

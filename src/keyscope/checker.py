@@ -273,6 +273,7 @@ class PolicyChecker:
         session = self.session
         if not session.limits or not any(session.is_limited(i) for i in used):
             return None
+        _claimable(at)
         calls = decode_execute(call_data).calls
         counted = count_limits(
             session,
@@ -371,6 +372,7 @@ class PolicyChecker:
         counted = None
         session = self.session
         if session.limits and any(session.is_limited(i) for i in used):
+            _claimable(at)
             result = count_limits(
                 session,
                 [(i, call.value, call.data) for i, call in zip(used, batch, strict=True)],
@@ -653,6 +655,14 @@ def _show(word: int, kind: AbiType | None, signed: bool) -> str:
     return "0x" + word.to_bytes(32, "big").lstrip(b"\x00").hex().rjust(40, "0")
 
 
+def _claimable(at: int | None) -> None:
+    """Refuse a claimed time the signature's 6-byte field cannot carry (the module would never see it)."""
+    if at is not None and not (type(at) is int and 0 <= at <= UINT48_MAX):
+        raise BadInputError(
+            f"claimed time {at!r} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
+        )
+
+
 def _when(moment: int) -> str:
     try:
         text = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -695,14 +705,15 @@ def _checker_for(subject: SessionGrant | Session, account: Any, module: Any) -> 
 
 def check(
     subject: SessionGrant | Session,
-    operation: bytes | str | Call | Sequence[Call],
+    operation: bytes | str | Call | Sequence[Call] | UserOperation,
     *,
     account: Any = None,
     module: Any = None,
     now: int | None = None,
     revoked: bool = False,
 ) -> CheckResult:
-    """Check ``operation`` (``execute`` callData, one :class:`Call` or a list of them) against a granted
+    """Check ``operation`` (``execute`` callData, one :class:`Call` or a list of them, or a whole
+    :class:`~keyscope.userop.UserOperation`, its gas cost included) against a granted
     session, or a bare :class:`Session` with its ``account`` and ``module``.
 
     ``now`` is the unix time to check the window at (the wall clock when None); ``revoked`` says the owner
@@ -710,6 +721,8 @@ def check(
     module docstring). Compiled sessions are cached, so repeated checks cost a few microseconds.
     """
     checker = _checker_for(subject, account, module)
+    if isinstance(operation, UserOperation):
+        return checker.check_operation(operation, now=now, revoked=revoked)
     if isinstance(operation, (bytes, str)):
         return checker.check(operation, now=now, revoked=revoked)
     if isinstance(operation, (bytearray, memoryview)):

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
+_UINT256_MAX = 2**256 - 1
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 CALLTYPE_SINGLE = 0x00
 CALLTYPE_BATCH = 0x01
 CALLTYPE_DELEGATECALL = 0xFF
@@ -58,6 +60,25 @@ class Call:
     target: str
     value: int = 0
     data: bytes = b""
+
+    def __post_init__(self) -> None:
+        # a call built directly (not through Call.of) with a value or data the chain cannot carry would pass the
+        # local check (a negative value is under every limit) and fail later with a raw error: refuse it here
+        target, value, data = self.target, self.value, self.data
+        if not (
+            type(target) is str
+            and len(target) == 42
+            and target[:2] in ("0x", "0X")
+            and _HEX_DIGITS.issuperset(target[2:])
+        ):
+            object.__setattr__(self, "target", to_address(target, name="call target"))
+        if type(value) is not int or not 0 <= value <= _UINT256_MAX:
+            value = to_int(value, name="call value")
+            if value > _UINT256_MAX:
+                raise BadInputError(f"call value {value} does not fit in 256 bits")
+            object.__setattr__(self, "value", value)
+        if type(data) is not bytes:
+            object.__setattr__(self, "data", to_bytes(data, name="call data"))
 
     @classmethod
     def of(cls, target: object, value: object = 0, data: object = b"") -> Call:
@@ -105,9 +126,20 @@ def encode_execute(
 
     One call is sent in single mode unless ``batch=True``; several calls always go in batch mode.
     """
-    call_list = [calls] if isinstance(calls, Call) else list(calls)
+    if isinstance(calls, Call):
+        call_list = [calls]
+    elif isinstance(calls, (str, bytes, bytearray)) or not hasattr(calls, "__iter__"):
+        raise BadInputError(f"encode_execute takes a Call or a list of them, got {type(calls).__name__}")
+    else:
+        call_list = list(calls)
     if not call_list:
         raise BadInputError("encode_execute needs at least one call")
+    for index, call in enumerate(call_list):
+        if not isinstance(call, Call):
+            raise BadInputError(
+                f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call: build it with Call.of "
+                "or function_call"
+            )
     use_batch = len(call_list) > 1 if batch is None else batch
     if not use_batch and len(call_list) > 1:
         raise BadInputError(f"{len(call_list)} calls cannot be sent in single mode: use batch=True")

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import BadInputError
 from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
 from .typed_data import wallet_typed_data
 
-__all__ = ["SessionGrant"]
+__all__ = ["SessionGrant", "refuse_forbidden_targets"]
+
+_ZERO_ADDRESS = "0x" + "00" * 20
 
 
 class SessionGrant(HexRepr, BaseModel):
@@ -28,7 +30,7 @@ class SessionGrant(HexRepr, BaseModel):
     session: Session
     account: Address
     module: Address
-    chain_id: int = Field(ge=1)
+    chain_id: int = Field(ge=1, lt=2**256)
     entry_point: Address
     epoch: int = Field(ge=0, lt=2**32)
     session_id: HexBytes32
@@ -38,6 +40,20 @@ class SessionGrant(HexRepr, BaseModel):
     factory: Address | None = None
     """For an account not deployed when the session was granted: the factory its first operation calls."""
     factory_data: HexData = b""
+
+    @model_validator(mode="after")
+    def _id_of_its_session(self) -> SessionGrant:
+        """The id must be the session's (as the module computes it for the account and epoch): a grant whose
+        session was edited would be checked locally against a policy the chain does not hold. And no permission
+        may name the account, the module or the zero address: the module refuses to enable such a session."""
+        refuse_forbidden_targets(self.session, self.account, self.module)
+        expected = self.session.session_id(self.account, self.epoch)
+        if self.session_id != expected:
+            raise ValueError(
+                f"session_id 0x{self.session_id.hex()} is not the id of its session on account {self.account} at "
+                f"epoch {self.epoch} (0x{expected.hex()}): the session or the id was changed after the grant"
+            )
+        return self
 
     @property
     def session_key(self) -> str:
@@ -103,3 +119,17 @@ def _grant_problem(error: ValidationError, size: int) -> str:
         shown.append(f"{where}: {problem['msg']}")
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return f"not a session grant: {'; '.join(shown)}{more}; give the text that SessionGrant.to_json() wrote, unchanged"
+
+
+def refuse_forbidden_targets(session: Session, account: str, module: str) -> None:
+    """Raise :class:`~keyscope.errors.BadInputError` if a permission of ``session`` names ``account``, ``module``
+    or the zero address: ``enableSession`` refuses such a session (``ForbiddenPermissionTarget``), so none of its
+    operations could land (its calls on other targets would pass a local check, then the enabling would fail)."""
+    named = {account: "the account itself", module: "the session module", _ZERO_ADDRESS: "the zero address"}
+    for index, permission in enumerate(session.permissions):
+        what = named.get(permission.target)
+        if what is not None:
+            raise BadInputError(
+                f"permission {index} targets {what} ({permission.target}), which the module refuses to enable "
+                "(ForbiddenPermissionTarget): grant a session without it"
+            )

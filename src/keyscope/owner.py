@@ -34,7 +34,7 @@ from .errors import (
     UnsupportedAccountError,
 )
 from .execution import Call, encode_execute
-from .grant import SessionGrant
+from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
 from .limits import refuse_unusable_limits
@@ -588,6 +588,7 @@ class Owner:
     def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
         refuse_unusable_limits(session)
         net = self.network
+        refuse_forbidden_targets(session, self.account, net.module)
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         request = GrantRequest(

@@ -1065,7 +1065,9 @@ def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> 
 def encode_at_signature(moment: int, signature: bytes) -> bytes:
     """MODE_AT layout: ``0x03 || claimed time (6 bytes) || any other layout`` (SESSION's included)."""
     if not 0 <= moment < 2**48:
-        raise ValueError(f"claimed time {moment} does not fit in 48 bits")
+        raise BadInputError(
+            f"claimed time {moment} does not fit in 48 bits: give a unix time from 0 to 2**48 - 1"
+        )
     return bytes((MODE_AT,)) + moment.to_bytes(6, "big") + signature
 
 

@@ -442,10 +442,12 @@ class SessionAccount:
         ``lane`` builds on another nonce lane than this instance's (a store-leased one, say); ``nonce`` gives
         the full nonce instead of asking the EntryPoint for the lane's next one.
         """
-        call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
+        if not isinstance(calls, Call):
+            calls = list(calls)  # once: an iterator would be empty at its second reading
+        call_data = encode_execute(calls, batch=batch)
         nonce_key = self.nonce_key(lane)
         self._check_chain()
-        batch_calls = [calls] if isinstance(calls, Call) else list(calls)
+        batch_calls = [calls] if isinstance(calls, Call) else calls
         # a call with calldata to an address without code succeeds and does nothing: asked with the rest
         targets = [
             to_address(call.target) if call.data and check and int(call.target, 16) > _PRECOMPILES else None
