@@ -655,7 +655,12 @@ def grant_signing_for(sessions, net, account, owner, key, permission) -> Session
     """An on-chain grant of one typed-data permission to ``key``; the SDK's session for it."""
     session = Session(session_key=key.address, typed_data_permissions=(permission,))
     session_id = sessions.grant_onchain(account, owner, session)
-    grant_ = SessionGrant(
+    return net.session(grant_record(sessions, account, session, session_id, how="onchain"), key)
+
+
+def grant_record(sessions, account, session: Session, session_id: bytes, **how: Any) -> SessionGrant:
+    """The SDK's record of ``session`` on ``account`` (``how``: onchain, or offchain with its owner signature)."""
+    return SessionGrant(
         session=session,
         account=account,
         module=sessions.module.address,
@@ -663,9 +668,8 @@ def grant_signing_for(sessions, net, account, owner, key, permission) -> Session
         entry_point=sessions.h.entry_point.address,
         epoch=sessions.epoch(account),
         session_id=session_id,
-        how="onchain",
+        **how,
     )
-    return net.session(grant_, key)
 
 
 def test_a_session_not_enabled_yet_signs_nothing(sessions, net, account, session_key, monkeypatch):
@@ -673,19 +677,11 @@ def test_a_session_not_enabled_yet_signs_nothing(sessions, net, account, session
     does not know it), so the SDK refuses to sign, in one round trip with the question about the verifier."""
     permission = grants_of(sessions.h.factory, sessions.h.chain_id)
     session = Session(session_key=session_key.address, typed_data_permissions=(permission,), salt=77)
-    epoch = sessions.epoch(account)
-    grant_ = SessionGrant(
-        session=session,
-        account=account,
-        module=sessions.module.address,
-        chain_id=sessions.h.chain_id,
-        entry_point=sessions.h.entry_point.address,
-        epoch=epoch,
-        session_id=session.session_id(account, epoch),
-        how="offchain",
-        owner_signature=b"\x01" * 65,
+    session_id = session.session_id(account, sessions.epoch(account))
+    offchain = grant_record(
+        sessions, account, session, session_id, how="offchain", owner_signature=b"\x01" * 65
     )
-    signer = net.session(grant_, session_key)
+    signer = net.session(offchain, session_key)
     wanted = Session(
         session_key=session_key.address, permissions=(Permission(target=account, selector=b"\1" * 4),)
     )
