@@ -36,6 +36,7 @@ postgres_server = postgres_fixture(scope="module")
 WORKERS = 6
 KEK = bytes(range(32))
 ACCOUNT = to_address("0x" + "a1" * 20)
+MODULE = to_address("0x" + "d4" * 20)
 SESSION = "0x" + "5e" * 32
 SHARED = ["file", "sqlite", "postgresql"]
 
@@ -430,7 +431,7 @@ def test_revocation_is_visible_to_another_process_on_its_next_read(
     key = to_address("0x" + "c3" * 20)
     session = Session(session_key=key, permissions=(Permission(target=key, selector=b"\x12\x34\x56\x78"),))
     grant = SessionGrant(
-        session=session, account=ACCOUNT, module=key, chain_id=1, entry_point=key, epoch=0,
+        session=session, account=ACCOUNT, module=MODULE, chain_id=1, entry_point=key, epoch=0,
         session_id=session.session_id(ACCOUNT, 0), how="onchain",
     )  # fmt: skip
     store = _open(url)
