@@ -25,6 +25,7 @@ import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
+from pydantic import ValidationError
 
 from conftest import KIND
 from keyscope.chain import Reads, read_many
@@ -33,7 +34,7 @@ from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighE
 from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
-from keyscope.hexutil import keccak
+from keyscope.hexutil import ZERO_ADDRESS, keccak
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.policy import Limits, Policy, arg, parse_signature
 from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
@@ -639,6 +640,20 @@ def second_module(project, deployer):
     contract = project.SessionKeyValidator.deploy(sender=deployer)
     project.ForceFeed.deploy(contract.address, value=ETHER, sender=deployer)
     return contract
+
+
+def test_a_session_for_the_zero_address_is_refused_by_the_module_and_the_sdk(sessions, account, session_key):
+    """No key signs as the zero address: the module refuses to enable a session for it, and the SDK refuses to
+    build one, so no grant of it is ever signed."""
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=session_key.address, selector=b"\1" * 4),),
+    )
+    zero_key = (ZERO_ADDRESS, *session.as_abi()[1:])
+    with ape.reverts(sessions.module.InvalidSessionKey):
+        sessions.module.enableSession.call(zero_key, sender=account)
+    with pytest.raises(ValidationError, match="session key is the zero address"):
+        Session(session_key=ZERO_ADDRESS, permissions=session.permissions)
 
 
 def grants_of(other, chain_id: int):

@@ -238,7 +238,7 @@ def h(n: int) -> str:
 
 # Hypothesis strategies -------------------------------------------------------------------------------
 
-addresses = st.binary(min_size=20, max_size=20).map(to_address)
+addresses = st.binary(min_size=20, max_size=20).map(to_address).filter(lambda a: int(a, 16) != 0)
 words = st.integers(0, 2**256 - 1)
 u128 = st.integers(0, 2**128 - 1)
 labels = st.none() | st.text(max_size=12)

@@ -884,6 +884,11 @@ class Session(_Model):
                 f"a session has at most {MAX_SIGNING_PERMISSIONS} signing permissions (typed data and sign-in), "
                 f"got {signing}"
             )
+        if self.session_key == ZERO_ADDRESS:
+            raise ValueError(
+                "the session key is the zero address, which no key signs as (the module refuses it: "
+                "InvalidSessionKey): use the address of the dapp's session key"
+            )
         if self.co_signer is not None and self.co_signer in (self.session_key, ZERO_ADDRESS):
             raise ValueError(
                 "the co-signer must be another key than the session key (one leaked key would make both signatures)"
