@@ -198,6 +198,23 @@ def test_a_grant_naming_the_account_or_the_zero_address_is_refused_before_the_ow
             owner.prepare_grant(SessionKey.generate(), [mint_policy(nft, owner.account), extra])
 
 
+@pytest.mark.parametrize(
+    ("key", "count", "said"),
+    [
+        ("0x" + "00" * 20, 1, "session key is the zero address"),
+        (None, 17, "a session needs 0 to 16 call permissions"),
+    ],
+)
+def test_a_session_the_module_cannot_take_is_bad_input(
+    owner, nft, key: str | None, count: int, said: str
+) -> None:
+    """A session the module would refuse to enable is refused as the owner builds it, with keyscope's error (not a
+    validation library's) saying what is wrong."""
+    permissions = [mint_policy(nft, owner.account)] * count
+    with pytest.raises(BadInputError, match=f"this session cannot be granted: .*{said}"):
+        owner.prepare_grant(key or SessionKey.generate(), permissions)
+
+
 def test_a_grant_read_from_bad_text_says_what_is_wrong(owner, nft) -> None:
     text = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)]).to_json()
     with pytest.raises(BadInputError, match="it was cut off; give the whole text"):

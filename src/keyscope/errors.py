@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 __all__ = [
     "AccountSetupError",
     "BadInputError",
@@ -53,6 +55,7 @@ __all__ = [
     "UserOperationFailedError",
     "UserOperationTimeoutError",
     "WrongPassphraseError",
+    "validation_problems",
 ]
 
 
@@ -605,3 +608,14 @@ class NonceTakenError(StoreLockedError):
         self.holder = holder
         self.holder_hash = holder_hash
         super().__init__(message)
+
+
+def validation_problems(error: ValidationError) -> str:
+    """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        given = f" (got {problem['input']!r})" if field else ""
+        problems.append(f"{field}: {message}{given}" if field else message)
+    return "; ".join(problems)

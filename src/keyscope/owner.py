@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.modules import installed_module, module_questions
@@ -32,6 +32,7 @@ from .errors import (
     KeyscopeWarning,
     UnknownOptionError,
     UnsupportedAccountError,
+    validation_problems,
 )
 from .execution import Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
@@ -536,19 +537,22 @@ class Owner:
         budget = [Limits.gas(gas_budget)] if gas_budget is not None else []
         salt = options.get("salt")
         co_signer = options.get("co_signer")
-        session = Session(
-            session_key=to_address(key, name="session key"),
-            valid_after=start,
-            valid_until=end,
-            max_gas_cost=options.get("max_gas_cost", DEFAULT_MAX_GAS_COST),
-            paymasters=tuple(to_address(p, name="paymaster") for p in options.get("paymasters", ())),
-            salt=secrets.randbits(64) if salt is None else salt,
-            permissions=_flatten(permissions),
-            limits=(*options.get("limits", ()), *budget),
-            typed_data_permissions=tuple(options.get("typed_data", ())),
-            sign_in=tuple(options.get("sign_in", ())),
-            co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
-        )
+        try:
+            session = Session(
+                session_key=to_address(key, name="session key"),
+                valid_after=start,
+                valid_until=end,
+                max_gas_cost=options.get("max_gas_cost", DEFAULT_MAX_GAS_COST),
+                paymasters=tuple(to_address(p, name="paymaster") for p in options.get("paymasters", ())),
+                salt=secrets.randbits(64) if salt is None else salt,
+                permissions=_flatten(permissions),
+                limits=(*options.get("limits", ()), *budget),
+                typed_data_permissions=tuple(options.get("typed_data", ())),
+                sign_in=tuple(options.get("sign_in", ())),
+                co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
+            )
+        except ValidationError as error:
+            raise BadInputError(f"this session cannot be granted: {validation_problems(error)}") from None
         refuse_unusable_limits(session)
         return session
 

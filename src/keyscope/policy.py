@@ -53,6 +53,7 @@ from .errors import (
     InvalidAddressError,
     UnknownFunctionError,
     UnknownOptionError,
+    validation_problems,
 )
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
 from .limits import period_seconds
@@ -670,14 +671,8 @@ def _limit(**fields: Any) -> Limit:
     try:
         return Limit(**fields)
     except ValidationError as error:
-        problems = []
-        for problem in error.errors(include_url=False):
-            field = ".".join(str(part) for part in problem["loc"])
-            message = str(problem["msg"]).removeprefix("Value error, ")
-            given = f" (got {problem['input']!r})" if field else ""
-            problems.append(f"{field}: {message}{given}" if field else message)
         name = fields.get("name") or "a limit"
-        raise BadInputError(f"{name}: {'; '.join(problems)}") from None
+        raise BadInputError(f"{name}: {validation_problems(error)}") from None
 
 
 def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
