@@ -327,6 +327,14 @@ class SessionHarness:
         assert receipt.success, receipt.reason
         return receipt
 
+    def outcome(self, op: UserOperation) -> str:
+        """'ok' when the operation executes, else the text of its rejection."""
+        try:
+            self.run(op)
+        except BundlerRejectedError as error:
+            return str(error)
+        return "ok"
+
 
 @pytest.fixture(scope="session")
 def sessions(harness, module):

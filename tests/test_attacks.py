@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from conftest import KIND
 from keyscope.chain import Reads, read_many
 from keyscope.checker import CallRefusedError, InitCallRefusedError, PolicyChecker
-from keyscope.errors import BadInputError, BundlerRejectedError, GasCostTooHighError, SessionError
+from keyscope.errors import BadInputError, GasCostTooHighError, SessionError
 from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
@@ -66,15 +66,6 @@ def account(sessions, owner):
 @pytest.fixture
 def attacker():
     return LocalSigner.generate().address
-
-
-def outcome(sessions, op: UserOperation) -> str:
-    """'ok' when the operation executes, else the text of its rejection."""
-    try:
-        sessions.run(op)
-    except BundlerRejectedError as error:
-        return str(error)
-    return "ok"
 
 
 def grant(sessions, account, owner, key, *permissions: Permission, **fields) -> Session:
@@ -127,19 +118,19 @@ def test_a_plain_transfer_permission_runs_no_calldata(
     session = grant(sessions, account, owner, session_key, Policy.transfer(vault.address, value_limit=ETHER))
     before = chain.provider.get_balance(attacker)
     for data in (withdrawal(attacker, 2 * ETHER), bytes(4), bytes(4) + b"\x01"):
-        result = outcome(sessions, sessions.op(account, session_key, Call.of(vault.address, 0, data)))
+        result = sessions.outcome(sessions.op(account, session_key, Call.of(vault.address, 0, data)))
         assert "AA23" in result and "ZeroSelectorCall(callIndex=0)" in result, result
     # batched behind an allowed call, and in try mode, it is refused too
     calls = [Call.of(vault.address, 1), Call.of(vault.address, 0, withdrawal(attacker, 2 * ETHER))]
     for exec_type in (0, 1):
         call_data = encode_execute(calls, batch=True, exec_type=exec_type)
-        result = outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+        result = sessions.outcome(sessions.op(account, session_key, call_data=call_data))
         assert "ZeroSelectorCall(callIndex=1)" in result, result
     assert vault.deposits(account) == 2 * ETHER
     assert chain.provider.get_balance(attacker) == before
 
     # what the permission names still works: a plain transfer within its limit
-    assert outcome(sessions, sessions.op(account, session_key, Call.of(vault.address, ETHER))) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, Call.of(vault.address, ETHER))) == "ok"
     assert vault.deposits(account) == 3 * ETHER
 
     # the SDK refuses it before sending, and says why
@@ -254,7 +245,7 @@ def test_dirty_words_for_a_coder_v1_target_are_refused(
         (Call.of(collection.address, 0, selector(TIER) + words(2**255 + 3)), 1, ArgType.UINT8, 2**255 + 3),
     ]
     for call, permission, arg_type, word in attacks:
-        result = outcome(sessions, sessions.op(account, session_key, call))
+        result = sessions.outcome(sessions.op(account, session_key, call))
         expected = (
             f"NonCanonicalArgument(callIndex=0, permissionIndex={permission}, ruleIndex=0, argType={arg_type}"
         )
@@ -274,7 +265,7 @@ def test_dirty_words_for_a_coder_v1_target_are_refused(
         Call.of(collection.address, 0, selector(APPROVE) + words(int(attacker, 16), 0)),
         Call.of(collection.address, 0, selector(TIER) + words(3)),
     ]
-    assert outcome(sessions, sessions.op(account, session_key, allowed)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, allowed)) == "ok"
     assert collection.tierOf(account) == 3
 
 
@@ -299,7 +290,7 @@ def test_dirty_words_for_an_assembly_target_are_refused(
     for rule in range(3):
         arguments = [*good[:rule], dirty[rule], *good[rule + 1 :]]
         call = Call.of(payouts.address, ETHER, selector(PAY) + words(*arguments))
-        result = outcome(sessions, sessions.op(account, session_key, call))
+        result = sessions.outcome(sessions.op(account, session_key, call))
         expected = (
             f"NonCanonicalArgument(callIndex=0, permissionIndex=0, ruleIndex={rule}, argType={types[rule]}"
         )
@@ -307,7 +298,7 @@ def test_dirty_words_for_an_assembly_target_are_refused(
         assert refused_locally(session, account, module.address, call).rule_index == rule
     assert chain.provider.get_balance(attacker) == before
     call = Call.of(payouts.address, ETHER, selector(PAY) + words(*good))
-    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
 
 
 def test_a_dirty_word_under_equal_is_a_broken_rule(sessions, module, collection, account, owner, session_key):
@@ -320,7 +311,7 @@ def test_a_dirty_word_under_equal_is_a_broken_rule(sessions, module, collection,
         Policy.call(collection.address, TIER, rules=[arg("tier").one_of(3, 4)]),
     )
     call = Call.of(collection.address, 0, selector(TIER) + words(256 + 3))
-    result = outcome(sessions, sessions.op(account, session_key, call))
+    result = sessions.outcome(sessions.op(account, session_key, call))
     assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in result, result
     assert refused_locally(session, account, module.address, call).reason == "RuleViolated"
 
@@ -405,7 +396,7 @@ def test_an_erc20_paymaster_charges_the_account_for_the_gas_the_session_chose(
     beneficiary = sessions.h.bundler.beneficiary
     tokens_before, eth_before = token.balanceOf(account), chain.provider.get_balance(beneficiary)
     assert (
-        outcome(sessions, sponsored_op(sessions, account, session_key, call, token_paymaster.address)) == "ok"
+        sessions.outcome(sponsored_op(sessions, account, session_key, call, token_paymaster.address)) == "ok"
     )
     lost = tokens_before - token.balanceOf(account)
     assert lost > 5 * ETHER, lost  # tokens worth more than 5 ether, for one call to other(1)
@@ -431,7 +422,7 @@ def test_the_gas_cap_binds_operations_a_paymaster_pays(
     # the report's operation: preVerificationGas 5,000,000 at 1,000 gwei
     op = sponsored_op(sessions, account, session_key, call, token_paymaster.address)
     cost = (500_000 + 100_000 + 5_000_000 + 100_000 + 100_000) * 1000 * GWEI
-    result = outcome(sessions, op)
+    result = sessions.outcome(op)
     assert "AA23" in result and f"GasCostTooHigh(cost={cost}, limit={CAP})" in result, result
     # the paymaster's own gas limits count: small account limits, a huge paymaster verification limit
     op = sponsored_op(
@@ -439,7 +430,7 @@ def test_the_gas_cap_binds_operations_a_paymaster_pays(
         pre_verification_gas=60_000, max_fee_per_gas=10 * GWEI, max_priority_fee_per_gas=GWEI,
         paymaster_verification_gas_limit=5_000_000,
     )  # fmt: skip
-    assert "GasCostTooHigh" in outcome(sessions, op)
+    assert "GasCostTooHigh" in sessions.outcome(op)
     assert token.balanceOf(account) == before
 
     # within the cap, the paymaster pays and charges the account what the cap allows at most
@@ -448,7 +439,7 @@ def test_the_gas_cap_binds_operations_a_paymaster_pays(
         sessions, account, session_key, call, token_paymaster.address,
         pre_verification_gas=60_000, max_fee_per_gas=fee, max_priority_fee_per_gas=GWEI,
     )  # fmt: skip
-    assert outcome(sessions, op) == "ok"
+    assert sessions.outcome(op) == "ok"
     charged = before - token.balanceOf(account)
     assert 0 < charged <= token_paymaster.tokensFor(CAP + token_paymaster.POST_OP_GAS() * fee)
 
@@ -490,12 +481,12 @@ def test_a_paymaster_list_lifts_the_cap_of_its_own_sessions_calls_only(
     over_cap = (500_000 + 100_000 + 60_000 + 200_000) * 20 * GWEI
     assert over_cap > CAP
     assert (
-        outcome(sessions, sponsored_op(sessions, account, session_key, other, token_paymaster.address, **gas))
+        sessions.outcome(sponsored_op(sessions, account, session_key, other, token_paymaster.address, **gas))
         == "ok"
     )
     for calls in (mint, [other, mint]):
         op = sponsored_op(sessions, account, session_key, calls, token_paymaster.address, **gas)
-        result = outcome(sessions, op)
+        result = sessions.outcome(op)
         assert f"GasCostTooHigh(cost={over_cap}, limit={CAP})" in result, result
 
 
@@ -530,7 +521,7 @@ def test_a_grant_on_another_module_of_the_account_is_refused(
     assert not sessions.h.submit(op).success
     assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
-    assert "AA24" in outcome(sessions, sessions.op(account, session_key, call))
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, call))
     assert validator.ownerOf(account) == owner.address
 
 
@@ -725,7 +716,7 @@ def steal_through_second_module(sessions, signer: SessionAccount, other, account
     op = op.replace(
         signature=encode_enable_signature(loot, owner_signature, thief.sign_hash(sessions.h.hash(op)))
     )
-    return outcome(sessions, op)
+    return sessions.outcome(op)
 
 
 def test_a_signing_permission_in_another_modules_domain_is_refused(
@@ -845,8 +836,8 @@ def test_a_call_to_the_zero_address_is_a_call_to_the_account_itself(
     session = grant(sessions, account, owner, session_key, mint)
     allowed = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
     for calls in ([hijack], [allowed, hijack]):
-        assert "AA24" in outcome(sessions, sessions.op(account, session_key, calls))
-        refused = outcome(sessions, sessions.op(account, session_key, calls, mode="use_with_key"))
+        assert "AA24" in sessions.outcome(sessions.op(account, session_key, calls))
+        refused = sessions.outcome(sessions.op(account, session_key, calls, mode="use_with_key"))
         assert "AA23" in refused and "NoPermission" in refused
         error = refused_locally(session, account, sessions.module.address, calls)
         assert (error.reason, error.call_index) == ("NoPermission", len(calls) - 1)
@@ -892,14 +883,14 @@ def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_th
     c = Call.of(target.address, 0, target.record.encode_input(1, -1, attacker, b"\x01" * 32, True))
     d = Call.of(target.address, 0, target.withBytes.encode_input(b"\x01", 1))
     for mode in ("use", "use_with_key"):
-        assert "AA22" in outcome(sessions, sessions.op(account, session_key, [a, b], mode=mode))
-        capped_out = outcome(sessions, sessions.op(account, session_key, [a, c], mode=mode))
+        assert "AA22" in sessions.outcome(sessions.op(account, session_key, [a, b], mode=mode))
+        capped_out = sessions.outcome(sessions.op(account, session_key, [a, c], mode=mode))
         assert "GasCostTooHigh" in capped_out and str(10**15) in capped_out, capped_out
-        assert outcome(sessions, sessions.op(account, session_key, [a], mode=mode)) == "ok"
-    assert outcome(sessions, sessions.op(account, session_key, [a, d])) == "ok"  # D's one operation
-    spent = outcome(sessions, sessions.op(account, session_key, [a, d]))
+        assert sessions.outcome(sessions.op(account, session_key, [a], mode=mode)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, [a, d])) == "ok"  # D's one operation
+    spent = sessions.outcome(sessions.op(account, session_key, [a, d]))
     assert "LimitExceeded(callIndex=1, limitIndex=0, amount=1, left=0)" in spent, spent
-    assert outcome(sessions, sessions.op(account, session_key, [a])) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, [a])) == "ok"
     assert nft.balanceOf(attacker) == 4
 
 
@@ -921,13 +912,13 @@ def test_bytes_past_the_judged_calls_are_never_run(sessions, target, account, ow
     forbidden = Call.of(target.address, ETHER, target.other.encode_input(1000))
     attempts = smuggling_encodings(allowed, forbidden)
     # the forbidden call alone is refused, so only the module's reading stands between it and the target
-    refused = outcome(sessions, sessions.op(account, session_key, forbidden, mode="use_with_key"))
+    refused = sessions.outcome(sessions.op(account, session_key, forbidden, mode="use_with_key"))
     assert "AA23" in refused and "ValueLimitExceeded" in refused, refused
     calls_before = target.calls()
     balance_before = chain.provider.get_balance(target.address)
     for call_data in attempts:
         assert decode_execute(call_data).calls == (allowed,)
-        assert outcome(sessions, sessions.op(account, session_key, call_data=call_data)) == "ok"
+        assert sessions.outcome(sessions.op(account, session_key, call_data=call_data)) == "ok"
     assert target.calls() - calls_before == len(attempts)  # one call per operation: the judged one
     assert chain.provider.get_balance(target.address) == balance_before
 
@@ -970,4 +961,4 @@ def test_an_operation_at_the_gas_cap_takes_at_most_the_cap_from_the_account(
     over = sessions.op(
         account, session_key, call, max_fee_per_gas=fee + 1, max_priority_fee_per_gas=fee, **limits
     )
-    assert "GasCostTooHigh" in outcome(sessions, over)
+    assert "GasCostTooHigh" in sessions.outcome(over)

@@ -22,7 +22,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conftest import KIND
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.eoa import encode_install_sessions
-from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
 from keyscope.revert import decode_revert
@@ -66,15 +65,6 @@ def other_session(key: LocalSigner, target, amount: int = 7, salt: int = 0) -> S
 
 def other(target, amount: int = 7) -> Call:
     return Call.of(target.address, 0, target.other.encode_input(amount))
-
-
-def outcome(sessions, op) -> str:
-    """'ok' when the operation executes, else the text of its rejection."""
-    try:
-        sessions.run(op)
-    except BundlerRejectedError as error:
-        return str(error)
-    return "ok"
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -147,18 +137,18 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
 
     account.uninstall_module()
     assert module.isInitialized(account.address)  # its onUninstall did not run
-    assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
+    assert "AA24" in sessions.outcome(sessions.op(account.address, key, other(target)))
 
     new_key = LocalSigner.generate()
     granted = other_session(new_key, target, amount=8)
     account.install_module(*([granted] if with_sessions else []))
     assert not module.isSessionActive(account.address, session_id)
-    assert "AA24" in outcome(sessions, sessions.op(account.address, key, other(target)))
-    assert "NoPermission" in outcome(
-        sessions, sessions.op(account.address, key, other(target), mode="use_with_key")
+    assert "AA24" in sessions.outcome(sessions.op(account.address, key, other(target)))
+    assert "NoPermission" in sessions.outcome(
+        sessions.op(account.address, key, other(target), mode="use_with_key")
     )
     replay = sessions.enable_op(account.address, unused_key, pending, pending_signature, other(target))
-    assert "InvalidOwnerSignature" in outcome(sessions, replay)
+    assert "InvalidOwnerSignature" in sessions.outcome(replay)
     assert target.calls() == calls + 1
     if with_sessions:
         assert module.isSessionActive(
@@ -205,9 +195,9 @@ def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_afte
     assert submitter_account.transfer(entry_point.address, 0, data=data).status == 1
     assert module.isSessionRevoked(account, session_id) and module.isSessionRevoked(account, pending_id)
     assert target.calls() == calls + 2  # both ran, after the revocations
-    assert "AA24" in outcome(sessions, sessions.op(account, session_key, other(target)))
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, other(target)))
     replay = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
-    assert "SessionIsRevoked" in outcome(sessions, replay)
+    assert "SessionIsRevoked" in sessions.outcome(replay)
     assert target.calls() == calls + 2
 
 

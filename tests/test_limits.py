@@ -58,14 +58,6 @@ def attacker():
     return LocalSigner.generate().address
 
 
-def outcome(sessions, op) -> str:
-    try:
-        sessions.run(op)
-    except BundlerRejectedError as error:
-        return str(error)
-    return "ok"
-
-
 def grant(sessions, account, owner, key, permissions, limits=(), **fields) -> tuple[Session, bytes]:
     session = Session(session_key=key.address, permissions=tuple(permissions), limits=tuple(limits), **fields)
     return session, sessions.grant_onchain(account, owner, session)
@@ -92,10 +84,10 @@ def test_a_batch_cannot_overspend(sessions, module, token, account, owner, sessi
     """Each call of a batch counts, and the counts add up: 3 + 3 of an allowance of 5 is refused as a whole."""
     _, session_id = grant(sessions, account, owner, session_key, allowance(token, 5))
     batch = [transfer(token, attacker, 3), transfer(token, attacker, 3)]
-    result = outcome(sessions, sessions.op(account, session_key, batch))
+    result = sessions.outcome(sessions.op(account, session_key, batch))
     assert "LimitExceeded(callIndex=1, limitIndex=0, amount=3, left=2)" in result, result
     assert token.balanceOf(attacker) == 0
-    assert outcome(sessions, sessions.op(account, session_key, batch[:1] * 1)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, batch[:1] * 1)) == "ok"
     assert usage(module, account, session_id)[0][4:] == (3, 2)
 
 
@@ -113,8 +105,8 @@ def test_several_operations_in_one_bundle_cannot_overspend(
     # the second operation is refused with 2 left: the first one's count, in the same bundle
     assert error == "AA23 reverted: LimitExceeded(callIndex=0, limitIndex=0, amount=3, left=2)", error
     # each alone lands; the second then finds 2 left
-    assert outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 3), lane=1)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 3), lane=2))
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 3), lane=1)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 3), lane=2))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=3, left=2)" in result, result
     assert token.balanceOf(attacker) == 3
 
@@ -136,8 +128,8 @@ def _decoded(error: Exception) -> str:
 
 def test_parallel_nonce_lanes_share_one_budget(sessions, token, account, owner, session_key, attacker):
     grant(sessions, account, owner, session_key, allowance(token, 5))
-    assert outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 4), lane=0)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 2), lane=7))
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 4), lane=0)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 2), lane=7))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=2, left=1)" in result, result
 
 
@@ -148,11 +140,11 @@ def test_approve_and_transfer_from_share_the_allowance(
     counts the approved amount, so what the spender can take and what the session sends stay within 5."""
     grant(sessions, account, owner, session_key, allowance(token, 5))
     approve = Call.of(token.address, 0, token.approve.encode_input(attacker, 4))
-    assert outcome(sessions, sessions.op(account, session_key, approve)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 2)))
+    assert sessions.outcome(sessions.op(account, session_key, approve)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 2)))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=2, left=1)" in result, result
     increase = Call.of(token.address, 0, token.increaseAllowance.encode_input(attacker, 2))
-    assert "LimitExceeded" in outcome(sessions, sessions.op(account, session_key, increase))
+    assert "LimitExceeded" in sessions.outcome(sessions.op(account, session_key, increase))
     assert token.allowance(account, attacker) == 4
 
 
@@ -167,7 +159,7 @@ def test_without_counting_approve_a_spender_drains_the_token(
     budget = Limit(kind=LimitKind.AMOUNT, amount=5, meters=(Meter(permission=0, offset=32),))
     grant(sessions, account, owner, session_key, [transfers_only, approve], [budget])
     call = Call.of(token.address, 0, token.approve.encode_input(thief.address, 50 * ETHER))
-    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
     token.transferFrom(account, thief.address, 50 * ETHER, sender=thief)
     assert token.balanceOf(thief.address) == 50 * ETHER
 
@@ -182,22 +174,22 @@ def test_a_period_boundary_is_where_the_budget_refills(
     _, session_id = grant(
         sessions, account, owner, session_key, allowance(token, 5, "day"), valid_after=start
     )
-    assert outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 5), at=now)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 1), at=now))
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5), at=now)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1), at=now))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
     # tomorrow's budget, claimed today: counted in period 1, valid from its start only: AA22, nothing counted
     early = sessions.op(account, session_key, transfer(token, attacker, 5), at=start + DAY)
-    assert "AA22" in outcome(sessions, early)
+    assert "AA22" in sessions.outcome(early)
     assert usage(module, account, session_id)[0][3:] == (start, 5, 0)
     chain.pending_timestamp = start + DAY + 10
     assert (
-        outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 5), at=start + DAY))
+        sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5), at=start + DAY))
         == "ok"
     )
     assert usage(module, account, session_id)[0][3:] == (start + DAY, 5, 0)
     # an operation still claiming yesterday: that period is over
     stale = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
-    assert "PeriodPassed(callIndex=0, limitIndex=0, period=0, counted=1)" in outcome(sessions, stale)
+    assert "PeriodPassed(callIndex=0, limitIndex=0, period=0, counted=1)" in sessions.outcome(stale)
     assert token.balanceOf(attacker) == 10
 
 
@@ -224,30 +216,30 @@ def test_a_relayer_rewriting_the_claimed_time_or_the_mode_spends_no_budget_the_k
         return op.replace(signature=signature)
 
     for bare in (signed, encode_use_with_key_signature(session_key.address, signed)):
-        assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in outcome(sessions, rewritten(bare))
+        assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in sessions.outcome(rewritten(bare))
         tomorrow = encode_at_signature(start + DAY, bare)
-        assert "AA22" in outcome(sessions, rewritten(tomorrow))
+        assert "AA22" in sessions.outcome(rewritten(tomorrow))
     assert usage(module, account, session_id)[0][3:] == (start, 0, 5)
     switched = encode_at_signature(now + 1, encode_use_with_key_signature(session_key.address, signed))
-    assert outcome(sessions, rewritten(switched)) == "ok"
+    assert sessions.outcome(rewritten(switched)) == "ok"
     assert usage(module, account, session_id)[0][3:] == (start, 5, 0)
     # the key's own version afterwards: refused (its count is over the day's budget, and its nonce is spent)
-    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=5, left=0)" in outcome(sessions, op)
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=5, left=0)" in sessions.outcome(op)
     # the next operation, over today's budget, refused today whatever it claims
     late = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
     late_signed = late.signature[7:]
-    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in outcome(sessions, late)
-    assert "AA22" in outcome(sessions, late.replace(signature=encode_at_signature(start + DAY, late_signed)))
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in sessions.outcome(late)
+    assert "AA22" in sessions.outcome(late.replace(signature=encode_at_signature(start + DAY, late_signed)))
     # tomorrow, the relayer re-claims it: it lands in tomorrow's budget
     chain.pending_timestamp = start + DAY + 10
-    assert outcome(sessions, late.replace(signature=encode_at_signature(start + DAY, late_signed))) == "ok"
+    assert sessions.outcome(late.replace(signature=encode_at_signature(start + DAY, late_signed))) == "ok"
     assert usage(module, account, session_id)[0][3:] == (start + DAY, 1, 4)
     assert token.balanceOf(attacker) == 6
 
 
 def test_a_periodic_limit_needs_a_claimed_time(sessions, token, account, owner, session_key, attacker):
     grant(sessions, account, owner, session_key, allowance(token, 5, "day"))
-    result = outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 1)))
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1)))
     assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in result, result
 
 
@@ -275,16 +267,16 @@ def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(
     session = Session(session_key=session_key.address, permissions=allowance(token, 5), salt=1)
     signature = sessions.owner_signature(account, owner, session)
     first = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 5))
-    assert outcome(sessions, first) == "ok"
+    assert sessions.outcome(first) == "ok"
     first_id = session.session_id(account, sessions.epoch(account))
     sessions.revoke(account, owner, first_id)
     replay = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 5))
-    assert "SessionIsRevoked" in outcome(sessions, replay)
+    assert "SessionIsRevoked" in sessions.outcome(replay)
     assert usage(module, account, first_id)[0][4:] == (5, 0)
     again = session.model_copy(update={"salt": 2})
     again_id = sessions.grant_onchain(account, owner, again)
     assert usage(module, account, again_id)[0][4:] == (0, 5)
-    assert outcome(sessions, sessions.op(account, session_key, transfer(token, attacker, 5))) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5))) == "ok"
     assert token.balanceOf(attacker) == 10
 
 
@@ -299,7 +291,7 @@ def test_a_reverted_execution_consumes_what_it_was_counted_for(
     assert usage(module, account, session_id)[0][4:] == (150 * ETHER, 50 * ETHER)
     calls = [transfer(token, attacker, 40 * ETHER), transfer(token, attacker, 150 * ETHER)]
     try_batch = sessions.op(account, session_key, call_data=encode_execute(calls, batch=True, exec_type=1))
-    result = outcome(sessions, try_batch)
+    result = sessions.outcome(try_batch)
     assert f"LimitExceeded(callIndex=1, limitIndex=0, amount={150 * ETHER}, left={10 * ETHER})" in result, (
         result
     )
@@ -319,12 +311,12 @@ def test_calls_and_rate(sessions, module, target, account, owner, session_key, c
     )  # 3 in all, 2 an hour
     _, session_id = grant(sessions, account, owner, session_key, [record], valid_after=now - 10)
     call = Call.of(target.address, 0, target.other.encode_input(1))
-    assert outcome(sessions, sessions.op(account, session_key, [call, call], batch=True, at=now)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, call, at=now))
+    assert sessions.outcome(sessions.op(account, session_key, [call, call], batch=True, at=now)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, call, at=now))
     assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in result, result
     chain.pending_timestamp = now + 3600
-    assert outcome(sessions, sessions.op(account, session_key, call, at=now + 3600)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, call, at=now + 3600))
+    assert sessions.outcome(sessions.op(account, session_key, call, at=now + 3600)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, call, at=now + 3600))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
     assert [row[4] for row in usage(module, account, session_id)] == [3, 1]
 
@@ -339,13 +331,13 @@ def test_native_value_and_operations(sessions, module, target, account, owner, s
     assert [(x.kind, [m.permission for m in x.meters]) for x in session.limits] == [(0, [0]), (3, [])]
     pay = Call.of(attacker, ETHER // 4, b"")
     other = Call.of(target.address, 0, target.other.encode_input(1))
-    assert outcome(sessions, sessions.op(account, session_key, [pay, other, pay], batch=True)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, Call.of(attacker, 1, b"")))
+    assert sessions.outcome(sessions.op(account, session_key, [pay, other, pay], batch=True)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, Call.of(attacker, 1, b"")))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
     assert (
-        outcome(sessions, sessions.op(account, session_key, other)) == "ok"
+        sessions.outcome(sessions.op(account, session_key, other)) == "ok"
     )  # no value: the second operation
-    result = outcome(sessions, sessions.op(account, session_key, other))
+    result = sessions.outcome(sessions.op(account, session_key, other))
     assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in result, result
 
 
@@ -354,8 +346,8 @@ def test_gas_budget_counts_each_operations_prefund(sessions, module, target, acc
     op_cost = (1_500_000 + 1_000_000 + 60_000) * 2 * 10**9  # the harness's gas limits at 2 gwei
     grant(sessions, account, owner, session_key, permissions, [Limits.gas(op_cost * 2 - 1)], max_gas_cost=0)
     call = Call.of(target.address, 0, target.other.encode_input(1))
-    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, call))
+    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, call))
     assert f"LimitExceeded(callIndex=0, limitIndex=0, amount={op_cost}, left={op_cost - 1})" in result, result
 
 
@@ -500,7 +492,7 @@ def test_residual_a_module_installed_after_the_grant(
         KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
     )
     call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
-    assert outcome(sessions, sessions.op(account, session_key, call)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
     assert validator.ownerOf(account) == attacker
 
 
@@ -628,5 +620,5 @@ def test_the_module_accepts_limits_that_allow_nothing(
     _, session_id = grant(sessions, account, owner, session_key, [record], valid_after=now - 10)
     assert module.isSessionActive(account, session_id)
     call = Call.of(target.address, 0, target.other.encode_input(1))
-    result = outcome(sessions, sessions.op(account, session_key, call))
+    result = sessions.outcome(sessions.op(account, session_key, call))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result

@@ -39,17 +39,6 @@ def grant(sessions, account, owner, key, target, rules=(), value_limit=0, select
     return sessions.grant_onchain(account, owner, session)
 
 
-def outcome(sessions, op) -> str:
-    """'ok' when the operation executes, else the error text of the rejection."""
-    from keyscope.errors import BundlerRejectedError
-
-    try:
-        sessions.run(op)
-    except BundlerRejectedError as error:
-        return str(error)
-    return "ok"
-
-
 # ------------------------------------------------------------------------------------------------------
 # Conditions at their boundaries
 # ------------------------------------------------------------------------------------------------------
@@ -70,7 +59,7 @@ def test_unsigned_condition_boundaries(sessions, account, owner, session_key, ta
     rule = Rule(condition=condition, offset=AMOUNT, values=(REFERENCE,))
     grant(sessions, account, owner, session_key, target, [rule])
     for amount, allowed in zip((REFERENCE - 1, REFERENCE, REFERENCE + 1), EXPECTED[condition], strict=True):
-        result = outcome(sessions, sessions.op(account, session_key, record_call(target, amount=amount)))
+        result = sessions.outcome(sessions.op(account, session_key, record_call(target, amount=amount)))
         if allowed:
             assert result == "ok", (condition, amount, result)
         else:
@@ -86,7 +75,7 @@ def test_signed_condition_boundaries(sessions, account, owner, session_key, targ
     rule = Rule(condition=condition | SIGNED, offset=DELTA, values=(Rule.signed_word(reference),))
     grant(sessions, account, owner, session_key, target, [rule])
     for delta, allowed in zip((reference - 1, reference, reference + 1), EXPECTED[condition], strict=True):
-        result = outcome(sessions, sessions.op(account, session_key, record_call(target, delta=delta)))
+        result = sessions.outcome(sessions.op(account, session_key, record_call(target, delta=delta)))
         assert (result == "ok") == allowed, (condition, delta, result)
 
 
@@ -96,10 +85,10 @@ def test_unsigned_comparison_of_a_negative_int_sees_a_huge_number(
     """Without SIGNED, int256 -1 is 2**256-1: documented, and why the SDK sets SIGNED for intN arguments."""
     rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=DELTA, values=(100,))
     grant(sessions, account, owner, session_key, target, [rule])
-    assert "RuleViolated" in outcome(
-        sessions, sessions.op(account, session_key, record_call(target, delta=-1))
+    assert "RuleViolated" in sessions.outcome(
+        sessions.op(account, session_key, record_call(target, delta=-1))
     )
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target, delta=100))) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target, delta=100))) == "ok"
 
 
 @pytest.mark.parametrize(("signed", "low", "high"), [(False, 10, 20), (True, -20, -10)])
@@ -113,7 +102,7 @@ def test_in_range_ends(sessions, account, owner, session_key, target, signed, lo
     grant(sessions, account, owner, session_key, target, [rule])
     field = "delta" if signed else "amount"
     for value, allowed in ((low - 1, False), (low, True), (high, True), (high + 1, False)):
-        result = outcome(sessions, sessions.op(account, session_key, record_call(target, **{field: value})))
+        result = sessions.outcome(sessions.op(account, session_key, record_call(target, **{field: value})))
         assert (result == "ok") == allowed, (value, result)
 
 
@@ -122,9 +111,9 @@ def test_one_of_members_and_non_members(sessions, account, owner, session_key, t
     rule = Rule(condition=Condition.ONE_OF, offset=WHO, values=tuple(int(a, 16) for a in allowed))
     grant(sessions, account, owner, session_key, target, [rule])
     for who in allowed:
-        assert outcome(sessions, sessions.op(account, session_key, record_call(target, who=who))) == "ok"
-    assert "RuleViolated" in outcome(
-        sessions, sessions.op(account, session_key, record_call(target, who=accounts[5].address))
+        assert sessions.outcome(sessions.op(account, session_key, record_call(target, who=who))) == "ok"
+    assert "RuleViolated" in sessions.outcome(
+        sessions.op(account, session_key, record_call(target, who=accounts[5].address))
     )
 
 
@@ -138,13 +127,13 @@ def test_wide_reference_values(sessions, account, owner, session_key, target):
     ]
     grant(sessions, account, owner, session_key, target, rules)
     assert (
-        outcome(sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=tag))) == "ok"
+        sessions.outcome(sessions.op(account, session_key, record_call(target, amount=big, tag=tag))) == "ok"
     )
-    assert "ruleIndex=1" in outcome(
-        sessions, sessions.op(account, session_key, record_call(target, amount=big - 1, tag=tag))
+    assert "ruleIndex=1" in sessions.outcome(
+        sessions.op(account, session_key, record_call(target, amount=big - 1, tag=tag))
     )
-    assert "ruleIndex=0" in outcome(
-        sessions, sessions.op(account, session_key, record_call(target, amount=big, tag=b"\x01" * 32))
+    assert "ruleIndex=0" in sessions.outcome(
+        sessions.op(account, session_key, record_call(target, amount=big, tag=b"\x01" * 32))
     )
 
 
@@ -156,10 +145,10 @@ def test_several_rules_must_all_hold(sessions, account, owner, session_key, targ
     ]
     grant(sessions, account, owner, session_key, target, rules)
     good = {"who": accounts[2].address, "amount": 50, "flag": True}
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target, **good))) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target, **good))) == "ok"
     for index, change in enumerate(({"who": accounts[3].address}, {"amount": 51}, {"flag": False})):
-        result = outcome(
-            sessions, sessions.op(account, session_key, record_call(target, **{**good, **change}))
+        result = sessions.outcome(
+            sessions.op(account, session_key, record_call(target, **{**good, **change}))
         )
         assert f"ruleIndex={index}" in result, result
 
@@ -171,33 +160,33 @@ def test_several_rules_must_all_hold(sessions, account, owner, session_key, targ
 
 def test_value_limit_boundary(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, value_limit=1000)
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target, value=1000))) == "ok"
-    result = outcome(sessions, sessions.op(account, session_key, record_call(target, value=1001)))
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target, value=1000))) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, record_call(target, value=1001)))
     assert "ValueLimitExceeded(callIndex=0, permissionIndex=0, value=1001, valueLimit=1000)" in result
 
 
 def test_zero_value_limit_refuses_any_value(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target)
-    assert "ValueLimitExceeded" in outcome(
-        sessions, sessions.op(account, session_key, record_call(target, value=1))
+    assert "ValueLimitExceeded" in sessions.outcome(
+        sessions.op(account, session_key, record_call(target, value=1))
     )
 
 
 def test_value_limit_applies_to_each_call_of_a_batch(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, value_limit=10)
     calls = [record_call(target, value=10), record_call(target, value=10), record_call(target, value=11)]
-    assert "ValueLimitExceeded(callIndex=2" in outcome(sessions, sessions.op(account, session_key, calls))
-    assert outcome(sessions, sessions.op(account, session_key, calls[:2])) == "ok"
+    assert "ValueLimitExceeded(callIndex=2" in sessions.outcome(sessions.op(account, session_key, calls))
+    assert sessions.outcome(sessions.op(account, session_key, calls[:2])) == "ok"
 
 
 def test_plain_transfer_permission(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, value_limit=500, selector=b"\x00" * 4)
-    assert outcome(sessions, sessions.op(account, session_key, Call.of(target.address, 500))) == "ok"
-    assert "ValueLimitExceeded" in outcome(
-        sessions, sessions.op(account, session_key, Call.of(target.address, 501))
+    assert sessions.outcome(sessions.op(account, session_key, Call.of(target.address, 500))) == "ok"
+    assert "ValueLimitExceeded" in sessions.outcome(
+        sessions.op(account, session_key, Call.of(target.address, 501))
     )
     # a function call needs its own permission
-    assert "AA24" in outcome(sessions, sessions.op(account, session_key, record_call(target)))
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, record_call(target)))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -208,13 +197,13 @@ def test_plain_transfer_permission(sessions, account, owner, session_key, target
 def test_not_yet_valid_and_expired(sessions, account, owner, session_key, target, chain):
     now = chain.blocks.head.timestamp
     grant(sessions, account, owner, session_key, target, valid_after=now + 3600, valid_until=now + 7200)
-    assert "AA22" in outcome(sessions, sessions.op(account, session_key, record_call(target)))
+    assert "AA22" in sessions.outcome(sessions.op(account, session_key, record_call(target)))
     chain.pending_timestamp = now + 3700
     chain.mine()
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target))) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target))) == "ok"
     chain.pending_timestamp = now + 7300
     chain.mine()
-    assert "AA22" in outcome(sessions, sessions.op(account, session_key, record_call(target)))
+    assert "AA22" in sessions.outcome(sessions.op(account, session_key, record_call(target)))
 
 
 def test_validation_data_carries_the_window(sessions, account, owner, session_key, target, module, chain):
@@ -239,9 +228,9 @@ def test_wrong_target_and_wrong_selector(sessions, account, owner, session_key, 
     wrong_target = Call.of(nft.address, 0, target.record.encode_input(0, 0, account, b"\x00" * 32, False))
     wrong_selector = Call.of(target.address, 0, target.other.encode_input(1))
     for call in (wrong_target, wrong_selector):
-        assert "AA24" in outcome(sessions, sessions.op(account, session_key, call))
-        assert "NoPermission(callIndex=0" in outcome(
-            sessions, sessions.op(account, session_key, call, mode="use_with_key")
+        assert "AA24" in sessions.outcome(sessions.op(account, session_key, call))
+        assert "NoPermission(callIndex=0" in sessions.outcome(
+            sessions.op(account, session_key, call, mode="use_with_key")
         )
     assert target.calls() == 0
 
@@ -250,24 +239,24 @@ def test_batch_with_one_bad_call_among_good_ones(sessions, account, owner, sessi
     rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=AMOUNT, values=(10,))
     grant(sessions, account, owner, session_key, target, [rule])
     calls = [record_call(target, amount=1), record_call(target, amount=11), record_call(target, amount=2)]
-    assert "RuleViolated(callIndex=1" in outcome(sessions, sessions.op(account, session_key, calls))
+    assert "RuleViolated(callIndex=1" in sessions.outcome(sessions.op(account, session_key, calls))
     assert target.calls() == 0
-    assert outcome(sessions, sessions.op(account, session_key, [calls[0], calls[2]])) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, [calls[0], calls[2]])) == "ok"
     assert target.calls() == 2
 
 
 def test_batch_of_one_and_unknown_call_in_batch(sessions, account, owner, session_key, target, nft):
     grant(sessions, account, owner, session_key, target)
-    assert outcome(sessions, sessions.op(account, session_key, record_call(target), batch=True)) == "ok"
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target), batch=True)) == "ok"
     calls = [record_call(target), Call.of(nft.address, 0, nft.safeMint.encode_input(account))]
-    assert "AA24" in outcome(sessions, sessions.op(account, session_key, calls))
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, calls))
 
 
 def test_empty_batch(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target)
     execution = abi_encode(["(address,uint256,bytes)[]"], [[]])
     call_data = EXECUTE_SELECTOR + abi_encode(["bytes32", "bytes"], [encode_mode(1), execution])
-    assert "EmptyBatch" in outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+    assert "EmptyBatch" in sessions.outcome(sessions.op(account, session_key, call_data=call_data))
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -289,7 +278,7 @@ def test_calls_to_the_account_itself_are_refused(
         Call.of(account, 1),
     ]
     for attack in attacks:
-        result = outcome(sessions, sessions.op(account, session_key, [record_call(target), attack]))
+        result = sessions.outcome(sessions.op(account, session_key, [record_call(target), attack]))
         assert f"ForbiddenTarget(callIndex=1, target={account}" in result, result
 
 
@@ -304,7 +293,7 @@ def test_calls_to_the_module_are_refused(sessions, account, owner, session_key, 
         module.enableSession.encode_input(other.as_abi()),
         module.invalidateAllSessions.encode_input(),
     ):
-        result = outcome(sessions, sessions.op(account, session_key, Call.of(module.address, 0, data)))
+        result = sessions.outcome(sessions.op(account, session_key, Call.of(module.address, 0, data)))
         assert "ForbiddenTarget(callIndex=0" in result, result
 
 
@@ -325,8 +314,8 @@ def test_delegatecall_staticcall_and_unknown_modes_are_refused(
     grant(sessions, account, owner, session_key, target)
     execution = bytes.fromhex(target.address[2:]) + bytes(32) + target.other.encode_input(1)
     call_data = EXECUTE_SELECTOR + abi_encode(["bytes32", "bytes"], [encode_mode(call_type), execution])
-    assert "UnsupportedExecutionMode" in outcome(
-        sessions, sessions.op(account, session_key, call_data=call_data)
+    assert "UnsupportedExecutionMode" in sessions.outcome(
+        sessions.op(account, session_key, call_data=call_data)
     )
 
 
@@ -335,8 +324,8 @@ def test_mode_selector_and_payload_must_be_zero(sessions, account, owner, sessio
     execution = bytes.fromhex(target.address[2:]) + bytes(32) + target.other.encode_input(1)
     mode = bytes(6) + b"\xde\xad\xbe\xef" + bytes(22)
     call_data = EXECUTE_SELECTOR + abi_encode(["bytes32", "bytes"], [mode, execution])
-    assert "UnsupportedExecutionMode" in outcome(
-        sessions, sessions.op(account, session_key, call_data=call_data)
+    assert "UnsupportedExecutionMode" in sessions.outcome(
+        sessions.op(account, session_key, call_data=call_data)
     )
 
 
@@ -348,8 +337,8 @@ def test_other_account_entry_points_are_refused(sessions, account, owner, sessio
         contract.installModule.encode_input(1, "0x" + "66" * 20, b""),
         b"\x12\x34\x56\x78" + bytes(96),
     ):
-        assert "UnsupportedSelector" in outcome(
-            sessions, sessions.op(account, session_key, call_data=call_data)
+        assert "UnsupportedSelector" in sessions.outcome(
+            sessions.op(account, session_key, call_data=call_data)
         )
 
 
@@ -357,15 +346,15 @@ def test_short_calldata_for_a_rule_fails(sessions, account, owner, session_key, 
     rule = Rule(condition=Condition.EQUAL, offset=AMOUNT, values=(0,))
     grant(sessions, account, owner, session_key, target, [rule], selector=RECORD)
     short = Call.of(target.address, 0, RECORD + bytes(20))
-    assert "CalldataTooShort(callIndex=0, permissionIndex=0, ruleIndex=0)" in outcome(
-        sessions, sessions.op(account, session_key, short)
+    assert "CalldataTooShort(callIndex=0, permissionIndex=0, ruleIndex=0)" in sessions.outcome(
+        sessions.op(account, session_key, short)
     )
 
 
 def test_one_to_three_bytes_of_calldata_are_refused(sessions, account, owner, session_key, target):
     grant(sessions, account, owner, session_key, target, selector=b"\x00" * 4)
-    assert "InvalidCallData" in outcome(
-        sessions, sessions.op(account, session_key, Call.of(target.address, 0, b"\x01\x02"))
+    assert "InvalidCallData" in sessions.outcome(
+        sessions.op(account, session_key, Call.of(target.address, 0, b"\x01\x02"))
     )
 
 
@@ -381,21 +370,21 @@ def test_non_canonical_execute_encodings_are_refused(sessions, account, owner, s
         + len(execution).to_bytes(32, "big")
         + execution
     )
-    assert "MalformedExecution" in outcome(sessions, sessions.op(account, session_key, call_data=padded))
+    assert "MalformedExecution" in sessions.outcome(sessions.op(account, session_key, call_data=padded))
     # a batch whose element offset points elsewhere
     canonical = encode_execute([record_call(target), record_call(target)])
     tampered = bytearray(canonical)
     first_element_offset = 100 + 64  # after execute's head, the batch array offset and length
     tampered[first_element_offset + 31] += 32
-    assert "MalformedExecution" in outcome(
-        sessions, sessions.op(account, session_key, call_data=bytes(tampered))
+    assert "MalformedExecution" in sessions.outcome(
+        sessions.op(account, session_key, call_data=bytes(tampered))
     )
 
 
 def test_gas_griefing_field_limits_still_need_a_valid_session(sessions, account, session_key, target):
     """Without a grant, a session key cannot make the account pay for anything."""
     op = sessions.op(account, session_key, record_call(target))
-    assert "AA24" in outcome(sessions, op)
+    assert "AA24" in sessions.outcome(op)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -430,8 +419,8 @@ def test_gas_cost_cap(sessions, account, owner, session_key, target):
 
     total_gas = 100_000 + 300_000 + 60_000
     at_cap = cap // total_gas
-    assert outcome(sessions, op_with(at_cap)) == "ok"
-    result = outcome(sessions, op_with(at_cap + 1))
+    assert sessions.outcome(op_with(at_cap)) == "ok"
+    result = sessions.outcome(op_with(at_cap + 1))
     assert f"GasCostTooHigh(cost={total_gas * (at_cap + 1)}, limit={cap})" in result, result
     assert target.calls() == 1
 
@@ -469,7 +458,7 @@ def test_the_entry_points_execute_user_op_path_is_refused(sessions, account, own
         b"executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
     )
     call_data = execute_user_op[:4] + encode_execute(record_call(target))
-    result = outcome(sessions, sessions.op(account, session_key, call_data=call_data))
+    result = sessions.outcome(sessions.op(account, session_key, call_data=call_data))
     assert f"UnsupportedSelector(selector=0x{execute_user_op[:4].hex()})" in result, result
     assert target.calls() == 0
 
