@@ -22,7 +22,6 @@ call.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import os
 import time
@@ -36,7 +35,6 @@ from eth_abi import encode as abi_encode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from keyscope.bundler.inprocess import revert_data_of
 from keyscope.checker import CallRefusedError, CheckResult, InitCallRefusedError, PolicyChecker
 from keyscope.erc1271 import co_sign_digest
 from keyscope.errors import (
@@ -65,7 +63,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
-from support.raw_call import raw_call
+from support.raw_call import raw_call, revert_bytes
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):
@@ -197,19 +195,6 @@ def packed_tuple(op: UserOperation) -> tuple[Any, ...]:
     fields = list(op.replace(factory=None, factory_data=b"").pack().as_tuple())
     fields[2] = EIP7702_INIT_CODE.ljust(20, b"\0") + op.factory_data
     return tuple(fields)
-
-
-def revert_bytes(error: Exception) -> bytes:
-    """The revert data of a failed ``eth_call``: eth-tester gives the bytes' repr as the message."""
-    raw = revert_data_of(error)
-    if raw is not None:
-        return raw
-    text = str(error.args[0]) if error.args else ""
-    if text.startswith(("b'", 'b"')):
-        value = ast.literal_eval(text)
-        if isinstance(value, bytes):
-            return value
-    raise error
 
 
 @pytest.fixture(scope="module")

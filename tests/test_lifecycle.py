@@ -37,8 +37,8 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.raw_call import raw_call
-from test_differential import PACKED_OP, VALIDATE_SELECTOR, revert_bytes
+from support.raw_call import raw_call, revert_bytes
+from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
 DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 ETHER = 10**18

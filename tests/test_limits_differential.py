@@ -43,8 +43,8 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.raw_call import raw_call
-from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window, revert_bytes
+from support.raw_call import raw_call, revert_bytes
+from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window
 
 DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 T0 = 1_700_000_000

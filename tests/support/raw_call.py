@@ -1,11 +1,15 @@
-"""A bare ``eth_call`` on the test chain, for the state machines and probes that call the module as an account."""
+"""A bare ``eth_call`` on the test chain, for the state machines and probes that call the module as an account,
+and the revert data of one that failed."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["raw_call"]
+from keyscope.bundler.inprocess import revert_data_of
+
+__all__ = ["raw_call", "revert_bytes"]
 
 
 def raw_call(chain: Any) -> Callable[[dict[str, Any]], Any]:
@@ -15,3 +19,16 @@ def raw_call(chain: Any) -> Callable[[dict[str, Any]], Any]:
     tester = getattr(getattr(provider, "tester", None), "ethereum_tester", None)
     call: Callable[[dict[str, Any]], Any] = tester.call if tester is not None else provider.web3.eth.call
     return call
+
+
+def revert_bytes(error: Exception) -> bytes:
+    """The revert data of a failed ``eth_call``: eth-tester gives the bytes' repr as the message."""
+    raw = revert_data_of(error)
+    if raw is not None:
+        return raw
+    text = str(error.args[0]) if error.args else ""
+    if text.startswith(("b'", 'b"')):
+        value = ast.literal_eval(text)
+        if isinstance(value, bytes):
+            return value
+    raise error
