@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import fixed_signer, ratio
+from eth_abi import encode as abi_encode
 from gas import (
     ETHER,
     HEADLINE_RULES,
@@ -45,11 +46,14 @@ from gas import (
 from keyscope import SessionKey, connect
 from keyscope.calls import function_call
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.execution import encode_execute
+from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.session import encode_enable_signature
 from keyscope.userop import UserOperation
+from support import commitment_probe
+from support.gas_shapes import ERC20_AMOUNT
 from support.victims import deploy as deploy_project_contract
+from support.victims import view
 
 CALLS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
 ECRECOVER = "0x" + "00" * 19 + "01"
@@ -383,6 +387,126 @@ def _floor(owner_tx: int, session_tx: int, owner: dict[str, int], session: dict[
     }
 
 
+# -- a prototype of the commitment design ---------------------------------------------------------------
+
+PROBE_GAS_CAP_GWEI = 5 * 10**7
+"""The SDK's default gas cap (0.05 ether), which the sessions of the three shapes carry."""
+WARM_CALL_SAVING = COLD_ACCOUNT - 100
+"""What the account's call into the module would cost less if the module's address were already warm."""
+
+
+def _prototype_shapes(
+    stack: Any, token: str, account: str, token_id: int
+) -> dict[str, tuple[str, str, list]]:
+    """The three call shapes with the same two rules as keyscope's sessions: (target, function, rules as
+    (rule bytes, the word an EQUAL rule binds or None), the call)."""
+    recipient = fixed_signer("gas/recipient").address
+    to = int(recipient, 16)
+    return {
+        "nft_mint": (
+            stack.nft,
+            "safeMint(address)",
+            [
+                (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), to),
+                (commitment_probe.rule(0, 5, commitment_probe.ADDRESS_TYPE, 0), None),
+            ],
+            function_call(stack.nft, "safeMint(address)", recipient),
+        ),
+        "erc20_transfer": (
+            token,
+            "transfer(address,uint256)",
+            [
+                (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), to),
+                (commitment_probe.rule(1, 1, 0, 1000 * ERC20_AMOUNT), None),
+            ],
+            function_call(token, "transfer(address,uint256)", recipient, ERC20_AMOUNT),
+        ),
+        "erc721_transfer_from": (
+            stack.nft,
+            "transferFrom(address,address,uint256)",
+            [
+                (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), int(account, 16)),
+                (commitment_probe.rule(1, 0, commitment_probe.ADDRESS_TYPE), to),
+            ],
+            function_call(stack.nft, "transferFrom(address,address,uint256)", account, recipient, token_id),
+        ),
+    }
+
+
+def commitment_prototype(
+    lab: Lab, owner: Any, token: str, token_id: int, rows: dict[str, Measured], owner_code: int
+) -> dict[str, Any]:
+    """The three call shapes validated by ``CommittedPolicyProbe``, a prototype of the commitment design (the
+    policy carried in the signature, one storage word committing to it, lean assembly, single calls only), next to
+    the owner's operation on the same state and keyscope's session (``rows``). Run on a state where the account
+    holds the shapes' tokens; installs the probe as a validator of the account."""
+    stack, account = lab.stack, owner.account
+    kind = lab.net.kind_for(account)
+    probe = deploy_project_contract(stack, "CommittedPolicyProbe")  # its address
+    owner.execute(kind.install_validator_call(account, probe)).wait()
+    key = SessionKey(fixed_signer("decompose/probe-key").private_key)
+    grant = keccak(b"grant(address,address,bytes4,bytes32)")[:4]
+    signed: dict[str, tuple[bytes, Call]] = {}
+    for name, (target, function, rules, call) in _prototype_shapes(stack, token, account, token_id).items():
+        policy = commitment_probe.policy([rule for rule, _ in rules], gas_cap_gwei=PROBE_GAS_CAP_GWEI)
+        commitment = commitment_probe.commitment(policy, [word for _, word in rules if word is not None])
+        selector = keccak(function.encode())[:4]
+        data = grant + abi_encode(
+            ["address", "address", "bytes4", "bytes32"], [key.address, target, selector, commitment]
+        )
+        owner.execute(Call(probe, 0, data)).wait()
+        signed[name] = (policy, call)
+
+    def draft(call: Call, policy: bytes) -> Draft:
+        return lab.draft(
+            account,
+            kind.nonce_key(probe, 0),
+            encode_execute([call]),
+            PLACEHOLDER_ECDSA + policy,
+            lambda digest: key.sign_hash(digest) + policy,
+        )
+
+    mint_policy, mint_call = signed["nft_mint"]
+    lab.send(lab.signed(draft(mint_call, mint_policy)))  # the probe's nonce lane, used once
+    out: dict[str, Any] = {}
+    for name, (owner_label, session_label) in SHAPES.items():
+        policy, call = signed[name]
+        owner_row = lab.measure(f"owner_{name}_prototype", lambda call=call: lab.owner_draft(owner, [call]))
+        probe_row = lab.measure(f"prototype_{name}", lambda call=call, policy=policy: draft(call, policy))
+        if not probe_row.success or probe_row.op is None:
+            raise RuntimeError(f"the prototype's {name} operation failed")
+        trace, tx_gas = traced(lab, probe_row.op)
+        if tx_gas != probe_row.tx_gas:
+            raise RuntimeError(
+                f"the traced prototype operation used {tx_gas} gas, the measured one {probe_row.tx_gas}"
+            )
+        frame = next(f for f in trace.frames if f.to == probe.lower() and f.opcode == "CALL")
+        costs = trace.costs(frame)
+        frame_gas = sum(costs)
+        priced = sum(
+            cost
+            for step, cost in zip(frame.steps, costs, strict=True)
+            if trace.logs[step]["op"] in ("SLOAD", "STATICCALL")
+        )
+        owner_tx = owner_row.tx_gas
+        out[name] = {
+            "owner_tx_gas": owner_tx,
+            "owner_tx_gas_in_keyscope_rows": rows[owner_label].tx_gas,
+            "keyscope_session_tx_gas": rows[session_label].tx_gas,
+            "keyscope_ratio": ratio(rows[session_label].tx_gas, rows[owner_label].tx_gas),
+            "prototype_tx_gas": probe_row.tx_gas,
+            "prototype_ratio": ratio(probe_row.tx_gas, owner_tx),
+            "prototype_extra": probe_row.tx_gas - owner_tx,
+            "allowed_extra_at_1_05": owner_tx * 5 // 100,
+            "signature_bytes": len(probe_row.op.signature),
+            "frame_gas": frame_gas,
+            "frame_code_gas": frame_gas - priced,
+            "code_beyond_owner": frame_gas - priced - owner_code,
+            "ratio_with_warm_call": ratio(probe_row.tx_gas - WARM_CALL_SAVING, owner_tx),
+        }
+    return out
+
+
 # -- the first operation ---------------------------------------------------------------------------------
 
 
@@ -686,10 +810,19 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     token = deploy_project_contract(stack, "TestToken")
     outer = stack.snapshot()
     try:
+        token_id = view(
+            stack, stack.nft, "nextTokenId()", [], []
+        )  # the token measure_shapes gives the account
         rows.update(measure_shapes(stack, lab, owner, token))
         for shape, (owner_label, session_label) in SHAPES.items():
             if shape != "nft_mint":
                 out["shapes"][shape] = _pair(lab, rows[owner_label], rows[session_label], owner.account)
+        log("decompose: the commitment design's prototype on the three call shapes")
+        owner_code = sum(
+            out["shapes"]["nft_mint"]["owner_steps"][step]
+            for step in ("owner_hash", "owner_read_prep", "owner_tail")
+        )
+        out["prototype"] = commitment_prototype(lab, owner, token, token_id, rows, owner_code)
     finally:
         stack.revert(outer)
     out["steps"] = dict(STEPS)

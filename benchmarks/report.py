@@ -1183,6 +1183,7 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
                 "first_op_table",
                 "first_op_enable_table",
                 "grant_slots_table",
+                "prototype_table",
             ),
             missing,
         ) | dict.fromkeys(_DECOMPOSITION_FIGURES, NA)
@@ -1219,6 +1220,24 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
                 gas(floor["to_cut_for_1_05"]),
             ]
         )
+    prototype = found.get("prototype") or {}
+    prototype_rows = [
+        [
+            _SHAPE_NAMES.get(name, name),
+            fixed(prototype[name]["keyscope_ratio"], 4),
+            gas(prototype[name]["owner_tx_gas"]),
+            gas(prototype[name]["prototype_tx_gas"]),
+            signed_gas(prototype[name]["prototype_extra"]),
+            gas(prototype[name]["allowed_extra_at_1_05"]),
+            fixed(prototype[name]["prototype_ratio"], 4),
+            fixed(prototype[name]["signature_bytes"], 0),
+            gas(prototype[name]["frame_code_gas"]),
+            fixed(prototype[name]["ratio_with_warm_call"], 4),
+        ]
+        for name in names
+        if name in prototype
+    ]
+    proto_names = [name for name in names if name in prototype]
     first = found.get("first_op") or {}
     first_rows = [
         [label, gas(get(first, "owner_parts", part)), gas(get(first, "session_parts", part))]
@@ -1277,6 +1296,41 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
             ["part", "owner's first operation", "session's first operation (ENABLE)"], first_rows
         ),
         "first_op_enable_table": table(["the module's ENABLE validation", "gas"], enable_rows),
+        "prototype_table": table(
+            [
+                "call shape",
+                "keyscope's session ÷ owner",
+                "owner tx gas",
+                "prototype tx gas",
+                "extra",
+                "extra allowed at 1.05",
+                "prototype ÷ owner",
+                "its signature (bytes)",
+                "its frame's code",
+                "÷ owner, the call warm",
+            ],
+            prototype_rows,
+            "lrrrrrrrrr",
+        )
+        if prototype_rows
+        else "Not measured in these results: rerun `make bench`.",
+        "proto_missed": ", ".join(
+            f"{_SHAPE_NAMES.get(name, name)} ({fixed(prototype[name]['prototype_ratio'], 4)})"
+            for name in proto_names
+            if prototype[name]["prototype_extra"] > prototype[name]["allowed_extra_at_1_05"]
+        )
+        or "no shape",
+        "proto_max": fixed(
+            max((prototype[name]["prototype_ratio"] for name in proto_names), default=None), 4
+        ),
+        "proto_code_beyond": " to ".join(
+            gas(f(prototype[name]["code_beyond_owner"] for name in proto_names)) for f in (min, max)
+        )
+        if proto_names
+        else NA,
+        "proto_warm_max": fixed(
+            max((prototype[name]["ratio_with_warm_call"] for name in proto_names), default=None), 4
+        ),
         "grant_slots_table": table(
             [
                 "slot the grant writes",
@@ -1338,6 +1392,10 @@ def _decomposition_section(results: dict[str, Any]) -> Fields:
 
 
 _DECOMPOSITION_FIGURES = (
+    "proto_missed",
+    "proto_max",
+    "proto_code_beyond",
+    "proto_warm_max",
     "dec_extra_mint",
     "dec_zero_rule_extra",
     "dec_per_rule",
