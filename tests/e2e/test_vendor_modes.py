@@ -13,7 +13,7 @@ afterwards: the encoding is the account's, and only the signature stood in the w
 from __future__ import annotations
 
 import os
-import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,8 +22,8 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from keyscope import BundlerRejectedError, Network, Owner, Policy, SessionKey, arg, function_call
-from keyscope.errors import KeyscopeError, SimulationRevertedError
 from keyscope.erc1271 import Signer, encode_typed_data_signature
+from keyscope.errors import KeyscopeError, SimulationRevertedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
@@ -127,7 +127,9 @@ def nft_balance(stack: LocalStack, holder: str) -> int:
 
 def call(stack: LocalStack, to: str, signature: str, types: list[str], args: list[Any]) -> bytes:
     data = selector(signature) + abi_encode(types, args)
-    return bytes.fromhex(stack.node.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])[2:])
+    return bytes.fromhex(
+        stack.node.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])[2:]
+    )
 
 
 def module_refusal(stack: LocalStack, account: str, sender: str, digest: bytes, signature: bytes) -> bytes:
@@ -203,7 +205,9 @@ def nexus_enable_signature(
     )
 
 
-def nexus_enable_digest(stack: LocalStack, account: str, module: str, module_type: int, user_op_hash: bytes) -> bytes:
+def nexus_enable_digest(
+    stack: LocalStack, account: str, module: str, module_type: int, user_op_hash: bytes
+) -> bytes:
     """What Nexus asks the enable signature's validator about: its own EIP-712 hash (``hashTypedData``) of
     ``ModuleEnableMode(module, moduleType, userOpHash, keccak(initData))``, initData empty."""
     struct_hash = keccak(
@@ -228,7 +232,11 @@ def account_domain(stack: LocalStack, account: str) -> dict[str, Any]:
 
 def nexus_is_installed(stack: LocalStack, account: str, module_type: int, module: str) -> bool:
     answer = call(
-        stack, account, "isModuleInstalled(uint256,address,bytes)", ["uint256", "address", "bytes"], [module_type, module, b""]
+        stack,
+        account,
+        "isModuleInstalled(uint256,address,bytes)",
+        ["uint256", "address", "bytes"],
+        [module_type, module, b""],
     )
     return bool(int.from_bytes(answer, "big"))
 
@@ -305,7 +313,9 @@ def test_nexus_module_enable_mode_installs_nothing_on_a_session_signature(
             assert module_refusal(stack, account, account, digest, enable_signature[20:]) == sender_forbidden(
                 account
             ), what
-            signature = nexus_enable_signature(greedy, module_type, b"", enable_signature, key.sign_hash(user_op_hash))
+            signature = nexus_enable_signature(
+                greedy, module_type, b"", enable_signature, key.sign_hash(user_op_hash)
+            )
             refused = rejected(net, op.replace(signature=signature))
             assert refused.revert_data[:4] == enable_mode_sig_error, (what, refused)
             assert not nexus_is_installed(stack, account, module_type, greedy), what
@@ -334,8 +344,7 @@ def typed_data_signature_of(session: SessionAccount, key: SessionKey, digest: by
 
 
 def deadline_wait(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    import time
-
+    """Wait until ``condition`` holds (an operation the bundler took has landed)."""
     end = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < end, "timed out"
@@ -359,11 +368,19 @@ def kernel_vid(module: str) -> bytes:
 def kernel_enable_digest(net: Network, stack: LocalStack, account: str, module: str) -> bytes:
     """What Kernel asks its root validator about to enable ``module`` as a validator (no hook, no data, ``execute``
     allowed): its EIP-712 hash of ``Enable(vId, currentNonce, hook 0, keccak(""), keccak(""), keccak(execute))``."""
-    (current,) = (int.from_bytes(call(stack, account, "currentNonce()", [], []), "big"),)
+    current = int.from_bytes(call(stack, account, "currentNonce()", [], []), "big")
     struct_hash = keccak(
         abi_encode(
             ["bytes32", "bytes21", "uint32", "address", "bytes32", "bytes32", "bytes32"],
-            [KERNEL_ENABLE_TYPEHASH, kernel_vid(module), current, "0x" + "00" * 20, keccak(b""), keccak(b""), keccak(EXECUTE)],
+            [
+                KERNEL_ENABLE_TYPEHASH,
+                kernel_vid(module),
+                current,
+                "0x" + "00" * 20,
+                keccak(b""),
+                keccak(b""),
+                keccak(EXECUTE),
+            ],
         )
     )
     separator = net.kind.domain_separator(account, net.chain_id)  # type: ignore[attr-defined]
@@ -374,7 +391,8 @@ def kernel_enable_signature(enable_signature: bytes, user_op_signature: bytes) -
     """Kernel v3.1's enable-mode ``userOp.signature``: hook (20 bytes, none) | abi.encode(validatorData, hookData,
     selectorData, enableSig, userOpSig)."""
     return bytes(20) + abi_encode(
-        ["bytes", "bytes", "bytes", "bytes", "bytes"], [b"", b"", EXECUTE, enable_signature, user_op_signature]
+        ["bytes", "bytes", "bytes", "bytes", "bytes"],
+        [b"", b"", EXECUTE, enable_signature, user_op_signature],
     )
 
 
@@ -405,7 +423,6 @@ def test_kernel_enable_mode_asks_its_root_validator_never_a_session(
     op = with_gas_room(net, template, nonce_key).replace(
         call_data=encode_execute(function_call(stack.nft, MINT, attacker))
     )
-    user_op_hash = net.user_op_hash(op)
     before = call(stack, account, "currentNonce()", [], [])
     digest = kernel_enable_digest(net, stack, account, greedy)
     behind_module = bytes([KERNEL_TYPE_VALIDATOR]) + bytes.fromhex(stack.module[2:])
@@ -421,7 +438,9 @@ def test_kernel_enable_mode_asks_its_root_validator_never_a_session(
     for what, enable_signature in attempts.items():
         if enable_signature[:21] != behind_module:
             # the question Kernel would ask the session module if it were the root validator
-            assert module_refusal(stack, account, account, digest, enable_signature) == sender_forbidden(account), what
+            assert module_refusal(stack, account, account, digest, enable_signature) == sender_forbidden(
+                account
+            ), what
         refused = rejected(net, op.replace(signature=kernel_enable_signature(enable_signature, b"")))
         assert refused.revert_data[:4] == selector("EnableNotApproved()"), (what, refused)
         assert kernel_hook_of(stack, account, greedy) == "0x" + "00" * 20, what
@@ -454,7 +473,11 @@ def test_residual_kernels_nonce_invalidation_stops_a_sessions_operations_not_its
 
     def accepted(signature: bytes) -> bool:
         answer = call(
-            stack, permits, "isValidSignatureNow(address,bytes32,bytes)", ["address", "bytes32", "bytes"], [owner.account, digest, signature]
+            stack,
+            permits,
+            "isValidSignatureNow(address,bytes32,bytes)",
+            ["address", "bytes32", "bytes"],
+            [owner.account, digest, signature],
         )
         return bool(int.from_bytes(answer, "big"))
 
@@ -465,7 +488,9 @@ def test_residual_kernels_nonce_invalidation_stops_a_sessions_operations_not_its
 
     with pytest.raises(SimulationRevertedError) as refused:
         session.execute(stack.nft, MINT, recipient)
-    assert refused.value.reason == "AA23" and refused.value.revert_data == selector("InvalidNonce()"), refused.value
+    assert refused.value.reason == "AA23" and refused.value.revert_data == selector("InvalidNonce()"), (
+        refused.value
+    )
     assert accepted(signature)  # residual: the session still signs
     assert session.sign_typed_data(data)
 
@@ -493,7 +518,9 @@ def test_execute_user_op_is_refused_on_every_kind(
     )
     session = net.session(grant, key)
     attacker = LocalSigner.generate().address
-    wrapper = selector("executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)")
+    wrapper = selector(
+        "executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+    )
     template = session.build(function_call(stack.nft, MINT, recipient))
     wrapped = {
         "a mint to the attacker": encode_execute(function_call(stack.nft, MINT, attacker)),
@@ -503,12 +530,15 @@ def test_execute_user_op_is_refused_on_every_kind(
     }
     for what, inner in wrapped.items():
         op = template.replace(
-            call_data=wrapper + inner, nonce=net.chain.get_nonce(net.entry_point, owner.account, session.nonce_key())
+            call_data=wrapper + inner,
+            nonce=net.chain.get_nonce(net.entry_point, owner.account, session.nonce_key()),
         )
         op = op.replace(signature=key.sign_hash(net.user_op_hash(op)))
         refused = rejected(net, op)
         if kind_name != "safe7579":  # Safe7579 replaces the module's revert data with its own
-            assert refused.revert_data == selector("UnsupportedSelector(bytes4)") + wrapper.ljust(32, b"\0"), (
+            assert refused.revert_data == selector("UnsupportedSelector(bytes4)") + wrapper.ljust(
+                32, b"\0"
+            ), (
                 what,
                 refused,
             )
