@@ -21,7 +21,17 @@ if str(ROOT / "tests") not in sys.path:
 
 from support.gas_shapes import fixed_signer  # noqa: E402  (a key derived from a label, the same every run)
 
-__all__ = ["ROOT", "fixed_signer", "machine", "one_core", "percentile", "ratio", "summary"]
+__all__ = ["ROOT", "STACK_SETTINGS", "fixed_signer", "machine", "one_core", "percentile", "ratio", "summary"]
+
+
+STACK_SETTINGS: dict[str, Any] = {
+    "executors": 1,
+    "disable_code_size_limit": True,
+    "alto_args": [],
+}
+"""How the local stack is started (LocalStack keyword arguments). One executor: the end-to-end limit on this
+machine is Alto's CPU (simulations and receipt queries), not its executor keys; anvil mines each bundle at once.
+The code size limit is lifted for Kernel's implementation (kinds.py); it changes no gas figure."""
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import fixed_signer, ratio
+from common import STACK_SETTINGS, fixed_signer, ratio
 from eth_abi import encode as abi_encode
 from gas import (
     ETHER,
@@ -872,8 +872,6 @@ def table(result: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     import json
-
-    from run import STACK_SETTINGS
 
     from keyscope.local import LocalStack
 

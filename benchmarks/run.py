@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import report
-from common import ROOT, machine
+from common import ROOT, STACK_SETTINGS, machine
 
 from keyscope.local import LocalStack
 from keyscope.local.alto import ALTO_VERSION
@@ -38,14 +38,6 @@ RESULT_KEYS = {"decompose": "gas_decomposition"}
 """The results.json key of a part, where it is not the part's name."""
 STACK_PARTS = {"gas", "decompose", "kinds", "e2e"}
 """The parts that run on the local stack."""
-STACK_SETTINGS: dict[str, Any] = {
-    "executors": 1,
-    "disable_code_size_limit": True,
-    "alto_args": [],
-}
-"""How the local stack is started (LocalStack keyword arguments). One executor: the end-to-end limit on this
-machine is Alto's CPU (simulations and receipt queries), not its executor keys; anvil mines each bundle at once.
-The code size limit is lifted for Kernel's implementation (kinds.py); it changes no gas figure."""
 
 
 def _versions() -> dict[str, str]:
