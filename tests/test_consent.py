@@ -61,7 +61,10 @@ def test_a_careful_grant_reads_plainly_with_token_amounts(words, usdc) -> None:
     )
     assert permission.value == "no ETH may be sent with these calls"
     assert described.warnings == ()
-    assert described.gas == "One operation may cost at most 0.01 ETH in gas"
+    assert (
+        described.gas
+        == "One operation may cost at most 0.01 ETH in gas, and no gas budget bounds all operations together"
+    )
     assert described.window == "Valid from now, until 2033-05-18 03:33:20 UTC"
 
 
@@ -256,6 +259,19 @@ def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
     assert words(mint.model_copy(update={"limits": ()})).limits == (
         "No limits over the session's life: each call's own limits apply, as often as the window allows",
     )
+
+
+def test_the_gas_line_says_whether_a_budget_bounds_all_operations(words) -> None:
+    """The cap binds each operation: without a gas budget the owner reads that nothing bounds their total (a leaked
+    key may spend the cap on every operation the window allows); with one, the budget has its own line."""
+    from keyscope import Limits
+
+    mint = Policy.call(SPENDER, "safeMint(address to)")
+    unbounded = words(mint)
+    assert unbounded.gas.endswith("and no gas budget bounds all operations together")
+    budgeted = words(mint, limits=(Limits.gas(3 * 10**16),))
+    assert budgeted.gas == "One operation may cost at most 0.01 ETH in gas"
+    assert "At most 0.03 ETH in gas fees over the session's life, all operations together" in budgeted.limits
 
 
 PERMIT2 = to_address("0x" + "22" * 20)

@@ -211,7 +211,9 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     assert page.locator("p.value").first.text_content() == "no ETH may be sent with these calls"
     window = page.locator("dd.window").text_content() or ""
     assert re.match(r"Valid from now, until .+ \(.+\)$", window)  # local time, with the zone
-    assert page.locator("dd.gas").text_content() == "One operation may cost at most 0.05 ETH in gas"
+    assert page.locator("dd.gas").text_content() == (
+        "One operation may cost at most 0.05 ETH in gas, and no gas budget bounds all operations together"
+    )
     assert page.locator("dd.cosigner").text_content() == "none: the session key signs alone"
     assert page.locator("li.warning").count() == 0  # nothing dangerous here
     _screenshot(page, "consent-page.png")

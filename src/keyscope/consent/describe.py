@@ -402,9 +402,14 @@ def _window(session: Session) -> str:
 
 
 def _gas(session: Session) -> str:
+    """The cap on one operation's gas, and whether a budget bounds all of them (a gas limit, shown with the
+    limits): without one, every operation may cost up to the cap, as many as the window allows."""
     if not session.gas_cap:
         return "No cap on what one operation may cost in gas"
-    return f"One operation may cost at most {format_amount(session.gas_cap, 18, NATIVE)} in gas"
+    cap = f"One operation may cost at most {format_amount(session.gas_cap, 18, NATIVE)} in gas"
+    if any(limit.op == LimitKind.GAS for limit in session.limits):
+        return cap
+    return f"{cap}, and no gas budget bounds all operations together"
 
 
 def _limit_amount(limit: Limit, session: Session, facts: Facts | None) -> str:
