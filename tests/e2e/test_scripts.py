@@ -192,7 +192,11 @@ def test_account_sessions_and_revocation_through_alto(
          env),
         ("sessions", ("--network", stack.rpc_url, "--account", account, "--json"), env),
     )  # fmt: skip
-    assert "revoked" in after.error() and "ask the owner for a new session" in after.error()
+    # as docs/scripts.md shows it
+    assert (
+        f"session {offchain['session_id']} is revoked on chain: ask the owner for a new session"
+        in after.error()
+    )
     assert other.json()["receipt"]["success"]
     rows = {row["session_id"]: row for row in listed_after.json()["sessions"]}
     assert rows[offchain["session_id"]]["status"] == "revoked"
