@@ -1,5 +1,6 @@
 """The README's examples and instructions that run without a real node: the ``ape test`` example with the pytest
-plugin's own fixtures, and the npm packages the README tells a project to install for keyscope's local stack.
+plugin's own fixtures, and the npm packages the README tells a project to install for keyscope's local stack;
+and docs/networks.md's addresses computed offline.
 
 (tests/e2e/test_readme.py runs the SDK and accounts examples from an installed wheel against anvil and Alto, and
 tests/e2e/test_eip7702.py the EIP-7702 one.)
@@ -8,6 +9,8 @@ tests/e2e/test_eip7702.py the EIP-7702 one.)
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 
 from keyscope import SessionKey, arg
 from keyscope.artifacts import ENTRY_POINTS
+from keyscope.deterministic import deterministic_plan
 from keyscope.local.alto import ALTO_NPM_PACKAGE, ALTO_VERSION
 from keyscope.local.anvil import anvil_npm_package
 from keyscope.module import SessionStatus
@@ -26,11 +30,11 @@ README = ROOT / "README.md"
 APE_HEADING = "### In your own `ape test` suite"
 
 
-def python_block(heading: str) -> str:
-    """The first Python block under ``heading`` in the README."""
-    text = README.read_text()
-    found = re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S)
-    assert found, f"the README has no Python example under {heading!r}"
+def python_block(heading: str, document: Path = README, language: str = "python") -> str:
+    """The first ``language`` block under ``heading`` in ``document`` (the README by default)."""
+    text = document.read_text()
+    found = re.search(rf"```{language}\n(.*?)```", text[text.index(heading) :], re.S)
+    assert found, f"{document.name} has no {language} example under {heading!r}"
     return found.group(1)
 
 
@@ -116,3 +120,24 @@ def test_every_keyscope_command_and_option_the_docs_show_exists() -> None:
         assert command in main.commands, f"{document} shows `keyscope {command}`, which does not exist"
         known = {name for param in main.commands[command].params for name in getattr(param, "opts", [])}
         assert set(options) <= known, f"{document}: `keyscope {command}` has no {set(options) - known}"
+
+
+NETWORKS = ROOT / "docs" / "networks.md"
+
+
+def test_the_networks_offline_address_plan_runs_as_written() -> None:
+    """docs/networks.md's command printing keyscope's addresses for an admin and a paymaster signer, one per line."""
+    admin, signer = LocalSigner.generate().address, LocalSigner.generate().address
+    command = python_block("The addresses for an admin", NETWORKS, "sh")
+    assert command.startswith(".venv/bin/python -c "), command
+    command = command.replace(".venv/bin/python", sys.executable, 1)
+    command = command.replace("0xADMIN", admin).replace("0xSIGNER", signer)
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    plan = deterministic_plan(admin, paymaster_signer=signer)
+    assert done.stdout.splitlines() == [f"{c.name} {c.address}" for c in plan.contracts]
+    assert [c.name for c in plan.contracts] == [
+        "SessionKeyValidator",
+        "KeyscopeAccountFactory",
+        "SponsorPaymaster",
+    ]

@@ -40,7 +40,7 @@ from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
 from keyscope.session import SIGNED, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
-from keyscope.store import FileStore, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
+from keyscope.store import FileStore, Lease, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
 from keyscope.store.schema import LATEST_VERSION, current
 from keyscope.userop import UserOperation
 from support.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
@@ -977,21 +977,28 @@ def test_lanes_are_handed_out_lowest_first_and_reused(store: SessionStore) -> No
     assert store.lease_lane(ACCOUNT.lower(), SESSION.upper().replace("0X", "0x"), "w0", 60).lane == 4
 
 
+def _sleep_past(lease: Lease) -> None:
+    """Sleep until ``lease`` has expired (the stores judge leases by the wall clock)."""
+    time.sleep(max(0.0, lease.expires_at - time.time()) + 0.1)
+
+
 def test_renewing_extends_a_lease(store: SessionStore) -> None:
-    lease = store.lease_lane(ACCOUNT, SESSION, "w", 0.2)
+    # a short lease, long enough that a loaded machine still renews it before it expires
+    lease = store.lease_lane(ACCOUNT, SESSION, "w", 1.5)
     renewed = store.renew_lease(lease, 60)
     assert renewed.lane == lease.lane and renewed.lease_id == lease.lease_id
     assert renewed.expires_at > lease.expires_at + 50
-    time.sleep(0.3)  # past the first expiry
+    _sleep_past(lease)  # past the first expiry
     assert store.lease_lane(ACCOUNT, SESSION, "other", 60).lane == 1  # lane 0 is still held
 
 
 def test_an_expired_lease_is_reclaimed(backend: Backend) -> None:
     dead_worker, live_worker = backend.open(), backend.open()
-    dead = dead_worker.lease_lane(ACCOUNT, SESSION, "dead", 0.3)
+    # a short lease, long enough that a loaded machine leases the next two lanes before it expires
+    dead = dead_worker.lease_lane(ACCOUNT, SESSION, "dead", 1.5)
     held = dead_worker.lease_lane(ACCOUNT, SESSION, "held", 60)
     assert live_worker.lease_lane(ACCOUNT, SESSION, "live", 60).lane == 2  # lane 0 is still live
-    time.sleep(0.4)
+    _sleep_past(dead)
     reclaimed = live_worker.lease_lane(ACCOUNT, SESSION, "live", 60)
     assert reclaimed.lane == dead.lane == 0
     assert reclaimed.lease_id != dead.lease_id

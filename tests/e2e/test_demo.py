@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 
 import pytest
@@ -13,9 +14,12 @@ from keyscope.demo import STEPS, run
 pytestmark = pytest.mark.e2e
 
 
-def test_the_demo_reads_well_in_80_columns() -> None:
+def test_the_demo_reads_well_in_80_columns(caplog: pytest.LogCaptureFixture) -> None:
     console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
-    run(console)
+    with caplog.at_level(logging.WARNING, logger="keyscope"):
+        run(console)
+    # nothing but the demo's own lines: no log line of keyscope's (a warning against the demo's own set-up, say)
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("keyscope")] == []
     text = console.export_text()
     for number, title in enumerate(STEPS, 1):
         assert f"{number}. {title}" in text, f"heading {number} is cut: {title}"

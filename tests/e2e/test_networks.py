@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -53,6 +54,14 @@ def ape_run(*args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     assert lines, f"{args} printed no JSON:\n{done.stdout}"
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def _python_block(document: Path, heading: str) -> str:
+    """The first Python block under ``heading`` in ``document``."""
+    text = document.read_text()
+    found = re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S)
+    assert found, f"{document.name} has no Python example under {heading!r}"
+    return found.group(1)
 
 
 def side_by_side(*runs: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -137,18 +146,27 @@ def test_the_deterministic_contracts_serve_sessions(chains: tuple[LocalStack, Lo
 
 
 def test_hosted_style_urls_with_api_keys_work_and_never_show_the_key(
-    chains: tuple[LocalStack, LocalStack],
+    chains: tuple[LocalStack, LocalStack], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A node, a bundler and an ERC-7677 paymaster service reached through URLs carrying an API key (in the query
-    string and in the path, as hosted services take it): requests go through, and neither errors nor reprs show
-    the key."""
+    string and in the path, as hosted services take it), connected by docs/networks.md's example as written:
+    requests go through, and neither errors nor reprs show the key."""
     first, _ = chains
     key = "Zk3pQ9wX7vB2nM5tR8yL1cF4hJ6gD0sA"
     with LocalSponsor(first) as sponsor:
         node = f"{first.rpc_url}/?apikey={key}"
         bundler = f"{first.bundler_url}/v2/rpc?apikey={key}"
         paymaster = f"{sponsor.url}/api/v2/{key}?chain=4242"
-        net = connect(node, bundler, module=first.module, factory=first.factory, paymaster=paymaster)
+        for name, url in (("NODE_URL", node), ("BUNDLER_URL", bundler), ("PAYMASTER_URL", paymaster)):
+            monkeypatch.setenv(name, url)
+        scope: dict[str, Any] = {"MODULE": first.module, "FACTORY": first.factory}
+        exec(
+            compile(
+                _python_block(ROOT / "docs" / "networks.md", "## A hosted bundler"), "networks.md", "exec"
+            ),
+            scope,
+        )
+        net = scope["net"]
         assert all(key not in repr(part) for part in (net.chain, net.bundler, net.paymaster))
         owner = net.owner(LocalSigner.generate())  # not funded: the sponsor pays
         session_key = SessionKey.generate()

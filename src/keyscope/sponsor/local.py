@@ -30,7 +30,8 @@ __all__ = ["LocalSponsor"]
 class LocalSponsor:
     """A ``SponsorPaymaster`` on ``stack`` and its sponsor service.
 
-    * ``policy``: what is sponsored; by default every account, and only the stack's demo NFT;
+    * ``policy``: what is sponsored; by default every account, only the stack's demo NFT, and at most the
+      deposit in all (``total_budget_wei``);
     * ``signer``: the sponsor's key (default: a new random one);
     * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
       read its own storage during validation, as ERC-7562 requires);
@@ -77,7 +78,9 @@ class LocalSponsor:
                 stake=self.stake,
                 unstake_delay=self.unstake_delay,
             )
-        policy = self._policy or SponsorshipPolicy(name="keyscope local sponsor", targets={stack.nft: "any"})
+        policy = self._policy or SponsorshipPolicy(
+            name="keyscope local sponsor", targets={stack.nft: "any"}, total_budget_wei=self.deposit
+        )
         sponsor = Sponsor(
             paymaster=self._paymaster,
             signer=self.signer,
