@@ -194,9 +194,10 @@ def test_readme_sdk_example_runs_as_written(
     assert reports["deployed_before"] is False
     assert reports["success"] is True and reports["deployed_after"] is True
     assert reports["status"] == "active"
-    # what the README's comment says print(session.status()) shows: the status, the time left, the permission
+    # what the README's comment says print(session.status()) shows: the status, the time left of the one-hour
+    # window (1 h, or minutes once the example's operations took some of it), the permission
     printed = reports["printed"]
-    assert "active (on chain)" in printed and re.search(r"; (1 h|59 min( \d+ s)?) left", printed), printed
+    assert "active (on chain)" in printed and re.search(r"; (1 h|[1-5]?\d min( \d+ s)?) left", printed), printed
     assert "allows  call safeMint(address)" in printed, printed
     assert nft_balance(local_stack, reports["account"]) == 1
 
