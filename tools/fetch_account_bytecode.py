@@ -67,8 +67,9 @@ class SetupError(Exception):
 
 
 def _say(message: str, quiet: bool) -> None:
+    """A set-up line, marked as tools/setup.sh marks its own."""
     if not quiet:
-        print(f"[setup] {message}")
+        print(f"\033[1;34m[setup]\033[0m {message}")
 
 
 def is_complete(path: Path = OUT_FILE) -> bool:
@@ -145,7 +146,7 @@ def main(argv: list[str]) -> int:
         )
         constants = extract(download())
     except SetupError as error:
-        print(f"[setup] error: account bytecode: {error}", file=sys.stderr)
+        print(f"\033[1;31m[setup] error:\033[0m account bytecode: {error}", file=sys.stderr)
         return 1
     bytecode = {name: code for kind in constants.values() for name, code in kind.items()}
     payload = {
