@@ -931,7 +931,7 @@ def test_the_sponsor_takes_its_key_in_any_form_the_sdk_takes(paymaster, sponsor_
     assert from_hex.signer.address == sponsor_key.address
     assert sponsor_key.address in repr(from_hex)
     assert from_hex.data(op) == sponsor(sponsor_key).data(op)
-    with pytest.raises(BadInputError, match="the sponsor's key .* is an address, not a key"):
+    with pytest.raises(BadInputError, match=r"the sponsor's key .* is an address, not a key"):
         sponsor(sponsor_key.address)
 
 
