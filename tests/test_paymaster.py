@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
+from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hexutil import keccak, to_address
@@ -901,6 +902,37 @@ def test_sponsor_refuses_bad_options(paymaster, sponsor_key):
             valid_after_slack=-1,
         )
     assert to_address(paymaster.address) == paymaster.address
+
+
+def test_the_sponsor_takes_its_key_in_any_form_the_sdk_takes(paymaster, sponsor_key, chain_id):
+    """``Sponsor(signer=...)`` as docs/sponsorship.md writes it, with the key as a ``0x…`` hex string: the
+    sponsor signs exactly as with the signer object; an address in its place is refused at construction."""
+
+    def sponsor(signer: Any) -> Sponsor:
+        return Sponsor(
+            paymaster=paymaster.address,
+            signer=signer,
+            chain_id=chain_id,
+            policy=SponsorshipPolicy(targets="any", total_budget_wei=ETHER),
+            clock=lambda: 1_000_000,
+        )
+
+    op = UserOperation(
+        sender=LocalSigner.generate().address,
+        nonce=0,
+        call_data=encode_execute(Call(_TARGETS[0], 0, bytes.fromhex("12345678"))),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    from_hex = sponsor("0x" + sponsor_key.private_key.hex())
+    assert from_hex.signer.address == sponsor_key.address
+    assert sponsor_key.address in repr(from_hex)
+    assert from_hex.data(op) == sponsor(sponsor_key).data(op)
+    with pytest.raises(BadInputError, match=r"the sponsor's key .* is an address, not a key"):
+        sponsor(sponsor_key.address)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -844,6 +844,30 @@ def test_the_adapter_example_of_the_docs_drives_a_reference_account(
     assert not owner.supports_sessions()
 
 
+def test_the_existing_account_example_of_the_docs_installs_the_module_and_mints(
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts
+) -> None:
+    """The block of "Using an account that already exists", as written, on a reference account without the
+    session module: the kind detected from its accountId(), the module installed by the owner, a session mints."""
+    reference_owner.uninstall_sessions().wait()
+    scope: dict[str, Any] = {
+        "NODE_URL": stack.rpc_url,
+        "BUNDLER_URL": stack.bundler_url,
+        "SESSION_MODULE": stack.module,
+        "OWNER_VALIDATOR": contracts.owner_validator,
+        "ACCOUNT": reference_owner.account,
+        "OWNER_KEY": reference_owner.signer.private_key,
+        "NFT": stack.nft,
+    }
+    code = doc_example("owner_validator=OWNER_VALIDATOR)")
+    exec(compile(code, "docs/accounts.md (an account that already exists)", "exec"), scope)
+    assert scope["pending"] is not None  # the module was not installed: one owner operation installed it
+    owner = scope["owner"]
+    assert type(owner.kind) is MSAAccountKind
+    assert owner.supports_sessions()
+    assert nft_balance(stack, reference_owner.account) == 1
+
+
 # -- grants naming the account's own modules (attack 52) ----------------------------------------------
 
 

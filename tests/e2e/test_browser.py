@@ -520,3 +520,57 @@ def test_the_server_refuses_foreign_hosts_and_forms(world: dict[str, Any]) -> No
         page = client.get(server.url + "/consent/" + "a" * 24)
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
         assert page.headers["X-Frame-Options"] == "DENY"
+
+
+# -- the backend example of docs/browser.md ---------------------------------------------------------------
+
+BROWSER_DOC = Path(__file__).resolve().parents[2] / "docs" / "browser.md"
+
+
+def test_the_backend_example_of_the_docs_runs_as_written(world: dict[str, Any]) -> None:
+    """docs/browser.md's block for a dapp's backend, as written: the owner's part (what the consent page's script
+    does) made over the page's own API, with one of anvil's unlocked accounts signing the typed data as a wallet."""
+    stack = world["stack"]
+    owner_address = stack.node.request("eth_accounts", [])[-3]  # a wallet no other test of the module uses
+    text = BROWSER_DOC.read_text()
+    code = re.search(r"## For a dapp's backend\n\n```python\n(.*?)```", text, re.S)
+    assert code, "docs/browser.md has no Python block under 'For a dapp's backend'"
+    seen: list[str] = []
+
+    def send_user_to(
+        url: str,
+    ) -> None:  # the owner's browser: connect, sign with the wallet, post the signature
+        seen.append(url)
+        base, consent_id = url.split("/consent/")
+        connected = httpx.post(
+            f"{base}/api/consent/{consent_id}/connect",
+            json={"address": owner_address, "chainId": hex(stack.chain_id)},
+        ).json()
+        signature = stack.node.request(
+            "eth_signTypedData_v4", [owner_address, json.dumps(connected["typedData"])]
+        )
+        httpx.post(
+            f"{base}/api/consent/{consent_id}/signature", json={"signature": signature}
+        ).raise_for_status()
+
+    scope: dict[str, Any] = {
+        "NODE": stack.rpc_url,
+        "BUNDLER": stack.bundler_url,
+        "MODULE": stack.module,
+        "FACTORY": stack.factory,
+        "nft": stack.nft,
+        "users_wallet_address": owner_address,
+        "store": open_store("memory://"),
+        "send_user_to": send_user_to,
+    }
+    exec(compile(code.group(1), "docs/browser.md (backend)", "exec"), scope)
+    grant, owner = scope["grant"], scope["owner"]
+    assert len(seen) == 1 and "/consent/" in seen[0]
+    assert grant.account == owner.account and grant.session_key == scope["key"].address
+    assert scope["store"].get_grant(grant.session_id) == grant
+    assert scope["dashboard"].endswith("/sessions/" + grant.account)
+    stack.fund(grant.account, ETHER)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    assert (
+        net.session(grant, scope["key"]).execute(stack.nft, "safeMint(address)", owner.account).wait().success
+    )

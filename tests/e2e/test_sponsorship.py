@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_abi.abi import decode as abi_decode
@@ -306,3 +308,44 @@ def test_the_standalone_service(local_stack: LocalStack, local_sponsor: LocalSpo
     missing = _run_cli(common, {"KEYSCOPE_SPONSOR_KEY": ""})
     _, stderr = missing.communicate(timeout=30)
     assert missing.returncode == 1 and "no signing key: set KEYSCOPE_SPONSOR_KEY" in stderr
+
+
+SPONSORSHIP_DOC = Path(__file__).resolve().parents[2] / "docs" / "sponsorship.md"
+
+
+def test_the_local_stack_example_of_the_docs_runs_as_written(
+    local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/sponsorship.md's LocalSponsor block, as written, on the module's running stack (its ``LocalStack()`` is
+    that stack, left running); its ``...`` is where a dapp goes on, here a session of an account without ETH that
+    mints, sponsored."""
+    import contextlib
+
+    import keyscope.local
+
+    text = SPONSORSHIP_DOC.read_text()
+    found = re.search(r"### On the local stack\n.*?```python\n(.*?)```", text, re.S)
+    assert found, "docs/sponsorship.md has no Python block under 'On the local stack'"
+    code = found.group(1)
+    assert code.count("\n    ...\n") == 1, code
+    code = code.replace(
+        "\n    ...\n",
+        "\n    owner = net.owner(LocalSigner.generate())\n"
+        "    key = SessionKey.generate()\n"
+        '    mint = [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])]\n'
+        '    net.session(owner.grant(key, mint), key).execute(stack.nft, "safeMint(address)", owner.account).wait()\n'
+        "    account = owner.account\n"
+        "    seen = (sponsor.paymaster, sponsor.state().deposit, sponsor.sponsor.ledger.reserved(account))\n",
+    )
+    monkeypatch.setattr(keyscope.local, "LocalStack", lambda: contextlib.nullcontext(local_stack))
+    scope: dict[str, Any] = {
+        "LocalSigner": LocalSigner,
+        "SessionKey": SessionKey,
+        "Policy": Policy,
+        "arg": arg,
+    }
+    exec(compile(code, "docs/sponsorship.md (local stack)", "exec"), scope)
+    paymaster, deposit, reserved = scope["seen"]
+    assert local_stack.balance(scope["account"]) == 0  # the sponsor paid
+    assert 0 < deposit < 10 * ETHER and reserved > 0
+    assert to_address(paymaster) == paymaster

@@ -31,6 +31,7 @@ from ..chain import Chain, RpcChain
 from ..errors import BadInputError
 from ..gas import required_prefund
 from ..hexutil import to_address, to_int
+from ..signers import SignerLike, as_signer
 from ..signing import HashSigner
 from ..userop import UserOperation
 from .errors import (
@@ -184,7 +185,8 @@ class BudgetLedger:
 class Sponsor:
     """Answers ERC-7677 requests for one ``SponsorPaymaster`` (``paymaster``) on one chain.
 
-    * ``signer``: the key the paymaster's ``signer()`` is set to;
+    * ``signer``: the key the paymaster's ``signer()`` is set to, in any form :func:`~keyscope.signers.as_signer`
+      takes (a ``0x…`` private key, bytes, an eth-account ``LocalAccount``, a ``HashSigner``);
     * ``chain_id`` and ``entry_point``: requests for other ones are refused;
     * ``policy``: what is sponsored (:class:`~keyscope.sponsor.policy.SponsorshipPolicy`);
     * ``clock``: unix seconds the window is counted from (default: this machine's time; use
@@ -198,7 +200,7 @@ class Sponsor:
         self,
         *,
         paymaster: str,
-        signer: HashSigner,
+        signer: SignerLike,
         chain_id: int,
         policy: SponsorshipPolicy,
         entry_point: str = ENTRY_POINT_V07,
@@ -210,7 +212,7 @@ class Sponsor:
         if valid_after_slack is not None and valid_after_slack < 0:
             raise BadInputError(f"valid_after_slack must not be negative, got {valid_after_slack}")
         self.paymaster = to_address(paymaster, name="paymaster")
-        self.signer = signer
+        self.signer: HashSigner = as_signer(signer, role="sponsor")
         self.chain_id = chain_id
         self.entry_point = to_address(entry_point, name="entry_point")
         self.policy = policy
