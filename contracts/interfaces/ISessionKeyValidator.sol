@@ -239,7 +239,8 @@ interface ISessionKeyValidatorTypes {
     /// @notice `validUntil` is not after `validAfter`.
     error InvalidTimeWindow(uint48 validAfter, uint48 validUntil);
 
-    /// @notice A session needs between 1 and MAX_PERMISSIONS permissions.
+    /// @notice A session holds at most MAX_PERMISSIONS call permissions, and at least one permission: a call
+    ///         permission, or a signing permission (typed data or sign-in) when it has no call permission.
     error InvalidPermissionCount(uint256 count);
 
     /// @notice Permission `permissionIndex` targets the account, this module or the zero address.
