@@ -299,7 +299,7 @@ def test_session_status_in_words(net, owner, nft) -> None:
     report = session.status()
     assert report.status == SessionStatus.NOT_YET_ENABLED.value
     assert report.permissions == [
-        f"call safeMint(address) on {nft.address}, where to must be {owner.account.lower()}; no ETH"
+        f"call safeMint(address) on {nft.address}, where to must be {owner.account}; no ETH"
     ]
     assert 0 < report.time_left <= 600
     assert report.describe_time_left().endswith(" left")
@@ -358,6 +358,22 @@ def test_a_plain_transfer_permission_reads_in_words() -> None:
     )
     assert describe_wei(0) == "0 wei" and describe_wei(2 * 10**18) == "2 ETH"
 
+
+
+def test_an_address_rule_reads_as_a_checksummed_address_and_a_uint160_as_a_number() -> None:
+    """The status report shows a rule's value as the argument's declared type reads it: an address checksummed, as
+    the permission's target is; a ``uint160`` (the same type code) as a number."""
+    from keyscope.report import describe_permission
+
+    token = LocalSigner.generate().address
+    friend = LocalSigner.generate().address
+    big = 2**150 + 7
+    permission = Policy.call(
+        token, "send(address to, uint160 amount)", rules=[arg("to") == friend, arg("amount") <= big]
+    )
+    described = describe_permission(permission)
+    assert f"to must be {friend} and " in described, described
+    assert f"amount must be at most 0x{big:040x};" in described, described
 
 # --------------------------------------------------------------------------------------------------
 # the entry points, given what they cannot use

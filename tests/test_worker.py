@@ -544,7 +544,7 @@ def test_cli_lists_sessions_and_the_outbox_and_revokes_in_the_store(net, db, sto
     assert rows[0]["status"] == "active" and rows[0]["marked_enabled"] is True and rows[0]["in_flight"] == 1
     assert rows[0]["source"] == "store" and rows[0]["time_left"] > 3000  # about an hour (by the wall clock)
     assert rows[0]["permissions"] == [
-        f"call safeMint(address) on {user.nft.address}, where to must be {user.account.lower()}; no ETH"
+        f"call safeMint(address) on {user.nft.address}, where to must be {user.account}; no ETH"
     ]
     listing = runner.invoke(cli, ["sessions", "--store", db], env=env)
     assert listing.exit_code == 0, listing.output

@@ -13,10 +13,12 @@ from typing import Any
 
 from .clock import utc_text
 from .endpoints import Endpoints
+from .errors import InvalidAbiError
 from .grant import SessionGrant
 from .hexutil import to_address
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_limit_usage, read_session_state, session_status
+from .policy import parse_signature
 from .session import Permission, Rule
 from .signing_words import signing_lines
 
@@ -48,13 +50,28 @@ def describe_permission(permission: Permission) -> str:
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
     name = permission.function or f"the function with selector 0x{permission.selector.hex()}"
-    conditions = " and ".join(rule.describe() for rule in permission.rules)
+    conditions = " and ".join(
+        rule.describe(address=_declared_address(permission, rule)) for rule in permission.rules
+    )
     value = (
         "no ETH" if not permission.value_limit else f"at most {describe_wei(permission.value_limit)} per call"
     )
     return (
         f"call {name} on {permission.target}" + (f", where {conditions}" if conditions else "") + f"; {value}"
     )
+
+
+def _declared_address(permission: Permission, rule: Rule) -> bool:
+    """Whether the permission's function (its label, when it parses and is the selector's) declares the rule's word
+    an address."""
+    if permission.function is None:
+        return False
+    try:
+        function = parse_signature(permission.function)
+    except InvalidAbiError:
+        return False
+    located = function.word_at(rule.offset) if function.selector == permission.selector else None
+    return located is not None and located[1].name == "address"
 
 
 def describe_duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .errors import BadInputError
-from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_bytes
+from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_address, to_bytes
 from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struct, typed_data_sign_type_hash
 from .typed_data import Field as Member
 
@@ -483,10 +483,17 @@ class Rule(_Struct):
         values = [", ".join(shown)] if self.op == Condition.ONE_OF else shown
         return CONDITION_WORDS[self.op].format(*values)
 
-    def describe(self) -> str:
-        """In words, e.g. ``to must be 0xab…`` or ``amount must be between 1 and 10 (both included)``."""
+    def describe(self, *, address: bool = False) -> str:
+        """In words, e.g. ``to must be 0xAb…`` or ``amount must be between 1 and 10 (both included)``. ``address``:
+        the argument is declared an address (a ``uint160`` has the same type code), so its values are shown as
+        checksummed addresses."""
         label = self.name or f"word at offset {self.offset}"
-        shown = [str(self._as_signed(v)) if self.is_signed else _short(v) for v in self.values]
+        if self.is_signed:
+            shown = [str(self._as_signed(v)) for v in self.values]
+        elif address and self.arg_type == ArgType.ADDRESS:
+            shown = [to_address(v.to_bytes(20, "big")) for v in self.values]
+        else:
+            shown = [_short(v) for v in self.values]
         return f"{label} {self.requirement(shown)}"
 
 
