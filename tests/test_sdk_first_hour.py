@@ -359,7 +359,6 @@ def test_a_plain_transfer_permission_reads_in_words() -> None:
     assert describe_wei(0) == "0 wei" and describe_wei(2 * 10**18) == "2 ETH"
 
 
-
 def test_an_address_rule_reads_as_a_checksummed_address_and_a_uint160_as_a_number() -> None:
     """The status report shows a rule's value as the argument's declared type reads it: an address checksummed, as
     the permission's target is; a ``uint160`` (the same type code) as a number."""
@@ -374,6 +373,7 @@ def test_an_address_rule_reads_as_a_checksummed_address_and_a_uint160_as_a_numbe
     described = describe_permission(permission)
     assert f"to must be {friend} and " in described, described
     assert f"amount must be at most 0x{big:040x};" in described, described
+
 
 # --------------------------------------------------------------------------------------------------
 # the entry points, given what they cannot use
