@@ -197,7 +197,9 @@ def test_readme_sdk_example_runs_as_written(
     # what the README's comment says print(session.status()) shows: the status, the time left of the one-hour
     # window (1 h, or minutes once the example's operations took some of it), the permission
     printed = reports["printed"]
-    assert "active (on chain)" in printed and re.search(r"; (1 h|[1-5]?\d min( \d+ s)?) left", printed), printed
+    assert "active (on chain)" in printed and re.search(r"; (1 h|[1-5]?\d min( \d+ s)?) left", printed), (
+        printed
+    )
     assert "allows  call safeMint(address)" in printed, printed
     assert nft_balance(local_stack, reports["account"]) == 1
 
