@@ -984,10 +984,11 @@ def test_wait_times_out_saying_the_operation_may_still_land(
     with pytest.raises(UserOperationTimeoutError) as info:
         pending.wait(timeout=0.6)
     elapsed = time.monotonic() - started
-    # it pauses no longer than the timeout in all, and gives up after the last query past it: at the timeout,
-    # plus at most that query (which the client's own 2 s request timeout bounds)
+    # it pauses no longer than the timeout in all, and gives up after the one query past it: its time is the
+    # timeout plus the queries' (which a loaded machine slows, seconds at worst)
     assert len(pauses) >= 2 and sum(pauses) <= 0.6 + 1e-9, pauses
-    assert 0.6 <= elapsed < 0.6 + 2.0
+    assert len(server.calls(ETH_GET_USER_OPERATION_RECEIPT)) == len(pauses) + 1
+    assert 0.6 <= elapsed < 0.6 + 10.0
     assert info.value.user_op_hash == "0x" + USER_OP_HASH.hex()
     assert info.value.timeout == 0.6
     assert "may still be included" in str(info.value)
