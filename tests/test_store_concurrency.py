@@ -300,7 +300,11 @@ def test_a_dead_workers_lease_is_reclaimed_after_it_expires(url: str) -> None:
     try:
         if time.time() < expires_at - 0.2:  # still live: another worker gets another lane
             early = store.lease_lane(ACCOUNT, SESSION, "early", 60)
-            assert early.lane == 1
+            # judged by when the store granted it (its clock), not by the margin above: a loaded machine may
+            # take longer than that to get the lease, and then the dead one has expired already
+            if early.expires_at - 60 < expires_at - 0.001:
+                assert early.lane == 1
+            assert store.release_lease(early)
         _wait_until(expires_at + 0.1)
         reclaimed = store.lease_lane(ACCOUNT, SESSION, "survivor", 60)
         assert reclaimed.lane == 0 and reclaimed.lease_id != lease_id
@@ -374,8 +378,13 @@ def test_a_paused_lease_holder_writes_nothing_once_its_lane_is_taken(
         ttl = 1.0
         lease = store.lease_lane(ACCOUNT, SESSION, "paused", ttl)
         start = _soon()
-        future = pool.submit(record_under_lease, url, astuple(lease), start, lease.expires_at + 5.0)
+        future = pool.submit(record_under_lease, url, astuple(lease), start, lease.expires_at + 60.0)
         _wait_until(lease.expires_at + 0.05)
+        # the lease, although expired, holds the lane until another worker takes it: the old holder keeps
+        # recording meanwhile. On a loaded machine its first record may come only now; wait for it.
+        while not store.pending():
+            assert not future.done(), future.result()
+            time.sleep(0.01)
         while True:  # the lane row is locked while the old holder records: lowest free may be another lane
             taken = store.lease_lane(ACCOUNT, SESSION, "new holder", 60)
             if taken.lane == lease.lane:

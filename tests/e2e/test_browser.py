@@ -236,7 +236,10 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     card.wait_for()
     assert card.get_attribute("data-status") == "active"
     assert card.locator("code.function").all_text_contents() == functions
-    assert re.fullmatch(r"(59 min \d+ s|1 h 0 min) left", card.locator(".time-left").text_content() or "")
+    # the time left of its one-hour window: 1 h, or minutes once the steps above took some of it (minutes on a
+    # loaded machine)
+    time_left = card.locator(".time-left").text_content() or ""
+    assert re.fullmatch(r"(1 h 0 min|[1-5]?\d min \d+ s) left", time_left), time_left
     assert card.locator("ul.usage li").all_text_contents() == [
         "1 operation sent",
         f"{format_amount(receipt.actual_gas_cost, 18, 'ETH')} paid in gas (by the account or its paymaster)",
