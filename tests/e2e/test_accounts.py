@@ -822,11 +822,9 @@ def doc_example(marker: str) -> str:
     return found[0]
 
 
-def test_the_adapter_example_of_the_docs_drives_a_reference_account(
-    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts
-) -> None:
-    reference_owner.uninstall_sessions().wait()  # an existing account without the session module
-    scope: dict[str, Any] = {
+def doc_scope(reference_owner: Owner, stack: LocalStack, contracts: AccountContracts) -> dict[str, Any]:
+    """The names the accounts.md examples leave to the reader, filled in for a reference account on the stack."""
+    return {
         "NODE_URL": stack.rpc_url,
         "BUNDLER_URL": stack.bundler_url,
         "SESSION_MODULE": stack.module,
@@ -835,6 +833,13 @@ def test_the_adapter_example_of_the_docs_drives_a_reference_account(
         "OWNER_KEY": reference_owner.signer.private_key,
         "NFT": stack.nft,
     }
+
+
+def test_the_adapter_example_of_the_docs_drives_a_reference_account(
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts
+) -> None:
+    reference_owner.uninstall_sessions().wait()  # an existing account without the session module
+    scope = doc_scope(reference_owner, stack, contracts)
     exec(compile(doc_example("class MyAccountKind"), "docs/accounts.md (adapter)", "exec"), scope)
     owner = scope["owner"]
     assert type(owner.kind).__name__ == "MyAccountKind"
@@ -850,15 +855,7 @@ def test_the_existing_account_example_of_the_docs_installs_the_module_and_mints(
     """The block of "Using an account that already exists", as written, on a reference account without the
     session module: the kind detected from its accountId(), the module installed by the owner, a session mints."""
     reference_owner.uninstall_sessions().wait()
-    scope: dict[str, Any] = {
-        "NODE_URL": stack.rpc_url,
-        "BUNDLER_URL": stack.bundler_url,
-        "SESSION_MODULE": stack.module,
-        "OWNER_VALIDATOR": contracts.owner_validator,
-        "ACCOUNT": reference_owner.account,
-        "OWNER_KEY": reference_owner.signer.private_key,
-        "NFT": stack.nft,
-    }
+    scope = doc_scope(reference_owner, stack, contracts)
     code = doc_example("owner_validator=OWNER_VALIDATOR)")
     exec(compile(code, "docs/accounts.md (an account that already exists)", "exec"), scope)
     assert scope["pending"] is not None  # the module was not installed: one owner operation installed it

@@ -28,6 +28,7 @@ from keyscope import (
 from keyscope.execution import Call
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
+from support.stack_clock import mine_until
 from support.victims import deploy, transact, view
 
 pytestmark = pytest.mark.e2e
@@ -43,19 +44,6 @@ def stack() -> Iterator[LocalStack]:
     """A stack of its own: the test waits for wall-clock time and mines blocks."""
     with LocalStack() as stack:
         yield stack
-
-
-def _until(stack: LocalStack, moment: int) -> None:
-    """Wait for the wall clock to pass ``moment`` and mine a block stamped after it (anvil stamps blocks by its
-    own clock, which may trail the wall clock by a second: mine again until a block is)."""
-    deadline = time.time() + 30
-    while True:
-        time.sleep(max(0.0, moment - time.time()))
-        stack.mine()
-        if stack.timestamp() >= moment:
-            return
-        assert time.time() < deadline, f"no block stamped at or after {moment} within 30 s"
-        time.sleep(0.5)
 
 
 def test_daily_allowance_call_count_and_native_value(stack: LocalStack) -> None:
@@ -111,7 +99,7 @@ def test_daily_allowance_call_count_and_native_value(stack: LocalStack) -> None:
         )
 
     # period 1: all three whole again
-    _until(stack, boundary)
+    mine_until(stack, boundary)
     assert session.execute(token, transfer, friend, 5).wait().success
     assert session.execute_batch([mint, mint]).wait().success
     assert session.send_calls(Call(friend, 5, b"")).wait().success

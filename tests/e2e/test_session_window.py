@@ -22,6 +22,7 @@ from keyscope import (
 )
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
+from support.stack_clock import mine_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,27 +50,14 @@ def test_window_opens_and_closes_with_the_chains_clock(stack: LocalStack) -> Non
         session.execute(stack.nft, "safeMint(address)", owner.account)
     assert not owner.is_deployed()  # refused before anything was sent
 
-    _until(stack, start + 5)
+    mine_until(stack, start + 5)
     receipt = session.execute(stack.nft, "safeMint(address)", owner.account).wait()
     assert receipt.success
 
-    _until(stack, start + 19)
+    mine_until(stack, start + 19)
     with pytest.raises(SessionExpiredError) as expired:
         session.execute(stack.nft, "safeMint(address)", owner.account)
     assert expired.value.session_id == "0x" + grant.session_id.hex()
-
-
-def _until(stack: LocalStack, moment: int) -> None:
-    """Wait for the wall clock to pass ``moment`` and mine a block stamped after it (anvil stamps blocks by its
-    own clock, which may trail the wall clock by a second: mine again until a block is)."""
-    deadline = time.time() + 30
-    while True:
-        time.sleep(max(0.0, moment - time.time()))
-        stack.mine()
-        if stack.timestamp() >= moment:
-            return
-        assert time.time() < deadline, f"no block stamped at or after {moment} within 30 s"
-        time.sleep(0.5)
 
 
 @pytest.fixture
