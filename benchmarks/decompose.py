@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import STACK_SETTINGS, fixed_signer, ratio
-from eth_abi import encode as abi_encode
 from gas import (
     ETHER,
     HEADLINE_RULES,
@@ -395,17 +394,13 @@ WARM_CALL_SAVING = COLD_ACCOUNT - 100
 """What the account's call into the module would cost less if the module's address were already warm."""
 
 
-def _prototype_shapes(
-    stack: Any, token: str, account: str, token_id: int
-) -> dict[str, tuple[str, str, list]]:
-    """The three call shapes with the same two rules as keyscope's sessions: (target, function, rules as
-    (rule bytes, the word an EQUAL rule binds or None), the call)."""
+def _prototype_shapes(stack: Any, token: str, account: str, token_id: int) -> dict[str, tuple[list, Call]]:
+    """The three call shapes with the same two rules as keyscope's sessions: (rules as (rule bytes, the word an
+    EQUAL rule binds or None), the call)."""
     recipient = fixed_signer("gas/recipient").address
     to = int(recipient, 16)
     return {
         "nft_mint": (
-            stack.nft,
-            "safeMint(address)",
             [
                 (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), to),
                 (commitment_probe.rule(0, 5, commitment_probe.ADDRESS_TYPE, 0), None),
@@ -413,8 +408,6 @@ def _prototype_shapes(
             function_call(stack.nft, "safeMint(address)", recipient),
         ),
         "erc20_transfer": (
-            token,
-            "transfer(address,uint256)",
             [
                 (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), to),
                 (commitment_probe.rule(1, 1, 0, 1000 * ERC20_AMOUNT), None),
@@ -422,8 +415,6 @@ def _prototype_shapes(
             function_call(token, "transfer(address,uint256)", recipient, ERC20_AMOUNT),
         ),
         "erc721_transfer_from": (
-            stack.nft,
-            "transferFrom(address,address,uint256)",
             [
                 (commitment_probe.rule(0, 0, commitment_probe.ADDRESS_TYPE), int(account, 16)),
                 (commitment_probe.rule(1, 0, commitment_probe.ADDRESS_TYPE), to),
@@ -445,16 +436,19 @@ def commitment_prototype(
     probe = deploy_project_contract(stack, "CommittedPolicyProbe")  # its address
     owner.execute(kind.install_validator_call(account, probe)).wait()
     key = SessionKey(fixed_signer("decompose/probe-key").private_key)
-    grant = keccak(b"grant(address,address,bytes4,bytes32)")[:4]
     signed: dict[str, tuple[bytes, Call]] = {}
-    for name, (target, function, rules, call) in _prototype_shapes(stack, token, account, token_id).items():
+    for name, (rules, call) in _prototype_shapes(stack, token, account, token_id).items():
         policy = commitment_probe.policy([rule for rule, _ in rules], gas_cap_gwei=PROBE_GAS_CAP_GWEI)
         commitment = commitment_probe.commitment(policy, [word for _, word in rules if word is not None])
-        selector = keccak(function.encode())[:4]
-        data = grant + abi_encode(
-            ["address", "address", "bytes4", "bytes32"], [key.address, target, selector, commitment]
+        grant = function_call(
+            probe,
+            "grant(address,address,bytes4,bytes32)",
+            key.address,
+            call.target,
+            call.data[:4],
+            commitment,
         )
-        owner.execute(Call(probe, 0, data)).wait()
+        owner.execute(grant).wait()
         signed[name] = (policy, call)
 
     def draft(call: Call, policy: bytes) -> Draft:

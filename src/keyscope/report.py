@@ -18,7 +18,7 @@ from .grant import SessionGrant
 from .hexutil import to_address
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_limit_usage, read_session_state, session_status
-from .policy import parse_signature
+from .policy import AbiFunction, AbiType, parse_signature
 from .session import Permission, Rule
 from .signing_words import signing_lines
 
@@ -50,8 +50,10 @@ def describe_permission(permission: Permission) -> str:
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
     name = permission.function or f"the function with selector 0x{permission.selector.hex()}"
+    function = _declared_function(permission)
     conditions = " and ".join(
-        rule.describe(address=_declared_address(permission, rule)) for rule in permission.rules
+        rule.describe(address=function is not None and _is_address(function.word_at(rule.offset)))
+        for rule in permission.rules
     )
     value = (
         "no ETH" if not permission.value_limit else f"at most {describe_wei(permission.value_limit)} per call"
@@ -61,16 +63,18 @@ def describe_permission(permission: Permission) -> str:
     )
 
 
-def _declared_address(permission: Permission, rule: Rule) -> bool:
-    """Whether the permission's function (its label, when it parses and is the selector's) declares the rule's word
-    an address."""
+def _declared_function(permission: Permission) -> AbiFunction | None:
+    """The permission's function as its label declares it, when the label parses and is the selector's."""
     if permission.function is None:
-        return False
+        return None
     try:
         function = parse_signature(permission.function)
     except InvalidAbiError:
-        return False
-    located = function.word_at(rule.offset) if function.selector == permission.selector else None
+        return None
+    return function if function.selector == permission.selector else None
+
+
+def _is_address(located: tuple[str, AbiType] | None) -> bool:
     return located is not None and located[1].name == "address"
 
 
