@@ -488,6 +488,7 @@ def test_policy_file_format(tmp_path):
             {
                 "name": "demo",
                 "accounts": [target.lower()],
+                "factories": [_TARGETS[1].lower()],
                 "targets": {target: ["safeMint(address to)", "0xa9059cbb"], _TARGETS[1]: "any"},
                 "budget_wei": "50000000000000000",
                 "validity_seconds": 120,
@@ -496,6 +497,7 @@ def test_policy_file_format(tmp_path):
     )
     policy = SponsorshipPolicy.from_file(path)
     assert policy.accounts == (target,)
+    assert policy.factories == (_TARGETS[1],)
     assert policy.targets[target] == (keccak(b"safeMint(address)")[:4], bytes.fromhex("a9059cbb"))
     assert policy.budget_wei == 5 * 10**16
     assert policy.validity_seconds == 120
@@ -562,6 +564,49 @@ def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id
             assert info.value.code == NOT_SPONSORED
             assert info.value.data == {"reason": "initCall", "account": eoa, "length": 36}
         assert sponsor.ledger.reserved(eoa) == reserved
+
+
+def test_the_sponsor_pays_for_creation_by_listed_factories_only(paymaster, sponsor_key, chain_id):
+    """The policy reads callData as an ERC-7579 ``execute``, which means what it says only on an account that
+    implements it so. A policy listing ``factories`` signs a first operation (``factory`` and ``factoryData``) only
+    when a listed factory creates the account: another factory's account is refused, in both methods, before
+    anything is reserved; an existing account's operation and the listed factory's are signed."""
+    target, listed, other = _TARGETS[0], _TARGETS[1], LocalSigner.generate().address
+    sponsor = Sponsor(
+        paymaster=paymaster.address,
+        signer=sponsor_key,
+        chain_id=chain_id,
+        policy=SponsorshipPolicy(factories=(listed.lower(),), targets={target: ("0x12345678",)}),
+    )
+    assert sponsor.policy.factories == (listed,)
+    account = LocalSigner.generate().address
+    existing = UserOperation(
+        sender=account,
+        nonce=0,
+        call_data=encode_execute(Call(target, 0, bytes.fromhex("12345678"))),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    for covered in (existing, existing.replace(factory=listed, factory_data=b"\x01" * 36)):
+        assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
+    foreign = existing.replace(factory=other, factory_data=b"\x01" * 36)
+    reserved = sponsor.ledger.reserved(account)
+    for ask in (sponsor.stub_data, sponsor.data):
+        with pytest.raises(
+            SponsorshipRefused, match=f"through factory {other}, which the sponsorship policy"
+        ) as info:
+            ask(foreign)
+        assert info.value.code == NOT_SPONSORED
+        assert info.value.data == {"reason": "factory", "account": account, "factory": other}
+        assert f"accounts created by {listed}" in str(info.value)
+    assert sponsor.ledger.reserved(account) == reserved
+    # none listed: no account's creation; the default, "any": every factory
+    with pytest.raises(SponsorshipRefused, match="it sponsors no account's creation"):
+        SponsorshipPolicy(factories=(), targets="any").check(foreign)
+    assert SponsorshipPolicy(targets="any").check(foreign)
 
 
 def test_a_sponsorship_pays_for_its_own_sender_and_nonce_once(

@@ -30,8 +30,8 @@ __all__ = ["LocalSponsor"]
 class LocalSponsor:
     """A ``SponsorPaymaster`` on ``stack`` and its sponsor service.
 
-    * ``policy``: what is sponsored; by default every account, only the stack's demo NFT, and at most the
-      deposit in all (``total_budget_wei``);
+    * ``policy``: what is sponsored; by default every account, new accounts only from the stack's keyscope
+      factory, only the stack's demo NFT, and at most the deposit in all (``total_budget_wei``);
     * ``signer``: the sponsor's key (default: a new random one);
     * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
       read its own storage during validation, as ERC-7562 requires);
@@ -79,7 +79,10 @@ class LocalSponsor:
                 unstake_delay=self.unstake_delay,
             )
         policy = self._policy or SponsorshipPolicy(
-            name="keyscope local sponsor", targets={stack.nft: "any"}, total_budget_wei=self.deposit
+            name="keyscope local sponsor",
+            factories=(stack.factory,),
+            targets={stack.nft: "any"},
+            total_budget_wei=self.deposit,
         )
         sponsor = Sponsor(
             paymaster=self._paymaster,

@@ -6,6 +6,7 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
     {
       "name": "Demo NFT mints",                       // optional: shown to wallets as the sponsor
       "accounts": "any",                              // or a list of account addresses
+      "factories": ["0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"],  // or "any": who may create an account
       "targets": {                                    // or "any": every contract and function
         "0x5FbDB2315678afecb367f032d93F642f64180aa3": ["safeMint(address)"],
         "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512": "any"
@@ -17,9 +18,10 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
 
 Selectors are 4-byte hex (``"0x40d097c3"``) or function signatures (``"safeMint(address to)"``); the
 selector ``"0x00000000"`` stands for a call without data (a plain transfer). An operation is covered when
-its sender is listed (or ``accounts`` is ``"any"``), it carries no EIP-7702 init call (an initCode of the
-``0x7702`` marker followed by data, which EntryPoint v0.8 sends to the account before validation, where no
-policy sees it), and its callData is an ERC-7579 ``execute`` whose every call (one, or each of a batch) goes
+its sender is listed (or ``accounts`` is ``"any"``), an account it creates comes from a listed factory (or
+``factories`` is ``"any"``, the default), it carries no EIP-7702 init call (an initCode of the ``0x7702`` marker
+followed by data, which EntryPoint v0.8 sends to the account before validation, where no policy sees it), and its
+callData is an ERC-7579 ``execute`` whose every call (one, or each of a batch) goes
 to a listed target with an allowed selector.
 """
 
@@ -74,6 +76,10 @@ class SponsorshipPolicy(BaseModel):
 
     * ``name``: the sponsor's name, returned to wallets in ``pm_getPaymasterStubData``'s ``sponsor``;
     * ``accounts``: ``"any"`` or the sponsored accounts;
+    * ``factories``: ``"any"`` or the factories whose accounts' first operations (with ``factory`` and
+      ``factoryData``) are sponsored. The policy judges an operation's callData as an ERC-7579 ``execute``, which
+      means what it says only on an account that implements it so: listing the factories keeps the sponsor off
+      accounts made by other code, and off the gas of that code's creation;
     * ``targets``: ``"any"``, or contract -> ``"any"`` or its allowed selectors;
     * ``budget_wei``: per account, the most the sponsor signs for (None: no limit);
     * ``total_budget_wei``: every account together, the most the sponsor signs for (None: no limit); with
@@ -85,6 +91,7 @@ class SponsorshipPolicy(BaseModel):
 
     name: str | None = None
     accounts: Literal["any"] | tuple[Address, ...] = "any"
+    factories: Literal["any"] | tuple[Address, ...] = "any"
     targets: Literal["any"] | dict[Address, Literal["any"] | tuple[Selector, ...]]
     budget_wei: Wei = None
     total_budget_wei: Wei = None
@@ -120,6 +127,10 @@ class SponsorshipPolicy(BaseModel):
         """Whether operations of ``account`` may be sponsored at all."""
         return self.accounts == "any" or account in self.accounts
 
+    def covers_factory(self, factory: str) -> bool:
+        """Whether an account ``factory`` creates may have its first operation sponsored."""
+        return self.factories == "any" or factory in self.factories
+
     def check(self, op: UserOperation) -> tuple[Call, ...]:
         """The calls ``op`` makes, if the policy covers them all; raises
         :class:`~keyscope.sponsor.errors.SponsorshipRefused` (code ``NOT_SPONSORED``) saying what is not."""
@@ -136,6 +147,18 @@ class SponsorshipPolicy(BaseModel):
                 "(factory 0x7702 with factoryData), which EntryPoint v0.8 sends to the account before validation "
                 "and the sponsorship policy cannot judge: leave factoryData empty",
                 {"reason": "initCall", "account": op.sender, "length": len(op.factory_data)},
+            )
+        if op.factory not in (None, EIP7702_FACTORY) and not self.covers_factory(op.factory):
+            listed = (
+                f"accounts created by {', '.join(self.factories)}"
+                if self.factories
+                else "no account's creation"
+            )
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the operation creates {op.sender} through factory {op.factory}, which the sponsorship policy "
+                f"does not list: it sponsors {listed}",
+                {"reason": "factory", "account": op.sender, "factory": op.factory},
             )
         try:
             calls = decode_execute(op.call_data).calls
