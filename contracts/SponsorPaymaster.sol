@@ -8,9 +8,11 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 /// @title SponsorPaymaster
-/// @notice A verifying paymaster for EntryPoint v0.7: it pays for every UserOperation that its off-chain
-///         sponsor (the `signer` key, run by an ERC-7677 paymaster service) signed, within the signed window.
-/// @dev `paymasterAndData` layout (EntryPoint v0.7; v0.8's paymaster-signature suffix does not exist here):
+/// @notice A verifying paymaster for EntryPoint v0.7 or v0.8 (one deployment per EntryPoint): it pays for every
+///         UserOperation that its off-chain sponsor (the `signer` key, run by an ERC-7677 paymaster service) signed,
+///         within the signed window.
+/// @dev `paymasterAndData` layout (EntryPoint v0.7's, which v0.8 keeps; the paymaster-signature suffix of later
+///      EntryPoints does not exist here):
 ///
 ///     bytes  0..20   paymaster address                      (read by the EntryPoint)
 ///     bytes 20..36   paymasterVerificationGasLimit (uint128) (read by the EntryPoint)
@@ -81,7 +83,7 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
                               CONSTRUCTION
     //////////////////////////////////////////////////////////////*/
 
-    /// @param entryPoint_ The EntryPoint v0.7 this paymaster serves.
+    /// @param entryPoint_ The EntryPoint (v0.7 or v0.8) this paymaster serves.
     /// @param owner_ Who may change the signer and move the deposit and stake.
     /// @param signer_ The sponsor's signing key.
     constructor(IEntryPoint entryPoint_, address owner_, address signer_)

@@ -28,7 +28,14 @@ from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import SignatureRefusedError, nested_frames
 from keyscope.rpc import JsonRpcClient, JsonRpcError
-from keyscope.session import MODE_AT, MODE_SESSION, Session, encode_at_signature, encode_session_signature
+from keyscope.session import (
+    MODE_AT,
+    MODE_SESSION,
+    Session,
+    encode_at_signature,
+    encode_enable_signature,
+    encode_session_signature,
+)
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
@@ -690,6 +697,62 @@ def test_a_co_signer_equal_to_the_session_key_is_refused():
             permissions=(Policy.transfer("0x" + "11" * 20, 1),),
             co_signer=key.address,
         )
+
+
+def test_the_module_refuses_the_session_key_as_its_own_co_signer(sessions, signing, permits, target, module):
+    """The SDK refuses to build that grant (above); the module must refuse it too, since a grant request need not come
+    from the SDK and the owner may be led into a rotation. With the session key as its co-signer, the one leaked key
+    makes both signatures of every operation: the "co-signed" session is a plain one. Refused when the session is
+    enabled off-chain (ENABLE) and on chain, and when the owner rotates a co-signer to the key; without the checks,
+    the key alone lands an operation in each case."""
+    from conftest import KIND
+    from keyscope.execution import Call
+
+    h = sessions.h
+    key = SessionKey.generate()
+    owner = LocalSigner.generate()
+    account = sessions.account(owner, 11)
+    h.fund(account)
+    permission = Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100])
+    valid = Session(
+        session_key=key.address, permissions=(permission,), co_signer=LocalSigner.generate().address
+    )
+    session = valid.model_copy(update={"co_signer": key.address})  # what the SDK refuses to build
+    session_id = session.session_id(account, sessions.epoch(account))
+
+    def signed_by_the_key_alone(op: Any, mode: str) -> Any:
+        user_op_hash = h.hash(op)
+        key_signature = key.sign_hash(user_op_hash)
+        co_signature = key.sign_hash(
+            co_sign_digest(session_id, user_op_hash, chain_id=h.chain_id, module=module.address)
+        )
+        if mode == "enable":
+            owner_signature = sessions.owner_signature(account, owner, session)
+            return op.replace(
+                signature=encode_enable_signature(session, owner_signature, key_signature + co_signature)
+            )
+        return op.replace(signature=encode_session_signature(session_id, key_signature, co_signature))
+
+    calls_before = target.calls()
+    nonce_key = KIND.nonce_key(module.address, 0)
+    op = h.op(account, encode_execute(record(target, 7)), key=nonce_key)
+    refused = str(h.rejected(signed_by_the_key_alone(op, "enable")))
+    assert "AA23" in refused and "InvalidCoSigner" in refused
+    assert not module.isSessionActive(account, session_id)
+
+    enable = Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))
+    assert not h.submit(h.sign_owner(h.op(account, encode_execute(enable)), owner)).success
+    assert not module.isSessionActive(account, session_id)
+
+    # a co-signed session granted properly, then rotated to its own key
+    session_id = sessions.grant_onchain(account, owner, valid)
+    session = valid
+    rotate = Call.of(module.address, 0, module.rotateCoSigner.encode_input(session_id, key.address))
+    assert not h.submit(h.sign_owner(h.op(account, encode_execute(rotate)), owner)).success
+    assert module.coSignerOf(account, session_id) == (True, valid.co_signer)
+    op = h.op(account, encode_execute(record(target, 8)), key=nonce_key)
+    assert "AA24" in str(h.rejected(signed_by_the_key_alone(op, "session")))
+    assert target.calls() == calls_before
 
 
 # --------------------------------------------------------------------------------------------------
