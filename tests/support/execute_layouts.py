@@ -324,7 +324,7 @@ def _mutation(draw: st.DrawFn, data: bytearray, batch: bool, count: int) -> str:
 
     def put(position: int, value: int) -> None:
         if position + 32 <= len(data):
-            data[position : position + 32] = value.to_bytes(32, "big")
+            data[position : position + 32] = (value % 2**256).to_bytes(32, "big")
 
     # the changes that keep the encoding canonical up to its last judged call come twice as often
     kinds = [
@@ -366,15 +366,12 @@ def _mutation(draw: st.DrawFn, data: bytearray, batch: bool, count: int) -> str:
             )
     elif kind == "short single":  # executionCalldata shorter than target ‖ value
         put(68, draw(st.integers(0, 51)))
-    elif (
-        kind == "longer single"
-    ):  # the length word takes bytes of the padding or the tail into the call's data
+    elif kind == "longer single":  # the length word takes bytes of the padding or tail into the call's data
         data += draw(st.binary(min_size=0, max_size=40))
         put(68, max(0, min(len(data) - 100, length + draw(st.integers(1, 40)))))
     else:
-        start_of = lambda i: 164 + _word_at(data, 164 + 32 * i)  # noqa: E731
         index = draw(st.integers(0, count - 1))
-        start = start_of(index)
+        start = 164 + _word_at(data, 164 + 32 * index)  # the element's tuple, where its offset says
         if kind == "array offset":
             put(100, tweak(0x20))
         elif kind == "count":
