@@ -27,6 +27,7 @@ from keyscope.errors import LimitExceededError
 from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import SignatureRefusedError, nested_frames
+from keyscope.revert import decode_revert
 from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import (
     MODE_AT,
@@ -814,7 +815,10 @@ def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_befo
     assert module.coSignerOf(account, fresh.grants[0].session_id) == (True, co_signer.address)  # inert
     rotate = module.rotateCoSigner.encode_input(fresh.grants[0].session_id, LocalSigner.generate().address)
     op = h.sign_owner(h.op(account, encode_execute(Call.of(module.address, 0, rotate))), fresh.owner)
-    assert not h.submit(op).success
+    receipt = h.submit(op)
+    assert not receipt.success
+    reverted = decode_revert(receipt.reason)
+    assert reverted is not None and reverted[0] == "SessionNotActive", receipt.reason
     # the other account of the plain session was left alone
     assert permits.isValidSignatureNow(plain.accounts[1], digest, plain.sdk(1).sign_typed_data(data))
 
