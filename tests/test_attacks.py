@@ -37,6 +37,7 @@ from keyscope.hashing import EIP7702_INIT_CODE
 from keyscope.hexutil import ZERO_ADDRESS, keccak
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.policy import Limits, Policy, arg, parse_signature
+from keyscope.revert import describe_revert
 from keyscope.session import ArgType, Permission, Rule, Session, encode_enable_signature
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
@@ -488,6 +489,95 @@ def test_a_paymaster_list_lifts_the_cap_of_its_own_sessions_calls_only(
         op = sponsored_op(sessions, account, session_key, calls, token_paymaster.address, **gas)
         result = sessions.outcome(op)
         assert f"GasCostTooHigh(cost={over_cap}, limit={CAP})" in result, result
+
+
+def test_a_session_lists_at_most_seven_paymasters(
+    sessions, net, target, module, token, token_paymaster, account, owner, session_key
+):
+    """A permission's header keeps the session's paymaster count in 3 bits, right below its LIMITED flag: an eighth
+    paymaster spills into it (8 << 249 is LIMITED) and the list reads as empty. The flag is only ever set, so a
+    session's limits are not switched off, but the grant no longer means what the owner signed: the listed sponsor
+    stops lifting the cap (``GasCostTooHigh``), and a session granted without limits is counted against whatever
+    meter word its storage holds, a revoked limited session's of the same key (``LimitExceeded``). The module
+    refuses a list of more than seven (``InvalidPaymasters(count, 7)``), and a zero paymaster
+    (``InvalidPaymasters(count, index)``), on chain and by ENABLE; the SDK refuses both before sending. Seven are
+    kept whole: the seventh lifts the cap."""
+    h = sessions.h
+    others = tuple(LocalSigner.generate().address for _ in range(7))
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    permission = Permission(target=target.address, selector=selector("other(uint256)"))
+    token.mint(account, ETHER, sender=h.funder)
+    h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    gas = {"pre_verification_gas": 60_000, "max_fee_per_gas": 20 * GWEI, "max_priority_fee_per_gas": GWEI}
+    assert (
+        500_000 + 100_000 + 60_000 + 100_000 + 100_000
+    ) * 20 * GWEI > CAP  # sponsored_op's most possible cost
+
+    # seven: the seventh paymaster lifts the cap
+    grant(
+        sessions, account, owner, session_key, permission,
+        max_gas_cost=CAP, paymasters=(*others[:6], token_paymaster.address),
+    )  # fmt: skip
+    assert (
+        sessions.outcome(sponsored_op(sessions, account, session_key, call, token_paymaster.address, **gas))
+        == "ok"
+    )
+
+    # eight on chain, for a key whose limited session on the same call was used up and revoked
+    key = LocalSigner.generate()
+    used = Session(
+        session_key=key.address, permissions=(Policy.call(target.address, "other(uint256)", calls=1),)
+    )
+    used_id = sessions.grant_onchain(account, owner, used)
+    assert sessions.outcome(sessions.op(account, key, call)) == "ok"
+    sessions.revoke(account, owner, used_id)
+    eight = Session(
+        session_key=key.address, permissions=(permission,), max_gas_cost=CAP, paymasters=others[:7]
+    )
+    eight = eight.model_copy(update={"paymasters": (*others, token_paymaster.address)})  # the SDK refuses it
+    enable = Call.of(module.address, 0, module.enableSession.encode_input(eight.as_abi()))
+    receipt = h.submit(h.sign_owner(h.op(account, encode_execute(enable)), owner))
+    unlimited_call = sessions.outcome(sessions.op(account, key, call))
+    assert not receipt.success, (
+        f"the module enabled a session listing 8 paymasters; its call: {unlimited_call}"
+    )
+    assert describe_revert(receipt.reason) == "InvalidPaymasters(count=8, index=7)"
+    assert not module.isSessionActive(account, eight.session_id(account, sessions.epoch(account)))
+    assert "AA24" in unlimited_call  # no live permission: the key's signature proves nothing
+
+    # eight by ENABLE, the sponsor first, in an operation it pays above the cap
+    key = LocalSigner.generate()
+    eight = eight.model_copy(
+        update={"session_key": key.address, "paymasters": (token_paymaster.address, *others)}
+    )
+    sponsored = sessions.op(
+        account, key, call, mode="enable", session=eight,
+        owner_signature=sessions.owner_signature(account, owner, eight),
+        paymaster=token_paymaster.address, paymaster_verification_gas_limit=100_000,
+        paymaster_post_op_gas_limit=100_000, **gas,
+    )  # fmt: skip
+    refused = str(h.rejected(sponsored))
+    assert "AA23" in refused and "InvalidPaymasters(count=8, index=7)" in refused, refused
+    assert not module.isSessionActive(account, eight.session_id(account, sessions.epoch(account)))
+
+    # a zero paymaster, on chain
+    zero = eight.model_copy(update={"paymasters": (*others[:3], ZERO_ADDRESS)})
+    enable = Call.of(module.address, 0, module.enableSession.encode_input(zero.as_abi()))
+    receipt = h.submit(h.sign_owner(h.op(account, encode_execute(enable)), owner))
+    assert describe_revert(receipt.reason) == "InvalidPaymasters(count=4, index=3)"
+
+    # the SDK refuses both lists before anything is signed
+    sdk = net.owner(owner)
+    for paymasters, message in (
+        ((*others, token_paymaster.address), "at most 7 paymasters, got 8"),
+        (zero.paymasters, "not a paymaster"),
+    ):
+        with pytest.raises(BadInputError, match=message):
+            sdk.session_for(key, [permission], max_gas_cost=CAP, paymasters=paymasters)
 
 
 # ------------------------------------------------------------------------------------------------------

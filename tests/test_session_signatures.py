@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from ape.exceptions import ContractLogicError
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +23,11 @@ from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
 from keyscope.co_signer import CoSignerRefusedError, local_co_signer
 from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy, remote_co_signer
 from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
-from keyscope.errors import LimitExceededError
+from keyscope.errors import BadInputError, LimitExceededError
 from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import SignatureRefusedError, nested_frames
+from keyscope.revert import decode_revert
 from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import (
     MODE_AT,
@@ -38,7 +39,7 @@ from keyscope.session import (
 )
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
+from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
 from support.signatures import forge_typed_data
 
@@ -494,6 +495,160 @@ def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, m
 
 
 # --------------------------------------------------------------------------------------------------
+# Dirty words: a verifier that hashes the words raw and acts on them cleaned to their types
+# --------------------------------------------------------------------------------------------------
+
+ORDER_TYPES = {
+    "Order": [
+        {"name": "buyer", "type": "address"},
+        {"name": "minPrice", "type": "uint64"},
+        {"name": "maxLoss", "type": "int64"},
+    ]
+}
+BANNED = "0x" + "ba" * 20
+"""The buyer the session may not sign orders for."""
+CLEAN_ORDER = (OTHER, 150, -5)
+"""An order within the grant's rules: buyer != BANNED, minPrice >= 100, maxLoss <= 10."""
+
+
+class RawOrders:
+    """A fresh account whose session may sign ``RawWordOrders``' orders within three rules, one per kind of narrow
+    type (an address under ``!=``, a uint64 under ``>=``, an int64 under ``<=``)."""
+
+    def __init__(self, sessions: Any, net: Any, orders: Any) -> None:
+        self.orders = orders
+        self.owner = LocalSigner.generate()
+        self.key = SessionKey.generate()
+        chain_id = sessions.h.chain_id
+        policy = Policy.typed_data(
+            {"name": "Raw Orders", "chainId": chain_id, "verifyingContract": orders.address},
+            ORDER_TYPES,
+            "Order",
+            [arg("buyer") != BANNED, arg("minPrice") >= 100, arg("maxLoss") <= 10],
+        )
+        self.session = Session(session_key=self.key.address, typed_data_permissions=(policy,))
+        self.account = sessions.account(self.owner, 12)
+        session_id = sessions.grant_onchain(self.account, self.owner, self.session)
+        self.grant = SessionGrant(
+            session=self.session,
+            account=self.account,
+            module=sessions.module.address,
+            chain_id=chain_id,
+            entry_point=sessions.h.entry_point.address,
+            epoch=sessions.epoch(self.account),
+            session_id=session_id,
+            how="onchain",
+        )
+        self.sdk = net.session(self.grant, self.key)
+
+    def data(self, buyer: Any, min_price: Any, max_loss: Any) -> dict[str, Any]:
+        return {
+            "types": ORDER_TYPES,
+            "primaryType": "Order",
+            "domain": {
+                "name": "Raw Orders",
+                "chainId": self.grant.chain_id,
+                "verifyingContract": self.orders.address,
+            },
+            "message": {"buyer": buyer, "minPrice": min_price, "maxLoss": max_loss},
+        }
+
+    def sign_words(self, words: tuple[bytes, ...]) -> bytes:
+        """The leaked key's signature of an order given as its raw words (what no EIP-712 encoder makes when a
+        word is dirty), routed for keyscope's account."""
+        granted = self.session.typed_data_permissions[0]
+        signed = typed_data_sign_hash(
+            granted.domain_separator,
+            granted.contents_name,
+            granted.contents_type,
+            keccak(granted.contents_type_hash + b"".join(words)),
+            account=self.account,
+            chain_id=self.grant.chain_id,
+            module=self.grant.module,
+        )
+        header = Signer(self.key.address, self.grant.session_id).header(self.key.sign_hash(signed), None)
+        frames = Frames((len(words),), (), words)
+        body = encode_typed_data_signature(
+            header, granted.domain_separator, granted.contents_type_hash, frames
+        )
+        return to_bytes(self.grant.module) + body
+
+
+@pytest.fixture(scope="module")
+def raw_orders(sessions, signing, project, deployer) -> RawOrders:
+    return RawOrders(sessions, signing.net, project.RawWordOrders.deploy(sender=deployer))
+
+
+def word_of(value: int) -> bytes:
+    return (value % 2**256).to_bytes(32, "big")
+
+
+@pytest.mark.parametrize(
+    ("rule", "dirty", "cleaned", "sdk_says"),
+    [
+        (0, int(BANNED, 16) | 1 << 160, BANNED, "not a valid address"),  # buyer != BANNED: masked to BANNED
+        (1, 2**64 + 50, 50, "out of range for uint64"),  # minPrice >= 100: truncated to 50
+        (2, -(2**64) + 1000, 1000, "out of range for int64"),  # maxLoss <= 10: negative, 1000 sign-extended
+    ],
+    ids=["address", "uint64", "int64"],
+)
+def test_a_dirty_word_cannot_sign_a_value_outside_the_rule(
+    raw_orders, module, deployer, rule, dirty, cleaned, sdk_says
+):
+    """A verifier that hashes the typed data's words raw (here ``RawWordOrders``; hand-written assembly and ABI
+    coder v1 code do the same) and then acts on each field cleaned to its declared type. The module hashes the words
+    it judged, so a dirty word's signature matches the verifier's digest; judged raw, the dirty word meets the rule
+    (a high bit above a uint64 makes it >= 100, above an address makes it != BANNED, a negative int256 is <= 10)
+    while the verifier acts on a value that breaks it. Under an ordering or ``!=`` rule the module refuses a word
+    that is not its field type's canonical encoding (``SignedNonCanonical``): without that check the verifier fills
+    the order it cleaned. The SDK refuses first: the value does not fit its type, and the cleaned value breaks the
+    rule."""
+    orders, account = raw_orders.orders, raw_orders.account
+    clean = list(CLEAN_ORDER)
+    sdk_signature = raw_orders.sdk.sign_typed_data(raw_orders.data(*clean))
+    clean_words = tuple(word_of(int(v, 16) if isinstance(v, str) else v) for v in clean)
+    orders.fill(
+        account, clean_words, sdk_signature, sender=deployer
+    )  # the verifier takes the session's signature
+    filled = tuple(orders.filled(account))
+    assert filled == (to_checksum_address(OTHER), 150, -5)
+
+    # the value the verifier would act on, sent clean: a broken rule, for the SDK and the module
+    broken = list(clean)
+    broken[rule] = cleaned
+    with pytest.raises(SignatureRefusedError) as local:
+        raw_orders.sdk.sign_typed_data(raw_orders.data(*broken))
+    assert (local.value.reason, local.value.rule_index) == ("SignedRuleViolated", rule)
+    broken_words = tuple(word_of(int(v, 16) if isinstance(v, str) else v) for v in broken)
+    assert (
+        refusal(
+            module, account, orders.digest(broken_words), raw_orders.sign_words(broken_words), orders.address
+        )
+        == "SignedRuleViolated"
+    )
+
+    # the same value in a dirty word: the SDK will not encode it, and the module refuses its signature
+    dirty_values = list(clean)
+    dirty_values[rule] = hex(dirty) if rule == 0 else dirty
+    with pytest.raises(BadInputError, match=sdk_says):
+        raw_orders.sdk.sign_typed_data(raw_orders.data(*dirty_values))
+    words = list(clean_words)
+    words[rule] = word_of(dirty)
+    words_ = tuple(words)
+    forged = raw_orders.sign_words(words_)
+    try:
+        orders.fill(account, words_, forged, sender=deployer)
+    except ContractLogicError as error:
+        assert _error_name(orders, error) == "InvalidSignature"
+    acted = tuple(orders.filled(account))
+    assert acted[rule] == filled[rule], (
+        f"the verifier acted on {ORDER_TYPES['Order'][rule]['name']} = {acted[rule]}, outside rule {rule}, on the "
+        "session's signature of a dirty word"
+    )
+    assert refusal(module, account, orders.digest(words_), forged, orders.address) == "SignedNonCanonical"
+
+
+# --------------------------------------------------------------------------------------------------
 # Co-signed sessions
 # --------------------------------------------------------------------------------------------------
 
@@ -814,7 +969,10 @@ def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_befo
     assert module.coSignerOf(account, fresh.grants[0].session_id) == (True, co_signer.address)  # inert
     rotate = module.rotateCoSigner.encode_input(fresh.grants[0].session_id, LocalSigner.generate().address)
     op = h.sign_owner(h.op(account, encode_execute(Call.of(module.address, 0, rotate))), fresh.owner)
-    assert not h.submit(op).success
+    receipt = h.submit(op)
+    assert not receipt.success
+    reverted = decode_revert(receipt.reason)
+    assert reverted is not None and reverted[0] == "SessionNotActive", receipt.reason
     # the other account of the plain session was left alone
     assert permits.isValidSignatureNow(plain.accounts[1], digest, plain.sdk(1).sign_typed_data(data))
 
