@@ -51,6 +51,7 @@ __all__ = [
     "UnknownFunctionError",
     "UnknownOptionError",
     "UnsupportedAccountError",
+    "UnsupportedAccountVersionError",
     "UnsupportedEntryPointError",
     "UserOperationFailedError",
     "UserOperationTimeoutError",
@@ -163,6 +164,36 @@ class AccountSetupError(UnsupportedAccountError):
         self.account_id = account_id
         self.kind = kind
         self.validator = validator
+        super().__init__(message)
+
+
+class UnsupportedAccountVersionError(UnsupportedAccountError):
+    """The account is of a vendor keyscope has an adapter for, but in another version than the adapter is made for,
+    and the generic ERC-7579 adapter is known not to fit that vendor's accounts: keyscope does not guess.
+
+    ``account`` is the account, ``account_id`` its ``accountId()``, ``vendor`` the account family (e.g. "ZeroDev
+    Kernel"), ``supported`` the ``accountId()`` prefix keyscope's adapter for it is made for, ``adapter`` that
+    adapter's class name, and ``domain_version`` the version in the account's ERC-5267 ``eip712Domain()`` (None
+    when it has none).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        account: str,
+        account_id: str,
+        vendor: str,
+        supported: str,
+        adapter: str,
+        domain_version: str | None = None,
+    ) -> None:
+        self.account = account
+        self.account_id = account_id
+        self.vendor = vendor
+        self.supported = supported
+        self.adapter = adapter
+        self.domain_version = domain_version
         super().__init__(message)
 
 

@@ -1035,3 +1035,118 @@ def test_an_openzeppelin_account_erc7579_lets_a_session_sign_a_permit_within_its
     assert not signature_checker_accepts(
         stack, permits, account, TypedData(above).digest, forge_typed_data(session, above)
     )
+
+
+# -- another version of a vendor keyscope has an adapter for ---------------------------------------------
+# Kernel v0.3.1's and Nexus 1.0.0's released bytecode with their version strings replaced (same lengths): an
+# account of a version no adapter is made for, whose conventions are (here, by construction) the known version's.
+
+KERNEL_V033 = "kernel.advanced.v0.3.3"
+
+
+def renamed(constant: str, replacements: dict[str, str]) -> bytes:
+    """modulekit's creation bytecode ``constant`` with each ASCII string of ``replacements`` replaced."""
+    code = account_bytecode()[constant]
+    for old, new in replacements.items():
+        assert len(old) == len(new) and old.encode().hex() in code
+        code = code.replace(old.encode().hex(), new.encode().hex())
+    return to_bytes(code)
+
+
+class KernelV033(KernelAccountKind):
+    """What the refusal below tells the developer to write for Kernel v0.3.3: v0.3.1's adapter, another
+    ``accountId()`` and EIP-712 version."""
+
+    account_id_prefix = KERNEL_V033
+    domain_version = "0.3.3"
+
+
+@pytest.fixture(scope="module")
+def kernel_v033_factory(stack: LocalStack) -> str:
+    """A ``KernelFactory`` creating Kernel accounts reporting ``kernel.advanced.v0.3.3`` and signing ERC-1271
+    wrappings in the EIP-712 domain version ``0.3.3``."""
+    sender = stack.deployer.address
+    implementation = deploy_code(
+        stack.node,
+        sender,
+        renamed("KERNEL_BYTECODE", {"kernel.advanced.v0.3.1": KERNEL_V033, "0.3.1": "0.3.3"})
+        + abi_encode(["address"], [stack.entry_point]),
+        "Kernel renamed v0.3.3",
+    )
+    factory_code = to_bytes(account_bytecode()["KERNEL_FACTORY_BYTECODE"])
+    return deploy_code(
+        stack.node, sender, factory_code + abi_encode(["address"], [implementation]), "its KernelFactory"
+    )
+
+
+def test_another_kernel_version_is_refused_by_name_and_its_adapter_subclass_runs_every_step(
+    stack: LocalStack, contracts: AccountContracts, kernel_v033_factory: str, recipient: str
+) -> None:
+    from keyscope.errors import UnsupportedAccountVersionError
+
+    kind = KernelV033(owner_validator=contracts.owner_validator, factory=kernel_v033_factory)
+    net = network_for(stack, kind)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)  # created with the module installed (execute granted only)
+
+    # Detected: not guessed as a generic ERC-7579 account, whose nonce keys Kernel would misread.
+    with pytest.raises(UnsupportedAccountVersionError) as refused:
+        detect_kind(stack.rpc_url, owner.account, owner_validator=contracts.owner_validator)
+    error = refused.value
+    assert (error.account, error.account_id, error.vendor) == (owner.account, KERNEL_V033, "ZeroDev Kernel")
+    assert (error.supported, error.adapter, error.domain_version) == (
+        "kernel.advanced.v0.3.1",
+        "KernelAccountKind",
+        "0.3.3",
+    )
+    message = str(error)
+    assert "subclass of KernelAccountKind whose account_id_prefix = 'kernel.advanced.v0.3.3'" in message
+    assert "domain_version = '0.3.3'" in message and "does not guess" in message
+    plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
+    with pytest.raises(UnsupportedAccountVersionError):
+        plain.owner(owner.signer, owner.account).grant(SessionKey.generate(), [mint_policy(stack, recipient)])
+    with pytest.raises(
+        AccountSetupError, match=r"made for kernel\.advanced\.v0\.3\.1"
+    ):  # v0.3.1's adapter as it is
+        network_for(stack, KernelAccountKind()).owner(owner.signer, owner.account)
+
+    # The subclass the message describes: an off-chain grant (ENABLE asks Kernel's ERC-1271 in domain 0.3.3), a
+    # use, a refusal (locally, then on chain), revocation.
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    session = net.session(grant, key)
+    assert session.execute(stack.nft, MINT, recipient).wait().success
+    stranger = LocalSigner.generate().address
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, stranger)
+    with pytest.raises(BundlerRejectedError) as chain:
+        session.execute(stack.nft, MINT, stranger, check=False)
+    assert chain.value.reason == "AA23" and "RuleViolated(" in str(chain.value)
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
+    assert nft_balance(stack, recipient) == 2 and nft_balance(stack, stranger) == 0
+
+    # v0.3.1's EIP-712 version in the wrapping: the account refuses the owner's grant before anything is sent.
+    stale = type("StaleKernel", (KernelV033,), {"domain_version": "0.3.1"})()
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature"):
+        network_for(stack, stale).owner(owner.signer, owner.account).grant(
+            SessionKey.generate(), [mint_policy(stack, recipient)]
+        )
+
+
+def test_another_nexus_version_is_refused_by_name(stack: LocalStack) -> None:
+    from keyscope.errors import UnsupportedAccountVersionError
+
+    implementation = deploy_code(
+        stack.node,
+        stack.deployer.address,
+        renamed("NEXUS_BYTECODE", {"biconomy.nexus.1.0.0": "biconomy.nexus.1.2.0"})
+        + abi_encode(["address"], [stack.entry_point]),
+        "Nexus renamed 1.2.0",
+    )
+    with pytest.raises(UnsupportedAccountVersionError) as refused:
+        detect_kind(stack.rpc_url, implementation)
+    assert refused.value.vendor == "Biconomy Nexus" and refused.value.supported == "biconomy.nexus.1.0."
+    assert "low 20 bytes" in str(refused.value) and "subclass of NexusAccountKind" in str(refused.value)

@@ -1,6 +1,11 @@
 """Which adapter an existing account needs, from its ERC-7579 ``accountId()``: the one made for it, else the
 generic ERC-7579 adapter (the reference implementation's conventions). An EOA that delegates its code with
-EIP-7702 (code ``0xef0100 ‖ delegate``) answers with its delegate's code, and its adapter records the delegate."""
+EIP-7702 (code ``0xef0100 ‖ delegate``) answers with its delegate's code, and its adapter records the delegate.
+
+Another version of a vendor keyscope has an adapter for (Kernel v0.3.3 where the adapter is made for v0.3.1, Nexus
+1.2 where it is made for 1.0) gets neither: the generic adapter is known not to fit those vendors' accounts (they
+read the validator from other bytes of the nonce key), and the vendor's adapter is not known to fit another version.
+:class:`~keyscope.errors.UnsupportedAccountVersionError` says so and how to drive the account anyway."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from eth_utils import keccak
 
 from ..chain import Chain, RpcChain
 from ..eip7702 import delegate_of
-from ..errors import TransportError, UnsupportedAccountError
+from ..errors import TransportError, UnsupportedAccountError, UnsupportedAccountVersionError
 from ..hexutil import to_address
 from ..rpc import METHOD_NOT_FOUND, JsonRpcError
 from .base import AccountKind
@@ -25,6 +30,25 @@ from .safe7579 import Safe7579AccountKind
 __all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "detect_kind"]
 
 _ACCOUNT_ID = keccak(b"accountId()")[:4]
+_EIP712_DOMAIN = keccak(b"eip712Domain()")[:4]
+
+# Vendors with an adapter here whose other versions the generic adapter does not fit: (the prefix every version's
+# accountId() starts with, the vendor, the adapter, what the generic adapter gets wrong on them).
+_FAMILIES: tuple[tuple[str, str, type[AccountKind], str], ...] = (
+    (
+        "kernel.advanced.",
+        "ZeroDev Kernel",
+        KernelAccountKind,
+        "Kernel reads the validator from the nonce key after a mode and a type byte, and hands ERC-1271 checks "
+        "its own EIP-712 wrapping of the hash",
+    ),
+    (
+        "biconomy.nexus.",
+        "Biconomy Nexus",
+        NexusAccountKind,
+        "Nexus reads the validator from the nonce key's low 20 bytes, after the lane and a mode byte",
+    ),
+)
 
 SUPPORTED_ACCOUNT_IDS: tuple[str, ...] = (
     KeyscopeAccountKind.account_id_prefix + "*",
@@ -112,6 +136,8 @@ def detect_kind(
             "(an EOA: delegate it to keyscope's KeyscopeDelegate), or give its kind explicitly"
         )
     kind = _adapter_for(detected, chain, owner_validator)
+    if type(kind) is ERC7579AccountKind:
+        _refuse_other_version(chain, address, detected)
     if delegate is not None:
         kind.delegate = delegate
     return kind
@@ -131,3 +157,46 @@ def _adapter_for(detected: str, chain: Chain, owner_validator: str | None) -> Ac
     if detected.startswith(MSAAccountKind.account_id_prefix):
         return MSAAccountKind(owner_validator=owner_validator, chain=chain, account_id=detected)
     return ERC7579AccountKind(owner_validator=owner_validator, chain=chain, account_id=detected)
+
+
+def _refuse_other_version(chain: Chain, address: str, detected: str) -> None:
+    """Raise :class:`~keyscope.errors.UnsupportedAccountVersionError` when ``detected`` is a version of a vendor
+    whose adapter is made for another version (the generic adapter would be a wrong guess)."""
+    for prefix, vendor, adapter, misfit in _FAMILIES:
+        if not detected.startswith(prefix):
+            continue
+        supported = adapter.account_id_prefix
+        version = _domain_version(chain, address)
+        domain = (
+            f", and domain_version = {version!r} (the version of its eip712Domain())"
+            if version is not None and adapter is KernelAccountKind
+            else ""
+        )
+        raise UnsupportedAccountVersionError(
+            f"the account {address} reports accountId() {detected!r}: {vendor}, in a version keyscope's "
+            f"{adapter.__name__} is not made for (it is made for {supported}* accounts). The generic ERC-7579 "
+            f"adapter does not fit {vendor} ({misfit}), so keyscope does not guess. If this version keeps the "
+            f"conventions of {supported}* (docs/accounts.md says what they are), drive it with a subclass of "
+            f"{adapter.__name__} whose account_id_prefix = {detected!r}{domain}, given as connect(..., kind=...); "
+            'otherwise write its adapter (see docs/accounts.md, "Writing an adapter for another account")',
+            account=address,
+            account_id=detected,
+            vendor=vendor,
+            supported=supported,
+            adapter=adapter.__name__,
+            domain_version=version,
+        )
+
+
+def _domain_version(chain: Chain, address: str) -> str | None:
+    """The version in ``address``'s ERC-5267 ``eip712Domain()``, or None when it has none."""
+    try:
+        answer = chain.call(address, _EIP712_DOMAIN)
+        fields = abi_decode(
+            ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"], answer
+        )
+    except Exception as error:  # no such function (a revert), or an answer of another shape
+        if unreachable(error):
+            raise
+        return None
+    return str(fields[2])
