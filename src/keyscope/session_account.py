@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from eth_abi import encode as abi_encode
+
 from .accounts import AccountKind
 from .accounts.modules import installed_module, module_questions
-from .accounts.verify import verify_owner_signature
+from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .calls import function_call
@@ -31,6 +33,7 @@ from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signatu
 from .errors import (
     BadInputError,
     BundlerRejectedError,
+    CallRevertedError,
     ConfigurationError,
     SessionError,
     SessionExpiredError,
@@ -56,6 +59,7 @@ from .module import (
 from .operations import OperationBuilder, prefund_refusal
 from .report import SessionReport, report_from_chain
 from .revert import describe_revert
+from .rpc import JsonRpcError
 from .session import (
     ECDSA_SIGNATURE_BYTES,
     enable_signature_prefix,
@@ -710,6 +714,44 @@ class SessionAccount:
                 permission_index=permission_index,
             )
 
+    def _require_account_accepts(
+        self, digest: bytes, signature: bytes, verifier: str | None, permission_index: int
+    ) -> None:
+        """Ask the account itself, as a verifier would (``isValidSignature(digest, signature)``, from ``verifier``
+        when the typed data names one), whether it takes the signature just made, and refuse to return one it does
+        not: an account that does not pass ERC-1271 questions to its validators, or a session revoked or
+        invalidated on chain since this object last looked, would otherwise leave a signature every verifier
+        refuses."""
+        if not self.verify_on_chain:
+            return
+        account = self.grant.account
+        question = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            try:
+                answer = self.network.chain.call(account, question, sender=verifier)
+            except (
+                JsonRpcError
+            ) as error:  # a node that charges calls for gas will not run one from a contract
+                if verifier is None or not unfunded_sender(error):
+                    raise
+                answer = self.network.chain.call(account, question)
+        except CallRevertedError as error:
+            said = f"reverted with {error.description}"
+        else:
+            if answer[:4] == ERC1271_MAGIC:
+                return
+            said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
+        asker = f" asked by {verifier}" if verifier is not None else ""
+        raise SignatureRefusedError(
+            f"nothing was signed: the account {account}'s isValidSignature{asker} {said} for the session's "
+            f"signature of 0x{digest.hex()}, so every verifier would refuse it. The account may not pass ERC-1271 "
+            f"questions to its validators (the module {self.grant.module}), or the session was revoked or every "
+            "session invalidated on chain: see session.status()",
+            reason="AccountRefused",
+            session_id="0x" + self.grant.session_id.hex(),
+            permission_index=permission_index,
+        )
+
     def _message_header(self, signed: bytes, message: object) -> bytes:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
@@ -745,7 +787,11 @@ class SessionAccount:
         body = encode_typed_data_signature(
             self._message_header(signed, data), permission.domain_separator, typed.type_hash, checked.frames
         )
-        return self.kind.validator_erc1271_signature(grant.module, body)
+        signature = self.kind.validator_erc1271_signature(grant.module, body)
+        verifying = typed.domain.get("verifyingContract")
+        verifier = None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
+        self._require_account_accepts(typed.digest, signature, verifier, checked.permission_index)
+        return signature
 
     def sign_in(
         self,
@@ -792,4 +838,6 @@ class SessionAccount:
             checked.message,
             checked.first_line_length,
         )
-        return self.kind.validator_erc1271_signature(grant.module, body)
+        signature = self.kind.validator_erc1271_signature(grant.module, body)
+        self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
+        return signature

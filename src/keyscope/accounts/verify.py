@@ -27,18 +27,27 @@ from .detect import account_id
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["validator_installed", "verify_owner_signature", "verify_owner_validator"]
+__all__ = [
+    "ERC1271_MAGIC",
+    "IS_VALID_SIGNATURE",
+    "unfunded_sender",
+    "validator_installed",
+    "verify_owner_signature",
+    "verify_owner_validator",
+]
 
 _IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-_IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+"""ERC-1271 ``isValidSignature(bytes32,bytes)``'s selector."""
 _SIGNER = keccak(b"signer()")[:4]
-_ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+"""What ``isValidSignature`` returns for a signature it accepts."""
 
 
 _UNFUNDED = re.compile(r"cannot afford|insufficient funds|insufficient balance", re.I)
 
 
-def _unfunded_sender(error: JsonRpcError) -> bool:
+def unfunded_sender(error: JsonRpcError) -> bool:
     """Whether the node refused a call because its sender cannot pay for the gas (not a revert)."""
     return bool(_UNFUNDED.search(error.rpc_message))
 
@@ -97,13 +106,13 @@ def verify_owner_signature(
     ``isValidSignature``, as the module does when a session's first operation enables it. ``kind`` is the
     account's adapter; ``framed_by`` the name of the adapter that shaped the signature, when another one."""
     address = to_address(account, name="account")
-    data = _IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
     try:
         answer = chain.call(address, data, sender=to_address(verifier))
     except CallRevertedError as error:
         refusal = f"reverted with {error.description}"
     except JsonRpcError as error:
-        if not _unfunded_sender(error):
+        if not unfunded_sender(error):
             raise
         # a node that charges calls for gas (py-evm, under `ape test`) will not run one from the module, which
         # holds no ETH: ask from the node's default sender instead. A validator may answer differently per
@@ -124,11 +133,11 @@ def verify_owner_signature(
                 return
             refusal = f"reverted with {retried.description}"
         else:
-            if answer[:4] == _ERC1271_MAGIC or kind.owner_validator is not None:
+            if answer[:4] == ERC1271_MAGIC or kind.owner_validator is not None:
                 return
             refusal = f"answered 0x{answer[:4].hex()}" if answer else "answered nothing"
     else:
-        if answer[:4] == _ERC1271_MAGIC:
+        if answer[:4] == ERC1271_MAGIC:
             return
         refusal = f"answered 0x{answer[:4].hex()}" if answer else "answered nothing"
     verify_owner_validator(chain, kind, address)  # the likeliest cause, said precisely
