@@ -562,6 +562,43 @@ def test_which_sessions_make_a_module_a_session_target(
     sessions.h.owner_execute(account, owner, _install(account, validator.address, owner))
 
 
+def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refused(
+    sessions, project, deployer, owner, session_key
+):
+    """At creation (the factory's initialize): the session module installed first with a session naming a module
+    installed next is refused (the account asks its validators at every install); the other order is refused by
+    enabling (attack 52). Neither account is created; without the session, both modules install."""
+    from keyscope.accounts import create_account_data
+    from keyscope.eoa import encode_install_sessions
+
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    with_session = (1, sessions.module.address, encode_install_sessions([session]))
+    owner_validator = (1, validator.address, bytes.fromhex(owner.address[2:]))
+    h = sessions.h
+    for modules, error in (
+        ([with_session, owner_validator], "ModuleIsSessionTarget"),
+        ([owner_validator, with_session], "PermissionTargetIsModule"),
+    ):
+        address = h.counterfactual(owner.address, modules)
+        h.fund(address)
+        op = h.op(
+            address,
+            encode_execute(Call(h.funder.address, 0, b"")),
+            factory=h.factory.address,
+            factory_data=create_account_data(owner.address, modules, 0),
+        )
+        rejection = str(h.rejected(h.sign_owner(op, owner)))
+        assert "AA13" in rejection, rejection
+        data = h.factory.createAccount.encode_input(owner.address, modules, 0)
+        assert error in _eth_call_error(sessions, deployer.address, h.factory.address, data)
+    address = h.create(owner, [(1, sessions.module.address, b""), owner_validator])
+    assert _installed(project, address, validator.address)
+
+
 def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
     sessions, project, deployer, accounts, owner, session_key
 ):
