@@ -5,11 +5,14 @@ pragma solidity ^0.8.28;
 /// @notice What an account says of its modules, asked as views: ERC-7579 `isModuleInstalled` and Safe's
 ///         `isModuleEnabled`. Used where a session must not reach another module of the account: a call target
 ///         when a session is enabled, a signing domain when it is enabled, and a signature's verifier when it is
-///         checked.
+///         checked. And what a session validator says of its live sessions' targets, which keyscope's accounts
+///         ask before they install a module.
 library AccountModules {
     /// @dev IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes) and Safe's isModuleEnabled(address).
     bytes4 internal constant IS_MODULE_INSTALLED = 0x112d3a7d;
     bytes4 internal constant IS_MODULE_ENABLED = 0x2d9ad53d;
+    /// @dev ISessionKeyValidator.isTargetOfLiveSession(address,address).
+    bytes4 internal constant IS_TARGET_OF_LIVE_SESSION = 0xb9614040;
 
     /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
     ///      (4) (ERC-7579 `isModuleInstalled`), or a Safe module (0, `isModuleEnabled`). An account that does not
@@ -22,6 +25,14 @@ library AccountModules {
             }
         }
         return (asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target)), 0);
+    }
+
+    /// @dev Whether `validator`, a validator installed on `account`, says a live session of the account may call
+    ///      `module` (keyscope's session module answers {ISessionKeyValidator-isTargetOfLiveSession}). Asked by
+    ///      keyscope's accounts before they install `module`. A validator without that view (another vendor's, an
+    ///      owner validator) answers nothing well-formed, and that is taken to say no.
+    function isSessionTarget(address validator, address account, address module) internal view returns (bool) {
+        return asks(validator, abi.encodeWithSelector(IS_TARGET_OF_LIVE_SESSION, account, module));
     }
 
     /// @dev Whether `account` answers `data` (a view returning bool) with true.

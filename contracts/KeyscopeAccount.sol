@@ -16,6 +16,7 @@ import {Account} from "@openzeppelin/contracts/account/Account.sol";
 import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+import {AccountModules} from "./AccountModules.sol";
 import {ValidatorCall} from "./ValidatorCall.sol";
 
 /// @title KeyscopeAccount
@@ -39,6 +40,13 @@ import {ValidatorCall} from "./ValidatorCall.sol";
 /// owner's own address. The owner's bare ECDSA signature of a hash is accepted only when an installed validator
 /// asks (the session module checking the owner's grant of a session, a digest that names this account, the module
 /// and the chain).
+///
+/// Installing a module (of any type, at {initialize} too) first asks every installed validator
+/// `isTargetOfLiveSession(this, module)` and refuses the module when one answers true: a live session may call it, and
+/// modules keep their configuration per calling account, so that call would reconfigure the module for this account
+/// (an owner validator's `onInstall` would replace the owner). The owner revokes those sessions first. Validators
+/// that do not answer the view (no such function, a revert, anything but a word holding 1) do not block. Nothing is
+/// asked on a session's operation.
 contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable, ERC721Holder, ERC1155Holder {
     /*//////////////////////////////////////////////////////////////
                                  TYPES
@@ -58,11 +66,20 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     /// @notice The owner given to {initialize} was the zero address.
     error OwnerIsZeroAddress();
 
+    /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
+    ///         permission on it. Revoke those sessions (or all of them) on `validator` first, then install it.
+    error ModuleIsSessionTarget(address module, address validator);
+
     /*//////////////////////////////////////////////////////////////
                                 STORAGE
     //////////////////////////////////////////////////////////////*/
 
     IEntryPoint private immutable _entryPoint;
+
+    /// @dev Storage slot of OpenZeppelin's `AccountERC7579._validators` (private; an `EnumerableSet.AddressSet`,
+    ///      whose first member is its values array: the count here, the addresses from keccak256(slot)). Read from
+    ///      the compiler's storage layout by tests/test_contract_sizes.py, which fails if it moves.
+    uint256 private constant VALIDATORS_SLOT = 2;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTION
@@ -126,6 +143,32 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
             return IERC1271.isValidSignature.selector;
         }
         return ERC7739.isValidSignature(hash, signature);
+    }
+
+    /// @dev Install as {AccountERC7579} does, once no installed validator says a live session may call `module`
+    ///      (see the contract's notes); reverts {ModuleIsSessionTarget} otherwise.
+    function _installModule(uint256 moduleTypeId, address module, bytes memory initData) internal override {
+        uint256 count;
+        assembly ("memory-safe") {
+            count := sload(VALIDATORS_SLOT)
+        }
+        if (count != 0) {
+            uint256 first;
+            assembly ("memory-safe") {
+                mstore(0x00, VALIDATORS_SLOT)
+                first := keccak256(0x00, 0x20)
+            }
+            for (uint256 i = 0; i < count; ++i) {
+                address validator;
+                assembly ("memory-safe") {
+                    validator := sload(add(first, i))
+                }
+                if (AccountModules.isSessionTarget(validator, address(this), module)) {
+                    revert ModuleIsSessionTarget(module, validator);
+                }
+            }
+        }
+        super._installModule(moduleTypeId, module, initData);
     }
 
     /// @dev Validation by the installed validator the nonce key names, else by the owner's ECDSA signature.

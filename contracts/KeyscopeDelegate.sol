@@ -17,6 +17,7 @@ import {
 } from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
 import {ERC721Holder} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Holder.sol";
 import {ERC1155Holder} from "@openzeppelin/contracts/token/ERC1155/utils/ERC1155Holder.sol";
+import {AccountModules} from "./AccountModules.sol";
 import {ValidatorCall} from "./ValidatorCall.sol";
 import {SignerEIP7702} from "@openzeppelin/contracts/utils/cryptography/signers/SignerEIP7702.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
@@ -46,6 +47,11 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 ///     slot  STORAGE_LOCATION + 2, + 3   executors        EnumerableSet.AddressSet (values, positions)
 ///     slot  STORAGE_LOCATION + 4        fallbacks        mapping(bytes4 selector => address handler)
 ///     slot  STORAGE_LOCATION + 5        fallbackCount    mapping(address handler => uint256 selectors)
+///
+/// Installing a module (of any type) first asks every installed validator `isTargetOfLiveSession(this, module)` and
+/// refuses the module when one answers true: a live session may call it, and modules keep their configuration per
+/// calling account, so that call would reconfigure the module for this account. The owner revokes those sessions
+/// first. Validators that do not answer the view (anything but a word holding 1) do not block.
 ///
 /// Re-delegation: EIP-7702 leaves an EOA's storage as it was when the EOA delegates elsewhere, and modules keep
 /// their state per account address. A module installed here while this code holds it under no module type may
@@ -139,6 +145,7 @@ contract KeyscopeDelegate is
 
     /// @notice Install `module` as a module of type `moduleTypeId` (the EntryPoint or the EOA itself only).
     /// @dev A fallback handler's `initData` is its 4-byte selector followed by the data for its `onInstall`.
+    ///      Reverts {ModuleIsSessionTarget} when an installed validator says a live session may call `module`.
     ///      A module this code holds under no type yet that reports `isInitialized(this)` is uninstalled from its
     ///      own point of view first (see the contract's notes on re-delegation).
     /// @param moduleTypeId The module type (1 validator, 2 executor, 3 fallback handler).
@@ -153,8 +160,15 @@ contract KeyscopeDelegate is
         if (!IERC7579Module(module).isModuleType(moduleTypeId)) {
             revert ERC7579Utils.ERC7579MismatchedModuleTypeId(moduleTypeId, module);
         }
-        bool heldAlready = _heldUnderAnyType(module);
         DelegateStorage storage $ = _storage();
+        uint256 validators = $.validators.length();
+        for (uint256 i = 0; i < validators; ++i) {
+            address validator = $.validators.at(i);
+            if (AccountModules.isSessionTarget(validator, address(this), module)) {
+                revert ModuleIsSessionTarget(module, validator);
+            }
+        }
+        bool heldAlready = _heldUnderAnyType(module);
         bytes calldata data = initData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
             if (!$.validators.add(module)) revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);

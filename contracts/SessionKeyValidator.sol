@@ -275,6 +275,19 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     }
 
     /// @inheritdoc ISessionKeyValidator
+    function isTargetOfLiveSession(address account, address target) external view override returns (bool) {
+        uint256 live = _accounts[account].liveSessions;
+        for (uint256 i = 0; i < live; ++i) {
+            SessionRecord storage record = _sessions[_liveSessions[i][account]][account];
+            uint256 count = SessionMeta.permissionCount(record.meta);
+            for (uint256 j = 0; j < count; ++j) {
+                if (address(uint160(record.grants[j])) == target) return true;
+            }
+        }
+        return false;
+    }
+
+    /// @inheritdoc ISessionKeyValidator
     function sessionId(address account, Session calldata session) external view override returns (bytes32) {
         session; // hashed from the call's arguments
         return signatureVerifier.sessionStructHashOfCall(_accounts[account].epoch, msg.data[4:]);

@@ -591,8 +591,9 @@ def test_a_grant_on_another_module_of_the_account_is_refused(
     """Modules key their configuration by the calling account, so a call from the account to one of its
     modules reconfigures the account for that module (here an owner validator's onInstall would make the
     attacker the owner). Enabling a session asks the account which modules it has and refuses a permission on
-    one; the residual case, a module installed after the grant, is tests/test_limits.py::
-    test_residual_a_module_installed_after_the_grant."""
+    one; a module installed after the grant keyscope's account refuses to install (tests/test_limits.py::
+    test_the_account_refuses_to_install_a_module_a_live_session_may_call), other vendors' accounts install it
+    (the residual: tests/test_limits.py::test_residual_a_module_installed_after_the_grant_on_another_vendor_s_account)."""
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
     sessions.h.owner_execute(
         account,

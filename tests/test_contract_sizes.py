@@ -5,6 +5,7 @@
 * ``SessionKeyValidator`` and ``SessionGrants``, which the module runs by DELEGATECALL in its own storage, have the
   same storage layout, read from the compiler (a variable declared anywhere else would move a slot and fail here).
 * ``SessionGrants`` called directly refuses every entry point.
+* ``KeyscopeAccount`` reads OpenZeppelin's private validator set at the slot the compiler gives it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _storage_layouts() -> dict[str, list[tuple[str, int, int, str]]]:
     names = {
         "SessionKeyValidator": "contracts/SessionKeyValidator.sol",
         "SessionGrants": "contracts/SessionGrants.sol",
+        "KeyscopeAccount": "contracts/KeyscopeAccount.sol",
     }
     request = {
         "language": "Solidity",
@@ -102,6 +104,19 @@ def test_the_module_and_its_grant_side_share_one_storage_layout() -> None:
         "_coSigners",
         "_signing",
     } <= set(labels)
+
+
+def test_the_account_reads_openzeppelin_s_validator_set_where_the_compiler_puts_it() -> None:
+    """KeyscopeAccount asks its validators before installing a module (attack 52) and reads their list from the
+    storage of OpenZeppelin's AccountERC7579, whose set is private: the slot it reads (VALIDATORS_SLOT) must be the
+    one the compiler gives `_validators`, an EnumerableSet.AddressSet (its values array first)."""
+    layout = {
+        label: (slot, offset, kind) for label, slot, offset, kind in _storage_layouts()["KeyscopeAccount"]
+    }
+    slot, offset, kind = layout["_validators"]
+    assert (offset, kind.startswith("t_struct(AddressSet)")) == (0, True), layout
+    source = (ROOT / "contracts" / "KeyscopeAccount.sol").read_text()
+    assert f"uint256 private constant VALIDATORS_SLOT = {slot};" in source, slot
 
 
 def _grants_address(module: Any) -> str:

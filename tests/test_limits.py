@@ -476,23 +476,268 @@ def test_a_grant_naming_an_installed_module_is_refused(
     ), error
 
 
-def test_residual_a_module_installed_after_the_grant(
+ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
+
+
+def _install(account: str, module: str, owner: LocalSigner) -> Call:
+    """The account's installModule(1, module, owner) call: ``module`` is an OwnerECDSAValidator."""
+    return KIND.install_validator_call(account, module, bytes.fromhex(owner.address[2:]))
+
+
+def _take_over(validator, attacker: str) -> Call:
+    """The session's call that would make ``attacker`` the owner ``validator`` knows for the calling account."""
+    return Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
+
+
+def _installed(project, account: str, module: str) -> bool:
+    return bool(project.KeyscopeAccount.at(account).isModuleInstalled(1, module, b""))
+
+
+def test_the_account_refuses_to_install_a_module_a_live_session_may_call(
     sessions, project, deployer, account, owner, session_key, attacker
 ):
-    """The module asks the account which modules it has when a session is enabled, not on every call: a module
-    the owner installs after granting a session that names it can be reconfigured by that session."""
+    """The module asks the account which modules it has when a session is enabled, not on every call; so the
+    account asks its validators before it installs a module: while a live session of the session module may call
+    the module, the install is refused (the session would otherwise reconfigure it, here replace the owner the
+    validator knows). The owner revokes the session, then installs it. Without the account's check the install
+    goes through and the session takes the validator over (as on other vendors' accounts:
+    test_residual_a_module_installed_after_the_grant_on_another_vendor_s_account)."""
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-    grant(
-        sessions, account, owner, session_key,
-        [Permission(target=validator.address, selector=keccak(b"onInstall(bytes)")[:4])],
-    )  # fmt: skip
-    sessions.h.owner_execute(
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Permission(target=validator.address, selector=ON_INSTALL)]
+    )
+    assert sessions.module.isTargetOfLiveSession(account, validator.address)
+    install = _install(account, validator.address, owner)
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(install)), owner))
+    assert not receipt.success
+    error = _eth_call_error(sessions, sessions.h.entry_point.address, account, install.data)
+    assert error == (
+        f"ModuleIsSessionTarget(module={validator.address}, validator={sessions.module.address})"
+    ), error
+    assert not _installed(project, account, validator.address)
+    # the session's call now reaches a contract that is not a module of the account
+    assert sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker))) == "ok"
+    assert not _installed(project, account, validator.address)
+    # revoked, the session names it no more: the install goes through (it sets the owner again) and the session
+    # is refused; validators that do not answer the view (this one) block nothing
+    sessions.revoke(account, owner, session_id)
+    assert not sessions.module.isTargetOfLiveSession(account, validator.address)
+    sessions.h.owner_execute(account, owner, install)
+    assert _installed(project, account, validator.address)
+    assert validator.ownerOf(account) == owner.address
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker)))
+    another = project.OwnerECDSAValidator.deploy(sender=deployer)
+    sessions.h.owner_execute(account, owner, _install(account, another.address, owner))
+    assert validator.ownerOf(account) == another.ownerOf(account) == owner.address
+
+
+def test_which_sessions_make_a_module_a_session_target(
+    sessions, project, deployer, account, owner, session_key, target
+):
+    """isTargetOfLiveSession: any live session with a call permission on the target, whatever the selector; a
+    revoked session, or every session after invalidateAllSessions, names nothing."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    other_key = LocalSigner.generate()
+    assert not sessions.module.isTargetOfLiveSession(account, validator.address)
+    _, first = grant(
+        sessions,
         account,
         owner,
-        KIND.install_validator_call(account, validator.address, bytes.fromhex(owner.address[2:])),
+        session_key,
+        [
+            Permission(target=target.address, selector=b"\x11" * 4),
+            Permission(target=validator.address, selector=b"\x22" * 4),
+        ],
     )
-    call = Call.of(validator.address, 0, validator.onInstall.encode_input(bytes.fromhex(attacker[2:])))
-    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
+    grant(sessions, account, owner, other_key, [Permission(target=validator.address, selector=ON_INSTALL)])
+    assert sessions.module.isTargetOfLiveSession(account, validator.address)
+    assert sessions.module.isTargetOfLiveSession(account, target.address)
+    sessions.revoke(account, owner, first)
+    assert sessions.module.isTargetOfLiveSession(account, validator.address)
+    assert not sessions.module.isTargetOfLiveSession(account, target.address)
+    assert not sessions.module.isTargetOfLiveSession(owner.address, validator.address)  # another account
+    data = sessions.module.invalidateAllSessions.encode_input()
+    sessions.h.owner_execute(account, owner, Call.of(sessions.module.address, 0, data))
+    assert not sessions.module.isTargetOfLiveSession(account, validator.address)
+    sessions.h.owner_execute(account, owner, _install(account, validator.address, owner))
+
+
+def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refused(
+    sessions, project, deployer, owner, session_key
+):
+    """At creation (the factory's initialize): the session module installed first with a session naming a module
+    installed next is refused (the account asks its validators at every install); the other order is refused by
+    enabling (attack 52). Neither account is created; without the session, both modules install."""
+    from keyscope.accounts import create_account_data
+    from keyscope.eoa import encode_install_sessions
+
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    with_session = (1, sessions.module.address, encode_install_sessions([session]))
+    owner_validator = (1, validator.address, bytes.fromhex(owner.address[2:]))
+    h = sessions.h
+    for modules, error in (
+        ([with_session, owner_validator], "ModuleIsSessionTarget"),
+        ([owner_validator, with_session], "PermissionTargetIsModule"),
+    ):
+        address = h.counterfactual(owner.address, modules)
+        h.fund(address)
+        op = h.op(
+            address,
+            encode_execute(Call(h.funder.address, 0, b"")),
+            factory=h.factory.address,
+            factory_data=create_account_data(owner.address, modules, 0),
+        )
+        rejection = str(h.rejected(h.sign_owner(op, owner)))
+        assert "AA13" in rejection, rejection
+        data = h.factory.createAccount.encode_input(owner.address, modules, 0)
+        assert error in _eth_call_error(sessions, deployer.address, h.factory.address, data)
+    address = h.create(owner, [(1, sessions.module.address, b""), owner_validator])
+    assert _installed(project, address, validator.address)
+
+
+def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
+    sessions, project, deployer, accounts, owner, session_key
+):
+    """KeyscopeDelegate (the code an EOA delegates to) asks its validators before installing a module, as
+    KeyscopeAccount does. Deployed here as a plain contract whose EntryPoint is a test account, which calls it as
+    the EntryPoint would once the owner's signature validated (delegation itself needs a Prague node)."""
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    module = sessions.module
+    delegate.installModule(1, module.address, b"", sender=entry)
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    enable = encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi())))
+    provider = sessions.h.chain.provider
+    entry.call(
+        provider.network.ecosystem.create_transaction(receiver=delegate.address, data=enable, sender=entry)
+    )
+    assert module.isTargetOfLiveSession(delegate.address, validator.address)
+    install = delegate.installModule.encode_input(1, validator.address, bytes.fromhex(owner.address[2:]))
+    error = _eth_call_error(sessions, entry.address, delegate.address, install)
+    assert error == f"ModuleIsSessionTarget(module={validator.address}, validator={module.address})", error
+    module_id = session.session_id(delegate.address, int(module.epochOf(delegate.address)))
+    revoke = encode_execute(Call.of(module.address, 0, module.revokeSession.encode_input(module_id)))
+    entry.call(
+        provider.network.ecosystem.create_transaction(receiver=delegate.address, data=revoke, sender=entry)
+    )
+    delegate.installModule(1, validator.address, bytes.fromhex(owner.address[2:]), sender=entry)
+    assert delegate.isModuleInstalled(1, validator.address, b"")
+
+
+def _bundle(sessions, submitter, ops) -> list[dict]:
+    """``ops`` in one handleOps transaction, in this order (the EntryPoint validates them all, then executes
+    them); the fields of each one's UserOperationEvent, in the same order."""
+    from keyscope.entrypoint import decode_user_operation_events
+
+    entry_point = sessions.h.entry_point.address
+    data = encode_handle_ops([op.pack() for op in ops], submitter.address)
+    provider = sessions.h.chain.provider
+    tx = provider.network.ecosystem.create_transaction(
+        receiver=entry_point, data=data, sender=submitter.address
+    )
+    receipt = submitter.call(tx)
+    events = decode_user_operation_events([dict(log) for log in receipt.logs], entry_point)
+    return [events[sessions.h.hash(op)] for op in ops]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [("install", "use"), ("use", "install"), ("install", "enable"), ("enable", "install")],
+    ids=lambda order: "_then_".join(order),
+)
+def test_no_order_in_one_bundle_lets_a_session_call_a_module_installed_there(
+    sessions, project, deployer, account, owner, session_key, attacker, submitter_account, order
+):
+    """The owner's install and a session's operation calling the module, in one bundle, either order: a session
+    granted before (USE) or by the same bundle's ENABLE. The EntryPoint validates every operation before it
+    executes any, so an ENABLE stores its session before the install runs, and the install (an execution) sees
+    the live session whichever comes first: it is refused, and the session's call reaches a contract that is not
+    a module of the account."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    permission = Permission(target=validator.address, selector=ON_INSTALL)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    if "use" in order:
+        grant(sessions, account, owner, session_key, [permission])
+        session_op = sessions.op(account, session_key, _take_over(validator, attacker))
+    else:
+        signature = sessions.owner_signature(account, owner, session)
+        session_op = sessions.enable_op(
+            account, session_key, session, signature, _take_over(validator, attacker)
+        )
+    install = sessions.h.sign_owner(
+        sessions.h.op(account, encode_execute(_install(account, validator.address, owner))), owner
+    )
+    ops = [install if step == "install" else session_op for step in order]
+    results = dict(zip(order, _bundle(sessions, submitter_account, ops), strict=True))
+    assert not results["install"]["success"]
+    assert results[order[0] if order[0] != "install" else order[1]]["success"]
+    assert not _installed(project, account, validator.address)
+    assert sessions.module.isTargetOfLiveSession(account, validator.address)
+    # and after the bundle, the session still calls a contract that is no module of the account
+    assert sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker))) == "ok"
+    assert not _installed(project, account, validator.address)
+
+
+@pytest.mark.parametrize("grant_first", [True, False], ids=["grant_then_install", "install_then_grant"])
+def test_an_owner_batch_granting_and_installing_a_module_installs_nothing_a_session_may_call(
+    sessions, project, deployer, account, owner, session_key, grant_first
+):
+    """The owner's own batch: enableSession naming the module, then installModule (the install is refused), or
+    the other way round (enabling refuses the installed module, attack 52); either way the batch reverts whole."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    enable = Call.of(sessions.module.address, 0, sessions.module.enableSession.encode_input(session.as_abi()))
+    install = _install(account, validator.address, owner)
+    calls = [enable, install] if grant_first else [install, enable]
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(calls)), owner))
+    assert not receipt.success
+    assert not _installed(project, account, validator.address)
+    assert not sessions.module.isTargetOfLiveSession(account, validator.address)
+
+
+def test_residual_a_module_installed_after_the_grant_on_another_vendor_s_account(
+    sessions, project, deployer, owner, session_key, attacker
+):
+    """Residual (attack 52): an account whose install path asks nothing, here OpenZeppelin's AccountERC7579 as it
+    comes (PlainERC7579Account, the owner signing through OwnerECDSAValidator): a module the owner installs after
+    granting a session that names it is reconfigured by that session (here its owner replaced)."""
+    owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    account = project.PlainERC7579Account.deploy(
+        sessions.h.entry_point.address,
+        owner_validator.address,
+        bytes.fromhex(owner.address[2:]),
+        sender=deployer,
+    ).address
+    sessions.h.fund(account, ETHER)
+
+    def owner_execute(calls: Call | list[Call]) -> None:
+        op = sessions.h.op(account, encode_execute(calls), key=KIND.nonce_key(owner_validator.address))
+        assert sessions.h.submit(sessions.h.sign_owner(op, owner)).success
+
+    owner_execute(KIND.install_validator_call(account, sessions.module.address))
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    owner_execute(
+        Call.of(sessions.module.address, 0, sessions.module.enableSession.encode_input(session.as_abi()))
+    )
+    assert sessions.module.isTargetOfLiveSession(account, validator.address)
+    owner_execute(_install(account, validator.address, owner))
+    assert project.PlainERC7579Account.at(account).isModuleInstalled(1, validator.address, b"")
+    assert sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker))) == "ok"
     assert validator.ownerOf(account) == attacker
 
 

@@ -22,6 +22,12 @@ interface IKeyscopeDelegate {
     /// @param initCallLength The length of the init call's data (the initCode after the marker).
     error InitCallNotForValidators(address validator, uint256 initCallLength);
 
+    /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
+    ///         permission on it. Revoke those sessions (or all of them) on `validator` first, then install it.
+    /// @param module The module being installed.
+    /// @param validator The validator whose live session may call it.
+    error ModuleIsSessionTarget(address module, address validator);
+
     /// @notice A fallback handler's init or deinit data must start with the 4-byte selector it handles.
     /// @param length The length of the data given.
     error FallbackDataTooShort(uint256 length);
