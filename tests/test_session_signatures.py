@@ -494,6 +494,30 @@ def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, m
     assert refusal(module, fresh.accounts[0], digest, signature, permits.address) == "SigningNotGranted"
 
 
+def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, permits):
+    """A session object that saw its session enabled keeps signing after the owner revokes it elsewhere (another
+    worker, the owner's wallet): the rules it checks locally still pass. The account itself is asked, as the typed
+    data's verifier asks it, before a signature is returned: it refuses, so nothing is signed, with the reason; a
+    sign-in likewise. Without the question the SDK returned a signature every verifier refuses."""
+    fresh = Signing(sessions, signing.net, permits)
+    session = fresh.sdk()
+    data = permit_single(permits, fresh.chain_id, LIMIT)
+    assert permits.isValidSignatureNow(
+        fresh.accounts[0], TypedData(data).digest, session.sign_typed_data(data)
+    )
+    assert session.sign_in("app.example.com", uri="https://app.example.com")[1]
+    sessions.revoke(fresh.accounts[0], fresh.owner, fresh.grants[0].session_id)
+    for sign in (
+        lambda: session.sign_typed_data(data),
+        lambda: session.sign_in("app.example.com", uri="https://app.example.com"),
+    ):
+        with pytest.raises(SignatureRefusedError, match="every verifier would refuse it") as refused:
+            sign()
+        assert refused.value.reason == "AccountRefused"
+        assert refused.value.session_id == "0x" + fresh.grants[0].session_id.hex()
+        assert "0xffffffff" in str(refused.value) and "b'" not in str(refused.value)
+
+
 # --------------------------------------------------------------------------------------------------
 # Dirty words: a verifier that hashes the words raw and acts on them cleaned to their types
 # --------------------------------------------------------------------------------------------------

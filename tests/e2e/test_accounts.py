@@ -64,7 +64,7 @@ from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import TypedData
+from keyscope.typed_data import TypedData, eip191_hash
 from keyscope.userop import UserOperation
 from support.accounts import (
     ACCOUNT_KINDS,
@@ -428,6 +428,30 @@ def test_a_session_signs_a_permit_that_signature_checker_accepts_within_its_rule
     assert not signature_checker_accepts(
         stack, permits, owner.account, digest, forge_typed_data(session, data, chain_id=net.chain_id + 1)
     )
+
+
+def test_a_session_sign_in_is_accepted_by_a_verifier_calling_without_a_sender(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """A website checks a Sign-In with Ethereum signature with an ``eth_call`` of the account's
+    ``isValidSignature``, often without a ``from``: the call's sender is the zero address. The module refuses a
+    session's signature to any module of the account, and Nexus and the reference account answer
+    ``isModuleInstalled(hook, 0)`` with true when they have no hook (the empty hook slot holds the zero address).
+    The zero address runs no code, so it is no verifier to refuse: every kind accepts the signature from the zero
+    address and from any other caller."""
+    created(owner, stack, recipient)
+    key = SessionKey.generate()
+    site = "app.example.com"
+    grant = owner.grant(key, [mint_policy(stack, recipient)], sign_in=[site], onchain=True)
+    session = net.session(grant, key, verify_on_chain=False)  # the account's own answer is what is tested
+    message, signature = session.sign_in(site, uri=f"https://{site}")
+    question = keccak(b"isValidSignature(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [eip191_hash(message.encode()), signature]
+    )
+    for sender in (None, LocalSigner.generate().address):
+        call = {"to": owner.account, "data": "0x" + question.hex(), **({"from": sender} if sender else {})}
+        answer = stack.node.request("eth_call", [call, "latest"])
+        assert answer[:10] == "0x1626ba7e", (sender, answer)
 
 
 def test_a_co_signed_operation_lands_with_both_signatures_and_is_refused_with_one(
