@@ -25,12 +25,11 @@ import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
-from pydantic import ValidationError
 
 from conftest import KIND
 from keyscope.chain import Reads, read_many
 from keyscope.checker import CallRefusedError, InitCallRefusedError, PolicyChecker
-from keyscope.errors import BadInputError, GasCostTooHighError, SessionError
+from keyscope.errors import BadInputError, GasCostTooHighError, InvalidFieldsError, SessionError
 from keyscope.execution import Call, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
@@ -734,7 +733,7 @@ def test_a_session_for_the_zero_address_is_refused_by_the_module_and_the_sdk(ses
     zero_key = (ZERO_ADDRESS, *session.as_abi()[1:])
     with ape.reverts(sessions.module.InvalidSessionKey):
         sessions.module.enableSession.call(zero_key, sender=account)
-    with pytest.raises(ValidationError, match="session key is the zero address"):
+    with pytest.raises(InvalidFieldsError, match="session key is the zero address"):
         Session(session_key=ZERO_ADDRESS, permissions=session.permissions)
 
 

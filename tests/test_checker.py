@@ -15,12 +15,12 @@ import pytest
 from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
 from keyscope.errors import (
     BadInputError,
     GasCostTooHighError,
+    InvalidFieldsError,
     PolicyViolationError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -886,7 +886,7 @@ def test_a_grant_naming_the_account_the_module_or_zero_as_a_target_is_refused(fo
     assert PolicyChecker(subject, ACCOUNT, MODULE).check_calls(
         mint(), now=T0
     )  # the checker alone cannot know
-    with pytest.raises(ValidationError, match="ForbiddenPermissionTarget"):
+    with pytest.raises(InvalidFieldsError, match="ForbiddenPermissionTarget"):
         grant(subject)
     text = json.loads(grant(session(MINT)).to_json())
     text["session"]["permissions"].append({"target": forbidden, "selector": "0x00000000"})

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from keyscope import Policy, SessionKey, function_call
 from keyscope.chain import Reads, read_many
+from keyscope.errors import InvalidFieldsError
 from keyscope.grant import SessionGrant
 from keyscope.module import SessionStatus, read_session_status, session_status
 from keyscope.owner import GrantRequest
@@ -246,7 +247,7 @@ def test_replace_is_the_constructor_for_the_changed_fields(
     ],
 )
 def test_replace_refuses_what_the_constructor_refuses(change: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidFieldsError):
         BASE.replace(**change)
     with pytest.raises(ValidationError):
         UserOperation.model_validate({**BASE.model_dump(), **change})

@@ -5,10 +5,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from eth_abi import is_encodable
 from eth_abi.encoding import TupleEncoder
 from eth_abi.registry import registry
 
-from .errors import BadInputError
+from .errors import BadInputError, shown
 from .execution import Call
 from .policy import AbiFunction, parse_signature
 
@@ -38,8 +39,22 @@ def encode_function_call(signature: str, *args: Any) -> bytes:
     ]
     try:
         return function.selector + encoder(plain)
-    except Exception as exc:
-        raise BadInputError(f"cannot encode the arguments of {function.signature}: {exc}") from exc
+    except Exception:
+        raise BadInputError(_refusal(function, types, plain)) from None
+
+
+def _refusal(function: AbiFunction, types: list[str], args: list[Any]) -> str:
+    """Which argument of ``function`` its ABI type cannot take, in words (eth_abi's own message shows bytes as
+    Python literals and names its encoder classes)."""
+    for index, (kind, value) in enumerate(zip(types, args, strict=True)):
+        if not is_encodable(kind, value):
+            name = function.inputs[index].name or f"arg{index}"
+            return (
+                f"cannot encode the arguments of {function.signature}: `{name}` ({kind}) cannot take "
+                f"{shown(value)} ({type(value).__name__}); give an int in range for uintN/intN, bytes of "
+                "the right size for bytesN, an address as 0x-hex, a list for an array, a tuple for a struct"
+            )
+    return f"cannot encode the arguments of {function.signature} ({function.describe_inputs()})"
 
 
 def function_call(target: Any, signature: str, *args: Any, value: int = 0) -> Call:

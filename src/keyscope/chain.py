@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .entrypoint import encode_get_nonce
-from .errors import BadInputError, CallRevertedError, ConfigurationError, TransportError
+from .errors import BadInputError, CallRevertedError, ConfigurationError, TransportError, shown
 from .hexutil import to_address, to_bytes, to_int
 from .revert import describe_revert
 from .rpc import JsonRpcClient, JsonRpcError
@@ -109,7 +109,7 @@ def normalize_transaction(tx: Mapping[str, Any]) -> dict[str, Any]:
             out["data"] = to_bytes(value, name=key)
         else:
             known = ", ".join((*_ADDRESS_FIELDS, *_QUANTITY_FIELDS, "data"))
-            raise BadInputError(f"unknown transaction field {key!r}: use the JSON-RPC names ({known})")
+            raise BadInputError(f"unknown transaction field {shown(key)}: use the JSON-RPC names ({known})")
     return out
 
 
@@ -117,7 +117,7 @@ def _check_block(block: BlockId) -> BlockId:
     valid_number = isinstance(block, int) and not isinstance(block, bool) and block >= 0
     if not valid_number and not (isinstance(block, str) and block in _BLOCK_TAGS):
         raise BadInputError(
-            f"block {block!r} is neither a block number nor one of {', '.join(sorted(_BLOCK_TAGS))}"
+            f"block {shown(block)} is neither a block number nor one of {', '.join(sorted(_BLOCK_TAGS))}"
         )
     return block
 
@@ -542,7 +542,7 @@ def node_request(chain: Chain, method: str, params: list[Any]) -> Any:
     request = getattr(chain, "request", None)
     if request is None:
         raise ConfigurationError(
-            f"{chain!r} cannot send the JSON-RPC request {method}: use a RpcChain (a node URL) or a Web3Chain"
+            f"{shown(chain)} cannot send the JSON-RPC request {method}: use a RpcChain (a node URL) or a Web3Chain"
         )
     return request(method, params)
 

@@ -30,7 +30,7 @@ from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
-from .errors import BadInputError, CallRevertedError, ConfigurationError, UnsupportedAccountError
+from .errors import BadInputError, CallRevertedError, ConfigurationError, UnsupportedAccountError, shown
 from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
@@ -73,7 +73,7 @@ def _check_endpoint(value: object, kind: type, name: str, expected: str) -> None
     absence)."""
     if isinstance(value, (str, kind)) or (value is None and name == "paymaster"):
         return
-    raise BadInputError(f"{name}: give {expected}; got {type(value).__name__} {value!r}")
+    raise BadInputError(f"{name}: give {expected}; got {type(value).__name__} {shown(value)}")
 
 
 @dataclass
@@ -142,7 +142,7 @@ class Endpoints:
         _check_endpoint(bundler, Bundler, "bundler", "the bundler's URL (http://host:port) or a Bundler")
         _check_endpoint(paymaster, PaymasterClient, "paymaster", "an ERC-7677 paymaster service URL, or None")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
-            raise BadInputError(f"timeout is a positive number of seconds per request, got {timeout!r}")
+            raise BadInputError(f"timeout is a positive number of seconds per request, got {shown(timeout)}")
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):
@@ -223,7 +223,7 @@ class Endpoints:
             version = entry_point_version(self.chain, trusted)
             raise ConfigurationError(
                 f"the account {address} trusts EntryPoint v{version} at {trusted}, but this network sends to the "
-                f"v{self.entry_point_version} one at {self.entry_point}: connect(..., entry_point={trusted!r}) "
+                f"v{self.entry_point_version} one at {self.entry_point}: connect(..., entry_point={shown(trusted)}) "
                 "for this account"
             )
         self._entry_points_checked.add(address)

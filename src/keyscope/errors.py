@@ -8,6 +8,7 @@ what was wrong and what to do. Classes that have an obvious builtin counterpart 
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "InsufficientPrefundError",
     "InvalidAbiError",
     "InvalidAddressError",
+    "InvalidFieldsError",
     "InvalidGrantSignatureError",
     "KeyscopeError",
     "KeyscopeWarning",
@@ -56,8 +58,28 @@ __all__ = [
     "UserOperationFailedError",
     "UserOperationTimeoutError",
     "WrongPassphraseError",
+    "shown",
     "validation_problems",
 ]
+
+
+def hex_shown(value: Any) -> Any:
+    """``value`` with every ``bytes`` in it (also inside lists, tuples, sets and dicts, keys included) as 0x-hex
+    text: what a person sees of bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(hex_shown(item) for item in value)
+    if isinstance(value, dict):
+        return {hex_shown(key): hex_shown(item) for key, item in value.items()}
+    return value
+
+
+def shown(value: object, limit: int = 120) -> str:
+    """``repr(value)`` for a message, with bytes as 0x-hex (never a Python ``b'...'`` literal), cut at ``limit``
+    characters."""
+    text = repr(hex_shown(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class KeyscopeError(Exception):
@@ -88,9 +110,36 @@ class InvalidAddressError(BadInputError):
         self.value = value
         detail = f": {reason}" if reason else ""
         super().__init__(
-            f"{value!r} is not a valid address{detail}. Give 0x followed by 40 hex digits "
+            f"{shown(value)} is not a valid address{detail}. Give 0x followed by 40 hex digits "
             "(all lowercase, or with a correct EIP-55 checksum)."
         )
+
+
+class InvalidFieldsError(BadInputError):
+    """A keyscope model (a ``Rule``, ``Permission``, ``Session``, ``UserOperation``, ...) built from values it
+    cannot take. ``model`` names it; ``problems`` lists each wrong field as pydantic reports it (``loc``, ``msg``,
+    ``type``), ``summary`` says them in words, after the model's name in the message."""
+
+    def __init__(self, model: str, error: ValidationError) -> None:
+        self.model = model
+        self.problems = error.errors(include_url=False, include_input=False, include_context=False)
+        self.summary = validation_problems(error)
+        super().__init__(f"cannot build a {model}: {self.summary}")
+
+
+class RaisesBadInput:
+    """A mixin for pydantic models: building one from values it cannot take raises :class:`InvalidFieldsError`
+    (under keyscope's root) instead of pydantic's ``ValidationError``. ``model_validate`` is unchanged."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise InvalidFieldsError(type(self).__name__, error) from None
+
+    # pydantic calls a model's own __init__ while validating nested models; marked as its base one, this one
+    # is not (so model_validate keeps pydantic's errors, with their locations)
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
 class InvalidAbiError(BadInputError):
@@ -642,11 +691,28 @@ class NonceTakenError(StoreLockedError):
 
 
 def validation_problems(error: ValidationError) -> str:
-    """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given."""
+    """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given (bytes
+    as hex)."""
     problems = []
     for problem in error.errors(include_url=False):
-        field = ".".join(str(part) for part in problem["loc"])
+        field = ".".join(_part(part) for part in problem["loc"] if _is_field(part))
         message = str(problem["msg"]).removeprefix("Value error, ")
-        given = f" (got {problem['input']!r})" if field else ""
+        given = f" (got {shown(problem['input'], 80)})" if field and problem["type"] != "missing" else ""
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
+
+
+def _part(part: str | int) -> str:
+    """A part of a pydantic error's location as text: a bytes key (which pydantic gives as its repr) in hex."""
+    if isinstance(part, str) and part[:2] in ("b'", 'b"'):
+        try:
+            return str(hex_shown(ast.literal_eval(part)))
+        except (ValueError, SyntaxError):
+            pass
+    return str(part)
+
+
+def _is_field(part: str | int) -> bool:
+    """Whether a part of a pydantic error's location names a field, an index or a key, not a type that a union
+    tried (``function-before[...]``, ``literal['any']``)."""
+    return isinstance(part, int) or part == "[key]" or not ("[" in part or "`" in part)

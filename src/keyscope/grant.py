@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import BadInputError
+from .errors import BadInputError, RaisesBadInput
 from .hexutil import Address, HexBytes32, HexData, HexRepr
 from .session import Session
 from .typed_data import wallet_typed_data
@@ -17,7 +17,7 @@ __all__ = ["SessionGrant", "refuse_forbidden_targets"]
 _ZERO_ADDRESS = "0x" + "00" * 20
 
 
-class SessionGrant(HexRepr, BaseModel):
+class SessionGrant(HexRepr, RaisesBadInput, BaseModel):
     """Everything needed to use a session, except its key. Serialises to JSON and back without loss.
 
     ``owner_signature`` is set for an off-chain grant: the owner's EIP-712 signature over the session, which
@@ -116,7 +116,7 @@ def _grant_problem(error: ValidationError, size: int) -> str:
     shown = []
     for problem in problems[:5]:
         where = ".".join(str(part) for part in problem["loc"]) or "the grant"
-        shown.append(f"{where}: {problem['msg']}")
+        shown.append(f"{where}: {str(problem['msg']).removeprefix('Value error, ')}")
     more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
     return f"not a session grant: {'; '.join(shown)}{more}; give the text that SessionGrant.to_json() wrote, unchanged"
 

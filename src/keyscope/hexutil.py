@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from eth_utils import keccak, to_checksum_address
 from pydantic import BeforeValidator, PlainSerializer
 
-from .errors import BadInputError, InvalidAddressError
+from .errors import BadInputError, InvalidAddressError, hex_shown
 
 __all__ = [
     "ZERO_ADDRESS",
@@ -64,15 +64,17 @@ def _checksummed(digits: str) -> str:
     return to_checksum_address("0x" + digits)
 
 
-def to_bytes(value: object, *, name: str = "value", length: int | None = None) -> bytes:
-    """Return ``value`` (bytes or a 0x-hex string) as bytes, checking ``length`` when given."""
+def to_bytes(value: object, *, name: str = "value", length: int | None = None, secret: bool = False) -> bytes:
+    """Return ``value`` (bytes or a 0x-hex string) as bytes, checking ``length`` when given. A ``secret`` value (a
+    private key) is never shown in an error, only its length."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
     elif isinstance(value, str):
         text = value[2:] if value.startswith(("0x", "0X")) else value
         if len(text) % 2 or not set(text) <= _HEX_DIGITS:
+            given = f"({len(value)} characters)" if secret else repr(value)
             raise BadInputError(
-                f"{name} {value!r} is not hex data: give 0x followed by an even number of hex digits"
+                f"{name} {given} is not hex data: give 0x followed by an even number of hex digits"
             )
         raw = bytes.fromhex(text)
     elif hasattr(value, "__bytes__"):
@@ -140,16 +142,9 @@ HexInt = Annotated[int, BeforeValidator(_parse_int), PlainSerializer(to_quantity
 """A non-negative integer; validates ints, decimal strings and 0x quantities, serialises to 0x-hex."""
 
 
-def shown_hex(value: Any) -> Any:
-    """``value`` with every ``bytes`` in it (also inside lists, tuples and dicts) as 0x-hex text: what a
-    person sees of bytes."""
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, (list, tuple)):
-        return type(value)(shown_hex(item) for item in value)
-    if isinstance(value, dict):
-        return {key: shown_hex(item) for key, item in value.items()}
-    return value
+shown_hex = hex_shown
+"""``value`` with every ``bytes`` in it (also inside lists, tuples and dicts) as 0x-hex text: what a person sees
+of bytes."""
 
 
 class HexRepr:

@@ -112,8 +112,11 @@ class BackgroundServer(ABC):
             raise ConfigurationError(f"the {self._what} is already running")
         try:
             self._server = self._bind()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
+            raise ConfigurationError(
+                f"cannot listen on {self.host}:{self.port}: {str(exc).rstrip('.')}; give a port from 1 to 65535 that no other "
+                "program holds (or 0 for any free one), on an address of this machine"
+            ) from None
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever,

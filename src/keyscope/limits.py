@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .errors import BadInputError, LimitError, LimitExceededError
+from .errors import BadInputError, LimitError, LimitExceededError, shown
 from .session import Limit, LimitKind, Session
 
 __all__ = [
@@ -45,7 +45,7 @@ def period_seconds(per: int | str | None) -> int:
     if per is None:
         return 0
     if isinstance(per, bool) or not isinstance(per, (int, str)):
-        raise BadInputError(f"a period is a number of seconds or a word like 'day', got {per!r}")
+        raise BadInputError(f"a period is a number of seconds or a word like 'day', got {shown(per)}")
     if isinstance(per, int):
         if per <= 0:
             raise BadInputError(f"a period must be a positive number of seconds, got {per}")
@@ -59,7 +59,9 @@ def period_seconds(per: int | str | None) -> int:
         return count * seconds
     if text in _UNITS:
         return _UNITS[text]
-    raise BadInputError(f"unknown period {per!r}: use 'minute', 'hour', 'day', 'week', '6 hours' or seconds")
+    raise BadInputError(
+        f"unknown period {shown(per)}: use 'minute', 'hour', 'day', 'week', '6 hours' or seconds"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import PrivateAttr, ValidationError
+from pydantic import PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.modules import installed_module, module_questions
@@ -29,10 +29,11 @@ from .errors import (
     BadInputError,
     BundlerRejectedError,
     ConfigurationError,
+    InvalidFieldsError,
     KeyscopeWarning,
     UnknownOptionError,
     UnsupportedAccountError,
-    validation_problems,
+    shown,
 )
 from .execution import Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
@@ -160,7 +161,7 @@ def session_window(
     seconds. ``valid_for`` counts from ``now`` (or from ``valid_after`` when that is later); ``now`` is needed
     only then. A session without end must be asked for with ``never_expires=True``."""
     if isinstance(valid_after, bool) or not isinstance(valid_after, int) or valid_after < 0:
-        raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {valid_after!r}")
+        raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {shown(valid_after)}")
     given = [
         name for name, value in (("valid_for", valid_for), ("valid_until", valid_until)) if value is not None
     ]
@@ -173,7 +174,7 @@ def session_window(
     if valid_until is not None:
         if isinstance(valid_until, bool) or not isinstance(valid_until, int) or valid_until <= 0:
             hint = ": for a session without end, pass never_expires=True" if valid_until == 0 else ""
-            raise BadInputError(f"valid_until must be a unix time in seconds, got {valid_until!r}{hint}")
+            raise BadInputError(f"valid_until must be a unix time in seconds, got {shown(valid_until)}{hint}")
         if valid_until <= valid_after:
             raise BadInputError(
                 f"valid_until {valid_until} is not after valid_after {valid_after}: the session would never be "
@@ -182,10 +183,10 @@ def session_window(
         return _within_time_limit(valid_after, valid_until)
     seconds = DEFAULT_VALID_FOR if valid_for is None else valid_for
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise BadInputError(f"valid_for must be a positive number of seconds, got {seconds!r}")
+        raise BadInputError(f"valid_for must be a positive number of seconds, got {shown(seconds)}")
     if seconds >= _TIME_LIMIT:
         raise BadInputError(
-            f"valid_for {seconds!r} is longer than the module can keep (its times end at 2**48 - 1, some nine "
+            f"valid_for {shown(seconds)} is longer than the module can keep (its times end at 2**48 - 1, some nine "
             "million years from now): for a session without end, pass never_expires=True"
         )
     if now is None:
@@ -232,7 +233,9 @@ def _check_options(options: SessionOptions) -> None:
     """Refuse an option :class:`SessionOptions` does not name (a typo), as Python refuses an unknown keyword."""
     for name in sorted(options.keys() - SessionOptions.__optional_keys__):
         known = ", ".join(sorted(SessionOptions.__optional_keys__))
-        raise UnknownOptionError(f"unexpected keyword argument {name!r}: the session options are {known}")
+        raise UnknownOptionError(
+            f"unexpected keyword argument {shown(name)}: the session options are {known}"
+        )
 
 
 def _counts_from_now(options: SessionOptions) -> bool:
@@ -257,7 +260,7 @@ def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[
         elif isinstance(item, (tuple, list)):
             flat.extend(_flatten(item))
         else:
-            raise BadInputError(f"a grant takes Policy permissions, got {type(item).__name__}: {item!r}")
+            raise BadInputError(f"a grant takes Policy permissions, got {type(item).__name__}: {shown(item)}")
     return tuple(flat)
 
 
@@ -551,8 +554,8 @@ class Owner:
                 sign_in=tuple(options.get("sign_in", ())),
                 co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
             )
-        except ValidationError as error:
-            raise BadInputError(f"this session cannot be granted: {validation_problems(error)}") from None
+        except InvalidFieldsError as error:
+            raise BadInputError(f"this session cannot be granted: {error.summary}") from None
         refuse_unusable_limits(session)
         return session
 

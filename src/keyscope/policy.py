@@ -45,15 +45,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import ValidationError
-
 from .errors import (
     BadInputError,
     InvalidAbiError,
     InvalidAddressError,
+    InvalidFieldsError,
     UnknownFunctionError,
     UnknownOptionError,
-    validation_problems,
+    shown,
 )
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
 from .limits import period_seconds
@@ -196,14 +195,14 @@ class AbiFunction:
                 if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < kind.length:
                     raise BadInputError(
                         f"`{label}` is a {kind.name}: index it with an integer from 0 to {kind.length - 1}, "
-                        f"got {step!r}"
+                        f"got {shown(step)}"
                     )
                 offset += step * kind.element.head_size
                 label += f"[{step}]"
                 kind = kind.element
             else:
                 raise BadInputError(
-                    f"`{label}` is a {kind.name} in {self.signature}: it has no components, drop {step!r} "
+                    f"`{label}` is a {kind.name} in {self.signature}: it has no components, drop {shown(step)} "
                     "from the argument path"
                 )
         _refuse_dynamic(kind, label, self.signature)
@@ -254,7 +253,7 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
 
 def _pick(params: Sequence[AbiParam], key: str | int, owner: str, what: str) -> int:
     if isinstance(key, bool) or not isinstance(key, (str, int)):
-        raise BadInputError(f"a {what} is named by its name or index, got {key!r}")
+        raise BadInputError(f"a {what} is named by its name or index, got {shown(key)}")
     if isinstance(key, int):
         if not 0 <= key < len(params):
             raise BadInputError(
@@ -265,7 +264,9 @@ def _pick(params: Sequence[AbiParam], key: str | int, owner: str, what: str) -> 
         if param.name == key:
             return index
     names = ", ".join(f"{p.name or f'#{i}'} ({p.type.name})" for i, p in enumerate(params)) or "none"
-    raise BadInputError(f"{owner} has no {what} named {key!r}; its {what}s: {names} (unnamed ones by index)")
+    raise BadInputError(
+        f"{owner} has no {what} named {shown(key)}; its {what}s: {names} (unnamed ones by index)"
+    )
 
 
 def _refuse_dynamic(kind: AbiType, label: str, signature: str) -> None:
@@ -301,7 +302,7 @@ def _elementary(text: str) -> AbiType:
         ok = 8 <= bits <= 256 and bits % 8 == 0 and 0 < decimals <= 80
     if not ok:
         raise InvalidAbiError(
-            f"{text!r} is not an ABI type (expected e.g. uint256, address, bytes32, (T1,T2), T[])"
+            f"{shown(text)} is not an ABI type (expected e.g. uint256, address, bytes32, (T1,T2), T[])"
         )
     return AbiType("elementary", name)
 
@@ -336,7 +337,7 @@ class _Reader:
     def expect(self, char: str) -> None:
         self.skip()
         if self.peek() != char:
-            raise self.fail(f"expected {char!r}")
+            raise self.fail(f"expected {shown(char)}")
         self.pos += 1
 
     def ident(self) -> str | None:
@@ -378,7 +379,7 @@ class _Reader:
             if word in _LOCATIONS and not name:
                 continue
             if name:
-                raise self.fail(f"unexpected {word!r} after the name {name!r}")
+                raise self.fail(f"unexpected {shown(word)} after the name {shown(name)}")
             name = word
         return AbiParam(name, kind)
 
@@ -403,7 +404,7 @@ class _Reader:
                 raise self.fail("unclosed '['")
             size = self.text[self.pos + 1 : end].strip()
             if size and (not size.isdigit() or int(size) == 0):
-                raise self.fail(f"array length {size!r} is not a positive integer")
+                raise self.fail(f"array length {shown(size)} is not a positive integer")
             kind = _array(kind, int(size) if size else None)
             self.pos = end + 1
         return kind
@@ -436,12 +437,12 @@ def parse_signature(text: str) -> AbiFunction:
 def _param_from_json(entry: Any, where: str) -> AbiParam:
     if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
         raise InvalidAbiError(
-            f"{where}: an ABI parameter must be an object with a 'type' string, got {entry!r}"
+            f"{where}: an ABI parameter must be an object with a 'type' string, got {shown(entry)}"
         )
     text: str = entry["type"]
     name = entry.get("name") or ""
     if not isinstance(name, str):
-        raise InvalidAbiError(f"{where}: parameter name {name!r} is not a string")
+        raise InvalidAbiError(f"{where}: parameter name {shown(name)} is not a string")
     if text.startswith("tuple"):
         components = entry.get("components")
         if not isinstance(components, list):
@@ -454,7 +455,7 @@ def _param_from_json(entry: Any, where: str) -> AbiParam:
         reader = _Reader(text)
         kind = reader.type()
     if reader.pos != len(text):
-        raise InvalidAbiError(f"{where}: {text!r} is not an ABI type")
+        raise InvalidAbiError(f"{where}: {shown(text)} is not an ABI type")
     return AbiParam(name, kind)
 
 
@@ -485,7 +486,7 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
         if hasattr(item, "model_dump"):
             item = item.model_dump(mode="json", by_alias=True)
         if not isinstance(item, dict):
-            raise InvalidAbiError(f"an ABI entry must be an object, got {item!r}")
+            raise InvalidAbiError(f"an ABI entry must be an object, got {shown(item)}")
         entries.append(item)
     return entries
 
@@ -497,10 +498,10 @@ def _functions(abi: Any) -> list[AbiFunction]:
             continue
         name = entry.get("name")
         if not isinstance(name, str) or not name:
-            raise InvalidAbiError(f"ABI function entry without a name: {entry!r}")
+            raise InvalidAbiError(f"ABI function entry without a name: {shown(entry)}")
         inputs = entry.get("inputs", [])
         if not isinstance(inputs, list):
-            raise InvalidAbiError(f"ABI function {name!r} has no 'inputs' list")
+            raise InvalidAbiError(f"ABI function {shown(name)} has no 'inputs' list")
         functions.append(AbiFunction.of(name, [_param_from_json(p, f"function {name}") for p in inputs]))
     return functions
 
@@ -517,7 +518,7 @@ def find_function(abi: Any, function: str) -> AbiFunction:
     functions = _functions(abi)
     available = sorted({f.signature for f in functions})
     if not isinstance(function, str) or not function.strip():
-        raise BadInputError(f"name the function by name, signature or selector, got {function!r}")
+        raise BadInputError(f"name the function by name, signature or selector, got {shown(function)}")
     wanted = function.strip()
     if "(" in wanted:
         signature = parse_signature(wanted).signature
@@ -532,7 +533,7 @@ def find_function(abi: Any, function: str) -> AbiFunction:
         raise UnknownFunctionError(function, available)
     if len(unique) > 1:
         raise BadInputError(
-            f"{function!r} is overloaded in this ABI: {', '.join(sorted(unique))}; pass the full signature "
+            f"{shown(function)} is overloaded in this ABI: {', '.join(sorted(unique))}; pass the full signature "
             "to pick one"
         )
     return next(iter(unique.values()))
@@ -610,10 +611,10 @@ class RuleSpec:
 
     def __bool__(self) -> bool:
         hint = " (for a range use arg(...).in_range(low, high))" if self.op != Condition.EQUAL else ""
-        raise BadInputError(f"{self!r} is a rule, not a condition Python can test{hint}")
+        raise BadInputError(f"{shown(self)} is a rule, not a condition Python can test{hint}")
 
     def __repr__(self) -> str:
-        return f"{self.ref!r} {self.op.name} {self.values!r}"
+        return f"{shown(self.ref)} {self.op.name} {shown(self.values)}"
 
     def resolve(self, function: AbiFunction) -> Rule:
         """The module :class:`Rule` for ``function``: offset from the head layout, the argument's ABI type
@@ -627,7 +628,7 @@ class RuleSpec:
             low, high = (_as_signed(w) for w in words) if signed else words
             if low > high:
                 raise BadInputError(
-                    f"{where}: in_range({self.values[0]!r}, {self.values[1]!r}) has low above high"
+                    f"{where}: in_range({shown(self.values[0])}, {shown(self.values[1])}) has low above high"
                 )
         if self.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))
@@ -670,9 +671,9 @@ def _limit(**fields: Any) -> Limit:
     """A :class:`Limit` of ``fields``; a value the module cannot take is a :class:`BadInputError` naming it."""
     try:
         return Limit(**fields)
-    except ValidationError as error:
+    except InvalidFieldsError as error:
         name = fields.get("name") or "a limit"
-        raise BadInputError(f"{name}: {validation_problems(error)}") from None
+        raise BadInputError(f"{name}: {error.summary}") from None
 
 
 def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
@@ -680,7 +681,7 @@ def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
     if isinstance(rate, str):
         match = re.fullmatch(r"\s*(\d+)\s*(?:/|per)\s*(.+?)\s*", rate)
         if match is None:
-            raise BadInputError(f"a rate reads like '10/minute' or '3 per hour', got {rate!r}")
+            raise BadInputError(f"a rate reads like '10/minute' or '3 per hour', got {shown(rate)}")
         return int(match.group(1)), period_seconds(match.group(2))
     if (
         isinstance(rate, tuple)
@@ -689,7 +690,7 @@ def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
         and not isinstance(rate[0], bool)
     ):
         return rate[0], period_seconds(rate[1])
-    raise BadInputError(f"a rate is '10/minute' or (10, 'minute'), got {rate!r}")
+    raise BadInputError(f"a rate is '10/minute' or (10, 'minute'), got {shown(rate)}")
 
 
 class CallLimits(TypedDict, total=False):
@@ -712,7 +713,9 @@ def _call_limits(
     limits: list[Limit] = []
     if calls is not None:
         if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
-            raise BadInputError(f"calls= is the most calls over the session's life, a count; got {calls!r}")
+            raise BadInputError(
+                f"calls= is the most calls over the session's life, a count; got {shown(calls)}"
+            )
         limits.append(_limit(kind=LimitKind.CALLS, amount=calls, meters=(Meter(),), name=f"calls of {label}"))
     if rate is not None:
         count, seconds = _rate(rate)
@@ -723,7 +726,7 @@ def _call_limits(
         )
     for total in totals:
         if not isinstance(total, TotalSpec):
-            raise BadInputError(f"totals= takes arg(...).total(...) limits, got {total!r}")
+            raise BadInputError(f"totals= takes arg(...).total(...) limits, got {shown(total)}")
         if function is None:
             raise BadInputError("a plain transfer has no arguments: limit its value with Limits.native")
         limits.append(total.resolve(function))
@@ -773,7 +776,7 @@ def arg(name_or_index: str | int, *path: str | int) -> ArgRef:
     full = (name_or_index, *path)
     for step in full:
         if isinstance(step, bool) or not isinstance(step, (str, int)) or (isinstance(step, int) and step < 0):
-            raise BadInputError(f"arg() takes argument names and non-negative indices, got {step!r}")
+            raise BadInputError(f"arg() takes argument names and non-negative indices, got {shown(step)}")
     return ArgRef(full)
 
 
@@ -793,14 +796,14 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
         try:
             return int(to_address(raw), 16)
         except InvalidAddressError as error:
-            raise BadInputError(f"{where}: {value!r} is not an address: {error}") from None
+            raise BadInputError(f"{where}: {shown(value)} is not an address: {error}") from None
     if name == "bool":
         if raw is True or raw is False or (type(raw) is int and raw in (0, 1)):
             return int(raw)
-        raise BadInputError(f"{where}: expected True or False, got {value!r}")
+        raise BadInputError(f"{where}: expected True or False, got {shown(value)}")
     if match := re.fullmatch(r"(u?)int(\d+)", name):
         if isinstance(raw, bool) or not isinstance(raw, int):
-            raise BadInputError(f"{where}: expected an integer, got {value!r} ({type(value).__name__})")
+            raise BadInputError(f"{where}: expected an integer, got {shown(value)} ({type(value).__name__})")
         bits = int(match.group(2))
         low, high = (0, 2**bits - 1) if match.group(1) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
         if not low <= raw <= high:
@@ -809,13 +812,13 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
     if name.startswith("bytes") or name == "function":
         size = 24 if name == "function" else int(name[5:])
         if not isinstance(raw, (bytes, bytearray, str)):
-            raise BadInputError(f"{where}: expected {size} bytes (bytes or 0x-hex), got {value!r}")
+            raise BadInputError(f"{where}: expected {size} bytes (bytes or 0x-hex), got {shown(value)}")
         try:
             data = to_bytes(raw, name=where)
         except BadInputError as error:
-            raise BadInputError(f"{where}: {value!r} is not bytes or 0x-hex: {error}") from None
+            raise BadInputError(f"{where}: {shown(value)} is not bytes or 0x-hex: {error}") from None
         if len(data) != size:
-            raise BadInputError(f"{where}: expected exactly {size} bytes, got {len(data)} ({value!r})")
+            raise BadInputError(f"{where}: expected exactly {size} bytes, got {len(data)} ({shown(value)})")
         return int.from_bytes(data.ljust(32, b"\x00"), "big")
     raise BadInputError(
         f"{where}: rules on {name} values are not supported by the builder; write a Rule with the raw word"
@@ -977,7 +980,7 @@ def _permission(
 ) -> Permission:
     for name in sorted(limits.keys() - CallLimits.__optional_keys__):
         raise UnknownOptionError(
-            f"unexpected keyword argument {name!r}: a permission's limits are calls, rate and totals"
+            f"unexpected keyword argument {shown(name)}: a permission's limits are calls, rate and totals"
         )
     address, limit = _target_and_limit(target, value_limit)
     if function.selector == TRANSFER_SELECTOR:
@@ -987,6 +990,10 @@ def _permission(
         )
     if isinstance(rules, (RuleSpec, Rule)):
         rules = [rules]
+    if not isinstance(rules, Iterable) or isinstance(rules, (str, bytes, bytearray, dict)):
+        raise BadInputError(
+            f"rules is a list of arg(...) comparisons (e.g. [arg('to') == user]), got {type(rules).__name__}"
+        )
     resolved: list[Rule] = []
     for spec in rules:
         if isinstance(spec, RuleSpec):
@@ -995,7 +1002,7 @@ def _permission(
             resolved.append(spec)
         else:
             raise BadInputError(
-                f"rules must be arg(...) comparisons (e.g. arg('to') == user) or Rule objects, got {spec!r}"
+                f"rules must be arg(...) comparisons (e.g. arg('to') == user) or Rule objects, got {shown(spec)}"
             )
     permission = Permission(
         target=address,
@@ -1034,7 +1041,7 @@ def _typed_data_permission(
     structs = _fields(types)
     if primary_type not in structs:
         raise BadInputError(
-            f"primary type {primary_type!r} is not defined in types ({', '.join(sorted(structs)) or 'none'})"
+            f"primary type {shown(primary_type)} is not defined in types ({', '.join(sorted(structs)) or 'none'})"
         )
     specs = [rules] if isinstance(rules, RuleSpec) else list(rules)
     paths: list[tuple[str, ...]] = []
@@ -1042,7 +1049,7 @@ def _typed_data_permission(
         if not isinstance(spec, RuleSpec) or not all(isinstance(step, str) for step in spec.ref.path):
             raise BadInputError(
                 f"typed-data rules are arg(...) comparisons on member names (arg('details', 'amount') <= 10), got "
-                f"{spec!r}"
+                f"{shown(spec)}"
             )
         paths.append(tuple(str(step) for step in spec.ref.path))
     expand = {path[:depth] for path in paths for depth in range(1, len(path))}
@@ -1054,7 +1061,9 @@ def _typed_data_permission(
         members = structs[frame.type]
         names = [member.name for member in members]
         if path[-1] not in names:
-            raise BadInputError(f"{frame.type} has no member {path[-1]!r} (its members: {', '.join(names)})")
+            raise BadInputError(
+                f"{frame.type} has no member {shown(path[-1])} (its members: {', '.join(names)})"
+            )
         index = names.index(path[-1])
         kind = members[index].type
         where = f"field `{'.'.join(path)}` ({kind}) of {primary_type}"
@@ -1078,14 +1087,14 @@ def _typed_data_permission(
             try:
                 arg_type = arg_type_of(kind)
             except ValueError:
-                raise BadInputError(f"{where}: {kind!r} is not an EIP-712 atomic type") from None
+                raise BadInputError(f"{where}: {shown(kind)} is not an EIP-712 atomic type") from None
             abi_kind = _elementary(kind)
             words = tuple(_encode(value, abi_kind, where) for value in spec.values)
             if spec.op == Condition.IN_RANGE:
                 low, high = (_as_signed(w) for w in words) if kind.startswith("int") else words
                 if low > high:
                     raise BadInputError(
-                        f"{where}: in_range({spec.values[0]!r}, {spec.values[1]!r}) has low above high"
+                        f"{where}: in_range({shown(spec.values[0])}, {shown(spec.values[1])}) has low above high"
                     )
         if spec.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))

@@ -16,9 +16,9 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import BadInputError
+from .errors import BadInputError, RaisesBadInput
 from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_address, to_bytes
 from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struct, typed_data_sign_type_hash
 from .typed_data import Field as Member
@@ -337,7 +337,7 @@ CONDITION_WORDS = {
 checker's errors all use: see :meth:`Rule.requirement`."""
 
 
-class _Model(HexRepr, BaseModel):
+class _Model(HexRepr, RaisesBadInput, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
@@ -868,8 +868,15 @@ class Session(_Model):
         raw = data["permissions"]
         if not isinstance(raw, (list, tuple)):
             return data
-        permissions = [p if isinstance(p, Permission) else Permission.model_validate(p) for p in raw]
-        limits = [x if isinstance(x, Limit) else Limit.model_validate(x) for x in data.get("limits", ())]
+        given = data.get("limits", ())
+        if not isinstance(given, (list, tuple)):
+            return data
+        try:
+            permissions = [p if isinstance(p, Permission) else Permission.model_validate(p) for p in raw]
+            limits = [x if isinstance(x, Limit) else Limit.model_validate(x) for x in given]
+        except ValidationError:
+            return data  # the fields' own validation says what is wrong, and where
+
         attached = [(i, x) for i, p in enumerate(permissions) for x in p.limits]
         if not attached and all(_resolved(x) for x in limits):
             return data

@@ -50,7 +50,7 @@ class LocalSigner:
     __slots__ = ("_address", "_coincurve", "_key")
 
     def __init__(self, private_key: bytes | str) -> None:
-        raw = to_bytes(private_key, name="private key", length=32)
+        raw = to_bytes(private_key, name="private key", length=32, secret=True)
         number = int.from_bytes(raw, "big")
         if not 0 < number < _SECP256K1_N:
             raise BadInputError("the private key is out of range for secp256k1 (it must be in [1, n-1])")

@@ -25,7 +25,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from .errors import BadInputError
+from .errors import BadInputError, shown
 from .hexutil import address_word, to_address, to_bytes, word
 
 __all__ = [
@@ -97,7 +97,7 @@ def _fields(types: Mapping[str, Any]) -> dict[str, tuple[Field, ...]]:
         if type_name == "EIP712Domain":
             continue
         if not isinstance(members, (list, tuple)):
-            raise BadInputError(f"types[{type_name!r}] must be a list of {{name, type}} members")
+            raise BadInputError(f"types[{shown(type_name)}] must be a list of {{name, type}} members")
         fields = []
         for member in members:
             if isinstance(member, Field):
@@ -110,7 +110,7 @@ def _fields(types: Mapping[str, Any]) -> dict[str, tuple[Field, ...]]:
                 fields.append(Field(member["name"], member["type"]))
             else:
                 raise BadInputError(
-                    f"types[{type_name!r}] has a member that is not {{name, type}}: {member!r}"
+                    f"types[{shown(type_name)}] has a member that is not {{name, type}}: {shown(member)}"
                 )
         result[type_name] = tuple(fields)
     return result
@@ -132,7 +132,7 @@ def _referenced(primary: str, types: Types) -> set[str]:
     """Every struct type ``primary`` uses, directly or not, ``primary`` included."""
     if primary not in types:
         raise BadInputError(
-            f"the type {primary!r} is not defined in types ({', '.join(sorted(types)) or 'none'})"
+            f"the type {shown(primary)} is not defined in types ({', '.join(sorted(types)) or 'none'})"
         )
     found = {primary}
     pending = [primary]
@@ -181,7 +181,7 @@ def domain_fields(domain: Mapping[str, Any]) -> int:
 def _domain_value(name: str, value: Any) -> bytes:
     if name in ("name", "version"):
         if not isinstance(value, str):
-            raise BadInputError(f"domain {name} must be a string, got {value!r}")
+            raise BadInputError(f"domain {name} must be a string, got {shown(value)}")
         return keccak(value.encode())
     if name == "chainId":
         return word(_int(value, "uint256", f"domain {name}"))
@@ -259,12 +259,12 @@ def personal_sign_hash(message: bytes, *, account: str, chain_id: int, module: s
 
 def _int(value: Any, kind: str, where: str) -> int:
     if isinstance(value, bool):
-        raise BadInputError(f"{where}: expected an integer ({kind}), got {value!r}")
+        raise BadInputError(f"{where}: expected an integer ({kind}), got {shown(value)}")
     if isinstance(value, str):
         try:
             value = int(value, 0)
         except ValueError:
-            raise BadInputError(f"{where}: {value!r} is not an integer ({kind})") from None
+            raise BadInputError(f"{where}: {shown(value)} is not an integer ({kind})") from None
     if not isinstance(value, int):
         raise BadInputError(f"{where}: expected an integer ({kind}), got {type(value).__name__}")
     return value
@@ -277,7 +277,7 @@ def _atomic_word(kind: str, value: Any, where: str) -> bytes:
     if kind == "bool":
         if value is True or value is False:
             return word(int(value))
-        raise BadInputError(f"{where}: expected true or false, got {value!r}")
+        raise BadInputError(f"{where}: expected true or false, got {shown(value)}")
     if kind.startswith("bytes"):
         size = int(kind[5:])
         raw = to_bytes(value, name=where)
@@ -296,14 +296,14 @@ def _atomic_word(kind: str, value: Any, where: str) -> bytes:
 def _check_atomic(kind: str) -> None:
     match = _ATOMIC.match(kind)
     if match is None:
-        raise BadInputError(f"{kind!r} is not an EIP-712 type (nor a struct defined in types)")
+        raise BadInputError(f"{shown(kind)} is not an EIP-712 type (nor a struct defined in types)")
     digits = match.group(2) or match.group(3)
     if digits:
         number = int(digits)
         if kind.startswith("bytes") and not 1 <= number <= 32:
-            raise BadInputError(f"{kind!r} is not an EIP-712 type: bytesN takes N from 1 to 32")
+            raise BadInputError(f"{shown(kind)} is not an EIP-712 type: bytesN takes N from 1 to 32")
         if not kind.startswith("bytes") and not (8 <= number <= 256 and number % 8 == 0):
-            raise BadInputError(f"{kind!r} is not an EIP-712 type: integer widths are 8 to 256, by 8")
+            raise BadInputError(f"{shown(kind)} is not an EIP-712 type: integer widths are 8 to 256, by 8")
 
 
 def _encode_value(kind: str, value: Any, types: Types, where: str) -> bytes:
@@ -337,7 +337,7 @@ def _encode_data(struct: str, value: Mapping[str, Any], types: Types, where: str
     words = []
     for member in types[struct]:
         if member.name not in value:
-            raise BadInputError(f"{where}: the {struct} has no value for its member {member.name!r}")
+            raise BadInputError(f"{where}: the {struct} has no value for its member {shown(member.name)}")
         words.append(_encode_value(member.type, value[member.name], types, f"{where}.{member.name}"))
     extra = set(value) - {m.name for m in types[struct]}
     if extra:
@@ -441,7 +441,7 @@ class TypedData:
         self.primary_type: str = str(data["primaryType"])
         if self.primary_type == "EIP712Domain" or self.primary_type not in self.types:
             raise BadInputError(
-                f"primaryType {self.primary_type!r} is not a struct of types ({', '.join(sorted(self.types))})"
+                f"primaryType {shown(self.primary_type)} is not a struct of types ({', '.join(sorted(self.types))})"
             )
         self.domain: dict[str, Any] = dict(data["domain"])
         self.message: Mapping[str, Any] = data["message"]
@@ -533,19 +533,19 @@ def wallet_value(value: Any) -> Any:
         return value
     if isinstance(value, int):
         return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else str(value)
-    raise BadInputError(f"{value!r} ({type(value).__name__}) has no EIP-712 JSON form")
+    raise BadInputError(f"{shown(value)} ({type(value).__name__}) has no EIP-712 JSON form")
 
 
 def _wallet_convert(type_name: str, value: Any, types: Mapping[str, Any]) -> Any:
     array = _WALLET_ARRAY.match(type_name)
     if array is not None:
         if not isinstance(value, (list, tuple)):
-            raise BadInputError(f"the {type_name} value {value!r} is not a list")
+            raise BadInputError(f"the {type_name} value {shown(value)} is not a list")
         return [_wallet_convert(array.group("element"), item, types) for item in value]
     fields = types.get(type_name)
     if fields is not None:
         if not isinstance(value, Mapping):
-            raise BadInputError(f"the {type_name} value {value!r} is not an object")
+            raise BadInputError(f"the {type_name} value {shown(value)} is not an object")
         return {
             field["name"]: _wallet_convert(field["type"], value[field["name"]], types)
             for field in fields

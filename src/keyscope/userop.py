@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .eip7702 import Authorization
-from .errors import BadInputError
+from .errors import BadInputError, InvalidFieldsError, RaisesBadInput, validation_problems
 from .hashing import EIP7702_INIT_CODE, is_eip7702_init_code, user_op_hash
 from .hexutil import Address, HexBytes32, HexData, HexInt, HexRepr, rpc_name, to_address
 
@@ -65,7 +65,7 @@ class _PackedFields(NamedTuple):
     signature: bytes
 
 
-class _Wire(HexRepr, BaseModel):
+class _Wire(HexRepr, RaisesBadInput, BaseModel):
     model_config = ConfigDict(
         alias_generator=rpc_name, populate_by_name=True, frozen=True, extra="forbid", validate_assignment=True
     )
@@ -194,10 +194,18 @@ class UserOperation(_Wire):
     @classmethod
     def from_rpc(cls, data: dict[str, Any]) -> UserOperation:
         """Read a UserOperation from a bundler's JSON (unknown keys are an error)."""
+        if not isinstance(data, dict):
+            raise BadInputError(
+                f"a UserOperation is a JSON object of its fields (sender, nonce, callData, ...), got "
+                f"{type(data).__name__}"
+            )
         try:
             return cls.model_validate(data)
-        except Exception as exc:
-            raise BadInputError(f"not a v0.7 UserOperation: {exc}") from exc
+        except ValidationError as error:
+            raise BadInputError(
+                f"not a v0.7 UserOperation: {validation_problems(error)}; give the fields in their JSON-RPC form "
+                "(0x-hex quantities and data, as eth_sendUserOperation takes them)"
+            ) from None
 
     def replace(self, **changes: Any) -> UserOperation:
         """A copy with ``changes`` applied (names in Python or JSON-RPC form). Each changed field is validated
@@ -207,7 +215,10 @@ class UserOperation(_Wire):
         validator = type(self).__pydantic_validator__
         for key, value in changes.items():
             # the copy is not shared yet: fill it in field by field, through the fields' own validation
-            validator.validate_assignment(copy, key if key in fields else _snake(key), value)
+            try:
+                validator.validate_assignment(copy, key if key in fields else _snake(key), value)
+            except ValidationError as error:
+                raise InvalidFieldsError(type(self).__name__, error) from None
         return copy
 
     def hash(

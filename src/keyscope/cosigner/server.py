@@ -117,8 +117,11 @@ class CoSignerServer:
             raise ConfigurationError("the co-signer server is already running")
         try:
             self._server = _Server((self.host, self.port), self.service)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
+            raise ConfigurationError(
+                f"cannot listen on {self.host}:{self.port}: {str(exc).rstrip('.')}; give a port from 1 to 65535 that no other "
+                "program holds (or 0 for any free one), on an address of this machine"
+            ) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

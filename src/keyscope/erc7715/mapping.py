@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from ..errors import BadInputError, InvalidAbiError
+from ..errors import BadInputError, InvalidAbiError, InvalidFieldsError
 from ..hexutil import to_address, to_bytes
 from ..policy import (
     TRANSFER_SELECTOR,
@@ -269,8 +267,8 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
         return Rule(
             condition=rule.condition, offset=entry["offset"], arg_type=code, values=rule.values, name=name
         )
-    except ValidationError as error:
-        raise BadInputError(f"{where}: {error.errors()[0]['msg']}") from None
+    except InvalidFieldsError as error:
+        raise BadInputError(f"{where}: {error.problems[0]['msg']}") from None
 
 
 def _canonical(kind: str) -> str:
@@ -315,8 +313,8 @@ def _read_contract_call(data: Mapping[str, Any], where: str) -> list[Permission]
                 target=to_address(target), selector=selector, value_limit=value_limit, rules=tuple(rules)
             )
         ]
-    except ValidationError as error:
-        raise BadInputError(f"{where}: {error.errors()[0]['msg']}") from None
+    except InvalidFieldsError as error:
+        raise BadInputError(f"{where}: {error.problems[0]['msg']}") from None
 
 
 def _named_signature(permission: Permission) -> AbiFunction | None:
@@ -566,8 +564,8 @@ def _read_erc20(data: Mapping[str, Any], where: str) -> Granted:
     allowance = _amount(data["allowance"], f"{where}.allowance")
     try:
         return Granted(permissions=Policy.erc20_allowance(token, allowance, period or None, symbol=ticker))
-    except ValidationError as error:
-        raise BadInputError(f"{where}: {error.errors()[0]['msg']}") from None
+    except InvalidFieldsError as error:
+        raise BadInputError(f"{where}: {error.problems[0]['msg']}") from None
 
 
 def _native_data(limit: Limit) -> dict[str, Any]:
@@ -762,8 +760,8 @@ class SessionPlan:
                 permissions=self.permissions,
                 limits=self.limits,
             )
-        except ValidationError as error:
-            raise BadInputError(f"the requested session is not valid: {error.errors()[0]['msg']}") from None
+        except InvalidFieldsError as error:
+            raise BadInputError(f"the requested session is not valid: {error.problems[0]['msg']}") from None
 
 
 def _same(requests: Sequence[PermissionRequest]) -> None:

@@ -31,9 +31,9 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
 
-from ..errors import BadInputError
+from ..errors import BadInputError, RaisesBadInput, shown, validation_problems
 from ..execution import Call, ExecuteDecodeError, decode_execute
 from ..hexutil import Address, to_bytes, to_int
 from ..userop import EIP7702_FACTORY, UserOperation
@@ -53,9 +53,9 @@ def parse_selector(value: object) -> bytes:
 
         raw = parse_signature(value).selector
     else:
-        raise BadInputError(f"a selector must be 0x-hex or a function signature, got {value!r}")
+        raise BadInputError(f"a selector must be 0x-hex or a function signature, got {shown(value)}")
     if len(raw) != 4:
-        raise BadInputError(f"a selector is 4 bytes, got {len(raw)} ({value!r})")
+        raise BadInputError(f"a selector is 4 bytes, got {len(raw)} ({shown(value)})")
     return raw
 
 
@@ -71,7 +71,7 @@ Wei = Annotated[
 ]
 
 
-class SponsorshipPolicy(BaseModel):
+class SponsorshipPolicy(RaisesBadInput, BaseModel):
     """What the sponsor pays for (see the module's documentation for the JSON form).
 
     * ``name``: the sponsor's name, returned to wallets in ``pm_getPaymasterStubData``'s ``sponsor``;
@@ -101,10 +101,15 @@ class SponsorshipPolicy(BaseModel):
     def from_dict(cls, data: dict[str, Any]) -> SponsorshipPolicy:
         """Read a policy from its JSON object; raises :class:`~keyscope.errors.BadInputError` saying what is
         wrong."""
+        if not isinstance(data, dict):
+            raise BadInputError(f"a sponsorship policy is a JSON object, got {type(data).__name__}")
         try:
             return cls.model_validate(data)
-        except Exception as exc:
-            raise BadInputError(f"not a sponsorship policy: {exc}") from None
+        except ValidationError as error:
+            raise BadInputError(
+                f"not a sponsorship policy: {validation_problems(error)}; see the example in "
+                "keyscope.sponsor.policy's documentation"
+            ) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> SponsorshipPolicy:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from ..artifacts import ENTRY_POINT_V07
 from ..chain import Chain, RpcChain
-from ..errors import BadInputError
+from ..errors import BadInputError, shown
 from ..gas import required_prefund
 from ..hexutil import to_address, to_int
 from ..signers import SignerLike, as_signer
@@ -211,6 +211,19 @@ class Sponsor:
     ) -> None:
         if valid_after_slack is not None and valid_after_slack < 0:
             raise BadInputError(f"valid_after_slack must not be negative, got {valid_after_slack}")
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+            raise BadInputError(
+                f"chain_id must be a positive integer (the chain's EIP-155 id), got {shown(chain_id)}"
+            )
+        for name, gas in (
+            ("verification_gas_limit", verification_gas_limit),
+            ("post_op_gas_limit", post_op_gas_limit),
+        ):
+            if isinstance(gas, bool) or not isinstance(gas, int) or not 0 <= gas < 2**128:
+                raise BadInputError(
+                    f"{name} must be an integer from 0 to 2**128 - 1 (the EntryPoint packs it into a uint128), got "
+                    f"{shown(gas)}"
+                )
         self.paymaster = to_address(paymaster, name="paymaster")
         self.signer: HashSigner = as_signer(signer, role="sponsor")
         self.chain_id = chain_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import BadInputError
+from ..errors import BadInputError, shown
 from .base import SessionStore
 from .file import FileStore
 from .memory import MemoryStore
@@ -38,7 +38,7 @@ def open_store(
     if isinstance(url, Path):
         url = str(url)
     if not isinstance(url, str) or not url:
-        raise BadInputError(f"a store URL must be a non-empty string, got {url!r}")
+        raise BadInputError(f"a store URL must be a non-empty string, got {shown(url)}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         return MemoryStore()
@@ -53,7 +53,7 @@ def open_store(
     if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
         return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n)
     raise BadInputError(
-        f"unknown store URL scheme {scheme!r} in {url!r}: use memory://, file:///path/to/dir (or a "
+        f"unknown store URL scheme {shown(scheme)} in {shown(url)}: use memory://, file:///path/to/dir (or a "
         "plain path), "
         "sqlite:///path.db or postgresql://user@host:port/db"
     )
@@ -62,8 +62,10 @@ def open_store(
 def _file_url_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise BadInputError(f"file store URL {url!r} names host {parts.netloc!r}: use file:///path/to/dir")
+        raise BadInputError(
+            f"file store URL {shown(url)} names host {shown(parts.netloc)}: use file:///path/to/dir"
+        )
     path = unquote(parts.path)
     if not path:
-        raise BadInputError(f"file store URL {url!r} has no path: use file:///path/to/dir")
+        raise BadInputError(f"file store URL {shown(url)} has no path: use file:///path/to/dir")
     return path

@@ -1,0 +1,368 @@
+"""Malformed input of every kind, fed to what a dapp calls first (the models, Policy and arg rules, SessionKey,
+UserOperation.from_rpc, SponsorshipPolicy.from_dict, store URLs, connect, function calls, the sponsor's command):
+each refusal is a KeyscopeError that names the bad field and shows no Python bytes literal, no traceback and no
+pydantic boilerplate. No chain is needed: all of it is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keyscope import Limit, Limits, Permission, Policy, Rule, Session, SessionKey, UserOperation, arg, connect
+from keyscope.calls import function_call
+from keyscope.errors import BadInputError, InvalidFieldsError, KeyscopeError, shown
+from keyscope.hexutil import rpc_name
+from keyscope.sponsor import Sponsor, SponsorshipPolicy
+from keyscope.sponsor.__main__ import _parser as sponsor_parser
+from keyscope.sponsor.__main__ import build as sponsor_build
+from keyscope.sponsor.__main__ import main as sponsor_main
+from keyscope.store import open_store
+
+TARGET = "0x" + "cd" * 20
+KEY = "0x" + "11" * 32
+
+# a Python bytes literal: b'..' or b"..", where a repr starts (not the b of a word, a hex digit or a quoted 'b')
+BYTES_LITERAL = re.compile(r"(?<![^\s(\[{,=`])b['\"]")
+
+# text without quotes: a user's own "b'" is no bytes literal, but would read as one
+text = st.text(st.characters(exclude_characters="'\"\\"), max_size=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**300), max_value=2**300)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.binary(max_size=40)
+    | text
+    | st.sampled_from(["0x", "0xzz", "0x" + "00" * 20, "0x" + "ff" * 33, "day", "-1", "\u2603", "\x00"])
+)
+junk = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(text | st.binary(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def assert_clear(error: BaseException, *names: str) -> str:
+    """``error`` is keyscope's, reads as one clear message, and names one of ``names``."""
+    assert isinstance(error, KeyscopeError), f"{type(error).__module__}.{type(error).__name__}: {error}"
+    message = str(error)
+    assert not BYTES_LITERAL.search(message), message
+    assert "Traceback" not in message and "errors.pydantic.dev" not in message, message
+    assert "input_value=" not in message and "function-before[" not in message, message
+    if names:
+        lowered = message.lower()
+        assert any(name.lower() in lowered for name in names), (names, message)
+    return message
+
+
+def refused_or_taken(build: Any, *names: str) -> None:
+    """``build()`` either works or raises a clear keyscope error naming one of ``names``."""
+    try:
+        build()
+    except Exception as error:
+        assert_clear(error, *names)
+
+
+def _field_names(field: str) -> tuple[str, ...]:
+    # a check across fields (a model validator's) names the field in words: "takes exactly one reference value"
+    return (field, rpc_name(field), field.replace("_", " "), field.replace("_", "-"), field.removesuffix("s"))
+
+
+# --------------------------------------------------------------------------------------------------
+# the models, built directly
+# --------------------------------------------------------------------------------------------------
+
+_PERMISSION = Policy.call(TARGET, "f(uint256 a)", rules=[arg("a") <= 5])
+_BASES: dict[type, dict[str, Any]] = {
+    Rule: _PERMISSION.rules[0].model_dump(),
+    Permission: _PERMISSION.model_dump(),
+    Limit: Limits.native(10, per="day").model_dump(),
+    Session: {"session_key": TARGET, "permissions": (_PERMISSION,)},
+    UserOperation: {"sender": TARGET, "nonce": 0},
+}
+_FIELDS = [(model, field) for model in _BASES for field in model.model_fields]
+
+
+@SETTINGS
+@given(pick=st.sampled_from(_FIELDS), value=junk)
+def test_a_model_built_from_junk_names_the_field_under_keyscopes_root(
+    pick: tuple[type, str], value: Any
+) -> None:
+    """Once pydantic's ValidationError (outside keyscope's root), with b'..' literals and a documentation URL."""
+    model, field = pick
+    refused_or_taken(lambda: model(**{**_BASES[model], field: value}), *_field_names(field))
+
+
+def test_a_model_refusal_says_each_field_and_keeps_bytes_in_hex() -> None:
+    with pytest.raises(InvalidFieldsError) as info:
+        Permission(target=b"\x01" * 3, selector=b"\x01")
+    assert str(info.value) == (
+        "cannot build a Permission: target: '0x010101' is not a valid address: 3 bytes, expected 20. Give 0x "
+        "followed by 40 hex digits (all lowercase, or with a correct EIP-55 checksum). (got '0x010101'); "
+        "selector: Data should have at least 4 bytes (got '0x01')"
+    )
+    assert info.value.model == "Permission" and [p["loc"] for p in info.value.problems] == [
+        ("target",),
+        ("selector",),
+    ]
+    with pytest.raises(BadInputError, match="cannot build a UserOperation: nonce: Field required"):
+        UserOperation(sender=TARGET)
+    with pytest.raises(
+        BadInputError, match=r"^cannot build a UserOperation: call_data: value '0xzz' is not hex"
+    ):
+        UserOperation(sender=TARGET, nonce=0).replace(call_data="0xzz")
+
+
+def test_model_validate_keeps_pydantics_error_with_its_locations() -> None:
+    """model_validate is pydantic's own API: its errors stay pydantic's (nested locations included)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        Session.model_validate(
+            {"session_key": TARGET, "permissions": [{"target": "0x12", "selector": "0x00000000"}]}
+        )
+    assert info.value.errors()[0]["loc"][:2] == ("permissions", 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy, arg rules, limits, keys
+# --------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(target=junk)
+def test_a_policy_for_a_junk_target(target: Any) -> None:
+    refused_or_taken(lambda: Policy.call(target, "mint()"), "address", "target")
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["uint8", "int16", "bytes32", "bytes4", "address", "bool"]), value=junk)
+def test_a_rule_compared_with_junk_names_the_argument(kind: str, value: Any) -> None:
+    for build in (
+        lambda: arg("x") == value,
+        lambda: arg("x").one_of(value, value),
+        lambda: arg("x") <= value,
+    ):
+        refused_or_taken(
+            lambda build=build: Policy.call(TARGET, f"f({kind} x)", rules=[build()]), "`x`", "argument"
+        )
+
+
+@SETTINGS
+@given(rules=junk)
+def test_rules_that_are_not_rules(rules: Any) -> None:
+    refused_or_taken(lambda: Policy.call(TARGET, "f(uint256 x)", rules=rules), "rule")
+
+
+@SETTINGS
+@given(name=junk, path=st.lists(junk, max_size=2))
+def test_arg_of_junk(name: Any, path: list[Any]) -> None:
+    refused_or_taken(
+        lambda: Policy.call(TARGET, "f(uint256 x)", rules=[arg(name, *path) == 1]), "arg", "argument"
+    )
+
+
+@SETTINGS
+@given(value=junk, per=junk)
+def test_limits_of_junk(value: Any, per: Any) -> None:
+    refused_or_taken(lambda: Limits.native(value, per=per), "native", "period")
+    refused_or_taken(lambda: Limits.operations(value, per=per), "operations", "period", "count")
+    refused_or_taken(lambda: Policy.call(TARGET, "mint()", value_limit=value), "value_limit")
+    refused_or_taken(lambda: Policy.erc20_allowance(TARGET, value, per, decimals=6), "allowance", "period")
+
+
+@SETTINGS
+@given(key=junk)
+def test_a_session_key_of_junk_never_shows_the_key(key: Any) -> None:
+    try:
+        SessionKey(key)
+    except Exception as error:
+        message = assert_clear(error, "private key")
+        if isinstance(key, str) and len(key) > 3:
+            assert key not in message
+
+
+def test_a_mistyped_private_key_is_not_echoed() -> None:
+    """Once ``private key '0x1111…11g' is not hex data``: the key, one typo away, went into the log."""
+    typo = KEY[:-1] + "g"
+    with pytest.raises(BadInputError) as info:
+        SessionKey(typo)
+    assert str(info.value) == (
+        "private key (66 characters) is not hex data: give 0x followed by an even number of hex digits"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# operations, sponsorship policies, stores, connect, function calls
+# --------------------------------------------------------------------------------------------------
+
+_OP_FIELDS = [
+    "sender",
+    "nonce",
+    "callData",
+    "callGasLimit",
+    "maxFeePerGas",
+    "paymaster",
+    "signature",
+    "factory",
+]
+
+
+@SETTINGS
+@given(data=st.dictionaries(st.sampled_from(_OP_FIELDS) | text, junk, max_size=4) | junk)
+def test_a_user_operation_read_from_junk(data: Any) -> None:
+    names = (*(shown(key) for key in (data if isinstance(data, dict) else ())), "UserOperation")
+    refused_or_taken(lambda: UserOperation.from_rpc(data), *(name.strip("'") for name in names))
+
+
+def test_a_user_operation_refusal_is_one_line_naming_each_field() -> None:
+    """Once pydantic's multi-line text, with its URLs and the input's b'..' reprs."""
+    with pytest.raises(BadInputError) as info:
+        UserOperation.from_rpc({"sender": b"\x01", "nonce": "zz"})
+    assert str(info.value).startswith(
+        "not a v0.7 UserOperation: sender: '0x01' is not a valid address: 1 bytes, expected 20."
+    )
+    assert "nonce: value 'zz' is not an integer or a 0x-hex quantity" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+_POLICY_FIELDS = [
+    "accounts",
+    "factories",
+    "targets",
+    "budget_wei",
+    "total_budget_wei",
+    "validity_seconds",
+    "name",
+]
+
+
+@SETTINGS
+@given(data=st.dictionaries(st.sampled_from(_POLICY_FIELDS), junk, max_size=4) | junk)
+def test_a_sponsorship_policy_read_from_junk(data: Any) -> None:
+    names = (
+        *(shown(key) for key in (data if isinstance(data, dict) else ())),
+        "sponsorship policy",
+        "targets",
+    )
+    refused_or_taken(lambda: SponsorshipPolicy.from_dict(data), *(name.strip("'") for name in names))
+
+
+def test_a_sponsorship_policy_refusal_names_the_field_not_pydantics_types() -> None:
+    """Once: ``targets.`dict[function-before[_parse_address(), str],union[...]]`.0x12.[key]`` over 12 lines."""
+    with pytest.raises(BadInputError) as info:
+        SponsorshipPolicy.from_dict({"targets": {"0x12": ["safeMint(address)"]}})
+    message = str(info.value)
+    assert message.startswith("not a sponsorship policy: targets: Input should be 'any'")
+    assert (
+        "; targets.0x12.[key]: '0x12' is not a valid address" in message and "function-before" not in message
+    )
+
+
+@SETTINGS
+@given(url=junk.filter(lambda value: not isinstance(value, str)))
+def test_a_store_url_of_junk(url: Any) -> None:
+    refused_or_taken(lambda: open_store(url), "store URL")
+
+
+@SETTINGS
+@given(
+    which=st.sampled_from(["node", "bundler", "paymaster", "module", "factory", "entry_point", "timeout"]),
+    value=junk,
+)
+def test_connect_to_junk(which: str, value: Any) -> None:
+    given: dict[str, Any] = {"node": "http://127.0.0.1:9", "bundler": "http://127.0.0.1:9", "module": TARGET}
+    given[which] = value
+    names = (which, which.replace("_", " "), "address", "url")
+    refused_or_taken(lambda: connect(given.pop("node"), given.pop("bundler"), **given), *names)
+
+
+@SETTINGS
+@given(args=st.tuples(junk, junk, junk))
+def test_a_function_call_with_junk_arguments(args: tuple[Any, Any, Any]) -> None:
+    refused_or_taken(
+        lambda: function_call(TARGET, "f(uint8 n,bytes32 h,address to)", *args), "`n`", "`h`", "`to`"
+    )
+
+
+def test_a_function_call_refusal_names_the_argument_and_shows_hex() -> None:
+    """Once eth_abi's ``Value `b'\\x01\\x01\\x01'` of type <class 'bytes'> cannot be encoded by AddressEncoder``."""
+    with pytest.raises(BadInputError) as info:
+        function_call(TARGET, "f(uint8 n,address to)", 1, b"\x01" * 3)
+    assert str(info.value).startswith(
+        "cannot encode the arguments of f(uint8,address): `to` (address) cannot take '0x010101' (bytes); give "
+    )
+
+
+def test_bytes_read_as_hex_in_every_message() -> None:
+    assert shown({b"k": [b"\x01", (b"\x02",)]}) == "{'0x6b': ['0x01', ('0x02',)]}"
+    with pytest.raises(BadInputError, match=r"got bytes '0x687474703a2f2f78'"):
+        connect(b"http://x", "http://127.0.0.1:9", module=TARGET)
+    with pytest.raises(BadInputError, match=r"got '0x646179'$"):
+        Limits.native(5, per=b"day")
+    with pytest.raises(BadInputError, match=r"expected exactly 32 bytes, got 33 \('0x(01){33}'\)$"):
+        Policy.call(TARGET, "f(bytes32 a)", rules=[arg("a") == b"\x01" * 33])
+
+
+# --------------------------------------------------------------------------------------------------
+# the sponsor's command
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sponsor_args(tmp_path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"targets": "any", "total_budget_wei": "1"}')
+    monkeypatch.setenv("KEYSCOPE_TEST_SPONSOR_KEY", KEY)
+    return ["--policy", str(policy), "--paymaster", TARGET, "--signer-key-env", "KEYSCOPE_TEST_SPONSOR_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--port", "70000"], "error: cannot listen on 127.0.0.1:70000: bind(): port must be "),
+        (["--port", "-1"], "give a port from 1 to 65535 that no other program holds"),
+    ],
+)
+def test_the_sponsor_command_refuses_a_port_past_65535_in_one_line(
+    sponsor_args: list[str], extra: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once OverflowError's traceback."""
+    assert sponsor_main([*sponsor_args, "--chain-id", "1", *extra]) == 1
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--chain-id", "-5"], "chain_id must be a positive integer (the chain's EIP-155 id), got -5"),
+        (
+            ["--chain-id", "1", "--verification-gas-limit", "-1"],
+            "verification_gas_limit must be an integer from 0",
+        ),
+    ],
+)
+def test_the_sponsor_command_refuses_a_chain_or_gas_limit_it_cannot_use(
+    sponsor_args: list[str], extra: list[str], said: str
+) -> None:
+    """Once served: a sponsor for chain -5 signed what no paymaster could verify."""
+    with pytest.raises(BadInputError) as info:
+        sponsor_build(sponsor_parser().parse_args([*sponsor_args, *extra]))
+    assert said in str(info.value)
+
+
+def test_a_sponsor_for_no_chain_is_refused() -> None:
+    policy = SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "1"})
+    with pytest.raises(BadInputError, match="chain_id must be a positive integer"):
+        Sponsor(paymaster=TARGET, signer=KEY, chain_id=0, policy=policy)
