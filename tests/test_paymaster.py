@@ -527,6 +527,20 @@ def test_policy_refuses_calldata_it_cannot_read():
         policy.check(UserOperation(sender=_TARGETS[0], nonce=0, call_data=b"\x12\x34\x56\x78"))
 
 
+def _calling(sender: str, target: str, data: bytes) -> UserOperation:
+    """An estimated operation of ``sender`` making one call to ``target``, ready for a sponsor."""
+    return UserOperation(
+        sender=sender,
+        nonce=0,
+        call_data=encode_execute(Call(target, 0, data)),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+
+
 def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id):
     """On EntryPoint v0.8 an initCode of the ``0x7702`` marker followed by data makes the SenderCreator call the
     account with that data before validation: work the policy, which judges the callData, never sees (a fallback
@@ -540,17 +554,7 @@ def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id
         policy=SponsorshipPolicy(targets={target: ("0x12345678",)}),
     )
     eoa = LocalSigner.generate().address
-    covered = UserOperation(
-        sender=eoa,
-        nonce=0,
-        factory="0x7702",
-        call_data=encode_execute(Call(target, 0, bytes.fromhex("12345678"))),
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
+    covered = _calling(eoa, target, bytes.fromhex("12345678")).replace(factory="0x7702")
     assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
     init_call = keccak(b"anything(uint256)")[:4] + bytes(32)
     spelled = UserOperation.from_rpc(
@@ -580,16 +584,7 @@ def test_the_sponsor_pays_for_creation_by_listed_factories_only(paymaster, spons
     )
     assert sponsor.policy.factories == (listed,)
     account = LocalSigner.generate().address
-    existing = UserOperation(
-        sender=account,
-        nonce=0,
-        call_data=encode_execute(Call(target, 0, bytes.fromhex("12345678"))),
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
+    existing = _calling(account, target, bytes.fromhex("12345678"))
     for covered in (existing, existing.replace(factory=listed, factory_data=b"\x01" * 36)):
         assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
     foreign = existing.replace(factory=other, factory_data=b"\x01" * 36)
