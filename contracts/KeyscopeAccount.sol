@@ -44,7 +44,8 @@ import {ValidatorCall} from "./ValidatorCall.sol";
 /// Installing a module (of any type, at {initialize} too) first asks every installed validator
 /// `isTargetOfLiveSession(this, module)` and refuses the module when one answers true: a live session may call it, and
 /// modules keep their configuration per calling account, so that call would reconfigure the module for this account
-/// (an owner validator's `onInstall` would replace the owner). The owner revokes those sessions first. Validators
+/// (an owner validator's `onInstall` would replace the owner). The owner revokes those sessions first, in an earlier
+/// transaction: a session revoked in this one still counts (a bundle runs operations validated before). Validators
 /// that do not answer the view (no such function, a revert, anything but a word holding 1) do not block. Nothing is
 /// asked on a session's operation.
 contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable, ERC721Holder, ERC1155Holder {
@@ -67,7 +68,8 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     error OwnerIsZeroAddress();
 
     /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
-    ///         permission on it. Revoke those sessions (or all of them) on `validator` first, then install it.
+    ///         permission on it, or had one until revoked in this transaction. Revoke those sessions (or all of them)
+    ///         on `validator` first, then install it in a later transaction.
     error ModuleIsSessionTarget(address module, address validator);
 
     /*//////////////////////////////////////////////////////////////

@@ -51,7 +51,7 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 /// Installing a module (of any type) first asks every installed validator `isTargetOfLiveSession(this, module)` and
 /// refuses the module when one answers true: a live session may call it, and modules keep their configuration per
 /// calling account, so that call would reconfigure the module for this account. The owner revokes those sessions
-/// first. Validators that do not answer the view (anything but a word holding 1) do not block.
+/// first, in an earlier transaction (a session revoked in this one still counts). Validators that do not answer the view (anything but a word holding 1) do not block.
 ///
 /// Re-delegation: EIP-7702 leaves an EOA's storage as it was when the EOA delegates elsewhere, and modules keep
 /// their state per account address. A module installed here while this code holds it under no module type may

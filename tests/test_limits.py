@@ -686,6 +686,53 @@ def test_no_order_in_one_bundle_lets_a_session_call_a_module_installed_there(
     assert not _installed(project, account, validator.address)
 
 
+@pytest.mark.parametrize("how", ["revoke", "invalidate_all"])
+@pytest.mark.parametrize("ops", ["one_operation", "two_operations"])
+def test_a_session_riding_in_the_bundle_of_its_revocation_cannot_call_a_module_installed_there(
+    sessions, project, deployer, account, owner, session_key, attacker, submitter_account, how, ops
+):
+    """The owner does as ModuleIsSessionTarget says, revokes the session (or every session), then installs the
+    module: in one operation, or in two that share a bundle. A bundler puts the session's operation after them
+    (attack 100): the EntryPoint validated it while the session was live, and it executes after the revocation
+    and the install. A module counts as a live session's target for the rest of the transaction in which a
+    session naming it was revoked or invalidated, so the install is refused there; in a later transaction it goes
+    through. Without that the install lands and the session's operation, run after it, takes the validator over."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Permission(target=validator.address, selector=ON_INSTALL)]
+    )
+    module = sessions.module
+    revocation = Call.of(
+        module.address,
+        0,
+        module.revokeSession.encode_input(session_id)
+        if how == "revoke"
+        else module.invalidateAllSessions.encode_input(),
+    )
+    install = _install(account, validator.address, owner)
+    nonce = sessions.h.nonce(account, 0)
+    if ops == "one_operation":
+        owner_ops = [sessions.h.sign_owner(sessions.h.op(account, encode_execute([revocation, install])), owner)]
+    else:
+        owner_ops = [
+            sessions.h.sign_owner(sessions.h.op(account, encode_execute(call), nonce=nonce + i), owner)
+            for i, call in enumerate((revocation, install))
+        ]
+    riding = sessions.op(account, session_key, _take_over(validator, attacker))
+    results = _bundle(sessions, submitter_account, [*owner_ops, riding])
+    assert not results[-2]["success"]  # the install (with the revocation, when in the same operation)
+    assert not _installed(project, account, validator.address)
+    assert results[-1]["success"]  # the session's call reached a contract that is not a module of the account
+    # in a later transaction, with the session revoked, the install goes through and the session is refused
+    if ops == "one_operation":
+        sessions.h.owner_execute(account, owner, revocation)
+    assert not module.isTargetOfLiveSession(account, validator.address)
+    sessions.h.owner_execute(account, owner, install)
+    assert _installed(project, account, validator.address)
+    assert validator.ownerOf(account) == owner.address
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker)))
+
+
 @pytest.mark.parametrize("grant_first", [True, False], ids=["grant_then_install", "install_then_grant"])
 def test_an_owner_batch_granting_and_installing_a_module_installs_nothing_a_session_may_call(
     sessions, project, deployer, account, owner, session_key, grant_first
