@@ -650,14 +650,18 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_tra
     provider = sessions.h.chain.provider
 
     def run(data: bytes) -> None:
-        entry.call(provider.network.ecosystem.create_transaction(receiver=delegate.address, data=data, sender=entry))
+        entry.call(
+            provider.network.ecosystem.create_transaction(receiver=delegate.address, data=data, sender=entry)
+        )
 
     run(encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))))
     if how == "revoke":
         session_id = session.session_id(delegate.address, int(module.epochOf(delegate.address)))
         revocation = Call.of(module.address, 0, module.revokeSession.encode_input(session_id))
     else:
-        revocation = Call.of(delegate.address, 0, delegate.uninstallModule.encode_input(1, module.address, b""))
+        revocation = Call.of(
+            delegate.address, 0, delegate.uninstallModule.encode_input(1, module.address, b"")
+        )
     install = Call.of(
         delegate.address,
         0,
@@ -754,7 +758,9 @@ def test_a_session_riding_in_the_bundle_of_its_revocation_cannot_call_a_module_i
     install = _install(account, validator.address, owner)
     nonce = sessions.h.nonce(account, 0)
     if ops == "one_operation":
-        owner_ops = [sessions.h.sign_owner(sessions.h.op(account, encode_execute([revocation, install])), owner)]
+        owner_ops = [
+            sessions.h.sign_owner(sessions.h.op(account, encode_execute([revocation, install])), owner)
+        ]
     else:
         owner_ops = [
             sessions.h.sign_owner(sessions.h.op(account, encode_execute(call), nonce=nonce + i), owner)
