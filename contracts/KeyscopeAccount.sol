@@ -41,10 +41,11 @@ import {ValidatorCall} from "./ValidatorCall.sol";
 /// asks (the session module checking the owner's grant of a session, a digest that names this account, the module
 /// and the chain).
 ///
-/// Installing a module (of any type, at {initialize} too) first asks every installed validator
-/// `isTargetOfLiveSession(this, module)` and refuses the module when one answers true: a live session may call it, and
+/// Installing a module (of any type, at {initialize} too) first asks every installed validator, and every validator
+/// uninstalled earlier in the same transaction, `isTargetOfLiveSession(this, module)` and refuses the module when one answers true: a live session may call it, and
 /// modules keep their configuration per calling account, so that call would reconfigure the module for this account
-/// (an owner validator's `onInstall` would replace the owner). The owner revokes those sessions first. Validators
+/// (an owner validator's `onInstall` would replace the owner). The owner revokes those sessions first, in an earlier
+/// transaction: a session revoked in this one still counts (a bundle runs operations validated before). Validators
 /// that do not answer the view (no such function, a revert, anything but a word holding 1) do not block. Nothing is
 /// asked on a session's operation.
 contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable, ERC721Holder, ERC1155Holder {
@@ -67,7 +68,8 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     error OwnerIsZeroAddress();
 
     /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
-    ///         permission on it. Revoke those sessions (or all of them) on `validator` first, then install it.
+    ///         permission on it, or had one until revoked in this transaction. Revoke those sessions (or all of them)
+    ///         on `validator` first, then install it in a later transaction.
     error ModuleIsSessionTarget(address module, address validator);
 
     /*//////////////////////////////////////////////////////////////
@@ -80,6 +82,11 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     ///      whose first member is its values array: the count here, the addresses from keccak256(slot)). Read from
     ///      the compiler's storage layout by tests/test_contract_sizes.py, which fails if it moves.
     uint256 private constant VALIDATORS_SLOT = 2;
+
+    /// @dev Transient: the validators uninstalled in this transaction (their count here, the addresses after it),
+    ///      at keccak256("keyscope.account.uninstalledValidators").
+    ///      Installing asks them too: a validator's sessions validated in this bundle still run after it is gone.
+    uint256 private constant UNINSTALLED_SLOT = 0xc3ea6101926f01425705304811543aab2042fdd473e171c1b6ba372011b3b181;
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTION
@@ -168,7 +175,33 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
                 }
             }
         }
+        uint256 gone;
+        assembly ("memory-safe") {
+            gone := tload(UNINSTALLED_SLOT)
+        }
+        for (uint256 i = 1; i <= gone; ++i) {
+            address validator;
+            assembly ("memory-safe") {
+                validator := tload(add(UNINSTALLED_SLOT, i))
+            }
+            if (AccountModules.isSessionTarget(validator, address(this), module)) {
+                revert ModuleIsSessionTarget(module, validator);
+            }
+        }
         super._installModule(moduleTypeId, module, initData);
+    }
+
+    /// @dev Uninstall as {AccountERC7579} does; a validator is remembered until the transaction ends, for
+    ///      {_installModule} to ask.
+    function _uninstallModule(uint256 moduleTypeId, address module, bytes memory deInitData) internal override {
+        super._uninstallModule(moduleTypeId, module, deInitData);
+        if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
+            assembly ("memory-safe") {
+                let gone := add(tload(UNINSTALLED_SLOT), 1)
+                tstore(add(UNINSTALLED_SLOT, gone), module)
+                tstore(UNINSTALLED_SLOT, gone)
+            }
+        }
     }
 
     /// @dev Validation by the installed validator the nonce key names, else by the owner's ECDSA signature.

@@ -48,10 +48,11 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 ///     slot  STORAGE_LOCATION + 4        fallbacks        mapping(bytes4 selector => address handler)
 ///     slot  STORAGE_LOCATION + 5        fallbackCount    mapping(address handler => uint256 selectors)
 ///
-/// Installing a module (of any type) first asks every installed validator `isTargetOfLiveSession(this, module)` and
+/// Installing a module (of any type) first asks every installed validator, and every validator uninstalled earlier in
+/// the same transaction, `isTargetOfLiveSession(this, module)` and
 /// refuses the module when one answers true: a live session may call it, and modules keep their configuration per
 /// calling account, so that call would reconfigure the module for this account. The owner revokes those sessions
-/// first. Validators that do not answer the view (anything but a word holding 1) do not block.
+/// first, in an earlier transaction (a session revoked in this one still counts). Validators that do not answer the view (anything but a word holding 1) do not block.
 ///
 /// Re-delegation: EIP-7702 leaves an EOA's storage as it was when the EOA delegates elsewhere, and modules keep
 /// their state per account address. A module installed here while this code holds it under no module type may
@@ -86,6 +87,11 @@ contract KeyscopeDelegate is
 
     /// @dev keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate")) - 1)) & ~bytes32(uint256(0xff))
     bytes32 private constant STORAGE_LOCATION = 0x68f21845f977cb84b8990964c962c9cec336f6641711f359501128738fece100;
+
+    /// @dev Transient: the validators uninstalled in this transaction (their count here, the addresses after it),
+    ///      at keccak256("keyscope.delegate.uninstalledValidators").
+    ///      Installing asks them too: a validator's sessions validated in this bundle still run after it is gone.
+    uint256 private constant UNINSTALLED_SLOT = 0xcb78f8879746bd855eef24ce716f68bceff28d748eec0dc2a9dadc1584b384b8;
 
     bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
     bytes4 private constant ERC1271_INVALID = 0xffffffff;
@@ -168,6 +174,19 @@ contract KeyscopeDelegate is
                 revert ModuleIsSessionTarget(module, validator);
             }
         }
+        uint256 gone;
+        assembly ("memory-safe") {
+            gone := tload(UNINSTALLED_SLOT)
+        }
+        for (uint256 i = 1; i <= gone; ++i) {
+            address validator;
+            assembly ("memory-safe") {
+                validator := tload(add(UNINSTALLED_SLOT, i))
+            }
+            if (AccountModules.isSessionTarget(validator, address(this), module)) {
+                revert ModuleIsSessionTarget(module, validator);
+            }
+        }
         bool heldAlready = _heldUnderAnyType(module);
         bytes calldata data = initData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
@@ -206,6 +225,12 @@ contract KeyscopeDelegate is
         bytes calldata data = deInitData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
             if (!$.validators.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
+            // asked by installModule until the transaction ends
+            assembly ("memory-safe") {
+                let gone := add(tload(UNINSTALLED_SLOT), 1)
+                tstore(add(UNINSTALLED_SLOT, gone), module)
+                tstore(UNINSTALLED_SLOT, gone)
+            }
         } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
             if (!$.executors.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
         } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {

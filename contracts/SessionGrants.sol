@@ -390,7 +390,8 @@ contract SessionGrants is SessionStorage {
     //////////////////////////////////////////////////////////////*/
 
     /// @dev Clear the headers of a live session's permissions, its signing permissions' included (their words
-    ///      become unreachable); returns how many permissions it held.
+    ///      become unreachable), and mark its call targets as revoked for the rest of the transaction; returns how
+    ///      many permissions it held.
     function _clearPermissions(address account, bytes32 id, SessionRecord storage record, uint256 meta)
         internal
         returns (uint256 cleared)
@@ -400,8 +401,14 @@ contract SessionGrants is SessionStorage {
         uint256 count = SessionMeta.permissionCount(meta);
         for (uint256 i = 0; i < count; ++i) {
             uint256 grant = record.grants[i];
-            delete _permissions[_permissionKey(space, address(uint160(grant)), bytes4(uint32(grant >> 160)))][account]
-                .header;
+            address target = address(uint160(grant));
+            delete _permissions[_permissionKey(space, target, bytes4(uint32(grant >> 160)))][account].header;
+            // operations a bundle validated while the session lived still run in this transaction (attack 100): its
+            // targets stay session targets for the account's installs until the transaction ends
+            bytes32 revoked = _revokedTargetSlot(account, target);
+            assembly ("memory-safe") {
+                tstore(revoked, 1)
+            }
         }
         return count + _clearSigning(account, id);
     }

@@ -276,6 +276,12 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @inheritdoc ISessionKeyValidator
     function isTargetOfLiveSession(address account, address target) external view override returns (bool) {
+        bytes32 revoked = _revokedTargetSlot(account, target);
+        uint256 revokedHere;
+        assembly ("memory-safe") {
+            revokedHere := tload(revoked)
+        }
+        if (revokedHere != 0) return true;
         uint256 live = _accounts[account].liveSessions;
         for (uint256 i = 0; i < live; ++i) {
             SessionRecord storage record = _sessions[_liveSessions[i][account]][account];

@@ -278,6 +278,13 @@ abstract contract SessionStorage is ISessionKeyValidatorTypes, EIP712 {
         return (record & CO_SIGNED != 0, address(uint160(record)));
     }
 
+    /// @dev The transient slot that marks `target` as a call target of a session of `account` revoked or invalidated
+    ///      in this transaction (see {ISessionKeyValidator-isTargetOfLiveSession}): keccak256(account, target), the
+    ///      account first, as ERC-7562 associates a slot with it.
+    function _revokedTargetSlot(address account, address target) internal pure returns (bytes32) {
+        return keccak256(abi.encode(account, target));
+    }
+
     /// @dev The key of a permission in `_permissions`: keccak256 of the session key (20 bytes), the target
     ///      (20 bytes) and the selector (4 bytes), packed (44 bytes, so no two triples share an encoding).
     function _permissionKey(address key, address target, bytes4 selector) internal pure returns (bytes32 result) {

@@ -7,7 +7,7 @@ pydantic boilerplate. No chain is needed: all of it is refused before anything i
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from keyscope import Limit, Limits, Permission, Policy, Rule, Session, SessionKey, UserOperation, arg, connect
 from keyscope.calls import function_call
-from keyscope.errors import BadInputError, InvalidFieldsError, KeyscopeError, shown
-from keyscope.hexutil import rpc_name
+from keyscope.errors import BadInputError, InvalidAddressError, InvalidFieldsError, KeyscopeError, shown
+from keyscope.hexutil import rpc_name, to_address
 from keyscope.sponsor import Sponsor, SponsorshipPolicy
 from keyscope.sponsor.__main__ import _parser as sponsor_parser
 from keyscope.sponsor.__main__ import build as sponsor_build
@@ -312,6 +312,28 @@ def test_bytes_read_as_hex_in_every_message() -> None:
         Limits.native(5, per=b"day")
     with pytest.raises(BadInputError, match=r"expected exactly 32 bytes, got 33 \('0x(01){33}'\)$"):
         Policy.call(TARGET, "f(bytes32 a)", rules=[arg("a") == b"\x01" * 33])
+
+
+class _Pair(NamedTuple):
+    number: int
+    data: bytes
+
+
+class _Sized(list):
+    def __init__(self, items: list[Any], size: int) -> None:
+        super().__init__(items)
+        self.size = size
+
+
+def test_containers_that_cannot_be_rebuilt_from_one_iterable_are_still_refused_as_bad_input() -> None:
+    """A named tuple (or a list subclass whose constructor takes more) where an address or a field goes: the
+    refusal is the documented one, not a TypeError raised while its message shows the value."""
+    assert shown(_Pair(1, b"\x01")) == "_Pair(number=1, data='0x01')"
+    assert shown(_Sized([b"\x02"], 1)) == "['0x02']"
+    with pytest.raises(InvalidAddressError, match=r"_Pair\(number=1, data='0x01'\) is not a valid address"):
+        to_address(_Pair(1, b"\x01"))
+    with pytest.raises(InvalidFieldsError, match=r"nonce"):
+        UserOperation(sender=TARGET, nonce=_Pair(1, b"\x01"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -632,6 +632,48 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
     assert delegate.isModuleInstalled(1, validator.address, b"")
 
 
+@pytest.mark.parametrize("how", ["revoke", "uninstall"])
+def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_transaction(
+    sessions, project, deployer, accounts, owner, session_key, how
+):
+    """As KeyscopeAccount (attack 116): the delegate refuses to install a module in the transaction that revoked the
+    session naming it, or uninstalled the session module, and installs it in a later one."""
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    module = sessions.module
+    delegate.installModule(1, module.address, b"", sender=entry)
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
+    )
+    provider = sessions.h.chain.provider
+
+    def run(data: bytes) -> None:
+        entry.call(
+            provider.network.ecosystem.create_transaction(receiver=delegate.address, data=data, sender=entry)
+        )
+
+    run(encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))))
+    if how == "revoke":
+        session_id = session.session_id(delegate.address, int(module.epochOf(delegate.address)))
+        revocation = Call.of(module.address, 0, module.revokeSession.encode_input(session_id))
+    else:
+        revocation = Call.of(
+            delegate.address, 0, delegate.uninstallModule.encode_input(1, module.address, b"")
+        )
+    install = Call.of(
+        delegate.address,
+        0,
+        delegate.installModule.encode_input(1, validator.address, bytes.fromhex(owner.address[2:])),
+    )
+    error = _eth_call_error(sessions, entry.address, delegate.address, encode_execute([revocation, install]))
+    assert error == f"ModuleIsSessionTarget(module={validator.address}, validator={module.address})", error
+    run(encode_execute(revocation))
+    run(encode_execute(install))
+    assert delegate.isModuleInstalled(1, validator.address, b"")
+
+
 def _bundle(sessions, submitter, ops) -> list[dict]:
     """``ops`` in one handleOps transaction, in this order (the EntryPoint validates them all, then executes
     them); the fields of each one's UserOperationEvent, in the same order."""
@@ -684,6 +726,59 @@ def test_no_order_in_one_bundle_lets_a_session_call_a_module_installed_there(
     # and after the bundle, the session still calls a contract that is no module of the account
     assert sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker))) == "ok"
     assert not _installed(project, account, validator.address)
+
+
+@pytest.mark.parametrize("how", ["revoke", "invalidate_all", "uninstall"])
+@pytest.mark.parametrize("ops", ["one_operation", "two_operations"])
+def test_a_session_riding_in_the_bundle_of_its_revocation_cannot_call_a_module_installed_there(
+    sessions, project, deployer, account, owner, session_key, attacker, submitter_account, how, ops
+):
+    """The owner does as ModuleIsSessionTarget says, revokes the session (or every session, or uninstalls the session
+    module), then installs the module: in one operation, or in two that share a bundle. A bundler puts the session's operation after them
+    (attack 100): the EntryPoint validated it while the session was live, and it executes after the revocation
+    and the install. A module counts as a live session's target for the rest of the transaction in which a
+    session naming it was revoked or invalidated, and the account asks the validators it uninstalled in this
+    transaction too, so the install is refused there; in a later transaction it goes through. Without that the
+    install lands and the session's operation, run after it, takes the validator over."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Permission(target=validator.address, selector=ON_INSTALL)]
+    )
+    module = sessions.module
+    if how == "uninstall":  # the session module itself: the account no longer has it to ask
+        revocation = KIND.uninstall_validator_call(account, module.address)
+    else:
+        revocation = Call.of(
+            module.address,
+            0,
+            module.revokeSession.encode_input(session_id)
+            if how == "revoke"
+            else module.invalidateAllSessions.encode_input(),
+        )
+    install = _install(account, validator.address, owner)
+    nonce = sessions.h.nonce(account, 0)
+    if ops == "one_operation":
+        owner_ops = [
+            sessions.h.sign_owner(sessions.h.op(account, encode_execute([revocation, install])), owner)
+        ]
+    else:
+        owner_ops = [
+            sessions.h.sign_owner(sessions.h.op(account, encode_execute(call), nonce=nonce + i), owner)
+            for i, call in enumerate((revocation, install))
+        ]
+    riding = sessions.op(account, session_key, _take_over(validator, attacker))
+    results = _bundle(sessions, submitter_account, [*owner_ops, riding])
+    assert not results[-2]["success"]  # the install (with the revocation, when in the same operation)
+    assert not _installed(project, account, validator.address)
+    assert results[-1]["success"]  # the session's call reached a contract that is not a module of the account
+    # in a later transaction, with the session revoked, the install goes through and the session is refused
+    if ops == "one_operation":
+        sessions.h.owner_execute(account, owner, revocation)
+    assert not module.isTargetOfLiveSession(account, validator.address)
+    sessions.h.owner_execute(account, owner, install)
+    assert _installed(project, account, validator.address)
+    assert validator.ownerOf(account) == owner.address
+    assert "AA24" in sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker)))
 
 
 @pytest.mark.parametrize("grant_first", [True, False], ids=["grant_then_install", "install_then_grant"])

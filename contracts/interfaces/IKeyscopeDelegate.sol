@@ -23,7 +23,8 @@ interface IKeyscopeDelegate {
     error InitCallNotForValidators(address validator, uint256 initCallLength);
 
     /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
-    ///         permission on it. Revoke those sessions (or all of them) on `validator` first, then install it.
+    ///         permission on it, or had one until revoked in this transaction. Revoke those sessions (or all of them)
+    ///         on `validator` first, then install it in a later transaction.
     /// @param module The module being installed.
     /// @param validator The validator whose live session may call it.
     error ModuleIsSessionTarget(address module, address validator);

@@ -404,14 +404,18 @@ interface ISessionKeyValidator is IERC7579Validator, ISessionKeyValidatorTypes {
     function epochOf(address account) external view returns (uint32);
 
     /// @notice Whether a live session of `account` (enabled in its current epoch, not revoked; expired or not) has
-    ///         a call permission on `target`. keyscope's accounts ask every installed validator before installing a
-    ///         module, and refuse a module a live session could call: modules keep their configuration per calling
-    ///         account, so the session's call would reconfigure the module for the account (attack 52).
+    ///         a call permission on `target`, or a session revoked or invalidated earlier in this transaction had
+    ///         one (a bundle's operations are all validated before any runs, so one validated while the session
+    ///         lived still runs after its revocation: attack 100). keyscope's accounts ask every installed validator
+    ///         before installing a module, and refuse a module a live session could call: modules keep their
+    ///         configuration per calling account, so the session's call would reconfigure the module for the
+    ///         account (attack 52).
     /// @dev Reads the account's live sessions and the targets of their permissions: at most MAX_LIVE_PERMISSIONS
     ///      of each, so the answer is bounded. Not for validation: nothing on the USE path asks it.
     /// @param account The account.
     /// @param target The contract, typically a module about to be installed.
-    /// @return Whether some live session of `account` may call `target` (with any selector).
+    /// @return Whether some live session of `account` may call `target` (with any selector), or one revoked in this
+    ///         transaction could.
     function isTargetOfLiveSession(address account, address target) external view returns (bool);
 
     /// @notice The session id of `session` for `account` at the account's current epoch.

@@ -69,7 +69,13 @@ def hex_shown(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "0x" + bytes(value).hex()
     if isinstance(value, (list, tuple, set, frozenset)):
-        return type(value)(hex_shown(item) for item in value)
+        items = [hex_shown(item) for item in value]
+        try:
+            return (
+                value._make(items) if hasattr(value, "_make") else type(value)(items)
+            )  # a named tuple: _make
+        except Exception:  # a subclass whose constructor takes more than the items: shown as its builtin kind
+            return next(kind for kind in (list, tuple, set, frozenset) if isinstance(value, kind))(items)
     if isinstance(value, dict):
         return {hex_shown(key): hex_shown(item) for key, item in value.items()}
     return value
