@@ -23,7 +23,7 @@ from keyscope.co_signer import local_co_signer
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hashing import user_op_hash_v07
-from keyscope.hexutil import keccak
+from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.network import Network
 from keyscope.owner import Owner
@@ -40,11 +40,12 @@ from support.erc7562 import (
     associated_with,
     parse_validation_trace,
 )
-from support.victims import Victims, deploy_victims, transact, view
+from support.victims import Victims, deploy, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
 
 ETHER = 10**18
+MODULE_TYPE_EXECUTOR = 2
 SAFE_MINT = "safeMint(address)"
 MINT_BATCH = "mintBatch(address,uint256)"
 
@@ -243,6 +244,43 @@ def test_owner_operation_that_creates_the_account(
     assert report.storage_in(stack.module, "factory")
     assert not report.storage_in(stack.module, "account")  # the owner's path never asks the module
     _assert_module_storage(report, stack, owner.account, creating=True)
+
+
+def test_a_module_installed_after_the_session_module_at_creation(
+    net: Network, checker: Erc7562Checker, local_stack: LocalStack
+) -> None:
+    """keyscope's account asks its installed validators whether a live session may call a module before it installs
+    it, at creation too (attack 52): the second module of ``createAccount`` makes the account ask the session module
+    ``isTargetOfLiveSession``, which reads the account's live sessions and a transient mark of revoked targets, in
+    the factory phase of validation. Those reads are the account's associated storage, and no rule is broken."""
+    stack = local_stack
+    owner = LocalSigner.generate()
+    executor = deploy(stack, "GreedyModule")
+    modules = [(MODULE_TYPE_VALIDATOR, stack.module, b""), (MODULE_TYPE_EXECUTOR, executor, b"")]
+    # the address commits to the modules created with (attack 95): not the default account's
+    account = to_address(
+        net.chain.call(stack.factory, create_account_data(owner.address, modules, view=True))[12:32]
+    )
+    stack.fund(account, ETHER)
+    fee = 2 * net.chain.base_fee() + 10**9
+    op = UserOperation(
+        sender=account,
+        nonce=0,
+        factory=stack.factory,
+        factory_data=create_account_data(owner.address, modules),
+        call_data=encode_execute(Call(stack.nft, 0, encode_function_call(SAFE_MINT, account))),
+        call_gas_limit=600_000,
+        verification_gas_limit=1_500_000,
+        pre_verification_gas=80_000,
+        max_fee_per_gas=fee,
+        max_priority_fee_per_gas=10**9,
+    )
+    op = op.replace(signature=owner.sign_hash(user_op_hash_v07(op.pack(), net.entry_point, net.chain_id)))
+    report = checker.check([op])
+    _assert_clean(report, "ok", stack, account)
+    asked = report.storage_in(stack.module, "factory")
+    assert {v.access.op for v in asked} >= {"SLOAD", "TLOAD"}, report.summary()
+    _assert_module_storage(report, stack, account, creating=True)
 
 
 def test_enable_in_the_first_operation_on_a_deployed_account(
