@@ -336,6 +336,18 @@ def test_containers_that_cannot_be_rebuilt_from_one_iterable_are_still_refused_a
         UserOperation(sender=TARGET, nonce=_Pair(1, b"\x01"))
 
 
+def test_a_container_holding_itself_is_refused_as_bad_input() -> None:
+    """A list that holds itself (or junk nested deeper than a message can show) where an address goes: the refusal
+    is the documented one, cut short, not a RecursionError raised while its message shows the value."""
+    looped: list[Any] = [b"\x01"]
+    looped.append(looped)
+    assert (
+        shown(looped) == "['0x01', ['0x01', ['0x01', ['0x01', ['0x01', ['0x01', ['0x01', ['0x01', '…']]]]]]]]"
+    )
+    with pytest.raises(InvalidAddressError, match=r"\['0x01', \['0x01', "):
+        to_address(looped)
+
+
 # --------------------------------------------------------------------------------------------------
 # the sponsor's command
 # --------------------------------------------------------------------------------------------------

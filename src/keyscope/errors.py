@@ -63,13 +63,16 @@ __all__ = [
 ]
 
 
-def hex_shown(value: Any) -> Any:
+def hex_shown(value: Any, _depth: int = 0) -> Any:
     """``value`` with every ``bytes`` in it (also inside lists, tuples, sets and dicts, keys included) as 0x-hex
-    text: what a person sees of bytes."""
+    text: what a person sees of bytes. Containers nested deeper than a message can show (or holding themselves)
+    are cut to ``"…"``."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "0x" + bytes(value).hex()
+    if isinstance(value, (list, tuple, set, frozenset, dict)) and _depth >= _SHOWN_DEPTH:
+        return "…"
     if isinstance(value, (list, tuple, set, frozenset)):
-        items = [hex_shown(item) for item in value]
+        items = [hex_shown(item, _depth + 1) for item in value]
         try:
             return (
                 value._make(items) if hasattr(value, "_make") else type(value)(items)
@@ -77,8 +80,12 @@ def hex_shown(value: Any) -> Any:
         except Exception:  # a subclass whose constructor takes more than the items: shown as its builtin kind
             return next(kind for kind in (list, tuple, set, frozenset) if isinstance(value, kind))(items)
     if isinstance(value, dict):
-        return {hex_shown(key): hex_shown(item) for key, item in value.items()}
+        return {hex_shown(key, _depth + 1): hex_shown(item, _depth + 1) for key, item in value.items()}
     return value
+
+
+_SHOWN_DEPTH = 8
+"""How deep :func:`hex_shown` goes into nested containers."""
 
 
 def shown(value: object, limit: int = 120) -> str:
