@@ -35,6 +35,39 @@ library AccountModules {
         return asks(validator, abi.encodeWithSelector(IS_TARGET_OF_LIVE_SESSION, account, module));
     }
 
+    /// @dev Record, until the transaction ends, that the calling account uninstalled `validator`: a session of the
+    ///      validator revoked by that uninstall can still run an operation validated earlier in the same bundle, so
+    ///      the account asks it too ({uninstalledSessionTarget}). Transient storage of the account, at `slot`:
+    ///
+    ///      | slot         | holds                                        |
+    ///      |--------------|----------------------------------------------|
+    ///      | `slot`       | n, the validators uninstalled so far          |
+    ///      | `slot` + i   | the i-th of them (1 <= i <= n)                |
+    function rememberUninstalled(uint256 slot, address validator) internal {
+        assembly ("memory-safe") {
+            let gone := add(tload(slot), 1)
+            tstore(add(slot, gone), validator)
+            tstore(slot, gone)
+        }
+    }
+
+    /// @dev The first validator recorded at `slot` by {rememberUninstalled} in this transaction that says a live
+    ///      session of the calling account may call `module` ({isSessionTarget}); address(0) when none does.
+    function uninstalledSessionTarget(uint256 slot, address module) internal view returns (address) {
+        uint256 gone;
+        assembly ("memory-safe") {
+            gone := tload(slot)
+        }
+        for (uint256 i = 1; i <= gone; ++i) {
+            address validator;
+            assembly ("memory-safe") {
+                validator := tload(add(slot, i))
+            }
+            if (isSessionTarget(validator, address(this), module)) return validator;
+        }
+        return address(0);
+    }
+
     /// @dev Whether `account` answers `data` (a view returning bool) with true.
     function asks(address account, bytes memory data) internal view returns (bool yes) {
         (bool ok, bytes memory answer) = account.staticcall(data);

@@ -175,19 +175,8 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
                 }
             }
         }
-        uint256 gone;
-        assembly ("memory-safe") {
-            gone := tload(UNINSTALLED_SLOT)
-        }
-        for (uint256 i = 1; i <= gone; ++i) {
-            address validator;
-            assembly ("memory-safe") {
-                validator := tload(add(UNINSTALLED_SLOT, i))
-            }
-            if (AccountModules.isSessionTarget(validator, address(this), module)) {
-                revert ModuleIsSessionTarget(module, validator);
-            }
-        }
+        address uninstalled = AccountModules.uninstalledSessionTarget(UNINSTALLED_SLOT, module);
+        if (uninstalled != address(0)) revert ModuleIsSessionTarget(module, uninstalled);
         super._installModule(moduleTypeId, module, initData);
     }
 
@@ -196,11 +185,7 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     function _uninstallModule(uint256 moduleTypeId, address module, bytes memory deInitData) internal override {
         super._uninstallModule(moduleTypeId, module, deInitData);
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
-            assembly ("memory-safe") {
-                let gone := add(tload(UNINSTALLED_SLOT), 1)
-                tstore(add(UNINSTALLED_SLOT, gone), module)
-                tstore(UNINSTALLED_SLOT, gone)
-            }
+            AccountModules.rememberUninstalled(UNINSTALLED_SLOT, module);
         }
     }
 

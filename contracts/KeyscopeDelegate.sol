@@ -174,19 +174,8 @@ contract KeyscopeDelegate is
                 revert ModuleIsSessionTarget(module, validator);
             }
         }
-        uint256 gone;
-        assembly ("memory-safe") {
-            gone := tload(UNINSTALLED_SLOT)
-        }
-        for (uint256 i = 1; i <= gone; ++i) {
-            address validator;
-            assembly ("memory-safe") {
-                validator := tload(add(UNINSTALLED_SLOT, i))
-            }
-            if (AccountModules.isSessionTarget(validator, address(this), module)) {
-                revert ModuleIsSessionTarget(module, validator);
-            }
-        }
+        address uninstalled = AccountModules.uninstalledSessionTarget(UNINSTALLED_SLOT, module);
+        if (uninstalled != address(0)) revert ModuleIsSessionTarget(module, uninstalled);
         bool heldAlready = _heldUnderAnyType(module);
         bytes calldata data = initData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
@@ -226,11 +215,7 @@ contract KeyscopeDelegate is
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
             if (!$.validators.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
             // asked by installModule until the transaction ends
-            assembly ("memory-safe") {
-                let gone := add(tload(UNINSTALLED_SLOT), 1)
-                tstore(add(UNINSTALLED_SLOT, gone), module)
-                tstore(UNINSTALLED_SLOT, gone)
-            }
+            AccountModules.rememberUninstalled(UNINSTALLED_SLOT, module);
         } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
             if (!$.executors.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
         } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {
