@@ -5,6 +5,9 @@ events, malformed limits, and grants naming the account's own modules (attack 52
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 from eth_abi import encode as abi_encode
 
@@ -599,12 +602,30 @@ def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refu
     assert _installed(project, address, validator.address)
 
 
-def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
-    sessions, project, deployer, accounts, owner, session_key
-):
-    """KeyscopeDelegate (the code an EOA delegates to) asks its validators before installing a module, as
-    KeyscopeAccount does. Deployed here as a plain contract whose EntryPoint is a test account, which calls it as
-    the EntryPoint would once the owner's signature validated (delegation itself needs a Prague node)."""
+@dataclass
+class _DelegateWithSession:
+    """KeyscopeDelegate deployed as a plain contract whose EntryPoint is a test account (``run`` calls it as the
+    EntryPoint would once the owner's signature validated; delegation itself needs a Prague node), the session
+    module installed, and a live session that may call ``validator``'s ``onInstall``."""
+
+    entry: Any
+    delegate: Any
+    module: Any
+    validator: Any
+    session: Session
+    provider: Any
+
+    def run(self, data: bytes) -> None:
+        ecosystem = self.provider.network.ecosystem
+        self.entry.call(
+            ecosystem.create_transaction(receiver=self.delegate.address, data=data, sender=self.entry)
+        )
+
+    def session_id(self) -> bytes:
+        return self.session.session_id(self.delegate.address, int(self.module.epochOf(self.delegate.address)))
+
+
+def _delegate_with_session(sessions, project, deployer, accounts, session_key) -> _DelegateWithSession:
     entry = accounts[6]
     delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
     module = sessions.module
@@ -614,22 +635,26 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
         session_key=session_key.address,
         permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
     )
-    enable = encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi())))
-    provider = sessions.h.chain.provider
-    entry.call(
-        provider.network.ecosystem.create_transaction(receiver=delegate.address, data=enable, sender=entry)
+    made = _DelegateWithSession(entry, delegate, module, validator, session, sessions.h.chain.provider)
+    made.run(encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))))
+    return made
+
+
+def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
+    sessions, project, deployer, accounts, owner, session_key
+):
+    """KeyscopeDelegate (the code an EOA delegates to) asks its validators before installing a module, as
+    KeyscopeAccount does."""
+    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    assert d.module.isTargetOfLiveSession(d.delegate.address, d.validator.address)
+    install = d.delegate.installModule.encode_input(1, d.validator.address, bytes.fromhex(owner.address[2:]))
+    error = _eth_call_error(sessions, d.entry.address, d.delegate.address, install)
+    assert error == f"ModuleIsSessionTarget(module={d.validator.address}, validator={d.module.address})", (
+        error
     )
-    assert module.isTargetOfLiveSession(delegate.address, validator.address)
-    install = delegate.installModule.encode_input(1, validator.address, bytes.fromhex(owner.address[2:]))
-    error = _eth_call_error(sessions, entry.address, delegate.address, install)
-    assert error == f"ModuleIsSessionTarget(module={validator.address}, validator={module.address})", error
-    module_id = session.session_id(delegate.address, int(module.epochOf(delegate.address)))
-    revoke = encode_execute(Call.of(module.address, 0, module.revokeSession.encode_input(module_id)))
-    entry.call(
-        provider.network.ecosystem.create_transaction(receiver=delegate.address, data=revoke, sender=entry)
-    )
-    delegate.installModule(1, validator.address, bytes.fromhex(owner.address[2:]), sender=entry)
-    assert delegate.isModuleInstalled(1, validator.address, b"")
+    d.run(encode_execute(Call.of(d.module.address, 0, d.module.revokeSession.encode_input(d.session_id()))))
+    d.delegate.installModule(1, d.validator.address, bytes.fromhex(owner.address[2:]), sender=d.entry)
+    assert d.delegate.isModuleInstalled(1, d.validator.address, b"")
 
 
 @pytest.mark.parametrize("how", ["revoke", "uninstall"])
@@ -638,26 +663,10 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_tra
 ):
     """As KeyscopeAccount (attack 116): the delegate refuses to install a module in the transaction that revoked the
     session naming it, or uninstalled the session module, and installs it in a later one."""
-    entry = accounts[6]
-    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
-    module = sessions.module
-    delegate.installModule(1, module.address, b"", sender=entry)
-    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-    session = Session(
-        session_key=session_key.address,
-        permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
-    )
-    provider = sessions.h.chain.provider
-
-    def run(data: bytes) -> None:
-        entry.call(
-            provider.network.ecosystem.create_transaction(receiver=delegate.address, data=data, sender=entry)
-        )
-
-    run(encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))))
+    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    delegate, module, validator = d.delegate, d.module, d.validator
     if how == "revoke":
-        session_id = session.session_id(delegate.address, int(module.epochOf(delegate.address)))
-        revocation = Call.of(module.address, 0, module.revokeSession.encode_input(session_id))
+        revocation = Call.of(module.address, 0, module.revokeSession.encode_input(d.session_id()))
     else:
         revocation = Call.of(
             delegate.address, 0, delegate.uninstallModule.encode_input(1, module.address, b"")
@@ -667,10 +676,12 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_tra
         0,
         delegate.installModule.encode_input(1, validator.address, bytes.fromhex(owner.address[2:])),
     )
-    error = _eth_call_error(sessions, entry.address, delegate.address, encode_execute([revocation, install]))
+    error = _eth_call_error(
+        sessions, d.entry.address, delegate.address, encode_execute([revocation, install])
+    )
     assert error == f"ModuleIsSessionTarget(module={validator.address}, validator={module.address})", error
-    run(encode_execute(revocation))
-    run(encode_execute(install))
+    d.run(encode_execute(revocation))
+    d.run(encode_execute(install))
     assert delegate.isModuleInstalled(1, validator.address, b"")
 
 

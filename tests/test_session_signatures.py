@@ -291,8 +291,16 @@ def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, p
 
 
 OTHER = "0x" + "c1" * 20
-VERIFIERS = ("the permits contract", "the account", "the session module", "another module of the account")
-"""Who asks the account about a signature (ERC-1271's caller, the module's ``sender``): only the first may get it."""
+VERIFIERS = (
+    "the permits contract",
+    "the account",
+    "the session module",
+    "another module of the account",
+    "no sender (an eth_call without from)",
+)
+"""Who asks the account about a signature (ERC-1271's caller, the module's ``sender``): the permits contract and
+the zero address may get it; the account and its modules may not."""
+ALLOWED_VERIFIERS = (VERIFIERS[0], VERIFIERS[4])
 
 
 @pytest.fixture(scope="module")
@@ -311,9 +319,12 @@ def verifier_address(signing: Signing, project: Any, module: Any, other_module: 
             install = KIND.install_validator_call(account, other_module.address)
             signing.sessions.h.owner_execute(account, signing.owner, install)
         return other_module.address
-    return {VERIFIERS[0]: signing.permits.address, VERIFIERS[1]: account, VERIFIERS[2]: module.address}[
-        verifier
-    ]
+    return {
+        VERIFIERS[0]: signing.permits.address,
+        VERIFIERS[1]: account,
+        VERIFIERS[2]: module.address,
+        VERIFIERS[4]: "0x" + "00" * 20,
+    }[verifier]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -335,7 +346,8 @@ def test_the_sdk_and_the_module_judge_signed_permits_alike(
     """Differential: Permit2 permits around every rule of the grant (token, amount, expiration, spender), judged
     by the SDK before it signs and by the module on the signature the SDK would have made: the same verdict, for
     the same reason, and the standard SignatureChecker agrees with the module. Asked by the account, the module or
-    another module of the account (installed after the grant), the module refuses whatever the permit says."""
+    another module of the account (installed after the grant), the module refuses whatever the permit says; asked
+    with no sender (the zero address, an eth_call without from), it judges as for the permits contract."""
     account = signing.accounts[0]
     sender = verifier_address(signing, project, module, other_module, verifier)
     data = permit_single(permits, signing.chain_id, amount, nonce=nonce)
@@ -348,7 +360,7 @@ def test_the_sdk_and_the_module_judge_signed_permits_alike(
         local = error.reason
     forged = signing.forge(data)
     digest = TypedData(data).digest
-    forbidden = verifier != VERIFIERS[0]
+    forbidden = verifier not in ALLOWED_VERIFIERS
     assert refusal(module, account, digest, forged, sender) == (
         "SignatureSenderForbidden" if forbidden else local
     )
