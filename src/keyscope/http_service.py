@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["BackgroundServer", "LocalHTTPServer", "LocalRequestHandler", "content_length", "send_body"]
+__all__ = [
+    "BackgroundServer",
+    "LocalHTTPServer",
+    "LocalRequestHandler",
+    "cannot_listen",
+    "content_length",
+    "send_body",
+]
 
 _S = TypeVar("_S", bound="BackgroundServer")
 
@@ -71,6 +78,14 @@ def send_body(
     handler.wfile.write(body)
 
 
+def cannot_listen(host: str, port: int, error: Exception) -> ConfigurationError:
+    """The error for a server that could not bind ``host:port`` (taken, not this machine's, or no port at all)."""
+    return ConfigurationError(
+        f"cannot listen on {host}:{port}: {str(error).rstrip('.')}; give a port from 1 to 65535 that no other "
+        "program holds (or 0 for any free one), on an address of this machine"
+    )
+
+
 class BackgroundServer(ABC):
     """Serves on ``host``:``port`` (0: a free port the kernel chooses, known once started) in a background
     thread. Subclasses build the HTTP server and name themselves in messages (:attr:`_what`) and the thread
@@ -113,10 +128,7 @@ class BackgroundServer(ABC):
         try:
             self._server = self._bind()
         except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
-            raise ConfigurationError(
-                f"cannot listen on {self.host}:{self.port}: {str(exc).rstrip('.')}; give a port from 1 to 65535 that no other "
-                "program holds (or 0 for any free one), on an address of this machine"
-            ) from None
+            raise cannot_listen(self.host, self.port, exc) from None
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..http_service import content_length
+from ..http_service import cannot_listen, content_length
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -118,10 +118,7 @@ class CoSignerServer:
         try:
             self._server = _Server((self.host, self.port), self.service)
         except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
-            raise ConfigurationError(
-                f"cannot listen on {self.host}:{self.port}: {str(exc).rstrip('.')}; give a port from 1 to 65535 that no other "
-                "program holds (or 0 for any free one), on an address of this machine"
-            ) from None
+            raise cannot_listen(self.host, self.port, exc) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},
