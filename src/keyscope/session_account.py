@@ -688,8 +688,7 @@ class SessionAccount:
         calls: list[tuple[str, bytes]] = []
         if not self._enabled:
             calls.append((self.network.module, IS_SESSION_ACTIVE + self._flag_calls[0][4:]))
-        verifying = None if typed is None else typed.domain.get("verifyingContract")
-        target = None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
+        target = None if typed is None else _verifying_contract(typed)
         questions = [] if target is None else module_questions(self.kind, self.grant.account, [target])
         if not calls and not questions:
             return
@@ -788,9 +787,9 @@ class SessionAccount:
             self._message_header(signed, data), permission.domain_separator, typed.type_hash, checked.frames
         )
         signature = self.kind.validator_erc1271_signature(grant.module, body)
-        verifying = typed.domain.get("verifyingContract")
-        verifier = None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
-        self._require_account_accepts(typed.digest, signature, verifier, checked.permission_index)
+        self._require_account_accepts(
+            typed.digest, signature, _verifying_contract(typed), checked.permission_index
+        )
         return signature
 
     def sign_in(
@@ -841,3 +840,9 @@ class SessionAccount:
         signature = self.kind.validator_erc1271_signature(grant.module, body)
         self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
         return signature
+
+
+def _verifying_contract(typed: TypedData) -> str | None:
+    """The typed data's ``verifyingContract`` (the contract that will ask the account), if its domain names one."""
+    verifying = typed.domain.get("verifyingContract")
+    return None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
