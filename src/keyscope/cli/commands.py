@@ -14,7 +14,8 @@
 The store URL may come from ``KEYSCOPE_STORE``. Secrets come from the environment only (a command line is
 visible to every user of the machine): ``KEYSCOPE_STORE_PASSPHRASE`` or ``KEYSCOPE_STORE_KEK`` (64 hex
 digits) for the store, ``KEYSCOPE_OWNER_KEY`` for the account owner's key when revoking on chain. None of
-these commands reads a session key.
+these commands needs a session key; only ``recover`` uses one, when the store's secret is set, to build again an
+operation whose nonce another operation took.
 
 The commands share their options, their store, their errors and their output with the ``ape run`` scripts
 (the rest of this package); they need no ape.
@@ -245,7 +246,8 @@ def recover(
     store_url: str, node: str, bundler: str, older_than: float | None, wait: float, as_json: bool
 ) -> None:
     """Finish what was in flight: mark landed operations included, resend (the same operation) what a
-    bundler lost, fail what can never land. Builds nothing new, needs no session key."""
+    bundler lost, fail what can never land. Needs no session key; with the store's secret set, an operation whose
+    nonce another operation took is built again with its session's key (else left for a worker that has it)."""
     from ..scale import SessionWorker  # the worker machinery, only for this command
 
     with open_session_store(store_url, keys=False, existing=True) as store:
