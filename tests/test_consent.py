@@ -192,6 +192,26 @@ def test_a_label_that_is_not_the_selectors_function_is_not_shown_as_it(words, us
     assert words(raw).permissions[0].rules == ("the uint256 at byte 32 of the arguments must be at most 5",)
 
 
+def test_warnings_go_by_argument_position_never_by_the_names_a_request_gives(words, usdc) -> None:
+    """docs/browser.md: "Warnings never depend on names". A request that swaps ``approve``'s argument names gets
+    the warnings of what its rules hold by position: a rule on the first word holds the spender, whatever it is
+    called, and a rule called ``spender`` on the second word leaves the spender open."""
+    swapped = Policy.call(
+        usdc,
+        "approve(address amount, uint256 spender)",
+        rules=[arg("amount") == SPENDER, arg("spender") <= 10**6],
+    )
+    assert _texts(words(swapped), "danger") == []
+    misnamed = Policy.call(usdc, "approve(address to, uint256 spender)", rules=[arg("spender") == 10**6])
+    dangers = _texts(words(misnamed), "danger")
+    assert any("may approve ANY spender" in text for text in dangers), dangers
+    assert not any("UNLIMITED" in text for text in dangers), dangers  # the second word is bounded (== 10**6)
+    send = Policy.call(usdc, "transfer(address amount, uint256 to)", rules=[arg("to") <= 10**6])
+    cautions = _texts(words(send), "caution")
+    assert any("may send to ANY address" in text for text in cautions), cautions
+    assert not any("caps the amount" in text for text in cautions), cautions
+
+
 def test_what_a_token_says_of_itself(net, usdc, nft) -> None:
     facts = contract_facts(net.chain, usdc.address)
     assert facts.token is not None and (facts.token.symbol, facts.token.decimals) == ("USDC", 6)
