@@ -84,6 +84,23 @@ def test_install_and_uninstall_module(harness, account, owner, module, project):
     assert not module.isInitialized(account)
 
 
+def test_the_account_cannot_lose_its_owner_path(harness, account, owner, module, nft, project):
+    """docs/architecture.md: "an account can never lose its owner path". The owner's operations use nonce key 0,
+    which names the zero address as their validator; the zero address cannot be installed as one (it has no code
+    to answer ``isModuleType``), so key 0 reaches the built-in ECDSA check whatever validators come and go."""
+    zero = "0x" + "00" * 20
+    contract = project.KeyscopeAccount.at(account)
+    install_zero = encode_execute(KIND.install_validator_call(account, zero))
+    refused = harness.submit(harness.sign_owner(harness.op(account, install_zero), owner))
+    assert not refused.success
+    assert not contract.isModuleInstalled(1, zero, b"")
+    harness.owner_execute(account, owner, KIND.install_validator_call(account, module.address))
+    harness.owner_execute(account, owner, Call.of(nft.address, 0, nft.safeMint.encode_input(account)))
+    harness.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+    harness.owner_execute(account, owner, Call.of(nft.address, 0, nft.safeMint.encode_input(account)))
+    assert nft.balanceOf(account) == 2
+
+
 def test_module_installed_at_creation(harness, owner, module, project):
     account = harness.create(owner, [(1, module.address, b"")])
     assert project.KeyscopeAccount.at(account).isModuleInstalled(1, module.address, b"")
