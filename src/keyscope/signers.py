@@ -48,16 +48,16 @@ def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
             raise BadInputError(f"the {role}'s key {shown} is an address, not a key: give {_FORMS}")
         try:
             return LocalSigner(text)
-        except BadInputError:
+        except BadInputError as error:  # its message never shows the key
             raise BadInputError(
-                f"the {role}'s key is not a private key ({len(text)} characters): give {_FORMS}"
+                f"the {role}'s key is not a private key ({len(text)} characters): {error}; give {_FORMS}"
             ) from None
     if isinstance(value, (bytes, bytearray)):
         try:
             return LocalSigner(bytes(value))
-        except BadInputError:
+        except BadInputError as error:  # its message never shows the key
             raise BadInputError(
-                f"the {role}'s key is not a private key ({len(value)} bytes): give {_FORMS}"
+                f"the {role}'s key is not a private key ({len(value)} bytes): {error}; give {_FORMS}"
             ) from None
     key = getattr(value, "key", None)
     if isinstance(key, (bytes, bytearray)) and callable(getattr(value, "unsafe_sign_hash", None)):
