@@ -17,10 +17,19 @@ from click.testing import CliRunner
 from conftest import ETHER
 from keyscope import Policy, SessionKey, arg
 from keyscope.bundler.pending import PendingUserOperation
-from keyscope.cli import Deployments, Progress, main, options_first, parse_amount, parse_validity
+from keyscope.cli import (
+    Deployments,
+    Progress,
+    main,
+    make_owner,
+    options_first,
+    parse_amount,
+    parse_validity,
+    status_bundler,
+)
 from keyscope.cli.options import OptionsAfterDashes
 from keyscope.cli.settings import _bundler_setting
-from keyscope.errors import BadInputError, UserOperationTimeoutError
+from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 
@@ -414,6 +423,25 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
         assert "revoked in the store" not in result.output
         with open_store(url) as store:
             assert not store.is_revoked(grants[0].session_id)
+
+
+def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, harness) -> None:
+    """docs/scripts.md: when the account exists, the commands check that the key is its owner (its ``signer()``)
+    and refuse with the real owner's address otherwise."""
+    owner, stranger = LocalSigner.generate(), LocalSigner.generate()
+    account = harness.create(owner)
+    assert make_owner(net, owner, account).account == account
+    with pytest.raises(BadInputError) as info:
+        make_owner(net, stranger, account)
+    assert f"{stranger.address} is not the owner of {account} (its owner is {owner.address})" in str(
+        info.value
+    )
+
+
+def test_status_refuses_the_in_process_bundler() -> None:
+    """docs/scripts.md: an in-process bundler keeps no record between runs, so ``status`` refuses it."""
+    with pytest.raises(ConfigurationError, match="keeps no record between runs"):
+        status_bundler("inprocess")
 
 
 def test_an_unforeseen_error_is_one_line_unless_debugging(monkeypatch: pytest.MonkeyPatch) -> None:
