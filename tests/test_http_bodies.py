@@ -1,4 +1,4 @@
-"""Attack 91: a request body declared with a negative (or otherwise non-decimal) ``Content-Length``.
+"""Request bodies the servers refuse before reading them. Attack 91: a request body declared with a negative (or otherwise non-decimal) ``Content-Length``.
 
 ``int("-1")`` passes every server's ``length > MAX_BODY`` test, and ``rfile.read(-1)`` then reads until the
 client closes the connection: a client can stream any amount past the size limit into the server's memory,
@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from keyscope.consent import ConsentServer
@@ -88,3 +89,30 @@ def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
     with SERVERS[kind](net) as url:
         answer = _exchange(url, str(1 << 30), b"{")
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]
+)
+def test_the_consent_server_takes_no_cross_site_form_and_grants_no_preflight(net, content_type):
+    """docs/browser.md: the owner's pages take JSON bodies only, so a form on another site cannot post to them
+    without a CORS preflight, which the server never grants. A browser sends the three form encodings without a
+    preflight: each is refused; a preflight (OPTIONS) gets no Access-Control-Allow-* header."""
+    with ConsentServer(net) as server:
+        url = f"http://127.0.0.1:{server.port}/api/consent/{'a' * 24}/decline"
+        with httpx.Client() as client:
+            posted = client.post(
+                url, content=b"x=1", headers={"Content-Type": content_type, "Origin": "https://evil.example"}
+            )
+            preflight = client.options(
+                url,
+                headers={
+                    "Origin": "https://evil.example",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type",
+                },
+            )
+    assert posted.status_code == 415, posted.text
+    assert not any(name.lower().startswith("access-control-allow") for name in posted.headers)
+    assert preflight.status_code >= 400
+    assert not any(name.lower().startswith("access-control-allow") for name in preflight.headers)
