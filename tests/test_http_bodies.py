@@ -1,4 +1,6 @@
-"""Request bodies the servers refuse before reading them. Attack 91: a request body declared with a negative (or otherwise non-decimal) ``Content-Length``.
+"""Request bodies the servers refuse before reading them.
+
+Attack 91: a request body declared with a negative (or otherwise non-decimal) ``Content-Length``.
 
 ``int("-1")`` passes every server's ``length > MAX_BODY`` test, and ``rfile.read(-1)`` then reads until the
 client closes the connection: a client can stream any amount past the size limit into the server's memory,
