@@ -349,3 +349,35 @@ def test_the_local_stack_example_of_the_docs_runs_as_written(
     assert local_stack.balance(scope["account"]) == 0  # the sponsor paid
     assert 0 < deposit < 10 * ETHER and reserved > 0
     assert to_address(paymaster) == paymaster
+
+
+def test_the_any_service_example_of_the_docs_runs_as_written(local_stack: LocalStack) -> None:
+    """docs/sponsorship.md's block for any ERC-7677 service, as written, against keyscope's own service (a sponsor
+    of its own, so that the module's sponsor keeps its accounting): the second ``connect``, with a context the
+    service accepts and ignores, sponsors a session's mint for an account without ETH."""
+    text = SPONSORSHIP_DOC.read_text()
+    found = re.search(r"## Any ERC-7677 service with the SDK\n\n```python\n(.*?)```", text, re.S)
+    assert found, "docs/sponsorship.md has no Python block under 'Any ERC-7677 service with the SDK'"
+    code = found.group(1)
+    assert code.count('"https://…"') == 2, code
+    with LocalSponsor(local_stack) as sponsor:
+        scope: dict[str, Any] = {
+            "node_url": local_stack.rpc_url,
+            "bundler_url": local_stack.bundler_url,
+            "MODULE": local_stack.module,
+            "FACTORY": local_stack.factory,
+            "owner_key": "0x" + LocalSigner.generate().private_key.hex(),
+            "session_key": SessionKey.generate(),
+            "nft": local_stack.nft,
+        }
+        exec(
+            compile(
+                code.replace('"https://…"', repr(sponsor.url)), "docs/sponsorship.md (any service)", "exec"
+            ),
+            scope,
+        )
+        account = scope["owner"].account
+        assert isinstance(scope["net"].paymaster, PaymasterClient)
+        assert sponsor.sponsor.ledger.reserved(account) > 0  # the service signed for it
+    assert local_stack.balance(account) == 0  # the sponsor paid
+    assert _nft_balance(local_stack, account) == 1
