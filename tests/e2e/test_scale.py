@@ -781,3 +781,31 @@ def test_cli_revokes_on_chain_and_recovers(stack, tmp_path):
     assert rows[user.session_id]["status"] == "revoked" and rows[user.session_id]["source"] == "chain"
     assert rows[other.session_id]["status"] == "active" and rows[other.session_id]["disagreements"] == []
     store.close()
+
+
+SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
+
+
+def test_the_worker_example_of_the_docs_runs_as_written(stack, tmp_path):
+    """docs/scaling.md's first block, as written, with a SQLite store in place of its PostgreSQL URL (the same
+    store code, one URL): the worker recovers (nothing in flight), sends one intent and waits for its record."""
+    small = Population(stack, 1)
+    (user,) = small.users
+    url = f"sqlite:///{tmp_path / 'docs.db'}"
+    small.store(url).close()  # the user's key and grant, as a dapp stored them
+    text = SCALING_DOC.read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert code.count('"postgresql://app@db/keyscope"') == 1, code
+    scope: dict[str, Any] = {
+        "kek": KEK,
+        "node_url": stack.rpc_url,
+        "bundler_url": stack.bundler_url,
+        "MODULE": stack.module,
+        "session_id": user.session_id,
+        "nft": stack.nft,
+        "user": user.account,
+    }
+    exec(compile(code.replace('"postgresql://app@db/keyscope"', repr(url)), "docs/scaling.md", "exec"), scope)
+    record = scope["record"]
+    assert record.state == OutboxState.INCLUDED and record.success, record
+    assert record.intent_id == "order-8812"
