@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1057,3 +1058,38 @@ def test_the_co_signer_service_refuses_clearly(co_signed, permits, co_signer_url
     with pytest.raises(JsonRpcError, match="does not co-sign for the account") as other:
         JsonRpcClient(co_signer_url).request("keyscope_coSignTypedData", stranger)
     assert other.value.code == -32003 and other.value.data == {"reason": "account"}
+
+
+def test_the_sdk_example_of_the_module_docs_runs_as_written(signing, permits, harness, nft):
+    """docs/session-module.md's "In the SDK" block, as written, on a new account: the owner grants a call
+    permission, a Permit2 signing permission and a website on chain; the session signs a permit within the rules
+    (which a verifier using OpenZeppelin's SignatureChecker accepts) and a sign-in message."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "session-module.md").read_text()
+    code = text.split("### In the SDK\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    net = signing.net
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, 10**18)
+    permit_typed_data = permit_single(permits, signing.chain_id, LIMIT)
+    scope: dict[str, Any] = {
+        "Policy": Policy,
+        "arg": arg,
+        "chain_id": signing.chain_id,
+        "PERMIT2": permits.address,
+        "PERMIT_SINGLE_TYPES": PERMIT_SINGLE_TYPES,
+        "USDC": USDC,
+        "deadline": EXPIRY,
+        "ROUTER": ROUTER,
+        "owner": owner,
+        "key": SessionKey.generate(),
+        "swap_policy": Policy.call(nft.address, "safeMint(address to)", rules=[arg("to") == owner.account]),
+        "net": net,
+        "permit_typed_data": permit_typed_data,
+    }
+    exec(compile(code, "docs/session-module.md (in the SDK)", "exec"), scope)
+    digest = TypedData(permit_typed_data).digest
+    assert permits.isValidSignatureNow(owner.account, digest, scope["signature"])
+    message, login = scope["message"], scope["login"]
+    assert message.startswith(
+        f"app.example.com wants you to sign in with your Ethereum account:\n{owner.account}\n"
+    )
+    assert "URI: https://app.example.com/login" in message and len(login) > 65
