@@ -304,6 +304,17 @@ def test_ape_local_test_chain(tmp_path: Path) -> None:
     assert result["created"] and result["receipt"]["success"]
 
 
+def test_a_bundler_of_another_chain_is_refused_before_anything_is_signed(local_stack: LocalStack) -> None:
+    """docs/scripts.md: the bundler must serve the connected chain. On ape's local test chain (1337), with the
+    local stack's Alto (31337) as the bundler, create_account stops at the connection: nothing is signed or sent."""
+    run = ape_run(
+        "create_account", "--bundler", local_stack.bundler_url, "--deploy", "--owner", "TEST::1", env={}
+    )
+    said = run.error()
+    assert f"serves chain {local_stack.chain_id}, but --network is connected to chain 1337" in said, said
+    assert "use a bundler and a network of the same chain" in said
+
+
 def test_the_scripts_run_from_a_dapps_own_ape_project(tmp_path: Path) -> None:
     """The README: copied into another ape project's ``scripts/`` folder, the scripts run there with the installed
     keyscope (the project has the EntryPoint's npm package, here through KEYSCOPE_NODE_MODULES)."""
