@@ -146,6 +146,17 @@ def test_a_function_whose_selector_is_zero_cannot_be_granted():
     target = "0x" + "11" * 20
     with pytest.raises(BadInputError, match=r"selector 0x00000000.*Policy\.transfer"):
         Policy.call(target, "wycpnbqcyf()")
+    abi = [
+        {
+            "type": "function",
+            "name": "wycpnbqcyf",
+            "inputs": [],
+            "outputs": [],
+            "stateMutability": "nonpayable",
+        }
+    ]
+    with pytest.raises(BadInputError, match=r"selector 0x00000000.*Policy\.transfer"):
+        Policy.from_abi(target, abi, "wycpnbqcyf")  # docs/session-module.md names both builders
     with pytest.raises(ValueError, match=r"plain-transfer permission .* cannot have rules"):
         Permission(target=target, selector=bytes(4), rules=(Rule(condition=0, offset=0, values=(1,)),))
 
