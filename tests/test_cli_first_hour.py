@@ -20,6 +20,7 @@ from keyscope.bundler.pending import PendingUserOperation
 from keyscope.cli import (
     Deployments,
     Progress,
+    list_sessions,
     main,
     make_owner,
     options_first,
@@ -436,6 +437,21 @@ def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, h
     assert f"{stranger.address} is not the owner of {account} (its owner is {owner.address})" in str(
         info.value
     )
+
+
+def test_a_grant_whose_module_has_no_code_here_is_listed_as_no_module(grants, net, tmp_path: Path) -> None:
+    """docs/scripts.md's listing states: a grant whose session module has no code on the connected chain (a chain
+    reset since, another deployment) is listed as ``no module``, beside a grant judged on chain."""
+    gone = grants[0].model_copy(update={"module": "0x" + "12" * 20})
+    with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
+        store.put_grant(gone)
+        store.put_grant(grants[1])
+        listing = list_sessions(net.chain, store)
+    statuses = {report.session_id: report.status for report in listing.reports}
+    assert statuses == {
+        "0x" + gone.session_id.hex(): "no module",
+        "0x" + grants[1].session_id.hex(): "not yet enabled",
+    }
 
 
 def test_status_refuses_the_in_process_bundler() -> None:
