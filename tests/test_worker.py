@@ -8,6 +8,7 @@ made exactly as a worker makes it: built and signed by a ``SessionAccount``, rec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -303,6 +304,10 @@ def test_recover_reports_an_unreadable_record_and_finishes_the_others(net, harne
         report = w.recover(wait=30)
     assert list(report.unreadable) == ["orphan"] and "corrupted" in report.unreadable["orphan"], report
     assert report.included == ["other"] and "1 unreadable, left as they are" in str(report), report
+    shown = report.as_json()  # what `keyscope recover --json` prints: every list the report keeps
+    assert set(shown) == {"examined", *(name.name for name in dataclasses.fields(report))}
+    assert shown["examined"] == 1 and shown["included"] == ["other"] and shown["rebuilt"] == []
+    assert json.loads(json.dumps(shown)) == shown
     assert events.count([record.user_op_hash])[record.user_op_hash] == 1
     assert nft.balanceOf(other.account) == 1 and nft.balanceOf(damaged.account) == 0
     with sqlite3.connect(db[len("sqlite:///") :]) as conn:

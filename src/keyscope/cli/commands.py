@@ -276,14 +276,7 @@ def recover(
             worker.close(timeout=0)
     emit(
         as_json,
-        {
-            "examined": report.examined,
-            "included": report.included,
-            "failed": report.failed,
-            "resent": report.resent,
-            "waiting": report.waiting,
-            "unreadable": report.unreadable,
-        },
+        report.as_json(),
         [
             str(report),
             *(f"  failed  {intent}: {reason}" for intent, reason in report.failed.items()),

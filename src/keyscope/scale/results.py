@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserOperationTimeoutError
 from ..execution import Call
@@ -187,6 +187,10 @@ class RecoveryReport:
     def examined(self) -> int:
         """How many pending records the pass looked at."""
         return len(self.included) + len(self.failed) + len(self.waiting) + len(self.skipped)
+
+    def as_json(self) -> dict[str, Any]:
+        """Every list above by its name, and :attr:`examined`: what ``keyscope recover --json`` prints."""
+        return {"examined": self.examined, **{name.name: getattr(self, name.name) for name in fields(self)}}
 
     def __str__(self) -> str:
         return (
