@@ -29,6 +29,7 @@ import pytest
 from keyscope import Policy, SessionKey, arg, connect
 from keyscope.consent import ConsentDeclinedError, ConsentServer, WalletAddress
 from keyscope.consent.tokens import format_amount
+from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.erc7715 import did_key_of, grant_from_response
 from keyscope.errors import BundlerRejectedError, SessionRevokedError
 from keyscope.hexutil import keccak, to_address
@@ -523,6 +524,32 @@ def test_the_server_refuses_foreign_hosts_and_forms(world: dict[str, Any]) -> No
         page = client.get(server.url + "/consent/" + "a" * 24)
         assert "script-src 'self'" in page.headers["Content-Security-Policy"]
         assert page.headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_commands_refuse_a_bundler_of_another_chain(world: dict[str, Any], tmp_path: Path) -> None:
+    """``keyscope dashboard`` and ``keyscope consent`` ask the bundler its chain before serving a page: a node of
+    chain 31338 with the local stack's bundler (chain 31337) stops the command with both chains named."""
+    stack: LocalStack = world["stack"]
+    anvil, node = start_anvil(AnvilConfig(chain_id=stack.chain_id + 1), tmp_path / "anvil.log")
+    try:
+        links = ["--node", node, "--bundler", stack.bundler_url, "--module", stack.module]
+        requests = tmp_path / "requests.jsonl"
+        requests.write_text("[]")
+        program = str(Path(sys.executable).with_name("keyscope"))
+        for command in (["dashboard", "0x" + "ab" * 20], ["consent", str(requests)]):
+            try:  # a command that went on would serve its page until stopped
+                run = subprocess.run(
+                    [program, *command, *links], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+                )
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"keyscope {command[0]} served a page for two chains") from None
+            said = " ".join(run.stderr.split())
+            assert run.returncode != 0, said
+            assert f"serves chain {stack.chain_id}, but the node" in said, said
+            assert f"is chain {stack.chain_id + 1}: give a node and a bundler of the same chain" in said, said
+            assert "Traceback" not in run.stderr
+    finally:
+        anvil.stop()
 
 
 # -- the backend example of docs/browser.md ---------------------------------------------------------------
