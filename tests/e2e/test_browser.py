@@ -29,11 +29,11 @@ import pytest
 from keyscope import Policy, SessionKey, arg, connect
 from keyscope.consent import ConsentDeclinedError, ConsentServer, WalletAddress
 from keyscope.consent.tokens import format_amount
-from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.erc7715 import did_key_of, grant_from_response
 from keyscope.errors import BundlerRejectedError, SessionRevokedError
 from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
+from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.store import open_store
 from support.permit_types import PERMIT_TYPES
@@ -539,7 +539,11 @@ def test_the_commands_refuse_a_bundler_of_another_chain(world: dict[str, Any], t
         for command in (["dashboard", "0x" + "ab" * 20], ["consent", str(requests)]):
             try:  # a command that went on would serve its page until stopped
                 run = subprocess.run(
-                    [program, *command, *links], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+                    [program, *command, *links],
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                    timeout=60,
                 )
             except subprocess.TimeoutExpired:
                 raise AssertionError(f"keyscope {command[0]} served a page for two chains") from None
