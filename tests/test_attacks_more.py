@@ -53,7 +53,7 @@ U256 = 2**256 - 1
 
 RECORD = keccak(b"record(uint256,int256,address,bytes32,bool)")[:4]
 OTHER = keccak(b"other(uint256)")[:4]
-RELAY = keccak(b"relay(address,uint256,bytes)")[:4]
+RELAY = keccak(b"relay(address,bytes)")[:4]
 # argument offsets of record(uint256 amount, int256 delta, address who, bytes32 tag, bool flag)
 AMOUNT, DELTA, WHO, TAG, FLAG = 0, 32, 64, 96, 128
 
@@ -186,8 +186,8 @@ def signed_packed(sessions, op: UserOperation, key: LocalSigner, **packed_fields
 # ------------------------------------------------------------------------------------------------------
 
 
-def relay(reentrant, to: str, data: bytes, value: int = 0) -> Call:
-    return Call.of(reentrant.address, 0, reentrant.relay.encode_input(to, value, data))
+def relay(reentrant, to: str, data: bytes) -> Call:
+    return Call.of(reentrant.address, 0, reentrant.relay.encode_input(to, data))
 
 
 def test_a_granted_target_calling_back_gets_nothing_from_the_account(

@@ -14,13 +14,11 @@ contract Reentrant {
     /// @notice How many calls back were made.
     uint256 public attempted;
 
-    /// @notice Call `to` with `data` and `value` (from this contract's balance), recording the outcome.
-    function relay(address to, uint256 value, bytes calldata data) external payable {
+    /// @notice Call `to` with `data`, recording the outcome.
+    function relay(address to, bytes calldata data) external {
+        (bool ok, bytes memory answer) = to.call(data);
         attempted += 1;
-        (bool ok, bytes memory answer) = to.call{value: value}(data);
         if (ok) succeeded += 1;
         emit Relayed(to, ok, answer);
     }
-
-    receive() external payable {}
 }
