@@ -174,6 +174,20 @@ def eth_call_handle_ops(sessions, entry_point, packed_ops: list[Any], beneficiar
     return "ok"
 
 
+def validation_data(sessions, module, account: str, op: UserOperation) -> int:
+    """What the module's ``validateUserOp`` returns for ``op`` when ``account`` asks (an ``eth_call``: nothing is
+    counted)."""
+    data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
+    web3 = sessions.h.chain.provider.web3
+    raw = web3.eth.call({"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000})
+    return int.from_bytes(bytes(raw), "big")
+
+
+def unpacked(validation: int) -> tuple[int, int, int]:
+    """ERC-4337 validation data as (validAfter, validUntil, aggregator or failure bits)."""
+    return validation >> 208, (validation >> 160) % 2**48, validation % 2**160
+
+
 def signed_packed(sessions, op: UserOperation, key: LocalSigner, **packed_fields: Any) -> Any:
     """``op`` packed, with ``packed_fields`` replaced, signed by ``key`` over the packed operation's hash (USE)."""
     packed = op.pack().model_copy(update=packed_fields)
@@ -547,9 +561,10 @@ def test_a_claimed_time_out_of_reach_counts_nothing_and_lands_nowhere(
 ):
     """A relayer (or the key) holding a limited session's operation claims a time the EntryPoint will not reach
     soon (two days ahead) or ever (2**48 - 1, the largest claim: its period ends past the 48-bit field, so the
-    period bounds only its start), or nests the claim twice. Each is refused (AA22 for the claims, whose validation
-    data opens in the far future; AA24 for the double prefix) and counts nothing: the day's budget is whole for the
-    operation that claims the present."""
+    period bounds only its start: the validation data says validUntil 0, no end, after a validAfter never reached),
+    claims one past the end of a session's window (validAfter after validUntil), or nests the claim twice. Each is
+    refused (AA22 for the claims; AA24 for the double prefix) and counts nothing: the day's budget is whole for the
+    operation that claims the present. The validation data never carries the limits' internal flag (bit 1)."""
     limit = Limit(kind=LimitKind.CALLS, amount=1, period=DAY, meters=(Meter(permission=0),))
     session, session_id = grant(
         sessions,
@@ -560,10 +575,24 @@ def test_a_claimed_time_out_of_reach_counts_nothing_and_lands_nowhere(
         limits=(limit,),
     )
     present = now(sessions) + 1
-    for claim in (present + 2 * DAY, 2**48 - 1):
+    ahead = present + 2 * DAY
+    day_start = ahead - ahead % DAY
+    expected = {ahead: (day_start, day_start + DAY - 1), 2**48 - 1: ((2**48 - 1) // DAY * DAY, 0)}
+    for claim, window in expected.items():
         op = sessions.op(account, session_key, other(target, 1), at=claim)
+        # what the module returns: the claimed period's window, no aggregator bits (the limits' flag cleared)
+        assert unpacked(validation_data(sessions, module, account, op)) == (*window, 0)
         judged_alike(sessions, module, session, account, op, "AA22", session_id=session_id, at=claim)
         assert [tuple(r)[4:] for r in module.limitUsage(account, session_id)] == [(0, 1)]
+    # a second key's session ending within the hour: a claim two days ahead opens after it ends (validAfter past
+    # validUntil), a window the EntryPoint never meets
+    short_key = LocalSigner.generate()
+    short, short_id = grant(sessions, account, owner, short_key, [Permission(target=target.address, selector=OTHER)],
+                            limits=(limit,), valid_until=present + 3600)  # fmt: skip
+    op = sessions.op(account, short_key, other(target, 1), at=ahead)
+    assert unpacked(validation_data(sessions, module, account, op)) == (day_start, present + 3600, 0)
+    judged_alike(sessions, module, short, account, op, "AA22", session_id=short_id, at=ahead)
+    assert [tuple(r)[4:] for r in module.limitUsage(account, short_id)] == [(0, 1)]
     twice = sessions.op(account, session_key, other(target, 1), at=present)
     twice = twice.replace(signature=encode_at_signature(present, twice.signature))
     assert "AA24" in sessions.outcome(twice)
