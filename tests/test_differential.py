@@ -687,12 +687,20 @@ init_codes = st.one_of(
 def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation:
     """An operation's gas fields around the session's cap (its prefund one wei-step below, at, or above the
     cap, or anywhere), with no paymaster, a paymaster the session lists, or another, and the paymaster's two
-    gas limits. The callData is filled in later."""
+    gas limits (also without a paymaster, where nothing packs them). The callData is filled in later."""
     limit = st.one_of(st.sampled_from([0, 1, 21_000, 100_000]), st.integers(0, 2_000_000))
     verification, call, pre_verification = draw(limit) + 1, draw(limit), draw(limit)
     paymaster = draw(st.sampled_from([None, None, *PAYMASTERS]))
-    pm_verification, pm_post_op = (draw(limit), draw(limit)) if paymaster is not None else (0, 0)
-    total = verification + call + pre_verification + pm_verification + pm_post_op
+    # without a paymaster its gas limits are packed nowhere: drawn anyway, they must count for neither side
+    pm_verification, pm_post_op = (
+        (draw(limit), draw(limit)) if paymaster is not None or draw(st.booleans()) else (0, 0)
+    )
+    total = (
+        verification
+        + call
+        + pre_verification
+        + (pm_verification + pm_post_op if paymaster is not None else 0)
+    )
     cap = session.gas_cap
     if cap and draw(st.integers(0, 3)):
         fee = max(0, cap // total + draw(st.sampled_from([-1, 0, 1, 2, 10**6])))

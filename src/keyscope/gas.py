@@ -38,12 +38,10 @@ def pre_verification_gas(
 
 
 def required_prefund(op: UserOperation) -> int:
-    """The most the EntryPoint can charge: every gas limit times ``maxFeePerGas`` (the v0.7 prefund)."""
-    gas = (
-        op.verification_gas_limit
-        + op.call_gas_limit
-        + op.pre_verification_gas
-        + op.paymaster_verification_gas_limit
-        + op.paymaster_post_op_gas_limit
-    )
+    """The most the EntryPoint can charge: every gas limit times ``maxFeePerGas`` (the v0.7 prefund). The paymaster's
+    two gas limits count only with a paymaster: without one they are packed nowhere (``paymasterAndData`` is empty),
+    so neither the EntryPoint nor the session module sees them."""
+    gas = op.verification_gas_limit + op.call_gas_limit + op.pre_verification_gas
+    if op.paymaster is not None:
+        gas += op.paymaster_verification_gas_limit + op.paymaster_post_op_gas_limit
     return gas * op.max_fee_per_gas

@@ -1,0 +1,740 @@
+"""More attempts by a leaked session key, a malicious bundler or relayer, and a malicious dapp crafting grant requests:
+combinations and edge encodings the threat model's catalog does not list one by one. Each is a UserOperation built
+byte by byte, sent to the real EntryPoint v0.7 ``handleOps`` (through the in-process bundler, or as an ``eth_call``
+of ``handleOps`` where the bundler would refuse to carry it), and, where the SDK's local checker applies, checked
+by it too: the checker must give the module's verdict.
+
+Each test asserts the attack is refused, or that what goes through is exactly what the grant allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ape
+import pytest
+from eth_abi import encode as abi_encode
+
+from conftest import KIND
+from keyscope.checker import PolicyChecker
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.errors import (
+    GasCostTooHighError,
+    LimitError,
+    RuleRefusalError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+)
+from keyscope.execution import Call, ExecuteDecodeError, encode_execute, encode_mode
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak
+from keyscope.limits import counters_from_chain
+from keyscope.session import (
+    SESSION_ABI_TYPE,
+    SIGNED,
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    encode_at_signature,
+    encode_session_signature,
+    encode_use_with_key_signature,
+)
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+
+ETHER = 10**18
+GWEI = 10**9
+DAY = 86400
+U256 = 2**256 - 1
+
+RECORD = keccak(b"record(uint256,int256,address,bytes32,bool)")[:4]
+OTHER = keccak(b"other(uint256)")[:4]
+RELAY = keccak(b"relay(address,bytes)")[:4]
+# argument offsets of record(uint256 amount, int256 delta, address who, bytes32 tag, bool flag)
+AMOUNT, DELTA, WHO, TAG, FLAG = 0, 32, 64, 96, 128
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, target, nft, module):
+    """The session-scoped fixtures this module uses, made before its own module-scoped ones (ape snapshots the
+    chain per fixture scope)."""
+
+
+@pytest.fixture(scope="module")
+def reentrant(project, deployer):
+    return project.Reentrant.deploy(sender=deployer)
+
+
+@pytest.fixture
+def account(sessions, owner):
+    """A keyscope account with the module installed, holding 5 ether."""
+    address = sessions.account(owner)
+    sessions.h.fund(address, 4 * ETHER)
+    return address
+
+
+@pytest.fixture
+def attacker():
+    return LocalSigner.generate().address
+
+
+def grant(sessions, account, owner, key, permissions, **fields) -> tuple[Session, bytes]:
+    """The owner's on-chain grant (with gas for sessions whose rules fill every storage word)."""
+    session = Session(session_key=key.address, permissions=tuple(permissions), **fields)
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    op = sessions.h.op(account, encode_execute(Call.of(sessions.module.address, 0, data)), call_gas=5_000_000)
+    receipt = sessions.h.submit(sessions.h.sign_owner(op, owner))
+    assert receipt.success, receipt.reason
+    session_id = session.session_id(account, sessions.epoch(account))
+    assert sessions.module.isSessionActive(account, session_id)
+    return session, session_id
+
+
+def record(target, amount=0, delta=0, who="0x" + "00" * 20, tag=b"\x00" * 32, flag=False, value=0) -> Call:
+    return Call.of(target.address, value, target.record.encode_input(amount, delta, who, tag, flag))
+
+
+def other(target, amount: int, value: int = 0) -> Call:
+    return Call.of(target.address, value, OTHER + abi_encode(["uint256"], [amount]))
+
+
+def now(sessions) -> int:
+    return int(sessions.h.chain.blocks.head.timestamp)
+
+
+def checker_verdict(session: Session, account: str, module: str, op: UserOperation, **kw: Any) -> str:
+    """The checker's verdict on ``op``: "ok", or the name of the module error (or AA code) it predicts."""
+    try:
+        PolicyChecker(session, account, module).check_operation(op, **kw)
+    except (RuleRefusalError, LimitError) as error:
+        return error.reason
+    except GasCostTooHighError:
+        return "GasCostTooHigh"
+    except (SessionExpiredError, SessionNotYetValidError):
+        return "AA22"
+    except ExecuteDecodeError:
+        return "MalformedExecution"
+    return "ok"
+
+
+def judged_alike(
+    sessions,
+    module,
+    session: Session,
+    account: str,
+    op: UserOperation,
+    expect: str,
+    *,
+    session_id: bytes | None = None,
+    at: int | None = None,
+) -> str:
+    """Send ``op``; assert the module's outcome is ``expect`` ("ok", or text the rejection holds) and that the
+    checker, given the module's counters, predicts it. Returns the module's outcome."""
+    counters = None
+    if session.limits:
+        assert session_id is not None
+        counters = counters_from_chain(session, [tuple(r) for r in module.limitUsage(account, session_id)])
+    local = checker_verdict(
+        session, account, module.address, op, now=now(sessions) + 1, counters=counters, at=at
+    )
+    result = sessions.outcome(op)
+    if expect == "ok":
+        assert result == "ok", result
+        assert local == "ok", local
+    else:
+        assert expect in result, result
+        assert local != "ok" and local in result, (local, result)
+    return result  # fmt: skip
+
+
+def eth_call_handle_ops(sessions, entry_point, packed_ops: list[Any], beneficiary: str) -> str:
+    """The EntryPoint's verdict on a bundle, as an ``eth_call`` of ``handleOps``: "ok" or its decoded revert (for
+    operations the in-process bundler would not carry)."""
+    from keyscope.revert import describe_revert
+    from support.raw_call import revert_bytes
+
+    web3 = sessions.h.chain.provider.web3
+    data = encode_handle_ops(packed_ops, beneficiary)
+    try:
+        sender = (
+            sessions.h.funder.address
+        )  # a funded sender: py-evm makes an eth_call's sender afford its gas
+        web3.eth.call(
+            {"from": sender, "to": entry_point.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+        )
+    except Exception as error:  # the EntryPoint's revert: custom error data, or its message
+        try:
+            return describe_revert(revert_bytes(error))
+        except Exception:
+            return str(error)
+    return "ok"
+
+
+def validation_data(sessions, module, account: str, op: UserOperation) -> int:
+    """What the module's ``validateUserOp`` returns for ``op`` when ``account`` asks (an ``eth_call``: nothing is
+    counted)."""
+    data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
+    web3 = sessions.h.chain.provider.web3
+    raw = web3.eth.call({"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000})
+    return int.from_bytes(bytes(raw), "big")
+
+
+def unpacked(validation: int) -> tuple[int, int, int]:
+    """ERC-4337 validation data as (validAfter, validUntil, aggregator or failure bits)."""
+    return validation >> 208, (validation >> 160) % 2**48, validation % 2**160
+
+
+def signed_packed(sessions, op: UserOperation, key: LocalSigner, **packed_fields: Any) -> Any:
+    """``op`` packed, with ``packed_fields`` replaced, signed by ``key`` over the packed operation's hash (USE)."""
+    packed = op.pack().model_copy(update=packed_fields)
+    digest = user_op_hash_v07(packed, sessions.h.entry_point.address, sessions.h.chain_id)
+    return packed.model_copy(update={"signature": key.sign_hash(digest)})
+
+
+# ------------------------------------------------------------------------------------------------------
+# A granted target calling back, during the session's call
+# ------------------------------------------------------------------------------------------------------
+
+
+def relay(reentrant, to: str, data: bytes) -> Call:
+    return Call.of(reentrant.address, 0, reentrant.relay.encode_input(to, data))
+
+
+def test_a_granted_target_calling_back_gets_nothing_from_the_account(
+    sessions, module, entry_point, reentrant, account, owner, session_key, attacker, chain, project
+):
+    """The owner grants a target that turns out to call back (a hook, a callback, a malicious contract): during the
+    session's call it calls the account's ``execute`` (1 ether to the attacker), ``installModule`` (a validator of
+    its own), ``executeFromExecutor``, ``executeUserOp``, the EntryPoint's ``handleOps`` with another operation of the
+    session, and ``withdrawTo`` of the EntryPoint. The account takes ``execute`` and module changes from the
+    EntryPoint or itself only, ``executeFromExecutor`` from installed executors only, has no ``executeUserOp``,
+    ``handleOps`` does not re-enter, and a deposit is withdrawn by its owner only: every call back fails, the
+    session's own call runs as granted."""
+    session, _ = grant(
+        sessions, account, owner, session_key, [Permission(target=reentrant.address, selector=RELAY)]
+    )
+    evil = LocalSigner.generate().address
+    inner = sessions.op(account, session_key, relay(reentrant, attacker, b""), lane=1)
+    single = bytes.fromhex(attacker[2:]) + ETHER.to_bytes(
+        32, "big"
+    )  # execution calldata: 1 ether to the attacker
+    executor_call = keccak(b"executeFromExecutor(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [encode_mode(0), single]
+    )
+    calls = [
+        relay(reentrant, account, encode_execute(Call.of(attacker, ETHER))),
+        relay(reentrant, account, KIND.install_validator_call(account, evil).data),
+        relay(reentrant, account, executor_call),
+        relay(reentrant, entry_point.address, encode_handle_ops([inner.pack()], attacker)),
+        # the EntryPoint's other path into an account, and the account's deposit at the EntryPoint
+        relay(
+            reentrant,
+            account,
+            keccak(
+                b"executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+            )[:4]
+            + abi_encode(["bytes32"], [bytes(32)]),
+        ),
+        relay(reentrant, entry_point.address, entry_point.withdrawTo.encode_input(attacker, 1)),
+    ]
+    before = chain.provider.get_balance(account)
+    op = sessions.op(account, session_key, calls)
+    judged_alike(sessions, module, session, account, op, "ok")
+    assert (reentrant.attempted(), reentrant.succeeded()) == (6, 0)
+    assert chain.provider.get_balance(attacker) == 0
+    assert before - chain.provider.get_balance(account) < ETHER // 100  # the operation's gas, nothing more
+    assert not project.KeyscopeAccount.at(account).isModuleInstalled(1, evil, b"")
+    # the inner operation never ran: its lane's sequence is unused
+    assert sessions.h.nonce(account, KIND.nonce_key(module.address, 1)) % 2**64 == 0
+
+
+# ------------------------------------------------------------------------------------------------------
+# Limits across permissions of one target, value-only calls and try mode
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_limits_shared_by_a_targets_functions_and_its_plain_transfers_hold_in_try_mode(
+    sessions, module, target, account, owner, session_key
+):
+    """One session, three permissions on one target: ``record`` and plain transfers (selector 0) each up to 1 ether
+    a call, ``other`` without value; a NATIVE budget of 1.5 ether over the first two and a CALLS budget of 3 over all
+    three. Try-mode batches (whose failing calls would be skipped at execution) mixing value-only calls and calls
+    of each selector: the counts add up across selectors and kinds, a zero-value plain transfer still counts as a
+    call, and nothing passes a budget."""
+    permissions = [
+        Permission(target=target.address, selector=RECORD, value_limit=ETHER),
+        Permission(target=target.address, selector=bytes(4), value_limit=ETHER),
+        Permission(target=target.address, selector=OTHER),
+    ]
+    limits = (
+        Limit(
+            kind=LimitKind.NATIVE, amount=3 * ETHER // 2, meters=(Meter(permission=0), Meter(permission=1))
+        ),
+        Limit(kind=LimitKind.CALLS, amount=3, meters=tuple(Meter(permission=i) for i in range(3))),
+    )
+    session, session_id = grant(sessions, account, owner, session_key, permissions, limits=limits)
+    transfer = Call.of(target.address, ETHER)
+
+    def op(calls):
+        return sessions.op(account, session_key, call_data=encode_execute(calls, batch=True, exec_type=1))
+
+    judged_alike(
+        sessions, module, session, account, op([transfer, record(target, value=ETHER // 2 + 1)]),
+        f"LimitExceeded(callIndex=1, limitIndex=0, amount={ETHER // 2 + 1}, left={ETHER // 2})",
+        session_id=session_id,
+    )  # fmt: skip
+    half = ETHER // 2
+    judged_alike(
+        sessions, module, session, account,
+        op([Call.of(target.address, half), record(target, value=half), other(target, 1)]), "ok", session_id=session_id,
+    )  # fmt: skip
+    # the calls are spent: a plain transfer of 0 wei (no NATIVE count) and `other` (no value) are both refused
+    for calls in ([Call.of(target.address, 0)], [other(target, 2)]):
+        judged_alike(
+            sessions, module, session, account, op(calls), "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)",
+            session_id=session_id,
+        )  # fmt: skip
+    assert [tuple(r)[4:] for r in module.limitUsage(account, session_id)] == [(ETHER, half), (3, 0)]
+    assert target.calls() == 3
+
+
+# ------------------------------------------------------------------------------------------------------
+# Rules on one argument: all must hold, in order
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_rules_on_the_same_argument_all_hold_and_the_first_broken_is_named(
+    sessions, module, target, account, owner, session_key
+):
+    """Rules are ANDed, whatever their number, order or repetition on one argument: a key cannot read ``>= 10``
+    and ``<= 20`` as alternatives, pass a duplicate rule by satisfying it once, or slip between contradictory
+    rules. ``record``: amount >= 10, <= 20, != 15, one of (10, 15, 20, 25), and the first rule again; ``other``:
+    > 5 and < 5 (nothing passes)."""
+    ge10 = Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=AMOUNT, values=(10,))
+    rules = (
+        ge10,
+        Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=AMOUNT, values=(20,)),
+        Rule(condition=Condition.NOT_EQUAL, offset=AMOUNT, values=(15,)),
+        Rule(condition=Condition.ONE_OF, offset=AMOUNT, values=(10, 15, 20, 25)),
+        ge10,
+    )
+    contradiction = (
+        Rule(condition=Condition.GREATER_THAN, offset=0, values=(5,)),
+        Rule(condition=Condition.LESS_THAN, offset=0, values=(5,)),
+    )
+    session, _ = grant(
+        sessions, account, owner, session_key,
+        [Permission(target=target.address, selector=RECORD, rules=rules),
+         Permission(target=target.address, selector=OTHER, rules=contradiction)],
+    )  # fmt: skip
+    expected = {9: 0, 10: None, 12: 3, 15: 2, 20: None, 25: 1, 2**255: 1}
+    for amount, broken in expected.items():
+        verdict = (
+            "ok" if broken is None else f"RuleViolated(callIndex=0, permissionIndex=0, ruleIndex={broken}"
+        )
+        judged_alike(
+            sessions,
+            module,
+            session,
+            account,
+            sessions.op(account, session_key, record(target, amount)),
+            verdict,
+        )
+    for amount, broken in ((4, 0), (5, 0), (6, 1)):
+        verdict = f"RuleViolated(callIndex=0, permissionIndex=1, ruleIndex={broken}"
+        judged_alike(
+            sessions,
+            module,
+            session,
+            account,
+            sessions.op(account, session_key, other(target, amount)),
+            verdict,
+        )
+    assert target.calls() == 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# Degenerate reference sets, wide values and the words after them
+# ------------------------------------------------------------------------------------------------------
+
+WIDE = 2**255 + 7
+"""A reference that takes a second storage word (above the 216-bit inline field)."""
+
+
+def test_degenerate_reference_sets_and_wide_values_are_read_word_by_word(
+    sessions, module, target, account, owner, session_key
+):
+    """Rules whose storage is at its edges, so that a misread word would let another value through:
+
+    * ``record``: ONE_OF with 31 values (the most; the permission's 31 words all taken), among them 0 and duplicates:
+      the last member passes, a value next to the members does not;
+    * ``other``: IN_RANGE with equal wide ends, then ONE_OF whose first member is wide, then ``<=`` a wide value:
+      only the one value passes; each word that follows a wide value is a rule of its own, not a reference;
+    * ``withBytes``: IN_RANGE over the whole uint256 range and over the whole int256 range on the same word, and
+      ONE_OF with one member on the bytes argument's head (its offset, 0x40): everything with a canonical head
+      passes, another head does not.
+    """
+    members = (*range(0, 58, 2), 56, 1000)  # 31 values: 0, 2, ..., 56, 56 again, 1000
+    assert len(members) == 31
+    wide_rules = (
+        Rule(condition=Condition.IN_RANGE, offset=0, values=(WIDE, WIDE)),
+        Rule(condition=Condition.ONE_OF, offset=0, values=(WIDE, 2**216, 1)),
+        Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=0, values=(WIDE,)),
+    )
+    whole = (
+        Rule(condition=Condition.IN_RANGE, offset=32, values=(0, U256)),
+        Rule(condition=Condition.IN_RANGE | SIGNED, offset=32, values=(2**255, 2**255 - 1)),
+        Rule(condition=Condition.ONE_OF, offset=0, values=(0x40,)),
+    )
+    with_bytes = keccak(b"withBytes(bytes,uint256)")[:4]
+    session, _ = grant(
+        sessions, account, owner, session_key,
+        [Permission(target=target.address, selector=RECORD,
+                    rules=(Rule(condition=Condition.ONE_OF, offset=AMOUNT, values=members),)),
+         Permission(target=target.address, selector=OTHER, rules=wide_rules),
+         Permission(target=target.address, selector=with_bytes, rules=whole)],
+    )  # fmt: skip
+
+    def send(call: Call, verdict: str) -> None:
+        judged_alike(sessions, module, session, account, sessions.op(account, session_key, call), verdict)
+
+    for amount in (0, 56, 1000):
+        send(record(target, amount), "ok")
+    for amount in (1, 57, 999, 1001):
+        send(record(target, amount), "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0")
+    send(other(target, WIDE), "ok")
+    for amount, broken in ((WIDE - 1, 0), (WIDE + 1, 0), (2**216, 0), (1, 0), (0, 0)):
+        send(other(target, amount), f"RuleViolated(callIndex=0, permissionIndex=1, ruleIndex={broken}")
+    for amount in (0, 2**255, U256):
+        send(
+            Call.of(target.address, 0, with_bytes + abi_encode(["bytes", "uint256"], [b"\x01", amount])), "ok"
+        )
+    moved = with_bytes + abi_encode(["uint256", "uint256", "uint256", "bytes32"], [0x60, 5, 0, bytes(32)])
+    send(Call.of(target.address, 0, moved), "RuleViolated(callIndex=0, permissionIndex=2, ruleIndex=2")
+
+
+def _raw_session(key: str, target: str, rules: tuple[Rule, ...]) -> Session:
+    return Session.model_construct(
+        session_key=key, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(), salt=0,
+        permissions=(Permission.model_construct(target=target, selector=OTHER, value_limit=0, rules=rules,
+                                                function=None, limits=()),),
+        limits=(), co_signer=None, typed_data_permissions=(), sign_in=(),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("condition", "values", "error"),
+    [
+        (Condition.ONE_OF, (), "InvalidRule"),  # no member: would pass nothing, or read past its words
+        (Condition.ONE_OF, tuple(range(32)), "InvalidRule"),  # 32 members: more than a rule may hold
+        (Condition.ONE_OF, (WIDE, *range(30)), "TooManyRules"),  # 31 members with a wide first: 32 words
+        (Condition.IN_RANGE, (6, 5), "InvalidRule"),  # low above high
+        (Condition.IN_RANGE | SIGNED, (1, 2**256 - 1), "InvalidRule"),  # 1 .. -1 signed: low above high
+        (Condition.IN_RANGE, (5,), "InvalidRule"),  # one end
+        (Condition.EQUAL, (5, 6), "InvalidRule"),  # two values for a one-value condition
+    ],
+)
+def test_a_grant_with_a_degenerate_reference_set_is_refused(
+    module, accounts, session_key, target, condition, values, error
+):
+    """A dapp's grant request made without the SDK, with a reference set the module could not mean as shown."""
+    rule = Rule.model_construct(condition=condition & ~SIGNED, offset=0, arg_type=0x20 if condition & SIGNED else 0,
+                                values=values, name=None)  # fmt: skip
+    session = _raw_session(session_key.address, target.address, (rule,))
+    with ape.reverts(getattr(module, error)):
+        module.enableSession(session.as_abi(), sender=accounts[7])
+
+
+# ------------------------------------------------------------------------------------------------------
+# ENABLE data crafted by whoever carries the grant
+# ------------------------------------------------------------------------------------------------------
+
+
+def _tuple_body(session: Session) -> bytes:
+    """The ABI encoding of a Session tuple on its own (offsets inside it are relative to its start)."""
+    return abi_encode([SESSION_ABI_TYPE], [session.as_abi()])[32:]
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def test_enable_data_reshaped_by_its_carrier_enables_only_what_the_owner_signed(
+    sessions, module, target, account, owner, session_key
+):
+    """A dapp (or a relayer) holds the owner's off-chain grant of a narrow session (``other`` with amount <= 10) and
+    reshapes the ENABLE bytes, which no signature covers: a wide session (``other``, any amount) appended with the
+    head pointing at it; the wide one appended as trailing bytes behind the signed one; the session signature's
+    offset aimed at the owner's signature; lengths and offsets past the end. The module hashes the very session it
+    decodes and stores: only the signed session is ever enabled, and only as signed."""
+    narrow = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER,
+                                rules=(Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=0, values=(10,)),)),),
+    )  # fmt: skip
+    wide = Session(
+        session_key=session_key.address, permissions=(Permission(target=target.address, selector=OTHER),)
+    )
+    owner_signature = sessions.owner_signature(account, owner, narrow)
+    narrow_id = narrow.session_id(account, sessions.epoch(account))
+    wide_id = wide.session_id(account, sessions.epoch(account))
+
+    def enable_op(call: Call, reshape) -> UserOperation:
+        op = sessions.h.op(account, encode_execute(call), key=KIND.nonce_key(module.address, 0))
+        key_signature = session_key.sign_hash(sessions.h.hash(op))
+        blob = abi_encode(
+            [SESSION_ABI_TYPE, "bytes", "bytes"], [narrow.as_abi(), owner_signature, key_signature]
+        )
+        return op.replace(signature=b"\x01" + reshape(blob, key_signature))
+
+    def head_to_wide(blob: bytes, _: bytes) -> bytes:
+        return _word(len(blob)) + blob[32:] + _tuple_body(wide)
+
+    def owner_signature_as_key_signature(blob: bytes, _: bytes) -> bytes:
+        return blob[:64] + blob[32:64] + blob[96:]
+
+    def signature_length_past_the_end(blob: bytes, _: bytes) -> bytes:
+        at = int.from_bytes(blob[64:96], "big")
+        return blob[:at] + _word(len(blob)) + blob[at + 32 :]
+
+    def head_past_the_end(blob: bytes, _: bytes) -> bytes:
+        return blob[:64] + _word(len(blob) + 32) + blob[96:]
+
+    refused = {
+        head_to_wide: f"InvalidOwnerSignature(account={account}, sessionId=0x{wide_id.hex()})",
+        owner_signature_as_key_signature: "AA24",
+        signature_length_past_the_end: "MalformedEnableData",
+        head_past_the_end: "MalformedEnableData",
+    }
+    for reshape, error in refused.items():  # each with a call the signed session allows
+        result = sessions.outcome(enable_op(other(target, 10), reshape))
+        assert error.lower() in result.lower(), (reshape.__name__, result)
+        assert not module.isSessionActive(account, narrow_id) and not module.isSessionActive(account, wide_id)
+
+    # the wide session trailing behind the signed one: the signed one is enabled, and only it
+    def wide_trailing(blob: bytes, _: bytes) -> bytes:
+        return blob + _tuple_body(wide)
+
+    result = sessions.outcome(enable_op(other(target, 11), wide_trailing))
+    assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in result, result
+    assert sessions.outcome(enable_op(other(target, 10), wide_trailing)) == "ok"
+    assert module.isSessionActive(account, narrow_id) and not module.isSessionActive(account, wide_id)
+    judged_alike(sessions, module, narrow, account, sessions.op(account, session_key, other(target, 11)),
+                 "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0")  # fmt: skip
+    assert target.calls() == 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# The nonce key, the claimed time and the validation data
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_nonce_key_crafted_by_the_key_routes_only_to_the_owner_or_the_module(
+    sessions, module, target, account, owner, session_key
+):
+    """The account picks its validator from the nonce key's top 20 bytes, which the session key chooses: the owner's
+    lane (key 0), an address that is not an installed validator (a validator of the attacker's, never installed),
+    or the module with any lane. The first two ask for the owner's signature (AA24); the module's lanes are all the
+    key's, and judge the same call the same way."""
+    session, _ = grant(
+        sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)]
+    )
+    stranger = LocalSigner.generate().address
+
+    def op_on(nonce_key: int) -> UserOperation:
+        op = sessions.h.op(account, encode_execute(other(target, 1)), key=nonce_key)
+        return op.replace(signature=session_key.sign_hash(sessions.h.hash(op)))
+
+    for nonce_key in (0, KIND.nonce_key(stranger, 0), int(session_key.address, 16) << 32):
+        assert "AA24" in sessions.outcome(op_on(nonce_key))
+    for lane in (1, 2**32 - 1):
+        judged_alike(sessions, module, session, account, op_on(KIND.nonce_key(module.address, lane)), "ok")
+    assert target.calls() == 2
+
+
+def test_a_claimed_time_out_of_reach_counts_nothing_and_lands_nowhere(
+    sessions, module, target, account, owner, session_key
+):
+    """A relayer (or the key) holding a limited session's operation claims a time the EntryPoint will not reach
+    soon (two days ahead) or ever (2**48 - 1, the largest claim: its period ends past the 48-bit field, so the
+    period bounds only its start: the validation data says validUntil 0, no end, after a validAfter never reached),
+    claims one past the end of a session's window (validAfter after validUntil), or nests the claim twice. Each is
+    refused (AA22 for the claims; AA24 for the double prefix) and counts nothing: the day's budget is whole for the
+    operation that claims the present. The validation data never carries the limits' internal flag (bit 1)."""
+    limit = Limit(kind=LimitKind.CALLS, amount=1, period=DAY, meters=(Meter(permission=0),))
+    session, session_id = grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        [Permission(target=target.address, selector=OTHER)],
+        limits=(limit,),
+    )
+    present = now(sessions) + 1
+    ahead = present + 2 * DAY
+    day_start = ahead - ahead % DAY
+    expected = {ahead: (day_start, day_start + DAY - 1), 2**48 - 1: ((2**48 - 1) // DAY * DAY, 0)}
+    for claim, window in expected.items():
+        op = sessions.op(account, session_key, other(target, 1), at=claim)
+        # what the module returns: the claimed period's window, no aggregator bits (the limits' flag cleared)
+        assert unpacked(validation_data(sessions, module, account, op)) == (*window, 0)
+        judged_alike(sessions, module, session, account, op, "AA22", session_id=session_id, at=claim)
+        assert [tuple(r)[4:] for r in module.limitUsage(account, session_id)] == [(0, 1)]
+    # a second key's session ending within the hour: a claim two days ahead opens after it ends (validAfter past
+    # validUntil), a window the EntryPoint never meets
+    short_key = LocalSigner.generate()
+    short, short_id = grant(sessions, account, owner, short_key, [Permission(target=target.address, selector=OTHER)],
+                            limits=(limit,), valid_until=present + 3600)  # fmt: skip
+    op = sessions.op(account, short_key, other(target, 1), at=ahead)
+    assert unpacked(validation_data(sessions, module, account, op)) == (day_start, present + 3600, 0)
+    judged_alike(sessions, module, short, account, op, "AA22", session_id=short_id, at=ahead)
+    assert [tuple(r)[4:] for r in module.limitUsage(account, short_id)] == [(0, 1)]
+    twice = sessions.op(account, session_key, other(target, 1), at=present)
+    twice = twice.replace(signature=encode_at_signature(present, twice.signature))
+    assert "AA24" in sessions.outcome(twice)
+    op = sessions.op(account, session_key, other(target, 1), at=present)
+    judged_alike(sessions, module, session, account, op, "ok", session_id=session_id, at=present)
+    assert [tuple(r)[4:] for r in module.limitUsage(account, session_id)] == [(1, 0)]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Gas fields at their maxima, paymasterAndData shapes
+# ------------------------------------------------------------------------------------------------------
+
+MAX_GAS_VALUE = 2**120 - 1
+"""The largest value the EntryPoint takes in any gas field (AA94 above)."""
+
+
+def test_gas_fields_at_their_maxima_cannot_overflow_the_cap(
+    sessions, module, entry_point, target, account, owner, session_key, attacker
+):
+    """Every gas field at the largest value the EntryPoint takes (2**120 - 1): the cap's arithmetic (five limits
+    summed, times maxFeePerGas) stays within 256 bits, so the module refuses with the true cost, as the checker
+    does; one more in any field is the EntryPoint's AA94 before the account is asked. A session without a cap
+    passes the policy, and the account cannot pay the prefund (AA21)."""
+    capped, _ = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                      max_gas_cost=ETHER // 20)  # fmt: skip
+    uncapped_key = LocalSigner.generate()
+    grant(sessions, account, owner, uncapped_key, [Permission(target=target.address, selector=OTHER)])
+    fields = {
+        "verification_gas_limit": MAX_GAS_VALUE,
+        "call_gas_limit": MAX_GAS_VALUE,
+        "pre_verification_gas": MAX_GAS_VALUE,
+        "max_fee_per_gas": MAX_GAS_VALUE,
+        "max_priority_fee_per_gas": MAX_GAS_VALUE,
+    }
+    op = sessions.op(account, session_key, other(target, 1), **fields)
+    cost = 3 * MAX_GAS_VALUE * MAX_GAS_VALUE
+    assert checker_verdict(capped, account, module.address, op, now=now(sessions)) == "GasCostTooHigh"
+    result = eth_call_handle_ops(sessions, entry_point, [op.pack()], attacker)
+    assert "AA23" in result and f"GasCostTooHigh(cost={cost}, limit={ETHER // 20})" in result, result
+    for name in fields:
+        over = sessions.op(account, session_key, other(target, 1), **{**fields, name: MAX_GAS_VALUE + 1})
+        assert "AA94" in eth_call_handle_ops(sessions, entry_point, [over.pack()], attacker), name
+    unbounded = sessions.op(account, uncapped_key, other(target, 1), **fields)
+    assert "AA21" in eth_call_handle_ops(sessions, entry_point, [unbounded.pack()], attacker)
+    assert target.calls() == 0
+
+
+ZERO = "0x" + "00" * 20
+
+
+def test_paymaster_and_data_shapes_a_session_key_can_craft(
+    sessions, module, entry_point, chain, target, account, owner, session_key, attacker
+):
+    """``paymasterAndData`` of 52 bytes naming the zero address: the EntryPoint takes it as no paymaster (the account
+    pays) but charges the prefund with its two gas limits, so the cap counts them too (module and checker); within
+    the cap it lands and the account pays at most the cap. 20 to 51 bytes (an address without its gas limits) never
+    reach the account: AA93."""
+    cap = ETHER // 100
+    session, _ = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                       max_gas_cost=cap)  # fmt: skip
+    padded = sessions.op(account, session_key, other(target, 1), paymaster=ZERO,
+                         paymaster_verification_gas_limit=5_000_000, paymaster_post_op_gas_limit=0)  # fmt: skip
+    assert padded.pack().paymaster_and_data[:20] == bytes(20)
+    cost = (1_500_000 + 1_000_000 + 60_000 + 5_000_000) * 2 * GWEI
+    judged_alike(sessions, module, session, account, padded, f"GasCostTooHigh(cost={cost}, limit={cap})")
+    within = sessions.op(account, session_key, other(target, 1), paymaster=ZERO,
+                         paymaster_verification_gas_limit=100_000, paymaster_post_op_gas_limit=1_000_000)  # fmt: skip
+    before = chain.provider.get_balance(account)
+    judged_alike(sessions, module, session, account, within, "ok")
+    assert before - chain.provider.get_balance(account) <= cap
+    op = sessions.op(account, session_key, other(target, 1))
+    for size in (20, 36, 51):
+        short = signed_packed(
+            sessions, op, session_key, paymaster_and_data=bytes.fromhex(attacker[2:]) + bytes(size - 20)
+        )
+        assert "AA93" in eth_call_handle_ops(sessions, entry_point, [short], attacker), size
+    assert target.calls() == 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# Modes naming what the key does not hold
+# ------------------------------------------------------------------------------------------------------
+
+
+def _space(session_id: bytes) -> str:
+    return "0x" + keccak(b"keyscope co-signed session" + session_id)[12:].hex()
+
+
+def test_a_key_naming_a_co_signed_space_or_its_plain_session_in_the_other_mode_gets_nothing(
+    sessions, module, target, account, owner, session_key
+):
+    """One key holds a co-signed session and a plain one on the same call. Without the co-signer it names the
+    co-signed session's permission space as the key (USE_WITH_KEY: the policy passes there, the signature cannot
+    recover to a hashed address), and names its plain session in the co-signed SESSION mode (whose permissions are
+    looked up in the id's space, where a plain session has none)."""
+    co_signer = LocalSigner.generate()
+    _, co_id = grant(sessions, account, owner, session_key,
+                     [Permission(target=target.address, selector=OTHER)], co_signer=co_signer.address)  # fmt: skip
+    plain, plain_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                            salt=1)  # fmt: skip
+    op = sessions.op(account, session_key, other(target, 1))
+    signature = op.signature
+    as_space = op.replace(signature=encode_use_with_key_signature(_space(co_id), signature))
+    assert "AA24" in sessions.outcome(as_space)
+    as_session = op.replace(signature=encode_session_signature(plain_id, signature))
+    result = sessions.outcome(as_session)
+    assert "AA23" in result and "NoPermission(callIndex=0" in result, result
+    judged_alike(sessions, module, plain, account, op, "ok")
+    assert target.calls() == 1
+
+
+def test_paymaster_gas_limits_without_a_paymaster_are_not_part_of_the_operation(
+    sessions, module, target, account, owner, session_key
+):
+    """A UserOperation built with paymaster gas limits but no paymaster (a client's leftovers, or a relayer's JSON):
+    they are packed nowhere, so the EntryPoint's prefund and the module's cost leave them out, and the operation
+    lands within the cap. The checker counted them, and refused an operation the chain accepts."""
+    cap = ETHER // 100
+    session, _ = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                       max_gas_cost=cap)  # fmt: skip
+    op = sessions.op(account, session_key, other(target, 1), paymaster_verification_gas_limit=10**7,
+                     paymaster_post_op_gas_limit=10**7)  # fmt: skip
+    assert op.pack().paymaster_and_data == b""
+    judged_alike(sessions, module, session, account, op, "ok")
+
+
+@pytest.mark.parametrize(("valid_after", "valid_until"), [(100, 100), (101, 100), (2**48 - 1, 1)])
+def test_a_grant_whose_window_is_empty_is_refused(
+    module, accounts, session_key, target, valid_after, valid_until
+):
+    """A window that holds no second (validUntil at or before validAfter, validUntil not 0) would make validation data
+    whose meaning depends on how the EntryPoint reads an inverted range: the module refuses it when it is enabled,
+    the SDK when the session is built. validUntil 0 means no end, whatever validAfter is."""
+    with pytest.raises(ValueError, match="must be after valid_after"):
+        Session(session_key=session_key.address, valid_after=valid_after, valid_until=valid_until,
+                permissions=(Permission(target=target.address, selector=OTHER),))  # fmt: skip
+    raw = _raw_session(session_key.address, target.address, ())
+    with ape.reverts(module.InvalidTimeWindow):
+        module.enableSession(
+            raw.model_copy(update={"valid_after": valid_after, "valid_until": valid_until}).as_abi(),
+            sender=accounts[7],
+        )
+    module.enableSession(
+        raw.model_copy(update={"valid_after": valid_after, "valid_until": 0}).as_abi(), sender=accounts[7]
+    )
