@@ -130,7 +130,7 @@ def detect_kind(
                 f"is an EOA delegating to {delegate} (EIP-7702), whose code answers no ERC-7579 accountId()"
             )
         else:
-            reason = "answers no ERC-7579 accountId()"
+            raise UnsupportedAccountError(_no_account_id(chain, address))
         raise UnsupportedAccountError(
             f"{address} {reason}: keyscope detects the account kind from accountId(); deploy the account first "
             "(an EOA: delegate it to keyscope's KeyscopeDelegate), or give its kind explicitly"
@@ -141,6 +141,27 @@ def detect_kind(
     if delegate is not None:
         kind.delegate = delegate
     return kind
+
+
+def _no_account_id(chain: Chain, address: str) -> str:
+    """What to say of a contract that answers no ``accountId()``: an ERC-7579 account that does not say which
+    (``supportsModule(1)`` says yes), or no ERC-7579 account at all."""
+    from .capabilities import supports_validators  # it reads accountId() through this module
+
+    if supports_validators(chain, address):
+        return (
+            f"{address} is an ERC-7579 account (supportsModule(1) answers yes) that answers no accountId(), so "
+            "keyscope cannot tell which adapter it needs and does not guess. If it follows the ERC-7579 reference "
+            "implementation's conventions (docs/accounts.md), give the generic adapter: connect(..., "
+            "kind=ERC7579AccountKind(owner_validator=ADDRESS, chain=RpcChain(NODE_URL))); otherwise write its "
+            'adapter (docs/accounts.md, "Writing an adapter for another account")'
+        )
+    return (
+        f"{address} is a contract but not an ERC-7579 modular account: it answers neither accountId() nor "
+        "supportsModule(1) with a yes (an ERC-4337 account of another design, a Safe without an ERC-7579 adapter, "
+        "a token...). keyscope's sessions are an ERC-7579 validator module, which only such an account can "
+        "install; nothing was signed or sent. Use an ERC-7579 account, or make this one modular first"
+    )
 
 
 def _adapter_for(detected: str, chain: Chain, owner_validator: str | None) -> AccountKind:
