@@ -24,6 +24,7 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from keyscope import (
+    BundlerRejectedError,
     Network,
     Owner,
     Policy,
@@ -39,8 +40,10 @@ from keyscope.accounts import ERC7579AccountKind, detect_kind
 from keyscope.chain import RpcChain
 from keyscope.devnode import send_transaction
 from keyscope.errors import AccountSetupError, SessionError, UnsupportedAccountError
+from keyscope.execution import Call
 from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
 from keyscope.local import LocalStack
+from keyscope.module import enable_session_data
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.accounts import account_bytecode, build_bytecode, deploy_code, owner_validator_bytecode
@@ -408,3 +411,42 @@ def test_an_account_that_does_not_answer_is_module_installed_gets_no_session(
                 [mint_policy(stack, recipient), Policy.call(other_validator, "onInstall(bytes data)")],
                 onchain=onchain,
             )
+
+
+def session_active(stack: LocalStack, account: str, session_id: bytes) -> bool:
+    data = keccak(b"isSessionActive(address,bytes32)")[:4] + abi_encode(
+        ["address", "bytes32"], [account, session_id]
+    )
+    return int.from_bytes(_call(stack, stack.module, data), "big") == 1
+
+
+@pytest.mark.parametrize("quirks", [NONE, VALIDATOR_QUERY_REVERTS])
+def test_residual_the_module_takes_an_unanswered_is_module_installed_as_no(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], quirks: int
+) -> None:
+    """What the SDK's refusal above stands in for: an owner who enables, without keyscope's SDK, a session calling
+    one of the account's validators. An account answering ``isModuleInstalled`` gets ``PermissionTargetIsModule``
+    (attack 52); one that reverts gets the session enabled, a call into its validator granted."""
+    signer = LocalSigner.generate()
+    account = quirky(quirks, signer)
+    net = generic(stack, owner_validator)
+    owner = net.owner(signer, account)
+    install = owner.kind.install_validator_call(account, stack.module)
+    second = deploy_code(stack.node, stack.deployer.address, owner_validator_bytecode(), "a second validator")
+    owner.execute(
+        [install, owner.kind.install_validator_call(account, second, to_bytes(signer.address))]
+    ).wait()
+    session = Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        salt=1,
+        permissions=(Policy.call(second, "onInstall(bytes data)"),),
+    )
+    enable = Call(stack.module, 0, enable_session_data(session))
+    if quirks == NONE:
+        with pytest.raises(BundlerRejectedError, match="PermissionTargetIsModule"):
+            owner.execute(enable)
+        assert not session_active(stack, account, session.session_id(account, owner.epoch()))
+    else:
+        owner.execute(enable).wait()
+        assert session_active(stack, account, session.session_id(account, owner.epoch()))
