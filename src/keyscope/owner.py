@@ -455,6 +455,12 @@ class Owner:
         and nothing creates it (no factory, no delegation): every operation would fail with AA20."""
         if self.is_deployed():
             return True
+        self._refuse_uncreatable()
+        return False
+
+    def _refuse_uncreatable(self) -> None:
+        """Raise :class:`~keyscope.errors.UnsupportedAccountError` when nothing creates the account (it has no
+        code: the caller knows)."""
         if not self._factory_data and self._needs_code():
             raise UnsupportedAccountError(
                 f"{self.account} has no code and nothing creates it (no factory: keyscope does not know how to "
@@ -462,7 +468,6 @@ class Owner:
                 "operation (AA20); nothing was signed or sent. Deploy the account first, or give the address of "
                 "an account that exists"
             )
-        return False
 
     def _needs_code(self) -> bool:
         """Whether an operation of this owner needs the account to have code (an EOA's does not: it delegates)."""
@@ -652,7 +657,7 @@ class Owner:
         net = self.network
         refuse_forbidden_targets(session, self.account, net.module)
         if not deployed:
-            self._deployed_or_refused()  # a grant on an account nothing creates could never be used
+            self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         request = GrantRequest(

@@ -20,7 +20,7 @@ from eth_utils import keccak
 from ..errors import AccountSetupError, CallRevertedError, UnsupportedAccountError
 from ..hexutil import to_address
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
-from .detect import account_id, unreachable
+from .detect import account_id, ask_bool, supports_validators, unreachable
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -35,7 +35,6 @@ __all__ = [
     "supports_validators",
 ]
 
-_SUPPORTS_MODULE = keccak(b"supportsModule(uint256)")[:4]
 _SUPPORTS_EXECUTION_MODE = keccak(b"supportsExecutionMode(bytes32)")[:4]
 _IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 _VALIDATE_USER_OP_V07 = keccak(
@@ -45,29 +44,9 @@ SIG_VALIDATION_FAILED = 1
 """The ``validationData`` an account's ``validateUserOp`` returns for a signature it refuses (ERC-4337)."""
 
 
-def _ask_bool(chain: Chain, account: str, data: bytes) -> bool | None:
-    """``account``'s boolean answer to ``data``: False for a revert or an answer that is no boolean, None when the
-    node could not run the call (an unfunded caller on a node charging calls for gas)."""
-    try:
-        answer = chain.call(account, data)
-    except CallRevertedError:
-        return False
-    except Exception as error:
-        if unreachable(error):
-            raise
-        return None
-    return len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1
-
-
-def supports_validators(chain: Chain, account: str) -> bool | None:
-    """Whether ``account`` says it takes validator modules (ERC-7579 ``supportsModule(1)``); None when unknown."""
-    data = _SUPPORTS_MODULE + abi_encode(["uint256"], [MODULE_TYPE_VALIDATOR])
-    return _ask_bool(chain, to_address(account), data)
-
-
 def supports_execution_mode(chain: Chain, account: str, mode: bytes) -> bool | None:
     """Whether ``account`` runs the ERC-7579 execution ``mode`` (``supportsExecutionMode``); None when unknown."""
-    return _ask_bool(chain, to_address(account), _SUPPORTS_EXECUTION_MODE + mode.rjust(32, b"\0")[:32])
+    return ask_bool(chain, to_address(account), _SUPPORTS_EXECUTION_MODE + mode.rjust(32, b"\0")[:32])
 
 
 def refuse_non_erc7579(chain: Chain, account: str, kind: AccountKind | None = None) -> None:
