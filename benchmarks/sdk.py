@@ -36,6 +36,7 @@ from keyscope.entrypoint import encode_get_nonce
 from keyscope.execution import encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak
 from keyscope.module import IS_SESSION_ACTIVE
 from keyscope.network import Network
 from keyscope.policy import Policy, arg
@@ -51,6 +52,7 @@ RECIPIENT = fixed_signer("sdk/recipient").address
 OPERATIONS = 200
 GET_NONCE = encode_get_nonce(ACCOUNT, 0)[:4]
 """Distinct operations (nonces) both sides hash and sign, round after round."""
+SUPPORTS_MODULE = keccak(b"supportsModule(uint256)")[:4]
 
 
 class StillChain:
@@ -74,8 +76,8 @@ class StillChain:
     def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
         if data[:4] == GET_NONCE:  # EntryPoint.getNonce(sender, key)
             return ((int.from_bytes(data[36:68], "big") << 64) | self.nonce).to_bytes(32, "big")
-        # isSessionActive: true; isSessionRevoked (and anything else): false
-        return (int(data[:4] == IS_SESSION_ACTIVE)).to_bytes(32, "big")
+        # isSessionActive and the account's supportsModule (an ERC-7579 account): true; anything else: false
+        return (int(data[:4] in (IS_SESSION_ACTIVE, SUPPORTS_MODULE))).to_bytes(32, "big")
 
 
 class StillBundler:

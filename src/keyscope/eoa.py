@@ -111,6 +111,9 @@ class EOAOwner(Owner):
     def _resolve_kind(self, account: str | None) -> AccountKind:
         return self.network.eoa_kind(self.signer.address)
 
+    def _needs_code(self) -> bool:
+        return False  # the EOA's operations delegate it
+
     # -- where the EOA stands --------------------------------------------------------------------------
 
     @property

@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from pydantic import PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
+from .accounts.capabilities import (
+    refuse_batch_mode,
+    refuse_silent_module_queries,
+    refuse_user_op_validation,
+    supports_execution_mode,
+)
+from .accounts.erc7579 import ERC7579AccountKind
 from .accounts.modules import installed_module, module_questions
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
@@ -28,6 +35,7 @@ from .endpoints import Endpoints
 from .errors import (
     BadInputError,
     BundlerRejectedError,
+    CallRevertedError,
     ConfigurationError,
     InvalidFieldsError,
     KeyscopeWarning,
@@ -35,7 +43,7 @@ from .errors import (
     UnsupportedAccountError,
     shown,
 )
-from .execution import Call, encode_execute
+from .execution import MODE_BATCH, Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
@@ -402,7 +410,8 @@ class Owner:
     ) -> UserOperation:
         """The owner-signed operation :meth:`execute` sends, ready to send (nonce, fees and gas filled in)."""
         kind = self.kind
-        call_data = encode_execute([calls] if isinstance(calls, Call) else list(calls))
+        call_list = [calls] if isinstance(calls, Call) else list(calls)
+        call_data = encode_execute(call_list)
         draft = self._builder.draft(
             self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
         )
@@ -410,19 +419,59 @@ class Owner:
             draft = dataclasses.replace(draft, eip7702_auth=eip7702_auth)
         if draft.factory is not None and self._deployment is not None:  # this operation creates the account
             draft = dataclasses.replace(draft, call_data=kind.creation_call_data(self._deployment, call_data))
-        if (
+        first_check = (
             not self._owner_validator_checked
             and draft.factory is None
             and eip7702_auth is None
-            and self.is_deployed()
-        ):
+            and self._deployed_or_refused()
+        )
+        if first_check:
             verify_owner_validator(self.network.chain, kind, self.account)
             self.network.check_entry_point(self.account)
-            self._owner_validator_checked = True
-        op = self._builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
-        return self._builder.sign(
+        try:
+            op = self._builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
+        except BundlerRejectedError:
+            if len(call_list) > 1 and draft.factory is None:  # an account that runs no batch: said as such
+                refuse_batch_mode(self.network.chain, kind, self.account, MODE_BATCH)
+            raise
+        signed = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
         )
+        if first_check:
+            if isinstance(kind, ERC7579AccountKind):  # its validator selection is assumed, not known: ask
+                refuse_user_op_validation(
+                    self.network.chain,
+                    kind,
+                    self.network.entry_point,
+                    signed,
+                    self._builder.user_op_hash(signed),
+                    "the owner's operation",
+                )
+            self._owner_validator_checked = True
+        return signed
+
+    def _deployed_or_refused(self) -> bool:
+        """Whether the account has code; raises :class:`~keyscope.errors.UnsupportedAccountError` when it has none
+        and nothing creates it (no factory, no delegation): every operation would fail with AA20."""
+        if self.is_deployed():
+            return True
+        self._refuse_uncreatable()
+        return False
+
+    def _refuse_uncreatable(self) -> None:
+        """Raise :class:`~keyscope.errors.UnsupportedAccountError` when nothing creates the account (it has no
+        code: the caller knows)."""
+        if not self._factory_data and self._needs_code():
+            raise UnsupportedAccountError(
+                f"{self.account} has no code and nothing creates it (no factory: keyscope does not know how to "
+                f"create a {self.kind.name!r} account at this address), so the EntryPoint would refuse every "
+                "operation (AA20); nothing was signed or sent. Deploy the account first, or give the address of "
+                "an account that exists"
+            )
+
+    def _needs_code(self) -> bool:
+        """Whether an operation of this owner needs the account to have code (an EOA's does not: it delegates)."""
+        return True
 
     def install_sessions(self) -> PendingUserOperation | None:
         """Install the session module if it is not installed yet; None when there is nothing to do."""
@@ -432,6 +481,7 @@ class Owner:
             raise UnsupportedAccountError(
                 f"{self.account} has no code and keyscope does not know how to create it: deploy it first"
             )
+        refuse_silent_module_queries(self.network.chain, self.kind, self.account, self.network.module)
         return self.execute(self.kind.install_validator_call(self.account, self.network.module))
 
     def uninstall_sessions(self) -> PendingUserOperation:
@@ -441,14 +491,20 @@ class Owner:
         Safe7579 ignore a failing ``onUninstall``, and a bundler's gas estimate cannot see that failure: an
         ``onUninstall`` short of gas would leave the sessions alive for a later reinstall. Invalidating first,
         in a call whose failure fails the operation, rules that out.
+
+        An account that runs no batch (``supportsExecutionMode`` says no) gets two operations: the invalidation,
+        waited for, then the uninstall, whose pending operation is returned.
         """
         module = self.network.module
-        return self.execute(
-            [
-                Call(module, 0, INVALIDATE_ALL_SESSIONS),
-                self.kind.uninstall_validator_call(self.account, module),
-            ]
-        )
+        invalidate = Call(module, 0, INVALIDATE_ALL_SESSIONS)
+        uninstall = self.kind.uninstall_validator_call(self.account, module)
+        if (
+            self.is_deployed()
+            and supports_execution_mode(self.network.chain, self.account, MODE_BATCH) is False
+        ):
+            self.execute(invalidate).wait()
+            return self.execute(uninstall)
+        return self.execute([invalidate, uninstall])
 
     # -- grants -------------------------------------------------------------------------------------
 
@@ -467,12 +523,16 @@ class Owner:
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
         questions = module_questions(self.kind, self.account, addresses)
-        (epoch, *answers), codes, now = read_many(
-            net.chain,
-            [(net.module, epoch_of_data(self.account)), *questions],
-            codes=(addresses if known else [self.account, *addresses]),
-            timestamp=clock,
-        )
+        try:
+            (epoch, *answers), codes, now = read_many(
+                net.chain,
+                [(net.module, epoch_of_data(self.account)), *questions],
+                codes=(addresses if known else [self.account, *addresses]),
+                timestamp=clock,
+            )
+        except CallRevertedError:  # an account refusing isModuleInstalled is named as such
+            refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
+            raise
         if not known:
             deployed, codes = bool(codes[0]), codes[1:]
         else:
@@ -596,6 +656,8 @@ class Owner:
         refuse_unusable_limits(session)
         net = self.network
         refuse_forbidden_targets(session, self.account, net.module)
+        if not deployed:
+            self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         request = GrantRequest(

@@ -18,6 +18,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
+from .accounts.capabilities import refuse_batch_mode
 from .accounts.modules import installed_module, module_questions
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
@@ -42,7 +43,7 @@ from .errors import (
     TargetRevertedError,
     TargetWithoutCodeError,
 )
-from .execution import Call, encode_execute
+from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
@@ -494,10 +495,15 @@ class SessionAccount:
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
         cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
         cached = self._cached_estimate(cache_key) if cacheable else None
-        with self._bundler_refusals(calls):
-            op, gas = self._builder.prepare(
-                draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
-            )
+        try:
+            with self._bundler_refusals(calls):
+                op, gas = self._builder.prepare(
+                    draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
+                )
+        except BundlerRejectedError:
+            if call_data[4] == CALLTYPE_BATCH:  # an account that runs no batch: said as such, not as a revert
+                refuse_batch_mode(self.network.chain, self.kind, grant.account, call_data[4:36])
+            raise
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
         self._checker.check_gas_cost(op)

@@ -12,14 +12,20 @@ from __future__ import annotations
 from typing import Protocol
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..chain import Chain, RpcChain
 from ..eip7702 import delegate_of
-from ..errors import TransportError, UnsupportedAccountError, UnsupportedAccountVersionError
+from ..errors import (
+    CallRevertedError,
+    TransportError,
+    UnsupportedAccountError,
+    UnsupportedAccountVersionError,
+)
 from ..hexutil import to_address
 from ..rpc import METHOD_NOT_FOUND, JsonRpcError
-from .base import AccountKind
+from .base import MODULE_TYPE_VALIDATOR, AccountKind
 from .delegate import KeyscopeDelegateKind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
@@ -27,10 +33,11 @@ from .keyscope_account import KeyscopeAccountKind
 from .nexus import NexusAccountKind
 from .safe7579 import Safe7579AccountKind
 
-__all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "detect_kind"]
+__all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "ask_bool", "detect_kind", "supports_validators"]
 
 _ACCOUNT_ID = keccak(b"accountId()")[:4]
 _EIP712_DOMAIN = keccak(b"eip712Domain()")[:4]
+_SUPPORTS_MODULE = keccak(b"supportsModule(uint256)")[:4]
 
 # Vendors with an adapter here whose other versions the generic adapter does not fit: (the prefix every version's
 # accountId() starts with, the vendor, the adapter, what the generic adapter gets wrong on them).
@@ -130,7 +137,7 @@ def detect_kind(
                 f"is an EOA delegating to {delegate} (EIP-7702), whose code answers no ERC-7579 accountId()"
             )
         else:
-            reason = "answers no ERC-7579 accountId()"
+            raise UnsupportedAccountError(_no_account_id(chain, address))
         raise UnsupportedAccountError(
             f"{address} {reason}: keyscope detects the account kind from accountId(); deploy the account first "
             "(an EOA: delegate it to keyscope's KeyscopeDelegate), or give its kind explicitly"
@@ -141,6 +148,45 @@ def detect_kind(
     if delegate is not None:
         kind.delegate = delegate
     return kind
+
+
+def ask_bool(chain: Chain, account: str, data: bytes) -> bool | None:
+    """``account``'s boolean answer to ``data``: False for a revert or an answer that is no boolean, None when the
+    node could not run the call (an unfunded caller on a node charging calls for gas)."""
+    try:
+        answer = chain.call(account, data)
+    except CallRevertedError:
+        return False
+    except Exception as error:
+        if unreachable(error):
+            raise
+        return None
+    return len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1
+
+
+def supports_validators(chain: Chain, account: str) -> bool | None:
+    """Whether ``account`` says it takes validator modules (ERC-7579 ``supportsModule(1)``); None when unknown."""
+    data = _SUPPORTS_MODULE + abi_encode(["uint256"], [MODULE_TYPE_VALIDATOR])
+    return ask_bool(chain, to_address(account), data)
+
+
+def _no_account_id(chain: Chain, address: str) -> str:
+    """What to say of a contract that answers no ``accountId()``: an ERC-7579 account that does not say which
+    (``supportsModule(1)`` says yes), or no ERC-7579 account at all."""
+    if supports_validators(chain, address):
+        return (
+            f"{address} is an ERC-7579 account (supportsModule(1) answers yes) that answers no accountId(), so "
+            "keyscope cannot tell which adapter it needs and does not guess. If it follows the ERC-7579 reference "
+            "implementation's conventions (docs/accounts.md), give the generic adapter: connect(..., "
+            "kind=ERC7579AccountKind(owner_validator=ADDRESS, chain=RpcChain(NODE_URL))); otherwise write its "
+            'adapter (docs/accounts.md, "Writing an adapter for another account")'
+        )
+    return (
+        f"{address} is a contract but not an ERC-7579 modular account: it answers neither accountId() nor "
+        "supportsModule(1) with a yes (an ERC-4337 account of another design, a Safe without an ERC-7579 adapter, "
+        "a token...). keyscope's sessions are an ERC-7579 validator module, which only such an account can "
+        "install; nothing was signed or sent. Use an ERC-7579 account, or make this one modular first"
+    )
 
 
 def _adapter_for(detected: str, chain: Chain, owner_validator: str | None) -> AccountKind:

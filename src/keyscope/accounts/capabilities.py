@@ -1,0 +1,159 @@
+"""What an account says it can do, asked before keyscope relies on it: whether it is an ERC-7579 account at all,
+whether it answers ``isModuleInstalled`` for validators, which execution modes it runs, and whether its own
+``validateUserOp`` takes an operation the way its adapter built it.
+
+ERC-7579 leaves some of this to each account, and an account keyscope has no adapter for may do otherwise than
+the generic adapter assumes. These reads (``eth_call``) turn such a difference into an
+:class:`~keyscope.errors.UnsupportedAccountError` (or its subclass :class:`~keyscope.errors.AccountSetupError`)
+saying what the account does and what to do, before an operation is sent, instead of a bundler's ``AAxx`` or a
+revert inside the account.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ..errors import AccountSetupError, CallRevertedError, UnsupportedAccountError
+from ..hexutil import to_address
+from .base import MODULE_TYPE_VALIDATOR, AccountKind
+from .detect import account_id, ask_bool, supports_validators, unreachable
+
+if TYPE_CHECKING:
+    from ..chain import Chain
+    from ..userop import UserOperation
+
+__all__ = [
+    "refuse_batch_mode",
+    "refuse_non_erc7579",
+    "refuse_silent_module_queries",
+    "refuse_user_op_validation",
+    "supports_execution_mode",
+    "supports_validators",
+]
+
+_SUPPORTS_EXECUTION_MODE = keccak(b"supportsExecutionMode(bytes32)")[:4]
+_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
+_VALIDATE_USER_OP_V07 = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
+)[:4]
+SIG_VALIDATION_FAILED = 1
+"""The ``validationData`` an account's ``validateUserOp`` returns for a signature it refuses (ERC-4337)."""
+
+
+def supports_execution_mode(chain: Chain, account: str, mode: bytes) -> bool | None:
+    """Whether ``account`` runs the ERC-7579 execution ``mode`` (``supportsExecutionMode``); None when unknown."""
+    return ask_bool(chain, to_address(account), _SUPPORTS_EXECUTION_MODE + mode.rjust(32, b"\0")[:32])
+
+
+def refuse_non_erc7579(chain: Chain, account: str, kind: AccountKind | None = None) -> None:
+    """Raise :class:`~keyscope.errors.UnsupportedAccountError` when the deployed ``account`` is known not to be an
+    ERC-7579 account: no ``accountId()`` and no yes to ``supportsModule(1)`` (an ERC-4337 account of another
+    design such as eth-infinitism's ``SimpleAccount``, a Safe without an ERC-7579 adapter, a token). keyscope's
+    session module is an ERC-7579 validator: such an account cannot install it, whatever the adapter. An account
+    without code, or one the node cannot be asked about, is left to the other checks."""
+    address = to_address(account, name="account")
+    if not chain.get_code(address) or account_id(chain, address) is not None:
+        return
+    if supports_validators(chain, address) is not False:
+        return
+    driven = f" (given the {kind.name!r} adapter)" if kind is not None else ""
+    raise UnsupportedAccountError(
+        f"{address}{driven} is not an ERC-7579 modular account: it answers neither accountId() nor "
+        "supportsModule(1) with a yes. keyscope's sessions are an ERC-7579 validator module, which only such an "
+        "account can install; nothing was signed or sent. Use an ERC-7579 account (keyscope's own, Kernel, "
+        "Nexus, a Safe with the Safe7579 adapter, ...) or make this one modular first"
+    )
+
+
+def refuse_silent_module_queries(chain: Chain, kind: AccountKind, account: str, module: str) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` reverts when asked
+    ``isModuleInstalled(1, module, "")``. ERC-7579 says it answers; keyscope reads whether the session module is
+    installed from it, and the session module refuses a grant whose call target is one of the account's modules
+    only when the account says so (a revert reads as "no"): on such an account a grant could hand a session a
+    call into the owner's validator. keyscope refuses such accounts."""
+    address = to_address(account, name="account")
+    data = _IS_MODULE_INSTALLED + abi_encode(
+        ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), b""]
+    )
+    try:
+        chain.call(address, data)
+    except CallRevertedError as error:
+        found = account_id(chain, address)
+        raise AccountSetupError(
+            f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) reverts when "
+            f"asked isModuleInstalled(1, {to_address(module)}, 0x) ({error.description}): keyscope cannot tell "
+            "whether the session module is installed, and the session module cannot tell the account's "
+            "validators from other call targets, so it could not refuse a grant that calls one (the owner's "
+            "validator, say). keyscope does not grant sessions on such an account; nothing was signed or sent",
+            account=address,
+            account_id=found,
+            kind=kind.name,
+            validator=kind.owner_validator,
+        ) from None
+    except Exception as error:
+        if unreachable(error):
+            raise
+
+
+def refuse_batch_mode(chain: Chain, kind: AccountKind, account: str, mode: bytes) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` says it does not run the
+    execution ``mode`` (ERC-7579 ``supportsExecutionMode``), e.g. batches."""
+    address = to_address(account, name="account")
+    if supports_execution_mode(chain, address, mode) is not False:
+        return
+    found = account_id(chain, address)
+    raise AccountSetupError(
+        f"the account {address} (accountId() {found!r}) does not run the execution mode 0x{mode.hex()} "
+        "(supportsExecutionMode answers no): send the calls one per operation (single mode), not as a batch",
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
+
+
+def refuse_user_op_validation(
+    chain: Chain, kind: AccountKind, entry_point: str, op: UserOperation, user_op_hash: bytes, what: str
+) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed account's own ``validateUserOp``, asked
+    from the EntryPoint as the EntryPoint asks it (``eth_call``, no funds missing), refuses the signed ``op``:
+    it selects its validator otherwise than the adapter put it (the generic adapter: the nonce key's top 20
+    bytes), or the validator refuses the signature. ``what`` names the operation. A node that cannot run the call
+    (a revert it cannot show, an unfunded caller) leaves the check to the bundler."""
+    address = to_address(op.sender)
+    packed = op.pack().as_tuple()
+    data = _VALIDATE_USER_OP_V07 + abi_encode(
+        ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
+        [packed, user_op_hash, 0],
+    )
+    try:
+        answer = chain.call(address, data, sender=to_address(entry_point))
+    except CallRevertedError as error:
+        refusal = f"reverted with {error.description}"
+    except Exception as error:
+        if unreachable(error):
+            raise
+        return
+    else:
+        if len(answer) < 32:
+            return
+        (validation,) = abi_decode(["uint256"], answer[:32])
+        if validation & ((1 << 160) - 1) != SIG_VALIDATION_FAILED:
+            return
+        refusal = "returned SIG_VALIDATION_FAILED"
+    found = account_id(chain, address)
+    raise AccountSetupError(
+        f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) refuses {what} as "
+        f"the adapter built it (validateUserOp {refusal}, nonce key 0x{(op.nonce >> 64):048x}): either the "
+        "validator or key is not the account's, or the account selects the validator otherwise than the adapter "
+        "(the generic ERC-7579 adapter names it in the nonce key's top 20 bytes). Nothing was sent. Give the "
+        'account\'s own adapter (see docs/accounts.md, "Writing an adapter for another account")',
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )

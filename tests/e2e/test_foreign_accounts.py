@@ -1,0 +1,452 @@
+"""Accounts keyscope did not write, as a dapp team meets them: what ``connect()``, the owner's grant and a session
+give on each.
+
+* Not ERC-7579 at all: eth-infinitism's ``SimpleAccount`` (v0.7, from ``@account-abstraction/contracts``, created by
+  its own factory), a plain Safe 1.4.1 without an ERC-7579 adapter (the released bytecode from
+  ``@rhinestone/modulekit``), an ERC-20 token, and an address without code. Each gets an
+  :class:`~keyscope.errors.UnsupportedAccountError` saying what it is, with the kind detected or given, from the
+  owner's and from a session's side, before the owner's key signs anything and before anything is sent.
+* ERC-7579 accounts that depart from the reference implementation's conventions where ERC-7579 lets them
+  (``contracts/test/QuirkyERC7579Account.sol``, OpenZeppelin's ``AccountERC7579`` with one quirk each): either the
+  whole session flow works through the generic adapter, or the SDK refuses before sending, saying what the account
+  does; no session gets more than its grant.
+
+One anvil + EntryPoint v0.7 + Alto stack for the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from keyscope import (
+    BundlerRejectedError,
+    Network,
+    Owner,
+    Policy,
+    PolicyViolationError,
+    SessionGrant,
+    SessionKey,
+    SessionRevokedError,
+    arg,
+    connect,
+    function_call,
+)
+from keyscope.accounts import ERC7579AccountKind, detect_kind
+from keyscope.chain import RpcChain
+from keyscope.devnode import send_transaction
+from keyscope.errors import AccountSetupError, SessionError, UnsupportedAccountError
+from keyscope.execution import Call
+from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
+from keyscope.local import LocalStack
+from keyscope.module import enable_session_data
+from keyscope.session import Session
+from keyscope.signing import LocalSigner
+from support.accounts import account_bytecode, build_bytecode, deploy_code, owner_validator_bytecode
+
+pytestmark = pytest.mark.e2e
+
+ETHER = 10**18
+MINT = "safeMint(address)"
+
+# QuirkyERC7579Account's quirks (its constants)
+NONE = 0
+ACCOUNT_ID_REVERTS = 1
+VALIDATOR_IN_SIGNATURE = 2
+WRAPPED_ERC1271_HASH = 4
+SINGLE_DEFAULT_MODE_ONLY = 8
+VALIDATOR_QUERY_REVERTS = 16
+
+
+class CountingSigner(LocalSigner):
+    """A local key that counts what it signs: the owner's key must sign nothing for an account keyscope refuses."""
+
+    def __init__(self) -> None:
+        super().__init__(LocalSigner.generate().private_key)
+        self.signed = 0
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        self.signed += 1
+        return super().sign_hash(digest)
+
+
+# -- one stack, the foreign contracts deployed once ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def owner_validator(stack: LocalStack) -> str:
+    return deploy_code(stack.node, stack.deployer.address, owner_validator_bytecode(), "OwnerECDSAValidator")
+
+
+def _call(stack: LocalStack, to: str, data: bytes) -> bytes:
+    return to_bytes(stack.node.request("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]))
+
+
+def _npm_artifact(name: str) -> bytes:
+    path = Path("node_modules/@account-abstraction/contracts/artifacts") / f"{name}.json"
+    return to_bytes(json.loads(path.read_text())["bytecode"])
+
+
+@pytest.fixture(scope="module")
+def simple_account_factory(stack: LocalStack) -> str:
+    """eth-infinitism's ``SimpleAccountFactory`` (v0.7) as the npm package ships it."""
+    code = _npm_artifact("SimpleAccountFactory") + abi_encode(["address"], [stack.entry_point])
+    return deploy_code(stack.node, stack.deployer.address, code, "SimpleAccountFactory")
+
+
+def simple_account(stack: LocalStack, factory: str, owner: str) -> str:
+    """A ``SimpleAccount`` of ``owner``, created by its factory and funded."""
+    args = abi_encode(["address", "uint256"], [owner, 0])
+    send_transaction(
+        stack.node,
+        stack.deployer.address,
+        to=factory,
+        data=keccak(b"createAccount(address,uint256)")[:4] + args,
+    )
+    account = to_address(_call(stack, factory, keccak(b"getAddress(address,uint256)")[:4] + args)[12:32])
+    stack.fund(account, ETHER)
+    return account
+
+
+@pytest.fixture(scope="module")
+def safe_contracts(stack: LocalStack) -> tuple[str, str]:
+    """Safe 1.4.1's singleton and proxy factory (released bytecode, no ERC-7579 adapter)."""
+    code = account_bytecode()
+    singleton = deploy_code(
+        stack.node, stack.deployer.address, to_bytes(code["SAFE_SINGLETON_BYTECODE"]), "Safe"
+    )
+    factory = deploy_code(
+        stack.node, stack.deployer.address, to_bytes(code["SAFE_PROXY_FACTORY_BYTECODE"]), "SafeProxyFactory"
+    )
+    return singleton, factory
+
+
+def plain_safe(stack: LocalStack, safe_contracts: tuple[str, str], owner: str) -> str:
+    """A Safe with ``owner`` as its one owner, threshold 1, no modules, no fallback handler; funded."""
+    singleton, factory = safe_contracts
+    setup = keccak(b"setup(address[],uint256,address,bytes,address,address,uint256,address)")[
+        :4
+    ] + abi_encode(
+        ["address[]", "uint256", "address", "bytes", "address", "address", "uint256", "address"],
+        [[owner], 1, ZERO_ADDRESS, b"", ZERO_ADDRESS, ZERO_ADDRESS, 0, ZERO_ADDRESS],
+    )
+    create = keccak(b"createProxyWithNonce(address,bytes,uint256)")[:4] + abi_encode(
+        ["address", "bytes", "uint256"], [singleton, setup, int(owner, 16)]
+    )
+    answer = stack.node.request(
+        "eth_call", [{"from": stack.deployer.address, "to": factory, "data": "0x" + create.hex()}, "latest"]
+    )
+    safe = to_address("0x" + answer[-40:])
+    send_transaction(stack.node, stack.deployer.address, to=factory, data=create)
+    stack.fund(safe, ETHER)
+    return safe
+
+
+@pytest.fixture(scope="module")
+def token(stack: LocalStack) -> str:
+    return deploy_code(stack.node, stack.deployer.address, build_bytecode("TestToken"), "TestToken")
+
+
+@pytest.fixture(scope="module")
+def quirky(stack: LocalStack, owner_validator: str) -> Callable[[int, LocalSigner], str]:
+    """Deploy a funded ``QuirkyERC7579Account`` with ``quirks``, owned by ``signer`` through the owner validator."""
+
+    def make(quirks: int, signer: LocalSigner) -> str:
+        code = build_bytecode("QuirkyERC7579Account") + abi_encode(
+            ["address", "address", "bytes", "uint256"],
+            [stack.entry_point, owner_validator, to_bytes(signer.address, length=20), quirks],
+        )
+        account = deploy_code(stack.node, stack.deployer.address, code, "QuirkyERC7579Account")
+        stack.fund(account, ETHER)
+        return account
+
+    return make
+
+
+@pytest.fixture
+def recipient() -> str:
+    return LocalSigner.generate().address
+
+
+def detecting(stack: LocalStack, owner_validator: str) -> Network:
+    return connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+
+
+def generic(stack: LocalStack, owner_validator: str) -> Network:
+    """A network driving every account with the generic ERC-7579 adapter, given explicitly."""
+    kind = ERC7579AccountKind(owner_validator=owner_validator, chain=RpcChain(stack.rpc_url))
+    return connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=kind)
+
+
+def mint_policy(stack: LocalStack, recipient: str) -> Policy:
+    return Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
+
+
+def nft_balance(stack: LocalStack, holder: str) -> int:
+    data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
+    return int.from_bytes(_call(stack, stack.nft, data), "big")
+
+
+def entry_point_nonce(stack: LocalStack, account: str, key: int) -> int:
+    """How many operations of ``account`` the EntryPoint ran on the nonce ``key``."""
+    return RpcChain(stack.rpc_url).get_nonce(stack.entry_point, account, key) & (2**64 - 1)
+
+
+def forged_grant(stack: LocalStack, account: str, key: SessionKey, recipient: str, kind: str) -> SessionGrant:
+    """A well-formed off-chain grant naming ``account`` as an account of ``kind`` (what a dapp may be handed)."""
+    session = Session(
+        session_key=key.address, valid_until=2**40, salt=7, permissions=(mint_policy(stack, recipient),)
+    )
+    return SessionGrant(
+        session=session,
+        account=account,
+        module=stack.module,
+        chain_id=31337,
+        entry_point=stack.entry_point,
+        epoch=0,
+        session_id=session.session_id(account, 0),
+        how="offchain",
+        owner_signature=b"\x11" * 65,
+        account_kind=kind,
+    )
+
+
+# -- 1. accounts that are not ERC-7579 ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["SimpleAccount", "Safe", "ERC-20", "no code"])
+def test_what_is_not_an_erc7579_account_is_refused_before_the_owner_signs_or_anything_is_sent(
+    stack: LocalStack,
+    owner_validator: str,
+    simple_account_factory: str,
+    safe_contracts: tuple[str, str],
+    token: str,
+    recipient: str,
+    what: str,
+) -> None:
+    signer = CountingSigner()
+    account = {
+        "SimpleAccount": lambda: simple_account(stack, simple_account_factory, signer.address),
+        "Safe": lambda: plain_safe(stack, safe_contracts, signer.address),
+        "ERC-20": lambda: token,
+        "no code": lambda: LocalSigner.generate().address,
+    }[what]()
+    said = "has no code" if what == "no code" else "not an ERC-7579 modular account"
+    nonce = entry_point_nonce(stack, account, 0)
+    key = SessionKey.generate()
+    policy = [mint_policy(stack, recipient)]
+
+    # the kind detected: refused when the owner is made
+    with pytest.raises(UnsupportedAccountError, match=said):
+        detecting(stack, owner_validator).owner(signer, account)
+    with pytest.raises(UnsupportedAccountError, match=said):
+        detect_kind(stack.rpc_url, account, owner_validator=owner_validator)
+
+    # the generic adapter given: refused at the first step that would need the account
+    net = generic(stack, owner_validator)
+    steps: list[Callable[[Owner], object]] = [
+        lambda owner: owner.install_sessions(),
+        lambda owner: owner.grant(key, policy),
+        lambda owner: owner.grant(key, policy, onchain=True),
+        lambda owner: owner.execute(function_call(stack.nft, MINT, recipient)),
+    ]
+    for step in steps:
+        with pytest.raises(UnsupportedAccountError) as refused:
+            step(net.owner(signer, account))
+        assert "has no code" in str(refused.value) or said in str(refused.value), refused.value
+        assert "nothing was signed or sent" in str(refused.value) or what == "no code"
+
+    # a session handed a grant naming the account as an ERC-7579 one
+    for network in (detecting(stack, owner_validator), net):
+        grant = forged_grant(stack, account, key, recipient, "erc7579")
+        expected = SessionError if what == "no code" else UnsupportedAccountError
+        with pytest.raises(expected, match="has no code" if what == "no code" else said):
+            network.session(grant, key).execute(stack.nft, MINT, recipient)
+
+    assert signer.signed == 0
+    assert entry_point_nonce(stack, account, 0) == nonce
+    assert nft_balance(stack, recipient) == 0
+
+
+# -- 2. ERC-7579 accounts with quirks --------------------------------------------------------------------------
+
+
+def test_an_erc7579_account_without_account_id_is_named_and_runs_every_step_with_the_generic_adapter(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], recipient: str
+) -> None:
+    signer = LocalSigner.generate()
+    account = quirky(ACCOUNT_ID_REVERTS, signer)
+    with pytest.raises(
+        UnsupportedAccountError, match=r"is an ERC-7579 account .* answers no accountId\(\)"
+    ) as said:
+        detecting(stack, owner_validator).owner(signer, account)
+    assert "kind=ERC7579AccountKind(" in str(said.value)
+
+    net = generic(stack, owner_validator)
+    owner = net.owner(signer, account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 1
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, LocalSigner.generate().address)
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
+    owner.uninstall_sessions().wait()
+    assert not owner.supports_sessions()
+    assert nft_balance(stack, recipient) == 1
+
+
+def test_an_account_selecting_its_validator_by_the_signature_is_refused_before_the_owner_s_operation_is_sent(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str]
+) -> None:
+    signer = LocalSigner.generate()
+    account = quirky(VALIDATOR_IN_SIGNATURE, signer)
+    net = detecting(stack, owner_validator)
+    owner = net.owner(signer, account)
+    assert type(owner.kind) is ERC7579AccountKind
+    key = owner.kind.nonce_key(None)
+    with pytest.raises(AccountSetupError, match="validateUserOp returned SIG_VALIDATION_FAILED") as refused:
+        owner.install_sessions()
+    assert "selects the validator otherwise" in str(refused.value)
+    assert refused.value.account == account and refused.value.validator == owner_validator
+    assert entry_point_nonce(stack, account, key) == 0  # nothing sent
+    assert not owner.supports_sessions()
+
+
+def test_an_account_wrapping_the_erc1271_hash_refuses_off_chain_grants_up_front_and_runs_on_chain_ones(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], recipient: str
+) -> None:
+    signer = LocalSigner.generate()
+    account = quirky(WRAPPED_ERC1271_HASH, signer)
+    net = detecting(stack, owner_validator)
+    owner = net.owner(signer, account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    key = SessionKey.generate()
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
+        owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600, onchain=True)
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, recipient).wait()
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, LocalSigner.generate().address)
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
+    assert nft_balance(stack, recipient) == 1
+
+
+def test_an_account_running_single_calls_only_refuses_batches_by_name_and_is_uninstalled_in_two_operations(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], recipient: str
+) -> None:
+    signer = LocalSigner.generate()
+    account = quirky(SINGLE_DEFAULT_MODE_ONLY, signer)
+    net = detecting(stack, owner_validator)
+    owner = net.owner(signer, account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, recipient).wait()
+    mint = function_call(stack.nft, MINT, recipient)
+    with pytest.raises(
+        AccountSetupError, match=r"supportsExecutionMode answers no\): send the calls one per"
+    ):
+        session.execute_batch([mint, mint])
+    with pytest.raises(AccountSetupError, match="supportsExecutionMode answers no"):
+        owner.execute([mint, mint])
+
+    operations = entry_point_nonce(stack, account, owner.kind.nonce_key(None))
+    epoch = owner.epoch()
+    owner.uninstall_sessions().wait()
+    assert not owner.supports_sessions()
+    # two single-call operations: the sessions invalidated (a new epoch), then the module uninstalled
+    assert entry_point_nonce(stack, account, owner.kind.nonce_key(None)) == operations + 2
+    assert owner.epoch() > epoch
+    assert nft_balance(stack, recipient) == 1
+
+
+def test_an_account_that_does_not_answer_is_module_installed_gets_no_session(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], recipient: str
+) -> None:
+    signer = LocalSigner.generate()
+    account = quirky(VALIDATOR_QUERY_REVERTS, signer)
+    net = detecting(stack, owner_validator)
+    owner = net.owner(signer, account)
+    with pytest.raises(AccountSetupError, match=r"reverts when asked isModuleInstalled\(1, "):
+        owner.install_sessions()
+    assert entry_point_nonce(stack, account, owner.kind.nonce_key(None)) == 0
+
+    # installed anyway (by the owner's own call): the grant is refused, on chain and off chain
+    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    other_validator = deploy_code(
+        stack.node, stack.deployer.address, owner_validator_bytecode(), "a validator"
+    )
+    for onchain in (False, True):
+        with pytest.raises(
+            AccountSetupError, match="cannot tell the account's validators from other call targets"
+        ):
+            owner.grant(
+                SessionKey.generate(),
+                [mint_policy(stack, recipient), Policy.call(other_validator, "onInstall(bytes data)")],
+                onchain=onchain,
+            )
+
+
+def session_active(stack: LocalStack, account: str, session_id: bytes) -> bool:
+    data = keccak(b"isSessionActive(address,bytes32)")[:4] + abi_encode(
+        ["address", "bytes32"], [account, session_id]
+    )
+    return int.from_bytes(_call(stack, stack.module, data), "big") == 1
+
+
+@pytest.mark.parametrize("quirks", [NONE, VALIDATOR_QUERY_REVERTS])
+def test_residual_the_module_takes_an_unanswered_is_module_installed_as_no(
+    stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], quirks: int
+) -> None:
+    """What the SDK's refusal above stands in for: an owner who enables, without keyscope's SDK, a session calling
+    one of the account's validators. An account answering ``isModuleInstalled`` gets ``PermissionTargetIsModule``
+    (attack 52); one that reverts gets the session enabled, a call into its validator granted."""
+    signer = LocalSigner.generate()
+    account = quirky(quirks, signer)
+    net = generic(stack, owner_validator)
+    owner = net.owner(signer, account)
+    install = owner.kind.install_validator_call(account, stack.module)
+    second = deploy_code(stack.node, stack.deployer.address, owner_validator_bytecode(), "a second validator")
+    owner.execute(
+        [install, owner.kind.install_validator_call(account, second, to_bytes(signer.address))]
+    ).wait()
+    session = Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        salt=1,
+        permissions=(Policy.call(second, "onInstall(bytes data)"),),
+    )
+    enable = Call(stack.module, 0, enable_session_data(session))
+    if quirks == NONE:
+        with pytest.raises(BundlerRejectedError, match="PermissionTargetIsModule"):
+            owner.execute(enable)
+        assert not session_active(stack, account, session.session_id(account, owner.epoch()))
+    else:
+        owner.execute(enable).wait()
+        assert session_active(stack, account, session.session_id(account, owner.epoch()))
