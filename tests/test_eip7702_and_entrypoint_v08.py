@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from ape.contracts import ContractContainer
+from ape.exceptions import ContractLogicError
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from ethpm_types import ContractType
@@ -29,7 +30,7 @@ from keyscope.eip7702 import (
     sign_authorization,
 )
 from keyscope.entrypoint import canonical_entry_point_version, entry_point_version_from_domain
-from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError
+from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError, SessionNotYetValidError
 from keyscope.hashing import EIP7702_INIT_CODE, is_eip7702_init_code, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.signing import LocalSigner
@@ -216,3 +217,54 @@ def test_the_in_process_bundler_says_it_cannot_carry_an_authorization(bundler, e
     for send in (bundler.estimate_user_operation_gas, bundler.send_user_operation):
         with pytest.raises(BundlerRejectedError, match="type-4 transaction"):
             send(op, entry_point.address)
+
+
+@pytest.mark.parametrize("version", ["0.7", "0.8"])
+def test_a_sessions_window_opens_where_its_entry_point_opens_it(
+    version, request, project, chain, deployer, submitter_account, module, nft, harness
+) -> None:
+    """EntryPoint v0.7 accepts an operation in the second its validation data opens (``validAfter``); v0.8 only
+    from the next second. The SDK's local check applies its EntryPoint's rule, judged here against the real
+    EntryPoint's ``handleOps`` at that second and the next (the v0.8 one at a non-canonical address)."""
+    entry_point = request.getfixturevalue("entry_point" if version == "0.7" else "entry_point_v08")
+    factory = project.KeyscopeAccountFactory.deploy(entry_point, deployer, sender=deployer)
+    factory.addStake(86400, value=10**18, sender=deployer)
+    net = Network.from_urls(
+        Web3Chain(chain.provider.web3),
+        InProcessBundler(entry_point.address, submitter_account),
+        module=module.address,
+        factory=factory.address,
+    )
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, 10**18)
+    key = SessionKey.generate()
+    opens = chain.blocks.head.timestamp + 1000
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy], valid_after=opens, valid_for=3600)
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    op = net.session(grant, key, clock=lambda: opens + 1).build(mint)
+
+    at_opening = net.session(grant, key, clock=lambda: opens)
+    if version == "0.8":
+        with pytest.raises(
+            SessionNotYetValidError, match=r"v0\.8 opens the window the second after"
+        ) as refused:
+            at_opening.build(mint)
+        assert "1s after now" in str(refused.value)
+    else:
+        assert at_opening.build(mint).call_data == op.call_data
+
+    def lands(moment: int) -> bool:
+        snapshot = chain.snapshot()
+        try:
+            chain.pending_timestamp = moment
+            entry_point.handleOps([op.pack().as_tuple()], submitter_account.address, sender=submitter_account)
+            return nft.balanceOf(owner.account) == 1
+        except ContractLogicError as error:
+            assert "AA22" in str(error), error
+            return False
+        finally:
+            chain.restore(snapshot)
+
+    assert lands(opens) is (version == "0.7")
+    assert lands(opens + 1)

@@ -17,8 +17,9 @@ module would return with a valid signature) or raises the error the chain would 
   ``session.usage()``; a fresh session's by default) at the claimed time ``at``;
 * :class:`~keyscope.errors.SessionRevokedError` for a revoked session (the module finds no permission);
 * :class:`~keyscope.errors.SessionNotYetValidError` / :class:`~keyscope.errors.SessionExpiredError` when
-  ``now`` is outside the window, as the EntryPoint v0.7 applies it: valid iff
-  ``validAfter <= now <= validUntil`` (``validUntil`` 0: no end).
+  ``now`` is outside the window, as the EntryPoint applies it: v0.7 accepts
+  ``validAfter <= now <= validUntil``, v0.8 ``validAfter < now <= validUntil`` (``validUntil`` 0: no end; a
+  checker made with ``opens_after=True`` applies v0.8's rule).
 
 The checks run in the module's order (callData head, then each call in turn: its encoding, the forbidden
 targets, the calldata's shape, the permission, the value, each rule: its word in the calldata, that word's
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .entrypoint import canonical_entry_point_version
 from .errors import (
     BadInputError,
     GasCostTooHighError,
@@ -189,12 +191,30 @@ class _Compiled:
 class PolicyChecker:
     """A session compiled for fast checks on one account: build it once, call :meth:`check` per operation."""
 
-    __slots__ = ("_account", "_by_call", "_module", "account", "module", "session", "session_id")
+    __slots__ = (
+        "_account",
+        "_by_call",
+        "_module",
+        "account",
+        "module",
+        "opens_after",
+        "session",
+        "session_id",
+    )
 
     def __init__(
-        self, session: Session, account: Any, module: Any, *, session_id: str | bytes | None = None
+        self,
+        session: Session,
+        account: Any,
+        module: Any,
+        *,
+        session_id: str | bytes | None = None,
+        opens_after: bool = False,
     ) -> None:
+        """``opens_after``: the window opens the second after ``validAfter``, as EntryPoint v0.8 applies it (v0.7
+        accepts an operation at ``validAfter`` itself)."""
         self.session = session
+        self.opens_after = opens_after
         self.account = to_address(account, name="account")
         self.module = to_address(module, name="module")
         self.session_id = (
@@ -213,9 +233,14 @@ class PolicyChecker:
             self._by_call[key] = _Compiled(index, limit, tuple(rules), permission)
 
     @classmethod
-    def for_grant(cls, grant: SessionGrant) -> PolicyChecker:
-        """The checker of a granted session (account, module and session id from the grant)."""
-        return cls(grant.session, grant.account, grant.module, session_id=grant.session_id)
+    def for_grant(cls, grant: SessionGrant, *, opens_after: bool | None = None) -> PolicyChecker:
+        """The checker of a granted session (account, module and session id from the grant). ``opens_after``
+        (see the class) defaults to whether the grant's EntryPoint is v0.8's canonical address."""
+        if opens_after is None:
+            opens_after = canonical_entry_point_version(grant.entry_point) == "0.8"
+        return cls(
+            grant.session, grant.account, grant.module, session_id=grant.session_id, opens_after=opens_after
+        )
 
     # -- entry points ----------------------------------------------------------------------------------
 
@@ -490,11 +515,11 @@ class PolicyChecker:
             valid_after = max(valid_after, period_after)
             until = min(valid_until or UINT48_MAX, period_until)
             valid_until = 0 if until == UINT48_MAX else until
-        if moment < session.valid_after:
+        opens = self._opening(session.valid_after)
+        if moment < opens:
             raise SessionNotYetValidError(
-                f"{self._name} is valid from {_when(session.valid_after)}, "
-                f"{session.valid_after - moment}s after now ({_when(moment)}): wait, or ask the owner for a "
-                "session valid now",
+                f"{self._name} is valid from {_when(opens)}{self._v08_note(session.valid_after)}, "
+                f"{opens - moment}s after now ({_when(moment)}): wait, or ask the owner for a session valid now",
                 self.session_id,
             )
         if session.valid_until and moment > session.valid_until:
@@ -504,16 +529,29 @@ class PolicyChecker:
                 "session",
                 self.session_id,
             )
-        if moment < valid_after or (valid_until and moment > valid_until):
+        if moment < self._opening(valid_after) or (valid_until and moment > valid_until):
             raise self._outside_period(moment, valid_after, valid_until)
         return CheckResult(valid_after, valid_until, used, counters)
 
+    def _opening(self, valid_after: int) -> int:
+        """The first second the EntryPoint accepts an operation whose validation data opens at ``valid_after``."""
+        return valid_after + 1 if self.opens_after and valid_after else valid_after
+
+    def _v08_note(self, valid_after: int) -> str:
+        return (
+            f" (EntryPoint v0.8 opens the window the second after {_when(valid_after)})"
+            if (self._opening(valid_after) != valid_after)
+            else ""
+        )
+
     def _outside_period(self, moment: int, valid_after: int, valid_until: int) -> SessionError:
         """The operation counts in a period that does not hold ``moment``: the EntryPoint refuses it (AA22)."""
-        if moment < valid_after:
+        opens = self._opening(valid_after)
+        if moment < opens:
             return SessionNotYetValidError(
-                f"this operation counts towards a limit in the period from {_when(valid_after)}, "
-                f"{valid_after - moment}s after now ({_when(moment)}): claim the current time, or wait",
+                f"this operation counts towards a limit in the period from {_when(opens)}"
+                f"{self._v08_note(valid_after)}, {opens - moment}s after now ({_when(moment)}): claim the current "
+                "time, or wait",
                 self.session_id,
             )
         return SessionExpiredError(

@@ -188,7 +188,7 @@ class SessionAccount:
         self.verify_on_chain = verify_on_chain
         self._clock = clock
         self._builder = OperationBuilder(network)
-        self._checker = PolicyChecker.for_grant(grant)
+        self._checker = PolicyChecker.for_grant(grant, opens_after=network.entry_point_version == "0.8")
         self._enabled = grant.how == "onchain"
         self._owner_signature_checked = False
         self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
