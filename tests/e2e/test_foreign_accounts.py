@@ -278,6 +278,29 @@ def test_what_is_not_an_erc7579_account_is_refused_before_the_owner_signs_or_any
     assert nft_balance(stack, recipient) == 0
 
 
+def install(owner: Owner) -> None:
+    """The session module installed by the owner's operation, waited for."""
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+
+
+def grant_use_revoke(
+    stack: LocalStack, net: Network, owner: Owner, grant: SessionGrant, key: SessionKey, recipient: str
+) -> None:
+    """The rest of a session's life on the account: it mints to ``recipient`` (one more token there), another
+    recipient is refused, and so is the session once the owner revoked it."""
+    session = net.session(grant, key)
+    before = nft_balance(stack, recipient)
+    session.execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == before + 1
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, LocalSigner.generate().address)
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
+
+
 # -- 2. ERC-7579 accounts with quirks --------------------------------------------------------------------------
 
 
@@ -294,19 +317,10 @@ def test_an_erc7579_account_without_account_id_is_named_and_runs_every_step_with
 
     net = generic(stack, owner_validator)
     owner = net.owner(signer, account)
-    pending = owner.install_sessions()
-    assert pending is not None
-    pending.wait()
+    install(owner)
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
-    session = net.session(grant, key)
-    session.execute(stack.nft, MINT, recipient).wait()
-    assert nft_balance(stack, recipient) == 1
-    with pytest.raises(PolicyViolationError):
-        session.execute(stack.nft, MINT, LocalSigner.generate().address)
-    owner.revoke(grant).wait()
-    with pytest.raises(SessionRevokedError):
-        session.execute(stack.nft, MINT, recipient)
+    grant_use_revoke(stack, net, owner, grant, key, recipient)
     owner.uninstall_sessions().wait()
     assert not owner.supports_sessions()
     assert nft_balance(stack, recipient) == 1
@@ -336,22 +350,13 @@ def test_an_account_wrapping_the_erc1271_hash_refuses_off_chain_grants_up_front_
     account = quirky(WRAPPED_ERC1271_HASH, signer)
     net = detecting(stack, owner_validator)
     owner = net.owner(signer, account)
-    pending = owner.install_sessions()
-    assert pending is not None
-    pending.wait()
+    install(owner)
     key = SessionKey.generate()
     with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
         owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
 
     grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600, onchain=True)
-    session = net.session(grant, key)
-    session.execute(stack.nft, MINT, recipient).wait()
-    with pytest.raises(PolicyViolationError):
-        session.execute(stack.nft, MINT, LocalSigner.generate().address)
-    owner.revoke(grant).wait()
-    with pytest.raises(SessionRevokedError):
-        session.execute(stack.nft, MINT, recipient)
-    assert nft_balance(stack, recipient) == 1
+    grant_use_revoke(stack, net, owner, grant, key, recipient)
 
 
 def test_an_account_running_single_calls_only_refuses_batches_by_name_and_is_uninstalled_in_two_operations(
@@ -361,9 +366,7 @@ def test_an_account_running_single_calls_only_refuses_batches_by_name_and_is_uni
     account = quirky(SINGLE_DEFAULT_MODE_ONLY, signer)
     net = detecting(stack, owner_validator)
     owner = net.owner(signer, account)
-    pending = owner.install_sessions()
-    assert pending is not None
-    pending.wait()
+    install(owner)
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
     session = net.session(grant, key)
