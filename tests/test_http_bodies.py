@@ -84,6 +84,7 @@ def test_a_body_of_undeclared_size_is_refused_without_reading(kind, length, net)
         answer = _exchange(url, length, body)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert b"Content-Length must be a decimal number of bytes" in answer
+    assert b"\r\nConnection: close\r\n" in answer  # the body is left unread: the client must not send another
 
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
@@ -91,6 +92,7 @@ def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
     with SERVERS[kind](net) as url:
         answer = _exchange(url, str(1 << 30), b"{")
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"\r\nConnection: close\r\n" in answer
 
 
 @pytest.mark.parametrize(
@@ -115,6 +117,9 @@ def test_the_consent_server_takes_no_cross_site_form_and_grants_no_preflight(net
                 },
             )
     assert posted.status_code == 415, posted.text
+    # the form's body is left unread, so the connection closes and says so: the preflight goes on a new one (it
+    # failed now and then on the closing one, "Server disconnected without sending a response")
+    assert posted.headers["Connection"] == "close"
     assert not any(name.lower().startswith("access-control-allow") for name in posted.headers)
     assert preflight.status_code >= 400
     assert not any(name.lower().startswith("access-control-allow") for name in preflight.headers)

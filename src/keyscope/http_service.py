@@ -67,11 +67,15 @@ def send_body(
     content_type: str | None,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """Send ``status`` with ``body`` (its type unless None, its length, then ``headers``)."""
+    """Send ``status`` with ``body`` (its type unless None, its length, then ``headers``). A handler that will close
+    the connection after this answer (``close_connection``: a body left unread) says so (``Connection: close``), so
+    that a client sends its next request on a new connection instead of one the server is closing."""
     handler.send_response(status)
     if content_type is not None:
         handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
+    if handler.close_connection:
+        handler.send_header("Connection", "close")
     for name, value in (headers or {}).items():
         handler.send_header(name, value)
     handler.end_headers()

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..http_service import cannot_listen, content_length
+from ..http_service import cannot_listen, content_length, send_body
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -72,12 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, answer(self.server.service, request))
 
     def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_body(self, status, json.dumps(payload).encode(), "application/json")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
