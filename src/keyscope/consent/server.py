@@ -169,7 +169,9 @@ class ConsentServer(BackgroundServer):
                 f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}: "
                 f"ask for chainId {hex(self.network.chain_id)}, or serve the page with a node of chain {plan.chain_id}"
             )
-        return self._register(ConsentRequest(description=self._describe_plan(plan), plan=plan))
+        return self._register(
+            ConsentRequest(description=self._describe_plan(plan), plan=plan, max_gas_cost=self.max_gas_cost)
+        )
 
     def _describe_plan(self, plan: SessionPlan) -> GrantDescription:
         session = plan.session(max_gas_cost=self.max_gas_cost, salt=0)
