@@ -62,3 +62,45 @@ def test_an_erc7715_session_without_a_gas_policy_is_signed_with_the_cap_the_page
     signed = int(typed["message"]["maxGasCost"])
     assert signed == cap != DEFAULT_MAX_GAS_COST
     assert consent.grant_request is not None and consent.grant_request.session.max_gas_cost == cap
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "\u202eCDSU",  # RIGHT-TO-LEFT OVERRIDE: the words after it on the line read backwards
+        "US\u200bDC",  # ZERO WIDTH SPACE: looks like USDC, is not
+        "USDC\nDanger: none",  # a newline: a fake line in a terminal's text
+        "\u2066USDC\u2069\u200f",  # isolates and a right-to-left mark
+    ],
+    ids=["bidi-override", "zero-width", "newline", "isolates"],
+)
+def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(net, project, deployer, symbol) -> None:
+    """A token's symbol and name are its own claims, set into the page and the terminal as text: a bidi override
+    in them turned the rest of the line around (a limit or a ONE_OF list after the symbol read backwards: 1,000,000
+    as 000,000,1), a zero-width character made another token read as USDC, a newline printed a line of its own."""
+    token = project.NamedToken.deploy("USD" + symbol, symbol, 6, sender=deployer)
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": token.address,
+                "function": "transfer(address to, uint256 amount)",
+                "rules": [
+                    {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
+                    {"arg": "amount", "op": "one of", "values": ["1", "1000000000000"]},
+                ],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = json.dumps(_shown(server, consent.id), ensure_ascii=False)
+    hidden = [c for c in symbol if not c.isprintable() or c in "\u200b\u200f"]
+    assert hidden
+    for c in hidden:
+        assert c not in shown, f"U+{ord(c):04X} reached the page"
+        assert f"<U+{ord(c):04X}>" in shown
+    lines = consent.description.lines()
+    assert not any(line.startswith("Danger: none") for line in lines)
+    assert "must be one of: 0.000001 " in shown and ", 1,000,000 " in shown
