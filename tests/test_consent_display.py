@@ -104,3 +104,20 @@ def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(net, 
     lines = consent.description.lines()
     assert not any(line.startswith("Danger: none") for line in lines)
     assert "must be one of: 0.000001 " in shown and ", 1,000,000 " in shown
+
+
+@pytest.mark.parametrize("valid_until", [2**40, 2**48 - 1], ids=["year-36812", "uint48-max"])
+def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(net, nft, valid_until) -> None:
+    """validUntil 0 raises the never-expires danger; the largest validUntil (2**48 - 1, the year 8,921,556) raised
+    nothing, and the page's local time of it read "until Invalid Date": a session without end, shown as one."""
+    params = _params(
+        net.chain_id,
+        {"type": "contract-call", "data": {"address": nft.address, "function": "safeMint(address to)"}},
+        expiry=valid_until,
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    assert shown["valid_until"] == valid_until
+    dangers = [w["text"] for w in shown["warnings"] if w["level"] == "danger"]
+    assert any("in effect it never expires" in text for text in dangers), dangers

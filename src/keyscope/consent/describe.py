@@ -43,6 +43,9 @@ __all__ = [
 NATIVE = "ETH"
 UNLIMITED = 2**255
 """An amount bound at or above this is no bound: shown as unlimited."""
+LAST_READABLE_TIME = 253_402_300_799
+"""9999-12-31 23:59:59 UTC: a session ending later never ends for anyone reading it (and a browser cannot show a
+date past the year 275760: the page said "until Invalid Date"), so it is warned about as one that never expires."""
 
 
 class _Model(BaseModel):
@@ -498,6 +501,14 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
     if not session.valid_until:
         warnings.append(
             GrantWarning(level="danger", text="This session never expires: it lasts until you revoke it")
+        )
+    elif session.valid_until > LAST_READABLE_TIME:
+        warnings.append(
+            GrantWarning(
+                level="danger",
+                text=f"This session ends only after the year 9999 ({utc_text(session.valid_until)}): in effect it "
+                "never expires, it lasts until you revoke it",
+            )
         )
     if not session.gas_cap:
         warnings.append(
