@@ -121,3 +121,27 @@ def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(
     assert shown["valid_until"] == valid_until
     dangers = [w["text"] for w in shown["warnings"] if w["level"] == "danger"]
     assert any("in effect it never expires" in text for text in dangers), dangers
+
+
+def test_a_rule_naming_the_zero_address_is_not_shown_as_the_owner_s_account(net, nft) -> None:
+    """A request without ``address`` is described before the wallet (so its account) is known, with the zero address
+    standing for the account: a rule holding a recipient to the zero address read "(this account)", so the owner
+    approved minting, sending or withdrawing to nowhere as if to themself."""
+    zero = "0x" + "00" * 20
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "safeMint(address to)",
+                "rules": [{"arg": "to", "op": "==", "value": zero}],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    assert "your account" in shown["account_note"]
+    (rule,) = shown["permissions"][0]["rules"]
+    assert rule == f"to (address) must be {zero}"

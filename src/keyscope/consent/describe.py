@@ -43,6 +43,9 @@ __all__ = [
 NATIVE = "ETH"
 UNLIMITED = 2**255
 """An amount bound at or above this is no bound: shown as unlimited."""
+NO_ACCOUNT = "0x" + "00" * 20
+"""The account of a request described before its wallet connects (ERC-7715 without ``address``): never "this
+account" in the words, since a rule naming the zero address names no one's account."""
 LAST_READABLE_TIME = 253_402_300_799
 """9999-12-31 23:59:59 UTC: a session ending later never ends for anyone reading it (and a browser cannot show a
 date past the year 275760: the page said "until Invalid Date"), so it is warned about as one that never expires."""
@@ -140,7 +143,7 @@ def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
     code = rule.arg_type
     if code == ArgType.ADDRESS and ctx.addresses:
         address = to_address(word.to_bytes(32, "big")[12:])
-        if address == ctx.account:
+        if address == ctx.account and address != NO_ACCOUNT:
             return f"{address} (this account)"
         if address == ctx.session_key:
             return f"{address} (the session's own key)"

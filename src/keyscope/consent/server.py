@@ -36,7 +36,7 @@ from ..hexutil import to_address, to_bytes
 from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
-from .describe import Facts, GrantDescription, describe_session
+from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
 from .tokens import contract_facts, module_checker
@@ -179,12 +179,11 @@ class ConsentServer(BackgroundServer):
             return describe_session(
                 session, account=plan.account, chain_id=plan.chain_id, facts=self.facts(plan.account)
             )
-        placeholder = "0x" + "00" * 20
         return describe_session(
             session,
-            account=placeholder,
+            account=NO_ACCOUNT,
             chain_id=plan.chain_id,
-            facts=self.facts(placeholder),
+            facts=self.facts(NO_ACCOUNT),
             account_note=" (your account: the keyscope account of the wallet you connect)",
         )
 
