@@ -145,3 +145,34 @@ def test_a_rule_naming_the_zero_address_is_not_shown_as_the_owner_s_account(net,
     assert "your account" in shown["account_note"]
     (rule,) = shown["permissions"][0]["rules"]
     assert rule == f"to (address) must be {zero}"
+
+
+def test_a_grant_request_for_another_chain_is_refused_rather_than_described_with_this_chain_s_tokens(
+    net, project, deployer
+) -> None:
+    """A page describes a grant with what its node says of the contracts named (a token's decimals, its symbol):
+    a grant request for another chain was described with this chain's token, whose decimals may not be the other
+    chain's (100 "USDC" of 6 decimals here is 10**20 base units, 10**14 tokens of 6 decimals there)."""
+    from keyscope import Policy, SessionKey, arg
+    from keyscope.consent import WalletAddress
+    from keyscope.errors import BadInputError
+
+    token = project.NamedToken.deploy("Eighteen", "E18", 18, sender=deployer)
+    owner = net.owner(WalletAddress(LocalSigner.generate().address))
+    request = owner.prepare_grant(
+        SessionKey.generate(),
+        [Policy.call(token, "transfer(address to, uint256 amount)", rules=[arg("amount") <= 100 * 10**18])],
+        valid_for=600,
+    )
+    elsewhere = [
+        request.model_copy(update={"chain_id": net.chain_id + 1}),
+        request.model_copy(update={"module": "0x" + "3c" * 20}),
+        request.model_copy(update={"entry_point": "0x" + "3e" * 20}),
+    ]
+    with ConsentServer(net) as server:
+        assert server.request_grant(request).description.chain_id == net.chain_id
+        for other, what in zip(elsewhere, ("chain", "module", "EntryPoint"), strict=True):
+            with pytest.raises(BadInputError) as refused:
+                server.request_grant(other)
+            assert f"the grant request is for the {what} " in str(refused.value)
+            assert "prepare the grant on this server's network" in str(refused.value)

@@ -154,9 +154,27 @@ class ConsentServer(BackgroundServer):
         """Ask the owner to consent to ``request`` (made by :meth:`Owner.prepare_grant
         <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
         :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
+        self._require_this_network(request)
         require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
+
+    def _require_this_network(self, request: GrantRequest) -> None:
+        """Raise unless ``request`` is for this server's chain, module and EntryPoint: the page's words (a token's
+        symbol and decimals, which addresses have code, the account's modules) are read from this server's node,
+        and an address on another chain may be another contract (a token of other decimals: 100 "USDC" there
+        may be 10**12 times as many)."""
+        net = self.network
+        for what, asked, served in (
+            ("chain", request.chain_id, net.chain_id),
+            ("module", request.module, net.module),
+            ("EntryPoint", request.entry_point, net.entry_point),
+        ):
+            if asked != served:
+                raise BadInputError(
+                    f"the grant request is for the {what} {asked}; this server describes grants on its node's {what} "
+                    f"{served}: prepare the grant on this server's network, or serve the page with a node of {asked}"
+                )
 
     def request_permissions(self, params: Any) -> ConsentRequest:
         """Ask for ERC-7715 ``wallet_grantPermissions`` params (a list of ``PermissionRequest``): the page shows
