@@ -37,6 +37,17 @@ def _shown(server: ConsentServer, consent_id: str) -> dict[str, Any]:
     return answer.json()["description"]  # type: ignore[no-any-return]
 
 
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
 def _signed(server: ConsentServer, consent_id: str, wallet: str, chain_id: int) -> dict[str, Any]:
     answer = httpx.post(
         f"{server.url}/api/consent/{consent_id}/connect", json={"address": wallet, "chainId": chain_id}
@@ -176,3 +187,36 @@ def test_a_grant_request_for_another_chain_is_refused_rather_than_described_with
                 server.request_grant(other)
             assert f"the grant request is for the {what} " in str(refused.value)
             assert "prepare the grant on this server's network" in str(refused.value)
+
+
+def test_a_request_s_argument_labels_cannot_hide_or_reorder_the_words(net, nft) -> None:
+    """A rule given by offset carries the dapp's own label, unsigned, which names the argument in the function and
+    its rule: a right-to-left override in it turned the rule around ("must be at most 5" read backwards), a
+    newline printed a line of its own in a terminal."""
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "safeMint(address)",
+                "rules": [
+                    {
+                        "offset": 0,
+                        "type": "address",
+                        "name": "\u202eot\nDanger: none",
+                        "op": "==",
+                        "value": "0x" + "5e" * 20,
+                    }
+                ],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _strings(_shown(server, consent.id))
+    words = consent.description.permissions[0]
+    assert words.function == "safeMint(address <U+202E>ot<U+000A>Danger: none)"
+    assert words.rules[0].startswith("<U+202E>ot<U+000A>Danger: none (address) must be ")
+    assert not [text for text in shown if "\u202e" in text or "\n" in text]
+    assert not any(line.startswith("Danger: none") for line in consent.description.lines())

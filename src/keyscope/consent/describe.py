@@ -27,7 +27,7 @@ from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
-from .tokens import ContractFacts, format_amount
+from .tokens import ContractFacts, format_amount, visible_text
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -556,7 +556,7 @@ def describe_session(
         warnings.extend(found)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
-    return GrantDescription(
+    described = GrantDescription(
         account=account,
         account_note=account_note,
         chain_id=chain_id,
@@ -572,3 +572,17 @@ def describe_session(
         permissions=tuple(permissions),
         warnings=tuple(warnings),
     )
+    return GrantDescription.model_validate(_visible(described.model_dump()))
+
+
+def _visible(value: Any) -> Any:
+    """Every string of a description with its hidden and reordering characters written as code points
+    (:func:`~keyscope.consent.tokens.visible_text`): a request's argument labels and a contract's claims are the
+    dapp's words, and a bidi override or a newline in them would turn the words after them around."""
+    if isinstance(value, str):
+        return visible_text(value)
+    if isinstance(value, dict):
+        return {key: _visible(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_visible(item) for item in value]
+    return value
