@@ -18,7 +18,9 @@ from keyscope.signing import LocalSigner
 KEY = LocalSigner.generate().address
 
 
-def _params(chain_id: int, permission: dict[str, Any], *, expiry: int = 2_000_000_000, **extra: Any) -> list[Any]:
+def _params(
+    chain_id: int, permission: dict[str, Any], *, expiry: int = 2_000_000_000, **extra: Any
+) -> list[Any]:
     return [
         {
             "chainId": hex(chain_id),
@@ -85,7 +87,9 @@ def test_an_erc7715_session_without_a_gas_policy_is_signed_with_the_cap_the_page
     ],
     ids=["bidi-override", "zero-width", "newline", "isolates"],
 )
-def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(net, project, deployer, symbol) -> None:
+def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(
+    net, project, deployer, symbol
+) -> None:
     """A token's symbol and name are its own claims, set into the page and the terminal as text: a bidi override
     in them turned the rest of the line around (a limit or a ONE_OF list after the symbol read backwards: 1,000,000
     as 000,000,1), a zero-width character made another token read as USDC, a newline printed a line of its own."""
@@ -118,7 +122,9 @@ def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(net, 
 
 
 @pytest.mark.parametrize("valid_until", [2**40, 2**48 - 1], ids=["year-36812", "uint48-max"])
-def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(net, nft, valid_until) -> None:
+def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(
+    net, nft, valid_until
+) -> None:
     """validUntil 0 raises the never-expires danger; the largest validUntil (2**48 - 1, the year 8,921,556) raised
     nothing, and the page's local time of it read "until Invalid Date": a session without end, shown as one."""
     params = _params(
