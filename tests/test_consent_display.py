@@ -169,7 +169,7 @@ def test_a_grant_request_for_another_chain_is_refused_rather_than_described_with
 ) -> None:
     """A page describes a grant with what its node says of the contracts named (a token's decimals, its symbol):
     a grant request for another chain was described with this chain's token, whose decimals may not be the other
-    chain's (100 "USDC" of 6 decimals here is 10**20 base units, 10**14 tokens of 6 decimals there)."""
+    chain's (100 tokens of 18 decimals here are 10**20 base units: 10**14 tokens of 6 decimals there)."""
     from keyscope import Policy, SessionKey, arg
     from keyscope.consent import WalletAddress
     from keyscope.errors import BadInputError
