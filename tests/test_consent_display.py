@@ -226,3 +226,39 @@ def test_a_request_s_argument_labels_cannot_hide_or_reorder_the_words(net, nft) 
     assert words.rules[0].startswith("<U+202E>ot<U+000A>Danger: none (address) must be ")
     assert not [text for text in shown if "\u202e" in text or "\n" in text]
     assert not any(line.startswith("Danger: none") for line in consent.description.lines())
+
+
+def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
+    net, project, deployer
+) -> None:
+    """What held: a token claiming 78 or 255 decimals is no token to the page (amounts in base units, as enforced);
+    amounts near 2**256 in a ONE_OF list and a value limit of 1 ETH + 1 wei are written out to the last unit (no
+    rounding shows less than is granted); a connect from another chain is refused."""
+    for claimed in (78, 255):
+        token = project.NamedToken.deploy("Big", "BIG", claimed, sender=deployer)
+        params = _params(
+            net.chain_id,
+            {
+                "type": "contract-call",
+                "data": {
+                    "address": token.address,
+                    "function": "transfer(address to, uint256 amount)",
+                    "valueLimit": hex(10**18 + 1),
+                    "rules": [
+                        {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
+                        {"arg": "amount", "op": "one of", "values": [str(2**256 - 1), str(2**255 - 1), "1"]},
+                    ],
+                },
+            },
+        )
+        with ConsentServer(net) as server:
+            consent = server.request_permissions(params)
+            (words,) = _shown(server, consent.id)["permissions"]
+            wrong = httpx.post(
+                f"{server.url}/api/consent/{consent.id}/connect",
+                json={"address": LocalSigner.generate().address, "chainId": net.chain_id + 1},
+            )
+        assert words["contract_label"] == "a contract that calls itself Big (BIG)"
+        assert words["rules"][1] == (f"amount (uint256) must be one of: {2**256 - 1:,}, {2**255 - 1:,}, 1")
+        assert words["value"] == "each call may send at most 1.000000000000000001 ETH"
+        assert wrong.status_code == 400 and "switch the wallet's network" in wrong.json()["error"]
