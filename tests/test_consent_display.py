@@ -262,3 +262,27 @@ def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
         assert words["rules"][1] == (f"amount (uint256) must be one of: {2**256 - 1:,}, {2**255 - 1:,}, 1")
         assert words["value"] == "each call may send at most 1.000000000000000001 ETH"
         assert wrong.status_code == 400 and "switch the wallet's network" in wrong.json()["error"]
+
+
+def test_a_periodic_allowance_says_its_periods_are_fixed_and_where_they_start(net, project, deployer) -> None:
+    """An ERC-7715 allowance with a ``periodDuration`` read "At most 5 USDC per day": the module counts it in fixed
+    periods from the session's start (``valid-after``, or the UTC epoch), so 5 just before a period ends and 5
+    more just after are both allowed; the page now says so, with the start."""
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    start = 1_900_000_000
+    params = _params(
+        net.chain_id,
+        {
+            "type": "erc20-token-transfer",
+            "data": {"address": usdc.address, "allowance": hex(5 * 10**6), "periodDuration": 86400},
+        },
+        policies=[{"type": "valid-after", "data": {"timestamp": start}}],
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        (limit,) = _shown(server, consent.id)["limits"]
+    assert limit.startswith("At most 5 USDC per day, counted from all of:")
+    assert limit.endswith(
+        "(fixed periods back to back from 2030-03-17 17:46:40 UTC, each with the whole amount: up to twice it may "
+        "go within moments across a period's end)"
+    )
