@@ -286,3 +286,34 @@ def test_a_periodic_allowance_says_its_periods_are_fixed_and_where_they_start(ne
         "(fixed periods back to back from 2030-03-17 17:46:40 UTC, each with the whole amount: up to twice it may "
         "go within moments across a period's end)"
     )
+
+
+def test_a_known_function_s_arguments_carry_their_standard_names_not_the_request_s(
+    net, project, deployer
+) -> None:
+    """Argument names are not part of a selector: a request for ``transferFrom(address to, address from, uint256
+    amount)`` (names swapped) is the ERC-20 ``transferFrom(from, to, amount)``, and its rule holding the first word
+    to the account read "to (address) must be ... (this account)" while it holds ``from``: the tokens may go to anyone.
+    A function known by selector now shows the standard names (the warnings already went by position)."""
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    account = "0x" + "ac" * 20
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": usdc.address,
+                "function": "transferFrom(address to, address from, uint256 amount)",
+                "rules": [{"arg": "to", "op": "==", "value": account}],
+            },
+        },
+        address=account,
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    (words,) = shown["permissions"]
+    assert words["function"] == "transferFrom(address from, address to, uint256 amount)"
+    assert words["rules"] == [f"from (address) must be {consent.description.account} (this account)"]
+    cautions = [w["text"] for w in shown["warnings"] if w["level"] == "caution"]
+    assert any("may send to ANY address" in text for text in cautions), cautions

@@ -288,7 +288,9 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
     standard = parse_signature(known.signature) if known is not None else None
     params, offset = [], 0
     for index, param in enumerate(parsed.inputs):
-        name = param.name or names.get(offset) or (standard.inputs[index].name if standard else "") or ""
+        # a known function's arguments carry their standard names: names are not part of the selector, and a
+        # request's own (``transferFrom(address to, address from, ...)``) would put one argument's rule on another
+        name = standard.inputs[index].name if standard else param.name or names.get(offset) or ""
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
     shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
