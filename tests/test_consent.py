@@ -274,7 +274,11 @@ def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
         assert function in allowance_line
     assert "its argument amount (uint256)" in allowance_line
     assert f"At most 3 calls over the session's life, of all of: safeMint(address) on {SPENDER}" in lines
-    assert "At most 10 operations per hour" in lines
+    assert (
+        "At most 10 operations per hour (fixed periods back to back from 1970-01-01 00:00:00 UTC, each with the "
+        "whole amount: up to twice it may go within moments across a period's end)"
+    ) in lines
+    assert allowance_line.endswith("up to twice it may go within moments across a period's end)")
     assert any(line.startswith("At most 0.1 ETH over the session's life, sent by all of:") for line in lines)
     assert words(mint.model_copy(update={"limits": ()})).limits == (
         "No limits over the session's life: each call's own limits apply, as often as the window allows",

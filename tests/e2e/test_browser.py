@@ -348,6 +348,35 @@ def test_a_malicious_symbol_or_label_cannot_inject_script(browser: Any, world: d
     page.close()
 
 
+def test_a_token_s_reordering_characters_and_an_endless_window_read_as_what_they_are(
+    browser: Any, world: dict[str, Any]
+) -> None:
+    """A token whose symbol opens with a right-to-left override (the rest of its line would read backwards) and a
+    session ending at the largest validUntil (2**48 - 1: the browser's local time of it was "Invalid Date", and no
+    warning said the session never ends)."""
+    stack, net, server = world["stack"], world["net"], world["server"]
+    flipped = deploy(stack, "NamedToken", ["string", "string", "uint8"], ["\u202enioC DSU", "\u202eCDSU", 6])
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    permission = Policy.call(
+        flipped, "transfer(address to, uint256 amount)", rules=[arg("amount").one_of(1, 10**12)]
+    )
+    consent = server.request_grant(
+        owner.prepare_grant(SessionKey.generate(), [permission], valid_until=2**48 - 1)
+    )
+    page = _page(browser, wallet)
+    page.goto(consent.url)
+    page.wait_for_selector("li.permission")
+    text = page.locator("#grant").text_content() or ""
+    assert "\u202e" not in text
+    assert "must be one of: 0.000001 <U+202E>CDSU, 1,000,000 <U+202E>CDSU" in text
+    window = page.locator("dd.window").text_content() or ""
+    assert "Invalid Date" not in window and "8921556" in window
+    dangers = page.locator("li.warning.danger").all_text_contents()
+    assert any("in effect it never expires" in danger for danger in dangers), dangers
+    page.close()
+
+
 def test_the_consent_page_shows_what_a_session_may_sign_and_its_co_signer(
     browser: Any, world: dict[str, Any]
 ) -> None:

@@ -27,7 +27,7 @@ from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
-from .tokens import ContractFacts, format_amount
+from .tokens import ContractFacts, format_amount, visible_text
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -43,6 +43,12 @@ __all__ = [
 NATIVE = "ETH"
 UNLIMITED = 2**255
 """An amount bound at or above this is no bound: shown as unlimited."""
+NO_ACCOUNT = "0x" + "00" * 20
+"""The account of a request described before its wallet connects (ERC-7715 without ``address``): never "this
+account" in the words, since a rule naming the zero address names no one's account."""
+LAST_READABLE_TIME = 253_402_300_799
+"""9999-12-31 23:59:59 UTC: a session ending later never ends for anyone reading it (and a browser cannot show a
+date past the year 275760: the page said "until Invalid Date"), so it is warned about as one that never expires."""
 
 
 class _Model(BaseModel):
@@ -137,7 +143,7 @@ def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
     code = rule.arg_type
     if code == ArgType.ADDRESS and ctx.addresses:
         address = to_address(word.to_bytes(32, "big")[12:])
-        if address == ctx.account:
+        if address == ctx.account and address != NO_ACCOUNT:
             return f"{address} (this account)"
         if address == ctx.session_key:
             return f"{address} (the session's own key)"
@@ -282,7 +288,9 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
     standard = parse_signature(known.signature) if known is not None else None
     params, offset = [], 0
     for index, param in enumerate(parsed.inputs):
-        name = param.name or names.get(offset) or (standard.inputs[index].name if standard else "") or ""
+        # a known function's arguments carry their standard names: names are not part of the selector, and a
+        # request's own (``transferFrom(address to, address from, ...)``) would put one argument's rule on another
+        name = standard.inputs[index].name if standard else param.name or names.get(offset) or ""
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
     shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
@@ -460,9 +468,11 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     for limit in session.limits:
         amount, per = _limit_amount(limit, session, facts), limit.per
         if limit.op == LimitKind.OPERATIONS:
-            lines.append(f"At most {amount} {per}")
+            lines.append(f"At most {amount} {per}{_periods(limit, session)}")
         elif limit.op == LimitKind.GAS:
-            lines.append(f"At most {amount} in gas fees {per}, all operations together")
+            lines.append(
+                f"At most {amount} in gas fees {per}, all operations together{_periods(limit, session)}"
+            )
         else:
             what = {LimitKind.NATIVE: "sent by", LimitKind.AMOUNT: "counted from", LimitKind.CALLS: "of"}[
                 limit.op
@@ -471,8 +481,20 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
                 "; ".join(_meter_text(limit, m, session) for m in limit.meters)
                 or "no permission (it counts nothing)"
             )
-            lines.append(f"At most {amount} {per}, {what} all of: {counted}")
+            lines.append(f"At most {amount} {per}, {what} all of: {counted}{_periods(limit, session)}")
     return tuple(lines)
+
+
+def _periods(limit: Limit, session: Session) -> str:
+    """How a periodic limit counts: in fixed periods back to back from the session's start (the module's), not over
+    any span of that length, so the whole amount again is there as soon as a period ends."""
+    if not limit.period:
+        return ""
+    start = utc_text(session.valid_after) if session.valid_after else "1970-01-01 00:00:00 UTC"
+    return (
+        f" (fixed periods back to back from {start}, each with the whole amount: up to twice it may go within "
+        "moments across a period's end)"
+    )
 
 
 def _signing(session: Session, account: str) -> tuple[str, ...]:
@@ -498,6 +520,14 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
     if not session.valid_until:
         warnings.append(
             GrantWarning(level="danger", text="This session never expires: it lasts until you revoke it")
+        )
+    elif session.valid_until > LAST_READABLE_TIME:
+        warnings.append(
+            GrantWarning(
+                level="danger",
+                text=f"This session ends only after the year 9999 ({utc_text(session.valid_until)}): in effect it "
+                "never expires, it lasts until you revoke it",
+            )
         )
     if not session.gas_cap:
         warnings.append(
@@ -542,7 +572,7 @@ def describe_session(
         warnings.extend(found)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
-    return GrantDescription(
+    described = GrantDescription(
         account=account,
         account_note=account_note,
         chain_id=chain_id,
@@ -558,3 +588,17 @@ def describe_session(
         permissions=tuple(permissions),
         warnings=tuple(warnings),
     )
+    return GrantDescription.model_validate(_visible(described.model_dump()))
+
+
+def _visible(value: Any) -> Any:
+    """Every string of a description with its hidden and reordering characters written as code points
+    (:func:`~keyscope.consent.tokens.visible_text`): a request's argument labels and a contract's claims are the
+    dapp's words, and a bidi override or a newline in them would turn the words after them around."""
+    if isinstance(value, str):
+        return visible_text(value)
+    if isinstance(value, dict):
+        return {key: _visible(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_visible(item) for item in value]
+    return value

@@ -54,6 +54,8 @@ class ConsentRequest:
     description: GrantDescription
     grant_request: GrantRequest | None = None
     plan: SessionPlan | None = None
+    max_gas_cost: int = DEFAULT_MAX_GAS_COST
+    """The gas cap of a ``plan`` that sets none: the one its description shows, so the one the wallet signs."""
     url: str = ""
     id: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     grant: SessionGrant | None = None
@@ -95,7 +97,7 @@ class ConsentRequest:
                 return self.grant_request
             if self.grant_request is None or self.grant_request.owner != wallet:
                 owner_of = Owner(endpoints, WalletAddress(wallet), self.plan.account)
-                session = self.plan.session(max_gas_cost=DEFAULT_MAX_GAS_COST, salt=secrets.randbits(64))
+                session = self.plan.session(max_gas_cost=self.max_gas_cost, salt=secrets.randbits(64))
                 request = owner_of.request_for(session)
                 require_wallet_signable(endpoints, request)
                 self.grant_request = request

@@ -36,7 +36,7 @@ from ..hexutil import to_address, to_bytes
 from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
-from .describe import Facts, GrantDescription, describe_session
+from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
 from .tokens import contract_facts, module_checker
@@ -154,9 +154,27 @@ class ConsentServer(BackgroundServer):
         """Ask the owner to consent to ``request`` (made by :meth:`Owner.prepare_grant
         <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
         :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
+        self._require_this_network(request)
         require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
+
+    def _require_this_network(self, request: GrantRequest) -> None:
+        """Raise unless ``request`` is for this server's chain, module and EntryPoint: the page's words (a token's
+        symbol and decimals, which addresses have code, the account's modules) are read from this server's node,
+        and an address on another chain may be another contract (a token of other decimals: 100 "USDC" there
+        may be 10**12 times as many)."""
+        net = self.network
+        for what, asked, served in (
+            ("chain", request.chain_id, net.chain_id),
+            ("module", request.module, net.module),
+            ("EntryPoint", request.entry_point, net.entry_point),
+        ):
+            if asked != served:
+                raise BadInputError(
+                    f"the grant request is for the {what} {asked}; this server describes grants on its node's {what} "
+                    f"{served}: prepare the grant on this server's network, or serve the page with a node of {asked}"
+                )
 
     def request_permissions(self, params: Any) -> ConsentRequest:
         """Ask for ERC-7715 ``wallet_grantPermissions`` params (a list of ``PermissionRequest``): the page shows
@@ -169,7 +187,9 @@ class ConsentServer(BackgroundServer):
                 f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}: "
                 f"ask for chainId {hex(self.network.chain_id)}, or serve the page with a node of chain {plan.chain_id}"
             )
-        return self._register(ConsentRequest(description=self._describe_plan(plan), plan=plan))
+        return self._register(
+            ConsentRequest(description=self._describe_plan(plan), plan=plan, max_gas_cost=self.max_gas_cost)
+        )
 
     def _describe_plan(self, plan: SessionPlan) -> GrantDescription:
         session = plan.session(max_gas_cost=self.max_gas_cost, salt=0)
@@ -177,12 +197,11 @@ class ConsentServer(BackgroundServer):
             return describe_session(
                 session, account=plan.account, chain_id=plan.chain_id, facts=self.facts(plan.account)
             )
-        placeholder = "0x" + "00" * 20
         return describe_session(
             session,
-            account=placeholder,
+            account=NO_ACCOUNT,
             chain_id=plan.chain_id,
-            facts=self.facts(placeholder),
+            facts=self.facts(NO_ACCOUNT),
             account_note=" (your account: the keyscope account of the wallet you connect)",
         )
 

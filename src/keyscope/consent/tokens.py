@@ -8,6 +8,7 @@ go by selectors and addresses).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,17 +19,28 @@ from ..chain import Chain
 from ..errors import CallRevertedError, TransportError
 from ..hexutil import keccak, to_address
 
-__all__ = ["ContractFacts", "TokenFacts", "contract_facts", "format_amount", "module_checker"]
+__all__ = ["ContractFacts", "TokenFacts", "contract_facts", "format_amount", "module_checker", "visible_text"]
 
 _SYMBOL = keccak(b"symbol()")[:4]
 _NAME = keccak(b"name()")[:4]
 _DECIMALS = keccak(b"decimals()")[:4]
 MAX_TEXT = 40
+_HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+"""Unicode categories shown by their code point: controls (newlines), format characters (bidi overrides such as
+U+202E, zero-width spaces and joiners), private-use, surrogate and unassigned code points, line and paragraph
+separators. Each can make a text read otherwise than it is, or reorder the text after it on the page."""
+
+
+def visible_text(text: str) -> str:
+    """``text`` with every character that shows nothing or reorders what follows written as ``<U+202E>``, so that
+    a token's claims read as what they are and cannot turn the words around them."""
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in _HIDDEN else c for c in text)
 
 
 @dataclass(frozen=True)
 class TokenFacts:
-    """An ERC-20 token's claims: ``symbol`` and ``name`` (cut to 40 characters), ``decimals`` (None when it
+    """An ERC-20 token's claims: ``symbol`` and ``name`` (cut to 40 characters, hidden and reordering characters
+    written as their code points: :func:`visible_text`), ``decimals`` (None when it
     gives none: amounts are then shown in its smallest unit)."""
 
     symbol: str | None
@@ -52,9 +64,9 @@ def _text(raw: bytes) -> str | None:
         except Exception:  # not an ABI string: bytes32 symbols (old tokens) below
             value = None
         if isinstance(value, str):
-            return value[:MAX_TEXT]
+            return visible_text(value[:MAX_TEXT]) or None
     if len(raw) == 32:
-        return raw.rstrip(b"\x00").decode("utf-8", "replace")[:MAX_TEXT] or None
+        return visible_text(raw.rstrip(b"\x00").decode("utf-8", "replace")[:MAX_TEXT]) or None
     return None
 
 

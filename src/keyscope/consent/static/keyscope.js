@@ -68,7 +68,11 @@ const keyscope = (() => {
     return rest + " s";
   }
 
-  function windowText(after, until) {
+  function windowText(after, until, utc) {
+    // a time past what a Date holds (the year 275760) has no local form: the server's UTC words say it
+    if (Number.isNaN(new Date(after * 1000).getTime()) || Number.isNaN(new Date(until * 1000).getTime())) {
+      return utc || "Valid until a time past the year 275760: in effect it never expires";
+    }
     const start = after ? "from " + localTime(after) : "from now";
     const end = until ? "until " + localTime(until) : "with no end: it never expires";
     return "Valid " + start + ", " + end;
@@ -96,7 +100,7 @@ const keyscope = (() => {
         el("dt", {}, "Account"), el("dd", {}, el("code", { class: "address" }, d.account), d.account_note),
         el("dt", {}, "Chain"), el("dd", {}, String(d.chain_id)),
         el("dt", {}, "Session key"), el("dd", {}, el("code", { class: "address" }, d.session_key)),
-        el("dt", {}, "When"), el("dd", { class: "window" }, windowText(d.valid_after, d.valid_until)),
+        el("dt", {}, "When"), el("dd", { class: "window" }, windowText(d.valid_after, d.valid_until, d.window)),
         el("dt", {}, "Gas"), el("dd", { class: "gas" }, d.gas),
         el("dt", {}, "Limits"), el("dd", { class: "limits" }, d.limits.join("; ")),
         el("dt", {}, "Signing"), el("dd", { class: "signing" },

@@ -1,0 +1,319 @@
+"""What the owner reads on the consent page against what the wallet signs and the module enforces, attacked by a
+dapp that writes the request and the token contracts it names. Each test drives the real consent server over
+HTTP (ape's py-evm chain): the description the page renders (GET /api/consent/ID) and the typed data the wallet
+is handed to sign (POST .../connect)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from keyscope.consent import ConsentServer
+from keyscope.owner import DEFAULT_MAX_GAS_COST
+from keyscope.signing import LocalSigner
+
+KEY = LocalSigner.generate().address
+
+
+def _params(
+    chain_id: int, permission: dict[str, Any], *, expiry: int = 2_000_000_000, **extra: Any
+) -> list[Any]:
+    return [
+        {
+            "chainId": hex(chain_id),
+            "expiry": expiry,
+            "signer": {"type": "key", "data": {"id": KEY}},
+            "permission": permission,
+            "policies": extra.pop("policies", []),
+            **extra,
+        }
+    ]
+
+
+def _shown(server: ConsentServer, consent_id: str) -> dict[str, Any]:
+    answer = httpx.get(f"{server.url}/api/consent/{consent_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["description"]  # type: ignore[no-any-return]
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _signed(server: ConsentServer, consent_id: str, wallet: str, chain_id: int) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{server.url}/api/consent/{consent_id}/connect", json={"address": wallet, "chainId": chain_id}
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["typedData"]  # type: ignore[no-any-return]
+
+
+def test_an_erc7715_session_without_a_gas_policy_is_signed_with_the_cap_the_page_shows(net, nft) -> None:
+    """A server set to cap sessions at 0.001 ETH per operation described ERC-7715 requests with that cap, and then
+    had the wallet sign the SDK's default (0.05 ETH, fifty times more) once it connected."""
+    cap = 10**15
+    params = _params(
+        net.chain_id,
+        {"type": "contract-call", "data": {"address": nft.address, "function": "safeMint(address to)"}},
+    )
+    wallet = LocalSigner.generate().address
+    with ConsentServer(net, max_gas_cost=cap) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+        assert shown["gas"].startswith("One operation may cost at most 0.001 ETH in gas")
+        typed = _signed(server, consent.id, wallet, net.chain_id)
+    signed = int(typed["message"]["maxGasCost"])
+    assert signed == cap != DEFAULT_MAX_GAS_COST
+    assert consent.grant_request is not None and consent.grant_request.session.max_gas_cost == cap
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    [
+        "\u202eCDSU",  # RIGHT-TO-LEFT OVERRIDE: the words after it on the line read backwards
+        "US\u200bDC",  # ZERO WIDTH SPACE: looks like USDC, is not
+        "USDC\nDanger: none",  # a newline: a fake line in a terminal's text
+        "\u2066USDC\u2069\u200f",  # isolates and a right-to-left mark
+    ],
+    ids=["bidi-override", "zero-width", "newline", "isolates"],
+)
+def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(
+    net, project, deployer, symbol
+) -> None:
+    """A token's symbol and name are its own claims, set into the page and the terminal as text: a bidi override
+    in them turned the rest of the line around (a limit or a ONE_OF list after the symbol read backwards: 1,000,000
+    as 000,000,1), a zero-width character made another token read as USDC, a newline printed a line of its own."""
+    token = project.NamedToken.deploy("USD" + symbol, symbol, 6, sender=deployer)
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": token.address,
+                "function": "transfer(address to, uint256 amount)",
+                "rules": [
+                    {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
+                    {"arg": "amount", "op": "one of", "values": ["1", "1000000000000"]},
+                ],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = json.dumps(_shown(server, consent.id), ensure_ascii=False)
+    hidden = [c for c in symbol if not c.isprintable() or c in "\u200b\u200f"]
+    assert hidden
+    for c in hidden:
+        assert c not in shown, f"U+{ord(c):04X} reached the page"
+        assert f"<U+{ord(c):04X}>" in shown
+    lines = consent.description.lines()
+    assert not any(line.startswith("Danger: none") for line in lines)
+    assert "must be one of: 0.000001 " in shown and ", 1,000,000 " in shown
+
+
+@pytest.mark.parametrize("valid_until", [2**40, 2**48 - 1], ids=["year-36812", "uint48-max"])
+def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(
+    net, nft, valid_until
+) -> None:
+    """validUntil 0 raises the never-expires danger; the largest validUntil (2**48 - 1, the year 8,921,556) raised
+    nothing, and the page's local time of it read "until Invalid Date": a session without end, shown as one."""
+    params = _params(
+        net.chain_id,
+        {"type": "contract-call", "data": {"address": nft.address, "function": "safeMint(address to)"}},
+        expiry=valid_until,
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    assert shown["valid_until"] == valid_until
+    dangers = [w["text"] for w in shown["warnings"] if w["level"] == "danger"]
+    assert any("in effect it never expires" in text for text in dangers), dangers
+
+
+def test_a_rule_naming_the_zero_address_is_not_shown_as_the_owner_s_account(net, nft) -> None:
+    """A request without ``address`` is described before the wallet (so its account) is known, with the zero address
+    standing for the account: a rule holding a recipient to the zero address read "(this account)", so the owner
+    approved minting, sending or withdrawing to nowhere as if to themself."""
+    zero = "0x" + "00" * 20
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "safeMint(address to)",
+                "rules": [{"arg": "to", "op": "==", "value": zero}],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    assert "your account" in shown["account_note"]
+    (rule,) = shown["permissions"][0]["rules"]
+    assert rule == f"to (address) must be {zero}"
+
+
+def test_a_grant_request_for_another_chain_is_refused_rather_than_described_with_this_chain_s_tokens(
+    net, project, deployer
+) -> None:
+    """A page describes a grant with what its node says of the contracts named (a token's decimals, its symbol):
+    a grant request for another chain was described with this chain's token, whose decimals may not be the other
+    chain's (100 tokens of 18 decimals here are 10**20 base units: 10**14 tokens of 6 decimals there)."""
+    from keyscope import Policy, SessionKey, arg
+    from keyscope.consent import WalletAddress
+    from keyscope.errors import BadInputError
+
+    token = project.NamedToken.deploy("Eighteen", "E18", 18, sender=deployer)
+    owner = net.owner(WalletAddress(LocalSigner.generate().address))
+    request = owner.prepare_grant(
+        SessionKey.generate(),
+        [Policy.call(token, "transfer(address to, uint256 amount)", rules=[arg("amount") <= 100 * 10**18])],
+        valid_for=600,
+    )
+    elsewhere = [
+        request.model_copy(update={"chain_id": net.chain_id + 1}),
+        request.model_copy(update={"module": "0x" + "3c" * 20}),
+        request.model_copy(update={"entry_point": "0x" + "3e" * 20}),
+    ]
+    with ConsentServer(net) as server:
+        assert server.request_grant(request).description.chain_id == net.chain_id
+        for other, what in zip(elsewhere, ("chain", "module", "EntryPoint"), strict=True):
+            with pytest.raises(BadInputError) as refused:
+                server.request_grant(other)
+            assert f"the grant request is for the {what} " in str(refused.value)
+            assert "prepare the grant on this server's network" in str(refused.value)
+
+
+def test_a_request_s_argument_labels_cannot_hide_or_reorder_the_words(net, nft) -> None:
+    """A rule given by offset carries the dapp's own label, unsigned, which names the argument in the function and
+    its rule: a right-to-left override in it turned the rule around ("must be at most 5" read backwards), a
+    newline printed a line of its own in a terminal."""
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "safeMint(address)",
+                "rules": [
+                    {
+                        "offset": 0,
+                        "type": "address",
+                        "name": "\u202eot\nDanger: none",
+                        "op": "==",
+                        "value": "0x" + "5e" * 20,
+                    }
+                ],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _strings(_shown(server, consent.id))
+    words = consent.description.permissions[0]
+    assert words.function == "safeMint(address <U+202E>ot<U+000A>Danger: none)"
+    assert words.rules[0].startswith("<U+202E>ot<U+000A>Danger: none (address) must be ")
+    assert not [text for text in shown if "\u202e" in text or "\n" in text]
+    assert not any(line.startswith("Danger: none") for line in consent.description.lines())
+
+
+def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
+    net, project, deployer
+) -> None:
+    """What held: a token claiming 78 or 255 decimals is no token to the page (amounts in base units, as enforced);
+    amounts near 2**256 in a ONE_OF list and a value limit of 1 ETH + 1 wei are written out to the last unit (no
+    rounding shows less than is granted); a connect from another chain is refused."""
+    for claimed in (78, 255):
+        token = project.NamedToken.deploy("Big", "BIG", claimed, sender=deployer)
+        params = _params(
+            net.chain_id,
+            {
+                "type": "contract-call",
+                "data": {
+                    "address": token.address,
+                    "function": "transfer(address to, uint256 amount)",
+                    "valueLimit": hex(10**18 + 1),
+                    "rules": [
+                        {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
+                        {"arg": "amount", "op": "one of", "values": [str(2**256 - 1), str(2**255 - 1), "1"]},
+                    ],
+                },
+            },
+        )
+        with ConsentServer(net) as server:
+            consent = server.request_permissions(params)
+            (words,) = _shown(server, consent.id)["permissions"]
+            wrong = httpx.post(
+                f"{server.url}/api/consent/{consent.id}/connect",
+                json={"address": LocalSigner.generate().address, "chainId": net.chain_id + 1},
+            )
+        assert words["contract_label"] == "a contract that calls itself Big (BIG)"
+        assert words["rules"][1] == (f"amount (uint256) must be one of: {2**256 - 1:,}, {2**255 - 1:,}, 1")
+        assert words["value"] == "each call may send at most 1.000000000000000001 ETH"
+        assert wrong.status_code == 400 and "switch the wallet's network" in wrong.json()["error"]
+
+
+def test_a_periodic_allowance_says_its_periods_are_fixed_and_where_they_start(net, project, deployer) -> None:
+    """An ERC-7715 allowance with a ``periodDuration`` read "At most 5 USDC per day": the module counts it in fixed
+    periods from the session's start (``valid-after``, or the UTC epoch), so 5 just before a period ends and 5
+    more just after are both allowed; the page now says so, with the start."""
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    start = 1_900_000_000
+    params = _params(
+        net.chain_id,
+        {
+            "type": "erc20-token-transfer",
+            "data": {"address": usdc.address, "allowance": hex(5 * 10**6), "periodDuration": 86400},
+        },
+        policies=[{"type": "valid-after", "data": {"timestamp": start}}],
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        (limit,) = _shown(server, consent.id)["limits"]
+    assert limit.startswith("At most 5 USDC per day, counted from all of:")
+    assert limit.endswith(
+        "(fixed periods back to back from 2030-03-17 17:46:40 UTC, each with the whole amount: up to twice it may "
+        "go within moments across a period's end)"
+    )
+
+
+def test_a_known_function_s_arguments_carry_their_standard_names_not_the_request_s(
+    net, project, deployer
+) -> None:
+    """Argument names are not part of a selector: a request for ``transferFrom(address to, address from, uint256
+    amount)`` (names swapped) is the ERC-20 ``transferFrom(from, to, amount)``, and its rule holding the first word
+    to the account read "to (address) must be ... (this account)" while it holds ``from``: the tokens may go to anyone.
+    A function known by selector now shows the standard names (the warnings already went by position)."""
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    account = "0x" + "ac" * 20
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": usdc.address,
+                "function": "transferFrom(address to, address from, uint256 amount)",
+                "rules": [{"arg": "to", "op": "==", "value": account}],
+            },
+        },
+        address=account,
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    (words,) = shown["permissions"]
+    assert words["function"] == "transferFrom(address from, address to, uint256 amount)"
+    assert words["rules"] == [f"from (address) must be {consent.description.account} (this account)"]
+    cautions = [w["text"] for w in shown["warnings"] if w["level"] == "caution"]
+    assert any("may send to ANY address" in text for text in cautions), cautions
