@@ -317,3 +317,69 @@ def test_a_known_function_s_arguments_carry_their_standard_names_not_the_request
     assert words["rules"] == [f"from (address) must be {consent.description.account} (this account)"]
     cautions = [w["text"] for w in shown["warnings"] if w["level"] == "caution"]
     assert any("may send to ANY address" in text for text in cautions), cautions
+
+
+def _token_transfer(chain_id: int, token: str) -> list[Any]:
+    return _params(
+        chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": token,
+                "function": "transfer(address to, uint256 amount)",
+                "rules": [
+                    {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
+                    {"arg": "amount", "op": "<=", "value": str(100 * 10**6)},
+                ],
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("symbol", "name", "named"),
+    [
+        ("USD\u0421", "USD Coin", "U+0421 CYRILLIC CAPITAL LETTER ES (read as C)"),
+        ("USDC", "USD \u0421oin", "U+0421 CYRILLIC CAPITAL LETTER ES (read as C)"),
+        ("\u0410\u0412\u0421", "ABC", "U+0410 CYRILLIC CAPITAL LETTER A (read as A)"),  # wholly Cyrillic
+        ("\uff35SDC", "USD Coin", "U+FF35 FULLWIDTH LATIN CAPITAL LETTER U (read as U)"),
+        ("USD\u13df", "USD Coin", "U+13DF CHEROKEE LETTER TLI (read as C)"),
+    ],
+    ids=["cyrillic-es-in-symbol", "cyrillic-es-in-name", "all-cyrillic", "fullwidth", "cherokee"],
+)
+def test_a_token_whose_symbol_or_name_passes_for_another_is_warned_about(
+    net, project, deployer, symbol, name, named
+) -> None:
+    """A token is shown by its own claims: one calling itself ``USD`` + U+0421 (a Cyrillic ES) read as USDC on the
+    page, every amount of the grant shown as so many "USDC", and nothing said. The page now names the lookalike
+    code points in a danger warning."""
+    token = project.NamedToken.deploy(name, symbol, 6, sender=deployer)
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(_token_transfer(net.chain_id, token.address))
+        shown = _shown(server, consent.id)
+    dangers = [w for w in shown["warnings"] if w["level"] == "danger"]
+    assert any(named in w["text"] and w["permission"] == 0 for w in dangers), dangers
+    assert any(f"DANGER: {token.address}: the " in line for line in consent.description.lines())
+
+
+@pytest.mark.parametrize(
+    ("symbol", "name", "level"),
+    [
+        ("USDC", "USD Coin", None),
+        ("\u5186", "\u65e5\u672c\u5186", None),
+        ("USD\u0414", "USD Coin", "caution"),
+    ],
+    ids=["ascii", "wholly-cjk", "mixed-scripts-without-lookalikes"],
+)
+def test_a_token_in_one_script_without_lookalikes_reads_as_it_is(
+    net, project, deployer, symbol, name, level
+) -> None:
+    """What held and what is only a caution: an ASCII or wholly non-Latin symbol with no letter passing for a Latin
+    one raises nothing; letters of two scripts none of which passes for ASCII raise a caution."""
+    token = project.NamedToken.deploy(name, symbol, 6, sender=deployer)
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(_token_transfer(net.chain_id, token.address))
+        shown = _shown(server, consent.id)
+    claims = [w for w in shown["warnings"] if w["text"].startswith(f"{token.address}: the ")]
+    assert [w["level"] for w in claims] == ([level] if level else []), claims
+    assert symbol in shown["permissions"][0]["contract_label"]

@@ -27,7 +27,7 @@ from ..hexutil import to_address
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
-from .tokens import ContractFacts, format_amount, visible_text
+from .tokens import ContractFacts, format_amount, lookalike_notes, visible_text
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -560,16 +560,34 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
     return warnings
 
 
+def _claim_warnings(index: int, target: str, contract: ContractFacts) -> list[GrantWarning]:
+    """Warnings on a token's symbol and name that can pass for another token's (:func:`lookalike_notes`): a
+    ``USDC`` spelt with a Cyrillic letter reads as USDC, and every amount of the grant is then shown in it."""
+    token = contract.token
+    if token is None:
+        return []
+    return [
+        GrantWarning(level=level, text=f"{target}: {text}", permission=index)
+        for what, claim in (("the symbol", token.symbol), ("the name", token.name))
+        if claim
+        for level, text in lookalike_notes(what, claim)
+    ]
+
+
 def describe_session(
     session: Session, *, account: str, chain_id: int, facts: Facts, account_note: str = ""
 ) -> GrantDescription:
     """``session`` (of ``account`` on ``chain_id``) in words, with its warnings."""
     base = _Context(account, session.session_key, None, ())
     permissions, warnings = [], _session_warnings(session, facts, account)
+    claims_checked: set[str] = set()
     for index, permission in enumerate(session.permissions):
         words, found = _permission_words(index, permission, base, facts)
         permissions.append(words)
         warnings.extend(found)
+        if permission.target not in claims_checked:
+            claims_checked.add(permission.target)
+            warnings += _claim_warnings(index, permission.target, facts.contract(permission.target))
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
     described = GrantDescription(
