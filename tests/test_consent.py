@@ -57,7 +57,7 @@ def test_a_careful_grant_reads_plainly_with_token_amounts(words, usdc) -> None:
     assert permission.contract_label == "a token that calls itself USD Coin (USDC)"
     assert permission.rules == (
         f"spender (address) must be {SPENDER}",
-        "amount (uint256) must be at most 100 USDC",
+        "amount (uint256) must be at most 100 USDC (100,000,000 base units at the 6 decimals the token reports now)",
     )
     assert permission.value == "no ETH may be sent with these calls"
     assert described.warnings == ()
@@ -66,6 +66,9 @@ def test_a_careful_grant_reads_plainly_with_token_amounts(words, usdc) -> None:
         == "One operation may cost at most 0.01 ETH in gas, and no gas budget bounds all operations together"
     )
     assert described.window == "Valid from now, until 2033-05-18 03:33:20 UTC"
+
+
+NOW = " at the 6 decimals the token reports now"
 
 
 def test_every_condition_has_its_phrase(words, usdc) -> None:
@@ -81,12 +84,13 @@ def test_every_condition_has_its_phrase(words, usdc) -> None:
         Policy.call(usdc, "transfer(address to, uint256 amount)", rules=[*rules, arg("to").one_of(SPENDER)])
     )
     assert described.permissions[0].rules == (
-        "amount (uint256) must be 1.5 USDC",
-        "amount (uint256) must not be 0 USDC",
-        "amount (uint256) must be less than 1 USDC",
-        "amount (uint256) must be more than 0.000001 USDC",
-        "amount (uint256) must be at least 0.000002 USDC",
-        "amount (uint256) must be between 1 USDC and 2 USDC (both included)",
+        f"amount (uint256) must be 1.5 USDC (1,500,000 base units{NOW})",
+        f"amount (uint256) must not be 0 USDC (0 base units{NOW})",
+        f"amount (uint256) must be less than 1 USDC (1,000,000 base units{NOW})",
+        f"amount (uint256) must be more than 0.000001 USDC (1 base unit{NOW})",
+        f"amount (uint256) must be at least 0.000002 USDC (2 base units{NOW})",
+        "amount (uint256) must be between 1 USDC (1,000,000 base units) and 2 USDC (2,000,000 base units) (both "
+        "included), at the 6 decimals the token reports now",
         f"to (address) must be one of: {SPENDER}",
     )
     signed = words(Policy.call(usdc, "vote(int64 delta, bool yes, bytes4 tag)", rules=[
@@ -268,7 +272,12 @@ def test_lifetime_limits_read_from_what_is_signed(words, usdc) -> None:
     mint = Policy.call(SPENDER, "safeMint(address to)", calls=3, value_limit=10**16)
     described = words(*allowance, mint, limits=(Limits.native(10**17), Limits.operations(10, per="hour")))
     lines = described.limits
-    assert any(line.startswith("At most 5 USDC per day, counted from all of:") for line in lines), lines
+    assert any(
+        line.startswith(
+            "At most 5 USDC (5,000,000 base units at the 6 decimals the token reports now) per day, counted from all of:"
+        )
+        for line in lines
+    ), lines
     allowance_line = next(line for line in lines if "USDC" in line)
     for function in ("transfer(", "transferFrom(", "approve(", "increaseAllowance("):
         assert function in allowance_line

@@ -281,7 +281,9 @@ def test_a_periodic_allowance_says_its_periods_are_fixed_and_where_they_start(ne
     with ConsentServer(net) as server:
         consent = server.request_permissions(params)
         (limit,) = _shown(server, consent.id)["limits"]
-    assert limit.startswith("At most 5 USDC per day, counted from all of:")
+    assert limit.startswith(
+        "At most 5 USDC (5,000,000 base units at the 6 decimals the token reports now) per day, counted from all of:"
+    )
     assert limit.endswith(
         "(fixed periods back to back from 2030-03-17 17:46:40 UTC, each with the whole amount: up to twice it may "
         "go within moments across a period's end)"
@@ -383,3 +385,29 @@ def test_a_token_in_one_script_without_lookalikes_reads_as_it_is(
     claims = [w for w in shown["warnings"] if w["text"].startswith(f"{token.address}: the ")]
     assert [w["level"] for w in claims] == ([level] if level else []), claims
     assert symbol in shown["permissions"][0]["contract_label"]
+
+
+def test_a_token_amount_shows_the_base_units_enforced_and_the_decimals_it_was_scaled_by(
+    net, project, deployer
+) -> None:
+    """The module enforces a token amount in base units; the page showed it scaled by ``decimals()`` read once,
+    when the request was described: "at most 100 USDC" only. A token that can change its decimals (an upgradeable
+    proxy) or misstates them turns the same bound into another amount of tokens, and the owner never saw the number
+    the module holds. Each token amount, in a rule and in a limit, now shows its base units and the decimals."""
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    params = _token_transfer(net.chain_id, usdc.address)
+    params += _params(
+        net.chain_id,
+        {"type": "erc20-token-transfer", "data": {"address": usdc.address, "allowance": hex(250 * 10**6)}},
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params[:1])
+        (words,) = _shown(server, consent.id)["permissions"]
+        allowance = server.request_permissions(params[1:])
+        (limit,) = _shown(server, allowance.id)["limits"]
+    assert words["rules"][1] == (
+        "amount (uint256) must be at most 100 USDC (100,000,000 base units at the 6 decimals the token reports now)"
+    )
+    assert limit.startswith(
+        "At most 250 USDC (250,000,000 base units at the 6 decimals the token reports now) over the session's life"
+    )

@@ -206,7 +206,9 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     rules = page.locator("li.rule").all_text_contents()
     assert rules[0] == f"to (address) must be {owner.account} (this account)"
     assert rules[1] == f"to (address) must be {shop}"
-    assert rules[2] == "amount (uint256) must be at most 2.5 USDC"
+    assert rules[2] == (
+        "amount (uint256) must be at most 2.5 USDC (2,500,000 base units at the 6 decimals the token reports now)"
+    )
     labels = page.locator("p.contract").all_text_contents()
     assert "a token that calls itself USD Coin (USDC)" in labels[1]
     assert page.locator("p.value").first.text_content() == "no ETH may be sent with these calls"

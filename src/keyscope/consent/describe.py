@@ -159,14 +159,32 @@ def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
     if rule.offset in ctx.amount_offsets and token is not None:
         if word >= UNLIMITED:
             return f"an unlimited amount of {token.symbol or 'the token'}"
-        return format_amount(word, token.decimals, token.symbol)
+        return f"{format_amount(word, token.decimals, token.symbol)} ({_base_units(word)})"
     return f"{word:,}"
+
+
+def _base_units(amount: int) -> str:
+    return f"{amount:,} base unit{'' if amount == 1 else 's'}"
+
+
+def _scaled_by(decimals: int) -> str:
+    """Which decimals a token amount was shown at: the token's ``decimals()`` read when the grant is described,
+    which an upgradeable token can change (or a token misstate); the module enforces the base units."""
+    return f"at the {decimals} decimals the token reports now"
 
 
 def _rule_words(rule: Rule, ctx: _Context) -> str:
     """What ``rule`` asks (:data:`~keyscope.session.CONDITION_WORDS`), its values shown as the owner reads them
-    (token amounts, this account, the session's own key)."""
-    return rule.requirement([_value_text(v, rule, ctx) for v in rule.values])
+    (token amounts, this account, the session's own key). A token amount shows the base units the module enforces
+    with it, and the decimals it was scaled by."""
+    shown = [_value_text(v, rule, ctx) for v in rule.values]
+    token = ctx.token.token if ctx.token is not None else None
+    scaled = [text for text, v in zip(shown, rule.values, strict=True) if text.endswith(f" ({_base_units(v)})")]
+    if not scaled or token is None or token.decimals is None:
+        return rule.requirement(shown)
+    if len(shown) == 1:
+        return rule.requirement([f"{shown[0][:-1]} {_scaled_by(token.decimals)})"])
+    return f"{rule.requirement(shown)}, {_scaled_by(token.decimals)}"
 
 
 def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
@@ -440,8 +458,9 @@ def _limit_amount(limit: Limit, session: Session, facts: Facts | None) -> str:
             and token.decimals is not None
             and all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True))
         ):
-            return format_amount(amount, token.decimals, token.symbol)
-    return f"{amount:,} base units"
+            shown = format_amount(amount, token.decimals, token.symbol)
+            return f"{shown} ({_base_units(amount)} {_scaled_by(token.decimals)})"
+    return _base_units(amount)
 
 
 def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
