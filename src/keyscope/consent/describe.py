@@ -179,7 +179,9 @@ def _rule_words(rule: Rule, ctx: _Context) -> str:
     with it, and the decimals it was scaled by."""
     shown = [_value_text(v, rule, ctx) for v in rule.values]
     token = ctx.token.token if ctx.token is not None else None
-    scaled = [text for text, v in zip(shown, rule.values, strict=True) if text.endswith(f" ({_base_units(v)})")]
+    scaled = [
+        text for text, v in zip(shown, rule.values, strict=True) if text.endswith(f" ({_base_units(v)})")
+    ]
     if not scaled or token is None or token.decimals is None:
         return rule.requirement(shown)
     if len(shown) == 1:
