@@ -119,7 +119,7 @@ def cli(
         f"account       {grant.account}",
         f"session key   {grant.session_key}" + (" (new, stored encrypted)" if result.key_generated else ""),
         *(f"allows        {text}" for text in ks.describe_permissions(grant)),
-        *(f"limit         {limit_fields(limit)['text']}" for limit in grant.session.limits),
+        *(f"limit         {limit_fields(limit, i)['text']}" for i, limit in enumerate(grant.session.limits)),
         f"valid until   {ks.describe_time(grant.valid_until)}",
         "granted       "
         + ("on chain" if grant.how == "onchain" else "off chain (its first operation enables it)"),

@@ -411,3 +411,60 @@ def test_a_token_amount_shows_the_base_units_enforced_and_the_decimals_it_was_sc
     assert limit.startswith(
         "At most 250 USDC (250,000,000 base units at the 6 decimals the token reports now) over the session's life"
     )
+
+
+def test_the_dashboard_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net, project, deployer) -> None:
+    """A limit's ``unit``, ``decimals`` and ``name`` are the dapp's, not signed: a dapp granted an allowance of
+    5,000,000 USDC (5 * 10**12 base units of a 6-decimal token) labelled with 12 decimals, and the owner's
+    dashboard said "USDC allowance: 0 USDC of 5 USDC used per day, 5 USDC left". It now shows the base units the module
+    counts, the token's amounts at the decimals the chain gives, and the dapp's label marked as the dapp's."""
+    from keyscope import Policy, SessionKey
+    from keyscope.store import open_store
+
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    owner = net.owner(LocalSigner.generate())
+    enforced = 5_000_000 * 10**6
+    grant = owner.grant(
+        SessionKey.generate(),
+        [Policy.erc20_allowance(usdc.address, enforced, "day", symbol="USDC", decimals=12)],
+        valid_for=3600,
+    )
+    with open_store("memory://") as store:
+        store.put_grant(grant)
+        with ConsentServer(net, store=store) as server:
+            answer = httpx.get(f"{server.url}/api/accounts/{grant.account}/sessions")
+    assert answer.status_code == 200, answer.text
+    (view,) = answer.json()["sessions"]
+    (limit,) = [line for line in view["usage"] if line.startswith("limit ")]
+    assert limit.startswith(
+        "limit 0 ('USDC allowance', the dapp's unsigned label): 0 of 5,000,000,000,000 base units used per day, "
+        "5,000,000,000,000 base units left (that is 0 of 5,000,000 USDC used, 5,000,000 USDC left, at the 6 decimals "
+        "the token reports now)"
+    ), limit
+    assert " 5 USDC" not in limit
+
+
+def test_the_session_report_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net, project, deployer) -> None:
+    """The same lie in what ``owner.sessions()`` and ``keyscope sessions`` print (:class:`SessionReport`): a limit
+    of 5 * 10**12 base units labelled with 12 decimals read "at most 5 USDC per day" as granted and "0 USDC of 5
+    USDC used" judged on chain. The report now gives the base units the module counts and marks the label."""
+    from keyscope import Policy, SessionKey
+    from keyscope.report import StoreMarks, report_from_chain, report_from_store
+
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    owner = net.owner(LocalSigner.generate())
+    grant = owner.grant(
+        SessionKey.generate(),
+        [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
+        valid_for=3600,
+    )
+    label = "limit 0 ('USDC allowance', the dapp's unsigned label)"
+    offline = report_from_store(grant, StoreMarks(revoked=False, enabled=False), now=grant.valid_after)
+    assert offline.limits == [f"{label}: at most 5,000,000,000,000 base units per day"]
+    assert offline.to_dict()["limits"][0]["text"] == offline.limits[0]
+    judged = report_from_chain(net, grant)
+    assert judged.usage, "the limit was not read from the module"
+    assert judged.limits[0].startswith(
+        f"{label}: 0 of 5,000,000,000,000 base units used per day, 5,000,000,000,000 base units left"
+    )
+    assert not any("5 USDC" in line for line in judged.lines())

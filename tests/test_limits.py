@@ -893,18 +893,23 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
         listing = list_sessions(net.chain, store)
         lines = session_lines(listing)
         assert any(
-            "limit   USDC allowance: 4.2 USDC of 5 USDC used per day, 0.8 USDC left" in x for x in lines
-        )
-        assert any("limit   operations: 1 operations of 10 operations used per hour" in x for x in lines), (
-            lines
-        )
+            "limit   limit 1 ('USDC allowance', the dapp's unsigned label): 4,200,000 of 5,000,000 base units used "
+            "per day, 800,000 base units left" in x
+            for x in lines
+        ), lines
+        assert any(
+            "limit   limit 0 ('operations', the dapp's unsigned label): 1 of 10 operations used per hour" in x
+            for x in lines
+        ), lines
         (judged,) = listing.to_dict()["sessions"]
         assert [(x["name"], x["used"], x["left"]) for x in judged["limits"]] == [
             ("operations", 1, 9),
             ("USDC allowance", 4_200_000, 800_000),
         ]
         (offline,) = store_sessions(store).to_dict()["sessions"]
-        assert offline["limits"][1]["text"] == "USDC allowance: at most 5 USDC per day"
+        assert offline["limits"][1]["text"] == (
+            "limit 1 ('USDC allowance', the dapp's unsigned label): at most 5,000,000 base units per day"
+        )
     # sent anyway, the chain refuses it too
     with pytest.raises(BundlerRejectedError) as rejected:
         session.execute(token.address, "transfer(address,uint256)", shop, 3 * 10**6, check=False)

@@ -27,8 +27,10 @@ __all__ = [
     "LimitUsage",
     "count_limits",
     "counters_from_chain",
+    "enforced_amount",
     "initial_counters",
     "limit_fields",
+    "owner_label",
     "period_seconds",
     "refuse_unusable_limits",
     "usage_of",
@@ -254,27 +256,69 @@ class LimitUsage:
             text += f"; resets {_when(self.resets_at)}"
         return text
 
+    def enforced_text(self) -> str:
+        """What the owner reads of this row: the amounts as the module counts them (:func:`enforced_amount`), the
+        grant's label marked as unsigned: ``limit 0 ("USDC allowance", the dapp's unsigned label): 4,200,000 of
+        5,000,000 base units used per day, 800,000 base units left; resets 2025-01-02 14:00 UTC``.
+        :meth:`describe` shows the grant's own unit and decimals, which only the dapp that wrote them vouches for."""
+        limit = self.limit
+        text = (
+            f"{owner_label(limit, self.index)}: {enforced_amount(limit, self.used, unit=False)} of "
+            f"{enforced_amount(limit, self.amount)} used {limit.per}, {enforced_amount(limit, self.left)} left"
+        )
+        if self.resets_at is not None:
+            text += f"; resets {_when(self.resets_at)}"
+        return text
+
     def to_dict(self) -> dict[str, object]:
         """The row as plain JSON values (amounts in the limit's base unit, times in unix seconds)."""
         return {
-            **limit_fields(self.limit),
+            **limit_fields(self.limit, self.index),
             "index": self.index,
             "used": self.used,
             "left": self.left,
             "period_start": self.period_start,
             "resets_at": self.resets_at,
-            "text": self.describe(),
+            "text": self.enforced_text(),
         }
 
 
-def limit_fields(limit: Limit) -> dict[str, object]:
-    """A limit as granted, as plain JSON values: what the tools print of a grant's limits."""
+_ENFORCED_UNITS = {
+    LimitKind.CALLS: "calls",
+    LimitKind.OPERATIONS: "operations",
+    LimitKind.AMOUNT: "base units",
+}
+
+
+def enforced_amount(limit: Limit, amount: int, *, unit: bool = True) -> str:
+    """``amount`` of ``limit`` as the module counts it, from the signed kind alone: ETH (exact) for NATIVE and GAS,
+    calls, operations, or base units for AMOUNT -- never the grant's ``unit`` and ``decimals``, which are not signed
+    (a dapp could make a budget read a million times smaller through them). ``unit=False``: the number alone
+    where the unit follows (``4,200,000 of 5,000,000 base units``)."""
+    if limit.op in (LimitKind.NATIVE, LimitKind.GAS):
+        whole, fraction = divmod(amount, 10**18)
+        digits = f"{fraction:018d}".rstrip("0")
+        return f"{whole:,}{'.' + digits if digits else ''}" + (" ETH" if unit else "")
+    return f"{amount:,}" + (f" {_ENFORCED_UNITS[limit.op]}" if unit else "")
+
+
+def owner_label(limit: Limit, index: int) -> str:
+    """``limit 0 (calls)``, or ``limit 0 ("USDC allowance", the dapp's unsigned label)``: the grant's ``name`` is
+    the dapp's words, shown as such."""
+    if limit.name is None:
+        return f"limit {index} ({limit.op.name.lower()})"
+    return f"limit {index} ({shown(limit.name)}, the dapp's unsigned label)"
+
+
+def limit_fields(limit: Limit, index: int = 0) -> dict[str, object]:
+    """A limit as granted, as plain JSON values: what the tools print of a grant's limits (``text``: the amount the
+    module enforces, :func:`enforced_amount`)."""
     return {
         "name": limit.label,
         "kind": limit.op.name,
         "amount": limit.stored_amount,
         "period": limit.period,
-        "text": f"{limit.label}: at most {limit.show(limit.stored_amount)} {limit.per}",
+        "text": f"{owner_label(limit, index)}: at most {enforced_amount(limit, limit.stored_amount)} {limit.per}",
     }
 
 

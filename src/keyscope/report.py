@@ -156,10 +156,12 @@ class SessionReport:
 
     @property
     def limits(self) -> list[str]:
-        """Each limit in words: what it has used and has left when read from the module, else as granted."""
+        """Each limit in words: what it has used and has left when read from the module, else as granted; amounts
+        as the module enforces them (base units of a token, ETH, calls), never in the grant's unsigned unit and
+        decimals, and the grant's label marked as unsigned (:meth:`~keyscope.limits.LimitUsage.enforced_text`)."""
         if self.usage:
-            return [row.describe() for row in self.usage]
-        return [str(limit_fields(limit)["text"]) for limit in self.grant.session.limits]
+            return [row.enforced_text() for row in self.usage]
+        return [str(limit_fields(limit, i)["text"]) for i, limit in enumerate(self.grant.session.limits)]
 
     @property
     def valid_after(self) -> int:
@@ -229,7 +231,7 @@ class SessionReport:
             "limits": (
                 [row.to_dict() for row in self.usage]
                 if self.usage
-                else [limit_fields(limit) for limit in self.grant.session.limits]
+                else [limit_fields(limit, i) for i, limit in enumerate(self.grant.session.limits)]
             ),
             "signing": self.signing,
             "co_signer": self.co_signer,

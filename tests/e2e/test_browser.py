@@ -246,7 +246,8 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
     assert card.locator("ul.usage li").all_text_contents() == [
         "1 operation sent",
         f"{format_amount(receipt.actual_gas_cost, 18, 'ETH')} paid in gas (by the account or its paymaster)",
-        f"calls of safeMint(address) on {stack.nft}: 1 calls of 3 calls used over the session's life, 2 calls left",
+        f"limit 0 ('calls of safeMint(address) on {stack.nft}', the dapp's unsigned label): 1 of 3 calls used over "
+        "the session's life, 2 calls left",
     ]
     _screenshot(page, "dashboard.png")
 

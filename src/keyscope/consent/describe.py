@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict
 from ..clock import utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import to_address
+from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
-from .tokens import ContractFacts, format_amount, lookalike_notes, visible_text
+from .tokens import ContractFacts, TokenFacts, format_amount, lookalike_notes, visible_text
 
 __all__ = [
     "KNOWN_FUNCTIONS",
@@ -38,6 +39,7 @@ __all__ = [
     "KnownFunction",
     "PermissionWords",
     "describe_session",
+    "limit_usage_words",
 ]
 
 NATIVE = "ETH"
@@ -451,18 +453,57 @@ def _limit_amount(limit: Limit, session: Session, facts: Facts | None) -> str:
         return format_amount(amount, 18, NATIVE)
     if limit.op in (LimitKind.CALLS, LimitKind.OPERATIONS):
         return f"{amount:,} {'calls' if limit.op == LimitKind.CALLS else 'operations'}"
-    targets = {session.permissions[m.permission].target for m in limit.meters}
-    if facts is not None and len(targets) == 1:
-        token = facts.contract(next(iter(targets))).token
-        known = [_function(session.permissions[m.permission])[2] for m in limit.meters]
-        if (
-            token is not None
-            and token.decimals is not None
-            and all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True))
-        ):
-            shown = format_amount(amount, token.decimals, token.symbol)
-            return f"{shown} ({_base_units(amount)} {_scaled_by(token.decimals)})"
+    token = _limit_token(limit, session, facts)
+    if token is not None and token.decimals is not None:
+        shown = format_amount(amount, token.decimals, token.symbol)
+        return f"{shown} ({_base_units(amount)} {_scaled_by(token.decimals)})"
     return _base_units(amount)
+
+
+def _limit_token(limit: Limit, session: Session, facts: Facts | None) -> TokenFacts | None:
+    """The token whose amounts an AMOUNT limit counts, as the chain says it is now: when all its meters read a known
+    token function's amount on one token with decimals (None otherwise: its amounts are base units of nothing
+    known)."""
+    if limit.op != LimitKind.AMOUNT or facts is None:
+        return None
+    targets = {session.permissions[m.permission].target for m in limit.meters}
+    if len(targets) != 1:
+        return None
+    token = facts.contract(next(iter(targets))).token
+    known = [_function(session.permissions[m.permission])[2] for m in limit.meters]
+    if (
+        token is not None
+        and token.decimals is not None
+        and all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True))
+    ):
+        return token
+    return None
+
+
+def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) -> str:
+    """What a limit of ``session`` has used and has left, for its owner: the amounts the module counts (base units
+    of a token, ETH, calls; :func:`~keyscope.limits.enforced_amount`), a token's amounts also at the decimals and
+    symbol the chain gives now, and the grant's ``name`` marked as the dapp's. Never the grant's ``unit`` and
+    ``decimals`` (:meth:`~keyscope.session.Limit.show`): they are not signed, and a dapp could make a limit read far
+    smaller than it is through them."""
+    limit = usage.limit
+    text = (
+        f"{owner_label(limit, usage.index)}: {enforced_amount(limit, usage.used, unit=False)} of "
+        f"{enforced_amount(limit, usage.amount)} used {limit.per}, {enforced_amount(limit, usage.left)} left"
+    )
+    token = _limit_token(limit, session, facts)
+    if token is not None and token.decimals is not None and usage.amount < UNLIMITED:
+
+        def read(n: int, symbol: str | None = None) -> str:
+            return format_amount(n, token.decimals, symbol)
+
+        text += (
+            f" (that is {read(usage.used)} of {read(usage.amount, token.symbol)} used, "
+            f"{read(usage.left, token.symbol)} left, {_scaled_by(token.decimals)})"
+        )
+    if usage.resets_at is not None:
+        text += f"; resets {utc_text(usage.resets_at)}"
+    return visible_text(text)
 
 
 def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:

@@ -249,7 +249,8 @@ class ConsentServer(BackgroundServer):
                 self.network,
                 account,
                 store=self.store,
-                describe=describe_with(self.network, self.facts(account)),
+                describe=describe_with(self.network, facts := self.facts(account)),
+                facts=facts,
             )
             return {
                 "account": account,

@@ -52,7 +52,7 @@ from ..rpc import JsonRpcError
 from ..signing import PLACEHOLDER_ECDSA
 from ..store import SessionStore
 from ..userop import UserOperation
-from .describe import NATIVE, Facts, GrantDescription, describe_session
+from .describe import NATIVE, Facts, GrantDescription, describe_session, limit_usage_words
 from .tokens import format_amount
 
 __all__ = [
@@ -247,9 +247,12 @@ def account_sessions(
     *,
     store: SessionStore | None = None,
     describe: Callable[[SessionGrant], GrantDescription] | None = None,
+    facts: Facts | None = None,
 ) -> list[SessionView]:
     """Every session of ``account`` at ``endpoints``' module, newest first: from the module's events and from
-    ``store``'s grants, each with its status on chain now and (for grants) its words (``describe``)."""
+    ``store``'s grants, each with its status on chain now and (for grants) its words (``describe``). A limit's use
+    is shown as the module counts it, with a token's amounts also at what ``facts`` reads of it
+    (:func:`~keyscope.consent.describe.limit_usage_words`)."""
     address = to_address(account, name="account")
     enabled, revoked, _ = module_events(endpoints.chain, endpoints.module, address)
     now = endpoints.chain.block_timestamp()
@@ -272,7 +275,10 @@ def account_sessions(
             judged = read_session_status(endpoints, grant, now=now)
             status = judged.value
             if grant.session.limits and judged in (SessionStatus.ACTIVE, SessionStatus.NOT_YET_ENABLED):
-                limits = tuple(row.describe() for row in read_limit_usage(endpoints, grant, now=now))
+                limits = tuple(
+                    limit_usage_words(row, grant.session, facts)
+                    for row in read_limit_usage(endpoints, grant, now=now)
+                )
             after, until, key = grant.valid_after, grant.valid_until, grant.session_key
             words = describe(grant) if describe is not None else None
         else:
