@@ -372,7 +372,10 @@ def test_a_token_s_reordering_characters_and_an_endless_window_read_as_what_they
     page.wait_for_selector("li.permission")
     text = page.locator("#grant").text_content() or ""
     assert "\u202e" not in text
-    assert "must be one of: 0.000001 <U+202E>CDSU, 1,000,000 <U+202E>CDSU" in text
+    assert (
+        "must be one of: 0.000001 <U+202E>CDSU (1 base unit), 1,000,000 <U+202E>CDSU (1,000,000,000,000 base units)"
+        in text
+    )
     window = page.locator("dd.window").text_content() or ""
     assert "Invalid Date" not in window and "8921556" in window
     dangers = page.locator("li.warning.danger").all_text_contents()
