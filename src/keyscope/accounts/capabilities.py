@@ -31,6 +31,7 @@ __all__ = [
     "refuse_non_erc7579",
     "refuse_silent_module_queries",
     "refuse_user_op_validation",
+    "refuse_without_validators",
     "supports_execution_mode",
     "supports_validators",
 ]
@@ -49,15 +50,25 @@ def supports_execution_mode(chain: Chain, account: str, mode: bytes) -> bool | N
     return ask_bool(chain, to_address(account), _SUPPORTS_EXECUTION_MODE + mode.rjust(32, b"\0")[:32])
 
 
-def refuse_non_erc7579(chain: Chain, account: str, kind: AccountKind | None = None) -> None:
+def refuse_non_erc7579(chain: Chain, account: str, kind: AccountKind | None = None) -> str | None:
     """Raise :class:`~keyscope.errors.UnsupportedAccountError` when the deployed ``account`` is known not to be an
-    ERC-7579 account: no ``accountId()`` and no yes to ``supportsModule(1)`` (an ERC-4337 account of another
-    design such as eth-infinitism's ``SimpleAccount``, a Safe without an ERC-7579 adapter, a token). keyscope's
-    session module is an ERC-7579 validator: such an account cannot install it, whatever the adapter. An account
-    without code, or one the node cannot be asked about, is left to the other checks."""
+    ERC-7579 account (:func:`refuse_without_validators`); return its ``accountId()`` (None: it answers none, or has
+    no code). An account without code, or one the node cannot be asked about, is left to the other checks."""
     address = to_address(account, name="account")
-    if not chain.get_code(address) or account_id(chain, address) is not None:
-        return
+    if not chain.get_code(address):
+        return None
+    found = account_id(chain, address)
+    if found is None:
+        refuse_without_validators(chain, address, kind)
+    return found
+
+
+def refuse_without_validators(chain: Chain, account: str, kind: AccountKind | None = None) -> None:
+    """Raise :class:`~keyscope.errors.UnsupportedAccountError` when ``account``, deployed and answering no
+    ``accountId()``, does not answer ``supportsModule(1)`` with a yes either: an ERC-4337 account of another design
+    such as eth-infinitism's ``SimpleAccount``, a Safe without an ERC-7579 adapter, a token. keyscope's session
+    module is an ERC-7579 validator: such an account cannot install it, whatever the adapter."""
+    address = to_address(account, name="account")
     if supports_validators(chain, address) is not False:
         return
     driven = f" (given the {kind.name!r} adapter)" if kind is not None else ""

@@ -16,7 +16,7 @@ from eth_utils import keccak
 from ..errors import AccountSetupError, UnsupportedAccountError
 from ..hexutil import to_address
 from .base import AccountKind
-from .capabilities import refuse_non_erc7579
+from .capabilities import refuse_non_erc7579, refuse_without_validators
 from .delegate import KeyscopeDelegateKind
 from .detect import account_id, detect_kind, unreachable
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
@@ -118,8 +118,8 @@ def resolve_kind(
         if deployed and (named is None or account_id(chain, address) is not None):
             return detect_kind(chain, address, owner_validator=owner_validator)
         if named is not None:  # not deployed yet, or deployed without an accountId() to tell
-            if deployed:
-                refuse_non_erc7579(chain, address)
+            if deployed:  # read above: it answers no accountId()
+                refuse_without_validators(chain, address)
             return kind_named(named, owner_validator=owner_validator, chain=chain)
     where = (
         f"{to_address(account)} has no code yet"
@@ -154,12 +154,11 @@ def check_kind(chain: Chain, kind: AccountKind, account: str) -> None:
     :class:`~keyscope.errors.UnsupportedAccountError` for a deployed account that is not an ERC-7579 account at
     all (:func:`~keyscope.accounts.capabilities.refuse_non_erc7579`), whatever the adapter."""
     address = to_address(account, name="account")
-    refuse_non_erc7579(chain, address, kind)  # no adapter drives an account that cannot install the module
+    found = refuse_non_erc7579(
+        chain, address, kind
+    )  # no adapter drives an account that cannot install the module
     prefix = kind.account_id_prefix
-    if not prefix:
-        return
-    found = account_id(chain, address)
-    if found is None or found.startswith(prefix):
+    if not prefix or found is None or found.startswith(prefix):
         return
     raise AccountSetupError(
         f"the account {address} reports accountId() {found!r}, but the {kind.name!r} adapter given is made for "
