@@ -468,3 +468,96 @@ def test_the_session_report_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net
         f"{label}: 0 of 5,000,000,000,000 base units used per day, 5,000,000,000,000 base units left"
     )
     assert not any("5 USDC" in line for line in judged.lines())
+
+
+def test_the_session_report_also_gives_a_token_limit_at_the_decimals_the_chain_gives(
+    net, project, deployer, harness, chain
+) -> None:
+    """A live session's token limit in ``owner.sessions()`` and ``keyscope sessions --node`` (:func:`list_sessions`,
+    the command's listing) read in base units only: a listing from the store alone has no chain to ask. With a
+    chain, the report also gives its amounts at the token's ``decimals()`` read there (as the dashboard does),
+    keeping the base units the module enforces and the dapp's label marked as unsigned; ``--json`` gains them as
+    ``scaled`` and leaves the other fields as they were. The grant's own (unsigned) 12 decimals are not used."""
+    from keyscope import Policy, SessionKey
+    from keyscope.cli.listing import list_sessions, session_lines
+    from keyscope.store import open_store
+
+    usdc = project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account)
+    usdc.mint(owner.account, 10 * 10**6, sender=deployer)
+    key = SessionKey.generate()
+    grant = owner.grant(
+        key,
+        [Policy.erc20_allowance(usdc.address, 5 * 10**12, "day", symbol="USDC", decimals=12)],
+        valid_for=3600,
+    )
+    session = net.session(grant, key, clock=lambda: chain.pending_timestamp)
+    session.execute(usdc.address, "transfer(address,uint256)", KEY, 4_200_000).wait()
+    enforced = (
+        "limit 0 ('USDC allowance', the dapp's unsigned label): 4,200,000 of 5,000,000,000,000 base units used per "
+        "day, 4,999,995,800,000 base units left"
+    )
+    scaled = (
+        "that is 4.2 of 5,000,000 USDC used, 4,999,995.8 USDC left, at the 6 decimals the token reports now"
+    )
+    (report,) = owner.sessions()
+    (line,) = report.limits
+    assert line.startswith(f"{enforced} ({scaled}); resets "), line
+    with open_store("memory://") as store:
+        store.put_grant(grant)
+        listing = list_sessions(net.chain, store)
+        assert any(x.startswith(f"  limit   {enforced} ({scaled}); resets ") for x in session_lines(listing))
+        ((row,),) = [judged["limits"] for judged in listing.to_dict()["sessions"]]
+    assert row["text"] == report.usage[0].enforced_text() and row["text"].startswith(f"{enforced}; resets ")
+    assert (row["amount"], row["used"], row["left"]) == (5 * 10**12, 4_200_000, 5 * 10**12 - 4_200_000)
+    assert row["scaled"] == {
+        "token": usdc.address,
+        "symbol": "USDC",
+        "decimals": 6,
+        "amount": "5000000",
+        "used": "4.2",
+        "left": "4999995.8",
+        "text": scaled,
+    }
+    json.dumps(row)
+
+
+@pytest.mark.parametrize("token", ["reverts", "claims 255"])
+def test_a_token_limit_whose_token_gives_no_decimals_stays_in_base_units_with_a_note(
+    net, project, deployer, token
+) -> None:
+    """A token whose ``decimals()`` reverts (``NoDecimalsToken``) or answers no number of decimals (255) cannot
+    scale a limit's amounts: the report shows the base units, says why, and raises nothing."""
+    from keyscope import Policy, SessionKey
+    from keyscope.cli.listing import list_sessions
+    from keyscope.store import open_store
+
+    if token == "reverts":
+        contract = project.NoDecimalsToken.deploy("No Decimals", "NOD", sender=deployer)
+    else:
+        contract = project.NamedToken.deploy("Many Decimals", "NOD", 255, sender=deployer)
+    owner = net.owner(LocalSigner.generate())
+    grant = owner.grant(
+        SessionKey.generate(),
+        [Policy.erc20_allowance(contract.address, 5 * 10**12, decimals=12)],
+        valid_for=3600,
+    )
+    note = f"the token {contract.address} gives no usable decimals(): base units only"
+    (report,) = owner.sessions()
+    assert report.limits == [
+        f"limit 0 ('token allowance', the dapp's unsigned label): 0 of 5,000,000,000,000 base units used over the "
+        f"session's life, 5,000,000,000,000 base units left ({note})"
+    ]
+    with open_store("memory://") as store:
+        store.put_grant(grant)
+        ((row,),) = [judged["limits"] for judged in list_sessions(net.chain, store).to_dict()["sessions"]]
+    assert row["scaled"] == {
+        "token": contract.address,
+        "symbol": "NOD",
+        "decimals": None,
+        "amount": None,
+        "used": None,
+        "left": None,
+        "text": note,
+    }

@@ -256,16 +256,20 @@ class LimitUsage:
             text += f"; resets {_when(self.resets_at)}"
         return text
 
-    def enforced_text(self) -> str:
+    def enforced_text(self, scaled: str | None = None) -> str:
         """What the owner reads of this row: the amounts as the module counts them (:func:`enforced_amount`), the
         grant's label marked as unsigned: ``limit 0 ("USDC allowance", the dapp's unsigned label): 4,200,000 of
-        5,000,000 base units used per day, 800,000 base units left; resets 2025-01-02 14:00 UTC``.
-        :meth:`describe` shows the grant's own unit and decimals, which only the dapp that wrote them vouches for."""
+        5,000,000 base units used per day, 800,000 base units left; resets 2025-01-02 14:00 UTC``. ``scaled``: words
+        put in brackets after what is left, such as the token's amounts at the decimals the chain gives
+        (:func:`keyscope.token_facts.scaled_usage`). :meth:`describe` shows the grant's own unit and decimals,
+        which only the dapp that wrote them vouches for."""
         limit = self.limit
         text = (
             f"{owner_label(limit, self.index)}: {enforced_amount(limit, self.used, unit=False)} of "
             f"{enforced_amount(limit, self.amount)} used {limit.per}, {enforced_amount(limit, self.left)} left"
         )
+        if scaled is not None:
+            text += f" ({scaled})"
         if self.resets_at is not None:
             text += f"; resets {_when(self.resets_at)}"
         return text

@@ -63,6 +63,7 @@ from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import warn_about_targets
+from .token_facts import cached_contract_facts
 from .userop import UserOperation
 
 if TYPE_CHECKING:
@@ -747,8 +748,10 @@ class Owner:
         made, ``grants``, and (with ``store``) the store's grants of this account, each with the store's marks set
         against the chain (:attr:`SessionReport.disagreements <keyscope.report.SessionReport.disagreements>`).
 
-        One round trip to the node per session. A store's grant that cannot be read is skipped with a
-        :class:`~keyscope.errors.KeyscopeWarning` naming it."""
+        One round trip to the node per session, one more for a live session with limits, and a few per token a
+        limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
+        also shown at the token's decimals, :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
+        A store's grant that cannot be read is skipped with a :class:`~keyscope.errors.KeyscopeWarning` naming it."""
         found: dict[bytes, SessionGrant] = {}
         for grant in [*self._granted.values(), *grants]:
             if grant.account == self.account:
@@ -764,7 +767,11 @@ class Owner:
                 marks[grant.session_id] = StoreMarks(
                     store.is_revoked(grant.session_id), store.is_enabled(grant.session_id)
                 )
-        return [report_from_chain(self.network, grant, store=marks.get(sid)) for sid, grant in found.items()]
+        contracts = cached_contract_facts(self.network.chain)
+        return [
+            report_from_chain(self.network, grant, store=marks.get(sid), contracts=contracts)
+            for sid, grant in found.items()
+        ]
 
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
         """Revoke a session (a grant or its id), enabled or not yet: it can never be used again."""

@@ -7,6 +7,7 @@ tools list; every status in it is judged by :func:`keyscope.module.session_statu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from .module import SessionStatus, read_limit_usage, read_session_state, session
 from .policy import AbiFunction, AbiType, parse_signature
 from .session import Permission, Rule
 from .signing_words import signing_lines
+from .token_facts import ContractFacts, ScaledLimit, cached_contract_facts, scale_limit
 
 __all__ = [
     "SessionReport",
@@ -116,6 +118,10 @@ class SessionReport:
     usage: tuple[LimitUsage, ...] = ()
     """What each limit of the session has used and has left, as the module counted it (read for a session
     judged on chain, active or not yet enabled, with limits; else empty)."""
+    scaled: tuple[ScaledLimit | None, ...] = ()
+    """Beside each row of ``usage``, a token limit's use at the decimals its token reported on chain when the
+    report was made, or why its amounts stay in base units (None: a limit of ETH, calls or operations, or of no
+    known token; empty when ``usage`` is)."""
 
     @property
     def session_id(self) -> str:
@@ -158,9 +164,13 @@ class SessionReport:
     def limits(self) -> list[str]:
         """Each limit in words: what it has used and has left when read from the module, else as granted; amounts
         as the module enforces them (base units of a token, ETH, calls), never in the grant's unsigned unit and
-        decimals, and the grant's label marked as unsigned (:meth:`~keyscope.limits.LimitUsage.enforced_text`)."""
+        decimals, and the grant's label marked as unsigned (:meth:`~keyscope.limits.LimitUsage.enforced_text`).
+        A token limit read from the module also gives its amounts at the token's decimals read from the chain
+        (:attr:`scaled`), or a note that the token gave none."""
         if self.usage:
-            return [row.enforced_text() for row in self.usage]
+            return [
+                row.enforced_text(None if scale is None else scale.text) for row, scale in self._scaled_rows()
+            ]
         return [str(limit_fields(limit, i)["text"]) for i, limit in enumerate(self.grant.session.limits)]
 
     @property
@@ -229,9 +239,15 @@ class SessionReport:
             "source": self.source,
             "permissions": self.permissions,
             "limits": (
-                [row.to_dict() for row in self.usage]
+                [
+                    {**row.to_dict(), "scaled": None if scale is None else scale.to_dict()}
+                    for row, scale in self._scaled_rows()
+                ]
                 if self.usage
-                else [limit_fields(limit, i) for i, limit in enumerate(self.grant.session.limits)]
+                else [
+                    {**limit_fields(limit, i), "scaled": None}
+                    for i, limit in enumerate(self.grant.session.limits)
+                ]
             ),
             "signing": self.signing,
             "co_signer": self.co_signer,
@@ -243,6 +259,10 @@ class SessionReport:
             "marked_enabled": None if self.store is None else self.store.enabled,
             "disagreements": self.disagreements,
         }
+
+    def _scaled_rows(self) -> list[tuple[LimitUsage, ScaledLimit | None]]:
+        scaled = self.scaled or (None,) * len(self.usage)
+        return list(zip(self.usage, scaled, strict=True))
 
     def lines(self) -> list[str]:
         """The report for people, one fact a line."""
@@ -279,16 +299,27 @@ def _window(grant: SessionGrant) -> str:
 
 
 def report_from_chain(
-    endpoints: Endpoints, grant: SessionGrant, *, store: StoreMarks | None = None, now: int | None = None
+    endpoints: Endpoints,
+    grant: SessionGrant,
+    *,
+    store: StoreMarks | None = None,
+    now: int | None = None,
+    contracts: Callable[[str], ContractFacts] | None = None,
 ) -> SessionReport:
     """The report of ``grant`` judged on chain (:func:`~keyscope.module.read_session_state`: one round trip, and
     one more for a usable session with limits, to read what each has used), with a store's marks to set against
-    it when given."""
+    it when given. A token limit's use is also given at the token's decimals
+    (:func:`~keyscope.token_facts.scale_limit`), read through ``contracts`` (a
+    :func:`~keyscope.token_facts.cached_contract_facts` a listing shares; by default one for this report): a few
+    more calls per token."""
     status, moment = read_session_state(endpoints, grant, now=now)
     usage: tuple[LimitUsage, ...] = ()
+    scaled: tuple[ScaledLimit | None, ...] = ()
     if grant.session.limits and status in (SessionStatus.ACTIVE, SessionStatus.NOT_YET_ENABLED):
         usage = read_limit_usage(endpoints, grant, now=moment)
-    return SessionReport(grant, status.value, moment, "chain", store, usage)
+        read = contracts if contracts is not None else cached_contract_facts(endpoints.chain)
+        scaled = tuple(scale_limit(row, grant.session, read) for row in usage)
+    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled)
 
 
 def report_from_store(grant: SessionGrant, marks: StoreMarks, *, now: int) -> SessionReport:

@@ -29,6 +29,7 @@ from ..report import (
 )
 from ..store import SessionStore
 from ..store.base import normalize_session_id
+from ..token_facts import cached_contract_facts
 from .output import describe_time, hex_of, one_line, table
 from .settings import _address_from, _NoBundler
 
@@ -178,6 +179,7 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
     chain_id = chain.chain_id()
     now = window_now(chain.block_timestamp())
     networks: dict[tuple[str, str], Endpoints] = {}
+    contracts = cached_contract_facts(chain)
     reports = []
     for grant in grants:
         marks = _marks(store, grant)
@@ -193,7 +195,7 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
         if not network.is_deployed(grant.module):
             reports.append(unjudged(grant, "no module", now=now, store=marks))
             continue
-        reports.append(report_from_chain(network, grant, store=marks, now=now))
+        reports.append(report_from_chain(network, grant, store=marks, now=now, contracts=contracts))
     return Listing(reports, unreadable)
 
 

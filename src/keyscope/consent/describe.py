@@ -2,7 +2,7 @@
 
 Everything is built from tables, so that a new kind of permission, rule or limit slots in with its words:
 
-* :data:`KNOWN_FUNCTIONS` -- functions known by their selector (ERC-20 ``transfer``/``approve``/..., ERC-721
+* :data:`KNOWN_FUNCTIONS` (from :mod:`keyscope.known_functions`) -- functions known by their selector (ERC-20 ``transfer``/``approve``/..., ERC-721
   ``setApprovalForAll``/...): their standard argument names, which arguments are token amounts, and the checks
   that raise warnings. Warnings go by selector and argument position, never by the names a request gives (those
   are the dapp's words, not signed).
@@ -24,10 +24,12 @@ from pydantic import BaseModel, ConfigDict
 from ..clock import utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import to_address
+from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
 from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, parse_signature
-from ..session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
+from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
+from ..token_facts import limit_token_address, scaled_by, scaled_usage
 from .tokens import ContractFacts, TokenFacts, format_amount, lookalike_notes, visible_text
 
 __all__ = [
@@ -43,8 +45,6 @@ __all__ = [
 ]
 
 NATIVE = "ETH"
-UNLIMITED = 2**255
-"""An amount bound at or above this is no bound: shown as unlimited."""
 NO_ACCOUNT = "0x" + "00" * 20
 """The account of a request described before its wallet connects (ERC-7715 without ``address``): never "this
 account" in the words, since a rule naming the zero address names no one's account."""
@@ -169,12 +169,6 @@ def _base_units(amount: int) -> str:
     return f"{amount:,} base unit{'' if amount == 1 else 's'}"
 
 
-def _scaled_by(decimals: int) -> str:
-    """Which decimals a token amount was shown at: the token's ``decimals()`` read when the grant is described,
-    which an upgradeable token can change (or a token misstate); the module enforces the base units."""
-    return f"at the {decimals} decimals the token reports now"
-
-
 def _rule_words(rule: Rule, ctx: _Context) -> str:
     """What ``rule`` asks (:data:`~keyscope.session.CONDITION_WORDS`), its values shown as the owner reads them
     (token amounts, this account, the session's own key). A token amount shows the base units the module enforces
@@ -187,107 +181,8 @@ def _rule_words(rule: Rule, ctx: _Context) -> str:
     if not scaled or token is None or token.decimals is None:
         return rule.requirement(shown)
     if len(shown) == 1:
-        return rule.requirement([f"{shown[0][:-1]} {_scaled_by(token.decimals)})"])
-    return f"{rule.requirement(shown)}, {_scaled_by(token.decimals)}"
-
-
-def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
-    """The most an unsigned argument at ``offset`` may be under ``rules`` (None: unbounded)."""
-    bound: int | None = None
-    for rule in rules:
-        if rule.offset != offset or rule.is_signed:
-            continue
-        op = rule.op
-        if op in (Condition.EQUAL, Condition.LESS_THAN_OR_EQUAL, Condition.ONE_OF):
-            most = max(rule.values)
-        elif op == Condition.LESS_THAN:
-            most = rule.values[0] - 1
-        elif op == Condition.IN_RANGE:
-            most = rule.values[1]
-        else:
-            continue
-        bound = most if bound is None else min(bound, most)
-    return bound
-
-
-def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:
-    """Whether the argument at ``offset`` is held to listed values (EQUAL or ONE_OF)."""
-    return any(r.offset == offset and r.op in (Condition.EQUAL, Condition.ONE_OF) for r in rules)
-
-
-# --------------------------------------------------------------------------------------------------
-# functions known by selector
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KnownFunction:
-    """A function known by its selector: its standard signature with argument names, the offsets of its token
-    amounts, and ``warn(permission, is_token)``, the warnings a permission for it raises."""
-
-    signature: str
-    amounts: tuple[int, ...] = ()
-    warn: Callable[[Permission, bool], list[tuple[str, str]]] = lambda p, token: []
-
-    @property
-    def selector(self) -> bytes:
-        return parse_signature(self.signature).selector
-
-
-def _transfer_warnings(
-    to_offset: int, amount_offset: int
-) -> Callable[[Permission, bool], list[tuple[str, str]]]:
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
-        found = []
-        if not _pinned(permission.rules, to_offset):
-            found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
-        if token and _bound(permission.rules, amount_offset) is None:
-            found.append(("caution", "no rule caps the amount of one call"))
-        return found
-
-    return warn
-
-
-def _approve_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
-    found = []
-    if not _pinned(permission.rules, 0):
-        found.append(
-            ("danger", "may approve ANY spender: no rule holds the spender to one you know, so a leaked session key "
-             "can let anyone take this token from the account")
-        )  # fmt: skip
-    bound = _bound(permission.rules, 32)
-    if bound is None or bound >= UNLIMITED:
-        found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
-    return found
-
-
-def _operator_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
-    revokes_only = any(
-        r.offset == 32 and r.op == Condition.EQUAL and r.values == (0,) for r in permission.rules
-    )
-    if revokes_only:
-        return []
-    who = "the operator its rule names" if _pinned(permission.rules, 0) else "ANY operator"
-    return [
-        ("danger", f"setApprovalForAll: may let {who} move EVERY token of this collection the account holds")
-    ]
-
-
-_KNOWN = [
-    KnownFunction("transfer(address to,uint256 amount)", (32,), _transfer_warnings(0, 32)),
-    KnownFunction("approve(address spender,uint256 amount)", (32,), _approve_warnings),
-    KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
-    KnownFunction("increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings),
-    KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
-    KnownFunction(
-        "safeTransferFrom(address from,address to,uint256 tokenId)", (), _transfer_warnings(32, 64)
-    ),
-    KnownFunction(
-        "safeTransferFrom(address from,address to,uint256 tokenId,bytes data)", (), _transfer_warnings(32, 64)
-    ),
-]
-KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
-"""Functions known by selector (add one here to give it words and warnings)."""
+        return rule.requirement([f"{shown[0][:-1]} {scaled_by(token.decimals)})"])
+    return f"{rule.requirement(shown)}, {scaled_by(token.decimals)}"
 
 
 def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFunction | None]:
@@ -456,7 +351,7 @@ def _limit_amount(limit: Limit, session: Session, facts: Facts | None) -> str:
     token = _limit_token(limit, session, facts)
     if token is not None and token.decimals is not None:
         shown = format_amount(amount, token.decimals, token.symbol)
-        return f"{shown} ({_base_units(amount)} {_scaled_by(token.decimals)})"
+        return f"{shown} ({_base_units(amount)} {scaled_by(token.decimals)})"
     return _base_units(amount)
 
 
@@ -464,20 +359,11 @@ def _limit_token(limit: Limit, session: Session, facts: Facts | None) -> TokenFa
     """The token whose amounts an AMOUNT limit counts, as the chain says it is now: when all its meters read a known
     token function's amount on one token with decimals (None otherwise: its amounts are base units of nothing
     known)."""
-    if limit.op != LimitKind.AMOUNT or facts is None:
+    address = limit_token_address(limit, session) if facts is not None else None
+    if facts is None or address is None:
         return None
-    targets = {session.permissions[m.permission].target for m in limit.meters}
-    if len(targets) != 1:
-        return None
-    token = facts.contract(next(iter(targets))).token
-    known = [_function(session.permissions[m.permission])[2] for m in limit.meters]
-    if (
-        token is not None
-        and token.decimals is not None
-        and all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True))
-    ):
-        return token
-    return None
+    token = facts.contract(address).token
+    return token if token is not None and token.decimals is not None else None
 
 
 def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) -> str:
@@ -492,15 +378,9 @@ def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) 
         f"{enforced_amount(limit, usage.amount)} used {limit.per}, {enforced_amount(limit, usage.left)} left"
     )
     token = _limit_token(limit, session, facts)
-    if token is not None and token.decimals is not None and usage.amount < UNLIMITED:
-
-        def read(n: int, symbol: str | None = None) -> str:
-            return format_amount(n, token.decimals, symbol)
-
-        text += (
-            f" (that is {read(usage.used)} of {read(usage.amount, token.symbol)} used, "
-            f"{read(usage.left, token.symbol)} left, {_scaled_by(token.decimals)})"
-        )
+    scaled = scaled_usage(usage, token) if token is not None else None
+    if scaled is not None:
+        text += f" ({scaled})"
     if usage.resets_at is not None:
         text += f"; resets {utc_text(usage.resets_at)}"
     return visible_text(text)

@@ -36,10 +36,11 @@ from ..hexutil import to_address, to_bytes
 from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
+from ..token_facts import cached_contract_facts
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
-from .tokens import contract_facts, module_checker
+from .tokens import module_checker
 
 __all__ = ["ConsentServer"]
 
@@ -137,13 +138,7 @@ class ConsentServer(BackgroundServer):
 
     def facts(self, account: str) -> Facts:
         """What the chain says of contracts and of ``account``'s modules, for the words of a grant."""
-        cache: dict[str, Any] = {}
-
-        def contract(address: str) -> Any:
-            if address not in cache:
-                cache[address] = contract_facts(self.network.chain, address)
-            return cache[address]
-
+        contract = cached_contract_facts(self.network.chain)
         return Facts(contract, module_checker(self.network.chain, account), self.network.entry_point)
 
     def describe(self, grant: SessionGrant) -> GrantDescription:

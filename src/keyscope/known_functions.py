@@ -1,0 +1,115 @@
+"""Functions known by their selector (ERC-20 ``transfer``/``approve``/..., ERC-721 ``setApprovalForAll``/...):
+their standard argument names, which arguments are token amounts, and the checks that raise warnings on a
+permission for them. Warnings go by selector and argument position, never by the names a request gives (those are
+the dapp's words, not signed).
+
+The consent page's words (:mod:`keyscope.consent.describe`) and the session report's token amounts
+(:mod:`keyscope.token_facts`) read this one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .policy import parse_signature
+from .session import Condition, Permission, Rule
+
+__all__ = ["KNOWN_FUNCTIONS", "UNLIMITED", "KnownFunction"]
+
+UNLIMITED = 2**255
+"""An amount bound at or above this is no bound: shown as unlimited."""
+
+
+def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
+    """The most an unsigned argument at ``offset`` may be under ``rules`` (None: unbounded)."""
+    bound: int | None = None
+    for rule in rules:
+        if rule.offset != offset or rule.is_signed:
+            continue
+        op = rule.op
+        if op in (Condition.EQUAL, Condition.LESS_THAN_OR_EQUAL, Condition.ONE_OF):
+            most = max(rule.values)
+        elif op == Condition.LESS_THAN:
+            most = rule.values[0] - 1
+        elif op == Condition.IN_RANGE:
+            most = rule.values[1]
+        else:
+            continue
+        bound = most if bound is None else min(bound, most)
+    return bound
+
+
+def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:
+    """Whether the argument at ``offset`` is held to listed values (EQUAL or ONE_OF)."""
+    return any(r.offset == offset and r.op in (Condition.EQUAL, Condition.ONE_OF) for r in rules)
+
+
+@dataclass(frozen=True)
+class KnownFunction:
+    """A function known by its selector: its standard signature with argument names, the offsets of its token
+    amounts, and ``warn(permission, is_token)``, the warnings a permission for it raises."""
+
+    signature: str
+    amounts: tuple[int, ...] = ()
+    warn: Callable[[Permission, bool], list[tuple[str, str]]] = lambda p, token: []
+
+    @property
+    def selector(self) -> bytes:
+        return parse_signature(self.signature).selector
+
+
+def _transfer_warnings(
+    to_offset: int, amount_offset: int
+) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        found = []
+        if not _pinned(permission.rules, to_offset):
+            found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
+        if token and _bound(permission.rules, amount_offset) is None:
+            found.append(("caution", "no rule caps the amount of one call"))
+        return found
+
+    return warn
+
+
+def _approve_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    found = []
+    if not _pinned(permission.rules, 0):
+        found.append(
+            ("danger", "may approve ANY spender: no rule holds the spender to one you know, so a leaked session key "
+             "can let anyone take this token from the account")
+        )  # fmt: skip
+    bound = _bound(permission.rules, 32)
+    if bound is None or bound >= UNLIMITED:
+        found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
+    return found
+
+
+def _operator_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
+    revokes_only = any(
+        r.offset == 32 and r.op == Condition.EQUAL and r.values == (0,) for r in permission.rules
+    )
+    if revokes_only:
+        return []
+    who = "the operator its rule names" if _pinned(permission.rules, 0) else "ANY operator"
+    return [
+        ("danger", f"setApprovalForAll: may let {who} move EVERY token of this collection the account holds")
+    ]
+
+
+_KNOWN = [
+    KnownFunction("transfer(address to,uint256 amount)", (32,), _transfer_warnings(0, 32)),
+    KnownFunction("approve(address spender,uint256 amount)", (32,), _approve_warnings),
+    KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
+    KnownFunction("increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings),
+    KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
+    KnownFunction(
+        "safeTransferFrom(address from,address to,uint256 tokenId)", (), _transfer_warnings(32, 64)
+    ),
+    KnownFunction(
+        "safeTransferFrom(address from,address to,uint256 tokenId,bytes data)", (), _transfer_warnings(32, 64)
+    ),
+]
+KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
+"""Functions known by selector (add one here to give it words and warnings)."""
