@@ -42,6 +42,7 @@ from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 from support.signatures import forge_typed_data
 from support.smuggling import smuggling_encodings
 
@@ -56,16 +57,9 @@ def session_fixtures_first(sessions, target, nft, module):
 
 
 @pytest.fixture
-def account(sessions, owner):
-    """A keyscope account with the module installed, holding 5 ether."""
-    address = sessions.account(owner)
-    sessions.h.fund(address, 4 * ETHER)
-    return address
-
-
-@pytest.fixture
-def attacker():
-    return LocalSigner.generate().address
+def account(module_account):
+    """A keyscope account with the module installed, holding 5 ether (support.session_fixtures)."""
+    return module_account
 
 
 def grant(sessions, account, owner, key, *permissions: Permission, **fields) -> Session:

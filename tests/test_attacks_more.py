@@ -45,6 +45,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 
 ETHER = 10**18
 GWEI = 10**9
@@ -70,16 +71,9 @@ def reentrant(project, deployer):
 
 
 @pytest.fixture
-def account(sessions, owner):
-    """A keyscope account with the module installed, holding 5 ether."""
-    address = sessions.account(owner)
-    sessions.h.fund(address, 4 * ETHER)
-    return address
-
-
-@pytest.fixture
-def attacker():
-    return LocalSigner.generate().address
+def account(module_account):
+    """A keyscope account with the module installed, holding 5 ether (support.session_fixtures)."""
+    return module_account
 
 
 def grant(sessions, account, owner, key, permissions, **fields) -> tuple[Session, bytes]:

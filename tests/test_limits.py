@@ -31,6 +31,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 
 ETHER = 10**18
 DAY = 86400
@@ -48,17 +49,10 @@ def token(project, deployer):
 
 
 @pytest.fixture
-def account(sessions, owner, token):
-    """A keyscope account with the module installed, 5 ether and 100 tokens."""
-    address = sessions.account(owner)
-    sessions.h.fund(address, 4 * ETHER)
-    token.mint(address, 100 * ETHER, sender=sessions.h.funder)
-    return address
-
-
-@pytest.fixture
-def attacker():
-    return LocalSigner.generate().address
+def account(module_account, sessions, token):
+    """A keyscope account with the module installed (support.session_fixtures), 5 ether and 100 tokens."""
+    token.mint(module_account, 100 * ETHER, sender=sessions.h.funder)
+    return module_account
 
 
 def grant(sessions, account, owner, key, permissions, limits=(), **fields) -> tuple[Session, bytes]:
