@@ -233,7 +233,8 @@ class SessionAccount:
 
     def status(self) -> SessionReport:
         """Where the session stands on chain: its status, its permissions in words, its window and the time left
-        (one round trip to the node). ``str()`` of the result reads well."""
+        (one round trip to the node; for a session with limits, one more, and a few calls per token limit to read
+        its token's decimals and symbol). ``str()`` of the result reads well."""
         now = int(self._clock()) if self._clock is not None else None
         return report_from_chain(self.network, self.grant, now=now)
 
