@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 
+from ..accounts.modules import module_of
 from ..chain import Chain
 from ..errors import CallRevertedError, TransportError
 from ..hexutil import keccak, to_address
@@ -189,27 +189,14 @@ def format_amount(amount: int, decimals: int | None, symbol: str | None) -> str:
     return f"{whole:,}{'.' + digits if digits else ''}{unit}"
 
 
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-MODULE_TYPES = (1, 2, 3, 4)
-"""ERC-7579 module types: validator, executor, fallback handler, hook."""
-
-
-def module_checker(chain: Chain, account: str) -> Callable[[str], bool]:
-    """``is_module(address)``: whether ``address`` is installed on the deployed ``account`` as a module of any
-    ERC-7579 type (False while the account has no code)."""
+def module_checker(chain: Chain, account: str) -> Callable[[str], str | None]:
+    """``is_module(address)``: the session module's verdict on ``address`` for the deployed ``account``
+    (:func:`~keyscope.accounts.modules.module_of`: a module type's name, ``UNANSWERED``, None when it is not a
+    module; None too while the account has no code)."""
     owner = to_address(account)
     deployed = bool(chain.get_code(owner))
 
-    def is_module(address: str) -> bool:
-        if not deployed:
-            return False
-        for module_type in MODULE_TYPES:
-            data = _IS_MODULE_INSTALLED + abi_encode(
-                ["uint256", "address", "bytes"], [module_type, to_address(address), b""]
-            )
-            answer = _read(chain, owner, data)
-            if answer is not None and len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1:
-                return True
-        return False
+    def is_module(address: str) -> str | None:
+        return module_of(chain, owner, to_address(address)) if deployed else None
 
     return is_module
