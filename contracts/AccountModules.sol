@@ -19,7 +19,8 @@ library AccountModules {
     /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
     ///      (4) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
     ///      has every account answer the validator question: an account that does not (a revert, no such function,
-    ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`. Any other question
+    ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code
+    ///      (an account initialised by its proxy's constructor installs its modules before it has code to answer). Any other question
     ///      unanswered is taken to say no, as some accounts revert on it; a hook question unanswered is asked again
     ///      with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no selector): it reverts on an
     ///      empty context. Fallback handlers (type 3) and Safe7579's selector hooks are installed per selector and
@@ -47,7 +48,8 @@ library AccountModules {
                 }
                 if iszero(answered) {
                     if eq(t, 1) {
-                        unanswered := 1
+                        // an account being created has no code yet, and answers nothing: as before it is created
+                        unanswered := gt(extcodesize(account), 0)
                         break
                     }
                     if and(eq(t, 4), iszero(mload(add(m, 100)))) {
