@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
+import {ISessionKeyValidatorTypes} from "./interfaces/ISessionKeyValidator.sol";
+
 /// @title AccountModules
 /// @notice What an account says of its modules, asked as views: ERC-7579 `isModuleInstalled` and Safe's
 ///         `isModuleEnabled`. Used where a session must not reach another module of the account: a call target
@@ -15,16 +17,57 @@ library AccountModules {
     bytes4 internal constant IS_TARGET_OF_LIVE_SESSION = 0xb9614040;
 
     /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
-    ///      (4) (ERC-7579 `isModuleInstalled`), or a Safe module (0, `isModuleEnabled`). An account that does not
-    ///      answer (no such function, a revert) is taken to say no.
-    function moduleOf(address account, address target) internal view returns (bool, uint256) {
-        for (uint256 moduleType = 1; moduleType <= 4; ++moduleType) {
-            if (moduleType == 3) continue; // fallback handlers are installed per selector: see the threat model
-            if (asks(account, abi.encodeWithSelector(IS_MODULE_INSTALLED, moduleType, target, ""))) {
-                return (true, moduleType);
+    ///      (4) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
+    ///      has every account answer the validator question: an account that does not (a revert, no such function,
+    ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code
+    ///      (an account initialised by its proxy's constructor installs its modules before it has code to answer). Any other question
+    ///      unanswered is taken to say no, as some accounts revert on it; a hook question unanswered is asked again
+    ///      with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no selector): it reverts on an
+    ///      empty context. Fallback handlers (type 3) and Safe7579's selector hooks are installed per selector and
+    ///      not asked about: see the threat model.
+    function moduleOf(address account, address target) internal view returns (bool isModule, uint256 moduleType) {
+        bool unanswered;
+        assembly ("memory-safe") {
+            // isModuleInstalled(t, target, context) at m: the context's length at m + 100, its two words after it
+            let m := mload(0x40)
+            mstore(m, shl(224, 0x112d3a7d)) // IS_MODULE_INSTALLED
+            mstore(add(m, 36), target)
+            mstore(add(m, 68), 0x60)
+            mstore(add(m, 100), 0)
+            mstore(add(m, 132), 0)
+            mstore(add(m, 164), 0)
+            let t := 1
+            for {} 1 {} {
+                mstore(add(m, 4), t)
+                let ok := staticcall(gas(), account, m, add(132, mload(add(m, 100))), 0, 32)
+                let answered := and(ok, and(gt(returndatasize(), 31), lt(mload(0), 2)))
+                if and(answered, eq(mload(0), 1)) {
+                    isModule := 1
+                    moduleType := t
+                    break
+                }
+                if iszero(answered) {
+                    if eq(t, 1) {
+                        // an account being created has no code yet, and answers nothing: as before it is created
+                        unanswered := gt(extcodesize(account), 0)
+                        break
+                    }
+                    if and(eq(t, 4), iszero(mload(add(m, 100)))) {
+                        mstore(add(m, 100), 64)
+                        continue
+                    }
+                }
+                if eq(t, 4) { break }
+                t := shl(1, t)
+            }
+            if iszero(or(isModule, unanswered)) {
+                mstore(m, shl(224, 0x2d9ad53d)) // IS_MODULE_ENABLED
+                mstore(add(m, 4), target)
+                let ok := staticcall(gas(), account, m, 36, 0, 32)
+                isModule := and(ok, and(gt(returndatasize(), 31), eq(mload(0), 1)))
             }
         }
-        return (asks(account, abi.encodeWithSelector(IS_MODULE_ENABLED, target)), 0);
+        if (unanswered) revert ISessionKeyValidatorTypes.ModuleQueryUnanswered(account, target);
     }
 
     /// @dev Whether `validator`, a validator installed on `account`, says a live session of the account may call

@@ -273,6 +273,12 @@ interface ISessionKeyValidatorTypes {
     ///         configuration per calling account, so a call from the account could reconfigure it.
     error PermissionTargetIsModule(uint256 permissionIndex, address target, uint256 moduleType);
 
+    /// @notice `account` gave no answer (a revert, no such function, not a bool) when asked
+    ///         `isModuleInstalled(1, target, "")`: ERC-7579 has every account answer it, and without an answer the
+    ///         module cannot tell whether `target` (a call target, a signing domain, a signature's verifier) is one
+    ///         of the account's validators, so it refuses.
+    error ModuleQueryUnanswered(address account, address target);
+
     /// @notice The session has `count` limits, more than MAX_LIMITS.
     error TooManyLimits(uint256 count);
 

@@ -23,7 +23,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import installed_module, module_questions
+from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -33,6 +33,7 @@ from .clock import window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .errors import (
+    AccountSetupError,
     BadInputError,
     BundlerRejectedError,
     CallRevertedError,
@@ -524,25 +525,39 @@ class Owner:
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
         questions = module_questions(self.kind, self.account, addresses)
+        epoch_call = (net.module, epoch_of_data(self.account))
+        code_of = addresses if known else [self.account, *addresses]
         try:
             (epoch, *answers), codes, now = read_many(
-                net.chain,
-                [(net.module, epoch_of_data(self.account)), *questions],
-                codes=(addresses if known else [self.account, *addresses]),
-                timestamp=clock,
+                net.chain, [epoch_call, *questions], codes=code_of, timestamp=clock
             )
-        except CallRevertedError:  # an account refusing isModuleInstalled is named as such
-            refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
-            raise
+        except CallRevertedError:
+            # a question the account reverts on: asked one by one, as the module asks them
+            (epoch,), codes, now = read_many(net.chain, [epoch_call], codes=code_of, timestamp=clock)
+            answers = None
         if not known:
             deployed, codes = bool(codes[0]), codes[1:]
         else:
             deployed = True
         if deployed:
             self._builder.deployed.add(self.account)
-        found = installed_module(questions, answers)
-        if found is not None:
-            raise BadInputError(_module_target_message(found[0], self.account, found[1]))
+            if answers is not None:
+                found = installed_module(questions, answers)
+            else:
+                found = next(
+                    ((a, verdict) for a in addresses if (verdict := module_of(net.chain, self.account, a))),
+                    None,
+                )
+            if found is not None and found[1] == UNANSWERED:
+                refuse_silent_module_queries(net.chain, self.kind, self.account, found[0])
+                raise AccountSetupError(  # it answered since: the module would have refused the grant
+                    f"the account {self.account} gave no answer when asked isModuleInstalled(1, {found[0]}, 0x): "
+                    "the module refuses a grant naming it (ModuleQueryUnanswered); nothing was signed or sent",
+                    account=self.account,
+                    kind=self.kind.name,
+                )
+            if found is not None:
+                raise BadInputError(_module_target_message(found[0], self.account, found[1]))
         return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:

@@ -19,7 +19,7 @@ from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
-from .accounts.modules import installed_module, module_questions
+from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -699,7 +699,15 @@ class SessionAccount:
         questions = [] if target is None else module_questions(self.kind, self.grant.account, [target])
         if not calls and not questions:
             return
-        answers = read_many(self.network.chain, [*calls, *questions]).results
+        try:
+            answers = read_many(self.network.chain, [*calls, *questions]).results
+        except CallRevertedError:
+            # a question the account reverts on: asked one by one, as the module asks them
+            answers = read_many(self.network.chain, calls).results if calls else []
+            verdict = module_of(self.network.chain, self.grant.account, target) if target else None
+            questions = []
+        else:
+            verdict = None
         if calls:
             self._enabled = decode_bool(answers[0])
             if not self._enabled:
@@ -710,6 +718,18 @@ class SessionAccount:
                     "0x" + self.grant.session_id.hex(),
                 )
         found = installed_module(questions, answers[len(calls) :]) if questions else None
+        if verdict is not None:
+            found = (str(target), verdict)
+        if found is not None and found[1] == UNANSWERED:
+            raise SignatureRefusedError(
+                f"nothing was signed: the account {self.grant.account} gives no answer when asked "
+                f"isModuleInstalled(1, {target}, 0x) (ERC-7579 has every account answer it), so the module cannot "
+                "tell whether the typed data's verifying contract is one of its validators and refuses a session's "
+                "signature to it",
+                reason="ModuleQueryUnanswered",
+                session_id="0x" + self.grant.session_id.hex(),
+                permission_index=permission_index,
+            )
         if found is not None:
             raise SignatureRefusedError(
                 f"nothing was signed: the typed data's verifying contract {target} is a {found[1]} module of the "

@@ -52,6 +52,7 @@ from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
+    CallRevertedError,
     GasCostTooHighError,
     InvalidGrantSignatureError,
     KeyscopeError,
@@ -896,7 +897,7 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
     """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
-    once for each distinct target, ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
+    once for each distinct target (the hook twice on Safe7579), ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
     account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
     from keyscope.errors import BadInputError
     from support.erc7562 import Erc7562Checker
@@ -921,7 +922,8 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         c for c in report.trace.phase("account").calls
         if c.target == owner.account and c.input[:4] in (bytes.fromhex("112d3a7d"), bytes.fromhex("2d9ad53d"))
     ]  # fmt: skip
-    assert len(asked) == 4, report.summary()
+    # Safe7579 reverts on the hook question's empty context: asked again with its global hook's context
+    assert len(asked) == (5 if kind_name == "safe7579" else 4), report.summary()
     assert session.send(op).wait().success
 
     aimed = [Policy.call(validator, "onInstall(bytes data)")]
@@ -939,6 +941,81 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     assert "AA23" in str(rejected.value), rejected.value
     if kind_name != "safe7579":  # Safe7579 replaces the module's revert data with its own
         assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value
+
+
+def _is_module_installed(module_type: int, module: str, context: bytes) -> bytes:
+    return keccak(b"isModuleInstalled(uint256,address,bytes)")[:4] + abi_encode(
+        ["uint256", "address", "bytes"], [module_type, module, context]
+    )
+
+
+def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
+    stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """Safe7579 answers ``isModuleInstalled(4, hook, context)`` only with a context giving a hook type and a
+    selector: it reverts on the empty one the module asks first, which reads as "no" (attack 141). The module asks
+    again with a zero context (hook type GLOBAL), which finds the account's global hook: a grant calling it, or
+    signing for it, is refused, by the SDK, the consent page and the module. A hook installed for one selector only
+    is not found (the residual: the account answers for the selector asked about, and nobody can list them)."""
+    from keyscope.consent.tokens import module_checker
+    from keyscope.errors import BadInputError
+    from keyscope.module import enable_session_data
+
+    net = network_for(stack, contracts.kind("safe7579"))
+    net.kind = contracts.kind("safe7579", net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)
+    account = owner.account
+    hook, selector_hook = (
+        deploy_code(stack.node, stack.deployer.address, build_bytecode("RecordingHook"), "a hook")
+        for _ in range(2)
+    )
+    install = keccak(b"installModule(uint256,address,bytes)")[:4]
+    execute = keccak(b"execute(bytes32,bytes)")[:4]
+    for module, hook_type, selector in ((hook, 0, bytes(4)), (selector_hook, 1, execute)):
+        data = abi_encode(["uint8", "bytes4", "bytes"], [hook_type, selector, b"\1"])
+        owner.execute(
+            Call(account, 0, install + abi_encode(["uint256", "address", "bytes"], [4, module, data]))
+        ).wait()
+    chain = RpcChain(stack.rpc_url)
+    with pytest.raises(CallRevertedError):  # Safe7579 decodes the context: an empty one reverts
+        chain.call(account, _is_module_installed(4, hook, b""))
+    assert int.from_bytes(chain.call(account, _is_module_installed(4, hook, bytes(64))), "big") == 1
+    selector_context = abi_encode(["uint8", "bytes4"], [1, execute])
+    assert (
+        int.from_bytes(chain.call(account, _is_module_installed(4, selector_hook, selector_context)), "big")
+        == 1
+    )
+
+    aimed = [Policy.call(hook, "onInstall(bytes data)")]
+    with pytest.raises(BadInputError, match="a hook module of the account"):
+        owner.grant(SessionKey.generate(), aimed, valid_for=3600)
+    assert module_checker(net.chain, account)(hook) == "hook"
+    session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed))
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(stack.module, enable_session_data(session), sender=account)
+    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+        :4
+    ] + abi_encode(["uint256", "address", "uint256"], [0, hook, 4])
+    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(
+            stack.module,
+            verify + abi_encode(["address", "address", "bytes32", "bytes"], [account, hook, bytes(32), b""]),
+        )
+    assert refused.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
+        ["address"], [hook]
+    )
+
+    # the residual: a hook installed for one selector is not asked about, and a grant on it is enabled
+    assert module_checker(net.chain, account)(selector_hook) is None
+    session = Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        permissions=(Policy.call(selector_hook, "onInstall(bytes data)"),),
+    )
+    chain.call(stack.module, enable_session_data(session), sender=account)
 
 
 # -- OpenZeppelin's AccountERC7579 as it comes: validators in a set, no factory, an accountId of its own --------

@@ -45,6 +45,7 @@ from keyscope.module import INVALIDATE_ALL_SESSIONS
 from keyscope.network import Network
 from keyscope.revert import describe_revert
 from keyscope.rpc import JsonRpcError
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from keyscope.sponsor.local import LocalSponsor
 from keyscope.sponsor.policy import SponsorshipPolicy
@@ -341,10 +342,12 @@ def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it
     net: Network, stack: LocalStack, other_delegate: str
 ) -> None:
     """Without keyscope's SDK: the EOA used the session module under other code, then delegates to keyscope's
-    delegate and installs the module itself. The delegate's install clears the module's state first."""
+    delegate and installs the module itself. The delegate's install clears the module's state first. (Under code
+    that answers no ``isModuleInstalled``, as ``Simple7702Account``, the module refuses a call permission or a signing
+    domain, ``ModuleQueryUnanswered``: what such code can leave behind is a session signing in to a website.)"""
     eoa = new_eoa(stack)
     key = SessionKey.generate()
-    session = net.eoa(eoa).session_for(key, mint_policy(stack, eoa.address), valid_for=3600)
+    session = Session(session_key=key.address, valid_until=2**40, sign_in=("example.com",))
     session_id = session.session_id(eoa.address, 0)
 
     nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)

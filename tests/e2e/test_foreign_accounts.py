@@ -39,7 +39,7 @@ from keyscope import (
 from keyscope.accounts import ERC7579AccountKind, detect_kind
 from keyscope.chain import RpcChain
 from keyscope.devnode import send_transaction
-from keyscope.errors import AccountSetupError, SessionError, UnsupportedAccountError
+from keyscope.errors import AccountSetupError, CallRevertedError, SessionError, UnsupportedAccountError
 from keyscope.execution import Call
 from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
 from keyscope.local import LocalStack
@@ -423,13 +423,23 @@ def session_active(stack: LocalStack, account: str, session_id: bytes) -> bool:
     return int.from_bytes(_call(stack, stack.module, data), "big") == 1
 
 
+def refusal_of(stack: LocalStack, to: str, data: bytes) -> bytes:
+    """The revert data of an ``eth_call`` that must revert."""
+    with pytest.raises(CallRevertedError) as reverted:
+        RpcChain(stack.rpc_url).call(to, data)
+    return reverted.value.data
+
+
 @pytest.mark.parametrize("quirks", [NONE, VALIDATOR_QUERY_REVERTS])
-def test_residual_the_module_takes_an_unanswered_is_module_installed_as_no(
+def test_the_module_refuses_a_grant_on_an_account_that_does_not_answer_is_module_installed(
     stack: LocalStack, owner_validator: str, quirky: Callable[[int, LocalSigner], str], quirks: int
 ) -> None:
     """What the SDK's refusal above stands in for: an owner who enables, without keyscope's SDK, a session calling
-    one of the account's validators. An account answering ``isModuleInstalled`` gets ``PermissionTargetIsModule``
-    (attack 52); one that reverts gets the session enabled, a call into its validator granted."""
+    one of the account's validators, or signing in its domain, and a verifier that is one of them. An account
+    answering ``isModuleInstalled`` gets ``PermissionTargetIsModule``, ``ForbiddenSigningDomain`` and
+    ``SignatureSenderForbidden`` (attacks 52, 85); one that reverts on the validator question (ERC-7579 says it
+    must answer) gets ``ModuleQueryUnanswered(account, target)`` for each (attack 129): the module cannot tell its
+    validators from other contracts. Without the module's check the session calling the validator is enabled."""
     signer = LocalSigner.generate()
     account = quirky(quirks, signer)
     net = generic(stack, owner_validator)
@@ -439,17 +449,38 @@ def test_residual_the_module_takes_an_unanswered_is_module_installed_as_no(
     owner.execute(
         [install, owner.kind.install_validator_call(account, second, to_bytes(signer.address))]
     ).wait()
-    session = Session(
+    unanswered = "ModuleQueryUnanswered" if quirks else None
+    calling = Session(
         session_key=SessionKey.generate().address,
         valid_until=2**40,
         salt=1,
         permissions=(Policy.call(second, "onInstall(bytes data)"),),
     )
-    enable = Call(stack.module, 0, enable_session_data(session))
-    if quirks == NONE:
-        with pytest.raises(BundlerRejectedError, match="PermissionTargetIsModule"):
-            owner.execute(enable)
+    signing = Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        salt=2,
+        typed_data_permissions=(
+            Policy.typed_data(
+                {"name": "Second", "verifyingContract": second},
+                {"Note": [{"name": "n", "type": "uint256"}]},
+                "Note",
+            ),
+        ),
+    )
+    for session, answered in ((calling, "PermissionTargetIsModule"), (signing, "ForbiddenSigningDomain")):
+        with pytest.raises(BundlerRejectedError, match=unanswered or answered):
+            owner.execute(Call(stack.module, 0, enable_session_data(session)))
         assert not session_active(stack, account, session.session_id(account, owner.epoch()))
-    else:
-        owner.execute(enable).wait()
-        assert session_active(stack, account, session.session_id(account, owner.epoch()))
+
+    # ERC-1271: the verifier (``sender``) is asked about before the signature is read
+    ask = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4] + abi_encode(
+        ["address", "address", "bytes32", "bytes"], [account, second, bytes(32), b""]
+    )
+    expected = (
+        keccak(b"ModuleQueryUnanswered(address,address)")[:4]
+        + abi_encode(["address", "address"], [account, second])
+        if quirks
+        else keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(["address"], [second])
+    )
+    assert refusal_of(stack, stack.module, ask) == expected

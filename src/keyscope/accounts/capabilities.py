@@ -81,33 +81,39 @@ def refuse_without_validators(chain: Chain, account: str, kind: AccountKind | No
 
 
 def refuse_silent_module_queries(chain: Chain, kind: AccountKind, account: str, module: str) -> None:
-    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` reverts when asked
-    ``isModuleInstalled(1, module, "")``. ERC-7579 says it answers; keyscope reads whether the session module is
-    installed from it, and the session module refuses a grant whose call target is one of the account's modules
-    only when the account says so (a revert reads as "no"): on such an account a grant could hand a session a
-    call into the owner's validator. keyscope refuses such accounts."""
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` gives no answer (a revert, an
+    answer that is not a bool) when asked ``isModuleInstalled(1, module, "")``. ERC-7579 says it answers; keyscope
+    reads whether the session module is installed from it, and the session module refuses a grant whose call target,
+    signing domain or verifier such an account is asked about (``ModuleQueryUnanswered``): it cannot tell the
+    account's validators from other contracts. keyscope refuses such accounts before anything is signed."""
     address = to_address(account, name="account")
     data = _IS_MODULE_INSTALLED + abi_encode(
         ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), b""]
     )
     try:
-        chain.call(address, data)
+        answer = chain.call(address, data)
     except CallRevertedError as error:
-        found = account_id(chain, address)
-        raise AccountSetupError(
-            f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) reverts when "
-            f"asked isModuleInstalled(1, {to_address(module)}, 0x) ({error.description}): keyscope cannot tell "
-            "whether the session module is installed, and the session module cannot tell the account's "
-            "validators from other call targets, so it could not refuse a grant that calls one (the owner's "
-            "validator, say). keyscope does not grant sessions on such an account; nothing was signed or sent",
-            account=address,
-            account_id=found,
-            kind=kind.name,
-            validator=kind.owner_validator,
-        ) from None
+        refusal, detail = "reverts", f" ({error.description})"
     except Exception as error:
         if unreachable(error):
             raise
+        return
+    else:
+        if len(answer) >= 32 and int.from_bytes(answer[:32], "big") < 2:
+            return
+        refusal, detail = f"answers 0x{answer.hex()} (not a bool)", ""
+    found = account_id(chain, address)
+    raise AccountSetupError(
+        f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) {refusal} when asked "
+        f"isModuleInstalled(1, {to_address(module)}, 0x){detail}: keyscope cannot tell whether the session module "
+        "is installed, and the session module cannot tell the account's validators from other call targets, so it "
+        "refuses every grant naming one (ModuleQueryUnanswered). keyscope does not grant sessions on such an "
+        "account; nothing was signed or sent",
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    ) from None
 
 
 def refuse_batch_mode(chain: Chain, kind: AccountKind, account: str, mode: bytes) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..accounts.modules import UNANSWERED
 from ..clock import utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import to_address
@@ -115,10 +116,12 @@ class GrantDescription(_Model):
 @dataclass(frozen=True)
 class Facts:
     """What the chain says, as the describer needs it: ``contract(address)`` (code and token claims) and
-    ``is_module(address)`` (installed on the account as a module of any type)."""
+    ``is_module(address)``: the session module's verdict on ``address`` for the account (a module type's name, or
+    :data:`~keyscope.accounts.modules.UNANSWERED` when the account does not answer the validator question; None when
+    it is not a module)."""
 
     contract: Callable[[str], ContractFacts]
-    is_module: Callable[[str], bool]
+    is_module: Callable[[str], str | None]
     entry_point: str | None = None
 
 
@@ -486,20 +489,32 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
                 GrantWarning(level="danger", text=f"{target} is the EntryPoint: the session may withdraw the account's "
                         "deposit there", permission=index)
             )  # fmt: skip
-        elif target != account and facts.is_module(target):
-            warnings.append(
-                GrantWarning(level="danger", text=f"{target} is a module installed on this account: calls to it can "
-                        "change how the account is controlled", permission=index)
-            )  # fmt: skip
+        elif target != account and (verdict := facts.is_module(target)):
+            text = (
+                _unanswered(account, target)
+                if verdict == UNANSWERED
+                else f"{target} is a module installed on this account: calls to it can change how the account is "
+                "controlled"
+            )
+            warnings.append(GrantWarning(level="danger", text=text, permission=index))
     for typed in session.typed_data_permissions:
         verifying = typed.verifying_contract
-        if typed.domain_fields & 0x08 and verifying != account and facts.is_module(verifying):
-            warnings.append(
-                GrantWarning(level="danger", text=f"{verifying} is a module installed on this account: the "
-                        f"{typed.contents_name} messages it verifies can change how the account is controlled "
-                        "(the module refuses this grant)")
-            )  # fmt: skip
+        if typed.domain_fields & 0x08 and verifying != account and (verdict := facts.is_module(verifying)):
+            text = (
+                _unanswered(account, verifying)
+                if verdict == UNANSWERED
+                else f"{verifying} is a module installed on this account: the {typed.contents_name} messages it "
+                "verifies can change how the account is controlled (the module refuses this grant)"
+            )
+            warnings.append(GrantWarning(level="danger", text=text))
     return warnings
+
+
+def _unanswered(account: str, target: str) -> str:
+    return (
+        f"This account does not say whether {target} is one of its validators (it gives no answer to ERC-7579's "
+        "isModuleInstalled, which every account must answer): the module refuses this grant"
+    )
 
 
 def _claim_warnings(index: int, target: str, contract: ContractFacts) -> list[GrantWarning]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
-from eth_abi import encode as abi_encode
-
+from ..accounts.modules import module_of
 from ..chain import Chain
-from ..hexutil import keccak, to_address
-from ..token_facts import ContractFacts, TokenFacts, call_or_none, contract_facts, format_amount, visible_text
+from ..hexutil import to_address
+from ..token_facts import ContractFacts, TokenFacts, contract_facts, format_amount, visible_text
 
 __all__ = [
     "ContractFacts",
@@ -104,27 +103,14 @@ def lookalike_notes(what: str, text: str) -> list[tuple[str, str]]:
     return found
 
 
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-MODULE_TYPES = (1, 2, 3, 4)
-"""ERC-7579 module types: validator, executor, fallback handler, hook."""
-
-
-def module_checker(chain: Chain, account: str) -> Callable[[str], bool]:
-    """``is_module(address)``: whether ``address`` is installed on the deployed ``account`` as a module of any
-    ERC-7579 type (False while the account has no code)."""
+def module_checker(chain: Chain, account: str) -> Callable[[str], str | None]:
+    """``is_module(address)``: the session module's verdict on ``address`` for the deployed ``account``
+    (:func:`~keyscope.accounts.modules.module_of`: a module type's name, ``UNANSWERED``, None when it is not a
+    module; None too while the account has no code)."""
     owner = to_address(account)
     deployed = bool(chain.get_code(owner))
 
-    def is_module(address: str) -> bool:
-        if not deployed:
-            return False
-        for module_type in MODULE_TYPES:
-            data = _IS_MODULE_INSTALLED + abi_encode(
-                ["uint256", "address", "bytes"], [module_type, to_address(address), b""]
-            )
-            answer = call_or_none(chain, owner, data)
-            if answer is not None and len(answer) >= 32 and int.from_bytes(answer[:32], "big") == 1:
-                return True
-        return False
+    def is_module(address: str) -> str | None:
+        return module_of(chain, owner, to_address(address)) if deployed else None
 
     return is_module
