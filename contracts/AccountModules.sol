@@ -31,6 +31,7 @@ library AccountModules {
             // isModuleInstalled(t, target, context) at m: the context's length at m + 100, its two words after it
             let m := mload(0x40)
             mstore(m, shl(224, 0x112d3a7d)) // IS_MODULE_INSTALLED
+            target := and(target, sub(shl(160, 1), 1)) // the bits past an address, whatever its caller left
             mstore(add(m, 36), target)
             mstore(add(m, 68), 0x60)
             mstore(add(m, 100), 0)
