@@ -992,6 +992,11 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     with pytest.raises(BadInputError, match="a hook module of the account"):
         owner.grant(SessionKey.generate(), aimed, valid_for=3600)
     assert module_checker(net.chain, account)(hook) == "hook"
+    # the generic adapter asks the empty hook question, which reverts: it asks again one by one, as the module does
+    generic = ERC7579AccountKind(owner_validator=contracts.owner_validator, chain=chain)
+    plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=generic)
+    with pytest.raises(BadInputError, match="a hook module of the account"):
+        plain.owner(owner.signer, account).grant(SessionKey.generate(), aimed, valid_for=3600)
     session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed))
     with pytest.raises(CallRevertedError) as refused:
         chain.call(stack.module, enable_session_data(session), sender=account)
