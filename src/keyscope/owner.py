@@ -23,7 +23,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
+from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions, safe_module
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -542,7 +542,9 @@ class Owner:
         if deployed:
             self._builder.deployed.add(self.account)
             if answers is not None:
-                found = installed_module(questions, answers)
+                found = installed_module(questions, answers) or safe_module(
+                    net.chain, self.kind, self.account, addresses
+                )
             else:
                 found = next(
                     ((a, verdict) for a in addresses if (verdict := module_of(net.chain, self.account, a))),

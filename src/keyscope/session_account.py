@@ -19,7 +19,7 @@ from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
-from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
+from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions, safe_module
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -718,6 +718,8 @@ class SessionAccount:
                     "0x" + self.grant.session_id.hex(),
                 )
         found = installed_module(questions, answers[len(calls) :]) if questions else None
+        if questions and found is None and target is not None:
+            found = safe_module(self.network.chain, self.kind, self.grant.account, [target])
         if verdict is not None:
             found = (str(target), verdict)
         if found is not None and found[1] == UNANSWERED:
