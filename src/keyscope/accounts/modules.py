@@ -20,6 +20,7 @@ from eth_abi import encode as abi_encode
 
 from ..errors import CallRevertedError
 from ..hexutil import to_address
+from ..rpc import JsonRpcError
 from .base import AccountKind
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "installed_module",
     "module_of",
     "module_questions",
+    "no_answer",
     "safe_module",
 ]
 
@@ -110,11 +112,26 @@ def installed_module(
     return None
 
 
+_HALTS = ("out of gas", "outofgas", "invalid opcode", "invalidfeopcode", "opcodenotfound", "stack underflow")
+"""How nodes word an ``eth_call`` whose code halted without reverting (all its gas burnt, ``INVALID``)."""
+
+
+def no_answer(error: Exception) -> bool:
+    """Whether ``error``, raised by a question to an account, is the account's failing to answer (a revert, or its
+    code halting: all its gas burnt), which the module reads as no answer too; a transport error is not."""
+    if isinstance(error, CallRevertedError):
+        return True
+    return isinstance(error, JsonRpcError) and any(h in error.rpc_message.lower() for h in _HALTS)
+
+
 def _ask(chain: Chain, account: str, data: bytes) -> int | None:
-    """The account's answer to ``data`` as a bool's word, None for no bool (a revert is no answer)."""
+    """The account's answer to ``data`` as a bool's word, None for no bool (a revert, or code that halts, is no
+    answer)."""
     try:
         return _word(chain.call(account, data))
-    except CallRevertedError:
+    except (CallRevertedError, JsonRpcError) as exc:
+        if not no_answer(exc):
+            raise
         return None
 
 
