@@ -135,14 +135,19 @@ def _ask(chain: Chain, account: str, data: bytes) -> int | None:
         return None
 
 
+_NO_SAFE_QUESTION = frozenset({"kernel", "nexus", "msa", "keyscope", "keyscope-7702"})
+"""Kinds whose code has no ``isModuleEnabled`` (only a fallback handler the owner installs for that selector would
+answer it): not asked, which keeps a grant on them to one round trip."""
+
+
 def safe_module(
     chain: Chain, kind: AccountKind, account: str, targets: Sequence[str]
 ) -> tuple[str, str] | None:
     """``(target, SAFE_MODULE)`` for the first of ``targets`` the account says yes to when asked Safe's
     ``isModuleEnabled``, one question at a time (a revert is no), as the module asks every account once its
     ``isModuleInstalled`` questions say no; None when it says no to all, or when :func:`module_questions` asked
-    them in its batch already (Safe7579)."""
-    if asks_safe_in_batch(kind):
+    them in its batch already (Safe7579), or the kind's code has no such question (:data:`_NO_SAFE_QUESTION`)."""
+    if asks_safe_in_batch(kind) or kind.name in _NO_SAFE_QUESTION:
         return None
     account = to_address(account)
     for target in targets:
