@@ -23,7 +23,14 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
+from .accounts.modules import (
+    UNANSWERED,
+    installed_module,
+    module_of,
+    module_questions,
+    no_answer,
+    safe_module,
+)
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -60,6 +67,7 @@ from .module import (
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
+from .rpc import JsonRpcError
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
@@ -531,8 +539,10 @@ class Owner:
             (epoch, *answers), codes, now = read_many(
                 net.chain, [epoch_call, *questions], codes=code_of, timestamp=clock
             )
-        except CallRevertedError:
-            # a question the account reverts on: asked one by one, as the module asks them
+        except (CallRevertedError, JsonRpcError) as exc:
+            if not no_answer(exc):
+                raise
+            # a question the account reverts (or halts) on: asked one by one, as the module asks them
             (epoch,), codes, now = read_many(net.chain, [epoch_call], codes=code_of, timestamp=clock)
             answers = None
         if not known:
@@ -542,7 +552,9 @@ class Owner:
         if deployed:
             self._builder.deployed.add(self.account)
             if answers is not None:
-                found = installed_module(questions, answers)
+                found = installed_module(questions, answers) or safe_module(
+                    net.chain, self.kind, self.account, addresses
+                )
             else:
                 found = next(
                     ((a, verdict) for a in addresses if (verdict := module_of(net.chain, self.account, a))),

@@ -19,7 +19,14 @@ from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
-from .accounts.modules import UNANSWERED, installed_module, module_of, module_questions
+from .accounts.modules import (
+    UNANSWERED,
+    installed_module,
+    module_of,
+    module_questions,
+    no_answer,
+    safe_module,
+)
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -701,8 +708,10 @@ class SessionAccount:
             return
         try:
             answers = read_many(self.network.chain, [*calls, *questions]).results
-        except CallRevertedError:
-            # a question the account reverts on: asked one by one, as the module asks them
+        except (CallRevertedError, JsonRpcError) as exc:
+            if not no_answer(exc):
+                raise
+            # a question the account reverts (or halts) on: asked one by one, as the module asks them
             answers = read_many(self.network.chain, calls).results if calls else []
             verdict = module_of(self.network.chain, self.grant.account, target) if target else None
             questions = []
@@ -718,6 +727,8 @@ class SessionAccount:
                     "0x" + self.grant.session_id.hex(),
                 )
         found = installed_module(questions, answers[len(calls) :]) if questions else None
+        if questions and found is None and target is not None:
+            found = safe_module(self.network.chain, self.kind, self.grant.account, [target])
         if verdict is not None:
             found = (str(target), verdict)
         if found is not None and found[1] == UNANSWERED:

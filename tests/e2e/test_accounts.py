@@ -1023,6 +1023,50 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     chain.call(stack.module, enable_session_data(session), sender=account)
 
 
+def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_module(
+    stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """A Safe module (enabled with Safe's ``enableModule``, beside the Safe7579 adapter) named by a grant: the module
+    asks Safe's ``isModuleEnabled`` and refuses it (type 0), and the SDK must refuse it first. Its batch of
+    questions asked only ``isModuleInstalled``, so the owner signed (off chain) or sent (on chain) a grant the module
+    refuses, and a session signed typed data for the Safe module's domain (attack 142)."""
+    from keyscope.consent.tokens import module_checker
+    from keyscope.errors import BadInputError
+    from keyscope.module import enable_session_data
+
+    net = network_for(stack, contracts.kind("safe7579"))
+    net.kind = contracts.kind("safe7579", net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)
+    account = owner.account
+    safe_module = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("RecordingTarget"), "a target"
+    )
+    enable_module = keccak(b"enableModule(address)")[:4]
+    owner.execute(Call(account, 0, enable_module + abi_encode(["address"], [safe_module]))).wait()
+    chain = RpcChain(stack.rpc_url)
+    is_enabled = keccak(b"isModuleEnabled(address)")[:4] + abi_encode(["address"], [safe_module])
+    assert int.from_bytes(chain.call(account, is_enabled), "big") == 1
+    for number, context in ((1, b""), (2, b""), (4, bytes(64))):  # no ERC-7579 module
+        assert (
+            int.from_bytes(chain.call(account, _is_module_installed(number, safe_module, context)), "big")
+            == 0
+        )
+
+    aimed = [Policy.call(safe_module, "other(uint256 amount)")]
+    session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed))
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(stack.module, enable_session_data(session), sender=account)
+    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+        :4
+    ] + abi_encode(["uint256", "address", "uint256"], [0, safe_module, 0])
+    assert module_checker(net.chain, account)(safe_module) == "Safe module"
+    for onchain in (False, True):
+        with pytest.raises(BadInputError, match="a Safe module module of the account"):
+            owner.grant(SessionKey.generate(), aimed, valid_for=3600, onchain=onchain)
+
+
 # -- OpenZeppelin's AccountERC7579 as it comes: validators in a set, no factory, an accountId of its own --------
 
 

@@ -484,3 +484,74 @@ def test_the_module_refuses_a_grant_on_an_account_that_does_not_answer_is_module
         else keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(["address"], [second])
     )
     assert refusal_of(stack, stack.module, ask) == expected
+
+
+# -- every form an answer can take, read alike by the module and the SDK ------------------------------------------
+
+_RETURN, _REVERT, _BURN = 1, 2, 3
+_TRUE = (1).to_bytes(32, "big")
+_HIGH_AND_ONE = ((1 << 255) | 1).to_bytes(32, "big")
+_ANSWER_FORMS = {
+    # (module type, context length, how, bytes) set on the account -> the verdict both must give
+    "validator, 31 bytes": ([(1, 0, _RETURN, bytes(30) + b"\1")], "unanswered"),
+    "validator, empty": ([(1, 0, _RETURN, b"")], "unanswered"),
+    "validator, 1 with high bits": ([(1, 0, _RETURN, _HIGH_AND_ONE)], "unanswered"),
+    "validator, 2": ([(1, 0, _RETURN, (2).to_bytes(32, "big"))], "unanswered"),
+    "validator, reverts with 1": ([(1, 0, _REVERT, _TRUE)], "unanswered"),
+    "validator, burns its gas": ([(1, 0, _BURN, b"")], "unanswered"),
+    "validator, 1 and more": ([(1, 0, _RETURN, _TRUE + bytes(31) + b"\5")], "validator"),
+    "executor, 31 bytes": ([(2, 0, _RETURN, bytes(30) + b"\1")], None),
+    "executor, 1 with high bits": ([(2, 0, _RETURN, _HIGH_AND_ONE)], None),
+    "executor, burns its gas": ([(2, 0, _BURN, b"")], None),
+    "executor, 1 and more": ([(2, 0, _RETURN, _TRUE + _TRUE)], "executor"),
+    "hook, reverts empty, 1 global": ([(4, 0, _REVERT, b""), (4, 64, _RETURN, _TRUE)], "hook"),
+    "hook, 2 empty, 1 global": ([(4, 0, _RETURN, (2).to_bytes(32, "big")), (4, 64, _RETURN, _TRUE)], "hook"),
+    "hook, no empty, 1 global": ([(4, 0, _RETURN, bytes(32)), (4, 64, _RETURN, _TRUE)], None),
+    "Safe module": ([(0, 0, _RETURN, _TRUE)], "Safe module"),
+    "Safe, 1 with high bits": ([(0, 0, _RETURN, _HIGH_AND_ONE)], None),
+}
+_MODULE_TYPE_OF = {"validator": 1, "executor": 2, "hook": 4, "Safe module": 0}
+
+
+@pytest.mark.parametrize("form", sorted(_ANSWER_FORMS))
+def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(stack: LocalStack, form: str) -> None:
+    """The module's assembly reads an answer only when the call succeeded with at least a word whose value is 0 or 1
+    (the memory it reads at 0 is then the answer's first word, never what was there before); the SDK asks the same
+    questions. For each form of answer (short, empty, longer, 1 with high bits, 2, a revert carrying 1, all gas
+    burnt), the module's verdict on a grant naming the target and the SDK's (``module_of``) are the same."""
+    from keyscope.accounts.modules import module_of
+
+    answers, expected = _ANSWER_FORMS[form]
+    account = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("OddModuleAnswers"), "an account"
+    )
+    for module_type, context_length, how, data in answers:
+        send_transaction(
+            stack.node,
+            stack.deployer.address,
+            to=account,
+            data=keccak(b"answer(uint256,uint256,uint8,bytes)")[:4]
+            + abi_encode(["uint256", "uint256", "uint8", "bytes"], [module_type, context_length, how, data]),
+            what="answer",
+        )
+    target = LocalSigner.generate().address
+    chain = RpcChain(stack.rpc_url)
+    session = Session(
+        session_key=SessionKey.generate().address,
+        valid_until=2**40,
+        permissions=(Policy.call(target, "record(uint256 amount)"),),
+    )
+    if expected is None:
+        chain.call(stack.module, enable_session_data(session), sender=account)
+    else:
+        with pytest.raises(CallRevertedError) as refused:
+            chain.call(stack.module, enable_session_data(session), sender=account)
+        if expected == "unanswered":
+            assert refused.value.data == keccak(b"ModuleQueryUnanswered(address,address)")[:4] + abi_encode(
+                ["address", "address"], [account, target]
+            )
+        else:
+            assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+                :4
+            ] + abi_encode(["uint256", "address", "uint256"], [0, target, _MODULE_TYPE_OF[expected]])
+    assert module_of(chain, account, target) == expected

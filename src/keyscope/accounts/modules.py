@@ -5,8 +5,10 @@ batch of reads, or one by one (:func:`module_of`) where a question may revert.
 A session may neither call another module of its account (the module refuses such grants) nor have its signatures
 verified by one (the module refuses them): the SDK asks the same questions to refuse both first. As the module does,
 it takes an account that gives no answer to the validator question (ERC-7579 has every account answer it) as a
-refusal, :data:`UNANSWERED`, and asks a hook question unanswered again with Safe7579's context (hook type GLOBAL, no
-selector: Safe7579 reverts on an empty context)."""
+refusal, :data:`UNANSWERED`, asks a hook question unanswered again with Safe7579's context (hook type GLOBAL, no
+selector: Safe7579 reverts on an empty context), and asks every account Safe's question once the others say no: in the
+batch on Safe7579 (a Safe answers it), one by one elsewhere (:func:`safe_module`: most accounts revert on it, which a
+batch of reads cannot take)."""
 
 from __future__ import annotations
 
@@ -18,12 +20,22 @@ from eth_abi import encode as abi_encode
 
 from ..errors import CallRevertedError
 from ..hexutil import to_address
+from ..rpc import JsonRpcError
 from .base import AccountKind
 
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["MODULE_TYPES", "UNANSWERED", "installed_module", "module_of", "module_questions"]
+__all__ = [
+    "MODULE_TYPES",
+    "SAFE_MODULE",
+    "UNANSWERED",
+    "installed_module",
+    "module_of",
+    "module_questions",
+    "no_answer",
+    "safe_module",
+]
 
 _IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
 """IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes)."""
@@ -33,6 +45,9 @@ MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
 """The module types asked about, by name (fallback handlers are installed per selector)."""
 GLOBAL_HOOK_CONTEXT = bytes(64)
 """The context Safe7579 reads a hook question's hook type (GLOBAL, 0) and selector (none) from."""
+SAFE_MODULE = "Safe module"
+"""The verdict on a target the account's Safe has enabled as a module (``isModuleEnabled``): the module refuses it
+(module type 0)."""
 UNANSWERED = "unanswered"
 """The verdict on an account that gives no answer (a revert, no such function, not a bool) to the validator question:
 the module refuses the target (``ModuleQueryUnanswered``)."""
@@ -44,16 +59,30 @@ def _question(number: int, target: str, context: bytes = b"") -> bytes:
     )
 
 
+def _safe_question(target: str) -> bytes:
+    return _IS_MODULE_ENABLED + abi_encode(["address"], [to_address(target)])
+
+
+def asks_safe_in_batch(kind: AccountKind) -> bool:
+    """Whether :func:`module_questions` asks ``kind``'s accounts Safe's ``isModuleEnabled`` too (a Safe answers it);
+    other accounts are asked it one by one (:func:`safe_module`) once the batch finds no module."""
+    return kind.name == "safe7579"
+
+
 def module_questions(kind: AccountKind, account: str, targets: Sequence[str]) -> list[tuple[str, bytes]]:
     """``(account, isModuleInstalled(type, target, context))`` for each target and module type, for a batch of reads:
     the context is empty, except for Safe7579's hook question (:data:`GLOBAL_HOOK_CONTEXT`), the form the module asks
-    it in once the empty one reverts."""
-    safe7579 = kind.name == "safe7579"
-    return [
-        (account, _question(number, target, GLOBAL_HOOK_CONTEXT if safe7579 and number == 4 else b""))
-        for target in targets
-        for number in MODULE_TYPES
-    ]
+    it in once the empty one reverts; on Safe7579, Safe's ``isModuleEnabled(target)`` after them."""
+    safe7579 = asks_safe_in_batch(kind)
+    questions: list[tuple[str, bytes]] = []
+    for target in targets:
+        questions.extend(
+            (account, _question(number, target, GLOBAL_HOOK_CONTEXT if safe7579 and number == 4 else b""))
+            for number in MODULE_TYPES
+        )
+        if safe7579:
+            questions.append((account, _safe_question(target)))
+    return questions
 
 
 def _word(answer: bytes | None) -> int | None:
@@ -67,15 +96,63 @@ def _word(answer: bytes | None) -> int | None:
 def installed_module(
     questions: Sequence[tuple[str, bytes]], answers: Sequence[bytes]
 ) -> tuple[str, str] | None:
-    """The first ``(target, module type)`` the account answered yes for, ``(target, UNANSWERED)`` for a validator
-    question answered with no bool; None when it said no to all."""
+    """The first ``(target, module type)`` the account answered yes for (:data:`SAFE_MODULE` for Safe's question),
+    ``(target, UNANSWERED)`` for a validator question answered with no bool; None when it said no to all."""
     for (_, question), answer in zip(questions, answers, strict=True):
-        number, target = abi_decode(["uint256", "address"], question[4:68])
         word = _word(answer)
+        if question[:4] == _IS_MODULE_ENABLED:
+            if word == 1:
+                return to_address(abi_decode(["address"], question[4:36])[0]), SAFE_MODULE
+            continue
+        number, target = abi_decode(["uint256", "address"], question[4:68])
         if number == 1 and word is None:
             return to_address(target), UNANSWERED
         if word == 1:
             return to_address(target), MODULE_TYPES[number]
+    return None
+
+
+_HALTS = ("out of gas", "outofgas", "invalid opcode", "invalidfeopcode", "opcodenotfound", "stack underflow")
+"""How nodes word an ``eth_call`` whose code halted without reverting (all its gas burnt, ``INVALID``)."""
+
+
+def no_answer(error: Exception) -> bool:
+    """Whether ``error``, raised by a question to an account, is the account's failing to answer (a revert, or its
+    code halting: all its gas burnt), which the module reads as no answer too; a transport error is not."""
+    if isinstance(error, CallRevertedError):
+        return True
+    return isinstance(error, JsonRpcError) and any(h in error.rpc_message.lower() for h in _HALTS)
+
+
+def _ask(chain: Chain, account: str, data: bytes) -> int | None:
+    """The account's answer to ``data`` as a bool's word, None for no bool (a revert, or code that halts, is no
+    answer)."""
+    try:
+        return _word(chain.call(account, data))
+    except (CallRevertedError, JsonRpcError) as exc:
+        if not no_answer(exc):
+            raise
+        return None
+
+
+_NO_SAFE_QUESTION = frozenset({"kernel", "nexus", "msa", "keyscope", "keyscope-7702"})
+"""Kinds whose code has no ``isModuleEnabled`` (only a fallback handler the owner installs for that selector would
+answer it): not asked, which keeps a grant on them to one round trip."""
+
+
+def safe_module(
+    chain: Chain, kind: AccountKind, account: str, targets: Sequence[str]
+) -> tuple[str, str] | None:
+    """``(target, SAFE_MODULE)`` for the first of ``targets`` the account says yes to when asked Safe's
+    ``isModuleEnabled``, one question at a time (a revert is no), as the module asks every account once its
+    ``isModuleInstalled`` questions say no; None when it says no to all, or when :func:`module_questions` asked
+    them in its batch already (Safe7579), or the kind's code has no such question (:data:`_NO_SAFE_QUESTION`)."""
+    if asks_safe_in_batch(kind) or kind.name in _NO_SAFE_QUESTION:
+        return None
+    account = to_address(account)
+    for target in targets:
+        if _ask(chain, account, _safe_question(target)) == 1:
+            return to_address(target), SAFE_MODULE
     return None
 
 
@@ -86,10 +163,7 @@ def module_of(chain: Chain, account: str, target: str) -> str | None:
     account = to_address(account)
 
     def ask(data: bytes) -> int | None:
-        try:
-            return _word(chain.call(account, data))
-        except CallRevertedError:
-            return None
+        return _ask(chain, account, data)
 
     validator = ask(_question(1, target))
     if validator is None:
@@ -103,6 +177,6 @@ def module_of(chain: Chain, account: str, target: str) -> str | None:
         hook = ask(_question(4, target, GLOBAL_HOOK_CONTEXT))
     if hook == 1:
         return MODULE_TYPES[4]
-    if ask(_IS_MODULE_ENABLED + abi_encode(["address"], [to_address(target)])) == 1:
-        return "Safe module"
+    if ask(_safe_question(target)) == 1:
+        return SAFE_MODULE
     return None
