@@ -277,6 +277,42 @@ def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(
     assert token.balanceOf(attacker) == 10
 
 
+def test_a_later_grant_never_refills_a_live_session_s_budget(
+    sessions, module, token, account, owner, session_key, attacker
+):
+    """Record numbers are never reused on an account: a second session with limits, granted while the first is
+    live, gets records of its own. Were it given the first one's record, enabling it would write that record full
+    again, and the first session's key could spend its whole allowance a second time."""
+    _, first_id = grant(sessions, account, owner, session_key, allowance(token, 5))
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5))) == "ok"
+    _, second_id = grant(sessions, account, owner, LocalSigner.generate(), allowance(token, 5))
+    assert usage(module, account, first_id)[0][4:] == (5, 0)
+    assert usage(module, account, second_id)[0][4:] == (0, 5)
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5)))
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=5, left=0)" in result, result
+    assert token.balanceOf(attacker) == 5
+
+
+def test_an_enable_carried_again_finds_its_session_enabled_and_refills_nothing(
+    sessions, module, token, account, owner, session_key, attacker
+):
+    """A session's first operation carries its grant (ENABLE); an operation carrying the same grant again (a
+    retried first operation, or the key replaying it) uses the session already enabled: it works, stores nothing
+    again, and the allowance spent stays spent."""
+    session = Session(session_key=session_key.address, permissions=allowance(token, 5), salt=7)
+    signature = sessions.owner_signature(account, owner, session)
+    first = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 3))
+    assert sessions.outcome(first) == "ok"
+    session_id = session.session_id(account, sessions.epoch(account))
+    again = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 2))
+    assert sessions.outcome(again) == "ok"
+    assert usage(module, account, session_id)[0][4:] == (5, 0)
+    over = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 1))
+    result = sessions.outcome(over)
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
+    assert token.balanceOf(attacker) == 5
+
+
 def test_a_reverted_execution_consumes_what_it_was_counted_for(
     sessions, module, token, account, owner, session_key, attacker
 ):

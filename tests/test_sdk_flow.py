@@ -127,6 +127,17 @@ def test_operation_over_the_sessions_gas_cap_is_refused_locally(net, owner, nft)
     assert not owner.is_deployed()
 
 
+def test_a_grant_that_chooses_no_cap_gets_the_default_one(net, owner, nft):
+    """A session's gas cost cap is 0.05 ether per operation unless the owner chooses another: a grant that left it
+    at 0 (no cap) would let a leaked key spend the account's ETH on fees (attacks 28, 110)."""
+    from keyscope.owner import DEFAULT_MAX_GAS_COST
+
+    assert DEFAULT_MAX_GAS_COST == 5 * 10**16
+    key = SessionKey.generate()
+    offchain = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    assert offchain.session.max_gas_cost == 5 * 10**16
+
+
 def test_two_dapps_sessions_on_one_account_do_not_share_a_nonce_lane(net, owner, nft, target):
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
     key_a, key_b = SessionKey.generate(), SessionKey.generate()

@@ -111,7 +111,14 @@ class Signing:
     using one key for many users would be), on chain."""
 
     def __init__(
-        self, sessions: Any, net: Any, permits: Any, *, co_signer: LocalSigner | None = None
+        self,
+        sessions: Any,
+        net: Any,
+        permits: Any,
+        *,
+        co_signer: LocalSigner | None = None,
+        valid_after: int = 0,
+        valid_until: int = 0,
     ) -> None:
         self.sessions = sessions
         self.net = net
@@ -126,6 +133,8 @@ class Signing:
             typed_data_permissions=(permit2, eip2612),
             sign_in=("app.example.com",),
             co_signer=co_signer.address if co_signer else None,
+            valid_after=valid_after,
+            valid_until=valid_until,
         )
         self.accounts = [sessions.account(self.owner, salt) for salt in (1, 2)]
         self.grants = [self.grant(account) for account in self.accounts]
@@ -506,6 +515,29 @@ def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, m
     sessions.revoke(fresh.accounts[0], fresh.owner, fresh.grants[0].session_id)
     assert not permits.isValidSignatureNow(fresh.accounts[0], digest, signature)
     assert refusal(module, fresh.accounts[0], digest, signature, permits.address) == "SigningNotGranted"
+
+
+def test_a_session_signs_only_inside_its_window(sessions, signing, permits, module, chain):
+    """The window binds signatures as it binds operations: the module reads the chain's time whenever a signature
+    is verified, so a session not yet valid signs nothing, and a signature made inside the window is refused once
+    the window has closed (a leaked key of an expired session signs no permit)."""
+    now = chain.blocks.head.timestamp
+    timed = Signing(sessions, signing.net, permits, valid_after=now + 3600, valid_until=now + 7200)
+    account = timed.accounts[0]
+    data = permit_single(permits, timed.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    early = timed.forge(data)
+    assert refusal(module, account, digest, early, permits.address) == "SignatureOutsideWindow"
+    assert not permits.isValidSignatureNow(account, digest, early)
+    chain.pending_timestamp = now + 3700
+    chain.mine()
+    signature = timed.sdk().sign_typed_data(data)
+    assert refusal(module, account, digest, signature, permits.address) is None
+    assert permits.isValidSignatureNow(account, digest, signature)
+    chain.pending_timestamp = now + 7300
+    chain.mine()
+    assert refusal(module, account, digest, signature, permits.address) == "SignatureOutsideWindow"
+    assert not permits.isValidSignatureNow(account, digest, signature)
 
 
 def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, permits):
