@@ -23,19 +23,11 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import (
-    UNANSWERED,
-    installed_module,
-    module_of,
-    module_questions,
-    no_answer,
-    safe_module,
-)
+from .accounts.modules import read_asking_modules
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
-from .chain import read_many
 from .clock import window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -43,7 +35,6 @@ from .errors import (
     AccountSetupError,
     BadInputError,
     BundlerRejectedError,
-    CallRevertedError,
     ConfigurationError,
     InvalidFieldsError,
     KeyscopeWarning,
@@ -67,7 +58,6 @@ from .module import (
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
-from .rpc import JsonRpcError
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
@@ -532,44 +522,29 @@ class Owner:
         net = self.network
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
-        questions = module_questions(self.kind, self.account, addresses)
         epoch_call = (net.module, epoch_of_data(self.account))
         code_of = addresses if known else [self.account, *addresses]
-        try:
-            (epoch, *answers), codes, now = read_many(
-                net.chain, [epoch_call, *questions], codes=code_of, timestamp=clock
-            )
-        except (CallRevertedError, JsonRpcError) as exc:
-            if not no_answer(exc):
-                raise
-            # a question the account reverts (or halts) on: asked one by one, as the module asks them
-            (epoch,), codes, now = read_many(net.chain, [epoch_call], codes=code_of, timestamp=clock)
-            answers = None
+        asked = read_asking_modules(
+            net.chain, self.kind, self.account, addresses, [epoch_call], codes=code_of, timestamp=clock
+        )
+        (epoch,), codes, now = asked.reads
         if not known:
             deployed, codes = bool(codes[0]), codes[1:]
         else:
             deployed = True
         if deployed:
             self._builder.deployed.add(self.account)
-            if answers is not None:
-                found = installed_module(questions, answers) or safe_module(
-                    net.chain, self.kind, self.account, addresses
-                )
-            else:
-                found = next(
-                    ((a, verdict) for a in addresses if (verdict := module_of(net.chain, self.account, a))),
-                    None,
-                )
-            if found is not None and found[1] == UNANSWERED:
-                refuse_silent_module_queries(net.chain, self.kind, self.account, found[0])
+            found = asked.verdict()
+            if found is not None and found.unanswered:
+                refuse_silent_module_queries(net.chain, self.kind, self.account, found.target)
                 raise AccountSetupError(  # it answered since: the module would have refused the grant
-                    f"the account {self.account} gave no answer when asked isModuleInstalled(1, {found[0]}, 0x): "
-                    "the module refuses a grant naming it (ModuleQueryUnanswered); nothing was signed or sent",
+                    f"the account {self.account} gave no answer when asked isModuleInstalled(1, {found.target}, "
+                    "0x): the module refuses a grant naming it (ModuleQueryUnanswered); nothing was signed or sent",
                     account=self.account,
                     kind=self.kind.name,
                 )
             if found is not None:
-                raise BadInputError(_module_target_message(found[0], self.account, found[1]))
+                raise BadInputError(_module_target_message(found.target, self.account, found.module))
         return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:

@@ -19,14 +19,7 @@ from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
-from .accounts.modules import (
-    UNANSWERED,
-    installed_module,
-    module_of,
-    module_questions,
-    no_answer,
-    safe_module,
-)
+from .accounts.modules import read_asking_modules
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -703,22 +696,12 @@ class SessionAccount:
         if not self._enabled:
             calls.append((self.network.module, IS_SESSION_ACTIVE + self._flag_calls[0][4:]))
         target = None if typed is None else _verifying_contract(typed)
-        questions = [] if target is None else module_questions(self.kind, self.grant.account, [target])
-        if not calls and not questions:
+        targets = [] if target is None else [target]
+        if not calls and not targets:
             return
-        try:
-            answers = read_many(self.network.chain, [*calls, *questions]).results
-        except (CallRevertedError, JsonRpcError) as exc:
-            if not no_answer(exc):
-                raise
-            # a question the account reverts (or halts) on: asked one by one, as the module asks them
-            answers = read_many(self.network.chain, calls).results if calls else []
-            verdict = module_of(self.network.chain, self.grant.account, target) if target else None
-            questions = []
-        else:
-            verdict = None
+        asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
         if calls:
-            self._enabled = decode_bool(answers[0])
+            self._enabled = decode_bool(asked.reads.results[0])
             if not self._enabled:
                 raise SessionError(
                     "the session is not enabled on chain yet, so verifiers would refuse its signatures: an "
@@ -726,26 +709,22 @@ class SessionAccount:
                     "chain",
                     "0x" + self.grant.session_id.hex(),
                 )
-        found = installed_module(questions, answers[len(calls) :]) if questions else None
-        if questions and found is None and target is not None:
-            found = safe_module(self.network.chain, self.kind, self.grant.account, [target])
-        if verdict is not None:
-            found = (str(target), verdict)
-        if found is not None and found[1] == UNANSWERED:
+        found = asked.verdict()
+        if found is not None and found.unanswered:
             raise SignatureRefusedError(
                 f"nothing was signed: the account {self.grant.account} gives no answer when asked "
-                f"isModuleInstalled(1, {target}, 0x) (ERC-7579 has every account answer it), so the module cannot "
-                "tell whether the typed data's verifying contract is one of its validators and refuses a session's "
-                "signature to it",
+                f"isModuleInstalled(1, {found.target}, 0x) (ERC-7579 has every account answer it), so the module "
+                "cannot tell whether the typed data's verifying contract is one of its validators and refuses a "
+                "session's signature to it",
                 reason="ModuleQueryUnanswered",
                 session_id="0x" + self.grant.session_id.hex(),
                 permission_index=permission_index,
             )
         if found is not None:
             raise SignatureRefusedError(
-                f"nothing was signed: the typed data's verifying contract {target} is a {found[1]} module of the "
-                f"account {self.grant.account}, and the module refuses a session's signature to any module of the "
-                "account (modules take the account's signature as its owner's approval of their configuration)",
+                f"nothing was signed: the typed data's verifying contract {found.target} is a {found.module} module "
+                f"of the account {self.grant.account}, and the module refuses a session's signature to any module of "
+                "the account (modules take the account's signature as its owner's approval of their configuration)",
                 reason="SignatureSenderForbidden",
                 session_id="0x" + self.grant.session_id.hex(),
                 permission_index=permission_index,

@@ -8,16 +8,19 @@ it takes an account that gives no answer to the validator question (ERC-7579 has
 refusal, :data:`UNANSWERED`, asks a hook question unanswered again with Safe7579's context (hook type GLOBAL, no
 selector: Safe7579 reverts on an empty context), and asks every account Safe's question once the others say no: in the
 batch on Safe7579 (a Safe answers it), one by one elsewhere (:func:`safe_module`: most accounts revert on it, which a
-batch of reads cannot take)."""
+batch of reads cannot take). :func:`read_asking_modules` puts these together for a caller's batch of reads, and
+:meth:`ModuleReads.verdict` gives the module's verdict, which each caller turns into its own error."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
+from ..chain import Reads, read_many
 from ..errors import CallRevertedError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
@@ -30,10 +33,13 @@ __all__ = [
     "MODULE_TYPES",
     "SAFE_MODULE",
     "UNANSWERED",
+    "ModuleReads",
+    "ModuleVerdict",
     "installed_module",
     "module_of",
     "module_questions",
     "no_answer",
+    "read_asking_modules",
     "safe_module",
 ]
 
@@ -180,3 +186,81 @@ def module_of(chain: Chain, account: str, target: str) -> str | None:
     if ask(_safe_question(target)) == 1:
         return SAFE_MODULE
     return None
+
+
+@dataclass(frozen=True)
+class ModuleVerdict:
+    """The module's verdict on ``target``, one of the account's modules: ``module`` is the module type's name,
+    :data:`SAFE_MODULE`, or :data:`UNANSWERED` (the account gave no answer to the validator question, which the
+    module refuses too)."""
+
+    target: str
+    module: str
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether the account gave no answer to the validator question (``ModuleQueryUnanswered``)."""
+        return self.module == UNANSWERED
+
+
+@dataclass(frozen=True)
+class ModuleReads:
+    """A caller's reads (:attr:`reads`, without the questions' answers), made with the module questions about
+    ``targets`` (:func:`read_asking_modules`); ``answers`` is None when the batch could not take them."""
+
+    reads: Reads
+    chain: Chain
+    kind: AccountKind
+    account: str
+    targets: tuple[str, ...]
+    questions: tuple[tuple[str, bytes], ...]
+    answers: tuple[bytes, ...] | None
+
+    def verdict(self) -> ModuleVerdict | None:
+        """The first of ``targets`` the module would refuse as one of the account's modules (or because the account
+        does not answer the validator question about it), None when it would refuse none. From the batch's answers,
+        then Safe's question one by one where the batch did not ask it (:func:`safe_module`); or, when a question
+        reverted or halted the batch, from every question asked one by one, as the module asks them
+        (:func:`module_of`). For a deployed account only: the module asks nothing of an account being created."""
+        if self.answers is None:
+            for target in self.targets:
+                if (module := module_of(self.chain, self.account, target)) is not None:
+                    return ModuleVerdict(to_address(target), module)
+            return None
+        found = installed_module(self.questions, self.answers) or safe_module(
+            self.chain, self.kind, self.account, self.targets
+        )
+        return None if found is None else ModuleVerdict(*found)
+
+
+def read_asking_modules(
+    chain: Chain,
+    kind: AccountKind,
+    account: str,
+    targets: Sequence[str],
+    calls: Sequence[tuple[str, bytes]] = (),
+    *,
+    codes: Sequence[str] = (),
+    timestamp: bool = False,
+) -> ModuleReads:
+    """:func:`~keyscope.chain.read_many` of ``calls``, ``codes`` and ``timestamp`` with the module questions about
+    ``targets`` (:func:`module_questions`) in the same round trip. When the account reverts (or halts) on a question,
+    the batch fails: the caller's reads are made again without them, and :meth:`ModuleReads.verdict` asks them one by
+    one. Any other error (the transport, a caller's call reverting) is raised."""
+    questions = tuple(module_questions(kind, account, targets))
+    try:
+        read = read_many(chain, [*calls, *questions], codes=codes, timestamp=timestamp)
+    except (CallRevertedError, JsonRpcError) as exc:
+        if not no_answer(exc):
+            raise
+        # a question the account reverts (or halts) on: asked one by one, as the module asks them
+        reads = (
+            read_many(chain, calls, codes=codes, timestamp=timestamp)
+            if calls or codes or timestamp
+            else Reads([], [], None)
+        )
+        answers = None
+    else:
+        reads = Reads(read.results[: len(calls)], read.codes, read.timestamp)
+        answers = tuple(read.results[len(calls) :])
+    return ModuleReads(reads, chain, kind, to_address(account), tuple(targets), questions, answers)
