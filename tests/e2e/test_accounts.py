@@ -949,6 +949,44 @@ def _is_module_installed(module_type: int, module: str, context: bytes) -> bytes
     )
 
 
+class CountingSigner:
+    """A signer counting what it signs."""
+
+    def __init__(self, signer: LocalSigner) -> None:
+        self.signer = signer
+        self.signed = 0
+
+    @property
+    def address(self) -> str:
+        return self.signer.address
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        self.signed += 1
+        return self.signer.sign_hash(digest)
+
+    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+        self.signed += 1
+        return self.signer.sign_typed_data(typed_data)
+
+
+def safe7579_owner(stack: LocalStack, contracts: AccountContracts, recipient: str) -> tuple[Network, Owner]:
+    """A network driving Safe7579 accounts with the Safe7579 adapter, and the owner (a new key) of its account,
+    funded and created."""
+    net = network_for(stack, contracts.kind("safe7579"))
+    net.kind = contracts.kind("safe7579", net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)
+    return net, owner
+
+
+def enable_safe_module(owner: Owner, module: str) -> None:
+    """Enable ``module`` as a Safe module of the owner's Safe (Safe's ``enableModule``, beside the Safe7579
+    adapter)."""
+    enable_module = keccak(b"enableModule(address)")[:4]
+    owner.execute(Call(owner.account, 0, enable_module + abi_encode(["address"], [module]))).wait()
+
+
 def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     stack: LocalStack, contracts: AccountContracts, recipient: str
 ) -> None:
@@ -961,11 +999,7 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     from keyscope.errors import BadInputError
     from keyscope.module import enable_session_data
 
-    net = network_for(stack, contracts.kind("safe7579"))
-    net.kind = contracts.kind("safe7579", net)
-    owner = net.owner(LocalSigner.generate())
-    stack.fund(owner.account, ETHER)
-    created(owner, stack, recipient)
+    net, owner = safe7579_owner(stack, contracts, recipient)
     account = owner.account
     hook, selector_hook = (
         deploy_code(stack.node, stack.deployer.address, build_bytecode("RecordingHook"), "a hook")
@@ -1034,17 +1068,12 @@ def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_mod
     from keyscope.errors import BadInputError
     from keyscope.module import enable_session_data
 
-    net = network_for(stack, contracts.kind("safe7579"))
-    net.kind = contracts.kind("safe7579", net)
-    owner = net.owner(LocalSigner.generate())
-    stack.fund(owner.account, ETHER)
-    created(owner, stack, recipient)
+    net, owner = safe7579_owner(stack, contracts, recipient)
     account = owner.account
     safe_module = deploy_code(
         stack.node, stack.deployer.address, build_bytecode("RecordingTarget"), "a target"
     )
-    enable_module = keccak(b"enableModule(address)")[:4]
-    owner.execute(Call(account, 0, enable_module + abi_encode(["address"], [safe_module]))).wait()
+    enable_safe_module(owner, safe_module)
     chain = RpcChain(stack.rpc_url)
     is_enabled = keccak(b"isModuleEnabled(address)")[:4] + abi_encode(["address"], [safe_module])
     assert int.from_bytes(chain.call(account, is_enabled), "big") == 1
@@ -1065,6 +1094,83 @@ def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_mod
     for onchain in (False, True):
         with pytest.raises(BadInputError, match="a Safe module module of the account"):
             owner.grant(SessionKey.generate(), aimed, valid_for=3600, onchain=onchain)
+
+
+def test_a_session_refuses_to_sign_for_a_safe_module_of_a_safe7579_account_as_the_module_does(
+    stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """A session granted Permit2-like permits for a verifier that the owner then enables as a Safe module of the
+    account (Safe's ``enableModule``, beside the Safe7579 adapter): the module refuses a session's signature to it
+    (``SignatureSenderForbidden``: modules take the account's signature as its owner's approval), and the SDK refuses
+    to sign first, before the session key signs (attack 142). Before it is enabled, the verifier accepts the same
+    signature."""
+    from keyscope.message_signing import SignatureRefusedError
+
+    net, owner = safe7579_owner(stack, contracts, recipient)
+    account = owner.account
+    verifier = deploy(stack, "SignedPermits")
+    key = SessionKey.generate()
+    grant = owner.grant(
+        key,
+        [mint_policy(stack, recipient)],
+        typed_data=[permit2_policy(verifier, net.chain_id)],
+        onchain=True,
+    )
+    session = net.session(grant, key)
+    data = permit_data(verifier, net.chain_id, PERMIT_LIMIT)
+    digest = TypedData(data).digest
+    signature = session.sign_typed_data(data)
+    assert signature_checker_accepts(stack, verifier, account, digest, signature)
+
+    enable_safe_module(owner, verifier)
+    with pytest.raises(SignatureRefusedError) as refused:
+        session.sign_typed_data(data)
+    # refused before signing ("AccountRefused" is the refusal of a signature made, once the account refuses it)
+    assert refused.value.reason == "SignatureSenderForbidden", refused.value
+    assert f"{verifier} is a Safe module module of the account {account}" in str(refused.value)
+    assert not signature_checker_accepts(stack, verifier, account, digest, signature)
+    assert not signature_checker_accepts(stack, verifier, account, digest, forge_typed_data(session, data))
+    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+    with pytest.raises(CallRevertedError) as reverted:
+        RpcChain(stack.rpc_url).call(
+            stack.module,
+            verify
+            + abi_encode(["address", "address", "bytes32", "bytes"], [account, verifier, digest, signature]),
+        )
+    assert reverted.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
+        ["address"], [verifier]
+    )
+
+
+def test_the_generic_adapter_refuses_a_grant_on_a_safe_module_of_a_safe7579_account(
+    stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """The generic ERC-7579 adapter, given explicitly, driving a Safe7579 account with a Safe module enabled: its
+    batch does not ask Safe's ``isModuleEnabled`` (other accounts revert on it), and Safe7579 reverts on its empty
+    hook question, so every question is asked one by one, Safe's last, as the module asks them. A grant calling the
+    Safe module is refused before the owner signs (attack 142)."""
+    from keyscope.errors import BadInputError
+
+    _, owner = safe7579_owner(stack, contracts, recipient)
+    safe_module = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("RecordingTarget"), "a target"
+    )
+    enable_safe_module(owner, safe_module)
+    generic = ERC7579AccountKind(owner_validator=contracts.owner_validator, chain=RpcChain(stack.rpc_url))
+    plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=generic)
+    signer = CountingSigner(owner.signer)
+    generic_owner = plain.owner(signer, owner.account)
+    assert type(generic_owner.kind) is ERC7579AccountKind
+    aimed = [Policy.call(safe_module, "other(uint256 amount)")]
+    for onchain in (False, True):
+        with pytest.raises(BadInputError, match="a Safe module module of the account"):
+            generic_owner.grant(SessionKey.generate(), aimed, valid_for=3600, onchain=onchain)
+    assert signer.signed == 0
+    # a target that is no module: the same questions let its grant be prepared for signing
+    other = deploy_code(stack.node, stack.deployer.address, build_bytecode("RecordingTarget"), "a target")
+    generic_owner.prepare_grant(
+        SessionKey.generate(), [Policy.call(other, "other(uint256 amount)")], valid_for=3600
+    )
 
 
 # -- OpenZeppelin's AccountERC7579 as it comes: validators in a set, no factory, an accountId of its own --------
