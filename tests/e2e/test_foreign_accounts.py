@@ -514,12 +514,16 @@ _MODULE_TYPE_OF = {"validator": 1, "executor": 2, "hook": 4, "Safe module": 0}
 
 
 @pytest.mark.parametrize("form", sorted(_ANSWER_FORMS))
-def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(stack: LocalStack, form: str) -> None:
+def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(
+    stack: LocalStack, owner_validator: str, form: str
+) -> None:
     """The module's assembly reads an answer only when the call succeeded with at least a word whose value is 0 or 1
     (the memory it reads at 0 is then the answer's first word, never what was there before); the SDK asks the same
     questions. For each form of answer (short, empty, longer, 1 with high bits, 2, a revert carrying 1, all gas
-    burnt), the module's verdict on a grant naming the target and the SDK's (``module_of``) are the same."""
-    from keyscope.accounts.modules import module_of
+    burnt), the module's verdict on a grant naming the target and the SDK's are the same: asked one by one
+    (``module_of``), and as a grant or a signature asks them (``read_asking_modules``, here for the generic ERC-7579
+    adapter: in one batch, then Safe's question alone, or one by one when a question reverts or halts the batch)."""
+    from keyscope.accounts.modules import module_of, read_asking_modules
 
     answers, expected = _ANSWER_FORMS[form]
     account = deploy_code(
@@ -555,3 +559,8 @@ def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(stack: LocalS
                 :4
             ] + abi_encode(["uint256", "address", "uint256"], [0, target, _MODULE_TYPE_OF[expected]])
     assert module_of(chain, account, target) == expected
+    kind = ERC7579AccountKind(owner_validator=owner_validator, chain=chain)
+    verdict = read_asking_modules(chain, kind, account, [target]).verdict()
+    assert (None if verdict is None else (verdict.target, verdict.module)) == (
+        None if expected is None else (target, expected)
+    )

@@ -118,6 +118,18 @@ def installed_module(
     return None
 
 
+def _hook_unanswered(questions: Sequence[tuple[str, bytes]], answers: Sequence[bytes]) -> bool:
+    """Whether a hook question asked with an empty context got no bool: the module asks it again with
+    :data:`GLOBAL_HOOK_CONTEXT`, which the batch did not."""
+    for (_, question), answer in zip(questions, answers, strict=True):
+        if question[:4] != _IS_MODULE_INSTALLED:
+            continue
+        number, _, context = abi_decode(["uint256", "address", "bytes"], question[4:])
+        if number == 4 and not context and _word(answer) is None:
+            return True
+    return False
+
+
 _HALTS = ("out of gas", "outofgas", "invalid opcode", "invalidfeopcode", "opcodenotfound", "stack underflow")
 """How nodes word an ``eth_call`` whose code halted without reverting (all its gas burnt, ``INVALID``)."""
 
@@ -220,9 +232,10 @@ class ModuleReads:
         """The first of ``targets`` the module would refuse as one of the account's modules (or because the account
         does not answer the validator question about it), None when it would refuse none. From the batch's answers,
         then Safe's question one by one where the batch did not ask it (:func:`safe_module`); or, when a question
-        reverted or halted the batch, from every question asked one by one, as the module asks them
+        reverted or halted the batch, or a hook question asked with an empty context got no bool (the module asks it
+        again with Safe7579's context), from every question asked one by one, as the module asks them
         (:func:`module_of`). For a deployed account only: the module asks nothing of an account being created."""
-        if self.answers is None:
+        if self.answers is None or _hook_unanswered(self.questions, self.answers):
             for target in self.targets:
                 if (module := module_of(self.chain, self.account, target)) is not None:
                     return ModuleVerdict(to_address(target), module)
