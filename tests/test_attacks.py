@@ -842,6 +842,74 @@ def test_a_signing_permission_in_another_modules_domain_is_refused(
     )
 
 
+def test_the_sdk_refuses_a_signing_permission_in_another_modules_domain_before_the_owner_signs(
+    sessions, net, second_module, account, owner, session_key
+):
+    """What the module refuses when it enables the session above (``ForbiddenSigningDomain``), the SDK refuses
+    before the owner signs: its one batch of questions asks about the verifying contract of each signing domain
+    too, and names the signing permission. The same permission on a contract that is not a module is prepared."""
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second_module.address))
+    sdk = net.owner(owner)
+    assert sdk.account == account
+    permission = grants_of(second_module, sessions.h.chain_id)
+    refused = (
+        rf"signing permission 0 \(grants of another module\) is in the domain of {second_module.address}, a "
+        r"validator module of the account.*\(ForbiddenSigningDomain\)"
+    )
+    with pytest.raises(BadInputError, match=refused):
+        sdk.prepare_grant(session_key, [], typed_data=[permission])
+    session = Session(session_key=session_key.address, typed_data_permissions=(permission,))
+    with pytest.raises(BadInputError, match=refused):
+        sdk.request_for(session)
+    elsewhere = grants_of(sessions.h.factory, sessions.h.chain_id)
+    sdk.prepare_grant(session_key, [], typed_data=[elsewhere])
+
+
+def test_a_session_refuses_to_sign_for_the_account_or_the_module_before_signing(
+    sessions, net, account, session_key
+):
+    """Typed data whose verifying contract is the account itself or the session module: the module refuses a
+    session's signature either asks about (``SignatureSenderForbidden``), and refuses to enable such a signing
+    domain. A grant record that says the session is enabled on chain (the SDK then asks nothing) holding such a
+    permission: the SDK refuses before the session key signs, with the module's reason, instead of signing and
+    reading the account's refusal (``AccountRefused``)."""
+    for verifying in (account, sessions.module.address):
+        permission = Policy.typed_data(
+            {"name": "Self", "verifyingContract": verifying},
+            {"Note": [{"name": "n", "type": "uint256"}]},
+            "Note",
+        )
+        session = Session(session_key=session_key.address, typed_data_permissions=(permission,), salt=5)
+        record = grant_record(sessions, account, session, session.session_id(account, 0), how="onchain")
+        signer = net.session(record, session_key)
+        signed: list[bytes] = []
+        signer.key = _Recording(signer.key, signed)
+        data = {
+            "types": {"Note": [{"name": "n", "type": "uint256"}]},
+            "primaryType": "Note",
+            "domain": {"name": "Self", "verifyingContract": verifying},
+            "message": {"n": 1},
+        }
+        with pytest.raises(SignatureRefusedError, match=f"verifying contract {verifying} is the") as local:
+            signer.sign_typed_data(data)
+        assert local.value.reason == "SignatureSenderForbidden", local.value
+        assert signed == [], "the session key signed"
+
+
+class _Recording:
+    """A session key that records the hashes it signs."""
+
+    def __init__(self, inner: Any, signed: list[bytes]) -> None:
+        self._inner, self._signed = inner, signed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        self._signed.append(bytes(digest))
+        return bytes(self._inner.sign_hash(digest))
+
+
 class CountingReads:
     """A chain that counts its round trips: each ``call`` and each batch of ``read_many`` is one."""
 

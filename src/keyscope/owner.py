@@ -259,6 +259,31 @@ def _module_target_message(target: str, account: str, what: str) -> str:
     )
 
 
+def _signing_domains(signing: Sequence[TypedDataPermission], account: str) -> dict[str, int]:
+    """The verifying contracts the domains of ``signing`` name, each with the index of the first permission naming
+    it, as the module asks the account about them when it enables a session: not the zero address (the module does
+    not ask about it: Nexus and the reference account report it as their empty hook slot's module) nor the account
+    (the module refuses it whatever the account says)."""
+    domains: dict[str, int] = {}
+    for index, permission in enumerate(signing):
+        if not isinstance(permission, TypedDataPermission):
+            continue  # refused with the session's other fields (Owner.session_for)
+        verifying = to_address(permission.verifying_contract)
+        if permission.domain_fields & 0x08 and verifying not in (ZERO_ADDRESS, account):
+            domains.setdefault(verifying, index)
+    return domains
+
+
+def _signing_domain_message(index: int, permission: TypedDataPermission, account: str, what: str) -> str:
+    verifying = to_address(permission.verifying_contract)
+    return (
+        f"signing permission {index} ({permission.describe}) is in the domain of {verifying}, a {what} module of the "
+        f"account {account}: modules take the account's signature as its owner's approval of their configuration, "
+        "so the session could approve another module's configuration (a session for another key) as the owner. "
+        "The module refuses such grants (ForbiddenSigningDomain); grant signing permissions in other domains only"
+    )
+
+
 def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[Permission, ...]:
     """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat."""
     flat: list[Permission] = []
@@ -513,19 +538,25 @@ class Owner:
         return decode_epoch(self.network.chain.call(self.network.module, epoch_of_data(self.account)))
 
     def _grant_state(
-        self, clock: bool, targets: Sequence[Permission] = ()
+        self,
+        clock: bool,
+        targets: Sequence[Permission] = (),
+        signing: Sequence[TypedDataPermission] = (),
     ) -> tuple[int, bool, int | None, dict[str, bytes]]:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
         the account has code, (``clock``) the latest block's time, the code of each permission's target, and
-        whether the account has any of the targets installed as a module (validator, executor, hook): a grant
-        on one is refused, as the module refuses it on chain."""
+        whether the account has any of the targets, or of the verifying contracts the ``signing`` permissions'
+        domains name, installed as a module (validator, executor, hook, Safe module): a grant on one is refused, as
+        the module refuses it on chain (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``)."""
         net = self.network
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
+        domains = _signing_domains(signing, self.account)
+        asked_about = sorted({*addresses, *domains})
         epoch_call = (net.module, epoch_of_data(self.account))
         code_of = addresses if known else [self.account, *addresses]
         asked = read_asking_modules(
-            net.chain, self.kind, self.account, addresses, [epoch_call], codes=code_of, timestamp=clock
+            net.chain, self.kind, self.account, asked_about, [epoch_call], codes=code_of, timestamp=clock
         )
         (epoch,), codes, now = asked.reads
         if not known:
@@ -542,6 +573,11 @@ class Owner:
                     "0x): the module refuses a grant naming it (ModuleQueryUnanswered); nothing was signed or sent",
                     account=self.account,
                     kind=self.kind.name,
+                )
+            if found is not None and found.target not in addresses:
+                index = domains[found.target]
+                raise BadInputError(
+                    _signing_domain_message(index, signing[index], self.account, found.module)
                 )
             if found is not None:
                 raise BadInputError(_module_target_message(found.target, self.account, found.module))
@@ -638,7 +674,11 @@ class Owner:
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
         clock = _counts_from_now(options)
-        epoch, deployed, chain_time, codes = self._grant_state(clock=clock, targets=flat)
+        if "typed_data" in options:  # read twice (the chain's questions, the session): an iterator only once
+            options["typed_data"] = tuple(options["typed_data"])
+        epoch, deployed, chain_time, codes = self._grant_state(
+            clock=clock, targets=flat, signing=tuple(options.get("typed_data", ()))
+        )
         session = self.session_for(
             key,
             flat,
@@ -651,7 +691,9 @@ class Owner:
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
         self._refuse_module_targets(session.permissions)
-        epoch, deployed, _, codes = self._grant_state(clock=False, targets=session.permissions)
+        epoch, deployed, _, codes = self._grant_state(
+            clock=False, targets=session.permissions, signing=session.typed_data_permissions
+        )
         warn_about_targets(session.permissions, codes)
         return self._request(session, epoch, deployed)
 

@@ -45,7 +45,7 @@ from .errors import (
 )
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, to_address, to_bytes
 from .limits import Counters, LimitUsage, usage_of
 from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
 from .module import (
@@ -696,7 +696,9 @@ class SessionAccount:
         if not self._enabled:
             calls.append((self.network.module, IS_SESSION_ACTIVE + self._flag_calls[0][4:]))
         target = None if typed is None else _verifying_contract(typed)
-        targets = [] if target is None else [target]
+        # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
+        # code, and Nexus and the reference account report it as their empty hook slot's module
+        targets = [] if target is None or target == ZERO_ADDRESS else [target]
         if not calls and not targets:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
@@ -729,6 +731,27 @@ class SessionAccount:
                 session_id="0x" + self.grant.session_id.hex(),
                 permission_index=permission_index,
             )
+
+    def _refuse_forbidden_verifier(self, typed: TypedData, permission_index: int) -> None:
+        """Refuse, before anything is signed, typed data whose verifying contract is the account or the session
+        module: the module refuses a session's signature any of them asks about (``SignatureSenderForbidden``: an
+        account asks its validators for its owner's approval of its own configuration), whatever the chain says."""
+        verifying = _verifying_contract(typed)
+        named = {
+            to_address(self.grant.account): "the account itself",
+            to_address(self.grant.module): "the session module",
+        }
+        what = None if verifying is None else named.get(verifying)
+        if what is None:
+            return
+        raise SignatureRefusedError(
+            f"nothing was signed: the typed data's verifying contract {verifying} is {what}, and the module refuses "
+            "a session's signature to the account and to itself (the account asks its validators for its owner's "
+            "approval of its own configuration)",
+            reason="SignatureSenderForbidden",
+            session_id="0x" + self.grant.session_id.hex(),
+            permission_index=permission_index,
+        )
 
     def _require_account_accepts(
         self, digest: bytes, signature: bytes, verifier: str | None, permission_index: int
@@ -789,6 +812,7 @@ class SessionAccount:
             grant.session, data, session_id="0x" + grant.session_id.hex(), now=self.now()
         )
         typed: TypedData = checked.data
+        self._refuse_forbidden_verifier(typed, checked.permission_index)
         self._require_enabled_for_signing(typed, checked.permission_index)
         permission = checked.permission
         signed = typed_data_sign_hash(

@@ -59,7 +59,7 @@ from keyscope.errors import (
     UnsupportedAccountError,
 )
 from keyscope.execution import Call, encode_execute
-from keyscope.hexutil import keccak, to_bytes
+from keyscope.hexutil import ZERO_ADDRESS, keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
@@ -453,6 +453,34 @@ def test_a_session_sign_in_is_accepted_by_a_verifier_calling_without_a_sender(
         call = {"to": owner.account, "data": "0x" + question.hex(), **({"from": sender} if sender else {})}
         answer = stack.node.request("eth_call", [call, "latest"])
         assert answer[:10] == "0x1626ba7e", (sender, answer)
+
+
+def test_a_session_signs_typed_data_whose_verifying_contract_is_the_zero_address(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """A domain naming the zero address as its verifying contract: the module asks the account nothing about the
+    zero address, neither when it enables the signing permission nor when it is the verifier (``sender``: an
+    ``eth_call`` without a ``from``), since Nexus and the reference account report it as their empty hook slot's
+    module. The SDK asks nothing either: on every kind the grant is prepared, the session signs (asking the account
+    for its answer first), and the account accepts the signature from the zero address."""
+    created(owner, stack, recipient)
+    key = SessionKey.generate()
+    note = {"Note": [{"name": "n", "type": "uint256"}]}
+    domain = {"name": "Nowhere", "chainId": net.chain_id, "verifyingContract": ZERO_ADDRESS}
+    grant = owner.grant(
+        key,
+        [mint_policy(stack, recipient)],
+        typed_data=[Policy.typed_data(domain, note, "Note")],
+        onchain=True,
+    )
+    session = net.session(grant, key)
+    data = {"types": note, "primaryType": "Note", "domain": domain, "message": {"n": 7}}
+    signature = session.sign_typed_data(data)
+    question = keccak(b"isValidSignature(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [TypedData(data).digest, signature]
+    )
+    answer = stack.node.request("eth_call", [{"to": owner.account, "data": "0x" + question.hex()}, "latest"])
+    assert answer[:10] == "0x1626ba7e", answer
 
 
 def test_a_co_signed_operation_lands_with_both_signatures_and_is_refused_with_one(
