@@ -170,8 +170,14 @@ def test_a_grant_reads_the_chain_once_and_a_build_once(net, owner, nft) -> None:
     counting.asked.clear()
     key = SessionKey.generate()
     policy = mint_policy(nft, owner.account)
-    request = owner.prepare_grant(key, [policy], valid_for=3600)
-    assert counting.asked == ["read_many"]  # epoch, code and clock in one read
+    signing = Policy.typed_data(
+        {"name": "Notes", "verifyingContract": "0x" + "5e" * 20},
+        {"Note": [{"name": "n", "type": "uint256"}]},
+        "Note",
+    )
+    request = owner.prepare_grant(key, [policy], valid_for=3600, typed_data=[signing])
+    # epoch, code, clock and the module questions (the call target, the signing domain) in one read
+    assert counting.asked == ["read_many"]
     assert isinstance(request, GrantRequest)
     assert request.digest == request.session.enable_digest(
         request.account, request.epoch, request.chain_id, request.module
