@@ -782,7 +782,7 @@ class SessionAccount:
             said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
         asker = f" asked by {verifier}" if verifier is not None else ""
         raise SignatureRefusedError(
-            f"nothing was signed: the account {account}'s isValidSignature{asker} {said} for the session's "
+            f"no signature was returned: the account {account}'s isValidSignature{asker} {said} for the session's "
             f"signature of 0x{digest.hex()}, so every verifier would refuse it. The account may not pass ERC-1271 "
             f"questions to its validators (the module {self.grant.module}), or the session was revoked or every "
             "session invalidated on chain: see session.status()",

@@ -48,6 +48,8 @@ from keyscope.accounts import (
 from keyscope.accounts.resolve import factory_account_id
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.consent import Facts, describe_session
+from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
@@ -481,6 +483,12 @@ def test_a_session_signs_typed_data_whose_verifying_contract_is_the_zero_address
     )
     answer = stack.node.request("eth_call", [{"to": owner.account, "data": "0x" + question.hex()}, "latest"])
     assert answer[:10] == "0x1626ba7e", answer
+    # nor does the consent page warn that the module refuses it
+    facts = Facts(
+        lambda address: contract_facts(net.chain, address), module_checker(net.chain, owner.account)
+    )
+    words = describe_session(grant.session, account=owner.account, chain_id=net.chain_id, facts=facts)
+    assert not [w for w in words.warnings if ZERO_ADDRESS.lower() in w.text.lower()], words.warnings
 
 
 def test_a_co_signed_operation_lands_with_both_signatures_and_is_refused_with_one(
@@ -1023,7 +1031,6 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     again with a zero context (hook type GLOBAL), which finds the account's global hook: a grant calling it, or
     signing for it, is refused, by the SDK, the consent page and the module. A hook installed for one selector only
     is not found (the residual: the account answers for the selector asked about, and nobody can list them)."""
-    from keyscope.consent.tokens import module_checker
     from keyscope.errors import BadInputError
     from keyscope.module import enable_session_data
 
@@ -1092,7 +1099,6 @@ def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_mod
     asks Safe's ``isModuleEnabled`` and refuses it (type 0), and the SDK must refuse it first. Its batch of
     questions asked only ``isModuleInstalled``, so the owner signed (off chain) or sent (on chain) a grant the module
     refuses, and a session signed typed data for the Safe module's domain (attack 142)."""
-    from keyscope.consent.tokens import module_checker
     from keyscope.errors import BadInputError
     from keyscope.module import enable_session_data
 

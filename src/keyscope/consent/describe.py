@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from ..accounts.modules import UNANSWERED
 from ..clock import utc_text
 from ..errors import InvalidAbiError
-from ..hexutil import to_address
+from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
 from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, parse_signature
@@ -499,7 +499,12 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
             warnings.append(GrantWarning(level="danger", text=text, permission=index))
     for typed in session.typed_data_permissions:
         verifying = typed.verifying_contract
-        if typed.domain_fields & 0x08 and verifying != account and (verdict := facts.is_module(verifying)):
+        # the module asks nothing about the zero address (the empty hook slot some accounts report as installed)
+        if (
+            typed.domain_fields & 0x08
+            and verifying not in (account, ZERO_ADDRESS)
+            and (verdict := facts.is_module(verifying))
+        ):
             text = (
                 _unanswered(account, verifying)
                 if verdict == UNANSWERED
