@@ -865,6 +865,56 @@ def test_the_sdk_refuses_a_signing_permission_in_another_modules_domain_before_t
     sdk.prepare_grant(session_key, [], typed_data=[elsewhere])
 
 
+def test_the_sdk_refuses_a_signing_permission_in_the_accounts_or_the_modules_domain_before_the_owner_signs(
+    sessions, net, account, owner, session_key
+):
+    """A typed-data permission whose domain is the account's own (its ERC-1271 and module-enable approvals) or the
+    session module's (its session grants): the module refuses to enable it whatever the account says
+    (``ForbiddenSigningDomain``), so the SDK refuses it before the owner signs, as it asks the account nothing about
+    them: ``prepare_grant``, ``request_for`` and ``grant`` raise, naming the signing permission, on a deployed
+    account and on one not created yet (where nothing else is asked about). The same permission elsewhere is
+    prepared."""
+    sdk = net.owner(owner)
+    assert sdk.account == account
+    fresh = net.owner(LocalSigner.generate())
+    assert not fresh.is_deployed()
+    for who, verifying, permission in (
+        (
+            "the account itself",
+            account,
+            Policy.typed_data(
+                {"name": "Self", "verifyingContract": account}, {"Note": [{"name": "n", "type": "uint256"}]}, "Note"
+            ),
+        ),
+        ("the session module", sessions.module.address, grants_of(sessions.module, sessions.h.chain_id)),
+    ):
+        session = Session(session_key=session_key.address, typed_data_permissions=(permission,))
+        with ape.reverts(sessions.module.ForbiddenSigningDomain, index=0, verifyingContract=verifying):
+            sessions.module.enableSession.call(session.as_abi(), sender=account)
+        refused = (
+            rf"signing permission 0 \({permission.describe}\) is in the domain of {who} \({verifying}\).*"
+            r"The module refuses such grants \(ForbiddenSigningDomain\); grant signing permissions in other domains"
+        )
+        with pytest.raises(BadInputError, match=refused):
+            sdk.prepare_grant(session_key, [], typed_data=[permission])
+        with pytest.raises(BadInputError, match=refused):
+            sdk.request_for(session)
+        with pytest.raises(BadInputError, match=refused):
+            sdk.grant(session_key, [], typed_data=[permission])
+        with pytest.raises(BadInputError, match=refused):
+            sdk.grant(session_key, [], typed_data=[permission], onchain=True)
+        if verifying == account:  # the fresh account's own domain is its address
+            permission = Policy.typed_data(
+                {"name": "Self", "verifyingContract": fresh.account},
+                {"Note": [{"name": "n", "type": "uint256"}]},
+                "Note",
+            )
+        fresh_refused = refused.replace(account, fresh.account)
+        with pytest.raises(BadInputError, match=fresh_refused):
+            fresh.prepare_grant(session_key, [], typed_data=[permission])
+    sdk.prepare_grant(session_key, [], typed_data=[grants_of(sessions.h.factory, sessions.h.chain_id)])
+
+
 def test_a_session_refuses_to_sign_for_the_account_or_the_module_before_signing(
     sessions, net, account, session_key
 ):

@@ -259,11 +259,30 @@ def _module_target_message(target: str, account: str, what: str) -> str:
     )
 
 
+def _refuse_own_signing_domains(signing: Sequence[TypedDataPermission], account: str, module: str) -> None:
+    """Raise :class:`BadInputError` if a permission of ``signing`` is in the domain of ``account`` or of the session
+    ``module``: the module refuses to enable such a session whatever the account says (``ForbiddenSigningDomain``)."""
+    named = {account: "the account itself", module: "the session module"}
+    for index, permission in enumerate(signing):
+        if not isinstance(permission, TypedDataPermission) or not permission.domain_fields & 0x08:
+            continue  # refused with the session's other fields (Owner.session_for); no verifying contract
+        verifying = to_address(permission.verifying_contract)
+        what = named.get(verifying)
+        if what is not None:
+            raise BadInputError(
+                f"signing permission {index} ({permission.describe}) is in the domain of {what} ({verifying}): the "
+                "account and the session module take signatures in their own domain as the owner's approval of how "
+                "the account is controlled (a module to install, a session to enable), so the session could approve "
+                "them as the owner. The module refuses such grants (ForbiddenSigningDomain); grant signing "
+                "permissions in other domains only"
+            )
+
+
 def _signing_domains(signing: Sequence[TypedDataPermission], account: str) -> dict[str, int]:
     """The verifying contracts the domains of ``signing`` name, each with the index of the first permission naming
     it, as the module asks the account about them when it enables a session: not the zero address (the module does
     not ask about it: Nexus and the reference account report it as their empty hook slot's module) nor the account
-    (the module refuses it whatever the account says)."""
+    (the module refuses it whatever the account says: :func:`_refuse_own_signing_domains`)."""
     domains: dict[str, int] = {}
     for index, permission in enumerate(signing):
         if not isinstance(permission, TypedDataPermission):
@@ -547,8 +566,10 @@ class Owner:
         the account has code, (``clock``) the latest block's time, the code of each permission's target, and
         whether the account has any of the targets, or of the verifying contracts the ``signing`` permissions'
         domains name, installed as a module (validator, executor, hook, Safe module): a grant on one is refused, as
-        the module refuses it on chain (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``)."""
+        the module refuses it on chain (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``). A signing domain
+        that is the account's or the session module's is refused before anything is read."""
         net = self.network
+        _refuse_own_signing_domains(signing, self.account, net.module)
         known = self.account in self._builder.deployed
         addresses = sorted({p.target for p in targets if p.target != self.account})
         domains = _signing_domains(signing, self.account)
