@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import KIND
 from keyscope import Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription, format_amount
 from keyscope.consent.describe import describe_session
@@ -149,11 +150,14 @@ def test_a_permission_on_another_module_of_the_account_is_warned_about(
 
 
 def test_a_signing_permission_in_another_modules_domain_is_warned_about(
-    words, sessions, module, nft, net
+    words, sessions, project, deployer, nft, net
 ) -> None:
     """Modules take the account's ERC-1271 signature as its owner's approval (another validator's grants): typed data
     whose verifying contract is a module of the account is a danger, as a call to one is (attack 85)."""
-    account = sessions.account(LocalSigner.generate())  # the session module installed
+    owner = LocalSigner.generate()
+    account = sessions.account(owner)  # the session module installed
+    module = project.SessionKeyValidator.deploy(sender=deployer)  # another validator, installed too
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, module.address))
 
     def signing(verifying: str) -> Policy:
         domain = {"name": "Grants", "version": "1", "chainId": net.chain_id, "verifyingContract": verifying}
@@ -174,6 +178,33 @@ def test_a_signing_permission_in_another_modules_domain_is_warned_about(
         typed_data_permissions=(signing(nft.address),),
     )
     assert not any("is a module installed" in text for text in _texts(elsewhere, "danger"))
+
+
+def test_a_signing_permission_in_the_accounts_or_the_modules_domain_is_warned_about(
+    words, module, nft, net
+) -> None:
+    """Typed data whose verifying contract is the account itself or the session module: the module refuses the grant
+    whatever the account says (``ForbiddenSigningDomain``), so the page warns in red, on an account not created
+    yet (which answers nothing about its modules) as on any other."""
+    account = to_address("0x" + "ac" * 20)
+
+    def signing(verifying: str) -> Policy:
+        domain = {"name": "Own", "version": "1", "chainId": net.chain_id, "verifyingContract": verifying}
+        return Policy.typed_data(domain, {"Approval": [{"name": "hash", "type": "bytes32"}]}, "Approval")
+
+    for verifying, who in ((account, "this account itself"), (module.address, "the session module")):
+        described = words(
+            Policy.call(nft, "safeMint(address to)"), account=account, typed_data_permissions=(signing(verifying),)
+        )
+        assert any(
+            text.startswith(f"{verifying} is {who}: the Approval messages in its domain")
+            and "(the module refuses this grant)" in text
+            for text in _texts(described, "danger")
+        ), described.warnings
+    elsewhere = words(
+        Policy.call(nft, "safeMint(address to)"), account=account, typed_data_permissions=(signing(nft.address),)
+    )
+    assert not any("refuses this grant" in text for text in _texts(elsewhere, "danger"))
 
 
 def test_a_label_that_is_not_the_selectors_function_is_not_shown_as_it(words, usdc) -> None:

@@ -118,11 +118,12 @@ class Facts:
     """What the chain says, as the describer needs it: ``contract(address)`` (code and token claims) and
     ``is_module(address)``: the session module's verdict on ``address`` for the account (a module type's name, or
     :data:`~keyscope.accounts.modules.UNANSWERED` when the account does not answer the validator question; None when
-    it is not a module)."""
+    it is not a module). ``module``: the session module's address, when known."""
 
     contract: Callable[[str], ContractFacts]
     is_module: Callable[[str], str | None]
     entry_point: str | None = None
+    module: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,8 +498,17 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
                 "controlled"
             )
             warnings.append(GrantWarning(level="danger", text=text, permission=index))
+    own = {account: "this account itself", facts.module: "the session module"}
     for typed in session.typed_data_permissions:
         verifying = typed.verifying_contract
+        if typed.domain_fields & 0x08 and (what := own.get(verifying)) is not None:
+            text = (
+                f"{verifying} is {what}: the {typed.contents_name} messages in its domain are how the account's owner "
+                "approves what controls the account (modules, sessions), so the session could approve them as you "
+                "(the module refuses this grant)"
+            )
+            warnings.append(GrantWarning(level="danger", text=text))
+            continue
         # the module asks nothing about the zero address (the empty hook slot some accounts report as installed)
         if (
             typed.domain_fields & 0x08

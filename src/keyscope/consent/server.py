@@ -139,7 +139,9 @@ class ConsentServer(BackgroundServer):
     def facts(self, account: str) -> Facts:
         """What the chain says of contracts and of ``account``'s modules, for the words of a grant."""
         contract = cached_contract_facts(self.network.chain)
-        return Facts(contract, module_checker(self.network.chain, account), self.network.entry_point)
+        return Facts(
+            contract, module_checker(self.network.chain, account), self.network.entry_point, self.network.module
+        )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:
         """``grant``'s session in words, as the pages show it."""
