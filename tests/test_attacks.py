@@ -883,7 +883,9 @@ def test_the_sdk_refuses_a_signing_permission_in_the_accounts_or_the_modules_dom
             "the account itself",
             account,
             Policy.typed_data(
-                {"name": "Self", "verifyingContract": account}, {"Note": [{"name": "n", "type": "uint256"}]}, "Note"
+                {"name": "Self", "verifyingContract": account},
+                {"Note": [{"name": "n", "type": "uint256"}]},
+                "Note",
             ),
         ),
         ("the session module", sessions.module.address, grants_of(sessions.module, sessions.h.chain_id)),

@@ -194,7 +194,9 @@ def test_a_signing_permission_in_the_accounts_or_the_modules_domain_is_warned_ab
 
     for verifying, who in ((account, "this account itself"), (module.address, "the session module")):
         described = words(
-            Policy.call(nft, "safeMint(address to)"), account=account, typed_data_permissions=(signing(verifying),)
+            Policy.call(nft, "safeMint(address to)"),
+            account=account,
+            typed_data_permissions=(signing(verifying),),
         )
         assert any(
             text.startswith(f"{verifying} is {who}: the Approval messages in its domain")
@@ -202,7 +204,9 @@ def test_a_signing_permission_in_the_accounts_or_the_modules_domain_is_warned_ab
             for text in _texts(described, "danger")
         ), described.warnings
     elsewhere = words(
-        Policy.call(nft, "safeMint(address to)"), account=account, typed_data_permissions=(signing(nft.address),)
+        Policy.call(nft, "safeMint(address to)"),
+        account=account,
+        typed_data_permissions=(signing(nft.address),),
     )
     assert not any("refuses this grant" in text for text in _texts(elsewhere, "danger"))
 

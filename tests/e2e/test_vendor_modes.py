@@ -23,10 +23,11 @@ from eth_abi import encode as abi_encode
 
 from keyscope import BundlerRejectedError, Network, Owner, Policy, SessionKey, arg, function_call
 from keyscope.erc1271 import Signer, encode_typed_data_signature
-from keyscope.errors import KeyscopeError, SimulationRevertedError
+from keyscope.errors import BadInputError, KeyscopeError, SimulationRevertedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
+from keyscope.owner import GrantRequest
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData
@@ -260,18 +261,33 @@ def test_nexus_module_enable_mode_installs_nothing_on_a_session_signature(
     mint = function_call(stack.nft, MINT, recipient)
     minted = nft_balance(stack, recipient)
 
-    # A session whose grant would let it sign ModuleEnableMode in the account's own domain: the module refuses to
-    # enable it, so no key ever holds that permission.
+    # A session whose grant would let it sign ModuleEnableMode in the account's own domain: the SDK refuses to prepare
+    # it, and the module refuses to enable it (the grant built and signed by the owner here without the SDK's
+    # refusal), so no key ever holds that permission.
     enable_domain = account_domain(stack, account)
     assert enable_domain["name"] == "Nexus" and enable_domain["verifyingContract"] == account
     forbidden = Policy.typed_data(enable_domain, MODULE_ENABLE_MODE_TYPES, "ModuleEnableMode")
     other_key = SessionKey.generate()
-    request = owner.prepare_grant(
-        other_key,
-        [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
-        typed_data=[forbidden],
+    allowed_mint = [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])]
+    with pytest.raises(
+        BadInputError, match=r"in the domain of the account itself .*\(ForbiddenSigningDomain\)"
+    ):
+        owner.prepare_grant(other_key, allowed_mint, typed_data=[forbidden])
+    unrefused = owner.session_for(other_key, allowed_mint, typed_data=[forbidden])
+    epoch = owner.epoch()
+    request = GrantRequest(
+        session=unrefused,
+        account=account,
+        module=net.module,
+        chain_id=net.chain_id,
+        entry_point=net.entry_point,
+        epoch=epoch,
+        session_id=unrefused.session_id(account, epoch),
+        how="offchain",
+        account_kind=owner.kind.name,
+        owner=owner.signer.address,
     )
-    other = net.session(owner.sign_grant(request), other_key)
+    other = net.session(owner.sign_grant(request), other_key)  # the account accepts the owner's signature
     with pytest.raises(SimulationRevertedError) as enabling:  # its first operation (ENABLE), estimated
         other.build(mint, check=False)
     assert enabling.value.reason == "AA23", enabling.value

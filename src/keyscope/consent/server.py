@@ -140,7 +140,10 @@ class ConsentServer(BackgroundServer):
         """What the chain says of contracts and of ``account``'s modules, for the words of a grant."""
         contract = cached_contract_facts(self.network.chain)
         return Facts(
-            contract, module_checker(self.network.chain, account), self.network.entry_point, self.network.module
+            contract,
+            module_checker(self.network.chain, account),
+            self.network.entry_point,
+            self.network.module,
         )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:
