@@ -713,24 +713,32 @@ class SessionAccount:
                 )
         found = asked.verdict()
         if found is not None and found.unanswered:
-            raise SignatureRefusedError(
+            raise self._refusal(
                 f"nothing was signed: the account {self.grant.account} gives no answer when asked "
                 f"isModuleInstalled(1, {found.target}, 0x) (ERC-7579 has every account answer it), so the module "
                 "cannot tell whether the typed data's verifying contract is one of its validators and refuses a "
                 "session's signature to it",
-                reason="ModuleQueryUnanswered",
-                session_id="0x" + self.grant.session_id.hex(),
-                permission_index=permission_index,
+                "ModuleQueryUnanswered",
+                permission_index,
             )
         if found is not None:
-            raise SignatureRefusedError(
+            raise self._refusal(
                 f"nothing was signed: the typed data's verifying contract {found.target} is a {found.module} module "
                 f"of the account {self.grant.account}, and the module refuses a session's signature to any module of "
                 "the account (modules take the account's signature as its owner's approval of their configuration)",
-                reason="SignatureSenderForbidden",
-                session_id="0x" + self.grant.session_id.hex(),
-                permission_index=permission_index,
+                "SignatureSenderForbidden",
+                permission_index,
             )
+
+    def _refusal(self, text: str, reason: str, permission_index: int) -> SignatureRefusedError:
+        """The :class:`SignatureRefusedError` of this session for ``text``, ``reason`` (the module's error name or
+        the SDK's) and the typed-data or sign-in permission ``permission_index``."""
+        return SignatureRefusedError(
+            text,
+            reason=reason,
+            session_id="0x" + self.grant.session_id.hex(),
+            permission_index=permission_index,
+        )
 
     def _refuse_forbidden_verifier(self, typed: TypedData, permission_index: int) -> None:
         """Refuse, before anything is signed, typed data whose verifying contract is the account or the session
@@ -744,13 +752,12 @@ class SessionAccount:
         what = None if verifying is None else named.get(verifying)
         if what is None:
             return
-        raise SignatureRefusedError(
+        raise self._refusal(
             f"nothing was signed: the typed data's verifying contract {verifying} is {what}, and the module refuses "
             "a session's signature to the account and to itself (the account asks its validators for its owner's "
             "approval of its own configuration)",
-            reason="SignatureSenderForbidden",
-            session_id="0x" + self.grant.session_id.hex(),
-            permission_index=permission_index,
+            "SignatureSenderForbidden",
+            permission_index,
         )
 
     def _require_account_accepts(
@@ -781,14 +788,13 @@ class SessionAccount:
                 return
             said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
         asker = f" asked by {verifier}" if verifier is not None else ""
-        raise SignatureRefusedError(
+        raise self._refusal(
             f"no signature was returned: the account {account}'s isValidSignature{asker} {said} for the session's "
             f"signature of 0x{digest.hex()}, so every verifier would refuse it. The account may not pass ERC-1271 "
             f"questions to its validators (the module {self.grant.module}), or the session was revoked or every "
             "session invalidated on chain: see session.status()",
-            reason="AccountRefused",
-            session_id="0x" + self.grant.session_id.hex(),
-            permission_index=permission_index,
+            "AccountRefused",
+            permission_index,
         )
 
     def _message_header(self, signed: bytes, message: object) -> bytes:
