@@ -20,11 +20,11 @@ library AccountModules {
     ///      (4) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
     ///      has every account answer the validator question: an account that does not (a revert, no such function,
     ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code
-    ///      (an account initialised by its proxy's constructor installs its modules before it has code to answer). Any other question
-    ///      unanswered is taken to say no, as some accounts revert on it; a hook question unanswered is asked again
-    ///      with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no selector): it reverts on an
-    ///      empty context. Fallback handlers (type 3) and Safe7579's selector hooks are installed per selector and
-    ///      not asked about: see the threat model.
+    ///      (an account initialised by its proxy's constructor installs its modules before it has code to answer).
+    ///      Any other question unanswered is taken to say no, as some accounts revert on it; a hook question
+    ///      unanswered is asked again with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no
+    ///      selector): it reverts on an empty context. Fallback handlers (type 3) and Safe7579's selector hooks are
+    ///      installed per selector and not asked about: see the threat model.
     function moduleOf(address account, address target) internal view returns (bool isModule, uint256 moduleType) {
         bool unanswered;
         assembly ("memory-safe") {

@@ -217,8 +217,9 @@ contract SessionGrants is SessionStorage {
     /// @dev Refuse a permission whose target is a module of the account: a validator, an executor or a hook
     ///      (ERC-7579 `isModuleInstalled`), or a Safe module such as Safe7579's adapter (`isModuleEnabled`).
     ///      Modules keep their configuration per calling account, so a call from the account could reconfigure
-    ///      it (an owner validator's `onInstall` would replace the owner). An account that does not answer (no
-    ///      such function, a revert) is taken to say no. Only enabling asks: the USE path is unchanged.
+    ///      it (an owner validator's `onInstall` would replace the owner). An account with code that gives no answer
+    ///      to the validator question is refused ({AccountModules-moduleOf}: `ModuleQueryUnanswered`). Only enabling
+    ///      asks: the USE path is unchanged.
     function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
         (bool isModule, uint256 moduleType) = AccountModules.moduleOf(account, target);
         if (isModule) revert PermissionTargetIsModule(permissionIndex, target, moduleType);
