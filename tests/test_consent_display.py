@@ -94,20 +94,7 @@ def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(
     in them turned the rest of the line around (a limit or a ONE_OF list after the symbol read backwards: 1,000,000
     as 000,000,1), a zero-width character made another token read as USDC, a newline printed a line of its own."""
     token = project.NamedToken.deploy("USD" + symbol, symbol, 6, sender=deployer)
-    params = _params(
-        net.chain_id,
-        {
-            "type": "contract-call",
-            "data": {
-                "address": token.address,
-                "function": "transfer(address to, uint256 amount)",
-                "rules": [
-                    {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
-                    {"arg": "amount", "op": "one of", "values": ["1", "1000000000000"]},
-                ],
-            },
-        },
-    )
+    params = _token_transfer(net.chain_id, token.address, {"op": "one of", "values": ["1", "1000000000000"]})
     with ConsentServer(net) as server:
         consent = server.request_permissions(params)
         shown = json.dumps(_shown(server, consent.id), ensure_ascii=False)
@@ -236,20 +223,11 @@ def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
     rounding shows less than is granted); a connect from another chain is refused."""
     for claimed in (78, 255):
         token = project.NamedToken.deploy("Big", "BIG", claimed, sender=deployer)
-        params = _params(
+        params = _token_transfer(
             net.chain_id,
-            {
-                "type": "contract-call",
-                "data": {
-                    "address": token.address,
-                    "function": "transfer(address to, uint256 amount)",
-                    "valueLimit": hex(10**18 + 1),
-                    "rules": [
-                        {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
-                        {"arg": "amount", "op": "one of", "values": [str(2**256 - 1), str(2**255 - 1), "1"]},
-                    ],
-                },
-            },
+            token.address,
+            {"op": "one of", "values": [str(2**256 - 1), str(2**255 - 1), "1"]},
+            valueLimit=hex(10**18 + 1),
         )
         with ConsentServer(net) as server:
             consent = server.request_permissions(params)
@@ -321,7 +299,12 @@ def test_a_known_function_s_arguments_carry_their_standard_names_not_the_request
     assert any("may send to ANY address" in text for text in cautions), cautions
 
 
-def _token_transfer(chain_id: int, token: str) -> list[Any]:
+def _token_transfer(
+    chain_id: int, token: str, amount: dict[str, Any] | None = None, **data: Any
+) -> list[Any]:
+    """A request for ``transfer(to, amount)`` on ``token`` to one recipient, ``amount`` its rule on the amount (at
+    most 100 units of a 6-decimal token by default), ``data`` the permission's other fields."""
+    rule = amount if amount is not None else {"op": "<=", "value": str(100 * 10**6)}
     return _params(
         chain_id,
         {
@@ -329,10 +312,8 @@ def _token_transfer(chain_id: int, token: str) -> list[Any]:
             "data": {
                 "address": token,
                 "function": "transfer(address to, uint256 amount)",
-                "rules": [
-                    {"arg": "to", "op": "==", "value": "0x" + "5e" * 20},
-                    {"arg": "amount", "op": "<=", "value": str(100 * 10**6)},
-                ],
+                **data,
+                "rules": [{"arg": "to", "op": "==", "value": "0x" + "5e" * 20}, {"arg": "amount", **rule}],
             },
         },
     )
