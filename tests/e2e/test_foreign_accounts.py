@@ -17,11 +17,16 @@ One anvil + EntryPoint v0.7 + Alto stack for the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keyscope import (
     BundlerRejectedError,
@@ -511,24 +516,11 @@ _ANSWER_FORMS = {
     "Safe, 1 with high bits": ([(0, 0, _RETURN, _HIGH_AND_ONE)], None),
 }
 _MODULE_TYPE_OF = {"validator": 1, "executor": 2, "hook": 4, "Safe module": 0}
+ANSWER_EXAMPLES = 1000 if os.environ.get("KEYSCOPE_FUZZ") == "deep" else 150
 
 
-@pytest.mark.parametrize("form", sorted(_ANSWER_FORMS))
-def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(
-    stack: LocalStack, owner_validator: str, form: str
-) -> None:
-    """The module's assembly reads an answer only when the call succeeded with at least a word whose value is 0 or 1
-    (the memory it reads at 0 is then the answer's first word, never what was there before); the SDK asks the same
-    questions. For each form of answer (short, empty, longer, 1 with high bits, 2, a revert carrying 1, all gas
-    burnt), the module's verdict on a grant naming the target and the SDK's are the same: asked one by one
-    (``module_of``), and as a grant or a signature asks them (``read_asking_modules``, here for the generic ERC-7579
-    adapter: in one batch, then Safe's question alone, or one by one when a question reverts or halts the batch)."""
-    from keyscope.accounts.modules import module_of, read_asking_modules
-
-    answers, expected = _ANSWER_FORMS[form]
-    account = deploy_code(
-        stack.node, stack.deployer.address, build_bytecode("OddModuleAnswers"), "an account"
-    )
+def _set_answers(stack: LocalStack, account: str, answers: Iterable[tuple[int, int, int, bytes]]) -> None:
+    """Set ``OddModuleAnswers``' answer to each (module type, context length) question: (``how``, bytes)."""
     for module_type, context_length, how, data in answers:
         send_transaction(
             stack.node,
@@ -538,29 +530,123 @@ def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(
             + abi_encode(["uint256", "uint256", "uint8", "bytes"], [module_type, context_length, how, data]),
             what="answer",
         )
-    target = LocalSigner.generate().address
-    chain = RpcChain(stack.rpc_url)
+
+
+_TYPE_NAMES = {number: name for name, number in _MODULE_TYPE_OF.items()}
+
+
+def _module_verdict(chain: RpcChain, module: str, account: str, target: str) -> str | None:
+    """The module's verdict on a session calling ``target``, enabled by ``account``: None when it enables it, the
+    module type's name (or ``unanswered``) when it refuses; any other refusal fails the test."""
     session = Session(
         session_key=SessionKey.generate().address,
         valid_until=2**40,
         permissions=(Policy.call(target, "record(uint256 amount)"),),
     )
-    if expected is None:
-        chain.call(stack.module, enable_session_data(session), sender=account)
-    else:
-        with pytest.raises(CallRevertedError) as refused:
-            chain.call(stack.module, enable_session_data(session), sender=account)
-        if expected == "unanswered":
-            assert refused.value.data == keccak(b"ModuleQueryUnanswered(address,address)")[:4] + abi_encode(
-                ["address", "address"], [account, target]
-            )
-        else:
-            assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
-                :4
-            ] + abi_encode(["uint256", "address", "uint256"], [0, target, _MODULE_TYPE_OF[expected]])
-    assert module_of(chain, account, target) == expected
+    try:
+        chain.call(module, enable_session_data(session), sender=account)
+    except CallRevertedError as refused:
+        data = refused.data
+        if data == keccak(b"ModuleQueryUnanswered(address,address)")[:4] + abi_encode(
+            ["address", "address"], [account, target]
+        ):
+            return "unanswered"
+        selector = keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[:4]
+        assert data[:4] == selector, f"the module refused with 0x{data.hex()}"
+        index, named, module_type = abi_decode(["uint256", "address", "uint256"], data[4:])
+        assert (index, to_address(named)) == (0, target)
+        return _TYPE_NAMES[module_type]
+    return None
+
+
+def _sdk_verdicts(chain: RpcChain, owner_validator: str, account: str, target: str) -> tuple[str | None, ...]:
+    """The SDK's verdicts on ``target``: asked one by one (``module_of``), and as a grant or a signature asks
+    (``read_asking_modules``, for the generic ERC-7579 adapter: in one batch, then Safe's question alone, or one by
+    one when a question reverts or halts the batch)."""
+    from keyscope.accounts.modules import module_of, read_asking_modules
+
     kind = ERC7579AccountKind(owner_validator=owner_validator, chain=chain)
     verdict = read_asking_modules(chain, kind, account, [target]).verdict()
-    assert (None if verdict is None else (verdict.target, verdict.module)) == (
-        None if expected is None else (target, expected)
+    assert verdict is None or verdict.target == target
+    return module_of(chain, account, target), None if verdict is None else verdict.module
+
+
+@pytest.mark.parametrize("form", sorted(_ANSWER_FORMS))
+def test_the_module_and_the_sdk_read_every_form_of_an_answer_alike(
+    stack: LocalStack, owner_validator: str, form: str
+) -> None:
+    """The module's assembly reads an answer only when the call succeeded with at least a word whose value is 0 or 1
+    (the memory it reads at 0 is then the answer's first word, never what was there before); the SDK asks the same
+    questions. For each form of answer (short, empty, longer, 1 with high bits, 2, a revert carrying 1, all gas
+    burnt), the module's verdict on a grant naming the target is the one expected, and the SDK's are the same."""
+    answers, expected = _ANSWER_FORMS[form]
+    account = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("OddModuleAnswers"), "an account"
     )
+    _set_answers(stack, account, answers)
+    target = LocalSigner.generate().address
+    chain = RpcChain(stack.rpc_url)
+    assert _module_verdict(chain, stack.module, account, target) == expected
+    assert _sdk_verdicts(chain, owner_validator, account, target) == (expected, expected)
+
+
+_QUESTIONS = ((1, 0), (2, 0), (4, 0), (4, 64), (0, 0))
+"""The questions the module may ask: validator, executor, hook (empty context, then Safe7579's), Safe's."""
+_WORDS = st.sampled_from([0, 1, 2, (1 << 255) | 1, (1 << 8) | 1, 2**256 - 1]).map(
+    lambda w: w.to_bytes(32, "big")
+)
+_ANSWER_BYTES = st.one_of(
+    _WORDS,
+    _WORDS.map(lambda word: word[1:]),  # 31 bytes
+    st.tuples(_WORDS, st.binary(min_size=1, max_size=40)).map(lambda pair: pair[0] + pair[1]),
+    st.binary(max_size=70),
+)
+_FORMS = {
+    "false": st.just((0, b"")),  # the contract's own well-formed false
+    "yes": st.just((_RETURN, _TRUE)),
+    "odd": st.tuples(st.just(_RETURN), _ANSWER_BYTES),
+    "stop": st.tuples(st.sampled_from([_REVERT, _BURN]), _ANSWER_BYTES),
+}
+_FORM = st.sampled_from(["false"] * 3 + ["yes"] * 2 + ["odd"] * 4 + ["stop"]).flatmap(_FORMS.__getitem__)
+"""Weighted so that most sets keep the SDK's one batch of questions (a revert or a halt sends it one by one)."""
+
+
+def _answer_sets() -> st.SearchStrategy[list[tuple[int, int, int, bytes]]]:
+    """An answer to every question; at most one burns its gas (each burnt call leaves the module 1/64 of what it
+    had: after two, too little to go on, and the enable then fails without an error of its own)."""
+    return (
+        st.tuples(*[_FORM] * len(_QUESTIONS))
+        .filter(lambda forms: sum(h == _BURN for h, _ in forms) <= 1)
+        .map(lambda forms: [(t, n, how, data) for (t, n), (how, data) in zip(_QUESTIONS, forms, strict=True)])
+    )
+
+
+def test_the_module_and_the_sdk_give_the_same_verdict_on_generated_answers(
+    stack: LocalStack, owner_validator: str
+) -> None:
+    """Differential: generated answers to each question the module may ask (a word of 0, 1, 2 or with high bits,
+    31 bytes, a word and more, any bytes; returned, reverted, or all gas burnt; or a well-formed false), set on one
+    account; the module's verdict on a grant naming a target and the SDK's two verdicts are the same. The run
+    must reach every verdict."""
+    account = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("OddModuleAnswers"), "an account"
+    )
+    chain = RpcChain(stack.rpc_url)
+    target = LocalSigner.generate().address
+    seen: Counter[str | None] = Counter()
+
+    @settings(
+        max_examples=ANSWER_EXAMPLES,
+        deadline=None,
+        derandomize=os.environ.get("KEYSCOPE_FUZZ") != "deep",
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    @given(answers=_answer_sets())
+    def alike(answers: list[tuple[int, int, int, bytes]]) -> None:
+        _set_answers(stack, account, answers)
+        module = _module_verdict(chain, stack.module, account, target)
+        assert _sdk_verdicts(chain, owner_validator, account, target) == (module, module), answers
+        seen[module] += 1
+
+    alike()
+    assert set(seen) == {None, "unanswered", "validator", "executor", "hook", "Safe module"}, seen
