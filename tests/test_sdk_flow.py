@@ -64,6 +64,23 @@ def test_onchain_grant_batch_and_revoke(net, owner, nft):
         session.execute(nft, "safeMint(address)", owner.account)
 
 
+def test_revoking_a_revoked_session_again_is_refused_and_sends_nothing(net, owner, nft, entry_point):
+    """A second revocation changes nothing on chain: the SDK says the session is already revoked, by id (in hex)
+    and account, instead of having the owner pay for an operation that does nothing."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)
+    owner.revoke(grant.session_id).wait()
+    nonce = entry_point.getNonce(owner.account, 0)
+    session_id = "0x" + grant.session_id.hex()
+    for again in (grant, grant.session_id, session_id):
+        with pytest.raises(SessionRevokedError) as info:
+            owner.revoke(again)
+        said = str(info.value)
+        assert f"session {session_id} is already revoked on chain for {owner.account}" in said, said
+        assert "nothing was sent" in said and info.value.session_id == session_id
+    assert entry_point.getNonce(owner.account, 0) == nonce
+
+
 def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)

@@ -38,6 +38,7 @@ from .errors import (
     ConfigurationError,
     InvalidFieldsError,
     KeyscopeWarning,
+    SessionRevokedError,
     UnknownOptionError,
     UnsupportedAccountError,
     shown,
@@ -49,11 +50,13 @@ from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
+    decode_bool,
     decode_epoch,
     enable_session_data,
     epoch_of_data,
     revoke_session_data,
     rotate_co_signer_data,
+    session_flag_calls,
 )
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
@@ -839,11 +842,23 @@ class Owner:
         ]
 
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
-        """Revoke a session (a grant or its id), enabled or not yet: it can never be used again."""
+        """Revoke a session (a grant or its id), enabled or not yet: it can never be used again.
+
+        A session the module already holds revoked is refused with
+        :class:`~keyscope.errors.SessionRevokedError` before anything is signed: a second revocation would change
+        nothing and still cost the account an operation's gas."""
         if isinstance(grant, SessionGrant):
             session_id = grant.session_id
         else:
             session_id = to_bytes(grant, name="session id", length=32)
+        is_revoked = session_flag_calls(self.account, session_id)[1]
+        if decode_bool(self.network.chain.call(self.network.module, is_revoked)):
+            name = "0x" + session_id.hex()
+            raise SessionRevokedError(
+                f"session {name} is already revoked on chain for {self.account}: nothing was sent (a revoked "
+                "session can never be used again; grant a new one if the key needs one)",
+                name,
+            )
         return self.execute(Call(self.network.module, 0, revoke_session_data(session_id)))
 
     def rotate_co_signer(self, grant: SessionGrant | bytes | str, co_signer: Any) -> PendingUserOperation:
