@@ -231,6 +231,21 @@ def test_bad_input_gives_one_clear_error_line(
     assert "is for chain 31337" in chain.error() and f"--network {local_stack.rpc_url}" in chain.error()
 
 
+def test_a_node_that_is_not_running_is_one_clear_error_line(tmp_path: Path) -> None:
+    """docs/scripts.md's commands with the local stack not started (or --network mistyped): ape cannot connect
+    before the command runs, which it shows as a traceback; the command says which node and what to do."""
+    unreachable = f"http://127.0.0.1:{closed_port()}"
+    store = {"KEYSCOPE_STORE": f"sqlite:///{tmp_path / 'sessions.db'}"}
+    listed, sent = side_by_side(
+        ("sessions", ("--network", unreachable), store),
+        ("send", (ZERO_SESSION, "nft", "safeMint(address)", "account", "--network", unreachable), store),
+    )
+    for run in (listed, sent):
+        said = run.error()
+        assert f"cannot connect to the node: No (supported) node found on '{unreachable}';" in said, said
+        assert "python -m keyscope.local --json" in said and "--network" in said, said
+
+
 def test_inprocess_bundler_on_anvil(local_stack: LocalStack, tmp_path: Path) -> None:
     """keyscope deployed with `ape run deploy`, operations sent as handleOps from an ape account."""
     stack = local_stack

@@ -13,7 +13,7 @@ import click
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import ConfigurationError
 from ..urls import mask_url
-from .output import F
+from .output import F, fail, one_line
 from .settings import (
     DEFAULT_STORE_URL,
     ENV_BUNDLER,
@@ -117,8 +117,21 @@ def ape_command() -> type[click.Command]:
     """The command class of the ``ape run`` scripts: ape's ``ConnectedProviderCommand`` (``--network`` connects
     to an ape network before the command runs) that also takes its options after ``--``."""
     from ape.cli import ConnectedProviderCommand
+    from ape.exceptions import ProviderError
 
-    return type("KeyscopeScriptCommand", (OptionsAfterDashes, ConnectedProviderCommand), {})
+    def invoke(self: click.Command, ctx: click.Context) -> Any:
+        # the callback reports its own errors (reports_errors): a ProviderError reaching here is ape's, raised
+        # while connecting to --network before the command ran, which ape would show as a traceback
+        try:
+            return ConnectedProviderCommand.invoke(self, ctx)  # type: ignore[arg-type]
+        except ProviderError as error:
+            said = one_line(error).rstrip(".") or type(error).__name__
+            fail(
+                f"cannot connect to the node: {said}; start it (the local stack: python -m keyscope.local --json), "
+                "or give --network the URL of a running node"
+            )
+
+    return type("KeyscopeScriptCommand", (OptionsAfterDashes, ConnectedProviderCommand), {"invoke": invoke})
 
 
 def ape_account_type(name: str) -> Any:

@@ -76,26 +76,26 @@ def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except KeyscopeError as error:
-            _fail(one_line(error) or type(error).__name__)
+            fail(one_line(error) or type(error).__name__)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except OSError as error:
             if os.environ.get(ENV_DEBUG):
                 raise
             where = f" {error.filename}" if error.filename else ""
-            _fail(f"cannot use{where}: {error.strerror or error}; check the path and its permissions")
+            fail(f"cannot use{where}: {error.strerror or error}; check the path and its permissions")
         except Exception as error:
             if os.environ.get(ENV_DEBUG):
                 raise
             detail = one_line(error)
-            _fail(
+            fail(
                 f"unexpected {type(error).__name__}"
                 + (f": {detail}" if detail else "")
                 + f" (set {ENV_DEBUG}=1 to see where; if keyscope is at fault, please report it)"
             )
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     """Print ``error: message`` on stderr and exit with status 1."""
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
