@@ -570,7 +570,7 @@ class InsufficientPrefundError(BundlerRejectedError):
         short = (
             f"; send it at least {cost - balance - deposit:,} wei more"
             if cost and cost > balance + deposit
-            else ""
+            else "; send it ETH"
         )
         may = f"may cost up to {cost:,} wei in gas, but " if cost is not None else "cannot be paid for: "
         self.args = (
