@@ -27,10 +27,18 @@ from keyscope import (
     function_call,
 )
 from keyscope.clock import window_now
-from keyscope.errors import KeyscopeError, TargetRevertedError, TargetWarning, UnknownOptionError
+from keyscope.errors import (
+    ConfigurationError,
+    KeyscopeError,
+    TargetRevertedError,
+    TargetWarning,
+    UnknownOptionError,
+)
+from keyscope.hexutil import to_address
 from keyscope.module import SessionStatus
 from keyscope.network import Network
 from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
+from keyscope.report import report_from_chain
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
@@ -314,6 +322,25 @@ def test_session_status_in_words(net, owner, nft) -> None:
     text = str(session.status())
     assert f"session 0x{grant.session_id.hex()}: active (on chain)" in text
     assert "allows  call safeMint(address)" in text and "min" in text
+
+
+def test_a_module_address_with_no_module_there_is_named_not_a_decoding_crash(net, owner, nft) -> None:
+    """A mistyped module address, or another chain's: nothing answers the module's questions. The grant (before
+    the owner signs) and the status say which module address gave no answer, not eth_abi's InsufficientDataBytes."""
+    elsewhere = to_address("0x" + "5e" * 20)
+    wrong = Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=elsewhere,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
+    said = f"the session module {elsewhere} gave no answer to epochOf: no SessionKeyValidator is there"
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        wrong.owner(owner.signer).grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        report_from_chain(wrong, grant)
 
 
 def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_path) -> None:

@@ -146,7 +146,7 @@ class EOAOwner(Owner):
         return DelegationState(
             delegate=delegate_of(code),
             transaction_nonce=nonce,
-            epoch=decode_epoch(epoch),
+            epoch=decode_epoch(epoch, net.module),
             module_initialized=decode_bool(initialized),
             module_registered=int(slot, 16) != 0,
         )

@@ -17,6 +17,7 @@ from eth_abi import encode as abi_encode
 from .chain import read_many
 from .clock import window_now
 from .endpoints import Endpoints
+from .errors import ConfigurationError
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
@@ -93,9 +94,17 @@ def epoch_of_data(account: str) -> bytes:
     return EPOCH_OF + abi_encode(["address"], [to_address(account)])
 
 
-def decode_epoch(result: bytes) -> int:
-    """The ``uint32`` answer of ``epochOf``."""
-    return int(abi_decode(["uint32"], result)[0])
+def decode_epoch(result: bytes, module: str) -> int:
+    """The ``uint32`` answer of ``module``'s ``epochOf``; a :class:`~keyscope.errors.ConfigurationError` when there
+    is none (no code at ``module`` on this chain: a wrong module address, or another chain's)."""
+    if len(result) < 32:
+        raise ConfigurationError(
+            f"the session module {module} gave no answer to epochOf"
+            + (f" (only 0x{result.hex()})" if result else "")
+            + ": no SessionKeyValidator is there on this chain; check the module address given to connect() "
+            "(or the grant's) and that the node is the chain it was deployed on"
+        )
+    return int(abi_decode(["uint32"], result[:32])[0])
 
 
 def decode_bool(result: bytes) -> bool:
@@ -222,7 +231,7 @@ def read_session_state(
         revoked=decode_bool(revoked),
         active=decode_bool(active),
         now=moment,
-        epoch=decode_epoch(epoch),
+        epoch=decode_epoch(epoch, module),
     )
     if (
         status is SessionStatus.NOT_YET_ENABLED

@@ -557,7 +557,9 @@ class Owner:
 
     def epoch(self) -> int:
         """The account's current epoch at the module (enable signatures are bound to it)."""
-        return decode_epoch(self.network.chain.call(self.network.module, epoch_of_data(self.account)))
+        return decode_epoch(
+            self.network.chain.call(self.network.module, epoch_of_data(self.account)), self.network.module
+        )
 
     def _grant_state(
         self,
@@ -605,7 +607,7 @@ class Owner:
                 )
             if found is not None:
                 raise BadInputError(_module_target_message(found.target, self.account, found.module))
-        return decode_epoch(epoch), deployed, now, dict(zip(addresses, codes, strict=True))
+        return decode_epoch(epoch, net.module), deployed, now, dict(zip(addresses, codes, strict=True))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:
         """The distinct targets of ``permissions``, after refusing those this SDK knows to be the account's
