@@ -28,7 +28,7 @@ from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, e
 from keyscope.errors import BadInputError, LimitExceededError
 from keyscope.execution import encode_execute
 from keyscope.hexutil import to_bytes
-from keyscope.message_signing import SignatureRefusedError, nested_frames
+from keyscope.message_signing import SignatureRefusedError, check_sign_in, nested_frames
 from keyscope.revert import decode_revert
 from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import (
@@ -496,6 +496,57 @@ def test_a_sign_in_for_another_account_is_refused(signing, permits, module):
         refusal(module, signing.accounts[0], eip191_hash(raw), forged, permits.address)
         == "SignInAccountMismatch"
     )
+
+
+def _module_sign_in_verdict(signing: Signing, module: Any, permits: Any, raw: bytes) -> str | None:
+    """The module's verdict on the session key's sign-in signature of ``raw`` (None: valid), made without the
+    SDK's check."""
+    signed = personal_sign_hash(
+        raw, account=signing.accounts[0], chain_id=signing.chain_id, module=module.address
+    )
+    header = Signer(signing.key.address, signing.grants[0].session_id).header(
+        signing.key.sign_hash(signed), None
+    )
+    first = raw.index(b"\n") + 1
+    forged = to_bytes(module.address) + encode_sign_in_signature(header, raw, first)
+    from keyscope.typed_data import eip191_hash
+
+    return refusal(module, signing.accounts[0], eip191_hash(raw), forged, permits.address)
+
+
+_ADDRESS_LINE_SPELLINGS = {
+    "checksummed": lambda a: a,
+    "lower case": lambda a: "0x" + a[2:].lower(),
+    "upper-case digits": lambda a: "0x" + a[2:].upper(),
+    "upper-case 0X": lambda a: "0X" + a[2:].lower(),
+    "all upper case": lambda a: a.upper(),
+    "no 0x": lambda a: a[2:] + "00",
+    "0x and 39 digits": lambda a: a[:-1],
+    "a space before the break": lambda a: a + " ",
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(_ADDRESS_LINE_SPELLINGS))
+def test_the_sign_in_address_line_is_read_as_the_module_reads_it(signing, permits, module, spelling):
+    """The second line of a sign-in message names the account: the module takes "0x" (lower case x) and 40 hex
+    digits in any case, then a line break. The SDK's check refuses exactly what the module refuses (it took "0X"
+    for "0x" and signed a message whose signature the module refused)."""
+    sdk = signing.sdk(0)
+    message, _ = sdk.sign_in("app.example.com", uri="https://app.example.com")
+    account = signing.accounts[0]
+    spelled = _ADDRESS_LINE_SPELLINGS[spelling](account)
+    lines = message.split("\n")
+    assert lines[1] == account
+    raw = "\n".join([lines[0], spelled, *lines[2:]]).encode()
+    module_says = _module_sign_in_verdict(signing, module, permits, raw)
+    assert module_says in (None, "SignInAccountMismatch"), module_says
+    try:
+        check_sign_in(signing.session, raw, account=account, session_id="0x01")
+    except SignatureRefusedError as error:
+        sdk_says: str | None = error.reason
+    else:
+        sdk_says = None
+    assert sdk_says == module_says, (spelling, spelled)
 
 
 def test_the_account_and_the_module_cannot_be_the_verifier(signing, permits, module):

@@ -201,7 +201,7 @@ def check_sign_in(
     session: Session, message: str | bytes, *, account: str, session_id: str, now: int | None = None
 ) -> SignInCheck:
     """Check an EIP-4361 message against ``session``'s sign-in permissions as the module will: its first line must
-    name a granted website, its second the account (any case). Raises :class:`SignatureRefusedError`."""
+    name a granted website, its second the account ("0x" and 40 hex digits in any case). Raises :class:`SignatureRefusedError`."""
     raw = message.encode() if isinstance(message, str) else bytes(message)
     first_end = raw.find(b"\n")
     first = raw[: first_end + 1] if first_end >= 0 else raw
@@ -211,20 +211,22 @@ def check_sign_in(
     )
     if index is None:
         raise SignatureRefusedError(
-            f"session {session_id} may not sign in with the first line {first!r}: it may sign "
-            f"{_what_it_may_sign(session)}",
+            f"session {session_id} may not sign in with the first line {first.decode(errors='replace')!r}: it may "
+            f"sign {_what_it_may_sign(session)}",
             reason="SignInNotGranted",
             session_id=session_id,
         )
+    # the module's order: the permission, its window, then the account
+    _window(session, now, session_id, index)
     second = raw[len(first) : len(first) + 43]
-    expected = to_address(account).lower().encode()
-    if len(second) != 43 or second[42:] != b"\n" or second[:42].lower() != expected:
+    expected = to_address(account)[2:].lower().encode()
+    # as the module reads it: "0x" (a lower-case x), the 40 hex digits in any case, a line break
+    if len(second) != 43 or second[:2] != b"0x" or second[42:] != b"\n" or second[2:42].lower() != expected:
         raise SignatureRefusedError(
-            f"a sign-in message's second line must be the account {to_address(account)} (then a line break), got "
-            f"{second!r}",
+            f'a sign-in message\'s second line must be the account {to_address(account)} ("0x" and its 40 hex '
+            f"digits, then a line break), got {second.decode(errors='replace')!r}",
             reason="SignInAccountMismatch",
             session_id=session_id,
             permission_index=index,
         )
-    _window(session, now, session_id, index)
     return SignInCheck(index, raw, len(first))
