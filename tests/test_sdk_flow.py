@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 from keyscope import (
+    BadInputError,
     BundlerRejectedError,
     Policy,
     PolicyViolationError,
@@ -79,6 +80,40 @@ def test_revoking_a_revoked_session_again_is_refused_and_sends_nothing(net, owne
         assert f"session {session_id} is already revoked on chain for {owner.account}" in said, said
         assert "nothing was sent" in said and info.value.session_id == session_id
     assert entry_point.getNonce(owner.account, 0) == nonce
+
+
+def test_a_grant_repeating_a_permission_the_key_holds_unrevoked_is_refused_before_the_owner_signs(
+    net, owner, nft, entry_point, chain
+):
+    """A dapp reusing its session key after the session expired: the expired session keeps its permissions until
+    it is revoked, and the module holds one per (key, target, selector) and per signing permission, so it refuses
+    to enable the new grant (PermissionAlreadyGranted). The SDK signed it anyway: the off-chain grant failed at its
+    first operation (AA23), the on-chain one in the bundler's simulation. Now the grant is refused before anything
+    is signed or sent, and works once the old session is revoked."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    old = owner.grant(key, [mint_policy(nft, owner.account)], sign_in=["app.example.com"], onchain=True)
+    chain.pending_timestamp += 2 * 3600  # the old session has expired
+    chain.mine()
+    nonce = entry_point.getNonce(owner.account, 0)
+    for onchain in (False, True):
+        with pytest.raises(BadInputError) as info:
+            owner.grant(key, [mint_policy(nft, owner.account)], onchain=onchain)
+        said = str(info.value)
+        assert f"permission 0 (safeMint(address) on {nft.address})" in said, said
+        assert f"the session key {key.address} already holds this permission on {owner.account}" in said
+        assert "PermissionAlreadyGranted" in said and "owner.revoke" in said and "nothing was signed" in said
+    with pytest.raises(BadInputError, match=r"signing permission 0 \(sign-in to app.example.com\).*"
+                       r"SigningPermissionAlreadyGranted"):  # fmt: skip
+        owner.grant(key, [], sign_in=["app.example.com"])
+    assert entry_point.getNonce(owner.account, 0) == nonce  # nothing was sent
+    # another call for the same key, and the same call for another key, are no overlap
+    owner.grant(key, [Policy.call(nft, "approve(address to, uint256 tokenId)")])
+    owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+
+    owner.revoke(old).wait()
+    fresh = owner.grant(key, [mint_policy(nft, owner.account)], sign_in=["app.example.com"])
+    assert net.session(fresh, key).execute(nft, "safeMint(address)", owner.account).wait().success
 
 
 def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):

@@ -35,6 +35,7 @@ from .errors import (
     AccountSetupError,
     BadInputError,
     BundlerRejectedError,
+    CallRevertedError,
     ConfigurationError,
     InvalidFieldsError,
     KeyscopeWarning,
@@ -61,6 +62,7 @@ from .module import (
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
+from .revert import decode_revert, describe_revert
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
@@ -695,7 +697,9 @@ class Owner:
         The chain is asked once, for the epoch, the account's code, the targets' code, whether a target is one
         of the account's modules (refused: :class:`~keyscope.errors.BadInputError`) and (for a duration) the
         time; a target without code, or one known to lack the function, is reported with a
-        :class:`~keyscope.errors.TargetWarning`."""
+        :class:`~keyscope.errors.TargetWarning`. On a deployed account the module then enables the session in a dry
+        run, so that what it would refuse against the account's other sessions (a permission the same key holds in
+        a session not revoked) is refused before the owner signs (:class:`~keyscope.errors.BadInputError`)."""
         _check_options(options)
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
@@ -729,6 +733,8 @@ class Owner:
         refuse_forbidden_targets(session, self.account, net.module)
         if not deployed:
             self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
+        else:
+            self._refuse_what_enabling_refuses(session)
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         request = GrantRequest(
@@ -747,6 +753,54 @@ class Owner:
         )
         request._owner = self
         return request
+
+    def _refuse_what_enabling_refuses(self, session: Session) -> None:
+        """Enable ``session`` in a dry run (an ``eth_call`` of the module's ``enableSession`` from the account, whose
+        address keys its storage) and raise :class:`~keyscope.errors.BadInputError` for what the module would refuse
+        against the account's other sessions, which the session alone does not show: a call or signing permission
+        the same key holds in a session not revoked (an expired one keeps its permissions until it is revoked:
+        ``PermissionAlreadyGranted``, ``SigningPermissionAlreadyGranted``), the account's live permissions
+        (``TooManyLivePermissions``), a session id revoked before (``SessionIsRevoked``). Without it the owner signs
+        a grant whose first operation fails at the bundler (AA23), or an on-chain grant that reverts. A dry run the
+        node cannot make (a revert that is not the module's) refuses nothing."""
+        net = self.network
+        try:
+            net.chain.call(net.module, enable_session_data(session), sender=self.account)
+        except CallRevertedError as error:
+            decoded = decode_revert(error.data)
+            if decoded is None:
+                return
+            name, args = decoded
+            key = session.session_key
+            if name == "PermissionAlreadyGranted":
+                permission = session.permissions[int(args["permissionIndex"])]
+                raise BadInputError(
+                    f"permission {args['permissionIndex']} ({permission.label}): the session key {key} already holds "
+                    f"this permission on {self.account} in another session that is not revoked (an expired session "
+                    "keeps its permissions until it is revoked), and the module holds one per key and call "
+                    "(PermissionAlreadyGranted): revoke that session first (owner.revoke), or grant to a new session "
+                    "key; nothing was signed"
+                ) from None
+            if name == "SigningPermissionAlreadyGranted":
+                index = int(args["index"])
+                signing = [p.describe for p in session.typed_data_permissions] + [
+                    f"sign-in to {domain}" for domain in session.sign_in
+                ]
+                raise BadInputError(
+                    f"signing permission {index} ({signing[index]}): the session key {key} already holds it on "
+                    f"{self.account} in another session that is not revoked (an expired session keeps its "
+                    "permissions until it is revoked), and the module holds one per key "
+                    "(SigningPermissionAlreadyGranted): revoke that session first (owner.revoke), or grant to a new "
+                    "session key; nothing was signed"
+                ) from None
+            hint = {
+                "TooManyLivePermissions": ": revoke the account's sessions it no longer needs (owner.revoke) first",
+                "SessionIsRevoked": ": this very session was revoked; grant a new one (another salt)",
+            }.get(name, "")
+            raise BadInputError(
+                f"the module would refuse to enable this session on {self.account}: {describe_revert(error.data)}"
+                f"{hint}; nothing was signed"
+            ) from None
 
     def sign_grant(self, request: GrantRequest) -> SessionGrant:
         """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind). On a deployed account,
