@@ -250,6 +250,7 @@ class EOAOwner(Owner):
         state = self.delegation()
         session = self.session_for(key, permissions, **window)
         calls, delegating, epoch = self._setup(state, (session,))
+        # the operation starts a new epoch first: the sessions alive now cannot meet this one
         return state, self._request(session, epoch, deployed=True), calls, delegating
 
     def _check_active(self, grant: SessionGrant) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import BadInputError, RuleRefusalError
 from .hexutil import to_address
-from .session import Condition, Session, TypedDataPermission
+from .session import SIGN_IN_SUFFIX, Condition, Session, TypedDataPermission
 from .typed_data import Frame, Frames, TypedData, Types, eip191_hash
 
 __all__ = [
@@ -36,9 +36,6 @@ __all__ = [
     "nested_frames",
     "sign_in_message",
 ]
-
-SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
-"""What follows the website in the first line of an EIP-4361 message."""
 
 
 class SignatureRefusedError(RuleRefusalError):

@@ -9,6 +9,7 @@ signature layouts) is :mod:`keyscope.session`; this module is the contract's int
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 from eth_abi import decode as abi_decode
@@ -21,7 +22,7 @@ from .errors import ConfigurationError
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
-from .session import SESSION_ABI_TYPE, Session
+from .session import SESSION_ABI_TYPE, SIGN_IN_SUFFIX, Session, TypedDataPermission, sign_in_domain_error
 
 __all__ = [
     "ENABLE_SESSION",
@@ -60,6 +61,10 @@ EPOCH_OF = keccak(b"epochOf(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]
+IS_TARGET_OF_LIVE_SESSION = keccak(b"isTargetOfLiveSession(address,address)")[:4]
+SIGNING_PERMISSION = keccak(b"signingPermission(address,bytes32)")[:4]
+_SIGNING_LIVE = 1 << 248
+"""The live flag of a signing permission's header."""
 
 SESSION_ENABLED = keccak(b"SessionEnabled(address,bytes32,address,uint48,uint48)")
 """Topic of the module's ``SessionEnabled(account, sessionId, sessionKey, validAfter, validUntil)`` event."""
@@ -144,6 +149,36 @@ def read_limit_usage(
     moment = timestamp if now is None else now
     assert moment is not None
     return usage_of(session, decode_limit_counters(session, result), moment)
+
+
+def target_of_live_session_data(account: str, target: str) -> bytes:
+    """Calldata of ``isTargetOfLiveSession(account, target)``: whether a session of the account that is not revoked
+    (expired ones included) may call ``target``."""
+    return IS_TARGET_OF_LIVE_SESSION + abi_encode(
+        ["address", "address"], [to_address(account), to_address(target)]
+    )
+
+
+def signing_permission_data(
+    account: str, space: str, typed_data: Sequence[TypedDataPermission], sign_in: Sequence[str]
+) -> list[bytes]:
+    """Calldata of ``signingPermission(account, signingKey)`` for each signing permission held under ``space`` (a
+    session key): the ``typed_data`` ones, then the ``sign_in`` websites', as the module keys them."""
+    owner = to_bytes(to_address(space))
+    # what is not a permission yet is refused when the session is built, with its own message: nothing to ask
+    keys = [
+        keccak(b"\x01" + owner + p.domain_separator + p.contents_type_hash)
+        for p in typed_data
+        if isinstance(p, TypedDataPermission)
+    ]
+    lines = [domain + SIGN_IN_SUFFIX for domain in sign_in if sign_in_domain_error(domain) is None]
+    keys += [keccak(b"\x02" + owner + keccak(line.encode())) for line in lines]
+    return [SIGNING_PERMISSION + abi_encode(["address", "bytes32"], [to_address(account), k]) for k in keys]
+
+
+def signing_permission_is_live(result: bytes) -> bool:
+    """Whether a ``signingPermission`` answer's header has the live flag."""
+    return len(result) >= 32 and int.from_bytes(result[:32], "big") & _SIGNING_LIVE != 0
 
 
 def session_flag_calls(account: str, session_id: bytes) -> tuple[bytes, bytes]:

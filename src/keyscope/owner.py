@@ -58,6 +58,9 @@ from .module import (
     revoke_session_data,
     rotate_co_signer_data,
     session_flag_calls,
+    signing_permission_data,
+    signing_permission_is_live,
+    target_of_live_session_data,
 )
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
@@ -254,6 +257,12 @@ def _check_options(options: SessionOptions) -> None:
 def _counts_from_now(options: SessionOptions) -> bool:
     """Whether the session's window is counted from now (a duration, not an end or no end)."""
     return options.get("valid_until") is None and not options.get("never_expires", False)
+
+
+_REVOKE_FIRST = (
+    "revoke that session first (owner.revoke, or `ape run revoke ID`), or grant to a new session key; nothing was "
+    "signed"
+)
 
 
 def _module_target_message(target: str, account: str, what: str) -> str:
@@ -568,13 +577,20 @@ class Owner:
         clock: bool,
         targets: Sequence[Permission] = (),
         signing: Sequence[TypedDataPermission] = (),
-    ) -> tuple[int, bool, int | None, dict[str, bytes]]:
+        *,
+        key: str | None = None,
+        sign_in: Sequence[str] = (),
+    ) -> tuple[int, bool, int | None, dict[str, bytes], bool]:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
         the account has code, (``clock``) the latest block's time, the code of each permission's target, and
         whether the account has any of the targets, or of the verifying contracts the ``signing`` permissions'
         domains name, installed as a module (validator, executor, hook, Safe module): a grant on one is refused, as
         the module refuses it on chain (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``). A signing domain
-        that is the account's or the session module's is refused before anything is read."""
+        that is the account's or the session module's is refused before anything is read.
+
+        The last value says whether the grant may meet a permission the module holds already (a target some session
+        not revoked may call, or a signing permission of ``key``, the session key, live): the module then refuses a
+        repeated one, which :meth:`_refuse_what_enabling_refuses` asks it about."""
         net = self.network
         _refuse_own_signing_domains(signing, self.account, net.module)
         known = self.account in self._builder.deployed
@@ -582,11 +598,26 @@ class Owner:
         domains = _signing_domains(signing, self.account)
         asked_about = sorted({*addresses, *domains})
         epoch_call = (net.module, epoch_of_data(self.account))
+        live_targets = [(net.module, target_of_live_session_data(self.account, a)) for a in addresses]
+        live_signing = (
+            [(net.module, data) for data in signing_permission_data(self.account, key, signing, sign_in)]
+            if key is not None
+            else []
+        )
         code_of = addresses if known else [self.account, *addresses]
         asked = read_asking_modules(
-            net.chain, self.kind, self.account, asked_about, [epoch_call], codes=code_of, timestamp=clock
+            net.chain,
+            self.kind,
+            self.account,
+            asked_about,
+            [epoch_call, *live_targets, *live_signing],
+            codes=code_of,
+            timestamp=clock,
         )
-        (epoch,), codes, now = asked.reads
+        (epoch, *flags), codes, now = asked.reads
+        occupied = any(decode_bool(flag) for flag in flags[: len(live_targets)]) or any(
+            signing_permission_is_live(flag) for flag in flags[len(live_targets) :]
+        )
         if not known:
             deployed, codes = bool(codes[0]), codes[1:]
         else:
@@ -609,7 +640,8 @@ class Owner:
                 )
             if found is not None:
                 raise BadInputError(_module_target_message(found.target, self.account, found.module))
-        return decode_epoch(epoch, net.module), deployed, now, dict(zip(addresses, codes, strict=True))
+        codes_of = dict(zip(addresses, codes, strict=True))
+        return decode_epoch(epoch, net.module), deployed, now, codes_of, deployed and occupied
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:
         """The distinct targets of ``permissions``, after refusing those this SDK knows to be the account's
@@ -697,17 +729,24 @@ class Owner:
         The chain is asked once, for the epoch, the account's code, the targets' code, whether a target is one
         of the account's modules (refused: :class:`~keyscope.errors.BadInputError`) and (for a duration) the
         time; a target without code, or one known to lack the function, is reported with a
-        :class:`~keyscope.errors.TargetWarning`. On a deployed account the module then enables the session in a dry
-        run, so that what it would refuse against the account's other sessions (a permission the same key holds in
-        a session not revoked) is refused before the owner signs (:class:`~keyscope.errors.BadInputError`)."""
+        :class:`~keyscope.errors.TargetWarning`. The same read asks whether a session not revoked may call a
+        target, and whether a signing permission is live under the key; if so, the module enables the session in a
+        dry run (a second read), so that a permission the key holds already in a session not revoked is refused
+        before the owner signs (:class:`~keyscope.errors.BadInputError`), as the module would refuse it."""
         _check_options(options)
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
         clock = _counts_from_now(options)
         if "typed_data" in options:  # read twice (the chain's questions, the session): an iterator only once
             options["typed_data"] = tuple(options["typed_data"])
-        epoch, deployed, chain_time, codes = self._grant_state(
-            clock=clock, targets=flat, signing=tuple(options.get("typed_data", ()))
+        if "sign_in" in options:
+            options["sign_in"] = tuple(options["sign_in"])
+        epoch, deployed, chain_time, codes, occupied = self._grant_state(
+            clock=clock,
+            targets=flat,
+            signing=tuple(options.get("typed_data", ())),
+            key=to_address(key, name="session key"),
+            sign_in=tuple(options.get("sign_in", ())),
         )
         session = self.session_for(
             key,
@@ -716,24 +755,28 @@ class Owner:
             **options,
         )
         warn_about_targets(flat, codes)
-        return self._request(session, epoch, deployed)
+        return self._request(session, epoch, deployed, occupied)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
         self._refuse_module_targets(session.permissions)
-        epoch, deployed, _, codes = self._grant_state(
-            clock=False, targets=session.permissions, signing=session.typed_data_permissions
+        epoch, deployed, _, codes, occupied = self._grant_state(
+            clock=False,
+            targets=session.permissions,
+            signing=session.typed_data_permissions,
+            key=session.session_key,
+            sign_in=session.sign_in,
         )
         warn_about_targets(session.permissions, codes)
-        return self._request(session, epoch, deployed)
+        return self._request(session, epoch, deployed, occupied)
 
-    def _request(self, session: Session, epoch: int, deployed: bool) -> GrantRequest:
+    def _request(self, session: Session, epoch: int, deployed: bool, occupied: bool = False) -> GrantRequest:
         refuse_unusable_limits(session)
         net = self.network
         refuse_forbidden_targets(session, self.account, net.module)
         if not deployed:
             self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
-        else:
+        elif occupied:
             self._refuse_what_enabling_refuses(session)
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
@@ -778,8 +821,7 @@ class Owner:
                     f"permission {args['permissionIndex']} ({permission.label}): the session key {key} already holds "
                     f"this permission on {self.account} in another session that is not revoked (an expired session "
                     "keeps its permissions until it is revoked), and the module holds one per key and call "
-                    "(PermissionAlreadyGranted): revoke that session first (owner.revoke), or grant to a new session "
-                    "key; nothing was signed"
+                    f"(PermissionAlreadyGranted): {_REVOKE_FIRST}"
                 ) from None
             if name == "SigningPermissionAlreadyGranted":
                 index = int(args["index"])
@@ -790,8 +832,7 @@ class Owner:
                     f"signing permission {index} ({signing[index]}): the session key {key} already holds it on "
                     f"{self.account} in another session that is not revoked (an expired session keeps its "
                     "permissions until it is revoked), and the module holds one per key "
-                    "(SigningPermissionAlreadyGranted): revoke that session first (owner.revoke), or grant to a new "
-                    "session key; nothing was signed"
+                    f"(SigningPermissionAlreadyGranted): {_REVOKE_FIRST}"
                 ) from None
             hint = {
                 "TooManyLivePermissions": ": revoke the account's sessions it no longer needs (owner.revoke) first",

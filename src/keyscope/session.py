@@ -191,7 +191,8 @@ def _abi_value(kind: str, value: Any) -> Any:
     return _abi(value) if kind in SESSION_TYPES else value
 
 
-_SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
+SIGN_IN_SUFFIX = " wants you to sign in with your Ethereum account:\n"
+"""What follows the website in the first line of an EIP-4361 message."""
 
 
 class Condition(IntEnum):
@@ -829,7 +830,7 @@ class SignInPermission(_Model):
     @property
     def first_line(self) -> str:
         """The first line of the messages it allows: ``<domain> wants you to sign in with your Ethereum account:``."""
-        return self.domain + _SIGN_IN_SUFFIX
+        return self.domain + SIGN_IN_SUFFIX
 
 
 class Session(_Model):
