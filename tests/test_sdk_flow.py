@@ -116,6 +116,33 @@ def test_a_grant_repeating_a_permission_the_key_holds_unrevoked_is_refused_befor
     assert net.session(fresh, key).execute(nft, "safeMint(address)", owner.account).wait().success
 
 
+def test_an_offchain_grant_signed_before_the_owner_invalidated_all_is_refused_before_sending(
+    net, owner, nft, entry_point
+):
+    """The owner invalidates every session (or reinstalls the module) before an off-chain grant's first operation:
+    the module now hashes the grant at the new epoch, so it refuses the owner's signature (AA23
+    InvalidOwnerSignature). status() said "invalidated", yet the SDK sent the operation; now it refuses it, naming
+    both epochs, and sends nothing."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    owner.invalidate_all().wait()
+    session = net.session(grant, key)
+    assert session.status().status == "invalidated"
+    nonce = entry_point.getNonce(owner.account, session.nonce_key())
+    with pytest.raises(SessionRevokedError) as info:
+        session.execute(nft, "safeMint(address)", owner.account)
+    said = str(info.value)
+    assert (
+        f"was granted at the account's epoch {grant.epoch}, and the account is at epoch {grant.epoch + 1}"
+        in said
+    )
+    assert "InvalidOwnerSignature" in said and "ask the owner for a new session" in said
+    assert entry_point.getNonce(owner.account, session.nonce_key()) == nonce  # nothing was sent
+    fresh = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)  # at the new epoch: it works
+    assert net.session(fresh, key).execute(nft, "safeMint(address)", owner.account).wait().success
+
+
 def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)

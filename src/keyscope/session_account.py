@@ -52,7 +52,9 @@ from .module import (
     IS_SESSION_ACTIVE,
     SessionStatus,
     decode_bool,
+    decode_epoch,
     decode_limit_counters,
+    epoch_of_data,
     limit_usage_data,
     session_flag_calls,
     session_status,
@@ -260,8 +262,12 @@ class SessionAccount:
         calls: list[tuple[str, bytes]] = []
         if nonce_key is not None:
             calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
+        # an off-chain grant not enabled yet: its ENABLE holds only at the epoch it was signed in
+        epoch_too = status and not self._enabled
         if status:
             calls.extend((net.module, data) for data in self._flag_calls)
+        if epoch_too:
+            calls.append((net.module, epoch_of_data(self.grant.account)))
         if self._usage_call is not None:
             calls.append((net.module, self._usage_call))
         results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
@@ -269,9 +275,10 @@ class SessionAccount:
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
         if self._usage_call is not None:
             self._counters = decode_limit_counters(self.grant.session, results.pop())
+        epoch = decode_epoch(results.pop(), net.module) if epoch_too else None
         if status:
             active, revoked = (decode_bool(result) for result in results)
-            self._judge_status(active, revoked)
+            self._judge_status(active, revoked, epoch)
         return nonce, timestamp
 
     def usage(self) -> tuple[LimitUsage, ...]:
@@ -284,13 +291,24 @@ class SessionAccount:
         assert moment is not None and self._counters is not None
         return usage_of(self.grant.session, self._counters, moment)
 
-    def _judge_status(self, active: bool, revoked: bool) -> None:
-        """Raise when the module's flags say the session can no longer be used; note when it is enabled."""
-        status = session_status(self.grant, revoked=revoked, active=active, enabled=self._enabled)
+    def _judge_status(self, active: bool, revoked: bool, epoch: int | None = None) -> None:
+        """Raise when the module's flags (and, for a session not enabled yet, the account's ``epoch``) say the
+        session can no longer be used; note when it is enabled."""
+        status = session_status(
+            self.grant, revoked=revoked, active=active, enabled=self._enabled, epoch=epoch
+        )
         session_id = "0x" + self.grant.session_id.hex()
         if status is SessionStatus.REVOKED:
             raise SessionRevokedError(
                 f"session {session_id} is revoked on chain: ask the owner for a new session", session_id
+            )
+        if status is SessionStatus.INVALIDATED and not self._enabled and not active:
+            raise SessionRevokedError(
+                f"session {session_id} was granted at the account's epoch {self.grant.epoch}, and the account is at "
+                f"epoch {epoch} now (the owner invalidated all sessions, or uninstalled the module): the module no "
+                "longer accepts the owner's signature of this grant (InvalidOwnerSignature); ask the owner for a new "
+                "session",
+                session_id,
             )
         if status is SessionStatus.INVALIDATED:
             raise SessionRevokedError(
