@@ -26,7 +26,7 @@ from keyscope import (
     connect,
     function_call,
 )
-from keyscope.clock import window_now
+from keyscope.clock import LAST_READABLE_TIME, window_now
 from keyscope.errors import (
     ConfigurationError,
     KeyscopeError,
@@ -146,11 +146,31 @@ def test_a_grant_expires_in_an_hour_unless_told_otherwise(owner, nft) -> None:
             {"valid_after": 2**48, "never_expires": True},
             "valid_after 281474976710656 is past the module's last",
         ),
+        # milliseconds for seconds: a session of some 55,000 years, not one ending on 2026-01-01
+        (
+            {"valid_until": 1_767_225_600_000},
+            r"valid_until 1767225600000 is after the year 9999: was it given in milliseconds\? .*"
+            r"1767225600 seconds would be 2026-01-01 00:00:00 UTC",
+        ),
+        (
+            {"valid_after": 1_767_225_600_000, "valid_for": 60},
+            "valid_after 1767225600000 is after the year 9999",
+        ),
+        ({"valid_for": 3_600_000_000_000}, r"valid_until 3600000001000 is after the year 9999"),
+        ({"valid_until": 253_402_300_800}, "is after the year 9999"),
     ],
 )
 def test_a_window_that_makes_no_sense_is_refused(window: dict[str, Any], said: str) -> None:
     with pytest.raises(BadInputError, match=said):
         session_window(now=1_000, **window)
+
+
+def test_the_last_readable_second_is_still_a_window_s_end() -> None:
+    assert session_window(valid_until=LAST_READABLE_TIME, now=1_000) == (0, LAST_READABLE_TIME)
+    assert session_window(valid_after=LAST_READABLE_TIME - 60, valid_for=60, now=1_000) == (
+        LAST_READABLE_TIME - 60,
+        LAST_READABLE_TIME,
+    )
 
 
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["utc_text", "window_now"]
+__all__ = ["LAST_READABLE_TIME", "utc_text", "window_now"]
+
+
+LAST_READABLE_TIME = 253_402_300_799
+"""9999-12-31 23:59:59 UTC: a session ending later never ends for anyone reading it (and a browser cannot show a
+date past the year 275760: the consent page said "until Invalid Date"). The consent page warns about a request
+ending later as one that never expires; :func:`keyscope.owner.session_window` refuses such a time (most often
+milliseconds given for seconds)."""
 
 
 def window_now(chain_time: int | None) -> int:

@@ -28,7 +28,7 @@ from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
-from .clock import window_now
+from .clock import LAST_READABLE_TIME, utc_text, window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .errors import (
@@ -217,11 +217,16 @@ _TIME_LIMIT = 2**48
 def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
     """``(valid_after, valid_until)``, or a :class:`BadInputError` when either is past what the module keeps."""
     for name, moment in (("valid_after", valid_after), ("valid_until", valid_until)):
+        end = ", or never_expires=True for a session without end" if name == "valid_until" else ""
         if moment >= _TIME_LIMIT:
-            end = ", or never_expires=True for a session without end" if name == "valid_until" else ""
             raise BadInputError(
                 f"{name} {moment} is past the module's last time (2**48 - 1, some nine million years from now): "
                 f"give a nearer time{end}"
+            )
+        if moment > LAST_READABLE_TIME:
+            raise BadInputError(
+                f"{name} {moment} is after the year 9999: was it given in milliseconds? Session times are unix "
+                f"seconds ({moment // 1000} seconds would be {utc_text(moment // 1000)}); give seconds{end}"
             )
     return valid_after, valid_until
 
@@ -669,7 +674,8 @@ class Owner:
         hold groups of permissions too (``Policy.erc20_allowance``).
 
         The window: ``valid_for`` seconds (default :data:`DEFAULT_VALID_FOR`, one hour), or ``valid_until`` (unix
-        seconds), or ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
+        seconds; a time after the year 9999 is refused, as milliseconds given for seconds most often are), or
+        ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
         delays its start. ``valid_for`` counts from ``now``, by default the later of the chain's latest block
         time and the wall clock (:func:`~keyscope.clock.window_now`: the clocks the EntryPoint and the bundler
         judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei (default 0.05 ether;

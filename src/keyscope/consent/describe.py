@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..accounts.modules import UNANSWERED
-from ..clock import utc_text
+from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
@@ -49,9 +49,6 @@ NATIVE = "ETH"
 NO_ACCOUNT = "0x" + "00" * 20
 """The account of a request described before its wallet connects (ERC-7715 without ``address``): never "this
 account" in the words, since a rule naming the zero address names no one's account."""
-LAST_READABLE_TIME = 253_402_300_799
-"""9999-12-31 23:59:59 UTC: a session ending later never ends for anyone reading it (and a browser cannot show a
-date past the year 275760: the page said "until Invalid Date"), so it is warned about as one that never expires."""
 
 
 class _Model(BaseModel):
