@@ -19,13 +19,21 @@ library AccountModules {
     /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
     ///      (4) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
     ///      has every account answer the validator question: an account that does not (a revert, no such function,
-    ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code
-    ///      (an account initialised by its proxy's constructor installs its modules before it has code to answer).
+    ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code:
+    ///      an account initialised by its proxy's constructor (Nexus, the reference account) installs its modules
+    ///      before it has code to answer, its owner validator before the session module; with `askTarget` the target
+    ///      is then asked whether it is a validator (ERC-7579 `isModuleType(1)`), and one that says yes counts as
+    ///      the account's validator (grants, at install); without, such an account is taken to have no modules (a
+    ///      signature's verifier: an account asks about signatures once it has code).
     ///      Any other question unanswered is taken to say no, as some accounts revert on it; a hook question
     ///      unanswered is asked again with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no
     ///      selector): it reverts on an empty context. Fallback handlers (type 3) and Safe7579's selector hooks are
     ///      installed per selector and not asked about: see the threat model.
-    function moduleOf(address account, address target) internal view returns (bool isModule, uint256 moduleType) {
+    function moduleOf(address account, address target, bool askTarget)
+        internal
+        view
+        returns (bool isModule, uint256 moduleType)
+    {
         bool unanswered;
         assembly ("memory-safe") {
             // isModuleInstalled(t, target, context) at m: the context's length at m + 100, its two words after it
@@ -49,8 +57,16 @@ library AccountModules {
                 }
                 if iszero(answered) {
                     if eq(t, 1) {
-                        // an account being created has no code yet, and answers nothing: as before it is created
                         unanswered := gt(extcodesize(account), 0)
+                        // an account its proxy's constructor initialises has no code yet and answers nothing,
+                        // though the modules installed before (its owner validator) are: the target is asked
+                        // instead whether it is a validator, ERC-7579 `isModuleType(1)` (m + 4 holds the 1)
+                        if and(askTarget, iszero(unanswered)) {
+                            mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE
+                            let asked := staticcall(gas(), target, m, 36, 0, 32)
+                            isModule := and(asked, and(gt(returndatasize(), 31), eq(mload(0), 1)))
+                            moduleType := isModule
+                        }
                         break
                     }
                     if and(eq(t, 4), iszero(mload(add(m, 100)))) {

@@ -221,7 +221,7 @@ contract SessionGrants is SessionStorage {
     ///      to the validator question is refused ({AccountModules-moduleOf}: `ModuleQueryUnanswered`). Only enabling
     ///      asks: the USE path is unchanged.
     function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
-        (bool isModule, uint256 moduleType) = AccountModules.moduleOf(account, target);
+        (bool isModule, uint256 moduleType) = AccountModules.moduleOf(account, target, true);
         if (isModule) revert PermissionTargetIsModule(permissionIndex, target, moduleType);
     }
 
@@ -346,7 +346,7 @@ contract SessionGrants is SessionStorage {
             // their configuration (another validator's grants), so a session must not sign in their domains.
             address verifying = permission.verifyingContract;
             if (permission.domainFields & 0x08 != 0 && verifying != address(0)) {
-                (bool isModule,) = AccountModules.moduleOf(account, verifying);
+                (bool isModule,) = AccountModules.moduleOf(account, verifying, true);
                 if (isModule) revert ForbiddenSigningDomain(i, verifying);
             }
             bytes32 key = SigningKeys.typedData(space, appSeparator, contentsTypeHash);

@@ -159,7 +159,7 @@ contract SessionSignatureVerifier {
         // the zero address (an eth_call without a sender, as many off-chain verifiers make) runs no code, so it acts
         // on no approval; and an account keeping one hook slot says its empty slot, address(0), is an installed hook
         if (sender != address(0)) {
-            (bool isModule,) = AccountModules.moduleOf(account, sender);
+            (bool isModule,) = AccountModules.moduleOf(account, sender, false);
             if (isModule) {
                 return abi.encodeWithSelector(ISessionKeyValidatorTypes.SignatureSenderForbidden.selector, sender);
             }

@@ -39,6 +39,7 @@ from keyscope.session import (
     Permission,
     Rule,
     Session,
+    TypedDataPermission,
     encode_at_signature,
     encode_session_signature,
     encode_use_with_key_signature,
@@ -732,3 +733,145 @@ def test_a_grant_whose_window_is_empty_is_refused(
     module.enableSession(
         raw.model_copy(update={"valid_after": valid_after, "valid_until": 0}).as_abi(), sender=accounts[7]
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sessions granted at install on an account its proxy's constructor initialises
+# ------------------------------------------------------------------------------------------------------
+
+ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
+
+
+@pytest.fixture(scope="module")
+def nexus(sessions, deployer, chain) -> dict[str, str]:
+    """Nexus 1.0's released implementation, account factory and bootstrap (modulekit's bytecode). Its factory
+    creates each account as a proxy whose constructor runs ``initializeAccount``: the bootstrap installs the
+    validators, the owner's first, while the account has no code yet."""
+    from keyscope.hexutil import to_address, to_bytes
+    from support.accounts import account_bytecode
+
+    code = {name: to_bytes(value) for name, value in account_bytecode().items()}
+
+    def deploy(init: bytes) -> str:
+        tx = chain.provider.network.ecosystem.create_transaction(
+            data=init, sender=deployer.address, gas_limit=30_000_000
+        )
+        return to_address(deployer.call(tx).contract_address)
+
+    implementation = deploy(
+        code["NEXUS_BYTECODE"] + abi_encode(["address"], [sessions.h.entry_point.address])
+    )
+    return {
+        "factory": deploy(
+            code["NEXUS_ACCOUNT_FACTORY_BYTECODE"]
+            + abi_encode(["address", "address"], [implementation, deployer.address])
+        ),
+        "bootstrap": deploy(code["NEXUS_BOOTSTRAP_BYTECODE"]),
+    }
+
+
+def _typed_data_on(verifying: str) -> TypedDataPermission:
+    """A signing permission in the domain of ``verifying`` (name and verifyingContract)."""
+    return TypedDataPermission(
+        domain_fields=0x09, name="Owner", verifying_contract=verifying, contents_name="Approve",
+        contents_type="Approve(address owner)",
+    )  # fmt: skip
+
+
+def _no_code_account_enables(sessions, account: str, session: Session) -> str:
+    """The module's verdict when ``account``, an address without code, enables ``session`` (an ``eth_call``): "ok"
+    or its decoded revert."""
+    from keyscope.revert import describe_revert
+    from support.raw_call import revert_bytes
+
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    web3 = sessions.h.chain.provider.web3
+    try:
+        web3.eth.call(
+            {"from": account, "to": sessions.module.address, "data": "0x" + data.hex(), "gas": 5_000_000}
+        )
+    except Exception as error:
+        return describe_revert(revert_bytes(error))
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    "aimed", ["owner validator, installed before", "validator installed after", "signing domain"]
+)
+def test_a_grant_at_install_names_no_validator_of_an_account_its_proxy_s_constructor_initialises(
+    sessions, project, deployer, chain, nexus, session_key, aimed
+):
+    """Nexus (like the reference account) is created as a proxy whose constructor installs the account's modules:
+    the owner validator first, then the session module with the sessions it is given. While the constructor runs
+    the account has no code and answers no ``isModuleInstalled``, so the module took it to have no modules, and a
+    session granted there could call the owner validator installed a moment before (attack 52's
+    ``onInstall(attacker)``: the key makes itself the owner, then signs the owner's operations). The owner creates
+    the account with such a grant in its first operation; the key and the attacker then try it. The module asks the
+    target instead whether it is a validator (ERC-7579 ``isModuleType(1)``): the account is not created (AA13), and
+    nothing is taken. A session on another target is still granted at install."""
+    from keyscope import Web3Chain
+    from keyscope.accounts import NexusAccountKind
+    from keyscope.eoa import encode_install_sessions
+
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    kind = NexusAccountKind(
+        owner_validator=validator.address, factory=nexus["factory"], bootstrap=nexus["bootstrap"]
+    )
+    owner, attacker = LocalSigner.generate(), LocalSigner.generate()
+    aimed_at = (
+        validator
+        if aimed != "validator installed after"
+        else project.OwnerECDSAValidator.deploy(sender=deployer)
+    )
+    if aimed == "signing domain":
+        session = Session(
+            session_key=session_key.address, typed_data_permissions=(_typed_data_on(aimed_at.address),)
+        )
+        refusal = f"ForbiddenSigningDomain(index=0, verifyingContract={aimed_at.address})"
+    else:
+        session = Session(session_key=session_key.address,
+                          permissions=(Permission(target=aimed_at.address, selector=ON_INSTALL),))  # fmt: skip
+        refusal = f"PermissionTargetIsModule(permissionIndex=0, target={aimed_at.address}, moduleType=1)"
+    modules = [(1, sessions.module.address, encode_install_sessions([session]))]
+    if aimed == "validator installed after":
+        modules.append((1, aimed_at.address, bytes.fromhex(owner.address[2:])))
+    web3chain = Web3Chain(chain.provider.web3)
+
+    def create(modules: list[tuple[int, str, bytes]]) -> tuple[str, str]:
+        """The owner's first operation, creating the account with ``modules`` after its owner validator."""
+        deployment = kind.deployment(web3chain, owner.address, modules)
+        sessions.h.fund(deployment.address, ETHER)
+        op = sessions.h.op(deployment.address, encode_execute(Call(deployer.address, 0, b"")),
+                           key=kind.nonce_key(validator.address), factory=deployment.factory,
+                           factory_data=deployment.factory_data, verification_gas=5_000_000)  # fmt: skip
+        return deployment.address, sessions.outcome(sessions.h.sign_owner(op, owner))
+
+    account, created = create(modules)
+    # the attack: the key makes the attacker the owner its validator knows, the attacker signs the owner's operation
+    take_over = Call(
+        aimed_at.address, 0, ON_INSTALL + abi_encode(["bytes"], [bytes.fromhex(attacker.address[2:])])
+    )
+    session_op = sessions.h.op(
+        account, encode_execute(take_over), key=kind.nonce_key(sessions.module.address)
+    )
+    sessions.outcome(session_op.replace(signature=session_key.sign_hash(sessions.h.hash(session_op))))
+    drain = sessions.h.op(account, encode_execute(Call(attacker.address, ETHER // 2, b"")),
+                          key=kind.nonce_key(aimed_at.address))  # fmt: skip
+    sessions.outcome(sessions.h.sign_owner(drain, attacker))
+    assert chain.provider.get_balance(attacker.address) == 0
+    assert validator.ownerOf(account) != attacker.address and aimed_at.ownerOf(account) != attacker.address
+    assert "AA13" in created and chain.provider.get_code(account) == b"", created
+    # the factory reports its own error (NexusInitializationFailed): the module's, asked as the account while it has
+    # no code, as its constructor asks
+    assert refusal in _no_code_account_enables(sessions, account, session), refusal
+
+    # the same creation with a session on another target: granted at install, and its call runs
+    harmless = Session(session_key=session_key.address,
+                       permissions=(Permission(target=attacker.address, selector=bytes(4), value_limit=1),))  # fmt: skip
+    account, created = create([(1, sessions.module.address, encode_install_sessions([harmless]))])
+    assert created == "ok", created
+    assert sessions.module.isSessionActive(account, harmless.session_id(account, 0))
+    paid = sessions.h.op(account, encode_execute(Call(attacker.address, 1, b"")),
+                         key=kind.nonce_key(sessions.module.address))  # fmt: skip
+    assert sessions.outcome(paid.replace(signature=session_key.sign_hash(sessions.h.hash(paid)))) == "ok"
+    assert chain.provider.get_balance(attacker.address) == 1
