@@ -979,6 +979,47 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value
 
 
+def test_a_session_granted_at_install_cannot_name_the_owner_validator_of_an_account_created_by_its_constructor(
+    net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
+) -> None:
+    """Attack 145, through the bundler: Nexus and the reference account are proxies whose constructor runs the
+    bootstrap (the owner validator installed, then the session module with the sessions its install data carries),
+    so the account has no code to answer ``isModuleInstalled`` while the module enables them. A session granting
+    ``onInstall`` on the owner validator there is refused (the module asks the validator ``isModuleType(1)``): the
+    owner's creating operation fails AA13 and the account is not created. The same creation with a session minting
+    to the recipient goes through, and the session mints. (The other kinds initialise an account that has code, and
+    answers: ``test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one``.)"""
+    if kind_name not in ("nexus", "msa"):
+        pytest.skip(
+            "the account has code when its modules are installed: it is asked, as every ENABLE asks it"
+        )
+    key = SessionKey.generate()
+    take_over = Permission(target=contracts.owner_validator, selector=keccak(b"onInstall(bytes)")[:4])
+    mint = Permission(target=stack.nft, selector=keccak(MINT.encode())[:4])
+
+    def installing(permission: Permission) -> Owner:
+        """A new owner whose account is created with the session module installed with a session of ``key``."""
+        data = encode_install_sessions([Session(session_key=key.address, permissions=(permission,))])
+        kind = type(
+            "Installing", (Owner,), {"creation_modules": property(lambda self: [(1, net.module, data)])}
+        )
+        owner: Owner = kind(net, LocalSigner.generate())
+        stack.fund(owner.account, ETHER)
+        return owner
+
+    owner = installing(take_over)
+    with pytest.raises(BundlerRejectedError) as refused:
+        owner.execute(function_call(stack.nft, MINT, recipient)).wait()
+    assert "AA13" in str(refused.value), refused.value
+    assert not owner.is_deployed()
+
+    owner = installing(mint)
+    owner.execute(function_call(stack.nft, MINT, recipient)).wait()
+    assert owner.is_deployed() and nft_balance(stack, recipient) == 1
+    session_id = Session(session_key=key.address, permissions=(mint,)).session_id(owner.account, 0)
+    assert module_flag(stack, "isSessionActive(address,bytes32)", owner.account, session_id)
+
+
 def _is_module_installed(module_type: int, module: str, context: bytes) -> bytes:
     return keccak(b"isModuleInstalled(uint256,address,bytes)")[:4] + abi_encode(
         ["uint256", "address", "bytes"], [module_type, module, context]
