@@ -22,9 +22,9 @@ library AccountModules {
     ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code:
     ///      an account initialised by its proxy's constructor (Nexus, the reference account) installs its modules
     ///      before it has code to answer, its owner validator before the session module; with `askTarget` the target
-    ///      is then asked whether it is a validator (ERC-7579 `isModuleType(1)`), and one that says yes counts as
-    ///      the account's validator (grants, at install); without, such an account is taken to have no modules (a
-    ///      signature's verifier: an account asks about signatures once it has code).
+    ///      is then asked the same questions of itself (ERC-7579 `isModuleType(t)`), and a module of one of those
+    ///      types counts as the account's (grants, at install); without, such an account is taken to have no
+    ///      modules (a signature's verifier: an account asks about signatures once it has code).
     ///      Any other question unanswered is taken to say no, as some accounts revert on it; a hook question
     ///      unanswered is asked again with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no
     ///      selector): it reverts on an empty context. Fallback handlers (type 3) and Safe7579's selector hooks are
@@ -45,10 +45,11 @@ library AccountModules {
             mstore(add(m, 100), 0)
             mstore(add(m, 132), 0)
             mstore(add(m, 164), 0)
+            let asked := account
             let t := 1
             for {} 1 {} {
                 mstore(add(m, 4), t)
-                let ok := staticcall(gas(), account, m, add(132, mload(add(m, 100))), 0, 32)
+                let ok := staticcall(gas(), asked, m, add(132, mload(add(m, 100))), 0, 32)
                 let answered := and(ok, and(gt(returndatasize(), 31), lt(mload(0), 2)))
                 if and(answered, eq(mload(0), 1)) {
                     isModule := 1
@@ -60,12 +61,12 @@ library AccountModules {
                         unanswered := gt(extcodesize(account), 0)
                         // an account its proxy's constructor initialises has no code yet and answers nothing,
                         // though the modules installed before (its owner validator) are: the target is asked
-                        // instead whether it is a validator, ERC-7579 `isModuleType(1)` (m + 4 holds the 1)
-                        if and(askTarget, iszero(unanswered)) {
+                        // instead, type by type, whether it is such a module, ERC-7579 `isModuleType(t)` (the
+                        // words after t are ignored); one that answers nothing is none
+                        if and(askTarget, and(iszero(unanswered), eq(asked, account))) {
+                            asked := target
                             mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE
-                            let asked := staticcall(gas(), target, m, 36, 0, 32)
-                            isModule := and(asked, and(gt(returndatasize(), 31), eq(mload(0), 1)))
-                            moduleType := isModule
+                            continue
                         }
                         break
                     }

@@ -875,3 +875,33 @@ def test_a_grant_at_install_names_no_validator_of_an_account_its_proxy_s_constru
                          key=kind.nonce_key(sessions.module.address))  # fmt: skip
     assert sessions.outcome(paid.replace(signature=session_key.sign_hash(sessions.h.hash(paid)))) == "ok"
     assert chain.provider.get_balance(attacker.address) == 1
+
+
+@pytest.mark.parametrize(
+    ("what", "verdict"),
+    [
+        ("OwnerECDSAValidator", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=1)"),
+        ("RecordingHook", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=4)"),
+        ("GreedyModule", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=1)"),
+        ("RecordingTarget", "ok"),
+        ("an address without code", "ok"),
+    ],
+)
+def test_an_account_without_code_is_judged_by_what_a_target_says_it_is(
+    sessions, project, deployer, session_key, what, verdict
+):
+    """While an account has no code (its proxy's constructor installs its modules), the module asks each target the
+    questions it would ask the account, of itself: ERC-7579 ``isModuleType`` for a validator, an executor and a hook.
+    A module of one of those types is refused as the account's (the bootstrap installs validators, executors and
+    hooks around the session module); a contract that answers nothing, or an address without code, is no module."""
+    target = (
+        LocalSigner.generate().address
+        if what == "an address without code"
+        else getattr(project, what).deploy(sender=deployer).address
+    )
+    account = LocalSigner.generate().address
+    sessions.h.fund(account, ETHER)
+    session = Session(
+        session_key=session_key.address, permissions=(Permission(target=target, selector=OTHER),)
+    )
+    assert _no_code_account_enables(sessions, account, session) == verdict.format(target)
