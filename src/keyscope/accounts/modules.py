@@ -234,7 +234,9 @@ class ModuleReads:
         then Safe's question one by one where the batch did not ask it (:func:`safe_module`); or, when a question
         reverted or halted the batch, or a hook question asked with an empty context got no bool (the module asks it
         again with Safe7579's context), from every question asked one by one, as the module asks them
-        (:func:`module_of`). For a deployed account only: the module asks nothing of an account being created."""
+        (:func:`module_of`). For a deployed account only: while an account has no code (its proxy's constructor
+        installing its modules) the module asks each target ``isModuleType`` instead, which concerns sessions in
+        install data only: the SDK grants sessions once the account exists."""
         if self.answers is None or _hook_unanswered(self.questions, self.answers):
             for target in self.targets:
                 if (module := module_of(self.chain, self.account, target)) is not None:
