@@ -16,6 +16,7 @@ from keyscope import (
     BundlerRejectedError,
     Policy,
     PolicyViolationError,
+    SessionError,
     SessionExpiredError,
     SessionGrant,
     SessionKey,
@@ -23,6 +24,7 @@ from keyscope import (
     TargetWarning,
     function_call,
 )
+from keyscope.message_signing import SignatureRefusedError
 from keyscope.signing import LocalSigner
 from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
@@ -141,6 +143,33 @@ def test_an_offchain_grant_signed_before_the_owner_invalidated_all_is_refused_be
     assert entry_point.getNonce(owner.account, session.nonce_key()) == nonce  # nothing was sent
     fresh = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)  # at the new epoch: it works
     assert net.session(fresh, key).execute(nft, "safeMint(address)", owner.account).wait().success
+
+
+def test_a_session_that_cannot_sign_says_why_revoked_or_invalidated_not_only_not_enabled(net, owner, nft):
+    """A session asked to sign a message while the module does not hold it active: before, every such refusal
+    said "not enabled on chain yet ... send one first", which cannot help a session the owner revoked or whose
+    off-chain grant predates invalidate_all(). The same one round trip now says which it is."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    pending = owner.grant(key, [mint_policy(nft, owner.account)], sign_in=["app.example.com"], valid_for=3600)
+    with pytest.raises(SessionError, match="not enabled on chain yet"):
+        net.session(pending, key).sign_in("app.example.com", uri="https://app.example.com")
+    owner.invalidate_all().wait()
+    with pytest.raises(
+        SessionRevokedError, match=f"at the account's epoch {pending.epoch}, and the account is at"
+    ):
+        net.session(pending, key).sign_in("app.example.com", uri="https://app.example.com")
+
+    other = SessionKey.generate()
+    enabled = owner.grant(other, [], sign_in=["app.example.com"], valid_for=3600, onchain=True)
+    session = net.session(enabled, other)
+    assert session.sign_in("app.example.com", uri="https://app.example.com")[1]
+    owner.revoke(enabled).wait()
+    for signer in (session, net.session(enabled, other)):  # one that saw it enabled, and a new one
+        with pytest.raises(
+            SignatureRefusedError, match=r"every verifier would refuse it: session 0x.* is revoked on"
+        ):
+            signer.sign_in("app.example.com", uri="https://app.example.com")
 
 
 def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):

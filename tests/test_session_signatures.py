@@ -610,7 +610,7 @@ def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, pe
     ):
         with pytest.raises(SignatureRefusedError, match="every verifier would refuse it") as refused:
             sign()
-        assert refused.value.reason == "AccountRefused"
+        assert refused.value.reason == "AccountRefused" and "is revoked on chain" in str(refused.value)
         assert refused.value.session_id == "0x" + fresh.grants[0].session_id.hex()
         # no Python bytes literal where a value starts (an address ending in b before "'s" is none)
         assert "0xffffffff" in str(refused.value) and not re.search(

@@ -705,14 +705,16 @@ class SessionAccount:
     # -- messages (ERC-1271) ----------------------------------------------------------------------------
 
     def _require_enabled_for_signing(self, typed: TypedData | None = None, permission_index: int = 0) -> None:
-        """Refuse to sign while the session is not enabled on chain, and (for ``typed``) typed data whose verifying
+        """Refuse to sign while the session is not enabled on chain (:class:`~keyscope.errors.SessionRevokedError` when
+        it is revoked, or its off-chain grant predates the account's epoch), and (for ``typed``) typed data whose verifying
         contract is now a module of the account (installed after the grant, or the grant would have been refused):
         the module refuses a session's signature to such a verifier. Both questions ride in one batch of reads."""
         if not self.verify_on_chain:
             return
         calls: list[tuple[str, bytes]] = []
-        if not self._enabled:
-            calls.append((self.network.module, IS_SESSION_ACTIVE + self._flag_calls[0][4:]))
+        if not self._enabled:  # why not, too: revoked, or granted at an epoch the account has left
+            calls.extend((self.network.module, data) for data in self._flag_calls)
+            calls.append((self.network.module, epoch_of_data(self.grant.account)))
         target = None if typed is None else _verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
@@ -721,7 +723,10 @@ class SessionAccount:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
         if calls:
-            self._enabled = decode_bool(asked.reads.results[0])
+            active, revoked, epoch = asked.reads.results
+            self._judge_status(
+                decode_bool(active), decode_bool(revoked), decode_epoch(epoch, self.network.module)
+            )
             if not self._enabled:
                 raise SessionError(
                     "the session is not enabled on chain yet, so verifiers would refuse its signatures: an "
@@ -806,11 +811,18 @@ class SessionAccount:
                 return
             said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
         asker = f" asked by {verifier}" if verifier is not None else ""
-        raise self._refusal(
+        said = (
             f"no signature was returned: the account {account}'s isValidSignature{asker} {said} for the session's "
-            f"signature of 0x{digest.hex()}, so every verifier would refuse it. The account may not pass ERC-1271 "
-            f"questions to its validators (the module {self.grant.module}), or the session was revoked or every "
-            "session invalidated on chain: see session.status()",
+            f"signature of 0x{digest.hex()}, so every verifier would refuse it"
+        )
+        try:  # a session revoked or invalidated since this object last looked: say which
+            self._read_state(None, status=True, clock=False)
+        except SessionRevokedError as gone:
+            raise self._refusal(f"{said}: {gone}", "AccountRefused", permission_index) from None
+        raise self._refusal(
+            f"{said}. The account may not pass ERC-1271 questions to its validators (the module "
+            f"{self.grant.module}), or the session was revoked or every session invalidated on chain: see "
+            "session.status()",
             "AccountRefused",
             permission_index,
         )
