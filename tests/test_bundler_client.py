@@ -718,6 +718,17 @@ def test_aa23_with_revert_data_in_the_message_is_decoded(
             "InvalidOwnerSignature(account=0x",
             "refused the owner's signature of the session grant",
         ),
+        (  # the module refusing to enable the grant the first operation carries
+            keccak(b"PermissionAlreadyGranted(uint256,address,bytes4)")[:4]
+            + abi_encode(["uint256", "address", "bytes4"], [0, "0x" + "ab" * 20, b"\x12\x34\x56\x78"]),
+            "PermissionAlreadyGranted(permissionIndex=0, target=0x",
+            "refused to enable the session's grant, not the call under its policy: the session key holds that call",
+        ),
+        (
+            keccak(b"SessionIsRevoked(bytes32)")[:4] + abi_encode(["bytes32"], [b"\x07" * 32]),
+            "SessionIsRevoked(sessionId=0x0707",
+            "this grant was revoked: ask the owner for a new session",
+        ),
         (  # an account's own error (the reference account's InvalidModule(address)): not the module's
             keccak(b"InvalidModule(address)")[:4] + abi_encode(["address"], ["0x" + "cd" * 20]),
             "0x" + keccak(b"InvalidModule(address)")[:4].hex(),

@@ -133,6 +133,24 @@ _POLICY_ERRORS = frozenset(
 """The session module's refusals of a call under the session's policy."""
 
 
+_GRANT_ERRORS: dict[str, str] = {
+    "PermissionAlreadyGranted": "the session key holds that call in a session not revoked (expired ones too): revoke "
+    "that session first, or grant to a new session key",
+    "SigningPermissionAlreadyGranted": "the session key holds that signing permission in a session not revoked: "
+    "revoke that session first, or grant to a new session key",
+    "SessionIsRevoked": "this grant was revoked: ask the owner for a new session",
+    "TooManyLivePermissions": "the account holds the most live permissions the module keeps: revoke sessions no "
+    "longer used",
+    "PermissionTargetIsModule": "a permission names one of the account's modules: grant calls on other contracts",
+    "ForbiddenSigningDomain": "a signing permission is in the domain of the account, the module or another of the "
+    "account's modules: grant signing in other domains",
+    "ModuleQueryUnanswered": "the account does not answer isModuleInstalled, which the module asks before it "
+    "enables a grant",
+}
+"""The session module's refusals to enable a grant (the ENABLE signature of a session's first operation), each with
+what to do. Not a policy refusal of the call: nothing the session key changes gets past them."""
+
+
 def validation_hint(reason: str | None, data: bytes) -> str | None:
     """What an account's validation revert (``reason`` AA23) says about its cause, when the revert data shows it
     is not the session policy: the account refusing the owner's signature of the grant, or an error that is not
@@ -155,4 +173,7 @@ def validation_hint(reason: str | None, data: bytes) -> str | None:
             "the account refused the owner's signature of the session grant: it was shaped for another account kind "
             "or owner validator, or signed at an earlier epoch; not a policy refusal: the owner must grant again"
         )
+    todo = _GRANT_ERRORS.get(decoded[0])
+    if todo is not None:
+        return f"the module refused to enable the session's grant, not the call under its policy: {todo}"
     return None
