@@ -34,6 +34,7 @@ from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import (
     MODE_AT,
     MODE_SESSION,
+    SIGN_IN_SUFFIX,
     Session,
     encode_at_signature,
     encode_enable_signature,
@@ -1176,3 +1177,230 @@ def test_the_sdk_example_of_the_module_docs_runs_as_written(signing, permits, ha
         f"app.example.com wants you to sign in with your Ethereum account:\n{owner.account}\n"
     )
     assert "URI: https://app.example.com/login" in message and len(login) > 65
+
+
+# --------------------------------------------------------------------------------------------------
+# The signing side's premises, each tried (see docs/session-module.md, "Attacking the design")
+# --------------------------------------------------------------------------------------------------
+
+
+def _typed_data_forgery(signing: Signing, module: Any, digest_of: dict[str, Any], frames: Frames) -> bytes:
+    """The session key's signature, made without the SDK's check, of the ERC-7739 hash of ``digest_of`` (the permit
+    the verifier hashes), carrying ``frames`` as the contents the module is to judge; granted permission 0."""
+    granted = signing.session.typed_data_permissions[0]
+    signed = typed_data_sign_hash(
+        granted.domain_separator,
+        granted.contents_name,
+        granted.contents_type,
+        TypedData(digest_of).struct_hash,
+        account=signing.accounts[0],
+        chain_id=signing.chain_id,
+        module=module.address,
+    )
+    header = Signer(signing.key.address, signing.grants[0].session_id).header(
+        signing.key.sign_hash(signed), None
+    )
+    body = encode_typed_data_signature(header, granted.domain_separator, granted.contents_type_hash, frames)
+    return to_bytes(module.address) + body
+
+
+def _permit_frames(signing: Signing, data: dict[str, Any]) -> Frames:
+    granted = signing.session.typed_data_permissions[0]
+    typed = TypedData(data)
+    return typed.frames(nested_frames(typed.primary_type, typed.types, granted.nested))
+
+
+@pytest.mark.parametrize("swap", ["below-the-rule details", "another typehash", "sizes shifted"])
+def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(signing, permits, module, swap):
+    """The rules on `details.amount` read the nested frame, not the primary struct's words: the frame must hash, with
+    its typehash, to the primary's `details` word, which the verifier's digest commits to. A permit of 10**12 (above
+    the rule) presented with the `details` frame of a permit within it, or with its own details under another
+    typehash, or with the frame sizes shifted so that the rules read other words: each is refused, and the verifier
+    refuses it. Without the parent check the first would pass: every rule reads a word within its bound, and frame 0
+    hashes to the verifier's digest."""
+    account = signing.accounts[0]
+    above = permit_single(permits, signing.chain_id, 10**12)
+    within = _permit_frames(signing, permit_single(permits, signing.chain_id, LIMIT))
+    real = _permit_frames(signing, above)
+    assert real.sizes == (3, 4) and real.words[:3] != within.words[:3]
+    if swap == "below-the-rule details":
+        frames = Frames(real.sizes, real.nested_type_hashes, real.words[:3] + within.words[3:])
+        expected = "NestedStructMismatch"
+    elif swap == "another typehash":
+        frames = Frames(real.sizes, (keccak(b"PermitDetails(address token,uint256 amount)"),), real.words)
+        expected = "NestedStructMismatch"
+    else:  # frame 0 of two words, frame 1 of five: the same words, laid out otherwise
+        frames = Frames((2, 5), real.nested_type_hashes, real.words)
+        expected = "NestedStructMismatch"
+    forged = _typed_data_forgery(signing, module, above, frames)
+    digest = TypedData(above).digest
+    assert refusal(module, account, digest, forged, permits.address) == expected
+    assert not permits.isValidSignatureNow(account, digest, forged)
+    # the same forgery with the real frames is judged on the real amount
+    honest = _typed_data_forgery(signing, module, above, real)
+    assert refusal(module, account, digest, honest, permits.address) == "SignedRuleViolated"
+
+
+@pytest.mark.parametrize(
+    "cut", ["a byte more", "a byte less", "one frame more", "first line past the end", "first line cut short"]
+)
+def test_a_session_signature_must_be_laid_out_exactly(signing, permits, module, cut):
+    """ "The layout must be exact (no byte more or less)": a valid typed-data or sign-in signature with a byte added
+    or removed, a frame count the grant does not expand, or a first-line length other than the first line's, is
+    refused (the signature is the account's, so nothing a carrier appends may be read as part of it)."""
+    from keyscope.typed_data import eip191_hash
+
+    account = signing.accounts[0]
+    sdk = signing.sdk()
+    if cut in ("first line past the end", "first line cut short"):
+        message, signature = sdk.sign_in("app.example.com", uri="https://app.example.com/login")
+        hashed = eip191_hash(message.encode())
+        at = (
+            len(signature) - len(message.encode()) - 2
+        )  # the first line's length (2 bytes) precedes the message
+        first = int.from_bytes(signature[at : at + 2], "big")
+        assert first == len("app.example.com" + SIGN_IN_SUFFIX)
+        length = len(message.encode()) + 1 if cut == "first line past the end" else first - 1
+        broken = signature[:at] + length.to_bytes(2, "big") + signature[at + 2 :]
+        expected = "MalformedSignature" if cut == "first line past the end" else "SignInNotGranted"
+    else:
+        data = permit_single(permits, signing.chain_id, LIMIT)
+        signature = sdk.sign_typed_data(data)
+        hashed = TypedData(data).digest
+        if cut == "a byte more":
+            broken = signature + b"\x00"
+        elif cut == "a byte less":
+            broken = signature[:-1]
+        else:
+            at = (
+                20 + 1 + 21 + 65 + 64
+            )  # routing, kind, who and key, the key's signature, separator and typehash
+            assert signature[at] == 2
+            broken = signature[:at] + b"\x03" + signature[at + 1 :]
+        expected = "MalformedSignature"
+    assert permits.isValidSignatureNow(account, hashed, signature)
+    assert refusal(module, account, hashed, broken, permits.address) == expected
+    assert not permits.isValidSignatureNow(account, hashed, broken)
+
+
+_FIRST_LINES = {
+    "a scheme before the website": "https://app.example.com",
+    "a subdomain of it": "evil.app.example.com",
+    "the website as a subdomain": "app.example.com.evil.example",
+    "upper case": "APP.EXAMPLE.COM",
+    "a trailing dot": "app.example.com.",
+    "a port": "app.example.com:443",
+}
+
+
+@pytest.mark.parametrize("spelling", [*sorted(_FIRST_LINES), "a CRLF line break", "two spaces"])
+def test_a_sign_in_first_line_is_the_granted_one_byte_for_byte(signing, permits, module, spelling):
+    """A sign-in permission for app.example.com allows exactly the first line `app.example.com wants you to sign in
+    with your Ethereum account:` and a line feed: a scheme, another host that contains it or that it contains, another
+    case, a port, a carriage return or another spacing is a sign-in to something the owner did not name (a server
+    may read `https://` or a port as its own, or normalise the case). The module refuses each (`SignInNotGranted`), and
+    the SDK's check refuses the same."""
+    account = signing.accounts[0]
+    message, _ = signing.sdk().sign_in("app.example.com", uri="https://app.example.com/login")
+    lines = message.split("\n")
+    if spelling == "a CRLF line break":
+        first = lines[0] + "\r"
+    elif spelling == "two spaces":
+        first = lines[0].replace(" wants", "  wants")
+    else:
+        first = lines[0].replace("app.example.com", _FIRST_LINES[spelling], 1)
+    raw = "\n".join([first, *lines[1:]]).encode()
+    assert _module_sign_in_verdict(signing, module, permits, raw) == "SignInNotGranted"
+    with pytest.raises(SignatureRefusedError) as info:
+        check_sign_in(signing.session, raw, account=account, session_id="0x01")
+    assert info.value.reason == "SignInNotGranted"
+
+
+@pytest.mark.parametrize("domain", ["version added", "chainId left out", "salt added", "another name"])
+def test_typed_data_of_a_neighbouring_domain_finds_no_permission(signing, permits, module, domain):
+    """The permission is found by the application's domain separator, built from exactly the fields the grant names:
+    a verifier whose domain has one field more or less, or another value, with the same type and contents, finds
+    none. The SDK refuses to sign it; a leaked key's signature claiming the granted domain does not match the
+    verifier's digest, and one naming the verifier's domain finds no permission."""
+    account = signing.accounts[0]
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    changed = dict(data["domain"])
+    if domain == "version added":
+        changed["version"] = "1"
+    elif domain == "chainId left out":
+        del changed["chainId"]
+    elif domain == "salt added":
+        changed["salt"] = "0x" + "11" * 32
+    else:
+        changed["name"] = "Permit3"
+    other = {**data, "domain": changed}
+    with pytest.raises(SignatureRefusedError) as info:
+        signing.sdk().sign_typed_data(other)
+    assert info.value.reason == "SigningNotGranted"
+    digest = TypedData(other).digest
+    claimed = signing.forge(other)  # the granted permission's separator
+    assert refusal(module, account, digest, claimed, permits.address) == "ContentsMismatch"
+    typed = TypedData(other)
+    header = Signer(signing.key.address, signing.grants[0].session_id).header(
+        signing.key.sign_hash(
+            typed_data_sign_hash(
+                typed.domain_separator,
+                typed.primary_type,
+                typed.contents_type,
+                typed.struct_hash,
+                account=account,
+                chain_id=signing.chain_id,
+                module=module.address,
+            )
+        ),
+        None,
+    )
+    granted = signing.session.typed_data_permissions[0]
+    named = to_bytes(module.address) + encode_typed_data_signature(
+        header, typed.domain_separator, typed.type_hash, _permit_frames(signing, data)
+    )
+    assert typed.type_hash == granted.contents_type_hash
+    assert refusal(module, account, digest, named, permits.address) == "SigningNotGranted"
+    for forged in (claimed, named):
+        assert not permits.isValidSignatureNow(account, digest, forged)
+
+
+def _kernel_wrapped(project: Any, account: str, inner: bytes, *, chain_id: int | None = None) -> bytes:
+    """`inner` wrapped as Kernel wraps a verifier's hash (`Kernel(bytes32 hash)`), in `account`'s own EIP-712 domain
+    as its `eip712Domain()` gives it (keyscope's account has one: ERC-5267), `chain_id` replacing the chain's."""
+    fields, name, version, chain, verifying, _, _ = project.KeyscopeAccount.at(account).eip712Domain()
+    assert bytes(fields) == b"\x0f" and verifying == account
+    separator = keccak(
+        keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+        + keccak(name.encode())
+        + keccak(version.encode())
+        + (chain_id if chain_id is not None else chain).to_bytes(32, "big")
+        + bytes(12)
+        + to_bytes(verifying)
+    )
+    return keccak(b"\x19\x01" + separator + keccak(keccak(b"Kernel(bytes32 hash)") + inner))
+
+
+def test_kernels_wrapping_holds_only_in_the_accounts_own_domain(signing, permits, module, project):
+    """The module takes Kernel's wrapping of the contents' hash (a hash Kernel passes its validators) when it is made
+    in the asking account's own EIP-712 domain, naming the account and this chain. keyscope's account has such a
+    domain, so the premise is tried here: a session signature valid for account 1 is refused for the wrapping made
+    in account 0's domain (the owner's other account, the same key and permission) and for one naming another chain,
+    and accepted only for its own account's wrapping of the very digest."""
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    first, second = signing.accounts
+    signature = signing.sdk(1).sign_typed_data(data)
+    assert refusal(module, second, digest, signature, permits.address) is None
+    assert (
+        refusal(module, second, _kernel_wrapped(project, second, digest), signature, permits.address) is None
+    )
+    for wrapped in (
+        _kernel_wrapped(project, first, digest),
+        _kernel_wrapped(project, second, digest, chain_id=signing.chain_id + 1),
+        _kernel_wrapped(
+            project, second, TypedData(permit_single(permits, signing.chain_id, LIMIT - 1)).digest
+        ),
+    ):
+        assert refusal(module, second, wrapped, signature, permits.address) == "ContentsMismatch"
+        assert not permits.isValidSignatureNow(second, wrapped, signature)
