@@ -1404,3 +1404,62 @@ def test_kernels_wrapping_holds_only_in_the_accounts_own_domain(signing, permits
     ):
         assert refusal(module, second, wrapped, signature, permits.address) == "ContentsMismatch"
         assert not permits.isValidSignatureNow(second, wrapped, signature)
+
+
+def test_a_co_signature_approves_one_message_of_one_session(sessions, signing, permits, module):
+    """A co-signer approves a message for a session: it signs `CoSign(sessionId, H)`. One key holds two co-signed
+    sessions on one account, with the same co-signer and the same Permit2 permission (each in its own space). The
+    co-signature of a permit is refused with the key's signature of another permit (the next nonce), and under the
+    other session for the very same permit: the co-signer's approval counts once, where it was given. Without the
+    session id or `H` in what the co-signer signs, either would pass."""
+    owner, key, co_signer = LocalSigner.generate(), SessionKey.generate(), LocalSigner.generate()
+    account = sessions.account(owner, 11)
+    permit2, _ = signing_permissions(permits, signing.chain_id)
+    granted = [
+        Session(
+            session_key=key.address, typed_data_permissions=(permit2,), co_signer=co_signer.address, salt=salt
+        )
+        for salt in (1, 2)
+    ]
+    ids = [sessions.grant_onchain(account, owner, session) for session in granted]
+
+    def wrapped(data: dict[str, Any]) -> bytes:
+        """H: what the key signs for `data` on the account (ERC-7739), and what the co-signer's CoSign names."""
+        return typed_data_sign_hash(
+            permit2.domain_separator,
+            permit2.contents_name,
+            permit2.contents_type,
+            TypedData(data).struct_hash,
+            account=account,
+            chain_id=signing.chain_id,
+            module=module.address,
+        )
+
+    def signature(data: dict[str, Any], session_id: bytes, co_signed_for: tuple[bytes, bytes]) -> bytes:
+        """The key's signature of `data` under `session_id`, with the co-signature of `co_signed_for` (id, H)."""
+        typed = TypedData(data)
+        co = co_signer.sign_hash(
+            co_sign_digest(*co_signed_for, chain_id=signing.chain_id, module=module.address)
+        )
+        header = Signer(key.address, session_id, True, True).header(key.sign_hash(wrapped(data)), co)
+        frames = typed.frames(nested_frames(typed.primary_type, typed.types, permit2.nested))
+        body = encode_typed_data_signature(
+            header, permit2.domain_separator, permit2.contents_type_hash, frames
+        )
+        return to_bytes(module.address) + body
+
+    first, second = (permit_single(permits, signing.chain_id, LIMIT, nonce=n) for n in (0, 1))
+    digest, next_digest = TypedData(first).digest, TypedData(second).digest
+    approved = signature(first, ids[0], (ids[0], wrapped(first)))
+    assert refusal(module, account, digest, approved, permits.address) is None
+    assert permits.isValidSignatureNow(account, digest, approved)
+    for hashed, replayed in (
+        (next_digest, signature(second, ids[0], (ids[0], wrapped(first)))),  # another message
+        (digest, signature(first, ids[1], (ids[0], wrapped(first)))),  # another session
+    ):
+        assert refusal(module, account, hashed, replayed, permits.address) == "InvalidCoSignature"
+        assert not permits.isValidSignatureNow(account, hashed, replayed)
+    assert (
+        refusal(module, account, digest, signature(first, ids[1], (ids[1], wrapped(first))), permits.address)
+        is None
+    )
