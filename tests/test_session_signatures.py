@@ -482,21 +482,7 @@ def test_a_sign_in_for_another_account_is_refused(signing, permits, module):
     with pytest.raises(SignatureRefusedError) as info:
         sdk.sign_in_message(other)
     assert info.value.reason == "SignInAccountMismatch"
-    raw = other.encode()
-    signed = personal_sign_hash(
-        raw, account=signing.accounts[0], chain_id=signing.chain_id, module=module.address
-    )
-    header = Signer(signing.key.address, signing.grants[0].session_id).header(
-        signing.key.sign_hash(signed), None
-    )
-    first = raw.index(b"\n") + 1
-    forged = to_bytes(module.address) + encode_sign_in_signature(header, raw, first)
-    from keyscope.typed_data import eip191_hash
-
-    assert (
-        refusal(module, signing.accounts[0], eip191_hash(raw), forged, permits.address)
-        == "SignInAccountMismatch"
-    )
+    assert _module_sign_in_verdict(signing, module, permits, other.encode()) == "SignInAccountMismatch"
 
 
 def _module_sign_in_verdict(signing: Signing, module: Any, permits: Any, raw: bytes) -> str | None:
