@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-__all__ = ["MASK", "mask_url", "masked_text"]
+__all__ = ["MASK", "hide_password", "mask_url", "masked_text", "without_password"]
 
 MASK = "***"
 
@@ -84,4 +84,32 @@ def masked_text(text: str, url: str) -> str:
     text = text.replace(url, mask_url(url))
     for secret in _secrets(url):
         text = text.replace(secret, MASK)
+    return text
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user info (``scheme://user:PASSWORD@host…``) replaced by ``***``, the rest
+    as given: how messages name a database URL (its user, host, port and database tell stores apart; the password
+    opens one). The user info is taken to end at the last ``@`` before the query, so a password holding an ``@``
+    or a ``/`` (which a URL should carry percent-encoded) is hidden whole, with whatever a parser would read in it."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
+    if at < 0:
+        return url
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}:{MASK}{rest[at:]}" if colon else url
+
+
+def without_password(text: str, url: str) -> str:
+    """``text`` (a parser's message about ``url``, say) with ``url`` shown by :func:`hide_password` and its password
+    masked wherever else it appears."""
+    hidden = hide_password(url)
+    text = text.replace(url, hidden)
+    if hidden != url:
+        rest = url.partition("://")[2]
+        password = rest[: rest.split("?", 1)[0].split("#", 1)[0].rfind("@")].partition(":")[2]
+        if password:
+            text = text.replace(password, MASK)
     return text

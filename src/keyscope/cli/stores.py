@@ -13,6 +13,7 @@ from ..errors import BadInputError, ConfigurationError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
+from ..urls import hide_password
 from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
 __all__ = ["find_grant", "open_session_store", "shown_store_url", "store_url_of"]
@@ -22,8 +23,7 @@ _GIVEN_URLS: weakref.WeakKeyDictionary[SessionStore, str] = weakref.WeakKeyDicti
 
 def shown_store_url(url: str) -> str:
     """A store URL as the person gave it, with a password in it hidden."""
-    text = url.strip()
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+    return hide_password(url.strip())
 
 
 def store_url_of(store: SessionStore) -> str:

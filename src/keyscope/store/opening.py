@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import BadInputError, shown
+from ..urls import hide_password
 from .base import SessionStore
 from .file import FileStore
 from .memory import MemoryStore
@@ -53,7 +54,7 @@ def open_store(
     if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
         return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n)
     raise BadInputError(
-        f"unknown store URL scheme {shown(scheme)} in {shown(url)}: use memory://, file:///path/to/dir (or a "
+        f"unknown store URL scheme {shown(scheme)} in {shown(hide_password(url))}: use memory://, file:///path/to/dir (or a "
         "plain path), "
         "sqlite:///path.db or postgresql://user@host:port/db"
     )
@@ -63,7 +64,8 @@ def _file_url_path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise BadInputError(
-            f"file store URL {shown(url)} names host {shown(parts.netloc)}: use file:///path/to/dir"
+            f"file store URL {shown(hide_password(url))} names host {shown(hide_password('//' + parts.netloc)[2:])}: "
+            "use file:///path/to/dir"
         )
     path = unquote(parts.path)
     if not path:

@@ -67,6 +67,7 @@ from ..errors import (
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from ..signing import LocalSigner
+from ..urls import hide_password, without_password
 from ..userop import UserOperation
 from .base import (
     PENDING_STATES,
@@ -185,13 +186,16 @@ def _parse_url(url: object) -> URL:
     try:
         return make_url(url)
     except (ArgumentError, ValueError) as exc:
+        problem = without_password(str(exc), url)
         raise BadInputError(
-            f"{url!r} is not a database URL ({exc}): use sqlite:///path.db or postgresql://user@host:port/db"
+            f"{hide_password(url)!r} is not a database URL ({problem}): use sqlite:///path.db or "
+            "postgresql://user@host:port/db"
         ) from None
 
 
-def _normalize_url(url: str) -> tuple[URL, _Dialect]:
-    parsed = _parse_url(url)
+def _normalize_url(given: str) -> tuple[URL, _Dialect]:
+    parsed = _parse_url(given)
+    url = hide_password(given)  # messages name the URL without its password
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         database = parsed.database or ""

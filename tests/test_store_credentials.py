@@ -1,0 +1,123 @@
+"""The database password in a store URL (``postgresql://user:PASSWORD@host/db``) is the credential to every
+worker's shared store: its sealed session keys, its grants, its revocation marks and its outbox. Messages name
+the store by its URL; the password must never be in them, whatever was wrong with the URL, in the SDK
+(:func:`~keyscope.store.open_store`, :class:`~keyscope.store.SqlStore`) and on the command line.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.cli import main
+from keyscope.errors import KeyscopeError
+from keyscope.store import SqlStore, open_store
+from support.postgres import postgres_fixture
+
+postgres_server = postgres_fixture(scope="module")
+
+PASSWORD = "Sup3r-S3cret-Db-Pw"
+
+# URLs an operator can get wrong in a hurry: a typo in the scheme, an unsupported database, a port out of range
+# or not a number, an unclosed IPv6 bracket; each one carries the password
+MISTAKES = [
+    pytest.param(f"postgresq://keyscope:{PASSWORD}@db.internal:5432/keyscope", id="typo in the scheme"),
+    pytest.param(f"mysql://keyscope:{PASSWORD}@db.internal:3306/keyscope", id="another database"),
+    pytest.param(f"postgresql://keyscope:{PASSWORD}@127.0.0.1:99999/keyscope", id="port out of range"),
+    pytest.param(f"postgresql://keyscope:{PASSWORD}@127.0.0.1:54x2/keyscope", id="port not a number"),
+    pytest.param(f"postgresql://keyscope:{PASSWORD}@[::1/keyscope", id="unclosed bracket"),
+    pytest.param(f"postgres://keyscope:{PASSWORD}@127.0.0.1:0/keyscope", id="port 0"),
+]
+
+
+def _every_text(error: BaseException) -> str:
+    """Everything an error carries that a log or a traceback shows: its message, args, repr and causes."""
+    texts = [str(error), repr(error), *(repr(arg) for arg in error.args)]
+    for linked in (error.__cause__, error.__context__):
+        if linked is not None:
+            texts.append(_every_text(linked))
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("url", MISTAKES)
+def test_a_mistaken_store_url_is_refused_without_its_password(url: str) -> None:
+    for opening in (lambda: open_store(url, kek=bytes(32)), lambda: SqlStore(url, retry_seconds=0)):
+        with pytest.raises(KeyscopeError) as info:
+            opening()
+        shown = _every_text(info.value)
+        assert PASSWORD not in shown, shown
+        assert "keyscope:***@" in shown  # still says which URL, and that it had a password
+
+
+@pytest.mark.parametrize("url", MISTAKES)
+def test_the_command_line_refuses_a_mistaken_store_url_without_its_password(url: str) -> None:
+    for args, env in ((["sessions", "--store", url], {}), (["sessions"], {"KEYSCOPE_STORE": url})):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code != 0
+        assert PASSWORD not in result.output, result.output
+        assert "error:" in result.output and "***" in result.output
+
+
+def test_a_live_postgresql_store_names_itself_without_its_password(postgres_server) -> None:
+    """The real server: a role with a password, the store opened with it; its repr and an error about a
+    database that does not exist show the URL without the password."""
+    admin = postgres_server.create_database()
+    import psycopg
+
+    with psycopg.connect(admin.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE keyscope_pw LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute(f"GRANT ALL ON DATABASE {admin.rsplit('/', 1)[1]} TO keyscope_pw")
+        conn.execute("GRANT ALL ON SCHEMA public TO keyscope_pw")
+    host_port_db = admin.split("@", 1)[1]
+    url = f"postgresql://keyscope_pw:{PASSWORD}@{host_port_db}"
+    with open_store(url, kek=bytes(32)) as store:
+        assert PASSWORD not in repr(store) and PASSWORD not in store.url
+    missing = url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(KeyscopeError) as info:
+        SqlStore(missing, retry_seconds=0)
+    assert PASSWORD not in _every_text(info.value)
+    result = CliRunner().invoke(main, ["sessions", "--store", missing])
+    assert result.exit_code != 0 and PASSWORD not in result.output, result.output
+
+
+# passwords of the characters a URL's user info may hold as they are (RFC 3986), with a Z, which no message has
+_PASSWORDS = st.text(alphabet=st.sampled_from("abcXYZ019-_.~!$&'()*+,;="), min_size=6, max_size=24).filter(
+    lambda password: "Z" in password
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    password=_PASSWORDS,
+    scheme=st.sampled_from(["postgresql", "postgres", "postgresql+psycopg", "postgresq", "pg", "mysql"]),
+    port=st.sampled_from(["0", "99999", "70000", "x1", "5432"]),
+)
+def test_no_mistaken_store_url_shows_its_password(password: str, scheme: str, port: str) -> None:
+    """A wrong scheme (any port), or a PostgreSQL scheme with a port that is none: refused at once, never
+    connecting, and the password is nowhere in the error."""
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg") and port == "5432":
+        port = "65536"
+    url = f"{scheme}://app:{password}@127.0.0.1:{port}/keyscope"
+    with pytest.raises(KeyscopeError) as info:
+        open_store(url, kek=bytes(32))
+    assert password not in _every_text(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:pw@db:5432/keyscope", "postgresql://app:***@db:5432/keyscope"),
+        ("postgresql://app@db/keyscope", "postgresql://app@db/keyscope"),
+        ("postgresql://db/keyscope?user=app", "postgresql://db/keyscope?user=app"),
+        ("postgresql://app:p@ss/w0rd@db:1/keyscope", "postgresql://app:***@db:1/keyscope"),
+        ("postgresql://:pw@db/keyscope", "postgresql://:***@db/keyscope"),
+        ("sqlite:////var/lib/keyscope/s.db", "sqlite:////var/lib/keyscope/s.db"),
+        ("/var/lib/keyscope/store", "/var/lib/keyscope/store"),
+    ],
+)
+def test_a_store_url_is_shown_with_only_its_password_hidden(url: str, shown: str) -> None:
+    from keyscope.urls import hide_password
+
+    assert hide_password(url) == shown
