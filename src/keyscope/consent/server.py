@@ -260,6 +260,20 @@ class ConsentServer(BackgroundServer):
             }
         raise _Refusal(404, f"nothing at {path}")
 
+    def _require_own_sessions(self, account: str, session_ids: list[bytes]) -> None:
+        """Raise unless every one of ``session_ids`` the store knows is a session of ``account``: the revocation is
+        ``account``'s operation, so it revokes nothing of another account on chain, and its success must not mark
+        another account's session revoked in the store, where every worker would refuse it."""
+        if self.store is None:
+            return
+        for session_id in session_ids:
+            grant = _stored_grant(self.store, session_id)
+            if grant is not None and grant.account != account:
+                raise BadInputError(
+                    f"session 0x{session_id.hex()} is a session of {grant.account}, not of {account}: an account's "
+                    f"owner revokes the account's own sessions; open the dashboard of {grant.account} to revoke it"
+                )
+
     def api_post(self, path: str, body: dict[str, Any]) -> Any:
         if match := re.fullmatch(rf"/api/consent/({_ID})/(connect|signature|decline)", path):
             consent, action = self._consent(match.group(1)), match.group(2)
@@ -282,12 +296,9 @@ class ConsentServer(BackgroundServer):
                 ids = body.get("sessionIds")
                 if not isinstance(ids, list) or not ids:
                     raise BadInputError("give 'sessionIds' (a list of session ids) or 'all': true")
-                operation = prepare_revocation(
-                    self.network,
-                    account,
-                    [to_bytes(i, name="session id", length=32) for i in ids],
-                    creation=creation,
-                )
+                session_ids = [to_bytes(i, name="session id", length=32) for i in ids]
+                self._require_own_sessions(account, session_ids)
+                operation = prepare_revocation(self.network, account, session_ids, creation=creation)
             with self._lock:
                 self._operations[operation.id] = operation
             return {
@@ -309,7 +320,10 @@ class ConsentServer(BackgroundServer):
                 if revoked is None:
                     revoked = tuple(g.session_id for g in self.store.list_grants(operation.account))
                 for session_id in revoked:
-                    if _has(self.store, session_id):
+                    # the operation revoked the sessions of its own account only: a grant of another account in
+                    # the store is not touched (every worker refuses a session marked here)
+                    stored = _stored_grant(self.store, session_id)
+                    if stored is not None and stored.account == operation.account:
                         self.store.mark_revoked(session_id)
             return {
                 "success": receipt.success,
@@ -319,12 +333,11 @@ class ConsentServer(BackgroundServer):
         raise _Refusal(404, f"nothing at {path}")
 
 
-def _has(store: SessionStore, session_id: bytes) -> bool:
+def _stored_grant(store: SessionStore, session_id: bytes) -> SessionGrant | None:
     try:
-        store.get_grant(session_id)
+        return store.get_grant(session_id)
     except KeyscopeError:
-        return False
-    return True
+        return None
 
 
 def _field(body: dict[str, Any], name: str) -> str:

@@ -1,0 +1,119 @@
+"""The dashboard's revocations and the shared store: a revocation the dashboard sends marks sessions revoked in the
+store, where every worker reads it before each send (attack 35). Only the account's own sessions may be marked:
+a revocation sent by one account's owner says nothing of another account's sessions.
+
+Real components: the consent server on 127.0.0.1 over HTTP, keyscope's account and module on ape's chain with
+the in-process bundler, a SQLite store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from conftest import ETHER
+from keyscope import Policy, SessionKey, arg
+from keyscope.consent import ConsentServer
+from keyscope.module import SessionStatus, read_session_status
+from keyscope.signing import LocalSigner
+from keyscope.store import open_store
+
+
+def _post(server: ConsentServer, path: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(server.url + path, json=body, timeout=60)
+
+
+def _revoke_from_the_dashboard(
+    server: ConsentServer, account: str, owner: LocalSigner, body: dict[str, Any]
+) -> httpx.Response:
+    """What the dashboard's page does: prepare the owner's operation, have the wallet ``personal_sign`` its
+    userOpHash, hand the signature back."""
+    prepared = _post(server, f"/api/accounts/{account}/revoke", body)
+    if prepared.status_code != 200:
+        return prepared
+    answer = prepared.json()
+    signature = Account.sign_message(
+        encode_defunct(primitive=bytes.fromhex(answer["userOpHash"][2:])), owner.private_key
+    ).signature
+    return _post(
+        server,
+        f"/api/operations/{answer['operationId']}/signature",
+        {"signature": "0x" + signature.hex(), "from": owner.address},
+    )
+
+
+def test_one_owner_s_revocation_marks_no_other_account_s_session_in_the_store(
+    net, harness, nft, tmp_path: Path
+) -> None:
+    """Two users of one dapp, one shared store. The stranger, owner of account B, asks the dashboard to revoke
+    "on B" the session id of the victim's session on account A, and signs that operation with B's owner key:
+    ``revokeSession(id)`` from B succeeds on chain (it writes B's own record), and the server marked the victim's
+    session revoked in the store, so that every worker refused a session its owner never revoked."""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    victim, stranger = LocalSigner.generate(), LocalSigner.generate()
+    victim_owner, stranger_owner = net.owner(victim), net.owner(stranger)
+    for owner in (victim_owner, stranger_owner):
+        harness.fund(owner.account, ETHER)
+    victim_key = SessionKey.generate()
+    victim_grant = victim_owner.grant(
+        victim_key, [Policy.call(nft, "safeMint(address to)", rules=[arg("to") == victim_owner.account])]
+    )
+    # the stranger's own grant in the store (from the dapp's consent page, say): the dashboard creates B with it
+    stranger_grant = stranger_owner.grant(
+        SessionKey.generate(),
+        [Policy.call(nft, "safeMint(address to)", rules=[arg("to") == stranger_owner.account])],
+    )
+    store.put_grant(victim_grant)
+    store.put_grant(stranger_grant)
+
+    with ConsentServer(net, store=store) as server:
+        answer = _revoke_from_the_dashboard(
+            server,
+            stranger_owner.account,
+            stranger,
+            {"sessionIds": ["0x" + victim_grant.session_id.hex()]},
+        )
+        # every worker reads this mark before each send: the victim's session must not be marked
+        assert not store.is_revoked(victim_grant.session_id), answer.text
+        assert answer.status_code == 400, answer.text
+        assert "is a session of " + victim_owner.account in answer.json()["error"]
+
+        # the stranger's own session, named with the victim's: refused whole, nothing sent
+        both = [
+            "0x" + stranger_grant.session_id.hex(),
+            "0x" + victim_grant.session_id.hex(),
+        ]
+        answer = _revoke_from_the_dashboard(server, stranger_owner.account, stranger, {"sessionIds": both})
+        assert answer.status_code == 400, answer.text
+
+    assert not store.is_revoked(victim_grant.session_id)
+    assert not store.is_revoked(stranger_grant.session_id)
+    # the victim's session still works: enabled by its first operation, it mints
+    session = net.session(victim_grant, victim_key)
+    assert session.execute(nft, "safeMint(address)", victim_owner.account).wait().success
+    assert read_session_status(net, victim_grant) is SessionStatus.ACTIVE
+
+
+def test_an_owner_s_revocation_from_the_dashboard_marks_its_own_sessions(
+    net, harness, nft, tmp_path: Path
+) -> None:
+    """The premise the defence keeps: the owner's revocation of the account's own session lands and marks it."""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, ETHER)
+    grant = owner.grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])]
+    )
+    store.put_grant(grant)
+    with ConsentServer(net, store=store) as server:
+        answer = _revoke_from_the_dashboard(
+            server, owner.account, signer, {"sessionIds": ["0x" + grant.session_id.hex()]}
+        )
+    assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+    assert store.is_revoked(grant.session_id)
+    assert read_session_status(net, grant) is SessionStatus.REVOKED
