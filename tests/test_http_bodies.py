@@ -9,6 +9,7 @@ and holds a request thread for as long as it likes. Each server must answer 400 
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -123,3 +124,43 @@ def test_the_consent_server_takes_no_cross_site_form_and_grants_no_preflight(net
     assert not any(name.lower().startswith("access-control-allow") for name in posted.headers)
     assert preflight.status_code >= 400
     assert not any(name.lower().startswith("access-control-allow") for name in preflight.headers)
+
+
+def _deep(depth: int) -> bytes:
+    """A JSON array nested ``depth`` deep: valid JSON, far past what Python's recursive decoder descends."""
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_body_nested_past_the_decoder_s_depth_is_refused_as_bad_json(kind, net, capfd):
+    """Attack 167: 30,000 nested arrays, 60 kB (under every server's size limit). ``json.loads`` raises
+    RecursionError, which is no ValueError: the sponsor's and the co-signer's handlers let it out of ``do_POST``, so
+    the HTTP server printed a raw traceback on stderr and dropped the connection without an answer (the consent
+    server answered 500 and logged the traceback as its own fault). Each must refuse it as the bad JSON it is, and
+    answer the next request."""
+    capfd.readouterr()
+    limit = sys.getrecursionlimit()
+    # a served process runs at Python's default limit (1000); the test process may have raised it. 2000 leaves the
+    # test's own deep stack room, and the servers' request threads start shallow
+    sys.setrecursionlimit(2000)
+    try:
+        _nested_exchange(kind, net)
+    finally:
+        sys.setrecursionlimit(limit)
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err and "RecursionError" not in printed.err, printed.err[-2000:]
+
+
+def _nested_exchange(kind: str, net: Any) -> None:
+    with SERVERS[kind](net) as url, httpx.Client(timeout=10) as client:
+        answer = client.post(url, content=_deep(30_000), headers={"Content-Type": "application/json"})
+        if kind == "consent":
+            assert answer.status_code == 400, answer.text
+            assert "not JSON" in answer.json()["error"]
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["error"]["code"] == -32700, answer.text
+            assert "nested" in answer.json()["error"]["message"]
+        # and the server still answers: a request of ordinary depth gets its ordinary refusal
+        again = client.post(url, content=_deep(3), headers={"Content-Type": "application/json"})
+        assert again.status_code in (200, 400)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -13,14 +14,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .errors import ConfigurationError
+from .errors import BadInputError, ConfigurationError
 
 __all__ = [
     "BackgroundServer",
     "LocalHTTPServer",
     "LocalRequestHandler",
+    "NestedTooDeepError",
     "cannot_listen",
     "content_length",
+    "json_body",
     "send_body",
 ]
 
@@ -58,6 +61,20 @@ def content_length(handler: BaseHTTPRequestHandler) -> int | None:
     if not (raw.isascii() and raw.isdigit()):
         return None
     return int(raw)
+
+
+class NestedTooDeepError(BadInputError):
+    """A request body whose JSON nests deeper than the decoder descends (a ValueError, as bad JSON is)."""
+
+
+def json_body(raw: bytes) -> Any:
+    """The JSON value of a request body; raises ValueError when it is not JSON, including JSON nested deeper than
+    Python's recursive decoder descends (:class:`NestedTooDeepError`: ``json.loads`` raises RecursionError, no
+    ValueError, which a handler catching bad JSON let out as a raw traceback and a dropped connection)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise NestedTooDeepError("the request body's JSON is nested too deeply") from None
 
 
 def send_body(

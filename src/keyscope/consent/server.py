@@ -33,7 +33,15 @@ from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
-from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
+from ..http_service import (
+    BackgroundServer,
+    LocalHTTPServer,
+    LocalRequestHandler,
+    NestedTooDeepError,
+    content_length,
+    json_body,
+    send_body,
+)
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from ..token_facts import cached_contract_facts
@@ -411,12 +419,16 @@ class _Handler(LocalRequestHandler):
         assert length is not None
         path = self.path.split("?", 1)[0]
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json_body(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise BadInputError("the request body must be a JSON object")
             self._json(200, self.server.consent.api_post(path, body))
         except _Refusal as refusal:
             self._json(refusal.status, {"error": refusal.message})
+        except NestedTooDeepError:
+            self._json(
+                400, {"error": "the request body is not JSON that can be read: it is nested too deeply"}
+            )
         except json.JSONDecodeError:
             self._json(400, {"error": "the request body is not JSON"})
         except KeyscopeError as error:

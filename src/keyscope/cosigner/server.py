@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..http_service import cannot_listen, content_length, send_body
+from ..http_service import NestedTooDeepError, cannot_listen, content_length, json_body, send_body
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -59,12 +59,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}})
             return
         try:
-            request = json.loads(self.rfile.read(length))
-        except ValueError:
-            self._send(
-                200,
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "the body is not JSON"}},
-            )
+            request = json_body(self.rfile.read(length))
+        except ValueError as error:
+            message = str(error) if isinstance(error, NestedTooDeepError) else "the body is not JSON"
+            self._send(200, {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": message}})
             return
         if isinstance(request, list):
             self._send(200, [answer(self.server.service, item) for item in request])

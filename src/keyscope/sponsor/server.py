@@ -11,7 +11,15 @@ import json
 import logging
 from typing import Any
 
-from ..http_service import BackgroundServer, LocalHTTPServer, LocalRequestHandler, content_length, send_body
+from ..http_service import (
+    BackgroundServer,
+    LocalHTTPServer,
+    LocalRequestHandler,
+    NestedTooDeepError,
+    content_length,
+    json_body,
+    send_body,
+)
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
 from .service import Sponsor
 
@@ -74,9 +82,10 @@ class _Handler(LocalRequestHandler):
             return
         body = self.rfile.read(length)
         try:
-            request = json.loads(body)
-        except ValueError:
-            self._send(200, _error(None, PARSE_ERROR, "the request body is not JSON"))
+            request = json_body(body)
+        except ValueError as error:
+            message = str(error) if isinstance(error, NestedTooDeepError) else "the request body is not JSON"
+            self._send(200, _error(None, PARSE_ERROR, message))
             return
         sponsor = self.server.sponsor
         if isinstance(request, list):
