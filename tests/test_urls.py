@@ -84,3 +84,33 @@ def test_an_unreachable_endpoint_with_a_key_is_reported_without_it() -> None:
     with pytest.raises(TransportError) as scheme:
         JsonRpcClient(f"ws://127.0.0.1:{port}/?apikey={KEY}")
     assert KEY not in str(scheme.value) and "is not an http(s) URL" in str(scheme.value)
+
+
+def test_the_sponsor_command_names_its_node_without_the_key(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The sponsor's node is a hosted RPC with its API key in the URL: ``--chain-id`` other than the node's was
+    refused naming ``--rpc-url`` as given, key and all, on stderr (a service's log). A real anvil answers."""
+    from keyscope.local.anvil import AnvilConfig, start_anvil
+    from keyscope.sponsor.__main__ import main as sponsor_main
+
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"targets": "any", "total_budget_wei": "1"}')
+    monkeypatch.setenv("KEYSCOPE_TEST_SPONSOR_KEY", "0x" + "5a" * 32)
+    process, url = start_anvil(AnvilConfig(chain_id=31337), tmp_path / "anvil.log")
+    try:
+        rpc_url = f"{url}/?apikey={KEY}"
+        args = [
+            "--policy",
+            str(policy),
+            "--paymaster",
+            "0x" + "11" * 20,
+            "--signer-key-env",
+            "KEYSCOPE_TEST_SPONSOR_KEY",
+        ]
+        assert sponsor_main([*args, "--rpc-url", rpc_url, "--chain-id", "1"]) == 1
+    finally:
+        process.stop()
+    err = capsys.readouterr().err
+    assert "--chain-id 1 but the node at" in err and "is chain 31337" in err, err
+    assert KEY not in err, err

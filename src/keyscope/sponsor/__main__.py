@@ -27,6 +27,7 @@ from ..artifacts import ENTRY_POINT_V07
 from ..errors import ConfigurationError, KeyscopeError
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
+from ..urls import mask_url
 from .deploy import paymaster_state
 from .policy import SponsorshipPolicy
 from .server import SponsorServer
@@ -109,7 +110,7 @@ def build(args: argparse.Namespace) -> SponsorServer:
             node_chain = int(node.request("eth_chainId"), 16)
             if chain_id is not None and chain_id != node_chain:
                 raise ConfigurationError(
-                    f"--chain-id {chain_id} but the node at {args.rpc_url} is chain {node_chain}"
+                    f"--chain-id {chain_id} but the node at {mask_url(args.rpc_url)} is chain {node_chain}"
                 )
             chain_id = node_chain
             state = paymaster_state(node, args.paymaster, args.entry_point)
