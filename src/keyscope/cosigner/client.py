@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..co_signer import CoSigner, CoSignerRefusedError, CoSignRequest
-from ..errors import BadInputError
+from ..errors import BadInputError, TransportError, shown
 from ..hexutil import to_bytes
 from ..rpc import JsonRpcClient, JsonRpcError
 
@@ -36,6 +36,13 @@ def remote_co_signer(url: str, *, timeout: float = 10.0) -> CoSigner:
                 f"the co-signer at {client.shown_url} refused: {error.rpc_message}",
                 reason=reason or str(error.code),
             ) from None
+        if not isinstance(answer, dict) or "signature" not in answer:
+            raise TransportError(
+                f"the co-signer at {client.shown_url} answered {method} with {shown(answer)}, not "
+                '{"signature": "0x…"}: is the URL a keyscope co-signer service?',
+                url=client.shown_url,
+                method=method,
+            )
         return to_bytes(answer["signature"], name="co-signature", length=65)
 
     return co_sign

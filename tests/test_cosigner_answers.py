@@ -1,0 +1,84 @@
+"""What the SDK makes of a co-signer service's answer (attack 169): a broken or lying service (a result that is no
+``{"signature": "0x…"}``, garbage, an error object of its own shape) is a keyscope error naming the service and
+what it answered, never a raw TypeError or KeyError out of ``session.execute``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyscope.co_signer import CoSignerRefusedError, CoSignRequest
+from keyscope.cosigner import remote_co_signer
+from keyscope.errors import KeyscopeError, TransportError
+from keyscope.execution import Call, encode_execute
+from keyscope.userop import UserOperation
+from test_bundler_client import ScriptedServer, fail, ok, raw
+
+METHOD = "keyscope_coSignUserOperation"
+ACCOUNT = "0x" + "22" * 20
+
+
+def _request() -> CoSignRequest:
+    op = UserOperation(
+        sender=ACCOUNT,
+        nonce=1,
+        call_data=encode_execute(Call.of("0x" + "33" * 20, 0, b"")),
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    return CoSignRequest(
+        kind="operation",
+        account=ACCOUNT,
+        session_id=bytes(32),
+        digest=bytes(32),
+        chain_id=31337,
+        module="0x" + "11" * 20,
+        call_data=op.call_data,
+        operation=op,
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ok("0x" + "ab" * 65),  # the signature bare, not in an object
+        ok(None),
+        ok({}),
+        ok([]),
+        ok({"signature": None}),
+        ok({"signature": 7}),
+        ok({"signature": "0x" + "ab" * 64}),  # 64 bytes
+        ok({"signature": "not hex"}),
+        raw("<html>502 Bad Gateway</html>", status=502, content_type="text/html"),
+        raw('{"jsonrpc": "2.0", "id": 1}'),
+    ],
+    ids=["bare", "null", "empty", "list", "null-signature", "int", "short", "not-hex", "html", "no-result"],
+)
+def test_a_co_signer_answering_junk_is_a_keyscope_error(answer: Any) -> None:
+    server = ScriptedServer().on(METHOD, answer)
+    try:
+        with pytest.raises(KeyscopeError) as info:
+            remote_co_signer(server.url, timeout=5)(_request())
+    finally:
+        server.stop()
+    assert isinstance(info.value, (TransportError, CoSignerRefusedError)) or "co-signature" in str(info.value)
+    assert server.url in str(info.value) or "co-signature" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [fail(-32003, "no", data="a string, not an object"), fail(None, "no code"), fail(-32003, "x", data=[1])],
+    ids=["string-data", "no-code", "list-data"],
+)
+def test_a_refusal_of_any_shape_is_a_co_signer_refusal(error: Any) -> None:
+    server = ScriptedServer().on(METHOD, error)
+    try:
+        with pytest.raises(CoSignerRefusedError) as info:
+            remote_co_signer(server.url, timeout=5)(_request())
+    finally:
+        server.stop()
+    assert server.url in str(info.value)
