@@ -276,6 +276,41 @@ def test_an_operation_is_not_sent_again_once_its_session_is_revoked_in_the_store
     assert nft.balanceOf(user.account) == 2
 
 
+def test_a_recorded_operation_is_not_sent_while_its_revocation_cannot_be_read(
+    net, db, store, user, nft
+) -> None:
+    """Attack 170: the store's revocation mark is read afresh right before a recorded operation is sent again
+    (attack 35), and a resend writes nothing to the store first, so it went ahead while the store's grants could
+    not be read: "cannot be read" counted as "not revoked", and the revoked session's operation landed. Now it
+    waits until the store can say, then is failed as revoked."""
+    with worker(store, net) as w:
+        w.send("warm-up", user.session_id, user.mint()).wait(30)  # creates the account; holds lane 0
+        other_store = open_store(db, kek=KEK)
+        try:
+            orphan = dead_worker_records(other_store, net, user, "orphan", lane=1)
+            other_store.mark_revoked(user.session_id)  # the owner revokes it in the store
+        finally:
+            other_store.close()
+        # the grants cannot be read now (a restore in progress, a migration gone wrong, the table's file lost):
+        # the outbox still can
+        path = db[len("sqlite:///") :]
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE keyscope_grants RENAME TO keyscope_grants_away")
+        report = w.recover()
+        assert nft.balanceOf(user.account) == 1, "the revoked session's operation was sent and landed"
+        assert "orphan" not in report.included
+        assert store.get_by_intent("orphan").attempts == 0
+        # readable again: the revocation is read, and the operation is failed, never sent
+        with sqlite3.connect(path) as conn:
+            conn.execute("ALTER TABLE keyscope_grants_away RENAME TO keyscope_grants")
+        report = w.recover()
+    assert list(report.failed) == ["orphan"] and "revoked in the store" in report.failed["orphan"], report
+    final = store.get_by_intent("orphan")
+    assert final.state is OutboxState.FAILED and final.attempts == 0
+    assert final.user_op_hash == orphan.user_op_hash
+    assert nft.balanceOf(user.account) == 1
+
+
 def test_one_unreadable_outbox_record_does_not_stop_other_sessions(net, harness, db, store, nft, events):
     """A record of one session damaged in the database (its operation unreadable). A new lane of another
     session is adopted from a read of the unfinished records: that read leaves the damaged one out (with a

@@ -586,9 +586,9 @@ class SessionWorker:
         except SessionStoreError as exc:
             log.warning("marking session %s revoked in the store: %s", session_id, exc)
 
-    def _revoked_in_store(self, session_id: str, *, fresh: bool = False) -> bool:
+    def _revoked_in_store(self, session_id: str, *, fresh: bool = False) -> bool | None:
         """Whether the session is revoked in the store: read at most every ``_REVOKED_CACHE_SECONDS``, or now
-        with ``fresh``. A store that cannot be read counts as not revoked."""
+        with ``fresh``; None when the store cannot be read (unknown: nothing may be sent on it)."""
         now = time.monotonic()
         with self._lock:
             cached = self._revoked.get(session_id)
@@ -596,8 +596,9 @@ class SessionWorker:
             return cached[0]
         try:
             revoked = self.store.is_revoked(session_id)
-        except SessionStoreError:
-            return False
+        except SessionStoreError as exc:
+            log.warning("whether session %s is revoked cannot be read from the store: %s", session_id, exc)
+            return None
         with self._lock:
             self._revoked[session_id] = (revoked, now)
         return revoked
@@ -702,8 +703,9 @@ class SessionWorker:
         """The prober's answer, except that an operation of a session revoked in the store is never sent
         again: unless it landed, it is failed."""
         record = tracked.record
-        if not self._revoked_in_store(record.session_id):
-            # the cached answer may be old: the store is read again right before anything is sent
+        if self._revoked_in_store(record.session_id) is not True:
+            # the cached answer may be old (or the store unreadable): it is read again right before anything is
+            # sent
             return self.prober.probe(record, may_send=lambda: self._unsent_if_revoked(record))
         found = self.prober.receipt(record.user_op_hash)
         if found is not None:
@@ -718,8 +720,16 @@ class SessionWorker:
 
     def _unsent_if_revoked(self, record: OutboxRecord) -> Outcome | None:
         """Right before ``record``'s operation is sent (for the first time or again): FAILED when its session
-        is revoked in the store now (read afresh, not from the cache), else None (send it)."""
-        if self._revoked_in_store(record.session_id, fresh=True):
+        is revoked in the store now (read afresh, not from the cache), WAITING when the store cannot tell (a
+        revocation there must hold through an outage: the operation is sent once it can be read and says no),
+        else None (send it)."""
+        revoked = self._revoked_in_store(record.session_id, fresh=True)
+        if revoked is None:
+            return Outcome(
+                Verdict.WAITING,
+                reason="whether its session is revoked cannot be read from the store: not sent until it can",
+            )
+        if revoked:
             return Outcome(Verdict.FAILED, reason=_REVOKED_UNSENT)
         return None
 
