@@ -1,4 +1,4 @@
-"""What the SDK makes of a co-signer service's answer (attack 169): a broken or lying service (a result that is no
+"""What the SDK makes of a co-signer service's answer (attack 156): a broken or lying service (a result that is no
 ``{"signature": "0x…"}``, garbage, an error object of its own shape) is a keyscope error naming the service and
 what it answered, never a raw TypeError or KeyError out of ``session.execute``."""
 
