@@ -164,3 +164,48 @@ def _nested_exchange(kind: str, net: Any) -> None:
         # and the server still answers: a request of ordinary depth gets its ordinary refusal
         again = client.post(url, content=_deep(3), headers={"Content-Type": "application/json"})
         assert again.status_code in (200, 400)
+
+
+def _post_with_host(url: str, host_header: str) -> httpx.Response:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "pm_getPaymasterStubData", "params": []}'
+    return httpx.post(
+        url, content=body, headers={"Host": host_header, "Content-Type": "application/json"}, timeout=5
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_request_naming_another_host_is_refused_as_dns_rebinding(kind, net):
+    """A web page of another site whose name was made to resolve to 127.0.0.1 after it loaded (DNS rebinding) reaches
+    a server listening there, as its own origin, so it may read the answers: a co-signature, a sponsorship, a
+    grant. Its requests name that site in ``Host``; every server refuses them (421) before reading the body, and
+    answers requests naming its own address (127.0.0.1, localhost)."""
+    with SERVERS[kind](net) as url:
+        port = urlsplit(url).port
+        for foreign in (f"rebound.example:{port}", f"127.0.0.1.rebound.example:{port}", "127.0.0.1", ""):
+            refused = _post_with_host(url, foreign)
+            assert refused.status_code == 421, (foreign, refused.status_code, refused.text)
+            assert "Host" in refused.text
+        for own in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+            assert _post_with_host(url, own).status_code != 421, own
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.2", False),
+        ("example.com", False),
+    ],
+)
+def test_only_a_server_bound_to_loopback_checks_the_host(host, loopback):
+    """A server bound to another address is reached through its operator's names (a proxy, a DNS name): it takes
+    any Host, and the operator's network guards it."""
+    from keyscope.http_service import _is_loopback
+
+    assert _is_loopback(host) is loopback

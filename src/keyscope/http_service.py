@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ __all__ = [
     "NestedTooDeepError",
     "cannot_listen",
     "content_length",
+    "foreign_host",
     "json_body",
     "send_body",
 ]
@@ -61,6 +63,31 @@ def content_length(handler: BaseHTTPRequestHandler) -> int | None:
     if not (raw.isascii() and raw.isdigit()):
         return None
     return int(raw)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bound address or a name) is this machine's loopback interface only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def foreign_host(handler: BaseHTTPRequestHandler) -> str | None:
+    """The request's ``Host`` when the server listens on loopback only and that Host is none of its own names (else
+    None). A web page of another site can reach a server on 127.0.0.1 by DNS rebinding (its name made to resolve
+    to 127.0.0.1 after the page loaded): its requests then name that site in ``Host``, which this refuses, as
+    clients of the server itself name 127.0.0.1, localhost or [::1] with its port. A server bound to another
+    address is reached through the operator's network and names, so any Host is taken."""
+    address: Any = handler.server.server_address
+    bound, port = address[0], address[1]
+    if not _is_loopback(str(bound)):
+        return None
+    host = (handler.headers.get("Host") or "").strip().lower()
+    own = {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]", str(bound).lower())}
+    return None if host in own else host
 
 
 class NestedTooDeepError(BadInputError):

@@ -11,7 +11,14 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..http_service import NestedTooDeepError, cannot_listen, content_length, json_body, send_body
+from ..http_service import (
+    NestedTooDeepError,
+    cannot_listen,
+    content_length,
+    foreign_host,
+    json_body,
+    send_body,
+)
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -48,11 +55,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = content_length(self)
-        if length is None or length > MAX_BODY:
+        host = foreign_host(self)
+        if host is not None or length is None or length > MAX_BODY:
             # the body is left unread: the connection cannot carry another request
             self.close_connection = True
             status, message = (
-                (400, "Content-Length must be a decimal number of bytes")
+                (421, f"unknown Host {host!r}: this server answers requests to its own address only")
+                if host is not None
+                else (400, "Content-Length must be a decimal number of bytes")
                 if length is None
                 else (413, "request too large")
             )

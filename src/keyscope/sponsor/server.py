@@ -17,6 +17,7 @@ from ..http_service import (
     LocalRequestHandler,
     NestedTooDeepError,
     content_length,
+    foreign_host,
     json_body,
     send_body,
 )
@@ -70,10 +71,14 @@ class _Handler(LocalRequestHandler):
 
     def do_POST(self) -> None:
         length = content_length(self)
-        if length is None or length > MAX_BODY:
+        host = foreign_host(self)
+        if host is not None or length is None or length > MAX_BODY:
             # the body is left unread: the connection cannot carry another request
             self.close_connection = True
-            if length is None:
+            if host is not None:
+                message = f"unknown Host {host!r}: this server answers requests to its own address only"
+                self._send(421, _error(None, INVALID_REQUEST, message))
+            elif length is None:
                 self._send(
                     400, _error(None, INVALID_REQUEST, "Content-Length must be a decimal number of bytes")
                 )
