@@ -42,6 +42,17 @@ def _request() -> CoSignRequest:
     )
 
 
+def _refusal_of(answer: Any, expected: type[KeyscopeError]) -> tuple[KeyscopeError, str]:
+    """What ``remote_co_signer`` raises when a real server on 127.0.0.1 answers ``answer``, and that server's URL."""
+    server = ScriptedServer().on(METHOD, answer)
+    try:
+        with pytest.raises(expected) as info:
+            remote_co_signer(server.url, timeout=5)(_request())
+    finally:
+        server.stop()
+    return info.value, server.url
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -59,14 +70,9 @@ def _request() -> CoSignRequest:
     ids=["bare", "null", "empty", "list", "null-signature", "int", "short", "not-hex", "html", "no-result"],
 )
 def test_a_co_signer_answering_junk_is_a_keyscope_error(answer: Any) -> None:
-    server = ScriptedServer().on(METHOD, answer)
-    try:
-        with pytest.raises(KeyscopeError) as info:
-            remote_co_signer(server.url, timeout=5)(_request())
-    finally:
-        server.stop()
-    assert isinstance(info.value, (TransportError, CoSignerRefusedError)) or "co-signature" in str(info.value)
-    assert server.url in str(info.value) or "co-signature" in str(info.value), str(info.value)
+    error, url = _refusal_of(answer, KeyscopeError)
+    assert isinstance(error, (TransportError, CoSignerRefusedError)) or "co-signature" in str(error)
+    assert url in str(error) or "co-signature" in str(error), str(error)
 
 
 @pytest.mark.parametrize(
@@ -75,10 +81,5 @@ def test_a_co_signer_answering_junk_is_a_keyscope_error(answer: Any) -> None:
     ids=["string-data", "no-code", "list-data"],
 )
 def test_a_refusal_of_any_shape_is_a_co_signer_refusal(error: Any) -> None:
-    server = ScriptedServer().on(METHOD, error)
-    try:
-        with pytest.raises(CoSignerRefusedError) as info:
-            remote_co_signer(server.url, timeout=5)(_request())
-    finally:
-        server.stop()
-    assert server.url in str(info.value)
+    refusal, url = _refusal_of(error, CoSignerRefusedError)
+    assert url in str(refusal)
