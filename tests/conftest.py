@@ -341,8 +341,11 @@ def sessions(harness, module):
     return SessionHarness(harness, module)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def target(project, deployer):
+    """A ``RecordingTarget``, one per test module: a session-scoped one made inside a module after that module's
+    own chain fixtures (a late ``co_signed``) was undone with the module's snapshot while pytest kept handing it
+    out, so later modules on the same worker called an address without code."""
     return project.RecordingTarget.deploy(sender=deployer)
 
 
