@@ -65,7 +65,7 @@ from .module import (
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain
-from .revert import decode_revert, describe_revert
+from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
@@ -840,10 +840,8 @@ class Owner:
                     "permissions until it is revoked), and the module holds one per key "
                     f"(SigningPermissionAlreadyGranted): {_REVOKE_FIRST}"
                 ) from None
-            hint = {
-                "TooManyLivePermissions": ": revoke the account's sessions it no longer needs (owner.revoke) first",
-                "SessionIsRevoked": ": this very session was revoked; grant a new one (another salt)",
-            }.get(name, "")
+            todo = grant_refusal_todo(name)
+            hint = f": {todo}" if todo else ""
             raise BadInputError(
                 f"the module would refuse to enable this session on {self.account}: {describe_revert(error.data)}"
                 f"{hint}; nothing was signed"

@@ -10,7 +10,7 @@ from eth_utils import keccak, to_checksum_address
 
 from .artifacts import contract_artifact
 
-__all__ = ["decode_revert", "describe_revert", "split_failed_op", "validation_hint"]
+__all__ = ["decode_revert", "describe_revert", "grant_refusal_todo", "split_failed_op", "validation_hint"]
 
 _ENTRY_POINT_ERRORS: list[dict[str, Any]] = [
     {
@@ -151,6 +151,11 @@ _GRANT_ERRORS: dict[str, str] = {
 what to do. Not a policy refusal of the call: nothing the session key changes gets past them."""
 
 
+def grant_refusal_todo(name: str) -> str | None:
+    """What to do about the session module's refusal ``name`` to enable a grant (see ``_GRANT_ERRORS``), else None."""
+    return _GRANT_ERRORS.get(name)
+
+
 def validation_hint(reason: str | None, data: bytes) -> str | None:
     """What an account's validation revert (``reason`` AA23) says about its cause, when the revert data shows it
     is not the session policy: the account refusing the owner's signature of the grant, or an error that is not
@@ -173,7 +178,7 @@ def validation_hint(reason: str | None, data: bytes) -> str | None:
             "the account refused the owner's signature of the session grant: it was shaped for another account kind "
             "or owner validator, or signed at an earlier epoch; not a policy refusal: the owner must grant again"
         )
-    todo = _GRANT_ERRORS.get(decoded[0])
+    todo = grant_refusal_todo(decoded[0])
     if todo is not None:
         return f"the module refused to enable the session's grant, not the call under its policy: {todo}"
     return None
