@@ -87,29 +87,36 @@ def masked_text(text: str, url: str) -> str:
     return text
 
 
+def _split_password(url: str) -> tuple[str, str] | None:
+    """``(url before the password, password)`` of ``scheme://user:PASSWORD@host…``, else None. The user info is
+    taken to end at the last ``@`` before the query, so a password holding an ``@`` or a ``/`` (which a URL should
+    carry percent-encoded) is taken whole."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return None
+    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
+    if at < 0:
+        return None
+    user, colon, password = rest[:at].partition(":")
+    return (f"{scheme}://{user}:", password) if colon else None
+
+
 def hide_password(url: str) -> str:
     """``url`` with the password of its user info (``scheme://user:PASSWORD@host…``) replaced by ``***``, the rest
     as given: how messages name a database URL (its user, host, port and database tell stores apart; the password
-    opens one). The user info is taken to end at the last ``@`` before the query, so a password holding an ``@``
-    or a ``/`` (which a URL should carry percent-encoded) is hidden whole, with whatever a parser would read in it."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
+    opens one). A password holding an ``@`` or a ``/`` is hidden whole, with whatever a parser would read in it."""
+    split = _split_password(url)
+    if split is None:
         return url
-    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
-    if at < 0:
-        return url
-    user, colon, _ = rest[:at].partition(":")
-    return f"{scheme}://{user}:{MASK}{rest[at:]}" if colon else url
+    before, password = split
+    return f"{before}{MASK}{url[len(before) + len(password) :]}"
 
 
 def without_password(text: str, url: str) -> str:
     """``text`` (a parser's message about ``url``, say) with ``url`` shown by :func:`hide_password` and its password
     masked wherever else it appears."""
-    hidden = hide_password(url)
-    text = text.replace(url, hidden)
-    if hidden != url:
-        rest = url.partition("://")[2]
-        password = rest[: rest.split("?", 1)[0].split("#", 1)[0].rfind("@")].partition(":")[2]
-        if password:
-            text = text.replace(password, MASK)
+    text = text.replace(url, hide_password(url))
+    split = _split_password(url)
+    if split is not None and split[1]:
+        text = text.replace(split[1], MASK)
     return text
