@@ -82,6 +82,34 @@ def test_a_live_postgresql_store_names_itself_without_its_password(postgres_serv
     assert result.exit_code != 0 and PASSWORD not in result.output, result.output
 
 
+AT_PASSWORD = "Sup3r@S3cret/Db@Pw"  # an '@' and a '/' as typed, not percent-encoded
+
+
+def test_a_password_holding_an_at_sign_opens_the_store_and_is_never_shown(postgres_server) -> None:
+    """A password with an unescaped ``@`` is read whole (up to the last ``@`` before the host), as messages
+    read it: the store opens with it, and no piece of it is shown. A parser ending it at its first ``@`` took
+    the rest for the host (``S3cret/Db@127.0.0.1``), connected nowhere and quoted that piece in its error."""
+    admin = postgres_server.create_database()
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE keyscope_at LOGIN PASSWORD '{AT_PASSWORD}'")
+        conn.execute(f"GRANT ALL ON DATABASE {admin.rsplit('/', 1)[1]} TO keyscope_at")
+        conn.execute("GRANT ALL ON SCHEMA public TO keyscope_at")
+    host_port_db = admin.split("@", 1)[1]
+    url = f"postgresql://keyscope_at:{AT_PASSWORD}@{host_port_db}"
+    with open_store(url, kek=bytes(32)) as store:
+        assert store.url == f"postgresql://keyscope_at:***@{host_port_db}", store.url
+    pieces = [piece for piece in AT_PASSWORD.replace("/", "@").split("@") if len(piece) >= 2]
+    missing = url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(KeyscopeError) as info:
+        SqlStore(missing, retry_seconds=0)
+    shown = _every_text(info.value)
+    assert "no_such_database" in shown and not [piece for piece in pieces if piece in shown], shown
+    result = CliRunner().invoke(main, ["sessions", "--store", missing])
+    assert result.exit_code != 0 and not [piece for piece in pieces if piece in result.output], result.output
+
+
 # passwords of the characters a URL's user info may hold as they are (RFC 3986), with a Z, which no message has
 _PASSWORDS = st.text(alphabet=st.sampled_from("abcXYZ019-_.~!$&'()*+,;="), min_size=6, max_size=24).filter(
     lambda password: "Z" in password
@@ -121,3 +149,20 @@ def test_a_store_url_is_shown_with_only_its_password_hidden(url: str, shown: str
     from keyscope.urls import hide_password
 
     assert hide_password(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "escaped"),
+    [
+        ("postgresql://app:p@ss@db:1/keyscope", "postgresql://app:p%40ss@db:1/keyscope"),
+        ("postgresql://app:p@ss/w0rd@db/keyscope", "postgresql://app:p%40ss/w0rd@db/keyscope"),
+        ("postgresql://app:p%40ss@db/keyscope", "postgresql://app:p%40ss@db/keyscope"),
+        ("postgresql://us@er:pw@db/keyscope", "postgresql://us@er:pw@db/keyscope"),
+        ("postgresql://app@db/keyscope?options=a@b", "postgresql://app@db/keyscope?options=a@b"),
+        ("sqlite:////var/lib/keyscope/s@1.db", "sqlite:////var/lib/keyscope/s@1.db"),
+    ],
+)
+def test_only_the_at_signs_of_a_password_are_escaped(url: str, escaped: str) -> None:
+    from keyscope.urls import escape_password
+
+    assert escape_password(url) == escaped

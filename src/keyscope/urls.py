@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-__all__ = ["MASK", "hide_password", "mask_url", "masked_text", "without_password"]
+__all__ = ["MASK", "escape_password", "hide_password", "mask_url", "masked_text", "without_password"]
 
 MASK = "***"
 
@@ -110,6 +110,17 @@ def hide_password(url: str) -> str:
         return url
     before, password = split
     return f"{before}{MASK}{url[len(before) + len(password) :]}"
+
+
+def escape_password(url: str) -> str:
+    """``url`` with each ``@`` of its password percent-encoded (``%40``), the rest as given: the password read as
+    :func:`hide_password` reads it (up to the last ``@`` before the query), which URL parsers that end it at its
+    first ``@`` would otherwise cut, taking the rest of it for the host."""
+    split = _split_password(url)
+    if split is None or "@" not in split[1]:
+        return url
+    before, password = split
+    return f"{before}{password.replace('@', '%40')}{url[len(before) + len(password) :]}"
 
 
 def without_password(text: str, url: str) -> str:

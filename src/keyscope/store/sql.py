@@ -67,7 +67,7 @@ from ..errors import (
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from ..signing import LocalSigner
-from ..urls import hide_password, without_password
+from ..urls import escape_password, hide_password, without_password
 from ..userop import UserOperation
 from .base import (
     PENDING_STATES,
@@ -180,11 +180,11 @@ def _first_line(exc: DBAPIError) -> str:
 
 def _parse_url(url: object) -> URL:
     """``url`` parsed; :class:`BadInputError` when it is not a database URL (a port that is not a number, an
-    unclosed ``[``, not a string at all)."""
+    unclosed ``[``, not a string at all). A password holding an ``@`` is taken whole, as if percent-encoded."""
     if not isinstance(url, str):
         raise BadInputError(f"a database URL must be a string, got {type(url).__name__}")
     try:
-        return make_url(url)
+        return make_url(escape_password(url))
     except (ArgumentError, ValueError) as exc:
         problem = without_password(str(exc), url)
         raise BadInputError(
