@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,13 @@ from keyscope.accounts import (
     detect_kind,
 )
 from keyscope.accounts.resolve import factory_account_id
+from keyscope.bundler.inprocess import revert_data_of
 from keyscope.chain import RpcChain
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.consent import Facts, describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
+from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_handle_ops
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
@@ -65,7 +68,8 @@ from keyscope.hexutil import ZERO_ADDRESS, keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
-from keyscope.session import Permission, Session
+from keyscope.revert import describe_revert
+from keyscope.session import Permission, Session, encode_at_signature
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, eip191_hash
 from keyscope.userop import UserOperation
@@ -593,6 +597,92 @@ def test_the_gas_cap_binds_an_erc20_paymaster(
     if kind_name != "safe7579":
         assert f"GasCostTooHigh(cost={cost}, limit={cap})" in str(chain.value)
     assert view(stack, victims.token, "balanceOf(address)", ["address"], [owner.account]) == 10 * ETHER
+
+
+DAY = 86400
+VALIDATE_USER_OP = keccak(f"validateUserOp({PACKED_USEROP_ABI_TYPE},bytes32,uint256)".encode())[:4]
+MODULE_VALIDATE_USER_OP = keccak(f"validateUserOp({PACKED_USEROP_ABI_TYPE},bytes32)".encode())[:4]
+
+
+def _validation_data(stack: LocalStack, asker: str, to: str, data: bytes) -> int:
+    """What ``to`` returns to ``asker`` for ``data`` (a ``validateUserOp``), as an ``eth_call``: nothing is kept."""
+    raw = stack.node.request("eth_call", [{"from": asker, "to": to, "data": "0x" + data.hex()}, "latest"])
+    return int(raw, 16)
+
+
+def _entry_point_verdict(stack: LocalStack, net: Network, op: UserOperation) -> str:
+    """The EntryPoint's verdict on ``op`` alone, as an ``eth_call`` of ``handleOps`` (no bundler in between, whose
+    own clock may refuse first): "ok" or its decoded revert."""
+    data = encode_handle_ops([op.pack()], stack.deployer.address)
+    call = {
+        "from": stack.deployer.address,
+        "to": net.entry_point,
+        "data": "0x" + data.hex(),
+        "gas": hex(10**7),
+    }
+    try:
+        stack.node.request("eth_call", [call, "latest"])
+    except KeyscopeError as error:
+        raw = revert_data_of(error)
+        return describe_revert(raw) if raw is not None else str(error)
+    return "ok"
+
+
+def _windows(stack: LocalStack, net: Network, op: UserOperation) -> tuple[int, int]:
+    """The validation data the module gives the account for ``op``, and the one the account gives the EntryPoint."""
+    packed = op.pack().as_tuple()
+    user_op_hash = net.user_op_hash(op)
+    asked = MODULE_VALIDATE_USER_OP + abi_encode([PACKED_USEROP_ABI_TYPE, "bytes32"], [packed, user_op_hash])
+    module = _validation_data(stack, op.sender, stack.module, asked)
+    handed = VALIDATE_USER_OP + abi_encode(
+        [PACKED_USEROP_ABI_TYPE, "bytes32", "uint256"], [packed, user_op_hash, 0]
+    )
+    return module, _validation_data(stack, net.entry_point, op.sender, handed)
+
+
+def test_the_account_hands_the_entry_point_the_module_s_window_and_period_unchanged(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """The module never reads the clock: a session's window, and the period an operation is counted in (a claimed
+    time, MODE_AT), reach the EntryPoint only as the validation data the account returns from the module. An account
+    that returned its own (0: valid now), or intersected the module's with its own the wrong way, would let a
+    session not yet valid (or expired) land now, and an operation counted in tomorrow's period land today, with
+    tomorrow's budget: a daily rate spent twice a day, every day. Each kind (Kernel intersects the module's data
+    with its enable mode's; the others return it) hands the EntryPoint the module's word as it is, and the
+    EntryPoint refuses both operations (AA22)."""
+    created(owner, stack, recipient)
+    start = max(stack.timestamp(), int(time.time())) - 100  # period 0: [start, start + DAY - 1]
+    key = SessionKey.generate()
+    daily = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient], rate="1/day")
+    grant = owner.grant(key, [daily], onchain=True, valid_after=start, valid_until=start + 3 * DAY)
+    session = net.session(grant, key)
+    today = session.build(function_call(stack.nft, MINT, recipient))
+    assert today.signature[:1] == b"\x03"  # MODE_AT: the time the operation claims, for its period
+    tomorrow = today.replace(signature=encode_at_signature(start + DAY, today.signature[7:]))
+
+    module, handed = _windows(stack, net, tomorrow)
+    assert module == handed == ((start + DAY) << 208) | ((start + 2 * DAY - 1) << 160)
+    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, tomorrow)
+    module, handed = _windows(stack, net, today)
+    assert module == handed == (start << 208) | ((start + DAY - 1) << 160)
+    assert _entry_point_verdict(stack, net, today) == "ok"
+
+    # a session of another key whose window opens tomorrow: the window alone (no limits, no claimed time)
+    later_key = SessionKey.generate()
+    later = owner.grant(later_key, [mint_policy(stack, recipient)], onchain=True,
+                        valid_after=start + DAY, valid_until=start + 2 * DAY)  # fmt: skip
+    nonce_key = net.session(later, later_key).nonce_key()
+    early = today.replace(nonce=net.chain.get_nonce(net.entry_point, owner.account, nonce_key), signature=b"")
+    early = OperationBuilder(net).sign(early, later_key.sign_hash)
+    module, handed = _windows(stack, net, early)
+    assert module == handed == ((start + DAY) << 208) | ((start + 2 * DAY) << 160)
+    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, early)
+
+    # today's operation lands, and counts in today's period only
+    before = nft_balance(stack, recipient)
+    assert OperationBuilder(net).send(today).wait().success
+    assert nft_balance(stack, recipient) == before + 1
+    assert [(row.used, row.left, row.period_start) for row in session.usage()] == [(1, 0, start)]
 
 
 def test_bytes_past_the_judged_calls_are_never_run(
