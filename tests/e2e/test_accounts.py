@@ -660,9 +660,9 @@ def test_the_account_hands_the_entry_point_the_module_s_window_and_period_unchan
     assert today.signature[:1] == b"\x03"  # MODE_AT: the time the operation claims, for its period
     tomorrow = today.replace(signature=encode_at_signature(start + DAY, today.signature[7:]))
 
+    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, tomorrow)
     module, handed = _windows(stack, net, tomorrow)
     assert module == handed == ((start + DAY) << 208) | ((start + 2 * DAY - 1) << 160)
-    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, tomorrow)
     module, handed = _windows(stack, net, today)
     assert module == handed == (start << 208) | ((start + DAY - 1) << 160)
     assert _entry_point_verdict(stack, net, today) == "ok"
@@ -674,9 +674,9 @@ def test_the_account_hands_the_entry_point_the_module_s_window_and_period_unchan
     nonce_key = net.session(later, later_key).nonce_key()
     early = today.replace(nonce=net.chain.get_nonce(net.entry_point, owner.account, nonce_key), signature=b"")
     early = OperationBuilder(net).sign(early, later_key.sign_hash)
+    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, early)
     module, handed = _windows(stack, net, early)
     assert module == handed == ((start + DAY) << 208) | ((start + 2 * DAY) << 160)
-    assert "AA22 expired or not due" in _entry_point_verdict(stack, net, early)
 
     # today's operation lands, and counts in today's period only
     before = nft_balance(stack, recipient)
