@@ -464,6 +464,49 @@ def test_a_session_sign_in_is_accepted_by_a_verifier_calling_without_a_sender(
         assert answer[:10] == "0x1626ba7e", (sender, answer)
 
 
+def test_a_module_of_the_account_asking_for_a_session_s_signature_gets_none(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str
+) -> None:
+    """Attack 85 on every kind: modules take the account's ERC-1271 answer as its owner's approval of their own
+    configuration (another validator's grants), so the module refuses a session's signature to a verifier
+    (``sender``) that is a module of the account, the account, or the session module. That holds only if the account
+    hands the module its own caller as ``sender``: an account passing anything else (itself, the zero address, the
+    signature's claimed verifier) would let its owner validator, or any module installed after the grant, take a
+    session's signature as the owner's. Every kind refuses the signature to its installed validators (the owner's,
+    on the accounts of other vendors; keyscope's own has the session module alone) and to itself, and accepts it from
+    a contract that is none of them."""
+    created(owner, stack, recipient)
+    key = SessionKey.generate()
+    approvals = {"Approval": [{"name": "what", "type": "uint256"}]}
+    domain = {
+        "name": "Approvals",
+        "chainId": net.chain_id,
+        "verifyingContract": LocalSigner.generate().address,
+    }
+    grant = owner.grant(
+        key,
+        [mint_policy(stack, recipient)],
+        typed_data=[Policy.typed_data(domain, approvals, "Approval")],
+        onchain=True,
+    )
+    session = net.session(grant, key, verify_on_chain=False)  # the account's own answer is what is tested
+    data = {"types": approvals, "primaryType": "Approval", "domain": domain, "message": {"what": 1}}
+    signature = session.sign_typed_data(data)
+    question = keccak(b"isValidSignature(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [TypedData(data).digest, signature]
+    )
+
+    def answer(sender: str) -> str:
+        call = {"from": sender, "to": owner.account, "data": "0x" + question.hex()}
+        return str(stack.node.request("eth_call", [call, "latest"]))[:10]
+
+    modules = [stack.module] if kind_name == "keyscope" else [stack.module, net.kind.owner_validator]
+    for sender in (*modules, owner.account):
+        assert sender is not None
+        assert answer(sender) == "0xffffffff", sender
+    assert answer(domain["verifyingContract"]) == answer(stack.nft) == "0x1626ba7e"
+
+
 def test_a_session_signs_typed_data_whose_verifying_contract_is_the_zero_address(
     owner: Owner, net: Network, stack: LocalStack, recipient: str
 ) -> None:
