@@ -476,6 +476,14 @@ def test_a_module_of_the_account_asking_for_a_session_s_signature_gets_none(
     on the accounts of other vendors; keyscope's own has the session module alone) and to itself, and accepts it from
     a contract that is none of them."""
     created(owner, stack, recipient)
+    modules = [stack.module] if kind_name == "keyscope" else [stack.module, net.kind.owner_validator]
+    modules_asking_get_no_session_signature(owner, net, stack, recipient, modules)
+
+
+def modules_asking_get_no_session_signature(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str, modules: list[str | None]
+) -> None:
+    """The checks of the test above, on ``owner``'s deployed account whose installed validators are ``modules``."""
     key = SessionKey.generate()
     approvals = {"Approval": [{"name": "what", "type": "uint256"}]}
     domain = {
@@ -500,7 +508,6 @@ def test_a_module_of_the_account_asking_for_a_session_s_signature_gets_none(
         call = {"from": sender, "to": owner.account, "data": "0x" + question.hex()}
         return str(stack.node.request("eth_call", [call, "latest"]))[:10]
 
-    modules = [stack.module] if kind_name == "keyscope" else [stack.module, net.kind.owner_validator]
     for sender in (*modules, owner.account):
         assert sender is not None
         assert answer(sender) == "0xffffffff", sender
@@ -694,6 +701,13 @@ def test_the_account_hands_the_entry_point_the_module_s_window_and_period_unchan
     with its enable mode's; the others return it) hands the EntryPoint the module's word as it is, and the
     EntryPoint refuses both operations (AA22)."""
     created(owner, stack, recipient)
+    window_and_period_reach_the_entry_point(owner, net, stack, recipient)
+
+
+def window_and_period_reach_the_entry_point(
+    owner: Owner, net: Network, stack: LocalStack, recipient: str
+) -> None:
+    """The checks of the test above, on ``owner``'s deployed account with the module installed."""
     start = max(stack.timestamp(), int(time.time())) - 100  # period 0: [start, start + DAY - 1]
     key = SessionKey.generate()
     daily = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient], rate="1/day")
@@ -1458,6 +1472,24 @@ def test_an_openzeppelin_account_erc7579_runs_sessions_through_the_generic_adapt
     assert not owner.supports_sessions()
     reinstalled_session_mints(plain, owner, stack, recipient)
     assert nft_balance(stack, recipient) == 3
+
+
+def test_an_openzeppelin_account_erc7579_hands_on_the_module_s_window_and_takes_its_caller_as_sender(
+    stack: LocalStack,
+    contracts: AccountContracts,
+    plain_account: tuple[str, LocalSigner, str],
+    recipient: str,
+) -> None:
+    """Attacks 159 and 160 on OpenZeppelin's ``AccountERC7579`` as it comes (the generic adapter), on EntryPoint v0.7
+    and v0.8: the account returns the module's validation data as it is, and passes its caller as ``sender``."""
+    plain, owner = plain_owner(stack, contracts, plain_account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    pending.wait()
+    window_and_period_reach_the_entry_point(owner, plain, stack, recipient)
+    modules_asking_get_no_session_signature(
+        owner, plain, stack, recipient, [stack.module, contracts.owner_validator]
+    )
 
 
 def test_an_openzeppelin_account_on_another_entry_point_is_reported_before_anything_is_sent(
