@@ -53,6 +53,7 @@ from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.consent import Facts, describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
+from keyscope.devnode import wait_for_receipt
 from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_handle_ops
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
@@ -333,6 +334,65 @@ def test_uninstall_kills_every_session_for_an_account_given_by_address(
     fresh_key = SessionKey.generate()
     fresh = boss.grant(fresh_key, [mint_policy(stack, recipient)])
     existing.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
+    assert nft_balance(stack, recipient) == 3
+
+
+def stranger_transaction(stack: LocalStack, to: str, data: bytes) -> bool:
+    """Send ``data`` to ``to`` from one of the node's accounts that is nothing to the account (with its own gas, so
+    that a refusal is mined, not estimated); whether it succeeded."""
+    stranger = stack.accounts[1].address
+    tx = {"from": stranger, "to": to, "data": "0x" + data.hex(), "gas": hex(3_000_000)}
+    receipt = wait_for_receipt(stack.node, stack.node.request("eth_sendTransaction", [tx]))
+    return int(receipt["status"], 16) == 1
+
+
+def test_nobody_but_the_owner_installs_the_module_again_with_its_old_install_data(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str
+) -> None:
+    """The owner installs the module with a session in its install data (``onInstall``: ``abi.encode(Session[])``,
+    enabled at the account's epoch then), the session runs, the owner uninstalls. The module remembers nothing that
+    would refuse those bytes again: a reinstall carrying them enables the session afresh at the new epoch, under a new
+    id. So only the account stands between them and whoever holds them: the owner's installing operation, sent
+    again, meets the EntryPoint's nonce (AA25); its ``installModule`` call, sent to the account by a stranger, is
+    refused (only the EntryPoint or the account itself configures modules); the factory's creation data, sent again,
+    creates or initialises nothing. The session stays dead, the epoch where the uninstall left it. (Threat model
+    162.)"""
+    created(owner, stack, recipient)
+    owner.uninstall_sessions().wait()
+    key = SessionKey.generate()
+    session = owner.session_for(key, [mint_policy(stack, recipient)])
+    install = owner.kind.install_validator_call(owner.account, net.module, encode_install_sessions([session]))
+    installing = owner.build(install)
+    assert owner.send(installing).wait().success
+    grant = owner.request_for(session).enabled_on_chain()
+    assert module_flag(stack, "isSessionActive(address,bytes32)", owner.account, grant.session_id)
+    assert net.session(grant, key).execute(stack.nft, MINT, recipient).wait().success
+    owner.uninstall_sessions().wait()
+    epoch = owner.epoch()
+
+    with pytest.raises(BundlerRejectedError) as again:
+        owner.send(installing)
+    assert again.value.reason == "AA25", again.value
+    assert not stranger_transaction(stack, install.target, install.data)
+    if owner.factory is not None:
+        # the account exists: keyscope's, Kernel's and Nexus's factories return it as it is, the reference account's
+        # and Safe's proxy factory revert
+        created_again = stranger_transaction(stack, owner.factory, owner.factory_data)
+        assert created_again == (kind_name in ("keyscope", "kernel", "nexus")), kind_name
+
+    assert not owner.supports_sessions() and owner.epoch() == epoch
+    revived = owner.request_for(session)  # the id the same session would have if enabled now
+    for session_id in (grant.session_id, revived.session_id):
+        assert not module_flag(stack, "isSessionActive(address,bytes32)", owner.account, session_id)
+    with pytest.raises(BundlerRejectedError) as dead:
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, recipient)
+    assert dead.value.reason == UNINSTALLED_REASON[kind_name]
+    assert nft_balance(stack, recipient) == 2
+
+    # The same bytes on a path the account accepts, the owner's own install: the session comes back, under a new id.
+    assert owner.execute(install).wait().success
+    assert module_flag(stack, "isSessionActive(address,bytes32)", owner.account, revived.session_id)
+    assert net.session(revived.enabled_on_chain(), key).execute(stack.nft, MINT, recipient).wait().success
     assert nft_balance(stack, recipient) == 3
 
 

@@ -1,7 +1,8 @@
 """The validation modes other vendors' accounts add, tried with a session key: Nexus 1.0's module-enable mode and
 Kernel v3.1's enable mode (each installs a module during validation on the word of a validator the operation names
 or the account's root validator), Kernel's nonce invalidation, and the ``executeUserOp`` entry point through which
-an account runs other calldata than the ``execute`` the module judged.
+an account runs other calldata than the ``execute`` the module judged; and the owner's own enable signature of the
+session module, its install data granting sessions, replayed after the owner ended them.
 
 Each attack runs on the released bytecode (fetched at set-up from ``@rhinestone/modulekit``) on a real anvil with
 the real EntryPoint v0.7 and Alto bundler, as ``tests/e2e/test_accounts.py`` does. The module the attacker wants
@@ -21,13 +22,24 @@ import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from keyscope import BundlerRejectedError, Network, Owner, Policy, SessionKey, arg, function_call
+from keyscope import (
+    BundlerRejectedError,
+    Network,
+    Owner,
+    Policy,
+    SessionGrant,
+    SessionKey,
+    arg,
+    function_call,
+)
+from keyscope.eoa import encode_install_sessions
 from keyscope.erc1271 import Signer, encode_typed_data_signature
 from keyscope.errors import BadInputError, KeyscopeError, SimulationRevertedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
 from keyscope.owner import GrantRequest
+from keyscope.session import Session
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData
@@ -560,3 +572,201 @@ def test_execute_user_op_is_refused_on_every_kind(
             )
     assert nft_balance(stack, attacker) == 0
     assert session.execute(stack.nft, MINT, recipient).wait().success
+
+
+# -- the owner's enable signature of the session module, its install data granting sessions, replayed -----------
+
+
+def end_sessions(owner: Owner, grant: SessionGrant, ended_by: str) -> None:
+    """The owner ends ``grant``'s session: uninstalls the module (keyscope's uninstall: invalidate, then uninstall),
+    invalidates every session, or revokes this one."""
+    if ended_by == "uninstall":
+        owner.uninstall_sessions().wait()
+    elif ended_by == "invalidate_all":
+        owner.invalidate_all().wait()
+    else:
+        owner.revoke(grant).wait()
+
+
+def kernel_validation_nonce(stack: LocalStack, account: str, module: str) -> int:
+    """The nonce Kernel recorded for ``module``'s validation config (kept when it is uninstalled)."""
+    answer = call(stack, account, "validationConfig(bytes21)", ["bytes21"], [kernel_vid(module)])
+    return int.from_bytes(answer[:32], "big")
+
+
+def kernel_current_nonce(stack: LocalStack, account: str) -> int:
+    return int.from_bytes(call(stack, account, "currentNonce()", [], []), "big")
+
+
+def kernel_install_digest(net: Network, stack: LocalStack, account: str, validator_data: bytes) -> bytes:
+    """Kernel's EIP-712 hash of ``Enable(vId, currentNonce, hook 0, keccak(validator_data), keccak(""),
+    keccak(execute))``: the session module enabled with ``validator_data`` as its ``onInstall`` data."""
+    struct_hash = keccak(
+        abi_encode(
+            ["bytes32", "bytes21", "uint32", "address", "bytes32", "bytes32", "bytes32"],
+            [
+                KERNEL_ENABLE_TYPEHASH,
+                kernel_vid(stack.module),
+                kernel_current_nonce(stack, account),
+                "0x" + "00" * 20,
+                keccak(validator_data),
+                keccak(b""),
+                keccak(EXECUTE),
+            ],
+        )
+    )
+    separator = net.kind.domain_separator(account, net.chain_id)  # type: ignore[attr-defined]
+    return keccak(b"\x19\x01" + separator + struct_hash)
+
+
+def kernel_install_signature(
+    validator_data: bytes, enable_signature: bytes, user_op_signature: bytes
+) -> bytes:
+    """Kernel's enable-mode ``userOp.signature`` enabling the session module with ``validator_data``."""
+    return bytes(20) + abi_encode(
+        ["bytes", "bytes", "bytes", "bytes", "bytes"],
+        [validator_data, b"", EXECUTE, enable_signature, user_op_signature],
+    )
+
+
+def nexus_install_digest(stack: LocalStack, account: str, init_data: bytes, user_op_hash: bytes) -> bytes:
+    """Nexus's EIP-712 hash of ``ModuleEnableMode(session module, 1, userOpHash, keccak(init_data))``."""
+    struct_hash = keccak(
+        abi_encode(
+            ["bytes32", "address", "uint256", "bytes32", "bytes32"],
+            [MODULE_ENABLE_MODE_TYPEHASH, stack.module, 1, user_op_hash, keccak(init_data)],
+        )
+    )
+    return call(stack, account, "hashTypedData(bytes32)", ["bytes32"], [struct_hash])
+
+
+class EnableInstall:
+    """An account's enable-mode operation installing the session module with a session in its install data,
+    signed by the owner, validated by the session's key (the nonce names the module), and how anyone holding it
+    makes another operation of it: the same enable fields, the account's next nonce on the lane, the key's
+    signature of the new operation."""
+
+    def __init__(
+        self,
+        net: Network,
+        stack: LocalStack,
+        owner: Owner,
+        owner_validator: str,
+        key: SessionKey,
+        session: Session,
+    ) -> None:
+        self.net, self.stack, self.owner, self.key = net, stack, owner, key
+        self.owner_validator = bytes.fromhex(owner_validator[2:])
+        self.kind_name = owner.kind.name
+        self.install_data = encode_install_sessions([session])
+        account = owner.account
+        if self.kind_name == "kernel":
+            self.nonce_key = (KERNEL_MODE_ENABLE << 184) | (int(kernel_vid(stack.module).hex(), 16) << 16) | 9
+        else:
+            self.nonce_key = net.kind.nonce_key(stack.module, 9) | (NEXUS_MODE_MODULE_ENABLE << 160)
+        template = owner.build(function_call(stack.nft, MINT, owner.signer.address))
+        self.template = template.replace(
+            verification_gas_limit=template.verification_gas_limit + 900_000,
+            call_gas_limit=template.call_gas_limit + 100_000,
+            pre_verification_gas=template.pre_verification_gas + 60_000,
+        )
+        first = self._next()
+        if self.kind_name == "kernel":
+            self.digest = kernel_install_digest(net, stack, account, self.install_data)
+        else:
+            self.digest = nexus_install_digest(stack, account, self.install_data, net.user_op_hash(first))
+        self.enable_signature = owner.signer.sign_hash(self.digest)
+        self.first = self.signed(first)
+
+    def _next(self) -> UserOperation:
+        nonce = self.net.chain.get_nonce(self.net.entry_point, self.owner.account, self.nonce_key)
+        return self.template.replace(nonce=nonce)
+
+    def signed(self, op: UserOperation) -> UserOperation:
+        """``op`` carrying the owner's enable signature and the key's signature of ``op``."""
+        user_op_signature = self.key.sign_hash(self.net.user_op_hash(op))
+        if self.kind_name == "kernel":
+            signature = kernel_install_signature(self.install_data, self.enable_signature, user_op_signature)
+        else:
+            by_owner = self.owner_validator + self.enable_signature
+            signature = nexus_enable_signature(
+                self.stack.module, 1, self.install_data, by_owner, user_op_signature
+            )
+        return op.replace(signature=signature)
+
+    def replayed(self) -> UserOperation:
+        return self.signed(self._next())
+
+
+@pytest.mark.parametrize("ended_by", ["uninstall", "invalidate_all", "revoke"])
+@pytest.mark.parametrize("kind_name", ["kernel", "nexus"])
+def test_an_enable_signature_installing_sessions_revives_none_the_owner_ended(
+    stack: LocalStack, contracts: AccountContracts, kind_name: str, ended_by: str
+) -> None:
+    """The owner installs the session module through the account's enable mode (Kernel's ``Enable``, Nexus's
+    ``ModuleEnableMode``), its install data granting a session (``onInstall``: ``abi.encode(Session[])``), in an
+    operation the session's key validates; the session runs; the owner ends it (uninstall, invalidate every session,
+    revoke it). The session's key, holding the operation and so the owner's enable signature, makes another operation
+    of it: the same enable fields, the next nonce, its own signature. The module would take those bytes again (a
+    reinstall enables the session afresh at the new epoch, under a new id; installed, it first ends every session and
+    enables it still): only the account refuses them. Kernel: the owner's signature is still valid (``Enable`` names
+    the account's ``currentNonce``, unmoved), but Kernel installs a validator only at a nonce above the one it
+    recorded for it, which the first install set to that very nonce and no uninstall lowers: ``InvalidNonce()``.
+    Nexus: ``ModuleEnableMode`` names the operation's hash, which the EntryPoint's nonce makes new:
+    ``EnableModeSigError()``. The session stays dead, under both ids. Without the account's refusal the session
+    comes back: with Kernel's recorded nonce set to 0 in the account's storage the same replay lands after each of
+    the three ends, and a Nexus enable signature that did not name the operation (the owner's signature of the
+    replay's hash) lands after the uninstall. (Threat model 162.)"""
+    net, owner = created_account(stack, contracts, kind_name)
+    account, recipient = owner.account, owner.signer.address
+    owner.uninstall_sessions().wait()  # installed at creation: the owner installs it again, by enable mode
+    if kind_name == "kernel":
+        # Kernel kept the nonce of that install: enabling the module again needs a nonce above it
+        assert kernel_validation_nonce(stack, account, stack.module) == kernel_current_nonce(stack, account)
+        above = kernel_current_nonce(stack, account) + 1
+        invalidate_nonce = selector("invalidateNonce(uint32)") + abi_encode(["uint32"], [above])
+        owner.execute(Call(account, 0, invalidate_nonce)).wait()
+    key = SessionKey.generate()
+    session = owner.session_for(
+        key, [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])]
+    )
+    enable = EnableInstall(net, stack, owner, contracts.owner_validator, key, session)
+    minted = nft_balance(stack, recipient)
+    assert net.bundler.send_user_operation(enable.first, net.entry_point)
+    deadline_wait(lambda: nft_balance(stack, recipient) == minted + 1)
+    grant = owner.request_for(session).enabled_on_chain()
+    assert module_active(stack, account, grant.session_id)
+    assert net.session(grant, key).execute(stack.nft, MINT, recipient).wait().success
+
+    end_sessions(owner, grant, ended_by)
+    assert not module_active(stack, account, grant.session_id)
+    epoch = owner.epoch()
+    replay = enable.replayed()
+    refused = rejected(net, replay)
+    if kind_name == "kernel":
+        # the owner's signature still verifies: Kernel's nonce refuses it
+        assert kernel_install_digest(net, stack, account, enable.install_data) == enable.digest
+        assert refused.revert_data == selector("InvalidNonce()"), refused
+    else:
+        assert (
+            nexus_install_digest(stack, account, enable.install_data, net.user_op_hash(replay))
+            != enable.digest
+        )
+        assert refused.revert_data == selector("EnableModeSigError()"), refused
+    assert owner.epoch() == epoch
+    now = owner.request_for(
+        session
+    )  # the id the session would have, enabled again now (revoked: the same id)
+    assert (now.session_id == grant.session_id) == (ended_by == "revoke")
+    for session_id in (grant.session_id, now.session_id):
+        assert not module_active(stack, account, session_id)
+    assert nft_balance(stack, recipient) == minted + 2
+    assert owner.supports_sessions() == (ended_by != "uninstall")
+
+
+def module_active(stack: LocalStack, account: str, session_id: bytes) -> bool:
+    """The module's ``isSessionActive(account, session_id)``."""
+    answer = call(
+        stack, stack.module, "isSessionActive(address,bytes32)", ["address", "bytes32"], [account, session_id]
+    )
+    return bool(int.from_bytes(answer, "big"))
