@@ -970,5 +970,9 @@ class Owner:
         return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
 
     def invalidate_all(self) -> PendingUserOperation:
-        """Invalidate every session of the account and every enable signature not yet used."""
+        """Invalidate every session of the account and every enable signature of the module not yet used.
+
+        An enable signature of the account itself carrying sessions in the module's install data (Kernel's
+        ``Enable``, Nexus's ``ModuleEnableMode``; keyscope makes none) is the account's to end, not the module's:
+        on Kernel, ``invalidateNonce`` above its nonce."""
         return self.execute(Call(self.network.module, 0, INVALIDATE_ALL_SESSIONS))

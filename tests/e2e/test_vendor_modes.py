@@ -770,3 +770,51 @@ def module_active(stack: LocalStack, account: str, session_id: bytes) -> bool:
         stack, stack.module, "isSessionActive(address,bytes32)", ["address", "bytes32"], [account, session_id]
     )
     return bool(int.from_bytes(answer, "big"))
+
+
+def test_residual_an_unused_kernel_enable_signature_installing_sessions_outlives_invalidate_all(
+    stack: LocalStack, contracts: AccountContracts
+) -> None:
+    """An enable signature of the account carrying sessions in the module's install data, not used yet, is the
+    account's, not the module's: ``invalidateAllSessions`` ends every session and every grant the module's own
+    signature made (attack 19: bound to the epoch), not this one. On Kernel the owner signs ``Enable`` of the session
+    module with a session in ``validatorData`` and hands the operation to the session's holder; the owner then
+    invalidates every session; the holder sends it: Kernel installs the module and the module enables the session, at
+    the new epoch. A revocation of the session's id made before (at the epoch it will be enabled at) does stop it
+    (``SessionIsRevoked``), and Kernel's own ``invalidateNonce`` above the signed nonce ends the signature itself
+    (``EnableNotApproved``): that is how such a signature is ended. keyscope never makes one. (Threat model 162.)"""
+    net, owner = created_account(stack, contracts, "kernel")
+    account, recipient = owner.account, owner.signer.address
+    owner.uninstall_sessions().wait()
+    invalidate_nonce = selector("invalidateNonce(uint32)")
+    above = kernel_current_nonce(stack, account) + 1
+    owner.execute(Call(account, 0, invalidate_nonce + abi_encode(["uint32"], [above]))).wait()
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
+
+    def pending() -> tuple[Session, EnableInstall]:
+        key = SessionKey.generate()
+        session = owner.session_for(key, [mint])
+        return session, EnableInstall(net, stack, owner, contracts.owner_validator, key, session)
+
+    # revoked by its id before it is used: the module refuses to enable it, so Kernel installs nothing
+    session, revoked = pending()
+    owner.revoke(owner.request_for(session).session_id).wait()
+    refused = rejected(net, revoked.first)
+    assert refused.revert_data[:4] == selector("SessionIsRevoked(bytes32)"), refused
+
+    # ended by Kernel's nonce: the signature no longer verifies
+    _, ended = pending()
+    above = kernel_current_nonce(stack, account) + 1
+    owner.execute(Call(account, 0, invalidate_nonce + abi_encode(["uint32"], [above]))).wait()
+    refused = rejected(net, ended.first)
+    assert refused.revert_data == selector("EnableNotApproved()"), refused
+
+    # invalidateAllSessions: the signature outlives it
+    session, outliving = pending()
+    epoch = owner.epoch()
+    owner.invalidate_all().wait()
+    assert owner.epoch() == epoch + 1
+    minted = nft_balance(stack, recipient)
+    assert net.bundler.send_user_operation(outliving.first, net.entry_point)
+    deadline_wait(lambda: nft_balance(stack, recipient) == minted + 1)
+    assert module_active(stack, account, owner.request_for(session).session_id)
