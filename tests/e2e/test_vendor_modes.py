@@ -38,8 +38,9 @@ from keyscope.errors import BadInputError, KeyscopeError, SimulationRevertedErro
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
+from keyscope.module import enable_session_data
 from keyscope.owner import GrantRequest
-from keyscope.session import Session
+from keyscope.session import Permission, Session
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData
@@ -818,3 +819,76 @@ def test_residual_an_unused_kernel_enable_signature_installing_sessions_outlives
     assert net.bundler.send_user_operation(outliving.first, net.entry_point)
     deadline_wait(lambda: nft_balance(stack, recipient) == minted + 1)
     assert module_active(stack, account, owner.request_for(session).session_id)
+
+
+# -- Kernel v3.1: an uninstall whose onUninstall ran short of gas (attack 98) --------------------------------------
+
+
+def is_initialized(stack: LocalStack, account: str) -> bool:
+    """The module's ``isInitialized(account)``: it counts itself installed (its ``onUninstall`` has not run since)."""
+    answer = call(stack, stack.module, "isInitialized(address)", ["address"], [account])
+    return bool(int.from_bytes(answer, "big"))
+
+
+def test_a_reinstall_on_kernel_revives_nothing_an_uninstall_short_of_gas_left(
+    stack: LocalStack, contracts: AccountContracts
+) -> None:
+    """Attack 98 on the released Kernel v3.1 with the real bundler: the owner removes the module with a plain
+    ``uninstallModule`` (a wallet's own "remove module", not keyscope's uninstall, which invalidates first), sent
+    with the bundler's gas estimate. Kernel ignores a failing ``onUninstall``, so the estimate is what the uninstall
+    needs without it: with the account's sessions holding some fifty permissions, ``onUninstall`` (clearing them)
+    needs several times the call gas the estimate gives, runs out, and Kernel drops the module anyway. The module
+    keeps every session, the epoch and its mark that it is installed. keyscope's ``install_sessions`` then installs it
+    again: the module's ``onInstall`` finds the mark and does what the starved ``onUninstall`` did not, so the old
+    session and the owner's enable signature not used yet are refused, and a new grant works. Without that check in
+    ``onInstall`` the old session's operation lands after the reinstall."""
+    net, owner = created_account(stack, contracts, "kernel")
+    account, recipient = owner.account, owner.signer.address
+    module = stack.module
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
+    key, unused_key = SessionKey.generate(), SessionKey.generate()
+    grant = owner.grant(key, [mint], onchain=True)
+    assert net.session(grant, key).execute(stack.nft, MINT, recipient).wait().success
+    unused = owner.grant(unused_key, [mint])  # signed off-chain, never used
+    ballast = [
+        owner.session_for(
+            SessionKey.generate(),
+            [
+                Permission(target=stack.nft, selector=keccak(f"ballast {s}.{p}".encode())[:4])
+                for p in range(16)
+            ],
+        )
+        for s in range(3)
+    ]
+    owner.execute([Call(module, 0, enable_session_data(session)) for session in ballast]).wait()
+    epoch = owner.epoch()
+    minted = nft_balance(stack, recipient)
+
+    uninstall = owner.execute(owner.kind.uninstall_validator_call(account, module))
+    on_uninstall = selector("onUninstall(bytes)") + abi_encode(["bytes"], [b""])
+    needs = int(
+        stack.node.request(
+            "eth_estimateGas", [{"from": account, "to": module, "data": "0x" + on_uninstall.hex()}]
+        ),
+        16,
+    )
+    assert uninstall.op.call_gas_limit < needs // 2, (uninstall.op.call_gas_limit, needs)
+    assert uninstall.wait().success
+    assert kernel_hook_of(stack, account, module) == "0x" + "00" * 20  # Kernel dropped the module
+    assert is_initialized(stack, account) and owner.epoch() == epoch  # its onUninstall did not run
+    assert module_active(stack, account, grant.session_id)  # dormant
+
+    reinstall = owner.install_sessions()
+    assert reinstall is not None and reinstall.wait().success and owner.supports_sessions()
+    assert owner.epoch() > epoch
+    assert not module_active(stack, account, grant.session_id)
+    with pytest.raises(BundlerRejectedError) as old:
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, recipient)
+    assert old.value.reason == "AA23" and "NoPermission(callIndex=0" in str(old.value), old.value
+    with pytest.raises(BundlerRejectedError) as replay:
+        net.session(unused, unused_key, verify_on_chain=False).execute(stack.nft, MINT, recipient)
+    assert replay.value.reason == "AA23" and "InvalidOwnerSignature" in str(replay.value), replay.value
+    assert nft_balance(stack, recipient) == minted
+    fresh_key = SessionKey.generate()
+    fresh = owner.grant(fresh_key, [mint])
+    assert net.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait().success
