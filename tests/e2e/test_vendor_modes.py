@@ -841,7 +841,8 @@ def test_a_reinstall_on_kernel_revives_nothing_an_uninstall_short_of_gas_left(
     keeps every session, the epoch and its mark that it is installed. keyscope's ``install_sessions`` then installs it
     again: the module's ``onInstall`` finds the mark and does what the starved ``onUninstall`` did not, so the old
     session and the owner's enable signature not used yet are refused, and a new grant works. Without that check in
-    ``onInstall`` the old session's operation lands after the reinstall."""
+    ``onInstall`` the old session's operation and the unused grant both land after the reinstall. (Threat model
+    98.)"""
     net, owner = created_account(stack, contracts, "kernel")
     account, recipient = owner.account, owner.signer.address
     module = stack.module
