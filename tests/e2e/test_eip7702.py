@@ -43,6 +43,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.module import INVALIDATE_ALL_SESSIONS
 from keyscope.network import Network
+from keyscope.owner import PendingGrant
 from keyscope.revert import describe_revert
 from keyscope.rpc import JsonRpcError
 from keyscope.session import Session
@@ -374,6 +375,43 @@ def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it
     ] == [eoa.address.lower()]
     epoch = int.from_bytes(call(stack, stack.module, "epochOf(address)", eoa.address), "big")
     assert epoch == 1
+
+
+def test_the_upgrade_sent_again_revives_no_session_the_owner_ended(net: Network, stack: LocalStack) -> None:
+    """Threat model 162 on an EIP-7702 EOA: the upgrade's operation (the EOA's authorization, the invalidation, then
+    ``installModule`` with the session in the module's install data) is the owner's installing signature here. After
+    the owner uninstalls the module, the same operation sent again meets the EntryPoint's nonce, and its
+    ``installModule`` call sent to the EOA by a stranger reverts (the delegate takes it from the EntryPoint or the EOA
+    only): the module stays uninstalled, the epoch where the uninstall left it, the session dead."""
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    key = SessionKey.generate()
+    op, request = owner.build_upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    grant = PendingGrant(owner.send(op), request).wait()
+    assert net.session(grant, key).execute(stack.nft, MINT, eoa.address).wait().success
+    owner.uninstall_sessions().wait()
+    epoch = owner.epoch()
+
+    with pytest.raises(BundlerRejectedError) as again:
+        owner.send(op)
+    assert again.value.reason == "AA25", again.value
+    install = owner.kind.install_validator_call(
+        eoa.address, stack.module, encode_install_sessions([request.session])
+    )
+    stranger = {
+        "from": stack.deployer.address,
+        "to": eoa.address,
+        "data": "0x" + install.data.hex(),
+        "gas": hex(3_000_000),
+    }
+    receipt = wait_for_receipt(stack.node, stack.node.request("eth_sendTransaction", [stranger]))
+    assert int(receipt["status"], 16) == 0
+
+    assert not module_installed(stack, eoa.address) and owner.epoch() == epoch
+    assert not flag(stack, "isSessionActive(address,bytes32)", eoa.address, grant.session_id)
+    with pytest.raises(BundlerRejectedError):
+        net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
+    assert nft_balance(stack, eoa.address) == 1
 
 
 def test_the_sdk_reads_the_delegates_storage_where_the_contract_keeps_it(
