@@ -173,6 +173,30 @@ def test_the_last_readable_second_is_still_a_window_s_end() -> None:
     )
 
 
+def test_a_grant_that_has_ended_already_is_refused_before_the_owner_signs(
+    owner, nft, module, accounts
+) -> None:
+    """The module reads no clock: it enables a session whose end is past (on chain, or at the session's first
+    operation), and the EntryPoint then refuses every operation of it as expired (AA22), so the grant could never be
+    used. The SDK refuses it before anything is signed or sent, on every path a window reaches the owner by."""
+    now = window_now(owner.network.chain.block_timestamp())
+    key = SessionKey.generate()
+    past = now - 60
+    policy = [mint_policy(nft, owner.account)]
+    session = owner.session_for(key, policy, valid_until=past)
+    module.enableSession(session.as_abi(), sender=accounts[8])  # what the module does with it: enables it
+    for make in (owner.grant, owner.prepare_grant, owner.grant_onchain):
+        with pytest.raises(
+            BadInputError, match=rf"valid_until {past} \(.*\) is already past: .*AA22.*nothing was signed"
+        ):
+            make(key, policy, valid_until=past)
+    with pytest.raises(BadInputError, match=f"valid_until {past} .* is already past"):
+        owner.request_for(session)
+    assert not owner.is_deployed()  # grant_onchain sent nothing
+    ahead = now + 600  # an end still ahead is granted
+    assert owner.grant(key, policy, valid_until=ahead).valid_until == ahead
+
+
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
     """A TypeError, as Python's for an unknown keyword, and one of keyscope's errors, as every error it raises."""
     with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'valid_fro'") as info:

@@ -231,6 +231,21 @@ def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
     return valid_after, valid_until
 
 
+def _refuse_ended_window(session: Session, now: int) -> None:
+    """Raise :class:`BadInputError` when ``session`` ended before ``now`` (the later of the chain's latest block
+    time and the wall clock, :func:`~keyscope.clock.window_now`). The module reads no clock: it enables such a
+    session, on chain or at its first operation, but the EntryPoint refuses every operation of it as expired
+    (AA22), so the grant could never be used."""
+    end = session.valid_until
+    if end and end < now:
+        raise BadInputError(
+            f"valid_until {end} ({utc_text(end)}) is already past: it is {now - end}s before now ({utc_text(now)}, the "
+            "later of the chain's latest block time and the wall clock). The module would enable this session, but "
+            "the EntryPoint would refuse every operation of it as expired (AA22): give a valid_until in the future, "
+            "or valid_for=SECONDS; nothing was signed"
+        )
+
+
 class SessionOptions(TypedDict, total=False):
     """The options of a session, the keyword arguments :meth:`Owner.session_for` takes and :meth:`Owner.grant`,
     :meth:`Owner.prepare_grant` and :meth:`Owner.grant_onchain` pass on to it (see :meth:`Owner.session_for`
@@ -743,12 +758,13 @@ class Owner:
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
         clock = _counts_from_now(options)
+        ends = options.get("valid_until") is not None  # a given end: judged against the clock too
         if "typed_data" in options:  # read twice (the chain's questions, the session): an iterator only once
             options["typed_data"] = tuple(options["typed_data"])
         if "sign_in" in options:
             options["sign_in"] = tuple(options["sign_in"])
         epoch, deployed, chain_time, codes, occupied = self._grant_state(
-            clock=clock,
+            clock=clock or ends,
             targets=flat,
             signing=tuple(options.get("typed_data", ())),
             key=to_address(key, name="session key"),
@@ -761,22 +777,31 @@ class Owner:
             **options,
         )
         warn_about_targets(flat, codes)
-        return self._request(session, epoch, deployed, occupied)
+        now = None if chain_time is None else window_now(chain_time)
+        return self._request(session, epoch, deployed, occupied, now=now)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
         self._refuse_module_targets(session.permissions)
-        epoch, deployed, _, codes, occupied = self._grant_state(
-            clock=False,
+        epoch, deployed, chain_time, codes, occupied = self._grant_state(
+            clock=bool(session.valid_until),
             targets=session.permissions,
             signing=session.typed_data_permissions,
             key=session.session_key,
             sign_in=session.sign_in,
         )
         warn_about_targets(session.permissions, codes)
-        return self._request(session, epoch, deployed, occupied)
+        return self._request(
+            session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
+        )
 
-    def _request(self, session: Session, epoch: int, deployed: bool, occupied: bool = False) -> GrantRequest:
+    def _request(
+        self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None
+    ) -> GrantRequest:
+        """The request for ``session``, after refusing what the module would refuse to enable or could never use;
+        ``now`` (the time windows are judged at) refuses a session that has ended already."""
+        if now is not None:
+            _refuse_ended_window(session, now)
         refuse_unusable_limits(session)
         net = self.network
         refuse_forbidden_targets(session, self.account, net.module)
