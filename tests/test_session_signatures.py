@@ -1002,6 +1002,32 @@ def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operati
     assert with_co_signer.send_calls(record(target, 1)).wait().success
 
 
+def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signing, sessions, target, module):
+    """The module refuses to rotate the co-signer of a session it holds no co-signer for (granted without one, or an
+    off-chain grant whose first operation has not enabled it yet: NotCoSigned), of a session no longer active
+    (SessionNotActive), and to the session key itself (InvalidCoSigner): the owner's operation would be sent, and its
+    call would revert in execution, its gas paid for nothing. The SDK refuses each before anything is signed, saying why and what to do."""
+    owner = signing.net.owner(LocalSigner.generate())
+    sessions.h.fund(owner.account)
+    policy = [Policy.call(target, "other(uint256 amount)")]
+    key, co_signer, new = SessionKey.generate(), LocalSigner.generate(), LocalSigner.generate()
+    plain = owner.grant(SessionKey.generate(), policy)
+    co_signed = owner.grant(key, [Policy.call(target, "other(uint256 amount)")], co_signer=co_signer.address)
+    with pytest.raises(BadInputError, match=r"granted with one, but off-chain and not used yet.*NotCoSigned"):
+        owner.rotate_co_signer(co_signed, new.address)
+    session = signing.net.session(co_signed, key, co_signer=local_co_signer(co_signer))
+    assert session.send_calls(record(target, 1)).wait().success  # enables it, and creates the account
+    with pytest.raises(BadInputError, match=r"granted without one .*NotCoSigned"):
+        owner.rotate_co_signer(plain, new.address)
+    with pytest.raises(BadInputError, match=rf"{key.address} is the session's own key.*InvalidCoSigner"):
+        owner.rotate_co_signer(co_signed, key.address)
+    assert owner.rotate_co_signer(co_signed, new.address).wait().success
+    assert module.coSignerOf(owner.account, co_signed.session_id) == (True, new.address)
+    owner.revoke(co_signed).wait()
+    with pytest.raises(BadInputError, match=r"not active on chain .*SessionNotActive"):
+        owner.rotate_co_signer(co_signed.session_id, None)
+
+
 def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
     grant = co_signed.grants[0]
     with pytest.raises(ContractLogicError) as info:

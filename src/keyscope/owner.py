@@ -28,6 +28,7 @@ from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
+from .chain import read_many
 from .clock import LAST_READABLE_TIME, utc_text, window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -51,7 +52,9 @@ from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
+    co_signer_of_data,
     decode_bool,
+    decode_co_signer,
     decode_epoch,
     enable_session_data,
     epoch_of_data,
@@ -989,10 +992,53 @@ class Owner:
 
     def rotate_co_signer(self, grant: SessionGrant | bytes | str, co_signer: Any) -> PendingUserOperation:
         """Replace the co-signer of a co-signed session (enabled on chain), or remove it (``co_signer`` None): from
-        then on the old co-signer's signatures count for nothing, pending ones included."""
+        then on the old co-signer's signatures count for nothing, pending ones included.
+
+        What the module would refuse is refused before anything is signed (:class:`~keyscope.errors.BadInputError`):
+        a session without a co-signer on chain (granted without one, or an off-chain grant not enabled yet:
+        ``NotCoSigned``), one no longer active (revoked or invalidated: ``SessionNotActive``), and the session key as
+        its own co-signer (``InvalidCoSigner``)."""
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
         new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
+        self._refuse_what_rotating_refuses(grant, session_id, new)
         return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
+
+    def _refuse_what_rotating_refuses(
+        self, grant: SessionGrant | bytes | str, session_id: bytes, new: str
+    ) -> None:
+        """Raise :class:`~keyscope.errors.BadInputError` for a co-signer rotation the module would refuse, in its
+        order (the session's co-signer record, the session being active, the new co-signer), reading the module
+        once."""
+        net = self.network
+        name = "0x" + session_id.hex()
+        is_active = session_flag_calls(self.account, session_id)[0]
+        (active, record), _, _ = read_many(
+            net.chain, [(net.module, is_active), (net.module, co_signer_of_data(self.account, session_id))]
+        )
+        if not decode_co_signer(record, net.module)[0]:
+            granted = isinstance(grant, SessionGrant) and grant.session.co_signer is not None
+            why = (
+                "it was granted with one, but off-chain and not used yet: the module records the co-signer when the "
+                "session's first operation enables it (rotate after that, or grant anew)"
+                if granted
+                else "it was granted without one (a co-signer is part of the grant: grant a new session with "
+                "co_signer=)"
+            )
+            raise BadInputError(
+                f"session {name} has no co-signer at the module for {self.account}: {why}. The module refuses the "
+                "rotation (NotCoSigned); nothing was signed or sent"
+            )
+        if not decode_bool(active):
+            raise BadInputError(
+                f"session {name} is not active on chain for {self.account} (revoked, or every session invalidated): "
+                "the module refuses to rotate its co-signer (SessionNotActive); nothing was signed or sent"
+            )
+        key = grant.session_key if isinstance(grant, SessionGrant) else None
+        if key is not None and new == key:
+            raise BadInputError(
+                f"{new} is the session's own key: a co-signer must be another key (one leaked key would make both "
+                "signatures), and the module refuses it (InvalidCoSigner); nothing was signed or sent"
+            )
 
     def invalidate_all(self) -> PendingUserOperation:
         """Invalidate every session of the account and every enable signature not yet used."""
