@@ -28,8 +28,10 @@ from keyscope import (
 )
 from keyscope.clock import LAST_READABLE_TIME, window_now
 from keyscope.errors import (
+    AccountSetupError,
     ConfigurationError,
     KeyscopeError,
+    SessionError,
     TargetRevertedError,
     TargetWarning,
     UnknownOptionError,
@@ -344,6 +346,34 @@ def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nf
     with pytest.raises(TargetRevertedError) as refused:
         session.execute(nft, "transferFrom(address,address,uint256)", owner.account, owner.account, 999)
     assert "ERC721NonexistentToken(tokenId=999)" in str(refused.value)
+
+
+def test_a_session_on_an_account_without_the_module_is_refused_before_sending(net, harness, nft) -> None:
+    """Off-chain, keyscope's account refuses the owner's signature of a grant asked by a module it has not installed,
+    which the SDK says rather than blaming the owner's key. On chain, the module stores a session whether or not the
+    account installed it, and the session then reads as active; but the account does not ask a validator it has not installed, so every operation of the
+    session fails at the bundler (AA24). The SDK reads the module's isInitialized with the nonce and refuses it
+    before sending; once the owner installs the module, the same grant works."""
+    signer = LocalSigner.generate()
+    account = harness.create(signer)  # a deployed account without the session module
+    harness.fund(account, ETHER)
+    owner = net.owner(signer, account)
+    assert not owner.supports_sessions()
+    # off-chain, the account refuses the owner's signature asked by a module it has not installed: said as such
+    with pytest.raises(
+        AccountSetupError, match=r"does not have the session module .* installed.*install_sessions"
+    ):
+        owner.grant(SessionKey.generate(), [mint_policy(nft, account)])
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, account)], onchain=True)
+    session = net.session(grant, key)
+    with pytest.raises(
+        SessionError, match=r"module .* is not installed on the account .*AA24.*install_sessions\(\)"
+    ):
+        session.execute(nft, "safeMint(address)", account)
+    pending = owner.install_sessions()
+    assert pending is not None and pending.wait().success
+    assert session.execute(nft, "safeMint(address)", account).wait().success
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ __all__ = [
     "ENABLE_SESSION",
     "EPOCH_OF",
     "INVALIDATE_ALL_SESSIONS",
+    "IS_INITIALIZED",
     "IS_SESSION_ACTIVE",
     "IS_SESSION_REVOKED",
     "LIMIT_USAGE",
@@ -45,6 +46,7 @@ __all__ = [
     "decode_limit_counters",
     "enable_session_data",
     "epoch_of_data",
+    "is_initialized_data",
     "limit_usage_data",
     "read_limit_usage",
     "read_session_state",
@@ -61,6 +63,7 @@ INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
 IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
+IS_INITIALIZED = keccak(b"isInitialized(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]
@@ -101,6 +104,12 @@ def rotate_co_signer_data(session_id: bytes, co_signer: str) -> bytes:
 def epoch_of_data(account: str) -> bytes:
     """Calldata of ``epochOf(account)``: the epoch enable signatures are bound to."""
     return EPOCH_OF + abi_encode(["address"], [to_address(account)])
+
+
+def is_initialized_data(account: str) -> bytes:
+    """Calldata of ``isInitialized(account)``: whether the account installed the module (its ``onInstall`` ran, and
+    no ``onUninstall`` since)."""
+    return IS_INITIALIZED + abi_encode(["address"], [to_address(account)])
 
 
 def decode_epoch(result: bytes, module: str) -> int:

@@ -58,6 +58,7 @@ from .module import (
     decode_epoch,
     decode_limit_counters,
     epoch_of_data,
+    is_initialized_data,
     limit_usage_data,
     session_flag_calls,
     session_status,
@@ -221,6 +222,8 @@ class SessionAccount:
         self._with_code: set[str] = set()
         """Targets seen with code (code does not go away outside the transaction that creates it)."""
         self._co_signer_call = co_signer_of_data(grant.account, grant.session_id) if self.co_signed else None
+        self._installed: bool | None = None
+        """The module's ``isInitialized(account)`` as last read: whether the account installed it."""
         self._chain_co_signer: tuple[bool, str] | None = None
         """A co-signed session's co-signer record as last read from the module: (recorded, co-signer)."""
 
@@ -277,6 +280,8 @@ class SessionAccount:
             calls.extend((net.module, data) for data in self._flag_calls)
         if epoch_too:
             calls.append((net.module, epoch_of_data(self.grant.account)))
+        if status:
+            calls.append((net.module, is_initialized_data(self.grant.account)))
         co_signer_too = status and self._co_signer_call is not None
         if co_signer_too:
             assert self._co_signer_call is not None
@@ -290,6 +295,8 @@ class SessionAccount:
             self._counters = decode_limit_counters(self.grant.session, results.pop())
         if co_signer_too:
             self._chain_co_signer = decode_co_signer(results.pop(), net.module)
+        if status:
+            self._installed = decode_bool(results.pop())
         epoch = decode_epoch(results.pop(), net.module) if epoch_too else None
         if status:
             active, revoked = (decode_bool(result) for result in results)
@@ -541,9 +548,10 @@ class SessionAccount:
         ]
         known = self._with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
-        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert)
+        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert);
+        # once it exists, it must have the module installed
         created = self.grant.factory is not None or self.grant.account in self._with_code
-        if not created:
+        if self.grant.account not in self._with_code:
             unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
@@ -556,6 +564,14 @@ class SessionAccount:
                 f"the account {self.grant.account} has no code on chain {self.grant.chain_id} and the grant names no "
                 "factory to create it, so the EntryPoint would refuse the operation (AA20): have the owner deploy "
                 "the account first (its first operation creates it), or ask for a grant that creates it",
+                "0x" + self.grant.session_id.hex(),
+            )
+        if self._installed is False and self.grant.account in self._with_code:
+            raise SessionError(
+                f"the session module {self.grant.module} is not installed on the account {self.grant.account} (the "
+                "module's isInitialized answers false): the account would not ask it to validate this session's "
+                "operations, so the bundler would refuse the operation (AA24 signature error); nothing was sent. "
+                "The owner installs it with owner.install_sessions(); the grant stays valid",
                 "0x" + self.grant.session_id.hex(),
             )
         claimed = int(self._clock()) if self._clock is not None else chain_time
