@@ -376,6 +376,23 @@ def test_a_session_on_an_account_without_the_module_is_refused_before_sending(ne
     assert session.execute(nft, "safeMint(address)", account).wait().success
 
 
+def test_a_grant_the_module_no_longer_enables_is_refused_before_its_first_operation(net, owner, nft) -> None:
+    """Two off-chain grants of the same call to one key, signed before either was used: the first one's first
+    operation enables it, and the module then refuses to enable the second (PermissionAlreadyGranted: a key holds a
+    call once per account), which its own first operation would ask (AA23). The SDK enables it in a dry run first and
+    says what to do; once the owner revoked the first session, the second works."""
+    key = SessionKey.generate()
+    first = owner.grant(key, [mint_policy(nft, owner.account)])
+    second = owner.grant(key, [mint_policy(nft, owner.account)])  # nothing on chain yet: nothing to refuse
+    assert net.session(first, key).execute(nft, "safeMint(address)", owner.account).wait().success
+    with pytest.raises(
+        SessionError, match=r"PermissionAlreadyGranted.*AA23.*nothing was sent\. The session key holds"
+    ):
+        net.session(second, key).execute(nft, "safeMint(address)", owner.account)
+    owner.revoke(first).wait()
+    assert net.session(second, key).execute(nft, "safeMint(address)", owner.account).wait().success
+
+
 # --------------------------------------------------------------------------------------------------
 # where sessions stand
 # --------------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ from .module import (
     decode_co_signer,
     decode_epoch,
     decode_limit_counters,
+    enable_session_data,
     epoch_of_data,
     is_initialized_data,
     limit_usage_data,
@@ -65,7 +66,7 @@ from .module import (
 )
 from .operations import OperationBuilder, prefund_refusal
 from .report import SessionReport, report_from_chain
-from .revert import describe_revert
+from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .rpc import JsonRpcError
 from .session import (
     ECDSA_SIGNATURE_BYTES,
@@ -222,6 +223,8 @@ class SessionAccount:
         self._with_code: set[str] = set()
         """Targets seen with code (code does not go away outside the transaction that creates it)."""
         self._co_signer_call = co_signer_of_data(grant.account, grant.session_id) if self.co_signed else None
+        self._enable_checked = False
+        """Whether the module's dry run enabled this (off-chain) session without refusal."""
         self._installed: bool | None = None
         """The module's ``isInitialized(account)`` as last read: whether the account installed it."""
         self._chain_co_signer: tuple[bool, str] | None = None
@@ -369,6 +372,40 @@ class SessionAccount:
             key = self.kind.nonce_key(self.network.module, (self._lane_base + offset) % lanes)
             self._nonce_keys[offset] = key
         return key
+
+    def _refuse_what_enabling_refuses(self) -> None:
+        """Before an off-chain grant's first operation on a deployed account: enable the session in a dry run (an
+        ``eth_call`` of the module's ``enableSession`` from the account) and raise :class:`SessionError` for what the
+        module would refuse when the operation's ENABLE signature enables it, which changed since the grant: a call
+        or signing permission the key holds in another session enabled since (``PermissionAlreadyGranted``), the
+        account's live permissions, a target installed as one of its modules. The bundler would refuse the
+        operation (AA23). Asked once; a dry run the node cannot make (not the module's revert) refuses nothing."""
+        grant = self.grant
+        if (
+            self._enabled
+            or self._enable_checked
+            or not self.verify_on_chain
+            or grant.account not in self._with_code
+        ):
+            return
+        try:
+            self.network.chain.call(grant.module, enable_session_data(grant.session), sender=grant.account)
+        except CallRevertedError as error:
+            decoded = decode_revert(error.data)
+            todo = grant_refusal_todo(decoded[0]) if decoded is not None else None
+            if todo is None:
+                return
+            raise SessionError(
+                f"the module would refuse to enable session 0x{grant.session_id.hex()} on {grant.account} with its "
+                f"first operation: {describe_revert(error.data)}, so the bundler would refuse the operation (AA23); "
+                f"nothing was sent. {todo[0].upper()}{todo[1:]}",
+                "0x" + grant.session_id.hex(),
+            ) from None
+        except JsonRpcError as error:
+            if not unfunded_sender(error):
+                raise
+            return  # a node that charges calls for gas runs none from an account without ETH: left to the bundler
+        self._enable_checked = True
 
     def _check_owner_signature(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: the account must accept the
@@ -583,6 +620,8 @@ class SessionAccount:
             self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
             self._refuse_missing_co_signer(co_signer)
         self._check_owner_signature()
+        if check:
+            self._refuse_what_enabling_refuses()
         if nonce is None:
             assert chain_nonce is not None
             nonce = self._lane_nonce(nonce_key, chain_nonce)
