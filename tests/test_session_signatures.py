@@ -951,11 +951,12 @@ def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, p
 def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     sessions, signing, permits, target, module
 ):
-    """The module checks a co-signed session's operations against the co-signer it holds: the grant's, until the
-    owner rotates or removes it. Sent without the co-signature, or with one by a rotated-out co-signer, an operation
-    fails at the bundler as a bare signature error (AA24); once the owner removed the co-signer, one carrying a
-    co-signature fails the same way. The SDK reads the co-signer the module holds with the nonce: it refuses the
-    first two before anything is sent, naming the co-signer expected, and signs the third alone."""
+    """The module checks a co-signed session's operations and messages against the co-signer it holds: the grant's,
+    until the owner rotates or removes it. Sent without the co-signature, or with one by a rotated-out co-signer, an
+    operation fails at the bundler as a bare signature error (AA24), and verifiers refuse such a message signature;
+    once the owner removed the co-signer, one carrying a co-signature fails the same way. The SDK reads the
+    co-signer the module holds (with an operation's nonce, with a message's other questions): it refuses the first
+    two before anything is sent or returned, naming the co-signer expected, and signs the third alone."""
     from keyscope.errors import CoSignerMismatchError
     from keyscope.execution import Call
     from keyscope.hexutil import ZERO_ADDRESS
@@ -963,6 +964,11 @@ def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     fresh = co_signed_on(sessions, signing, permits, target, salt=31)
     h, grant = sessions.h, fresh.grants[0]
     old = fresh.co_signer
+    message = permit_single(permits, fresh.chain_id, LIMIT)
+    digest = TypedData(message).digest
+
+    def accepted(signature: bytes) -> bool:
+        return bool(permits.isValidSignatureNow(grant.account, digest, signature))
 
     def rotate(co_signer: str) -> None:
         data = module.rotateCoSigner.encode_input(grant.session_id, co_signer)
@@ -973,6 +979,10 @@ def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     ) as info:
         fresh.sdk().send_calls(record(target, 1))
     assert (info.value.expected, info.value.given) == (old.address, None)
+    with pytest.raises(
+        CoSignerMismatchError, match=f"its messages only with the signature of its co-signer {old.address}"
+    ):
+        fresh.sdk().sign_typed_data(message)
     new = LocalSigner.generate()
     rotate(new.address)
     with pytest.raises(
@@ -980,11 +990,16 @@ def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     ) as info:
         fresh.sdk(co_signer=local_co_signer(old)).send_calls(record(target, 2))
     assert (info.value.expected, info.value.given) == (new.address, old.address)
+    with pytest.raises(CoSignerMismatchError, match=f"is by {old.address}, but .*messages .*{new.address}"):
+        fresh.sdk(co_signer=local_co_signer(old)).sign_typed_data(message)
+    assert accepted(fresh.sdk(co_signer=local_co_signer(new)).sign_typed_data(message))
     assert fresh.sdk(co_signer=local_co_signer(new)).send_calls(record(target, 3)).wait().success
     rotate(ZERO_ADDRESS)  # removed: the module takes the session key's signature alone
     pending = fresh.sdk(co_signer=local_co_signer(new)).send_calls(record(target, 4))
     assert len(pending.op.signature) == 1 + 32 + 65 and pending.wait().success
     assert fresh.sdk().send_calls(record(target, 5)).wait().success
+    assert accepted(fresh.sdk(co_signer=local_co_signer(new)).sign_typed_data(message))
+    assert accepted(fresh.sdk().sign_typed_data(message))
 
 
 def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operation(signing, sessions, target):

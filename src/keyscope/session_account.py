@@ -446,15 +446,20 @@ class SessionAccount:
             return granted
         return None if record[1] == ZERO_ADDRESS else record[1]
 
-    def _refuse_missing_co_signer(self, expected: str | None) -> None:
+    def _refuse_missing_co_signer(self, expected: str | None, kind: str = "operation") -> None:
         """Raise :class:`CoSignerMismatchError` when the module requires ``expected``'s co-signature and this session
-        account has no co-signer to ask: the module would find the signature invalid (AA24)."""
+        account has no co-signer to ask: the module would find the signature invalid (an operation's: AA24)."""
         if expected is None or self.co_signer is not None:
             return
+        refused = (
+            "the bundler would refuse the operation (AA24 signature error); nothing was sent"
+            if kind == "operation"
+            else "every verifier would refuse the signature; nothing was signed"
+        )
         raise CoSignerMismatchError(
-            f"session 0x{self.grant.session_id.hex()} is co-signed: the module accepts its operations only with the "
+            f"session 0x{self.grant.session_id.hex()} is co-signed: the module accepts its {kind}s only with the "
             f"signature of its co-signer {expected} beside the session key's, and this session account has no "
-            "co-signer to ask, so the bundler would refuse the operation (AA24 signature error); nothing was sent. "
+            f"co-signer to ask, so {refused}. "
             "Give the co-signer: net.session(grant, key, co_signer=...) (keyscope.co_signer.local_co_signer(key), or "
             "your co-signer service)",
             session_id="0x" + self.grant.session_id.hex(),
@@ -501,11 +506,15 @@ class SessionAccount:
                     if given is not None
                     else "is not a signature the module takes (low s, v 27 or 28)"
                 )
+                refused = (
+                    "the bundler would refuse the operation (AA24 signature error); nothing was sent"
+                    if kind == "operation"
+                    else "every verifier would refuse the signature; nothing was signed"
+                )
                 raise CoSignerMismatchError(
                     f"the co-signer's signature 0x{co_signature.hex()} {what}, but the module checks session "
-                    f"0x{grant.session_id.hex()}'s operations against its co-signer {expected} (the owner may have "
-                    "rotated it), so the bundler would refuse the operation (AA24 signature error); nothing was sent. "
-                    "Ask the session's current co-signer",
+                    f"0x{grant.session_id.hex()}'s {kind}s against its co-signer {expected} (the owner may have "
+                    f"rotated it), so {refused}. Ask the session's current co-signer",
                     session_id="0x" + grant.session_id.hex(),
                     expected=expected,
                     given=given,
@@ -836,13 +845,17 @@ class SessionAccount:
         """Refuse to sign while the session is not enabled on chain (:class:`~keyscope.errors.SessionRevokedError` when
         it is revoked, or its off-chain grant predates the account's epoch), and (for ``typed``) typed data whose verifying
         contract is now a module of the account (installed after the grant, or the grant would have been refused):
-        the module refuses a session's signature to such a verifier. Both questions ride in one batch of reads."""
+        the module refuses a session's signature to such a verifier. A co-signed session's co-signer, as the module
+        holds it (the owner may have rotated or removed it), is read too. The questions ride in one batch of reads."""
         if not self.verify_on_chain:
             return
         calls: list[tuple[str, bytes]] = []
-        if not self._enabled:  # why not, too: revoked, or granted at an epoch the account has left
+        status = not self._enabled
+        if status:  # why not, too: revoked, or granted at an epoch the account has left
             calls.extend((self.network.module, data) for data in self._flag_calls)
             calls.append((self.network.module, epoch_of_data(self.grant.account)))
+        if self._co_signer_call is not None:
+            calls.append((self.network.module, self._co_signer_call))
         target = None if typed is None else _verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
@@ -850,8 +863,11 @@ class SessionAccount:
         if not calls and not targets:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
-        if calls:
-            active, revoked, epoch = asked.reads.results
+        results = list(asked.reads.results)
+        if self._co_signer_call is not None:
+            self._chain_co_signer = decode_co_signer(results.pop(), self.network.module)
+        if status:
+            active, revoked, epoch = results
             self._judge_status(
                 decode_bool(active), decode_bool(revoked), decode_epoch(epoch, self.network.module)
             )
@@ -959,7 +975,13 @@ class SessionAccount:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
         signature = self.key.sign_hash(signed)
-        co_signature = self._co_signature("message", signed, message=message) if self.co_signed else b""
+        expected = self._expected_co_signer()  # None: not co-signed, or the owner removed the co-signer
+        self._refuse_missing_co_signer(expected, "message")
+        co_signature = (
+            self._co_signature("message", signed, message=message, expected=expected)
+            if expected is not None
+            else b""
+        )
         signer = Signer(grant.session_key, grant.session_id, self.co_signed, bool(co_signature))
         return signer.header(signature, co_signature or None)
 
