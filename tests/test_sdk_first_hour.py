@@ -199,6 +199,24 @@ def test_a_grant_that_has_ended_already_is_refused_before_the_owner_signs(
     assert owner.grant(key, policy, valid_until=ahead).valid_until == ahead
 
 
+def test_a_request_whose_session_ended_while_it_waited_for_the_signature_is_not_completed(owner, nft) -> None:
+    """A grant request waits for the owner's wallet (the consent page, a hardware signer). A signature that comes
+    after the session's end completes a grant the module would enable and the EntryPoint never accept: refused."""
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [mint_policy(nft, owner.account)], valid_for=60)
+    signature = owner.sign_grant(request).owner_signature
+    assert signature is not None and request.complete(signature).owner_signature == signature
+    # a request as it stands once its session has ended (the wall clock moved past its end), signed then
+    ended = request.session.model_copy(update={"valid_until": int(time.time()) - 1})
+    waited = request.model_copy(update={"session": ended, "session_id": ended.session_id(request.account, 0)})
+    kind = owner.kind
+    late = kind.wrap_erc1271_signature(
+        owner.signer.sign_hash(kind.erc1271_digest(waited.account, waited.chain_id, waited.digest))
+    )
+    with pytest.raises(BadInputError, match=r"is already past: .*wall clock.*AA22.*prepare a new grant"):
+        waited.complete(late)
+
+
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
     """A TypeError, as Python's for an unknown keyword, and one of keyscope's errors, as every error it raises."""
     with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'valid_fro'") as info:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -120,9 +121,18 @@ class GrantRequest(SessionGrant):
         deployed account through its ERC-1271, else against :attr:`owner`. A request made by
         :meth:`Owner.prepare_grant` knows its chain; one read back from JSON needs ``network`` (or only its
         :attr:`owner`, while the account has no code). Raises
-        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none.
-        ``check=False`` skips the check (for tests of what the chain does with a bad grant)."""
+        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none, and
+        :class:`~keyscope.errors.BadInputError` for a session that has ended since the request was made (a wallet
+        that took longer than the session lasts: by the wall clock, which bundlers judge windows by).
+        ``check=False`` skips the checks (for tests of what the chain does with a bad grant)."""
         signature = to_bytes(owner_signature, name="the owner's signature")
+        if check:
+            _refuse_ended_window(
+                self.session,
+                int(time.time()),
+                clock="the wall clock",
+                todo="the session ended while the request waited for the signature; prepare a new grant request",
+            )
         grant = SessionGrant.model_construct(**{**self._fields(), "owner_signature": signature})
         if check:
             made_by = self._owner
@@ -234,7 +244,13 @@ def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
     return valid_after, valid_until
 
 
-def _refuse_ended_window(session: Session, now: int) -> None:
+_ENDED_TODO = "give a valid_until in the future, or valid_for=SECONDS; nothing was signed"
+_WINDOW_CLOCK = "the later of the chain's latest block time and the wall clock"
+
+
+def _refuse_ended_window(
+    session: Session, now: int, *, clock: str = _WINDOW_CLOCK, todo: str = _ENDED_TODO
+) -> None:
     """Raise :class:`BadInputError` when ``session`` ended before ``now`` (the later of the chain's latest block
     time and the wall clock, :func:`~keyscope.clock.window_now`). The module reads no clock: it enables such a
     session, on chain or at its first operation, but the EntryPoint refuses every operation of it as expired
@@ -242,10 +258,9 @@ def _refuse_ended_window(session: Session, now: int) -> None:
     end = session.valid_until
     if end and end < now:
         raise BadInputError(
-            f"valid_until {end} ({utc_text(end)}) is already past: it is {now - end}s before now ({utc_text(now)}, the "
-            "later of the chain's latest block time and the wall clock). The module would enable this session, but "
-            "the EntryPoint would refuse every operation of it as expired (AA22): give a valid_until in the future, "
-            "or valid_for=SECONDS; nothing was signed"
+            f"valid_until {end} ({utc_text(end)}) is already past: it is {now - end}s before now ({utc_text(now)}, "
+            f"{clock}). The module would enable this session, but the EntryPoint would refuse every operation of it "
+            f"as expired (AA22): {todo}"
         )
 
 
