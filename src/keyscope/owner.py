@@ -251,10 +251,10 @@ _WINDOW_CLOCK = "the later of the chain's latest block time and the wall clock"
 def _refuse_ended_window(
     session: Session, now: int, *, clock: str = _WINDOW_CLOCK, todo: str = _ENDED_TODO
 ) -> None:
-    """Raise :class:`BadInputError` when ``session`` ended before ``now`` (the later of the chain's latest block
-    time and the wall clock, :func:`~keyscope.clock.window_now`). The module reads no clock: it enables such a
-    session, on chain or at its first operation, but the EntryPoint refuses every operation of it as expired
-    (AA22), so the grant could never be used."""
+    """Raise :class:`BadInputError` when ``session`` ended before ``now`` (read on ``clock``: by default the later of
+    the chain's latest block time and the wall clock, :func:`~keyscope.clock.window_now`), saying ``todo``. The
+    module reads no clock: it enables such a session, on chain or at its first operation, but the EntryPoint refuses
+    every operation of it as expired (AA22), so the grant could never be used."""
     end = session.valid_until
     if end and end < now:
         raise BadInputError(
