@@ -33,7 +33,6 @@ from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts.delegate import delegate_validator_slot
 from .bundler.pending import PendingUserOperation
 from .chain import node_request, read_many
-from .clock import window_now
 from .eip7702 import SET_CODE_TX_TYPE, Authorization, delegate_of, sign_authorization
 from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, DelegationError
@@ -251,14 +250,8 @@ class EOAOwner(Owner):
         state = self.delegation()
         session = self.session_for(key, permissions, **window)
         calls, delegating, epoch = self._setup(state, (session,))
-        # a given end is judged against the clock (a duration counts from it)
-        now = (
-            window_now(self.network.chain.block_timestamp())
-            if window.get("valid_until") is not None
-            else None
-        )
         # the operation starts a new epoch first: the sessions alive now cannot meet this one
-        return state, self._request(session, epoch, deployed=True, now=now), calls, delegating
+        return state, self._request(session, epoch, deployed=True), calls, delegating
 
     def _check_active(self, grant: SessionGrant) -> None:
         net = self.network
