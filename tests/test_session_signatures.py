@@ -216,7 +216,10 @@ def _error_name(module: Any, error: ContractLogicError) -> str:
 
 
 @pytest.fixture(scope="module")
-def signing(sessions, chain, bundler, module, entry_point, factory, permits) -> Iterator[Signing]:
+def signing(sessions, chain, bundler, module, entry_point, factory, permits, nft) -> Iterator[Signing]:
+    """The file's first fixture requests every session-scoped fixture a later test uses (``nft``): one first set
+    up after this file's accounts exist makes ape rebase the chain under them, and the later tests then ask a
+    chain that no longer holds the accounts this object granted on."""
     from keyscope import Network, Web3Chain
 
     net = Network(
