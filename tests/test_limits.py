@@ -401,6 +401,35 @@ def test_a_session_without_limits_has_none(sessions, module, target, account, ow
     assert usage(module, account, session_id) == []
 
 
+def test_an_argument_total_on_a_plain_transfer_is_refused_where_the_module_enables_it(
+    sessions, module, target, account, owner, session_key
+):
+    """An AMOUNT limit metering a plain-transfer permission (selector 0x00000000): the module enables the session, and
+    then refuses every transfer, which has no calldata to read the argument from (CalldataTooShortForLimit). The
+    permission could never be used: the SDK refuses the session when it is built, as it refuses rules on a transfer."""
+    pay = Permission(target=target.address, selector=bytes(4), value_limit=10**15)
+    total = Limit(kind=LimitKind.AMOUNT, amount=10**18, meters=(Meter(permission=0),), name="total")
+    with pytest.raises(ValueError, match=r"a plain transfer: .*CalldataTooShortForLimit.*NATIVE limit"):
+        Session(session_key=session_key.address, permissions=(pay,), limits=(total,))
+    forged = Session.model_construct(
+        session_key=session_key.address,
+        valid_after=0,
+        valid_until=0,
+        max_gas_cost=0,
+        paymasters=(),
+        salt=1,
+        permissions=(pay,),
+        limits=(total,),
+        co_signer=None,
+        typed_data_permissions=(),
+        sign_in=(),
+    )
+    session_id = sessions.grant_onchain(account, owner, forged)
+    assert module.isSessionActive(account, session_id)
+    result = sessions.outcome(sessions.op(account, session_key, Call.of(target.address, 10**15, b"")))
+    assert "CalldataTooShortForLimit(callIndex=0, limitIndex=0)" in result, result
+
+
 # ------------------------------------------------------------------------------------------------------
 # Malformed limits
 # ------------------------------------------------------------------------------------------------------

@@ -28,8 +28,10 @@ from keyscope import (
 )
 from keyscope.clock import LAST_READABLE_TIME, window_now
 from keyscope.errors import (
+    AccountSetupError,
     ConfigurationError,
     KeyscopeError,
+    SessionError,
     TargetRevertedError,
     TargetWarning,
     UnknownOptionError,
@@ -171,6 +173,48 @@ def test_the_last_readable_second_is_still_a_window_s_end() -> None:
         LAST_READABLE_TIME - 60,
         LAST_READABLE_TIME,
     )
+
+
+def test_a_grant_that_has_ended_already_is_refused_before_the_owner_signs(
+    owner, nft, module, accounts
+) -> None:
+    """The module reads no clock: it enables a session whose end is past (on chain, or at the session's first
+    operation), and the EntryPoint then refuses every operation of it as expired (AA22), so the grant could never be
+    used. The SDK refuses it before anything is signed or sent, on every path a window reaches the owner by."""
+    now = window_now(owner.network.chain.block_timestamp())
+    key = SessionKey.generate()
+    past = now - 60
+    policy = [mint_policy(nft, owner.account)]
+    session = owner.session_for(key, policy, valid_until=past)
+    module.enableSession(session.as_abi(), sender=accounts[8])  # what the module does with it: enables it
+    for make in (owner.grant, owner.prepare_grant, owner.grant_onchain):
+        with pytest.raises(
+            BadInputError, match=rf"valid_until {past} \(.*\) is already past: .*AA22.*nothing was signed"
+        ):
+            make(key, policy, valid_until=past)
+    with pytest.raises(BadInputError, match=f"valid_until {past} .* is already past"):
+        owner.request_for(session)
+    assert not owner.is_deployed()  # grant_onchain sent nothing
+    ahead = now + 600  # an end still ahead is granted
+    assert owner.grant(key, policy, valid_until=ahead).valid_until == ahead
+
+
+def test_a_request_whose_session_ended_while_it_waited_for_the_signature_is_not_completed(owner, nft) -> None:
+    """A grant request waits for the owner's wallet (the consent page, a hardware signer). A signature that comes
+    after the session's end completes a grant the module would enable and the EntryPoint never accept: refused."""
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [mint_policy(nft, owner.account)], valid_for=60)
+    signature = owner.sign_grant(request).owner_signature
+    assert signature is not None and request.complete(signature).owner_signature == signature
+    # a request as it stands once its session has ended (the wall clock moved past its end), signed then
+    ended = request.session.model_copy(update={"valid_until": int(time.time()) - 1})
+    waited = request.model_copy(update={"session": ended, "session_id": ended.session_id(request.account, 0)})
+    kind = owner.kind
+    late = kind.wrap_erc1271_signature(
+        owner.signer.sign_hash(kind.erc1271_digest(waited.account, waited.chain_id, waited.digest))
+    )
+    with pytest.raises(BadInputError, match=r"is already past: .*wall clock.*AA22.*prepare a new grant"):
+        waited.complete(late)
 
 
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
@@ -320,6 +364,51 @@ def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nf
     with pytest.raises(TargetRevertedError) as refused:
         session.execute(nft, "transferFrom(address,address,uint256)", owner.account, owner.account, 999)
     assert "ERC721NonexistentToken(tokenId=999)" in str(refused.value)
+
+
+def test_a_session_on_an_account_without_the_module_is_refused_before_sending(net, harness, nft) -> None:
+    """Off-chain, keyscope's account refuses the owner's signature of a grant asked by a module it has not installed,
+    which the SDK says rather than blaming the owner's key. On chain, the module stores a session whether or not the
+    account installed it, and the session then reads as active; but the account does not ask a validator it has not installed, so every operation of the
+    session fails at the bundler (AA24). The SDK reads the module's isInitialized with the nonce and refuses it
+    before sending; once the owner installs the module, the same grant works."""
+    signer = LocalSigner.generate()
+    account = harness.create(signer)  # a deployed account without the session module
+    harness.fund(account, ETHER)
+    owner = net.owner(signer, account)
+    assert not owner.supports_sessions()
+    # off-chain, the account refuses the owner's signature asked by a module it has not installed: said as such
+    with pytest.raises(
+        AccountSetupError, match=r"does not have the session module .* installed.*install_sessions"
+    ):
+        owner.grant(SessionKey.generate(), [mint_policy(nft, account)])
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, account)], onchain=True)
+    session = net.session(grant, key)
+    with pytest.raises(
+        SessionError, match=r"module .* is not installed on the account .*AA24.*install_sessions\(\)"
+    ):
+        session.execute(nft, "safeMint(address)", account)
+    pending = owner.install_sessions()
+    assert pending is not None and pending.wait().success
+    assert session.execute(nft, "safeMint(address)", account).wait().success
+
+
+def test_a_grant_the_module_no_longer_enables_is_refused_before_its_first_operation(net, owner, nft) -> None:
+    """Two off-chain grants of the same call to one key, signed before either was used: the first one's first
+    operation enables it, and the module then refuses to enable the second (PermissionAlreadyGranted: a key holds a
+    call once per account), which its own first operation would ask (AA23). The SDK enables it in a dry run first and
+    says what to do; once the owner revoked the first session, the second works."""
+    key = SessionKey.generate()
+    first = owner.grant(key, [mint_policy(nft, owner.account)])
+    second = owner.grant(key, [mint_policy(nft, owner.account)])  # nothing on chain yet: nothing to refuse
+    assert net.session(first, key).execute(nft, "safeMint(address)", owner.account).wait().success
+    with pytest.raises(
+        SessionError, match=r"PermissionAlreadyGranted.*AA23.*nothing was sent\. The session key holds"
+    ):
+        net.session(second, key).execute(nft, "safeMint(address)", owner.account)
+    owner.revoke(first).wait()
+    assert net.session(second, key).execute(nft, "safeMint(address)", owner.account).wait().success
 
 
 # --------------------------------------------------------------------------------------------------

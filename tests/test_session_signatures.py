@@ -951,6 +951,101 @@ def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, p
         co_signed.co_signer = old
 
 
+def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
+    sessions, signing, permits, target, module
+):
+    """The module checks a co-signed session's operations and messages against the co-signer it holds: the grant's,
+    until the owner rotates or removes it. Sent without the co-signature, or with one by a rotated-out co-signer, an
+    operation fails at the bundler as a bare signature error (AA24), and verifiers refuse such a message signature;
+    once the owner removed the co-signer, one carrying a co-signature fails the same way. The SDK reads the
+    co-signer the module holds (with an operation's nonce, with a message's other questions): it refuses the first
+    two before anything is sent or returned, naming the co-signer expected, and signs the third alone."""
+    from keyscope.errors import CoSignerMismatchError
+    from keyscope.execution import Call
+    from keyscope.hexutil import ZERO_ADDRESS
+
+    fresh = co_signed_on(sessions, signing, permits, target, salt=31)
+    h, grant = sessions.h, fresh.grants[0]
+    old = fresh.co_signer
+    message = permit_single(permits, fresh.chain_id, LIMIT)
+    digest = TypedData(message).digest
+
+    def accepted(signature: bytes) -> bool:
+        return bool(permits.isValidSignatureNow(grant.account, digest, signature))
+
+    def rotate(co_signer: str) -> None:
+        data = module.rotateCoSigner.encode_input(grant.session_id, co_signer)
+        h.owner_execute(grant.account, fresh.owner, Call.of(module.address, 0, data))
+
+    with pytest.raises(
+        CoSignerMismatchError, match=f"co-signed: .* its co-signer {old.address} .*AA24"
+    ) as info:
+        fresh.sdk().send_calls(record(target, 1))
+    assert (info.value.expected, info.value.given) == (old.address, None)
+    with pytest.raises(
+        CoSignerMismatchError, match=f"its messages only with the signature of its co-signer {old.address}"
+    ):
+        fresh.sdk().sign_typed_data(message)
+    new = LocalSigner.generate()
+    rotate(new.address)
+    with pytest.raises(
+        CoSignerMismatchError, match=f"is by {old.address}, but .* co-signer {new.address}"
+    ) as info:
+        fresh.sdk(co_signer=local_co_signer(old)).send_calls(record(target, 2))
+    assert (info.value.expected, info.value.given) == (new.address, old.address)
+    with pytest.raises(CoSignerMismatchError, match=f"is by {old.address}, but .*messages .*{new.address}"):
+        fresh.sdk(co_signer=local_co_signer(old)).sign_typed_data(message)
+    assert accepted(fresh.sdk(co_signer=local_co_signer(new)).sign_typed_data(message))
+    assert fresh.sdk(co_signer=local_co_signer(new)).send_calls(record(target, 3)).wait().success
+    rotate(ZERO_ADDRESS)  # removed: the module takes the session key's signature alone
+    pending = fresh.sdk(co_signer=local_co_signer(new)).send_calls(record(target, 4))
+    assert len(pending.op.signature) == 1 + 32 + 65 and pending.wait().success
+    assert fresh.sdk().send_calls(record(target, 5)).wait().success
+    assert accepted(fresh.sdk(co_signer=local_co_signer(new)).sign_typed_data(message))
+    assert accepted(fresh.sdk().sign_typed_data(message))
+
+
+def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operation(signing, sessions, target):
+    """An off-chain grant with a co-signer: its first operation enables it, and the module then checks the grant's
+    co-signer's signature at once (AA24 without it). The SDK knows it from the grant alone."""
+    from keyscope.errors import CoSignerMismatchError
+
+    owner = signing.net.owner(LocalSigner.generate())
+    sessions.h.fund(owner.account)
+    key, co_signer = SessionKey.generate(), LocalSigner.generate()
+    grant = owner.grant(key, [Policy.call(target, "other(uint256 amount)")], co_signer=co_signer.address)
+    with pytest.raises(CoSignerMismatchError, match=f"its co-signer {co_signer.address}"):
+        signing.net.session(grant, key).send_calls(record(target, 1))
+    with_co_signer = signing.net.session(grant, key, co_signer=local_co_signer(co_signer))
+    assert with_co_signer.send_calls(record(target, 1)).wait().success
+
+
+def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signing, sessions, target, module):
+    """The module refuses to rotate the co-signer of a session it holds no co-signer for (granted without one, or an
+    off-chain grant whose first operation has not enabled it yet: NotCoSigned), of a session no longer active
+    (SessionNotActive), and to the session key itself (InvalidCoSigner): the owner's operation would be sent, and its
+    call would revert in execution, its gas paid for nothing. The SDK refuses each before anything is signed, saying why and what to do."""
+    owner = signing.net.owner(LocalSigner.generate())
+    sessions.h.fund(owner.account)
+    policy = [Policy.call(target, "other(uint256 amount)")]
+    key, co_signer, new = SessionKey.generate(), LocalSigner.generate(), LocalSigner.generate()
+    plain = owner.grant(SessionKey.generate(), policy)
+    co_signed = owner.grant(key, [Policy.call(target, "other(uint256 amount)")], co_signer=co_signer.address)
+    with pytest.raises(BadInputError, match=r"granted with one, but off-chain and not used yet.*NotCoSigned"):
+        owner.rotate_co_signer(co_signed, new.address)
+    session = signing.net.session(co_signed, key, co_signer=local_co_signer(co_signer))
+    assert session.send_calls(record(target, 1)).wait().success  # enables it, and creates the account
+    with pytest.raises(BadInputError, match=r"granted without one .*NotCoSigned"):
+        owner.rotate_co_signer(plain, new.address)
+    with pytest.raises(BadInputError, match=rf"{key.address} is the session's own key.*InvalidCoSigner"):
+        owner.rotate_co_signer(co_signed, key.address)
+    assert owner.rotate_co_signer(co_signed, new.address).wait().success
+    assert module.coSignerOf(owner.account, co_signed.session_id) == (True, new.address)
+    owner.revoke(co_signed).wait()
+    with pytest.raises(BadInputError, match=r"not active on chain .*SessionNotActive"):
+        owner.rotate_co_signer(co_signed.session_id, None)
+
+
 def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
     grant = co_signed.grants[0]
     with pytest.raises(ContractLogicError) as info:

@@ -33,6 +33,7 @@ from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts.delegate import delegate_validator_slot
 from .bundler.pending import PendingUserOperation
 from .chain import node_request, read_many
+from .clock import window_now
 from .eip7702 import SET_CODE_TX_TYPE, Authorization, delegate_of, sign_authorization
 from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, DelegationError
@@ -250,8 +251,14 @@ class EOAOwner(Owner):
         state = self.delegation()
         session = self.session_for(key, permissions, **window)
         calls, delegating, epoch = self._setup(state, (session,))
+        # a given end is judged against the clock (a duration counts from it)
+        now = (
+            window_now(self.network.chain.block_timestamp())
+            if window.get("valid_until") is not None
+            else None
+        )
         # the operation starts a new epoch first: the sessions alive now cannot meet this one
-        return state, self._request(session, epoch, deployed=True), calls, delegating
+        return state, self._request(session, epoch, deployed=True, now=now), calls, delegating
 
     def _check_active(self, grant: SessionGrant) -> None:
         net = self.network

@@ -20,6 +20,7 @@ __all__ = [
     "BundlerError",
     "BundlerRejectedError",
     "CallRevertedError",
+    "CoSignerMismatchError",
     "ConfigurationError",
     "DelegationError",
     "DeploymentError",
@@ -410,6 +411,18 @@ class TargetWithoutCodeError(SessionError):
     def __init__(self, message: str, *, session_id: str | None, target: str, call_index: int) -> None:
         self.target = target
         self.call_index = call_index
+        super().__init__(message, session_id)
+
+
+class CoSignerMismatchError(SessionError):
+    """A co-signed session's operation whose co-signature is not the one the module expects: none given while the
+    session has a co-signer, or one by another key than the co-signer the module holds (the owner rotated it).
+    ``expected`` is the co-signer the module checks (the grant's until the owner rotates it), ``given`` the key the
+    co-signature recovers to (None: no co-signer was given)."""
+
+    def __init__(self, message: str, *, session_id: str | None, expected: str, given: str | None) -> None:
+        self.expected = expected
+        self.given = given
         super().__init__(message, session_id)
 
 

@@ -25,9 +25,11 @@ from .limits import Counters, LimitUsage, counters_from_chain, initial_counters,
 from .session import SESSION_ABI_TYPE, SIGN_IN_SUFFIX, Session, TypedDataPermission, sign_in_domain_error
 
 __all__ = [
+    "CO_SIGNER_OF",
     "ENABLE_SESSION",
     "EPOCH_OF",
     "INVALIDATE_ALL_SESSIONS",
+    "IS_INITIALIZED",
     "IS_SESSION_ACTIVE",
     "IS_SESSION_REVOKED",
     "LIMIT_USAGE",
@@ -37,11 +39,14 @@ __all__ = [
     "SESSION_ENABLED",
     "SESSION_REVOKED",
     "SessionStatus",
+    "co_signer_of_data",
     "decode_bool",
+    "decode_co_signer",
     "decode_epoch",
     "decode_limit_counters",
     "enable_session_data",
     "epoch_of_data",
+    "is_initialized_data",
     "limit_usage_data",
     "read_limit_usage",
     "read_session_state",
@@ -58,9 +63,11 @@ INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
 IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
+IS_INITIALIZED = keccak(b"isInitialized(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]
+CO_SIGNER_OF = keccak(b"coSignerOf(address,bytes32)")[:4]
 IS_TARGET_OF_LIVE_SESSION = keccak(b"isTargetOfLiveSession(address,address)")[:4]
 SIGNING_PERMISSION = keccak(b"signingPermission(address,bytes32)")[:4]
 _SIGNING_LIVE = 1 << 248
@@ -99,6 +106,12 @@ def epoch_of_data(account: str) -> bytes:
     return EPOCH_OF + abi_encode(["address"], [to_address(account)])
 
 
+def is_initialized_data(account: str) -> bytes:
+    """Calldata of ``isInitialized(account)``: whether the account installed the module (its ``onInstall`` ran, and
+    no ``onUninstall`` since)."""
+    return IS_INITIALIZED + abi_encode(["address"], [to_address(account)])
+
+
 def decode_epoch(result: bytes, module: str) -> int:
     """The ``uint32`` answer of ``module``'s ``epochOf``; a :class:`~keyscope.errors.ConfigurationError` when there
     is none (no code at ``module`` on this chain: a wrong module address, or another chain's)."""
@@ -110,6 +123,24 @@ def decode_epoch(result: bytes, module: str) -> int:
             "(or the grant's) and that the node is the chain it was deployed on"
         )
     return int(abi_decode(["uint32"], result[:32])[0])
+
+
+def co_signer_of_data(account: str, session_id: bytes) -> bytes:
+    """Calldata of ``coSignerOf(account, sessionId)``: whether the module holds a co-signer record for the session
+    (from its enabling on), and the co-signer (the zero address once the owner removed it)."""
+    return CO_SIGNER_OF + abi_encode(["address", "bytes32"], [to_address(account), session_id])
+
+
+def decode_co_signer(result: bytes, module: str) -> tuple[bool, str]:
+    """``(recorded, co-signer)``, the answer of ``module``'s ``coSignerOf``; a
+    :class:`~keyscope.errors.ConfigurationError` when there is none (no SessionKeyValidator at ``module``)."""
+    if len(result) < 64:
+        raise ConfigurationError(
+            f"the session module {module} gave no full answer to coSignerOf (0x{result.hex()}): no "
+            "SessionKeyValidator is there on this chain; check the module address given to connect() (or the grant's)"
+        )
+    recorded, co_signer = abi_decode(["bool", "address"], result[:64])
+    return bool(recorded), to_address(co_signer)
 
 
 def decode_bool(result: bytes) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -28,6 +29,7 @@ from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
+from .chain import read_many
 from .clock import LAST_READABLE_TIME, utc_text, window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -51,7 +53,9 @@ from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
+    co_signer_of_data,
     decode_bool,
+    decode_co_signer,
     decode_epoch,
     enable_session_data,
     epoch_of_data,
@@ -117,9 +121,18 @@ class GrantRequest(SessionGrant):
         deployed account through its ERC-1271, else against :attr:`owner`. A request made by
         :meth:`Owner.prepare_grant` knows its chain; one read back from JSON needs ``network`` (or only its
         :attr:`owner`, while the account has no code). Raises
-        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none.
-        ``check=False`` skips the check (for tests of what the chain does with a bad grant)."""
+        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none, and
+        :class:`~keyscope.errors.BadInputError` for a session that has ended since the request was made (a wallet
+        that took longer than the session lasts: by the wall clock, which bundlers judge windows by).
+        ``check=False`` skips the checks (for tests of what the chain does with a bad grant)."""
         signature = to_bytes(owner_signature, name="the owner's signature")
+        if check:
+            _refuse_ended_window(
+                self.session,
+                int(time.time()),
+                clock="the wall clock",
+                todo="the session ended while the request waited for the signature; prepare a new grant request",
+            )
         grant = SessionGrant.model_construct(**{**self._fields(), "owner_signature": signature})
         if check:
             made_by = self._owner
@@ -229,6 +242,26 @@ def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
                 f"seconds ({moment // 1000} seconds would be {utc_text(moment // 1000)}); give seconds{end}"
             )
     return valid_after, valid_until
+
+
+_ENDED_TODO = "give a valid_until in the future, or valid_for=SECONDS; nothing was signed"
+_WINDOW_CLOCK = "the later of the chain's latest block time and the wall clock"
+
+
+def _refuse_ended_window(
+    session: Session, now: int, *, clock: str = _WINDOW_CLOCK, todo: str = _ENDED_TODO
+) -> None:
+    """Raise :class:`BadInputError` when ``session`` ended before ``now`` (read on ``clock``: by default the later of
+    the chain's latest block time and the wall clock, :func:`~keyscope.clock.window_now`), saying ``todo``. The
+    module reads no clock: it enables such a session, on chain or at its first operation, but the EntryPoint refuses
+    every operation of it as expired (AA22), so the grant could never be used."""
+    end = session.valid_until
+    if end and end < now:
+        raise BadInputError(
+            f"valid_until {end} ({utc_text(end)}) is already past: it is {now - end}s before now ({utc_text(now)}, "
+            f"{clock}). The module would enable this session, but the EntryPoint would refuse every operation of it "
+            f"as expired (AA22): {todo}"
+        )
 
 
 class SessionOptions(TypedDict, total=False):
@@ -743,12 +776,13 @@ class Owner:
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
         clock = _counts_from_now(options)
+        ends = options.get("valid_until") is not None  # a given end: judged against the clock too
         if "typed_data" in options:  # read twice (the chain's questions, the session): an iterator only once
             options["typed_data"] = tuple(options["typed_data"])
         if "sign_in" in options:
             options["sign_in"] = tuple(options["sign_in"])
         epoch, deployed, chain_time, codes, occupied = self._grant_state(
-            clock=clock,
+            clock=clock or ends,
             targets=flat,
             signing=tuple(options.get("typed_data", ())),
             key=to_address(key, name="session key"),
@@ -761,22 +795,31 @@ class Owner:
             **options,
         )
         warn_about_targets(flat, codes)
-        return self._request(session, epoch, deployed, occupied)
+        now = None if chain_time is None else window_now(chain_time)
+        return self._request(session, epoch, deployed, occupied, now=now)
 
     def request_for(self, session: Session) -> GrantRequest:
         """The :class:`GrantRequest` for an already built ``session``."""
         self._refuse_module_targets(session.permissions)
-        epoch, deployed, _, codes, occupied = self._grant_state(
-            clock=False,
+        epoch, deployed, chain_time, codes, occupied = self._grant_state(
+            clock=bool(session.valid_until),
             targets=session.permissions,
             signing=session.typed_data_permissions,
             key=session.session_key,
             sign_in=session.sign_in,
         )
         warn_about_targets(session.permissions, codes)
-        return self._request(session, epoch, deployed, occupied)
+        return self._request(
+            session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
+        )
 
-    def _request(self, session: Session, epoch: int, deployed: bool, occupied: bool = False) -> GrantRequest:
+    def _request(
+        self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None
+    ) -> GrantRequest:
+        """The request for ``session``, after refusing what the module would refuse to enable or could never use;
+        ``now`` (the time windows are judged at) refuses a session that has ended already."""
+        if now is not None:
+            _refuse_ended_window(session, now)
         refuse_unusable_limits(session)
         net = self.network
         refuse_forbidden_targets(session, self.account, net.module)
@@ -964,10 +1007,53 @@ class Owner:
 
     def rotate_co_signer(self, grant: SessionGrant | bytes | str, co_signer: Any) -> PendingUserOperation:
         """Replace the co-signer of a co-signed session (enabled on chain), or remove it (``co_signer`` None): from
-        then on the old co-signer's signatures count for nothing, pending ones included."""
+        then on the old co-signer's signatures count for nothing, pending ones included.
+
+        What the module would refuse is refused before anything is signed (:class:`~keyscope.errors.BadInputError`):
+        a session without a co-signer on chain (granted without one, or an off-chain grant not enabled yet:
+        ``NotCoSigned``), one no longer active (revoked or invalidated: ``SessionNotActive``), and the session key as
+        its own co-signer (``InvalidCoSigner``)."""
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
         new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
+        self._refuse_what_rotating_refuses(grant, session_id, new)
         return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
+
+    def _refuse_what_rotating_refuses(
+        self, grant: SessionGrant | bytes | str, session_id: bytes, new: str
+    ) -> None:
+        """Raise :class:`~keyscope.errors.BadInputError` for a co-signer rotation the module would refuse, in its
+        order (the session's co-signer record, the session being active, the new co-signer), reading the module
+        once."""
+        net = self.network
+        name = "0x" + session_id.hex()
+        is_active = session_flag_calls(self.account, session_id)[0]
+        (active, record), _, _ = read_many(
+            net.chain, [(net.module, is_active), (net.module, co_signer_of_data(self.account, session_id))]
+        )
+        if not decode_co_signer(record, net.module)[0]:
+            granted = isinstance(grant, SessionGrant) and grant.session.co_signer is not None
+            why = (
+                "it was granted with one, but off-chain and not used yet: the module records the co-signer when the "
+                "session's first operation enables it (rotate after that, or grant anew)"
+                if granted
+                else "it was granted without one (a co-signer is part of the grant: grant a new session with "
+                "co_signer=)"
+            )
+            raise BadInputError(
+                f"session {name} has no co-signer at the module for {self.account}: {why}. The module refuses the "
+                "rotation (NotCoSigned); nothing was signed or sent"
+            )
+        if not decode_bool(active):
+            raise BadInputError(
+                f"session {name} is not active on chain for {self.account} (revoked, or every session invalidated): "
+                "the module refuses to rotate its co-signer (SessionNotActive); nothing was signed or sent"
+            )
+        key = grant.session_key if isinstance(grant, SessionGrant) else None
+        if key is not None and new == key:
+            raise BadInputError(
+                f"{new} is the session's own key: a co-signer must be another key (one leaked key would make both "
+                "signatures), and the module refuses it (InvalidCoSigner); nothing was signed or sent"
+            )
 
     def invalidate_all(self) -> PendingUserOperation:
         """Invalidate every session of the account and every enable signature of the module not yet used.

@@ -949,6 +949,14 @@ class Session(_Model):
                         f"limit {number} ({limit.label}) meters permission {meter.permission}, but the session has "
                         f"{len(self.permissions)}"
                     )
+                metered = self.permissions[meter.permission]
+                if limit.kind == LimitKind.AMOUNT and metered.selector == bytes(4):
+                    raise ValueError(
+                        f"limit {number} ({limit.label}) counts an argument of permission {meter.permission} "
+                        f"({metered.label}), a plain transfer: its calls carry no calldata, so the module would refuse "
+                        "every one of them (CalldataTooShortForLimit). Count its value with a NATIVE limit "
+                        "(Limits.native)"
+                    )
                 meters[meter.permission] += 1
         for index, count in enumerate(meters):
             if count > MAX_METERS:

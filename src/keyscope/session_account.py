@@ -36,6 +36,7 @@ from .errors import (
     BundlerRejectedError,
     CallRevertedError,
     ConfigurationError,
+    CoSignerMismatchError,
     SessionError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -51,17 +52,21 @@ from .message_signing import SignatureRefusedError, check_sign_in, check_typed_d
 from .module import (
     IS_SESSION_ACTIVE,
     SessionStatus,
+    co_signer_of_data,
     decode_bool,
+    decode_co_signer,
     decode_epoch,
     decode_limit_counters,
+    enable_session_data,
     epoch_of_data,
+    is_initialized_data,
     limit_usage_data,
     session_flag_calls,
     session_status,
 )
 from .operations import OperationBuilder, prefund_refusal
 from .report import SessionReport, report_from_chain
-from .revert import describe_revert
+from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .rpc import JsonRpcError
 from .session import (
     ECDSA_SIGNATURE_BYTES,
@@ -73,7 +78,7 @@ from .session import (
     encode_use_with_key_signature,
 )
 from .signers import SignerLike, as_signer
-from .signing import PLACEHOLDER_ECDSA
+from .signing import PLACEHOLDER_ECDSA, recover_hash
 from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
@@ -128,8 +133,10 @@ class SessionAccount:
       chain, and before an off-chain grant's first operation on a deployed account that the account accepts
       the owner's signature (:class:`~keyscope.errors.AccountSetupError` otherwise); on by default.
     * ``co_signer``: for a session granted with a co-signer, the co-signer (:mod:`keyscope.co_signer`) asked to
-      co-sign every operation and message. Without one, a co-signed session signs alone, which the module
-      accepts only once the owner removed the co-signer (``rotateCoSigner(id, 0)``).
+      co-sign every operation and message. The co-signer the module holds is read with the nonce: an operation
+      without its co-signature, or with one by another key (the owner rotated the co-signer), is refused before it
+      is sent (:class:`~keyscope.errors.CoSignerMismatchError`); once the owner removed the co-signer
+      (``rotateCoSigner(id, 0)``) the session signs alone, as the module then requires.
 
     Sessions granted signing permissions also sign messages as the account (ERC-1271): :meth:`sign_typed_data`,
     :meth:`sign_in`.
@@ -198,8 +205,9 @@ class SessionAccount:
         """Calldata of the module's ``isSessionActive`` and ``isSessionRevoked`` for this session."""
         self._enable_prefix: bytes | None = None
         """The ENABLE signature's bytes before the session key's signature (encoded at the first use)."""
-        self._placeholders: dict[bool, tuple[bytes, int]] = {}
-        """Per enabled state: the placeholder signature gas is estimated with, and the real one's length."""
+        self._placeholders: dict[tuple[bool, bool], tuple[bytes, int]] = {}
+        """Per enabled state and co-signature: the placeholder signature gas is estimated with, and the real one's
+        length."""
         self._nonce_keys: dict[int, int] = {}
         self._lane_base = int.from_bytes(grant.session_id[:4], "big") % (1 << self.kind.lane_bits)
         self.nonce_key(lane)  # refuses a lane out of range now rather than at the first send
@@ -214,6 +222,13 @@ class SessionAccount:
         """The session's limit counters as last read from the module."""
         self._with_code: set[str] = set()
         """Targets seen with code (code does not go away outside the transaction that creates it)."""
+        self._co_signer_call = co_signer_of_data(grant.account, grant.session_id) if self.co_signed else None
+        self._enable_checked = False
+        """Whether the module's dry run enabled this (off-chain) session without refusal."""
+        self._installed: bool | None = None
+        """The module's ``isInitialized(account)`` as last read: whether the account installed it."""
+        self._chain_co_signer: tuple[bool, str] | None = None
+        """A co-signed session's co-signer record as last read from the module: (recorded, co-signer)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -268,6 +283,12 @@ class SessionAccount:
             calls.extend((net.module, data) for data in self._flag_calls)
         if epoch_too:
             calls.append((net.module, epoch_of_data(self.grant.account)))
+        if status:
+            calls.append((net.module, is_initialized_data(self.grant.account)))
+        co_signer_too = status and self._co_signer_call is not None
+        if co_signer_too:
+            assert self._co_signer_call is not None
+            calls.append((net.module, self._co_signer_call))
         if self._usage_call is not None:
             calls.append((net.module, self._usage_call))
         results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
@@ -275,6 +296,10 @@ class SessionAccount:
         nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
         if self._usage_call is not None:
             self._counters = decode_limit_counters(self.grant.session, results.pop())
+        if co_signer_too:
+            self._chain_co_signer = decode_co_signer(results.pop(), net.module)
+        if status:
+            self._installed = decode_bool(results.pop())
         epoch = decode_epoch(results.pop(), net.module) if epoch_too else None
         if status:
             active, revoked = (decode_bool(result) for result in results)
@@ -348,6 +373,40 @@ class SessionAccount:
             self._nonce_keys[offset] = key
         return key
 
+    def _refuse_what_enabling_refuses(self) -> None:
+        """Before an off-chain grant's first operation on a deployed account: enable the session in a dry run (an
+        ``eth_call`` of the module's ``enableSession`` from the account) and raise :class:`SessionError` for what the
+        module would refuse when the operation's ENABLE signature enables it, which changed since the grant: a call
+        or signing permission the key holds in another session enabled since (``PermissionAlreadyGranted``), the
+        account's live permissions, a target installed as one of its modules. The bundler would refuse the
+        operation (AA23). Asked once; a dry run the node cannot make (not the module's revert) refuses nothing."""
+        grant = self.grant
+        if (
+            self._enabled
+            or self._enable_checked
+            or not self.verify_on_chain
+            or grant.account not in self._with_code
+        ):
+            return
+        try:
+            self.network.chain.call(grant.module, enable_session_data(grant.session), sender=grant.account)
+        except CallRevertedError as error:
+            decoded = decode_revert(error.data)
+            todo = grant_refusal_todo(decoded[0]) if decoded is not None else None
+            if todo is None:
+                return
+            raise SessionError(
+                f"the module would refuse to enable session 0x{grant.session_id.hex()} on {grant.account} with its "
+                f"first operation: {describe_revert(error.data)}, so the bundler would refuse the operation (AA23); "
+                f"nothing was sent. {todo[0].upper()}{todo[1:]}",
+                "0x" + grant.session_id.hex(),
+            ) from None
+        except JsonRpcError as error:
+            if not unfunded_sender(error):
+                raise
+            return  # a node that charges calls for gas runs none from an account without ETH: left to the bundler
+        self._enable_checked = True
+
     def _check_owner_signature(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: the account must accept the
         owner's signature as the module will ask it (else the bundler's refusal would look like a policy one)."""
@@ -377,6 +436,37 @@ class SessionAccount:
         """Whether the session was granted with a co-signer (its operations go in the SESSION mode)."""
         return self.grant.session.co_signer is not None
 
+    def _expected_co_signer(self) -> str | None:
+        """The co-signer whose signature the module requires on this session's operations: the one it holds once the
+        session is enabled (read with the nonce: the owner may have rotated it, or removed it), else the grant's; None
+        when no co-signature is required (a session without co-signer, or one whose co-signer the owner removed)."""
+        granted = self.grant.session.co_signer
+        record = self._chain_co_signer
+        if granted is None or record is None or not record[0]:
+            return granted
+        return None if record[1] == ZERO_ADDRESS else record[1]
+
+    def _refuse_missing_co_signer(self, expected: str | None, kind: str = "operation") -> None:
+        """Raise :class:`CoSignerMismatchError` when the module requires ``expected``'s co-signature and this session
+        account has no co-signer to ask: the module would find the signature invalid (an operation's: AA24)."""
+        if expected is None or self.co_signer is not None:
+            return
+        refused = (
+            "the bundler would refuse the operation (AA24 signature error); nothing was sent"
+            if kind == "operation"
+            else "every verifier would refuse the signature; nothing was signed"
+        )
+        raise CoSignerMismatchError(
+            f"session 0x{self.grant.session_id.hex()} is co-signed: the module accepts its {kind}s only with the "
+            f"signature of its co-signer {expected} beside the session key's, and this session account has no "
+            f"co-signer to ask, so {refused}. "
+            "Give the co-signer: net.session(grant, key, co_signer=...) (keyscope.co_signer.local_co_signer(key), or "
+            "your co-signer service)",
+            session_id="0x" + self.grant.session_id.hex(),
+            expected=expected,
+            given=None,
+        )
+
     def _co_signature(
         self,
         kind: str,
@@ -384,8 +474,11 @@ class SessionAccount:
         call_data: bytes = b"",
         message: object = None,
         operation: UserOperation | None = None,
+        expected: str | None = None,
     ) -> bytes:
-        """The co-signer's signature of ``digest`` (none without a co-signer)."""
+        """The co-signer's signature of ``digest`` (none without a co-signer). With ``expected`` (the co-signer the
+        module holds), a signature the module would not take as that key's raises
+        :class:`~keyscope.errors.CoSignerMismatchError`."""
         if self.co_signer is None:
             return b""
         grant = self.grant
@@ -405,6 +498,27 @@ class SessionAccount:
             raise BadInputError(
                 f"the co-signer answered {len(co_signature)} bytes, not a 65-byte ECDSA signature"
             )
+        if expected is not None:
+            given = _module_recovers(request.co_sign_digest, co_signature)
+            if given != expected:
+                what = (
+                    f"is by {given}"
+                    if given is not None
+                    else "is not a signature the module takes (low s, v 27 or 28)"
+                )
+                refused = (
+                    "the bundler would refuse the operation (AA24 signature error); nothing was sent"
+                    if kind == "operation"
+                    else "every verifier would refuse the signature; nothing was signed"
+                )
+                raise CoSignerMismatchError(
+                    f"the co-signer's signature 0x{co_signature.hex()} {what}, but the module checks session "
+                    f"0x{grant.session_id.hex()}'s {kind}s against its co-signer {expected} (the owner may have "
+                    f"rotated it), so {refused}. Ask the session's current co-signer",
+                    session_id="0x" + grant.session_id.hex(),
+                    expected=expected,
+                    given=given,
+                )
         return co_signature
 
     def _signature(self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None) -> bytes:
@@ -434,20 +548,21 @@ class SessionAccount:
                 signature = enable_signature_with_prefix(self._enable_prefix, key_signatures)
         return signature if at is None else encode_at_signature(at, signature)
 
-    def _placeholder(self, at: int | None) -> tuple[bytes, int]:
+    def _placeholder(self, at: int | None, co_signed: bool = False) -> tuple[bytes, int]:
         """The placeholder signature gas is estimated with (USE_WITH_KEY once enabled: bundlers cannot recover
         the key from a placeholder; else ENABLE as it will be sent), claiming the time ``at`` when operations
-        claim one, and the length of the real signature. Each shape is encoded once per session account."""
-        cached = self._placeholders.get(self._enabled)
+        claim one, with a co-signature when ``co_signed``, and the length of the real signature. Each shape is
+        encoded once per session account."""
+        cached = self._placeholders.get((self._enabled, co_signed))
         if cached is None:
-            co_placeholder = PLACEHOLDER_ECDSA if self.co_signer is not None else b""
+            co_placeholder = PLACEHOLDER_ECDSA if co_signed else b""
             if self._enabled and not self.co_signed:
                 placeholder = encode_use_with_key_signature(self.key.address, PLACEHOLDER_ECDSA)
                 cached = (placeholder, len(PLACEHOLDER_ECDSA))
             else:  # ENABLE, and the SESSION mode, are sent as they are estimated
                 placeholder = self._signature(PLACEHOLDER_ECDSA, co_placeholder)
                 cached = (placeholder, len(placeholder))
-            self._placeholders[self._enabled] = cached
+            self._placeholders[(self._enabled, co_signed)] = cached
         if at is None:
             return cached
         return encode_at_signature(at, cached[0]), cached[1] + 7
@@ -479,9 +594,10 @@ class SessionAccount:
         ]
         known = self._with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
-        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert)
+        # without a factory the account must exist already (else AA20, which bundlers report as a bare revert);
+        # once it exists, it must have the module installed
         created = self.grant.factory is not None or self.grant.account in self._with_code
-        if not created:
+        if self.grant.account not in self._with_code:
             unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
@@ -496,19 +612,32 @@ class SessionAccount:
                 "the account first (its first operation creates it), or ask for a grant that creates it",
                 "0x" + self.grant.session_id.hex(),
             )
+        if self._installed is False and self.grant.account in self._with_code:
+            raise SessionError(
+                f"the session module {self.grant.module} is not installed on the account {self.grant.account} (the "
+                "module's isInitialized answers false): the account would not ask it to validate this session's "
+                "operations, so the bundler would refuse the operation (AA24 signature error); nothing was sent. "
+                "The owner installs it with owner.install_sessions(); the grant stays valid",
+                "0x" + self.grant.session_id.hex(),
+            )
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
+        co_signer = self._expected_co_signer()
         if check:
             self._checker.check(call_data, now=now, counters=self._counters, at=at)
             self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
+            self._refuse_missing_co_signer(co_signer)
         self._check_owner_signature()
+        if check:
+            self._refuse_what_enabling_refuses()
         if nonce is None:
             assert chain_nonce is not None
             nonce = self._lane_nonce(nonce_key, chain_nonce)
         grant = self.grant
         draft = self._builder.draft(grant.account, call_data, nonce_key, grant.factory, grant.factory_data)
-        placeholder, final_size = self._placeholder(at)
+        co_signs = co_signer is not None and self.co_signer is not None
+        placeholder, final_size = self._placeholder(at, co_signs)
         # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
         cacheable = self._enabled and draft.factory is None and self.network.paymaster is None
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
@@ -532,7 +661,15 @@ class SessionAccount:
             op,
             lambda digest: self._signature(
                 self.key.sign_hash(digest),
-                self._co_signature("operation", digest, call_data=call_data, operation=op),
+                self._co_signature(
+                    "operation",
+                    digest,
+                    call_data=call_data,
+                    operation=op,
+                    expected=co_signer if check else None,
+                )
+                if co_signs
+                else b"",
                 at,
             ),
         )
@@ -708,13 +845,17 @@ class SessionAccount:
         """Refuse to sign while the session is not enabled on chain (:class:`~keyscope.errors.SessionRevokedError` when
         it is revoked, or its off-chain grant predates the account's epoch), and (for ``typed``) typed data whose verifying
         contract is now a module of the account (installed after the grant, or the grant would have been refused):
-        the module refuses a session's signature to such a verifier. Both questions ride in one batch of reads."""
+        the module refuses a session's signature to such a verifier. A co-signed session's co-signer, as the module
+        holds it (the owner may have rotated or removed it), is read too. The questions ride in one batch of reads."""
         if not self.verify_on_chain:
             return
         calls: list[tuple[str, bytes]] = []
-        if not self._enabled:  # why not, too: revoked, or granted at an epoch the account has left
+        status = not self._enabled
+        if status:  # why not, too: revoked, or granted at an epoch the account has left
             calls.extend((self.network.module, data) for data in self._flag_calls)
             calls.append((self.network.module, epoch_of_data(self.grant.account)))
+        if self._co_signer_call is not None:
+            calls.append((self.network.module, self._co_signer_call))
         target = None if typed is None else _verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
@@ -722,8 +863,11 @@ class SessionAccount:
         if not calls and not targets:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
-        if calls:
-            active, revoked, epoch = asked.reads.results
+        results = list(asked.reads.results)
+        if self._co_signer_call is not None:
+            self._chain_co_signer = decode_co_signer(results.pop(), self.network.module)
+        if status:
+            active, revoked, epoch = results
             self._judge_status(
                 decode_bool(active), decode_bool(revoked), decode_epoch(epoch, self.network.module)
             )
@@ -831,7 +975,13 @@ class SessionAccount:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
         signature = self.key.sign_hash(signed)
-        co_signature = self._co_signature("message", signed, message=message) if self.co_signed else b""
+        expected = self._expected_co_signer()  # None: not co-signed, or the owner removed the co-signer
+        self._refuse_missing_co_signer(expected, "message")
+        co_signature = (
+            self._co_signature("message", signed, message=message, expected=expected)
+            if expected is not None
+            else b""
+        )
         signer = Signer(grant.session_key, grant.session_id, self.co_signed, bool(co_signature))
         return signer.header(signature, co_signature or None)
 
@@ -917,6 +1067,21 @@ class SessionAccount:
         signature = self.kind.validator_erc1271_signature(grant.module, body)
         self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
         return signature
+
+
+_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
+def _module_recovers(digest: bytes, signature: bytes) -> str | None:
+    """The key the module recovers from the 65-byte ECDSA ``signature`` of ``digest`` (OpenZeppelin's
+    ``tryRecover``: low s, v 27 or 28), None when it recovers none."""
+    s = int.from_bytes(signature[32:64], "big")
+    if len(signature) != 65 or signature[64] not in (27, 28) or not 0 < s <= _SECP256K1_HALF_N:
+        return None
+    try:
+        return recover_hash(digest, signature)
+    except (BadInputError, ValueError):
+        return None
 
 
 def _verifying_contract(typed: TypedData) -> str | None:

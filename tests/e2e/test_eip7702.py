@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,18 @@ def test_an_eoa_that_is_not_delegated_yet_cannot_grant_off_chain(net: Network, s
     eoa = new_eoa(stack)
     with pytest.raises(ConfigurationError, match="upgrade"):
         net.eoa(eoa).grant(SessionKey.generate(), mint_policy(stack, eoa.address))
+
+
+def test_an_upgrade_whose_session_has_ended_already_is_refused_before_anything_is_signed(
+    net: Network, stack: LocalStack
+) -> None:
+    """The module would enable the session in the upgrade's operation, and the EntryPoint refuse each of its
+    operations as expired (AA22): the upgrade (delegation, module, epoch) would be paid for a session never usable."""
+    eoa = new_eoa(stack)
+    past = max(stack.timestamp(), int(time.time())) - 60
+    with pytest.raises(BadInputError, match=rf"valid_until {past} .* is already past.*AA22"):
+        net.eoa(eoa).upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_until=past)
+    assert code(stack, eoa.address) == b""  # nothing was sent: not delegated
 
 
 # -- re-delegation ----------------------------------------------------------------------------------

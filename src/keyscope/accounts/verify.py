@@ -123,6 +123,7 @@ def verify_owner_signature(
             if _bare_owner_signature_accepted(chain, address, verifier, digest, signature):
                 return
             refusal = "would refuse it (not the owner's signature of the digest, or the module not installed)"
+            _refuse_uninstalled(chain, kind, address, verifier, refusal)
             verify_owner_validator(chain, kind, address)
             described, found = _describe(chain, address, kind)
             raise _refused(described, found, address, kind, refusal, framed_by) from None
@@ -140,9 +141,28 @@ def verify_owner_signature(
         if answer[:4] == ERC1271_MAGIC:
             return
         refusal = f"answered 0x{answer[:4].hex()}" if answer else "answered nothing"
+    _refuse_uninstalled(chain, kind, address, verifier, refusal)
     verify_owner_validator(chain, kind, address)  # the likeliest cause, said precisely
     described, found = _describe(chain, address, kind)
     raise _refused(described, found, address, kind, refusal, framed_by)
+
+
+def _refuse_uninstalled(chain: Chain, kind: AccountKind, account: str, module: str, refusal: str) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the session ``module`` that asked for the owner's
+    signature is known not to be installed on ``account``: the cause of the refusal, rather than the owner's key."""
+    if validator_installed(chain, account, module) is not False:
+        return
+    described, found = _describe(chain, account, kind)
+    raise AccountSetupError(
+        f"{described} does not have the session module {to_address(module)} installed (isModuleInstalled(1, module, "
+        f"0x) answers false), and refuses the owner's signature of the session grant asked by it (isValidSignature "
+        f"{refusal}); the account would not ask the module to validate the session's operations either. Install the "
+        "module first (owner.install_sessions()), then grant",
+        account=account,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
 
 
 def _bare_owner_signature_accepted(
