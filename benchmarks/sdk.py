@@ -37,7 +37,7 @@ from keyscope.execution import encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak
-from keyscope.module import IS_SESSION_ACTIVE
+from keyscope.module import IS_INITIALIZED, IS_SESSION_ACTIVE
 from keyscope.network import Network
 from keyscope.policy import Policy, arg
 from keyscope.session import Session
@@ -76,8 +76,9 @@ class StillChain:
     def call(self, to: str, data: bytes, *, sender: str | None = None, block: str | int = "latest") -> bytes:
         if data[:4] == GET_NONCE:  # EntryPoint.getNonce(sender, key)
             return ((int.from_bytes(data[36:68], "big") << 64) | self.nonce).to_bytes(32, "big")
-        # isSessionActive and the account's supportsModule (an ERC-7579 account): true; anything else: false
-        return (int(data[:4] in (IS_SESSION_ACTIVE, SUPPORTS_MODULE))).to_bytes(32, "big")
+        # isSessionActive, the module's isInitialized (installed on the account) and the account's supportsModule
+        # (an ERC-7579 account): true; anything else (the co-signer, none): zero
+        return (int(data[:4] in (IS_SESSION_ACTIVE, IS_INITIALIZED, SUPPORTS_MODULE))).to_bytes(32, "big")
 
 
 class StillBundler:
