@@ -15,7 +15,7 @@ from keyscope.accounts import KeyscopeAccountKind
 from keyscope.checker import PolicyChecker
 from keyscope.cli.listing import list_sessions, session_lines, store_sessions
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError
+from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError, SessionExpiredError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.limits import count_limits, initial_counters
@@ -253,6 +253,29 @@ def test_the_checker_narrows_the_window_to_the_claimed_period(module, accounts, 
     for at, window in ((0, (1000, 1000 + DAY - 1)), (1000 + DAY + 5, (1000 + DAY, 1000 + 2 * DAY - 1))):
         result = checker.check(encode_execute(transfer(token, account.address, 1)), now=window[0], at=at)
         assert (result.valid_after, result.valid_until) == window
+
+
+def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts, session_key, token):
+    """A session account claims the chain's latest block time; on a chain that has made no block since a period
+    ended (an idle development node) that claim is in the ended period, which the EntryPoint refuses as expired.
+    The local check refuses it first and says to wait for (or mine) the next block, not to rebuild, which would
+    claim the same stale time."""
+    account = accounts[7]
+    session = Session(
+        session_key=session_key.address, valid_after=1000, permissions=allowance(token, 5, "day")
+    )
+    checker = PolicyChecker(session, account.address, module.address)
+    call_data = encode_execute(transfer(token, account.address, 1))
+    stale, now = 1000 + DAY - 30, 1000 + DAY + 15
+    with pytest.raises(SessionExpiredError) as refused:
+        checker.check(call_data, now=now, at=stale)
+    message = str(refused.value)
+    assert "in the period that ended at 1970-01-02 00:16:39 UTC" in message and "16s before now" in message, (
+        message
+    )
+    assert "wait for the next block (on a development node, mine one)" in message, message
+    result = checker.check(call_data, now=now, at=now)  # the next block's time claims the current period
+    assert (result.valid_after, result.valid_until) == (1000 + DAY, 1000 + 2 * DAY - 1)
 
 
 def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(

@@ -258,7 +258,7 @@ class PolicyChecker:
         operation (:meth:`check_operation`)."""
         data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
         used = self._execute(data, revoked)
-        return self._window(used, now, self._count(data, used, counters, at))
+        return self._window(used, now, self._count(data, used, counters, at), at)
 
     def check_operation(
         self,
@@ -283,7 +283,7 @@ class PolicyChecker:
         used = self._execute(op.call_data, revoked)
         self.check_gas_cost(op)
         counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster)
-        return self._window(used, now, counted)
+        return self._window(used, now, counted, at)
 
     def _count(
         self,
@@ -406,7 +406,7 @@ class PolicyChecker:
                 session_id=self.session_id,
             )
             counted = (result.counters, result.valid_after, result.valid_until)
-        return self._window(tuple(used), now, counted)
+        return self._window(tuple(used), now, counted, at)
 
     # -- the module's checks -------------------------------------------------------------------------------
 
@@ -505,7 +505,11 @@ class PolicyChecker:
         return permission.index
 
     def _window(
-        self, used: tuple[int, ...], now: int | None, counted: tuple[Counters, int, int] | None = None
+        self,
+        used: tuple[int, ...],
+        now: int | None,
+        counted: tuple[Counters, int, int] | None = None,
+        at: int | None = None,
     ) -> CheckResult:
         session = self.session
         moment = int(time.time()) if now is None else now
@@ -530,7 +534,7 @@ class PolicyChecker:
                 self.session_id,
             )
         if moment < self._opening(valid_after) or (valid_until and moment > valid_until):
-            raise self._outside_period(moment, valid_after, valid_until)
+            raise self._outside_period(moment, valid_after, valid_until, at)
         return CheckResult(valid_after, valid_until, used, counters)
 
     def _opening(self, valid_after: int) -> int:
@@ -544,14 +548,28 @@ class PolicyChecker:
             else ""
         )
 
-    def _outside_period(self, moment: int, valid_after: int, valid_until: int) -> SessionError:
-        """The operation counts in a period that does not hold ``moment``: the EntryPoint refuses it (AA22)."""
+    def _outside_period(
+        self, moment: int, valid_after: int, valid_until: int, at: int | None
+    ) -> SessionError:
+        """The operation counts in a period that does not hold ``moment``: the EntryPoint refuses it (AA22).
+        ``at`` is the time the operation claims (the period it counts in is the one holding it)."""
         opens = self._opening(valid_after)
         if moment < opens:
             return SessionNotYetValidError(
                 f"this operation counts towards a limit in the period from {_when(opens)}"
                 f"{self._v08_note(valid_after)}, {opens - moment}s after now ({_when(moment)}): claim the current "
                 "time, or wait",
+                self.session_id,
+            )
+        if at is not None and at <= valid_until:
+            # the claim is in a period that has ended: a session account claims the latest block's time, and a
+            # chain that has made no block since the period ended still reads the old time
+            return SessionExpiredError(
+                f"this operation claims the time {_when(at)}, so it counts towards a limit in the period that "
+                f"ended at {_when(valid_until)}, {moment - valid_until}s before now ({_when(moment)}), and the "
+                "EntryPoint would refuse it as expired. A session account claims the chain's latest block time: "
+                "if the chain has made no block since the period ended, wait for the next block (on a "
+                "development node, mine one) and send it again; otherwise claim the current time",
                 self.session_id,
             )
         return SessionExpiredError(
