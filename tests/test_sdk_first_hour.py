@@ -46,6 +46,13 @@ from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _session_fixtures_first(nft: Any, harness: Any) -> None:
+    """The session-scoped fixtures later tests use, set up before any of this file's state: one first set up after
+    it makes ape rebase the chain under the file's fixtures."""
+
+
 # --------------------------------------------------------------------------------------------------
 # the owner's key, in any form
 # --------------------------------------------------------------------------------------------------
