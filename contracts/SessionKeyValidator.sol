@@ -3,7 +3,6 @@ pragma solidity ^0.8.28;
 
 import {PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {IERC7579Execution} from "@openzeppelin/contracts/interfaces/draft-IERC7579.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ISessionKeyValidator} from "./interfaces/ISessionKeyValidator.sol";
 import {ArgType, RuleWord} from "./Rules.sol";
 import {SessionGrants} from "./SessionGrants.sol";
@@ -94,6 +93,10 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     ///      call's data (a factory's address never has this form: the EntryPoint reads it as the marker).
     bytes20 internal constant EIP7702_MARKER = bytes20(bytes2(0x7702));
     uint256 internal constant EIP7702_MARKER_LENGTH = 20;
+    /// @dev Where the heads of PackedUserOperation's callData, paymasterAndData and signature are in the struct.
+    uint256 internal constant CALL_DATA_HEAD = 0x60;
+    uint256 internal constant PAYMASTER_AND_DATA_HEAD = 0xe0;
+    uint256 internal constant SIGNATURE_HEAD = 0x100;
     /// @dev A header's validAfter and validUntil, without its gas cap.
     uint256 internal constant WINDOW_MASK = (1 << 96) - 1;
 
@@ -148,24 +151,18 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         override
         returns (uint256 validationData)
     {
-        bytes calldata signature = userOp.signature;
+        bytes calldata signature = _bytesMember(userOp, SIGNATURE_HEAD);
         address account = msg.sender;
 
-        if (signature.length == 65) {
-            // USE: the key is whoever signed; a key without the permission may be a wrong signature
-            address signer = _recover(userOpHash, signature);
-            if (signer == address(0)) return SIG_VALIDATION_FAILED;
-            (bool found, uint256 data) = _checkOperation(account, signer, userOp, false);
-            if (!found) return SIG_VALIDATION_FAILED;
-            return data & COUNT_LIMITS == 0 ? data : _limitedBounds(account, signer, userOp, NO_TIME, data);
-        }
         uint256 time = NO_TIME;
-        if (signature.length > 7 && signature[0] == MODE_AT) {
+        // (65 bytes are USE whatever their first byte)
+        if (signature.length != 65 && signature.length > 7 && signature[0] == MODE_AT) {
             // the time the operation claims to land at, for per-period limits; the rest is another layout
             time = uint48(bytes6(signature[1:7]));
             signature = signature[7:];
-            if (signature.length == 65) return _validateUse(account, userOp, userOpHash, signature, time);
         }
+        // USE: the key is whoever signed; a key without the permission may be a wrong signature
+        if (signature.length == 65) return _validateUse(account, userOp, userOpHash, signature, time);
         return _validateNamed(account, userOp, userOpHash, signature, time);
     }
 
@@ -212,7 +209,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
             : SIG_VALIDATION_FAILED;
     }
 
-    /// @dev USE after an AT prefix: as the 65-byte branch of {validateUserOp}, with the claimed time.
+    /// @dev USE (after an AT prefix or not): the key is whoever signed the operation; `time` is the claimed time.
     function _validateUse(
         address account,
         PackedUserOperation calldata userOp,
@@ -324,9 +321,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         if (initCodeLength > EIP7702_MARKER_LENGTH && initCodeHead == EIP7702_MARKER) {
             revert InitCallNotJudged(initCodeLength - EIP7702_MARKER_LENGTH);
         }
-        (bool batch, bytes calldata execution) = _execution(userOp.callData);
+        (bool batch, bytes calldata execution) = _execution(_bytesMember(userOp, CALL_DATA_HEAD));
         // a paymaster the session lists lifts the cap of that session's calls (its list is read only then)
-        bytes calldata paymasterAndData = userOp.paymasterAndData;
+        bytes calldata paymasterAndData = _bytesMember(userOp, PAYMASTER_AND_DATA_HEAD);
         address paymaster = paymasterAndData.length < 52 ? address(0) : address(bytes20(paymasterAndData[:20]));
         uint256 bounds;
         if (!batch) {
@@ -335,9 +332,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
                 account,
                 key,
                 0,
-                address(bytes20(execution[:20])),
-                uint256(bytes32(execution[20:52])),
-                execution[52:],
+                address(uint160(_word(execution, 0) >> 96)),
+                _word(execution, 20),
+                _slice(execution, 52, execution.length),
                 strict,
                 paymaster
             );
@@ -427,9 +424,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     ///      the mode is batch, and executionCalldata.
     function _execution(bytes calldata callData) internal pure returns (bool batch, bytes calldata execution) {
         if (callData.length < 100) revert MalformedExecution();
-        bytes4 selector = bytes4(callData[:4]);
+        bytes4 selector = bytes4(bytes32(_word(callData, 0)));
         if (selector != IERC7579Execution.execute.selector) revert UnsupportedSelector(selector);
-        bytes32 mode = bytes32(callData[4:36]);
+        bytes32 mode = bytes32(_word(callData, 4));
         // call type (byte 0) and exec type (byte 1) each 0 or 1; the other 30 bytes zero
         if ((uint256(mode) >> 240) & 0xfefe != 0 || (uint256(mode) << 16) != 0) {
             revert UnsupportedExecutionMode(mode);
@@ -437,7 +434,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         if (_word(callData, 36) != 0x40) revert MalformedExecution();
         uint256 length = _word(callData, 68);
         if (length > callData.length - 100) revert MalformedExecution();
-        return (mode[0] != 0x00, callData[100:100 + length]);
+        return (mode[0] != 0x00, _slice(callData, 100, 100 + length));
     }
 
     /// @dev Walk a canonically ABI-encoded `Execution[]` and check each call; returns the intersection of their
@@ -506,7 +503,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         // fallback with bytes no permission describes.
         bytes4 selector;
         if (data.length >= 4) {
-            selector = bytes4(data[:4]);
+            selector = bytes4(bytes32(_word(data, 0)));
             if (selector == 0) revert ZeroSelectorCall(callIndex);
         } else if (data.length != 0) {
             revert InvalidCallData(callIndex);
@@ -602,9 +599,55 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @dev Recover the signer of `hash` from a 65-byte ECDSA `signature` (low s, v 27 or 28, no prefix);
     ///      address(0) when it does not recover. Every signature mode checks the session key with this.
-    function _recover(bytes32 hash, bytes calldata signature) internal pure returns (address signer) {
-        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(hash, signature);
-        return err == ECDSA.RecoverError.NoError ? recovered : address(0);
+    ///      As ECDSA.tryRecoverCalldata with its errors read as address(0), in scratch memory (the free memory
+    ///      pointer and the zero slot restored): the precompile writes its output only when it recovers a signer.
+    function _recover(bytes32 hash, bytes calldata signature) internal view returns (address signer) {
+        if (signature.length != 65) return address(0);
+        assembly ("memory-safe") {
+            let s := calldataload(add(signature.offset, 0x20))
+            // s in the lower half of the curve order (no malleable twin), as ECDSA.tryRecover requires
+            if iszero(gt(s, 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0)) {
+                let free := mload(0x40)
+                mstore(0x00, hash)
+                mstore(0x20, byte(0, calldataload(add(signature.offset, 0x40))))
+                mstore(0x40, calldataload(signature.offset))
+                mstore(0x60, s)
+                if iszero(staticcall(gas(), 0x01, 0x00, 0x80, 0x00, 0x20)) { revert(0, 0) }
+                if returndatasize() { signer := mload(0x00) }
+                mstore(0x40, free)
+                mstore(0x60, 0)
+            }
+        }
+    }
+
+    /// @dev `data[start:end]`, without the compiler's bounds checks: callers check that start <= end <= data.length.
+    function _slice(bytes calldata data, uint256 start, uint256 end) internal pure returns (bytes calldata part) {
+        assembly ("memory-safe") {
+            part.offset := add(data.offset, start)
+            part.length := sub(end, start)
+        }
+    }
+
+    /// @dev The bytes member of `userOp` whose head word is at byte `head` of the struct, with exactly the checks the
+    ///      compiler's accessor makes (a relative offset or a length that leaves the calldata reverts, without data),
+    ///      in one branch.
+    function _bytesMember(PackedUserOperation calldata userOp, uint256 head)
+        internal
+        pure
+        returns (bytes calldata member)
+    {
+        assembly ("memory-safe") {
+            let relative := calldataload(add(userOp, head))
+            let at := add(userOp, relative)
+            let length := calldataload(at)
+            let start := add(at, 0x20)
+            if or(
+                iszero(slt(relative, sub(sub(calldatasize(), userOp), 0x1f))),
+                or(gt(length, 0xffffffffffffffff), sgt(start, sub(calldatasize(), length)))
+            ) { revert(0, 0) }
+            member.offset := start
+            member.length := length
+        }
     }
 
     /// @dev The 32-byte word of `data` that starts at byte `offset`. Callers check that the word is within
