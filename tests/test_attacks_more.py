@@ -596,19 +596,19 @@ def test_a_claimed_time_out_of_reach_counts_nothing_and_lands_nowhere(
     assert [tuple(r)[4:] for r in module.limitUsage(account, session_id)] == [(1, 0)]
 
 
-def test_a_65_byte_signature_starting_with_the_at_byte_is_use(sessions, module, target, account, owner, session_key):
+def test_a_65_byte_signature_starting_with_the_at_byte_is_use(
+    sessions, module, target, account, owner, session_key
+):
     """A 65-byte signature is USE whatever its first byte: one whose r starts with 0x03 (MODE_AT's byte: about one
     signature in 256) is the key's signature of the operation, never read as a claimed time before 58 more bytes.
     The operation is re-signed with a growing preVerificationGas until its signature starts so."""
     grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
     op = sessions.op(account, session_key, other(target, 1))
     base = op.pack().pre_verification_gas
-    packed = next(
-        candidate
-        for extra in range(4096)
-        if (candidate := signed_packed(sessions, op, session_key, pre_verification_gas=base + extra)).signature[0]
-        == 0x03
+    signed = (
+        signed_packed(sessions, op, session_key, pre_verification_gas=base + extra) for extra in range(4096)
     )
+    packed = next(candidate for candidate in signed if candidate.signature[0] == 0x03)
     assert len(packed.signature) == 65
     digest = user_op_hash_v07(packed, sessions.h.entry_point.address, sessions.h.chain_id)
     data = module.validateUserOp.encode_input(packed.as_tuple(), digest)
