@@ -8,11 +8,9 @@ a call the module would refuse never reaches the bundler, and the error says whi
 from __future__ import annotations
 
 import datetime
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -23,6 +21,7 @@ from .accounts.modules import read_asking_modules
 from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
+from .bundler_refusals import bundler_refusals
 from .calls import function_call
 from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
@@ -38,15 +37,12 @@ from .errors import (
     ConfigurationError,
     CoSignerMismatchError,
     SessionError,
-    SessionExpiredError,
-    SessionNotYetValidError,
     SessionRevokedError,
-    TargetRevertedError,
     TargetWithoutCodeError,
 )
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import ZERO_ADDRESS, to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, to_address
 from .limits import Counters, LimitUsage, usage_of
 from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
 from .module import (
@@ -64,7 +60,7 @@ from .module import (
     session_flag_calls,
     session_status,
 )
-from .operations import OperationBuilder, prefund_refusal
+from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
 from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .rpc import JsonRpcError
@@ -83,30 +79,6 @@ from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
 __all__ = ["SessionAccount"]
-
-_EXPIRES_SHORTLY = -32503
-"""ERC-7769's code for an operation outside, or too close to the end of, its time window."""
-_EXECUTION_REVERTED = -32521
-"""ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
-_EXPIRES = re.compile(r"expires? too soon", re.I)
-_NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
-
-
-def _described(data: object) -> str:
-    """The decoded revert in a bundler error's ``data`` when it is 0x-hex revert data, else empty."""
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
-        return ""
-    try:
-        return describe_revert(to_bytes(data))
-    except BadInputError:
-        return ""
-
-
-def _number_after(name: str, message: str) -> int | None:
-    """The integer that follows ``name=`` in a bundler's message (Alto: ``validUntil=1796190748, now=...``)."""
-    found = re.search(rf"\b{name}\s*[=:]\s*(\d+)", message)
-    return int(found.group(1)) if found else None
-
 
 _PRECOMPILES = 0xFFFF
 """Addresses up to this one are taken for precompiles (0x01-0x11 on L1, 0x100 for P-256 on some chains): they
@@ -644,7 +616,7 @@ class SessionAccount:
         cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
         cached = self._cached_estimate(cache_key) if cacheable else None
         try:
-            with self._bundler_refusals(calls):
+            with bundler_refusals(self.network, self.grant, calls):
                 op, gas = self._builder.prepare(
                     draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
                 )
@@ -725,94 +697,11 @@ class SessionAccount:
             return chain_nonce
         return sent[0]
 
-    @contextmanager
-    def _bundler_refusals(
-        self, calls: Call | Sequence[Call] | None, op: UserOperation | None = None
-    ) -> Iterator[None]:
-        """A bundler's refusal that is about the session's window becomes the session error it means; one that
-        is about the call reverting inside its target says so (the policy accepted the call); one about the
-        account's funds (AA21) says what it holds and what ``op`` may cost."""
-        try:
-            yield
-        except BundlerRejectedError as error:
-            translated = (
-                self._session_refusal(error)
-                or self._target_refusal(error, calls)
-                or prefund_refusal(self.network, self.grant.account, error, op)
-            )
-            if translated is None:
-                raise
-            raise translated from error
-
-    def _session_refusal(self, error: BundlerRejectedError) -> Exception | None:
-        """:class:`SessionExpiredError` / :class:`SessionNotYetValidError` for a bundler's window refusal (ERC-7769
-        code -32503, or Alto's words) that the session's own window explains; None otherwise (a paymaster's
-        window, say)."""
-        message = error.rpc_message or ""
-        expiring = _EXPIRES.search(message)
-        early = _NOT_YET_VALID.search(message)
-        if error.code != _EXPIRES_SHORTLY and not (expiring or early):
-            return None
-        grant = self.grant
-        session_id = "0x" + grant.session_id.hex()
-        bundler_now = _number_after("now", message)
-        if early or (error.code == _EXPIRES_SHORTLY and "valid yet" in message.lower()):
-            valid_after = _number_after("validAfter", message)
-            if grant.valid_after and valid_after in (None, grant.valid_after):
-                clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
-                return SessionNotYetValidError(
-                    f"session {session_id} is not valid yet by the bundler's clock{clock}: its window opens at "
-                    f"{grant.valid_after}; wait until then and send again",
-                    session_id,
-                )
-            return None
-        valid_until = _number_after("validUntil", message)
-        if grant.valid_until and valid_until in (None, grant.valid_until):
-            clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
-            return SessionExpiredError(
-                f"session {session_id} expires at {grant.valid_until}, too soon for the bundler{clock}, which "
-                "refuses operations that expire within seconds: ask the owner for a new session",
-                session_id,
-            )
-        return None
-
-    def _target_refusal(
-        self, error: BundlerRejectedError, calls: Call | Sequence[Call] | None
-    ) -> Exception | None:
-        """:class:`TargetRevertedError` for a simulation in which the account's call reverted (ERC-7769 code
-        -32521): validation passed, so the session's policy is not the cause."""
-        if error.code != _EXECUTION_REVERTED or calls is None:
-            return None
-        batch = [calls] if isinstance(calls, Call) else list(calls)
-        described = "; ".join(self._describe_call(call) for call in batch)
-        why = getattr(error, "revert_description", "") or _described(error.data) or "no revert data"
-        return TargetRevertedError(
-            error.method,
-            error.code,
-            error.rpc_message,
-            error.data,
-            calls=described,
-            reason=why,
-        )
-
-    def _describe_call(self, call: Call) -> str:
-        permission = next(
-            (
-                p
-                for p in self.grant.session.permissions
-                if p.target == to_address(call.target) and p.selector == call.selector
-            ),
-            None,
-        )
-        name = permission.function if permission is not None else None
-        shown = name or ("a plain transfer" if not call.data else f"selector 0x{call.selector.hex()}")
-        return f"{shown} on {call.target}"
-
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
         key = op.nonce >> 64
         try:
-            with self._bundler_refusals(None, op):
+            with bundler_refusals(self.network, self.grant, None, op):
                 pending = self._builder.send(op)
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time
