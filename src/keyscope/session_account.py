@@ -26,7 +26,8 @@ from .calls import function_call
 from .chain import Chain, read_many
 from .checker import CheckResult, PolicyChecker
 from .clock import window_now
-from .co_signer import CoSigner, CoSignRequest
+from .co_signer import CoSigner
+from .co_signing_checks import ask_co_signature, expected_co_signer, refuse_missing_co_signer
 from .endpoints import Endpoints
 from .entrypoint import encode_get_nonce
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
@@ -35,7 +36,6 @@ from .errors import (
     BundlerRejectedError,
     CallRevertedError,
     ConfigurationError,
-    CoSignerMismatchError,
     SessionError,
     SessionRevokedError,
     TargetWithoutCodeError,
@@ -74,7 +74,7 @@ from .session import (
     encode_use_with_key_signature,
 )
 from .signers import SignerLike, as_signer
-from .signing import PLACEHOLDER_ECDSA, recover_hash
+from .signing import PLACEHOLDER_ECDSA
 from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
@@ -408,91 +408,6 @@ class SessionAccount:
         """Whether the session was granted with a co-signer (its operations go in the SESSION mode)."""
         return self.grant.session.co_signer is not None
 
-    def _expected_co_signer(self) -> str | None:
-        """The co-signer whose signature the module requires on this session's operations: the one it holds once the
-        session is enabled (read with the nonce: the owner may have rotated it, or removed it), else the grant's; None
-        when no co-signature is required (a session without co-signer, or one whose co-signer the owner removed)."""
-        granted = self.grant.session.co_signer
-        record = self._chain_co_signer
-        if granted is None or record is None or not record[0]:
-            return granted
-        return None if record[1] == ZERO_ADDRESS else record[1]
-
-    def _refuse_missing_co_signer(self, expected: str | None, kind: str = "operation") -> None:
-        """Raise :class:`CoSignerMismatchError` when the module requires ``expected``'s co-signature and this session
-        account has no co-signer to ask: the module would find the signature invalid (an operation's: AA24)."""
-        if expected is None or self.co_signer is not None:
-            return
-        refused = (
-            "the bundler would refuse the operation (AA24 signature error); nothing was sent"
-            if kind == "operation"
-            else "every verifier would refuse the signature; nothing was signed"
-        )
-        raise CoSignerMismatchError(
-            f"session 0x{self.grant.session_id.hex()} is co-signed: the module accepts its {kind}s only with the "
-            f"signature of its co-signer {expected} beside the session key's, and this session account has no "
-            f"co-signer to ask, so {refused}. "
-            "Give the co-signer: net.session(grant, key, co_signer=...) (keyscope.co_signer.local_co_signer(key), or "
-            "your co-signer service)",
-            session_id="0x" + self.grant.session_id.hex(),
-            expected=expected,
-            given=None,
-        )
-
-    def _co_signature(
-        self,
-        kind: str,
-        digest: bytes,
-        call_data: bytes = b"",
-        message: object = None,
-        operation: UserOperation | None = None,
-        expected: str | None = None,
-    ) -> bytes:
-        """The co-signer's signature of ``digest`` (none without a co-signer). With ``expected`` (the co-signer the
-        module holds), a signature the module would not take as that key's raises
-        :class:`~keyscope.errors.CoSignerMismatchError`."""
-        if self.co_signer is None:
-            return b""
-        grant = self.grant
-        request = CoSignRequest(
-            kind,  # type: ignore[arg-type]
-            grant.account,
-            grant.session_id,
-            digest,
-            grant.chain_id,
-            grant.module,
-            call_data=call_data,
-            message=message,
-            operation=operation,
-        )
-        co_signature = self.co_signer(request)
-        if len(co_signature) != 65:
-            raise BadInputError(
-                f"the co-signer answered {len(co_signature)} bytes, not a 65-byte ECDSA signature"
-            )
-        if expected is not None:
-            given = _module_recovers(request.co_sign_digest, co_signature)
-            if given != expected:
-                what = (
-                    f"is by {given}"
-                    if given is not None
-                    else "is not a signature the module takes (low s, v 27 or 28)"
-                )
-                refused = (
-                    "the bundler would refuse the operation (AA24 signature error); nothing was sent"
-                    if kind == "operation"
-                    else "every verifier would refuse the signature; nothing was signed"
-                )
-                raise CoSignerMismatchError(
-                    f"the co-signer's signature 0x{co_signature.hex()} {what}, but the module checks session "
-                    f"0x{grant.session_id.hex()}'s {kind}s against its co-signer {expected} (the owner may have "
-                    f"rotated it), so {refused}. Ask the session's current co-signer",
-                    session_id="0x" + grant.session_id.hex(),
-                    expected=expected,
-                    given=given,
-                )
-        return co_signature
-
     def _signature(self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None) -> bytes:
         """The operation's signature: USE (SESSION for a co-signed session) once enabled, else ENABLE carrying
         the key's signature and the co-signer's; behind the AT prefix when ``at`` claims a time."""
@@ -595,11 +510,11 @@ class SessionAccount:
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
-        co_signer = self._expected_co_signer()
+        co_signer = expected_co_signer(self.grant, self._chain_co_signer)
         if check:
             self._checker.check(call_data, now=now, counters=self._counters, at=at)
             self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
-            self._refuse_missing_co_signer(co_signer)
+            refuse_missing_co_signer(self.grant, self.co_signer, co_signer)
         self._check_owner_signature()
         if check:
             self._refuse_what_enabling_refuses()
@@ -633,7 +548,9 @@ class SessionAccount:
             op,
             lambda digest: self._signature(
                 self.key.sign_hash(digest),
-                self._co_signature(
+                ask_co_signature(
+                    self.grant,
+                    self.co_signer,
                     "operation",
                     digest,
                     call_data=call_data,
@@ -864,10 +781,11 @@ class SessionAccount:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
         signature = self.key.sign_hash(signed)
-        expected = self._expected_co_signer()  # None: not co-signed, or the owner removed the co-signer
-        self._refuse_missing_co_signer(expected, "message")
+        # None: not co-signed, or the owner removed the co-signer
+        expected = expected_co_signer(grant, self._chain_co_signer)
+        refuse_missing_co_signer(grant, self.co_signer, expected, "message")
         co_signature = (
-            self._co_signature("message", signed, message=message, expected=expected)
+            ask_co_signature(grant, self.co_signer, "message", signed, message=message, expected=expected)
             if expected is not None
             else b""
         )
@@ -956,21 +874,6 @@ class SessionAccount:
         signature = self.kind.validator_erc1271_signature(grant.module, body)
         self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
         return signature
-
-
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
-def _module_recovers(digest: bytes, signature: bytes) -> str | None:
-    """The key the module recovers from the 65-byte ECDSA ``signature`` of ``digest`` (OpenZeppelin's
-    ``tryRecover``: low s, v 27 or 28), None when it recovers none."""
-    s = int.from_bytes(signature[32:64], "big")
-    if len(signature) != 65 or signature[64] not in (27, 28) or not 0 < s <= _SECP256K1_HALF_N:
-        return None
-    try:
-        return recover_hash(digest, signature)
-    except (BadInputError, ValueError):
-        return None
 
 
 def _verifying_contract(typed: TypedData) -> str | None:
