@@ -23,13 +23,12 @@ from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .bundler_refusals import bundler_refusals
 from .calls import function_call
-from .chain import Chain, read_many
+from .chain import Chain
 from .checker import CheckResult, PolicyChecker
 from .clock import window_now
 from .co_signer import CoSigner
 from .co_signing_checks import ask_co_signature, expected_co_signer, refuse_missing_co_signer
 from .endpoints import Endpoints
-from .entrypoint import encode_get_nonce
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
@@ -43,22 +42,15 @@ from .errors import (
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import ZERO_ADDRESS, to_address
-from .limits import Counters, LimitUsage, usage_of
+from .limits import LimitUsage, usage_of
 from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
 from .module import (
     IS_SESSION_ACTIVE,
-    SessionStatus,
-    co_signer_of_data,
     decode_bool,
     decode_co_signer,
     decode_epoch,
-    decode_limit_counters,
     enable_session_data,
     epoch_of_data,
-    is_initialized_data,
-    limit_usage_data,
-    session_flag_calls,
-    session_status,
 )
 from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
@@ -73,6 +65,7 @@ from .session import (
     encode_session_signature,
     encode_use_with_key_signature,
 )
+from .session_reads import SessionReads, judge_status, read_session_state
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
 from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
@@ -173,8 +166,8 @@ class SessionAccount:
         self._enabled = grant.how == "onchain"
         self._owner_signature_checked = False
         self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
-        self._flag_calls = session_flag_calls(grant.account, grant.session_id)
-        """Calldata of the module's ``isSessionActive`` and ``isSessionRevoked`` for this session."""
+        self._reads = SessionReads.for_grant(grant)
+        """The calls asked about the session with each operation, and what the chain last answered."""
         self._enable_prefix: bytes | None = None
         """The ENABLE signature's bytes before the session key's signature (encoded at the first use)."""
         self._placeholders: dict[tuple[bool, bool], tuple[bytes, int]] = {}
@@ -189,18 +182,8 @@ class SessionAccount:
         """Per nonce key: the nonce after the last one sent, and when it was sent (``time.monotonic()``)."""
         self._periodic = any(limit.period for limit in grant.session.limits)
         """Operations claim a time (MODE_AT): the session has per-period limits."""
-        self._usage_call = limit_usage_data(grant.account, grant.session_id) if grant.session.limits else None
-        self._counters: Counters | None = None
-        """The session's limit counters as last read from the module."""
-        self._with_code: set[str] = set()
-        """Targets seen with code (code does not go away outside the transaction that creates it)."""
-        self._co_signer_call = co_signer_of_data(grant.account, grant.session_id) if self.co_signed else None
         self._enable_checked = False
         """Whether the module's dry run enabled this (off-chain) session without refusal."""
-        self._installed: bool | None = None
-        """The module's ``isInitialized(account)`` as last read: whether the account installed it."""
-        self._chain_co_signer: tuple[bool, str] | None = None
-        """A co-signed session's co-signer record as last read from the module: (recorded, co-signer)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -229,7 +212,7 @@ class SessionAccount:
 
     def _module_flag(self, selector: bytes) -> bool:
         """The module's answer to ``selector(account, sessionId)`` (``isSessionActive``, ``isSessionRevoked``)."""
-        arguments = self._flag_calls[0][4:]
+        arguments = self._reads.flag_calls[0][4:]
         return decode_bool(self.network.chain.call(self.network.module, selector + arguments))
 
     def is_enabled(self) -> bool:
@@ -244,89 +227,43 @@ class SessionAccount:
         """Read, in one round trip, what a new operation needs from the chain: the lane's nonce (when
         ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead), the
         latest block's time (when ``clock``) and whether the addresses ``codes`` have code (those that do are
-        remembered in ``_with_code``). Returns (nonce, time)."""
-        net = self.network
-        calls: list[tuple[str, bytes]] = []
-        if nonce_key is not None:
-            calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
-        # an off-chain grant not enabled yet: its ENABLE holds only at the epoch it was signed in
-        epoch_too = status and not self._enabled
-        if status:
-            calls.extend((net.module, data) for data in self._flag_calls)
-        if epoch_too:
-            calls.append((net.module, epoch_of_data(self.grant.account)))
-        if status:
-            calls.append((net.module, is_initialized_data(self.grant.account)))
-        co_signer_too = status and self._co_signer_call is not None
-        if co_signer_too:
-            assert self._co_signer_call is not None
-            calls.append((net.module, self._co_signer_call))
-        if self._usage_call is not None:
-            calls.append((net.module, self._usage_call))
-        results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
-        self._with_code.update(address for address, code in zip(codes, found, strict=True) if code)
-        nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
-        if self._usage_call is not None:
-            self._counters = decode_limit_counters(self.grant.session, results.pop())
-        if co_signer_too:
-            self._chain_co_signer = decode_co_signer(results.pop(), net.module)
-        if status:
-            self._installed = decode_bool(results.pop())
-        epoch = decode_epoch(results.pop(), net.module) if epoch_too else None
-        if status:
-            active, revoked = (decode_bool(result) for result in results)
-            self._judge_status(active, revoked, epoch)
-        return nonce, timestamp
+        remembered in ``_reads.with_code``). Returns (nonce, time)."""
+        read = read_session_state(
+            self.network,
+            self.grant,
+            self._reads,
+            enabled=self._enabled,
+            nonce_key=nonce_key,
+            status=status,
+            clock=clock,
+            codes=codes,
+        )
+        flags = read.flags
+        if flags is not None:
+            self._enabled = judge_status(self.grant, flags.active, flags.revoked, self._enabled, flags.epoch)
+        return read.nonce, read.timestamp
 
     def usage(self) -> tuple[LimitUsage, ...]:
         """What each limit of the session has used and has left now (by the chain's clock), read from the module
         in one round trip; empty for a session without limits."""
-        if self._usage_call is None:
+        if self._reads.usage_call is None:
             return ()
         _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
         moment = int(self._clock()) if self._clock is not None else timestamp
-        assert moment is not None and self._counters is not None
-        return usage_of(self.grant.session, self._counters, moment)
-
-    def _judge_status(self, active: bool, revoked: bool, epoch: int | None = None) -> None:
-        """Raise when the module's flags (and, for a session not enabled yet, the account's ``epoch``) say the
-        session can no longer be used; note when it is enabled."""
-        status = session_status(
-            self.grant, revoked=revoked, active=active, enabled=self._enabled, epoch=epoch
-        )
-        session_id = "0x" + self.grant.session_id.hex()
-        if status is SessionStatus.REVOKED:
-            raise SessionRevokedError(
-                f"session {session_id} is revoked on chain: ask the owner for a new session", session_id
-            )
-        if status is SessionStatus.INVALIDATED and not self._enabled and not active:
-            raise SessionRevokedError(
-                f"session {session_id} was granted at the account's epoch {self.grant.epoch}, and the account is at "
-                f"epoch {epoch} now (the owner invalidated all sessions, or uninstalled the module): the module no "
-                "longer accepts the owner's signature of this grant (InvalidOwnerSignature); ask the owner for a new "
-                "session",
-                session_id,
-            )
-        if status is SessionStatus.INVALIDATED:
-            raise SessionRevokedError(
-                f"session {session_id} is no longer active on chain (the module was uninstalled or all sessions "
-                "invalidated): ask the owner for a new session",
-                session_id,
-            )
-        if active:
-            self._enabled = True
+        assert moment is not None and self._reads.counters is not None
+        return usage_of(self.grant.session, self._reads.counters, moment)
 
     def check(self, calls: Call | Sequence[Call], *, batch: bool | None = None) -> CheckResult:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
         :class:`~keyscope.errors.PolicyViolationError` (or a session error) when they would refuse."""
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
-        if self._usage_call is None:
+        if self._reads.usage_call is None:
             return self._checker.check(call_data, now=self.now())
         _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
         claimed = int(self._clock()) if self._clock is not None else timestamp
         assert claimed is not None
         now = claimed if self._clock is not None else window_now(claimed)
-        return self._checker.check(call_data, now=now, counters=self._counters, at=claimed)
+        return self._checker.check(call_data, now=now, counters=self._reads.counters, at=claimed)
 
     # -- building and sending -------------------------------------------------------------------------
 
@@ -357,7 +294,7 @@ class SessionAccount:
             self._enabled
             or self._enable_checked
             or not self.verify_on_chain
-            or grant.account not in self._with_code
+            or grant.account not in self._reads.with_code
         ):
             return
         try:
@@ -479,12 +416,12 @@ class SessionAccount:
             to_address(call.target) if call.data and check and int(call.target, 16) > _PRECOMPILES else None
             for call in batch_calls
         ]
-        known = self._with_code | {self.grant.account}
+        known = self._reads.with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
         # without a factory the account must exist already (else AA20, which bundlers report as a bare revert);
         # once it exists, it must have the module installed
-        created = self.grant.factory is not None or self.grant.account in self._with_code
-        if self.grant.account not in self._with_code:
+        created = self.grant.factory is not None or self.grant.account in self._reads.with_code
+        if self.grant.account not in self._reads.with_code:
             unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
@@ -492,14 +429,14 @@ class SessionAccount:
             clock=(check or self._periodic) and self._clock is None,
             codes=unknown,
         )
-        if not created and self.grant.account not in self._with_code:
+        if not created and self.grant.account not in self._reads.with_code:
             raise SessionError(
                 f"the account {self.grant.account} has no code on chain {self.grant.chain_id} and the grant names no "
                 "factory to create it, so the EntryPoint would refuse the operation (AA20): have the owner deploy "
                 "the account first (its first operation creates it), or ask for a grant that creates it",
                 "0x" + self.grant.session_id.hex(),
             )
-        if self._installed is False and self.grant.account in self._with_code:
+        if self._reads.installed is False and self.grant.account in self._reads.with_code:
             raise SessionError(
                 f"the session module {self.grant.module} is not installed on the account {self.grant.account} (the "
                 "module's isInitialized answers false): the account would not ask it to validate this session's "
@@ -510,10 +447,10 @@ class SessionAccount:
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
-        co_signer = expected_co_signer(self.grant, self._chain_co_signer)
+        co_signer = expected_co_signer(self.grant, self._reads.co_signer)
         if check:
-            self._checker.check(call_data, now=now, counters=self._counters, at=at)
-            self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
+            self._checker.check(call_data, now=now, counters=self._reads.counters, at=at)
+            self._refuse_targets_without_code(targets, set(unknown) - self._reads.with_code)
             refuse_missing_co_signer(self.grant, self.co_signer, co_signer)
         self._check_owner_signature()
         if check:
@@ -542,8 +479,8 @@ class SessionAccount:
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
         self._checker.check_gas_cost(op)
-        if check and self._counters is not None and self.grant.session.has_gas_limit:
-            self._checker.check_operation(op, now=now, counters=self._counters, at=at)  # the gas budget
+        if check and self._reads.counters is not None and self.grant.session.has_gas_limit:
+            self._checker.check_operation(op, now=now, counters=self._reads.counters, at=at)  # the gas budget
         return self._builder.sign(
             op,
             lambda digest: self._signature(
@@ -658,10 +595,10 @@ class SessionAccount:
         calls: list[tuple[str, bytes]] = []
         status = not self._enabled
         if status:  # why not, too: revoked, or granted at an epoch the account has left
-            calls.extend((self.network.module, data) for data in self._flag_calls)
+            calls.extend((self.network.module, data) for data in self._reads.flag_calls)
             calls.append((self.network.module, epoch_of_data(self.grant.account)))
-        if self._co_signer_call is not None:
-            calls.append((self.network.module, self._co_signer_call))
+        if self._reads.co_signer_call is not None:
+            calls.append((self.network.module, self._reads.co_signer_call))
         target = None if typed is None else _verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
@@ -670,12 +607,16 @@ class SessionAccount:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
         results = list(asked.reads.results)
-        if self._co_signer_call is not None:
-            self._chain_co_signer = decode_co_signer(results.pop(), self.network.module)
+        if self._reads.co_signer_call is not None:
+            self._reads.co_signer = decode_co_signer(results.pop(), self.network.module)
         if status:
             active, revoked, epoch = results
-            self._judge_status(
-                decode_bool(active), decode_bool(revoked), decode_epoch(epoch, self.network.module)
+            self._enabled = judge_status(
+                self.grant,
+                decode_bool(active),
+                decode_bool(revoked),
+                self._enabled,
+                decode_epoch(epoch, self.network.module),
             )
             if not self._enabled:
                 raise SessionError(
@@ -782,7 +723,7 @@ class SessionAccount:
         grant = self.grant
         signature = self.key.sign_hash(signed)
         # None: not co-signed, or the owner removed the co-signer
-        expected = expected_co_signer(grant, self._chain_co_signer)
+        expected = expected_co_signer(grant, self._reads.co_signer)
         refuse_missing_co_signer(grant, self.co_signer, expected, "message")
         co_signature = (
             ask_co_signature(grant, self.co_signer, "message", signed, message=message, expected=expected)
