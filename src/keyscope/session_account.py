@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from eth_abi import encode as abi_encode
-
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
 from .accounts.modules import read_asking_modules
-from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
+from .accounts.verify import unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .bundler_refusals import bundler_refusals
@@ -36,14 +34,13 @@ from .errors import (
     CallRevertedError,
     ConfigurationError,
     SessionError,
-    SessionRevokedError,
     TargetWithoutCodeError,
 )
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import ZERO_ADDRESS, to_address
 from .limits import LimitUsage, usage_of
-from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
+from .message_signing import check_sign_in, check_typed_data, sign_in_message
 from .module import (
     IS_SESSION_ACTIVE,
     decode_bool,
@@ -68,6 +65,12 @@ from .session import (
 from .session_reads import SessionReads, judge_status, read_session_state
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
+from .signing_checks import (
+    refuse_forbidden_verifier,
+    require_account_accepts,
+    signature_refusal,
+    verifying_contract,
+)
 from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
@@ -599,7 +602,7 @@ class SessionAccount:
             calls.append((self.network.module, epoch_of_data(self.grant.account)))
         if self._reads.co_signer_call is not None:
             calls.append((self.network.module, self._reads.co_signer_call))
-        target = None if typed is None else _verifying_contract(typed)
+        target = None if typed is None else verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
         targets = [] if target is None or target == ZERO_ADDRESS else [target]
@@ -627,7 +630,8 @@ class SessionAccount:
                 )
         found = asked.verdict()
         if found is not None and found.unanswered:
-            raise self._refusal(
+            raise signature_refusal(
+                self.grant,
                 f"nothing was signed: the account {self.grant.account} gives no answer when asked "
                 f"isModuleInstalled(1, {found.target}, 0x) (ERC-7579 has every account answer it), so the module "
                 "cannot tell whether the typed data's verifying contract is one of its validators and refuses a "
@@ -636,7 +640,8 @@ class SessionAccount:
                 permission_index,
             )
         if found is not None:
-            raise self._refusal(
+            raise signature_refusal(
+                self.grant,
                 f"nothing was signed: the typed data's verifying contract {found.target} is a {found.module} module "
                 f"of the account {self.grant.account}, and the module refuses a session's signature to any module of "
                 "the account (modules take the account's signature as its owner's approval of their configuration)",
@@ -644,79 +649,10 @@ class SessionAccount:
                 permission_index,
             )
 
-    def _refusal(self, text: str, reason: str, permission_index: int) -> SignatureRefusedError:
-        """The :class:`SignatureRefusedError` of this session for ``text``, ``reason`` (the module's error name or
-        the SDK's) and the typed-data or sign-in permission ``permission_index``."""
-        return SignatureRefusedError(
-            text,
-            reason=reason,
-            session_id="0x" + self.grant.session_id.hex(),
-            permission_index=permission_index,
-        )
-
-    def _refuse_forbidden_verifier(self, typed: TypedData, permission_index: int) -> None:
-        """Refuse, before anything is signed, typed data whose verifying contract is the account or the session
-        module: the module refuses a session's signature any of them asks about (``SignatureSenderForbidden``: an
-        account asks its validators for its owner's approval of its own configuration), whatever the chain says."""
-        verifying = _verifying_contract(typed)
-        named = {
-            to_address(self.grant.account): "the account itself",
-            to_address(self.grant.module): "the session module",
-        }
-        what = None if verifying is None else named.get(verifying)
-        if what is None:
-            return
-        raise self._refusal(
-            f"nothing was signed: the typed data's verifying contract {verifying} is {what}, and the module refuses "
-            "a session's signature to the account and to itself (the account asks its validators for its owner's "
-            "approval of its own configuration)",
-            "SignatureSenderForbidden",
-            permission_index,
-        )
-
-    def _require_account_accepts(
-        self, digest: bytes, signature: bytes, verifier: str | None, permission_index: int
-    ) -> None:
-        """Ask the account itself, as a verifier would (``isValidSignature(digest, signature)``, from ``verifier``
-        when the typed data names one), whether it takes the signature just made, and refuse to return one it does
-        not: an account that does not pass ERC-1271 questions to its validators, or a session revoked or
-        invalidated on chain since this object last looked, would otherwise leave a signature every verifier
-        refuses."""
-        if not self.verify_on_chain:
-            return
-        account = self.grant.account
-        question = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
-        try:
-            try:
-                answer = self.network.chain.call(account, question, sender=verifier)
-            except (
-                JsonRpcError
-            ) as error:  # a node that charges calls for gas will not run one from a contract
-                if verifier is None or not unfunded_sender(error):
-                    raise
-                answer = self.network.chain.call(account, question)
-        except CallRevertedError as error:
-            said = f"reverted with {error.description}"
-        else:
-            if answer[:4] == ERC1271_MAGIC:
-                return
-            said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
-        asker = f" asked by {verifier}" if verifier is not None else ""
-        said = (
-            f"no signature was returned: the account {account}'s isValidSignature{asker} {said} for the session's "
-            f"signature of 0x{digest.hex()}, so every verifier would refuse it"
-        )
-        try:  # a session revoked or invalidated since this object last looked: say which
-            self._read_state(None, status=True, clock=False)
-        except SessionRevokedError as gone:
-            raise self._refusal(f"{said}: {gone}", "AccountRefused", permission_index) from None
-        raise self._refusal(
-            f"{said}. The account may not pass ERC-1271 questions to its validators (the module "
-            f"{self.grant.module}), or the session was revoked or every session invalidated on chain: see "
-            "session.status()",
-            "AccountRefused",
-            permission_index,
-        )
+    def _recheck_status(self) -> None:
+        """Read the session's status again: raises :class:`~keyscope.errors.SessionRevokedError` when it is revoked or
+        invalidated on chain."""
+        self._read_state(None, status=True, clock=False)
 
     def _message_header(self, signed: bytes, message: object) -> bytes:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
@@ -746,7 +682,7 @@ class SessionAccount:
             grant.session, data, session_id="0x" + grant.session_id.hex(), now=self.now()
         )
         typed: TypedData = checked.data
-        self._refuse_forbidden_verifier(typed, checked.permission_index)
+        refuse_forbidden_verifier(grant, typed, checked.permission_index)
         self._require_enabled_for_signing(typed, checked.permission_index)
         permission = checked.permission
         signed = typed_data_sign_hash(
@@ -762,9 +698,16 @@ class SessionAccount:
             self._message_header(signed, data), permission.domain_separator, typed.type_hash, checked.frames
         )
         signature = self.kind.validator_erc1271_signature(grant.module, body)
-        self._require_account_accepts(
-            typed.digest, signature, _verifying_contract(typed), checked.permission_index
-        )
+        if self.verify_on_chain:
+            require_account_accepts(
+                self.network.chain,
+                grant,
+                typed.digest,
+                signature,
+                verifying_contract(typed),
+                checked.permission_index,
+                self._recheck_status,
+            )
         return signature
 
     def sign_in(
@@ -813,11 +756,14 @@ class SessionAccount:
             checked.first_line_length,
         )
         signature = self.kind.validator_erc1271_signature(grant.module, body)
-        self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
+        if self.verify_on_chain:
+            require_account_accepts(
+                self.network.chain,
+                grant,
+                checked.hash,
+                signature,
+                None,
+                checked.permission_index,
+                self._recheck_status,
+            )
         return signature
-
-
-def _verifying_contract(typed: TypedData) -> str | None:
-    """The typed data's ``verifyingContract`` (the contract that will ask the account), if its domain names one."""
-    verifying = typed.domain.get("verifyingContract")
-    return None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
