@@ -16,7 +16,6 @@ from typing import Any
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
 from .accounts.modules import read_asking_modules
-from .accounts.verify import unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
 from .bundler_refusals import bundler_refusals
@@ -26,12 +25,12 @@ from .checker import CheckResult, PolicyChecker
 from .clock import window_now
 from .co_signer import CoSigner
 from .co_signing_checks import ask_co_signature, expected_co_signer, refuse_missing_co_signer
+from .enable_checks import refuse_what_enabling_refuses, verify_grant_owner_signature
 from .endpoints import Endpoints
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
     BundlerRejectedError,
-    CallRevertedError,
     ConfigurationError,
     SessionError,
     TargetWithoutCodeError,
@@ -46,13 +45,10 @@ from .module import (
     decode_bool,
     decode_co_signer,
     decode_epoch,
-    enable_session_data,
     epoch_of_data,
 )
 from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
-from .revert import decode_revert, describe_revert, grant_refusal_todo
-from .rpc import JsonRpcError
 from .session import (
     ECDSA_SIGNATURE_BYTES,
     enable_signature_prefix,
@@ -300,24 +296,7 @@ class SessionAccount:
             or grant.account not in self._reads.with_code
         ):
             return
-        try:
-            self.network.chain.call(grant.module, enable_session_data(grant.session), sender=grant.account)
-        except CallRevertedError as error:
-            decoded = decode_revert(error.data)
-            todo = grant_refusal_todo(decoded[0]) if decoded is not None else None
-            if todo is None:
-                return
-            raise SessionError(
-                f"the module would refuse to enable session 0x{grant.session_id.hex()} on {grant.account} with its "
-                f"first operation: {describe_revert(error.data)}, so the bundler would refuse the operation (AA23); "
-                f"nothing was sent. {todo[0].upper()}{todo[1:]}",
-                "0x" + grant.session_id.hex(),
-            ) from None
-        except JsonRpcError as error:
-            if not unfunded_sender(error):
-                raise
-            return  # a node that charges calls for gas runs none from an account without ETH: left to the bundler
-        self._enable_checked = True
+        self._enable_checked = refuse_what_enabling_refuses(self.network.chain, grant)
 
     def _check_owner_signature(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: the account must accept the
@@ -331,16 +310,7 @@ class SessionAccount:
             or not self.network.is_deployed(grant.account)
         ):
             return
-        digest = grant.session.enable_digest(grant.account, grant.epoch, grant.chain_id, grant.module)
-        verify_owner_signature(
-            self.network.chain,
-            self.kind,
-            grant.account,
-            grant.module,
-            digest,
-            grant.owner_signature,
-            framed_by=grant.account_kind,
-        )
+        verify_grant_owner_signature(self.network.chain, self.kind, grant, grant.owner_signature)
         self._owner_signature_checked = True
 
     @property
