@@ -8,66 +8,47 @@ a call the module would refuse never reaches the bundler, and the error says whi
 from __future__ import annotations
 
 import datetime
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-from eth_abi import encode as abi_encode
 
 from .accounts import AccountKind
 from .accounts.capabilities import refuse_batch_mode
 from .accounts.modules import read_asking_modules
-from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender, verify_owner_signature
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
+from .bundler_refusals import bundler_refusals
 from .calls import function_call
-from .chain import Chain, read_many
+from .chain import Chain
 from .checker import CheckResult, PolicyChecker
 from .clock import window_now
-from .co_signer import CoSigner, CoSignRequest
+from .co_signer import CoSigner
+from .co_signing_checks import ask_co_signature, expected_co_signer, refuse_missing_co_signer
+from .enable_checks import refuse_what_enabling_refuses, verify_grant_owner_signature
 from .endpoints import Endpoints
-from .entrypoint import encode_get_nonce
 from .erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from .errors import (
     BadInputError,
     BundlerRejectedError,
-    CallRevertedError,
     ConfigurationError,
-    CoSignerMismatchError,
     SessionError,
-    SessionExpiredError,
-    SessionNotYetValidError,
-    SessionRevokedError,
-    TargetRevertedError,
     TargetWithoutCodeError,
 )
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import ZERO_ADDRESS, to_address, to_bytes
-from .limits import Counters, LimitUsage, usage_of
-from .message_signing import SignatureRefusedError, check_sign_in, check_typed_data, sign_in_message
+from .hexutil import ZERO_ADDRESS, to_address
+from .limits import LimitUsage, usage_of
+from .message_signing import check_sign_in, check_typed_data, sign_in_message
 from .module import (
     IS_SESSION_ACTIVE,
-    SessionStatus,
-    co_signer_of_data,
     decode_bool,
     decode_co_signer,
     decode_epoch,
-    decode_limit_counters,
-    enable_session_data,
     epoch_of_data,
-    is_initialized_data,
-    limit_usage_data,
-    session_flag_calls,
-    session_status,
 )
-from .operations import OperationBuilder, prefund_refusal
+from .operations import OperationBuilder
 from .report import SessionReport, report_from_chain
-from .revert import decode_revert, describe_revert, grant_refusal_todo
-from .rpc import JsonRpcError
 from .session import (
     ECDSA_SIGNATURE_BYTES,
     enable_signature_prefix,
@@ -77,36 +58,19 @@ from .session import (
     encode_session_signature,
     encode_use_with_key_signature,
 )
+from .session_reads import SessionReads, judge_status, read_session_state
 from .signers import SignerLike, as_signer
-from .signing import PLACEHOLDER_ECDSA, recover_hash
+from .signing import PLACEHOLDER_ECDSA
+from .signing_checks import (
+    refuse_forbidden_verifier,
+    require_account_accepts,
+    signature_refusal,
+    verifying_contract,
+)
 from .typed_data import TypedData, personal_sign_hash, typed_data_sign_hash
 from .userop import UserOperation
 
 __all__ = ["SessionAccount"]
-
-_EXPIRES_SHORTLY = -32503
-"""ERC-7769's code for an operation outside, or too close to the end of, its time window."""
-_EXECUTION_REVERTED = -32521
-"""ERC-7769's code for an operation whose execution (not its validation) reverted in simulation."""
-_EXPIRES = re.compile(r"expires? too soon", re.I)
-_NOT_YET_VALID = re.compile(r"not (yet )?valid yet|not valid until", re.I)
-
-
-def _described(data: object) -> str:
-    """The decoded revert in a bundler error's ``data`` when it is 0x-hex revert data, else empty."""
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
-        return ""
-    try:
-        return describe_revert(to_bytes(data))
-    except BadInputError:
-        return ""
-
-
-def _number_after(name: str, message: str) -> int | None:
-    """The integer that follows ``name=`` in a bundler's message (Alto: ``validUntil=1796190748, now=...``)."""
-    found = re.search(rf"\b{name}\s*[=:]\s*(\d+)", message)
-    return int(found.group(1)) if found else None
-
 
 _PRECOMPILES = 0xFFFF
 """Addresses up to this one are taken for precompiles (0x01-0x11 on L1, 0x100 for P-256 on some chains): they
@@ -201,8 +165,8 @@ class SessionAccount:
         self._enabled = grant.how == "onchain"
         self._owner_signature_checked = False
         self.kind: AccountKind = network.kind_for(grant.account, named=grant.account_kind)
-        self._flag_calls = session_flag_calls(grant.account, grant.session_id)
-        """Calldata of the module's ``isSessionActive`` and ``isSessionRevoked`` for this session."""
+        self._reads = SessionReads.for_grant(grant)
+        """The calls asked about the session with each operation, and what the chain last answered."""
         self._enable_prefix: bytes | None = None
         """The ENABLE signature's bytes before the session key's signature (encoded at the first use)."""
         self._placeholders: dict[tuple[bool, bool], tuple[bytes, int]] = {}
@@ -217,18 +181,8 @@ class SessionAccount:
         """Per nonce key: the nonce after the last one sent, and when it was sent (``time.monotonic()``)."""
         self._periodic = any(limit.period for limit in grant.session.limits)
         """Operations claim a time (MODE_AT): the session has per-period limits."""
-        self._usage_call = limit_usage_data(grant.account, grant.session_id) if grant.session.limits else None
-        self._counters: Counters | None = None
-        """The session's limit counters as last read from the module."""
-        self._with_code: set[str] = set()
-        """Targets seen with code (code does not go away outside the transaction that creates it)."""
-        self._co_signer_call = co_signer_of_data(grant.account, grant.session_id) if self.co_signed else None
         self._enable_checked = False
         """Whether the module's dry run enabled this (off-chain) session without refusal."""
-        self._installed: bool | None = None
-        """The module's ``isInitialized(account)`` as last read: whether the account installed it."""
-        self._chain_co_signer: tuple[bool, str] | None = None
-        """A co-signed session's co-signer record as last read from the module: (recorded, co-signer)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"
@@ -257,7 +211,7 @@ class SessionAccount:
 
     def _module_flag(self, selector: bytes) -> bool:
         """The module's answer to ``selector(account, sessionId)`` (``isSessionActive``, ``isSessionRevoked``)."""
-        arguments = self._flag_calls[0][4:]
+        arguments = self._reads.flag_calls[0][4:]
         return decode_bool(self.network.chain.call(self.network.module, selector + arguments))
 
     def is_enabled(self) -> bool:
@@ -272,89 +226,43 @@ class SessionAccount:
         """Read, in one round trip, what a new operation needs from the chain: the lane's nonce (when
         ``nonce_key`` is given), the session's status (when ``status``; raises if it is revoked or dead), the
         latest block's time (when ``clock``) and whether the addresses ``codes`` have code (those that do are
-        remembered in ``_with_code``). Returns (nonce, time)."""
-        net = self.network
-        calls: list[tuple[str, bytes]] = []
-        if nonce_key is not None:
-            calls.append((net.entry_point, encode_get_nonce(self.grant.account, nonce_key)))
-        # an off-chain grant not enabled yet: its ENABLE holds only at the epoch it was signed in
-        epoch_too = status and not self._enabled
-        if status:
-            calls.extend((net.module, data) for data in self._flag_calls)
-        if epoch_too:
-            calls.append((net.module, epoch_of_data(self.grant.account)))
-        if status:
-            calls.append((net.module, is_initialized_data(self.grant.account)))
-        co_signer_too = status and self._co_signer_call is not None
-        if co_signer_too:
-            assert self._co_signer_call is not None
-            calls.append((net.module, self._co_signer_call))
-        if self._usage_call is not None:
-            calls.append((net.module, self._usage_call))
-        results, found, timestamp = read_many(net.chain, calls, codes=codes, timestamp=clock)
-        self._with_code.update(address for address, code in zip(codes, found, strict=True) if code)
-        nonce = int.from_bytes(results.pop(0)[:32], "big") if nonce_key is not None else None
-        if self._usage_call is not None:
-            self._counters = decode_limit_counters(self.grant.session, results.pop())
-        if co_signer_too:
-            self._chain_co_signer = decode_co_signer(results.pop(), net.module)
-        if status:
-            self._installed = decode_bool(results.pop())
-        epoch = decode_epoch(results.pop(), net.module) if epoch_too else None
-        if status:
-            active, revoked = (decode_bool(result) for result in results)
-            self._judge_status(active, revoked, epoch)
-        return nonce, timestamp
+        remembered in ``_reads.with_code``). Returns (nonce, time)."""
+        read = read_session_state(
+            self.network,
+            self.grant,
+            self._reads,
+            enabled=self._enabled,
+            nonce_key=nonce_key,
+            status=status,
+            clock=clock,
+            codes=codes,
+        )
+        flags = read.flags
+        if flags is not None:
+            self._enabled = judge_status(self.grant, flags.active, flags.revoked, self._enabled, flags.epoch)
+        return read.nonce, read.timestamp
 
     def usage(self) -> tuple[LimitUsage, ...]:
         """What each limit of the session has used and has left now (by the chain's clock), read from the module
         in one round trip; empty for a session without limits."""
-        if self._usage_call is None:
+        if self._reads.usage_call is None:
             return ()
         _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
         moment = int(self._clock()) if self._clock is not None else timestamp
-        assert moment is not None and self._counters is not None
-        return usage_of(self.grant.session, self._counters, moment)
-
-    def _judge_status(self, active: bool, revoked: bool, epoch: int | None = None) -> None:
-        """Raise when the module's flags (and, for a session not enabled yet, the account's ``epoch``) say the
-        session can no longer be used; note when it is enabled."""
-        status = session_status(
-            self.grant, revoked=revoked, active=active, enabled=self._enabled, epoch=epoch
-        )
-        session_id = "0x" + self.grant.session_id.hex()
-        if status is SessionStatus.REVOKED:
-            raise SessionRevokedError(
-                f"session {session_id} is revoked on chain: ask the owner for a new session", session_id
-            )
-        if status is SessionStatus.INVALIDATED and not self._enabled and not active:
-            raise SessionRevokedError(
-                f"session {session_id} was granted at the account's epoch {self.grant.epoch}, and the account is at "
-                f"epoch {epoch} now (the owner invalidated all sessions, or uninstalled the module): the module no "
-                "longer accepts the owner's signature of this grant (InvalidOwnerSignature); ask the owner for a new "
-                "session",
-                session_id,
-            )
-        if status is SessionStatus.INVALIDATED:
-            raise SessionRevokedError(
-                f"session {session_id} is no longer active on chain (the module was uninstalled or all sessions "
-                "invalidated): ask the owner for a new session",
-                session_id,
-            )
-        if active:
-            self._enabled = True
+        assert moment is not None and self._reads.counters is not None
+        return usage_of(self.grant.session, self._reads.counters, moment)
 
     def check(self, calls: Call | Sequence[Call], *, batch: bool | None = None) -> CheckResult:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
         :class:`~keyscope.errors.PolicyViolationError` (or a session error) when they would refuse."""
         call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
-        if self._usage_call is None:
+        if self._reads.usage_call is None:
             return self._checker.check(call_data, now=self.now())
         _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
         claimed = int(self._clock()) if self._clock is not None else timestamp
         assert claimed is not None
         now = claimed if self._clock is not None else window_now(claimed)
-        return self._checker.check(call_data, now=now, counters=self._counters, at=claimed)
+        return self._checker.check(call_data, now=now, counters=self._reads.counters, at=claimed)
 
     # -- building and sending -------------------------------------------------------------------------
 
@@ -385,27 +293,10 @@ class SessionAccount:
             self._enabled
             or self._enable_checked
             or not self.verify_on_chain
-            or grant.account not in self._with_code
+            or grant.account not in self._reads.with_code
         ):
             return
-        try:
-            self.network.chain.call(grant.module, enable_session_data(grant.session), sender=grant.account)
-        except CallRevertedError as error:
-            decoded = decode_revert(error.data)
-            todo = grant_refusal_todo(decoded[0]) if decoded is not None else None
-            if todo is None:
-                return
-            raise SessionError(
-                f"the module would refuse to enable session 0x{grant.session_id.hex()} on {grant.account} with its "
-                f"first operation: {describe_revert(error.data)}, so the bundler would refuse the operation (AA23); "
-                f"nothing was sent. {todo[0].upper()}{todo[1:]}",
-                "0x" + grant.session_id.hex(),
-            ) from None
-        except JsonRpcError as error:
-            if not unfunded_sender(error):
-                raise
-            return  # a node that charges calls for gas runs none from an account without ETH: left to the bundler
-        self._enable_checked = True
+        self._enable_checked = refuse_what_enabling_refuses(self.network.chain, grant)
 
     def _check_owner_signature(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: the account must accept the
@@ -419,107 +310,13 @@ class SessionAccount:
             or not self.network.is_deployed(grant.account)
         ):
             return
-        digest = grant.session.enable_digest(grant.account, grant.epoch, grant.chain_id, grant.module)
-        verify_owner_signature(
-            self.network.chain,
-            self.kind,
-            grant.account,
-            grant.module,
-            digest,
-            grant.owner_signature,
-            framed_by=grant.account_kind,
-        )
+        verify_grant_owner_signature(self.network.chain, self.kind, grant, grant.owner_signature)
         self._owner_signature_checked = True
 
     @property
     def co_signed(self) -> bool:
         """Whether the session was granted with a co-signer (its operations go in the SESSION mode)."""
         return self.grant.session.co_signer is not None
-
-    def _expected_co_signer(self) -> str | None:
-        """The co-signer whose signature the module requires on this session's operations: the one it holds once the
-        session is enabled (read with the nonce: the owner may have rotated it, or removed it), else the grant's; None
-        when no co-signature is required (a session without co-signer, or one whose co-signer the owner removed)."""
-        granted = self.grant.session.co_signer
-        record = self._chain_co_signer
-        if granted is None or record is None or not record[0]:
-            return granted
-        return None if record[1] == ZERO_ADDRESS else record[1]
-
-    def _refuse_missing_co_signer(self, expected: str | None, kind: str = "operation") -> None:
-        """Raise :class:`CoSignerMismatchError` when the module requires ``expected``'s co-signature and this session
-        account has no co-signer to ask: the module would find the signature invalid (an operation's: AA24)."""
-        if expected is None or self.co_signer is not None:
-            return
-        refused = (
-            "the bundler would refuse the operation (AA24 signature error); nothing was sent"
-            if kind == "operation"
-            else "every verifier would refuse the signature; nothing was signed"
-        )
-        raise CoSignerMismatchError(
-            f"session 0x{self.grant.session_id.hex()} is co-signed: the module accepts its {kind}s only with the "
-            f"signature of its co-signer {expected} beside the session key's, and this session account has no "
-            f"co-signer to ask, so {refused}. "
-            "Give the co-signer: net.session(grant, key, co_signer=...) (keyscope.co_signer.local_co_signer(key), or "
-            "your co-signer service)",
-            session_id="0x" + self.grant.session_id.hex(),
-            expected=expected,
-            given=None,
-        )
-
-    def _co_signature(
-        self,
-        kind: str,
-        digest: bytes,
-        call_data: bytes = b"",
-        message: object = None,
-        operation: UserOperation | None = None,
-        expected: str | None = None,
-    ) -> bytes:
-        """The co-signer's signature of ``digest`` (none without a co-signer). With ``expected`` (the co-signer the
-        module holds), a signature the module would not take as that key's raises
-        :class:`~keyscope.errors.CoSignerMismatchError`."""
-        if self.co_signer is None:
-            return b""
-        grant = self.grant
-        request = CoSignRequest(
-            kind,  # type: ignore[arg-type]
-            grant.account,
-            grant.session_id,
-            digest,
-            grant.chain_id,
-            grant.module,
-            call_data=call_data,
-            message=message,
-            operation=operation,
-        )
-        co_signature = self.co_signer(request)
-        if len(co_signature) != 65:
-            raise BadInputError(
-                f"the co-signer answered {len(co_signature)} bytes, not a 65-byte ECDSA signature"
-            )
-        if expected is not None:
-            given = _module_recovers(request.co_sign_digest, co_signature)
-            if given != expected:
-                what = (
-                    f"is by {given}"
-                    if given is not None
-                    else "is not a signature the module takes (low s, v 27 or 28)"
-                )
-                refused = (
-                    "the bundler would refuse the operation (AA24 signature error); nothing was sent"
-                    if kind == "operation"
-                    else "every verifier would refuse the signature; nothing was signed"
-                )
-                raise CoSignerMismatchError(
-                    f"the co-signer's signature 0x{co_signature.hex()} {what}, but the module checks session "
-                    f"0x{grant.session_id.hex()}'s {kind}s against its co-signer {expected} (the owner may have "
-                    f"rotated it), so {refused}. Ask the session's current co-signer",
-                    session_id="0x" + grant.session_id.hex(),
-                    expected=expected,
-                    given=given,
-                )
-        return co_signature
 
     def _signature(self, digest_signature: bytes, co_signature: bytes = b"", at: int | None = None) -> bytes:
         """The operation's signature: USE (SESSION for a co-signed session) once enabled, else ENABLE carrying
@@ -592,12 +389,12 @@ class SessionAccount:
             to_address(call.target) if call.data and check and int(call.target, 16) > _PRECOMPILES else None
             for call in batch_calls
         ]
-        known = self._with_code | {self.grant.account}
+        known = self._reads.with_code | {self.grant.account}
         unknown = sorted({t for t in targets if t is not None and t not in known})
         # without a factory the account must exist already (else AA20, which bundlers report as a bare revert);
         # once it exists, it must have the module installed
-        created = self.grant.factory is not None or self.grant.account in self._with_code
-        if self.grant.account not in self._with_code:
+        created = self.grant.factory is not None or self.grant.account in self._reads.with_code
+        if self.grant.account not in self._reads.with_code:
             unknown.append(self.grant.account)
         chain_nonce, chain_time = self._read_state(
             nonce_key if nonce is None else None,
@@ -605,14 +402,14 @@ class SessionAccount:
             clock=(check or self._periodic) and self._clock is None,
             codes=unknown,
         )
-        if not created and self.grant.account not in self._with_code:
+        if not created and self.grant.account not in self._reads.with_code:
             raise SessionError(
                 f"the account {self.grant.account} has no code on chain {self.grant.chain_id} and the grant names no "
                 "factory to create it, so the EntryPoint would refuse the operation (AA20): have the owner deploy "
                 "the account first (its first operation creates it), or ask for a grant that creates it",
                 "0x" + self.grant.session_id.hex(),
             )
-        if self._installed is False and self.grant.account in self._with_code:
+        if self._reads.installed is False and self.grant.account in self._reads.with_code:
             raise SessionError(
                 f"the session module {self.grant.module} is not installed on the account {self.grant.account} (the "
                 "module's isInitialized answers false): the account would not ask it to validate this session's "
@@ -623,11 +420,11 @@ class SessionAccount:
         claimed = int(self._clock()) if self._clock is not None else chain_time
         at = claimed if self._periodic else None  # the period the operation counts in: the chain's time
         now = int(self._clock()) if self._clock is not None else window_now(chain_time)
-        co_signer = self._expected_co_signer()
+        co_signer = expected_co_signer(self.grant, self._reads.co_signer)
         if check:
-            self._checker.check(call_data, now=now, counters=self._counters, at=at)
-            self._refuse_targets_without_code(targets, set(unknown) - self._with_code)
-            self._refuse_missing_co_signer(co_signer)
+            self._checker.check(call_data, now=now, counters=self._reads.counters, at=at)
+            self._refuse_targets_without_code(targets, set(unknown) - self._reads.with_code)
+            refuse_missing_co_signer(self.grant, self.co_signer, co_signer)
         self._check_owner_signature()
         if check:
             self._refuse_what_enabling_refuses()
@@ -644,7 +441,7 @@ class SessionAccount:
         cache_key = (call_data, len(placeholder), nonce_key, nonce & (2**64 - 1) == 0)
         cached = self._cached_estimate(cache_key) if cacheable else None
         try:
-            with self._bundler_refusals(calls):
+            with bundler_refusals(self.network, self.grant, calls):
                 op, gas = self._builder.prepare(
                     draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
                 )
@@ -655,13 +452,15 @@ class SessionAccount:
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
         self._checker.check_gas_cost(op)
-        if check and self._counters is not None and self.grant.session.has_gas_limit:
-            self._checker.check_operation(op, now=now, counters=self._counters, at=at)  # the gas budget
+        if check and self._reads.counters is not None and self.grant.session.has_gas_limit:
+            self._checker.check_operation(op, now=now, counters=self._reads.counters, at=at)  # the gas budget
         return self._builder.sign(
             op,
             lambda digest: self._signature(
                 self.key.sign_hash(digest),
-                self._co_signature(
+                ask_co_signature(
+                    self.grant,
+                    self.co_signer,
                     "operation",
                     digest,
                     call_data=call_data,
@@ -725,94 +524,11 @@ class SessionAccount:
             return chain_nonce
         return sent[0]
 
-    @contextmanager
-    def _bundler_refusals(
-        self, calls: Call | Sequence[Call] | None, op: UserOperation | None = None
-    ) -> Iterator[None]:
-        """A bundler's refusal that is about the session's window becomes the session error it means; one that
-        is about the call reverting inside its target says so (the policy accepted the call); one about the
-        account's funds (AA21) says what it holds and what ``op`` may cost."""
-        try:
-            yield
-        except BundlerRejectedError as error:
-            translated = (
-                self._session_refusal(error)
-                or self._target_refusal(error, calls)
-                or prefund_refusal(self.network, self.grant.account, error, op)
-            )
-            if translated is None:
-                raise
-            raise translated from error
-
-    def _session_refusal(self, error: BundlerRejectedError) -> Exception | None:
-        """:class:`SessionExpiredError` / :class:`SessionNotYetValidError` for a bundler's window refusal (ERC-7769
-        code -32503, or Alto's words) that the session's own window explains; None otherwise (a paymaster's
-        window, say)."""
-        message = error.rpc_message or ""
-        expiring = _EXPIRES.search(message)
-        early = _NOT_YET_VALID.search(message)
-        if error.code != _EXPIRES_SHORTLY and not (expiring or early):
-            return None
-        grant = self.grant
-        session_id = "0x" + grant.session_id.hex()
-        bundler_now = _number_after("now", message)
-        if early or (error.code == _EXPIRES_SHORTLY and "valid yet" in message.lower()):
-            valid_after = _number_after("validAfter", message)
-            if grant.valid_after and valid_after in (None, grant.valid_after):
-                clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
-                return SessionNotYetValidError(
-                    f"session {session_id} is not valid yet by the bundler's clock{clock}: its window opens at "
-                    f"{grant.valid_after}; wait until then and send again",
-                    session_id,
-                )
-            return None
-        valid_until = _number_after("validUntil", message)
-        if grant.valid_until and valid_until in (None, grant.valid_until):
-            clock = f" (its clock reads {bundler_now})" if bundler_now is not None else ""
-            return SessionExpiredError(
-                f"session {session_id} expires at {grant.valid_until}, too soon for the bundler{clock}, which "
-                "refuses operations that expire within seconds: ask the owner for a new session",
-                session_id,
-            )
-        return None
-
-    def _target_refusal(
-        self, error: BundlerRejectedError, calls: Call | Sequence[Call] | None
-    ) -> Exception | None:
-        """:class:`TargetRevertedError` for a simulation in which the account's call reverted (ERC-7769 code
-        -32521): validation passed, so the session's policy is not the cause."""
-        if error.code != _EXECUTION_REVERTED or calls is None:
-            return None
-        batch = [calls] if isinstance(calls, Call) else list(calls)
-        described = "; ".join(self._describe_call(call) for call in batch)
-        why = getattr(error, "revert_description", "") or _described(error.data) or "no revert data"
-        return TargetRevertedError(
-            error.method,
-            error.code,
-            error.rpc_message,
-            error.data,
-            calls=described,
-            reason=why,
-        )
-
-    def _describe_call(self, call: Call) -> str:
-        permission = next(
-            (
-                p
-                for p in self.grant.session.permissions
-                if p.target == to_address(call.target) and p.selector == call.selector
-            ),
-            None,
-        )
-        name = permission.function if permission is not None else None
-        shown = name or ("a plain transfer" if not call.data else f"selector 0x{call.selector.hex()}")
-        return f"{shown} on {call.target}"
-
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation made by :meth:`build`."""
         key = op.nonce >> 64
         try:
-            with self._bundler_refusals(None, op):
+            with bundler_refusals(self.network, self.grant, None, op):
                 pending = self._builder.send(op)
         except Exception:
             self._next_nonce.pop(key, None)  # ask the chain again next time
@@ -852,11 +568,11 @@ class SessionAccount:
         calls: list[tuple[str, bytes]] = []
         status = not self._enabled
         if status:  # why not, too: revoked, or granted at an epoch the account has left
-            calls.extend((self.network.module, data) for data in self._flag_calls)
+            calls.extend((self.network.module, data) for data in self._reads.flag_calls)
             calls.append((self.network.module, epoch_of_data(self.grant.account)))
-        if self._co_signer_call is not None:
-            calls.append((self.network.module, self._co_signer_call))
-        target = None if typed is None else _verifying_contract(typed)
+        if self._reads.co_signer_call is not None:
+            calls.append((self.network.module, self._reads.co_signer_call))
+        target = None if typed is None else verifying_contract(typed)
         # the zero address (an eth_call without a sender) is not asked about, as the module does not ask: it runs no
         # code, and Nexus and the reference account report it as their empty hook slot's module
         targets = [] if target is None or target == ZERO_ADDRESS else [target]
@@ -864,12 +580,16 @@ class SessionAccount:
             return
         asked = read_asking_modules(self.network.chain, self.kind, self.grant.account, targets, calls)
         results = list(asked.reads.results)
-        if self._co_signer_call is not None:
-            self._chain_co_signer = decode_co_signer(results.pop(), self.network.module)
+        if self._reads.co_signer_call is not None:
+            self._reads.co_signer = decode_co_signer(results.pop(), self.network.module)
         if status:
             active, revoked, epoch = results
-            self._judge_status(
-                decode_bool(active), decode_bool(revoked), decode_epoch(epoch, self.network.module)
+            self._enabled = judge_status(
+                self.grant,
+                decode_bool(active),
+                decode_bool(revoked),
+                self._enabled,
+                decode_epoch(epoch, self.network.module),
             )
             if not self._enabled:
                 raise SessionError(
@@ -880,7 +600,8 @@ class SessionAccount:
                 )
         found = asked.verdict()
         if found is not None and found.unanswered:
-            raise self._refusal(
+            raise signature_refusal(
+                self.grant,
                 f"nothing was signed: the account {self.grant.account} gives no answer when asked "
                 f"isModuleInstalled(1, {found.target}, 0x) (ERC-7579 has every account answer it), so the module "
                 "cannot tell whether the typed data's verifying contract is one of its validators and refuses a "
@@ -889,7 +610,8 @@ class SessionAccount:
                 permission_index,
             )
         if found is not None:
-            raise self._refusal(
+            raise signature_refusal(
+                self.grant,
                 f"nothing was signed: the typed data's verifying contract {found.target} is a {found.module} module "
                 f"of the account {self.grant.account}, and the module refuses a session's signature to any module of "
                 "the account (modules take the account's signature as its owner's approval of their configuration)",
@@ -897,88 +619,20 @@ class SessionAccount:
                 permission_index,
             )
 
-    def _refusal(self, text: str, reason: str, permission_index: int) -> SignatureRefusedError:
-        """The :class:`SignatureRefusedError` of this session for ``text``, ``reason`` (the module's error name or
-        the SDK's) and the typed-data or sign-in permission ``permission_index``."""
-        return SignatureRefusedError(
-            text,
-            reason=reason,
-            session_id="0x" + self.grant.session_id.hex(),
-            permission_index=permission_index,
-        )
-
-    def _refuse_forbidden_verifier(self, typed: TypedData, permission_index: int) -> None:
-        """Refuse, before anything is signed, typed data whose verifying contract is the account or the session
-        module: the module refuses a session's signature any of them asks about (``SignatureSenderForbidden``: an
-        account asks its validators for its owner's approval of its own configuration), whatever the chain says."""
-        verifying = _verifying_contract(typed)
-        named = {
-            to_address(self.grant.account): "the account itself",
-            to_address(self.grant.module): "the session module",
-        }
-        what = None if verifying is None else named.get(verifying)
-        if what is None:
-            return
-        raise self._refusal(
-            f"nothing was signed: the typed data's verifying contract {verifying} is {what}, and the module refuses "
-            "a session's signature to the account and to itself (the account asks its validators for its owner's "
-            "approval of its own configuration)",
-            "SignatureSenderForbidden",
-            permission_index,
-        )
-
-    def _require_account_accepts(
-        self, digest: bytes, signature: bytes, verifier: str | None, permission_index: int
-    ) -> None:
-        """Ask the account itself, as a verifier would (``isValidSignature(digest, signature)``, from ``verifier``
-        when the typed data names one), whether it takes the signature just made, and refuse to return one it does
-        not: an account that does not pass ERC-1271 questions to its validators, or a session revoked or
-        invalidated on chain since this object last looked, would otherwise leave a signature every verifier
-        refuses."""
-        if not self.verify_on_chain:
-            return
-        account = self.grant.account
-        question = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
-        try:
-            try:
-                answer = self.network.chain.call(account, question, sender=verifier)
-            except (
-                JsonRpcError
-            ) as error:  # a node that charges calls for gas will not run one from a contract
-                if verifier is None or not unfunded_sender(error):
-                    raise
-                answer = self.network.chain.call(account, question)
-        except CallRevertedError as error:
-            said = f"reverted with {error.description}"
-        else:
-            if answer[:4] == ERC1271_MAGIC:
-                return
-            said = f"answered 0x{answer[:32].hex()}" if answer else "answered nothing"
-        asker = f" asked by {verifier}" if verifier is not None else ""
-        said = (
-            f"no signature was returned: the account {account}'s isValidSignature{asker} {said} for the session's "
-            f"signature of 0x{digest.hex()}, so every verifier would refuse it"
-        )
-        try:  # a session revoked or invalidated since this object last looked: say which
-            self._read_state(None, status=True, clock=False)
-        except SessionRevokedError as gone:
-            raise self._refusal(f"{said}: {gone}", "AccountRefused", permission_index) from None
-        raise self._refusal(
-            f"{said}. The account may not pass ERC-1271 questions to its validators (the module "
-            f"{self.grant.module}), or the session was revoked or every session invalidated on chain: see "
-            "session.status()",
-            "AccountRefused",
-            permission_index,
-        )
+    def _recheck_status(self) -> None:
+        """Read the session's status again: raises :class:`~keyscope.errors.SessionRevokedError` when it is revoked or
+        invalidated on chain."""
+        self._read_state(None, status=True, clock=False)
 
     def _message_header(self, signed: bytes, message: object) -> bytes:
         """``who ‖ key or session id ‖ signatures`` for the ERC-7739 hash ``signed``."""
         grant = self.grant
         signature = self.key.sign_hash(signed)
-        expected = self._expected_co_signer()  # None: not co-signed, or the owner removed the co-signer
-        self._refuse_missing_co_signer(expected, "message")
+        # None: not co-signed, or the owner removed the co-signer
+        expected = expected_co_signer(grant, self._reads.co_signer)
+        refuse_missing_co_signer(grant, self.co_signer, expected, "message")
         co_signature = (
-            self._co_signature("message", signed, message=message, expected=expected)
+            ask_co_signature(grant, self.co_signer, "message", signed, message=message, expected=expected)
             if expected is not None
             else b""
         )
@@ -998,7 +652,7 @@ class SessionAccount:
             grant.session, data, session_id="0x" + grant.session_id.hex(), now=self.now()
         )
         typed: TypedData = checked.data
-        self._refuse_forbidden_verifier(typed, checked.permission_index)
+        refuse_forbidden_verifier(grant, typed, checked.permission_index)
         self._require_enabled_for_signing(typed, checked.permission_index)
         permission = checked.permission
         signed = typed_data_sign_hash(
@@ -1014,9 +668,16 @@ class SessionAccount:
             self._message_header(signed, data), permission.domain_separator, typed.type_hash, checked.frames
         )
         signature = self.kind.validator_erc1271_signature(grant.module, body)
-        self._require_account_accepts(
-            typed.digest, signature, _verifying_contract(typed), checked.permission_index
-        )
+        if self.verify_on_chain:
+            require_account_accepts(
+                self.network.chain,
+                grant,
+                typed.digest,
+                signature,
+                verifying_contract(typed),
+                checked.permission_index,
+                self._recheck_status,
+            )
         return signature
 
     def sign_in(
@@ -1065,26 +726,14 @@ class SessionAccount:
             checked.first_line_length,
         )
         signature = self.kind.validator_erc1271_signature(grant.module, body)
-        self._require_account_accepts(checked.hash, signature, None, checked.permission_index)
+        if self.verify_on_chain:
+            require_account_accepts(
+                self.network.chain,
+                grant,
+                checked.hash,
+                signature,
+                None,
+                checked.permission_index,
+                self._recheck_status,
+            )
         return signature
-
-
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
-def _module_recovers(digest: bytes, signature: bytes) -> str | None:
-    """The key the module recovers from the 65-byte ECDSA ``signature`` of ``digest`` (OpenZeppelin's
-    ``tryRecover``: low s, v 27 or 28), None when it recovers none."""
-    s = int.from_bytes(signature[32:64], "big")
-    if len(signature) != 65 or signature[64] not in (27, 28) or not 0 < s <= _SECP256K1_HALF_N:
-        return None
-    try:
-        return recover_hash(digest, signature)
-    except (BadInputError, ValueError):
-        return None
-
-
-def _verifying_contract(typed: TypedData) -> str | None:
-    """The typed data's ``verifyingContract`` (the contract that will ask the account), if its domain names one."""
-    verifying = typed.domain.get("verifyingContract")
-    return None if verifying is None else to_address(verifying, name="the domain's verifyingContract")
