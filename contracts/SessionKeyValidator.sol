@@ -67,6 +67,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     //////////////////////////////////////////////////////////////*/
 
 
+    /// @dev A rule's conditions (the cases of {_checkCall}'s rule loop).
     uint8 internal constant EQUAL = 0;
     uint8 internal constant LESS_THAN_OR_EQUAL = 1;
     uint8 internal constant LESS_THAN = 2;
@@ -88,7 +89,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     bytes1 internal constant MODE_AT = 0x03;
     bytes1 internal constant MODE_SESSION = 0x04;
 
-    uint256 internal constant SIGN_BIT = 1 << 255;
     /// @dev EntryPoint v0.8's initCode of an EIP-7702 account: `0x7702` padded to 20 bytes; what follows is an init
     ///      call's data (a factory's address never has this form: the EntryPoint reads it as the marker).
     bytes20 internal constant EIP7702_MARKER = bytes20(bytes2(0x7702));
@@ -524,44 +524,78 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         assembly ("memory-safe") {
             slot := add(permission.slot, 1) // words[0]
         }
-        unchecked {
-            for (uint256 r = 0; r < ruleCount; ++r) {
-                uint256 word = _load(slot++);
-                uint256 offset = RuleWord.offset(word);
-                if (data.length < offset + 36) revert CalldataTooShort(callIndex, permissionIndex, r);
-                uint256 actual = _word(data, offset + 4);
-                uint256 argType = RuleWord.checkedType(word);
-                if (argType != 0 && !ArgType.isCanonical(argType, actual)) {
-                    revert NonCanonicalArgument(callIndex, permissionIndex, r, uint8(argType), bytes32(actual));
+        // The rules, in one assembly loop that reads RuleWord's fields by shifts and leaves at the first rule that
+        // refuses the call (`r` < ruleCount, `slot` at its first word), whose refusal is then told apart below.
+        uint256 r;
+        assembly ("memory-safe") {
+            for {} lt(r, ruleCount) { r := add(r, 1) } {
+                let word := sload(slot)
+                let offset := shr(240, word)
+                if lt(data.length, add(offset, 36)) { break }
+                let actual := calldataload(add(add(data.offset, offset), 4))
+                let argType := and(shr(216, word), 0xff)
+                if argType {
+                    // ArgType.isCanonical
+                    let unused := shl(3, and(argType, 0x1f))
+                    let canonical
+                    switch shr(5, argType)
+                    case 0 { canonical := iszero(shr(sub(256, unused), actual)) }
+                    case 1 { canonical := eq(signextend(sub(31, shr(3, unused)), actual), actual) }
+                    case 2 { canonical := iszero(shl(sub(256, unused), actual)) }
+                    default { canonical := lt(actual, 2) }
+                    if iszero(canonical) { break }
                 }
-                uint256 flags = RuleWord.flags(word);
-                uint256 first = flags & RuleWord.WIDE != 0 ? _load(slot++) : RuleWord.inlineValue(word);
-                uint256 op = flags & 0x0f;
-                bool ok;
-                if (op == EQUAL) {
-                    ok = actual == first;
-                } else if (op == ONE_OF) {
-                    uint256 end = slot + RuleWord.valueCount(word) - 1; // the words of values 2..n
-                    ok = actual == first;
-                    while (!ok && slot < end) {
-                        ok = actual == _load(slot++);
-                    }
-                    slot = end;
-                } else if (op == NOT_EQUAL) {
-                    ok = actual != first;
-                } else {
+                let next := add(slot, 1)
+                // the first value: inline (sign-extended from bit 215 when SIGNED, bit 238), or the next word when
+                // WIDE (bit 239)
+                let first := and(word, shr(40, not(0)))
+                if and(word, shl(238, 1)) { first := signextend(26, word) }
+                if and(word, shl(239, 1)) {
+                    first := sload(next)
+                    next := add(next, 1)
+                }
+                let ok
+                switch and(shr(232, word), 0x0f)
+                case 0 { ok := eq(actual, first) } // EQUAL
+                case 5 { ok := iszero(eq(actual, first)) } // NOT_EQUAL
+                case 7 {
+                    // ONE_OF: values 2..n in the words that follow
+                    let end := sub(add(next, and(shr(224, word), 0xff)), 1)
+                    ok := eq(actual, first)
+                    for {} and(iszero(ok), lt(next, end)) { next := add(next, 1) } { ok := eq(actual, sload(next)) }
+                    next := end
+                }
+                default {
                     // Ordering. Signed words compare as unsigned once their sign bits are flipped.
-                    uint256 flip = flags & RuleWord.SIGNED != 0 ? SIGN_BIT : 0;
-                    uint256 a = actual ^ flip;
-                    uint256 b = first ^ flip;
-                    if (op == IN_RANGE) ok = a >= b && a <= (_load(slot++) ^ flip);
-                    else if (op == LESS_THAN_OR_EQUAL) ok = a <= b;
-                    else if (op == LESS_THAN) ok = a < b;
-                    else if (op == GREATER_THAN_OR_EQUAL) ok = a >= b;
-                    else ok = a > b; // GREATER_THAN; other ops are refused when the rule is stored
+                    let flip := shl(255, and(shr(238, word), 1))
+                    let a := xor(actual, flip)
+                    let b := xor(first, flip)
+                    switch and(shr(232, word), 0x0f)
+                    case 6 {
+                        // IN_RANGE
+                        ok := and(iszero(lt(a, b)), iszero(gt(a, xor(sload(next), flip))))
+                        next := add(next, 1)
+                    }
+                    case 1 { ok := iszero(gt(a, b)) } // LESS_THAN_OR_EQUAL
+                    case 2 { ok := lt(a, b) } // LESS_THAN
+                    case 3 { ok := iszero(lt(a, b)) } // GREATER_THAN_OR_EQUAL
+                    default { ok := gt(a, b) } // GREATER_THAN; other ops are refused when the rule is stored
                 }
-                if (!ok) revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
+                if iszero(ok) { break }
+                slot := next
             }
+        }
+        if (r < ruleCount) {
+            // rule r refused: in the loop's order, its calldata is too short, its word not canonical, or it fails
+            uint256 word = _load(slot);
+            uint256 offset = RuleWord.offset(word);
+            if (data.length < offset + 36) revert CalldataTooShort(callIndex, permissionIndex, r);
+            uint256 actual = _word(data, offset + 4);
+            uint256 argType = RuleWord.checkedType(word);
+            if (argType != 0 && !ArgType.isCanonical(argType, actual)) {
+                revert NonCanonicalArgument(callIndex, permissionIndex, r, uint8(argType), bytes32(actual));
+            }
+            revert RuleViolated(callIndex, permissionIndex, r, bytes32(actual));
         }
         // the session's uncapped paymasters follow the rule words
         if (paymaster != address(0) && PermissionHeader.gasCapGwei(header) != 0) {
