@@ -286,14 +286,13 @@ abstract contract SessionStorage is ISessionKeyValidatorTypes, EIP712 {
     }
 
     /// @dev The key of a permission in `_permissions`: keccak256 of the session key (20 bytes), the target
-    ///      (20 bytes) and the selector (4 bytes), packed (44 bytes, so no two triples share an encoding).
+    ///      (20 bytes) and the selector (4 bytes), packed (44 bytes, so no two triples share an encoding), hashed
+    ///      in the scratch space (bytes 0x0c to 0x38).
     function _permissionKey(address key, address target, bytes4 selector) internal pure returns (bytes32 result) {
         assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, shl(96, key))
-            mstore(add(ptr, 20), shl(96, target))
-            mstore(add(ptr, 40), selector)
-            result := keccak256(ptr, 44)
+            mstore(0x0c, shl(96, key))
+            mstore(0x20, or(shl(96, target), shr(160, selector)))
+            result := keccak256(0x0c, 44)
         }
     }
 }
