@@ -561,20 +561,15 @@ class PolicyChecker:
                 "time, or wait",
                 self.session_id,
             )
-        if at is not None and at <= valid_until:
-            # the claim is in a period that has ended: a session account claims the latest block's time, and a
-            # chain that has made no block since the period ended still reads the old time
-            return SessionExpiredError(
-                f"this operation claims the time {_when(at)}, so it counts towards a limit in the period that "
-                f"ended at {_when(valid_until)}, {moment - valid_until}s before now ({_when(moment)}), and the "
-                "EntryPoint would refuse it as expired. A session account claims the chain's latest block time: "
-                "if the chain has made no block since the period ended, wait for the next block (on a "
-                "development node, mine one) and send it again; otherwise claim the current time",
-                self.session_id,
-            )
+        # a period is narrowed only from a claimed time, which is in it: a session account claims the latest block's
+        # time, and a chain that has made no block since the period ended still reads the old time
+        claimed = f"claims the time {_when(at)}, so it " if at is not None else ""
         return SessionExpiredError(
-            f"this operation counts towards a limit in the period that ended at {_when(valid_until)}, "
-            f"{moment - valid_until}s before now ({_when(moment)}): build it again for the current period",
+            f"this operation {claimed}counts towards a limit in the period that ended at {_when(valid_until)}, "
+            f"{moment - valid_until}s before now ({_when(moment)}), and the EntryPoint would refuse it as expired. "
+            "A session account claims the chain's latest block time: if the chain has made no block since the "
+            "period ended, wait for the next block (on a development node, mine one) and send it again; otherwise "
+            "claim the current time",
             self.session_id,
         )
 
