@@ -18,6 +18,7 @@ from eth_abi import encode as abi_encode
 from conftest import KIND
 from keyscope.checker import PolicyChecker
 from keyscope.entrypoint import encode_handle_ops
+from keyscope.erc1271 import co_sign_digest
 from keyscope.errors import (
     GasCostTooHighError,
     LimitError,
@@ -26,6 +27,7 @@ from keyscope.errors import (
     SessionNotYetValidError,
 )
 from keyscope.execution import Call, ExecuteDecodeError, encode_execute, encode_mode
+from keyscope.gas import required_prefund
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak
 from keyscope.limits import counters_from_chain
@@ -931,3 +933,226 @@ def test_an_account_without_code_is_judged_by_what_a_target_says_it_is(
         session_key=session_key.address, permissions=(Permission(target=target, selector=OTHER),)
     )
     assert _no_code_account_enables(sessions, account, session) == verdict.format(target)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The USE path after its gas trims: the key's signature, the bytes after a call, the words after the rules
+# ------------------------------------------------------------------------------------------------------
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+HALF_N = SECP256K1_N // 2
+
+
+def module_verdict(sessions, module, account: str, op: UserOperation) -> str:
+    """The module's ``validateUserOp`` on ``op`` as ``account`` asks (an ``eth_call``: nothing is counted): "ok",
+    "SIG_VALIDATION_FAILED" (1 returned, no revert), or the custom error it reverts with."""
+    from keyscope.revert import describe_revert
+    from support.raw_call import revert_bytes
+
+    try:
+        validation = validation_data(sessions, module, account, op)
+    except Exception as error:  # the module's revert
+        return describe_revert(revert_bytes(error))
+    failure = unpacked(validation)[2]
+    return "ok" if failure == 0 else "SIG_VALIDATION_FAILED" if failure == 1 else f"aggregator {failure:#x}"
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _not_the_keys_signatures(signature: bytes) -> dict[str, bytes]:
+    """65-byte ``r || s || v`` forms of the key's signature that ``ECDSA.tryRecover`` takes for no signer, or for
+    another one: v as 0/1 (the un-offset parity some signers give), v past 28, the other parity, the malleable
+    high-s twin, s one past half the order, r or s zero, r at the curve order."""
+    r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
+    assert v in (27, 28) and s <= HALF_N
+    return {
+        "v - 27": signature[:64] + bytes((v - 27,)),
+        "v + 4": signature[:64] + bytes((v + 4,)),
+        "v 0xff": signature[:64] + bytes((0xFF,)),
+        "other parity": signature[:64] + bytes((55 - v,)),
+        "high-s twin": _word(r) + _word(SECP256K1_N - s) + bytes((55 - v,)),
+        "s half order + 1": _word(r) + _word(HALF_N + 1) + bytes((v,)),
+        "s zero": _word(r) + _word(0) + bytes((v,)),
+        "r zero": _word(0) + _word(s) + bytes((v,)),
+        "r at the order": _word(SECP256K1_N) + _word(s) + bytes((v,)),
+    }
+
+
+def test_no_other_form_of_the_keys_signature_validates_in_any_mode(
+    sessions, module, target, account, owner, session_key
+):
+    """The key's ECDSA recovery moved into scratch memory for every mode (USE, USE after a claimed time,
+    USE_WITH_KEY, a co-signed session's SESSION). Whatever form of the key's signature of the operation a relayer
+    or the key's holder makes of it (v as 0/1 or past 28, the other parity, the malleable twin, s just past half
+    the order, r or s zero, r at the order), the module returns SIG_VALIDATION_FAILED in each mode without
+    reverting (bundlers' estimates rely on it), the co-signer's signature is judged alike, and only the canonical
+    form validates."""
+    co_signer = LocalSigner.generate()
+    grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
+    _, co_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                     co_signer=co_signer.address, salt=1)  # fmt: skip
+    op = sessions.op(account, session_key, other(target, 1))
+    signature = op.signature
+    co_signature = co_signer.sign_hash(
+        co_sign_digest(co_id, sessions.h.hash(op), chain_id=sessions.h.chain_id, module=module.address)
+    )
+    layouts = {
+        "USE": lambda key_sig: key_sig,
+        "USE at a claimed time": lambda key_sig: encode_at_signature(now(sessions), key_sig),
+        "USE_WITH_KEY": lambda key_sig: encode_use_with_key_signature(session_key.address, key_sig),
+        "SESSION": lambda key_sig: encode_session_signature(co_id, key_sig, co_signature),
+    }
+    for mode, layout in layouts.items():
+        assert module_verdict(sessions, module, account, op.replace(signature=layout(signature))) == "ok", (
+            mode
+        )
+        for form, forged in _not_the_keys_signatures(signature).items():
+            verdict = module_verdict(sessions, module, account, op.replace(signature=layout(forged)))
+            assert verdict == "SIG_VALIDATION_FAILED", (mode, form, verdict)
+    for form, forged in _not_the_keys_signatures(co_signature).items():
+        verdict = module_verdict(
+            sessions,
+            module,
+            account,
+            op.replace(signature=encode_session_signature(co_id, signature, forged)),
+        )
+        assert verdict == "SIG_VALIDATION_FAILED", ("co-signature", form, verdict)
+    # through the EntryPoint: AA24 for each form of a USE signature, nothing runs
+    for forged in _not_the_keys_signatures(signature).values():
+        assert "AA24" in sessions.outcome(op.replace(signature=forged))
+    assert target.calls() == 0
+
+
+def _dirty_padding_after_first_call(call_data: bytes, first_data_length: int) -> bytes:
+    """``execute`` batch callData with the padding after call 0's data (which an ABI decoder never reads) set to
+    0xff bytes: call 0's data starts at byte 100 (execute's head) + 64 (array offset, count) + 64 (two element
+    offsets) + 128 (its target, value, data offset and length)."""
+    start = 100 + 64 + 64 + 128 + first_data_length
+    end = start + (-first_data_length % 32)
+    return call_data[:start] + b"\xff" * (end - start) + call_data[end:]
+
+
+def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
+    sessions, module, target, account, owner, session_key
+):
+    """``other(amount)`` with the rule ``amount >= 1000``, called in a batch with its argument left out: the word the
+    rule would read runs past the call's 4 bytes into the element's padding, which no decoder reads and the key
+    fills with 0xff, and on into the next element. A target that reads its arguments with CALLDATALOAD sees 0
+    there (past its calldata's end); the module must not see the key's bytes: CalldataTooShort, from the module
+    and the checker. The same padding after a whole call changes nothing."""
+    rule = Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, values=(1000,))
+    session, _ = grant(sessions, account, owner, session_key,
+                       [Permission(target=target.address, selector=OTHER, rules=(rule,))])  # fmt: skip
+    allowed = other(target, 1000)
+    short = Call.of(target.address, 0, OTHER)
+    call_data = _dirty_padding_after_first_call(encode_execute([short, allowed]), 4)
+    word = int.from_bytes(call_data[100 + 256 + 4 : 100 + 256 + 36], "big")
+    assert rule.holds(word)  # what the rule would read past the call's end passes it
+    op = sessions.op(account, session_key, call_data=call_data)
+    judged_alike(
+        sessions,
+        module,
+        session,
+        account,
+        op,
+        "CalldataTooShort(callIndex=0, permissionIndex=0, ruleIndex=0)",
+    )
+    whole = sessions.op(
+        account,
+        session_key,
+        call_data=_dirty_padding_after_first_call(encode_execute([allowed, allowed]), 36),
+    )
+    judged_alike(sessions, module, session, account, whole, "ok")
+    assert target.calls() == 2
+
+
+ROUTER = "0x" + keccak(b"keyscope router")[12:].hex()
+TOKEN_PAYMASTER = "0x" + keccak(b"keyscope token paymaster")[12:].hex()
+SPONSOR = "0x" + keccak(b"keyscope sponsor")[12:].hex()
+
+
+def _spend_rules() -> tuple[Rule, ...]:
+    """Rules of six storage words ending with the token paymaster's address: IN_RANGE (its high end in a word of
+    its own), a wide signed bound (its value in the next word), and ``who`` ONE_OF {router, token paymaster} (the
+    paymaster in the last rule word, right before the session's paymaster list)."""
+    return (
+        Rule(condition=Condition.IN_RANGE, offset=AMOUNT, values=(1, 2**250)),
+        Rule(
+            condition=Condition.GREATER_THAN_OR_EQUAL | SIGNED,
+            offset=DELTA,
+            values=(Rule.signed_word(-(2**240)),),
+        ),
+        Rule(condition=Condition.ONE_OF, offset=WHO, values=(int(ROUTER, 16), int(TOKEN_PAYMASTER, 16))),
+    )
+
+
+def test_a_rule_value_is_never_read_as_a_listed_paymaster(
+    sessions, module, target, account, owner, session_key
+):
+    """A session capped at 0.01 ether per operation that lists a sponsor as uncapped; its permission lets ``who`` be
+    the router or a token paymaster (the address an approval to pay gas in tokens names), so the paymaster's address
+    is the last of the rule words the paymaster list follows in storage. The key names the token paymaster for an
+    operation over the cap, with ``who`` either member: the cap binds (a scan of the list starting inside the rule
+    words, where the rule loop could leave it after a ONE_OF, would take the token paymaster for the sponsor and let
+    it charge the account any gas). Named, the sponsor is found past all six rule words. Module and checker agree."""
+    session, _ = grant(sessions, account, owner, session_key,
+                       [Permission(target=target.address, selector=RECORD, rules=_spend_rules())],
+                       max_gas_cost=ETHER // 100, paymasters=(SPONSOR,))  # fmt: skip
+    gas = {
+        "pre_verification_gas": 5_000_000,
+        "max_fee_per_gas": 1000 * GWEI,
+        "max_priority_fee_per_gas": GWEI,
+        "paymaster_verification_gas_limit": 100_000,
+        "paymaster_post_op_gas_limit": 100_000,
+    }
+    for who in (ROUTER, TOKEN_PAYMASTER):
+        call = record(target, amount=5, delta=-3, who=who)
+        op = sessions.op(account, session_key, call, paymaster=TOKEN_PAYMASTER, **gas)
+        verdict = module_verdict(sessions, module, account, op)
+        assert verdict.startswith("GasCostTooHigh("), (who, verdict)
+        assert (
+            checker_verdict(session, account, module.address, op, now=now(sessions) + 1) == "GasCostTooHigh"
+        )
+        sponsored = sessions.op(account, session_key, call, paymaster=SPONSOR, **gas)
+        assert module_verdict(sessions, module, account, sponsored) == "ok", who
+        assert checker_verdict(session, account, module.address, sponsored, now=now(sessions) + 1) == "ok"
+
+
+def test_a_rule_value_is_never_read_as_a_listed_paymaster_by_a_gas_budget(
+    sessions, module, target, account, owner, session_key
+):
+    """The same rule words under a session without a cap whose gas budget (a GAS limit) lists the sponsor: an
+    operation naming the token paymaster counts its cost towards the budget, and one over what is left is refused
+    (LimitExceeded); the sponsor's operation counts nothing."""
+    gas = {
+        "pre_verification_gas": 5_000_000,
+        "max_fee_per_gas": 1000 * GWEI,
+        "max_priority_fee_per_gas": GWEI,
+        "paymaster_verification_gas_limit": 100_000,
+        "paymaster_post_op_gas_limit": 100_000,
+    }
+    call = record(target, amount=5, delta=-3, who=ROUTER)
+    # the prefund the module counts: every gas limit, the paymaster's two included, times maxFeePerGas
+    prefund = required_prefund(sessions.op(account, session_key, call, paymaster=TOKEN_PAYMASTER, **gas))
+    session, session_id = grant(
+        sessions, account, owner, session_key,
+        [Permission(target=target.address, selector=RECORD, rules=_spend_rules())],
+        paymasters=(SPONSOR,), limits=(Limit(kind=LimitKind.GAS, amount=prefund - 1),),
+    )  # fmt: skip
+    for who in (ROUTER, TOKEN_PAYMASTER):
+        call = record(target, amount=5, delta=-3, who=who)
+        op = sessions.op(account, session_key, call, paymaster=TOKEN_PAYMASTER, **gas)
+        verdict = module_verdict(sessions, module, account, op)
+        assert verdict.startswith("LimitExceeded(callIndex=0, limitIndex=0, amount=" + str(prefund)), (
+            who,
+            verdict,
+        )
+        counters = counters_from_chain(session, [tuple(r) for r in module.limitUsage(account, session_id)])
+        local = checker_verdict(
+            session, account, module.address, op, now=now(sessions) + 1, counters=counters
+        )
+        assert local == "LimitExceeded", local
+        sponsored = sessions.op(account, session_key, call, paymaster=SPONSOR, **gas)
+        assert module_verdict(sessions, module, account, sponsored) == "ok", who
