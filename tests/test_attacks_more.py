@@ -1156,3 +1156,44 @@ def test_a_rule_value_is_never_read_as_a_listed_paymaster_by_a_gas_budget(
         assert local == "LimitExceeded", local
         sponsored = sessions.op(account, session_key, call, paymaster=SPONSOR, **gas)
         assert module_verdict(sessions, module, account, sponsored) == "ok", who
+
+
+def test_no_signature_a_byte_longer_or_shorter_than_a_layout_validates(
+    sessions, module, target, account, owner, session_key
+):
+    """Every operation signature layout (USE, USE_WITH_KEY, a co-signed session's SESSION, each bare and after a
+    claimed time) with one byte dropped from its end, one added (0x00 or 0xff), or one dropped from the claimed
+    time (which shifts the layout after it): the module reads the mode from the length and the first byte, and none
+    of these is another layout signed by the key. None validates; each returns SIG_VALIDATION_FAILED, or, read as
+    ENABLE data (its first byte 0x01 after the rewrite), reverts MalformedEnableData."""
+    co_signer = LocalSigner.generate()
+    grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
+    _, co_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                     co_signer=co_signer.address, salt=1)  # fmt: skip
+    op = sessions.op(account, session_key, other(target, 1))
+    signature = op.signature
+    co_signature = co_signer.sign_hash(
+        co_sign_digest(co_id, sessions.h.hash(op), chain_id=sessions.h.chain_id, module=module.address)
+    )
+    bare = {
+        "USE": signature,
+        "USE_WITH_KEY": encode_use_with_key_signature(session_key.address, signature),
+        "SESSION": encode_session_signature(co_id, signature, co_signature),
+    }
+    layouts = {**bare, **{f"AT {name}": encode_at_signature(now(sessions), s) for name, s in bare.items()}}
+    for name, layout in layouts.items():
+        assert module_verdict(sessions, module, account, op.replace(signature=layout)) == "ok", name
+        neighbours = {
+            "last byte dropped": layout[:-1],
+            "0x00 added": layout + b"\x00",
+            "0xff added": layout + b"\xff",
+        }
+        if name.startswith("AT"):
+            neighbours["a time byte dropped"] = layout[:6] + layout[7:]
+        for change, neighbour in neighbours.items():
+            verdict = module_verdict(sessions, module, account, op.replace(signature=neighbour))
+            assert verdict == "SIG_VALIDATION_FAILED" or verdict.startswith("MalformedEnableData"), (
+                name,
+                change,
+                verdict,
+            )
