@@ -67,6 +67,10 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     /// @notice The owner given to {initialize} was the zero address.
     error OwnerIsZeroAddress();
 
+    /// @notice {initialize} was called by `caller`, not by `factory`, the factory that deployed this implementation
+    ///         (this code over storage no factory set up: an EOA delegating to it, a proxy someone else made).
+    error InitializerNotFactory(address caller, address factory);
+
     /// @notice `module` was not installed: a live session of the installed validator `validator` has a call
     ///         permission on it, or had one until revoked in this transaction. Revoke those sessions (or all of them)
     ///         on `validator` first, then install it in a later transaction.
@@ -77,6 +81,9 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     //////////////////////////////////////////////////////////////*/
 
     IEntryPoint private immutable _entryPoint;
+
+    /// @dev The factory that deployed this implementation: the only caller of {initialize}.
+    address private immutable _factory;
 
     /// @dev Storage slot of OpenZeppelin's `AccountERC7579._validators` (private; an `EnumerableSet.AddressSet`,
     ///      whose first member is its values array: the count here, the addresses from keccak256(slot)). Read from
@@ -95,14 +102,17 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     /// @param entryPoint_ The EntryPoint every clone of this implementation trusts.
     constructor(IEntryPoint entryPoint_) SignerECDSA(address(0)) EIP712("KeyscopeAccount", "1") {
         _entryPoint = entryPoint_;
+        _factory = msg.sender;
         _disableInitializers();
     }
 
     /// @notice Set the owner and install the given modules. Called once, by the factory, in the same
-    ///         transaction that deploys the clone.
+    ///         transaction that deploys the clone; reverts {InitializerNotFactory} for any other caller (an EOA
+    ///         delegating to this code (EIP-7702) has fresh storage, which anyone could initialise otherwise).
     /// @param owner The ECDSA address that owns the account.
     /// @param modules Modules to install, in order (for example the session-key validator).
     function initialize(address owner, ModuleInit[] calldata modules) external initializer {
+        if (msg.sender != _factory) revert InitializerNotFactory(msg.sender, _factory);
         if (owner == address(0)) revert OwnerIsZeroAddress();
         _setSigner(owner);
         for (uint256 i = 0; i < modules.length; ++i) {
