@@ -878,3 +878,44 @@ def test_the_eoa_examples_run_as_written(stack: LocalStack, document: str, headi
     assert scope["owner"].account == eoa.address
     assert code(stack, eoa.address) == delegation_code(stack.delegate)
     assert nft_balance(stack, eoa.address) == 1
+
+
+def test_an_eoa_delegated_to_the_account_implementation_is_initialised_by_no_stranger(
+    net: Network, stack: LocalStack
+) -> None:
+    """An EOA delegates by mistake to the factory's ``KeyscopeAccount`` implementation (not to ``KeyscopeDelegate``):
+    that code's owner is set by ``initialize`` over the EOA's fresh storage. A stranger lands the EOA's public
+    authorization in a type-4 transaction of its own calling ``initialize(stranger, [])`` on the EOA: only the factory
+    may initialise, the call reverts, the delegation stands with no owner, and the stranger's operation signed as
+    owner fails (AA24) with the EOA's ether in place."""
+    eoa = new_eoa(stack)
+    stranger = stack.accounts[2]
+    implementation = to_address(call(stack, stack.factory, "accountImplementation()")[12:])
+    authorization = sign_authorization(eoa, stack.chain_id, implementation, 0)
+    initialize = keccak(b"initialize(address,(uint256,address,bytes)[])")[:4] + abi_encode(
+        ["address", "(uint256,address,bytes)[]"], [stranger.address, []]
+    )
+    receipt = raw_transaction(
+        stack, stranger.private_key, eoa.address, initialize, authorizations=[authorization]
+    )
+    assert int(receipt["status"], 16) == 0
+    assert code(stack, eoa.address) == delegation_code(implementation)
+    assert to_address(call(stack, eoa.address, "signer()")[12:]) == "0x" + "00" * 20
+
+    balance = stack.balance(eoa.address)
+    take = UserOperation(
+        sender=eoa.address,
+        nonce=0,
+        call_data=encode_execute([Call(stranger.address, ETHER)]),
+        call_gas_limit=200_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=60_000,
+        max_fee_per_gas=GAS_PRICE["maxFeePerGas"],
+        max_priority_fee_per_gas=GAS_PRICE["maxPriorityFeePerGas"],
+    )
+    op_hash = user_op_hash_v07(take.pack(), stack.entry_point, stack.chain_id)
+    forged = take.replace(signature=LocalSigner(stranger.private_key).sign_hash(op_hash))
+    with pytest.raises(BundlerRejectedError) as refused:
+        net.bundler.send_user_operation(forged, stack.entry_point)
+    assert refused.value.reason == "AA24", refused.value
+    assert stack.balance(eoa.address) == balance
