@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from eth_abi import encode as abi_encode
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 
-from .accounts import AccountKind, KeyscopeDelegateKind
+from .accounts import AccountKind, KeyscopeAccountKind, KeyscopeDelegateKind
 from .accounts.delegate import delegate_validator_slot
 from .bundler.pending import PendingUserOperation
 from .chain import node_request, read_many
@@ -104,6 +104,7 @@ class EOAOwner(Owner):
                 f"an EOA's owner is its own key: {signer.address} cannot own the EOA {account}; give the EOA's key"
             )
         self._ready = False
+        self._checked_delegates: set[str] = set()
         super().__init__(network, signer, own)
 
     def __repr__(self) -> str:
@@ -186,7 +187,37 @@ class EOAOwner(Owner):
         return calls, state.delegate != self.delegate, epoch
 
     def _authorization(self, nonce: int) -> Authorization:
+        self._check_delegate_code()
         return sign_authorization(self.signer, self.network.chain_id, self.delegate, nonce)
+
+    def _check_delegate_code(self) -> None:
+        """Refuse to sign an authorization for code that is not keyscope's delegate: the factory's account
+        implementation (its owner is set by an ``initialize`` only the factory may call, so an EOA delegating there
+        would have no owner), another account's code, or an address without code."""
+        delegate = self.delegate
+        if delegate in self._checked_delegates:
+            return
+        answered = self.network.account_id(delegate)
+        prefix = KeyscopeDelegateKind.account_id_prefix
+        if answered is None or not answered.startswith(prefix):
+            what = (
+                "has no code"
+                if not self.network.chain.get_code(delegate)
+                else ("answers no accountId()" if answered is None else f"answers accountId() {answered!r}")
+            )
+            hint = (
+                " (keyscope's account implementation, which an EOA must not delegate to)"
+                if answered is not None and answered.startswith(KeyscopeAccountKind.account_id_prefix)
+                else ""
+            )
+            raise DelegationError(
+                f"the delegate {delegate} {what}{hint}, not {prefix}*: the EOA {self.account} signs an EIP-7702 "
+                "authorization only for keyscope's KeyscopeDelegate: connect(..., delegate=...) with a deployed "
+                "KeyscopeDelegate's address",
+                account=self.account,
+                delegate=delegate,
+            )
+        self._checked_delegates.add(delegate)
 
     def install_sessions(self) -> PendingUserOperation | None:
         """Delegate the EOA to keyscope's delegate and install the session module in a new epoch, in one operation

@@ -919,3 +919,48 @@ def test_an_eoa_delegated_to_the_account_implementation_is_initialised_by_no_str
         net.bundler.send_user_operation(forged, stack.entry_point)
     assert refused.value.reason == "AA24", refused.value
     assert stack.balance(eoa.address) == balance
+
+
+@pytest.mark.parametrize("what", ["implementation", "simple7702", "no code"])
+def test_the_sdk_signs_an_authorization_only_for_keyscopes_delegate(
+    stack: LocalStack, other_delegate: str, what: str
+) -> None:
+    """``connect(..., delegate=...)`` given the factory's account implementation (an EOA delegating there has no
+    owner), other account code, or an address without code: upgrading, installing and either way of sending refuse
+    before the EOA signs any authorization, naming the address and what it answers; the EOA keeps no code and its
+    nonce, and the same owner upgrades once the network names keyscope's delegate."""
+    implementation = to_address(call(stack, stack.factory, "accountImplementation()")[12:])
+    wrong = {
+        "implementation": implementation,
+        "simple7702": other_delegate,
+        "no code": to_address("0x" + "7d" * 20),
+    }[what]
+    answers = {
+        "implementation": "keyscope's account implementation",
+        "simple7702": "answers",
+        "no code": "has no code",
+    }[what]
+    misnamed = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, delegate=wrong, entry_point=ENTRY_POINT_V08
+    )
+    eoa = new_eoa(stack)
+    owner = misnamed.eoa(eoa)
+    key = SessionKey.generate()
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16)
+    attempts = [
+        lambda: owner.upgrade(key, mint_policy(stack, eoa.address), valid_for=3600),
+        lambda: owner.upgrade(key, mint_policy(stack, eoa.address), valid_for=3600, transaction=True),
+        owner.install_sessions,
+    ]
+    for attempt in attempts:
+        with pytest.raises(DelegationError) as refused:
+            attempt()
+        message = str(refused.value)
+        assert wrong in message and answers in message and "KeyscopeDelegate" in message, message
+        assert refused.value.delegate == wrong and refused.value.account == eoa.address
+    assert code(stack, eoa.address) == b""
+    assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == nonce
+
+    right = connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
+    right.eoa(eoa).upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
+    assert code(stack, eoa.address) == delegation_code(stack.delegate)
