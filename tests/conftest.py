@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ape.contracts import ContractContainer
-from ethpm_types import ContractType
 
 from keyscope import Network, Web3Chain
 from keyscope.accounts import KeyscopeAccountKind, create_account_data
-from keyscope.artifacts import entry_point_artifact
 from keyscope.bundler import UserOperationReceipt
 from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.errors import BundlerRejectedError
@@ -22,6 +19,7 @@ from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.ape_entry_point import deploy_entry_point
 from support.wheel import build_wheel, checkout_copy
 
 ETHER = 10**18
@@ -48,16 +46,7 @@ def submitter_account(accounts):
 
 @pytest.fixture(scope="session")
 def entry_point(deployer):
-    artifact = entry_point_artifact()
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "EntryPoint",
-            "abi": artifact["abi"],
-            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
-            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
-        }
-    )
-    return ContractContainer(contract_type).deploy(sender=deployer)
+    return deploy_entry_point(deployer)
 
 
 @pytest.fixture(scope="session")

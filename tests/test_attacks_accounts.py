@@ -6,12 +6,9 @@ delegate) on ape's local chain."""
 from __future__ import annotations
 
 import pytest
-from ape.contracts import ContractContainer
-from ethpm_types import ContractType
 
 from conftest import ETHER
 from keyscope.accounts import create_account_data
-from keyscope.artifacts import entry_point_artifact
 from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
@@ -22,6 +19,7 @@ from keyscope.signing import LocalSigner
 from keyscope.sponsor import PAYMASTER_DATA_LENGTH, sign_sponsorship
 from keyscope.typed_data import TypedData, eip191_hash
 from keyscope.userop import UserOperation
+from support.ape_entry_point import deploy_entry_point
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 ERC1271_INVALID = bytes.fromhex("ffffffff")
@@ -37,16 +35,7 @@ def _session_contracts(entry_point, factory, module, nft, bundler):
 
 @pytest.fixture(scope="module")
 def entry_point_v08(deployer):
-    artifact = entry_point_artifact("0.8")
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "EntryPoint",
-            "abi": artifact["abi"],
-            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
-            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
-        }
-    )
-    return ContractContainer(contract_type).deploy(sender=deployer)
+    return deploy_entry_point(deployer, "0.8")
 
 
 def _forged_signatures(op_hash: bytes) -> dict[str, bytes]:

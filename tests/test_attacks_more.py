@@ -980,6 +980,20 @@ def _not_the_keys_signatures(signature: bytes) -> dict[str, bytes]:
     }
 
 
+def _plain_and_co_signed(sessions, account, owner, session_key, target, module):
+    """A plain session and a co-signed one of the same key on ``other(...)``; one operation of the key's, with the
+    co-signed session's id and its co-signer's signature of that operation."""
+    co_signer = LocalSigner.generate()
+    grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
+    _, co_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
+                     co_signer=co_signer.address, salt=1)  # fmt: skip
+    op = sessions.op(account, session_key, other(target, 1))
+    co_signature = co_signer.sign_hash(
+        co_sign_digest(co_id, sessions.h.hash(op), chain_id=sessions.h.chain_id, module=module.address)
+    )
+    return op, co_id, co_signature
+
+
 def test_no_other_form_of_the_keys_signature_validates_in_any_mode(
     sessions, module, target, account, owner, session_key
 ):
@@ -989,15 +1003,8 @@ def test_no_other_form_of_the_keys_signature_validates_in_any_mode(
     the order, r or s zero, r at the order), the module returns SIG_VALIDATION_FAILED in each mode without
     reverting (bundlers' estimates rely on it), the co-signer's signature is judged alike, and only the canonical
     form validates."""
-    co_signer = LocalSigner.generate()
-    grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
-    _, co_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
-                     co_signer=co_signer.address, salt=1)  # fmt: skip
-    op = sessions.op(account, session_key, other(target, 1))
+    op, co_id, co_signature = _plain_and_co_signed(sessions, account, owner, session_key, target, module)
     signature = op.signature
-    co_signature = co_signer.sign_hash(
-        co_sign_digest(co_id, sessions.h.hash(op), chain_id=sessions.h.chain_id, module=module.address)
-    )
     layouts = {
         "USE": lambda key_sig: key_sig,
         "USE at a claimed time": lambda key_sig: encode_at_signature(now(sessions), key_sig),
@@ -1088,6 +1095,16 @@ def _spend_rules() -> tuple[Rule, ...]:
     )
 
 
+# gas fields of an operation far over a 0.01 ether cap, with a paymaster's limits
+_COSTLY_GAS = {
+    "pre_verification_gas": 5_000_000,
+    "max_fee_per_gas": 1000 * GWEI,
+    "max_priority_fee_per_gas": GWEI,
+    "paymaster_verification_gas_limit": 100_000,
+    "paymaster_post_op_gas_limit": 100_000,
+}
+
+
 def test_a_rule_value_is_never_read_as_a_listed_paymaster(
     sessions, module, target, account, owner, session_key
 ):
@@ -1100,13 +1117,7 @@ def test_a_rule_value_is_never_read_as_a_listed_paymaster(
     session, _ = grant(sessions, account, owner, session_key,
                        [Permission(target=target.address, selector=RECORD, rules=_spend_rules())],
                        max_gas_cost=ETHER // 100, paymasters=(SPONSOR,))  # fmt: skip
-    gas = {
-        "pre_verification_gas": 5_000_000,
-        "max_fee_per_gas": 1000 * GWEI,
-        "max_priority_fee_per_gas": GWEI,
-        "paymaster_verification_gas_limit": 100_000,
-        "paymaster_post_op_gas_limit": 100_000,
-    }
+    gas = _COSTLY_GAS
     for who in (ROUTER, TOKEN_PAYMASTER):
         call = record(target, amount=5, delta=-3, who=who)
         op = sessions.op(account, session_key, call, paymaster=TOKEN_PAYMASTER, **gas)
@@ -1126,13 +1137,7 @@ def test_a_rule_value_is_never_read_as_a_listed_paymaster_by_a_gas_budget(
     """The same rule words under a session without a cap whose gas budget (a GAS limit) lists the sponsor: an
     operation naming the token paymaster counts its cost towards the budget, and one over what is left is refused
     (LimitExceeded); the sponsor's operation counts nothing."""
-    gas = {
-        "pre_verification_gas": 5_000_000,
-        "max_fee_per_gas": 1000 * GWEI,
-        "max_priority_fee_per_gas": GWEI,
-        "paymaster_verification_gas_limit": 100_000,
-        "paymaster_post_op_gas_limit": 100_000,
-    }
+    gas = _COSTLY_GAS
     call = record(target, amount=5, delta=-3, who=ROUTER)
     # the prefund the module counts: every gas limit, the paymaster's two included, times maxFeePerGas
     prefund = required_prefund(sessions.op(account, session_key, call, paymaster=TOKEN_PAYMASTER, **gas))
@@ -1166,15 +1171,8 @@ def test_no_signature_a_byte_longer_or_shorter_than_a_layout_validates(
     time (which shifts the layout after it): the module reads the mode from the length and the first byte, and none
     of these is another layout signed by the key. None validates; each returns SIG_VALIDATION_FAILED, or, read as
     ENABLE data (its first byte 0x01 after the rewrite), reverts MalformedEnableData."""
-    co_signer = LocalSigner.generate()
-    grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)])
-    _, co_id = grant(sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)],
-                     co_signer=co_signer.address, salt=1)  # fmt: skip
-    op = sessions.op(account, session_key, other(target, 1))
+    op, co_id, co_signature = _plain_and_co_signed(sessions, account, owner, session_key, target, module)
     signature = op.signature
-    co_signature = co_signer.sign_hash(
-        co_sign_digest(co_id, sessions.h.hash(op), chain_id=sessions.h.chain_id, module=module.address)
-    )
     bare = {
         "USE": signature,
         "USE_WITH_KEY": encode_use_with_key_signature(session_key.address, signature),

@@ -8,11 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-from ape.contracts import ContractContainer
 from ape.exceptions import ContractLogicError
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from ethpm_types import ContractType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,6 +33,7 @@ from keyscope.hashing import EIP7702_INIT_CODE, is_eip7702_init_code, user_op_ha
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.signing import LocalSigner
 from keyscope.userop import PackedUserOperation, UserOperation
+from support.ape_entry_point import deploy_entry_point
 
 ROOT = Path(__file__).resolve().parent.parent
 DELEGATE = "0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"
@@ -170,16 +169,7 @@ def test_the_sdk_finds_the_delegates_namespace_where_the_contract_declares_it() 
 
 @pytest.fixture(scope="module")
 def entry_point_v08(deployer):
-    artifact = entry_point_artifact("0.8")
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "EntryPoint",
-            "abi": artifact["abi"],
-            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
-            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
-        }
-    )
-    return ContractContainer(contract_type).deploy(sender=deployer)
+    return deploy_entry_point(deployer, "0.8")
 
 
 def test_a_factory_account_on_a_v08_entry_point_at_any_address(
