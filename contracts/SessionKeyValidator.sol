@@ -67,16 +67,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     //////////////////////////////////////////////////////////////*/
 
 
-    /// @dev A rule's conditions (the cases of {_checkCall}'s rule loop).
-    uint8 internal constant EQUAL = 0;
-    uint8 internal constant LESS_THAN_OR_EQUAL = 1;
-    uint8 internal constant LESS_THAN = 2;
-    uint8 internal constant GREATER_THAN_OR_EQUAL = 3;
-    uint8 internal constant GREATER_THAN = 4;
-    uint8 internal constant NOT_EQUAL = 5;
-    uint8 internal constant IN_RANGE = 6;
-    uint8 internal constant ONE_OF = 7;
-
     uint256 internal constant SIG_VALIDATION_FAILED = 1;
     /// @dev Set by {_checkOperation} in the validation data's aggregator field (never returned): the operation
     ///      counts towards limits. Only then is anything more done, so sessions without limits pay one AND.
@@ -555,6 +545,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
                     next := add(next, 1)
                 }
                 let ok
+                // the condition, numbered as in ISessionKeyValidatorTypes.Rule (a switch takes literals)
                 switch and(shr(232, word), 0x0f)
                 case 0 { ok := eq(actual, first) } // EQUAL
                 case 5 { ok := iszero(eq(actual, first)) } // NOT_EQUAL
