@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyscope import ENTRY_POINT_V07
 from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy
 from keyscope.erc1271 import co_sign_digest
 from keyscope.execution import EXECUTE_SELECTOR, Call, encode_execute, encode_mode
@@ -24,7 +25,7 @@ from keyscope.userop import UserOperation
 
 CHAIN_ID = 31337
 MODULE = "0x" + "11" * 20
-ENTRY_POINT = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
+ENTRY_POINT = ENTRY_POINT_V07
 ACCOUNT = "0x" + "22" * 20
 ALLOWED = "0x" + "33" * 20
 FORBIDDEN = "0x" + "66" * 20
