@@ -472,3 +472,33 @@ def test_requests_the_page_cannot_serve_say_what_to_do(net, nft, tmp_path) -> No
     assert (
         result.exit_code == 1 and "give the params of wallet_grantPermissions, a JSON list" in result.output
     )
+
+
+def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, nft, accounts) -> None:
+    """An ERC-7715 request naming an ``address`` that has no code: no wallet that connects becomes its owner (the
+    grant could never be used, and would only add a session the account does not have to the store); the refusal
+    names the address and says what to do, and the request stays open for a wallet of an existing account."""
+    from keyscope.errors import UnsupportedAccountError
+
+    codeless = to_address("0x" + "12" * 20)
+    params = [
+        {
+            "chainId": hex(net.chain_id),
+            "address": codeless,
+            "expiry": 2_000_000_000,
+            "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+            "permission": {
+                "type": "contract-call",
+                "data": {"address": nft.address, "function": "safeMint(address to)"},
+            },
+            "policies": [],
+        }
+    ]
+    with ConsentServer(net) as server:
+        request = server.request_permissions(params)
+        for wallet in (accounts[3].address, codeless):
+            with pytest.raises(UnsupportedAccountError) as refused:
+                request.connect(net, wallet, net.chain_id)
+            assert str(refused.value).startswith(f"{codeless} has no code and nothing creates it")
+            assert "Deploy the account first, or give the address of an account that exists" in str(refused.value)
+        assert request.state == "waiting" and request.grant_request is None
