@@ -500,5 +500,7 @@ def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, n
             with pytest.raises(UnsupportedAccountError) as refused:
                 request.connect(net, wallet, net.chain_id)
             assert str(refused.value).startswith(f"{codeless} has no code and nothing creates it")
-            assert "Deploy the account first, or give the address of an account that exists" in str(refused.value)
+            assert "Deploy the account first, or give the address of an account that exists" in str(
+                refused.value
+            )
         assert request.state == "waiting" and request.grant_request is None
