@@ -436,6 +436,23 @@ def test_a_field_keyscope_cannot_enforce_exactly_is_refused_by_name(
         plan_from_requests([_request(_PAY), _request(permission, policies=policies)])
 
 
+def test_a_gas_cost_cap_of_zero_is_refused_rather_than_granted_as_no_cap() -> None:
+    """A dapp asking ``gas-cost-per-operation`` with a limit of 0 asked for the tightest cap there is; the module
+    reads a maxGasCost of 0 as no cap at all, so the session made of it would let one operation cost anything."""
+    zero = {"type": GAS_COST_POLICY, "data": {"limit": "0x0"}}
+    with pytest.raises(
+        BadInputError, match="a cap of 0 wei is refused: the module reads a maxGasCost of 0 as no cap"
+    ):
+        plan_from_requests([_request(_PAY, policies=[zero])]).session(max_gas_cost=10**16, salt=0)
+    # a cap the module keeps is granted as asked; no policy leaves the wallet's default
+    one_gwei = {"type": GAS_COST_POLICY, "data": {"limit": hex(10**9)}}
+    assert (
+        plan_from_requests([_request(_PAY, policies=[one_gwei])]).session(max_gas_cost=10**16, salt=0).gas_cap
+        == 10**9
+    )
+    assert plan_from_requests([_request(_PAY)]).session(max_gas_cost=10**16, salt=0).gas_cap == 10**16
+
+
 def test_limits_the_requests_cannot_agree_on_or_carry_are_refused() -> None:
     gas = [{"type": "gas-limit", "data": {"limit": "0x1"}}]
     other = [{"type": "gas-limit", "data": {"limit": "0x2"}}]

@@ -470,7 +470,14 @@ class SignerType:
 
 def _gas_cost(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
     _check_keys(data, {"limit"}, where)
-    draft.set("max_gas_cost", _amount(data.get("limit"), f"{where}.limit"), where)
+    limit = _amount(data.get("limit"), f"{where}.limit")
+    if limit == 0:
+        raise BadInputError(
+            f"{where}: a cap of 0 wei is refused: the module reads a maxGasCost of 0 as no cap at all, so the "
+            "session would have none; ask a cap in wei (1 gwei or more), or leave the policy out for the wallet's "
+            "default cap"
+        )
+    draft.set("max_gas_cost", limit, where)
 
 
 def _paymasters(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
