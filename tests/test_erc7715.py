@@ -276,6 +276,28 @@ def test_requests_of_one_call_must_make_one_session() -> None:
         plan_from_requests([])
 
 
+def test_a_session_wide_policy_asked_by_some_requests_only_is_refused() -> None:
+    """A cap or a paymaster list asked on one request would bind the whole session: the calls of a request that
+    asked neither would go over the wallet's default cap, or uncapped through the listed paymaster."""
+    call2 = {"type": "contract-call", "data": {"address": SHOP, "function": "mint(address to)"}}
+    paymasters = {"type": PAYMASTERS_POLICY, "data": {"addresses": [SHOP]}}
+    big_cap = {"type": GAS_COST_POLICY, "data": {"limit": hex(10**18)}}
+    for policy in (paymasters, big_cap):
+        with pytest.raises(
+            BadInputError, match=f"do not both ask the session-wide policy '{policy['type']}'"
+        ):
+            plan_from_requests([_request(_CALL, policies=[policy]), _request(call2)])
+        with pytest.raises(
+            BadInputError, match=f"do not both ask the session-wide policy '{policy['type']}'"
+        ):
+            plan_from_requests([_request(_CALL), _request(call2, policies=[policy])])
+    # asked by every request, it is the session's
+    both = plan_from_requests(
+        [_request(_CALL, policies=[paymasters]), _request(call2, policies=[paymasters])]
+    )
+    assert both.paymasters == (SHOP,)
+
+
 def test_a_context_keyscope_did_not_write_is_refused() -> None:
     with pytest.raises(BadInputError, match="not written by keyscope"):
         grant_from_context("0x016562aa41a8697720ce0943f003141f5deae0060000771577157715")

@@ -782,6 +782,24 @@ def _same(requests: Sequence[PermissionRequest]) -> None:
                 )
 
 
+def _same_session_policies(requests: Sequence[PermissionRequest]) -> None:
+    """Every request asks the session-wide policies, or none does: the session has one gas cap, one paymaster list,
+    one start and one gas budget, so a policy asked by one request would also bind (or free) the calls of a request
+    that did not ask it (a cap or paymasters asked on one request would lift the default cap of the others)."""
+    asked = [
+        {p.type for p in request.policies if p.type in POLICY_TYPES and not POLICY_TYPES[p.type].per_request}
+        for request in requests
+    ]
+    for index, kinds in enumerate(asked[1:], 1):
+        differ = sorted(kinds ^ asked[0])
+        if differ:
+            raise BadInputError(
+                f"request {index} and request 0 do not both ask the session-wide policy {differ[0]!r}: the requests "
+                "of one call make one session, whose policies bind every request's calls; ask it in every request "
+                "or in none"
+            )
+
+
 def _attached(granted: Granted, start: int, where: str) -> tuple[list[Permission], list[Limit]]:
     """``granted``'s permissions without their attached limits, and those limits with meters naming permission
     indices (the request's permissions start at ``start``)."""
@@ -851,6 +869,7 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
             if handler is None:
                 raise _refuse("policy", policy.type, POLICY_TYPES)
             handler.apply(policy.data, draft, f"{where} policy {number} ({policy.type})")
+    _same_session_policies(read)
     if not permissions:
         raise BadInputError(
             f"the requests grant no call: a {NATIVE_TRANSFER!r} allowance caps the value of the calls the session's "
