@@ -370,6 +370,34 @@ def test_a_call_outside_the_policy_is_refused_before_recording(net, store, user,
     assert store.get_by_intent("bad") is None
 
 
+def test_an_expired_session_or_an_operation_over_its_gas_cap_is_refused_before_recording(
+    net, harness, store, nft, chain
+):
+    """docs/scaling.md: ``send`` refuses an expired session and an operation over the session's gas cost cap
+    before anything is recorded (nothing to recover, nothing the bundler could be handed later)."""
+    from keyscope.errors import GasCostTooHighError, SessionExpiredError
+
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    capped_key, short_key = SessionKey.generate(), SessionKey.generate()
+    capped = owner.grant(capped_key, [policy], valid_for=3600, max_gas_cost=10**9)
+    short = owner.grant(short_key, [policy], valid_for=60)
+    for key, grant in ((capped_key, capped), (short_key, short)):
+        store.put_key(key)
+        store.put_grant(grant)
+    with worker(store, net) as w:
+        with pytest.raises(GasCostTooHighError, match="over the session's cap of 1,000,000,000 wei"):
+            w.send("capped", "0x" + capped.session_id.hex(), mint)
+        chain.pending_timestamp = chain.blocks.head.timestamp + 120
+        chain.mine()
+        with pytest.raises(SessionExpiredError):
+            w.send("expired", "0x" + short.session_id.hex(), mint)
+    assert store.get_by_intent("capped") is None and store.get_by_intent("expired") is None
+    assert store.pending() == []
+
+
 # --------------------------------------------------------------------------------------------------
 # Recovery
 # --------------------------------------------------------------------------------------------------
