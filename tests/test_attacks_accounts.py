@@ -130,6 +130,38 @@ def test_the_delegates_own_deployment_runs_no_operation(
         assert "AccountUnauthorized" in (type(info.value).__name__ + str(info.value)), info.value
 
 
+def test_strangers_cannot_uninstall_the_delegates_modules_nor_run_calls_through_it(
+    project, deployer, accounts, module
+):
+    """docs/accounts.md: ``installModule``, ``uninstallModule`` and ``execute`` of ``KeyscopeDelegate`` accept only
+    the EntryPoint and the EOA itself, and ``executeFromExecutor`` only an installed executor. The delegate runs here
+    as a plain contract whose EntryPoint is a test account (delegation needs a Prague node): a stranger who could
+    uninstall the session module would end every session, and one who could execute would move the EOA's assets."""
+    entry = accounts[6]
+    stranger = accounts[8]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    delegate.installModule(1, module.address, b"", sender=entry)
+    stranger.transfer(delegate.address, ETHER)
+    single = bytes(32)  # ERC-7579 mode: a single call, reverting on failure
+    take = bytes.fromhex(stranger.address[2:]) + ETHER.to_bytes(32, "big")
+    refusals = (
+        (lambda: delegate.uninstallModule(1, module.address, b"", sender=stranger), "AccountUnauthorized"),
+        (lambda: delegate.execute(single, take, sender=stranger), "AccountUnauthorized"),
+        (lambda: delegate.executeFromExecutor(single, take, sender=stranger), "ERC7579UninstalledModule"),
+    )
+    for call, error in refusals:
+        with pytest.raises(Exception) as info:
+            call()
+        assert error in (type(info.value).__name__ + str(info.value)), info.value
+    assert delegate.isModuleInstalled(1, module.address, b"")
+    assert int(delegate.balance) == ETHER
+    # the EntryPoint may (after the owner's signature): the same calls go through
+    delegate.execute(single, take, sender=entry)
+    assert int(delegate.balance) == 0
+    delegate.uninstallModule(1, module.address, b"", sender=entry)
+    assert not delegate.isModuleInstalled(1, module.address, b"")
+
+
 _MAIL = {
     "types": {
         "EIP712Domain": [
