@@ -193,3 +193,41 @@ def test_hosted_style_urls_with_api_keys_work_and_never_show_the_key(
             UserOperation(sender=owner.account, nonce=0, call_data=b""), first.entry_point, 4242
         )
     assert key not in str(gone.value) and "/api/v2/***" in str(gone.value)
+
+
+def test_verification_stops_at_other_code_where_the_proxy_or_a_planned_contract_should_be(
+    chains: tuple[LocalStack, LocalStack],
+) -> None:
+    """docs/networks.md: an address proves its contract only if the deterministic deployment proxy made it, so the
+    command checks the proxy's own code first and stops on a chain where that address holds something else; and it
+    checks the factory's immutables (a factory of other code at the planned address is refused by name)."""
+    from keyscope.artifacts import DETERMINISTIC_DEPLOYER
+    from keyscope.deterministic import verify_deterministic
+    from keyscope.errors import DeploymentError
+
+    _, second = chains
+    plan = deterministic_plan(DEPLOYER_ADDRESS)
+    ape_run("--network", second.rpc_url, "--deterministic", "--deployer", DEPLOYER)  # idempotent
+    chain = RpcChain(second.rpc_url)
+    assert verify_deterministic(chain, plan) == []
+
+    def replaced(address: str, code: bytes) -> bytes:
+        before = chain.get_code(address)
+        second.node.request("anvil_setCode", [address, "0x" + code.hex()])
+        return before
+
+    proxy_code = replaced(DETERMINISTIC_DEPLOYER, chain.get_code(plan.module.address))
+    try:
+        with pytest.raises(
+            DeploymentError, match="bytes of other code than the deterministic deployment proxy"
+        ):
+            verify_deterministic(chain, plan)
+    finally:
+        replaced(DETERMINISTIC_DEPLOYER, proxy_code)
+    factory_code = replaced(plan.factory.address, chain.get_code(plan.module.address))
+    try:
+        with pytest.raises(DeploymentError, match=f"the factory at {plan.factory.address} is not as planned"):
+            verify_deterministic(chain, plan)
+    finally:
+        replaced(plan.factory.address, factory_code)
+    assert verify_deterministic(chain, plan) == []
