@@ -739,6 +739,32 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
     assert d.delegate.isModuleInstalled(1, d.validator.address, b"")
 
 
+def test_keyscope_s_eip7702_delegate_hands_on_the_module_s_window_and_period_unchanged(
+    sessions, project, deployer, accounts, session_key, target
+):
+    """docs/accounts.md: the module reads no clock, so a session's window and the period an operation claims bind
+    only through the validation data the account returns from the module (attack 160). The e2e tests check the five
+    account kinds; here KeyscopeDelegate, the code an EOA delegates to: what it returns to the EntryPoint is the
+    module's word, for an operation claiming today and one claiming tomorrow."""
+    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    start = 2_000_000_000
+    key = LocalSigner.generate()
+    daily = Policy.call(target.address, "other(uint256 amount)", rate="1/day")
+    session = Session(
+        session_key=key.address, valid_after=start, valid_until=start + 3 * DAY, permissions=(daily,)
+    )
+    d.run(encode_execute(Call.of(d.module.address, 0, d.module.enableSession.encode_input(session.as_abi()))))
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    web3 = sessions.h.chain.provider.web3
+    for claimed in (start, start + DAY):
+        op = sessions.op(d.delegate.address, key, call, at=claimed)
+        data = d.delegate.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op), 0)
+        handed = web3.eth.call({"from": d.entry.address, "to": d.delegate.address, "data": "0x" + data.hex()})
+        assert int.from_bytes(bytes(handed), "big") == (claimed << 208) | ((claimed + DAY - 1) << 160), (
+            claimed
+        )
+
+
 @pytest.mark.parametrize("how", ["revoke", "uninstall"])
 def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_transaction(
     sessions, project, deployer, accounts, owner, session_key, how
