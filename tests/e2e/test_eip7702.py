@@ -711,6 +711,43 @@ def test_the_delegate_signs_erc1271_with_the_eoa_key_or_an_installed_validator_o
         assert verdict(signature) == bytes.fromhex("ffffffff"), what
 
 
+def test_a_module_of_the_delegate_asking_for_a_session_s_signature_gets_none(
+    net: Network, stack: LocalStack
+) -> None:
+    """docs/accounts.md: the module refuses a session's signature to a verifier that is a module of the account, or
+    the account (attack 85), which holds only if the account hands the module its own caller as ``sender`` (attack
+    161). The e2e account tests check the five kinds; here the delegate: asked by the session module (a validator
+    of the EOA) or by the EOA itself, it answers no; asked by the verifying contract, yes."""
+    from keyscope.typed_data import TypedData
+
+    owner, eoa, _grant, _key = upgraded(net, stack)
+    key = SessionKey.generate()
+    approvals = {"Approval": [{"name": "what", "type": "uint256"}]}
+    domain = {
+        "name": "Approvals",
+        "chainId": net.chain_id,
+        "verifyingContract": LocalSigner.generate().address,
+    }
+    grant = owner.grant(
+        key,
+        [mint_policy(stack, eoa.address)],
+        typed_data=[Policy.typed_data(domain, approvals, "Approval")],
+        onchain=True,
+    )
+    data = {"types": approvals, "primaryType": "Approval", "domain": domain, "message": {"what": 1}}
+    signature = net.session(grant, key, verify_on_chain=False).sign_typed_data(data)
+    question = keccak(b"isValidSignature(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [TypedData(data).digest, signature]
+    )
+
+    def answer(sender: str) -> str:
+        asked = {"from": sender, "to": eoa.address, "data": "0x" + question.hex()}
+        return str(stack.node.request("eth_call", [asked, "latest"]))[:10]
+
+    assert answer(stack.module) == answer(eoa.address) == "0xffffffff"
+    assert answer(domain["verifyingContract"]) == "0x1626ba7e"
+
+
 def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: LocalStack) -> None:
     owner, eoa, grant, key = upgraded(net, stack)
     friend = LocalSigner.generate().address
