@@ -195,25 +195,28 @@ def test_hosted_style_urls_with_api_keys_work_and_never_show_the_key(
     assert key not in str(gone.value) and "/api/v2/***" in str(gone.value)
 
 
-def test_verification_stops_at_other_code_where_the_proxy_or_a_planned_contract_should_be(
-    chains: tuple[LocalStack, LocalStack],
-) -> None:
+def test_verification_stops_at_other_code_where_the_proxy_or_a_planned_contract_should_be() -> None:
     """docs/networks.md: an address proves its contract only if the deterministic deployment proxy made it, so the
     command checks the proxy's own code first and stops on a chain where that address holds something else; and it
     checks the factory's immutables (a factory of other code at the planned address is refused by name)."""
+    # a chain of its own: what the other tests deploy (and count as deployed) stays theirs
+    with LocalStack(chain_id=4444, bundler=False) as third:
+        _other_code_is_refused(third)
+
+
+def _other_code_is_refused(stack: LocalStack) -> None:
     from keyscope.artifacts import DETERMINISTIC_DEPLOYER
     from keyscope.deterministic import verify_deterministic
     from keyscope.errors import DeploymentError
 
-    _, second = chains
     plan = deterministic_plan(DEPLOYER_ADDRESS)
-    ape_run("--network", second.rpc_url, "--deterministic", "--deployer", DEPLOYER)  # idempotent
-    chain = RpcChain(second.rpc_url)
+    ape_run("--network", stack.rpc_url, "--deterministic", "--deployer", DEPLOYER)
+    chain = RpcChain(stack.rpc_url)
     assert verify_deterministic(chain, plan) == []
 
     def replaced(address: str, code: bytes) -> bytes:
         before = chain.get_code(address)
-        second.node.request("anvil_setCode", [address, "0x" + code.hex()])
+        stack.node.request("anvil_setCode", [address, "0x" + code.hex()])
         return before
 
     proxy_code = replaced(DETERMINISTIC_DEPLOYER, chain.get_code(plan.module.address))
