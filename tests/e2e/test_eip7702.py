@@ -857,6 +857,16 @@ def test_a_sponsor_on_entry_point_v08_pays_for_the_upgrade_and_the_session(
         assert nft_balance(stack, eoa.address) == 1
 
 
+def test_the_local_sponsor_for_entry_point_v08_sponsors_creation_by_the_v08_factory(
+    stack: LocalStack,
+) -> None:
+    """docs/sponsorship.md: without a policy, the local sponsor sponsors new accounts only from the stack's keyscope
+    factory: for a v0.8 paymaster that is the v0.8 factory (a v0.7 factory's accounts never use that paymaster)."""
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08) as v08, LocalSponsor(stack) as v07:
+        assert v08.sponsor.policy.factories == (stack.factory_v08,)
+        assert v07.sponsor.policy.factories == (stack.factory,)
+
+
 # -- ERC-7562 --------------------------------------------------------------------------------------
 
 

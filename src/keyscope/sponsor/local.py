@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..devnode import ETHER
 from ..errors import ConfigurationError
+from ..hexutil import to_address
 from ..signing import LocalSigner
 from .deploy import PaymasterState, deploy_sponsor_paymaster, paymaster_state
 from .policy import SponsorshipPolicy
@@ -31,7 +32,7 @@ class LocalSponsor:
     """A ``SponsorPaymaster`` on ``stack`` and its sponsor service.
 
     * ``policy``: what is sponsored; by default every account, new accounts only from the stack's keyscope
-      factory, only the stack's demo NFT, and at most the deposit in all (``total_budget_wei``);
+      factory for the paymaster's EntryPoint, only the stack's demo NFT, and at most the deposit in all (``total_budget_wei``);
     * ``signer``: the sponsor's key (default: a new random one);
     * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
       read its own storage during validation, as ERC-7562 requires);
@@ -78,9 +79,12 @@ class LocalSponsor:
                 stake=self.stake,
                 unstake_delay=self.unstake_delay,
             )
+        # the stack's keyscope factory for this EntryPoint (a v0.7 factory's accounts never reach a v0.8 paymaster)
+        v08 = to_address(self._entry_point) != to_address(stack.entry_point)
+        factory = stack.factory_v08 if v08 else stack.factory
         policy = self._policy or SponsorshipPolicy(
             name="keyscope local sponsor",
-            factories=(stack.factory,),
+            factories=(factory,),
             targets={stack.nft: "any"},
             total_budget_wei=self.deposit,
         )
