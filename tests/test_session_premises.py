@@ -215,3 +215,51 @@ def test_a_malformed_typed_data_permission_is_refused(
         "InvalidTypedDataPermission",
         index=0,
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Rules: "other condition values are refused", "other codes (0x61-0xff) are refused", no rules on plain transfers
+# ------------------------------------------------------------------------------------------------------
+
+
+def _rule(condition: int = Condition.EQUAL, offset: int = 0, arg_type: int = 0, values=(5,)) -> Rule:
+    return Rule.model_construct(
+        condition=condition, offset=offset, arg_type=arg_type, values=tuple(values), name=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "selector"),
+    [
+        (_rule(condition=8), OTHER),  # past ONE_OF: the stored check would read it as GREATER_THAN
+        (_rule(condition=0x0F), OTHER),
+        (_rule(condition=0x41), OTHER),  # SIGNED is the argType's, never the condition's
+        (_rule(condition=0x81), OTHER),  # WIDE is storage's own flag
+        (_rule(arg_type=0x61, values=(1,)), OTHER),  # past bool
+        (_rule(arg_type=0x80, values=(1,)), OTHER),  # (values a bool could be: only the type is wrong)
+        (_rule(arg_type=0xFF, values=(1,)), OTHER),
+        (_rule(), bytes(4)),  # a rule on a plain transfer (selector 0x00000000: empty calldata)
+    ],
+)
+def test_a_rule_outside_the_language_is_refused(module, accounts, session_key, target, rule, selector):
+    """Conditions 0-7 and the argTypes of the table only, and no rule on a plain-transfer permission: anything else
+    is ``InvalidRule(permissionIndex, ruleIndex)``, so that a stored rule never means what the wallet did not show."""
+    good = _rule(condition=Condition.LESS_THAN_OR_EQUAL, values=(10,))
+    allowed = _raw(session_key.address, [_plain(target.address, rules=(good,))])
+    module.enableSession.call(allowed.as_abi(), sender=accounts[7])
+    refused = _raw(session_key.address, [_plain(target.address, selector=selector, rules=(good, rule))])
+    expected = 0 if selector == bytes(4) else 1
+    _refuse(module, accounts[7], refused, "InvalidRule", permissionIndex=0, ruleIndex=expected)
+
+
+def test_a_signing_rule_must_read_a_whole_word_of_the_contents(
+    module, accounts, session_key, permit_permission
+):
+    """A typed-data rule's offset is a multiple of 32: every word of the flattened contents is one field's, and a rule
+    between two would judge half of each (``InvalidRule(index, ruleIndex)``)."""
+    aligned = permit_permission.model_copy(update={"rules": (_rule(offset=64, values=(1,)),)})
+    module.enableSession.call(_raw(session_key.address, typed_data=[aligned]).as_abi(), sender=accounts[7])
+    straddling = permit_permission.model_copy(update={"rules": (_rule(offset=48, values=(1,)),)})
+    _refuse(
+        module, accounts[7], _raw(session_key.address, typed_data=[straddling]), "InvalidRule", ruleIndex=0
+    )
