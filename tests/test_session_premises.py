@@ -13,7 +13,16 @@ from eth_utils import keccak
 from keyscope.checker import PolicyChecker
 from keyscope.errors import RuleRefusalError
 from keyscope.execution import Call
-from keyscope.session import Condition, Permission, Rule, Session, TypedDataPermission
+from keyscope.session import (
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+    TypedDataPermission,
+)
 from support.permit_types import PERMIT_SINGLE_TYPES
 
 RECORD = keccak(b"record(uint256,int256,address,bytes32,bool)")[:4]
@@ -109,6 +118,29 @@ def test_a_gas_cap_past_the_headers_40_bits_is_read_as_its_most(
     assert sessions.outcome(sessions.op(account, session_key, record_call(target, amount=10))) == "ok"
     refused = sessions.outcome(sessions.op(account, session_key, record_call(target, amount=11)))
     assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in refused, refused
+
+
+def test_a_limit_amount_past_the_records_176_bits_is_read_as_its_most(
+    sessions, account, owner, session_key, target
+):
+    """A limit's amount is stored saturated at 2**176 - 1 ("amount (saturated at 2^176 - 1)"): an "unlimited" total
+    of 2**256 - 1 must not spill into the record's period and period-index bits (the session would then need a claimed
+    time, and its usage would read another kind). It counts as 2**176 - 1: 5 passes, 2**176 - 5 more does not."""
+    rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=0, values=(2**200,))
+    permission = Permission(target=target.address, selector=RECORD, rules=(rule,))
+    total = Limit(kind=LimitKind.AMOUNT, amount=2**256 - 1, meters=(Meter(permission=0),))
+    session = Session(session_key=session_key.address, permissions=(permission,), limits=(total,))
+    session_id = sessions.grant_onchain(account, owner, session)
+    most = 2**176 - 1
+    assert [tuple(row) for row in sessions.module.limitUsage(account, session_id)] == [
+        (LimitKind.AMOUNT, most, 0, 0, 0, most)
+    ]
+    assert sessions.outcome(sessions.op(account, session_key, record_call(target, amount=5))) == "ok"
+    refused = sessions.outcome(sessions.op(account, session_key, record_call(target, amount=most - 4)))
+    assert f"LimitExceeded(callIndex=0, limitIndex=0, amount={most - 4}, left={most - 5})" in refused, refused
+    assert [tuple(row) for row in sessions.module.limitUsage(account, session_id)] == [
+        (LimitKind.AMOUNT, most, 0, 0, 5, most - 5)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------
