@@ -23,6 +23,7 @@ from keyscope.session import (
     Session,
     TypedDataPermission,
 )
+from keyscope.signing import LocalSigner
 from support.permit_types import PERMIT_SINGLE_TYPES
 
 RECORD = keccak(b"record(uint256,int256,address,bytes32,bool)")[:4]
@@ -295,3 +296,39 @@ def test_a_signing_rule_must_read_a_whole_word_of_the_contents(
     _refuse(
         module, accounts[7], _raw(session_key.address, typed_data=[straddling]), "InvalidRule", ruleIndex=0
     )
+
+
+# ------------------------------------------------------------------------------------------------------
+# "they count towards the account's 256 live permissions": signing permissions keep revocation bounded too
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_signing_permissions_count_towards_the_live_permission_cap(module, accounts, target):
+    """Uninstalling and ``invalidateAllSessions`` clear every live permission, signing ones included: the 256-cap that
+    keeps that within a block must count them, or signing-only sessions (8 sign-in permissions each, no call
+    permission) would pile up until ending them all no longer fits a block, and a leaked key would go on signing. Past
+    256 live permissions of either kind a grant is ``TooManyLivePermissions``; revoking a session frees its signing
+    permissions; invalidating clears them all in bounded gas."""
+    eoa = accounts[8]
+    cap = int(module.MAX_LIVE_PERMISSIONS())
+    websites = [f"app{i}.example.com" for i in range(8)]
+
+    def signing_only(index: int) -> Session:
+        return Session(session_key=LocalSigner.generate().address, sign_in=tuple(websites), salt=index)
+
+    granted = [signing_only(i) for i in range(cap // len(websites))]
+    for session in granted:
+        module.enableSession(session.as_abi(), sender=eoa)
+    one_call = Session(
+        session_key=LocalSigner.generate().address,
+        permissions=(Permission(target=target.address, selector=OTHER),),
+    )
+    for extra in (signing_only(cap), one_call):
+        _refuse(module, eoa, extra, "TooManyLivePermissions", account=eoa.address, max=cap)
+    # revoking one signing-only session frees its 8 permissions
+    module.revokeSession(granted[0].session_id(eoa.address, int(module.epochOf(eoa.address))), sender=eoa)
+    module.enableSession(signing_only(cap + 1).as_abi(), sender=eoa)
+    _refuse(module, eoa, one_call, "TooManyLivePermissions")
+    receipt = module.invalidateAllSessions(sender=eoa)
+    assert receipt.gas_used < 3_000_000
+    module.enableSession(one_call.as_abi(), sender=eoa)
