@@ -564,6 +564,28 @@ def test_a_grant_naming_an_installed_module_is_refused(
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 
 
+def test_a_grant_naming_an_installed_executor_is_refused(
+    sessions, project, deployer, account, owner, session_key
+):
+    """ "the module asks the account ... isModuleInstalled(1 | 2 | 4, target, "")": an executor the account holds
+    (which executes anything on it once configured) is refused as a target like a validator, ``moduleType`` 2."""
+    executor = project.GreedyModule.deploy(sender=deployer)
+    keyscope_account = project.KeyscopeAccount.at(account)
+    install = keyscope_account.installModule.encode_input(2, executor.address, b"")
+    sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
+    assert keyscope_account.isModuleInstalled(2, executor.address, b"")
+    assert not keyscope_account.isModuleInstalled(1, executor.address, b"")
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=executor.address, selector=ON_INSTALL),),
+    )
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    error = _eth_call_error(sessions, account, sessions.module.address, data)
+    assert error == f"PermissionTargetIsModule(permissionIndex=0, target={executor.address}, moduleType=2)", (
+        error
+    )
+
+
 def _install(account: str, module: str, owner: LocalSigner) -> Call:
     """The account's installModule(1, module, owner) call: ``module`` is an OwnerECDSAValidator."""
     return KIND.install_validator_call(account, module, bytes.fromhex(owner.address[2:]))
