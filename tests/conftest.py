@@ -19,10 +19,14 @@ from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support import strict_reverts
 from support.ape_entry_point import deploy_entry_point
 from support.wheel import build_wheel, checkout_copy
 
 ETHER = 10**18
+
+# ape.reverts(contract.SomeError) passes on a panic or a bare revert as released: every test here checks the very error
+strict_reverts.install()
 KIND = KeyscopeAccountKind()
 
 

@@ -564,6 +564,28 @@ def test_a_grant_naming_an_installed_module_is_refused(
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 
 
+def test_a_grant_naming_an_installed_executor_is_refused(
+    sessions, project, deployer, account, owner, session_key
+):
+    """ "the module asks the account ... isModuleInstalled(1 | 2 | 4, target, "")": an executor the account holds
+    (which executes anything on it once configured) is refused as a target like a validator, ``moduleType`` 2."""
+    executor = project.GreedyModule.deploy(sender=deployer)
+    keyscope_account = project.KeyscopeAccount.at(account)
+    install = keyscope_account.installModule.encode_input(2, executor.address, b"")
+    sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
+    assert keyscope_account.isModuleInstalled(2, executor.address, b"")
+    assert not keyscope_account.isModuleInstalled(1, executor.address, b"")
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=executor.address, selector=ON_INSTALL),),
+    )
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    error = _eth_call_error(sessions, account, sessions.module.address, data)
+    assert error == f"PermissionTargetIsModule(permissionIndex=0, target={executor.address}, moduleType=2)", (
+        error
+    )
+
+
 def _install(account: str, module: str, owner: LocalSigner) -> Call:
     """The account's installModule(1, module, owner) call: ``module`` is an OwnerECDSAValidator."""
     return KIND.install_validator_call(account, module, bytes.fromhex(owner.address[2:]))
@@ -614,6 +636,40 @@ def test_the_account_refuses_to_install_a_module_a_live_session_may_call(
     another = project.OwnerECDSAValidator.deploy(sender=deployer)
     sessions.h.owner_execute(account, owner, _install(account, another.address, owner))
     assert validator.ownerOf(account) == another.ownerOf(account) == owner.address
+
+
+@pytest.mark.parametrize(
+    ("module_type", "init_data"),
+    [
+        (2, b""),  # an executor: once installed, it executes anything on the account
+        (3, bytes.fromhex("12345678")),  # a fallback handler, for one selector
+    ],
+)
+def test_the_account_refuses_a_session_target_as_a_module_of_any_type(
+    sessions, project, deployer, account, owner, session_key, module_type, init_data
+):
+    """ "keyscope's own account and delegate also refuse to install a module (of any type, fallback handlers
+    included) while a live session ... may call it": the test above installs a validator; an executor or a fallback
+    handler configured by a session's calls is as much the account's. Refused while the session lives
+    (``ModuleIsSessionTarget``), installed once it is revoked."""
+    greedy = project.GreedyModule.deploy(sender=deployer)
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Permission(target=greedy.address, selector=ON_INSTALL)]
+    )
+    keyscope_account = project.KeyscopeAccount.at(account)
+    install = Call.of(
+        account, 0, keyscope_account.installModule.encode_input(module_type, greedy.address, init_data)
+    )
+    error = _eth_call_error(sessions, sessions.h.entry_point.address, account, install.data)
+    assert error == f"ModuleIsSessionTarget(module={greedy.address}, validator={sessions.module.address})", (
+        error
+    )
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(install)), owner))
+    assert not receipt.success
+    assert not keyscope_account.isModuleInstalled(module_type, greedy.address, init_data)
+    sessions.revoke(account, owner, session_id)
+    sessions.h.owner_execute(account, owner, install)
+    assert keyscope_account.isModuleInstalled(module_type, greedy.address, init_data)
 
 
 def test_which_sessions_make_a_module_a_session_target(
@@ -763,6 +819,27 @@ def test_keyscope_s_eip7702_delegate_hands_on_the_module_s_window_and_period_unc
         assert int.from_bytes(bytes(handed), "big") == (claimed << 208) | ((claimed + DAY - 1) << 160), (
             claimed
         )
+
+
+@pytest.mark.parametrize(("module_type", "init_data"), [(2, b""), (3, bytes.fromhex("12345678"))])
+def test_keyscope_s_eip7702_delegate_refuses_a_session_target_as_a_module_of_any_type(
+    sessions, project, deployer, accounts, session_key, module_type, init_data
+):
+    """The delegate, as KeyscopeAccount: an executor or a fallback handler a live session may call is refused, and
+    installed once the session is revoked."""
+    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    greedy = project.GreedyModule.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address, permissions=(Permission(target=greedy.address, selector=ON_INSTALL),)
+    )
+    d.run(encode_execute(Call.of(d.module.address, 0, d.module.enableSession.encode_input(session.as_abi()))))
+    install = d.delegate.installModule.encode_input(module_type, greedy.address, init_data)
+    error = _eth_call_error(sessions, d.entry.address, d.delegate.address, install)
+    assert error == f"ModuleIsSessionTarget(module={greedy.address}, validator={d.module.address})", error
+    session_id = session.session_id(d.delegate.address, int(d.module.epochOf(d.delegate.address)))
+    d.run(encode_execute(Call.of(d.module.address, 0, d.module.revokeSession.encode_input(session_id))))
+    d.delegate.installModule(module_type, greedy.address, init_data, sender=d.entry)
+    assert d.delegate.isModuleInstalled(module_type, greedy.address, init_data)
 
 
 @pytest.mark.parametrize("how", ["revoke", "uninstall"])

@@ -172,6 +172,21 @@ def test_a_session_that_cannot_sign_says_why_revoked_or_invalidated_not_only_not
             signer.sign_in("app.example.com", uri="https://app.example.com")
 
 
+def test_a_signing_only_session_is_granted_on_chain_never_off_chain(net, owner, nft, entry_point):
+    """ "A session with signing permissions only has no operation to carry its grant: it is granted on chain." An
+    off-chain grant is stored by the session's first operation, and a session allowed no call makes none: the owner's
+    signature of one would grant nothing, and the session would be told to "send one first" for ever. The SDK refuses
+    it before the owner signs; on chain, the same session signs."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    nonce = entry_point.getNonce(owner.account, 0)
+    with pytest.raises(BadInputError, match=r"signing permissions only.*onchain=True.*nothing was signed"):
+        owner.grant(key, [], sign_in=["app.example.com"], valid_for=3600)
+    assert entry_point.getNonce(owner.account, 0) == nonce  # nothing was sent
+    enabled = owner.grant(key, [], sign_in=["app.example.com"], valid_for=3600, onchain=True)
+    assert net.session(enabled, key).sign_in("app.example.com", uri="https://app.example.com")[1]
+
+
 def test_call_outside_the_policy_is_refused_before_sending(net, owner, nft, entry_point, accounts):
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)

@@ -35,6 +35,8 @@ from keyscope.session import (
     MODE_AT,
     MODE_SESSION,
     SIGN_IN_SUFFIX,
+    Condition,
+    Rule,
     Session,
     encode_at_signature,
     encode_enable_signature,
@@ -1323,6 +1325,37 @@ def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(signing, per
     # the same forgery with the real frames is judged on the real amount
     honest = _typed_data_forgery(signing, module, above, real)
     assert refusal(module, account, digest, honest, permits.address) == "SignedRuleViolated"
+
+
+def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
+    """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
+    builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
+    three and its details' four). The module refuses every signature under it, with the reason, and its ERC-1271
+    answer is invalid rather than a revert; the SDK refuses to sign, with the same reason."""
+    permit2, _ = signing_permissions(permits, signing.chain_id)
+    past = Rule(condition=Condition.EQUAL, offset=7 * 32, values=(0,))
+    beyond = permit2.model_copy(update={"rules": (*permit2.rules, past)})
+    key = SessionKey.generate()
+    account = signing.sessions.account(signing.owner, 3)
+    session = Session(session_key=key.address, typed_data_permissions=(beyond,))
+    session_id = signing.sessions.grant_onchain(account, signing.owner, session)
+    grant = SessionGrant(
+        session=session, account=account, module=module.address, chain_id=signing.chain_id,
+        entry_point=signing.sessions.h.entry_point.address, epoch=signing.sessions.epoch(account),
+        session_id=session_id, how="onchain",
+    )  # fmt: skip
+    sdk = signing.net.session(grant, key)
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    with pytest.raises(SignatureRefusedError) as refused:
+        sdk.sign_typed_data(data)
+    assert (refused.value.reason, refused.value.permission_index, refused.value.rule_index) == (
+        "ContentsTooShort",
+        0,
+        len(permit2.rules),
+    )
+    signature = forge_typed_data(sdk, data)
+    assert refusal(module, account, TypedData(data).digest, signature, permits.address) == "ContentsTooShort"
+    assert not permits.isValidSignatureNow(account, TypedData(data).digest, signature)
 
 
 @pytest.mark.parametrize(

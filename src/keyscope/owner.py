@@ -926,9 +926,16 @@ class Owner:
         enables the session. On-chain (``onchain=True``): sends the owner's ``enableSession`` operation and
         waits for it (up to ``timeout`` seconds). The session lasts ``valid_for`` seconds (default one hour),
         until ``valid_until``, or for ever with ``never_expires=True``; see :meth:`session_for` for the rest
-        (signing permissions ``typed_data`` and ``sign_in``, a ``co_signer``).
+        (signing permissions ``typed_data`` and ``sign_in``, a ``co_signer``). A session with signing permissions
+        only is granted on chain: with no call permission it makes no operation to carry an off-chain grant.
         """
         request = self.prepare_grant(key, permissions, **options)
+        if not onchain and not request.session.permissions:
+            raise BadInputError(
+                "this session has signing permissions only: an off-chain grant is stored by the session's first "
+                "operation, and a session allowed no call makes none, so the grant could never be used. Grant it "
+                "on chain (owner.grant(..., onchain=True)); nothing was signed"
+            )
         if onchain:
             pending = self._send_grant(request)
             grant = pending.wait(timeout)
