@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import ETHER, KIND
 from keyscope.accounts import create_account_data
 from keyscope.execution import Call, encode_execute
 from keyscope.owner_signatures import sign_message_as_account
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import eip191_hash
+
+ZERO_ADDRESS = "0x" + "00" * 20
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
@@ -137,23 +141,38 @@ def test_execute_is_only_for_the_entry_point(account, nft, project, accounts):
     import ape
 
     contract = project.KeyscopeAccount.at(account)
-    with ape.reverts():
+    with ape.reverts(contract.AccountUnauthorized, sender=accounts[3].address):
         contract.execute(b"\x00" * 32, b"", sender=accounts[3])
 
 
 def test_initialize_cannot_be_called_again(account, project, accounts):
     import ape
 
-    with ape.reverts():
-        project.KeyscopeAccount.at(account).initialize(accounts[3].address, [], sender=accounts[3])
+    contract = project.KeyscopeAccount.at(account)
+    with ape.reverts(contract.InvalidInitialization):
+        contract.initialize(accounts[3].address, [], sender=accounts[3])
 
 
 def test_the_implementation_cannot_be_initialised(factory, project, accounts):
     import ape
 
     implementation = project.KeyscopeAccount.at(factory.accountImplementation())
-    with ape.reverts():
+    with ape.reverts(implementation.InvalidInitialization):
         implementation.initialize(accounts[3].address, [], sender=accounts[3])
+
+
+def test_an_account_without_an_owner_is_never_created(factory, project, accounts, chain):
+    """An account whose owner is the zero address would accept any signature that ecrecover fails on; the factory's
+    call to initialize refuses it, so no such account exists, at the address predicted or anywhere."""
+    from ape.exceptions import ContractLogicError
+    from eth_utils import keccak
+
+    predicted = factory.getAddress(ZERO_ADDRESS, [], 7)
+    with pytest.raises(ContractLogicError) as refused:
+        factory.createAccount(ZERO_ADDRESS, [], 7, sender=accounts[3])
+    # The account's error, bubbled through the factory (whose ABI does not name it): its selector alone.
+    assert refused.value.revert_message == "0x" + keccak(b"OwnerIsZeroAddress()")[:4].hex()
+    assert not chain.provider.get_code(predicted)
 
 
 def test_parallel_nonce_lanes(harness, account, owner, nft):
