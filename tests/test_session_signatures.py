@@ -1580,3 +1580,47 @@ def test_a_co_signature_approves_one_message_of_one_session(sessions, signing, p
         refusal(module, account, digest, signature(first, ids[1], (ids[1], wrapped(first))), permits.address)
         is None
     )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    kind=st.sampled_from(["typed data", "sign-in"]),
+    damage=st.sampled_from(["cut", "flip", "append", "garbage"]),
+    where=st.floats(0, 1, exclude_max=True),
+    extra=st.binary(min_size=1, max_size=96),
+)
+def test_a_damaged_session_signature_is_answered_invalid_never_reverted(
+    signing, permits, module, project, deployer, kind, damage, where, extra
+):
+    """ "A bad signature returns failure rather than reverting": a valid session signature cut short anywhere, with
+    a byte changed anywhere, with bytes appended, or its body replaced by arbitrary bytes behind the mode byte, is
+    answered 0xffffffff by the module's isValidSignatureWithSender and is not the magic value of the account's
+    isValidSignature; neither call reverts (a verifier that treats a revert as an error would otherwise fail where it
+    should only refuse)."""
+    from keyscope.typed_data import eip191_hash
+
+    account = signing.accounts[0]
+    sdk = signing.sdk()
+    if kind == "typed data":
+        data = permit_single(permits, signing.chain_id, LIMIT)
+        signature, hashed = sdk.sign_typed_data(data), TypedData(data).digest
+    else:
+        message, signature = sdk.sign_in("app.example.com", uri="https://app.example.com/login")
+        hashed = eip191_hash(message.encode())
+    assert permits.isValidSignatureNow(account, hashed, signature)
+    body = signature[20:]  # behind the routing address: what the account hands the module
+    at = int(where * len(body))
+    if damage == "cut":
+        broken = body[:at]
+    elif damage == "flip":
+        broken = body[:at] + bytes([body[at] ^ (extra[0] or 1)]) + body[at + 1 :]
+    elif damage == "append":
+        broken = body + extra
+    else:
+        broken = body[:1] + extra
+    answer = bytes(module.isValidSignatureWithSender(permits.address, hashed, broken, sender=account))
+    assert answer == bytes.fromhex("ffffffff"), (damage, "0x" + broken.hex())
+    through_account = bytes(
+        project.KeyscopeAccount.at(account).isValidSignature(hashed, signature[:20] + broken, sender=deployer)
+    )
+    assert through_account != bytes.fromhex("1626ba7e"), (damage, "0x" + broken.hex())
