@@ -1192,6 +1192,7 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value
 
 
+@pytest.mark.parametrize("kind_name", ["nexus", "msa"], indirect=True)
 def test_a_session_granted_at_install_cannot_name_the_owner_validator_of_an_account_created_by_its_constructor(
     net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
@@ -1202,10 +1203,6 @@ def test_a_session_granted_at_install_cannot_name_the_owner_validator_of_an_acco
     owner's creating operation fails AA13 and the account is not created. The same creation with a session minting
     to the recipient goes through, and the session mints. (The other kinds initialise an account that has code, and
     answers: ``test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one``.)"""
-    if kind_name not in ("nexus", "msa"):
-        pytest.skip(
-            "the account has code when its modules are installed: it is asked, as every ENABLE asks it"
-        )
     key = SessionKey.generate()
     take_over = Permission(target=contracts.owner_validator, selector=keccak(b"onInstall(bytes)")[:4])
     mint = Permission(target=stack.nft, selector=keccak(MINT.encode())[:4])
