@@ -420,6 +420,17 @@ def test_a_uint160_argument_reads_as_a_number_not_an_address(words, usdc) -> Non
     )
 
 
+def _mint_request(chain_id: int, nft: str) -> dict[str, object]:
+    """One ERC-7715 permission request: a session key may call ``safeMint(address to)`` on ``nft``."""
+    return {
+        "chainId": hex(chain_id),
+        "expiry": 2_000_000_000,
+        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+        "permission": {"type": "contract-call", "data": {"address": nft, "function": "safeMint(address to)"}},
+        "policies": [],
+    }
+
+
 def test_requests_the_page_cannot_serve_say_what_to_do(net, nft, tmp_path) -> None:
     """Requests for another chain, an owner who does not answer in time, and (from the command line) a file that
     is not JSON or a response file with nowhere to go: each refusal says what to do, before anything is served
@@ -433,18 +444,7 @@ def test_requests_the_page_cannot_serve_say_what_to_do(net, nft, tmp_path) -> No
     from keyscope.errors import BadInputError
 
     def params(chain_id: int) -> list[dict[str, object]]:
-        return [
-            {
-                "chainId": hex(chain_id),
-                "expiry": 2_000_000_000,
-                "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
-                "permission": {
-                    "type": "contract-call",
-                    "data": {"address": nft.address, "function": "safeMint(address to)"},
-                },
-                "policies": [],
-            }
-        ]
+        return [_mint_request(chain_id, nft.address)]
 
     with ConsentServer(net) as server:
         with pytest.raises(BadInputError) as wrong:
@@ -481,19 +481,7 @@ def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, n
     from keyscope.errors import UnsupportedAccountError
 
     codeless = to_address("0x" + "12" * 20)
-    params = [
-        {
-            "chainId": hex(net.chain_id),
-            "address": codeless,
-            "expiry": 2_000_000_000,
-            "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
-            "permission": {
-                "type": "contract-call",
-                "data": {"address": nft.address, "function": "safeMint(address to)"},
-            },
-            "policies": [],
-        }
-    ]
+    params = [{**_mint_request(net.chain_id, nft.address), "address": codeless}]
     with ConsentServer(net) as server:
         request = server.request_permissions(params)
         for wallet in (accounts[3].address, codeless):
