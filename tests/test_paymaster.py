@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
-from keyscope.errors import BadInputError
+from keyscope.errors import BadInputError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hexutil import keccak, to_address
@@ -815,6 +815,55 @@ def test_budget_is_reserved_per_account_and_refused_when_spent(serve, nft, entry
     small = serve(SponsorshipPolicy(targets="any", budget_wei=cost - 1))
     with pytest.raises(PaymasterError, match=f"has {cost - 1} wei left .* may cost up to {cost} wei"):
         PaymasterClient(small.url).data(op, entry_point.address, chain_id)
+
+
+def test_a_request_that_ends_without_a_signature_keeps_no_budget(paymaster, sponsor_key, chain_id):
+    """Attack 179. ``pm_getPaymasterData`` reserves the operation's maximum cost, reads its clock for the window
+    (``chain_clock`` asks the node for its latest block) and signs. A clock that cannot be read (the node down, a
+    hosted node's rate limit) or a signer that fails ends the request with no signature: what it reserved is given
+    back. Kept, each such failure would spend an operation's cost of the account's budget and of the total for
+    good (until the service restarts), with nothing signed: a few failed requests during a node's outage, and the
+    sponsor refuses every account."""
+    failing = {"clock": 1, "signer": 1}
+
+    def clock() -> float:
+        if failing["clock"]:
+            failing["clock"] -= 1
+            raise TransportError("the node did not answer", url="http://node", method="eth_getBlockByNumber")
+        return 1_000_000.0
+
+    class FlakySigner:
+        address = sponsor_key.address
+
+        def sign_hash(self, digest: bytes) -> bytes:
+            if failing["signer"]:
+                failing["signer"] -= 1
+                raise TransportError("the signing service did not answer", url="http://kms")
+            return sponsor_key.sign_hash(digest)
+
+        def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+            raise AssertionError("the sponsor signs digests only")
+
+    cost = (100_000 + 200_000 + 50_000 + PM_VERIFICATION_GAS) * 10**9
+    sponsor = Sponsor(
+        paymaster=paymaster.address,
+        signer=FlakySigner(),
+        chain_id=chain_id,
+        policy=SponsorshipPolicy(targets="any", budget_wei=cost, total_budget_wei=cost),
+        clock=clock,
+    )
+    op = _calling(LocalSigner.generate().address, _TARGETS[0], bytes.fromhex("12345678"))
+    for failure in ("the node did not answer", "the signing service did not answer"):
+        with pytest.raises(TransportError, match=failure):
+            sponsor.data(op)
+        assert (sponsor.ledger.reserved(op.sender), sponsor.ledger.reserved_total()) == (0, 0), failure
+    assert failing == {"clock": 0, "signer": 0}
+    signed = decode_paymaster_data(bytes.fromhex(sponsor.data(op)["paymasterData"][2:]))
+    assert signed.valid_until == 1_000_000 + sponsor.policy.validity_seconds
+    assert (sponsor.ledger.reserved(op.sender), sponsor.ledger.reserved_total()) == (cost, cost)
+    with pytest.raises(SponsorshipRefused) as info:
+        sponsor.data(op)
+    assert info.value.code == BUDGET_EXHAUSTED
 
 
 def test_concurrent_requests_never_overspend_the_budget(nft, entry_point, chain_id, paymaster, serve):

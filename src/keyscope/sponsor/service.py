@@ -349,8 +349,10 @@ class Sponsor:
             paymaster_data=b"",
         )
         cost = required_prefund(final)
-        self.ledger.reserve(op.sender, cost)
+        # the clock (a node, for chain_clock) is read before anything is reserved: a request that ends without a
+        # signature keeps no budget
         valid_until, valid_after = self.window()
+        self.ledger.reserve(op.sender, cost)
         try:
             paymaster_data = sign_sponsorship(
                 self.signer,
