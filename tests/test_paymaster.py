@@ -365,6 +365,33 @@ def test_malformed_paymaster_data_reverts_with_aa33(
     assert error.data == "0x" + (selector + (128).to_bytes(32, "big") + (129).to_bytes(32, "big")).hex()
 
 
+def test_no_byte_rides_after_the_sponsors_signature(
+    harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id, entry_point
+):
+    """paymasterAndData is exactly what the sponsor signed: the paymaster, its two gas limits, the window and the
+    65-byte signature. A bundler or a session key holding a sponsorship (and re-signing the operation for the
+    account) appends bytes after the signature: one byte, a word, the signature a second time. None of them is
+    covered by the sponsor's signature, so each is refused before it is read, AA33
+    ``InvalidPaymasterDataLength(length, 129)``, the deposit untouched; the operation as signed lands."""
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=_now(chain) + 600)
+    signature = decode_paymaster_data(op.paymaster_data).signature
+    selector = keccak(b"InvalidPaymasterDataLength(uint256,uint256)")[:4]
+    before = _deposit(entry_point, paymaster)
+    for suffix in (b"\x00", b"\x01" * 32, signature):
+        padded = op.replace(paymaster_data=op.paymaster_data + suffix)
+        error = harness.rejected(harness.sign_owner(padded, sponsored_owner))
+        assert error.reason == "AA33", (suffix, error)
+        length = 52 + PAYMASTER_DATA_LENGTH + len(suffix)
+        assert error.data == "0x" + (selector + length.to_bytes(32, "big") + (129).to_bytes(32, "big")).hex()
+    assert _deposit(entry_point, paymaster) == before
+    receipt = harness.submit(harness.sign_owner(op, sponsored_owner))
+    assert receipt.success and receipt.paymaster == paymaster.address, receipt.reason
+    assert before - _deposit(entry_point, paymaster) == receipt.actual_gas_cost
+
+
 def test_owner_functions(
     project, entry_point, deployer, accounts, sponsor_key, chain, harness, nft, chain_id
 ):
