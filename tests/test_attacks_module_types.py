@@ -61,40 +61,43 @@ def install(
 def test_a_module_the_account_holds_as_another_type_neither_validates_nor_signs_for_it(
     harness, module, greedy, nft, project, accounts, chain
 ):
-    """The owner installs a module as an executor and as a fallback handler (never as a validator). A stranger
-    names it in an operation's nonce key, with their own signature or none, to mint to themself; offers it an
-    ERC-1271 question behind its address; and has it ask the account about the owner's bare signature of a digest
-    (which the account takes from an installed validator only: the session module checking a grant). The account
-    asks it none of them: AA24 and nothing minted, ``0xffffffff`` twice. The same module held as a validator by
-    another account of the owner gets each one through."""
+    """The owner installs a module as an executor and as a fallback handler (never as a validator). Before and
+    after that install, a stranger names it in an operation's nonce key, with their own signature or none, to mint
+    to themself; offers it an ERC-1271 question behind its address; and has it ask the account about the owner's
+    bare signature of a digest (which the account takes from an installed validator only: the session module
+    checking a grant). The account asks it none of them: AA24 and nothing minted, ``0xffffffff`` twice. The same
+    module held as a validator by another account of the owner gets each one through."""
     owner = LocalSigner.generate()
     held_otherwise = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=41)
-    install(harness, project, held_otherwise, owner, EXECUTOR, greedy.address)
-    install(harness, project, held_otherwise, owner, FALLBACK, greedy.address)
     held_as_validator = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=42)
     install(harness, project, held_as_validator, owner, VALIDATOR, greedy.address)
-    state = project.KeyscopeAccount.at(held_otherwise)
-    assert state.isModuleInstalled(EXECUTOR, greedy.address, b"")
-    assert state.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
-    assert not state.isModuleInstalled(VALIDATOR, greedy.address, b"")
-
     stranger = accounts[8]
     mint = encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(stranger.address)))
     before = nft.balanceOf(stranger.address)
     key = KIND.nonce_key(greedy.address, 0)
-    op = harness.op(held_otherwise, mint, key=key)
-    for signature in (b"", LocalSigner.generate().sign_hash(harness.hash(op))):
-        assert harness.rejected(op.replace(signature=signature)).reason == "AA24"
-    assert nft.balanceOf(stranger.address) == before
-    assert harness.nonce(held_otherwise, key) % 2**64 == 0  # its lane never used
-
     digest = keccak(b"a permit naming no account")
     behind = bytes.fromhex(greedy.address[2:]) + b"anything"
     bare = owner.sign_hash(digest)
-    assert answer(chain, held_otherwise, digest, behind, sender=stranger.address) != ERC1271_MAGIC
-    assert answer(chain, held_otherwise, digest, bare, sender=greedy.address) != ERC1271_MAGIC
-    # the installed validator still may ask about the bare signature (a grant's check), and only the owner's passes
-    assert answer(chain, held_otherwise, digest, bare, sender=module.address) == ERC1271_MAGIC
+
+    def refused() -> None:
+        op = harness.op(held_otherwise, mint, key=key)
+        for signature in (b"", LocalSigner.generate().sign_hash(harness.hash(op))):
+            assert harness.rejected(op.replace(signature=signature)).reason == "AA24"
+        assert nft.balanceOf(stranger.address) == before
+        assert harness.nonce(held_otherwise, key) % 2**64 == 0  # its lane never used
+        assert answer(chain, held_otherwise, digest, behind, sender=stranger.address) != ERC1271_MAGIC
+        assert answer(chain, held_otherwise, digest, bare, sender=greedy.address) != ERC1271_MAGIC
+        # the installed validator still may ask about the bare signature (a grant's check)
+        assert answer(chain, held_otherwise, digest, bare, sender=module.address) == ERC1271_MAGIC
+
+    refused()  # not installed at all
+    install(harness, project, held_otherwise, owner, EXECUTOR, greedy.address)
+    install(harness, project, held_otherwise, owner, FALLBACK, greedy.address)
+    state = project.KeyscopeAccount.at(held_otherwise)
+    assert state.isModuleInstalled(EXECUTOR, greedy.address, b"")
+    assert state.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
+    assert not state.isModuleInstalled(VALIDATOR, greedy.address, b"")
+    refused()  # held as an executor and a fallback handler
 
     # held as a validator, the module validates the stranger's operation and answers both questions
     op = harness.op(held_as_validator, mint, key=key)
