@@ -112,8 +112,8 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
     project, deployer, accounts, module, greedy, nft, chain
 ):
     """The same on ``KeyscopeDelegate``, run as a plain contract whose EntryPoint is a test account (delegation needs
-    a Prague node), so that its owner is its own address, which no key has: the module is held as an executor and
-    a fallback handler. The EntryPoint's ``validateUserOp`` of an operation naming it in the nonce key says the
+    a Prague node), so that its owner is its own address, which no key has: the module not installed, then held as an
+    executor and a fallback handler. The EntryPoint's ``validateUserOp`` of an operation naming it in the nonce key says the
     signature failed (1), and its ERC-1271 refuses a signature behind its address; a delegate holding it as a
     validator answers 0 and the magic value."""
     entry = accounts[6]
@@ -122,17 +122,13 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
     held_as_validator = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
     for delegate in (held_otherwise, held_as_validator):
         delegate.installModule(VALIDATOR, module.address, b"", sender=entry)
-    held_otherwise.installModule(EXECUTOR, greedy.address, b"", sender=entry)
-    held_otherwise.installModule(FALLBACK, greedy.address, HANDLED, sender=entry)
     held_as_validator.installModule(VALIDATOR, greedy.address, b"", sender=entry)
-    assert held_otherwise.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
-    assert not held_otherwise.isModuleInstalled(VALIDATOR, greedy.address, b"")
-
     mint = encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(stranger.address)))
     digest = keccak(b"a permit naming no account")
     behind = bytes.fromhex(greedy.address[2:]) + b"anything"
-    verdicts = {}
-    for delegate in (held_otherwise, held_as_validator):
+
+    def verdict(delegate: Any) -> tuple[int, bytes]:
+        """``validateUserOp``'s answer to the stranger's operation, and the answer to the signature behind it."""
         op = UserOperation(
             sender=delegate.address,
             nonce=KIND.nonce_key(greedy.address, 0) << 64,
@@ -146,7 +142,13 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
         op_hash = user_op_hash_v07(op.pack(), entry.address, int(chain.chain_id))
         packed = op.replace(signature=LocalSigner.generate().sign_hash(op_hash)).pack().as_tuple()
         validation = delegate.validateUserOp.call(packed, op_hash, 0, sender=entry)
-        signature = answer(chain, delegate.address, digest, behind, sender=stranger.address)
-        verdicts[delegate.address] = (int(validation), signature)
-    assert verdicts[held_otherwise.address] == (1, bytes.fromhex("ffffffff"))
-    assert verdicts[held_as_validator.address] == (0, ERC1271_MAGIC)
+        return int(validation), answer(chain, delegate.address, digest, behind, sender=stranger.address)
+
+    refused = (1, bytes.fromhex("ffffffff"))
+    assert verdict(held_otherwise) == refused  # not installed at all
+    held_otherwise.installModule(EXECUTOR, greedy.address, b"", sender=entry)
+    held_otherwise.installModule(FALLBACK, greedy.address, HANDLED, sender=entry)
+    assert held_otherwise.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
+    assert not held_otherwise.isModuleInstalled(VALIDATOR, greedy.address, b"")
+    assert verdict(held_otherwise) == refused  # held as an executor and a fallback handler
+    assert verdict(held_as_validator) == (0, ERC1271_MAGIC)
