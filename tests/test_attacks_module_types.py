@@ -1,0 +1,154 @@
+"""A module the account holds under another type than validator, used as one: keyscope's account and its EIP-7702
+delegate choose the validator of an operation by the nonce key's top 20 bytes and the validator of an ERC-1271
+signature by its first 20 bytes, and take the owner's bare ECDSA signature only when an installed validator asks.
+Each of those asks whether the module is installed *as a validator*: a module installed as an executor or a
+fallback handler (an automation executor, a token-callback handler) is no validator, however it would answer.
+
+The module here is ``GreedyModule`` (contracts/test), every module type, saying yes to every operation and every
+signature: once held as a validator it hands the account to anyone, which each test shows on an account that holds
+it as one (so that each refusal is the type check's, not the module's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from conftest import ETHER, KIND
+from keyscope import Web3Chain
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
+# the selector the module handles as a fallback handler: any selector the account has no function for
+HANDLED = keccak(b"onTokenCallback(address,uint256)")[:4]
+VALIDATOR, EXECUTOR, FALLBACK = 1, 2, 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _session_contracts(entry_point, factory, module, nft, bundler):
+    """Deploy the session-wide contracts before this module's own, as ape's chain isolation needs."""
+
+
+@pytest.fixture(scope="module")
+def greedy(project, deployer):
+    contract = project.GreedyModule.deploy(sender=deployer)
+    # it asks the account's isValidSignature as an eth_call's sender below: py-evm makes that sender afford its gas
+    project.ForceFeed.deploy(contract.address, value=ETHER, sender=deployer)
+    return contract
+
+
+def answer(chain: Any, account: str, digest: bytes, signature: bytes, sender: str | None = None) -> bytes:
+    """The account's ``isValidSignature`` answer, asked by ``sender`` (None: the node's default sender)."""
+    data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    return Web3Chain(chain.provider.web3).call(account, data, sender=sender)[:4]
+
+
+def install(
+    harness: Any, project: Any, account: str, owner: LocalSigner, module_type: int, module: str
+) -> None:
+    init = HANDLED if module_type == FALLBACK else b""
+    data = project.KeyscopeAccount.at(account).installModule.encode_input(module_type, module, init)
+    harness.owner_execute(account, owner, Call.of(account, 0, data))
+
+
+def test_a_module_the_account_holds_as_another_type_neither_validates_nor_signs_for_it(
+    harness, module, greedy, nft, project, accounts, chain
+):
+    """The owner installs a module as an executor and as a fallback handler (never as a validator). Before and
+    after that install, a stranger names it in an operation's nonce key, with their own signature or none, to mint
+    to themself; offers it an ERC-1271 question behind its address; and has it ask the account about the owner's
+    bare signature of a digest (which the account takes from an installed validator only: the session module
+    checking a grant). The account asks it none of them: AA24 and nothing minted, ``0xffffffff`` twice. The same
+    module held as a validator by another account of the owner gets each one through."""
+    owner = LocalSigner.generate()
+    held_otherwise = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=41)
+    held_as_validator = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=42)
+    install(harness, project, held_as_validator, owner, VALIDATOR, greedy.address)
+    stranger = accounts[8]
+    mint = encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(stranger.address)))
+    before = nft.balanceOf(stranger.address)
+    key = KIND.nonce_key(greedy.address, 0)
+    digest = keccak(b"a permit naming no account")
+    behind = bytes.fromhex(greedy.address[2:]) + b"anything"
+    bare = owner.sign_hash(digest)
+
+    def refused() -> None:
+        op = harness.op(held_otherwise, mint, key=key)
+        for signature in (b"", LocalSigner.generate().sign_hash(harness.hash(op))):
+            assert harness.rejected(op.replace(signature=signature)).reason == "AA24"
+        assert nft.balanceOf(stranger.address) == before
+        assert harness.nonce(held_otherwise, key) % 2**64 == 0  # its lane never used
+        assert answer(chain, held_otherwise, digest, behind, sender=stranger.address) != ERC1271_MAGIC
+        assert answer(chain, held_otherwise, digest, bare, sender=greedy.address) != ERC1271_MAGIC
+        # the installed validator still may ask about the bare signature (a grant's check)
+        assert answer(chain, held_otherwise, digest, bare, sender=module.address) == ERC1271_MAGIC
+
+    refused()  # not installed at all
+    install(harness, project, held_otherwise, owner, EXECUTOR, greedy.address)
+    install(harness, project, held_otherwise, owner, FALLBACK, greedy.address)
+    state = project.KeyscopeAccount.at(held_otherwise)
+    assert state.isModuleInstalled(EXECUTOR, greedy.address, b"")
+    assert state.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
+    assert not state.isModuleInstalled(VALIDATOR, greedy.address, b"")
+    refused()  # held as an executor and a fallback handler
+
+    # held as a validator, the module validates the stranger's operation and answers both questions
+    op = harness.op(held_as_validator, mint, key=key)
+    receipt = harness.submit(op.replace(signature=LocalSigner.generate().sign_hash(harness.hash(op))))
+    assert receipt.success, receipt.reason
+    assert nft.balanceOf(stranger.address) == before + 1
+    assert answer(chain, held_as_validator, digest, behind, sender=stranger.address) == ERC1271_MAGIC
+    assert answer(chain, held_as_validator, digest, bare, sender=greedy.address) == ERC1271_MAGIC
+
+
+def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs_for_it(
+    project, deployer, accounts, module, greedy, nft, chain
+):
+    """The same on ``KeyscopeDelegate``, run as a plain contract whose EntryPoint is a test account (delegation needs
+    a Prague node), so that its owner is its own address, which no key has: the module not installed, then held as an
+    executor and a fallback handler. The EntryPoint's ``validateUserOp`` of an operation naming it in the nonce key says the
+    signature failed (1), and its ERC-1271 refuses a signature behind its address; a delegate holding it as a
+    validator answers 0 and the magic value."""
+    entry = accounts[6]
+    stranger = accounts[8]
+    held_otherwise = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    held_as_validator = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    for delegate in (held_otherwise, held_as_validator):
+        delegate.installModule(VALIDATOR, module.address, b"", sender=entry)
+    held_as_validator.installModule(VALIDATOR, greedy.address, b"", sender=entry)
+    mint = encode_execute(Call.of(nft.address, 0, nft.safeMint.encode_input(stranger.address)))
+    digest = keccak(b"a permit naming no account")
+    behind = bytes.fromhex(greedy.address[2:]) + b"anything"
+
+    def verdict(delegate: Any) -> tuple[int, bytes]:
+        """``validateUserOp``'s answer to the stranger's operation, and the answer to the signature behind it."""
+        op = UserOperation(
+            sender=delegate.address,
+            nonce=KIND.nonce_key(greedy.address, 0) << 64,
+            call_data=mint,
+            call_gas_limit=500_000,
+            verification_gas_limit=500_000,
+            pre_verification_gas=60_000,
+            max_fee_per_gas=2 * 10**9,
+            max_priority_fee_per_gas=10**9,
+        )
+        op_hash = user_op_hash_v07(op.pack(), entry.address, int(chain.chain_id))
+        packed = op.replace(signature=LocalSigner.generate().sign_hash(op_hash)).pack().as_tuple()
+        validation = delegate.validateUserOp.call(packed, op_hash, 0, sender=entry)
+        return int(validation), answer(chain, delegate.address, digest, behind, sender=stranger.address)
+
+    refused = (1, bytes.fromhex("ffffffff"))
+    assert verdict(held_otherwise) == refused  # not installed at all
+    held_otherwise.installModule(EXECUTOR, greedy.address, b"", sender=entry)
+    held_otherwise.installModule(FALLBACK, greedy.address, HANDLED, sender=entry)
+    assert held_otherwise.isModuleInstalled(FALLBACK, greedy.address, HANDLED)
+    assert not held_otherwise.isModuleInstalled(VALIDATOR, greedy.address, b"")
+    assert verdict(held_otherwise) == refused  # held as an executor and a fallback handler
+    assert verdict(held_as_validator) == (0, ERC1271_MAGIC)
