@@ -161,3 +161,53 @@ def test_the_module_hashes_a_session_with_every_member_as_the_sdk(module, accoun
     assert bytes(module.sessionId(account, session.as_abi())) == session.session_id(
         account, int(module.epochOf(account))
     )
+
+
+def _changed(value: Any) -> Any:
+    """``value`` (an ABI leaf) made different, of the same type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value ^ 1
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return "0x" + format(int(value, 16) ^ 1, "040x")
+    if isinstance(value, str):
+        return value + "x"
+    assert isinstance(value, bytes), value
+    return bytes([value[0] ^ 1]) + value[1:] if value else b"\x01"
+
+
+def _variants(value: Any, type_: str = "Session", path: str = "session") -> list[tuple[str, Any]]:
+    """Every way to change ``value`` (of ABI struct or type ``type_``) by one leaf or one array length:
+    ``(where, changed value)``, where named by members (``session.permissions[0].rules[0].offset``)."""
+    if type_.endswith("[]"):
+        element = type_[:-2]
+        found = (
+            [(f"{path} one fewer", value[:-1]), (f"{path} one more", [*value, value[-1]])] if value else []
+        )
+        return found + [
+            (where, [*value[:i], changed, *value[i + 1 :]])
+            for i, item in enumerate(value)
+            for where, changed in _variants(item, element, f"{path}[{i}]")
+        ]
+    if type_ in schema.SESSION_TYPES:
+        return [
+            (where, (*value[:i], changed, *value[i + 1 :]))
+            for i, (member_type, name) in enumerate(_abi_members(type_))
+            for where, changed in _variants(value[i], member_type, f"{path}.{name}")
+        ]
+    return [(path, _changed(value))]
+
+
+def test_the_session_id_commits_to_every_byte_the_owner_grants(module, accounts) -> None:
+    """The owner signs the session id (its EIP-712 hash), and the module stores what the session carries: a member,
+    an array element or an array length changed anywhere in a session (each struct's every member set) gives the
+    module another id, so no byte of a grant can be changed after the owner signs it. (A field outside the hash
+    would be one the module stores unsigned.)"""
+    session = _every_member().as_abi()
+    account = accounts[3].address
+    original = bytes(module.sessionId(account, session))
+    variants = _variants(session)
+    assert len(variants) > 50, len(variants)
+    same = [where for where, changed in variants if bytes(module.sessionId(account, changed)) == original]
+    assert not same, same
