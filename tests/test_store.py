@@ -742,6 +742,41 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.parametrize("expires_at", ["soon", [1], {"at": 1}, "nan", True, None])
+def test_a_file_store_lane_whose_lease_expiry_is_damaged_is_reported_not_taken(
+    tmp_path: Path, expires_at: Any
+) -> None:
+    """The ``expires_at`` of a held lane in a file store's lanes file damaged (text, a list, a flag, missing):
+    leasing a lane of that session and renewing the lease say which file is corrupted and leave it as it
+    was. Before, text or a list crashed ``lease_lane`` with a raw ValueError / TypeError, and a flag or a
+    missing expiry counted as expired: the lane was handed to a second worker while its holder still held
+    it."""
+    root = tmp_path / "store"
+    store = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    grant = make_grant()
+    store.put_grant(grant)
+    held = store.lease_lane(ACCOUNT, grant.session_id, "holder", 3600)
+    store.close()
+    (lanes_file,) = (root / "lanes").glob("*.json")
+    doc = json.loads(lanes_file.read_text())
+    doc["lanes"][held.lane]["expires_at"] = expires_at
+    damaged = json.dumps(doc).encode()
+    lanes_file.write_bytes(damaged)
+
+    reopened = FileStore(root, passphrase=PASSPHRASE, scrypt_n=SCRYPT_N)
+    try:
+        for call in (
+            lambda: reopened.lease_lane(ACCOUNT, grant.session_id, "other", 60),
+            lambda: reopened.renew_lease(held, 60),
+        ):
+            with pytest.raises(SessionStoreError, match="corrupted") as info:
+                call()
+            assert lanes_file.name in str(info.value) and "expires_at" in str(info.value)
+            assert lanes_file.read_bytes() == damaged
+    finally:
+        reopened.close()
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_damage_to_a_file_store_file_gives_a_keyscope_error(tmp_path: Path, data: st.DataObject) -> None:

@@ -11,6 +11,7 @@ import abc
 import hashlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Iterator
@@ -77,6 +78,21 @@ class Documents(abc.ABC):
     @abc.abstractmethod
     def where(self, kind: str, name: str) -> str:
         """Where the document lives, for error messages."""
+
+
+def _lease_problem(entry: dict[str, Any]) -> str | None:
+    """What is wrong with a lane entry's lease as the store writes it (None when nothing): a free lane has no
+    ``lease_id``; a leased one has a text ``lease_id`` and a finite ``expires_at``. A lane whose expiry cannot
+    be read is neither free nor held: taking it could take it from a live holder."""
+    lease_id = entry.get("lease_id")
+    if lease_id is None:
+        return None
+    if not isinstance(lease_id, str):
+        return f"lease_id {lease_id!r} is not text"
+    expires = entry.get("expires_at")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)) or not math.isfinite(expires):
+        return f"expires_at {expires!r} of lease {lease_id} is not a time"
+    return None
 
 
 def corrupted(where: str, problem: object) -> SessionStoreError:
@@ -203,6 +219,10 @@ class DocumentStore(SessionStore):
             raise corrupted(
                 self._docs.where(LANES, name), "lanes must be a list of entries numbered 0, 1, 2, ..."
             )
+        for entry in lanes:
+            problem = _lease_problem(entry)
+            if problem is not None:
+                raise corrupted(self._docs.where(LANES, name), f"lane {entry['lane']}: {problem}")
         return lanes
 
     def _write_lanes(self, account: str, session_id: str, lanes: list[dict[str, Any]]) -> None:
@@ -214,7 +234,7 @@ class DocumentStore(SessionStore):
             lanes = self._lanes(self._lanes_name(account, session_id))
             now = time.time()
             chosen = next(
-                (e for e in lanes if e.get("lease_id") is None or float(e.get("expires_at") or 0.0) <= now),
+                (e for e in lanes if e.get("lease_id") is None or e["expires_at"] <= now),
                 None,
             )
             if chosen is None:
