@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -33,6 +34,7 @@ from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from test_store import make_grant
 
 
 @pytest.fixture
@@ -100,6 +102,48 @@ def test_a_corrupted_grant_row_is_flagged_and_the_others_are_listed(grants, tmp_
         f"session 0x{grants[2].session_id.hex()} of {grants[2].account} is revoked in the store"
         in revoked.output
     )
+
+
+def _two_grants_sharing_a_prefix() -> tuple[Any, Any]:
+    """Two grants whose session ids share their first 4 hex digits (found among salts: a few hundred)."""
+    seen: dict[str, Any] = {}
+    for salt in range(100_000):
+        grant = make_grant(key="0x" + "b2" * 20, salt=salt)
+        prefix = grant.session_id.hex()[:4]
+        if prefix in seen:
+            return seen[prefix], grant
+        seen[prefix] = grant
+    raise AssertionError("no two session ids share a prefix")  # pragma: no cover
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_a_prefix_that_also_names_an_unreadable_grant_picks_no_session(tmp_path: Path, kind: str) -> None:
+    """The prefix given to ``revoke`` matches two sessions, one of them unreadable (damaged in the store): that
+    one may be the session meant, so nothing is revoked and the message names it. Before, the unreadable one
+    was skipped and the other, readable, session was revoked in its place, while the one meant stayed live."""
+    meant, other = _two_grants_sharing_a_prefix()
+    url = str(tmp_path / "store") if kind == "file" else f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(meant)
+        store.put_grant(other)
+    name = "0x" + meant.session_id.hex()
+    if kind == "file":
+        path = tmp_path / "store" / "grants" / f"{name}.json"
+        path.write_text(path.read_text()[:60])  # cut off mid-write
+    else:
+        with sqlite3.connect(tmp_path / "sessions.db") as db:
+            db.execute(
+                "UPDATE keyscope_grants SET grant_json = '{\"session\": ' WHERE session_id = ?", (name,)
+            )
+
+    prefix = meant.session_id.hex()[:4]
+    refused = CliRunner().invoke(main, ["revoke", "--store", url, prefix])
+    assert refused.exit_code == 1, refused.output
+    words = " ".join(refused.output.split())
+    assert f"prefix 0x{prefix} matches the unreadable grant(s) {name}" in words, words
+    assert "nothing was done" in words and "Traceback" not in refused.output
+    with open_store(url) as store:
+        assert not store.is_revoked(other.session_id), "another session was revoked in place of the one meant"
 
 
 # --------------------------------------------------------------------------------------------------

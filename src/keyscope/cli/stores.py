@@ -112,8 +112,16 @@ def _require_existing(url: str, shown: str) -> None:
     raise SessionStoreError(f"--store {shown}: {cause}: check the path, or give the store your workers use")
 
 
+def _id_digits(name: str) -> str:
+    """A stored grant's name (its session id) as lowercase hex digits without ``0x``."""
+    text = name.strip().lower()
+    return text[2:] if text.startswith("0x") else text
+
+
 def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
-    """The grant whose id is ``session_id``, or starts with it (at least 4 hex digits, unique; ``0x`` optional)."""
+    """The grant whose id is ``session_id``, or starts with it (at least 4 hex digits, unique; ``0x`` optional).
+
+    A prefix that also starts an unreadable grant's id picks none: that grant may be the session meant."""
     where = store_url_of(store)
     text = session_id.strip().lower()
     digits = text[2:] if text.startswith("0x") else text
@@ -138,6 +146,15 @@ def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
     unreadable: list[str] = []
     grants = store.list_grants(on_corrupt=lambda name, _error: unreadable.append(name))
     matches = [grant for grant in grants if grant.session_id.hex().startswith(digits)]
+    # an unreadable grant the prefix names may be the session meant: never pick another one in its place
+    damaged = [name for name in unreadable if _id_digits(name).startswith(digits)]
+    if damaged:
+        readable = f" and {len(matches)} readable one(s)" if matches else ""
+        raise BadInputError(
+            f"session id prefix 0x{digits} matches the unreadable grant(s) {', '.join(damaged)}{readable} in the "
+            f"store {where}: it may be the session meant, so none is picked and nothing was done. Restore the "
+            "unreadable grant from a backup, or give the full session id of the one meant"
+        )
     if not matches:
         skipped = f" ({len(unreadable)} unreadable grant(s) skipped)" if unreadable else ""
         raise BadInputError(
