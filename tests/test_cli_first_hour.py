@@ -168,6 +168,21 @@ def test_a_store_that_cannot_be_opened_names_the_path_and_the_cause(tmp_path: Pa
     assert sorted(tmp_path.iterdir()) == sorted([blocker, folder])  # nothing created
 
 
+@pytest.mark.parametrize("form", ["{path}", "file://{path}"])
+def test_a_sqlite_store_given_as_a_plain_path_is_named_with_its_url(tmp_path: Path, form: str) -> None:
+    """The workers' SQLite file given to ``--store`` as a path (a file store's form): the message says it is a
+    SQLite database and gives the URL that opens it, which works; the file is left as it was."""
+    path = tmp_path / "sessions.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.put_grant(make_grant())
+    before = path.read_bytes()
+    code, output = sessions(form.format(path=path))
+    assert code == 1 and f"{path} is a SQLite database" in output and f"sqlite:///{path}" in output, output
+    assert path.read_bytes() == before
+    code, output = sessions(f"sqlite:///{path}", "--json")
+    assert code == 0 and len(json.loads(output)["sessions"]) == 1, output
+
+
 @pytest.mark.parametrize("command", [["sessions"], ["outbox"], ["revoke", "abcd1234"]])
 @pytest.mark.parametrize("form", ["sqlite:///{path}/sessions.db", "{path}/folder", "file://{path}/folder"])
 def test_a_store_that_does_not_exist_is_not_taken_for_an_empty_one(

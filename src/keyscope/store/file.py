@@ -55,6 +55,15 @@ _KEYS = "keys"
 _MAX_SCRYPT_N = 2**20
 
 
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database file (by its header; False when it cannot be read)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` (mode 0600): temporary file, fsync, rename over ``path``, fsync "
     "the folder."""
@@ -194,6 +203,11 @@ class FileStore(DocumentStore):
     def _prepare(self) -> None:
         try:
             if self.root.exists() and not self.root.is_dir():
+                if _is_sqlite(self.root):
+                    raise SessionStoreError(
+                        f"{self.root} is a SQLite database, not a file store's directory: open it as "
+                        f"sqlite:///{self.root.absolute()}"
+                    )
                 raise SessionStoreError(
                     f"{self.root} is not a directory: give a directory for the file store"
                 )
