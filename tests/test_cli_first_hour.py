@@ -168,6 +168,29 @@ def test_a_store_that_cannot_be_opened_names_the_path_and_the_cause(tmp_path: Pa
     assert sorted(tmp_path.iterdir()) == sorted([blocker, folder])  # nothing created
 
 
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_a_command_that_reads_no_keys_never_sets_the_stores_secret(tmp_path: Path, kind: str) -> None:
+    """A store of grants with no keys yet (so no secret), and an operator's shell with a mistyped
+    ``KEYSCOPE_STORE_PASSPHRASE``: ``keyscope sessions`` and ``outbox`` list what is there and leave the store
+    without a secret, so the workers' passphrase still becomes the store's. Before, the read-only command made
+    the mistyped passphrase the store's: every worker was refused ("the passphrase does not open the keys").
+    Once the store has its secret, a wrong one is refused as before."""
+    url = str(tmp_path / "store") if kind == "file" else f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(make_grant())
+    typo = {"KEYSCOPE_STORE_PASSPHRASE": "corect horse"}
+    for command in (["sessions", "--json"], ["outbox"]):
+        read = CliRunner().invoke(main, [command[0], "--store", url, *command[1:]], env=typo)
+        assert read.exit_code == 0, read.output
+
+    signer = LocalSigner.generate()
+    with open_store(url, passphrase="correct horse", scrypt_n=2**10) as worker:  # the workers' passphrase
+        worker.put_key(signer)
+        assert worker.get_key(signer.address).address == signer.address
+    refused = CliRunner().invoke(main, ["sessions", "--store", url], env=typo)
+    assert refused.exit_code == 1 and "passphrase does not open" in refused.output, refused.output
+
+
 @pytest.mark.parametrize("form", ["{path}", "file://{path}"])
 def test_a_sqlite_store_given_as_a_plain_path_is_named_with_its_url(tmp_path: Path, form: str) -> None:
     """The workers' SQLite file given to ``--store`` as a path (a file store's form): the message says it is a

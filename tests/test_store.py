@@ -546,6 +546,24 @@ def test_sql_kek_from_raw_bytes_or_passphrase(sql_backend: Backend, first: str) 
     assert sql_backend.open(**right).get_key(signer.address).address == signer.address
 
 
+def test_a_store_says_whether_its_secret_is_set_and_reading_that_sets_none(persistent: Backend) -> None:
+    """``has_secret`` is False for a store opened only without a secret (asking it sets none), and True once
+    a secret was given (its keys are bound to it): what a command that reads no keys asks before it opens
+    the store with the operator's secret."""
+    plain = open_store(persistent.url)
+    try:
+        assert not plain.has_secret() and not plain.has_secret()
+    finally:
+        plain.close()
+    persistent.open()
+    again = open_store(persistent.url)
+    try:
+        assert again.has_secret()
+    finally:
+        again.close()
+    assert not MemoryStore().has_secret()
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -75,12 +75,29 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
                     f"--store {shown}: cannot create the folder {folder}: {cause}"
                 ) from None
     try:
-        store = open_store(text, passphrase=passphrase, kek=kek)
+        store = _open(text, passphrase, kek, keys=keys)
     except SessionStoreError as error:
         message = str(error)
         raise type(error)(message if shown in message else f"--store {shown}: {message}") from None
     _GIVEN_URLS[store] = shown
     return store
+
+
+def _open(url: str, passphrase: str | None, kek: bytes | None, *, keys: bool) -> SessionStore:
+    """The store at ``url`` opened with the secret, except that a command reading no keys never sets the
+    secret of a store that has none yet (a store's first secret becomes its secret: a mistyped one here
+    would lock every worker out); such a store holds no keys, and is opened without it."""
+    if keys or (passphrase is None and kek is None):
+        return open_store(url, passphrase=passphrase, kek=kek)
+    store = open_store(url)
+    try:
+        if not store.has_secret():
+            return store
+    except BaseException:
+        store.close()
+        raise
+    store.close()
+    return open_store(url, passphrase=passphrase, kek=kek)
 
 
 def _local_path(url: str) -> Path | None:

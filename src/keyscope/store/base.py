@@ -499,6 +499,13 @@ class SessionStore(abc.ABC):
     def list_keys(self) -> list[KeyInfo]:
         """Addresses and labels of the stored keys (never the keys), oldest first."""
 
+    def has_secret(self) -> bool:
+        """Whether the store's keys are bound to a passphrase or key-encryption key already (the first one
+        the store was opened with to store keys). Until then, the first secret a store is opened with becomes
+        its secret: a command that only reads opens it without one (a mistyped secret would lock the workers
+        out)."""
+        return False
+
     # -- grants ----------------------------------------------------------------------------------------
 
     def put_grant(self, grant: SessionGrant) -> None:

@@ -304,6 +304,11 @@ class FileStore(DocumentStore):
     def _key_path_by_name(self, name: str) -> Path:
         return self.root / _KEYS / f"{name}.json"
 
+    def has_secret(self) -> bool:
+        with self._locked():
+            marker = _read_json(self.root / MARKER)
+            return (marker is not None and marker.get("check") is not None) or bool(self._docs.names(_KEYS))
+
     def _need_passphrase(self) -> str:
         if self._passphrase is None:
             raise ConfigurationError(

@@ -414,6 +414,9 @@ class SqlStore(SessionStore):
             f"store {self.url}: gave up after {_RACE_ATTEMPTS} collisions with concurrent writers; retry"
         )
 
+    def has_secret(self) -> bool:
+        return self._run(lambda conn: self._meta(conn, _KEK_CHECK), write=False) is not None
+
     def schema_version(self) -> int:
         """The highest schema migration applied to the database."""
         return max(self._run(applied_versions, write=False), default=0)
