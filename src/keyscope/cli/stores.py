@@ -33,8 +33,9 @@ def store_url_of(store: SessionStore) -> str:
 
 def open_session_store(url: str, *, keys: bool, existing: bool = False) -> SessionStore:
     """Open the store at ``url`` with the passphrase in ``KEYSCOPE_STORE_PASSPHRASE`` or the KEK (64 hex
-    digits) in ``KEYSCOPE_STORE_KEK`` when one is set (a wrong one is refused at once). With ``keys`` (the
-    command reads or writes session keys) one of them must be set; grants need none. The folder of a new
+    digits) in ``KEYSCOPE_STORE_KEK`` when one is set (a wrong one is refused at once; without ``keys``, a
+    store that has no secret yet is opened without it, so that a command reading no keys never sets one).
+    With ``keys`` (the command reads or writes session keys) one of them must be set; grants need none. The folder of a new
     SQLite file is created; with ``existing`` (a command that only reads or marks what is there) a SQLite file
     or store folder that does not exist is refused instead, so that a mistyped path is not taken for an empty
     store (and nothing is created there)."""
