@@ -1584,6 +1584,26 @@ def test_a_newer_schema_is_refused(sql_backend: Backend) -> None:
         sql_backend.open()
 
 
+@pytest.mark.parametrize("secret", [{}, {"passphrase": PASSPHRASE}])
+def test_a_file_store_of_a_newer_version_is_refused_and_left_as_is(
+    tmp_path: Path, secret: dict[str, Any]
+) -> None:
+    """A file store whose marker says a newer layout version (written by a newer keyscope) is refused, as a SQL
+    store of a newer schema is, with or without a passphrase, and none of its files is changed. Before, it was
+    opened and written in this version's layout, and opening it with a passphrase rewrote the marker as
+    version 1."""
+    root = tmp_path / "store"
+    FileStore(root).close()  # grants only: no passphrase check yet
+    marker = root / "keyscope-store.json"
+    marker.write_text(json.dumps({"format": "keyscope-file-store", "version": 2, "layout": "of the future"}))
+    before = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    with pytest.raises(
+        SessionStoreError, match=r"version 2, newer than this keyscope knows \(1\): upgrade keyscope"
+    ):
+        FileStore(root, scrypt_n=SCRYPT_N, **secret)
+    assert {path: path.read_bytes() for path in root.rglob("*") if path.is_file()} == before
+
+
 def test_a_new_sqlite_store_opens_while_another_connection_writes_to_it(tmp_path: Path) -> None:
     """Switching a new file to the WAL journal needs the file to itself, and SQLite refuses it at once (no
     busy wait) while another connection writes in the old journal mode: what happens when several workers

@@ -51,6 +51,8 @@ DEFAULT_SCRYPT_N = 2**18
 
 MARKER = "keyscope-store.json"
 FORMAT = "keyscope-file-store"
+VERSION = 1
+"""The layout version this keyscope reads and writes; a store of a newer one is refused, never written."""
 _KEYS = "keys"
 _MAX_SCRYPT_N = 2**20
 
@@ -237,9 +239,17 @@ class FileStore(DocumentStore):
         marker = _read_json(path)
         if marker is not None and marker.get("format") != FORMAT:
             raise corrupted(f"file {path}", f"format {marker.get('format')!r}, expected {FORMAT!r}")
+        version = None if marker is None else marker.get("version")
+        if marker is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise corrupted(f"file {path}", f"version {version!r} is not a version number")
+        if version is not None and version > VERSION:
+            raise SessionStoreError(
+                f"the file store at {self.root} is of version {version}, newer than this keyscope knows "
+                f"({VERSION}): upgrade keyscope to use it"
+            )
         if self._passphrase is None:
             if marker is None:
-                write_atomically(path, json.dumps({"format": FORMAT, "version": 1}).encode())
+                write_atomically(path, json.dumps({"format": FORMAT, "version": VERSION}).encode())
             return
         check = None if marker is None else marker.get("check")
         if check is not None:
@@ -267,7 +277,9 @@ class FileStore(DocumentStore):
         check_doc = Account.encrypt(
             secrets.token_bytes(32), self._passphrase, kdf="scrypt", iterations=self._scrypt_n
         )
-        write_atomically(path, json.dumps({"format": FORMAT, "version": 1, "check": check_doc}).encode())
+        write_atomically(
+            path, json.dumps({"format": FORMAT, "version": VERSION, "check": check_doc}).encode()
+        )
 
     # -- locking ---------------------------------------------------------------------------------------
 
