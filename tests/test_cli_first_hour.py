@@ -34,7 +34,10 @@ from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from test_store import make_grant
+from test_store import ACCOUNT as STORE_ACCOUNT
+from test_store import SESSION as STORE_SESSION
+from test_store import h as store_hash
+from test_store import make_grant, make_op
 
 
 @pytest.fixture
@@ -447,6 +450,30 @@ def test_an_outbox_limit_past_any_listing_is_refused_not_a_crash(empty_store: st
     )
     assert result.exit_code == 2 and "is not in the range 1<=x<=1000000" in result.output
     assert CliRunner().invoke(main, ["outbox", "--store", empty_store, "--limit", "1000000"]).exit_code == 0
+
+
+def test_stored_text_is_shown_as_text_never_as_markup_or_terminal_codes(empty_store: str) -> None:
+    """An outbox record whose intent id (the dapp's) and failure reason (a bundler's or a contract's words)
+    hold rich markup and terminal escape sequences: ``keyscope outbox`` lists it with the markup as written
+    and every control character written out, so the text can neither restyle, hide nor clear what the
+    operator reads. Before, a reason holding ``[/]`` stopped the listing ("unexpected MarkupError": no record
+    shown), ``[bold]`` restyled it, and an escape sequence reached the terminal as is."""
+    intent = "order-\x1b]0;renamed\x07"
+    reason = "reverted: \x1b[2J\x1b[31mALL GOOD[/] [bold]x[/bold] \u202eevil"
+    with open_store(empty_store) as store:
+        store.record_intent(intent, STORE_ACCOUNT, STORE_SESSION, 0, make_op(1), store_hash(1))
+        store.mark_failed(store_hash(1), reason)
+    shown = CliRunner().invoke(main, ["outbox", "--store", empty_store])
+    assert shown.exit_code == 0, shown.output
+    words = " ".join(re.sub("[\u2500-\u257f]", " ", shown.output).split())
+    assert "order-\\x1b]0;renamed\\x07" in words, words
+    for piece in ("\\x1b[2J\\x1b[31mALL GOOD[/]", "[bold]x[/bold]", "\\u202eevil"):  # as folded in the table
+        assert piece in words, (piece, words)
+    assert not any(c in shown.output for c in "\x1b\x07\u202e")
+    recorded = json.loads(CliRunner().invoke(main, ["outbox", "--store", empty_store, "--json"]).output)
+    assert [(r["intent_id"], r["error"]) for r in recorded] == [
+        (intent, reason)
+    ]  # the store keeps them as given
 
 
 def test_a_damaged_outbox_record_is_listed_as_unreadable_beside_the_others(empty_store: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import time
+import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import UserOperationReceipt
@@ -63,9 +65,25 @@ class _Once(logging.Filter):
         return True
 
 
+def visible(text: object) -> str:
+    """``text`` safe to print on a terminal: every control character but the line break (an escape sequence,
+    a bell, a carriage return, a direction override) written out as ``\\xNN`` or ``\\uNNNN``. Stored text
+    (an intent id, a bundler's or a contract's reason) can then never move the cursor, restyle or hide what
+    the person reads."""
+    return "".join(
+        char if char == "\n" or unicodedata.category(char) not in ("Cc", "Cf") else _escaped(char)
+        for char in str(text)
+    )
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def one_line(text: object) -> str:
-    """``text`` on one line: its whitespace, line breaks included, as single spaces."""
-    return " ".join(str(text).split())
+    """``text`` on one line: its whitespace, line breaks included, as single spaces (and :func:`visible`)."""
+    return visible(" ".join(str(text).split()))
 
 
 def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -130,12 +148,12 @@ def emit(as_json: bool, data: Any, text: Sequence[str] | Table) -> None:
         click.echo(json.dumps(data, default=_json_default))
     elif isinstance(text, Table):
         if text.title:  # on a line of its own: a long store URL must not be wrapped to the table's width
-            click.echo(str(text.title))
+            click.echo(visible(text.title))
             text.title = None
         Console(width=200 if not sys.stdout.isatty() else None).print(text)
     else:
         for line in text:
-            click.echo(line)
+            click.echo(visible(line))
 
 
 def _json_default(value: Any) -> Any:
@@ -163,8 +181,8 @@ def table(
     result = Table(title=title)
     for column in columns:  # long words (ids, addresses) fold rather than lose their end to an ellipsis
         result.add_column(column, justify="right" if column in right else "left", overflow="fold")
-    for row in rows:
-        result.add_row(*row)
+    for row in rows:  # as text, never as markup: a stored "[/]" or "[link=...]" is shown as it is
+        result.add_row(*(Text(visible(cell)) for cell in row))
     return result
 
 
