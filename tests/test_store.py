@@ -1306,6 +1306,26 @@ def test_two_operations_of_one_account_never_share_a_nonce(store: SessionStore) 
     assert first.intent_id == "first" and store.get_by_intent("third") is None
 
 
+def test_a_failure_reason_is_stored_whatever_text_it_holds(backend: Backend) -> None:
+    """A failure reason is often a bundler's or a node's words, decoded from JSON: a ``"\\u0000"`` or a lone
+    ``"\\ud800"`` in them becomes a NUL or a lone surrogate. The reason is stored with those written out as
+    escapes, on every backend. Before, the SQL stores raised a raw UnicodeEncodeError on the surrogate (past
+    the worker's handling of store errors) and PostgreSQL refused the NUL (a store error: the worker retried
+    writing the outcome for ever, the record stayed pending). Ids the store looks records up by are refused
+    instead, with a BadInputError."""
+    store = backend.open()
+    store.record_intent("order", ACCOUNT, SESSION, 0, make_op(1), h(1))
+    failed = store.mark_failed(h(1), 'AA23 reverted: \x00\ud800 {"x": 1}')
+    assert failed.state is OutboxState.FAILED and failed.error == 'AA23 reverted: \\x00\\ud800 {"x": 1}'
+    assert backend.open().get_by_hash(h(1)) == failed
+    for bad in ("order-\ud800", "order-\x00"):
+        with pytest.raises(BadInputError, match="intent_id must be"):
+            store.record_intent(bad, ACCOUNT, SESSION, 1, make_op(2), h(2))
+    with pytest.raises(BadInputError, match="worker_id must be"):
+        store.lease_lane(ACCOUNT, SESSION, "worker-\udfff", 60)
+    assert store.get_by_hash(h(2)) is None
+
+
 def test_a_displaced_operation_is_rebuilt_once(backend: Backend) -> None:
     store, other_worker = backend.open(), backend.open()
     lane0 = store.lease_lane(ACCOUNT, SESSION, "w", 60)

@@ -66,6 +66,7 @@ __all__ = [
     "nonce_text",
     "normalize_hash",
     "normalize_session_id",
+    "storable_text",
     "stored_record",
 ]
 
@@ -229,10 +230,34 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode text a database can store: no lone surrogate (which has no UTF-8 form)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable_text(text: str) -> str:
+    """``text`` as every backend can store it, its meaning kept: a NUL (which PostgreSQL refuses in text) and
+    a lone surrogate (which has no UTF-8 form; JSON's ``"\\ud800"`` decodes to one) written out as
+    backslash escapes. For text the store records as it is told (a failure reason), not for keys it looks
+    records up by."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _check_text(value: object, name: str, limit: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > limit
+        or "\x00" in value
+        or not _unicode(value)
+    ):
         raise BadInputError(
-            f"{name} must be a non-empty string of at most {limit} characters without NUL, got {value!r}"
+            f"{name} must be a non-empty string of at most {limit} characters without NUL or lone "
+            f"surrogates (text a database can store), got {value!r}"
         )
     return value
 
@@ -278,9 +303,10 @@ def check_label(label: object) -> str | None:
     """Validate a key label: None, or a string without NUL of at most 1000 characters."""
     if label is None:
         return None
-    if not isinstance(label, str) or len(label) > 1000 or "\x00" in label:
+    if not isinstance(label, str) or len(label) > 1000 or "\x00" in label or not _unicode(label):
         raise BadInputError(
-            f"a key label must be a string of at most 1000 characters without NUL, got {label!r}"
+            f"a key label must be a string of at most 1000 characters without NUL or lone surrogates, got "
+            f"{label!r}"
         )
     return label
 
@@ -689,7 +715,8 @@ class SessionStore(abc.ABC):
         """Give up on an operation that can never land (refused for good, or its session revoked)."""
         if not isinstance(reason, str):
             raise BadInputError(f"reason must be a string, got {type(reason).__name__}")
-        return self._mark_failed(normalize_hash(user_op_hash), reason)
+        # the reason is often a bundler's or a node's words: stored whatever they hold
+        return self._mark_failed(normalize_hash(user_op_hash), storable_text(reason))
 
     @abc.abstractmethod
     def _mark_failed(self, op_hash: str, reason: str) -> OutboxRecord:
