@@ -103,3 +103,35 @@ def test_a_reinstalled_module_s_sessions_never_meet_the_counts_an_uninstall_left
     call = Call.of(target.address, 0, target.other.encode_input(1))
     assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
     assert usage(module, account, first_id)[0][4:] == (ETHER // 4, ETHER * 3 // 4)
+
+
+def test_a_limit_opens_no_session_early_and_keeps_none_open_late(
+    sessions, module, token, account, owner, session_key, attacker, chain
+):
+    """Counting narrows the operation's window to the periods it counted in; it must never widen the session's
+    own. A session with an allowance over its life, opening in an hour and closing an hour later: before it opens
+    and after it closes the EntryPoint refuses the transfer (AA22) and nothing stays counted. Were the session's
+    validAfter dropped when the limit's bounds are joined to it (a limit over the life bounds nothing), the key
+    would spend the allowance before the owner meant the session to start."""
+    now = chain.blocks.head.timestamp
+    _, session_id = grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        Policy.erc20_allowance(token.address, 5),
+        valid_after=now + 3600,
+        valid_until=now + 7200,
+    )
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1)))
+    assert "AA22" in result, result
+    assert usage(module, account, session_id)[0][4:] == (0, 5)
+    chain.pending_timestamp = now + 3700
+    chain.mine()
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1))) == "ok"
+    chain.pending_timestamp = now + 7300
+    chain.mine()
+    result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1)))
+    assert "AA22" in result, result
+    assert usage(module, account, session_id)[0][4:] == (1, 4)
+    assert token.balanceOf(attacker) == 1
