@@ -31,41 +31,19 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from support.limit_fixtures import (  # noqa: F401 (fixtures)
+    grant,
+    limits_account_fixture,
+    session_fixtures_first_fixture,
+    token_fixture,
+    transfer,
+    usage,
+)
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 
 ETHER = 10**18
 DAY = 86400
 KIND = KeyscopeAccountKind()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, target, nft, module):
-    """Session-scoped fixtures before this module's own (ape snapshots the chain per fixture scope)."""
-
-
-@pytest.fixture(scope="module")
-def token(project, deployer):
-    return project.TestToken.deploy(sender=deployer)
-
-
-@pytest.fixture
-def account(module_account, sessions, token):
-    """A keyscope account with the module installed (support.session_fixtures), 5 ether and 100 tokens."""
-    token.mint(module_account, 100 * ETHER, sender=sessions.h.funder)
-    return module_account
-
-
-def grant(sessions, account, owner, key, permissions, limits=(), **fields) -> tuple[Session, bytes]:
-    session = Session(session_key=key.address, permissions=tuple(permissions), limits=tuple(limits), **fields)
-    return session, sessions.grant_onchain(account, owner, session)
-
-
-def transfer(token, to: str, amount: int) -> Call:
-    return Call.of(token.address, 0, token.transfer.encode_input(to, amount))
-
-
-def usage(module, account, session_id) -> list[tuple[int, int, int, int, int, int]]:
-    return [tuple(row) for row in module.limitUsage(account, session_id)]
 
 
 def allowance(token, amount, period=None):
