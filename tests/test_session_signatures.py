@@ -213,7 +213,11 @@ def _error_name(module: Any, error: ContractLogicError) -> str:
         if e.type == "error"
     }
     raw = error.revert_message
-    data = ast.literal_eval(raw) if isinstance(raw, str) and raw[:2] in ('b"', "b'") else b""
+    data = b""
+    if isinstance(raw, str) and raw[:2] in ('b"', "b'"):
+        data = ast.literal_eval(raw)
+    elif isinstance(raw, str) and raw.startswith("0x"):
+        data = bytes.fromhex(raw[2:])
     return names.get(bytes(data[:4]).hex(), repr(raw))
 
 
