@@ -450,3 +450,46 @@ def test_revocation_is_visible_to_another_process_on_its_next_read(
     store.mark_revoked(session_id)
     store.close()
     assert all(_results([pool.submit(read_revoked, url, session_id) for _ in range(WORKERS)]))
+
+
+def test_a_lease_taken_over_starts_after_the_record_its_predecessor_committed(postgres_server: Any) -> None:
+    """The race behind ``test_leases_expiring_while_their_holders_pause_fence_every_late_record``, made certain: a
+    worker taking over an expired lane reads the server's clock (to see which leases expired), and before it locks
+    the lane the paused holder wakes and records under its lease, which still holds the lane (the fence is the lease
+    id, not the clock). The new lease must start after that record: dated at the clock read before the lock, it
+    started before a record that committed ahead of it, and the store's dates said the record was written under a
+    lane another worker already held. The holder's next record is fenced."""
+    url = str(postgres_server.create_schema())
+    holder, taker = _open(url), _open(url)
+    try:
+        old = holder.lease_lane(ACCOUNT, SESSION, "paused", 0.05)
+        time.sleep(0.1)  # the lease expires while its holder pauses
+        recorded: list[Any] = []
+        clock = taker._dialect.now  # type: ignore[attr-defined]
+
+        def now_then_the_holder_records(conn: Any) -> float:
+            value = clock(conn)
+            if not recorded:  # the taker's first reading: the holder wakes and records now
+                op = UserOperation(sender=ACCOUNT, nonce=old.lane << 64)
+                recorded.append(
+                    holder.record_intent("late", ACCOUNT, SESSION, old.lane, op, b"\x11" * 32, lease=old)
+                )
+            return value
+
+        taker._dialect.now = now_then_the_holder_records  # type: ignore[attr-defined]
+        new = taker.lease_lane(ACCOUNT, SESSION, "taker", 60.0)
+        assert new.lane == old.lane and new.lease_id != old.lease_id
+        assert recorded and recorded[0].created_at < new.expires_at - 60.0, (recorded, new)
+        with pytest.raises(LeaseLostError):
+            holder.record_intent(
+                "later",
+                ACCOUNT,
+                SESSION,
+                old.lane,
+                UserOperation(sender=ACCOUNT, nonce=(old.lane << 64) | 1),
+                b"\x22" * 32,
+                lease=old,
+            )
+    finally:
+        holder.close()
+        taker.close()

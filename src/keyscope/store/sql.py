@@ -693,8 +693,16 @@ class SqlStore(SessionStore):
                     .limit(1)
                 )
             ).first()
+            # the lease starts once the lane row is held (PostgreSQL: locked by the select above): a record that
+            # committed under the previous lease before then is older than the new lease, never dated after it
+            granted = self._dialect.now(conn)
             lease_id = secrets.token_hex(16)
-            values = {"worker_id": worker_id, "lease_id": lease_id, "expires_at": now + ttl, "leased_at": now}
+            values = {
+                "worker_id": worker_id,
+                "lease_id": lease_id,
+                "expires_at": granted + ttl,
+                "leased_at": granted,
+            }
             if candidate is not None:
                 taken = conn.execute(
                     update(lanes).where(mine, lanes.c.lane == candidate.lane, free).values(**values)
@@ -716,7 +724,7 @@ class SqlStore(SessionStore):
                 conn.execute(
                     insert(lanes).values(account=account, session_id=session_id, lane=lane, **values)
                 )
-            return Lease(lane, lease_id, now + ttl, account, session_id, worker_id)
+            return Lease(lane, lease_id, granted + ttl, account, session_id, worker_id)
 
         for _ in range(_RACE_ATTEMPTS):
             lease = self._run_racing(work)
