@@ -9,7 +9,6 @@ shows the module refusing it, with the reason (``requireValidSignature``), and t
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +46,7 @@ from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
 from support.signatures import forge_typed_data
+from support.strict_reverts import revert_data
 
 
 def permit2_domain(permits: Any, chain_id: int) -> dict[str, Any]:
@@ -212,13 +212,8 @@ def _error_name(module: Any, error: ContractLogicError) -> str:
         for e in module.contract_type.abi
         if e.type == "error"
     }
-    raw = error.revert_message
-    data = b""
-    if isinstance(raw, str) and raw[:2] in ('b"', "b'"):
-        data = ast.literal_eval(raw)
-    elif isinstance(raw, str) and raw.startswith("0x"):
-        data = bytes.fromhex(raw[2:])
-    return names.get(bytes(data[:4]).hex(), repr(raw))
+    data = revert_data(error) or b""
+    return names.get(data[:4].hex(), repr(error.revert_message))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from eth_utils import keccak, to_checksum_address
 _released_exit = RevertsContextManager.__exit__
 
 
-def _revert_data(error: ContractLogicError) -> bytes | None:
+def revert_data(error: ContractLogicError) -> bytes | None:
     """The revert data of an error ape did not decode (``0x…`` hex or a bytes repr), None if it holds none."""
     message = error.revert_message
     if isinstance(message, bytes):
@@ -67,34 +67,33 @@ def _strict_exit(
 ) -> bool:
     expected = self.expected_message
     if exc_value is not None and isinstance(expected, type) and issubclass(expected, CustomError):
+        decoded = None
         if isinstance(exc_value, ContractLogicError) and not isinstance(exc_value, CustomError):
-            data = _revert_data(exc_value)
-            inputs = None if data is None else _decoded_inputs(expected, data)
-            if inputs is not None:
-                unknown = set(self.error_inputs or {}) - set(inputs)
-                if unknown:
-                    raise AssertionError(
-                        f"{expected.__name__} has no input named {sorted(unknown)}"
-                    ) from exc_value
-                wrong = {
-                    name: (want, inputs[name])
-                    for name, want in (self.error_inputs or {}).items()
-                    if inputs[name] != want
-                }
-                if wrong:
-                    raise AssertionError(
-                        f"{expected.__name__} raised with other inputs (expected, raised): {wrong}"
-                    ) from exc_value
-                if self.revert_info is not None:
-                    self.revert_info.value = exc_value
-                return True
-        if not isinstance(exc_value, CustomError) or type(exc_value).__name__ != expected.__name__:
+            data = revert_data(exc_value)
+            decoded = None if data is None else _decoded_inputs(expected, data)
+        if decoded is None and (
+            not isinstance(exc_value, CustomError) or type(exc_value).__name__ != expected.__name__
+        ):
             raise AssertionError(
                 f"expected the custom error {expected.__name__}, got {type(exc_value).__name__}: {exc_value}"
             ) from exc_value
-        unknown = set(self.error_inputs or {}) - set(exc_value.inputs)
+        raised = decoded if decoded is not None else getattr(exc_value, "inputs", {})
+        unknown = set(self.error_inputs or {}) - set(raised)
         if unknown:
             raise AssertionError(f"{expected.__name__} has no input named {sorted(unknown)}") from exc_value
+        if decoded is not None:  # ape's own check compares the inputs of the errors it decoded
+            wrong = {
+                name: (want, raised[name])
+                for name, want in (self.error_inputs or {}).items()
+                if raised[name] != want
+            }
+            if wrong:
+                raise AssertionError(
+                    f"{expected.__name__} raised with other inputs (expected, raised): {wrong}"
+                ) from exc_value
+            if self.revert_info is not None:
+                self.revert_info.value = exc_value
+            return True
     return bool(_released_exit(self, exc_type, exc_value, traceback))
 
 

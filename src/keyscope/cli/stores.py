@@ -131,7 +131,7 @@ def _require_existing(url: str, shown: str) -> None:
 
 
 def _id_digits(name: str) -> str:
-    """A stored grant's name (its session id) as lowercase hex digits without ``0x``."""
+    """A session id, given or a stored grant's name, as lowercase hex digits without ``0x``."""
     text = name.strip().lower()
     return text[2:] if text.startswith("0x") else text
 
@@ -141,8 +141,7 @@ def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
 
     A prefix that also starts an unreadable grant's id picks none: that grant may be the session meant."""
     where = store_url_of(store)
-    text = session_id.strip().lower()
-    digits = text[2:] if text.startswith("0x") else text
+    digits = _id_digits(session_id)
     if not digits or len(digits) > 64 or not re.fullmatch(r"[0-9a-f]+", digits):
         raise BadInputError(
             f"{session_id!r} is not a session id: give 0x and 64 hex digits (or a unique prefix of at least 4), as "
