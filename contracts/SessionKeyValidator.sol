@@ -410,8 +410,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     }
 
     /// @dev The head of `execute(bytes32 mode, bytes executionCalldata)`: refuses another selector, any mode
-    ///      but single or batch call with default or try execution, and a non-canonical head; returns whether
-    ///      the mode is batch, and executionCalldata.
+    ///      but single or batch call with default or try execution, a non-canonical head, and anything after
+    ///      executionCalldata but up to 31 zero bytes (its padding, or none); returns whether the mode is batch,
+    ///      and executionCalldata.
     function _execution(bytes calldata callData) internal pure returns (bool batch, bytes calldata execution) {
         if (callData.length < 100) revert MalformedExecution();
         bytes4 selector = bytes4(bytes32(_word(callData, 0)));
@@ -424,6 +425,15 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         if (_word(callData, 36) != 0x40) revert MalformedExecution();
         uint256 length = _word(callData, 68);
         if (length > callData.length - 100) revert MalformedExecution();
+        // After executionCalldata: at most its padding, all zero bytes. An account reading a single call's data up
+        // to its calldata's end hands the target whatever follows; zeros short of a word are all it may find.
+        bool rest;
+        assembly ("memory-safe") {
+            let extra := sub(sub(callData.length, 100), length)
+            // (shifting by 256, when nothing follows, leaves 0)
+            rest := or(gt(extra, 31), shr(sub(256, shl(3, extra)), calldataload(add(callData.offset, add(100, length)))))
+        }
+        if (rest) revert MalformedExecution();
         return (mode[0] != 0x00, _slice(callData, 100, 100 + length));
     }
 

@@ -591,6 +591,15 @@ MALFORMED = {
     "dirty target": _with(GOOD_BATCH, 164 + 64, b"\x01"),
     "data offset": _with(GOOD_BATCH, 164 + 64 + 64, (0x40).to_bytes(32, "big")),
     "data length": _with(GOOD_BATCH, 164 + 64 + 96, (10**6).to_bytes(32, "big")),
+    # after executionCalldata: anything but up to 31 zero bytes (an account reading a single call's data to the
+    # callData's end would hand it to the target)
+    "bytes after the execution": GOOD + b"trailing bytes after the execution",
+    "a zero word after the padding": GOOD + bytes(32),
+    "a nonzero padding byte": GOOD[:-1] + b"\x01",
+    "a length short of the callData's end": _with(
+        encode_execute(Call(NFT, 0, mint().data + bytes(10))), 68, (52 + 36).to_bytes(32, "big")
+    ),
+    "a batch's bytes after the execution": GOOD_BATCH + b"\x01",
 }
 
 
@@ -604,11 +613,12 @@ def test_non_canonical_execute_encodings_are_refused(name):
 
 def test_what_the_module_tolerates_the_checker_tolerates():
     subject = checker(MINT)
-    assert subject.check(GOOD + b"trailing bytes after the execution", now=T0)
     assert subject.check(encode_execute(mint(), exec_type=1), now=T0)
-    # an executionCalldata length short of the callData's end leaves the bytes after it out of the call
-    longer = encode_execute(Call(NFT, 0, mint().data + bytes(10)))
-    assert subject.check(_with(longer, 68, (52 + 36).to_bytes(32, "big")), now=T0)
+    # executionCalldata without its padding, or with part of it: zero bytes short of a word
+    assert len(GOOD) % 32 == 4 and GOOD[-8:] == bytes(8)
+    for cut in range(9):
+        assert subject.check(GOOD[: len(GOOD) - cut], now=T0)
+        assert decode_execute(GOOD[: len(GOOD) - cut]).calls == (mint(),)
     # nonzero bytes in the padding after an element's data
     padded = bytearray(encode_execute([Call(NFT, 0, mint().data[:35]), mint()]))
     first_data = 164 + int.from_bytes(padded[164:196], "big") + 128

@@ -1143,10 +1143,14 @@ def chosen_cases(
             [encode_execute(Call(A, 0, (TRANSFER + bytes(200))[:size])) for size in (35, 36, 135, 136, 137)],
             {},
         ),
-        "execute encodings the module tolerates": (
+        "execute encodings the module tolerates, and bytes after executionCalldata it refuses": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
             [
                 encode_execute(Call(A, 0, TRANSFER)) + b"trailing bytes",
+                encode_execute(Call(A, 0, TRANSFER)) + bytes(32),
+                encode_execute(Call(A, 0, TRANSFER))[:-1] + b"\x01",
+                encode_execute(Call(A, 0, TRANSFER))[:-8],  # executionCalldata without its padding
+                encode_execute(Call(B, 0, b""))[:-5],  # a plain transfer with part of its padding
                 _patched(encode_execute(Call(A, 0, TRANSFER + bytes(9))), 68, (52 + 4).to_bytes(32, "big")),
                 _padded_batch(),
                 encode_execute(Call(B, 5, b""), batch=True, exec_type=1),

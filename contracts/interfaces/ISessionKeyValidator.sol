@@ -184,7 +184,8 @@ interface ISessionKeyValidatorTypes {
     /// @notice The execution mode is not single or batch call with default or try execution.
     error UnsupportedExecutionMode(bytes32 mode);
 
-    /// @notice The executionCalldata is truncated or not in the canonical ABI encoding.
+    /// @notice The executionCalldata is truncated or not in the canonical ABI encoding, or the callData holds more
+    ///         after it than up to 31 zero bytes (its padding).
     error MalformedExecution();
 
     /// @notice A batch with no calls.

@@ -366,6 +366,12 @@ class PolicyChecker:
             raise ExecuteDecodeError(
                 f"executionCalldata claims {length} bytes but only {size - 100} follow the head"
             )
+        after = data[100 + length :]
+        if len(after) > 31 or any(after):
+            raise ExecuteDecodeError(
+                f"{len(after)} bytes follow executionCalldata, not only the zero bytes of its padding: an account "
+                "reading a single call's data to the callData's end would pass them to the target"
+            )
         execution = data[100 : 100 + length]
         if call_type == 0:
             if length < 52:

@@ -183,7 +183,8 @@ def decode_execute(call_data: bytes) -> DecodedExecute:
     """Take apart ``execute`` callData, accepting exactly what the session module accepts.
 
     Raises :class:`ExecuteDecodeError` for another selector, a mode other than single/batch with
-    default/try execution and zero selector and payload, or any non-canonical encoding.
+    default/try execution and zero selector and payload, any non-canonical encoding, or bytes after
+    executionCalldata other than up to 31 zero bytes (its padding).
     """
     if call_data[:4] != EXECUTE_SELECTOR:
         raise ExecuteDecodeError(
@@ -207,6 +208,12 @@ def decode_execute(call_data: bytes) -> DecodedExecute:
     length = _read_word(call_data, 68, "executionCalldata length")
     if 100 + length > len(call_data):
         raise ExecuteDecodeError(f"executionCalldata claims {length} bytes but the callData is shorter")
+    after = call_data[100 + length :]
+    if len(after) > 31 or any(after):
+        raise ExecuteDecodeError(
+            f"{len(after)} bytes follow executionCalldata, not only the zero bytes of its padding: an account reading "
+            "a single call's data to the callData's end would pass them to the target"
+        )
     execution = call_data[100 : 100 + length]
     if mode[0] == CALLTYPE_SINGLE:
         if len(execution) < 52:

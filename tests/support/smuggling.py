@@ -1,13 +1,14 @@
 """``execute`` callData that carries a second call where the session module does not read: after
 executionCalldata (outside its length), or after the last call of a batch whose count leaves it out. Every
-encoding here is canonical up to its last judged call, so the module accepts it and judges the first call alone;
-an account that read the rest would run the second."""
+encoding here is canonical up to its last judged call; an account that read the rest would run the second. The
+module refuses the first kind (:func:`has_bytes_after_execution`: an account reading a single call's data to its
+callData's end would hand them to the target) and judges the first call alone in the second."""
 
 from __future__ import annotations
 
 from keyscope.execution import EXECUTE_SELECTOR, Call
 
-__all__ = ["smuggling_encodings"]
+__all__ = ["has_bytes_after_execution", "smuggling_encodings"]
 
 
 def _words(*values: int) -> bytes:
@@ -42,3 +43,10 @@ def smuggling_encodings(allowed: Call, smuggled: Call) -> list[bytes]:
         encodings.append(_execute(1, exec_type, one_of_two))
         encodings.append(_execute(1, exec_type, one_of_two, _element(smuggled)))
     return encodings
+
+
+def has_bytes_after_execution(call_data: bytes) -> bool:
+    """Whether ``call_data`` (an ``execute`` with the canonical head) holds more after executionCalldata than up to
+    31 zero bytes of padding: what the module refuses (``MalformedExecution``)."""
+    after = call_data[100 + int.from_bytes(call_data[68:100], "big") :]
+    return len(after) > 31 or any(after)
