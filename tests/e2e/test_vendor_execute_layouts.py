@@ -439,8 +439,9 @@ def test_layouts_with_two_readings_and_other_modes_and_entry_points_are_refused_
 
 def odd_but_canonical(targets: Targets) -> Layout:
     """A try-mode batch the module accepts: three allowed calls (one with value, one whose data has a byte after
-    its ABI encoding, of odd length, a plain transfer), with garbage in each element's padding, bytes after the last element
-    inside executionCalldata, and garbage after it in the callData."""
+    its ABI encoding, of odd length, a plain transfer), with garbage in each element's padding and bytes after the last
+    element inside executionCalldata; the callData ends with executionCalldata's zero padding (anything else after
+    it the module refuses, attack 182)."""
     calls = [
         Call(targets.granted, 1, OTHER + words(5)),
         Call(targets.granted, 0, WITH_BYTES + abi_encode(["bytes", "uint256"], [b"\xee" * 13, 9]) + b"\x01"),
@@ -452,8 +453,8 @@ def odd_but_canonical(targets: Targets) -> Layout:
         size = int.from_bytes(execution[start + 96 : start + 128], "big")
         execution[start + 128 + size : start + 128 + size + (-size % 32)] = b"\xab" * (-size % 32)
     execution += words(0x20, 1, 0x20) + b"\xcd" * 7  # after the last element: never read
-    call_data = execute_call_data(mode(1, 1), bytes(execution), tail=b"\xef" * 45)
-    call_data = call_data[: 100 + len(execution)] + b"\x99" * 25 + call_data[100 + len(execution) + 25 :]
+    call_data = execute_call_data(mode(1, 1), bytes(execution))
+    assert len(call_data) - 100 - len(execution) == 25 and not any(call_data[100 + len(execution) :])
     return Layout("canonical", "odd but canonical try batch", call_data)
 
 
@@ -476,8 +477,8 @@ def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_ba
     """On every kind, through Alto and the EntryPoint: the layouts an account would read otherwise (execute's
     bytes offset, an element offset, delegatecall, ERC-7821's opData mode, ``executeFromExecutor``) are refused in
     validation (AA23) and nothing reaches the stranger; a batch whose encoding is canonical up to its last call
-    but carries garbage in its padding and after its calls lands, and the granted target records its three calls
-    and nothing else."""
+    but carries garbage in its elements' padding and after its calls, inside executionCalldata, lands, and the
+    granted target records its three calls and nothing else."""
     _allowed, layouts = chosen_layouts(targets)
     chosen = {
         "execute's bytes offset past a canonical copy (single)",

@@ -314,7 +314,8 @@ def _mode(draw: st.DrawFn, call_type: int, exec_type: int) -> tuple[bytes, str]:
 @st.composite
 def _mutation(draw: st.DrawFn, data: bytearray, batch: bool, count: int) -> str:
     """Change ``data`` (callData of ``execute``) in one place; return what was changed. Some changes keep the
-    encoding canonical up to its last judged call (bytes after it, padding), which the module accepts."""
+    encoding canonical up to its last judged call (bytes after it inside executionCalldata, an element's padding),
+    which the module accepts; bytes after executionCalldata other than its zero padding it refuses (attack 182)."""
 
     def tweak(value: int) -> int:
         return (
