@@ -79,14 +79,20 @@ def single(target: str, value: int, data: bytes) -> bytes:
 
 
 def raw_execute(
-    execution: bytes, length: int | None = None, tail: bytes = b"", pad: bytes | None = None
+    execution: bytes,
+    length: int | None = None,
+    tail: bytes = b"",
+    pad: bytes | None = None,
+    exec_type: int = 0,
 ) -> bytes:
-    """``execute(single/default, execution)``: canonical head, ``length`` as executionCalldata's length word (its
-    real length unless given), then ``execution``, its padding (zero bytes unless ``pad``), and ``tail``."""
+    """``execute(single, execution)`` (default execution, or ``exec_type``): canonical head, ``length`` as
+    executionCalldata's length word (its real length unless given), then ``execution``, its padding (zero bytes
+    unless ``pad``), and ``tail``."""
     padding = bytes(-len(execution) % 32) if pad is None else pad
     return (
         bytes.fromhex("e9ae5c53")
-        + bytes(32)
+        + bytes([0, exec_type])
+        + bytes(30)
         + (0x40).to_bytes(32, "big")
         + (len(execution) if length is None else length).to_bytes(32, "big")
         + execution
@@ -113,9 +119,14 @@ def test_bytes_an_inferring_account_reads_after_executionCalldata_never_reach_a_
     assert vault.deposits(account) == 2 * ETHER
     command = withdrawal(attacker, 2 * ETHER)
     assert command[:12] == bytes(12)  # what the padding of a 52-byte executionCalldata holds anyway
-    after = raw_execute(single(vault.address, 0, b""), tail=command[12:])
-    cut = raw_execute(single(vault.address, 0, command), length=52, pad=b"")
-    attacks = {"bytes after executionCalldata": after, "a length word cut short": cut}
+    attacks = {}
+    for exec_type in (0, 1):
+        attacks[f"bytes after executionCalldata, exec type {exec_type}"] = raw_execute(
+            single(vault.address, 0, b""), tail=command[12:], exec_type=exec_type
+        )
+        attacks[f"a length word cut short, exec type {exec_type}"] = raw_execute(
+            single(vault.address, 0, command), length=52, pad=b"", exec_type=exec_type
+        )
 
     # the account as it is: whoever may make it run that callData takes the deposit (here the owner, to itself)
     assert owner_call_data(
