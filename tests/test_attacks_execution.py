@@ -16,12 +16,15 @@ from eth_abi import encode as abi_encode
 
 from conftest import KIND
 from keyscope.checker import PolicyChecker
-from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute, encode_mode
+from keyscope.hexutil import keccak
 from keyscope.policy import Policy, arg
-from keyscope.session import Session
+from keyscope.session import Permission, Session
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 
 ETHER = 10**18
+RELAY = keccak(b"relay(address,bytes)")[:4]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,17 +38,22 @@ def vault(project, deployer):
     return project.CalldataVault.deploy(sender=deployer)
 
 
-@pytest.fixture
-def inferring(sessions, project, deployer, owner):
-    """An InferringERC7579Account owned by ``owner`` (through OwnerECDSAValidator), holding 5 ether, with the
-    session module installed; returns (account address, a function running the owner's calls)."""
+def third_party_account(sessions, project, deployer, owner, name: str):
+    """An account of test contract ``name`` (OpenZeppelin's ``AccountERC7579`` as it comes, or with the inferring
+    reading) owned by ``owner`` through OwnerECDSAValidator, holding 5 ether, with the session module installed.
+    Returns its address, a function granting a session on chain (the owner's operation) and one sending the
+    owner's operation of any callData."""
     owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-    account = project.InferringERC7579Account.deploy(
-        sessions.h.entry_point.address,
-        owner_validator.address,
-        bytes.fromhex(owner.address[2:]),
-        sender=deployer,
-    ).address
+    account = (
+        getattr(project, name)
+        .deploy(
+            sessions.h.entry_point.address,
+            owner_validator.address,
+            bytes.fromhex(owner.address[2:]),
+            sender=deployer,
+        )
+        .address
+    )
     sessions.h.fund(account, 5 * ETHER)
 
     def owner_call_data(call_data: bytes):
@@ -66,6 +74,12 @@ def inferring(sessions, project, deployer, owner):
         assert sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
 
     return account, grant, owner_call_data
+
+
+@pytest.fixture
+def inferring(sessions, project, deployer, owner):
+    """An InferringERC7579Account (see :func:`third_party_account`)."""
+    return third_party_account(sessions, project, deployer, owner, "InferringERC7579Account")
 
 
 def withdrawal(to: str, amount: int) -> bytes:
@@ -191,3 +205,78 @@ def test_a_ruled_call_on_an_inferring_account_runs_as_judged_and_nothing_after_i
         result = sessions.outcome(sessions.op(account, session_key, call_data=call_data, mode="use_with_key"))
         assert "AA23" in result and "MalformedExecution" in result, result
     assert target.calls() == calls_before + 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# A granted target calling back into an account nobody on this project wrote
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reentrant(project, deployer):
+    return project.Reentrant.deploy(sender=deployer)
+
+
+def relay(reentrant, to: str, data: bytes) -> Call:
+    return Call.of(reentrant.address, 0, reentrant.relay.encode_input(to, data))
+
+
+@pytest.mark.parametrize("name", ["PlainERC7579Account", "InferringERC7579Account"])
+def test_a_granted_target_calling_back_gets_nothing_from_a_third_party_account(
+    sessions, project, deployer, entry_point, reentrant, owner, session_key, attacker, chain, name
+):
+    """Attack 118 on OpenZeppelin's ``AccountERC7579`` (as it comes, and with the inferring reading): a granted
+    target that calls back, while the session's call runs, into the account's ``execute`` (1 ether to the attacker,
+    in single and batch mode), ``installModule`` (a validator of its own), ``uninstallModule`` (the session module,
+    whose ``onUninstall`` would end every session), ``executeFromExecutor``, an unknown selector (the account's
+    fallback), the EntryPoint's ``handleOps`` with another operation of the session, and ``withdrawTo``. The account
+    takes ``execute`` and module changes from the EntryPoint or itself only and ``executeFromExecutor`` from
+    installed executors only, has no fallback handler, ``handleOps`` does not re-enter and a deposit is its owner's:
+    every call back fails, and the session's own call runs as granted."""
+    account, grant, owner_call_data = third_party_account(sessions, project, deployer, owner, name)
+    # the payload pays out from a caller the account trusts: itself, in the owner's operation
+    assert owner_call_data(encode_execute(Call.of(account, 0, encode_execute(Call.of(attacker, 1))))).success
+    assert chain.provider.get_balance(attacker) == 1
+    session = Session(
+        session_key=session_key.address, permissions=(Permission(target=reentrant.address, selector=RELAY),)
+    )
+    grant(session)
+    evil = project.OwnerECDSAValidator.deploy(sender=deployer)
+    inner = sessions.op(account, session_key, relay(reentrant, attacker, b""), lane=1)
+    single = bytes.fromhex(attacker[2:]) + ETHER.to_bytes(
+        32, "big"
+    )  # executionCalldata: 1 ether to the attacker
+    executor_call = keccak(b"executeFromExecutor(bytes32,bytes)")[:4] + abi_encode(
+        ["bytes32", "bytes"], [encode_mode(0), single]
+    )
+    calls = [
+        relay(reentrant, account, encode_execute(Call.of(attacker, ETHER))),
+        relay(
+            reentrant,
+            account,
+            encode_execute([Call.of(attacker, ETHER), Call.of(attacker, ETHER)], batch=True),
+        ),
+        relay(
+            reentrant,
+            account,
+            KIND.install_validator_call(account, evil.address, bytes.fromhex(attacker[2:])).data,
+        ),
+        relay(reentrant, account, KIND.uninstall_validator_call(account, sessions.module.address).data),
+        relay(reentrant, account, executor_call),
+        relay(reentrant, account, b"\x13\x37\xc0\xde" + bytes(64)),
+        relay(reentrant, entry_point.address, encode_handle_ops([inner.pack()], attacker)),
+        relay(reentrant, entry_point.address, entry_point.withdrawTo.encode_input(attacker, 1)),
+    ]
+    before = chain.provider.get_balance(account)
+    attempted = reentrant.attempted()
+    succeeded = reentrant.succeeded()
+    assert sessions.outcome(sessions.op(account, session_key, calls)) == "ok"
+    assert (reentrant.attempted() - attempted, reentrant.succeeded() - succeeded) == (len(calls), 0)
+    assert chain.provider.get_balance(attacker) == 1
+    assert before - chain.provider.get_balance(account) < ETHER // 100  # the operation's gas, nothing more
+    installed = getattr(project, name).at(account)
+    assert not installed.isModuleInstalled(1, evil.address, b"")
+    assert installed.isModuleInstalled(1, sessions.module.address, b"")
+    assert sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
+    # the inner operation never ran: its lane's sequence is unused
+    assert sessions.h.nonce(account, KIND.nonce_key(sessions.module.address, 1)) % 2**64 == 0
