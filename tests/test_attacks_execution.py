@@ -7,6 +7,9 @@ executionCalldata to a word, which targets ignore. Whatever else the module let 
 length (bytes after its padding, nonzero padding, a length word cut short of the bytes that follow) would reach the
 target as calldata no permission describes: a permission for plain transfers would run a call. Operations are built
 byte by byte, signed by the session key and sent to the real EntryPoint v0.7 ``handleOps``.
+
+The same accounts (and OpenZeppelin's ``AccountERC7579`` as it comes) are also called back by a granted target while
+the session's call runs (attack 118 on an account keyscope did not write).
 """
 
 from __future__ import annotations
