@@ -210,7 +210,7 @@ def test_single_and_batch_of_the_same_call_are_each_signed_for_their_own_encodin
 )
 def test_a_co_signature_counts_for_the_operation_judged_only(url: str, moved: dict[str, Any]) -> None:
     """A co-signature moved onto the same operation with another nonce, padded gas, a paymaster, a factory or
-    bytes appended to its callData (decoders ignore them), or onto it under another EntryPoint or chain, does not
+    bytes appended to its callData (which the module refuses too), or onto it under another EntryPoint or chain, does not
     recover to the co-signer."""
     op = _op(encode_execute(Call.of(ALLOWED, 0, DATA)))
     signature = _signature(_post(url, json.dumps(_request(op.to_rpc())).encode()))
