@@ -13,6 +13,7 @@ from ..artifacts import ENTRY_POINT_V07
 from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
 from ..errors import BadInputError, ConfigurationError, InvalidAddressError
 from ..hexutil import to_address
+from ..textfile import read_text_file
 from ..urls import mask_url
 from ..userop import UserOperation
 
@@ -67,15 +68,14 @@ class Deployments:
     def load(cls, path: str | Path) -> Deployments:
         """Read a deployments file; :class:`BadInputError` says what is wrong with it."""
         file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not file.exists():
             raise BadInputError(
                 f"deployments file {file} not found: write one with `python -m keyscope.local --json > {file}` "
                 f"or `ape run deploy --out {file}`"
-            ) from None
-        except OSError as error:
-            raise BadInputError(f"cannot read deployments file {file}: {error.strerror}") from None
+            )
+        text = read_text_file(
+            file, "deployments file", "the JSON object `python -m keyscope.local --json` prints"
+        )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:

@@ -20,13 +20,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import ConfigurationError, KeyscopeError
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
+from ..textfile import read_text_file
 from ..urls import mask_url
 from .deploy import paymaster_state
 from .policy import SponsorshipPolicy
@@ -83,12 +83,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_key(args: argparse.Namespace) -> LocalSigner:
     if args.signer_key_file:
-        try:
-            text = Path(args.signer_key_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read the signing key file {args.signer_key_file}: {exc}"
-            ) from None
+        text = read_text_file(
+            args.signer_key_file,
+            "the signing key file",
+            "a file holding the key as 0x and 64 hex digits",
+            secret=True,
+        ).strip()
     else:
         text = os.environ.get(args.signer_key_env, "").strip()
         if not text:
@@ -148,6 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = build(args).start()
     except KeyscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a fault not foreseen: one line, not a traceback, unless KEYSCOPE_DEBUG is set
+        if os.environ.get("KEYSCOPE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (set KEYSCOPE_DEBUG=1 to see where; if keyscope is at "
+            "fault, please report it)",
+            file=sys.stderr,
+        )
         return 1
     sponsor = server.sponsor
     details = {

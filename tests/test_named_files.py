@@ -1,0 +1,214 @@
+"""Files a person names and addresses that must hold keyscope's contracts, given wrong: a deployments file, an
+ERC-7715 requests file, a sponsorship policy and a sponsor's key file that are not UTF-8 text (a binary file, a
+file saved in another encoding), a deployments file of another chain, and
+a module, factory or paymaster address without the contract, on a real anvil. Each is refused in one line that
+says what was wrong (the bytes in hex, never a key's) and what to give, with no traceback and nothing served.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.cli import Deployments, main
+from keyscope.errors import BadInputError
+from keyscope.hexutil import to_address
+from keyscope.rpc import JsonRpcClient
+from keyscope.sponsor import SponsorshipPolicy
+from keyscope.sponsor.__main__ import main as sponsor_main
+from keyscope.textfile import read_text_file
+from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
+
+TARGET = to_address("0x" + "cd" * 20)
+KEY_HEX = "11" * 32
+# a UTF-16 file, as some editors save JSON: not UTF-8 from its second byte on
+UTF16 = '{"module": "0x"}'.encode("utf-16")
+
+
+def one_line_refusal(args: list[str]) -> str:
+    """Run ``keyscope args``: refused with status 1, one ``error:`` line, no traceback; that line."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), f"a traceback: {result.exception!r}"
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1, result.output
+    assert "unexpected" not in result.output, result.output
+    return result.output.strip()
+
+
+@pytest.fixture
+def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard that serves after all stops at its first wait (Ctrl-C) instead of waiting for one."""
+
+    class CtrlC:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
+
+
+# --------------------------------------------------------------------------------------------------
+# text that is not UTF-8
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_bytes_in_hex(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b'{"a": "\xff\xfe"}')
+    with pytest.raises(BadInputError) as info:
+        read_text_file(path, "deployments file", "a JSON object")
+    assert str(info.value) == (
+        f"deployments file {path} is not UTF-8 text: byte 0xff at offset 7 (bytes 3 to 10: 0x223a2022fffe227d); "
+        "give a JSON object"
+    )
+    # a byte-order mark, as some editors write: read as the text after it
+    path.write_bytes(b"\xef\xbb\xbf[1]")
+    assert read_text_file(path, "file") == "[1]"
+    with pytest.raises(BadInputError, match="no such file; check the path"):
+        read_text_file(tmp_path / "missing.json", "file")
+    with pytest.raises(BadInputError, match="is a folder, not a file"):
+        read_text_file(tmp_path, "file")
+
+
+def test_a_key_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path: Path) -> None:
+    """A raw 32-byte key is not text: the message names the file, never a byte of what may be the key."""
+    secret = bytes.fromhex("ff" + "a7" * 31)
+    path = tmp_path / "sponsor.key"
+    path.write_bytes(secret)
+    with pytest.raises(BadInputError) as info:
+        read_text_file(path, "the signing key file", secret=True)
+    message = str(info.value)
+    assert f"{path} is not UTF-8 text" in message and "offset 0" in message
+    assert "a7a7" not in message and "0xff" not in message
+
+
+def test_the_commands_refuse_a_deployments_or_requests_file_that_is_not_utf8(tmp_path: Path) -> None:
+    """Once ``error: unexpected UnicodeDecodeError: 'utf-8' codec can't decode byte ...``."""
+    path = tmp_path / "deployments.json"
+    path.write_bytes(UTF16)
+    said = one_line_refusal(["dashboard", TARGET, "--deployments", str(path), "--store", "memory://"])
+    assert said.startswith(
+        f"error: deployments file {path} is not UTF-8 text: byte 0xff at offset 0 (bytes 0 to"
+    )
+    assert "give the JSON object `python -m keyscope.local --json` prints" in said
+    with pytest.raises(BadInputError, match="is not UTF-8 text"):
+        Deployments.load(path)  # what the `ape run` scripts read too
+    said = one_line_refusal(["consent", str(path), "--deployments", str(path)])
+    assert said.startswith(f"error: requests file {path} is not UTF-8 text: byte 0xff at offset 0")
+
+
+def test_a_sponsorship_policy_that_is_not_utf8_or_not_json_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "policy.json"
+    path.write_bytes(UTF16)
+    with pytest.raises(
+        BadInputError, match=r"sponsorship policy .* is not UTF-8 text: byte 0xff at offset 0"
+    ):
+        SponsorshipPolicy.from_file(path)
+    path.write_text("targets: any")
+    with pytest.raises(BadInputError, match=r"sponsorship policy .* is not JSON \(Expecting value"):
+        SponsorshipPolicy.from_file(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# another chain, or no contract where keyscope's must be (a real anvil)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_the_owners_pages_refuse_a_deployments_file_of_another_chain(
+    anvil_url: str,  # noqa: F811
+    tmp_path: Path,
+    never_serve: None,
+) -> None:
+    """Once the dashboard was served for chain 31337 with the addresses of chain 5."""
+    deployments = tmp_path / "deployments.json"
+    deployments.write_text(
+        json.dumps(
+            {"chain_id": 5, "rpc_url": anvil_url, "bundler_url": "http://127.0.0.1:9", "module": TARGET}
+        )
+    )
+    said = one_line_refusal(["dashboard", TARGET, "--deployments", str(deployments), "--store", "memory://"])
+    assert said == (
+        f"error: the deployments file {deployments} is for chain 5, but the node {anvil_url} is chain 31337: "
+        "give the node of chain 5 (--node), or the deployments file of this chain"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "what"), [("--module", "session module"), ("--factory", "account factory")]
+)
+def test_the_owners_pages_refuse_a_module_or_factory_without_code(
+    anvil_url: str,  # noqa: F811
+    never_serve: None,
+    option: str,
+    what: str,
+) -> None:
+    """Once served: a dashboard whose every session read as "no module" (a chain reset, a mistyped address)."""
+    client = JsonRpcClient(anvil_url)
+    with_code = "0x" + "ab" * 20
+    client.request("anvil_setCode", [with_code, "0x00"])
+    addresses = {"--module": with_code, "--factory": with_code, option: TARGET}
+    args = ["dashboard", TARGET, "--node", anvil_url, "--bundler", "http://127.0.0.1:9"]
+    said = one_line_refusal([*args, *(w for pair in addresses.items() for w in pair), "--store", "memory://"])
+    assert said == (
+        f"error: no contract at the {what} address {TARGET} on chain 31337 (node {anvil_url}): check {option} "
+        "(or --deployments) and --node, or deploy keyscope there"
+    )
+
+
+@pytest.fixture
+def sponsor_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anvil_url: str) -> list[str]:  # noqa: F811
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"targets": "any", "total_budget_wei": "1"}')
+    monkeypatch.setenv("KEYSCOPE_TEST_SPONSOR_KEY", "0x" + KEY_HEX)
+    return ["--policy", str(policy), "--signer-key-env", "KEYSCOPE_TEST_SPONSOR_KEY", "--rpc-url", anvil_url]
+
+
+def sponsor_refusal(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert sponsor_main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "unexpected" not in err, err
+    return err.strip()
+
+
+def test_the_sponsor_refuses_a_paymaster_without_code_or_of_another_kind(
+    sponsor_args: list[str],
+    anvil_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Once eth_abi's InsufficientDataBytes traceback: ``signer()`` read from an address without code."""
+    said = sponsor_refusal([*sponsor_args, "--paymaster", TARGET], capsys)
+    assert said == (
+        f"error: no contract at the paymaster address {TARGET} on chain 31337 (node {anvil_url}): check the "
+        "address and the node, or deploy a SponsorPaymaster there (docs/sponsorship.md)"
+    )
+    client = JsonRpcClient(anvil_url)
+    reverts, silent = to_address("0x" + "a1" * 20), to_address("0x" + "a2" * 20)
+    client.request("anvil_setCode", [reverts, "0x5f5ffd"])  # PUSH0 PUSH0 REVERT: every call reverts
+    client.request("anvil_setCode", [silent, "0x00"])  # STOP: every call returns nothing
+    client.request("anvil_setCode", [ENTRY_POINT_V07, "0x00"])  # an EntryPoint there, as far as code goes
+    for paymaster in (reverts, silent):
+        said = sponsor_refusal([*sponsor_args, "--paymaster", paymaster], capsys)
+        assert said.startswith(
+            f"error: the contract at {paymaster} does not answer signer() and owner() as keyscope's "
+            "SponsorPaymaster does ("
+        )
+        assert said.endswith("): give the address of a SponsorPaymaster")
+    said = sponsor_refusal([*sponsor_args, "--paymaster", silent, "--entry-point", TARGET], capsys)
+    assert f"no contract at the EntryPoint address {TARGET} on chain 31337" in said
+    client.request("anvil_setCode", [ENTRY_POINT_V07, "0x"])
+
+
+def test_the_sponsor_refuses_a_key_file_that_is_not_text_without_showing_it(
+    sponsor_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once a UnicodeDecodeError traceback, which also printed the start of the key file's bytes."""
+    key_file = tmp_path / "sponsor.key"
+    key_file.write_bytes(bytes.fromhex("ff" + KEY_HEX[2:]))
+    said = sponsor_refusal([*sponsor_args, "--paymaster", TARGET, "--signer-key-file", str(key_file)], capsys)
+    assert said.startswith(f"error: the signing key file {key_file} is not UTF-8 text")
+    assert "1111" not in said and "0xff" not in said
