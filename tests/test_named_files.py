@@ -1,6 +1,6 @@
 """Files a person names and addresses that must hold keyscope's contracts, given wrong: a deployments file, an
-ERC-7715 requests file, a sponsorship policy and a sponsor's key file that are not UTF-8 text (a binary file, a
-file saved in another encoding), a deployments file of another chain, and
+ERC-7715 requests file, a sponsorship policy, a sponsor's key file and an ABI file that are not UTF-8 text (a
+binary file, a file saved in another encoding), an ABI given by its path, a deployments file of another chain, and
 a module, factory or paymaster address without the contract, on a real anvil. Each is refused in one line that
 says what was wrong (the bytes in hex, never a key's) and what to give, with no traceback and nothing served.
 """
@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from keyscope import Policy
 from keyscope.artifacts import ENTRY_POINT_V07
 from keyscope.cli import Deployments, main
-from keyscope.errors import BadInputError
+from keyscope.errors import BadInputError, InvalidAbiError, UnknownFunctionError
 from keyscope.hexutil import to_address
 from keyscope.rpc import JsonRpcClient
 from keyscope.sponsor import SponsorshipPolicy
@@ -25,6 +26,9 @@ from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real
 
 TARGET = to_address("0x" + "cd" * 20)
 KEY_HEX = "11" * 32
+ABI = [
+    {"type": "function", "name": "safeMint", "inputs": [{"name": "to", "type": "address"}], "outputs": []},
+]
 # a UTF-16 file, as some editors save JSON: not UTF-8 from its second byte on
 UTF16 = '{"module": "0x"}'.encode("utf-16")
 
@@ -111,6 +115,50 @@ def test_a_sponsorship_policy_that_is_not_utf8_or_not_json_is_refused(tmp_path: 
     path.write_text("targets: any")
     with pytest.raises(BadInputError, match=r"sponsorship policy .* is not JSON \(Expecting value"):
         SponsorshipPolicy.from_file(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# ABIs given by their file
+# --------------------------------------------------------------------------------------------------
+
+
+def test_an_abi_is_read_from_its_file_by_path(tmp_path: Path) -> None:
+    """``Policy.from_abi(nft, "NFT.json", ...)``: once "the ABI is not valid JSON (Expecting value ...)"."""
+    plain = tmp_path / "NFT.json"
+    plain.write_text(json.dumps(ABI))
+    artefact = tmp_path / "artefact.json"
+    artefact.write_text(json.dumps({"contractName": "NFT", "abi": ABI}))
+    for given in (plain, str(plain), str(artefact), f"  {artefact}\n"):
+        assert Policy.from_abi(TARGET, given, "safeMint").function == "safeMint(address)"
+
+
+def test_an_abi_file_that_is_missing_or_not_an_abi_says_so(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match=r"ABI file NFT\.json: no such file; check the path"):
+        Policy.from_abi(TARGET, "NFT.json", "safeMint")
+    binary = tmp_path / "NFT.json"
+    binary.write_bytes(b"\x89PNG\r\n")
+    with pytest.raises(BadInputError, match=r"ABI file .*NFT\.json is not UTF-8 text: byte 0x89 at offset 0"):
+        Policy.from_abi(TARGET, binary, "safeMint")
+    binary.write_text("safeMint(address)")
+    with pytest.raises(InvalidAbiError, match=r"the ABI file .*NFT\.json is not valid JSON"):
+        Policy.from_abi(TARGET, str(binary), "safeMint")
+    binary.write_text('{"bytecode": "0x00"}')
+    with pytest.raises(
+        InvalidAbiError, match=r"the ABI is a JSON object, not a list of entries \(keys: bytecode\)"
+    ):
+        Policy.from_abi(TARGET, binary, "safeMint")
+    with pytest.raises(
+        UnknownFunctionError, match="The ABI has no functions: check that it is the contract's ABI"
+    ):
+        Policy.from_abi(TARGET, [{"type": "event", "name": "Transfer", "inputs": []}], "safeMint")
+
+
+def test_an_abi_nested_past_the_parsers_depth_is_refused_as_bad_input() -> None:
+    """Once a RecursionError from the JSON decoder."""
+    with pytest.raises(
+        InvalidAbiError, match="nests arrays and objects more than 256 deep, which no ABI does"
+    ):
+        Policy.from_abi(TARGET, "[" * 100_000 + "]" * 100_000, "safeMint")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -166,7 +166,13 @@ class UnknownFunctionError(BadInputError):
     def __init__(self, function: str, available: list[str] | None = None) -> None:
         self.function = function
         self.available = available or []
-        hint = f" Functions in the ABI: {', '.join(self.available)}." if self.available else ""
+        hint = (
+            f" Functions in the ABI: {', '.join(self.available)}."
+            if self.available
+            else " The ABI has no functions: check that it is the contract's ABI."
+            if available is not None
+            else ""
+        )
         super().__init__(f"unknown function {function!r}.{hint}")
 
 
