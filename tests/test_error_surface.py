@@ -314,6 +314,27 @@ def test_bytes_read_as_hex_in_every_message() -> None:
         Policy.call(TARGET, "f(bytes32 a)", rules=[arg("a") == b"\x01" * 33])
 
 
+def test_a_value_of_the_wrong_length_says_how_to_write_it_and_shows_it_unless_it_is_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ape run status 0x1234`` once said only "must be 32 bytes, got 2"."""
+    from keyscope.bundler.client import BundlerClient
+    from keyscope.cli.actions import operation_status
+    from keyscope.scale.runner import _store_secret
+
+    with pytest.raises(BadInputError) as info:
+        operation_status(BundlerClient("http://127.0.0.1:9"), "0x1234")  # refused before the bundler is asked
+    assert str(info.value) == "the UserOperation hash must be 32 bytes (0x and 64 hex digits), got 2: 0x1234"
+    kek = "ab" * 31
+    monkeypatch.setenv("KEYSCOPE_STORE_KEK", kek)
+    with pytest.raises(BadInputError) as info:
+        _store_secret()
+    assert str(info.value) == "KEYSCOPE_STORE_KEK must be 32 bytes (0x and 64 hex digits), got 31"
+    with pytest.raises(BadInputError) as info:
+        SessionKey("0x" + kek)
+    assert kek[:8] not in str(info.value)
+
+
 class _Pair(NamedTuple):
     number: int
     data: bytes

@@ -82,7 +82,10 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
     else:
         raise BadInputError(f"{name} must be bytes or a 0x-hex string, got {type(value).__name__}")
     if length is not None and len(raw) != length:
-        raise BadInputError(f"{name} must be {length} bytes, got {len(raw)}")
+        given = "" if secret else f": 0x{raw[:40].hex()}{'…' if len(raw) > 40 else ''}"
+        raise BadInputError(
+            f"{name} must be {length} bytes (0x and {2 * length} hex digits), got {len(raw)}{given}"
+        )
     return raw
 
 

@@ -51,7 +51,7 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
     kek = None
     if kek_text:
         try:
-            kek = to_bytes(kek_text, name=ENV_STORE_KEK, length=32)
+            kek = to_bytes(kek_text, name=ENV_STORE_KEK, length=32, secret=True)
         except BadInputError:
             raise ConfigurationError(f"{ENV_STORE_KEK} must be 32 bytes as 64 hex digits") from None
     text = url.strip()
