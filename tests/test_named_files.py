@@ -7,7 +7,9 @@ says what was wrong (the bytes in hex, never a key's) and what to give, with no 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from keyscope.hexutil import to_address
 from keyscope.rpc import JsonRpcClient
 from keyscope.sponsor import SponsorshipPolicy
 from keyscope.sponsor.__main__ import main as sponsor_main
+from keyscope.store import open_store
 from keyscope.textfile import read_text_file
 from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
 
@@ -115,6 +118,55 @@ def test_a_sponsorship_policy_that_is_not_utf8_or_not_json_is_refused(tmp_path: 
     path.write_text("targets: any")
     with pytest.raises(BadInputError, match=r"sponsorship policy .* is not JSON \(Expecting value"):
         SponsorshipPolicy.from_file(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# a store path that names something else
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["sessions"], ["outbox"], ["revoke", "0xabcd"]])
+def test_a_command_that_only_reads_writes_no_store_into_an_empty_folder_or_another_programs_database(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Once listed as an empty store, after setting one up there: keyscope's folders in an empty folder, its six
+    tables in the database of another program (a mistyped --store)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    empty = tmp_path / "sessions.db"
+    empty.touch()
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as database:
+        database.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+        database.execute("INSERT INTO users VALUES (1, 'ann')")
+        database.commit()
+    fix = "check the path, or give the store your workers use"
+    for url, said in [
+        (str(folder), f"the folder {folder} is empty, not a keyscope store: {fix}"),
+        (f"file://{folder}", f"the folder {folder} is empty, not a keyscope store: {fix}"),
+        (f"sqlite:///{empty}", f"{empty} is an empty file, not a keyscope store: {fix}"),
+        (
+            f"sqlite:///{other}",
+            f"the SQLite database {other} holds no keyscope store (its tables: users), and nothing was written to "
+            f"it: {fix}",
+        ),
+    ]:
+        assert one_line_refusal([command[0], "--store", url, *command[1:]]) == f"error: --store {url}: {said}"
+    assert list(folder.iterdir()) == [] and empty.stat().st_size == 0
+    with contextlib.closing(sqlite3.connect(other)) as database:
+        assert database.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [
+            ("users",)
+        ]
+        assert database.execute("SELECT * FROM users").fetchall() == [(1, "ann")]
+
+
+def test_a_store_that_holds_nothing_yet_is_listed_as_empty(tmp_path: Path) -> None:
+    """What a worker set up and has not written to yet is a store: listed, with no session."""
+    for url in (str(tmp_path / "store"), f"sqlite:///{tmp_path / 'store.db'}"):
+        open_store(url).close()
+        result = CliRunner().invoke(main, ["sessions", "--store", url, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output) == {"sessions": [], "unreadable": []}
 
 
 # --------------------------------------------------------------------------------------------------
