@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from keyscope.store import open_store
 from keyscope.textfile import read_text_file
 from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
 
+ROOT = Path(__file__).resolve().parents[1]
 TARGET = to_address("0x" + "cd" * 20)
 KEY_HEX = "11" * 32
 ABI = [
@@ -167,6 +171,61 @@ def test_a_store_that_holds_nothing_yet_is_listed_as_empty(tmp_path: Path) -> No
         result = CliRunner().invoke(main, ["sessions", "--store", url, "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.output) == {"sessions": [], "unreadable": []}
+
+
+# --------------------------------------------------------------------------------------------------
+# where a deployment's addresses go
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_deployments_file_that_cannot_be_written_is_refused_and_a_writable_one_is_left_untouched(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    for out, said in [
+        (tmp_path, f"--out {tmp_path} is a folder: give a file path, e.g. {tmp_path / 'deployments.json'}"),
+        (blocker / "d.json", f"cannot write there ({blocker} is a file, not a folder); nothing was deployed"),
+    ]:
+        with pytest.raises(BadInputError) as info:
+            Deployments.check_writable(out)
+        assert said in str(info.value)
+    fine = tmp_path / "new" / "deployments.json"
+    Deployments.check_writable(fine)
+    assert (
+        not fine.exists() and list(fine.parent.iterdir()) == []
+    )  # its folder made, as save() would; no file
+
+
+def test_ape_run_deploy_sends_nothing_when_its_out_file_cannot_be_written(
+    anvil_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Once every contract was deployed (and paid for) and then the addresses were lost to the bad --out."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYSCOPE_")}
+    ape = Path(sys.executable).with_name("ape")
+    args = [
+        str(ape),
+        "run",
+        "deploy",
+        "--network",
+        anvil_url,
+        "--deployer",
+        "TEST::0",
+        "--out",
+        f"{blocker}/d.json",
+    ]
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: --out {blocker}/d.json: cannot write there ({blocker} is a file, not a folder); nothing was "
+        "deployed: give a path in a folder you can write to"
+    ], done.stderr
+    deployer = JsonRpcClient(anvil_url).request("eth_accounts")[0]
+    assert JsonRpcClient(anvil_url).request("eth_getTransactionCount", [deployer, "latest"]) == "0x0"
 
 
 # --------------------------------------------------------------------------------------------------
