@@ -335,6 +335,35 @@ def test_a_value_of_the_wrong_length_says_how_to_write_it_and_shows_it_unless_it
     assert kek[:8] not in str(info.value)
 
 
+def test_an_address_refusal_names_the_value_it_was_for() -> None:
+    """``to_address(value, name=...)`` once dropped the name: a bad ``address`` deep in an ERC-7715 request, or the
+    sponsor's ``--paymaster``, was refused as a bare "'0x12' is not a valid address"."""
+    from keyscope.erc7715 import plan_from_requests
+
+    with pytest.raises(InvalidAddressError) as info:
+        to_address("0x12", name="paymaster")
+    assert str(info.value).startswith(
+        "paymaster: '0x12' is not a valid address: expected 0x and 40 hex digits."
+    )
+    with pytest.raises(InvalidAddressError) as info:
+        to_address("0x12")
+    assert str(info.value).startswith("'0x12' is not a valid address")  # no name given: none made up
+    request = {
+        "chainId": "0x1",
+        "expiry": 2_000_000_000,
+        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+        "permission": {
+            "type": "contract-call",
+            "data": {"address": "0x12", "function": "safeMint(address to)"},
+        },
+    }
+    with pytest.raises(BadInputError) as info:
+        plan_from_requests([request])
+    assert str(info.value).startswith(
+        "request 0 permission contract-call.address: '0x12' is not a valid address"
+    )
+
+
 class _Pair(NamedTuple):
     number: int
     data: bytes

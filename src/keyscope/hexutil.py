@@ -40,21 +40,22 @@ def to_address(value: object, *, name: str = "address") -> str:
     20 raw bytes, or any object with an ``address`` attribute (ape and eth-account accounts, contracts).
     Raises :class:`InvalidAddressError` otherwise.
     """
+    field = None if name == "address" else name  # named in a message when the caller said which value it is
     if not isinstance(value, (str, bytes, bytearray)) and hasattr(value, "address"):
         value = value.address
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
-            raise InvalidAddressError(value, f"{len(value)} bytes, expected 20")
+            raise InvalidAddressError(value, f"{len(value)} bytes, expected 20", field)
         return _checksummed(bytes(value).hex())
     if not isinstance(value, str):
-        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string")
+        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string", field)
     text = value.strip()
     if not text.startswith(("0x", "0X")) or len(text) != 42 or not set(text[2:]) <= _HEX_DIGITS:
-        raise InvalidAddressError(value, "expected 0x and 40 hex digits")
+        raise InvalidAddressError(value, "expected 0x and 40 hex digits", field)
     digits = text[2:]
     checksummed = _checksummed(digits.lower())
     if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
-        raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)")
+        raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)", field)
     return checksummed
 
 
