@@ -1,6 +1,6 @@
 """Files a person names and addresses that must hold keyscope's contracts, given wrong: a deployments file, an
 ERC-7715 requests file, a sponsorship policy, a sponsor's key file and an ABI file that are not UTF-8 text (a
-binary file, a file saved in another encoding), an ABI given by its path, a deployments file of another chain, and
+binary file, a file saved in another encoding), an ABI given by its path, a deployments file (or a grant, revoked with ``keyscope revoke``) of another chain, and
 a module, factory or paymaster address without the contract, on a real anvil. Each is refused in one line that
 says what was wrong (the bytes in hex, never a key's) and what to give, with no traceback and nothing served.
 """
@@ -29,6 +29,7 @@ from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.store import open_store
 from keyscope.textfile import read_text_file
 from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
+from test_store import make_grant
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = to_address("0x" + "cd" * 20)
@@ -315,6 +316,29 @@ def test_the_owners_pages_refuse_a_module_or_factory_without_code(
     assert said == (
         f"error: no contract at the {what} address {TARGET} on chain 31337 (node {anvil_url}): check {option} "
         "(or --deployments) and --node, or deploy keyscope there"
+    )
+
+
+def test_keyscope_revoke_names_its_own_options_for_a_node_of_another_chain(
+    anvil_url: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once "pass --network for chain 5", an option of the ``ape run`` scripts that ``keyscope revoke`` lacks."""
+    grant = make_grant().model_copy(update={"chain_id": 5})
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grant)
+    monkeypatch.setenv("KEYSCOPE_OWNER_KEY", "0x" + KEY_HEX)
+    session = "0x" + grant.session_id.hex()
+    args = ["revoke", "--store", url, session, "--node", anvil_url, "--bundler", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    revoked, said = result.output.splitlines()  # revoked in the store first, as the command says
+    assert revoked.endswith("is revoked in the store: every worker refuses it")
+    assert said == (
+        f"error: session {session} was granted on chain 5, but --node is connected to chain 31337: pass --node "
+        "for chain 5"
     )
 
 

@@ -216,6 +216,8 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
         create=False,
         timeout=timeout,
         progress=Progress(),
+        node_option="--node",
+        key_options="KEYSCOPE_OWNER_KEY",
     )
     if result.receipt is None:
         click.echo(

@@ -42,9 +42,21 @@ def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> Has
     )
 
 
-def make_owner(network: Network, signer: HashSigner, account: str | None = None, salt: int = 0) -> Owner:
+APE_KEY_OPTIONS = "--owner or KEYSCOPE_OWNER_KEY"
+"""Where the ``ape run`` scripts take the owner's key from (the ``keyscope`` command: KEYSCOPE_OWNER_KEY only)."""
+
+
+def make_owner(
+    network: Network,
+    signer: HashSigner,
+    account: str | None = None,
+    salt: int = 0,
+    *,
+    key_options: str = APE_KEY_OPTIONS,
+) -> Owner:
     """The :class:`~keyscope.owner.Owner` of ``account`` (or of the signer's keyscope account at ``salt``),
-    checked to be owned by ``signer`` when the account exists."""
+    checked to be owned by ``signer`` when the account exists (a refusal says to give the key with
+    ``key_options``)."""
     if salt < 0:
         raise BadInputError(f"--salt must be >= 0, got {salt}")
     if account is None and network.factory is None:
@@ -63,6 +75,6 @@ def make_owner(network: Network, signer: HashSigner, account: str | None = None,
         if actual is not None and actual != to_address(signer.address):
             raise BadInputError(
                 f"{signer.address} is not the owner of {owner.account} (its owner is {actual}): give that key "
-                "with --owner or KEYSCOPE_OWNER_KEY"
+                f"with {key_options}"
             )
     return owner
