@@ -32,6 +32,7 @@ from keyscope.cli import (
 from keyscope.cli.options import OptionsAfterDashes
 from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
+from keyscope.hexutil import to_address as to_checksum
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from test_store import ACCOUNT as STORE_ACCOUNT
@@ -545,6 +546,22 @@ def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, h
         make_owner(net, stranger, account)
     assert f"{stranger.address} is not the owner of {account} (its owner is {owner.address})" in str(
         info.value
+    )
+
+
+def test_an_account_without_code_that_the_key_would_not_create_is_refused_naming_the_keys_own(net) -> None:
+    """``ape run grant --account`` with a mistyped address once went on to say "the session module is not installed
+    on" it; an account the key's first operation creates (its own keyscope account, not deployed yet) is fine."""
+    owner = LocalSigner.generate()
+    own = net.owner(owner).account
+    assert make_owner(net, owner, own).account == own
+    codeless = "0x" + "12" * 20
+    with pytest.raises(BadInputError) as info:
+        make_owner(net, owner, codeless)
+    assert str(info.value) == (
+        f"--account {to_checksum(codeless)} has no code on chain {net.chain_id}, and nothing here would create it; "
+        f"this key's keyscope account at --salt 0 is {own}: give the address of an account that exists, or leave "
+        "--account out for the key's keyscope account"
     )
 
 

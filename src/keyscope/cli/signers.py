@@ -66,6 +66,15 @@ def make_owner(
         )
     address = None if account is None else _address_from(account, "--account")
     owner = network.owner(signer, address, salt=salt)
+    if address is not None and not owner.is_deployed():
+        # an account with no code is one this owner's first operation creates, or none at all (a mistyped address)
+        own = None if network.factory is None else network.owner(signer, salt=salt).account
+        if own != address:
+            yours = f"; this key's keyscope account at --salt {salt} is {own}" if own is not None else ""
+            raise BadInputError(
+                f"--account {address} has no code on chain {network.chain_id}, and nothing here would create it{yours}: "
+                "give the address of an account that exists, or leave --account out for the key's keyscope account"
+            )
     if owner.is_deployed():
         try:
             result = network.chain.call(owner.account, _SIGNER)
