@@ -757,6 +757,10 @@ def test_a_log_folder_that_cannot_be_made_is_one_line(
     assert local_main(["--log-dir", str(blocker / "logs"), "--no-bundler"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(
-        f"error: cannot use {blocker / 'logs'}: Not a directory; check the path (--log-dir)"
+        f"error: cannot use {blocker / 'logs'}: {blocker} is a file, not a folder; check the path (--log-dir)"
     )
     assert "Traceback" not in err
+    # the file itself given as the folder: once "File exists"
+    assert local_main(["--log-dir", str(blocker), "--no-bundler"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot use {blocker}: {blocker} is a file, not a folder; check the path")
