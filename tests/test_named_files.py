@@ -165,6 +165,28 @@ def test_a_command_that_only_reads_writes_no_store_into_an_empty_folder_or_anoth
         assert database.execute("SELECT * FROM users").fetchall() == [(1, "ann")]
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("sqlite:x.db", "(sqlite:x.db is read as a folder's path: a sqlite URL is sqlite:///...)"),
+        ("~/stores/s", "(~ is not expanded here, only by a shell: give the full path, "),
+        (
+            "file://relative/dir",
+            "error: file store URL 'file://relative/dir' names host 'relative': use file:///",
+        ),
+        ("postgresql://app@db:543x/keyscope", "(its port '543x' is not a number): use sqlite:///path.db or"),
+    ],
+)
+def test_a_store_url_written_wrong_says_how_to_write_it(
+    url: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once "there is no store at .../sqlite:x.db (sqlite:///sqlite:x.db is relative ...)", "there is no store at
+    /dir" (the host taken for a folder), and Python's "invalid literal for int() with base 10"."""
+    monkeypatch.chdir(tmp_path)
+    assert said in one_line_refusal(["sessions", "--store", url])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_store_that_holds_nothing_yet_is_listed_as_empty(tmp_path: Path) -> None:
     """What a worker set up and has not written to yet is a store: listed, with no session."""
     for url in (str(tmp_path / "store"), f"sqlite:///{tmp_path / 'store.db'}"):

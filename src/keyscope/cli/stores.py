@@ -111,7 +111,9 @@ def _local_path(url: str) -> Path | None:
         path = url.split(":///", 1)[1].split("?", 1)[0]
         return Path(path) if path and path != ":memory:" else None
     if lower.startswith("file://"):
-        return Path(unquote(urlsplit(url).path))
+        parts = urlsplit(url)
+        # a host (file://relative/dir): the store names it, as a path it is not
+        return Path(unquote(parts.path)) if parts.netloc in ("", "localhost") else None
     if "://" not in url:
         return Path(url)
     return None
@@ -131,7 +133,16 @@ def _require_existing(url: str, shown: str) -> None:
         cause = f"{blocker} is a file, not a folder"
     else:
         cause = f"there is no store at {path.absolute()}"
-        if url.lower().startswith("sqlite") and not path.is_absolute():
+        scheme = re.match(r"(sqlite|postgres(?:ql)?)(\+\w+)?:(?!//)", url, re.IGNORECASE)
+        if scheme:  # sqlite:x.db, read as a plain path
+            cause += (
+                f" ({url} is read as a folder's path: a {scheme.group(1)} URL is {scheme.group(1)}:///...)"
+            )
+        elif url.startswith("~"):
+            cause += (
+                f" (~ is not expanded here, only by a shell: give the full path, {Path(url).expanduser()})"
+            )
+        elif url.lower().startswith("sqlite") and not path.is_absolute():
             cause += f" (sqlite:///{path} is relative to the current folder; sqlite:////{path} is absolute)"
     raise SessionStoreError(f"--store {shown}: {cause}: check the path, or give the store your workers use")
 
