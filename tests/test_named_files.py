@@ -187,6 +187,29 @@ def test_a_store_url_written_wrong_says_how_to_write_it(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:99999", "'http://127.0.0.1:99999' is not a valid URL (Port out of range 0-65535)"),
+        ("http://[::1", "'http://[::1' is not a valid URL (Invalid port: ':1')"),
+        ("http://node:85a5", "'http://node:85a5' is not a valid URL (Invalid port: '85a5')"),
+    ],
+)
+def test_a_node_url_that_is_not_a_url_is_refused_in_one_line(url: str, said: str, tmp_path: Path) -> None:
+    """Once ``unexpected InvalidURL`` (an unclosed ``[``), or "Connection refused" for a port past 65535."""
+    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
+    refusal = one_line_refusal(["sessions", "--store", f"sqlite:///{tmp_path / 's.db'}", "--node", url])
+    assert refusal == f"error: {said}: give the endpoint as http://host:port"
+
+
+def test_a_node_url_with_a_wrong_path_says_to_check_it(anvil_url: str, tmp_path: Path) -> None:  # noqa: F811
+    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
+    url = anvil_url + "/v2/extra"
+    refusal = one_line_refusal(["sessions", "--store", f"sqlite:///{tmp_path / 's.db'}", "--node", url])
+    assert refusal.startswith(f"error: {url} answered eth_chainId with HTTP ")
+    assert refusal.endswith("check that the URL (its host, port and path) is the JSON-RPC endpoint")
+
+
 def test_a_store_that_holds_nothing_yet_is_listed_as_empty(tmp_path: Path) -> None:
     """What a worker set up and has not written to yet is a store: listed, with no session."""
     for url in (str(tmp_path / "store"), f"sqlite:///{tmp_path / 'store.db'}"):
