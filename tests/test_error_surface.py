@@ -430,17 +430,23 @@ def test_the_sponsor_command_refuses_a_port_past_65535_in_one_line(
 @pytest.mark.parametrize(
     ("extra", "said"),
     [
-        (["--chain-id", "-5"], "chain_id must be a positive integer (the chain's EIP-155 id), got -5"),
+        (["--chain-id", "-5"], "--chain-id must be a positive integer (the chain's EIP-155 id), got -5"),
         (
             ["--chain-id", "1", "--verification-gas-limit", "-1"],
-            "verification_gas_limit must be an integer from 0",
+            "--verification-gas-limit must be an integer from 0",
         ),
+        (
+            ["--chain-id", "1", "--valid-after-slack", "-1"],
+            "--valid-after-slack must not be negative, got -1",
+        ),
+        (["--chain-id", "1", "--entry-point", "0x12"], "--entry-point: '0x12' is not a valid address"),
     ],
 )
 def test_the_sponsor_command_refuses_a_chain_or_gas_limit_it_cannot_use(
     sponsor_args: list[str], extra: list[str], said: str
 ) -> None:
-    """Once served: a sponsor for chain -5 signed what no paymaster could verify."""
+    """Once served: a sponsor for chain -5 signed what no paymaster could verify. Each refusal names the option
+    (once the Python argument: ``chain_id``)."""
     with pytest.raises(BadInputError) as info:
         sponsor_build(sponsor_parser().parse_args([*sponsor_args, *extra]))
     assert said in str(info.value)
