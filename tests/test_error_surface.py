@@ -364,6 +364,17 @@ def test_an_address_refusal_names_the_value_it_was_for() -> None:
     )
 
 
+def test_a_kek_given_as_hex_text_says_how_to_pass_it_and_never_shows_it(tmp_path) -> None:
+    """docs/scaling.md opens a store with ``kek=``: a KEK kept as 64 hex digits (as KEYSCOPE_STORE_KEK holds it) is
+    refused with the conversion to write, and without its digits."""
+    for kek in ("ab" * 32, "0x" + "ab" * 32):
+        with pytest.raises(BadInputError) as info:
+            open_store(f"sqlite:///{tmp_path / 'keys.db'}", kek=kek)
+        message = str(info.value)
+        assert "(got str): for 64 hex digits, pass bytes.fromhex(text.removeprefix('0x'))" in message
+        assert "abab" not in message
+
+
 class _Pair(NamedTuple):
     number: int
     data: bytes
