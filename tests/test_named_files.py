@@ -354,28 +354,6 @@ def test_the_owners_pages_refuse_a_deployments_file_of_another_chain(
     )
 
 
-@pytest.mark.parametrize(
-    ("option", "what"), [("--module", "session module"), ("--factory", "account factory")]
-)
-def test_the_owners_pages_refuse_a_module_or_factory_without_code(
-    anvil_url: str,  # noqa: F811
-    never_serve: None,
-    option: str,
-    what: str,
-) -> None:
-    """Once served: a dashboard whose every session read as "no module" (a chain reset, a mistyped address)."""
-    client = JsonRpcClient(anvil_url)
-    with_code = "0x" + "ab" * 20
-    client.request("anvil_setCode", [with_code, "0x00"])
-    addresses = {"--module": with_code, "--factory": with_code, option: TARGET}
-    args = ["dashboard", TARGET, "--node", anvil_url, "--bundler", "http://127.0.0.1:9"]
-    said = one_line_refusal([*args, *(w for pair in addresses.items() for w in pair), "--store", "memory://"])
-    assert said == (
-        f"error: no contract at the {what} address {TARGET} on chain 31337 (node {anvil_url}): check {option} "
-        "(or --deployments) and --node, or deploy keyscope there"
-    )
-
-
 def test_keyscope_revoke_names_its_own_options_for_a_node_of_another_chain(
     anvil_url: str,  # noqa: F811
     tmp_path: Path,

@@ -76,15 +76,6 @@ class _Connection:
                 f"{mask_url(node_url)} is chain {network.chain_id}: give the node of chain {known.chain_id} (--node), "
                 "or the deployments file of this chain"
             )
-        for address, what, option in (
-            (network.module, "session module", "--module"),
-            (network.factory, "account factory", "--factory"),
-        ):
-            if address is not None and not network.chain.get_code(address):
-                raise ConfigurationError(
-                    f"no contract at the {what} address {address} on chain {network.chain_id} (node "
-                    f"{mask_url(node_url)}): check {option} (or --deployments) and --node, or deploy keyscope there"
-                )
         served = network.bundler.chain_id()
         if served != network.chain_id:
             raise ConfigurationError(
@@ -97,6 +88,15 @@ class _Connection:
                 f"the bundler {mask_url(bundler_url)} serves the EntryPoints {', '.join(supported) or 'none'}, not "
                 f"{network.entry_point}: give a bundler of that EntryPoint"
             )
+        for address, what, option in (
+            (network.module, "session module", "--module"),
+            (network.factory, "account factory", "--factory"),
+        ):
+            if address is not None and not network.chain.get_code(address):
+                raise ConfigurationError(
+                    f"no contract at the {what} address {address} on chain {network.chain_id} (node "
+                    f"{mask_url(node_url)}): check {option} (or --deployments) and --node, or deploy keyscope there"
+                )
         return network
 
 
