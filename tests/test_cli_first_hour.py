@@ -698,6 +698,14 @@ def test_a_store_retrying_a_lost_database_says_so_once(caplog: pytest.LogCapture
     assert not logging.getLogger("keyscope.store").filters  # nothing left behind for the next command
 
 
+def test_the_command_says_its_version() -> None:
+    """``keyscope --version``, what a newcomer tries first (once "No such option: --version")."""
+    import keyscope
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"keyscope {keyscope.__version__}\n", result.output
+
+
 @pytest.mark.parametrize(
     "command", [[], ["sessions"], ["outbox"], ["revoke"], ["recover"], ["consent"], ["dashboard"]]
 )
