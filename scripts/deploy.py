@@ -66,6 +66,8 @@ def cli(
     as_json,
 ):
     """Deploy keyscope's contracts from the ape account --deployer and print their addresses."""
+    if out:
+        ks.Deployments.check_writable(out)  # before anything is sent: the addresses must have somewhere to go
     if not deterministic:
         for name, given in (("--admin", admin), ("--paymaster-signer", paymaster_signer), ("--check", check)):
             if given:

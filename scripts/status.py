@@ -23,11 +23,20 @@ from keyscope import cli as ks
     help=f"take the bundler_url from this file [env {ks.ENV_DEPLOYMENTS}]",
 )
 @click.option("--wait", is_flag=True, help="wait for the receipt")
+@click.option(
+    "--network",
+    metavar="CHOICE",
+    hidden=True,
+    help="not used: status asks the bundler only (taken, so that the other commands' habit is no error)",
+)
 @ks.timeout_option
 @ks.json_option
 @ks.reports_errors
-def cli(user_op_hash, bundler, deployments, wait, timeout, as_json):
-    """Print the receipt of USER_OP_HASH, or what the bundler knows of it."""
+def cli(user_op_hash, bundler, deployments, wait, network, timeout, as_json):
+    """Print the receipt of USER_OP_HASH, or what the bundler knows of it (no --network needed: it asks the
+    bundler only)."""
+    if network is not None:
+        click.echo("note: status needs no --network (it asks the bundler only); ignored", err=True)
     status = ks.operation_status(
         ks.status_bundler(bundler, deployments),
         user_op_hash,

@@ -32,6 +32,7 @@ from keyscope.cli import (
 from keyscope.cli.options import OptionsAfterDashes
 from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
+from keyscope.hexutil import to_address as to_checksum
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from test_store import ACCOUNT as STORE_ACCOUNT
@@ -548,6 +549,22 @@ def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, h
     )
 
 
+def test_an_account_without_code_that_the_key_would_not_create_is_refused_naming_the_keys_own(net) -> None:
+    """``ape run grant --account`` with a mistyped address once went on to say "the session module is not installed
+    on" it; an account the key's first operation creates (its own keyscope account, not deployed yet) is fine."""
+    owner = LocalSigner.generate()
+    own = net.owner(owner).account
+    assert make_owner(net, owner, own).account == own
+    codeless = "0x" + "12" * 20
+    with pytest.raises(BadInputError) as info:
+        make_owner(net, owner, codeless)
+    assert str(info.value) == (
+        f"--account {to_checksum(codeless)} has no code on chain {net.chain_id}, and nothing here would create it; "
+        f"this key's keyscope account at --salt 0 is {own}: give the address of an account that exists, or leave "
+        "--account out for the key's keyscope account"
+    )
+
+
 def test_a_grant_whose_module_has_no_code_here_is_listed_as_no_module(grants, net, tmp_path: Path) -> None:
     """docs/scripts.md's listing states: a grant whose session module has no code on the connected chain (a chain
     reset since, another deployment) is listed as ``no module``, beside a grant judged on chain."""
@@ -681,6 +698,14 @@ def test_a_store_retrying_a_lost_database_says_so_once(caplog: pytest.LogCapture
     assert not logging.getLogger("keyscope.store").filters  # nothing left behind for the next command
 
 
+def test_the_command_says_its_version() -> None:
+    """``keyscope --version``, what a newcomer tries first (once "No such option: --version")."""
+    import keyscope
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"keyscope {keyscope.__version__}\n", result.output
+
+
 @pytest.mark.parametrize(
     "command", [[], ["sessions"], ["outbox"], ["revoke"], ["recover"], ["consent"], ["dashboard"]]
 )
@@ -740,6 +765,10 @@ def test_a_log_folder_that_cannot_be_made_is_one_line(
     assert local_main(["--log-dir", str(blocker / "logs"), "--no-bundler"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(
-        f"error: cannot use {blocker / 'logs'}: Not a directory; check the path (--log-dir)"
+        f"error: cannot use {blocker / 'logs'}: {blocker} is a file, not a folder; check the path (--log-dir)"
     )
     assert "Traceback" not in err
+    # the file itself given as the folder: once "File exists"
+    assert local_main(["--log-dir", str(blocker), "--no-bundler"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot use {blocker}: {blocker} is a file, not a folder; check the path")

@@ -492,3 +492,34 @@ def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, n
                 refused.value
             )
         assert request.state == "waiting" and request.grant_request is None
+
+
+def test_a_request_whose_session_has_already_ended_is_refused_before_the_owner_sees_it(net, nft) -> None:
+    """Once served: the owner read the page, connected a wallet and only then learnt that the session had ended
+    (an ERC-7715 ``expiry`` in the past, or a grant request that waited past its ``valid_until``)."""
+    import time
+
+    from keyscope import SessionKey
+    from keyscope.consent.wallet import WalletAddress
+    from keyscope.errors import BadInputError
+
+    past = int(time.time()) - 60
+    with ConsentServer(net) as server:
+        with pytest.raises(BadInputError) as ended:
+            server.request_permissions([{**_mint_request(net.chain_id, nft.address), "expiry": past}])
+        message = str(ended.value)
+        assert message.startswith(f"the requests' expiry {past} (")
+        assert message.endswith("ask for an expiry in the future. Nothing was shown to the owner")
+
+        owner = net.owner(WalletAddress(LocalSigner.generate().address))
+        mint = Policy.call(nft.address, "safeMint(address to)", rules=[arg("to") == owner.account])
+        request = owner.prepare_grant(SessionKey.generate(), [mint], valid_for=3600)
+        waited = request.model_copy(
+            update={"session": request.session.model_copy(update={"valid_until": past})}
+        )
+        with pytest.raises(BadInputError) as late:
+            server.request_grant(waited)
+        assert str(late.value).startswith(f"the grant request's valid_until {past} (")
+        assert "prepare a new one. Nothing was shown to the owner" in str(late.value)
+        assert server._consents == {}
+        assert server.request_grant(request).url  # the same request within its window: served

@@ -314,6 +314,67 @@ def test_bytes_read_as_hex_in_every_message() -> None:
         Policy.call(TARGET, "f(bytes32 a)", rules=[arg("a") == b"\x01" * 33])
 
 
+def test_a_value_of_the_wrong_length_says_how_to_write_it_and_shows_it_unless_it_is_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ape run status 0x1234`` once said only "must be 32 bytes, got 2"."""
+    from keyscope.bundler.client import BundlerClient
+    from keyscope.cli.actions import operation_status
+    from keyscope.scale.runner import _store_secret
+
+    with pytest.raises(BadInputError) as info:
+        operation_status(BundlerClient("http://127.0.0.1:9"), "0x1234")  # refused before the bundler is asked
+    assert str(info.value) == "the UserOperation hash must be 32 bytes (0x and 64 hex digits), got 2: 0x1234"
+    kek = "ab" * 31
+    monkeypatch.setenv("KEYSCOPE_STORE_KEK", kek)
+    with pytest.raises(BadInputError) as info:
+        _store_secret()
+    assert str(info.value) == "KEYSCOPE_STORE_KEK must be 32 bytes (0x and 64 hex digits), got 31"
+    with pytest.raises(BadInputError) as info:
+        SessionKey("0x" + kek)
+    assert kek[:8] not in str(info.value)
+
+
+def test_an_address_refusal_names_the_value_it_was_for() -> None:
+    """``to_address(value, name=...)`` once dropped the name: a bad ``address`` deep in an ERC-7715 request, or the
+    sponsor's ``--paymaster``, was refused as a bare "'0x12' is not a valid address"."""
+    from keyscope.erc7715 import plan_from_requests
+
+    with pytest.raises(InvalidAddressError) as info:
+        to_address("0x12", name="paymaster")
+    assert str(info.value).startswith(
+        "paymaster: '0x12' is not a valid address: expected 0x and 40 hex digits."
+    )
+    with pytest.raises(InvalidAddressError) as info:
+        to_address("0x12")
+    assert str(info.value).startswith("'0x12' is not a valid address")  # no name given: none made up
+    request = {
+        "chainId": "0x1",
+        "expiry": 2_000_000_000,
+        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+        "permission": {
+            "type": "contract-call",
+            "data": {"address": "0x12", "function": "safeMint(address to)"},
+        },
+    }
+    with pytest.raises(BadInputError) as info:
+        plan_from_requests([request])
+    assert str(info.value).startswith(
+        "request 0 permission contract-call.address: '0x12' is not a valid address"
+    )
+
+
+def test_a_kek_given_as_hex_text_says_how_to_pass_it_and_never_shows_it(tmp_path) -> None:
+    """docs/scaling.md opens a store with ``kek=``: a KEK kept as 64 hex digits (as KEYSCOPE_STORE_KEK holds it) is
+    refused with the conversion to write, and without its digits."""
+    for kek in ("ab" * 32, "0x" + "ab" * 32):
+        with pytest.raises(BadInputError) as info:
+            open_store(f"sqlite:///{tmp_path / 'keys.db'}", kek=kek)
+        message = str(info.value)
+        assert "(got str): for 64 hex digits, pass bytes.fromhex(text.removeprefix('0x'))" in message
+        assert "abab" not in message
+
+
 class _Pair(NamedTuple):
     number: int
     data: bytes
@@ -380,17 +441,23 @@ def test_the_sponsor_command_refuses_a_port_past_65535_in_one_line(
 @pytest.mark.parametrize(
     ("extra", "said"),
     [
-        (["--chain-id", "-5"], "chain_id must be a positive integer (the chain's EIP-155 id), got -5"),
+        (["--chain-id", "-5"], "--chain-id must be a positive integer (the chain's EIP-155 id), got -5"),
         (
             ["--chain-id", "1", "--verification-gas-limit", "-1"],
-            "verification_gas_limit must be an integer from 0",
+            "--verification-gas-limit must be an integer from 0",
         ),
+        (
+            ["--chain-id", "1", "--valid-after-slack", "-1"],
+            "--valid-after-slack must not be negative, got -1",
+        ),
+        (["--chain-id", "1", "--entry-point", "0x12"], "--entry-point: '0x12' is not a valid address"),
     ],
 )
 def test_the_sponsor_command_refuses_a_chain_or_gas_limit_it_cannot_use(
     sponsor_args: list[str], extra: list[str], said: str
 ) -> None:
-    """Once served: a sponsor for chain -5 signed what no paymaster could verify."""
+    """Once served: a sponsor for chain -5 signed what no paymaster could verify. Each refusal names the option
+    (once the Python argument: ``chain_id``)."""
     with pytest.raises(BadInputError) as info:
         sponsor_build(sponsor_parser().parse_args([*sponsor_args, *extra]))
     assert said in str(info.value)

@@ -141,3 +141,14 @@ def test_the_networks_offline_address_plan_runs_as_written() -> None:
         "KeyscopeAccountFactory",
         "SponsorPaymaster",
     ]
+
+
+def test_every_error_warning_and_signer_the_readme_names_is_importable_from_keyscope() -> None:
+    """The README names ``HashSigner`` and ``CoSignerMismatchError`` as it names ``SessionRevokedError``: each is
+    ``from keyscope import ...`` (once HashSigner, CoSignerMismatchError and GasCostTooHighError were not)."""
+    import keyscope
+
+    named = set(re.findall(r"`([A-Z][A-Za-z0-9]+(?:Error|Warning|Signer))`", README.read_text()))
+    assert {"HashSigner", "CoSignerMismatchError", "SessionRevokedError"} <= named
+    assert sorted(name for name in named if not hasattr(keyscope, name)) == []
+    assert {"HashSigner", "CoSignerMismatchError", "GasCostTooHighError"} <= set(keyscope.__all__)

@@ -23,7 +23,9 @@ from .eoa import EOAOwner
 from .errors import (
     BadInputError,
     BundlerRejectedError,
+    CoSignerMismatchError,
     DelegationError,
+    GasCostTooHighError,
     InsufficientPrefundError,
     KeyscopeError,
     KeyscopeWarning,
@@ -53,7 +55,7 @@ from .report import SessionReport
 from .session import Condition, Limit, LimitKind, Permission, Rule, Session
 from .session_account import SessionAccount
 from .signers import as_signer
-from .signing import LocalSigner
+from .signing import HashSigner, LocalSigner
 from .userop import PackedUserOperation, UserOperation
 
 __version__ = "0.1.0"
@@ -67,12 +69,15 @@ __all__ = [
     "BundlerRejectedError",
     "Call",
     "Chain",
+    "CoSignerMismatchError",
     "Condition",
     "DelegationError",
     "EOAOwner",
     "FeeQuote",
+    "GasCostTooHighError",
     "GasEstimate",
     "GrantRequest",
+    "HashSigner",
     "InsufficientPrefundError",
     "KeyscopeError",
     "KeyscopeWarning",

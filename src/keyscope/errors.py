@@ -120,11 +120,13 @@ class BadInputError(KeyscopeError, ValueError):
 class InvalidAddressError(BadInputError):
     """Not a 20-byte Ethereum address, or a mixed-case address with a wrong EIP-55 checksum."""
 
-    def __init__(self, value: object, reason: str = "") -> None:
+    def __init__(self, value: object, reason: str = "", name: str | None = None) -> None:
         self.value = value
+        self.name = name
         detail = f": {reason}" if reason else ""
+        where = f"{name}: " if name else ""
         super().__init__(
-            f"{shown(value)} is not a valid address{detail}. Give 0x followed by 40 hex digits "
+            f"{where}{shown(value)} is not a valid address{detail}. Give 0x followed by 40 hex digits "
             "(all lowercase, or with a correct EIP-55 checksum)."
         )
 
@@ -166,7 +168,13 @@ class UnknownFunctionError(BadInputError):
     def __init__(self, function: str, available: list[str] | None = None) -> None:
         self.function = function
         self.available = available or []
-        hint = f" Functions in the ABI: {', '.join(self.available)}." if self.available else ""
+        hint = (
+            f" Functions in the ABI: {', '.join(self.available)}."
+            if self.available
+            else " The ABI has no functions: check that it is the contract's ABI."
+            if available is not None
+            else ""
+        )
         super().__init__(f"unknown function {function!r}.{hint}")
 
 

@@ -40,21 +40,22 @@ def to_address(value: object, *, name: str = "address") -> str:
     20 raw bytes, or any object with an ``address`` attribute (ape and eth-account accounts, contracts).
     Raises :class:`InvalidAddressError` otherwise.
     """
+    field = None if name == "address" else name  # named in a message when the caller said which value it is
     if not isinstance(value, (str, bytes, bytearray)) and hasattr(value, "address"):
         value = value.address
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
-            raise InvalidAddressError(value, f"{len(value)} bytes, expected 20")
+            raise InvalidAddressError(value, f"{len(value)} bytes, expected 20", field)
         return _checksummed(bytes(value).hex())
     if not isinstance(value, str):
-        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string")
+        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string", field)
     text = value.strip()
     if not text.startswith(("0x", "0X")) or len(text) != 42 or not set(text[2:]) <= _HEX_DIGITS:
-        raise InvalidAddressError(value, "expected 0x and 40 hex digits")
+        raise InvalidAddressError(value, "expected 0x and 40 hex digits", field)
     digits = text[2:]
     checksummed = _checksummed(digits.lower())
     if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
-        raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)")
+        raise InvalidAddressError(value, f"bad EIP-55 checksum (did you mean {checksummed}?)", field)
     return checksummed
 
 
@@ -82,7 +83,10 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
     else:
         raise BadInputError(f"{name} must be bytes or a 0x-hex string, got {type(value).__name__}")
     if length is not None and len(raw) != length:
-        raise BadInputError(f"{name} must be {length} bytes, got {len(raw)}")
+        given = "" if secret else f": 0x{raw[:40].hex()}{'…' if len(raw) > 40 else ''}"
+        raise BadInputError(
+            f"{name} must be {length} bytes (0x and {2 * length} hex digits), got {len(raw)}{given}"
+        )
     return raw
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ from .session import (
     TypedDataPermission,
     arg_type_of,
 )
+from .textfile import read_text_file
 from .typed_data import _fields, contents_type, domain_fields, plan_frames
 
 if TYPE_CHECKING:
@@ -459,15 +461,83 @@ def _param_from_json(entry: Any, where: str) -> AbiParam:
     return AbiParam(name, kind)
 
 
+# How deep an ABI's JSON may nest: each tuple parameter adds two levels ({"components": [...]}), so this allows
+# tuples nested far deeper than any contract's, and keeps the decoder from recursing past the C stack.
+_ABI_JSON_DEPTH = 256
+
+
+def _nesting(text: str) -> int:
+    """How deep the arrays and objects of JSON ``text`` nest (brackets inside strings not counted)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _abi_json(text: str | bytes | bytearray, where: str = "") -> Any:
+    """The JSON value of an ABI's text (``where`` names its file)."""
+    if isinstance(text, str):
+        decoded = text
+    else:
+        raw = bytes(text)
+        try:
+            decoded = raw.decode(json.detect_encoding(raw))
+        except UnicodeDecodeError as error:
+            raise InvalidAbiError(
+                f"the ABI{where} is not text: byte 0x{raw[error.start]:02x} at offset {error.start} is not "
+                f"{error.encoding}: give a list of ABI entries"
+            ) from None
+    if _nesting(decoded) > _ABI_JSON_DEPTH:
+        raise InvalidAbiError(
+            f"the ABI{where} nests arrays and objects more than {_ABI_JSON_DEPTH} deep, which no ABI does: give a "
+            "list of ABI entries"
+        )
+    try:
+        return json.loads(decoded)
+    except RecursionError:
+        raise InvalidAbiError(
+            f"the ABI{where} nests too deeply to be an ABI: give a list of ABI entries"
+        ) from None
+    except ValueError as error:
+        raise InvalidAbiError(
+            f"the ABI{where} is not valid JSON ({error}): give a list of ABI entries"
+        ) from None
+
+
+def _abi_file(path: str | os.PathLike[str]) -> Any:
+    """The JSON value of the ABI file at ``path`` (a list of entries, or a build artefact with an ``abi`` key)."""
+    expected = "a JSON ABI (a list of entries) or a build artefact with an 'abi' key"
+    return _abi_json(read_text_file(path, "ABI file", expected), f" file {path}")
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``text``, given as an ABI, is rather the path of one: not JSON text, and a file or a ``.json`` name."""
+    stripped = text.strip()
+    if not stripped or stripped[0] in "[{" or "\n" in stripped:
+        return False
+    return stripped.endswith(".json") or os.path.exists(stripped)
+
+
 def _abi_entries(abi: Any) -> list[dict[str, Any]]:
     source = abi
-    if isinstance(source, (str, bytes, bytearray)):
-        try:
-            source = json.loads(source)
-        except ValueError as error:
-            raise InvalidAbiError(
-                f"the ABI is not valid JSON ({error}): give a list of ABI entries"
-            ) from None
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _names_a_file(source)):
+        source = _abi_file(source.strip() if isinstance(source, str) else source)
+    elif isinstance(source, (str, bytes, bytearray)):
+        source = _abi_json(source)
     if isinstance(source, dict) and "abi" in source:
         source = source["abi"]
     elif not isinstance(source, (list, tuple, dict)):
@@ -476,10 +546,15 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
             source = contract_type.abi
         elif hasattr(source, "abi"):
             source = source.abi
-    if isinstance(source, (str, bytes, bytearray, dict)) or not isinstance(source, Iterable):
+    if isinstance(source, dict):
         raise InvalidAbiError(
-            f"cannot read an ABI from a {type(abi).__name__}: give a list of ABI entries, its JSON text, "
-            "or an object with an .abi (an ape contract or contract type)"
+            f"the ABI is a JSON object, not a list of entries (keys: {', '.join(map(str, list(source)[:8])) or 'none'}): "
+            "give a list of ABI entries, or a build artefact with an 'abi' list"
+        )
+    if isinstance(source, (str, bytes, bytearray)) or not isinstance(source, Iterable):
+        raise InvalidAbiError(
+            f"cannot read an ABI from a {type(abi).__name__}: give a list of ABI entries, its JSON text, the path of "
+            "a JSON ABI file, or an object with an .abi (an ape contract or contract type)"
         )
     entries: list[dict[str, Any]] = []
     for item in source:
@@ -510,8 +585,9 @@ def find_function(abi: Any, function: str) -> AbiFunction:
     """The function ``function`` names in ``abi``: a name, a full signature (argument names allowed) or a
     0x-prefixed 4-byte selector.
 
-    ``abi`` is a list of ABI entries, its JSON text (or a build artefact with an ``abi`` key), or an object
-    with an ``.abi`` (ape contract types; ape contract instances through their ``contract_type``). Raises
+    ``abi`` is a list of ABI entries, its JSON text (or a build artefact with an ``abi`` key), the path of a file
+    holding either (a ``pathlib.Path``, or a string naming a file or ending in ``.json``), or an object with an
+    ``.abi`` (ape contract types; ape contract instances through their ``contract_type``). Raises
     :class:`~keyscope.errors.UnknownFunctionError` when nothing matches and :class:`BadInputError` when a
     bare name is overloaded.
     """

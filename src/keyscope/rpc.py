@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -59,6 +60,15 @@ class JsonRpcClient:
                 f"{mask_url(url)!r} is not an http(s) URL: give the endpoint as http://host:port",
                 url=mask_url(url),
             )
+        try:
+            httpx.URL(url)
+            urlsplit(url).port  # noqa: B018  (a port past 65535 raises)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise TransportError(
+                f"{mask_url(url)!r} is not a valid URL ({masked_text(str(exc), url)}): give the endpoint as "
+                "http://host:port",
+                url=mask_url(url),
+            ) from None
         self.url = url
         self.shown_url = mask_url(url)
         self.timeout = timeout
@@ -144,7 +154,7 @@ class JsonRpcClient:
             snippet = text[:200] + ("…" if len(text) > 200 else "")
             raise TransportError(
                 f"{self.shown_url} answered {method} with HTTP {response.status_code} and a body that is not JSON: "
-                f"{snippet!r}",
+                f"{snippet!r}; check that the URL (its host, port and path) is the JSON-RPC endpoint",
                 url=self.shown_url,
                 method=method,
             ) from None

@@ -592,6 +592,43 @@ def test_the_commands_refuse_a_bundler_of_another_chain(world: dict[str, Any], t
         anvil.stop()
 
 
+@pytest.mark.parametrize(
+    ("option", "what"), [("--module", "session module"), ("--factory", "account factory")]
+)
+def test_the_commands_refuse_a_module_or_factory_without_code(
+    world: dict[str, Any], option: str, what: str
+) -> None:
+    """Once served: a dashboard (or consent page) whose every session read as "no module" (a chain reset, a
+    mistyped address), with a node and a bundler that are right."""
+    stack: LocalStack = world["stack"]
+    codeless = to_address("0x" + "12" * 20)
+    addresses = {"--module": stack.module, "--factory": stack.factory, option: codeless}
+    links = [
+        "--node",
+        stack.rpc_url,
+        "--bundler",
+        stack.bundler_url,
+        *(w for pair in addresses.items() for w in pair),
+    ]
+    program = str(Path(sys.executable).with_name("keyscope"))
+    try:  # a command that went on would serve its page until stopped
+        run = subprocess.run(
+            [program, "dashboard", "0x" + "ab" * 20, *links, "--store", "memory://"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"keyscope dashboard served a page with a {what} without code") from None
+    said = " ".join(run.stderr.split())
+    assert run.returncode == 1 and "Traceback" not in run.stderr, said
+    assert said == (
+        f"error: no contract at the {what} address {codeless} on chain {stack.chain_id} (node {stack.rpc_url}): "
+        f"check {option} (or --deployments) and --node, or deploy keyscope there"
+    )
+
+
 # -- the backend example of docs/browser.md ---------------------------------------------------------------
 
 BROWSER_DOC = Path(__file__).resolve().parents[2] / "docs" / "browser.md"

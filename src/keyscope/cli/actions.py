@@ -29,7 +29,7 @@ from .listing import grant_fields
 from .output import Progress, hex_of
 from .parsing import parse_budget, parse_call_args, parse_count, parse_rule, parse_total, resolve_address
 from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
-from .signers import ApeAccountSigner, SigningDeclinedError, make_owner
+from .signers import APE_KEY_OPTIONS, ApeAccountSigner, SigningDeclinedError, make_owner
 from .stores import store_url_of
 
 
@@ -277,13 +277,20 @@ class RevokeResult:
         }
 
 
-def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -> Owner:
+def owner_for_grant(
+    network: Network,
+    signer: HashSigner,
+    grant: SessionGrant,
+    *,
+    node_option: str = "--network",
+    key_options: str = APE_KEY_OPTIONS,
+) -> Owner:
     """The :class:`~keyscope.owner.Owner` of the grant's account (its kind found out, the grant's own where the
     account does not say it); for an account not created yet, one whose first operation creates it with the
     factory call the grant carries."""
     if network.is_deployed(grant.account):
         network.kind_for(grant.account, named=grant.account_kind)  # remembered for the owner
-        return make_owner(network, signer, grant.account)
+        return make_owner(network, signer, grant.account, key_options=key_options)
     if not grant.factory_data or grant.factory is None:
         raise ConfigurationError(
             f"the account {grant.account} does not exist on chain {network.chain_id} and the grant does not say "
@@ -300,12 +307,15 @@ def owner_for_grant(network: Network, signer: HashSigner, grant: SessionGrant) -
     if to_address(owner_key) != to_address(signer.address):
         raise BadInputError(
             f"{signer.address} is not the owner of {grant.account} (its owner is {to_address(owner_key)}): give "
-            "that key with --owner or KEYSCOPE_OWNER_KEY"
+            f"that key with {key_options}"
         )
-    owner = make_owner(dataclasses.replace(network, factory=grant.factory), signer, salt=int(salt))
+    owner = make_owner(
+        dataclasses.replace(network, factory=grant.factory), signer, salt=int(salt), key_options=key_options
+    )
     if owner.account != grant.account:
         raise ConfigurationError(
-            f"the grant's creation call gives {owner.account}, not {grant.account}: is --network the grant's chain?"
+            f"the grant's creation call gives {owner.account}, not {grant.account}: is {node_option} the grant's "
+            "chain?"
         )
     return owner
 
@@ -319,6 +329,8 @@ def revoke_session(
     create: bool = True,
     timeout: float = 60.0,
     progress: Progress | None = None,
+    node_option: str = "--network",
+    key_options: str = APE_KEY_OPTIONS,
 ) -> RevokeResult:
     """Revoke ``grant``: first in ``store`` when given, so that every worker refuses it at its next send; then,
     given the ``network`` and the account owner's ``signer``, on chain with an owner operation, waited for.
@@ -328,21 +340,22 @@ def revoke_session(
     for it (the result's ``receipt`` is None).
     """
     if network is not None:
-        _check_grant_network(network, grant)
+        _check_grant_network(network, grant, node_option)
     if store is not None:
         store.mark_revoked(grant.session_id)
     if network is None or signer is None or (not create and not network.is_deployed(grant.account)):
         return RevokeResult(grant, None)
-    pending = owner_for_grant(network, signer, grant).revoke(grant)
+    owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
+    pending = owner.revoke(grant)
     receipt = _wait(progress, pending, "the owner's revokeSession operation", timeout)
     return RevokeResult(grant, receipt)
 
 
-def _check_grant_network(network: Network, grant: SessionGrant) -> None:
+def _check_grant_network(network: Network, grant: SessionGrant, node_option: str = "--network") -> None:
     if grant.chain_id != network.chain_id:
         raise ConfigurationError(
-            f"session {hex_of(grant.session_id)} was granted on chain {grant.chain_id}, but --network is "
-            f"connected to chain {network.chain_id}: pass --network for chain {grant.chain_id}"
+            f"session {hex_of(grant.session_id)} was granted on chain {grant.chain_id}, but {node_option} is "
+            f"connected to chain {network.chain_id}: pass {node_option} for chain {grant.chain_id}"
         )
 
 

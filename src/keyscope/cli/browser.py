@@ -28,6 +28,7 @@ from ..endpoints import Endpoints
 from ..errors import BadInputError, ConfigurationError
 from ..network import connect
 from ..store import SessionStore
+from ..textfile import read_text_file
 from ..urls import mask_url
 from .options import HttpUrl, Seconds, store_option
 from .output import reports_errors
@@ -68,6 +69,13 @@ class _Connection:
             factory=None if factory is None else _address_from(factory, "--factory"),
         )
         # asked now, so that a node or bundler that is down (or of another chain) is said before a page is served
+        chain_id = network.chain_id  # the node's, asked first: a node that is down is said as such
+        if known.chain_id is not None and known.chain_id != chain_id:
+            raise ConfigurationError(
+                f"the deployments file {known.source} is for chain {known.chain_id}, but the node "
+                f"{mask_url(node_url)} is chain {network.chain_id}: give the node of chain {known.chain_id} (--node), "
+                "or the deployments file of this chain"
+            )
         served = network.bundler.chain_id()
         if served != network.chain_id:
             raise ConfigurationError(
@@ -80,6 +88,15 @@ class _Connection:
                 f"the bundler {mask_url(bundler_url)} serves the EntryPoints {', '.join(supported) or 'none'}, not "
                 f"{network.entry_point}: give a bundler of that EntryPoint"
             )
+        for address, what, option in (
+            (network.module, "session module", "--module"),
+            (network.factory, "account factory", "--factory"),
+        ):
+            if address is not None and not network.chain.get_code(address):
+                raise ConfigurationError(
+                    f"no contract at the {what} address {address} on chain {network.chain_id} (node "
+                    f"{mask_url(node_url)}): check {option} (or --deployments) and --node, or deploy keyscope there"
+                )
         return network
 
 
@@ -159,7 +176,11 @@ def consent(
 ) -> None:
     """Ask the owner to grant ERC-7715 REQUESTS_FILE on the consent page; write the responses."""
     try:
-        params = json.loads(requests_file.read_text(encoding="utf-8"))
+        params = json.loads(
+            read_text_file(
+                requests_file, "requests file", "the params of wallet_grantPermissions, a JSON list"
+            )
+        )
     except json.JSONDecodeError as error:
         raise BadInputError(
             f"{requests_file} is not JSON ({error}): give the params of wallet_grantPermissions, a JSON list of "

@@ -27,6 +27,7 @@ from typing import Any
 
 import click
 
+from .. import __version__
 from ..chain import RpcChain
 from ..network import connect
 from ..store import OutboxRecord, OutboxState
@@ -52,6 +53,7 @@ _MOST_RECORDS = 1_000_000
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
+@click.version_option(__version__, prog_name="keyscope", message="%(prog)s %(version)s")
 def main() -> None:
     """Operate a keyscope session store shared by workers (sessions, outbox, revoke, recover), and serve an
     account owner's pages on 127.0.0.1 (consent, dashboard). `keyscope COMMAND -h` says more."""
@@ -216,6 +218,8 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
         create=False,
         timeout=timeout,
         progress=Progress(),
+        node_option="--node",
+        key_options="KEYSCOPE_OWNER_KEY",
     )
     if result.receipt is None:
         click.echo(

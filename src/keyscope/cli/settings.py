@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from ..artifacts import ENTRY_POINT_V07
 from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
 from ..errors import BadInputError, ConfigurationError, InvalidAddressError
 from ..hexutil import to_address
+from ..textfile import read_text_file
 from ..urls import mask_url
 from ..userop import UserOperation
 
@@ -67,15 +69,14 @@ class Deployments:
     def load(cls, path: str | Path) -> Deployments:
         """Read a deployments file; :class:`BadInputError` says what is wrong with it."""
         file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not file.exists():
             raise BadInputError(
                 f"deployments file {file} not found: write one with `python -m keyscope.local --json > {file}` "
                 f"or `ape run deploy --out {file}`"
-            ) from None
-        except OSError as error:
-            raise BadInputError(f"cannot read deployments file {file}: {error.strerror}") from None
+            )
+        text = read_text_file(
+            file, "deployments file", "the JSON object `python -m keyscope.local --json` prints"
+        )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
@@ -110,6 +111,32 @@ class Deployments:
         """The JSON object :meth:`load` reads (only the keys that are set)."""
         keys = ("chain_id", "entry_point", "factory", "module", "nft", "bundler_url", "rpc_url")
         return {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+
+    @staticmethod
+    def check_writable(path: str | Path) -> None:
+        """Refuse, before anything is deployed, a path :meth:`save` could not write (a folder, a file where a folder
+        must be, a folder that cannot be created or written to): a deployment's addresses must not be lost to a
+        mistyped ``--out``. Creates the missing folders, as :meth:`save` would."""
+        file = Path(path)
+        if file.is_dir():
+            raise BadInputError(
+                f"--out {file} is a folder: give a file path, e.g. {file / 'deployments.json'}"
+            )
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=file.parent, prefix=".keyscope-check-"):
+                pass
+        except OSError as error:
+            blocker = next(
+                (p for p in (file.parent, *file.parent.parents) if p.exists() and not p.is_dir()), None
+            )
+            cause = (
+                f"{blocker} is a file, not a folder" if blocker is not None else error.strerror or str(error)
+            )
+            raise BadInputError(
+                f"--out {file}: cannot write there ({cause}); nothing was deployed: give a path in a folder you can "
+                "write to"
+            ) from None
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_dict` as JSON (creating the folder)."""

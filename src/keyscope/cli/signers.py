@@ -42,9 +42,21 @@ def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> Has
     )
 
 
-def make_owner(network: Network, signer: HashSigner, account: str | None = None, salt: int = 0) -> Owner:
+APE_KEY_OPTIONS = "--owner or KEYSCOPE_OWNER_KEY"
+"""Where the ``ape run`` scripts take the owner's key from (the ``keyscope`` command: KEYSCOPE_OWNER_KEY only)."""
+
+
+def make_owner(
+    network: Network,
+    signer: HashSigner,
+    account: str | None = None,
+    salt: int = 0,
+    *,
+    key_options: str = APE_KEY_OPTIONS,
+) -> Owner:
     """The :class:`~keyscope.owner.Owner` of ``account`` (or of the signer's keyscope account at ``salt``),
-    checked to be owned by ``signer`` when the account exists."""
+    checked to be owned by ``signer`` when the account exists (a refusal says to give the key with
+    ``key_options``)."""
     if salt < 0:
         raise BadInputError(f"--salt must be >= 0, got {salt}")
     if account is None and network.factory is None:
@@ -54,6 +66,15 @@ def make_owner(network: Network, signer: HashSigner, account: str | None = None,
         )
     address = None if account is None else _address_from(account, "--account")
     owner = network.owner(signer, address, salt=salt)
+    if address is not None and not owner.is_deployed():
+        # an account with no code is one this owner's first operation creates, or none at all (a mistyped address)
+        own = None if network.factory is None else network.owner(signer, salt=salt).account
+        if own != address:
+            yours = f"; this key's keyscope account at --salt {salt} is {own}" if own is not None else ""
+            raise BadInputError(
+                f"--account {address} has no code on chain {network.chain_id}, and nothing here would create it{yours}: "
+                "give the address of an account that exists, or leave --account out for the key's keyscope account"
+            )
     if owner.is_deployed():
         try:
             result = network.chain.call(owner.account, _SIGNER)
@@ -63,6 +84,6 @@ def make_owner(network: Network, signer: HashSigner, account: str | None = None,
         if actual is not None and actual != to_address(signer.address):
             raise BadInputError(
                 f"{signer.address} is not the owner of {owner.account} (its owner is {actual}): give that key "
-                "with --owner or KEYSCOPE_OWNER_KEY"
+                f"with {key_options}"
             )
     return owner

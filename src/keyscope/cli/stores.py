@@ -3,8 +3,10 @@ least 4 hex digits, with or without ``0x``: the one id syntax of every tool)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sqlite3
 import weakref
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -13,6 +15,7 @@ from ..errors import BadInputError, ConfigurationError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
+from ..store.file import MARKER
 from ..urls import hide_password
 from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
@@ -51,7 +54,7 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
     kek = None
     if kek_text:
         try:
-            kek = to_bytes(kek_text, name=ENV_STORE_KEK, length=32)
+            kek = to_bytes(kek_text, name=ENV_STORE_KEK, length=32, secret=True)
         except BadInputError:
             raise ConfigurationError(f"{ENV_STORE_KEK} must be 32 bytes as 64 hex digits") from None
     text = url.strip()
@@ -108,7 +111,9 @@ def _local_path(url: str) -> Path | None:
         path = url.split(":///", 1)[1].split("?", 1)[0]
         return Path(path) if path and path != ":memory:" else None
     if lower.startswith("file://"):
-        return Path(unquote(urlsplit(url).path))
+        parts = urlsplit(url)
+        # a host (file://relative/dir): the store names it, as a path it is not
+        return Path(unquote(parts.path)) if parts.netloc in ("", "localhost") else None
     if "://" not in url:
         return Path(url)
     return None
@@ -118,16 +123,59 @@ def _require_existing(url: str, shown: str) -> None:
     """Refuse a store on this machine that does not exist, saying why (a file where a folder must be, or a
     relative SQLite path that was meant as an absolute one)."""
     path = _local_path(url)
-    if path is None or path.exists():
+    if path is None:
+        return
+    if path.exists():
+        _require_a_store_there(url, path, shown)
         return
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         cause = f"{blocker} is a file, not a folder"
     else:
         cause = f"there is no store at {path.absolute()}"
-        if url.lower().startswith("sqlite") and not path.is_absolute():
+        scheme = re.match(r"(sqlite|postgres(?:ql)?)(\+\w+)?:(?!//)", url, re.IGNORECASE)
+        if scheme:  # sqlite:x.db, read as a plain path
+            cause += (
+                f" ({url} is read as a folder's path: a {scheme.group(1)} URL is {scheme.group(1)}:///...)"
+            )
+        elif url.startswith("~"):
+            cause += (
+                f" (~ is not expanded here, only by a shell: give the full path, {Path(url).expanduser()})"
+            )
+        elif url.lower().startswith("sqlite") and not path.is_absolute():
             cause += f" (sqlite:///{path} is relative to the current folder; sqlite:////{path} is absolute)"
     raise SessionStoreError(f"--store {shown}: {cause}: check the path, or give the store your workers use")
+
+
+def _require_a_store_there(url: str, path: Path, shown: str) -> None:
+    """Refuse an existing folder or SQLite file that holds no keyscope store (an empty folder or file, another
+    program's database), before the store would set itself up there: a command that only reads must not write
+    keyscope's files or tables into it. (A folder with other files the file store refuses itself.)"""
+    fix = "check the path, or give the store your workers use"
+    sqlite = url.lower().startswith("sqlite")
+    if path.is_dir():
+        if not sqlite and not (path / MARKER).exists() and not any(path.iterdir()):
+            raise SessionStoreError(
+                f"--store {shown}: the folder {path} is empty, not a keyscope store: {fix}"
+            )
+        return
+    if not sqlite or not path.is_file():
+        return
+    if path.stat().st_size == 0:
+        raise SessionStoreError(f"--store {shown}: {path} is an empty file, not a keyscope store: {fix}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as database:
+            tables = [
+                row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+    except sqlite3.Error:
+        return  # not a database, or locked: the store says which when it opens
+    if not any(name.startswith("keyscope_") for name in tables):
+        listed = ", ".join(sorted(tables)[:8]) + (", …" if len(tables) > 8 else "") if tables else "none"
+        raise SessionStoreError(
+            f"--store {shown}: the SQLite database {path} holds no keyscope store (its tables: {listed}), and "
+            f"nothing was written to it: {fix}"
+        )
 
 
 def _id_digits(name: str) -> str:

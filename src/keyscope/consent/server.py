@@ -28,6 +28,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from ..clock import utc_text, window_now
 from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
@@ -163,6 +164,9 @@ class ConsentServer(BackgroundServer):
         <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
         :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
         self._require_this_network(request)
+        self._require_not_ended(
+            request.session.valid_until, "the grant request's valid_until", "prepare a new one"
+        )
         require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
@@ -195,9 +199,22 @@ class ConsentServer(BackgroundServer):
                 f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}: "
                 f"ask for chainId {hex(self.network.chain_id)}, or serve the page with a node of chain {plan.chain_id}"
             )
+        self._require_not_ended(plan.valid_until, "the requests' expiry", "ask for an expiry in the future")
         return self._register(
             ConsentRequest(description=self._describe_plan(plan), plan=plan, max_gas_cost=self.max_gas_cost)
         )
+
+    def _require_not_ended(self, valid_until: int, what: str, todo: str) -> None:
+        """Raise before the owner is shown a session that has already ended (on the later of the chain's latest
+        block time and the wall clock): the module would enable it, but the EntryPoint would refuse each of its
+        operations as expired (AA22), so the owner would sign for nothing."""
+        now = window_now(self.network.chain.block_timestamp())
+        if valid_until and valid_until < now:
+            raise BadInputError(
+                f"{what} {valid_until} ({utc_text(valid_until)}) is already past: it is {now - valid_until}s before "
+                f"now ({utc_text(now)}); the EntryPoint would refuse every operation of the session as expired "
+                f"(AA22): {todo}. Nothing was shown to the owner"
+            )
 
     def _describe_plan(self, plan: SessionPlan) -> GrantDescription:
         session = plan.session(max_gas_cost=self.max_gas_cost, salt=0)

@@ -280,7 +280,7 @@ def _read_contract_call(data: Mapping[str, Any], where: str) -> list[Permission]
     _check_keys(data, _CALL_KEYS, where)
     if "address" not in data:
         raise BadInputError(f"{where}: 'address' (the contract) is required")
-    target = data["address"]
+    target = to_address(data["address"], name=f"{where}.address")
     value_limit = _amount(data.get("valueLimit", 0), f"{where}.valueLimit")
     rules_in = data.get("rules", [])
     if not isinstance(rules_in, list):

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
 from ..errors import KeyscopeError
@@ -129,7 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # a --log-dir that cannot be made, most often
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"error: cannot use{where}: {exc.strerror or exc}; check the path (--log-dir)", file=sys.stderr)
+        blocker = None
+        if args.log_dir is not None:
+            folder = Path(args.log_dir)
+            blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        cause = f"{blocker} is a file, not a folder" if blocker is not None else exc.strerror or exc
+        print(f"error: cannot use{where}: {cause}; check the path (--log-dir)", file=sys.stderr)
         return 1
 
 

@@ -50,7 +50,9 @@ def _store_secret() -> dict[str, Any]:
     kek = os.environ.get("KEYSCOPE_STORE_KEK")
     if kek:
         return {
-            "kek": to_bytes(kek if kek.startswith("0x") else "0x" + kek, name="KEYSCOPE_STORE_KEK", length=32)
+            "kek": to_bytes(
+                kek if kek.startswith("0x") else "0x" + kek, name="KEYSCOPE_STORE_KEK", length=32, secret=True
+            )
         }
     passphrase = os.environ.get("KEYSCOPE_STORE_PASSPHRASE")
     return {"passphrase": passphrase} if passphrase else {}

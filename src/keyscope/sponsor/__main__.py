@@ -20,13 +20,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import ConfigurationError, KeyscopeError
+from ..errors import BadInputError, ConfigurationError, KeyscopeError
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
+from ..textfile import read_text_file
 from ..urls import mask_url
 from .deploy import paymaster_state
 from .policy import SponsorshipPolicy
@@ -83,12 +83,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_key(args: argparse.Namespace) -> LocalSigner:
     if args.signer_key_file:
-        try:
-            text = Path(args.signer_key_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read the signing key file {args.signer_key_file}: {exc}"
-            ) from None
+        text = read_text_file(
+            args.signer_key_file,
+            "the signing key file",
+            "a file holding the key as 0x and 64 hex digits",
+            secret=True,
+        ).strip()
     else:
         text = os.environ.get(args.signer_key_env, "").strip()
         if not text:
@@ -122,17 +122,40 @@ def build(args: argparse.Namespace) -> SponsorServer:
         clock = chain_clock(args.rpc_url)
     if chain_id is None:
         raise ConfigurationError("give --rpc-url (or --chain-id) so the sponsor knows its chain")
-    sponsor = Sponsor(
-        paymaster=args.paymaster,
-        signer=signer,
-        chain_id=chain_id,
-        entry_point=args.entry_point,
-        policy=policy,
-        clock=clock,
-        valid_after_slack=args.valid_after_slack,
-        verification_gas_limit=args.verification_gas_limit,
-    )
+    try:
+        sponsor = Sponsor(
+            paymaster=args.paymaster,
+            signer=signer,
+            chain_id=chain_id,
+            entry_point=args.entry_point,
+            policy=policy,
+            clock=clock,
+            valid_after_slack=args.valid_after_slack,
+            verification_gas_limit=args.verification_gas_limit,
+        )
+    except BadInputError as error:
+        raise _as_option(error) from None
     return SponsorServer(sponsor, host=args.host, port=args.port)
+
+
+_OPTIONS = {
+    "chain_id": "--chain-id",
+    "entry_point": "--entry-point",
+    "paymaster": "--paymaster",
+    "valid_after_slack": "--valid-after-slack",
+    "verification_gas_limit": "--verification-gas-limit",
+}
+
+
+def _as_option(error: BadInputError) -> BadInputError:
+    """``error`` with the ``Sponsor`` argument it starts with named as this command's option (``--chain-id``,
+    not ``chain_id``)."""
+    text = str(error)
+    for name, option in _OPTIONS.items():
+        for start in (f"{name} ", f"{name}: "):
+            if text.startswith(start):
+                return BadInputError(option + text[len(name) :])
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,7 +170,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = build(args).start()
     except KeyscopeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_as_option(exc) if isinstance(exc, BadInputError) else exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a fault not foreseen: one line, not a traceback, unless KEYSCOPE_DEBUG is set
+        if os.environ.get("KEYSCOPE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (set KEYSCOPE_DEBUG=1 to see where; if keyscope is at "
+            "fault, please report it)",
+            file=sys.stderr,
+        )
         return 1
     sponsor = server.sponsor
     details = {

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_abi.exceptions import DecodingError
+
 from ..devnode import (
     ETHER,
     DepositInfo,
     add_stake,
     deploy_contract,
+    get_code,
     get_deposit_info,
     read_address,
     send_transaction,
 )
-from ..errors import DeploymentError
+from ..errors import ConfigurationError, DeploymentError
 from ..hexutil import keccak, to_address
-from ..rpc import JsonRpcClient
+from ..rpc import JsonRpcClient, JsonRpcError
+from ..urls import mask_url
 
 __all__ = ["PaymasterState", "deploy_sponsor_paymaster", "paymaster_state"]
 
@@ -44,14 +48,39 @@ class PaymasterState:
 
 
 def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> PaymasterState:
-    """Read the signer, owner, deposit and stake of the paymaster at ``paymaster``."""
+    """Read the signer, owner, deposit and stake of the paymaster at ``paymaster``.
+
+    Raises :class:`~keyscope.errors.ConfigurationError` when ``paymaster`` or ``entry_point`` has no code on the
+    node's chain (an address of another chain, or a chain reset since), or when ``paymaster`` does not answer
+    ``signer()`` and ``owner()`` as keyscope's ``SponsorPaymaster`` does."""
     paymaster = to_address(paymaster, name="paymaster")
-    return PaymasterState(
-        address=paymaster,
-        signer=read_address(rpc, paymaster, _SIGNER),
-        owner=read_address(rpc, paymaster, _OWNER),
-        deposit_info=get_deposit_info(rpc, entry_point, paymaster),
-    )
+    entry_point = to_address(entry_point, name="entry_point")
+    for address, what, deploy in (
+        (paymaster, "paymaster", "deploy a SponsorPaymaster there (docs/sponsorship.md)"),
+        (entry_point, "EntryPoint", "give --entry-point for this chain"),
+    ):
+        if not get_code(rpc, address):
+            chain_id = int(rpc.request("eth_chainId"), 16)
+            raise ConfigurationError(
+                f"no contract at the {what} address {address} on chain {chain_id} (node {mask_url(rpc.url)}): "
+                f"check the address and the node, or {deploy}"
+            )
+    try:
+        signer = read_address(rpc, paymaster, _SIGNER)
+        owner = read_address(rpc, paymaster, _OWNER)
+    except (DecodingError, JsonRpcError) as error:
+        raise ConfigurationError(
+            f"the contract at {paymaster} does not answer signer() and owner() as keyscope's SponsorPaymaster "
+            f"does ({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
+        ) from None
+    try:
+        deposit_info = get_deposit_info(rpc, entry_point, paymaster)
+    except (DecodingError, JsonRpcError) as error:
+        raise ConfigurationError(
+            f"the contract at {entry_point} does not answer getDepositInfo(address) as an EntryPoint does "
+            f"({type(error).__name__}: {error}): give the EntryPoint's address"
+        ) from None
+    return PaymasterState(address=paymaster, signer=signer, owner=owner, deposit_info=deposit_info)
 
 
 def deploy_sponsor_paymaster(

@@ -36,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from ..errors import BadInputError, RaisesBadInput, shown, validation_problems
 from ..execution import Call, ExecuteDecodeError, decode_execute
 from ..hexutil import Address, to_bytes, to_int
+from ..textfile import read_text_file
 from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
 
@@ -114,10 +115,15 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
     @classmethod
     def from_file(cls, path: str | Path) -> SponsorshipPolicy:
         """Read a policy from a JSON file."""
+        text = read_text_file(
+            path, "the sponsorship policy", "a JSON object (see docs/sponsorship.md, Policy file)"
+        )
         try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"cannot read the sponsorship policy {path}: {exc}") from None
+            data = json.loads(text)
+        except ValueError as exc:
+            raise BadInputError(
+                f"the sponsorship policy {path} is not JSON ({exc}): give a JSON object"
+            ) from None
         if not isinstance(data, dict):
             raise BadInputError(f"the sponsorship policy {path} must hold a JSON object")
         return cls.from_dict(data)

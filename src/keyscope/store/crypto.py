@@ -92,8 +92,10 @@ class KeyEncryptionKey:
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) != KEK_BYTES:
             size = len(key) if isinstance(key, (bytes, bytearray)) else type(key).__name__
+            hexadecimal = isinstance(key, str) and len(key.removeprefix("0x")) == 2 * KEK_BYTES
+            hint = ": for 64 hex digits, pass bytes.fromhex(text.removeprefix('0x'))" if hexadecimal else ""
             raise BadInputError(
-                f"a key-encryption key must be {KEK_BYTES} raw bytes (got {size}); "
+                f"a key-encryption key must be {KEK_BYTES} raw bytes (got {size}){hint}; "
                 "or open the store with passphrase= to derive one"
             )
         self._key = bytes(key)

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import sqlite3
 import time
@@ -187,6 +188,8 @@ def _parse_url(url: object) -> URL:
         return make_url(escape_password(url))
     except (ArgumentError, ValueError) as exc:
         problem = without_password(str(exc), url)
+        if port := re.fullmatch(r"invalid literal for int\(\) with base 10: '(.*)'", problem):
+            problem = f"its port {port.group(1)!r} is not a number"
         raise BadInputError(
             f"{hide_password(url)!r} is not a database URL ({problem}): use sqlite:///path.db or "
             "postgresql://user@host:port/db"
