@@ -660,6 +660,46 @@ def test_a_sponsorship_pays_for_its_own_sender_and_nonce_once(
     assert before - _deposit(entry_point, paymaster) == receipt.actual_gas_cost
 
 
+def test_a_sponsorship_holds_for_its_own_paymaster_on_its_own_chain(
+    project,
+    deployer,
+    harness,
+    sponsored_account,
+    sponsored_owner,
+    nft,
+    paymaster,
+    sponsor_key,
+    chain,
+    chain_id,
+    entry_point,
+):
+    """The sponsor runs a second paymaster with the same key (another dapp's budget, another EntryPoint's
+    deployment). A session key (or a bundler) holding a sponsorship signed for the first moves it, unchanged, to the
+    second, hoping the deposit it drains is the one nobody meant to spend; or presents a sponsorship the sponsor
+    signed for the same operation on another chain (the same account address, the paymaster at the same address
+    there). The paymaster's EIP-712 domain holds its address and the chain id, so each is refused, AA34, and
+    neither deposit moves; the sponsorship lands only through the paymaster and on the chain it was signed for."""
+    second = _deploy_paymaster(project, entry_point, deployer, sponsor_key.address, deposit=ETHER)
+    assert second.signer() == paymaster.signer() == sponsor_key.address
+    op = _with_paymaster(
+        harness.op(sponsored_account, _mint_call_data(nft, sponsored_account)), paymaster.address
+    )
+    until = _now(chain) + 600
+    op = _sponsor(op, sponsor_key, paymaster.address, chain_id, valid_until=until)
+    first_before, second_before = _deposit(entry_point, paymaster), _deposit(entry_point, second)
+    moved = op.replace(paymaster=second.address)
+    assert moved.paymaster_data == op.paymaster_data
+    other_chain = _sponsor(op, sponsor_key, paymaster.address, chain_id + 1, valid_until=until)
+    for changed in (moved, other_chain):
+        error = harness.rejected(harness.sign_owner(changed, sponsored_owner))
+        assert error.reason == "AA34", error
+    assert (_deposit(entry_point, paymaster), _deposit(entry_point, second)) == (first_before, second_before)
+    receipt = harness.submit(harness.sign_owner(op, sponsored_owner))
+    assert receipt.success and receipt.paymaster == paymaster.address, receipt.reason
+    assert first_before - _deposit(entry_point, paymaster) == receipt.actual_gas_cost
+    assert _deposit(entry_point, second) == second_before
+
+
 def test_a_failing_sponsored_operation_costs_at_most_what_the_sponsor_signed(
     harness, sponsored_account, sponsored_owner, nft, paymaster, sponsor_key, chain, chain_id, entry_point
 ):

@@ -479,6 +479,46 @@ def test_a_signature_for_another_chain_is_refused(signing, permits, module):
     assert refusal(module, signing.accounts[0], digest, forged, permits.address) == "InvalidSessionSignature"
 
 
+def test_a_signature_made_through_one_module_is_refused_through_another(
+    sessions, signing, permits, module, project, deployer
+):
+    """The account installs a second deployment of the session module (a new release beside the old one, another
+    dapp's) and the same key holds the same signing permissions through both. The ERC-7739 wrapping names the module
+    (the salt of the account's domain as the module describes it), so a permit or a sign-in signed through one
+    deployment, its routing prefix swapped for the other's, is refused there: ending the session on one deployment
+    is not undone by carrying its signatures to the other, nor a deployment's revocation read by the other."""
+    from conftest import ETHER, SessionHarness
+
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    project.ForceFeed.deploy(second.address, value=ETHER, sender=deployer)
+    account = sessions.account(signing.owner, salt=43)
+    sdk = signing.net.session(signing.grant(account), signing.key)
+    SessionHarness(sessions.h, second).install(account, signing.owner)
+    SessionHarness(sessions.h, second).grant_onchain(account, signing.owner, signing.session)
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    through_first = sdk.sign_typed_data(data)
+    through_second = forge_typed_data(sdk, data, module=second.address)
+    assert through_first[:20] == to_bytes(module.address)
+    assert through_second[:20] == to_bytes(second.address)
+    for signature, judge in ((through_first, module), (through_second, second)):
+        assert permits.isValidSignatureNow(account, digest, signature)
+        assert refusal(judge, account, digest, signature, permits.address) is None
+    message, sign_in = sdk.sign_in("app.example.com", uri="https://app.example.com/login")
+    from keyscope.typed_data import eip191_hash
+
+    sign_in_hash = eip191_hash(message.encode())
+    assert permits.isValidSignatureNow(account, sign_in_hash, sign_in)
+    moved = (
+        (digest, to_bytes(second.address) + through_first[20:], second),
+        (digest, to_bytes(module.address) + through_second[20:], module),
+        (sign_in_hash, to_bytes(second.address) + sign_in[20:], second),
+    )
+    for hash_, signature, judge in moved:
+        assert not permits.isValidSignatureNow(account, hash_, signature)
+        assert refusal(judge, account, hash_, signature, permits.address) == "InvalidSessionSignature"
+
+
 def test_a_sign_in_for_another_account_is_refused(signing, permits, module):
     sdk = signing.sdk(0)
     message, _ = sdk.sign_in("app.example.com", uri="https://app.example.com")

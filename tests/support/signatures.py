@@ -21,11 +21,14 @@ def forge_typed_data(
     account: str | None = None,
     chain_id: int | None = None,
     co_signer: LocalSigner | None = None,
+    module: str | None = None,
 ) -> bytes:
     """``session``'s signature of ``data`` under its signing permission ``permission``, unchecked, routed for its
     account kind; ``account`` and ``chain_id`` replace the real ones in the ERC-7739 wrapping; a co-signed session's
-    co-signature by ``co_signer`` (none: the key's signature alone)."""
+    co-signature by ``co_signer`` (none: the key's signature alone); ``module`` replaces the grant's module in the
+    wrapping, the co-signature and the routing."""
     grant = session.grant
+    module = module or grant.module
     typed = TypedData(data)
     granted = grant.session.typed_data_permissions[permission]
     frames = typed.frames(nested_frames(typed.primary_type, typed.types, granted.nested))
@@ -36,7 +39,7 @@ def forge_typed_data(
         typed.struct_hash,
         account=account or grant.account,
         chain_id=chain_id or grant.chain_id,
-        module=grant.module,
+        module=module,
     )
     signature = session.key.sign_hash(signed)
     if grant.session.co_signer is None:
@@ -45,8 +48,8 @@ def forge_typed_data(
         co = None
         if co_signer is not None:
             co = co_signer.sign_hash(
-                co_sign_digest(grant.session_id, signed, chain_id=grant.chain_id, module=grant.module)
+                co_sign_digest(grant.session_id, signed, chain_id=grant.chain_id, module=module)
             )
         header = Signer(grant.session_key, grant.session_id, True, co is not None).header(signature, co)
     body = encode_typed_data_signature(header, granted.domain_separator, granted.contents_type_hash, frames)
-    return session.kind.validator_erc1271_signature(grant.module, body)
+    return session.kind.validator_erc1271_signature(module, body)
