@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import KIND
-from keyscope import Policy, arg
+from keyscope import ENTRY_POINT_V07, ENTRY_POINT_V08, Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription, format_amount
 from keyscope.consent.describe import describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
@@ -403,6 +403,39 @@ def test_a_signing_permission_without_a_contract_is_warned_about(words, usdc) ->
     anywhere = _permit_permission(usdc, {"name": "Permit2", "chainId": 1})
     dangers = _texts(words(typed_data_permissions=(anywhere,)), "danger")
     assert any("names no contract" in text for text in dangers)
+
+
+_USER_OPERATION_TYPES = {
+    "PackedUserOperation": [
+        {"name": "sender", "type": "address"},
+        {"name": "nonce", "type": "uint256"},
+        {"name": "callData", "type": "bytes"},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    ("domain", "primary"),
+    [
+        (
+            {"name": "ERC4337", "version": "1", "chainId": 1, "verifyingContract": ENTRY_POINT_V08},
+            "PackedUserOperation",
+        ),
+        ({"name": "Anything", "chainId": 1, "verifyingContract": ENTRY_POINT_V07}, "PackedUserOperation"),
+        ({"name": "SomeAccount", "chainId": 1, "verifyingContract": ROUTER}, "PackedUserOperation"),
+    ],
+)
+def test_a_signing_permission_that_can_sign_user_operations_is_warned_about(words, domain, primary) -> None:
+    """A session that may sign UserOperations in the account's name can drive any account whose owner is this
+    account's ERC-1271: the owner is told so in words of its own, beyond the generic signing warning."""
+    permission = Policy.typed_data(domain, _USER_OPERATION_TYPES, primary)
+    dangers = _texts(words(typed_data_permissions=(permission,)), "danger")
+    assert any("signs UserOperations" in text and "would run the operations" in text for text in dangers)
+
+
+def test_a_permit_permission_is_not_taken_for_one_that_signs_user_operations(words, usdc) -> None:
+    dangers = _texts(words(typed_data_permissions=(_permit_permission(usdc),)), "danger")
+    assert not any("UserOperations" in text for text in dangers)
 
 
 def test_a_uint160_argument_reads_as_a_number_not_an_address(words, usdc) -> None:

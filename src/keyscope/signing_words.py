@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .artifacts import ENTRY_POINTS
 from .message_signing import nested_frames
 from .session import Rule, Session, TypedDataPermission, contents_definitions
 from .typed_data import Field
@@ -89,12 +90,27 @@ def signing_warnings(session: Session) -> list[str]:
             "order) can move the account's assets without an operation, and lifetime limits do not count what it "
             "signs"
         )
+        if _names_an_entry_point(permission):
+            warnings.append(
+                f"The {permission.contents_name} permission is in an EntryPoint's domain or signs UserOperations: an "
+                "account that takes this account's signature as its owner's (one it owns, or a multisig it is a "
+                "signer of) would run the operations the session signs"
+            )
         if not permission.domain_fields & 0x08:
             warnings.append(
                 f"The {permission.contents_name} permission names no contract: any contract whose domain matches "
                 "the rest accepts its signatures"
             )
     return warnings
+
+
+def _names_an_entry_point(permission: TypedDataPermission) -> bool:
+    """Whether a signing permission can sign UserOperations: its domain names a known EntryPoint, or its primary
+    type is a UserOperation's (whatever its domain, since the contract it names is not always a known one)."""
+    entry_points = {release.address.lower() for release in ENTRY_POINTS.values()}
+    return (
+        bool(permission.domain_fields & 0x08) and permission.verifying_contract.lower() in entry_points
+    ) or "UserOperation" in permission.contents_name
 
 
 def co_signer_line(session: Session) -> str | None:
