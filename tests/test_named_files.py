@@ -28,6 +28,7 @@ from keyscope.sponsor import SponsorshipPolicy
 from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.store import open_store
 from keyscope.textfile import read_text_file
+from support.postgres import postgres_fixture
 from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
 from test_store import make_grant
 
@@ -39,6 +40,8 @@ ABI = [
 ]
 # a UTF-16 file, as some editors save JSON: not UTF-8 from its second byte on
 UTF16 = '{"module": "0x"}'.encode("utf-16")
+
+postgres_server = postgres_fixture(scope="module")
 
 
 def one_line_refusal(args: list[str]) -> str:
@@ -163,6 +166,46 @@ def test_a_command_that_only_reads_writes_no_store_into_an_empty_folder_or_anoth
             ("users",)
         ]
         assert database.execute("SELECT * FROM users").fetchall() == [(1, "ann")]
+
+
+def test_a_command_that_only_reads_writes_no_store_into_another_programs_postgresql_database(
+    postgres_server,
+) -> None:
+    """A mistyped --store naming another program's PostgreSQL database (or a schema of its own through the
+    search_path) is refused by the commands that only read, and gets none of keyscope's tables; a database that
+    holds a keyscope store is listed as before."""
+    import psycopg
+
+    other = postgres_server.create_database()
+    with psycopg.connect(other, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER, name TEXT)")
+        conn.execute("INSERT INTO users VALUES (1, 'ann')")
+    empty_schema = postgres_server.create_schema()
+    said = (
+        "the PostgreSQL database holds no keyscope store (no keyscope tables where the connection looks), and "
+        "nothing was written to it: check the database and its search_path, or give the store your workers use"
+    )
+    for url in (other, empty_schema):
+        for command in (["sessions"], ["outbox"], ["revoke", "0xabcd"]):
+            refusal = one_line_refusal([command[0], "--store", url, *command[1:]])
+            assert refusal.startswith("error: --store ") and refusal.endswith(said), refusal
+    with psycopg.connect(other) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        assert tables == [("users",)]
+        assert conn.execute("SELECT * FROM users").fetchall() == [(1, "ann")]
+
+    ours = postgres_server.create_database()
+    grant = make_grant()
+    store = open_store(ours)
+    try:
+        store.put_grant(grant)
+    finally:
+        store.close()
+    listed = CliRunner().invoke(main, ["sessions", "--store", ours, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert grant.session_id.hex() in listed.output.replace("0x", ""), listed.output
 
 
 @pytest.mark.parametrize(

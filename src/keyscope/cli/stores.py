@@ -16,6 +16,7 @@ from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
 from ..store.file import MARKER
+from ..store.sql import postgres_holds_a_store
 from ..urls import hide_password
 from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
@@ -124,6 +125,12 @@ def _require_existing(url: str, shown: str) -> None:
     relative SQLite path that was meant as an absolute one)."""
     path = _local_path(url)
     if path is None:
+        if url.lower().startswith(("postgresql:", "postgres:")) and not postgres_holds_a_store(url):
+            raise SessionStoreError(
+                f"--store {shown}: the PostgreSQL database holds no keyscope store (no keyscope tables where the "
+                "connection looks), and nothing was written to it: check the database and its search_path, or give "
+                "the store your workers use"
+            )
         return
     if path.exists():
         _require_a_store_there(url, path, shown)

@@ -42,6 +42,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
@@ -91,7 +92,7 @@ from .base import (
     unknown_operation,
 )
 from .crypto import KeyEncryptionKey, ScryptParams
-from .migrations import applied_versions, migrate
+from .migrations import applied_versions, migrate, schema_version_table
 from .schema import NONCE_CLAIMED, current
 
 __all__ = ["SqlStore"]
@@ -316,6 +317,23 @@ def _postgres_engine(url: URL) -> Engine:
         raise ConfigurationError(
             "SQLAlchemy cannot load the psycopg driver: pip install 'psycopg[binary]'"
         ) from None
+
+
+def postgres_holds_a_store(url: str) -> bool:
+    """Whether the PostgreSQL database at ``url`` holds a keyscope store (its schema's version table, in the schema
+    the connection searches), asked without writing anything: a command that only reads refuses a database
+    without one rather than set a store up in it. :class:`SessionStoreError` when the server cannot be reached."""
+    parsed, dialect = _normalize_url(url)
+    engine = _postgres_engine(parsed)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table(schema_version_table.name)
+    except DBAPIError as exc:
+        raise dialect.describe(exc, hide_password(url)) from None
+    except SQLAlchemyError as exc:
+        raise SessionStoreError(f"store {hide_password(url)}: {type(exc).__name__}: {exc}") from None
+    finally:
+        engine.dispose()
 
 
 class SqlStore(SessionStore):
