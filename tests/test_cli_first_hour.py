@@ -33,6 +33,7 @@ from keyscope.cli.options import OptionsAfterDashes
 from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
 from keyscope.hexutil import to_address as to_checksum
+from keyscope.module import SessionStatus
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from test_store import ACCOUNT as STORE_ACCOUNT
@@ -106,6 +107,15 @@ def test_a_corrupted_grant_row_is_flagged_and_the_others_are_listed(grants, tmp_
         f"session 0x{grants[2].session_id.hex()} of {grants[2].account} is revoked in the store"
         in revoked.output
     )
+    # a revoked session has no time left, whatever its window says
+    code, output = sessions(url, "--json")
+    assert code == 0, output
+    (_revoked,) = [
+        item for item in json.loads(output)["sessions"] if item["status"] == SessionStatus.REVOKED.value
+    ]
+    code, table = sessions(url)
+    words = " ".join(re.sub("[\u2500-\u257f]", " ", table).split())
+    assert code == 0 and words.count("none: revoked") == 1, table
 
 
 def _two_grants_sharing_a_prefix() -> tuple[Any, Any]:

@@ -195,7 +195,10 @@ class SessionReport:
         return max(0, self.valid_after - self.now)
 
     def describe_time_left(self) -> str:
-        """``59 min 30 s left``, ``expired 5 min ago``, ``never expires``, ``starts in 10 min``."""
+        """``59 min 30 s left``, ``expired 5 min ago``, ``never expires``, ``starts in 10 min``; ``none: revoked``
+        (or invalidated) for a session that is dead whatever its window says."""
+        if self.status in (SessionStatus.REVOKED.value, SessionStatus.INVALIDATED.value):
+            return f"none: {self.status}"
         if self.starts_in:
             return f"starts in {describe_duration(self.starts_in)}"
         if self.time_left is None:
