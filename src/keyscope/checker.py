@@ -49,12 +49,13 @@ from .errors import (
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
+    shown,
 )
 from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
-from .limits import UINT48_MAX, Counters, count_limits, initial_counters
+from .limits import UINT48_MAX, Counter, Counters, count_limits, initial_counters
 from .policy import AbiType, parse_signature
 from .session import ArgType, Condition, Permission, Rule, Session
 from .userop import EIP7702_FACTORY, UserOperation
@@ -71,6 +72,8 @@ __all__ = [
 VALUE_LIMIT_MAX = 2**96 - 1
 """The module stores value limits in 96 bits: larger limits act as this one."""
 
+_NOW_MAX = 2**64 - 1
+"""The latest ``now`` a check takes (the EVM's block timestamp is a uint64)."""
 _SIGN_FLIP = 1 << 255
 _WORD_0X40 = (0x40).to_bytes(32, "big")
 _ZERO_SELECTOR = bytes(4)
@@ -299,6 +302,7 @@ class PolicyChecker:
         if not session.limits or not any(session.is_limited(i) for i in used):
             return None
         _claimable(at)
+        _countable(session, counters)
         calls = decode_execute(call_data).calls
         counted = count_limits(
             session,
@@ -398,6 +402,7 @@ class PolicyChecker:
         session = self.session
         if session.limits and any(session.is_limited(i) for i in used):
             _claimable(at)
+            _countable(session, counters)
             result = count_limits(
                 session,
                 [(i, call.value, call.data) for i, call in zip(used, batch, strict=True)],
@@ -512,6 +517,11 @@ class PolicyChecker:
         at: int | None = None,
     ) -> CheckResult:
         session = self.session
+        if now is not None and not (type(now) is int and 0 <= now <= _NOW_MAX):
+            raise BadInputError(
+                f"now={shown(now)} is not a unix time in whole seconds from 0 to 2**64 - 1: give an int, such as "
+                "int(time.time()), or None for the wall clock"
+            )
         moment = int(time.time()) if now is None else now
         valid_after, valid_until, counters = session.valid_after, session.valid_until, None
         if counted is not None:
@@ -710,8 +720,33 @@ def _claimable(at: int | None) -> None:
     """Refuse a claimed time the signature's 6-byte field cannot carry (the module would never see it)."""
     if at is not None and not (type(at) is int and 0 <= at <= UINT48_MAX):
         raise BadInputError(
-            f"claimed time {at!r} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
+            f"claimed time {shown(at)} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
         )
+
+
+def _countable(session: Session, counters: Counters | None) -> None:
+    """Refuse counters that are not one :class:`~keyscope.limits.Counter` per limit of the session."""
+    if counters is None:
+        return
+    if not isinstance(counters, (tuple, list)) or len(counters) != len(session.limits):
+        size = len(counters) if isinstance(counters, (tuple, list)) else None
+        got = f"{size} counters" if size is not None else f"a {type(counters).__name__}"
+        raise BadInputError(
+            f"counters must hold one Counter per limit of the session ({len(session.limits)}), got {got}: pass "
+            "the session's counters (session.usage(), counters_from_chain) or None for a fresh session's"
+        )
+    for index, counter in enumerate(counters):
+        if not (
+            isinstance(counter, Counter)
+            and type(counter.left) is int
+            and type(counter.period) is int
+            and counter.left >= 0
+            and counter.period >= 0
+        ):
+            raise BadInputError(
+                f"counter {index} is {shown(counter)}, not a keyscope.limits.Counter of non-negative ints: pass the "
+                "session's counters (session.usage(), counters_from_chain) or None for a fresh session's"
+            )
 
 
 def _when(moment: int) -> str:
@@ -772,6 +807,11 @@ def check(
     module docstring). Compiled sessions are cached, so repeated checks cost a few microseconds.
     """
     checker = _checker_for(subject, account, module)
+    if not isinstance(operation, (UserOperation, bytes, str, bytearray, memoryview, Call, list, tuple)):
+        raise BadInputError(
+            f"check() takes execute callData (bytes or 0x-hex), a Call or a list of Calls, or a UserOperation; "
+            f"got {type(operation).__name__}"
+        )
     if isinstance(operation, UserOperation):
         return checker.check_operation(operation, now=now, revoked=revoked)
     if isinstance(operation, (bytes, str)):
