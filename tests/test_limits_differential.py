@@ -1,7 +1,9 @@
 """The checker against the deployed module over sequences of operations: stateful differential fuzzing of limits.
 
 A hypothesis ``RuleBasedStateMachine`` grants a random session with random limits (every kind, over the life or
-per period, shared between permissions or not) to an ape test account playing the smart account, then runs random
+per period, shared between permissions or not; amounts up to and past the module's 176-bit saturation; an argument
+counted at the amount's word, the recipient's or past the calldata; a gas cap over some operations' cost, or none)
+to an ape test account playing the smart account, then runs random
 steps: operations (single calls or batches, values and amounts around what is left, claimed times around the
 periods' boundaries or none, gas fields with and without a listed paymaster), and the clock moving on. For each
 operation the module's ``validateUserOp`` runs first as an ``eth_call``; the checker, given the counters it
@@ -27,7 +29,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from keyscope.checker import PolicyChecker
-from keyscope.errors import LimitError, LimitExceededError, SessionExpiredError, SessionNotYetValidError
+from keyscope.errors import (
+    GasCostTooHighError,
+    LimitError,
+    LimitExceededError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.limits import Counters, counters_from_chain, initial_counters
@@ -56,6 +64,7 @@ PAYMASTER = to_address(keccak(b"keyscope limit paymaster")[12:])
 PERIODS = (0, 60, 3600, 3600)
 _keys = iter(range(10**9))
 TALLY: Counter[str] = Counter()
+U256 = 2**256 - 1
 
 
 def _key() -> LocalSigner:
@@ -113,11 +122,14 @@ class LimitMachine(RuleBasedStateMachine):
                     if not chosen:
                         kind = LimitKind.CALLS
                         chosen = [0]
+                # the amount's word (32), the recipient's (0: an address, a large number) or one past the
+                # calldata of transfer(address,uint256) (64: every such call is refused)
+                offsets = st.sampled_from([32, 32, 32, 0, 64]) if kind == LimitKind.AMOUNT else st.just(0)
                 meters = tuple(
-                    Meter(permission=p, offset=32 if kind == LimitKind.AMOUNT else 0) for p in chosen
+                    Meter(permission=p, offset=data.draw(offsets, label=f"offset {n}")) for p in chosen
                 )
             amount = data.draw(
-                st.sampled_from([3, 10, 25, 100, 100, 0])
+                st.sampled_from([3, 10, 25, 100, 100, 0, 2**176 - 1, 2**176, U256])
                 if kind != LimitKind.GAS
                 else st.sampled_from([10**15, 3 * 10**15, 10**17, 0]),
                 label=f"amount {n}",
@@ -135,7 +147,9 @@ class LimitMachine(RuleBasedStateMachine):
             "session_key": self.key.address,
             "valid_after": valid_after,
             "valid_until": data.draw(st.sampled_from([0, valid_after + 7200]), label="valid until"),
-            "max_gas_cost": 0,
+            # around the operations' costs (350,000 to 370,000 gas at 1 wei, 1 gwei or 2 gwei): a cap refuses some
+            # before their limits count them, unless the session lists their paymaster
+            "max_gas_cost": data.draw(st.sampled_from([0, 0, 5 * 10**14, 3 * 10**14]), label="gas cap"),
             "paymasters": data.draw(st.sampled_from([(), (PAYMASTER,)]), label="paymasters"),
             "permissions": permissions,
             "limits": tuple(limits),
@@ -177,7 +191,9 @@ class LimitMachine(RuleBasedStateMachine):
             if permission.selector == bytes(4):
                 calls.append(Call(permission.target, value, b""))
                 continue
-            amount = data.draw(st.sampled_from([1, 2, 5, 0, 10, 26, 2**255]), label=f"amount {c}")
+            amount = data.draw(
+                st.sampled_from([1, 2, 5, 0, 10, 26, 2**255, 2**176 - 1, 2**176]), label=f"amount {c}"
+            )
             payload = PAY + abi_encode(["address", "uint256"], [TARGETS[0], amount])
             if data.draw(st.integers(0, 9), label=f"cut {c}") == 0:
                 payload = payload[: data.draw(st.sampled_from([4, 35, 67]), label=f"cut at {c}")]
@@ -216,7 +232,7 @@ class LimitMachine(RuleBasedStateMachine):
         module_data, error = self._eth_call(data_)
         try:
             verdict: Any = self.checker.check_operation(op, now=self.now, counters=self.counters, at=at)
-        except (LimitError, SessionExpiredError, SessionNotYetValidError) as refused:
+        except (LimitError, GasCostTooHighError, SessionExpiredError, SessionNotYetValidError) as refused:
             verdict = refused
         self._agree(verdict, module_data, error)
         if module_data is not None and entry_point_in_window(module_data, self.now):
@@ -243,6 +259,10 @@ class LimitMachine(RuleBasedStateMachine):
     def _agree(self, verdict: Any, module_data: int | None, error: tuple[str, dict[str, Any]] | None) -> None:
         context = f"session {self.session!r}\nnow {self.now}, counters {self.counters}\nchecker {verdict!r}\nmodule {error or module_data}"
         TALLY[type(verdict).__name__ if not isinstance(verdict, LimitError) else verdict.reason] += 1
+        if isinstance(verdict, GasCostTooHighError):
+            assert error is not None and error[0] == "GasCostTooHigh", context
+            assert (error[1]["cost"], error[1]["limit"]) == (verdict.cost, verdict.limit), context
+            return
         if isinstance(verdict, LimitError):
             assert error is not None and error[0] == verdict.reason, context
             args = error[1]
