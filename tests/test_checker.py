@@ -720,6 +720,16 @@ def test_valid_until_zero_never_expires():
         subject.check_calls(mint(), now=4)
 
 
+@pytest.mark.parametrize("valid_after", [0, 2**48 - 1])
+def test_no_end_is_the_end_of_48_bit_time_as_the_entry_point_reads_it(valid_after):
+    """EntryPoint v0.7 and v0.8 read validUntil 0 as type(uint48).max: past it, every operation is expired."""
+    subject = checker(MINT, valid_after=valid_after)
+    assert subject.check_calls(mint(), now=2**48 - 1).valid_until == 0
+    with pytest.raises(SessionExpiredError, match=r"past 2\*\*48 - 1.*valid_until 0") as expired:
+        subject.check_calls(mint(), now=2**48)
+    assert "check the clock" in str(expired.value)
+
+
 def test_without_now_the_wall_clock_decides():
     now = int(time.time())
     assert checker(MINT, valid_until=now + 3600).check_calls(mint())

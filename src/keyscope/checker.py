@@ -543,6 +543,13 @@ class PolicyChecker:
                 "session",
                 self.session_id,
             )
+        if moment > UINT48_MAX:  # validUntil 0 (no end) reads as type(uint48).max at the EntryPoint
+            raise SessionExpiredError(
+                f"now ({_when(moment)}) is past 2**48 - 1 ({_when(UINT48_MAX)}), where the EntryPoint ends every "
+                f"window, that of {self._name} included (its valid_until 0, no end, reads as that moment): check the "
+                "clock you passed as now",
+                self.session_id,
+            )
         if moment < self._opening(valid_after) or (valid_until and moment > valid_until):
             raise self._outside_period(moment, valid_after, valid_until, at)
         return CheckResult(valid_after, valid_until, used, counters)
