@@ -968,6 +968,8 @@ NARROW = (  # (type, a canonical value of it) for one rule each, 32 bytes apart
 )
 CAP = 10**15
 """The gas cap of the chosen gas scenario (wei)."""
+SEVEN_PAYMASTERS = tuple(to_address(keccak(f"keyscope listed paymaster {i}".encode())[12:]) for i in range(7))
+"""As many paymasters as a session lists: their words follow a permission's rule words, up to the 31-word room."""
 
 
 def _gas(
@@ -1153,6 +1155,49 @@ def chosen_cases(
             ],
             {},
         ),
+        **{
+            f"window {name}": (
+                (Permission(target=B, selector=bytes(4), value_limit=5),),
+                [transfer, encode_execute(Call(B, 6, b""))],
+                {"valid_after": after, "valid_until": until},
+            )
+            for name, (after, until) in {
+                "open on both ends": (0, 0),
+                "from the 48-bit maximum": (2**48 - 1, 0),
+                "until the 48-bit maximum": (0, 2**48 - 1),
+                "of the last two seconds": (2**48 - 2, 2**48 - 1),
+                "of the first two seconds": (0, 1),
+                "from 1 until 2": (1, 2),
+            }.items()
+        },
+        "seven paymasters after rules that fill the room": (
+            (
+                Permission(
+                    target=A,
+                    selector=TRANSFER,
+                    rules=(  # wide first values (above 2**216): 21 + 3 words, then the 7 paymasters' words
+                        _rule(Condition.ONE_OF, (2**216, *range(1, 20))),
+                        _rule(Condition.IN_RANGE, (2**216, 2**220), 32),
+                    ),
+                ),
+            ),
+            [
+                _gas(
+                    encode_execute(Call(A, 0, TRANSFER + _words(19, 2**216))), at_cap * 10, paymaster, (1, 1)
+                )
+                for paymaster in (*SEVEN_PAYMASTERS, PAYMASTERS[0])
+            ]
+            + [
+                _gas(encode_execute(Call(A, 0, TRANSFER + _words(*words))), fee, SEVEN_PAYMASTERS[6])
+                for words in ((20, 2**216), (2**216, 2**216 - 1), (2**216, 2**220 + 1), (2**216, 2**220))
+                for fee in (at_cap, at_cap * 10)
+            ]
+            + [
+                _gas(encode_execute(Call(A, 0, TRANSFER + _words(2**216, 2**220))), fee)
+                for fee in (at_cap, at_cap + 1)
+            ],
+            {"max_gas_cost": CAP, "paymasters": SEVEN_PAYMASTERS},
+        ),
         "forbidden targets, transfers and 1-3 byte calldata": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
             [encode_execute([Call(A, 0, TRANSFER), Call(target, 0, b"")]) for target in (account, module)]
@@ -1168,9 +1213,8 @@ def chosen_cases(
 def test_chosen_cases_agree_with_the_module(probe, name):
     permissions, operations_, fields = chosen_cases(probe.address, probe.module.address)[name]
     key = fresh_key()
-    session = Session(
-        session_key=key.address, valid_after=T0, valid_until=T0 + 60, permissions=permissions, **fields
-    )
+    fields = {"valid_after": T0, "valid_until": T0 + 60, **fields}
+    session = Session(session_key=key.address, permissions=permissions, **fields)
     ops = [
         op if isinstance(op, UserOperation) else UserOperation(sender=B, nonce=0, call_data=op)
         for op in operations_
