@@ -596,10 +596,15 @@ MALFORMED = {
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_non_canonical_execute_encodings_are_refused(name):
-    with pytest.raises(ExecuteDecodeError):
+    with pytest.raises(ExecuteDecodeError) as refused:
         checker(MINT).check(MALFORMED[name], now=T0)
     with pytest.raises(ExecuteDecodeError):
         decode_execute(MALFORMED[name])
+    # what was wrong (words in hex, never a bytes literal), and what to do
+    message = str(refused.value)
+    assert "b'" not in message and 'b"' not in message, message
+    todo = ("encode_execute", "must call the account's execute", "single or batch calls", "at least one call")
+    assert any(words in message for words in todo), message
 
 
 def test_what_the_module_tolerates_the_checker_tolerates():

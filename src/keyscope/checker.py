@@ -74,6 +74,7 @@ VALUE_LIMIT_MAX = 2**96 - 1
 
 _NOW_MAX = 2**64 - 1
 """The latest ``now`` a check takes (the EVM's block timestamp is a uint64)."""
+_ENCODE = "encode the calls with keyscope.execution.encode_execute"
 _SIGN_FLIP = 1 << 255
 _WORD_0X40 = (0x40).to_bytes(32, "big")
 _ZERO_SELECTOR = bytes(4)
@@ -349,7 +350,10 @@ class PolicyChecker:
         data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
         size = len(data)
         if size < 100:
-            raise ExecuteDecodeError(f"execute callData of {size} bytes is shorter than its 100-byte head")
+            raise ExecuteDecodeError(
+                f"execute callData of {size} bytes is shorter than its 100-byte head (selector, mode, offset and "
+                f"length of executionCalldata): {_ENCODE}"
+            )
         if data[:4] != EXECUTE_SELECTOR:
             raise ExecuteDecodeError(
                 f"callData selector 0x{data[:4].hex()} is not execute(bytes32,bytes) "
@@ -363,17 +367,21 @@ class PolicyChecker:
             )
         if data[36:68] != _WORD_0X40:
             raise ExecuteDecodeError(
-                "the executionCalldata offset is not the canonical 0x40: encode with encode_execute"
+                f"the executionCalldata offset is not the canonical 0x40 (it is 0x{int.from_bytes(data[36:68], 'big'):x}): "
+                f"{_ENCODE}"
             )
         length = int.from_bytes(data[68:100], "big")
         if length > size - 100:
             raise ExecuteDecodeError(
-                f"executionCalldata claims {length} bytes but only {size - 100} follow the head"
+                f"executionCalldata claims {length} bytes but only {size - 100} follow the head: {_ENCODE}"
             )
         execution = data[100 : 100 + length]
         if call_type == 0:
             if length < 52:
-                raise ExecuteDecodeError(f"a single execution needs at least 52 bytes, got {length}")
+                raise ExecuteDecodeError(
+                    f"a single execution needs at least 52 bytes (a 20-byte target, then a 32-byte value, then the "
+                    f"call's data), got {length}: {_ENCODE}"
+                )
             used = self._call(
                 0, execution[:20], int.from_bytes(execution[20:52], "big"), execution[52:], revoked
             )
@@ -418,14 +426,17 @@ class PolicyChecker:
     def _batch(self, execution: bytes, revoked: bool) -> tuple[int, ...]:
         size = len(execution)
         if size < 64 or execution[:32] != (0x20).to_bytes(32, "big"):
+            found = f"0x{int.from_bytes(execution[:32], 'big'):x}" if size >= 32 else f"{size} bytes"
             raise ExecuteDecodeError(
-                "the batch is not an ABI-encoded Execution[] at the canonical offset 0x20"
+                f"the batch is not an ABI-encoded Execution[] at the canonical offset 0x20 (found {found}): {_ENCODE}"
             )
         count = int.from_bytes(execution[32:64], "big")
         if count == 0:
             raise ExecuteDecodeError("the batch is empty: an operation makes at least one call")
         if count > (size - 64) // 32:
-            raise ExecuteDecodeError(f"the batch claims {count} calls but is too short for their offsets")
+            raise ExecuteDecodeError(
+                f"the batch claims {count} calls but is too short for their offsets ({size} bytes): {_ENCODE}"
+            )
         expected = count * 32
         used: list[int] = []
         for index in range(count):
@@ -433,21 +444,25 @@ class PolicyChecker:
             offset = int.from_bytes(execution[head : head + 32], "big")
             if offset != expected:
                 raise ExecuteDecodeError(
-                    f"call {index} is not canonically encoded (offset {offset}, expected {expected})"
+                    f"call {index} is not canonically encoded (offset {offset}, expected {expected}): {_ENCODE}"
                 )
             start = 64 + expected
             if start + 128 > size:
-                raise ExecuteDecodeError(f"call {index} runs past the end of the batch")
+                raise ExecuteDecodeError(
+                    f"call {index} runs past the end of the batch ({size} bytes, its head ends at byte "
+                    f"{start + 128}): {_ENCODE}"
+                )
             target = int.from_bytes(execution[start : start + 32], "big")
             if target >> 160 or int.from_bytes(execution[start + 64 : start + 96], "big") != 0x60:
+                data_offset = int.from_bytes(execution[start + 64 : start + 96], "big")
                 raise ExecuteDecodeError(
-                    f"call {index} is not canonically encoded (dirty target bits or a data offset other "
-                    "than 0x60)"
+                    f"call {index} is not canonically encoded (target word 0x{target:064x}, whose high 12 bytes "
+                    f"must be zero; data offset 0x{data_offset:x}, which must be 0x60): {_ENCODE}"
                 )
             length = int.from_bytes(execution[start + 96 : start + 128], "big")
             if length > size - start - 128:
                 raise ExecuteDecodeError(
-                    f"call {index} claims {length} bytes of data past the end of the batch"
+                    f"call {index} claims {length} bytes of data past the end of the batch: {_ENCODE}"
                 )
             value = int.from_bytes(execution[start + 32 : start + 64], "big")
             data = execution[start + 128 : start + 128 + length]
