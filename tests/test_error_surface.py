@@ -452,3 +452,23 @@ def test_check_of_an_operation_that_is_none_of_the_kinds_it_takes() -> None:
         with pytest.raises(BadInputError) as refused:
             check(checker.session, operation, account=checker.account, module=checker.module)
         assert_clear(refused.value, "UserOperation")
+
+
+def test_the_checker_built_or_called_with_what_it_does_not_take() -> None:
+    from keyscope.checker import PolicyChecker
+
+    checker, _ = _limited_checker()
+    account, module = checker.account, checker.module
+    attempts = {
+        "a session": lambda: PolicyChecker("0x" + "ab" * 20, account, module),  # type: ignore[arg-type]
+        "no session": lambda: PolicyChecker(None, account, module),  # type: ignore[arg-type]
+        "a session id": lambda: PolicyChecker(checker.session, account, module, session_id=5),  # type: ignore[arg-type]
+        "a grant": lambda: PolicyChecker.for_grant(checker.session),  # type: ignore[arg-type]
+        "an operation": lambda: checker.check_operation(b"\x00" * 100),  # type: ignore[arg-type]
+        "an operation's fields": lambda: checker.check_operation({"sender": TARGET}),  # type: ignore[arg-type]
+        "an operation's gas": lambda: checker.check_gas_cost(5),  # type: ignore[arg-type]
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(BadInputError) as refused:
+            attempt()
+        assert_clear(refused.value, "Session", "session_id", "UserOperation"), what

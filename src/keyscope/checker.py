@@ -217,6 +217,15 @@ class PolicyChecker:
     ) -> None:
         """``opens_after``: the window opens the second after ``validAfter``, as EntryPoint v0.8 applies it (v0.7
         accepts an operation at ``validAfter`` itself)."""
+        if not isinstance(session, Session):
+            raise BadInputError(
+                f"PolicyChecker checks a keyscope Session, got {type(session).__name__}: pass grant.session, or use "
+                "PolicyChecker.for_grant(grant)"
+            )
+        if not (session_id is None or isinstance(session_id, (str, bytes))):
+            raise BadInputError(
+                f"session_id must be the session's id (0x-hex or 32 bytes) or None, got {type(session_id).__name__}"
+            )
         self.session = session
         self.opens_after = opens_after
         self.account = to_address(account, name="account")
@@ -240,6 +249,11 @@ class PolicyChecker:
     def for_grant(cls, grant: SessionGrant, *, opens_after: bool | None = None) -> PolicyChecker:
         """The checker of a granted session (account, module and session id from the grant). ``opens_after``
         (see the class) defaults to whether the grant's EntryPoint is v0.8's canonical address."""
+        if not isinstance(grant, SessionGrant):
+            raise BadInputError(
+                f"PolicyChecker.for_grant takes a SessionGrant, got {type(grant).__name__}: for a bare Session, use "
+                "PolicyChecker(session, account, module)"
+            )
         if opens_after is None:
             opens_after = canonical_entry_point_version(grant.entry_point) == "0.8"
         return cls(
@@ -276,6 +290,7 @@ class PolicyChecker:
         """Check a whole UserOperation as the module and the EntryPoint will: its callData, then its gas cost
         (:meth:`check_gas_cost`), then its limits (from ``counters`` at the claimed time ``at``), then the
         window."""
+        _operation(op)
         if op.factory == EIP7702_FACTORY and op.factory_data:
             raise InitCallRefusedError(
                 f"the operation carries an EIP-7702 init call of {len(op.factory_data)} bytes (factory 0x7702 with "
@@ -321,6 +336,7 @@ class PolicyChecker:
         cap: its prefund, every gas limit (the paymaster's two included) times maxFeePerGas, as the module
         counts it. A paymaster the session lists in ``paymasters`` lifts the cap; any other does not, since
         a paymaster may charge the account (an ERC-20 paymaster takes its tokens in postOp)."""
+        _operation(op)
         cap = self.session.gas_cap
         if not cap or (op.paymaster is not None and op.paymaster in self.session.paymasters):
             return
@@ -743,6 +759,15 @@ def _claimable(at: int | None) -> None:
     if at is not None and not (type(at) is int and 0 <= at <= UINT48_MAX):
         raise BadInputError(
             f"claimed time {shown(at)} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
+        )
+
+
+def _operation(op: object) -> None:
+    """Refuse anything but a :class:`~keyscope.userop.UserOperation` where a whole operation is checked."""
+    if not isinstance(op, UserOperation):
+        raise BadInputError(
+            f"a whole operation is a keyscope UserOperation, got {type(op).__name__}: build one (UserOperation(...) or "
+            "UserOperation.from_rpc(...)), or check its callData alone with check()"
         )
 
 
