@@ -10,7 +10,7 @@ the module would refuse (``CalldataTooShortForLimit``): enabled anyway, it must 
 
 The fields vary where either side draws a line: the window's ends (0, equal, the 48-bit maximum), the gas cap
 around 1 gwei, paymaster lists of 0 to 8 (the zero address, repeats), permission counts around the module's
-maximum, targets (the account, the module, zero), repeated (target, selector) pairs (one address spelled
+maximum, co-signers (the session key, zero: none, another key), targets (the account, the module, zero), repeated (target, selector) pairs (one address spelled
 twice), rules of every condition (and an unknown one) on valid and invalid argument types, their value counts,
 values that are not canonical for their type, IN_RANGE ends in either order (signed or not), ONE_OF lists
 around 31 values, rule words with the session's paymasters and a limit's meter word around the 31-word room,
@@ -58,6 +58,7 @@ T0 = 1_700_000_000
 ZERO = "0x" + "00" * 20
 TARGETS = tuple(to_address(keccak(f"keyscope grant target {i}".encode())[12:]) for i in range(6))
 PAYMASTERS = tuple(to_address(keccak(f"keyscope grant paymaster {i}".encode())[12:]) for i in range(8))
+CO_SIGNER = to_address(keccak(b"keyscope grant co-signer")[12:])
 SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4))
 VALID_TYPES = (
     ArgType.WORD, ArgType.INT256, ArgType.ADDRESS, ArgType.BOOL, ArgType.UINT8, ArgType.int_of(8),
@@ -115,7 +116,7 @@ def reference_words(draw: st.DrawFn, arg_type: int, dirty: bool) -> int:
 
 FAULTS = (
     "none", "none", "none", "window", "key", "count", "gas cap", "paymasters", "target", "repeat", "condition",
-    "type", "value count", "order", "dirty", "room", "limit kind", "meter", "meters", "meter offset", "period", "limits",
+    "type", "value count", "order", "dirty", "room", "limit kind", "meter", "meters", "meter offset", "period", "limits", "co-signer",
     "mixed", "mixed", "mixed",
 )  # fmt: skip
 """What one generated session gets wrong (one line each, so that the module's later checks are reached too), or
@@ -251,6 +252,7 @@ def sessions(draw: st.DrawFn, key: str, account: str, module: str) -> dict[str, 
     limit_count = 9 if off("limits", 20) else draw(st.sampled_from([0, 0, 1, 2, 3, 8]))
     fields = {
         "session_key": ZERO if off("key", 40) else key,
+        "co_signer": draw(st.sampled_from([key, ZERO, CO_SIGNER])) if off("co-signer") else None,
         "valid_after": valid_after,
         "valid_until": valid_until,
         "max_gas_cost": draw(
@@ -300,9 +302,13 @@ def forged(fields: dict[str, Any]) -> Session:
     """The session exactly as given, past every check of the SDK: what a caller could send the module."""
     return Session.model_construct(
         **{
+            "valid_after": 0,
+            "valid_until": 0,
+            "max_gas_cost": 0,
+            "paymasters": (),
+            "co_signer": None,
             **fields,
             "salt": 0,
-            "co_signer": None,
             "typed_data_permissions": (),
             "sign_in": (),
             "permissions": tuple(
@@ -329,7 +335,7 @@ def forged(fields: dict[str, Any]) -> Session:
                         ),
                     }
                 )
-                for x in fields["limits"]
+                for x in fields.get("limits", ())
             ),
         }
     )
@@ -421,6 +427,27 @@ def test_the_generated_grants_met_each_line(dry_run):
         "both refuse (InvalidSessionKey)",
         "both refuse (TooManyLimits)",
         "both refuse (TooManyMeters)",
+        "both refuse (InvalidCoSigner)",
     ]
     missing = [name for name in expected if not TALLY[name]]
     assert not missing, f"no generated grant met {missing}: {TALLY}"
+
+
+def test_a_zero_co_signer_is_no_co_signer_on_both_sides(dry_run):
+    """The grant carries None as the zero address, and the module reads a zero coSigner as none: the SDK builds
+    such a session as one without a co-signer (the same id), which the module enables."""
+    account, module, enable = dry_run
+    key = to_address(keccak(b"keyscope grant key")[12:])
+    fields = {
+        "session_key": key,
+        "permissions": ({"target": TARGETS[0], "selector": SELECTORS[1], "value_limit": 0, "rules": ()},),
+        "co_signer": ZERO,
+    }
+    session = sdk_verdict(fields, account, module)
+    assert isinstance(session, Session), session
+    assert session.co_signer is None
+    assert session.session_id(account, 0) == Session(**{**fields, "co_signer": None}).session_id(account, 0)
+    assert enable(session) is None and enable(forged(fields)) is None
+    refused = sdk_verdict({**fields, "co_signer": key}, account, module)
+    assert isinstance(refused, BadInputError) and "another key than the session key" in str(refused)
+    assert enable(forged({**fields, "co_signer": key}))[0] == "InvalidCoSigner"
