@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from keyscope.checker import PolicyChecker
+from keyscope.erc1271 import co_sign_digest
 from keyscope.errors import (
     GasCostTooHighError,
     LimitError,
@@ -49,6 +50,7 @@ from keyscope.session import (
     Permission,
     Session,
     encode_at_signature,
+    encode_session_signature,
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
@@ -332,3 +334,83 @@ def test_the_checker_and_the_module_count_alike(machine):
     ]
     for outcome in [*required, *(["PeriodPassed"] if DEEP else [])]:
         assert TALLY[outcome], f"no {outcome} among the generated operations: {TALLY}"
+
+
+def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, chain):
+    """A key holding a co-signed session with a limit and a plain session on the same (target, selector): SESSION
+    operations count towards the co-signed session's limit, as the checker of that session predicts, until it
+    refuses them; the key's own operations (USE_WITH_KEY) reach the plain session, which counts nothing, and leave
+    the co-signed session's count where it was."""
+    account = accounts[5]
+    call = raw_call(chain)
+    key, co_signer = _key(), _key()
+    pay = Permission(target=TARGETS[1], selector=PAY)
+    co_signed = Session(
+        session_key=key.address,
+        co_signer=co_signer.address,
+        permissions=(pay,),
+        limits=(Limit(kind=LimitKind.CALLS, amount=2, meters=(Meter(permission=0),)),),
+    )
+    plain = Session(session_key=key.address, permissions=(pay,))
+    epoch = int(module.epochOf(account.address))
+    ids = []
+    for session in (co_signed, plain):
+        module.enableSession(session.as_abi(), sender=account)
+        ids.append(session.session_id(account.address, epoch))
+    checkers = [
+        PolicyChecker(s, account.address, module.address, session_id=i)
+        for s, i in zip((co_signed, plain), ids, strict=True)
+    ]
+    counters = initial_counters(co_signed)
+    call_data = encode_execute(Call(TARGETS[1], 0, PAY + abi_encode(["address", "uint256"], [TARGETS[0], 1])))
+    op = UserOperation(sender=account.address, nonce=0, call_data=call_data)
+
+    def validate(step: int, co_sign: bool) -> tuple[int | None, tuple[str, dict[str, Any]] | None, bytes]:
+        op_hash = keccak(b"co-signed limits %d" % step + key.private_key)
+        signature = key.sign_hash(op_hash)
+        if co_sign:
+            digest = co_sign_digest(ids[0], op_hash, chain_id=chain.chain_id, module=module.address)
+            signature = encode_session_signature(ids[0], signature, co_signer.sign_hash(digest))
+        else:
+            signature = encode_use_with_key_signature(key.address, signature)
+        data = VALIDATE_SELECTOR + abi_encode(
+            [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
+        )
+        try:
+            output = call(
+                {"from": account.address, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
+            )
+        except Exception as failure:
+            return None, decode_revert(revert_bytes(failure)), data
+        raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
+        return int.from_bytes(raw, "big"), None, data
+
+    def usage() -> Counters:
+        raw = chain.provider.web3.eth.call(
+            {"to": module.address, "data": "0x" + limit_usage_data(account.address, ids[0]).hex()}
+        )
+        return decode_limit_counters(co_signed, bytes(raw))
+
+    try:
+        for step, co_sign in enumerate((True, False, True, False, True)):
+            data, error, tx = validate(step, co_sign)
+            if not co_sign:  # the plain session: no limit
+                assert error is None and data == checkers[1].check_operation(op, now=T0).validation_data
+                account.transfer(module.address, 0, data=tx)
+                assert usage() == counters
+                continue
+            try:
+                verdict = checkers[0].check_operation(op, now=T0, counters=counters)
+            except LimitExceededError as refused:
+                assert error is not None and error[0] == "LimitExceeded", (error, refused)
+                assert (error[1]["amount"], error[1]["left"]) == (refused.amount, refused.left) == (1, 0)
+                assert step == 4
+                continue
+            assert error is None and data == verdict.validation_data, (error, data, verdict)
+            account.transfer(module.address, 0, data=tx)
+            counters = verdict.counters
+            assert usage() == counters
+        assert counters[0].left == 0
+    finally:
+        for session_id in ids:
+            module.revokeSession(session_id, sender=account)
