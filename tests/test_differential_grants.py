@@ -14,7 +14,8 @@ maximum, co-signers (the session key, zero: none, another key), targets (the acc
 twice), rules of every condition (and an unknown one) on valid and invalid argument types, their value counts,
 values that are not canonical for their type, IN_RANGE ends in either order (signed or not), ONE_OF lists
 around 31 values, rule words with the session's paymasters and a limit's meter word around the 31-word room,
-and limits of every kind (and an unknown one), periods around the 60-second minimum, meters on missing
+sign-in websites (1 to 255 printable ASCII bytes, or not; repeated; up to 9 signing permissions, with or without
+call permissions), and limits of every kind (and an unknown one), periods around the 60-second minimum, meters on missing
 permissions, with offsets, or more than 8 on one permission, and more than 8 limits.
 
 The dry runs are ``eth_call`` s from the account: no session stays enabled.
@@ -58,6 +59,10 @@ T0 = 1_700_000_000
 ZERO = "0x" + "00" * 20
 TARGETS = tuple(to_address(keccak(f"keyscope grant target {i}".encode())[12:]) for i in range(6))
 PAYMASTERS = tuple(to_address(keccak(f"keyscope grant paymaster {i}".encode())[12:]) for i in range(8))
+DOMAINS = ["app.example.com", "localhost:3000", "!", "~" * 255, "a.b"]
+ODD_DOMAINS = ["", "a" * 256, "has space", "tab\tthere", "caf\u00e9.com", "del\x7f", "new\nline"]
+"""Sign-in websites: printable ASCII of 1 to 255 bytes, and otherwise (empty, 256 bytes, a space, a control
+character, UTF-8 beyond ASCII)."""
 CO_SIGNER = to_address(keccak(b"keyscope grant co-signer")[12:])
 SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4))
 VALID_TYPES = (
@@ -116,7 +121,7 @@ def reference_words(draw: st.DrawFn, arg_type: int, dirty: bool) -> int:
 
 FAULTS = (
     "none", "none", "none", "window", "key", "count", "gas cap", "paymasters", "target", "repeat", "condition",
-    "type", "value count", "order", "dirty", "room", "limit kind", "meter", "meters", "meter offset", "period", "limits", "co-signer",
+    "type", "value count", "order", "dirty", "room", "limit kind", "meter", "meters", "meter offset", "period", "limits", "co-signer", "sign-in",
     "mixed", "mixed", "mixed",
 )  # fmt: skip
 """What one generated session gets wrong (one line each, so that the module's later checks are reached too), or
@@ -223,7 +228,7 @@ def sessions(draw: st.DrawFn, key: str, account: str, module: str) -> dict[str, 
     else:
         valid_after = draw(edge.filter(lambda m: m < U48))
         valid_until = draw(st.sampled_from([0, valid_after + 1, U48]))
-    count = draw(st.sampled_from([0, 16, 17])) if off("count") else draw(st.sampled_from([1, 2, 3, 16]))
+    count = draw(st.sampled_from([0, 16, 17])) if off("count") else draw(st.sampled_from([0, 1, 2, 3, 16]))
     paymasters = draw(
         st.one_of(
             st.just(list(PAYMASTERS)),
@@ -253,6 +258,13 @@ def sessions(draw: st.DrawFn, key: str, account: str, module: str) -> dict[str, 
     fields = {
         "session_key": ZERO if off("key", 40) else key,
         "co_signer": draw(st.sampled_from([key, ZERO, CO_SIGNER])) if off("co-signer") else None,
+        "sign_in": tuple(
+            draw(
+                st.lists(st.sampled_from(DOMAINS + ODD_DOMAINS), min_size=1, max_size=9)
+                if off("sign-in", 4)
+                else st.lists(st.sampled_from(DOMAINS), max_size=2 if count else 3, unique=True)
+            )
+        ),
         "valid_after": valid_after,
         "valid_until": valid_until,
         "max_gas_cost": draw(
@@ -307,10 +319,10 @@ def forged(fields: dict[str, Any]) -> Session:
             "max_gas_cost": 0,
             "paymasters": (),
             "co_signer": None,
+            "sign_in": (),
             **fields,
             "salt": 0,
             "typed_data_permissions": (),
-            "sign_in": (),
             "permissions": tuple(
                 Permission.model_construct(
                     **{
@@ -428,6 +440,8 @@ def test_the_generated_grants_met_each_line(dry_run):
         "both refuse (TooManyLimits)",
         "both refuse (TooManyMeters)",
         "both refuse (InvalidCoSigner)",
+        "both refuse (InvalidSignInDomain)",
+        "both refuse (InvalidSigningPermissionCount)",
     ]
     missing = [name for name in expected if not TALLY[name]]
     assert not missing, f"no generated grant met {missing}: {TALLY}"
