@@ -725,6 +725,15 @@ def test_valid_until_zero_never_expires():
         subject.check_calls(mint(), now=4)
 
 
+@pytest.mark.parametrize("valid_after", [0, 5])
+def test_for_entry_point_v08_the_window_opens_the_second_after_valid_after(valid_after):
+    """EntryPoint v0.8 refuses ``now <= validAfter``: with validAfter 0 (no start), second 0 too."""
+    subject = PolicyChecker(session(MINT, valid_after=valid_after), ACCOUNT, MODULE, opens_after=True)
+    with pytest.raises(SessionNotYetValidError, match="the second after"):
+        subject.check_calls(mint(), now=valid_after)
+    assert subject.check_calls(mint(), now=valid_after + 1).valid_after == valid_after
+
+
 @pytest.mark.parametrize("valid_after", [0, 2**48 - 1])
 def test_no_end_is_the_end_of_48_bit_time_as_the_entry_point_reads_it(valid_after):
     """EntryPoint v0.7 and v0.8 read validUntil 0 as type(uint48).max: past it, every operation is expired."""

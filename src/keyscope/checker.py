@@ -587,7 +587,8 @@ class PolicyChecker:
 
     def _opening(self, valid_after: int) -> int:
         """The first second the EntryPoint accepts an operation whose validation data opens at ``valid_after``."""
-        return valid_after + 1 if self.opens_after and valid_after else valid_after
+        # v0.8 refuses `now <= validAfter`, validAfter 0 (no start) included: even its window opens at second 1
+        return valid_after + 1 if self.opens_after else valid_after
 
     def _v08_note(self, valid_after: int) -> str:
         return (
