@@ -322,6 +322,28 @@ def assert_agree(case: Case) -> str:
     return "accepted"
 
 
+def entry_point_v08_in_window(validation_data: int, now: int) -> bool:
+    """EntryPoint v0.8 (EntryPoint._getValidationData): as v0.7, but the operation is out of range when
+    ``now > validUntil || now <= validAfter``: the window opens the second after validAfter."""
+    valid_until = (validation_data >> 160) & (2**48 - 1) or 2**48 - 1
+    valid_after = (validation_data >> 208) & (2**48 - 1)
+    return not (now > valid_until or now <= valid_after)
+
+
+def assert_agree_v08(case: Case, category: str) -> None:
+    """A checker for EntryPoint v0.8 (``opens_after``) refuses the calls the v0.7 one refuses, for the same reason,
+    and when the module accepts the policy, accepts ``now`` exactly when v0.8's window does."""
+    verdict, module = case.verdict, case.module
+    if category not in ("accepted", "outside window"):
+        assert not isinstance(verdict, (CheckResult, SessionExpiredError, SessionNotYetValidError)), case
+        return
+    assert module.data is not None, case
+    if entry_point_v08_in_window(module.data, case.now):
+        assert isinstance(verdict, CheckResult) and verdict.validation_data == module.data, case
+    else:
+        assert isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)), case
+
+
 def window_probes(session: Session) -> list[int]:
     """Moments around the session's window ends, where the EntryPoint's inequalities matter."""
     moments = {0, T0, 2**48 - 1}
@@ -350,12 +372,20 @@ def run_case(
     module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
+    v08 = PolicyChecker(
+        checker.session, checker.account, checker.module, session_id=checker.session_id, opens_after=True
+    )
     for now in window_probes(checker.session):
         try:
             verdict: CheckResult | Exception = checker.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
             verdict = error
         category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module))
+        try:
+            verdict_v08: CheckResult | Exception = v08.check_operation(op, now=now, revoked=revoked)
+        except REFUSALS as error:
+            verdict_v08 = error
+        assert_agree_v08(Case(checker.session, op, with_key, revoked, now, verdict_v08, module), category)
         if category in ("accepted", "outside window"):
             TALLY[f"window: {category}"] += 1
             category = "passes the policy"
