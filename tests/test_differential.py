@@ -7,7 +7,8 @@ policy check runs, failures revert with a custom error) or USE form (no permissi
 
 Each case must agree: the checker accepts exactly when the module returns validation data with a valid
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
-accepts ``now`` exactly when the checker does, and when both refuse, the module's custom error is the
+accepts ``now`` exactly when the checker does (and the window EntryPoint v0.8 applies, when a checker made for v0.8
+does), and when both refuse, the module's custom error is the
 checker's reason, for the same call, permission and rule (or the same cost and cap).
 
 The inputs cover what a target could read otherwise than the module judges it: rules typed with every kind of
