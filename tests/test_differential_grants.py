@@ -156,11 +156,11 @@ def rules(draw: st.DrawFn, off: Off, room: int) -> dict[str, Any]:
         condition = Condition.ONE_OF
         count = room + draw(st.sampled_from([-1, 0, 1]))
     elif off("value count"):
-        count = draw(st.sampled_from([0, 2, 3, 32]))
+        count = draw(st.sampled_from([0, 2, 3, 31, 32]))
     elif condition == Condition.IN_RANGE:
         count = 2
     elif condition == Condition.ONE_OF:
-        count = draw(st.sampled_from([1, 2, 5, 31]))
+        count = draw(st.sampled_from([1, 2, 5, 12]))
     else:
         count = 1
     dirty = off("dirty", 4)
@@ -228,7 +228,9 @@ def sessions(draw: st.DrawFn, key: str, account: str, module: str) -> dict[str, 
     else:
         valid_after = draw(edge.filter(lambda m: m < U48))
         valid_until = draw(st.sampled_from([0, valid_after + 1, U48]))
-    count = draw(st.sampled_from([0, 16, 17])) if off("count") else draw(st.sampled_from([0, 1, 2, 3, 16]))
+    count = draw(st.sampled_from([0, 16, 17])) if off("count") else draw(st.sampled_from([1, 2, 3, 16]))
+    if fault == "sign-in" and draw(st.booleans()):
+        count = 0  # a signing-only session
     paymasters = draw(
         st.one_of(
             st.just(list(PAYMASTERS)),
@@ -413,7 +415,7 @@ def test_the_sdk_refuses_exactly_the_grants_the_module_refuses(dry_run, data):
         TALLY["both enable"] += 1
         return
     refusal = enable(forged(fields))
-    if refusal is None and transfer_total(fields):
+    if refusal is None and transfer_total(fields) and "CalldataTooShortForLimit" in str(verdict):
         TALLY["the SDK refuses a total on a transfer"] += 1
         return
     assert refusal is not None, f"the SDK refused a session the module enables: {verdict}\n{fields!r}"
