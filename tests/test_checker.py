@@ -605,10 +605,15 @@ MALFORMED = {
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_non_canonical_execute_encodings_are_refused(name):
-    with pytest.raises(ExecuteDecodeError):
+    with pytest.raises(ExecuteDecodeError) as refused:
         checker(MINT).check(MALFORMED[name], now=T0)
     with pytest.raises(ExecuteDecodeError):
         decode_execute(MALFORMED[name])
+    # what was wrong (words in hex, never a bytes literal), and what to do
+    message = str(refused.value)
+    assert "b'" not in message and 'b"' not in message, message
+    todo = ("encode_execute", "must call the account's execute", "single or batch calls", "at least one call")
+    assert any(words in message for words in todo), message
 
 
 def test_what_the_module_tolerates_the_checker_tolerates():
@@ -728,6 +733,25 @@ def test_valid_until_zero_never_expires():
     assert subject.check_calls(mint(), now=2**48 - 1)
     with pytest.raises(SessionNotYetValidError):
         subject.check_calls(mint(), now=4)
+
+
+@pytest.mark.parametrize("valid_after", [0, 5])
+def test_for_entry_point_v08_the_window_opens_the_second_after_valid_after(valid_after):
+    """EntryPoint v0.8 refuses ``now <= validAfter``: with validAfter 0 (no start), second 0 too."""
+    subject = PolicyChecker(session(MINT, valid_after=valid_after), ACCOUNT, MODULE, opens_after=True)
+    with pytest.raises(SessionNotYetValidError, match="the second after"):
+        subject.check_calls(mint(), now=valid_after)
+    assert subject.check_calls(mint(), now=valid_after + 1).valid_after == valid_after
+
+
+@pytest.mark.parametrize("valid_after", [0, 2**48 - 1])
+def test_no_end_is_the_end_of_48_bit_time_as_the_entry_point_reads_it(valid_after):
+    """EntryPoint v0.7 and v0.8 read validUntil 0 as type(uint48).max: past it, every operation is expired."""
+    subject = checker(MINT, valid_after=valid_after)
+    assert subject.check_calls(mint(), now=2**48 - 1).valid_until == 0
+    with pytest.raises(SessionExpiredError, match=r"past 2\*\*48 - 1.*valid_until 0") as expired:
+        subject.check_calls(mint(), now=2**48)
+    assert "check the clock" in str(expired.value)
 
 
 def test_without_now_the_wall_clock_decides():

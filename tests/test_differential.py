@@ -7,7 +7,8 @@ policy check runs, failures revert with a custom error) or USE form (no permissi
 
 Each case must agree: the checker accepts exactly when the module returns validation data with a valid
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
-accepts ``now`` exactly when the checker does, and when both refuse, the module's custom error is the
+accepts ``now`` exactly when the checker does (and the window EntryPoint v0.8 applies, when a checker made for v0.8
+does), and when both refuse, the module's custom error is the
 checker's reason, for the same call, permission and rule (or the same cost and cap).
 
 The inputs cover what a target could read otherwise than the module judges it: rules typed with every kind of
@@ -322,6 +323,28 @@ def assert_agree(case: Case) -> str:
     return "accepted"
 
 
+def entry_point_v08_in_window(validation_data: int, now: int) -> bool:
+    """EntryPoint v0.8 (EntryPoint._getValidationData): as v0.7, but the operation is out of range when
+    ``now > validUntil || now <= validAfter``: the window opens the second after validAfter."""
+    valid_until = (validation_data >> 160) & (2**48 - 1) or 2**48 - 1
+    valid_after = (validation_data >> 208) & (2**48 - 1)
+    return not (now > valid_until or now <= valid_after)
+
+
+def assert_agree_v08(case: Case, category: str) -> None:
+    """A checker for EntryPoint v0.8 (``opens_after``) refuses the calls the v0.7 one refuses, for the same reason,
+    and when the module accepts the policy, accepts ``now`` exactly when v0.8's window does."""
+    verdict, module = case.verdict, case.module
+    if category not in ("accepted", "outside window"):
+        assert not isinstance(verdict, (CheckResult, SessionExpiredError, SessionNotYetValidError)), case
+        return
+    assert module.data is not None, case
+    if entry_point_v08_in_window(module.data, case.now):
+        assert isinstance(verdict, CheckResult) and verdict.validation_data == module.data, case
+    else:
+        assert isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)), case
+
+
 def window_probes(session: Session) -> list[int]:
     """Moments around the session's window ends, where the EntryPoint's inequalities matter."""
     moments = {0, T0, 2**48 - 1}
@@ -350,12 +373,20 @@ def run_case(
     module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
+    v08 = PolicyChecker(
+        checker.session, checker.account, checker.module, session_id=checker.session_id, opens_after=True
+    )
     for now in window_probes(checker.session):
         try:
             verdict: CheckResult | Exception = checker.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
             verdict = error
         category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module))
+        try:
+            verdict_v08: CheckResult | Exception = v08.check_operation(op, now=now, revoked=revoked)
+        except REFUSALS as error:
+            verdict_v08 = error
+        assert_agree_v08(Case(checker.session, op, with_key, revoked, now, verdict_v08, module), category)
         if category in ("accepted", "outside window"):
             TALLY[f"window: {category}"] += 1
             category = "passes the policy"
@@ -465,8 +496,8 @@ def windows(draw: st.DrawFn) -> tuple[int, int]:
     shape = draw(st.sampled_from(["open", "from", "until", "both"]))
     if shape == "open":
         return 0, 0
-    if shape == "from":
-        return draw(moment), 0
+    if shape == "from":  # up to the 48-bit maximum itself: no end then reads as that same second
+        return draw(st.one_of(moment, st.just(2**48 - 1))), 0
     if shape == "until":
         return 0, draw(moment)
     start = draw(moment)
@@ -968,6 +999,8 @@ NARROW = (  # (type, a canonical value of it) for one rule each, 32 bytes apart
 )
 CAP = 10**15
 """The gas cap of the chosen gas scenario (wei)."""
+SEVEN_PAYMASTERS = tuple(to_address(keccak(f"keyscope listed paymaster {i}".encode())[12:]) for i in range(7))
+"""As many paymasters as a session lists: their words follow a permission's rule words, up to the 31-word room."""
 
 
 def _gas(
@@ -1157,6 +1190,49 @@ def chosen_cases(
             ],
             {},
         ),
+        **{
+            f"window {name}": (
+                (Permission(target=B, selector=bytes(4), value_limit=5),),
+                [transfer, encode_execute(Call(B, 6, b""))],
+                {"valid_after": after, "valid_until": until},
+            )
+            for name, (after, until) in {
+                "open on both ends": (0, 0),
+                "from the 48-bit maximum": (2**48 - 1, 0),
+                "until the 48-bit maximum": (0, 2**48 - 1),
+                "of the last two seconds": (2**48 - 2, 2**48 - 1),
+                "of the first two seconds": (0, 1),
+                "from 1 until 2": (1, 2),
+            }.items()
+        },
+        "seven paymasters after rules that fill the room": (
+            (
+                Permission(
+                    target=A,
+                    selector=TRANSFER,
+                    rules=(  # wide first values (above 2**216): 21 + 3 words, then the 7 paymasters' words
+                        _rule(Condition.ONE_OF, (2**216, *range(1, 20))),
+                        _rule(Condition.IN_RANGE, (2**216, 2**220), 32),
+                    ),
+                ),
+            ),
+            [
+                _gas(
+                    encode_execute(Call(A, 0, TRANSFER + _words(19, 2**216))), at_cap * 10, paymaster, (1, 1)
+                )
+                for paymaster in (*SEVEN_PAYMASTERS, PAYMASTERS[0])
+            ]
+            + [
+                _gas(encode_execute(Call(A, 0, TRANSFER + _words(*words))), fee, SEVEN_PAYMASTERS[6])
+                for words in ((20, 2**216), (2**216, 2**216 - 1), (2**216, 2**220 + 1), (2**216, 2**220))
+                for fee in (at_cap, at_cap * 10)
+            ]
+            + [
+                _gas(encode_execute(Call(A, 0, TRANSFER + _words(2**216, 2**220))), fee)
+                for fee in (at_cap, at_cap + 1)
+            ],
+            {"max_gas_cost": CAP, "paymasters": SEVEN_PAYMASTERS},
+        ),
         "forbidden targets, transfers and 1-3 byte calldata": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
             [encode_execute([Call(A, 0, TRANSFER), Call(target, 0, b"")]) for target in (account, module)]
@@ -1172,9 +1248,8 @@ def chosen_cases(
 def test_chosen_cases_agree_with_the_module(probe, name):
     permissions, operations_, fields = chosen_cases(probe.address, probe.module.address)[name]
     key = fresh_key()
-    session = Session(
-        session_key=key.address, valid_after=T0, valid_until=T0 + 60, permissions=permissions, **fields
-    )
+    fields = {"valid_after": T0, "valid_until": T0 + 60, **fields}
+    session = Session(session_key=key.address, permissions=permissions, **fields)
     ops = [
         op if isinstance(op, UserOperation) else UserOperation(sender=B, nonce=0, call_data=op)
         for op in operations_

@@ -467,3 +467,75 @@ def test_a_sponsor_for_no_chain_is_refused() -> None:
     policy = SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "1"})
     with pytest.raises(BadInputError, match="chain_id must be a positive integer"):
         Sponsor(paymaster=TARGET, signer=KEY, chain_id=0, policy=policy)
+
+
+# --------------------------------------------------------------------------------------------------
+# the local policy check, given junk beside a good operation
+# --------------------------------------------------------------------------------------------------
+
+
+def _limited_checker() -> tuple[Any, bytes]:
+    from keyscope.checker import PolicyChecker
+    from keyscope.execution import Call, encode_execute
+
+    session = Session(session_key=TARGET, permissions=(_PERMISSION,), limits=(Limits.operations(3),))
+    checker = PolicyChecker(session, "0x" + "aa" * 20, "0x" + "bb" * 20)
+    call_data = encode_execute(Call(to_address(TARGET), 0, _PERMISSION.selector + (5).to_bytes(32, "big")))
+    return checker, call_data
+
+
+@SETTINGS
+@given(now=junk, counters=junk | st.tuples(junk), which=st.sampled_from(["now", "counters"]))
+def test_the_checker_given_a_junk_time_or_counters(now: Any, counters: Any, which: str) -> None:
+    """``now`` and ``counters`` (which a caller passes beside the operation) are refused as bad input, never met by
+    a comparison or an index that fails inside the checker."""
+    checker, call_data = _limited_checker()
+    if which == "now":
+        refused_or_taken(lambda: checker.check(call_data, now=now), "now")
+    else:
+        refused_or_taken(lambda: checker.check(call_data, now=0, counters=counters), "counter")
+
+
+def test_the_checker_refuses_a_junk_time_and_counters_naming_them() -> None:
+    from keyscope.limits import Counter
+
+    checker, call_data = _limited_checker()
+    for now in ("x", -1, 1.5, True, 2**64):
+        with pytest.raises(BadInputError) as refused:
+            checker.check(call_data, now=now)
+        assert "now=" in assert_clear(refused.value, "int(time.time())")
+    for counters in ((), (Counter(1, 0), Counter(1, 0)), (1,), (Counter(-1, 0),), "counters"):
+        with pytest.raises(BadInputError) as refused:
+            checker.check(call_data, now=0, counters=counters)
+        assert_clear(refused.value, "one Counter per limit", "keyscope.limits.Counter")
+    assert checker.check(call_data, now=0, counters=(Counter(3, 0),)).counters == (Counter(2, 0),)
+
+
+def test_check_of_an_operation_that_is_none_of_the_kinds_it_takes() -> None:
+    from keyscope.checker import check
+
+    checker, _ = _limited_checker()
+    for operation in (12, None, 1.5, {"callData": "0x"}):
+        with pytest.raises(BadInputError) as refused:
+            check(checker.session, operation, account=checker.account, module=checker.module)
+        assert_clear(refused.value, "UserOperation")
+
+
+def test_the_checker_built_or_called_with_what_it_does_not_take() -> None:
+    from keyscope.checker import PolicyChecker
+
+    checker, _ = _limited_checker()
+    account, module = checker.account, checker.module
+    attempts = {
+        "a session": lambda: PolicyChecker("0x" + "ab" * 20, account, module),  # type: ignore[arg-type]
+        "no session": lambda: PolicyChecker(None, account, module),  # type: ignore[arg-type]
+        "a session id": lambda: PolicyChecker(checker.session, account, module, session_id=5),  # type: ignore[arg-type]
+        "a grant": lambda: PolicyChecker.for_grant(checker.session),  # type: ignore[arg-type]
+        "an operation": lambda: checker.check_operation(b"\x00" * 100),  # type: ignore[arg-type]
+        "an operation's fields": lambda: checker.check_operation({"sender": TARGET}),  # type: ignore[arg-type]
+        "an operation's gas": lambda: checker.check_gas_cost(5),  # type: ignore[arg-type]
+    }
+    for what, attempt in attempts.items():
+        with pytest.raises(BadInputError) as refused:
+            attempt()
+        assert_clear(refused.value, "Session", "session_id", "UserOperation"), what

@@ -1,7 +1,9 @@
 """The checker against the deployed module over sequences of operations: stateful differential fuzzing of limits.
 
 A hypothesis ``RuleBasedStateMachine`` grants a random session with random limits (every kind, over the life or
-per period, shared between permissions or not) to an ape test account playing the smart account, then runs random
+per period, shared between permissions or not; amounts up to and past the module's 176-bit saturation; an argument
+counted at the amount's word, the recipient's or past the calldata; a gas cap over some operations' cost, or none)
+to an ape test account playing the smart account, then runs random
 steps: operations (single calls or batches, values and amounts around what is left, claimed times around the
 periods' boundaries or none, gas fields with and without a listed paymaster), and the clock moving on. For each
 operation the module's ``validateUserOp`` runs first as an ``eth_call``; the checker, given the counters it
@@ -27,7 +29,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from keyscope.checker import PolicyChecker
-from keyscope.errors import LimitError, LimitExceededError, SessionExpiredError, SessionNotYetValidError
+from keyscope.erc1271 import co_sign_digest
+from keyscope.errors import (
+    GasCostTooHighError,
+    LimitError,
+    LimitExceededError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.limits import Counters, counters_from_chain, initial_counters
@@ -41,6 +50,7 @@ from keyscope.session import (
     Permission,
     Session,
     encode_at_signature,
+    encode_session_signature,
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
@@ -56,6 +66,7 @@ PAYMASTER = to_address(keccak(b"keyscope limit paymaster")[12:])
 PERIODS = (0, 60, 3600, 3600)
 _keys = iter(range(10**9))
 TALLY: Counter[str] = Counter()
+U256 = 2**256 - 1
 
 
 def _key() -> LocalSigner:
@@ -113,11 +124,14 @@ class LimitMachine(RuleBasedStateMachine):
                     if not chosen:
                         kind = LimitKind.CALLS
                         chosen = [0]
+                # the amount's word (32), the recipient's (0: an address, a large number) or one past the
+                # calldata of transfer(address,uint256) (64: every such call is refused)
+                offsets = st.sampled_from([32, 32, 32, 0, 64]) if kind == LimitKind.AMOUNT else st.just(0)
                 meters = tuple(
-                    Meter(permission=p, offset=32 if kind == LimitKind.AMOUNT else 0) for p in chosen
+                    Meter(permission=p, offset=data.draw(offsets, label=f"offset {n}")) for p in chosen
                 )
             amount = data.draw(
-                st.sampled_from([3, 10, 25, 100, 100, 0])
+                st.sampled_from([3, 10, 25, 100, 100, 0, 2**176 - 1, 2**176, U256])
                 if kind != LimitKind.GAS
                 else st.sampled_from([10**15, 3 * 10**15, 10**17, 0]),
                 label=f"amount {n}",
@@ -135,7 +149,9 @@ class LimitMachine(RuleBasedStateMachine):
             "session_key": self.key.address,
             "valid_after": valid_after,
             "valid_until": data.draw(st.sampled_from([0, valid_after + 7200]), label="valid until"),
-            "max_gas_cost": 0,
+            # around the operations' costs (350,000 to 370,000 gas at 1 wei, 1 gwei or 2 gwei): a cap refuses some
+            # before their limits count them, unless the session lists their paymaster
+            "max_gas_cost": data.draw(st.sampled_from([0, 0, 5 * 10**14, 3 * 10**14]), label="gas cap"),
             "paymasters": data.draw(st.sampled_from([(), (PAYMASTER,)]), label="paymasters"),
             "permissions": permissions,
             "limits": tuple(limits),
@@ -177,7 +193,9 @@ class LimitMachine(RuleBasedStateMachine):
             if permission.selector == bytes(4):
                 calls.append(Call(permission.target, value, b""))
                 continue
-            amount = data.draw(st.sampled_from([1, 2, 5, 0, 10, 26, 2**255]), label=f"amount {c}")
+            amount = data.draw(
+                st.sampled_from([1, 2, 5, 0, 10, 26, 2**255, 2**176 - 1, 2**176]), label=f"amount {c}"
+            )
             payload = PAY + abi_encode(["address", "uint256"], [TARGETS[0], amount])
             if data.draw(st.integers(0, 9), label=f"cut {c}") == 0:
                 payload = payload[: data.draw(st.sampled_from([4, 35, 67]), label=f"cut at {c}")]
@@ -216,7 +234,7 @@ class LimitMachine(RuleBasedStateMachine):
         module_data, error = self._eth_call(data_)
         try:
             verdict: Any = self.checker.check_operation(op, now=self.now, counters=self.counters, at=at)
-        except (LimitError, SessionExpiredError, SessionNotYetValidError) as refused:
+        except (LimitError, GasCostTooHighError, SessionExpiredError, SessionNotYetValidError) as refused:
             verdict = refused
         self._agree(verdict, module_data, error)
         if module_data is not None and entry_point_in_window(module_data, self.now):
@@ -243,6 +261,10 @@ class LimitMachine(RuleBasedStateMachine):
     def _agree(self, verdict: Any, module_data: int | None, error: tuple[str, dict[str, Any]] | None) -> None:
         context = f"session {self.session!r}\nnow {self.now}, counters {self.counters}\nchecker {verdict!r}\nmodule {error or module_data}"
         TALLY[type(verdict).__name__ if not isinstance(verdict, LimitError) else verdict.reason] += 1
+        if isinstance(verdict, GasCostTooHighError):
+            assert error is not None and error[0] == "GasCostTooHigh", context
+            assert (error[1]["cost"], error[1]["limit"]) == (verdict.cost, verdict.limit), context
+            return
         if isinstance(verdict, LimitError):
             assert error is not None and error[0] == verdict.reason, context
             args = error[1]
@@ -258,6 +280,12 @@ class LimitMachine(RuleBasedStateMachine):
             return
         assert module_data == verdict.validation_data, context
         assert entry_point_in_window(module_data, self.now), context
+
+    def teardown(self) -> None:
+        """Revoke the example's session: the account holds at most 256 live permissions, and a deep run grants more
+        sessions than that (enabling would then revert, in one example and not in its replay)."""
+        if self.session_id:
+            self.module.revokeSession(self.session_id, sender=self.account)
 
     # -- the counters ----------------------------------------------------------------------------------
 
@@ -306,3 +334,83 @@ def test_the_checker_and_the_module_count_alike(machine):
     ]
     for outcome in [*required, *(["PeriodPassed"] if DEEP else [])]:
         assert TALLY[outcome], f"no {outcome} among the generated operations: {TALLY}"
+
+
+def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, chain):
+    """A key holding a co-signed session with a limit and a plain session on the same (target, selector): SESSION
+    operations count towards the co-signed session's limit, as the checker of that session predicts, until it
+    refuses them; the key's own operations (USE_WITH_KEY) reach the plain session, which counts nothing, and leave
+    the co-signed session's count where it was."""
+    account = accounts[5]
+    call = raw_call(chain)
+    key, co_signer = _key(), _key()
+    pay = Permission(target=TARGETS[1], selector=PAY)
+    co_signed = Session(
+        session_key=key.address,
+        co_signer=co_signer.address,
+        permissions=(pay,),
+        limits=(Limit(kind=LimitKind.CALLS, amount=2, meters=(Meter(permission=0),)),),
+    )
+    plain = Session(session_key=key.address, permissions=(pay,))
+    epoch = int(module.epochOf(account.address))
+    ids = []
+    for session in (co_signed, plain):
+        module.enableSession(session.as_abi(), sender=account)
+        ids.append(session.session_id(account.address, epoch))
+    checkers = [
+        PolicyChecker(s, account.address, module.address, session_id=i)
+        for s, i in zip((co_signed, plain), ids, strict=True)
+    ]
+    counters = initial_counters(co_signed)
+    call_data = encode_execute(Call(TARGETS[1], 0, PAY + abi_encode(["address", "uint256"], [TARGETS[0], 1])))
+    op = UserOperation(sender=account.address, nonce=0, call_data=call_data)
+
+    def validate(step: int, co_sign: bool) -> tuple[int | None, tuple[str, dict[str, Any]] | None, bytes]:
+        op_hash = keccak(b"co-signed limits %d" % step + key.private_key)
+        signature = key.sign_hash(op_hash)
+        if co_sign:
+            digest = co_sign_digest(ids[0], op_hash, chain_id=chain.chain_id, module=module.address)
+            signature = encode_session_signature(ids[0], signature, co_signer.sign_hash(digest))
+        else:
+            signature = encode_use_with_key_signature(key.address, signature)
+        data = VALIDATE_SELECTOR + abi_encode(
+            [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
+        )
+        try:
+            output = call(
+                {"from": account.address, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
+            )
+        except Exception as failure:
+            return None, decode_revert(revert_bytes(failure)), data
+        raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
+        return int.from_bytes(raw, "big"), None, data
+
+    def usage() -> Counters:
+        raw = chain.provider.web3.eth.call(
+            {"to": module.address, "data": "0x" + limit_usage_data(account.address, ids[0]).hex()}
+        )
+        return decode_limit_counters(co_signed, bytes(raw))
+
+    try:
+        for step, co_sign in enumerate((True, False, True, False, True)):
+            data, error, tx = validate(step, co_sign)
+            if not co_sign:  # the plain session: no limit
+                assert error is None and data == checkers[1].check_operation(op, now=T0).validation_data
+                account.transfer(module.address, 0, data=tx)
+                assert usage() == counters
+                continue
+            try:
+                verdict = checkers[0].check_operation(op, now=T0, counters=counters)
+            except LimitExceededError as refused:
+                assert error is not None and error[0] == "LimitExceeded", (error, refused)
+                assert (error[1]["amount"], error[1]["left"]) == (refused.amount, refused.left) == (1, 0)
+                assert step == 4
+                continue
+            assert error is None and data == verdict.validation_data, (error, data, verdict)
+            account.transfer(module.address, 0, data=tx)
+            counters = verdict.counters
+            assert usage() == counters
+        assert counters[0].left == 0
+    finally:
+        for session_id in ids:
+            module.revokeSession(session_id, sender=account)

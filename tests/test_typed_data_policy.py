@@ -223,3 +223,19 @@ def test_the_session_report_says_what_a_session_may_sign_and_who_co_signs_it() -
     assert report.to_dict()["signing"] == report.signing and report.to_dict()["co_signer"] == co_signer
     plain = Session(session_key=SESSION.session_key, permissions=(Policy.transfer(ROUTER, 1),))
     assert unjudged(_grant(plain), "not yet enabled", now=0).signing == []
+
+
+@pytest.mark.parametrize("now", ["now", -1, 1.5, True, b"\x01"])
+def test_a_junk_now_is_refused_as_bad_input_naming_it(now: Any) -> None:
+    message = sign_in_message(
+        "app.example.com",
+        ACCOUNT,
+        uri="https://app.example.com",
+        chain_id=1,
+        nonce="abcdefgh12",
+        issued_at="now",
+    )
+    with pytest.raises(BadInputError, match=r"now=.*int\(time.time\(\)\)") as refused:
+        check_sign_in(SESSION, message, account=ACCOUNT, session_id="0x01", now=now)
+    assert "b'" not in str(refused.value)
+    assert check_sign_in(SESSION, message, account=ACCOUNT, session_id="0x01", now=0)

@@ -49,12 +49,13 @@ from .errors import (
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
+    shown,
 )
 from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
-from .limits import UINT48_MAX, Counters, count_limits, initial_counters
+from .limits import UINT48_MAX, Counter, Counters, count_limits, initial_counters
 from .policy import AbiType, parse_signature
 from .session import ArgType, Condition, Permission, Rule, Session
 from .userop import EIP7702_FACTORY, UserOperation
@@ -71,6 +72,9 @@ __all__ = [
 VALUE_LIMIT_MAX = 2**96 - 1
 """The module stores value limits in 96 bits: larger limits act as this one."""
 
+_NOW_MAX = 2**64 - 1
+"""The latest ``now`` a check takes (the EVM's block timestamp is a uint64)."""
+_ENCODE = "encode the calls with keyscope.execution.encode_execute"
 _SIGN_FLIP = 1 << 255
 _WORD_0X40 = (0x40).to_bytes(32, "big")
 _ZERO_SELECTOR = bytes(4)
@@ -213,6 +217,15 @@ class PolicyChecker:
     ) -> None:
         """``opens_after``: the window opens the second after ``validAfter``, as EntryPoint v0.8 applies it (v0.7
         accepts an operation at ``validAfter`` itself)."""
+        if not isinstance(session, Session):
+            raise BadInputError(
+                f"PolicyChecker checks a keyscope Session, got {type(session).__name__}: pass grant.session, or use "
+                "PolicyChecker.for_grant(grant)"
+            )
+        if not (session_id is None or isinstance(session_id, (str, bytes))):
+            raise BadInputError(
+                f"session_id must be the session's id (0x-hex or 32 bytes) or None, got {type(session_id).__name__}"
+            )
         self.session = session
         self.opens_after = opens_after
         self.account = to_address(account, name="account")
@@ -236,6 +249,11 @@ class PolicyChecker:
     def for_grant(cls, grant: SessionGrant, *, opens_after: bool | None = None) -> PolicyChecker:
         """The checker of a granted session (account, module and session id from the grant). ``opens_after``
         (see the class) defaults to whether the grant's EntryPoint is v0.8's canonical address."""
+        if not isinstance(grant, SessionGrant):
+            raise BadInputError(
+                f"PolicyChecker.for_grant takes a SessionGrant, got {type(grant).__name__}: for a bare Session, use "
+                "PolicyChecker(session, account, module)"
+            )
         if opens_after is None:
             opens_after = canonical_entry_point_version(grant.entry_point) == "0.8"
         return cls(
@@ -272,6 +290,7 @@ class PolicyChecker:
         """Check a whole UserOperation as the module and the EntryPoint will: its callData, then its gas cost
         (:meth:`check_gas_cost`), then its limits (from ``counters`` at the claimed time ``at``), then the
         window."""
+        _operation(op)
         if op.factory == EIP7702_FACTORY and op.factory_data:
             raise InitCallRefusedError(
                 f"the operation carries an EIP-7702 init call of {len(op.factory_data)} bytes (factory 0x7702 with "
@@ -299,6 +318,7 @@ class PolicyChecker:
         if not session.limits or not any(session.is_limited(i) for i in used):
             return None
         _claimable(at)
+        _countable(session, counters)
         calls = decode_execute(call_data).calls
         counted = count_limits(
             session,
@@ -316,6 +336,7 @@ class PolicyChecker:
         cap: its prefund, every gas limit (the paymaster's two included) times maxFeePerGas, as the module
         counts it. A paymaster the session lists in ``paymasters`` lifts the cap; any other does not, since
         a paymaster may charge the account (an ERC-20 paymaster takes its tokens in postOp)."""
+        _operation(op)
         cap = self.session.gas_cap
         if not cap or (op.paymaster is not None and op.paymaster in self.session.paymasters):
             return
@@ -345,7 +366,10 @@ class PolicyChecker:
         data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
         size = len(data)
         if size < 100:
-            raise ExecuteDecodeError(f"execute callData of {size} bytes is shorter than its 100-byte head")
+            raise ExecuteDecodeError(
+                f"execute callData of {size} bytes is shorter than its 100-byte head (selector, mode, offset and "
+                f"length of executionCalldata): {_ENCODE}"
+            )
         if data[:4] != EXECUTE_SELECTOR:
             raise ExecuteDecodeError(
                 f"callData selector 0x{data[:4].hex()} is not execute(bytes32,bytes) "
@@ -359,12 +383,13 @@ class PolicyChecker:
             )
         if data[36:68] != _WORD_0X40:
             raise ExecuteDecodeError(
-                "the executionCalldata offset is not the canonical 0x40: encode with encode_execute"
+                f"the executionCalldata offset is not the canonical 0x40 (it is 0x{int.from_bytes(data[36:68], 'big'):x}): "
+                f"{_ENCODE}"
             )
         length = int.from_bytes(data[68:100], "big")
         if length > size - 100:
             raise ExecuteDecodeError(
-                f"executionCalldata claims {length} bytes but only {size - 100} follow the head"
+                f"executionCalldata claims {length} bytes but only {size - 100} follow the head: {_ENCODE}"
             )
         after = data[100 + length :]
         if len(after) > 31 or any(after):
@@ -375,7 +400,10 @@ class PolicyChecker:
         execution = data[100 : 100 + length]
         if call_type == 0:
             if length < 52:
-                raise ExecuteDecodeError(f"a single execution needs at least 52 bytes, got {length}")
+                raise ExecuteDecodeError(
+                    f"a single execution needs at least 52 bytes (a 20-byte target, then a 32-byte value, then the "
+                    f"call's data), got {length}: {_ENCODE}"
+                )
             used = self._call(
                 0, execution[:20], int.from_bytes(execution[20:52], "big"), execution[52:], revoked
             )
@@ -404,6 +432,7 @@ class PolicyChecker:
         session = self.session
         if session.limits and any(session.is_limited(i) for i in used):
             _claimable(at)
+            _countable(session, counters)
             result = count_limits(
                 session,
                 [(i, call.value, call.data) for i, call in zip(used, batch, strict=True)],
@@ -419,14 +448,17 @@ class PolicyChecker:
     def _batch(self, execution: bytes, revoked: bool) -> tuple[int, ...]:
         size = len(execution)
         if size < 64 or execution[:32] != (0x20).to_bytes(32, "big"):
+            found = f"0x{int.from_bytes(execution[:32], 'big'):x}" if size >= 32 else f"{size} bytes"
             raise ExecuteDecodeError(
-                "the batch is not an ABI-encoded Execution[] at the canonical offset 0x20"
+                f"the batch is not an ABI-encoded Execution[] at the canonical offset 0x20 (found {found}): {_ENCODE}"
             )
         count = int.from_bytes(execution[32:64], "big")
         if count == 0:
             raise ExecuteDecodeError("the batch is empty: an operation makes at least one call")
         if count > (size - 64) // 32:
-            raise ExecuteDecodeError(f"the batch claims {count} calls but is too short for their offsets")
+            raise ExecuteDecodeError(
+                f"the batch claims {count} calls but is too short for their offsets ({size} bytes): {_ENCODE}"
+            )
         expected = count * 32
         used: list[int] = []
         for index in range(count):
@@ -434,21 +466,25 @@ class PolicyChecker:
             offset = int.from_bytes(execution[head : head + 32], "big")
             if offset != expected:
                 raise ExecuteDecodeError(
-                    f"call {index} is not canonically encoded (offset {offset}, expected {expected})"
+                    f"call {index} is not canonically encoded (offset {offset}, expected {expected}): {_ENCODE}"
                 )
             start = 64 + expected
             if start + 128 > size:
-                raise ExecuteDecodeError(f"call {index} runs past the end of the batch")
+                raise ExecuteDecodeError(
+                    f"call {index} runs past the end of the batch ({size} bytes, its head ends at byte "
+                    f"{start + 128}): {_ENCODE}"
+                )
             target = int.from_bytes(execution[start : start + 32], "big")
             if target >> 160 or int.from_bytes(execution[start + 64 : start + 96], "big") != 0x60:
+                data_offset = int.from_bytes(execution[start + 64 : start + 96], "big")
                 raise ExecuteDecodeError(
-                    f"call {index} is not canonically encoded (dirty target bits or a data offset other "
-                    "than 0x60)"
+                    f"call {index} is not canonically encoded (target word 0x{target:064x}, whose high 12 bytes "
+                    f"must be zero; data offset 0x{data_offset:x}, which must be 0x60): {_ENCODE}"
                 )
             length = int.from_bytes(execution[start + 96 : start + 128], "big")
             if length > size - start - 128:
                 raise ExecuteDecodeError(
-                    f"call {index} claims {length} bytes of data past the end of the batch"
+                    f"call {index} claims {length} bytes of data past the end of the batch: {_ENCODE}"
                 )
             value = int.from_bytes(execution[start + 32 : start + 64], "big")
             data = execution[start + 128 : start + 128 + length]
@@ -518,6 +554,11 @@ class PolicyChecker:
         at: int | None = None,
     ) -> CheckResult:
         session = self.session
+        if now is not None and not (type(now) is int and 0 <= now <= _NOW_MAX):
+            raise BadInputError(
+                f"now={shown(now)} is not a unix time in whole seconds from 0 to 2**64 - 1: give an int, such as "
+                "int(time.time()), or None for the wall clock"
+            )
         moment = int(time.time()) if now is None else now
         valid_after, valid_until, counters = session.valid_after, session.valid_until, None
         if counted is not None:
@@ -539,13 +580,21 @@ class PolicyChecker:
                 "session",
                 self.session_id,
             )
+        if moment > UINT48_MAX:  # validUntil 0 (no end) reads as type(uint48).max at the EntryPoint
+            raise SessionExpiredError(
+                f"now ({_when(moment)}) is past 2**48 - 1 ({_when(UINT48_MAX)}), where the EntryPoint ends every "
+                f"window, that of {self._name} included (its valid_until 0, no end, reads as that moment): check the "
+                "clock you passed as now",
+                self.session_id,
+            )
         if moment < self._opening(valid_after) or (valid_until and moment > valid_until):
             raise self._outside_period(moment, valid_after, valid_until, at)
         return CheckResult(valid_after, valid_until, used, counters)
 
     def _opening(self, valid_after: int) -> int:
         """The first second the EntryPoint accepts an operation whose validation data opens at ``valid_after``."""
-        return valid_after + 1 if self.opens_after and valid_after else valid_after
+        # v0.8 refuses `now <= validAfter`, validAfter 0 (no start) included: even its window opens at second 1
+        return valid_after + 1 if self.opens_after else valid_after
 
     def _v08_note(self, valid_after: int) -> str:
         return (
@@ -716,8 +765,42 @@ def _claimable(at: int | None) -> None:
     """Refuse a claimed time the signature's 6-byte field cannot carry (the module would never see it)."""
     if at is not None and not (type(at) is int and 0 <= at <= UINT48_MAX):
         raise BadInputError(
-            f"claimed time {at!r} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
+            f"claimed time {shown(at)} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
         )
+
+
+def _operation(op: object) -> None:
+    """Refuse anything but a :class:`~keyscope.userop.UserOperation` where a whole operation is checked."""
+    if not isinstance(op, UserOperation):
+        raise BadInputError(
+            f"a whole operation is a keyscope UserOperation, got {type(op).__name__}: build one (UserOperation(...) or "
+            "UserOperation.from_rpc(...)), or check its callData alone with check()"
+        )
+
+
+def _countable(session: Session, counters: Counters | None) -> None:
+    """Refuse counters that are not one :class:`~keyscope.limits.Counter` per limit of the session."""
+    if counters is None:
+        return
+    if not isinstance(counters, (tuple, list)) or len(counters) != len(session.limits):
+        size = len(counters) if isinstance(counters, (tuple, list)) else None
+        got = f"{size} counters" if size is not None else f"a {type(counters).__name__}"
+        raise BadInputError(
+            f"counters must hold one Counter per limit of the session ({len(session.limits)}), got {got}: pass "
+            "the session's counters (session.usage(), counters_from_chain) or None for a fresh session's"
+        )
+    for index, counter in enumerate(counters):
+        if not (
+            isinstance(counter, Counter)
+            and type(counter.left) is int
+            and type(counter.period) is int
+            and counter.left >= 0
+            and counter.period >= 0
+        ):
+            raise BadInputError(
+                f"counter {index} is {shown(counter)}, not a keyscope.limits.Counter of non-negative ints: pass the "
+                "session's counters (session.usage(), counters_from_chain) or None for a fresh session's"
+            )
 
 
 def _when(moment: int) -> str:
@@ -778,6 +861,11 @@ def check(
     module docstring). Compiled sessions are cached, so repeated checks cost a few microseconds.
     """
     checker = _checker_for(subject, account, module)
+    if not isinstance(operation, (UserOperation, bytes, str, bytearray, memoryview, Call, list, tuple)):
+        raise BadInputError(
+            f"check() takes execute callData (bytes or 0x-hex), a Call or a list of Calls, or a UserOperation; "
+            f"got {type(operation).__name__}"
+        )
     if isinstance(operation, UserOperation):
         return checker.check_operation(operation, now=now, revoked=revoked)
     if isinstance(operation, (bytes, str)):

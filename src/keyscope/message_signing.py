@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import BadInputError, RuleRefusalError
+from .errors import BadInputError, RuleRefusalError, shown
 from .hexutil import to_address
 from .session import SIGN_IN_SUFFIX, Condition, Session, TypedDataPermission
 from .typed_data import Frame, Frames, TypedData, Types, eip191_hash
@@ -91,6 +91,11 @@ def nested_frames(primary: str, types: Types, nested: Sequence[int]) -> tuple[Fr
 def _window(session: Session, now: int | None, session_id: str, permission_index: int) -> None:
     if now is None:
         return
+    if not (type(now) is int and now >= 0):
+        raise BadInputError(
+            f"now={shown(now)} is not a unix time in whole seconds: give an int, such as int(time.time()), or None "
+            "to leave the window unchecked"
+        )
     if now < session.valid_after or (session.valid_until and now > session.valid_until):
         raise SignatureRefusedError(
             f"session {session_id} signs only inside its window [{session.valid_after}, "

@@ -854,11 +854,18 @@ class Session(_Model):
     """Budgets over the session's life or per period, counted by the module (see :class:`Limit`). Limits attached
     to permissions while the session is built end up here, after the session's own."""
     co_signer: Address | None = None
-    """A key whose signature every operation and message of the session needs too (None: none)."""
+    """A key whose signature every operation and message of the session needs too (None: none; the zero address,
+    which the grant carries for none, reads as None)."""
     typed_data_permissions: tuple[TypedDataPermission, ...] = ()
     """Typed data the session may sign as the account (ERC-1271): the grant's ``typedData``."""
     sign_in: tuple[str, ...] = ()
     """Websites (EIP-4361 domains) the session may sign sign-in messages for."""
+
+    @field_validator("co_signer")
+    @classmethod
+    def _zero_is_no_co_signer(cls, co_signer: str | None) -> str | None:
+        """The module reads a zero coSigner as none (the grant encodes None as zero): the same session."""
+        return None if co_signer == ZERO_ADDRESS else co_signer
 
     @model_validator(mode="before")
     @classmethod
@@ -904,7 +911,7 @@ class Session(_Model):
                 "the session key is the zero address, which no key signs as (the module refuses it: "
                 "InvalidSessionKey): use the address of the dapp's session key"
             )
-        if self.co_signer is not None and self.co_signer in (self.session_key, ZERO_ADDRESS):
+        if self.co_signer is not None and self.co_signer == self.session_key:
             raise ValueError(
                 "the co-signer must be another key than the session key (one leaked key would make both signatures)"
             )
