@@ -76,6 +76,7 @@ SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=not DEEP,
+    database=None,  # the same examples every run (the coverage check below counts on them)
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -262,7 +263,10 @@ def sessions(draw: st.DrawFn, key: str, account: str, module: str) -> dict[str, 
         "co_signer": draw(st.sampled_from([key, ZERO, CO_SIGNER])) if off("co-signer") else None,
         "sign_in": tuple(
             draw(
-                st.lists(st.sampled_from(DOMAINS + ODD_DOMAINS), min_size=1, max_size=9)
+                st.one_of(
+                    st.lists(st.sampled_from(DOMAINS + ODD_DOMAINS), min_size=1, max_size=8),
+                    st.lists(st.sampled_from(DOMAINS), min_size=9, max_size=9),  # one past the 8 allowed
+                )
                 if off("sign-in", 4)
                 else st.lists(st.sampled_from(DOMAINS), max_size=2 if count else 3, unique=True)
             )
@@ -404,7 +408,7 @@ def dry_run(module, accounts, chain):
 
 @SETTINGS
 @given(data=st.data())
-def test_the_sdk_refuses_exactly_the_grants_the_module_refuses(dry_run, data):
+def _sdk_and_module_agree(dry_run, data):
     account, module, enable = dry_run
     key = to_address(keccak(b"keyscope grant key")[12:])
     fields = data.draw(sessions(key, account, module), label="session")
@@ -422,10 +426,10 @@ def test_the_sdk_refuses_exactly_the_grants_the_module_refuses(dry_run, data):
     TALLY[f"both refuse ({refusal[0]})"] += 1
 
 
-def test_the_generated_grants_met_each_line(dry_run):
-    """Run after the property: the generator reached each refusal and each acceptance."""
-    if not TALLY:
-        pytest.skip("the property did not run")
+def test_the_sdk_refuses_exactly_the_grants_the_module_refuses(dry_run):
+    """The property on generated grants; then, that the generator reached each refusal and each acceptance."""
+    TALLY.clear()
+    _sdk_and_module_agree(dry_run)
     print("\ngrant differential:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
     expected = [
         "both enable",

@@ -394,8 +394,9 @@ class PolicyChecker:
         after = data[100 + length :]
         if len(after) > 31 or any(after):
             raise ExecuteDecodeError(
-                f"{len(after)} bytes follow executionCalldata, not only the zero bytes of its padding: an account "
-                "reading a single call's data to the callData's end would pass them to the target"
+                f"{len(after)} bytes follow executionCalldata (0x{after[:32].hex()}{'…' if len(after) > 32 else ''}), "
+                "not only the zero bytes of its padding: an account reading a single call's data to the callData's "
+                f"end would pass them to the target; {_ENCODE} and append nothing"
             )
         execution = data[100 : 100 + length]
         if call_type == 0:

@@ -211,8 +211,9 @@ def decode_execute(call_data: bytes) -> DecodedExecute:
     after = call_data[100 + length :]
     if len(after) > 31 or any(after):
         raise ExecuteDecodeError(
-            f"{len(after)} bytes follow executionCalldata, not only the zero bytes of its padding: an account reading "
-            "a single call's data to the callData's end would pass them to the target"
+            f"{len(after)} bytes follow executionCalldata (0x{after[:32].hex()}{'…' if len(after) > 32 else ''}), "
+            "not only the zero bytes of its padding: an account reading a single call's data to the callData's end "
+            "would pass them to the target; encode the calls with encode_execute and append nothing"
         )
     execution = call_data[100 : 100 + length]
     if mode[0] == CALLTYPE_SINGLE:
