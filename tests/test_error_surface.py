@@ -510,6 +510,12 @@ def test_the_checker_refuses_a_junk_time_and_counters_naming_them() -> None:
         assert_clear(refused.value, "one Counter per limit", "keyscope.limits.Counter")
     assert checker.check(call_data, now=0, counters=(Counter(3, 0),)).counters == (Counter(2, 0),)
 
+    class Uint(int):
+        """An int subclass, as client libraries return numbers (ape's contract calls do)."""
+
+    counted = checker.check(call_data, now=Uint(5), counters=(Counter(Uint(3), Uint(0)),))
+    assert counted.counters == (Counter(2, 0),)
+
 
 def test_check_of_an_operation_that_is_none_of_the_kinds_it_takes() -> None:
     from keyscope.checker import check

@@ -138,6 +138,11 @@ class CheckResult:
 _CompiledRule = tuple[int, int, Callable[[int], bool] | None, int, Callable[[int], bool], int]
 
 
+def _whole_number(value: object) -> bool:
+    """An int (a library's int subclass included), never a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _canonical(rule: Rule) -> Callable[[int], bool] | None:
     """A fast test of ``ArgType.is_canonical(rule.arg_type, word)`` where the module makes it: None for the
     256-bit types (every word is canonical), and for EQUAL and ONE_OF, whose canonical reference values let
@@ -555,7 +560,7 @@ class PolicyChecker:
         at: int | None = None,
     ) -> CheckResult:
         session = self.session
-        if now is not None and not (type(now) is int and 0 <= now <= _NOW_MAX):
+        if now is not None and not (_whole_number(now) and 0 <= now <= _NOW_MAX):
             raise BadInputError(
                 f"now={shown(now)} is not a unix time in whole seconds from 0 to 2**64 - 1: give an int, such as "
                 "int(time.time()), or None for the wall clock"
@@ -764,7 +769,7 @@ def _show(word: int, kind: AbiType | None, signed: bool) -> str:
 
 def _claimable(at: int | None) -> None:
     """Refuse a claimed time the signature's 6-byte field cannot carry (the module would never see it)."""
-    if at is not None and not (type(at) is int and 0 <= at <= UINT48_MAX):
+    if at is not None and not (_whole_number(at) and 0 <= at <= UINT48_MAX):
         raise BadInputError(
             f"claimed time {shown(at)} is not a unix time from 0 to 2**48 - 1: an operation claims its time in 6 bytes"
         )
@@ -793,8 +798,8 @@ def _countable(session: Session, counters: Counters | None) -> None:
     for index, counter in enumerate(counters):
         if not (
             isinstance(counter, Counter)
-            and type(counter.left) is int
-            and type(counter.period) is int
+            and _whole_number(counter.left)
+            and _whole_number(counter.period)
             and counter.left >= 0
             and counter.period >= 0
         ):

@@ -87,7 +87,8 @@ def counters_from_chain(session: Session, rows: Sequence[tuple[int, int, int, in
     """Counters from the module's ``limitUsage`` rows ``(kind, amount, period, periodStart, used, left)``."""
     counters = []
     for limit, row in zip(session.limits, rows, strict=True):
-        period_start, left = row[3], row[5]
+        # plain ints: a client library may hand back its own int subclass
+        period_start, left = int(row[3]), int(row[5])
         index = (period_start - session.valid_after) // limit.period if limit.period else 0
         counters.append(Counter(left, index))
     return tuple(counters)

@@ -91,7 +91,7 @@ def nested_frames(primary: str, types: Types, nested: Sequence[int]) -> tuple[Fr
 def _window(session: Session, now: int | None, session_id: str, permission_index: int) -> None:
     if now is None:
         return
-    if not (type(now) is int and now >= 0):
+    if not (isinstance(now, int) and not isinstance(now, bool) and now >= 0):
         raise BadInputError(
             f"now={shown(now)} is not a unix time in whole seconds: give an int, such as int(time.time()), or None "
             "to leave the window unchecked"
