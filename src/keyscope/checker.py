@@ -51,7 +51,13 @@ from .errors import (
     SessionRevokedError,
     shown,
 )
-from .execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
+from .execution import (
+    EXECUTE_SELECTOR,
+    Call,
+    ExecuteDecodeError,
+    decode_execute,
+    refuse_bytes_after_execution,
+)
 from .gas import required_prefund
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
@@ -396,13 +402,7 @@ class PolicyChecker:
             raise ExecuteDecodeError(
                 f"executionCalldata claims {length} bytes but only {size - 100} follow the head: {_ENCODE}"
             )
-        after = data[100 + length :]
-        if len(after) > 31 or any(after):
-            raise ExecuteDecodeError(
-                f"{len(after)} bytes follow executionCalldata (0x{after[:32].hex()}{'…' if len(after) > 32 else ''}), "
-                "not only the zero bytes of its padding: an account reading a single call's data to the callData's "
-                f"end would pass them to the target; {_ENCODE} and append nothing"
-            )
+        refuse_bytes_after_execution(data[100 + length :])
         execution = data[100 : 100 + length]
         if call_type == 0:
             if length < 52:

@@ -32,6 +32,7 @@ __all__ = [
     "decode_execute",
     "encode_execute",
     "encode_mode",
+    "refuse_bytes_after_execution",
 ]
 
 EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
@@ -179,6 +180,19 @@ def _read_word(data: bytes, offset: int, what: str) -> int:
     return int.from_bytes(data[offset : offset + 32], "big")
 
 
+def refuse_bytes_after_execution(after: bytes) -> None:
+    """Refuse what follows executionCalldata in execute callData unless it is up to 31 zero bytes (its padding, or
+    part of it), as the session module does: an account reading a single call's data to its callData's end would
+    pass anything else to the target."""
+    if len(after) > 31 or any(after):
+        raise ExecuteDecodeError(
+            f"{len(after)} bytes follow executionCalldata (0x{after[:32].hex()}{'…' if len(after) > 32 else ''}), "
+            "not only the zero bytes of its padding: an account reading a single call's data to the callData's end "
+            "would pass them to the target; encode the calls with keyscope.execution.encode_execute and append "
+            "nothing"
+        )
+
+
 def decode_execute(call_data: bytes) -> DecodedExecute:
     """Take apart ``execute`` callData, accepting exactly what the session module accepts.
 
@@ -208,13 +222,7 @@ def decode_execute(call_data: bytes) -> DecodedExecute:
     length = _read_word(call_data, 68, "executionCalldata length")
     if 100 + length > len(call_data):
         raise ExecuteDecodeError(f"executionCalldata claims {length} bytes but the callData is shorter")
-    after = call_data[100 + length :]
-    if len(after) > 31 or any(after):
-        raise ExecuteDecodeError(
-            f"{len(after)} bytes follow executionCalldata (0x{after[:32].hex()}{'…' if len(after) > 32 else ''}), "
-            "not only the zero bytes of its padding: an account reading a single call's data to the callData's end "
-            "would pass them to the target; encode the calls with encode_execute and append nothing"
-        )
+    refuse_bytes_after_execution(call_data[100 + length :])
     execution = call_data[100 : 100 + length]
     if mode[0] == CALLTYPE_SINGLE:
         if len(execution) < 52:
