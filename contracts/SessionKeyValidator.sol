@@ -440,7 +440,8 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @dev Walk a canonically ABI-encoded `Execution[]` and check each call; returns the intersection of their
     ///      permissions' bounds, laid out as a header's (the latest validAfter, the earliest validUntil and the
     ///      smallest gas cap; 0: none), found = false when a call has no permission (USE). A call `uncapped` by its
-    ///      session's paymaster list adds no cap.
+    ///      session's paymaster list adds no cap. Canonical means every byte accounted for: each head at the offset
+    ///      the calls before it give, each call's data padded with zero bytes, nothing after the last call.
     function _checkBatch(address account, address key, bytes calldata execution, bool strict, address paymaster)
         internal
         view
@@ -462,6 +463,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
             if (target >> 160 != 0 || _word(execution, start + 64) != 0x60) revert MalformedExecution();
             uint256 size = _word(execution, start + 96);
             if (size > execution.length - start - 128) revert MalformedExecution();
+            if (_dirtyPadding(execution, start + 128, size)) revert MalformedExecution();
             (uint256 header, bool uncapped) = _checkCall(
                 account,
                 key,
@@ -483,6 +485,8 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
             bounds |= header;
             expected += 128 + ((size + 31) & ~uint256(31));
         }
+        // nothing after the last call's padded data: no bytes an account reading the batch otherwise could run
+        if (64 + expected != execution.length) revert MalformedExecution();
         return (true, validAfter | (validUntil << 48) | (gasCap << 208) | (bounds & PermissionHeader.LIMITED));
     }
 
@@ -688,6 +692,17 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     /// @dev The 32-byte word of `data` that starts at byte `offset`. Callers check that the word is within
     ///      `data`: past its end, CALLDATALOAD reads whatever calldata follows (zeros only past the calldata's
     ///      end).
+    /// @dev Whether the bytes after `size` bytes of data at `start` of `data`, up to the next multiple of 32, hold
+    ///      anything but zeros. Reads past `data`'s end when the padding is not all there: the caller then refuses
+    ///      the batch's length anyway.
+    function _dirtyPadding(bytes calldata data, uint256 start, uint256 size) internal pure returns (bool dirty) {
+        assembly ("memory-safe") {
+            let pad := and(sub(0, size), 31)
+            // (shifting by 256, when there is no padding, leaves 0)
+            dirty := shr(sub(256, shl(3, pad)), calldataload(add(data.offset, add(start, size))))
+        }
+    }
+
     function _word(bytes calldata data, uint256 offset) internal pure returns (uint256 value) {
         assembly ("memory-safe") {
             value := calldataload(add(data.offset, offset))

@@ -44,7 +44,7 @@ from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 from support.signatures import forge_typed_data
-from support.smuggling import has_bytes_after_execution, smuggling_encodings
+from support.smuggling import smuggling_encodings
 
 ETHER = 10**18
 GWEI = 10**9
@@ -1116,11 +1116,12 @@ def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_th
 
 def test_bytes_past_the_judged_calls_are_never_run(sessions, target, account, owner, session_key, chain):
     """A forbidden call (``other(1000)`` with 1 ether, under ``amount <= 5`` and no value) laid where the module does
-    not read: after executionCalldata, in single mode and after a batch, or after the last call of a batch whose
-    count (1) leaves a second element out, each with default and try execution. The bytes after executionCalldata
-    are refused (``MalformedExecution``: an account reading a single call's data to its callData's end would hand
-    them to the target, ``tests/test_attacks_execution.py``); the batch whose count leaves the element out runs the
-    judged call alone, as the account decodes what the module decoded, and the SDK's decoder sees that call alone."""
+    not judge it: after executionCalldata, in single mode and after a batch, or after the last call of a batch whose
+    count (1) leaves a second element out, each with default and try execution. Every one is refused
+    (``MalformedExecution``): an account reading a single call's data to its callData's end would hand the bytes after
+    executionCalldata to the target (``tests/test_attacks_execution.py``), and a batch must end with its last call's
+    padded data, so that an account reading a batch otherwise than by its count finds no call left unjudged. The SDK's
+    decoder refuses the same."""
     rule = Policy.call(target.address, "other(uint256 amount)", rules=[arg("amount") <= 5])
     grant(sessions, account, owner, session_key, rule)
     allowed = Call.of(target.address, 0, target.other.encode_input(1))
@@ -1131,18 +1132,15 @@ def test_bytes_past_the_judged_calls_are_never_run(sessions, target, account, ow
     assert "AA23" in refused and "ValueLimitExceeded" in refused, refused
     calls_before = target.calls()
     balance_before = chain.provider.get_balance(target.address)
-    after = [call_data for call_data in attempts if has_bytes_after_execution(call_data)]
-    inside = [call_data for call_data in attempts if not has_bytes_after_execution(call_data)]
-    assert len(after) == 4 and len(inside) == 2
-    for call_data in after:
+    assert len(attempts) == 6
+    for call_data in attempts:
         result = sessions.outcome(sessions.op(account, session_key, call_data=call_data))
         assert "AA23" in result and "MalformedExecution" in result, result
         with pytest.raises(ExecuteDecodeError):
             decode_execute(call_data)
-    for call_data in inside:
-        assert decode_execute(call_data).calls == (allowed,)
-        assert sessions.outcome(sessions.op(account, session_key, call_data=call_data)) == "ok"
-    assert target.calls() - calls_before == len(inside)  # one call per operation: the judged one
+    # the judged call alone, canonically encoded, runs
+    assert sessions.outcome(sessions.op(account, session_key, allowed, batch=True)) == "ok"
+    assert target.calls() - calls_before == 1
     assert chain.provider.get_balance(target.address) == balance_before
 
 

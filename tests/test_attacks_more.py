@@ -1045,10 +1045,11 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
     sessions, module, target, account, owner, session_key
 ):
     """``other(amount)`` with the rule ``amount >= 1000``, called in a batch with its argument left out: the word the
-    rule would read runs past the call's 4 bytes into the element's padding, which no decoder reads and the key
-    fills with 0xff, and on into the next element. A target that reads its arguments with CALLDATALOAD sees 0
-    there (past its calldata's end); the module must not see the key's bytes: CalldataTooShort, from the module
-    and the checker. The same padding after a whole call changes nothing."""
+    rule would read runs past the call's 4 bytes into the element's padding, which no decoder reads, and on into the
+    next element. A target that reads its arguments with CALLDATALOAD sees 0 there (past its calldata's end). The key
+    filling the padding with 0xff is refused before any rule runs (``MalformedExecution``: a batch's padding is zero
+    bytes), after a short call as after a whole one; canonically encoded, the short call is refused by the rule
+    loop's length check (CalldataTooShort), from the module and the checker, and whole calls run."""
     rule = Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, values=(1000,))
     session, _ = grant(sessions, account, owner, session_key,
                        [Permission(target=target.address, selector=OTHER, rules=(rule,))])  # fmt: skip
@@ -1057,7 +1058,10 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
     call_data = _dirty_padding_after_first_call(encode_execute([short, allowed]), 4)
     word = int.from_bytes(call_data[100 + 256 + 4 : 100 + 256 + 36], "big")
     assert rule.holds(word)  # what the rule would read past the call's end passes it
-    op = sessions.op(account, session_key, call_data=call_data)
+    for dirty in (call_data, _dirty_padding_after_first_call(encode_execute([allowed, allowed]), 36)):
+        op = sessions.op(account, session_key, call_data=dirty)
+        judged_alike(sessions, module, session, account, op, "MalformedExecution")
+    op = sessions.op(account, session_key, [short, allowed], batch=True)
     judged_alike(
         sessions,
         module,
@@ -1066,12 +1070,9 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
         op,
         "CalldataTooShort(callIndex=0, permissionIndex=0, ruleIndex=0)",
     )
-    whole = sessions.op(
-        account,
-        session_key,
-        call_data=_dirty_padding_after_first_call(encode_execute([allowed, allowed]), 36),
+    judged_alike(
+        sessions, module, session, account, sessions.op(account, session_key, [allowed, allowed]), "ok"
     )
-    judged_alike(sessions, module, session, account, whole, "ok")
     assert target.calls() == 2
 
 

@@ -32,6 +32,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg
 from keyscope.session import SIGNED, ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session
 from keyscope.userop import UserOperation
+from support.smuggling import smuggling_encodings
 
 U256 = 2**256 - 1
 ACCOUNT = to_address("0x" + "a1" * 20)
@@ -573,6 +574,23 @@ def _with(data: bytes, position: int, replacement: bytes) -> bytes:
 
 GOOD = encode_execute(mint())
 GOOD_BATCH = encode_execute([mint(), mint()])
+
+
+def _dirty_padding() -> bytes:
+    """A batch whose first call's data (35 bytes) is followed by a nonzero byte in its padding."""
+    data = bytearray(encode_execute([Call(NFT, 0, mint().data[:35]), mint()]))
+    first_data = 164 + int.from_bytes(data[164:196], "big") + 128
+    data[first_data + 40] = 0xAA
+    return bytes(data)
+
+
+def _cut_batch() -> bytes:
+    """A batch whose executionCalldata length leaves out the last 5 bytes of its last call's padding (its data is 36
+    bytes; the 5 follow as zero bytes, as a padding of executionCalldata would)."""
+    data = GOOD_BATCH
+    return _with(data, 68, (int.from_bytes(data[68:100], "big") - 5).to_bytes(32, "big"))
+
+
 MALFORMED = {
     "too short for the head": GOOD[:99],
     "another selector": _with(GOOD, 0, b"\xde\xad\xbe\xef"),
@@ -600,6 +618,11 @@ MALFORMED = {
         encode_execute(Call(NFT, 0, mint().data + bytes(10))), 68, (52 + 36).to_bytes(32, "big")
     ),
     "a batch's bytes after the execution": GOOD_BATCH + b"\x01",
+    # inside a batch: every byte accounted for (an account reading a batch otherwise than by its count and lengths
+    # finds no call the module left unjudged)
+    "a nonzero byte in a batch call's padding": _dirty_padding(),
+    "a call after the batch's count": smuggling_encodings(mint(), mint())[1],
+    "a batch ending inside its last call's padding": _cut_batch(),
 }
 
 
@@ -624,12 +647,6 @@ def test_what_the_module_tolerates_the_checker_tolerates():
     for cut in range(9):
         assert subject.check(GOOD[: len(GOOD) - cut], now=T0)
         assert decode_execute(GOOD[: len(GOOD) - cut]).calls == (mint(),)
-    # nonzero bytes in the padding after an element's data
-    padded = bytearray(encode_execute([Call(NFT, 0, mint().data[:35]), mint()]))
-    first_data = 164 + int.from_bytes(padded[164:196], "big") + 128
-    padded[first_data + 40] = 0xAA
-    assert decode_execute(bytes(padded)).calls[0].data == mint().data[:35]
-    assert checker(Permission(target=NFT, selector=MINT.selector)).check(bytes(padded), now=T0)
 
 
 FUZZ_TARGETS = (NFT, TOKEN, USER)

@@ -65,6 +65,7 @@ from keyscope.session import (
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
 from support.raw_call import raw_call, revert_bytes
+from support.smuggling import smuggling_encodings
 
 FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
 if FUZZ not in ("ci", "deep"):
@@ -978,11 +979,20 @@ def _patched(call_data: bytes, position: int, value: bytes) -> bytes:
     return call_data[:position] + value + call_data[position + len(value) :]
 
 
-def _padded_batch() -> bytes:
-    data = bytearray(encode_execute([Call(A, 0, TRANSFER + bytes(3)), Call(A, 0, TRANSFER)]))
-    first_data = 164 + int.from_bytes(data[164:196], "big") + 128
-    data[first_data + 10] = 0xAA  # nonzero padding after 7 bytes of data
+def _padded_batch(position: int = 0) -> bytes:
+    """A batch of two calls whose data is 7 bytes each, with a nonzero byte in the padding after call ``position``'s
+    data (0: the first, -1: the last)."""
+    data = bytearray(encode_execute([Call(A, 0, TRANSFER + bytes(3)), Call(A, 0, TRANSFER + bytes(3))]))
+    head = 164 + 32 * (position % 2)
+    call_data = 164 + int.from_bytes(data[head : head + 32], "big") + 128
+    data[call_data + 10] = 0xAA  # nonzero padding after 7 bytes of data
     return bytes(data)
+
+
+def _cut_batch() -> bytes:
+    """A batch whose executionCalldata length leaves out the last 3 bytes of its last call's padding."""
+    data = encode_execute([Call(A, 0, TRANSFER), Call(A, 0, TRANSFER + bytes(3))])
+    return _patched(data, 68, (int.from_bytes(data[68:100], "big") - 3).to_bytes(32, "big"))
 
 
 WIDE = 2**215
@@ -1176,7 +1186,7 @@ def chosen_cases(
             [encode_execute(Call(A, 0, (TRANSFER + bytes(200))[:size])) for size in (35, 36, 135, 136, 137)],
             {},
         ),
-        "execute encodings the module tolerates, and bytes after executionCalldata it refuses": (
+        "execute encodings the module tolerates, and bytes it leaves unjudged it refuses": (
             (Permission(target=A, selector=TRANSFER), Permission(target=B, selector=bytes(4), value_limit=5)),
             [
                 encode_execute(Call(A, 0, TRANSFER)) + b"trailing bytes",
@@ -1186,6 +1196,10 @@ def chosen_cases(
                 encode_execute(Call(B, 0, b""))[:-5],  # a plain transfer with part of its padding
                 _patched(encode_execute(Call(A, 0, TRANSFER + bytes(9))), 68, (52 + 4).to_bytes(32, "big")),
                 _padded_batch(),
+                _padded_batch(position=-1),  # the same byte in the last call's padding
+                _cut_batch(),
+                # a call after the batch's count
+                smuggling_encodings(Call(A, 0, TRANSFER), Call(B, 5, b""))[1],
                 encode_execute(Call(B, 5, b""), batch=True, exec_type=1),
             ],
             {},

@@ -56,7 +56,9 @@ from .execution import (
     Call,
     ExecuteDecodeError,
     decode_execute,
+    refuse_bytes_after_batch,
     refuse_bytes_after_execution,
+    refuse_dirty_padding,
 )
 from .gas import required_prefund
 from .grant import SessionGrant
@@ -494,8 +496,10 @@ class PolicyChecker:
                 )
             value = int.from_bytes(execution[start + 32 : start + 64], "big")
             data = execution[start + 128 : start + 128 + length]
+            refuse_dirty_padding(execution, index, start + 128 + length)
             used.append(self._call(index, execution[start + 12 : start + 32], value, data, revoked))
             expected += 128 + length + (-length % 32)
+        refuse_bytes_after_batch(execution, 64 + expected)
         return tuple(used)
 
     def _call(self, index: int, target: bytes, value: int, data: bytes, revoked: bool) -> int:

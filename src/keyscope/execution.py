@@ -32,7 +32,9 @@ __all__ = [
     "decode_execute",
     "encode_execute",
     "encode_mode",
+    "refuse_bytes_after_batch",
     "refuse_bytes_after_execution",
+    "refuse_dirty_padding",
 ]
 
 EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
@@ -193,6 +195,37 @@ def refuse_bytes_after_execution(after: bytes) -> None:
         )
 
 
+def _shown(data: bytes) -> str:
+    return f"0x{data[:32].hex()}{'…' if len(data) > 32 else ''}"
+
+
+def refuse_dirty_padding(batch: bytes, index: int, data_end: int) -> None:
+    """Refuse the padding after call ``index``'s data, which ends at byte ``data_end`` of the batch, unless it is
+    all zero bytes, as the session module does."""
+    padding = batch[data_end : data_end + (-data_end % 32)]
+    if any(padding):
+        raise ExecuteDecodeError(
+            f"the padding after call {index}'s data holds nonzero bytes ({_shown(padding)}): a batch's padding is "
+            "zero bytes; encode the calls with keyscope.execution.encode_execute"
+        )
+
+
+def refuse_bytes_after_batch(batch: bytes, end: int) -> None:
+    """Refuse a batch that does not end at byte ``end``, where its last call's padded data ends, as the session
+    module does: a canonical batch leaves no byte an account could read that the module did not judge."""
+    if len(batch) < end:
+        raise ExecuteDecodeError(
+            f"the batch ends at byte {len(batch)}, inside the padding of its last call's data (up to byte {end}); "
+            "encode the calls with keyscope.execution.encode_execute"
+        )
+    if len(batch) > end:
+        raise ExecuteDecodeError(
+            f"{len(batch) - end} bytes follow the batch's last call ({_shown(batch[end:])}): an account could read "
+            "them as calls the module never judged; encode the calls with keyscope.execution.encode_execute and "
+            "append nothing"
+        )
+
+
 def decode_execute(call_data: bytes) -> DecodedExecute:
     """Take apart ``execute`` callData, accepting exactly what the session module accepts.
 
@@ -259,8 +292,10 @@ def _decode_batch(data: bytes) -> tuple[Call, ...]:
         size = _read_word(data, start + 96, f"data length of call {index}")
         if start + 128 + size > len(data):
             raise ExecuteDecodeError(f"call {index} claims {size} bytes of data past the end of the batch")
+        refuse_dirty_padding(data, index, start + 128 + size)
         calls.append(
             Call(to_address(target_word.to_bytes(20, "big")), value, data[start + 128 : start + 128 + size])
         )
         expected += 128 + size + (-size % 32)
+    refuse_bytes_after_batch(data, base + expected)
     return tuple(calls)

@@ -87,7 +87,7 @@ from support.accounts import (
 )
 from support.permit_types import PERMIT_SINGLE_TYPES
 from support.signatures import forge_typed_data
-from support.smuggling import has_bytes_after_execution, smuggling_encodings
+from support.smuggling import smuggling_encodings
 from support.victims import Victims, deploy, deploy_victims, transact, view
 
 pytestmark = pytest.mark.e2e
@@ -808,11 +808,11 @@ def window_and_period_reach_the_entry_point(
 def test_bytes_past_the_judged_calls_are_never_run(
     owner: Owner, net: Network, stack: LocalStack, recipient: str
 ) -> None:
-    """A mint to the attacker laid where the module does not read must not run on any account (each decodes
+    """A mint to the attacker laid where the module does not judge it must not run on any account (each decodes
     ``execute`` with its own code: OpenZeppelin's, Kernel's, Nexus's, Safe7579's, the reference's), in default or
-    try execution: after executionCalldata the module refuses it (AA23: an account reading a single call's data to
-    its callData's end would hand it to the target, attack 182); after the one call a batch's count names, the
-    operation lands and runs the judged call alone."""
+    try execution: after executionCalldata, or after the one call a batch's count names. The module refuses every
+    one (AA23): an account reading a single call's data to its callData's end would hand the first to the target
+    (attack 182), and a batch must end with its last call's padded data. The judged call alone then lands."""
     created(owner, stack, recipient)
     key = SessionKey.generate()
     session = net.session(owner.grant(key, [mint_policy(stack, recipient)], onchain=True), key)
@@ -822,22 +822,18 @@ def test_bytes_past_the_judged_calls_are_never_run(
     builder = OperationBuilder(net)
     before = nft_balance(stack, recipient)
     attempts = smuggling_encodings(allowed, function_call(stack.nft, MINT, attacker))
-    landed = 0
+    assert len(attempts) == 6
     for call_data in attempts:
         op = template.replace(
             call_data=call_data,
             nonce=net.chain.get_nonce(net.entry_point, owner.account, session.nonce_key()),
             pre_verification_gas=template.pre_verification_gas + 20_000,
         )
-        if has_bytes_after_execution(call_data):
-            with pytest.raises(BundlerRejectedError) as rejected:
-                builder.send(builder.sign(op, key.sign_hash))
-            assert rejected.value.reason == "AA23", rejected.value
-        else:
-            assert builder.send(builder.sign(op, key.sign_hash)).wait().success
-            landed += 1
-    assert landed == 2
-    assert nft_balance(stack, recipient) == before + landed
+        with pytest.raises(BundlerRejectedError) as rejected:
+            builder.send(builder.sign(op, key.sign_hash))
+        assert rejected.value.reason == "AA23", rejected.value
+    assert session.send_calls(allowed).wait().success
+    assert nft_balance(stack, recipient) == before + 1
     assert nft_balance(stack, attacker) == 0
 
 

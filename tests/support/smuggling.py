@@ -1,14 +1,14 @@
-"""``execute`` callData that carries a second call where the session module does not read: after
+"""``execute`` callData that carries a second call where the session module does not judge it: after
 executionCalldata (outside its length), or after the last call of a batch whose count leaves it out. Every
 encoding here is canonical up to its last judged call; an account that read the rest would run the second. The
-module refuses the first kind (:func:`has_bytes_after_execution`: an account reading a single call's data to its
-callData's end would hand them to the target) and judges the first call alone in the second."""
+module refuses both kinds (``MalformedExecution``): an account reading a single call's data to its callData's end
+would hand the first to the target, and a canonical batch ends with its last call's padded data."""
 
 from __future__ import annotations
 
 from keyscope.execution import EXECUTE_SELECTOR, Call
 
-__all__ = ["has_bytes_after_execution", "smuggling_encodings"]
+__all__ = ["smuggling_encodings"]
 
 
 def _words(*values: int) -> bytes:
@@ -43,10 +43,3 @@ def smuggling_encodings(allowed: Call, smuggled: Call) -> list[bytes]:
         encodings.append(_execute(1, exec_type, one_of_two))
         encodings.append(_execute(1, exec_type, one_of_two, _element(smuggled)))
     return encodings
-
-
-def has_bytes_after_execution(call_data: bytes) -> bool:
-    """Whether ``call_data`` (an ``execute`` with the canonical head) holds more after executionCalldata than up to
-    31 zero bytes of padding: what the module refuses (``MalformedExecution``)."""
-    after = call_data[100 + int.from_bytes(call_data[68:100], "big") :]
-    return len(after) > 31 or any(after)
