@@ -21,7 +21,7 @@ from keyscope import cli as ks
 @ks.reports_errors
 def cli(session_id, connection, owner_account, store_url, timeout, as_json):
     """Revoke the session SESSION_ID (as `ape run sessions` lists it, or a unique prefix)."""
-    with ks.open_session_store(store_url, keys=False) as store:
+    with ks.open_session_store(store_url, keys=False, existing=True) as store:
         grant = ks.find_grant(store, session_id)
         network, _ = ks.connect(
             connection,

@@ -27,7 +27,7 @@ def cli(session_id, target, function, args, value, no_check, wait, connection, s
     """Call FUNCTION (a signature such as "safeMint(address)") on TARGET with ARGS, from the account of the
     session SESSION_ID (its id, or a unique prefix). Addresses may be 'account' or a name from the deployments
     file; put -- before arguments that start with a dash (options may follow them)."""
-    with ks.open_session_store(store_url, keys=True) as store:
+    with ks.open_session_store(store_url, keys=True, existing=True) as store:
         grant = ks.find_grant(store, session_id)
         network, settings = ks.connect(
             connection, need_bundler=True, module=grant.module, entry_point=grant.entry_point

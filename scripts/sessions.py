@@ -16,6 +16,6 @@ from keyscope import cli as ks
 def cli(account, store_url, as_json):
     """List the sessions judged on chain: status (active, not yet enabled, not yet valid, expired, revoked or
     invalidated), time left and permissions; a grant the store cannot read is listed as unreadable."""
-    with ks.open_session_store(store_url, keys=False) as store:
+    with ks.open_session_store(store_url, keys=False, existing=True) as store:
         listing = ks.list_sessions(ks.ape_node(), store, account)
     ks.emit(as_json, listing.to_dict(), listing.table(ks.shown_store_url(store_url)))

@@ -148,15 +148,14 @@ def test_a_command_that_only_reads_writes_no_store_into_an_empty_folder_or_anoth
         database.execute("CREATE TABLE users (id INTEGER, name TEXT)")
         database.execute("INSERT INTO users VALUES (1, 'ann')")
         database.commit()
-    fix = "check the path, or give the store your workers use"
+    fix = "and nothing was written to it: check the path, or give the store your workers use"
     for url, said in [
-        (str(folder), f"the folder {folder} is empty, not a keyscope store: {fix}"),
-        (f"file://{folder}", f"the folder {folder} is empty, not a keyscope store: {fix}"),
-        (f"sqlite:///{empty}", f"{empty} is an empty file, not a keyscope store: {fix}"),
+        (str(folder), f"the folder {folder} is empty, not a keyscope store, {fix}"),
+        (f"file://{folder}", f"the folder {folder} is empty, not a keyscope store, {fix}"),
+        (f"sqlite:///{empty}", f"{empty} is an empty file, not a keyscope store, {fix}"),
         (
             f"sqlite:///{other}",
-            f"the SQLite database {other} holds no keyscope store (its tables: users), and nothing was written to "
-            f"it: {fix}",
+            f"the SQLite database {other} holds no keyscope store (its tables: users), {fix}",
         ),
     ]:
         assert one_line_refusal([command[0], "--store", url, *command[1:]]) == f"error: --store {url}: {said}"

@@ -34,6 +34,7 @@ from keyscope.errors import (
     NonceTakenError,
     SessionStoreError,
     StoreLockedError,
+    StoreNotFoundError,
     WrongPassphraseError,
 )
 from keyscope.grant import SessionGrant
@@ -418,6 +419,74 @@ def test_open_store_explains_unusable_places(tmp_path: Path) -> None:
     with pytest.raises(SessionStoreError, match="not a directory"):
         open_store(tmp_path / "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_store_opened_to_use_an_existing_one_refuses_every_place_without_one_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """``create=False``: no file or folder, an empty file or folder, another program's SQLite database, a memory
+    store. Each is refused with what is there (``StoreNotFoundError.reason``), and left as it was: no file, folder,
+    table or write-ahead log appears."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    other = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(other)) as database:
+        database.execute("CREATE TABLE users (id INTEGER)")
+        database.commit()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    places = {
+        f"sqlite:///{tmp_path / 'missing.db'}": f"there is no SQLite file {tmp_path / 'missing.db'}",
+        f"sqlite:///{empty}": f"{empty} is an empty file, not a keyscope store",
+        f"sqlite:///{other}": f"the SQLite database {other} holds no keyscope store (its tables: users)",
+        str(tmp_path / "missing"): f"there is no store at {tmp_path / 'missing'}",
+        folder.as_uri(): f"the folder {folder} is empty, not a keyscope store",
+        "memory://": "a memory store is a new, empty one each time it is opened",
+    }
+    for url, reason in places.items():
+        with pytest.raises(StoreNotFoundError) as refused:
+            open_store(url, passphrase=PASSPHRASE, create=False)
+        assert refused.value.reason == reason
+        assert str(refused.value).endswith(
+            f"{reason}, and nothing was created or written: check the URL, or open the store with create=True to "
+            "set a new one up there"
+        )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert empty.stat().st_size == 0
+    with contextlib.closing(sqlite3.connect(other)) as database:
+        assert database.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    with pytest.raises(BadInputError, match="create must be True or False"):
+        open_store(f"sqlite:///{other}", create="no")  # type: ignore[arg-type]
+
+
+def test_a_store_opened_to_use_an_existing_one_serves_it(persistent: Backend) -> None:
+    """The store a worker set up opens with ``create=False``, keys and grants and all."""
+    signer = LocalSigner.generate()
+    persistent.open().put_key(signer, label="kept")
+    secret = {"kek": KEK} if persistent.kind == "postgresql" else {"passphrase": PASSPHRASE}
+    again = open_store(persistent.url, **secret, scrypt_n=SCRYPT_N, create=False)
+    persistent.opened.append(again)
+    assert again.get_key(signer.address).private_key == signer.private_key
+
+
+def test_a_postgresql_database_without_a_store_is_refused_and_gets_no_table(postgres_server) -> None:
+    """``create=False`` on another program's database, or on an empty schema through the search_path: refused, and
+    none of keyscope's tables is created."""
+    other = postgres_server.create_database()
+    with psycopg.connect(other, autocommit=True) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    for url in (other, postgres_server.create_schema()):
+        with pytest.raises(StoreNotFoundError) as refused:
+            open_store(url, kek=KEK, create=False)
+        assert refused.value.reason == (
+            "the PostgreSQL database holds no keyscope store (no keyscope tables where the connection looks)"
+        )
+    with psycopg.connect(other) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert tables == [("users",)]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ __all__ = [
     "SigningDeclinedError",
     "SimulationRevertedError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "TargetRevertedError",
     "TargetWarning",
     "TargetWithoutCodeError",
@@ -682,6 +683,21 @@ class CallRevertedError(KeyscopeError):
 
 class SessionStoreError(KeyscopeError):
     """The session store cannot be read or written. The store's files are left untouched."""
+
+
+class StoreNotFoundError(SessionStoreError):
+    """No keyscope store where the URL points, and the store was opened to use an existing one only
+    (``open_store(url, create=False)``): nothing was created or written there. ``reason`` says what is there
+    instead (no file or folder, an empty one, another program's database). Check the URL, or open the store with
+    ``create=True`` (the default) to set a new one up."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"store {url}: {reason}, and nothing was created or written: check the URL, or open the store with "
+            "create=True to set a new one up there"
+        )
 
 
 class WrongPassphraseError(SessionStoreError):

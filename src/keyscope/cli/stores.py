@@ -3,22 +3,18 @@ least 4 hex digits, with or without ``0x``: the one id syntax of every tool)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import sqlite3
 import weakref
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import BadInputError, ConfigurationError, SessionStoreError
+from ..errors import BadInputError, ConfigurationError, SessionStoreError, StoreNotFoundError
 from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
-from ..store.file import MARKER
-from ..store.sql import postgres_holds_a_store
 from ..urls import hide_password
-from .settings import ENV_STORE_KEK, ENV_STORE_PASSPHRASE
+from .settings import DEFAULT_STORE_URL, ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
 __all__ = ["find_grant", "open_session_store", "shown_store_url", "store_url_of"]
 
@@ -40,9 +36,10 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
     digits) in ``KEYSCOPE_STORE_KEK`` when one is set (a wrong one is refused at once; without ``keys``, a
     store that has no secret yet is opened without it, so that a command reading no keys never sets one).
     With ``keys`` (the command reads or writes session keys) one of them must be set; grants need none. The folder of a new
-    SQLite file is created; with ``existing`` (a command that only reads or marks what is there) a SQLite file
-    or store folder that does not exist is refused instead, so that a mistyped path is not taken for an empty
-    store (and nothing is created there)."""
+    SQLite file is created; with ``existing`` (a command that only reads or marks what is there) the store is
+    opened to use an existing one only (``create=False``): a path that does not exist, an empty file or folder,
+    or another program's database is refused, so that a mistyped path is not taken for an empty store (and
+    nothing is created or written there)."""
     passphrase = os.environ.get(ENV_STORE_PASSPHRASE) or None
     kek_text = os.environ.get(ENV_STORE_KEK, "").strip() or None
     if passphrase and kek_text:
@@ -80,7 +77,14 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
                     f"--store {shown}: cannot create the folder {folder}: {cause}"
                 ) from None
     try:
-        store = _open(text, passphrase, kek, keys=keys)
+        store = _open(text, passphrase, kek, keys=keys, create=not existing)
+    except StoreNotFoundError as error:
+        postgres = text.lower().startswith(("postgresql:", "postgres:"))
+        fix = "check the database and its search_path" if postgres else "check the path"
+        raise SessionStoreError(
+            f"--store {shown}: {error.reason}, and nothing was written to it: {fix}, or give the store your workers "
+            "use"
+        ) from None
     except SessionStoreError as error:
         message = str(error)
         raise type(error)(message if shown in message else f"--store {shown}: {message}") from None
@@ -88,13 +92,13 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
     return store
 
 
-def _open(url: str, passphrase: str | None, kek: bytes | None, *, keys: bool) -> SessionStore:
+def _open(url: str, passphrase: str | None, kek: bytes | None, *, keys: bool, create: bool) -> SessionStore:
     """The store at ``url`` opened with the secret, except that a command reading no keys never sets the
     secret of a store that has none yet (a store's first secret becomes its secret: a mistyped one here
     would lock every worker out); such a store holds no keys, and is opened without it."""
     if keys or (passphrase is None and kek is None):
-        return open_store(url, passphrase=passphrase, kek=kek)
-    store = open_store(url)
+        return open_store(url, passphrase=passphrase, kek=kek, create=create)
+    store = open_store(url, create=create)
     try:
         if not store.has_secret():
             return store
@@ -102,7 +106,7 @@ def _open(url: str, passphrase: str | None, kek: bytes | None, *, keys: bool) ->
         store.close()
         raise
     store.close()
-    return open_store(url, passphrase=passphrase, kek=kek)
+    return open_store(url, passphrase=passphrase, kek=kek, create=create)
 
 
 def _local_path(url: str) -> Path | None:
@@ -124,17 +128,8 @@ def _require_existing(url: str, shown: str) -> None:
     """Refuse a store on this machine that does not exist, saying why (a file where a folder must be, or a
     relative SQLite path that was meant as an absolute one)."""
     path = _local_path(url)
-    if path is None:
-        if url.lower().startswith(("postgresql:", "postgres:")) and not postgres_holds_a_store(url):
-            raise SessionStoreError(
-                f"--store {shown}: the PostgreSQL database holds no keyscope store (no keyscope tables where the "
-                "connection looks), and nothing was written to it: check the database and its search_path, or give "
-                "the store your workers use"
-            )
-        return
-    if path.exists():
-        _require_a_store_there(url, path, shown)
-        return
+    if path is None or path.exists():
+        return  # what is there, the store itself judges (opened to use an existing store only)
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         cause = f"{blocker} is a file, not a folder"
@@ -149,40 +144,11 @@ def _require_existing(url: str, shown: str) -> None:
             cause += (
                 f" (~ is not expanded here, only by a shell: give the full path, {Path(url).expanduser()})"
             )
+        elif url == DEFAULT_STORE_URL:
+            cause += " (no session was granted from this folder yet: `ape run grant` stores the sessions it grants there)"
         elif url.lower().startswith("sqlite") and not path.is_absolute():
             cause += f" (sqlite:///{path} is relative to the current folder; sqlite:////{path} is absolute)"
     raise SessionStoreError(f"--store {shown}: {cause}: check the path, or give the store your workers use")
-
-
-def _require_a_store_there(url: str, path: Path, shown: str) -> None:
-    """Refuse an existing folder or SQLite file that holds no keyscope store (an empty folder or file, another
-    program's database), before the store would set itself up there: a command that only reads must not write
-    keyscope's files or tables into it. (A folder with other files the file store refuses itself.)"""
-    fix = "check the path, or give the store your workers use"
-    sqlite = url.lower().startswith("sqlite")
-    if path.is_dir():
-        if not sqlite and not (path / MARKER).exists() and not any(path.iterdir()):
-            raise SessionStoreError(
-                f"--store {shown}: the folder {path} is empty, not a keyscope store: {fix}"
-            )
-        return
-    if not sqlite or not path.is_file():
-        return
-    if path.stat().st_size == 0:
-        raise SessionStoreError(f"--store {shown}: {path} is an empty file, not a keyscope store: {fix}")
-    try:
-        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as database:
-            tables = [
-                row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            ]
-    except sqlite3.Error:
-        return  # not a database, or locked: the store says which when it opens
-    if not any(name.startswith("keyscope_") for name in tables):
-        listed = ", ".join(sorted(tables)[:8]) + (", …" if len(tables) > 8 else "") if tables else "none"
-        raise SessionStoreError(
-            f"--store {shown}: the SQLite database {path} holds no keyscope store (its tables: {listed}), and "
-            f"nothing was written to it: {fix}"
-        )
 
 
 def _id_digits(name: str) -> str:

@@ -33,7 +33,13 @@ from typing import Any
 
 from eth_account import Account
 
-from ..errors import BadInputError, ConfigurationError, SessionStoreError, WrongPassphraseError
+from ..errors import (
+    BadInputError,
+    ConfigurationError,
+    SessionStoreError,
+    StoreNotFoundError,
+    WrongPassphraseError,
+)
 from ..hexutil import to_address
 from ..signing import LocalSigner
 from .base import KeyInfo
@@ -172,11 +178,18 @@ class FileStore(DocumentStore):
     """A directory of JSON files; keys in keystore v3 files encrypted with ``passphrase``.
 
     Without a passphrase the store serves grants, lanes and the outbox and refuses key operations.
-    ``scrypt_n`` is the scrypt cost of newly written key files (default :data:`DEFAULT_SCRYPT_N`).
+    ``scrypt_n`` is the scrypt cost of newly written key files (default :data:`DEFAULT_SCRYPT_N`). With ``create``
+    false the folder must already hold a keyscope store (:class:`StoreNotFoundError` otherwise, and nothing is
+    created).
     """
 
     def __init__(
-        self, path: str | Path, *, passphrase: str | None = None, scrypt_n: int | None = None
+        self,
+        path: str | Path,
+        *,
+        passphrase: str | None = None,
+        scrypt_n: int | None = None,
+        create: bool = True,
     ) -> None:
         self.root = Path(path).expanduser().absolute()
         self.url = self.root.as_uri()
@@ -198,11 +211,11 @@ class FileStore(DocumentStore):
         self._depth = 0
         self._lock_file: int | None = None
         self._cache: dict[str, tuple[tuple[int, int, int], LocalSigner]] = {}
-        self._prepare()
+        self._prepare(create)
 
     # -- opening ---------------------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _prepare(self, create: bool) -> None:
         try:
             if self.root.exists() and not self.root.is_dir():
                 if _is_sqlite(self.root):
@@ -219,6 +232,15 @@ class FileStore(DocumentStore):
                     f"{self.root} is not empty and is not a keyscope store (it has no {MARKER}): give "
                     "a new or "
                     "empty directory"
+                )
+            if fresh and not create:
+                if not self.root.exists():
+                    raise StoreNotFoundError(self.url, f"there is no store at {self.root}")
+                raise StoreNotFoundError(
+                    self.url,
+                    f"the folder {self.root} is empty, not a keyscope store"
+                    if not any(self.root.iterdir())
+                    else f"the folder {self.root} is not a keyscope store (it has no {MARKER})",
                 )
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for kind in (*KINDS, _KEYS):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import BadInputError, shown
+from ..errors import BadInputError, StoreNotFoundError, shown
 from ..urls import hide_password
 from .base import SessionStore
 from .file import FileStore
@@ -21,6 +21,7 @@ def open_store(
     passphrase: str | None = None,
     kek: bytes | None = None,
     scrypt_n: int | None = None,
+    create: bool = True,
 ) -> SessionStore:
     """Open the store at ``url`` (``memory://``, a directory path or ``file:///...``, ``sqlite:///...``, ``postgresql://...``).
 
@@ -32,16 +33,25 @@ def open_store(
     ``scrypt_n`` sets the scrypt cost for new key files (default 2**18) or for deriving the SQL KEK the
     first time the database is opened with a passphrase (default 2**15). A store opened without a
     passphrase or KEK serves grants, lanes and the outbox, and refuses key operations.
+
+    ``create=False`` opens an existing store only: where ``url`` points at no keyscope store (no file or folder,
+    an empty one, another program's database) it raises :class:`~keyscope.errors.StoreNotFoundError` and creates
+    or writes nothing. A program that only reads or marks what its workers stored should open it so, lest a
+    mistyped URL be taken for an empty store.
     Raises :class:`~keyscope.errors.WrongPassphraseError` when the passphrase or KEK is not the store's.
     """
     if passphrase is not None and kek is not None:
         raise BadInputError("give either passphrase or kek, not both")
+    if not isinstance(create, bool):
+        raise BadInputError(f"create must be True or False, got {shown(create)}")
     if isinstance(url, Path):
         url = str(url)
     if not isinstance(url, str) or not url:
         raise BadInputError(f"a store URL must be a non-empty string, got {shown(url)}")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
+        if not create:
+            raise StoreNotFoundError(url, "a memory store is a new, empty one each time it is opened")
         return MemoryStore()
     if scheme in ("", "file"):
         if kek is not None:
@@ -50,9 +60,9 @@ def open_store(
                 "passphrase=, not kek="
             )
         path = url if scheme == "" else _file_url_path(url)
-        return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n)
+        return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n, create=create)
     if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
-        return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n)
+        return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n, create=create)
     raise BadInputError(
         f"unknown store URL scheme {shown(scheme)} in {shown(hide_password(url))}: use memory://, file:///path/to/dir (or a "
         "plain path), "

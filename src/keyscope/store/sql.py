@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,6 +64,7 @@ from ..errors import (
     ConfigurationError,
     SessionStoreError,
     StoreLockedError,
+    StoreNotFoundError,
     WrongPassphraseError,
 )
 from ..grant import SessionGrant
@@ -319,21 +320,26 @@ def _postgres_engine(url: URL) -> Engine:
         ) from None
 
 
-def postgres_holds_a_store(url: str) -> bool:
-    """Whether the PostgreSQL database at ``url`` holds a keyscope store (its schema's version table, in the schema
-    the connection searches), asked without writing anything: a command that only reads refuses a database
-    without one rather than set a store up in it. :class:`SessionStoreError` when the server cannot be reached."""
-    parsed, dialect = _normalize_url(url)
-    engine = _postgres_engine(parsed)
+def _require_sqlite_store(path: Path, url: str) -> None:
+    """Refuse, for a store opened with ``create=False``, a SQLite path that holds no keyscope store: no file, an
+    empty one, or another program's database. Asked through a read-only connection, before the store's engine
+    (which would create the file and turn on write-ahead logging) touches it."""
+    if not path.exists():
+        raise StoreNotFoundError(url, f"there is no SQLite file {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise StoreNotFoundError(url, f"{path} is an empty file, not a keyscope store")
     try:
-        with engine.connect() as conn:
-            return inspect(conn).has_table(schema_version_table.name)
-    except DBAPIError as exc:
-        raise dialect.describe(exc, hide_password(url)) from None
-    except SQLAlchemyError as exc:
-        raise SessionStoreError(f"store {hide_password(url)}: {type(exc).__name__}: {exc}") from None
-    finally:
-        engine.dispose()
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as database:
+            tables = [
+                row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
+    except sqlite3.Error:
+        return  # not a database, or locked: opening it says which
+    if schema_version_table.name not in tables:
+        listed = ", ".join(sorted(tables)[:8]) + (", …" if len(tables) > 8 else "") if tables else "none"
+        raise StoreNotFoundError(
+            url, f"the SQLite database {path} holds no keyscope store (its tables: {listed})"
+        )
 
 
 class SqlStore(SessionStore):
@@ -341,7 +347,9 @@ class SqlStore(SessionStore):
     machines: each process opens its own :class:`SqlStore` on the same URL.
 
     ``kek`` (32 bytes) or ``passphrase`` unlocks the keys; a store opened with neither serves grants, lanes
-    and the outbox. ``retry_seconds`` bounds how long an operation retries after losing its connection.
+    and the outbox. ``retry_seconds`` bounds how long an operation retries after losing its connection. With
+    ``create`` false the database must already hold a keyscope store (:class:`StoreNotFoundError` otherwise, and
+    nothing is written): for a program that only reads or marks what its workers stored.
     """
 
     def __init__(
@@ -352,6 +360,7 @@ class SqlStore(SessionStore):
         kek: bytes | None = None,
         scrypt_n: int | None = None,
         retry_seconds: float = 15.0,
+        create: bool = True,
     ) -> None:
         if passphrase is not None and kek is not None:
             raise BadInputError("give either passphrase or kek, not both")
@@ -369,11 +378,23 @@ class SqlStore(SessionStore):
         # messages show the URL as it was given (without the driver added here), its password hidden
         self.url = _parse_url(url).render_as_string(hide_password=True)
         self._retry_seconds = retry_seconds
+        if not create and self._dialect.name == "sqlite":
+            _require_sqlite_store(Path(parsed.database or ""), self.url)
         self._engine = _sqlite_engine(parsed) if self._dialect.name == "sqlite" else _postgres_engine(parsed)
         _, self._t = current()
         self._kek: KeyEncryptionKey | None = None
+
+        def set_up(conn: Connection) -> list[int]:
+            if not create and not inspect(conn).has_table(schema_version_table.name):
+                raise StoreNotFoundError(
+                    self.url,
+                    f"the {'SQLite' if self._dialect.name == 'sqlite' else 'PostgreSQL'} database holds no keyscope store (no keyscope tables where the "
+                    "connection looks)",
+                )
+            return migrate(conn)
+
         try:
-            self._run(migrate, write=True)
+            self._run(set_up, write=True)
             if kek is not None:
                 self._kek = self._unlock(KeyEncryptionKey(kek), raw=True)
             elif passphrase is not None:
