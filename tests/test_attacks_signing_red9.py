@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
-from keyscope import Policy, SessionGrant, SessionKey
+from keyscope import Policy, SessionGrant, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.consent.describe import describe_session
 from keyscope.erc1271 import Signer, encode_typed_data_signature
@@ -20,6 +21,8 @@ from keyscope.hexutil import to_address, to_bytes
 from keyscope.session import ArgType, Condition, Rule, Session, TypedDataPermission
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, typed_data_sign_hash
+from support.permit_types import PERMIT_SINGLE_TYPES
+from support.strict_reverts import revert_data
 
 ORDER_TYPES = {
     "Order": [
@@ -32,6 +35,7 @@ ORDER_TYPES = {
 its type."""
 
 BUYER = to_address("0x" + "b0" * 20)
+INVALID_SIGNATURE = keccak(text="InvalidSignature(address,bytes32)")[:4]
 
 
 def _word(value: int) -> bytes:
@@ -64,7 +68,9 @@ def orders(project, deployer):
     return project.RawWordOrders.deploy(sender=deployer)
 
 
-def _grant_orders(sessions: Any, orders: Any, rules: tuple[Rule, ...], salt: int) -> tuple[SessionGrant, SessionKey]:
+def _grant_orders(
+    sessions: Any, orders: Any, rules: tuple[Rule, ...], salt: int
+) -> tuple[SessionGrant, SessionKey]:
     owner, key = LocalSigner.generate(), SessionKey.generate()
     chain_id = sessions.h.chain_id
     session = Session(
@@ -108,7 +114,8 @@ def _sign_words(grant: SessionGrant, key: SessionKey, words: tuple[bytes, ...]) 
 def _fill(orders: Any, grant: SessionGrant, key: SessionKey, words: tuple[bytes, ...], deployer: Any) -> bool:
     try:
         orders.fill(grant.account, words, _sign_words(grant, key, words), sender=deployer)
-    except Exception:  # noqa: BLE001 - the verifier's refusal, whatever ape makes of it
+    except ContractLogicError as error:  # the book's refusal: SignatureChecker said no
+        assert "InvalidSignature" in repr(error) or revert_data(error)[:4] == INVALID_SIGNATURE, error
         return False
     return True
 
@@ -156,3 +163,50 @@ def test_a_signing_rule_read_as_another_type_than_its_field_is_not_shown_as_a_ru
     grant, key = _grant_orders(sessions, orders, TYPED_RULES, salt=186)
     assert not _fill(orders, grant, key, dirty, deployer)
     assert tuple(orders.filled(grant.account))[1] == 0
+
+
+def test_a_nested_field_s_rule_is_judged_by_its_type_and_a_struct_word_reads_as_a_hash(sessions, net):
+    """The same in a nested struct, and the words a struct's word gets: Permit2's ``details.amount`` is a uint160
+    (the fifth word of the flattened contents once ``details`` is expanded); a request ruling it as a uint256
+    lets an amount above 2**160 pass ``<= 100e6``'s type check and reads as the typed rule unless shown
+    otherwise. A rule on ``details`` itself reads its word, the hash of the struct: it is shown as that hash,
+    not as if it bounded the struct's members. The SDK's own grants (``Policy.typed_data``) carry every field's
+    type and raise no such warning."""
+    chain_id = sessions.h.chain_id
+    permit2 = to_address("0x" + "22" * 20)
+    domain = {"name": "Permit2", "chainId": chain_id, "verifyingContract": permit2}
+    typed = Policy.typed_data(
+        domain, PERMIT_SINGLE_TYPES, "PermitSingle", [arg("details", "amount") <= 100 * 10**6]
+    )
+    (amount_rule,) = typed.rules
+    assert amount_rule.offset == 128 and amount_rule.arg_type == ArgType.uint_of(160)
+    wide = TypedDataPermission.model_validate(
+        {
+            **typed.model_dump(),
+            "rules": (
+                amount_rule.model_copy(update={"arg_type": ArgType.WORD}),
+                Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.WORD, values=(0,)),
+            ),
+        }
+    )
+    account = to_address("0x" + "ac" * 20)
+    facts = ConsentServer(net).facts(account)
+
+    def described(permission: TypedDataPermission) -> tuple[str, list[str]]:
+        session = Session(session_key=LocalSigner.generate().address, typed_data_permissions=(permission,))
+        words = describe_session(session, account=account, chain_id=chain_id, facts=facts)
+        (line,) = words.signing
+        return line, [w.text for w in words.warnings if w.level == "danger"]
+
+    typed_line, typed_dangers = described(typed)
+    assert typed_line.endswith("details.amount must be at most 100,000,000")
+    assert not any("reads the field" in text for text in typed_dangers)
+    wide_line, wide_dangers = described(wide)
+    assert "details.amount must be" not in wide_line
+    assert "the word at offset 128, read as uint256 (the field details.amount is uint160)" in wide_line
+    assert "details (the hash of its contents) must not be 0" in wide_line
+    assert [text for text in wide_dangers if "reads the field" in text] == [
+        "Rule 0 of the PermitSingle permission reads the field details.amount (uint160) as uint256: the module "
+        "judges the word as a uint256, not as the uint160 a verifier reads, so a word that is no uint160 may pass "
+        "the rule and be acted on as a value the rule never judged"
+    ]

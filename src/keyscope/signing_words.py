@@ -100,11 +100,13 @@ def signing_lines(session: Session, rule_words: Callable[[Rule, str], str]) -> t
     lines = []
     for permission in session.typed_data_permissions:
         fields = typed_data_fields(permission)
+        structs = {name for name, _ in contents_definitions(permission.contents_type)}
         mistyped = {index for index, _, _ in mistyped_rules(permission)}
         rules = []
         for index, rule in enumerate(permission.rules):
             path, kind = fields.get(rule.offset, (f"the word at offset {rule.offset}", "bytes32"))
-            what = f"{path} (the hash of its contents)" if kind in _HASHED else path
+            hashed = kind in _HASHED or kind in structs or kind.endswith("]")
+            what = f"{path} (the hash of its contents)" if hashed else path
             if index in mistyped:
                 # as the module reads it: a word of the rule's type, whatever the field's type holds
                 read_as = ArgType.name(rule.arg_type)
