@@ -8,14 +8,22 @@ or ``types``: a dapp cannot make a permission read as something it is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from .artifacts import ENTRY_POINTS
 from .message_signing import nested_frames
-from .session import Rule, Session, TypedDataPermission, contents_definitions
+from .session import ArgType, Rule, Session, TypedDataPermission, arg_type_of, contents_definitions
 from .typed_data import Field
 
-__all__ = ["FieldName", "co_signer_line", "signing_lines", "signing_warnings", "typed_data_fields"]
+__all__ = [
+    "FieldName",
+    "co_signer_line",
+    "field_arg_type",
+    "mistyped_rules",
+    "signing_lines",
+    "signing_warnings",
+    "typed_data_fields",
+]
 
 FieldName = tuple[str, str]
 """A word of the flattened contents: the field's dotted path from the primary struct, and its EIP-712 type."""
@@ -43,6 +51,34 @@ def typed_data_fields(permission: TypedDataPermission) -> dict[int, FieldName]:
     return fields
 
 
+def field_arg_type(kind: str, structs: Collection[str] = ()) -> int | None:
+    """The rule type (:class:`~keyscope.session.ArgType`) that reads a field of EIP-712 type ``kind`` as the
+    verifier does: the atomic type's own, ``WORD`` for a word that is a hash (``string``, ``bytes``, one of
+    ``structs``, an array); None for a type no rule type names."""
+    if kind in _HASHED or kind in structs or kind.endswith("]"):
+        return ArgType.WORD
+    try:
+        return arg_type_of(kind)
+    except ValueError:
+        return None
+
+
+def mistyped_rules(permission: TypedDataPermission) -> list[tuple[int, str, str]]:
+    """The rules of ``permission`` that read a field of the signed contents type as another type than the field's
+    (``(rule index, field path, field type)``): the module checks a word against the rule's type only, so a word
+    the field's type does not hold (a uint64 with higher bits set) passes a rule typed uint256, and a verifier that
+    reads the field cleaned to its type acts on a value the rule never judged. A rule past the contents reads no
+    field."""
+    structs = {name for name, _ in contents_definitions(permission.contents_type)}
+    fields = typed_data_fields(permission)
+    found = []
+    for index, rule in enumerate(permission.rules):
+        field = fields.get(rule.offset)
+        if field is not None and field_arg_type(field[1], structs) != rule.arg_type:
+            found.append((index, *field))
+    return found
+
+
 def _domain(permission: TypedDataPermission) -> str:
     parts = []
     if permission.domain_fields & 0x01:
@@ -64,10 +100,18 @@ def signing_lines(session: Session, rule_words: Callable[[Rule, str], str]) -> t
     lines = []
     for permission in session.typed_data_permissions:
         fields = typed_data_fields(permission)
+        structs = {name for name, _ in contents_definitions(permission.contents_type)}
+        mistyped = {index for index, _, _ in mistyped_rules(permission)}
         rules = []
-        for rule in permission.rules:
+        for index, rule in enumerate(permission.rules):
             path, kind = fields.get(rule.offset, (f"the word at offset {rule.offset}", "bytes32"))
-            what = f"{path} (the hash of its contents)" if kind in _HASHED else path
+            hashed = kind in _HASHED or kind in structs or kind.endswith("]")
+            what = f"{path} (the hash of its contents)" if hashed else path
+            if index in mistyped:
+                # as the module reads it: a word of the rule's type, whatever the field's type holds
+                read_as = ArgType.name(rule.arg_type)
+                what = f"the word at offset {rule.offset}, read as {read_as} (the field {path} is {kind})"
+                kind = read_as
             rules.append(f"{what} {rule_words(rule, kind)}")
         limited = "; ".join(rules) if rules else "any contents: no rule limits them"
         lines.append(
@@ -95,6 +139,13 @@ def signing_warnings(session: Session) -> list[str]:
                 f"The {permission.contents_name} permission is in an EntryPoint's domain or signs UserOperations: an "
                 "account that takes this account's signature as its owner's (one it owns, or a multisig it is a "
                 "signer of) would run the operations the session signs"
+            )
+        for index, path, kind in mistyped_rules(permission):
+            read_as = ArgType.name(permission.rules[index].arg_type)
+            warnings.append(
+                f"Rule {index} of the {permission.contents_name} permission reads the field {path} ({kind}) as "
+                f"{read_as}: the module judges the word as a {read_as}, not as the {kind} a verifier reads, so a word "
+                f"that is no {kind} may pass the rule and be acted on as a value the rule never judged"
             )
         if not permission.domain_fields & 0x08:
             warnings.append(
