@@ -119,9 +119,9 @@ def test_the_account_or_the_module_listed_as_a_paymaster_makes_the_entry_point_c
     """A grant made without the SDK lists, as paymasters the cap does not bind, the account itself, the module and an
     address without code (a dapp's request naming them, the owner not looking). The module lifts the cap for a listed
     paymaster and skips the gas budget, whoever it is; what stands between the key and the account's money is then
-    the EntryPoint, which charges a paymaster's own deposit and asks it to validate. Each of the three has a deposit
-    above the operation's prefund (the account's own, from earlier operations; anyone's for the others), and none of
-    them validates as a paymaster: the bundle is refused, nothing runs, nothing is counted, and neither the
+    the EntryPoint, which charges a paymaster's own deposit and asks it to validate. Each of the three is given a deposit
+    above the operation's prefund (anyone may deposit for any address), so the EntryPoint gets as far as asking, and
+    none of them validates as a paymaster: the bundle is refused, nothing runs, nothing is counted, and neither the
     account's balance nor its deposit moves."""
     keyless = LocalSigner.generate().address
     listed = (account, module.address, keyless)
