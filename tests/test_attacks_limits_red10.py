@@ -1,0 +1,170 @@
+"""Limits over a session's life and the paymaster list, attacked by a leaked session key through the real EntryPoint
+v0.7 ``handleOps``: a gas budget met in a batch that also calls another session of the key, one that lists the
+operation's paymaster; the account itself, the module or a key without code listed as a paymaster the cap does not
+bind. Each test asserts what the account pays and what the limits count."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import KIND
+from keyscope.execution import Call, encode_execute
+from keyscope.gas import required_prefund
+from keyscope.policy import Limits, Policy
+from keyscope.session import Session
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.limit_fixtures import (  # noqa: F401 (fixtures)
+    grant,
+    limits_account_fixture,
+    session_fixtures_first_fixture,
+    token_fixture,
+    usage,
+)
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+
+ETHER = 10**18
+GWEI = 10**9
+CAP = ETHER // 100  # a session's cap: 0.01 ether
+# gas fields whose prefund (every gas limit, the paymaster's two included, times maxFeePerGas) is over CAP
+COSTLY = {
+    "verification_gas_limit": 500_000,
+    "call_gas_limit": 400_000,
+    "pre_verification_gas": 60_000,
+    "max_fee_per_gas": 20 * GWEI,
+    "max_priority_fee_per_gas": GWEI,
+    "paymaster_verification_gas_limit": 100_000,
+    "paymaster_post_op_gas_limit": 100_000,
+}
+
+
+@pytest.fixture(scope="module")
+def token_paymaster(project, deployer, entry_point, token, accounts):
+    """An ERC-20 paymaster charging one token unit per wei of gas, in postOp, from the account's approval."""
+    paymaster = project.TokenPaymaster.deploy(entry_point, token, ETHER, accounts[9], sender=deployer)
+    paymaster.deposit(value=20 * ETHER, sender=deployer)
+    return paymaster
+
+
+def paid_op(
+    sessions, account: str, key: LocalSigner, calls: Call | list[Call], paymaster: str
+) -> UserOperation:
+    """A session operation (USE) naming ``paymaster``, with the COSTLY gas fields."""
+    op = sessions.h.op(account, encode_execute(calls), key=KIND.nonce_key(sessions.module.address))
+    op = op.replace(paymaster=paymaster, **COSTLY)
+    return op.replace(signature=key.sign_hash(sessions.h.hash(op)))
+
+
+def test_a_gas_budget_is_never_lifted_by_the_paymaster_list_of_another_session_of_the_key(
+    sessions, module, target, nft, token, token_paymaster, account, owner, session_key
+):
+    """One key, two sessions, both with limits: A (dapp A's) lists an ERC-20 paymaster as one the owner lets charge
+    for A's operations; B (dapp B's) has no cap but a gas budget and lists no paymaster. A batch of a call under A
+    and one under B naming A's paymaster is uncapped (A's call is lifted, B has no cap), so B's gas budget is all
+    that bounds what the paymaster takes from the account for B: it must count the operation's prefund, read against
+    B's own list. Were the list read from the first session the operation met (A's), B's calls would ride in A's
+    batches, uncounted, and the paymaster would take the account's tokens for them past B's budget."""
+    other = Call.of(target.address, 0, target.other.encode_input(1))
+    mint = Call.of(nft.address, 0, nft.safeMint.encode_input(account))
+    prefund = required_prefund(paid_op(sessions, account, session_key, other, token_paymaster.address))
+    assert prefund > CAP
+    budget = prefund + prefund // 2
+    session_a, id_a = grant(
+        sessions, account, owner, session_key, [Policy.call(target.address, "other(uint256)")],
+        [Limits.operations(100)], max_gas_cost=CAP, paymasters=(token_paymaster.address,),
+    )  # fmt: skip
+    assert session_a.is_limited(0)  # A's calls enter the count first, with A's list
+    _, id_b = grant(
+        sessions, account, owner, session_key, [Policy.call(nft.address, "safeMint(address)")],
+        [Limits.gas(budget)], max_gas_cost=0, salt=1,
+    )  # fmt: skip
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+
+    # the first batch fits B's budget: B counts its prefund, A its one operation (A's call twice, once)
+    assert (
+        sessions.outcome(
+            paid_op(sessions, account, session_key, [other, mint, other], token_paymaster.address)
+        )
+        == "ok"
+    )
+    assert usage(module, account, id_a)[0][4:] == (1, 99)
+    assert usage(module, account, id_b)[0][4:] == (prefund, budget - prefund)
+    tokens = token.balanceOf(account)
+    minted = nft.balanceOf(account)
+
+    # the second does not, whatever calls of A ride along with B's
+    for calls, index in (([other, mint], 1), ([mint], 0), ([other, other, mint], 2)):
+        result = sessions.outcome(paid_op(sessions, account, session_key, calls, token_paymaster.address))
+        expected = (
+            f"LimitExceeded(callIndex={index}, limitIndex=0, amount={prefund}, left={budget - prefund})"
+        )
+        assert expected in result, (calls, result)
+    assert usage(module, account, id_b)[0][4:] == (prefund, budget - prefund)
+    assert token.balanceOf(account) == tokens and nft.balanceOf(account) == minted
+
+    # A's call alone is what the owner let the paymaster charge for: it lands and counts nothing of B's
+    assert sessions.outcome(paid_op(sessions, account, session_key, other, token_paymaster.address)) == "ok"
+    assert token.balanceOf(account) < tokens
+    assert usage(module, account, id_a)[0][4:] == (2, 98)
+    assert usage(module, account, id_b)[0][4:] == (prefund, budget - prefund)
+
+
+def test_the_account_or_the_module_listed_as_a_paymaster_makes_the_entry_point_charge_nothing(
+    sessions, module, target, entry_point, account, owner, session_key, chain
+):
+    """A grant made without the SDK lists, as paymasters the cap does not bind, the account itself, the module and an
+    address without code (a dapp's request naming them, the owner not looking). The module lifts the cap for a listed
+    paymaster and skips the gas budget, whoever it is; what stands between the key and the account's money is then
+    the EntryPoint, which charges a paymaster's own deposit and asks it to validate. Each of the three is given a deposit
+    above the operation's prefund (anyone may deposit for any address), so the EntryPoint gets as far as asking, and
+    none of them validates as a paymaster: the bundle is refused, nothing runs, nothing is counted, and neither the
+    account's balance nor its deposit moves."""
+    keyless = LocalSigner.generate().address
+    listed = (account, module.address, keyless)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Policy.call(target.address, "other(uint256)"),),
+        limits=(Limits.gas(CAP),),
+        max_gas_cost=CAP,
+        paymasters=listed,
+    )
+    session_id = sessions.grant_onchain(account, owner, session)
+    other = Call.of(target.address, 0, target.other.encode_input(1))
+    prefund = required_prefund(paid_op(sessions, account, session_key, other, keyless))
+    assert prefund > CAP
+    for paymaster in listed:
+        entry_point.depositTo(paymaster, value=2 * prefund, sender=sessions.h.funder)
+    web3 = chain.provider.web3
+    calls = target.calls()
+    # the account has no validatePaymasterUserOp (its fallback has no handler for it), nor has the module; the
+    # keyless address answers the EntryPoint's call with nothing, which its decoder cannot read
+    expected = {
+        account: "AA33 reverted: ERC7579MissingFallbackHandler(selector=0x52b7512c)",
+        module.address: "AA33 reverted",
+        keyless: "handleOps reverted",
+    }
+    for paymaster in listed:
+        op = paid_op(sessions, account, session_key, other, paymaster)
+        # the module lifts the cap and counts no gas: the listed paymaster is the owner's to trust
+        data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
+        answer = web3.eth.call(
+            {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000}
+        )
+        assert int.from_bytes(bytes(answer), "big") % 2**160 == 0, paymaster
+        balance, deposit = web3.eth.get_balance(account), entry_point.balanceOf(account)
+        result = sessions.outcome(op)
+        assert expected[paymaster] in result, (paymaster, result)
+        assert (web3.eth.get_balance(account), entry_point.balanceOf(account)) == (balance, deposit), (
+            paymaster
+        )
+    assert target.calls() == calls
+    assert usage(module, account, session_id)[0][4:] == (0, CAP)
+    # the same operation naming no paymaster is capped, and the account pays for what it lands within the cap
+    unpaid = sessions.h.op(account, encode_execute(other), key=KIND.nonce_key(module.address))
+    unpaid = unpaid.replace(**{k: v for k, v in COSTLY.items() if not k.startswith("paymaster")})
+    result = sessions.outcome(unpaid.replace(signature=session_key.sign_hash(sessions.h.hash(unpaid))))
+    assert "GasCostTooHigh" in result, result
