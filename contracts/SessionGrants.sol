@@ -162,8 +162,13 @@ contract SessionGrants is SessionStorage {
         if (gasCapGwei > GAS_CAP_MAX) gasCapGwei = GAS_CAP_MAX;
         address[] memory paymasters = session.paymasters;
         if (paymasters.length > MAX_PAYMASTERS) revert InvalidPaymasters(paymasters.length, MAX_PAYMASTERS);
+        // a listed paymaster lifts the cap: never the zero address, the account itself or this module (none of
+        // which is a paymaster, and an account answering as one would pay its session's fees uncapped)
         for (uint256 p = 0; p < paymasters.length; ++p) {
-            if (paymasters[p] == address(0)) revert InvalidPaymasters(paymasters.length, p);
+            address paymaster = paymasters[p];
+            if (paymaster == address(0) || paymaster == account || paymaster == address(this)) {
+                revert InvalidPaymasters(paymasters.length, p);
+            }
         }
         // without a cap or a gas budget there is nothing to lift: the list is signed, but not stored
         if (gasCapGwei == 0 && !_hasGasLimit(session)) paymasters = new address[](0);

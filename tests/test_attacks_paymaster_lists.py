@@ -1,15 +1,18 @@
 """Limits over a session's life and the paymaster list, attacked by a leaked session key through the real EntryPoint
 v0.7 ``handleOps``: a gas budget met in a batch that also calls another session of the key, one that lists the
-operation's paymaster; the account itself, the module or a key without code listed as a paymaster the cap does not
-bind. Each test asserts what the account pays and what the limits count."""
+operation's paymaster; the account itself or the module listed as a paymaster the cap does not bind (refused), and
+an address without code (listed; the EntryPoint charges nothing). Each test asserts what the account pays and what the limits count."""
 
 from __future__ import annotations
 
+import ape
 import pytest
 
 from conftest import KIND
+from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
+from keyscope.grant import refuse_forbidden_targets
 from keyscope.policy import Limits, Policy
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
@@ -113,54 +116,60 @@ def test_a_gas_budget_is_never_lifted_by_the_paymaster_list_of_another_session_o
     assert usage(module, account, id_b)[0][4:] == (prefund, budget - prefund)
 
 
-def test_the_account_or_the_module_listed_as_a_paymaster_makes_the_entry_point_charge_nothing(
+def test_the_account_or_the_module_is_never_listed_as_a_paymaster_and_a_keyless_one_charges_nothing(
     sessions, module, target, entry_point, account, owner, session_key, chain
 ):
-    """A grant made without the SDK lists, as paymasters the cap does not bind, the account itself, the module and an
-    address without code (a dapp's request naming them, the owner not looking). The module lifts the cap for a listed
-    paymaster and skips the gas budget, whoever it is; what stands between the key and the account's money is then
-    the EntryPoint, which charges a paymaster's own deposit and asks it to validate. Each of the three is given a deposit
-    above the operation's prefund (anyone may deposit for any address), so the EntryPoint gets as far as asking, and
-    none of them validates as a paymaster: the bundle is refused, nothing runs, nothing is counted, and neither the
-    account's balance nor its deposit moves."""
+    """A grant made without the SDK lists, as a paymaster the cap does not bind, the account itself or the module (a
+    dapp's request naming them, the owner not looking): an account answering the EntryPoint as a paymaster would
+    then pay its session's fees uncapped. ``enableSession`` refuses it (``InvalidPaymasters`` at the index), and the
+    SDK refuses it before anything is signed. An address without code can be listed (the module cannot tell a
+    paymaster deployed later): the module lifts the cap for it, and the EntryPoint, which charges a paymaster's own
+    deposit and asks it to validate, refuses the bundle even with a deposit there above the operation's prefund
+    (anyone may deposit for any address): nothing runs, nothing is counted, and neither the account's balance nor
+    its deposit moves."""
     keyless = LocalSigner.generate().address
-    listed = (account, module.address, keyless)
+    call = Policy.call(target.address, "other(uint256)")
+    for index, forbidden in enumerate((account, module.address)):
+        listed = (keyless, forbidden) if index else (forbidden,)
+        refused = Session(
+            session_key=session_key.address,
+            permissions=(call,),
+            limits=(Limits.gas(CAP),),
+            max_gas_cost=CAP,
+            paymasters=listed,
+        )
+        with ape.reverts(module.InvalidPaymasters, count=len(listed), index=index):
+            module.enableSession.call(refused.as_abi(), sender=account)
+        with pytest.raises(
+            BadInputError, match=rf"paymaster {index} of the session is the (account itself|session module)"
+        ):
+            refuse_forbidden_targets(refused, account, module.address)
     session = Session(
         session_key=session_key.address,
-        permissions=(Policy.call(target.address, "other(uint256)"),),
+        permissions=(call,),
         limits=(Limits.gas(CAP),),
         max_gas_cost=CAP,
-        paymasters=listed,
+        paymasters=(keyless,),
     )
     session_id = sessions.grant_onchain(account, owner, session)
     other = Call.of(target.address, 0, target.other.encode_input(1))
     prefund = required_prefund(paid_op(sessions, account, session_key, other, keyless))
     assert prefund > CAP
-    for paymaster in listed:
-        entry_point.depositTo(paymaster, value=2 * prefund, sender=sessions.h.funder)
+    entry_point.depositTo(keyless, value=2 * prefund, sender=sessions.h.funder)
     web3 = chain.provider.web3
     calls = target.calls()
-    # the account has no validatePaymasterUserOp (its fallback has no handler for it), nor has the module; the
-    # keyless address answers the EntryPoint's call with nothing, which its decoder cannot read
-    expected = {
-        account: "AA33 reverted: ERC7579MissingFallbackHandler(selector=0x52b7512c)",
-        module.address: "AA33 reverted",
-        keyless: "handleOps reverted",
-    }
-    for paymaster in listed:
-        op = paid_op(sessions, account, session_key, other, paymaster)
-        # the module lifts the cap and counts no gas: the listed paymaster is the owner's to trust
-        data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
-        answer = web3.eth.call(
-            {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000}
-        )
-        assert int.from_bytes(bytes(answer), "big") % 2**160 == 0, paymaster
-        balance, deposit = web3.eth.get_balance(account), entry_point.balanceOf(account)
-        result = sessions.outcome(op)
-        assert expected[paymaster] in result, (paymaster, result)
-        assert (web3.eth.get_balance(account), entry_point.balanceOf(account)) == (balance, deposit), (
-            paymaster
-        )
+    op = paid_op(sessions, account, session_key, other, keyless)
+    # the module lifts the cap and counts no gas: the listed paymaster is the owner's to trust
+    data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
+    answer = web3.eth.call(
+        {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000}
+    )
+    assert int.from_bytes(bytes(answer), "big") % 2**160 == 0
+    balance, deposit = web3.eth.get_balance(account), entry_point.balanceOf(account)
+    # the keyless address answers the EntryPoint's call with nothing, which its decoder cannot read
+    result = sessions.outcome(op)
+    assert "handleOps reverted" in result, result
+    assert (web3.eth.get_balance(account), entry_point.balanceOf(account)) == (balance, deposit)
     assert target.calls() == calls
     assert usage(module, account, session_id)[0][4:] == (0, CAP)
     # the same operation naming no paymaster is capped, and the account pays for what it lands within the cap

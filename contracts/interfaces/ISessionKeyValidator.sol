@@ -259,8 +259,8 @@ interface ISessionKeyValidatorTypes {
     ///         more than MAX_RULE_WORDS.
     error TooManyRules(uint256 permissionIndex, uint256 words);
 
-    /// @notice The session lists `count` paymasters, more than MAX_PAYMASTERS, or one of them is the zero
-    ///         address (`index`).
+    /// @notice The session lists `count` paymasters, more than MAX_PAYMASTERS (`index` is then MAX_PAYMASTERS),
+    ///         or the one at `index` is the zero address, the account itself or this module.
     error InvalidPaymasters(uint256 count, uint256 index);
 
     /// @notice Enabling would give `account` more than `max` live permissions: revoke unused sessions first.

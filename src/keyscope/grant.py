@@ -123,8 +123,9 @@ def _grant_problem(error: ValidationError, size: int) -> str:
 
 def refuse_forbidden_targets(session: Session, account: str, module: str) -> None:
     """Raise :class:`~keyscope.errors.BadInputError` if a permission of ``session`` names ``account``, ``module``
-    or the zero address: ``enableSession`` refuses such a session (``ForbiddenPermissionTarget``), so none of its
-    operations could land (its calls on other targets would pass a local check, then the enabling would fail)."""
+    or the zero address, or its paymaster list does: ``enableSession`` refuses such a session
+    (``ForbiddenPermissionTarget``, ``InvalidPaymasters``), so none of its operations could land (its calls on
+    other targets would pass a local check, then the enabling would fail)."""
     named = {account: "the account itself", module: "the session module", _ZERO_ADDRESS: "the zero address"}
     for index, permission in enumerate(session.permissions):
         what = named.get(permission.target)
@@ -132,4 +133,11 @@ def refuse_forbidden_targets(session: Session, account: str, module: str) -> Non
             raise BadInputError(
                 f"permission {index} targets {what} ({permission.target}), which the module refuses to enable "
                 "(ForbiddenPermissionTarget): grant a session without it"
+            )
+    for index, paymaster in enumerate(session.paymasters):
+        what = named.get(paymaster)
+        if what is not None:
+            raise BadInputError(
+                f"paymaster {index} of the session is {what} ({paymaster}), which is no paymaster, and the module "
+                "refuses to enable a session listing it (InvalidPaymasters): list the paymasters the dapp uses"
             )
