@@ -239,3 +239,16 @@ def test_a_junk_now_is_refused_as_bad_input_naming_it(now: Any) -> None:
         check_sign_in(SESSION, message, account=ACCOUNT, session_id="0x01", now=now)
     assert "b'" not in str(refused.value)
     assert check_sign_in(SESSION, message, account=ACCOUNT, session_id="0x01", now=0)
+
+
+def test_a_contents_type_defining_a_struct_twice_is_refused() -> None:
+    """The module hashes the first definition of the primary type in the contents type; a typehash taken from a
+    second one would give signatures the account refuses. Such a contents type (a grant request made without the
+    SDK) is refused when the permission is read, naming the struct."""
+    fields = PERMISSION.model_dump()
+    twice = "PermitSingle(address spender)" + fields["contents_type"]
+    with pytest.raises(
+        ValueError, match=r"defines 'PermitSingle' twice: give each struct type one definition"
+    ):
+        type(PERMISSION).model_validate({**fields, "contents_type": twice})
+    assert type(PERMISSION).model_validate(fields) == PERMISSION

@@ -669,7 +669,8 @@ def rule_words(rule: Rule) -> int:
 
 def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
     """The ``(name, definition)`` pairs of an ERC-7739 contentsType (``A(...)B(...)``); ValueError when it is not
-    a list of struct definitions."""
+    a list of struct definitions, or defines a name twice (the module reads the first definition of the primary
+    type, a typehash taken from another would give signatures the account refuses)."""
     result = []
     rest = contents_type
     while rest:
@@ -679,7 +680,12 @@ def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
             raise ValueError(
                 f"contentsType {contents_type!r} is not a list of struct definitions Name(type name,...)"
             )
-        result.append((rest[:start], rest[: end + 1]))
+        name = rest[:start]
+        if any(name == defined for defined, _ in result):
+            raise ValueError(
+                f"contentsType {contents_type!r} defines {name!r} twice: give each struct type one definition"
+            )
+        result.append((name, rest[: end + 1]))
         rest = rest[end + 1 :]
     return result
 
