@@ -689,9 +689,6 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         }
     }
 
-    /// @dev The 32-byte word of `data` that starts at byte `offset`. Callers check that the word is within
-    ///      `data`: past its end, CALLDATALOAD reads whatever calldata follows (zeros only past the calldata's
-    ///      end).
     /// @dev Whether the bytes after `size` bytes of data at `start` of `data`, up to the next multiple of 32, hold
     ///      anything but zeros. Reads past `data`'s end when the padding is not all there: the caller then refuses
     ///      the batch's length anyway.
@@ -703,6 +700,9 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
         }
     }
 
+    /// @dev The 32-byte word of `data` that starts at byte `offset`. Callers check that the word is within
+    ///      `data`: past its end, CALLDATALOAD reads whatever calldata follows (zeros only past the calldata's
+    ///      end).
     function _word(bytes calldata data, uint256 offset) internal pure returns (uint256 value) {
         assembly ("memory-safe") {
             value := calldataload(add(data.offset, offset))

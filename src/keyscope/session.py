@@ -671,7 +671,7 @@ def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
     """The ``(name, definition)`` pairs of an ERC-7739 contentsType (``A(...)B(...)``); ValueError when it is not
     a list of struct definitions, or defines a name twice (the module reads the first definition of the primary
     type, a typehash taken from another would give signatures the account refuses)."""
-    result = []
+    result: list[tuple[str, str]] = []
     rest = contents_type
     while rest:
         end = rest.find(")")

@@ -15,8 +15,8 @@ zero mode bytes past the exec type. Three tests check that on a real anvil with 
 * chosen layouts with two readings (the canonical one allowed, the one an offset-following decoder or a
   mode-reading account makes reaching another call), the other modes and the other entry points: refused on every
   kind, where the accounts themselves would run another call than the canonical reading;
-* some of those sent through the Alto bundler: refused in validation, nothing runs; and a batch canonical up to
-  its last call with garbage in its padding and after its calls lands and runs its three calls.
+* some of those sent through the Alto bundler, and batches with garbage in their padding or after their last
+  call: refused in validation, nothing runs; and an odd but canonical batch lands and runs its three calls.
 """
 
 from __future__ import annotations
@@ -437,25 +437,32 @@ def test_layouts_with_two_readings_and_other_modes_and_entry_points_are_refused_
 # -- through the bundler -----------------------------------------------------------------------------------------
 
 
-def odd_but_canonical(targets: Targets) -> Layout:
+def odd_but_canonical(targets: Targets, *, garbage: str = "") -> Layout:
     """A try-mode batch the module accepts: three allowed calls (one with value, one whose data has a byte after
-    its ABI encoding, of odd length, a plain transfer), with garbage in each element's padding and bytes after the last
-    element inside executionCalldata; the callData ends with executionCalldata's zero padding (anything else after
-    it the module refuses, attack 182)."""
+    its ABI encoding, of odd length, a plain transfer), canonically encoded; the callData ends with
+    executionCalldata's zero padding (anything else after it the module refuses, attack 182). With ``garbage``
+    "padding", each element's padding holds 0xab bytes; with "after", an element follows the last call inside
+    executionCalldata: both are refused (no account tried reads them, but a batch leaves no byte unjudged)."""
     calls = [
         Call(targets.granted, 1, OTHER + words(5)),
         Call(targets.granted, 0, WITH_BYTES + abi_encode(["bytes", "uint256"], [b"\xee" * 13, 9]) + b"\x01"),
         Call(targets.granted, 2, b""),
     ]
     execution = bytearray(batch_execution(calls))
-    for index in range(len(calls)):
-        start = 64 + int.from_bytes(execution[64 + 32 * index : 96 + 32 * index], "big")
-        size = int.from_bytes(execution[start + 96 : start + 128], "big")
-        execution[start + 128 + size : start + 128 + size + (-size % 32)] = b"\xab" * (-size % 32)
-    execution += words(0x20, 1, 0x20) + b"\xcd" * 7  # after the last element: never read
+    if garbage == "padding":
+        for index in range(len(calls)):
+            start = 64 + int.from_bytes(execution[64 + 32 * index : 96 + 32 * index], "big")
+            size = int.from_bytes(execution[start + 96 : start + 128], "big")
+            execution[start + 128 + size : start + 128 + size + (-size % 32)] = b"\xab" * (-size % 32)
+    elif garbage == "after":
+        execution += words(
+            int(targets.stranger, 16), 0, 0x60, 0
+        )  # an element after the last call: a transfer
     call_data = execute_call_data(mode(1, 1), bytes(execution))
-    assert len(call_data) - 100 - len(execution) == 25 and not any(call_data[100 + len(execution) :])
-    return Layout("canonical", "odd but canonical try batch", call_data)
+    assert not any(call_data[100 + len(execution) :])
+    return Layout(
+        "canonical", f"odd but canonical try batch{f' with {garbage}' if garbage else ''}", call_data
+    )
 
 
 def signed(subject: Subject, call_data: bytes) -> UserOperation:
@@ -475,10 +482,10 @@ def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_ba
     stack: LocalStack, subjects: dict[str, Subject], targets: Targets
 ) -> None:
     """On every kind, through Alto and the EntryPoint: the layouts an account would read otherwise (execute's
-    bytes offset, an element offset, delegatecall, ERC-7821's opData mode, ``executeFromExecutor``) are refused in
-    validation (AA23) and nothing reaches the stranger; a batch whose encoding is canonical up to its last call
-    but carries garbage in its elements' padding and after its calls, inside executionCalldata, lands, and the
-    granted target records its three calls and nothing else."""
+    bytes offset, an element offset, delegatecall, ERC-7821's opData mode, ``executeFromExecutor``), and a batch
+    carrying garbage in its elements' padding or an element after its last call, are refused in validation (AA23)
+    and nothing reaches the stranger; an odd but canonical batch (try mode, value, data of odd length, a plain
+    transfer) lands, and the granted target records its three calls and nothing else."""
     _allowed, layouts = chosen_layouts(targets)
     chosen = {
         "execute's bytes offset past a canonical copy (single)",
@@ -489,6 +496,7 @@ def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_ba
     }
     refused = [layout for layout in layouts if layout.label in chosen]
     assert len(refused) == len(chosen)
+    refused += [odd_but_canonical(targets, garbage="padding"), odd_but_canonical(targets, garbage="after")]
     odd = odd_but_canonical(targets)
     for subject in subjects.values():
         net = subject.net
