@@ -1,0 +1,290 @@
+"""The co-signer service and the sponsor service asked over raw HTTP (their real servers on 127.0.0.1, hand-written
+JSON bodies) by a leaked session key's holder, for angles the other files do not take:
+
+* a co-signature of a message (``keyscope_coSignTypedData``) whose typed data spells an operation as EntryPoint
+  v0.8 hashes it (EIP-712 ``PackedUserOperation`` in the EntryPoint's domain), to carry it to that operation;
+* quantities and addresses spelled otherwise (ints, leading zeros, upper-case hex, lower-case addresses);
+* a sponsor's request naming callData twice, or in both spellings;
+* one account spelled several ways, to draw its sponsorship budget more than once.
+
+Each must end with no signature, or a signature that counts for the operation judged (and its budget) only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from keyscope.artifacts import ENTRY_POINT_V07, ENTRY_POINT_V08
+from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy
+from keyscope.erc1271 import co_sign_digest
+from keyscope.execution import Call, encode_execute
+from keyscope.gas import required_prefund
+from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
+from keyscope.hexutil import to_address
+from keyscope.signing import LocalSigner, recover_hash
+from keyscope.sponsor import (
+    Sponsor,
+    SponsorServer,
+    SponsorshipPolicy,
+    decode_paymaster_data,
+    sponsorship_hash,
+)
+from keyscope.typed_data import TypedData
+from keyscope.userop import UserOperation
+
+CHAIN_ID = 31337
+MODULE = "0x" + "11" * 20
+ENTRY_POINT = ENTRY_POINT_V07
+ACCOUNT = to_address("0x" + "ab12cd34ef" * 4)
+ALLOWED = "0x" + "33" * 20
+FORBIDDEN = "0x" + "66" * 20
+PAYMASTER = "0x" + "77" * 20
+SESSION_ID = bytes.fromhex("44" * 32)
+CO_SIGNER = LocalSigner.generate()
+SPONSOR = LocalSigner.generate()
+DATA = bytes.fromhex("a9059cbb") + bytes(64)
+
+
+@pytest.fixture(scope="module")
+def co_signer_url() -> Iterator[str]:
+    """A co-signer that approves calls to ALLOWED only, and co-signs messages."""
+    policy = CoSignPolicy(accounts=frozenset({ACCOUNT}), targets=frozenset({ALLOWED}), messages=True)
+    service = CoSignerService(
+        CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT, policy=policy
+    )
+    with CoSignerServer(service) as server:
+        yield server.url
+
+
+def _op(call_data: bytes, **fields: Any) -> UserOperation:
+    op = UserOperation(
+        sender=ACCOUNT,
+        nonce=3,
+        call_data=call_data,
+        call_gas_limit=100_000,
+        verification_gas_limit=200_000,
+        pre_verification_gas=50_000,
+        max_fee_per_gas=10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    return op.replace(**fields) if fields else op
+
+
+def _rpc(method: str, params: list[Any], request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def _post(url: str, body: bytes | dict[str, Any]) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    answer = httpx.post(url, content=content, headers={"Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _co_sign_op(url: str, op: dict[str, Any]) -> Any:
+    return _post(url, _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + SESSION_ID.hex(), op]))
+
+
+def _signature(answer: Any) -> bytes:
+    assert "result" in answer, answer
+    return bytes.fromhex(answer["result"]["signature"][2:])
+
+
+def _packed_user_operation_typed_data(op: UserOperation, entry_point: str) -> dict[str, Any]:
+    """``op`` as EntryPoint v0.8 hashes it (its userOpHash is this typed data's EIP-712 digest)."""
+    packed = op.pack()
+    bytes32 = "0x{}".format
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "PackedUserOperation": [
+                {"name": "sender", "type": "address"},
+                {"name": "nonce", "type": "uint256"},
+                {"name": "initCode", "type": "bytes"},
+                {"name": "callData", "type": "bytes"},
+                {"name": "accountGasLimits", "type": "bytes32"},
+                {"name": "preVerificationGas", "type": "uint256"},
+                {"name": "gasFees", "type": "bytes32"},
+                {"name": "paymasterAndData", "type": "bytes"},
+            ],
+        },
+        "primaryType": "PackedUserOperation",
+        "domain": {"name": "ERC4337", "version": "1", "chainId": CHAIN_ID, "verifyingContract": entry_point},
+        "message": {
+            "sender": packed.sender,
+            "nonce": packed.nonce,
+            "initCode": "0x" + packed.init_code.hex(),
+            "callData": "0x" + packed.call_data.hex(),
+            "accountGasLimits": bytes32(packed.account_gas_limits.hex()),
+            "preVerificationGas": packed.pre_verification_gas,
+            "gasFees": bytes32(packed.gas_fees.hex()),
+            "paymasterAndData": "0x" + packed.paymaster_and_data.hex(),
+        },
+    }
+
+
+def test_a_message_co_signature_is_no_co_signature_of_the_operation_it_spells(co_signer_url: str) -> None:
+    """The co-signer refuses an operation calling FORBIDDEN; the key's holder then asks it to co-sign, as a message,
+    typed data whose EIP-712 digest is that very operation's EntryPoint v0.8 userOpHash (the module validates
+    EIP-7702 accounts' operations on v0.8). The co-signer signs ``CoSign(sessionId, d)`` for the ERC-7739
+    ``TypedDataSign`` hash of the message (which binds the account and the module), never for the message's own
+    digest: the co-signature it gives recovers to nobody for the operation, under either EntryPoint."""
+    op = _op(encode_execute(Call.of(FORBIDDEN, 0, DATA)))
+    refused = _co_sign_op(co_signer_url, op.to_rpc())
+    assert "result" not in refused and refused["error"]["data"] == {"reason": "target"}, refused
+
+    for entry_point in (ENTRY_POINT_V08, ENTRY_POINT):
+        typed = _packed_user_operation_typed_data(op, entry_point)
+        op_hash = user_op_hash_v08(op.packed_fields(), entry_point, CHAIN_ID)
+        assert TypedData(typed).digest == op_hash  # the message is the operation, as v0.8 hashes it
+        answer = _post(
+            co_signer_url, _rpc("keyscope_coSignTypedData", [ACCOUNT, "0x" + SESSION_ID.hex(), typed])
+        )
+        signature = _signature(answer)  # messages are co-signed: the policy's targets do not reach them
+        for digest in (op_hash, user_op_hash_v07(op.packed_fields(), entry_point, CHAIN_ID)):
+            as_operation = co_sign_digest(SESSION_ID, digest, chain_id=CHAIN_ID, module=MODULE)
+            assert recover_hash(as_operation, signature) != CO_SIGNER.address
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        {"nonce": 3},
+        {"nonce": "0x03"},
+        {"nonce": "0x0000000000000003"},
+        {"callGasLimit": "0x186A0"},
+        {"callGasLimit": "0X186a0"},
+        {"maxFeePerGas": 10**9},
+        {"sender": ACCOUNT.lower()},
+        {"sender": "0x" + ACCOUNT[2:].upper()},
+        {"callData": "0x" + encode_execute(Call.of(ALLOWED, 0, DATA)).hex().upper()},
+        {"nonce": "3"},
+        {"nonce": 3.0},
+        {"nonce": True},
+        {"nonce": "0x-3"},
+        {"callGasLimit": " 0x186a0"},
+    ],
+    ids=lambda spelled: "{}={!r}".format(*next(iter(spelled.items()))),
+)
+def test_quantities_and_addresses_spelled_otherwise_are_signed_as_the_chain_reads_them(
+    co_signer_url: str, spelled: dict[str, Any]
+) -> None:
+    """A covered operation with one field spelled otherwise than ``to_rpc`` spells it (an int, leading zeros,
+    upper-case hex or ``0X``, the sender in lower or upper case; a decimal string, a float, a bool, a signed or
+    padded hex): refused as malformed, or co-signed for the operation as the EntryPoint reads it (the canonical
+    value packed), never for another value."""
+    op = _op(encode_execute(Call.of(ALLOWED, 0, DATA)))
+    body = op.to_rpc() | spelled
+    answer = _co_sign_op(co_signer_url, body)
+    if "result" not in answer:
+        assert answer["error"]["data"] == {"reason": "params"}, answer
+        return
+    signature = _signature(answer)
+    digest = co_sign_digest(
+        SESSION_ID,
+        user_op_hash_v07(op.packed_fields(), ENTRY_POINT, CHAIN_ID),
+        chain_id=CHAIN_ID,
+        module=MODULE,
+    )
+    assert recover_hash(digest, signature) == CO_SIGNER.address
+
+
+# -- the sponsor ---------------------------------------------------------------------------------------------------
+
+
+def _serve_sponsor(policy: SponsorshipPolicy) -> SponsorServer:
+    sponsor = Sponsor(paymaster=PAYMASTER, signer=SPONSOR, chain_id=CHAIN_ID, policy=policy)
+    return SponsorServer(sponsor)
+
+
+def _sponsor_request(op: dict[str, Any] | str) -> bytes:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "pm_getPaymasterData",
+        "params": ["OP", ENTRY_POINT, hex(CHAIN_ID)],
+    }
+    return json.dumps(body).replace('"OP"', op if isinstance(op, str) else json.dumps(op)).encode()
+
+
+def _sponsored(op: UserOperation, result: dict[str, Any]) -> bool:
+    """Whether the sponsor's fields in ``result`` sponsor ``op`` (their signature recovers to the sponsor)."""
+    final = op.replace(
+        paymaster=result["paymaster"],
+        paymaster_verification_gas_limit=int(result["paymasterVerificationGasLimit"], 16),
+        paymaster_post_op_gas_limit=int(result["paymasterPostOpGasLimit"], 16),
+        paymaster_data=bytes.fromhex(result["paymasterData"][2:]),
+    )
+    data = decode_paymaster_data(final.paymaster_data)
+    digest = sponsorship_hash(
+        final, PAYMASTER, CHAIN_ID, valid_until=data.valid_until, valid_after=data.valid_after
+    )
+    return recover_hash(digest, data.signature) == SPONSOR.address
+
+
+def test_a_sponsor_request_naming_calldata_twice_is_judged_as_it_is_signed() -> None:
+    """A ``pm_getPaymasterData`` body naming callData twice (covered and uncovered, in either order) or as both
+    ``callData`` and ``call_data``: the sponsor judges and signs one reading of the JSON, so what it signs is a
+    covered operation, and its signature does not count for the uncovered callData."""
+    allowed = encode_execute(Call.of(ALLOWED, 0, DATA))
+    forbidden = encode_execute(Call.of(FORBIDDEN, 0, DATA))
+    op = _op(allowed)
+    policy = SponsorshipPolicy(targets={ALLOWED: "any"})
+    text = json.dumps(op.to_rpc())
+    spelled = f'"callData": "0x{allowed.hex()}"'
+    other = f'"callData": "0x{forbidden.hex()}"'
+    bodies = {
+        "forbidden last": text.replace(spelled, f"{spelled}, {other}"),
+        "allowed last": text.replace(spelled, f"{other}, {spelled}"),
+        "call_data forbidden": text.replace(spelled, f'{spelled}, "call_data": "0x{forbidden.hex()}"'),
+        "call_data allowed": text.replace(spelled, f'{other}, "call_data": "0x{allowed.hex()}"'),
+    }
+    outcomes = {}
+    with _serve_sponsor(policy) as server:
+        for name, body in bodies.items():
+            answer = _post(server.url, _sponsor_request(body))
+            if "result" not in answer:
+                assert answer["error"]["code"] in (-32003, -32602), (name, answer)
+                outcomes[name] = "refused"
+                continue
+            assert _sponsored(op, answer["result"]), (
+                f"{name}: the sponsor signed another operation than the covered one"
+            )
+            assert not _sponsored(op.replace(call_data=forbidden), answer["result"]), (
+                f"{name}: the sponsorship counts for the uncovered callData"
+            )
+            outcomes[name] = "signed"
+    # the last duplicate wins in JSON (a body whose last callData is uncovered is refused); a field in both
+    # spellings is malformed
+    assert outcomes == {
+        "forbidden last": "refused",
+        "allowed last": "signed",
+        "call_data forbidden": "refused",
+        "call_data allowed": "refused",
+    }
+
+
+def test_one_account_spelled_several_ways_draws_one_budget() -> None:
+    """The sender of a covered operation spelled checksummed, in lower case and in upper case, each asked for in
+    turn: one account, one budget; the third request, past it, is refused."""
+    op = _op(encode_execute(Call.of(ALLOWED, 0, DATA)))
+    cost = required_prefund(op.replace(paymaster=PAYMASTER, paymaster_verification_gas_limit=60_000))
+    policy = SponsorshipPolicy(targets={ALLOWED: "any"}, budget_wei=2 * cost)
+    spellings = [ACCOUNT, ACCOUNT.lower(), "0x" + ACCOUNT[2:].upper()]
+    answers = []
+    with _serve_sponsor(policy) as server:
+        for nonce, sender in enumerate(spellings):
+            body = op.replace(nonce=nonce).to_rpc() | {"sender": sender}
+            answers.append(_post(server.url, _sponsor_request(body)))
+        assert server.sponsor.ledger.reserved(ACCOUNT) == 2 * cost
+    assert ["result" in answer for answer in answers] == [True, True, False], answers
+    assert answers[2]["error"]["code"] == -32005 and answers[2]["error"]["data"]["reason"] == "budget"
