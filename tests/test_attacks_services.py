@@ -12,6 +12,7 @@ Each must end with no signature, or a signature that counts for the operation ju
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,3 +289,44 @@ def test_one_account_spelled_several_ways_draws_one_budget() -> None:
         assert server.sponsor.ledger.reserved(ACCOUNT) == 2 * cost
     assert ["result" in answer for answer in answers] == [True, True, False], answers
     assert answers[2]["error"]["code"] == -32005 and answers[2]["error"]["data"]["reason"] == "budget"
+
+
+# -- connections left open -----------------------------------------------------------------------------------------
+
+
+def _closed_within(url: str, sent: bytes, seconds: float) -> bool:
+    """Whether the server closes a connection on which the client sent ``sent`` and then nothing, within
+    ``seconds``."""
+    host, port = url[len("http://") :].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=seconds) as sock:
+        sock.sendall(sent)
+        try:
+            while sock.recv(4096):
+                pass
+        except TimeoutError:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("kind", ["cosigner", "sponsor"])
+def test_a_connection_left_silent_is_closed(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client opening connections to the co-signer or the sponsor and sending nothing (or a request line, or
+    headers and part of the body) held a request thread and a file descriptor each until it closed them: a few
+    hundred such connections, well under a process's file descriptors, left the service accepting no other. Each
+    server closes a connection silent for its request timeout (shortened here to 0.3 s)."""
+    policy = SponsorshipPolicy(targets="any")
+    server = (
+        CoSignerServer(CoSignerService(CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT))
+        if kind == "cosigner"
+        else _serve_sponsor(policy)
+    )
+    with server:
+        handler = server._server.RequestHandlerClass  # type: ignore[union-attr]
+        assert isinstance(handler.timeout, float) and 0 < handler.timeout <= 60, handler.timeout
+        monkeypatch.setattr(handler, "timeout", 0.3)
+        partial_body = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"
+        for sent in (b"", b"POST / HTTP/1.1\r\n", partial_body):
+            assert _closed_within(server.url, sent, 5), f"{kind}: still open after sending {sent!r}"
+        # the service still answers
+        answer = _post(server.url, _rpc("nope", []))
+        assert answer["error"]["code"] == -32601, answer

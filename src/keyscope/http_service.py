@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from .errors import BadInputError, ConfigurationError
 
 __all__ = [
+    "REQUEST_TIMEOUT",
     "BackgroundServer",
     "LocalHTTPServer",
     "LocalRequestHandler",
@@ -30,6 +31,12 @@ __all__ = [
 ]
 
 _S = TypeVar("_S", bound="BackgroundServer")
+
+REQUEST_TIMEOUT = 30.0
+"""Seconds a server waits on a connection's socket (for a request line, a header, the body's next bytes, or the
+client reading the answer) before it closes the connection. Without it, a connection opened and left silent (or a
+kept-alive one never used again) held its request thread and file descriptor until the client closed it, so a few
+hundred idle connections left a service unable to accept another (a process's file descriptors are bounded)."""
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -44,6 +51,7 @@ class LocalRequestHandler(BaseHTTPRequestHandler):
     """A request handler speaking HTTP/1.1 that logs each request at DEBUG to :attr:`logger`."""
 
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT
     logger = logging.getLogger("keyscope")
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..http_service import (
+    REQUEST_TIMEOUT,
     NestedTooDeepError,
     cannot_listen,
     content_length,
@@ -52,6 +53,7 @@ def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT
 
     def do_POST(self) -> None:
         length = content_length(self)
