@@ -36,6 +36,7 @@ from keyscope.sponsor import (
 )
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
+from support.userops import plain_op, v08_typed_data
 
 CHAIN_ID = 31337
 MODULE = "0x" + "11" * 20
@@ -62,17 +63,7 @@ def co_signer_url() -> Iterator[str]:
 
 
 def _op(call_data: bytes, **fields: Any) -> UserOperation:
-    op = UserOperation(
-        sender=ACCOUNT,
-        nonce=3,
-        call_data=call_data,
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
-    return op.replace(**fields) if fields else op
+    return plain_op(ACCOUNT, call_data, **fields)
 
 
 def _rpc(method: str, params: list[Any], request_id: int = 1) -> dict[str, Any]:
@@ -95,44 +86,6 @@ def _signature(answer: Any) -> bytes:
     return bytes.fromhex(answer["result"]["signature"][2:])
 
 
-def _packed_user_operation_typed_data(op: UserOperation, entry_point: str) -> dict[str, Any]:
-    """``op`` as EntryPoint v0.8 hashes it (its userOpHash is this typed data's EIP-712 digest)."""
-    packed = op.pack()
-    bytes32 = "0x{}".format
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "PackedUserOperation": [
-                {"name": "sender", "type": "address"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "initCode", "type": "bytes"},
-                {"name": "callData", "type": "bytes"},
-                {"name": "accountGasLimits", "type": "bytes32"},
-                {"name": "preVerificationGas", "type": "uint256"},
-                {"name": "gasFees", "type": "bytes32"},
-                {"name": "paymasterAndData", "type": "bytes"},
-            ],
-        },
-        "primaryType": "PackedUserOperation",
-        "domain": {"name": "ERC4337", "version": "1", "chainId": CHAIN_ID, "verifyingContract": entry_point},
-        "message": {
-            "sender": packed.sender,
-            "nonce": packed.nonce,
-            "initCode": "0x" + packed.init_code.hex(),
-            "callData": "0x" + packed.call_data.hex(),
-            "accountGasLimits": bytes32(packed.account_gas_limits.hex()),
-            "preVerificationGas": packed.pre_verification_gas,
-            "gasFees": bytes32(packed.gas_fees.hex()),
-            "paymasterAndData": "0x" + packed.paymaster_and_data.hex(),
-        },
-    }
-
-
 def test_a_message_co_signature_is_no_co_signature_of_the_operation_it_spells(co_signer_url: str) -> None:
     """The co-signer refuses an operation calling FORBIDDEN; the key's holder then asks it to co-sign, as a message,
     typed data whose EIP-712 digest is that very operation's EntryPoint v0.8 userOpHash (the module validates
@@ -144,7 +97,7 @@ def test_a_message_co_signature_is_no_co_signature_of_the_operation_it_spells(co
     assert "result" not in refused and refused["error"]["data"] == {"reason": "target"}, refused
 
     for entry_point in (ENTRY_POINT_V08, ENTRY_POINT):
-        typed = _packed_user_operation_typed_data(op, entry_point)
+        typed = v08_typed_data(op, entry_point, CHAIN_ID)
         op_hash = user_op_hash_v08(op.packed_fields(), entry_point, CHAIN_ID)
         assert TypedData(typed).digest == op_hash  # the message is the operation, as v0.8 hashes it
         answer = _post(

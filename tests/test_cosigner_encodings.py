@@ -22,6 +22,7 @@ from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import word
 from keyscope.signing import LocalSigner, recover_hash
 from keyscope.userop import UserOperation
+from support.userops import plain_op
 
 CHAIN_ID = 31337
 MODULE = "0x" + "11" * 20
@@ -45,17 +46,7 @@ def url() -> Iterator[str]:
 
 
 def _op(call_data: bytes, **fields: Any) -> UserOperation:
-    op = UserOperation(
-        sender=ACCOUNT,
-        nonce=3,
-        call_data=call_data,
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
-    return op.replace(**fields) if fields else op
+    return plain_op(ACCOUNT, call_data, **fields)
 
 
 def _request(op: dict[str, Any], request_id: int = 1) -> dict[str, Any]:

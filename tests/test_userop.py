@@ -22,6 +22,7 @@ from keyscope.execution import (
 from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
 from keyscope.signing import LocalSigner, recover_hash
 from keyscope.userop import PackedUserOperation, UserOperation
+from support.userops import v08_typed_data
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 u128 = st.integers(min_value=0, max_value=2**128 - 1)
@@ -142,38 +143,7 @@ def test_v08_hash_is_the_eip712_hash_of_the_packed_operation(
 ) -> None:
     """v0.8's hash against eth-account's independent EIP-712 encoder."""
     packed = op.pack()
-    typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "PackedUserOperation": [
-                {"name": "sender", "type": "address"},
-                {"name": "nonce", "type": "uint256"},
-                {"name": "initCode", "type": "bytes"},
-                {"name": "callData", "type": "bytes"},
-                {"name": "accountGasLimits", "type": "bytes32"},
-                {"name": "preVerificationGas", "type": "uint256"},
-                {"name": "gasFees", "type": "bytes32"},
-                {"name": "paymasterAndData", "type": "bytes"},
-            ],
-        },
-        "primaryType": "PackedUserOperation",
-        "domain": {"name": "ERC4337", "version": "1", "chainId": chain_id, "verifyingContract": entry_point},
-        "message": {
-            "sender": packed.sender,
-            "nonce": packed.nonce,
-            "initCode": packed.init_code,
-            "callData": packed.call_data,
-            "accountGasLimits": packed.account_gas_limits,
-            "preVerificationGas": packed.pre_verification_gas,
-            "gasFees": packed.gas_fees,
-            "paymasterAndData": packed.paymaster_and_data,
-        },
-    }
+    typed = v08_typed_data(op, entry_point, chain_id)
     signable = encode_typed_data(full_message=typed)
     from eth_utils import keccak
 
