@@ -16,12 +16,11 @@ from eth_utils import keccak
 from keyscope import Policy, SessionGrant, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.consent.describe import describe_session
-from keyscope.erc1271 import Signer, encode_typed_data_signature
-from keyscope.hexutil import to_address, to_bytes
+from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Rule, Session, TypedDataPermission
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import Frames, typed_data_sign_hash
 from support.permit_types import PERMIT_SINGLE_TYPES
+from support.signatures import sign_raw_words
 from support.strict_reverts import revert_data
 
 ORDER_TYPES = {
@@ -92,28 +91,9 @@ def _grant_orders(
     return grant, key
 
 
-def _sign_words(grant: SessionGrant, key: SessionKey, words: tuple[bytes, ...]) -> bytes:
-    """The leaked key's signature of an order given as raw words, routed for keyscope's account."""
-    granted = grant.session.typed_data_permissions[0]
-    signed = typed_data_sign_hash(
-        granted.domain_separator,
-        granted.contents_name,
-        granted.contents_type,
-        keccak(granted.contents_type_hash + b"".join(words)),
-        account=grant.account,
-        chain_id=grant.chain_id,
-        module=grant.module,
-    )
-    header = Signer(key.address, grant.session_id).header(key.sign_hash(signed), None)
-    body = encode_typed_data_signature(
-        header, granted.domain_separator, granted.contents_type_hash, Frames((len(words),), (), words)
-    )
-    return to_bytes(grant.module) + body
-
-
 def _fill(orders: Any, grant: SessionGrant, key: SessionKey, words: tuple[bytes, ...], deployer: Any) -> bool:
     try:
-        orders.fill(grant.account, words, _sign_words(grant, key, words), sender=deployer)
+        orders.fill(grant.account, words, sign_raw_words(grant, key, words), sender=deployer)
     except ContractLogicError as error:  # the book's refusal: SignatureChecker said no
         assert "InvalidSignature" in repr(error) or revert_data(error)[:4] == INVALID_SIGNATURE, error
         return False

@@ -45,7 +45,7 @@ from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
-from support.signatures import forge_typed_data
+from support.signatures import forge_typed_data, sign_raw_words
 from support.strict_reverts import revert_data
 
 
@@ -709,24 +709,8 @@ class RawOrders:
         }
 
     def sign_words(self, words: tuple[bytes, ...]) -> bytes:
-        """The leaked key's signature of an order given as its raw words (what no EIP-712 encoder makes when a
-        word is dirty), routed for keyscope's account."""
-        granted = self.session.typed_data_permissions[0]
-        signed = typed_data_sign_hash(
-            granted.domain_separator,
-            granted.contents_name,
-            granted.contents_type,
-            keccak(granted.contents_type_hash + b"".join(words)),
-            account=self.account,
-            chain_id=self.grant.chain_id,
-            module=self.grant.module,
-        )
-        header = Signer(self.key.address, self.grant.session_id).header(self.key.sign_hash(signed), None)
-        frames = Frames((len(words),), (), words)
-        body = encode_typed_data_signature(
-            header, granted.domain_separator, granted.contents_type_hash, frames
-        )
-        return to_bytes(self.grant.module) + body
+        """The leaked key's signature of an order given as its raw words, routed for keyscope's account."""
+        return sign_raw_words(self.grant, self.key, words)
 
 
 @pytest.fixture(scope="module")

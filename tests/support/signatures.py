@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from eth_utils import keccak
+
 from keyscope.erc1271 import Signer, co_sign_digest, encode_typed_data_signature
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import to_bytes
+from keyscope.keys import SessionKey
 from keyscope.message_signing import nested_frames
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import TypedData, typed_data_sign_hash
+from keyscope.typed_data import Frames, TypedData, typed_data_sign_hash
 
 
 def forge_typed_data(
@@ -53,3 +58,22 @@ def forge_typed_data(
         header = Signer(grant.session_key, grant.session_id, True, co is not None).header(signature, co)
     body = encode_typed_data_signature(header, granted.domain_separator, granted.contents_type_hash, frames)
     return session.kind.validator_erc1271_signature(module, body)
+
+
+def sign_raw_words(grant: SessionGrant, key: SessionKey, words: tuple[bytes, ...]) -> bytes:
+    """``key``'s signature, under ``grant``'s first signing permission, of a contents struct given as its raw
+    words (what no EIP-712 encoder makes when a word is dirty), routed for keyscope's account."""
+    granted = grant.session.typed_data_permissions[0]
+    signed = typed_data_sign_hash(
+        granted.domain_separator,
+        granted.contents_name,
+        granted.contents_type,
+        keccak(granted.contents_type_hash + b"".join(words)),
+        account=grant.account,
+        chain_id=grant.chain_id,
+        module=grant.module,
+    )
+    header = Signer(key.address, grant.session_id).header(key.sign_hash(signed), None)
+    frames = Frames((len(words),), (), words)
+    body = encode_typed_data_signature(header, granted.domain_separator, granted.contents_type_hash, frames)
+    return to_bytes(grant.module) + body
