@@ -660,8 +660,67 @@ def test_the_owners_pages_refuse_bad_input_before_serving(
     ]
     given = {word for word in args if word.startswith("--")}
     extra = [w for i in range(0, len(defaults), 2) if defaults[i] not in given for w in defaults[i : i + 2]]
-    message = _refused([*args, *extra, "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    open_store(store).close()  # the dashboard reads an existing store only
+    message = _refused([*args, *extra, "--store", store])
     assert said in message
+
+
+DEAD_ENDPOINTS = [
+    "--node",
+    "http://127.0.0.1:9",
+    "--bundler",
+    "http://127.0.0.1:9",
+    "--module",
+    "0x" + "cd" * 20,
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "said"),
+    [
+        ([], "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"),
+        ({}, "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"),
+        (
+            [{"chainId": "0x1", "expiry": 2_000_000_000, "permission": {"type": "native-token-transfer"}}],
+            "request 0 is not a valid ERC-7715 object: signer: Field required",
+        ),
+    ],
+)
+def test_consent_requests_the_page_cannot_serve_leave_no_store_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, requests: Any, said: str
+) -> None:
+    """Requests that are no ERC-7715 params are refused before the node is asked and before the store is opened:
+    neither the default store nor a store given with --store is set up for a grant that can never come."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps(requests))
+    for store in ([], ["--store", f"sqlite:///{tmp_path / 'given.db'}"]):
+        result = CliRunner().invoke(main, ["consent", str(path), *DEAD_ENDPOINTS, *store])
+        assert result.exit_code == 1 and said in result.output, result.output
+        assert "cannot reach" not in result.output  # refused before the (dead) node was asked
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.json"]
+
+
+def test_the_dashboard_reads_an_existing_store_and_never_sets_one_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped --store is refused before the node is asked, with nothing created there; the default store, when
+    nothing was granted from this folder, is no store (said, and not created): the dashboard then knows sessions
+    from the module's events only."""
+    monkeypatch.chdir(tmp_path)
+    account = "0x" + "ab" * 20
+    mistyped = f"sqlite:///{tmp_path / 'sesions.db'}"
+    result = CliRunner().invoke(main, ["dashboard", account, *DEAD_ENDPOINTS, "--store", mistyped])
+    assert result.exit_code == 1, result.output
+    assert f"error: --store {mistyped}: there is no store at {tmp_path / 'sesions.db'}" in result.output
+    assert "cannot reach" not in result.output
+    result = CliRunner().invoke(main, ["dashboard", account, *DEAD_ENDPOINTS])
+    assert result.exit_code == 1, result.output
+    assert "no session store at sqlite:///.keyscope/sessions.db (the default" in result.output
+    assert "give --store (or KEYSCOPE_STORE)" in result.output
+    assert "error: cannot reach http://127.0.0.1:9 for eth_chainId" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_endpoint_of_the_wrong_kind_is_named() -> None:
