@@ -498,6 +498,30 @@ def test_owner_sessions_skips_an_unreadable_grant_with_a_warning(net, owner, nft
     assert [r.session_id for r in reports] == ["0x" + good.session_id.hex()]
 
 
+@pytest.mark.parametrize(
+    ("store", "grants", "said"),
+    [
+        (
+            "sqlite:///sessions.db",
+            (),
+            "sessions() takes an open session store, got str 'sqlite:///sessions.db'",
+        ),
+        (None, ["0x" + "ab" * 32], "grants= takes SessionGrant objects"),
+        (None, "{}", "grants= takes SessionGrant objects"),
+        (None, [b"\x01\x02"], "got ['0x0102']"),
+    ],
+)
+def test_owner_sessions_given_a_url_or_text_says_how_to_give_a_store_and_grants(
+    owner, store: Any, grants: Any, said: str
+) -> None:
+    """A store's URL (what the command line takes) or a grant's id or text, where objects are asked for: the
+    message says how to open the store or read the grant (once an AttributeError from deep inside)."""
+    with pytest.raises(BadInputError) as info:
+        owner.sessions(store, grants=grants)
+    assert said in str(info.value)
+    assert ("open_store(url, create=False)" if store else "SessionGrant.from_json(text)") in str(info.value)
+
+
 def test_a_plain_transfer_permission_reads_in_words() -> None:
     from keyscope.report import describe_permission, describe_wei
 

@@ -971,8 +971,23 @@ class Owner:
         limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
         also shown at the token's decimals, :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
         A store's grant that cannot be read is skipped with a :class:`~keyscope.errors.KeyscopeWarning` naming it."""
+        from .store.base import SessionStore as Store  # the store package imports this module's neighbours
+
+        if store is not None and not isinstance(store, Store):
+            raise BadInputError(
+                f"sessions() takes an open session store, got {type(store).__name__} {shown(store)}: open it first, "
+                "keyscope.store.open_store(url, create=False), or leave it out for the grants this owner made"
+            )
+        given = (
+            list(grants) if isinstance(grants, Iterable) and not isinstance(grants, (str, bytes)) else None
+        )
+        if given is None or not all(isinstance(grant, SessionGrant) for grant in given):
+            raise BadInputError(
+                f"grants= takes SessionGrant objects (SessionGrant.from_json(text) reads a saved one), got "
+                f"{shown(grants)}"
+            )
         found: dict[bytes, SessionGrant] = {}
-        for grant in [*self._granted.values(), *grants]:
+        for grant in [*self._granted.values(), *given]:
             if grant.account == self.account:
                 found.setdefault(grant.session_id, grant)
         marks: dict[bytes, StoreMarks] = {}
