@@ -546,6 +546,29 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
             assert not store.is_revoked(grants[0].session_id)
 
 
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("0x" + "00" * 32, "out of range for secp256k1"),  # 64 hex digits, and still no key
+        ("0x" + "ff" * 32, "out of range for secp256k1"),
+        ("0x" + "ab" * 20, "must be 32 bytes (0x and 64 hex digits), got 20"),
+        ("0x" + "zq" * 32, "is not hex data"),
+    ],
+)
+def test_an_owner_key_that_is_no_key_says_what_is_wrong_with_it_and_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch, key: str, said: str
+) -> None:
+    from keyscope.cli.signers import owner_signer
+
+    monkeypatch.setenv("KEYSCOPE_OWNER_KEY", key)
+    with pytest.raises(BadInputError) as info:
+        owner_signer(ape_accounts=False)
+    message = str(info.value)
+    assert message.startswith("KEYSCOPE_OWNER_KEY is not a private key (") and said in message, message
+    assert message.endswith("give the owner's key, 0x and 64 hex digits"), message
+    assert key[2:] not in message and key[2:12] not in message
+
+
 def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, harness) -> None:
     """docs/scripts.md: when the account exists, the commands check that the key is its owner (its ``signer()``)
     and refuse with the real owner's address otherwise."""
