@@ -289,6 +289,21 @@ def test_options_after_dashes_are_options(argv: list[str], expected: tuple) -> N
     assert (shown["args"], shown["network"], shown["wait"], shown["value"]) == expected
 
 
+@pytest.mark.parametrize("number", ["-1", "-2.5", "-0x10"])
+def test_a_negative_number_without_dashes_says_to_put_dashes_before_it(number: str) -> None:
+    """Without ``--``, click reads a negative number as an unknown option ("No such option: -1"): the message
+    says how to pass it. A mistyped option is still click's own refusal."""
+    result = CliRunner().invoke(_send, ["nft", number, "--network", "URL"])
+    assert result.exit_code == 2
+    assert (
+        f"Error: {number} was taken for an option: put -- before the arguments when one starts with a dash"
+        in (result.output)
+    )
+    assert f"-- {number}` (options may still follow)" in result.output
+    mistyped = CliRunner().invoke(_send, ["nft", "--wiat"])
+    assert mistyped.exit_code == 2 and "No such option: --wiat" in mistyped.output
+
+
 def test_options_first_moves_only_options() -> None:
     assert options_first(_send, ["a", "--", "-1", "--network", "X", "--nope"]) == [
         "a",
