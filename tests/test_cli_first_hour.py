@@ -628,6 +628,28 @@ def test_a_grant_whose_module_has_no_code_here_is_listed_as_no_module(grants, ne
     }
 
 
+def test_a_grant_the_chain_could_not_judge_claims_no_disagreement_with_the_store(
+    grants, net, tmp_path: Path
+) -> None:
+    """A grant of another chain, or whose module has no code here, marked revoked in the store: the listing does not
+    say it is "not revoked on chain" (the chain was not asked), and says what it could not judge."""
+    other_chain = grants[0].model_copy(update={"chain_id": net.chain_id + 1})
+    no_module = grants[1].model_copy(update={"module": "0x" + "12" * 20})
+    with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
+        for grant in (other_chain, no_module, grants[2]):
+            store.put_grant(grant)
+            store.mark_revoked(grant.session_id)
+        listing = list_sessions(net.chain, store)
+    found = {report.session_id: report for report in listing.reports}
+    for grant, status in ((other_chain, "other chain"), (no_module, "no module")):
+        report = found["0x" + grant.session_id.hex()]
+        assert report.status == status and report.store is not None and report.store.revoked
+        assert report.disagreements == []
+    judged = found["0x" + grants[2].session_id.hex()]  # asked, and not revoked on chain: said
+    assert judged.status == "not yet enabled"
+    assert judged.disagreements[0].startswith("marked revoked in the store but not on chain")
+
+
 def test_status_refuses_the_in_process_bundler() -> None:
     """docs/scripts.md: an in-process bundler keeps no record between runs, so ``status`` refuses it."""
     with pytest.raises(ConfigurationError, match="keeps no record between runs"):
