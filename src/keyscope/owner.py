@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.capabilities import (
@@ -290,6 +290,22 @@ def _check_options(options: SessionOptions) -> None:
         raise UnknownOptionError(
             f"unexpected keyword argument {shown(name)}: the session options are {known}"
         )
+    for name, example in _LIST_OPTIONS.items():
+        value = options.get(name, ())
+        # one item where a list is asked for: a text would be read letter by letter, a model field by field
+        if isinstance(value, (str, bytes, Mapping, BaseModel)) or not isinstance(value, Iterable):
+            raise BadInputError(
+                f"{name} takes a list, got {type(value).__name__} {shown(value)}: give {example}"
+            )
+
+
+_LIST_OPTIONS = {
+    "paymasters": "paymasters=[SPONSOR_ADDRESS]",
+    "sign_in": 'sign_in=["app.example.com"]',
+    "typed_data": "typed_data=[Policy.typed_data(...)]",
+    "limits": "limits=[Limits.native(...)]",
+}
+"""The session options that take a list, and how to write one."""
 
 
 def _counts_from_now(options: SessionOptions) -> bool:
@@ -388,6 +404,8 @@ class Owner:
     ) -> None:
         self.network = network
         self.signer: HashSigner = as_signer(signer, role="owner")
+        if isinstance(salt, bool) or not isinstance(salt, int) or not 0 <= salt < 2**256:
+            raise BadInputError(f"salt is a whole number from 0 to 2**256 - 1, got {shown(salt)}")
         self._granted: dict[bytes, SessionGrant] = {}
         self.salt = salt
         self._builder = OperationBuilder(network)
@@ -1007,6 +1025,24 @@ class Owner:
             for sid, grant in found.items()
         ]
 
+    def _require_own(self, grant: SessionGrant, what: str) -> None:
+        """Raise :class:`~keyscope.errors.BadInputError` unless ``grant`` is a session of this owner's account, at
+        this network's module and chain: the module keys sessions by the account that sends, so this account's
+        operation would change nothing for the grant's own session (which would stay live)."""
+        net = self.network
+        for field, granted, here in (
+            ("account", grant.account, self.account),
+            ("module", grant.module, net.module),
+            ("chain", grant.chain_id, net.chain_id),
+        ):
+            if granted != here:
+                raise BadInputError(
+                    f"session 0x{grant.session_id.hex()} was granted for the {field} {granted}, and this owner's "
+                    f"is {here}: nothing was sent (an operation of {self.account} would leave that session as it "
+                    f"is); {what} with the owner of {grant.account} on the grant's network, "
+                    f"net.owner(key, {grant.account})"
+                )
+
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
         """Revoke a session (a grant or its id), enabled or not yet: it can never be used again.
 
@@ -1014,6 +1050,7 @@ class Owner:
         :class:`~keyscope.errors.SessionRevokedError` before anything is signed: a second revocation would change
         nothing and still cost the account an operation's gas."""
         if isinstance(grant, SessionGrant):
+            self._require_own(grant, "revoke")
             session_id = grant.session_id
         else:
             session_id = to_bytes(grant, name="session id", length=32)
@@ -1035,6 +1072,8 @@ class Owner:
         a session without a co-signer on chain (granted without one, or an off-chain grant not enabled yet:
         ``NotCoSigned``), one no longer active (revoked or invalidated: ``SessionNotActive``), and the session key as
         its own co-signer (``InvalidCoSigner``)."""
+        if isinstance(grant, SessionGrant):
+            self._require_own(grant, "rotate its co-signer")
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
         new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
         self._refuse_what_rotating_refuses(grant, session_id, new)
