@@ -460,6 +460,27 @@ def test_a_module_address_with_no_module_there_is_named_not_a_decoding_crash(net
         report_from_chain(wrong, grant)
 
 
+def test_a_module_address_where_another_contract_is_named_not_a_revert(net, owner, nft) -> None:
+    """The NFT's address given as the module's: it reverts the module's questions. The grant, the epoch and the
+    status say the module address holds no module, not "eth_call reverted" of a call the person never made."""
+    wrong = Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=nft.address,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
+    said = f"the session module {nft.address} reverted when asked epochOf: no SessionKeyValidator is there"
+    stranger = wrong.owner(owner.signer)
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        stranger.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        stranger.epoch()
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        report_from_chain(wrong, grant)
+
+
 def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_path) -> None:
     store = open_store(tmp_path / "store")
     used_key, spare_key = SessionKey.generate(), SessionKey.generate()

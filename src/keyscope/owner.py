@@ -59,6 +59,7 @@ from .module import (
     decode_epoch,
     enable_session_data,
     epoch_of_data,
+    module_answers,
     revoke_session_data,
     rotate_co_signer_data,
     session_flag_calls,
@@ -624,9 +625,9 @@ class Owner:
 
     def epoch(self) -> int:
         """The account's current epoch at the module (enable signatures are bound to it)."""
-        return decode_epoch(
-            self.network.chain.call(self.network.module, epoch_of_data(self.account)), self.network.module
-        )
+        with module_answers(self.network.chain, self.network.module):
+            answer = self.network.chain.call(self.network.module, epoch_of_data(self.account))
+        return decode_epoch(answer, self.network.module)
 
     def _grant_state(
         self,
@@ -661,15 +662,16 @@ class Owner:
             else []
         )
         code_of = addresses if known else [self.account, *addresses]
-        asked = read_asking_modules(
-            net.chain,
-            self.kind,
-            self.account,
-            asked_about,
-            [epoch_call, *live_targets, *live_signing],
-            codes=code_of,
-            timestamp=clock,
-        )
+        with module_answers(net.chain, net.module):
+            asked = read_asking_modules(
+                net.chain,
+                self.kind,
+                self.account,
+                asked_about,
+                [epoch_call, *live_targets, *live_signing],
+                codes=code_of,
+                timestamp=clock,
+            )
         (epoch, *flags), codes, now = asked.reads
         occupied = any(decode_bool(flag) for flag in flags[: len(live_targets)]) or any(
             signing_permission_is_live(flag) for flag in flags[len(live_targets) :]
