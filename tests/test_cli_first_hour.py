@@ -289,6 +289,21 @@ def test_options_after_dashes_are_options(argv: list[str], expected: tuple) -> N
     assert (shown["args"], shown["network"], shown["wait"], shown["value"]) == expected
 
 
+@pytest.mark.parametrize("number", ["-1", "-2.5", "-0x10"])
+def test_a_negative_number_without_dashes_says_to_put_dashes_before_it(number: str) -> None:
+    """Without ``--``, click reads a negative number as an unknown option ("No such option: -1"): the message
+    says how to pass it. A mistyped option is still click's own refusal."""
+    result = CliRunner().invoke(_send, ["nft", number, "--network", "URL"])
+    assert result.exit_code == 2
+    assert (
+        f"Error: {number} was taken for an option: put -- before the arguments when one starts with a dash"
+        in (result.output)
+    )
+    assert f"-- {number}` (options may still follow)" in result.output
+    mistyped = CliRunner().invoke(_send, ["nft", "--wiat"])
+    assert mistyped.exit_code == 2 and "No such option: --wiat" in mistyped.output
+
+
 def test_options_first_moves_only_options() -> None:
     assert options_first(_send, ["a", "--", "-1", "--network", "X", "--nope"]) == [
         "a",
@@ -546,6 +561,29 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
             assert not store.is_revoked(grants[0].session_id)
 
 
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("0x" + "00" * 32, "out of range for secp256k1"),  # 64 hex digits, and still no key
+        ("0x" + "ff" * 32, "out of range for secp256k1"),
+        ("0x" + "ab" * 20, "must be 32 bytes (0x and 64 hex digits), got 20"),
+        ("0x" + "zq" * 32, "is not hex data"),
+    ],
+)
+def test_an_owner_key_that_is_no_key_says_what_is_wrong_with_it_and_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch, key: str, said: str
+) -> None:
+    from keyscope.cli.signers import owner_signer
+
+    monkeypatch.setenv("KEYSCOPE_OWNER_KEY", key)
+    with pytest.raises(BadInputError) as info:
+        owner_signer(ape_accounts=False)
+    message = str(info.value)
+    assert message.startswith("KEYSCOPE_OWNER_KEY is not a private key (") and said in message, message
+    assert message.endswith("give the owner's key, 0x and 64 hex digits"), message
+    assert key[2:] not in message and key[2:12] not in message
+
+
 def test_a_key_that_is_not_the_accounts_owner_is_refused_naming_the_owner(net, harness) -> None:
     """docs/scripts.md: when the account exists, the commands check that the key is its owner (its ``signer()``)
     and refuse with the real owner's address otherwise."""
@@ -588,6 +626,28 @@ def test_a_grant_whose_module_has_no_code_here_is_listed_as_no_module(grants, ne
         "0x" + gone.session_id.hex(): "no module",
         "0x" + grants[1].session_id.hex(): "not yet enabled",
     }
+
+
+def test_a_grant_the_chain_could_not_judge_claims_no_disagreement_with_the_store(
+    grants, net, tmp_path: Path
+) -> None:
+    """A grant of another chain, or whose module has no code here, marked revoked in the store: the listing does not
+    say it is "not revoked on chain" (the chain was not asked), and says what it could not judge."""
+    other_chain = grants[0].model_copy(update={"chain_id": net.chain_id + 1})
+    no_module = grants[1].model_copy(update={"module": "0x" + "12" * 20})
+    with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
+        for grant in (other_chain, no_module, grants[2]):
+            store.put_grant(grant)
+            store.mark_revoked(grant.session_id)
+        listing = list_sessions(net.chain, store)
+    found = {report.session_id: report for report in listing.reports}
+    for grant, status in ((other_chain, "other chain"), (no_module, "no module")):
+        report = found["0x" + grant.session_id.hex()]
+        assert report.status == status and report.store is not None and report.store.revoked
+        assert report.disagreements == []
+    judged = found["0x" + grants[2].session_id.hex()]  # asked, and not revoked on chain: said
+    assert judged.status == "not yet enabled"
+    assert judged.disagreements[0].startswith("marked revoked in the store but not on chain")
 
 
 def test_status_refuses_the_in_process_bundler() -> None:
@@ -660,8 +720,67 @@ def test_the_owners_pages_refuse_bad_input_before_serving(
     ]
     given = {word for word in args if word.startswith("--")}
     extra = [w for i in range(0, len(defaults), 2) if defaults[i] not in given for w in defaults[i : i + 2]]
-    message = _refused([*args, *extra, "--store", f"sqlite:///{tmp_path / 's.db'}"])
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    open_store(store).close()  # the dashboard reads an existing store only
+    message = _refused([*args, *extra, "--store", store])
     assert said in message
+
+
+DEAD_ENDPOINTS = [
+    "--node",
+    "http://127.0.0.1:9",
+    "--bundler",
+    "http://127.0.0.1:9",
+    "--module",
+    "0x" + "cd" * 20,
+]
+
+
+@pytest.mark.parametrize(
+    ("requests", "said"),
+    [
+        ([], "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"),
+        ({}, "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"),
+        (
+            [{"chainId": "0x1", "expiry": 2_000_000_000, "permission": {"type": "native-token-transfer"}}],
+            "request 0 is not a valid ERC-7715 object: signer: Field required",
+        ),
+    ],
+)
+def test_consent_requests_the_page_cannot_serve_leave_no_store_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, requests: Any, said: str
+) -> None:
+    """Requests that are no ERC-7715 params are refused before the node is asked and before the store is opened:
+    neither the default store nor a store given with --store is set up for a grant that can never come."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps(requests))
+    for store in ([], ["--store", f"sqlite:///{tmp_path / 'given.db'}"]):
+        result = CliRunner().invoke(main, ["consent", str(path), *DEAD_ENDPOINTS, *store])
+        assert result.exit_code == 1 and said in result.output, result.output
+        assert "cannot reach" not in result.output  # refused before the (dead) node was asked
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["requests.json"]
+
+
+def test_the_dashboard_reads_an_existing_store_and_never_sets_one_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mistyped --store is refused before the node is asked, with nothing created there; the default store, when
+    nothing was granted from this folder, is no store (said, and not created): the dashboard then knows sessions
+    from the module's events only."""
+    monkeypatch.chdir(tmp_path)
+    account = "0x" + "ab" * 20
+    mistyped = f"sqlite:///{tmp_path / 'sesions.db'}"
+    result = CliRunner().invoke(main, ["dashboard", account, *DEAD_ENDPOINTS, "--store", mistyped])
+    assert result.exit_code == 1, result.output
+    assert f"error: --store {mistyped}: there is no store at {tmp_path / 'sesions.db'}" in result.output
+    assert "cannot reach" not in result.output
+    result = CliRunner().invoke(main, ["dashboard", account, *DEAD_ENDPOINTS])
+    assert result.exit_code == 1, result.output
+    assert "no session store at sqlite:///.keyscope/sessions.db (the default" in result.output
+    assert "give --store (or KEYSCOPE_STORE)" in result.output
+    assert "error: cannot reach http://127.0.0.1:9 for eth_chainId" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_endpoint_of_the_wrong_kind_is_named() -> None:

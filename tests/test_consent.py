@@ -284,12 +284,14 @@ def test_the_consent_page_refuses_accounts_whose_owner_signs_a_wrapped_digest(ne
 
 
 def test_the_commands_say_what_they_need(tmp_path) -> None:
+    import json
+
     from click.testing import CliRunner
 
     from keyscope.cli import main
 
     requests = tmp_path / "requests.json"
-    requests.write_text("[]")
+    requests.write_text(json.dumps([_mint_request(1, "0x" + "cd" * 20)]))
     result = CliRunner().invoke(
         main, ["consent", str(requests), "--store", "memory://"], env={"KEYSCOPE_BUNDLER_URL": ""}
     )

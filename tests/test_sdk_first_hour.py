@@ -6,6 +6,7 @@ for targets that cannot work, reverts in the target not blamed on the policy, an
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import sys
 import time
@@ -459,6 +460,27 @@ def test_a_module_address_with_no_module_there_is_named_not_a_decoding_crash(net
         report_from_chain(wrong, grant)
 
 
+def test_a_module_address_where_another_contract_is_named_not_a_revert(net, owner, nft) -> None:
+    """The NFT's address given as the module's: it reverts the module's questions. The grant, the epoch and the
+    status say the module address holds no module, not "eth_call reverted" of a call the person never made."""
+    wrong = Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=nft.address,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
+    said = f"the session module {nft.address} reverted when asked epochOf: no SessionKeyValidator is there"
+    stranger = wrong.owner(owner.signer)
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        stranger.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        stranger.epoch()
+    grant = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        report_from_chain(wrong, grant)
+
+
 def test_owner_sessions_sets_the_chain_against_the_store(net, owner, nft, tmp_path) -> None:
     store = open_store(tmp_path / "store")
     used_key, spare_key = SessionKey.generate(), SessionKey.generate()
@@ -496,6 +518,95 @@ def test_owner_sessions_skips_an_unreadable_grant_with_a_warning(net, owner, nft
     with pytest.warns(Warning, match="unreadable"):
         reports = net.owner(owner.signer).sessions(store)
     assert [r.session_id for r in reports] == ["0x" + good.session_id.hex()]
+
+
+@pytest.mark.parametrize(
+    ("store", "grants", "said"),
+    [
+        (
+            "sqlite:///sessions.db",
+            (),
+            "sessions() takes an open session store, got str 'sqlite:///sessions.db'",
+        ),
+        (None, ["0x" + "ab" * 32], "grants= takes SessionGrant objects"),
+        (None, "{}", "grants= takes SessionGrant objects"),
+        (None, [b"\x01\x02"], "got ['0x0102']"),
+    ],
+)
+def test_owner_sessions_given_a_url_or_text_says_how_to_give_a_store_and_grants(
+    owner, store: Any, grants: Any, said: str
+) -> None:
+    """A store's URL (what the command line takes) or a grant's id or text, where objects are asked for: the
+    message says how to open the store or read the grant (once an AttributeError from deep inside)."""
+    with pytest.raises(BadInputError) as info:
+        owner.sessions(store, grants=grants)
+    assert said in str(info.value)
+    assert ("open_store(url, create=False)" if store else "SessionGrant.from_json(text)") in str(info.value)
+
+
+def test_a_session_under_a_grant_as_text_or_data_says_how_to_read_the_grant(net, owner, nft) -> None:
+    """The grant's saved text (``to_json``), its JSON data or nothing, where a SessionGrant is asked for: once an
+    AttributeError from inside the session account."""
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
+    for junk in (grant.to_json(), json.loads(grant.to_json()), None):
+        with pytest.raises(BadInputError) as info:
+            net.session(junk, key)
+        said = str(info.value)
+        assert said.startswith(f"a session is sent under a SessionGrant, got {type(junk).__name__}: "), said
+        assert ("SessionGrant.from_json(text)" in said) == (junk is not None), said
+    assert net.session(SessionGrant.from_json(grant.to_json()), key).grant == grant
+
+
+@pytest.mark.parametrize("salt", [-1, 2**256, True, "1", 1.5])
+def test_an_account_salt_out_of_range_is_bad_input_not_an_encoding_crash(net, salt: Any) -> None:
+    with pytest.raises(BadInputError, match=r"^salt is a whole number from 0 to 2\*\*256 - 1, got "):
+        net.owner(LocalSigner.generate(), salt=salt)
+    assert net.owner(LocalSigner.generate(), salt=2**256 - 1).salt == 2**256 - 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "example"),
+    [
+        ("sign_in", "app.example.com", 'sign_in=["app.example.com"]'),
+        ("paymasters", "0x" + "12" * 20, "paymasters=[SPONSOR_ADDRESS]"),
+        ("limits", Limits.native(10**17, per="day"), "limits=[Limits.native(...)]"),
+        ("typed_data", {"domain": {}, "types": {}}, "typed_data=[Policy.typed_data(...)]"),
+        ("limits", 5, "limits=[Limits.native(...)]"),
+    ],
+)
+def test_one_item_where_a_grant_option_takes_a_list_is_refused_before_the_owner_signs(
+    owner, nft, option: str, value: Any, example: str
+) -> None:
+    """A text given as ``sign_in`` was read letter by letter ("at most 8 signing permissions, got 15"), a
+    paymaster's address as forty-two addresses of one character each."""
+    for grant in (owner.grant, owner.prepare_grant):
+        with pytest.raises(BadInputError) as info:
+            grant(SessionKey.generate(), [mint_policy(nft, owner.account)], **{option: value})
+        said = str(info.value)
+        assert said.startswith(f"{option} takes a list, got {type(value).__name__} "), said
+        assert said.endswith(f": give {example}"), said
+
+
+def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, owner, nft, harness) -> None:
+    """The module keys sessions by the account that sends: another owner's revocation of a grant would land, as an
+    operation of its own account, and leave the grant's session live. Refused before anything is sent."""
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
+    session = net.session(grant, key)
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+    stranger = net.owner(LocalSigner.generate())
+    harness.fund(stranger.account, ETHER)
+    for attempt in (lambda: stranger.revoke(grant), lambda: stranger.rotate_co_signer(grant, None)):
+        with pytest.raises(BadInputError) as info:
+            attempt()
+        said = str(info.value)
+        assert f"was granted for the account {owner.account}, and this owner's is {stranger.account}" in said
+        assert f"net.owner(key, {owner.account})" in said and "nothing was sent" in said
+    assert not stranger.is_deployed()  # no operation of the stranger's account was sent
+    assert session.status().status == "active"
+    owner.revoke(grant).wait()  # the grant's own owner can
+    assert session.status().status == "revoked"
 
 
 def test_a_plain_transfer_permission_reads_in_words() -> None:

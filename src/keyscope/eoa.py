@@ -411,7 +411,10 @@ class EOAOwner(Owner):
         return receipt
 
     def revoke_directly(self, grant: SessionGrant | bytes | str) -> TransactionReceipt:
-        """Revoke a session with the EOA's own transaction to the module (no bundler, no UserOperation)."""
+        """Revoke a session with the EOA's own transaction to the module (no bundler, no UserOperation). A grant of
+        another account is refused before anything is sent (:class:`~keyscope.errors.BadInputError`)."""
+        if isinstance(grant, SessionGrant):
+            self._require_own(grant, "revoke")
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
         return self.send_transaction(self.network.module, revoke_session_data(session_id))
 

@@ -9,16 +9,17 @@ signature layouts) is :mod:`keyscope.session`; this module is the contract's int
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from enum import Enum
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from .chain import read_many
+from .chain import Chain, read_many
 from .clock import window_now
 from .endpoints import Endpoints
-from .errors import ConfigurationError
+from .errors import CallRevertedError, ConfigurationError
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
@@ -48,6 +49,7 @@ __all__ = [
     "epoch_of_data",
     "is_initialized_data",
     "limit_usage_data",
+    "module_answers",
     "read_limit_usage",
     "read_session_state",
     "read_session_status",
@@ -123,6 +125,25 @@ def decode_epoch(result: bytes, module: str) -> int:
             "(or the grant's) and that the node is the chain it was deployed on"
         )
     return int(abi_decode(["uint32"], result[:32])[0])
+
+
+@contextlib.contextmanager
+def module_answers(chain: Chain, module: str) -> Iterator[None]:
+    """Reads that ask ``module``: a revert among them, when ``module`` itself reverts ``epochOf`` (another
+    contract at the address given as the module's), is a :class:`~keyscope.errors.ConfigurationError` naming the
+    module, not the revert of a call the person never made."""
+    try:
+        yield
+    except CallRevertedError:
+        try:
+            chain.call(module, epoch_of_data("0x" + "00" * 20))
+        except CallRevertedError:
+            raise ConfigurationError(
+                f"the session module {module} reverted when asked epochOf: no SessionKeyValidator is there on this "
+                "chain (another contract is); check the module address given to connect() (or the grant's) and "
+                "that the node is the chain it was deployed on"
+            ) from None
+        raise
 
 
 def co_signer_of_data(account: str, session_id: bytes) -> bytes:
@@ -286,11 +307,12 @@ def read_session_state(
     """
     module, account = endpoints.module, grant.account
     active_call, revoked_call = session_flag_calls(account, grant.session_id)
-    (active, revoked, epoch), _, timestamp = read_many(
-        endpoints.chain,
-        [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
-        timestamp=now is None,
-    )
+    with module_answers(endpoints.chain, module):
+        (active, revoked, epoch), _, timestamp = read_many(
+            endpoints.chain,
+            [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
+            timestamp=now is None,
+        )
     moment = window_now(timestamp) if now is None else now
     status = session_status(
         grant,

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.capabilities import (
@@ -59,6 +59,7 @@ from .module import (
     decode_epoch,
     enable_session_data,
     epoch_of_data,
+    module_answers,
     revoke_session_data,
     rotate_co_signer_data,
     session_flag_calls,
@@ -290,6 +291,22 @@ def _check_options(options: SessionOptions) -> None:
         raise UnknownOptionError(
             f"unexpected keyword argument {shown(name)}: the session options are {known}"
         )
+    for name, example in _LIST_OPTIONS.items():
+        value = options.get(name, ())
+        # one item where a list is asked for: a text would be read letter by letter, a model field by field
+        if isinstance(value, (str, bytes, Mapping, BaseModel)) or not isinstance(value, Iterable):
+            raise BadInputError(
+                f"{name} takes a list, got {type(value).__name__} {shown(value)}: give {example}"
+            )
+
+
+_LIST_OPTIONS = {
+    "paymasters": "paymasters=[SPONSOR_ADDRESS]",
+    "sign_in": 'sign_in=["app.example.com"]',
+    "typed_data": "typed_data=[Policy.typed_data(...)]",
+    "limits": "limits=[Limits.native(...)]",
+}
+"""The session options that take a list, and how to write one."""
 
 
 def _counts_from_now(options: SessionOptions) -> bool:
@@ -388,6 +405,8 @@ class Owner:
     ) -> None:
         self.network = network
         self.signer: HashSigner = as_signer(signer, role="owner")
+        if isinstance(salt, bool) or not isinstance(salt, int) or not 0 <= salt < 2**256:
+            raise BadInputError(f"salt is a whole number from 0 to 2**256 - 1, got {shown(salt)}")
         self._granted: dict[bytes, SessionGrant] = {}
         self.salt = salt
         self._builder = OperationBuilder(network)
@@ -606,9 +625,9 @@ class Owner:
 
     def epoch(self) -> int:
         """The account's current epoch at the module (enable signatures are bound to it)."""
-        return decode_epoch(
-            self.network.chain.call(self.network.module, epoch_of_data(self.account)), self.network.module
-        )
+        with module_answers(self.network.chain, self.network.module):
+            answer = self.network.chain.call(self.network.module, epoch_of_data(self.account))
+        return decode_epoch(answer, self.network.module)
 
     def _grant_state(
         self,
@@ -643,15 +662,16 @@ class Owner:
             else []
         )
         code_of = addresses if known else [self.account, *addresses]
-        asked = read_asking_modules(
-            net.chain,
-            self.kind,
-            self.account,
-            asked_about,
-            [epoch_call, *live_targets, *live_signing],
-            codes=code_of,
-            timestamp=clock,
-        )
+        with module_answers(net.chain, net.module):
+            asked = read_asking_modules(
+                net.chain,
+                self.kind,
+                self.account,
+                asked_about,
+                [epoch_call, *live_targets, *live_signing],
+                codes=code_of,
+                timestamp=clock,
+            )
         (epoch, *flags), codes, now = asked.reads
         occupied = any(decode_bool(flag) for flag in flags[: len(live_targets)]) or any(
             signing_permission_is_live(flag) for flag in flags[len(live_targets) :]
@@ -971,8 +991,23 @@ class Owner:
         limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
         also shown at the token's decimals, :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
         A store's grant that cannot be read is skipped with a :class:`~keyscope.errors.KeyscopeWarning` naming it."""
+        from .store.base import SessionStore as Store  # the store package imports this module's neighbours
+
+        if store is not None and not isinstance(store, Store):
+            raise BadInputError(
+                f"sessions() takes an open session store, got {type(store).__name__} {shown(store)}: open it first, "
+                "keyscope.store.open_store(url, create=False), or leave it out for the grants this owner made"
+            )
+        given = (
+            list(grants) if isinstance(grants, Iterable) and not isinstance(grants, (str, bytes)) else None
+        )
+        if given is None or not all(isinstance(grant, SessionGrant) for grant in given):
+            raise BadInputError(
+                f"grants= takes SessionGrant objects (SessionGrant.from_json(text) reads a saved one), got "
+                f"{shown(grants)}"
+            )
         found: dict[bytes, SessionGrant] = {}
-        for grant in [*self._granted.values(), *grants]:
+        for grant in [*self._granted.values(), *given]:
             if grant.account == self.account:
                 found.setdefault(grant.session_id, grant)
         marks: dict[bytes, StoreMarks] = {}
@@ -992,6 +1027,24 @@ class Owner:
             for sid, grant in found.items()
         ]
 
+    def _require_own(self, grant: SessionGrant, what: str) -> None:
+        """Raise :class:`~keyscope.errors.BadInputError` unless ``grant`` is a session of this owner's account, at
+        this network's module and chain: the module keys sessions by the account that sends, so this account's
+        operation would change nothing for the grant's own session (which would stay live)."""
+        net = self.network
+        for field, granted, here in (
+            ("account", grant.account, self.account),
+            ("module", grant.module, net.module),
+            ("chain", grant.chain_id, net.chain_id),
+        ):
+            if granted != here:
+                raise BadInputError(
+                    f"session 0x{grant.session_id.hex()} was granted for the {field} {granted}, and this owner's "
+                    f"is {here}: nothing was sent (an operation of {self.account} would leave that session as it "
+                    f"is); {what} with the owner of {grant.account} on the grant's network, "
+                    f"net.owner(key, {grant.account})"
+                )
+
     def revoke(self, grant: SessionGrant | bytes | str) -> PendingUserOperation:
         """Revoke a session (a grant or its id), enabled or not yet: it can never be used again.
 
@@ -999,6 +1052,7 @@ class Owner:
         :class:`~keyscope.errors.SessionRevokedError` before anything is signed: a second revocation would change
         nothing and still cost the account an operation's gas."""
         if isinstance(grant, SessionGrant):
+            self._require_own(grant, "revoke")
             session_id = grant.session_id
         else:
             session_id = to_bytes(grant, name="session id", length=32)
@@ -1020,6 +1074,8 @@ class Owner:
         a session without a co-signer on chain (granted without one, or an off-chain grant not enabled yet:
         ``NotCoSigned``), one no longer active (revoked or invalidated: ``SessionNotActive``), and the session key as
         its own co-signer (``InvalidCoSigner``)."""
+        if isinstance(grant, SessionGrant):
+            self._require_own(grant, "rotate its co-signer")
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
         new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
         self._refuse_what_rotating_refuses(grant, session_id, new)

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _NATIVE_TRANSFER = bytes(4)
+_JUDGED = frozenset(status.value for status in SessionStatus)
+"""The statuses the chain gives a session (a listing that could not judge one says why instead)."""
 
 
 def describe_wei(wei: int) -> str:
@@ -210,8 +212,8 @@ class SessionReport:
     @property
     def disagreements(self) -> list[str]:
         """Where the chain and the store disagree, and what to do about it (empty when they agree or no store was
-        consulted)."""
-        if self.store is None or self.source != "chain":
+        consulted, or the chain could not judge the session: ``"other chain"``, ``"no module"``)."""
+        if self.store is None or self.source != "chain" or self.status not in _JUDGED:
             return []
         notes = []
         revoked_on_chain = self.status == SessionStatus.REVOKED.value

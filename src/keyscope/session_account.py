@@ -134,6 +134,16 @@ class SessionAccount:
         estimate_ttl: float = 30.0,
         co_signer: CoSigner | None = None,
     ) -> None:
+        if not isinstance(grant, SessionGrant):
+            read = (
+                " (SessionGrant.from_json(text) reads what grant.to_json() wrote)"
+                if isinstance(grant, (str, bytes, Mapping))
+                else ""
+            )
+            raise BadInputError(
+                f"a session is sent under a SessionGrant, got {type(grant).__name__}: give the grant "
+                f"owner.grant(...) returned{read}"
+            )
         key = as_signer(key, role="session")
         if to_address(key.address) != grant.session_key:
             raise BadInputError(

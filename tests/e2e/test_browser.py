@@ -570,7 +570,17 @@ def test_the_commands_refuse_a_bundler_of_another_chain(world: dict[str, Any], t
     try:
         links = ["--node", node, "--bundler", stack.bundler_url, "--module", stack.module]
         requests = tmp_path / "requests.jsonl"
-        requests.write_text("[]")
+        request = {
+            "chainId": hex(stack.chain_id + 1),  # the node's chain: the requests are fine, the bundler is not
+            "expiry": 2_000_000_000,
+            "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+            "permission": {
+                "type": "contract-call",
+                "data": {"address": stack.nft, "function": "safeMint(address)"},
+            },
+            "policies": [],
+        }
+        requests.write_text(json.dumps([request]))
         program = str(Path(sys.executable).with_name("keyscope"))
         for command in (["dashboard", "0x" + "ab" * 20], ["consent", str(requests)]):
             try:  # a command that went on would serve its page until stopped
@@ -592,11 +602,48 @@ def test_the_commands_refuse_a_bundler_of_another_chain(world: dict[str, Any], t
         anvil.stop()
 
 
+def test_consent_requests_for_another_chain_or_a_past_expiry_leave_no_store_behind(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Requests the node's chain cannot serve (another chain, an expiry already past) are refused before the store
+    is opened: no store is set up at --store for a grant that can never come."""
+    stack: LocalStack = world["stack"]
+    links = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
+    store = tmp_path / "sessions.db"
+    program = str(Path(sys.executable).with_name("keyscope"))
+    request = {
+        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+        "permission": {
+            "type": "contract-call",
+            "data": {"address": stack.nft, "function": "safeMint(address)"},
+        },
+        "policies": [],
+    }
+    for fields, said in (
+        (
+            {"chainId": hex(stack.chain_id + 1), "expiry": 2_000_000_000},
+            f"the requests are for chain {stack.chain_id + 1}",
+        ),
+        (
+            {"chainId": hex(stack.chain_id), "expiry": 1000},
+            "the requests' expiry 1000 (1970-01-01 00:16:40 UTC) is already",
+        ),
+    ):
+        requests = tmp_path / "requests.json"
+        requests.write_text(json.dumps([{**request, **fields}]))
+        run = subprocess.run(
+            [program, "consent", str(requests), *links, "--store", f"sqlite:///{store}"],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 1 and said in run.stderr and "Traceback" not in run.stderr, run.stderr
+        assert not store.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["requests.json"]
+
+
 @pytest.mark.parametrize(
     ("option", "what"), [("--module", "session module"), ("--factory", "account factory")]
 )
 def test_the_commands_refuse_a_module_or_factory_without_code(
-    world: dict[str, Any], option: str, what: str
+    world: dict[str, Any], option: str, what: str, tmp_path: Path
 ) -> None:
     """Once served: a dashboard (or consent page) whose every session read as "no module" (a chain reset, a
     mistyped address), with a node and a bundler that are right."""
@@ -611,9 +658,11 @@ def test_the_commands_refuse_a_module_or_factory_without_code(
         *(w for pair in addresses.items() for w in pair),
     ]
     program = str(Path(sys.executable).with_name("keyscope"))
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(store).close()  # the dashboard reads an existing store only
     try:  # a command that went on would serve its page until stopped
         run = subprocess.run(
-            [program, "dashboard", "0x" + "ab" * 20, *links, "--store", "memory://"],
+            [program, "dashboard", "0x" + "ab" * 20, *links, "--store", store],
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,

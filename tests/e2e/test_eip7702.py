@@ -759,6 +759,10 @@ def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: Loca
 
     with pytest.raises(DelegationError, match="would fail"):  # estimated first: a reverting one is not sent
         owner.send_transaction(stack.module, bytes.fromhex("12345678"))
+    other, other_eoa, _, _ = upgraded(net, stack)
+    with pytest.raises(BadInputError, match=f"and this owner's is {other_eoa.address}: nothing was sent"):
+        other.revoke_directly(grant)  # its transaction would revoke nothing of this EOA's session
+    assert not flag(stack, "isSessionRevoked(address,bytes32)", eoa.address, grant.session_id)
     owner.revoke_directly(grant)  # no bundler, no UserOperation: the EOA calls the module itself
     assert flag(stack, "isSessionRevoked(address,bytes32)", eoa.address, grant.session_id)
     with pytest.raises(SessionRevokedError):

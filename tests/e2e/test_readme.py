@@ -89,6 +89,16 @@ def readme_example(heading: str = "## Using the SDK") -> str:
     return found.group(1)
 
 
+def readme_funding(rpc_url: str) -> str:
+    """The README's statement that funds ``owner.account`` on the local stack, at ``rpc_url``."""
+    found = re.search(
+        r'`(keyscope\.rpc\.JsonRpcClient\("http://127\.0\.0\.1:8545"\)\.request\(.*?\]\))`',
+        README.read_text(),
+    )
+    assert found, "the README no longer says how to fund owner.account on the local stack"
+    return found.group(1).replace('"http://127.0.0.1:8545"', repr(rpc_url))
+
+
 def nft_balance(stack: LocalStack, owner: str) -> int:
     data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [owner])
     node = JsonRpcClient(stack.rpc_url)
@@ -179,11 +189,11 @@ def test_readme_sdk_example_runs_as_written(
             # nothing sent yet: the grant is the owner's signature only
             {"report": "owner.is_deployed()", "name": "deployed_before"},
             {"report": "owner.account", "name": "account"},
+            # "fund owner.account first", as the README says to on the local stack
             {
-                "fund": "owner.account",
-                "rpc": local_stack.rpc_url,
-                "wei": 10**18,
-            },  # "fund owner.account first"
+                "code": "import keyscope.rpc\n" + readme_funding(local_stack.rpc_url),
+                "name": "README.md (funding)",
+            },
             {"code": DAPP_SIDE + dapp_side, "name": "README.md (the dapp's side)"},
             {"report": "receipt.success", "name": "success"},
             {"report": "owner.is_deployed()", "name": "deployed_after"},

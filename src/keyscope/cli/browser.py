@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ..consent import ConsentServer
 from ..endpoints import Endpoints
+from ..erc7715 import plan_from_requests
 from ..errors import BadInputError, ConfigurationError
 from ..network import connect
 from ..store import SessionStore
@@ -32,8 +34,16 @@ from ..textfile import read_text_file
 from ..urls import mask_url
 from .options import HttpUrl, Seconds, store_option
 from .output import reports_errors
-from .settings import ENV_BUNDLER, ENV_DEPLOYMENTS, ENV_FACTORY, ENV_MODULE, Deployments, _address_from
-from .stores import open_session_store
+from .settings import (
+    ENV_BUNDLER,
+    ENV_DEPLOYMENTS,
+    ENV_FACTORY,
+    ENV_MODULE,
+    ENV_STORE,
+    Deployments,
+    _address_from,
+)
+from .stores import local_store_path, open_session_store
 
 __all__ = ["consent", "dashboard"]
 
@@ -147,6 +157,25 @@ def _store(store_url: str | None) -> SessionStore | None:
     return open_session_store(store_url, keys=False) if store_url else None
 
 
+def _existing_store(store_url: str | None) -> SessionStore | None:
+    """The store the dashboard reads (and marks revocations in): one that exists, never a new one set up at a
+    mistyped path. The default store, when nothing was granted from this folder, is no store: the dashboard then
+    knows sessions from the module's events only, and says so."""
+    if not store_url:
+        return None
+    default = click.get_current_context().get_parameter_source("store_url") is ParameterSource.DEFAULT
+    path = local_store_path(store_url)
+    if default and path is not None and not path.exists():
+        click.echo(
+            f"no session store at {store_url} (the default; nothing was granted from this folder): the dashboard "
+            "lists the sessions the module's events name, without their permissions in words; give --store (or "
+            f"{ENV_STORE}) to read the store your workers use",
+            err=True,
+        )
+        return None
+    return open_session_store(store_url, keys=False, existing=True)
+
+
 @click.command()
 @click.argument("requests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_connection
@@ -191,14 +220,23 @@ def consent(
         raise BadInputError(
             f"--out {out}: the folder {out.parent} does not exist; create it, or give another file"
         )
+    # requests the page cannot serve are refused before the node is asked, and (for another chain or an expiry
+    # already past) before the store is opened: a refused request leaves no new store behind
+    plan_from_requests(params)
     network = connection.network()
-    store = _store(store_url)
-    with ConsentServer(network, store=store, port=port) as server:
-        request = server.request_permissions(params)
-        click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
-        if open_page:
-            webbrowser.open(request.url)
-        grant = request.wait(timeout)
+    store: SessionStore | None = None
+    try:
+        with ConsentServer(network, port=port) as server:
+            request = server.request_permissions(params)
+            # given to the server before the page's address is: the grant is stored when the owner signs
+            server.store = store = _store(store_url)
+            click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
+            if open_page:
+                webbrowser.open(request.url)
+            grant = request.wait(timeout)
+    finally:
+        if store is not None:
+            store.close()
     responses = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in request.responses or []]
     text = json.dumps(responses, indent=2)
     if out is None:
@@ -222,14 +260,19 @@ def dashboard(
 ) -> None:
     """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
     account = _address_from(account, "ACCOUNT")
-    network = connection.network()
-    with ConsentServer(network, store=_store(store_url), port=port) as server:
-        url = server.dashboard_url(account)
-        click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
-        if open_page:
-            webbrowser.open(url)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    store = _existing_store(store_url)  # a mistyped store is said before the node is asked
+    try:
+        network = connection.network()
+        with ConsentServer(network, store=store, port=port) as server:
+            url = server.dashboard_url(account)
+            click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
+            if open_page:
+                webbrowser.open(url)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        if store is not None:
+            store.close()

@@ -109,7 +109,20 @@ class OptionsAfterDashes(click.Command):
     """A click command that also takes its options after ``--`` (see :func:`options_first`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, options_first(self, args))
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, options_first(self, args))
+        except click.NoSuchOption as error:
+            # click reads a short option letter by letter: the word as given is the one it starts
+            word = next((a for a in given if a.startswith(error.option_name)), error.option_name)
+            if not re.fullmatch(r"-\.?\d.*", word):
+                raise
+            # a negative number, read as an option: click's "No such option: -1" says nothing of the way out
+            raise click.UsageError(
+                f"{word} was taken for an option: put -- before the arguments when one starts with a dash, as in "
+                f'`... "f(int256)" -- {word}` (options may still follow)',
+                ctx,
+            ) from None
 
 
 @functools.cache

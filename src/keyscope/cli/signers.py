@@ -30,9 +30,9 @@ def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> Has
     if key:
         try:
             return LocalSigner(key)
-        except BadInputError:
+        except BadInputError as error:  # what is wrong with it, never the key itself
             raise BadInputError(
-                f"{ENV_OWNER_KEY} is not a private key: give 0x and 64 hex digits{other}"
+                f"{ENV_OWNER_KEY} is not a private key ({error}): give the owner's key, 0x and 64 hex digits{other}"
             ) from None
     if not ape_accounts:
         raise ConfigurationError(f"no owner key: put the account owner's private key in {ENV_OWNER_KEY}")

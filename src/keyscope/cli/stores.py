@@ -16,7 +16,7 @@ from ..store import SessionStore, open_store
 from ..urls import hide_password
 from .settings import DEFAULT_STORE_URL, ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
-__all__ = ["find_grant", "open_session_store", "shown_store_url", "store_url_of"]
+__all__ = ["find_grant", "local_store_path", "open_session_store", "shown_store_url", "store_url_of"]
 
 _GIVEN_URLS: weakref.WeakKeyDictionary[SessionStore, str] = weakref.WeakKeyDictionary()
 
@@ -109,7 +109,7 @@ def _open(url: str, passphrase: str | None, kek: bytes | None, *, keys: bool, cr
     return open_store(url, passphrase=passphrase, kek=kek, create=create)
 
 
-def _local_path(url: str) -> Path | None:
+def local_store_path(url: str) -> Path | None:
     """The file (SQLite) or folder (file store) ``url`` names on this machine; None for other stores."""
     lower = url.lower()
     if lower.startswith("sqlite") and ":///" in url:
@@ -127,7 +127,7 @@ def _local_path(url: str) -> Path | None:
 def _require_existing(url: str, shown: str) -> None:
     """Refuse a store on this machine that does not exist, saying why (a file where a folder must be, or a
     relative SQLite path that was meant as an absolute one)."""
-    path = _local_path(url)
+    path = local_store_path(url)
     if path is None or path.exists():
         return  # what is there, the store itself judges (opened to use an existing store only)
     blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
