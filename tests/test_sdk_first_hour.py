@@ -235,6 +235,12 @@ def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
     with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'rule'") as info:
         Policy.call(nft, "safeMint(address to)", rule=[])  # type: ignore[call-arg]
     assert isinstance(info.value, TypeError)
+    with pytest.raises(UnknownOptionError) as info:  # before any connection: nothing listens there
+        connect("http://127.0.0.1:9", "http://127.0.0.1:9", module=_MODULE, bundlr="x")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "connect() got an unexpected keyword argument 'bundlr': its options are module, entry_point, factory, "
+        "paymaster, kind, owner_validator, delegate, timeout"
+    )
 
 
 def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:
@@ -252,10 +258,13 @@ def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:
 )
 def test_every_option_is_a_named_typed_keyword(method: Any) -> None:
     """No catch-all ``**options``: a type checker sees each option, so a typo is caught before anything runs.
-    Options shared by several methods are one ``TypedDict``, taken as ``**options: Unpack[...]``."""
+    Options shared by several methods are one ``TypedDict``, taken as ``**options: Unpack[...]``; ``**unknown:
+    Never`` takes no value a type checker allows, and is there only to name a typo at run time."""
     parameters = list(inspect.signature(method).parameters.values())
     assert not [
-        p.name for p in parameters if p.kind is p.VAR_KEYWORD and not _unpacks_typed_dict(method, p)
+        p.name
+        for p in parameters
+        if p.kind is p.VAR_KEYWORD and not (_unpacks_typed_dict(method, p) or p.annotation == "Never")
     ], f"{method.__qualname__} takes **kwargs"
     untyped = [p.name for p in parameters if p.name not in ("self", "cls") and p.annotation is p.empty]
     assert not untyped, f"{method.__qualname__}: options without a type: {untyped}"

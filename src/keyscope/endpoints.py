@@ -131,7 +131,7 @@ class Endpoints:
         operations are sponsored. Without ``kind``, each account's kind is found out (:meth:`kind_for`);
         ``owner_validator`` is the validator module owners sign through on accounts that have one (Nexus,
         Safe7579, ERC-7579 reference accounts). ``delegate`` is keyscope's EIP-7702 delegate, for EOAs.
-        :func:`keyscope.connect` is ``Network.from_urls``.
+        :func:`keyscope.connect` calls it.
 
         ``entry_point`` None: the EntryPoint ``factory`` trusts, else the one ``delegate`` trusts (each asked
         once, with ``entryPoint()``), else the canonical v0.7. A factory and a delegate that trust different
