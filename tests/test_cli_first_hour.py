@@ -615,15 +615,20 @@ def test_an_account_without_code_that_the_key_would_not_create_is_refused_naming
 
 def test_a_grant_whose_module_has_no_code_here_is_listed_as_no_module(grants, net, tmp_path: Path) -> None:
     """docs/scripts.md's listing states: a grant whose session module has no code on the connected chain (a chain
-    reset since, another deployment) is listed as ``no module``, beside a grant judged on chain."""
+    reset since, another deployment), or another contract there (here the EntryPoint, which reverts the module's
+    questions), is listed as ``no module``, beside a grant judged on chain: one such grant does not stop the
+    listing."""
     gone = grants[0].model_copy(update={"module": "0x" + "12" * 20})
+    elsewhere = grants[2].model_copy(update={"module": grants[2].entry_point})
     with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
         store.put_grant(gone)
+        store.put_grant(elsewhere)
         store.put_grant(grants[1])
         listing = list_sessions(net.chain, store)
     statuses = {report.session_id: report.status for report in listing.reports}
     assert statuses == {
         "0x" + gone.session_id.hex(): "no module",
+        "0x" + elsewhere.session_id.hex(): "no module",
         "0x" + grants[1].session_id.hex(): "not yet enabled",
     }
 

@@ -40,6 +40,7 @@ __all__ = [
     "SESSION_ENABLED",
     "SESSION_REVOKED",
     "SessionStatus",
+    "answers_as_module",
     "co_signer_of_data",
     "decode_bool",
     "decode_co_signer",
@@ -127,6 +128,16 @@ def decode_epoch(result: bytes, module: str) -> int:
     return int(abi_decode(["uint32"], result[:32])[0])
 
 
+def answers_as_module(chain: Chain, module: str) -> bool:
+    """Whether ``module`` answers ``epochOf`` as the session module does (False where another contract is, one
+    that reverts the question, or no code at all)."""
+    try:
+        answer = chain.call(module, epoch_of_data("0x" + "00" * 20))
+    except CallRevertedError:
+        return False
+    return len(answer) == 32
+
+
 @contextlib.contextmanager
 def module_answers(chain: Chain, module: str) -> Iterator[None]:
     """Reads that ask ``module``: a revert among them, when ``module`` itself reverts ``epochOf`` (another
@@ -135,9 +146,7 @@ def module_answers(chain: Chain, module: str) -> Iterator[None]:
     try:
         yield
     except CallRevertedError:
-        try:
-            chain.call(module, epoch_of_data("0x" + "00" * 20))
-        except CallRevertedError:
+        if not answers_as_module(chain, module):
             raise ConfigurationError(
                 f"the session module {module} reverted when asked epochOf: no SessionKeyValidator is there on this "
                 "chain (another contract is); check the module address given to connect() (or the grant's) and "

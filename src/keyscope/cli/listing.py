@@ -19,6 +19,7 @@ from ..clock import window_now
 from ..endpoints import Endpoints
 from ..errors import SessionStoreError
 from ..grant import SessionGrant
+from ..module import answers_as_module
 from ..report import (
     SessionReport,
     StoreMarks,
@@ -179,6 +180,7 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
     chain_id = chain.chain_id()
     now = window_now(chain.block_timestamp())
     networks: dict[tuple[str, str], Endpoints] = {}
+    served: dict[tuple[str, str], bool] = {}
     contracts = cached_contract_facts(chain)
     reports = []
     for grant in grants:
@@ -191,10 +193,11 @@ def list_sessions(chain: Chain, store: SessionStore, account: str | None = None)
             networks[where] = Endpoints(
                 chain=chain, bundler=_NoBundler(), module=grant.module, entry_point=grant.entry_point
             )
-        network = networks[where]
-        if not network.is_deployed(grant.module):
+            served[where] = answers_as_module(chain, grant.module)  # no code, or another contract there
+        if not served[where]:
             reports.append(unjudged(grant, "no module", now=now, store=marks))
             continue
+        network = networks[where]
         reports.append(report_from_chain(network, grant, store=marks, now=now, contracts=contracts))
     return Listing(reports, unreadable)
 
