@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sqlite3
 import stat
 import threading
@@ -468,6 +469,28 @@ def test_a_store_opened_to_use_an_existing_one_serves_it(persistent: Backend) ->
     again = open_store(persistent.url, **secret, scrypt_n=SCRYPT_N, create=False)
     persistent.opened.append(again)
     assert again.get_key(signer.address).private_key == signer.private_key
+
+
+def test_a_database_refusing_connections_is_retried_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A PostgreSQL server that refuses connections (not started, restarting) is retried for ``retry_seconds``: the
+    first retry is a warning, the others are logged for debugging only (a program using the SDK got one warning a
+    retry, about twenty for the default 15 s), and the error at the end says what to check."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://app:secret@127.0.0.1:{port}/keyscope"
+    refusal = "check the server is running and reachable"
+    with (
+        caplog.at_level(logging.DEBUG, logger="keyscope.store"),
+        pytest.raises(SessionStoreError, match=refusal) as refused,
+    ):
+        SqlStore(url, retry_seconds=1.5, create=False)
+    retries = [record for record in caplog.records if record.getMessage().endswith("; retrying")]
+    assert [record.levelno for record in retries][:1] == [logging.WARNING]
+    assert len(retries) >= 3 and {record.levelno for record in retries[1:]} == {logging.DEBUG}
+    assert "secret" not in str(refused.value) and all("secret" not in r.getMessage() for r in caplog.records)
 
 
 def test_a_postgresql_database_without_a_store_is_refused_and_gets_no_table(postgres_server) -> None:

@@ -429,6 +429,7 @@ class SqlStore(SessionStore):
         """
         deadline = time.monotonic() + self._retry_seconds
         pause = 0.05
+        level = logging.WARNING  # the first retry of this operation; the others only for debugging
         while True:
             try:
                 with self._tx(write) as conn:
@@ -437,7 +438,8 @@ class SqlStore(SessionStore):
                 raise
             except DBAPIError as exc:
                 if self._dialect.transient(exc) and time.monotonic() + pause < deadline:
-                    log.warning("store %s: %s; retrying", self.url, _first_line(exc))
+                    log.log(level, "store %s: %s; retrying", self.url, _first_line(exc))
+                    level = logging.DEBUG
                     time.sleep(pause)
                     pause = min(pause * 2, 1.0)
                     continue
