@@ -101,11 +101,18 @@ def test_a_key_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path: Path
     assert "a7a7" not in message and "0xff" not in message
 
 
+def _a_store(folder: Path) -> str:
+    """The URL of a session store set up in ``folder`` (the dashboard reads an existing store only)."""
+    url = f"sqlite:///{folder / 'sessions.db'}"
+    open_store(url).close()
+    return url
+
+
 def test_the_commands_refuse_a_deployments_or_requests_file_that_is_not_utf8(tmp_path: Path) -> None:
     """Once ``error: unexpected UnicodeDecodeError: 'utf-8' codec can't decode byte ...``."""
     path = tmp_path / "deployments.json"
     path.write_bytes(UTF16)
-    said = one_line_refusal(["dashboard", TARGET, "--deployments", str(path), "--store", "memory://"])
+    said = one_line_refusal(["dashboard", TARGET, "--deployments", str(path), "--store", _a_store(tmp_path)])
     assert said.startswith(
         f"error: deployments file {path} is not UTF-8 text: byte 0xff at offset 0 (bytes 0 to"
     )
@@ -389,7 +396,9 @@ def test_the_owners_pages_refuse_a_deployments_file_of_another_chain(
             {"chain_id": 5, "rpc_url": anvil_url, "bundler_url": "http://127.0.0.1:9", "module": TARGET}
         )
     )
-    said = one_line_refusal(["dashboard", TARGET, "--deployments", str(deployments), "--store", "memory://"])
+    said = one_line_refusal(
+        ["dashboard", TARGET, "--deployments", str(deployments), "--store", _a_store(tmp_path)]
+    )
     assert said == (
         f"error: the deployments file {deployments} is for chain 5, but the node {anvil_url} is chain 31337: "
         "give the node of chain 5 (--node), or the deployments file of this chain"
