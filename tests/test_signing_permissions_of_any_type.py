@@ -68,6 +68,9 @@ BYTES = [b"", b"\x00", b"\x01\x02", b"\xff" * 33]
 OPS = ["eq", "ne", "lt", "le", "gt", "ge", "range", "one_of"]
 HASH_OPS = ["eq", "ne", "one_of"]
 ZERO = "0x" + "00" * 20
+DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
+EXAMPLES = 300 if DEEP else 30
+"""Each example grants a session on chain and judges four messages: about two thirds of a second on py-evm."""
 
 
 def _bounds(kind: str) -> tuple[int, int]:
@@ -332,6 +335,16 @@ class World:
     owner: LocalSigner
     account: str
     chain_id: int
+    project: Any
+    grants: int = 0
+
+    def next_grant(self) -> None:
+        """Count a grant; past 200 sessions on the account (the module holds at most 256 live permissions per
+        account), move on to a fresh account."""
+        self.grants += 1
+        if self.grants % 200 == 0:
+            self.account = self.sessions.account(self.owner, 77 + self.grants)
+            self.account_contract = self.project.KeyscopeAccount.at(self.account)
 
 
 @pytest.fixture(scope="module")
@@ -358,11 +371,23 @@ def world(project, sessions, chain, bundler, module, entry_point, factory, permi
         owner,
         account,
         sessions.h.chain_id,
+        project,
     )
+
+
+@pytest.fixture(autouse=True)
+def first_account(world: World) -> Iterator[None]:
+    """Each test starts on the world's first account: the chain is reverted after each test, and an account made
+    during one (past 200 grants) is gone after it."""
+    first = (world.account, world.account_contract)
+    yield
+    world.account, world.account_contract = first
+    world.grants = 0
 
 
 def _grant(world: World, permission: TypedDataPermission) -> Any:
     """A new session key granted ``permission`` on chain, and the SDK's session for it."""
+    world.next_grant()
     key = SessionKey.generate()
     session = Session(session_key=key.address, typed_data_permissions=(permission,))
     session_id = world.sessions.grant_onchain(world.account, world.owner, session)
@@ -456,7 +481,8 @@ def judge(world: World, sdk: Any, data: dict[str, Any], ruled: list[Ruled], gran
 
 
 @settings(
-    max_examples=int(os.environ.get("TYPED_EXAMPLES", 30)),
+    max_examples=EXAMPLES,
+    derandomize=not DEEP,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
