@@ -1,7 +1,7 @@
 """Differential: typed data of any EIP-712 type, judged by the SDK before it signs and by the module on the signature
 a leaked session key makes for the same data, on ape's chain with the real module and keyscope's account.
 
-Each example makes an EIP-712 type (a primary struct, nested structs one or two levels down, atomic members of
+Each example makes an EIP-712 type (a primary struct, nested structs up to three levels down, atomic members of
 every width, strings and bytes, arrays of atoms and of structs), grants the session one signing permission of that
 type in a domain of any fields, with rules on any of its ruleable members (each condition the builder takes for the
 member's type), and judges messages at and around the rules' values:
@@ -137,7 +137,7 @@ def _value(draw: st.DrawFn, kind: str, types: dict[str, list[dict[str, str]]]) -
 
 @st.composite
 def eip712_types(draw: st.DrawFn) -> tuple[str, dict[str, list[dict[str, str]]]]:
-    """A primary struct and the structs it uses, nested up to two levels, with atoms, arrays and struct members."""
+    """A primary struct and the structs it uses, nested up to three levels, with atoms, arrays and struct members."""
     primary = draw(st.sampled_from(PRIMARY_NAMES))
     nested = draw(
         st.lists(
