@@ -139,6 +139,32 @@ def test_strings_take_equality_on_their_hash_and_arrays_take_nothing() -> None:
         Policy.typed_data(DOMAIN, types, "Order", [arg("ids") == 1])
 
 
+def test_a_rule_on_a_bytes_field_binds_the_bytes_its_hex_spells_as_the_message_encodes_them() -> None:
+    """A ``bytes`` value in typed data is bytes or 0x-hex (its JSON form); a rule's value on a ``bytes`` field is read
+    the same way, so ``== "0x0102"`` binds the two bytes 0x0102, not the six characters "0x0102"."""
+    types = {"Order": [{"name": "data", "type": "bytes"}, {"name": "memo", "type": "string"}]}
+    granted = Policy.typed_data(DOMAIN, types, "Order", [arg("data") == "0x0102", arg("memo") == "0x0102"])
+    assert granted.rules[0].values == (int.from_bytes(keccak(b"\x01\x02"), "big"),)
+    assert granted.rules[1].values == (int.from_bytes(keccak(b"0x0102"), "big"),)  # a string is its text
+    session = Session(session_key="0x" + "11" * 20, typed_data_permissions=(granted,))
+
+    def order(data: Any) -> dict[str, Any]:
+        return {
+            "types": types,
+            "primaryType": "Order",
+            "domain": DOMAIN,
+            "message": {"data": data, "memo": "0x0102"},
+        }
+
+    for spelled in ("0x0102", b"\x01\x02"):
+        assert check_typed_data(session, order(spelled), session_id="0x01").permission_index == 0
+    with pytest.raises(SignatureRefusedError) as info:  # the text's bytes are another value
+        check_typed_data(session, order(b"0x0102"), session_id="0x01")
+    assert (info.value.reason, info.value.rule_index) == ("SignedRuleViolated", 0)
+    with pytest.raises(BadInputError, match=r"field `data` \(bytes\) of Order.*'hello' is not hex data"):
+        Policy.typed_data(DOMAIN, types, "Order", [arg("data") == "hello"])
+
+
 def test_the_local_check_names_the_permission_and_rule() -> None:
     assert check_typed_data(SESSION, permit(100), session_id="0x01").permission_index == 0
     with pytest.raises(SignatureRefusedError, match=r"details\.amount must be at most 100\)") as info:

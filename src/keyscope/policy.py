@@ -1028,8 +1028,9 @@ class Policy:
         ``arg("details", "amount") <= 100 * 10**6`` (member names from the primary struct down).
 
         Rules on ``string`` and ``bytes`` fields compare the hash of their contents: only ``==``, ``!=`` and
-        ``one_of`` (equality of hashes is equality of contents). Arrays, their elements and whole structs take no
-        rules (their word is a hash the module cannot order). ``label`` names the permission in messages."""
+        ``one_of`` (equality of hashes is equality of contents). Their values are read as the message's are: a
+        ``string``'s as its text, a ``bytes``' as bytes or 0x-hex (``arg("data") == "0x0102"`` binds two bytes).
+        Arrays, their elements and whole structs take no rules (their word is a hash the module cannot order). ``label`` names the permission in messages."""
         return _typed_data_permission(domain, types, primary_type, rules, label)
 
 
@@ -1105,6 +1106,16 @@ def _permission(
 _HASHED = ("string", "bytes")
 
 
+def _hashed_value(kind: str, value: Any, where: str) -> bytes:
+    """The bytes EIP-712 hashes for a rule's value on a ``string`` or ``bytes`` field, read as the typed data's
+    message value is read: a ``string`` as its UTF-8 text, ``bytes`` as bytes or 0x-hex (their JSON form), so that a
+    rule ``== "0x0102"`` on a ``bytes`` field binds the two bytes 0x0102 a message spells that way, never the six
+    characters of the text."""
+    if kind == "string":
+        return value.encode() if isinstance(value, str) else to_bytes(value, name=where)
+    return to_bytes(value, name=where)
+
+
 def _typed_data_permission(
     domain: Mapping[str, Any],
     types: Mapping[str, Any],
@@ -1149,10 +1160,7 @@ def _typed_data_permission(
                 raise BadInputError(
                     f"{where}: the module sees only the hash of a {kind}, so only ==, != and one_of can bind it"
                 )
-            words = tuple(
-                int.from_bytes(keccak(v.encode() if isinstance(v, str) else to_bytes(v, name=where)), "big")
-                for v in spec.values
-            )
+            words = tuple(int.from_bytes(keccak(_hashed_value(kind, v, where)), "big") for v in spec.values)
             arg_type = 0
         elif kind in structs or "[" in kind:
             raise BadInputError(

@@ -1,0 +1,539 @@
+"""Differential: typed data of any EIP-712 type, judged by the SDK before it signs and by the module on the signature
+a leaked session key makes for the same data, on ape's chain with the real module and keyscope's account.
+
+Each example makes an EIP-712 type (a primary struct, nested structs up to three levels down, atomic members of
+every width, strings and bytes, arrays of atoms and of structs), grants the session one signing permission of that
+type in a domain of any fields, with rules on any of its ruleable members (each condition the builder takes for the
+member's type), and judges messages at and around the rules' values:
+
+* the SDK's verdict: ``sign_typed_data`` signs, or refuses with a reason;
+* the module's verdict on the signature made without the SDK's check (``forge_typed_data``): the same reason, the
+  same rule;
+* the account's own ``isValidSignature`` and OpenZeppelin's SignatureChecker take the signature exactly when the
+  SDK signs;
+* the digest the verifier asks about is eth-account's EIP-712 encoding of the same data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from ape.exceptions import ContractLogicError, CustomError
+from eth_abi import decode as abi_decode
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from keyscope import Policy, SessionGrant, SessionKey, arg
+from keyscope.hexutil import to_address, to_bytes
+from keyscope.message_signing import SignatureRefusedError
+from keyscope.session import Session, TypedDataPermission
+from keyscope.signing import LocalSigner
+from keyscope.typed_data import DOMAIN_FIELDS, TypedData
+from support.signatures import forge_typed_data
+from support.strict_reverts import revert_data
+
+INTEGERS = [f"uint{bits}" for bits in (8, 16, 32, 48, 64, 128, 160, 256)] + [
+    f"int{bits}" for bits in (8, 16, 32, 64, 128, 256)
+]
+FIXED_BYTES = [f"bytes{size}" for size in (1, 2, 4, 20, 31, 32)]
+ATOMIC = [*INTEGERS, "address", "bool", *FIXED_BYTES, "string", "bytes"]
+ATOM_ARRAYS = ["uint256[]", "address[2]", "string[]", "bytes32[1]", "int8[]"]
+MEMBER_NAMES = [
+    "amount",
+    "to",
+    "from",
+    "id",
+    "memo",
+    "flag",
+    "tag",
+    "deadline",
+    "delta",
+    "data",
+    "who",
+    "fee",
+    "a",
+]
+# names that sort before and after the primary's, and names that begin with another's (the module finds the
+# primary's definition in the contents type by its name)
+PRIMARY_NAMES = ["Order", "Permit", "Mail", "Z"]
+NESTED_NAMES = ["Asset", "OrderLeg", "Permits", "Terms", "A", "Zz", "Mai"]
+STRINGS = ["", "a", "hello", "h\u00e9llo", "0x00"]
+BYTES = [b"", b"\x00", b"\x01\x02", b"\xff" * 33]
+OPS = ["eq", "ne", "lt", "le", "gt", "ge", "range", "one_of"]
+HASH_OPS = ["eq", "ne", "one_of"]
+ZERO = "0x" + "00" * 20
+DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
+EXAMPLES = 300 if DEEP else 30
+"""Each example grants a session on chain and judges four messages: about two thirds of a second on py-evm."""
+
+
+def _bounds(kind: str) -> tuple[int, int]:
+    if kind.startswith("uint"):
+        return 0, 2 ** int(kind[4:]) - 1
+    bits = int(kind[3:])
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _as_number(kind: str, value: Any) -> int:
+    """A value of an ordered atomic type as the integer its word orders by (bytesN: its big-endian bytes)."""
+    if kind == "address":
+        return int(value, 16)
+    if kind == "bool":
+        return int(value)
+    if kind.startswith("bytes"):
+        return int.from_bytes(value, "big")
+    return int(value)
+
+
+def _from_number(kind: str, number: int) -> Any | None:
+    """The value of ``kind`` whose word orders as ``number``; None outside the type."""
+    if kind == "address":
+        return to_address(f"0x{number:040x}") if 0 <= number < 2**160 else None
+    if kind == "bool":
+        return bool(number) if number in (0, 1) else None
+    if kind.startswith("bytes"):
+        size = int(kind[5:])
+        return number.to_bytes(size, "big") if 0 <= number < 2 ** (8 * size) else None
+    low, high = _bounds(kind)
+    return number if low <= number <= high else None
+
+
+def _atom(draw: st.DrawFn, kind: str) -> Any:
+    """Any value of an atomic type, its edges likelier."""
+    if kind == "string":
+        return draw(st.sampled_from(STRINGS) | st.text(max_size=8))
+    if kind == "bytes":
+        raw = draw(st.sampled_from(BYTES) | st.binary(max_size=40))
+        return "0x" + raw.hex() if draw(st.booleans()) else raw  # as bytes, or in its JSON form
+    if kind == "bool":
+        return draw(st.booleans())
+    if kind == "address":
+        low, high = 0, 2**160 - 1
+    elif kind.startswith("bytes"):
+        low, high = 0, 2 ** (8 * int(kind[5:])) - 1
+    else:
+        low, high = _bounds(kind)
+    edges = sorted(e for e in {low, low + 1, -1 if low < 0 else 1, 0, high - 1, high} if low <= e <= high)
+    number = draw(st.sampled_from(edges) | st.integers(low, high))
+    return _from_number(kind, number)
+
+
+def _value(draw: st.DrawFn, kind: str, types: dict[str, list[dict[str, str]]]) -> Any:
+    """Any value of an EIP-712 type: atoms, structs of ``types``, arrays of either."""
+    if kind.endswith("]"):
+        element, _, length = kind[:-1].rpartition("[")
+        count = int(length) if length else draw(st.integers(0, 2))
+        return [_value(draw, element, types) for _ in range(count)]
+    if kind in types:
+        return {member["name"]: _value(draw, member["type"], types) for member in types[kind]}
+    return _atom(draw, kind)
+
+
+@st.composite
+def eip712_types(draw: st.DrawFn) -> tuple[str, dict[str, list[dict[str, str]]]]:
+    """A primary struct and the structs it uses, nested up to three levels, with atoms, arrays and struct members."""
+    primary = draw(st.sampled_from(PRIMARY_NAMES))
+    nested = draw(
+        st.lists(
+            st.sampled_from([n for n in NESTED_NAMES if n != primary]), min_size=1, max_size=3, unique=True
+        )
+    )
+    types: dict[str, list[dict[str, str]]] = {}
+    # each struct may use those made before it: no cycle; the primary reaches nested structs up to three deep
+    defined: list[str] = []
+    for name in [*nested, primary]:
+        count = draw(st.integers(1, 5))
+        names = draw(st.lists(st.sampled_from(MEMBER_NAMES), min_size=count, max_size=count, unique=True))
+        members = []
+        for member in names:
+            choices = [st.sampled_from(ATOMIC)]
+            if defined:  # a struct member as likely as an atom; an array of structs now and then
+                choices.append(st.sampled_from(defined))
+                if draw(st.integers(0, 3)) == 0:
+                    choices.append(st.sampled_from(defined).map(lambda s: s + "[]"))
+            if draw(st.integers(0, 9)) == 0:
+                choices = [st.sampled_from(ATOM_ARRAYS)]
+            members.append({"name": member, "type": draw(st.one_of(*choices))})
+        types[name] = members
+        defined.append(name)
+    # keep only the structs the primary uses (a contents type holds those only)
+    used, queue = set(), [primary]
+    while queue:
+        struct = queue.pop()
+        if struct in used:
+            continue
+        used.add(struct)
+        for member in types[struct]:
+            base = member["type"].split("[")[0]
+            if base in types:
+                queue.append(base)
+    return primary, {name: members for name, members in types.items() if name in used}
+
+
+def _ruleable(primary: str, types: dict[str, list[dict[str, str]]]) -> list[tuple[tuple[str, ...], str]]:
+    """The atomic members reached from the primary struct through struct members (not arrays), by path."""
+    found = []
+    queue: list[tuple[tuple[str, ...], str]] = [((), primary)]
+    while queue:
+        path, struct = queue.pop(0)
+        for member in types[struct]:
+            here = (*path, member["name"])
+            if member["type"] in types:
+                queue.append((here, member["type"]))
+            elif not member["type"].endswith("]"):
+                found.append((here, member["type"]))
+    return found
+
+
+@dataclass
+class Ruled:
+    """A rule as the test made it: the member, its type, the condition and the values given to the builder."""
+
+    path: tuple[str, ...]
+    kind: str
+    op: str
+    values: tuple[Any, ...]
+
+    def spec(self) -> Any:
+        ref = arg(*self.path)
+        if self.op == "range":
+            return ref.in_range(*self.values)
+        if self.op == "one_of":
+            return ref.one_of(*self.values)
+        method = {
+            "eq": "__eq__",
+            "ne": "__ne__",
+            "lt": "__lt__",
+            "le": "__le__",
+            "gt": "__gt__",
+            "ge": "__ge__",
+        }
+        return getattr(ref, method[self.op])(self.values[0])
+
+    def near(self) -> list[Any]:
+        """Values of the member at and beside the rule's values."""
+        if self.kind in ("string", "bytes"):
+            return [*self.values, *(to_bytes(v) for v in self.values if self.kind == "bytes")]
+        found = []
+        for value in self.values:
+            number = _as_number(self.kind, value)
+            for step in (-1, 0, 1):
+                near = _from_number(self.kind, number + step)
+                if near is not None:
+                    found.append(near)
+        return found
+
+
+@st.composite
+def rules(draw: st.DrawFn, primary: str, types: dict[str, list[dict[str, str]]]) -> list[Ruled]:
+    fields = _ruleable(primary, types)
+    chosen = draw(st.lists(st.sampled_from(fields), max_size=4, unique_by=lambda f: f[0])) if fields else []
+    made = []
+    for path, kind in chosen:
+        op = draw(st.sampled_from(HASH_OPS if kind in ("string", "bytes") else OPS))
+        if op == "range":
+            low, high = sorted((_atom(draw, kind), _atom(draw, kind)), key=lambda v: _as_number(kind, v))
+            values: tuple[Any, ...] = (low, high)
+        elif op == "one_of":
+            values = tuple(_atom(draw, kind) for _ in range(draw(st.integers(1, 3))))
+        else:
+            values = (_atom(draw, kind),)
+        made.append(Ruled(path, kind, op, values))
+    return made
+
+
+def _hashed_bytes(kind: str, value: Any) -> bytes:
+    """What EIP-712 hashes for a string or bytes value (bytes may come as 0x-hex, their JSON form)."""
+    return value.encode() if kind == "string" else to_bytes(value)
+
+
+def _ordered(kind: str, value: Any) -> int:
+    """An ordered atomic value as the number the rule orders (intN signed)."""
+    return _as_number(kind, value)
+
+
+def _holds(op: str, actual: Any, values: list[Any]) -> bool:
+    if op == "eq":
+        return bool(actual == values[0])
+    if op == "ne":
+        return bool(actual != values[0])
+    if op == "one_of":
+        return actual in values
+    if op == "range":
+        return bool(values[0] <= actual <= values[1])
+    return bool(
+        {
+            "lt": actual < values[0],
+            "le": actual <= values[0],
+            "gt": actual > values[0],
+            "ge": actual >= values[0],
+        }[op]
+    )
+
+
+def expected_verdict(ruled: list[Ruled], message: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The rules as written, on the message's values as written: the first rule the message breaks."""
+    for index, rule in enumerate(ruled):
+        actual: Any = message
+        for name in rule.path:
+            actual = actual[name]
+        if rule.kind in ("string", "bytes"):
+            actual, values = (
+                _hashed_bytes(rule.kind, actual),
+                [_hashed_bytes(rule.kind, v) for v in rule.values],
+            )
+        else:
+            actual, values = _ordered(rule.kind, actual), [_ordered(rule.kind, v) for v in rule.values]
+        holds = _holds(rule.op, actual, values)
+        if not holds:
+            return "SignedRuleViolated", index
+    return None, None
+
+
+def _set(message: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for name in path[:-1]:
+        message = message[name]
+    message[path[-1]] = value
+
+
+@st.composite
+def messages_near(
+    draw: st.DrawFn, primary: str, types: dict[str, list[dict[str, str]]], ruled: list[Ruled]
+) -> dict[str, Any]:
+    """A message of the primary type whose ruled members sit at or beside the rules' values (or anywhere)."""
+    message = _value(draw, primary, types)
+    for rule in ruled:
+        near = rule.near()
+        if near and draw(st.integers(0, 4)):
+            _set(message, rule.path, draw(st.sampled_from(near)))
+    return message
+
+
+def _eth_account_digest(data: dict[str, Any]) -> bytes:
+    domain_types = [{"name": n, "type": t} for n, t, _ in DOMAIN_FIELDS if n in data["domain"]]
+    full = {**data, "types": {"EIP712Domain": domain_types, **data["types"]}}
+    signable = encode_typed_data(full_message=full)
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+# -- the chain ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    sessions: Any
+    net: Any
+    module: Any
+    permits: Any
+    account_contract: Any
+    owner: LocalSigner
+    account: str
+    chain_id: int
+    project: Any
+    grants: int = 0
+
+    def next_grant(self) -> None:
+        """Count a grant; past 200 sessions on the account (the module holds at most 256 live permissions per
+        account), move on to a fresh account."""
+        self.grants += 1
+        if self.grants % 200 == 0:
+            self.account = self.sessions.account(self.owner, 77 + self.grants)
+            self.account_contract = self.project.KeyscopeAccount.at(self.account)
+
+
+@pytest.fixture(scope="module")
+def world(project, sessions, chain, bundler, module, entry_point, factory, permits, nft) -> Iterator[World]:
+    """One keyscope account with the module installed (``nft`` is asked for so that no session-scoped fixture is
+    first set up after the account exists)."""
+    from keyscope import Network, Web3Chain
+
+    net = Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )
+    owner = LocalSigner.generate()
+    account = sessions.account(owner, 77)
+    yield World(
+        sessions,
+        net,
+        module,
+        permits,
+        project.KeyscopeAccount.at(account),
+        owner,
+        account,
+        sessions.h.chain_id,
+        project,
+    )
+
+
+@pytest.fixture(autouse=True)
+def first_account(world: World) -> Iterator[None]:
+    """Each test starts on the world's first account: the chain is reverted after each test, and an account made
+    during one (past 200 grants) is gone after it."""
+    first = (world.account, world.account_contract)
+    yield
+    world.account, world.account_contract = first
+    world.grants = 0
+
+
+def _grant(world: World, permission: TypedDataPermission) -> Any:
+    """A new session key granted ``permission`` on chain, and the SDK's session for it."""
+    world.next_grant()
+    key = SessionKey.generate()
+    session = Session(session_key=key.address, typed_data_permissions=(permission,))
+    session_id = world.sessions.grant_onchain(world.account, world.owner, session)
+    grant = SessionGrant(
+        session=session,
+        account=world.account,
+        module=world.module.address,
+        chain_id=world.chain_id,
+        entry_point=world.sessions.h.entry_point.address,
+        epoch=world.sessions.epoch(world.account),
+        session_id=session_id,
+        how="onchain",
+    )
+    return world.net.session(grant, key)
+
+
+def module_verdict(
+    world: World, digest: bytes, signature: bytes, sender: str
+) -> tuple[str | None, int | None]:
+    """The module's refusal of ``signature`` for ``digest`` asked by ``sender`` (None: valid) and, for a rule's
+    refusal, the rule's index; its ERC-1271 answer agrees."""
+    module = world.module
+    body = signature[20:]
+    answer = bytes(module.isValidSignatureWithSender(sender, digest, body, sender=world.account))
+    try:
+        module.requireValidSignature(world.account, sender, digest, body)
+    except ContractLogicError as error:
+        assert answer == bytes.fromhex("ffffffff")
+        ruled = ("SignedRuleViolated", "SignedNonCanonical", "ContentsTooShort")
+        if isinstance(error, CustomError):  # decoded by ape: its inputs by name
+            name = type(error).__name__
+            return name, int(error.inputs["ruleIndex"]) if name in ruled else None
+        data = revert_data(error) or b""
+        errors = {
+            keccak(text=f"{e.name}({','.join(i.type for i in e.inputs)})")[:4]: e
+            for e in module.contract_type.abi
+            if e.type == "error"
+        }
+        abi = errors.get(data[:4])
+        if abi is None:
+            return repr(error.revert_message), None
+        args = abi_decode([i.type for i in abi.inputs], data[4:])
+        return abi.name, int(args[1]) if abi.name in ruled else None
+    assert answer == bytes.fromhex("1626ba7e")
+    return None, None
+
+
+def _domain(draw: st.DrawFn, world: World) -> dict[str, Any]:
+    fields = draw(st.integers(0, 0x1F))
+    domain: dict[str, Any] = {}
+    if fields & 0x01:
+        domain["name"] = draw(st.sampled_from(["", "Exchange", "Permit2"]))
+    if fields & 0x02:
+        domain["version"] = draw(st.sampled_from(["1", "2"]))
+    if fields & 0x04:
+        domain["chainId"] = draw(st.sampled_from([world.chain_id, 1, 2**64]))
+    if fields & 0x08:
+        domain["verifyingContract"] = draw(st.sampled_from([world.permits.address, "0x" + "5e" * 20]))
+    if fields & 0x10:
+        domain["salt"] = draw(st.binary(min_size=32, max_size=32))
+    return domain
+
+
+def judge(world: World, sdk: Any, data: dict[str, Any], ruled: list[Ruled], granted: bool) -> str | None:
+    """The SDK's verdict on ``data`` against the module's and the account's on the leaked key's signature, and
+    against the rules as written."""
+    typed = TypedData(data)
+    digest = typed.digest
+    assert digest == _eth_account_digest(data)
+    try:
+        sdk.sign_typed_data(data)
+        local: tuple[str | None, int | None] = (None, None)
+    except SignatureRefusedError as error:
+        local = (error.reason, error.rule_index)
+    forged = forge_typed_data(sdk, data)
+    verdict = module_verdict(world, digest, forged, world.permits.address)
+    if granted:
+        assert verdict == local, f"the SDK says {local}, the module {verdict}"
+        assert local == expected_verdict(ruled, data["message"]), (
+            f"the rules as written say otherwise than {local}"
+        )
+    else:  # another domain: the SDK finds no permission; the signature, made for the granted one, hashes another
+        assert local[0] == "SigningNotGranted"
+        assert verdict[0] == "ContentsMismatch"
+    accepted = verdict[0] is None
+    assert bytes(world.account_contract.isValidSignature(digest, forged))[:4] == (
+        bytes.fromhex("1626ba7e") if accepted else bytes.fromhex("ffffffff")
+    )
+    assert world.permits.isValidSignatureNow(world.account, digest, forged) == accepted
+    return local[0]
+
+
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=not DEEP,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_the_sdk_and_the_module_judge_typed_data_of_any_type_alike(world, data):
+    primary, types = data.draw(eip712_types(), label="types")
+    ruled = data.draw(rules(primary, types), label="rules")
+    domain = _draw_domain(data, world)
+    permission = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
+    event(f"nested frames: {len(permission.nested)}")
+    for rule in ruled:
+        event(f"rule: {rule.op} on {'a nested ' if len(rule.path) > 1 else ''}{rule.kind}")
+    sdk = _grant(world, permission)
+    for _ in range(3):
+        message = data.draw(messages_near(primary, types, ruled), label="message")
+        typed_data = {"types": types, "primaryType": primary, "domain": domain, "message": message}
+        event(f"verdict: {judge(world, sdk, typed_data, ruled, True) or 'signed'}")
+    other = dict(domain, name="another " + str(domain.get("name", "")))
+    message = data.draw(messages_near(primary, types, ruled), label="message elsewhere")
+    judge(
+        world,
+        sdk,
+        {"types": types, "primaryType": primary, "domain": other, "message": message},
+        ruled,
+        False,
+    )
+
+
+def _draw_domain(data: Any, world: World) -> dict[str, Any]:
+    return data.draw(st.composite(lambda draw: _domain(draw, world))(), label="domain")
+
+
+def test_a_rule_on_a_bytes_field_given_as_hex_binds_those_bytes_for_the_module_too(world):
+    """A rule ``== "0x0102"`` on a ``bytes`` field (the JSON form a dapp copies from typed data) binds the bytes
+    0x0102: the SDK signs the message holding them, in either form, and the module and the account take the leaked
+    key's signature of it; the six characters "0x0102" as bytes, which the builder once bound instead, are refused
+    by all three."""
+    types = {"Order": [{"name": "to", "type": "address"}, {"name": "data", "type": "bytes"}]}
+    domain = {"name": "Exchange", "chainId": world.chain_id, "verifyingContract": world.permits.address}
+    ruled = [Ruled(("data",), "bytes", "eq", ("0x0102",))]
+    sdk = _grant(world, Policy.typed_data(domain, types, "Order", [rule.spec() for rule in ruled]))
+    verdicts = {}
+    for data in ("0x0102", b"\x01\x02", b"0x0102"):
+        message = {"to": world.account, "data": data}
+        typed_data = {"types": types, "primaryType": "Order", "domain": domain, "message": message}
+        judge(world, sdk, typed_data, ruled, True)
+        verdicts[data] = module_verdict(
+            world, TypedData(typed_data).digest, forge_typed_data(sdk, typed_data), ZERO
+        )
+    assert verdicts == {
+        "0x0102": (None, None),
+        b"\x01\x02": (None, None),
+        b"0x0102": ("SignedRuleViolated", 0),
+    }
