@@ -1030,7 +1030,8 @@ class Policy:
         Rules on ``string`` and ``bytes`` fields compare the hash of their contents: only ``==``, ``!=`` and
         ``one_of`` (equality of hashes is equality of contents). Their values are read as the message's are: a
         ``string``'s as its text, a ``bytes``' as bytes or 0x-hex (``arg("data") == "0x0102"`` binds two bytes).
-        Arrays, their elements and whole structs take no rules (their word is a hash the module cannot order). ``label`` names the permission in messages."""
+        Arrays, their elements and whole structs take no rules (their word is a hash the module cannot order).
+        ``label`` names the permission in messages."""
         return _typed_data_permission(domain, types, primary_type, rules, label)
 
 
