@@ -688,6 +688,17 @@ def test_an_unforeseen_error_is_one_line_unless_debugging(monkeypatch: pytest.Mo
     assert isinstance(CliRunner().invoke(broken, []).exception, RuntimeError)  # the traceback, when asked for
 
 
+DEAD_ENDPOINTS = [
+    "--node",
+    "http://127.0.0.1:9",
+    "--bundler",
+    "http://127.0.0.1:9",
+    "--module",
+    "0x" + "cd" * 20,
+]
+"""A node, a bundler and a module where nothing answers: for refusals made before anything is asked."""
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -715,30 +726,17 @@ def test_the_owners_pages_refuse_bad_input_before_serving(
             raise KeyboardInterrupt  # a dashboard that serves after all stops at once, and the test fails
 
     monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
-    defaults = [
-        "--node",
-        "http://127.0.0.1:9",
-        "--bundler",
-        "http://127.0.0.1:9",
-        "--module",
-        "0x" + "cd" * 20,
-    ]
     given = {word for word in args if word.startswith("--")}
-    extra = [w for i in range(0, len(defaults), 2) if defaults[i] not in given for w in defaults[i : i + 2]]
+    extra = [
+        w
+        for i in range(0, len(DEAD_ENDPOINTS), 2)
+        if DEAD_ENDPOINTS[i] not in given
+        for w in DEAD_ENDPOINTS[i : i + 2]
+    ]
     store = f"sqlite:///{tmp_path / 's.db'}"
     open_store(store).close()  # the dashboard reads an existing store only
     message = _refused([*args, *extra, "--store", store])
     assert said in message
-
-
-DEAD_ENDPOINTS = [
-    "--node",
-    "http://127.0.0.1:9",
-    "--bundler",
-    "http://127.0.0.1:9",
-    "--module",
-    "0x" + "cd" * 20,
-]
 
 
 @pytest.mark.parametrize(
