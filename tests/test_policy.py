@@ -509,6 +509,20 @@ def test_static_arguments_after_dynamic_ones_are_fine():
     assert rule.offset == 32
 
 
+def test_a_name_two_arguments_share_is_refused_not_bound_to_the_first():
+    """A hand-written signature naming two arguments (or two components) alike: a rule by that name could mean
+    either, so it is refused, and the index picks the one meant."""
+    text = "swap(uint256 amount,uint256 amount,(uint8 a,uint8 a) pair)"
+    with pytest.raises(BadInputError, match=r"has 2 arguments named 'amount' \(at 0, 1\).*by its index"):
+        Policy.call(TARGET, text, rules=[arg("amount") <= 5])
+    with pytest.raises(BadInputError, match=r"`pair` \(\(uint8,uint8\)\) has 2 components named 'a'"):
+        Policy.call(TARGET, text, rules=[arg("pair", "a") <= 5])
+    with pytest.raises(BadInputError, match="2 arguments named 'amount'"):
+        Policy.call(TARGET, text, totals=[arg("amount").total(10)])
+    permission = Policy.call(TARGET, text, rules=[arg(1) <= 5, arg("pair", 1) == 2])
+    assert [(r.offset, r.name) for r in permission.rules] == [(32, "amount"), (96, "pair.a")]
+
+
 def test_bad_argument_paths():
     with pytest.raises(BadInputError, match=r"no argument named 'amout'; its arguments: to \(address\)"):
         Policy.call(TARGET, "transfer(address to,uint256 amount)", rules=[arg("amout") == 1])

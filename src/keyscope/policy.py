@@ -262,9 +262,14 @@ def _pick(params: Sequence[AbiParam], key: str | int, owner: str, what: str) -> 
                 f"{owner} has {len(params)} {what}s: index {key} is out of range (0 to {len(params) - 1})"
             )
         return key
-    for index, param in enumerate(params):
-        if param.name == key:
-            return index
+    found = [index for index, param in enumerate(params) if param.name == key]
+    if len(found) > 1:
+        raise BadInputError(
+            f"{owner} has {len(found)} {what}s named {shown(key)} (at {', '.join(map(str, found))}): a rule by "
+            f"that name could bind either; refer to the one you mean by its index, or fix the names"
+        )
+    if found:
+        return found[0]
     names = ", ".join(f"{p.name or f'#{i}'} ({p.type.name})" for i, p in enumerate(params)) or "none"
     raise BadInputError(
         f"{owner} has no {what} named {shown(key)}; its {what}s: {names} (unnamed ones by index)"
