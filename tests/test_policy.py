@@ -552,6 +552,10 @@ def test_bad_ranges_and_sets():
         Policy.call(TARGET, "f(uint8 x)", rules=[arg("x").one_of()])
     with pytest.raises(BadInputError, match="got 32"):
         Policy.call(TARGET, "f(uint8 x)", rules=[arg("x").one_of(range(32))])
+    with pytest.raises(
+        BadInputError, match=r"`x` \(uint256\).*got 10{18}; for a span of values use in_range"
+    ):
+        Policy.call(TARGET, "f(uint256 x)", rules=[arg("x").one_of(range(10**18))])
     with pytest.raises(BadInputError, match="storage words"):
         Policy.call(
             TARGET, "f(uint8 x)", rules=[arg("x").one_of(*range(20)), arg("x").one_of(*range(20, 40))]

@@ -667,6 +667,8 @@ class ArgRef:
     def one_of(self, *values: Any) -> RuleSpec:
         """The argument equals one of ``values`` (also accepts one list, tuple or range of values)."""
         if len(values) == 1 and isinstance(values[0], (list, tuple, range)):
+            if isinstance(values[0], range) and len(values[0]) > MAX_RULE_WORDS:
+                return self._spec(Condition.ONE_OF, values)  # refused by resolve, naming the argument
             values = tuple(values[0])
         return self._spec(Condition.ONE_OF, values)
 
@@ -704,6 +706,11 @@ class RuleSpec:
         offset, kind, label = function.locate(self.ref.path)
         signed = kind.name.startswith("int")
         where = f"argument `{label}` ({kind.name}) of {function.signature}"
+        if self.op == Condition.ONE_OF and len(self.values) == 1 and isinstance(self.values[0], range):
+            raise BadInputError(
+                f"{where}: one_of({self.values[0]!r}) takes 1 to {MAX_RULE_WORDS} distinct values, got "
+                f"{len(self.values[0])}; for a span of values use in_range(low, high)"
+            )
         words = tuple(_encode(value, kind, where) for value in self.values)
         if self.op == Condition.IN_RANGE:
             low, high = (_as_signed(w) for w in words) if signed else words
