@@ -241,6 +241,8 @@ def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
         "connect() got an unexpected keyword argument 'bundlr': its options are module, entry_point, factory, "
         "paymaster, kind, owner_validator, delegate, timeout"
     )
+    named = [p.name for p in inspect.signature(connect).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    assert str(info.value).endswith(", ".join(named))  # the options said are the ones the signature takes
 
 
 def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:

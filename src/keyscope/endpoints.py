@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Never, TypeVar
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -30,7 +30,14 @@ from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
-from .errors import BadInputError, CallRevertedError, ConfigurationError, UnsupportedAccountError, shown
+from .errors import (
+    BadInputError,
+    CallRevertedError,
+    ConfigurationError,
+    UnknownOptionError,
+    UnsupportedAccountError,
+    shown,
+)
 from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
@@ -66,6 +73,9 @@ def entry_point_version(chain: Chain, entry_point: str) -> str:
 
 
 _E = TypeVar("_E", bound="Endpoints")
+
+_OPTIONS = ("module", "entry_point", "factory", "paymaster", "kind", "owner_validator", "delegate", "timeout")
+"""The keyword options :meth:`Endpoints.from_urls` (:func:`keyscope.connect`) takes, in its signature's order."""
 
 
 def _check_endpoint(value: object, kind: type, name: str, expected: str) -> None:
@@ -125,19 +135,26 @@ class Endpoints:
         owner_validator: str | None = None,
         delegate: str | None = None,
         timeout: float = 30.0,
+        **unknown: Never,
     ) -> _E:
         """From URLs (or ready :class:`~keyscope.chain.Chain` / bundler / paymaster objects); ``timeout`` bounds
         each request in seconds. ``paymaster`` is an ERC-7677 paymaster service URL (or client): when given,
         operations are sponsored. Without ``kind``, each account's kind is found out (:meth:`kind_for`);
         ``owner_validator`` is the validator module owners sign through on accounts that have one (Nexus,
         Safe7579, ERC-7579 reference accounts). ``delegate`` is keyscope's EIP-7702 delegate, for EOAs.
-        :func:`keyscope.connect` calls it.
+        :func:`keyscope.connect` is this method. An option it does not take (a typo, most often) raises
+        :class:`~keyscope.errors.UnknownOptionError` naming it and the options there are (a type checker refuses
+        it too: nothing fits ``Never``).
 
         ``entry_point`` None: the EntryPoint ``factory`` trusts, else the one ``delegate`` trusts (each asked
         once, with ``entryPoint()``), else the canonical v0.7. A factory and a delegate that trust different
         EntryPoints are refused (:class:`~keyscope.errors.ConfigurationError`): one network never mixes
         EntryPoints, and an existing account is checked against it before its owner's first operation
         (:meth:`check_entry_point`)."""
+        for name in sorted(unknown):
+            raise UnknownOptionError(
+                f"connect() got an unexpected keyword argument {shown(name)}: its options are {', '.join(_OPTIONS)}"
+            )
         _check_endpoint(node, Chain, "node", "the node's JSON-RPC URL (http://host:port) or a Chain")
         _check_endpoint(bundler, Bundler, "bundler", "the bundler's URL (http://host:port) or a Bundler")
         _check_endpoint(paymaster, PaymasterClient, "paymaster", "an ERC-7677 paymaster service URL, or None")

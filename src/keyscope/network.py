@@ -5,20 +5,14 @@ objects made from it, the account's :class:`~keyscope.owner.Owner` and a dapp's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Never
 
-from .accounts import AccountKind
-from .bundler.types import Bundler
-from .chain import Chain
 from .co_signer import CoSigner
 from .endpoints import Endpoints
 from .eoa import EOAOwner
-from .errors import UnknownOptionError, shown
 from .grant import SessionGrant
 from .hexutil import to_address
 from .keys import SessionKey
 from .owner import Owner
-from .paymaster import PaymasterClient
 from .session_account import SessionAccount
 from .signers import SignerLike, as_signer
 
@@ -83,54 +77,5 @@ class Network(Endpoints):
         )
 
 
-_CONNECT_OPTIONS = (
-    "module",
-    "entry_point",
-    "factory",
-    "paymaster",
-    "kind",
-    "owner_validator",
-    "delegate",
-    "timeout",
-)
-"""The keyword options :func:`connect` takes, in the order its signature names them."""
-
-
-def connect(
-    node: str | Chain,
-    bundler: str | Bundler,
-    *,
-    module: str,
-    entry_point: str | None = None,
-    factory: str | None = None,
-    paymaster: str | PaymasterClient | None = None,
-    kind: AccountKind | None = None,
-    owner_validator: str | None = None,
-    delegate: str | None = None,
-    timeout: float = 30.0,
-    **unknown: Never,
-) -> Network:
-    """The :class:`Network` of ``node`` (its JSON-RPC URL or a :class:`~keyscope.chain.Chain`) and ``bundler``
-    (its URL or a :class:`~keyscope.bundler.Bundler`) with the session ``module`` deployed there; the other
-    options are :meth:`Network.from_urls`' (see there). An option it does not take (a typo, most often) raises
-    :class:`~keyscope.errors.UnknownOptionError` naming it and the options there are."""
-    for name in sorted(unknown):
-        raise UnknownOptionError(
-            f"connect() got an unexpected keyword argument {shown(name)}: its options are "
-            f"{', '.join(_CONNECT_OPTIONS)}"
-        )
-    return Network.from_urls(
-        node,
-        bundler,
-        module=module,
-        entry_point=entry_point,
-        factory=factory,
-        paymaster=paymaster,
-        kind=kind,
-        owner_validator=owner_validator,
-        delegate=delegate,
-        timeout=timeout,
-    )
-
-
+connect = Network.from_urls
 """``connect(node, bundler, *, module, ...)``: a :class:`Network` from URLs (see :meth:`Network.from_urls`)."""

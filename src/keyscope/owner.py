@@ -991,13 +991,16 @@ class Owner:
         limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
         also shown at the token's decimals, :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
         A store's grant that cannot be read is skipped with a :class:`~keyscope.errors.KeyscopeWarning` naming it."""
-        from .store.base import SessionStore as Store  # the store package imports this module's neighbours
+        if store is not None:
+            # imported here: the store package loads SQLAlchemy, which `import keyscope` does not need
+            from .store.base import SessionStore as Store
 
-        if store is not None and not isinstance(store, Store):
-            raise BadInputError(
-                f"sessions() takes an open session store, got {type(store).__name__} {shown(store)}: open it first, "
-                "keyscope.store.open_store(url, create=False), or leave it out for the grants this owner made"
-            )
+            if not isinstance(store, Store):
+                raise BadInputError(
+                    f"sessions() takes an open session store, got {type(store).__name__} {shown(store)}: open it "
+                    "first, keyscope.store.open_store(url, create=False), or leave it out for the grants this owner "
+                    "made"
+                )
         given = (
             list(grants) if isinstance(grants, Iterable) and not isinstance(grants, (str, bytes)) else None
         )
