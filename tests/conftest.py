@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from keyscope import Network, Web3Chain
 from keyscope.accounts import KeyscopeAccountKind, create_account_data
 from keyscope.bundler import UserOperationReceipt
 from keyscope.bundler.inprocess import InProcessBundler
@@ -21,6 +20,7 @@ from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support import strict_reverts
 from support.ape_entry_point import deploy_entry_point
+from support.sdk import local_network
 from support.wheel import build_wheel, checkout_copy
 
 ETHER = 10**18
@@ -350,10 +350,4 @@ def session_key():
 @pytest.fixture
 def net(chain, bundler, module, entry_point, factory):
     """The SDK's network on ape's local chain, with the in-process bundler."""
-    return Network(
-        chain=Web3Chain(chain.provider.web3),
-        bundler=bundler,
-        module=module.address,
-        entry_point=entry_point.address,
-        factory=factory.address,
-    )
+    return local_network(chain, bundler, module, entry_point, factory)

@@ -45,6 +45,7 @@ from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
+from support.sdk import local_network
 from support.signatures import forge_typed_data, sign_raw_words
 from support.strict_reverts import revert_data
 
@@ -221,16 +222,7 @@ def signing(sessions, chain, bundler, module, entry_point, factory, permits, nft
     """The file's first fixture requests every session-scoped fixture a later test uses (``nft``): one first set
     up after this file's accounts exist makes ape rebase the chain under them, and the later tests then ask a
     chain that no longer holds the accounts this object granted on."""
-    from keyscope import Network, Web3Chain
-
-    net = Network(
-        chain=Web3Chain(chain.provider.web3),
-        bundler=bundler,
-        module=module.address,
-        entry_point=entry_point.address,
-        factory=factory.address,
-    )
-    yield Signing(sessions, net, permits)
+    yield Signing(sessions, local_network(chain, bundler, module, entry_point, factory), permits)
 
 
 # --------------------------------------------------------------------------------------------------

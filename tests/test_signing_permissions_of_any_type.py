@@ -35,6 +35,7 @@ from keyscope.message_signing import SignatureRefusedError
 from keyscope.session import Session, TypedDataPermission
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
+from support.sdk import local_network
 from support.signatures import forge_typed_data
 from support.strict_reverts import revert_data
 
@@ -351,15 +352,7 @@ class World:
 def world(project, sessions, chain, bundler, module, entry_point, factory, permits, nft) -> Iterator[World]:
     """One keyscope account with the module installed (``nft`` is asked for so that no session-scoped fixture is
     first set up after the account exists)."""
-    from keyscope import Network, Web3Chain
-
-    net = Network(
-        chain=Web3Chain(chain.provider.web3),
-        bundler=bundler,
-        module=module.address,
-        entry_point=entry_point.address,
-        factory=factory.address,
-    )
+    net = local_network(chain, bundler, module, entry_point, factory)
     owner = LocalSigner.generate()
     account = sessions.account(owner, 77)
     yield World(

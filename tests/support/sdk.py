@@ -10,14 +10,25 @@ from typing import Any
 
 import pytest
 
-from keyscope import Network, Policy, arg
+from keyscope import Network, Policy, Web3Chain, arg
 from keyscope.owner import Owner
 from keyscope.session import Permission
 from keyscope.signing import LocalSigner
 
-__all__ = ["mint_policy", "sdk_owner"]
+__all__ = ["local_network", "mint_policy", "sdk_owner"]
 
 ETHER = 10**18
+
+
+def local_network(chain: Any, bundler: Any, module: Any, entry_point: Any, factory: Any) -> Network:
+    """The SDK's network on ape's local chain (``chain``, ape's), with ``bundler`` and the deployed contracts."""
+    return Network(
+        chain=Web3Chain(chain.provider.web3),
+        bundler=bundler,
+        module=module.address,
+        entry_point=entry_point.address,
+        factory=factory.address,
+    )
 
 
 @pytest.fixture(name="owner")
