@@ -386,10 +386,10 @@ class SqlStore(SessionStore):
 
         def set_up(conn: Connection) -> list[int]:
             if not create and not inspect(conn).has_table(schema_version_table.name):
+                database = "SQLite" if self._dialect.name == "sqlite" else "PostgreSQL"
                 raise StoreNotFoundError(
                     self.url,
-                    f"the {'SQLite' if self._dialect.name == 'sqlite' else 'PostgreSQL'} database holds no keyscope store (no keyscope tables where the "
-                    "connection looks)",
+                    f"the {database} database holds no keyscope store (no keyscope tables where the connection looks)",
                 )
             return migrate(conn)
 
