@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
+from keyscope.eip7702 import sign_authorization
 from keyscope.errors import BadInputError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
@@ -580,8 +581,11 @@ def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id
         chain_id=chain_id,
         policy=SponsorshipPolicy(targets={target: ("0x12345678",)}),
     )
-    eoa = LocalSigner.generate().address
-    covered = _calling(eoa, target, bytes.fromhex("12345678")).replace(factory="0x7702")
+    eoa_key = LocalSigner.generate()
+    eoa = eoa_key.address
+    covered = _calling(eoa, target, bytes.fromhex("12345678")).replace(
+        factory="0x7702", eip7702_auth=sign_authorization(eoa_key, chain_id, _TARGETS[1], 0)
+    )
     assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
     init_call = keccak(b"anything(uint256)")[:4] + bytes(32)
     spelled = UserOperation.from_rpc(

@@ -50,8 +50,9 @@ from keyscope.rpc import JsonRpcError
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from keyscope.sponsor.local import LocalSponsor
+from keyscope.sponsor.paymaster_data import sponsorship_hash
 from keyscope.sponsor.policy import SponsorshipPolicy
-from keyscope.userop import UserOperation
+from keyscope.userop import PackedUserOperation, UserOperation
 from support.erc7562 import Erc7562Checker
 
 pytestmark = pytest.mark.e2e
@@ -859,6 +860,72 @@ def test_a_sponsor_on_entry_point_v08_pays_for_the_upgrade_and_the_session(
         assert minted.paymaster == sponsor.paymaster
         assert holdings(stack, eoa.address) == before  # not a wei moved: the sponsor paid
         assert nft_balance(stack, eoa.address) == 1
+
+
+_USER_OP_TUPLE = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
+
+
+def onchain_sponsorship_hash(stack: LocalStack, paymaster: str, packed: PackedUserOperation) -> bytes:
+    """``SponsorPaymaster.sponsorshipHash(packed, 2**40, 7)`` by eth_call at the latest block."""
+    data = keccak(f"sponsorshipHash({_USER_OP_TUPLE},uint48,uint48)".encode())[:4] + abi_encode(
+        [_USER_OP_TUPLE, "uint48", "uint48"], [packed.as_tuple(), 2**40, 7]
+    )
+    answer = stack.node.request("eth_call", [{"to": paymaster, "data": "0x" + data.hex()}, "latest"])
+    return bytes.fromhex(answer[2:])
+
+
+def test_the_sponsorship_hash_of_an_eip7702_operation_is_the_contracts(
+    stack: LocalStack, other_delegate: str
+) -> None:
+    """The service's digest equals ``SponsorPaymaster.sponsorshipHash`` for the bare marker (2 bytes or 20), the
+    marker followed by data, a factory whose address starts with 7702, and no initCode, on an EOA delegated to
+    other code; the contract refuses the marker for a sender that delegates nowhere."""
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08) as sponsor:
+        eoa = new_eoa(stack)
+        auth = sign_authorization(eoa, stack.chain_id, other_delegate, 0)
+        raw_transaction(stack, stack.accounts[3].private_key, eoa.address, authorizations=[auth])
+        assert code(stack, eoa.address) == delegation_code(other_delegate)
+        marker = bytes.fromhex("7702").ljust(20, b"\0")
+        base = owner_operation(stack.module, eoa.address, paymaster=sponsor.paymaster).pack()
+        cases = {
+            "bare marker": bytes.fromhex("7702"),
+            "marker as an address": marker,
+            "marker and data": marker + bytes.fromhex("deadbeef"),
+            "factory starting 7702": bytes.fromhex("7702") + bytes(17) + b"\x01" + bytes(4),
+            "none": b"",
+        }
+        digests = set()
+        for name, init_code in cases.items():
+            packed = base.model_copy(update={"init_code": init_code})
+            expected = sponsorship_hash(
+                packed,
+                sponsor.paymaster,
+                stack.chain_id,
+                valid_until=2**40,
+                valid_after=7,
+                eip7702_delegate=other_delegate,
+            )
+            assert onchain_sponsorship_hash(stack, sponsor.paymaster, packed) == expected, name
+            digests.add(expected)
+        assert len(digests) == 4  # the marker's two spellings hash alike, as the EntryPoint's userOpHash does
+        # the delegate is what the marker's digest covers: another one gives another digest
+        bare = base.model_copy(update={"init_code": bytes.fromhex("7702")})
+        assert sponsorship_hash(
+            bare,
+            sponsor.paymaster,
+            stack.chain_id,
+            valid_until=2**40,
+            valid_after=7,
+            eip7702_delegate=stack.delegate,
+        ) != onchain_sponsorship_hash(stack, sponsor.paymaster, bare)
+
+        nowhere = new_eoa(stack).address
+        with pytest.raises(JsonRpcError) as refused:
+            onchain_sponsorship_hash(stack, sponsor.paymaster, bare.model_copy(update={"sender": nowhere}))
+        revert = bytes.fromhex(str(refused.value.data)[2:])
+        assert revert == keccak(b"SenderNotEip7702Delegated(address)")[:4] + abi_encode(
+            ["address"], [nowhere]
+        )
 
 
 def test_the_local_sponsor_for_entry_point_v08_sponsors_creation_by_the_v08_factory(
