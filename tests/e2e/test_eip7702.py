@@ -32,6 +32,7 @@ from keyscope import (
 from keyscope.accounts import KeyscopeDelegateKind, detect_kind
 from keyscope.accounts.delegate import delegate_validator_slot
 from keyscope.artifacts import npm_package_dir
+from keyscope.bundler.pending import submit
 from keyscope.calls import encode_function_call, function_call
 from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receipt
 from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
@@ -872,6 +873,61 @@ def onchain_sponsorship_hash(stack: LocalStack, paymaster: str, packed: PackedUs
     )
     answer = stack.node.request("eth_call", [{"to": paymaster, "data": "0x" + data.hex()}, "latest"])
     return bytes.fromhex(answer[2:])
+
+
+def test_a_sponsorship_binds_the_delegate_its_operation_installs(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    """The sponsor is shown an EOA's first operation delegating to keyscope's delegate and minting (what its
+    policy covers) and signs it; the EOA's owner lands the same operation with an authorization to other code
+    instead (EntryPoint v0.8 lets the bundle's type-4 transaction install whatever it names), which would run the
+    same callData as something else. The paymaster hashes the delegate the sender's code names, as the
+    EntryPoint's userOpHash does: that operation fails validation (AA34) and the deposit pays nothing; the
+    operation as shown lands, paid by the sponsor."""
+    policy = SponsorshipPolicy(
+        name="mints on keyscope's delegate",
+        delegates=(stack.delegate,),
+        targets={stack.nft: (MINT,)},
+        total_budget_wei=ETHER,
+    )
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08, policy=policy) as sponsor:
+        sponsored = connect(
+            stack.rpc_url,
+            stack.bundler_url,
+            module=stack.module,
+            delegate=stack.delegate,
+            paymaster=sponsor.url,
+        )
+        eoa = new_eoa(stack)
+        owner = sponsored.eoa(eoa)
+        shown = sign_authorization(eoa, stack.chain_id, stack.delegate, 0)
+        mint = Call(stack.nft, 0, encode_function_call(MINT, eoa.address))
+        op = owner.build(mint, eip7702_auth=shown)
+        assert op.factory == "0x7702" and op.paymaster == sponsor.paymaster
+        deposit = get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit
+
+        # the owner swaps the authorization for one to other code, and signs as that code checks
+        elsewhere = op.replace(eip7702_auth=sign_authorization(eoa, stack.chain_id, other_delegate, 0))
+        elsewhere = elsewhere.replace(
+            signature=eoa.sign_hash(elsewhere.hash(stack.entry_point_v08, stack.chain_id, "0.8"))
+        )
+        with pytest.raises(BundlerRejectedError) as refused:
+            submit(net.bundler, elsewhere, stack.entry_point_v08).wait()
+        assert refused.value.reason == "AA34"  # the sponsor's signature is for keyscope's delegate only
+        assert code(stack, eoa.address) == b""
+        assert get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit == deposit
+
+        # the sponsored validation reads the sender's code, which ERC-7562 allows for the sender
+        checker = Erc7562Checker(stack.node, stack.entry_point_v08, submitter=stack.accounts[5].address)
+        report = checker.check([op])
+        assert report.outcome == "ok", report.summary()
+        report.assert_clean()
+
+        receipt = owner.send(op).wait()
+        assert receipt.paymaster == sponsor.paymaster
+        assert code(stack, eoa.address) == delegation_code(stack.delegate)
+        assert nft_balance(stack, eoa.address) == 1
+        assert get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit < deposit
 
 
 def test_the_sponsorship_hash_of_an_eip7702_operation_is_the_contracts(
