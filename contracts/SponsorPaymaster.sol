@@ -3,6 +3,7 @@ pragma solidity ^0.8.28;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Paymaster} from "@openzeppelin/contracts/account/paymaster/Paymaster.sol";
+import {EIP7702Utils} from "@openzeppelin/contracts/account/utils/EIP7702Utils.sol";
 import {IEntryPoint, PackedUserOperation} from "@openzeppelin/contracts/interfaces/IERC4337.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
@@ -27,13 +28,25 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 /// UserOperation field but the signature and paymasterData: sender, nonce, the hashes of initCode and
 /// callData, accountGasLimits, preVerificationGas, gasFees, and the paymaster's own two gas limits.
 ///
+/// initCodeHash is EntryPoint v0.8's (`Eip7702Support._getEip7702InitCodeHashOverride`): for an EIP-7702
+/// account's operation, whose initCode starts with the marker (at least 2 bytes whose first 20, zero-padded,
+/// are `0x7702` and 18 zero bytes), the initCode names no code: the EOA's authorization, carried beside the
+/// operation in the bundle's type-4 transaction, installs whichever delegate it names. So the hash covers the
+/// delegate read from the sender's code (`0xef0100 || delegate`), as the EntryPoint's userOpHash does:
+/// `keccak256(delegate)` for an initCode of at most 20 bytes, `keccak256(delegate || initCode[20:])` for a longer
+/// one. A signature for one delegate does not pay for an operation that installs another. Any other initCode
+/// is hashed as it is: `keccak256(initCode)`.
+///
 /// Validation returns SIG_VALIDATION_FAILED (the EntryPoint's AA34) for a signature that does not recover to
 /// `signer`, and puts the window into the validation data (AA32 outside it); it never reads the clock. It
 /// reverts (AA33) only for a paymasterData that is not 77 bytes. It returns no context, so there is no
 /// postOp: the sponsor pays the actual gas cost from this contract's deposit at the EntryPoint.
 ///
 /// ERC-7562: validation reads `signer` from this contract's own storage, which bundlers allow only for a
-/// staked paymaster: call {addStake} (and fund {deposit}) before use.
+/// staked paymaster: call {addStake} (and fund {deposit}) before use. For an EIP-7702 account's operation it
+/// also reads the sender's code (EXTCODESIZE and EXTCODECOPY on the sender, through `EIP7702Utils`): the rules
+/// allow `EXTCODE*` on an address with code, and on an EIP-7702 account only when it is the operation's sender,
+/// which it is (its delegation is in place before validation begins). No other address is read.
 contract SponsorPaymaster is Paymaster, EIP712, Ownable {
     /*//////////////////////////////////////////////////////////////
                                CONSTANTS
@@ -54,6 +67,9 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
 
     /// @dev validationData's low 160 bits for a failed signature.
     uint256 private constant _SIG_VALIDATION_FAILED = 1;
+
+    /// @dev The first 20 bytes of an EIP-7702 account's initCode (EntryPoint v0.8): `0x7702`, zero-padded.
+    bytes20 private constant _EIP7702_MARKER = bytes20(bytes2(0x7702));
 
     /*//////////////////////////////////////////////////////////////
                                 STORAGE
@@ -78,6 +94,12 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
 
     /// @notice The zero address cannot be the signer (ecrecover returns it for malformed signatures).
     error ZeroSigner();
+
+    /// @notice The operation's initCode starts with the EIP-7702 marker, but its sender's code is no EIP-7702
+    ///         delegation (`0xef0100 || delegate`), so there is no delegate to hash. EntryPoint v0.8 refuses
+    ///         such an operation before any paymaster sees it.
+    /// @param sender The operation's sender.
+    error SenderNotEip7702Delegated(address sender);
 
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTION
@@ -106,7 +128,9 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
 
     /// @notice The digest the signer signs to sponsor `userOp` between `validAfter` and `validUntil`.
     /// @dev Reads the paymaster gas limits from `userOp.paymasterAndData`; ignores the signature and
-    ///      paymasterData.
+    ///      paymasterData. For an initCode starting with the EIP-7702 marker the initCodeHash covers the delegate
+    ///      read from the sender's code (see the contract's documentation), so the sender must be delegated
+    ///      already when this is called (reverts with {SenderNotEip7702Delegated} otherwise).
     /// @param userOp The operation (its paymasterAndData needs at least the first 52 bytes).
     /// @param validUntil Last second the sponsorship is valid (0: no expiry).
     /// @param validAfter First second the sponsorship is valid.
@@ -125,7 +149,7 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
                 SPONSORSHIP_TYPEHASH,
                 userOp.sender,
                 userOp.nonce,
-                keccak256(userOp.initCode),
+                _initCodeHash(userOp),
                 keccak256(userOp.callData),
                 userOp.accountGasLimits,
                 userOp.preVerificationGas,
@@ -221,6 +245,20 @@ contract SponsorPaymaster is Paymaster, EIP712, Ownable {
         validationData = (valid ? 0 : _SIG_VALIDATION_FAILED) | (uint256(validUntil) << 160)
             | (uint256(validAfter) << 208);
         return ("", validationData);
+    }
+
+    /// @dev EntryPoint v0.8's initCode hash (`Eip7702Support`): for the EIP-7702 marker, the delegate installed in
+    ///      the sender (followed by the initCode's bytes after the first 20); otherwise the initCode's keccak256.
+    ///      The marker test converts the initCode to bytes20, which zero-pads a shorter one, as the EntryPoint's
+    ///      calldataload of ABI-encoded (zero-padded) calldata does.
+    function _initCodeHash(PackedUserOperation calldata userOp) private view returns (bytes32) {
+        bytes calldata initCode = userOp.initCode;
+        if (initCode.length < 2 || bytes20(initCode) != _EIP7702_MARKER) return keccak256(initCode);
+        address delegate = EIP7702Utils.fetchDelegate(userOp.sender);
+        if (delegate == address(0)) revert SenderNotEip7702Delegated(userOp.sender);
+        return initCode.length <= 20
+            ? keccak256(abi.encodePacked(delegate))
+            : keccak256(abi.encodePacked(delegate, initCode[20:]));
     }
 
     function _setSigner(address newSigner) private {

@@ -240,6 +240,7 @@ def test_a_user_operation_refusal_is_one_line_naming_each_field() -> None:
 _POLICY_FIELDS = [
     "accounts",
     "factories",
+    "delegates",
     "targets",
     "budget_wei",
     "total_budget_wei",

@@ -4,6 +4,7 @@ the ERC-7677 sponsor service over HTTP, and the SDK sending sponsored session op
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
+from keyscope.eip7702 import sign_authorization
 from keyscope.errors import BadInputError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
@@ -516,6 +518,7 @@ def test_policy_file_format(tmp_path):
                 "name": "demo",
                 "accounts": [target.lower()],
                 "factories": [_TARGETS[1].lower()],
+                "delegates": [_TARGETS[2].lower()],
                 "targets": {target: ["safeMint(address to)", "0xa9059cbb"], _TARGETS[1]: "any"},
                 "budget_wei": "50000000000000000",
                 "validity_seconds": 120,
@@ -525,6 +528,7 @@ def test_policy_file_format(tmp_path):
     policy = SponsorshipPolicy.from_file(path)
     assert policy.accounts == (target,)
     assert policy.factories == (_TARGETS[1],)
+    assert policy.delegates == (_TARGETS[2],)
     assert policy.targets[target] == (keccak(b"safeMint(address)")[:4], bytes.fromhex("a9059cbb"))
     assert policy.budget_wei == 5 * 10**16
     assert policy.validity_seconds == 120
@@ -580,8 +584,11 @@ def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id
         chain_id=chain_id,
         policy=SponsorshipPolicy(targets={target: ("0x12345678",)}),
     )
-    eoa = LocalSigner.generate().address
-    covered = _calling(eoa, target, bytes.fromhex("12345678")).replace(factory="0x7702")
+    eoa_key = LocalSigner.generate()
+    eoa = eoa_key.address
+    covered = _calling(eoa, target, bytes.fromhex("12345678")).replace(
+        factory="0x7702", eip7702_auth=sign_authorization(eoa_key, chain_id, _TARGETS[1], 0)
+    )
     assert decode_paymaster_data(bytes.fromhex(sponsor.data(covered)["paymasterData"][2:]))
     init_call = keccak(b"anything(uint256)")[:4] + bytes(32)
     spelled = UserOperation.from_rpc(
@@ -595,6 +602,88 @@ def test_the_sponsor_signs_no_eip7702_init_call(paymaster, sponsor_key, chain_id
             assert info.value.code == NOT_SPONSORED
             assert info.value.data == {"reason": "initCall", "account": eoa, "length": 36}
         assert sponsor.ledger.reserved(eoa) == reserved
+
+
+def test_the_sponsor_signs_an_eip7702_operation_for_the_listed_delegate_its_authorization_names(
+    paymaster, sponsor_key, chain_id
+):
+    """An EOA's delegating operation (factory ``0x7702``) is signed only with the authorization it lands with, to
+    a delegate the policy lists, and the signature covers that delegate (the paymaster hashes the one the sender's
+    code names): one without an authorization, or an authorization on an operation without the marker (which would
+    bind nothing), or one to unlisted code is refused before anything is reserved."""
+    target, listed, other = _TARGETS
+    sponsor = Sponsor(
+        paymaster=paymaster.address,
+        signer=sponsor_key,
+        chain_id=chain_id,
+        policy=SponsorshipPolicy(delegates=(listed,), targets={target: ("0x12345678",)}),
+    )
+    eoa_key = LocalSigner.generate()
+    eoa = eoa_key.address
+    plain = _calling(eoa, target, bytes.fromhex("12345678"))
+    to_listed = sign_authorization(eoa_key, chain_id, listed, 0)
+    refused = {
+        "eip7702Auth": (
+            plain.replace(factory="0x7702"),
+            "is an EIP-7702 account's (factory 0x7702) but carries no eip7702Auth",
+            {"reason": "eip7702Auth", "account": eoa},
+        ),
+        "unmarked": (
+            plain.replace(eip7702_auth=to_listed),
+            f"carries an EIP-7702 authorization (eip7702Auth, delegate {listed}) but no factory 0x7702",
+            {"reason": "eip7702Auth", "account": eoa, "delegate": listed},
+        ),
+        "delegate": (
+            plain.replace(factory="0x7702", eip7702_auth=sign_authorization(eoa_key, chain_id, other, 0)),
+            f"delegates {eoa} to {other} (EIP-7702), which the sponsorship policy does not list: it "
+            f"sponsors delegation to {listed}",
+            {"reason": "delegate", "account": eoa, "delegate": other},
+        ),
+    }
+    for op, message, data in refused.values():
+        for ask in (sponsor.stub_data, sponsor.data):
+            with pytest.raises(SponsorshipRefused, match=re.escape(message)) as info:
+                ask(op)
+            assert info.value.code == NOT_SPONSORED
+            assert info.value.data == data
+    assert sponsor.ledger.reserved(eoa) == 0
+
+    op = plain.replace(factory="0x7702", eip7702_auth=to_listed)
+    answer = sponsor.data(op)
+    signed = op.replace(
+        paymaster=answer["paymaster"],
+        paymaster_verification_gas_limit=int(answer["paymasterVerificationGasLimit"], 16),
+        paymaster_post_op_gas_limit=int(answer["paymasterPostOpGasLimit"], 16),
+        paymaster_data=bytes.fromhex(answer["paymasterData"][2:]),
+    )
+    fields = decode_paymaster_data(signed.paymaster_data)
+    window = {"valid_until": fields.valid_until, "valid_after": fields.valid_after}
+    for delegate, signer in ((listed, sponsor_key.address), (other, None)):
+        digest = sponsorship_hash(signed, paymaster.address, chain_id, **window, eip7702_delegate=delegate)
+        assert (recover_hash(digest, fields.signature) == sponsor_key.address) is (signer is not None)
+    assert sponsorship_hash(signed, paymaster.address, chain_id, **window) == sponsorship_hash(
+        signed, paymaster.address, chain_id, **window, eip7702_delegate=listed
+    )  # the authorization's delegate unless one is named
+
+
+def test_the_contract_hashes_the_eip7702_marker_only_for_a_delegated_sender(paymaster, chain_id):
+    """``sponsorshipHash`` of an operation marked ``0x7702`` reads the delegate from the sender's code: a sender
+    that delegates nowhere (ape's chain has no EIP-7702) is refused with ``SenderNotEip7702Delegated``, and the
+    Python digest refuses to guess the delegate; a factory whose address merely starts with 7702 is hashed as
+    any initCode is."""
+    sender = LocalSigner.generate().address
+    op = _with_paymaster(_calling(sender, _TARGETS[0], b""), paymaster.address)
+    for init_code in (bytes.fromhex("7702"), bytes.fromhex("7702").ljust(20, b"\0") + b"\x01"):
+        packed = op.pack().model_copy(update={"init_code": init_code})
+        with _reverts_with("SenderNotEip7702Delegated"):
+            paymaster.sponsorshipHash(packed.as_tuple(), 0, 0)
+        with pytest.raises(BadInputError, match="give eip7702_delegate"):
+            sponsorship_hash(packed, paymaster.address, chain_id, valid_until=0, valid_after=0)
+    factory = bytes.fromhex("7702") + bytes(17) + b"\x01"
+    packed = op.pack().model_copy(update={"init_code": factory + b"\x02"})
+    assert bytes(paymaster.sponsorshipHash(packed.as_tuple(), 0, 0)) == sponsorship_hash(
+        packed, paymaster.address, chain_id, valid_until=0, valid_after=0
+    )
 
 
 def test_the_sponsor_pays_for_creation_by_listed_factories_only(paymaster, sponsor_key, chain_id):

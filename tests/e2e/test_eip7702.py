@@ -32,6 +32,7 @@ from keyscope import (
 from keyscope.accounts import KeyscopeDelegateKind, detect_kind
 from keyscope.accounts.delegate import delegate_validator_slot
 from keyscope.artifacts import npm_package_dir
+from keyscope.bundler.pending import submit
 from keyscope.calls import encode_function_call, function_call
 from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receipt
 from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
@@ -50,8 +51,9 @@ from keyscope.rpc import JsonRpcError
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from keyscope.sponsor.local import LocalSponsor
+from keyscope.sponsor.paymaster_data import sponsorship_hash
 from keyscope.sponsor.policy import SponsorshipPolicy
-from keyscope.userop import UserOperation
+from keyscope.userop import PackedUserOperation, UserOperation
 from support.erc7562 import Erc7562Checker
 
 pytestmark = pytest.mark.e2e
@@ -859,6 +861,127 @@ def test_a_sponsor_on_entry_point_v08_pays_for_the_upgrade_and_the_session(
         assert minted.paymaster == sponsor.paymaster
         assert holdings(stack, eoa.address) == before  # not a wei moved: the sponsor paid
         assert nft_balance(stack, eoa.address) == 1
+
+
+_USER_OP_TUPLE = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
+
+
+def onchain_sponsorship_hash(stack: LocalStack, paymaster: str, packed: PackedUserOperation) -> bytes:
+    """``SponsorPaymaster.sponsorshipHash(packed, 2**40, 7)`` by eth_call at the latest block."""
+    data = keccak(f"sponsorshipHash({_USER_OP_TUPLE},uint48,uint48)".encode())[:4] + abi_encode(
+        [_USER_OP_TUPLE, "uint48", "uint48"], [packed.as_tuple(), 2**40, 7]
+    )
+    answer = stack.node.request("eth_call", [{"to": paymaster, "data": "0x" + data.hex()}, "latest"])
+    return bytes.fromhex(answer[2:])
+
+
+def test_a_sponsorship_binds_the_delegate_its_operation_installs(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    """The sponsor is shown an EOA's first operation delegating to keyscope's delegate and minting (what its
+    policy covers) and signs it; the EOA's owner lands the same operation with an authorization to other code
+    instead (EntryPoint v0.8 lets the bundle's type-4 transaction install whatever it names), which would run the
+    same callData as something else. The paymaster hashes the delegate the sender's code names, as the
+    EntryPoint's userOpHash does: that operation fails validation (AA34) and the deposit pays nothing; the
+    operation as shown lands, paid by the sponsor."""
+    policy = SponsorshipPolicy(
+        name="mints on keyscope's delegate",
+        delegates=(stack.delegate,),
+        targets={stack.nft: (MINT,)},
+        total_budget_wei=ETHER,
+    )
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08, policy=policy) as sponsor:
+        sponsored = connect(
+            stack.rpc_url,
+            stack.bundler_url,
+            module=stack.module,
+            delegate=stack.delegate,
+            paymaster=sponsor.url,
+        )
+        eoa = new_eoa(stack)
+        owner = sponsored.eoa(eoa)
+        shown = sign_authorization(eoa, stack.chain_id, stack.delegate, 0)
+        mint = Call(stack.nft, 0, encode_function_call(MINT, eoa.address))
+        op = owner.build(mint, eip7702_auth=shown)
+        assert op.factory == "0x7702" and op.paymaster == sponsor.paymaster
+        deposit = get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit
+
+        # the owner swaps the authorization for one to other code, and signs as that code checks
+        elsewhere = op.replace(eip7702_auth=sign_authorization(eoa, stack.chain_id, other_delegate, 0))
+        elsewhere = elsewhere.replace(
+            signature=eoa.sign_hash(elsewhere.hash(stack.entry_point_v08, stack.chain_id, "0.8"))
+        )
+        with pytest.raises(BundlerRejectedError) as refused:
+            submit(net.bundler, elsewhere, stack.entry_point_v08).wait()
+        assert refused.value.reason == "AA34"  # the sponsor's signature is for keyscope's delegate only
+        assert code(stack, eoa.address) == b""
+        assert get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit == deposit
+
+        # the sponsored validation reads the sender's code, which ERC-7562 allows for the sender
+        checker = Erc7562Checker(stack.node, stack.entry_point_v08, submitter=stack.accounts[5].address)
+        report = checker.check([op])
+        assert report.outcome == "ok", report.summary()
+        report.assert_clean()
+
+        receipt = owner.send(op).wait()
+        assert receipt.paymaster == sponsor.paymaster
+        assert code(stack, eoa.address) == delegation_code(stack.delegate)
+        assert nft_balance(stack, eoa.address) == 1
+        assert get_deposit_info(stack.node, stack.entry_point_v08, sponsor.paymaster).deposit < deposit
+
+
+def test_the_sponsorship_hash_of_an_eip7702_operation_is_the_contracts(
+    stack: LocalStack, other_delegate: str
+) -> None:
+    """The service's digest equals ``SponsorPaymaster.sponsorshipHash`` for the bare marker (2 bytes or 20), the
+    marker followed by data, a factory whose address starts with 7702, and no initCode, on an EOA delegated to
+    other code; the contract refuses the marker for a sender that delegates nowhere."""
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08) as sponsor:
+        eoa = new_eoa(stack)
+        auth = sign_authorization(eoa, stack.chain_id, other_delegate, 0)
+        raw_transaction(stack, stack.accounts[3].private_key, eoa.address, authorizations=[auth])
+        assert code(stack, eoa.address) == delegation_code(other_delegate)
+        marker = bytes.fromhex("7702").ljust(20, b"\0")
+        base = owner_operation(stack.module, eoa.address, paymaster=sponsor.paymaster).pack()
+        cases = {
+            "bare marker": bytes.fromhex("7702"),
+            "marker as an address": marker,
+            "marker and data": marker + bytes.fromhex("deadbeef"),
+            "factory starting 7702": bytes.fromhex("7702") + bytes(17) + b"\x01" + bytes(4),
+            "none": b"",
+        }
+        digests = set()
+        for name, init_code in cases.items():
+            packed = base.model_copy(update={"init_code": init_code})
+            expected = sponsorship_hash(
+                packed,
+                sponsor.paymaster,
+                stack.chain_id,
+                valid_until=2**40,
+                valid_after=7,
+                eip7702_delegate=other_delegate,
+            )
+            assert onchain_sponsorship_hash(stack, sponsor.paymaster, packed) == expected, name
+            digests.add(expected)
+        assert len(digests) == 4  # the marker's two spellings hash alike, as the EntryPoint's userOpHash does
+        # the delegate is what the marker's digest covers: another one gives another digest
+        bare = base.model_copy(update={"init_code": bytes.fromhex("7702")})
+        assert sponsorship_hash(
+            bare,
+            sponsor.paymaster,
+            stack.chain_id,
+            valid_until=2**40,
+            valid_after=7,
+            eip7702_delegate=stack.delegate,
+        ) != onchain_sponsorship_hash(stack, sponsor.paymaster, bare)
+
+        nowhere = new_eoa(stack).address
+        with pytest.raises(JsonRpcError) as refused:
+            onchain_sponsorship_hash(stack, sponsor.paymaster, bare.model_copy(update={"sender": nowhere}))
+        revert = bytes.fromhex(str(refused.value.data)[2:])
+        assert revert == keccak(b"SenderNotEip7702Delegated(address)")[:4] + abi_encode(
+            ["address"], [nowhere]
+        )
 
 
 def test_the_local_sponsor_for_entry_point_v08_sponsors_creation_by_the_v08_factory(

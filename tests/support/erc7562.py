@@ -51,7 +51,8 @@ delay of at least ``MIN_UNSTAKE_DELAY`` (one day) and not withdrawing.
 
 EIP-7702 accounts (EntryPoint v0.8): an operation carrying the EOA's authorization is traced with it
 (``authorizationList`` in the traced call, as the bundler's type-4 transaction carries it), and its sender counts
-as an account that existed before the operation: the delegation is in place before validation begins, and the
+as an account that existed before the operation and has code (for ``EXTCODECOPY`` on it, which the trace does not
+settle, as a paymaster reading its delegate does): the delegation is in place before validation begins, and the
 EOA was there all along. The EntryPoint reading the sender's code to find its delegate is its own code, as the
 rules allow.
 """
@@ -999,7 +1000,7 @@ class Erc7562Checker:
             parsed,
             stakes=stakes,
             existed=existed,
-            has_code=lambda address: self.has_code(address, block),
+            has_code=lambda address: address in delegated or self.has_code(address, block),
             min_stake=self.min_stake,
             extra_precompiles=extra_precompiles,
         )

@@ -21,6 +21,7 @@ from .paymaster_data import (
     encode_paymaster_data,
     sign_sponsorship,
     sponsorship_hash,
+    sponsorship_init_code_hash,
 )
 from .policy import SponsorshipPolicy
 from .server import SponsorServer
@@ -47,4 +48,5 @@ __all__ = [
     "paymaster_state",
     "sign_sponsorship",
     "sponsorship_hash",
+    "sponsorship_init_code_hash",
 ]

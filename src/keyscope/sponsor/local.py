@@ -32,7 +32,9 @@ class LocalSponsor:
     """A ``SponsorPaymaster`` on ``stack`` and its sponsor service.
 
     * ``policy``: what is sponsored; by default every account, new accounts only from the stack's keyscope
-      factory for the paymaster's EntryPoint, only the stack's demo NFT, and at most the deposit in all (``total_budget_wei``);
+      factory for the paymaster's EntryPoint, EOAs delegating only to the stack's ``KeyscopeDelegate`` (on
+      EntryPoint v0.8; none on v0.7, which has no EIP-7702 operations), only the stack's demo NFT, and at most the
+      deposit in all (``total_budget_wei``);
     * ``signer``: the sponsor's key (default: a new random one);
     * ``deposit`` / ``stake``: wei put at the EntryPoint (the deposit pays; the stake lets the paymaster
       read its own storage during validation, as ERC-7562 requires);
@@ -85,6 +87,7 @@ class LocalSponsor:
         policy = self._policy or SponsorshipPolicy(
             name="keyscope local sponsor",
             factories=(factory,),
+            delegates=(stack.delegate,) if v08 else (),
             targets={stack.nft: "any"},
             total_budget_wei=self.deposit,
         )

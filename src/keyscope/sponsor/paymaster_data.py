@@ -13,6 +13,11 @@ The signature is the sponsor key's raw ECDSA signature of the EIP-712 digest of:
                 uint48 validUntil, uint48 validAfter)
 
 in the domain ``{name: "KeyscopeSponsorPaymaster", version: "1", chainId, verifyingContract: paymaster}``.
+
+``initCodeHash`` is EntryPoint v0.8's (:func:`sponsorship_init_code_hash`): for an EIP-7702 account's operation
+(an initCode starting with the ``0x7702`` marker) it covers the delegate the sender's code names when the
+operation is validated, ``keccak256(delegate)`` (followed by the initCode's bytes after the first 20, if any), so
+a sponsorship holds only for the delegate it was signed for; any other initCode is hashed as it is.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from ..errors import BadInputError
-from ..hashing import eip712_domain_separator
-from ..hexutil import address_word, to_address, word
+from ..hashing import eip712_domain_separator, is_eip7702_init_code
+from ..hexutil import address_word, to_address, to_bytes, word
 from ..signing import HashSigner
-from ..userop import UserOperation
+from ..userop import PackedUserOperation, UserOperation
 
 __all__ = [
     "DOMAIN_NAME",
@@ -39,6 +44,7 @@ __all__ = [
     "encode_paymaster_data",
     "sign_sponsorship",
     "sponsorship_hash",
+    "sponsorship_init_code_hash",
 ]
 
 DOMAIN_NAME = "KeyscopeSponsorPaymaster"
@@ -70,24 +76,66 @@ def _check_window(valid_until: int, valid_after: int) -> None:
             raise BadInputError(f"{name} {value} does not fit in 48 bits (unix seconds)")
 
 
+def sponsorship_init_code_hash(init_code: bytes, eip7702_delegate: str | None = None) -> bytes:
+    """The ``initCodeHash`` of a ``Sponsorship`` (EntryPoint v0.8's, ``Eip7702Support``): for an initCode starting
+    with the EIP-7702 marker, ``keccak256(delegate)``, or ``keccak256(delegate || initCode[20:])`` when the initCode
+    is longer than 20 bytes, where ``delegate`` is the address the sender's code delegates to when the operation is
+    validated (``eip7702_delegate``, required then); otherwise ``keccak256(initCode)``."""
+    if not is_eip7702_init_code(init_code):
+        return keccak(init_code)
+    if eip7702_delegate is None:
+        raise BadInputError(
+            "this operation's initCode starts with the EIP-7702 marker 0x7702, whose sponsorship covers the "
+            "delegate the EOA installs: give eip7702_delegate, or an operation carrying its eip7702Auth"
+        )
+    delegate = to_bytes(to_address(eip7702_delegate, name="eip7702_delegate"))
+    return keccak(delegate + init_code[20:])
+
+
 def sponsorship_hash(
-    op: UserOperation, paymaster: str, chain_id: int, *, valid_until: int, valid_after: int
+    op: UserOperation | PackedUserOperation,
+    paymaster: str,
+    chain_id: int,
+    *,
+    valid_until: int,
+    valid_after: int,
+    eip7702_delegate: str | None = None,
 ) -> bytes:
     """The digest the sponsor signs (``SponsorPaymaster.sponsorshipHash``): every field of ``op`` but the
-    signature and paymasterData, with its paymaster gas limits, and the window."""
+    signature and paymasterData, with its paymaster gas limits, and the window.
+
+    For an EIP-7702 account's operation (``factory`` ``"0x7702"``) the digest covers the delegate: the one its
+    ``eip7702_auth`` names, unless ``eip7702_delegate`` names it (for a packed operation, which carries no
+    authorization, ``eip7702_delegate`` is required). A packed operation's paymasterAndData needs at least its
+    first 52 bytes (address and the two gas limits), as the contract's does."""
     _check_window(valid_until, valid_after)
-    packed = op.pack()
+    if isinstance(op, PackedUserOperation):
+        packed = op
+        pad = op.paymaster_and_data
+        if len(pad) < 52:
+            raise BadInputError(
+                f"paymasterAndData of {len(pad)} bytes: the sponsorship covers the paymaster's two gas limits, in "
+                "its bytes 20..52"
+            )
+        paymaster_verification_gas_limit = int.from_bytes(pad[20:36], "big")
+        paymaster_post_op_gas_limit = int.from_bytes(pad[36:52], "big")
+    else:
+        packed = op.pack()
+        paymaster_verification_gas_limit = op.paymaster_verification_gas_limit
+        paymaster_post_op_gas_limit = op.paymaster_post_op_gas_limit
+        if eip7702_delegate is None and op.eip7702_auth is not None:
+            eip7702_delegate = op.eip7702_auth.address
     struct_hash = keccak(
         SPONSORSHIP_TYPEHASH
-        + address_word(op.sender)
-        + word(op.nonce)
-        + keccak(packed.init_code)
-        + keccak(op.call_data)
+        + address_word(packed.sender)
+        + word(packed.nonce)
+        + sponsorship_init_code_hash(packed.init_code, eip7702_delegate)
+        + keccak(packed.call_data)
         + packed.account_gas_limits
-        + word(op.pre_verification_gas)
+        + word(packed.pre_verification_gas)
         + packed.gas_fees
-        + word(op.paymaster_verification_gas_limit)
-        + word(op.paymaster_post_op_gas_limit)
+        + word(paymaster_verification_gas_limit)
+        + word(paymaster_post_op_gas_limit)
         + word(valid_until)
         + word(valid_after)
     )
@@ -129,7 +177,16 @@ def sign_sponsorship(
     *,
     valid_until: int,
     valid_after: int = 0,
+    eip7702_delegate: str | None = None,
 ) -> bytes:
-    """The ``paymasterData`` sponsoring ``op`` (whose paymaster gas limits must already be final)."""
-    digest = sponsorship_hash(op, paymaster, chain_id, valid_until=valid_until, valid_after=valid_after)
+    """The ``paymasterData`` sponsoring ``op`` (whose paymaster gas limits must already be final); for an EIP-7702
+    account's operation, for the delegate its ``eip7702_auth`` names (or ``eip7702_delegate``) only."""
+    digest = sponsorship_hash(
+        op,
+        paymaster,
+        chain_id,
+        valid_until=valid_until,
+        valid_after=valid_after,
+        eip7702_delegate=eip7702_delegate,
+    )
     return encode_paymaster_data(valid_until, valid_after, signer.sign_hash(digest))

@@ -7,6 +7,7 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
       "name": "Demo NFT mints",                       // optional: shown to wallets as the sponsor
       "accounts": "any",                              // or a list of account addresses
       "factories": ["0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"],  // or "any": who may create an account
+      "delegates": ["0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"],  // or "any": what an EOA may delegate to
       "targets": {                                    // or "any": every contract and function
         "0x5FbDB2315678afecb367f032d93F642f64180aa3": ["safeMint(address)"],
         "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512": "any"
@@ -23,6 +24,12 @@ its sender is listed (or ``accounts`` is ``"any"``), an account it creates comes
 followed by data, which EntryPoint v0.8 sends to the account before validation, where no policy sees it), and its
 callData is an ERC-7579 ``execute`` whose every call (one, or each of a batch) goes
 to a listed target with an allowed selector.
+
+An EOA's operation that delegates it (EIP-7702, EntryPoint v0.8: ``factory`` ``"0x7702"``) must carry the
+authorization (``eip7702Auth``) it lands with, naming a listed delegate (or any, when ``delegates`` is ``"any"``,
+the default); an authorization on an operation without that marker is refused. The sponsor's signature covers
+the delegate (``SponsorPaymaster`` hashes the one the sender's code names when the operation is validated), so
+the operation cannot land with an authorization to other code.
 """
 
 from __future__ import annotations
@@ -81,6 +88,10 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
       ``factoryData``) are sponsored. The policy judges an operation's callData as an ERC-7579 ``execute``, which
       means what it says only on an account that implements it so: listing the factories keeps the sponsor off
       accounts made by other code, and off the gas of that code's creation;
+    * ``delegates``: ``"any"`` or the EIP-7702 delegates an EOA's delegating operation (``factory`` ``"0x7702"``)
+      may install through its ``eip7702Auth``, for the same reason as ``factories``: the paymaster pays only for
+      the delegate the sponsor signed for, and this list says which ones the policy's reading of the callData
+      holds for (keyscope's ``KeyscopeDelegate``, say);
     * ``targets``: ``"any"``, or contract -> ``"any"`` or its allowed selectors;
     * ``budget_wei``: per account, the most the sponsor signs for (None: no limit);
     * ``total_budget_wei``: every account together, the most the sponsor signs for (None: no limit); with
@@ -93,6 +104,7 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
     name: str | None = None
     accounts: Literal["any"] | tuple[Address, ...] = "any"
     factories: Literal["any"] | tuple[Address, ...] = "any"
+    delegates: Literal["any"] | tuple[Address, ...] = "any"
     targets: Literal["any"] | dict[Address, Literal["any"] | tuple[Selector, ...]]
     budget_wei: Wei = None
     total_budget_wei: Wei = None
@@ -142,6 +154,42 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
         """Whether an account ``factory`` creates may have its first operation sponsored."""
         return self.factories == "any" or factory in self.factories
 
+    def covers_delegate(self, delegate: str) -> bool:
+        """Whether an EOA delegating to ``delegate`` (EIP-7702) may have that operation sponsored."""
+        return self.delegates == "any" or delegate in self.delegates
+
+    def _check_delegation(self, op: UserOperation) -> None:
+        """Refuse an EIP-7702 operation whose delegate the sponsorship would not bind, or the policy does not
+        list."""
+        auth = op.eip7702_auth
+        if op.factory != EIP7702_FACTORY:
+            if auth is not None:
+                raise SponsorshipRefused(
+                    NOT_SPONSORED,
+                    f"the operation of {op.sender} carries an EIP-7702 authorization (eip7702Auth, delegate "
+                    f"{auth.address}) but no factory 0x7702: neither the EntryPoint's hash nor the sponsorship would "
+                    'bind the delegate it installs; mark the operation as an EIP-7702 account\'s (factory "0x7702")',
+                    {"reason": "eip7702Auth", "account": op.sender, "delegate": auth.address},
+                )
+            return
+        if auth is None:
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the operation of {op.sender} is an EIP-7702 account's (factory 0x7702) but carries no eip7702Auth: "
+                "the sponsorship covers the delegate the EOA installs, which the sponsor reads from the "
+                "authorization; send the authorization the operation lands with (or, for an EOA delegated already, "
+                "leave factory unset)",
+                {"reason": "eip7702Auth", "account": op.sender},
+            )
+        if not self.covers_delegate(auth.address):
+            listed = ", ".join(self.delegates) if self.delegates else "none"
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the operation delegates {op.sender} to {auth.address} (EIP-7702), which the sponsorship policy "
+                f"does not list: it sponsors delegation to {listed}",
+                {"reason": "delegate", "account": op.sender, "delegate": auth.address},
+            )
+
     def check(self, op: UserOperation) -> tuple[Call, ...]:
         """The calls ``op`` makes, if the policy covers them all; raises
         :class:`~keyscope.sponsor.errors.SponsorshipRefused` (code ``NOT_SPONSORED``) saying what is not."""
@@ -159,6 +207,7 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
                 "and the sponsorship policy cannot judge: leave factoryData empty",
                 {"reason": "initCall", "account": op.sender, "length": len(op.factory_data)},
             )
+        self._check_delegation(op)
         if op.factory not in (None, EIP7702_FACTORY) and not self.covers_factory(op.factory):
             listed = (
                 f"accounts created by {', '.join(self.factories)}"
