@@ -1076,6 +1076,54 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
     assert target.calls() == 2
 
 
+def _padding_of_each_call(call_data: bytes) -> list[range]:
+    """The positions, in ``execute`` batch callData, of the zero bytes padding each call's data to a word."""
+    execution = (
+        100  # executionCalldata starts after execute's head; the array's offsets after its own two words
+    )
+    count = int.from_bytes(call_data[execution + 32 : execution + 64], "big")
+    paddings = []
+    for index in range(count):
+        head = execution + 64 + int.from_bytes(call_data[execution + 64 + 32 * index :][:32], "big")
+        size = int.from_bytes(call_data[head + 96 : head + 128], "big")
+        end = head + 128 + size
+        paddings.append(range(end, end + (-size % 32)))
+    return paddings
+
+
+def test_every_byte_of_a_batch_calls_padding_is_judged_the_last_included(
+    sessions, module, target, account, owner, session_key
+):
+    """The padding check reads the word after a call's data and keeps its top bytes, as many as the padding has: a
+    count one short would leave the last padding byte (the low byte of that word, the last byte before the next call
+    or the batch's end) unjudged, and the key could set it while every test filling the whole padding, or its first
+    bytes, still saw a refusal. A single byte 0x01 at the first, a middle and the last padding position, after the
+    first call's 37 bytes of data and after the last call's 36, is refused (``MalformedExecution``) by the module,
+    the checker and the SDK's decoder; the same batch with zero padding runs."""
+    permission = Permission(target=target.address, selector=OTHER)
+    session, _ = grant(sessions, account, owner, session_key, [permission])
+    # other(1) with one more byte (which the target's decoder ignores), then other(2)
+    longer = Call.of(target.address, 0, other(target, 1).data + b"\x07")
+    canonical = encode_execute([longer, other(target, 2)], batch=True)
+    paddings = _padding_of_each_call(canonical)
+    assert [len(padding) for padding in paddings] == [27, 28]
+    assert not any(canonical[position] for padding in paddings for position in padding)
+    # the last call's padding ends executionCalldata (whose length is a multiple of 32: no padding after it)
+    assert paddings[-1].stop == len(canonical)
+    calls_before = target.calls()
+    for padding in paddings:
+        for position in (padding[0], padding[len(padding) // 2], padding[-1]):
+            dirty = canonical[:position] + b"\x01" + canonical[position + 1 :]
+            op = sessions.op(account, session_key, call_data=dirty)
+            judged_alike(sessions, module, session, account, op, "MalformedExecution")
+            with pytest.raises(ExecuteDecodeError):
+                decode_execute(dirty)
+    assert target.calls() == calls_before
+    op = sessions.op(account, session_key, call_data=canonical)
+    judged_alike(sessions, module, session, account, op, "ok")
+    assert target.calls() == calls_before + 2
+
+
 def _length_words_near_the_top(call_data: bytes) -> dict[str, bytes]:
     """``call_data`` (``execute(batch, [a, b])``, each call's data 36 bytes, so padded to 64) with one length word
     set where modular (wrapping) arithmetic would read it as a small number, or as a step that goes nowhere:
