@@ -1078,9 +1078,8 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
 
 def _padding_of_each_call(call_data: bytes) -> list[range]:
     """The positions, in ``execute`` batch callData, of the zero bytes padding each call's data to a word."""
-    execution = (
-        100  # executionCalldata starts after execute's head; the array's offsets after its own two words
-    )
+    # executionCalldata starts after execute's head; the array's offsets after its own two words
+    execution = 100
     count = int.from_bytes(call_data[execution + 32 : execution + 64], "big")
     paddings = []
     for index in range(count):
