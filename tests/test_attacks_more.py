@@ -26,7 +26,7 @@ from keyscope.errors import (
     SessionExpiredError,
     SessionNotYetValidError,
 )
-from keyscope.execution import Call, ExecuteDecodeError, encode_execute, encode_mode
+from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute, encode_mode
 from keyscope.gas import required_prefund
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak
@@ -1074,6 +1074,114 @@ def test_a_rule_never_reads_the_bytes_after_its_call_in_a_batch(
         sessions, module, session, account, sessions.op(account, session_key, [allowed, allowed]), "ok"
     )
     assert target.calls() == 2
+
+
+def _padding_of_each_call(call_data: bytes) -> list[range]:
+    """The positions, in ``execute`` batch callData, of the zero bytes padding each call's data to a word."""
+    # executionCalldata starts after execute's head; the array's offsets after its own two words
+    execution = 100
+    count = int.from_bytes(call_data[execution + 32 : execution + 64], "big")
+    paddings = []
+    for index in range(count):
+        head = execution + 64 + int.from_bytes(call_data[execution + 64 + 32 * index :][:32], "big")
+        size = int.from_bytes(call_data[head + 96 : head + 128], "big")
+        end = head + 128 + size
+        paddings.append(range(end, end + (-size % 32)))
+    return paddings
+
+
+def test_every_byte_of_a_batch_calls_padding_is_judged_the_last_included(
+    sessions, module, target, account, owner, session_key
+):
+    """The padding check reads the word after a call's data and keeps its top bytes, as many as the padding has: a
+    count one short would leave the last padding byte (the low byte of that word, the last byte before the next call
+    or the batch's end) unjudged, and the key could set it while every test filling the whole padding, or its first
+    bytes, still saw a refusal. A single byte 0x01 at the first, a middle and the last padding position, after the
+    first call's 37 bytes of data and after the last call's 36, is refused (``MalformedExecution``) by the module,
+    the checker and the SDK's decoder; the same batch with zero padding runs."""
+    permission = Permission(target=target.address, selector=OTHER)
+    session, _ = grant(sessions, account, owner, session_key, [permission])
+    # other(1) with one more byte (which the target's decoder ignores), then other(2)
+    longer = Call.of(target.address, 0, other(target, 1).data + b"\x07")
+    canonical = encode_execute([longer, other(target, 2)], batch=True)
+    paddings = _padding_of_each_call(canonical)
+    assert [len(padding) for padding in paddings] == [27, 28]
+    assert not any(canonical[position] for padding in paddings for position in padding)
+    # the last call's padding ends executionCalldata (whose length is a multiple of 32: no padding after it)
+    assert paddings[-1].stop == len(canonical)
+    calls_before = target.calls()
+    for padding in paddings:
+        for position in (padding[0], padding[len(padding) // 2], padding[-1]):
+            dirty = canonical[:position] + b"\x01" + canonical[position + 1 :]
+            op = sessions.op(account, session_key, call_data=dirty)
+            judged_alike(sessions, module, session, account, op, "MalformedExecution")
+            with pytest.raises(ExecuteDecodeError):
+                decode_execute(dirty)
+    assert target.calls() == calls_before
+    op = sessions.op(account, session_key, call_data=canonical)
+    judged_alike(sessions, module, session, account, op, "ok")
+    assert target.calls() == calls_before + 2
+
+
+def _length_words_near_the_top(call_data: bytes) -> dict[str, bytes]:
+    """``call_data`` (``execute(batch, [a, b])``, each call's data 36 bytes, so padded to 64) with one length word
+    set where modular (wrapping) arithmetic would read it as a small number, or as a step that goes nowhere:
+    executionCalldata's length; the batch's count at 2**251 + 2 (32 * count wraps to 64, the two offsets that are
+    there); call 0's data size at -128 (its 128-byte head plus its padded size wraps to 0: the walk would expect
+    call 1 where call 0 is), at -32 (a step of 96 bytes, into call 0's own head) and at -1 (its padding rounds up
+    past 2**256); and call 1's data size at -1."""
+    execution = 100  # executionCalldata starts after execute's head
+    # each call's head: target, value, data offset, data size
+    call_0, call_1 = execution + 128, execution + 320
+
+    def with_word(position: int, value: int) -> bytes:
+        return call_data[:position] + (value % 2**256).to_bytes(32, "big") + call_data[position + 32 :]
+
+    return {
+        "executionCalldata length -1": with_word(68, -1),
+        "executionCalldata length 2**255": with_word(68, 2**255),
+        "count 2**251 + 2": with_word(execution + 32, 2**251 + 2),
+        "count -1": with_word(execution + 32, -1),
+        "call 0 size -128": with_word(call_0 + 96, -128),
+        "call 0 size -32": with_word(call_0 + 96, -32),
+        "call 0 size -1": with_word(call_0 + 96, -1),
+        "call 1 size -1": with_word(call_1 + 96, -1),
+    }
+
+
+def test_length_words_near_two_to_the_256_are_refused_never_read_modulo(
+    sessions, module, target, account, owner, session_key
+):
+    """The batch walk adds and multiplies length words the key writes (executionCalldata's length, the count, each
+    call's data size); read modulo 2**256 a huge one becomes a small one or a step that lands back on a call already
+    judged (or inside its head), so that the module would judge other calls than the account runs. Each word is
+    bounded by what the data holds before any arithmetic uses it: every such encoding of a batch holding a
+    forbidden call (``other(1000)`` with 1 ether, under ``amount <= 5`` and no value) after an allowed one is
+    refused (``MalformedExecution``, no Panic), by the module in the USE path and by the checker and the SDK's
+    decoder; nothing runs."""
+    rule = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=0, values=(5,))
+    session, _ = grant(sessions, account, owner, session_key,
+                       [Permission(target=target.address, selector=OTHER, rules=(rule,))])  # fmt: skip
+    allowed, forbidden = other(target, 1), other(target, 1000, value=ETHER)
+    canonical = encode_execute([allowed, forbidden], batch=True)
+    encodings = _length_words_near_the_top(canonical)
+    # the words sit where the helper says: the canonical batch's own values there
+    assert all(encoded != canonical for encoded in encodings.values())
+    assert int.from_bytes(canonical[100 + 32 : 100 + 64], "big") == 2
+    assert int.from_bytes(canonical[100 + 128 + 96 : 100 + 128 + 128], "big") == 36
+    assert int.from_bytes(canonical[100 + 320 + 96 : 100 + 320 + 128], "big") == 36
+    calls_before = target.calls()
+    for name, call_data in encodings.items():
+        for mode in ("use", "use_with_key"):
+            op = sessions.op(account, session_key, call_data=call_data, mode=mode)
+            result = judged_alike(sessions, module, session, account, op, "MalformedExecution")
+            assert "AA23" in result and "Panic" not in result, (name, mode, result)
+        with pytest.raises(ExecuteDecodeError):
+            decode_execute(call_data)
+    assert target.calls() == calls_before
+    # the same batch as encoded: the forbidden call is judged, and refused as itself
+    judged_alike(sessions, module, session, account, sessions.op(account, session_key, call_data=canonical),
+                 "ValueLimitExceeded(callIndex=1, permissionIndex=0")  # fmt: skip
 
 
 ROUTER = "0x" + keccak(b"keyscope router")[12:].hex()
