@@ -20,6 +20,7 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 
 from keyscope import (
+    ENTRY_POINT_V07,
     ENTRY_POINT_V08,
     EOAOwner,
     Policy,
@@ -824,6 +825,22 @@ def test_a_network_never_mixes_entry_points(stack: LocalStack) -> None:
             factory=stack.factory,
             delegate=stack.delegate,
         )
+    # an EntryPoint given beside a factory or a delegate trusting another: every operation would fail AA23
+    # (AccountUnauthorized) after the owner signed, and be reported as the account's refusal
+    for contract, trusted, other in (
+        ("factory", stack.factory, ENTRY_POINT_V08),
+        ("delegate", stack.delegate, ENTRY_POINT_V07),
+    ):
+        with pytest.raises(
+            ConfigurationError, match=rf"the {contract} .* trusts EntryPoint .* but entry_point is"
+        ):
+            connect(
+                stack.rpc_url,
+                stack.bundler_url,
+                module=stack.module,
+                entry_point=other,
+                **{contract: trusted},
+            )
     v08 = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory_v08)
     owner = v08.owner(LocalSigner.generate())
     stack.fund(owner.account, ETHER)
