@@ -148,7 +148,7 @@ class Endpoints:
 
         ``entry_point`` None: the EntryPoint ``factory`` trusts, else the one ``delegate`` trusts (each asked
         once, with ``entryPoint()``), else the canonical v0.7. A factory and a delegate that trust different
-        EntryPoints, or another one than ``entry_point`` when it is given, are refused
+        EntryPoints, or a factory trusting another one than ``entry_point`` when it is given, are refused
         (:class:`~keyscope.errors.ConfigurationError`): one network never mixes EntryPoints, and an existing
         account is checked against it before its owner's first operation (:meth:`check_entry_point`)."""
         for name in sorted(unknown):
@@ -164,9 +164,10 @@ class Endpoints:
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):
             paymaster = PaymasterClient(paymaster, timeout=timeout)
-        named = {"factory": factory, "delegate": delegate}
         trusted = {
-            what: entry_point_of(chain, address) for what, address in named.items() if address is not None
+            what: entry_point_of(chain, address)
+            for what, address in (("factory", factory), ("delegate", delegate))
+            if address is not None and (entry_point is None or what == "factory")
         }
         if entry_point is None:
             found = {address for address in trusted.values() if address is not None}
@@ -176,16 +177,14 @@ class Endpoints:
                     "a network uses one EntryPoint; connect twice, once for each"
                 )
             entry_point = found.pop() if found else ENTRY_POINT_V07
-        else:
-            given = to_address(entry_point, name="entry_point")
-            for what, trusts in trusted.items():
-                if trusts is not None and trusts != given:
-                    accounts = "accounts it creates" if what == "factory" else "EOAs delegating to it"
-                    raise ConfigurationError(
-                        f"the {what} {named[what]} trusts EntryPoint {trusts}, but entry_point is {given}: the "
-                        f"{accounts} would refuse every operation sent there (AA23 AccountUnauthorized), after the "
-                        f"owner signed; leave entry_point out to use the {what}'s, or give the {what} made for {given}"
-                    )
+        elif trusted.get("factory") not in (None, to_address(entry_point, name="entry_point")):
+            # (a delegate is judged when an EOA delegates to it: what it is, and that its operations go to v0.8)
+            raise ConfigurationError(
+                f"the factory {factory} trusts EntryPoint {trusted['factory']}, but entry_point is "
+                f"{to_address(entry_point, name='entry_point')}: the accounts it creates would refuse every "
+                "operation sent there (AA23 AccountUnauthorized), after the owner signed; leave entry_point out to use "
+                "the factory's, or give the factory made for that EntryPoint"
+            )
         return cls(
             chain=chain,
             bundler=client,
