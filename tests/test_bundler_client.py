@@ -729,6 +729,11 @@ def test_aa23_with_revert_data_in_the_message_is_decoded(
             "SessionIsRevoked(sessionId=0x0707",
             "this grant was revoked: ask the owner for a new session",
         ),
+        (  # keyscope's account refusing its caller: the operation went to another EntryPoint than the account's
+            keccak(b"AccountUnauthorized(address)")[:4] + abi_encode(["address"], ["0x" + "43" * 20]),
+            "AccountUnauthorized(sender=0x4343",
+            "takes operations from another EntryPoint than the one this operation was sent to",
+        ),
         (  # an account's own error (the reference account's InvalidModule(address)): not the module's
             keccak(b"InvalidModule(address)")[:4] + abi_encode(["address"], ["0x" + "cd" * 20]),
             "0x" + keccak(b"InvalidModule(address)")[:4].hex(),

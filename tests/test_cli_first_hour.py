@@ -110,9 +110,10 @@ def test_a_corrupted_grant_row_is_flagged_and_the_others_are_listed(grants, tmp_
     # a revoked session has no time left, whatever its window says
     code, output = sessions(url, "--json")
     assert code == 0, output
-    (_revoked,) = [
+    (revoked_item,) = [
         item for item in json.loads(output)["sessions"] if item["status"] == SessionStatus.REVOKED.value
     ]
+    assert revoked_item["time_left"] == 0 and revoked_item["valid_until"] > revoked_item["now"], revoked_item
     code, table = sessions(url)
     words = " ".join(re.sub("[\u2500-\u257f]", " ", table).split())
     assert code == 0 and words.count("none: revoked") == 1, table

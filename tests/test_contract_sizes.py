@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,28 @@ def _assert_refused_directly(chain: Any, grants: str, deployer: Any, data: bytes
         assert error.data == "0x" + selector.hex()
     else:  # py-evm names the revert data as a Python bytes literal
         assert str(error.args[0]) == f"execution reverted: {selector!r}"
+
+
+def test_the_sizes_the_architecture_states_are_the_compiled_ones(project: Any) -> None:
+    """docs/architecture.md gives the module's, the grant side's and the verifier's runtime sizes and the module's
+    creation size, to show the margin left under EIP-170 and EIP-3860: a contract change that moves one must
+    move the figure with it."""
+    text = " ".join((ROOT / "docs" / "architecture.md").read_text().split())
+    found = re.search(
+        r"module ([\d,]+), grants ([\d,]+), verifier ([\d,]+) bytes of runtime code; the module's creation code, "
+        r"which carries the other two, ([\d,]+) of",
+        text,
+    )
+    assert found, "docs/architecture.md no longer states the module's sizes in the form this test reads"
+    stated = [int(figure.replace(",", "")) for figure in found.groups()]
+
+    def size(name: str, code: str) -> int:
+        return len(bytes(getattr(getattr(project, name).contract_type, code).to_bytes()))
+
+    compiled = [
+        size("SessionKeyValidator", "runtime_bytecode"),
+        size("SessionGrants", "runtime_bytecode"),
+        size("SessionSignatureVerifier", "runtime_bytecode"),
+        size("SessionKeyValidator", "deployment_bytecode"),
+    ]
+    assert stated == compiled, f"docs/architecture.md states {stated}, the compiled code is {compiled}"

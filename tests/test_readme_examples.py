@@ -122,6 +122,54 @@ def test_every_keyscope_command_and_option_the_docs_show_exists() -> None:
         assert set(options) <= known, f"{document}: `keyscope {command}` has no {set(options) - known}"
 
 
+def _documented_ape_runs() -> list[tuple[str, str, list[str]]]:
+    """Each ``ape run SCRIPT ...`` the README and the docs show, in code spans and as code block lines (with the
+    lines that continue them): (document, script, its ``--options``)."""
+    found = []
+    for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        shown = re.findall(r"`[^`\n]*?\bape run +([a-z_]+)([^`]*)`", text)
+        for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
+            lines = block.splitlines()
+            for index, line in enumerate(lines):
+                start = re.match(r"^(?:echo y \| )?(?:\.venv/bin/)?ape run +([a-z_]+)(.*)$", line.strip())
+                if start is None:
+                    continue
+                rest, following = start.group(2), lines[index + 1 :]
+                while following and (rest.rstrip().endswith("\\") or following[0].startswith(" ")):
+                    rest += " " + following.pop(0)
+                shown.append((start.group(1), rest))
+        for script, rest in shown:
+            options = re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest.split("#", 1)[0])
+            found.append((path.name, script, options))
+    return found
+
+
+def test_every_ape_run_script_and_option_the_docs_show_exists() -> None:
+    """The ``ape run`` scripts' options as docs/scripts.md, docs/networks.md and the README write them (the
+    ``--network`` and ``-v`` of every ape command are ape's own)."""
+    import importlib.util
+
+    shown = _documented_ape_runs()
+    assert {script for _, script, _ in shown} >= {
+        "deploy",
+        "create_account",
+        "grant",
+        "send",
+        "status",
+        "revoke",
+    }
+    for document, script, options in shown:
+        path = ROOT / "scripts" / f"{script}.py"
+        assert path.is_file(), f"{document} shows `ape run {script}`, which does not exist"
+        spec = importlib.util.spec_from_file_location(f"keyscope_script_{script}", path)
+        assert spec is not None and spec.loader is not None
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        known = {"--network", "--verbosity"} | {name for param in loaded.cli.params for name in param.opts}
+        assert set(options) <= known, f"{document}: `ape run {script}` has no {set(options) - known}"
+
+
 NETWORKS = ROOT / "docs" / "networks.md"
 
 

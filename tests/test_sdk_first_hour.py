@@ -717,14 +717,14 @@ def test_a_node_that_is_down_is_said_not_taken_for_an_account_that_cannot_be_rea
     """Reading an account's kind or modules once swallowed every error: with the node down, a new owner was told
     that the factory "does not say which accounts it creates", and an account that it had no session module."""
     from keyscope import ENTRY_POINT_V07, TransportError
+    from keyscope.bundler import BundlerClient
+    from keyscope.chain import RpcChain
 
-    net = connect(
-        "http://127.0.0.1:9",
-        "http://127.0.0.1:9",
-        module=_MODULE,
-        factory="0x" + "ab" * 20,
-        entry_point=ENTRY_POINT_V07,
-    )
+    where = {"module": _MODULE, "factory": "0x" + "ab" * 20, "entry_point": ENTRY_POINT_V07}
+    # connect asks the factory which EntryPoint it trusts (one network never mixes them): the node is said down there
+    with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
+        connect("http://127.0.0.1:9", "http://127.0.0.1:9", **where)
+    net = Network(chain=RpcChain("http://127.0.0.1:9"), bundler=BundlerClient("http://127.0.0.1:9"), **where)
     with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
         net.owner(LocalSigner.generate())
     with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):

@@ -7,6 +7,7 @@ through the real EntryPoint ``handleOps`` and the real module.
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 
 import pytest
@@ -176,12 +177,18 @@ def test_a_signing_only_session_is_granted_on_chain_never_off_chain(net, owner, 
     """ "A session with signing permissions only has no operation to carry its grant: it is granted on chain." An
     off-chain grant is stored by the session's first operation, and a session allowed no call makes none: the owner's
     signature of one would grant nothing, and the session would be told to "send one first" for ever. The SDK refuses
-    it before the owner signs; on chain, the same session signs."""
+    it before the owner signs, here and on the wallet's path (the request a wallet or the consent page has the owner
+    sign); on chain, the same session signs."""
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
     key = SessionKey.generate()
     nonce = entry_point.getNonce(owner.account, 0)
     with pytest.raises(BadInputError, match=r"signing permissions only.*onchain=True.*nothing was signed"):
         owner.grant(key, [], sign_in=["app.example.com"], valid_for=3600)
+    with pytest.raises(BadInputError, match=r"signing permissions only.*onchain=True"):
+        owner.prepare_grant(key, [], sign_in=["app.example.com"], valid_for=3600)
+    signing_only = owner.session_for(key, [], sign_in=["app.example.com"], now=int(time.time()))
+    with pytest.raises(BadInputError, match=r"signing permissions only.*onchain=True"):
+        owner.request_for(signing_only)
     assert entry_point.getNonce(owner.account, 0) == nonce  # nothing was sent
     enabled = owner.grant(key, [], sign_in=["app.example.com"], valid_for=3600, onchain=True)
     assert net.session(enabled, key).sign_in("app.example.com", uri="https://app.example.com")[1]

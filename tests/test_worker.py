@@ -24,11 +24,13 @@ from keyscope import (
     PolicyViolationError,
     SessionKey,
     SessionRevokedError,
+    TargetWarning,
     arg,
     function_call,
 )
 from keyscope.cli import main as cli
 from keyscope.errors import StoreLockedError
+from keyscope.hexutil import to_address
 from keyscope.scale import EventLog, Intent, SessionWorker
 from keyscope.scale.worker import MAX_REBUILDS
 from keyscope.signing import LocalSigner
@@ -396,6 +398,39 @@ def test_an_expired_session_or_an_operation_over_its_gas_cap_is_refused_before_r
             w.send("expired", "0x" + short.session_id.hex(), mint)
     assert store.get_by_intent("capped") is None and store.get_by_intent("expired") is None
     assert store.pending() == []
+
+
+def test_calldata_to_no_code_and_a_co_signed_session_without_its_co_signer_are_refused_before_recording(
+    net, harness, store, nft
+):
+    """The README: calldata sent to an address without code, and an operation without the co-signature the module
+    expects, are refused before sending (TargetWithoutCodeError, CoSignerMismatchError). A worker builds after it
+    checked the policy, and refuses both before anything is recorded (once it recorded and sent them: the first
+    landed doing nothing, its gas paid; the bundler refused the second, AA24). Once the owner removed the
+    co-signer, the session signs alone and the worker sends for it."""
+    from keyscope.errors import CoSignerMismatchError, TargetWithoutCodeError
+
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    nowhere = "0x" + "12" * 20
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    lost_key, co_signed_key, co_signer = SessionKey.generate(), SessionKey.generate(), LocalSigner.generate()
+    with pytest.warns(TargetWarning):
+        lost = owner.grant(lost_key, [policy, Policy.call(nowhere, "ping(uint256 n)")])
+    co_signed = owner.grant(co_signed_key, [policy], co_signer=co_signer.address, onchain=True)
+    for key, grant in ((lost_key, lost), (co_signed_key, co_signed)):
+        store.put_key(key)
+        store.put_grant(grant)
+    with worker(store, net) as w:
+        with pytest.raises(TargetWithoutCodeError, match=f"sends calldata to {to_address(nowhere)}"):
+            w.send("nowhere", "0x" + lost.session_id.hex(), function_call(nowhere, "ping(uint256)", 1))
+        with pytest.raises(CoSignerMismatchError, match="no co-signer to ask"):
+            w.send("co-signed", "0x" + co_signed.session_id.hex(), mint)
+        assert store.get_by_intent("nowhere") is None and store.get_by_intent("co-signed") is None
+        assert store.pending() == []
+        owner.rotate_co_signer(co_signed, None).wait()
+        assert w.send("alone", "0x" + co_signed.session_id.hex(), mint).wait(30).success
 
 
 # --------------------------------------------------------------------------------------------------

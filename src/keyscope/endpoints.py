@@ -148,9 +148,9 @@ class Endpoints:
 
         ``entry_point`` None: the EntryPoint ``factory`` trusts, else the one ``delegate`` trusts (each asked
         once, with ``entryPoint()``), else the canonical v0.7. A factory and a delegate that trust different
-        EntryPoints are refused (:class:`~keyscope.errors.ConfigurationError`): one network never mixes
-        EntryPoints, and an existing account is checked against it before its owner's first operation
-        (:meth:`check_entry_point`)."""
+        EntryPoints, or a factory trusting another one than ``entry_point`` when it is given, are refused
+        (:class:`~keyscope.errors.ConfigurationError`): one network never mixes EntryPoints, and an existing
+        account is checked against it before its owner's first operation (:meth:`check_entry_point`)."""
         for name in sorted(unknown):
             raise UnknownOptionError(
                 f"connect() got an unexpected keyword argument {shown(name)}: its options are {', '.join(_OPTIONS)}"
@@ -167,7 +167,7 @@ class Endpoints:
         trusted = {
             what: entry_point_of(chain, address)
             for what, address in (("factory", factory), ("delegate", delegate))
-            if address is not None and entry_point is None
+            if address is not None and (entry_point is None or what == "factory")
         }
         if entry_point is None:
             found = {address for address in trusted.values() if address is not None}
@@ -177,6 +177,14 @@ class Endpoints:
                     "a network uses one EntryPoint; connect twice, once for each"
                 )
             entry_point = found.pop() if found else ENTRY_POINT_V07
+        elif trusted.get("factory") not in (None, to_address(entry_point, name="entry_point")):
+            # (a delegate is judged when an EOA delegates to it: what it is, and that its operations go to v0.8)
+            raise ConfigurationError(
+                f"the factory {factory} trusts EntryPoint {trusted['factory']}, but entry_point is "
+                f"{to_address(entry_point, name='entry_point')}: the accounts it creates would refuse every "
+                "operation sent there (AA23 AccountUnauthorized), after the owner signed; leave entry_point out to use "
+                "the factory's, or give the factory made for that EntryPoint"
+            )
         return cls(
             chain=chain,
             bundler=client,

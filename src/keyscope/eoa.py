@@ -310,18 +310,19 @@ class EOAOwner(Owner):
 
     # -- grants need the module first ----------------------------------------------------------------
 
-    def prepare_grant(
+    def _prepare(
         self, key: Any, permissions: Iterable[Permission | Sequence[Permission]], **window: Any
     ) -> GrantRequest:
-        """As :meth:`Owner.prepare_grant <keyscope.owner.Owner.prepare_grant>`, once the EOA is session-capable
-        (:meth:`upgrade` or :meth:`install_sessions` first: the delegation moves the epoch grants are bound to)."""
+        """As :meth:`Owner.prepare_grant <keyscope.owner.Owner.prepare_grant>` (and :meth:`grant`), once the EOA is
+        session-capable (:meth:`upgrade` or :meth:`install_sessions` first: the delegation moves the epoch grants
+        are bound to)."""
         if not self.supports_sessions():
             raise ConfigurationError(
                 f"the EOA {self.account} is not session-capable yet (not delegated to {self.delegate}, or without "
                 "the session module): owner.upgrade(key, permissions) grants the first session in the operation "
                 "that delegates it"
             )
-        return super().prepare_grant(key, permissions, **window)
+        return super()._prepare(key, permissions, **window)
 
     # -- the EOA's own transactions -------------------------------------------------------------------
 

@@ -284,6 +284,18 @@ class SessionOptions(TypedDict, total=False):
     co_signer: Any  # None: no co-signer
 
 
+def _refuse_offchain_signing_only(session: Session) -> None:
+    """Refuse an off-chain grant of ``session`` when it has signing permissions only: the session's first operation
+    stores an off-chain grant, and a session allowed no call makes none, so the owner would sign a grant that could
+    never be used."""
+    if not session.permissions:
+        raise BadInputError(
+            "this session has signing permissions only: an off-chain grant is stored by the session's first "
+            "operation, and a session allowed no call makes none, so the grant could never be used. Grant it "
+            "on chain (owner.grant(..., onchain=True)); nothing was signed"
+        )
+
+
 def _check_options(options: SessionOptions) -> None:
     """Refuse an option :class:`SessionOptions` does not name (a typo), as Python refuses an unknown keyword."""
     for name in sorted(options.keys() - SessionOptions.__optional_keys__):
@@ -791,7 +803,20 @@ class Owner:
         :class:`~keyscope.errors.TargetWarning`. The same read asks whether a session not revoked may call a
         target, and whether a signing permission is live under the key; if so, the module enables the session in a
         dry run (a second read), so that a permission the key holds already in a session not revoked is refused
-        before the owner signs (:class:`~keyscope.errors.BadInputError`), as the module would refuse it."""
+        before the owner signs (:class:`~keyscope.errors.BadInputError`), as the module would refuse it. A session
+        with signing permissions only is refused too: the request is an off-chain grant, which the session's first
+        operation stores, and such a session makes none (grant it with ``grant(..., onchain=True)``)."""
+        request = self._prepare(key, permissions, **options)
+        _refuse_offchain_signing_only(request.session)
+        return request
+
+    def _prepare(
+        self,
+        key: Any,
+        permissions: Iterable[Permission | Sequence[Permission]],
+        **options: Unpack[SessionOptions],
+    ) -> GrantRequest:
+        """:meth:`prepare_grant` for a grant sent on chain or signed here (:meth:`grant` refuses what it must)."""
         _check_options(options)
         flat = _flatten(permissions)
         self._refuse_module_targets(flat)
@@ -819,7 +844,8 @@ class Owner:
         return self._request(session, epoch, deployed, occupied, now=now)
 
     def request_for(self, session: Session) -> GrantRequest:
-        """The :class:`GrantRequest` for an already built ``session``."""
+        """The :class:`GrantRequest` for an already built ``session`` (refused as :meth:`prepare_grant` refuses)."""
+        _refuse_offchain_signing_only(session)
         self._refuse_module_targets(session.permissions)
         epoch, deployed, chain_time, codes, occupied = self._grant_state(
             clock=bool(session.valid_until),
@@ -949,13 +975,9 @@ class Owner:
         (signing permissions ``typed_data`` and ``sign_in``, a ``co_signer``). A session with signing permissions
         only is granted on chain: with no call permission it makes no operation to carry an off-chain grant.
         """
-        request = self.prepare_grant(key, permissions, **options)
-        if not onchain and not request.session.permissions:
-            raise BadInputError(
-                "this session has signing permissions only: an off-chain grant is stored by the session's first "
-                "operation, and a session allowed no call makes none, so the grant could never be used. Grant it "
-                "on chain (owner.grant(..., onchain=True)); nothing was signed"
-            )
+        request = self._prepare(key, permissions, **options)
+        if not onchain:
+            _refuse_offchain_signing_only(request.session)
         if onchain:
             pending = self._send_grant(request)
             grant = pending.wait(timeout)
@@ -973,7 +995,7 @@ class Owner:
     ) -> PendingGrant:
         """Send the owner's ``enableSession`` operation; :meth:`PendingGrant.wait` gives the grant. The options
         are :meth:`grant`'s."""
-        request = self.prepare_grant(key, permissions, **options)
+        request = self._prepare(key, permissions, **options)
         return self._send_grant(request)
 
     def _send_grant(self, request: GrantRequest) -> PendingGrant:

@@ -186,7 +186,10 @@ class SessionReport:
 
     @property
     def time_left(self) -> int | None:
-        """Seconds until the session expires (0 once it has), None when it never expires."""
+        """Seconds until the session expires (0 once it has, and for a session revoked or invalidated: dead whatever
+        its window says), None when it never expires."""
+        if self.status in (SessionStatus.REVOKED.value, SessionStatus.INVALIDATED.value):
+            return 0
         if not self.valid_until:
             return None
         return max(0, self.valid_until - self.now)

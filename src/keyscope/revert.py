@@ -156,6 +156,16 @@ def grant_refusal_todo(name: str) -> str | None:
     return _GRANT_ERRORS.get(name)
 
 
+@cache
+def _module_errors() -> frozenset[str]:
+    """The names of the session module's errors (its own and its grant side's, which it reverts with)."""
+    try:
+        abi = contract_artifact("SessionKeyValidator")["abi"]
+    except Exception:  # an artefact missing must not hide the revert we are decoding
+        return _POLICY_ERRORS | frozenset(_GRANT_ERRORS) | {"InvalidOwnerSignature"}
+    return frozenset(entry["name"] for entry in abi if entry.get("type") == "error")
+
+
 def validation_hint(reason: str | None, data: bytes) -> str | None:
     """What an account's validation revert (``reason`` AA23) says about its cause, when the revert data shows it
     is not the session policy: the account refusing the owner's signature of the grant, or an error that is not
@@ -167,7 +177,13 @@ def validation_hint(reason: str | None, data: bytes) -> str | None:
     if len(inner) < 4:
         return None
     decoded = decode_revert(inner)
-    if decoded is None:
+    if decoded is not None and decoded[0] == "AccountUnauthorized":
+        return (
+            f"the account refused its caller {_show(decoded[1]['sender'])} (AccountUnauthorized): it takes "
+            "operations from another EntryPoint than the one this operation was sent to, not a session policy "
+            "refusal; connect with the EntryPoint the account trusts (its entryPoint())"
+        )
+    if decoded is None or decoded[0] not in _module_errors():
         return (
             "the account's validation reverted with an error that is not the session module's: the account or one "
             "of its validators refused, not the session policy; check the account's kind and owner validator (an "

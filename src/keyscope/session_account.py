@@ -274,6 +274,27 @@ class SessionAccount:
         now = claimed if self._clock is not None else window_now(claimed)
         return self._checker.check(call_data, now=now, counters=self._reads.counters, at=claimed)
 
+    def refuse_unsendable(self, calls: Call | Sequence[Call]) -> None:
+        """Raise what :meth:`build` refuses before sending beside the policy and the window (which :meth:`check`
+        judges), for a sender that builds with ``check=False`` after checking (:class:`~keyscope.scale.SessionWorker`):
+        :class:`~keyscope.errors.TargetWithoutCodeError` for a call with calldata to an address without code, and
+        :class:`~keyscope.errors.CoSignerMismatchError` when the module requires a co-signature (as last read with
+        the session's state) and this session account has no co-signer to ask. Reads the chain only for targets not
+        yet known to have code."""
+        batch_calls = [calls] if isinstance(calls, Call) else list(calls)
+        targets = [
+            to_address(call.target) if call.data and int(call.target, 16) > _PRECOMPILES else None
+            for call in batch_calls
+        ]
+        known = self._reads.with_code | {self.grant.account}
+        unknown = sorted({t for t in targets if t is not None and t not in known})
+        if unknown:
+            self._read_state(None, status=False, clock=False, codes=unknown)
+            self._refuse_targets_without_code(targets, set(unknown) - self._reads.with_code)
+        refuse_missing_co_signer(
+            self.grant, self.co_signer, expected_co_signer(self.grant, self._reads.co_signer)
+        )
+
     # -- building and sending -------------------------------------------------------------------------
 
     def nonce_key(self, lane: int | None = None) -> int:

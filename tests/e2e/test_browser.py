@@ -256,6 +256,11 @@ def test_consent_use_dashboard_revoke_in_a_real_browser(browser: Any, world: dic
         f"li.session[data-session='0x{grant.session_id.hex()}'][data-status=revoked]", timeout=60_000
     )
     assert (page.text_content("#status") or "").startswith("Done: revoke session 0x" + grant.session_id.hex())
+    # a revoked session has no time left, whatever its window says, and the clock's tick does not bring it back
+    revoked_card = page.locator(f"li.session[data-session='0x{grant.session_id.hex()}']")
+    assert revoked_card.locator(".time-left").text_content() == "none: revoked"
+    page.wait_for_timeout(1_500)
+    assert revoked_card.locator(".time-left").text_content() == "none: revoked"
     (signed_hash,) = wallet.signed("personal_sign")
     assert signed_hash[1] == wallet.address
     assert read_session_status(net, grant) is SessionStatus.REVOKED

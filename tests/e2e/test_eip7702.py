@@ -20,6 +20,7 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 
 from keyscope import (
+    ENTRY_POINT_V07,
     ENTRY_POINT_V08,
     EOAOwner,
     Policy,
@@ -826,6 +827,13 @@ def test_a_network_never_mixes_entry_points(stack: LocalStack) -> None:
             factory=stack.factory,
             delegate=stack.delegate,
         )
+    # an EntryPoint given beside a factory trusting another: every operation of its accounts would fail AA23
+    # (AccountUnauthorized) after the owner signed
+    for factory, other in ((stack.factory, ENTRY_POINT_V08), (stack.factory_v08, ENTRY_POINT_V07)):
+        with pytest.raises(
+            ConfigurationError, match=r"the factory .* trusts EntryPoint .* but entry_point is"
+        ):
+            connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=factory, entry_point=other)
     v08 = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory_v08)
     owner = v08.owner(LocalSigner.generate())
     stack.fund(owner.account, ETHER)

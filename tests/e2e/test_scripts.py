@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from keyscope import ENTRY_POINT_V08
 from keyscope.calls import encode_function_call
 from keyscope.hexutil import to_bytes
 from keyscope.local import LocalStack
@@ -217,7 +218,7 @@ def test_bad_input_gives_one_clear_error_line(
     net = ("--network", local_stack.rpc_url)
     unreachable = f"http://127.0.0.1:{closed_port()}"
     open_store(own_store("c")["KEYSCOPE_STORE"], passphrase=env["KEYSCOPE_STORE_PASSPHRASE"]).close()
-    address, rule, unknown, bundler, secret, chain, nowhere = side_by_side(
+    address, rule, unknown, bundler, secret, chain, nowhere, mixed = side_by_side(
         ("grant", ("0x12345", "safeMint(address to)", *net), own_store("a")),
         ("grant", ("nft", "safeMint(address to)", "--rule", "to==0xnot-an-address", *net), own_store("b")),
         ("send", (ZERO_SESSION, "nft", "safeMint(address)", "account", *net), own_store("c")),
@@ -225,6 +226,8 @@ def test_bad_input_gives_one_clear_error_line(
         ("grant", ("nft", "safeMint(address to)", *net), own_store("d", KEYSCOPE_STORE_PASSPHRASE="")),
         ("create_account", (), env),  # ape's local test chain, with the deployments of the stack's chain
         ("sessions", net, own_store("e")),  # a store nothing was granted into: none is set up there
+        # a factory of EntryPoint v0.8 beside the commands' v0.7: its accounts would refuse every operation
+        ("create_account", (*net, "--factory", local_stack.factory_v08), env),
     )
     assert "target: '0x12345' is not an address" in address.error()
     assert "rule 'to==0xnot-an-address'" in rule.error() and "is not an address" in rule.error()
@@ -233,6 +236,9 @@ def test_bad_input_gives_one_clear_error_line(
     assert "KEYSCOPE_STORE_PASSPHRASE" in secret.error()
     assert "is for chain 31337" in chain.error() and f"--network {local_stack.rpc_url}" in chain.error()
     assert f"there is no store at {tmp_path / 'e.db'}" in nowhere.error() and not (tmp_path / "e.db").exists()
+    assert (
+        f"the account factory {local_stack.factory_v08} trusts EntryPoint {ENTRY_POINT_V08}" in mixed.error()
+    )
 
 
 def test_a_node_that_is_not_running_is_one_clear_error_line(tmp_path: Path) -> None:

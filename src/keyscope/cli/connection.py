@@ -8,7 +8,9 @@ from typing import Any
 from ..bundler.client import BundlerClient
 from ..bundler.types import Bundler
 from ..chain import Chain, Web3Chain
+from ..endpoints import entry_point_of
 from ..errors import ConfigurationError
+from ..hexutil import to_address
 from ..network import Network
 from .deploy import deploy_keyscope
 from .options import require_ape_account
@@ -76,6 +78,14 @@ def connect_ape(
                 f"no account factory: pass --factory, set {ENV_FACTORY}, or give --deployments FILE with a factory"
             )
         _require_code(chain, settings.factory, "account factory", "--factory", chain_id)
+        trusted = entry_point_of(chain, settings.factory)
+        if trusted is not None and trusted != to_address(settings.entry_point):
+            # its accounts would refuse every operation sent to the other EntryPoint (AA23), after the owner signed
+            raise ConfigurationError(
+                f"the account factory {settings.factory} trusts EntryPoint {trusted}, but the commands send to "
+                f"{settings.entry_point} (--entry-point, default the canonical v0.7): give the factory deployed "
+                "for that EntryPoint (--factory), or its EntryPoint (--entry-point)"
+            )
     bundler = make_bundler(settings, chain, submitter)
     if need_bundler:
         if settings.bundler is None:

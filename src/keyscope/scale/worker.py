@@ -485,6 +485,8 @@ class SessionWorker:
             except SessionRevokedError:
                 self._note_revoked(name)
                 raise
+            if check:  # what the SDK refuses before sending beside the policy: nothing is recorded
+                session.account.refuse_unsendable(calls)
             op_hash = self.prober.user_op_hash(op)
             self.lanes.confirm(slot)  # renewed: the record below is very likely to find the lease held
             self._step("signed", intent)

@@ -13,9 +13,13 @@
     return clock.chain + Math.floor((Date.now() - clock.loaded) / 1000);
   }
 
-  function timeLeft(session) {
-    if (!session.valid_until) return "never expires";
-    const left = session.valid_until - now();
+  // a revoked or invalidated session has no time left, whatever its window says (as `keyscope sessions` shows it)
+  const DEAD = new Set(["revoked", "invalidated"]);
+
+  function timeLeft(status, until) {
+    if (DEAD.has(status)) return "none: " + status;
+    if (!until) return "never expires";
+    const left = until - now();
     return left > 0 ? keyscope.duration(left) + " left" : "expired";
   }
 
@@ -25,7 +29,8 @@
     button.type = "button";
     button.disabled = !LIVE.has(session.status);
     button.addEventListener("click", () => revoke({ sessionIds: [session.session_id] }));
-    const left = keyscope.el("span", { class: "time-left", "data-until": session.valid_until }, timeLeft(session));
+    const left = keyscope.el("span", { class: "time-left", "data-until": session.valid_until, "data-status": session.status },
+      timeLeft(session.status, session.valid_until));
     return keyscope.el("li", { class: "session", "data-session": session.session_id, "data-status": session.status },
       keyscope.el("div", { class: "session-head" },
         keyscope.el("span", { class: "state state-" + session.status.replace(/ /g, "-") }, session.status),
@@ -74,8 +79,7 @@
   document.getElementById("refresh").addEventListener("click", () => load().catch((e) => keyscope.status(e.message, "error")));
   setInterval(() => {
     for (const node of document.querySelectorAll(".time-left")) {
-      const until = Number(node.dataset.until);
-      node.textContent = until ? (until - now() > 0 ? keyscope.duration(until - now()) + " left" : "expired") : "never expires";
+      node.textContent = timeLeft(node.dataset.status, Number(node.dataset.until));
     }
   }, 1000);
   load().catch((error) => list.replaceChildren(keyscope.el("p", { class: "error" }, error.message)));
