@@ -18,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -329,6 +330,42 @@ def test_revoke_every_session_from_the_dashboard(browser: Any, world: dict[str, 
         with pytest.raises(BundlerRejectedError, match="InvalidOwnerSignature"):
             blind.execute(stack.nft, "safeMint(address)", owner.account)
     assert _nfts(stack, owner.account) == 1
+    page.close()
+
+
+def test_an_expired_session_is_revoked_from_its_card(browser: Any, world: dict[str, Any]) -> None:
+    """An expired session keeps its permission slots until it is revoked (a new grant of the same key and call is
+    refused until then), so its card offers the revocation, as for a live one."""
+    stack, net, server, store = world["stack"], world["net"], world["server"], world["store"]
+    wallet = Wallet(stack.rpc_url, world["wallet_address"])
+    owner = net.owner(WalletAddress(wallet.address), salt=secrets.randbits(32))
+    stack.fund(owner.account, ETHER)
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    key = SessionKey.generate()
+    grant = _granted_by(wallet, owner.prepare_grant(key, [mint], valid_for=12))
+    store.put_grant(grant)
+    assert net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account).wait().success
+    # the window ends on the chain's clock: blocks mined at the wall clock's time pass it
+    while int(stack.node.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) <= grant.valid_until:
+        time.sleep(1)
+        stack.node.request("evm_mine", [])
+    assert read_session_status(net, grant) is SessionStatus.EXPIRED
+
+    page = _page(browser, wallet)
+    page.goto(server.dashboard_url(owner.account))
+    card = page.locator(f"li.session[data-session='0x{grant.session_id.hex()}']")
+    page.wait_for_selector(f"li.session[data-session='0x{grant.session_id.hex()}'][data-status=expired]")
+    assert card.locator(".time-left").text_content() == "expired"
+    assert card.locator("button.revoke").is_enabled()
+    assert page.locator("#revoke-all").is_enabled()
+    card.locator("button.revoke").click()
+    page.wait_for_selector(
+        f"li.session[data-session='0x{grant.session_id.hex()}'][data-status=revoked]", timeout=60_000
+    )
+    assert (page.text_content("#status") or "").startswith("Done: revoke session 0x" + grant.session_id.hex())
+    assert card.locator("button.revoke").is_disabled()
+    assert read_session_status(net, grant) is SessionStatus.REVOKED
+    assert store.is_revoked(grant.session_id)
     page.close()
 
 

@@ -8,6 +8,9 @@
   const revokeAll = document.getElementById("revoke-all");
   let clock = { chain: 0, loaded: 0 };
   const LIVE = new Set(["active", "not yet enabled", "not yet valid"]);
+  // an expired session keeps its permission slots until it is revoked (a new grant of the same key and call waits
+  // for that), so its card can revoke it too
+  const REVOCABLE = new Set([...LIVE, "expired"]);
 
   function now() {
     return clock.chain + Math.floor((Date.now() - clock.loaded) / 1000);
@@ -27,7 +30,7 @@
     const d = session.description;
     const button = keyscope.el("button", { class: "danger revoke", "data-session": session.session_id }, "Revoke");
     button.type = "button";
-    button.disabled = !LIVE.has(session.status);
+    button.disabled = !REVOCABLE.has(session.status);
     button.addEventListener("click", () => revoke({ sessionIds: [session.session_id] }));
     const left = keyscope.el("span", { class: "time-left", "data-until": session.valid_until, "data-status": session.status },
       timeLeft(session.status, session.valid_until));
@@ -49,8 +52,7 @@
     clock = { chain: answer.now, loaded: Date.now() };
     document.getElementById("account").replaceChildren("Account ",
       keyscope.el("code", { class: "address" }, answer.account), " on chain " + answer.chainId);
-    const live = answer.sessions.filter((s) => LIVE.has(s.status));
-    revokeAll.disabled = !live.length;
+    revokeAll.disabled = !answer.sessions.some((s) => REVOCABLE.has(s.status));
     list.replaceChildren(answer.sessions.length
       ? keyscope.el("ul", { class: "sessions" }, ...answer.sessions.map(card))
       : keyscope.el("p", { class: "muted" }, "This account has no sessions."));
