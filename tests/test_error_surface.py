@@ -7,6 +7,7 @@ pydantic boilerplate. No chain is needed: all of it is refused before anything i
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
@@ -547,3 +548,32 @@ def test_the_checker_built_or_called_with_what_it_does_not_take() -> None:
         with pytest.raises(BadInputError) as refused:
             attempt()
         assert_clear(refused.value, "Session", "session_id", "UserOperation"), what
+
+
+def test_the_worker_runner_says_what_its_spec_is_and_what_is_wrong_with_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m keyscope.scale.runner --help`` once read ``--help`` as the spec's path ("[Errno 2] No such file or
+    directory: '--help'")."""
+    from keyscope.scale.runner import main
+
+    assert main(["--help"]) == 0
+    assert "The spec is a JSON object" in capsys.readouterr().out
+    assert main(["--verbose"]) == 2
+    assert capsys.readouterr().err.startswith("usage: python -m keyscope.scale.runner SPEC.json")
+    cases = {
+        "absent.json": None,
+        "list.json": "[1]",
+        "broken.json": "{",
+    }
+    expected = {
+        "absent.json": "no spec file at",
+        "list.json": "holds a JSON list, not an object",
+        "broken.json": "is not JSON",
+    }
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        assert main([str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and expected[name] in err and "Traceback" not in err, err

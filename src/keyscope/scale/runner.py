@@ -23,6 +23,7 @@ state, userOpHash, lane and nonce (or the error), the worker's counters, and tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -188,18 +189,45 @@ def start_worker(
     return WorkerProcess(name, process, spec_path, result_path, log_path)
 
 
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The spec at ``path``; :class:`~keyscope.errors.BadInputError` saying what is wrong with the file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BadInputError(
+            f"no spec file at {path}: give the path of a JSON spec (--help shows what it holds)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"cannot read the spec file {path}: {exc}") from None
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise BadInputError(f"the spec file {path} is not JSON ({exc}); --help shows what it holds") from None
+    if not isinstance(spec, dict):
+        raise BadInputError(
+            f"the spec file {path} holds a JSON {type(spec).__name__}, not an object: --help shows what it holds"
+        )
+    return spec
+
+
 def main(argv: list[str] | None = None, *, on_step: StepHook | None = None) -> int:
     """Entry point: ``python -m keyscope.scale.runner SPEC.json``. ``on_step`` is the worker's."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m keyscope.scale.runner SPEC.json", file=sys.stderr)
+    if len(args) == 1 and args[0] in ("-h", "--help"):
+        with contextlib.suppress(BrokenPipeError):  # the reader stopped early (a pager, head)
+            print(__doc__)
+        return 0
+    if len(args) != 1 or args[0].startswith("-"):
+        print(
+            "usage: python -m keyscope.scale.runner SPEC.json  (--help: what the spec holds)", file=sys.stderr
+        )
         return 2
     logging.basicConfig(
         level=os.environ.get("KEYSCOPE_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
     try:
-        spec = json.loads(Path(args[0]).read_text())
+        spec = _read_spec(Path(args[0]))
         result = run_spec(spec, on_step=on_step)
     except (KeyscopeError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
