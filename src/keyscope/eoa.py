@@ -412,12 +412,11 @@ class EOAOwner(Owner):
         return receipt
 
     def revoke_directly(self, grant: SessionGrant | bytes | str) -> TransactionReceipt:
-        """Revoke a session with the EOA's own transaction to the module (no bundler, no UserOperation). A grant of
-        another account is refused before anything is sent (:class:`~keyscope.errors.BadInputError`)."""
-        if isinstance(grant, SessionGrant):
-            self._require_own(grant, "revoke")
-        session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
-        return self.send_transaction(self.network.module, revoke_session_data(session_id))
+        """Revoke a session with the EOA's own transaction to the module (no bundler, no UserOperation). Refused
+        before anything is sent, as :meth:`revoke` refuses: a grant of another account
+        (:class:`~keyscope.errors.BadInputError`), a session the module holds revoked already
+        (:class:`~keyscope.errors.SessionRevokedError`: a second revocation changes nothing and costs gas)."""
+        return self.send_transaction(self.network.module, revoke_session_data(self._revocable_id(grant)))
 
     def invalidate_all_directly(self) -> TransactionReceipt:
         """Invalidate every session of the EOA with its own transaction to the module."""

@@ -1076,6 +1076,12 @@ class Owner:
         A session the module already holds revoked is refused with
         :class:`~keyscope.errors.SessionRevokedError` before anything is signed: a second revocation would change
         nothing and still cost the account an operation's gas."""
+        return self.execute(Call(self.network.module, 0, revoke_session_data(self._revocable_id(grant))))
+
+    def _revocable_id(self, grant: SessionGrant | bytes | str) -> bytes:
+        """The id of the session ``grant`` names, refused (before anything is signed) when it is another account's
+        grant (:class:`~keyscope.errors.BadInputError`) or the module holds it revoked already
+        (:class:`~keyscope.errors.SessionRevokedError`)."""
         if isinstance(grant, SessionGrant):
             self._require_own(grant, "revoke")
             session_id = grant.session_id
@@ -1089,7 +1095,7 @@ class Owner:
                 "session can never be used again; grant a new one if the key needs one)",
                 name,
             )
-        return self.execute(Call(self.network.module, 0, revoke_session_data(session_id)))
+        return session_id
 
     def rotate_co_signer(self, grant: SessionGrant | bytes | str, co_signer: Any) -> PendingUserOperation:
         """Replace the co-signer of a co-signed session (enabled on chain), or remove it (``co_signer`` None): from

@@ -770,6 +770,12 @@ def test_the_eoa_key_still_signs_ordinary_transactions(net: Network, stack: Loca
     assert flag(stack, "isSessionRevoked(address,bytes32)", eoa.address, grant.session_id)
     with pytest.raises(SessionRevokedError):
         session.execute(stack.nft, MINT, eoa.address)
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16)
+    with pytest.raises(SessionRevokedError, match=r"already revoked on chain.*nothing was sent"):
+        owner.revoke_directly(
+            "0x" + grant.session_id.hex()
+        )  # by its id: a second revocation would only cost gas
+    assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == nonce
 
 
 # -- EntryPoint v0.8 -----------------------------------------------------------------------------
