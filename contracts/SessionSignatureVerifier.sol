@@ -614,27 +614,14 @@ contract SessionSignatureVerifier {
             function at(b, p) -> c {
                 c := byte(0, calldataload(add(b, p)))
             }
-            // the first definition whose name hashes to h, as '(' | ')' << 16; 0: none; 1: (with `all`, which
-            // reads every definition) the types are no list of definitions Name(...)
-            function definition(b, size, h, all) -> d {
-                for { let p := 0 } lt(p, size) {} {
-                    let o := p
-                    for {} iszero(or(eq(at(b, o), 0x28), eq(at(b, o), 0x29))) {} { o := add(o, 1) }
-                    if or(eq(o, p), eq(at(b, o), 0x29)) {
-                        d := 1
+            // the first definition whose name hashes to h (in the table from `from_` to `to_`: its name's hash, then
+            // '(' | ')' << 16, per definition), as '(' | ')' << 16; 0: none
+            function definition(from_, to_, h) -> d {
+                for {} lt(from_, to_) { from_ := add(from_, 0x40) } {
+                    if eq(mload(from_), h) {
+                        d := mload(add(from_, 0x20))
                         leave
                     }
-                    let e := o
-                    for {} iszero(eq(at(b, e), 0x29)) {} { e := add(e, 1) }
-                    if iszero(d) {
-                        let m := mload(0x40)
-                        calldatacopy(m, add(b, p), sub(o, p))
-                        if eq(keccak256(m, sub(o, p)), h) {
-                            d := or(o, shl(16, e))
-                            if iszero(all) { leave }
-                        }
-                    }
-                    p := add(e, 1)
                 }
             }
             // the members of definition d: how many (non-empty parts between its commas), and the type of member
@@ -661,13 +648,13 @@ contract SessionSignatureVerifier {
                 }
             }
             // the rule type of a field of type [ks, ke), and a struct's definition in bits 16 and up
-            function fieldType_(b, size, ks, ke) -> t {
+            function fieldType_(b, from_, to_, ks, ke) -> t {
                 let n := sub(ke, ks)
                 t := 0xff
                 if iszero(n) { leave }
                 let m := mload(0x40)
                 calldatacopy(m, add(b, ks), n)
-                let d := definition(b, size, keccak256(m, n), 0)
+                let d := definition(from_, to_, keccak256(m, n))
                 if d {
                     t := shl(16, d)
                     leave
@@ -717,14 +704,14 @@ contract SessionSignatureVerifier {
                     }
                 }
             }
-            // the field at flat word w of the first `count` frames (0 when none holds it)
-            function fieldAt(b, size, fr, count, w) -> t {
-                for { let f := 0 } lt(f, count) { f := add(f, 1) } {
+            // the field at flat word w of the first `frames_` frames at fr (0 when none holds it)
+            function fieldAt(b, from_, to_, fr, frames_, w) -> t {
+                for { let f := 0 } lt(f, frames_) { f := add(f, 1) } {
                     let frame := mload(add(fr, shl(5, f)))
                     let start := and(shr(32, frame), 0xffff)
                     if and(iszero(lt(w, start)), lt(w, add(start, shr(48, frame)))) {
                         let n_, ks, ke := member(b, and(frame, 0xffffffff), sub(w, start))
-                        t := fieldType_(b, size, ks, ke)
+                        t := fieldType_(b, from_, to_, ks, ke)
                         leave
                     }
                 }
@@ -734,8 +721,32 @@ contract SessionSignatureVerifier {
             let size := types.length
             let m := mload(0x40)
             calldatacopy(m, name.offset, name.length)
-            let inner := definition(b, size, keccak256(m, name.length), 1) // the frame to lay out next
-            if lt(inner, 2) { failure := 1 }
+            let primary := keccak256(m, name.length)
+            // the definitions, read once: a name (not empty) then '(' first, members, then the first ')'; the table
+            // sits past the scratch space that a member's type (at most MAX_CONTENTS_TYPE bytes) is hashed in
+            let defs := add(m, MAX_CONTENTS_TYPE)
+            let defsEnd := defs
+            for { let p := 0 } lt(p, size) {} {
+                let o := p
+                let c := byte(0, calldataload(add(b, o)))
+                for {} iszero(or(eq(c, 0x28), eq(c, 0x29))) {} {
+                    o := add(o, 1)
+                    c := byte(0, calldataload(add(b, o)))
+                }
+                if or(eq(o, p), eq(c, 0x29)) {
+                    failure := 1
+                    break
+                }
+                let e := o
+                for {} iszero(eq(byte(0, calldataload(add(b, e))), 0x29)) {} { e := add(e, 1) }
+                calldatacopy(m, add(b, p), sub(o, p))
+                mstore(defsEnd, keccak256(m, sub(o, p)))
+                mstore(add(defsEnd, 0x20), or(o, shl(16, e)))
+                defsEnd := add(defsEnd, 0x40)
+                p := add(e, 1)
+            }
+            let inner := definition(defs, defsEnd, primary) // the frame to lay out next
+            if iszero(inner) { failure := 1 }
             let end := 0 // the flat words of the frames laid out
             let count := 0 // the frames laid out
             let nested := list.length
@@ -763,7 +774,7 @@ contract SessionSignatureVerifier {
                     if iszero(and(off, 31)) { w := shr(5, off) }
                 }
                 let t := 0
-                if lt(w, end) { t := fieldAt(b, size, frames, count, w) }
+                if lt(w, end) { t := fieldAt(b, defs, defsEnd, frames, count, w) }
                 switch rule
                 case 0 {
                     inner := shr(16, t)
