@@ -584,6 +584,220 @@ contract SessionSignatureVerifier {
             if (k != 0 && list[k] <= list[k - 1]) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
             nested |= uint256(list[k]) << (8 + 16 * k);
         }
+        if (permission.rules.length != 0) _checkRuleTypes(index, permission);
+    }
+
+    /// @dev Reverts `TypedDataRuleTypeMismatch` when a rule of permission `index` on a field of its contents carries
+    ///      another type than the field's, so that a signed word is judged as the type a verifier reads it as: the
+    ///      atomic type's own ArgType, 0 (uint256) for a word that is a hash (string, bytes, an array, a struct the
+    ///      contentsType defines), 0xff (none) for a type no rule type names. The fields are laid out from the
+    ///      contentsType as EIP-712 flattens them: frame 0 the primary struct's members, then the members of each
+    ///      struct `nested` expands, in its order. Reverts `InvalidTypedDataPermission` on a contentsType that is no
+    ///      list of definitions `Name(type name,...)`, or a `nested` entry that is no struct member of a frame
+    ///      before it. A rule past the contents reads no field: it passes here, and refuses every signature
+    ///      (`ContentsTooShort`). Runs at grant time only; pure (no storage, no banned opcode for ERC-7562).
+    function _checkRuleTypes(uint256 index, ISessionKeyValidatorTypes.TypedDataPermission calldata permission)
+        internal
+        pure
+    {
+        bytes calldata types = bytes(permission.contentsType);
+        bytes calldata name = bytes(permission.contentsName);
+        uint16[] calldata list = permission.nested;
+        ISessionKeyValidatorTypes.Rule[] calldata rules = permission.rules;
+        uint256[MAX_NESTED + 1] memory frames; // definition ('(' | ')' << 16) | first word << 32 | words << 48
+        uint256 failure; // 1: malformed, 2: a rule's type is not its field's
+        uint256 ruleIndex;
+        uint256 offset;
+        uint256 ruleType;
+        uint256 fieldType;
+        assembly ("memory-safe") {
+            function at(b, p) -> c {
+                c := byte(0, calldataload(add(b, p)))
+            }
+            // the first definition whose name hashes to h (in the table from `from_` to `to_`: its name's hash, then
+            // '(' | ')' << 16, per definition), as '(' | ')' << 16; 0: none
+            function definition(from_, to_, h) -> d {
+                for {} lt(from_, to_) { from_ := add(from_, 0x40) } {
+                    if eq(mload(from_), h) {
+                        d := mload(add(from_, 0x20))
+                        leave
+                    }
+                }
+            }
+            // the members of definition d: how many (non-empty parts between its commas), and the type of member
+            // i ([ks, ke): what precedes the part's last space)
+            function member(b, d, i) -> count, ks, ke {
+                let s := add(and(d, 0xffff), 1)
+                let close := shr(16, d)
+                let sp := s
+                for { let q := s } 1 { q := add(q, 1) } {
+                    let c := at(b, q)
+                    if eq(c, 0x20) { sp := q }
+                    if or(eq(q, close), eq(c, 0x2c)) {
+                        if gt(q, s) {
+                            if eq(count, i) {
+                                ks := s
+                                ke := sp
+                            }
+                            count := add(count, 1)
+                        }
+                        if eq(q, close) { break }
+                        s := add(q, 1)
+                        sp := s
+                    }
+                }
+            }
+            // the rule type of a field of type [ks, ke), and a struct's definition in bits 16 and up
+            function fieldType_(b, from_, to_, ks, ke) -> t {
+                let n := sub(ke, ks)
+                t := 0xff
+                if iszero(n) { leave }
+                let m := mload(0x40)
+                calldatacopy(m, add(b, ks), n)
+                let d := definition(from_, to_, keccak256(m, n))
+                if d {
+                    t := shl(16, d)
+                    leave
+                }
+                if eq(at(b, sub(ke, 1)), 0x5d) {
+                    t := 0 // an array: ']'
+                    leave
+                }
+                if gt(n, 8) { leave }
+                let v := shr(sub(256, shl(3, n)), calldataload(add(b, ks)))
+                switch or(shl(64, n), v)
+                case 0x60000737472696e67 { t := 0 } // string
+                case 0x50000006279746573 { t := 0 } // bytes
+                case 0x40000000075696e74 { t := 0 } // uint
+                case 0x30000000000696e74 { t := 0x20 } // int
+                case 0x40000000062797465 { t := 0x5f } // byte
+                case 0x400000000626f6f6c { t := 0x60 } // bool
+                case 0x70061646472657373 { t := 0x0c } // address
+                case 0x866756e6374696f6e { t := 0x48 } // function: bytes24
+                default {
+                    // uintN, intN (N of 8 to 256, a multiple of 8), bytesN (N of 1 to 32), N without a leading 0
+                    let base := 0xff
+                    let i := 0
+                    if and(gt(n, 4), eq(shr(sub(shl(3, n), 32), v), 0x75696e74)) {
+                        base := 0
+                        i := 4
+                    }
+                    if and(gt(n, 3), eq(shr(sub(shl(3, n), 24), v), 0x696e74)) {
+                        base := 0x20
+                        i := 3
+                    }
+                    if and(gt(n, 5), eq(shr(sub(shl(3, n), 40), v), 0x6279746573)) {
+                        base := 0x40
+                        i := 5
+                    }
+                    if or(eq(base, 0xff), or(gt(sub(n, i), 3), eq(at(b, add(ks, i)), 0x30))) { leave }
+                    let bits := 0
+                    for {} lt(i, n) { i := add(i, 1) } {
+                        let c := sub(at(b, add(ks, i)), 0x30)
+                        if gt(c, 9) { leave }
+                        bits := add(mul(bits, 10), c)
+                    }
+                    switch base
+                    case 0x40 { if iszero(gt(bits, 32)) { t := or(0x40, sub(32, bits)) } }
+                    default {
+                        if and(iszero(mod(bits, 8)), iszero(gt(bits, 256))) { t := or(base, shr(3, sub(256, bits))) }
+                    }
+                }
+            }
+            // the field at flat word w of the first `frames_` frames at fr (0 when none holds it)
+            function fieldAt(b, from_, to_, fr, frames_, w) -> t {
+                for { let f := 0 } lt(f, frames_) { f := add(f, 1) } {
+                    let frame := mload(add(fr, shl(5, f)))
+                    let start := and(shr(32, frame), 0xffff)
+                    if and(iszero(lt(w, start)), lt(w, add(start, shr(48, frame)))) {
+                        let n_, ks, ke := member(b, and(frame, 0xffffffff), sub(w, start))
+                        t := fieldType_(b, from_, to_, ks, ke)
+                        leave
+                    }
+                }
+            }
+
+            let b := types.offset
+            let size := types.length
+            let m := mload(0x40)
+            calldatacopy(m, name.offset, name.length)
+            let primary := keccak256(m, name.length)
+            // the definitions, read once: a name (not empty) then '(' first, members, then the first ')'; the table
+            // sits past the scratch space that a member's type (at most MAX_CONTENTS_TYPE bytes) is hashed in
+            let defs := add(m, MAX_CONTENTS_TYPE)
+            let defsEnd := defs
+            for { let p := 0 } lt(p, size) {} {
+                let o := p
+                let c := byte(0, calldataload(add(b, o)))
+                for {} iszero(or(eq(c, 0x28), eq(c, 0x29))) {} {
+                    o := add(o, 1)
+                    c := byte(0, calldataload(add(b, o)))
+                }
+                if or(eq(o, p), eq(c, 0x29)) {
+                    failure := 1
+                    break
+                }
+                let e := o
+                for {} iszero(eq(byte(0, calldataload(add(b, e))), 0x29)) {} { e := add(e, 1) }
+                calldatacopy(m, add(b, p), sub(o, p))
+                mstore(defsEnd, keccak256(m, sub(o, p)))
+                mstore(add(defsEnd, 0x20), or(o, shl(16, e)))
+                defsEnd := add(defsEnd, 0x40)
+                p := add(e, 1)
+            }
+            let inner := definition(defs, defsEnd, primary) // the frame to lay out next
+            if iszero(inner) { failure := 1 }
+            let end := 0 // the flat words of the frames laid out
+            let count := 0 // the frames laid out
+            let nested := list.length
+            let last := add(nested, rules.length)
+            // the nested entries (each expands a struct member of a frame before it), then the rules
+            for { let j := 0 } iszero(failure) { j := add(j, 1) } {
+                if inner {
+                    let words, ks, ke := member(b, inner, 0)
+                    mstore(add(frames, shl(5, count)), or(or(inner, shl(32, end)), shl(48, words)))
+                    end := add(end, words)
+                    count := add(count, 1)
+                    inner := 0
+                }
+                if eq(j, last) { break }
+                let w := 0
+                let rule := 0
+                let off := 0
+                switch lt(j, nested)
+                case 1 { w := calldataload(add(list.offset, shl(5, j))) }
+                default {
+                    rule := add(rules.offset, calldataload(add(rules.offset, shl(5, sub(j, nested)))))
+                    off := calldataload(add(rule, 0x20))
+                    // a misaligned offset reads no field (InvalidRule), nor does one past the contents
+                    w := end
+                    if iszero(and(off, 31)) { w := shr(5, off) }
+                }
+                let t := 0
+                if lt(w, end) { t := fieldAt(b, defs, defsEnd, frames, count, w) }
+                switch rule
+                case 0 {
+                    inner := shr(16, t)
+                    if iszero(inner) { failure := 1 }
+                }
+                default {
+                    let rt := calldataload(add(rule, 0x40))
+                    if and(lt(w, end), iszero(eq(and(t, 0xff), rt))) {
+                        failure := 2
+                        ruleIndex := sub(j, nested)
+                        offset := off
+                        ruleType := rt
+                        fieldType := and(t, 0xff)
+                    }
+                }
+            }
+        }
+        if (failure == 1) revert ISessionKeyValidatorTypes.InvalidTypedDataPermission(index);
+        if (failure == 2) {
+            revert ISessionKeyValidatorTypes.TypedDataRuleTypeMismatch(
+                index, ruleIndex, offset, uint8(ruleType), uint8(fieldType)
+            );
+        }
     }
 
     /// @dev The separator of the EIP-712 domain with the ERC-5267 `fields` and these values.

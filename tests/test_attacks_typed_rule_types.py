@@ -16,6 +16,8 @@ from eth_utils import keccak
 from keyscope import Policy, SessionGrant, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.consent.describe import describe_session
+from keyscope.errors import BadInputError
+from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Rule, Session, TypedDataPermission
 from keyscope.signing import LocalSigner
@@ -43,17 +45,25 @@ def _word(value: int) -> bytes:
 
 def _order_permission(orders: str, chain_id: int, rules: tuple[Rule, ...]) -> TypedDataPermission:
     """The ``Order`` permission in the book's domain with ``rules`` as a dapp writes them (a grant request is plain
-    data: the SDK's ``Policy.typed_data`` is not the only way to make one)."""
+    data: the SDK's ``Policy.typed_data`` is not the only way to make one); built past the SDK's checks."""
     built = Policy.typed_data(
         {"name": "Raw Orders", "chainId": chain_id, "verifyingContract": orders}, ORDER_TYPES, "Order"
     )
-    return TypedDataPermission.model_validate({**built.model_dump(), "rules": rules})
+    return built.model_copy(update={"rules": rules})
+
+
+def _raw_session(key: str, permission: TypedDataPermission) -> Session:
+    """A Session as a hand-made grant request carries it: no SDK check runs."""
+    return Session.model_construct(
+        session_key=key, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(), salt=0, permissions=(),
+        limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
+    )  # fmt: skip
 
 
 WIDE_RULES = (
-    # minPrice (uint64) >= 100, read as a uint256: a word with bits above 64 is no uint64, yet passes
+    # minPrice (uint64) >= 100, read as a uint256: a word with bits above 64 is no uint64, yet would pass
     Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=32, arg_type=ArgType.WORD, values=(100,)),
-    # maxLoss (int64) <= 10, read as an int256: a negative int256 whose low 64 bits are 1000 passes
+    # maxLoss (int64) <= 10, read as an int256: a negative int256 whose low 64 bits are 1000 would pass
     Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=64, arg_type=ArgType.INT256, values=(10,)),
 )
 TYPED_RULES = (
@@ -100,58 +110,88 @@ def _fill(orders: Any, grant: SessionGrant, key: SessionKey, words: tuple[bytes,
     return True
 
 
-def test_a_signing_rule_read_as_another_type_than_its_field_is_not_shown_as_a_rule_on_the_field(
-    sessions, orders, net, deployer
+def _refused(module: Any, sender: Any, session: Session) -> dict[str, Any]:
+    """The inputs of the module's ``TypedDataRuleTypeMismatch`` refusal to enable ``session`` (any other outcome
+    fails)."""
+    with pytest.raises(module.TypedDataRuleTypeMismatch) as refusal:
+        module.enableSession.call(session.as_abi(), sender=sender)
+    assert type(refusal.value).__name__ == "TypedDataRuleTypeMismatch"
+    return dict(refusal.value.inputs)
+
+
+def test_a_signing_rule_typed_otherwise_than_its_field_is_refused_by_the_module_and_the_sdk(
+    sessions, orders, deployer, accounts
 ):
     """A dapp's grant request (plain data) rules an order's ``minPrice`` (a uint64) as a uint256 and its ``maxLoss``
-    (an int64) as an int256. The module reads each rule's word as the rule's type (attack 114's check is on the
-    rule's type, not the field's, which the module does not parse), so a word outside the field's type passes the
-    rule and the raw-word book fills the order cleaned: minPrice 50, maxLoss 1000. The consent page showed
-    "minPrice must be at least 100; maxLoss must be at most 10", the very words of a correctly typed grant, which
-    refuses both words (``SignedNonCanonical``). The page must show what the module enforces and warn."""
+    (an int64) as an int256. Were it granted, the module would judge each word as the rule's type, so
+    ``2**64 + 50`` would pass ``>= 100`` and a negative int256 whose low 64 bits are 1000 would pass ``<= 10``, and
+    the raw-word book, which reads each field cleaned to its type, would fill the order at minPrice 50, maxLoss
+    1000. The module reads the contents type's members when it grants and refuses a rule whose type is not its
+    field's (``TypedDataRuleTypeMismatch``, naming the rule, its offset, its type and the field's), on chain and in
+    the owner's enabling operation alike; the SDK refuses to build the request, naming the same. The correctly
+    typed grant is enabled, and refuses the dirty words (``SignedNonCanonical``)."""
     chain_id = sessions.h.chain_id
-    wide = Session(
-        session_key=LocalSigner.generate().address,
-        typed_data_permissions=(_order_permission(orders.address, chain_id, WIDE_RULES),),
+    key = SessionKey.generate().address
+    wide = _order_permission(orders.address, chain_id, WIDE_RULES)
+    assert _refused(sessions.module, accounts[7], _raw_session(key, wide)) == {
+        "permissionIndex": 0,
+        "ruleIndex": 0,
+        "offset": 32,
+        "ruleType": ArgType.WORD,
+        "fieldType": ArgType.uint_of(64),
+    }
+    loss_only = _order_permission(orders.address, chain_id, (TYPED_RULES[0], WIDE_RULES[1]))
+    assert _refused(sessions.module, accounts[7], _raw_session(key, loss_only)) == {
+        "permissionIndex": 0,
+        "ruleIndex": 1,
+        "offset": 64,
+        "ruleType": ArgType.INT256,
+        "fieldType": ArgType.int_of(64),
+    }
+    with pytest.raises(BadInputError) as sdk_refusal:
+        TypedDataPermission(**wide.model_dump())
+    assert (
+        "rule 0 of the Order permission reads the field minPrice (offset 32, type uint64) as uint256"
+        in str(sdk_refusal.value)
     )
-    typed = Session(
-        session_key=LocalSigner.generate().address,
-        typed_data_permissions=(_order_permission(orders.address, chain_id, TYPED_RULES),),
-    )
-    account = to_address("0x" + "ac" * 20)
-    facts = ConsentServer(net).facts(account)
-    wide_words = describe_session(wide, account=account, chain_id=chain_id, facts=facts)
-    typed_words = describe_session(typed, account=account, chain_id=chain_id, facts=facts)
-    (typed_line,) = typed_words.signing
-    assert "minPrice must be at least 100; maxLoss must be at most 10" in typed_line
-    (wide_line,) = wide_words.signing
-    assert wide_line != typed_line, "the wide grant reads exactly as the typed one"
-    assert "minPrice must be at least" not in wide_line and "maxLoss must be at most" not in wide_line
-    assert "uint256" in wide_line and "int256" in wide_line
-    dangers = [w.text for w in wide_words.warnings if w.level == "danger"]
-    assert any("minPrice (uint64)" in text and "uint256" in text for text in dangers), dangers
-    assert any("maxLoss (int64)" in text and "int256" in text for text in dangers), dangers
-    assert not any("reads the field" in w.text for w in typed_words.warnings)
+    assert "give it the field's type, uint64" in str(sdk_refusal.value)
 
-    # what the owner approves by that grant, on chain: the book fills what the words it showed excluded
+    # the owner's operation calling enableSession, and the session's first operation carrying the owner's
+    # signature of the grant (ENABLE), fail alike: the session is never active
+    owner, session_key = LocalSigner.generate(), SessionKey.generate()
+    account = sessions.account(owner, 185)
+    raw = _raw_session(session_key.address, wide)
+    call = Call.of(sessions.module.address, 0, sessions.module.enableSession.encode_input(raw.as_abi()))
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(call)), owner))
+    assert not receipt.success
+    enabling = sessions.enable_op(
+        account,
+        session_key,
+        raw,
+        sessions.owner_signature(account, owner, raw),
+        Call.of(orders.address, 0, b""),
+    )
+    refusal = sessions.outcome(enabling)
+    assert "TypedDataRuleTypeMismatch" in refusal, refusal
+    assert not sessions.module.isSessionActive(account, raw.session_id(account, sessions.epoch(account)))
+
+    # the typed grant is taken, and refuses the words the wide one would have let through
     dirty = (_word(int(BUYER, 16)), _word(2**64 + 50), _word(-(2**64) + 1000))
-    grant, key = _grant_orders(sessions, orders, WIDE_RULES, salt=185)
-    assert _fill(orders, grant, key, dirty, deployer)
-    filled = tuple(orders.filled(grant.account))
-    assert (filled[1], filled[2]) == (50, 1000)
-    # the typed grant refuses the same words
-    grant, key = _grant_orders(sessions, orders, TYPED_RULES, salt=186)
-    assert not _fill(orders, grant, key, dirty, deployer)
+    grant, key_ = _grant_orders(sessions, orders, TYPED_RULES, salt=186)
+    assert not _fill(orders, grant, key_, dirty, deployer)
     assert tuple(orders.filled(grant.account))[1] == 0
+    clean = (_word(int(BUYER, 16)), _word(150), _word(-5))
+    assert _fill(orders, grant, key_, clean, deployer)
+    assert tuple(orders.filled(grant.account))[1:] == (150, -5)
 
 
-def test_a_nested_field_s_rule_is_judged_by_its_type_and_a_struct_word_reads_as_a_hash(sessions, net):
+def test_a_nested_field_s_rule_must_carry_its_type_and_a_struct_word_reads_as_a_hash(sessions, net, accounts):
     """The same in a nested struct, and the words a struct's word gets: Permit2's ``details.amount`` is a uint160
-    (the fifth word of the flattened contents once ``details`` is expanded); a request ruling it as a uint256
-    lets an amount above 2**160 pass ``<= 100e6``'s type check and reads as the typed rule unless shown
-    otherwise. A rule on ``details`` itself reads its word, the hash of the struct: it is shown as that hash,
-    not as if it bounded the struct's members. The SDK's own grants (``Policy.typed_data``) carry every field's
-    type and raise no such warning."""
+    (the fifth word of the flattened contents once ``details`` is expanded); a request ruling it as a uint256 is
+    refused by the module (``TypedDataRuleTypeMismatch``, field type 0x0c) and the SDK. A rule on ``details``
+    itself reads its word, the hash of the struct: typed uint256 it is taken and shown as that hash, not as if it
+    bounded the struct's members; typed bytes32 it is refused. A ``nested`` entry that expands a word that is no
+    struct (``spender``) would let a rule judge words no verifier reads: refused (``InvalidTypedDataPermission``)."""
     chain_id = sessions.h.chain_id
     permit2 = to_address("0x" + "22" * 20)
     domain = {"name": "Permit2", "chainId": chain_id, "verifyingContract": permit2}
@@ -160,33 +200,46 @@ def test_a_nested_field_s_rule_is_judged_by_its_type_and_a_struct_word_reads_as_
     )
     (amount_rule,) = typed.rules
     assert amount_rule.offset == 128 and amount_rule.arg_type == ArgType.uint_of(160)
-    wide = TypedDataPermission.model_validate(
-        {
-            **typed.model_dump(),
-            "rules": (
-                amount_rule.model_copy(update={"arg_type": ArgType.WORD}),
-                Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.WORD, values=(0,)),
-            ),
-        }
+    key = SessionKey.generate().address
+    module = sessions.module
+    module.enableSession.call(_raw_session(key, typed).as_abi(), sender=accounts[7])
+    hash_rule = Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.WORD, values=(0,))
+    wide = typed.model_copy(
+        update={"rules": (amount_rule.model_copy(update={"arg_type": ArgType.WORD}), hash_rule)}
     )
+    assert _refused(module, accounts[7], _raw_session(key, wide)) == {
+        "permissionIndex": 0,
+        "ruleIndex": 0,
+        "offset": 128,
+        "ruleType": ArgType.WORD,
+        "fieldType": ArgType.ADDRESS,  # uint160's code
+    }
+    with pytest.raises(
+        BadInputError, match=r"reads the field details\.amount \(offset 128, type uint160\) as uint256"
+    ):
+        TypedDataPermission(**wide.model_dump())
+    bytes32_hash = typed.model_copy(
+        update={"rules": (hash_rule.model_copy(update={"arg_type": ArgType.BYTES32}),)}
+    )
+    assert _refused(module, accounts[7], _raw_session(key, bytes32_hash))["fieldType"] == ArgType.WORD
+    with pytest.raises(
+        BadInputError, match=r"reads the field details \(offset 0, type PermitDetails\) as bytes32"
+    ):
+        TypedDataPermission(**bytes32_hash.model_dump())
+    not_a_struct = typed.model_copy(update={"nested": (1,), "rules": (hash_rule,)})
+    with pytest.raises(module.InvalidTypedDataPermission):
+        module.enableSession.call(_raw_session(key, not_a_struct).as_abi(), sender=accounts[7])
+    with pytest.raises(BadInputError, match="not a nested struct"):
+        TypedDataPermission(**not_a_struct.model_dump())
+
+    hashed = TypedDataPermission(**typed.model_copy(update={"rules": (amount_rule, hash_rule)}).model_dump())
+    module.enableSession.call(_raw_session(key, hashed).as_abi(), sender=accounts[7])
     account = to_address("0x" + "ac" * 20)
     facts = ConsentServer(net).facts(account)
-
-    def described(permission: TypedDataPermission) -> tuple[str, list[str]]:
-        session = Session(session_key=LocalSigner.generate().address, typed_data_permissions=(permission,))
-        words = describe_session(session, account=account, chain_id=chain_id, facts=facts)
-        (line,) = words.signing
-        return line, [w.text for w in words.warnings if w.level == "danger"]
-
-    typed_line, typed_dangers = described(typed)
-    assert typed_line.endswith("details.amount must be at most 100,000,000")
-    assert not any("reads the field" in text for text in typed_dangers)
-    wide_line, wide_dangers = described(wide)
-    assert "details.amount must be" not in wide_line
-    assert "the word at offset 128, read as uint256 (the field details.amount is uint160)" in wide_line
-    assert "details (the hash of its contents) must not be 0" in wide_line
-    assert [text for text in wide_dangers if "reads the field" in text] == [
-        "Rule 0 of the PermitSingle permission reads the field details.amount (uint160) as uint256: the module "
-        "judges the word as a uint256, not as the uint160 a verifier reads, so a word that is no uint160 may pass "
-        "the rule and be acted on as a value the rule never judged"
-    ]
+    session = Session(session_key=LocalSigner.generate().address, typed_data_permissions=(hashed,))
+    words = describe_session(session, account=account, chain_id=chain_id, facts=facts)
+    (line,) = words.signing
+    assert line.endswith(
+        "details.amount must be at most 100,000,000; details (the hash of its contents) must not be 0"
+    )
+    assert not any("reads the field" in w.text for w in words.warnings)

@@ -30,10 +30,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from keyscope import Policy, SessionGrant, SessionKey, arg
+from keyscope.errors import BadInputError
 from keyscope.hexutil import to_address, to_bytes
 from keyscope.message_signing import SignatureRefusedError
-from keyscope.session import Session, TypedDataPermission
+from keyscope.session import Condition, Rule, Session, TypedDataPermission, contents_definitions
 from keyscope.signing import LocalSigner
+from keyscope.signing_words import field_arg_type, mistyped_rules, typed_data_fields
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
 from support.sdk import local_network
 from support.signatures import forge_typed_data
@@ -530,3 +532,138 @@ def test_a_rule_on_a_bytes_field_given_as_hex_binds_those_bytes_for_the_module_t
         b"\x01\x02": (None, None),
         b"0x0102": ("SignedRuleViolated", 0),
     }
+
+
+# -- rules typed otherwise than their fields ----------------------------------------------------------------
+
+RULE_TYPES = [0x00, 0x0C, 0x18, 0x1F, 0x20, 0x38, 0x3F, 0x40, 0x48, 0x5F, 0x60, 0x1D, 0x34]
+"""uint256 (the type of a hash word too), address, uint64, uint8, int256, int64, int8, bytes32, bytes24, bytes1,
+bool, uint24 and int96 (widths no drawn type has; uint160 is address's 0x0c)."""
+
+
+@st.composite
+def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermission:
+    """``permission`` as a hand-made grant request may carry it (no SDK check): some rules retyped, some added on
+    any word of the contents (struct, array, string and bytes words included) or past them, each of any type; the
+    values are zeros, canonical for every type."""
+    words = len(typed_data_fields(permission))
+    kept = [r for r in permission.rules if draw(st.integers(0, 3)) != 0]
+    for index, rule in enumerate(kept):
+        if draw(st.booleans()):
+            kept[index] = rule.model_copy(
+                update={
+                    "arg_type": draw(st.sampled_from(RULE_TYPES)),
+                    "values": tuple(0 for _ in rule.values),
+                }
+            )
+    for _ in range(draw(st.integers(0, 3))):
+        word = draw(st.integers(0, words - 1) | st.integers(words, words + 3))
+        kept.insert(
+            draw(st.integers(0, len(kept))),
+            Rule(
+                condition=draw(st.sampled_from([Condition.NOT_EQUAL, Condition.GREATER_THAN_OR_EQUAL])),
+                offset=32 * word,
+                arg_type=draw(st.sampled_from(RULE_TYPES)),
+                values=(0,),
+            ),
+        )
+    return permission.model_copy(update={"rules": tuple(kept[:8])})
+
+
+@settings(
+    max_examples=EXAMPLES * 4,
+    derandomize=not DEEP,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_field(world, accounts, data):
+    """A grant whose rules carry any type, on any word of a random EIP-712 type (nested structs expanded): the
+    module refuses to enable it (``TypedDataRuleTypeMismatch``, naming the first such rule, its offset, its type and
+    the field's) exactly when the SDK finds a rule typed otherwise than its field (``mistyped_rules``: the atomic
+    type's own, uint256 for a hash word), and the SDK refuses to build it, naming the rule and the field. A rule
+    past the contents reads no field: both take it."""
+    primary, types = data.draw(eip712_types(), label="types")
+    ruled = data.draw(rules(primary, types), label="rules")
+    domain = _draw_domain(data, world)
+    built = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
+    permission = data.draw(retyped(built), label="retyped")
+    mistyped = mistyped_rules(permission)
+    structs = {name for name, _ in contents_definitions(permission.contents_type)}
+    session = Session.model_construct(
+        session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
+        salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
+    )  # fmt: skip
+    try:
+        world.module.enableSession.call(session.as_abi(), sender=accounts[7])
+        verdict = None
+    except world.module.TypedDataRuleTypeMismatch as error:
+        verdict = error.inputs
+    if not mistyped:
+        event("taken")
+        assert verdict is None
+        TypedDataPermission(**permission.model_dump())
+        return
+    index, path, kind = mistyped[0]
+    event(f"refused: {kind} read as another type")
+    rule = permission.rules[index]
+    field_type = field_arg_type(kind, structs)
+    assert verdict == {
+        "permissionIndex": 0,
+        "ruleIndex": index,
+        "offset": rule.offset,
+        "ruleType": rule.arg_type,
+        "fieldType": 0xFF if field_type is None else field_type,
+    }
+    with pytest.raises(
+        BadInputError, match=rf"rule {index} of the {primary} permission reads the field {path} "
+    ):
+        TypedDataPermission(**permission.model_dump())
+
+
+KINDS = [
+    *(
+        "uint",
+        "int",
+        "byte",
+        "function",
+        "address",
+        "bool",
+        "string",
+        "bytes",
+        "Inner",
+        "Inner[]",
+        "uint8[2][]",
+    ),
+    *("uint7", "uint08", "uint264", "uint1000", "int0", "bytes0", "bytes33", "bytes032", "Outer2", "uint64 "),
+]
+"""Member types as a contents type may spell them: aliases, every kind of hash word, and names no rule type reads
+(widths out of range or with a leading zero, a struct the contents type does not define, a trailing space)."""
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_module_reads_a_member_s_type_as_the_sdk_does(world, accounts, kind):
+    """For each spelling of a member's type, a rule of each type on it: the module takes exactly the rule whose type
+    is the SDK's ``field_arg_type`` of the member (none for a type no rule type names), and refuses the others
+    naming that type (0xff for none)."""
+    contents_type = f"Order(uint8 head,{kind} a)Inner(uint8 x)"
+    expected = field_arg_type(kind, {"Order", "Inner"})
+    for arg_type in sorted({*RULE_TYPES, 0x1A, 0x48, 0x5F, 0x0C}):
+        permission = TypedDataPermission.model_construct(
+            domain_fields=0, name="", version="", chain_id=0, verifying_contract=ZERO, salt=bytes(32),
+            contents_name="Order", contents_type=contents_type, nested=(), label=None,
+            rules=(Rule.model_construct(condition=Condition.NOT_EQUAL, offset=32, arg_type=arg_type, values=(0,),
+                                        name=None),),
+        )  # fmt: skip
+        session = Session.model_construct(
+            session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
+            salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
+        )  # fmt: skip
+        assert bool(mistyped_rules(permission)) == (arg_type != expected)
+        if arg_type == expected:
+            world.module.enableSession.call(session.as_abi(), sender=accounts[7])
+            continue
+        with pytest.raises(world.module.TypedDataRuleTypeMismatch) as refusal:
+            world.module.enableSession.call(session.as_abi(), sender=accounts[7])
+        assert refusal.value.inputs["fieldType"] == (0xFF if expected is None else expected), kind
+        assert refusal.value.inputs["ruleType"] == arg_type

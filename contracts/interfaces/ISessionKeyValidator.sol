@@ -321,8 +321,17 @@ interface ISessionKeyValidatorTypes {
 
     /// @notice Typed-data permission `index` is malformed: a domain field its bitmap leaves out is set, an unknown
     ///         field bit, an invalid contentsName, a contentsType without its definition, too long, or `nested`
-    ///         not strictly increasing or longer than MAX_NESTED.
+    ///         not strictly increasing or longer than MAX_NESTED; and, when it has rules, a contentsType that is not
+    ///         a list of definitions `Name(type name,...)` or a `nested` entry that is no struct field of a frame.
     error InvalidTypedDataPermission(uint256 index);
+
+    /// @notice Rule `ruleIndex` of typed-data permission `permissionIndex` reads the field at `offset` of the
+    ///         contents (frame 0 the primary struct, then the structs `nested` expands) as `ruleType`, not as the
+    ///         field's own type `fieldType` (the ArgType of an atomic field; 0, uint256, for a word that is a hash:
+    ///         string, bytes, struct, array; 0xff for a type no rule type names): give the rule the field's type.
+    error TypedDataRuleTypeMismatch(
+        uint256 permissionIndex, uint256 ruleIndex, uint256 offset, uint8 ruleType, uint8 fieldType
+    );
 
     /// @notice Typed-data permission `index` names the account, this module or another module of the account (a
     ///         validator, an executor, a hook or a Safe module, when the session is enabled) as its domain's verifying

@@ -146,6 +146,8 @@ _GRANT_ERRORS: dict[str, str] = {
     "account's modules: grant signing in other domains",
     "ModuleQueryUnanswered": "the account does not answer isModuleInstalled, which the module asks before it "
     "enables a grant",
+    "TypedDataRuleTypeMismatch": "a typed-data rule reads a field of the contents as another type than the "
+    "field's: build the permission with Policy.typed_data, which gives each rule its field's type",
 }
 """The session module's refusals to enable a grant (the ENABLE signature of a session's first operation), each with
 what to do. Not a policy refusal of the call: nothing the session key changes gets past them."""

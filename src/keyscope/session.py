@@ -301,7 +301,7 @@ def _width(bits: int) -> int:
     return 256 - bits
 
 
-_SIZED = re.compile(r"(u?int|bytes)(\d+)")
+_SIZED = re.compile(r"(u?int|bytes)([0-9]+)")
 
 
 def arg_type_of(abi_type: str) -> int:
@@ -767,7 +767,30 @@ class TypedDataPermission(_Struct):
         words = sum(rule_words(rule) for rule in self.rules)
         if words > MAX_RULE_WORDS:
             raise ValueError(f"the rules need {words} storage words; the module allows {MAX_RULE_WORDS}")
+        if self.rules:
+            self._check_rule_types()
         return self
+
+    def _check_rule_types(self) -> None:
+        """Refuse a rule that reads a field of the contents as another type than the field's, as the module does
+        (``TypedDataRuleTypeMismatch``): the module judges a signed word by the rule's type, and a verifier reads
+        the field as its own type. A rule past the contents reads no field (it refuses every signature)."""
+        from .signing_words import field_arg_type, mistyped_rules  # signing_words imports this module
+
+        structs = {name for name, _ in contents_definitions(self.contents_type)}
+        for index, path, kind in mistyped_rules(self):
+            rule = self.rules[index]
+            wanted = field_arg_type(kind, structs)
+            give = (
+                f"give it the field's type, {ArgType.name(wanted)} (ArgType 0x{wanted:02x}), as Policy.typed_data does"
+                if wanted is not None
+                else f"no rule type reads a {kind} field: drop the rule"
+            )
+            raise ValueError(
+                f"rule {index} of the {self.contents_name} permission reads the field {path} (offset {rule.offset}, "
+                f"type {kind}) as {ArgType.name(rule.arg_type)}: the module refuses a rule typed otherwise than its "
+                f"field (TypedDataRuleTypeMismatch), since a word that is no {kind} could pass it; {give}"
+            )
 
     @property
     def domain(self) -> dict[str, Any]:

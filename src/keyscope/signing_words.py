@@ -65,10 +65,11 @@ def field_arg_type(kind: str, structs: Collection[str] = ()) -> int | None:
 
 def mistyped_rules(permission: TypedDataPermission) -> list[tuple[int, str, str]]:
     """The rules of ``permission`` that read a field of the signed contents type as another type than the field's
-    (``(rule index, field path, field type)``): the module checks a word against the rule's type only, so a word
-    the field's type does not hold (a uint64 with higher bits set) passes a rule typed uint256, and a verifier that
-    reads the field cleaned to its type acts on a value the rule never judged. A rule past the contents reads no
-    field."""
+    (``(rule index, field path, field type)``): the module checks a signed word against the rule's type, so such a
+    rule would pass a word the field's type does not hold (a uint64 with higher bits set, under a rule typed
+    uint256), and a verifier that reads the field cleaned to its type would act on a value the rule never judged.
+    The module refuses to grant them (``TypedDataRuleTypeMismatch``), and so does :class:`TypedDataPermission`.
+    A rule past the contents reads no field."""
     structs = {name for name, _ in contents_definitions(permission.contents_type)}
     fields = typed_data_fields(permission)
     found = []
