@@ -346,7 +346,10 @@ def test_an_expired_session_is_revoked_from_its_card(browser: Any, world: dict[s
     store.put_grant(grant)
     assert net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account).wait().success
     # the window ends on the chain's clock: blocks mined at the wall clock's time pass it
-    while int(stack.node.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) <= grant.valid_until:
+    while (
+        int(stack.node.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        <= grant.valid_until
+    ):
         time.sleep(1)
         stack.node.request("evm_mine", [])
     assert read_session_status(net, grant) is SessionStatus.EXPIRED
