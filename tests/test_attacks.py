@@ -843,7 +843,7 @@ def test_a_signing_permission_in_another_modules_domain_is_refused(
 
 
 def test_the_sdk_refuses_a_signing_permission_in_another_modules_domain_before_the_owner_signs(
-    sessions, net, second_module, account, owner, session_key
+    sessions, net, second_module, account, owner, session_key, target
 ):
     """What the module refuses when it enables the session above (``ForbiddenSigningDomain``), the SDK refuses
     before the owner signs: its one batch of questions asks about the verifying contract of each signing domain
@@ -862,11 +862,12 @@ def test_the_sdk_refuses_a_signing_permission_in_another_modules_domain_before_t
     with pytest.raises(BadInputError, match=refused):
         sdk.request_for(session)
     elsewhere = grants_of(sessions.h.factory, sessions.h.chain_id)
-    sdk.prepare_grant(session_key, [], typed_data=[elsewhere])
+    # with a call to make (a wallet's request is an off-chain grant, which the session's first operation stores)
+    sdk.prepare_grant(session_key, [Policy.call(target.address, "other(uint256)")], typed_data=[elsewhere])
 
 
 def test_the_sdk_refuses_a_signing_permission_in_the_accounts_or_the_modules_domain_before_the_owner_signs(
-    sessions, net, account, owner, session_key
+    sessions, net, account, owner, session_key, target
 ):
     """A typed-data permission whose domain is the account's own (its ERC-1271 and module-enable approvals) or the
     session module's (its session grants): the module refuses to enable it whatever the account says
@@ -914,7 +915,8 @@ def test_the_sdk_refuses_a_signing_permission_in_the_accounts_or_the_modules_dom
         fresh_refused = refused.replace(account, fresh.account)
         with pytest.raises(BadInputError, match=fresh_refused):
             fresh.prepare_grant(session_key, [], typed_data=[permission])
-    sdk.prepare_grant(session_key, [], typed_data=[grants_of(sessions.h.factory, sessions.h.chain_id)])
+    elsewhere = grants_of(sessions.h.factory, sessions.h.chain_id)
+    sdk.prepare_grant(session_key, [Policy.call(target.address, "other(uint256)")], typed_data=[elsewhere])
 
 
 def test_a_session_refuses_to_sign_for_the_account_or_the_module_before_signing(

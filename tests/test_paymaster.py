@@ -44,6 +44,7 @@ from keyscope.sponsor import (
 )
 from keyscope.sponsor.paymaster_data import STUB_SIGNATURE
 from keyscope.userop import UserOperation
+from support.raw_call import revert_bytes
 from support.sdk import mint_policy
 
 PM_VERIFICATION_GAS = 60_000
@@ -675,8 +676,13 @@ def test_the_contract_hashes_the_eip7702_marker_only_for_a_delegated_sender(paym
     op = _with_paymaster(_calling(sender, _TARGETS[0], b""), paymaster.address)
     for init_code in (bytes.fromhex("7702"), bytes.fromhex("7702").ljust(20, b"\0") + b"\x01"):
         packed = op.pack().model_copy(update={"init_code": init_code})
-        with _reverts_with("SenderNotEip7702Delegated"):
+        with pytest.raises(Exception) as refused:
             paymaster.sponsorshipHash(packed.as_tuple(), 0, 0)
+        # ape names the error only when eth-tester hands it the revert data as hex, which depends on the bytes of
+        # the (random) sender: the data itself is the error and its argument
+        assert type(refused.value).__name__ == "SenderNotEip7702Delegated" or revert_bytes(refused.value) == (
+            keccak(b"SenderNotEip7702Delegated(address)")[:4] + bytes(12) + bytes.fromhex(sender[2:])
+        ), repr(refused.value)
         with pytest.raises(BadInputError, match="give eip7702_delegate"):
             sponsorship_hash(packed, paymaster.address, chain_id, valid_until=0, valid_after=0)
     factory = bytes.fromhex("7702") + bytes(17) + b"\x01"

@@ -17,14 +17,15 @@ What the session key signs is ERC-7739's wrapping (:func:`~keyscope.typed_data.t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadInputError, RuleRefusalError, shown
 from .hexutil import to_address
 from .session import SIGN_IN_SUFFIX, Condition, Session, TypedDataPermission
-from .typed_data import Frame, Frames, TypedData, Types, eip191_hash
+from .typed_data import Frames, TypedData, eip191_hash
+from .typed_fields import nested_frames
 
 __all__ = [
     "SIGN_IN_SUFFIX",
@@ -70,22 +71,6 @@ class SignInCheck:
     def hash(self) -> bytes:
         """What the verifier checks: the message's EIP-191 hash."""
         return eip191_hash(self.message)
-
-
-def nested_frames(primary: str, types: Types, nested: Sequence[int]) -> tuple[Frame, ...]:
-    """The frames a permission's ``nested`` list (flat word indices, increasing) lays out for ``primary``."""
-    frames = [Frame(primary, (), 0, None)]
-    end = len(types[primary])
-    for word in nested:
-        parent = next((f for f in frames if f.start <= word < f.start + len(types[f.type])), None)
-        member = types[parent.type][word - parent.start] if parent is not None else None
-        if parent is None or member is None or member.type not in types:
-            raise BadInputError(
-                f"the permission expands word {word} of {primary}'s contents, which is not a nested struct of it"
-            )
-        frames.append(Frame(member.type, (*parent.path, member.name), end, word))
-        end += len(types[member.type])
-    return tuple(frames)
 
 
 def _window(session: Session, now: int | None, session_id: str, permission_index: int) -> None:

@@ -844,8 +844,8 @@ class Owner:
         return self._request(session, epoch, deployed, occupied, now=now)
 
     def request_for(self, session: Session) -> GrantRequest:
-        """The :class:`GrantRequest` for an already built ``session`` (refused as :meth:`prepare_grant` refuses)."""
-        _refuse_offchain_signing_only(session)
+        """The :class:`GrantRequest` for an already built ``session`` (refused as :meth:`prepare_grant` refuses, in
+        the same order: what the module would refuse first, then a session with signing permissions only)."""
         self._refuse_module_targets(session.permissions)
         epoch, deployed, chain_time, codes, occupied = self._grant_state(
             clock=bool(session.valid_until),
@@ -855,9 +855,11 @@ class Owner:
             sign_in=session.sign_in,
         )
         warn_about_targets(session.permissions, codes)
-        return self._request(
+        request = self._request(
             session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
         )
+        _refuse_offchain_signing_only(session)
+        return request
 
     def _request(
         self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None

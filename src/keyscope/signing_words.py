@@ -8,12 +8,18 @@ or ``types``: a dapp cannot make a permission read as something it is not.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from .artifacts import ENTRY_POINTS
-from .message_signing import nested_frames
-from .session import ArgType, Rule, Session, TypedDataPermission, arg_type_of, contents_definitions
-from .typed_data import Field
+from .session import ArgType, Rule, Session, TypedDataPermission
+from .typed_fields import (
+    FieldName,
+    contents_definitions,
+    contents_fields,
+    field_arg_type,
+    is_hashed,
+    mistyped,
+)
 
 __all__ = [
     "FieldName",
@@ -25,59 +31,18 @@ __all__ = [
     "typed_data_fields",
 ]
 
-FieldName = tuple[str, str]
-"""A word of the flattened contents: the field's dotted path from the primary struct, and its EIP-712 type."""
-
-_HASHED = ("string", "bytes")
-
-
-def _members(definition: str, name: str) -> tuple[Field, ...]:
-    """``Name(type a,type b)`` as its members."""
-    inner = definition[len(name) + 1 : -1]
-    members = []
-    for part in filter(None, inner.split(",")):
-        kind, _, member = part.rpartition(" ")
-        members.append(Field(member, kind))
-    return tuple(members)
-
 
 def typed_data_fields(permission: TypedDataPermission) -> dict[int, FieldName]:
     """Byte offset in the flattened contents -> the field there, laid out from the signed contents type."""
-    types = {name: _members(text, name) for name, text in contents_definitions(permission.contents_type)}
-    fields: dict[int, FieldName] = {}
-    for frame in nested_frames(permission.contents_name, types, permission.nested):
-        for index, member in enumerate(types[frame.type]):
-            fields[32 * (frame.start + index)] = (".".join((*frame.path, member.name)), member.type)
-    return fields
-
-
-def field_arg_type(kind: str, structs: Collection[str] = ()) -> int | None:
-    """The rule type (:class:`~keyscope.session.ArgType`) that reads a field of EIP-712 type ``kind`` as the
-    verifier does: the atomic type's own, ``WORD`` for a word that is a hash (``string``, ``bytes``, one of
-    ``structs``, an array); None for a type no rule type names."""
-    if kind in _HASHED or kind in structs or kind.endswith("]"):
-        return ArgType.WORD
-    try:
-        return arg_type_of(kind)
-    except ValueError:
-        return None
+    return contents_fields(permission.contents_name, permission.contents_type, permission.nested)
 
 
 def mistyped_rules(permission: TypedDataPermission) -> list[tuple[int, str, str]]:
     """The rules of ``permission`` that read a field of the signed contents type as another type than the field's
-    (``(rule index, field path, field type)``): the module checks a signed word against the rule's type, so such a
-    rule would pass a word the field's type does not hold (a uint64 with higher bits set, under a rule typed
-    uint256), and a verifier that reads the field cleaned to its type would act on a value the rule never judged.
-    The module refuses to grant them (``TypedDataRuleTypeMismatch``), and so does :class:`TypedDataPermission`.
-    A rule past the contents reads no field."""
-    structs = {name for name, _ in contents_definitions(permission.contents_type)}
-    fields = typed_data_fields(permission)
-    found = []
-    for index, rule in enumerate(permission.rules):
-        field = fields.get(rule.offset)
-        if field is not None and field_arg_type(field[1], structs) != rule.arg_type:
-            found.append((index, *field))
-    return found
+    (``(rule index, field path, field type)``, :func:`~keyscope.typed_fields.mistyped`). The module refuses to
+    grant them (``TypedDataRuleTypeMismatch``), and so does :class:`~keyscope.session.TypedDataPermission`."""
+    rules = [(rule.offset, rule.arg_type) for rule in permission.rules]
+    return mistyped(permission.contents_name, permission.contents_type, permission.nested, rules)
 
 
 def _domain(permission: TypedDataPermission) -> str:
@@ -102,13 +67,13 @@ def signing_lines(session: Session, rule_words: Callable[[Rule, str], str]) -> t
     for permission in session.typed_data_permissions:
         fields = typed_data_fields(permission)
         structs = {name for name, _ in contents_definitions(permission.contents_type)}
-        mistyped = {index for index, _, _ in mistyped_rules(permission)}
+        mistyped_at = {index for index, _, _ in mistyped_rules(permission)}
         rules = []
         for index, rule in enumerate(permission.rules):
             path, kind = fields.get(rule.offset, (f"the word at offset {rule.offset}", "bytes32"))
-            hashed = kind in _HASHED or kind in structs or kind.endswith("]")
+            hashed = is_hashed(kind, structs)
             what = f"{path} (the hash of its contents)" if hashed else path
-            if index in mistyped:
+            if index in mistyped_at:
                 # as the module reads it: a word of the rule's type, whatever the field's type holds
                 read_as = ArgType.name(rule.arg_type)
                 what = f"the word at offset {rule.offset}, read as {read_as} (the field {path} is {kind})"
