@@ -45,7 +45,7 @@ from keyscope.sponsor import (
 from keyscope.sponsor.paymaster_data import STUB_SIGNATURE
 from keyscope.userop import UserOperation
 from support.raw_call import revert_bytes
-from support.sdk import mint_policy
+from support.sdk import local_network, mint_policy
 
 PM_VERIFICATION_GAS = 60_000
 SETTINGS = settings(
@@ -856,13 +856,8 @@ def serve(paymaster, sponsor_key, entry_point, chain_id, chain):
 @pytest.fixture(scope="module")
 def sponsored_net(chain, bundler, module, entry_point, factory):
     def make(url: str | None) -> Network:
-        return Network(
-            chain=Web3Chain(chain.provider.web3),
-            bundler=bundler,
-            module=module.address,
-            entry_point=entry_point.address,
-            factory=factory.address,
-            paymaster=PaymasterClient(url) if url else None,
+        return local_network(
+            chain, bundler, module, entry_point, factory, paymaster=PaymasterClient(url) if url else None
         )
 
     return make

@@ -853,18 +853,19 @@ def test_a_network_never_mixes_entry_points(stack: LocalStack) -> None:
         v07.session(grant, key)
 
 
+def _sponsored_network(stack: LocalStack, sponsor: LocalSponsor) -> Network:
+    """The stack's network with EIP-7702 accounts on keyscope's delegate, gas paid by ``sponsor``."""
+    return connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate, paymaster=sponsor.url
+    )
+
+
 def test_a_sponsor_on_entry_point_v08_pays_for_the_upgrade_and_the_session(
     net: Network, stack: LocalStack
 ) -> None:
     policy = SponsorshipPolicy(name="v0.8 sponsor", targets="any")
     with LocalSponsor(stack, entry_point=stack.entry_point_v08, policy=policy) as sponsor:
-        sponsored = connect(
-            stack.rpc_url,
-            stack.bundler_url,
-            module=stack.module,
-            delegate=stack.delegate,
-            paymaster=sponsor.url,
-        )
+        sponsored = _sponsored_network(stack, sponsor)
         eoa = new_eoa(stack)
         before = holdings(stack, eoa.address)
         key = SessionKey.generate()
@@ -905,13 +906,7 @@ def test_a_sponsorship_binds_the_delegate_its_operation_installs(
         total_budget_wei=ETHER,
     )
     with LocalSponsor(stack, entry_point=stack.entry_point_v08, policy=policy) as sponsor:
-        sponsored = connect(
-            stack.rpc_url,
-            stack.bundler_url,
-            module=stack.module,
-            delegate=stack.delegate,
-            paymaster=sponsor.url,
-        )
+        sponsored = _sponsored_network(stack, sponsor)
         eoa = new_eoa(stack)
         owner = sponsored.eoa(eoa)
         shown = sign_authorization(eoa, stack.chain_id, stack.delegate, 0)

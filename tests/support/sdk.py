@@ -20,14 +20,18 @@ __all__ = ["local_network", "mint_policy", "sdk_owner"]
 ETHER = 10**18
 
 
-def local_network(chain: Any, bundler: Any, module: Any, entry_point: Any, factory: Any) -> Network:
-    """The SDK's network on ape's local chain (``chain``, ape's), with ``bundler`` and the deployed contracts."""
+def local_network(
+    chain: Any, bundler: Any, module: Any, entry_point: Any, factory: Any, *, paymaster: Any = None
+) -> Network:
+    """The SDK's network on ape's local chain (``chain``, ape's), with ``bundler``, the deployed contracts and,
+    when given, a paymaster client."""
     return Network(
         chain=Web3Chain(chain.provider.web3),
         bundler=bundler,
         module=module.address,
         entry_point=entry_point.address,
         factory=factory.address,
+        paymaster=paymaster,
     )
 
 
