@@ -22,7 +22,7 @@ from keyscope.eip7702 import sign_authorization
 from keyscope.errors import BadInputError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
-from keyscope.hexutil import keccak, to_address
+from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address
 from keyscope.paymaster import PaymasterClient
 from keyscope.rpc import JsonRpcClient
 from keyscope.signing import LocalSigner, recover_hash
@@ -611,7 +611,8 @@ def test_the_sponsor_signs_an_eip7702_operation_for_the_listed_delegate_its_auth
     """An EOA's delegating operation (factory ``0x7702``) is signed only with the authorization it lands with, to
     a delegate the policy lists, and the signature covers that delegate (the paymaster hashes the one the sender's
     code names): one without an authorization, or an authorization on an operation without the marker (which would
-    bind nothing), or one to unlisted code is refused before anything is reserved."""
+    bind nothing), or one to unlisted code or to the zero address (which clears the code) is refused before anything
+    is reserved."""
     target, listed, other = _TARGETS
     sponsor = Sponsor(
         paymaster=paymaster.address,
@@ -639,6 +640,13 @@ def test_the_sponsor_signs_an_eip7702_operation_for_the_listed_delegate_its_auth
             f"delegates {eoa} to {other} (EIP-7702), which the sponsorship policy does not list: it "
             f"sponsors delegation to {listed}",
             {"reason": "delegate", "account": eoa, "delegate": other},
+        ),
+        "zero delegate": (  # what an EOA signs to clear its code: no delegate for the sponsorship to cover
+            plain.replace(
+                factory="0x7702", eip7702_auth=sign_authorization(eoa_key, chain_id, ZERO_ADDRESS, 0)
+            ),
+            f"delegates {eoa} to the zero address, which clears the EOA's code",
+            {"reason": "delegate", "account": eoa, "delegate": ZERO_ADDRESS},
         ),
     }
     for op, message, data in refused.values():

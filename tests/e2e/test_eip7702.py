@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keyscope import (
     ENTRY_POINT_V07,
@@ -41,7 +43,7 @@ from keyscope.entrypoint import encode_get_user_op_hash
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError, DelegationError
 from keyscope.execution import Call, encode_execute
-from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
+from keyscope.hashing import is_eip7702_init_code, user_op_hash_v07, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.module import INVALIDATE_ALL_SESSIONS
@@ -991,6 +993,53 @@ def test_the_sponsorship_hash_of_an_eip7702_operation_is_the_contracts(
         assert revert == keccak(b"SenderNotEip7702Delegated(address)")[:4] + abi_encode(
             ["address"], [nowhere]
         )
+
+
+_MARKER = bytes.fromhex("7702").ljust(20, b"\0")
+
+_INIT_CODES = st.one_of(
+    # the marker as bundlers send it (2 to 20 bytes: the rest of its first 20 bytes zero), alone or with data
+    st.integers(2, 20).map(lambda n: _MARKER[:n]),
+    st.binary(min_size=1, max_size=64).map(lambda data: _MARKER + data),
+    # near misses: one byte of the first 20 changed (another factory), a single byte, anything
+    st.tuples(st.integers(0, 19), st.integers(1, 255), st.binary(max_size=24)).map(
+        lambda t: bytes(b ^ t[1] if i == t[0] else b for i, b in enumerate(_MARKER)) + t[2]
+    ),
+    st.just(bytes.fromhex("77")),
+    st.binary(max_size=64),
+)
+
+
+def test_the_sponsorship_hash_of_generated_init_codes_is_the_contracts(stack: LocalStack) -> None:
+    """Generated initCodes (the EIP-7702 marker in every length bundlers may send, with data after it, near misses
+    and anything) on a sender whose code delegates to a generated address: the service's digest equals
+    ``SponsorPaymaster.sponsorshipHash``, so the delegate is covered exactly where the contract covers it."""
+    with LocalSponsor(stack, entry_point=stack.entry_point_v08) as sponsor:
+        sender = new_eoa(stack).address
+        base = owner_operation(stack.module, sender, paymaster=sponsor.paymaster).pack()
+
+        @settings(max_examples=40, deadline=None)
+        @given(init_code=_INIT_CODES, delegate=st.just(bytes(20)) | st.binary(min_size=20, max_size=20))
+        def check(init_code: bytes, delegate: bytes) -> None:
+            address = to_address("0x" + delegate.hex())
+            stack.node.request("anvil_setCode", [sender, "0x" + delegation_code(address).hex()])
+            packed = base.model_copy(update={"init_code": init_code})
+            window = {"valid_until": 2**40, "valid_after": 7}
+            if is_eip7702_init_code(init_code) and not any(delegate):
+                # delegating to the zero address clears the code: there is no delegate, refused on both sides
+                with pytest.raises(BadInputError, match="zero address"):
+                    sponsorship_hash(
+                        packed, sponsor.paymaster, stack.chain_id, **window, eip7702_delegate=address
+                    )
+                with pytest.raises(JsonRpcError, match="0xc10c2883"):  # SenderNotEip7702Delegated(sender)
+                    onchain_sponsorship_hash(stack, sponsor.paymaster, packed)
+                return
+            expected = sponsorship_hash(
+                packed, sponsor.paymaster, stack.chain_id, **window, eip7702_delegate=address
+            )
+            assert onchain_sponsorship_hash(stack, sponsor.paymaster, packed) == expected, init_code.hex()
+
+        check()
 
 
 def test_the_local_sponsor_for_entry_point_v08_sponsors_creation_by_the_v08_factory(

@@ -89,6 +89,12 @@ def sponsorship_init_code_hash(init_code: bytes, eip7702_delegate: str | None = 
             "delegate the EOA installs: give eip7702_delegate, or an operation carrying its eip7702Auth"
         )
     delegate = to_bytes(to_address(eip7702_delegate, name="eip7702_delegate"))
+    if not any(delegate):
+        raise BadInputError(
+            "this operation's initCode starts with the EIP-7702 marker 0x7702, but its delegate is the zero address, "
+            "which clears the EOA's code instead of delegating it: there is no delegate to cover (the paymaster "
+            "refuses it, SenderNotEip7702Delegated); authorize the delegate the EOA is to run"
+        )
     return keccak(delegate + init_code[20:])
 
 

@@ -181,6 +181,14 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
                 "leave factory unset)",
                 {"reason": "eip7702Auth", "account": op.sender},
             )
+        if int(auth.address, 16) == 0:
+            raise SponsorshipRefused(
+                NOT_SPONSORED,
+                f"the operation's eip7702Auth delegates {op.sender} to the zero address, which clears the EOA's code "
+                "instead of delegating it: an operation marked as an EIP-7702 account's (factory 0x7702) needs the "
+                "delegate it is to run",
+                {"reason": "delegate", "account": op.sender, "delegate": auth.address},
+            )
         if not self.covers_delegate(auth.address):
             listed = ", ".join(self.delegates) if self.delegates else "none"
             raise SponsorshipRefused(
