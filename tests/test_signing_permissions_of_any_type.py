@@ -567,7 +567,12 @@ def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermis
                 values=(0,),
             ),
         )
-    return permission.model_copy(update={"rules": tuple(kept[:8])})
+    update: dict[str, Any] = {"rules": tuple(kept[:8])}
+    if (
+        draw(st.integers(0, 3)) == 0
+    ):  # struct frames expanded at any words (strictly increasing, as the module takes)
+        update["nested"] = tuple(sorted(set(draw(st.lists(st.integers(0, words + 2), max_size=3)))))
+    return permission.model_copy(update=update)
 
 
 @settings(
@@ -582,14 +587,14 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
     module refuses to enable it (``TypedDataRuleTypeMismatch``, naming the first such rule, its offset, its type and
     the field's) exactly when the SDK finds a rule typed otherwise than its field (``mistyped_rules``: the atomic
     type's own, uint256 for a hash word), and the SDK refuses to build it, naming the rule and the field. A rule
-    past the contents reads no field: both take it."""
+    past the contents reads no field: both take it. A ``nested`` list redrawn at any words expands structs where it
+    names struct members; a grant with rules and an entry on no struct is refused by both
+    (``InvalidTypedDataPermission``)."""
     primary, types = data.draw(eip712_types(), label="types")
     ruled = data.draw(rules(primary, types), label="rules")
     domain = _draw_domain(data, world)
     built = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
     permission = data.draw(retyped(built), label="retyped")
-    mistyped = mistyped_rules(permission)
-    structs = {name for name, _ in contents_definitions(permission.contents_type)}
     session = Session.model_construct(
         session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
         salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
@@ -599,6 +604,22 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
         verdict = None
     except world.module.TypedDataRuleTypeMismatch as error:
         verdict = error.inputs
+    except world.module.InvalidTypedDataPermission as error:
+        verdict = {"malformed": error.inputs["index"]}
+    try:
+        mistyped = mistyped_rules(permission)
+    except BadInputError as error:  # a nested entry on a word that is no struct of a frame before it
+        assert "which is not a nested struct of it" in str(error)
+        if not permission.rules:
+            event("taken: frames without rules are not read")
+            assert verdict is None
+            return
+        event("refused: a nested entry on no struct")
+        assert verdict == {"malformed": 0}
+        with pytest.raises(BadInputError, match="which is not a nested struct of it"):
+            TypedDataPermission(**permission.model_dump())
+        return
+    structs = {name for name, _ in contents_definitions(permission.contents_type)}
     if not mistyped:
         event("taken")
         assert verdict is None
