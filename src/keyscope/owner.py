@@ -978,13 +978,12 @@ class Owner:
         only is granted on chain: with no call permission it makes no operation to carry an off-chain grant.
         """
         request = self._prepare(key, permissions, **options)
-        if not onchain:
-            _refuse_offchain_signing_only(request.session)
         if onchain:
             pending = self._send_grant(request)
             grant = pending.wait(timeout)
             self._granted[grant.session_id] = grant
             return grant
+        _refuse_offchain_signing_only(request.session)
         grant = self.sign_grant(request)
         self._granted[grant.session_id] = grant
         return grant

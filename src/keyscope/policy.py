@@ -71,6 +71,7 @@ from .session import (
 )
 from .textfile import read_text_file
 from .typed_data import _fields, contents_type, domain_fields, plan_frames
+from .typed_fields import HASHED_TYPES
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -1116,9 +1117,6 @@ def _permission(
     return permission
 
 
-_HASHED = ("string", "bytes")
-
-
 def _hashed_value(kind: str, value: Any, where: str) -> bytes:
     """The bytes EIP-712 hashes for a rule's value on a ``string`` or ``bytes`` field, read as the typed data's
     message value is read: a ``string`` as its UTF-8 text, ``bytes`` as bytes or 0x-hex (their JSON form), so that a
@@ -1168,7 +1166,7 @@ def _typed_data_permission(
         kind = members[index].type
         where = f"field `{'.'.join(path)}` ({kind}) of {primary_type}"
         offset = 32 * (frame.start + index)
-        if kind in _HASHED:
+        if kind in HASHED_TYPES:
             if spec.op not in (Condition.EQUAL, Condition.NOT_EQUAL, Condition.ONE_OF):
                 raise BadInputError(
                     f"{where}: the module sees only the hash of a {kind}, so only ==, != and one_of can bind it"

@@ -26,7 +26,8 @@ __all__ = [
 FieldName = tuple[str, str]
 """A word of the flattened contents: the field's dotted path from the primary struct, and its EIP-712 type."""
 
-_HASHED = ("string", "bytes")
+HASHED_TYPES = ("string", "bytes")
+"""The atomic EIP-712 types encoded as the hash of their contents."""
 
 
 def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
@@ -92,7 +93,7 @@ def contents_fields(contents_name: str, contents_type: str, nested: Sequence[int
 def is_hashed(kind: str, structs: Collection[str] = ()) -> bool:
     """Whether a field of EIP-712 type ``kind`` is encoded as the hash of its contents (``string``, ``bytes``, one of
     ``structs``, an array), not as its value."""
-    return kind in _HASHED or kind in structs or kind.endswith("]")
+    return kind in HASHED_TYPES or kind in structs or kind.endswith("]")
 
 
 def field_arg_type(kind: str, structs: Collection[str] = ()) -> int | None:
