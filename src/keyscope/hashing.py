@@ -15,13 +15,14 @@ from typing import Protocol
 from eth_hash.auto import keccak
 
 from .errors import BadInputError
-from .hexutil import address_word, word
+from .hexutil import address_word, to_address, to_bytes, word
 
 __all__ = [
     "EIP7702_INIT_CODE",
     "PACKED_USEROP_TYPEHASH",
     "PackedFields",
     "eip712_domain_separator",
+    "hashed_init_code",
     "is_eip7702_init_code",
     "user_op_hash",
     "user_op_hash_v07",
@@ -51,6 +52,21 @@ def is_eip7702_init_code(init_code: bytes) -> bool:
     (zero-padded, as calldata reads past the end) are ``0x7702`` and 18 zero bytes. A factory whose address merely
     starts with ``7702`` is a factory."""
     return len(init_code) >= 2 and init_code[:20].ljust(20, b"\0") == _EIP7702_MARKER_WORD
+
+
+def hashed_init_code(init_code: bytes, eip7702_delegate: str | None = None) -> bytes:
+    """The bytes EntryPoint v0.8 hashes for ``init_code`` (``Eip7702Support``): for an EIP-7702 account's (see
+    :func:`is_eip7702_init_code`) the delegate its code names when the operation is validated (``eip7702_delegate``,
+    required then), followed by the initCode's bytes after the first 20; any other initCode as it is."""
+    if not is_eip7702_init_code(init_code):
+        return init_code
+    if eip7702_delegate is None:
+        raise BadInputError(
+            "this UserOperation's initCode starts with the EIP-7702 marker 0x7702, whose hash covers the delegate "
+            "the EOA installs: give eip7702_delegate (the address the account delegates to), or an operation "
+            "carrying its eip7702Auth"
+        )
+    return to_bytes(to_address(eip7702_delegate, name="eip7702_delegate")) + init_code[20:]
 
 
 class PackedFields(Protocol):
@@ -110,16 +126,9 @@ def user_op_hash_v08(
     op: PackedFields, entry_point: str, chain_id: int, *, eip7702_delegate: str | None = None
 ) -> bytes:
     """``EntryPoint.getUserOpHash(op)`` for EntryPoint v0.8 (EIP-712)."""
-    init_code = op.init_code
-    if is_eip7702_init_code(init_code):
-        if eip7702_delegate is None:
-            raise BadInputError(
-                "this UserOperation's initCode starts with the EIP-7702 marker: give eip7702_delegate, "
-                "the address the account delegates to"
-            )
-        delegate = bytes.fromhex(eip7702_delegate[2:])
-        init_code = delegate + (init_code[20:] if len(init_code) > 20 else b"")
-    struct_hash = keccak(PACKED_USEROP_TYPEHASH + _encoded_fields(op, init_code))
+    struct_hash = keccak(
+        PACKED_USEROP_TYPEHASH + _encoded_fields(op, hashed_init_code(op.init_code, eip7702_delegate))
+    )
     domain = eip712_domain_separator("ERC4337", "1", chain_id, entry_point)
     return keccak(b"\x19\x01" + domain + struct_hash)
 

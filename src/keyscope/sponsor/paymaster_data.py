@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from eth_utils import keccak
 
 from ..errors import BadInputError
-from ..hashing import eip712_domain_separator, is_eip7702_init_code
-from ..hexutil import address_word, to_address, to_bytes, word
+from ..hashing import eip712_domain_separator, hashed_init_code, is_eip7702_init_code
+from ..hexutil import address_word, to_address, word
 from ..signing import HashSigner
 from ..userop import PackedUserOperation, UserOperation
 
@@ -81,21 +81,13 @@ def sponsorship_init_code_hash(init_code: bytes, eip7702_delegate: str | None = 
     with the EIP-7702 marker, ``keccak256(delegate)``, or ``keccak256(delegate || initCode[20:])`` when the initCode
     is longer than 20 bytes, where ``delegate`` is the address the sender's code delegates to when the operation is
     validated (``eip7702_delegate``, required then); otherwise ``keccak256(initCode)``."""
-    if not is_eip7702_init_code(init_code):
-        return keccak(init_code)
-    if eip7702_delegate is None:
-        raise BadInputError(
-            "this operation's initCode starts with the EIP-7702 marker 0x7702, whose sponsorship covers the "
-            "delegate the EOA installs: give eip7702_delegate, or an operation carrying its eip7702Auth"
-        )
-    delegate = to_bytes(to_address(eip7702_delegate, name="eip7702_delegate"))
-    if not any(delegate):
+    if is_eip7702_init_code(init_code) and eip7702_delegate is not None and int(eip7702_delegate, 16) == 0:
         raise BadInputError(
             "this operation's initCode starts with the EIP-7702 marker 0x7702, but its delegate is the zero address, "
             "which clears the EOA's code instead of delegating it: there is no delegate to cover (the paymaster "
             "refuses it, SenderNotEip7702Delegated); authorize the delegate the EOA is to run"
         )
-    return keccak(delegate + init_code[20:])
+    return keccak(hashed_init_code(init_code, eip7702_delegate))
 
 
 def sponsorship_hash(
