@@ -23,7 +23,9 @@ from conftest import KIND
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.eoa import encode_install_sessions
 from keyscope.execution import Call, encode_execute
+from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
+from keyscope.module import SessionStatus, read_session_status
 from keyscope.revert import decode_revert
 from keyscope.session import (
     Condition,
@@ -160,6 +162,47 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     account.grant(other_session(key, target, salt=1))
     sessions.run(sessions.op(account.address, key, other(target)))
     assert target.calls() == calls + 2
+
+
+def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without_its_on_uninstall(
+    sessions, project, deployer, net, target, owner
+):
+    """The module still counts a session active after an uninstall whose ``onUninstall`` never ran (the account
+    dropped the module anyway, as Kernel, Nexus and Safe7579 do): its operations fail (AA24) and a reinstall
+    kills it. ``read_session_status`` reads the module's flags and would report it active; it asks the account
+    whether the module is still installed and reports it invalidated, and an off-chain grant never used
+    likewise."""
+    account = ForgivingAccount(sessions, project, deployer, owner)
+    account.install_module()
+    key = LocalSigner.generate()
+    live = other_session(key, target)
+    epoch = sessions.epoch(account.address)
+
+    def grant_of(session: Session, how: str, owner_signature: bytes | None = None) -> SessionGrant:
+        return SessionGrant(
+            session=session,
+            account=account.address,
+            module=sessions.module.address,
+            chain_id=sessions.h.chain_id,
+            entry_point=sessions.h.entry_point.address,
+            epoch=epoch,
+            session_id=session.session_id(account.address, epoch),
+            how=how,
+            owner_signature=owner_signature,
+        )
+
+    granted = grant_of(live, "onchain")
+    account.grant(live)
+    pending = other_session(LocalSigner.generate(), target)
+    unused = grant_of(pending, "offchain", account.owner_signature(pending))
+    assert read_session_status(net, granted) is SessionStatus.ACTIVE
+    assert read_session_status(net, unused) is SessionStatus.NOT_YET_ENABLED
+
+    account.uninstall_module()
+    assert sessions.module.isSessionActive(account.address, granted.session_id)  # the module still counts it
+    assert "AA24" in sessions.outcome(sessions.op(account.address, key, other(target)))
+    assert read_session_status(net, granted) is SessionStatus.INVALIDATED
+    assert read_session_status(net, unused) is SessionStatus.INVALIDATED
 
 
 # ------------------------------------------------------------------------------------------------------

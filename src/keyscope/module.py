@@ -310,16 +310,20 @@ def read_session_state(
     at: ``now``, or by default :func:`~keyscope.clock.window_now` of the chain's latest block time (the later
     of the chain's clock and the wall clock, as the EntryPoint and the bundler judge windows).
 
-    The module's two flags, the account's epoch and (unless ``now`` is given) the chain's time are read in one
-    round trip; whether the module is still installed on the account is asked only when nothing else explains
-    an off-chain grant never used.
+    The module's two flags, the account's epoch, the account's code and (unless ``now`` is given) the chain's
+    time are read in one round trip. A session the module counts as usable (active, not yet valid, or an
+    off-chain grant never used) on a deployed account that answers that the module is not installed is
+    invalidated: the account asks the module about none of its operations, and a reinstall kills what an
+    uninstall left (its ``onUninstall`` never ran: Kernel, Nexus and Safe7579 drop a module whose ``onUninstall``
+    fails). That question is asked only then.
     """
     module, account = endpoints.module, grant.account
     active_call, revoked_call = session_flag_calls(account, grant.session_id)
     with module_answers(endpoints.chain, module):
-        (active, revoked, epoch), _, timestamp = read_many(
+        (active, revoked, epoch), (code,), timestamp = read_many(
             endpoints.chain,
             [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
+            codes=[account],
             timestamp=now is None,
         )
     moment = window_now(timestamp) if now is None else now
@@ -330,13 +334,15 @@ def read_session_state(
         now=moment,
         epoch=decode_epoch(epoch, module),
     )
-    if (
-        status is SessionStatus.NOT_YET_ENABLED
-        and endpoints.is_deployed(account)
-        and not endpoints.supports_sessions(account)
-    ):
+    if status in _USABLE_WITH_THE_MODULE and code and not endpoints.supports_sessions(account):
         return SessionStatus.INVALIDATED, moment
     return status, moment
+
+
+_USABLE_WITH_THE_MODULE = frozenset(
+    {SessionStatus.ACTIVE, SessionStatus.NOT_YET_VALID, SessionStatus.NOT_YET_ENABLED}
+)
+"""The statuses that hold only while the account has the module installed."""
 
 
 def read_session_status(
