@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -281,5 +282,66 @@ def test_a_connection_left_silent_is_closed(kind: str, monkeypatch: pytest.Monke
         for sent in (b"", b"POST / HTTP/1.1\r\n", partial_body):
             assert _closed_within(server.url, sent, 5), f"{kind}: still open after sending {sent!r}"
         # the service still answers
+        answer = _post(server.url, _rpc("nope", []))
+        assert answer["error"]["code"] == -32601, answer
+
+
+def _seconds_until_closed(url: str, head: bytes, trickle: bytes, gap: float, give_up: float) -> float | None:
+    """Send ``head`` at once, then ``trickle`` one byte every ``gap`` seconds: how long after the connection opened
+    the server closed it, or None when it was still open after ``give_up`` seconds."""
+    host, port = url[len("http://") :].rsplit(":", 1)
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=give_up) as sock:
+        sock.sendall(head)
+        sock.settimeout(gap)
+        for byte in trickle:
+            if time.monotonic() - started > give_up:
+                return None
+            try:
+                if sock.recv(4096) == b"":
+                    return time.monotonic() - started
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                return time.monotonic() - started
+            try:
+                sock.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+    return None
+
+
+@pytest.mark.parametrize("kind", ["cosigner", "sponsor"])
+@pytest.mark.parametrize("where", ["request line", "headers", "body"])
+def test_a_request_trickled_a_byte_at_a_time_is_cut_at_the_request_timeout(
+    kind: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sends its request a byte at a time, each byte well within the request timeout, held a
+    request thread and a file descriptor for as long as it kept trickling (the timeout bounded each read of the
+    socket, not the request): a few such clients per thread left the service answering no one. The whole request
+    must arrive within the timeout (shortened here to 1 s); the connection is closed then, and the service
+    answers the next client."""
+    policy = SponsorshipPolicy(targets="any")
+    server = (
+        CoSignerServer(CoSignerService(CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT))
+        if kind == "cosigner"
+        else _serve_sponsor(policy)
+    )
+    with server:
+        handler = server._server.RequestHandlerClass  # type: ignore[union-attr]
+        monkeypatch.setattr(handler, "timeout", 1.0)
+        line = b"POST / HTTP/1.1\r\n"
+        host = server.url[len("http://") :].encode()
+        headers = b"Host: " + host + b"\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
+        head, trickle = {
+            "request line": (b"", line * 100),
+            "headers": (line, b"X-Padding: " + b"a" * 4000),
+            "body": (line + headers, b"[" + b" " * 3998 + b"]"),
+        }[where]
+        closed = _seconds_until_closed(server.url, head, trickle, gap=0.1, give_up=6.0)
+        assert closed is not None, (
+            f"{kind}: a request trickled into its {where} still held the connection after 6 s"
+        )
+        assert 0.9 < closed < 3.0, f"{kind}: closed after {closed:.2f} s, not at the 1 s request timeout"
         answer = _post(server.url, _rpc("nope", []))
         assert answer["error"]["code"] == -32601, answer

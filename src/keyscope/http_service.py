@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import logging
+import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -20,6 +23,7 @@ from .errors import BadInputError, ConfigurationError
 __all__ = [
     "REQUEST_TIMEOUT",
     "BackgroundServer",
+    "DeadlineRequestHandler",
     "LocalHTTPServer",
     "LocalRequestHandler",
     "NestedTooDeepError",
@@ -33,10 +37,55 @@ __all__ = [
 _S = TypeVar("_S", bound="BackgroundServer")
 
 REQUEST_TIMEOUT = 30.0
-"""Seconds a server waits on a connection's socket (for a request line, a header, the body's next bytes, or the
-client reading the answer) before it closes the connection. Without it, a connection opened and left silent (or a
-kept-alive one never used again) held its request thread and file descriptor until the client closed it, so a few
-hundred idle connections left a service unable to accept another (a process's file descriptors are bounded)."""
+"""Seconds a server gives a request to arrive whole (its request line, its headers and its body, counted from when
+the server starts waiting for it), and a client to read each part of the answer, before it closes the connection.
+Without it, a connection opened and left silent (or a kept-alive one never used again) held its request thread and
+file descriptor until the client closed it, so a few hundred idle connections left a service unable to accept
+another (a process's file descriptors are bounded); a timeout per read alone let a client trickling a byte at a
+time hold one for ever."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's incoming bytes, each read allowed only the time left until its handler's request deadline."""
+
+    def __init__(self, connection: socket.socket, handler: DeadlineRequestHandler) -> None:
+        self._connection = connection
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive whole within the server's request timeout")
+        self._connection.settimeout(left)
+        try:
+            return self._connection.recv_into(buffer)
+        finally:  # writes (the client reading the answer) keep the handler's own timeout
+            self._connection.settimeout(self._handler.timeout)
+
+
+class DeadlineRequestHandler(BaseHTTPRequestHandler):
+    """A request handler whose every request must arrive whole within :attr:`timeout` seconds of the server
+    starting to wait for it (a silent client and one trickling a byte at a time alike), after which the
+    connection is closed; each write to the client waits at most :attr:`timeout` too."""
+
+    timeout = REQUEST_TIMEOUT
+    deadline = float("inf")
+    """When the request being read must have arrived whole (``time.monotonic()``)."""
+
+    def setup(self) -> None:
+        super().setup()
+        if self.timeout is None:
+            return
+        self.rfile.close()  # the socket's own reader: its reads would wait per read, not per request
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
+        super().handle_one_request()
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
@@ -47,11 +96,11 @@ class LocalHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-class LocalRequestHandler(BaseHTTPRequestHandler):
-    """A request handler speaking HTTP/1.1 that logs each request at DEBUG to :attr:`logger`."""
+class LocalRequestHandler(DeadlineRequestHandler):
+    """A request handler speaking HTTP/1.1, with a deadline per request (:class:`DeadlineRequestHandler`), that
+    logs each request at DEBUG to :attr:`logger`."""
 
     protocol_version = "HTTP/1.1"
-    timeout = REQUEST_TIMEOUT
     logger = logging.getLogger("keyscope")
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
 from ..http_service import (
-    REQUEST_TIMEOUT,
+    DeadlineRequestHandler,
     NestedTooDeepError,
     cannot_listen,
     content_length,
@@ -50,10 +50,9 @@ def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DeadlineRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-    timeout = REQUEST_TIMEOUT
 
     def do_POST(self) -> None:
         length = content_length(self)
