@@ -5,6 +5,7 @@ exactly."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -642,3 +643,44 @@ def test_a_session_granted_from_an_erc20_request_is_refused_past_its_allowance(
         sessions.run(sessions.op(account, session_key, approve))
     sessions.run(sessions.op(account, session_key, pay(2)))
     assert erc20.balanceOf(shop) == 5
+
+
+def test_a_session_granted_from_a_native_allowance_and_a_call_limit_is_held_to_both(
+    sessions, module, owner, session_key, chain
+) -> None:
+    """The value per call (``valueLimit``), the native allowance over every call and the request's ``call-limit``,
+    as the requests ask them, are what the module counts: the limits come in the order the requests read (the native
+    allowance first, then the call limit of the request that asked it)."""
+    from keyscope.execution import Call
+
+    account = sessions.account(owner)
+    sessions.h.fund(account, 2 * ETHER)
+    shop = SessionKey.generate().address
+    tenth = ETHER // 10
+    pay = {
+        "type": "contract-call",
+        "data": {"address": shop, "selector": "0x00000000", "valueLimit": hex(4 * tenth)},
+    }
+    signer = {"type": "account", "data": {"address": session_key.address}}
+    requests = [
+        _request(pay, signer=signer, policies=[{"type": "call-limit", "data": {"count": "3"}}]),
+        _request({"type": "native-token-transfer", "data": {"allowance": str(ETHER)}}, signer=signer),
+    ]
+    session = plan_from_requests(requests).session(max_gas_cost=0, salt=0)
+    assert [(x.op, x.amount) for x in session.limits] == [(LimitKind.NATIVE, ETHER), (LimitKind.CALLS, 3)]
+    sessions.grant_onchain(account, owner, session)
+
+    def send(value: int) -> str:
+        return sessions.outcome(sessions.op(account, session_key, Call.of(shop, value, b"")))
+
+    over = 4 * tenth + 1
+    assert re.search(rf"ValueLimitExceeded\(callIndex=0, permissionIndex=0, value={over}\b", send(over))
+    assert send(4 * tenth) == send(4 * tenth) == "ok"
+    # the allowance has 0.2 ETH left: a call within its own value limit is refused past it
+    assert f"LimitExceeded(callIndex=0, limitIndex=0, amount={4 * tenth}, left={2 * tenth})" in send(
+        4 * tenth
+    )
+    assert send(2 * tenth) == "ok"
+    # three calls made: the fourth is refused by the call limit, even carrying no value
+    assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in send(0)
+    assert chain.provider.get_balance(shop) == ETHER
