@@ -5,6 +5,7 @@ exactly."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -312,6 +313,90 @@ def test_a_malformed_request_names_the_field() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# what sits beside a type's data, who the signer is, how numbers are spelled
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    [
+        ("permission", "policies", [{"type": "call-limit", "data": {"count": 1}}]),
+        ("permission", "rules", [{"type": "expiry", "data": {"timestamp": 1_800_000_000}}]),
+        ("permission", "valueLimit", "0x0"),
+        ("policy", "interval", 3600),
+        ("signer", "expiry", 1_800_000_000),
+    ],
+)
+def test_a_constraint_beside_a_types_data_is_refused_rather_than_dropped(
+    where: str, field: str, value: Any
+) -> None:
+    """A field next to ``type`` and ``data`` is no part of the grant: keyscope maps ``data`` only. A dapp that put
+    a call limit or a rule there (an earlier revision of the draft nests policies in each permission, the latest
+    has ``rules``) would have been granted the permission without it, its response echoing the field back as if
+    granted."""
+    entry = {"type": "call-limit", "data": {"count": 3}}
+    request = json.loads(json.dumps(_request(_PAY, policies=[entry])))
+    target = {
+        "permission": request["permission"],
+        "policy": request["policies"][0],
+        "signer": request["signer"],
+    }
+    target = target[where]
+    target[field] = value
+    location = {"permission": "permission", "policy": r"policies\.0", "signer": "signer"}[where]
+    with pytest.raises(
+        BadInputError,
+        match=rf"request 0 .*: {location}: .*unknown field\(s\) '{field}' beside 'type' and 'data'.*refuses",
+    ):
+        plan_from_requests([request])
+
+
+def test_the_draft_fields_beside_data_are_read_as_flags_and_echoed() -> None:
+    flagged = {**_PAY, "required": True, "isAdjustmentAllowed": False}
+    plan = plan_from_requests([_request(flagged)])
+    assert plan.requests[0].permission.model_extra == {"required": True, "isAdjustmentAllowed": False}
+    assert plan.requests[0].to_wire()["permission"]["isAdjustmentAllowed"] is False
+    # a flag that is no bool says nothing keyscope can read: refused, not taken for yes or no
+    with pytest.raises(BadInputError, match="'isAdjustmentAllowed' is true or false, got 'no'"):
+        plan_from_requests([_request({**_PAY, "isAdjustmentAllowed": "no"})])
+
+
+def test_an_account_signer_naming_two_keys_is_refused() -> None:
+    """``account`` reads ``address``, or ``id`` without one; a signer giving both, for two keys, was granted to
+    ``address`` while the dapp may hold ``id``'s key (or the other way round)."""
+    signer = {"type": "account", "data": {"address": SHOP, "id": TOKEN}}
+    with pytest.raises(BadInputError, match=rf"'address' {SHOP} and 'id' {TOKEN} name two keys"):
+        plan_from_requests([_request(_PAY, signer=signer)])
+    same = {"type": "account", "data": {"address": SHOP, "id": SHOP.lower()}}
+    assert plan_from_requests([_request(_PAY, signer=same)]).session_key == SHOP
+
+
+@pytest.mark.parametrize(
+    ("spelling", "value"),
+    [("0010", 10), ("0x0010", 16), ("0X10", 16), ("16", 16), (16, 16), ("0", 0), ("0x0", 0), (hex(2**256 - 1), 2**256 - 1)],
+)  # fmt: skip
+def test_an_amount_reads_as_the_number_it_spells(spelling: Any, value: int) -> None:
+    """Decimal strings are decimal (leading zeros too, as JSON-RPC clients read them), 0x and 0X strings hex."""
+    data = {**_PAY["data"], "valueLimit": spelling}
+    plan = plan_from_requests([_request({"type": "contract-call", "data": data})])
+    assert plan.permissions[0].value_limit == value
+
+
+@pytest.mark.parametrize("spelling", ["0x", "", "-1", "-0x1", "1e3", "0b11", "1_000", "0o17", " ", True, 1.0])
+def test_an_amount_spelled_as_no_uint256_is_refused_naming_it(spelling: Any) -> None:
+    data = {**_PAY["data"], "valueLimit": spelling}
+    with pytest.raises(BadInputError, match=r"valueLimit: .* (is not an integer|is not a uint256 amount)"):
+        plan_from_requests([_request({"type": "contract-call", "data": data})])
+
+
+def test_a_rule_offset_must_be_a_number_of_bytes() -> None:
+    rule = {"offset": True, "type": "uint256", "op": "<", "value": "1"}
+    data = {"address": TOKEN, "selector": "0x12345678", "rules": [rule]}
+    with pytest.raises(BadInputError, match="by 'offset' \\(bytes\\) and 'type'"):
+        plan_from_requests([_request({"type": "contract-call", "data": data})])
+
+
+# --------------------------------------------------------------------------------------------------
 # allowances and limits: native-token-transfer, erc20-token-transfer, gas-limit, call-limit, rate-limit
 # --------------------------------------------------------------------------------------------------
 
@@ -558,3 +643,44 @@ def test_a_session_granted_from_an_erc20_request_is_refused_past_its_allowance(
         sessions.run(sessions.op(account, session_key, approve))
     sessions.run(sessions.op(account, session_key, pay(2)))
     assert erc20.balanceOf(shop) == 5
+
+
+def test_a_session_granted_from_a_native_allowance_and_a_call_limit_is_held_to_both(
+    sessions, module, owner, session_key, chain
+) -> None:
+    """The value per call (``valueLimit``), the native allowance over every call and the request's ``call-limit``,
+    as the requests ask them, are what the module counts: the limits come in the order the requests read (the native
+    allowance first, then the call limit of the request that asked it)."""
+    from keyscope.execution import Call
+
+    account = sessions.account(owner)
+    sessions.h.fund(account, 2 * ETHER)
+    shop = SessionKey.generate().address
+    tenth = ETHER // 10
+    pay = {
+        "type": "contract-call",
+        "data": {"address": shop, "selector": "0x00000000", "valueLimit": hex(4 * tenth)},
+    }
+    signer = {"type": "account", "data": {"address": session_key.address}}
+    requests = [
+        _request(pay, signer=signer, policies=[{"type": "call-limit", "data": {"count": "3"}}]),
+        _request({"type": "native-token-transfer", "data": {"allowance": str(ETHER)}}, signer=signer),
+    ]
+    session = plan_from_requests(requests).session(max_gas_cost=0, salt=0)
+    assert [(x.op, x.amount) for x in session.limits] == [(LimitKind.NATIVE, ETHER), (LimitKind.CALLS, 3)]
+    sessions.grant_onchain(account, owner, session)
+
+    def send(value: int) -> str:
+        return sessions.outcome(sessions.op(account, session_key, Call.of(shop, value, b"")))
+
+    over = 4 * tenth + 1
+    assert re.search(rf"ValueLimitExceeded\(callIndex=0, permissionIndex=0, value={over}\b", send(over))
+    assert send(4 * tenth) == send(4 * tenth) == "ok"
+    # the allowance has 0.2 ETH left: a call within its own value limit is refused past it
+    assert f"LimitExceeded(callIndex=0, limitIndex=0, amount={4 * tenth}, left={2 * tenth})" in send(
+        4 * tenth
+    )
+    assert send(2 * tenth) == "ok"
+    # three calls made: the fourth is refused by the call limit, even carrying no value
+    assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in send(0)
+    assert chain.provider.get_balance(shop) == ETHER

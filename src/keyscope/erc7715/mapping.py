@@ -128,7 +128,9 @@ def _integer(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and (match := _INTEGER.match(value.strip())):
-        number = int(match.group(2), 0)
+        digits = match.group(2)
+        # decimal with leading zeros is decimal (int(..., 0) refuses it); 0x and 0X are hex
+        number = int(digits[2:], 16) if digits[:2] in ("0x", "0X") else int(digits, 10)
         return -number if match.group(1) else number
     raise BadInputError(f"{where}: {value!r} is not an integer (a number, a decimal string or 0x-hex)")
 
@@ -250,7 +252,8 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
             raise BadInputError(f"{where}: {error}") from None
         converted = [_python_value(v, kind.name, where) for v in values]
         return _spec(arg(*path), condition, converted).resolve(function)
-    if not isinstance(entry.get("offset"), int) or not isinstance(entry.get("type"), str):
+    offset = entry.get("offset")
+    if not isinstance(offset, int) or isinstance(offset, bool) or not isinstance(entry.get("type"), str):
         raise BadInputError(f"{where}: a rule names its argument by 'arg', or by 'offset' (bytes) and 'type'")
     kind_name = entry["type"]
     try:
@@ -634,10 +637,17 @@ def _key_signer(data: Mapping[str, Any], where: str) -> str:
 
 def _account_signer(data: Mapping[str, Any], where: str) -> str:
     _check_keys(data, {"address", "id"}, where)
-    value = data.get("address", data.get("id"))
-    if value is None:
+    named = {
+        name: to_address(data[name], name=f"{where}.{name}") for name in ("address", "id") if name in data
+    }
+    if not named:
         raise BadInputError(f"{where}: 'address' is the session key's address")
-    return to_address(value, name=f"{where}.address")
+    if len(set(named.values())) > 1:
+        raise BadInputError(
+            f"{where}: 'address' {named['address']} and 'id' {named['id']} name two keys; the session has one: "
+            "give the session key's address once"
+        )
+    return named.get("address", named.get("id", ""))
 
 
 PERMISSION_TYPES: dict[str, PermissionType] = {

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import BadInputError
 from ..hexutil import Address, HexData, HexInt
 
 __all__ = [
+    "FLAGS",
     "AccountMeta",
     "PermissionRequest",
     "PermissionResponse",
@@ -32,9 +33,15 @@ class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+FLAGS = ("isAdjustmentAllowed", "required")
+"""The fields other revisions of the draft put beside a type's ``data``: true or false, kept and echoed."""
+
+
 class TypedEntry(BaseModel):
-    """A ``{type, data}`` object: a signer, a permission or a policy. Fields other ERC revisions add
-    (``required``, ``isAdjustmentAllowed``) are kept as they came and echoed in the response."""
+    """A ``{type, data}`` object: a signer, a permission or a policy. The flags other ERC revisions add
+    (``required``, ``isAdjustmentAllowed``: booleans) are kept as they came and echoed in the response; any other
+    field beside ``type`` and ``data`` is refused, as keyscope maps ``data`` only: a constraint put there (the
+    policies an earlier revision nests in a permission) would be granted without."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -48,6 +55,21 @@ class TypedEntry(BaseModel):
         if isinstance(value, dict) and set(value) == {"custom"}:
             return value["custom"]
         return value
+
+    @model_validator(mode="after")
+    def _only_flags_beside_data(self) -> TypedEntry:
+        extra = self.model_extra or {}
+        unknown = sorted(set(extra) - set(FLAGS))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(map(repr, unknown))} beside 'type' and 'data' (known: "
+                f"{', '.join(FLAGS)}); put the {self.type!r} constraints inside 'data', and policies in the "
+                "request's 'policies': keyscope refuses rather than grant without a constraint the request may expect"
+            )
+        for name, value in extra.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{name!r} is true or false, got {value!r}")
+        return self
 
 
 class PermissionRequest(_Wire):
