@@ -262,19 +262,22 @@ def _closed_within(url: str, sent: bytes, seconds: float) -> bool:
         return True
 
 
+def _service(kind: str) -> CoSignerServer | SponsorServer:
+    """A co-signer or a sponsor server (not started), as ``kind`` says."""
+    if kind == "cosigner":
+        return CoSignerServer(
+            CoSignerService(CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT)
+        )
+    return _serve_sponsor(SponsorshipPolicy(targets="any"))
+
+
 @pytest.mark.parametrize("kind", ["cosigner", "sponsor"])
 def test_a_connection_left_silent_is_closed(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client opening connections to the co-signer or the sponsor and sending nothing (or a request line, or
     headers and part of the body) held a request thread and a file descriptor each until it closed them: a few
     hundred such connections, well under a process's file descriptors, left the service accepting no other. Each
     server closes a connection silent for its request timeout (shortened here to 0.3 s)."""
-    policy = SponsorshipPolicy(targets="any")
-    server = (
-        CoSignerServer(CoSignerService(CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT))
-        if kind == "cosigner"
-        else _serve_sponsor(policy)
-    )
-    with server:
+    with _service(kind) as server:
         handler = server._server.RequestHandlerClass  # type: ignore[union-attr]
         assert isinstance(handler.timeout, float) and 0 < handler.timeout <= 60, handler.timeout
         monkeypatch.setattr(handler, "timeout", 0.3)
@@ -321,13 +324,7 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut_at_the_request_timeout(
     socket, not the request): a few such clients per thread left the service answering no one. The whole request
     must arrive within the timeout (shortened here to 1 s); the connection is closed then, and the service
     answers the next client."""
-    policy = SponsorshipPolicy(targets="any")
-    server = (
-        CoSignerServer(CoSignerService(CO_SIGNER, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT))
-        if kind == "cosigner"
-        else _serve_sponsor(policy)
-    )
-    with server:
+    with _service(kind) as server:
         handler = server._server.RequestHandlerClass  # type: ignore[union-attr]
         monkeypatch.setattr(handler, "timeout", 1.0)
         line = b"POST / HTTP/1.1\r\n"
