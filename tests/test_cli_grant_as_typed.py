@@ -1,6 +1,6 @@
-"""``ape run grant`` grants what the operator typed or nothing: a period of 0 is refused rather than read as the
-session's life, and numbers the parsers cannot hold (hex past a 256-bit word, digits of other scripts) are
-refused with a message naming the option.
+"""``ape run grant`` grants what the operator typed or nothing: an option given twice is refused (neither value
+is guessed), a period of 0 is refused rather than read as the session's life, and numbers the parsers cannot
+hold (hex past a 256-bit word, digits of other scripts) are refused with a message naming the option.
 
 The grant script runs in process on ape's local chain, its grant signed and stored as the command does it.
 """
@@ -8,6 +8,7 @@ The grant script runs in process on ape's local chain, its grant signed and stor
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from keyscope.cli.parsing import parse_budget, parse_count, parse_total
 from keyscope.errors import BadInputError
 from keyscope.limits import period_seconds
 from keyscope.policy import parse_signature
+from keyscope.session import LimitKind
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 
@@ -63,6 +65,59 @@ def _granted(store: Path) -> list[Any]:
     if not store.exists():
         return []
     return open_store(store).list_grants()
+
+
+# --------------------------------------------------------------------------------------------------
+# an option given twice
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "first", "second"),
+    [
+        ("--valid-for", "1h", "never"),
+        ("--valid-for", "never", "1h"),
+        ("--value-limit", "1", "2ether"),
+        ("--calls", "1", "1000"),
+        ("--rate", "1/day", "100/minute"),
+        ("--native-total", "1gwei", "5ether/day"),
+        ("--operations", "1", "1000/hour"),
+        ("--gas-budget", "1gwei", "1ether/day"),
+    ],
+)
+def test_a_grant_option_given_twice_is_refused_and_nothing_is_granted(
+    grant: Any, option: str, first: str, second: str
+) -> None:
+    """With ``--valid-for 1h ... --valid-for never`` click kept the last and the owner signed a session that never
+    expires; with the first kept, the other order would do it. Neither is guessed: nothing is signed."""
+    result = grant(option, first, "--rule", "to==account", option, second)
+    assert result.exit_code == 2, result.output
+    assert f"{option} is given 2 times: give it once" in result.output
+    assert "Traceback" not in result.output
+    assert _granted(grant.store) == []
+
+
+def test_a_grant_option_given_once_is_granted_as_typed(grant: Any) -> None:
+    """The same options, each once, grant exactly what they say: the refusal above is of the repetition."""
+    result = grant("--valid-for", "1h", "--value-limit", "2ether", "--calls", "3", "--rule", "to==account")
+    assert result.exit_code == 0, result.output
+    granted = json.loads(result.output)
+    assert granted["valid_until"] != 0
+    (stored,) = _granted(grant.store)
+    (permission,) = stored.session.permissions
+    assert permission.value_limit == 2 * 10**18
+    assert [(limit.kind, limit.amount, limit.period) for limit in stored.session.limits] == [
+        (LimitKind.CALLS, 3, 0)
+    ]
+
+
+def test_repeatable_options_still_add_up(grant: Any) -> None:
+    """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
+    result = grant("--rule", "to==account", "--rule", "to!=owner")
+    assert result.exit_code == 0, result.output
+    (stored,) = _granted(grant.store)
+    (permission,) = stored.session.permissions
+    assert len(permission.rules) == 2
 
 
 # --------------------------------------------------------------------------------------------------
