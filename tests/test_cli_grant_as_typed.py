@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from keyscope import Limits, Policy
 from keyscope.cli import parse_amount, parse_rule
 from keyscope.cli.parsing import parse_budget, parse_count, parse_total
-from keyscope.errors import BadInputError
+from keyscope.errors import BadInputError, InvalidAbiError
 from keyscope.limits import period_seconds
 from keyscope.policy import parse_signature
 from keyscope.session import LimitKind
@@ -194,3 +194,19 @@ def test_a_superscript_count_on_the_command_line_is_bad_input(grant: Any) -> Non
     assert result.exit_code == 1, result.output
     assert "--calls: '\u00b2' is not a positive whole number" in result.output
     assert "ValueError" not in result.output
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0663"])
+def test_an_array_length_in_digits_of_another_script_is_refused_clearly(length: str) -> None:
+    """The grant's FUNCTION: ``uint256[²]`` was an unexpected ValueError, ``uint256[٣]`` a uint256[3]."""
+    with pytest.raises(
+        InvalidAbiError, match=re.escape(f"array length {length!r} is not a positive integer")
+    ):
+        parse_signature(f"f(uint256[{length}] xs)")
+    assert parse_signature("f(uint256[3] xs)").signature == "f(uint256[3])"
+
+
+@pytest.mark.parametrize("rate", ["\u0665/day", "\uff15 per hour"])
+def test_a_rate_in_digits_of_another_script_is_refused(rate: str) -> None:
+    with pytest.raises(BadInputError, match="a rate reads like '10/minute'"):
+        Policy.call(TARGET, "f(uint256 a)", rate=rate)
