@@ -53,9 +53,11 @@ def period_seconds(per: int | str | None) -> int:
             raise BadInputError(f"a period must be a positive number of seconds, got {per}")
         return per
     text = per.strip().lower()
-    match = re.fullmatch(r"(\d+)\s*(s|m|h|d|w|seconds?|minutes?|hours?|days?|weeks?)?", text)
+    match = re.fullmatch(r"([0-9]+)\s*(s|m|h|d|w|seconds?|minutes?|hours?|days?|weeks?)?", text)
     if match is not None:
         count = int(match.group(1))
+        if count == 0:  # not "over the session's life" (None): a period of 0 seconds is no period
+            raise BadInputError(f"a period must be a positive number of seconds, got {shown(per)}")
         unit = match.group(2) or "s"
         seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}.get(unit) or _UNITS[unit.rstrip("s")]
         return count * seconds

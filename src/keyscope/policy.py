@@ -411,7 +411,7 @@ class _Reader:
             if end < 0:
                 raise self.fail("unclosed '['")
             size = self.text[self.pos + 1 : end].strip()
-            if size and (not size.isdigit() or int(size) == 0):
+            if size and (not re.fullmatch(r"[0-9]+", size) or int(size) == 0):  # not isdigit: "²", "٣"
                 raise self.fail(f"array length {shown(size)} is not a positive integer")
             kind = _array(kind, int(size) if size else None)
             self.pos = end + 1
@@ -768,7 +768,7 @@ def _limit(**fields: Any) -> Limit:
 def _rate(rate: tuple[int, int | str] | str) -> tuple[int, int]:
     """``(count, seconds)`` of ``"10/minute"``, ``"10 per hour"`` or ``(10, "minute")``."""
     if isinstance(rate, str):
-        match = re.fullmatch(r"\s*(\d+)\s*(?:/|per)\s*(.+?)\s*", rate)
+        match = re.fullmatch(r"\s*([0-9]+)\s*(?:/|per)\s*(.+?)\s*", rate)
         if match is None:
             raise BadInputError(f"a rate reads like '10/minute' or '3 per hour', got {shown(rate)}")
         return int(match.group(1)), period_seconds(match.group(2))

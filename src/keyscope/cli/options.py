@@ -105,8 +105,40 @@ def options_first(command: click.Command, args: list[str]) -> list[str]:
     return [*args[:cut], *moved, "--", *kept]
 
 
+def refuse_repeated_options(ctx: click.Context, order: list[click.Parameter]) -> None:
+    """Refuse an option that takes one value given more than once (``order``: the parameters as click's parser
+    met them, once per occurrence). click keeps the last silently: ``grant ... --valid-for 1h ... --valid-for
+    never`` would grant a session that never expires, ``--value-limit`` twice the larger or the smaller limit by
+    where it stands. Which one the operator meant is not guessed. Repeatable options (``multiple``), counts and
+    flags are not refused."""
+    seen: dict[str, int] = {}
+    for param in order:
+        if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
+            name = max(param.opts, key=len)
+            seen[name] = seen.get(name, 0) + 1
+    repeated = [f"{name} is given {times} times" for name, times in seen.items() if times > 1]
+    if repeated:
+        raise click.UsageError(
+            f"{', '.join(repeated)}: give it once (which value was meant is not guessed; nothing was done)",
+            ctx,
+        )
+
+
 class OptionsAfterDashes(click.Command):
-    """A click command that also takes its options after ``--`` (see :func:`options_first`)."""
+    """A click command that also takes its options after ``--`` (see :func:`options_first`), and refuses an
+    option that takes one value given twice (see :func:`refuse_repeated_options`)."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, rest, order = parse(args=args)
+            refuse_repeated_options(ctx, order)
+            return opts, rest, order
+
+        parser.parse_args = parse_once  # type: ignore[method-assign]
+        return parser
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         given = list(args)  # click's parser consumes the list it is given

@@ -19,6 +19,8 @@ _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _UNITS = {"wei": 0, "gwei": 9, "ether": 18, "eth": 18}
 _AMOUNT = re.compile(r"^([0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([a-z]*)$", re.I)
 _MAX_WORD = 2**256 - 1
+_DIGITS = re.compile(r"[0-9]+")
+"""Digits 0-9 only: ``str.isdigit`` also takes superscripts (which ``int`` refuses) and other scripts' digits."""
 
 
 def parse_duration(text: str) -> int:
@@ -83,6 +85,8 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) 
             number = int(value, 16)
         except ValueError:
             raise BadInputError(f"{what}: {text!r} is not a number") from None
+        if number > _MAX_WORD:
+            raise BadInputError(f"{what}: {text!r} is too large: a 256-bit word holds at most 2**256 - 1")
         return -number if negative else number
     match = _AMOUNT.match(value)
     unit = match.group(2).lower() if match else ""
@@ -248,7 +252,7 @@ def parse_rule(text: str, function: str | AbiFunction, names: Mapping[str, str] 
             f"rule {text!r} is not understood: write ARG==VALUE (also !=, <, <=, >, >=), 'ARG in LOW..HIGH' or "
             "'ARG one of V1,V2,...', where ARG is an argument name or index"
         )
-    path = tuple(int(step) if step.isdigit() else step for step in match.group("path").split("."))
+    path = tuple(int(step) if _DIGITS.fullmatch(step) else step for step in match.group("path").split("."))
     try:
         _, kind, label = parsed.locate(path)
     except BadInputError as error:
@@ -287,7 +291,7 @@ def _split_per(text: str, what: str) -> tuple[str, int | None]:
 def parse_count(text: str, what: str) -> tuple[int, int | None]:
     """A count with an optional period: ``"10"`` (over the session's life) or ``"10/hour"``."""
     head, per = _split_per(text, what)
-    if not head.isdigit() or int(head) <= 0:
+    if not _DIGITS.fullmatch(head) or int(head) <= 0:
         raise BadInputError(f"{what}: {text!r} is not a positive whole number (write 10, or 10/hour)")
     return int(head), per
 
