@@ -684,3 +684,36 @@ def test_a_session_granted_from_a_native_allowance_and_a_call_limit_is_held_to_b
     # three calls made: the fourth is refused by the call limit, even carrying no value
     assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in send(0)
     assert chain.provider.get_balance(shop) == ETHER
+
+
+def test_responses_refuse_a_grant_that_is_not_of_the_requests() -> None:
+    """``responses_for`` echoes each request's permission beside the grant in ``context``: a grant of another
+    chain, of another account than the requests name, or of another session (another key, another permission)
+    would have the responses describe what the owner did not grant, so it is refused, naming what differs."""
+    key = SessionKey.generate()
+    session = Session(
+        session_key=key.address,
+        valid_until=1_900_000_000,
+        max_gas_cost=10**16,
+        salt=4,
+        permissions=(Policy.call(SHOP, "buy(uint256 id)", rules=[arg("id") <= 5]),),
+    )
+    requests = _wire(requests_for_session(session, chain_id=31337, account=ACCOUNT))
+    plan = plan_from_requests(requests)
+    assert responses_for(plan, _grant(session))[0].address == ACCOUNT
+
+    with pytest.raises(BadInputError, match=r"the grant is for chain 1, the requests ask for chain 31337"):
+        responses_for(plan, _grant(session).model_copy(update={"chain_id": 1}))
+    other_account = to_address("0x" + "ad" * 20)
+    with pytest.raises(
+        BadInputError, match=rf"the grant is for account {other_account}, the requests ask for"
+    ):
+        responses_for(plan, _grant(session, account=other_account))
+    other_key = session.model_copy(update={"session_key": SessionKey.generate().address})
+    with pytest.raises(BadInputError, match=r"is not the one the requests ask for .*sign plan\.session"):
+        responses_for(plan, _grant(other_key))
+    wider = session.model_copy(
+        update={"permissions": (Policy.call(SHOP, "buy(uint256 id)", rules=[arg("id") <= 500]),)}
+    )
+    with pytest.raises(BadInputError, match=r"is not the one the requests ask for"):
+        responses_for(plan, _grant(wider))

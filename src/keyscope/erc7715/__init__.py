@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..errors import BadInputError
 from ..grant import SessionGrant
+from ..hexutil import to_address
 from .context import CONTEXT_PREFIX, grant_from_context, grant_to_context
 from .didkey import address_of_did_key, did_key_of
 from .mapping import (
@@ -86,7 +88,12 @@ def responses_for(plan: SessionPlan, grant: SessionGrant) -> list[PermissionResp
     """``wallet_grantPermissions``' result for the requests of ``plan``, granted as ``grant``: each request as
     granted (the account, the expiry and the policies the session has, the owner's default gas cap included) with
     ``context`` carrying the grant, and ``accountMeta`` when the session's first operation creates the
-    account."""
+    account.
+
+    Raises :class:`~keyscope.errors.BadInputError` when ``grant`` is not a grant of ``plan`` (another chain, another
+    account than the requests name, or another session than they ask for): the responses would describe what was
+    not granted."""
+    _check_grant_of_plan(plan, grant)
     context = grant_to_context(grant)
     meta = (
         AccountMeta(factory=grant.factory, factory_data=grant.factory_data)
@@ -106,6 +113,27 @@ def responses_for(plan: SessionPlan, grant: SessionGrant) -> list[PermissionResp
         )
         for request, span in zip(plan.requests, plan.spans, strict=True)
     ]
+
+
+def _check_grant_of_plan(plan: SessionPlan, grant: SessionGrant) -> None:
+    """Refuse a grant whose chain, account or session differ from what ``plan``'s requests ask."""
+    if grant.chain_id != plan.chain_id:
+        raise BadInputError(
+            f"the grant is for chain {grant.chain_id}, the requests ask for chain {plan.chain_id}: write the "
+            "responses with the grant of these requests"
+        )
+    if plan.account is not None and to_address(grant.account) != to_address(plan.account):
+        raise BadInputError(
+            f"the grant is for account {grant.account}, the requests ask for account {plan.account}: have the "
+            "owner of that account sign the session the requests ask for"
+        )
+    asked = plan.session(max_gas_cost=grant.session.max_gas_cost, salt=grant.session.salt)
+    if asked != grant.session:
+        raise BadInputError(
+            f"the grant's session 0x{bytes(grant.session_id).hex()} is not the one the requests ask for (key, window, "
+            "permissions, gas cap, paymasters or limits differ): sign plan.session(...) of these requests, "
+            "then write their responses with that grant"
+        )
 
 
 def grant_from_response(response: PermissionResponse | Mapping[str, Any]) -> SessionGrant:
