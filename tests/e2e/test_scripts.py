@@ -352,3 +352,41 @@ def test_the_scripts_run_from_a_dapps_own_ape_project(tmp_path: Path) -> None:
     env = {"KEYSCOPE_NODE_MODULES": str(ROOT / "node_modules")}
     deployed = ape_run("deploy", "--deployer", "TEST::0", "--json", env=env, cwd=project).json()
     assert deployed["chain_id"] == 1337 and set(deployed) >= {"entry_point", "factory", "module", "nft"}
+
+
+def test_keyscope_revoke_on_chain_ends_an_offchain_grant_whose_account_has_no_code_yet(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """`keyscope revoke --node --bundler` with the owner's key, for an off-chain grant never used: the account has
+    no code yet, and the grant's first operation would create it and enable the session. The revocation creates the
+    account in the owner's operation and revokes the session there, so that the key can never use the grant."""
+    from click.testing import CliRunner
+
+    from keyscope import Policy, SessionKey, arg, connect
+    from keyscope.cli import main
+    from keyscope.errors import SessionRevokedError
+    from keyscope.rpc import JsonRpcClient
+
+    stack = local_stack
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory)
+    owner_key = LocalSigner.generate()
+    owner = net.owner(owner_key)
+    JsonRpcClient(stack.rpc_url).request("anvil_setBalance", [owner.account, hex(10**18)])
+    key = SessionKey.generate()
+    mint = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [mint], valid_for=3600)
+    assert not net.is_deployed(owner.account)
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grant)
+
+    revoked = CliRunner(env={"KEYSCOPE_OWNER_KEY": "0x" + owner_key.private_key.hex()}).invoke(
+        main,
+        ["revoke", "--store", url, "0x" + grant.session_id.hex(), "--node", stack.rpc_url,
+         "--bundler", stack.bundler_url],
+    )  # fmt: skip
+    assert revoked.exit_code == 0, revoked.output
+    assert "revoked on chain in transaction 0x" in revoked.output, revoked.output
+    assert net.is_deployed(owner.account)
+    with pytest.raises(SessionRevokedError, match="is revoked on chain"):
+        net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account).wait()

@@ -196,7 +196,9 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
 
     SESSION_ID is 0x and 64 hex digits, or a unique prefix of at least 4, as `keyscope sessions` lists them.
     With --node and --bundler, also revoke it on chain: the account's owner sends revokeSession (the owner's
-    key comes from $KEYSCOPE_OWNER_KEY).
+    key comes from $KEYSCOPE_OWNER_KEY). An account not created yet (an off-chain grant never used) is created by
+    that operation, so that the grant can never be used: its first operation would otherwise create the account
+    and enable the session.
     """
     if (node is None) != (bundler is None):
         raise click.UsageError("give both --node and --bundler to revoke on chain, or neither")
@@ -215,19 +217,12 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
         grant,
         network=network,
         signer=signer,
-        create=False,
         timeout=timeout,
         progress=Progress(),
         node_option="--node",
         key_options="KEYSCOPE_OWNER_KEY",
     )
-    if result.receipt is None:
-        click.echo(
-            f"the account {grant.account} has no code yet, so there is nothing to revoke on chain: the store "
-            "refuses the session. Revoke it on chain once the account exists, or have the owner invalidate "
-            "every session"
-        )
-        return
+    assert result.receipt is not None  # given the network and the owner's key, the revocation is always sent
     click.echo(
         f"revoked on chain in transaction 0x{result.receipt.transaction_hash.hex()} "
         f"(block {result.receipt.block_number})"
