@@ -1,6 +1,6 @@
 """The README's examples and instructions that run without a real node: the ``ape test`` example with the pytest
 plugin's own fixtures, and the npm packages the README tells a project to install for keyscope's local stack;
-and docs/networks.md's addresses computed offline.
+docs/networks.md's addresses computed offline; and docs/erc7715.md's examples, with and without the consent page.
 
 (tests/e2e/test_readme.py runs the SDK and accounts examples from an installed wheel against anvil and Alto, and
 tests/e2e/test_eip7702.py the EIP-7702 one.)
@@ -200,3 +200,84 @@ def test_every_error_warning_and_signer_the_readme_names_is_importable_from_keys
     assert {"HashSigner", "CoSignerMismatchError", "SessionRevokedError"} <= named
     assert sorted(name for name in named if not hasattr(keyscope, name)) == []
     assert {"HashSigner", "CoSignerMismatchError", "GasCostTooHighError"} <= set(keyscope.__all__)
+
+
+ERC7715 = ROOT / "docs" / "erc7715.md"
+
+
+class _AnsweringServer:
+    """The ConsentServer the ERC-7715 example names, with an owner's wallet that answers each request it opens
+    as the page's script does: connect the wallet, sign the grant request's typed data, hand in the signature."""
+
+    def __init__(self, server: Any, wallet: Any, chain_id: int) -> None:
+        self.server, self.wallet, self.chain_id = server, wallet, chain_id
+
+    def request_permissions(self, params: Any) -> Any:
+        import threading
+
+        from eth_account.messages import encode_typed_data
+
+        consent = self.server.request_permissions(params)
+
+        def answer() -> None:
+            request = consent.connect(self.server.network, self.wallet.address, self.chain_id)
+            signed = self.wallet.sign_message(encode_typed_data(full_message=request.typed_data))
+            consent.complete("0x" + bytes(signed.signature).hex(), None)
+
+        threading.Thread(target=answer, daemon=True).start()
+        return consent
+
+
+def _erc7715_mint_params(key: SessionKey, nft: str, chain_id: int) -> list[dict[str, Any]]:
+    """wallet_grantPermissions' params: the session key may call ``safeMint(address to)`` on ``nft``."""
+    return [
+        {
+            "chainId": hex(chain_id),
+            "expiry": 2_000_000_000,
+            "signer": {"type": "key", "data": {"id": key.address}},
+            "permission": {
+                "type": "contract-call",
+                "data": {"address": nft, "function": "safeMint(address to)"},
+            },
+            "policies": [],
+        }
+    ]
+
+
+def test_the_erc7715_examples_run_as_written(net: Any, harness: Any, nft: Any) -> None:
+    """docs/erc7715.md's block, as written, with an owner's wallet answering the consent page; then its path
+    without the page, as the text after the block writes it. Both grants are the requested sessions: the key mints
+    with each, and the revocation's params name the grant."""
+    import secrets
+
+    from eth_account import Account
+
+    from keyscope.consent import ConsentServer
+    from keyscope.erc7715 import grant_from_response, plan_from_requests, responses_for
+    from keyscope.owner import DEFAULT_MAX_GAS_COST
+
+    code = python_block("# ERC-7715 in keyscope", ERC7715)
+    wallet = Account.create()
+    key = SessionKey.generate()
+    with ConsentServer(net) as server:
+        scope: dict[str, Any] = {
+            "server": _AnsweringServer(server, wallet, net.chain_id),
+            "params": _erc7715_mint_params(key, nft.address, net.chain_id),
+        }
+        exec(compile(code, "docs/erc7715.md", "exec"), scope)
+    grant, result = scope["grant"], scope["result"]
+    assert scope["owner_revokes"].session_id == grant.session_id
+    assert [grant_from_response(r.to_wire()) for r in result] == [grant]
+    harness.fund(grant.account)
+    assert net.session(grant, key).execute(nft.address, "safeMint(address)", grant.account).wait().success
+
+    # without the page
+    params = _erc7715_mint_params(key := SessionKey.generate(), nft.address, net.chain_id)
+    plan = plan_from_requests(params)
+    session = plan.session(max_gas_cost=DEFAULT_MAX_GAS_COST, salt=secrets.randbits(64))
+    owner = net.owner(LocalSigner.generate())
+    grant = owner.sign_grant(owner.request_for(session))
+    (response,) = responses_for(plan, grant)
+    assert grant_from_response(response.to_wire()) == grant and response.address == owner.account
+    harness.fund(owner.account)
+    assert net.session(grant, key).execute(nft.address, "safeMint(address)", owner.account).wait().success
