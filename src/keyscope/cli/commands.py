@@ -222,10 +222,13 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
         node_option="--node",
         key_options="KEYSCOPE_OWNER_KEY",
     )
-    assert result.receipt is not None  # given the network and the owner's key, the revocation is always sent
+    receipt = result.receipt
+    if receipt is None:  # with the network and the owner's key the revocation is always sent
+        raise click.ClickException(
+            "the revocation was not sent on chain (the store refuses the session): run the command again"
+        )
     click.echo(
-        f"revoked on chain in transaction 0x{result.receipt.transaction_hash.hex()} "
-        f"(block {result.receipt.block_number})"
+        f"revoked on chain in transaction 0x{receipt.transaction_hash.hex()} (block {receipt.block_number})"
     )
 
 
