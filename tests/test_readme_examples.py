@@ -202,6 +202,18 @@ def test_every_error_warning_and_signer_the_readme_names_is_importable_from_keys
     assert {"HashSigner", "CoSignerMismatchError", "GasCostTooHighError"} <= set(keyscope.__all__)
 
 
+@pytest.mark.parametrize("document", ["accounts.md", "networks.md", "scripts.md", "session-module.md"])
+def test_every_error_the_guides_say_is_raised_is_importable_from_keyscope(document: str) -> None:
+    """An error a guide says the SDK raises can be caught as ``from keyscope import ...``, as the README's can
+    (once ``AccountSetupError``, ``UnsupportedEntryPointError``, ``CoSignerRefusedError`` and
+    ``SignatureRefusedError`` had to be looked for in the modules that raise them)."""
+    import keyscope
+
+    named = set(re.findall(r"`([A-Z][A-Za-z0-9]+(?:Error|Warning))`", (ROOT / "docs" / document).read_text()))
+    assert sorted(name for name in named if not hasattr(keyscope, name)) == []
+    assert all(name in keyscope.__all__ and issubclass(getattr(keyscope, name), Exception) for name in named)
+
+
 ERC7715 = ROOT / "docs" / "erc7715.md"
 
 

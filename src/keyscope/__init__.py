@@ -19,10 +19,13 @@ from .bundler import Bundler, BundlerClient, FeeQuote, GasEstimate, PendingUserO
 from .calls import encode_function_call, function_call
 from .chain import Chain, RpcChain, Web3Chain
 from .checker import PolicyChecker, check
+from .co_signer import CoSignerRefusedError
 from .eoa import EOAOwner
 from .errors import (
+    AccountSetupError,
     BadInputError,
     BundlerRejectedError,
+    ConfigurationError,
     CoSignerMismatchError,
     DelegationError,
     GasCostTooHighError,
@@ -41,6 +44,9 @@ from .errors import (
     TargetWarning,
     TargetWithoutCodeError,
     TransportError,
+    UnsupportedAccountError,
+    UnsupportedAccountVersionError,
+    UnsupportedEntryPointError,
     UserOperationFailedError,
     UserOperationTimeoutError,
 )
@@ -48,6 +54,7 @@ from .execution import Call
 from .grant import SessionGrant
 from .keys import SessionKey
 from .limits import LimitUsage
+from .message_signing import SignatureRefusedError
 from .network import Network, connect
 from .owner import GrantRequest, Owner
 from .policy import Limits, Policy, arg
@@ -63,6 +70,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENTRY_POINT_V07",
     "ENTRY_POINT_V08",
+    "AccountSetupError",
     "BadInputError",
     "Bundler",
     "BundlerClient",
@@ -70,7 +78,9 @@ __all__ = [
     "Call",
     "Chain",
     "CoSignerMismatchError",
+    "CoSignerRefusedError",
     "Condition",
+    "ConfigurationError",
     "DelegationError",
     "EOAOwner",
     "FeeQuote",
@@ -108,10 +118,14 @@ __all__ = [
     "SessionNotYetValidError",
     "SessionReport",
     "SessionRevokedError",
+    "SignatureRefusedError",
     "TargetRevertedError",
     "TargetWarning",
     "TargetWithoutCodeError",
     "TransportError",
+    "UnsupportedAccountError",
+    "UnsupportedAccountVersionError",
+    "UnsupportedEntryPointError",
     "UserOperation",
     "UserOperationFailedError",
     "UserOperationReceipt",
