@@ -364,6 +364,9 @@ def test_progress_says_what_is_waited_for_and_for_how_long(net, harness, nft, bu
     with pytest.raises(UserOperationTimeoutError) as info:
         progress.wait(lost, "a lost operation", 1.0)
     assert info.value.timeout == 1.0
+    # a command's error says which command waits again, not the SDK's wait()
+    assert f"`ape run status {lost.hex_hash} --wait`" in str(info.value) and "wait()" not in str(info.value)
+    assert "longer --timeout" in str(info.value)
     assert lines[0].startswith("waiting for a lost operation to be included") and "up to 1 s" in lines[0]
     assert any(
         line.startswith("  still waiting for a lost operation: ") and "of 1 s" in line for line in lines

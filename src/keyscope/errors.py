@@ -643,12 +643,12 @@ class UserOperationFailedError(KeyscopeError):
 class UserOperationTimeoutError(KeyscopeError, TimeoutError):
     """No receipt arrived in time. The operation may still land: wait again with the same hash."""
 
-    def __init__(self, user_op_hash: str, timeout: float) -> None:
+    def __init__(self, user_op_hash: str, timeout: float, *, advice: str | None = None) -> None:
         self.user_op_hash = user_op_hash
         self.timeout = timeout
+        advice = advice or "call wait() again, or check it with the bundler's eth_getUserOperationByHash"
         super().__init__(
-            f"no receipt for UserOperation {user_op_hash} after {timeout:.1f}s; it may still be included: "
-            "call wait() again, or check it with the bundler's eth_getUserOperationByHash"
+            f"no receipt for UserOperation {user_op_hash} after {timeout:.1f}s; it may still be included: {advice}"
         )
 
 

@@ -211,8 +211,12 @@ class Progress:
                 receipt = pending.wait(max(0.0, min(self.interval, left)), check=check)
             except UserOperationTimeoutError:
                 waited = time.monotonic() - start
-                if waited >= timeout:
-                    raise UserOperationTimeoutError(pending.hex_hash, timeout) from None
+                if waited >= timeout:  # a command line has no wait() to call again: say which command waits
+                    advice = (
+                        f"wait for it with `ape run status {pending.hex_hash} --wait` (or the bundler's "
+                        "eth_getUserOperationReceipt), and give a longer --timeout next time"
+                    )
+                    raise UserOperationTimeoutError(pending.hex_hash, timeout, advice=advice) from None
                 self.say(f"  still waiting for {what}: {waited:.0f} s of {timeout:g} s")
                 continue
             self.say(f"  {what} included after {time.monotonic() - start:.1f} s")
