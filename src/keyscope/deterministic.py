@@ -331,7 +331,16 @@ def deploy_deterministic(
             f"the factory's owner is now {owner}, not the admin {plan.admin} it was created with"
         )
     result.factory_deposit = _stake(
-        chain, send, plan, plan.factory.address, "the factory", owner, sender, stake, unstake_delay
+        chain,
+        send,
+        plan,
+        plan.factory.address,
+        "the factory",
+        owner,
+        sender,
+        stake,
+        unstake_delay,
+        "--stake 0, or stake=0",
     )
     if plan.paymaster is not None:
         paymaster = plan.paymaster.address
@@ -343,7 +352,16 @@ def deploy_deterministic(
             send(paymaster, _DEPOSIT, paymaster_deposit - info.deposit, "SponsorPaymaster.deposit")
         pm_owner = _read_address(chain, paymaster, _OWNER)
         result.paymaster_deposit = _stake(
-            chain, send, plan, paymaster, "the paymaster", pm_owner, sender, paymaster_stake, unstake_delay
+            chain,
+            send,
+            plan,
+            paymaster,
+            "the paymaster",
+            pm_owner,
+            sender,
+            paymaster_stake,
+            unstake_delay,
+            "--paymaster-stake 0, or paymaster_stake=0",
         )
     return result
 
@@ -358,8 +376,10 @@ def _stake(
     sender: str,
     stake: int,
     unstake_delay: int,
+    no_stake: str,
 ) -> DepositInfo:
-    """Bring ``entity``'s stake to at least ``stake`` wei locked for at least ``unstake_delay`` seconds."""
+    """Bring ``entity``'s stake to at least ``stake`` wei locked for at least ``unstake_delay`` seconds
+    (``no_stake``: the command's option that leaves the stake out, named when only the owner can stake)."""
     info = deposit_info(chain, plan.entry_point, entity)
     if not stake or (info.stake >= stake and info.unstake_delay_sec >= unstake_delay and info.staked):
         return info
@@ -367,7 +387,8 @@ def _stake(
         raise DeploymentError(
             f"{what} at {entity} has {info.stake} wei staked for {info.unstake_delay_sec}s, under the {stake} wei "
             f"for {unstake_delay}s asked, and only its owner {owner} can stake it: run this from {owner}, or "
-            f"deploy with no stake and have {owner} stake it"
+            f"leave the stake out ({no_stake} in Python) and have {owner} call addStake({unstake_delay}) "
+            f"on {entity} with {stake} wei; what is deployed stays deployed, so running this again is safe"
         )
     delay = max(unstake_delay, info.unstake_delay_sec)
     data = _ADD_STAKE + abi_encode(["uint32"], [delay])

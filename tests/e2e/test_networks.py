@@ -195,6 +195,41 @@ def test_hosted_style_urls_with_api_keys_work_and_never_show_the_key(
     assert key not in str(gone.value) and "/api/v2/***" in str(gone.value)
 
 
+def test_a_deployer_that_is_not_the_admin_is_told_how_to_leave_the_stake_to_the_admin() -> None:
+    """docs/networks.md: staking is the admin's. A deployer planning for another admin is stopped at the stake with
+    the option that leaves it out and the call the admin makes; with ``--stake 0`` the same run completes."""
+    admin = LocalSigner.generate().address
+    with LocalStack(chain_id=4545, bundler=False) as stack:
+        command = [str(APE), "run", "deploy", "--deterministic", "--network", stack.rpc_url]
+        command += ["--deployer", DEPLOYER, "--admin", admin]
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("KEYSCOPE_")}
+        done = subprocess.run(
+            command, cwd=ROOT, env=clean, input="", capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 1, done.stderr
+        factory = deterministic_plan(admin).factory.address
+        error = done.stderr.strip().splitlines()[-1]
+        assert error.startswith(f"error: the factory at {factory} has 0 wei staked"), error
+        assert "leave the stake out (--stake 0, or stake=0 in Python)" in error
+        assert f"have {admin} call addStake(86400) on {factory} with {ETHER} wei" in error
+        result = ape_run(
+            "--network",
+            stack.rpc_url,
+            "--deterministic",
+            "--deployer",
+            DEPLOYER,
+            "--admin",
+            admin,
+            "--stake",
+            "0",
+        )
+        assert (
+            result["factory"] == factory
+            and result["deployed"] == []
+            and not result["factory_stake"]["staked"]
+        )
+
+
 def test_verification_stops_at_other_code_where_the_proxy_or_a_planned_contract_should_be() -> None:
     """docs/networks.md: an address proves its contract only if the deterministic deployment proxy made it, so the
     command checks the proxy's own code first and stops on a chain where that address holds something else; and it
