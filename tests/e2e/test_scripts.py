@@ -235,6 +235,7 @@ def test_bad_input_gives_one_clear_error_line(
     assert f"cannot reach {unreachable}" in bundler.error()
     assert "KEYSCOPE_STORE_PASSPHRASE" in secret.error()
     assert "is for chain 31337" in chain.error() and f"--network {local_stack.rpc_url}" in chain.error()
+    assert "or the deployments file of chain 1337 (--deployments, KEYSCOPE_DEPLOYMENTS)" in chain.error()
     assert f"there is no store at {tmp_path / 'e.db'}" in nowhere.error() and not (tmp_path / "e.db").exists()
     assert (
         f"the account factory {local_stack.factory_v08} trusts EntryPoint {ENTRY_POINT_V08}" in mixed.error()

@@ -15,6 +15,7 @@ from ..network import Network
 from .deploy import deploy_keyscope
 from .options import require_ape_account
 from .settings import (
+    ENV_DEPLOYMENTS,
     ENV_FACTORY,
     ENV_SUBMITTER,
     INPROCESS,
@@ -69,7 +70,9 @@ def connect_ape(
         raise ConfigurationError(
             f"the deployments file {settings.deployments.source} is for chain {settings.chain_id}{where}, but "
             f"--network is connected to chain {chain_id}: pass --network for that chain"
-            + (f", e.g. --network {settings.deployments.rpc_url}" if settings.deployments.rpc_url else "")
+            + (f" (e.g. --network {settings.deployments.rpc_url})" if settings.deployments.rpc_url else "")
+            # the file's node may be the one connected, restarted with another chain since: the file is stale
+            + f", or the deployments file of chain {chain_id} (--deployments, {ENV_DEPLOYMENTS})"
         )
     _require_code(chain, settings.module, "session module", "--module", chain_id)
     if need_factory:
