@@ -595,7 +595,9 @@ def find_function(abi: Any, function: str) -> AbiFunction:
     holding either (a ``pathlib.Path``, or a string naming a file or ending in ``.json``), or an object with an
     ``.abi`` (ape contract types; ape contract instances through their ``contract_type``). Raises
     :class:`~keyscope.errors.UnknownFunctionError` when nothing matches and :class:`BadInputError` when a
-    bare name is overloaded.
+    bare name is overloaded, when the ABI lists the function twice with other argument names, or when the
+    signature names an argument (or tuple component) otherwise than the ABI: rules refer to the ABI's names, so a
+    name the text puts elsewhere would bind another argument than the one written.
     """
     functions = _functions(abi)
     available = sorted({f.signature for f in functions})
@@ -618,7 +620,39 @@ def find_function(abi: Any, function: str) -> AbiFunction:
             f"{shown(function)} is overloaded in this ABI: {', '.join(sorted(unique))}; pass the full signature "
             "to pick one"
         )
-    return next(iter(unique.values()))
+    found = next(iter(unique.values()))
+    for other in matches:
+        if (
+            other.inputs != found.inputs
+        ):  # one function listed twice (merged ABIs), its arguments named otherwise
+            raise BadInputError(
+                f"{found.signature} is listed twice in this ABI with other argument names ({found.describe_inputs()}; "
+                f"{other.describe_inputs()}): a rule by name could bind either argument. Fix the ABI, or give the "
+                "signature with the argument names you mean to Policy.call"
+            )
+    if "(" in wanted:
+        _same_names(parse_signature(wanted).inputs, found.inputs, found.signature, "")
+    return found
+
+
+def _same_names(written: Sequence[AbiParam], listed: Sequence[AbiParam], signature: str, within: str) -> None:
+    """Refuse an argument (or tuple component) the written signature names otherwise than the ABI does: a rule by
+    name would bind the ABI's argument of that name, not the one the text puts the name on."""
+    for index, (mine, theirs) in enumerate(zip(written, listed, strict=True)):
+        label = f"{within}{mine.name or theirs.name or index}"
+        if mine.name and theirs.name and mine.name != theirs.name:
+            raise BadInputError(
+                f"the signature names {'component' if within else 'argument'} {index} of {signature} {shown(mine.name)}"
+                f"{' in `' + within.rstrip('.') + '`' if within else ''}, the ABI names it {shown(theirs.name)}: a "
+                "rule by name would bind the ABI's argument of that name. Write the ABI's names, or none (the "
+                "function by its name or bare signature)"
+            )
+        kind, other = mine.type, theirs.type
+        while kind.kind == "array" and other.kind == "array":
+            assert kind.element is not None and other.element is not None
+            kind, other = kind.element, other.element
+        if kind.kind == "tuple" and other.kind == "tuple":
+            _same_names(kind.components, other.components, signature, label + ".")
 
 
 # --------------------------------------------------------------------------------------------------
