@@ -21,6 +21,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.policy import (
     TRANSFER_SELECTOR,
     AbiType,
+    Limits,
     Policy,
     arg,
     find_function,
@@ -492,6 +493,28 @@ def test_a_function_listed_twice_with_other_argument_names_is_refused_as_ambiguo
             Policy.from_abi(TARGET, twice, written, rules=[arg("a") <= 5])
     same = [twice[0], dict(twice[0])]  # listed twice alike: one function
     assert Policy.from_abi(TARGET, same, "f", rules=[arg("a") <= 5]).rules[0].offset == 0
+
+
+def test_one_total_where_a_list_is_asked_for_is_taken_as_one_rule_is():
+    """Once a raw TypeError ('TotalSpec' object is not iterable) from inside the builder."""
+    one = Policy.call(TARGET, "pay(address to,uint256 amount)", totals=arg("amount").total(5, per="day"))
+    listed = Policy.call(TARGET, "pay(address to,uint256 amount)", totals=[arg("amount").total(5, per="day")])
+    assert one == listed and len(one.limits) == 1 and one.limits[0].amount == 5
+    assert Policy.call(TARGET, "pay(address to,uint256 amount)", totals=None).limits == ()  # as calls=None
+    for junk in (5, "amount", {"amount": 5}):
+        with pytest.raises(
+            BadInputError, match=r"totals= takes a list of arg\(\.\.\.\)\.total\(\.\.\.\) limits"
+        ):
+            Policy.call(TARGET, "pay(address to,uint256 amount)", totals=junk)
+
+
+@pytest.mark.parametrize("count", [True, 2.0, "3", None])
+def test_an_operations_count_is_an_integer_as_calls_is(count):
+    with pytest.raises(
+        BadInputError, match=r"Limits.operations takes a count of operations, an integer; got "
+    ):
+        Limits.operations(count)
+    assert Limits.operations(3, per="hour").amount == 3
 
 
 def test_unknown_functions_list_what_the_abi_has():

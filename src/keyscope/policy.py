@@ -822,14 +822,14 @@ class CallLimits(TypedDict, total=False):
 
     calls: int | None
     rate: tuple[int, int | str] | str | None
-    totals: Iterable[TotalSpec]
+    totals: Iterable[TotalSpec] | TotalSpec | None
 
 
 def _call_limits(
     label: str,
     calls: int | None,
     rate: tuple[int, int | str] | str | None,
-    totals: Iterable[TotalSpec],
+    totals: Iterable[TotalSpec] | TotalSpec | None,
     function: AbiFunction | None,
 ) -> tuple[Limit, ...]:
     """The limits ``calls=``, ``rate=`` and ``totals=`` attach to a permission."""
@@ -846,6 +846,15 @@ def _call_limits(
             _limit(
                 kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}"
             )
+        )
+    if totals is None:  # as calls=None and rate=None: none
+        totals = ()
+    elif isinstance(totals, TotalSpec):  # one total where a list is asked for, as rules= takes one rule
+        totals = [totals]
+    elif not isinstance(totals, Iterable) or isinstance(totals, (str, bytes, bytearray, Mapping)):
+        raise BadInputError(
+            f"totals= takes a list of arg(...).total(...) limits (e.g. [arg('amount').total(10**6, per='day')]), "
+            f"got {type(totals).__name__}"
         )
     for total in totals:
         if not isinstance(total, TotalSpec):
@@ -876,6 +885,10 @@ class Limits:
     @staticmethod
     def operations(count: int, *, per: int | str | None = None) -> Limit:
         """At most ``count`` operations using the session, over its life or ``per`` period (a rate limit)."""
+        if isinstance(count, bool) or not isinstance(count, int):  # as calls= (True was 1, 2.0 was 2)
+            raise BadInputError(
+                f"Limits.operations takes a count of operations, an integer; got {shown(count)}"
+            )
         return _limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
 
     @staticmethod
