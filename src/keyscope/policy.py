@@ -1240,6 +1240,11 @@ def _typed_data_permission(
                     )
         if spec.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))
+            # as a call rule's count: refused naming the field, not by the Rule model
+            if not 1 <= len(words) <= MAX_RULE_WORDS:
+                raise BadInputError(
+                    f"{where}: one_of takes 1 to {MAX_RULE_WORDS} distinct values, got {len(words)}"
+                )
         resolved.append(
             Rule(condition=int(spec.op), offset=offset, arg_type=arg_type, values=words, name=".".join(path))
         )
