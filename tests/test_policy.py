@@ -21,6 +21,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.policy import (
     TRANSFER_SELECTOR,
     AbiType,
+    Limits,
     Policy,
     arg,
     find_function,
@@ -421,7 +422,7 @@ def test_overloads_are_picked_by_signature_or_selector():
         Policy.from_abi(TARGET, ERC721_OVERLOADS, "safeTransferFrom")
     three = Policy.from_abi(TARGET, ERC721_OVERLOADS, "safeTransferFrom(address,address,uint256)")
     four = Policy.from_abi(
-        TARGET, ERC721_OVERLOADS, "safeTransferFrom(address from, address to, uint256 id, bytes)"
+        TARGET, ERC721_OVERLOADS, "safeTransferFrom(address from, address to, uint256 tokenId, bytes)"
     )
     assert three.function == "safeTransferFrom(address,address,uint256)"
     assert four.function == "safeTransferFrom(address,address,uint256,bytes)"
@@ -429,6 +430,91 @@ def test_overloads_are_picked_by_signature_or_selector():
     assert by_selector.function == three.function
     rule = Policy.from_abi(TARGET, ERC721_OVERLOADS, four.function, rules=[arg("tokenId") == 7]).rules[0]
     assert rule.offset == 64
+
+
+_SWAP = [
+    {
+        "type": "function",
+        "name": "swap",
+        "inputs": [
+            {"name": "amountIn", "type": "uint256"},
+            {"name": "amountOutMin", "type": "uint256"},
+            {"name": "path", "type": "tuple", "components": [{"name": "tokenIn", "type": "address"}]},
+        ],
+    }
+]
+
+
+def test_a_signature_naming_arguments_otherwise_than_the_abi_is_refused_not_bound_by_the_abi_s_names():
+    """The text puts ``amountIn`` second; the rule was bound to the ABI's ``amountIn``, the first argument: a limit
+    written on one argument, granted on another."""
+    swapped = "swap(uint256 amountOutMin, uint256 amountIn, (address tokenIn) path)"
+    with pytest.raises(
+        BadInputError,
+        match=r"the signature names argument 0 of swap\(uint256,uint256,\(address\)\) 'amountOutMin', the ABI "
+        r"names it 'amountIn': a rule by name would bind the ABI's argument of that name\. Write the ABI's names",
+    ):
+        Policy.from_abi(TARGET, _SWAP, swapped, rules=[arg("amountIn") <= 10**18])
+    inner = "swap(uint256 amountIn, uint256 amountOutMin, (address token) path)"
+    with pytest.raises(
+        BadInputError, match=r"names component 0 of .* 'token' in `path`, the ABI names it 'tokenIn'"
+    ):
+        Policy.from_abi(TARGET, _SWAP, inner)
+    # the ABI's names, no names, or some of them: bound as the ABI lays them out
+    for written in (
+        "swap(uint256 amountIn, uint256 amountOutMin, (address tokenIn) path)",
+        "swap(uint256,uint256,(address))",
+        "swap(uint256 amountIn, uint256, (address) path)",
+        "swap",
+    ):
+        rule = Policy.from_abi(TARGET, _SWAP, written, rules=[arg("amountIn") <= 10**18]).rules[0]
+        assert (rule.offset, rule.name) == (0, "amountIn")
+
+
+def test_a_function_listed_twice_with_other_argument_names_is_refused_as_ambiguous():
+    """Merged ABIs list one function twice; with its arguments named otherwise, a rule by name bound by the last
+    listing, whichever position it gives the name."""
+    twice = [
+        {
+            "type": "function",
+            "name": "f",
+            "inputs": [{"name": "a", "type": "uint256"}, {"name": "b", "type": "uint256"}],
+        },
+        {
+            "type": "function",
+            "name": "f",
+            "inputs": [{"name": "b", "type": "uint256"}, {"name": "a", "type": "uint256"}],
+        },
+    ]
+    for written in ("f", "f(uint256,uint256)", "0x" + parse_signature("f(uint256,uint256)").selector.hex()):
+        with pytest.raises(
+            BadInputError, match=r"f\(uint256,uint256\) is listed twice in this ABI with other"
+        ):
+            Policy.from_abi(TARGET, twice, written, rules=[arg("a") <= 5])
+    same = [twice[0], dict(twice[0])]  # listed twice alike: one function
+    assert Policy.from_abi(TARGET, same, "f", rules=[arg("a") <= 5]).rules[0].offset == 0
+
+
+def test_one_total_where_a_list_is_asked_for_is_taken_as_one_rule_is():
+    """Once a raw TypeError ('TotalSpec' object is not iterable) from inside the builder."""
+    one = Policy.call(TARGET, "pay(address to,uint256 amount)", totals=arg("amount").total(5, per="day"))
+    listed = Policy.call(TARGET, "pay(address to,uint256 amount)", totals=[arg("amount").total(5, per="day")])
+    assert one == listed and len(one.limits) == 1 and one.limits[0].amount == 5
+    assert Policy.call(TARGET, "pay(address to,uint256 amount)", totals=None).limits == ()  # as calls=None
+    for junk in (5, "amount", {"amount": 5}):
+        with pytest.raises(
+            BadInputError, match=r"totals= takes a list of arg\(\.\.\.\)\.total\(\.\.\.\) limits"
+        ):
+            Policy.call(TARGET, "pay(address to,uint256 amount)", totals=junk)
+
+
+@pytest.mark.parametrize("count", [True, 2.0, "3", None])
+def test_an_operations_count_is_an_integer_as_calls_is(count):
+    with pytest.raises(
+        BadInputError, match=r"Limits.operations takes a count of operations, an integer; got "
+    ):
+        Limits.operations(count)
+    assert Limits.operations(3, per="hour").amount == 3
 
 
 def test_unknown_functions_list_what_the_abi_has():

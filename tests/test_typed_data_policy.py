@@ -119,6 +119,15 @@ def test_the_builder_lays_the_rules_on_the_flattened_contents() -> None:
         (arg("details", "missing") == 1, "no member 'missing'"),
         (arg("details", "amount") <= 2**160, "out of range"),
         (arg("spender") <= ROUTER, None),
+        # once "cannot build a Rule: ONE_OF takes 1 to 31 values, got 0", naming no field
+        (
+            arg("details", "amount").one_of(),
+            r"field `details.amount` \(uint160\) of PermitSingle: one_of takes 1 to 31",
+        ),
+        (
+            arg("details", "amount").one_of(list(range(32))),
+            r"field `details.amount` \(uint160\) of PermitSingle: one_of takes 1 to 31 distinct values, got 32",
+        ),
     ],
 )
 def test_the_builder_refuses_rules_it_cannot_bind(rule: Any, message: str | None) -> None:

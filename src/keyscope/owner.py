@@ -49,7 +49,7 @@ from .errors import (
 from .execution import MODE_BATCH, Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
-from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes, to_int
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
@@ -192,6 +192,13 @@ def session_window(
     only then. A session without end must be asked for with ``never_expires=True``."""
     if isinstance(valid_after, bool) or not isinstance(valid_after, int) or valid_after < 0:
         raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {shown(valid_after)}")
+    if not isinstance(
+        never_expires, bool
+    ):  # a text such as "false" is truthy: it would grant a session without end
+        raise BadInputError(
+            f"never_expires is True or False, got {shown(never_expires)}: pass never_expires=True for a session "
+            "without end, or leave it out"
+        )
     given = [
         name for name, value in (("valid_for", valid_for), ("valid_until", valid_until)) if value is not None
     ]
@@ -243,6 +250,32 @@ def _within_time_limit(valid_after: int, valid_until: int) -> tuple[int, int]:
                 f"seconds ({moment // 1000} seconds would be {utc_text(moment // 1000)}); give seconds{end}"
             )
     return valid_after, valid_until
+
+
+def _gas_cap_option(value: object) -> int:
+    """The ``max_gas_cost`` option as written: wei as an integer (or its decimal or 0x-hex text). A bool or a float
+    is refused: ``False`` and ``0.0`` would read as 0, no cap at all, and a float holds no exact number of wei."""
+    if (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str):
+        try:
+            return to_int(value, name="max_gas_cost")
+        except BadInputError:
+            pass
+    raise BadInputError(
+        "max_gas_cost is wei as an integer (e.g. 5 * 10**16 for 0.05 ether; 0 for no cap): the most one "
+        f"operation may cost in gas; got {shown(value)}"
+    )
+
+
+def _co_signer_option(value: object, none: str) -> str:
+    """The address of a co-signer written as ``value``; the zero address, which a grant carries for "no co-signer",
+    is refused rather than read as none (``none`` says how to ask for none)."""
+    address = to_address(value, name="co-signer")
+    if address == ZERO_ADDRESS:
+        raise BadInputError(
+            f"co_signer is the zero address, which no key signs as and which the grant reads as no co-signer: give "
+            f"the co-signer key's address, or {none}"
+        )
+    return address
 
 
 _ENDED_TODO = "give a valid_until in the future, or valid_for=SECONDS; nothing was signed"
@@ -743,8 +776,8 @@ class Owner:
         ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
         delays its start. ``valid_for`` counts from ``now``, by default the later of the chain's latest block
         time and the wall clock (:func:`~keyscope.clock.window_now`: the clocks the EntryPoint and the bundler
-        judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei (default 0.05 ether;
-        0 for no cap), so that a session key cannot drain the account through absurd fees or gas limits, whoever
+        judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei as an integer (default 0.05
+        ether; 0 for no cap; a bool or a float is refused), so that a session key cannot drain the account through absurd fees or gas limits, whoever
         pays: the cap bounds operations a paymaster pays too (an ERC-20 paymaster charges the account), except
         with the ``paymasters`` listed here (sponsors trusted not to charge the account). A random ``salt`` keeps
         ids unique. ``limits`` (``Limits.native``, ``Limits.operations``, ...) and ``gas_budget`` (wei over the
@@ -753,8 +786,9 @@ class Owner:
 
         Signing permissions: ``typed_data`` (from :meth:`~keyscope.policy.Policy.typed_data`) and ``sign_in``
         (websites) let the session sign those messages as the account (ERC-1271); ``permissions`` may then be
-        empty. ``co_signer`` (a key's address) makes every operation and message of the session need that key's
-        signature too.
+        empty. ``co_signer`` (a key's address; the zero address, which the grant carries for none, is refused) makes
+        every operation and message of the session need that key's signature too. ``never_expires`` is ``True`` or
+        ``False`` (a text such as ``"false"`` is refused).
         """
         _check_options(options)
         if _counts_from_now(options) and now is None:
@@ -775,14 +809,16 @@ class Owner:
                 session_key=to_address(key, name="session key"),
                 valid_after=start,
                 valid_until=end,
-                max_gas_cost=options.get("max_gas_cost", DEFAULT_MAX_GAS_COST),
+                max_gas_cost=_gas_cap_option(options.get("max_gas_cost", DEFAULT_MAX_GAS_COST)),
                 paymasters=tuple(to_address(p, name="paymaster") for p in options.get("paymasters", ())),
                 salt=secrets.randbits(64) if salt is None else salt,
                 permissions=_flatten(permissions),
                 limits=(*options.get("limits", ()), *budget),
                 typed_data_permissions=tuple(options.get("typed_data", ())),
                 sign_in=tuple(options.get("sign_in", ())),
-                co_signer=None if co_signer is None else to_address(co_signer, name="co-signer"),
+                co_signer=None
+                if co_signer is None
+                else _co_signer_option(co_signer, "leave co_signer out for none"),
             )
         except InvalidFieldsError as error:
             raise BadInputError(f"this session cannot be granted: {error.summary}") from None
@@ -1109,7 +1145,7 @@ class Owner:
         if isinstance(grant, SessionGrant):
             self._require_own(grant, "rotate its co-signer")
         session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
-        new = ZERO_ADDRESS if co_signer is None else to_address(co_signer, name="co-signer")
+        new = ZERO_ADDRESS if co_signer is None else _co_signer_option(co_signer, "pass None to remove it")
         self._refuse_what_rotating_refuses(grant, session_id, new)
         return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
 

@@ -595,7 +595,9 @@ def find_function(abi: Any, function: str) -> AbiFunction:
     holding either (a ``pathlib.Path``, or a string naming a file or ending in ``.json``), or an object with an
     ``.abi`` (ape contract types; ape contract instances through their ``contract_type``). Raises
     :class:`~keyscope.errors.UnknownFunctionError` when nothing matches and :class:`BadInputError` when a
-    bare name is overloaded.
+    bare name is overloaded, when the ABI lists the function twice with other argument names, or when the
+    signature names an argument (or tuple component) otherwise than the ABI: rules refer to the ABI's names, so a
+    name the text puts elsewhere would bind another argument than the one written.
     """
     functions = _functions(abi)
     available = sorted({f.signature for f in functions})
@@ -618,7 +620,39 @@ def find_function(abi: Any, function: str) -> AbiFunction:
             f"{shown(function)} is overloaded in this ABI: {', '.join(sorted(unique))}; pass the full signature "
             "to pick one"
         )
-    return next(iter(unique.values()))
+    found = next(iter(unique.values()))
+    for other in matches:
+        if (
+            other.inputs != found.inputs
+        ):  # one function listed twice (merged ABIs), its arguments named otherwise
+            raise BadInputError(
+                f"{found.signature} is listed twice in this ABI with other argument names ({found.describe_inputs()}; "
+                f"{other.describe_inputs()}): a rule by name could bind either argument. Fix the ABI, or give the "
+                "signature with the argument names you mean to Policy.call"
+            )
+    if "(" in wanted:
+        _same_names(parse_signature(wanted).inputs, found.inputs, found.signature, "")
+    return found
+
+
+def _same_names(written: Sequence[AbiParam], listed: Sequence[AbiParam], signature: str, within: str) -> None:
+    """Refuse an argument (or tuple component) the written signature names otherwise than the ABI does: a rule by
+    name would bind the ABI's argument of that name, not the one the text puts the name on."""
+    for index, (mine, theirs) in enumerate(zip(written, listed, strict=True)):
+        label = f"{within}{mine.name or theirs.name or index}"
+        if mine.name and theirs.name and mine.name != theirs.name:
+            raise BadInputError(
+                f"the signature names {'component' if within else 'argument'} {index} of {signature} {shown(mine.name)}"
+                f"{' in `' + within.rstrip('.') + '`' if within else ''}, the ABI names it {shown(theirs.name)}: a "
+                "rule by name would bind the ABI's argument of that name. Write the ABI's names, or none (the "
+                "function by its name or bare signature)"
+            )
+        kind, other = mine.type, theirs.type
+        while kind.kind == "array" and other.kind == "array":
+            assert kind.element is not None and other.element is not None
+            kind, other = kind.element, other.element
+        if kind.kind == "tuple" and other.kind == "tuple":
+            _same_names(kind.components, other.components, signature, label + ".")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -788,14 +822,14 @@ class CallLimits(TypedDict, total=False):
 
     calls: int | None
     rate: tuple[int, int | str] | str | None
-    totals: Iterable[TotalSpec]
+    totals: Iterable[TotalSpec] | TotalSpec | None
 
 
 def _call_limits(
     label: str,
     calls: int | None,
     rate: tuple[int, int | str] | str | None,
-    totals: Iterable[TotalSpec],
+    totals: Iterable[TotalSpec] | TotalSpec | None,
     function: AbiFunction | None,
 ) -> tuple[Limit, ...]:
     """The limits ``calls=``, ``rate=`` and ``totals=`` attach to a permission."""
@@ -812,6 +846,15 @@ def _call_limits(
             _limit(
                 kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}"
             )
+        )
+    if totals is None:  # as calls=None and rate=None: none
+        totals = ()
+    elif isinstance(totals, TotalSpec):  # one total where a list is asked for, as rules= takes one rule
+        totals = [totals]
+    elif not isinstance(totals, Iterable) or isinstance(totals, (str, bytes, bytearray, Mapping)):
+        raise BadInputError(
+            f"totals= takes a list of arg(...).total(...) limits (e.g. [arg('amount').total(10**6, per='day')]), "
+            f"got {type(totals).__name__}"
         )
     for total in totals:
         if not isinstance(total, TotalSpec):
@@ -842,6 +885,10 @@ class Limits:
     @staticmethod
     def operations(count: int, *, per: int | str | None = None) -> Limit:
         """At most ``count`` operations using the session, over its life or ``per`` period (a rate limit)."""
+        if isinstance(count, bool) or not isinstance(count, int):  # as calls= (True was 1, 2.0 was 2)
+            raise BadInputError(
+                f"Limits.operations takes a count of operations, an integer; got {shown(count)}"
+            )
         return _limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
 
     @staticmethod
@@ -1193,6 +1240,11 @@ def _typed_data_permission(
                     )
         if spec.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))
+            # as a call rule's count: refused naming the field, not by the Rule model
+            if not 1 <= len(words) <= MAX_RULE_WORDS:
+                raise BadInputError(
+                    f"{where}: one_of takes 1 to {MAX_RULE_WORDS} distinct values, got {len(words)}"
+                )
         resolved.append(
             Rule(condition=int(spec.op), offset=offset, arg_type=arg_type, values=words, name=".".join(path))
         )
