@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import BadInputError, RaisesBadInput
-from .hexutil import Address, HexBytes32, HexData, HexRepr
+from .hexutil import Address, HexBytes32, HexData, HexRepr, WireInt
 from .session import Session
 from .typed_data import wallet_typed_data
 
@@ -30,9 +30,9 @@ class SessionGrant(HexRepr, RaisesBadInput, BaseModel):
     session: Session
     account: Address
     module: Address
-    chain_id: int = Field(ge=1, lt=2**256)
+    chain_id: WireInt = Field(ge=1, lt=2**256)
     entry_point: Address
-    epoch: int = Field(ge=0, lt=2**32)
+    epoch: WireInt = Field(ge=0, lt=2**32)
     session_id: HexBytes32
     how: Literal["onchain", "offchain"]
     owner_signature: HexData | None = None

@@ -18,6 +18,7 @@ __all__ = [
     "HexData",
     "HexInt",
     "HexRepr",
+    "WireInt",
     "address_word",
     "keccak",
     "rpc_name",
@@ -26,6 +27,7 @@ __all__ = [
     "to_bytes",
     "to_int",
     "to_quantity",
+    "to_wire_int",
     "word",
 ]
 
@@ -108,6 +110,28 @@ def to_int(value: object, *, name: str = "value") -> int:
     return result
 
 
+def to_wire_int(value: object, *, name: str = "value") -> int:
+    """Return ``value`` (an int or its decimal text, as JSON and forms write a number) as an int; any sign, the
+    caller bounds it. A bool is refused, not read as 0 or 1 (``False`` would be 0, which means "no bound" for a gas
+    cap, a value limit or an expiry), and so is a float: one past 2**53 holds no exact number (``1e30`` is
+    1000000000000000019884624838656), and a whole one is a number written as a fraction, which no wire sends."""
+    if isinstance(value, bool):
+        raise BadInputError(f"{name} must be an integer, got a bool: write the number itself")
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value, 10)
+        except ValueError:
+            raise BadInputError(f"{name} {value!r} is not an integer in decimal digits") from None
+    if isinstance(value, float):
+        raise BadInputError(
+            f"{name} must be an integer, got a float, which holds no exact number past 2**53: "
+            "write the integer (e.g. 5 * 10**16, not 5e16)"
+        )
+    raise BadInputError(f"{name} must be an integer, got {type(value).__name__}")
+
+
 def to_quantity(value: int) -> str:
     """JSON-RPC quantity: minimal 0x-hex for an int."""
     return hex(value)
@@ -129,6 +153,10 @@ def _parse_int(value: Any) -> int:
     return to_int(value)
 
 
+def _parse_wire_int(value: Any) -> int:
+    return to_wire_int(value)  # the error is located at the field (its loc): it names it
+
+
 Address = Annotated[str, BeforeValidator(_parse_address)]
 """A checksummed address; validates strings, bytes and objects with ``.address``."""
 
@@ -144,6 +172,10 @@ HexBytes32 = Annotated[
 
 HexInt = Annotated[int, BeforeValidator(_parse_int), PlainSerializer(to_quantity, return_type=str)]
 """A non-negative integer; validates ints, decimal strings and 0x quantities, serialises to 0x-hex."""
+
+WireInt = Annotated[int, BeforeValidator(_parse_wire_int)]
+"""An integer as the wire writes it: an int, or its decimal text; never a bool or a float (see
+:func:`to_wire_int`). Serialises as an int; bounds are the field's (``Field(ge=...)``)."""
 
 
 shown_hex = hex_shown

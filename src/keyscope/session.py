@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .arg_types import ArgType, arg_type_of
 from .errors import BadInputError, RaisesBadInput
-from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, WireInt, to_address, to_bytes
 from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struct, typed_data_sign_type_hash
 from .typed_data import Field as Member
 from .typed_fields import contents_definitions, field_arg_type, mistyped
@@ -251,10 +251,10 @@ class Rule(_Struct):
     is an optional label (the argument's name) used in error messages; it is not signed.
     """
 
-    condition: int
-    offset: int = Field(ge=0, le=0xFFFF)
-    arg_type: int = ArgType.WORD
-    values: tuple[int, ...]
+    condition: WireInt
+    offset: WireInt = Field(ge=0, le=0xFFFF)
+    arg_type: WireInt = ArgType.WORD
+    values: tuple[WireInt, ...]
     name: str | None = None
 
     @model_validator(mode="before")
@@ -418,8 +418,8 @@ class Meter(_Struct):
     (``Permission.limits``); the :class:`Session` resolves both to the index.
     """
 
-    permission: int = Field(default=SELF, ge=SELF, lt=MAX_PERMISSIONS)
-    offset: int = Field(default=0, ge=0, le=0xFFFF)
+    permission: WireInt = Field(default=SELF, ge=SELF, lt=MAX_PERMISSIONS)
+    offset: WireInt = Field(default=0, ge=0, le=0xFFFF)
     target: Address | None = None
     selector: HexData | None = None
     name: str | None = None
@@ -436,13 +436,13 @@ class Limit(_Struct):
     operations and have no meters. ``name``, ``unit`` and ``decimals`` only shape messages (``3 USDC``).
     """
 
-    kind: int
-    amount: int = Field(ge=0, le=UINT256_MAX)
-    period: int = Field(default=0, ge=0, lt=2**32)
+    kind: WireInt
+    amount: WireInt = Field(ge=0, le=UINT256_MAX)
+    period: WireInt = Field(default=0, ge=0, lt=2**32)
     meters: tuple[Meter, ...] = ()
     name: str | None = None
     unit: str | None = None
-    decimals: int = Field(default=0, ge=0, le=77)
+    decimals: WireInt = Field(default=0, ge=0, le=77)
 
     @model_validator(mode="after")
     def _shape(self) -> Limit:
@@ -515,7 +515,7 @@ class Permission(_Struct):
 
     target: Address
     selector: HexData = Field(min_length=4, max_length=4)
-    value_limit: int = Field(default=0, ge=0, le=UINT256_MAX)
+    value_limit: WireInt = Field(default=0, ge=0, le=UINT256_MAX)
     rules: tuple[Rule, ...] = ()
     function: str | None = None
     """The function's signature, for messages only (``safeMint(address)``)."""
@@ -581,15 +581,15 @@ class TypedDataPermission(_Struct):
     messages.
     """
 
-    domain_fields: int = Field(ge=0, le=0x1F)
+    domain_fields: WireInt = Field(ge=0, le=0x1F)
     name: str = ""
     version: str = ""
-    chain_id: int = Field(default=0, ge=0, le=UINT256_MAX)
+    chain_id: WireInt = Field(default=0, ge=0, le=UINT256_MAX)
     verifying_contract: Address = ZERO_ADDRESS
     salt: HexBytes32 = bytes(32)
     contents_name: str
     contents_type: str
-    nested: tuple[int, ...] = ()
+    nested: tuple[WireInt, ...] = ()
     rules: tuple[Rule, ...] = ()
     label: str | None = None
     """What the permission allows, for messages (``PermitSingle on Permit2``); not signed."""
@@ -730,16 +730,16 @@ class Session(_Model):
     them (``typed_data_permissions`` is the grant's ``typedData``). With a ``co_signer``, every operation and signature of the session needs that key's signature too."""
 
     session_key: Address
-    valid_after: int = Field(default=0, ge=0, lt=2**48)
-    valid_until: int = Field(default=0, ge=0, lt=2**48)
-    max_gas_cost: int = Field(default=0, ge=0, le=UINT256_MAX)
+    valid_after: WireInt = Field(default=0, ge=0, lt=2**48)
+    valid_until: WireInt = Field(default=0, ge=0, lt=2**48)
+    max_gas_cost: WireInt = Field(default=0, ge=0, le=UINT256_MAX)
     """The most one operation may cost in gas (wei; every gas limit, a paymaster's included, times maxFeePerGas);
     0: no cap. The module keeps it in whole gwei. It bounds operations a paymaster pays too (an ERC-20
     paymaster charges the account), unless the paymaster is one of ``paymasters``."""
     paymasters: tuple[Address, ...] = ()
     """Paymasters operations may name without the ``max_gas_cost`` cap: sponsors the owner trusts not to charge
     the account (at most 7)."""
-    salt: int = Field(default=0, ge=0, le=UINT256_MAX)
+    salt: WireInt = Field(default=0, ge=0, le=UINT256_MAX)
     permissions: tuple[Permission, ...] = ()
     limits: tuple[Limit, ...] = ()
     """Budgets over the session's life or per period, counted by the module (see :class:`Limit`). Limits attached

@@ -33,7 +33,7 @@ from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
-from ..hexutil import to_address, to_bytes
+from ..hexutil import to_address, to_bytes, to_wire_int
 from ..http_service import (
     BackgroundServer,
     LocalHTTPServer,
@@ -105,8 +105,8 @@ class ConsentServer(BackgroundServer):
 
     ``store``: where granted sessions are kept (the dashboard lists its grants with their permissions in words;
     without it, the dashboard knows sessions from the module's events only). ``host`` defaults to 127.0.0.1 and
-    ``port`` to a free one. ``max_gas_cost`` is the per-operation gas cap of sessions asked through ERC-7715
-    without one.
+    ``port`` to a free one. ``max_gas_cost`` is the per-operation gas cap (integer wei; 0: no cap; a bool or a
+    float is refused) of sessions asked through ERC-7715 without one.
     """
 
     def __init__(
@@ -118,10 +118,13 @@ class ConsentServer(BackgroundServer):
         port: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
     ) -> None:
+        gas_cap = to_wire_int(max_gas_cost, name="max_gas_cost")  # False or 0.0 would be 0: no cap at all
+        if not 0 <= gas_cap < 2**256:
+            raise BadInputError(f"max_gas_cost is wei from 0 (no cap) to 2**256 - 1, got {gas_cap}")
         super().__init__(host, port)
         self.network = network
         self.store = store
-        self.max_gas_cost = max_gas_cost
+        self.max_gas_cost = gas_cap
         self._consents: dict[str, ConsentRequest] = {}
         self._operations: dict[str, OwnerOperation] = {}
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import BadInputError
-from ..hexutil import Address, HexData, HexInt
+from ..hexutil import Address, HexData, HexInt, WireInt
 
 __all__ = [
     "FLAGS",
@@ -79,7 +79,7 @@ class PermissionRequest(_Wire):
 
     chain_id: HexInt = Field(alias="chainId", ge=1)
     address: Address | None = None
-    expiry: int = Field(ge=0, lt=2**48)
+    expiry: WireInt = Field(ge=0, lt=2**48)
     signer: TypedEntry
     permission: TypedEntry
     policies: tuple[TypedEntry, ...] = ()
