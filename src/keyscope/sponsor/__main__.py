@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import BadInputError, ConfigurationError, KeyscopeError
@@ -38,11 +39,35 @@ __all__ = ["main"]
 DEFAULT_KEY_ENV = "KEYSCOPE_SPONSOR_KEY"
 
 
+class _Once(argparse.Action):
+    """Store an option's value, refusing the option given twice: argparse keeps the last silently, so a wrapper
+    script's ``--policy strict.json`` followed by the operator's ``--policy loose.json`` (or the other way round)
+    would serve one of the two policies without a word. Which one was meant is not guessed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given: set[str] = namespace.__dict__.setdefault("_given_once", set())
+        if self.dest in given:
+            parser.error(
+                f"{self.option_strings[-1]} is given 2 times: give it once (which value was meant is not guessed; "
+                "nothing was started)"
+            )
+        given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m keyscope.sponsor",
         description="Serve ERC-7677 pm_getPaymasterStubData / pm_getPaymasterData for a SponsorPaymaster.",
     )
+    for name in (None, "store"):  # every option taking one value is taken once (flags are not)
+        parser.register("action", name, _Once)
     parser.add_argument("--paymaster", required=True, help="the SponsorPaymaster's address")
     parser.add_argument("--policy", required=True, help="the sponsorship policy (JSON file)")
     parser.add_argument("--rpc-url", default=None, help="a node of the chain (chain id, clock, signer check)")

@@ -38,11 +38,19 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+)
 
 from ..errors import BadInputError, RaisesBadInput, shown, validation_problems
 from ..execution import Call, ExecuteDecodeError, decode_execute
-from ..hexutil import Address, to_bytes, to_int
+from ..hexutil import Address, to_address, to_bytes, to_int
 from ..textfile import read_text_file
 from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
@@ -69,6 +77,19 @@ def parse_selector(value: object) -> bytes:
 
 def _parse_wei(value: object) -> int | None:
     return None if value is None else to_int(value, name="a budget in wei")
+
+
+def _one_of_each_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a key written twice (Python's reader keeps the last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise BadInputError(
+                f"the JSON object holds {key!r} twice (values {shown(data[key])} and {shown(value)}): keep one "
+                "(which was meant is not guessed)"
+            )
+        data[key] = value
+    return data
 
 
 Selector = Annotated[
@@ -110,6 +131,27 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
     total_budget_wei: Wei = None
     validity_seconds: int = Field(default=600, gt=0, le=365 * 86_400)
 
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _each_contract_once(cls, value: Any) -> Any:
+        """Refuse one contract listed under two spellings (lowercase and checksummed, say): as a dict, the last
+        entry would replace the first silently, a list of selectors by ``"any"`` or the other way round."""
+        if not isinstance(value, dict):
+            return value
+        seen: dict[str, object] = {}
+        for written in value:
+            try:
+                address = to_address(written)
+            except BadInputError:
+                continue  # the address check says what is wrong with it
+            if address in seen:
+                raise ValueError(
+                    f"targets lists {address} twice ({shown(seen[address])} and {shown(written)}): give each "
+                    "contract one entry, with all its selectors"
+                )
+            seen[address] = written
+        return value
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SponsorshipPolicy:
         """Read a policy from its JSON object; raises :class:`~keyscope.errors.BadInputError` saying what is
@@ -131,7 +173,9 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
             path, "the sponsorship policy", "a JSON object (see docs/sponsorship.md, Policy file)"
         )
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_one_of_each_key)
+        except BadInputError as exc:
+            raise BadInputError(f"the sponsorship policy {path}: {exc}") from None
         except ValueError as exc:
             raise BadInputError(
                 f"the sponsorship policy {path} is not JSON ({exc}): give a JSON object"

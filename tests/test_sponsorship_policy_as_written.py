@@ -1,0 +1,114 @@
+"""The sponsor enforces the policy its operator wrote, or refuses to start: a value written twice (a key twice in
+the policy file, one contract listed under two spellings, a command-line option given twice) is refused, never
+read as whichever copy came last."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from keyscope.errors import BadInputError
+from keyscope.execution import Call, encode_execute
+from keyscope.signing import LocalSigner
+from keyscope.sponsor.__main__ import main as sponsor_main
+from keyscope.sponsor.errors import SponsorshipRefused
+from keyscope.sponsor.policy import SponsorshipPolicy
+from keyscope.userop import UserOperation
+
+TARGET = LocalSigner.generate().address
+OTHER = LocalSigner.generate().address
+TRANSFER = bytes.fromhex("a9059cbb")
+APPROVE = bytes.fromhex("095ea7b3")
+
+
+def test_a_key_written_twice_in_the_policy_file_is_refused(tmp_path: Path) -> None:
+    """Python's JSON reader keeps the last of two equal keys: a budget the operator set, followed by a ``null``
+    left from a template, was read as no budget at all."""
+    path = tmp_path / "policy.json"
+    path.write_text(
+        '{"targets": "any", "budget_wei": "1000", "total_budget_wei": "5000", "budget_wei": null}'
+    )
+    with pytest.raises(BadInputError, match=r"'budget_wei' twice.*keep one") as info:
+        SponsorshipPolicy.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_contract_written_twice_in_the_policy_file_is_refused(tmp_path: Path) -> None:
+    """The same address key twice inside ``targets``: the last list (here ``"any"``) was enforced."""
+    path = tmp_path / "policy.json"
+    entry = f'"{TARGET}"'
+    path.write_text(f'{{"targets": {{{entry}: ["0xa9059cbb"], {entry}: "any"}}, "total_budget_wei": "1"}}')
+    with pytest.raises(BadInputError, match=f"'{TARGET}' twice"):
+        SponsorshipPolicy.from_file(path)
+
+
+@pytest.mark.parametrize("spelling", [str.lower, str.upper, lambda a: a], ids=["lower", "upper", "same"])
+def test_one_contract_under_two_spellings_in_targets_is_refused(spelling) -> None:  # type: ignore[no-untyped-def]
+    """``{"0xabc…": ["transfer"], "0xABC…": "any"}`` names one contract twice; the last entry was kept, so the
+    contract was open to every function while the operator's first line allowed one."""
+    written = "0x" + spelling(TARGET[2:])
+    data: dict[str, dict[str, object]] = {"targets": {TARGET: ["0xa9059cbb"], OTHER: "any"}}
+    if written != TARGET:
+        data["targets"][written] = "any"
+        with pytest.raises(BadInputError, match=f"lists {TARGET} twice") as info:
+            SponsorshipPolicy.from_dict(data)
+        assert written in str(info.value) and "one entry" in str(info.value)
+    else:  # a dict cannot hold one key twice: the file's reader refuses that (above)
+        assert SponsorshipPolicy.from_dict(data).targets[TARGET] == (TRANSFER,)
+
+
+def test_a_policy_with_each_contract_once_covers_what_it_lists() -> None:
+    """The refusal above does not touch a policy that lists each contract once, in any spelling."""
+    policy = SponsorshipPolicy.from_dict(
+        {
+            "targets": {
+                TARGET.lower(): ["transfer(address to, uint256 amount)"],
+                OTHER.upper().replace("0X", "0x"): "any",
+            }
+        }
+    )
+    assert policy.targets == {TARGET: (TRANSFER,), OTHER: "any"}
+    allowed = UserOperation(
+        sender=OTHER, nonce=0, call_data=encode_execute(Call(TARGET, 0, TRANSFER + bytes(64)))
+    )
+    assert [c.target for c in policy.check(allowed)] == [TARGET]
+    refused = UserOperation(
+        sender=OTHER, nonce=0, call_data=encode_execute(Call(TARGET, 0, APPROVE + bytes(64)))
+    )
+    with pytest.raises(SponsorshipRefused, match="not in the sponsorship policy"):
+        policy.check(refused)
+
+
+@pytest.fixture
+def sponsor_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({"targets": {TARGET: ["0xa9059cbb"]}, "total_budget_wei": "1"}))
+    monkeypatch.setenv("KEYSCOPE_TEST_SPONSOR_KEY", "0x" + "11" * 32)
+    return ["--policy", str(strict), "--paymaster", TARGET, "--signer-key-env", "KEYSCOPE_TEST_SPONSOR_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "option"),
+    [
+        (["--policy", "{loose}"], "--policy"),
+        (["--policy={loose}"], "--policy"),
+        (["--chain-id", "2"], "--chain-id"),
+        (["--paymaster", OTHER], "--paymaster"),
+        (["--signer-key-env", "HOME"], "--signer-key-env"),
+    ],
+)
+def test_a_sponsor_option_given_twice_is_refused(
+    sponsor_args: list[str], tmp_path: Path, extra: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--policy strict.json ... --policy loose.json`` (a wrapper script adding its own default): argparse kept
+    the last, and the sponsor signed for the loose policy."""
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps({"targets": "any", "total_budget_wei": "1"}))
+    args = [*sponsor_args, "--chain-id", "1", *(word.format(loose=loose) for word in extra)]
+    with pytest.raises(SystemExit) as info:
+        sponsor_main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{option} is given 2 times" in err and "give it once" in err and "Traceback" not in err
