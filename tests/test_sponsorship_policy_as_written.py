@@ -106,7 +106,8 @@ def test_a_sponsor_option_given_twice_is_refused(
     the last, and the sponsor signed for the loose policy."""
     loose = tmp_path / "loose.json"
     loose.write_text(json.dumps({"targets": "any", "total_budget_wei": "1"}))
-    args = [*sponsor_args, "--chain-id", "1", *(word.format(loose=loose) for word in extra)]
+    # --port -1 makes the command end at once (exit 1) should the repeated option be let through
+    args = [*sponsor_args, "--chain-id", "1", "--port", "-1", *(word.format(loose=loose) for word in extra)]
     with pytest.raises(SystemExit) as info:
         sponsor_main(args)
     assert info.value.code == 2
