@@ -192,9 +192,8 @@ def session_window(
     only then. A session without end must be asked for with ``never_expires=True``."""
     if isinstance(valid_after, bool) or not isinstance(valid_after, int) or valid_after < 0:
         raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {shown(valid_after)}")
-    if not isinstance(
-        never_expires, bool
-    ):  # a text such as "false" is truthy: it would grant a session without end
+    # a text such as "false" is truthy: it would grant a session without end
+    if not isinstance(never_expires, bool):
         raise BadInputError(
             f"never_expires is True or False, got {shown(never_expires)}: pass never_expires=True for a session "
             "without end, or leave it out"
@@ -776,10 +775,11 @@ class Owner:
         ``never_expires=True`` for a session without end; ``valid_after`` (unix seconds, 0 = now)
         delays its start. ``valid_for`` counts from ``now``, by default the later of the chain's latest block
         time and the wall clock (:func:`~keyscope.clock.window_now`: the clocks the EntryPoint and the bundler
-        judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei as an integer (default 0.05
-        ether; 0 for no cap; a bool or a float is refused), so that a session key cannot drain the account through absurd fees or gas limits, whoever
-        pays: the cap bounds operations a paymaster pays too (an ERC-20 paymaster charges the account), except
-        with the ``paymasters`` listed here (sponsors trusted not to charge the account). A random ``salt`` keeps
+        judge windows by). ``max_gas_cost``: the most one operation may cost in gas, in wei as an integer
+        (default 0.05 ether; 0 for no cap; a bool or a float is refused), so that a session key cannot drain the
+        account through absurd fees or gas limits, whoever pays: the cap bounds operations a paymaster pays too (an
+        ERC-20 paymaster charges the account), except with the ``paymasters`` listed here (sponsors trusted not to
+        charge the account). A random ``salt`` keeps
         ids unique. ``limits`` (``Limits.native``, ``Limits.operations``, ...) and ``gas_budget`` (wei over the
         session's operations, ``Limits.gas``) are counted by the module; periods start at ``valid_after`` (0: unix
         time 0, so days are UTC days).
