@@ -3,8 +3,8 @@ naming a module of the account (an executor the owner installed after signing th
 contract), and its ``verificationGasLimit`` is set so that the module's questions to the account
 (``isModuleInstalled``, made with all but a 64th of the gas left) run out of gas, which the module reads as "no"
 for executors, hooks and Safe modules (an account whose question halts gives no answer, attack 143). What the module
-still has to do after its questions (store the session, judge the call, recover the key) needs far more than the
-64th a starved question leaves it, so no gas limit turns the refusal into a session: every one is either out of gas
+still has to do after a question (store the permission in new slots, the rest of the session, judge the call,
+recover the key) needs far more than the 64th a starved question leaves it, so no gas limit turns the refusal into a session: every one is either out of gas
 or ``PermissionTargetIsModule``. Through the real EntryPoint v0.7 ``handleOps`` (as ``eth_call``s) on ape's local
 chain.
 """
