@@ -565,6 +565,35 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
             assert not store.is_revoked(grants[0].session_id)
 
 
+@pytest.mark.parametrize("deployed", [False, True])
+def test_a_revocation_by_a_key_that_is_not_the_owners_leaves_the_store_as_it_was(
+    net, harness, nft, tmp_path: Path, deployed: bool
+) -> None:
+    """``ape run revoke ID --owner TEST::5`` (another account's key): the store once marked the session revoked, then
+    the command failed on the owner check, saying only that the key is not the owner's. The key is checked first;
+    the owner's own key then revokes in the store and on chain."""
+    from keyscope.cli.actions import revoke_session
+
+    owner_key, stranger, key = LocalSigner.generate(), LocalSigner.generate(), SessionKey.generate()
+    owner = net.owner(owner_key)
+    harness.fund(owner.account, ETHER)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy])
+    if deployed:  # the session's first operation creates the account and enables the session
+        assert net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait().success
+    assert net.is_deployed(owner.account) is deployed
+    with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
+        store.put_grant(grant)
+        with pytest.raises(BadInputError) as info:
+            revoke_session(grant, store=store, network=net, signer=stranger)
+        said = str(info.value)
+        assert said.startswith(f"{stranger.address} is not the owner of {owner.account} (its owner is "), said
+        assert not store.is_revoked(grant.session_id)
+        result = revoke_session(grant, store=store, network=net, signer=owner_key)
+        assert result.receipt is not None and result.receipt.success
+        assert store.is_revoked(grant.session_id)
+
+
 @pytest.mark.parametrize(
     ("key", "said"),
     [

@@ -337,15 +337,18 @@ def revoke_session(
 
     An account not created yet is created by that operation with ``create`` (the grant's factory call: its
     first operation would otherwise create it and enable the session); without ``create`` nothing is sent
-    for it (the result's ``receipt`` is None).
+    for it (the result's ``receipt`` is None). The signer is checked to be the account's owner before the store
+    is touched: a wrong key changes nothing, and says which key is the owner's.
     """
+    owner = None
     if network is not None:
         _check_grant_network(network, grant, node_option)
+        if signer is not None and (create or network.is_deployed(grant.account)):
+            owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     if store is not None:
         store.mark_revoked(grant.session_id)
-    if network is None or signer is None or (not create and not network.is_deployed(grant.account)):
+    if owner is None:
         return RevokeResult(grant, None)
-    owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     pending = owner.revoke(grant)
     receipt = _wait(progress, pending, "the owner's revokeSession operation", timeout)
     return RevokeResult(grant, receipt)
