@@ -111,6 +111,26 @@ def test_a_grant_option_given_once_is_granted_as_typed(grant: Any) -> None:
     ]
 
 
+@pytest.mark.parametrize("typed", ["10/hour", "3/day", "5/90s"])
+def test_calls_with_a_period_is_refused_not_granted_as_a_total_over_the_life(grant: Any, typed: str) -> None:
+    """``--calls 10/hour`` was granted as "at most 10 calls over the session's life": the period was dropped
+    silently, and the session got another limit than typed. ``--rate`` is the option for calls per period."""
+    result = grant("--calls", typed, "--rule", "to==account")
+    assert result.exit_code == 1, result.output
+    count = typed.partition("/")[0]
+    assert (
+        f"error: --calls: '{typed}' has a period, and --calls counts over the session's life: give --rate "
+        f"{typed} for calls per period, or --calls {count} for a total"
+    ) in result.output
+    assert _granted(grant.store) == []
+    result = grant("--rate", typed, "--rule", "to==account")  # as the message says
+    assert result.exit_code == 0, result.output
+    (stored,) = _granted(grant.store)
+    assert [(limit.kind, limit.amount, limit.period > 0) for limit in stored.session.limits] == [
+        (LimitKind.CALLS, int(count), True)
+    ]
+
+
 def test_repeatable_options_still_add_up(grant: Any) -> None:
     """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
     result = grant("--rule", "to==account", "--rule", "to!=owner")

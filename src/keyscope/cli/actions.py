@@ -210,12 +210,18 @@ def grant_session(
     rate_limit = parse_count(rate, "--rate") if rate else None
     if rate_limit is not None and rate_limit[1] is None:
         raise BadInputError(f"--rate: {rate!r} needs a period, e.g. 10/hour (use --calls for a total)")
+    call_limit = parse_count(calls, "--calls") if calls else None
+    if call_limit is not None and call_limit[1] is not None:  # its period was dropped: a life's total granted
+        raise BadInputError(
+            f"--calls: {calls!r} has a period, and --calls counts over the session's life: give --rate {calls} "
+            f"for calls per period, or --calls {call_limit[0]} for a total"
+        )
     permission = PolicyBuilder.call(
         address,
         function,
         rules=specs,
         value_limit=value_limit,
-        calls=parse_count(calls, "--calls")[0] if calls else None,
+        calls=call_limit[0] if call_limit else None,
         rate=(rate_limit[0], rate_limit[1] or 0) if rate_limit else None,
         totals=[parse_total(text, parsed) for text in totals],
     )
