@@ -305,6 +305,33 @@ def test_a_negative_number_without_dashes_says_to_put_dashes_before_it(number: s
     assert mistyped.exit_code == 2 and "No such option: --wiat" in mistyped.output
 
 
+@click.command(cls=OptionsAfterDashes)
+@click.argument("args", nargs=-1)
+@click.option("--network")
+@click.option("--verbosity", "-v")
+@click.option("--json", "as_json", is_flag=True)
+def _send_with_verbosity(
+    args: tuple[str, ...], network: str | None, verbosity: str | None, as_json: bool
+) -> None:
+    click.echo(json.dumps({"args": list(args), "network": network, "verbosity": verbosity, "json": as_json}))
+
+
+@pytest.mark.parametrize("verbosity", [["-v", "WARNING"], ["--verbosity", "WARNING"]])
+def test_a_short_option_after_dashes_is_an_option_too(verbosity: list[str]) -> None:
+    """docs/scripts.md hides ape's log lines with ``-v WARNING`` and takes options after ``--``: ``send ID nft
+    "f(int256)" -- -2 --network URL -v WARNING --json`` passed ``-v`` and ``WARNING`` to the call ("takes 2
+    argument(s) ..., got 4") while ``--verbosity WARNING`` was an option. Negative numbers stay arguments."""
+    argv = ["nft", "--", "-2", "--network", "URL", *verbosity, "--json", "-3"]
+    result = CliRunner().invoke(_send_with_verbosity, argv)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "args": ["nft", "-2", "-3"],
+        "network": "URL",
+        "verbosity": "WARNING",
+        "json": True,
+    }
+
+
 def test_options_first_moves_only_options() -> None:
     assert options_first(_send, ["a", "--", "-1", "--network", "X", "--nope"]) == [
         "a",

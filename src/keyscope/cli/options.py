@@ -76,7 +76,9 @@ def options_first(command: click.Command, args: list[str]) -> list[str]:
     """``args`` with ``command``'s options that follow ``--`` moved before it: after ``--``, click takes every
     word as an argument, so ``ape run send ID nft "f(int256)" -- -2 --network URL`` would pass ``--network`` and
     ``URL`` to the call (and connect to the default network). A word that is exactly an option's name (or
-    ``--name=value``) is taken as that option wherever it stands; every other word keeps its place."""
+    ``--name=value``) is taken as that option wherever it stands, a short name too (ape's ``-v WARNING``, which
+    docs/scripts.md gives to hide ape's log lines: a dash and a letter, never a negative number); every other word
+    keeps its place."""
     if "--" not in args:
         return args
     cut = args.index("--")
@@ -84,7 +86,7 @@ def options_first(command: click.Command, args: list[str]) -> list[str]:
     for param in command.params:
         if isinstance(param, click.Option):
             for name in (*param.opts, *param.secondary_opts):
-                if name.startswith("--"):
+                if name.startswith("--") or (len(name) == 2 and name[0] == "-" and name[1].isalpha()):
                     takes_value[name] = not (param.is_flag or param.count)
     moved: list[str] = []
     kept: list[str] = []
