@@ -131,6 +131,17 @@ def test_calls_with_a_period_is_refused_not_granted_as_a_total_over_the_life(gra
     ]
 
 
+def test_a_native_total_where_no_call_carries_eth_says_to_give_a_value_limit(grant: Any) -> None:
+    """``--native-total 0.1ether/day`` on a permission of value limit 0 said only that no permission "can carry
+    any"; it says which option lets one, and nothing is granted."""
+    result = grant("--native-total", "0.1ether/day", "--rule", "to==account")
+    assert result.exit_code == 1, result.output
+    assert "no permission of the session can carry any: give a permission a value limit" in result.output
+    assert "--value-limit" in result.output and "Traceback" not in result.output
+    assert _granted(grant.store) == []
+    assert grant("--native-total", "0.1ether/day", "--value-limit", "0.01ether").exit_code == 0
+
+
 def test_repeatable_options_still_add_up(grant: Any) -> None:
     """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
     result = grant("--rule", "to==account", "--rule", "to!=owner")
