@@ -616,9 +616,17 @@ def test_a_revocation_by_a_key_that_is_not_the_owners_leaves_the_store_as_it_was
         said = str(info.value)
         assert said.startswith(f"{stranger.address} is not the owner of {owner.account} (its owner is "), said
         assert not store.is_revoked(grant.session_id)
-        result = revoke_session(grant, store=store, network=net, signer=owner_key)
+        said: list[str] = []
+        result = revoke_session(
+            grant, store=store, network=net, signer=owner_key, progress=Progress(echo=said.append)
+        )
         assert result.receipt is not None and result.receipt.success
         assert store.is_revoked(grant.session_id)
+    # said before the owner signs (an ape account's owner may decline, leaving the store's mark alone)
+    assert said[0] == (
+        f"session 0x{grant.session_id.hex()} is marked revoked in the store (every worker refuses it); now revoking "
+        "it on chain"
+    )
 
 
 @pytest.mark.parametrize(

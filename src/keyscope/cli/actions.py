@@ -353,6 +353,13 @@ def revoke_session(
             owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     if store is not None:
         store.mark_revoked(grant.session_id)
+        if (
+            owner is not None and progress is not None
+        ):  # said before the owner is asked to sign, who may decline
+            progress.say(
+                f"session {hex_of(grant.session_id)} is marked revoked in the store (every worker refuses it); "
+                "now revoking it on chain"
+            )
     if owner is None:
         return RevokeResult(grant, None)
     pending = owner.revoke(grant)
