@@ -332,6 +332,21 @@ def test_a_short_option_after_dashes_is_an_option_too(verbosity: list[str]) -> N
     }
 
 
+@pytest.mark.parametrize("command", ["sessions", "outbox", "recover"])
+def test_a_missing_store_names_the_environment_variable_that_gives_it_too(command: str) -> None:
+    """docs/scaling.md: the store URL may also come from KEYSCOPE_STORE; without either, click said only "Missing
+    option '--store'"."""
+    extra = (
+        ["--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"] if command == "recover" else []
+    )
+    result = CliRunner(env={"KEYSCOPE_STORE": None}).invoke(main, [command, *extra])
+    assert result.exit_code == 2, result.output
+    assert (
+        "Error: Missing option '--store'. Give the store's URL with --store URL, or set KEYSCOPE_STORE to it"
+        in result.output
+    )
+
+
 def test_options_first_moves_only_options() -> None:
     assert options_first(_send, ["a", "--", "-1", "--network", "X", "--nope"]) == [
         "a",

@@ -259,6 +259,20 @@ def connection_options(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _StoreOption(click.Option):
+    """``--store``, whose refusal when missing names the environment variable that may give it too (click's says
+    only "Missing option '--store'", though the URL may come from ``KEYSCOPE_STORE``)."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        if self.required and self.value_is_missing(value):
+            raise click.MissingParameter(
+                ctx=ctx,
+                param=self,
+                message=f"Give the store's URL with --store URL, or set {ENV_STORE} to it",
+            )
+        return super().process_value(ctx, value)
+
+
 @overload
 def store_option(function: F) -> F: ...
 
@@ -275,6 +289,7 @@ def store_option(function: F | None = None, *, required: bool = False) -> F | Ca
         return click.option(
             "--store",
             "store_url",
+            cls=_StoreOption,
             envvar=ENV_STORE,
             required=required,
             default=None if required else DEFAULT_STORE_URL,
