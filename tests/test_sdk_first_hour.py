@@ -618,6 +618,20 @@ def test_one_permission_where_the_list_of_them_is_asked_for_is_refused_saying_to
     assert len(allowance.permissions) == 4
 
 
+def test_a_batch_of_no_calls_is_refused_in_the_callers_words(net, owner, nft) -> None:
+    """``session.execute_batch([])`` said "encode_execute needs at least one call", naming a function the caller
+    never called."""
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint_policy(nft, owner.account)]), key)
+    for send in (session.execute_batch, session.send_calls, owner.execute):
+        with pytest.raises(BadInputError) as info:
+            send([])
+        said = str(info.value)
+        assert said == (
+            "an operation makes at least one call, got none: give a Call (function_call(...)) or a list of one or more"
+        ), said
+
+
 def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, owner, nft, harness) -> None:
     """The module keys sessions by the account that sends: another owner's revocation of a grant would land, as an
     operation of its own account, and leave the grant's session live. Refused before anything is sent."""
