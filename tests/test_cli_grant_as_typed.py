@@ -142,6 +142,26 @@ def test_a_native_total_where_no_call_carries_eth_says_to_give_a_value_limit(gra
     assert grant("--native-total", "0.1ether/day", "--value-limit", "0.01ether").exit_code == 0
 
 
+def test_a_total_on_an_argument_that_is_no_unsigned_integer_says_which_one_to_total(grant: Any) -> None:
+    """``--total "to<=5"`` said "argument `to` of safeMint(address) is a address: totals add unsigned integers only",
+    and nothing of what to total instead."""
+    result = grant("--total", "to<=5")
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: argument `to` of safeMint(address) is of type address: totals add unsigned integers (uintN) only; the "
+        "function has no unsigned integer argument to total"
+    ) in result.output
+    assert _granted(grant.store) == []
+    with pytest.raises(BadInputError) as info:
+        Policy.call(TARGET, "mintBatch(address to,uint256 count)", totals=[parse_total("to<=5", _MINT_BATCH)])
+    assert str(info.value).endswith("only; give an unsigned integer argument instead (count)"), str(
+        info.value
+    )
+
+
+_MINT_BATCH = parse_signature("mintBatch(address to,uint256 count)")
+
+
 def test_repeatable_options_still_add_up(grant: Any) -> None:
     """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
     result = grant("--rule", "to==account", "--rule", "to!=owner")

@@ -777,8 +777,17 @@ class TotalSpec:
         """The AMOUNT :class:`Limit` on this permission's calls (the argument must be an unsigned integer)."""
         offset, kind, label = function.locate(self.ref.path)
         if not kind.name.startswith("uint"):
+            uints = [
+                p.name or str(i) for i, p in enumerate(function.inputs) if p.type.name.startswith("uint")
+            ]
+            todo = (
+                f"give an unsigned integer argument instead ({', '.join(uints)})"
+                if uints
+                else "the function has no unsigned integer argument to total"
+            )
             raise BadInputError(
-                f"argument `{label}` of {function.signature} is a {kind.name}: totals add unsigned integers only"
+                f"argument `{label}` of {function.signature} is of type {kind.name}: totals add unsigned integers "
+                f"(uintN) only; {todo}"
             )
         amount = to_int(self.amount, name=f"the total of `{label}`")
         return _limit(
