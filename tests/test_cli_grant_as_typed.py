@@ -162,6 +162,23 @@ def test_a_total_on_an_argument_that_is_no_unsigned_integer_says_which_one_to_to
 _MINT_BATCH = parse_signature("mintBatch(address to,uint256 count)")
 
 
+def test_a_function_that_cannot_be_read_says_how_to_write_one(grant: Any, net, nft) -> None:
+    """``ape run grant nft "mintBatch(address to,uint256 count"`` (the closing parenthesis left out) said where
+    reading stopped, and nothing of how a function is written."""
+    connection = ["--module", net.module, "--factory", net.factory, "--entry-point", net.entry_point]
+    result = CliRunner().invoke(
+        _grant_command(),
+        [nft.address, "mintBatch(address to,uint256 count", *connection, "--store", str(grant.store)],
+    )
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: cannot read 'mintBatch(address to,uint256 count' at position 34: expected ',' or ')'; write a "
+        "function as Solidity declares it: name(type name, ...), e.g. transfer(address to, uint256 amount)"
+    ) in result.output
+    with pytest.raises(InvalidAbiError, match=r"is not an ABI type \(expected e\.g\. uint256"):  # as before
+        parse_signature("f(uint7 x)")
+
+
 def test_repeatable_options_still_add_up(grant: Any) -> None:
     """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
     result = grant("--rule", "to==account", "--rule", "to!=owner")
