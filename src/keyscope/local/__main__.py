@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    logs: Path | None = None
     try:
         stack = LocalStack(
             chain_id=args.chain_id,
@@ -114,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             alto_args=args.alto_arg,
         )
         with stack:
+            logs = stack.log_dir
             _print_details(stack, args.json)
             while stack.running:
                 time.sleep(0.5)
@@ -123,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
     except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+        print("stopped" + (f"; the logs stay in {logs}" if logs is not None else ""), file=sys.stderr)
         return 0
     except KeyscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
