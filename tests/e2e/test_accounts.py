@@ -259,6 +259,10 @@ def test_a_call_outside_the_policy_is_refused(
     assert chain.value.reason == "AA23"
     if kind_name != "safe7579":  # Safe7579 replaces a validator's revert data by its own ExecutionFailed()
         assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in str(chain.value)
+    else:  # named as what it is, with the policy among its possible causes, and the check that tells which
+        message = str(chain.value)
+        assert "Safe7579 reverted ExecutionFailed() (0xacfdb444)" in message, message
+        assert "not the session policy" not in message and "check=True" in message, message
     with pytest.raises(BundlerRejectedError) as batch:
         session.execute_batch(
             [function_call(stack.nft, MINT, recipient), Call(stranger, 1, b"")], check=False
