@@ -60,6 +60,7 @@ from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
     CallRevertedError,
+    ConfigurationError,
     CoSignerMismatchError,
     GasCostTooHighError,
     InvalidGrantSignatureError,
@@ -1009,7 +1010,7 @@ def reference_owner(stack: LocalStack, contracts: AccountContracts, recipient: s
 
 
 def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_refusal(
-    reference_owner: Owner, stack: LocalStack, recipient: str
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts, recipient: str
 ) -> None:
     account, signer = reference_owner.account, reference_owner.signer
     # Told the account is keyscope's own: refused at once, naming what the account is.
@@ -1021,8 +1022,13 @@ def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_ref
     # A grant shaped as keyscope's account wants it (the raw 65-byte signature), as the SDK made it before it
     # detected kinds: the session's first operation is stopped before sending, with the cause.
     plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # no kind: detected
+    owners = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
     key = SessionKey.generate()
-    request = plain.owner(signer, account).prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    request = owners.owner(signer, account).prepare_grant(
+        key, [mint_policy(stack, recipient)], valid_for=3600
+    )
     assert request.account_kind == "msa"
     told_keyscope = request.model_copy(update={"account_kind": "keyscope"})
     with pytest.raises(InvalidGrantSignatureError, match="the account refuses it too"):
@@ -1068,6 +1074,42 @@ def test_a_wrong_owner_validator_or_owner_key_is_named_before_anything_is_sent(
     with pytest.raises(AccountSetupError, match="validateUserOp returned SIG_VALIDATION_FAILED"):
         impostor.execute(function_call(stack.nft, MINT, recipient))
     assert nft_balance(stack, recipient) == 1
+
+
+@pytest.mark.parametrize("name", ["nexus", "safe7579", "msa"])
+def test_an_owner_without_its_validator_is_told_the_validators_the_account_has(
+    name: str, stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """A dapp that connects to a user's account without the owner validator is told, before the owner's key signs,
+    which validators the account has installed, so that it can name the owner's."""
+    net = network_for(stack, contracts.kind(name))
+    net.kind = contracts.kind(name, net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)
+    bare = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # no owner_validator=
+    signs = 0
+
+    class Counting(LocalSigner):
+        def sign_hash(self, digest: bytes) -> bytes:
+            nonlocal signs
+            signs += 1
+            return super().sign_hash(digest)
+
+    unnamed = bare.owner(Counting(owner.signer.private_key), owner.account)
+    with pytest.raises(ConfigurationError, match=r"give owner_validator= \(its address\)") as info:
+        unnamed.grant(SessionKey.generate(), [mint_policy(stack, recipient)])
+    message = str(info.value)
+    assert f"the account {owner.account} has these validators installed: " in message, message
+    assert contracts.owner_validator in message and stack.module in message, message
+    assert signs == 0
+    named = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    key = SessionKey.generate()
+    grant = named.owner(owner.signer, owner.account).grant(key, [mint_policy(stack, recipient)])
+    bare.session(grant, key).execute(stack.nft, MINT, recipient).wait()  # the dapp's side needs no validator
+    assert nft_balance(stack, recipient) == 2
 
 
 def test_gas_figures(stack: LocalStack, contracts: AccountContracts, kind_name: str) -> None:
