@@ -17,7 +17,7 @@ from keyscope.cli.listing import list_sessions, session_lines, store_sessions
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError, SessionExpiredError
 from keyscope.execution import Call, encode_execute
-from keyscope.hexutil import keccak
+from keyscope.hexutil import keccak, to_address
 from keyscope.limits import count_limits, initial_counters
 from keyscope.policy import Limits, Policy, arg
 from keyscope.session import (
@@ -505,6 +505,33 @@ def test_the_checker_counts_as_the_module(token):
         count_limits(session, calls * 2, initial_counters(session), at=None)
     assert (info.value.call_index, info.value.amount, info.value.left) == (1, 3, 2)
     assert "would spend 3 units" in str(info.value)
+
+
+def test_a_limit_over_the_session_s_life_is_refused_without_the_advice_to_wait_for_a_period() -> None:
+    """A limit over the session's life never resets: its refusal names the limit once, in the singular for one call
+    or operation, and says to ask for a new session, not to wait; a limit per period says when it resets."""
+    nft = "0x" + "33" * 20
+    mint = Policy.call(nft, "safeMint(address to)", calls=2)
+    session = Session(session_key="0x" + "11" * 20, permissions=(mint,), limits=(Limits.operations(5),))
+    call = (0, 0, keccak(b"safeMint(address)")[:4] + abi_encode(["address"], ["0x" + "22" * 20]))
+    with pytest.raises(LimitExceededError) as life:
+        count_limits(session, [call] * 3, initial_counters(session), at=None)
+    message = str(life.value)
+    assert message == (
+        f"call 2 (safeMint(address) on {to_address(nft)}) would spend 1 call of limit 1 (calls of safeMint(address) "
+        f"on {to_address(nft)}, over the session's life); 2 calls of 2 calls used, 0 calls left. Spend less, or ask "
+        "the owner for a new session with a larger limit: this one never resets"
+    ), message
+    assert "wait" not in message and "period" not in message
+
+    hourly = Session(
+        session_key="0x" + "11" * 20, permissions=(mint,), limits=(Limits.operations(1, per="hour"),)
+    )
+    first = count_limits(hourly, [call], initial_counters(hourly), at=36_005)
+    with pytest.raises(LimitExceededError) as period:
+        count_limits(hourly, [call], first.counters, at=36_006)
+    assert "used in this period, 0 operations left; resets" in str(period.value)
+    assert "wait until it resets" in str(period.value)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1039,7 +1066,12 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
     with pytest.raises(LimitExceededError) as info:
         session.execute(token.address, "transfer(address,uint256)", shop, 3 * 10**6)
     message = str(info.value)
-    assert "would spend 3 USDC" in message and "4.2 USDC of 5 USDC used in this period" in message, message
+    # the words the README quotes
+    assert (
+        "would spend 3 USDC of limit 1 (USDC allowance, per day); 4.2 USDC of 5 USDC used in this period"
+        in message
+    )
+    assert "0.8 USDC left; resets" in message, message
     assert "resets" in message and info.value.resets_at == now - 1800 + DAY
     rows = {row.limit.label: row for row in session.usage()}
     assert (rows["USDC allowance"].used, rows["USDC allowance"].left) == (4_200_000, 800_000)

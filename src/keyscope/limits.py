@@ -158,12 +158,15 @@ class _Counting:
             resets_at = start + limit.period
         if amount > left:
             used = limit.stored_amount - left
-            when = f"; resets {_when(resets_at)}" if resets_at is not None else ""
-            scope = "in this period" if limit.period else "over the session's life"
+            if resets_at is not None:  # a limit per period
+                state = f" used in this period, {limit.show(left)} left; resets {_when(resets_at)}"
+                advice = "Spend less, wait until it resets, or ask the owner for a larger limit"
+            else:
+                state = f" used, {limit.show(left)} left"
+                advice = "Spend less, or ask the owner for a new session with a larger limit: this one never resets"
             raise LimitExceededError(
-                f"call {call_index} ({label}) would spend {limit.show(amount)} of the {limit.label} ({limit.per}); "
-                f"{limit.show(used)} of {limit.show(limit.stored_amount)} used {scope}, {limit.show(left)} left"
-                f"{when}. Spend less, wait for the next period, or ask the owner for a larger limit",
+                f"call {call_index} ({label}) would spend {limit.show(amount)} of limit {number} ({limit.label}, "
+                f"{limit.per}); {limit.show(used)} of {limit.show(limit.stored_amount)}{state}. {advice}",
                 session_id=self.session_id,
                 call_index=call_index,
                 limit_index=number,

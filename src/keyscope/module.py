@@ -315,14 +315,22 @@ def read_session_state(
     off-chain grant never used) on a deployed account that answers that the module is not installed is
     invalidated: the account asks the module about none of its operations, and a reinstall kills what an
     uninstall left (its ``onUninstall`` never ran: Kernel, Nexus and Safe7579 drop a module whose ``onUninstall``
-    fails). That question is asked only then.
+    fails). That question is asked only then. An off-chain grant never used, at the account's epoch, on an
+    account the module holds nothing of (``isInitialized`` false: never installed, or uninstalled with its
+    ``onUninstall`` run) stays not yet enabled: installing the module does not move the epoch, so the grant's
+    first operation after ``Owner.install_sessions()`` enables it.
     """
     module, account = endpoints.module, grant.account
     active_call, revoked_call = session_flag_calls(account, grant.session_id)
     with module_answers(endpoints.chain, module):
-        (active, revoked, epoch), (code,), timestamp = read_many(
+        (active, revoked, epoch, initialized), (code,), timestamp = read_many(
             endpoints.chain,
-            [(module, active_call), (module, revoked_call), (module, epoch_of_data(account))],
+            [
+                (module, active_call),
+                (module, revoked_call),
+                (module, epoch_of_data(account)),
+                (module, is_initialized_data(account)),
+            ],
             codes=[account],
             timestamp=now is None,
         )
@@ -335,6 +343,10 @@ def read_session_state(
         epoch=decode_epoch(epoch, module),
     )
     if status in _USABLE_WITH_THE_MODULE and code and not endpoints.supports_sessions(account):
+        if status is SessionStatus.NOT_YET_ENABLED and not decode_bool(initialized):
+            # the module holds nothing of the account (never installed, or its onUninstall ran and moved the
+            # epoch): an install leaves the epoch where it is, so this grant's first operation enables it then
+            return status, moment
         return SessionStatus.INVALIDATED, moment
     return status, moment
 

@@ -921,6 +921,10 @@ class Owner:
             self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
         elif occupied:
             self._refuse_what_enabling_refuses(session)
+        # the framing of the owner's signature for the account, tried on no signature: an adapter that cannot
+        # frame it (no owner validator given for an account whose owner signs through one) says so before the
+        # owner's key or wallet signs, not after
+        self.kind.wrap_erc1271_signature(b"")
         # the session's first operation creates the account only where the kind allows it
         creates = not deployed and self.kind.sessions_can_create
         request = GrantRequest(

@@ -168,6 +168,11 @@ def _module_errors() -> frozenset[str]:
     return frozenset(entry["name"] for entry in abi if entry.get("type") == "error")
 
 
+SAFE7579_EXECUTION_FAILED = keccak(b"ExecutionFailed()")[:4]
+"""Safe7579's ``ExecutionFailed()``: the revert data it gives in place of its validator's (it runs the validator
+through the Safe's ``execTransactionFromModuleReturnData`` and drops what it returned)."""
+
+
 def validation_hint(reason: str | None, data: bytes) -> str | None:
     """What an account's validation revert (``reason`` AA23) says about its cause, when the revert data shows it
     is not the session policy: the account refusing the owner's signature of the grant, or an error that is not
@@ -184,6 +189,13 @@ def validation_hint(reason: str | None, data: bytes) -> str | None:
             f"the account refused its caller {_show(decoded[1]['sender'])} (AccountUnauthorized): it takes "
             "operations from another EntryPoint than the one this operation was sent to, not a session policy "
             "refusal; connect with the EntryPoint the account trusts (its entryPoint())"
+        )
+    if inner == SAFE7579_EXECUTION_FAILED:
+        return (
+            "Safe7579 reverted ExecutionFailed() (0xacfdb444), which it puts in place of whatever its validator "
+            "reverted with: a refusal of the session policy (a rule, a limit, the window), the module's refusal to "
+            "enable the grant, or a validator that is not installed all end here; send with the SDK's check "
+            "(check=True, verify_on_chain=True), which names the refusal before anything is sent"
         )
     if decoded is None or decoded[0] not in _module_errors():
         return (

@@ -491,8 +491,8 @@ class Limit(_Struct):
         else:
             text = f"{amount:,}"
         unit = self.unit or {
-            LimitKind.CALLS: "calls",
-            LimitKind.OPERATIONS: "operations",
+            LimitKind.CALLS: "call" if amount == 1 else "calls",
+            LimitKind.OPERATIONS: "operation" if amount == 1 else "operations",
             LimitKind.NATIVE: "wei",
             LimitKind.GAS: "wei",
         }.get(self.op, "units")

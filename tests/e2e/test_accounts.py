@@ -27,6 +27,7 @@ from keyscope import (
     Owner,
     Policy,
     PolicyViolationError,
+    SessionError,
     SessionGrant,
     SessionKey,
     SessionRevokedError,
@@ -54,11 +55,12 @@ from keyscope.consent import Facts, describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.devnode import wait_for_receipt
-from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_handle_ops
+from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_get_nonce, encode_handle_ops
 from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
     CallRevertedError,
+    ConfigurationError,
     CoSignerMismatchError,
     GasCostTooHighError,
     InvalidGrantSignatureError,
@@ -258,6 +260,10 @@ def test_a_call_outside_the_policy_is_refused(
     assert chain.value.reason == "AA23"
     if kind_name != "safe7579":  # Safe7579 replaces a validator's revert data by its own ExecutionFailed()
         assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in str(chain.value)
+    else:  # named as what it is, with the policy among its possible causes, and the check that tells which
+        message = str(chain.value)
+        assert "Safe7579 reverted ExecutionFailed() (0xacfdb444)" in message, message
+        assert "not the session policy" not in message and "check=True" in message, message
     with pytest.raises(BundlerRejectedError) as batch:
         session.execute_batch(
             [function_call(stack.nft, MINT, recipient), Call(stranger, 1, b"")], check=False
@@ -336,6 +342,54 @@ def test_uninstall_kills_every_session_for_an_account_given_by_address(
     fresh = boss.grant(fresh_key, [mint_policy(stack, recipient)])
     existing.session(fresh, fresh_key).execute(stack.nft, MINT, recipient).wait()
     assert nft_balance(stack, recipient) == 3
+
+
+def entry_point_nonce(stack: LocalStack, account: str, key: int) -> int:
+    """The EntryPoint's nonce of ``account`` on the lane ``key``."""
+    data = "0x" + encode_get_nonce(account, key).hex()
+    return int(stack.node.request("eth_call", [{"to": stack.entry_point, "data": data}, "latest"]), 16)
+
+
+def test_a_grant_made_before_the_module_is_installed_reads_not_yet_enabled_and_works_once_it_is(
+    owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
+) -> None:
+    """An account the user already holds, without the session module: the owner grants before installing it. The
+    grant is good once the module is installed (installing does not move the epoch it is bound to), so its status
+    reads "not yet enabled", not "invalidated", and a session operation before the install is refused saying to
+    install the module, nothing sent. keyscope's own account refuses such a grant at once: it takes the owner's
+    bare signature only when an installed validator asks."""
+    created(owner, stack, recipient)
+    existing = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    boss = existing.owner(owner.signer, owner.account)
+    boss.uninstall_sessions().wait()
+    assert not boss.supports_sessions()
+
+    key = SessionKey.generate()
+    if kind_name == "keyscope":  # its ERC-1271 takes the owner's bare signature only when a validator asks
+        with pytest.raises(
+            AccountSetupError, match=r"Install the module first \(owner.install_sessions\(\)\)"
+        ):
+            boss.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+        return
+    grant = boss.grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    session = existing.session(grant, key)
+    nonce = entry_point_nonce(stack, owner.account, session.nonce_key())
+    assert session.status().status == "not yet enabled"
+    with pytest.raises(
+        SessionError, match=r"is not installed on the account.*install_sessions\(\); the grant stays valid"
+    ):
+        session.execute(stack.nft, MINT, recipient)
+    assert entry_point_nonce(stack, owner.account, session.nonce_key()) == nonce  # nothing was sent
+
+    pending = boss.install_sessions()
+    assert pending is not None
+    pending.wait()
+    assert session.status().status == "not yet enabled"
+    session.execute(stack.nft, MINT, recipient).wait()
+    assert session.status().status == "active"
+    assert nft_balance(stack, recipient) == 2
 
 
 def stranger_transaction(stack: LocalStack, to: str, data: bytes) -> bool:
@@ -956,7 +1010,7 @@ def reference_owner(stack: LocalStack, contracts: AccountContracts, recipient: s
 
 
 def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_refusal(
-    reference_owner: Owner, stack: LocalStack, recipient: str
+    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts, recipient: str
 ) -> None:
     account, signer = reference_owner.account, reference_owner.signer
     # Told the account is keyscope's own: refused at once, naming what the account is.
@@ -968,8 +1022,13 @@ def test_a_grant_shaped_for_another_kind_is_reported_as_such_not_as_a_policy_ref
     # A grant shaped as keyscope's account wants it (the raw 65-byte signature), as the SDK made it before it
     # detected kinds: the session's first operation is stopped before sending, with the cause.
     plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # no kind: detected
+    owners = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
     key = SessionKey.generate()
-    request = plain.owner(signer, account).prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    request = owners.owner(signer, account).prepare_grant(
+        key, [mint_policy(stack, recipient)], valid_for=3600
+    )
     assert request.account_kind == "msa"
     told_keyscope = request.model_copy(update={"account_kind": "keyscope"})
     with pytest.raises(InvalidGrantSignatureError, match="the account refuses it too"):
@@ -1015,6 +1074,42 @@ def test_a_wrong_owner_validator_or_owner_key_is_named_before_anything_is_sent(
     with pytest.raises(AccountSetupError, match="validateUserOp returned SIG_VALIDATION_FAILED"):
         impostor.execute(function_call(stack.nft, MINT, recipient))
     assert nft_balance(stack, recipient) == 1
+
+
+@pytest.mark.parametrize("name", ["nexus", "safe7579", "msa"])
+def test_an_owner_without_its_validator_is_told_the_validators_the_account_has(
+    name: str, stack: LocalStack, contracts: AccountContracts, recipient: str
+) -> None:
+    """A dapp that connects to a user's account without the owner validator is told, before the owner's key signs,
+    which validators the account has installed, so that it can name the owner's."""
+    net = network_for(stack, contracts.kind(name))
+    net.kind = contracts.kind(name, net)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, ETHER)
+    created(owner, stack, recipient)
+    bare = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # no owner_validator=
+    signs = 0
+
+    class Counting(LocalSigner):
+        def sign_hash(self, digest: bytes) -> bytes:
+            nonlocal signs
+            signs += 1
+            return super().sign_hash(digest)
+
+    unnamed = bare.owner(Counting(owner.signer.private_key), owner.account)
+    with pytest.raises(ConfigurationError, match=r"give owner_validator= \(its address\)") as info:
+        unnamed.grant(SessionKey.generate(), [mint_policy(stack, recipient)])
+    message = str(info.value)
+    assert f"the account {owner.account} has these validators installed: " in message, message
+    assert contracts.owner_validator in message and stack.module in message, message
+    assert signs == 0
+    named = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=contracts.owner_validator
+    )
+    key = SessionKey.generate()
+    grant = named.owner(owner.signer, owner.account).grant(key, [mint_policy(stack, recipient)])
+    bare.session(grant, key).execute(stack.nft, MINT, recipient).wait()  # the dapp's side needs no validator
+    assert nft_balance(stack, recipient) == 2
 
 
 def test_gas_figures(stack: LocalStack, contracts: AccountContracts, kind_name: str) -> None:
@@ -1129,19 +1224,29 @@ def test_the_adapter_example_of_the_docs_drives_a_reference_account(
 
 
 def test_the_existing_account_example_of_the_docs_installs_the_module_and_mints(
-    reference_owner: Owner, stack: LocalStack, contracts: AccountContracts
+    owner: Owner, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
-    """The block of "Using an account that already exists", as written, on a reference account without the
-    session module: the kind detected from its accountId(), the module installed by the owner, a session mints."""
-    reference_owner.uninstall_sessions().wait()
-    scope = doc_scope(reference_owner, stack, contracts)
+    """The block of "Using an account that already exists", as written, on an account of each kind without the
+    session module: the kind detected from its accountId(), the module installed by the owner, a session mints to
+    the recipient (an EOA: minting to a Nexus 1.0.0 account itself reverts in its onERC721Received)."""
+    created(owner, stack, recipient)
+    owner.uninstall_sessions().wait()
+    scope = {
+        "NODE_URL": stack.rpc_url,
+        "BUNDLER_URL": stack.bundler_url,
+        "SESSION_MODULE": stack.module,
+        "OWNER_VALIDATOR": None if kind_name in ("keyscope", "kernel") else contracts.owner_validator,
+        "ACCOUNT": owner.account,
+        "OWNER_KEY": owner.signer.private_key,
+        "NFT": stack.nft,
+        "RECIPIENT": recipient,
+    }
     code = doc_example("owner_validator=OWNER_VALIDATOR)")
     exec(compile(code, "docs/accounts.md (an account that already exists)", "exec"), scope)
     assert scope["pending"] is not None  # the module was not installed: one owner operation installed it
-    owner = scope["owner"]
-    assert type(owner.kind) is MSAAccountKind
-    assert owner.supports_sessions()
-    assert nft_balance(stack, reference_owner.account) == 1
+    assert type(scope["owner"].kind) is ADAPTERS[kind_name]
+    assert scope["owner"].supports_sessions()
+    assert nft_balance(stack, recipient) == 2  # the creating mint and the session's
 
 
 # -- grants naming the account's own modules (attack 52) ----------------------------------------------

@@ -236,6 +236,7 @@ def test_readme_existing_account_example_runs_as_written(
         "SESSION_MODULE": local_stack.module,
         "OWNER_KEY": "0x" + signer.private_key.hex(),
         "NFT": local_stack.nft,
+        "RECIPIENT": signer.address,  # the user's EOA
     }
     reports = run_snippets(
         installed,
@@ -248,4 +249,4 @@ def test_readme_existing_account_example_runs_as_written(
         ],
     )
     assert reports == {"supports_sessions": True, "kind": "keyscope"}
-    assert nft_balance(local_stack, existing.account) == 1
+    assert nft_balance(local_stack, signer.address) == 1

@@ -30,6 +30,7 @@ from .delegate import KeyscopeDelegateKind
 from .erc7579 import ERC7579AccountKind, MSAAccountKind
 from .kernel import KernelAccountKind
 from .keyscope_account import KeyscopeAccountKind
+from .module_owned import ModuleOwnedAccountKind
 from .nexus import NexusAccountKind
 from .safe7579 import Safe7579AccountKind
 
@@ -143,6 +144,8 @@ def detect_kind(
             "(an EOA: delegate it to keyscope's KeyscopeDelegate), or give its kind explicitly"
         )
     kind = _adapter_for(detected, chain, owner_validator)
+    if isinstance(kind, ModuleOwnedAccountKind):
+        kind.detected_account = address
     if type(kind) is ERC7579AccountKind:
         _refuse_other_version(chain, address, detected)
     if delegate is not None:

@@ -17,7 +17,7 @@ from ..execution import Call
 from ..hexutil import to_address, to_bytes
 from .base import MODULE_TYPE_VALIDATOR, UNINSTALL_MODULE, AccountKind, module_config_call
 from .nonce_keys import check_lane
-from .sentinel import uninstall_data
+from .sentinel import installed_validators, uninstall_data
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -51,10 +51,30 @@ class ModuleOwnedAccountKind(AccountKind):
     def _missing_owner_validator(self) -> str:
         """The message when an owner operation needs ``owner_validator`` and it was not given."""
 
+    #: the account this adapter was detected for (``detect_kind``), whose validators the error for a missing
+    #: owner validator lists
+    detected_account: str | None = None
+
     def _owner_validator(self) -> str:
         if self.owner_validator is None:
-            raise ConfigurationError(self._missing_owner_validator())
+            raise ConfigurationError(self._missing_owner_validator() + self._validators_hint())
         return self.owner_validator
+
+    def _validators_hint(self) -> str:
+        """The validators installed on the detected account, for the error when the owner's is not given (empty
+        when they cannot be read)."""
+        if self.chain is None or self.detected_account is None:
+            return ""
+        try:
+            found = installed_validators(self.chain, self.detected_account)
+        except Exception:  # an account that does not list them: the message stays as it is
+            return ""
+        if not found:
+            return ""
+        return (
+            f"; the account {self.detected_account} has these validators installed: {', '.join(found)} (the "
+            "owner's is the one its key signs through; the session module is not it)"
+        )
 
     # -- validation ----------------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ class Safe7579AccountKind(ModuleOwnedAccountKind):
         return f"Safe7579AccountKind(owner_validator={self.owner_validator}, safe7579={self.safe7579})"
 
     def _missing_owner_validator(self) -> str:
-        return "the owner of a Safe7579 account signs through a validator module here: give owner_validator="
+        return "the owner of a Safe7579 account signs through a validator module here: give owner_validator= (its address)"
 
     # -- validation ----------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from ..hexutil import to_address
 if TYPE_CHECKING:
     from ..chain import Chain
 
-__all__ = ["SENTINEL", "lists_validators", "previous_validator", "uninstall_data"]
+__all__ = ["SENTINEL", "installed_validators", "lists_validators", "previous_validator", "uninstall_data"]
 
 SENTINEL = "0x0000000000000000000000000000000000000001"
 _PAGINATED = keccak(b"getValidatorsPaginated(address,uint256)")[:4]
@@ -38,6 +38,13 @@ def lists_validators(chain: Chain, account: str) -> bool:
     except Exception:  # eth_abi's decoding errors: an answer that is no (address[], address)
         return False
     return True
+
+
+def installed_validators(chain: Chain, account: str, *, at_most: int = _PAGE) -> list[str]:
+    """The first ``at_most`` validators of ``account``'s list, head first."""
+    data = _PAGINATED + abi_encode(["address", "uint256"], [SENTINEL, at_most])
+    entries, _ = abi_decode(["address[]", "address"], chain.call(to_address(account), data))
+    return [to_address(entry) for entry in entries]
 
 
 def previous_validator(chain: Chain, account: str, validator: str) -> str:
