@@ -81,6 +81,48 @@ def test_a_policy_with_each_contract_once_covers_what_it_lists() -> None:
         policy.check(refused)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "\u0661\u0660\u0660\u0660",  # Arabic-Indic digits: int() reads them as 1000
+        "\uff11\uff10\uff10\uff10",  # fullwidth digits
+        "1\u0660\u0660\u0660",  # mixed scripts
+        "1_000",
+        " 1000",
+    ],
+    ids=["arabic-indic", "fullwidth", "mixed", "underscore", "space"],
+)
+@pytest.mark.parametrize("field", ["budget_wei", "total_budget_wei"])
+def test_a_budget_in_other_than_ascii_digits_is_refused(tmp_path: Path, field: str, written: str) -> None:
+    """A budget is decimal text in digits 0-9 (or 0x-hex), as every number keyscope reads: ``int()`` also took
+    other scripts' digits, so a budget the operator's tools and eyes read differently was enforced."""
+    with pytest.raises(BadInputError, match=f"{field}.*write decimal digits 0-9"):
+        SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "5000", field: written})
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"targets": "any", "total_budget_wei": "5000", field: written}))
+    with pytest.raises(BadInputError, match=f"{field}.*write decimal digits 0-9"):
+        SponsorshipPolicy.from_file(path)
+
+
+def test_a_budget_in_ascii_digits_or_hex_is_read() -> None:
+    policy = SponsorshipPolicy.from_dict(
+        {"targets": "any", "budget_wei": "1000", "total_budget_wei": "0x1388"}
+    )
+    assert (policy.budget_wei, policy.total_budget_wei) == (1000, 5000)
+    assert SponsorshipPolicy.from_dict({"targets": "any", "budget_wei": 7}).budget_wei == 7
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [(True, "bool"), (600.0, "float"), (600.5, "float"), ("\u0666\u0660\u0660", "digits 0-9")],
+)
+def test_a_signature_validity_that_is_not_whole_seconds_is_refused(written: object, said: str) -> None:
+    """``"validity_seconds": true`` was read as 1 second, and a float as its integer part."""
+    with pytest.raises(BadInputError, match=f"validity_seconds.*{said}"):
+        SponsorshipPolicy.from_dict({"targets": "any", "validity_seconds": written})
+    assert SponsorshipPolicy.from_dict({"targets": "any", "validity_seconds": "900"}).validity_seconds == 900
+
+
 @pytest.fixture
 def sponsor_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     strict = tmp_path / "strict.json"
