@@ -155,3 +155,26 @@ def test_a_sponsor_option_given_twice_is_refused(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"{option} is given 2 times" in err and "give it once" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "option", ["--chain-id", "--port", "--valid-after-slack", "--verification-gas-limit"]
+)
+@pytest.mark.parametrize(
+    "written",
+    ["\u0667\u0660\u0660\u0660\u0660", "\uff17\uff10\uff10\uff10\uff10", "70_000"],
+    ids=["arabic-indic", "fullwidth", "underscore"],
+)
+def test_a_sponsor_number_in_other_than_ascii_digits_is_refused(
+    sponsor_args: list[str], option: str, written: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's numbers are digits 0-9, as the policy file's are: argparse's ``int`` read 70000 written in Arabic-Indic
+    or fullwidth digits as 70000."""
+    # should the number be let through, the command ends at once (exit 1): port -1, or 70000, cannot be bound
+    others = [] if option == "--port" else ["--port", "-1"]
+    chain = [] if option == "--chain-id" else ["--chain-id", "1"]
+    with pytest.raises(SystemExit) as info:
+        sponsor_main([*sponsor_args, *chain, *others, option, written])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "write digits 0-9" in err and "Traceback" not in err
