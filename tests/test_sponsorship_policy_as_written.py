@@ -15,6 +15,7 @@ from keyscope.signing import LocalSigner
 from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.sponsor.errors import SponsorshipRefused
 from keyscope.sponsor.policy import SponsorshipPolicy
+from keyscope.sponsor.service import Sponsor
 from keyscope.userop import UserOperation
 
 TARGET = LocalSigner.generate().address
@@ -178,3 +179,19 @@ def test_a_sponsor_number_in_other_than_ascii_digits_is_refused(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {option}" in err and "write digits 0-9" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "slack", [True, False, 1.5, -1, "60"], ids=["true", "false", "float", "negative", "text"]
+)
+def test_a_valid_after_slack_that_is_not_whole_seconds_is_refused(slack: object) -> None:
+    """``valid_after_slack=True`` was 1 second; a float reached the signed window and failed every request with an
+    internal error."""
+    with pytest.raises(BadInputError, match=r"valid_after_slack is whole seconds from 0"):
+        Sponsor(
+            paymaster=TARGET,
+            signer=LocalSigner.generate(),
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any", total_budget_wei=1),
+            valid_after_slack=slack,  # type: ignore[arg-type]
+        )
