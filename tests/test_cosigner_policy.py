@@ -217,8 +217,9 @@ def test_a_co_signer_without_messages_signs_none(silent_url: str) -> None:
     ],
 )
 def test_a_policy_field_it_cannot_take_is_refused_naming_it(fields: dict[str, Any], said: str) -> None:
-    """``max_value=True`` was 1 wei and ``1.9`` was 1; ``messages="false"`` (a configuration's text) co-signed
-    nothing while ``"yes"`` co-signed every message; and each refusal was pydantic's own error, outside keyscope's."""
+    """``max_value=True`` was 1 wei and ``float(2**62 - 1)`` was 2**62, a wei more than written; ``messages`` took
+    text and numbers (``"no"``, ``1``) as pydantic's lax reading guesses them; and each refusal was pydantic's own
+    error, outside keyscope's."""
     with pytest.raises(BadInputError, match=said):
         CoSignPolicy(**fields)
 
