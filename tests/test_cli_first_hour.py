@@ -305,6 +305,48 @@ def test_a_negative_number_without_dashes_says_to_put_dashes_before_it(number: s
     assert mistyped.exit_code == 2 and "No such option: --wiat" in mistyped.output
 
 
+@click.command(cls=OptionsAfterDashes)
+@click.argument("args", nargs=-1)
+@click.option("--network")
+@click.option("--verbosity", "-v")
+@click.option("--json", "as_json", is_flag=True)
+def _send_with_verbosity(
+    args: tuple[str, ...], network: str | None, verbosity: str | None, as_json: bool
+) -> None:
+    click.echo(json.dumps({"args": list(args), "network": network, "verbosity": verbosity, "json": as_json}))
+
+
+@pytest.mark.parametrize("verbosity", [["-v", "WARNING"], ["--verbosity", "WARNING"]])
+def test_a_short_option_after_dashes_is_an_option_too(verbosity: list[str]) -> None:
+    """docs/scripts.md hides ape's log lines with ``-v WARNING`` and takes options after ``--``: ``send ID nft
+    "f(int256)" -- -2 --network URL -v WARNING --json`` passed ``-v`` and ``WARNING`` to the call ("takes 2
+    argument(s) ..., got 4") while ``--verbosity WARNING`` was an option. Negative numbers stay arguments."""
+    argv = ["nft", "--", "-2", "--network", "URL", *verbosity, "--json", "-3"]
+    result = CliRunner().invoke(_send_with_verbosity, argv)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "args": ["nft", "-2", "-3"],
+        "network": "URL",
+        "verbosity": "WARNING",
+        "json": True,
+    }
+
+
+@pytest.mark.parametrize("command", ["sessions", "outbox", "recover"])
+def test_a_missing_store_names_the_environment_variable_that_gives_it_too(command: str) -> None:
+    """docs/scaling.md: the store URL may also come from KEYSCOPE_STORE; without either, click said only "Missing
+    option '--store'"."""
+    extra = (
+        ["--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"] if command == "recover" else []
+    )
+    result = CliRunner(env={"KEYSCOPE_STORE": None}).invoke(main, [command, *extra])
+    assert result.exit_code == 2, result.output
+    assert (
+        "Error: Missing option '--store'. Give the store's URL with --store URL, or set KEYSCOPE_STORE to it"
+        in result.output
+    )
+
+
 def test_options_first_moves_only_options() -> None:
     assert options_first(_send, ["a", "--", "-1", "--network", "X", "--nope"]) == [
         "a",
@@ -563,6 +605,43 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
         assert "revoked in the store" not in result.output
         with open_store(url) as store:
             assert not store.is_revoked(grants[0].session_id)
+
+
+@pytest.mark.parametrize("deployed", [False, True])
+def test_a_revocation_by_a_key_that_is_not_the_owners_leaves_the_store_as_it_was(
+    net, harness, nft, tmp_path: Path, deployed: bool
+) -> None:
+    """``ape run revoke ID --owner TEST::5`` (another account's key): the store once marked the session revoked, then
+    the command failed on the owner check, saying only that the key is not the owner's. The key is checked first;
+    the owner's own key then revokes in the store and on chain."""
+    from keyscope.cli.actions import revoke_session
+
+    owner_key, stranger, key = LocalSigner.generate(), LocalSigner.generate(), SessionKey.generate()
+    owner = net.owner(owner_key)
+    harness.fund(owner.account, ETHER)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    grant = owner.grant(key, [policy])
+    if deployed:  # the session's first operation creates the account and enables the session
+        assert net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait().success
+    assert net.is_deployed(owner.account) is deployed
+    with open_store(f"sqlite:///{tmp_path / 'sessions.db'}") as store:
+        store.put_grant(grant)
+        with pytest.raises(BadInputError) as info:
+            revoke_session(grant, store=store, network=net, signer=stranger)
+        said = str(info.value)
+        assert said.startswith(f"{stranger.address} is not the owner of {owner.account} (its owner is "), said
+        assert not store.is_revoked(grant.session_id)
+        said: list[str] = []
+        result = revoke_session(
+            grant, store=store, network=net, signer=owner_key, progress=Progress(echo=said.append)
+        )
+        assert result.receipt is not None and result.receipt.success
+        assert store.is_revoked(grant.session_id)
+    # said before the owner signs (an ape account's owner may decline, leaving the store's mark alone)
+    assert said[0] == (
+        f"session 0x{grant.session_id.hex()} is marked revoked in the store (every worker refuses it); now revoking "
+        "it on chain"
+    )
 
 
 @pytest.mark.parametrize(

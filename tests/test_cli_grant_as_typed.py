@@ -111,6 +111,74 @@ def test_a_grant_option_given_once_is_granted_as_typed(grant: Any) -> None:
     ]
 
 
+@pytest.mark.parametrize("typed", ["10/hour", "3/day", "5/90s"])
+def test_calls_with_a_period_is_refused_not_granted_as_a_total_over_the_life(grant: Any, typed: str) -> None:
+    """``--calls 10/hour`` was granted as "at most 10 calls over the session's life": the period was dropped
+    silently, and the session got another limit than typed. ``--rate`` is the option for calls per period."""
+    result = grant("--calls", typed, "--rule", "to==account")
+    assert result.exit_code == 1, result.output
+    count = typed.partition("/")[0]
+    assert (
+        f"error: --calls: '{typed}' has a period, and --calls counts over the session's life: give --rate "
+        f"{typed} for calls per period, or --calls {count} for a total"
+    ) in result.output
+    assert _granted(grant.store) == []
+    result = grant("--rate", typed, "--rule", "to==account")  # as the message says
+    assert result.exit_code == 0, result.output
+    (stored,) = _granted(grant.store)
+    assert [(limit.kind, limit.amount, limit.period > 0) for limit in stored.session.limits] == [
+        (LimitKind.CALLS, int(count), True)
+    ]
+
+
+def test_a_native_total_where_no_call_carries_eth_says_to_give_a_value_limit(grant: Any) -> None:
+    """``--native-total 0.1ether/day`` on a permission of value limit 0 said only that no permission "can carry
+    any"; it says which option lets one, and nothing is granted."""
+    result = grant("--native-total", "0.1ether/day", "--rule", "to==account")
+    assert result.exit_code == 1, result.output
+    assert "no permission of the session can carry any: give a permission a value limit" in result.output
+    assert "--value-limit" in result.output and "Traceback" not in result.output
+    assert _granted(grant.store) == []
+    assert grant("--native-total", "0.1ether/day", "--value-limit", "0.01ether").exit_code == 0
+
+
+def test_a_total_on_an_argument_that_is_no_unsigned_integer_says_which_one_to_total(grant: Any) -> None:
+    """``--total "to<=5"`` said "argument `to` of safeMint(address) is a address: totals add unsigned integers only",
+    and nothing of what to total instead."""
+    result = grant("--total", "to<=5")
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: argument `to` of safeMint(address) is of type address: totals add unsigned integers (uintN) only; the "
+        "function has no unsigned integer argument to total"
+    ) in result.output
+    assert _granted(grant.store) == []
+    with pytest.raises(BadInputError) as info:
+        Policy.call(TARGET, "mintBatch(address to,uint256 count)", totals=[parse_total("to<=5", _MINT_BATCH)])
+    assert str(info.value).endswith("only; give an unsigned integer argument instead (count)"), str(
+        info.value
+    )
+
+
+_MINT_BATCH = parse_signature("mintBatch(address to,uint256 count)")
+
+
+def test_a_function_that_cannot_be_read_says_how_to_write_one(grant: Any, net, nft) -> None:
+    """``ape run grant nft "mintBatch(address to,uint256 count"`` (the closing parenthesis left out) said where
+    reading stopped, and nothing of how a function is written."""
+    connection = ["--module", net.module, "--factory", net.factory, "--entry-point", net.entry_point]
+    result = CliRunner().invoke(
+        _grant_command(),
+        [nft.address, "mintBatch(address to,uint256 count", *connection, "--store", str(grant.store)],
+    )
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: cannot read 'mintBatch(address to,uint256 count' at position 34: expected ',' or ')'; write a "
+        "function as Solidity declares it: name(type name, ...), e.g. transfer(address to, uint256 amount)"
+    ) in result.output
+    with pytest.raises(InvalidAbiError, match=r"is not an ABI type \(expected e\.g\. uint256"):  # as before
+        parse_signature("f(uint7 x)")
+
+
 def test_repeatable_options_still_add_up(grant: Any) -> None:
     """``--rule`` and ``--total`` are meant to be repeated: each one given is granted."""
     result = grant("--rule", "to==account", "--rule", "to!=owner")

@@ -277,6 +277,27 @@ def test_requests_of_one_call_must_make_one_session() -> None:
         plan_from_requests([])
 
 
+@pytest.mark.parametrize("form", ["text", "bytes", "one request"])
+def test_the_params_as_json_text_or_one_request_say_to_give_the_list(form: str) -> None:
+    """``plan_from_requests(json.dumps(params))`` was read character by character: "request 0 is not a valid
+    ERC-7715 object: the object: Input should be a valid dictionary", naming a request the caller never gave."""
+    wire = [_request(_CALL)]
+    one = PermissionRequest.model_validate(wire[0])
+    given = {"text": json.dumps(wire), "bytes": json.dumps(wire).encode(), "one request": one}[form]
+    with pytest.raises(BadInputError) as info:
+        plan_from_requests(given)  # type: ignore[arg-type]
+    said = str(info.value)
+    assert said.startswith("wallet_grantPermissions takes a non-empty list of PermissionRequest objects"), (
+        said
+    )
+    assert "request 0" not in said and "Input should be" not in said
+    if form != "one request":
+        assert said.endswith("for the params as JSON text, give json.loads(text)"), said
+    assert (
+        plan_from_requests(json.loads(json.dumps(wire))).session_key == plan_from_requests([one]).session_key
+    )
+
+
 def test_a_session_wide_policy_asked_by_some_requests_only_is_refused() -> None:
     """A cap or a paymaster list asked on one request would bind the whole session: the calls of a request that
     asked neither would go over the wallet's default cap, or uncapped through the listed paymaster."""

@@ -466,6 +466,43 @@ def test_the_sponsor_command_refuses_a_chain_or_gas_limit_it_cannot_use(
     assert said in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("0x1234", "must be 32 bytes (0x and 64 hex digits), got 2"),
+        ("0x" + "g5" * 32, "is not hex data"),
+        ("0x" + "00" * 32, "out of range for secp256k1"),
+    ],
+)
+@pytest.mark.parametrize("source", ["env", "file"])
+def test_a_sponsor_key_that_is_no_key_names_where_it_came_from_and_never_shows_it(
+    sponsor_args: list[str],
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    said: str,
+    source: str,
+) -> None:
+    """docs/sponsorship.md's ``export KEYSCOPE_SPONSOR_KEY=0x…`` with a key cut short: once "error: private key must be
+    32 bytes (0x and 64 hex digits), got 2", which named neither the variable (or the file) nor what to give."""
+    extra: list[str] = []
+    if source == "env":
+        monkeypatch.setenv("KEYSCOPE_TEST_SPONSOR_KEY", key)
+        where = "KEYSCOPE_TEST_SPONSOR_KEY"
+    else:
+        key_file = tmp_path / "sponsor.key"
+        key_file.write_text(key + "\n")
+        extra = ["--signer-key-file", str(key_file)]
+        where = f"the signing key file {key_file}"
+    assert sponsor_main([*sponsor_args, "--chain-id", "1", *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {where} holds no private key ("), err
+    assert said in err and err.rstrip().endswith("0x and 64 hex digits"), err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert key[2:12] not in err
+
+
 def test_a_sponsor_for_no_chain_is_refused() -> None:
     policy = SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "1"})
     with pytest.raises(BadInputError, match="chain_id must be a positive integer"):

@@ -599,6 +599,39 @@ def test_one_item_where_a_grant_option_takes_a_list_is_refused_before_the_owner_
         assert said.endswith(f": give {example}"), said
 
 
+@pytest.mark.parametrize("given", ["policy", "text", "number"])
+def test_one_permission_where_the_list_of_them_is_asked_for_is_refused_saying_to_give_a_list(
+    owner, nft, given: str
+) -> None:
+    """``owner.grant(key, Policy.call(...))`` (the README writes ``[Policy.call(...)]``) was read field by field:
+    "a grant takes Policy permissions, got str: 'target'", naming the permission's first field as what was given."""
+    value = {"policy": mint_policy(nft, owner.account), "text": "safeMint(address)", "number": 7}[given]
+    for grant in (owner.grant, owner.prepare_grant, owner.session_for):
+        with pytest.raises(BadInputError) as info:
+            grant(SessionKey.generate(), value)
+        said = str(info.value)
+        assert said.startswith(f"the permissions take a list, got {type(value).__name__} "), said
+        assert said.endswith("give [Policy.call(...)], a list of the permissions, even for one"), said
+        assert "'target'" not in said
+    # a group of permissions (Policy.erc20_allowance's tuple) is a list of them, as before
+    allowance = owner.session_for(SessionKey.generate(), Policy.erc20_allowance(nft.address, 5, "day"))
+    assert len(allowance.permissions) == 4
+
+
+def test_a_batch_of_no_calls_is_refused_in_the_callers_words(net, owner, nft) -> None:
+    """``session.execute_batch([])`` said "encode_execute needs at least one call", naming a function the caller
+    never called."""
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint_policy(nft, owner.account)]), key)
+    for send in (session.execute_batch, session.send_calls, owner.execute):
+        with pytest.raises(BadInputError) as info:
+            send([])
+        said = str(info.value)
+        assert said == (
+            "an operation makes at least one call, got none: give a Call (function_call(...)) or a list of one or more"
+        ), said
+
+
 def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, owner, nft, harness) -> None:
     """The module keys sessions by the account that sends: another owner's revocation of a grant would land, as an
     operation of its own account, and leave the grant's session live. Refused before anything is sent."""

@@ -136,7 +136,9 @@ def encode_execute(
     else:
         call_list = list(calls)
     if not call_list:
-        raise BadInputError("encode_execute needs at least one call")
+        raise BadInputError(
+            "an operation makes at least one call, got none: give a Call (function_call(...)) or a list of one or more"
+        )
     for index, call in enumerate(call_list):
         if not isinstance(call, Call):
             raise BadInputError(

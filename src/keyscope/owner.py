@@ -423,7 +423,17 @@ def _signing_domain_message(index: int, permission: TypedDataPermission, account
 
 
 def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[Permission, ...]:
-    """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat."""
+    """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat.
+
+    One permission, a text or a mapping where the list of them is asked for is refused: a permission (a model)
+    would be read field by field, and the error would name its first field's name as the permission given."""
+    if isinstance(permissions, (Permission, str, bytes, Mapping, BaseModel)) or not isinstance(
+        permissions, Iterable
+    ):
+        raise BadInputError(
+            f"the permissions take a list, got {type(permissions).__name__} {shown(permissions)}: give "
+            "[Policy.call(...)], a list of the permissions, even for one"
+        )
     flat: list[Permission] = []
     for item in permissions:
         if isinstance(item, Permission):

@@ -428,18 +428,26 @@ def parse_signature(text: str) -> AbiFunction:
     if not isinstance(text, str):
         raise InvalidAbiError(f"a function signature must be a string, got {type(text).__name__}")
     reader = _Reader(text.strip())
-    if reader.text.startswith("function") and reader.text[8:9].isspace():
-        reader.pos = 8
-        reader.skip()
-    name = reader.ident()
-    if name is None:
-        raise reader.fail("expected a function name")
-    reader.expect("(")
-    inputs = reader.params()
-    rest = reader.text[reader.pos :]
-    if rest and not re.fullmatch(r"\s+[A-Za-z].*", rest, flags=re.DOTALL):
-        raise reader.fail("unexpected text after the argument list")
+    try:
+        if reader.text.startswith("function") and reader.text[8:9].isspace():
+            reader.pos = 8
+            reader.skip()
+        name = reader.ident()
+        if name is None:
+            raise reader.fail("expected a function name")
+        reader.expect("(")
+        inputs = reader.params()
+        rest = reader.text[reader.pos :]
+        if rest and not re.fullmatch(r"\s+[A-Za-z].*", rest, flags=re.DOTALL):
+            raise reader.fail("unexpected text after the argument list")
+    except InvalidAbiError as error:
+        if not str(error).startswith("cannot read "):  # a type's own refusal says what types are
+            raise
+        raise InvalidAbiError(f"{error}; {_SIGNATURE_FORM}") from None
     return AbiFunction.of(name, inputs)
+
+
+_SIGNATURE_FORM = "write a function as Solidity declares it: name(type name, ...), e.g. transfer(address to, uint256 amount)"
 
 
 def _param_from_json(entry: Any, where: str) -> AbiParam:
@@ -777,8 +785,17 @@ class TotalSpec:
         """The AMOUNT :class:`Limit` on this permission's calls (the argument must be an unsigned integer)."""
         offset, kind, label = function.locate(self.ref.path)
         if not kind.name.startswith("uint"):
+            uints = [
+                p.name or str(i) for i, p in enumerate(function.inputs) if p.type.name.startswith("uint")
+            ]
+            todo = (
+                f"give an unsigned integer argument instead ({', '.join(uints)})"
+                if uints
+                else "the function has no unsigned integer argument to total"
+            )
             raise BadInputError(
-                f"argument `{label}` of {function.signature} is a {kind.name}: totals add unsigned integers only"
+                f"argument `{label}` of {function.signature} is of type {kind.name}: totals add unsigned integers "
+                f"(uintN) only; {todo}"
             )
         amount = to_int(self.amount, name=f"the total of `{label}`")
         return _limit(

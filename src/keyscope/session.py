@@ -983,7 +983,8 @@ def _resolve(limit: Limit, permissions: list[Permission], owner: int | None) -> 
         meters = [Meter(permission=i) for i, p in enumerate(permissions) if p.value_limit]
         if not meters:
             raise ValueError(
-                f"{limit.label} counts native value, but no permission of the session can carry any"
+                f"{limit.label} counts native value, but no permission of the session can carry any: give a "
+                "permission a value limit (value_limit=, --value-limit), or leave the native limit out"
             )
     return limit.model_copy(update={"meters": tuple(meters)})
 

@@ -292,6 +292,21 @@ def test_an_upgrade_whose_session_has_ended_already_is_refused_before_anything_i
     assert code(stack, eoa.address) == b""  # nothing was sent: not delegated
 
 
+def test_the_upgrade_of_an_eoa_without_eth_says_it_cannot_pay_not_that_it_runs_no_batch(
+    net: Network, stack: LocalStack
+) -> None:
+    """The README's upgrade from an EOA holding nothing: the bundler refuses the prefund (AA21). The EOA has no code
+    until the operation lands, so it answers no ``supportsExecutionMode``, and the refusal was said as "does not run
+    the execution mode 0x01…: send the calls one per operation", of an account that does not exist yet."""
+    eoa = LocalSigner.generate()
+    with pytest.raises(BundlerRejectedError) as info:
+        net.eoa(eoa).upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    said = str(info.value)
+    assert "AA21" in said and "send it ETH, or use a paymaster" in said, said
+    assert "execution mode" not in said
+    assert code(stack, eoa.address) == b""  # nothing landed: not delegated
+
+
 # -- re-delegation ----------------------------------------------------------------------------------
 
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -391,3 +394,114 @@ def test_keyscope_revoke_on_chain_ends_an_offchain_grant_whose_account_has_no_co
     assert net.is_deployed(owner.account)
     with pytest.raises(SessionRevokedError, match="is revoked on chain"):
         net.session(grant, key).execute(stack.nft, "safeMint(address)", owner.account).wait()
+
+
+SCRIPTS_DOC = ROOT / "docs" / "scripts.md"
+
+
+def _walkthrough() -> tuple[str, list[str], list[tuple[str, str]]]:
+    """docs/scripts.md's block "A session from start to end": terminal 1's command, terminal 2's settings (the
+    lines before the first ``ape run``), and each of its commands (continuation lines joined) with the comment
+    that follows it."""
+    text = SCRIPTS_DOC.read_text()
+    block = text.split("## A session from start to end, on the local stack", 1)[1].split("```sh\n", 1)[1]
+    block = block.split("```", 1)[0].replace("\\\n", " ")
+    terminal_1, terminal_2 = block.split("# terminal 2", 1)
+    (server,) = [line for line in terminal_1.splitlines() if line and not line.startswith("#")]
+    settings: list[str] = []
+    commands: list[tuple[str, str]] = []
+    for line in terminal_2.splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#") and commands and not commands[-1][1]:
+            commands[-1] = (commands[-1][0], stripped[1:].strip())
+        elif stripped.startswith(".venv/bin/ape run"):
+            commands.append((" ".join(stripped.split()), ""))
+        elif stripped and not stripped.startswith("#") and not commands:
+            settings.append(line)
+    return server, settings, commands
+
+
+def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    """docs/scripts.md's session from start to end, each command as written, from a folder laid out as the
+    checkout's root (its virtual environment, caches, scripts and npm packages), so that ``stack.json`` and the
+    default store land there: terminal 1 runs the local stack until Ctrl-C; terminal 2 creates the account,
+    grants, sends, lists, revokes, and the last send fails with the error the block shows (the session id
+    prefix the grant printed in place of the block's ``0x31cb8a68``)."""
+    server, settings, commands = _walkthrough()
+    assert [command.split()[2] for command, _ in commands] == [
+        "create_account",
+        "grant",
+        "send",
+        "sessions",
+        "revoke",
+        "send",
+    ]
+    for name in (".venv", ".cache", "scripts", "ape-config.yaml", "node_modules"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("KEYSCOPE_", "SOLCX_", "APE_"))
+    }
+    stack = subprocess.Popen(["bash", "-c", server], cwd=tmp_path, env=env, start_new_session=True)
+    try:
+        described: dict[str, Any] = {}
+        for _ in range(600):  # until the stack prints its details (it starts in seconds)
+            text = (tmp_path / "stack.json").read_text() if (tmp_path / "stack.json").exists() else ""
+            if text.endswith("\n"):
+                described = json.loads(text)
+                break
+            assert stack.poll() is None, "the local stack stopped before it printed its details"
+            time.sleep(0.2)
+        assert described, "the local stack printed no details in two minutes"
+        # the settings once (the owner key is a new one each time they run), then every command under them
+        shown = subprocess.run(
+            ["bash", "-c", "set -a\n" + "\n".join(settings) + "\nenv -0"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        settled = dict(item.split("=", 1) for item in shown.split("\0") if "=" in item)
+        assert settled["NODE"] == described["rpc_url"] and settled["KEYSCOPE_DEPLOYMENTS"] == "stack.json"
+        prefix = ""
+        runs = []
+        for command, comment in commands:
+            command = command.replace("0x31cb8a68", prefix) if prefix else command
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=tmp_path,
+                env=settled,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            runs.append((command, comment, done))
+            if command.split()[2] == "grant":
+                assert done.returncode == 0, done.stderr
+                (session_id,) = re.findall(r"^session id +(0x[0-9a-f]{64})$", done.stdout, re.MULTILINE)
+                prefix = session_id[:10]
+        for command, _, done in runs[:-1]:
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+            assert "Traceback" not in done.stderr
+        created, _, sent, listed, revoked, refused = (done for _, _, done in runs)
+        assert re.search(r"^account +0x[0-9a-fA-F]{40}$", created.stdout, re.MULTILINE), created.stdout
+        assert re.search(r"^execution +succeeded$", sent.stdout, re.MULTILINE), sent.stdout
+        row = next(line for line in listed.stdout.splitlines() if prefix in line)
+        assert "active" in row, listed.stdout
+        assert f"revoked       {session_id}" in revoked.stdout
+        # the last command fails as the comment under it shows (the block shortens the session id)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        said = runs[-1][1]
+        expected = re.escape(said).replace(re.escape("0x31cb…"), "0x[0-9a-f]{64}")
+        (error,) = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+        assert re.fullmatch(expected, error), (said, error)
+        assert session_id in error
+        assert (tmp_path / ".keyscope" / "sessions.db").is_file()  # the default store, in the working folder
+    finally:
+        os.killpg(stack.pid, signal.SIGINT)  # Ctrl-C
+        assert stack.wait(timeout=60) == 0
+    for name in ("anvil", "alto"):
+        pid = described["pids"][name]
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )

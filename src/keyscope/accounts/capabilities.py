@@ -118,8 +118,13 @@ def refuse_silent_module_queries(chain: Chain, kind: AccountKind, account: str, 
 
 def refuse_batch_mode(chain: Chain, kind: AccountKind, account: str, mode: bytes) -> None:
     """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` says it does not run the
-    execution ``mode`` (ERC-7579 ``supportsExecutionMode``), e.g. batches."""
+    execution ``mode`` (ERC-7579 ``supportsExecutionMode``), e.g. batches. An address without code says nothing
+    of the modes it will run: an EOA whose operation carries its EIP-7702 authorization has no code until the
+    operation lands (its refusal is then the bundler's own, an unpaid prefund say), and neither has an account its
+    first operation creates."""
     address = to_address(account, name="account")
+    if not chain.get_code(address):
+        return
     if supports_execution_mode(chain, address, mode) is not False:
         return
     found = account_id(chain, address)

@@ -210,12 +210,18 @@ def grant_session(
     rate_limit = parse_count(rate, "--rate") if rate else None
     if rate_limit is not None and rate_limit[1] is None:
         raise BadInputError(f"--rate: {rate!r} needs a period, e.g. 10/hour (use --calls for a total)")
+    call_limit = parse_count(calls, "--calls") if calls else None
+    if call_limit is not None and call_limit[1] is not None:  # its period was dropped: a life's total granted
+        raise BadInputError(
+            f"--calls: {calls!r} has a period, and --calls counts over the session's life: give --rate {calls} "
+            f"for calls per period, or --calls {call_limit[0]} for a total"
+        )
     permission = PolicyBuilder.call(
         address,
         function,
         rules=specs,
         value_limit=value_limit,
-        calls=parse_count(calls, "--calls")[0] if calls else None,
+        calls=call_limit[0] if call_limit else None,
         rate=(rate_limit[0], rate_limit[1] or 0) if rate_limit else None,
         totals=[parse_total(text, parsed) for text in totals],
     )
@@ -337,15 +343,25 @@ def revoke_session(
 
     An account not created yet is created by that operation with ``create`` (the grant's factory call: its
     first operation would otherwise create it and enable the session); without ``create`` nothing is sent
-    for it (the result's ``receipt`` is None).
+    for it (the result's ``receipt`` is None). The signer is checked to be the account's owner before the store
+    is touched: a wrong key changes nothing, and says which key is the owner's.
     """
+    owner = None
     if network is not None:
         _check_grant_network(network, grant, node_option)
+        if signer is not None and (create or network.is_deployed(grant.account)):
+            owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     if store is not None:
         store.mark_revoked(grant.session_id)
-    if network is None or signer is None or (not create and not network.is_deployed(grant.account)):
+        if (
+            owner is not None and progress is not None
+        ):  # said before the owner is asked to sign, who may decline
+            progress.say(
+                f"session {hex_of(grant.session_id)} is marked revoked in the store (every worker refuses it); "
+                "now revoking it on chain"
+            )
+    if owner is None:
         return RevokeResult(grant, None)
-    owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     pending = owner.revoke(grant)
     receipt = _wait(progress, pending, "the owner's revokeSession operation", timeout)
     return RevokeResult(grant, receipt)

@@ -76,7 +76,9 @@ def options_first(command: click.Command, args: list[str]) -> list[str]:
     """``args`` with ``command``'s options that follow ``--`` moved before it: after ``--``, click takes every
     word as an argument, so ``ape run send ID nft "f(int256)" -- -2 --network URL`` would pass ``--network`` and
     ``URL`` to the call (and connect to the default network). A word that is exactly an option's name (or
-    ``--name=value``) is taken as that option wherever it stands; every other word keeps its place."""
+    ``--name=value``) is taken as that option wherever it stands, a short name too (ape's ``-v WARNING``, which
+    docs/scripts.md gives to hide ape's log lines: a dash and a letter, never a negative number); every other word
+    keeps its place."""
     if "--" not in args:
         return args
     cut = args.index("--")
@@ -84,7 +86,7 @@ def options_first(command: click.Command, args: list[str]) -> list[str]:
     for param in command.params:
         if isinstance(param, click.Option):
             for name in (*param.opts, *param.secondary_opts):
-                if name.startswith("--"):
+                if name.startswith("--") or (len(name) == 2 and name[0] == "-" and name[1].isalpha()):
                     takes_value[name] = not (param.is_flag or param.count)
     moved: list[str] = []
     kept: list[str] = []
@@ -257,6 +259,20 @@ def connection_options(function: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class _StoreOption(click.Option):
+    """``--store``, whose refusal when missing names the environment variable that may give it too (click's says
+    only "Missing option '--store'", though the URL may come from ``KEYSCOPE_STORE``)."""
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        if self.required and self.value_is_missing(value):
+            raise click.MissingParameter(
+                ctx=ctx,
+                param=self,
+                message=f"Give the store's URL with --store URL, or set {ENV_STORE} to it",
+            )
+        return super().process_value(ctx, value)
+
+
 @overload
 def store_option(function: F) -> F: ...
 
@@ -273,6 +289,7 @@ def store_option(function: F | None = None, *, required: bool = False) -> F | Ca
         return click.option(
             "--store",
             "store_url",
+            cls=_StoreOption,
             envvar=ENV_STORE,
             required=required,
             default=None if required else DEFAULT_STORE_URL,

@@ -846,7 +846,13 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
 
     The session's limits come in one order whatever the order of the requests: the gas budget, the native
     allowances, then each request's own (its ERC-20 allowance, then its call and rate limits)."""
-    if isinstance(requests, Mapping) or not requests:
+    # JSON text would be read character by character, and its first one refused as "request 0"
+    if isinstance(requests, (str, bytes, bytearray)):
+        raise BadInputError(
+            "wallet_grantPermissions takes a non-empty list of PermissionRequest objects, got "
+            f"{type(requests).__name__}: for the params as JSON text, give json.loads(text)"
+        )
+    if isinstance(requests, (Mapping, PermissionRequest)) or not requests:
         raise BadInputError("wallet_grantPermissions takes a non-empty list of PermissionRequest objects")
     read = tuple(read_model(PermissionRequest, r, f"request {i}") for i, r in enumerate(requests))
     _same(read)

@@ -117,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_key(args: argparse.Namespace) -> LocalSigner:
+    """The sponsor's key from ``--signer-key-file`` or the environment variable ``--signer-key-env`` names; one that
+    is no key is refused naming where it came from and what is wrong with it, never showing it."""
     if args.signer_key_file:
         text = read_text_file(
             args.signer_key_file,
@@ -124,6 +126,7 @@ def _load_key(args: argparse.Namespace) -> LocalSigner:
             "a file holding the key as 0x and 64 hex digits",
             secret=True,
         ).strip()
+        source = f"the signing key file {args.signer_key_file}"
     else:
         text = os.environ.get(args.signer_key_env, "").strip()
         if not text:
@@ -131,7 +134,14 @@ def _load_key(args: argparse.Namespace) -> LocalSigner:
                 f"no signing key: set {args.signer_key_env} to the sponsor's private key (hex), or give "
                 "--signer-key-file"
             )
-    return LocalSigner(text)
+        source = args.signer_key_env
+    try:
+        return LocalSigner(text)
+    except BadInputError as error:  # what is wrong with it, never the key itself
+        raise BadInputError(
+            f"{source} holds no private key ({error}): give the key the paymaster's signer() is set to, 0x and 64 "
+            "hex digits"
+        ) from None
 
 
 def build(args: argparse.Namespace) -> SponsorServer:

@@ -1,0 +1,104 @@
+"""Verification gas chosen by a session key to change what the module decides: an ENABLE operation carries a grant
+naming a module of the account (an executor the owner installed after signing the grant, when it was a plain
+contract), and its ``verificationGasLimit`` is set so that the module's questions to the account
+(``isModuleInstalled``, made with all but a 64th of the gas left) run out of gas, which the module reads as "no"
+for executors, hooks and Safe modules (an account whose question halts gives no answer, attack 143). What the module
+still has to do after a question (store the permission in new slots, the rest of the session, judge the call,
+recover the key) needs far more than the 64th a starved question leaves it, so no gas limit turns the refusal into a session: every one is either out of gas
+or ``PermissionTargetIsModule``. Through the real EntryPoint v0.7 ``handleOps`` (as ``eth_call``s) on ape's local
+chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.execution import Call
+from keyscope.hexutil import keccak
+from keyscope.revert import describe_revert
+from keyscope.session import Permission, Session
+from keyscope.userop import UserOperation
+from support.raw_call import revert_bytes
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+
+ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
+OUT_OF_GAS = "AA23 reverted: (no revert data)"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, target, module):
+    """The session-scoped fixtures this module uses, made before its own (ape snapshots the chain per fixture
+    scope)."""
+
+
+def verdict(sessions, op: UserOperation) -> str:
+    """The EntryPoint's verdict on ``handleOps([op])`` as an ``eth_call``: "ok" or its decoded revert."""
+    web3 = sessions.h.chain.provider.web3
+    call: dict[str, Any] = {
+        "from": sessions.h.funder.address,
+        "to": sessions.h.entry_point.address,
+        "data": "0x" + encode_handle_ops([op.pack()], sessions.h.funder.address).hex(),
+        "gas": 30_000_000,
+    }
+    try:
+        web3.eth.call(call)
+    except Exception as error:  # the EntryPoint's FailedOp(WithRevert), read as its reason
+        return describe_revert(revert_bytes(error))
+    return "ok"
+
+
+def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_an_executor(
+    sessions, project, deployer, module_account, owner, session_key
+):
+    """A session key sends the ENABLE of a grant naming an executor of the account at every verification gas limit
+    around the one where the module's questions get enough gas: each is out of gas or refused
+    ``PermissionTargetIsModule(moduleType=2)``, none validates."""
+    account = module_account
+    executor = project.GreedyModule.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=executor.address, selector=ON_INSTALL),),
+    )
+    # the owner signed the grant while the executor was a plain contract, then installed it: an unused grant is no
+    # live session, so the account's install check lets it through
+    owner_signature = sessions.owner_signature(account, owner, session)
+    keyscope_account = project.KeyscopeAccount.at(account)
+    install = keyscope_account.installModule.encode_input(2, executor.address, b"")
+    sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
+    assert keyscope_account.isModuleInstalled(2, executor.address, b"")
+    call = Call.of(executor.address, 0, ON_INSTALL + bytes(64))
+    refused = (
+        f"AA23 reverted: PermissionTargetIsModule(permissionIndex=0, target={executor.address}, moduleType=2)"
+    )
+
+    def at(gas: int) -> str:
+        op = sessions.op(
+            account,
+            session_key,
+            call,
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+            verification_gas_limit=gas,
+        )
+        return verdict(sessions, op)
+
+    assert at(20_000) == OUT_OF_GAS
+    assert at(1_500_000) == refused
+    # the least gas refused: below it, only out of gas
+    low, high = 20_000, 1_500_000
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if at(middle) == refused else (middle, high)
+    # every limit just below it (where a question runs short of gas and the module goes on with a 64th), and a
+    # coarser sweep of those where the questions' gas starts to run short
+    limits = set(range(high - 300, high + 50)) | set(range(high - 8_000, high, 37))
+    verdicts = {gas: at(gas) for gas in sorted(limits)}
+    assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
+        g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
+    }
+    assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
+    assert all(v == refused for g, v in verdicts.items() if g >= high)
