@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from keyscope.co_signer import CoSignerRefusedError, CoSignRequest
 from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy, remote_co_signer
 from keyscope.erc1271 import co_sign_digest
+from keyscope.errors import BadInputError
 from keyscope.execution import EXECTYPE_TRY, Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import to_address
 from keyscope.signing import LocalSigner, recover_hash
 from keyscope.typed_data import TypedData, typed_data_sign_hash
 from keyscope.userop import UserOperation
@@ -180,3 +182,70 @@ def test_a_co_signer_without_messages_signs_none(silent_url: str) -> None:
     with pytest.raises(CoSignerRefusedError) as info:
         _ask_operation(silent_url, _op([Call.of(FORBIDDEN[0], 1, b"")]))
     assert info.value.reason == "value"
+
+
+# ------------------------------------------------------------------------------------------------------
+# The policy as written: refused, never read as another policy
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"max_value": True}, r"max_value: .*got a bool"),
+        ({"max_value": False}, r"max_value: .*got a bool"),
+        ({"max_value": 1.9}, r"max_value: .*got a float"),
+        ({"max_value": float(2**62 - 1)}, r"max_value: .*got a float"),
+        ({"max_value": -1}, r"max_value: .*greater than or equal to 0"),
+        ({"max_value": "\u0661\u0660"}, r"max_value: .*write digits 0-9"),
+        ({"messages": "false"}, r"messages: .*must be True or False"),
+        ({"messages": 0}, r"messages: .*must be True or False"),
+        ({"messages": None}, r"messages: .*must be True or False"),
+        ({"accounts": ["0x12"]}, r"accounts\.0: .*not a valid address"),
+    ],
+    ids=[
+        "value-true",
+        "value-false",
+        "value-float",
+        "value-big-float",
+        "value-negative",
+        "value-other-digits",
+        "messages-text",
+        "messages-number",
+        "messages-none",
+        "bad-account",
+    ],
+)
+def test_a_policy_field_it_cannot_take_is_refused_naming_it(fields: dict[str, Any], said: str) -> None:
+    """``max_value=True`` was 1 wei and ``float(2**62 - 1)`` was 2**62, a wei more than written; ``messages`` took
+    text and numbers (``"no"``, ``1``) as pydantic's lax reading guesses them; and each refusal was pydantic's own
+    error, outside keyscope's."""
+    with pytest.raises(BadInputError, match=said):
+        CoSignPolicy(**fields)
+
+
+def test_a_policy_as_written_is_kept() -> None:
+    policy = CoSignPolicy(
+        accounts=[ACCOUNT.upper().replace("0X", "0x"), ACCOUNT], max_value="1000", messages=False
+    )
+    assert policy.accounts == frozenset({to_address(ACCOUNT)})  # one account, two spellings: the same one
+    assert (policy.max_value, policy.messages) == (1000, False)
+    assert CoSignPolicy(max_value=2**255).max_value == 2**255
+
+
+@pytest.mark.parametrize("policy", [{}, {"max_value": 0}], ids=["empty-dict", "dict"])
+def test_a_policy_that_is_not_a_co_sign_policy_is_refused(policy: object) -> None:
+    """An empty dict is falsy: the service read it as no policy, approving every account, target and message."""
+    with pytest.raises(
+        BadInputError, match=r"policy must be a CoSignPolicy, got dict: build it with CoSignPolicy"
+    ):
+        CoSignerService(KEY, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT, policy=policy)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "chain_id", [True, 0, -1, 31337.0, "31337"], ids=["true", "zero", "negative", "float", "text"]
+)
+def test_a_co_signers_chain_id_that_is_not_a_chain_is_refused(chain_id: object) -> None:
+    """``chain_id=True`` was chain 1: every co-signature was made for another chain, refused by the module."""
+    with pytest.raises(BadInputError, match=r"chain_id must be a positive integer"):
+        CoSignerService(KEY, chain_id=chain_id, module=MODULE, entry_point=ENTRY_POINT)  # type: ignore[arg-type]

@@ -35,6 +35,19 @@ def test_never_expires_as_a_bool_is_read_as_written() -> None:
     assert session_window(never_expires=False, valid_for=60, now=1_000) == (0, 1_060)
 
 
+@pytest.mark.parametrize("written", [0.5, 0.999, 1e-9])
+def test_a_session_under_a_second_is_refused(written: float) -> None:
+    """Session times are whole seconds: ``valid_for=0.5`` once became a session ending the second it started,
+    granted and signed without a word."""
+    with pytest.raises(BadInputError, match=r"valid_for .* is under a second.*: give at least 1 second"):
+        session_window(valid_for=written, now=1_000)
+
+
+def test_a_session_of_a_second_or_more_counts_whole_seconds() -> None:
+    assert session_window(valid_for=1, now=1_000) == (0, 1_001)
+    assert session_window(valid_for=1.5, now=1_000) == (0, 1_001)
+
+
 @pytest.mark.parametrize(
     ("written", "said"),
     [

@@ -15,6 +15,7 @@ from keyscope.signing import LocalSigner
 from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.sponsor.errors import SponsorshipRefused
 from keyscope.sponsor.policy import SponsorshipPolicy
+from keyscope.sponsor.service import Sponsor
 from keyscope.userop import UserOperation
 
 TARGET = LocalSigner.generate().address
@@ -81,6 +82,48 @@ def test_a_policy_with_each_contract_once_covers_what_it_lists() -> None:
         policy.check(refused)
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "\u0661\u0660\u0660\u0660",  # Arabic-Indic digits: int() reads them as 1000
+        "\uff11\uff10\uff10\uff10",  # fullwidth digits
+        "1\u0660\u0660\u0660",  # mixed scripts
+        "1_000",
+        " 1000",
+    ],
+    ids=["arabic-indic", "fullwidth", "mixed", "underscore", "space"],
+)
+@pytest.mark.parametrize("field", ["budget_wei", "total_budget_wei"])
+def test_a_budget_in_other_than_ascii_digits_is_refused(tmp_path: Path, field: str, written: str) -> None:
+    """A budget is decimal text in digits 0-9 (or 0x-hex), as every number keyscope reads: ``int()`` also took
+    other scripts' digits, so a budget the operator's tools and eyes read differently was enforced."""
+    with pytest.raises(BadInputError, match=f"{field}.*write decimal digits 0-9"):
+        SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "5000", field: written})
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"targets": "any", "total_budget_wei": "5000", field: written}))
+    with pytest.raises(BadInputError, match=f"{field}.*write decimal digits 0-9"):
+        SponsorshipPolicy.from_file(path)
+
+
+def test_a_budget_in_ascii_digits_or_hex_is_read() -> None:
+    policy = SponsorshipPolicy.from_dict(
+        {"targets": "any", "budget_wei": "1000", "total_budget_wei": "0x1388"}
+    )
+    assert (policy.budget_wei, policy.total_budget_wei) == (1000, 5000)
+    assert SponsorshipPolicy.from_dict({"targets": "any", "budget_wei": 7}).budget_wei == 7
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [(True, "bool"), (600.0, "float"), (600.5, "float"), ("\u0666\u0660\u0660", "digits 0-9")],
+)
+def test_a_signature_validity_that_is_not_whole_seconds_is_refused(written: object, said: str) -> None:
+    """``"validity_seconds": true`` was read as 1 second, and a float as its integer part."""
+    with pytest.raises(BadInputError, match=f"validity_seconds.*{said}"):
+        SponsorshipPolicy.from_dict({"targets": "any", "validity_seconds": written})
+    assert SponsorshipPolicy.from_dict({"targets": "any", "validity_seconds": "900"}).validity_seconds == 900
+
+
 @pytest.fixture
 def sponsor_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     strict = tmp_path / "strict.json"
@@ -113,3 +156,44 @@ def test_a_sponsor_option_given_twice_is_refused(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"{option} is given 2 times" in err and "give it once" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "option", ["--chain-id", "--port", "--valid-after-slack", "--verification-gas-limit"]
+)
+@pytest.mark.parametrize(
+    "written",
+    ["\u0667\u0660\u0660\u0660\u0660", "\uff17\uff10\uff10\uff10\uff10", "70_000"],
+    ids=["arabic-indic", "fullwidth", "underscore"],
+)
+def test_a_sponsor_number_in_other_than_ascii_digits_is_refused(
+    sponsor_args: list[str], option: str, written: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's numbers are digits 0-9, as the policy file's are: argparse's ``int`` read 70000 written in Arabic-Indic
+    or fullwidth digits as 70000."""
+    # should the number be let through, the command ends at once (exit 1): port -1, or 70000, cannot be bound
+    others = [] if option == "--port" else ["--port", "-1"]
+    chain = [] if option == "--chain-id" else ["--chain-id", "1"]
+    with pytest.raises(SystemExit) as info:
+        sponsor_main([*sponsor_args, *chain, *others, option, written])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "write digits 0-9" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "slack", [True, False, 1.5, -1, "60"], ids=["true", "false", "float", "negative", "text"]
+)
+def test_a_valid_after_slack_that_is_not_whole_seconds_is_refused(slack: object) -> None:
+    """``valid_after_slack=True`` was 1 second; a float reached the signed window and failed every request with an
+    internal error."""
+    with pytest.raises(
+        BadInputError, match=r"valid_after_slack (is whole seconds from 0|must not be negative)"
+    ):
+        Sponsor(
+            paymaster=TARGET,
+            signer=LocalSigner.generate(),
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any", total_budget_wei=1),
+            valid_after_slack=slack,  # type: ignore[arg-type]
+        )

@@ -80,6 +80,17 @@ def test_an_int_and_its_decimal_text_are_read_as_before(
     assert getattr(model(**{**fields, name: str(good)}), name) == good
 
 
+@pytest.mark.parametrize(("model", "fields", "name", "good"), CASES, ids=IDS)
+def test_decimal_text_in_other_than_ascii_digits_is_refused(
+    model: type, fields: dict[str, Any], name: str, good: int
+) -> None:
+    """``int()`` reads other scripts' digits (``"\u0663"`` is 3), spaces and ``_``: a wire number is digits 0-9."""
+    arabic_indic = str(good).translate({ord("0") + d: 0x0660 + d for d in range(10)})
+    for written in (arabic_indic, f" {good}", f"{good}_0"):
+        with pytest.raises(BadInputError, match=rf"\b{name}\b.*write digits 0-9"):
+            model(**{**fields, name: written})
+
+
 @settings(max_examples=25, deadline=None)
 @given(bad=NOT_INTEGERS)
 def test_a_rules_reference_value_is_an_integer_word(bad: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any
@@ -33,6 +34,9 @@ __all__ = [
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_DECIMAL = re.compile(r"-?[0-9]+")
+"""Decimal text in ASCII digits: ``int`` also reads other scripts' digits (``"٣"`` is 3), spaces and ``_``."""
+_HEX_QUANTITY = re.compile(r"0[xX][0-9a-fA-F]+")
 
 
 def to_address(value: object, *, name: str = "address") -> str:
@@ -93,16 +97,22 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
 
 
 def to_int(value: object, *, name: str = "value") -> int:
-    """Return ``value`` (an int, a decimal string or a 0x-hex quantity) as a non-negative int."""
+    """Return ``value`` (an int, a decimal string or a 0x-hex quantity) as a non-negative int. Text is ASCII digits
+    only (as every number keyscope reads): no other script's digits, spaces or ``_`` separators."""
     if isinstance(value, bool):
         raise BadInputError(f"{name} must be an integer, got a bool")
     if isinstance(value, int):
         result = value
     elif isinstance(value, str):
-        try:
-            result = int(value, 16) if value.startswith(("0x", "0X")) else int(value)
-        except ValueError:
-            raise BadInputError(f"{name} {value!r} is not an integer or a 0x-hex quantity") from None
+        if _HEX_QUANTITY.fullmatch(value):
+            result = int(value, 16)
+        elif _DECIMAL.fullmatch(value):
+            result = int(value, 10)
+        else:
+            raise BadInputError(
+                f"{name} {value!r} is not an integer or a 0x-hex quantity: write decimal digits 0-9 or 0x and hex "
+                "digits"
+            )
     else:
         raise BadInputError(f"{name} must be an integer, got {type(value).__name__}")
     if result < 0:
@@ -111,8 +121,8 @@ def to_int(value: object, *, name: str = "value") -> int:
 
 
 def to_wire_int(value: object, *, name: str = "value") -> int:
-    """Return ``value`` (an int or its decimal text, as JSON and forms write a number) as an int; any sign, the
-    caller bounds it. A bool is refused, not read as 0 or 1 (``False`` would be 0, which means "no bound" for a gas
+    """Return ``value`` (an int or its decimal text in ASCII digits, as JSON and forms write a number) as an int;
+    any sign, the caller bounds it. A bool is refused, not read as 0 or 1 (``False`` would be 0, which means "no bound" for a gas
     cap, a value limit or an expiry), and so is a float: one past 2**53 holds no exact number (``1e30`` is
     1000000000000000019884624838656), and a whole one is a number written as a fraction, which no wire sends."""
     if isinstance(value, bool):
@@ -120,10 +130,9 @@ def to_wire_int(value: object, *, name: str = "value") -> int:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, str):
-        try:
-            return int(value, 10)
-        except ValueError:
-            raise BadInputError(f"{name} {value!r} is not an integer in decimal digits") from None
+        if not _DECIMAL.fullmatch(value):
+            raise BadInputError(f"{name} {value!r} is not an integer in decimal digits: write digits 0-9")
+        return int(value, 10)
     if isinstance(value, float):
         raise BadInputError(
             f"{name} must be an integer, got a float, which holds no exact number past 2**53: "

@@ -189,7 +189,8 @@ def session_window(
 
     Without ``valid_for``, ``valid_until`` or ``never_expires``, the session lasts :data:`DEFAULT_VALID_FOR`
     seconds. ``valid_for`` counts from ``now`` (or from ``valid_after`` when that is later); ``now`` is needed
-    only then. A session without end must be asked for with ``never_expires=True``."""
+    only then; it is at least 1 second, and a fraction of a second past whole seconds is dropped. A session without
+    end must be asked for with ``never_expires=True``."""
     if isinstance(valid_after, bool) or not isinstance(valid_after, int) or valid_after < 0:
         raise BadInputError(f"valid_after must be a unix time in seconds (0 = now), got {shown(valid_after)}")
     # a text such as "false" is truthy: it would grant a session without end
@@ -220,6 +221,11 @@ def session_window(
     seconds = DEFAULT_VALID_FOR if valid_for is None else valid_for
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise BadInputError(f"valid_for must be a positive number of seconds, got {shown(seconds)}")
+    if seconds < 1:  # the module counts whole seconds: 0.5 would end the session as it starts
+        raise BadInputError(
+            f"valid_for {shown(seconds)} is under a second, and session times are whole seconds: give at least 1 "
+            "second"
+        )
     if seconds >= _TIME_LIMIT:
         raise BadInputError(
             f"valid_for {shown(seconds)} is longer than the module can keep (its times end at 2**48 - 1, some nine "

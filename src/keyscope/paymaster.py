@@ -59,12 +59,20 @@ class PaymasterFields(HexRepr, BaseModel):
 
 class PaymasterClient:
     """A client of one ERC-7677 paymaster service URL; ``context`` is passed to every call (sponsorship
-    policy id and the like, as the service defines it)."""
+    policy id and the like, as the service defines it), ``headers`` are sent with every request (e.g. an API
+    key, for a service that takes it in a header rather than in the URL)."""
 
-    def __init__(self, url: str, *, context: dict[str, Any] | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        context: dict[str, Any] | None = None,
+        timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.context = context or {}
-        self._rpc = JsonRpcClient(url, timeout=timeout)
+        self._rpc = JsonRpcClient(url, timeout=timeout, headers=headers)
 
     def __repr__(self) -> str:
         return f"PaymasterClient({self._rpc.shown_url})"

@@ -13,12 +13,27 @@ from ..endpoints import Endpoints
 from ..erc7715 import PermissionResponse, SessionPlan, responses_for
 from ..errors import BadInputError, KeyscopeError, UnsupportedAccountError
 from ..grant import SessionGrant
-from ..hexutil import to_address
+from ..hexutil import to_address, to_wire_int
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, Owner
 from .describe import GrantDescription
 from .wallet import WalletAddress
 
-__all__ = ["ConsentDeclinedError", "ConsentRequest", "ConsentTimeoutError", "require_wallet_signable"]
+__all__ = [
+    "ConsentDeclinedError",
+    "ConsentRequest",
+    "ConsentTimeoutError",
+    "gas_cap",
+    "require_wallet_signable",
+]
+
+
+def gas_cap(value: object) -> int:
+    """A per-operation gas cap as given: integer wei (or its decimal text) from 0 (no cap) to 2**256 - 1. A bool
+    or a float is refused: ``False`` and ``0.0`` would read as 0, no cap at all."""
+    cap = to_wire_int(value, name="max_gas_cost")
+    if not 0 <= cap < 2**256:
+        raise BadInputError(f"max_gas_cost is wei from 0 (no cap) to 2**256 - 1, got {cap}")
+    return cap
 
 
 def require_wallet_signable(endpoints: Endpoints, request: GrantRequest) -> None:
@@ -49,6 +64,7 @@ class ConsentRequest:
     Made by :meth:`ConsentServer.request_grant` (a ready :class:`~keyscope.owner.GrantRequest`) or
     :meth:`ConsentServer.request_permissions` (ERC-7715 requests: the grant request is made for the account of
     the wallet that connects). :meth:`wait` returns the checked grant, or raises when the owner declines.
+    ``max_gas_cost`` is checked as :func:`gas_cap` does (a bool, a float or a negative number is refused).
     """
 
     description: GrantDescription
@@ -63,6 +79,9 @@ class ConsentRequest:
     declined: bool = False
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.max_gas_cost = gas_cap(self.max_gas_cost)
 
     @property
     def state(self) -> str:

@@ -33,7 +33,7 @@ from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError
 from ..grant import SessionGrant
-from ..hexutil import to_address, to_bytes, to_wire_int
+from ..hexutil import to_address, to_bytes
 from ..http_service import (
     BackgroundServer,
     LocalHTTPServer,
@@ -47,7 +47,7 @@ from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from ..token_facts import cached_contract_facts
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
-from .requests import ConsentRequest, require_wallet_signable
+from .requests import ConsentRequest, gas_cap, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
 from .tokens import module_checker
 
@@ -118,13 +118,11 @@ class ConsentServer(BackgroundServer):
         port: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
     ) -> None:
-        gas_cap = to_wire_int(max_gas_cost, name="max_gas_cost")  # False or 0.0 would be 0: no cap at all
-        if not 0 <= gas_cap < 2**256:
-            raise BadInputError(f"max_gas_cost is wei from 0 (no cap) to 2**256 - 1, got {gas_cap}")
+        cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
         super().__init__(host, port)
         self.network = network
         self.store = store
-        self.max_gas_cost = gas_cap
+        self.max_gas_cost = cap
         self._consents: dict[str, ConsentRequest] = {}
         self._operations: dict[str, OwnerOperation] = {}
         self._lock = threading.Lock()

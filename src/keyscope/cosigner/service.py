@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from ..erc1271 import co_sign_digest
-from ..errors import KeyscopeError
+from ..errors import BadInputError, KeyscopeError, RaisesBadInput, shown
 from ..execution import ExecuteDecodeError, decode_execute
 from ..hashing import user_op_hash_v07
-from ..hexutil import Address, to_address, to_bytes
+from ..hexutil import Address, WireInt, to_address, to_bytes
 from ..signing import HashSigner
 from ..typed_data import TypedData, typed_data_sign_hash
 from ..userop import UserOperation
@@ -44,16 +44,29 @@ class CoSignRefused(KeyscopeError):
         return {"code": self.code, "message": self.message, "data": {"reason": self.reason}}
 
 
-class CoSignPolicy(BaseModel):
+def _a_bool(value: object) -> bool:
+    """``value`` if it is True or False: a text such as ``"false"`` or a number is refused, not read as a bool."""
+    if not isinstance(value, bool):
+        raise BadInputError(
+            "must be True or False (a text or a number is not read as one): write the bool itself"
+        )
+    return value
+
+
+class CoSignPolicy(RaisesBadInput, BaseModel):
     """What the co-signer approves: operations of ``accounts`` (None: any) whose calls go to ``targets`` (None: any)
-    with at most ``max_value`` wei each, and typed data when ``messages`` is True."""
+    with at most ``max_value`` wei each, and typed data when ``messages`` is True.
+
+    Built from values it cannot take, it raises :class:`~keyscope.errors.InvalidFieldsError` naming the field:
+    ``max_value`` is integer wei (its decimal text too), never a bool or a float (``True`` would be 1 wei, a float
+    past 2**53 another number), and ``messages`` is True or False, never a text or a number."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     accounts: frozenset[Address] | None = None
     targets: frozenset[Address] | None = None
-    max_value: int = 0
-    messages: bool = True
+    max_value: WireInt = Field(default=0, ge=0, lt=2**256)
+    messages: Annotated[bool, BeforeValidator(_a_bool)] = True
 
 
 class CoSignerService:
@@ -69,11 +82,22 @@ class CoSignerService:
         entry_point: str,
         policy: CoSignPolicy | None = None,
     ) -> None:
+        # True would be chain 1: co-signatures for another chain than the service's, which its sessions refuse
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+            raise BadInputError(
+                f"chain_id must be a positive integer (the chain's EIP-155 id), got {shown(chain_id)}"
+            )
         self.key = key
         self.chain_id = chain_id
         self.module = to_address(module, name="module")
         self.entry_point = to_address(entry_point, name="entry point")
-        self.policy = policy or CoSignPolicy()
+        if policy is not None and not isinstance(policy, CoSignPolicy):
+            # an empty dict is falsy: ``policy or CoSignPolicy()`` read it as the open default policy
+            raise BadInputError(
+                f"policy must be a CoSignPolicy, got {type(policy).__name__}: build it with CoSignPolicy(**fields) "
+                "(or leave it out for a co-signer that approves every account, target and message)"
+            )
+        self.policy = CoSignPolicy() if policy is None else policy
 
     def handle(self, method: str, params: Any) -> dict[str, str]:
         """Answer one JSON-RPC call; raises :class:`CoSignRefused`."""

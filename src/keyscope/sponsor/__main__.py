@@ -25,6 +25,7 @@ from typing import Any
 
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import BadInputError, ConfigurationError, KeyscopeError
+from ..hexutil import to_wire_int
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
 from ..textfile import read_text_file
@@ -61,6 +62,15 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _whole(text: str) -> int:
+    """An argparse type: an integer in ASCII digits 0-9 (``int`` also reads other scripts' digits), as the policy
+    file's numbers are; its bounds are checked where it is used."""
+    try:
+        return to_wire_int(text, name="the number")
+    except BadInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m keyscope.sponsor",
@@ -72,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--policy", required=True, help="the sponsorship policy (JSON file)")
     parser.add_argument("--rpc-url", default=None, help="a node of the chain (chain id, clock, signer check)")
     parser.add_argument(
-        "--chain-id", type=int, default=None, help="the chain id (when there is no --rpc-url)"
+        "--chain-id", type=_whole, default=None, help="the chain id (when there is no --rpc-url)"
     )
     parser.add_argument(
         "--entry-point",
@@ -87,17 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--signer-key-file", default=None, help="file holding the signing key in hex")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--port", type=_whole, default=0, help="port (default: a free one)")
     parser.add_argument(
         "--valid-after-slack",
-        type=int,
+        type=_whole,
         default=None,
         metavar="SECONDS",
         help="set validAfter this long before signing (default: validAfter 0)",
     )
     parser.add_argument(
         "--verification-gas-limit",
-        type=int,
+        type=_whole,
         default=DEFAULT_VERIFICATION_GAS_LIMIT,
         help=f"paymasterVerificationGasLimit in stub data (default {DEFAULT_VERIFICATION_GAS_LIMIT})",
     )

@@ -50,7 +50,7 @@ from pydantic import (
 
 from ..errors import BadInputError, RaisesBadInput, shown, validation_problems
 from ..execution import Call, ExecuteDecodeError, decode_execute
-from ..hexutil import Address, to_address, to_bytes, to_int
+from ..hexutil import Address, WireInt, to_address, to_bytes, to_int
 from ..textfile import read_text_file
 from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
@@ -129,7 +129,7 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
     targets: Literal["any"] | dict[Address, Literal["any"] | tuple[Selector, ...]]
     budget_wei: Wei = None
     total_budget_wei: Wei = None
-    validity_seconds: int = Field(default=600, gt=0, le=365 * 86_400)
+    validity_seconds: WireInt = Field(default=600, gt=0, le=365 * 86_400)  # not True (1 s) or 600.5
 
     @field_validator("targets", mode="before")
     @classmethod

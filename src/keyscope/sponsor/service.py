@@ -209,8 +209,15 @@ class Sponsor:
         verification_gas_limit: int = DEFAULT_VERIFICATION_GAS_LIMIT,
         post_op_gas_limit: int = DEFAULT_POST_OP_GAS_LIMIT,
     ) -> None:
-        if valid_after_slack is not None and valid_after_slack < 0:
-            raise BadInputError(f"valid_after_slack must not be negative, got {valid_after_slack}")
+        if valid_after_slack is not None:
+            # True would be 1 second, a float a validAfter no paymaster word holds
+            if isinstance(valid_after_slack, bool) or not isinstance(valid_after_slack, int):
+                raise BadInputError(
+                    "valid_after_slack is whole seconds from 0 (or None: validAfter 0), got "
+                    f"{shown(valid_after_slack)}"
+                )
+            if valid_after_slack < 0:
+                raise BadInputError(f"valid_after_slack must not be negative, got {valid_after_slack}")
         if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
             raise BadInputError(
                 f"chain_id must be a positive integer (the chain's EIP-155 id), got {shown(chain_id)}"
