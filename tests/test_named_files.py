@@ -481,3 +481,30 @@ def test_the_sponsor_refuses_a_key_file_that_is_not_text_without_showing_it(
     said = sponsor_refusal([*sponsor_args, "--paymaster", TARGET, "--signer-key-file", str(key_file)], capsys)
     assert said.startswith(f"error: the signing key file {key_file} is not UTF-8 text")
     assert "1111" not in said and "0xff" not in said
+
+
+def test_the_sponsor_refuses_an_entry_point_its_paymaster_does_not_serve(
+    sponsor_args: list[str],
+    anvil_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A SponsorPaymaster deployed for one EntryPoint, served with ``--entry-point`` another (v0.8 for a v0.7
+    paymaster, say): the service started and signed for operations no EntryPoint would let it pay for (its deposit
+    is at the one it serves). It is refused at start, naming the EntryPoint the paymaster serves."""
+    from keyscope.devnode import deploy_contract
+    from keyscope.signing import LocalSigner
+
+    client = JsonRpcClient(anvil_url)
+    served, other = to_address("0x" + "e7" * 20), to_address("0x" + "e8" * 20)
+    for address in (served, other):
+        client.request("anvil_setCode", [address, "0x00"])  # EntryPoints, as far as code goes
+    deployer = client.request("eth_accounts")[0]
+    signer = LocalSigner("0x" + KEY_HEX).address
+    paymaster = deploy_contract(
+        client, deployer, "SponsorPaymaster", ["address", "address", "address"], [served, deployer, signer]
+    )
+    said = sponsor_refusal([*sponsor_args, "--paymaster", paymaster, "--entry-point", other], capsys)
+    assert said == (
+        f"error: the paymaster {paymaster} serves the EntryPoint {served}, not {other}: give --entry-point "
+        f"{served}, or the address of the paymaster deployed for {other}"
+    )
