@@ -83,7 +83,9 @@ def _ask_operation(url: str, op: UserOperation, account: str = ACCOUNT) -> bytes
         kind="operation",
         account=account,
         session_id=SESSION_ID,
-        digest=bytes(32),
+        digest=user_op_hash_v07(
+            op.pack(), ENTRY_POINT, CHAIN_ID
+        ),  # as the SDK asks: the operation's own hash
         chain_id=CHAIN_ID,
         module=MODULE,
         call_data=op.call_data,
@@ -93,11 +95,21 @@ def _ask_operation(url: str, op: UserOperation, account: str = ACCOUNT) -> bytes
 
 
 def _ask_message(url: str, message: dict[str, Any], account: str = ACCOUNT) -> bytes:
+    typed = TypedData(message)
     request = CoSignRequest(
         kind="message",
         account=account,
         session_id=SESSION_ID,
-        digest=bytes(32),
+        # as the SDK asks: the ERC-7739 hash the session key signed for this account
+        digest=typed_data_sign_hash(
+            typed.domain_separator,
+            typed.primary_type,
+            typed.contents_type,
+            typed.struct_hash,
+            account=account,
+            chain_id=CHAIN_ID,
+            module=MODULE,
+        ),
         chain_id=CHAIN_ID,
         module=MODULE,
         message=message,

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..erc1271 import co_sign_digest
-from ..errors import KeyscopeError
+from ..errors import BadInputError, KeyscopeError, shown
 from ..execution import ExecuteDecodeError, decode_execute
 from ..hashing import user_op_hash_v07
 from ..hexutil import Address, to_address, to_bytes
@@ -69,6 +69,10 @@ class CoSignerService:
         entry_point: str,
         policy: CoSignPolicy | None = None,
     ) -> None:
+        if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
+            raise BadInputError(
+                f"chain_id must be a positive whole number (the chain's id), got {shown(chain_id)}"
+            )
         self.key = key
         self.chain_id = chain_id
         self.module = to_address(module, name="module")
@@ -76,7 +80,8 @@ class CoSignerService:
         self.policy = policy or CoSignPolicy()
 
     def handle(self, method: str, params: Any) -> dict[str, str]:
-        """Answer one JSON-RPC call; raises :class:`CoSignRefused`."""
+        """Answer one JSON-RPC call: ``signature``, and what was signed for (``digest``: the userOpHash or ERC-7739
+        hash; ``chainId``, ``module``, and ``entryPoint`` for an operation); raises :class:`CoSignRefused`."""
         if method == "keyscope_coSignUserOperation":
             account, session_id, raw = self._params(params, "userOp")
             try:
@@ -122,7 +127,17 @@ class CoSignerService:
                 "method",
             )
         signed = co_sign_digest(session_id, digest, chain_id=self.chain_id, module=self.module)
-        return {"signature": "0x" + self.key.sign_hash(signed).hex()}
+        answer = {
+            "signature": "0x" + self.key.sign_hash(signed).hex(),
+            # what it signed for, so that a client can tell a service set up for another chain, module or
+            # EntryPoint (whose signature the module refuses) from a co-signer the owner rotated out
+            "digest": "0x" + digest.hex(),
+            "chainId": hex(self.chain_id),
+            "module": self.module,
+        }
+        if method == "keyscope_coSignUserOperation":
+            answer["entryPoint"] = self.entry_point
+        return answer
 
     def _params(self, params: Any, what: str) -> tuple[str, bytes, Mapping[str, Any]]:
         if not isinstance(params, list) or len(params) != 3 or not isinstance(params[2], Mapping):
