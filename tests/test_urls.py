@@ -141,3 +141,38 @@ def test_the_sponsor_command_logs_refusals_but_never_its_node_key_when_verbose(t
     # no SponsorPaymaster at that address: refused at start, after asking the node (chain id, its code)
     assert result.returncode == 1 and "0x" + "11" * 20 in result.stderr, result.stderr
     assert KEY not in result.stderr + result.stdout, result.stderr
+
+
+def test_the_worker_runner_logs_at_info_without_the_node_key(tmp_path) -> None:
+    """``KEYSCOPE_LOG_LEVEL=INFO python -m keyscope.scale.runner SPEC.json`` set the root logger to INFO, so the
+    HTTP library logged each request to the node and the bundler with the URL as given, key and all."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from keyscope.local.anvil import AnvilConfig, start_anvil
+
+    process, url = start_anvil(AnvilConfig(chain_id=31337), tmp_path / "anvil.log")
+    try:
+        spec = tmp_path / "spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "store": f"sqlite:///{tmp_path / 'store.db'}",
+                    "node": f"{url}/?apikey={KEY}",
+                    "bundler": f"{url}/v2/{KEY}",
+                    "module": "0x" + "11" * 20,
+                    "intents": [],
+                }
+            )
+        )
+        env = {**os.environ, "KEYSCOPE_LOG_LEVEL": "INFO", "KEYSCOPE_STORE_KEK": "ab" * 32}
+        result = subprocess.run(
+            [sys.executable, "-m", "keyscope.scale.runner", str(spec)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        process.stop()
+    assert result.returncode == 0, result.stderr  # it connected to the node (and logged at INFO)
+    assert KEY not in result.stderr + result.stdout, result.stderr
