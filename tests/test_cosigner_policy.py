@@ -85,7 +85,9 @@ def _ask_operation(url: str, op: UserOperation, account: str = ACCOUNT) -> bytes
         kind="operation",
         account=account,
         session_id=SESSION_ID,
-        digest=bytes(32),
+        digest=user_op_hash_v07(
+            op.pack(), ENTRY_POINT, CHAIN_ID
+        ),  # as the SDK asks: the operation's own hash
         chain_id=CHAIN_ID,
         module=MODULE,
         call_data=op.call_data,
@@ -95,11 +97,21 @@ def _ask_operation(url: str, op: UserOperation, account: str = ACCOUNT) -> bytes
 
 
 def _ask_message(url: str, message: dict[str, Any], account: str = ACCOUNT) -> bytes:
+    typed = TypedData(message)
     request = CoSignRequest(
         kind="message",
         account=account,
         session_id=SESSION_ID,
-        digest=bytes(32),
+        # as the SDK asks: the ERC-7739 hash the session key signed for this account
+        digest=typed_data_sign_hash(
+            typed.domain_separator,
+            typed.primary_type,
+            typed.contents_type,
+            typed.struct_hash,
+            account=account,
+            chain_id=CHAIN_ID,
+            module=MODULE,
+        ),
         chain_id=CHAIN_ID,
         module=MODULE,
         message=message,
@@ -243,9 +255,11 @@ def test_a_policy_that_is_not_a_co_sign_policy_is_refused(policy: object) -> Non
 
 
 @pytest.mark.parametrize(
-    "chain_id", [True, 0, -1, 31337.0, "31337"], ids=["true", "zero", "negative", "float", "text"]
+    "chain_id",
+    [True, 0, -1, 31337.0, "31337", "0x7a69"],
+    ids=["true", "zero", "negative", "float", "text", "hex-text"],
 )
 def test_a_co_signers_chain_id_that_is_not_a_chain_is_refused(chain_id: object) -> None:
     """``chain_id=True`` was chain 1: every co-signature was made for another chain, refused by the module."""
-    with pytest.raises(BadInputError, match=r"chain_id must be a positive integer"):
+    with pytest.raises(BadInputError, match=r"chain_id must be a positive whole number"):
         CoSignerService(KEY, chain_id=chain_id, module=MODULE, entry_point=ENTRY_POINT)  # type: ignore[arg-type]

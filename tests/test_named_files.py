@@ -481,3 +481,59 @@ def test_the_sponsor_refuses_a_key_file_that_is_not_text_without_showing_it(
     said = sponsor_refusal([*sponsor_args, "--paymaster", TARGET, "--signer-key-file", str(key_file)], capsys)
     assert said.startswith(f"error: the signing key file {key_file} is not UTF-8 text")
     assert "1111" not in said and "0xff" not in said
+
+
+def test_the_sponsor_refuses_an_entry_point_its_paymaster_does_not_serve(
+    sponsor_args: list[str],
+    anvil_url: str,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A SponsorPaymaster deployed for one EntryPoint, served with ``--entry-point`` another (v0.8 for a v0.7
+    paymaster, say): the service started and signed for operations no EntryPoint would let it pay for (its deposit
+    is at the one it serves). It is refused at start, naming the EntryPoint the paymaster serves."""
+    from keyscope.devnode import deploy_contract
+    from keyscope.signing import LocalSigner
+
+    client = JsonRpcClient(anvil_url)
+    served, other = to_address("0x" + "e7" * 20), to_address("0x" + "e8" * 20)
+    for address in (served, other):
+        client.request("anvil_setCode", [address, "0x00"])  # EntryPoints, as far as code goes
+    deployer = client.request("eth_accounts")[0]
+    signer = LocalSigner("0x" + KEY_HEX).address
+    paymaster = deploy_contract(
+        client, deployer, "SponsorPaymaster", ["address", "address", "address"], [served, deployer, signer]
+    )
+    said = sponsor_refusal([*sponsor_args, "--paymaster", paymaster, "--entry-point", other], capsys)
+    assert said == (
+        f"error: the paymaster {paymaster} serves the EntryPoint {served}, not {other}: give --entry-point "
+        f"{served}, or the address of the paymaster deployed for {other}"
+    )
+
+
+def test_keyscope_recover_refuses_a_node_of_another_chain_than_the_records_in_flight(
+    anvil_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """``keyscope recover --node`` of the wrong network (a testnet's node for a mainnet store, say) followed the
+    records in flight on that chain: a nonce used there made an operation look displaced, to be failed or built
+    again, while it could still land on its own chain. It is refused, naming both chains, and nothing changes."""
+    from test_store import h, make_op
+
+    grant = make_grant().model_copy(update={"chain_id": 5})
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grant)
+        store.record_intent("order-1", grant.account, grant.session_id, 0, make_op(), h(1))
+    session = "0x" + grant.session_id.hex()
+    result = CliRunner().invoke(
+        main,
+        ["recover", "--store", url, "--node", anvil_url, "--bundler", "http://127.0.0.1:9", "--wait", "0"],
+    )
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert " ".join(result.output.split()) == (
+        "error: records in flight are of sessions granted on another chain than --node's (31337): chain 5: 1 "
+        f"session(s), {session}; pass --node and --bundler of chain 5 (nothing was followed or changed)"
+    )
+    with open_store(url, create=False) as store:
+        record = store.get_by_intent("order-1")
+        assert record is not None and record.state == "built" and record.attempts == 0

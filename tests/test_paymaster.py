@@ -536,7 +536,7 @@ def test_policy_file_format(tmp_path):
     assert SponsorshipPolicy.from_dict(policy.to_dict()) == policy
     with pytest.raises(ValueError, match="not a sponsorship policy"):
         SponsorshipPolicy.from_dict({"targets": {target: ["0x1234"]}})
-    with pytest.raises(ValueError, match="not a sponsorship policy"):
+    with pytest.raises(ValueError, match="the sponsorship policy has unknown key 'unknown'"):
         SponsorshipPolicy.from_dict({"targets": "any", "unknown": 1})
 
 

@@ -197,3 +197,20 @@ def test_a_valid_after_slack_that_is_not_whole_seconds_is_refused(slack: object)
             policy=SponsorshipPolicy(targets="any", total_budget_wei=1),
             valid_after_slack=slack,  # type: ignore[arg-type]
         )
+
+
+def test_a_misspelt_policy_key_is_named_with_the_key_meant(tmp_path: Path) -> None:
+    """``"budget_wie"`` for ``budget_wei`` (the budget the operator meant to set): refused, as every unknown key
+    is, but once as "budget_wie: Extra inputs are not permitted (got '50000')", which named neither the key meant nor
+    the keys there are."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"acounts": "any", "targets": "any", "budget_wie": "50000"}))
+    with pytest.raises(BadInputError) as info:
+        SponsorshipPolicy.from_file(policy)
+    message = str(info.value)
+    assert message.startswith(
+        "the sponsorship policy has unknown keys 'acounts' (did you mean 'accounts'?), 'budget_wie' (did you mean "
+        "'budget_wei'?): its keys are name, accounts, factories, delegates, targets, budget_wei, total_budget_wei, "
+        "validity_seconds"
+    ), message
+    assert "Extra inputs" not in message and "50000" not in message

@@ -141,6 +141,14 @@ def test_no_mistaken_store_url_shows_its_password(password: str, scheme: str, po
         ("postgresql://db/keyscope?user=app", "postgresql://db/keyscope?user=app"),
         ("postgresql://app:p@ss/w0rd@db:1/keyscope", "postgresql://app:***@db:1/keyscope"),
         ("postgresql://:pw@db/keyscope", "postgresql://:***@db/keyscope"),
+        ("postgresql://app:S3c#ret@db:5432/keyscope", "postgresql://app:***@db:5432/keyscope"),
+        ("postgresql://app:S3c?ret@db:5432/keyscope", "postgresql://app:***@db:5432/keyscope"),
+        ("postgresql://app@db/keyscope?password=S3cret", "postgresql://app@db/keyscope?password=***"),
+        (
+            "postgresql://app@db/keyscope?sslmode=require&PASSWORD=S3cret&application_name=w1",
+            "postgresql://app@db/keyscope?sslmode=require&PASSWORD=***&application_name=w1",
+        ),
+        ("postgresql://app@db/keyscope?options=a@b", "postgresql://app@db/keyscope?options=a@b"),
         ("sqlite:////var/lib/keyscope/s.db", "sqlite:////var/lib/keyscope/s.db"),
         ("/var/lib/keyscope/store", "/var/lib/keyscope/store"),
     ],
@@ -166,3 +174,67 @@ def test_only_the_at_signs_of_a_password_are_escaped(url: str, escaped: str) -> 
     from keyscope.urls import escape_password
 
     assert escape_password(url) == escaped
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(f"postgresql://keyscope:{PASSWORD}#1@127.0.0.1:1/keyscope", id="a # in the password"),
+        pytest.param(f"postgresql://keyscope:{PASSWORD}?1@127.0.0.1:1/keyscope", id="a ? in the password"),
+        pytest.param(
+            f"postgresql://keyscope@127.0.0.1:1/keyscope?password={PASSWORD}", id="password in the query"
+        ),
+    ],
+)
+def test_a_password_the_url_does_not_escape_is_never_shown(url: str, postgres_server) -> None:
+    """Passwords with a ``#`` or a ``?`` as typed (the driver reads them whole), or given as libpq's ``password``
+    query parameter: when the server cannot be reached, or has no such database, neither the SDK's error nor the
+    command line's shows them (the command line put the URL as given in front of the store's message)."""
+    with pytest.raises(KeyscopeError) as info:
+        SqlStore(url, retry_seconds=0)
+    shown = _every_text(info.value)
+    assert PASSWORD not in shown and "127.0.0.1:1" in shown, shown
+    # the live server (it lets any password in) has no such database: refused at once, naming it
+    live = url.replace("127.0.0.1:1", f"127.0.0.1:{postgres_server.port}").replace("/keyscope", "/no_such_db")
+    result = CliRunner().invoke(main, ["sessions", "--store", live])
+    assert (
+        result.exit_code != 0 and "error:" in result.output and '"no_such_db" does not exist' in result.output
+    )
+    assert PASSWORD not in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("change", "named", "advice"),
+    [
+        pytest.param(
+            lambda url: url.rsplit("/", 1)[0] + "/no_such_database",
+            '"no_such_database" does not exist',
+            "create the database first",
+            id="no such database",
+        ),
+        pytest.param(
+            lambda url: url.replace("://keyscope@", "://no_such_role@", 1),
+            '"no_such_role" does not exist',
+            "check the user name in the store URL",
+            id="no such role",
+        ),
+    ],
+)
+def test_a_login_the_server_refuses_fails_at_once_saying_what_to_fix(
+    postgres_server, change, named: str, advice: str
+) -> None:
+    """A store URL the server refuses for good (a database or a role it does not have) is not retried for the
+    store's ``retry_seconds`` as if the server were restarting, nor reported as "check the server is running":
+    the worker fails at once, with the server's reason and what to fix in the URL."""
+    import time
+
+    url = change(postgres_server.create_database())
+    started = time.monotonic()
+    with pytest.raises(KeyscopeError) as info:
+        SqlStore(url, retry_seconds=30)
+    assert time.monotonic() - started < 10, "a refused login was retried as if the server were down"
+    message = str(info.value)
+    assert named in message and advice in message, message
+    assert "check the server is running" not in message
+    result = CliRunner().invoke(main, ["sessions", "--store", url])
+    assert result.exit_code != 0 and named in result.output and advice in result.output, result.output

@@ -114,3 +114,65 @@ def test_the_sponsor_command_names_its_node_without_the_key(
     err = capsys.readouterr().err
     assert "--chain-id 1 but the node at" in err and "is chain 31337" in err, err
     assert KEY not in err, err
+
+
+def test_the_sponsor_command_logs_refusals_but_never_its_node_key_when_verbose(tmp_path) -> None:
+    """``python -m keyscope.sponsor -v`` logs every refusal; it also set the HTTP library's log to INFO, which
+    wrote each request to the node (one per sponsorship, for the clock) with the URL as given: the API key in a
+    hosted node's URL went to the service's log on every request. A real anvil answers."""
+    import os
+    import subprocess
+    import sys
+
+    from keyscope.local.anvil import AnvilConfig, start_anvil
+
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"targets": "any", "total_budget_wei": "1"}')
+    process, url = start_anvil(AnvilConfig(chain_id=31337), tmp_path / "anvil.log")
+    try:
+        env = {**os.environ, "KEYSCOPE_SPONSOR_KEY": "0x" + "5a" * 32}
+        result = subprocess.run(
+            [sys.executable, "-m", "keyscope.sponsor", "-v", "--policy", str(policy), "--paymaster",
+             "0x" + "11" * 20, "--rpc-url", f"{url}/?apikey={KEY}"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        process.stop()
+    # no SponsorPaymaster at that address: refused at start, after asking the node (chain id, its code)
+    assert result.returncode == 1 and "0x" + "11" * 20 in result.stderr, result.stderr
+    assert KEY not in result.stderr + result.stdout, result.stderr
+
+
+def test_the_worker_runner_logs_at_info_without_the_node_key(tmp_path) -> None:
+    """``KEYSCOPE_LOG_LEVEL=INFO python -m keyscope.scale.runner SPEC.json`` set the root logger to INFO, so the
+    HTTP library logged each request to the node and the bundler with the URL as given, key and all."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from keyscope.local.anvil import AnvilConfig, start_anvil
+
+    process, url = start_anvil(AnvilConfig(chain_id=31337), tmp_path / "anvil.log")
+    try:
+        spec = tmp_path / "spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "store": f"sqlite:///{tmp_path / 'store.db'}",
+                    "node": f"{url}/?apikey={KEY}",
+                    "bundler": f"{url}/v2/{KEY}",
+                    "module": "0x" + "11" * 20,
+                    "intents": [],
+                }
+            )
+        )
+        env = {**os.environ, "KEYSCOPE_LOG_LEVEL": "INFO", "KEYSCOPE_STORE_KEK": "ab" * 32}
+        result = subprocess.run(
+            [sys.executable, "-m", "keyscope.scale.runner", str(spec)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        process.stop()
+    assert result.returncode == 0, result.stderr  # it connected to the node (and logged at INFO)
+    assert KEY not in result.stderr + result.stdout, result.stderr

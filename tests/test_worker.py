@@ -29,7 +29,7 @@ from keyscope import (
     function_call,
 )
 from keyscope.cli import main as cli
-from keyscope.errors import StoreLockedError
+from keyscope.errors import BadInputError, StoreLockedError
 from keyscope.hexutil import to_address
 from keyscope.scale import EventLog, Intent, SessionWorker
 from keyscope.scale.worker import MAX_REBUILDS
@@ -166,6 +166,36 @@ def test_another_worker_retrying_the_intent_follows_the_recorded_operation(net, 
     finally:
         other_store.close()
     assert nft.balanceOf(user.account) == 1
+
+
+def test_an_intent_id_recorded_for_another_session_is_refused_not_reported_done(
+    net, harness, db, store, user, nft
+):
+    """Intent ids are one per store. Two users' backends both naming an intent ``move-1``: the second user's
+    send returned the first user's recorded operation, followed to its inclusion, so the second user's intent was
+    reported done while nothing of it was sent (their NFT never minted). It is refused, naming the session that
+    holds the id, on the worker that recorded it and on another, and the first user's intent is untouched."""
+    other = User(net, harness, store, nft)
+    other_store = open_store(db, kek=KEK)
+    try:
+        with worker(store, net) as a, worker(other_store, net) as b:
+            first = a.send("move-1", user.session_id, user.mint())
+            for w in (a, b):
+                with pytest.raises(BadInputError) as info:
+                    w.send("move-1", other.session_id, other.mint())
+                message = str(info.value)
+                assert f"intent 'move-1' is already recorded for session {user.session_id}" in message, (
+                    message
+                )
+                assert f"not for session {other.session_id}" in message and "an id of its own" in message
+            assert first.wait(30).state is OutboxState.INCLUDED
+            # the same session retrying its intent still follows the recorded operation
+            assert b.send("move-1", user.session_id, user.mint()).resumed
+    finally:
+        other_store.close()
+    assert nft.balanceOf(user.account) == 1 and nft.balanceOf(other.account) == 0
+    record = store.get_by_intent("move-1")
+    assert record is not None and record.session_id == user.session_id
 
 
 def test_two_workers_on_one_session_use_separate_lanes(net, db, store, user, nft, events):

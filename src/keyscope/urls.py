@@ -96,20 +96,30 @@ def _split_password(url: str) -> tuple[str, str] | None:
         return None
     at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
     if at < 0:
-        return None
+        # a ``?`` or ``#`` in the password, as typed: the user info then ends at the last ``@`` before the path
+        # (``app:S3c#ret@db:5432/keyscope``); an ``@`` in a query after the path (``db/x?options=a@b``) is none
+        at = rest.split("/", 1)[0].rfind("@")
+        if at < 0:
+            return None
     user, colon, password = rest[:at].partition(":")
     return (f"{scheme}://{user}:", password) if colon else None
 
 
+# a password given as a query parameter (``postgresql://app@db/keyscope?password=…``), which libpq reads too
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def hide_password(url: str) -> str:
-    """``url`` with the password of its user info (``scheme://user:PASSWORD@host…``) replaced by ``***``, the rest
-    as given: how messages name a database URL (its user, host, port and database tell stores apart; the password
-    opens one). A password holding an ``@`` or a ``/`` is hidden whole, with whatever a parser would read in it."""
+    """``url`` with the password of its user info (``scheme://user:PASSWORD@host…``), and the value of a
+    ``password`` query parameter, replaced by ``***``, the rest as given: how messages name a database URL (its
+    user, host, port and database tell stores apart; the password opens one). A password holding an ``@``, a
+    ``/``, a ``?`` or a ``#`` (which a URL should carry percent-encoded, and the database's driver reads as typed)
+    is hidden whole, with whatever a parser would read in it."""
     split = _split_password(url)
-    if split is None:
-        return url
-    before, password = split
-    return f"{before}{MASK}{url[len(before) + len(password) :]}"
+    if split is not None:
+        before, password = split
+        url = f"{before}{MASK}{url[len(before) + len(password) :]}"
+    return _QUERY_PASSWORD.sub(rf"\g<1>{MASK}", url)
 
 
 def escape_password(url: str) -> str:
@@ -130,4 +140,8 @@ def without_password(text: str, url: str) -> str:
     split = _split_password(url)
     if split is not None and split[1]:
         text = text.replace(split[1], MASK)
+    for found in _QUERY_PASSWORD.finditer(url):
+        value = url[found.end(1) : found.end()]
+        if value:
+            text = text.replace(value, MASK)
     return text

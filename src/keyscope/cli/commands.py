@@ -29,8 +29,9 @@ import click
 
 from .. import __version__
 from ..chain import RpcChain
+from ..errors import ConfigurationError
 from ..network import connect
-from ..store import OutboxRecord, OutboxState
+from ..store import OutboxRecord, OutboxState, SessionStore
 from .actions import revoke_session
 from .browser import consent, dashboard
 from .listing import Listing, list_sessions, store_sessions
@@ -271,6 +272,7 @@ def recover(
             return
         grant = store.get_grant(pending[0].session_id)
         net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+        _require_one_chain(store, pending, net.chain_id)
         worker = SessionWorker(store, net, worker_id="keyscope-recover")
         try:
             report = worker.recover(older_than=older_than, wait=wait)
@@ -286,6 +288,27 @@ def recover(
             *(f"  unreadable {intent}: {problem}" for intent, problem in report.unreadable.items()),
         ],
     )
+
+
+def _require_one_chain(store: SessionStore, pending: list[OutboxRecord], chain_id: int) -> None:
+    """Refuse to recover records of sessions granted on another chain than the node's: followed there, their
+    nonces are read on the wrong chain, where a nonce another operation used would have them taken for displaced
+    and failed, or built again, while the operation may still land on its own chain."""
+    chains: dict[int, list[str]] = {}
+    for session_id in dict.fromkeys(record.session_id for record in pending):
+        granted = store.get_grant(session_id).chain_id
+        if granted != chain_id:
+            chains.setdefault(granted, []).append(session_id)
+    if chains:
+        listed = "; ".join(
+            f"chain {other}: {len(ids)} session(s), {', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}"
+            for other, ids in sorted(chains.items())
+        )
+        first = min(chains)
+        raise ConfigurationError(
+            f"records in flight are of sessions granted on another chain than --node's ({chain_id}): {listed}; "
+            f"pass --node and --bundler of chain {first} (nothing was followed or changed)"
+        )
 
 
 main.add_command(consent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..co_signer import CoSigner, CoSignerRefusedError, CoSignRequest
-from ..errors import BadInputError, TransportError, shown
+from ..errors import BadInputError, ConfigurationError, TransportError, shown
 from ..hexutil import to_bytes
 from ..rpc import JsonRpcClient, JsonRpcError
 
@@ -43,9 +43,39 @@ def remote_co_signer(url: str, *, timeout: float = 10.0) -> CoSigner:
                 url=client.shown_url,
                 method=method,
             )
+        _check_signed_for(answer, request, client.shown_url)
         return to_bytes(answer["signature"], name="co-signature", length=65)
 
     return co_sign
+
+
+def _check_signed_for(answer: dict[str, Any], request: CoSignRequest, url: str) -> None:
+    """Refuse a co-signature the service made for another chain, module or EntryPoint than the request's, saying
+    which (its signature would recover to some other address: the module refuses it, AA24). Services that do not
+    say what they signed for are taken at their signature."""
+    fix = "start the co-signer service with this network's chain id, session module and EntryPoint"
+    if "chainId" in answer:
+        try:
+            chain_id = int(str(answer["chainId"]), 0)
+        except ValueError:
+            chain_id = None
+        if chain_id != request.chain_id:
+            raise ConfigurationError(
+                f"the co-signer at {url} co-signs for chain {shown(answer['chainId'])}, but this session is on "
+                f"chain {request.chain_id}: the module would refuse its signature (AA24); {fix}"
+            )
+    if "module" in answer and str(answer["module"]).lower() != request.module.lower():
+        raise ConfigurationError(
+            f"the co-signer at {url} co-signs for the session module {shown(answer['module'])}, but this session "
+            f"is on the module {request.module}: the module would refuse its signature (AA24); {fix}"
+        )
+    if "digest" in answer and str(answer["digest"]).lower() != "0x" + request.digest.hex():
+        what = "userOpHash" if request.kind == "operation" else "ERC-7739 hash"
+        entry_point = f" (for the EntryPoint {shown(answer['entryPoint'])})" if "entryPoint" in answer else ""
+        raise ConfigurationError(
+            f"the co-signer at {url} co-signed the {what} {shown(answer['digest'])}{entry_point}, but this "
+            f"{request.kind}'s is 0x{request.digest.hex()}: the module would refuse its signature (AA24); {fix}"
+        )
 
 
 def _jsonable(value: Any) -> Any:

@@ -85,7 +85,7 @@ class CoSignerService:
         # True would be chain 1: co-signatures for another chain than the service's, which its sessions refuse
         if isinstance(chain_id, bool) or not isinstance(chain_id, int) or chain_id <= 0:
             raise BadInputError(
-                f"chain_id must be a positive integer (the chain's EIP-155 id), got {shown(chain_id)}"
+                f"chain_id must be a positive whole number (the chain's id), got {shown(chain_id)}"
             )
         self.key = key
         self.chain_id = chain_id
@@ -100,7 +100,8 @@ class CoSignerService:
         self.policy = CoSignPolicy() if policy is None else policy
 
     def handle(self, method: str, params: Any) -> dict[str, str]:
-        """Answer one JSON-RPC call; raises :class:`CoSignRefused`."""
+        """Answer one JSON-RPC call: ``signature``, and what was signed for (``digest``: the userOpHash or ERC-7739
+        hash; ``chainId``, ``module``, and ``entryPoint`` for an operation); raises :class:`CoSignRefused`."""
         if method == "keyscope_coSignUserOperation":
             account, session_id, raw = self._params(params, "userOp")
             try:
@@ -146,7 +147,17 @@ class CoSignerService:
                 "method",
             )
         signed = co_sign_digest(session_id, digest, chain_id=self.chain_id, module=self.module)
-        return {"signature": "0x" + self.key.sign_hash(signed).hex()}
+        answer = {
+            "signature": "0x" + self.key.sign_hash(signed).hex(),
+            # what it signed for, so that a client can tell a service set up for another chain, module or
+            # EntryPoint (whose signature the module refuses) from a co-signer the owner rotated out
+            "digest": "0x" + digest.hex(),
+            "chainId": hex(self.chain_id),
+            "module": self.module,
+        }
+        if method == "keyscope_coSignUserOperation":
+            answer["entryPoint"] = self.entry_point
+        return answer
 
     def _params(self, params: Any, what: str) -> tuple[str, bytes, Mapping[str, Any]]:
         if not isinstance(params, list) or len(params) != 3 or not isinstance(params[2], Mapping):

@@ -222,10 +222,12 @@ def main(argv: list[str] | None = None, *, on_step: StepHook | None = None) -> i
             "usage: python -m keyscope.scale.runner SPEC.json  (--help: what the spec holds)", file=sys.stderr
         )
         return 2
+    # KEYSCOPE_LOG_LEVEL is keyscope's own log: the HTTP library logs each request at INFO with the node's or
+    # the bundler's URL as given, API key or password included, so it stays at WARNING
     logging.basicConfig(
-        level=os.environ.get("KEYSCOPE_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
+        level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
+    logging.getLogger("keyscope").setLevel(os.environ.get("KEYSCOPE_LOG_LEVEL", "WARNING").upper())
     try:
         spec = _read_spec(Path(args[0]))
         result = run_spec(spec, on_step=on_step)

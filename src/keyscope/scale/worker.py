@@ -461,6 +461,7 @@ class SessionWorker:
     ) -> Submission:
         existing = self.store.get_by_intent(intent)
         if existing is not None:
+            _require_same_session(existing, session_id)
             return self._resume(existing)
         session = self._session(session_id)
         name = session.key[1]
@@ -493,6 +494,7 @@ class SessionWorker:
             record = self._record(intent, session, slot, op, op_hash)
             if record.user_op_hash != op_hash:
                 # another worker recorded this intent first: ours was never recorded, so never sent
+                _require_same_session(record, session_id)
                 return self._resume(record)
             recorded = True
             tracked = self._track(record, slot)
@@ -1074,3 +1076,16 @@ class SessionWorker:
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigurationError("this SessionWorker is closed: create a new one")
+
+
+def _require_same_session(record: OutboxRecord, session_id: str | bytes) -> None:
+    """Refuse an intent id recorded for another session: intent ids are one per store, whichever session sends,
+    and following the other session's operation would report this intent done while nothing of it was sent."""
+    wanted = normalize_session_id(session_id)
+    if record.session_id.lower() != wanted.lower():
+        raise BadInputError(
+            f"intent {record.intent_id!r} is already recorded for session {record.session_id} of {record.account} "
+            f"(state {record.state.value}), not for session {wanted}: an intent id names one intent in the whole "
+            "store, whichever session sends it; give this intent an id of its own (with the user or session in it), "
+            "nothing was sent for it"
+        )

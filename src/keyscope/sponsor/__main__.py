@@ -206,7 +206,10 @@ def _as_option(error: BadInputError) -> BadInputError:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the service, print where it listens, serve until Ctrl-C or SIGTERM. Returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    # -v is keyscope's own log (every refusal), not the HTTP libraries': httpx logs each request to the node with
+    # its URL as given, API key or password included, and the sponsor asks the node for the time on every request
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("keyscope").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)

@@ -30,6 +30,7 @@ __all__ = ["PaymasterState", "deploy_sponsor_paymaster", "paymaster_state"]
 _DEPOSIT = keccak(b"deposit()")[:4]
 _SIGNER = keccak(b"signer()")[:4]
 _OWNER = keccak(b"owner()")[:4]
+_ENTRY_POINT = keccak(b"entryPoint()")[:4]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> Pay
 
     Raises :class:`~keyscope.errors.ConfigurationError` when ``paymaster`` or ``entry_point`` has no code on the
     node's chain (an address of another chain, or a chain reset since), or when ``paymaster`` does not answer
-    ``signer()`` and ``owner()`` as keyscope's ``SponsorPaymaster`` does."""
+    ``signer()``, ``owner()`` and ``entryPoint()`` as keyscope's ``SponsorPaymaster`` does, or serves another
+    EntryPoint than ``entry_point``."""
     paymaster = to_address(paymaster, name="paymaster")
     entry_point = to_address(entry_point, name="entry_point")
     for address, what, deploy in (
@@ -73,6 +75,19 @@ def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> Pay
             f"the contract at {paymaster} does not answer signer() and owner() as keyscope's SponsorPaymaster "
             f"does ({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
         ) from None
+    try:
+        served = read_address(rpc, paymaster, _ENTRY_POINT)
+    except (DecodingError, JsonRpcError) as error:
+        raise ConfigurationError(
+            f"the contract at {paymaster} does not answer entryPoint() as keyscope's SponsorPaymaster does "
+            f"({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
+        ) from None
+    if served != entry_point:
+        # its deposit and stake are at the EntryPoint it serves; operations of another EntryPoint never reach it
+        raise ConfigurationError(
+            f"the paymaster {paymaster} serves the EntryPoint {served}, not {entry_point}: give --entry-point "
+            f"{served}, or the address of the paymaster deployed for {entry_point}"
+        )
     try:
         deposit_info = get_deposit_info(rpc, entry_point, paymaster)
     except (DecodingError, JsonRpcError) as error:

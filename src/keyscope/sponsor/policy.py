@@ -34,6 +34,7 @@ the operation cannot land with an authorization to other code.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -158,6 +159,18 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
         wrong."""
         if not isinstance(data, dict):
             raise BadInputError(f"a sponsorship policy is a JSON object, got {type(data).__name__}")
+        known = list(cls.model_fields)
+        unknown = [key for key in data if key not in known]
+        if unknown:
+            # a misspelt key would otherwise be "Extra inputs are not permitted", with the value it holds
+            problems = []
+            for key in unknown:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                problems.append(f"{shown(key)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise BadInputError(
+                f"the sponsorship policy has unknown key{'s' if len(unknown) > 1 else ''} {', '.join(problems)}: "
+                f"its keys are {', '.join(known)} (docs/sponsorship.md, Policy file); nothing was served"
+            )
         try:
             return cls.model_validate(data)
         except ValidationError as error:

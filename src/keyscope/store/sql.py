@@ -156,6 +156,8 @@ class _Postgres(_Dialect):
 
     def transient(self, exc: DBAPIError) -> bool:
         code = getattr(exc.orig, "sqlstate", None)
+        if _login_refused(exc) is not None:
+            return False  # the server is up and will refuse this login again: waiting changes nothing
         if exc.connection_invalidated or (isinstance(exc, OperationalError) and code is None):
             return True  # the connection dropped, or the server refused it (down or restarting)
         # 40001 serialization failure, 40P01 deadlock, 57P01-57P03 shutting down or starting, class 08.
@@ -164,6 +166,12 @@ class _Postgres(_Dialect):
         )
 
     def describe(self, exc: DBAPIError, url: str) -> SessionStoreError:
+        refused = _login_refused(exc)
+        if refused is not None:
+            return SessionStoreError(
+                f"PostgreSQL at {url} refused the connection: {_first_line(exc)}; {refused} (nothing was read or "
+                "written)"
+            )
         if not self.transient(exc):  # the server answered and refused this statement
             return SessionStoreError(
                 f"PostgreSQL at {url} refused the operation: {_first_line(exc)}; check the database and its "
@@ -174,6 +182,41 @@ class _Postgres(_Dialect):
             "Every store "
             "operation is safe to retry."
         )
+
+
+# what the server says when it refuses a login for good (psycopg gives these no SQLSTATE), and what to do
+_LOGIN_REFUSALS = (
+    (
+        re.compile(r"password authentication failed for user|no password supplied|authentication failed"),
+        "check the user and password in the store URL (a password with @ : / ? # is best percent-encoded)",
+    ),
+    (
+        re.compile(r'database "[^"]*" does not exist'),
+        "check the database name in the store URL, or create the database first (CREATE DATABASE; keyscope "
+        "creates its tables, not the database)",
+    ),
+    (
+        re.compile(r'role "[^"]*" does not exist'),
+        "check the user name in the store URL, or create the role first (CREATE ROLE ... LOGIN PASSWORD ...)",
+    ),
+    (
+        re.compile(r"no pg_hba\.conf entry|permission denied for database|not permitted to log in"),
+        "the server does not let this user connect to this database from here: check its pg_hba.conf and the "
+        "role's CONNECT privilege and LOGIN attribute",
+    ),
+)
+
+
+def _login_refused(exc: DBAPIError) -> str | None:
+    """What to do about a login the server refused for good (wrong password, no such database or role), else
+    None: a refusal that retrying cannot cure, unlike a server that is down or restarting."""
+    if not isinstance(exc, OperationalError) or getattr(exc.orig, "sqlstate", None) is not None:
+        return None
+    message = _first_line(exc)
+    for pattern, advice in _LOGIN_REFUSALS:
+        if pattern.search(message):
+            return advice
+    return None
 
 
 def _first_line(exc: DBAPIError) -> str:
@@ -376,7 +419,8 @@ class SqlStore(SessionStore):
             )
         parsed, self._dialect = _normalize_url(url)
         # messages show the URL as it was given (without the driver added here), its password hidden
-        self.url = _parse_url(url).render_as_string(hide_password=True)
+        # (and a ``password`` query parameter's value too: libpq reads it as the password)
+        self.url = hide_password(_parse_url(url).render_as_string(hide_password=True))
         self._retry_seconds = retry_seconds
         if not create and self._dialect.name == "sqlite":
             _require_sqlite_store(Path(parsed.database or ""), self.url)
