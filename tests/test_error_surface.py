@@ -614,3 +614,24 @@ def test_the_worker_runner_says_what_its_spec_is_and_what_is_wrong_with_one(
         assert main([str(tmp_path / name)]) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and expected[name] in err and "Traceback" not in err, err
+
+
+def test_the_worker_runner_refuses_a_log_level_it_does_not_know(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KEYSCOPE_LOG_LEVEL=verbose python -m keyscope.scale.runner SPEC.json`` ended in a traceback from the
+    logging module (``ValueError: Unknown level: 'VERBOSE'``) rather than saying which variable was wrong."""
+    from keyscope.scale.runner import main
+
+    spec = tmp_path / "spec.json"
+    spec.write_text("{}")  # refused for the level before the spec is read
+    for value in ("verbose", "10", "warn ing"):
+        monkeypatch.setenv("KEYSCOPE_LOG_LEVEL", value)
+        assert main([str(spec)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: KEYSCOPE_LOG_LEVEL is ") and repr(value) in err, err
+        assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in err and "Traceback" not in err, err
+    # a level in any case is taken: the run goes on to the spec (which lacks its fields)
+    monkeypatch.setenv("KEYSCOPE_LOG_LEVEL", "info")
+    assert main([str(spec)]) == 1
+    assert "the spec has no 'store'" in capsys.readouterr().err

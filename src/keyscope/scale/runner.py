@@ -15,7 +15,8 @@ The spec is a JSON object::
     }
 
 The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``;
-``KEYSCOPE_LOG_LEVEL`` (default WARNING) sets what the worker logs to stderr.
+``KEYSCOPE_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR or CRITICAL; default WARNING) sets what the worker logs
+to stderr.
 Intents already recorded (by this or any earlier run) are followed, not sent again: running the same spec
 twice sends each intent's operation once. The result file holds, per intent, the final outbox record's
 state, userOpHash, lane and nonce (or the error), the worker's counters, and timings.
@@ -57,6 +58,23 @@ def _store_secret() -> dict[str, Any]:
         }
     passphrase = os.environ.get("KEYSCOPE_STORE_PASSPHRASE")
     return {"passphrase": passphrase} if passphrase else {}
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level() -> str:
+    """``KEYSCOPE_LOG_LEVEL`` (WARNING when unset or empty), upper-cased; :class:`~keyscope.errors.BadInputError`
+    naming the variable and the levels it takes when it is none of them."""
+    value = os.environ.get("KEYSCOPE_LOG_LEVEL", "").strip()
+    if not value:
+        return "WARNING"
+    if value.upper() not in _LOG_LEVELS:
+        raise BadInputError(
+            f"KEYSCOPE_LOG_LEVEL is {value!r}, not a log level: set it to one of {', '.join(_LOG_LEVELS)}"
+            " (any case), or unset it for WARNING"
+        )
+    return value.upper()
 
 
 def _intent(item: dict[str, Any]) -> Intent:
@@ -222,12 +240,17 @@ def main(argv: list[str] | None = None, *, on_step: StepHook | None = None) -> i
             "usage: python -m keyscope.scale.runner SPEC.json  (--help: what the spec holds)", file=sys.stderr
         )
         return 2
+    try:
+        level = _log_level()
+    except BadInputError as exc:  # refused as a bad spec is: before anything is opened
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     # KEYSCOPE_LOG_LEVEL is keyscope's own log: the HTTP library logs each request at INFO with the node's or
     # the bundler's URL as given, API key or password included, so it stays at WARNING
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
-    logging.getLogger("keyscope").setLevel(os.environ.get("KEYSCOPE_LOG_LEVEL", "WARNING").upper())
+    logging.getLogger("keyscope").setLevel(level)
     try:
         spec = _read_spec(Path(args[0]))
         result = run_spec(spec, on_step=on_step)
