@@ -973,13 +973,21 @@ def test_budget_is_reserved_per_account_and_refused_when_spent(serve, nft, entry
             ask(op, entry_point.address, chain_id)
         assert info.value.code == BUDGET_EXHAUSTED
         assert f"budget exhausted: account {op.sender} has 0 wei left of its {cost} wei" in str(info.value)
+        # and what to do: it does not refill while the service runs; unsponsored, or the operator raises it
+        assert "does not refill while the sponsor runs (waiting does not help)" in str(info.value)
+        assert "send this operation unsponsored" in str(info.value)
+        assert "raise budget_wei in the policy and restart the service" in str(info.value)
+        assert "at most" not in str(info.value)  # nothing fits: no cheaper operation is suggested
     # another account has its own budget
     other = _priced_op(LocalSigner.generate().address, nft)
     assert client.stub_data(other, entry_point.address, chain_id).isFinal is False
 
     small = serve(SponsorshipPolicy(targets="any", budget_wei=cost - 1))
-    with pytest.raises(PaymasterError, match=f"has {cost - 1} wei left .* may cost up to {cost} wei"):
+    with pytest.raises(PaymasterError, match=f"has {cost - 1} wei left .* may cost up to {cost} wei") as info:
         PaymasterClient(small.url).data(op, entry_point.address, chain_id)
+    # a cheaper operation still fits in what is left: said, with the amount
+    assert f"send an operation whose maximum cost is at most {cost - 1} wei" in str(info.value)
+    assert "raise budget_wei" in str(info.value)
 
 
 def test_a_request_that_ends_without_a_signature_keeps_no_budget(paymaster, sponsor_key, chain_id):
@@ -1257,6 +1265,8 @@ def test_fresh_accounts_cannot_draw_more_than_the_total_budget_from_the_deposit(
         assert info.value.code == BUDGET_EXHAUSTED
         assert info.value.data["reason"] == "totalBudget"
         assert "the sponsor has 0 wei left of its" in str(info.value)
+        assert "raise total_budget_wei in the policy and restart the service" in str(info.value)
+        assert "does not refill while the sponsor runs" in str(info.value)
     assert server.sponsor.ledger.reserved(third.sender) == 0
     assert server.sponsor.ledger.reserved_total() == 2 * budget
 

@@ -6,7 +6,8 @@ Codes (JSON-RPC 2.0 and EIP-1474):
 * ``-32601`` the method is not one the service implements;
 * ``-32602`` invalid params: a malformed UserOperation, another EntryPoint or chain id than the service's;
 * ``-32003`` not sponsored: the account, a call's target or selector, or the callData is outside the policy;
-* ``-32005`` budget exhausted: the account's sponsorship budget cannot cover the operation's maximum cost;
+* ``-32005`` budget exhausted: the account's sponsorship budget, or the total for all accounts, cannot cover
+  the operation's maximum cost (the message says what can be done: budgets never refill while the service runs);
 * ``-32603`` internal error (a bug, or the node the service reads the time from is unreachable).
 
 Clients see the code and the message (which says why, naming the account, target or amounts) and, in

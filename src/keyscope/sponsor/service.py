@@ -167,14 +167,27 @@ class BudgetLedger:
                 f"budget exhausted: account {account} has {account_left} wei left of its {self.limit} wei "
                 f"sponsorship budget{needed}"
             )
-            reason, budget, left = "budget", self.limit, account_left
+            reason, budget, left, key = "budget", self.limit, account_left, "budget_wei"
         else:
             assert self.total is not None
             message = (
                 f"budget exhausted: the sponsor has {total_left} wei left of its {self.total} wei total "
                 f"budget for all accounts{needed}"
             )
-            reason, budget, left = "totalBudget", self.total, total_left
+            reason, budget, left, key = "totalBudget", self.total, total_left, "total_budget_wei"
+        # what can be done: reservations are final and budgets never refill while the service runs (waiting
+        # does not help); a restart starts every budget afresh
+        fits = self._remaining(account) or 0  # what still fits, in the account's budget and in the total
+        cheaper = (
+            f"send an operation whose maximum cost is at most {fits} wei (lower gas limits or maxFeePerGas), or "
+            if fits > 0
+            else ""
+        )
+        message += (
+            f". It does not refill while the sponsor runs (waiting does not help): {cheaper}send this operation "
+            f"unsponsored (the account pays its own gas); the sponsor's operator can raise {key} in the policy "
+            "and restart the service, which starts every budget afresh"
+        )
         return SponsorshipRefused(
             BUDGET_EXHAUSTED,
             message,
