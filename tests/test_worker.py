@@ -437,7 +437,8 @@ def test_calldata_to_no_code_and_a_co_signed_session_without_its_co_signer_are_r
     expects, are refused before sending (TargetWithoutCodeError, CoSignerMismatchError). A worker builds after it
     checked the policy, and refuses both before anything is recorded (once it recorded and sent them: the first
     landed doing nothing, its gas paid; the bundler refused the second, AA24). Once the owner removed the
-    co-signer, the session signs alone and the worker sends for it."""
+    co-signer, the session signs alone and the worker sends for it. Both are refused before a nonce lane is
+    leased (once the worker leased one first, and held it idle after the refusal)."""
     from keyscope.errors import CoSignerMismatchError, TargetWithoutCodeError
 
     owner = net.owner(LocalSigner.generate())
@@ -459,6 +460,12 @@ def test_calldata_to_no_code_and_a_co_signed_session_without_its_co_signer_are_r
             w.send("co-signed", "0x" + co_signed.session_id.hex(), mint)
         assert store.get_by_intent("nowhere") is None and store.get_by_intent("co-signed") is None
         assert store.pending() == []
+        # both refused before a lane was leased: none held by this worker, lane 0 free for any other
+        assert w.stats()["lanes_leased"] == 0 and w.stats()["lanes_held"] == 0, w.stats()
+        for grant in (lost, co_signed):
+            lease = store.lease_lane(grant.account, grant.session_id, "another-worker", 30.0)
+            assert lease.lane == 0, lease
+            store.release_lease(lease)
         owner.rotate_co_signer(co_signed, None).wait()
         assert w.send("alone", "0x" + co_signed.session_id.hex(), mint).wait(30).success
 

@@ -278,9 +278,11 @@ class SessionAccount:
         """Raise what :meth:`build` refuses before sending beside the policy and the window (which :meth:`check`
         judges), for a sender that builds with ``check=False`` after checking (:class:`~keyscope.scale.SessionWorker`):
         :class:`~keyscope.errors.TargetWithoutCodeError` for a call with calldata to an address without code, and
-        :class:`~keyscope.errors.CoSignerMismatchError` when the module requires a co-signature (as last read with
-        the session's state) and this session account has no co-signer to ask. Reads the chain only for targets not
-        yet known to have code."""
+        :class:`~keyscope.errors.CoSignerMismatchError` when the module requires a co-signature and this session
+        account has no co-signer to ask. Reads the chain only for targets not yet known to have code, and, before
+        refusing a co-signed session, for the module's co-signer record (the owner may have removed the co-signer
+        since it was last read), so that it can be called before anything else is read or held (a worker calls it
+        before it leases a lane)."""
         batch_calls = [calls] if isinstance(calls, Call) else list(calls)
         targets = [
             to_address(call.target) if call.data and int(call.target, 16) > _PRECOMPILES else None
@@ -291,9 +293,14 @@ class SessionAccount:
         if unknown:
             self._read_state(None, status=False, clock=False, codes=unknown)
             self._refuse_targets_without_code(targets, set(unknown) - self._reads.with_code)
-        refuse_missing_co_signer(
-            self.grant, self.co_signer, expected_co_signer(self.grant, self._reads.co_signer)
-        )
+        expected = expected_co_signer(self.grant, self._reads.co_signer)
+        if expected is not None and self.co_signer is None and self.verify_on_chain:
+            # about to refuse on the record as last read (or the grant's co-signer, not read yet): read it now
+            assert self._reads.co_signer_call is not None  # a co-signed grant's record is asked for
+            answer = self.network.chain.call(self.network.module, self._reads.co_signer_call)
+            self._reads.co_signer = decode_co_signer(answer, self.network.module)
+            expected = expected_co_signer(self.grant, self._reads.co_signer)
+        refuse_missing_co_signer(self.grant, self.co_signer, expected)
 
     # -- building and sending -------------------------------------------------------------------------
 

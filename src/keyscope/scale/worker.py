@@ -472,7 +472,11 @@ class SessionWorker:
                 name,
             )
         if check:
+            # the policy, then what the SDK refuses before sending beside it (calldata to an address without
+            # code, a co-signed session this worker cannot co-sign), in build's order, before a lane is leased:
+            # a refusal holds nothing, in this worker or in the store
             session.account.check(calls, batch=batch)
+            session.account.refuse_unsendable(calls)
         slot = self.lanes.acquire(
             session.key,
             timeout=self.lane_timeout,
@@ -486,7 +490,7 @@ class SessionWorker:
             except SessionRevokedError:
                 self._note_revoked(name)
                 raise
-            if check:  # what the SDK refuses before sending beside the policy: nothing is recorded
+            if check:  # again, on the state build read (a co-signer given back meanwhile): nothing recorded
                 session.account.refuse_unsendable(calls)
             op_hash = self.prober.user_op_hash(op)
             self.lanes.confirm(slot)  # renewed: the record below is very likely to find the lease held
