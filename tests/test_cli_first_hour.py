@@ -548,7 +548,9 @@ def test_stored_text_is_shown_as_text_never_as_markup_or_terminal_codes(empty_st
     ]  # the store keeps them as given
 
 
-def test_a_damaged_outbox_record_is_listed_as_unreadable_beside_the_others(empty_store: str) -> None:
+def test_a_damaged_outbox_record_is_listed_as_unreadable_beside_the_others(
+    empty_store: str, local_stack: Any
+) -> None:
     """One damaged row once stopped ``keyscope outbox`` and ``keyscope recover`` at a store error, hiding every
     other record: each now lists it as unreadable, with its problem, and the others all the same."""
     from keyscope.userop import UserOperation
@@ -575,11 +577,69 @@ def test_a_damaged_outbox_record_is_listed_as_unreadable_beside_the_others(empty
         ]
     with sqlite3.connect(empty_store[len("sqlite:///") :]) as conn:
         conn.execute("DELETE FROM keyscope_outbox WHERE intent_id = 'intent-2'")
-    nodes = ["--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"]
+    nodes = [
+        "--node",
+        local_stack.rpc_url,
+        "--bundler",
+        local_stack.bundler_url,
+    ]  # checked even with nothing to do
     recovered = CliRunner().invoke(main, ["recover", "--store", empty_store, *nodes])
     assert recovered.exit_code == 0, recovered.output
     assert "nothing in flight that the store can read (1 unreadable)" in recovered.output
     assert "unreadable intent-1:" in recovered.output and "corrupted" in recovered.output
+
+
+def test_keyscope_recover_refuses_swapped_or_wrong_node_and_bundler_urls_naming_both(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """``keyscope recover`` checked that --node is of the records' chain, but not --bundler: given the two URLs
+    swapped, or a bundler not serving the records' EntryPoint, it followed the records with a node asked for
+    receipts and a bundler asked for nonces. It now asks the bundler for its chain and EntryPoints and the node for
+    the EntryPoint's code first, and refuses, naming both URLs (their keys masked), before anything is followed or
+    changed; with nothing in flight too, so that a job run with wrong URLs does not say "nothing in flight" for
+    ever."""
+    node, bundler = local_stack.rpc_url, local_stack.bundler_url
+    keyed_node = (
+        f"{node}/?apikey=SECRETKEY1234567890ab"  # the node answers there too: the key must not be shown
+    )
+    served = make_grant().model_copy(update={"entry_point": local_stack.entry_point})
+    other = make_grant()  # granted for an EntryPoint the bundler does not serve
+    url, empty = f"sqlite:///{tmp_path / 'sessions.db'}", f"sqlite:///{tmp_path / 'empty.db'}"
+    open_store(empty).close()
+    with open_store(url) as store:
+        for i, grant in enumerate((served, other)):
+            store.put_grant(grant)
+            store.record_intent(
+                f"order-{i}", grant.account, grant.session_id, i, make_op(i), store_hash(i + 1)
+            )
+
+    def recover(store_url: str, *urls: str) -> str:
+        return _refused(
+            ["recover", "--store", store_url, "--node", urls[0], "--bundler", urls[1], "--wait", "0"]
+        )
+
+    for store_url in (url, empty):
+        said = recover(store_url, bundler, keyed_node)  # swapped
+        assert f"the bundler {node}/?apikey=*** does not answer eth_supportedEntryPoints" in said, said
+        assert (
+            f"the node given is {bundler}); give the bundler's URL as --bundler and the node's as --node"
+            in said
+        )
+        assert "SECRETKEY" not in said
+        said = recover(store_url, bundler, bundler)  # the bundler's URL twice
+        assert f"the node {bundler} does not answer eth_getCode" in said, said
+        assert f"the bundler given is {bundler}); give the node's URL as --node" in said, said
+    assert said.endswith("(nothing was followed or changed)") is False  # the empty store's: nothing to follow
+    said = recover(url, keyed_node, bundler)
+    assert f"the bundler {bundler} serves the EntryPoints {local_stack.entry_point}, " in said, said
+    assert f"not {other.entry_point} (chain {local_stack.chain_id}, node {node}/?apikey=***)" in said, said
+    assert said.endswith("(nothing was followed or changed)") and "SECRETKEY" not in said, said
+    with open_store(url, create=False) as store:
+        for i in (0, 1):
+            record = store.get_by_intent(f"order-{i}")
+            assert record is not None and record.state == "built" and record.attempts == 0, record
+    fine = CliRunner().invoke(main, ["recover", "--store", empty, "--node", keyed_node, "--bundler", bundler])
+    assert fine.exit_code == 0 and "nothing in flight" in fine.output, fine.output
 
 
 def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_path: Path) -> None:

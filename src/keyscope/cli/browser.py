@@ -32,6 +32,7 @@ from ..network import connect
 from ..store import SessionStore
 from ..textfile import read_text_file
 from ..urls import mask_url
+from .endpoint_checks import require_node_and_bundler
 from .options import HttpUrl, Seconds, store_option
 from .output import reports_errors
 from .settings import (
@@ -86,18 +87,8 @@ class _Connection:
                 f"{mask_url(node_url)} is chain {network.chain_id}: give the node of chain {known.chain_id} (--node), "
                 "or the deployments file of this chain"
             )
-        served = network.bundler.chain_id()
-        if served != network.chain_id:
-            raise ConfigurationError(
-                f"the bundler {mask_url(bundler_url)} serves chain {served}, but the node {mask_url(node_url)} is "
-                f"chain {network.chain_id}: give a node and a bundler of the same chain"
-            )
-        supported = [address.lower() for address in network.bundler.supported_entry_points()]
-        if network.entry_point.lower() not in supported:
-            raise ConfigurationError(
-                f"the bundler {mask_url(bundler_url)} serves the EntryPoints {', '.join(supported) or 'none'}, not "
-                f"{network.entry_point}: give a bundler of that EntryPoint"
-            )
+        # a bundler (not the node's URL again, nor the two swapped) of the node's chain, serving the EntryPoint
+        require_node_and_bundler(network, node_url, bundler_url, entry_points=[network.entry_point])
         for address, what, option in (
             (network.module, "session module", "--module"),
             (network.factory, "account factory", "--factory"),

@@ -30,10 +30,12 @@ import click
 from .. import __version__
 from ..chain import RpcChain
 from ..errors import ConfigurationError
+from ..hexutil import ZERO_ADDRESS
 from ..network import connect
 from ..store import OutboxRecord, OutboxState, SessionStore
 from .actions import revoke_session
 from .browser import consent, dashboard
+from .endpoint_checks import require_node_and_bundler
 from .listing import Listing, list_sessions, store_sessions
 from .options import HttpUrl, Seconds, store_option
 from .output import Progress, describe_time, emit, json_option, one_line, reports_errors, table
@@ -250,7 +252,9 @@ def recover(
 ) -> None:
     """Finish what was in flight: mark landed operations included, resend (the same operation) what a
     bundler lost, fail what can never land. Needs no session key; with the store's secret set, an operation whose
-    nonce another operation took is built again with its session's key (else left for a worker that has it)."""
+    nonce another operation took is built again with its session's key (else left for a worker that has it).
+    --node and --bundler are checked first, even with nothing in flight: a node and a bundler of one chain (the
+    records'), the bundler serving the records' EntryPoints."""
     from ..scale import SessionWorker  # the worker machinery, only for this command
 
     with open_session_store(store_url, keys=False, existing=True) as store:
@@ -259,6 +263,10 @@ def recover(
             older_than=older_than, on_corrupt=lambda name, error: damaged.update({name: one_line(error)})
         )
         if not pending:
+            # nothing to follow, but the URLs are checked all the same: a job run with wrong or swapped URLs
+            # would otherwise say "nothing in flight" until the day there is something, and then fail
+            # (no session names a module here: none is asked about)
+            require_node_and_bundler(connect(node, bundler, module=ZERO_ADDRESS), node, bundler)
             lines = [f"  unreadable {name}: {problem}" for name, problem in damaged.items()]
             emit(
                 as_json,
@@ -273,6 +281,10 @@ def recover(
         grant = store.get_grant(pending[0].session_id)
         net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
         _require_one_chain(store, pending, net.chain_id)
+        entry_points = {store.get_grant(session).entry_point for session in {r.session_id for r in pending}}
+        require_node_and_bundler(
+            net, node, bundler, entry_points=sorted(entry_points), after=" (nothing was followed or changed)"
+        )
         worker = SessionWorker(store, net, worker_id="keyscope-recover")
         try:
             report = worker.recover(older_than=older_than, wait=wait)
