@@ -12,7 +12,11 @@ from keyscope import cli as ks
 @ks.connection_options
 @ks.owner_options(account=False)
 @click.option(
-    "--salt", type=int, default=0, show_default=True, help="salt of the account (one owner, many accounts)"
+    "--salt",
+    type=ks.SALT,
+    default=0,
+    show_default=True,
+    help="salt of the account (one owner, many accounts)",
 )
 @click.option("--fund", default="0", show_default=True, help="ETH to send the account first (e.g. 0.1ether)")
 @click.option(

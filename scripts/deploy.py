@@ -45,7 +45,12 @@ from keyscope import cli as ks
     "--paymaster-stake", default="1ether", show_default=True, help="--deterministic: the paymaster's stake"
 )
 @click.option(
-    "--unstake-delay", default=86_400, show_default=True, type=int, help="seconds a stake stays locked"
+    "--unstake-delay",
+    default=86_400,
+    show_default=True,
+    # the EntryPoint's addStake takes a uint32 above 0
+    type=ks.WholeNumber(1, 2**32 - 1, what="an unstake delay in seconds"),
+    help="seconds a stake stays locked",
 )
 @click.option("--check", is_flag=True, help="--deterministic: send nothing, verify what is deployed")
 @ks.json_option

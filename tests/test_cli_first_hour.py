@@ -41,6 +41,8 @@ from test_store import SESSION as STORE_SESSION
 from test_store import h as store_hash
 from test_store import make_grant, make_op
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def grants(net, harness, nft):
@@ -996,6 +998,80 @@ def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
         assert all(name in result.output for name in main.commands)
 
 
+def _script_command(name: str) -> click.Command:
+    """``scripts/NAME.py``'s command, as ``ape run NAME`` loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"keyscope_script_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    command: click.Command = module.cli
+    return command
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "said"),
+    [
+        (
+            "create_account",
+            ["--salt", "٣"],
+            "'٣' is not a whole number in digits 0-9, or 0x and hex digits (a salt)",
+        ),
+        ("create_account", ["--salt", "1_000"], "'1_000' is not a whole number in digits 0-9, or 0x and hex"),
+        ("create_account", ["--salt", " 7"], "' 7' is not a whole number in digits 0-9, or 0x and hex"),
+        (
+            "create_account",
+            ["--salt", "0x1" + "0" * 64],
+            ("0x1" + "0" * 37) + "… is out of range: a salt is 0 to 2**256 - 1",
+        ),
+        (
+            "grant",
+            ["nft", "safeMint(address to)", "--salt", "-1"],
+            "-1 is out of range: a salt is 0 to 2**256 - 1",
+        ),
+        (
+            "grant",
+            ["nft", "safeMint(address to)", "--salt", "\uff14\uff12"],
+            "'\uff14\uff12' is not a whole number in digits 0-9",
+        ),
+        (
+            "deploy",
+            ["--unstake-delay", "٨٦٤٠٠"],
+            "'٨٦٤٠٠' is not a whole number in digits 0-9 (an unstake delay",
+        ),
+        ("deploy", ["--unstake-delay", "86_400"], "'86_400' is not a whole number in digits 0-9"),
+        (
+            "deploy",
+            ["--unstake-delay", "0"],
+            "0 is out of range: an unstake delay in seconds is 1 to 2**32 - 1",
+        ),
+        ("deploy", ["--unstake-delay", str(2**32)], f"{2**32} is out of range"),
+    ],
+)
+def test_the_scripts_whole_numbers_are_digits_0_to_9_or_a_usage_error_naming_the_option(
+    script: str, args: list[str], said: str
+) -> None:
+    """``--salt`` and ``--unstake-delay`` were click's ``int``, which reads other scripts' digits, ``_`` separators
+    and spaces around (the same number, but keyscope reads numbers as digits 0-9 everywhere else), and let a
+    negative salt or an unstake delay the EntryPoint refuses (0, past a uint32) through to the chain. They are
+    refused while the command line is read, naming the option, before any node is asked."""
+    result = CliRunner().invoke(_script_command(script), args)
+    option = next(arg for arg in args if arg.startswith("--"))
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"Invalid value for '{option}': {said}" in message, message
+    assert "Traceback" not in result.output
+
+
+def test_a_salt_is_read_in_decimal_or_0x_hex() -> None:
+    from keyscope.cli import SALT
+
+    for text, number in (("42", 42), ("0x2a", 42), ("0X2A", 42), ("0", 0), (hex(2**256 - 1), 2**256 - 1)):
+        assert SALT.convert(text, None, None) == number
+    assert SALT.convert(7, None, None) == 7  # the default, given as an int
+
+
 # --------------------------------------------------------------------------------------------------
 # python -m keyscope.local
 # --------------------------------------------------------------------------------------------------
@@ -1009,6 +1085,13 @@ def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
         (["--chain-id", "0"], "argument --chain-id: 0 is out of range: a chain id is 1 to"),
         (["--block-time", "-1"], "argument --block-time: -1 is out of range: seconds between blocks is 1 to"),
         (["--block-time", "soon"], "argument --block-time: 'soon' is not a whole number"),
+        # other scripts' digits, "_" and spaces, which int() reads: keyscope reads digits 0-9 only
+        (
+            ["--chain-id", "٣١٣٣٧"],
+            "argument --chain-id: '٣١٣٣٧' is not a whole number in digits 0-9 (a chain id)",
+        ),
+        (["--block-time", "1_0"], "argument --block-time: '1_0' is not a whole number in digits 0-9"),
+        (["--node-port", " 8545"], "argument --node-port: ' 8545' is not a whole number in digits 0-9"),
     ],
 )
 def test_the_local_stacks_numbers_are_checked_before_anything_starts(

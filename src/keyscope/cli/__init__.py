@@ -51,7 +51,9 @@ from .listing import (
     store_sessions,
 )
 from .options import (
+    SALT,
     OptionsAfterDashes,
+    WholeNumber,
     ape_account_type,
     ape_command,
     connection_options,
@@ -91,6 +93,7 @@ __all__ = [
     "ENV_BUNDLER",
     "ENV_DEPLOYMENTS",
     "INPROCESS",
+    "SALT",
     "ApeAccountSigner",
     "ConnectionOptions",
     "CreatedAccount",
@@ -104,6 +107,7 @@ __all__ = [
     "SendResult",
     "Settings",
     "SigningDeclinedError",
+    "WholeNumber",
     "ape_account_type",
     "ape_command",
     "ape_node",

@@ -55,6 +55,46 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class WholeNumber(click.ParamType):
+    """A whole number from ``low`` to ``high`` written in ASCII digits 0-9 (with ``hex``, also ``0x`` and hex
+    digits), as keyscope reads every number (:func:`keyscope.hexutil.to_int`): click's ``int`` also reads other
+    scripts' digits, ``_`` separators and spaces around, which are refused here with a usage error naming the
+    option, as are numbers out of range. ``what`` names the number in that message."""
+
+    name = "integer"
+
+    def __init__(self, low: int, high: int, *, what: str, hex: bool = False) -> None:
+        self.low, self.high, self.what, self.hex = low, high, what, hex
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value)
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        if isinstance(value, int) and not isinstance(value, bool):  # a default
+            number = value
+        elif re.fullmatch(r"-?[0-9]+", text):
+            number = int(text, 10)
+        elif self.hex and re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
+            number = int(text, 16)
+        else:
+            written = "digits 0-9, or 0x and hex digits" if self.hex else "digits 0-9"
+            self.fail(f"{shown!r} is not a whole number in {written} ({self.what})", param, ctx)
+        if not self.low <= number <= self.high:
+            self.fail(
+                f"{shown} is out of range: {self.what} is {self.low} to {_power_shown(self.high)}", param, ctx
+            )
+        return number
+
+
+def _power_shown(number: int) -> str:
+    """``number`` as written in a message: ``2**256 - 1`` for a large one below a power of two."""
+    bits = (number + 1).bit_length() - 1
+    return f"2**{bits} - 1" if number > 10**6 and number + 1 == 1 << bits else str(number)
+
+
+SALT = WholeNumber(0, 2**256 - 1, what="a salt", hex=True)
+"""The click type of an account's ``--salt``: 0 to 2**256 - 1, in decimal or 0x-hex."""
+
+
 class HttpUrl(click.ParamType):
     """An http(s) URL (a node's, a bundler's): anything else is a usage error naming the option, the text shown
     with any key in it masked."""
@@ -311,7 +351,7 @@ def owner_options(*, account: bool = True) -> Callable[[F], F]:
     def decorate(function: F) -> F:
         if account:
             function = click.option(
-                "--salt", type=int, default=0, show_default=True, help="salt of the owner's keyscope account"
+                "--salt", type=SALT, default=0, show_default=True, help="salt of the owner's keyscope account"
             )(function)
             function = click.option(
                 "--account",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import time
@@ -21,10 +22,10 @@ def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
     """An argparse type: an integer from ``low`` to ``high``, refused as a usage error naming ``what`` else."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({what})") from None
+        # ASCII digits only, as keyscope reads every number: int() also takes other scripts' digits, "_" and spaces
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in digits 0-9 ({what})")
+        value = int(text, 10)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {low} to {high}")
         return value
