@@ -631,7 +631,7 @@ def test_keyscope_recover_refuses_swapped_or_wrong_node_and_bundler_urls_naming_
         said = recover(store_url, bundler, bundler)  # the bundler's URL twice
         assert f"the node {bundler} does not answer eth_getCode" in said, said
         assert f"the bundler given is {bundler}); give the node's URL as --node" in said, said
-    assert said.endswith("(nothing was followed or changed)") is False  # the empty store's: nothing to follow
+    assert not said.endswith("(nothing was followed or changed)")  # the empty store: nothing there to follow
     said = recover(url, keyed_node, bundler)
     assert f"the bundler {bundler} serves the EntryPoints {local_stack.entry_point}, " in said, said
     assert f"not {other.entry_point} (chain {local_stack.chain_id}, node {node}/?apikey=***)" in said, said
