@@ -95,7 +95,7 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
         low, high = (low, middle) if at(middle) == refused else (middle, high)
     # every limit just below it (where a question runs short of gas and the module goes on with a 64th), and a
     # coarser sweep of those where the questions' gas starts to run short
-    limits = set(range(high - 300, high + 50)) | set(range(high - 8_000, high, 37))
+    limits = set(range(high - 128, high + 16)) | set(range(high - 8_000, high - 128, 101))
     verdicts = {gas: at(gas) for gas in sorted(limits)}
     assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
         g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
