@@ -12,7 +12,7 @@ from keyscope.co_signer import CoSignerRefusedError, CoSignRequest
 from keyscope.cosigner import remote_co_signer
 from keyscope.errors import KeyscopeError, TransportError
 from keyscope.execution import Call, encode_execute
-from keyscope.userop import UserOperation
+from support.userops import plain_op
 from test_bundler_client import ScriptedServer, fail, ok, raw
 
 METHOD = "keyscope_coSignUserOperation"
@@ -20,16 +20,7 @@ ACCOUNT = "0x" + "22" * 20
 
 
 def _request() -> CoSignRequest:
-    op = UserOperation(
-        sender=ACCOUNT,
-        nonce=1,
-        call_data=encode_execute(Call.of("0x" + "33" * 20, 0, b"")),
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
+    op = plain_op(ACCOUNT, encode_execute(Call.of("0x" + "33" * 20, 0, b"")), nonce=1)
     return CoSignRequest(
         kind="operation",
         account=ACCOUNT,

@@ -16,7 +16,7 @@ from keyscope.errors import ConfigurationError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.signing import LocalSigner, recover_hash
-from keyscope.userop import UserOperation
+from support.userops import plain_op
 
 CHAIN_ID = 31337
 MODULE = "0x" + "11" * 20
@@ -27,16 +27,7 @@ KEY = LocalSigner.generate()
 
 
 def _request() -> CoSignRequest:
-    op = UserOperation(
-        sender=ACCOUNT,
-        nonce=3,
-        call_data=encode_execute(Call.of("0x" + "33" * 20, 0, b"")),
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
+    op = plain_op(ACCOUNT, encode_execute(Call.of("0x" + "33" * 20, 0, b"")))
     digest = user_op_hash_v07(op.pack(), ENTRY_POINT, CHAIN_ID)
     return CoSignRequest(
         kind="operation",

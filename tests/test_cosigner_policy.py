@@ -96,22 +96,26 @@ def _ask_operation(url: str, op: UserOperation, account: str = ACCOUNT) -> bytes
     return remote_co_signer(url, timeout=10)(request)
 
 
-def _ask_message(url: str, message: dict[str, Any], account: str = ACCOUNT) -> bytes:
+def _erc7739_hash(message: dict[str, Any], account: str) -> bytes:
+    """The ERC-7739 hash a session key signs for ``message`` on ``account`` (as the SDK asks the co-signer)."""
     typed = TypedData(message)
+    return typed_data_sign_hash(
+        typed.domain_separator,
+        typed.primary_type,
+        typed.contents_type,
+        typed.struct_hash,
+        account=account,
+        chain_id=CHAIN_ID,
+        module=MODULE,
+    )
+
+
+def _ask_message(url: str, message: dict[str, Any], account: str = ACCOUNT) -> bytes:
     request = CoSignRequest(
         kind="message",
         account=account,
         session_id=SESSION_ID,
-        # as the SDK asks: the ERC-7739 hash the session key signed for this account
-        digest=typed_data_sign_hash(
-            typed.domain_separator,
-            typed.primary_type,
-            typed.contents_type,
-            typed.struct_hash,
-            account=account,
-            chain_id=CHAIN_ID,
-            module=MODULE,
-        ),
+        digest=_erc7739_hash(message, account),
         chain_id=CHAIN_ID,
         module=MODULE,
         message=message,
@@ -167,18 +171,9 @@ def test_another_account_or_another_sender_is_refused(url: str) -> None:
 def test_a_message_co_signature_is_bound_to_its_account(url: str) -> None:
     """The co-signature of a message is over the ERC-7739 hash for the account asked: it counts for no other."""
     signature = _ask_message(url, PERMIT)
-    typed = TypedData(PERMIT)
 
     def digest(account: str) -> bytes:
-        inner = typed_data_sign_hash(
-            typed.domain_separator,
-            typed.primary_type,
-            typed.contents_type,
-            typed.struct_hash,
-            account=account,
-            chain_id=CHAIN_ID,
-            module=MODULE,
-        )
+        inner = _erc7739_hash(PERMIT, account)
         return co_sign_digest(SESSION_ID, inner, chain_id=CHAIN_ID, module=MODULE)
 
     assert recover_hash(digest(ACCOUNT), signature) == KEY.address

@@ -463,8 +463,8 @@ def test_the_sponsor_refuses_a_paymaster_without_code_or_of_another_kind(
     for paymaster in (reverts, silent):
         said = sponsor_refusal([*sponsor_args, "--paymaster", paymaster], capsys)
         assert said.startswith(
-            f"error: the contract at {paymaster} does not answer signer() and owner() as keyscope's "
-            "SponsorPaymaster does ("
+            f"error: the contract at {paymaster} does not answer signer(), owner() and entryPoint() as "
+            "keyscope's SponsorPaymaster does ("
         )
         assert said.endswith("): give the address of a SponsorPaymaster")
     said = sponsor_refusal([*sponsor_args, "--paymaster", silent, "--entry-point", TARGET], capsys)

@@ -70,17 +70,11 @@ def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> Pay
     try:
         signer = read_address(rpc, paymaster, _SIGNER)
         owner = read_address(rpc, paymaster, _OWNER)
-    except (DecodingError, JsonRpcError) as error:
-        raise ConfigurationError(
-            f"the contract at {paymaster} does not answer signer() and owner() as keyscope's SponsorPaymaster "
-            f"does ({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
-        ) from None
-    try:
         served = read_address(rpc, paymaster, _ENTRY_POINT)
     except (DecodingError, JsonRpcError) as error:
         raise ConfigurationError(
-            f"the contract at {paymaster} does not answer entryPoint() as keyscope's SponsorPaymaster does "
-            f"({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
+            f"the contract at {paymaster} does not answer signer(), owner() and entryPoint() as keyscope's "
+            f"SponsorPaymaster does ({type(error).__name__}: {error}): give the address of a SponsorPaymaster"
         ) from None
     if served != entry_point:
         # its deposit and stake are at the EntryPoint it serves; operations of another EntryPoint never reach it
