@@ -30,9 +30,10 @@ import click
 from .. import __version__
 from ..chain import RpcChain
 from ..errors import ConfigurationError
+from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
 from ..network import connect
-from ..store import OutboxRecord, OutboxState, SessionStore
+from ..store import OutboxRecord, OutboxState
 from .actions import revoke_session
 from .browser import consent, dashboard
 from .endpoint_checks import require_node_and_bundler
@@ -278,10 +279,13 @@ def recover(
                 ],
             )
             return
-        grant = store.get_grant(pending[0].session_id)
+        grants = {
+            session: store.get_grant(session) for session in dict.fromkeys(r.session_id for r in pending)
+        }
+        grant = grants[pending[0].session_id]
         net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
-        _require_one_chain(store, pending, net.chain_id)
-        entry_points = {store.get_grant(session).entry_point for session in {r.session_id for r in pending}}
+        _require_one_chain(grants, net.chain_id)
+        entry_points = {granted.entry_point for granted in grants.values()}
         require_node_and_bundler(
             net, node, bundler, entry_points=sorted(entry_points), after=" (nothing was followed or changed)"
         )
@@ -302,15 +306,14 @@ def recover(
     )
 
 
-def _require_one_chain(store: SessionStore, pending: list[OutboxRecord], chain_id: int) -> None:
-    """Refuse to recover records of sessions granted on another chain than the node's: followed there, their
-    nonces are read on the wrong chain, where a nonce another operation used would have them taken for displaced
-    and failed, or built again, while the operation may still land on its own chain."""
+def _require_one_chain(grants: dict[str, SessionGrant], chain_id: int) -> None:
+    """Refuse to recover records of sessions (``grants``, by session id) granted on another chain than the node's:
+    followed there, their nonces are read on the wrong chain, where a nonce another operation used would have them
+    taken for displaced and failed, or built again, while the operation may still land on its own chain."""
     chains: dict[int, list[str]] = {}
-    for session_id in dict.fromkeys(record.session_id for record in pending):
-        granted = store.get_grant(session_id).chain_id
-        if granted != chain_id:
-            chains.setdefault(granted, []).append(session_id)
+    for session_id, grant in grants.items():
+        if grant.chain_id != chain_id:
+            chains.setdefault(grant.chain_id, []).append(session_id)
     if chains:
         listed = "; ".join(
             f"chain {other}: {len(ids)} session(s), {', '.join(ids[:3])}{', …' if len(ids) > 3 else ''}"

@@ -11,7 +11,8 @@ from typing import Any, overload
 import click
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import ConfigurationError
+from ..errors import BadInputError, ConfigurationError
+from ..hexutil import to_int, to_wire_int
 from ..urls import mask_url
 from .output import F, fail, one_line
 from .settings import (
@@ -69,13 +70,14 @@ class WholeNumber(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         text = str(value)
         shown = text if len(text) <= 40 else text[:40] + "…"
-        if isinstance(value, int) and not isinstance(value, bool):  # a default
-            number = value
-        elif re.fullmatch(r"-?[0-9]+", text):
-            number = int(text, 10)
-        elif self.hex and re.fullmatch(r"0[xX][0-9a-fA-F]+", text):
-            number = int(text, 16)
-        else:
+        try:
+            if isinstance(value, int) and not isinstance(value, bool):  # a default
+                number = value
+            elif self.hex and text[:2] in ("0x", "0X"):
+                number = to_int(text)
+            else:
+                number = to_wire_int(text)
+        except BadInputError:
             written = "digits 0-9, or 0x and hex digits" if self.hex else "digits 0-9"
             self.fail(f"{shown!r} is not a whole number in {written} ({self.what})", param, ctx)
         if not self.low <= number <= self.high:

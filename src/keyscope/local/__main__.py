@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import sys
 import time
@@ -12,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from ..errors import KeyscopeError
+from ..errors import BadInputError, KeyscopeError
+from ..hexutil import to_wire_int
 from .stack import LocalStack
 
 __all__ = ["main"]
@@ -23,9 +23,12 @@ def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
 
     def parse(text: str) -> int:
         # ASCII digits only, as keyscope reads every number: int() also takes other scripts' digits, "_" and spaces
-        if not re.fullmatch(r"-?[0-9]+", text):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in digits 0-9 ({what})")
-        value = int(text, 10)
+        try:
+            value = to_wire_int(text)
+        except BadInputError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number in digits 0-9 ({what})"
+            ) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {low} to {high}")
         return value
