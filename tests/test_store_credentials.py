@@ -6,9 +6,11 @@ the store by its URL; the password must never be in them, whatever was wrong wit
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keyscope.cli import main
@@ -149,7 +151,15 @@ def test_no_mistaken_store_url_shows_its_password(password: str, scheme: str, po
             "postgresql://app@db/keyscope?sslmode=require&PASSWORD=***&application_name=w1",
         ),
         ("postgresql://app@db/keyscope?options=a@b", "postgresql://app@db/keyscope?options=a@b"),
+        # a '/' and a '#' or '?' as typed: no '@' before the path nor before the query
+        ("postgresql://app:a/b#c@db/keyscope", "postgresql://app:***@db/keyscope"),
+        ("postgresql://app:a?b/c@[::1]:5432/keyscope", "postgresql://app:***@[::1]:5432/keyscope"),
+        ("postgresql://app:1234/b#c@d@db/k", "postgresql://app:***@db/k"),
+        # read as the store's URL parser reads it: user db, a password, host b
+        ("postgresql://db:5432/x?user=a@b", "postgresql://db:***@b"),
+        ("postgresql://[::1]:5432/db?options=a@b", "postgresql://[::1]:5432/db?options=a@b"),
         ("sqlite:////var/lib/keyscope/s.db", "sqlite:////var/lib/keyscope/s.db"),
+        ("sqlite:////var/x:y/s@1.db", "sqlite:////var/x:y/s@1.db"),
         ("/var/lib/keyscope/store", "/var/lib/keyscope/store"),
     ],
 )
@@ -157,6 +167,28 @@ def test_a_store_url_is_shown_with_only_its_password_hidden(url: str, shown: str
     from keyscope.urls import hide_password
 
     assert hide_password(url) == shown
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    password=st.text(alphabet=st.sampled_from("aZ9-_.~!$&'()*+,;=:@/?#%"), min_size=1, max_size=16),
+    host=st.sampled_from(["db", "db:5432", "[::1]:5432", "h1:5432,h2:5433"]),
+)
+def test_a_typed_password_of_any_url_characters_is_hidden_and_read_whole(password: str, host: str) -> None:
+    """Whatever the password holds as typed (``@``, ``/``, ``?``, ``#``, ``:``), the URL is shown with the host and
+    database and without it, and the store's URL parser reads it whole once its ``@`` are escaped. Left out: an
+    ``@`` followed later by ``?`` and a name (``x@db?a=1``), which reads as a whole URL with a query (percent-encode
+    such a password)."""
+    from sqlalchemy.engine import make_url
+
+    from keyscope.urls import escape_password, hide_password
+
+    assume(not re.search(r"@.*\?[A-Za-z_]", password, re.DOTALL))
+    url = f"postgresql://app:{password}@{host}/keyscope"
+    assert hide_password(url) == f"postgresql://app:***@{host}/keyscope"
+    if "%" not in password and "," not in host:
+        parsed = make_url(escape_password(url))
+        assert (parsed.username, parsed.password, parsed.database) == ("app", password, "keyscope")
 
 
 @pytest.mark.parametrize(
@@ -182,6 +214,9 @@ def test_only_the_at_signs_of_a_password_are_escaped(url: str, escaped: str) -> 
         pytest.param(f"postgresql://keyscope:{PASSWORD}#1@127.0.0.1:1/keyscope", id="a # in the password"),
         pytest.param(f"postgresql://keyscope:{PASSWORD}?1@127.0.0.1:1/keyscope", id="a ? in the password"),
         pytest.param(
+            f"postgresql://keyscope:{PASSWORD}/x#1@127.0.0.1:1/keyscope", id="a / and a # in the password"
+        ),
+        pytest.param(
             f"postgresql://keyscope@127.0.0.1:1/keyscope?password={PASSWORD}", id="password in the query"
         ),
     ],
@@ -195,7 +230,7 @@ def test_a_password_the_url_does_not_escape_is_never_shown(url: str, postgres_se
     shown = _every_text(info.value)
     assert PASSWORD not in shown and "127.0.0.1:1" in shown, shown
     # the live server (it lets any password in) has no such database: refused at once, naming it
-    live = url.replace("127.0.0.1:1", f"127.0.0.1:{postgres_server.port}").replace("/keyscope", "/no_such_db")
+    live = url.replace("127.0.0.1:1/keyscope", f"127.0.0.1:{postgres_server.port}/no_such_db")
     result = CliRunner().invoke(main, ["sessions", "--store", live])
     assert (
         result.exit_code != 0 and "error:" in result.output and '"no_such_db" does not exist' in result.output

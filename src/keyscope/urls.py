@@ -87,20 +87,40 @@ def masked_text(text: str, url: str) -> str:
     return text
 
 
+# what follows the user info's ``@`` when the ``@`` is the user info's end: a host list (or none, a socket
+# directory being given in the query), then a path, or a query whose first parameter is named
+_AFTER_USER_INFO = re.compile(
+    r"([A-Za-z0-9.\-_\[\]:,%]+(/[^?@]*)?|/[^?@]*)(\?[A-Za-z_][\w.\-]*(=.*)?)?|[A-Za-z0-9.\-_\[\]:,%]*",
+    re.DOTALL,
+)
+
+
+def _last_user_info_at(rest: str) -> int:
+    """Where the user info of ``rest`` (a URL after ``scheme://``) ends, -1 for none. A user name holds none of
+    ``/?#[]`` (``/var/x:y/s@1.db`` is a path, ``[::1]:5432`` a host). The end is the last ``@`` before the query
+    that a host, path or named query follows (``app:p@ss/w#rd@db/x``; a ``#`` is no delimiter in a database URL:
+    its parsers read it as part of the password or the database); else, a ``?`` being in the password as typed,
+    the last before the path (``app:S3c?ret@db/x``); else the last ``@`` of all (``app:a/b?c@db/x``)."""
+    user, colon, _ = rest.partition(":")
+    if not colon or any(char in user for char in "/?#[]"):
+        return -1
+    for head in (rest.split("?", 1)[0], rest.split("/", 1)[0]):
+        at = head.rfind("@")
+        if at >= 0 and _AFTER_USER_INFO.fullmatch(rest[at + 1 :]):
+            return at
+    return rest.rfind("@")
+
+
 def _split_password(url: str) -> tuple[str, str] | None:
-    """``(url before the password, password)`` of ``scheme://user:PASSWORD@host…``, else None. The user info is
-    taken to end at the last ``@`` before the query, so a password holding an ``@`` or a ``/`` (which a URL should
-    carry percent-encoded) is taken whole."""
+    """``(url before the password, password)`` of ``scheme://user:PASSWORD@host…``, else None. A password holding
+    an ``@``, a ``/``, a ``?`` or a ``#`` (which a URL should carry percent-encoded) is taken whole, as
+    :func:`_last_user_info_at` finds its end."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return None
-    at = rest.split("?", 1)[0].split("#", 1)[0].rfind("@")
+    at = _last_user_info_at(rest)
     if at < 0:
-        # a ``?`` or ``#`` in the password, as typed: the user info then ends at the last ``@`` before the path
-        # (``app:S3c#ret@db:5432/keyscope``); an ``@`` in a query after the path (``db/x?options=a@b``) is none
-        at = rest.split("/", 1)[0].rfind("@")
-        if at < 0:
-            return None
+        return None
     user, colon, password = rest[:at].partition(":")
     return (f"{scheme}://{user}:", password) if colon else None
 
