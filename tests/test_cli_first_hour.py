@@ -644,6 +644,34 @@ def test_keyscope_recover_refuses_swapped_or_wrong_node_and_bundler_urls_naming_
     assert fine.exit_code == 0 and "nothing in flight" in fine.output, fine.output
 
 
+def test_keyscope_revoke_on_chain_refuses_swapped_node_and_bundler_urls_naming_both(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    """``keyscope revoke --node --bundler`` given the two URLs swapped asked the bundler for the account's code and
+    failed on a method it does not serve. It now refuses as ``keyscope recover`` does, naming both URLs (keys
+    masked); the session is revoked in the store all the same (a leaked key's workers stop first)."""
+    node, bundler = local_stack.rpc_url, local_stack.bundler_url
+    keyed_node = f"{node}/?apikey=SECRETKEY1234567890ab"
+    grant = make_grant().model_copy(update={"entry_point": local_stack.entry_point})
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grant)
+    owner = {"KEYSCOPE_OWNER_KEY": "0x" + "42" * 32}
+    session = "0x" + grant.session_id.hex()
+    for given, said_first in (
+        ((bundler, keyed_node), f"the bundler {node}/?apikey=*** does not answer eth_supportedEntryPoints"),
+        ((bundler, bundler), f"the node {bundler} does not answer eth_getCode"),
+    ):
+        args = ["revoke", "--store", url, session, "--node", given[0], "--bundler", given[1]]
+        result = CliRunner(env=owner).invoke(main, args)
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and said_first in said, said
+        assert said.endswith("(the session is revoked in the store; nothing was sent on chain)"), said
+        assert "SECRETKEY" not in said and "Traceback" not in said
+        with open_store(url, create=False) as store:
+            assert store.is_revoked(grant.session_id)
+
+
 def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_path: Path) -> None:
     """The owner's key is read first: a missing or malformed one stops the command before the store is touched."""
     url = f"sqlite:///{tmp_path / 'sessions.db'}"

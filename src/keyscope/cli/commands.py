@@ -217,6 +217,13 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
     if node is None or bundler is None or signer is None:
         return
     network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+    require_node_and_bundler(
+        network,
+        node,
+        bundler,
+        entry_points=[grant.entry_point],
+        after=" (the session is revoked in the store; nothing was sent on chain)",
+    )
     result = revoke_session(
         grant,
         network=network,
