@@ -563,6 +563,21 @@ def test_a_displaced_intent_of_a_revoked_session_fails_for_that_reason(net, stor
     assert nft.balanceOf(user.account) == 2
 
 
+def test_a_displaced_intent_of_an_expired_session_fails_without_leasing_a_lane(net, store, user, nft, chain):
+    """The session's window closed before its displaced intent could be built again: the intent fails, naming the
+    expiry, and the worker leased no lane for it (it once leased one, then built, then gave it back idle)."""
+    dead_worker_records(store, net, user, "expired-later")
+    _overtake(net, user)
+    chain.pending_timestamp = chain.blocks.head.timestamp + 3_700  # the grant's hour is over
+    chain.mine()
+    with worker(store, net) as w:
+        report = w.recover(wait=30)
+        assert w.stats()["lanes_leased"] == 0, w.stats()
+    reason = report.failed["expired-later"]
+    assert "it cannot be built again" in reason and "expired" in reason, reason
+    assert store.get_by_intent("expired-later").rebuilds == 0
+
+
 def test_without_the_nodes_log_a_displaced_operation_cannot_be_proved_and_fails(net, store, user, nft):
     dead_worker_records(store, net, user, "unprovable")
     _overtake(net, user)

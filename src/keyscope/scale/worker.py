@@ -807,6 +807,14 @@ class SessionWorker:
         if self.store.is_revoked(name):
             raise SessionRevokedError(f"session {name} is revoked in the store {self.store.url}", name)
         decoded = decode_execute(old.op.call_data)
+        calls, batch = list(decoded.calls), decoded.call_type == CALLTYPE_BATCH
+        # what build refuses, asked before a lane is leased (as send does): a refusal holds no lane
+        try:
+            session.account.check(calls, batch=batch)
+        except SessionRevokedError:
+            self._note_revoked(name)
+            raise
+        session.account.refuse_unsendable(calls)
         # no idle pump here: this may run inside a poll round, which must not be entered again
         slot = self.lanes.acquire(
             session.key, timeout=self.lane_timeout, lane_zero_only=lambda: self._must_create(session)
@@ -814,12 +822,12 @@ class SessionWorker:
         mine = False
         try:
             try:
-                op = session.account.build(
-                    list(decoded.calls), batch=decoded.call_type == CALLTYPE_BATCH, lane=slot.lane
-                )
+                op = session.account.build(calls, batch=batch, check=False, lane=slot.lane)
             except SessionRevokedError:
                 self._note_revoked(name)
                 raise
+            # again, on the state build read (a co-signer given back meanwhile)
+            session.account.refuse_unsendable(calls)
             if op.call_data != old.op.call_data:
                 raise SessionError(
                     f"the calls of intent {old.intent_id} encode differently when built again "
