@@ -348,7 +348,7 @@ def revoke_session(
     """
     owner = None
     if network is not None:
-        _check_grant_network(network, grant, node_option)
+        check_grant_network(network, grant, node_option)
         if signer is not None and (create or network.is_deployed(grant.account)):
             owner = owner_for_grant(network, signer, grant, node_option=node_option, key_options=key_options)
     if store is not None:
@@ -367,7 +367,9 @@ def revoke_session(
     return RevokeResult(grant, receipt)
 
 
-def _check_grant_network(network: Network, grant: SessionGrant, node_option: str = "--network") -> None:
+def check_grant_network(network: Network, grant: SessionGrant, node_option: str = "--network") -> None:
+    """Raise :class:`~keyscope.errors.ConfigurationError` when ``network`` is of another chain than ``grant``'s,
+    naming ``node_option`` (the command's option for the node)."""
     if grant.chain_id != network.chain_id:
         raise ConfigurationError(
             f"session {hex_of(grant.session_id)} was granted on chain {grant.chain_id}, but {node_option} is "
@@ -412,7 +414,7 @@ def send_session_call(
     With ``check`` the policy, the window and the session's state on chain are checked first, and a call the
     chain would refuse raises before anything is sent; ``check=False`` sends it anyway. With ``wait`` the
     receipt is awaited (execution failures are reported in it, not raised)."""
-    _check_grant_network(network, grant)
+    check_grant_network(network, grant)
     known = {"account": grant.account, **(names or {})}
     address = resolve_address(target, known, "target")
     call_args = parse_call_args(function, args, known)

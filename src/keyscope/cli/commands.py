@@ -34,7 +34,7 @@ from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
 from ..network import connect
 from ..store import OutboxRecord, OutboxState
-from .actions import revoke_session
+from .actions import check_grant_network, revoke_session
 from .browser import consent, dashboard
 from .endpoint_checks import require_node_and_bundler
 from .listing import Listing, list_sessions, store_sessions
@@ -217,6 +217,7 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
     if node is None or bundler is None or signer is None:
         return
     network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+    check_grant_network(network, grant, "--node")
     require_node_and_bundler(
         network,
         node,
