@@ -109,7 +109,7 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
         AccountState storage state = _accounts[msg.sender];
-        // sessions to enable, or live sessions the account did not install: the grant side
+        // sessions to enable, state an earlier install left, or sessions enabled while not installed: the grant side
         if (data.length != 0 || state.installed || state.liveSessions != 0) _forwardToGrants();
         state.installed = true;
     }
