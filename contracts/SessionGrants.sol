@@ -41,10 +41,13 @@ contract SessionGrants is SessionStorage {
     /// @notice The module's `onInstall`: marks the account installed, then enables `abi.encode(Session[])` if given
     ///         (the owner installs, so the owner grants them). An account still marked installed dropped the module
     ///         without its `onUninstall` (Kernel, Nexus and Safe7579 ignore a failing one): what that install left,
-    ///         sessions and enable signatures, dies first, as the uninstall would have made it.
+    ///         sessions and enable signatures, dies first, as the uninstall would have made it. So do sessions
+    ///         enabled while the module was not installed: `enableSession` takes any caller, so the account's calls
+    ///         made before (a session of another validator granted a call on this module) may have enabled sessions
+    ///         nobody granted through it.
     function onInstall(bytes calldata data) external onlyThroughModule {
         AccountState storage state = _accounts[msg.sender];
-        if (state.installed) _invalidateAll(msg.sender);
+        if (state.installed || state.liveSessions != 0) _invalidateAll(msg.sender);
         state.installed = true;
         if (data.length == 0) return;
         Session[] memory sessions = abi.decode(data, (Session[]));

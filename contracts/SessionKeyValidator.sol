@@ -103,13 +103,14 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
     //////////////////////////////////////////////////////////////*/
 
     /// @notice Called by the account when it installs the module. Sessions an earlier install left (its
-    ///         `onUninstall` never ran) die first ({SessionGrants}).
+    ///         `onUninstall` never ran), and sessions enabled while the module was not installed (`enableSession`
+    ///         takes any caller: a session of another validator granted a call here), die first ({SessionGrants}).
     /// @param data Empty, or `abi.encode(Session[])`: sessions to enable at once (the owner installs, so the
     ///        owner grants them; {SessionGrants} enables them).
     function onInstall(bytes calldata data) external override {
         AccountState storage state = _accounts[msg.sender];
-        // sessions to enable, or state an earlier install left: the grant side
-        if (data.length != 0 || state.installed) _forwardToGrants();
+        // sessions to enable, state an earlier install left, or sessions enabled while not installed: the grant side
+        if (data.length != 0 || state.installed || state.liveSessions != 0) _forwardToGrants();
         state.installed = true;
     }
 

@@ -19,13 +19,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conftest import KIND
+from conftest import KIND, SessionHarness
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.eoa import encode_install_sessions
 from keyscope.execution import Call, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
-from keyscope.module import SessionStatus, read_session_status
+from keyscope.module import ENABLE_SESSION, SessionStatus, read_session_status
 from keyscope.revert import decode_revert
 from keyscope.session import (
     Condition,
@@ -203,6 +203,62 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
     assert "AA24" in sessions.outcome(sessions.op(account.address, key, other(target)))
     assert read_session_status(net, granted) is SessionStatus.INVALIDATED
     assert read_session_status(net, unused) is SessionStatus.INVALIDATED
+
+
+# ------------------------------------------------------------------------------------------------------
+# Sessions written into the module before the account installed it
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_installed(
+    sessions, project, deployer, target, owner, session_key
+):
+    """The module takes ``enableSession`` from any caller, installed or not, and keys what it stores by the caller.
+    A session of the installed module granted a call on another deployment of the module (the version the owner
+    will move to) makes the account enable a session of the key's own choosing there, granting every call it
+    likes, while that deployment is no module of the account (its ``isInitialized`` says false). The account
+    refuses to install it while the session lives (``ModuleIsSessionTarget``); the owner revokes the session, as
+    that error says, and installs it. Its ``onInstall`` must not keep what was written before: the key's own
+    session dies with it, and the key's operation through the new module is refused (AA24)."""
+    account = sessions.account(owner)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    granted = sessions.grant_onchain(
+        account,
+        owner,
+        Session(
+            session_key=session_key.address,
+            permissions=(Permission(target=second.address, selector=ENABLE_SESSION),),
+        ),
+    )
+    own = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
+    )
+    sessions.run(
+        sessions.op(
+            account, session_key, Call.of(second.address, 0, second.enableSession.encode_input(own.as_abi()))
+        )
+    )
+    own_id = own.session_id(account, int(second.epochOf(account)))
+    assert second.isSessionActive(account, own_id)
+    assert not second.isInitialized(account)
+
+    install = KIND.install_validator_call(account, second.address)
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(install)), owner))
+    assert not receipt.success  # ModuleIsSessionTarget: the session may call it
+    sessions.revoke(account, owner, granted)
+    sessions.h.owner_execute(account, owner, install)
+    assert second.isInitialized(account)
+
+    assert not second.isSessionActive(account, own_id)
+    through_second = SessionHarness(sessions.h, second)
+    calls = target.calls()
+    assert "AA24" in through_second.outcome(through_second.op(account, session_key, other(target, 99)))
+    assert target.calls() == calls
+    # the owner's grants through the new module work as before
+    through_second.grant_onchain(account, owner, other_session(session_key, target))
+    through_second.run(through_second.op(account, session_key, other(target)))
+    assert target.calls() == calls + 1
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -317,7 +317,8 @@ def read_session_state(
     uninstall left (its ``onUninstall`` never ran: Kernel, Nexus and Safe7579 drop a module whose ``onUninstall``
     fails). That question is asked only then. An off-chain grant never used, at the account's epoch, on an
     account the module holds nothing of (``isInitialized`` false: never installed, or uninstalled with its
-    ``onUninstall`` run) stays not yet enabled: installing the module does not move the epoch, so the grant's
+    ``onUninstall`` run) stays not yet enabled: installing the module does not move the epoch (unless the module
+    holds live sessions of the account enabled while it was not installed, which the install ends), so the grant's
     first operation after ``Owner.install_sessions()`` enables it.
     """
     module, account = endpoints.module, grant.account
