@@ -19,6 +19,7 @@ from eth_account import Account
 from conftest import ETHER
 from keyscope import (
     BadInputError,
+    Call,
     Limits,
     Policy,
     SessionGrant,
@@ -38,7 +39,7 @@ from keyscope.errors import (
     UnknownOptionError,
 )
 from keyscope.hexutil import to_address
-from keyscope.module import SessionStatus
+from keyscope.module import SessionStatus, enable_session_data
 from keyscope.network import Network
 from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
 from keyscope.report import report_from_chain
@@ -387,10 +388,12 @@ def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nf
 
 def test_a_session_on_an_account_without_the_module_is_refused_before_sending(net, harness, nft) -> None:
     """Off-chain, keyscope's account refuses the owner's signature of a grant asked by a module it has not installed,
-    which the SDK says rather than blaming the owner's key. On chain, the module stores a session whether or not the
-    account installed it, and the session then reads as active; but the account does not ask a validator it has not installed, so every operation of the
-    session fails at the bundler (AA24). The SDK reads the module's isInitialized with the nonce and refuses it
-    before sending; once the owner installs the module, the same grant works."""
+    which the SDK says rather than blaming the owner's key. On chain, the module would store a session whether or not
+    the account installed it, but installing the module ends such sessions (attack 216), and until then the account
+    does not ask the module: the SDK refuses the on-chain grant before sending, saying to install first. A session
+    enabled before the install (here by the owner's own call, as a dapp without the SDK could) reads as active, and
+    the SDK refuses its operation before sending (AA24 at the bundler); once the owner installs the module it is
+    ended, and a grant made then works."""
     signer = LocalSigner.generate()
     account = harness.create(signer)  # a deployed account without the session module
     harness.fund(account, ETHER)
@@ -402,15 +405,25 @@ def test_a_session_on_an_account_without_the_module_is_refused_before_sending(ne
     ):
         owner.grant(SessionKey.generate(), [mint_policy(nft, account)])
     key = SessionKey.generate()
-    grant = owner.grant(key, [mint_policy(nft, account)], onchain=True)
-    session = net.session(grant, key)
+    with pytest.raises(
+        AccountSetupError,
+        match=r"is not installed on .*would end when the module is installed.*nothing was sent",
+    ):
+        owner.grant(key, [mint_policy(nft, account)], onchain=True)
+    early = owner.prepare_grant(key, [mint_policy(nft, account)])  # enabled without the SDK's check
+    assert owner.execute(Call(net.module, 0, enable_session_data(early.session))).wait().success
+    session = net.session(early.enabled_on_chain(), key)
     with pytest.raises(
         SessionError, match=r"module .* is not installed on the account .*AA24.*install_sessions\(\)"
     ):
         session.execute(nft, "safeMint(address)", account)
     pending = owner.install_sessions()
     assert pending is not None and pending.wait().success
-    assert session.execute(nft, "safeMint(address)", account).wait().success
+    with pytest.raises(SessionError):  # the install ended it
+        session.execute(nft, "safeMint(address)", account)
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, account)], onchain=True)
+    assert net.session(grant, key).execute(nft, "safeMint(address)", account).wait().success
 
 
 def test_a_grant_the_module_no_longer_enables_is_refused_before_its_first_operation(net, owner, nft) -> None:

@@ -1056,6 +1056,18 @@ class Owner:
         return self._send_grant(request)
 
     def _send_grant(self, request: GrantRequest) -> PendingGrant:
+        if self.is_deployed() and not self.network.supports_sessions(self.account):
+            module = self.network.module
+            raise AccountSetupError(
+                f"the session module {module} is not installed on {self.account}: a session enabled there on chain "
+                "now would end when the module is installed (installing it ends every session it holds for an "
+                "account that never installed it), and the account would not ask the module to validate the "
+                "session's operations before. Install the module first (owner.install_sessions()), then grant; "
+                "nothing was sent",
+                account=self.account,
+                kind=self.kind.name,
+                validator=self.kind.owner_validator,
+            )
         data = enable_session_data(request.session)
         return PendingGrant(self.execute(Call(self.network.module, 0, data)), request)
 
