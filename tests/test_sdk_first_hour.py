@@ -32,6 +32,7 @@ from keyscope.clock import LAST_READABLE_TIME, window_now
 from keyscope.errors import (
     AccountSetupError,
     ConfigurationError,
+    InvalidAddressError,
     KeyscopeError,
     SessionError,
     TargetRevertedError,
@@ -122,6 +123,29 @@ def test_a_session_key_in_any_form(net, owner, nft) -> None:
         assert net.session(grant, form).key.address == key.address
     with pytest.raises(BadInputError, match="the session's key"):
         as_signer(3.5, role="session")
+
+
+def test_a_private_key_given_where_its_address_goes_is_refused_without_being_shown(
+    net, owner, nft, entry_point
+) -> None:
+    """``net.session(grant, key)`` takes the session's private key, so handing the same text to ``owner.grant(key,
+    ...)``, or a co-signer's key to ``co_signer=``, is an easy slip: the refusal quoted the key whole, into the
+    dapp's logs. A value with the form of a key (64 hex digits, or 32 bytes) is named by its form and never shown,
+    in the message or on the error; nothing is signed or sent."""
+    key = SessionKey.generate()
+    nonce = entry_point.getNonce(owner.account, 0)
+    forms = ("0x" + key.private_key.hex(), key.private_key.hex(), key.private_key)
+    for form in forms:
+        for session_key, co_signer in ((form, None), (SessionKey.generate(), form)):
+            with pytest.raises(InvalidAddressError) as info:
+                owner.grant(session_key, [mint_policy(nft, owner.account)], co_signer=co_signer)
+            said = str(info.value)
+            assert key.private_key.hex() not in said.lower() and info.value.value is None, said
+            assert "the form of a private key (not shown)" in said and "give its address" in said, said
+    assert entry_point.getNonce(owner.account, 0) == nonce
+    with pytest.raises(InvalidAddressError) as info:  # other values are still shown, to say what was wrong
+        owner.grant("0x1234", [mint_policy(nft, owner.account)])
+    assert "'0x1234' is not a valid address" in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------------

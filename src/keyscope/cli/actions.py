@@ -13,7 +13,7 @@ from eth_abi import decode as abi_decode
 from ..bundler.client import BundlerClient
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
-from ..errors import BadInputError, ConfigurationError
+from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
 from ..execution import Call
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
@@ -165,6 +165,12 @@ def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigne
             raise BadInputError(
                 f"--session-key {text}: {name} is not a private key (0x and 64 hex digits)"
             ) from None
+    if has_private_key_form(text):
+        raise BadInputError(
+            f"--session-key: {PRIVATE_KEY_NOT_SHOWN} is not the address of a stored key: a private key is not given "
+            "on the command line, which every user of the machine can read; put it in an environment variable and "
+            "give env:NAME"
+        )
     address = _address_from(text, "--session-key")
     if not store.has_key(address):
         raise BadInputError(
