@@ -766,12 +766,18 @@ class NonceTakenError(StoreLockedError):
 
 def validation_problems(error: ValidationError) -> str:
     """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given (bytes
-    as hex)."""
+    as hex; not a value its message says has the form of a private key)."""
     problems = []
     for problem in error.errors(include_url=False):
         field = ".".join(_part(part) for part in problem["loc"] if _is_field(part))
         message = str(problem["msg"]).removeprefix("Value error, ")
-        given = f" (got {shown(problem['input'], 80)})" if field and problem["type"] != "missing" else ""
+        # a value the message already says has the form of a private key is not shown after it either
+        secret = PRIVATE_KEY_NOT_SHOWN in message
+        given = (
+            f" (got {shown(problem['input'], 80)})"
+            if field and problem["type"] != "missing" and not secret
+            else ""
+        )
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
 
