@@ -48,7 +48,7 @@ from keyscope.report import report_from_chain
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
+from support.sdk import local_network, mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -702,6 +702,46 @@ def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, 
     assert not stranger.is_deployed()  # no operation of the stranger's account was sent
     assert session.status().status == "active"
     owner.revoke(grant).wait()  # the grant's own owner can
+    assert session.status().status == "revoked"
+
+
+def test_an_owner_connected_to_another_module_or_chain_refuses_to_revoke_or_rotate_the_grant(
+    net, owner, nft, project, deployer, chain, bundler, entry_point, factory
+) -> None:
+    """The same owner key and account, connected to another deployment of the session module (the version it moves
+    to, say) or to another chain: its ``revokeSession`` would land there, on an id that module never enabled, and
+    report success while the grant's session stays live on its own module. Refused before anything is sent, naming
+    both; the session still works, and the owner on the grant's network revokes it."""
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
+    session = net.session(grant, key)
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+    other = local_network(
+        chain, bundler, project.SessionKeyValidator.deploy(sender=deployer), entry_point, factory
+    )
+    moved = other.owner(owner.signer, owner.account)  # the deployed account, connected to the other module
+    assert moved.account == owner.account and other.module != net.module
+    nonce = entry_point.getNonce(owner.account, 0)
+    for who, named, field, theirs, ours in (
+        (moved, grant, "module", net.module, other.module),
+        (
+            owner,
+            grant.model_copy(update={"chain_id": net.chain_id + 1}),
+            "chain",
+            net.chain_id + 1,
+            net.chain_id,
+        ),
+    ):
+        for attempt in (lambda: who.revoke(named), lambda: who.rotate_co_signer(named, None)):  # noqa: B023
+            with pytest.raises(BadInputError) as info:
+                attempt()
+            said = str(info.value)
+            assert (
+                f"was granted for the {field} {theirs}, and this owner's is {ours}: nothing was sent" in said
+            ), said
+    assert entry_point.getNonce(owner.account, 0) == nonce
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+    owner.revoke(grant).wait()
     assert session.status().status == "revoked"
 
 
