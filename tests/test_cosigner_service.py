@@ -86,6 +86,33 @@ def test_the_co_signers_key_is_taken_in_any_form_and_a_bad_one_is_refused_at_onc
         assert key.hex()[:16] not in said.lower(), said
 
 
+def test_a_local_co_signer_takes_its_key_in_any_form_and_refuses_a_bad_one_at_once() -> None:
+    """``local_co_signer(key, policy)`` (README) kept hex text as its key: the session's first operation then raised
+    a bare ``AttributeError`` from inside the send. Its key now takes every form keyscope's keys take, and a bad
+    one is refused when the co-signer is made, without being shown."""
+    from eth_account import Account
+
+    from keyscope.co_signer import CoSignRequest, local_co_signer
+
+    key = CO_SIGNER.private_key
+    request = CoSignRequest(
+        kind="operation",
+        account=ACCOUNT,
+        session_id=bytes(32),
+        digest=b"\x07" * 32,
+        chain_id=CHAIN_ID,
+        module=MODULE,
+    )
+    for form in ("0x" + key.hex(), key, Account.from_key(key), CO_SIGNER):
+        signature = local_co_signer(form)(request)
+        assert recover_hash(request.co_sign_digest, signature) == CO_SIGNER.address
+    for bad in ("0x" + key.hex()[:-1] + "z", key[:31], 7):
+        with pytest.raises(BadInputError) as info:
+            local_co_signer(bad)
+        said = str(info.value)
+        assert said.startswith("the co-signer's key ") and key.hex()[:16] not in said.lower(), said
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     spelled=st.sampled_from(["0x7702", "0x7702" + "0" * 36]),
