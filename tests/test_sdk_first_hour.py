@@ -705,6 +705,32 @@ def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, 
     assert session.status().status == "revoked"
 
 
+def test_a_co_signers_key_given_as_the_sessions_co_signer_is_refused_when_the_session_is_made(
+    net, owner, nft
+) -> None:
+    """``net.session(grant, key, co_signer=...)`` takes a co-signer, a callable; its key there (hex, bytes or a
+    signer) was kept, and the session's first operation failed with a bare "'str' object is not callable". Refused
+    when the session is made, without showing the value, saying what to give; the co-signer made of that key works."""
+    from keyscope.co_signer import local_co_signer
+
+    key, co_signer = SessionKey.generate(), SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], co_signer=co_signer.address)
+    for wrong in (
+        "0x" + co_signer.private_key.hex(),
+        co_signer.private_key,
+        LocalSigner(co_signer.private_key),
+    ):
+        with pytest.raises(BadInputError) as info:
+            net.session(grant, key, co_signer=wrong)
+        said = str(info.value)
+        assert (
+            said.startswith("co_signer must be a co-signer, a callable") and "local_co_signer(key)" in said
+        ), said
+        assert co_signer.private_key.hex() not in said.lower(), said
+    session = net.session(grant, key, co_signer=local_co_signer(co_signer))
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+
+
 def test_an_owner_connected_to_another_module_or_chain_refuses_to_revoke_or_rotate_the_grant(
     net, owner, nft, project, deployer, chain, bundler, entry_point, factory
 ) -> None:
