@@ -405,7 +405,7 @@ def test_a_private_key_given_for_an_ape_alias_or_a_session_key_address_is_never_
     )  # other aliases are ape's to refuse, as before
     assert unknown.exit_code == 2 and "'nobody'" in unknown.output, unknown.output
     with open_store("memory://") as store:
-        for given in ("0x" + digits, digits, f" {digits} "):
+        for given in ("0x" + digits, digits, f" {digits} ", "env:0x" + digits):
             with pytest.raises(BadInputError) as info:
                 session_key_from(store, given)
             said = str(info.value)

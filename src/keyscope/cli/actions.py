@@ -154,6 +154,12 @@ def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigne
     if given is None:
         return SessionKey.generate(), True
     text = given.strip()
+    if has_private_key_form(text[4:] if text.lower().startswith("env:") else text):
+        raise BadInputError(
+            f"--session-key: {PRIVATE_KEY_NOT_SHOWN} is not the address of a stored key nor env:NAME: a private key "
+            "is not given on the command line, which every user of the machine can read; put it in an environment "
+            "variable and give env:NAME"
+        )
     if text.lower().startswith("env:"):
         name = text[4:]
         value = os.environ.get(name, "").strip()
@@ -165,12 +171,6 @@ def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigne
             raise BadInputError(
                 f"--session-key {text}: {name} is not a private key (0x and 64 hex digits)"
             ) from None
-    if has_private_key_form(text):
-        raise BadInputError(
-            f"--session-key: {PRIVATE_KEY_NOT_SHOWN} is not the address of a stored key: a private key is not given "
-            "on the command line, which every user of the machine can read; put it in an environment variable and "
-            "give env:NAME"
-        )
     address = _address_from(text, "--session-key")
     if not store.has_key(address):
         raise BadInputError(
