@@ -29,7 +29,8 @@ from keyscope.cli import (
     parse_validity,
     status_bundler,
 )
-from keyscope.cli.options import OptionsAfterDashes
+from keyscope.cli.actions import session_key_from
+from keyscope.cli.options import OptionsAfterDashes, owner_options
 from keyscope.cli.settings import _bundler_setting
 from keyscope.errors import BadInputError, ConfigurationError, UserOperationTimeoutError
 from keyscope.hexutil import to_address as to_checksum
@@ -372,6 +373,45 @@ def test_a_bundler_that_is_no_url_is_shown_masked() -> None:
     with pytest.raises(BadInputError) as info:
         _bundler_setting("api.pimlico.io/v2/1/rpc?apikey=pim_SECRETKEY1234567890")
     assert "SECRETKEY" not in str(info.value) and "***" in str(info.value)
+
+
+@click.command()
+@owner_options(account=False)
+def _as_owner(owner_account: Any) -> None:
+    click.echo(f"owner {owner_account.address}")
+
+
+def test_a_private_key_given_for_an_ape_alias_or_a_session_key_address_is_never_shown() -> None:
+    """``--owner`` (or ``KEYSCOPE_OWNER``) takes an ape alias, and a raw key goes in ``KEYSCOPE_OWNER_KEY``; ``grant
+    --session-key`` takes a stored key's address or ``env:NAME``. A key given there by mistake was quoted whole
+    in the refusal, onto the terminal and into a job's log ("Account with alias '0x…' not found", "--session-key:
+    '0x…' is not a valid address"): now its form is named and it is not shown."""
+    key = SessionKey.generate()
+    digits = key.private_key.hex()
+    for args, env in (
+        (["--owner", "0x" + digits], {}),
+        ([], {"KEYSCOPE_OWNER": digits}),
+        (["--owner", digits.upper()], {}),
+    ):
+        result = CliRunner().invoke(_as_owner, args, env=env)
+        assert result.exit_code == 2, result.output
+        assert digits not in result.output.lower(), result.output
+        assert "the form of a private key (not shown) is not an ape account alias" in result.output
+        assert "KEYSCOPE_OWNER_KEY" in result.output
+    found = CliRunner().invoke(_as_owner, ["--owner", "TEST::0"])
+    assert found.exit_code == 0 and found.output.startswith("owner 0x"), found.output
+    unknown = CliRunner().invoke(
+        _as_owner, ["--owner", "nobody"]
+    )  # other aliases are ape's to refuse, as before
+    assert unknown.exit_code == 2 and "'nobody'" in unknown.output, unknown.output
+    with open_store("memory://") as store:
+        for given in ("0x" + digits, digits, f" {digits} ", "env:0x" + digits):
+            with pytest.raises(BadInputError) as info:
+                session_key_from(store, given)
+            said = str(info.value)
+            assert digits not in said.lower() and "the form of a private key (not shown)" in said, said
+            assert "env:NAME" in said, said
+        assert session_key_from(store, None)[1]  # none given: a new key
 
 
 def test_a_cut_deployments_file_says_where(tmp_path: Path) -> None:

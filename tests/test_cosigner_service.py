@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from keyscope.cosigner import CoSignerService, CoSignPolicy
 from keyscope.cosigner.service import INVALID_PARAMS, NOT_CO_SIGNED, CoSignRefused
 from keyscope.erc1271 import co_sign_digest
+from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.signing import LocalSigner, recover_hash
@@ -55,6 +56,61 @@ def test_the_service_signs_the_co_signing_digest_of_the_v07_hash() -> None:
     digest = user_op_hash_v07(UserOperation.from_rpc(rpc).pack(), ENTRY_POINT, CHAIN_ID)
     signed = co_sign_digest(bytes.fromhex(SESSION_ID[2:]), digest, chain_id=CHAIN_ID, module=MODULE)
     assert recover_hash(signed, bytes.fromhex(answer["signature"][2:])) == CO_SIGNER.address
+
+
+def test_the_co_signers_key_is_taken_in_any_form_and_a_bad_one_is_refused_at_once_never_shown() -> None:
+    """``CoSignerService(key, chain_id=, module=, entry_point=)`` as docs/session-module.md writes it, with the key
+    as hex text: the service kept the text as its key and every request failed inside it (``'str' object has no
+    attribute 'sign_hash'``: the client got an internal error, and no co-signed session could send). It takes the
+    forms every other key of keyscope takes, and refuses anything else when it is built, naming the co-signer's
+    key but never showing it."""
+    from eth_account import Account
+
+    rpc = operation()
+    key = CO_SIGNER.private_key
+    for form in ("0x" + key.hex(), key.hex(), key, Account.from_key(key), CO_SIGNER):
+        signing = CoSignerService(form, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT)
+        answer = signing.handle(METHOD, [ACCOUNT, SESSION_ID, rpc])
+        digest = co_sign_digest(
+            bytes.fromhex(SESSION_ID[2:]),
+            user_op_hash_v07(UserOperation.from_rpc(rpc).pack(), ENTRY_POINT, CHAIN_ID),
+            chain_id=CHAIN_ID,
+            module=MODULE,
+        )
+        assert recover_hash(digest, bytes.fromhex(answer["signature"][2:])) == CO_SIGNER.address
+    for bad in ("0x" + key.hex()[:-1] + "z", "0x" + "00" * 32, key[:31], None):
+        with pytest.raises(BadInputError) as info:
+            CoSignerService(bad, chain_id=CHAIN_ID, module=MODULE, entry_point=ENTRY_POINT)
+        said = str(info.value)
+        assert said.startswith("the co-signer's key "), said
+        assert key.hex()[:16] not in said.lower(), said
+
+
+def test_a_local_co_signer_takes_its_key_in_any_form_and_refuses_a_bad_one_at_once() -> None:
+    """``local_co_signer(key, policy)`` (README) kept hex text as its key: the session's first operation then raised
+    a bare ``AttributeError`` from inside the send. Its key now takes every form keyscope's keys take, and a bad
+    one is refused when the co-signer is made, without being shown."""
+    from eth_account import Account
+
+    from keyscope.co_signer import CoSignRequest, local_co_signer
+
+    key = CO_SIGNER.private_key
+    request = CoSignRequest(
+        kind="operation",
+        account=ACCOUNT,
+        session_id=bytes(32),
+        digest=b"\x07" * 32,
+        chain_id=CHAIN_ID,
+        module=MODULE,
+    )
+    for form in ("0x" + key.hex(), key, Account.from_key(key), CO_SIGNER):
+        signature = local_co_signer(form)(request)
+        assert recover_hash(request.co_sign_digest, signature) == CO_SIGNER.address
+    for bad in ("0x" + key.hex()[:-1] + "z", key[:31], 7):
+        with pytest.raises(BadInputError) as info:
+            local_co_signer(bad)
+        said = str(info.value)
+        assert said.startswith("the co-signer's key ") and key.hex()[:16] not in said.lower(), said
 
 
 @settings(max_examples=25, deadline=None)

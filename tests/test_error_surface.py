@@ -503,6 +503,21 @@ def test_a_sponsor_key_that_is_no_key_names_where_it_came_from_and_never_shows_i
     assert key[2:12] not in err
 
 
+@pytest.mark.parametrize("option", ["--signer-key-env", "--signer-key-file", "--paymaster", "--entry-point"])
+def test_a_sponsor_key_given_in_place_of_a_name_a_path_or_an_address_is_never_shown(
+    sponsor_args: list[str], capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """``--signer-key-env 0x…`` (the key where its variable's name goes) was refused as "no signing key: set 0x… to
+    the sponsor's private key", ``--signer-key-file 0x…`` as "the signing key file 0x…: no such file", an address
+    option as "'0x…' is not a valid address": the key on the terminal and in the service's log."""
+    given = dict(zip(sponsor_args[::2], sponsor_args[1::2], strict=True)) | {option: KEY}
+    assert sponsor_main([*(word for pair in given.items() for word in pair), "--chain-id", "1"]) == 1
+    err = capsys.readouterr().err
+    assert KEY[2:].lower() not in err.lower(), err
+    assert err.startswith(f"error: {option}: a value of 32 bytes, the form of a private key (not shown)"), err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
 def test_a_sponsor_for_no_chain_is_refused() -> None:
     policy = SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "1"})
     with pytest.raises(BadInputError, match="chain_id must be a positive integer"):

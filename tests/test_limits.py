@@ -708,6 +708,44 @@ def test_which_sessions_make_a_module_a_session_target(
     sessions.h.owner_execute(account, owner, _install(account, validator.address, owner))
 
 
+def test_a_session_outside_its_window_still_makes_a_module_a_session_target_until_revoked(
+    sessions, project, deployer, account, owner, session_key, chain
+):
+    """docs: "an expired session counts until it is revoked" (threat model, residual risks) and "enabled and not
+    revoked, expired or not" (session-module.md). A session whose window has not opened yet takes its calls once it
+    opens, and one that has ended keeps its permissions: the account refuses the install for both, and installs the
+    module once both are revoked. (The view reads no clock, as validation may not.)"""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    now = chain.pending_timestamp
+    later, ended = (
+        grant(
+            sessions,
+            account,
+            owner,
+            key,
+            [Permission(target=validator.address, selector=ON_INSTALL)],
+            **window,
+        )[1]
+        for key, window in (
+            (session_key, {"valid_after": now + 10 * DAY, "valid_until": now + 11 * DAY}),
+            (LocalSigner.generate(), {"valid_after": 0, "valid_until": now + 60}),
+        )
+    )
+    chain.pending_timestamp += 120  # the second session has ended; the first opens in ten days
+    chain.mine()
+    install = _install(account, validator.address, owner)
+    for revoked in (later, ended):
+        assert sessions.module.isTargetOfLiveSession(account, validator.address)
+        error = _eth_call_error(sessions, sessions.h.entry_point.address, account, install.data)
+        assert (
+            error == f"ModuleIsSessionTarget(module={validator.address}, validator={sessions.module.address})"
+        )
+        sessions.revoke(account, owner, revoked)
+    assert not sessions.module.isTargetOfLiveSession(account, validator.address)
+    sessions.h.owner_execute(account, owner, install)
+    assert _installed(project, account, validator.address)
+
+
 def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refused(
     sessions, project, deployer, owner, session_key
 ):

@@ -22,6 +22,7 @@ from keyscope import (
     Call,
     Limits,
     Policy,
+    Session,
     SessionGrant,
     SessionKey,
     arg,
@@ -32,6 +33,7 @@ from keyscope.clock import LAST_READABLE_TIME, window_now
 from keyscope.errors import (
     AccountSetupError,
     ConfigurationError,
+    InvalidAddressError,
     KeyscopeError,
     SessionError,
     TargetRevertedError,
@@ -46,7 +48,7 @@ from keyscope.report import report_from_chain
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
+from support.sdk import local_network, mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,6 +124,43 @@ def test_a_session_key_in_any_form(net, owner, nft) -> None:
         assert net.session(grant, form).key.address == key.address
     with pytest.raises(BadInputError, match="the session's key"):
         as_signer(3.5, role="session")
+
+
+def test_a_private_key_given_where_its_address_goes_is_refused_without_being_shown(
+    net, owner, nft, entry_point
+) -> None:
+    """``net.session(grant, key)`` takes the session's private key, so handing the same text to ``owner.grant(key,
+    ...)``, or a co-signer's key to ``co_signer=``, is an easy slip: the refusal quoted the key whole, into the
+    dapp's logs. A value with the form of a key (64 hex digits, or 32 bytes) is named by its form and never shown,
+    in the message or on the error; nothing is signed or sent."""
+    key = SessionKey.generate()
+    nonce = entry_point.getNonce(owner.account, 0)
+    forms = ("0x" + key.private_key.hex(), key.private_key.hex(), key.private_key)
+    for form in forms:
+        for session_key, co_signer in ((form, None), (SessionKey.generate(), form)):
+            with pytest.raises(InvalidAddressError) as info:
+                owner.grant(session_key, [mint_policy(nft, owner.account)], co_signer=co_signer)
+            said = str(info.value)
+            assert key.private_key.hex() not in said.lower() and info.value.value is None, said
+            assert "the form of a private key (not shown)" in said and "give its address" in said, said
+    assert entry_point.getNonce(owner.account, 0) == nonce
+    text = json.loads(owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)]).to_json())
+    text["session"]["session_key"] = "0x" + key.private_key.hex()
+    for (
+        build
+    ) in (  # a session built by hand, or a grant's JSON written with the key: pydantic's "got ..." too
+        lambda: Session(
+            session_key="0x" + key.private_key.hex(), permissions=(mint_policy(nft, owner.account),)
+        ),
+        lambda: SessionGrant.from_json(json.dumps(text)),
+    ):
+        with pytest.raises(BadInputError) as refused:
+            build()
+        said = str(refused.value)
+        assert key.private_key.hex() not in said.lower() and "(not shown)" in said and "got" not in said, said
+    with pytest.raises(InvalidAddressError) as info:  # other values are still shown, to say what was wrong
+        owner.grant("0x1234", [mint_policy(nft, owner.account)])
+    assert "'0x1234' is not a valid address" in str(info.value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -663,6 +702,72 @@ def test_an_owner_refuses_to_revoke_or_rotate_a_session_of_another_account(net, 
     assert not stranger.is_deployed()  # no operation of the stranger's account was sent
     assert session.status().status == "active"
     owner.revoke(grant).wait()  # the grant's own owner can
+    assert session.status().status == "revoked"
+
+
+def test_a_co_signers_key_given_as_the_sessions_co_signer_is_refused_when_the_session_is_made(
+    net, owner, nft
+) -> None:
+    """``net.session(grant, key, co_signer=...)`` takes a co-signer, a callable; its key there (hex, bytes or a
+    signer) was kept, and the session's first operation failed with a bare "'str' object is not callable". Refused
+    when the session is made, without showing the value, saying what to give; the co-signer made of that key works."""
+    from keyscope.co_signer import local_co_signer
+
+    key, co_signer = SessionKey.generate(), SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], co_signer=co_signer.address)
+    for wrong in (
+        "0x" + co_signer.private_key.hex(),
+        co_signer.private_key,
+        LocalSigner(co_signer.private_key),
+    ):
+        with pytest.raises(BadInputError) as info:
+            net.session(grant, key, co_signer=wrong)
+        said = str(info.value)
+        assert (
+            said.startswith("co_signer must be a co-signer, a callable") and "local_co_signer(key)" in said
+        ), said
+        assert co_signer.private_key.hex() not in said.lower(), said
+    session = net.session(grant, key, co_signer=local_co_signer(co_signer))
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+
+
+def test_an_owner_connected_to_another_module_or_chain_refuses_to_revoke_or_rotate_the_grant(
+    net, owner, nft, project, deployer, chain, bundler, entry_point, factory
+) -> None:
+    """The same owner key and account, connected to another deployment of the session module (the version it moves
+    to, say) or to another chain: its ``revokeSession`` would land there, on an id that module never enabled, and
+    report success while the grant's session stays live on its own module. Refused before anything is sent, naming
+    both; the session still works, and the owner on the grant's network revokes it."""
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
+    session = net.session(grant, key)
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+    other = local_network(
+        chain, bundler, project.SessionKeyValidator.deploy(sender=deployer), entry_point, factory
+    )
+    moved = other.owner(owner.signer, owner.account)  # the deployed account, connected to the other module
+    assert moved.account == owner.account and other.module != net.module
+    nonce = entry_point.getNonce(owner.account, 0)
+    for who, named, field, theirs, ours in (
+        (moved, grant, "module", net.module, other.module),
+        (
+            owner,
+            grant.model_copy(update={"chain_id": net.chain_id + 1}),
+            "chain",
+            net.chain_id + 1,
+            net.chain_id,
+        ),
+    ):
+        for attempt in (lambda: who.revoke(named), lambda: who.rotate_co_signer(named, None)):  # noqa: B023
+            with pytest.raises(BadInputError) as info:
+                attempt()
+            said = str(info.value)
+            assert (
+                f"was granted for the {field} {theirs}, and this owner's is {ours}: nothing was sent" in said
+            ), said
+    assert entry_point.getNonce(owner.account, 0) == nonce
+    assert session.execute(nft, "safeMint(address)", owner.account).wait().success
+    owner.revoke(grant).wait()
     assert session.status().status == "revoked"
 
 

@@ -1037,6 +1037,46 @@ def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operati
     assert with_co_signer.send_calls(record(target, 1)).wait().success
 
 
+def test_the_module_refuses_a_co_signed_session_s_first_operation_without_its_co_signature(
+    sessions, owner, target
+):
+    """The test above shows the SDK refusing it; this is the module's own word, for an operation made without the
+    SDK: a co-signed session's first operation (ENABLE) with the key's signature alone, or with a co-signature by
+    another key, is AA24 and the whole bundle reverts (the session is not enabled, its call not run); with both
+    signatures it lands."""
+    from keyscope.session import Permission
+
+    account = sessions.account(owner)
+    key, co_signer, stranger = LocalSigner.generate(), LocalSigner.generate(), LocalSigner.generate()
+    session = Session(
+        session_key=key.address,
+        permissions=(Permission(target=target.address, selector=keccak(b"other(uint256)")[:4]),),
+        co_signer=co_signer.address,
+    )
+    owner_signature = sessions.owner_signature(account, owner, session)
+    session_id = session.session_id(account, sessions.epoch(account))
+    calls_before = target.calls()
+
+    def enabling(*co_signers: LocalSigner) -> Any:
+        op = sessions.enable_op(account, key, session, owner_signature, record(target, 5))
+        digest = sessions.h.hash(op)
+        signatures = key.sign_hash(digest) + b"".join(
+            signer.sign_hash(
+                co_sign_digest(
+                    session_id, digest, chain_id=sessions.h.chain_id, module=sessions.module.address
+                )
+            )
+            for signer in co_signers
+        )
+        return op.replace(signature=encode_enable_signature(session, owner_signature, signatures))
+
+    for alone_or_wrong in (enabling(), enabling(stranger)):
+        assert sessions.h.rejected(alone_or_wrong).reason == "AA24"
+        assert not sessions.module.isSessionActive(account, session_id) and target.calls() == calls_before
+    sessions.run(enabling(co_signer))
+    assert sessions.module.isSessionActive(account, session_id) and target.calls() == calls_before + 1
+
+
 def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signing, sessions, target, module):
     """The module refuses to rotate the co-signer of a session it holds no co-signer for (granted without one, or an
     off-chain grant whose first operation has not enabled it yet: NotCoSigned), of a session no longer active

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .erc1271 import co_sign_digest
 from .errors import KeyscopeError
-from .signing import HashSigner
+from .signers import SignerLike, as_signer
 
 if TYPE_CHECKING:
     from .userop import UserOperation
@@ -57,13 +57,16 @@ CoSigner = Callable[[CoSignRequest], bytes]
 """A co-signer: returns its 65-byte signature of ``request.co_sign_digest``, or raises CoSignerRefusedError."""
 
 
-def local_co_signer(key: HashSigner, policy: Callable[[CoSignRequest], str | None] | None = None) -> CoSigner:
-    """A co-signer holding ``key`` here. ``policy`` (optional) returns why it refuses a request, None to sign."""
+def local_co_signer(key: SignerLike, policy: Callable[[CoSignRequest], str | None] | None = None) -> CoSigner:
+    """A co-signer holding ``key`` here (in any form :func:`~keyscope.signers.as_signer` takes: a private key, an
+    eth-account ``LocalAccount``, a :class:`~keyscope.signing.HashSigner`; anything else is refused now, never
+    shown). ``policy`` (optional) returns why it refuses a request, None to sign."""
+    signer = as_signer(key, role="co-signer")  # hex text kept as it was failed at the first operation
 
     def co_sign(request: CoSignRequest) -> bytes:
         refusal = policy(request) if policy is not None else None
         if refusal is not None:
             raise CoSignerRefusedError(f"the co-signer refused the {request.kind}: {refusal}", reason=refusal)
-        return key.sign_hash(request.co_sign_digest)
+        return signer.sign_hash(request.co_sign_digest)
 
     return co_sign

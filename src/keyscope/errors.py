@@ -118,18 +118,42 @@ class BadInputError(KeyscopeError, ValueError):
     """A value given to keyscope is malformed. The message names the value and the expected form."""
 
 
+_PRIVATE_KEY_TEXT = re.compile(r"(0[xX])?[0-9a-fA-F]{64}")
+
+
+def has_private_key_form(value: object) -> bool:
+    """Whether ``value`` has the form of a private key: 32 bytes, or 64 hex digits with or without ``0x`` (a
+    hash has it too). Where an address is expected, such a value is most likely a key given in its place."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value) == 32
+    return isinstance(value, str) and _PRIVATE_KEY_TEXT.fullmatch(value.strip()) is not None
+
+
+PRIVATE_KEY_NOT_SHOWN = "a value of 32 bytes, the form of a private key (not shown)"
+"""How a value :func:`has_private_key_form` says is key-shaped is named in a message instead of being shown."""
+
+
 class InvalidAddressError(BadInputError):
-    """Not a 20-byte Ethereum address, or a mixed-case address with a wrong EIP-55 checksum."""
+    """Not a 20-byte Ethereum address, or a mixed-case address with a wrong EIP-55 checksum.
+
+    A value with the form of a private key (:func:`has_private_key_form`: a key given where its address was
+    expected) is never shown, in the message or as :attr:`value` (which is then None)."""
 
     def __init__(self, value: object, reason: str = "", name: str | None = None) -> None:
-        self.value = value
+        secret = has_private_key_form(value)
+        self.value = None if secret else value
         self.name = name
+        self.reason = reason
+        self.shown_value = PRIVATE_KEY_NOT_SHOWN if secret else shown(value)
+        """The value as a message shows it."""
         detail = f": {reason}" if reason else ""
         where = f"{name}: " if name else ""
-        super().__init__(
-            f"{where}{shown(value)} is not a valid address{detail}. Give 0x followed by 40 hex digits "
-            "(all lowercase, or with a correct EIP-55 checksum)."
+        todo = (
+            "If it is a key, give its address instead: 0x followed by 40 hex digits."
+            if secret
+            else "Give 0x followed by 40 hex digits (all lowercase, or with a correct EIP-55 checksum)."
         )
+        super().__init__(f"{where}{self.shown_value} is not a valid address{detail}. {todo}")
 
 
 class InvalidFieldsError(BadInputError):
@@ -742,12 +766,18 @@ class NonceTakenError(StoreLockedError):
 
 def validation_problems(error: ValidationError) -> str:
     """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given (bytes
-    as hex)."""
+    as hex; not a value its message says has the form of a private key)."""
     problems = []
     for problem in error.errors(include_url=False):
         field = ".".join(_part(part) for part in problem["loc"] if _is_field(part))
         message = str(problem["msg"]).removeprefix("Value error, ")
-        given = f" (got {shown(problem['input'], 80)})" if field and problem["type"] != "missing" else ""
+        # a value the message already says has the form of a private key is not shown after it either
+        secret = PRIVATE_KEY_NOT_SHOWN in message
+        given = (
+            f" (got {shown(problem['input'], 80)})"
+            if field and problem["type"] != "missing" and not secret
+            else ""
+        )
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
 

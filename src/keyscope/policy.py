@@ -47,12 +47,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import (
+    PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
     InvalidAbiError,
     InvalidAddressError,
     InvalidFieldsError,
     UnknownFunctionError,
     UnknownOptionError,
+    has_private_key_form,
     shown,
 )
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
@@ -949,7 +951,8 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
         try:
             return int(to_address(raw), 16)
         except InvalidAddressError as error:
-            raise BadInputError(f"{where}: {shown(value)} is not an address: {error}") from None
+            given = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(raw) else shown(value)
+            raise BadInputError(f"{where}: {given} is not an address: {error}") from None
     if name == "bool":
         if raw is True or raw is False or (type(raw) is int and raw in (0, 1)):
             return int(raw)

@@ -163,6 +163,13 @@ class SessionAccount:
             )
         if co_signer is not None and grant.session.co_signer is None:
             raise BadInputError("this session was granted without a co-signer: give no co_signer")
+        if co_signer is not None and not callable(co_signer):
+            # a co-signer's key (or address) here failed at the first operation, "'str' object is not callable"
+            raise BadInputError(
+                f"co_signer must be a co-signer, a callable that signs what it is asked, got {type(co_signer).__name__} "
+                "(not shown): for a key held here give keyscope.co_signer.local_co_signer(key), for a service "
+                "keyscope.cosigner.remote_co_signer(url)"
+            )
         self.grant = grant
         self.key = key
         self.co_signer = co_signer

@@ -13,7 +13,7 @@ from eth_abi import decode as abi_decode
 from ..bundler.client import BundlerClient
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
-from ..errors import BadInputError, ConfigurationError
+from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
 from ..execution import Call
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
@@ -154,6 +154,12 @@ def session_key_from(store: SessionStore, given: str | None) -> tuple[LocalSigne
     if given is None:
         return SessionKey.generate(), True
     text = given.strip()
+    if has_private_key_form(text[4:] if text.lower().startswith("env:") else text):
+        raise BadInputError(
+            f"--session-key: {PRIVATE_KEY_NOT_SHOWN} is not the address of a stored key nor env:NAME: a private key "
+            "is not given on the command line, which every user of the machine can read; put it in an environment "
+            "variable and give env:NAME"
+        )
     if text.lower().startswith("env:"):
         name = text[4:]
         value = os.environ.get(name, "").strip()

@@ -11,7 +11,7 @@ from typing import Any, overload
 import click
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import BadInputError, ConfigurationError
+from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
 from ..hexutil import to_int, to_wire_int
 from ..urls import mask_url
 from .output import F, fail, one_line
@@ -224,10 +224,24 @@ def ape_command() -> type[click.Command]:
 
 
 def ape_account_type(name: str) -> Any:
-    """ape's click type for an account alias (``TEST::n`` for a test account), as ``account_option`` uses."""
+    """ape's click type for an account alias (``TEST::n`` for a test account), as ``account_option`` uses. A value
+    with the form of a private key (64 hex digits: a key given where its alias goes, on the command line or in the
+    option's environment variable) is refused without being shown; ape's own refusal quotes what it was given."""
     from ape.cli.choices import AccountAliasPromptChoice
 
-    return AccountAliasPromptChoice(name=name)
+    class AliasNotKey(AccountAliasPromptChoice):
+        def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+            if has_private_key_form(value):
+                where = f"; a raw private key of the owner goes in {ENV_OWNER_KEY}" if name == "owner" else ""
+                self.fail(
+                    f"{PRIVATE_KEY_NOT_SHOWN} is not an ape account alias: give the alias `ape accounts list` shows "
+                    f"(TEST::n for a test account){where}",
+                    param,
+                    ctx,
+                )
+            return super().convert(value, param, ctx)
+
+    return AliasNotKey(name=name)
 
 
 def require_ape_account(account: Any, option: str) -> Any:

@@ -127,10 +127,9 @@ def _named_address(text: str, names: Mapping[str, str], what: str) -> str:
         return to_address(value)
     except InvalidAddressError as error:
         known = f", or one of the names {', '.join(sorted(names))}" if names else ""
-        reason = str(error).split(". Give", 1)[0].split(": ", 1)[-1]
         raise BadInputError(
-            f"{what}: {value!r} is not an address ({reason}): give 0x and 40 hex digits (all lowercase, or with "
-            f"a correct EIP-55 checksum){known}"
+            f"{what}: {error.shown_value} is not an address ({error.reason}): give 0x and 40 hex digits (all lowercase, "
+            f"or with a correct EIP-55 checksum){known}"
         ) from None
 
 

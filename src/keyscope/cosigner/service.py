@@ -12,6 +12,7 @@ from ..errors import BadInputError, KeyscopeError, RaisesBadInput, shown
 from ..execution import ExecuteDecodeError, decode_execute
 from ..hashing import user_op_hash_v07
 from ..hexutil import Address, WireInt, to_address, to_bytes
+from ..signers import SignerLike, as_signer
 from ..signing import HashSigner
 from ..typed_data import TypedData, typed_data_sign_hash
 from ..userop import UserOperation
@@ -71,11 +72,13 @@ class CoSignPolicy(RaisesBadInput, BaseModel):
 
 class CoSignerService:
     """Co-signs co-signed sessions' operations and messages with ``key`` for the session module ``module`` on
-    ``chain_id`` (operations of the EntryPoint v0.7 ``entry_point``), within ``policy``."""
+    ``chain_id`` (operations of the EntryPoint v0.7 ``entry_point``), within ``policy``. ``key`` is the co-signer's
+    key in any form :func:`~keyscope.signers.as_signer` takes (a private key, an eth-account ``LocalAccount``, a
+    :class:`~keyscope.signing.HashSigner`); anything else is refused here, never shown."""
 
     def __init__(
         self,
-        key: HashSigner,
+        key: SignerLike,
         *,
         chain_id: int,
         module: str,
@@ -87,7 +90,8 @@ class CoSignerService:
             raise BadInputError(
                 f"chain_id must be a positive whole number (the chain's id), got {shown(chain_id)}"
             )
-        self.key = key
+        # a hex key kept as it was given failed at every request (the server's "internal error"), not here
+        self.key: HashSigner = as_signer(key, role="co-signer")
         self.chain_id = chain_id
         self.module = to_address(module, name="module")
         self.entry_point = to_address(entry_point, name="entry point")

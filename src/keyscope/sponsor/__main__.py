@@ -24,7 +24,13 @@ from types import FrameType
 from typing import Any
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import BadInputError, ConfigurationError, KeyscopeError
+from ..errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    KeyscopeError,
+    has_private_key_form,
+)
 from ..hexutil import to_wire_int
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
@@ -118,7 +124,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load_key(args: argparse.Namespace) -> LocalSigner:
     """The sponsor's key from ``--signer-key-file`` or the environment variable ``--signer-key-env`` names; one that
-    is no key is refused naming where it came from and what is wrong with it, never showing it."""
+    is no key is refused naming where it came from and what is wrong with it, never showing it. So is a key given
+    in place of the variable's name or the file's path."""
+    for option, given in (
+        ("--signer-key-env", args.signer_key_env),
+        ("--signer-key-file", args.signer_key_file),
+    ):
+        if has_private_key_form(given):
+            raise BadInputError(
+                f"{option}: {PRIVATE_KEY_NOT_SHOWN} is not the name of an environment variable or a file: a private "
+                f"key is not given on the command line, which every user of the machine can read; put it in "
+                f"{DEFAULT_KEY_ENV} (or a variable --signer-key-env names), or in a file --signer-key-file names"
+            )
     if args.signer_key_file:
         text = read_text_file(
             args.signer_key_file,
