@@ -264,3 +264,13 @@ def test_no_module_in_the_wheel_is_test_tooling(wheel: zipfile.ZipFile) -> None:
     assert not stems & {"erc7562", "postgres", "conftest"}, "a test-only module is in the wheel"
     testing = sorted(n for n in wheel.namelist() if n.startswith("keyscope/testing/"))
     assert testing == ["keyscope/testing/__init__.py", "keyscope/testing/plugin.py"]
+
+
+def test_the_files_handed_out_first_exist() -> None:
+    """The suite's heaviest files are handed to the workers first (conftest's ``HEAVIEST_FIRST``): a renamed or
+    removed one would silently go back to its place in the collection order."""
+    from conftest import HEAVIEST_FIRST
+
+    tests = Path(__file__).parent
+    assert [name for name in HEAVIEST_FIRST if not (tests / name).is_file()] == []
+    assert len(set(HEAVIEST_FIRST)) == len(HEAVIEST_FIRST)
