@@ -113,6 +113,23 @@ def test_a_local_co_signer_takes_its_key_in_any_form_and_refuses_a_bad_one_at_on
         assert said.startswith("the co-signer's key ") and key.hex()[:16] not in said.lower(), said
 
 
+def test_the_local_co_signer_service_takes_its_key_in_any_form_and_refuses_a_bad_one_at_once() -> None:
+    """``LocalCoSigner(stack, key="0x…")`` kept hex text as its key and failed at ``.address``, a bare
+    ``AttributeError``; it takes a key as ``CoSignerService`` does and refuses a bad one when made, never showing
+    it."""
+    from keyscope.cosigner import LocalCoSigner
+
+    key = CO_SIGNER.private_key
+    stack: Any = None  # nothing of the stack is read before start()
+    for form in ("0x" + key.hex(), key, CO_SIGNER):
+        assert LocalCoSigner(stack, key=form).address == CO_SIGNER.address
+    with pytest.raises(BadInputError) as info:
+        LocalCoSigner(stack, key="0x" + key.hex()[:-1] + "z")
+    assert (
+        str(info.value).startswith("the co-signer's key ") and key.hex()[:16] not in str(info.value).lower()
+    )
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     spelled=st.sampled_from(["0x7702", "0x7702" + "0" * 36]),

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError
+from ..signers import SignerLike, as_signer
 from ..signing import LocalSigner
 from .server import CoSignerServer
 from .service import CoSignerService, CoSignPolicy
@@ -22,14 +23,15 @@ __all__ = ["LocalCoSigner"]
 
 
 class LocalCoSigner:
-    """The co-signer service for ``stack``'s session module and EntryPoint v0.7, holding ``key`` (default: a new
-    random one) and approving what ``policy`` allows (default: anything)."""
+    """The co-signer service for ``stack``'s session module and EntryPoint v0.7, holding ``key`` (in any form a
+    keyscope key takes; default: a new random one; a bad one refused now, never shown) and approving what
+    ``policy`` allows (default: anything)."""
 
     def __init__(
-        self, stack: LocalStack, *, key: LocalSigner | None = None, policy: CoSignPolicy | None = None
+        self, stack: LocalStack, *, key: SignerLike | None = None, policy: CoSignPolicy | None = None
     ) -> None:
         self.stack = stack
-        self.key = key or LocalSigner.generate()
+        self.key = LocalSigner.generate() if key is None else as_signer(key, role="co-signer")
         self.policy = policy
         self._server: CoSignerServer | None = None
 
