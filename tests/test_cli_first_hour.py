@@ -253,6 +253,21 @@ def test_a_relative_sqlite_path_meant_as_an_absolute_one_is_explained(
     assert not (tmp_path / "var").exists()
 
 
+def test_a_private_key_pasted_as_a_session_id_is_not_echoed(tmp_path: Path) -> None:
+    """A session id and a private key have one form (64 hex digits): ``keyscope revoke --store URL 0xKEY`` (the
+    session's key pasted where its id goes) printed the key twice in "unknown session id 0xKEY: ... no grant with
+    session id 0xKEY". An unknown full id is shown by its first 8 digits, as the listings show ids."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(make_grant())
+    key = SessionKey.generate().private_key.hex()
+    for given in ("0x" + key, key):
+        result = CliRunner().invoke(main, ["revoke", "--store", url, given])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and f"unknown session id 0x{key[:8]}…" in said, said
+        assert key[8:] not in said and "keyscope sessions" in said, said
+
+
 def test_messages_show_the_store_url_as_given(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     open_store(url).close()

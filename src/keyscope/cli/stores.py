@@ -174,10 +174,12 @@ def find_grant(store: SessionStore, session_id: str) -> SessionGrant:
         except SessionStoreError as error:
             if "no grant with session id" not in str(error):
                 raise  # there, but unreadable: say so
+            # shown by its first 8 digits, as the listings show ids: a private key pasted here (it has the same
+            # form) is not echoed to the terminal
             raise BadInputError(
-                f"unknown session id 0x{digits}: the store {where} has no grant with session id 0x{digits}; "
-                "list the sessions with `ape run sessions` or `keyscope sessions`, or give the --store that "
-                "holds it"
+                f"unknown session id 0x{digits[:8]}…: the store {where} has no grant with that session id (shown "
+                "by its first 8 hex digits); list the sessions with `ape run sessions` or `keyscope sessions`, "
+                "or give the --store that holds it"
             ) from None
     if len(digits) < 4:
         raise BadInputError(f"session id prefix {session_id!r} is too short: give at least 4 hex digits")
