@@ -261,6 +261,102 @@ def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_install
     assert target.calls() == calls + 1
 
 
+REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
+ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
+ON_UNINSTALL = keccak(b"onUninstall(bytes)")[:4]
+
+
+@pytest.mark.parametrize(
+    "how", ["another session revoked", "its onUninstall called first", "its onInstall called"]
+)
+def test_the_key_cannot_shape_the_module_s_count_to_keep_a_session_through_the_install(
+    sessions, project, deployer, target, owner, session_key, how
+):
+    """As above, with the key granted more calls on the second deployment, to make it look like a module that
+    holds nothing of the account when it is installed: it enables a second session and revokes it (the module
+    counts one live session), or has the account call the module's ``onUninstall`` (not installed, the epoch
+    moved) and then enables its own, or has the account call the module's ``onInstall`` with its own session as
+    the install data (the module counts the account installed). Whatever it did, the owner's install ends the key's
+    session: the module counts it live, or counts the account installed."""
+    account = sessions.account(owner)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    granted = sessions.grant_onchain(
+        account,
+        owner,
+        Session(
+            session_key=session_key.address,
+            permissions=tuple(
+                Permission(target=second.address, selector=selector)
+                for selector in (ENABLE_SESSION, REVOKE_SESSION, ON_INSTALL, ON_UNINSTALL)
+            ),
+        ),
+    )
+    own = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
+    )
+
+    def through_account(data: bytes) -> None:
+        sessions.run(sessions.op(account, session_key, Call.of(second.address, 0, data)))
+
+    if how == "another session revoked":
+        decoy = other_session(LocalSigner.generate(), target)
+        through_account(second.enableSession.encode_input(decoy.as_abi()))
+        through_account(second.enableSession.encode_input(own.as_abi()))
+        through_account(second.revokeSession.encode_input(decoy.session_id(account, 0)))
+    elif how == "its onUninstall called first":
+        through_account(second.onUninstall.encode_input(b""))
+        assert int(second.epochOf(account)) == 1 and not second.isInitialized(account)
+        through_account(second.enableSession.encode_input(own.as_abi()))
+    else:
+        through_account(second.onInstall.encode_input(encode_install_sessions([own])))
+        assert second.isInitialized(account)
+    own_id = own.session_id(account, int(second.epochOf(account)))
+    assert second.isSessionActive(account, own_id)
+
+    sessions.revoke(account, owner, granted)
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second.address))
+    assert not second.isSessionActive(account, own_id)
+    through_second = SessionHarness(sessions.h, second)
+    calls = target.calls()
+    assert "AA24" in through_second.outcome(through_second.op(account, session_key, other(target, 99)))
+    assert target.calls() == calls
+
+
+def test_keyscope_s_eip7702_delegate_installs_the_module_without_a_session_the_account_enabled_before(
+    sessions, project, deployer, accounts, target, session_key
+):
+    """The same on KeyscopeDelegate (the code an EOA delegates to), deployed as a plain contract whose EntryPoint is a
+    test account (delegation itself needs a Prague node): the account enabled a session on the module before
+    installing it (the EOA's own transaction before it delegated, or a call a session of another validator was
+    granted). The module reports no ``isInitialized`` for it, so the delegate does not clear it first; the module's
+    ``onInstall`` does, and the session's operation no longer validates (1, SIG_VALIDATION_FAILED)."""
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    module = project.SessionKeyValidator.deploy(sender=deployer)
+    own = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
+    )
+    enable = Call.of(module.address, 0, module.enableSession.encode_input(own.as_abi()))
+    ecosystem = sessions.h.chain.provider.network.ecosystem
+    entry.call(
+        ecosystem.create_transaction(receiver=delegate.address, data=encode_execute(enable), sender=entry)
+    )
+    own_id = own.session_id(delegate.address, 0)
+    assert module.isSessionActive(delegate.address, own_id) and not module.isInitialized(delegate.address)
+
+    delegate.installModule(1, module.address, b"", sender=entry)
+    assert module.isInitialized(delegate.address) and int(module.epochOf(delegate.address)) == 1
+    assert not module.isSessionActive(delegate.address, own_id)
+    through = SessionHarness(sessions.h, module)
+    op = through.op(delegate.address, session_key, other(target, 99))
+    data = delegate.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op), 0)
+    web3 = sessions.h.chain.provider.web3
+    handed = web3.eth.call({"from": entry.address, "to": delegate.address, "data": "0x" + data.hex()})
+    assert int.from_bytes(bytes(handed), "big") == 1
+
+
 # ------------------------------------------------------------------------------------------------------
 # A revocation and a session's operation in one bundle
 # ------------------------------------------------------------------------------------------------------
@@ -517,8 +613,24 @@ class LifecycleMachine(RuleBasedStateMachine):
             if how == "reinstall":
                 assert self._send(self.module.onUninstall.encode_input(b"")) is None
             assert self._send(self.module.onInstall.encode_input(b"")) is None
+            self.installed = True
         self._kill_all()
         TALLY[how] += 1
+
+    @rule()
+    def uninstall_or_install(self) -> None:
+        """The account uninstalls the module (its onUninstall runs) and goes on calling it (``enableSession`` takes
+        any caller: sessions are enabled, used and revoked while it is no module of the account), or installs it
+        again: every session enabled since dies, however many of them were revoked in between."""
+        if self.installed:
+            assert self._send(self.module.onUninstall.encode_input(b"")) is None
+            TALLY["uninstall"] += 1
+        else:
+            live = set(self.live.values()) | set(self.signing.values())
+            assert self._send(self.module.onInstall.encode_input(b"")) is None
+            TALLY["install over live sessions" if live else "install"] += 1
+        self.installed = not self.installed
+        self._kill_all()
 
     # -- the key's steps -------------------------------------------------------------------------------
 
@@ -672,7 +784,7 @@ def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive
     """Sessions of two keys enabled, used, revoked (in any order, twice, before or after they died), invalidated,
     the module uninstalled and reinstalled (with or without its onUninstall): no slot keeps a dead session's
     permission, sign-in permission, rules or budget, no revoked grant comes back, and a budget spent stays
-    spent."""
+    spent. Sessions enabled while the module was uninstalled die when it is installed again."""
     run = lifecycle.TestCase
     run.settings = settings(
         max_examples=200 if DEEP else 20,
@@ -691,6 +803,7 @@ def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive
         "SessionIsRevoked",
         "revoke active",
         "reinstall without onUninstall",
+        "install over live sessions",
         "sign-in live",
     ):
         assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
