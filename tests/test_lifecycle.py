@@ -210,6 +210,30 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
 # ------------------------------------------------------------------------------------------------------
 
 
+def _own_session(session_key, target) -> Session:
+    """The session a leaked key writes for itself into a module the account has not installed: any ``other`` call."""
+    return Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
+    )
+
+
+def _calls_on_a_second_deployment(sessions, project, deployer, owner, session_key, selectors):
+    """A new account, a second deployment of the module, and a session of the installed one granted ``selectors``
+    on it: ``(account, second, granted)``."""
+    account = sessions.account(owner)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    granted = sessions.grant_onchain(
+        account,
+        owner,
+        Session(
+            session_key=session_key.address,
+            permissions=tuple(Permission(target=second.address, selector=selector) for selector in selectors),
+        ),
+    )
+    return account, second, granted
+
+
 def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_installed(
     sessions, project, deployer, target, owner, session_key
 ):
@@ -220,20 +244,10 @@ def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_install
     refuses to install it while the session lives (``ModuleIsSessionTarget``); the owner revokes the session, as
     that error says, and installs it. Its ``onInstall`` must not keep what was written before: the key's own
     session dies with it, and the key's operation through the new module is refused (AA24)."""
-    account = sessions.account(owner)
-    second = project.SessionKeyValidator.deploy(sender=deployer)
-    granted = sessions.grant_onchain(
-        account,
-        owner,
-        Session(
-            session_key=session_key.address,
-            permissions=(Permission(target=second.address, selector=ENABLE_SESSION),),
-        ),
+    account, second, granted = _calls_on_a_second_deployment(
+        sessions, project, deployer, owner, session_key, [ENABLE_SESSION]
     )
-    own = Session(
-        session_key=session_key.address,
-        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
-    )
+    own = _own_session(session_key, target)
     sessions.run(
         sessions.op(
             account, session_key, Call.of(second.address, 0, second.enableSession.encode_input(own.as_abi()))
@@ -278,23 +292,15 @@ def test_the_key_cannot_shape_the_module_s_count_to_keep_a_session_through_the_i
     moved) and then enables its own, or has the account call the module's ``onInstall`` with its own session as
     the install data (the module counts the account installed). Whatever it did, the owner's install ends the key's
     session: the module counts it live, or counts the account installed."""
-    account = sessions.account(owner)
-    second = project.SessionKeyValidator.deploy(sender=deployer)
-    granted = sessions.grant_onchain(
-        account,
+    account, second, granted = _calls_on_a_second_deployment(
+        sessions,
+        project,
+        deployer,
         owner,
-        Session(
-            session_key=session_key.address,
-            permissions=tuple(
-                Permission(target=second.address, selector=selector)
-                for selector in (ENABLE_SESSION, REVOKE_SESSION, ON_INSTALL, ON_UNINSTALL)
-            ),
-        ),
+        session_key,
+        [ENABLE_SESSION, REVOKE_SESSION, ON_INSTALL, ON_UNINSTALL],
     )
-    own = Session(
-        session_key=session_key.address,
-        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
-    )
+    own = _own_session(session_key, target)
 
     def through_account(data: bytes) -> None:
         sessions.run(sessions.op(account, session_key, Call.of(second.address, 0, data)))
@@ -334,10 +340,7 @@ def test_keyscope_s_eip7702_delegate_installs_the_module_without_a_session_the_a
     entry = accounts[6]
     delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
     module = project.SessionKeyValidator.deploy(sender=deployer)
-    own = Session(
-        session_key=session_key.address,
-        permissions=(Permission(target=target.address, selector=OTHER, function="other(uint256)"),),
-    )
+    own = _own_session(session_key, target)
     enable = Call.of(module.address, 0, module.enableSession.encode_input(own.as_abi()))
     ecosystem = sessions.h.chain.provider.network.ecosystem
     entry.call(
