@@ -125,6 +125,17 @@ def test_a_model_refusal_says_each_field_and_keeps_bytes_in_hex() -> None:
         UserOperation(sender=TARGET, nonce=0).replace(call_data="0xzz")
 
 
+def test_a_private_key_given_to_any_field_of_a_model_is_never_shown() -> None:
+    """Any field, not only an address: a key pasted as a selector, an id or an amount is named by its form."""
+    key = SessionKey.generate().private_key.hex()
+    for given in ("0x" + key, bytes.fromhex(key)):
+        with pytest.raises(InvalidFieldsError) as info:
+            Permission(target=TARGET, selector=given)
+        said = str(info.value)
+        assert said.startswith("cannot build a Permission: selector: ") and "form of a private key" in said, said
+        assert key[:16] not in said.lower()
+
+
 def test_model_validate_keeps_pydantics_error_with_its_locations() -> None:
     """model_validate is pydantic's own API: its errors stay pydantic's (nested locations included)."""
     from pydantic import ValidationError

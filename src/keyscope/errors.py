@@ -766,18 +766,17 @@ class NonceTakenError(StoreLockedError):
 
 def validation_problems(error: ValidationError) -> str:
     """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given (bytes
-    as hex; not a value its message says has the form of a private key)."""
+    as hex; a value of a private key's form named by its form, never shown)."""
     problems = []
     for problem in error.errors(include_url=False):
         field = ".".join(_part(part) for part in problem["loc"] if _is_field(part))
         message = str(problem["msg"]).removeprefix("Value error, ")
-        # a value the message already says has the form of a private key is not shown after it either
-        secret = PRIVATE_KEY_NOT_SHOWN in message
-        given = (
-            f" (got {shown(problem['input'], 80)})"
-            if field and problem["type"] != "missing" and not secret
-            else ""
-        )
+        # a value of a private key's form is never shown, whatever the field (named once when the message names it)
+        value = problem["input"]
+        got = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(value) else shown(value, 80)
+        named = got == PRIVATE_KEY_NOT_SHOWN and got in message
+        said = field and problem["type"] != "missing" and not named
+        given = f" (got {got})" if said else ""
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
 
