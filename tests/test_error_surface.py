@@ -128,9 +128,9 @@ def test_a_model_refusal_says_each_field_and_keeps_bytes_in_hex() -> None:
 def test_a_private_key_given_to_any_field_of_a_model_is_never_shown() -> None:
     """Any field, not only an address: a key pasted as a selector, an id or an amount is named by its form."""
     key = SessionKey.generate().private_key.hex()
-    for given in ("0x" + key, bytes.fromhex(key)):
+    for pasted in ("0x" + key, bytes.fromhex(key)):
         with pytest.raises(InvalidFieldsError) as info:
-            Permission(target=TARGET, selector=given)
+            Permission(target=TARGET, selector=pasted)
         said = str(info.value)
         assert said.startswith("cannot build a Permission: selector: ") and "form of a private key" in said, said
         assert key[:16] not in said.lower()
