@@ -132,7 +132,9 @@ def test_a_private_key_given_to_any_field_of_a_model_is_never_shown() -> None:
         with pytest.raises(InvalidFieldsError) as info:
             Permission(target=TARGET, selector=pasted)
         said = str(info.value)
-        assert said.startswith("cannot build a Permission: selector: ") and "form of a private key" in said, said
+        assert said.startswith("cannot build a Permission: selector: ") and "form of a private key" in said, (
+            said
+        )
         assert key[:16] not in said.lower()
 
 
