@@ -19,7 +19,7 @@ from conftest import ETHER
 from keyscope import Network, PaymasterError, Policy, SessionKey, Web3Chain
 from keyscope.accounts import create_account_data
 from keyscope.eip7702 import sign_authorization
-from keyscope.errors import BadInputError, TransportError
+from keyscope.errors import BadInputError, ConfigurationError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address
@@ -1269,6 +1269,139 @@ def test_fresh_accounts_cannot_draw_more_than_the_total_budget_from_the_deposit(
         assert "does not refill while the sponsor runs" in str(info.value)
     assert server.sponsor.ledger.reserved(third.sender) == 0
     assert server.sponsor.ledger.reserved_total() == 2 * budget
+
+
+# ------------------------------------------------------------------------------------------------------
+# Attack 223: a restart forgets the reservations of signatures that are still valid
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_restart_does_not_let_signatures_made_before_it_draw_a_second_budget(
+    harness, factory, nft, entry_point, chain_id, paymaster, sponsor_key, accounts, chain, tmp_path
+):
+    """Attack 223. A stranger has the sponsor sign, for a fresh account, a covered operation padded to the whole
+    ``total_budget_wei`` (attack 90's operation), and keeps it: nothing is paid yet, and the sponsor now refuses
+    everyone, saying that its operator can raise the budget and restart the service. A signature stays valid for
+    ``validity_seconds`` after the sponsor made it, whatever happens to the service: were the restarted service to
+    start its budgets from nothing, it would sign the total again, and the stranger's bundle would land both,
+    paid twice the total from the deposit. The ledger file brings the reservations of signatures still valid
+    back into the restarted service's budgets."""
+    budget = ETHER // 10
+    policy = SponsorshipPolicy(
+        accounts="any", targets={nft.address: ["safeMint(address)"]}, total_budget_wei=budget
+    )
+    ledger = tmp_path / "sponsor-ledger.sqlite"
+
+    def start() -> Sponsor:
+        return Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=chain_id,
+            entry_point=entry_point.address,
+            policy=policy,
+            clock=chain_clock(Web3Chain(chain.provider.web3)),
+            ledger=ledger,
+        )
+
+    def signed_by(sponsor: Sponsor) -> UserOperation:
+        owner = LocalSigner.generate()
+        op = _stranger_op(harness, factory, nft, paymaster.address, owner, budget)
+        data = bytes.fromhex(sponsor.data(op)["paymasterData"][2:])
+        return harness.sign_owner(op.replace(paymaster_data=data), owner)
+
+    first = start()
+    kept = [signed_by(first)]
+    with pytest.raises(SponsorshipRefused) as info:
+        signed_by(first)
+    assert info.value.code == BUDGET_EXHAUSTED
+    assert "raise total_budget_wei in the policy and restart the service" in info.value.message
+    first.close()  # the operator restarts the service, as the refusal says it may
+
+    again = start()
+    refused = None
+    try:
+        kept.append(signed_by(again))
+    except SponsorshipRefused as refusal:
+        refused = refusal
+    stranger = accounts[9]
+    deposit_before = _deposit(entry_point, paymaster)
+    entry_point.handleOps([op.pack().as_tuple() for op in kept], stranger.address, sender=stranger)
+    paid = deposit_before - _deposit(entry_point, paymaster)
+    assert paid <= budget, f"the deposit paid {paid} wei for signatures of a total budget of {budget} wei"
+    # the signature made before the restart landed, within the total; the restarted service refused the second
+    assert len(kept) == 1 and paid > budget // 2, paid
+    assert refused is not None and refused.code == BUDGET_EXHAUSTED
+    assert refused.data["reason"] == "totalBudget" and refused.data["remaining"] == 0
+    assert f"read back from the ledger {ledger}" in refused.message
+    again.close()
+
+
+def test_the_ledger_counts_signatures_until_they_expire_for_one_service_of_its_paymaster(
+    paymaster, sponsor_key, chain_id, tmp_path
+):
+    """What the ledger file keeps across restarts (attack 223): the reservation of a signature counts again until
+    the signature's window closes on the service's clock, then the budget starts afresh; a reservation given back
+    (the signer failed: nothing signed) is gone; a service of another paymaster or chain on the file counts none of
+    them; and a second service on a file in use is refused at start, since two services counting one file apart
+    would each sign the whole budget."""
+    cost = (100_000 + 200_000 + 50_000 + PM_VERIFICATION_GAS) * 10**9
+    ledger = tmp_path / "ledger.sqlite"
+    now = {"t": 1_000_000}
+    failures = {"left": 1}
+    op = _calling(LocalSigner.generate().address, _TARGETS[0], bytes.fromhex("12345678"))
+
+    class FlakySigner:
+        address = sponsor_key.address
+
+        def sign_hash(self, digest: bytes) -> bytes:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise TransportError("the signing service did not answer", url="http://kms")
+            return sponsor_key.sign_hash(digest)
+
+        def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+            raise AssertionError("the sponsor signs digests only")
+
+    def start(*, chain: int = chain_id, address: str = paymaster.address) -> Sponsor:
+        return Sponsor(
+            paymaster=address,
+            signer=FlakySigner(),
+            chain_id=chain,
+            policy=SponsorshipPolicy(targets="any", budget_wei=3 * cost, total_budget_wei=3 * cost),
+            clock=lambda: float(now["t"]),
+            ledger=ledger,
+        )
+
+    sponsor = start()
+    with pytest.raises(TransportError):
+        sponsor.data(op)
+    sponsor.data(op)
+    with pytest.raises(
+        ConfigurationError, match="is held by another sponsor service: give each service its own"
+    ):
+        start()
+    sponsor.close()
+    with pytest.raises(ConfigurationError, match="is closed"):
+        sponsor.data(op)
+
+    restarted = start()
+    assert (restarted.ledger.reserved(op.sender), restarted.ledger.reserved_total()) == (cost, cost)
+    restarted.data(op)
+    restarted.close()
+    # another paymaster, or the same address on another chain, has its own signatures
+    for elsewhere in ({"address": sponsor_key.address}, {"chain": chain_id + 1}):
+        other = start(**elsewhere)
+        assert other.ledger.reserved_total() == 0, elsewhere
+        other.close()
+    # a signature's window closes validity_seconds after it was made: what it reserved is not counted again
+    now["t"] += SponsorshipPolicy(targets="any").validity_seconds
+    restarted = start()
+    assert restarted.ledger.reserved_total() == 2 * cost
+    restarted.close()
+    now["t"] += 1
+    restarted = start()
+    assert restarted.ledger.reserved_total() == 0
+    restarted.close()
 
 
 def test_a_policy_for_any_account_without_a_total_budget_is_warned_about(paymaster, sponsor_key, caplog):

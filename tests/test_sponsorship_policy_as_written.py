@@ -12,6 +12,7 @@ import pytest
 from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.signing import LocalSigner
+from keyscope.sponsor.__main__ import _parser, build
 from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.sponsor.errors import SponsorshipRefused
 from keyscope.sponsor.policy import SponsorshipPolicy
@@ -140,6 +141,7 @@ def sponsor_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (["--chain-id", "2"], "--chain-id"),
         (["--paymaster", OTHER], "--paymaster"),
         (["--signer-key-env", "HOME"], "--signer-key-env"),
+        (["--ledger", "a.sqlite", "--ledger", "b.sqlite"], "--ledger"),
     ],
 )
 def test_a_sponsor_option_given_twice_is_refused(
@@ -156,6 +158,33 @@ def test_a_sponsor_option_given_twice_is_refused(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert f"{option} is given 2 times" in err and "give it once" in err and "Traceback" not in err
+
+
+def test_the_sponsor_command_keeps_its_budgets_in_the_ledger_it_is_given(
+    sponsor_args: list[str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Attack 223 for the command: without ``--ledger`` a restart forgets what the signatures made before it may still
+    cost, which the command says at start when the policy has a budget; with it the service keeps its reservations
+    in the file, and a second service given the same file is refused, in one line, before it serves."""
+    ledger = tmp_path / "ledger.sqlite"
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        build(_parser().parse_args([*sponsor_args, "--chain-id", "1"])).sponsor.close()
+    assert "kept in memory only (no --ledger): a restart forgets" in caplog.text
+    assert "give --ledger FILE" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        server = build(_parser().parse_args([*sponsor_args, "--chain-id", "1", "--ledger", str(ledger)]))
+    assert caplog.text == ""
+    assert server.sponsor.ledger.path == ledger
+    # --port -1 makes the command end at once (exit 1) should the second service be let through
+    assert sponsor_main([*sponsor_args, "--chain-id", "1", "--port", "-1", "--ledger", str(ledger)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: the sponsor's ledger {ledger} is held by another sponsor service" in err
+    assert "Traceback" not in err
+    server.sponsor.close()
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,8 @@ __all__ = ["main"]
 
 DEFAULT_KEY_ENV = "KEYSCOPE_SPONSOR_KEY"
 
+log = logging.getLogger("keyscope.sponsor")
+
 
 class _Once(argparse.Action):
     """Store an option's value, refusing the option given twice: argparse keeps the last silently, so a wrapper
@@ -116,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         type=_whole,
         default=DEFAULT_VERIFICATION_GAS_LIMIT,
         help=f"paymasterVerificationGasLimit in stub data (default {DEFAULT_VERIFICATION_GAS_LIMIT})",
+    )
+    parser.add_argument(
+        "--ledger",
+        default=None,
+        metavar="FILE",
+        help="a SQLite file keeping the budgets' reservations across restarts, so that signatures still valid are "
+        "counted again (one service per file; default: budgets in memory, forgotten at a restart)",
     )
     parser.add_argument("--json", action="store_true", help="print the service's details as one JSON object")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every refusal")
@@ -194,15 +203,24 @@ def build(args: argparse.Namespace) -> SponsorServer:
             clock=clock,
             valid_after_slack=args.valid_after_slack,
             verification_gas_limit=args.verification_gas_limit,
+            ledger=args.ledger,
         )
     except BadInputError as error:
         raise _as_option(error) from None
+    if args.ledger is None and (policy.budget_wei is not None or policy.total_budget_wei is not None):
+        log.warning(
+            "the budgets are kept in memory only (no --ledger): a restart forgets what the signatures made before it "
+            "may still cost, and the deposit can pay for them, until they expire (validity_seconds: %d), beside a "
+            "fresh budget; give --ledger FILE",
+            policy.validity_seconds,
+        )
     return SponsorServer(sponsor, host=args.host, port=args.port)
 
 
 _OPTIONS = {
     "chain_id": "--chain-id",
     "entry_point": "--entry-point",
+    "ledger": "--ledger",
     "paymaster": "--paymaster",
     "valid_after_slack": "--valid-after-slack",
     "verification_gas_limit": "--verification-gas-limit",

@@ -11,9 +11,11 @@
   operation's (as estimated by the bundler) or, when it has none, the sponsor's default; the post-op gas
   limit is always the sponsor's own (``SponsorPaymaster`` has no postOp, so it is 0).
 
-The budget is kept in memory: a signature reserves the operation's maximum cost for good, whether or not the
-operation is then sent (the sponsor cannot take a signature back before it expires), and the actual cost is
-not refunded to the budget. Restarting the service starts every budget afresh.
+A signature reserves the operation's maximum cost for good, whether or not the operation is then sent (the sponsor
+cannot take a signature back before it expires), and the actual cost is not refunded to the budget. Restarting the
+service starts every budget afresh, except for what signatures still valid may cost: those can still land, so with a
+``ledger`` file their reservations are read back and counted. Without one the budgets are kept in memory only, and
+the signatures made before a restart may be paid for beside a fresh budget.
 
 ``context`` is accepted and ignored: this service has one policy.
 """
@@ -21,14 +23,17 @@ not refunded to the budget. Restarting the service starts every budget afresh.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ..artifacts import ENTRY_POINT_V07
 from ..chain import Chain, RpcChain
-from ..errors import BadInputError, shown
+from ..errors import BadInputError, ConfigurationError, shown
 from ..gas import required_prefund
 from ..hexutil import to_address, to_int
 from ..signers import SignerLike, as_signer
@@ -88,18 +93,97 @@ def chain_clock(node: str | Chain) -> Callable[[], float]:
 
 class BudgetLedger:
     """Per-account wei reserved by the sponsor's signatures against a per-account ``limit`` and, across every
-    account together, a ``total`` (None: no limit). Thread-safe; in memory.
+    account together, a ``total`` (None: no limit). Thread-safe.
 
     A per-account limit alone does not bound what the sponsor signs for when anyone may be sponsored: a
     stranger can make as many fresh accounts as they like, each with a full budget. ``total`` does.
+
+    Kept in memory, the reservations die with the process, while the signatures they were made for stay valid until
+    their ``validUntil``: a service restarted within that time (an operator refilling an exhausted budget, a deploy,
+    a crash) would sign a fresh budget beside them, and the deposit pays for both. With ``path`` (a SQLite file, one
+    service at a time: it is held locked while open) every reservation is written, with the ``validUntil`` of its
+    signature, before the signature is given out, and a ledger opened on the file counts again every reservation of
+    ``scope`` (the paymaster and chain it signs for) whose signature is still valid at ``now``; expired ones are
+    dropped, since nothing more can be paid for them. Call :meth:`close` to release the file.
     """
 
-    def __init__(self, limit: int | None, total: int | None = None) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        total: int | None = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        scope: str = "",
+        now: int = 0,
+    ) -> None:
         self.limit = limit
         self.total = total
+        self.path = None if path is None else Path(path)
+        self.scope = scope
         self._reserved: dict[str, int] = {}
         self._reserved_total = 0
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if self.path is not None:
+            self._open(now)
+
+    # -- the file ------------------------------------------------------------------------------------
+
+    def _open(self, now: int) -> None:
+        assert self.path is not None
+        try:
+            db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise ConfigurationError(
+                f"the sponsor's ledger {self.path} cannot be opened ({error}): give a file in a directory the "
+                "service can write to"
+            ) from None
+        try:
+            # held exclusively while open: two services counting one file apart would each sign a full budget
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS reservations (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, "
+                "account TEXT NOT NULL, amount TEXT NOT NULL, valid_until INTEGER NOT NULL)"
+            )
+            # a signature whose window has closed can no longer be paid for; validUntil 0 never closes
+            db.execute(
+                "DELETE FROM reservations WHERE scope = ? AND valid_until != 0 AND valid_until < ?",
+                (self.scope, now),
+            )
+            rows = db.execute(
+                "SELECT account, amount FROM reservations WHERE scope = ?", (self.scope,)
+            ).fetchall()
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            db.close()
+            locked = "locked" in str(error)
+            raise ConfigurationError(
+                f"the sponsor's ledger {self.path} "
+                + (
+                    "is held by another sponsor service: give each service its own ledger file (two counting one "
+                    "budget apart would each sign all of it)"
+                    if locked
+                    else f"cannot be used ({error}): give a SQLite file the service can write to"
+                )
+            ) from None
+        except sqlite3.DatabaseError as error:
+            db.close()
+            raise ConfigurationError(
+                f"the sponsor's ledger {self.path} is not a ledger ({error}): give the file this service wrote, or a "
+                "new path"
+            ) from None
+        for account, amount in rows:
+            self._reserved[account] = self._reserved.get(account, 0) + int(amount)
+            self._reserved_total += int(amount)
+        self._db = db
+
+    def close(self) -> None:
+        """Release the ledger's file (nothing to do for a ledger in memory)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def reserved(self, account: str) -> int:
         """Wei reserved so far for ``account``."""
@@ -129,9 +213,10 @@ class BudgetLedger:
         if self.remaining(account) == 0:
             raise self._exhausted(to_address(account), None)
 
-    def reserve(self, account: str, amount: int) -> None:
+    def reserve(self, account: str, amount: int, *, valid_until: int = 0) -> None:
         """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit in its
-        own budget or in the total."""
+        own budget or in the total. ``valid_until`` is the ``validUntil`` of the signature it is for (0: none): with a
+        ledger file, the reservation is counted again by a ledger opened on it until then."""
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
@@ -139,6 +224,12 @@ class BudgetLedger:
             over_total = self.total is not None and self._reserved_total + amount > self.total
             if over_account or over_total:
                 raise self._exhausted_locked(account, amount)
+            if self.path is not None:
+                # written before the signature is given out: a reservation lost would let it be paid twice
+                self._file().execute(
+                    "INSERT INTO reservations (scope, account, amount, valid_until) VALUES (?, ?, ?, ?)",
+                    (self.scope, account, str(amount), valid_until),
+                )
             self._reserved[account] = used + amount
             self._reserved_total += amount
 
@@ -148,8 +239,21 @@ class BudgetLedger:
         with self._lock:
             used = self._reserved.get(account, 0)
             given_back = min(used, amount)
+            if self.path is not None and given_back:
+                self._file().execute(
+                    "DELETE FROM reservations WHERE id = (SELECT max(id) FROM reservations WHERE scope = ? AND "
+                    "account = ? AND amount = ?)",
+                    (self.scope, account, str(amount)),
+                )
             self._reserved[account] = used - given_back
             self._reserved_total -= given_back
+
+    def _file(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ConfigurationError(
+                f"the sponsor's ledger {self.path} is closed: a closed ledger keeps no reservation, so it signs nothing"
+            )
+        return self._db
 
     def _exhausted(self, account: str, amount: int | None) -> SponsorshipRefused:
         with self._lock:
@@ -183,10 +287,16 @@ class BudgetLedger:
             if fits > 0
             else ""
         )
+        afresh = (
+            f"but for what the signatures still valid may cost, read back from the ledger {self.path}"
+            if self.path is not None
+            else "(the signatures made before can still be paid for until their window ends: without a ledger file "
+            "they are paid beside the fresh budget)"
+        )
         message += (
             f". It does not refill while the sponsor runs (waiting does not help): {cheaper}send this operation "
             f"unsponsored (the account pays its own gas); the sponsor's operator can raise {key} in the policy "
-            "and restart the service, which starts every budget afresh"
+            f"and restart the service, which starts every budget afresh {afresh}"
         )
         return SponsorshipRefused(
             BUDGET_EXHAUSTED,
@@ -206,7 +316,11 @@ class Sponsor:
       :func:`chain_clock` when the chain's time may run ahead, as on a development node);
     * ``valid_after_slack``: None leaves ``validAfter`` 0 (a signature cannot be used before it exists
       anyway); a number of seconds sets ``validAfter`` to that long before now;
-    * ``verification_gas_limit`` / ``post_op_gas_limit``: the paymaster gas limits given in stub data.
+    * ``verification_gas_limit`` / ``post_op_gas_limit``: the paymaster gas limits given in stub data;
+    * ``ledger``: a SQLite file keeping the budgets' reservations across restarts (see :class:`BudgetLedger`):
+      a signature stays valid for ``validity_seconds`` after it is made, so a service restarted within that time
+      must count what it may still cost. Without one, budgets live in memory. One service per file; :meth:`close`
+      releases it.
     """
 
     def __init__(
@@ -221,7 +335,12 @@ class Sponsor:
         valid_after_slack: int | None = None,
         verification_gas_limit: int = DEFAULT_VERIFICATION_GAS_LIMIT,
         post_op_gas_limit: int = DEFAULT_POST_OP_GAS_LIMIT,
+        ledger: str | os.PathLike[str] | None = None,
     ) -> None:
+        if ledger is not None and not isinstance(ledger, (str, os.PathLike)):
+            raise BadInputError(
+                f"ledger is the path of a SQLite file (or None: budgets in memory), got {shown(ledger)}"
+            )
         if valid_after_slack is not None:
             # True would be 1 second, a float a validAfter no paymaster word holds
             if isinstance(valid_after_slack, bool) or not isinstance(valid_after_slack, int):
@@ -249,7 +368,15 @@ class Sponsor:
         self.chain_id = chain_id
         self.entry_point = to_address(entry_point, name="entry_point")
         self.policy = policy
-        self.ledger = BudgetLedger(policy.budget_wei, policy.total_budget_wei)
+        self._clock = clock or time.time
+        # the reservations of signatures still valid now, read back from the ledger file when there is one
+        self.ledger = BudgetLedger(
+            policy.budget_wei,
+            policy.total_budget_wei,
+            path=ledger,
+            scope=f"{self.paymaster}@{chain_id}",
+            now=self.now() if ledger is not None else 0,
+        )
         if policy.accounts == "any" and policy.total_budget_wei is None:
             log.warning(
                 "the sponsorship policy covers any account with no total_budget_wei: anyone can make fresh "
@@ -258,10 +385,13 @@ class Sponsor:
         self.valid_after_slack = valid_after_slack
         self.verification_gas_limit = verification_gas_limit
         self.post_op_gas_limit = post_op_gas_limit
-        self._clock = clock or time.time
 
     def __repr__(self) -> str:
         return f"Sponsor(paymaster={self.paymaster}, chain {self.chain_id}, signer {self.signer.address})"
+
+    def close(self) -> None:
+        """Release the ledger file, if any (a closed sponsor signs nothing more)."""
+        self.ledger.close()
 
     # -- time --------------------------------------------------------------------------------------
 
@@ -372,7 +502,7 @@ class Sponsor:
         # the clock (a node, for chain_clock) is read before anything is reserved: a request that ends without a
         # signature keeps no budget
         valid_until, valid_after = self.window()
-        self.ledger.reserve(op.sender, cost)
+        self.ledger.reserve(op.sender, cost, valid_until=valid_until)
         try:
             paymaster_data = sign_sponsorship(
                 self.signer,
