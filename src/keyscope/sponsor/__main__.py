@@ -286,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     finally:
         server.stop()
+        sponsor.close()  # the ledger file, for the next service
     return 0
 
 
