@@ -968,6 +968,52 @@ def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, p
         co_signed.co_signer = old
 
 
+def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(sessions, target, module):
+    """The owner granted a co-signed session off-chain, naming co-signer X in the grant it signed; the session's
+    first operation (ENABLE) enabled it. X leaks with the session key, and the owner rotates the co-signer to Y.
+    The grant the owner signed still names X, and ENABLE data of a session already enabled is taken without a
+    new owner signature (a retried first operation), so whoever holds the key, X and the grant sends ENABLE again,
+    the key's signature and X's co-signature after it. The module reads the co-signer from the record the
+    rotation wrote, never from the session the operation carries, and enabling an active session writes nothing:
+    the operation is AA24 and the record stays Y; with Y's co-signature the same ENABLE data lands."""
+    from keyscope.execution import Call
+
+    h = sessions.h
+    owner, key = LocalSigner.generate(), LocalSigner.generate()
+    leaked, rotated_in = LocalSigner.generate(), LocalSigner.generate()
+    account = sessions.account(owner, 3)
+    h.fund(account)
+    session = Session(
+        session_key=key.address,
+        permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
+        co_signer=leaked.address,
+    )
+    owner_signature = sessions.owner_signature(account, owner, session)
+    session_id = session.session_id(account, sessions.epoch(account))
+
+    def enabling(value: int, co_signer: LocalSigner) -> Any:
+        op = sessions.enable_op(account, key, session, owner_signature, record(target, value))
+        digest = h.hash(op)
+        co_signature = co_signer.sign_hash(
+            co_sign_digest(session_id, digest, chain_id=h.chain_id, module=module.address)
+        )
+        return op.replace(
+            signature=encode_enable_signature(session, owner_signature, key.sign_hash(digest) + co_signature)
+        )
+
+    sessions.run(enabling(1, leaked))  # the first operation enables the session with X as its co-signer
+    assert module.coSignerOf(account, session_id) == (True, leaked.address)
+    rotate = module.rotateCoSigner.encode_input(session_id, rotated_in.address)
+    h.owner_execute(account, owner, Call.of(module.address, 0, rotate))
+
+    calls = target.calls()
+    assert h.rejected(enabling(2, leaked)).reason == "AA24"
+    assert module.coSignerOf(account, session_id) == (True, rotated_in.address)
+    assert target.calls() == calls
+    sessions.run(enabling(3, rotated_in))
+    assert target.calls() == calls + 1
+
+
 def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     sessions, signing, permits, target, module
 ):
