@@ -1014,6 +1014,61 @@ def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(
     assert target.calls() == calls + 1
 
 
+def test_a_co_signer_shared_by_two_keys_sessions_lends_neither_key_the_other_s_session(
+    sessions, target, module
+):
+    """A co-signer service that co-signs for several sessions (a dapp's one co-signer for its users' sessions) signs
+    `CoSign(sessionId, userOpHash)` for whichever session the request names, within its own policy (here: this
+    account, calls to the target). The account holds two co-signed sessions with that co-signer: the leaked key's
+    (`amount <= 100`) and another key's (`amount <= 10**6`). The leaked key sends `other(5000)` in the SESSION mode
+    naming the other key's session, its own signature of the operation and the service's co-signature for that
+    session: the module checks the key's signature against the key the named session's record holds, so it is AA24
+    and nothing runs. Under its own session the same call breaks its rule (AA23), and `other(50)` lands."""
+    from conftest import KIND
+
+    h = sessions.h
+    owner, co_signer = LocalSigner.generate(), LocalSigner.generate()
+    leaked, other_key = LocalSigner.generate(), LocalSigner.generate()
+    account = sessions.account(owner, 5)
+    h.fund(account)
+
+    def co_signed_session(key: LocalSigner, cap: int) -> bytes:
+        session = Session(
+            session_key=key.address,
+            permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= cap]),),
+            co_signer=co_signer.address,
+        )
+        return sessions.grant_onchain(account, owner, session)
+
+    own_id, other_id = co_signed_session(leaked, 100), co_signed_session(other_key, 10**6)
+    service = CoSignerService(
+        co_signer,
+        chain_id=h.chain_id,
+        module=module.address,
+        entry_point=h.entry_point.address,
+        policy=CoSignPolicy(accounts=frozenset({account}), targets=frozenset({target.address})),
+    )
+
+    def naming(session_id: bytes, amount: int) -> Any:
+        """The leaked key's operation in the SESSION mode naming ``session_id``, co-signed by the service for it."""
+        op = h.op(account, encode_execute(record(target, amount)), key=KIND.nonce_key(module.address, 0))
+        answer = service.handle(
+            "keyscope_coSignUserOperation", [account, "0x" + session_id.hex(), op.to_rpc()]
+        )
+        co_signature = to_bytes(answer["signature"])
+        return op.replace(
+            signature=encode_session_signature(session_id, leaked.sign_hash(h.hash(op)), co_signature)
+        )
+
+    calls = target.calls()
+    assert h.rejected(naming(other_id, 5000)).reason == "AA24"
+    refused = str(h.rejected(naming(own_id, 5000)))
+    assert "AA23" in refused and "RuleViolated" in refused
+    assert target.calls() == calls
+    sessions.run(naming(own_id, 50))
+    assert target.calls() == calls + 1
+
+
 def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     sessions, signing, permits, target, module
 ):
