@@ -3,7 +3,8 @@
 * Every contract keyscope deploys fits EIP-170 (24,576 bytes of runtime code) and EIP-3860 (49,152 bytes of
   creation code): the module's creation code carries the signature verifier's and the grant side's.
 * ``SessionKeyValidator`` and ``SessionGrants``, which the module runs by DELEGATECALL in its own storage, have the
-  same storage layout, read from the compiler (a variable declared anywhere else would move a slot and fail here).
+  same storage layout, read from the compiler (a variable declared anywhere else would move a slot and fail here),
+  whose slots are those docs/session-module.md gives.
 * ``SessionGrants`` called directly refuses every entry point.
 * ``KeyscopeAccount`` reads OpenZeppelin's private validator set at the slot the compiler gives it.
 """
@@ -105,6 +106,20 @@ def test_the_module_and_its_grant_side_share_one_storage_layout() -> None:
         "_coSigners",
         "_signing",
     } <= set(labels)
+
+
+def test_the_documented_base_slots_are_the_compilers() -> None:
+    """docs/session-module.md gives each variable's base slot, for readers of the module's storage (indexers,
+    clients in other languages): the table holds every mapping the compiler lays out, at the slot it gives it, and
+    slots 0 and 1 are OpenZeppelin EIP712's fallback strings."""
+    section = (
+        (ROOT / "docs/session-module.md").read_text().split("## Storage layout", 1)[1].split("\n## ", 1)[0]
+    )
+    documented = {
+        name: int(base) for name, base in re.findall(r"^\| `(_\w+)\[[^|]*\| (\d+) \|", section, re.M)
+    }
+    compiled = {label: slot for label, slot, _, _ in _storage_layouts()["SessionKeyValidator"]}
+    assert {"_nameFallback": 0, "_versionFallback": 1} | documented == compiled
 
 
 def test_the_account_reads_openzeppelin_s_validator_set_where_the_compiler_puts_it() -> None:
