@@ -592,28 +592,37 @@ def test_use_and_use_with_key_of_the_enabled_session_as_documented(world) -> Non
     )
 
 
-STORAGE_BASE = {"_accounts": 2, "_permissions": 3, "_sessions": 4}
-
-
 def _slot_table() -> dict[str, int]:
+    """The base slot of each variable, from the docs' storage table."""
     section = DOC.split("## Storage layout", 1)[1].split("\n## ", 1)[0]
     return {name: int(base) for name, base in re.findall(r"^\| `(_\w+)\[[^|]*\| (\d+) \|", section, re.M)}
+
+
+BASES = _slot_table()
+
+
+def slot(account: str, variable: str, x: bytes | int | None = None, n: int = 0) -> int:
+    """Word ``n`` of ``variable[x][account]`` (``variable[account]`` without ``x``), as the docs place it:
+    ``keccak256(account ‖ keccak256(x ‖ base)) + n``, each a 32-byte word."""
+    base = BASES[variable].to_bytes(32, "big")
+    if isinstance(x, int):
+        x = x.to_bytes(32, "big")
+    inner = base if x is None else keccak(x + base)
+    return int.from_bytes(keccak(bytes.fromhex(account[2:]).rjust(32, b"\x00") + inner), "big") + n
 
 
 def test_the_storage_words_are_where_and_as_the_docs_lay_them_out(world) -> None:
     """The account's state, a permission's header and rule word, a session's meta and grant: at the documented base
     slots and keys (``keccak256(account ‖ keccak256(x ‖ base)) + n``), with the documented bits."""
-    bases = _slot_table()
-    assert {name: bases.get(name) for name in STORAGE_BASE} == STORAGE_BASE, bases
-    account_word = int.from_bytes(bytes.fromhex(world.account[2:]).rjust(32, b"\x00"), "big")
-
-    def slot(base: int, x: bytes | None = None, n: int = 0) -> int:
-        inner = base.to_bytes(32, "big") if x is None else keccak(x + base.to_bytes(32, "big"))
-        return int.from_bytes(keccak(account_word.to_bytes(32, "big") + inner), "big") + n
+    assert {name: BASES.get(name) for name in ("_accounts", "_permissions", "_sessions")} == {
+        "_accounts": 2,
+        "_permissions": 3,
+        "_sessions": 4,
+    }, BASES
 
     session_id_ = enable_on_keyscope_account(world)
     c = world.c
-    state = c.storage(world.module.address, slot(bases["_accounts"]))
+    state = c.storage(world.module.address, slot(world.account, "_accounts"))
     # epoch (bits 0-31), installed (bit 32), liveSessions (bits 40-55), livePermissions (bits 56-71)
     assert (state & 0xFFFFFFFF, (state >> 32) & 0xFF, (state >> 40) & 0xFFFF, (state >> 56) & 0xFFFF) == (
         0,
@@ -623,7 +632,7 @@ def test_the_storage_words_are_where_and_as_the_docs_lay_them_out(world) -> None
     )
     key = world.keys["enable"]
     perm_key = keccak(bytes.fromhex(key.address[2:]) + bytes.fromhex(world.target.address[2:]) + RECORD)
-    header = c.storage(world.module.address, slot(bases["_permissions"], perm_key))
+    header = c.storage(world.module.address, slot(world.account, "_permissions", perm_key))
     assert header & (2**48 - 1) == 0  # validAfter
     assert (header >> 48) & (2**48 - 1) == 2**40  # validUntil
     assert (header >> 96) & (2**96 - 1) == 1000  # valueLimit
@@ -633,19 +642,19 @@ def test_the_storage_words_are_where_and_as_the_docs_lay_them_out(world) -> None
     assert (header >> 248) & 1 == 1  # live
     assert (header >> 249) & 7 == 0  # paymaster count (a cap, no list)
     assert header >> 252 == 0  # not limited, top bits zero
-    word = c.storage(world.module.address, slot(bases["_permissions"], perm_key, 1))
+    word = c.storage(world.module.address, slot(world.account, "_permissions", perm_key, 1))
     assert word >> 240 == 32  # offset
     assert (word >> 232) & 0xFF == GREATER_THAN_OR_EQUAL | 0x40  # condition | SIGNED
     assert (word >> 224) & 0xFF == 1  # value count
     assert (word >> 216) & 0xFF == INT8  # checked type
     assert word & (2**216 - 1) == (2**256 - 5) & (2**216 - 1)  # -5, inline, sign-extended from bit 215
-    meta = c.storage(world.module.address, slot(bases["_sessions"], session_id_))
+    meta = c.storage(world.module.address, slot(world.account, "_sessions", session_id_))
     assert meta & (2**160 - 1) == int(key.address, 16)  # key
     assert (meta >> 160) & 0xFFFFFFFF == 0  # epoch
     assert (meta >> 192) & 0xFF == 1  # status: active
     assert (meta >> 200) & 0xFF == 1  # permission count
     assert (meta >> 208) & 0xFFFF == 1  # index in the live list (the install's session is 0)
-    grant = c.storage(world.module.address, slot(bases["_sessions"], session_id_, 1))
+    grant = c.storage(world.module.address, slot(world.account, "_sessions", session_id_, 1))
     assert grant == int(world.target.address, 16) | (int.from_bytes(RECORD, "big") << 160)
 
 
@@ -739,6 +748,39 @@ def test_a_co_signed_session_behind_the_at_prefix_as_documented(world, chain) ->
     # the co-signature over the bare userOpHash is not the CoSign digest: AA24
     wrong = lambda h: at + b"\x04" + id_ + key.sign(h) + co.sign(h)  # noqa: E731
     assert world.session_op(account, call, wrong)[0].startswith("AA24")
+
+
+def test_a_limits_meter_word_and_record_are_where_and_as_the_docs_lay_them_out(world, chain) -> None:
+    """The co-signed session's permission, stored under its space: the header flagged ``lim``, the meter word in
+    ``words[30]`` (``offset (16) | limit index (4) | kind (4)`` per meter, the count, the record base); the limit's
+    record (state: left, period, period index; config: amount, kind, anchor), ``_sessionLimits``,
+    ``_limitSessions``, ``_nextLimitRecord`` and the co-signer's record, as the docs give them."""
+    s = CoSigned(world, chain)  # its first operation counted one call
+    account, module = s.account, world.module.address
+    space = bytes.fromhex(to_checksum_address(keccak(b"keyscope co-signed session" + s.id)[-20:])[2:])
+    perm_key = keccak(space + bytes.fromhex(world.target.address[2:]) + OTHER)
+    header = world.c.storage(module, slot(account, "_permissions", perm_key))
+    assert (header >> 248) & 1 == 1 and (header >> 252) & 1 == 1  # live, limited
+    assert (header >> 200) & 0xFF == 0  # no rules
+    base = world.c.storage(module, slot(account, "_nextLimitRecord")) - 1
+    meter_word = world.c.storage(module, slot(account, "_permissions", perm_key, 31))  # words[30]
+    assert meter_word & (2**24 - 1) == (CALLS << 20) | (0 << 16) | 0  # meter 0: kind, limit 0, offset 0
+    assert (meter_word >> 24) & (2**168 - 1) == 0  # meters 1..7
+    assert (meter_word >> 192) & 0xF == 1  # meter count
+    assert (meter_word >> 200) & 0xFFFF == 0  # OPERATIONS and GAS masks
+    assert (meter_word >> 216) & (2**32 - 1) == base  # record base
+    assert meter_word >> 248 == 0  # the first paymaster word: after no rule words
+    state = world.c.storage(module, slot(account, "_limitRecords", base))
+    assert (state & (2**176 - 1), (state >> 176) & (2**32 - 1), state >> 208) == (4, HOUR, 0)
+    config = world.c.storage(module, slot(account, "_limitRecords", base, 1))
+    assert (config & (2**176 - 1), (config >> 176) & 0xFF, (config >> 184) & (2**48 - 1)) == (
+        5,
+        CALLS,
+        s.valid_after,
+    )
+    assert world.c.storage(module, slot(account, "_sessionLimits", s.id)) == base | (1 << 32)
+    assert world.c.storage(module, slot(account, "_limitSessions", base)).to_bytes(32, "big") == s.id
+    assert world.c.storage(module, slot(account, "_coSigners", s.id)) == (1 << 160) | int(s.co.address, 16)
 
 
 def test_a_co_signed_sessions_sign_in_signature_and_its_co_signer_removed_as_documented(world, chain) -> None:
@@ -845,18 +887,15 @@ def test_an_enable_operation_on_an_erc7579_account_and_its_revocation_as_documen
     assert world.session_op(world.plain, call, enable) == ("ok", b"")
     assert world.session_op(world.plain, call, key.sign) == ("ok", b"")
     id_ = session_id(value, world.plain, int(world.module.epochOf(world.plain)))
+    perm_key = keccak(bytes.fromhex(key.address[2:]) + bytes.fromhex(world.target.address[2:]) + OTHER)
+    header = world.c.storage(world.module.address, slot(world.plain, "_permissions", perm_key))
+    assert header & (1 << 248) != 0
     revoke = keccak(b"revokeSession(bytes32)")[:4] + id_
     assert world.owner_op(world.plain, execute_single(world.module.address, 0, revoke)) == ("ok", b"")
     assert world.module.isSessionRevoked(world.plain, id_)
     assert not world.module.isSessionActive(world.plain, id_)
-    perm_key = keccak(bytes.fromhex(key.address[2:]) + bytes.fromhex(world.target.address[2:]) + OTHER)
-    header_slot = int.from_bytes(
-        keccak(
-            bytes.fromhex(world.plain[2:]).rjust(32, b"\x00") + keccak(perm_key + (3).to_bytes(32, "big"))
-        ),
-        "big",
-    )
-    assert world.c.storage(world.module.address, header_slot) & (1 << 248) == 0
+    header = world.c.storage(world.module.address, slot(world.plain, "_permissions", perm_key))
+    assert header & (1 << 248) == 0
     assert world.session_op(world.plain, call, key.sign)[0].startswith("AA24")
     reverted_with(world.session_op(world.plain, call, enable), "SessionIsRevoked(bytes32)")
 
