@@ -908,6 +908,52 @@ def _app_separator(world) -> bytes:
     )
 
 
+def test_signing_permissions_are_stored_where_and_as_the_docs_lay_them_out(world) -> None:
+    """A typed-data permission and a sign-in permission granted at install: under their documented signing keys,
+    their headers, TypedDataSign typehash, nested list and rule words, and the session's signing record."""
+    id_ = install_on_plain_account(world)
+    account, module = world.plain, world.module.address
+    space = bytes.fromhex(world.keys["typed"].address[2:])
+    contents_type_hash = keccak(
+        b"Transfer(Asset asset,address to,uint256 amount)Asset(address token,uint64 id)"
+    )
+    typed_key = keccak(b"\x01" + space + _app_separator(world) + contents_type_hash)
+    first_line = f"{WEBSITE} wants you to sign in with your Ethereum account:\n".encode()
+    sign_in_key = keccak(b"\x02" + space + keccak(first_line))
+
+    def word(key: bytes, n: int) -> int:
+        return world.c.storage(module, slot(account, "_signing", key, n))
+
+    header = word(typed_key, 0)
+    assert header & (2**96 - 1) == 0  # validAfter, validUntil
+    assert ((header >> 96) & 0xFF, (header >> 104) & 0xFF, (header >> 112) & 0xFF) == (0, 2, 2)
+    assert (header >> 120) & (2**128 - 1) == 0 and header >> 248 == 1  # zeros, live
+    tds = keccak(
+        b"TypedDataSign(Transfer contents,string name,string version,uint256 chainId,address verifyingContract,"
+        b"bytes32 salt)" + CONTENTS_TYPE.encode()
+    )
+    assert word(typed_key, 1).to_bytes(32, "big") == tds
+    assert word(typed_key, 2) == 1 | (0 << 8)  # one nested entry: frame 0's word 0
+    # the rule words, as a call permission's: offset | condition | value count | checked type | first value
+    assert word(typed_key, 3) == (64 << 240) | (LESS_THAN_OR_EQUAL << 232) | (1 << 224) | (0 << 216) | 100
+    assert word(typed_key, 4) == (128 << 240) | (LESS_THAN_OR_EQUAL << 232) | (1 << 224) | (UINT64 << 216) | 7
+    sign_in_header = word(sign_in_key, 0)
+    assert ((sign_in_header >> 96) & 0xFF, (sign_in_header >> 104) & 0xFFFF, sign_in_header >> 248) == (
+        1,
+        0,
+        1,
+    )
+    record = [world.c.storage(module, slot(account, "_signingRecords", id_, n)) for n in range(3)]
+    assert record == [2, int.from_bytes(typed_key, "big"), int.from_bytes(sign_in_key, "big")]
+    header_, typehash, nested, rule_words = world.module.signingPermission(account, typed_key)
+    assert (header_, bytes(typehash), nested, list(rule_words)) == (
+        header,
+        tds,
+        1,
+        [word(typed_key, 3), word(typed_key, 4)],
+    )
+
+
 def test_a_typed_data_signature_of_a_session_as_documented(world) -> None:
     """The TYPED DATA layout, byte by byte: ``0x01 ‖ who 0x00 ‖ key ‖ the key's ECDSA of H ‖ appDomainSeparator ‖
     contentsTypeHash ‖ n ‖ frame sizes ‖ nested typehashes ‖ words``, H the ERC-7739 TypedDataSign hash with the
