@@ -5,8 +5,9 @@ nothing else. Every byte these tests send is built here from the docs' words wit
 (keyscope's encoders, hashing and signers are not used), and runs on the real module through the real EntryPoint
 v0.7: the grant's EIP-712 types (read from the docs' own block), ABI tuple and session id, the signature layouts
 (USE, USE_WITH_KEY, ENABLE, SESSION, the AT prefix, AT and SESSION together), the CoSign digest, onInstall's data,
-the storage slots and words, revoking, rotating a co-signer out, and sessions' ERC-1271 signatures (TYPED DATA with
-a nested frame, SIGN-IN with ``who`` 0x00, 0x01 and 0x02). A contract change the docs do not follow fails here.
+which operations pass (the execute encoding, the call rules, the gas cap's inputs), the storage slots and words,
+revoking, rotating a co-signer out, and sessions' ERC-1271 signatures (TYPED DATA with a nested frame, SIGN-IN with
+``who`` 0x00, 0x01 and 0x02). A contract change the docs do not follow fails here.
 (Only the reading of an exception's revert data is keyscope's.)
 
 One module deployment and two accounts serve the whole file: keyscope's account (created by its factory with a
@@ -33,6 +34,7 @@ DOC = (ROOT / "docs/session-module.md").read_text()
 ACCOUNTS_DOC = (ROOT / "docs/accounts.md").read_text()
 ETHER = 10**18
 GWEI = 10**9
+VERIFICATION_GAS, CALL_GAS, PRE_VERIFICATION_GAS, MAX_FEE = 3_000_000, 500_000, 60_000, 2 * GWEI
 
 
 def documented(text: str, doc: str = DOC) -> str:
@@ -225,17 +227,19 @@ class Chain:
         self.submitter = submitter
         self.chain_id = int(chain.chain_id)
 
-    def op(self, sender: str, key: int, call_data: bytes, *, verification_gas: int = 3_000_000) -> list[Any]:
+    def op(self, sender: str, key: int, call_data: bytes, *, paymaster_and_data: bytes = b"") -> list[Any]:
+        """A v0.7 PackedUserOperation (unsigned): verificationGasLimit 3,000,000, callGasLimit 500,000,
+        preVerificationGas 60,000, maxPriorityFeePerGas 1 gwei, maxFeePerGas 2 gwei."""
         nonce = int(self.entry_point_contract.getNonce(sender, key)) | (key << 64)
         return [
             sender,
             nonce,
             b"",
             call_data,
-            ((verification_gas << 128) | 500_000).to_bytes(32, "big"),
-            60_000,
-            ((GWEI << 128) | 2 * GWEI).to_bytes(32, "big"),
-            b"",
+            ((VERIFICATION_GAS << 128) | CALL_GAS).to_bytes(32, "big"),
+            PRE_VERIFICATION_GAS,
+            ((GWEI << 128) | MAX_FEE).to_bytes(32, "big"),
+            paymaster_and_data,
             b"",
         ]
 
@@ -362,6 +366,7 @@ INT8 = 0x3F  # the docs' table: int(256 - 8p), p = 31
 UINT64 = 0x18
 CALLS = 2
 HOUR = 3600
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class World:
@@ -411,10 +416,17 @@ class World:
         return self.c.send(op)
 
     def session_op(
-        self, account: str, call_data: bytes, signature: Any, *, lane: int = 0
+        self,
+        account: str,
+        call_data: bytes,
+        signature: Any,
+        *,
+        lane: int = 0,
+        paymaster_and_data: bytes = b"",
     ) -> tuple[str, bytes]:
         """An operation of the module's lane; ``signature(userOpHash)`` gives its signature."""
-        op = self.c.op(account, nonce_of(self.module.address, lane, 0) >> 64, call_data)
+        key = nonce_of(self.module.address, lane, 0) >> 64
+        op = self.c.op(account, key, call_data, paymaster_and_data=paymaster_and_data)
         op[8] = signature(self.c.hash(op))
         return self.c.send(op)
 
@@ -567,11 +579,27 @@ def test_an_enable_operation_carries_the_owners_off_chain_grant_as_documented(wo
     calls = int(world.target.calls())
     enable_on_keyscope_account(world)
     assert int(world.target.calls()) == calls + 1
+    # once enabled, the payload is ignored: a retried first operation works, whatever its owner signature says
+    value, key = _enabled(world), world.keys["enable"]
+
+    def retried(h: bytes) -> bytes:
+        owner_signature = b"\x00" * 65
+        return b"\x01" + encode(
+            [SESSION_ABI, "bytes", "bytes"], [session_abi(value), owner_signature, key.sign(h)]
+        )
+
+    assert world.session_op(
+        world.account, execute_single(world.target.address, 0, record(1, 0)), retried
+    ) == (
+        "ok",
+        b"",
+    )
 
 
 def test_use_and_use_with_key_of_the_enabled_session_as_documented(world) -> None:
     """USE (65 bytes) and USE_WITH_KEY (``0x02 ‖ sessionKey (20) ‖ r ‖ s ‖ v``, 86 bytes), on a single call and on a
-    canonical batch; the int8 rule reads its reference as the two's complement word (-5 passes, -6 does not)."""
+    canonical batch; the int8 rule reads its reference as the two's complement word (-5 passes, -6 does not); a
+    signature with s in the upper half of the curve order or v 0/1 recovers nothing."""
     enable_on_keyscope_account(world)
     key = world.keys["enable"]
     with_key = lambda h: b"\x02" + bytes.fromhex(key.address[2:]) + key.sign(h)  # noqa: E731
@@ -584,12 +612,89 @@ def test_use_and_use_with_key_of_the_enabled_session_as_documented(world) -> Non
         world.session_op(world.account, execute_single(target, 0, record(1, -6)), with_key),
         "RuleViolated(uint256,uint256,uint256,bytes32)",
     )
+
+    # s in the lower half of the curve order, v 27 or 28: the high-s twin and v 0/1 of a good signature fail (AA24)
+    def high_s(h: bytes) -> bytes:
+        good = key.sign(h)
+        s = SECP256K1_N - int.from_bytes(good[32:64], "big")
+        return good[:32] + s.to_bytes(32, "big") + bytes([55 - good[64]])
+
+    call = execute_single(target, 0, record(1, 0))
+    assert coincurve.PublicKey.from_signature_and_message(
+        high_s(bytes(32))[:64] + bytes([high_s(bytes(32))[64] - 27]), bytes(32), hasher=None
+    ).format(compressed=False) == key.private.public_key.format(compressed=False)  # the same key, malleated
+    assert world.session_op(world.account, call, high_s)[0].startswith("AA24")
+
+    def v_zero_or_one(h: bytes) -> bytes:
+        good = key.sign(h)
+        return good[:64] + bytes([good[64] - 27])
+
+    assert world.session_op(world.account, call, v_zero_or_one)[0].startswith("AA24")
     # USE_WITH_KEY names the key: another key's signature fails the signature check (AA24), after the policy passed
     stranger = Key(99)
     forged = lambda h: b"\x02" + bytes.fromhex(key.address[2:]) + stranger.sign(h)  # noqa: E731
     assert world.session_op(world.account, execute_single(target, 0, record(1, 0)), forged)[0].startswith(
         "AA24"
     )
+
+
+def test_the_documented_execute_encoding_and_call_rules_decide_which_operations_pass(world) -> None:
+    """Which UserOperations pass, byte by byte, on the enabled session (a call permission on ``record`` with value
+    limit 1000 wei, an int8 rule on its second argument, a 0.05 ether gas cap): after executionCalldata at most 31
+    zero bytes; the modes; only ``execute``; no call to the account; the selector rules; the value limit; a word
+    not canonical for its rule's type; a canonical batch; the cap on every gas limit, the paymaster's two included
+    (paymaster 20 ‖ verification gas 16 ‖ postOp gas 16 ‖ data), times maxFeePerGas."""
+    enable_on_keyscope_account(world)
+    key = world.keys["enable"]
+    with_key = lambda h: b"\x02" + bytes.fromhex(key.address[2:]) + key.sign(h)  # noqa: E731
+    target = world.target.address
+    data = record(1, 0)
+    execution = bytes.fromhex(target[2:]) + (0).to_bytes(32, "big") + data
+    assert len(execution) % 32 == 24  # eth_abi pads it with 8 zero bytes
+
+    def head(mode: bytes = SINGLE, selector: bytes = EXECUTE) -> bytes:
+        return selector + mode + (0x40).to_bytes(32, "big") + len(execution).to_bytes(32, "big")
+
+    def run(call_data: bytes, **fields: Any) -> tuple[str, bytes]:
+        return world.session_op(world.account, call_data, with_key, **fields)
+
+    assert run(head() + execution + bytes(31)) == ("ok", b"")
+    reverted_with(run(head() + execution + bytes(32)), "MalformedExecution()")
+    reverted_with(run(head() + execution + bytes(7) + b"\x01"), "MalformedExecution()")
+    try_mode = b"\x00\x01" + bytes(30)
+    assert run(head(try_mode) + execution + bytes(8)) == ("ok", b"")
+    delegate = b"\xff" + bytes(31)
+    reverted_with(run(head(delegate) + execution + bytes(8)), "UnsupportedExecutionMode(bytes32)")
+    from_executor = keccak(b"executeFromExecutor(bytes32,bytes)")[:4]
+    reverted_with(run(head(selector=from_executor) + execution + bytes(8)), "UnsupportedSelector(bytes4)")
+    reverted_with(run(execute_single(world.account, 0, data)), "ForbiddenTarget(uint256,address)")
+    reverted_with(run(execute_single(target, 0, b"\x01\x02\x03")), "InvalidCallData(uint256)")
+    reverted_with(run(execute_single(target, 0, bytes(4) + data[4:])), "ZeroSelectorCall(uint256)")
+    reverted_with(
+        run(execute_single(target, 1001, data)), "ValueLimitExceeded(uint256,uint256,uint256,uint256)"
+    )
+    dirty = (
+        RECORD + (1).to_bytes(32, "big") + (0x80).to_bytes(32, "big") + bytes(96)
+    )  # int8 word, not extended
+    outcome = run(execute_single(target, 0, dirty))
+    reverted_with(outcome, "NonCanonicalArgument(uint256,uint256,uint256,uint8,bytes32)")
+    assert _decode(["uint256", "uint256", "uint256", "uint8", "bytes32"], outcome[1])[3:] == (
+        INT8,
+        (0x80).to_bytes(32, "big"),
+    )
+    batch = execute_batch([(target, 0, data), (target, 1000, record(2, -5))])
+    assert run(batch) == ("ok", b"")
+    reverted_with(run(execute_batch([])), "EmptyBatch()")
+    inner = encode(["(address,uint256,bytes)[]"], [[(target, 0, data)]]) + bytes(
+        32
+    )  # a word after the last call
+    reverted_with(run(EXECUTE + encode(["bytes32", "bytes"], [BATCH, inner])), "MalformedExecution()")
+    # the cap: (verificationGasLimit + callGasLimit + preVerificationGas + paymaster's two) * maxFeePerGas
+    paymaster = bytes.fromhex("66" * 20) + (20_000_000).to_bytes(16, "big") + (5_000_000).to_bytes(16, "big")
+    cost = (VERIFICATION_GAS + CALL_GAS + PRE_VERIFICATION_GAS + 20_000_000 + 5_000_000) * MAX_FEE
+    outcome = run(execute_single(target, 0, data), paymaster_and_data=paymaster + b"data")
+    reverted_with(outcome, "GasCostTooHigh(uint256,uint256)")
+    assert _decode(["uint256", "uint256"], outcome[1]) == (cost, 5 * 10**16)
 
 
 def _slot_table() -> dict[str, int]:
