@@ -697,6 +697,64 @@ def test_the_documented_execute_encoding_and_call_rules_decide_which_operations_
     assert _decode(["uint256", "uint256"], outcome[1]) == (cost, 5 * 10**16)
 
 
+def validation_data(
+    world, account: str, key: Key, call_data: bytes, paymaster_and_data: bytes = b""
+) -> int | bytes:
+    """The module's ``validateUserOp`` asked by the account (an eth_call) for a USE operation of ``key``: the
+    validation data it returns, or the revert data of its refusal."""
+    op = world.c.op(
+        account, nonce_of(world.module.address, 0, 0) >> 64, call_data, paymaster_and_data=paymaster_and_data
+    )
+    user_op_hash = world.c.hash(op)
+    op[8] = key.sign(user_op_hash)
+    data = keccak(f"validateUserOp({USER_OP},bytes32)".encode())[:4] + encode(
+        [USER_OP, "bytes32"], [tuple(op), user_op_hash]
+    )
+    try:
+        answer = world.c.call(world.module.address, data, account)
+    except Exception as exc:  # the module's refusal, returned
+        return revert_data_of(exc) or b""
+    return int.from_bytes(answer, "big")
+
+
+def test_the_validation_data_and_a_listed_paymaster_as_documented(world) -> None:
+    """The window goes into the validation data as ``validUntil << 160 | validAfter << 208``; a session granted on
+    chain (the account calling ``enableSession(session)``) with a gas cap and a paymaster list lets an operation
+    naming a listed paymaster go uncapped, and caps one naming another paymaster or none."""
+    enable_on_keyscope_account(world)
+    call = execute_single(world.target.address, 0, record(1, 0))
+    assert validation_data(world, world.account, world.keys["enable"], call) == 2**40 << 160
+    listed, other_paymaster = "0x" + "66" * 20, "0x" + "67" * 20
+    key = Key(40)
+    value = session(
+        key.address,
+        validAfter=1000,
+        validUntil=2**41,
+        maxGasCost=10**15,
+        paymasters=[listed],
+        permissions=[permission(world.target.address, OTHER)],
+    )
+    enable = keccak(f"enableSession({SESSION_ABI})".encode())[:4] + encode(
+        [SESSION_ABI], [session_abi(value)]
+    )
+    assert world.owner_op(world.account, execute_single(world.module.address, 0, enable)) == ("ok", b"")
+    assert world.module.isSessionActive(world.account, session_id(value, world.account, 0))
+    call = execute_single(world.target.address, 0, other(1))
+    gas = (20_000_000).to_bytes(16, "big") + (5_000_000).to_bytes(16, "big")
+    window = (2**41 << 160) | (1000 << 208)
+    assert validation_data(world, world.account, key, call, bytes.fromhex(listed[2:]) + gas) == window
+    for paymaster_and_data in (bytes.fromhex(other_paymaster[2:]) + gas, b""):
+        refused = validation_data(world, world.account, key, call, paymaster_and_data)
+        assert isinstance(refused, bytes) and refused[:4] == error("GasCostTooHigh(uint256,uint256)"), refused
+    # the list is stored after the permission's rule words (none here), its count in the header's pm count
+    perm_key = keccak(bytes.fromhex(key.address[2:]) + bytes.fromhex(world.target.address[2:]) + OTHER)
+    header = world.c.storage(world.module.address, slot(world.account, "_permissions", perm_key))
+    assert ((header >> 249) & 7, (header >> 208) & (2**40 - 1)) == (1, 10**15 // GWEI)
+    assert world.c.storage(world.module.address, slot(world.account, "_permissions", perm_key, 1)) == int(
+        listed, 16
+    )
+
+
 def _slot_table() -> dict[str, int]:
     """The base slot of each variable, from the docs' storage table."""
     section = DOC.split("## Storage layout", 1)[1].split("\n## ", 1)[0]
