@@ -8,7 +8,8 @@ v0.7: the grant's EIP-712 types (read from the docs' own block), ABI tuple and s
 which operations pass (the execute encoding, the call rules, the gas cap's inputs), the storage slots and words,
 revoking, rotating a co-signer out, and sessions' ERC-1271 signatures (TYPED DATA with a nested frame, SIGN-IN with
 ``who`` 0x00, 0x01 and 0x02). A contract change the docs do not follow fails here.
-(Only the reading of an exception's revert data is keyscope's.)
+(Only the reading of an exception's revert data is keyscope's.) ``tests/test_session_schema.py`` holds the SDK's
+schema to the same EIP-712 block; here the module is held to the docs with no SDK in between.
 
 One module deployment and two accounts serve the whole file: keyscope's account (created by its factory with a
 session granted at install) and OpenZeppelin's ``AccountERC7579`` as it comes (``PlainERC7579Account``, the owner
