@@ -468,7 +468,7 @@ def reverted_with(outcome: tuple[str, bytes], signature: str) -> None:
 def test_the_documented_session_type_is_the_modules_typehash_id_and_digest(world) -> None:
     """The docs' EIP-712 block, encoded as EIP-712 encodes types, hashes a session with every kind of member to the
     module's own session id and grant digest; the ABI Session is that type without account and epoch, as the docs'
-    ABI tuple spells it; the module's domain is the documented one."""
+    ABI tuple spells it; the module's domain is the documented one; the id follows the account's epoch."""
     assert encode_type("Session").startswith("Session(address account,address sessionKey,")
     documented_abi = re.search(r"ABI tuple type:\n\n```\n(.+?)\n```", DOC, re.S)
     assert documented_abi is not None, "the docs give the ABI Session's tuple type"
@@ -508,7 +508,11 @@ def test_the_documented_session_type_is_the_modules_typehash_id_and_digest(world
         world.c.chain_id,
         world.module.address,
     )
-    # the epoch is part of the id: another epoch, another id
+    # the epoch is part of the id: invalidateAllSessions moves it, and the module's id follows the documented hash
+    invalidate = keccak(b"invalidateAllSessions()")[:4]
+    assert world.owner_op(account, execute_single(world.module.address, 0, invalidate)) == ("ok", b"")
+    assert int(world.module.epochOf(account)) == epoch + 1
+    assert bytes(world.module.sessionId(account, session_abi(value))) == session_id(value, account, epoch + 1)
     assert session_id(value, account, epoch + 1) != expected
 
 
