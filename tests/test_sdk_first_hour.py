@@ -16,7 +16,7 @@ from typing import Any, is_typeddict
 import pytest
 from eth_account import Account
 
-from conftest import ETHER
+from conftest import ETHER, KIND
 from keyscope import (
     BadInputError,
     Call,
@@ -883,3 +883,51 @@ def test_a_node_that_is_down_is_said_not_taken_for_an_account_that_cannot_be_rea
         net.owner(LocalSigner.generate())
     with pytest.raises(TransportError, match=r"cannot reach http://127.0.0.1:9 for eth_call"):
         net.supports_sessions("0x" + "ef" * 20)
+
+
+def test_owner_sessions_judges_a_stored_grant_at_its_own_module_and_chain(
+    net, owner, nft, project, deployer, tmp_path
+) -> None:
+    """One store keeps the account's sessions of every module deployment and chain it is used on (the account has
+    the same address wherever its factory made it). ``owner.sessions(store)`` read each one at this network's
+    module: a session live at a second deployment of the module, installed on the account too, was reported
+    ``invalidated`` (dead) while its key could still send, and a session of another chain was judged by this
+    chain's module. Each is judged at the module its grant names, on the chain it names, or not judged."""
+    store = open_store(f"sqlite:///{tmp_path / 'sessions.db'}")
+    here = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)
+    store.put_grant(here)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
+    there = Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=second.address,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
+    live_key = SessionKey.generate()
+    live = there.owner(owner.signer, owner.account).grant(
+        live_key, [mint_policy(nft, owner.account)], onchain=True
+    )
+    store.put_grant(live)
+    assert there.session(live, live_key).status().status == "active"
+    # a session granted on chain 10 (made here through another owner object: this one's grants are this chain's)
+    unused = net.owner(owner.signer, owner.account).grant(
+        SessionKey.generate(), [mint_policy(nft, owner.account)]
+    )
+    elsewhere = SessionGrant.model_validate(
+        {**unused.model_dump(), "chain_id": 10, "how": "onchain", "owner_signature": None}
+    )
+    store.put_grant(elsewhere)
+
+    reports = {r.session_id: r for r in owner.sessions(store)}
+    assert reports["0x" + here.session_id.hex()].status == "active"
+    at_second = reports["0x" + live.session_id.hex()]
+    assert at_second.status == "active", at_second.status
+    assert at_second.describe_time_left() != "none: invalidated"
+    assert reports["0x" + elsewhere.session_id.hex()].status == "other chain"
+    assert reports["0x" + elsewhere.session_id.hex()].disagreements == []
+
+    there.owner(owner.signer, owner.account).revoke(live).wait()
+    again = {r.session_id: r for r in owner.sessions(store)}
+    assert again["0x" + live.session_id.hex()].status == "revoked"

@@ -53,6 +53,7 @@ from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes, to_int
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
+    answers_as_module,
     co_signer_of_data,
     decode_bool,
     decode_co_signer,
@@ -69,7 +70,7 @@ from .module import (
 )
 from .operations import OperationBuilder, prefund_refusal
 from .policy import Limits
-from .report import SessionReport, StoreMarks, report_from_chain
+from .report import SessionReport, StoreMarks, report_from_chain, unjudged
 from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
@@ -1077,6 +1078,9 @@ class Owner:
         """Where each known session of the account stands on chain, oldest grant first: the grants this object
         made, ``grants``, and (with ``store``) the store's grants of this account, each with the store's marks set
         against the chain (:attr:`SessionReport.disagreements <keyscope.report.SessionReport.disagreements>`).
+        Each is judged at the module and EntryPoint its grant names (a second deployment of the module the account
+        installed too, say); a grant of another chain reads ``"other chain"``, one naming a module address that
+        answers nothing here ``"no module"``, as ``keyscope sessions`` reads them.
 
         One round trip to the node per session, one more for a live session with limits, and a few per token a
         limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
@@ -1115,11 +1119,49 @@ class Owner:
                 marks[grant.session_id] = StoreMarks(
                     store.is_revoked(grant.session_id), store.is_enabled(grant.session_id)
                 )
-        contracts = cached_contract_facts(self.network.chain)
-        return [
-            report_from_chain(self.network, grant, store=marks.get(sid), contracts=contracts)
-            for sid, grant in found.items()
-        ]
+        return self._judge(found, marks)
+
+    def _judge(
+        self, found: Mapping[bytes, SessionGrant], marks: Mapping[bytes, StoreMarks]
+    ) -> list[SessionReport]:
+        """The report of each grant of ``found``, judged at the module and EntryPoint the grant names on this chain
+        (a store keeps the account's sessions of every deployment of the module it is used with, and the account
+        has the same address on every chain its factory made it on): a grant of another chain is not judged
+        (``"other chain"``), nor one whose module address answers nothing here (``"no module"``). Read at this
+        network's module, a session live at another one was reported ``invalidated`` (dead, its key still
+        working)."""
+        net = self.network
+        contracts = cached_contract_facts(net.chain)
+        networks: dict[tuple[str, str], Endpoints | None] = {(net.module, net.entry_point): net}
+        now: int | None = None
+        reports = []
+        for sid, grant in found.items():
+            where = (grant.module, grant.entry_point)
+            if grant.chain_id != net.chain_id:
+                endpoints: Endpoints | None = None
+                status = "other chain"
+            else:
+                if where not in networks:
+                    networks[where] = (
+                        Endpoints(
+                            chain=net.chain,
+                            bundler=net.bundler,
+                            module=grant.module,
+                            entry_point=grant.entry_point,
+                            kind=net.kind,
+                            owner_validator=net.owner_validator,
+                        )
+                        if answers_as_module(net.chain, grant.module)
+                        else None
+                    )
+                endpoints, status = networks[where], "no module"
+            if endpoints is None:
+                if now is None:
+                    now = window_now(net.chain.block_timestamp())
+                reports.append(unjudged(grant, status, now=now, store=marks.get(sid)))
+                continue
+            reports.append(report_from_chain(endpoints, grant, store=marks.get(sid), contracts=contracts))
+        return reports
 
     def _require_own(self, grant: SessionGrant, what: str) -> None:
         """Raise :class:`~keyscope.errors.BadInputError` unless ``grant`` is a session of this owner's account, at
