@@ -66,6 +66,7 @@ __all__ = [
     "nonce_text",
     "normalize_hash",
     "normalize_session_id",
+    "refuse_another_place",
     "storable_text",
     "stored_record",
 ]
@@ -404,6 +405,29 @@ def needs_rebuild(current: OutboxRecord | None, entry: NewOperation, displaced: 
     return True
 
 
+def refuse_another_place(stored: SessionGrant, grant: SessionGrant, url: str) -> None:
+    """Raise :class:`~keyscope.errors.BadInputError` when ``grant`` would replace ``stored``, the grant kept under
+    the same session id, with one of another chain, module or EntryPoint. The module computes a session's id
+    from the session, the account and the epoch alone, and keyscope's contracts and accounts have the same
+    addresses on every chain: the same session granted on two chains (or at two deployments of the module) has one
+    id, and the store keeps one grant, one revoked mark and one set of lanes per id. Replacing it lost the first
+    grant (its owner signature too), left the first chain's (or module's) workers refusing the session as another
+    one's, and sent ``keyscope revoke --node``, which revokes at the stored grant's module, to the other module: the
+    session at the first stayed live while the command said it was revoked on chain."""
+    for what, kept, given in (
+        ("chain", stored.chain_id, grant.chain_id),
+        ("module", stored.module, grant.module),
+        ("EntryPoint", stored.entry_point, grant.entry_point),
+    ):
+        if kept != given:
+            raise BadInputError(
+                f"session 0x{grant.session_id.hex()} is stored in {url} as granted on the {what} {kept}; this grant "
+                f"is for the {what} {given}, under the same id (a session's id does not name the chain or the "
+                "module): nothing was stored. Grant it there with another salt (owner.grant(..., salt=...)), or "
+                f"keep the grants of the {what} {given} in a store of their own"
+            )
+
+
 def grant_is_active(grant: SessionGrant, revoked: bool, now: float) -> bool:
     """Whether a grant can sign at ``now``: not revoked, and ``valid_after <= now <= valid_until``.
 
@@ -535,7 +559,10 @@ class SessionStore(abc.ABC):
     # -- grants ----------------------------------------------------------------------------------------
 
     def put_grant(self, grant: SessionGrant) -> None:
-        """Store a grant. Storing it again replaces the grant but keeps its revoked and enabled flags."""
+        """Store a grant. Storing it again replaces the grant but keeps its revoked and enabled flags; a grant of
+        another chain, module or EntryPoint under the id of a stored one is refused
+        (:class:`~keyscope.errors.BadInputError`): the id names no chain or module, and the store keeps one grant
+        and one revoked mark per id."""
         if not isinstance(grant, SessionGrant):
             raise BadInputError(f"put_grant takes a SessionGrant, got {type(grant).__name__}")
         self._put_grant(grant, normalize_session_id(grant.session_id))

@@ -38,6 +38,7 @@ from .base import (
     normalize_session_id,
     now_or,
     pending_cutoff,
+    refuse_another_place,
     stored_record,
     transition_error,
     unknown_operation,
@@ -145,7 +146,7 @@ class DocumentStore(SessionStore):
             now = time.time()
             doc = self._read(GRANT, name)
             if doc is not None:
-                self._parse_grant(doc, name)
+                refuse_another_place(self._parse_grant(doc, name), grant, self.url)
             else:
                 doc = {
                     "created_at": now,

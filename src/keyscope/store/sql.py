@@ -88,6 +88,7 @@ from .base import (
     nonce_taken,
     normalize_session_id,
     pending_cutoff,
+    refuse_another_place,
     stored_record,
     transition_error,
     unknown_operation,
@@ -683,7 +684,16 @@ class SqlStore(SessionStore):
                 "grant_json": grant.to_json(),
                 "updated_at": now,
             }
-            found = conn.execute(select(grants.c.enabled).where(grants.c.session_id == session_id)).first()
+            found = conn.execute(
+                select(grants.c.enabled, grants.c.grant_json).where(grants.c.session_id == session_id)
+            ).first()
+            if found is not None:
+                try:
+                    stored = self._parse_grant(session_id, found.grant_json)
+                except SessionStoreError:
+                    stored = None  # a damaged row is replaced by the grant given, as before
+                if stored is not None:
+                    refuse_another_place(stored, grant, self.url)
             if found is None:
                 conn.execute(
                     insert(grants).values(
