@@ -931,3 +931,22 @@ def test_owner_sessions_judges_a_stored_grant_at_its_own_module_and_chain(
     there.owner(owner.signer, owner.account).revoke(live).wait()
     again = {r.session_id: r for r in owner.sessions(store)}
     assert again["0x" + live.session_id.hex()].status == "revoked"
+
+
+def test_a_session_s_status_on_a_node_of_another_chain_is_refused_not_reported_dead(net, owner, nft) -> None:
+    """``session.status()`` (and ``report_from_chain``) read the grant's session at the node's module whatever chain
+    the node is on: a session granted on chain 10 (the module and the account have the same addresses there), read
+    through this chain's node, was reported ``invalidated`` (dead, nothing left to revoke) or ``not yet enabled``
+    for a session the chain it lives on holds live. The status names both chains instead."""
+    owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)  # the account made
+    key = SessionKey.generate()
+    here = owner.grant(key, [mint_policy(nft, owner.account)])
+    elsewhere = SessionGrant.model_validate(  # enabled on chain 10 by its owner's operation there
+        {**here.model_dump(), "chain_id": 10, "how": "onchain", "owner_signature": None}
+    )
+    said = f"session 0x{elsewhere.session_id.hex()} was granted on chain 10, but the node is on chain {net.chain_id}"
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        net.session(elsewhere, key).status()
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        report_from_chain(net, elsewhere)
+    assert net.session(here, key).status().status == "not yet enabled"

@@ -311,7 +311,8 @@ def read_session_state(
     of the chain's clock and the wall clock, as the EntryPoint and the bundler judge windows).
 
     The module's two flags, the account's epoch, the account's code and (unless ``now`` is given) the chain's
-    time are read in one round trip. A session the module counts as usable (active, not yet valid, or an
+    time are read in one round trip. A grant of another chain than the node's is refused
+    (:class:`~keyscope.errors.ConfigurationError`): this chain's module says nothing of it. A session the module counts as usable (active, not yet valid, or an
     off-chain grant never used) on a deployed account that answers that the module is not installed is
     invalidated: the account asks the module about none of its operations, and a reinstall kills what an
     uninstall left (its ``onUninstall`` never ran: Kernel, Nexus and Safe7579 drop a module whose ``onUninstall``
@@ -321,6 +322,14 @@ def read_session_state(
     holds live sessions of the account enabled while it was not installed, which the install ends), so the grant's
     first operation after ``Owner.install_sessions()`` enables it.
     """
+    if grant.chain_id != endpoints.chain_id:
+        # the module and the account have the same addresses on every chain: read here, a session of another chain
+        # would be judged by this chain's flags (invalidated, or not yet enabled, for one live where it is)
+        raise ConfigurationError(
+            f"session 0x{grant.session_id.hex()} was granted on chain {grant.chain_id}, but the node is on chain "
+            f"{endpoints.chain_id}: its status is what chain {grant.chain_id}'s module says. Read it through a node of "
+            f"chain {grant.chain_id}"
+        )
     module, account = endpoints.module, grant.account
     active_call, revoked_call = session_flag_calls(account, grant.session_id)
     with module_answers(endpoints.chain, module):
