@@ -15,8 +15,8 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from conftest import ETHER
-from keyscope import Policy, SessionKey, arg
+from conftest import ETHER, KIND
+from keyscope import Network, Policy, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.signing import LocalSigner
@@ -117,3 +117,42 @@ def test_an_owner_s_revocation_from_the_dashboard_marks_its_own_sessions(
     assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
     assert store.is_revoked(grant.session_id)
     assert read_session_status(net, grant) is SessionStatus.REVOKED
+
+
+def test_revoking_all_from_the_dashboard_marks_no_session_of_another_module_deployment(
+    net, harness, nft, project, deployer, tmp_path: Path
+) -> None:
+    """One store keeps the account's grants of every deployment of the module it uses. The dashboard lists the
+    sessions of its own module, and "revoke all" ends them there (``invalidateAllSessions``); the server then marked
+    every grant of the account in the store revoked, a session live at a second deployment installed on the account
+    too among them: every worker refused it and the store's listing read it revoked, while its key still worked
+    there on chain. Only the dashboard module's grants are marked."""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, ETHER)
+    mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    here = owner.grant(SessionKey.generate(), [mint], onchain=True)
+    store.put_grant(here)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
+    there = Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=second.address,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
+    live_key = SessionKey.generate()
+    live = there.owner(signer, owner.account).grant(live_key, [mint], onchain=True)
+    store.put_grant(live)
+
+    with ConsentServer(net, store=store) as server:
+        answer = _revoke_from_the_dashboard(server, owner.account, signer, {"all": True})
+    assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+    assert store.is_revoked(here.session_id)
+    assert read_session_status(net, here) is SessionStatus.INVALIDATED
+    # the second deployment's session is live on chain: the store must not say otherwise
+    assert read_session_status(there, live) is SessionStatus.ACTIVE
+    assert not store.is_revoked(live.session_id)
+    assert there.session(live, live_key).execute(nft, "safeMint(address)", owner.account).wait().success

@@ -345,11 +345,18 @@ class ConsentServer(BackgroundServer):
                 revoked = operation.session_ids
                 if revoked is None:
                     revoked = tuple(g.session_id for g in self.store.list_grants(operation.account))
+                net = self.network
                 for session_id in revoked:
-                    # the operation revoked the sessions of its own account only: a grant of another account in
-                    # the store is not touched (every worker refuses a session marked here)
+                    # the operation revoked the sessions of its own account only, at this module on this chain: a
+                    # grant of another account, or of the account at another deployment of the module or on another
+                    # chain (the same address there), is not touched: every worker refuses a session marked here,
+                    # and a store's listing reads it revoked, while its key still works where it lives
                     stored = _stored_grant(self.store, session_id)
-                    if stored is not None and stored.account == operation.account:
+                    if stored is not None and (stored.account, stored.module, stored.chain_id) == (
+                        operation.account,
+                        net.module,
+                        net.chain_id,
+                    ):
                         self.store.mark_revoked(session_id)
             return {
                 "success": receipt.success,
