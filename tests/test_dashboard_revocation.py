@@ -8,6 +8,7 @@ the in-process bundler, a SQLite store.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,31 @@ def test_revoking_all_from_the_dashboard_marks_no_session_of_another_module_depl
     assert read_session_status(there, live) is SessionStatus.ACTIVE
     assert not store.is_revoked(live.session_id)
     assert there.session(live, live_key).execute(nft, "safeMint(address)", owner.account).wait().success
+
+
+def test_revoking_from_the_dashboard_creates_the_account_with_this_chain_s_grant(
+    net, harness, nft, tmp_path: Path
+) -> None:
+    """An account not created yet, with an off-chain grant never used: the dashboard's revocation creates it with the
+    factory call of a stored grant. The store also held an older grant of the account on another chain (the same
+    address there), naming that chain's factory, which is no factory here: the revocation was built on it and
+    refused, and the owner could not end the session from the dashboard. Only this chain's grants give the call."""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, ETHER)
+    mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    far = net.owner(signer).grant(SessionKey.generate(), [mint])
+    elsewhere = far.model_copy(update={"chain_id": 10, "factory": nft.address})  # chain 10's factory
+    store.put_grant(elsewhere)
+    time.sleep(0.05)  # stored after it: the listing gives the other chain's grant first
+    here = owner.grant(SessionKey.generate(), [mint])
+    store.put_grant(here)
+    assert not net.is_deployed(owner.account)
+
+    with ConsentServer(net, store=store) as server:
+        answer = _revoke_from_the_dashboard(server, owner.account, signer, {"all": True})
+    assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+    assert net.is_deployed(owner.account)
+    assert read_session_status(net, here) is SessionStatus.INVALIDATED
+    assert store.is_revoked(here.session_id) and not store.is_revoked(elsewhere.session_id)

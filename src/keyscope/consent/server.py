@@ -240,8 +240,11 @@ class ConsentServer(BackgroundServer):
         an account its first operation has not created yet)."""
         if self.store is None:
             return None
+        net = self.network
         for grant in self.store.list_grants(account):
-            if grant.factory is not None:
+            # a grant of this chain and module only: the account's grant of another chain (the same address there)
+            # may name that chain's factory, which creates nothing here
+            if grant.factory is not None and (grant.chain_id, grant.module) == (net.chain_id, net.module):
                 return grant.factory, grant.factory_data
         return None
 
