@@ -509,6 +509,51 @@ def test_requests_the_page_cannot_serve_say_what_to_do(net, nft, tmp_path) -> No
     )
 
 
+def test_the_responses_file_never_overwrites_the_requests_or_a_session_store(nft, tmp_path) -> None:
+    """``keyscope consent REQUESTS --out FILE`` wrote the responses over whatever FILE was, once the owner had
+    signed: a slip naming the requests file lost the requests, and one naming the session store (its SQLite file,
+    or a file inside a file store's folder) lost every grant the workers send with. Each is refused before anything
+    is served or opened, and the file is left as it was."""
+    import json
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from keyscope.cli import main
+
+    requests = tmp_path / "requests.json"
+    requests.write_text(json.dumps([_mint_request(31337, nft.address)]))
+    kept = requests.read_bytes()
+    database = tmp_path / "sessions.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE grants (session_id TEXT)")
+    stored = database.read_bytes()
+    folder = tmp_path / "store"
+    folder.mkdir()
+
+    cases = [
+        ([str(requests), "--out", str(requests)], f"--out {requests} is the requests file"),
+        (
+            [str(requests), "--store", f"sqlite:///{database}", "--out", str(database)],
+            f"--out {database} is in the session store {database} (--store)",
+        ),
+        (
+            [str(requests), "--out", str(database)],
+            f"--out {database} is a SQLite database (a session store?)",
+        ),
+        (
+            [str(requests), "--store", str(folder), "--out", str(folder / "grants.json")],
+            f"--out {folder / 'grants.json'} is in the session store {folder} (--store)",
+        ),
+    ]
+    for args, said in cases:
+        result = CliRunner().invoke(main, ["consent", *args])
+        assert result.exit_code == 1, result.output
+        assert f"error: {said}" in result.output and "Traceback" not in result.output
+    assert requests.read_bytes() == kept and database.read_bytes() == stored
+    assert list(folder.iterdir()) == []
+
+
 def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, nft, accounts) -> None:
     """An ERC-7715 request naming an ``address`` that has no code: no wallet that connects becomes its owner (the
     grant could never be used, and would only add a session the account does not have to the store); the refusal

@@ -167,6 +167,36 @@ def _existing_store(store_url: str | None) -> SessionStore | None:
     return open_session_store(store_url, keys=False, existing=True)
 
 
+def _refuse_out_over_inputs(out: Path, requests_file: Path, store_url: str | None) -> None:
+    """Refuse an ``--out`` that names what the command reads: the requests file (the responses would replace the
+    requests) or a session store (a SQLite database, the store given, or a file inside a file store's folder),
+    whose grants the responses would overwrite. Said before the owner is asked, as the missing folder is."""
+    target = out.resolve()
+    store_path = local_store_path(store_url) if store_url is not None else None
+    if target == requests_file.resolve():
+        raise BadInputError(
+            f"--out {out} is the requests file: the responses would replace the requests; give another file"
+        )
+    if store_path is not None and (target == store_path.resolve() or store_path.resolve() in target.parents):
+        raise BadInputError(
+            f"--out {out} is in the session store {store_path} (--store): the responses would overwrite the store's "
+            "grants; give a file outside it"
+        )
+    if _is_sqlite_file(out):
+        raise BadInputError(
+            f"--out {out} is a SQLite database (a session store?): the responses would overwrite it; give another file"
+        )
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is an existing SQLite database file (by its header)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 @click.command()
 @click.argument("requests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_connection
@@ -211,6 +241,8 @@ def consent(
         raise BadInputError(
             f"--out {out}: the folder {out.parent} does not exist; create it, or give another file"
         )
+    if out is not None:
+        _refuse_out_over_inputs(out, requests_file, store_url)
     # requests the page cannot serve are refused before the node is asked, and (for another chain or an expiry
     # already past) before the store is opened: a refused request leaves no new store behind
     plan_from_requests(params)

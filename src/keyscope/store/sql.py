@@ -684,8 +684,12 @@ class SqlStore(SessionStore):
                 "grant_json": grant.to_json(),
                 "updated_at": now,
             }
+            # locked (PostgreSQL) for the comparison below: two workers storing grants of two chains under one id at
+            # once would each compare with the row as it was, and the second replace the first
             found = conn.execute(
-                select(grants.c.enabled, grants.c.grant_json).where(grants.c.session_id == session_id)
+                self._dialect.lock(
+                    select(grants.c.enabled, grants.c.grant_json).where(grants.c.session_id == session_id)
+                )
             ).first()
             if found is not None:
                 try:
