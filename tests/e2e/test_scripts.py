@@ -264,6 +264,28 @@ def test_a_node_that_is_not_running_is_one_clear_error_line(tmp_path: Path) -> N
         assert "python -m keyscope.local --json" in said and "--network" in said, said
 
 
+def test_a_network_given_as_the_bundlers_url_or_without_its_scheme_says_which(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    """The node's and the bundler's URLs swapped, or the node's given as ``127.0.0.1:PORT``: ape said only that it
+    found no node there, or listed its sixty ecosystems; the command names the mistake and the value to give."""
+    env = _env(deployments, tmp_path / "sessions.db")
+    port = local_stack.rpc_url.rsplit(":", 1)[1]
+    swapped, schemeless = side_by_side(
+        ("sessions", ("--network", local_stack.bundler_url), env),
+        ("send", (ZERO_SESSION, "nft", "safeMint(address)", "account", f"--network=127.0.0.1:{port}"), env),
+    )
+    said = swapped.error()
+    assert f"--network {local_stack.bundler_url} is an ERC-4337 bundler's URL, not a node's" in said, said
+    assert "--bundler the bundler's (bundler_url)" in said, said
+    assert schemeless.returncode == 2 and "Traceback" not in schemeless.stderr, schemeless.stderr
+    assert (
+        f"--network '127.0.0.1:{port}' is a host and port without a scheme: give the node's URL, "
+        f"--network http://127.0.0.1:{port}"
+    ) in " ".join(schemeless.stderr.split()), schemeless.stderr
+    assert "abstract" not in schemeless.stderr  # not ape's list of ecosystems
+
+
 def test_inprocess_bundler_on_anvil(local_stack: LocalStack, tmp_path: Path) -> None:
     """keyscope deployed with `ape run deploy`, operations sent as handleOps from an ape account."""
     stack = local_stack

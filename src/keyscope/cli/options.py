@@ -11,8 +11,15 @@ from typing import Any, overload
 import click
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
+from ..errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    KeyscopeError,
+    has_private_key_form,
+)
 from ..hexutil import to_int, to_wire_int
+from ..rpc import JsonRpcClient
 from ..urls import mask_url
 from .output import F, fail, one_line
 from .settings import (
@@ -208,19 +215,70 @@ def ape_command() -> type[click.Command]:
     from ape.cli import ConnectedProviderCommand
     from ape.exceptions import ProviderError
 
+    def parse_args(self: click.Command, ctx: click.Context, args: list[str]) -> list[str]:
+        network = network_given(args)
+        if network is not None:
+            ctx.meta[_NETWORK_GIVEN] = network
+            if _HOST_AND_PORT.fullmatch(network):  # ape would list its ecosystems, none of them the way out
+                raise click.UsageError(
+                    f"--network {mask_url(network)!r} is a host and port without a scheme: give the node's URL, "
+                    f"--network http://{mask_url(network)}",
+                    ctx,
+                )
+        return OptionsAfterDashes.parse_args(self, ctx, args)  # type: ignore[arg-type]
+
     def invoke(self: click.Command, ctx: click.Context) -> Any:
         # the callback reports its own errors (reports_errors): a ProviderError reaching here is ape's, raised
         # while connecting to --network before the command ran, which ape would show as a traceback
         try:
             return ConnectedProviderCommand.invoke(self, ctx)  # type: ignore[arg-type]
         except ProviderError as error:
+            network = ctx.meta.get(_NETWORK_GIVEN)
+            if network and answers_as_bundler(network):
+                fail(
+                    f"--network {mask_url(network)} is an ERC-4337 bundler's URL, not a node's: give --network the "
+                    "node's URL (rpc_url in the deployments file) and --bundler the bundler's (bundler_url)"
+                )
             said = one_line(error).rstrip(".") or type(error).__name__
             fail(
                 f"cannot connect to the node: {said}; start it (the local stack: python -m keyscope.local --json), "
                 "or give --network the URL of a running node"
             )
 
-    return type("KeyscopeScriptCommand", (OptionsAfterDashes, ConnectedProviderCommand), {"invoke": invoke})
+    return type(
+        "KeyscopeScriptCommand",
+        (OptionsAfterDashes, ConnectedProviderCommand),
+        {"parse_args": parse_args, "invoke": invoke},
+    )
+
+
+_NETWORK_GIVEN = "keyscope.network"
+_HOST_AND_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]+(/\S*)?")
+"""``127.0.0.1:8545``, ``localhost:8545/rpc``: a node's address without ``http://`` (ape's own choices,
+``ethereum:local:foundry``, have no port)."""
+
+
+def network_given(args: list[str]) -> str | None:
+    """The value of ``--network`` in ``args`` as given (``--network X`` or ``--network=X``; the last one), or None."""
+    found = None
+    for index, word in enumerate(args):
+        if word == "--network" and index + 1 < len(args):
+            found = args[index + 1]
+        elif word.startswith("--network="):
+            found = word.split("=", 1)[1]
+    return found
+
+
+def answers_as_bundler(url: str) -> bool:
+    """Whether ``url`` (an http(s) URL) answers ``eth_supportedEntryPoints`` with a list, as an ERC-4337 bundler
+    does and a node does not."""
+    if not re.match(r"^https?://", url, re.I):
+        return False
+    try:
+        with JsonRpcClient(url, timeout=5.0) as client:
+            return isinstance(client.request("eth_supportedEntryPoints", []), list)
+    except KeyscopeError:
+        return False
 
 
 def ape_account_type(name: str) -> Any:
