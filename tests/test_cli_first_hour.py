@@ -794,7 +794,7 @@ def test_a_revocation_by_a_key_that_is_not_the_owners_leaves_the_store_as_it_was
     [
         ("0x" + "00" * 32, "out of range for secp256k1"),  # 64 hex digits, and still no key
         ("0x" + "ff" * 32, "out of range for secp256k1"),
-        ("0x" + "ab" * 20, "must be 32 bytes (0x and 64 hex digits), got 20"),
+        ("0x" + "ab" * 20, "the private key has 40 hex digits, not 64"),
         ("0x" + "zq" * 32, "is not hex data"),
     ],
 )

@@ -18,6 +18,7 @@ from keyscope import Limit, Limits, Permission, Policy, Rule, Session, SessionKe
 from keyscope.calls import function_call
 from keyscope.errors import BadInputError, InvalidAddressError, InvalidFieldsError, KeyscopeError, shown
 from keyscope.hexutil import rpc_name, to_address
+from keyscope.signing import LocalSigner
 from keyscope.sponsor import Sponsor, SponsorshipPolicy
 from keyscope.sponsor.__main__ import _parser as sponsor_parser
 from keyscope.sponsor.__main__ import build as sponsor_build
@@ -217,6 +218,23 @@ def test_a_mistyped_private_key_is_not_echoed() -> None:
     )
 
 
+@pytest.mark.parametrize("cut", [KEY[:-1], KEY + "a", KEY[2:-2]])
+def test_a_private_key_a_digit_short_or_long_says_how_many_digits_it_has(cut: str) -> None:
+    """A key copied a digit short was refused as "is not hex data: give 0x followed by an even number of hex
+    digits" (it is hex; one digit is missing), one cut by a byte as "must be 32 bytes, got 31"."""
+    digits = len(cut) - (2 if cut.startswith("0x") else 0)
+    for make in (SessionKey, LocalSigner):
+        with pytest.raises(BadInputError) as info:
+            make(cut)
+        assert (
+            str(info.value) == f"the private key has {digits} hex digits, not 64: give 0x and 64 hex digits"
+        )
+    with pytest.raises(BadInputError) as info:
+        connect("http://127.0.0.1:9", "http://127.0.0.1:9", module=TARGET).owner(cut)
+    message = str(info.value)
+    assert f"has {digits} hex digits, not 64" in message and cut[2:12] not in message and cut not in message
+
+
 # --------------------------------------------------------------------------------------------------
 # operations, sponsorship policies, stores, connect, function calls
 # --------------------------------------------------------------------------------------------------
@@ -333,19 +351,23 @@ def test_bytes_read_as_hex_in_every_message() -> None:
 def test_a_value_of_the_wrong_length_says_how_to_write_it_and_shows_it_unless_it_is_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``ape run status 0x1234`` once said only "must be 32 bytes, got 2"."""
+    """``ape run status 0x1234`` once said only "must be 32 bytes, got 2"; a session id's prefix given to it (as the
+    listings show ids) is told where the hash is."""
     from keyscope.bundler.client import BundlerClient
     from keyscope.cli.actions import operation_status
     from keyscope.scale.runner import _store_secret
 
     with pytest.raises(BadInputError) as info:
         operation_status(BundlerClient("http://127.0.0.1:9"), "0x1234")  # refused before the bundler is asked
-    assert str(info.value) == "the UserOperation hash must be 32 bytes (0x and 64 hex digits), got 2: 0x1234"
+    assert str(info.value) == (
+        "the UserOperation hash must be 32 bytes (0x and 64 hex digits), got 2 bytes: 0x1234: give the hash that "
+        "`ape run send` printed on its `UserOperation 0x…` line (a session's state is in `ape run sessions`)"
+    )
     kek = "ab" * 31
     monkeypatch.setenv("KEYSCOPE_STORE_KEK", kek)
     with pytest.raises(BadInputError) as info:
         _store_secret()
-    assert str(info.value) == "KEYSCOPE_STORE_KEK must be 32 bytes (0x and 64 hex digits), got 31"
+    assert str(info.value) == "KEYSCOPE_STORE_KEK must be 32 bytes (0x and 64 hex digits), got 31 bytes"
     with pytest.raises(BadInputError) as info:
         SessionKey("0x" + kek)
     assert kek[:8] not in str(info.value)
@@ -482,7 +504,7 @@ def test_the_sponsor_command_refuses_a_chain_or_gas_limit_it_cannot_use(
 @pytest.mark.parametrize(
     ("key", "said"),
     [
-        ("0x1234", "must be 32 bytes (0x and 64 hex digits), got 2"),
+        ("0x1234", "the private key has 4 hex digits, not 64"),
         ("0x" + "g5" * 32, "is not hex data"),
         ("0x" + "00" * 32, "out of range for secp256k1"),
     ],

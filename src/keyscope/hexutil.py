@@ -91,7 +91,7 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
     if length is not None and len(raw) != length:
         given = "" if secret else f": 0x{raw[:40].hex()}{'…' if len(raw) > 40 else ''}"
         raise BadInputError(
-            f"{name} must be {length} bytes (0x and {2 * length} hex digits), got {len(raw)}{given}"
+            f"{name} must be {length} bytes (0x and {2 * length} hex digits), got {len(raw)} bytes{given}"
         )
     return raw
 

@@ -9,6 +9,7 @@ both produce the same bytes. Typed data (EIP-712) is signed through eth-account.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol, runtime_checkable
 
 import coincurve
@@ -22,6 +23,7 @@ from .hexutil import to_address, to_bytes
 
 __all__ = ["PLACEHOLDER_ECDSA", "HashSigner", "LocalSigner", "recover_hash"]
 
+_HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
@@ -50,6 +52,15 @@ class LocalSigner:
     __slots__ = ("_address", "_coincurve", "_key")
 
     def __init__(self, private_key: bytes | str) -> None:
+        if isinstance(
+            private_key, str
+        ):  # a digit dropped or added in a copy: say so by the count, never the key
+            digits = private_key.strip()
+            digits = digits[2:] if digits[:2] in ("0x", "0X") else digits
+            if _HEX_DIGITS.fullmatch(digits) and len(digits) != 64:
+                raise BadInputError(
+                    f"the private key has {len(digits)} hex digits, not 64: give 0x and 64 hex digits"
+                )
         raw = to_bytes(private_key, name="private key", length=32, secret=True)
         number = int.from_bytes(raw, "big")
         if not 0 < number < _SECP256K1_N:

@@ -475,7 +475,13 @@ def operation_status(
 ) -> OperationStatus:
     """Ask ``bundler`` about a UserOperation: its receipt, else ``eth_getUserOperationByHash``; with ``wait``,
     wait for the receipt."""
-    raw = to_bytes(user_op_hash.strip(), name="the UserOperation hash", length=32)
+    try:
+        raw = to_bytes(user_op_hash.strip(), name="the UserOperation hash", length=32)
+    except BadInputError as error:  # a session id's prefix, say, which the listings show
+        raise BadInputError(
+            f"{error}: give the hash that `ape run send` printed on its `UserOperation 0x…` line (a session's "
+            "state is in `ape run sessions`)"
+        ) from None
     text = hex_of(raw)
     if wait:
         pending = PendingUserOperation(bundler, raw)
