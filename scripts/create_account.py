@@ -6,6 +6,7 @@ ape run create_account --network URL --bundler URL --deployments FILE --owner AL
 import click
 
 from keyscope import cli as ks
+from keyscope.report import describe_wei
 
 
 @click.command(cls=ks.ape_command(), short_help="Create a keyscope account for an owner key")
@@ -48,8 +49,16 @@ def cli(connection, owner_account, salt, fund, funder, deploy, timeout, as_json)
         progress=ks.Progress(),
     )
     lines = [f"account       {result.account}", f"owner         {result.owner}"]
+    if result.funded:
+        lines.append(
+            f"funded        {describe_wei(result.funded)} from {result.funder}, to pay for its own gas"
+        )
     if result.receipt is None:
         lines.append("already deployed, session module installed")
+        if ks.parse_amount(fund, "--fund"):
+            lines.append(
+                "funded        nothing: --fund funds an account before it is created; send ETH to it directly"
+            )
     else:
         lines.extend(ks.receipt_lines(result.receipt))
     ks.emit(as_json, result.to_dict(), lines)

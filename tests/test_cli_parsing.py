@@ -188,6 +188,19 @@ def test_amount_error_names_the_option() -> None:
         parse_amount("1.5", "--value")
 
 
+def test_a_fraction_without_a_unit_says_it_counts_wei_and_how_to_write_ether() -> None:
+    """``create_account --fund 0.1`` (meant in ether) was refused as "not a whole number of wei" only."""
+    with pytest.raises(BadInputError) as info:
+        parse_amount("0.1", "--fund")
+    assert str(info.value) == (
+        "--fund: '0.1' is not a whole number of wei: a number without a unit counts wei; for ether, write 0.1ether"
+    )
+    with pytest.raises(BadInputError) as info:
+        parse_amount("1.5 wei", "--fund")
+    assert str(info.value) == "--fund: '1.5 wei' is not a whole number of wei"
+    assert parse_amount("0.1ether") == ETHER // 10
+
+
 @settings(max_examples=200, deadline=None)
 @given(wei=st.integers(0, DECIMAL_MAX))
 def test_amount_in_decimal(wei: int) -> None:

@@ -27,6 +27,7 @@ from keyscope import ENTRY_POINT_V08
 from keyscope.calls import encode_function_call
 from keyscope.hexutil import to_bytes
 from keyscope.local import LocalStack
+from keyscope.local.anvil import dev_private_key
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 
@@ -130,14 +131,25 @@ def test_account_sessions_and_revocation_through_alto(
     ).json()
     account = created["account"]
     assert created["created"] and created["receipt"]["success"]
+    assert created["funded_wei"] == 10**18 and created["funder"] == LocalSigner(dev_private_key(5)).address
     assert created["owner"] == Account.from_key(env["KEYSCOPE_OWNER_KEY"]).address
     assert stack.node.request("eth_getCode", [account, "latest"]) not in ("0x", "")
 
-    offchain = ape_run(
-        "grant", "nft", "mintBatch(address to,uint256 count)", "--rule", "to==account", "--rule", "count in 1..3",
-        "--valid-for", "1h", "--total", "count<=3", "--calls", "5", "--operations", "10",
-        "--network", stack.rpc_url, "--json", env=env,
-    ).json()  # fmt: skip
+    balance = int(stack.node.request("eth_getBalance", [account, "latest"]), 16)
+    granted, again = side_by_side(
+        ("grant", ("nft", "mintBatch(address to,uint256 count)", "--rule", "to==account", "--rule",
+                   "count in 1..3", "--valid-for", "1h", "--total", "count<=3", "--calls", "5", "--operations",
+                   "10", "--network", stack.rpc_url, "--json"), env),
+        # the account exists: --fund sends nothing, and says so
+        ("create_account", (*net, "--fund", "1ether", "--funder", "TEST::5"), env),
+    )  # fmt: skip
+    offchain = granted.json()
+    assert again.returncode == 0, again.stderr
+    assert (
+        "already deployed" in again.stdout
+        and "funded        nothing: --fund funds an account before" in again.stdout
+    )
+    assert int(stack.node.request("eth_getBalance", [account, "latest"]), 16) == balance
     assert offchain["how"] == "offchain" and offchain["receipt"] is None and offchain["key_generated"]
     assert offchain["account"] == account
     assert not module_flag(stack, stack.module, "isSessionActive", account, offchain["session_id"])
@@ -511,6 +523,8 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
             assert "Traceback" not in done.stderr
         created, _, sent, listed, revoked, refused = (done for _, _, done in runs)
         assert re.search(r"^account +0x[0-9a-fA-F]{40}$", created.stdout, re.MULTILINE), created.stdout
+        funder = LocalSigner(dev_private_key(5)).address  # TEST::5: ape's test accounts are anvil's
+        assert f"funded        1 ETH from {funder}, to pay for its own gas" in created.stdout, created.stdout
         assert re.search(r"^execution +succeeded$", sent.stdout, re.MULTILINE), sent.stdout
         row = next(line for line in listed.stdout.splitlines() if prefix in line)
         assert "active" in row, listed.stdout

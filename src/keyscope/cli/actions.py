@@ -81,6 +81,8 @@ class CreatedAccount:
     created: bool
     funded: int
     receipt: UserOperationReceipt | None
+    funder: str | None = None
+    """The address that sent ``funded`` wei (None when nothing was sent)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,7 @@ class CreatedAccount:
             "owner": self.owner,
             "created": self.created,
             "funded_wei": self.funded,
+            "funder": self.funder,
             "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
         }
 
@@ -113,6 +116,7 @@ def create_account(
                 "install it with an owner operation (Owner.install_sessions)"
             )
         return CreatedAccount(owner.account, signer.address, False, 0, None)
+    funder_address = None
     if fund:
         if funder is None and isinstance(signer, ApeAccountSigner):
             funder = signer.account
@@ -122,13 +126,14 @@ def create_account(
                 "default)"
             )
         funder.transfer(owner.account, fund)
+        funder_address = to_address(funder.address)
     pending = owner.execute(Call(to_address(signer.address), 0, b""))
     receipt = _wait(progress, pending, f"the operation creating {owner.account}", timeout)
     if not owner.is_deployed():
         raise ConfigurationError(
             f"the operation {hex_of(receipt.user_op_hash)} landed but {owner.account} has no code"
         )
-    return CreatedAccount(owner.account, signer.address, True, fund, receipt)
+    return CreatedAccount(owner.account, signer.address, True, fund, receipt, funder_address)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,13 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) 
     if scale < 0:
         whole, rest = divmod(mantissa, 10**-scale)
         if rest:
-            raise BadInputError(f"{what}: {text!r} is not a whole number of wei")
+            # "--fund 0.1" meant in ether: a number without a unit counts wei
+            hint = (
+                f": a number without a unit counts wei; for ether, write {match.group(1)}ether"
+                if not unit
+                else ""
+            )
+            raise BadInputError(f"{what}: {text!r} is not a whole number of wei{hint}")
         number = whole
     elif mantissa and len(str(mantissa)) + scale > 78:  # past 2**256 whatever the digits
         number = _MAX_WORD + 1
