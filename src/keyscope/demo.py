@@ -117,7 +117,9 @@ def run(console: Console) -> None:
         step(2)
         owner = net.owner(LocalSigner.generate())
         user = owner.account
-        console.print(f"  owner key  [cyan]{owner.signer.address}[/]")
+        console.print(
+            f"  owner      [cyan]{owner.signer.address}[/] (the address of the user's key, a fresh EOA)"
+        )
         console.print(
             f"  account    [cyan]{user}[/] — deployed: {owner.is_deployed()} (its first operation creates it)"
         )
@@ -191,7 +193,10 @@ def run(console: Console) -> None:
             BundlerRejectedError,
             "the chain accepted a revoked session",
         )
-        console.print(f"  [yellow]sent anyway → rejected[/]: reason {rejected.reason}: {_refusal(rejected)}")
+        console.print(
+            f"  [yellow]sent anyway → rejected by the EntryPoint[/]: {_refusal(rejected)} (the module no longer "
+            "accepts the revoked session's signature)"
+        )
 
         step(8)
         with console.status("deploying and funding a verifying paymaster, starting its sponsor service…"):
@@ -239,11 +244,15 @@ def run(console: Console) -> None:
 
         console.print()
         summary = Table(title="UserOperations that landed")
-        for column in ("step", "signed by", "userOpHash", "gas used", "send→receipt"):
-            summary.add_column(column, justify="right" if column in ("gas used", "send→receipt") else "left")
+        summary.add_column("step")
+        summary.add_column("signed by")
+        # the hash whole as shortened (rich would cut it again in 80 columns); the step wraps instead
+        summary.add_column("userOpHash", no_wrap=True, min_width=len(_short(rows[0].user_op_hash, 6)))
+        summary.add_column("gas used", justify="right", no_wrap=True)
+        summary.add_column("send→receipt", justify="right", no_wrap=True)
         for row in rows:
             summary.add_row(
-                row.step, row.who, _short(row.user_op_hash), f"{row.gas:,}", f"{row.seconds * 1000:.0f} ms"
+                row.step, row.who, _short(row.user_op_hash, 6), f"{row.gas:,}", f"{row.seconds * 1000:.0f} ms"
             )
         console.print(summary)
         console.print(

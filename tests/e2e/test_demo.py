@@ -30,3 +30,10 @@ def test_the_demo_reads_well_in_80_columns(caplog: pytest.LogCaptureFixture) -> 
     flowing = re.sub(r"\s+", " ", text)  # rich wraps long lines at spaces
     assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in flowing  # the refusal, decoded
     assert "stopped the node and the bundler" in text
+    # the end table: each operation's hash whole as shortened, never cut a second time to fit the columns
+    table = text.split("UserOperations that landed", 1)[1]
+    assert len(re.findall(r"0x[0-9a-f]{6}…[0-9a-f]{6}\b", table)) == 7, table
+    assert not re.search(r"0x[0-9a-f]*…[0-9a-f]*…", table), table
+    # the revoked session's refusal names its reason once, and what an owner "key" line shows is an address
+    assert flowing.count("AA24") == 1 and "no longer accepts the revoked session's signature" in flowing
+    assert "owner key" not in text and "(the address of the user's key" in flowing
