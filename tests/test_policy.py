@@ -569,6 +569,21 @@ def test_wrong_reference_values_name_the_argument_type_and_value(kind, value, sh
     assert shown in message
 
 
+@pytest.mark.parametrize("value", ["me", "0x1234", 5])
+def test_a_reference_value_that_is_no_address_is_named_once_with_the_reason(value) -> None:
+    """It was "'me' is not an address: 'me' is not a valid address: expected 0x and 40 hex digits. Give ..."."""
+    with pytest.raises(BadInputError) as info:
+        Policy.call(TARGET, "f(address to)", rules=[arg("to") == value])
+    message = str(info.value)
+    assert message.startswith(f"argument `to` (address) of f(address): {value!r} is not an address: "), (
+        message
+    )
+    assert message.count(f"{value!r} is not") == 1 and "is not a valid address" not in message, message
+    assert message.endswith(
+        "Give 0x followed by 40 hex digits (all lowercase, or with a correct EIP-55 checksum)."
+    )
+
+
 @pytest.mark.parametrize(
     ("signature", "path"),
     [

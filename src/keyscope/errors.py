@@ -148,12 +148,13 @@ class InvalidAddressError(BadInputError):
         """The value as a message shows it."""
         detail = f": {reason}" if reason else ""
         where = f"{name}: " if name else ""
-        todo = (
+        self.advice = (
             "If it is a key, give its address instead: 0x followed by 40 hex digits."
             if secret
             else "Give 0x followed by 40 hex digits (all lowercase, or with a correct EIP-55 checksum)."
         )
-        super().__init__(f"{where}{self.shown_value} is not a valid address{detail}. {todo}")
+        """What to give instead, as the message ends."""
+        super().__init__(f"{where}{self.shown_value} is not a valid address{detail}. {self.advice}")
 
 
 class InvalidFieldsError(BadInputError):

@@ -47,14 +47,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import (
-    PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
     InvalidAbiError,
     InvalidAddressError,
     InvalidFieldsError,
     UnknownFunctionError,
     UnknownOptionError,
-    has_private_key_form,
     shown,
 )
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
@@ -951,8 +949,11 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
         try:
             return int(to_address(raw), 16)
         except InvalidAddressError as error:
-            given = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(raw) else shown(value)
-            raise BadInputError(f"{where}: {given} is not an address: {error}") from None
+            # the value and the reason once (it was "'me' is not an address: 'me' is not a valid address: ...")
+            reason = f": {error.reason}" if error.reason else ""
+            raise BadInputError(
+                f"{where}: {error.shown_value} is not an address{reason}. {error.advice}"
+            ) from None
     if name == "bool":
         if raw is True or raw is False or (type(raw) is int and raw in (0, 1)):
             return int(raw)
