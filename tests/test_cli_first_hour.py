@@ -438,6 +438,20 @@ def test_a_cut_deployments_file_says_where(tmp_path: Path) -> None:
     assert "Unterminated string starting at: line 1, column 12" in message and "at at" not in message
 
 
+@pytest.mark.parametrize("text", ["", "\n"])
+def test_an_empty_deployments_file_says_the_stack_writes_it_once_ready(tmp_path: Path, text: str) -> None:
+    """docs/scripts.md's terminal 2 run while terminal 1's stack is still starting: stack.json is there and empty,
+    which was refused as "not JSON (Expecting value: line 1, column 1)"."""
+    path = tmp_path / "stack.json"
+    path.write_text(text)
+    with pytest.raises(BadInputError) as info:
+        Deployments.load(path)
+    assert str(info.value).startswith(
+        f"deployments file {path} is empty: `python -m keyscope.local --json > {path}` writes it once the stack is "
+        "ready"
+    ), info.value
+
+
 # --------------------------------------------------------------------------------------------------
 # progress
 # --------------------------------------------------------------------------------------------------

@@ -77,6 +77,11 @@ class Deployments:
         text = read_text_file(
             file, "deployments file", "the JSON object `python -m keyscope.local --json` prints"
         )
+        if not text.strip():  # terminal 2 of docs/scripts.md run before the stack in terminal 1 was ready
+            raise BadInputError(
+                f"deployments file {file} is empty: `python -m keyscope.local --json > {file}` writes it once the "
+                "stack is ready, a few seconds after it starts (a stack that stopped leaves it empty: see its error)"
+            )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
