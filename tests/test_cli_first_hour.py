@@ -903,6 +903,18 @@ def test_status_refuses_the_in_process_bundler() -> None:
         status_bundler("inprocess")
 
 
+def test_status_without_a_bundler_does_not_offer_the_in_process_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ape run status HASH`` with no bundler given was told to pass "--bundler URL (or inprocess with --submitter
+    ALIAS)", which status then refuses."""
+    monkeypatch.delenv("KEYSCOPE_BUNDLER_URL", raising=False)
+    with pytest.raises(ConfigurationError) as info:
+        status_bundler(None)
+    assert str(info.value) == (
+        "status asks a bundler: pass --bundler URL (the one that received the operation), set KEYSCOPE_BUNDLER_URL, "
+        "or give --deployments FILE with a bundler_url"
+    )
+
+
 def test_an_unforeseen_error_is_one_line_unless_debugging(monkeypatch: pytest.MonkeyPatch) -> None:
     from keyscope.cli import reports_errors
 

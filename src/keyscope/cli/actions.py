@@ -28,7 +28,7 @@ from ..store import SessionStore
 from .listing import grant_fields
 from .output import Progress, hex_of
 from .parsing import parse_budget, parse_call_args, parse_count, parse_rule, parse_total, resolve_address
-from .settings import INPROCESS, Deployments, _address_from, _bundler_setting, _NoBundler
+from .settings import ENV_BUNDLER, INPROCESS, Deployments, _address_from, _bundler_setting
 from .signers import APE_KEY_OPTIONS, ApeAccountSigner, SigningDeclinedError, make_owner
 from .stores import store_url_of
 
@@ -507,8 +507,11 @@ def status_bundler(bundler_url: str | None, deployments_file: str | None = None)
     bundler keeps nothing between runs)."""
     deployments = Deployments.load(deployments_file) if deployments_file else Deployments()
     bundler = _bundler_setting(bundler_url or deployments.bundler_url)
-    if bundler is None:
-        raise _NoBundler()._missing()
+    if bundler is None:  # not "or inprocess", as other commands say: status refuses it
+        raise ConfigurationError(
+            f"status asks a bundler: pass --bundler URL (the one that received the operation), set {ENV_BUNDLER}, "
+            "or give --deployments FILE with a bundler_url"
+        )
     if bundler == INPROCESS:
         raise ConfigurationError(
             f"--bundler {INPROCESS} keeps no record between runs: `send --wait` prints the receipt of an "
