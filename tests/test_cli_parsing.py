@@ -199,6 +199,9 @@ def test_a_fraction_without_a_unit_says_it_counts_wei_and_how_to_write_ether() -
         parse_amount("1.5 wei", "--fund")
     assert str(info.value) == "--fund: '1.5 wei' is not a whole number of wei"
     assert parse_amount("0.1ether") == ETHER // 10
+    with pytest.raises(BadInputError) as info:  # a call's argument, a count say, gets no word of ether
+        parse_call_args("f(uint256 count)", ["1.5"], {})
+    assert str(info.value) == "argument count (uint256): '1.5' is not a whole number of wei"
 
 
 @settings(max_examples=200, deadline=None)

@@ -73,7 +73,7 @@ def parse_validity(text: str) -> int | None:
         raise BadInputError(f"{error}; or '{NEVER}' for a session without end") from None
 
 
-def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) -> int:
+def _integer(text: str, what: str, *, signed: bool = False, units: bool = True, ether: bool = False) -> int:
     value = text.strip().replace("_", "")
     negative = value.startswith("-")
     if negative and not signed and value[1:].strip()[:1].isdigit():
@@ -103,10 +103,10 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) 
     if scale < 0:
         whole, rest = divmod(mantissa, 10**-scale)
         if rest:
-            # "--fund 0.1" meant in ether: a number without a unit counts wei
+            # "--fund 0.1" meant in ether (``ether``: an amount of ETH, not a call's argument): no unit counts wei
             hint = (
                 f": a number without a unit counts wei; for ether, write {match.group(1)}ether"
-                if not unit
+                if ether and not unit
                 else ""
             )
             raise BadInputError(f"{what}: {text!r} is not a whole number of wei{hint}")
@@ -122,7 +122,7 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True) 
 
 def parse_amount(text: str, what: str = "amount") -> int:
     """Wei in ``"1000"``, ``"0x3e8"``, ``"10gwei"``, ``"0.5ether"`` (``eth`` too)."""
-    return _integer(text, what)
+    return _integer(text, what, ether=True)
 
 
 def _named_address(text: str, names: Mapping[str, str], what: str) -> str:
