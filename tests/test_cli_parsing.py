@@ -655,6 +655,10 @@ def test_rule_comparison_property(
 @settings(max_examples=200, deadline=None)
 @given(low=st.integers(-(2**15), 2**15 - 1), high=st.integers(-(2**15), 2**15 - 1))
 def test_rule_range_property(low: int, high: int) -> None:
+    if low > high:  # the module would hold no value: refused as written
+        with pytest.raises(BadInputError, match=f"write the low end first, 'i in {high}..{low}'"):
+            parse_rule(f"i in {low}..{high}", NESTED)
+        return
     spec = parse_rule(f"i in {low}..{high}", NESTED)
     assert (spec.ref.path, spec.op, spec.values) == (("i",), Condition.IN_RANGE, (low, high))
 
@@ -707,3 +711,24 @@ def test_lifetime_limit_texts() -> None:
     ]:
         with pytest.raises(BadInputError, match=re.escape(message)):
             call()
+
+
+@pytest.mark.parametrize(
+    ("rule", "said"),
+    [
+        (
+            "count in 3..1",
+            "the range's low end 3 is above its high end 1: write the low end first, 'count in 1..3'",
+        ),
+        (
+            "delta in 5..-5",
+            "the range's low end 5 is above its high end -5: write the low end first, 'delta in -5..5'",
+        ),
+    ],
+)
+def test_a_range_written_high_end_first_says_so_as_written(rule: str, said: str) -> None:
+    """``--rule "count in 3..1"`` was refused later, by the SDK, as "in_range(3, 1) has low above high", naming
+    neither the rule as written nor what to write."""
+    with pytest.raises(BadInputError) as info:
+        parse_rule(rule, "f(uint256 count, int8 delta)")
+    assert str(info.value).startswith(f"rule {rule!r} (") and str(info.value).endswith(said), info.value

@@ -274,6 +274,14 @@ def parse_rule(text: str, function: str | AbiFunction, names: Mapping[str, str] 
     if match.group("low") is not None:
         low = _value(match.group("low"), kind, known, where)
         high = _value(match.group("high"), kind, known, where)
+        if (
+            isinstance(low, int) and isinstance(high, int) and low > high
+        ):  # as written, not as the SDK calls it
+            raise BadInputError(
+                f"{where}: the range's low end {match.group('low').strip()} is above its high end "
+                f"{match.group('high').strip()}: write the low end first, "
+                f"'{match.group('path')} in {match.group('high').strip()}..{match.group('low').strip()}'"
+            )
         return ref.in_range(low, high)
     values = [item for item in (part.strip() for part in match.group("values").split(",")) if item]
     if not values:
