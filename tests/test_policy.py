@@ -569,6 +569,15 @@ def test_wrong_reference_values_name_the_argument_type_and_value(kind, value, sh
     assert shown in message
 
 
+def test_a_range_given_high_end_first_says_which_to_give() -> None:
+    with pytest.raises(BadInputError) as info:
+        Policy.call(TARGET, "f(uint256 amount)", rules=[arg("amount").in_range(3, 1)])
+    assert str(info.value) == (
+        "argument `amount` (uint256) of f(uint256): in_range(3, 1) has low above high: give the low end first, "
+        "in_range(1, 3)"
+    )
+
+
 @pytest.mark.parametrize("value", ["me", "0x1234", 5])
 def test_a_reference_value_that_is_no_address_is_named_once_with_the_reason(value) -> None:
     """It was "'me' is not an address: 'me' is not a valid address: expected 0x and 40 hex digits. Give ..."."""

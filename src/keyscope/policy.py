@@ -759,7 +759,8 @@ class RuleSpec:
             low, high = (_as_signed(w) for w in words) if signed else words
             if low > high:
                 raise BadInputError(
-                    f"{where}: in_range({shown(self.values[0])}, {shown(self.values[1])}) has low above high"
+                    f"{where}: in_range({shown(self.values[0])}, {shown(self.values[1])}) has low above high: give the "
+                    f"low end first, in_range({shown(self.values[1])}, {shown(self.values[0])})"
                 )
         if self.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))
@@ -1257,7 +1258,8 @@ def _typed_data_permission(
                 low, high = (_as_signed(w) for w in words) if kind.startswith("int") else words
                 if low > high:
                     raise BadInputError(
-                        f"{where}: in_range({shown(spec.values[0])}, {shown(spec.values[1])}) has low above high"
+                        f"{where}: in_range({shown(spec.values[0])}, {shown(spec.values[1])}) has low above high: give the "
+                        f"low end first, in_range({shown(spec.values[1])}, {shown(spec.values[0])})"
                     )
         if spec.op == Condition.ONE_OF:
             words = tuple(dict.fromkeys(words))
