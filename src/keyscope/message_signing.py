@@ -34,6 +34,7 @@ __all__ = [
     "TypedDataCheck",
     "check_sign_in",
     "check_typed_data",
+    "check_words",
     "nested_frames",
     "sign_in_message",
 ]
@@ -120,6 +121,22 @@ def check_typed_data(
     index, permission = found[0]
     _window(session, now, session_id, index)
     frames = typed.frames(nested_frames(typed.primary_type, typed.types, permission.nested))
+    check_words(session, index, frames, session_id=session_id)
+    return TypedDataCheck(index, permission, typed, frames)
+
+
+def check_words(session: Session, permission_index: int, frames: Frames, *, session_id: str) -> None:
+    """Judge the flattened contents ``frames`` by the rules of ``session``'s typed-data permission
+    ``permission_index``, as the module judges the words a signature carries: each rule's word must be canonical
+    for its type, then meet its condition. The words need not be an EIP-712 encoder's (a word dirty for its type is
+    judged as the module judges it). Raises :class:`SignatureRefusedError` naming the rule."""
+    permissions = session.typed_data_permissions
+    if not (isinstance(permission_index, int) and 0 <= permission_index < len(permissions)):
+        raise BadInputError(
+            f"permission_index {shown(permission_index)} is not one of the session's {len(permissions)} typed-data "
+            "permissions: give the index of one"
+        )
+    permission = permissions[permission_index]
     for number, rule in enumerate(permission.rules):
         word = frames.word(rule.offset)
         label = rule.name or f"the word at offset {rule.offset}"
@@ -128,21 +145,20 @@ def check_typed_data(
                 f"{permission.describe}: rule {number} reads {label}, past the end of the contents",
                 reason="ContentsTooShort",
                 session_id=session_id,
-                permission_index=index,
+                permission_index=permission_index,
                 rule_index=number,
             )
         if not rule.holds(word):
             canonical = rule.is_canonical(word) or rule.op in (Condition.EQUAL, Condition.ONE_OF)
             raise SignatureRefusedError(
                 f"{permission.describe}: rule {number} ({rule.describe()}) refuses {label} = "
-                f"{_shown(rule, word)}: the session may not sign this {typed.primary_type}",
+                f"{_shown(rule, word)}: the session may not sign this {permission.contents_name}",
                 reason="SignedRuleViolated" if canonical else "SignedNonCanonical",
                 session_id=session_id,
-                permission_index=index,
+                permission_index=permission_index,
                 rule_index=number,
                 actual=word,
             )
-    return TypedDataCheck(index, permission, typed, frames)
 
 
 def _shown(rule: Any, word: int) -> str:
