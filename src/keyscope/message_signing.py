@@ -131,7 +131,11 @@ def check_words(session: Session, permission_index: int, frames: Frames, *, sess
     for its type, then meet its condition. The words need not be an EIP-712 encoder's (a word dirty for its type is
     judged as the module judges it). Raises :class:`SignatureRefusedError` naming the rule."""
     permissions = session.typed_data_permissions
-    if not (isinstance(permission_index, int) and 0 <= permission_index < len(permissions)):
+    if not (
+        isinstance(permission_index, int)
+        and not isinstance(permission_index, bool)
+        and 0 <= permission_index < len(permissions)
+    ):
         raise BadInputError(
             f"permission_index {shown(permission_index)} is not one of the session's {len(permissions)} typed-data "
             "permissions: give the index of one"
