@@ -1,0 +1,792 @@
+"""Differential: the SDK's check of what a session may sign (``keyscope.message_signing``) against the module's
+verdict on the real EVM, on generated grants and messages.
+
+Each typed-data example makes up to three contents types (a primary struct of 1 to 6 members of any ABI type:
+uintN, intN, address, bool, bytesN, bytes, string, and struct members, nested up to two levels), grants one
+session a signing permission for each, in a domain of any ERC-5267 fields, expanding nested structs at random and
+with rules of every condition on any word the SDK lets a rule read (atoms, the hash words of strings, bytes and
+structs, a word past the contents), each rule of its field's type, with values at the type's edges. The session's
+window is open, not yet open or closed. Then messages, their ruled members at and beside the rules' values:
+
+* the SDK's verdict, ``check_typed_data``: the permission it signs under, or the refusal's reason, permission and
+  rule;
+* the module's verdict (``requireValidSignature``) on the signature a leaked session key makes of the same
+  contents under the message's own domain and type: the same;
+* where the module reads words an EIP-712 encoder never makes (a word dirty for its type, its frame's hash carried
+  up to the contents hash), the SDK's judgement of those very words (``check_words``) against the module's.
+
+Each sign-in example grants websites of any spelling RFC 3986 allows and judges messages whose first line is a
+granted website respelled (case, scheme, port, spaces, look-alike letters) and whose second line is the account in
+any spelling, or not.
+
+The account is an ape test account that enables its sessions itself (the module keys storage by its caller);
+the verifier asking is the zero address, as an ``eth_call`` without a sender is. ``KEYSCOPE_FUZZ=deep`` runs many
+more examples than the default ("ci").
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from keyscope.erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
+from keyscope.errors import BadInputError
+from keyscope.hexutil import to_address
+from keyscope.message_signing import SignatureRefusedError, check_sign_in, check_typed_data, check_words
+from keyscope.revert import decode_revert
+from keyscope.session import (
+    SIGN_IN_SUFFIX,
+    ArgType,
+    Condition,
+    Rule,
+    Session,
+    TypedDataPermission,
+    rule_words,
+)
+from keyscope.signing import LocalSigner
+from keyscope.typed_data import (
+    Field,
+    Frames,
+    TypedData,
+    contents_type,
+    eip191_hash,
+    personal_sign_hash,
+    typed_data_sign_hash,
+)
+from keyscope.typed_fields import field_arg_type, nested_frames
+from support.raw_call import raw_call, revert_bytes
+
+FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
+if FUZZ not in ("ci", "deep"):
+    raise RuntimeError(f"KEYSCOPE_FUZZ={FUZZ!r}: use 'ci' (default) or 'deep'")
+DEEP = FUZZ == "deep"
+TYPED_EXAMPLES = 400 if DEEP else 30
+"""Sessions of the typed-data test: each is one transaction and about 15 judged signatures."""
+SIGN_IN_EXAMPLES = 300 if DEEP else 25
+MESSAGES = 5
+"""Messages per typed-data permission; each is judged as typed data and, when granted, once more with dirty words."""
+SIGN_INS = 12
+"""Sign-in messages per sign-in example."""
+
+FUZZ_SETTINGS: dict[str, Any] = {
+    # Replaying an example costs a transaction and a few dozen eth_calls; a failure's message already names the
+    # grant, the message and both verdicts.
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+    "deadline": None,
+    "derandomize": not DEEP,
+    "suppress_health_check": [
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+}
+
+U256 = 2**256 - 1
+ZERO = "0x" + "00" * 20
+FAR = 10**6
+"""Seconds between the chain's time and a closed window's edge: no block time rounding decides a verdict."""
+REQUIRE_VALID_SIGNATURE = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+TALLY: Counter[str] = Counter()
+
+# -- contents types -----------------------------------------------------------------------------------------------
+
+ATOMS = (
+    *(f"uint{bits}" for bits in (8, 16, 24, 48, 64, 96, 128, 160, 248, 256)),
+    *(f"int{bits}" for bits in (8, 16, 40, 64, 128, 248, 256)),
+    "uint",
+    "int",
+    "address",
+    "bool",
+    *(f"bytes{size}" for size in (1, 2, 4, 20, 24, 31, 32)),
+    "bytes",
+    "string",
+)
+PRIMARY_NAMES = ("Order", "Permit", "Mail", "Z", "Q1")
+NESTED_NAMES = ("Asset", "Leg", "Terms", "A", "Ord", "Order2")
+"""Nested structs' names: some sort before the primary's, some begin with another's (the module finds a definition by
+its name in the contents type)."""
+MEMBER_NAMES = (
+    "amount",
+    "to",
+    "from",
+    "id",
+    "memo",
+    "flag",
+    "tag",
+    "deadline",
+    "delta",
+    "data",
+    "who",
+    "a",
+    "b",
+)
+STRINGS = ("", "a", "hello", "h\u00e9llo", "0x00", "Permit2")
+BYTES = (b"", b"\x00", b"\x01\x02", b"\xff" * 33, b"0x0102")
+
+Types = dict[str, list[dict[str, str]]]
+
+
+@st.composite
+def eip712_types(draw: st.DrawFn, primary: str) -> Types:
+    """``primary`` and the structs it uses: up to two nested structs (the second may hold the first), 1 to 6
+    members each, of any atomic type or an earlier struct."""
+    nested = draw(st.lists(st.sampled_from(NESTED_NAMES), max_size=2, unique=True))
+    types: Types = {}
+    for name in [*nested, primary]:
+        names = draw(st.lists(st.sampled_from(MEMBER_NAMES), min_size=1, max_size=6, unique=True))
+        earlier = list(types)
+        members = []
+        for member in names:
+            kinds = st.sampled_from(ATOMS)
+            if earlier:
+                kinds = kinds | st.sampled_from(earlier)
+            members.append({"name": member, "type": draw(kinds)})
+        types[name] = members
+    used, queue = set(), [primary]
+    while queue:
+        struct = queue.pop()
+        if struct not in used:
+            used.add(struct)
+            queue += [m["type"] for m in types[struct] if m["type"] in types]
+    return {name: members for name, members in types.items() if name in used}
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of the flattened contents: its index, the member's path from the primary struct, and its type."""
+
+    index: int
+    path: tuple[str, ...]
+    kind: str
+
+
+def layout(draw: st.DrawFn, primary: str, types: Types) -> tuple[tuple[int, ...], list[Word]]:
+    """Which struct members a permission expands (its ``nested`` list: their word indices, breadth first) and the
+    words of the flattened contents that gives."""
+    frames = [((), primary, 0)]
+    words: list[Word] = []
+    nested: list[int] = []
+    end = len(types[primary])
+    i = 0
+    while i < len(frames):
+        path, struct, start = frames[i]
+        for index, member in enumerate(types[struct]):
+            here = (*path, member["name"])
+            words.append(Word(start + index, here, member["type"]))
+            if member["type"] in types and len(nested) < 8 and draw(st.integers(0, 2)):
+                nested.append(start + index)
+                frames.append((here, member["type"], end))
+                end += len(types[member["type"]])
+        i += 1
+    return tuple(nested), words
+
+
+# -- values --------------------------------------------------------------------------------------------------------
+
+
+def padding(arg_type: int) -> int:
+    """Bytes of the word a rule type leaves out (zero, or the sign's extension)."""
+    return arg_type & 0x1F
+
+
+def kind_of(arg_type: int) -> int:
+    """0 uint, 1 int, 2 bytesN, 3 bool."""
+    return arg_type >> 5
+
+
+def bounds(arg_type: int) -> tuple[int, int]:
+    """The values of a rule type as numbers: unsigned words, signed integers, bytesN's bytes as a number."""
+    bits = 256 - 8 * padding(arg_type)
+    if arg_type == ArgType.BOOL:
+        return 0, 1
+    if ArgType.is_signed(arg_type):
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def to_word(arg_type: int, number: int) -> int:
+    """The canonical word of ``number`` (see :func:`bounds`)."""
+    if kind_of(arg_type) == 2:  # bytesN: left-aligned
+        return number << (8 * padding(arg_type))
+    return number & U256
+
+
+def to_number(arg_type: int, word: int) -> int:
+    if kind_of(arg_type) == 2:
+        return word >> (8 * padding(arg_type))
+    if ArgType.is_signed(arg_type) and word >> 255:
+        return word - 2**256
+    return word
+
+
+def hash_of(kind: str, value: Any) -> int:
+    return int.from_bytes(keccak(value.encode() if kind == "string" else value), "big")
+
+
+def edges(arg_type: int) -> list[int]:
+    low, high = bounds(arg_type)
+    return sorted({n for n in (low, low + 1, -1, 0, 1, high - 1, high) if low <= n <= high})
+
+
+@st.composite
+def reference_word(draw: st.DrawFn, word: Word, structs: set[str]) -> int:
+    """A rule's reference value for ``word``: a canonical word of its field's type, its edges likelier; a string's
+    or bytes' hash of a value messages hold; any word for a struct's hash."""
+    if word.kind in ("string", "bytes"):
+        pool = STRINGS if word.kind == "string" else BYTES
+        return hash_of(word.kind, draw(st.sampled_from(pool)))
+    if word.kind in structs:
+        return draw(st.integers(0, U256))
+    arg_type = field_arg_type(word.kind, structs)
+    assert arg_type is not None
+    low, high = bounds(arg_type)
+    return to_word(arg_type, draw(st.sampled_from(edges(arg_type)) | st.integers(low, high)))
+
+
+@st.composite
+def rules(draw: st.DrawFn, words: list[Word], structs: set[str]) -> tuple[Rule, ...]:
+    """Up to five rules of any condition, each on a word of the contents (typed as its field) or past them."""
+    made: list[Rule] = []
+    for _ in range(draw(st.integers(0, 5))):
+        past = draw(st.integers(0, 9)) == 0
+        word = Word(len(words) + draw(st.integers(0, 2)), ("past",), "uint256") if past else None
+        word = word or draw(st.sampled_from(words))
+        arg_type = field_arg_type(word.kind, structs)
+        assert arg_type is not None
+        condition = draw(st.sampled_from(list(Condition)))
+        count = {Condition.IN_RANGE: 2, Condition.ONE_OF: draw(st.integers(1, 3))}.get(condition, 1)
+        values = [draw(reference_word(word, structs)) for _ in range(count)]
+        if condition == Condition.IN_RANGE:
+            values.sort(key=lambda w: to_number(arg_type, w) if ArgType.is_signed(arg_type) else w)
+        rule = Rule(condition=condition, offset=32 * word.index, arg_type=arg_type, values=tuple(values))
+        if sum(rule_words(r) for r in (*made, rule)) <= 31:
+            made.append(rule)
+    return tuple(made)
+
+
+@st.composite
+def domains(draw: st.DrawFn, chain_id: int) -> dict[str, Any]:
+    fields = draw(st.integers(0, 0x1F))
+    domain: dict[str, Any] = {}
+    if fields & 0x01:
+        domain["name"] = draw(st.sampled_from(["", "Exchange", "Permit2", "h\u00e9"]))
+    if fields & 0x02:
+        domain["version"] = draw(st.sampled_from(["1", "2", ""]))
+    if fields & 0x04:
+        domain["chainId"] = draw(st.sampled_from([chain_id, 1, 0, U256]))
+    if fields & 0x08:
+        domain["verifyingContract"] = draw(
+            st.sampled_from(["0x" + "5e" * 20, "0x000000000022D473030F116dDEE9F6B43aC78BA3"])
+        )
+    if fields & 0x10:
+        domain["salt"] = "0x" + draw(st.binary(min_size=32, max_size=32)).hex()
+    return domain
+
+
+@dataclass
+class Grant:
+    """A typed-data permission as the test made it: its types, domain and the words of its contents."""
+
+    primary: str
+    types: Types
+    domain: dict[str, Any]
+    words: list[Word]
+    permission: TypedDataPermission
+    structs: set[str] = field(default_factory=set)
+
+    def near(self, path: tuple[str, ...]) -> list[int]:
+        """The words the rules on the member at ``path`` compare with, and their neighbours."""
+        index = next((w.index for w in self.words if w.path == path), None)
+        found = []
+        for rule in self.permission.rules:
+            if rule.offset == 32 * index:
+                for value in rule.values:
+                    number = to_number(rule.arg_type, value)
+                    low, high = bounds(rule.arg_type)
+                    found += [
+                        to_word(rule.arg_type, n)
+                        for n in (number - 1, number, number + 1)
+                        if low <= n <= high
+                    ]
+        return found
+
+
+@st.composite
+def grants(draw: st.DrawFn, chain_id: int, primary: str) -> Grant:
+    types = draw(eip712_types(primary))
+    domain = draw(domains(chain_id))
+    nested, words = layout(draw, primary, types)
+    structs = set(types)
+    ruled = draw(rules(words, structs))
+    fields = sum(
+        bit
+        for name, bit in (("name", 1), ("version", 2), ("chainId", 4), ("verifyingContract", 8), ("salt", 16))
+        if name in domain
+    )
+    permission = TypedDataPermission(
+        domain_fields=fields,
+        name=domain.get("name", ""),
+        version=domain.get("version", ""),
+        chain_id=domain.get("chainId", 0),
+        verifying_contract=domain.get("verifyingContract", ZERO),
+        salt=domain.get("salt", "0x" + "00" * 32),
+        contents_name=primary,
+        contents_type=contents_type(
+            primary, {n: [Field(m["name"], m["type"]) for m in ms] for n, ms in types.items()}
+        ),
+        nested=nested,
+        rules=ruled,
+    )
+    return Grant(primary, types, domain, words, permission, structs)
+
+
+def from_word(kind: str, word: int) -> Any:
+    """The message's value (its JSON form) whose EIP-712 word is ``word``, a canonical word of ``kind``."""
+    if kind == "address":
+        return to_address(f"0x{word:040x}")
+    if kind == "bool":
+        return bool(word)
+    arg_type = field_arg_type(kind)
+    assert arg_type is not None
+    number = to_number(arg_type, word)
+    if kind.startswith("bytes"):
+        return "0x" + number.to_bytes(32 - padding(arg_type), "big").hex()
+    return number
+
+
+@st.composite
+def messages(draw: st.DrawFn, grant: Grant) -> dict[str, Any]:
+    """A message of the grant's primary type, its ruled members at or beside the rules' values (or anywhere)."""
+
+    def value(path: tuple[str, ...], kind: str) -> Any:
+        if kind in grant.types:
+            return {m["name"]: value((*path, m["name"]), m["type"]) for m in grant.types[kind]}
+        if kind == "string":
+            return draw(st.sampled_from(STRINGS) | st.text(max_size=6))
+        if kind == "bytes":
+            raw = draw(st.sampled_from(BYTES) | st.binary(max_size=40))
+            return "0x" + raw.hex() if draw(st.booleans()) else raw
+        arg_type = field_arg_type(kind)
+        assert arg_type is not None
+        low, high = bounds(arg_type)
+        near = grant.near(path) if any(w.path == path for w in grant.words) else []
+        choices = st.sampled_from([to_word(arg_type, n) for n in edges(arg_type)])
+        choices = choices | st.integers(low, high).map(lambda n: to_word(arg_type, n))
+        if near and draw(st.integers(0, 3)):
+            choices = st.sampled_from(near)
+        return from_word(kind, draw(choices))
+
+    return value((), grant.primary)
+
+
+# -- dirty words ---------------------------------------------------------------------------------------------------
+
+
+def dirty(draw: st.DrawFn, kind: str, word: int) -> int | None:
+    """``word`` with bits its type leaves clear (or sign-extends) changed: a word no EIP-712 encoder makes, that a
+    verifier reading the field cleaned to its type would read as ``word``. None for a type every word is."""
+    arg_type = field_arg_type(kind)
+    if arg_type is None or not ArgType.restricts(arg_type):
+        return None
+    if arg_type == ArgType.BOOL:
+        return draw(st.sampled_from([2, 3, 2**255, U256]))
+    unused = 8 * padding(arg_type)
+    if kind_of(arg_type) == 2:  # bytesN: the low bits
+        return word ^ (1 << draw(st.integers(0, unused - 1)))
+    return word ^ (1 << draw(st.integers(256 - unused, 255)))  # uintN, intN, address: the high bits
+
+
+@st.composite
+def dirtied(draw: st.DrawFn, grant: Grant, frames: Frames) -> tuple[Frames, list[str]] | None:
+    """``frames`` with some atomic words dirty (ruled ones likelier), each nested frame's hash carried up to its
+    parent word; None when no word can be dirty."""
+    words = [int.from_bytes(w, "big") for w in frames.words]
+    ruled = {rule.offset // 32 for rule in grant.permission.rules}
+    candidates = [
+        w
+        for w in grant.words
+        if w.index < len(words) and field_arg_type(w.kind, grant.structs) not in (None, 0x00, 0x20, 0x40)
+    ]
+    if not candidates:
+        return None
+    chosen = [w for w in candidates if w.index in ruled and draw(st.booleans())] or [
+        draw(st.sampled_from(candidates))
+    ]
+    changed = []
+    for w in chosen:
+        new = dirty(draw, w.kind, words[w.index])
+        if new is not None:
+            words[w.index] = new
+            changed.append(".".join(w.path))
+    if not changed:
+        return None
+    # carry each nested frame's hash up to its parent word, last frame first (parents come before their frames)
+    starts = list(itertools.accumulate(frames.sizes, initial=0))
+    for k in range(len(frames.sizes) - 1, 0, -1):
+        parent = grant.permission.nested[k - 1]
+        body = b"".join(w.to_bytes(32, "big") for w in words[starts[k] : starts[k + 1]])
+        words[parent] = int.from_bytes(keccak(frames.nested_type_hashes[k - 1] + body), "big")
+    return Frames(
+        frames.sizes, frames.nested_type_hashes, tuple(w.to_bytes(32, "big") for w in words)
+    ), changed
+
+
+# -- the chain -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chain:
+    """The module, the accounts that enable sessions on it, and a bare ``eth_call``."""
+
+    module: Any
+    accounts: list[Any]
+    chain: Any
+    call: Callable[[dict[str, Any]], Any]
+    chain_id: int
+    sessions: int = 0
+
+    @property
+    def account(self) -> Any:
+        """The account enabling the next session: a new one every 25 sessions (at most 8 signing permissions each,
+        the module holds 256 live permissions per account)."""
+        return self.accounts[1 + (self.sessions // 25) % (len(self.accounts) - 1)]
+
+    def now(self) -> int:
+        return int(self.chain.blocks.head.timestamp)
+
+    def enable(self, session: Session) -> tuple[str, bytes]:
+        account = self.account
+        self.sessions += 1
+        self.module.enableSession(session.as_abi(), sender=account)
+        return account.address, session.session_id(account.address, int(self.module.epochOf(account.address)))
+
+    def verdict(self, account: str, hash_: bytes, body: bytes) -> tuple[str | None, dict[str, Any]]:
+        """The module's refusal of ``body`` for ``hash_`` asked by the zero address (None: valid), with its
+        arguments."""
+        data = REQUIRE_VALID_SIGNATURE + abi_encode(
+            ["address", "address", "bytes32", "bytes"], [account, ZERO, hash_, body]
+        )
+        tx = {"from": account, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+        try:
+            self.call(tx)
+        except Exception as error:
+            raw = revert_bytes(error)
+            decoded = decode_revert(raw)
+            assert decoded is not None, f"the module reverted with 0x{raw.hex()}"
+            return decoded
+        return None, {}
+
+
+FUZZ_TESTS = {
+    "test_the_sdk_and_the_module_judge_typed_data_alike",
+    "test_the_sdk_and_the_module_judge_sign_in_messages_alike",
+}
+REACHED = (
+    "typed data: signed",
+    "typed data: SigningNotGranted",
+    "typed data: SignatureOutsideWindow",
+    "typed data: SignedRuleViolated",
+    "typed data: ContentsTooShort",
+    "dirty words: signed",
+    "dirty words: SignedNonCanonical",
+    "dirty words: SignedRuleViolated",
+    "sign-in: signed",
+    "sign-in: SignInNotGranted",
+    "sign-in: SignInAccountMismatch",
+    "sign-in: SignatureOutsideWindow",
+)
+"""The verdicts a run of the whole module must compare at least once each (the generators reach them all)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print what the run compared (shown with ``-s``); when the whole module ran and passed, check that it reached
+    every verdict of REACHED."""
+    started = time.perf_counter()
+    failed_before = request.session.testsfailed
+    yield
+    elapsed = time.perf_counter() - started
+    ran = {item.name for item in request.session.items if item.module is request.module}
+    print(f"\nsigning differential ({FUZZ}): {sum(TALLY.values())} signatures in {elapsed:.1f}s")
+    print("verdicts:", ", ".join(f"{k} {v}" for k, v in sorted(TALLY.items())))
+    if ran >= FUZZ_TESTS and request.session.testsfailed == failed_before:
+        missing = [verdict for verdict in REACHED if not TALLY[verdict]]
+        assert not missing, f"the generated tests never compared {missing}"
+
+
+@pytest.fixture(scope="module")
+def evm(module, accounts, chain) -> Chain:
+    return Chain(module, list(accounts), chain, raw_call(chain), chain.chain_id)
+
+
+_keys = itertools.count()
+
+
+def fresh_key() -> LocalSigner:
+    return LocalSigner(keccak(b"keyscope signing differential key %d" % next(_keys)))
+
+
+def window(draw: st.DrawFn, now: int) -> tuple[int, int]:
+    return draw(
+        st.sampled_from([(0, 0), (0, 0), (0, 0), (now + FAR, 0), (now - FAR, now + FAR), (1, now - FAR)])
+    )
+
+
+def sdk_verdict(
+    check: Callable[..., Any], *args: Any, **kwargs: Any
+) -> tuple[str | None, int | None, int | None]:
+    """The SDK's verdict: the refusal's reason, permission and rule, or None and the permission it signs under."""
+    try:
+        found = check(*args, **kwargs)
+    except SignatureRefusedError as error:
+        return error.reason, error.permission_index, error.rule_index
+    return None, getattr(found, "permission_index", None), None
+
+
+def module_terms(decoded: tuple[str | None, dict[str, Any]]) -> tuple[str | None, int | None, int | None]:
+    name, args = decoded
+    return name, args.get("permissionIndex"), args.get("ruleIndex")
+
+
+def agree(
+    sdk: tuple[str | None, int | None, int | None], module: tuple[str | None, int | None, int | None]
+) -> bool:
+    """The same reason, rule and (where the module names one) permission."""
+    if sdk[0] != module[0] or sdk[2] != module[2]:
+        return False
+    return module[1] is None or sdk[1] == module[1]
+
+
+# -- typed data ----------------------------------------------------------------------------------------------------
+
+
+def typed_signature(
+    evm: Chain, key: LocalSigner, account: str, session_id: bytes, typed: TypedData, frames: Frames
+) -> tuple[bytes, bytes]:
+    """A leaked session key's signature of the contents ``frames`` (words of any kind) under the message's own
+    domain and type, and the hash a verifier asks about for those words."""
+    contents_hash = keccak(typed.type_hash + b"".join(frames.words[: frames.sizes[0]]))
+    separator = typed.domain_separator
+    signed = typed_data_sign_hash(
+        separator,
+        typed.primary_type,
+        typed.contents_type,
+        contents_hash,
+        account=account,
+        chain_id=evm.chain_id,
+        module=evm.module.address,
+    )
+    header = Signer(key.address, session_id).header(key.sign_hash(signed), None)
+    body = encode_typed_data_signature(header, separator, typed.type_hash, frames)
+    return keccak(b"\x19\x01" + separator + contents_hash), body
+
+
+@settings(max_examples=TYPED_EXAMPLES, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
+    """Typed data of random contents types, grants and values, and contents words no encoder makes: the SDK's
+    verdict is the module's, reason, permission and rule."""
+    primaries = data.draw(st.lists(st.sampled_from(PRIMARY_NAMES), min_size=1, max_size=3, unique=True))
+    made = [data.draw(grants(evm.chain_id, primary), label=f"grant of {primary}") for primary in primaries]
+    now = evm.now()
+    valid_after, valid_until = data.draw(st.composite(lambda draw: window(draw, now))(), label="window")
+    key = fresh_key()
+    session = Session(
+        session_key=key.address,
+        typed_data_permissions=tuple(g.permission for g in made),
+        valid_after=valid_after,
+        valid_until=valid_until,
+    )
+    account, session_id = evm.enable(session)
+    sid = "0x" + session_id.hex()
+    for index, grant in enumerate(made):
+        event(f"nested frames: {len(grant.permission.nested)}")
+        for _ in range(MESSAGES):
+            message = data.draw(messages(grant), label="message")
+            domain = grant.domain
+            if data.draw(st.integers(0, 7)) == 0:  # the type in another granted domain, or in none
+                domain = data.draw(st.sampled_from([g.domain for g in made] + [{"name": "elsewhere"}]))
+            typed_data = {
+                "types": grant.types,
+                "primaryType": grant.primary,
+                "domain": domain,
+                "message": message,
+            }
+            typed = TypedData(typed_data)
+            local = sdk_verdict(check_typed_data, session, typed_data, session_id=sid, now=now)
+            granted = local[0] not in ("SigningNotGranted",)
+            permission = made[local[1]].permission if local[1] is not None else None
+            frames = typed.frames(
+                nested_frames(grant.primary, typed.types, permission.nested if permission else ())
+            )
+            hash_, body = typed_signature(evm, key, account, session_id, typed, frames)
+            remote = module_terms(evm.verdict(account, hash_, body))
+            TALLY[f"typed data: {local[0] or 'signed'}"] += 1
+            event(f"typed data: {local[0] or 'signed'}")
+            assert agree(local, remote), (
+                f"permission {index} ({grant.permission.contents_type}, nested {grant.permission.nested}, rules "
+                f"{grant.permission.rules}) on {typed_data}: the SDK says {local}, the module {remote}"
+            )
+            if not granted or local[0] == "SignatureOutsideWindow" or permission is None:
+                continue
+            changed = data.draw(dirtied(grant, frames), label="dirty")
+            if changed is None:
+                continue
+            words, paths = changed
+            raw = sdk_verdict(check_words, session, local[1], words, session_id=sid)
+            hash_, body = typed_signature(evm, key, account, session_id, typed, words)
+            remote = module_terms(evm.verdict(account, hash_, body))
+            TALLY[f"dirty words: {raw[0] or 'signed'}"] += 1
+            event(f"dirty words: {raw[0] or 'signed'}")
+            assert agree(raw, remote), (
+                f"permission {index} ({grant.permission.contents_type}, rules {grant.permission.rules}), "
+                f"{', '.join(paths)} dirty in {[w.hex() for w in words.words]}: the SDK says {raw}, the module "
+                f"{remote}"
+            )
+
+
+# -- sign-in -------------------------------------------------------------------------------------------------------
+
+WEBSITES = (
+    "app.example.com",
+    "Example.COM",
+    "localhost:3000",
+    "app.example.com:443",
+    "[::1]:8080",
+    "127.0.0.1",
+    "xn--80ak6aa92e.com",
+    "a",
+    "user@app.example.com",
+    "sub.app.example.com",
+    "APP.example.com",
+    "%41pp.example.com",
+)
+"""Granted websites: RFC 3986 authorities in any spelling (1 to 255 printable ASCII bytes, no spaces)."""
+
+
+@st.composite
+def respelled(draw: st.DrawFn, website: str) -> str:
+    """``website`` as a message may spell it: as it is, or with its case, scheme, port, spaces, a trailing dot or
+    slash, or a look-alike letter changed."""
+    change = draw(
+        st.sampled_from(
+            ["same"] * 12 + ["upper", "lower", "swap", "scheme", "port", "space", "lead", "dot", "slash", "cyrillic",
+             "fullwidth", "nul", "tab"]
+        )
+    )  # fmt: skip
+    return {
+        "same": website,
+        "upper": website.upper(),
+        "lower": website.lower(),
+        "swap": website.swapcase(),
+        "scheme": "https://" + website,
+        "port": website + ":443",
+        "space": website + " ",
+        "lead": " " + website,
+        "dot": website + ".",
+        "slash": website + "/",
+        "cyrillic": website.replace("a", "\u0430", 1).replace("e", "\u0435", 1),
+        "fullwidth": website.replace(".", "\uff0e"),
+        "nul": website + "\x00",
+        "tab": website + "\t",
+    }[change]
+
+
+@st.composite
+def sign_in_texts(draw: st.DrawFn, websites: list[str], account: str) -> bytes:
+    """A message whose first line names a granted website as granted (half the time), or respelled, or another
+    website, with the sign-in suffix or a variant; and whose second line is the account in a spelling the module takes
+    (half the time) or in another."""
+    if draw(st.booleans()):
+        first = draw(st.sampled_from(websites)) + SIGN_IN_SUFFIX
+    else:
+        site = draw(
+            respelled(draw(st.sampled_from(websites))) | st.sampled_from(WEBSITES) | st.text(max_size=12)
+        )
+        suffix = draw(
+            st.sampled_from(
+                [SIGN_IN_SUFFIX, SIGN_IN_SUFFIX.replace("\n", "\r\n"), SIGN_IN_SUFFIX.replace(":\n", ": \n"),
+                 SIGN_IN_SUFFIX.replace("Ethereum", "ethereum"), SIGN_IN_SUFFIX + "\n", SIGN_IN_SUFFIX[:-1]]
+            )
+        )  # fmt: skip
+        first = site + suffix
+    digits = account[2:].lower()
+    if draw(st.booleans()):
+        line = "0x" + draw(
+            st.sampled_from([digits, digits.upper(), to_address(account)[2:], digits.replace("a", "A")])
+        )
+        line += "\n"
+    else:
+        other = keccak(account.encode()).hex()[:40]
+        line = draw(
+            st.sampled_from(
+                ["0X" + digits, "0x" + digits[:39], "0x" + other, " 0x" + digits, "0x" + digits + " ",
+                 "0x" + digits[:-1] + "g", "0x" + digits.replace("f", "\uff46"), "0x" + digits + "0"]
+            )
+        ) + draw(st.sampled_from(["\n", "\r\n", ""]))  # fmt: skip
+    rest = draw(
+        st.sampled_from(
+            ["", "\nURI: https://app.example.com\nVersion: 1\nChain ID: 1\nNonce: 12345678", "\n\u00e9"]
+        )
+    )
+    return (first + line + rest).encode()
+
+
+@settings(max_examples=SIGN_IN_EXAMPLES, **FUZZ_SETTINGS)
+@given(data=st.data())
+def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
+    """Sign-in messages for random granted websites, their first lines respelled and their address lines in any
+    spelling: the SDK's verdict is the module's, reason and permission."""
+    websites = data.draw(
+        st.lists(st.sampled_from(WEBSITES), min_size=1, max_size=3, unique=True), label="granted"
+    )
+    now = evm.now()
+    valid_after, valid_until = data.draw(st.composite(lambda draw: window(draw, now))(), label="window")
+    key = fresh_key()
+    session = Session(
+        session_key=key.address, sign_in=tuple(websites), valid_after=valid_after, valid_until=valid_until
+    )
+    account, session_id = evm.enable(session)
+    sid = "0x" + session_id.hex()
+    for _ in range(SIGN_INS):
+        message = data.draw(sign_in_texts(websites, account), label="message")
+        local = sdk_verdict(check_sign_in, session, message, account=account, session_id=sid, now=now)
+        newline = message.find(b"\n")
+        first_line = newline + 1 if newline >= 0 else len(message)
+        signed = personal_sign_hash(
+            message, account=account, chain_id=evm.chain_id, module=evm.module.address
+        )
+        header = Signer(key.address, session_id).header(key.sign_hash(signed), None)
+        body = encode_sign_in_signature(header, message, first_line)
+        remote = module_terms(evm.verdict(account, eip191_hash(message), body))
+        TALLY[f"sign-in: {local[0] or 'signed'}"] += 1
+        event(f"sign-in: {local[0] or 'signed'}")
+        assert agree(local, remote), (
+            f"{websites} granted, {message!r}: the SDK says {local}, the module {remote}"
+        )
+
+
+def test_judging_words_under_a_permission_the_session_lacks_says_which_it_has():
+    """``check_words`` for a permission index the session does not have: a clear error naming how many it has."""
+    session = Session(
+        session_key=fresh_key().address,
+        typed_data_permissions=(
+            TypedDataPermission(domain_fields=0, contents_name="Order", contents_type="Order(uint8 amount)"),
+        ),
+    )
+    frames = Frames((1,), (), (bytes(32),))
+    check_words(session, 0, frames, session_id="0x" + "00" * 32)
+    for index in (1, -1, True):
+        with pytest.raises(BadInputError, match=r"is not one of the session's 1 typed-data permissions"):
+            check_words(session, index, frames, session_id="0x" + "00" * 32)
