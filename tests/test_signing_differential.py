@@ -2,11 +2,12 @@
 verdict on the real EVM, on generated grants and messages.
 
 Each typed-data example makes up to three contents types (a primary struct of 1 to 6 members of any ABI type:
-uintN, intN, address, bool, bytesN, bytes, string, and struct members, nested up to two levels), grants one
-session a signing permission for each, in a domain of any ERC-5267 fields, expanding nested structs at random and
-with rules of every condition on any word the SDK lets a rule read (atoms, the hash words of strings, bytes and
-structs, a word past the contents), each rule of its field's type, with values at the type's edges. The session's
-window is open, not yet open or closed. Then messages, their ruled members at and beside the rules' values:
+uintN, intN, address, bool, bytesN, bytes, string, and struct members, nested up to two levels) and grants one
+session a signing permission for each (now and then an earlier one's type again), in a domain of any ERC-5267
+fields, expanding nested structs at random, with rules of every condition on any word the SDK lets a rule read
+(atoms, the hash words of strings, bytes and structs, a word past the contents), each rule of its field's type,
+with values at the type's edges. The session's window is open, not yet open or closed. Then messages, their
+ruled members at and beside the rules' values:
 
 * the SDK's verdict, ``check_typed_data``: the permission it signs under, or the refusal's reason, permission and
   rule;
@@ -323,8 +324,9 @@ class Grant:
 
 
 @st.composite
-def grants(draw: st.DrawFn, chain_id: int, primary: str) -> Grant:
-    types = draw(eip712_types(primary))
+def grants(draw: st.DrawFn, chain_id: int, primary: str, types: Types | None = None) -> Grant:
+    """A typed-data permission of ``primary`` (of ``types``, or new ones) in a domain of any fields."""
+    types = types or draw(eip712_types(primary))
     domain = draw(domains(chain_id))
     nested, words = layout(draw, primary, types)
     structs = set(types)
@@ -492,7 +494,9 @@ FUZZ_TESTS = {
     "test_the_sdk_and_the_module_judge_typed_data_alike",
     "test_the_sdk_and_the_module_judge_sign_in_messages_alike",
 }
+ANOTHER_PERMISSION = "messages granted under another permission of their type"
 REACHED = (
+    ANOTHER_PERMISSION,
     "typed data: signed",
     "typed data: SigningNotGranted",
     "typed data: SignatureOutsideWindow",
@@ -518,7 +522,8 @@ def report(request):
     yield
     elapsed = time.perf_counter() - started
     ran = {item.name for item in request.session.items if item.module is request.module}
-    print(f"\nsigning differential ({FUZZ}): {sum(TALLY.values())} signatures in {elapsed:.1f}s")
+    signatures = sum(count for verdict, count in TALLY.items() if verdict != ANOTHER_PERMISSION)
+    print(f"\nsigning differential ({FUZZ}): {signatures} signatures in {elapsed:.1f}s")
     print("verdicts:", ", ".join(f"{k} {v}" for k, v in sorted(TALLY.items())))
     if ran >= FUZZ_TESTS and request.session.testsfailed == failed_before:
         missing = [verdict for verdict in REACHED if not TALLY[verdict]]
@@ -598,7 +603,16 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
     """Typed data of random contents types, grants and values, and contents words no encoder makes: the SDK's
     verdict is the module's, reason, permission and rule."""
     primaries = data.draw(st.lists(st.sampled_from(PRIMARY_NAMES), min_size=1, max_size=3, unique=True))
-    made = [data.draw(grants(evm.chain_id, primary), label=f"grant of {primary}") for primary in primaries]
+    made: list[Grant] = []
+    for primary in primaries:
+        if made and data.draw(st.integers(0, 2)) == 0:  # an earlier permission's type, in another domain
+            earlier = data.draw(st.sampled_from(made))
+            grant = data.draw(grants(evm.chain_id, earlier.primary, earlier.types), label="the type again")
+        else:
+            grant = data.draw(grants(evm.chain_id, primary), label=f"grant of {primary}")
+        key_of = (grant.permission.domain_separator, grant.permission.contents_type_hash)
+        if all((g.permission.domain_separator, g.permission.contents_type_hash) != key_of for g in made):
+            made.append(grant)
     now = evm.now()
     valid_after, valid_until = data.draw(st.composite(lambda draw: window(draw, now))(), label="window")
     key = fresh_key()
@@ -626,7 +640,8 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
             typed = TypedData(typed_data)
             local = sdk_verdict(check_typed_data, session, typed_data, session_id=sid, now=now)
             granted = local[0] not in ("SigningNotGranted",)
-            permission = made[local[1]].permission if local[1] is not None else None
+            found = made[local[1]] if local[1] is not None else None
+            permission = found.permission if found else None
             frames = typed.frames(
                 nested_frames(grant.primary, typed.types, permission.nested if permission else ())
             )
@@ -635,12 +650,13 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
             TALLY[f"typed data: {local[0] or 'signed'}"] += 1
             event(f"typed data: {local[0] or 'signed'}")
             assert agree(local, remote), (
-                f"permission {index} ({grant.permission.contents_type}, nested {grant.permission.nested}, rules "
-                f"{grant.permission.rules}) on {typed_data}: the SDK says {local}, the module {remote}"
+                f"permissions {[g.permission for g in made]}, a message of permission {index}'s type: {typed_data}: "
+                f"the SDK says {local}, the module {remote}"
             )
-            if not granted or local[0] == "SignatureOutsideWindow" or permission is None:
+            if not granted or local[0] == "SignatureOutsideWindow" or found is None:
                 continue
-            changed = data.draw(dirtied(grant, frames), label="dirty")
+            TALLY[ANOTHER_PERMISSION] += found is not grant
+            changed = data.draw(dirtied(found, frames), label="dirty")
             if changed is None:
                 continue
             words, paths = changed
@@ -650,7 +666,7 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
             TALLY[f"dirty words: {raw[0] or 'signed'}"] += 1
             event(f"dirty words: {raw[0] or 'signed'}")
             assert agree(raw, remote), (
-                f"permission {index} ({grant.permission.contents_type}, rules {grant.permission.rules}), "
+                f"permission {local[1]} ({found.permission.contents_type}, rules {found.permission.rules}), "
                 f"{', '.join(paths)} dirty in {[w.hex() for w in words.words]}: the SDK says {raw}, the module "
                 f"{remote}"
             )
