@@ -43,6 +43,7 @@ HEAVIEST_FIRST = (
     "test_signing_permissions_of_any_type.py",
     "e2e/test_erc7562.py",
     "test_session_signatures.py",
+    "test_signing_differential.py",
     "e2e/test_browser.py",
     "e2e/test_daily_limits.py",
     "e2e/test_readme.py",
