@@ -685,3 +685,42 @@ def test_the_worker_runner_refuses_a_log_level_it_does_not_know(
     monkeypatch.setenv("KEYSCOPE_LOG_LEVEL", "info")
     assert main([str(spec)]) == 1
     assert "the spec has no 'store'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "escaped", ['"\\ud800"', '"pay \\udc00 now"', '"\\ude00\\ud83d"'], ids=["high", "low", "halves-swapped"]
+)
+def test_a_json_string_with_half_a_surrogate_pair_is_refused_where_it_would_be_hashed(escaped: str) -> None:
+    """A JSON ``\\ud800`` escape without its other half parses to a string with no UTF-8 bytes: typed data holding
+    one (in its message, domain or type names), a sign-in message, or a signing permission's domain, type or rule
+    value is refused naming where it is, never with Python's codec error; the whole character, escaped as a pair,
+    is taken."""
+    import json
+
+    from keyscope.message_signing import check_sign_in
+    from keyscope.typed_data import TypedData
+
+    text = json.loads(escaped)
+    types = {"Mail": [{"name": "memo", "type": "string"}]}
+    for data, where in (
+        ({"types": types, "primaryType": "Mail", "domain": {}, "message": {"memo": text}}, "message.memo"),
+        ({"types": types, "primaryType": "Mail", "domain": {"name": text}, "message": {"memo": ""}}, "domain.name"),
+        ({"types": {"Mail": [{"name": text, "type": "string"}]}, "primaryType": "Mail", "domain": {},
+          "message": {text: ""}}, "types.Mail[0].name"),
+    ):  # fmt: skip
+        with pytest.raises(
+            BadInputError, match=re.escape(where) + r" holds U\+D[89A-F][0-9A-F]{2} at position"
+        ):
+            TypedData(data)
+    session = Session(session_key=TARGET, sign_in=("app.example.com",))
+    with pytest.raises(BadInputError, match=r"the sign-in message holds U\+D"):
+        check_sign_in(session, f"app.example.com{text}", account=TARGET, session_id="0x00")
+    with pytest.raises(BadInputError, match=r"domain.name holds U\+D"):
+        Policy.typed_data({"name": text}, types, "Mail")
+    with pytest.raises(BadInputError, match=r"field `memo` \(string\) of Mail holds U\+D"):
+        Policy.typed_data({}, types, "Mail", [arg("memo") == text])
+    whole = json.loads('"\\ud83d\\ude00"')
+    assert whole == "\U0001f600"
+    typed = TypedData({"types": types, "primaryType": "Mail", "domain": {}, "message": {"memo": whole}})
+    assert len(typed.digest) == 32
+    Policy.typed_data({"name": whole}, types, "Mail", [arg("memo") == whole])

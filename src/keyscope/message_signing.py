@@ -24,7 +24,7 @@ from typing import Any
 from .errors import BadInputError, RuleRefusalError, shown
 from .hexutil import to_address
 from .session import SIGN_IN_SUFFIX, Condition, Session, TypedDataPermission
-from .typed_data import Frames, TypedData, eip191_hash
+from .typed_data import Frames, TypedData, eip191_hash, refuse_lone_surrogates
 from .typed_fields import nested_frames
 
 __all__ = [
@@ -209,6 +209,8 @@ def check_sign_in(
 ) -> SignInCheck:
     """Check an EIP-4361 message against ``session``'s sign-in permissions as the module will: its first line must
     name a granted website, its second the account ("0x" and 40 hex digits in any case). Raises :class:`SignatureRefusedError`."""
+    if isinstance(message, str):
+        refuse_lone_surrogates(message, "the sign-in message")
     raw = message.encode() if isinstance(message, str) else bytes(message)
     first_end = raw.find(b"\n")
     first = raw[: first_end + 1] if first_end >= 0 else raw

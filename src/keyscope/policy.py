@@ -70,7 +70,7 @@ from .session import (
     arg_type_of,
 )
 from .textfile import read_text_file
-from .typed_data import _fields, contents_type, domain_fields, plan_frames
+from .typed_data import _fields, contents_type, domain_fields, plan_frames, refuse_lone_surrogates
 from .typed_fields import HASHED_TYPES
 
 if TYPE_CHECKING:
@@ -1192,7 +1192,10 @@ def _hashed_value(kind: str, value: Any, where: str) -> bytes:
     rule ``== "0x0102"`` on a ``bytes`` field binds the two bytes 0x0102 a message spells that way, never the six
     characters of the text."""
     if kind == "string":
-        return value.encode() if isinstance(value, str) else to_bytes(value, name=where)
+        if isinstance(value, str):
+            refuse_lone_surrogates(value, where)
+            return value.encode()
+        return to_bytes(value, name=where)
     return to_bytes(value, name=where)
 
 
@@ -1205,6 +1208,8 @@ def _typed_data_permission(
 ) -> TypedDataPermission:
     if not isinstance(domain, Mapping) or not isinstance(types, Mapping):
         raise BadInputError("Policy.typed_data takes the domain and the types as objects (dicts)")
+    for part, value in (("domain", domain), ("types", types), ("primary type", primary_type)):
+        refuse_lone_surrogates(value, part)
     structs = _fields(types)
     if primary_type not in structs:
         raise BadInputError(

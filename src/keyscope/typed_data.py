@@ -46,6 +46,7 @@ __all__ = [
     "is_struct",
     "personal_sign_hash",
     "plan_frames",
+    "refuse_lone_surrogates",
     "typed_data_sign_hash",
     "typed_data_sign_type_hash",
     "wallet_typed_data",
@@ -114,6 +115,29 @@ def _fields(types: Mapping[str, Any]) -> dict[str, tuple[Field, ...]]:
                 )
         result[type_name] = tuple(fields)
     return result
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def refuse_lone_surrogates(value: Any, where: str) -> None:
+    """Raise :class:`BadInputError` when a string in ``value`` (a string, or mappings and lists of them, keys
+    included) holds a lone surrogate, as a JSON ``\\ud800`` escape gives: it has no UTF-8 bytes, so no hash."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found is not None:
+            raise BadInputError(
+                f"{where} holds U+{ord(found.group()):04X} at position {found.start()}, half of a UTF-16 surrogate "
+                "pair (as a JSON \\ud800 escape without its other half gives): such a string has no UTF-8 bytes, so "
+                "no EIP-712 or EIP-191 hash; give the whole character"
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            refuse_lone_surrogates(key, f"{where}: a key")
+            refuse_lone_surrogates(item, f"{where}.{key}" if isinstance(key, str) else where)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            refuse_lone_surrogates(item, f"{where}[{index}]")
 
 
 def _base(type_name: str) -> str:
@@ -437,6 +461,8 @@ class TypedData:
             raise BadInputError("typed data's types and domain must be objects")
         if not isinstance(data["message"], Mapping):
             raise BadInputError("typed data's message must be an object")
+        for part in ("types", "primaryType", "domain", "message"):
+            refuse_lone_surrogates(data[part], part)
         self.types: dict[str, tuple[Field, ...]] = _fields(data["types"])
         self.primary_type: str = str(data["primaryType"])
         if self.primary_type == "EIP712Domain" or self.primary_type not in self.types:
