@@ -1272,14 +1272,14 @@ def test_fresh_accounts_cannot_draw_more_than_the_total_budget_from_the_deposit(
 
 
 # ------------------------------------------------------------------------------------------------------
-# Attack 223: a restart forgets the reservations of signatures that are still valid
+# Attack 221: a restart forgets the reservations of signatures that are still valid
 # ------------------------------------------------------------------------------------------------------
 
 
 def test_a_restart_does_not_let_signatures_made_before_it_draw_a_second_budget(
     harness, factory, nft, entry_point, chain_id, paymaster, sponsor_key, accounts, chain, tmp_path
 ):
-    """Attack 223. A stranger has the sponsor sign, for a fresh account, a covered operation padded to the whole
+    """Attack 221. A stranger has the sponsor sign, for a fresh account, a covered operation padded to the whole
     ``total_budget_wei`` (attack 90's operation), and keeps it: nothing is paid yet, and the sponsor now refuses
     everyone, saying that its operator can raise the budget and restart the service. A signature stays valid for
     ``validity_seconds`` after the sponsor made it, whatever happens to the service: were the restarted service to
@@ -1339,7 +1339,7 @@ def test_a_restart_does_not_let_signatures_made_before_it_draw_a_second_budget(
 def test_the_ledger_counts_signatures_until_they_expire_for_one_service_of_its_paymaster(
     paymaster, sponsor_key, chain_id, tmp_path
 ):
-    """What the ledger file keeps across restarts (attack 223): the reservation of a signature counts again until
+    """What the ledger file keeps across restarts (attack 221): the reservation of a signature counts again until
     the signature's window closes on the service's clock, then the budget starts afresh; a reservation given back
     (the signer failed: nothing signed) is gone; a service of another paymaster or chain on the file counts none of
     them; and a second service on a file in use is refused at start, since two services counting one file apart

@@ -166,7 +166,7 @@ def test_the_sponsor_command_keeps_its_budgets_in_the_ledger_it_is_given(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Attack 223 for the command: without ``--ledger`` a restart forgets what the signatures made before it may still
+    """Attack 221 for the command: without ``--ledger`` a restart forgets what the signatures made before it may still
     cost, which the command says at start when the policy has a budget; with it the service keeps its reservations
     in the file, and a second service given the same file is refused, in one line, before it serves."""
     ledger = tmp_path / "ledger.sqlite"
