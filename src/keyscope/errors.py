@@ -62,6 +62,7 @@ __all__ = [
     "WrongPassphraseError",
     "shown",
     "validation_problems",
+    "without_private_keys",
 ]
 
 
@@ -131,6 +132,15 @@ def has_private_key_form(value: object) -> bool:
 
 PRIVATE_KEY_NOT_SHOWN = "a value of 32 bytes, the form of a private key (not shown)"
 """How a value :func:`has_private_key_form` says is key-shaped is named in a message instead of being shown."""
+
+_PRIVATE_KEY_IN_TEXT = re.compile(r"(['\"]?)(?<![0-9a-fA-F])(0[xX])?[0-9a-fA-F]{64}(?![0-9a-fA-F])\1")
+
+
+def without_private_keys(text: str) -> str:
+    """``text`` with every word of the form of a private key (64 hex digits, with or without ``0x``, quoted or not)
+    replaced by :data:`PRIVATE_KEY_NOT_SHOWN`: for a message that echoes what was given (a command-line parser's
+    "invalid value '…'") where a key may have been pasted in place of another value."""
+    return _PRIVATE_KEY_IN_TEXT.sub(PRIVATE_KEY_NOT_SHOWN, text)
 
 
 class InvalidAddressError(BadInputError):

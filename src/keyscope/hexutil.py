@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from eth_utils import keccak, to_checksum_address
 from pydantic import BeforeValidator, PlainSerializer
 
-from .errors import BadInputError, InvalidAddressError, hex_shown
+from .errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, InvalidAddressError, has_private_key_form, hex_shown
 
 __all__ = [
     "ZERO_ADDRESS",
@@ -109,8 +109,9 @@ def to_int(value: object, *, name: str = "value") -> int:
         elif _DECIMAL.fullmatch(value):
             result = int(value, 10)
         else:
+            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
             raise BadInputError(
-                f"{name} {value!r} is not an integer or a 0x-hex quantity: write decimal digits 0-9 or 0x and hex "
+                f"{name}{given} is not an integer or a 0x-hex quantity: write decimal digits 0-9 or 0x and hex "
                 "digits"
             )
     else:
@@ -131,7 +132,8 @@ def to_wire_int(value: object, *, name: str = "value") -> int:
         return int(value)
     if isinstance(value, str):
         if not _DECIMAL.fullmatch(value):
-            raise BadInputError(f"{name} {value!r} is not an integer in decimal digits: write digits 0-9")
+            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
+            raise BadInputError(f"{name}{given} is not an integer in decimal digits: write digits 0-9")
         return int(value, 10)
     if isinstance(value, float):
         raise BadInputError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BadInputError
+from .errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, has_private_key_form
 
 __all__ = ["read_text_file"]
 
@@ -24,6 +24,14 @@ def read_text_file(
     another encoding) raise :class:`BadInputError` saying so; the message shows the offending bytes as hex, unless
     the file is ``secret`` (a key file: its bytes may be the key itself), when it gives only their offset.
     """
+    if has_private_key_form(
+        os.fspath(path)
+    ):  # a key pasted for the path: never shown as a missing file's name
+        raise BadInputError(f"{what}: {PRIVATE_KEY_NOT_SHOWN} is not a file's path: give {expected}")
+    if "\x00" in os.fspath(path):  # no file's name holds a NUL byte: open() says only "embedded null byte"
+        raise BadInputError(
+            f"{what} {os.fspath(path)!r} holds a NUL byte, which no file's path has: give {expected}"
+        )
     file = Path(path)
     try:
         raw = file.read_bytes()

@@ -29,7 +29,7 @@ import click
 
 from .. import __version__
 from ..chain import RpcChain
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, without_private_keys
 from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
 from ..network import connect
@@ -56,7 +56,20 @@ _MOST_RECORDS = 1_000_000
 """The most outbox records one listing shows (``--limit``): more than that is no listing for a person."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
+class _Commands(click.Group):
+    """The ``keyscope`` group, whose usage errors never echo a private key: click's own refusals (a value not among
+    the choices, a number out of range, a path that does not exist) quote the value given, and a key pasted in
+    place of one would be shown on the terminal and in the logs of a job that runs the command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            error.message = without_private_keys(error.message)
+            raise
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(__version__, prog_name="keyscope", message="%(prog)s %(version)s")
 def main() -> None:
     """Operate a keyscope session store shared by workers (sessions, outbox, revoke, recover), and serve an

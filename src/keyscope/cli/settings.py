@@ -12,7 +12,13 @@ from typing import Any
 
 from ..artifacts import ENTRY_POINT_V07
 from ..bundler.types import FeeQuote, GasEstimate, UserOperationReceipt
-from ..errors import BadInputError, ConfigurationError, InvalidAddressError
+from ..errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    InvalidAddressError,
+    has_private_key_form,
+)
 from ..hexutil import to_address
 from ..textfile import read_text_file
 from ..urls import mask_url
@@ -68,6 +74,11 @@ class Deployments:
     @classmethod
     def load(cls, path: str | Path) -> Deployments:
         """Read a deployments file; :class:`BadInputError` says what is wrong with it."""
+        if has_private_key_form(str(path)):  # refused as a key, never shown as the name of a missing file
+            raise BadInputError(
+                f"the deployments file (--deployments or {ENV_DEPLOYMENTS}): {PRIVATE_KEY_NOT_SHOWN} is not a file "
+                "name; give the JSON file `python -m keyscope.local --json` or `ape run deploy --out` wrote"
+            )
         file = Path(path)
         if not file.exists():
             raise BadInputError(

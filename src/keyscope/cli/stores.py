@@ -9,12 +9,19 @@ import weakref
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ..errors import BadInputError, ConfigurationError, SessionStoreError, StoreNotFoundError
+from ..errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    SessionStoreError,
+    StoreNotFoundError,
+    has_private_key_form,
+)
 from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
 from ..urls import hide_password
-from .settings import DEFAULT_STORE_URL, ENV_STORE_KEK, ENV_STORE_PASSPHRASE
+from .settings import DEFAULT_STORE_URL, ENV_STORE, ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
 __all__ = ["find_grant", "local_store_path", "open_session_store", "shown_store_url", "store_url_of"]
 
@@ -56,6 +63,13 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
         except BadInputError:
             raise ConfigurationError(f"{ENV_STORE_KEK} must be 32 bytes as 64 hex digits") from None
     text = url.strip()
+    if has_private_key_form(
+        text
+    ):  # refused before any message shows it as a path (or creates a file named so)
+        raise BadInputError(
+            f"--store (or {ENV_STORE}): {PRIVATE_KEY_NOT_SHOWN} is not a store's URL: give sqlite:///FILE, "
+            f"postgresql://user@host/db or a folder; a store's secret goes in {ENV_STORE_PASSPHRASE} or {ENV_STORE_KEK}"
+        )
     if text.lower().startswith("memory:"):
         raise BadInputError(
             f"--store {text}: a memory store is gone when the command ends; give sqlite:///FILE, postgresql://... "
@@ -141,9 +155,11 @@ def _require_existing(url: str, shown: str) -> None:
                 f" ({url} is read as a folder's path: a {scheme.group(1)} URL is {scheme.group(1)}:///...)"
             )
         elif url.startswith("~"):
-            cause += (
-                f" (~ is not expanded here, only by a shell: give the full path, {Path(url).expanduser()})"
-            )
+            try:
+                full = f", {Path(url).expanduser()}"
+            except RuntimeError:  # ~name of no user of this machine: no full path to suggest
+                full = ""
+            cause += f" (~ is not expanded here, only by a shell: give the full path{full})"
         elif url == DEFAULT_STORE_URL:
             cause += " (no session was granted from this folder yet: `ape run grant` stores the sessions it grants there)"
         elif url.lower().startswith("sqlite") and not path.is_absolute():

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from ..errors import BadInputError, KeyscopeError
+from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, KeyscopeError, has_private_key_form
 from ..hexutil import to_wire_int
 from .stack import LocalStack
 
@@ -26,8 +26,9 @@ def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
         try:
             value = to_wire_int(text)
         except BadInputError:
+            given = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(text) else repr(text)
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not a whole number in digits 0-9 ({what})"
+                f"{given} is not a whole number in digits 0-9 ({what})"
             ) from None
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is out of range: {what} is {low} to {high}")
