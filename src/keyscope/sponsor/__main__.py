@@ -172,6 +172,12 @@ def _load_key(args: argparse.Namespace) -> LocalSigner:
 
 def build(args: argparse.Namespace) -> SponsorServer:
     """The (not yet started) server the arguments describe."""
+    if args.rpc_url is not None and not args.rpc_url.strip():
+        # an unset variable in `--rpc-url "$NODE"`: served without the node, no signer check nor the chain's clock
+        raise BadInputError(
+            f"--rpc-url is {args.rpc_url!r}: give the node's URL (http://host:port), or leave the option out and give "
+            "--chain-id (nothing was started)"
+        )
     signer = _load_key(args)
     policy = SponsorshipPolicy.from_file(args.policy)
     clock = None
