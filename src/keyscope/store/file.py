@@ -191,7 +191,15 @@ class FileStore(DocumentStore):
         scrypt_n: int | None = None,
         create: bool = True,
     ) -> None:
-        self.root = Path(path).expanduser().absolute()
+        try:
+            self.root = Path(path).expanduser().absolute()
+        except (
+            RuntimeError
+        ):  # ~name of no user of this machine (Path says only "Could not determine home directory")
+            raise BadInputError(
+                f"the file store's folder {str(path)!r} starts with a ~ that names no user's home folder here: give "
+                "the folder's full path"
+            ) from None
         self.url = self.root.as_uri()
         if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
             raise BadInputError("the passphrase must be a non-empty string")
