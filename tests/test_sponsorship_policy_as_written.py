@@ -5,6 +5,7 @@ read as whichever copy came last."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,35 @@ def test_a_misspelt_policy_key_is_named_with_the_key_meant(tmp_path: Path) -> No
         "validity_seconds"
     ), message
     assert "Extra inputs" not in message and "50000" not in message
+
+
+@pytest.mark.parametrize("host", ["", " "])
+def test_a_blank_host_is_refused_rather_than_serving_every_interface(
+    sponsor_args: list[str], host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--host "$HOST"`` with the variable unset: a blank host binds every interface of the machine, as 0.0.0.0
+    does, so the signing service served other machines without a word. The command refuses it before anything
+    starts, and so do the servers it and the co-signer are built on (serving others stays a deliberate 0.0.0.0)."""
+    from keyscope.cosigner import CoSignerServer, CoSignerService
+    from keyscope.errors import BadInputError
+    from keyscope.signing import LocalSigner
+    from keyscope.sponsor import SponsorServer
+
+    # --port -1 makes the command end at once (exit 1) should the blank host be let through
+    assert sponsor_main([*sponsor_args, "--chain-id", "1", "--port", "-1", "--host", host]) == 1
+    err = capsys.readouterr().err
+    assert f"error: --host: host {host!r} names no interface" in err and "nothing was started" in err
+    assert "Traceback" not in err
+    sponsor = build(_parser().parse_args([*sponsor_args, "--chain-id", "1"])).sponsor
+    try:
+        with pytest.raises(
+            BadInputError, match=re.escape("give 127.0.0.1 to serve this machine only, or 0.0.0.0")
+        ):
+            SponsorServer(sponsor, host=host)
+    finally:
+        sponsor.close()
+    service = CoSignerService(
+        LocalSigner.generate(), chain_id=1, module="0x" + "11" * 20, entry_point="0x" + "22" * 20
+    )
+    with pytest.raises(BadInputError, match="names no interface"):
+        CoSignerServer(service, host=host)

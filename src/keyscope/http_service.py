@@ -31,6 +31,7 @@ __all__ = [
     "content_length",
     "foreign_host",
     "json_body",
+    "require_host",
     "send_body",
 ]
 
@@ -191,6 +192,19 @@ def cannot_listen(host: str, port: int, error: Exception) -> ConfigurationError:
     )
 
 
+def require_host(host: object) -> str:
+    """``host`` as an interface to listen on; :class:`BadInputError` for one that is not text or is blank. A blank
+    host binds every interface of the machine, as ``0.0.0.0`` does: an unset variable in ``--host "$HOST"`` would
+    have served other machines without a word. Serving them is a deliberate choice: give their interface, or
+    ``0.0.0.0``."""
+    if not isinstance(host, str) or not host.strip():
+        raise BadInputError(
+            f"host {host!r} names no interface (a blank host listens on every interface of the machine): give "
+            "127.0.0.1 to serve this machine only, or 0.0.0.0 (or an interface's address) to serve others on purpose"
+        )
+    return host
+
+
 class BackgroundServer(ABC):
     """Serves on ``host``:``port`` (0: a free port the kernel chooses, known once started) in a background
     thread. Subclasses build the HTTP server and name themselves in messages (:attr:`_what`) and the thread
@@ -201,7 +215,7 @@ class BackgroundServer(ABC):
     _thread_name = "keyscope-server"
 
     def __init__(self, host: str, port: int) -> None:
-        self.host = host
+        self.host = require_host(host)
         self.port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -18,6 +18,7 @@ from ..http_service import (
     content_length,
     foreign_host,
     json_body,
+    require_host,
     send_body,
 )
 from .service import CoSignerService, CoSignRefused
@@ -100,7 +101,7 @@ class CoSignerServer:
 
     def __init__(self, service: CoSignerService, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.service = service
-        self.host = host
+        self.host = require_host(host)
         self.port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -32,6 +32,7 @@ from ..errors import (
     has_private_key_form,
 )
 from ..hexutil import to_wire_int
+from ..http_service import require_host
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
 from ..textfile import read_text_file
@@ -178,6 +179,10 @@ def build(args: argparse.Namespace) -> SponsorServer:
             f"--rpc-url is {args.rpc_url!r}: give the node's URL (http://host:port), or leave the option out and give "
             "--chain-id (nothing was started)"
         )
+    try:  # before the node is asked: a blank --host (an unset "$HOST") would serve every interface
+        require_host(args.host)
+    except BadInputError as error:
+        raise BadInputError(f"--host: {error} (nothing was started)") from None
     signer = _load_key(args)
     policy = SponsorshipPolicy.from_file(args.policy)
     clock = None
