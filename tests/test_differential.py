@@ -24,7 +24,6 @@ call.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -64,13 +63,10 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
+from support.fuzz import DEEP, FUZZ
 from support.raw_call import raw_call, revert_bytes
 from support.smuggling import smuggling_encodings
 
-FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
-if FUZZ not in ("ci", "deep"):
-    raise RuntimeError(f"KEYSCOPE_FUZZ={FUZZ!r}: use 'ci' (default) or 'deep'")
-DEEP = FUZZ == "deep"
 CASES = 40
 """Operations checked against each enabled session (plus REVOKED_CASES after revoking it)."""
 REVOKED_CASES = 3

@@ -23,7 +23,6 @@ The dry runs are ``eth_call`` s from the account: no session stays enabled.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -49,9 +48,9 @@ from keyscope.session import (
     Rule,
     Session,
 )
+from support.fuzz import DEEP
 from support.raw_call import raw_call, revert_bytes
 
-DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 EXAMPLES = 2000 if DEEP else 400
 U256 = 2**256 - 1
 U48 = 2**48 - 1

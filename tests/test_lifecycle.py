@@ -7,7 +7,6 @@ module directly from an address standing for an account (the module keys everyth
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +38,10 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.fuzz import DEEP
 from support.raw_call import raw_call, revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
-DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 ETHER = 10**18
 OTHER = keccak(b"other(uint256)")[:4]
 

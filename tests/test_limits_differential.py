@@ -18,7 +18,6 @@ refuse every transfer): the machine checks that refusal, then runs the session f
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import Any
 
@@ -55,10 +54,10 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.fuzz import DEEP
 from support.raw_call import raw_call, revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window
 
-DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 T0 = 1_700_000_000
 TARGETS = tuple(to_address(keccak(f"keyscope limit target {i}".encode())[12:]) for i in range(3))
 PAY = bytes.fromhex("a9059cbb")  # transfer(address,uint256): the amount at offset 32

@@ -20,7 +20,6 @@ naming the argument. The chain differential (test_differential.py) shows the mod
 from __future__ import annotations
 
 import enum
-import os
 import random
 from decimal import Decimal
 from typing import Any
@@ -37,8 +36,8 @@ from keyscope.errors import BadInputError
 from keyscope.execution import Call
 from keyscope.policy import Policy, arg, parse_signature
 from keyscope.session import MAX_RULE_WORDS, Condition, Session
+from support.fuzz import DEEP
 
-DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 EXAMPLES = 20_000 if DEEP else 400
 """Rules drawn per test: 400 (about 3,000 calls judged) take some 5 s; ``deep`` runs 20,000."""
 

@@ -28,7 +28,6 @@ more examples than the default ("ci").
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,12 +65,9 @@ from keyscope.typed_data import (
     typed_data_sign_hash,
 )
 from keyscope.typed_fields import field_arg_type, nested_frames
+from support.fuzz import DEEP, FUZZ
 from support.raw_call import raw_call, revert_bytes
 
-FUZZ = os.environ.get("KEYSCOPE_FUZZ", "ci")
-if FUZZ not in ("ci", "deep"):
-    raise RuntimeError(f"KEYSCOPE_FUZZ={FUZZ!r}: use 'ci' (default) or 'deep'")
-DEEP = FUZZ == "deep"
 TYPED_EXAMPLES = 400 if DEEP else 30
 """Sessions of the typed-data test: each is one transaction and about 15 judged signatures."""
 SIGN_IN_EXAMPLES = 300 if DEEP else 25

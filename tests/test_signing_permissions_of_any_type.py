@@ -16,7 +16,6 @@ member's type), and judges messages at and around the rules' values:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from keyscope.session import Condition, Rule, Session, TypedDataPermission, cont
 from keyscope.signing import LocalSigner
 from keyscope.signing_words import field_arg_type, mistyped_rules, typed_data_fields
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
+from support.fuzz import DEEP
 from support.sdk import local_network
 from support.signatures import forge_typed_data
 from support.strict_reverts import revert_data
@@ -71,7 +71,6 @@ BYTES = [b"", b"\x00", b"\x01\x02", b"\xff" * 33]
 OPS = ["eq", "ne", "lt", "le", "gt", "ge", "range", "one_of"]
 HASH_OPS = ["eq", "ne", "one_of"]
 ZERO = "0x" + "00" * 20
-DEEP = os.environ.get("KEYSCOPE_FUZZ", "ci") == "deep"
 EXAMPLES = 300 if DEEP else 30
 """Each example grants a session on chain and judges four messages: about two thirds of a second on py-evm."""
 

@@ -17,7 +17,6 @@ One anvil + EntryPoint v0.7 + Alto stack for the file.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -52,6 +51,7 @@ from keyscope.module import enable_session_data
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.accounts import account_bytecode, build_bytecode, deploy_code, owner_validator_bytecode
+from support.fuzz import DEEP
 
 pytestmark = pytest.mark.e2e
 
@@ -516,7 +516,7 @@ _ANSWER_FORMS = {
     "Safe, 1 with high bits": ([(0, 0, _RETURN, _HIGH_AND_ONE)], None),
 }
 _MODULE_TYPE_OF = {"validator": 1, "executor": 2, "hook": 4, "Safe module": 0}
-ANSWER_EXAMPLES = 1000 if os.environ.get("KEYSCOPE_FUZZ") == "deep" else 150
+ANSWER_EXAMPLES = 1000 if DEEP else 150
 
 
 def _set_answers(stack: LocalStack, account: str, answers: Iterable[tuple[int, int, int, bytes]]) -> None:
@@ -638,7 +638,7 @@ def test_the_module_and_the_sdk_give_the_same_verdict_on_generated_answers(
     @settings(
         max_examples=ANSWER_EXAMPLES,
         deadline=None,
-        derandomize=os.environ.get("KEYSCOPE_FUZZ") != "deep",
+        derandomize=not DEEP,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     @given(answers=_answer_sets())

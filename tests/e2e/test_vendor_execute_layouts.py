@@ -58,6 +58,7 @@ from support.execute_layouts import (
     two_view_layouts,
     words,
 )
+from support.fuzz import DEEP
 from support.victims import deploy, view
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ WITH_BYTES = keccak(b"withBytes(bytes,uint256)")[:4]
 PACKED_OP = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
 VALIDATE_USER_OP = keccak(f"validateUserOp({PACKED_OP},bytes32,uint256)".encode())[:4]
 SIG_FAILED_MASK = 2**160 - 1
-EXAMPLES = 2000 if os.environ.get("KEYSCOPE_FUZZ") == "deep" else 300
+EXAMPLES = 2000 if DEEP else 300
 TALLY: Counter[str] = Counter()
 
 
@@ -343,7 +344,7 @@ def test_what_the_module_accepts_is_what_every_account_runs(
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=os.environ.get("KEYSCOPE_FUZZ") != "deep",
+        derandomize=not DEEP,
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
