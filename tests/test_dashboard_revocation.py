@@ -16,12 +16,13 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from conftest import ETHER, KIND
-from keyscope import Network, Policy, SessionKey, arg
+from conftest import ETHER
+from keyscope import Policy, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from support.sdk import second_module
 
 
 def _post(server: ConsentServer, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -135,15 +136,7 @@ def test_revoking_all_from_the_dashboard_marks_no_session_of_another_module_depl
     mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
     here = owner.grant(SessionKey.generate(), [mint], onchain=True)
     store.put_grant(here)
-    second = project.SessionKeyValidator.deploy(sender=deployer)
-    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
-    there = Network(
-        chain=net.chain,
-        bundler=net.bundler,
-        module=second.address,
-        entry_point=net.entry_point,
-        factory=net.factory,
-    )
+    there = second_module(net, owner, project, deployer)
     live_key = SessionKey.generate()
     live = there.owner(signer, owner.account).grant(live_key, [mint], onchain=True)
     store.put_grant(live)

@@ -16,7 +16,7 @@ from typing import Any, is_typeddict
 import pytest
 from eth_account import Account
 
-from conftest import ETHER, KIND
+from conftest import ETHER
 from keyscope import (
     BadInputError,
     Call,
@@ -48,7 +48,7 @@ from keyscope.report import report_from_chain
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from support.sdk import local_network, mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
+from support.sdk import local_network, mint_policy, sdk_owner, second_module  # noqa: F401 -- sdk_owner: the owner fixture
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -896,15 +896,7 @@ def test_owner_sessions_judges_a_stored_grant_at_its_own_module_and_chain(
     store = open_store(f"sqlite:///{tmp_path / 'sessions.db'}")
     here = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)
     store.put_grant(here)
-    second = project.SessionKeyValidator.deploy(sender=deployer)
-    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
-    there = Network(
-        chain=net.chain,
-        bundler=net.bundler,
-        module=second.address,
-        entry_point=net.entry_point,
-        factory=net.factory,
-    )
+    there = second_module(net, owner, project, deployer)
     live_key = SessionKey.generate()
     live = there.owner(owner.signer, owner.account).grant(
         live_key, [mint_policy(nft, owner.account)], onchain=True

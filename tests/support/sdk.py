@@ -15,7 +15,7 @@ from keyscope.owner import Owner
 from keyscope.session import Permission
 from keyscope.signing import LocalSigner
 
-__all__ = ["local_network", "mint_policy", "sdk_owner"]
+__all__ = ["local_network", "mint_policy", "sdk_owner", "second_module"]
 
 ETHER = 10**18
 
@@ -46,3 +46,19 @@ def sdk_owner(net: Network, harness: Any) -> Owner:
 def mint_policy(nft: Any, user: str) -> Permission:
     """``safeMint(address to)`` on ``nft``, with ``to`` held to ``user``."""
     return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
+
+
+def second_module(net: Network, owner: Owner, project: Any, deployer: Any) -> Network:
+    """A second deployment of the session module (the version an owner moves to, say), installed on ``owner``'s
+    account beside ``net``'s, as a network of its own on the same chain, bundler and factory."""
+    from conftest import KIND
+
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
+    return Network(
+        chain=net.chain,
+        bundler=net.bundler,
+        module=second.address,
+        entry_point=net.entry_point,
+        factory=net.factory,
+    )
