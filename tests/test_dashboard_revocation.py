@@ -16,7 +16,7 @@ import httpx
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from conftest import ETHER
+from conftest import ETHER, KIND
 from keyscope import Policy, SessionKey, arg
 from keyscope.consent import ConsentServer
 from keyscope.module import SessionStatus, read_session_status
@@ -136,7 +136,7 @@ def test_revoking_all_from_the_dashboard_marks_no_session_of_another_module_depl
     mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
     here = owner.grant(SessionKey.generate(), [mint], onchain=True)
     store.put_grant(here)
-    there = second_module(net, owner, project, deployer)
+    there = second_module(net, owner, project, deployer, KIND)
     live_key = SessionKey.generate()
     live = there.owner(signer, owner.account).grant(live_key, [mint], onchain=True)
     store.put_grant(live)

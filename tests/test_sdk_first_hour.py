@@ -16,7 +16,7 @@ from typing import Any, is_typeddict
 import pytest
 from eth_account import Account
 
-from conftest import ETHER
+from conftest import ETHER, KIND
 from keyscope import (
     BadInputError,
     Call,
@@ -896,7 +896,7 @@ def test_owner_sessions_judges_a_stored_grant_at_its_own_module_and_chain(
     store = open_store(f"sqlite:///{tmp_path / 'sessions.db'}")
     here = owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)
     store.put_grant(here)
-    there = second_module(net, owner, project, deployer)
+    there = second_module(net, owner, project, deployer, KIND)
     live_key = SessionKey.generate()
     live = there.owner(owner.signer, owner.account).grant(
         live_key, [mint_policy(nft, owner.account)], onchain=True

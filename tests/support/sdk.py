@@ -48,13 +48,12 @@ def mint_policy(nft: Any, user: str) -> Permission:
     return Policy.call(nft, "safeMint(address to)", rules=[arg("to") == user])
 
 
-def second_module(net: Network, owner: Owner, project: Any, deployer: Any) -> Network:
+def second_module(net: Network, owner: Owner, project: Any, deployer: Any, kind: Any) -> Network:
     """A second deployment of the session module (the version an owner moves to, say), installed on ``owner``'s
-    account beside ``net``'s, as a network of its own on the same chain, bundler and factory."""
-    from conftest import KIND
-
+    account (of the account kind ``kind``) beside ``net``'s, as a network of its own on the same chain, bundler and
+    factory."""
     second = project.SessionKeyValidator.deploy(sender=deployer)
-    owner.execute(KIND.install_validator_call(owner.account, second.address)).wait()
+    owner.execute(kind.install_validator_call(owner.account, second.address)).wait()
     return Network(
         chain=net.chain,
         bundler=net.bundler,
