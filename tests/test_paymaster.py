@@ -559,6 +559,24 @@ def test_policy_refuses_calldata_it_cannot_read():
         policy.check(UserOperation(sender=_TARGETS[0], nonce=0, call_data=b"\x12\x34\x56\x78"))
 
 
+class _FlakySigner:
+    """The sponsor's key behind a signing service that does not answer while ``failing[name]`` is above 0 (each
+    failure counts it down; several signers may share the count, as a restarted service shares its signer's)."""
+
+    def __init__(self, key: LocalSigner, failing: dict[str, int], name: str) -> None:
+        self.address = key.address
+        self._key, self._failing, self._name = key, failing, name
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        if self._failing[self._name]:
+            self._failing[self._name] -= 1
+            raise TransportError("the signing service did not answer", url="http://kms")
+        return self._key.sign_hash(digest)
+
+    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+        raise AssertionError("the sponsor signs digests only")
+
+
 def _calling(sender: str, target: str, data: bytes) -> UserOperation:
     """An estimated operation of ``sender`` making one call to ``target``, ready for a sponsor."""
     return UserOperation(
@@ -1005,22 +1023,10 @@ def test_a_request_that_ends_without_a_signature_keeps_no_budget(paymaster, spon
             raise TransportError("the node did not answer", url="http://node", method="eth_getBlockByNumber")
         return 1_000_000.0
 
-    class FlakySigner:
-        address = sponsor_key.address
-
-        def sign_hash(self, digest: bytes) -> bytes:
-            if failing["signer"]:
-                failing["signer"] -= 1
-                raise TransportError("the signing service did not answer", url="http://kms")
-            return sponsor_key.sign_hash(digest)
-
-        def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
-            raise AssertionError("the sponsor signs digests only")
-
     cost = (100_000 + 200_000 + 50_000 + PM_VERIFICATION_GAS) * 10**9
     sponsor = Sponsor(
         paymaster=paymaster.address,
-        signer=FlakySigner(),
+        signer=_FlakySigner(sponsor_key, failing, "signer"),
         chain_id=chain_id,
         policy=SponsorshipPolicy(targets="any", budget_wei=cost, total_budget_wei=cost),
         clock=clock,
@@ -1350,22 +1356,10 @@ def test_the_ledger_counts_signatures_until_they_expire_for_one_service_of_its_p
     failures = {"left": 1}
     op = _calling(LocalSigner.generate().address, _TARGETS[0], bytes.fromhex("12345678"))
 
-    class FlakySigner:
-        address = sponsor_key.address
-
-        def sign_hash(self, digest: bytes) -> bytes:
-            if failures["left"]:
-                failures["left"] -= 1
-                raise TransportError("the signing service did not answer", url="http://kms")
-            return sponsor_key.sign_hash(digest)
-
-        def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
-            raise AssertionError("the sponsor signs digests only")
-
     def start(*, chain: int = chain_id, address: str = paymaster.address) -> Sponsor:
         return Sponsor(
             paymaster=address,
-            signer=FlakySigner(),
+            signer=_FlakySigner(sponsor_key, failures, "left"),
             chain_id=chain,
             policy=SponsorshipPolicy(targets="any", budget_wei=3 * cost, total_budget_wei=3 * cost),
             clock=lambda: float(now["t"]),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
+from .clock import utc_moment
 from .endpoints import Endpoints
 from .errors import (
     BadInputError,
@@ -91,10 +91,10 @@ def session_refusal(grant: SessionGrant, error: BundlerRejectedError) -> Excepti
     if early or (error.code == _EXPIRES_SHORTLY and "valid yet" in message.lower()):
         valid_after = _number_after("validAfter", message)
         if grant.valid_after and valid_after in (None, grant.valid_after):
-            clock = f" (its clock reads {_when(bundler_now)})" if bundler_now is not None else ""
+            clock = f" (its clock reads {utc_moment(bundler_now)})" if bundler_now is not None else ""
             return SessionNotYetValidError(
                 f"session {session_id} is not valid yet by the bundler's clock{clock}: its window opens at "
-                f"{_when(grant.valid_after)}; wait until then and send again",
+                f"{utc_moment(grant.valid_after)}; wait until then and send again",
                 session_id,
             )
         return None
@@ -102,26 +102,17 @@ def session_refusal(grant: SessionGrant, error: BundlerRejectedError) -> Excepti
     if grant.valid_until and valid_until in (None, grant.valid_until):
         if bundler_now is not None and grant.valid_until <= bundler_now:  # not "too soon": over already
             return SessionExpiredError(
-                f"session {session_id} expired at {_when(grant.valid_until)}, by the bundler's clock (it reads "
-                f"{_when(bundler_now)}): ask the owner for a new session",
+                f"session {session_id} expired at {utc_moment(grant.valid_until)}, by the bundler's clock (it reads "
+                f"{utc_moment(bundler_now)}): ask the owner for a new session",
                 session_id,
             )
-        clock = f" (its clock reads {_when(bundler_now)})" if bundler_now is not None else ""
+        clock = f" (its clock reads {utc_moment(bundler_now)})" if bundler_now is not None else ""
         return SessionExpiredError(
-            f"session {session_id} expires at {_when(grant.valid_until)}, too soon for the bundler{clock}, which "
+            f"session {session_id} expires at {utc_moment(grant.valid_until)}, too soon for the bundler{clock}, which "
             "refuses operations that expire within seconds: ask the owner for a new session",
             session_id,
         )
     return None
-
-
-def _when(moment: int) -> str:
-    """A unix time as a date in UTC with the number beside it, as the SDK's own window check says it."""
-    try:
-        text = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, OSError, ValueError):
-        return f"unix time {moment}"
-    return f"{text} (unix {moment})"
 
 
 def target_refusal(

@@ -37,9 +37,9 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
+from .clock import utc_moment
 from .entrypoint import canonical_entry_point_version
 from .errors import (
     BadInputError,
@@ -579,20 +579,20 @@ class PolicyChecker:
         opens = self._opening(session.valid_after)
         if moment < opens:
             raise SessionNotYetValidError(
-                f"{self._name} is valid from {_when(opens)}{self._v08_note(session.valid_after)}, "
-                f"{opens - moment}s after now ({_when(moment)}): wait, or ask the owner for a session valid now",
+                f"{self._name} is valid from {utc_moment(opens)}{self._v08_note(session.valid_after)}, "
+                f"{opens - moment}s after now ({utc_moment(moment)}): wait, or ask the owner for a session valid now",
                 self.session_id,
             )
         if session.valid_until and moment > session.valid_until:
             raise SessionExpiredError(
-                f"{self._name} expired at {_when(session.valid_until)}, "
-                f"{moment - session.valid_until}s before now ({_when(moment)}): ask the owner for a new "
+                f"{self._name} expired at {utc_moment(session.valid_until)}, "
+                f"{moment - session.valid_until}s before now ({utc_moment(moment)}): ask the owner for a new "
                 "session",
                 self.session_id,
             )
         if moment > UINT48_MAX:  # validUntil 0 (no end) reads as type(uint48).max at the EntryPoint
             raise SessionExpiredError(
-                f"now ({_when(moment)}) is past 2**48 - 1 ({_when(UINT48_MAX)}), where the EntryPoint ends every "
+                f"now ({utc_moment(moment)}) is past 2**48 - 1 ({utc_moment(UINT48_MAX)}), where the EntryPoint ends every "
                 f"window, that of {self._name} included (its valid_until 0, no end, reads as that moment): check the "
                 "clock you passed as now",
                 self.session_id,
@@ -608,7 +608,7 @@ class PolicyChecker:
 
     def _v08_note(self, valid_after: int) -> str:
         return (
-            f" (EntryPoint v0.8 opens the window the second after {_when(valid_after)})"
+            f" (EntryPoint v0.8 opens the window the second after {utc_moment(valid_after)})"
             if (self._opening(valid_after) != valid_after)
             else ""
         )
@@ -621,17 +621,17 @@ class PolicyChecker:
         opens = self._opening(valid_after)
         if moment < opens:
             return SessionNotYetValidError(
-                f"this operation counts towards a limit in the period from {_when(opens)}"
-                f"{self._v08_note(valid_after)}, {opens - moment}s after now ({_when(moment)}): claim the current "
+                f"this operation counts towards a limit in the period from {utc_moment(opens)}"
+                f"{self._v08_note(valid_after)}, {opens - moment}s after now ({utc_moment(moment)}): claim the current "
                 "time, or wait",
                 self.session_id,
             )
         # a period is narrowed only from a claimed time, which is in it: a session account claims the latest block's
         # time, and a chain that has made no block since the period ended still reads the old time
-        claimed = f"claims the time {_when(at)}, so it " if at is not None else ""
+        claimed = f"claims the time {utc_moment(at)}, so it " if at is not None else ""
         return SessionExpiredError(
-            f"this operation {claimed}counts towards a limit in the period that ended at {_when(valid_until)}, "
-            f"{moment - valid_until}s before now ({_when(moment)}), and the EntryPoint would refuse it as expired. "
+            f"this operation {claimed}counts towards a limit in the period that ended at {utc_moment(valid_until)}, "
+            f"{moment - valid_until}s before now ({utc_moment(moment)}), and the EntryPoint would refuse it as expired. "
             "A session account claims the chain's latest block time: if the chain has made no block since the "
             "period ended, wait for the next block (on a development node, mine one) and send it again; otherwise "
             "claim the current time",
@@ -811,14 +811,6 @@ def _countable(session: Session, counters: Counters | None) -> None:
                 f"counter {index} is {shown(counter)}, not a keyscope.limits.Counter of non-negative ints: pass the "
                 "session's counters (session.usage(), counters_from_chain) or None for a fresh session's"
             )
-
-
-def _when(moment: int) -> str:
-    try:
-        text = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, OSError, ValueError):
-        return f"unix time {moment}"
-    return f"{text} (unix {moment})"
 
 
 # -- one-call form, with a small cache of compiled sessions ------------------------------------------------

@@ -16,8 +16,9 @@ wall clock is ahead; on a chain moved forward (anvil time travel) the chain is.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
-__all__ = ["LAST_READABLE_TIME", "utc_text", "window_now"]
+__all__ = ["LAST_READABLE_TIME", "utc_moment", "utc_text", "window_now"]
 
 
 LAST_READABLE_TIME = 253_402_300_799
@@ -37,3 +38,13 @@ def window_now(chain_time: int | None) -> int:
 def utc_text(moment: float) -> str:
     """A unix time as people read it in UTC: ``2026-01-31 12:00:00 UTC``."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+
+
+def utc_moment(moment: int) -> str:
+    """A unix time as a refusal names it: the date in UTC with the number beside it (``2026-01-31 12:00:00 UTC
+    (unix 1769860800)``), or the number alone for a time no calendar reaches."""
+    try:  # datetime, not utc_text's gmtime: it stops at the year 9999 rather than writing 2**48 - 1 as a date
+        text = datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"unix time {moment}"
+    return f"{text} (unix {moment})"
