@@ -11,6 +11,7 @@
 Any ERC-7677 service works with the SDK: ``keyscope.connect(..., paymaster=url)``.
 """
 
+from .budget import BudgetLedger
 from .deploy import PaymasterState, deploy_sponsor_paymaster, paymaster_state
 from .errors import BUDGET_EXHAUSTED, INVALID_PARAMS, METHOD_NOT_FOUND, NOT_SPONSORED, SponsorshipRefused
 from .local import LocalSponsor
@@ -25,7 +26,7 @@ from .paymaster_data import (
 )
 from .policy import SponsorshipPolicy
 from .server import SponsorServer
-from .service import BudgetLedger, Sponsor, chain_clock
+from .service import Sponsor, chain_clock
 
 __all__ = [
     "BUDGET_EXHAUSTED",
