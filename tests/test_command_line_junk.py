@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from keyscope.cli import main
 from keyscope.errors import PRIVATE_KEY_NOT_SHOWN
 from keyscope.local.__main__ import _parser as local_parser
+from keyscope.sponsor.__main__ import _parser as sponsor_parser
 from keyscope.sponsor.__main__ import main as sponsor_main
 from keyscope.store import open_store
 from test_store import make_grant
@@ -37,6 +38,7 @@ UNKNOWN_SESSION = "0x" + "ee" * 32
 SETTINGS = settings(
     max_examples=150,
     deadline=None,
+    derandomize=True,  # the same examples on every run, as the suite's other property tests in CI
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
@@ -499,7 +501,7 @@ def test_the_sponsor_command_never_echoes_a_key_given_as_a_number_nor_serves_wit
 @SETTINGS
 @given(
     option=st.sampled_from(["--chain-id", "--block-time", "--node-port", "--bundler-port"]),
-    value=st.sampled_from(["", " ", "0x", "1e3", "-1", "9" * 80, "٣", "1_0", "0.5", KEY, "nan"])
+    value=st.sampled_from(["", " ", "--", "0x", "1e3", "-1", "9" * 80, "٣", "1_0", "0.5", KEY, "nan"])
     | st.text(max_size=8).filter(lambda word: not word.strip().isascii() or not word.strip().isdigit()),
 )
 def test_junk_numbers_of_the_local_stack_are_usage_errors(option: str, value: str) -> None:
@@ -521,6 +523,27 @@ def test_a_key_given_as_a_number_of_the_local_stack_is_never_echoed() -> None:
         in (err.getvalue())
     )
     assert KEY[2:] not in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--chain-id=--"],
+        ["--node-port=--"],
+        ["--paymaster", "0x" + "11" * 20, "--policy", "p.json", "--port=--"],
+        ["--paymaster=--", "--policy", "p.json"],
+    ],
+)
+def test_an_option_given_the_end_of_options_as_its_value_is_a_usage_error(argv: list[str]) -> None:
+    """Once ``--chain-id=--`` parsed: argparse read the ``--`` as the end of the options and gave the option an
+    empty list, without its type's check (the sponsor's ``--port=--`` and ``--paymaster=--`` likewise)."""
+    parser = sponsor_parser() if "--policy" in argv else local_parser()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit:
+        parser.parse_args(argv)
+    assert exit.value.code == 2
+    option = next(word for word in argv if word.endswith("=--")).removesuffix("=--")
+    assert f"argument {option}: expected one value, got none ('--' ends the options there)" in err.getvalue()
 
 
 @pytest.mark.parametrize("path", ["a\x00b", KEY])

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from ..argv import ArgumentParser
 from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, KeyscopeError, has_private_key_form
 from ..hexutil import to_wire_int
 from .stack import LocalStack
@@ -38,7 +39,7 @@ def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m keyscope.local",
         description="Run anvil and the Alto bundler on 127.0.0.1 with the EntryPoint v0.7 and keyscope's "
         "contracts deployed, until Ctrl-C.",

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from ..argv import ArgumentParser
 from ..artifacts import ENTRY_POINT_V07
 from ..errors import (
     PRIVATE_KEY_NOT_SHOWN,
@@ -81,7 +82,7 @@ def _whole(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m keyscope.sponsor",
         description="Serve ERC-7677 pm_getPaymasterStubData / pm_getPaymasterData for a SponsorPaymaster.",
     )
