@@ -30,6 +30,7 @@ from ..erc7715 import plan_from_requests
 from ..errors import BadInputError, ConfigurationError
 from ..network import connect
 from ..store import SessionStore
+from ..store.file import is_sqlite_file
 from ..textfile import read_text_file
 from ..urls import mask_url
 from .endpoint_checks import require_node_and_bundler
@@ -182,19 +183,10 @@ def _refuse_out_over_inputs(out: Path, requests_file: Path, store_url: str | Non
             f"--out {out} is in the session store {store_path} (--store): the responses would overwrite the store's "
             "grants; give a file outside it"
         )
-    if _is_sqlite_file(out):
+    if is_sqlite_file(out):
         raise BadInputError(
             f"--out {out} is a SQLite database (a session store?): the responses would overwrite it; give another file"
         )
-
-
-def _is_sqlite_file(path: Path) -> bool:
-    """Whether ``path`` is an existing SQLite database file (by its header)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
 
 
 @click.command()

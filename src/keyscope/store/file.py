@@ -50,7 +50,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: the thread lock alone protects one process
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_SCRYPT_N", "FileStore"]
+__all__ = ["DEFAULT_SCRYPT_N", "FileStore", "is_sqlite_file"]
 
 DEFAULT_SCRYPT_N = 2**18
 """scrypt cost of new keystore files (eth-account's and geth's standard)."""
@@ -63,7 +63,7 @@ _KEYS = "keys"
 _MAX_SCRYPT_N = 2**20
 
 
-def _is_sqlite(path: Path) -> bool:
+def is_sqlite_file(path: Path) -> bool:
     """Whether ``path`` is a SQLite database file (by its header; False when it cannot be read)."""
     try:
         with path.open("rb") as file:
@@ -226,7 +226,7 @@ class FileStore(DocumentStore):
     def _prepare(self, create: bool) -> None:
         try:
             if self.root.exists() and not self.root.is_dir():
-                if _is_sqlite(self.root):
+                if is_sqlite_file(self.root):
                     raise SessionStoreError(
                         f"{self.root} is a SQLite database, not a file store's directory: open it as "
                         f"sqlite:///{self.root.absolute()}"
