@@ -31,6 +31,16 @@ node -e 'process.exit(parseInt(process.versions.node) >= 18 ? 0 : 1)' \
   || fail "Node.js 18 or newer is needed, found $(node --version)."
 command -v npm >/dev/null || fail "npm not found: install npm (e.g. apt-get install npm)."
 
+# --- npm tools and Solidity dependencies, installed while pip works (neither needs the other) ------
+npm_stamp="$(hash_of package.json package-lock.json)"
+npm_pid=""
+if [ "$(cat node_modules/.keyscope-stamp 2>/dev/null)" != "$npm_stamp" ]; then
+  say "installing npm packages (pinned in package-lock.json)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null &
+  npm_pid=$!
+  trap 'kill "$npm_pid" 2>/dev/null || true' EXIT # a failed step below stops npm too
+fi
+
 # --- Python virtual environment --------------------------------------------------------------------
 py_stamp="$(hash_of pyproject.toml requirements.lock)"
 if [ ! -x .venv/bin/python ]; then
@@ -45,12 +55,9 @@ if [ "$(cat .venv/.keyscope-stamp 2>/dev/null)" != "$py_stamp" ]; then
   echo "$py_stamp" > .venv/.keyscope-stamp
 fi
 
-# --- npm tools and Solidity dependencies -----------------------------------------------------------
-npm_stamp="$(hash_of package.json package-lock.json)"
-if [ "$(cat node_modules/.keyscope-stamp 2>/dev/null)" != "$npm_stamp" ]; then
-  say "installing npm packages (pinned in package-lock.json)"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null \
-    || fail "npm ci failed: check that the npm registry is reachable, then run tools/setup.sh again."
+if [ -n "$npm_pid" ]; then
+  wait "$npm_pid" || fail "npm ci failed: check that the npm registry is reachable, then run tools/setup.sh again."
+  trap - EXIT
   echo "$npm_stamp" > node_modules/.keyscope-stamp
 fi
 
