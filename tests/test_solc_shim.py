@@ -108,7 +108,9 @@ def test_the_answer_on_worker_threads_is_the_answer_of_one_call(jobs: int, tmp_p
     assert one["contracts"] == many["contracts"]
     assert one["sources"] == many["sources"]
     assert errors_of(one) == errors_of(many)
-    assert any("Unused local variable" in error for error in errors_of(one)), errors_of(one)  # warnings kept once
+    assert any("Unused local variable" in error for error in errors_of(one)), errors_of(
+        one
+    )  # warnings kept once
     assert len(errors_of(many)) == len(many.get("errors", []))
     made = one["contracts"]["src/Made.sol"]["Made"]["evm"]["bytecode"]["object"]
     assert made and made[-40:] in one["contracts"]["src/Maker.sol"]["Maker"]["evm"]["bytecode"]["object"]
