@@ -78,18 +78,21 @@ def standard_input(sources: dict[str, str]) -> str:
     )
 
 
-def compile_with(jobs: int, text: str, tmp_path: Path) -> dict:
-    env = {**os.environ, "KEYSCOPE_SOLC_JOBS": str(jobs)}
-    done = subprocess.run(
-        ["node", str(SHIM), "--standard-json", "--base-path", str(tmp_path)],
+def run_shim(jobs: str, text: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", str(SHIM), "--standard-json"],
         input=text,
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "KEYSCOPE_SOLC_JOBS": jobs},
         cwd=ROOT,
         timeout=300,
         check=False,
     )
+
+
+def compile_with(jobs: int, text: str) -> dict:
+    done = run_shim(str(jobs), text)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -99,10 +102,10 @@ def errors_of(output: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("jobs", [2, 3])
-def test_the_answer_on_worker_threads_is_the_answer_of_one_call(jobs: int, tmp_path: Path) -> None:
+def test_the_answer_on_worker_threads_is_the_answer_of_one_call(jobs: int) -> None:
     text = standard_input(SOURCES)
-    one = compile_with(1, text, tmp_path)
-    many = compile_with(jobs, text, tmp_path)
+    one = compile_with(1, text)
+    many = compile_with(jobs, text)
 
     assert set(one["contracts"]) == set(SOURCES)
     assert one["contracts"] == many["contracts"]
@@ -116,27 +119,18 @@ def test_the_answer_on_worker_threads_is_the_answer_of_one_call(jobs: int, tmp_p
     assert made and made[-40:] in one["contracts"]["src/Maker.sol"]["Maker"]["evm"]["bytecode"]["object"]
 
 
-def test_a_compile_error_in_one_file_is_reported_as_one_call_reports_it(tmp_path: Path) -> None:
+def test_a_compile_error_in_one_file_is_reported_as_one_call_reports_it() -> None:
     broken = {**SOURCES, "src/Token.sol": SOURCES["src/Token.sol"].replace("+= amount;", "+= amount")}
     text = standard_input(broken)
-    one = compile_with(1, text, tmp_path)
-    many = compile_with(2, text, tmp_path)
+    one = compile_with(1, text)
+    many = compile_with(2, text)
 
     assert [error["severity"] for error in one["errors"]] == ["error"]
     assert errors_of(one) == errors_of(many)
     assert "contracts" not in many or not many["contracts"].get("src/Token.sol")
 
 
-def test_an_unusable_job_count_is_refused_with_what_to_give(tmp_path: Path) -> None:
-    done = subprocess.run(
-        ["node", str(SHIM), "--standard-json"],
-        input=standard_input(SOURCES),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "KEYSCOPE_SOLC_JOBS": "two"},
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+def test_an_unusable_job_count_is_refused_with_what_to_give() -> None:
+    done = run_shim("two", standard_input(SOURCES))
     assert done.returncode == 2
     assert "KEYSCOPE_SOLC_JOBS=two: give a whole number of 1 or more" in done.stderr
