@@ -1304,3 +1304,90 @@ def test_no_signature_a_byte_longer_or_shorter_than_a_layout_validates(
                 change,
                 verdict,
             )
+
+
+# ------------------------------------------------------------------------------------------------------
+# Validation asked by another caller than the account
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_validation_asked_by_another_caller_spends_and_enables_nothing_of_the_account(
+    sessions, module, target, account, owner, session_key, project, deployer
+):
+    """The module's ``validateUserOp`` takes any caller. A stranger (or a contract the leaked key deploys, which
+    answers every ERC-1271 question yes) hands it the account's own signed operations, hoping to spend the
+    account's limits for it (one of its operations refused later: a grief) or to use up or enable the owner's
+    off-chain grant: the module reads and writes the caller's records only. The key's operation counts nothing
+    of the account's; the owner's grant, presented by the contract, is enabled in the contract's records (which
+    approve anything) and not the account's, and still enables where the owner signed it, once."""
+    limits = (Limit(kind=LimitKind.CALLS, amount=1, meters=(Meter(permission=0),)),)
+    _, session_id = grant(
+        sessions,
+        account,
+        owner,
+        session_key,
+        [Permission(target=target.address, selector=OTHER)],
+        limits=limits,
+    )
+    caller = project.ApprovesEverySignature.deploy(sender=deployer)
+
+    def ask(op: UserOperation) -> tuple[int, Any]:
+        """Have ``caller`` ask the module to validate ``op``: its validation data (an ``eth_call``), then the
+        transaction."""
+        data = module.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op))
+        answer = caller.relay.call(module.address, data, sender=deployer)
+        return int.from_bytes(bytes(answer), "big"), caller.relay(module.address, data, sender=deployer)
+
+    def usage(session: bytes) -> list[tuple[int, int, int]]:
+        """(amount, used, left) of each of the account's limits of ``session``."""
+        return [(r[1], r[4], r[5]) for r in map(tuple, module.limitUsage(account, session))]
+
+    used = [(1, 0, 1)]
+    assert usage(session_id) == used
+    spend = sessions.op(account, session_key, other(target, 1))
+    # a stranger's transaction: the caller has no session of this key
+    assert module.validateUserOp.call(spend.pack().as_tuple(), sessions.h.hash(spend), sender=deployer) == 1
+    module.validateUserOp(spend.pack().as_tuple(), sessions.h.hash(spend), sender=deployer)
+    assert ask(spend)[0] == 1
+    named = spend.replace(signature=encode_use_with_key_signature(session_key.address, spend.signature))
+    with ape.reverts(module.NoPermission):
+        ask(named)
+    assert usage(session_id) == used
+
+    # the owner's off-chain grant of a second session, carried by its ENABLE operation, presented by the contract
+    narrow = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=target.address, selector=RECORD),),
+        limits=(Limit(kind=LimitKind.CALLS, amount=1, meters=(Meter(permission=0),)),),
+    )
+    narrow_id = narrow.session_id(account, sessions.epoch(account))
+    enable = sessions.enable_op(
+        account, session_key, narrow, sessions.owner_signature(account, owner, narrow), record(target, 1)
+    )
+    validation, _ = ask(enable)
+    assert validation == 0  # valid: for the contract, whose ERC-1271 approved the grant in its own records
+    caller_id = narrow.session_id(caller.address, 0)
+    assert module.isSessionActive(caller.address, caller_id)
+    assert [(tuple(r)[4], tuple(r)[5]) for r in module.limitUsage(caller.address, caller_id)] == [(1, 0)]
+    assert not module.isSessionActive(account, narrow_id)
+    # ... and again: the contract's own CALLS budget is spent, none of the account's
+    with ape.reverts(module.LimitExceeded):
+        ask(enable)
+    assert ask(spend)[0] == 1  # the first session was never the contract's
+    assert usage(session_id) == used
+
+    # on the account: each session's one call goes through, once
+    assert sessions.outcome(spend) == "ok"
+    enable = sessions.enable_op(  # (the next nonce)
+        account, session_key, narrow, sessions.owner_signature(account, owner, narrow), record(target, 1)
+    )
+    assert sessions.outcome(enable) == "ok"
+    assert module.isSessionActive(account, narrow_id)
+    assert usage(session_id) == [(1, 1, 0)]
+    assert usage(narrow_id) == [(1, 1, 0)]
+    for op in (
+        sessions.op(account, session_key, other(target, 2)),
+        sessions.op(account, session_key, record(target)),
+    ):
+        assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in sessions.outcome(op)
+    assert target.calls() == 2
