@@ -209,3 +209,63 @@ def test_only_a_server_bound_to_loopback_checks_the_host(host, loopback):
     from keyscope.http_service import _is_loopback
 
     assert _is_loopback(host) is loopback
+
+
+UNREADABLE_BODIES = {
+    "not UTF-8": b'{"address": "\xc3("}',
+    "a byte order mark of UTF-16": b"\xff\xfe{",
+    "a number past Python's digit limit": b'{"address": ' + b"1" * 5_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", sorted(UNREADABLE_BODIES))
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_body_that_is_not_readable_json_is_refused_as_bad_json(kind, body, net, caplog):
+    """Attack 229: a body that is not UTF-8, or JSON holding an integer of more than 4,300 digits (Python refuses to
+    convert it, to keep its conversion from taking quadratic time). ``json.loads`` raises ValueError then, no
+    JSONDecodeError: the consent server caught only the latter, so it answered 500 "internal error" and logged a
+    traceback as its own fault for each such post. Every server refuses it as the bad JSON it is, and logs nothing
+    as an error."""
+    with SERVERS[kind](net) as url, httpx.Client(timeout=10) as client:
+        if kind == "consent":
+            url = url.rsplit("/", 3)[0] + f"/api/consent/{'a' * 24}/connect"
+        answer = client.post(
+            url, content=UNREADABLE_BODIES[body], headers={"Content-Type": "application/json"}
+        )
+    if kind == "consent":
+        assert answer.status_code == 400, answer.text
+        assert answer.json() == {"error": "the request body is not JSON"}
+    else:
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["error"]["code"] == -32700, answer.text
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+
+
+def _rpc(url: str, method: str, params: list[Any]) -> dict[str, Any]:
+    answer = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_number_past_python_s_digit_limit_is_refused_naming_the_parameter(net, caplog):
+    """Attack 229: ``chainId`` written as a decimal of 5,000 digits. ``to_int`` let Python's ValueError (advising
+    ``sys.set_int_max_str_digits()``) out of the sponsor's parameter check, which took only BadInputError: the
+    sponsor answered -32603 "internal error" and logged a traceback. It is refused as the bad parameter it is (the
+    text is not echoed back), and so is such a number anywhere a number is read."""
+    from keyscope.artifacts import ENTRY_POINT_V07
+    from keyscope.errors import BadInputError
+    from keyscope.hexutil import to_int, to_wire_int
+
+    digits = "1" * 5_000
+    op = {"sender": "0x" + "22" * 20, "nonce": "0x0", "callData": "0x"}
+    with _sponsor_server(net) as url:
+        refused = _rpc(url, "pm_getPaymasterStubData", [op, ENTRY_POINT_V07, digits])
+    error = refused["error"]
+    assert error["code"] == -32602, error
+    assert "chainId" in error["message"] and "5000 decimal digits" in error["message"], error
+    assert digits not in error["message"] and "set_int_max_str_digits" not in error["message"]
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    for read in (to_int, to_wire_int):
+        with pytest.raises(BadInputError, match="the allowance has 5000 decimal digits"):
+            read(digits, name="the allowance")

@@ -96,6 +96,19 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
     return raw
 
 
+def _decimal(digits: str, name: str) -> int:
+    """``digits`` (ASCII decimal digits) as an int. Python refuses to convert more than
+    ``sys.get_int_max_str_digits()`` digits (4,300 by default, against quadratic conversion time) with a ValueError
+    that no caller takes for bad input; no number keyscope reads needs more than 78 (2**256)."""
+    try:
+        return int(digits, 10)
+    except ValueError:
+        raise BadInputError(
+            f"{name} has {len(digits)} decimal digits, more than any number keyscope reads has (2**256 has 78): "
+            "give the number in at most 78 digits"
+        ) from None
+
+
 def to_int(value: object, *, name: str = "value") -> int:
     """Return ``value`` (an int, a decimal string or a 0x-hex quantity) as a non-negative int. Text is ASCII digits
     only (as every number keyscope reads): no other script's digits, spaces or ``_`` separators."""
@@ -107,7 +120,7 @@ def to_int(value: object, *, name: str = "value") -> int:
         if _HEX_QUANTITY.fullmatch(value):
             result = int(value, 16)
         elif _DECIMAL.fullmatch(value):
-            result = int(value, 10)
+            result = _decimal(value, name)
         else:
             given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
             raise BadInputError(
@@ -134,7 +147,7 @@ def to_wire_int(value: object, *, name: str = "value") -> int:
         if not _DECIMAL.fullmatch(value):
             given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
             raise BadInputError(f"{name}{given} is not an integer in decimal digits: write digits 0-9")
-        return int(value, 10)
+        return _decimal(value, name)
     if isinstance(value, float):
         raise BadInputError(
             f"{name} must be an integer, got a float, which holds no exact number past 2**53: "

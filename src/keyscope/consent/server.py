@@ -448,17 +448,22 @@ class _Handler(LocalRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             body = json_body(self.rfile.read(length) or b"{}")
+        except NestedTooDeepError:
+            self._json(
+                400, {"error": "the request body is not JSON that can be read: it is nested too deeply"}
+            )
+            return
+        except ValueError:
+            # bad JSON, bytes that are not UTF-8, or a number past Python's digit limit: each a ValueError, of which
+            # JSONDecodeError is only the first
+            self._json(400, {"error": "the request body is not JSON"})
+            return
+        try:
             if not isinstance(body, dict):
                 raise BadInputError("the request body must be a JSON object")
             self._json(200, self.server.consent.api_post(path, body))
         except _Refusal as refusal:
             self._json(refusal.status, {"error": refusal.message})
-        except NestedTooDeepError:
-            self._json(
-                400, {"error": "the request body is not JSON that can be read: it is nested too deeply"}
-            )
-        except json.JSONDecodeError:
-            self._json(400, {"error": "the request body is not JSON"})
         except KeyscopeError as error:
             self._json(400, {"error": str(error)})
         except Exception:
