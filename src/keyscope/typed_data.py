@@ -32,6 +32,7 @@ __all__ = [
     "ACCOUNT_DOMAIN_NAME",
     "ACCOUNT_DOMAIN_VERSION",
     "DOMAIN_FIELDS",
+    "MAX_NESTING",
     "MAX_SAFE_INTEGER",
     "Field",
     "Frame",
@@ -46,6 +47,7 @@ __all__ = [
     "is_struct",
     "personal_sign_hash",
     "plan_frames",
+    "refuse_deep_nesting",
     "refuse_lone_surrogates",
     "typed_data_sign_hash",
     "typed_data_sign_type_hash",
@@ -118,6 +120,32 @@ def _fields(types: Mapping[str, Any]) -> dict[str, tuple[Field, ...]]:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+MAX_NESTING = 64
+"""The deepest a typed-data message (or domain) may nest, counting each object and each list a level: hashing
+descends by recursion, a few Python frames a level, so data a few hundred levels deep (valid EIP-712: a struct may
+hold an array of its own type) raised RecursionError, no refusal; no message a wallet shows nests anywhere near
+this."""
+
+
+def refuse_deep_nesting(value: Any, where: str) -> None:
+    """Raise :class:`BadInputError` when ``value`` nests objects and lists more than :data:`MAX_NESTING` levels deep
+    (walked without recursion, so any depth is measured)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, Mapping) else item if isinstance(item, (list, tuple)) else None
+        )
+        if children is None:
+            continue
+        if depth > MAX_NESTING:
+            raise BadInputError(
+                f"{where} is nested more than {MAX_NESTING} levels deep (objects and lists): its hash cannot be "
+                "computed here; give typed data a wallet can show"
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def refuse_lone_surrogates(value: Any, where: str) -> None:
@@ -461,6 +489,8 @@ class TypedData:
             raise BadInputError("typed data's types and domain must be objects")
         if not isinstance(data["message"], Mapping):
             raise BadInputError("typed data's message must be an object")
+        for part in ("types", "domain", "message"):
+            refuse_deep_nesting(data[part], f"the typed data's {part}")
         for part in ("types", "primaryType", "domain", "message"):
             refuse_lone_surrogates(data[part], part)
         self.types: dict[str, tuple[Field, ...]] = _fields(data["types"])
