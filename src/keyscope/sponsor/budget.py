@@ -137,10 +137,11 @@ class BudgetLedger:
         if self.remaining(account) == 0:
             raise self._exhausted(to_address(account), None)
 
-    def reserve(self, account: str, amount: int, *, valid_until: int = 0) -> None:
+    def reserve(self, account: str, amount: int, *, valid_until: int = 0) -> int | None:
         """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit in its
         own budget or in the total. ``valid_until`` is the ``validUntil`` of the signature it is for (0: none): with a
-        ledger file, the reservation is counted again by a ledger opened on it until then."""
+        ledger file, the reservation is counted again by a ledger opened on it until then. Returns the reservation's
+        row in the file (None without one), for :meth:`release` to give back this reservation and no other."""
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
@@ -148,27 +149,42 @@ class BudgetLedger:
             over_total = self.total is not None and self._reserved_total + amount > self.total
             if over_account or over_total:
                 raise self._exhausted_locked(account, amount)
+            row = None
             if self.path is not None:
                 # written before the signature is given out: a reservation lost would let it be paid twice
-                self._file().execute(
-                    "INSERT INTO reservations (scope, account, amount, valid_until) VALUES (?, ?, ?, ?)",
-                    (self.scope, account, str(amount), valid_until),
+                row = (
+                    self._file()
+                    .execute(
+                        "INSERT INTO reservations (scope, account, amount, valid_until) VALUES (?, ?, ?, ?)",
+                        (self.scope, account, str(amount), valid_until),
+                    )
+                    .lastrowid
                 )
             self._reserved[account] = used + amount
             self._reserved_total += amount
+            return row
 
-    def release(self, account: str, amount: int) -> None:
-        """Give back ``amount`` wei reserved for ``account``."""
+    def release(self, account: str, amount: int, *, reservation: int | None = None) -> None:
+        """Give back ``amount`` wei reserved for ``account``: with a ledger file, the row ``reservation`` (what
+        :meth:`reserve` returned), or else the newest reservation of that account and amount. Another request's
+        reservation of the same amount, made while this one's signature was being made, is that of a signature given
+        out, valid until later: deleting it instead would let a restarted service forget it."""
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
             given_back = min(used, amount)
             if self.path is not None and given_back:
-                self._file().execute(
-                    "DELETE FROM reservations WHERE id = (SELECT max(id) FROM reservations WHERE scope = ? AND "
-                    "account = ? AND amount = ?)",
-                    (self.scope, account, str(amount)),
-                )
+                if reservation is not None:
+                    self._file().execute(
+                        "DELETE FROM reservations WHERE id = ? AND scope = ? AND account = ? AND amount = ?",
+                        (reservation, self.scope, account, str(amount)),
+                    )
+                else:
+                    self._file().execute(
+                        "DELETE FROM reservations WHERE id = (SELECT max(id) FROM reservations WHERE scope = ? AND "
+                        "account = ? AND amount = ?)",
+                        (self.scope, account, str(amount)),
+                    )
             self._reserved[account] = used - given_back
             self._reserved_total -= given_back
 

@@ -285,7 +285,7 @@ class Sponsor:
         # the clock (a node, for chain_clock) is read before anything is reserved: a request that ends without a
         # signature keeps no budget
         valid_until, valid_after = self.window()
-        self.ledger.reserve(op.sender, cost, valid_until=valid_until)
+        reservation = self.ledger.reserve(op.sender, cost, valid_until=valid_until)
         try:
             paymaster_data = sign_sponsorship(
                 self.signer,
@@ -296,7 +296,7 @@ class Sponsor:
                 valid_after=valid_after,
             )
         except BaseException:
-            self.ledger.release(op.sender, cost)
+            self.ledger.release(op.sender, cost, reservation=reservation)
             raise
         return {
             "paymaster": self.paymaster,
