@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from keyscope.errors import TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
@@ -76,14 +78,18 @@ def test_a_failed_signature_gives_back_its_own_reservation_and_a_restart_counts_
     policy = SponsorshipPolicy(targets="any", total_budget_wei=2 * cost, validity_seconds=VALIDITY)
     now = {"t": 1_000_000}
     signer = _SlowThenFailingSigner(key)
-    sponsor = Sponsor(
-        paymaster=PAYMASTER,
-        signer=signer,
-        chain_id=CHAIN_ID,
-        policy=policy,
-        clock=lambda: now["t"],
-        ledger=ledger,
-    )
+
+    def started(signer: Any) -> Sponsor:
+        return Sponsor(
+            paymaster=PAYMASTER,
+            signer=signer,
+            chain_id=CHAIN_ID,
+            policy=policy,
+            clock=lambda: now["t"],
+            ledger=ledger,
+        )
+
+    sponsor = started(signer)
     failed: list[BaseException] = []
 
     def first() -> None:
@@ -94,9 +100,8 @@ def test_a_failed_signature_gives_back_its_own_reservation_and_a_restart_counts_
 
     thread = threading.Thread(target=first)
     thread.start()
-    assert signer.first_waiting.wait(
-        30
-    )  # the first request has reserved (valid until t0 + VALIDITY) and signs
+    # the first request has reserved (valid until t0 + VALIDITY) and signs
+    assert signer.first_waiting.wait(30)
     now["t"] += 100  # the second comes 100 s later, while the signing service still hangs
     given_out = sponsor.data(op)  # reserved (valid until t0 + 100 + VALIDITY) and signed
     signer.release.set()
@@ -108,22 +113,14 @@ def test_a_failed_signature_gives_back_its_own_reservation_and_a_restart_counts_
 
     # restarted after the failed request's window would have closed, within the given signature's
     now["t"] += VALIDITY - 50
-    restarted = Sponsor(
-        paymaster=PAYMASTER,
-        signer=key,
-        chain_id=CHAIN_ID,
-        policy=policy,
-        clock=lambda: now["t"],
-        ledger=ledger,
-    )
+    restarted = started(key)
     try:
         assert restarted.ledger.reserved_total() == cost
         restarted.data(op)  # the second operation's cost still fits in the total
-        try:
+        with pytest.raises(
+            SponsorshipRefused
+        ) as refused:  # a third would not: one signature given out is valid
             restarted.data(op)
-        except SponsorshipRefused as refusal:
-            assert refusal.code == BUDGET_EXHAUSTED
-        else:
-            raise AssertionError("the restarted sponsor signed past its total beside a signature still valid")
+        assert refused.value.code == BUDGET_EXHAUSTED
     finally:
         restarted.close()
