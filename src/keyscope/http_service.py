@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .errors import BadInputError, ConfigurationError
+from .errors import BadInputError, ConfigurationError, TransportError
 
 __all__ = [
     "REQUEST_TIMEOUT",
@@ -190,6 +190,19 @@ def cannot_listen(host: str, port: int, error: Exception) -> ConfigurationError:
         f"cannot listen on {host}:{port}: {str(error).rstrip('.')}; give a port from 1 to 65535 that no other "
         "program holds (or 0 for any free one), on an address of this machine"
     )
+
+
+def internal_error_message(method: str, error: BaseException) -> str:
+    """What a JSON-RPC client is told when ``method`` failed inside the service (its -32603 answer): the kind of
+    failure, never its text. The text stays in the service's log: it can name the node or the signing service the
+    service uses, with a key in the URL that no masking is sure to catch (a short path key, say), and the client may
+    be anyone who reaches the service."""
+    if isinstance(error, TransportError):
+        return (
+            f"internal error in {method}: a service it depends on (the node, or the signing service) did not answer; "
+            "nothing was signed: ask again"
+        )
+    return f"internal error in {method}: {type(error).__name__} (the service's log has the details)"
 
 
 def require_host(host: object) -> str:

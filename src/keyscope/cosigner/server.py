@@ -17,6 +17,7 @@ from ..http_service import (
     cannot_listen,
     content_length,
     foreign_host,
+    internal_error_message,
     json_body,
     require_host,
     send_body,
@@ -46,7 +47,7 @@ def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
         return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
     except Exception as exc:
         log.exception("%s failed", request["method"])
-        error = {"code": -32603, "message": f"internal error: {type(exc).__name__}: {exc}"}
+        error = {"code": -32603, "message": internal_error_message(request["method"], exc)}
         return {"jsonrpc": "2.0", "id": request_id, "error": error}
     return {"jsonrpc": "2.0", "id": request_id, "result": result}
 

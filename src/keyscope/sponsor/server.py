@@ -18,6 +18,7 @@ from ..http_service import (
     NestedTooDeepError,
     content_length,
     foreign_host,
+    internal_error_message,
     json_body,
     send_body,
 )
@@ -57,9 +58,7 @@ def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
         response = {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
     except Exception as exc:
         log.exception("%s failed", method)
-        response = _error(
-            request_id, INTERNAL_ERROR, f"internal error in {method}: {type(exc).__name__}: {exc}"
-        )
+        response = _error(request_id, INTERNAL_ERROR, internal_error_message(method, exc))
     else:
         response = {"jsonrpc": "2.0", "id": request_id, "result": result}
     return None if notification else response
