@@ -238,7 +238,7 @@ class EOAOwner(Owner):
         :meth:`upgrade`), signed and not sent, with the request of the grant it makes."""
         state, request, calls, delegating = self._plan_upgrade(key, permissions, window)
         auth = self._authorization(state.transaction_nonce) if delegating else None
-        return self.build(calls, eip7702_auth=auth), request
+        return self._build_or_refuse_prefund(calls, eip7702_auth=auth), request
 
     def send_upgrade(self, key: Any, permissions: Iterable[Permission], **window: Any) -> PendingGrant:
         """Send :meth:`build_upgrade`'s operation; :meth:`PendingGrant.wait <keyscope.owner.PendingGrant.wait>`

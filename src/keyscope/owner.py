@@ -561,14 +561,20 @@ class Owner:
     ) -> PendingUserOperation:
         """Send an owner-signed operation making ``calls`` (creating the account first if needed). An EOA's
         operation that delegates it carries its EIP-7702 authorization (``eip7702_auth``, EntryPoint v0.8)."""
-        try:  # a bundler may refuse an account that cannot pay (AA21) when estimating gas already
-            op = self.build(calls, eip7702_auth=eip7702_auth)
+        return self.send(self._build_or_refuse_prefund(calls, eip7702_auth=eip7702_auth))
+
+    def _build_or_refuse_prefund(
+        self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
+    ) -> UserOperation:
+        """:meth:`build`, with a bundler's AA21 refusal at gas estimation (an account that cannot pay) raised as
+        :class:`~keyscope.errors.InsufficientPrefundError`, with the account's balance and deposit."""
+        try:
+            return self.build(calls, eip7702_auth=eip7702_auth)
         except BundlerRejectedError as error:
             refusal = prefund_refusal(self.network, self.account, error, None)
             if refusal is None:
                 raise
             raise refusal from error
-        return self.send(op)
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send an operation :meth:`build` made. An account that cannot pay for it (AA21) gets

@@ -41,7 +41,13 @@ from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receip
 from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
 from keyscope.entrypoint import encode_get_user_op_hash
 from keyscope.eoa import encode_install_sessions
-from keyscope.errors import BadInputError, BundlerRejectedError, ConfigurationError, DelegationError
+from keyscope.errors import (
+    BadInputError,
+    BundlerRejectedError,
+    ConfigurationError,
+    DelegationError,
+    InsufficientPrefundError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import is_eip7702_init_code, user_op_hash_v07, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address
@@ -299,10 +305,12 @@ def test_the_upgrade_of_an_eoa_without_eth_says_it_cannot_pay_not_that_it_runs_n
     until the operation lands, so it answers no ``supportsExecutionMode``, and the refusal was said as "does not run
     the execution mode 0x01…: send the calls one per operation", of an account that does not exist yet."""
     eoa = LocalSigner.generate()
-    with pytest.raises(BundlerRejectedError) as info:
+    with pytest.raises(InsufficientPrefundError) as info:
         net.eoa(eoa).upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
-    said = str(info.value)
-    assert "AA21" in said and "send it ETH, or use a paymaster" in said, said
+    error, said = info.value, str(info.value)
+    assert (error.reason, error.account, error.balance, error.deposit) == ("AA21", eoa.address, 0, 0), said
+    assert f"the account {eoa.address} holds 0 wei and has 0 wei deposited at the EntryPoint" in said, said
+    assert said.endswith("; send it ETH, or use a paymaster"), said
     assert "execution mode" not in said
     assert code(stack, eoa.address) == b""  # nothing landed: not delegated
 
