@@ -377,6 +377,16 @@ def test_people_see_bytes_as_hex(owner, nft) -> None:
     assert f"data='0x{call.data.hex()}'" in repr(call)
 
 
+def test_the_detected_account_kind_reads_as_its_adapter(owner) -> None:
+    """``owner.kind`` printed names the adapter the SDK detected (and a delegate's address), not an object id."""
+    from keyscope.accounts import KeyscopeDelegateKind
+
+    assert repr(owner.kind) == "KeyscopeAccountKind()"
+    delegate = LocalSigner.generate().address
+    assert repr(KeyscopeDelegateKind(delegate)) == f"KeyscopeDelegateKind(delegate={delegate})"
+    assert repr(KeyscopeDelegateKind()) == "KeyscopeDelegateKind(delegate=None)"
+
+
 # --------------------------------------------------------------------------------------------------
 # targets that cannot work, and calls that revert in their target
 # --------------------------------------------------------------------------------------------------

@@ -59,6 +59,9 @@ class KeyscopeDelegateKind(AccountKind):
     def __init__(self, delegate: str | None = None) -> None:
         self.delegate = to_address(delegate, name="delegate") if delegate is not None else None
 
+    def __repr__(self) -> str:
+        return f"KeyscopeDelegateKind(delegate={self.delegate})"
+
     def owner_typed_data_signature(
         self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
     ) -> bytes:

@@ -48,6 +48,9 @@ class KeyscopeAccountKind(AccountKind):
     name = "keyscope"
     bare_owner_signature_from_validators_only = True
 
+    def __repr__(self) -> str:
+        return "KeyscopeAccountKind()"
+
     def owner_typed_data_signature(
         self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
     ) -> bytes:
