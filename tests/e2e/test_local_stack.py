@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -403,3 +405,30 @@ def test_a_missing_binary_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch
     assert "anvil" in message
     assert "make setup" in message
     assert "@foundry-rs/anvil-" in message
+
+
+def test_anvil_or_alto_missing_from_node_modules_says_what_to_npm_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Outside a keyscope checkout (keyscope installed from a wheel), the fix is an npm install in the project:
+    the message gives it with the versions package.json pins."""
+    from keyscope.local import alto, anvil
+
+    pinned = json.loads((Path(__file__).parents[2] / "package.json").read_text())["dependencies"]
+    assert pinned["@foundry-rs/anvil-linux-amd64"] == anvil.ANVIL_VERSION
+    assert pinned[alto.ALTO_NPM_PACKAGE] == alto.ALTO_VERSION
+    monkeypatch.delenv("KEYSCOPE_ANVIL", raising=False)
+    monkeypatch.setattr(anvil, "anvil_npm_package", lambda: "@foundry-rs/anvil-nowhere-none")
+    with pytest.raises(ToolNotFoundError) as info:
+        anvil.find_anvil()
+    said = str(info.value)
+    assert (
+        f"`npm install --save-dev @foundry-rs/anvil-nowhere-none@{anvil.ANVIL_VERSION}` in your project"
+        in said
+    )
+    assert "KEYSCOPE_ANVIL" in said and "make setup" in said
+    monkeypatch.setattr(alto, "ALTO_NPM_PACKAGE", "@pimlico/alto-nowhere")
+    with pytest.raises(ToolNotFoundError) as info:
+        alto.find_alto()
+    said = str(info.value)
+    assert f"`npm install --save-dev @pimlico/alto-nowhere@{alto.ALTO_VERSION}` in your project" in said, said

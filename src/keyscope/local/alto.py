@@ -60,8 +60,9 @@ def find_alto() -> Path:
     except ConfigurationError:
         raise ToolNotFoundError(
             "the Alto bundler is not installed: it comes from the npm package "
-            f"{ALTO_NPM_PACKAGE}@{ALTO_VERSION}. Run `make setup` (or `npm ci`) in the keyscope checkout, "
-            "or point KEYSCOPE_NODE_MODULES at a node_modules folder that has it"
+            f"{ALTO_NPM_PACKAGE}@{ALTO_VERSION}. Run `npm install --save-dev {ALTO_NPM_PACKAGE}@{ALTO_VERSION}` "
+            "in your project (in a keyscope checkout, `make setup`), or point KEYSCOPE_NODE_MODULES at a "
+            "node_modules folder that has it"
         ) from None
     manifest = json.loads((package / "package.json").read_text())
     if manifest.get("version") != ALTO_VERSION:

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+#: The anvil release keyscope's local stack is tested with (package.json pins its npm package at it).
+ANVIL_VERSION = "1.7.1"
 """The mnemonic anvil derives its development accounts from unless told otherwise."""
 
 _LISTENING = re.compile(r"Listening on ([0-9.]+):([0-9]+)")
@@ -62,9 +64,9 @@ def find_anvil(explicit: str | os.PathLike[str] | None = None) -> Path:
         directory = npm_package_dir(package)
     except ConfigurationError:
         raise ToolNotFoundError(
-            f"anvil is not installed: it comes from the npm package {package}. Run `make setup` (or "
-            "`npm ci`) in the keyscope checkout, point KEYSCOPE_NODE_MODULES at a node_modules folder that "
-            "has it, or KEYSCOPE_ANVIL at an anvil binary"
+            f"anvil is not installed: it comes from the npm package {package}. Run `npm install --save-dev "
+            f"{package}@{ANVIL_VERSION}` in your project (in a keyscope checkout, `make setup`), point "
+            "KEYSCOPE_NODE_MODULES at a node_modules folder that has it, or KEYSCOPE_ANVIL at an anvil binary"
         ) from None
     binary = directory / "bin" / "anvil"
     if not (binary.is_file() and os.access(binary, os.X_OK)):
