@@ -29,9 +29,10 @@ __all__ = [
 ]
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
-#: The anvil release keyscope's local stack is tested with (package.json pins its npm package at it).
-ANVIL_VERSION = "1.7.1"
 """The mnemonic anvil derives its development accounts from unless told otherwise."""
+
+ANVIL_VERSION = "1.7.1"
+"""The anvil release keyscope's local stack is tested with (package.json pins its npm package at it)."""
 
 _LISTENING = re.compile(r"Listening on ([0-9.]+):([0-9]+)")
 
