@@ -178,3 +178,46 @@ def test_revoking_from_the_dashboard_creates_the_account_with_this_chain_s_grant
     assert net.is_deployed(owner.account)
     assert read_session_status(net, here) is SessionStatus.INVALIDATED
     assert store.is_revoked(here.session_id) and not store.is_revoked(elsewhere.session_id)
+
+
+def test_a_damaged_grant_in_the_store_hides_no_session_from_the_dashboard(
+    net, harness, nft, tmp_path: Path
+) -> None:
+    """A store shared by a dapp's services holds one grant that cannot be read (a file cut off mid-write, or written
+    so by whoever shares the store); it is another account's. The dashboard read the store's grants without
+    allowing for one: every account's dashboard answered an error instead of its sessions, so the owner saw none of
+    the live ones, and its "revoke every session" stayed disabled. The sessions are listed, the unreadable grant is
+    named, and the owner's revocation still lands and marks the account's own grants."""
+    folder = tmp_path / "store"
+    store = open_store(folder)
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, ETHER)
+    live = owner.grant(
+        SessionKey.generate(),
+        [Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])],
+        onchain=True,
+    )
+    store.put_grant(live)
+    other = net.owner(LocalSigner.generate())
+    damaged = other.grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)", rules=[arg("to") == other.account])]
+    )
+    store.put_grant(damaged)
+    name = "0x" + damaged.session_id.hex()
+    path = folder / "grants" / f"{name}.json"
+    path.write_text(path.read_text()[:60])
+
+    with ConsentServer(net, store=store) as server:
+        listed = httpx.get(f"{server.url}/api/accounts/{owner.account}/sessions", timeout=60)
+        assert listed.status_code == 200, listed.text
+        sessions = listed.json()["sessions"]
+        assert [(s["session_id"], s["status"]) for s in sessions] == [
+            ("0x" + live.session_id.hex(), SessionStatus.ACTIVE.value)
+        ]
+        assert listed.json()["unreadable"] == [name]
+
+        answer = _revoke_from_the_dashboard(server, owner.account, signer, {"all": True})
+    assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+    assert read_session_status(net, live) is SessionStatus.INVALIDATED
+    assert store.is_revoked(live.session_id)

@@ -31,7 +31,7 @@ from typing import Any
 from ..clock import utc_text, window_now
 from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
-from ..errors import BadInputError, KeyscopeError
+from ..errors import BadInputError, KeyscopeError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..http_service import (
@@ -241,7 +241,7 @@ class ConsentServer(BackgroundServer):
         if self.store is None:
             return None
         net = self.network
-        for grant in self.store.list_grants(account):
+        for grant in self.store.list_grants(account, on_corrupt=_skip):
             # a grant of this chain and module only: the account's grant of another chain (the same address there)
             # may name that chain's factory, which creates nothing here
             if grant.factory is not None and (grant.chain_id, grant.module) == (net.chain_id, net.module):
@@ -274,18 +274,24 @@ class ConsentServer(BackgroundServer):
             }
         if match := re.fullmatch(rf"/api/accounts/({_ADDRESS})/sessions", path):
             account = to_address(match.group(1))
+            # a grant the store cannot read (a file cut off mid-write, a damaged row: any account's, in a store of
+            # files) is named, not an error: an error hid every live session of the account from its owner, and
+            # left "revoke every session" disabled
+            unreadable: list[str] = []
             views = account_sessions(
                 self.network,
                 account,
                 store=self.store,
                 describe=describe_with(self.network, facts := self.facts(account)),
                 facts=facts,
+                on_corrupt=lambda name, _error: unreadable.append(name),
             )
             return {
                 "account": account,
                 "chainId": self.network.chain_id,
                 "now": self.network.chain.block_timestamp(),
                 "sessions": [view.model_dump(mode="json") for view in views],
+                "unreadable": unreadable,
             }
         raise _Refusal(404, f"nothing at {path}")
 
@@ -347,7 +353,9 @@ class ConsentServer(BackgroundServer):
             if receipt.success and self.store is not None:  # every worker refuses them at once too
                 revoked = operation.session_ids
                 if revoked is None:
-                    revoked = tuple(g.session_id for g in self.store.list_grants(operation.account))
+                    revoked = tuple(
+                        g.session_id for g in self.store.list_grants(operation.account, on_corrupt=_skip)
+                    )
                 net = self.network
                 for session_id in revoked:
                     # the operation revoked the sessions of its own account only, at this module on this chain: a
@@ -367,6 +375,11 @@ class ConsentServer(BackgroundServer):
                 "what": operation.what,
             }
         raise _Refusal(404, f"nothing at {path}")
+
+
+def _skip(name: str, error: SessionStoreError) -> None:
+    """Leave out a grant the store cannot read: the account's revocation is built, and marked, on the others."""
+    log.warning("grant %s left out: %s", name, error)
 
 
 def _stored_grant(store: SessionStore, session_id: bytes) -> SessionGrant | None:

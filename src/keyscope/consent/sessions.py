@@ -51,6 +51,7 @@ from ..operations import OperationBuilder
 from ..rpc import JsonRpcError
 from ..signing import PLACEHOLDER_ECDSA
 from ..store import SessionStore
+from ..store.base import OnCorrupt
 from ..userop import UserOperation
 from .describe import NATIVE, Facts, GrantDescription, describe_session, limit_usage_words
 from .tokens import format_amount
@@ -248,15 +249,18 @@ def account_sessions(
     store: SessionStore | None = None,
     describe: Callable[[SessionGrant], GrantDescription] | None = None,
     facts: Facts | None = None,
+    on_corrupt: OnCorrupt | None = None,
 ) -> list[SessionView]:
     """Every session of ``account`` at ``endpoints``' module, newest first: from the module's events and from
     ``store``'s grants, each with its status on chain now and (for grants) its words (``describe``). A limit's use
     is shown as the module counts it, with a token's amounts also at what ``facts`` reads of it
-    (:func:`~keyscope.consent.describe.limit_usage_words`)."""
+    (:func:`~keyscope.consent.describe.limit_usage_words`). A grant the store cannot read is passed to
+    ``on_corrupt`` (as :meth:`SessionStore.list_grants <keyscope.store.SessionStore.list_grants>` does) and the
+    listing goes on; without it, such a grant raises."""
     address = to_address(account, name="account")
     enabled, revoked, _ = module_events(endpoints.chain, endpoints.module, address)
     now = endpoints.chain.block_timestamp()
-    stored = store.list_grants(address) if store is not None else []
+    stored = store.list_grants(address, on_corrupt=on_corrupt) if store is not None else []
     operations = operations_by_nonce_key(endpoints.chain, endpoints.entry_point, address)
     kind = endpoints.kind_for(address) if operations else None  # operations: the account has code
     grants = {

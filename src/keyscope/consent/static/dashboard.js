@@ -52,10 +52,20 @@
     clock = { chain: answer.now, loaded: Date.now() };
     document.getElementById("account").replaceChildren("Account ",
       keyscope.el("code", { class: "address" }, answer.account), " on chain " + answer.chainId);
-    revokeAll.disabled = !answer.sessions.some((s) => REVOCABLE.has(s.status));
-    list.replaceChildren(answer.sessions.length
-      ? keyscope.el("ul", { class: "sessions" }, ...answer.sessions.map(card))
-      : keyscope.el("p", { class: "muted" }, "This account has no sessions."));
+    // a grant the store cannot read may be one of this account's, not used yet (so not on chain either): say so,
+    // and leave "revoke every session" open, which ends the account's among them too
+    const unreadable = answer.unreadable || [];
+    revokeAll.disabled = !answer.sessions.some((s) => REVOCABLE.has(s.status)) && !unreadable.length;
+    list.replaceChildren(
+      unreadable.length
+        ? keyscope.el("p", { class: "error unreadable" }, unreadable.length + " grant(s) in the session store could not " +
+          "be read, and may be sessions of this account not listed here: " + unreadable.join(", ") +
+          . \"Revoke every session\" ends this account's among them too; ask the store's operator to restore or delete " +
+          "them.")
+        : "",
+      answer.sessions.length
+        ? keyscope.el("ul", { class: "sessions" }, ...answer.sessions.map(card))
+        : keyscope.el("p", { class: "muted" }, "This account has no sessions."));
     document.body.dataset.loaded = String(Date.now());
   }
 
