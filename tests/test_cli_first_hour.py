@@ -1239,3 +1239,32 @@ def test_a_log_folder_that_cannot_be_made_is_one_line(
     assert local_main(["--log-dir", str(blocker), "--no-bundler"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: cannot use {blocker}: {blocker} is a file, not a folder; check the path")
+
+
+def test_a_corrupted_outbox_record_hides_no_session_from_the_listing(grants, tmp_path: Path) -> None:
+    """`keyscope sessions` counts each session's operations in flight from the store's outbox, which the workers
+    (the dapp's side) write. One record that cannot be read (cut off mid-write) made the whole listing fail, so the
+    owner saw none of the account's sessions; `keyscope outbox` lists around such a record, and so does this: the
+    sessions are listed and the record is named as unreadable."""
+    folder = tmp_path / "store"
+    store = open_store(folder)
+    for grant in grants:
+        store.put_grant(grant)
+    session = "0x" + grants[0].session_id.hex()
+    for n in (1, 2):
+        op = make_op(n).replace(sender=grants[0].account)
+        store.record_intent(f"intent-{n}", grants[0].account, session, 0, op, store_hash(n))
+    damaged = next(iter(sorted((folder / "outbox").iterdir())))
+    damaged.write_text('{"op": ')
+
+    code, output = sessions(str(folder), "--json")
+    assert code == 0, output
+    listed = json.loads(output)
+    assert [row["session_id"] for row in listed["sessions"]] == ["0x" + g.session_id.hex() for g in grants]
+    assert listed["unreadable"] == []
+    assert [item["name"] for item in listed["unreadable_outbox"]] == [damaged.stem]
+    assert str(damaged) in listed["unreadable_outbox"][0]["problem"]
+    code, table = sessions(str(folder))
+    words = " ".join(re.sub("[\u2500-\u257f]", " ", table).split())
+    assert code == 0 and "3 session(s) (1 unreadable outbox record(s)" in words, table
+    assert "unreadable outbox record" in words

@@ -97,7 +97,9 @@ def sessions(store_url: str, account: str | None, node: str | None, as_json: boo
         listing = store_sessions(store, account)
         if node is not None:
             judged = list_sessions(RpcChain(node), store, account)
-            listing = Listing(judged.reports, judged.unreadable, listing.in_flight)
+            listing = Listing(
+                judged.reports, judged.unreadable, listing.in_flight, listing.unreadable_records
+            )
     emit(as_json, listing.to_dict(), listing.table(shown_store_url(store_url)))
 
 

@@ -66,7 +66,8 @@ def describe_permissions(grant: SessionGrant) -> list[str]:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A grant of the store that could not be read: its file or row name, and what is wrong with it."""
+    """A grant (or an outbox record) of the store that could not be read: its file or row name, and what is wrong
+    with it."""
 
     name: str
     problem: str
@@ -75,24 +76,32 @@ class Unreadable:
 @dataclass
 class Listing:
     """The sessions of a store, each with its :class:`~keyscope.report.SessionReport`, the grants that could
-    not be read, and (for the ``keyscope`` command) how many operations each session has in flight."""
+    not be read, and (for the ``keyscope`` command) how many operations each session has in flight, with the
+    outbox records that could not be read (whose sessions' counts may miss them)."""
 
     reports: list[SessionReport] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     in_flight: dict[str, int] | None = None
+    unreadable_records: list[Unreadable] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"sessions": [...], "unreadable": [...]}`` (JSON-ready)."""
+        """``{"sessions": [...], "unreadable": [...]}`` (JSON-ready), and ``"unreadable_outbox"`` when an outbox
+        record could not be read."""
         sessions = []
         for report in self.reports:
             row = report.to_dict()
             if self.in_flight is not None:
                 row["in_flight"] = self.in_flight.get(report.session_id, 0)
             sessions.append(row)
-        return {
+        listed: dict[str, Any] = {
             "sessions": sessions,
             "unreadable": [{"name": item.name, "problem": item.problem} for item in self.unreadable],
         }
+        if self.unreadable_records:
+            listed["unreadable_outbox"] = [
+                {"name": item.name, "problem": item.problem} for item in self.unreadable_records
+            ]
+        return listed
 
     def table(self, where: str) -> Table:
         """The sessions as a table: id (its first 8 hex digits, which every tool takes for the whole id),
@@ -130,9 +139,18 @@ class Listing:
             if self.in_flight is not None:
                 row.append("")
             rows.append(row)
+        for item in self.unreadable_records:
+            row = [_short_id(item.name), "?", "unreadable outbox record", "", item.problem]
+            if limited:
+                row.append("")
+            if self.in_flight is not None:
+                row.append("?")
+            rows.append(row)
         count = f"{len(self.reports)} session(s)" + (
             f" and {len(self.unreadable)} unreadable grant(s)" if self.unreadable else ""
         )
+        if self.unreadable_records:
+            count += f" ({len(self.unreadable_records)} unreadable outbox record(s): in-flight counts may miss them)"
         return table(f"{count} in {where}{source}", columns, rows, right=("in flight",))
 
 
@@ -206,8 +224,16 @@ def store_sessions(store: SessionStore, account: str | None = None) -> Listing:
     """Every grant in ``store`` (of ``account`` when given), oldest first, as the store alone knows it (see
     :func:`~keyscope.report.report_from_store`), with how many operations are in flight for each."""
     chosen = None if account is None else _address_from(account, "--account")
-    in_flight = Counter(normalize_session_id(record.session_id) for record in store.pending())
+    # the outbox is written by the workers: one record they left unreadable must not hide every session (as
+    # `keyscope outbox` lists around it, this names it)
+    bad_records: list[Unreadable] = []
+
+    def unreadable_record(name: str, error: SessionStoreError) -> None:
+        bad_records.append(Unreadable(name, one_line(error)))
+
+    pending = store.pending(on_corrupt=unreadable_record)
+    in_flight = Counter(normalize_session_id(record.session_id) for record in pending)
     grants, unreadable = _grants(store, chosen)
     now = int(time.time())
     reports = [report_from_store(grant, _marks(store, grant), now=now) for grant in grants]
-    return Listing(reports, unreadable, dict(in_flight))
+    return Listing(reports, unreadable, dict(in_flight), bad_records)
