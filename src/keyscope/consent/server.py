@@ -43,6 +43,7 @@ from ..http_service import (
     json_body,
     send_body,
 )
+from ..module import decode_epoch, epoch_of_data, module_answers
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
 from ..token_facts import cached_contract_facts
@@ -168,6 +169,7 @@ class ConsentServer(BackgroundServer):
         self._require_not_ended(
             request.session.valid_until, "the grant request's valid_until", "prepare a new one"
         )
+        self._require_current_epoch(request)
         require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
@@ -188,6 +190,27 @@ class ConsentServer(BackgroundServer):
                     f"the grant request is for the {what} {asked}; this server describes grants on its node's {what} "
                     f"{served}: prepare the grant on this server's network, or serve the page with a node of {asked}"
                 )
+
+    def _require_current_epoch(self, request: GrantRequest) -> None:
+        """Raise unless ``request`` is at the account's epoch at the module now: the module hashes an off-chain
+        grant at the account's epoch when it is first used, and "revoke every session" moves the epoch on by one, so
+        a grant at a later epoch (the page does not show the epoch) would come to life by the owner's own revocation
+        of everything."""
+        net = self.network
+        with module_answers(net.chain, net.module):
+            epoch = decode_epoch(net.chain.call(net.module, epoch_of_data(request.account)), net.module)
+        if request.epoch != epoch:
+            raise BadInputError(
+                f"the grant request is at epoch {request.epoch}; the account {request.account} is at epoch {epoch} at "
+                f"the module {net.module}: "
+                + (
+                    "a grant at a later epoch would come to life when the owner revokes every session"
+                    if request.epoch > epoch
+                    else "the module would refuse the owner's signature of it"
+                )
+                + ". Prepare the grant request again (Owner.prepare_grant reads the epoch). Nothing was shown to the "
+                "owner"
+            )
 
     def request_permissions(self, params: Any) -> ConsentRequest:
         """Ask for ERC-7715 ``wallet_grantPermissions`` params (a list of ``PermissionRequest``): the page shows
