@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import ETHER
+from keyscope import Policy, SessionKey, arg, function_call
 from keyscope.consent import ConsentServer
+from keyscope.owner import GrantRequest
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 
@@ -110,3 +113,30 @@ def test_a_wallet_switched_after_signing_gets_its_signature_refused(net, nft, ow
         assert granted.status_code == 200, granted.text
         assert granted.json()["account"] == consent.grant.account
     assert consent.grant_request is not None and consent.grant_request.owner == other.address
+
+
+def test_a_grant_request_naming_another_owner_is_finished_only_by_a_signature_the_account_takes(
+    net, harness, nft
+) -> None:
+    """A grant request read from a dapp's JSON carries its own ``owner`` field (the key that should sign), which is
+    no part of the grant. A dapp names its own key there for a deployed account it does not own, connects that
+    wallet and signs: the server checked the signature against the request's ``owner`` only, called the request
+    granted and stored a grant the account refuses, listed on the account's dashboard as a session its owner
+    never signed. The signature is checked as the module will: through the account's ERC-1271."""
+    signer, stranger = LocalSigner.generate(), LocalSigner.generate()
+    victim = net.owner(signer)
+    harness.fund(victim.account, ETHER)
+    victim.execute(function_call(nft, "safeMint(address)", victim.account)).wait()  # creates the account
+    mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == victim.account])
+    request = victim.prepare_grant(SessionKey.generate(), [mint], valid_for=3600)
+    forged = GrantRequest.model_validate_json(
+        request.model_copy(update={"owner": stranger.address}).model_dump_json()
+    )
+    store = open_store("memory://")
+    with ConsentServer(net, store=store) as server:
+        consent = server.request_grant(forged)
+        typed = _connect(server.url, consent.id, stranger.address, net.chain_id)
+        answer = _post_signature(server.url, consent.id, stranger.sign_typed_data(typed))
+        assert answer.status_code == 400, answer.text
+        assert _state(server.url, consent.id) == "waiting"
+    assert store.list_grants(victim.account) == []

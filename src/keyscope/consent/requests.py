@@ -122,8 +122,17 @@ class ConsentRequest:
                 self.grant_request = request
             return self.grant_request
 
-    def complete(self, signature: str, store_grant: Callable[[SessionGrant], Any] | None) -> SessionGrant:
-        """Check the wallet's signature and finish the request (the waiting :meth:`wait` returns)."""
+    def complete(
+        self,
+        signature: str,
+        store_grant: Callable[[SessionGrant], Any] | None,
+        *,
+        endpoints: Endpoints | None = None,
+    ) -> SessionGrant:
+        """Check the wallet's signature and finish the request (the waiting :meth:`wait` returns). With
+        ``endpoints``, a deployed account is asked whether it takes the signature (its ERC-1271, as the module will
+        ask), rather than the request's ``owner`` field alone being compared with its signer: a request read from a
+        dapp's JSON names whatever owner the dapp wrote."""
         with self._lock:
             if self.state != "waiting" or self.grant_request is None:
                 raise BadInputError(
@@ -131,7 +140,7 @@ class ConsentRequest:
                     if self.state == "waiting"
                     else f"this request is already {self.state}"
                 )
-            grant = self.grant_request.complete(signature)
+            grant = self.grant_request.complete(signature, network=endpoints)
             if store_grant is not None:
                 store_grant(grant)
             if self.plan is not None:

@@ -340,7 +340,9 @@ class ConsentServer(BackgroundServer):
                 return {"typedData": request.typed_data, "account": request.account}
             if action == "signature":
                 grant = consent.complete(
-                    _field(body, "signature"), self.store.put_grant if self.store else None
+                    _field(body, "signature"),
+                    self.store.put_grant if self.store else None,
+                    endpoints=self.network,
                 )
                 return {"sessionId": "0x" + grant.session_id.hex(), "account": grant.account}
             consent.decline()
