@@ -60,7 +60,7 @@
       unreadable.length
         ? keyscope.el("p", { class: "error unreadable" }, unreadable.length + " grant(s) in the session store could not " +
           "be read, and may be sessions of this account not listed here: " + unreadable.join(", ") +
-          . \"Revoke every session\" ends this account's among them too; ask the store's operator to restore or delete " +
+          ". \"Revoke every session\" ends this account's among them too; ask the store's operator to restore or delete " +
           "them.")
         : "",
       answer.sessions.length
