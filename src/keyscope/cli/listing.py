@@ -132,19 +132,14 @@ class Listing:
             if self.in_flight is not None:
                 row.append(str(self.in_flight.get(report.session_id, 0)))
             rows.append(row)
-        for item in self.unreadable:
-            row = [_short_id(item.name), "?", "unreadable", "", item.problem]
+        unreadable = [(item, "unreadable", "") for item in self.unreadable]
+        unreadable += [(item, "unreadable outbox record", "?") for item in self.unreadable_records]
+        for item, what, in_flight in unreadable:
+            row = [_short_id(item.name), "?", what, "", item.problem]
             if limited:
                 row.append("")
             if self.in_flight is not None:
-                row.append("")
-            rows.append(row)
-        for item in self.unreadable_records:
-            row = [_short_id(item.name), "?", "unreadable outbox record", "", item.problem]
-            if limited:
-                row.append("")
-            if self.in_flight is not None:
-                row.append("?")
+                row.append(in_flight)
             rows.append(row)
         count = f"{len(self.reports)} session(s)" + (
             f" and {len(self.unreadable)} unreadable grant(s)" if self.unreadable else ""
