@@ -326,7 +326,7 @@ def rule_violated(call_index: int, permission: int, rule: int, value: bytes) -> 
 def user_op(**changes: Any) -> UserOperation:
     op = UserOperation(
         sender=SENDER,
-        nonce=5,
+        nonce=0x1E240000000000000000000000000000000000000000000005,  # the receipts above name it
         call_data=b"\xb6\x1d\x27\xf6" + bytes(96),
         call_gas_limit=100_000,
         verification_gas_limit=200_000,

@@ -13,7 +13,7 @@ from .bundler.types import FeeQuote, GasEstimate
 from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .entrypoint import encode_balance_of
-from .errors import BundlerRejectedError, InsufficientPrefundError, KeyscopeError
+from .errors import BundlerRejectedError, InsufficientPrefundError, KeyscopeError, TransportError
 from .gas import required_prefund
 from .paymaster import PaymasterFields
 from .userop import EIP7702_FACTORY, UserOperation
@@ -172,9 +172,20 @@ class OperationBuilder:
         return op.replace(signature=signature_for(self.user_op_hash(op)))
 
     def send(self, op: UserOperation) -> PendingUserOperation:
-        """Send a signed operation to the bundler."""
+        """Send a signed operation to the bundler. A bundler answering another userOpHash than the operation's is
+        a :class:`~keyscope.errors.TransportError` (the operation is then followed under neither hash by this call)."""
         net = self.network
-        return PendingUserOperation(net.bundler, net.bundler.send_user_operation(op, net.entry_point), op)
+        mine = self.user_op_hash(op)
+        returned = net.bundler.send_user_operation(op, net.entry_point)
+        if bytes(returned) != mine:
+            raise TransportError(
+                f"the bundler answered eth_sendUserOperation with userOpHash 0x{bytes(returned).hex()}, not the "
+                f"operation's 0x{mine.hex()}: the operation may have been sent; follow it under its own hash "
+                f"(PendingUserOperation(bundler, '0x{mine.hex()}', op)), and check the bundler: broken, or not to "
+                "be trusted",
+                method="eth_sendUserOperation",
+            )
+        return PendingUserOperation(net.bundler, mine, op)
 
 
 def prefund_refusal(

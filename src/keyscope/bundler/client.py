@@ -363,9 +363,20 @@ class BundlerClient:
         return self._request(ETH_SEND_USER_OPERATION, params, parse_user_op_hash)
 
     def get_user_operation_receipt(self, user_op_hash: bytes) -> UserOperationReceipt | None:
-        """``eth_getUserOperationReceipt``; None while the operation is not included."""
+        """``eth_getUserOperationReceipt``; None while the operation is not included. A receipt of another
+        operation than ``user_op_hash`` (its ``userOpHash`` another) is a :class:`~keyscope.errors.TransportError`:
+        its fate is not this operation's."""
         params = format_user_op_hash(user_op_hash)
-        return self._request(ETH_GET_USER_OPERATION_RECEIPT, params, parse_user_operation_receipt)
+        receipt = self._request(ETH_GET_USER_OPERATION_RECEIPT, params, parse_user_operation_receipt)
+        if receipt is not None and receipt.user_op_hash != bytes(to_bytes(user_op_hash)):
+            raise TransportError(
+                f"{self._rpc.shown_url} answered {ETH_GET_USER_OPERATION_RECEIPT} for {params[0]} with the receipt of "
+                f"another operation, 0x{receipt.user_op_hash.hex()}: its outcome is not this operation's; is the "
+                "bundler broken, or not to be trusted?",
+                url=self._rpc.shown_url,
+                method=ETH_GET_USER_OPERATION_RECEIPT,
+            )
+        return receipt
 
     def get_user_operation_by_hash(self, user_op_hash: bytes) -> dict[str, Any] | None:
         """``eth_getUserOperationByHash``; None when the bundler does not know the hash."""

@@ -75,8 +75,33 @@ class PendingUserOperation:
     def receipt(self) -> UserOperationReceipt | None:
         """The receipt, or None while the operation is not included (one query; remembered once found)."""
         if self._receipt is None:
-            self._receipt = self.bundler.get_user_operation_receipt(self._hash)
+            receipt = self.bundler.get_user_operation_receipt(self._hash)
+            if receipt is not None:
+                self._check_describes(receipt)
+            self._receipt = receipt
         return self._receipt
+
+    def _check_describes(self, receipt: UserOperationReceipt) -> None:
+        """Refuse (:class:`TransportError`) a receipt of another operation than this one: another userOpHash, or
+        (when the operation is known) another sender or nonce. The bundler's word is all a receipt is; taking
+        another operation's would report this one's fate wrongly (a reverted or unsent one as landed)."""
+        problem = None
+        if bytes(receipt.user_op_hash) != self._hash:
+            problem = f"the receipt of another operation, 0x{bytes(receipt.user_op_hash).hex()}"
+        elif self.op is not None and receipt.sender != self.op.sender:
+            problem = (
+                f"a receipt names another sender ({receipt.sender}, the operation's is {self.op.sender})"
+            )
+        elif self.op is not None and receipt.nonce != self.op.nonce:
+            problem = (
+                f"a receipt names another nonce ({receipt.nonce:#x}, the operation's is {self.op.nonce:#x})"
+            )
+        if problem is not None:
+            raise TransportError(
+                f"the bundler answered eth_getUserOperationReceipt for {self.hex_hash} with {problem}: its outcome "
+                "is not this operation's; is the bundler broken, or not to be trusted?",
+                method="eth_getUserOperationReceipt",
+            )
 
     def check(self, receipt: UserOperationReceipt) -> UserOperationReceipt:
         """``receipt`` itself if the operation's call succeeded, else :class:`UserOperationFailedError`."""
