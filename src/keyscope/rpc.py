@@ -10,7 +10,9 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +21,11 @@ import httpx
 from .errors import KeyscopeError, TransportError
 from .urls import mask_url, masked_text
 
-__all__ = ["METHOD_NOT_FOUND", "JsonRpcClient", "JsonRpcError"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "METHOD_NOT_FOUND", "JsonRpcClient", "JsonRpcError"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""The largest answer body a :class:`JsonRpcClient` reads (64 MiB) unless told otherwise: an endpoint's answer
+past it is a :class:`~keyscope.errors.TransportError`, not read into memory."""
 
 METHOD_NOT_FOUND = -32601
 """JSON-RPC's code for a method the endpoint does not serve (a node asked a bundler's method, or the reverse)."""
@@ -47,14 +53,31 @@ class JsonRpcError(KeyscopeError):
         super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """An endpoint's HTTP answer, read whole."""
+
+    status_code: int
+    text: str
+
+
 class JsonRpcClient:
     """Blocking JSON-RPC over HTTP(S) with a connection pool; safe to share between threads.
 
-    ``timeout`` bounds each request (connect and read) in seconds. Requests go to ``url`` as given (an API key
-    in its query string or path included); messages and errors show it as :attr:`shown_url`, the key masked.
+    ``timeout`` bounds each request in seconds: connecting, each read, and the whole answer (an endpoint
+    sending its answer a byte at a time does not hold a request longer). An answer body of more than
+    ``max_response_bytes`` is refused as it arrives. Requests go to ``url`` as given (an API key in its query
+    string or path included); messages and errors show it as :attr:`shown_url`, the key masked.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise TransportError(
                 f"{mask_url(url)!r} is not an http(s) URL: give the endpoint as http://host:port",
@@ -72,6 +95,7 @@ class JsonRpcClient:
         self.url = url
         self.shown_url = mask_url(url)
         self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._http = httpx.Client(
@@ -88,12 +112,29 @@ class JsonRpcClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, what: str, payload: Any, timeout: float | None) -> httpx.Response:
+    def _post(self, what: str, payload: Any, timeout: float | None) -> _Answer:
+        limit = timeout or self.timeout
+        deadline = time.monotonic() + limit
         try:
-            return self._http.post(self.url, content=json.dumps(payload), timeout=timeout or self.timeout)
+            with self._http.stream("POST", self.url, content=json.dumps(payload), timeout=limit) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_response_bytes:
+                        raise TransportError(
+                            f"{self.shown_url} answered {what} with more than {self.max_response_bytes} bytes: "
+                            "check that the URL is the right endpoint, or raise the client's max_response_bytes "
+                            "for an answer that large",
+                            url=self.shown_url,
+                            method=what,
+                        )
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the whole answer took longer than the timeout")
+                charset = response.charset_encoding or "utf-8"
+                return _Answer(response.status_code, body.decode(charset, errors="replace"))
         except httpx.TimeoutException as exc:
             raise TransportError(
-                f"{what} to {self.shown_url} timed out after {timeout or self.timeout:.1f}s: is the endpoint overloaded "
+                f"{what} to {self.shown_url} timed out after {limit:.1f}s: is the endpoint overloaded "
                 "or stuck? Retry, or raise the timeout",
                 url=self.shown_url,
                 method=what,
@@ -105,6 +146,13 @@ class JsonRpcClient:
                 url=self.shown_url,
                 method=what,
             ) from exc
+        except LookupError:  # a charset Python does not know
+            raise TransportError(
+                f"{self.shown_url} answered {what} in an unknown character set: check that the URL is the "
+                "JSON-RPC endpoint",
+                url=self.shown_url,
+                method=what,
+            ) from None
 
     def _next_id(self) -> int:
         with self._lock:
@@ -146,7 +194,7 @@ class JsonRpcClient:
             results.append(self._result(method, by_id[request_id], response.status_code))
         return results
 
-    def _json(self, method: str, response: httpx.Response) -> Any:
+    def _json(self, method: str, response: _Answer) -> Any:
         text = response.text
         try:
             return json.loads(text)
