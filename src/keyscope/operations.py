@@ -80,6 +80,30 @@ def _gas_fields(
     }
 
 
+def _refuse_final_changes(final: PaymasterFields, op: UserOperation, service: str) -> None:
+    """Refuse ``pm_getPaymasterData`` fields that change what the operation was estimated with: another paymaster
+    than the stub's, or other paymaster gas limits (ERC-7677's final answer is the data for the stub's paymaster);
+    signing them would sign for an operation other than the one estimated and shown."""
+    changes = []
+    if final.paymaster != op.paymaster:
+        changes.append(f"another paymaster, {final.paymaster}, than its stub's {op.paymaster}")
+    for field, had in (
+        ("paymasterVerificationGasLimit", op.paymaster_verification_gas_limit),
+        ("paymasterPostOpGasLimit", op.paymaster_post_op_gas_limit),
+    ):
+        given = getattr(final, field)
+        if given is not None and given != had:
+            changes.append(f"{field} {given}, not the operation's {had}")
+    if changes:
+        raise TransportError(
+            f"the paymaster service at {service} answered pm_getPaymasterData with {'; '.join(changes)}: the "
+            "operation was estimated with the stub's paymaster and limits, so nothing was signed; check the "
+            "paymaster service (broken, or not to be trusted)",
+            url=service,
+            method="pm_getPaymasterData",
+        )
+
+
 class OperationBuilder:
     """Builds, signs and sends UserOperations on a :class:`~keyscope.endpoints.Endpoints`."""
 
@@ -160,7 +184,9 @@ class OperationBuilder:
             gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
         op = op.replace(**_gas_fields(gas, op, stub, saved))
         if net.paymaster is not None and stub is not None and not stub.isFinal:
-            op = net.paymaster.data(op, net.entry_point, net.chain_id).apply(op)
+            final = net.paymaster.data(op, net.entry_point, net.chain_id)
+            _refuse_final_changes(final, op, net.paymaster.shown_url)
+            op = final.apply(op)
         return Prepared(op, gas)
 
     def user_op_hash(self, op: UserOperation) -> bytes:

@@ -77,6 +77,11 @@ class PaymasterClient:
     def __repr__(self) -> str:
         return f"PaymasterClient({self._rpc.shown_url})"
 
+    @property
+    def shown_url(self) -> str:
+        """The service's URL as messages show it (an API key in it masked)."""
+        return self._rpc.shown_url
+
     def close(self) -> None:
         """Close the connection pool."""
         self._rpc.close()
