@@ -914,6 +914,10 @@ def _storage_verdict(
 # --------------------------------------------------------------------------------------------------
 
 
+TRACE_BYTES = 8 << 30
+"""The largest ``debug_traceCall`` answer the checker reads (8 GiB)."""
+
+
 class Erc7562Checker:
     """Traces ``handleOps`` on a node with ``debug_traceCall`` and checks the validation against ERC-7562.
 
@@ -975,9 +979,9 @@ class Erc7562Checker:
             "disableStorage": True,
             "enableReturnData": False,
         }
-        result: dict[str, Any] = self.node.request(
-            "debug_traceCall", [tx, block, options], timeout=self.timeout
-        )
+        # a struct log with memory runs to hundreds of megabytes: past what a client reads by default
+        with JsonRpcClient(self.node.url, timeout=self.timeout, max_response_bytes=TRACE_BYTES) as tracer:
+            result: dict[str, Any] = tracer.request("debug_traceCall", [tx, block, options])
         return result
 
     def check(
