@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -198,12 +199,22 @@ class ScriptedServer:
         self._http.server_close()
 
 
-@pytest.fixture
-def server() -> Iterator[ScriptedServer]:
+@contextmanager
+def scripted_bundler() -> Iterator[ScriptedServer]:
+    """A scripted server answering as a bundler of chain 31337 serving ``ENTRY_POINT`` (script the rest), stopped
+    at the end."""
     scripted = ScriptedServer()
     scripted.on("eth_chainId", ok("0x7a69")).on("eth_supportedEntryPoints", ok([ENTRY_POINT.lower()]))
-    yield scripted
-    scripted.stop()
+    try:
+        yield scripted
+    finally:
+        scripted.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    with scripted_bundler() as scripted:
+        yield scripted
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from test_bundler_client import (
     ScriptedServer,
     alto_receipt,
     ok,
+    scripted_bundler,
     user_op,
 )
 
@@ -37,10 +38,8 @@ OTHER_HASH = keccak(b"an earlier operation of the same account, that succeeded")
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    scripted.on("eth_chainId", ok("0x7a69")).on("eth_supportedEntryPoints", ok([ENTRY_POINT.lower()]))
-    yield scripted
-    scripted.stop()
+    with scripted_bundler() as scripted:
+        yield scripted
 
 
 @pytest.fixture

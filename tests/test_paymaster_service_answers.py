@@ -21,7 +21,15 @@ from keyscope.endpoints import Endpoints
 from keyscope.errors import TransportError
 from keyscope.operations import Draft, OperationBuilder
 from keyscope.paymaster import PaymasterClient
-from test_bundler_client import ALTO_ESTIMATE, ALTO_GAS_PRICE, ENTRY_POINT, SENDER, ScriptedServer, ok
+from test_bundler_client import (
+    ALTO_ESTIMATE,
+    ALTO_GAS_PRICE,
+    ENTRY_POINT,
+    SENDER,
+    ScriptedServer,
+    ok,
+    scripted_bundler,
+)
 
 MODULE = "0x" + "5e" * 20
 SPONSOR = "0x" + "5a" * 20
@@ -36,13 +44,11 @@ STUB = {
 
 @pytest.fixture
 def server() -> Iterator[ScriptedServer]:
-    scripted = ScriptedServer()
-    scripted.on("eth_chainId", ok("0x7a69")).on("eth_supportedEntryPoints", ok([ENTRY_POINT.lower()]))
-    scripted.on("pimlico_getUserOperationGasPrice", ok(ALTO_GAS_PRICE))
-    scripted.on("eth_estimateUserOperationGas", ok(ALTO_ESTIMATE))
-    scripted.on("pm_getPaymasterStubData", ok(STUB))
-    yield scripted
-    scripted.stop()
+    with scripted_bundler() as scripted:
+        scripted.on("pimlico_getUserOperationGasPrice", ok(ALTO_GAS_PRICE))
+        scripted.on("eth_estimateUserOperationGas", ok(ALTO_ESTIMATE))
+        scripted.on("pm_getPaymasterStubData", ok(STUB))
+        yield scripted
 
 
 @pytest.fixture
