@@ -65,6 +65,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=order)  # stable: each file's tests keep their order, the other files theirs
 
 
+@pytest.fixture
+def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard that serves after all stops at its first wait (Ctrl-C) instead of waiting for one."""
+
+    class CtrlC:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
+
+
 @pytest.fixture(scope="session")
 def keyscope_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built once per test run from a copy of the checkout (pyproject.toml, README.md, src/), so that

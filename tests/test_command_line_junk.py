@@ -249,18 +249,6 @@ def run_keyscope(space: Workspace, args: list[str], env: dict[str, str]) -> None
     assert_refused(result.exit_code, result.output, result.exception)
 
 
-@pytest.fixture
-def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dashboard that serves after all stops at its first wait (Ctrl-C) instead of waiting for one."""
-
-    class CtrlC:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
-
-
 @pytest.mark.parametrize("command", list(_ENV))
 def test_each_command_as_set_up_for_the_junk_is_refused(
     space: Workspace, never_serve: None, command: str

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope.checker import CallRefusedError, CheckResult, InitCallRefusedError, PolicyChecker
@@ -63,7 +63,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
-from support.fuzz import DEEP, FUZZ
+from support.fuzz import DEEP, FUZZ, ON_CHAIN
 from support.raw_call import raw_call, revert_bytes
 from support.smuggling import smuggling_encodings
 
@@ -79,18 +79,6 @@ EXAMPLES = {  # sessions per test; ci: (70 + 30 + 30) * 40 = 5200 operations, pl
 TALLY: Counter[str] = Counter()
 TIMES: Counter[str] = Counter()
 
-FUZZ_SETTINGS = {
-    # Replaying an example costs one transaction pair and ~30 eth_calls, so shrinking would take minutes;
-    # a failure's message already names the session and the callData of the first case that disagreed.
-    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
-    "deadline": None,
-    "derandomize": not DEEP,
-    "suppress_health_check": [
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-}
 
 U256 = 2**256 - 1
 T0 = 1_700_000_000
@@ -776,7 +764,7 @@ def operations(
 # --------------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=EXAMPLES["raw"], **FUZZ_SETTINGS)
+@settings(max_examples=EXAMPLES["raw"], **ON_CHAIN)
 @given(data=st.data())
 def test_raw_rules_agree_with_the_module(probe, data):
     """Any rule (every condition, signed or not, inline or wide values, any offset) on calls near it."""
@@ -787,7 +775,7 @@ def test_raw_rules_agree_with_the_module(probe, data):
     run_session(probe, session, key, cases)
 
 
-@settings(max_examples=EXAMPLES["co-signed"], **FUZZ_SETTINGS)
+@settings(max_examples=EXAMPLES["co-signed"], **ON_CHAIN)
 @given(data=st.data())
 def test_co_signed_sessions_agree_with_the_module(probe, data):
     """A co-signed session's operations in SESSION mode (both signatures): its permissions sit in the session's own
@@ -801,7 +789,7 @@ def test_co_signed_sessions_agree_with_the_module(probe, data):
     run_session(probe, session, key, cases, co_signer=co_signer)
 
 
-@settings(max_examples=EXAMPLES["encoding"], **FUZZ_SETTINGS)
+@settings(max_examples=EXAMPLES["encoding"], **ON_CHAIN)
 @given(data=st.data())
 def test_non_canonical_encodings_agree_with_the_module(probe, data):
     """Mostly mutated execute encodings: truncations, odd offsets, dirty bits, trailing bytes."""
@@ -909,7 +897,7 @@ def trade_arguments(draw: st.DrawFn, rules: list[tuple[Any, ...]]) -> list[Any]:
     ]
 
 
-@settings(max_examples=EXAMPLES["builder"], **FUZZ_SETTINGS)
+@settings(max_examples=EXAMPLES["builder"], **ON_CHAIN)
 @given(data=st.data())
 def test_builder_policies_agree_with_the_module(probe, data):
     """Permissions from Policy.call (typed rules on arguments, tuple components and array elements) on

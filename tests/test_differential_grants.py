@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope.errors import BadInputError
@@ -48,7 +48,7 @@ from keyscope.session import (
     Rule,
     Session,
 )
-from support.fuzz import DEEP
+from support.fuzz import DEEP, ON_CHAIN
 from support.raw_call import raw_call, revert_bytes
 
 EXAMPLES = 2000 if DEEP else 400
@@ -73,15 +73,8 @@ TALLY: Counter[str] = Counter()
 
 SETTINGS = settings(
     max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=not DEEP,
     database=None,  # the same examples every run (the coverage check below counts on them)
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
+    **ON_CHAIN,
 )
 
 

@@ -54,18 +54,6 @@ def one_line_refusal(args: list[str]) -> str:
     return result.output.strip()
 
 
-@pytest.fixture
-def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dashboard that serves after all stops at its first wait (Ctrl-C) instead of waiting for one."""
-
-    class CtrlC:
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr("keyscope.cli.browser.time", CtrlC)
-
-
 # --------------------------------------------------------------------------------------------------
 # text that is not UTF-8
 # --------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from keyscope.erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
@@ -65,7 +65,7 @@ from keyscope.typed_data import (
     typed_data_sign_hash,
 )
 from keyscope.typed_fields import field_arg_type, nested_frames
-from support.fuzz import DEEP, FUZZ
+from support.fuzz import DEEP, FUZZ, ON_CHAIN
 from support.raw_call import raw_call, revert_bytes
 
 TYPED_EXAMPLES = 400 if DEEP else 30
@@ -76,18 +76,6 @@ MESSAGES = 5
 SIGN_INS = 12
 """Sign-in messages per sign-in example."""
 
-FUZZ_SETTINGS: dict[str, Any] = {
-    # Replaying an example costs a transaction and a few dozen eth_calls; a failure's message already names the
-    # grant, the message and both verdicts.
-    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
-    "deadline": None,
-    "derandomize": not DEEP,
-    "suppress_health_check": [
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-}
 
 U256 = 2**256 - 1
 ZERO = "0x" + "00" * 20
@@ -603,7 +591,7 @@ def typed_signature(
     return keccak(b"\x19\x01" + separator + contents_hash), body
 
 
-@settings(max_examples=TYPED_EXAMPLES, **FUZZ_SETTINGS)
+@settings(max_examples=TYPED_EXAMPLES, **ON_CHAIN)
 @given(data=st.data())
 def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
     """Typed data of random contents types, grants and values, and contents words no encoder makes: the SDK's
@@ -772,7 +760,7 @@ def sign_in_texts(draw: st.DrawFn, websites: list[str], account: str) -> bytes:
     return (first + line + rest).encode()
 
 
-@settings(max_examples=SIGN_IN_EXAMPLES, **FUZZ_SETTINGS)
+@settings(max_examples=SIGN_IN_EXAMPLES, **ON_CHAIN)
 @given(data=st.data())
 def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
     """Sign-in messages for random granted websites, their first lines respelled and their address lines in any

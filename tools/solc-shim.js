@@ -67,12 +67,13 @@ function main() {
   if (!options.standardJson) usage("nothing to do");
   const input = fs.readFileSync(0, "utf8");
   const roots = [options.basePath || process.cwd(), ...options.includePaths];
-  const batches = planBatches(input, jobCount());
+  const jobs = jobCount();
+  const batches = planBatches(input, jobs);
   if (batches === null) {
     process.stdout.write(solc.compile(input, { import: importResolver(roots) }));
     return;
   }
-  compileInParallel(input, roots, batches).then(
+  compileInParallel(input, roots, batches, jobs).then(
     (output) => process.stdout.write(output),
     (error) => {
       process.stderr.write(`solc-shim: ${error && error.stack ? error.stack : error}\n`);
@@ -192,10 +193,10 @@ function compileBatch(inputText, roots, files) {
   return solc.compile(JSON.stringify(input), { import: importResolver(roots) });
 }
 
-function compileInParallel(inputText, roots, batches) {
+function compileInParallel(inputText, roots, batches, jobs) {
   const queue = batches.slice();
   const outputs = [];
-  const workers = Math.min(jobCount(), batches.length);
+  const workers = Math.min(jobs, batches.length);
   const run = () =>
     new Promise((resolve, reject) => {
       const worker = new Worker(__filename, { workerData: { input: inputText, roots } });
