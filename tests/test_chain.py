@@ -150,6 +150,20 @@ def test_web3_chain_estimates_and_sends(ape_chain: Web3Chain, accounts: Any, ent
     assert info.value.description == "AA23 reverted: (no revert data)"
 
 
+def _quantity(value: Any) -> int:
+    return value if isinstance(value, int) else int(value, 16)
+
+
+def test_web3_chain_gives_transaction_receipts_in_web3s_shape(ape_chain: Web3Chain, accounts: Any) -> None:
+    """Through web3.py's API (eth-tester's raw answer has its own field names): what a receipt's confirmation
+    reads, a block number, a status and the logs; None for a transaction the chain has not."""
+    tx_hash = ape_chain.send_transaction({"from": accounts[5].address, "to": accounts[6].address, "value": 1})
+    found = ape_chain.transaction_receipt(tx_hash)
+    assert found is not None and _quantity(found["status"]) == 1 and found["logs"] == []
+    assert _quantity(found["blockNumber"]) == ape_chain.w3.eth.block_number
+    assert ape_chain.transaction_receipt(b"\x42" * 32) is None
+
+
 def test_get_nonce_where_no_entry_point_is_deployed(ape_chain: Web3Chain, accounts: Any) -> None:
     with pytest.raises(ConfigurationError, match="is an EntryPoint deployed at that address"):
         ape_chain.get_nonce(STRANGER, accounts[0].address, 0)
@@ -229,6 +243,16 @@ def test_anvil_get_nonce_follows_increment_nonce(
     assert len(tx_hash) == 32
     assert mined(anvil_url, tx_hash)["status"] == "0x1"
     assert node.get_nonce(entry_point, dev, key) == (key << 64) | 1
+
+
+def test_anvil_transaction_receipts(node: RpcChain | Web3Chain, anvil_entry_point: tuple[str, str]) -> None:
+    """RpcChain and Web3Chain give a mined transaction's receipt (block, status, logs), None for one unknown."""
+    entry_point, dev = anvil_entry_point
+    tx_hash = node.send_transaction({"from": dev, "to": entry_point, "data": increment_nonce_data(7)})
+    found = node.transaction_receipt(tx_hash)
+    assert found is not None and _quantity(found["status"]) == 1 and isinstance(found["logs"], list)
+    assert _quantity(found["blockNumber"]) >= 1
+    assert node.transaction_receipt(b"\x42" * 32) is None
 
 
 def test_anvil_call_revert_carries_the_data(node: Chain, anvil_entry_point: tuple[str, str]) -> None:

@@ -344,6 +344,14 @@ class RpcChain:
         :class:`Chain` methods do not cover (see :func:`node_request`)."""
         return self.client.request(method, params)
 
+    def transaction_receipt(self, tx_hash: bytes) -> Mapping[str, Any] | None:
+        """``eth_getTransactionReceipt`` of ``tx_hash`` as the node answers it (quantities and data as hex text);
+        None while the node has no such transaction."""
+        result = self.client.request("eth_getTransactionReceipt", ["0x" + bytes(tx_hash).hex()])
+        if result is not None and not isinstance(result, Mapping):
+            raise self._malformed("eth_getTransactionReceipt", result, "a transaction receipt or null")
+        return result
+
     def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
         """``eth_sendTransaction``; the node must unlock ``tx["from"]`` (anvil does for its dev accounts)."""
         method = "eth_sendTransaction"
@@ -518,6 +526,23 @@ class Web3Chain:
                 method, int(error.get("code", 0)), str(error.get("message", "")), error.get("data")
             )
         return response.get("result") if isinstance(response, Mapping) else None
+
+    def transaction_receipt(self, tx_hash: bytes) -> Mapping[str, Any] | None:
+        """``w3.eth.get_transaction_receipt`` of ``tx_hash`` (quantities as ints, data as bytes, logs as dicts);
+        None while the node has no such transaction. Through web3.py's API rather than the raw request, whose
+        answer some providers (eth-tester, under ``ape test``) give in their own shape."""
+        with self._errors("eth_getTransactionReceipt"):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt("0x" + bytes(tx_hash).hex())
+            except Exception as exc:
+                if "TransactionNotFound" in {cls.__name__ for cls in type(exc).__mro__}:
+                    return None
+                raise
+        if receipt is None:
+            return None
+        found = dict(receipt)
+        found["logs"] = [dict(log) for log in found.get("logs") or []]
+        return found
 
     def send_transaction(self, tx: Mapping[str, Any]) -> bytes:
         """``w3.eth.send_transaction`` (the provider must be able to sign for ``tx["from"]``)."""

@@ -3,6 +3,8 @@ and which EntryPoint version an address is."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +21,7 @@ __all__ = [
     "PACKED_USEROP_ABI_TYPE",
     "USER_OPERATION_EVENT_TOPIC",
     "USER_OPERATION_REVERT_REASON_TOPIC",
+    "OperationOutcome",
     "canonical_entry_point_version",
     "decode_user_operation_events",
     "encode_balance_of",
@@ -27,6 +30,7 @@ __all__ = [
     "encode_get_user_op_hash",
     "encode_handle_ops",
     "entry_point_version_from_domain",
+    "outcome_in_logs",
 ]
 
 PACKED_USEROP_ABI_TYPE = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
@@ -101,6 +105,26 @@ def _topic_bytes(topic: Any) -> bytes:
     return bytes(topic)
 
 
+def _log_data(log: Mapping[str, Any]) -> bytes:
+    data = log.get("data", b"")
+    return _topic_bytes(data) if isinstance(data, str) else bytes(data)
+
+
+def _event_fields(topics: list[bytes], data: bytes) -> dict[str, Any]:
+    """The fields of a ``UserOperationEvent`` (``topics`` its four topics, ``data`` its data)."""
+    nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], data)
+    paymaster = to_address(topics[3][12:])
+    return {
+        "userOpHash": topics[1],
+        "sender": to_address(topics[2][12:]),
+        "paymaster": None if int(paymaster, 16) == 0 else paymaster,
+        "nonce": int(nonce),
+        "success": bool(success),
+        "actualGasCost": int(cost),
+        "actualGasUsed": int(used),
+    }
+
+
 def decode_user_operation_events(logs: list[dict[str, Any]], entry_point: str) -> dict[bytes, dict[str, Any]]:
     """From a handleOps transaction's logs: userOpHash -> the fields of its ``UserOperationEvent``, with the
     ``reason`` of a ``UserOperationRevertReason`` when the call reverted, and the logs emitted while the
@@ -112,27 +136,67 @@ def decode_user_operation_events(logs: list[dict[str, Any]], entry_point: str) -
     for log in logs:
         address = str(log.get("address", "")).lower()
         topics = [_topic_bytes(t) for t in log.get("topics", [])]
-        data = log.get("data", b"")
-        raw = _topic_bytes(data) if isinstance(data, str) else bytes(data)
         if address != entry or not topics:
             pending.append(log)
             continue
         if topics[0] == USER_OPERATION_REVERT_REASON_TOPIC:
-            (_nonce, reason) = abi_decode(["uint256", "bytes"], raw)
+            (_nonce, reason) = abi_decode(["uint256", "bytes"], _log_data(log))
             reasons[topics[1]] = bytes(reason)
         elif topics[0] == USER_OPERATION_EVENT_TOPIC:
-            nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], raw)
-            paymaster = to_address(topics[3][12:])
-            results[topics[1]] = {
-                "userOpHash": topics[1],
-                "sender": to_address(topics[2][12:]),
-                "paymaster": None if int(paymaster, 16) == 0 else paymaster,
-                "nonce": nonce,
-                "success": success,
-                "actualGasCost": cost,
-                "actualGasUsed": used,
-                "reason": reasons.get(topics[1], b""),
-                "logs": pending,
-            }
+            fields = _event_fields(topics, _log_data(log))
+            results[topics[1]] = {**fields, "reason": reasons.get(topics[1], b""), "logs": pending}
             pending = []
     return results
+
+
+@dataclass(frozen=True)
+class OperationOutcome:
+    """What a transaction's logs say of one operation: its ``UserOperationEvent``'s fields, the revert data of
+    its call (``reason``, from ``UserOperationRevertReason``; empty when it succeeded) and ``logs``, the
+    transaction's logs between the previous operation's ``UserOperationEvent`` and its own (as bundlers fill a
+    receipt's ``logs``), in the form they were given."""
+
+    sender: str
+    paymaster: str | None
+    nonce: int
+    success: bool
+    actual_gas_cost: int
+    actual_gas_used: int
+    reason: bytes
+    logs: list[dict[str, Any]]
+
+
+def outcome_in_logs(
+    logs: Sequence[Mapping[str, Any]], entry_point: str, user_op_hash: bytes
+) -> OperationOutcome | None:
+    """The outcome of operation ``user_op_hash`` from the logs of the transaction that carried it (a node's
+    ``eth_getTransactionReceipt`` ``logs``, hex strings or bytes): None when ``entry_point`` emitted no
+    ``UserOperationEvent`` of it there. Raises ``ValueError`` for a log of the EntryPoint that cannot be decoded."""
+    entry = to_address(entry_point, name="entry_point").lower()
+    wanted = bytes(user_op_hash)
+    start = 0
+    reason = b""
+    for index, log in enumerate(logs):
+        if str(log.get("address", "")).lower() != entry:
+            continue
+        topics = [_topic_bytes(t) for t in log.get("topics", [])]
+        if len(topics) < 2 or topics[1] != wanted:
+            if topics and topics[0] == USER_OPERATION_EVENT_TOPIC:
+                start = index + 1
+            continue
+        if topics[0] == USER_OPERATION_REVERT_REASON_TOPIC:
+            (_nonce, revert) = abi_decode(["uint256", "bytes"], _log_data(log))
+            reason = bytes(revert)
+        elif topics[0] == USER_OPERATION_EVENT_TOPIC and len(topics) == 4:
+            fields = _event_fields(topics, _log_data(log))
+            return OperationOutcome(
+                sender=fields["sender"],
+                paymaster=fields["paymaster"],
+                nonce=fields["nonce"],
+                success=fields["success"],
+                actual_gas_cost=fields["actualGasCost"],
+                actual_gas_used=fields["actualGasUsed"],
+                reason=reason,
+                logs=[dict(entry_log) for entry_log in logs[start:index]],
+            )
+    return None
