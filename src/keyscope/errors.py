@@ -38,6 +38,8 @@ __all__ = [
     "NonceTakenError",
     "PaymasterError",
     "PolicyViolationError",
+    "ReceiptContradictedError",
+    "ReceiptUnconfirmedError",
     "RuleRefusalError",
     "SessionError",
     "SessionExpiredError",
@@ -524,6 +526,34 @@ class TransportError(KeyscopeError, ConnectionError):
         self.url = url
         self.method = method
         super().__init__(message)
+
+
+class ReceiptUnconfirmedError(TransportError):
+    """The node does not (yet) have the transaction a bundler's receipt of ``user_op_hash`` names
+    (``transaction_hash``, 0x-hex, in block ``block_number``): the node may be behind the bundler, or the bundler
+    made the receipt up. Waiting retries it until its deadline; the receipt is not taken meanwhile."""
+
+    def __init__(
+        self, message: str, *, user_op_hash: str, transaction_hash: str, block_number: int, method: str
+    ) -> None:
+        self.user_op_hash = user_op_hash
+        self.transaction_hash = transaction_hash
+        self.block_number = block_number
+        super().__init__(message, method=method)
+
+
+class ReceiptContradictedError(TransportError):
+    """The node contradicts a bundler's receipt of ``user_op_hash`` (0x-hex): the transaction it names
+    (``transaction_hash``) holds no ``UserOperationEvent`` of the operation from the EntryPoint, or the event
+    names another sender or nonce, or says the call reverted where the receipt says it succeeded (or the reverse).
+    ``problem`` says which. The operation's fate is not what the bundler said: the bundler is broken, or not to
+    be trusted."""
+
+    def __init__(self, message: str, *, user_op_hash: str, transaction_hash: str, problem: str) -> None:
+        self.user_op_hash = user_op_hash
+        self.transaction_hash = transaction_hash
+        self.problem = problem
+        super().__init__(message, method="eth_getTransactionReceipt")
 
 
 class BundlerError(KeyscopeError):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .bundler.pending import PendingUserOperation
+from .bundler.pending import PendingUserOperation, TransactionReceipts
 from .bundler.types import FeeQuote, GasEstimate
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -199,7 +199,9 @@ class OperationBuilder:
 
     def send(self, op: UserOperation) -> PendingUserOperation:
         """Send a signed operation to the bundler. A bundler answering another userOpHash than the operation's is
-        a :class:`~keyscope.errors.TransportError` (the operation is then followed under neither hash by this call)."""
+        a :class:`~keyscope.errors.TransportError` (the operation is then followed under neither hash by this call).
+        The pending operation's receipt is confirmed by the network's node (its ``UserOperationEvent``) where the
+        node answers raw JSON-RPC (:class:`~keyscope.chain.RpcChain`, :class:`~keyscope.chain.Web3Chain`)."""
         net = self.network
         mine = self.user_op_hash(op)
         returned = net.bundler.send_user_operation(op, net.entry_point)
@@ -211,7 +213,8 @@ class OperationBuilder:
                 "be trusted",
                 method="eth_sendUserOperation",
             )
-        return PendingUserOperation(net.bundler, mine, op)
+        node = net.chain if isinstance(net.chain, TransactionReceipts) else None
+        return PendingUserOperation(net.bundler, mine, op, node=node, entry_point=net.entry_point)
 
 
 def prefund_refusal(

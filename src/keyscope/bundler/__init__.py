@@ -1,7 +1,7 @@
 """Talking to ERC-4337 bundlers."""
 
 from .client import BundlerClient, FeeTier
-from .pending import PendingUserOperation, submit, wait_many
+from .pending import PendingUserOperation, TransactionReceipts, submit, wait_many
 from .types import Bundler, FeeQuote, GasEstimate, UserOperationReceipt
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "FeeTier",
     "GasEstimate",
     "PendingUserOperation",
+    "TransactionReceipts",
     "UserOperationReceipt",
     "submit",
     "wait_many",
