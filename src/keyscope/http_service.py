@@ -1,7 +1,9 @@
 """A small HTTP server run in a background thread, shared by the consent server and the sponsor server.
 
 :class:`BackgroundServer` binds, serves in a daemon thread, stops idempotently and works as a context manager;
-:func:`send_body` writes one complete response; :func:`content_length` reads a request's declared body size.
+:func:`send_body` writes one complete response; :func:`content_length` reads a request's declared body size. For the
+JSON-RPC services (the sponsor, the co-signer): :data:`MAX_BATCH` and :func:`batch_refusal` bound a batch,
+:func:`request_problem` judges one request, :func:`json_answer` writes an answer no longer than what it echoes.
 """
 
 from __future__ import annotations
@@ -21,16 +23,22 @@ from typing import Any, TypeVar
 from .errors import BadInputError, ConfigurationError, TransportError
 
 __all__ = [
+    "INVALID_REQUEST",
+    "MAX_BATCH",
     "REQUEST_TIMEOUT",
     "BackgroundServer",
     "DeadlineRequestHandler",
     "LocalHTTPServer",
     "LocalRequestHandler",
     "NestedTooDeepError",
+    "answer_id",
+    "batch_refusal",
     "cannot_listen",
     "content_length",
     "foreign_host",
+    "json_answer",
     "json_body",
+    "request_problem",
     "require_host",
     "send_body",
 ]
@@ -44,6 +52,72 @@ Without it, a connection opened and left silent (or a kept-alive one never used 
 file descriptor until the client closed it, so a few hundred idle connections left a service unable to accept
 another (a process's file descriptors are bounded); a timeout per read alone let a client trickling a byte at a
 time hold one for ever."""
+
+
+INVALID_REQUEST = -32600
+"""JSON-RPC 2.0's code for a request (or a batch) that is no valid request object."""
+
+MAX_BATCH = 100
+"""The most requests a JSON-RPC service (the sponsor, the co-signer) takes in one batch. A larger batch is refused
+as a whole, with one invalid-request error (:func:`batch_refusal`), and none of its requests is run. Every request
+of a batch gets an answer of its own, even an invalid one (JSON-RPC 2.0): without a bound, a body of 1 MiB holding
+``[1,1,1,…]`` (two bytes a request) drew some 68 MB of identical errors (130 bytes each), and a batch of valid
+requests made the service sign (and the sponsor read the node's clock) some 2,700 times for one HTTP request (as
+many as 1 MiB holds). A client of these services asks for one operation's fields or co-signature at a time; 100 is
+Erigon's and Bor's default, a tenth of geth's (``--rpc.batch-request-limit`` 1000, for a node whose requests are
+mostly reads)."""
+
+
+def batch_refusal(batch: list[Any]) -> dict[str, Any] | None:
+    """The one invalid-request error object a JSON-RPC batch is answered with as a whole, or None to answer each of
+    its requests. An empty batch is one invalid request (JSON-RPC 2.0); a batch of more than :data:`MAX_BATCH`
+    requests is refused before any of them is run (``data``: ``reason`` ``batch``, ``limit``, ``requests``)."""
+    if not batch:
+        return {
+            "code": INVALID_REQUEST,
+            "message": "empty batch: a batch is an array of one or more requests (JSON-RPC 2.0)",
+        }
+    if len(batch) > MAX_BATCH:
+        return {
+            "code": INVALID_REQUEST,
+            "message": f"batch of {len(batch)} requests is over this service's limit of {MAX_BATCH}: none of them "
+            f"was run; send at most {MAX_BATCH} requests per batch (split it, or send them one at a time)",
+            "data": {"reason": "batch", "limit": MAX_BATCH, "requests": len(batch)},
+        }
+    return None
+
+
+def request_problem(request: Any) -> str | None:
+    """What makes ``request`` (one item of a body) no JSON-RPC 2.0 request object, or None. Its ``id`` must be a
+    string, a whole number or null: an id is echoed in the answer, and a fractional or exponent number comes back
+    longer than it was sent (``1E15`` as ``1000000000000000.0``), an object or array id is no id at all."""
+    if (
+        not isinstance(request, dict)
+        or request.get("jsonrpc") != "2.0"
+        or not isinstance(request.get("method"), str)
+    ):
+        return "not a JSON-RPC 2.0 request (jsonrpc, method, params, id)"
+    request_id = request.get("id")
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
+        return "the request's id must be a string, a whole number or null (JSON-RPC 2.0)"
+    return None
+
+
+def answer_id(request: Any) -> Any:
+    """The id an answer to ``request`` carries: its own when it is a valid id, else null."""
+    request_id = request.get("id") if isinstance(request, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
+        return None
+    return request_id
+
+
+def json_answer(payload: Any) -> bytes:
+    """``payload`` as the bytes of a JSON answer, never longer than the request for what it echoes: without spaces
+    after separators, and text written as it is, in UTF-8 (the default ``\\uXXXX`` escapes of every character past
+    ``~`` made an id of ``\\x7f`` characters, one byte each in the request, six bytes each in the answer). A lone surrogate (which a request can
+    only spell as an escape) is written back as that escape."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
 
 
 class _DeadlineReader(io.RawIOBase):

@@ -1,24 +1,29 @@
 """The co-signer service over HTTP: JSON-RPC 2.0, bound to 127.0.0.1 on a free port by default, one thread per
-request; every refusal is a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`)."""
+request, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH` requests a batch); every refusal is
+a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, shown
 from ..http_service import (
+    INVALID_REQUEST,
     DeadlineRequestHandler,
     NestedTooDeepError,
+    answer_id,
+    batch_refusal,
     cannot_listen,
     content_length,
     foreign_host,
     internal_error_message,
+    json_answer,
     json_body,
+    request_problem,
     require_host,
     send_body,
 )
@@ -32,18 +37,14 @@ MAX_BODY = 1 << 20
 
 def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
     """The JSON-RPC response to one request object."""
-    request_id = request.get("id") if isinstance(request, dict) else None
-    if (
-        not isinstance(request, dict)
-        or request.get("jsonrpc") != "2.0"
-        or not isinstance(request.get("method"), str)
-    ):
-        error = {"code": -32600, "message": "not a JSON-RPC 2.0 request (jsonrpc, method, params, id)"}
-        return {"jsonrpc": "2.0", "id": request_id, "error": error}
+    request_id = answer_id(request)
+    problem = request_problem(request)
+    if problem is not None:
+        return {"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_REQUEST, "message": problem}}
     try:
         result = service.handle(request["method"], request.get("params", []))
     except CoSignRefused as refusal:
-        log.info("%s refused: %s", request["method"], refusal.message)
+        log.info("%s refused: %s", shown(request["method"]), refusal.message)
         return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
     except Exception as exc:
         log.exception("%s failed", request["method"])
@@ -78,12 +79,16 @@ class _Handler(DeadlineRequestHandler):
             self._send(200, {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": message}})
             return
         if isinstance(request, list):
+            refusal = batch_refusal(request)
+            if refusal is not None:
+                self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
+                return
             self._send(200, [answer(self.server.service, item) for item in request])
         else:
             self._send(200, answer(self.server.service, request))
 
     def _send(self, status: int, payload: Any) -> None:
-        send_body(self, status, json.dumps(payload).encode(), "application/json")
+        send_body(self, status, json_answer(payload), "application/json")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

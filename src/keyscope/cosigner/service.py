@@ -147,7 +147,7 @@ class CoSignerService:
         else:
             raise CoSignRefused(
                 METHOD_NOT_FOUND,
-                f"unknown method {method!r}: use keyscope_coSignUserOperation or keyscope_coSignTypedData",
+                f"unknown method {shown(method)}: use keyscope_coSignUserOperation or keyscope_coSignTypedData",
                 "method",
             )
         signed = co_sign_digest(session_id, digest, chain_id=self.chain_id, module=self.module)

@@ -1,25 +1,30 @@
 """The sponsor's JSON-RPC 2.0 server over HTTP: bound to 127.0.0.1, a free port by default, one thread per
 request, stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
 
-It answers ``POST`` requests at any path, single or batched; every refusal is a JSON-RPC error object (see
-:mod:`keyscope.sponsor.errors`) in an HTTP 200 response, as JSON-RPC over HTTP does.
+It answers ``POST`` requests at any path, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH`
+requests a batch); every refusal is a JSON-RPC error object (see :mod:`keyscope.sponsor.errors`) in an HTTP 200
+response, as JSON-RPC over HTTP does.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from ..errors import shown
 from ..http_service import (
     BackgroundServer,
     LocalHTTPServer,
     LocalRequestHandler,
     NestedTooDeepError,
+    answer_id,
+    batch_refusal,
     content_length,
     foreign_host,
     internal_error_message,
+    json_answer,
     json_body,
+    request_problem,
     send_body,
 )
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
@@ -41,20 +46,16 @@ def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[s
 
 def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
     """The JSON-RPC response to one request object (None for a notification, which gets none)."""
-    if (
-        not isinstance(request, dict)
-        or request.get("jsonrpc") != "2.0"
-        or not isinstance(request.get("method"), str)
-    ):
-        request_id = request.get("id") if isinstance(request, dict) else None
-        return _error(request_id, INVALID_REQUEST, "not a JSON-RPC 2.0 request (jsonrpc, method, params, id)")
+    problem = request_problem(request)
+    if problem is not None:
+        return _error(answer_id(request), INVALID_REQUEST, problem)
     notification = "id" not in request
     request_id = request.get("id")
     method = request["method"]
     try:
         result = sponsor.handle(method, request.get("params", []))
     except SponsorshipRefused as refusal:
-        log.info("%s refused: %s", method, refusal.message)
+        log.info("%s refused: %s", shown(method), refusal.message)
         response = {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
     except Exception as exc:
         log.exception("%s failed", method)
@@ -93,8 +94,9 @@ class _Handler(LocalRequestHandler):
             return
         sponsor = self.server.sponsor
         if isinstance(request, list):
-            if not request:
-                self._send(200, _error(None, INVALID_REQUEST, "empty batch"))
+            refusal = batch_refusal(request)
+            if refusal is not None:
+                self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
                 return
             responses = [r for r in (answer(sponsor, item) for item in request) if r is not None]
             if responses:
@@ -115,7 +117,7 @@ class _Handler(LocalRequestHandler):
         if payload is None:
             send_body(self, status, b"", None)
         else:
-            send_body(self, status, json.dumps(payload).encode(), "application/json")
+            send_body(self, status, json_answer(payload), "application/json")
 
 
 class _Server(LocalHTTPServer):

@@ -198,7 +198,7 @@ class Sponsor:
             return self.data(*self._parse(method, params))
         raise SponsorshipRefused(
             METHOD_NOT_FOUND,
-            f"method {method!r} is not served here: this sponsor implements {GET_PAYMASTER_STUB_DATA} and "
+            f"method {shown(method)} is not served here: this sponsor implements {GET_PAYMASTER_STUB_DATA} and "
             f"{GET_PAYMASTER_DATA} (ERC-7677)",
         )
 
