@@ -691,15 +691,13 @@ def test_keyscope_recover_refuses_swapped_or_wrong_node_and_bundler_urls_naming_
 
     for store_url in (url, empty):
         said = recover(store_url, bundler, keyed_node)  # swapped
-        assert f"the bundler {node}/?apikey=*** does not answer eth_supportedEntryPoints" in said, said
-        assert (
-            f"the node given is {bundler}); give the bundler's URL as --bundler and the node's as --node"
-            in said
-        )
+        assert "the node and the bundler look swapped: the --node given, " in said, said
+        assert f"give {node}/?apikey=*** as the --node and {bundler} as the --bundler" in said, said
         assert "SECRETKEY" not in said
         said = recover(store_url, bundler, bundler)  # the bundler's URL twice
-        assert f"the node {bundler} does not answer eth_getCode" in said, said
-        assert f"the bundler given is {bundler}); give the node's URL as --node" in said, said
+        assert f"the --node given, {bundler}, is an ERC-4337 bundler's URL, not a node's" in said, said
+        assert "give the node's JSON-RPC URL as the --node, and a bundler's as the --bundler" in said, said
+        assert f"(the --bundler given is {bundler})" in said, said
     assert not said.endswith("(nothing was followed or changed)")  # the empty store: nothing there to follow
     said = recover(url, keyed_node, bundler)
     assert f"the bundler {bundler} serves the EntryPoints {local_stack.entry_point}, " in said, said
@@ -728,8 +726,8 @@ def test_keyscope_revoke_on_chain_refuses_swapped_node_and_bundler_urls_naming_b
     owner = {"KEYSCOPE_OWNER_KEY": "0x" + "42" * 32}
     session = "0x" + grant.session_id.hex()
     for given, said_first in (
-        ((bundler, keyed_node), f"the bundler {node}/?apikey=*** does not answer eth_supportedEntryPoints"),
-        ((bundler, bundler), f"the node {bundler} does not answer eth_getCode"),
+        ((bundler, keyed_node), f"look swapped: the --node given, {bundler}, is an ERC-4337 bundler"),
+        ((bundler, bundler), f"the --node given, {bundler}, is an ERC-4337 bundler's URL, not a node's"),
     ):
         args = ["revoke", "--store", url, session, "--node", given[0], "--bundler", given[1]]
         result = CliRunner(env=owner).invoke(main, args)

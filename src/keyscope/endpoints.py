@@ -29,6 +29,7 @@ from .bundler.client import BundlerClient
 from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
+from .endpoint_kinds import swapped_or_misplaced
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
 from .errors import (
     BadInputError,
@@ -142,7 +143,9 @@ class Endpoints:
         operations are sponsored. Without ``kind``, each account's kind is found out (:meth:`kind_for`);
         ``owner_validator`` is the validator module owners sign through on accounts that have one (Nexus,
         Safe7579, ERC-7579 reference accounts). ``delegate`` is keyscope's EIP-7702 delegate, for EOAs.
-        :func:`keyscope.connect` is this method. An option it does not take (a typo, most often) raises
+        :func:`keyscope.connect` is this method. Given two URLs, it asks the node's whether it is a bundler's
+        (``eth_supportedEntryPoints``, once) and refuses a bundler's URL given as the node, saying when the two look
+        swapped (:func:`~keyscope.endpoint_kinds.swapped_or_misplaced`); nothing else is asked before it is needed. An option it does not take (a typo, most often) raises
         :class:`~keyscope.errors.UnknownOptionError` naming it and the options there are (a type checker refuses
         it too: nothing fits ``Never``).
 
@@ -160,6 +163,14 @@ class Endpoints:
         _check_endpoint(paymaster, PaymasterClient, "paymaster", "an ERC-7677 paymaster service URL, or None")
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise BadInputError(f"timeout is a positive number of seconds per request, got {shown(timeout)}")
+        if isinstance(node, str) and isinstance(bundler, str):
+            # a bundler's URL given as the node (the two swapped, most often) failed only at the first node read,
+            # saying that the URL did not serve the method: asked now, it is said as what it is
+            misplaced = swapped_or_misplaced(node, bundler, timeout=timeout)
+            if misplaced is not None:
+                raise ConfigurationError(
+                    f"{misplaced}; connect(node, bundler, ...) takes the node's URL first and the bundler's second"
+                )
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):

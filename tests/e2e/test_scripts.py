@@ -280,16 +280,26 @@ def test_a_network_given_as_the_bundlers_url_or_without_its_scheme_says_which(
     local_stack: LocalStack, deployments: Path, tmp_path: Path
 ) -> None:
     """The node's and the bundler's URLs swapped, or the node's given as ``127.0.0.1:PORT``: ape said only that it
-    found no node there, or listed its sixty ecosystems; the command names the mistake and the value to give."""
+    found no node there, or listed its sixty ecosystems; the command names the mistake and the value to give. With
+    --bundler given too (the node's URL there), it says the two look swapped and where each goes."""
     env = _env(deployments, tmp_path / "sessions.db")
     port = local_stack.rpc_url.rsplit(":", 1)[1]
-    swapped, schemeless = side_by_side(
-        ("sessions", ("--network", local_stack.bundler_url), env),
+    node, bundler = local_stack.rpc_url, local_stack.bundler_url
+    swapped, schemeless, both_swapped = side_by_side(
+        ("sessions", ("--network", bundler), env),
         ("send", (ZERO_SESSION, "nft", "safeMint(address)", "account", f"--network=127.0.0.1:{port}"), env),
+        (
+            "send",
+            (ZERO_SESSION, "nft", "safeMint(address)", "account", "--network", bundler, "--bundler", node),
+            env,
+        ),
     )
     said = swapped.error()
-    assert f"--network {local_stack.bundler_url} is an ERC-4337 bundler's URL, not a node's" in said, said
+    assert f"--network {bundler} is an ERC-4337 bundler's URL, not a node's" in said, said
     assert "--bundler the bundler's (bundler_url)" in said, said
+    said = both_swapped.error()
+    assert "the node and the bundler look swapped: the --network given, " in said, said
+    assert f"give {node} as the --network and {bundler} as the --bundler" in said, said
     assert schemeless.returncode == 2 and "Traceback" not in schemeless.stderr, schemeless.stderr
     assert (
         f"--network '127.0.0.1:{port}' is a host and port without a scheme: give the node's URL, "

@@ -28,12 +28,11 @@ from ..consent import ConsentServer
 from ..endpoints import Endpoints
 from ..erc7715 import plan_from_requests
 from ..errors import BadInputError, ConfigurationError
-from ..network import connect
 from ..store import SessionStore
 from ..store.file import is_sqlite_file
 from ..textfile import read_text_file
 from ..urls import mask_url
-from .endpoint_checks import require_node_and_bundler
+from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
 from .options import HttpUrl, Seconds, store_option
 from .output import reports_errors
 from .settings import (
@@ -74,7 +73,7 @@ class _Connection:
             raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
         assert node_url and bundler_url and module_address
         factory = self.factory or known.factory
-        network = connect(
+        network = connect_node_and_bundler(
             node_url,
             bundler_url,
             module=_address_from(module_address, "--module"),

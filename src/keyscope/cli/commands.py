@@ -32,11 +32,10 @@ from ..chain import RpcChain
 from ..errors import ConfigurationError, without_private_keys
 from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
-from ..network import connect
 from ..store import OutboxRecord, OutboxState
 from .actions import check_grant_network, revoke_session
 from .browser import consent, dashboard
-from .endpoint_checks import require_node_and_bundler
+from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
 from .listing import Listing, list_sessions, store_sessions
 from .options import HttpUrl, Seconds, store_option
 from .output import Progress, describe_time, emit, json_option, one_line, reports_errors, table
@@ -231,15 +230,12 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
     )
     if node is None or bundler is None or signer is None:
         return
-    network = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
-    check_grant_network(network, grant, "--node")
-    require_node_and_bundler(
-        network,
-        node,
-        bundler,
-        entry_points=[grant.entry_point],
-        after=" (the session is revoked in the store; nothing was sent on chain)",
+    not_sent = " (the session is revoked in the store; nothing was sent on chain)"
+    network = connect_node_and_bundler(
+        node, bundler, module=grant.module, entry_point=grant.entry_point, after=not_sent
     )
+    check_grant_network(network, grant, "--node")
+    require_node_and_bundler(network, node, bundler, entry_points=[grant.entry_point], after=not_sent)
     result = revoke_session(
         grant,
         network=network,
@@ -290,7 +286,9 @@ def recover(
             # nothing to follow, but the URLs are checked all the same: a job run with wrong or swapped URLs
             # would otherwise say "nothing in flight" until the day there is something, and then fail
             # (no session names a module here: none is asked about)
-            require_node_and_bundler(connect(node, bundler, module=ZERO_ADDRESS), node, bundler)
+            require_node_and_bundler(
+                connect_node_and_bundler(node, bundler, module=ZERO_ADDRESS), node, bundler
+            )
             lines = [f"  unreadable {name}: {problem}" for name, problem in damaged.items()]
             emit(
                 as_json,
@@ -306,12 +304,13 @@ def recover(
             session: store.get_grant(session) for session in dict.fromkeys(r.session_id for r in pending)
         }
         grant = grants[pending[0].session_id]
-        net = connect(node, bundler, module=grant.module, entry_point=grant.entry_point)
+        unchanged = " (nothing was followed or changed)"
+        net = connect_node_and_bundler(
+            node, bundler, module=grant.module, entry_point=grant.entry_point, after=unchanged
+        )
         _require_one_chain(grants, net.chain_id)
         entry_points = {granted.entry_point for granted in grants.values()}
-        require_node_and_bundler(
-            net, node, bundler, entry_points=sorted(entry_points), after=" (nothing was followed or changed)"
-        )
+        require_node_and_bundler(net, node, bundler, entry_points=sorted(entry_points), after=unchanged)
         worker = SessionWorker(store, net, worker_id="keyscope-recover")
         try:
             report = worker.recover(older_than=older_than, wait=wait)

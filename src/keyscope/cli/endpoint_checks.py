@@ -6,13 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..endpoint_kinds import swapped_or_misplaced
 from ..errors import BundlerRejectedError, ConfigurationError
 from ..hexutil import to_address
-from ..network import Network
+from ..network import Network, connect
 from ..rpc import JsonRpcError
 from ..urls import mask_url
 
-__all__ = ["require_node_and_bundler"]
+__all__ = ["connect_node_and_bundler", "require_node_and_bundler"]
+
+
+def connect_node_and_bundler(
+    node_url: str,
+    bundler_url: str,
+    *,
+    module: str,
+    entry_point: str | None = None,
+    factory: str | None = None,
+    after: str = "",
+) -> Network:
+    """:func:`keyscope.connect` for a command's ``--node`` and ``--bundler``; a bundler's URL given as ``--node``
+    (the two swapped, most often) is refused first, in the command's words (the options to give each URL), with
+    ``after`` added (what was not done)."""
+    misplaced = swapped_or_misplaced(node_url, bundler_url, node_name="--node", bundler_name="--bundler")
+    if misplaced is not None:
+        raise ConfigurationError(misplaced + after)
+    return connect(node_url, bundler_url, module=module, entry_point=entry_point, factory=factory)
 
 
 def require_node_and_bundler(

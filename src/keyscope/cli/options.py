@@ -11,15 +11,14 @@ from typing import Any, overload
 import click
 
 from ..artifacts import ENTRY_POINT_V07
+from ..endpoint_kinds import answers_as_bundler, swapped_or_misplaced
 from ..errors import (
     PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
     ConfigurationError,
-    KeyscopeError,
     has_private_key_form,
 )
 from ..hexutil import to_int, to_wire_int
-from ..rpc import JsonRpcClient
 from ..urls import mask_url
 from .output import F, fail, one_line
 from .settings import (
@@ -234,6 +233,14 @@ def ape_command() -> type[click.Command]:
             return ConnectedProviderCommand.invoke(self, ctx)  # type: ignore[arg-type]
         except ProviderError as error:
             network = ctx.meta.get(_NETWORK_GIVEN)
+            bundler = ctx.params.get("bundler")
+            if network and isinstance(bundler, str) and bundler != network:
+                # --bundler given as well: the two swapped are said as such, with where each URL goes
+                misplaced = swapped_or_misplaced(
+                    network, bundler, node_name="--network", bundler_name="--bundler"
+                )
+                if misplaced is not None:
+                    fail(misplaced)
             if network and answers_as_bundler(network):
                 fail(
                     f"--network {mask_url(network)} is an ERC-4337 bundler's URL, not a node's: give --network the "
@@ -267,18 +274,6 @@ def network_given(args: list[str]) -> str | None:
         elif word.startswith("--network="):
             found = word.split("=", 1)[1]
     return found
-
-
-def answers_as_bundler(url: str) -> bool:
-    """Whether ``url`` (an http(s) URL) answers ``eth_supportedEntryPoints`` with a list, as an ERC-4337 bundler
-    does and a node does not."""
-    if not re.match(r"^https?://", url, re.I):
-        return False
-    try:
-        with JsonRpcClient(url, timeout=5.0) as client:
-            return isinstance(client.request("eth_supportedEntryPoints", []), list)
-    except KeyscopeError:
-        return False
 
 
 def ape_account_type(name: str) -> Any:

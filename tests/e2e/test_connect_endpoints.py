@@ -1,0 +1,53 @@
+"""``connect(node, bundler, ...)`` given the bundler's URL as the node, against the real anvil and Alto: the two URLs
+swapped, or the bundler's given twice. Once connect took them (or, with a factory, failed on the factory's read
+saying only that the URL did not serve ``eth_call``, "the right endpoint" left to guess) and the first node read
+failed the same way; it now says that they look swapped, and where each URL goes."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyscope import ConfigurationError, connect
+from keyscope.local import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+KEY = "SECRETKEY1234567890ab"
+
+
+@pytest.mark.parametrize("with_factory", [False, True], ids=["module only", "with a factory"])
+def test_connect_given_the_node_and_the_bundler_swapped_says_so_and_where_each_goes(
+    local_stack: LocalStack, with_factory: bool
+) -> None:
+    """The bundler's URL first and the node's second (the node's with a key in its query, never shown)."""
+    node, bundler = f"{local_stack.rpc_url}/?apikey={KEY}", local_stack.bundler_url
+    options = {"factory": local_stack.factory} if with_factory else {}
+    with pytest.raises(ConfigurationError) as info:
+        connect(bundler, node, module=local_stack.module, **options)
+    said = str(info.value)
+    assert said.startswith("the node and the bundler look swapped: "), said
+    shown_node = f"{local_stack.rpc_url}/?apikey=***"
+    assert f"the node given, {bundler}, is an ERC-4337 bundler" in said, said
+    assert f"the bundler given, {shown_node}, is a node" in said, said
+    assert f"give {shown_node} as the node and {bundler} as the bundler" in said, said
+    assert "connect(node, bundler, ...) takes the node's URL first and the bundler's second" in said, said
+    assert KEY not in said
+
+
+def test_connect_given_the_bundler_s_url_for_both_says_the_node_s_is_missing(local_stack: LocalStack) -> None:
+    """Not swapped: no node at all. The message says the node's URL is a bundler's, and asks for a node's."""
+    bundler = local_stack.bundler_url
+    with pytest.raises(ConfigurationError) as info:
+        connect(bundler, bundler, module=local_stack.module)
+    said = str(info.value)
+    assert f"the node given, {bundler}, is an ERC-4337 bundler's URL, not a node's" in said, said
+    assert "give the node's JSON-RPC URL as the node" in said and "swapped" not in said, said
+
+
+def test_connect_given_the_node_and_the_bundler_in_order_connects(local_stack: LocalStack) -> None:
+    """The check costs the right order nothing but one question to the node, which it refuses."""
+    net = connect(
+        local_stack.rpc_url, local_stack.bundler_url, module=local_stack.module, factory=local_stack.factory
+    )
+    assert net.chain_id == local_stack.chain_id
+    assert local_stack.entry_point in net.bundler.supported_entry_points()
