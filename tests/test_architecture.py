@@ -27,6 +27,7 @@ SHIPPED_CONTRACTS = (
     "SessionKeyValidator",
     "SponsorPaymaster",
     "DemoNFT",
+    "DeploylessSignatureCheck",
 )
 
 

@@ -21,6 +21,7 @@ CONTRACTS = [
     "SessionKeyValidator",
     "DemoNFT",
     "SponsorPaymaster",
+    "DeploylessSignatureCheck",
 ]
 
 

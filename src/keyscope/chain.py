@@ -31,6 +31,7 @@ __all__ = [
     "Reads",
     "RpcChain",
     "Web3Chain",
+    "call_creation_code",
     "node_request",
     "normalize_transaction",
     "read_many",
@@ -282,6 +283,14 @@ class RpcChain:
             result = self.client.request(method, params)
         return self._data(method, result)
 
+    def call_creation(self, code: bytes) -> bytes:
+        """``eth_call`` of creation ``code`` (no ``to``): its constructor's return data (see
+        :func:`call_creation_code`)."""
+        method = "eth_call"
+        with _reverts(method, None):
+            result = self.client.request(method, [self._rpc_tx({"data": code}), "latest"])
+        return self._data(method, result)
+
     def read_many(
         self, calls: Sequence[tuple[str, bytes]] = (), *, codes: Sequence[str] = (), timestamp: bool = False
     ) -> Reads:
@@ -482,6 +491,13 @@ class Web3Chain:
         with self._errors("eth_call", target):
             return bytes(self.w3.eth.call(params, _check_block(block)))
 
+    def call_creation(self, code: bytes) -> bytes:
+        """``eth_call`` of creation ``code`` (no ``to``): its constructor's return data (see
+        :func:`call_creation_code`)."""
+        params = self._web3_tx({"data": code})
+        with self._errors("eth_call"):
+            return bytes(self.w3.eth.call(params))
+
     def get_code(self, address: str) -> bytes:
         """``eth_getCode`` at the latest block."""
         with self._errors("eth_getCode"):
@@ -570,6 +586,21 @@ def node_request(chain: Chain, method: str, params: list[Any]) -> Any:
             f"{shown(chain)} cannot send the JSON-RPC request {method}: use a RpcChain (a node URL) or a Web3Chain"
         )
     return request(method, params)
+
+
+def call_creation_code(chain: Chain, code: bytes) -> bytes:
+    """``eth_call`` without ``to`` of creation ``code`` (a contract's bytecode and constructor arguments): the
+    return data of its constructor, with nothing deployed (the node throws the call's state away). A revert raises
+    :class:`~keyscope.errors.CallRevertedError` with the revert data; a chain object that cannot make such a call
+    (no ``call_creation`` method, which :class:`RpcChain` and :class:`Web3Chain` have),
+    :class:`~keyscope.errors.ConfigurationError`."""
+    call_creation = getattr(chain, "call_creation", None)
+    if call_creation is None:
+        raise ConfigurationError(
+            f"{shown(chain)} cannot make an eth_call of creation code: use a RpcChain (a node URL) or a Web3Chain"
+        )
+    result: bytes = call_creation(bytes(code))
+    return result
 
 
 def read_many(
