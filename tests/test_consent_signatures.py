@@ -140,3 +140,37 @@ def test_a_grant_request_naming_another_owner_is_finished_only_by_a_signature_th
         assert answer.status_code == 400, answer.text
         assert _state(server.url, consent.id) == "waiting"
     assert store.list_grants(victim.account) == []
+
+
+def test_a_grant_request_for_an_account_without_code_naming_another_owner_is_refused(net, nft) -> None:
+    """The same forged ``owner`` field for an account its owner has not created yet (no code to ask): the server
+    compared the signer with that field only and stored a grant the account, once created, refuses. The account is
+    asked all the same, created for one eth_call by the factory call the request carries: the dapp's key's
+    signature is refused; the owner's own grants the session."""
+    signer, stranger = LocalSigner.generate(), LocalSigner.generate()
+    victim = net.owner(signer)
+    assert not victim.is_deployed()
+    mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == victim.account])
+    request = victim.prepare_grant(SessionKey.generate(), [mint], valid_for=3600)
+    forged = GrantRequest.model_validate_json(
+        request.model_copy(update={"owner": stranger.address}).model_dump_json()
+    )
+    genuine = GrantRequest.model_validate_json(request.model_dump_json())
+    store = open_store("memory://")
+    with ConsentServer(net, store=store) as server:
+        consent = server.request_grant(forged)
+        typed = _connect(server.url, consent.id, stranger.address, net.chain_id)
+        answer = _post_signature(server.url, consent.id, stranger.sign_typed_data(typed))
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert f"recovers to {stranger.address}, not to the owner {signer.address}" in error, error
+        assert _state(server.url, consent.id) == "waiting"
+        assert store.list_grants(victim.account) == []
+
+        honest = server.request_grant(genuine)
+        typed = _connect(server.url, honest.id, signer.address, net.chain_id)
+        granted = _post_signature(server.url, honest.id, signer.sign_typed_data(typed))
+        assert granted.status_code == 200, granted.text
+        assert _state(server.url, honest.id) == "granted"
+    assert [g.session_id for g in store.list_grants(victim.account)] == [request.session_id]
+    assert not victim.is_deployed()  # asked in an eth_call: nothing was created

@@ -1,6 +1,8 @@
 """The owner's wallet path: a grant request's typed data is the JSON ``eth_signTypedData_v4`` takes, and
-``complete(signature)`` checks the signature as the module will (locally while the account has no code, through
-the account's ERC-1271 once it has), so that a bad one is refused at once, not as an AA23 at the first send.
+``complete(signature)`` checks the signature as the module will (through the account's ERC-1271; on an account
+without code, through the account created for one eth_call when the request was read back with the network, else
+locally against the key of the owner that made it), so that a bad one is refused at once, not as an AA23 at the
+first send.
 
 Also the owner's UserOperation on keyscope's account signed as a browser wallet signs (``personal_sign``, the
 EIP-191 message hash of the userOpHash): wallets sign no bare hash.
@@ -17,8 +19,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from keyscope import Policy, SessionGrant, SessionKey, arg
-from keyscope.accounts import KeyscopeAccountKind
-from keyscope.errors import AccountSetupError, ConfigurationError, InvalidGrantSignatureError
+from keyscope.accounts import MODULE_TYPE_VALIDATOR, KeyscopeAccountKind, create_account_data
+from keyscope.errors import (
+    AccountSetupError,
+    ConfigurationError,
+    InvalidGrantSignatureError,
+    UnsupportedAccountError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.grant_signature import check_grant_signature
 from keyscope.owner import GrantRequest
@@ -187,6 +194,44 @@ def test_on_a_deployed_account_the_account_judges(net, nft, harness) -> None:
     grant = anonymous.complete(good, network=net)
     net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
     assert nft.balanceOf(owner.account) == 2
+
+
+def test_on_an_account_without_code_a_request_read_back_is_judged_by_the_account_created_for_the_check(
+    net, nft
+) -> None:
+    """A request read back from JSON names its own ``owner``, which no signature covers: with the network, the
+    account without code is created for one eth_call by the request's factory call and asked (ERC-6492's deployless
+    check), so a key the request merely names is refused and the owner's own signature passes; nothing is created.
+    A request whose factory data creates another account, whose factory call reverts, or that names no factory is
+    refused, saying what to do."""
+    signer, stranger = LocalSigner.generate(), LocalSigner.generate()
+    owner = net.owner(signer)
+    request = owner.prepare_grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=3600
+    )
+    stored = GrantRequest.model_validate_json(request.model_dump_json())
+    forged = stored.model_copy(update={"owner": stranger.address})
+    with pytest.raises(InvalidGrantSignatureError, match=f"not to the owner {signer.address}") as info:
+        forged.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+    assert info.value.recovered == stranger.address and info.value.owner == signer.address
+    grant = forged.complete(signer.sign_typed_data(stored.typed_data), network=net)
+    assert grant.owner_signature == signer.sign_typed_data(stored.typed_data)
+    assert not owner.is_deployed()
+
+    # the stranger's own account's factory data, in a request for the owner's account
+    theirs = net.owner(stranger).account
+    modules = [(MODULE_TYPE_VALIDATOR, net.module, b"")]
+    elsewhere = forged.model_copy(update={"factory_data": create_account_data(stranger.address, modules)})
+    with pytest.raises(UnsupportedAccountError, match=f"creates the account {theirs}, not {owner.account}"):
+        elsewhere.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+    junk = forged.model_copy(update={"factory_data": bytes.fromhex("deadbeef")})
+    with pytest.raises(
+        UnsupportedAccountError, match=f"factory {net.factory} .* reverted.*create the account first"
+    ):
+        junk.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+    nameless = forged.model_copy(update={"factory": None, "factory_data": b""})
+    with pytest.raises(UnsupportedAccountError, match=r"names no factory.*Create the account first"):
+        nameless.complete(stranger.sign_typed_data(stored.typed_data), network=net)
 
 
 def test_the_check_fails_open_without_it(session: Session) -> None:

@@ -6,17 +6,27 @@ from its cause. So a signature is checked when the grant is completed, the way t
 * on a deployed account, through the account's ERC-1271 ``isValidSignature``, asked as the module asks it
   (the account is the final word: an owner that is itself a smart account, or a validator with its own rules,
   is judged by the account's own code);
-* on an account not deployed yet, against the owner's key: the signature, unwrapped from the account kind's
-  ERC-1271 framing, must recover to the owner over the digest the kind has the owner sign.
+* on an account not deployed yet, when the owner's key comes from a request read from elsewhere (a dapp's JSON,
+  whose ``owner`` field no signature covers) and a node is given (``create=True``): through the account's ERC-1271
+  all the same, the account created for one ``eth_call`` by the factory call its first operation carries
+  (:mod:`keyscope.accounts.deployless`); a request naming no factory is refused, except for an EOA not upgraded
+  yet, whose key is the account itself;
+* otherwise, on an account not deployed yet, against the owner's key: the signature, unwrapped from the account
+  kind's ERC-1271 framing, must recover to the owner over the digest the kind has the owner sign.
 """
 
 from __future__ import annotations
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as SignatureShapeError
+from eth_utils import keccak
 
-from .accounts import AccountKind
-from .accounts.verify import verify_owner_signature
+from .accounts import MODULE_TYPE_VALIDATOR, AccountKind
+from .accounts.delegate import KeyscopeDelegateKind
+from .accounts.deployless import ask_undeployed_account
+from .accounts.verify import ERC1271_MAGIC, verify_owner_signature
 from .endpoints import Endpoints
 from .errors import (
     AccountSetupError,
@@ -24,6 +34,7 @@ from .errors import (
     ConfigurationError,
     InvalidGrantSignatureError,
     KeyscopeError,
+    UnsupportedAccountError,
 )
 from .grant import SessionGrant
 from .hexutil import to_address
@@ -32,6 +43,8 @@ from .signing import recover_hash
 __all__ = ["check_grant_signature", "recover_grant_signer"]
 
 _ECDSA_LENGTH = 65
+_SIGNER = keccak(b"signer()")[:4]
+_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 
 
 def recover_grant_signer(kind: AccountKind, grant: SessionGrant, signature: bytes) -> str | None:
@@ -71,15 +84,20 @@ def check_grant_signature(
     owner: str | None,
     endpoints: Endpoints | None,
     deployed: bool | None = None,
+    create: bool = False,
 ) -> None:
     """Raise unless the account will accept ``signature`` as its owner's grant of ``grant``'s session.
 
     ``owner`` is the owner's key (None when unknown); ``endpoints`` reach the chain (None: check locally only);
-    ``deployed`` says whether the account has code (None: ask). Raises
+    ``deployed`` says whether the account has code (None: ask). With ``create`` (and ``endpoints``), an account
+    without code is asked all the same, created for one ``eth_call`` by ``grant``'s factory call: ``owner`` is then
+    no judge (a request read from a dapp's JSON names whatever owner the dapp wrote). Raises
     :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none,
     :class:`~keyscope.errors.AccountSetupError` when a deployed account refuses a signature by its owner's key
-    (a wrong account kind or owner validator), and :class:`~keyscope.errors.ConfigurationError` when nothing
-    can judge it (no owner and no chain).
+    (a wrong account kind or owner validator), :class:`~keyscope.errors.UnsupportedAccountError` when an account
+    without code cannot be created to be asked (``create``: no factory named, the factory call reverts, or it
+    creates another account), and :class:`~keyscope.errors.ConfigurationError` when nothing can judge it (no
+    owner and no chain).
     """
     owner = to_address(owner, name="owner") if owner is not None else None
     if not signature:
@@ -104,6 +122,9 @@ def check_grant_signature(
                 ) from None
             raise
         return
+    if create and endpoints is not None:
+        _check_undeployed(grant, signature, kind=kind, endpoints=endpoints, recovered=recovered)
+        return
     if owner is None:
         raise ConfigurationError(
             f"cannot check the grant's signature: the account {grant.account} has no code to ask"
@@ -115,3 +136,76 @@ def check_grant_signature(
         raise InvalidGrantSignatureError(
             _refusal(grant, owner, recovered, ""), account=grant.account, owner=owner, recovered=recovered
         )
+
+
+def _check_undeployed(
+    grant: SessionGrant, signature: bytes, *, kind: AccountKind, endpoints: Endpoints, recovered: str | None
+) -> None:
+    """Raise unless the account ``grant`` is for, which has no code yet, takes ``signature`` once created as its
+    first operation will create it (see :func:`check_grant_signature`'s ``create``)."""
+    if isinstance(kind, KeyscopeDelegateKind):  # an EOA not upgraded yet: its own key is its only owner
+        if recovered != grant.account:
+            raise InvalidGrantSignatureError(
+                _refusal(grant, grant.account, recovered, " (an EOA's grant is signed by the EOA's own key)"),
+                account=grant.account,
+                owner=grant.account,
+                recovered=recovered,
+            )
+        return
+    if grant.factory is None or not grant.factory_data:
+        raise UnsupportedAccountError(
+            f"cannot check the signature of session 0x{grant.session_id.hex()}: the account {grant.account} has no "
+            "code yet and the grant request names no factory and factory_data that create it, so the account "
+            "cannot be asked whose signature it takes (the request's owner field is no answer: nothing signs it). "
+            "Create the account first (its owner's first operation: Owner.install_sessions() or any owner "
+            "operation), then ask for the grant again; or send a grant request carrying the account's factory data "
+            "(Owner.prepare_grant writes it)"
+        )
+    bare_rule = kind.bare_owner_signature_from_validators_only
+    reads = (
+        [
+            _SIGNER,
+            _IS_MODULE_INSTALLED
+            + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, grant.module, b""]),
+        ]
+        if bare_rule
+        else []
+    )
+    answer = ask_undeployed_account(
+        endpoints.chain,
+        account=grant.account,
+        factory=grant.factory,
+        factory_data=grant.factory_data,
+        digest=grant.digest,
+        signature=signature,
+        reads=reads,
+    )
+    if answer.magic == ERC1271_MAGIC:
+        return
+    account_owner: str | None = None
+    if bare_rule:
+        # keyscope's account takes its owner's bare signature when an installed validator (the session module)
+        # asks, which the check, not a validator, cannot be: its rule is applied to what the account holds
+        signer_word, installed_word = answer.reads
+        if len(signer_word) >= 32:
+            account_owner = to_address(abi_decode(["address"], signer_word[:32])[0])
+        installed = len(installed_word) >= 32 and int.from_bytes(installed_word[:32], "big") == 1
+        if account_owner is not None and recovered == account_owner:
+            if installed:
+                return
+            raise AccountSetupError(
+                f"the account {grant.account}, as the grant request's factory data creates it, does not have the "
+                f"session module {grant.module} installed: it would not ask the module to validate the session's "
+                "operations, nor take the owner's signature of the grant. Prepare the grant request again with "
+                "Owner.prepare_grant, whose factory data installs the module",
+                account=grant.account,
+                kind=kind.name,
+            )
+    detail = " (the account, created as its first operation creates it, refuses it"
+    detail += f": isValidSignature answered 0x{answer.magic.hex()})" if answer.magic else ")"
+    raise InvalidGrantSignatureError(
+        _refusal(grant, account_owner, recovered, detail),
+        account=grant.account,
+        owner=account_owner,
+        recovered=recovered,
+    )

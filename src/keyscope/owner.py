@@ -120,10 +120,14 @@ class GrantRequest(SessionGrant):
         for the account's ``isValidSignature``: what a wallet returns, for keyscope's account).
 
         The signature is checked first, as the module will check it (see :mod:`keyscope.grant_signature`): on a
-        deployed account through its ERC-1271, else against :attr:`owner`. A request made by
-        :meth:`Owner.prepare_grant` knows its chain; one read back from JSON needs ``network`` (or only its
-        :attr:`owner`, while the account has no code). Raises
-        :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none, and
+        deployed account through its ERC-1271. On an account without code, a request made by
+        :meth:`Owner.prepare_grant` in this process (and completed without ``network``) is checked against its
+        owner's key, which that owner holds; with ``network`` (a request read back from JSON, whose :attr:`owner`
+        anyone could have written), the account is asked all the same, created for one ``eth_call`` by the
+        request's :attr:`factory` call (ERC-6492's deployless check); without either, only :attr:`owner` judges.
+        Raises :class:`~keyscope.errors.InvalidGrantSignatureError` for a signature by another key or by none,
+        :class:`~keyscope.errors.UnsupportedAccountError` for an account without code that cannot be created to
+        be asked (no factory named, a factory call that reverts or creates another account), and
         :class:`~keyscope.errors.BadInputError` for a session that has ended since the request was made (a wallet
         that took longer than the session lasts: by the wall clock, which bundlers judge windows by).
         ``check=False`` skips the checks (for tests of what the chain does with a bad grant)."""
@@ -139,14 +143,23 @@ class GrantRequest(SessionGrant):
         if check:
             made_by = self._owner
             endpoints = network if network is not None else (made_by.network if made_by else None)
+            create = False
             if made_by is not None and network is None:
                 kind, deployed = made_by.kind, made_by.is_deployed()
             elif endpoints is not None:
                 kind, deployed = endpoints.kind_for(self.account, named=self.account_kind), None
+                # the owner field is only what the request says: the account judges, created if need be
+                create = True
             else:
                 kind, deployed = kind_named(self.account_kind), False
             check_grant_signature(
-                grant, signature, kind=kind, owner=self.owner, endpoints=endpoints, deployed=deployed
+                grant,
+                signature,
+                kind=kind,
+                owner=self.owner,
+                endpoints=endpoints,
+                deployed=deployed,
+                create=create,
             )
         return grant
 
