@@ -28,6 +28,7 @@ from keyscope.errors import (
 )
 from keyscope.execution import Call, encode_execute
 from keyscope.grant_signature import check_grant_signature
+from keyscope.hexutil import to_address
 from keyscope.owner import GrantRequest
 from keyscope.session import Session
 from keyscope.signing import LocalSigner, recover_hash
@@ -232,6 +233,54 @@ def test_on_an_account_without_code_a_request_read_back_is_judged_by_the_account
     nameless = forged.model_copy(update={"factory": None, "factory_data": b""})
     with pytest.raises(UnsupportedAccountError, match=r"names no factory.*Create the account first"):
         nameless.complete(stranger.sign_typed_data(stored.typed_data), network=net)
+
+
+def _for_account(request: GrantRequest, account: str, **fields: object) -> GrantRequest:
+    """``request``'s session granted on another ``account`` (its id recomputed), with ``fields`` changed."""
+    return GrantRequest.model_validate(
+        {
+            **request.model_dump(),
+            "account": account,
+            "session_id": request.session.session_id(account, request.epoch),
+            **fields,
+        }
+    )
+
+
+def test_an_account_without_code_created_without_the_session_module_is_named(net, nft) -> None:
+    """keyscope's account takes its owner's bare signature only when an installed validator asks, a rule the check
+    applies with what the created account holds: an account its factory data creates without the session module
+    is named, not passed (the module would never be asked)."""
+    signer = LocalSigner.generate()
+    request = net.owner(signer).prepare_grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=3600
+    )
+    bare = to_address(net.chain.call(net.factory, create_account_data(signer.address, [], view=True))[12:32])
+    without = _for_account(request, bare, factory_data=create_account_data(signer.address, []))
+    with pytest.raises(AccountSetupError, match=f"does not have the session module {net.module} installed"):
+        without.complete(signer.sign_typed_data(without.typed_data), network=net)
+
+
+def test_an_eoa_not_upgraded_yet_is_judged_by_its_own_key(net, nft) -> None:
+    """An EOA that has not delegated its code yet (EIP-7702) has no factory call to create it, and needs none: its
+    own key is its owner, so the signature must recover to the account's address, whatever owner the request
+    names."""
+    eoa, stranger = LocalSigner.generate(), LocalSigner.generate()
+    request = net.owner(LocalSigner.generate()).prepare_grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=3600
+    )
+    upgraded_later = _for_account(
+        request,
+        eoa.address,
+        account_kind="keyscope-7702",
+        factory=None,
+        factory_data=b"",
+        owner=stranger.address,
+    )
+    with pytest.raises(InvalidGrantSignatureError, match=f"not to the owner {eoa.address}"):
+        upgraded_later.complete(stranger.sign_typed_data(upgraded_later.typed_data), network=net)
+    grant = upgraded_later.complete(eoa.sign_typed_data(upgraded_later.typed_data), network=net)
+    assert grant.account == eoa.address
 
 
 def test_the_check_fails_open_without_it(session: Session) -> None:

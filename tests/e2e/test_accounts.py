@@ -72,6 +72,7 @@ from keyscope.hexutil import ZERO_ADDRESS, keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.operations import Draft, OperationBuilder
+from keyscope.owner import GrantRequest
 from keyscope.revert import describe_revert
 from keyscope.session import Permission, Session, encode_at_signature
 from keyscope.signing import LocalSigner
@@ -390,6 +391,37 @@ def test_a_grant_made_before_the_module_is_installed_reads_not_yet_enabled_and_w
     session.execute(stack.nft, MINT, recipient).wait()
     assert session.status().status == "active"
     assert nft_balance(stack, recipient) == 2
+
+
+def test_a_grant_request_read_back_for_an_account_without_code_is_judged_by_the_account_created_for_the_check(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str
+) -> None:
+    """A grant request read back from JSON (as a dapp's backend hands it to the consent server) names its own
+    ``owner``, which no signature covers. With the network, an account of each kind that has no code yet is created
+    for one eth_call by the request's factory call and asked through its own ERC-1271: a stranger's signature, with
+    the request naming the stranger, is refused; the owner's passes, and the session it grants creates the account.
+    A Safe7579 account, which its owner's first operation creates through the launchpad, has no factory call in its
+    grants: refused, saying to create the account first."""
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [mint_policy(stack, recipient)], valid_for=3600)
+    signature = owner.sign_grant(request).owner_signature
+    assert signature is not None
+    stranger = LocalSigner.generate()
+    digest = owner.kind.erc1271_digest(request.account, request.chain_id, request.digest)
+    strangers = owner.kind.wrap_erc1271_signature(stranger.sign_hash(digest))
+    forged = GrantRequest.model_validate_json(request.model_dump_json()).model_copy(
+        update={"owner": stranger.address}
+    )
+    if kind_name == "safe7579":
+        with pytest.raises(UnsupportedAccountError, match=r"names no factory.*Create the account first"):
+            forged.complete(signature, network=net)
+        return
+    with pytest.raises(InvalidGrantSignatureError, match=f"recovers to {stranger.address}"):
+        forged.complete(strangers, network=net)
+    grant = forged.complete(signature, network=net)
+    assert not net.is_deployed(owner.account)  # asked in an eth_call: nothing created
+    net.session(grant, key).execute(stack.nft, MINT, recipient).wait()
+    assert net.is_deployed(owner.account) and nft_balance(stack, recipient) == 1
 
 
 def stranger_transaction(stack: LocalStack, to: str, data: bytes) -> bool:
