@@ -17,7 +17,6 @@ from its cause. So a signature is checked when the grant is completed, the way t
 
 from __future__ import annotations
 
-from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as SignatureShapeError
@@ -187,8 +186,8 @@ def _check_undeployed(
         # keyscope's account takes its owner's bare signature when an installed validator (the session module)
         # asks, which the check, not a validator, cannot be: its rule is applied to what the account holds
         signer_word, installed_word = answer.reads
-        if len(signer_word) >= 32:
-            account_owner = to_address(abi_decode(["address"], signer_word[:32])[0])
+        if len(signer_word) >= 32 and not any(signer_word[:12]):  # an address word, not a stray answer
+            account_owner = to_address("0x" + signer_word[12:32].hex())
         installed = len(installed_word) >= 32 and int.from_bytes(installed_word[:32], "big") == 1
         if account_owner is not None and recovered == account_owner:
             if installed:
