@@ -31,6 +31,7 @@ ETHER = 10**18
 READ_BY_OFFSETS = 0
 READ_IN_MEMORY = 1
 BATCH = bytes([1]) + bytes(31)
+BATCH_TRY = bytes([1, 1]) + bytes(30)
 EXECUTE = keccak(b"execute(bytes32,bytes)")[:4]
 EXECUTE_USER_OP = keccak(
     b"executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
@@ -178,8 +179,8 @@ def test_batches_an_offset_following_account_reads_otherwise_are_refused(
     ``abi.decode`` in memory, an element offset or a call's data offset pointing at a forbidden call appended after
     the canonical one, two offsets sharing one call, ERC-7821's opData after the calls, and (for the offset reader)
     a dirty target word each make the account mint 1,000 (the owner's operation shows it). The session's operation
-    of each is refused, in USE and USE_WITH_KEY, by the module and by the SDK's decoder and checker; a canonical
-    batch of allowed mints runs as judged."""
+    of each, with default and with try execution, is refused, in USE and USE_WITH_KEY, by the module and by the
+    SDK's decoder and checker; a canonical batch of allowed mints runs as judged."""
     lax = Lax(sessions, project, deployer, owner, reading)
     for name, (execution, readers, minted) in batch_layouts(token, lax.address).items():
         if reading not in readers:
@@ -193,14 +194,22 @@ def test_batches_an_offset_following_account_reads_otherwise_are_refused(
     for name, (execution, readers, _) in batch_layouts(token, attacker).items():
         if reading not in readers:
             continue
-        call_data = execute(BATCH, execution)
-        for mode in ("use", "use_with_key"):
-            result = sessions.outcome(sessions.op(lax.address, session_key, call_data=call_data, mode=mode))
-            assert "AA23" in result and "MalformedExecution" in result, (name, mode, result)
-        with pytest.raises(ExecuteDecodeError):
-            decode_execute(call_data)
-        with pytest.raises(ExecuteDecodeError):
-            PolicyChecker(session, lax.address, module.address).check(call_data, now=0)
+        for batch_mode in (BATCH, BATCH_TRY):
+            call_data = execute(batch_mode, execution)
+            for mode in ("use", "use_with_key"):
+                result = sessions.outcome(
+                    sessions.op(lax.address, session_key, call_data=call_data, mode=mode)
+                )
+                assert "AA23" in result and "MalformedExecution" in result, (
+                    name,
+                    batch_mode[1],
+                    mode,
+                    result,
+                )
+            with pytest.raises(ExecuteDecodeError):
+                decode_execute(call_data)
+            with pytest.raises(ExecuteDecodeError):
+                PolicyChecker(session, lax.address, module.address).check(call_data, now=0)
     assert token.balanceOf(attacker) == 0
     allowed = Call.of(token.address, 0, token.mint.encode_input(attacker, 1))
     assert sessions.outcome(sessions.op(lax.address, session_key, [allowed, allowed], batch=True)) == "ok"
