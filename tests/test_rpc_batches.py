@@ -7,7 +7,11 @@ times the request, up to the body limit; and a batch of valid requests made the 
 each in one HTTP request. A batch over :data:`~keyscope.http_service.MAX_BATCH` requests is refused as a whole, with
 one invalid-request error, and none of its requests is run.
 
-An answer echoes the request's ``id`` and names an unknown method: each comes back no longer than it was sent."""
+An answer echoes the request's ``id`` and names an unknown method: each comes back no longer than it was sent.
+
+A notification (a request object without an ``id`` member) gets no answer, alone or in a batch (JSON-RPC 2.0), and
+is not run: every method of these services exists for its answer, so a notification could only make the sponsor
+reserve budget, and either service sign, for no one."""
 
 from __future__ import annotations
 
@@ -241,3 +245,93 @@ def test_an_unknown_method_s_name_is_cut_in_the_answer(kind: str, tmp_path: Path
     assert len(answer.content) < 1024, len(answer.content)
     error = answer.json()["error"]
     assert error["code"] == -32601 and "\\x7f" in error["message"], error
+
+
+# -- notifications -------------------------------------------------------------------------------------------------
+
+
+def _notification(request: dict[str, Any]) -> dict[str, Any]:
+    """``request`` without its ``id`` member: a notification (``"id": null`` would still be a request)."""
+    return {name: value for name, value in request.items() if name != "id"}
+
+
+def _assert_no_answer(response: httpx.Response) -> None:
+    """204 No Content: no body (not even an empty array), no type and no length."""
+    assert response.status_code == 204, (response.status_code, response.text[:300])
+    assert response.content == b""
+    assert "content-type" not in response.headers and "content-length" not in response.headers, (
+        response.headers
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_signing_notification_gets_no_answer_and_is_not_run(kind: str, tmp_path: Path) -> None:
+    """A signing request sent without an id (a notification) was answered by the co-signer with its co-signature,
+    and run by the sponsor, which reserved the operation's maximum cost from the account's budget for good for a
+    signature nobody received. It is answered 204 No Content and not run: nothing signed, nothing reserved. The
+    same connection then carries requests that are answered: one whose id is null (a request, not a notification)
+    and one with an id."""
+    ledger = tmp_path / "ledger.sqlite"
+    headers = {"Content-Type": "application/json"}
+    with _served(kind, ledger) as served, httpx.Client(timeout=60) as http:
+        silent = http.post(
+            served.url, content=_raw(_notification(served.signing_request(1))), headers=headers
+        )
+        _assert_no_answer(silent)
+        assert served.signer.signed == 0
+        if served.sponsor is not None:
+            assert served.sponsor.ledger.reserved_total() == 0
+
+        for request_id in (None, 3):
+            request = served.signing_request(2 if request_id is None else request_id) | {"id": request_id}
+            answered = http.post(served.url, content=_raw(request), headers=headers)
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["id"] == request_id and "result" in answered.json(), answered.json()
+        assert served.signer.signed == 2
+    if kind == "sponsor":
+        assert _ledger_rows(ledger) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_s_notifications_are_left_out_of_its_answer_and_not_run(kind: str, tmp_path: Path) -> None:
+    """In a batch, a notification's answer is left out of the array and the notification is not run; a request with
+    ``"id": null`` is answered and run, and an invalid request object without an id (``method`` not a text) is
+    answered as invalid, with id null, as JSON-RPC 2.0 answers every invalid request."""
+    ledger = tmp_path / "ledger.sqlite"
+    with _served(kind, ledger) as served:
+        batch = [
+            _notification(served.signing_request(1)),
+            served.signing_request(2),
+            served.signing_request(3) | {"id": None},
+            {"jsonrpc": "2.0", "method": 1, "params": "bar"},
+            {"jsonrpc": "2.0", "method": "nope", "params": []},
+            _notification(served.signing_request(4)),
+        ]
+        answers = _post(served.url, _batch(batch)).json()
+        assert served.signer.signed == 2
+        if served.sponsor is not None:
+            assert served.sponsor.ledger.reserved_total() > 0
+    assert [answer["id"] for answer in answers] == [2, None, None], answers
+    assert "result" in answers[0] and "result" in answers[1], answers
+    assert answers[2]["error"]["code"] == -32600, answers
+    if kind == "sponsor":
+        assert _ledger_rows(ledger) == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_of_notifications_only_gets_no_answer_at_all(kind: str, tmp_path: Path) -> None:
+    """A batch of MAX_BATCH notifications (signing ones, and one of a method the service does not serve) gets no
+    answer at all: 204 No Content, not an empty array (JSON-RPC 2.0); nothing is signed or reserved."""
+    ledger = tmp_path / "ledger.sqlite"
+    with _served(kind, ledger) as served:
+        batch = [_notification(served.signing_request(i)) for i in range(MAX_BATCH - 1)]
+        batch.append({"jsonrpc": "2.0", "method": "nope", "params": "not a list"})
+        silent = httpx.post(
+            served.url, content=_batch(batch), headers={"Content-Type": "application/json"}, timeout=60
+        )
+        _assert_no_answer(silent)
+        assert served.signer.signed == 0
+        if served.sponsor is not None:
+            assert served.sponsor.ledger.reserved_total() == 0
+    if kind == "sponsor":
+        assert _ledger_rows(ledger) == 0

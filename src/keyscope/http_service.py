@@ -3,7 +3,8 @@
 :class:`BackgroundServer` binds, serves in a daemon thread, stops idempotently and works as a context manager;
 :func:`send_body` writes one complete response; :func:`content_length` reads a request's declared body size. For the
 JSON-RPC services (the sponsor, the co-signer): :data:`MAX_BATCH` and :func:`batch_refusal` bound a batch,
-:func:`request_problem` judges one request, :func:`json_answer` writes an answer no longer than what it echoes.
+:func:`request_problem` judges one request, :func:`is_notification` tells a notification (neither run nor answered:
+:func:`send_no_answer`), :func:`json_answer` writes an answer no longer than what it echoes.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ __all__ = [
     "cannot_listen",
     "content_length",
     "foreign_host",
+    "is_notification",
     "json_answer",
     "json_body",
     "request_problem",
     "require_host",
     "send_body",
+    "send_no_answer",
 ]
 
 _S = TypeVar("_S", bound="BackgroundServer")
@@ -101,6 +104,21 @@ def request_problem(request: Any) -> str | None:
     if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
         return "the request's id must be a string, a whole number or null (JSON-RPC 2.0)"
     return None
+
+
+def is_notification(request: Any) -> bool:
+    """Whether ``request``, a valid request object (:func:`request_problem` found nothing in it), is a notification:
+    one without an ``id`` member at all (JSON-RPC 2.0). A request with ``"id": null`` is no notification: it is run
+    and answered, with id null. An invalid request object is answered (id null) whether it has an id or not.
+
+    The JSON-RPC services (the sponsor, the co-signer) neither answer a notification (JSON-RPC 2.0: the server MUST
+    NOT reply to one, in a batch or alone) nor run it: each of their methods exists for its answer (a paymaster's
+    fields and signature, a co-signature), which a notification asks nobody to receive. Run, ``pm_getPaymasterData``
+    sent as a notification reserved the operation's maximum cost from the account's sponsorship budget for good, for
+    a signature no one holds, and each co-signing notification made the service sign for no one; the caller saw
+    nothing of either. A batch's notifications are left out of its answer array; a body of notifications only is
+    answered with :func:`send_no_answer`."""
+    return isinstance(request, dict) and "id" not in request
 
 
 def answer_id(request: Any) -> Any:
@@ -256,6 +274,17 @@ def send_body(
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def send_no_answer(handler: BaseHTTPRequestHandler) -> None:
+    """Answer a JSON-RPC body that holds notifications only (:func:`is_notification`), which get no answer: HTTP 204
+    No Content, with no body, no type and no length (RFC 9110 forbids a ``Content-Length`` in a 204; an HTTP/1.1
+    client knows a 204 has no body, so the connection carries the next request). geth answers such a body with 200
+    and an empty body; 204 says the same in its status, which a client can tell without reading a body."""
+    handler.send_response(204)
+    if handler.close_connection:
+        handler.send_header("Connection", "close")
+    handler.end_headers()
 
 
 def cannot_listen(host: str, port: int, error: Exception) -> ConfigurationError:

@@ -1,6 +1,8 @@
 """The co-signer service over HTTP: JSON-RPC 2.0, bound to 127.0.0.1 on a free port by default, one thread per
 request, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH` requests a batch); every refusal is
-a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`)."""
+a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`). A notification (a request without an
+``id`` member) is neither run nor answered (:func:`~keyscope.http_service.is_notification`): nothing is signed for
+it, and a body of notifications only is answered 204 No Content."""
 
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ from ..http_service import (
     content_length,
     foreign_host,
     internal_error_message,
+    is_notification,
     json_answer,
     json_body,
     request_problem,
     require_host,
     send_body,
+    send_no_answer,
 )
 from .service import CoSignerService, CoSignRefused
 
@@ -35,12 +39,18 @@ log = logging.getLogger("keyscope.cosigner")
 MAX_BODY = 1 << 20
 
 
-def answer(service: CoSignerService, request: Any) -> dict[str, Any]:
-    """The JSON-RPC response to one request object."""
+def answer(service: CoSignerService, request: Any) -> dict[str, Any] | None:
+    """The JSON-RPC response to one request object; None for a notification, which is neither run nor answered."""
     request_id = answer_id(request)
     problem = request_problem(request)
     if problem is not None:
         return {"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_REQUEST, "message": problem}}
+    if is_notification(request):
+        log.info(
+            "%s sent as a notification (no id): not co-signed, as no answer goes back",
+            shown(request["method"]),
+        )
+        return None
     try:
         result = service.handle(request["method"], request.get("params", []))
     except CoSignRefused as refusal:
@@ -83,12 +93,17 @@ class _Handler(DeadlineRequestHandler):
             if refusal is not None:
                 self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
                 return
-            self._send(200, [answer(self.server.service, item) for item in request])
+            answers = [a for a in (answer(self.server.service, item) for item in request) if a is not None]
+            self._send(200, answers or None)  # notifications only: no array at all, not an empty one
         else:
             self._send(200, answer(self.server.service, request))
 
     def _send(self, status: int, payload: Any) -> None:
-        send_body(self, status, json_answer(payload), "application/json")
+        """Send ``payload`` as JSON; None (no answer: notifications only) as 204 No Content."""
+        if payload is None:
+            send_no_answer(self)
+        else:
+            send_body(self, status, json_answer(payload), "application/json")
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)

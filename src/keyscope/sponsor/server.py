@@ -3,7 +3,9 @@ request, stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
 
 It answers ``POST`` requests at any path, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH`
 requests a batch); every refusal is a JSON-RPC error object (see :mod:`keyscope.sponsor.errors`) in an HTTP 200
-response, as JSON-RPC over HTTP does.
+response, as JSON-RPC over HTTP does. A notification (a request without an ``id`` member) is neither run nor
+answered (:func:`~keyscope.http_service.is_notification`): nothing is signed or reserved for it, and a body of
+notifications only is answered 204 No Content.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from ..http_service import (
     content_length,
     foreign_host,
     internal_error_message,
+    is_notification,
     json_answer,
     json_body,
     request_problem,
     send_body,
+    send_no_answer,
 )
 from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
 from .service import Sponsor
@@ -45,24 +49,27 @@ def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[s
 
 
 def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
-    """The JSON-RPC response to one request object (None for a notification, which gets none)."""
+    """The JSON-RPC response to one request object; None for a notification, which is neither run nor answered."""
     problem = request_problem(request)
     if problem is not None:
         return _error(answer_id(request), INVALID_REQUEST, problem)
-    notification = "id" not in request
     request_id = request.get("id")
     method = request["method"]
+    if is_notification(request):
+        log.info(
+            "%s sent as a notification (no id): not run (nothing signed or reserved), as no answer goes back",
+            shown(method),
+        )
+        return None
     try:
         result = sponsor.handle(method, request.get("params", []))
     except SponsorshipRefused as refusal:
         log.info("%s refused: %s", shown(method), refusal.message)
-        response = {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
+        return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
     except Exception as exc:
         log.exception("%s failed", method)
-        response = _error(request_id, INTERNAL_ERROR, internal_error_message(method, exc))
-    else:
-        response = {"jsonrpc": "2.0", "id": request_id, "result": result}
-    return None if notification else response
+        return _error(request_id, INTERNAL_ERROR, internal_error_message(method, exc))
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
 class _Handler(LocalRequestHandler):
@@ -99,23 +106,17 @@ class _Handler(LocalRequestHandler):
                 self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
                 return
             responses = [r for r in (answer(sponsor, item) for item in request) if r is not None]
-            if responses:
-                self._send(200, responses)
-            else:
-                self._send(204, None)
+            self._send(200, responses or None)  # notifications only: no array at all, not an empty one
             return
-        response = answer(sponsor, request)
-        if response is None:
-            self._send(204, None)
-        else:
-            self._send(200, response)
+        self._send(200, answer(sponsor, request))
 
     def do_GET(self) -> None:
         self._send(405, _error(None, INVALID_REQUEST, "send JSON-RPC requests with POST"))
 
     def _send(self, status: int, payload: Any) -> None:
+        """Send ``payload`` as JSON; None (no answer: notifications only) as 204 No Content."""
         if payload is None:
-            send_body(self, status, b"", None)
+            send_no_answer(self)
         else:
             send_body(self, status, json_answer(payload), "application/json")
 
