@@ -574,6 +574,34 @@ def test_a_request_for_an_address_without_code_is_refused_to_every_wallet(net, n
         assert request.state == "waiting" and request.grant_request is None
 
 
+def test_an_erc7715_expiry_in_milliseconds_is_refused_before_the_owner_sees_it(net, nft) -> None:
+    """A dapp passing ``Date.now() + 3600_000`` (milliseconds) for ``expiry`` was served a page for a session ending
+    in the year 58,000 or so, granted as written once the owner signed past a "never expires" warning that said
+    nothing of the dapp's mistake. It is refused before the page is served, naming the value, its date read as
+    milliseconds and what to pass; an expiry of 0 (no end, asked for) is still served, with its danger shown."""
+    import time
+
+    from keyscope.clock import utc_text
+    from keyscope.errors import BadInputError
+
+    in_ms = int(time.time() * 1000) + 3_600_000
+    with ConsentServer(net) as server:
+        with pytest.raises(BadInputError) as refused:
+            server.request_permissions([{**_mint_request(net.chain_id, nft.address), "expiry": in_ms}])
+        message = str(refused.value)
+        assert message.startswith(
+            f"the requests' expiry {in_ms} is after the year 9999 (as seconds it ends in "
+        ), message
+        assert f"it can only be milliseconds, {utc_text(in_ms // 1000)} read as such" in message, message
+        assert "pass Math.floor(Date.now() / 1000) plus the session's duration in seconds" in message, message
+        assert server._consents == {}
+
+        endless = server.request_permissions([{**_mint_request(net.chain_id, nft.address), "expiry": 0}])
+        assert endless.plan is not None and endless.plan.valid_until == 0
+        dangers = [w.text for w in endless.description.warnings if w.level == "danger"]
+        assert "This session never expires: it lasts until you revoke it" in dangers, dangers
+
+
 def test_a_request_whose_session_has_already_ended_is_refused_before_the_owner_sees_it(net, nft) -> None:
     """Once served: the owner read the page, connected a wallet and only then learnt that the session had ended
     (an ERC-7715 ``expiry`` in the past, or a grant request that waited past its ``valid_until``)."""

@@ -113,14 +113,20 @@ def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(
     net, nft, valid_until
 ) -> None:
     """validUntil 0 raises the never-expires danger; the largest validUntil (2**48 - 1, the year 8,921,556) raised
-    nothing, and the page's local time of it read "until Invalid Date": a session without end, shown as one."""
-    params = _params(
-        net.chain_id,
-        {"type": "contract-call", "data": {"address": nft.address, "function": "safeMint(address to)"}},
-        expiry=valid_until,
+    nothing, and the page's local time of it read "until Invalid Date": a session without end, shown as one. The
+    SDK's window options and ERC-7715 requests refuse such a time (milliseconds, most often), but a grant request
+    built elsewhere may still carry it."""
+    from keyscope import Policy, SessionKey
+    from keyscope.consent import WalletAddress
+
+    owner = net.owner(WalletAddress(LocalSigner.generate().address))
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    request = owner.prepare_grant(SessionKey.generate(), [mint], never_expires=True)
+    endless = request.model_copy(
+        update={"session": request.session.model_copy(update={"valid_until": valid_until})}
     )
     with ConsentServer(net) as server:
-        consent = server.request_permissions(params)
+        consent = server.request_grant(endless)
         shown = _shown(server, consent.id)
     assert shown["valid_until"] == valid_until
     dangers = [w["text"] for w in shown["warnings"] if w["level"] == "danger"]

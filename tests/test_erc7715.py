@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope import Policy, SessionGrant, SessionKey, arg
+from keyscope.clock import LAST_READABLE_TIME, utc_text
 from keyscope.erc7715 import (
     GAS_COST_POLICY,
     PAYMASTERS_POLICY,
@@ -70,7 +71,11 @@ def _grant(session: Session, account: str = ACCOUNT, factory: str | None = None)
 
 
 @settings(max_examples=80, deadline=None)
-@given(session=sessions(max_permissions=4), chain_id=st.integers(1, 2**64), account=st.none() | addresses)
+@given(
+    session=sessions(max_permissions=4, last_time=LAST_READABLE_TIME),
+    chain_id=st.integers(1, 2**64),
+    account=st.none() | addresses,
+)
 def test_a_session_written_as_requests_reads_back_the_same(
     session: Session, chain_id: int, account: str | None
 ) -> None:
@@ -84,7 +89,7 @@ def test_a_session_written_as_requests_reads_back_the_same(
 
 
 @settings(max_examples=40, deadline=None)
-@given(session=sessions(), factory=st.none() | addresses)
+@given(session=sessions(last_time=LAST_READABLE_TIME), factory=st.none() | addresses)
 def test_responses_carry_the_grant_in_their_context(session: Session, factory: str | None) -> None:
     plan = plan_from_requests(_wire(requests_for_session(session, chain_id=31337)))
     grant = _grant(session, factory=factory)
@@ -275,6 +280,60 @@ def test_requests_of_one_call_must_make_one_session() -> None:
         plan_from_requests([_request(_CALL, policies=[gas]), _request(call2, policies=[other_gas])])
     with pytest.raises(BadInputError, match="non-empty list"):
         plan_from_requests([])
+
+
+@pytest.mark.parametrize(
+    ("expiry", "year"),
+    [(LAST_READABLE_TIME + 1, "10,000"), (1_767_225_600_000, "57,971"), (1_800_000_000_123, "59,009")],
+    ids=["first-second-after-9999", "2026-01-01-in-ms", "date-now-in-ms"],
+)
+def test_an_expiry_in_milliseconds_is_refused_naming_what_it_would_mean(expiry: int, year: str) -> None:
+    """ERC-7715's expiry is unix seconds; ``Date.now()`` (milliseconds) was granted as written: a session ending in
+    the year 57,971, which in effect never expires. An expiry after the year 9999 can only be milliseconds: it is
+    refused, naming the value, the year it means in seconds, the date it means in milliseconds and what to pass."""
+    with pytest.raises(BadInputError) as refused:
+        plan_from_requests([_request(_CALL, expiry=expiry)])
+    message = str(refused.value)
+    assert message.startswith(f"the requests' expiry {expiry} is after the year 9999 "), message
+    assert f"as seconds it ends in the year {year}: a session that in effect never expires" in message
+    assert f"it can only be milliseconds, {utc_text(expiry // 1000)} read as such" in message
+    assert "pass Math.floor(Date.now() / 1000) plus the session's duration in seconds" in message
+    assert message.endswith("Nothing was granted"), message
+
+
+def test_an_expiry_past_the_year_9999_even_in_milliseconds_is_refused() -> None:
+    """The largest expiry the wire takes (2**48 - 1, a stand-in for "no end" elsewhere) is after the year 9999 read
+    either way: refused, saying so and that a session without end is asked for with expiry 0."""
+    with pytest.raises(BadInputError) as refused:
+        plan_from_requests([_request(_CALL, expiry=2**48 - 1)])
+    message = str(refused.value)
+    assert "as seconds it ends in the year 8,921,556" in message, message
+    assert "and would be even as milliseconds" in message and "for a session without end, expiry 0" in message
+
+
+def test_a_valid_after_timestamp_in_milliseconds_is_refused() -> None:
+    """keyscope's ``valid-after`` policy takes unix seconds too: ``Date.now()`` there made a session that starts in
+    the year 57,971, never valid. Refused the same way, naming the policy."""
+    policy: dict[str, Any] = {"type": "valid-after", "data": {"timestamp": 1_767_225_600_000}}
+    with pytest.raises(BadInputError) as refused:
+        plan_from_requests([_request(_CALL, expiry=0, policies=[policy])])
+    message = str(refused.value)
+    assert message.startswith(
+        "request 0 policy 0 (valid-after): the timestamp 1767225600000 is after the year 9999"
+    )
+    assert "as seconds the session starts in the year 57,971: it would never be valid" in message, message
+    assert "it can only be milliseconds, 2026-01-01 00:00:00 UTC read as such" in message, message
+    policy["data"]["timestamp"] = 1_767_225_600
+    assert plan_from_requests([_request(_CALL, expiry=0, policies=[policy])]).valid_after == 1_767_225_600
+
+
+@pytest.mark.parametrize("expiry", [0, 1_900_000_000, LAST_READABLE_TIME])
+def test_an_expiry_in_seconds_or_none_is_granted_as_asked(expiry: int) -> None:
+    """Expiry 0 still asks for a session without end (the consent page warns about it), and every time in seconds
+    up to the last second of the year 9999 is taken as written."""
+    plan = plan_from_requests([_request(_CALL, expiry=expiry)])
+    assert plan.valid_until == expiry
+    assert plan.session(max_gas_cost=0, salt=1).valid_until == expiry
 
 
 @pytest.mark.parametrize("form", ["text", "bytes", "one request"])

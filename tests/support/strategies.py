@@ -83,8 +83,9 @@ def contract_calls(draw: st.DrawFn, target: Any = None) -> Permission:
 
 
 @st.composite
-def sessions(draw: st.DrawFn, max_permissions: int = 3) -> Session:
-    """A session of 1 to ``max_permissions`` contract-call permissions (and maybe a plain transfer)."""
+def sessions(draw: st.DrawFn, max_permissions: int = 3, last_time: int = 2**48 - 1) -> Session:
+    """A session of 1 to ``max_permissions`` contract-call permissions (and maybe a plain transfer), ending no
+    later than ``last_time`` (or never: valid_until 0)."""
     permissions = draw(
         st.lists(
             contract_calls(), min_size=1, max_size=max_permissions, unique_by=lambda p: (p.target, p.selector)
@@ -92,8 +93,8 @@ def sessions(draw: st.DrawFn, max_permissions: int = 3) -> Session:
     )
     if draw(st.booleans()):
         permissions.append(Policy.transfer(draw(addresses), draw(st.integers(1, 2**96 - 1))))
-    valid_after = draw(st.integers(0, 2**40))
-    valid_until = draw(st.just(0) | st.integers(valid_after + 1, 2**48 - 1))
+    valid_after = draw(st.integers(0, min(2**40, last_time - 1)))
+    valid_until = draw(st.just(0) | st.integers(valid_after + 1, last_time))
     gas_cap = draw(st.just(0) | st.integers(1, 2**40 - 1).map(lambda gwei: gwei * 10**9))
     paymasters = draw(st.lists(addresses, max_size=2, unique=True)) if gas_cap else []
     return Session(

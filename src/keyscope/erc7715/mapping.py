@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import BadInputError, InvalidAbiError, InvalidFieldsError
 from ..hexutil import to_address, to_bytes
 from ..policy import (
@@ -493,7 +494,14 @@ def _paymasters(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
 
 def _valid_after(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
     _check_keys(data, {"timestamp"}, where)
-    draft.set("valid_after", _amount(data.get("timestamp"), f"{where}.timestamp"), where)
+    start = _in_seconds(
+        _amount(data.get("timestamp"), f"{where}.timestamp"),
+        f"{where}: the timestamp",
+        "as seconds the session starts in the year {year}: it would never be valid",
+        "The timestamp is a unix time in seconds: pass Math.floor(Date.now() / 1000) plus the delay in seconds (or "
+        "leave the policy out for a session valid from the start). Nothing was granted",
+    )
+    draft.set("valid_after", start, where)
 
 
 def _gas_limit(data: Mapping[str, Any], draft: _Draft, where: str) -> None:
@@ -792,6 +800,58 @@ def _same(requests: Sequence[PermissionRequest]) -> None:
                 )
 
 
+def _year_of(moment: int) -> int:
+    """The proleptic Gregorian year (UTC) of the unix time ``moment``, however far past the year 9999 (``datetime``
+    stops there): days to a civil date by 400-year eras of 146,097 days, the year counted from March."""
+    days = moment // 86_400 + 719_468  # days since 0000-03-01
+    era, day_of_era = divmod(days, 146_097)
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_from_march = (5 * day_of_year + 2) // 153  # 0 is March, 10 and 11 January and February
+    return era * 400 + year_of_era + (1 if month_from_march >= 10 else 0)
+
+
+def _in_seconds(moment: int, what: str, as_seconds: str, todo: str) -> int:
+    """``moment``, a unix time in seconds, or a :class:`BadInputError` for one after 9999-12-31 23:59:59 UTC
+    (:data:`~keyscope.clock.LAST_READABLE_TIME`), which can only be milliseconds: the refusal names ``what`` and
+    the value, ``as_seconds`` (what it means read as seconds, ``{year}`` its year), the date it means in
+    milliseconds, and ``todo``."""
+    if moment <= LAST_READABLE_TIME:
+        return moment
+    meaning = as_seconds.format(year=f"{_year_of(moment):,}")
+    if moment // 1000 > LAST_READABLE_TIME:
+        raise BadInputError(
+            f"{what} {moment} is after the year 9999 ({meaning}), and would be even as milliseconds. {todo}"
+        )
+    raise BadInputError(
+        f"{what} {moment} is after the year 9999 ({meaning}): it can only be milliseconds, "
+        f"{utc_text(moment // 1000)} read as such. {todo}"
+    )
+
+
+def _expiry_in_seconds(expiry: int) -> int:
+    """The requests' ``expiry`` (ERC-7715: unix seconds; 0 for no expiry), or a :class:`BadInputError` for one
+    after 9999-12-31 23:59:59 UTC (:data:`~keyscope.clock.LAST_READABLE_TIME`), which can only be milliseconds.
+
+    A dapp passing JavaScript's ``Date.now()`` (milliseconds: some 1.8e12 today) for ``expiry`` asked, in seconds,
+    for a session ending some 56,000 years from now, which the module keeps as written (its times run to
+    2**48 - 1): a session that in effect never expires, granted by an owner shown a warning about a date past 9999
+    but no word of the dapp's mistake. Every time in milliseconds after 1978-01-11 is past the bound in seconds, and
+    no session is meant to end after the year 9999, so the bound refuses every millisecond expiry a dapp computes
+    and no expiry in seconds anyone means. It is the bound keyscope's own window options refuse
+    (:func:`keyscope.owner.session_window`) and the one past which the consent page warns that a session in effect
+    never expires. A session without end is asked for with ``expiry`` 0, which the consent page warns about; a time
+    past the year 9999 even in milliseconds (``2**48 - 1``, say, as a stand-in for no end) is refused too, saying
+    so."""
+    return _in_seconds(
+        expiry,
+        "the requests' expiry",
+        "as seconds it ends in the year {year}: a session that in effect never expires",
+        "ERC-7715's expiry is a unix time in seconds: pass Math.floor(Date.now() / 1000) plus the session's duration "
+        "in seconds (for a session without end, expiry 0, which the owner is warned about). Nothing was granted",
+    )
+
+
 def _same_session_policies(requests: Sequence[PermissionRequest]) -> None:
     """Every request asks the session-wide policies, or none does: the session has one gas cap, one paymaster list,
     one start and one gas budget, so a policy asked by one request would also bind (or free) the calls of a request
@@ -842,7 +902,8 @@ def _attached(granted: Granted, start: int, where: str) -> tuple[list[Permission
 def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]) -> SessionPlan:
     """The keyscope session the ``wallet_grantPermissions`` params ``requests`` ask for. Raises
     :class:`UnsupportedTypeError` for a type keyscope does not grant, and
-    :class:`~keyscope.errors.BadInputError` for malformed requests.
+    :class:`~keyscope.errors.BadInputError` for malformed requests, and for an ``expiry`` after the year 9999,
+    which can only be milliseconds (``expiry`` is unix seconds; 0 asks for a session without end).
 
     The session's limits come in one order whatever the order of the requests: the gas budget, the native
     allowances, then each request's own (its ERC-20 allowance, then its call and rate limits)."""
@@ -857,6 +918,7 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
     read = tuple(read_model(PermissionRequest, r, f"request {i}") for i, r in enumerate(requests))
     _same(read)
     first = read[0]
+    _expiry_in_seconds(first.expiry)
     signer = SIGNER_TYPES.get(first.signer.type)
     if signer is None:
         raise _refuse("signer", first.signer.type, SIGNER_TYPES)
@@ -976,7 +1038,8 @@ def requests_for_session(
 
     Raises :class:`~keyscope.errors.BadInputError` when the requests would not ask for exactly ``session``: a limit
     no ERC-7715 type here expresses (an operations count, a periodic gas budget, a call limit shared by permissions
-    of several requests), or limits in another order than :func:`plan_from_requests` gives them."""
+    of several requests), or limits in another order than :func:`plan_from_requests` gives them; and for a session
+    ending (or starting) after the year 9999, which :func:`plan_from_requests` refuses as milliseconds."""
     chosen = signer or TypedEntry(type="account", data={"address": session.session_key})
     requests = [
         PermissionRequest(

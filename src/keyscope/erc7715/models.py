@@ -75,7 +75,9 @@ class TypedEntry(BaseModel):
 class PermissionRequest(_Wire):
     """One element of ``wallet_grantPermissions``' params: ``permission`` (with ``policies``) for ``signer``, on
     the account ``address`` (None: the wallet's choice) of chain ``chain_id``, until ``expiry`` (unix seconds;
-    0 is read as no expiry, which the consent page warns about)."""
+    0 is read as no expiry, which the consent page warns about; one after the year 9999, which can only be
+    milliseconds, is refused when the requests are read into a session by
+    :func:`~keyscope.erc7715.plan_from_requests`)."""
 
     chain_id: HexInt = Field(alias="chainId", ge=1)
     address: Address | None = None
