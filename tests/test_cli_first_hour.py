@@ -1000,6 +1000,20 @@ def test_the_owners_pages_refuse_bad_input_before_serving(
             [{"chainId": "0x1", "expiry": 2_000_000_000, "permission": {"type": "native-token-transfer"}}],
             "request 0 is not a valid ERC-7715 object: signer: Field required",
         ),
+        (  # Date.now() in milliseconds for seconds: a session ending in the year 57,971
+            [
+                {
+                    "chainId": "0x1",
+                    "expiry": 1_767_225_600_000,
+                    "signer": {"type": "account", "data": {"address": "0x" + "5b" * 20}},
+                    "permission": {
+                        "type": "contract-call",
+                        "data": {"address": "0x" + "a0" * 20, "function": "f()"},
+                    },
+                }
+            ],
+            "it can only be milliseconds, 2026-01-01 00:00:00 UTC read as such",
+        ),
     ],
 )
 def test_consent_requests_the_page_cannot_serve_leave_no_store_behind(
