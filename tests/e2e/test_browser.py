@@ -409,8 +409,9 @@ def test_a_token_s_reordering_characters_and_an_endless_window_read_as_what_they
     permission = Policy.call(
         flipped, "transfer(address to, uint256 amount)", rules=[arg("amount").one_of(1, 10**12)]
     )
-    # the SDK refuses such a time when it builds a window (milliseconds, most often); a grant built elsewhere
-    # (another SDK, a request) may still hold it, and the page must say what it is
+    # the SDK refuses such a time when it builds a window, and ERC-7715 requests refuse it as an expiry (milliseconds,
+    # most often); a grant request built elsewhere (another SDK, by hand) may still hold it, and the page must say
+    # what it is
     endless = owner.session_for(SessionKey.generate(), [permission], never_expires=True)
     consent = server.request_grant(owner.request_for(endless.model_copy(update={"valid_until": 2**48 - 1})))
     page = _page(browser, wallet)
