@@ -1,6 +1,7 @@
-"""Ask a bundler about a UserOperation: its receipt, or whether it is still pending.
+"""Ask a bundler about a UserOperation: its receipt, or whether it is still pending; a receipt is confirmed at the
+node when the node's URL is given.
 
-ape run status USER_OP_HASH --bundler URL [--wait]
+ape run status USER_OP_HASH [--node URL] [--bundler URL] [--wait]
 """
 
 import click
@@ -8,8 +9,13 @@ import click
 from keyscope import cli as ks
 
 
-@click.command(short_help="Show a UserOperation's receipt or state")
+@click.command(cls=ks.OptionsAfterDashes, short_help="Show a UserOperation's receipt or state")
 @click.argument("user_op_hash")
+@click.option(
+    "--node",
+    metavar="URL",
+    help="the node's JSON-RPC URL, which confirms the bundler's receipt (default: the deployments file's rpc_url)",
+)
 @click.option(
     "--bundler",
     envvar=ks.ENV_BUNDLER,
@@ -17,31 +23,41 @@ from keyscope import cli as ks
     help=f"the bundler's JSON-RPC URL [env {ks.ENV_BUNDLER}]",
 )
 @click.option(
+    "--entry-point",
+    envvar=ks.ENV_ENTRY_POINT,
+    metavar="ADDRESS",
+    help="the EntryPoint the operation was sent to, whose event confirms a receipt (default: the deployments "
+    f"file's, else the canonical v0.7) [env {ks.ENV_ENTRY_POINT}]",
+)
+@click.option(
     "--deployments",
     envvar=ks.ENV_DEPLOYMENTS,
     metavar="FILE",
-    help=f"take the bundler_url from this file [env {ks.ENV_DEPLOYMENTS}]",
+    help=f"take the bundler_url, rpc_url and entry_point from this file [env {ks.ENV_DEPLOYMENTS}]",
 )
 @click.option("--wait", is_flag=True, help="wait for the receipt")
 @click.option(
     "--network",
-    metavar="CHOICE",
+    metavar="URL",
     hidden=True,
-    help="not used: status asks the bundler only (taken, so that the other commands' habit is no error)",
+    help="the node's URL, as the other commands take it (same as --node); an ape network choice is not used",
 )
 @ks.timeout_option
 @ks.json_option
 @ks.reports_errors
-def cli(user_op_hash, bundler, deployments, wait, network, timeout, as_json):
-    """Print the receipt of USER_OP_HASH, or what the bundler knows of it (no --network needed: it asks the
-    bundler only)."""
-    if network is not None:
-        click.echo("note: status needs no --network (it asks the bundler only); ignored", err=True)
+def cli(user_op_hash, node, bundler, entry_point, deployments, wait, network, timeout, as_json):
+    """Print the receipt of USER_OP_HASH, or what the bundler knows of it. Given the node (--node URL, or the
+    deployments file's rpc_url), a receipt is shown only once the node confirms it; without, it is the bundler's
+    word, and the output says so."""
+    progress = ks.Progress()
+    node = ks.status_node_option(node, network, progress)
+    asked = ks.status_bundler(bundler, deployments)
     status = ks.operation_status(
-        ks.status_bundler(bundler, deployments),
+        asked,
         user_op_hash,
+        node=ks.status_node(asked, node, entry_point=entry_point, deployments_file=deployments),
         wait=wait,
         timeout=timeout,
-        progress=ks.Progress(),
+        progress=progress,
     )
     ks.emit(as_json, status.to_dict(), status.lines())

@@ -311,15 +311,22 @@ def test_ape_run_deploy_sends_nothing_when_its_out_file_cannot_be_written(
     assert JsonRpcClient(anvil_url).request("eth_getTransactionCount", [deployer, "latest"]) == "0x0"
 
 
-def test_ape_run_status_takes_the_network_option_the_other_commands_take_and_says_it_needs_none() -> None:
-    """Once "No such option: --network" (exit 2) for a newcomer who gave it as to every other command."""
+def test_ape_run_status_takes_the_network_option_the_other_commands_take_and_says_an_ape_choice_is_not_used() -> (
+    None
+):
+    """Once "No such option: --network" (exit 2) for a newcomer who gave it as to every other command. A node's URL
+    given as --network is the node that confirms a receipt (tests/e2e/test_scripts.py); an ape network choice is
+    not used, and the note says how to give the node."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("KEYSCOPE_")}
     ape = Path(sys.executable).with_name("ape")
     args = [str(ape), "run", "status", "0x" + "ab" * 32, "--bundler", "http://127.0.0.1:9", "--network", "x"]
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith(("note: ", "error: "))]
-    assert lines[0] == "note: status needs no --network (it asks the bundler only); ignored"
+    assert lines[0] == (
+        "note: status does not connect through ape: --network x is not used; give the node's URL with --node to have "
+        "the receipt confirmed at the node"
+    )
     assert lines[1].startswith("error: cannot reach http://127.0.0.1:9 for eth_getUserOperationReceipt")
 
 

@@ -20,16 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 
-from keyscope import ENTRY_POINT_V08
-from keyscope.calls import encode_function_call
-from keyscope.hexutil import to_bytes
+from keyscope import ENTRY_POINT_V07, ENTRY_POINT_V08, connect
+from keyscope.calls import encode_function_call, function_call
+from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.local.anvil import dev_private_key
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from support.relay import Relay
 
 pytestmark = pytest.mark.e2e
 
@@ -192,6 +194,8 @@ def test_account_sessions_and_revocation_through_alto(
     assert "AA23" in rejected.error() and "RuleViolated" in rejected.error()
     status = included.json()
     assert status["state"] == "included" and status["receipt"] == onchain["receipt"]
+    # the deployments file's rpc_url is the node that confirmed the receipt
+    assert status["confirmed_by_node"] and status["node"] == stack.rpc_url
 
     revoking = ape_run("revoke", offchain["session_id"], *net, "--json", env=env)
     revoked = revoking.json()
@@ -220,6 +224,125 @@ def test_account_sessions_and_revocation_through_alto(
     assert rows[offchain["session_id"]]["marked_revoked"]
     assert rows[onchain["session_id"]]["status"] == "active"
     assert nft_balance(stack, stack.nft, account) == 3
+
+
+def _made_up_receipt(
+    user_op_hash: bytes, sender: str, nonce: int, tx_hash: bytes, block: int
+) -> dict[str, Any]:
+    """A whole successful receipt of ``user_op_hash`` in transaction ``tx_hash``, as a bundler may make one up."""
+    tx = "0x" + tx_hash.hex()
+    return {
+        "userOpHash": "0x" + user_op_hash.hex(),
+        "entryPoint": ENTRY_POINT_V07,
+        "sender": sender,
+        "nonce": hex(nonce),
+        "actualGasCost": hex(10**15),
+        "actualGasUsed": hex(150_000),
+        "success": True,
+        "logs": [],
+        "receipt": {"transactionHash": tx, "blockNumber": hex(block), "status": "0x1", "logs": []},
+        "transactionHash": tx,
+        "blockNumber": hex(block),
+    }
+
+
+def test_status_shows_a_receipt_only_once_the_node_confirms_it(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    """``status`` asks a bundler for a receipt, which is the bundler's word: one that makes receipts up (here a relay
+    answering in Alto's place) could have an operation never sent, or one that failed, shown as landed. Given the
+    node (--node, --network as a URL, or the deployments file's rpc_url), status shows a receipt only once the
+    node's transaction holds the EntryPoint's UserOperationEvent of it with the same sender, nonce and success;
+    given a bundler only, it shows the receipt as the bundler's word, and says so."""
+    stack = local_stack
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, factory=stack.factory, timeout=10.0)
+    owner = net.owner(LocalSigner.generate())
+    stack.fund(owner.account, 10**18)
+    real = owner.execute(function_call(stack.nft, "safeMint(address)", owner.account)).wait(60.0)
+    real_hash = bytes(real.user_op_hash)
+    never_sent = keccak(b"an operation the bundler took and never sent")
+    elsewhere = keccak(b"an operation whose receipt names another operation's transaction")
+    made_up_tx = keccak(b"a bundle transaction no node has")
+    block = stack.block_number()
+    invented = {
+        "0x" + never_sent.hex(): _made_up_receipt(never_sent, owner.account, 1 << 64, made_up_tx, block),
+        "0x" + elsewhere.hex(): _made_up_receipt(
+            elsewhere, owner.account, 2 << 64, bytes(real.transaction_hash), real.block_number
+        ),
+    }
+    told_reverted = {"0x" + real_hash.hex()}  # the real success told as a revert, while in the set
+    relay = Relay(stack.bundler_url)
+
+    def receipt(request: dict[str, Any]) -> Any:
+        asked = str(request["params"][0]).lower()
+        if asked in invented:
+            return invented[asked]
+        found = httpx.post(stack.bundler_url, json=request, timeout=30.0).json()["result"]
+        if asked in told_reverted:
+            return {**found, "success": False, "reason": "0x"}
+        return found
+
+    relay.answers["eth_getUserOperationReceipt"] = receipt
+    # a bundler only: no deployments file (its rpc_url would be the node)
+    bundler_only = {"KEYSCOPE_BUNDLER_URL": relay.url}
+    with_node = {"KEYSCOPE_BUNDLER_URL": relay.url, "KEYSCOPE_DEPLOYMENTS": str(deployments)}
+    node = ("--node", stack.rpc_url)
+    try:
+        not_had, waited, contradicted, reverted, believed, believed_json = side_by_side(
+            ("status", ("0x" + never_sent.hex(), *node), bundler_only),
+            ("status", ("0x" + never_sent.hex(), "--wait", "--timeout", "2", "--json"), with_node),
+            ("status", ("0x" + elsewhere.hex(), *node, "--json"), bundler_only),
+            ("status", ("0x" + real_hash.hex(), *node, "--json"), bundler_only),
+            ("status", ("0x" + never_sent.hex(),), bundler_only),
+            ("status", ("0x" + never_sent.hex(), "--json"), bundler_only),
+        )
+        told_reverted.clear()
+        confirmed = ape_run("status", "0x" + real_hash.hex(), "--network", stack.rpc_url, env=bundler_only)
+    finally:
+        relay.stop()
+
+    # the transaction the made-up receipt names is not at the node: never shown as included
+    said = not_had.error()
+    assert (
+        f"the bundler's receipt of UserOperation 0x{never_sent.hex()} names transaction 0x{made_up_tx.hex()}"
+        in said
+    )
+    assert "which the node does not confirm: the node does not have that transaction" in said
+    assert "the bundler made the receipt up" in said and "included" not in not_had.stdout
+    said = waited.error()
+    assert f"no receipt for UserOperation 0x{never_sent.hex()} after 2.0s" in said, said
+    assert f"the bundler reported it included in transaction 0x{made_up_tx.hex()}" in said
+    assert "which the node has not confirmed" in said and "the bundler made the receipt up" in said
+    assert "--wait` (given --node, the node's URL, it takes a receipt only once the node confirms it)" in said
+    # a real transaction, of another operation: the node has it, without this operation's event
+    said = contradicted.error()
+    assert (
+        f"the node's transaction 0x{bytes(real.transaction_hash).hex()} (block {real.block_number})" in said
+    )
+    assert f"holds no UserOperationEvent of it from the EntryPoint {ENTRY_POINT_V07}" in said
+    # a real operation that succeeded, told as reverted
+    said = reverted.error()
+    assert "the node's event says its call succeeded, the receipt that it reverted" in said, said
+    # a bundler only: the receipt is shown, as the bundler's word, and the output says so
+    assert believed.returncode == 0, believed.stderr
+    assert f"included      block {block}, transaction 0x{made_up_tx.hex()}" in believed.stdout
+    assert "unconfirmed   the bundler's word only: no node was given to confirm it (give the node's URL" in (
+        believed.stdout
+    )
+    shown = believed_json.json()
+    assert shown["state"] == "included" and shown["confirmed_by_node"] is False and shown["node"] is None
+    # the real receipt, confirmed by the node given as --network (the other commands' habit)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert f"included      block {real.block_number}, transaction 0x{bytes(real.transaction_hash).hex()}" in (
+        confirmed.stdout
+    )
+    assert (
+        f"confirmed     by the node {stack.rpc_url}: its transaction holds the EntryPoint's"
+        in confirmed.stdout
+    )
+    # what the chain says: the made-up operations never ran (the account's other nonce keys unused)
+    assert net.chain.get_nonce(net.entry_point, owner.account, 1) == 1 << 64
+    assert net.chain.get_nonce(net.entry_point, owner.account, 2) == 2 << 64
 
 
 def test_bad_input_gives_one_clear_error_line(

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
 
+from ..artifacts import ENTRY_POINT_V07
 from ..bundler.client import BundlerClient
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
+from ..chain import RpcChain
+from ..endpoint_kinds import swapped_or_misplaced
 from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
 from ..execution import Call
 from ..grant import SessionGrant
@@ -25,6 +29,7 @@ from ..policy import Policy as PolicyBuilder
 from ..revert import describe_revert
 from ..signing import HashSigner, LocalSigner, recover_hash
 from ..store import SessionStore
+from ..urls import mask_url
 from .listing import grant_fields
 from .output import Progress, hex_of
 from .parsing import parse_budget, parse_call_args, parse_count, parse_rule, parse_total, resolve_address
@@ -440,24 +445,37 @@ def send_session_call(
 
 @dataclass(frozen=True)
 class OperationStatus:
-    """A UserOperation as a bundler knows it: ``included`` (with the receipt), ``pending`` or ``unknown``."""
+    """A UserOperation as a bundler knows it: ``included`` (with the receipt), ``pending`` or ``unknown``.
+
+    ``confirmed_by`` is the node (its URL, secrets masked) that confirmed the receipt: its transaction holds the
+    EntryPoint's ``UserOperationEvent`` of the operation, and the receipt's figures are the node's. None: the
+    receipt is the bundler's word only (no node was given)."""
 
     user_op_hash: str
     state: str
     receipt: UserOperationReceipt | None = None
     operation: dict[str, Any] | None = None
+    confirmed_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"user_op_hash": self.user_op_hash, "state": self.state}
         if self.receipt is not None:
             data["receipt"] = _receipt_dict(self.receipt)
+            data["confirmed_by_node"] = self.confirmed_by is not None
+            data["node"] = self.confirmed_by
         if self.operation is not None:
             data["operation"] = self.operation
         return data
 
     def lines(self) -> list[str]:
         if self.receipt is not None:
-            return [f"UserOperation {self.user_op_hash}", *receipt_lines(self.receipt)]
+            confirmed = (
+                f"confirmed     by the node {self.confirmed_by}: its transaction holds the EntryPoint's "
+                "UserOperationEvent of the operation"
+                if self.confirmed_by is not None
+                else f"unconfirmed   the bundler's word only: no node was given to confirm it ({STATUS_NODE_ADVICE})"
+            )
+            return [f"UserOperation {self.user_op_hash}", *receipt_lines(self.receipt), confirmed]
         if self.state == "pending":
             sender = (self.operation or {}).get("userOperation", {}).get("sender")
             return [
@@ -470,16 +488,38 @@ class OperationStatus:
         ]
 
 
+STATUS_NODE_ADVICE = "give the node's URL with --node, or a deployments file with its rpc_url"
+"""How ``status`` is given a node to confirm a receipt with."""
+
+
+@dataclass(frozen=True)
+class StatusNode:
+    """The node ``status`` confirms a receipt with: ``chain`` at ``url`` (shown as ``shown``), and the EntryPoint
+    whose ``UserOperationEvent`` a confirmed receipt's transaction must hold."""
+
+    chain: RpcChain
+    url: str
+    shown: str
+    entry_point: str
+
+
 def operation_status(
     bundler: Bundler,
     user_op_hash: str,
     *,
+    node: StatusNode | None = None,
     wait: bool = False,
     timeout: float = 60.0,
     progress: Progress | None = None,
 ) -> OperationStatus:
     """Ask ``bundler`` about a UserOperation: its receipt, else ``eth_getUserOperationByHash``; with ``wait``,
-    wait for the receipt."""
+    wait for the receipt.
+
+    With ``node``, a receipt is taken only once the node confirms it (as :class:`PendingUserOperation` does with
+    a node): one the node contradicts raises :class:`~keyscope.errors.ReceiptContradictedError`, one naming a
+    transaction the node does not have :class:`~keyscope.errors.ReceiptUnconfirmedError` (with ``wait``: waited
+    for, then :class:`~keyscope.errors.UserOperationTimeoutError`). Without, the receipt is the bundler's word,
+    and the result says so (``confirmed_by`` None)."""
     try:
         raw = to_bytes(user_op_hash.strip(), name="the UserOperation hash", length=32)
     except BadInputError as error:  # a session id's prefix, say, which the listings show
@@ -488,14 +528,18 @@ def operation_status(
             "state is in `ape run sessions`)"
         ) from None
     text = hex_of(raw)
+    confirmed_by = None if node is None else node.shown
+    pending = (
+        PendingUserOperation(bundler, raw)
+        if node is None
+        else PendingUserOperation(bundler, raw, node=node.chain, entry_point=node.entry_point)
+    )
     if wait:
-        pending = PendingUserOperation(bundler, raw)
-        return OperationStatus(
-            text, "included", _wait(progress, pending, "the operation", timeout, check=False)
-        )
-    receipt = bundler.get_user_operation_receipt(raw)
-    if receipt is not None:
-        return OperationStatus(text, "included", receipt)
+        receipt = _wait(progress, pending, "the operation", timeout, check=False)
+        return OperationStatus(text, "included", receipt, confirmed_by=confirmed_by)
+    found_receipt = pending.receipt()
+    if found_receipt is not None:
+        return OperationStatus(text, "included", found_receipt, confirmed_by=confirmed_by)
     found = bundler.get_user_operation_by_hash(raw)
     if found is not None:
         return OperationStatus(text, "pending", operation=found)
@@ -518,3 +562,69 @@ def status_bundler(bundler_url: str | None, deployments_file: str | None = None)
             "operation sent in-process; ask a JSON-RPC bundler about operations it received"
         )
     return BundlerClient(bundler)
+
+
+def status_node_option(node: str | None, network: str | None, progress: Progress | None = None) -> str | None:
+    """The node URL ``status`` is given: ``--node``, or ``--network`` when that is a URL (the other commands'
+    habit: their ``--network`` is the node). ``status`` does not connect through ape: a ``--network`` that is an
+    ape network choice is not used, and ``progress`` says so."""
+    if network is None:
+        return node
+    given = network.strip()
+    if not re.match(r"^https?://", given, re.I):
+        if progress is not None:
+            progress.say(
+                f"note: status does not connect through ape: --network {mask_url(given)} is not used; give the "
+                "node's URL with --node to have the receipt confirmed at the node"
+            )
+        return node
+    if node is not None and node.strip() != given:
+        raise BadInputError(
+            f"--node {mask_url(node.strip())} and --network {mask_url(given)} name two nodes: give the node's URL "
+            "once (--node)"
+        )
+    return node or given
+
+
+def status_node(
+    bundler: Bundler,
+    node_url: str | None,
+    *,
+    entry_point: str | None = None,
+    deployments_file: str | None = None,
+) -> StatusNode | None:
+    """The node ``status`` confirms a receipt with: ``node_url`` (``--node``), else the deployments file's
+    ``rpc_url``; None when neither is given (the receipt is then the bundler's word). The EntryPoint is
+    ``entry_point`` (``--entry-point``), else the deployments file's, else the canonical v0.7: never the one a
+    receipt names, which is the bundler's word too. The node must answer, as a node (not a bundler's URL given in
+    its place), and be of the bundler's chain."""
+    deployments = Deployments.load(deployments_file) if deployments_file else Deployments()
+    url = node_url or deployments.rpc_url
+    if url is None:
+        return None
+    where = "--node" if node_url else f"the deployments file's rpc_url ({deployments.source})"
+    if not re.match(r"^https?://[^/\s]", url.strip(), re.I):
+        raise BadInputError(
+            f"{where}: {mask_url(url)!r} is not an http(s) URL: give the node's URL as http://host:port"
+        )
+    url = url.strip()
+    shown = mask_url(url)
+    chain = RpcChain(url)
+    bundler_url = getattr(bundler, "url", None)
+    if isinstance(bundler_url, str):
+        misplaced = swapped_or_misplaced(url, bundler_url, node_name="--node", bundler_name="--bundler")
+        if misplaced is not None:
+            raise ConfigurationError(misplaced)
+    chain_id = chain.chain_id()
+    served = bundler.chain_id()
+    if served != chain_id:
+        raise ConfigurationError(
+            f"the bundler serves chain {served}, but the node {shown} ({where}) is chain {chain_id}: give the node "
+            "of the bundler's chain (--node), which confirms the receipt"
+        )
+    chosen = (
+        _address_from(entry_point, "--entry-point")
+        if entry_point
+        else deployments.entry_point or ENTRY_POINT_V07
+    )
+    return StatusNode(chain, url, shown, to_address(chosen))

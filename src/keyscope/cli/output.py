@@ -22,7 +22,7 @@ from rich.text import Text
 from ..bundler.pending import PendingUserOperation
 from ..bundler.types import UserOperationReceipt
 from ..clock import utc_text
-from ..errors import KeyscopeError, KeyscopeWarning, UserOperationTimeoutError
+from ..errors import KeyscopeError, KeyscopeWarning, ReceiptUnconfirmedError, UserOperationTimeoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -209,15 +209,38 @@ class Progress:
             left = timeout - (time.monotonic() - start)
             try:
                 receipt = pending.wait(max(0.0, min(self.interval, left)), check=check)
-            except UserOperationTimeoutError:
+            except UserOperationTimeoutError as error:
                 waited = time.monotonic() - start
+                unconfirmed = (
+                    error.__cause__ if isinstance(error.__cause__, ReceiptUnconfirmedError) else None
+                )
                 if waited >= timeout:  # a command line has no wait() to call again: say which command waits
-                    advice = (
-                        f"wait for it with `ape run status {pending.hex_hash} --wait` (or the bundler's "
-                        "eth_getUserOperationReceipt), and give a longer --timeout next time"
+                    raise UserOperationTimeoutError(
+                        pending.hex_hash, timeout, advice=_timeout_advice(pending, unconfirmed)
+                    ) from unconfirmed
+                self.say(
+                    f"  still waiting for {what}: {waited:.0f} s of {timeout:g} s"
+                    + (
+                        ""
+                        if unconfirmed is None
+                        else f" (the bundler reports it in transaction {unconfirmed.transaction_hash}, which the node "
+                        "does not have)"
                     )
-                    raise UserOperationTimeoutError(pending.hex_hash, timeout, advice=advice) from None
-                self.say(f"  still waiting for {what}: {waited:.0f} s of {timeout:g} s")
+                )
                 continue
             self.say(f"  {what} included after {time.monotonic() - start:.1f} s")
             return receipt
+
+
+def _timeout_advice(pending: PendingUserOperation, unconfirmed: ReceiptUnconfirmedError | None) -> str:
+    """What to do when a command waited for ``pending`` in vain: wait again with ``status`` (given the node, so
+    that the bundler's word is not all it goes by); ``unconfirmed``: the bundler's receipt the node never
+    confirmed."""
+    again = f"`ape run status {pending.hex_hash} --wait` (given --node, the node's URL, it takes a receipt only once the node confirms it)"
+    if unconfirmed is None:
+        return f"wait for it with {again} or the bundler's eth_getUserOperationReceipt, and give a longer --timeout next time"
+    return (
+        f"the bundler reported it included in transaction {unconfirmed.transaction_hash} (block "
+        f"{unconfirmed.block_number}), which the node has not confirmed: if the node is behind, wait for it with "
+        f"{again}; if the node never has that transaction, the bundler made the receipt up"
+    )
