@@ -10,6 +10,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak
 
 from .artifacts import ENTRY_POINTS
@@ -22,7 +23,9 @@ __all__ = [
     "USER_OPERATION_EVENT_TOPIC",
     "USER_OPERATION_REVERT_REASON_TOPIC",
     "OperationOutcome",
+    "UserOperationEventFields",
     "canonical_entry_point_version",
+    "decode_user_operation_event",
     "decode_user_operation_events",
     "encode_balance_of",
     "encode_deposit_to",
@@ -110,18 +113,64 @@ def _log_data(log: Mapping[str, Any]) -> bytes:
     return _topic_bytes(data) if isinstance(data, str) else bytes(data)
 
 
+@dataclass(frozen=True)
+class UserOperationEventFields:
+    """One EntryPoint ``UserOperationEvent``, decoded: operation ``user_op_hash`` of ``sender`` with ``nonce`` ran,
+    its call succeeding or not (``success``), at ``actual_gas_cost`` wei for ``actual_gas_used`` gas, ``paymaster``
+    paying (None: the account paid)."""
+
+    user_op_hash: bytes
+    sender: str
+    paymaster: str | None
+    nonce: int
+    success: bool
+    actual_gas_cost: int
+    actual_gas_used: int
+
+
+def decode_user_operation_event(topics: Sequence[bytes], data: bytes) -> UserOperationEventFields:
+    """The ``UserOperationEvent`` whose log has ``topics`` (the event's topic, then the indexed userOpHash, sender
+    and paymaster, 32 bytes each) and ``data`` (nonce, success, actualGasCost, actualGasUsed): the one decoder of
+    the event, for the SDK's receipts and the workers' event log alike. Raises ``ValueError`` for a log that is
+    not the event, or whose data is not its four words."""
+    if len(topics) != 4 or bytes(topics[0]) != USER_OPERATION_EVENT_TOPIC:
+        raise ValueError(
+            f"not a UserOperationEvent: topics {['0x' + bytes(topic).hex() for topic in topics]}"
+        )
+    sizes = [len(topic) for topic in topics]
+    if any(size != 32 for size in sizes):
+        raise ValueError(f"a UserOperationEvent with topics of {sizes} bytes, not 32 each")
+    try:
+        nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], bytes(data))
+    except DecodingError as exc:
+        raise ValueError(
+            f"a UserOperationEvent whose data (0x{bytes(data).hex()[:80]}, {len(data)} bytes) is not its four "
+            f"words: {exc}"
+        ) from exc
+    paymaster = to_address(bytes(topics[3][12:]))
+    return UserOperationEventFields(
+        user_op_hash=bytes(topics[1]),
+        sender=to_address(bytes(topics[2][12:])),
+        paymaster=None if int(paymaster, 16) == 0 else paymaster,
+        nonce=int(nonce),
+        success=bool(success),
+        actual_gas_cost=int(cost),
+        actual_gas_used=int(used),
+    )
+
+
 def _event_fields(topics: list[bytes], data: bytes) -> dict[str, Any]:
-    """The fields of a ``UserOperationEvent`` (``topics`` its four topics, ``data`` its data)."""
-    nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], data)
-    paymaster = to_address(topics[3][12:])
+    """The fields of a ``UserOperationEvent`` (``topics`` its four topics, ``data`` its data) by their names in a
+    bundler's receipt."""
+    event = decode_user_operation_event(topics, data)
     return {
-        "userOpHash": topics[1],
-        "sender": to_address(topics[2][12:]),
-        "paymaster": None if int(paymaster, 16) == 0 else paymaster,
-        "nonce": int(nonce),
-        "success": bool(success),
-        "actualGasCost": int(cost),
-        "actualGasUsed": int(used),
+        "userOpHash": event.user_op_hash,
+        "sender": event.sender,
+        "paymaster": event.paymaster,
+        "nonce": event.nonce,
+        "success": event.success,
+        "actualGasCost": event.actual_gas_cost,
+        "actualGasUsed": event.actual_gas_used,
     }
 
 
@@ -188,14 +237,14 @@ def outcome_in_logs(
             (_nonce, revert) = abi_decode(["uint256", "bytes"], _log_data(log))
             reason = bytes(revert)
         elif topics[0] == USER_OPERATION_EVENT_TOPIC and len(topics) == 4:
-            fields = _event_fields(topics, _log_data(log))
+            event = decode_user_operation_event(topics, _log_data(log))
             return OperationOutcome(
-                sender=fields["sender"],
-                paymaster=fields["paymaster"],
-                nonce=fields["nonce"],
-                success=fields["success"],
-                actual_gas_cost=fields["actualGasCost"],
-                actual_gas_used=fields["actualGasUsed"],
+                sender=event.sender,
+                paymaster=event.paymaster,
+                nonce=event.nonce,
+                success=event.success,
+                actual_gas_cost=event.actual_gas_cost,
+                actual_gas_used=event.actual_gas_used,
                 reason=reason,
                 logs=[dict(entry_log) for entry_log in logs[start:index]],
             )

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import decode as abi_decode
-
-from ..entrypoint import USER_OPERATION_EVENT_TOPIC
+from ..entrypoint import USER_OPERATION_EVENT_TOPIC, decode_user_operation_event
 from ..errors import BadInputError, TransportError
 from ..hexutil import to_address, to_bytes, to_int
 from ..rpc import JsonRpcClient
@@ -53,7 +51,7 @@ class UserOperationEvent:
     log_index: int
 
 
-def _hex32(value: Any, name: str) -> str:
+def _raw32(value: Any, name: str) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         raw = bytes(value)
     elif hasattr(value, "hex") and not isinstance(value, str):
@@ -62,7 +60,7 @@ def _hex32(value: Any, name: str) -> str:
         raw = to_bytes(value, name=name)
     if len(raw) != 32:
         raise TransportError(f"the node returned a {name} of {len(raw)} bytes in a log, expected 32")
-    return "0x" + raw.hex()
+    return raw
 
 
 def _data(value: Any) -> bytes:
@@ -80,21 +78,26 @@ def _quantity(value: Any, name: str) -> int:
 
 
 def parse_event(log: Mapping[str, Any]) -> UserOperationEvent:
-    """A ``UserOperationEvent`` log (JSON-RPC or web3.py form) as a :class:`UserOperationEvent`."""
-    topics = [_hex32(topic, "topic") for topic in log.get("topics", [])]
-    if len(topics) != 4 or topics[0] != _TOPIC:
-        raise TransportError(f"the node returned a log that is not a UserOperationEvent: topics {topics}")
-    nonce, success, cost, used = abi_decode(["uint256", "bool", "uint256", "uint256"], _data(log["data"]))
-    paymaster = to_address("0x" + topics[3][-40:])
+    """A ``UserOperationEvent`` log (JSON-RPC or web3.py form) as a :class:`UserOperationEvent`, decoded by
+    :func:`keyscope.entrypoint.decode_user_operation_event` (the SDK's receipts use the same decoder). A log that
+    is not the event, or that cannot be decoded, is a :class:`~keyscope.errors.TransportError`."""
+    topics = [_raw32(topic, "topic") for topic in log.get("topics", [])]
+    if len(topics) != 4 or topics[0] != USER_OPERATION_EVENT_TOPIC:
+        shown = ["0x" + topic.hex() for topic in topics]
+        raise TransportError(f"the node returned a log that is not a UserOperationEvent: topics {shown}")
+    try:
+        event = decode_user_operation_event(topics, _data(log["data"]))
+    except ValueError as exc:
+        raise TransportError(f"the node returned a UserOperationEvent log it cannot decode: {exc}") from exc
     return UserOperationEvent(
-        user_op_hash=topics[1],
-        sender=to_address("0x" + topics[2][-40:]),
-        paymaster=None if int(paymaster, 16) == 0 else paymaster,
-        nonce=int(nonce),
-        success=bool(success),
-        actual_gas_cost=int(cost),
-        actual_gas_used=int(used),
-        tx_hash=_hex32(log["transactionHash"], "transaction hash"),
+        user_op_hash="0x" + event.user_op_hash.hex(),
+        sender=event.sender,
+        paymaster=event.paymaster,
+        nonce=event.nonce,
+        success=event.success,
+        actual_gas_cost=event.actual_gas_cost,
+        actual_gas_used=event.actual_gas_used,
+        tx_hash="0x" + _raw32(log["transactionHash"], "transaction hash").hex(),
         block_number=_quantity(log["blockNumber"], "blockNumber"),
         log_index=_quantity(log.get("logIndex", 0), "logIndex"),
     )
