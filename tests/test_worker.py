@@ -28,9 +28,10 @@ from keyscope import (
     arg,
     function_call,
 )
+from keyscope.bundler import UserOperationReceipt
 from keyscope.cli import main as cli
 from keyscope.errors import BadInputError, StoreLockedError
-from keyscope.hexutil import to_address
+from keyscope.hexutil import keccak, to_address
 from keyscope.scale import EventLog, Intent, SessionWorker
 from keyscope.scale.worker import MAX_REBUILDS
 from keyscope.signing import LocalSigner
@@ -508,6 +509,62 @@ def test_recover_marks_included_what_landed_before_the_worker_died(net, store, u
     final = store.get_by_intent("landed")
     assert final.state is OutboxState.INCLUDED and final.attempts == 0 and final.success
     assert nft.balanceOf(user.account) == 1
+
+
+class MadeUpReceipts:
+    """A bundler (hostile, or broken) in front of the real one: the operations it is given it takes without sending,
+    and answers each with a successful receipt of its own making, under the operation's own hash, sender and nonce,
+    in transaction ``tx_hash`` (one no node has, or a real one of something else)."""
+
+    def __init__(self, real, net: Network, tx_hash: bytes) -> None:
+        self.real, self.net, self.tx_hash = real, net, tx_hash
+        self.taken: dict[bytes, object] = {}
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+    def send_user_operation(self, op, entry_point: str) -> bytes:
+        mine = self.net.user_op_hash(op)
+        self.taken[mine] = op
+        return mine
+
+    def get_user_operation_receipt(self, user_op_hash: bytes) -> UserOperationReceipt | None:
+        op = self.taken.get(bytes(user_op_hash))
+        if op is None:
+            return self.real.get_user_operation_receipt(user_op_hash)
+        return UserOperationReceipt(
+            user_op_hash=bytes(user_op_hash),
+            entry_point=self.net.entry_point,
+            sender=op.sender,
+            nonce=op.nonce,
+            actual_gas_cost=10**15,
+            actual_gas_used=150_000,
+            success=True,
+            transaction_hash=self.tx_hash,
+            block_number=1,
+        )
+
+
+@pytest.mark.parametrize("named", ["a transaction no node has", "a real transaction of something else"])
+def test_a_receipt_the_bundler_makes_up_is_not_recorded_as_included(net, store, user, named):
+    """The worker's probe asked the bundler for a receipt and took its word: a bundler taking an operation without
+    sending it, answering a successful receipt of its own making, had the outbox record the operation included
+    (the dapp's ``sub.wait()`` and ``keyscope outbox`` said it landed) while it never ran. The node must confirm the
+    receipt (attack 248)."""
+    if named == "a transaction no node has":
+        tx_hash = keccak(b"a bundle transaction no node has")
+    else:  # the block that funded the account: its transaction holds no UserOperationEvent
+        tx_hash = bytes(net.chain.w3.eth.get_block("latest")["transactions"][0])
+    lying = dataclasses.replace(net, bundler=MadeUpReceipts(net.bundler, net, tx_hash))
+    record = dead_worker_records(store, lying, user, "never-sent")
+    lying.bundler.send_user_operation(record.op, net.entry_point)  # taken, never sent
+    store.mark_sent(record.user_op_hash)
+    with worker(store, lying) as w:
+        report = w.recover(wait=1.0)
+    assert "never-sent" not in report.included, report
+    assert store.get_by_intent("never-sent").state is not OutboxState.INCLUDED
+    # what the chain says: the operation never ran, its nonce unused
+    assert net.chain.get_nonce(net.entry_point, user.account, record.op.nonce >> 64) == record.op.nonce
 
 
 def _overtake(net: Network, user: User) -> str:

@@ -2,7 +2,8 @@
 
 :class:`Prober` answers for one outbox record, in this order:
 
-1. a receipt exists (bundler) → **included** (with its transaction and execution result);
+1. a receipt exists (bundler) and the node confirms it → **included** (with its transaction and execution
+   result, the node's);
 2. the bundler reports the operation (``eth_getUserOperationByHash``) → **waiting** for it to land;
 3. the operation's nonce is already used on chain → it can never land again: if the chain's event for its
    hash exists it was **included**; if the chain's event for that nonce names another operation, this one
@@ -23,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from ..errors import BundlerRejectedError, KeyscopeError, TransportError
+from ..bundler.pending import PendingUserOperation, TransactionReceipts
+from ..errors import BundlerRejectedError, KeyscopeError, ReceiptContradictedError, TransportError
 from ..network import Network
 from ..store import OutboxRecord
 from ..userop import UserOperation
@@ -97,11 +99,32 @@ class Prober:
 
     # -- the single questions -------------------------------------------------------------------------
 
-    def receipt(self, user_op_hash: str) -> Outcome | None:
-        """INCLUDED when the bundler has a receipt, None when it has none (or cannot be asked)."""
+    def receipt(self, user_op_hash: str, op: UserOperation | None = None) -> Outcome | None:
+        """INCLUDED when the bundler has a receipt of ``user_op_hash`` (of ``op``'s sender and nonce, when given)
+        that the node confirms, as :class:`~keyscope.bundler.PendingUserOperation` confirms one: the transaction it
+        names holds the EntryPoint's ``UserOperationEvent`` of the operation with the same sender, nonce and
+        success. None when the bundler has none or cannot be asked, and when the node does not confirm it (it may
+        be behind; a receipt the node contradicts is logged): a receipt is the bundler's word, which could have an
+        operation never sent, or one that reverted, recorded as landed. Only a node without
+        ``eth_getTransactionReceipt`` leaves the bundler's word to go by."""
+        net = self.network
+        node = net.chain if isinstance(net.chain, TransactionReceipts) else None
+        pending = PendingUserOperation(
+            net.bundler,
+            user_op_hash,
+            op,
+            node=node,
+            entry_point=net.entry_point if node is not None else None,
+        )
         try:
-            receipt = self.network.bundler.get_user_operation_receipt(bytes.fromhex(user_op_hash[2:]))
-        except (TransportError, BundlerRejectedError) as exc:
+            receipt = pending.receipt()
+        except ReceiptContradictedError as exc:
+            log.warning("the bundler's receipt of %s is not taken: %s", user_op_hash, exc)
+            return None
+        except (
+            TransportError,
+            BundlerRejectedError,
+        ) as exc:  # ReceiptUnconfirmedError too: asked again later
             log.debug("receipt of %s: %s", user_op_hash, exc)
             return None
         if receipt is None:
@@ -125,7 +148,7 @@ class Prober:
 
         ``may_send`` is asked right before the operation would be sent again: an outcome it returns is the
         answer instead (the operation is not sent)."""
-        found = self.receipt(record.user_op_hash)
+        found = self.receipt(record.user_op_hash, record.op)
         if found is not None:
             return found
         try:
@@ -193,7 +216,7 @@ class Prober:
         else:
             deadline = time.monotonic() + self.grace
             while True:
-                found = self.receipt(record.user_op_hash)
+                found = self.receipt(record.user_op_hash, record.op)
                 if found is not None:
                     return found
                 if time.monotonic() >= deadline:

@@ -715,7 +715,7 @@ class SessionWorker:
             # the cached answer may be old (or the store unreadable): it is read again right before anything is
             # sent
             return self.prober.probe(record, may_send=lambda: self._unsent_if_revoked(record))
-        found = self.prober.receipt(record.user_op_hash)
+        found = self.prober.receipt(record.user_op_hash, record.op)
         if found is not None:
             return found
         try:
@@ -1029,7 +1029,7 @@ class SessionWorker:
         for tracked in unfinished:
             if tracked.next_receipt > now:
                 continue
-            found = self.prober.receipt(tracked.record.user_op_hash)
+            found = self.prober.receipt(tracked.record.user_op_hash, tracked.record.op)
             if found is not None:
                 self._finish(tracked, found)
             else:
