@@ -13,6 +13,7 @@ from eth_utils import keccak
 from keyscope.checker import PolicyChecker
 from keyscope.errors import RuleRefusalError
 from keyscope.execution import Call
+from keyscope.policy import Policy, arg
 from keyscope.session import (
     Condition,
     Limit,
@@ -332,3 +333,84 @@ def test_signing_permissions_count_towards_the_live_permission_cap(module, accou
     receipt = module.invalidateAllSessions(sender=eoa)
     assert receipt.gas_used < 3_000_000
     module.enableSession(one_call.as_abi(), sender=eoa)
+
+
+# ------------------------------------------------------------------------------------------------------
+# "A key holds at most one live typed-data permission per (domain, type) and one sign-in per website"
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ruled_permit(chain) -> TypedDataPermission:
+    """Permit2 ``PermitSingle`` signing, ruled ``details.amount <= 100e6`` (typed by the SDK's builder)."""
+    domain = {"name": "Permit2", "chainId": chain.chain_id, "verifyingContract": PERMIT2}
+    return Policy.typed_data(
+        domain, PERMIT_SINGLE_TYPES, "PermitSingle", [arg("details", "amount") <= 100 * 10**6]
+    )
+
+
+@pytest.mark.parametrize(
+    "twin",
+    [
+        "the same permission without its rule",
+        "the same permission with a wider rule",
+        "a sign-in website twice",
+    ],
+)
+def test_a_grant_repeating_a_signing_permission_is_refused_and_enables_nothing(
+    sessions, module, accounts, account, owner, session_key, target, ruled_permit, twin
+):
+    """A dapp's grant request made without the SDK lists one signing permission twice: Permit2's ``PermitSingle``
+    ruled ``details.amount <= 100e6``, then the same domain and type again without the rule (or with a wider one).
+    Both copies would be stored under one (key, domain, type) slot, the second written over the first, so the key
+    would sign permits of any amount while the wallet showed the rule. The module refuses the grant,
+    ``SigningPermissionAlreadyGranted(index)`` naming the repeat, when the key's first operation carries it through
+    the EntryPoint (ENABLE, AA23) and when the account enables it itself; nothing is enabled. A website listed twice
+    is refused alike. The SDK refuses to build either session (which the owner's wallet would otherwise be asked to
+    sign); the grant without the repeat enables and its call runs."""
+    call_permission = _plain(target.address, RECORD)
+    if twin == "a sign-in website twice":
+        signing = {"sign_in": ("app.example.com", "app.example.com")}
+        repeat, said = 1, "a sign-in domain is listed twice"
+    else:
+        wider = (arg("details", "amount") <= 10**12,) if "wider" in twin else ()
+        copy = Policy.typed_data(
+            {"name": "Permit2", "chainId": sessions.h.chain_id, "verifyingContract": PERMIT2},
+            PERMIT_SINGLE_TYPES,
+            "PermitSingle",
+            wider,
+        )
+        signing = {"typed_data": (ruled_permit, copy)}
+        repeat, said = 1, "typed-data permission 1 repeats"
+    repeated = _raw(session_key.address, [call_permission], **signing)
+    # the SDK: the owner is never asked to sign it
+    with pytest.raises(ValueError, match=said):
+        Session(
+            session_key=session_key.address,
+            permissions=(Permission(target=target.address, selector=RECORD),),
+            typed_data_permissions=signing.get("typed_data", ()),
+            sign_in=signing.get("sign_in", ()),
+        )
+    # the module, when the key's first operation carries the owner's signature of it
+    epoch = sessions.epoch(account)
+    signature = sessions.owner_signature(account, owner, repeated)
+    refused = sessions.outcome(
+        sessions.enable_op(account, session_key, repeated, signature, record_call(target))
+    )
+    assert "AA23" in refused and f"SigningPermissionAlreadyGranted(index={repeat})" in refused, refused
+    assert not module.isSessionActive(account, repeated.session_id(account, epoch))
+    # and when the account enables it on chain
+    _refuse(module, accounts[7], repeated, "SigningPermissionAlreadyGranted", index=repeat)
+    # without the repeat, the grant enables and its call runs
+    single = _raw(
+        session_key.address,
+        [call_permission],
+        typed_data=signing.get("typed_data", ())[:1],
+        sign_in=signing.get("sign_in", ())[:1],
+    )
+    signature = sessions.owner_signature(account, owner, single)
+    assert (
+        sessions.outcome(sessions.enable_op(account, session_key, single, signature, record_call(target)))
+        == "ok"
+    )
+    assert module.isSessionActive(account, single.session_id(account, epoch))
