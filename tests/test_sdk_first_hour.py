@@ -414,6 +414,35 @@ def test_a_grant_warns_of_a_target_without_code_and_of_a_function_the_target_lac
         owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)])  # nothing to say: no warning
 
 
+def test_a_grant_on_the_entry_point_warns_that_the_session_may_withdraw_the_account_s_deposit(
+    owner, net, entry_point, accounts
+) -> None:
+    """The EntryPoint keeps each account's deposit and stake by its caller, so a session granted ``withdrawTo`` there
+    (a dapp's "refund unused gas" feature, say) may take the account's deposit wherever its rules allow. The threat
+    model leaves such a grant to the owner, and the consent page warns of it in red; ``owner.grant`` said nothing.
+    It warns now (``TargetWarning`` naming the EntryPoint and what may be withdrawn), for a permission there with a
+    rule or without; and the key, holding the unruled grant, takes the account's deposit through the EntryPoint,
+    as the warning says it may."""
+    thief = LocalSigner.generate().address
+    withdraw = "withdrawTo(address to, uint256 amount)"
+    for permission in (
+        Policy.call(net.entry_point, withdraw),
+        Policy.call(net.entry_point, withdraw, rules=[arg("to") == owner.account]),
+    ):
+        with pytest.warns(TargetWarning) as caught:
+            grant = owner.grant(SessionKey.generate(), [permission])
+        (said,) = [str(w.message) for w in caught]
+        assert f"{net.entry_point} is the EntryPoint" in said, said
+        assert "the account's deposit and stake" in said and "withdrawTo, withdrawStake" in said, said
+    key = SessionKey.generate()
+    with pytest.warns(TargetWarning):
+        grant = owner.grant(key, [Policy.call(net.entry_point, withdraw)])
+    entry_point.depositTo(owner.account, value=ETHER // 10, sender=accounts[0])
+    taken = ETHER // 25  # within what the deposit holds while the operation's own prefund is taken from it
+    net.session(grant, key).execute(net.entry_point, "withdrawTo(address,uint256)", thief, taken).wait()
+    assert entry_point.chain_manager.provider.get_balance(thief) == taken
+
+
 def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nft) -> None:
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the account exists
     key = SessionKey.generate()

@@ -911,7 +911,7 @@ class Owner:
             now=window_now(chain_time) if clock else None,
             **options,
         )
-        warn_about_targets(flat, codes)
+        warn_about_targets(flat, codes, self.network.entry_point)
         now = None if chain_time is None else window_now(chain_time)
         return self._request(session, epoch, deployed, occupied, now=now)
 
@@ -926,7 +926,7 @@ class Owner:
             key=session.session_key,
             sign_in=session.sign_in,
         )
-        warn_about_targets(session.permissions, codes)
+        warn_about_targets(session.permissions, codes, self.network.entry_point)
         request = self._request(
             session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
         )

@@ -1,6 +1,7 @@
 """Checks of a grant's targets before the owner signs: a permission on an address without code, or on a function
 that the target is known to lack, is granted without complaint by the module, and only its first use fails (or,
-without code, silently does nothing). :func:`warn_about_targets` says so at grant time.
+without code, silently does nothing); a permission on the EntryPoint, which keeps the account's deposit and stake
+by caller, lets the session withdraw them. :func:`warn_about_targets` says so at grant time.
 
 A target's functions are known when its code is one of keyscope's own contracts (the shipped artefacts, such as
 the demo NFT); other contracts are not judged.
@@ -66,11 +67,22 @@ def _known_codes() -> dict[bytes, tuple[str, frozenset[bytes]]]:
     return known
 
 
-def target_problems(permissions: Iterable[Permission], codes: Mapping[str, bytes]) -> list[str]:
-    """What is wrong with the permissions' targets, given the code of each (by checksummed address): one line
-    per problem, empty when nothing is. Targets missing from ``codes`` are not judged."""
+def target_problems(
+    permissions: Iterable[Permission], codes: Mapping[str, bytes], entry_point: str | None = None
+) -> list[str]:
+    """What is wrong with the permissions' targets, given the code of each (by checksummed address) and the
+    network's ``entry_point``: one line per problem, empty when nothing is. A target that is the EntryPoint is
+    reported whatever its code (the consent page warns of it in red alike); other targets missing from ``codes``
+    are not judged."""
     problems = []
     for permission in permissions:
+        if entry_point is not None and permission.target.lower() == entry_point.lower():
+            problems.append(
+                f"{permission.label}: {permission.target} is the EntryPoint, which keeps the account's deposit and "
+                "stake by caller: a session calling it as the account may withdraw them (withdrawTo, withdrawStake) "
+                "to any address its rules allow; hold the recipient to the account with a rule, or grant nothing there"
+            )
+            continue
         code = codes.get(permission.target)
         if (
             code is None
@@ -94,7 +106,9 @@ def target_problems(permissions: Iterable[Permission], codes: Mapping[str, bytes
     return problems
 
 
-def warn_about_targets(permissions: Iterable[Permission], codes: Mapping[str, bytes]) -> None:
+def warn_about_targets(
+    permissions: Iterable[Permission], codes: Mapping[str, bytes], entry_point: str | None = None
+) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`target_problems`."""
-    for problem in target_problems(permissions, codes):
+    for problem in target_problems(permissions, codes, entry_point):
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
