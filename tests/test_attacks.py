@@ -16,6 +16,7 @@ before anything is sent.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,13 @@ from ethpm_types import ContractType
 from conftest import KIND
 from keyscope.chain import Reads, read_many
 from keyscope.checker import CallRefusedError, InitCallRefusedError, PolicyChecker
-from keyscope.errors import BadInputError, GasCostTooHighError, InvalidFieldsError, SessionError
+from keyscope.errors import (
+    BadInputError,
+    GasCostTooHighError,
+    InvalidFieldsError,
+    SessionError,
+    TargetWarning,
+)
 from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
@@ -406,6 +413,31 @@ def test_an_erc20_paymaster_charges_the_account_for_the_gas_the_session_chose(
     lost = tokens_before - token.balanceOf(account)
     assert lost > 5 * ETHER, lost  # tokens worth more than 5 ether, for one call to other(1)
     assert chain.provider.get_balance(beneficiary) - eth_before > 4 * ETHER  # net of the handleOps gas
+
+
+def test_the_sdk_warns_of_a_listed_paymaster_that_may_charge_the_account(
+    net, harness, project, deployer, entry_point, token_paymaster
+):
+    """The test above is what an owner risks by listing a paymaster that charges the account: the premise "list only
+    paymasters that do not charge the account" was the owner's alone, and ``owner.grant(..., paymasters=[...])``
+    listed an ERC-20 paymaster (here one the account could approve) as silently as a sponsor. It warns now
+    (``TargetWarning`` naming the paymaster and what it may charge) for a listed paymaster that is not keyscope's
+    ``SponsorPaymaster``, and stays quiet for that sponsor, and for a list that lifts nothing (no cap, no gas
+    budget: the module does not store it)."""
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    somewhere = LocalSigner.generate().address
+    transfer = [Policy.transfer(somewhere, 1)]
+    with pytest.warns(TargetWarning) as caught:
+        owner.grant(LocalSigner.generate(), transfer, max_gas_cost=CAP, paymasters=[token_paymaster.address])
+    (said,) = [str(w.message) for w in caught]
+    assert f"paymaster {token_paymaster.address} as uncapped" in said, said
+    assert "not keyscope's SponsorPaymaster" in said and "charge it for whatever gas" in said, said
+    sponsor = project.SponsorPaymaster.deploy(entry_point, deployer, deployer, sender=deployer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TargetWarning)
+        owner.grant(LocalSigner.generate(), transfer, max_gas_cost=CAP, paymasters=[sponsor.address])
+        owner.grant(LocalSigner.generate(), transfer, max_gas_cost=0, paymasters=[token_paymaster.address])
 
 
 def test_the_gas_cap_binds_operations_a_paymaster_pays(

@@ -14,11 +14,18 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 
 from .artifacts import contract_artifact
-from .errors import ConfigurationError, TargetWarning
+from .chain import Chain
+from .errors import CallRevertedError, ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
-from .session import Permission
+from .session import Permission, Session
 
-__all__ = ["KNOWN_CONTRACTS", "target_problems", "warn_about_targets"]
+__all__ = [
+    "KNOWN_CONTRACTS",
+    "paymaster_problems",
+    "target_problems",
+    "warn_about_paymasters",
+    "warn_about_targets",
+]
 
 KNOWN_CONTRACTS = (
     "DemoNFT",
@@ -111,4 +118,40 @@ def warn_about_targets(
 ) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`target_problems`."""
     for problem in target_problems(permissions, codes, entry_point):
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+
+
+_SPONSORSHIP_TYPEHASH_CALL = keccak(b"SPONSORSHIP_TYPEHASH()")[:4]
+
+
+def paymaster_problems(chain: Chain, session: Session) -> list[str]:
+    """The paymasters ``session`` lists that are not known to charge the account nothing: one line each. A listed
+    paymaster lifts the session's gas cap and budget for the operations naming it, so the key may make it account
+    for any gas it chooses; that is safe only for a sponsor paying from its own deposit. keyscope's
+    ``SponsorPaymaster`` (it answers ``SPONSORSHIP_TYPEHASH()`` with its typehash) is one; anything else may charge
+    the account (an ERC-20 paymaster it approved) and is reported. Nothing is reported for a session whose list
+    lifts nothing (no gas cap and no gas budget: the module does not store it)."""
+    if not session.paymasters or not (session.gas_cap or session.has_gas_limit):
+        return []
+    from .sponsor.paymaster_data import SPONSORSHIP_TYPEHASH  # the sponsor package, only when a list is given
+
+    problems = []
+    for paymaster in session.paymasters:
+        try:
+            answer = chain.call(paymaster, _SPONSORSHIP_TYPEHASH_CALL)
+        except CallRevertedError:
+            answer = b""
+        if answer != SPONSORSHIP_TYPEHASH:
+            problems.append(
+                f"paymaster {paymaster} as uncapped: operations naming it are neither capped by the session's "
+                "max_gas_cost nor counted in its gas budget, and it is not keyscope's SponsorPaymaster; list it only "
+                "if it pays from its own deposit and charges the account nothing (an ERC-20 paymaster the account "
+                "approved would charge it for whatever gas the session key chooses)"
+            )
+    return problems
+
+
+def warn_about_paymasters(chain: Chain, session: Session) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`paymaster_problems`."""
+    for problem in paymaster_problems(chain, session):
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
