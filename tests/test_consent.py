@@ -132,6 +132,25 @@ def test_dangerous_grants_are_warned_about(words, usdc, nft, net, module) -> Non
     assert any("is the EntryPoint" in text for text in _texts(words(deposit), "danger"))
 
 
+def test_a_listed_paymaster_that_may_charge_the_account_is_warned_about(
+    words, usdc, project, deployer, entry_point
+) -> None:
+    """A paymaster the session lists lifts its gas cap (attack 253): the page warns in red of one that is not
+    keyscope's SponsorPaymaster, which may charge the account, and of neither keyscope's sponsor nor a list that
+    lifts nothing (no cap and no gas budget)."""
+    send = Policy.call(usdc, "transfer(address to, uint256 amount)", rules=[arg("to") == SPENDER])
+    charging = to_address("0x" + "5e" * 20)
+    dangers = _texts(words(send, paymasters=(charging,)), "danger")
+    assert any(
+        text.startswith(f"{charging} is listed as a paymaster the gas cap does not bind")
+        and "any amount" in text
+        for text in dangers
+    ), dangers
+    sponsor = project.SponsorPaymaster.deploy(entry_point, deployer, deployer, sender=deployer).address
+    for quiet in (words(send, paymasters=(sponsor,)), words(send, paymasters=(charging,), max_gas_cost=0)):
+        assert not any("listed as a paymaster" in text for text in _texts(quiet, "danger"))
+
+
 def test_a_permission_on_another_module_of_the_account_is_warned_about(
     words, sessions, module, nft, net
 ) -> None:

@@ -21,6 +21,8 @@ from .session import Permission, Session
 
 __all__ = [
     "KNOWN_CONTRACTS",
+    "is_keyscope_sponsor",
+    "lifts_anything",
     "paymaster_problems",
     "target_problems",
     "warn_about_paymasters",
@@ -124,31 +126,39 @@ def warn_about_targets(
 _SPONSORSHIP_TYPEHASH_CALL = keccak(b"SPONSORSHIP_TYPEHASH()")[:4]
 
 
+def is_keyscope_sponsor(chain: Chain, paymaster: str) -> bool:
+    """Whether ``paymaster`` is keyscope's ``SponsorPaymaster`` (it answers ``SPONSORSHIP_TYPEHASH()`` with its
+    typehash): a verifying sponsor paying from its own deposit, which charges the account nothing."""
+    from .sponsor.paymaster_data import SPONSORSHIP_TYPEHASH  # the sponsor package, only when a list is given
+
+    try:
+        return chain.call(paymaster, _SPONSORSHIP_TYPEHASH_CALL) == SPONSORSHIP_TYPEHASH
+    except CallRevertedError:
+        return False
+
+
+def lifts_anything(session: Session) -> bool:
+    """Whether ``session``'s paymaster list lifts a bound: it has a gas cap or a gas budget (otherwise the module
+    does not store the list)."""
+    return bool(session.paymasters) and bool(session.gas_cap or session.has_gas_limit)
+
+
 def paymaster_problems(chain: Chain, session: Session) -> list[str]:
     """The paymasters ``session`` lists that are not known to charge the account nothing: one line each. A listed
     paymaster lifts the session's gas cap and budget for the operations naming it, so the key may make it account
-    for any gas it chooses; that is safe only for a sponsor paying from its own deposit. keyscope's
-    ``SponsorPaymaster`` (it answers ``SPONSORSHIP_TYPEHASH()`` with its typehash) is one; anything else may charge
-    the account (an ERC-20 paymaster it approved) and is reported. Nothing is reported for a session whose list
-    lifts nothing (no gas cap and no gas budget: the module does not store it)."""
-    if not session.paymasters or not (session.gas_cap or session.has_gas_limit):
+    for any gas it chooses; that is safe only for a sponsor paying from its own deposit, such as keyscope's
+    ``SponsorPaymaster`` (:func:`is_keyscope_sponsor`); anything else may charge the account (an ERC-20 paymaster it
+    approved) and is reported. Nothing is reported for a list that lifts nothing (:func:`lifts_anything`)."""
+    if not lifts_anything(session):
         return []
-    from .sponsor.paymaster_data import SPONSORSHIP_TYPEHASH  # the sponsor package, only when a list is given
-
-    problems = []
-    for paymaster in session.paymasters:
-        try:
-            answer = chain.call(paymaster, _SPONSORSHIP_TYPEHASH_CALL)
-        except CallRevertedError:
-            answer = b""
-        if answer != SPONSORSHIP_TYPEHASH:
-            problems.append(
-                f"paymaster {paymaster} as uncapped: operations naming it are neither capped by the session's "
-                "max_gas_cost nor counted in its gas budget, and it is not keyscope's SponsorPaymaster; list it only "
-                "if it pays from its own deposit and charges the account nothing (an ERC-20 paymaster the account "
-                "approved would charge it for whatever gas the session key chooses)"
-            )
-    return problems
+    return [
+        f"paymaster {paymaster} as uncapped: operations naming it are neither capped by the session's "
+        "max_gas_cost nor counted in its gas budget, and it is not keyscope's SponsorPaymaster; list it only "
+        "if it pays from its own deposit and charges the account nothing (an ERC-20 paymaster the account "
+        "approved would charge it for whatever gas the session key chooses)"
+        for paymaster in session.paymasters
+        if not is_keyscope_sponsor(chain, paymaster)
+    ]
 
 
 def warn_about_paymasters(chain: Chain, session: Session) -> None:

@@ -30,6 +30,7 @@ from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, parse_signature
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
+from ..targets import lifts_anything
 from ..token_facts import limit_token_address, scaled_by, scaled_usage
 from .tokens import ContractFacts, TokenFacts, format_amount, lookalike_notes, visible_text
 
@@ -121,6 +122,8 @@ class Facts:
     is_module: Callable[[str], str | None]
     entry_point: str | None = None
     module: str | None = None
+    is_sponsor: Callable[[str], bool] | None = None
+    """Whether a paymaster is known to charge the account nothing (keyscope's ``SponsorPaymaster``); None: not asked."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -480,6 +483,17 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
             )
         )
     warnings += [GrantWarning(level="danger", text=text) for text in signing_warnings(session)]
+    if facts.is_sponsor is not None and lifts_anything(session):
+        warnings += [
+            GrantWarning(
+                level="danger",
+                text=f"{paymaster} is listed as a paymaster the gas cap does not bind, and it is not keyscope's "
+                "SponsorPaymaster: if it charges this account (an ERC-20 paymaster the account approved), the session "
+                "may make it charge any amount in fees",
+            )
+            for paymaster in session.paymasters
+            if not facts.is_sponsor(paymaster)
+        ]
     for index, permission in enumerate(session.permissions):
         target = permission.target
         if facts.entry_point is not None and target == facts.entry_point:

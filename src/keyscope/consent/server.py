@@ -46,6 +46,7 @@ from ..http_service import (
 from ..module import decode_epoch, epoch_of_data, module_answers
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
 from ..store import SessionStore
+from ..targets import is_keyscope_sponsor
 from ..token_facts import cached_contract_facts
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, gas_cap, require_wallet_signable
@@ -150,11 +151,13 @@ class ConsentServer(BackgroundServer):
     def facts(self, account: str) -> Facts:
         """What the chain says of contracts and of ``account``'s modules, for the words of a grant."""
         contract = cached_contract_facts(self.network.chain)
+        chain = self.network.chain
         return Facts(
             contract,
-            module_checker(self.network.chain, account),
+            module_checker(chain, account),
             self.network.entry_point,
             self.network.module,
+            lambda paymaster: is_keyscope_sponsor(chain, paymaster),
         )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:
