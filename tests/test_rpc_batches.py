@@ -31,9 +31,9 @@ from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.hexutil import to_address
 from keyscope.http_service import MAX_BATCH
-from keyscope.signing import LocalSigner
 from keyscope.sponsor import Sponsor, SponsorServer, SponsorshipPolicy
 from keyscope.sponsor.server import MAX_BODY
+from support.signatures import CountingSigner
 from support.userops import plain_op
 
 CHAIN_ID = 31337
@@ -45,18 +45,6 @@ PAYMASTER = "0x" + "77" * 20
 SESSION_ID = "0x" + "44" * 32
 CALL_DATA = encode_execute(Call.of(TARGET, 0, bytes.fromhex("a9059cbb") + bytes(64)))
 KINDS = ["sponsor", "cosigner"]
-
-
-class CountingSigner(LocalSigner):
-    """A local key that counts what it signs: a refused batch must make the service sign nothing."""
-
-    def __init__(self) -> None:
-        super().__init__(LocalSigner.generate().private_key)
-        self.signed = 0
-
-    def sign_hash(self, digest: bytes) -> bytes:
-        self.signed += 1
-        return super().sign_hash(digest)
 
 
 class Served:

@@ -66,8 +66,8 @@ def test_the_workers_event_log_and_the_sdks_receipts_read_one_event_alike() -> N
         read = {
             "worker": (event.sender, event.paymaster, event.nonce, event.success, event.actual_gas_cost,
                        event.actual_gas_used),
-            "sdk": (outcome.sender, outcome.paymaster, outcome.nonce, outcome.success, outcome.actual_gas_cost,
-                    outcome.actual_gas_used),
+            "sdk": (outcome.event.sender, outcome.event.paymaster, outcome.event.nonce, outcome.event.success,
+                    outcome.event.actual_gas_cost, outcome.event.actual_gas_used),
             "in-process bundler": (fields["sender"], fields["paymaster"], fields["nonce"], fields["success"],
                                    fields["actualGasCost"], fields["actualGasUsed"]),
         }  # fmt: skip

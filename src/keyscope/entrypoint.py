@@ -200,17 +200,12 @@ def decode_user_operation_events(logs: list[dict[str, Any]], entry_point: str) -
 
 @dataclass(frozen=True)
 class OperationOutcome:
-    """What a transaction's logs say of one operation: its ``UserOperationEvent``'s fields, the revert data of
+    """What a transaction's logs say of one operation: its ``UserOperationEvent`` (``event``), the revert data of
     its call (``reason``, from ``UserOperationRevertReason``; empty when it succeeded) and ``logs``, the
     transaction's logs between the previous operation's ``UserOperationEvent`` and its own (as bundlers fill a
     receipt's ``logs``), in the form they were given."""
 
-    sender: str
-    paymaster: str | None
-    nonce: int
-    success: bool
-    actual_gas_cost: int
-    actual_gas_used: int
+    event: UserOperationEventFields
     reason: bytes
     logs: list[dict[str, Any]]
 
@@ -237,14 +232,8 @@ def outcome_in_logs(
             (_nonce, revert) = abi_decode(["uint256", "bytes"], _log_data(log))
             reason = bytes(revert)
         elif topics[0] == USER_OPERATION_EVENT_TOPIC and len(topics) == 4:
-            event = decode_user_operation_event(topics, _log_data(log))
             return OperationOutcome(
-                sender=event.sender,
-                paymaster=event.paymaster,
-                nonce=event.nonce,
-                success=event.success,
-                actual_gas_cost=event.actual_gas_cost,
-                actual_gas_used=event.actual_gas_used,
+                event=decode_user_operation_event(topics, _log_data(log)),
                 reason=reason,
                 logs=[dict(entry_log) for entry_log in logs[start:index]],
             )

@@ -89,7 +89,7 @@ from support.accounts import (
     network_for,
 )
 from support.permit_types import PERMIT_SINGLE_TYPES
-from support.signatures import forge_typed_data
+from support.signatures import CountingSigner, forge_typed_data
 from support.smuggling import smuggling_encodings
 from support.victims import Victims, deploy, deploy_victims, transact, view
 
@@ -1378,26 +1378,6 @@ def _is_module_installed(module_type: int, module: str, context: bytes) -> bytes
     )
 
 
-class CountingSigner:
-    """A signer counting what it signs."""
-
-    def __init__(self, signer: LocalSigner) -> None:
-        self.signer = signer
-        self.signed = 0
-
-    @property
-    def address(self) -> str:
-        return self.signer.address
-
-    def sign_hash(self, digest: bytes) -> bytes:
-        self.signed += 1
-        return self.signer.sign_hash(digest)
-
-    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
-        self.signed += 1
-        return self.signer.sign_typed_data(typed_data)
-
-
 def safe7579_owner(stack: LocalStack, contracts: AccountContracts, recipient: str) -> tuple[Network, Owner]:
     """A network driving Safe7579 accounts with the Safe7579 adapter, and the owner (a new key) of its account,
     funded and created."""
@@ -1585,7 +1565,7 @@ def test_the_generic_adapter_refuses_a_grant_on_a_safe_module_of_a_safe7579_acco
     enable_safe_module(owner, safe_module)
     generic = ERC7579AccountKind(owner_validator=contracts.owner_validator, chain=RpcChain(stack.rpc_url))
     plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=generic)
-    signer = CountingSigner(owner.signer)
+    signer = CountingSigner(owner.signer.private_key)
     generic_owner = plain.owner(signer, owner.account)
     assert type(generic_owner.kind) is ERC7579AccountKind
     aimed = [Policy.call(safe_module, "other(uint256 amount)")]

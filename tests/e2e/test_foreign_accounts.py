@@ -52,6 +52,7 @@ from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.accounts import account_bytecode, build_bytecode, deploy_code, owner_validator_bytecode
 from support.fuzz import DEEP
+from support.signatures import CountingSigner
 
 pytestmark = pytest.mark.e2e
 
@@ -65,18 +66,6 @@ VALIDATOR_IN_SIGNATURE = 2
 WRAPPED_ERC1271_HASH = 4
 SINGLE_DEFAULT_MODE_ONLY = 8
 VALIDATOR_QUERY_REVERTS = 16
-
-
-class CountingSigner(LocalSigner):
-    """A local key that counts what it signs: the owner's key must sign nothing for an account keyscope refuses."""
-
-    def __init__(self) -> None:
-        super().__init__(LocalSigner.generate().private_key)
-        self.signed = 0
-
-    def sign_hash(self, digest: bytes) -> bytes:
-        self.signed += 1
-        return super().sign_hash(digest)
 
 
 # -- one stack, the foreign contracts deployed once ----------------------------------------------------------

@@ -30,8 +30,7 @@ from keyscope.local import LocalStack
 from keyscope.network import Network
 from keyscope.owner import Owner
 from keyscope.signing import LocalSigner
-from keyscope.userop import UserOperation
-from support.relay import Relay
+from support.relay import Relay, made_up_receipt
 
 pytestmark = pytest.mark.e2e
 
@@ -74,26 +73,6 @@ def owner(net: Network, stack: LocalStack) -> Owner:
     return owner
 
 
-def invented_receipt(
-    op: UserOperation, user_op_hash: bytes, entry_point: str, tx_hash: bytes, block: int
-) -> Any:
-    """A whole successful receipt of ``op`` under its own hash, sender and nonce, in transaction ``tx_hash``."""
-    tx = "0x" + tx_hash.hex()
-    return {
-        "userOpHash": "0x" + user_op_hash.hex(),
-        "entryPoint": entry_point,
-        "sender": op.sender,
-        "nonce": hex(op.nonce),
-        "actualGasCost": hex(10**15),
-        "actualGasUsed": hex(150_000),
-        "success": True,
-        "logs": [],
-        "receipt": {"transactionHash": tx, "blockNumber": hex(block), "status": "0x1", "logs": []},
-        "transactionHash": tx,
-        "blockNumber": hex(block),
-    }
-
-
 def test_a_receipt_invented_for_an_operation_never_sent_is_not_believed(
     net: Network, relay: Relay, stack: LocalStack, owner: Owner
 ) -> None:
@@ -103,8 +82,8 @@ def test_a_receipt_invented_for_an_operation_never_sent_is_not_believed(
     mine = net.user_op_hash(op)
     made_up = keccak(b"a bundle transaction no node has")
     relay.answers["eth_sendUserOperation"] = lambda request: "0x" + mine.hex()
-    relay.answers["eth_getUserOperationReceipt"] = lambda request: invented_receipt(
-        op, mine, net.entry_point, made_up, stack.block_number()
+    relay.answers["eth_getUserOperationReceipt"] = lambda request: made_up_receipt(
+        mine, op.sender, op.nonce, made_up, stack.block_number(), entry_point=net.entry_point
     )
     pending = owner.send(op)
     with pytest.raises(UserOperationTimeoutError) as info:
@@ -126,8 +105,8 @@ def test_a_receipt_invented_in_another_operations_transaction_is_refused(
     op = owner.build(function_call(stack.nft, SAFE_MINT, owner.account))
     mine = net.user_op_hash(op)
     relay.answers["eth_sendUserOperation"] = lambda request: "0x" + mine.hex()
-    relay.answers["eth_getUserOperationReceipt"] = lambda request: invented_receipt(
-        op, mine, net.entry_point, first.transaction_hash, first.block_number
+    relay.answers["eth_getUserOperationReceipt"] = lambda request: made_up_receipt(
+        mine, op.sender, op.nonce, first.transaction_hash, first.block_number, entry_point=net.entry_point
     )
     with pytest.raises(ReceiptContradictedError, match="holds no UserOperationEvent of it") as info:
         owner.send(op).wait(timeout=30.0)

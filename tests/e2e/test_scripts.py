@@ -31,7 +31,7 @@ from keyscope.local import LocalStack
 from keyscope.local.anvil import dev_private_key
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
-from support.relay import Relay
+from support.relay import Relay, made_up_receipt
 
 pytestmark = pytest.mark.e2e
 
@@ -226,26 +226,6 @@ def test_account_sessions_and_revocation_through_alto(
     assert nft_balance(stack, stack.nft, account) == 3
 
 
-def _made_up_receipt(
-    user_op_hash: bytes, sender: str, nonce: int, tx_hash: bytes, block: int
-) -> dict[str, Any]:
-    """A whole successful receipt of ``user_op_hash`` in transaction ``tx_hash``, as a bundler may make one up."""
-    tx = "0x" + tx_hash.hex()
-    return {
-        "userOpHash": "0x" + user_op_hash.hex(),
-        "entryPoint": ENTRY_POINT_V07,
-        "sender": sender,
-        "nonce": hex(nonce),
-        "actualGasCost": hex(10**15),
-        "actualGasUsed": hex(150_000),
-        "success": True,
-        "logs": [],
-        "receipt": {"transactionHash": tx, "blockNumber": hex(block), "status": "0x1", "logs": []},
-        "transactionHash": tx,
-        "blockNumber": hex(block),
-    }
-
-
 def test_status_shows_a_receipt_only_once_the_node_confirms_it(
     local_stack: LocalStack, deployments: Path, tmp_path: Path
 ) -> None:
@@ -265,9 +245,16 @@ def test_status_shows_a_receipt_only_once_the_node_confirms_it(
     made_up_tx = keccak(b"a bundle transaction no node has")
     block = stack.block_number()
     invented = {
-        "0x" + never_sent.hex(): _made_up_receipt(never_sent, owner.account, 1 << 64, made_up_tx, block),
-        "0x" + elsewhere.hex(): _made_up_receipt(
-            elsewhere, owner.account, 2 << 64, bytes(real.transaction_hash), real.block_number
+        "0x" + never_sent.hex(): made_up_receipt(
+            never_sent, owner.account, 1 << 64, made_up_tx, block, entry_point=ENTRY_POINT_V07
+        ),
+        "0x" + elsewhere.hex(): made_up_receipt(
+            elsewhere,
+            owner.account,
+            2 << 64,
+            bytes(real.transaction_hash),
+            real.block_number,
+            entry_point=ENTRY_POINT_V07,
         ),
     }
     told_reverted = {"0x" + real_hash.hex()}  # the real success told as a revert, while in the set

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Answer", "Change", "Relay"]
+__all__ = ["Answer", "Change", "Relay", "made_up_receipt"]
 
 Answer = Callable[[dict[str, Any]], Any]
 """Given a JSON-RPC request, the ``result`` to answer in the bundler's place."""
@@ -67,3 +67,24 @@ class Relay:
         self._http.shutdown()
         self._http.server_close()
         self._client.close()
+
+
+def made_up_receipt(
+    user_op_hash: bytes, sender: str, nonce: int, tx_hash: bytes, block: int, *, entry_point: str
+) -> dict[str, Any]:
+    """A whole successful receipt of ``user_op_hash`` (of ``sender`` with ``nonce``, sent to ``entry_point``) in
+    transaction ``tx_hash`` of ``block``, as a bundler may make one up."""
+    tx = "0x" + tx_hash.hex()
+    return {
+        "userOpHash": "0x" + user_op_hash.hex(),
+        "entryPoint": entry_point,
+        "sender": sender,
+        "nonce": hex(nonce),
+        "actualGasCost": hex(10**15),
+        "actualGasUsed": hex(150_000),
+        "success": True,
+        "logs": [],
+        "receipt": {"transactionHash": tx, "blockNumber": hex(block), "status": "0x1", "logs": []},
+        "transactionHash": tx,
+        "blockNumber": hex(block),
+    }

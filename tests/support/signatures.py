@@ -1,5 +1,5 @@
 """Session signatures made without the SDK's local check: what a leaked session key could sign, for the tests that
-show the module (and the verifier) refusing it."""
+show the module (and the verifier) refusing it; and :class:`CountingSigner`, a key that counts what it signs."""
 
 from __future__ import annotations
 
@@ -16,6 +16,23 @@ from keyscope.message_signing import nested_frames
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, typed_data_sign_hash
+
+
+class CountingSigner(LocalSigner):
+    """A local key (``private_key``, else a new one) that counts what it signs, digests and typed data alike: for the
+    tests that show a refused request or grant signs nothing."""
+
+    def __init__(self, private_key: bytes | str | None = None) -> None:
+        super().__init__(LocalSigner.generate().private_key if private_key is None else private_key)
+        self.signed = 0
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        self.signed += 1
+        return super().sign_hash(digest)
+
+    def sign_typed_data(self, typed_data: dict[str, Any]) -> bytes:
+        self.signed += 1
+        return super().sign_typed_data(typed_data)
 
 
 def forge_typed_data(

@@ -211,10 +211,10 @@ class PendingUserOperation:
         return receipt.model_copy(
             update={
                 "entry_point": entry_point,
-                "paymaster": outcome.paymaster,
-                "actual_gas_cost": outcome.actual_gas_cost,
-                "actual_gas_used": outcome.actual_gas_used,
-                "success": outcome.success,
+                "paymaster": outcome.event.paymaster,
+                "actual_gas_cost": outcome.event.actual_gas_cost,
+                "actual_gas_used": outcome.event.actual_gas_used,
+                "success": outcome.event.success,
                 "reason": outcome.reason,
                 "block_number": block,
                 "logs": outcome.logs,
@@ -223,11 +223,11 @@ class PendingUserOperation:
 
     def _check_outcome(self, receipt: UserOperationReceipt, outcome: OperationOutcome, tx_hex: str) -> None:
         """Refuse a receipt whose sender, nonce or success the node's event does not bear out."""
-        if outcome.sender != receipt.sender:
-            problem = f"the node's event names sender {outcome.sender}, the receipt {receipt.sender}"
-        elif outcome.nonce != receipt.nonce:
-            problem = f"the node's event names nonce {outcome.nonce:#x}, the receipt {receipt.nonce:#x}"
-        elif outcome.success != receipt.success:
+        if outcome.event.sender != receipt.sender:
+            problem = f"the node's event names sender {outcome.event.sender}, the receipt {receipt.sender}"
+        elif outcome.event.nonce != receipt.nonce:
+            problem = f"the node's event names nonce {outcome.event.nonce:#x}, the receipt {receipt.nonce:#x}"
+        elif outcome.event.success != receipt.success:
             problem = (
                 "the node's event says its call reverted, the receipt that it succeeded"
                 if receipt.success
