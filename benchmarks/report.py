@@ -988,6 +988,16 @@ def _settings_section(results: dict[str, Any]) -> Fields:
         ],
         ["whole run", f"{results.get('seconds', NA)} s"],
     ]
+    merged = results.get("merged_from")
+    if merged:
+        # a run of some parts (--merge): the others' figures are an earlier run's, on its own machine state
+        rows.append(
+            [
+                "parts from an earlier run",
+                f"{', '.join(merged.get('parts') or []) or NA} (generated {merged.get('generated_at', NA)}); "
+                "the rows above describe the run of the other parts",
+            ]
+        )
     return {"run_table": table(["", ""], rows, "ll")}
 
 
