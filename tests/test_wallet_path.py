@@ -130,11 +130,34 @@ def test_a_junk_signature_is_refused_at_complete(session: Session) -> None:
         request.complete(b"\x01" * 65)  # someone's signature, not the owner's
     assert refused.value.owner == owner.address and refused.value.recovered not in (None, owner.address)
     assert "eth_signTypedData_v4" in str(refused.value)
-    with pytest.raises(InvalidGrantSignatureError, match="is not an ECDSA signature of it") as refused:
+    with pytest.raises(InvalidGrantSignatureError) as refused:
         request.complete(bytes(64) + b"\x1b")  # r = s = 0: nobody's
     assert refused.value.recovered is None
-    with pytest.raises(InvalidGrantSignatureError, match="the signature is empty"):
+    assert (
+        "it is 65 bytes (0x0000000000000000…000000000000001b) and recovers to no key, not to the owner"
+        in str(refused.value)
+    )
+    with pytest.raises(InvalidGrantSignatureError, match="it is empty and recovers to no key"):
         request.complete("0x")
+
+
+def test_a_truncated_signature_is_refused_showing_its_length_and_hex(session: Session) -> None:
+    """A signature cut short (a copy-paste that lost digits) is shown as what it is, in hex, beside the length an
+    ECDSA signature has, so that the mistake is seen in the message."""
+    owner = LocalSigner.generate()
+    request = _grant(session, "0x" + "33" * 20).model_copy(update={"owner": owner.address})
+    signature = owner.sign_typed_data(request.typed_data)
+    with pytest.raises(InvalidGrantSignatureError) as refused:
+        request.complete("0x1234")
+    assert "it is 2 bytes (0x1234) and recovers to no key (an ECDSA signature is 65 bytes)" in str(
+        refused.value
+    )
+    with pytest.raises(InvalidGrantSignatureError) as refused:
+        request.complete(signature[:64])
+    said = str(refused.value)
+    assert f"it is 64 bytes (0x{signature[:8].hex()}…{signature[56:64].hex()})" in said, said
+    assert "(an ECDSA signature is 65 bytes)" in said and f"not to the owner {owner.address}" in said
+    assert request.complete(signature).owner_signature == signature
 
 
 def test_a_signature_by_another_key_is_refused_naming_both(session: Session) -> None:

@@ -65,9 +65,24 @@ def recover_grant_signer(kind: AccountKind, grant: SessionGrant, signature: byte
         return None
 
 
-def _refusal(grant: SessionGrant, owner: str | None, recovered: str | None, detail: str) -> str:
+def _shown(signature: bytes) -> str:
+    """``signature`` as 0x-hex, its middle elided past 16 bytes."""
+    text = signature.hex()
+    return "0x" + (text if len(signature) <= 16 else f"{text[:16]}…{text[-16:]}")
+
+
+def _refusal(
+    grant: SessionGrant, owner: str | None, recovered: str | None, detail: str, signature: bytes = b""
+) -> str:
     who = f"the owner {owner}" if owner is not None else "the account's owner"
-    found = f"it recovers to {recovered}" if recovered is not None else "it is not an ECDSA signature of it"
+    if recovered is not None:
+        found = f"it recovers to {recovered}"
+    elif not signature:
+        found = "it is empty and recovers to no key"
+    else:  # what it is, so that a truncated or mangled value is seen as such
+        found = f"it is {len(signature)} bytes ({_shown(signature)}) and recovers to no key"
+        if len(signature) < _ECDSA_LENGTH:
+            found += f" (an ECDSA signature is {_ECDSA_LENGTH} bytes)"
     return (
         f"the signature does not grant session 0x{grant.session_id.hex()}: {found}, not to {who} of "
         f"{grant.account}{detail}. Have {who}'s wallet sign the request's typed_data with eth_signTypedData_v4 "
@@ -100,9 +115,7 @@ def check_grant_signature(
     """
     owner = to_address(owner, name="owner") if owner is not None else None
     if not signature:
-        raise InvalidGrantSignatureError(
-            _refusal(grant, owner, None, " (the signature is empty)"), account=grant.account, owner=owner
-        )
+        raise InvalidGrantSignatureError(_refusal(grant, owner, None, ""), account=grant.account, owner=owner)
     recovered = recover_grant_signer(kind, grant, signature)
     if deployed is None and endpoints is not None:
         deployed = endpoints.is_deployed(grant.account)
@@ -114,7 +127,7 @@ def check_grant_signature(
         except AccountSetupError:
             if owner is not None and recovered != owner:  # the plainer cause: another key signed
                 raise InvalidGrantSignatureError(
-                    _refusal(grant, owner, recovered, " (the account refuses it too)"),
+                    _refusal(grant, owner, recovered, " (the account refuses it too)", signature),
                     account=grant.account,
                     owner=owner,
                     recovered=recovered,
@@ -133,7 +146,10 @@ def check_grant_signature(
         )
     if recovered != owner:
         raise InvalidGrantSignatureError(
-            _refusal(grant, owner, recovered, ""), account=grant.account, owner=owner, recovered=recovered
+            _refusal(grant, owner, recovered, "", signature),
+            account=grant.account,
+            owner=owner,
+            recovered=recovered,
         )
 
 
@@ -145,7 +161,13 @@ def _check_undeployed(
     if isinstance(kind, KeyscopeDelegateKind):  # an EOA not upgraded yet: its own key is its only owner
         if recovered != grant.account:
             raise InvalidGrantSignatureError(
-                _refusal(grant, grant.account, recovered, " (an EOA's grant is signed by the EOA's own key)"),
+                _refusal(
+                    grant,
+                    grant.account,
+                    recovered,
+                    " (an EOA's grant is signed by the EOA's own key)",
+                    signature,
+                ),
                 account=grant.account,
                 owner=grant.account,
                 recovered=recovered,
@@ -203,7 +225,7 @@ def _check_undeployed(
     detail = " (the account, created as its first operation creates it, refuses it"
     detail += f": isValidSignature answered 0x{answer.magic.hex()})" if answer.magic else ")"
     raise InvalidGrantSignatureError(
-        _refusal(grant, account_owner, recovered, detail),
+        _refusal(grant, account_owner, recovered, detail, signature),
         account=grant.account,
         owner=account_owner,
         recovered=recovered,
