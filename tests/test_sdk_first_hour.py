@@ -443,6 +443,25 @@ def test_a_grant_on_the_entry_point_warns_that_the_session_may_withdraw_the_acco
     assert entry_point.chain_manager.provider.get_balance(thief) == taken
 
 
+def test_a_listed_paymaster_without_code_is_said_to_have_none_before_what_listing_it_risks(
+    owner, nft
+) -> None:
+    """A paymaster address mistyped (or one of another chain) has no code: the warning says so first, with what to
+    check, rather than only that it is not keyscope's SponsorPaymaster, which would send the owner looking into what
+    kind of paymaster it is. A paymaster with code is not said to have none."""
+    nowhere = LocalSigner.generate().address
+    mint = [mint_policy(nft, owner.account)]
+    with pytest.warns(TargetWarning) as caught:
+        owner.grant(SessionKey.generate(), mint, paymasters=[nowhere])
+    (said,) = [str(w.message) for w in caught]
+    assert f"paymaster {nowhere} as uncapped: it has no code on this chain (check the address" in said, said
+    assert "not keyscope's SponsorPaymaster" in said, said
+    with pytest.warns(TargetWarning) as caught:
+        owner.grant(SessionKey.generate(), mint, paymasters=[nft.address])
+    (said,) = [str(w.message) for w in caught]
+    assert "not keyscope's SponsorPaymaster" in said and "no code" not in said, said
+
+
 def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nft) -> None:
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # the account exists
     key = SessionKey.generate()

@@ -148,17 +148,27 @@ def paymaster_problems(chain: Chain, session: Session) -> list[str]:
     paymaster lifts the session's gas cap and budget for the operations naming it, so the key may make it account
     for any gas it chooses; that is safe only for a sponsor paying from its own deposit, such as keyscope's
     ``SponsorPaymaster`` (:func:`is_keyscope_sponsor`); anything else may charge the account (an ERC-20 paymaster it
-    approved) and is reported. Nothing is reported for a list that lifts nothing (:func:`lifts_anything`)."""
+    approved) and is reported, with a word first when it has no code on ``chain`` (a mistyped address, or one of
+    another chain). Nothing is reported for a list that lifts nothing (:func:`lifts_anything`)."""
     if not lifts_anything(session):
         return []
-    return [
-        f"paymaster {paymaster} as uncapped: operations naming it are neither capped by the session's "
-        "max_gas_cost nor counted in its gas budget, and it is not keyscope's SponsorPaymaster; list it only "
-        "if it pays from its own deposit and charges the account nothing (an ERC-20 paymaster the account "
-        "approved would charge it for whatever gas the session key chooses)"
-        for paymaster in session.paymasters
-        if not is_keyscope_sponsor(chain, paymaster)
-    ]
+    problems = []
+    for paymaster in session.paymasters:
+        if is_keyscope_sponsor(chain, paymaster):
+            continue
+        # an address without code is most often a mistyped one, or one of another chain: said first, as the fix
+        nothing = (
+            " it has no code on this chain (check the address, and that the paymaster is deployed on this chain);"
+            if not chain.get_code(paymaster)
+            else ""
+        )
+        problems.append(
+            f"paymaster {paymaster} as uncapped:{nothing} operations naming it are neither capped by the session's "
+            "max_gas_cost nor counted in its gas budget, and it is not keyscope's SponsorPaymaster; list it only "
+            "if it pays from its own deposit and charges the account nothing (an ERC-20 paymaster the account "
+            "approved would charge it for whatever gas the session key chooses)"
+        )
+    return problems
 
 
 def warn_about_paymasters(chain: Chain, session: Session) -> None:
