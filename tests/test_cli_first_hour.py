@@ -739,6 +739,28 @@ def test_keyscope_revoke_on_chain_refuses_swapped_node_and_bundler_urls_naming_b
             assert store.is_revoked(grant.session_id)
 
 
+def test_keyscope_sessions_given_a_bundlers_url_as_node_says_so(
+    grants, local_stack: Any, tmp_path: Path
+) -> None:
+    """``keyscope sessions --node`` given the bundler's URL (the other URL the local stack prints) failed on the
+    node's method the bundler does not serve, with the bundler's validation error; it now says that the URL is a
+    bundler's and where the node's is found, its key masked."""
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    with open_store(url) as store:
+        store.put_grant(grants[0])
+    keyed = f"{local_stack.bundler_url}/?apikey=SECRETKEY1234567890ab"
+    code, output = sessions(url, "--node", keyed)
+    said = " ".join(output.split())
+    assert code == 1, said
+    assert said.startswith(f"error: --node {local_stack.bundler_url}/"), said
+    assert "is an ERC-4337 bundler's URL, not a node's: give --node the node's JSON-RPC URL" in said, said
+    assert "SECRETKEY" not in said and "Traceback" not in said and "eth_getBlockByNumber" not in said, said
+    code, output = sessions(
+        url, "--node", local_stack.rpc_url
+    )  # the node's URL: listed (another chain's grant)
+    assert code == 0 and "1 session(s)" in output, output
+
+
 def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_path: Path) -> None:
     """The owner's key is read first: a missing or malformed one stops the command before the store is touched."""
     url = f"sqlite:///{tmp_path / 'sessions.db'}"

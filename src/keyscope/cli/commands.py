@@ -29,10 +29,12 @@ import click
 
 from .. import __version__
 from ..chain import RpcChain
-from ..errors import ConfigurationError, without_private_keys
+from ..endpoint_kinds import answers_as_bundler
+from ..errors import ConfigurationError, KeyscopeError, without_private_keys
 from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
-from ..store import OutboxRecord, OutboxState
+from ..store import OutboxRecord, OutboxState, SessionStore
+from ..urls import mask_url
 from .actions import check_grant_network, revoke_session
 from .browser import consent, dashboard
 from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
@@ -95,11 +97,25 @@ def sessions(store_url: str, account: str | None, node: str | None, as_json: boo
     with open_session_store(store_url, keys=False, existing=True) as store:
         listing = store_sessions(store, account)
         if node is not None:
-            judged = list_sessions(RpcChain(node), store, account)
+            judged = _judged_at(node, store, account)
             listing = Listing(
                 judged.reports, judged.unreadable, listing.in_flight, listing.unreadable_records
             )
     emit(as_json, listing.to_dict(), listing.table(shown_store_url(store_url)))
+
+
+def _judged_at(node: str, store: SessionStore, account: str | None) -> Listing:
+    """The store's sessions judged at ``node``; a bundler's URL given as ``--node`` (it fails on the node's methods)
+    is said as such, with where the node's URL is found, rather than as the method it does not serve."""
+    try:
+        return list_sessions(RpcChain(node), store, account)
+    except KeyscopeError:
+        if answers_as_bundler(node):
+            raise ConfigurationError(
+                f"--node {mask_url(node)} is an ERC-4337 bundler's URL, not a node's: give --node the node's "
+                "JSON-RPC URL (rpc_url in the deployments file)"
+            ) from None
+        raise
 
 
 def _record_row(record: OutboxRecord) -> dict[str, Any]:
