@@ -344,6 +344,32 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
         assert isinstance(sql, SqlStore) and sql.schema_version() == LATEST_VERSION
 
 
+@pytest.mark.parametrize("name", ["sessions.db", "keys.sqlite", "Store.SQLITE3"])
+def test_a_plain_path_named_like_a_database_file_is_not_set_up_as_a_folder(
+    tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``open_store("sessions.db")`` set up a folder of keystore files named sessions.db, where a SQLite database was
+    meant: it is refused now, nothing created, naming the sqlite:/// URL that opens one there (relative or absolute)
+    and the file:// form that still sets up a folder of that name; a folder store already there opens as before."""
+    monkeypatch.chdir(tmp_path)
+    for place, sqlite_url in ((name, f"sqlite:///{name}"), (tmp_path / name, f"sqlite:///{tmp_path / name}")):
+        with pytest.raises(BadInputError) as refused:
+            open_store(place)
+        said = str(refused.value)
+        assert "a plain path opens a folder of keystore files" in said and f"give {sqlite_url} for" in said, (
+            said
+        )
+        assert "file:// and the folder's absolute path" in said, said
+        assert not (tmp_path / name).exists()
+    with open_store(f"sqlite:///{name}") as sql:
+        assert isinstance(sql, SqlStore)
+    (tmp_path / name).unlink()
+    with open_store((tmp_path / name).as_uri()) as folder:  # a folder of that name, asked for as one
+        assert isinstance(folder, FileStore)
+    with open_store(tmp_path / name) as again:  # once there, the plain path opens it
+        assert isinstance(again, FileStore)
+
+
 @pytest.mark.parametrize(
     ("url", "secret", "needle"),
     [

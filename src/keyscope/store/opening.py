@@ -14,6 +14,9 @@ from .sql import SqlStore
 
 __all__ = ["open_store"]
 
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+"""Names that say "a SQLite file": a plain path so named, where nothing is yet, is not set up as a folder store."""
+
 
 def open_store(
     url: str | Path,
@@ -60,6 +63,13 @@ def open_store(
                 "passphrase=, not kek="
             )
         path = url if scheme == "" else _file_url_path(url)
+        if scheme == "" and Path(path).suffix.lower() in _SQLITE_SUFFIXES and not Path(path).exists():
+            # a plain path is a folder store: one named like a database file was most likely meant as SQLite
+            raise BadInputError(
+                f"store {shown(path)}: a plain path opens a folder of keystore files, and {path} is named like a "
+                f"SQLite database: give sqlite:///{path} for a SQLite store, or file:// and the folder's absolute path "
+                "for a folder store of that name"
+            )
         return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n, create=create)
     if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
         return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n, create=create)
