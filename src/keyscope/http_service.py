@@ -9,11 +9,13 @@ JSON-RPC services (the sponsor, the co-signer): :data:`MAX_BATCH` and :func:`bat
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -24,17 +26,22 @@ from typing import Any, TypeVar
 from .errors import BadInputError, ConfigurationError, TransportError
 
 __all__ = [
+    "BUSY_RETRY_AFTER",
     "INVALID_REQUEST",
     "MAX_BATCH",
+    "MAX_CONNECTIONS",
     "REQUEST_TIMEOUT",
+    "SERVER_BUSY",
     "BackgroundServer",
     "DeadlineRequestHandler",
+    "JsonRpcHTTPServer",
     "LocalHTTPServer",
     "LocalRequestHandler",
     "NestedTooDeepError",
     "answer_id",
     "batch_refusal",
     "cannot_listen",
+    "connection_limits",
     "content_length",
     "foreign_host",
     "is_notification",
@@ -56,9 +63,51 @@ file descriptor until the client closed it, so a few hundred idle connections le
 another (a process's file descriptors are bounded); a timeout per read alone let a client trickling a byte at a
 time hold one for ever."""
 
+MAX_CONNECTIONS = 64
+"""The most connections a server (the sponsor, the co-signer, the consent server) serves at once, unless given
+another limit (``max_connections``). Each connection it serves holds a thread and a file descriptor until its
+request is answered or :data:`REQUEST_TIMEOUT` cuts it; the deadline alone bounded how long, not how many: a client
+opening 500 connections and trickling a byte into each held 500 threads, and, past the process's file descriptors
+(1,024 is a common default), left the service accepting no other connection until the deadlines passed. A
+connection past the limit is answered at once from the accepting thread, ``503 Service Unavailable`` with
+``Retry-After`` (:data:`BUSY_RETRY_AFTER`), and closed: it gets no thread and waits for nothing. Each request of
+these services takes milliseconds, so 64 at once is far more than their honest clients (a bundler, a dapp) keep
+open."""
+
+BUSY_RETRY_AFTER = 1
+"""Seconds a client refused for the connection limit is told to wait (``Retry-After``): a slot frees as soon as
+a request is answered, or at the latest after :data:`REQUEST_TIMEOUT`."""
+
+
+def connection_limits(max_connections: object, per_address: object) -> tuple[int, int | None]:
+    """``(max_connections, per_address)`` checked: each a whole number of connections, at least 1, the share of one
+    client address no more than the whole; ``per_address`` None chooses it when the server is bound
+    (:meth:`LocalHTTPServer.per_address_limit`). :class:`BadInputError` otherwise."""
+    checked = [("max_connections", max_connections)]
+    if per_address is not None:
+        checked.append(("max_connections_per_address", per_address))
+    for name, value in checked:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadInputError(
+                f"{name} {value!r} is no number of connections: give a whole number, at least 1 (by default a "
+                f"server takes {MAX_CONNECTIONS} at once, and from one client address all of them on a loopback "
+                "address, a quarter on another)"
+            )
+    assert isinstance(max_connections, int)
+    if isinstance(per_address, int) and per_address > max_connections:
+        raise BadInputError(
+            f"max_connections_per_address {per_address} is over max_connections {max_connections}: one client "
+            f"address can hold no more than the whole; give at most {max_connections}"
+        )
+    return max_connections, per_address if isinstance(per_address, int) else None
+
 
 INVALID_REQUEST = -32600
 """JSON-RPC 2.0's code for a request (or a batch) that is no valid request object."""
+
+SERVER_BUSY = -32000
+"""The JSON-RPC error code (implementation-defined server error) of a connection refused, ``503``, for the
+connection limit (:data:`MAX_CONNECTIONS`)."""
 
 MAX_BATCH = 100
 """The most requests a JSON-RPC service (the sponsor, the co-signer) takes in one batch. A larger batch is refused
@@ -183,10 +232,139 @@ class DeadlineRequestHandler(BaseHTTPRequestHandler):
 
 class LocalHTTPServer(ThreadingHTTPServer):
     """A threading HTTP server whose request threads do not keep the process alive and whose port can be
-    bound again at once."""
+    bound again at once, serving at most ``max_connections`` connections at once (:data:`MAX_CONNECTIONS`), and
+    at most ``max_connections_per_address`` of them from one client address (:meth:`per_address_limit`).
+
+    A connection past either limit is answered ``503`` with ``Retry-After`` by the accepting thread and closed
+    (:meth:`busy_body` says which limit, in the server's own format): it gets no request thread, so a flood of
+    connections costs the server one accept, one short write and one close each, and what it holds stays bounded.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+    """The listening socket's backlog (socketserver's default, 5, dropped the connections a burst opened faster
+    than one accept each, and their clients retried a second later)."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_address: int | None = None,
+    ) -> None:
+        self.max_connections, self.max_connections_per_address = connection_limits(
+            max_connections, max_connections_per_address
+        )
+        self.refused_connections = 0
+        """How many connections were refused for a limit since the server started."""
+        self._served = 0
+        self._served_by: dict[str, int] = {}
+        self._count_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    @property
+    def per_address_limit(self) -> int:
+        """The most connections served at once from one client address: ``max_connections_per_address`` when
+        given; else the whole limit on a loopback address (every client of the machine, and a proxy in front of
+        the service on it, comes from 127.0.0.1: a share would only lower the limit), and a quarter of it (at least
+        1) on any other, so that one address reaching the service directly cannot take every connection. A service
+        behind a proxy on another machine sees the proxy's address only: give the whole limit as the share there,
+        and let the proxy bound each client."""
+        if self.max_connections_per_address is not None:
+            return self.max_connections_per_address
+        if _is_loopback(str(self.server_address[0])):
+            return self.max_connections
+        return max(1, self.max_connections // 4)
+
+    def busy_body(self, message: str) -> tuple[bytes, str]:
+        """The body (and its type) of a ``503`` refusing a connection for a limit, which ``message`` explains."""
+        return json.dumps({"error": message}).encode(), "application/json"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        address = str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+        share = self.per_address_limit
+        with self._count_lock:
+            if self._served >= self.max_connections:
+                refusal = (
+                    f"this service is serving its limit of {self.max_connections} connections at once: try again "
+                    f"in {BUSY_RETRY_AFTER} s"
+                )
+            elif self._served_by.get(address, 0) >= share:
+                refusal = (
+                    f"this service is serving its limit of {share} connections at once from your address "
+                    f"{address}: finish or close one of them, or try again in {BUSY_RETRY_AFTER} s"
+                )
+            else:
+                refusal = None
+                self._served += 1
+                self._served_by[address] = self._served_by.get(address, 0) + 1
+        if refusal is not None:
+            self._refuse(request, address, refusal)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (too many threads): the slot is free again
+            self._release(address)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(
+                str(client_address[0]) if isinstance(client_address, tuple) else str(client_address)
+            )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a connection the client reset or broke off at DEBUG (it is the client's doing, and a flood of them
+        would fill the log with tracebacks); anything else as socketserver does."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            logging.getLogger("keyscope").debug("%s broke off the connection: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)
+
+    def _release(self, address: str) -> None:
+        with self._count_lock:
+            self._served -= 1
+            left = self._served_by.get(address, 0) - 1
+            if left > 0:
+                self._served_by[address] = left
+            else:
+                self._served_by.pop(address, None)
+
+    def _refuse(self, request: socket.socket, address: str, message: str) -> None:
+        """Answer ``503`` on ``request`` without waiting for anything (a write that would wait is dropped) and
+        close it."""
+        with self._count_lock:
+            self.refused_connections += 1
+        logging.getLogger("keyscope").debug("%s refused: %s", address, message)
+        body, content_type = self.busy_body(message)
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Retry-After: {BUSY_RETRY_AFTER}\r\nConnection: close\r\n\r\n"
+        )
+        try:
+            request.setblocking(False)
+            # what the client sent already, read so that closing does not reset the connection over it
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                request.recv(1 << 16)
+            request.send(head.encode("ascii") + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+
+class JsonRpcHTTPServer(LocalHTTPServer):
+    """A :class:`LocalHTTPServer` for a JSON-RPC service, whose ``503`` refusals carry a JSON-RPC error object
+    (code -32000, id null), as its other refusals do."""
+
+    def busy_body(self, message: str) -> tuple[bytes, str]:
+        error = {"jsonrpc": "2.0", "id": None, "error": {"code": SERVER_BUSY, "message": message}}
+        return json_answer(error), "application/json"
 
 
 class LocalRequestHandler(DeadlineRequestHandler):
@@ -323,18 +501,38 @@ def require_host(host: object) -> str:
 
 class BackgroundServer(ABC):
     """Serves on ``host``:``port`` (0: a free port the kernel chooses, known once started) in a background
-    thread. Subclasses build the HTTP server and name themselves in messages (:attr:`_what`) and the thread
+    thread, at most ``max_connections`` connections at once and ``max_connections_per_address`` from one client
+    address (:class:`LocalHTTPServer`; checked here, :class:`BadInputError`). Subclasses build the HTTP server
+    with :attr:`connection_options` and name themselves in messages (:attr:`_what`) and the thread
     (:attr:`_thread_name`)."""
 
     #: "the <what> is not running", "the <what> is already running"
     _what = "server"
     _thread_name = "keyscope-server"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_address: int | None = None,
+    ) -> None:
         self.host = require_host(host)
         self.port = port
+        self.max_connections, self.max_connections_per_address = connection_limits(
+            max_connections, max_connections_per_address
+        )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def connection_options(self) -> dict[str, Any]:
+        """The connection limits, as :class:`LocalHTTPServer` takes them."""
+        return {
+            "max_connections": self.max_connections,
+            "max_connections_per_address": self.max_connections_per_address,
+        }
 
     @abstractmethod
     def _bind(self) -> ThreadingHTTPServer:

@@ -35,6 +35,7 @@ from ..errors import BadInputError, KeyscopeError, SessionStoreError
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..http_service import (
+    MAX_CONNECTIONS,
     BackgroundServer,
     LocalHTTPServer,
     LocalRequestHandler,
@@ -108,7 +109,9 @@ class ConsentServer(BackgroundServer):
     ``store``: where granted sessions are kept (the dashboard lists its grants with their permissions in words;
     without it, the dashboard knows sessions from the module's events only). ``host`` defaults to 127.0.0.1 and
     ``port`` to a free one. ``max_gas_cost`` is the per-operation gas cap (integer wei; 0: no cap; a bool or a
-    float is refused) of sessions asked through ERC-7715 without one.
+    float is refused) of sessions asked through ERC-7715 without one. ``max_connections``: the most connections
+    served at once (every client of a server on 127.0.0.1 shares that address, so there is no share per address);
+    one past it is answered 503 at once (:class:`~keyscope.http_service.LocalHTTPServer`).
     """
 
     def __init__(
@@ -119,9 +122,10 @@ class ConsentServer(BackgroundServer):
         host: str = "127.0.0.1",
         port: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
-        super().__init__(host, port)
+        super().__init__(host, port, max_connections=max_connections)
         self.network = network
         self.store = store
         self.max_gas_cost = cap
@@ -141,7 +145,7 @@ class ConsentServer(BackgroundServer):
         return f"http://{self.host}:{self.port}"
 
     def _bind(self) -> _Server:
-        return _Server((self.host, self.port), self)
+        return _Server((self.host, self.port), self, **self.connection_options)
 
     def _started(self) -> None:
         log.info("consent pages at %s", self.url)
@@ -522,6 +526,6 @@ class _Handler(LocalRequestHandler):
 
 
 class _Server(LocalHTTPServer):
-    def __init__(self, address: tuple[str, int], consent: ConsentServer) -> None:
+    def __init__(self, address: tuple[str, int], consent: ConsentServer, **limits: Any) -> None:
         self.consent = consent
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, **limits)

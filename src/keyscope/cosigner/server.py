@@ -1,25 +1,28 @@
 """The co-signer service over HTTP: JSON-RPC 2.0, bound to 127.0.0.1 on a free port by default, one thread per
-request, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH` requests a batch); every refusal is
-a JSON-RPC error object (:class:`~keyscope.cosigner.service.CoSignRefused`). A notification (a request without an
-``id`` member) is neither run nor answered (:func:`~keyscope.http_service.is_notification`): nothing is signed for
-it, and a body of notifications only is answered 204 No Content."""
+connection (at most :data:`~keyscope.http_service.MAX_CONNECTIONS` at once unless given another limit), single or
+batched (at most :data:`~keyscope.http_service.MAX_BATCH` requests a batch); every refusal is a JSON-RPC error
+object (:class:`~keyscope.cosigner.service.CoSignRefused`). A notification (a request without an ``id`` member) is
+neither run nor answered (:func:`~keyscope.http_service.is_notification`): nothing is signed for it, and a body
+of notifications only is answered 204 No Content."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError, shown
 from ..http_service import (
     INVALID_REQUEST,
+    MAX_CONNECTIONS,
     DeadlineRequestHandler,
+    JsonRpcHTTPServer,
     NestedTooDeepError,
     answer_id,
     batch_refusal,
     cannot_listen,
+    connection_limits,
     content_length,
     foreign_host,
     internal_error_message,
@@ -109,21 +112,35 @@ class _Handler(DeadlineRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], service: CoSignerService) -> None:
+class _Server(JsonRpcHTTPServer):
+    def __init__(self, address: tuple[str, int], service: CoSignerService, **limits: Any) -> None:
         self.service = service
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, **limits)
 
 
 class CoSignerServer:
-    """Serves a :class:`CoSignerService`; ``url`` is known once started (``with CoSignerServer(service) as s``)."""
+    """Serves a :class:`CoSignerService`; ``url`` is known once started (``with CoSignerServer(service) as s``).
 
-    def __init__(self, service: CoSignerService, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    It serves at most ``max_connections`` connections at once, ``max_connections_per_address`` of them from one
+    client address (default: all of them on a loopback address, a quarter on another; behind a proxy on another
+    machine give ``max_connections``, and let the proxy bound each client); one past a limit is answered 503 at
+    once (:class:`~keyscope.http_service.LocalHTTPServer`)."""
+
+    def __init__(
+        self,
+        service: CoSignerService,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_address: int | None = None,
+    ) -> None:
         self.service = service
         self.host = require_host(host)
         self.port = port
+        self.max_connections, self.max_connections_per_address = connection_limits(
+            max_connections, max_connections_per_address
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -142,9 +159,15 @@ class CoSignerServer:
         if self._server is not None:
             raise ConfigurationError("the co-signer server is already running")
         try:
-            self._server = _Server((self.host, self.port), self.service)
+            self._server = _Server(
+                (self.host, self.port),
+                self.service,
+                max_connections=self.max_connections,
+                max_connections_per_address=self.max_connections_per_address,
+            )
         except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
             raise cannot_listen(self.host, self.port, exc) from None
+        self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

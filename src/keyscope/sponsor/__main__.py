@@ -33,7 +33,7 @@ from ..errors import (
     has_private_key_form,
 )
 from ..hexutil import to_wire_int
-from ..http_service import require_host
+from ..http_service import MAX_CONNECTIONS, require_host
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
 from ..textfile import read_text_file
@@ -108,6 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--signer-key-file", default=None, help="file holding the signing key in hex")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=_whole, default=0, help="port (default: a free one)")
+    parser.add_argument(
+        "--max-connections",
+        type=_whole,
+        default=MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections served at once; one past it is answered 503 at once (default {MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=_whole,
+        default=None,
+        metavar="N",
+        help="connections served at once from one client address (default: all of --max-connections on a loopback "
+        "--host, a quarter on another; behind a proxy on another machine give --max-connections, and let the proxy "
+        "bound each client)",
+    )
     parser.add_argument(
         "--valid-after-slack",
         type=_whole,
@@ -226,13 +242,24 @@ def build(args: argparse.Namespace) -> SponsorServer:
             "fresh budget; give --ledger FILE",
             policy.validity_seconds,
         )
-    return SponsorServer(sponsor, host=args.host, port=args.port)
+    try:
+        return SponsorServer(
+            sponsor,
+            host=args.host,
+            port=args.port,
+            max_connections=args.max_connections,
+            max_connections_per_address=args.max_connections_per_address,
+        )
+    except BadInputError as error:
+        raise _as_option(error) from None
 
 
 _OPTIONS = {
     "chain_id": "--chain-id",
     "entry_point": "--entry-point",
     "ledger": "--ledger",
+    "max_connections": "--max-connections",
+    "max_connections_per_address": "--max-connections-per-address",
     "paymaster": "--paymaster",
     "valid_after_slack": "--valid-after-slack",
     "verification_gas_limit": "--verification-gas-limit",

@@ -1,5 +1,5 @@
 """The sponsor's JSON-RPC 2.0 server over HTTP: bound to 127.0.0.1, a free port by default, one thread per
-request, stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
+connection (at most :data:`~keyscope.http_service.MAX_CONNECTIONS` at once unless given another limit), stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
 
 It answers ``POST`` requests at any path, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH`
 requests a batch); every refusal is a JSON-RPC error object (see :mod:`keyscope.sponsor.errors`) in an HTTP 200
@@ -15,8 +15,9 @@ from typing import Any
 
 from ..errors import shown
 from ..http_service import (
+    MAX_CONNECTIONS,
     BackgroundServer,
-    LocalHTTPServer,
+    JsonRpcHTTPServer,
     LocalRequestHandler,
     NestedTooDeepError,
     answer_id,
@@ -121,21 +122,38 @@ class _Handler(LocalRequestHandler):
             send_body(self, status, json_answer(payload), "application/json")
 
 
-class _Server(LocalHTTPServer):
-    def __init__(self, address: tuple[str, int], sponsor: Sponsor) -> None:
+class _Server(JsonRpcHTTPServer):
+    def __init__(self, address: tuple[str, int], sponsor: Sponsor, **limits: Any) -> None:
         self.sponsor = sponsor
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, **limits)
 
 
 class SponsorServer(BackgroundServer):
     """Serves a :class:`~keyscope.sponsor.service.Sponsor` over HTTP.
 
     ``host`` defaults to 127.0.0.1 (serving other machines is a deliberate choice: pass their interface),
-    ``port`` to a free one chosen by the kernel. ``url`` is known once started.
+    ``port`` to a free one chosen by the kernel. ``url`` is known once started. It serves at most
+    ``max_connections`` connections at once, ``max_connections_per_address`` of them from one client address
+    (default: all of them on a loopback address, a quarter on another; behind a proxy on another machine give
+    ``max_connections``, and let the proxy bound each client); one past a limit is answered 503 at once
+    (:class:`~keyscope.http_service.LocalHTTPServer`).
     """
 
-    def __init__(self, sponsor: Sponsor, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(host, port)
+    def __init__(
+        self,
+        sponsor: Sponsor,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_address: int | None = None,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            max_connections=max_connections,
+            max_connections_per_address=max_connections_per_address,
+        )
         self.sponsor = sponsor
 
     _what = "sponsor server"
@@ -148,7 +166,7 @@ class SponsorServer(BackgroundServer):
         return f"http://{host!s}:{port}"
 
     def _bind(self) -> _Server:
-        return _Server((self.host, self.port), self.sponsor)
+        return _Server((self.host, self.port), self.sponsor, **self.connection_options)
 
     def _started(self) -> None:
         log.info("sponsor for paymaster %s serving at %s", self.sponsor.paymaster, self.url)
