@@ -547,7 +547,9 @@ contract SessionSignatureVerifier {
     /// @notice Read typed-data permission `index` of a session `account` is granted: the application's domain
     ///         separator, the primary type's typehash, ERC-7739's TypedDataSign typehash and the packed nested list
     ///         (count in the low byte, then 16 bits per entry). Reverts `InvalidTypedDataPermission` when it is
-    ///         malformed, `ForbiddenSigningDomain` when its domain is the account's or the module's.
+    ///         malformed, `ForbiddenSigningDomain` when its domain is the account's or the module's,
+    ///         `TypedDataRuleTypeMismatch` when a rule's type is not its field's, `TypedDataRuleOrdersHash` when a
+    ///         rule orders a field whose word is a hash.
     function typedDataGrant(address account, uint256 index, ISessionKeyValidatorTypes.TypedDataPermission calldata permission)
         external
         view
@@ -595,7 +597,10 @@ contract SessionSignatureVerifier {
     ///      struct `nested` expands, in its order. Reverts `InvalidTypedDataPermission` on a contentsType that is no
     ///      list of definitions `Name(type name,...)`, or a `nested` entry that is no struct member of a frame
     ///      before it. A rule past the contents reads no field: it passes here, and refuses every signature
-    ///      (`ContentsTooShort`). Runs at grant time only; pure (no storage, no banned opcode for ERC-7562).
+    ///      (`ContentsTooShort`). Reverts `TypedDataRuleOrdersHash` when a rule orders a word that is a hash
+    ///      (<=, <, >=, > or IN_RANGE on a string, bytes, array or struct field): it would bound the hash, not the
+    ///      value the verifier reads, so any value would pass. Runs at grant time only; pure (no storage, no banned
+    ///      opcode for ERC-7562).
     function _checkRuleTypes(uint256 index, ISessionKeyValidatorTypes.TypedDataPermission calldata permission)
         internal
         pure
@@ -647,7 +652,8 @@ contract SessionSignatureVerifier {
                     }
                 }
             }
-            // the rule type of a field of type [ks, ke), and a struct's definition in bits 16 and up
+            // the rule type of a field of type [ks, ke), 0x100 when its word is a hash (string, bytes, an array,
+            // a struct), and a struct's definition in bits 16 and up
             function fieldType_(b, from_, to_, ks, ke) -> t {
                 let n := sub(ke, ks)
                 t := 0xff
@@ -656,18 +662,18 @@ contract SessionSignatureVerifier {
                 calldatacopy(m, add(b, ks), n)
                 let d := definition(from_, to_, keccak256(m, n))
                 if d {
-                    t := shl(16, d)
+                    t := or(shl(16, d), 0x100)
                     leave
                 }
                 if eq(at(b, sub(ke, 1)), 0x5d) {
-                    t := 0 // an array: ']'
+                    t := 0x100 // an array: ']'
                     leave
                 }
                 if gt(n, 8) { leave }
                 let v := shr(sub(256, shl(3, n)), calldataload(add(b, ks)))
                 switch or(shl(64, n), v)
-                case 0x60000737472696e67 { t := 0 } // string
-                case 0x50000006279746573 { t := 0 } // bytes
+                case 0x60000737472696e67 { t := 0x100 } // string
+                case 0x50000006279746573 { t := 0x100 } // bytes
                 case 0x40000000075696e74 { t := 0 } // uint
                 case 0x30000000000696e74 { t := 0x20 } // int
                 case 0x40000000062797465 { t := 0x5f } // byte
@@ -789,6 +795,15 @@ contract SessionSignatureVerifier {
                         ruleType := rt
                         fieldType := and(t, 0xff)
                     }
+                    // a hash has no order: <=, <, >=, > and IN_RANGE (conditions 1-4, 6) on it bound nothing the
+                    // verifier reads (EQUAL, NOT_EQUAL and ONE_OF bind what was hashed)
+                    let condition := calldataload(rule)
+                    if and(and(iszero(failure), shr(8, and(t, 0x100))), lt(0, and(shl(condition, 1), 0x5e))) {
+                        failure := 3
+                        ruleIndex := sub(j, nested)
+                        offset := off
+                        ruleType := condition
+                    }
                 }
             }
         }
@@ -797,6 +812,9 @@ contract SessionSignatureVerifier {
             revert ISessionKeyValidatorTypes.TypedDataRuleTypeMismatch(
                 index, ruleIndex, offset, uint8(ruleType), uint8(fieldType)
             );
+        }
+        if (failure == 3) {
+            revert ISessionKeyValidatorTypes.TypedDataRuleOrdersHash(index, ruleIndex, offset, uint8(ruleType));
         }
     }
 

@@ -243,3 +243,117 @@ def test_a_nested_field_s_rule_must_carry_its_type_and_a_struct_word_reads_as_a_
         "details.amount must be at most 100,000,000; details (the hash of its contents) must not be 0"
     )
     assert not any("reads the field" in w.text for w in words.warnings)
+
+
+LISTING_TYPES = {
+    "Listing": [
+        {"name": "seller", "type": "address"},
+        {"name": "title", "type": "string"},
+        {"name": "payload", "type": "bytes"},
+        {"name": "tags", "type": "string[]"},
+        {"name": "price", "type": "uint256"},
+    ]
+}
+"""A listing with a field of each kind EIP-712 encodes as a hash (string, bytes, an array) beside a plain uint."""
+
+
+def test_an_order_rule_on_a_hashed_field_is_refused_by_the_module_and_the_sdk(sessions, accounts):
+    """A dapp's grant request (plain data, built without the SDK) asks the owner for "title must be at most 'Z'":
+    the consent reads like a limit, but EIP-712 encodes a string as the hash of its text, so the module would
+    compare that hash with the rule's value and the key would sign any title (it tries titles until one's hash is
+    below the bound; for a bound near 2**256 every title passes at once). The module reads the field's type from
+    the contents type when it grants and refuses a rule that orders (<=, <, >=, >, IN_RANGE) a string, bytes,
+    array or struct field (``TypedDataRuleOrdersHash``, naming the permission, the rule, its offset and its
+    condition): on chain, in the owner's enabling operation and in the session's first operation (ENABLE) alike,
+    through the EntryPoint; the SDK refuses to build it, naming the same. ==, != and one_of on such a field bind
+    the hash of the allowed values, and are granted."""
+    chain_id = sessions.h.chain_id
+    market = to_address("0x" + "3a" * 20)
+    domain = {"name": "Market", "chainId": chain_id, "verifyingContract": market}
+    built = Policy.typed_data(domain, LISTING_TYPES, "Listing", [arg("title") == "Lamp", arg("price") <= 100])
+    title_rule, price_rule = built.rules
+    assert (title_rule.offset, price_rule.offset) == (32, 128)
+    module = sessions.module
+    key = SessionKey.generate().address
+
+    def refused(rules: tuple[Rule, ...]) -> dict[str, Any]:
+        with pytest.raises(module.TypedDataRuleOrdersHash) as refusal:
+            module.enableSession.call(
+                _raw_session(key, built.model_copy(update={"rules": rules})).as_abi(), sender=accounts[7]
+            )
+        assert type(refusal.value).__name__ == "TypedDataRuleOrdersHash"
+        return dict(refusal.value.inputs)
+
+    almost_any = 2**256 - 2
+    at_most = Rule(
+        condition=Condition.LESS_THAN_OR_EQUAL, offset=32, arg_type=ArgType.WORD, values=(almost_any,)
+    )
+    assert refused((price_rule, at_most)) == {
+        "permissionIndex": 0,
+        "ruleIndex": 1,
+        "offset": 32,
+        "condition": Condition.LESS_THAN_OR_EQUAL,
+    }
+    # bytes, an array, and each ordering condition
+    for offset, condition, values in (
+        (64, Condition.LESS_THAN, (almost_any,)),
+        (64, Condition.GREATER_THAN_OR_EQUAL, (1,)),
+        (96, Condition.GREATER_THAN, (0,)),
+        (96, Condition.IN_RANGE, (0, almost_any)),
+    ):
+        rule = Rule(condition=condition, offset=offset, arg_type=ArgType.WORD, values=values)
+        assert refused((rule,)) == {
+            "permissionIndex": 0,
+            "ruleIndex": 0,
+            "offset": offset,
+            "condition": condition,
+        }
+    with pytest.raises(BadInputError) as sdk_refusal:
+        TypedDataPermission(**built.model_copy(update={"rules": (price_rule, at_most)}).model_dump())
+    assert (
+        "rule 1 of the Listing permission orders the field title (offset 32, type string) with condition "
+        "LESS_THAN_OR_EQUAL" in str(sdk_refusal.value)
+    )
+    assert "TypedDataRuleOrdersHash" in str(sdk_refusal.value)
+    with pytest.raises(BadInputError, match="only ==, != and one_of can bind it"):
+        Policy.typed_data(domain, LISTING_TYPES, "Listing", [arg("title") <= "Z"])
+
+    # the owner's operation calling enableSession, and the session's first operation carrying the owner's
+    # signature of the grant (ENABLE), fail alike through the EntryPoint: the session is never active
+    owner, session_key = LocalSigner.generate(), SessionKey.generate()
+    account = sessions.account(owner, 187)
+    raw = _raw_session(session_key.address, built.model_copy(update={"rules": (at_most,)}))
+    call = Call.of(module.address, 0, module.enableSession.encode_input(raw.as_abi()))
+    receipt = sessions.h.submit(sessions.h.sign_owner(sessions.h.op(account, encode_execute(call)), owner))
+    assert not receipt.success
+    enabling = sessions.enable_op(
+        account, session_key, raw, sessions.owner_signature(account, owner, raw), Call.of(market, 0, b"")
+    )
+    refusal = sessions.outcome(enabling)
+    assert "TypedDataRuleOrdersHash" in refusal, refusal
+    assert not module.isSessionActive(account, raw.session_id(account, sessions.epoch(account)))
+
+    # binding the hash is granted: == on the title (the SDK's), != on the payload, one_of on the tags
+    bound = (
+        title_rule,
+        Rule(condition=Condition.NOT_EQUAL, offset=64, arg_type=ArgType.WORD, values=(0,)),
+        Rule(condition=Condition.ONE_OF, offset=96, arg_type=ArgType.WORD, values=(1, 2)),
+        price_rule,
+    )
+    granted = TypedDataPermission(**built.model_copy(update={"rules": bound}).model_dump())
+    module.enableSession.call(_raw_session(key, granted).as_abi(), sender=accounts[7])
+
+    # a struct's word is a hash too: Permit2's `details` ordered is refused, its members are not hashes
+    permit = Policy.typed_data(
+        {"name": "Permit2", "chainId": chain_id, "verifyingContract": to_address("0x" + "22" * 20)},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+    )
+    struct_order = Rule(condition=Condition.LESS_THAN, offset=0, arg_type=ArgType.WORD, values=(almost_any,))
+    with pytest.raises(module.TypedDataRuleOrdersHash):
+        module.enableSession.call(
+            _raw_session(key, permit.model_copy(update={"rules": (struct_order,)})).as_abi(),
+            sender=accounts[7],
+        )
+    with pytest.raises(BadInputError, match=r"orders the field details \(offset 0, type PermitDetails\)"):
+        TypedDataPermission(**permit.model_copy(update={"rules": (struct_order,)}).model_dump())

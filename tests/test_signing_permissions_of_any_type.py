@@ -36,6 +36,7 @@ from keyscope.session import Condition, Rule, Session, TypedDataPermission, cont
 from keyscope.signing import LocalSigner
 from keyscope.signing_words import field_arg_type, mistyped_rules, typed_data_fields
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
+from keyscope.typed_fields import ordered_hashes
 from support.fuzz import DEEP
 from support.sdk import local_network
 from support.signatures import forge_typed_data
@@ -560,7 +561,11 @@ def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermis
         kept.insert(
             draw(st.integers(0, len(kept))),
             Rule(
-                condition=draw(st.sampled_from([Condition.NOT_EQUAL, Condition.GREATER_THAN_OR_EQUAL])),
+                condition=draw(
+                    st.sampled_from(
+                        [Condition.NOT_EQUAL, Condition.GREATER_THAN_OR_EQUAL, Condition.LESS_THAN]
+                    )
+                ),
                 offset=32 * word,
                 arg_type=draw(st.sampled_from(RULE_TYPES)),
                 values=(0,),
@@ -588,7 +593,9 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
     type's own, uint256 for a hash word), and the SDK refuses to build it, naming the rule and the field. A rule
     past the contents reads no field: both take it. A ``nested`` list redrawn at any words expands structs where it
     names struct members; a grant with rules and an entry on no struct is refused by both
-    (``InvalidTypedDataPermission``)."""
+    (``InvalidTypedDataPermission``). A rule ordering (>=, <) a word that is a hash (string, bytes, array, struct)
+    is refused by both too (``TypedDataRuleOrdersHash``, ``ordered_hashes``): the module names the first rule it
+    refuses for either reason, and so does the SDK."""
     primary, types = data.draw(eip712_types(), label="types")
     ruled = data.draw(rules(primary, types), label="rules")
     domain = _draw_domain(data, world)
@@ -603,10 +610,18 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
         verdict = None
     except world.module.TypedDataRuleTypeMismatch as error:
         verdict = error.inputs
+    except world.module.TypedDataRuleOrdersHash as error:
+        verdict = {"ordered": error.inputs}
     except world.module.InvalidTypedDataPermission as error:
         verdict = {"malformed": error.inputs["index"]}
     try:
         mistyped = mistyped_rules(permission)
+        ordered = ordered_hashes(
+            permission.contents_name,
+            permission.contents_type,
+            permission.nested,
+            [(rule.offset, rule.arg_type, rule.condition) for rule in permission.rules],
+        )
     except BadInputError as error:  # a nested entry on a word that is no struct of a frame before it
         assert "which is not a nested struct of it" in str(error)
         if not permission.rules:
@@ -619,10 +634,27 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
             TypedDataPermission(**permission.model_dump())
         return
     structs = {name for name, _ in contents_definitions(permission.contents_type)}
-    if not mistyped:
+    if not mistyped and not ordered:
         event("taken")
         assert verdict is None
         TypedDataPermission(**permission.model_dump())
+        return
+    if ordered and (not mistyped or ordered[0][0] < mistyped[0][0]):
+        index, path, kind = ordered[0]
+        event(f"refused: {'a struct' if kind in structs else kind} ordered")
+        rule = permission.rules[index]
+        assert verdict == {
+            "ordered": {
+                "permissionIndex": 0,
+                "ruleIndex": index,
+                "offset": rule.offset,
+                "condition": rule.condition,
+            }
+        }
+        with pytest.raises(
+            BadInputError, match=rf"rule {index} of the {primary} permission orders the field {path} "
+        ):
+            TypedDataPermission(**permission.model_dump())
         return
     index, path, kind = mistyped[0]
     event(f"refused: {kind} read as another type")

@@ -333,6 +333,13 @@ interface ISessionKeyValidatorTypes {
         uint256 permissionIndex, uint256 ruleIndex, uint256 offset, uint8 ruleType, uint8 fieldType
     );
 
+    /// @notice Rule `ruleIndex` of typed-data permission `permissionIndex` orders (`condition` LESS_THAN_OR_EQUAL,
+    ///         LESS_THAN, GREATER_THAN_OR_EQUAL, GREATER_THAN or IN_RANGE) the field at `offset` of the contents, a
+    ///         string, bytes, array or struct, whose EIP-712 word is the hash of its contents: a bound on a hash
+    ///         bounds nothing the verifier reads, so any value would pass. Only EQUAL, NOT_EQUAL and ONE_OF bind
+    ///         such a field (the hash of the value or values allowed).
+    error TypedDataRuleOrdersHash(uint256 permissionIndex, uint256 ruleIndex, uint256 offset, uint8 condition);
+
     /// @notice Typed-data permission `index` names the account, this module or another module of the account (a
     ///         validator, an executor, a hook or a Safe module, when the session is enabled) as its domain's verifying
     ///         contract.

@@ -148,6 +148,9 @@ _GRANT_ERRORS: dict[str, str] = {
     "enables a grant",
     "TypedDataRuleTypeMismatch": "a typed-data rule reads a field of the contents as another type than the "
     "field's: build the permission with Policy.typed_data, which gives each rule its field's type",
+    "TypedDataRuleOrdersHash": "a typed-data rule orders (<=, <, >=, >, in_range) a string, bytes, array or struct "
+    "field, whose word is a hash, so it would bound nothing: bind the field with ==, != or one_of, as "
+    "Policy.typed_data does",
 }
 """The session module's refusals to enable a grant (the ENABLE signature of a session's first operation), each with
 what to do. Not a policy refusal of the call: nothing the session key changes gets past them."""

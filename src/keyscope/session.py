@@ -23,7 +23,7 @@ from .errors import BadInputError, RaisesBadInput
 from .hexutil import ZERO_ADDRESS, Address, HexBytes32, HexData, HexRepr, WireInt, to_address, to_bytes
 from .typed_data import DOMAIN_FIELDS, domain_separator, encode_type, hash_struct, typed_data_sign_type_hash
 from .typed_data import Field as Member
-from .typed_fields import contents_definitions, field_arg_type, mistyped
+from .typed_fields import contents_definitions, field_arg_type, mistyped, ordered_hashes
 
 __all__ = [
     "CONDITION_WORDS",
@@ -637,22 +637,41 @@ class TypedDataPermission(_Struct):
     def _check_rule_types(self) -> None:
         """Refuse a rule that reads a field of the contents as another type than the field's, as the module does
         (``TypedDataRuleTypeMismatch``): the module judges a signed word by the rule's type, and a verifier reads
-        the field as its own type. A rule past the contents reads no field (it refuses every signature)."""
+        the field as its own type. A rule past the contents reads no field (it refuses every signature). Refuse too a
+        rule ordering a field whose word is a hash (``TypedDataRuleOrdersHash``): it bounds the hash, not the value."""
         structs = {name for name, _ in contents_definitions(self.contents_type)}
-        rules = [(rule.offset, rule.arg_type) for rule in self.rules]
-        for index, path, kind in mistyped(self.contents_name, self.contents_type, self.nested, rules):
-            rule = self.rules[index]
-            wanted = field_arg_type(kind, structs)
-            give = (
-                f"give it the field's type, {ArgType.name(wanted)} (ArgType 0x{wanted:02x}), as Policy.typed_data does"
-                if wanted is not None
-                else f"no rule type reads a {kind} field: drop the rule"
-            )
+        typed = [(rule.offset, rule.arg_type) for rule in self.rules]
+        ordered = [(rule.offset, rule.arg_type, rule.condition) for rule in self.rules]
+        wrong = {index: ("type", path, kind) for index, path, kind in mistyped(*self._layout(), typed)}
+        for index, path, kind in ordered_hashes(*self._layout(), ordered):
+            wrong.setdefault(index, ("order", path, kind))
+        if not wrong:
+            return
+        index = min(wrong)  # the module names the first rule it refuses
+        what, path, kind = wrong[index]
+        rule = self.rules[index]
+        if what == "order":
             raise ValueError(
-                f"rule {index} of the {self.contents_name} permission reads the field {path} (offset {rule.offset}, "
-                f"type {kind}) as {ArgType.name(rule.arg_type)}: the module refuses a rule typed otherwise than its "
-                f"field (TypedDataRuleTypeMismatch), since a word that is no {kind} could pass it; {give}"
+                f"rule {index} of the {self.contents_name} permission orders the field {path} (offset {rule.offset}, "
+                f"type {kind}) with condition {Condition(rule.condition).name}: its EIP-712 word is the hash of its "
+                "contents, so a bound on it bounds nothing the verifier reads and any value could pass; the module "
+                "refuses it (TypedDataRuleOrdersHash). Bind the field with ==, != or one_of (the hash of the values "
+                "allowed), as Policy.typed_data does, or drop the rule"
             )
+        wanted = field_arg_type(kind, structs)
+        give = (
+            f"give it the field's type, {ArgType.name(wanted)} (ArgType 0x{wanted:02x}), as Policy.typed_data does"
+            if wanted is not None
+            else f"no rule type reads a {kind} field: drop the rule"
+        )
+        raise ValueError(
+            f"rule {index} of the {self.contents_name} permission reads the field {path} (offset {rule.offset}, "
+            f"type {kind}) as {ArgType.name(rule.arg_type)}: the module refuses a rule typed otherwise than its "
+            f"field (TypedDataRuleTypeMismatch), since a word that is no {kind} could pass it; {give}"
+        )
+
+    def _layout(self) -> tuple[str, str, tuple[int, ...]]:
+        return self.contents_name, self.contents_type, tuple(self.nested)
 
     @property
     def domain(self) -> dict[str, Any]:

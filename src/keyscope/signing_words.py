@@ -19,6 +19,7 @@ from .typed_fields import (
     field_arg_type,
     is_hashed,
     mistyped,
+    ordered_hashes,
 )
 
 __all__ = [
@@ -112,6 +113,15 @@ def signing_warnings(session: Session) -> list[str]:
                 f"Rule {index} of the {permission.contents_name} permission reads the field {path} ({kind}) as "
                 f"{read_as}: the module judges the word as a {read_as}, not as the {kind} a verifier reads, so a word "
                 f"that is no {kind} may pass the rule and be acted on as a value the rule never judged"
+            )
+        ordered = [(rule.offset, rule.arg_type, rule.condition) for rule in permission.rules]
+        for index, path, kind in ordered_hashes(
+            permission.contents_name, permission.contents_type, permission.nested, ordered
+        ):
+            warnings.append(
+                f"Rule {index} of the {permission.contents_name} permission orders the field {path} ({kind}), whose "
+                "word is the hash of its contents: the bound holds for the hash, not the value, so the session may "
+                f"sign any {path}"
             )
         if not permission.domain_fields & 0x08:
             warnings.append(

@@ -3,7 +3,8 @@ EIP-712 type), laid out from the signed ``contentsType`` and the ``nested`` list
 (:class:`~keyscope.arg_types.ArgType`) that reads that field as a verifier does.
 
 The grant's model refuses a rule typed otherwise than its field (as the module does, ``TypedDataRuleTypeMismatch``)
-and the consent page names each rule by its field, both from this layout.
+and a rule ordering a field whose word is a hash (``TypedDataRuleOrdersHash``), and the consent page names each rule
+by its field, all from this layout.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "field_arg_type",
     "mistyped",
     "nested_frames",
+    "ordered_hashes",
 ]
 
 FieldName = tuple[str, str]
@@ -28,6 +30,10 @@ FieldName = tuple[str, str]
 
 HASHED_TYPES = ("string", "bytes")
 """The atomic EIP-712 types encoded as the hash of their contents."""
+
+ORDER_CONDITIONS = frozenset({1, 2, 3, 4, 6})
+"""The rule conditions that order a word (<=, <, >=, >, IN_RANGE, as :class:`~keyscope.session.Condition` numbers
+them): on a word that is a hash they bound the hash, not the value hashed."""
 
 
 def contents_definitions(contents_type: str) -> list[tuple[str, str]]:
@@ -122,5 +128,28 @@ def mistyped(
     for index, (offset, arg_type) in enumerate(rules):
         field = fields.get(offset)
         if field is not None and field_arg_type(field[1], structs) != arg_type:
+            found.append((index, *field))
+    return found
+
+
+def ordered_hashes(
+    contents_name: str, contents_type: str, nested: Sequence[int], rules: Sequence[tuple[int, int, int]]
+) -> list[tuple[int, str, str]]:
+    """The rules (``(offset, arg type, condition)`` each) that order (<=, <, >=, >, IN_RANGE) a field whose word is
+    the hash of its contents (``string``, ``bytes``, an array, a struct), as ``(rule index, field path, field
+    type)``: such a rule bounds the hash, which says nothing of the value a verifier reads, so any value passes it
+    (the key tries values until one's hash does). The module refuses to grant them (``TypedDataRuleOrdersHash``);
+    a rule typed otherwise than its field is :func:`mistyped` first, as the module reports it."""
+    structs = {name for name, _ in contents_definitions(contents_type)}
+    fields = contents_fields(contents_name, contents_type, nested)
+    found = []
+    for index, (offset, arg_type, condition) in enumerate(rules):
+        field = fields.get(offset)
+        if (
+            field is not None
+            and condition in ORDER_CONDITIONS
+            and is_hashed(field[1], structs)
+            and arg_type == ArgType.WORD
+        ):
             found.append((index, *field))
     return found
