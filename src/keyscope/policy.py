@@ -222,6 +222,17 @@ class AbiFunction:
             )
         return offset, kind, label
 
+    def dynamic_at(self, offset: int) -> tuple[str, AbiType] | None:
+        """``(label, type)`` of the dynamic argument (``bytes``, ``string``, an array, a tuple holding one) whose
+        head word is at ``offset``, if any: that word is the offset of the argument's data, which the caller
+        picks, not the argument."""
+        position = 0
+        for index, param in enumerate(self.inputs):
+            if offset == position and param.type.dynamic:
+                return param.name or f"arg{index}", param.type
+            position += param.type.head_size
+        return None
+
     def word_at(self, offset: int) -> tuple[str, AbiType] | None:
         """``(label, type)`` of the static elementary value whose head word starts at ``offset``, if any."""
         position = 0
@@ -1159,6 +1170,9 @@ def _permission(
         if isinstance(spec, RuleSpec):
             resolved.append(spec.resolve(function))
         elif isinstance(spec, Rule):
+            dynamic = function.dynamic_at(spec.offset)
+            if dynamic is not None:
+                _refuse_dynamic(dynamic[1], dynamic[0], function.signature)
             resolved.append(spec)
         else:
             raise BadInputError(

@@ -279,6 +279,19 @@ def _permission_words(
             GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
             for lvl, text in known.warn(permission, is_token)
         ]
+    for number, rule in enumerate(permission.rules):
+        dynamic = function.dynamic_at(rule.offset) if function is not None else None
+        if dynamic is not None:
+            label, kind = dynamic
+            warnings.append(
+                GrantWarning(
+                    level="danger",
+                    text=f"{shown}: rule {number} reads the head word of `{label}` ({kind.name}), a dynamic "
+                    "argument: that word is the offset of its data, which the session picks, so the rule binds "
+                    f"nothing of `{label}` (keyscope's Policy refuses rules on dynamic arguments)",
+                    permission=index,
+                )
+            )
     if shown.startswith("an unknown function"):
         warnings.append(
             GrantWarning(
