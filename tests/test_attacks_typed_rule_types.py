@@ -21,6 +21,7 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Rule, Session, TypedDataPermission
 from keyscope.signing import LocalSigner
+from keyscope.signing_words import signing_warnings
 from support.permit_types import PERMIT_SINGLE_TYPES
 from support.signatures import sign_raw_words
 from support.strict_reverts import revert_data
@@ -332,6 +333,12 @@ def test_an_order_rule_on_a_hashed_field_is_refused_by_the_module_and_the_sdk(se
     refusal = sessions.outcome(enabling)
     assert "TypedDataRuleOrdersHash" in refusal, refusal
     assert not module.isSessionActive(account, raw.session_id(account, sessions.epoch(account)))
+    # a page shown such a request (built past the SDK's checks) warns that the bound holds for the hash
+    assert any(
+        "orders the field title (string), whose word is the hash of its contents" in warning
+        and "may sign any title" in warning
+        for warning in signing_warnings(raw)
+    )
 
     # binding the hash is granted: == on the title (the SDK's), != on the payload, one_of on the tags
     bound = (
