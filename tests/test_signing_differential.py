@@ -64,7 +64,7 @@ from keyscope.typed_data import (
     personal_sign_hash,
     typed_data_sign_hash,
 )
-from keyscope.typed_fields import field_arg_type, nested_frames
+from keyscope.typed_fields import ORDER_CONDITIONS, field_arg_type, is_hashed, nested_frames
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
 from support.raw_call import raw_call, revert_bytes
 
@@ -241,7 +241,8 @@ def reference_word(draw: st.DrawFn, word: Word, structs: set[str]) -> int:
 
 @st.composite
 def rules(draw: st.DrawFn, words: list[Word], structs: set[str]) -> tuple[Rule, ...]:
-    """Up to five rules of any condition, each on a word of the contents (typed as its field) or past them."""
+    """Up to five rules of any condition, each on a word of the contents (typed as its field) or past them; on a word
+    that is a hash, only the conditions that bind it (==, !=, one_of: ordering a hash is refused at grant time)."""
     made: list[Rule] = []
     for _ in range(draw(st.integers(0, 5))):
         past = draw(st.integers(0, 9)) == 0
@@ -249,7 +250,10 @@ def rules(draw: st.DrawFn, words: list[Word], structs: set[str]) -> tuple[Rule, 
         word = word or draw(st.sampled_from(words))
         arg_type = field_arg_type(word.kind, structs)
         assert arg_type is not None
-        condition = draw(st.sampled_from(list(Condition)))
+        conditions = list(Condition)
+        if not past and is_hashed(word.kind, structs):
+            conditions = [c for c in conditions if c not in ORDER_CONDITIONS]
+        condition = draw(st.sampled_from(conditions))
         count = {Condition.IN_RANGE: 2, Condition.ONE_OF: draw(st.integers(1, 3))}.get(condition, 1)
         values = [draw(reference_word(word, structs)) for _ in range(count)]
         if condition == Condition.IN_RANGE:
