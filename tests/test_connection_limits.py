@@ -1,4 +1,4 @@
-"""How many connections the sponsor, the co-signer and the consent server serve at once (attack 257).
+"""How many connections the sponsor, the co-signer and the consent server serve at once (attack 256).
 
 Each connection a server serves holds a request thread and a file descriptor until its request is answered or the
 request timeout cuts it. The timeout bounded how long, not how many: a client opening hundreds of connections and
