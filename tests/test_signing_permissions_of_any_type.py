@@ -544,9 +544,12 @@ bool, uint24 and int96 (widths no drawn type has; uint160 is address's 0x0c)."""
 @st.composite
 def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermission:
     """``permission`` as a hand-made grant request may carry it (no SDK check): some rules retyped, some added on
-    any word of the contents (struct, array, string and bytes words included) or past them, each of any type; the
-    values are zeros, canonical for every type."""
-    words = len(typed_data_fields(permission))
+    any word of the contents (struct, array, string and bytes words included) or past them, each of any type (the
+    field's own half the time, so that a well-typed rule ordering a hash word is drawn as often as a mistyped one)
+    and any one-value condition; the values are zeros, canonical for every type."""
+    fields = typed_data_fields(permission)
+    words = len(fields)
+    structs = {name for name, _ in contents_definitions(permission.contents_type)}
     kept = [r for r in permission.rules if draw(st.integers(0, 3)) != 0]
     for index, rule in enumerate(kept):
         if draw(st.booleans()):
@@ -558,16 +561,17 @@ def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermis
             )
     for _ in range(draw(st.integers(0, 3))):
         word = draw(st.integers(0, words - 1) | st.integers(words, words + 3))
+        field = fields.get(32 * word)
+        own = None if field is None else field_arg_type(field[1], structs)
+        kinds = st.sampled_from(RULE_TYPES) if own is None else st.sampled_from(RULE_TYPES) | st.just(own)
         kept.insert(
             draw(st.integers(0, len(kept))),
             Rule(
                 condition=draw(
-                    st.sampled_from(
-                        [Condition.NOT_EQUAL, Condition.GREATER_THAN_OR_EQUAL, Condition.LESS_THAN]
-                    )
+                    st.sampled_from([c for c in Condition if c not in (Condition.IN_RANGE, Condition.ONE_OF)])
                 ),
                 offset=32 * word,
-                arg_type=draw(st.sampled_from(RULE_TYPES)),
+                arg_type=draw(kinds),
                 values=(0,),
             ),
         )
