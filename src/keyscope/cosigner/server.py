@@ -12,28 +12,15 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from ..errors import ConfigurationError, shown
+from ..errors import ConfigurationError
 from ..http_service import (
-    INVALID_REQUEST,
     MAX_CONNECTIONS,
-    DeadlineRequestHandler,
     JsonRpcHTTPServer,
-    NestedTooDeepError,
-    answer_id,
-    batch_refusal,
     cannot_listen,
     connection_limits,
-    content_length,
-    foreign_host,
-    internal_error_message,
-    is_notification,
-    json_answer,
-    json_body,
-    request_problem,
     require_host,
-    send_body,
-    send_no_answer,
 )
+from ..json_rpc_service import JsonRpcRequestHandler, rpc_answer
 from .service import CoSignerService, CoSignRefused
 
 __all__ = ["CoSignerServer"]
@@ -44,72 +31,16 @@ MAX_BODY = 1 << 20
 
 def answer(service: CoSignerService, request: Any) -> dict[str, Any] | None:
     """The JSON-RPC response to one request object; None for a notification, which is neither run nor answered."""
-    request_id = answer_id(request)
-    problem = request_problem(request)
-    if problem is not None:
-        return {"jsonrpc": "2.0", "id": request_id, "error": {"code": INVALID_REQUEST, "message": problem}}
-    if is_notification(request):
-        log.info(
-            "%s sent as a notification (no id): not co-signed, as no answer goes back",
-            shown(request["method"]),
-        )
-        return None
-    try:
-        result = service.handle(request["method"], request.get("params", []))
-    except CoSignRefused as refusal:
-        log.info("%s refused: %s", shown(request["method"]), refusal.message)
-        return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
-    except Exception as exc:
-        log.exception("%s failed", request["method"])
-        error = {"code": -32603, "message": internal_error_message(request["method"], exc)}
-        return {"jsonrpc": "2.0", "id": request_id, "error": error}
-    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return rpc_answer(request, service, refused=CoSignRefused, log=log, not_done="not co-signed")
 
 
-class _Handler(DeadlineRequestHandler):
+class _Handler(JsonRpcRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    logger = log
+    max_body = MAX_BODY
 
-    def do_POST(self) -> None:
-        length = content_length(self)
-        host = foreign_host(self)
-        if host is not None or length is None or length > MAX_BODY:
-            # the body is left unread: the connection cannot carry another request
-            self.close_connection = True
-            status, message = (
-                (421, f"unknown Host {host!r}: this server answers requests to its own address only")
-                if host is not None
-                else (400, "Content-Length must be a decimal number of bytes")
-                if length is None
-                else (413, "request too large")
-            )
-            self._send(status, {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}})
-            return
-        try:
-            request = json_body(self.rfile.read(length))
-        except ValueError as error:
-            message = str(error) if isinstance(error, NestedTooDeepError) else "the body is not JSON"
-            self._send(200, {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": message}})
-            return
-        if isinstance(request, list):
-            refusal = batch_refusal(request)
-            if refusal is not None:
-                self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
-                return
-            answers = [a for a in (answer(self.server.service, item) for item in request) if a is not None]
-            self._send(200, answers or None)  # notifications only: no array at all, not an empty one
-        else:
-            self._send(200, answer(self.server.service, request))
-
-    def _send(self, status: int, payload: Any) -> None:
-        """Send ``payload`` as JSON; None (no answer: notifications only) as 204 No Content."""
-        if payload is None:
-            send_no_answer(self)
-        else:
-            send_body(self, status, json_answer(payload), "application/json")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+    def answer(self, request: Any) -> dict[str, Any] | None:
+        return answer(self.server.service, request)
 
 
 class _Server(JsonRpcHTTPServer):

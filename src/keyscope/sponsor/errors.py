@@ -20,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import KeyscopeError
+from ..http_service import INVALID_REQUEST
+from ..json_rpc_service import INTERNAL_ERROR, PARSE_ERROR
 
 __all__ = [
     "BUDGET_EXHAUSTED",
@@ -32,11 +34,8 @@ __all__ = [
     "SponsorshipRefused",
 ]
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
 NOT_SPONSORED = -32003
 BUDGET_EXHAUSTED = -32005
 

@@ -1,5 +1,7 @@
 """The sponsor's JSON-RPC 2.0 server over HTTP: bound to 127.0.0.1, a free port by default, one thread per
-connection (at most :data:`~keyscope.http_service.MAX_CONNECTIONS` at once unless given another limit), stopped by :meth:`SponsorServer.stop` (or the end of a ``with`` block).
+connection (at most :data:`~keyscope.http_service.MAX_CONNECTIONS` at once unless given another limit), stopped by
+:meth:`SponsorServer.stop` (or the end of a ``with`` block). Requests are read and answered as every keyscope
+JSON-RPC service does (:mod:`keyscope.json_rpc_service`).
 
 It answers ``POST`` requests at any path, single or batched (at most :data:`~keyscope.http_service.MAX_BATCH`
 requests a batch); every refusal is a JSON-RPC error object (see :mod:`keyscope.sponsor.errors`) in an HTTP 200
@@ -13,26 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..errors import shown
 from ..http_service import (
     MAX_CONNECTIONS,
     BackgroundServer,
     JsonRpcHTTPServer,
-    LocalRequestHandler,
-    NestedTooDeepError,
-    answer_id,
-    batch_refusal,
-    content_length,
-    foreign_host,
-    internal_error_message,
-    is_notification,
-    json_answer,
-    json_body,
-    request_problem,
-    send_body,
-    send_no_answer,
 )
-from .errors import INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, SponsorshipRefused
+from ..json_rpc_service import JsonRpcRequestHandler, rpc_answer
+from .errors import SponsorshipRefused
 from .service import Sponsor
 
 __all__ = ["SponsorServer"]
@@ -42,84 +31,24 @@ log = logging.getLogger("keyscope.sponsor")
 MAX_BODY = 1 << 20
 
 
-def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data is not None:
-        error["data"] = data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}
-
-
 def answer(sponsor: Sponsor, request: Any) -> dict[str, Any] | None:
     """The JSON-RPC response to one request object; None for a notification, which is neither run nor answered."""
-    problem = request_problem(request)
-    if problem is not None:
-        return _error(answer_id(request), INVALID_REQUEST, problem)
-    request_id = request.get("id")
-    method = request["method"]
-    if is_notification(request):
-        log.info(
-            "%s sent as a notification (no id): not run (nothing signed or reserved), as no answer goes back",
-            shown(method),
-        )
-        return None
-    try:
-        result = sponsor.handle(method, request.get("params", []))
-    except SponsorshipRefused as refusal:
-        log.info("%s refused: %s", shown(method), refusal.message)
-        return {"jsonrpc": "2.0", "id": request_id, "error": refusal.to_rpc()}
-    except Exception as exc:
-        log.exception("%s failed", method)
-        return _error(request_id, INTERNAL_ERROR, internal_error_message(method, exc))
-    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    return rpc_answer(
+        request,
+        sponsor,
+        refused=SponsorshipRefused,
+        log=log,
+        not_done="not run (nothing signed or reserved)",
+    )
 
 
-class _Handler(LocalRequestHandler):
+class _Handler(JsonRpcRequestHandler):
     server: _Server
     logger = log
+    max_body = MAX_BODY
 
-    def do_POST(self) -> None:
-        length = content_length(self)
-        host = foreign_host(self)
-        if host is not None or length is None or length > MAX_BODY:
-            # the body is left unread: the connection cannot carry another request
-            self.close_connection = True
-            if host is not None:
-                message = f"unknown Host {host!r}: this server answers requests to its own address only"
-                self._send(421, _error(None, INVALID_REQUEST, message))
-            elif length is None:
-                self._send(
-                    400, _error(None, INVALID_REQUEST, "Content-Length must be a decimal number of bytes")
-                )
-            else:
-                self._send(413, _error(None, INVALID_REQUEST, f"request body over {MAX_BODY} bytes"))
-            return
-        body = self.rfile.read(length)
-        try:
-            request = json_body(body)
-        except ValueError as error:
-            message = str(error) if isinstance(error, NestedTooDeepError) else "the request body is not JSON"
-            self._send(200, _error(None, PARSE_ERROR, message))
-            return
-        sponsor = self.server.sponsor
-        if isinstance(request, list):
-            refusal = batch_refusal(request)
-            if refusal is not None:
-                self._send(200, {"jsonrpc": "2.0", "id": None, "error": refusal})
-                return
-            responses = [r for r in (answer(sponsor, item) for item in request) if r is not None]
-            self._send(200, responses or None)  # notifications only: no array at all, not an empty one
-            return
-        self._send(200, answer(sponsor, request))
-
-    def do_GET(self) -> None:
-        self._send(405, _error(None, INVALID_REQUEST, "send JSON-RPC requests with POST"))
-
-    def _send(self, status: int, payload: Any) -> None:
-        """Send ``payload`` as JSON; None (no answer: notifications only) as 204 No Content."""
-        if payload is None:
-            send_no_answer(self)
-        else:
-            send_body(self, status, json_answer(payload), "application/json")
+    def answer(self, request: Any) -> dict[str, Any] | None:
+        return answer(self.server.sponsor, request)
 
 
 class _Server(JsonRpcHTTPServer):
