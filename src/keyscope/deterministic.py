@@ -53,6 +53,7 @@ from .entrypoint import canonical_entry_point_version
 from .errors import BadInputError, CallRevertedError, DeploymentError
 from .hexutil import keccak, to_address, to_bytes
 from .local.deploy import entry_point_code_matches
+from .selectors import ADD_STAKE, DEPOSIT, ENTRY_POINT, GET_DEPOSIT_INFO, OWNER, SIGNER
 
 __all__ = [
     "DETERMINISTIC_DEPLOYER_CODE",
@@ -80,13 +81,7 @@ Send = Callable[[str, bytes, int, str], None]
 """``send(to, data, value, what)``: send a transaction from the deployer and wait for it; raise if it failed
 (``what`` names it in the message)."""
 
-_ADD_STAKE = keccak(b"addStake(uint32)")[:4]
-_DEPOSIT = keccak(b"deposit()")[:4]
-_GET_DEPOSIT_INFO = keccak(b"getDepositInfo(address)")[:4]
-_ENTRY_POINT = keccak(b"entryPoint()")[:4]
 _ACCOUNT_IMPLEMENTATION = keccak(b"accountImplementation()")[:4]
-_OWNER = keccak(b"owner()")[:4]
-_SIGNER = keccak(b"signer()")[:4]
 
 
 def create2_address(
@@ -178,7 +173,7 @@ def _read_address(chain: Chain, contract: str, selector: bytes) -> str | None:
 
 def deposit_info(chain: Chain, entry_point: str, entity: str) -> DepositInfo:
     """``EntryPoint.getDepositInfo(entity)``: deposit, stake, unstake delay."""
-    raw = chain.call(entry_point, _GET_DEPOSIT_INFO + abi_encode(["address"], [to_address(entity)]))
+    raw = chain.call(entry_point, GET_DEPOSIT_INFO + abi_encode(["address"], [to_address(entity)]))
     deposit, staked, stake, delay, withdraw = abi_decode(
         ["uint256", "bool", "uint112", "uint32", "uint48"], raw
     )
@@ -270,7 +265,7 @@ def verify_deterministic(chain: Chain, plan: DeterministicPlan, *, require_all: 
         )
     if plan.factory.name not in missing:
         problems = []
-        if _read_address(chain, plan.factory.address, _ENTRY_POINT) != plan.entry_point:
+        if _read_address(chain, plan.factory.address, ENTRY_POINT) != plan.entry_point:
             problems.append(f"its entryPoint() is not {plan.entry_point}")
         if _read_address(chain, plan.factory.address, _ACCOUNT_IMPLEMENTATION) != plan.account_implementation:
             problems.append(f"its accountImplementation() is not {plan.account_implementation}")
@@ -285,7 +280,7 @@ def verify_deterministic(chain: Chain, plan: DeterministicPlan, *, require_all: 
     if (
         paymaster is not None
         and paymaster.name not in missing
-        and _read_address(chain, paymaster.address, _ENTRY_POINT) != plan.entry_point
+        and _read_address(chain, paymaster.address, ENTRY_POINT) != plan.entry_point
     ):
         raise DeploymentError(f"the paymaster at {paymaster.address} does not use {plan.entry_point}")
     return missing
@@ -325,7 +320,7 @@ def deploy_deterministic(
         result.deployed.append(contract)
     verify_deterministic(chain, plan)
 
-    owner = _read_address(chain, plan.factory.address, _OWNER)
+    owner = _read_address(chain, plan.factory.address, OWNER)
     if owner != plan.admin:
         result.notes.append(
             f"the factory's owner is now {owner}, not the admin {plan.admin} it was created with"
@@ -344,13 +339,13 @@ def deploy_deterministic(
     )
     if plan.paymaster is not None:
         paymaster = plan.paymaster.address
-        signer = _read_address(chain, paymaster, _SIGNER)
+        signer = _read_address(chain, paymaster, SIGNER)
         if signer != plan.paymaster_signer:
             result.notes.append(f"the paymaster's signer is now {signer}, not {plan.paymaster_signer}")
         info = deposit_info(chain, plan.entry_point, paymaster)
         if paymaster_deposit > info.deposit:
-            send(paymaster, _DEPOSIT, paymaster_deposit - info.deposit, "SponsorPaymaster.deposit")
-        pm_owner = _read_address(chain, paymaster, _OWNER)
+            send(paymaster, DEPOSIT, paymaster_deposit - info.deposit, "SponsorPaymaster.deposit")
+        pm_owner = _read_address(chain, paymaster, OWNER)
         result.paymaster_deposit = _stake(
             chain,
             send,
@@ -391,7 +386,7 @@ def _stake(
             f"on {entity} with {stake} wei; what is deployed stays deployed, so running this again is safe"
         )
     delay = max(unstake_delay, info.unstake_delay_sec)
-    data = _ADD_STAKE + abi_encode(["uint32"], [delay])
+    data = ADD_STAKE + abi_encode(["uint32"], [delay])
     send(entity, data, max(stake - info.stake, 0), f"{what}'s addStake")
     after = deposit_info(chain, plan.entry_point, entity)
     if not after.staked or after.stake < stake:

@@ -18,6 +18,7 @@ from .artifacts import contract_artifact
 from .errors import DeploymentError
 from .hexutil import keccak, to_address, to_bytes
 from .rpc import JsonRpcClient
+from .selectors import ADD_STAKE, GET_DEPOSIT_INFO
 
 __all__ = [
     "ETHER",
@@ -33,9 +34,6 @@ __all__ = [
 ]
 
 ETHER = 10**18
-
-_ADD_STAKE = keccak(b"addStake(uint32)")[:4]
-_GET_DEPOSIT_INFO = keccak(b"getDepositInfo(address)")[:4]
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,7 @@ def read_address(rpc: JsonRpcClient, contract: str, selector: bytes) -> str:
 
 def get_deposit_info(rpc: JsonRpcClient, entry_point: str, account: str) -> DepositInfo:
     """``getDepositInfo(account)`` at the EntryPoint."""
-    raw = _call(rpc, entry_point, _GET_DEPOSIT_INFO + abi_encode(["address"], [to_address(account)]))
+    raw = _call(rpc, entry_point, GET_DEPOSIT_INFO + abi_encode(["address"], [to_address(account)]))
     deposit, staked, stake, delay, withdraw = abi_decode(
         ["uint256", "bool", "uint112", "uint32", "uint48"], raw
     )
@@ -170,7 +168,7 @@ def add_stake(
         rpc,
         sender,
         to=contract,
-        data=_ADD_STAKE + abi_encode(["uint32"], [unstake_delay]),
+        data=ADD_STAKE + abi_encode(["uint32"], [unstake_delay]),
         value=stake,
         what=f"{what}.addStake",
     )

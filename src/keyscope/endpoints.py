@@ -18,7 +18,6 @@ from typing import Never, TypeVar
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
 
 from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts import account_id as _account_id
@@ -42,18 +41,16 @@ from .errors import (
 from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
+from .selectors import ENTRY_POINT, IS_MODULE_INSTALLED
 from .userop import UserOperation
 
 __all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
-
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-_ENTRY_POINT = keccak(b"entryPoint()")[:4]
 
 
 def entry_point_of(chain: Chain, contract: str) -> str | None:
     """The ``entryPoint()`` of an account, a factory or an EIP-7702 delegate; None when it answers none."""
     try:
-        raw = chain.call(to_address(contract, name="contract"), _ENTRY_POINT)
+        raw = chain.call(to_address(contract, name="contract"), ENTRY_POINT)
     except CallRevertedError:
         return None
     if len(raw) != 32 or any(raw[:12]):
@@ -320,7 +317,7 @@ class Endpoints:
 
     def supports_sessions(self, account: str) -> bool:
         """Whether the session module is installed on the (deployed) ``account``."""
-        data = _IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
+        data = IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [1, self.module, b""])
         try:
             result = self.chain.call(to_address(account), data)
         except Exception as error:  # an account without the function reverts; a node that is down must say so

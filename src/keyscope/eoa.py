@@ -39,7 +39,7 @@ from .endpoints import Endpoints
 from .errors import BadInputError, ConfigurationError, DelegationError
 from .execution import Call, encode_execute
 from .grant import SessionGrant
-from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
+from .hexutil import ZERO_ADDRESS, to_address, to_bytes
 from .module import (
     INVALIDATE_ALL_SESSIONS,
     IS_SESSION_ACTIVE,
@@ -52,13 +52,13 @@ from .module import (
 from .owner import GrantRequest, Owner, PendingGrant
 from .revert import describe_revert
 from .rpc import JsonRpcError
+from .selectors import IS_INITIALIZED
 from .session import SESSION_ABI_TYPE, Permission, Session
 from .signing import HashSigner
 from .userop import UserOperation
 
 __all__ = ["DelegationState", "EOAOwner", "TransactionReceipt"]
 
-_IS_INITIALIZED = keccak(b"isInitialized(address)")[:4]
 _DYNAMIC_FEE_TX_TYPE = 2
 _GAS_MARGIN = 1.2
 
@@ -137,7 +137,7 @@ class EOAOwner(Owner):
             net.chain,
             [
                 (net.module, epoch_of_data(account)),
-                (net.module, _IS_INITIALIZED + bytes(12) + to_bytes(account)),
+                (net.module, IS_INITIALIZED + bytes(12) + to_bytes(account)),
             ],
             codes=(account,),
         )

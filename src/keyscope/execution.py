@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils import keccak
-
 from .errors import BadInputError
 from .hexutil import to_address, to_bytes, to_int, word
+from .selectors import EXECUTE as EXECUTE_SELECTOR
 
 __all__ = [
     "CALLTYPE_BATCH",
@@ -37,7 +36,6 @@ __all__ = [
     "refuse_dirty_padding",
 ]
 
-EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
 _UINT256_MAX = 2**256 - 1
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 CALLTYPE_SINGLE = 0x00

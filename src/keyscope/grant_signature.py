@@ -20,7 +20,6 @@ from __future__ import annotations
 from eth_abi import encode as abi_encode
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as SignatureShapeError
-from eth_utils import keccak
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind
 from .accounts.delegate import KeyscopeDelegateKind
@@ -37,13 +36,12 @@ from .errors import (
 )
 from .grant import SessionGrant
 from .hexutil import to_address
+from .selectors import IS_MODULE_INSTALLED, SIGNER
 from .signing import recover_hash
 
 __all__ = ["check_grant_signature", "recover_grant_signer"]
 
 _ECDSA_LENGTH = 65
-_SIGNER = keccak(b"signer()")[:4]
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 
 
 def recover_grant_signer(kind: AccountKind, grant: SessionGrant, signature: bytes) -> str | None:
@@ -185,8 +183,8 @@ def _check_undeployed(
     bare_rule = kind.bare_owner_signature_from_validators_only
     reads = (
         [
-            _SIGNER,
-            _IS_MODULE_INSTALLED
+            SIGNER,
+            IS_MODULE_INSTALLED
             + abi_encode(["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, grant.module, b""]),
         ]
         if bare_rule

@@ -23,6 +23,7 @@ from .errors import CallRevertedError, ConfigurationError
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
+from .selectors import IS_INITIALIZED
 from .session import SESSION_ABI_TYPE, SIGN_IN_SUFFIX, Session, TypedDataPermission, sign_in_domain_error
 
 __all__ = [
@@ -66,7 +67,6 @@ INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
 IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
-IS_INITIALIZED = keccak(b"isInitialized(address)")[:4]
 LIMIT_USAGE = keccak(b"limitUsage(address,bytes32)")[:4]
 _LIMIT_USAGE_ROWS = "(uint8,uint256,uint32,uint48,uint256,uint256)[]"
 ROTATE_CO_SIGNER = keccak(b"rotateCoSigner(bytes32,address)")[:4]

@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 from eth_abi import encode as abi_encode
 
-from .accounts.verify import ERC1271_MAGIC, IS_VALID_SIGNATURE, unfunded_sender
+from .accounts.verify import ERC1271_MAGIC, unfunded_sender
 from .chain import Chain
 from .errors import CallRevertedError, SessionRevokedError
 from .grant import SessionGrant
 from .hexutil import to_address
 from .message_signing import SignatureRefusedError
 from .rpc import JsonRpcError
+from .selectors import IS_VALID_SIGNATURE
 from .typed_data import TypedData
 
 __all__ = ["refuse_forbidden_verifier", "require_account_accepts", "signature_refusal", "verifying_contract"]

@@ -19,6 +19,7 @@ from eth_utils import keccak
 
 from ..errors import AccountSetupError, CallRevertedError, UnsupportedAccountError
 from ..hexutil import to_address
+from ..selectors import IS_MODULE_INSTALLED
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
 from .detect import account_id, ask_bool, supports_validators, unreachable
 
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 _SUPPORTS_EXECUTION_MODE = keccak(b"supportsExecutionMode(bytes32)")[:4]
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 _VALIDATE_USER_OP_V07 = keccak(
     b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
 )[:4]
@@ -87,7 +87,7 @@ def refuse_silent_module_queries(chain: Chain, kind: AccountKind, account: str, 
     signing domain or verifier such an account is asked about (``ModuleQueryUnanswered``): it cannot tell the
     account's validators from other contracts. keyscope refuses such accounts before anything is signed."""
     address = to_address(account, name="account")
-    data = _IS_MODULE_INSTALLED + abi_encode(
+    data = IS_MODULE_INSTALLED + abi_encode(
         ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(module), b""]
     )
     try:

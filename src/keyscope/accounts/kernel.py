@@ -27,6 +27,7 @@ from eth_utils import keccak
 from ..errors import BadInputError, ConfigurationError
 from ..execution import Call
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from ..selectors import EXECUTE as EXECUTE_SELECTOR
 from .base import (
     INSTALL_MODULE,
     MODULE_TYPE_VALIDATOR,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EXECUTE_SELECTOR", "KernelAccountKind"]
 
-EXECUTE_SELECTOR = keccak(b"execute(bytes32,bytes)")[:4]
 _INITIALIZE = keccak(b"initialize(bytes21,address,bytes,bytes,bytes[])")[:4]
 _CREATE_ACCOUNT = keccak(b"createAccount(bytes,bytes32)")[:4]
 _GET_ADDRESS = keccak(b"getAddress(bytes,bytes32)")[:4]

@@ -15,11 +15,11 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_keys.exceptions import BadSignature
 from eth_keys.exceptions import ValidationError as SignatureShapeError
-from eth_utils import keccak
 
 from ..errors import AccountSetupError, CallRevertedError, KeyscopeError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
+from ..selectors import IS_MODULE_INSTALLED, IS_VALID_SIGNATURE, SIGNER
 from ..signing import recover_hash
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
 from .detect import account_id
@@ -29,17 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERC1271_MAGIC",
-    "IS_VALID_SIGNATURE",
     "unfunded_sender",
     "validator_installed",
     "verify_owner_signature",
     "verify_owner_validator",
 ]
 
-_IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
-IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
-"""ERC-1271 ``isValidSignature(bytes32,bytes)``'s selector."""
-_SIGNER = keccak(b"signer()")[:4]
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 """What ``isValidSignature`` returns for a signature it accepts."""
 
@@ -54,7 +49,7 @@ def unfunded_sender(error: JsonRpcError) -> bool:
 
 def validator_installed(chain: Chain, account: str, validator: str) -> bool | None:
     """Whether ``validator`` is installed on ``account`` as a validator (None when the account does not say)."""
-    data = _IS_MODULE_INSTALLED + abi_encode(
+    data = IS_MODULE_INSTALLED + abi_encode(
         ["uint256", "address", "bytes"], [MODULE_TYPE_VALIDATOR, to_address(validator), b""]
     )
     try:
@@ -171,7 +166,7 @@ def _bare_owner_signature_accepted(
     """keyscope's account's rule for a bare signature asked about by ``verifier``: ``verifier`` is an installed
     validator and ``signature`` is the account's owner's ECDSA signature of ``digest``."""
     try:
-        (owner,) = abi_decode(["address"], chain.call(account, _SIGNER))
+        (owner,) = abi_decode(["address"], chain.call(account, SIGNER))
         signed_by = recover_hash(digest, signature)
     except (CallRevertedError, KeyscopeError, ValueError, BadSignature, SignatureShapeError):
         return False

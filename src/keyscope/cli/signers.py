@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from eth_utils import keccak
-
 from ..ape_signer import ApeAccountSigner
 from ..errors import BadInputError, ConfigurationError, KeyscopeError, SigningDeclinedError
 from ..hexutil import to_address
 from ..network import Network
 from ..owner import Owner
+from ..selectors import SIGNER
 from ..signing import HashSigner, LocalSigner
 from .settings import ENV_FACTORY, ENV_OWNER, ENV_OWNER_KEY, _address_from
 
 __all__ = ["ApeAccountSigner", "SigningDeclinedError", "make_owner", "owner_signer"]
-
-_SIGNER = keccak(b"signer()")[:4]
 
 
 def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> HashSigner:
@@ -77,7 +74,7 @@ def make_owner(
             )
     if owner.is_deployed():
         try:
-            result = network.chain.call(owner.account, _SIGNER)
+            result = network.chain.call(owner.account, SIGNER)
             actual = to_address(result[12:32]) if len(result) >= 32 else None
         except KeyscopeError:
             actual = None

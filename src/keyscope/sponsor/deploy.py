@@ -21,16 +21,12 @@ from ..devnode import (
     send_transaction,
 )
 from ..errors import ConfigurationError, DeploymentError
-from ..hexutil import keccak, to_address
+from ..hexutil import to_address
 from ..rpc import JsonRpcClient, JsonRpcError
+from ..selectors import DEPOSIT, ENTRY_POINT, OWNER, SIGNER
 from ..urls import mask_url
 
 __all__ = ["PaymasterState", "deploy_sponsor_paymaster", "paymaster_state"]
-
-_DEPOSIT = keccak(b"deposit()")[:4]
-_SIGNER = keccak(b"signer()")[:4]
-_OWNER = keccak(b"owner()")[:4]
-_ENTRY_POINT = keccak(b"entryPoint()")[:4]
 
 
 @dataclass(frozen=True)
@@ -68,9 +64,9 @@ def paymaster_state(rpc: JsonRpcClient, paymaster: str, entry_point: str) -> Pay
                 f"check the address and the node, or {deploy}"
             )
     try:
-        signer = read_address(rpc, paymaster, _SIGNER)
-        owner = read_address(rpc, paymaster, _OWNER)
-        served = read_address(rpc, paymaster, _ENTRY_POINT)
+        signer = read_address(rpc, paymaster, SIGNER)
+        owner = read_address(rpc, paymaster, OWNER)
+        served = read_address(rpc, paymaster, ENTRY_POINT)
     except (DecodingError, JsonRpcError) as error:
         raise ConfigurationError(
             f"the contract at {paymaster} does not answer signer(), owner() and entryPoint() as keyscope's "
@@ -120,7 +116,7 @@ def deploy_sponsor_paymaster(
     )
     if deposit:
         send_transaction(
-            rpc, sender, to=paymaster, data=_DEPOSIT, value=deposit, what="SponsorPaymaster.deposit"
+            rpc, sender, to=paymaster, data=DEPOSIT, value=deposit, what="SponsorPaymaster.deposit"
         )
     if stake:
         add_stake(rpc, sender, paymaster, stake=stake, unstake_delay=unstake_delay, what="SponsorPaymaster")
