@@ -559,8 +559,11 @@ def test_a_receipt_the_bundler_makes_up_is_not_recorded_as_included(net, store, 
     record = dead_worker_records(store, lying, user, "never-sent")
     lying.bundler.send_user_operation(record.op, net.entry_point)  # taken, never sent
     store.mark_sent(record.user_op_hash)
-    with worker(store, lying) as w:
+    w = worker(store, lying)
+    try:
         report = w.recover(wait=1.0)
+    finally:  # the operation never lands: closing follows it a while longer, then leaves it in the outbox
+        w.close(timeout=2.0)
     assert "never-sent" not in report.included, report
     assert store.get_by_intent("never-sent").state is not OutboxState.INCLUDED
     # what the chain says: the operation never ran, its nonce unused
