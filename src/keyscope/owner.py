@@ -392,6 +392,17 @@ def _module_target_message(target: str, account: str, what: str) -> str:
     )
 
 
+def _fallback_target_message(target: str, selector: bytes, account: str) -> str:
+    return (
+        f"a permission targets {target} with selector 0x{selector.hex()}, and the account {account} routes that "
+        "selector to it as its fallback handler (isModuleInstalled(3, target, selector) answers true): a handler "
+        "takes the account's own caller from the calldata's last 20 bytes, which a session's direct call could set "
+        "to the account or the EntryPoint, posing as them for what the handler keeps for the account. The module "
+        "refuses such grants (PermissionTargetIsModule, module type 3); call the function through the account "
+        "instead, or grant the handler only selectors the account does not route to it"
+    )
+
+
 def _refuse_own_signing_domains(signing: Sequence[TypedDataPermission], account: str, module: str) -> None:
     """Raise :class:`BadInputError` if a permission of ``signing`` is in the domain of ``account`` or of the session
     ``module``: the module refuses to enable such a session whatever the account says (``ForbiddenSigningDomain``)."""
@@ -721,8 +732,9 @@ class Owner:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
         the account has code, (``clock``) the latest block's time, the code of each permission's target, and
         whether the account has any of the targets, or of the verifying contracts the ``signing`` permissions'
-        domains name, installed as a module (validator, executor, hook, Safe module): a grant on one is refused, as
-        the module refuses it on chain (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``). A signing domain
+        domains name, installed as a module (validator, executor, hook, Safe module), or routes a permission's
+        selector to its target as its fallback handler: a grant on one is refused, as the module refuses it on chain
+        (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``). A signing domain
         that is the account's or the session module's is refused before anything is read.
 
         The last value says whether the grant may meet a permission the module holds already (a target some session
@@ -742,6 +754,14 @@ class Owner:
             else []
         )
         code_of = addresses if known else [self.account, *addresses]
+        # the module asks about a fallback handler per (target, selector): the account routes selectors to handlers
+        routed = list(
+            dict.fromkeys(
+                (p.target, bytes(p.selector))
+                for p in targets
+                if p.selector != bytes(4) and p.target != self.account
+            )
+        )
         with module_answers(net.chain, net.module):
             asked = read_asking_modules(
                 net.chain,
@@ -751,6 +771,7 @@ class Owner:
                 [epoch_call, *live_targets, *live_signing],
                 codes=code_of,
                 timestamp=clock,
+                fallbacks=routed,
             )
         (epoch, *flags), codes, now = asked.reads
         occupied = any(decode_bool(flag) for flag in flags[: len(live_targets)]) or any(
@@ -771,6 +792,8 @@ class Owner:
                     account=self.account,
                     kind=self.kind.name,
                 )
+            if found is not None and found.selector is not None:
+                raise BadInputError(_fallback_target_message(found.target, found.selector, self.account))
             if found is not None and found.target not in addresses:
                 index = domains[found.target]
                 raise BadInputError(

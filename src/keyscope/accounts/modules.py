@@ -1,6 +1,8 @@
 """Which contracts an account has installed as modules, asked as the session module asks (ERC-7579
-``isModuleInstalled`` for validators, executors and hooks, Safe's ``isModuleEnabled``), in questions that ride in one
-batch of reads, or one by one (:func:`module_of`) where a question may revert.
+``isModuleInstalled`` for validators, executors and hooks, Safe's ``isModuleEnabled``; for a call permission's
+target and selector, ``isModuleInstalled(3, target, selector)``, whether the account routes the selector to the
+target as its fallback handler), in questions that ride in one batch of reads, or one by one (:func:`module_of`,
+:func:`fallback_handler`) where a question may revert.
 
 A session may neither call another module of its account (the module refuses such grants) nor have its signatures
 verified by one (the module refuses them): the SDK asks the same questions to refuse both first. As the module does,
@@ -21,7 +23,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
 from ..chain import Reads, read_many
-from ..errors import CallRevertedError
+from ..errors import BadInputError, CallRevertedError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
 from .base import AccountKind
@@ -30,11 +32,14 @@ if TYPE_CHECKING:
     from ..chain import Chain
 
 __all__ = [
+    "FALLBACK_HANDLER",
     "MODULE_TYPES",
     "SAFE_MODULE",
     "UNANSWERED",
     "ModuleReads",
     "ModuleVerdict",
+    "fallback_context",
+    "fallback_handler",
     "installed_module",
     "module_of",
     "module_questions",
@@ -48,7 +53,12 @@ _IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
 _IS_MODULE_ENABLED = bytes.fromhex("2d9ad53d")
 """Safe's isModuleEnabled(address)."""
 MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
-"""The module types asked about, by name (fallback handlers are installed per selector)."""
+"""The module types asked about for every target, by name (fallback handlers are installed per selector: asked per
+permission, :data:`FALLBACK_HANDLER`)."""
+FALLBACK_HANDLER = "fallback handler"
+"""The verdict on a call permission's target that the account routes the permission's selector to as its fallback
+handler (``isModuleInstalled(3, target, selector)``): the module refuses it (module type 3)."""
+_FALLBACK = 3
 GLOBAL_HOOK_CONTEXT = bytes(64)
 """The context Safe7579 reads a hook question's hook type (GLOBAL, 0) and selector (none) from."""
 SAFE_MODULE = "Safe module"
@@ -63,6 +73,19 @@ def _question(number: int, target: str, context: bytes = b"") -> bytes:
     return _IS_MODULE_INSTALLED + abi_encode(
         ["uint256", "address", "bytes"], [number, to_address(target), context]
     )
+
+
+def fallback_context(selector: bytes) -> bytes:
+    """The context the module asks a fallback handler question with: the selector left-aligned in one word
+    (``abi.encode(bytes4)``), which accounts reading its first 4 bytes and those decoding it as ``(bytes4)`` (Safe7579)
+    both take."""
+    if len(selector) != 4:
+        raise BadInputError(f"a selector is 4 bytes, got {len(selector)}: 0x{selector.hex()}")
+    return selector + bytes(28)
+
+
+def _fallback_question(target: str, selector: bytes) -> bytes:
+    return _question(_FALLBACK, target, fallback_context(selector))
 
 
 def _safe_question(target: str) -> bytes:
@@ -200,14 +223,22 @@ def module_of(chain: Chain, account: str, target: str) -> str | None:
     return None
 
 
+def fallback_handler(chain: Chain, account: str, target: str, selector: bytes) -> bool:
+    """Whether the deployed ``account`` says it routes ``selector`` to ``target`` as its fallback handler, asked as the
+    module asks (``isModuleInstalled(3, target, abi.encode(selector))``): any answer but a well-formed true (a revert,
+    code that halts, not a bool) says no, as some accounts revert on the question."""
+    return _ask(chain, to_address(account), _fallback_question(target, selector)) == 1
+
+
 @dataclass(frozen=True)
 class ModuleVerdict:
     """The module's verdict on ``target``, one of the account's modules: ``module`` is the module type's name,
-    :data:`SAFE_MODULE`, or :data:`UNANSWERED` (the account gave no answer to the validator question, which the
-    module refuses too)."""
+    :data:`SAFE_MODULE`, :data:`FALLBACK_HANDLER` (the account routes ``selector``, a call permission's, to it), or
+    :data:`UNANSWERED` (the account gave no answer to the validator question, which the module refuses too)."""
 
     target: str
     module: str
+    selector: bytes | None = None
 
     @property
     def unanswered(self) -> bool:
@@ -227,6 +258,8 @@ class ModuleReads:
     targets: tuple[str, ...]
     questions: tuple[tuple[str, bytes], ...]
     answers: tuple[bytes, ...] | None
+    fallbacks: tuple[tuple[str, bytes], ...] = ()
+    fallback_answers: tuple[bytes, ...] | None = None
 
     def verdict(self) -> ModuleVerdict | None:
         """The first of ``targets`` the module would refuse as one of the account's modules (or because the account
@@ -236,16 +269,30 @@ class ModuleReads:
         again with Safe7579's context), from every question asked one by one, as the module asks them
         (:func:`module_of`). For a deployed account only: while an account has no code (its proxy's constructor
         installing its modules) the module asks each target ``isModuleType`` instead, which concerns sessions in
-        install data only: the SDK grants sessions once the account exists."""
+        install data only: the SDK grants sessions once the account exists.
+
+        Once no target is such a module, the first ``(target, selector)`` of ``fallbacks`` the account routes to the
+        target as its fallback handler (:data:`FALLBACK_HANDLER`), from the batch's answers or asked one by one
+        (:func:`fallback_handler`), as the module asks it per permission."""
         if self.answers is None or _hook_unanswered(self.questions, self.answers):
             for target in self.targets:
                 if (module := module_of(self.chain, self.account, target)) is not None:
                     return ModuleVerdict(to_address(target), module)
-            return None
-        found = installed_module(self.questions, self.answers) or safe_module(
-            self.chain, self.kind, self.account, self.targets
-        )
-        return None if found is None else ModuleVerdict(*found)
+        else:
+            found = installed_module(self.questions, self.answers) or safe_module(
+                self.chain, self.kind, self.account, self.targets
+            )
+            if found is not None:
+                return ModuleVerdict(*found)
+        for index, (target, selector) in enumerate(self.fallbacks):
+            routed = (
+                _word(self.fallback_answers[index]) == 1
+                if self.fallback_answers is not None
+                else fallback_handler(self.chain, self.account, target, selector)
+            )
+            if routed:
+                return ModuleVerdict(to_address(target), FALLBACK_HANDLER, selector)
+        return None
 
 
 def read_asking_modules(
@@ -257,14 +304,18 @@ def read_asking_modules(
     *,
     codes: Sequence[str] = (),
     timestamp: bool = False,
+    fallbacks: Sequence[tuple[str, bytes]] = (),
 ) -> ModuleReads:
     """:func:`~keyscope.chain.read_many` of ``calls``, ``codes`` and ``timestamp`` with the module questions about
-    ``targets`` (:func:`module_questions`) in the same round trip. When the account reverts (or halts) on a question,
-    the batch fails: the caller's reads are made again without them, and :meth:`ModuleReads.verdict` asks them one by
-    one. Any other error (the transport, a caller's call reverting) is raised."""
+    ``targets`` (:func:`module_questions`) and, for each ``(target, selector)`` of ``fallbacks`` (a call permission's,
+    selector nonzero), the fallback handler question, in the same round trip. When the account reverts (or halts) on
+    a question, the batch fails: the caller's reads are made again without them, and :meth:`ModuleReads.verdict`
+    asks them one by one. Any other error (the transport, a caller's call reverting) is raised."""
     questions = tuple(module_questions(kind, account, targets))
+    routed = tuple((to_address(target), bytes(selector)) for target, selector in fallbacks)
+    asked = [*questions, *((account, _fallback_question(t, s)) for t, s in routed)]
     try:
-        read = read_many(chain, [*calls, *questions], codes=codes, timestamp=timestamp)
+        read = read_many(chain, [*calls, *asked], codes=codes, timestamp=timestamp)
     except (CallRevertedError, JsonRpcError) as exc:
         if not no_answer(exc):
             raise
@@ -274,8 +325,11 @@ def read_asking_modules(
             if calls or codes or timestamp
             else Reads([], [], None)
         )
-        answers = None
+        answers = fallback_answers = None
     else:
         reads = Reads(read.results[: len(calls)], read.codes, read.timestamp)
-        answers = tuple(read.results[len(calls) :])
-    return ModuleReads(reads, chain, kind, to_address(account), tuple(targets), questions, answers)
+        answers = tuple(read.results[len(calls) : len(calls) + len(questions)])
+        fallback_answers = tuple(read.results[len(calls) + len(questions) :])
+    return ModuleReads(
+        reads, chain, kind, to_address(account), tuple(targets), questions, answers, routed, fallback_answers
+    )
