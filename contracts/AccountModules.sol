@@ -27,8 +27,9 @@ library AccountModules {
     ///      modules (a signature's verifier: an account asks about signatures once it has code).
     ///      Any other question unanswered is taken to say no, as some accounts revert on it; a hook question
     ///      unanswered is asked again with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no
-    ///      selector): it reverts on an empty context. Fallback handlers (type 3) and Safe7579's selector hooks are
-    ///      installed per selector and not asked about: see the threat model.
+    ///      selector): it reverts on an empty context. Fallback handlers (type 3) are installed per selector: they are
+    ///      asked about per permission, with the permission's selector ({isFallbackHandler}); Safe7579's selector
+    ///      hooks are not asked about: see the threat model.
     function moduleOf(address account, address target, bool askTarget)
         internal
         view
@@ -86,6 +87,35 @@ library AccountModules {
             }
         }
         if (unanswered) revert ISessionKeyValidatorTypes.ModuleQueryUnanswered(account, target);
+    }
+
+    /// @dev Whether `account` routes calls of `selector` to `target` as its fallback handler: ERC-7579
+    ///      `isModuleInstalled(3, target, context)` with the selector left-aligned in one word as the context
+    ///      (`abi.encode(selector)`), which accounts reading the context's first 4 bytes (OpenZeppelin's
+    ///      `AccountERC7579`, Kernel, Nexus, keyscope's) and those decoding it as `(bytes4)` (Safe7579) both take.
+    ///      Any answer but a well-formed true (a revert, no such function, not a bool) says no: some accounts revert
+    ///      on the question. An account without code yet (its proxy's constructor installing its modules) cannot
+    ///      answer: the target is asked instead whether it is a fallback handler at all (ERC-7579
+    ///      `isModuleType(3)`), and one that says yes counts as the account's, whatever the selector, as
+    ///      {moduleOf} counts the other types.
+    function isFallbackHandler(address account, address target, bytes4 selector) internal view returns (bool yes) {
+        assembly ("memory-safe") {
+            // isModuleInstalled(3, target, abi.encode(selector)) at m, the context's one word at m + 132
+            let m := mload(0x40)
+            mstore(m, shl(224, 0x112d3a7d)) // IS_MODULE_INSTALLED
+            mstore(add(m, 4), 3)
+            mstore(add(m, 36), and(target, sub(shl(160, 1), 1)))
+            mstore(add(m, 68), 0x60)
+            mstore(add(m, 100), 32)
+            mstore(add(m, 132), and(selector, shl(224, 0xffffffff)))
+            let asked := account
+            if iszero(extcodesize(account)) {
+                asked := target
+                mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE: isModuleType(3), the words after it ignored
+            }
+            let ok := staticcall(gas(), asked, m, 164, 0, 32)
+            yes := and(ok, and(gt(returndatasize(), 31), eq(mload(0), 1)))
+        }
     }
 
     /// @dev Whether `validator`, a validator installed on `account`, says a live session of the account may call

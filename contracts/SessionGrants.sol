@@ -185,10 +185,11 @@ contract SessionGrants is SessionStorage {
             if (target == address(0) || target == account || target == address(this)) {
                 revert ForbiddenPermissionTarget(i, target);
             }
-            // the account's answers about a target cannot change within this loop: asked once per target
-            if (i == 0 || !_namedBefore(session.permissions, i, target)) {
-                _refuseModuleTarget(account, i, target);
-            }
+            // the account's answers about a target cannot change within this loop: asked once per target, and once
+            // per (target, selector) about the selector's fallback handler
+            _refuseModuleTarget(
+                account, i, target, permission.selector, i != 0 && _namedBefore(session.permissions, i, target)
+            );
             if (permission.selector == 0 && permission.rules.length != 0) revert InvalidRule(i, 0);
             PermissionSlots storage slots = _permissions[_permissionKey(space, target, permission.selector)][account];
             if (PermissionHeader.isLive(slots.header)) revert PermissionAlreadyGranted(i, target, permission.selector);
@@ -223,13 +224,26 @@ contract SessionGrants is SessionStorage {
     }
 
     /// @dev Refuse a permission whose target is a module of the account: a validator, an executor or a hook
-    ///      (ERC-7579 `isModuleInstalled`), or a Safe module such as Safe7579's adapter (`isModuleEnabled`).
+    ///      (ERC-7579 `isModuleInstalled`), or a Safe module such as Safe7579's adapter (`isModuleEnabled`); the
+    ///      fallback handler the account routes `selector` to (ERC-7579 `isModuleInstalled(3, target, selector)`,
+    ///      {AccountModules-isFallbackHandler}: a handler takes the account's own caller from the calldata's last 20
+    ///      bytes, which a call from the account sets as the session likes). The first questions are skipped when
+    ///      `asked` (a permission before named `target`); the fallback handler's is asked for every nonzero
+    ///      selector, which no two permissions of a session share with one target (PermissionAlreadyGranted).
     ///      Modules keep their configuration per calling account, so a call from the account could reconfigure
     ///      it (an owner validator's `onInstall` would replace the owner). An account with code that gives no answer
     ///      to the validator question is refused ({AccountModules-moduleOf}: `ModuleQueryUnanswered`). Only enabling
     ///      asks: the USE path is unchanged.
-    function _refuseModuleTarget(address account, uint256 permissionIndex, address target) internal view {
-        (bool isModule, uint256 moduleType) = AccountModules.moduleOf(account, target, true);
+    function _refuseModuleTarget(address account, uint256 permissionIndex, address target, bytes4 selector, bool asked)
+        internal
+        view
+    {
+        bool isModule;
+        uint256 moduleType;
+        if (!asked) (isModule, moduleType) = AccountModules.moduleOf(account, target, true);
+        if (!isModule && selector != 0 && AccountModules.isFallbackHandler(account, target, selector)) {
+            (isModule, moduleType) = (true, 3);
+        }
         if (isModule) revert PermissionTargetIsModule(permissionIndex, target, moduleType);
     }
 

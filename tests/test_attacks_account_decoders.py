@@ -341,9 +341,10 @@ def test_a_call_to_the_fallback_handler_naming_the_entry_point_as_its_caller_get
     whatever its data ends with. The owner's operation calling the handler with the EntryPoint's address appended
     runs the batch (a mint of 1,000), without it is refused: that is the session's way in, were it granted the
     handler. The handler is also the account's executor, so the grant is refused when the session is enabled
-    (``PermissionTargetIsModule``, module type 2). Installed as a fallback handler only (not asked about: fallback
-    handlers are installed per selector, attack 52's residual), the grant is enabled and the session's call
-    validates, but the handler runs nothing on the account: ``executeFromExecutor`` takes executors only."""
+    (``PermissionTargetIsModule``, module type 2). Installed as a fallback handler only, the account routing
+    ``executeBatch`` to it, the grant is refused as that selector's fallback handler (module type 3, attack 257);
+    were it enabled, the handler would still run nothing on the account: ``executeFromExecutor`` takes executors
+    only."""
     entry_point = sessions.h.entry_point.address
     lax, handler = handler_account()
 
@@ -377,17 +378,24 @@ def test_a_call_to_the_fallback_handler_naming_the_entry_point_as_its_caller_get
         and handler.address[2:].lower() in _decoded(refused.value).lower()
     )
 
-    # a fallback handler only: the grant is enabled, the call validates, nothing runs on the account
+    # a fallback handler only: the account routes executeBatch to it, the grant is refused as its handler
     lax, handler = handler_account(executor=False)
     session = Session(
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=EXECUTE_BATCH),),
     )
-    lax.grant(session)
-    receipt = sessions.h.submit(
+    enable = Call.of(sessions.module.address, 0, sessions.module.enableSession.encode_input(session.as_abi()))
+    assert not lax.owner_call_data(encode_execute(enable)).success
+    with pytest.raises(Exception) as refused:
+        web3.eth.call({"from": lax.address, "to": sessions.module.address, "data": "0x" + enable.data.hex()})
+    assert (
+        _decoded(refused.value)
+        == f"PermissionTargetIsModule(permissionIndex=0, target={handler.address}, moduleType=3)"
+    ), _decoded(refused.value)
+    used = sessions.outcome(
         sessions.op(lax.address, session_key, Call.of(handler.address, 0, impersonation(attacker)))
     )
-    assert not receipt.success
+    assert "AA24" in used, used
     assert token.balanceOf(attacker) == 0
 
 
