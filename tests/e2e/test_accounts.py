@@ -1288,7 +1288,8 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
     """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
-    once for each distinct target (the hook twice on Safe7579), ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
+    once for each distinct target (the hook twice on Safe7579), and ``isModuleInstalled(3, target, selector)``, the
+    fallback handler question, once for each permission's (target, selector), ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
     account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
     from keyscope.errors import BadInputError
     from support.erc7562 import Erc7562Checker
@@ -1302,7 +1303,7 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         owner.execute(install).wait()
     checker = Erc7562Checker(stack.node, stack.entry_point, submitter=stack.accounts[0].address)
     key = SessionKey.generate()
-    # two permissions on one target: the account is asked about it once
+    # two permissions on one target: the account is asked about it once, and about each selector's fallback handler
     policies = [mint_policy(stack, recipient), Policy.call(stack.nft, "mintBatch(address to,uint256 count)")]
     session = net.session(owner.grant(key, policies, valid_for=3600), key)
     op = session.build(function_call(stack.nft, MINT, recipient))
@@ -1314,7 +1315,9 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         if c.target == owner.account and c.input[:4] in (bytes.fromhex("112d3a7d"), bytes.fromhex("2d9ad53d"))
     ]  # fmt: skip
     # Safe7579 reverts on the hook question's empty context: asked again with its global hook's context
-    assert len(asked) == (5 if kind_name == "safe7579" else 4), report.summary()
+    assert len(asked) == (5 if kind_name == "safe7579" else 4) + len(policies), report.summary()
+    fallback_questions = [c.input[4:36] for c in asked if c.input[:4] == bytes.fromhex("112d3a7d")]
+    assert fallback_questions.count((3).to_bytes(32, "big")) == len(policies), report.summary()
     assert session.send(op).wait().success
 
     aimed = [Policy.call(validator, "onInstall(bytes data)")]
@@ -1332,6 +1335,71 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     assert "AA23" in str(rejected.value), rejected.value
     if kind_name != "safe7579":  # Safe7579 replaces the module's revert data with its own
         assert "PermissionTargetIsModule(permissionIndex=0" in str(rejected.value), rejected.value
+
+
+ADD_SPENDER = keccak(b"addSpender(address)")[:4]
+
+
+def _fallback_install_data(kind_name: str, selector: bytes) -> bytes:
+    """``installModule(3, handler, data)``'s data routing ``selector`` to the handler with a plain call (the
+    handler's own install data empty), in each vendor's form."""
+    if kind_name == "keyscope":  # OpenZeppelin's AccountERC7579: the selector, then the handler's data
+        return selector
+    if kind_name in ("nexus", "msa"):  # the selector, the call type (single), the handler's data
+        return selector + b"\x00"
+    if kind_name == "safe7579":
+        return abi_encode(["bytes4", "bytes1", "bytes"], [selector, b"\x00", b""])
+    assert (
+        kind_name == "kernel"
+    )  # the selector, no hook (1), then (call type single ‖ handler's data, hook data)
+    return selector + bytes(19) + b"\x01" + abi_encode(["bytes", "bytes"], [b"\x00", b""])
+
+
+def test_a_grant_on_the_fallback_handler_the_account_routes_its_selector_to_is_refused(
+    net: Network, owner: Owner, stack: LocalStack, kind_name: str, recipient: str
+) -> None:
+    """Attack 257 on every kind: the owner installs a handler (``SpenderListHandler``, which takes the account's own
+    caller from its calldata's last 20 bytes) as the fallback handler of ``addSpender``. The account says so when
+    asked ``isModuleInstalled(3, handler, abi.encode(selector))`` (Kernel, Nexus and keyscope's account read the
+    context's first 4 bytes, Safe7579 and the reference account decode it as a ``bytes4``); a grant of
+    ``(handler, addSpender)`` is refused by the SDK before signing and, sent anyway, by the module
+    (``PermissionTargetIsModule``, module type 3); a grant on a selector the account does not route to the handler
+    is enabled (the residual)."""
+    from keyscope.errors import BadInputError
+    from keyscope.module import enable_session_data
+
+    created(owner, stack, recipient)
+    account = owner.account
+    handler = deploy_code(
+        stack.node,
+        stack.deployer.address,
+        build_bytecode("SpenderListHandler") + abi_encode(["address"], [stack.entry_point]),
+        "a fallback handler",
+    )
+    install = keccak(b"installModule(uint256,address,bytes)")[:4] + abi_encode(
+        ["uint256", "address", "bytes"], [3, handler, _fallback_install_data(kind_name, ADD_SPENDER)]
+    )
+    owner.execute(Call(account, 0, install)).wait()
+    chain = RpcChain(stack.rpc_url)
+    asked = _is_module_installed(3, handler, ADD_SPENDER + bytes(28))
+    assert int.from_bytes(chain.call(account, asked), "big") == 1
+
+    routed = [Permission(target=handler, selector=ADD_SPENDER)]
+    with pytest.raises(
+        BadInputError, match="routes that selector to it as its fallback handler"
+    ) as refused_locally:
+        owner.grant(SessionKey.generate(), routed, valid_for=3600)
+    assert handler in str(refused_locally.value) and "0x" + ADD_SPENDER.hex() in str(refused_locally.value)
+    session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(routed))
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(stack.module, enable_session_data(session), sender=account)
+    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+        :4
+    ] + abi_encode(["uint256", "address", "uint256"], [0, handler, 3])
+    other = [Permission(target=handler, selector=keccak(b"onInstall(bytes)")[:4])]
+    assert owner.grant(SessionKey.generate(), other, valid_for=3600).account == account
+    unrouted = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(other))
+    chain.call(stack.module, enable_session_data(unrouted), sender=account)
 
 
 @pytest.mark.parametrize("kind_name", ["nexus", "msa"], indirect=True)
