@@ -11,7 +11,7 @@ from keyscope import ENTRY_POINT_V07, ENTRY_POINT_V08, Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription, format_amount
 from keyscope.consent.describe import describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
-from keyscope.hexutil import to_address
+from keyscope.hexutil import keccak, to_address
 from keyscope.session import Permission, Rule, Session
 from keyscope.signing import LocalSigner
 from support.permit_types import PERMIT_SINGLE_TYPES
@@ -149,6 +149,34 @@ def test_a_listed_paymaster_that_may_charge_the_account_is_warned_about(
     sponsor = project.SponsorPaymaster.deploy(entry_point, deployer, deployer, sender=deployer).address
     for quiet in (words(send, paymasters=(sponsor,)), words(send, paymasters=(charging,), max_gas_cost=0)):
         assert not any("listed as a paymaster" in text for text in _texts(quiet, "danger"))
+
+
+def test_a_permission_on_the_fallback_handler_of_its_selector_is_warned_about(
+    words, sessions, project, deployer, entry_point
+) -> None:
+    """Attack 257: the account routes ``addSpender`` to a fallback handler, which takes the account's own caller
+    from the calldata's last 20 bytes; a permission on that (handler, selector) is a danger the page names with the
+    selector (the module refuses the grant), one on another selector of the handler is not."""
+    from keyscope.execution import Call
+
+    owner = LocalSigner.generate()
+    account = sessions.account(owner)
+    handler = project.SpenderListHandler.deploy(entry_point.address, sender=deployer)
+    add_spender = keccak(b"addSpender(address)")[:4]
+    install = project.KeyscopeAccount.at(account).installModule.encode_input(3, handler.address, add_spender)
+    sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
+    routed = Permission(target=handler.address, selector=add_spender, function="addSpender(address)")
+    dangers = _texts(words(routed, account=account), "danger")
+    assert any(
+        text.startswith(
+            f"{handler.address} is the fallback handler this account routes 0x{add_spender.hex()} to"
+        )
+        for text in dangers
+    ), dangers
+    other = Permission(
+        target=handler.address, selector=keccak(b"onInstall(bytes)")[:4], function="onInstall(bytes)"
+    )
+    assert not any("fallback handler" in text for text in _texts(words(other, account=account), "danger"))
 
 
 def test_a_permission_on_another_module_of_the_account_is_warned_about(

@@ -141,7 +141,8 @@ _GRANT_ERRORS: dict[str, str] = {
     "SessionIsRevoked": "this grant was revoked: ask the owner for a new session",
     "TooManyLivePermissions": "the account holds the most live permissions the module keeps: revoke sessions no "
     "longer used",
-    "PermissionTargetIsModule": "a permission names one of the account's modules: grant calls on other contracts",
+    "PermissionTargetIsModule": "a permission names one of the account's modules (moduleType 3: the fallback handler "
+    "the account routes the permission's selector to): grant calls on other contracts",
     "ForbiddenSigningDomain": "a signing permission is in the domain of the account, the module or another of the "
     "account's modules: grant signing in other domains",
     "ModuleQueryUnanswered": "the account does not answer isModuleInstalled, which the module asks before it "

@@ -124,6 +124,9 @@ class Facts:
     module: str | None = None
     is_sponsor: Callable[[str], bool] | None = None
     """Whether a paymaster is known to charge the account nothing (keyscope's ``SponsorPaymaster``); None: not asked."""
+    routes_to: Callable[[str, bytes], bool] | None = None
+    """Whether the account routes a selector to a contract as its fallback handler (the module refuses a call
+    permission on that pair, attack 257); None: not asked."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -520,6 +523,18 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
                 if verdict == UNANSWERED
                 else f"{target} is a module installed on this account: calls to it can change how the account is "
                 "controlled"
+            )
+            warnings.append(GrantWarning(level="danger", text=text, permission=index))
+        elif (
+            target != account
+            and permission.selector != bytes(4)
+            and facts.routes_to is not None
+            and facts.routes_to(target, bytes(permission.selector))
+        ):
+            text = (
+                f"{target} is the fallback handler this account routes 0x{bytes(permission.selector).hex()} to: a call "
+                "from the account can name anyone as the account's own caller to it, the account's owner too (the "
+                "module refuses this grant)"
             )
             warnings.append(GrantWarning(level="danger", text=text, permission=index))
     own = {account: "this account itself", facts.module: "the session module"}

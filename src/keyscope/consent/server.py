@@ -52,7 +52,7 @@ from ..token_facts import cached_contract_facts
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, gas_cap, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
-from .tokens import module_checker
+from .tokens import fallback_checker, module_checker
 
 __all__ = ["ConsentServer"]
 
@@ -162,6 +162,7 @@ class ConsentServer(BackgroundServer):
             self.network.entry_point,
             self.network.module,
             lambda paymaster: is_keyscope_sponsor(chain, paymaster),
+            fallback_checker(chain, account),
         )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:

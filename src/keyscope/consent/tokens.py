@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
-from ..accounts.modules import module_of
+from ..accounts.modules import fallback_handler, module_of
 from ..chain import Chain
 from ..hexutil import to_address
 from ..token_facts import ContractFacts, TokenFacts, contract_facts, format_amount, visible_text
@@ -21,6 +21,7 @@ __all__ = [
     "ContractFacts",
     "TokenFacts",
     "contract_facts",
+    "fallback_checker",
     "format_amount",
     "lookalike_notes",
     "module_checker",
@@ -101,6 +102,19 @@ def lookalike_notes(what: str, text: str) -> list[tuple[str, str]]:
             )
         )
     return found
+
+
+def fallback_checker(chain: Chain, account: str) -> Callable[[str, bytes], bool]:
+    """``routes_to(address, selector)``: whether the deployed ``account`` routes ``selector`` to ``address`` as its
+    fallback handler, asked as the session module asks
+    (:func:`~keyscope.accounts.modules.fallback_handler`; False while the account has no code)."""
+    owner = to_address(account)
+    deployed = bool(chain.get_code(owner))
+
+    def routes_to(address: str, selector: bytes) -> bool:
+        return deployed and fallback_handler(chain, owner, to_address(address), selector)
+
+    return routes_to
 
 
 def module_checker(chain: Chain, account: str) -> Callable[[str], str | None]:
