@@ -26,6 +26,7 @@ from ..chain import Reads, read_many
 from ..errors import BadInputError, CallRevertedError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
+from ..selectors import IS_MODULE_INSTALLED
 from .base import AccountKind
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ __all__ = [
     "safe_module",
 ]
 
-_IS_MODULE_INSTALLED = bytes.fromhex("112d3a7d")
-"""IERC7579ModuleConfig.isModuleInstalled(uint256,address,bytes)."""
 _IS_MODULE_ENABLED = bytes.fromhex("2d9ad53d")
 """Safe's isModuleEnabled(address)."""
 MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
@@ -70,7 +69,7 @@ the module refuses the target (``ModuleQueryUnanswered``)."""
 
 
 def _question(number: int, target: str, context: bytes = b"") -> bytes:
-    return _IS_MODULE_INSTALLED + abi_encode(
+    return IS_MODULE_INSTALLED + abi_encode(
         ["uint256", "address", "bytes"], [number, to_address(target), context]
     )
 
@@ -145,7 +144,7 @@ def _hook_unanswered(questions: Sequence[tuple[str, bytes]], answers: Sequence[b
     """Whether a hook question asked with an empty context got no bool: the module asks it again with
     :data:`GLOBAL_HOOK_CONTEXT`, which the batch did not."""
     for (_, question), answer in zip(questions, answers, strict=True):
-        if question[:4] != _IS_MODULE_INSTALLED:
+        if question[:4] != IS_MODULE_INSTALLED:
             continue
         number, _, context = abi_decode(["uint256", "address", "bytes"], question[4:])
         if number == 4 and not context and _word(answer) is None:
