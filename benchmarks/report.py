@@ -1171,7 +1171,10 @@ _ENABLE_KINDS = (
     ("fresh_slot_writes", "fresh slots written (20,000 each, and the slot's first, cold access)"),
     ("other_writes", "other writes (the account's counters, warm)"),
     ("reads", "other storage reads"),
-    ("account_calls", "calls back into the account (`isValidSignature`, 4 module-target checks)"),
+    (
+        "account_calls",
+        "calls back into the account (`isValidSignature`, 4 module-target checks, 1 fallback-handler check)",
+    ),
     ("other_calls", "calls to the signature verifier (the grant's EIP-712 hash, the rules' encoding)"),
     ("delegatecall", "the module's DELEGATECALL into its grant side (the call's own cost)"),
     ("ecrecover", "ecrecover (the session key)"),
