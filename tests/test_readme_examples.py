@@ -293,3 +293,18 @@ def test_the_erc7715_examples_run_as_written(net: Any, harness: Any, nft: Any) -
     assert grant_from_response(response.to_wire()) == grant and response.address == owner.account
     harness.fund(owner.account)
     assert net.session(grant, key).execute(nft.address, "safeMint(address)", owner.account).wait().success
+
+
+def test_every_dotted_keyscope_name_the_readme_writes_resolves_after_import_keyscope() -> None:
+    """The README writes ``keyscope.local.LocalStack()``, ``keyscope.store.open_store(url)``,
+    ``keyscope.consent.ConsentServer`` and the like: each such name must resolve after a bare ``import keyscope``
+    (a fresh interpreter, nothing else imported), as a newcomer copying it would have it."""
+    names = sorted(set(re.findall(r"\bkeyscope((?:\.[A-Za-z_][A-Za-z0-9_]*)+)", README.read_text())))
+    files = (".py", ".md", ".json", ".db")  # file names, not Python names
+    dotted = [name for name in names if not name.endswith(files)]
+    assert len(dotted) >= 8, dotted
+    probe = "import keyscope\nimport functools\n" + "".join(
+        f"functools.reduce(getattr, {name[1:].split('.')!r}, keyscope)\n" for name in dotted
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]

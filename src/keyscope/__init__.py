@@ -14,6 +14,9 @@ anything is sent::
     receipt = session.execute(nft, "safeMint(address)", user).wait()
 """
 
+import importlib
+from types import ModuleType
+
 from .artifacts import ENTRY_POINT_V07, ENTRY_POINT_V08
 from .bundler import Bundler, BundlerClient, FeeQuote, GasEstimate, PendingUserOperation, UserOperationReceipt
 from .calls import encode_function_call, function_call
@@ -68,6 +71,21 @@ from .signing import HashSigner, LocalSigner
 from .userop import PackedUserOperation, UserOperation
 
 __version__ = "0.1.0"
+
+_SUBMODULES = frozenset(
+    ("local", "store", "scale", "consent", "erc7715", "sponsor", "cosigner", "accounts", "bundler", "testing")
+)
+"""Packages of keyscope that ``import keyscope`` leaves unloaded (a local stack, stores and their drivers, the
+services): ``keyscope.local.LocalStack()`` and the like load them on first use."""
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``keyscope.local``, ``keyscope.store``, ``keyscope.scale``, ``keyscope.consent``, ... after a bare
+    ``import keyscope``, as the README writes them: the package is imported on first use."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ENTRY_POINT_V07",
