@@ -283,6 +283,12 @@ def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
     )
     named = [p.name for p in inspect.signature(connect).parameters.values() if p.kind is p.KEYWORD_ONLY]
     assert str(info.value).endswith(", ".join(named))  # the options said are the ones the signature takes
+    # module= mistyped: the typo is named, not a TypeError about a missing argument of an inner method
+    with pytest.raises(UnknownOptionError, match="unexpected keyword argument 'modul'"):
+        connect("http://127.0.0.1:9", "http://127.0.0.1:9", modul=_MODULE)  # type: ignore[call-arg]
+    with pytest.raises(BadInputError) as missing:  # left out: said what it is and where to find it
+        connect("http://127.0.0.1:9", "http://127.0.0.1:9")
+    assert "connect() needs module=ADDRESS" in str(missing.value) and "stack.module" in str(missing.value)
 
 
 def _unpacks_typed_dict(method: Any, parameter: inspect.Parameter) -> bool:

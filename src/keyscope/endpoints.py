@@ -72,6 +72,8 @@ def entry_point_version(chain: Chain, entry_point: str) -> str:
 
 _E = TypeVar("_E", bound="Endpoints")
 
+_NO_MODULE = "".join(("module", " not given"))
+"""connect()'s ``module`` when the caller gave none (a string of its own, told apart by identity)."""
 _OPTIONS = ("module", "entry_point", "factory", "paymaster", "kind", "owner_validator", "delegate", "timeout")
 """The keyword options :meth:`Endpoints.from_urls` (:func:`keyscope.connect`) takes, in its signature's order."""
 
@@ -125,7 +127,7 @@ class Endpoints:
         node: str | Chain,
         bundler: str | Bundler,
         *,
-        module: str,
+        module: str = _NO_MODULE,
         entry_point: str | None = None,
         factory: str | None = None,
         paymaster: str | PaymasterClient | None = None,
@@ -154,6 +156,11 @@ class Endpoints:
         for name in sorted(unknown):
             raise UnknownOptionError(
                 f"connect() got an unexpected keyword argument {shown(name)}: its options are {', '.join(_OPTIONS)}"
+            )
+        if module is _NO_MODULE:
+            raise BadInputError(
+                "connect() needs module=ADDRESS, the address of keyscope's session module (SessionKeyValidator) on "
+                "this chain: a LocalStack's stack.module, or the deployments file `ape run deploy` wrote"
             )
         _check_endpoint(node, Chain, "node", "the node's JSON-RPC URL (http://host:port) or a Chain")
         _check_endpoint(bundler, Bundler, "bundler", "the bundler's URL (http://host:port) or a Bundler")
