@@ -684,12 +684,17 @@ class UnsupportedEntryPointError(BadInputError):
 class PaymasterError(BundlerError):
     """The paymaster service refused to sponsor, or answered nonsense."""
 
-    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+    def __init__(self, method: str, code: int, message: str, data: Any = None, *, hint: str = "") -> None:
         self.method = method
         self.code = code
         self.rpc_message = message
         self.data = data
-        super().__init__(f"paymaster {method} refused with code {code}: {message}")
+        self.hint = hint
+        if hint:  # the endpoint is no paymaster service: what it said matters less than what it is
+            said = message if len(message) <= 200 else message[:200] + "..."
+            super().__init__(f"paymaster {method} refused with code {code}: {said}; {hint}")
+        else:
+            super().__init__(f"paymaster {method} refused with code {code}: {message}")
 
 
 class UserOperationFailedError(KeyscopeError):

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .endpoint_kinds import answers_as_bundler, answers_as_node
 from .errors import PaymasterError, TransportError
 from .hexutil import Address, HexData, HexInt, HexRepr
 from .rpc import JsonRpcClient, JsonRpcError
@@ -86,12 +87,33 @@ class PaymasterClient:
         """Close the connection pool."""
         self._rpc.close()
 
+    def _not_a_paymaster(self, code: int) -> str:
+        """When the service did not take the method or its parameters (-32601, -32602) and its URL answers as a
+        node or a bundler does: what it is and where its URL goes; else nothing."""
+        if code not in (-32601, -32602):
+            return ""
+        what = (
+            "an ERC-4337 bundler (it answers eth_supportedEntryPoints)"
+            if answers_as_bundler(self.url)
+            else "an Ethereum node (it answers eth_getCode)"
+            if answers_as_node(self.url)
+            else ""
+        )
+        if not what:
+            return ""
+        return (
+            f"{self._rpc.shown_url} is {what}, not an ERC-7677 paymaster service: connect(node, bundler, "
+            "paymaster=URL) takes the paymaster service's URL (a node's URL goes first, a bundler's second)"
+        )
+
     def _ask(self, method: str, op: UserOperation, entry_point: str, chain_id: int) -> PaymasterFields:
         params = [op.to_rpc(), entry_point, hex(chain_id), self.context]
         try:
             result = self._rpc.request(method, params)
         except JsonRpcError as error:
-            raise PaymasterError(method, error.code, error.rpc_message, error.data) from None
+            raise PaymasterError(
+                method, error.code, error.rpc_message, error.data, hint=self._not_a_paymaster(error.code)
+            ) from None
         if not isinstance(result, dict):
             raise TransportError(
                 f"{self._rpc.shown_url} answered {method} with {result!r}, not an object",

@@ -212,6 +212,30 @@ def test_the_unsponsored_path_still_works(local_stack: LocalStack, local_sponsor
     print(f"\n[measure] unsponsored session mint that creates the account: {receipt.actual_gas_used} gas")
 
 
+@pytest.mark.parametrize("given", ["node", "bundler"])
+def test_a_node_s_or_a_bundler_s_url_given_as_the_paymaster_is_said_to_be_one(
+    local_stack: LocalStack, given: str
+) -> None:
+    """``paymaster=`` given the node's URL drew "Method not found", and the bundler's a long validation dump of
+    Alto's: neither said that the URL is no paymaster service. Nothing is sent."""
+    url = local_stack.rpc_url if given == "node" else local_stack.bundler_url
+    net = _connect(local_stack, url)
+    owner = net.owner(LocalSigner.generate())
+    local_stack.fund(owner.account, ETHER)
+    key = SessionKey.generate()
+    session = net.session(
+        owner.grant(key, [_mint_permission(local_stack, owner.account)], valid_for=3600), key
+    )
+    with pytest.raises(PaymasterError) as refused:
+        session.execute(local_stack.nft, "safeMint(address)", owner.account)
+    said = str(refused.value)
+    what = "an Ethereum node" if given == "node" else "an ERC-4337 bundler"
+    assert f"{url} is {what} (" in said and "), not an ERC-7677 paymaster service" in said, said
+    assert "connect(node, bundler, paymaster=URL) takes the paymaster service's URL" in said, said
+    assert len(said) < 600, said
+    assert _nft_balance(local_stack, owner.account) == 0
+
+
 def test_an_expired_sponsorship_is_refused_by_the_bundler(
     local_stack: LocalStack, local_sponsor: LocalSponsor
 ) -> None:
