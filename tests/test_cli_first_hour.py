@@ -777,7 +777,14 @@ def test_on_chain_revocation_without_the_owners_key_changes_nothing(grants, tmp_
         "--bundler",
         "http://127.0.0.1:9",
     ]
-    for key, said in ((None, "no owner key"), ("0x1234", "KEYSCOPE_OWNER_KEY is not a private key")):
+    for key, said in (
+        (None, "no owner key"),
+        ("0x1234", "KEYSCOPE_OWNER_KEY is not a private key"),
+        (
+            "/tmp/nowhere/owner.key",
+            "KEYSCOPE_OWNER_KEY looks like a file's path: it takes the owner's key itself",
+        ),
+    ):
         env = {"KEYSCOPE_OWNER_KEY": key} if key else {}
         result = CliRunner(env=env).invoke(main, base)
         assert result.exit_code == 1 and f"error: {said}" in result.output, result.output

@@ -19,7 +19,7 @@ from .errors import BadInputError
 from .hexutil import to_address
 from .signing import HashSigner, LocalSigner
 
-__all__ = ["SignerLike", "as_signer"]
+__all__ = ["SignerLike", "as_signer", "looks_like_a_path"]
 
 SignerLike: TypeAlias = Any
 """What :func:`as_signer` accepts: a private key (hex or bytes), an eth-account ``LocalAccount``, an ape account
@@ -30,6 +30,13 @@ _FORMS = (
     "(such as keyscope.LocalSigner)"
 )
 _ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
+_FILE_ENDINGS = (".key", ".json", ".txt", ".pem")
+
+
+def looks_like_a_path(text: str) -> bool:
+    """Whether ``text``, given where a private key goes, reads as a file's path (a key is hex: it has no slash and
+    no file ending)."""
+    return "/" in text or "\\" in text or text.lower().endswith(_FILE_ENDINGS)
 
 
 def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
@@ -46,6 +53,11 @@ def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
         if _ADDRESS.match(text):
             shown = to_address(text) if text.startswith("0x") else text
             raise BadInputError(f"the {role}'s key {shown} is an address, not a key: give {_FORMS}")
+        if looks_like_a_path(text):
+            raise BadInputError(
+                f"the {role}'s key looks like a file's path: give the key itself, not a file ({_FORMS}); read a key "
+                "file yourself, e.g. Path(FILE).read_text().strip()"
+            )
         try:
             return LocalSigner(text)
         except BadInputError as error:  # its message never shows the key

@@ -11,6 +11,7 @@ from ..hexutil import to_address
 from ..network import Network
 from ..owner import Owner
 from ..selectors import SIGNER
+from ..signers import looks_like_a_path
 from ..signing import HashSigner, LocalSigner
 from .settings import ENV_FACTORY, ENV_OWNER, ENV_OWNER_KEY, _address_from
 
@@ -25,6 +26,11 @@ def owner_signer(owner_account: Any = None, *, ape_accounts: bool = True) -> Has
     other = " (or use --owner ALIAS)" if ape_accounts else ""
     key = os.environ.get(ENV_OWNER_KEY, "").strip()
     if key:
+        if looks_like_a_path(key):
+            raise BadInputError(
+                f"{ENV_OWNER_KEY} looks like a file's path: it takes the owner's key itself, 0x and 64 hex digits, not "
+                f'a file (export {ENV_OWNER_KEY}="$(cat FILE)" reads it from one){other}'
+            )
         try:
             return LocalSigner(key)
         except BadInputError as error:  # what is wrong with it, never the key itself
