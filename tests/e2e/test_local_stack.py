@@ -432,3 +432,20 @@ def test_anvil_or_alto_missing_from_node_modules_says_what_to_npm_install(
         alto.find_alto()
     said = str(info.value)
     assert f"`npm install --save-dev @pimlico/alto-nowhere@{alto.ALTO_VERSION}` in your project" in said, said
+
+
+def test_one_port_for_both_servers_is_refused_before_either_starts() -> None:
+    """``--node-port P --bundler-port P`` started anvil on P, then blamed "another program" for Alto's failure to
+    listen there, with Alto's log after it: refused at once, saying why."""
+    with pytest.raises(
+        LocalStackError, match="node_port and bundler_port are both 18545: anvil and Alto each need"
+    ):
+        LocalStack(node_port=18545, bundler_port=18545)
+    run = subprocess.run(
+        [sys.executable, "-m", "keyscope.local", "--node-port", "18545", "--bundler-port", "18545"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert "node_port and bundler_port are both 18545" in run.stdout + run.stderr

@@ -91,6 +91,11 @@ class LocalStack:
     ) -> None:
         if executors < 1 and executor_keys is None:
             raise LocalStackError("Alto needs at least one executor key: use executors >= 1")
+        if node_port is not None and node_port == bundler_port and bundler:
+            raise LocalStackError(
+                f"node_port and bundler_port are both {node_port}: anvil and Alto each need a port of their own; give "
+                "two different ports, or leave either out for a free one"
+            )
         if block_time is not None and block_time < 1:
             raise LocalStackError(
                 "block_time is in whole seconds (anvil's interval mining): give 1 or more, or None"
