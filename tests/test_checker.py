@@ -991,3 +991,35 @@ def test_a_single_call_with_two_rules_checks_in_microseconds():
         samples.append((time.perf_counter() - started) / 2000)
     # about 4 us on a laptop; the bound only catches an accidental slow path
     assert statistics.median(samples) < 100e-6
+
+
+def test_a_bundler_refusing_an_operation_before_its_limit_period_began_says_the_clocks_differ():
+    """A session with a limit per period makes each operation valid in its period only: validAfter is the
+    period's start by the chain's clock. A bundler whose clock is behind refused it as "not valid yet" with bare unix
+    times, which the SDK passed on as they came (only the session's own valid_after was explained)."""
+    from keyscope.bundler_refusals import session_refusal
+    from keyscope.errors import BundlerRejectedError
+
+    limited = Session(
+        session_key=KEY,
+        permissions=(MINT,),
+        limits=(Limit(kind=LimitKind.CALLS, amount=2, period=3600, meters=(Meter(permission=0),)),),
+    )
+    period_start, bundler_now = 1_796_504_400, 1_796_502_349
+    refused = BundlerRejectedError(
+        "eth_sendUserOperation",
+        -32503,
+        f"User operation is not valid yet, validAfter={period_start}, now={bundler_now}",
+    )
+    translated = session_refusal(grant(limited), refused)
+    assert isinstance(translated, SessionNotYetValidError), translated
+    said = str(translated)
+    assert (
+        "limit period that begins at 2026-12-05 21:00:00 UTC (unix 1796504400) by the chain's clock" in said
+    ), said
+    assert (
+        "its clock reads 2026-12-05 20:25:49 UTC (unix 1796502349)" in said
+        and "wait until then and send again" in said
+    ), said
+    # without a periodic limit, a validAfter that is not the session's own is not the session's to explain
+    assert session_refusal(grant(session(MINT)), refused) is None

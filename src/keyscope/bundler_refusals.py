@@ -97,6 +97,16 @@ def session_refusal(grant: SessionGrant, error: BundlerRejectedError) -> Excepti
                 f"{utc_moment(grant.valid_after)}; wait until then and send again",
                 session_id,
             )
+        if valid_after is not None and any(limit.period for limit in grant.session.limits):
+            # the module makes an operation counted in a period valid in that period only: the period began by the
+            # node's clock (the latest block's time), and not yet by the bundler's
+            clock = f"; its clock reads {utc_moment(bundler_now)}" if bundler_now is not None else ""
+            return SessionNotYetValidError(
+                f"session {session_id}'s operation is counted in the limit period that begins at "
+                f"{utc_moment(valid_after)} by the chain's clock, which the bundler's clock has not reached{clock}: "
+                "the two clocks differ; wait until then and send again",
+                session_id,
+            )
         return None
     valid_until = _number_after("validUntil", message)
     if grant.valid_until and valid_until in (None, grant.valid_until):
