@@ -111,6 +111,21 @@ class Endpoints:
     _kinds: dict[str | None, AccountKind] = field(default_factory=dict, init=False, repr=False)
     _entry_points_checked: set[str] = field(default_factory=set, init=False, repr=False)
 
+    def close(self) -> None:
+        """Close the HTTP connection pools of keyscope's clients here: the node's (an :class:`~keyscope.chain.RpcChain`),
+        the bundler's (a :class:`~keyscope.bundler.BundlerClient`) and the paymaster service's. A request after it
+        raises :class:`~keyscope.errors.TransportError` saying so. ``with connect(...) as net:`` closes them at
+        the block's end."""
+        for client in (self.bundler, self.chain, self.paymaster):
+            if isinstance(client, (RpcChain, BundlerClient, PaymasterClient)):
+                client.close()
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __post_init__(self) -> None:
         self.module = to_address(self.module, name="module")
         self.entry_point = to_address(self.entry_point, name="entry_point")

@@ -113,6 +113,12 @@ class JsonRpcClient:
         self.close()
 
     def _post(self, what: str, payload: Any, timeout: float | None) -> _Answer:
+        if self._http.is_closed:
+            raise TransportError(
+                f"the connection to {self.shown_url} was closed (close(), or the end of a with block) before "
+                f"{what}: connect again to send more",
+                url=self.shown_url,
+            )
         limit = timeout or self.timeout
         deadline = time.monotonic() + limit
         try:

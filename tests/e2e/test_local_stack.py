@@ -449,3 +449,22 @@ def test_one_port_for_both_servers_is_refused_before_either_starts() -> None:
     )
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
     assert "node_port and bundler_port are both 18545" in run.stdout + run.stderr
+
+
+def test_a_network_closes_its_connections_and_says_so_when_used_after(local_stack: LocalStack) -> None:
+    """``connect()``'s network had no ``close()``: its node's and bundler's connection pools stayed open until the
+    interpreter collected them (a ResourceWarning per socket). ``with connect(...) as net:`` closes them; a request
+    after it is refused as a keyscope error saying why, not httpx's RuntimeError."""
+    from keyscope import TransportError, connect
+
+    unknown = bytes(32)
+    with connect(local_stack.rpc_url, local_stack.bundler_url, module=local_stack.module) as net:
+        assert net.chain.get_code(local_stack.module)
+        assert net.bundler.get_user_operation_receipt(unknown) is None
+    for ask in (
+        lambda: net.chain.get_code(local_stack.module),
+        lambda: net.bundler.get_user_operation_receipt(unknown),
+    ):
+        with pytest.raises(TransportError, match=r"was closed \(close\(\), or the end of a with block\)"):
+            ask()
+    net.close()  # again: nothing to do

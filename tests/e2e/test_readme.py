@@ -169,6 +169,8 @@ def test_readme_sdk_example_runs_as_written(
 ) -> None:
     code = readme_example()
     user_side, dapp_side = code.split(DAPP_SIDE, 1)
+    # the example ends by closing its connections: run last, after the reports below have asked the chain
+    dapp_side, closing = dapp_side.split("net.close()", 1)
     # the README's URLs are the default local ports; this stack's are free ports of its own
     user_side = user_side.replace('"http://127.0.0.1:8545"', repr(local_stack.rpc_url)).replace(
         '"http://127.0.0.1:4337"', repr(local_stack.bundler_url)
@@ -199,6 +201,7 @@ def test_readme_sdk_example_runs_as_written(
             {"report": "owner.is_deployed()", "name": "deployed_after"},
             {"report": "session.status().status", "name": "status"},
             {"report": "str(session.status())", "name": "printed"},
+            {"code": "net.close()" + closing, "name": "README.md (closing)"},
         ],
     )
     assert reports["deployed_before"] is False
