@@ -724,6 +724,33 @@ def test_the_commands_refuse_a_module_or_factory_without_code(
     )
 
 
+def test_the_dashboard_says_there_is_no_store_in_this_folder_once_it_serves(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without --store, in a folder nothing was granted from, the dashboard serves the sessions the module's events
+    name and says that there is no store (the notice once came before any usage error, which it then hid)."""
+    stack: LocalStack = world["stack"]
+    program = str(Path(sys.executable).with_name("keyscope"))
+    links = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
+    server = subprocess.Popen(
+        [program, "dashboard", "0x" + "ab" * 20, *links, "--port", "0"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        lines = [server.stderr.readline(), server.stderr.readline()]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert lines[0].startswith("no session store at sqlite:///.keyscope/sessions.db (the default"), lines
+    assert lines[1].startswith("the sessions of 0x"), lines
+    assert list(tmp_path.iterdir()) == []  # no store set up
+
+
 # -- the backend example of docs/browser.md ---------------------------------------------------------------
 
 BROWSER_DOC = Path(__file__).resolve().parents[2] / "docs" / "browser.md"

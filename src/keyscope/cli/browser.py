@@ -148,21 +148,27 @@ def _store(store_url: str | None) -> SessionStore | None:
     return open_session_store(store_url, keys=False) if store_url else None
 
 
-def _existing_store(store_url: str | None) -> SessionStore | None:
-    """The store the dashboard reads (and marks revocations in): one that exists, never a new one set up at a
-    mistyped path. The default store, when nothing was granted from this folder, is no store: the dashboard then
-    knows sessions from the module's events only, and says so."""
+def _no_default_store(store_url: str | None) -> str | None:
+    """What to say when the store is the default one and nothing was granted from this folder (no such store: the
+    dashboard then knows sessions from the module's events only); None otherwise."""
     if not store_url:
         return None
     default = click.get_current_context().get_parameter_source("store_url") is ParameterSource.DEFAULT
     path = local_store_path(store_url)
     if default and path is not None and not path.exists():
-        click.echo(
+        return (
             f"no session store at {store_url} (the default; nothing was granted from this folder): the dashboard "
             "lists the sessions the module's events name, without their permissions in words; give --store (or "
-            f"{ENV_STORE}) to read the store your workers use",
-            err=True,
+            f"{ENV_STORE}) to read the store your workers use"
         )
+    return None
+
+
+def _existing_store(store_url: str | None) -> SessionStore | None:
+    """The store the dashboard reads (and marks revocations in): one that exists, never a new one set up at a
+    mistyped path; None for no store, or the default one when nothing was granted from this folder
+    (:func:`_no_default_store`)."""
+    if not store_url or _no_default_store(store_url) is not None:
         return None
     return open_session_store(store_url, keys=False, existing=True)
 
@@ -277,6 +283,8 @@ def dashboard(
     store = _existing_store(store_url)  # a mistyped store is said before the node is asked
     try:
         network = connection.network()
+        if (notice := _no_default_store(store_url)) is not None:  # said once the arguments are known good
+            click.echo(notice, err=True)
         with ConsentServer(network, store=store, port=port) as server:
             url = server.dashboard_url(account)
             click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
