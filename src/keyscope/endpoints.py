@@ -28,7 +28,7 @@ from .bundler.client import BundlerClient
 from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
-from .endpoint_kinds import swapped_or_misplaced
+from .endpoint_kinds import answers_as_bundler, answers_as_node, swapped_or_misplaced
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
 from .errors import (
     BadInputError,
@@ -42,6 +42,7 @@ from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
 from .selectors import ENTRY_POINT, IS_MODULE_INSTALLED
+from .urls import mask_url
 from .userop import UserOperation
 
 __all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
@@ -159,7 +160,8 @@ class Endpoints:
         Safe7579, ERC-7579 reference accounts). ``delegate`` is keyscope's EIP-7702 delegate, for EOAs.
         :func:`keyscope.connect` is this method. Given two URLs, it asks the node's whether it is a bundler's
         (``eth_supportedEntryPoints``, once) and refuses a bundler's URL given as the node, saying when the two look
-        swapped (:func:`~keyscope.endpoint_kinds.swapped_or_misplaced`); nothing else is asked before it is needed. An option it does not take (a typo, most often) raises
+        swapped (:func:`~keyscope.endpoint_kinds.swapped_or_misplaced`); given one node's URL twice, it refuses it as the
+        bundler; nothing else is asked before it is needed. An option it does not take (a typo, most often) raises
         :class:`~keyscope.errors.UnknownOptionError` naming it and the options there are (a type checker refuses
         it too: nothing fits ``Never``).
 
@@ -189,6 +191,17 @@ class Endpoints:
             if misplaced is not None:
                 raise ConfigurationError(
                     f"{misplaced}; connect(node, bundler, ...) takes the node's URL first and the bundler's second"
+                )
+            if (
+                node.strip() == bundler.strip()
+                and not answers_as_bundler(bundler, timeout=timeout)
+                and answers_as_node(node, timeout=timeout)
+            ):
+                # the node's URL given twice: refused now, not at the first operation the bundler cannot take
+                raise ConfigurationError(
+                    f"the bundler given is the node's own URL, {mask_url(node)}, and it answers no "
+                    "eth_supportedEntryPoints: it is no ERC-4337 bundler; connect(node, bundler, ...) takes a "
+                    "bundler's URL second"
                 )
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler

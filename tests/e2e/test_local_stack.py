@@ -468,3 +468,18 @@ def test_a_network_closes_its_connections_and_says_so_when_used_after(local_stac
         with pytest.raises(TransportError, match=r"was closed \(close\(\), or the end of a with block\)"):
             ask()
     net.close()  # again: nothing to do
+
+
+def test_the_node_s_url_given_as_the_bundler_too_is_refused_at_connect(local_stack: LocalStack) -> None:
+    """``connect(NODE, NODE, ...)`` was taken, the owner signed a grant, and only the first send failed: refused at
+    once, before anything is signed."""
+    from keyscope import connect
+
+    with pytest.raises(ConfigurationError) as refused:
+        connect(
+            local_stack.rpc_url, local_stack.rpc_url, module=local_stack.module, factory=local_stack.factory
+        )
+    assert str(refused.value) == (
+        f"the bundler given is the node's own URL, {local_stack.rpc_url}, and it answers no eth_supportedEntryPoints: "
+        "it is no ERC-4337 bundler; connect(node, bundler, ...) takes a bundler's URL second"
+    )
