@@ -2,7 +2,8 @@
 naming a module of the account (an executor the owner installed after signing the grant, when it was a plain
 contract), and its ``verificationGasLimit`` is set so that the module's questions to the account
 (``isModuleInstalled``, made with all but a 64th of the gas left) run out of gas, which the module reads as "no"
-for executors, hooks and Safe modules (an account whose question halts gives no answer, attack 143). What the module
+for executors, hooks, Safe modules and fallback handlers (attack 257; an account whose validator question halts gives no
+answer, attack 143). What the module
 still has to do after a question (store the permission in new slots, the rest of the session, judge the call,
 recover the key) needs far more than the 64th a starved question leaves it, so no gas limit turns the refusal into a session: every one is either out of gas
 or ``PermissionTargetIsModule``. Through the real EntryPoint v0.7 ``handleOps`` (as ``eth_call``s) on ape's local
@@ -102,3 +103,58 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
     }
     assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
     assert all(v == refused for g, v in verdicts.items() if g >= high)
+
+
+def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_grant_on_the_handler(
+    sessions, project, deployer, module_account, owner, session_key
+):
+    """Attack 257's question, ``isModuleInstalled(3, handler, selector)``, takes any answer but a true (out of gas
+    included) for "no": a session key sends the ENABLE of a grant on the fallback handler the account routes
+    ``addSpender`` to at every verification gas limit around the one where the question gets enough gas. Each is
+    out of gas or refused ``PermissionTargetIsModule(moduleType=3)``, none validates: what the module still does
+    after the question needs far more than the 64th a starved question leaves."""
+    account = module_account
+    handler = project.SpenderListHandler.deploy(sessions.h.entry_point.address, sender=deployer)
+    add_spender = keccak(b"addSpender(address)")[:4]
+    keyscope_account = project.KeyscopeAccount.at(account)
+    install = keyscope_account.installModule.encode_input(3, handler.address, add_spender)
+    sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
+    assert keyscope_account.isModuleInstalled(3, handler.address, add_spender + bytes(28))
+    session = Session(
+        session_key=session_key.address,
+        permissions=(Permission(target=handler.address, selector=add_spender),),
+    )
+    owner_signature = sessions.owner_signature(account, owner, session)
+    call = Call.of(
+        handler.address, 0, add_spender + bytes(12) + bytes.fromhex(account[2:]) + bytes.fromhex(account[2:])
+    )
+    refused = (
+        f"AA23 reverted: PermissionTargetIsModule(permissionIndex=0, target={handler.address}, moduleType=3)"
+    )
+
+    def at(gas: int) -> str:
+        op = sessions.op(
+            account,
+            session_key,
+            call,
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+            verification_gas_limit=gas,
+        )
+        return verdict(sessions, op)
+
+    assert at(20_000) == OUT_OF_GAS
+    assert at(1_500_000) == refused
+    low, high = 20_000, 1_500_000
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if at(middle) == refused else (middle, high)
+    limits = set(range(high - 128, high + 16)) | set(range(high - 8_000, high - 128, 101))
+    verdicts = {gas: at(gas) for gas in sorted(limits)}
+    assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
+        g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
+    }
+    assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
+    assert all(v == refused for g, v in verdicts.items() if g >= high)
+    assert not handler.isSpender(account, account)
