@@ -542,6 +542,23 @@ def test_keyscope_revoke_on_chain_ends_an_offchain_grant_whose_account_has_no_co
     with open_store(url) as store:
         store.put_grant(grant)
 
+    # another key: the store's mark comes first (every worker refuses the session at once), and the refusal says
+    # that it is there and that nothing was sent on chain
+    stranger = LocalSigner.generate()
+    refused = CliRunner(env={"KEYSCOPE_OWNER_KEY": "0x" + stranger.private_key.hex()}).invoke(
+        main,
+        ["revoke", "--store", url, "0x" + grant.session_id.hex(), "--node", stack.rpc_url,
+         "--bundler", stack.bundler_url],
+    )  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert f"error: {stranger.address} is not the owner of {owner.account}" in refused.output, refused.output
+    assert "(the session is revoked in the store; nothing was sent on chain)" in refused.output, (
+        refused.output
+    )
+    assert not net.is_deployed(owner.account)
+    with open_store(url) as store:
+        assert store.is_revoked(grant.session_id)
+
     revoked = CliRunner(env={"KEYSCOPE_OWNER_KEY": "0x" + owner_key.private_key.hex()}).invoke(
         main,
         ["revoke", "--store", url, "0x" + grant.session_id.hex(), "--node", stack.rpc_url,

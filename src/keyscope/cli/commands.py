@@ -30,7 +30,7 @@ import click
 from .. import __version__
 from ..chain import RpcChain
 from ..endpoint_kinds import answers_as_bundler
-from ..errors import ConfigurationError, KeyscopeError, without_private_keys
+from ..errors import BadInputError, ConfigurationError, KeyscopeError, without_private_keys
 from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
 from ..store import OutboxRecord, OutboxState, SessionStore
@@ -252,15 +252,22 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
     )
     check_grant_network(network, grant, "--node")
     require_node_and_bundler(network, node, bundler, entry_points=[grant.entry_point], after=not_sent)
-    result = revoke_session(
-        grant,
-        network=network,
-        signer=signer,
-        timeout=timeout,
-        progress=Progress(),
-        node_option="--node",
-        key_options="KEYSCOPE_OWNER_KEY",
-    )
+    try:
+        result = revoke_session(
+            grant,
+            network=network,
+            signer=signer,
+            timeout=timeout,
+            progress=Progress(),
+            node_option="--node",
+            key_options="KEYSCOPE_OWNER_KEY",
+        )
+    except (
+        BadInputError,
+        ConfigurationError,
+    ) as refused:  # the owner's key or the account, before anything is sent
+        kind = BadInputError if isinstance(refused, BadInputError) else ConfigurationError
+        raise kind(f"{refused}{not_sent}") from None
     receipt = result.receipt
     if receipt is None:  # with the network and the owner's key the revocation is always sent
         raise click.ClickException(
