@@ -280,6 +280,8 @@ def test_the_erc7715_examples_run_as_written(net: Any, harness: Any, nft: Any) -
     grant, result = scope["grant"], scope["result"]
     assert scope["owner_revokes"].session_id == grant.session_id
     assert [grant_from_response(r.to_wire()) for r in result] == [grant]
+    (answer,) = scope["answer"]  # the JSON the dapp returns: the ERC's names
+    assert answer["chainId"] == hex(net.chain_id) and "chain_id" not in answer and "context" in answer, answer
     harness.fund(grant.account)
     assert net.session(grant, key).execute(nft.address, "safeMint(address)", grant.account).wait().success
 
