@@ -64,7 +64,7 @@ def period_seconds(per: int | str | None) -> int:
     if text in _UNITS:
         return _UNITS[text]
     raise BadInputError(
-        f"unknown period {shown(per)}: use 'minute', 'hour', 'day', 'week', '6 hours' or seconds"
+        f"unknown period {shown(per)}: use 'minute', 'hour', 'day', 'week', '6h' (or '6 hours') or seconds"
     )
 
 

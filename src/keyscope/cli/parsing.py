@@ -109,7 +109,9 @@ def _integer(text: str, what: str, *, signed: bool = False, units: bool = True, 
                 if ether and not unit
                 else ""
             )
-            raise BadInputError(f"{what}: {text!r} is not a whole number of wei{hint}")
+            # wei where the text is an amount of ETH or names a unit; any other integer has no unit to speak of
+            of_what = " of wei" if ether or unit else ""
+            raise BadInputError(f"{what}: {text!r} is not a whole number{of_what}{hint}")
         number = whole
     elif mantissa and len(str(mantissa)) + scale > 78:  # past 2**256 whatever the digits
         number = _MAX_WORD + 1
