@@ -14,7 +14,13 @@ from .errors import KeyscopeError
 from .rpc import JsonRpcClient
 from .urls import mask_url
 
-__all__ = ["PROBE_TIMEOUT", "answers_as_bundler", "answers_as_node", "swapped_or_misplaced"]
+__all__ = [
+    "PROBE_TIMEOUT",
+    "answers_as_bundler",
+    "answers_as_node",
+    "node_given_twice",
+    "swapped_or_misplaced",
+]
 
 PROBE_TIMEOUT = 5.0
 """Seconds each question of this module waits for its answer (at most the caller's own timeout)."""
@@ -45,6 +51,16 @@ def answers_as_node(url: str, *, timeout: float = PROBE_TIMEOUT) -> bool:
     not."""
     code = _answer(url, "eth_getCode", [_ZERO_ADDRESS, "latest"], timeout)
     return isinstance(code, str) and code.startswith("0x")
+
+
+def node_given_twice(node: str, bundler: str, *, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether ``bundler`` is the very URL given as ``node`` and a node's only: it answers ``eth_getCode`` and no
+    ``eth_supportedEntryPoints`` (a provider serving both at one URL is not). Asks nothing when the URLs differ."""
+    return (
+        node.strip() == bundler.strip()
+        and not answers_as_bundler(bundler, timeout=timeout)
+        and answers_as_node(node, timeout=timeout)
+    )
 
 
 def swapped_or_misplaced(

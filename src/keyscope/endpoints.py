@@ -28,7 +28,7 @@ from .bundler.client import BundlerClient
 from .bundler.types import Bundler
 from .chain import Chain, RpcChain
 from .eip7702 import delegate_of
-from .endpoint_kinds import answers_as_bundler, answers_as_node, swapped_or_misplaced
+from .endpoint_kinds import node_given_twice, swapped_or_misplaced
 from .entrypoint import EIP712_DOMAIN, canonical_entry_point_version, entry_point_version_from_domain
 from .errors import (
     BadInputError,
@@ -192,11 +192,7 @@ class Endpoints:
                 raise ConfigurationError(
                     f"{misplaced}; connect(node, bundler, ...) takes the node's URL first and the bundler's second"
                 )
-            if (
-                node.strip() == bundler.strip()
-                and not answers_as_bundler(bundler, timeout=timeout)
-                and answers_as_node(node, timeout=timeout)
-            ):
+            if node_given_twice(node, bundler, timeout=timeout):
                 # the node's URL given twice: refused now, not at the first operation the bundler cannot take
                 raise ConfigurationError(
                     f"the bundler given is the node's own URL, {mask_url(node)}, and it answers no "

@@ -483,3 +483,25 @@ def test_the_node_s_url_given_as_the_bundler_too_is_refused_at_connect(local_sta
         f"the bundler given is the node's own URL, {local_stack.rpc_url}, and it answers no eth_supportedEntryPoints: "
         "it is no ERC-4337 bundler; connect(node, bundler, ...) takes a bundler's URL second"
     )
+
+
+def test_the_node_s_url_given_as_both_options_is_said_in_the_command_s_words(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """``keyscope recover --node NODE --bundler NODE`` answered in the SDK's words ("connect(node, bundler, ...)");
+    the commands name their options."""
+    from click.testing import CliRunner
+
+    from keyscope.cli import main
+    from keyscope.store import open_store
+
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(store).close()  # the commands read an existing store only
+    result = CliRunner().invoke(
+        main, ["recover", "--store", store, "--node", local_stack.rpc_url, "--bundler", local_stack.rpc_url]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"error: --bundler {local_stack.rpc_url} is the URL given as --node, and it answers no "
+        "eth_supportedEntryPoints: it is no ERC-4337 bundler; give a bundler's URL to --bundler\n"
+    )
