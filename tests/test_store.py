@@ -456,6 +456,9 @@ def test_a_store_opened_to_use_an_existing_one_refuses_every_place_without_one_a
     table or write-ahead log appears."""
     folder = tmp_path / "empty"
     folder.mkdir()
+    photos = tmp_path / "photos"  # a folder of other files: not a new store's place to suggest either
+    photos.mkdir()
+    (photos / "cat.jpg").write_bytes(b"\xff\xd8")
     empty = tmp_path / "empty.db"
     empty.touch()
     other = tmp_path / "app.db"
@@ -469,6 +472,7 @@ def test_a_store_opened_to_use_an_existing_one_refuses_every_place_without_one_a
         f"sqlite:///{other}": f"the SQLite database {other} holds no keyscope store (its tables: users)",
         str(tmp_path / "missing"): f"there is no store at {tmp_path / 'missing'}",
         folder.as_uri(): f"the folder {folder} is empty, not a keyscope store",
+        photos.as_uri(): f"the folder {photos} is not a keyscope store (it has no keyscope-store.json)",
         "memory://": "a memory store is a new, empty one each time it is opened",
     }
     for url, reason in places.items():

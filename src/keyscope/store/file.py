@@ -235,11 +235,10 @@ class FileStore(DocumentStore):
                     f"{self.root} is not a directory: give a directory for the file store"
                 )
             fresh = not (self.root / MARKER).exists()
-            if fresh and self.root.is_dir() and any(_foreign(p.name) for p in self.root.iterdir()):
+            if fresh and create and self.root.is_dir() and any(_foreign(p.name) for p in self.root.iterdir()):
                 raise SessionStoreError(
-                    f"{self.root} is not empty and is not a keyscope store (it has no {MARKER}): give "
-                    "a new or "
-                    "empty directory"
+                    f"{self.root} is not empty and is not a keyscope store (it has no {MARKER}): give a new or empty "
+                    "directory"
                 )
             if fresh and not create:
                 if not self.root.exists():
