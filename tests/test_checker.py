@@ -21,6 +21,7 @@ from keyscope.errors import (
     BadInputError,
     GasCostTooHighError,
     InvalidFieldsError,
+    LimitExceededError,
     PolicyViolationError,
     SessionExpiredError,
     SessionNotYetValidError,
@@ -1023,3 +1024,28 @@ def test_a_bundler_refusing_an_operation_before_its_limit_period_began_says_the_
     ), said
     # without a periodic limit, a validAfter that is not the session's own is not the session's to explain
     assert session_refusal(grant(session(MINT)), refused) is None
+
+
+def test_a_limit_used_up_on_an_expired_session_says_it_expired_too():
+    """The module reverts ``LimitExceeded`` before the EntryPoint judges the window, so the checker says the limit
+    first; its advice ("ask for a larger limit") alone misled for a session that had expired anyway."""
+    limited = Session(
+        session_key=KEY,
+        valid_until=T0 + 100,
+        permissions=(MINT,),
+        limits=(Limit(kind=LimitKind.CALLS, amount=1, meters=(Meter(permission=0),)),),
+    )
+    subject = PolicyChecker(limited, ACCOUNT, MODULE)
+    spent = subject.check(encode_execute(mint()), now=T0).counters
+    for now, expired in ((T0 + 50, False), (T0 + 200, True)):
+        with pytest.raises(LimitExceededError) as refused:
+            subject.check(encode_execute(mint()), now=now, counters=spent)
+        said = str(refused.value)
+        assert "1 call of 1 call used" in said and refused.value.left == 0, said
+        assert ("The session has also expired, at " in said) is expired, said
+    with pytest.raises(LimitExceededError, match="has also expired"):
+        subject.check_operation(
+            UserOperation(sender=ACCOUNT, nonce=0, call_data=encode_execute(mint())),
+            now=T0 + 200,
+            counters=spent,
+        )

@@ -44,6 +44,7 @@ from .entrypoint import canonical_entry_point_version
 from .errors import (
     BadInputError,
     GasCostTooHighError,
+    LimitExceededError,
     RuleRefusalError,
     SessionError,
     SessionExpiredError,
@@ -289,7 +290,7 @@ class PolicyChecker:
         operation (:meth:`check_operation`)."""
         data = call_data if type(call_data) is bytes else to_bytes(call_data, name="callData")
         used = self._execute(data, revoked)
-        return self._window(used, now, self._count(data, used, counters, at), at)
+        return self._window(used, now, self._count(data, used, counters, at, now=now), at)
 
     def check_operation(
         self,
@@ -314,8 +315,24 @@ class PolicyChecker:
             )
         used = self._execute(op.call_data, revoked)
         self.check_gas_cost(op)
-        counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster)
+        counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster, now=now)
         return self._window(used, now, counted, at)
+
+    def _also_expired(self, exceeded: LimitExceededError, now: int | None) -> LimitExceededError:
+        """``exceeded`` (the module reverts with it first), saying too that the session has expired when it has:
+        its advice (wait for the reset, a larger limit) is then beside the point."""
+        valid_until = self.session.valid_until
+        if now is None or not valid_until or now <= valid_until:
+            return exceeded
+        return LimitExceededError(
+            f"{exceeded} The session has also expired, at {utc_moment(valid_until)}: ask the owner for a new session",
+            session_id=exceeded.session_id,
+            call_index=exceeded.call_index,
+            limit_index=exceeded.limit_index,
+            amount=exceeded.amount,
+            left=exceeded.left,
+            resets_at=exceeded.resets_at,
+        )
 
     def _count(
         self,
@@ -325,23 +342,29 @@ class PolicyChecker:
         at: int | None,
         cost: int = 0,
         paymaster: str | None = None,
+        *,
+        now: int | None = None,
     ) -> tuple[Counters, int, int] | None:
-        """Count an accepted operation towards the session's limits: (counters after, window of its periods)."""
+        """Count an accepted operation towards the session's limits: (counters after, window of its periods). A
+        limit exceeded is said as the module reverts, and (at ``now``) that the session has expired too, if it has."""
         session = self.session
         if not session.limits or not any(session.is_limited(i) for i in used):
             return None
         _claimable(at)
         _countable(session, counters)
         calls = decode_execute(call_data).calls
-        counted = count_limits(
-            session,
-            [(index, call.value, call.data) for index, call in zip(used, calls, strict=True)],
-            initial_counters(session) if counters is None else counters,
-            at=at,
-            cost=cost,
-            paymaster=paymaster,
-            session_id=self.session_id,
-        )
+        try:
+            counted = count_limits(
+                session,
+                [(index, call.value, call.data) for index, call in zip(used, calls, strict=True)],
+                initial_counters(session) if counters is None else counters,
+                at=at,
+                cost=cost,
+                paymaster=paymaster,
+                session_id=self.session_id,
+            )
+        except LimitExceededError as exceeded:
+            raise self._also_expired(exceeded, now) from None
         return counted.counters, counted.valid_after, counted.valid_until
 
     def check_gas_cost(self, op: UserOperation) -> None:
