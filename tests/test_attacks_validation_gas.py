@@ -12,6 +12,7 @@ chain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -51,6 +52,28 @@ def verdict(sessions, op: UserOperation) -> str:
     return "ok"
 
 
+def every_limit_is_out_of_gas_or_refused(at: Callable[[int], str], refused: str) -> None:
+    """Sweep the verification gas limits ``at`` sends the ENABLE with: out of gas at 20,000, ``refused`` at 1.5M; the
+    least limit refused found by bisection; every limit just below it and a coarser sweep below those out of gas,
+    every one from it on refused: none validates."""
+    assert at(20_000) == OUT_OF_GAS
+    assert at(1_500_000) == refused
+    # the least gas refused: below it, only out of gas
+    low, high = 20_000, 1_500_000
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if at(middle) == refused else (middle, high)
+    # every limit just below it (where a question runs short of gas and the module goes on with a 64th), and a
+    # coarser sweep of those where the questions' gas starts to run short
+    limits = set(range(high - 128, high + 16)) | set(range(high - 8_000, high - 128, 101))
+    verdicts = {gas: at(gas) for gas in sorted(limits)}
+    assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
+        g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
+    }
+    assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
+    assert all(v == refused for g, v in verdicts.items() if g >= high)
+
+
 def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_an_executor(
     sessions, project, deployer, module_account, owner, session_key
 ):
@@ -87,22 +110,7 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
         )
         return verdict(sessions, op)
 
-    assert at(20_000) == OUT_OF_GAS
-    assert at(1_500_000) == refused
-    # the least gas refused: below it, only out of gas
-    low, high = 20_000, 1_500_000
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if at(middle) == refused else (middle, high)
-    # every limit just below it (where a question runs short of gas and the module goes on with a 64th), and a
-    # coarser sweep of those where the questions' gas starts to run short
-    limits = set(range(high - 128, high + 16)) | set(range(high - 8_000, high - 128, 101))
-    verdicts = {gas: at(gas) for gas in sorted(limits)}
-    assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
-        g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
-    }
-    assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
-    assert all(v == refused for g, v in verdicts.items() if g >= high)
+    every_limit_is_out_of_gas_or_refused(at, refused)
 
 
 def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_grant_on_the_handler(
@@ -144,17 +152,5 @@ def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_
         )
         return verdict(sessions, op)
 
-    assert at(20_000) == OUT_OF_GAS
-    assert at(1_500_000) == refused
-    low, high = 20_000, 1_500_000
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if at(middle) == refused else (middle, high)
-    limits = set(range(high - 128, high + 16)) | set(range(high - 8_000, high - 128, 101))
-    verdicts = {gas: at(gas) for gas in sorted(limits)}
-    assert {v for v in verdicts.values()} == {OUT_OF_GAS, refused}, {
-        g: v for g, v in verdicts.items() if v not in (OUT_OF_GAS, refused)
-    }
-    assert all(v == OUT_OF_GAS for g, v in verdicts.items() if g < high)
-    assert all(v == refused for g, v in verdicts.items() if g >= high)
+    every_limit_is_out_of_gas_or_refused(at, refused)
     assert not handler.isSpender(account, account)
