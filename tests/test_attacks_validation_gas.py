@@ -52,6 +52,27 @@ def verdict(sessions, op: UserOperation) -> str:
     return "ok"
 
 
+def enabling_at(
+    sessions: Any, account: str, session_key: Any, call: Call, session: Session, owner_signature: bytes
+) -> Callable[[int], str]:
+    """The EntryPoint's verdict on the session key's ENABLE of ``session`` with ``call``, at a verification gas
+    limit."""
+
+    def at(gas: int) -> str:
+        op = sessions.op(
+            account,
+            session_key,
+            call,
+            mode="enable",
+            session=session,
+            owner_signature=owner_signature,
+            verification_gas_limit=gas,
+        )
+        return verdict(sessions, op)
+
+    return at
+
+
 def every_limit_is_out_of_gas_or_refused(at: Callable[[int], str], refused: str) -> None:
     """Sweep the verification gas limits ``at`` sends the ENABLE with: out of gas at 20,000, ``refused`` at 1.5M; the
     least limit refused found by bisection; every limit just below it and a coarser sweep below those out of gas,
@@ -98,19 +119,8 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
         f"AA23 reverted: PermissionTargetIsModule(permissionIndex=0, target={executor.address}, moduleType=2)"
     )
 
-    def at(gas: int) -> str:
-        op = sessions.op(
-            account,
-            session_key,
-            call,
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-            verification_gas_limit=gas,
-        )
-        return verdict(sessions, op)
-
-    every_limit_is_out_of_gas_or_refused(at, refused)
+    enable = enabling_at(sessions, account, session_key, call, session, owner_signature)
+    every_limit_is_out_of_gas_or_refused(enable, refused)
 
 
 def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_grant_on_the_handler(
@@ -140,17 +150,6 @@ def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_
         f"AA23 reverted: PermissionTargetIsModule(permissionIndex=0, target={handler.address}, moduleType=3)"
     )
 
-    def at(gas: int) -> str:
-        op = sessions.op(
-            account,
-            session_key,
-            call,
-            mode="enable",
-            session=session,
-            owner_signature=owner_signature,
-            verification_gas_limit=gas,
-        )
-        return verdict(sessions, op)
-
-    every_limit_is_out_of_gas_or_refused(at, refused)
+    enable = enabling_at(sessions, account, session_key, call, session, owner_signature)
+    every_limit_is_out_of_gas_or_refused(enable, refused)
     assert not handler.isSpender(account, account)
