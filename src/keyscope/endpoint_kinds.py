@@ -53,13 +53,26 @@ def answers_as_node(url: str, *, timeout: float = PROBE_TIMEOUT) -> bool:
     return isinstance(code, str) and code.startswith("0x")
 
 
-def node_given_twice(node: str, bundler: str, *, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether ``bundler`` is the very URL given as ``node`` and a node's only: it answers ``eth_getCode`` and no
-    ``eth_supportedEntryPoints`` (a provider serving both at one URL is not). Asks nothing when the URLs differ."""
+def node_given_twice(
+    node: str,
+    bundler: str,
+    *,
+    node_name: str = "node",
+    bundler_name: str = "bundler",
+    timeout: float = PROBE_TIMEOUT,
+) -> str | None:
+    """What is wrong when ``bundler`` (given as ``bundler_name``) is the very URL given as ``node`` and a node's only:
+    it answers ``eth_getCode`` and no ``eth_supportedEntryPoints``; None otherwise (a provider serving both at one URL).
+    Asks nothing when the URLs differ."""
+    if (
+        node.strip() != bundler.strip()
+        or answers_as_bundler(bundler, timeout=timeout)
+        or not answers_as_node(node, timeout=timeout)
+    ):
+        return None
     return (
-        node.strip() == bundler.strip()
-        and not answers_as_bundler(bundler, timeout=timeout)
-        and answers_as_node(node, timeout=timeout)
+        f"the {bundler_name} given, {mask_url(bundler)}, is the URL given as the {node_name}, and it answers no "
+        "eth_supportedEntryPoints: it is no ERC-4337 bundler"
     )
 
 

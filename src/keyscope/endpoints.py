@@ -42,7 +42,6 @@ from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
 from .selectors import ENTRY_POINT, IS_MODULE_INSTALLED
-from .urls import mask_url
 from .userop import UserOperation
 
 __all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
@@ -192,13 +191,9 @@ class Endpoints:
                 raise ConfigurationError(
                     f"{misplaced}; connect(node, bundler, ...) takes the node's URL first and the bundler's second"
                 )
-            if node_given_twice(node, bundler, timeout=timeout):
-                # the node's URL given twice: refused now, not at the first operation the bundler cannot take
-                raise ConfigurationError(
-                    f"the bundler given is the node's own URL, {mask_url(node)}, and it answers no "
-                    "eth_supportedEntryPoints: it is no ERC-4337 bundler; connect(node, bundler, ...) takes a "
-                    "bundler's URL second"
-                )
+            twice = node_given_twice(node, bundler, timeout=timeout)
+            if twice is not None:  # refused now, not at the first operation the bundler cannot take
+                raise ConfigurationError(f"{twice}; connect(node, bundler, ...) takes a bundler's URL second")
         chain = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         client = BundlerClient(bundler, node=chain, timeout=timeout) if isinstance(bundler, str) else bundler
         if isinstance(paymaster, str):

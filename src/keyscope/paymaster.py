@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from .endpoint_kinds import answers_as_bundler, answers_as_node
 from .errors import PaymasterError, TransportError
 from .hexutil import Address, HexData, HexInt, HexRepr
-from .rpc import JsonRpcClient, JsonRpcError
+from .rpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcClient, JsonRpcError
 from .userop import UserOperation
 
 __all__ = ["PaymasterClient", "PaymasterFields"]
@@ -90,7 +90,7 @@ class PaymasterClient:
     def _not_a_paymaster(self, code: int) -> str:
         """When the service did not take the method or its parameters (-32601, -32602) and its URL answers as a
         node or a bundler does: what it is and where its URL goes; else nothing."""
-        if code not in (-32601, -32602):
+        if code not in (METHOD_NOT_FOUND, INVALID_PARAMS):
             return ""
         what = (
             "an ERC-4337 bundler (it answers eth_supportedEntryPoints)"

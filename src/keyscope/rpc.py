@@ -29,6 +29,8 @@ past it is a :class:`~keyscope.errors.TransportError`, not read into memory."""
 
 METHOD_NOT_FOUND = -32601
 """JSON-RPC's code for a method the endpoint does not serve (a node asked a bundler's method, or the reverse)."""
+INVALID_PARAMS = -32602
+"""JSON-RPC's code for parameters the method does not take (Alto's answer to a method it does not know)."""
 
 
 class JsonRpcError(KeyscopeError):

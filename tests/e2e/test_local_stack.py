@@ -480,8 +480,8 @@ def test_the_node_s_url_given_as_the_bundler_too_is_refused_at_connect(local_sta
             local_stack.rpc_url, local_stack.rpc_url, module=local_stack.module, factory=local_stack.factory
         )
     assert str(refused.value) == (
-        f"the bundler given is the node's own URL, {local_stack.rpc_url}, and it answers no eth_supportedEntryPoints: "
-        "it is no ERC-4337 bundler; connect(node, bundler, ...) takes a bundler's URL second"
+        f"the bundler given, {local_stack.rpc_url}, is the URL given as the node, and it answers no "
+        "eth_supportedEntryPoints: it is no ERC-4337 bundler; connect(node, bundler, ...) takes a bundler's URL second"
     )
 
 
@@ -502,6 +502,6 @@ def test_the_node_s_url_given_as_both_options_is_said_in_the_command_s_words(
     )
     assert result.exit_code == 1, result.output
     assert result.output == (
-        f"error: --bundler {local_stack.rpc_url} is the URL given as --node, and it answers no "
+        f"error: the --bundler given, {local_stack.rpc_url}, is the URL given as the --node, and it answers no "
         "eth_supportedEntryPoints: it is no ERC-4337 bundler; give a bundler's URL to --bundler\n"
     )

@@ -31,11 +31,9 @@ def connect_node_and_bundler(
     misplaced = swapped_or_misplaced(node_url, bundler_url, node_name="--node", bundler_name="--bundler")
     if misplaced is not None:
         raise ConfigurationError(misplaced + after)
-    if node_given_twice(node_url, bundler_url):
-        raise ConfigurationError(
-            f"--bundler {mask_url(bundler_url)} is the URL given as --node, and it answers no eth_supportedEntryPoints: "
-            f"it is no ERC-4337 bundler; give a bundler's URL to --bundler{after}"
-        )
+    twice = node_given_twice(node_url, bundler_url, node_name="--node", bundler_name="--bundler")
+    if twice is not None:
+        raise ConfigurationError(f"{twice}; give a bundler's URL to --bundler{after}")
     return connect(node_url, bundler_url, module=module, entry_point=entry_point, factory=factory)
 
 

@@ -12,6 +12,7 @@ from ..errors import BadInputError, KeyscopeError, RaisesBadInput, shown
 from ..execution import ExecuteDecodeError, decode_execute
 from ..hashing import user_op_hash_v07
 from ..hexutil import Address, WireInt, to_address, to_bytes
+from ..rpc import INVALID_PARAMS, METHOD_NOT_FOUND
 from ..signers import SignerLike, as_signer
 from ..signing import HashSigner
 from ..typed_data import TypedData, typed_data_sign_hash
@@ -26,8 +27,6 @@ __all__ = [
     "CoSignerService",
 ]
 
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
 NOT_CO_SIGNED = -32003
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import KeyscopeError
 from ..http_service import INVALID_REQUEST
 from ..json_rpc_service import INTERNAL_ERROR, PARSE_ERROR
+from ..rpc import INVALID_PARAMS, METHOD_NOT_FOUND
 
 __all__ = [
     "BUDGET_EXHAUSTED",
@@ -34,8 +35,6 @@ __all__ = [
     "SponsorshipRefused",
 ]
 
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
 NOT_SPONSORED = -32003
 BUDGET_EXHAUSTED = -32005
 
