@@ -262,10 +262,8 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
             node_option="--node",
             key_options="KEYSCOPE_OWNER_KEY",
         )
-    except (
-        BadInputError,
-        ConfigurationError,
-    ) as refused:  # the owner's key or the account, before anything is sent
+    except (BadInputError, ConfigurationError) as refused:
+        # refused before anything is sent (the owner's key, the account): the store's mark stays, and is said
         kind = BadInputError if isinstance(refused, BadInputError) else ConfigurationError
         raise kind(f"{refused}{not_sent}") from None
     receipt = result.receipt
