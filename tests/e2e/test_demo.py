@@ -35,5 +35,7 @@ def test_the_demo_reads_well_in_80_columns(caplog: pytest.LogCaptureFixture) -> 
     assert len(re.findall(r"0x[0-9a-f]{6}…[0-9a-f]{6}\b", table)) == 7, table
     assert not re.search(r"0x[0-9a-f]*…[0-9a-f]*…", table), table
     # the revoked session's refusal names its reason once, and what an owner "key" line shows is an address
-    assert flowing.count("AA24") == 1 and "no longer accepts the revoked session's signature" in flowing
+    # (counted outside hex: a fresh random address, checksummed, may itself hold the letters "AA24")
+    words = re.sub(r"0x[0-9a-fA-F]+(?:…[0-9a-fA-F]+)?", "0x…", flowing)
+    assert words.count("AA24") == 1 and "no longer accepts the revoked session's signature" in flowing
     assert "owner key" not in text and "(the address of the user's key" in flowing
