@@ -24,7 +24,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import read_asking_modules
+from .accounts.modules import fallback_routes, read_asking_modules
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -755,13 +755,7 @@ class Owner:
         )
         code_of = addresses if known else [self.account, *addresses]
         # the module asks about a fallback handler per (target, selector): the account routes selectors to handlers
-        routed = list(
-            dict.fromkeys(
-                (p.target, bytes(p.selector))
-                for p in targets
-                if p.selector != bytes(4) and p.target != self.account
-            )
-        )
+        routed = fallback_routes(targets, self.account)
         with module_answers(net.chain, net.module):
             asked = read_asking_modules(
                 net.chain,

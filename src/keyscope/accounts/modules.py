@@ -15,9 +15,9 @@ batch of reads cannot take). :func:`read_asking_modules` puts these together for
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -41,6 +41,7 @@ __all__ = [
     "ModuleVerdict",
     "fallback_context",
     "fallback_handler",
+    "fallback_routes",
     "installed_module",
     "module_of",
     "module_questions",
@@ -81,6 +82,28 @@ def fallback_context(selector: bytes) -> bytes:
     if len(selector) != 4:
         raise BadInputError(f"a selector is 4 bytes, got {len(selector)}: 0x{selector.hex()}")
     return selector + bytes(28)
+
+
+class _CallPermission(Protocol):
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def selector(self) -> bytes: ...
+
+
+def fallback_routes(permissions: Iterable[_CallPermission], account: str) -> list[tuple[str, bytes]]:
+    """The ``(target, selector)`` pairs of call ``permissions`` that enabling them on ``account`` asks the fallback
+    handler question about, as the module asks it: each permission with a nonzero selector whose target is not the
+    account itself (the module refuses that target before), each pair once, in the permissions' order."""
+    account = to_address(account)
+    return list(
+        dict.fromkeys(
+            (to_address(p.target), bytes(p.selector))
+            for p in permissions
+            if bytes(p.selector) != bytes(4) and to_address(p.target) != account
+        )
+    )
 
 
 def _fallback_question(target: str, selector: bytes) -> bytes:
