@@ -82,6 +82,19 @@ class ArgType:
         return word < 1 << (bits - 1) or word >= (1 << 256) - (1 << (bits - 1))
 
     @staticmethod
+    def reads_alike(code: int, other: int) -> bool:
+        """Whether a word means the same value read as type ``code`` and as type ``other``: both unsigned numbers
+        (uintN, an address, a bool), both signed (intN), or both bytes left-aligned (bytesN). A rule of one type on an
+        argument of another reads alike; otherwise the words it lets through are not what its values, read as the
+        rule's type, say of the argument (``0x7f`` as a ``bytes1`` lets a uint256 amount be ``0x7f * 2**248``)."""
+
+        def reading(c: int) -> int:
+            kind = c >> 5
+            return 0 if kind == 3 else kind
+
+        return reading(code) == reading(other)
+
+    @staticmethod
     def name(code: int) -> str:
         """``uint8``, ``int64``, ``bytes4``, ``bool`` (``address`` reads as ``uint160``)."""
         kind, padding = code >> 5, code & 0x1F

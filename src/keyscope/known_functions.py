@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .arg_types import ArgType
 from .policy import parse_signature
 from .session import Condition, Permission, Rule
 
@@ -22,10 +23,12 @@ UNLIMITED = 2**255
 
 
 def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
-    """The most an unsigned argument at ``offset`` may be under ``rules`` (None: unbounded)."""
+    """The most an unsigned argument at ``offset`` may be under ``rules`` (None: unbounded). Only rules that read the
+    word as an unsigned number bound it: a signed rule's negative values, and a ``bytesN`` rule's left-aligned ones,
+    are words far above what they show."""
     bound: int | None = None
     for rule in rules:
-        if rule.offset != offset or rule.is_signed:
+        if rule.offset != offset or not ArgType.reads_alike(rule.arg_type, ArgType.UINT256):
             continue
         op = rule.op
         if op in (Condition.EQUAL, Condition.LESS_THAN_OR_EQUAL, Condition.ONE_OF):

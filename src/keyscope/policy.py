@@ -60,6 +60,7 @@ from .limits import period_seconds
 from .session import (
     MAX_RULE_WORDS,
     UINT256_MAX,
+    ArgType,
     Condition,
     Limit,
     LimitKind,
@@ -263,6 +264,23 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
     assert kind.element is not None
     size = kind.element.head_size
     return _word_in(kind.element, f"{label}[{offset // size}]", offset % size)
+
+
+def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
+    """Refuse a ready-made ``rule`` on an argument of ``function`` that it reads as a type reading the word otherwise
+    (:meth:`ArgType.reads_alike`): its values would not say what it lets the argument be."""
+    located = function.word_at(rule.offset)
+    if located is None:
+        return
+    label, kind = located
+    if ArgType.reads_alike(arg_type_of(kind.name), rule.arg_type):
+        return
+    raise BadInputError(
+        f"a rule at byte {rule.offset} reads `{label}` ({kind.name}) in {function.signature} as a "
+        f"{ArgType.name(rule.arg_type)}, which reads its word otherwise: its values would not say what it lets "
+        f"`{label}` be (0x7f as a bytes1 lets a uint256 be 0x7f * 2**248). Give the rule the argument's type "
+        f"({kind.name}), or write it as an arg(...) comparison, which takes it"
+    )
 
 
 def _pick(params: Sequence[AbiParam], key: str | int, owner: str, what: str) -> int:
@@ -1173,6 +1191,7 @@ def _permission(
             dynamic = function.dynamic_at(spec.offset)
             if dynamic is not None:
                 _refuse_dynamic(dynamic[1], dynamic[0], function.signature)
+            _refuse_misread(spec, function)
             resolved.append(spec)
         else:
             raise BadInputError(

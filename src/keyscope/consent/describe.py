@@ -27,7 +27,7 @@ from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
 from ..limits import LimitUsage, enforced_amount, owner_label
-from ..policy import AbiFunction, AbiParam, parse_signature
+from ..policy import AbiFunction, AbiParam, AbiType, parse_signature
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
 from ..targets import lifts_anything
@@ -227,7 +227,59 @@ def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
         label, kind = located
         if arg_type_of(kind.name) == rule.arg_type:
             return f"{label} ({kind.name})"
+        if _misread(rule, function) is not None:
+            return f"the word of {label} ({kind.name}) read as a {ArgType.name(rule.arg_type)}"
     return f"the {ArgType.name(rule.arg_type)} at byte {rule.offset} of the arguments"
+
+
+def _misread(rule: Rule, function: AbiFunction | None) -> tuple[str, AbiType] | None:
+    """``(label, type)`` of the argument whose word ``rule`` reads as a type that reads it otherwise (signed for
+    unsigned, bytes for a number, or the reverse: :meth:`ArgType.reads_alike`), None when there is none. Such a
+    rule's values, read as its own type, do not say what it lets the argument be: the module compares whole words,
+    and "at most 0x7f" as a ``bytes1`` lets a ``uint256`` amount be ``0x7f * 2**248``."""
+    located = function.word_at(rule.offset) if function is not None else None
+    if located is None or ArgType.reads_alike(arg_type_of(located[1].name), rule.arg_type):
+        return None
+    return located
+
+
+def _rule_text(rule: Rule, function: AbiFunction | None, ctx: _Context) -> str:
+    """What ``rule`` asks, as the owner reads it; a rule that reads its argument otherwise (:func:`_misread`) shows
+    its values as the whole 32-byte words the module compares."""
+    if _misread(rule, function) is not None:
+        return rule.requirement([f"the word 0x{value:064x}" for value in rule.values])
+    return _rule_words(rule, replace(ctx, addresses=_is_address(rule, function)))
+
+
+def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: str) -> str | None:
+    """The danger of a rule that binds no argument of a known function as the function reads it: on a dynamic
+    argument's head word, on a word it reads as another type (:func:`_misread`), or where no argument starts."""
+    if function is None:
+        return None
+    dynamic = function.dynamic_at(rule.offset)
+    if dynamic is not None:
+        label, kind = dynamic
+        return (
+            f"{shown}: rule {number} reads the head word of `{label}` ({kind.name}), a dynamic argument: that word "
+            f"is the offset of its data, which the session picks, so the rule binds nothing of `{label}` "
+            "(keyscope's Policy refuses rules on dynamic arguments)"
+        )
+    misread = _misread(rule, function)
+    if misread is not None:
+        label, kind = misread
+        return (
+            f"{shown}: rule {number} reads `{label}` ({kind.name}) as a {ArgType.name(rule.arg_type)}, which reads "
+            f"its word otherwise: what the rule lets `{label}` be is not what its values say as a "
+            f"{ArgType.name(rule.arg_type)} (shown as the whole words the chain compares; keyscope's Policy types "
+            "each rule as its argument)"
+        )
+    if function.word_at(rule.offset) is None:
+        return (
+            f"{shown}: rule {number} reads the 32 bytes at byte {rule.offset} of the arguments, where no argument "
+            "of the function starts: it binds no argument as the function reads them (keyscope's Policy puts each "
+            "rule on an argument)"
+        )
+    return None
 
 
 def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
@@ -267,8 +319,7 @@ def _permission_words(
         known.amounts if known is not None and is_token else (),
     )
     rules = tuple(
-        f"{_rule_label(rule, function)} {_rule_words(rule, replace(ctx, addresses=_is_address(rule, function)))}"
-        for rule in permission.rules
+        f"{_rule_label(rule, function)} {_rule_text(rule, function, ctx)}" for rule in permission.rules
     )
     if not rules:
         rules = ("any arguments: no rule limits them",)
@@ -283,18 +334,9 @@ def _permission_words(
             for lvl, text in known.warn(permission, is_token)
         ]
     for number, rule in enumerate(permission.rules):
-        dynamic = function.dynamic_at(rule.offset) if function is not None else None
-        if dynamic is not None:
-            label, kind = dynamic
-            warnings.append(
-                GrantWarning(
-                    level="danger",
-                    text=f"{shown}: rule {number} reads the head word of `{label}` ({kind.name}), a dynamic "
-                    "argument: that word is the offset of its data, which the session picks, so the rule binds "
-                    f"nothing of `{label}` (keyscope's Policy refuses rules on dynamic arguments)",
-                    permission=index,
-                )
-            )
+        danger = _rule_warning(number, rule, function, shown)
+        if danger is not None:
+            warnings.append(GrantWarning(level="danger", text=danger, permission=index))
     if shown.startswith("an unknown function"):
         warnings.append(
             GrantWarning(
