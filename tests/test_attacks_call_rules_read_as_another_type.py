@@ -174,7 +174,7 @@ def test_an_erc7715_request_by_selector_is_warned_of_and_one_naming_the_function
 
     named = _request(usdc.address, net.chain_id, rule, function="approve(address spender,uint256 amount)")
     with pytest.raises(
-        BadInputError, match=r"reads `arg1` \(uint256\) in approve\(address,uint256\) as a bytes1"
+        BadInputError, match=r"reads `amount` \(uint256\) in approve\(address,uint256\) as a bytes1"
     ):
         plan_from_requests([named])
 

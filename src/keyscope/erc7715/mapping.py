@@ -311,7 +311,7 @@ def _read_contract_call(data: Mapping[str, Any], where: str) -> list[Permission]
                 )
             return [Policy.transfer(target, value_limit)]
         if function is not None:
-            return [Policy.call(target, function.signature, rules=rules, value_limit=value_limit)]
+            return [Policy.call(target, data["function"], rules=rules, value_limit=value_limit)]
         return [
             Permission(
                 target=to_address(target), selector=selector, value_limit=value_limit, rules=tuple(rules)
