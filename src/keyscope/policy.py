@@ -234,6 +234,17 @@ class AbiFunction:
             position += param.type.head_size
         return None
 
+    def misread_at(self, offset: int, arg_type: int) -> tuple[str, AbiType] | None:
+        """``(label, type)`` of the argument whose word starts at ``offset`` when a rule of type ``arg_type`` reads
+        that word otherwise than the argument's type does (signed for unsigned, bytes for a number, or the reverse:
+        :meth:`ArgType.reads_alike`); None when no argument's word starts there, or the rule reads it alike. Such a
+        rule's values do not say what it lets the argument be: "at most 0x7f" as a ``bytes1`` lets a ``uint256`` be
+        ``0x7f * 2**248``."""
+        located = self.word_at(offset)
+        if located is None or ArgType.reads_alike(arg_type_of(located[1].name), arg_type):
+            return None
+        return located
+
     def word_at(self, offset: int) -> tuple[str, AbiType] | None:
         """``(label, type)`` of the static elementary value whose head word starts at ``offset``, if any."""
         position = 0
@@ -269,12 +280,10 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
 def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
     """Refuse a ready-made ``rule`` on an argument of ``function`` that it reads as a type reading the word otherwise
     (:meth:`ArgType.reads_alike`): its values would not say what it lets the argument be."""
-    located = function.word_at(rule.offset)
-    if located is None:
+    misread = function.misread_at(rule.offset, rule.arg_type)
+    if misread is None:
         return
-    label, kind = located
-    if ArgType.reads_alike(arg_type_of(kind.name), rule.arg_type):
-        return
+    label, kind = misread
     raise BadInputError(
         f"a rule at byte {rule.offset} reads `{label}` ({kind.name}) in {function.signature} as a "
         f"{ArgType.name(rule.arg_type)}, which reads its word otherwise: its values would not say what it lets "

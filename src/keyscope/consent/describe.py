@@ -233,14 +233,10 @@ def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
 
 
 def _misread(rule: Rule, function: AbiFunction | None) -> tuple[str, AbiType] | None:
-    """``(label, type)`` of the argument whose word ``rule`` reads as a type that reads it otherwise (signed for
-    unsigned, bytes for a number, or the reverse: :meth:`ArgType.reads_alike`), None when there is none. Such a
-    rule's values, read as its own type, do not say what it lets the argument be: the module compares whole words,
-    and "at most 0x7f" as a ``bytes1`` lets a ``uint256`` amount be ``0x7f * 2**248``."""
-    located = function.word_at(rule.offset) if function is not None else None
-    if located is None or ArgType.reads_alike(arg_type_of(located[1].name), rule.arg_type):
-        return None
-    return located
+    """``(label, type)`` of the argument whose word ``rule`` reads otherwise than the argument's type does
+    (:meth:`AbiFunction.misread_at`); the module compares whole words, so the rule's values do not say what it lets
+    the argument be."""
+    return function.misread_at(rule.offset, rule.arg_type) if function is not None else None
 
 
 def _rule_text(rule: Rule, function: AbiFunction | None, ctx: _Context) -> str:
