@@ -19,13 +19,12 @@ import pytest
 
 from keyscope import Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription
-from keyscope.consent.describe import describe_session
 from keyscope.erc7715 import plan_from_requests
 from keyscope.errors import BadInputError
 from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
-from keyscope.signing import LocalSigner
+from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
 
 SPENDER = to_address("0x" + "5e" * 20)
@@ -41,28 +40,6 @@ SMALL_AS_BYTES = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=32, arg_typ
 @pytest.fixture(scope="module", autouse=True)
 def session_fixtures_first(sessions, module):
     """Session-scoped fixtures before this module's token (ape snapshots per fixture scope)."""
-
-
-@pytest.fixture(scope="module")
-def usdc(project, deployer):
-    return project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
-
-
-@pytest.fixture
-def words(net):
-    server = ConsentServer(net)  # not started: its describer reads the chain
-
-    def describe(*permissions: Permission) -> GrantDescription:
-        owner = to_address("0x" + "ac" * 20)
-        session = Session(
-            session_key=LocalSigner.generate().address,
-            valid_until=2_000_000_000,
-            max_gas_cost=10**16,
-            permissions=permissions,
-        )
-        return describe_session(session, account=owner, chain_id=net.chain_id, facts=server.facts(owner))
-
-    return describe
 
 
 def _dangers(description: GrantDescription) -> list[str]:

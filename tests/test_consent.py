@@ -9,37 +9,14 @@ import pytest
 from conftest import KIND
 from keyscope import ENTRY_POINT_V07, ENTRY_POINT_V08, Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription, format_amount
-from keyscope.consent.describe import describe_session
 from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.hexutil import keccak, to_address
 from keyscope.session import Permission, Rule, Session
 from keyscope.signing import LocalSigner
+from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
 from support.permit_types import PERMIT_SINGLE_TYPES
 
 SPENDER = to_address("0x" + "5e" * 20)
-
-
-@pytest.fixture(scope="module")
-def usdc(project, deployer):
-    return project.NamedToken.deploy("USD Coin", "USDC", 6, sender=deployer)
-
-
-@pytest.fixture
-def words(net):
-    server = ConsentServer(net)  # not started: its describer reads the chain
-
-    def describe(*permissions: Permission, account: str | None = None, **session: object) -> GrantDescription:
-        owner = account or to_address("0x" + "ac" * 20)
-        built = Session(
-            session_key=LocalSigner.generate().address,
-            valid_until=session.pop("valid_until", 2_000_000_000),  # type: ignore[arg-type]
-            max_gas_cost=session.pop("max_gas_cost", 10**16),  # type: ignore[arg-type]
-            permissions=permissions,
-            **session,  # type: ignore[arg-type]
-        )
-        return describe_session(built, account=owner, chain_id=net.chain_id, facts=server.facts(owner))
-
-    return describe
 
 
 def _texts(description: GrantDescription, level: str) -> list[str]:
