@@ -84,9 +84,9 @@ class ArgType:
     @staticmethod
     def reads_alike(code: int, other: int) -> bool:
         """Whether a word means the same value read as type ``code`` and as type ``other``: both unsigned numbers
-        (uintN, an address, a bool), both signed (intN), or both bytes left-aligned (bytesN). A rule of one type on an
-        argument of another reads alike; otherwise the words it lets through are not what its values, read as the
-        rule's type, say of the argument (``0x7f`` as a ``bytes1`` lets a uint256 amount be ``0x7f * 2**248``)."""
+        (uintN, an address, a bool), both signed (intN), or both bytes left-aligned (bytesN). Where a rule's type and
+        its argument's do not read alike, the words the rule lets through are not what its values, read as the rule's
+        type, say of the argument (``0x7f`` as a ``bytes1`` lets a ``uint256`` amount be ``0x7f * 2**248``)."""
 
         def reading(c: int) -> int:
             kind = c >> 5
