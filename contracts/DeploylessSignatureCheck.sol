@@ -18,7 +18,8 @@ pragma solidity ^0.8.28;
 ///
 /// The account answers `isValidSignature` to this contract: a caller other than the module that asks it when a
 /// session is enabled. An account whose answer depends on its caller (keyscope's takes its owner's bare signature
-/// only from its installed validators) is judged with the facts `reads` bring back (its owner, its validators).
+/// only from the installed validator validating its operation) is judged with the facts `reads` bring back (its
+/// owner, its validators).
 /// Failures to create the account revert with the errors below, which the SDK decodes and names.
 contract DeploylessSignatureCheck {
     /// @notice The factory call reverted (or `factory` has no code: it then answers nothing).

@@ -37,9 +37,11 @@ import {ValidatorCall} from "./ValidatorCall.sol";
 /// validator. The owner's signatures are ERC-7739 nested signatures (TypedDataSign for typed data, PersonalSign
 /// for messages), bound to this account's EIP-712 domain (`KeyscopeAccount`, version `1`, its chain and
 /// address): an owner's signature made for one account is worthless for the owner's other accounts and for the
-/// owner's own address. The owner's bare ECDSA signature of a hash is accepted only when an installed validator
-/// asks (the session module checking the owner's grant of a session, a digest that names this account, the module
-/// and the chain).
+/// owner's own address. The owner's bare ECDSA signature of a hash is accepted only from the validator this account
+/// is asking, at that moment, to validate one of its UserOperations (the session module checking the owner's grant
+/// of a session in ENABLE mode, a digest that names this account, the module and the chain): not from an installed
+/// validator at any other time, since a validator may relay other callers' questions to the account (a router
+/// choosing the account's validators by a signature's prefix asks the account), and those may name no account.
 ///
 /// Installing a module (of any type, at {initialize} too) first asks every installed validator, and every validator
 /// uninstalled earlier in the same transaction, `isTargetOfLiveSession(this, module)` and refuses the module when one answers true: a live session may call it, and
@@ -95,6 +97,11 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     ///      Installing asks them too: a validator's sessions validated in this bundle still run after it is gone.
     uint256 private constant UNINSTALLED_SLOT = 0xc3ea6101926f01425705304811543aab2042fdd473e171c1b6ba372011b3b181;
 
+    /// @dev Transient: the validator this account is asking to validate a UserOperation, for the length of that
+    ///      call only (zero otherwise), at keccak256("keyscope.account.validatingWith"). {isValidSignature} takes the
+    ///      owner's bare signature from it alone.
+    uint256 private constant VALIDATING_SLOT = 0x8f737974f8582995494311213669974b8188fd534e13bed09dbe703dc5399025;
+
     /*//////////////////////////////////////////////////////////////
                               CONSTRUCTION
     //////////////////////////////////////////////////////////////*/
@@ -136,11 +143,13 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
 
     /// @notice ERC-1271: is `signature` a valid signature of `hash` by this account?
     /// @dev In order: a signature starting with an installed validator's address goes to that validator
-    ///      (ERC-7579 convention); an installed validator asking may present the owner's bare ECDSA signature of
-    ///      `hash` (the session module's grant check: its digest names this account); anything else must be the
-    ///      owner's ERC-7739 nested signature for this account (TypedDataSign or PersonalSign). The bare form is
-    ///      refused from every other caller: the hash a verifier such as Permit2 asks about may name no account,
-    ///      and the owner's bare signature of it would be as good for the owner's other accounts.
+    ///      (ERC-7579 convention); the validator this account is asking to validate one of its UserOperations, while
+    ///      it does ({VALIDATING_SLOT}), may present the owner's bare ECDSA signature of `hash` (the session module's
+    ///      grant check in ENABLE mode: its digest names this account); anything else must be the owner's ERC-7739
+    ///      nested signature for this account (TypedDataSign or PersonalSign). The bare form is refused from every
+    ///      other caller, installed validators included at any other time: the hash a verifier such as Permit2 asks
+    ///      about may name no account, the owner's bare signature of it would be as good for the owner's other
+    ///      accounts, and a validator may relay such a verifier's question to the account.
     /// @param hash The signed hash.
     /// @param signature The signature.
     /// @return The ERC-1271 magic value `0x1626ba7e` if valid, `0x77390001` for ERC-7739's detection request,
@@ -153,10 +162,12 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     {
         bytes4 viaModule = AccountERC7579.isValidSignature(hash, signature);
         if (viaModule == IERC1271.isValidSignature.selector) return viaModule;
-        if (
-            isModuleInstalled(MODULE_TYPE_VALIDATOR, msg.sender, Calldata.emptyBytes())
-                && SignerECDSA._rawSignatureValidation(hash, signature)
-        ) {
+        address validating;
+        assembly ("memory-safe") {
+            validating := tload(VALIDATING_SLOT)
+        }
+        if (validating != address(0) && msg.sender == validating && SignerECDSA._rawSignatureValidation(hash, signature))
+        {
             return IERC1271.isValidSignature.selector;
         }
         return ERC7739.isValidSignature(hash, signature);
@@ -203,7 +214,8 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
     ///      For a validator, the call `validateUserOp(userOp, userOpHash)` is built by copying the UserOperation's
     ///      ABI encoding straight from this call's calldata (offsets inside the struct are relative to its
     ///      start, so the bytes stay valid after a new two-word head) instead of re-encoding it in memory:
-    ///      the same call, for less gas.
+    ///      the same call, for less gas. While the validator runs, {VALIDATING_SLOT} names it, for
+    ///      {isValidSignature}'s bare owner signature.
     function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
         internal
         override
@@ -213,7 +225,13 @@ contract KeyscopeAccount is AccountERC7579, SignerECDSA, ERC7739, Initializable,
         if (!isModuleInstalled(MODULE_TYPE_VALIDATOR, module, Calldata.emptyBytes())) {
             return _validateOwnerUserOp(userOp, userOpHash, signature);
         }
-        return ValidatorCall.forward(module, userOp, userOpHash);
+        assembly ("memory-safe") {
+            tstore(VALIDATING_SLOT, module)
+        }
+        validationData = ValidatorCall.forward(module, userOp, userOpHash);
+        assembly ("memory-safe") {
+            tstore(VALIDATING_SLOT, 0)
+        }
     }
 
     /// @dev The owner's operation: its signature must be the owner's over the signable userOpHash, either as it

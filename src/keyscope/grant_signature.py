@@ -203,8 +203,8 @@ def _check_undeployed(
         return
     account_owner: str | None = None
     if bare_rule:
-        # keyscope's account takes its owner's bare signature when an installed validator (the session module)
-        # asks, which the check, not a validator, cannot be: its rule is applied to what the account holds
+        # keyscope's account takes its owner's bare signature from the validator it asks to validate an operation
+        # (the session module in ENABLE mode), which the check cannot be: its rule is applied to what it holds
         signer_word, installed_word = answer.reads
         if len(signer_word) >= 32 and not any(signer_word[:12]):  # an address word, not a stray answer
             account_owner = to_address("0x" + signer_word[12:32].hex())

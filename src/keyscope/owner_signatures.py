@@ -17,7 +17,8 @@ What the account takes::
 the primary type's name when its definition does not come first.
 
 The session grant is not signed this way: the session module asks the account about it, and the account takes
-its owner's bare signature from an installed validator, the grant's digest naming the account, module and chain.
+its owner's bare signature from the validator it is asking to validate an operation (the module, in ENABLE mode), the
+grant's digest naming the account, module and chain.
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ class AccountKind(ABC):
     #: The validator module the owner signs through (None: the account checks the owner itself, as keyscope's
     #: own account does).
     owner_validator: str | None = None
-    #: Whether the account takes its owner's bare signature of a digest only when one of its validators asks
-    #: (keyscope's account: others must present ERC-7739 signatures bound to the account).
+    #: Whether the account takes its owner's bare signature of a digest only from the validator it is asking to
+    #: validate one of its operations, while it does (keyscope's account: the session module in ENABLE mode; every
+    #: other caller must present ERC-7739 signatures bound to the account).
     bare_owner_signature_from_validators_only: bool = False
     #: The contract an EIP-7702 account (an EOA) delegates its code to; None for a smart account with code of its
     #: own. :func:`~keyscope.accounts.detect_kind` sets it for a delegated EOA of any kind.

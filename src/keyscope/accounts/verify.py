@@ -101,6 +101,12 @@ def verify_owner_signature(
     ``isValidSignature``, as the module does when a session's first operation enables it. ``kind`` is the
     account's adapter; ``framed_by`` the name of the adapter that shaped the signature, when another one."""
     address = to_address(account, name="account")
+    if kind.bare_owner_signature_from_validators_only and _bare_owner_signature_accepted(
+        chain, address, verifier, digest, signature
+    ):
+        # keyscope's account takes its owner's bare signature only from the validator it is asking to validate an
+        # operation, while it does (the module in ENABLE mode), which no eth_call can be: judged by that rule
+        return
     data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
     try:
         answer = chain.call(address, data, sender=to_address(verifier))
@@ -113,7 +119,7 @@ def verify_owner_signature(
         # holds no ETH: ask from the node's default sender instead. A validator may answer differently per
         # caller, so only an account that checks its owner itself (no owner validator) is judged by a refusal
         # then; for the others, the check is left to the session's first operation. keyscope's account takes
-        # its owner's bare signature from its installed validators only: judge it by the rule it applies.
+        # its owner's bare signature from the validator validating an operation only: judge it by that rule.
         if kind.bare_owner_signature_from_validators_only:
             if _bare_owner_signature_accepted(chain, address, verifier, digest, signature):
                 return
@@ -163,8 +169,9 @@ def _refuse_uninstalled(chain: Chain, kind: AccountKind, account: str, module: s
 def _bare_owner_signature_accepted(
     chain: Chain, account: str, verifier: str, digest: bytes, signature: bytes
 ) -> bool:
-    """keyscope's account's rule for a bare signature asked about by ``verifier``: ``verifier`` is an installed
-    validator and ``signature`` is the account's owner's ECDSA signature of ``digest``."""
+    """keyscope's account's rule for a bare signature asked about by ``verifier`` while the account asks it to
+    validate an operation: ``verifier`` is an installed validator and ``signature`` is the account's owner's ECDSA
+    signature of ``digest``."""
     try:
         (owner,) = abi_decode(["address"], chain.call(account, SIGNER))
         signed_by = recover_hash(digest, signature)
