@@ -64,9 +64,11 @@ def test_a_module_the_account_holds_as_another_type_neither_validates_nor_signs_
     """The owner installs a module as an executor and as a fallback handler (never as a validator). Before and
     after that install, a stranger names it in an operation's nonce key, with their own signature or none, to mint
     to themself; offers it an ERC-1271 question behind its address; and has it ask the account about the owner's
-    bare signature of a digest (which the account takes from an installed validator only: the session module
-    checking a grant). The account asks it none of them: AA24 and nothing minted, ``0xffffffff`` twice. The same
-    module held as a validator by another account of the owner gets each one through."""
+    bare signature of a digest (which the account takes only from the validator it asks to validate one of its
+    operations, while it does: the session module checking a grant in ENABLE mode, attack 259). The account asks it
+    none of them: AA24 and nothing minted, ``0xffffffff`` twice. The same module held as a validator by another
+    account of the owner gets the first two through; the bare signature it asks about outside an operation's
+    validation is refused there too, as it is to the session module itself."""
     owner = LocalSigner.generate()
     held_otherwise = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=41)
     held_as_validator = harness.create(owner, [(VALIDATOR, module.address, b"")], salt=42)
@@ -87,8 +89,8 @@ def test_a_module_the_account_holds_as_another_type_neither_validates_nor_signs_
         assert harness.nonce(held_otherwise, key) % 2**64 == 0  # its lane never used
         assert answer(chain, held_otherwise, digest, behind, sender=stranger.address) != ERC1271_MAGIC
         assert answer(chain, held_otherwise, digest, bare, sender=greedy.address) != ERC1271_MAGIC
-        # the installed validator still may ask about the bare signature (a grant's check)
-        assert answer(chain, held_otherwise, digest, bare, sender=module.address) == ERC1271_MAGIC
+        # not even the installed session module, outside an operation's validation (attack 259)
+        assert answer(chain, held_otherwise, digest, bare, sender=module.address) != ERC1271_MAGIC
 
     refused()  # not installed at all
     install(harness, project, held_otherwise, owner, EXECUTOR, greedy.address)
@@ -99,13 +101,13 @@ def test_a_module_the_account_holds_as_another_type_neither_validates_nor_signs_
     assert not state.isModuleInstalled(VALIDATOR, greedy.address, b"")
     refused()  # held as an executor and a fallback handler
 
-    # held as a validator, the module validates the stranger's operation and answers both questions
+    # held as a validator, the module validates the stranger's operation and answers the question behind it
     op = harness.op(held_as_validator, mint, key=key)
     receipt = harness.submit(op.replace(signature=LocalSigner.generate().sign_hash(harness.hash(op))))
     assert receipt.success, receipt.reason
     assert nft.balanceOf(stranger.address) == before + 1
     assert answer(chain, held_as_validator, digest, behind, sender=stranger.address) == ERC1271_MAGIC
-    assert answer(chain, held_as_validator, digest, bare, sender=greedy.address) == ERC1271_MAGIC
+    assert answer(chain, held_as_validator, digest, bare, sender=greedy.address) != ERC1271_MAGIC
 
 
 def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs_for_it(
