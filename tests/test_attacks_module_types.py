@@ -1,6 +1,7 @@
 """A module the account holds under another type than validator, used as one: keyscope's account and its EIP-7702
 delegate choose the validator of an operation by the nonce key's top 20 bytes and the validator of an ERC-1271
-signature by its first 20 bytes, and take the owner's bare ECDSA signature only when an installed validator asks.
+signature by its first 20 bytes, and the account takes the owner's bare ECDSA signature only from the validator it
+is asking to validate one of its operations (attack 259).
 Each of those asks whether the module is installed *as a validator*: a module installed as an executor or a
 fallback handler (an automation executor, a token-callback handler) is no validator, however it would answer.
 
@@ -28,7 +29,7 @@ ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
 # the selector the module handles as a fallback handler: any selector the account has no function for
 HANDLED = keccak(b"onTokenCallback(address,uint256)")[:4]
-VALIDATOR, EXECUTOR, FALLBACK = 1, 2, 3
+VALIDATOR, EXECUTOR, FALLBACK, HOOK = 1, 2, 3, 4
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -154,3 +155,29 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
     assert not held_otherwise.isModuleInstalled(VALIDATOR, greedy.address, b"")
     assert verdict(held_otherwise) == refused  # held as an executor and a fallback handler
     assert verdict(held_as_validator) == (0, ERC1271_MAGIC)
+
+
+def test_neither_the_account_nor_the_delegate_takes_a_hook(harness, project, deployer, accounts):
+    """No session operation runs through a hook on keyscope's account or its delegate, so none can see a call other
+    than the one the module judged, or reach a hook's configuration: neither supports module type 4, and each
+    refuses to install one (the owner's operation reverts in its call; the delegate reverts), the hook told nothing."""
+    hook = project.RecordingHook.deploy(sender=deployer)
+    owner = LocalSigner.generate()
+    account = harness.create(owner, [], salt=43)
+    state = project.KeyscopeAccount.at(account)
+    assert not state.supportsModule(HOOK)
+    data = state.installModule.encode_input(HOOK, hook.address, b"config")
+    receipt = harness.submit(
+        harness.sign_owner(harness.op(account, encode_execute(Call.of(account, 0, data))), owner)
+    )
+    assert not receipt.success
+    assert not state.isModuleInstalled(HOOK, hook.address, b"")
+    assert not hook.isInitialized(account) and hook.checks(account) == 0
+
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    assert not delegate.supportsModule(HOOK)
+    with pytest.raises(Exception):  # noqa: B017 (the delegate's own custom error, whichever it names)
+        delegate.installModule(HOOK, hook.address, b"config", sender=entry)
+    assert not delegate.isModuleInstalled(HOOK, hook.address, b"")
+    assert not hook.isInitialized(delegate.address)
