@@ -549,7 +549,12 @@ def test_each_allowance_and_limit_type_maps_to_the_limit_that_enforces_it() -> N
     assert session.struct_hash(ACCOUNT, 3) == expected.struct_hash(ACCOUNT, 3)
     # the ERC-20 allowance counts transfer, transferFrom, approve and increaseAllowance, per day
     budget = session.limits[4]
-    assert (budget.amount, budget.period, len(budget.meters), budget.unit) == (5 * 10**6, DAY, 4, "USDC")
+    assert (budget.amount, budget.period, len(budget.meters), budget.unit) == (
+        5 * 10**6,
+        DAY,
+        2,
+        "USDC",
+    )  # transfers only: no approval per period (attack 260)
     # the call and rate limits count the transfer permission's calls only; the native allowance every call
     # that can carry value (here the transfer)
     assert [m.permission for m in session.limits[2].meters] == [0]

@@ -16,7 +16,7 @@ Limits over the session's life or per period are signed in the grant and counted
 
     Policy.call(nft, "safeMint(address to)", calls=10, rate="2/minute")      # 10 calls in all, 2 a minute
     Policy.call(router, "swap(uint256 amountIn)", totals=[arg("amountIn").total(10**18, per="day")])
-    Policy.erc20_allowance(usdc, 5 * 10**6, period="day", symbol="USDC", decimals=6)  # 4 permissions, 1 budget
+    Policy.erc20_allowance(usdc, 5 * 10**6, period="day", symbol="USDC", decimals=6)  # 2 permissions, 1 budget
     owner.grant(key, [...], limits=[Limits.native(10**17, per="day"), Limits.operations(100)], gas_budget=10**16)
 
 Offsets follow the ABI head layout: every static value takes 32 bytes, static tuples and fixed-size arrays
@@ -1096,18 +1096,24 @@ class Policy:
         symbol: str | None = None,
         decimals: int = 0,
     ) -> tuple[Permission, ...]:
-        """An ERC-20 allowance: ``transfer``, ``transferFrom``, ``approve`` and ``increaseAllowance`` of ``token``,
-        whose amounts all count towards one budget of ``total`` (base units) over the session's life or per
-        ``period``. ``approve`` sets an allowance rather than adding to one: counting its amount is an upper
-        bound of what it lets a spender take, so the budget bounds every token the session can make leave.
-        Add the returned permissions to a grant; ``symbol`` and ``decimals`` only shape messages."""
+        """An ERC-20 allowance of ``token``: ``transfer`` and ``transferFrom``, whose amounts count towards one
+        budget of ``total`` (base units) per ``period``; over the session's life (no ``period``) ``approve`` and
+        ``increaseAllowance`` too. ``approve`` sets an allowance rather than adding to one: counting its amount is
+        an upper bound of what it lets a spender take, so a lifetime budget bounds every token the session can make
+        leave. A periodic budget takes no approvals: an allowance outlives its period and the session, so approvals
+        made over many periods could all be taken at once, after the owner revoked the session. Add the returned
+        permissions to a grant; ``symbol`` and ``decimals`` only shape messages."""
         address = to_address(token, name="token")
-        functions = (
+        seconds = period_seconds(period)
+        functions: tuple[tuple[str, tuple[str]], ...] = (
             ("transfer(address to,uint256 amount)", ("amount",)),
             ("transferFrom(address from,address to,uint256 amount)", ("amount",)),
-            ("approve(address spender,uint256 amount)", ("amount",)),
-            ("increaseAllowance(address spender,uint256 addedValue)", ("addedValue",)),
         )
+        if not seconds:
+            functions += (
+                ("approve(address spender,uint256 amount)", ("amount",)),
+                ("increaseAllowance(address spender,uint256 addedValue)", ("addedValue",)),
+            )
         permissions = [Policy.call(address, text) for text, _ in functions]
         meters = []
         for permission, (text, path) in zip(permissions, functions, strict=True):
@@ -1124,7 +1130,7 @@ class Policy:
         budget = _limit(
             kind=LimitKind.AMOUNT,
             amount=to_int(total, name="the allowance"),
-            period=period_seconds(period),
+            period=seconds,
             meters=tuple(meters),
             name=f"{symbol or 'token'} allowance",
             unit=unit,

@@ -600,7 +600,7 @@ def _erc20_unit(session: Session, limit: Limit) -> tuple[range, dict[str, Any]] 
         return None
     first = limit.meters[0].permission
     token = session.permissions[first].target
-    reference = Policy.erc20_allowance(token, 0)
+    reference = Policy.erc20_allowance(token, 0, limit.period or None)
     meters = reference[0].limits[0].meters
     span = range(first, first + len(reference))
     if span.stop > len(session.permissions) or [m.permission for m in limit.meters] != list(span):
