@@ -11,10 +11,10 @@ from .co_signer import CoSigner, CoSignRequest
 from .errors import BadInputError, CoSignerMismatchError
 from .grant import SessionGrant
 from .hexutil import ZERO_ADDRESS
-from .signing import recover_hash
+from .signing import try_recover
 from .userop import UserOperation
 
-__all__ = ["ask_co_signature", "expected_co_signer", "module_recovers", "refuse_missing_co_signer"]
+__all__ = ["ask_co_signature", "expected_co_signer", "refuse_missing_co_signer"]
 
 
 def expected_co_signer(grant: SessionGrant, record: tuple[bool, str] | None) -> str | None:
@@ -85,7 +85,7 @@ def ask_co_signature(
             f"the co-signer answered {len(co_signature)} bytes, not a 65-byte ECDSA signature"
         )
     if expected is not None:
-        given = module_recovers(request.co_sign_digest, co_signature)
+        given = try_recover(request.co_sign_digest, co_signature)
         if given != expected:
             what = (
                 f"is by {given}"
@@ -106,18 +106,3 @@ def ask_co_signature(
                 given=given,
             )
     return co_signature
-
-
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
-def module_recovers(digest: bytes, signature: bytes) -> str | None:
-    """The key the module recovers from the 65-byte ECDSA ``signature`` of ``digest`` (OpenZeppelin's
-    ``tryRecover``: low s, v 27 or 28), None when it recovers none."""
-    s = int.from_bytes(signature[32:64], "big")
-    if len(signature) != 65 or signature[64] not in (27, 28) or not 0 < s <= _SECP256K1_HALF_N:
-        return None
-    try:
-        return recover_hash(digest, signature)
-    except (BadInputError, ValueError):
-        return None

@@ -37,7 +37,7 @@ from .errors import (
 from .grant import SessionGrant
 from .hexutil import to_address
 from .selectors import IS_MODULE_INSTALLED, SIGNER
-from .signing import recover_hash
+from .signing import recover_hash, try_recover
 
 __all__ = ["check_grant_signature", "recover_grant_signer"]
 
@@ -209,7 +209,8 @@ def _check_undeployed(
         if len(signer_word) >= 32 and not any(signer_word[:12]):  # an address word, not a stray answer
             account_owner = to_address("0x" + signer_word[12:32].hex())
         installed = len(installed_word) >= 32 and int.from_bytes(installed_word[:32], "big") == 1
-        if account_owner is not None and recovered == account_owner:
+        # the account's OpenZeppelin ECDSA takes no high-s twin of the owner's signature
+        if account_owner is not None and try_recover(grant.digest, signature) == account_owner:
             if installed:
                 return
             raise AccountSetupError(

@@ -21,10 +21,11 @@ from eth_utils import keccak
 from .errors import BadInputError
 from .hexutil import to_address, to_bytes
 
-__all__ = ["PLACEHOLDER_ECDSA", "HashSigner", "LocalSigner", "recover_hash"]
+__all__ = ["PLACEHOLDER_ECDSA", "HashSigner", "LocalSigner", "recover_hash", "try_recover"]
 
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_SECP256K1_HALF_N = _SECP256K1_N // 2
 
 PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 """A 65-byte ``r || s || v`` of the real shape that is nobody's signature, for gas estimates: its non-zero
@@ -110,3 +111,19 @@ def recover_hash(digest: bytes, signature: bytes) -> str:
     recovery = v - 27 if v >= 27 else v
     public = keys.Signature(signature[:64] + bytes((recovery,))).recover_public_key_from_msg_hash(digest)
     return to_address(public.to_canonical_address())
+
+
+def try_recover(digest: bytes, signature: bytes) -> str | None:
+    """The key a contract recovers from the 65-byte ECDSA ``signature`` of ``digest`` with OpenZeppelin's
+    ``ECDSA.tryRecover``, as the session module and keyscope's account do: ``s`` in the lower half of the curve's
+    order and ``v`` 27 or 28 (a high-``s`` twin, which ``ecrecover`` would take, recovers nothing); None when it
+    recovers none."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    s = int.from_bytes(signature[32:64], "big")
+    if not 0 < s <= _SECP256K1_HALF_N:
+        return None
+    try:
+        return recover_hash(digest, signature)
+    except (BadInputError, ValueError):
+        return None

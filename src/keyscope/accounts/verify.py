@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_keys.exceptions import BadSignature
-from eth_keys.exceptions import ValidationError as SignatureShapeError
 
 from ..errors import AccountSetupError, CallRevertedError, KeyscopeError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
 from ..selectors import IS_MODULE_INSTALLED, IS_VALID_SIGNATURE, SIGNER
-from ..signing import recover_hash
+from ..signing import try_recover
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
 from .detect import account_id
 
@@ -172,10 +170,12 @@ def _bare_owner_signature_accepted(
     """keyscope's account's rule for a bare signature asked about by ``verifier`` while the account asks it to
     validate an operation: ``verifier`` is an installed validator and ``signature`` is the account's owner's ECDSA
     signature of ``digest``."""
+    signed_by = try_recover(digest, signature)  # as the account's OpenZeppelin ECDSA: no high-s twin
+    if signed_by is None:
+        return False
     try:
         (owner,) = abi_decode(["address"], chain.call(account, SIGNER))
-        signed_by = recover_hash(digest, signature)
-    except (CallRevertedError, KeyscopeError, ValueError, BadSignature, SignatureShapeError):
+    except (CallRevertedError, KeyscopeError, ValueError):
         return False
     return to_address(owner) == signed_by and validator_installed(chain, account, verifier) is True
 
