@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import BadInputError
 from .hexutil import Address, HexInt, keccak, rpc_name, to_address, to_bytes
-from .signing import HashSigner, recover_hash
+from .signing import SECP256K1_HALF_N, HashSigner, recover_hash
 
 __all__ = [
     "DELEGATION_PREFIX",
@@ -42,7 +42,6 @@ SET_CODE_TX_TYPE = 4
 """The EIP-2718 type of transactions that carry authorizations."""
 
 _MAGIC = b"\x05"
-_SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 _UINT64_MAX = 2**64 - 1
 
 
@@ -121,8 +120,11 @@ class Authorization(BaseModel):
         ``y_parity`` other than 0 or 1)."""
         if self.y_parity not in (0, 1):
             raise BadInputError(f"an authorization's y_parity is 0 or 1, got {self.y_parity}")
-        if not 0 < self.s <= _SECP256K1_HALF_N:
-            raise BadInputError("an authorization's s is in the lower half of the curve order (EIP-2)")
+        if not 0 < self.s <= SECP256K1_HALF_N:
+            raise BadInputError(
+                f"an authorization's s must be in the lower half of the curve order (EIP-2), got {self.s:#066x}: "
+                "sign it again with a signer that normalises s"
+            )
         return recover_hash(self.digest, self.signature)
 
     def to_rpc(self) -> dict[str, str]:

@@ -21,11 +21,19 @@ from eth_utils import keccak
 from .errors import BadInputError
 from .hexutil import to_address, to_bytes
 
-__all__ = ["PLACEHOLDER_ECDSA", "HashSigner", "LocalSigner", "recover_hash", "try_recover"]
+__all__ = [
+    "PLACEHOLDER_ECDSA",
+    "SECP256K1_HALF_N",
+    "HashSigner",
+    "LocalSigner",
+    "recover_hash",
+    "try_recover",
+]
 
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]+")
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_SECP256K1_HALF_N = _SECP256K1_N // 2
+SECP256K1_HALF_N = _SECP256K1_N // 2
+"""The largest ``s`` an Ethereum signature may carry (EIP-2): the high-``s`` twin of a signature is refused."""
 
 PLACEHOLDER_ECDSA = b"\xff" * 32 + b"\x7f" * 32 + b"\x1c"
 """A 65-byte ``r || s || v`` of the real shape that is nobody's signature, for gas estimates: its non-zero
@@ -121,7 +129,7 @@ def try_recover(digest: bytes, signature: bytes) -> str | None:
     if len(signature) != 65 or signature[64] not in (27, 28):
         return None
     s = int.from_bytes(signature[32:64], "big")
-    if not 0 < s <= _SECP256K1_HALF_N:
+    if not 0 < s <= SECP256K1_HALF_N:
         return None
     try:
         return recover_hash(digest, signature)
