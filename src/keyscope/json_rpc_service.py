@@ -46,6 +46,11 @@ PARSE_ERROR = -32700
 INTERNAL_ERROR = -32603
 """JSON-RPC 2.0's code for a request the service failed to run."""
 
+_SIMPLE_MEDIA_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
+"""The request bodies a browser sends to another origin without a CORS preflight (a form, or ``fetch`` with
+``mode: "no-cors"``): a page of any site can post them to a service on 127.0.0.1 (its ``Host`` is the service's own)
+and, reading no answer, still have the sponsor reserve budget or the co-signer sign. Refused, 415, unread."""
+
 
 class Service(Protocol):
     """A JSON-RPC service: ``handle(method, params)`` runs one request and gives its result."""
@@ -113,7 +118,11 @@ class JsonRpcRequestHandler(LocalRequestHandler):
     def do_POST(self) -> None:
         length = content_length(self)
         host = foreign_host(self)
-        if host is not None or length is None or length > self.max_body:
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        # a browser posts cross-site without a CORS preflight only a form encoding or text/plain; JSON needs the
+        # preflight, which this server never grants (no OPTIONS): a page of another site cannot drive it blind
+        cross_site = media in _SIMPLE_MEDIA_TYPES
+        if host is not None or length is None or cross_site or length > self.max_body:
             # the body is left unread: the connection cannot carry another request
             self.close_connection = True
             status, message = (
@@ -121,6 +130,8 @@ class JsonRpcRequestHandler(LocalRequestHandler):
                 if host is not None
                 else (400, "Content-Length must be a decimal number of bytes")
                 if length is None
+                else (415, "send JSON-RPC as JSON (Content-Type: application/json)")
+                if cross_site
                 else (413, f"request body over {self.max_body} bytes")
             )
             self._send(status, rpc_error(None, INVALID_REQUEST, message))
