@@ -1,0 +1,148 @@
+"""A request carrying ``Transfer-Encoding: chunked`` to the sponsor service, the co-signer (and the consent server,
+on the same ``http_service`` plumbing).
+
+The handlers read a body by ``Content-Length`` alone (``http_service.content_length``: 0 when absent) and never look at
+``Transfer-Encoding``. A chunked body is then not read as the body: its bytes stay on the connection and are parsed
+as the *next request*. RFC 9112 (6.1, 6.3) says a server must read a chunked body by its chunks, and one that gets
+both ``Transfer-Encoding`` and ``Content-Length`` must take the chunks or refuse the request and close the
+connection, since the disagreement is how request smuggling works. The docs put a service reachable by others
+behind a proxy that bounds each client (attacks 187, 256, the budget's residual risk); a proxy that frames the
+request by its chunks (as RFC 9112 has it) and forwards both headers hands these servers a request whose chunk data
+holds a second, complete request of the client's making, which the server then runs as if it came on its own,
+past whatever the proxy checks per request. Without a proxy, one request already draws two answers (a desync).
+
+Each server must refuse a request with ``Transfer-Encoding`` (it has no reader for one: ``501``/``400``/``411``)
+and close the connection, running nothing that follows on it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from keyscope.artifacts import ENTRY_POINT_V07
+from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import to_address
+from keyscope.signing import LocalSigner
+from keyscope.sponsor import Sponsor, SponsorServer, SponsorshipPolicy
+from support.userops import plain_op
+
+CHAIN_ID = 31337
+ACCOUNT = to_address("0x" + "ab12cd34ef" * 4)
+ALLOWED = "0x" + "33" * 20
+PAYMASTER = "0x" + "77" * 20
+DATA = bytes.fromhex("a9059cbb") + bytes(64)
+
+
+def _exchange(port: int, raw: bytes) -> bytes:
+    """Send ``raw`` on one connection and return everything the server answers until it closes it (or 3 s pass)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(raw)
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def _answers(answer: bytes) -> int:
+    """How many answers ``answer`` holds: each framed by its ``Content-Length``; bytes past them (an answer of
+    Python's HTTP/0.9 form, a bare HTML error page with no status line) count as one more."""
+    count = 0
+    while answer:
+        head, separator, rest = answer.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.") or not separator:
+            return count + 1
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        answer = rest[length:]
+        count += 1
+    return count
+
+
+def _smuggling(port: int, inner_body: bytes) -> bytes:
+    """A POST whose chunked body (one chunk) is a whole second POST carrying ``inner_body``; ``Content-Length``
+    covers the chunk's size line only (a TE.CL request, as a proxy reading the chunks would forward it)."""
+    inner = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(inner_body)}\r\n\r\n"
+    ).encode() + inner_body
+    size_line = f"{len(inner):x}\r\n".encode()
+    chunked = size_line + inner + b"\r\n0\r\n\r\n"
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(size_line)}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    return head + chunked
+
+
+def _rpc(method: str, params: list[Any]) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 99, "method": method, "params": params}).encode()
+
+
+def test_a_request_smuggled_in_a_chunked_body_reserves_no_sponsorship_budget() -> None:
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    policy = SponsorshipPolicy(accounts="any", targets={ALLOWED: "any"}, total_budget_wei=10**18)
+    sponsor = Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
+    with SponsorServer(sponsor) as server:
+        inner = _rpc("pm_getPaymasterData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
+        answer = _exchange(server.port, _smuggling(server.port, inner))
+        reserved = sponsor.ledger.reserved_total()
+    responses = _answers(answer)
+    assert reserved == 0 and responses == 1, (
+        f"one request with Transfer-Encoding: chunked drew {responses} answers, and the request smuggled in its "
+        f"chunk was run: {reserved} wei reserved\n{answer.decode(errors='replace')[:1500]}"
+    )
+    assert b"paymasterData" not in answer
+
+
+def test_a_request_smuggled_in_a_chunked_body_is_not_co_signed() -> None:
+    service = CoSignerService(
+        LocalSigner.generate(),
+        chain_id=CHAIN_ID,
+        module="0x" + "11" * 20,
+        entry_point=ENTRY_POINT_V07,
+        policy=CoSignPolicy(targets=frozenset({ALLOWED})),
+    )
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    with CoSignerServer(service) as server:
+        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+        answer = _exchange(server.port, _smuggling(server.port, inner))
+    responses = _answers(answer)
+    assert b'"signature"' not in answer and responses == 1, (
+        f"one request with Transfer-Encoding: chunked drew {responses} answers, the smuggled one co-signed\n"
+        f"{answer.decode(errors='replace')[:1500]}"
+    )
+
+
+@pytest.mark.parametrize("kind", ["sponsor", "cosigner"])
+def test_a_chunked_request_alone_draws_one_answer(kind: str) -> None:
+    """Without a proxy: a plain chunked request (no Content-Length) gets one answer, not a parse error for its
+    empty body followed by a 400 for its chunk-size line read as a request line."""
+    if kind == "sponsor":
+        policy = SponsorshipPolicy(targets="any")
+        server: Any = SponsorServer(
+            Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
+        )
+    else:
+        server = CoSignerServer(
+            CoSignerService(
+                LocalSigner.generate(), chain_id=CHAIN_ID, module="0x" + "11" * 20, entry_point=ENTRY_POINT_V07
+            )
+        )
+    with server:
+        body = _rpc("nothing_here", [])
+        raw = (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        answer = _exchange(server.port, raw)
+    assert _answers(answer) == 1, answer.decode(errors="replace")
