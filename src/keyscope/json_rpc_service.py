@@ -122,12 +122,19 @@ class JsonRpcRequestHandler(LocalRequestHandler):
         # a browser posts cross-site without a CORS preflight only a form encoding or text/plain; JSON needs the
         # preflight, which this server never grants (no OPTIONS): a page of another site cannot drive it blind
         cross_site = media in _SIMPLE_MEDIA_TYPES
+        chunked = self.headers.get("Transfer-Encoding") is not None
+        if chunked:
+            # a body framed otherwise than by Content-Length is not read here: left on the connection, its bytes were
+            # parsed as the next request (a second request smuggled in a chunk, past a proxy framing by the chunks)
+            length = None
         if host is not None or length is None or cross_site or length > self.max_body:
             # the body is left unread: the connection cannot carry another request
             self.close_connection = True
             status, message = (
                 (421, f"unknown Host {host!r}: this server answers requests to its own address only")
                 if host is not None
+                else (501, "Transfer-Encoding is not supported: send the body with a Content-Length")
+                if chunked
                 else (400, "Content-Length must be a decimal number of bytes")
                 if length is None
                 else (415, "send JSON-RPC as JSON (Content-Type: application/json)")
