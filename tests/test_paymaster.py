@@ -1146,7 +1146,11 @@ def test_http_surface(serve):
     server = serve(SponsorshipPolicy(targets="any"))
     assert server.url.startswith("http://127.0.0.1:")
     with httpx.Client() as http:
-        assert http.post(server.url, content=b"{nope").json()["error"]["code"] == -32700
+        json_type = {"Content-Type": "application/json"}
+        assert http.post(server.url, content=b"{nope", headers=json_type).json()["error"]["code"] == -32700
+        # a body without its JSON type is one a page of another site can post without a CORS preflight: refused
+        untyped = http.post(server.url, content=b"{nope")
+        assert untyped.status_code == 415 and untyped.json()["error"]["code"] == -32600
         assert http.post(server.url, json={"id": 1}).json()["error"]["code"] == -32600
         batch = http.post(
             server.url,

@@ -3,7 +3,8 @@
 :func:`rpc_answer` answers one request object: an invalid one with ``-32600``, a notification (no ``id`` member)
 with nothing and without running it, a refusal with its own error object, a failure with ``-32603`` naming its
 kind only (:func:`~keyscope.http_service.internal_error_message`). :class:`JsonRpcRequestHandler` reads a POST
-body within ``max_body`` bytes from the server's own Host, and answers one request or a batch
+body of ``Content-Type: application/json`` (the only type a page of another site cannot post without a CORS preflight,
+which is never granted) within ``max_body`` bytes from the server's own Host, and answers one request or a batch
 (:func:`~keyscope.http_service.batch_refusal` bounds it); a body of notifications only gets ``204``.
 """
 
@@ -46,10 +47,6 @@ PARSE_ERROR = -32700
 INTERNAL_ERROR = -32603
 """JSON-RPC 2.0's code for a request the service failed to run."""
 
-_SIMPLE_MEDIA_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
-"""The request bodies a browser sends to another origin without a CORS preflight (a form, or ``fetch`` with
-``mode: "no-cors"``): a page of any site can post them to a service on 127.0.0.1 (its ``Host`` is the service's own)
-and, reading no answer, still have the sponsor reserve budget or the co-signer sign. Refused, 415, unread."""
 
 
 class Service(Protocol):
@@ -119,9 +116,10 @@ class JsonRpcRequestHandler(LocalRequestHandler):
         length = content_length(self)
         host = foreign_host(self)
         media = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        # a browser posts cross-site without a CORS preflight only a form encoding or text/plain; JSON needs the
-        # preflight, which this server never grants (no OPTIONS): a page of another site cannot drive it blind
-        cross_site = media in _SIMPLE_MEDIA_TYPES
+        # a browser posts cross-site without a CORS preflight only a form encoding, text/plain or a body with no type
+        # at all (an ArrayBuffer); JSON needs the preflight, which this server never grants (no OPTIONS): a page of
+        # another site cannot drive it blind
+        cross_site = media != "application/json"
         chunked = self.headers.get("Transfer-Encoding") is not None
         if chunked:
             # a body framed otherwise than by Content-Length is not read here: left on the connection, its bytes were
