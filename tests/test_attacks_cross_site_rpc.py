@@ -65,7 +65,9 @@ def _forged_post(url: str, body: bytes, content_type: str | None) -> httpx.Respo
 def test_a_page_of_another_site_spends_no_sponsorship_budget(content_type: str | None) -> None:
     op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
     cost = required_prefund(op.replace(paymaster=PAYMASTER, paymaster_verification_gas_limit=60_000))
-    policy = SponsorshipPolicy(accounts="any", targets={ALLOWED: "any"}, budget_wei=cost, total_budget_wei=cost)
+    policy = SponsorshipPolicy(
+        accounts="any", targets={ALLOWED: "any"}, budget_wei=cost, total_budget_wei=cost
+    )
     sponsor = Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
     with SponsorServer(sponsor) as server:
         body = _rpc("pm_getPaymasterData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
@@ -74,7 +76,9 @@ def test_a_page_of_another_site_spends_no_sponsorship_budget(content_type: str |
         # the operator's own client (application/json, no Origin) is then still served within the budget
         honest = httpx.post(
             server.url,
-            content=_rpc("pm_getPaymasterData", [op.replace(nonce=4).to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)]),
+            content=_rpc(
+                "pm_getPaymasterData", [op.replace(nonce=4).to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)]
+            ),
             headers={"Content-Type": "application/json"},
             timeout=10,
         ).json()

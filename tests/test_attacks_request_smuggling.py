@@ -135,14 +135,22 @@ def test_a_chunked_request_alone_draws_one_answer(kind: str) -> None:
     else:
         server = CoSignerServer(
             CoSignerService(
-                LocalSigner.generate(), chain_id=CHAIN_ID, module="0x" + "11" * 20, entry_point=ENTRY_POINT_V07
+                LocalSigner.generate(),
+                chain_id=CHAIN_ID,
+                module="0x" + "11" * 20,
+                entry_point=ENTRY_POINT_V07,
             )
         )
     with server:
         body = _rpc("nothing_here", [])
         raw = (
-            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
-        ).encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+            (
+                f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            ).encode()
+            + f"{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
         answer = _exchange(server.port, raw)
     assert _answers(answer) == 1, answer.decode(errors="replace")

@@ -96,6 +96,42 @@ def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
     assert b"\r\nConnection: close\r\n" in answer
 
 
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_chunked_body_is_refused_and_its_chunks_never_run_as_a_request(kind, net):
+    """Attack 263 on every server: the chunk's bytes hold a whole second request; it is refused with 501 and the
+    connection closed, so nothing after the head is read as a request."""
+    with SERVERS[kind](net) as url:
+        parts = urlsplit(url)
+        inner = (
+            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        ).encode()
+        size_line = f"{len(inner):x}\r\n".encode()
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            sock.sendall(
+                (
+                    f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(size_line)}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"
+                ).encode()
+                + size_line
+                + inner
+                + b"\r\n0\r\n\r\n"
+            )
+            answer = b""
+            try:
+                while chunk := sock.recv(4096):
+                    answer += chunk
+            except TimeoutError:
+                pass
+    assert answer.startswith(b"HTTP/1.1 501 "), answer[:300]
+    assert b"Transfer-Encoding is not supported" in answer
+    assert b"\r\nConnection: close\r\n" in answer
+    assert answer.count(b"HTTP/1.") == 1, answer.decode(
+        errors="replace"
+    )  # one answer: the inner request never ran
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]
 )

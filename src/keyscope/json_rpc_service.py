@@ -48,7 +48,6 @@ INTERNAL_ERROR = -32603
 """JSON-RPC 2.0's code for a request the service failed to run."""
 
 
-
 class Service(Protocol):
     """A JSON-RPC service: ``handle(method, params)`` runs one request and gives its result."""
 
