@@ -95,6 +95,20 @@ class ArgType:
         return reading(code) == reading(other)
 
     @staticmethod
+    def within(code: int, other: int) -> bool:
+        """Whether every word canonical for type ``code`` is canonical for type ``other``: a rule of type ``code``
+        on an argument of type ``other`` then lets through no word the argument's type refuses, which a target
+        built with ABI coder v1 or reading calldata in assembly would clean into another value. Narrower is within
+        (a ``uint128`` rule on a ``uint256`` amount); wider is not (a ``uint256`` rule on a ``bool`` passes the word
+        2, read as ``true``; an ``int256`` rule on an ``int8`` passes 0x80, read as -128)."""
+        kind, other_kind = code >> 5, other >> 5
+        if other_kind == 3:
+            return code == ArgType.BOOL
+        if kind == 3:
+            return other_kind == 0
+        return kind == other_kind and code & 0x1F >= other & 0x1F
+
+    @staticmethod
     def name(code: int) -> str:
         """``uint8``, ``int64``, ``bytes4``, ``bool`` (``address`` reads as ``uint160``)."""
         kind, padding = code >> 5, code & 0x1F

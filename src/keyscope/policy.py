@@ -237,11 +237,15 @@ class AbiFunction:
     def misread_at(self, offset: int, arg_type: int) -> tuple[str, AbiType] | None:
         """``(label, type)`` of the argument whose word starts at ``offset`` when a rule of type ``arg_type`` reads
         that word otherwise than the argument's type does (signed for unsigned, bytes for a number, or the reverse:
-        :meth:`ArgType.reads_alike`); None when no argument's word starts there, or the rule reads it alike. Such a
+        :meth:`ArgType.reads_alike`), or takes words the argument's type refuses (a wider type of its kind,
+        :meth:`ArgType.within`); None when no argument's word starts there, or the rule reads it alike. Such a
         rule's values do not say what it lets the argument be: "at most 0x7f" as a ``bytes1`` lets a ``uint256`` be
         ``0x7f * 2**248``."""
         located = self.word_at(offset)
-        if located is None or ArgType.reads_alike(arg_type_of(located[1].name), arg_type):
+        if located is None:
+            return None
+        argument = arg_type_of(located[1].name)
+        if ArgType.reads_alike(argument, arg_type) and ArgType.within(arg_type, argument):
             return None
         return located
 
@@ -286,8 +290,9 @@ def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
     label, kind = misread
     raise BadInputError(
         f"a rule at byte {rule.offset} reads `{label}` ({kind.name}) in {function.signature} as a "
-        f"{ArgType.name(rule.arg_type)}, which reads its word otherwise: its values would not say what it lets "
-        f"`{label}` be (0x7f as a bytes1 lets a uint256 be 0x7f * 2**248). Give the rule the argument's type "
+        f"{ArgType.name(rule.arg_type)}, which reads its word otherwise or takes words the argument's type refuses: "
+        f"its values would not say what it lets `{label}` be (0x7f as a bytes1 lets a uint256 be 0x7f * 2**248; "
+        "!= 1 as a uint256 lets a bool be 2, which a coder v1 target reads as true). Give the rule the argument's type "
         f"({kind.name}), or write it as an arg(...) comparison, which takes it"
     )
 

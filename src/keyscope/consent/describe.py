@@ -265,7 +265,8 @@ def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: 
         label, kind = misread
         return (
             f"{shown}: rule {number} reads `{label}` ({kind.name}) as a {ArgType.name(rule.arg_type)}, which reads "
-            f"its word otherwise: what the rule lets `{label}` be is not what its values say as a "
+            f"its word otherwise or takes words a {kind.name} cannot be (a target built with ABI coder v1 cleans "
+            "them into other values): what the rule lets `{label}` be is not what its values say as a "
             f"{ArgType.name(rule.arg_type)} (shown as the whole words the chain compares; keyscope's Policy types "
             "each rule as its argument)"
         )
