@@ -459,6 +459,54 @@ def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
     return f"the word at byte {meter.offset} of the arguments of {where}"
 
 
+def _meter_warnings(session: Session) -> list[GrantWarning]:
+    """The danger of an argument total (an AMOUNT limit) whose meter counts no unsigned number of a known function as
+    the function reads it: the head word of a dynamic argument (the offset of its data, which the session picks, so
+    any amount passes at 64 or so a call), a word it reads otherwise (a signed number, bytes, a bool) or where no
+    argument starts. The module adds up whatever word sits at the meter's offset (attack 255, for limits);
+    keyscope's ``arg(...).total`` totals unsigned integer arguments only."""
+    warnings = []
+    for number, limit in enumerate(session.limits):
+        if limit.op != LimitKind.AMOUNT:
+            continue
+        for meter in limit.meters:
+            if not 0 <= meter.permission < len(session.permissions):
+                continue
+            permission = session.permissions[meter.permission]
+            shown, function, _ = _function(permission)
+            if function is None:
+                continue
+            dynamic = function.dynamic_at(meter.offset)
+            located = function.word_at(meter.offset)
+            if dynamic is not None:
+                label, kind = dynamic
+                why = (
+                    f"counts the head word of `{label}` ({kind.name}), a dynamic argument: that word is the offset of "
+                    f"its data, which the session picks, so the limit bounds nothing of `{label}`"
+                )
+            elif located is None:
+                why = (
+                    f"counts the 32 bytes at byte {meter.offset} of the arguments, where no argument of the function "
+                    "starts: it bounds no argument as the function reads them"
+                )
+            elif not located[1].name.startswith("uint"):
+                why = (
+                    f"counts `{located[0]}` ({located[1].name}), which is no unsigned number: its word is not the "
+                    "amount it reads as"
+                )
+            else:
+                continue
+            warnings.append(
+                GrantWarning(
+                    level="danger",
+                    text=f"{shown}: limit {number} ({limit.label}) {why} (keyscope's arg(...).total totals unsigned "
+                    "integer arguments only)",
+                    permission=meter.permission,
+                )
+            )
+    return warnings
+
+
 def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     """One line per lifetime limit, from the signed fields only (kind, amount, period, the metered permissions)."""
     if not session.limits:
@@ -638,6 +686,7 @@ def describe_session(
         if permission.target not in claims_checked:
             claims_checked.add(permission.target)
             warnings += _claim_warnings(index, permission.target, facts.contract(permission.target))
+    warnings += _meter_warnings(session)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
     described = GrantDescription(
