@@ -10,19 +10,17 @@ batchTransfer(...)", with no danger, and the key then moves any amount, 64 count
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
 
+from keyscope import SessionKey
 from keyscope.consent.describe import Facts, describe_session
 from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.policy import parse_signature
-from keyscope import SessionKey
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.token_facts import ContractFacts
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
@@ -65,7 +63,9 @@ def batch_token(deployer):
             "settings": {
                 "optimizer": {"enabled": True, "runs": 200},
                 "evmVersion": "cancun",
-                "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+                "outputSelection": {
+                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                },
             },
         },
         solc_version="0.8.28",
@@ -90,7 +90,9 @@ def _session(key: str, token: str) -> Session:
         max_gas_cost=10**16,
         permissions=(Permission(target=token, selector=function.selector, function=function.signature),),
         limits=(
-            Limit(kind=LimitKind.AMOUNT, amount=1000, meters=(Meter(permission=0, offset=32),), name="amounts"),
+            Limit(
+                kind=LimitKind.AMOUNT, amount=1000, meters=(Meter(permission=0, offset=32),), name="amounts"
+            ),
         ),
     )
 

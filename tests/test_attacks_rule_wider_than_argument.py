@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 
+import test_attacks
 from keyscope import Policy
 from keyscope.checker import PolicyChecker
 from keyscope.erc7715 import plan_from_requests
@@ -27,13 +28,18 @@ from keyscope.execution import Call
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
-from test_attacks import collection, selector, words  # noqa: F401 (the coder v1 victim, a fixture)
+from test_attacks import selector, words
+
+legacy_collection = test_attacks.collection
+"""The coder v1 victim (a module-scoped fixture of attack 41's tests)."""
 
 APPROVE = "setApprovalForAll(address operator, bool approved)"
 TIER = "setTier(uint8 tier)"
 NEVER_APPROVE_AS_WORD = Rule(condition=Condition.NOT_EQUAL, offset=32, arg_type=ArgType.WORD, values=(1,))
 """``approved != true`` typed ``uint256`` instead of ``bool``: every word but 1 passes, 2 among them."""
-PREMIUM_AS_WORD = Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, arg_type=ArgType.WORD, values=(3,))
+PREMIUM_AS_WORD = Rule(
+    condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, arg_type=ArgType.WORD, values=(3,)
+)
 """``tier >= 3`` typed ``uint256`` instead of ``uint8``: 256 passes, which coder v1 reads as tier 0."""
 
 
@@ -43,13 +49,13 @@ def session_fixtures_first(sessions, module):
 
 
 def test_a_rule_typed_wider_than_its_argument_lets_the_key_approve_an_operator_for_all(
-    sessions, module, collection, module_account, owner, session_key, attacker
+    sessions, module, legacy_collection, module_account, owner, session_key, attacker
 ) -> None:
     """What the chain does with such a grant (an ERC-7715 ``contract-call`` by selector, or a hand-made permission):
     the module enables it and passes the words 2 and 256, and the coder v1 collection approves the attacker for
     every token and sets tier 0. The SDK's checker agrees with the module. Then what the SDK must do: refuse to
     build the rule from the function's signature, as it refuses a rule of another kind (attack 258)."""
-    account = module_account
+    account, collection = module_account, legacy_collection
     session = Session(
         session_key=session_key.address,
         permissions=(
@@ -75,12 +81,23 @@ def test_a_rule_typed_wider_than_its_argument_lets_the_key_approve_an_operator_f
 @pytest.mark.parametrize(
     ("signature", "rule"),
     [
-        ("pay(address to,int8 priority,bytes4 tag)", Rule(condition=Condition.NOT_EQUAL, offset=0,
-                                                           arg_type=ArgType.WORD, values=(0xABC,))),
-        ("pay(address to,int8 priority,bytes4 tag)", Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=32,
-                                                           arg_type=ArgType.INT256, values=(0,))),
-        ("pay(address to,int8 priority,bytes4 tag)", Rule(condition=Condition.NOT_EQUAL, offset=64,
-                                                           arg_type=ArgType.BYTES32, values=(0xDEADBEEF << 224,))),
+        (
+            "pay(address to,int8 priority,bytes4 tag)",
+            Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.WORD, values=(0xABC,)),
+        ),
+        (
+            "pay(address to,int8 priority,bytes4 tag)",
+            Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=32, arg_type=ArgType.INT256, values=(0,)),
+        ),
+        (
+            "pay(address to,int8 priority,bytes4 tag)",
+            Rule(
+                condition=Condition.NOT_EQUAL,
+                offset=64,
+                arg_type=ArgType.BYTES32,
+                values=(0xDEADBEEF << 224,),
+            ),
+        ),
     ],
     ids=["uint256-on-address", "int256-on-int8", "bytes32-on-bytes4"],
 )
@@ -121,3 +138,32 @@ def test_the_consent_page_warns_of_a_rule_wider_than_a_known_functions_argument(
     described = words(permission)
     dangers = [w.text for w in described.warnings if w.level == "danger"]
     assert any("approved" in text and "bool" in text and "rule 0" in text for text in dangers), dangers
+
+
+@pytest.mark.parametrize(
+    ("rule", "refused"),
+    [
+        (Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.WORD, values=(0xABC,)), False),
+        (Rule(condition=Condition.ONE_OF, offset=32, arg_type=ArgType.INT256, values=(1, 2**256 - 1)), False),
+        (Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.WORD, values=(1 << 200,)), True),
+        (Rule(condition=Condition.ONE_OF, offset=32, arg_type=ArgType.INT256, values=(1, 0x80)), True),
+        (Rule(condition=Condition.IN_RANGE, offset=32, arg_type=ArgType.INT256, values=(1, 2)), True),
+    ],
+    ids=["equal-address", "one-of-int8", "equal-dirty-address", "one-of-dirty-int8", "range-int8"],
+)
+def test_a_wider_rule_passing_only_the_argument_s_own_words_is_taken(
+    words, rule: Rule, refused: bool
+) -> None:
+    """EQUAL and ONE_OF pass their values' words only: with every value a canonical word of the argument's type
+    (an address as a uint256, -1 and 1 as int256 words on an int8), no dirty word gets through, so the rule reads
+    its argument as written and is taken without a danger. A value the argument's type cannot be, or any other
+    condition, is refused as above."""
+    signature = "pay(address to,int8 priority,bytes4 tag)"
+    if refused:
+        with pytest.raises(BadInputError, match="takes words the argument's type refuses"):
+            Policy.call("0x" + "5e" * 20, signature, [rule])
+        return
+    policy = Policy.call("0x" + "5e" * 20, signature, [rule])
+    assert policy.rules == (rule,)
+    described = words(policy)
+    assert not [w.text for w in described.warnings if w.level == "danger" and "rule 0" in w.text]

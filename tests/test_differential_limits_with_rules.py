@@ -23,6 +23,7 @@ from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.errors import GasCostTooHighError, LimitError, LimitExceededError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
+from keyscope.revert import decode_revert
 from keyscope.session import (
     GWEI,
     ArgType,
@@ -37,7 +38,6 @@ from keyscope.session import (
     encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
-from keyscope.revert import decode_revert
 from keyscope.userop import UserOperation
 from support.raw_call import raw_call, revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
@@ -46,7 +46,9 @@ T0 = 1_700_000_000
 PAY = bytes.fromhex("a9059cbb")  # transfer(address to, uint256 amount)
 TARGET = to_address(keccak(b"keyscope limits-with-rules target")[12:])
 TO = to_address(keccak(b"keyscope limits-with-rules recipient")[12:])
-PAYMASTERS = tuple(to_address(keccak(f"keyscope limits-with-rules paymaster {i}".encode())[12:]) for i in range(3))
+PAYMASTERS = tuple(
+    to_address(keccak(f"keyscope limits-with-rules paymaster {i}".encode())[12:]) for i in range(3)
+)
 _keys = iter(range(10**9))
 
 
@@ -55,16 +57,24 @@ def _rules(draw: st.DrawFn) -> tuple[Rule, ...]:
     shapes = draw(st.lists(st.sampled_from(["to", "wide", "one_of", "range", "signed", "loose"]), max_size=4))
     for shape in shapes:
         if shape == "to":
-            rules.append(Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(int(TO, 16),)))
+            rules.append(
+                Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(int(TO, 16),))
+            )
         elif shape == "wide":
             rules.append(Rule(condition=Condition.LESS_THAN, offset=32, values=(2**250,)))
         elif shape == "one_of":
             members = draw(st.lists(st.integers(0, 30), min_size=1, max_size=12, unique=True))
             rules.append(Rule(condition=Condition.ONE_OF, offset=32, values=tuple(members)))
         elif shape == "range":
-            rules.append(Rule(condition=Condition.IN_RANGE, offset=32, values=(0, draw(st.sampled_from([20, 2**240])))))
+            rules.append(
+                Rule(condition=Condition.IN_RANGE, offset=32, values=(0, draw(st.sampled_from([20, 2**240]))))
+            )
         elif shape == "signed":
-            rules.append(Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=32, arg_type=ArgType.INT256, values=(0,)))
+            rules.append(
+                Rule(
+                    condition=Condition.GREATER_THAN_OR_EQUAL, offset=32, arg_type=ArgType.INT256, values=(0,)
+                )
+            )
         else:
             rules.append(Rule(condition=Condition.NOT_EQUAL, offset=32, values=(draw(st.integers(0, 30)),)))
     return tuple(rules)
@@ -75,9 +85,7 @@ def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | N
     permissions = [Permission(target=TARGET, selector=PAY, value_limit=10, rules=_rules(draw))]
     if draw(st.booleans()):
         permissions.append(
-            Permission(
-                target=PAYMASTERS[2], selector=PAY, rules=_rules(draw) if draw(st.booleans()) else ()
-            )
+            Permission(target=PAYMASTERS[2], selector=PAY, rules=_rules(draw) if draw(st.booleans()) else ())
         )
     limits = []
     for kind in draw(st.lists(st.sampled_from(list(LimitKind)), min_size=1, max_size=4)):
@@ -112,7 +120,11 @@ def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | N
         amount = draw(st.sampled_from([0, 1, 2, 5, 7, 21, 2**245]))
         to = draw(st.sampled_from([TO, TO, PAYMASTERS[0]]))
         calls.append(
-            Call(permissions[index].target, draw(st.sampled_from([0, 1])), PAY + abi_encode(["address", "uint256"], [to, amount]))
+            Call(
+                permissions[index].target,
+                draw(st.sampled_from([0, 1])),
+                PAY + abi_encode(["address", "uint256"], [to, amount]),
+            )
         )
     paymaster = draw(st.sampled_from([None, PAYMASTERS[0], PAYMASTERS[1], PAYMASTERS[2]]))
     op = UserOperation(
@@ -164,7 +176,9 @@ def test_limits_beside_rules_agree_with_the_module(setup) -> None:
             error = None
             module_data = None
             try:
-                result = call({"from": account.address, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7})
+                result = call(
+                    {"from": account.address, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
+                )
                 raw = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
                 module_data = int.from_bytes(raw, "big")
             except Exception as failure:
@@ -182,7 +196,10 @@ def test_limits_beside_rules_agree_with_the_module(setup) -> None:
                 assert (error[1]["cost"], error[1]["limit"]) == (verdict.cost, verdict.limit), context
             elif isinstance(verdict, LimitError):
                 assert error is not None and error[0] == verdict.reason, context
-                assert (error[1]["callIndex"], error[1]["limitIndex"]) == (verdict.call_index, verdict.limit_index), context
+                assert (error[1]["callIndex"], error[1]["limitIndex"]) == (
+                    verdict.call_index,
+                    verdict.limit_index,
+                ), context
                 if isinstance(verdict, LimitExceededError):
                     assert (error[1]["amount"], error[1]["left"]) == (verdict.amount, verdict.left), context
             elif isinstance(verdict, CallRefusedError):

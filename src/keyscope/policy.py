@@ -234,18 +234,27 @@ class AbiFunction:
             position += param.type.head_size
         return None
 
-    def misread_at(self, offset: int, arg_type: int) -> tuple[str, AbiType] | None:
+    def misread_at(
+        self, offset: int, arg_type: int, condition: int | None = None, values: Sequence[int] = ()
+    ) -> tuple[str, AbiType] | None:
         """``(label, type)`` of the argument whose word starts at ``offset`` when a rule of type ``arg_type`` reads
         that word otherwise than the argument's type does (signed for unsigned, bytes for a number, or the reverse:
         :meth:`ArgType.reads_alike`), or takes words the argument's type refuses (a wider type of its kind,
         :meth:`ArgType.within`); None when no argument's word starts there, or the rule reads it alike. Such a
         rule's values do not say what it lets the argument be: "at most 0x7f" as a ``bytes1`` lets a ``uint256`` be
-        ``0x7f * 2**248``."""
+        ``0x7f * 2**248``. A wider rule of ``condition`` EQUAL or ONE_OF whose ``values`` are all canonical words of
+        the argument's type passes those words only, so it reads its argument as written (a ``uint256`` rule "must
+        be" an address)."""
         located = self.word_at(offset)
         if located is None:
             return None
         argument = arg_type_of(located[1].name)
-        if ArgType.reads_alike(argument, arg_type) and ArgType.within(arg_type, argument):
+        if not ArgType.reads_alike(argument, arg_type):
+            return located
+        if ArgType.within(arg_type, argument):
+            return None
+        exact = condition in (Condition.EQUAL, Condition.ONE_OF) and bool(values)
+        if exact and all(ArgType.is_canonical(argument, value) for value in values):
             return None
         return located
 
@@ -284,7 +293,7 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
 def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
     """Refuse a ready-made ``rule`` on an argument of ``function`` that it reads as a type reading the word otherwise
     (:meth:`ArgType.reads_alike`): its values would not say what it lets the argument be."""
-    misread = function.misread_at(rule.offset, rule.arg_type)
+    misread = function.misread_at(rule.offset, rule.arg_type, rule.condition, rule.values)
     if misread is None:
         return
     label, kind = misread

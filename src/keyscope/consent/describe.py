@@ -236,7 +236,11 @@ def _misread(rule: Rule, function: AbiFunction | None) -> tuple[str, AbiType] | 
     """``(label, type)`` of the argument whose word ``rule`` reads otherwise than the argument's type does
     (:meth:`AbiFunction.misread_at`); the module compares whole words, so the rule's values do not say what it lets
     the argument be."""
-    return function.misread_at(rule.offset, rule.arg_type) if function is not None else None
+    return (
+        function.misread_at(rule.offset, rule.arg_type, rule.condition, rule.values)
+        if function is not None
+        else None
+    )
 
 
 def _rule_text(rule: Rule, function: AbiFunction | None, ctx: _Context) -> str:
