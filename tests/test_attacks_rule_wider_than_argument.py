@@ -25,6 +25,7 @@ from keyscope.checker import PolicyChecker
 from keyscope.erc7715 import plan_from_requests
 from keyscope.errors import BadInputError
 from keyscope.execution import Call
+from keyscope.policy import arg
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
@@ -167,3 +168,20 @@ def test_a_wider_rule_passing_only_the_argument_s_own_words_is_taken(
     assert policy.rules == (rule,)
     described = words(policy)
     assert not [w.text for w in described.warnings if w.level == "danger" and "rule 0" in w.text]
+
+
+def test_a_ready_made_rule_on_a_fixed_point_argument_is_typed_as_its_word() -> None:
+    """A ``fixedMxN`` word holds an ``intM`` (the value times 10**N), a ``ufixedMxN`` one a ``uintM``: a ready-made
+    rule of that type is taken (the builder sends fixed-point rules here), one of another kind is refused by the
+    SDK's own error naming the type to use, never a bare ValueError."""
+    minimum = Rule(
+        condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, arg_type=ArgType.int_of(128), values=(10**18,)
+    )
+    assert Policy.call("0x" + "5e" * 20, "price(fixed128x18 p)", [minimum]).rules == (minimum,)
+    as_word = Rule(
+        condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, arg_type=ArgType.WORD, values=(10**18,)
+    )
+    with pytest.raises(BadInputError, match=r"Give the rule the argument's type \(int128\)$"):
+        Policy.call("0x" + "5e" * 20, "price(fixed128x18 p)", [as_word])
+    with pytest.raises(BadInputError, match="write a Rule typed uint64 with the raw word"):
+        Policy.call("0x" + "5e" * 20, "price(ufixed64x2 p)", [arg("p") >= 1])

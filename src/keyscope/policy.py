@@ -248,7 +248,7 @@ class AbiFunction:
         located = self.word_at(offset)
         if located is None:
             return None
-        argument = arg_type_of(located[1].name)
+        argument = word_type_of(located[1].name)
         if not ArgType.reads_alike(argument, arg_type):
             return located
         if ArgType.within(arg_type, argument):
@@ -290,6 +290,17 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
     return _word_in(kind.element, f"{label}[{offset // size}]", offset % size)
 
 
+def word_type_of(name: str) -> int:
+    """The :class:`ArgType` of a static elementary argument's word: :func:`arg_type_of`, and for the fixed-point
+    types the integer their word holds (``fixedMxN`` an ``intM``, ``ufixedMxN`` a ``uintM``: the value times
+    10**N), which a ready-made rule on one is typed as."""
+    match = re.fullmatch(r"(u?)fixed(\d+)x\d+", name)
+    if match is not None:
+        bits = int(match.group(2))
+        return ArgType.uint_of(bits) if match.group(1) else ArgType.int_of(bits)
+    return arg_type_of(name)
+
+
 def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
     """Refuse a ready-made ``rule`` on an argument of ``function`` that it reads as a type reading the word otherwise
     (:meth:`ArgType.reads_alike`): its values would not say what it lets the argument be."""
@@ -302,7 +313,8 @@ def _refuse_misread(rule: Rule, function: AbiFunction) -> None:
         f"{ArgType.name(rule.arg_type)}, which reads its word otherwise or takes words the argument's type refuses: "
         f"its values would not say what it lets `{label}` be (0x7f as a bytes1 lets a uint256 be 0x7f * 2**248; "
         "!= 1 as a uint256 lets a bool be 2, which a coder v1 target reads as true). Give the rule the argument's type "
-        f"({kind.name}), or write it as an arg(...) comparison, which takes it"
+        f"({ArgType.name(word_type_of(kind.name))})"
+        + ("" if "fixed" in kind.name else ", or write it as an arg(...) comparison, which takes it")
     )
 
 
@@ -1031,7 +1043,8 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
             raise BadInputError(f"{where}: expected exactly {size} bytes, got {len(data)} ({shown(value)})")
         return int.from_bytes(data.ljust(32, b"\x00"), "big")
     raise BadInputError(
-        f"{where}: rules on {name} values are not supported by the builder; write a Rule with the raw word"
+        f"{where}: rules on {name} values are not supported by the builder; write a Rule typed "
+        f"{ArgType.name(word_type_of(name))} with the raw word (the value times 10**decimals)"
     )
 
 
