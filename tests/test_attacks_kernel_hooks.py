@@ -1,0 +1,220 @@
+"""A hook Kernel v3.1 runs for the account, named by a grant: attack 52's module questions do not find it.
+
+Attack 52 refuses a grant (a call permission, as here, or a signing domain) naming a module of the account,
+asking the account ``isModuleInstalled(1 | 2 | 4, target, "")`` (and, for a hook left unanswered, again with two
+zero words, attack 141). Kernel v3.1's ``isModuleInstalled`` answers only module types 1, 2 and 3: for type 4 it
+returns ``false`` whatever hook the account runs, in either form of the question. Kernel keeps its hooks per
+validator, per executor and per selector (``validationConfig(vId).hook``, ``executorConfig(e).hook``,
+``selectorConfig(s).hook``), installs each with ``hook.onInstall(hookData[1:])`` called by the account, and a hook
+keeps its configuration keyed by the calling account, as every ERC-7579 module does.
+
+So on a Kernel account whose root validator runs a hook (``Kernel.initialize(rootValidator, hook, ...)``, ZeroDev's
+pattern for guardian, spending-limit or timelock hooks), a session granted a call on that hook is enabled, and its
+key calls ``hook.onUninstall`` (or whatever configures it) from the account: the hook forgets the account. The
+same grant on Nexus 1.0, which answers the hook question, is refused ``PermissionTargetIsModule``.
+
+Runs on anvil (Kernel's runtime code is over EIP-170, which py-evm enforces) with the EntryPoint v0.7, the module
+and modulekit's released Kernel v3.1 and Nexus 1.0 bytecode; no bundler: the session's operation is sent to
+``handleOps`` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+
+from keyscope.accounts import KernelAccountKind, NexusAccountKind
+from keyscope.devnode import send_transaction
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak, to_address
+from keyscope.local import LocalStack
+from keyscope.module import enable_session_data
+from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.accounts import build_bytecode, deploy_accounts, deploy_code
+
+ETHER = 10**18
+ON_UNINSTALL = keccak(b"onUninstall(bytes)")[:4]
+CONFIG_OF = keccak(b"configOf(address)")[:4]
+IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
+PERMISSION_TARGET_IS_MODULE = keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[:4]
+_INITIALIZE = keccak(b"initialize(bytes21,address,bytes,bytes,bytes[])")[:4]
+_CREATE_ACCOUNT = keccak(b"createAccount(bytes,bytes32)")[:4]
+_GET_ADDRESS = keccak(b"getAddress(bytes,bytes32)")[:4]
+HOOK_CONFIG = b"guardian: 0x1234, delay: 2 days"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(disable_code_size_limit=True, bundler=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def contracts(stack: LocalStack):
+    return deploy_accounts(stack)
+
+
+@pytest.fixture(scope="module")
+def hook(stack: LocalStack) -> str:
+    """``contracts/test/RecordingHook``: keeps a configuration per calling account (``onInstall``/``onUninstall``)."""
+    return deploy_code(stack.node, stack.deployer.address, build_bytecode("RecordingHook"), "RecordingHook")
+
+
+def _call(stack: LocalStack, to: str, data: bytes, sender: str | None = None) -> bytes:
+    tx = {"to": to, "data": "0x" + data.hex(), "gas": hex(10_000_000)}
+    if sender is not None:
+        tx["from"] = sender
+    return bytes.fromhex(stack.node.request("eth_call", [tx, "latest"])[2:])
+
+
+def _call_error(stack: LocalStack, to: str, data: bytes, sender: str) -> bytes | None:
+    """The revert data of an ``eth_call`` (None when it succeeds)."""
+    from keyscope.rpc import JsonRpcError
+
+    tx = {"from": sender, "to": to, "data": "0x" + data.hex(), "gas": hex(10_000_000)}
+    try:
+        stack.node.request("eth_call", [tx, "latest"])
+    except JsonRpcError as error:
+        data_field = error.data if isinstance(error.data, str) else (error.data or {}).get("data", "0x")
+        return bytes.fromhex(str(data_field)[2:])
+    return None
+
+
+def _config_of(stack: LocalStack, hook: str, account: str) -> bytes:
+    (config,) = abi_decode(["bytes"], _call(stack, hook, CONFIG_OF + abi_encode(["address"], [account])))
+    return bytes(config)
+
+
+def _hook_answers(stack: LocalStack, account: str, hook: str) -> list[bool]:
+    """The account's answers to the hook questions the module asks: empty context, and two zero words."""
+    answers = []
+    for context in (b"", bytes(64)):
+        data = IS_MODULE_INSTALLED + abi_encode(["uint256", "address", "bytes"], [4, hook, context])
+        try:
+            answers.append(bool(int.from_bytes(_call(stack, account, data)[:32], "big")))
+        except Exception:
+            answers.append(False)
+    return answers
+
+
+def _kernel_account_with_root_hook(stack: LocalStack, contracts, hook: str, owner: LocalSigner) -> str:
+    """A Kernel v3.1 account whose root validator (the owner's ECDSA validator) runs ``hook``, configured with
+    ``HOOK_CONFIG``, and which has the session module installed (``initConfig``), as ZeroDev's SDK pairs hooks."""
+    kind = KernelAccountKind(owner_validator=contracts.owner_validator, factory=contracts.kernel_factory)
+    install = kind._install_data(stack.module, b"")
+    root = b"\x01" + bytes.fromhex(contracts.owner_validator[2:])
+    init = _INITIALIZE + abi_encode(
+        ["bytes21", "address", "bytes", "bytes", "bytes[]"],
+        [root, hook, bytes.fromhex(owner.address[2:]), b"\x00" + HOOK_CONFIG, [install]],
+    )
+    args = abi_encode(["bytes", "bytes32"], [init, bytes(32)])
+    (account,) = abi_decode(["address"], _call(stack, contracts.kernel_factory, _GET_ADDRESS + args))
+    send_transaction(
+        stack.node, stack.deployer.address, to=contracts.kernel_factory, data=_CREATE_ACCOUNT + args,
+        what="Kernel account creation",
+    )  # fmt: skip
+    return to_address(account)
+
+
+def _nexus_account_with_hook(stack: LocalStack, contracts, hook: str, owner: LocalSigner) -> str:
+    """A Nexus 1.0 account with the owner's validator, the session module and ``hook`` as its hook."""
+    kind = NexusAccountKind(
+        owner_validator=contracts.owner_validator, factory=contracts.nexus_factory, bootstrap=contracts.nexus_bootstrap
+    )
+    validators = kind._creation_validators(owner.address, [(1, stack.module, b"")])
+    init_nexus = keccak(
+        b"initNexus((address,bytes)[],(address,bytes)[],(address,bytes),(address,bytes)[],address,address[],uint8)"
+    )[:4]
+    call = init_nexus + abi_encode(
+        ["(address,bytes)[]", "(address,bytes)[]", "(address,bytes)", "(address,bytes)[]", "address", "address[]",
+         "uint8"],
+        [validators, [], (hook, HOOK_CONFIG), [], "0x" + "00" * 20, [], 0],
+    )  # fmt: skip
+    init = abi_encode(["address", "bytes"], [contracts.nexus_bootstrap, call])
+    args = abi_encode(["bytes", "bytes32"], [init, bytes(32)])
+    compute = keccak(b"computeAccountAddress(bytes,bytes32)")[:4]
+    (account,) = abi_decode(["address"], _call(stack, contracts.nexus_factory, compute + args))
+    send_transaction(
+        stack.node, stack.deployer.address, to=contracts.nexus_factory,
+        data=keccak(b"createAccount(bytes,bytes32)")[:4] + args, what="Nexus account creation",
+    )  # fmt: skip
+    return to_address(account)
+
+
+def _session_on(hook: str, key: LocalSigner) -> Session:
+    """A session whose only permission is a call of the hook's ``onUninstall`` (any arguments)."""
+    return Session(
+        session_key=key.address, max_gas_cost=ETHER, permissions=(Permission(target=hook, selector=ON_UNINSTALL),)
+    )
+
+
+@pytest.mark.parametrize("kind", ["nexus", "kernel"])
+def test_a_grant_naming_the_account_s_hook_is_refused(stack: LocalStack, contracts, hook: str, kind: str) -> None:
+    """The module refuses to enable a session with a call permission on a hook the account runs, on every kind
+    (attack 52). Nexus: held (``PermissionTargetIsModule(0, hook, 4)``). Kernel v3.1: the module asks the hook
+    question in both forms, Kernel says no to both (it answers no module type 4 question at all), and the session
+    is enabled: this test fails there."""
+    owner = LocalSigner.generate()
+    make = _kernel_account_with_root_hook if kind == "kernel" else _nexus_account_with_hook
+    account = make(stack, contracts, hook, owner)
+    assert _config_of(stack, hook, account) == HOOK_CONFIG  # the account runs the hook, configured
+    if kind == "kernel":
+        assert _hook_answers(stack, account, hook) == [False, False]  # Kernel never says it has a hook
+
+    session = _session_on(hook, LocalSigner.generate())
+    error = _call_error(stack, stack.module, enable_session_data(session), sender=account)
+    assert error is not None and error[:4] == PERMISSION_TARGET_IS_MODULE, (
+        f"{kind}: the module enabled a session with a call permission on the account's hook {hook} "
+        f"(answer {error.hex() if error else 'ok'})"
+    )
+
+
+def test_a_kernel_session_key_wipes_the_root_validator_s_hook(stack: LocalStack, contracts, hook: str) -> None:
+    """What the enabled grant gives the key on Kernel: the owner enables it on chain (a transaction from the
+    account, standing for the owner's operation), and the key's own operation, sent to the EntryPoint's
+    ``handleOps``, calls ``hook.onUninstall("")`` from the account. The hook's configuration for the account is
+    gone: the guardian, limit or delay it held no longer binds the owner's root validator. Fails: the module
+    should have refused the grant (previous test), and so the key's call."""
+    owner = LocalSigner.generate()
+    key = LocalSigner.generate()
+    account = _kernel_account_with_root_hook(stack, contracts, hook, owner)
+    stack.fund(account, ETHER)
+    node = stack.node
+    node.request("anvil_impersonateAccount", [account])
+    try:
+        send_transaction(node, account, to=stack.module, data=enable_session_data(_session_on(hook, key)),
+                         what="the owner's on-chain grant")  # fmt: skip
+    except Exception:
+        pytest.skip("the module refused the grant (the defence holds)")
+    finally:
+        node.request("anvil_stopImpersonatingAccount", [account])
+
+    kernel = KernelAccountKind()
+    call_data = encode_execute(Call(hook, 0, ON_UNINSTALL + abi_encode(["bytes"], [b""])))
+    op = UserOperation(
+        sender=account,
+        nonce=kernel.nonce_key(stack.module, 0) << 64,
+        call_data=call_data,
+        call_gas_limit=300_000,
+        verification_gas_limit=500_000,
+        pre_verification_gas=60_000,
+        max_fee_per_gas=2 * 10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+    packed = op.pack()
+    digest = user_op_hash_v07(packed, stack.entry_point, stack.chain_id)
+    packed = packed.model_copy(update={"signature": key.sign_hash(digest)})
+    beneficiary = stack.deployer.address
+    send_transaction(node, beneficiary, to=stack.entry_point, data=encode_handle_ops([packed], beneficiary),
+                     what="handleOps")  # fmt: skip
+
+    assert _config_of(stack, hook, account) == HOOK_CONFIG, (
+        "a session key removed the hook Kernel runs for the account's root validator"
+    )
