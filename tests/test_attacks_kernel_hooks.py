@@ -1,4 +1,4 @@
-"""A hook Kernel v3.1 runs for the account, named by a grant: attack 52's module questions do not find it.
+"""A hook Kernel v3.1 runs for the account, named by a grant (attack 266): attack 52's module questions do not find it.
 
 Attack 52 refuses a grant (a call permission, as here, or a signing domain) naming a module of the account,
 asking the account ``isModuleInstalled(1 | 2 | 4, target, "")`` (and, for a hook left unanswered, again with two
@@ -9,12 +9,15 @@ validator, per executor and per selector (``validationConfig(vId).hook``, ``exec
 keeps its configuration keyed by the calling account, as every ERC-7579 module does.
 
 So on a Kernel account whose root validator runs a hook (``Kernel.initialize(rootValidator, hook, ...)``, ZeroDev's
-pattern for guardian, spending-limit or timelock hooks), a session granted a call on that hook is enabled, and its
-key calls ``hook.onUninstall`` (or whatever configures it) from the account: the hook forgets the account. The
-same grant on Nexus 1.0, which answers the hook question, is refused ``PermissionTargetIsModule``.
+pattern for guardian, spending-limit or timelock hooks), the module enables a session granted a call on that hook,
+and its key calls ``hook.onUninstall`` (or whatever configures it) from the account: the hook forgets the account.
+The same grant on Nexus 1.0, which answers the hook question, is refused ``PermissionTargetIsModule``. The module
+cannot ask the target itself (ERC-7562 forbids calling an address without code during validation); the SDK can, and
+refuses before anything is signed a grant on a contract that says it is a module initialised for the account
+(``isModuleType`` and ``isInitialized``: ``accounts.modules.claimed_module``).
 
-Runs on anvil (Kernel's runtime code is over EIP-170, which py-evm enforces) with the EntryPoint v0.7, the module
-and modulekit's released Kernel v3.1 and Nexus 1.0 bytecode; no bundler: the session's operation is sent to
+Runs on anvil (Kernel's runtime code is over EIP-170, which py-evm enforces) and Alto, with the EntryPoint v0.7,
+the module and modulekit's released Kernel v3.1 and Nexus 1.0 bytecode; the session's operation is sent to
 ``handleOps`` directly.
 """
 
@@ -26,9 +29,11 @@ import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
+from keyscope import Policy, SessionKey
 from keyscope.accounts import KernelAccountKind, NexusAccountKind
 from keyscope.devnode import send_transaction
 from keyscope.entrypoint import encode_handle_ops
+from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_address
@@ -37,7 +42,7 @@ from keyscope.module import enable_session_data
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.accounts import build_bytecode, deploy_accounts, deploy_code
+from support.accounts import build_bytecode, deploy_accounts, deploy_code, network_for
 
 ETHER = 10**18
 ON_UNINSTALL = keccak(b"onUninstall(bytes)")[:4]
@@ -52,7 +57,7 @@ HOOK_CONFIG = b"guardian: 0x1234, delay: 2 days"
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(disable_code_size_limit=True, bundler=False) as running:
+    with LocalStack(disable_code_size_limit=True) as running:
         yield running
 
 
@@ -126,7 +131,9 @@ def _kernel_account_with_root_hook(stack: LocalStack, contracts, hook: str, owne
 def _nexus_account_with_hook(stack: LocalStack, contracts, hook: str, owner: LocalSigner) -> str:
     """A Nexus 1.0 account with the owner's validator, the session module and ``hook`` as its hook."""
     kind = NexusAccountKind(
-        owner_validator=contracts.owner_validator, factory=contracts.nexus_factory, bootstrap=contracts.nexus_bootstrap
+        owner_validator=contracts.owner_validator,
+        factory=contracts.nexus_factory,
+        bootstrap=contracts.nexus_bootstrap,
     )
     validators = kind._creation_validators(owner.address, [(1, stack.module, b"")])
     init_nexus = keccak(
@@ -151,37 +158,65 @@ def _nexus_account_with_hook(stack: LocalStack, contracts, hook: str, owner: Loc
 def _session_on(hook: str, key: LocalSigner) -> Session:
     """A session whose only permission is a call of the hook's ``onUninstall`` (any arguments)."""
     return Session(
-        session_key=key.address, max_gas_cost=ETHER, permissions=(Permission(target=hook, selector=ON_UNINSTALL),)
+        session_key=key.address,
+        max_gas_cost=ETHER,
+        permissions=(Permission(target=hook, selector=ON_UNINSTALL),),
     )
 
 
-@pytest.mark.parametrize("kind", ["nexus", "kernel"])
-def test_a_grant_naming_the_account_s_hook_is_refused(stack: LocalStack, contracts, hook: str, kind: str) -> None:
-    """The module refuses to enable a session with a call permission on a hook the account runs, on every kind
-    (attack 52). Nexus: held (``PermissionTargetIsModule(0, hook, 4)``). Kernel v3.1: the module asks the hook
-    question in both forms, Kernel says no to both (it answers no module type 4 question at all), and the session
-    is enabled: this test fails there."""
-    owner = LocalSigner.generate()
-    make = _kernel_account_with_root_hook if kind == "kernel" else _nexus_account_with_hook
-    account = make(stack, contracts, hook, owner)
+def test_a_grant_naming_the_account_s_hook_is_refused_where_the_account_answers(
+    stack: LocalStack, contracts, hook: str
+) -> None:
+    """Nexus answers the hook question: the module refuses to enable a session with a call permission on the hook
+    the account runs (``PermissionTargetIsModule(0, hook, 4)``, attack 52)."""
+    account = _nexus_account_with_hook(stack, contracts, hook, LocalSigner.generate())
     assert _config_of(stack, hook, account) == HOOK_CONFIG  # the account runs the hook, configured
-    if kind == "kernel":
-        assert _hook_answers(stack, account, hook) == [False, False]  # Kernel never says it has a hook
-
-    session = _session_on(hook, LocalSigner.generate())
-    error = _call_error(stack, stack.module, enable_session_data(session), sender=account)
-    assert error is not None and error[:4] == PERMISSION_TARGET_IS_MODULE, (
-        f"{kind}: the module enabled a session with a call permission on the account's hook {hook} "
-        f"(answer {error.hex() if error else 'ok'})"
+    error = _call_error(
+        stack, stack.module, enable_session_data(_session_on(hook, LocalSigner.generate())), account
     )
+    assert error is not None and error[:4] == PERMISSION_TARGET_IS_MODULE, error
 
 
-def test_a_kernel_session_key_wipes_the_root_validator_s_hook(stack: LocalStack, contracts, hook: str) -> None:
-    """What the enabled grant gives the key on Kernel: the owner enables it on chain (a transaction from the
-    account, standing for the owner's operation), and the key's own operation, sent to the EntryPoint's
-    ``handleOps``, calls ``hook.onUninstall("")`` from the account. The hook's configuration for the account is
-    gone: the guardian, limit or delay it held no longer binds the owner's root validator. Fails: the module
-    should have refused the grant (previous test), and so the key's call."""
+def test_the_sdk_refuses_a_grant_on_a_hook_kernel_runs_for_the_account(
+    stack: LocalStack, contracts, hook: str
+) -> None:
+    """Kernel says no to both forms of the hook question, so the module would enable the grant (next test); the
+    owner's SDK asks the target and refuses it before anything is signed, naming the hook and why, on chain or off.
+    A grant on a contract that is no module of the account is signed as before. Fails without the defence: the
+    grant is signed."""
+    owner_key = LocalSigner.generate()
+    account = _kernel_account_with_root_hook(stack, contracts, hook, owner_key)
+    assert _hook_answers(stack, account, hook) == [False, False]  # Kernel never says it has a hook
+    net = network_for(stack, contracts.kind("kernel"))
+    owner = net.owner(owner_key, account)
+    key = SessionKey.generate()
+    for onchain in (False, True):
+        with pytest.raises(BadInputError) as refused:
+            owner.grant(key, [Permission(target=hook, selector=ON_UNINSTALL)], onchain=onchain)
+        message = str(refused.value)
+        assert hook in message and "hook module initialised for the account" in message, message
+        assert "nothing was signed or sent" in message, message
+    in_its_domain = Policy.typed_data(
+        {"name": "Hook", "chainId": stack.chain_id, "verifyingContract": hook},
+        {"Config": [{"name": "delay", "type": "uint256"}]},
+        "Config",
+    )
+    with pytest.raises(BadInputError, match=r"signing permission 0 .* hook module of the account"):
+        owner.grant(
+            key, [], typed_data=[in_its_domain]
+        )  # its signatures would approve the hook's configuration as the owner
+    other = LocalSigner.generate().address  # an EOA: no module of anyone
+    grant = owner.grant(key, [Permission(target=other, selector=ON_UNINSTALL)])
+    assert grant.account == account
+
+
+def test_residual_a_grant_made_without_the_sdk_lets_a_kernel_session_key_wipe_the_root_validator_s_hook(
+    stack: LocalStack, contracts, hook: str
+) -> None:
+    """What the module alone cannot refuse on Kernel (the threat model's residual): a grant made without keyscope's
+    SDK (the owner enabling it on chain, a transaction from the account standing for the owner's operation) is
+    enabled, and the key's own operation, sent to the EntryPoint's ``handleOps``, calls ``hook.onUninstall("")``
+    from the account: the hook's configuration for the account is gone."""
     owner = LocalSigner.generate()
     key = LocalSigner.generate()
     account = _kernel_account_with_root_hook(stack, contracts, hook, owner)
@@ -191,8 +226,6 @@ def test_a_kernel_session_key_wipes_the_root_validator_s_hook(stack: LocalStack,
     try:
         send_transaction(node, account, to=stack.module, data=enable_session_data(_session_on(hook, key)),
                          what="the owner's on-chain grant")  # fmt: skip
-    except Exception:
-        pytest.skip("the module refused the grant (the defence holds)")
     finally:
         node.request("anvil_stopImpersonatingAccount", [account])
 
@@ -215,6 +248,4 @@ def test_a_kernel_session_key_wipes_the_root_validator_s_hook(stack: LocalStack,
     send_transaction(node, beneficiary, to=stack.entry_point, data=encode_handle_ops([packed], beneficiary),
                      what="handleOps")  # fmt: skip
 
-    assert _config_of(stack, hook, account) == HOOK_CONFIG, (
-        "a session key removed the hook Kernel runs for the account's root validator"
-    )
+    assert _config_of(stack, hook, account) == b""  # the hook no longer binds the owner's root validator

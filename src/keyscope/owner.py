@@ -24,7 +24,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import fallback_routes, read_asking_modules
+from .accounts.modules import claimed_module, fallback_routes, read_asking_modules
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -389,6 +389,17 @@ def _module_target_message(target: str, account: str, what: str) -> str:
         f"a permission targets {target}, a {what} module of the account {account}: modules keep their "
         "configuration per calling account, so a session could reconfigure it (an owner validator's onInstall "
         "would replace the owner). The module refuses such grants; grant permissions on other contracts only"
+    )
+
+
+def _claimed_module_message(target: str, account: str, what: str) -> str:
+    return (
+        f"a permission targets {target}, which says it is a {what} module initialised for the account {account} "
+        "(isModuleType and isInitialized answer true): it keeps configuration for the account and takes the "
+        "account's calls to change it, so a session could reconfigure or remove it. The account does not list it as "
+        "installed (Kernel v3.1 answers no hook question; Kernel's policies and signers and Safe7579's per-selector "
+        "hooks cannot be asked), so the module cannot refuse the grant on chain: keyscope refuses it here. Grant "
+        "permissions on other contracts only; nothing was signed or sent"
     )
 
 
@@ -796,7 +807,30 @@ class Owner:
             if found is not None:
                 raise BadInputError(_module_target_message(found.target, self.account, found.module))
         codes_of = dict(zip(addresses, codes, strict=True))
+        if deployed:
+            self._refuse_claimed_modules(addresses, codes_of, signing, domains)
         return decode_epoch(epoch, net.module), deployed, now, codes_of, deployed and occupied
+
+    def _refuse_claimed_modules(
+        self,
+        addresses: Sequence[str],
+        codes_of: dict[str, bytes],
+        signing: Sequence[TypedDataPermission],
+        domains: dict[str, int],
+    ) -> None:
+        """Refuse a grant whose call target (with code) or signing domain says of itself that it is a module
+        initialised for the account (:func:`~keyscope.accounts.modules.claimed_module`), which the account did not
+        say it has installed: the module cannot ask the target, so the SDK refuses what it would let through."""
+        asked = [a for a in addresses if codes_of.get(a)] + [d for d in domains if d not in codes_of]
+        claimed = claimed_module(self.network.chain, self.account, asked)
+        if claimed is None:
+            return
+        target, what = claimed
+        if target in domains:
+            raise BadInputError(
+                _signing_domain_message(domains[target], signing[domains[target]], self.account, what)
+            )
+        raise BadInputError(_claimed_module_message(target, self.account, what))
 
     def _refuse_module_targets(self, permissions: Sequence[Permission]) -> list[str]:
         """The distinct targets of ``permissions``, after refusing those this SDK knows to be the account's

@@ -25,6 +25,9 @@ EXECUTE = _selector("execute(bytes32,bytes)")
 IS_INITIALIZED = _selector("isInitialized(address)")
 """ERC-7579 module ``isInitialized(address)``: ``0xd60b347f``."""
 
+IS_MODULE_TYPE = _selector("isModuleType(uint256)")
+"""ERC-7579 module ``isModuleType(uint256)``: ``0xecd05961``."""
+
 SIGNER = _selector("signer()")
 """``signer()`` of keyscope's sponsor paymaster and of signers that name their key: ``0x238ac933``."""
 

@@ -26,19 +26,21 @@ from ..chain import Reads, read_many
 from ..errors import BadInputError, CallRevertedError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
-from ..selectors import IS_MODULE_INSTALLED
+from ..selectors import IS_INITIALIZED, IS_MODULE_INSTALLED, IS_MODULE_TYPE
 from .base import AccountKind
 
 if TYPE_CHECKING:
     from ..chain import Chain
 
 __all__ = [
+    "CLAIMED_MODULE_TYPES",
     "FALLBACK_HANDLER",
     "MODULE_TYPES",
     "SAFE_MODULE",
     "UNANSWERED",
     "ModuleReads",
     "ModuleVerdict",
+    "claimed_module",
     "fallback_context",
     "fallback_handler",
     "fallback_routes",
@@ -250,6 +252,41 @@ def fallback_handler(chain: Chain, account: str, target: str, selector: bytes) -
     module asks (``isModuleInstalled(3, target, abi.encode(selector))``): any answer but a well-formed true (a revert,
     code that halts, not a bool) says no, as some accounts revert on the question."""
     return _ask(chain, to_address(account), _fallback_question(target, selector)) == 1
+
+
+CLAIMED_MODULE_TYPES = {
+    1: "validator",
+    2: "executor",
+    3: "fallback handler",
+    4: "hook",
+    5: "policy (Kernel)",
+    6: "signer (Kernel)",
+}
+"""The module types :func:`claimed_module` asks a target whether it is: ERC-7579's four and Kernel's two."""
+
+
+def claimed_module(chain: Chain, account: str, targets: Sequence[str]) -> tuple[str, str] | None:
+    """``(target, module type)`` for the first of ``targets`` that says, of itself, that it is a module initialised
+    for ``account``: ``isInitialized(account)`` and ``isModuleType(type)`` for a type of
+    :data:`CLAIMED_MODULE_TYPES` both answer a well-formed true. None when none does (a revert, no code, or any
+    other answer is no).
+
+    Such a contract keeps configuration for the account and takes the account's own calls to change it, whether or
+    not the account lists it as installed, so a session calling it could reconfigure or remove it. The module's
+    questions go to the account, and some accounts cannot be asked: Kernel v3.1 answers no hook question (it runs a
+    hook per validator, executor and selector), nor can its policies and signers, Safe7579's per-selector hooks or a
+    fallback handler reached through a selector not routed to it be asked about. The module cannot ask the targets
+    themselves (ERC-7562 forbids calling an address without code during validation); the SDK, reading through
+    ``eth_call``, can, one target at a time (a target may revert)."""
+    account = to_address(account)
+    initialised = IS_INITIALIZED + abi_encode(["address"], [account])
+    for target in targets:
+        if _ask(chain, to_address(target), initialised) != 1:
+            continue
+        for number, name in CLAIMED_MODULE_TYPES.items():
+            if _ask(chain, to_address(target), IS_MODULE_TYPE + number.to_bytes(32, "big")) == 1:
+                return to_address(target), name
+    return None
 
 
 @dataclass(frozen=True)
