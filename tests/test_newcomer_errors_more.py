@@ -1,0 +1,169 @@
+"""More wrong input a newcomer gives the public surfaces as the README and docs write them: each is refused with a
+KeyscopeError that says what was wrong and what to do, with bytes shown as hex, never a TypeError or a
+RecursionError from deep inside. No chain is needed: all of it is refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from keyscope import Policy, arg
+from keyscope.bundler.pending import PendingUserOperation, wait_many
+from keyscope.cli.parsing import parse_call_args
+from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
+from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
+from keyscope.policy import parse_signature
+from keyscope.session_account import SessionAccount
+from test_error_surface import assert_clear
+
+TARGET = "0x" + "cd" * 20
+TOKEN = "0x" + "a0" * 20
+DOMAIN = {"name": "Permit2", "chainId": 1, "verifyingContract": TARGET}
+TYPES = {"Permit": [{"name": "spender", "type": "address"}, {"name": "amount", "type": "uint256"}]}
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy.typed_data
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rules", [None, 5, 1.5, True, object()])
+def test_typed_data_rules_that_are_no_list_say_to_give_a_list(rules: Any) -> None:
+    """``Policy.typed_data(domain, types, "Permit", None)`` raised ``TypeError: 'NoneType' object is not iterable``
+    from inside the policy builder."""
+    with pytest.raises(BadInputError) as caught:
+        Policy.typed_data(DOMAIN, TYPES, "Permit", rules)
+    message = assert_clear(caught.value, "rules")
+    assert "arg(" in message, message
+
+
+@pytest.mark.parametrize("primary", [["Permit"], {"Permit": 1}, None, 5, b"Permit"])
+def test_a_primary_type_that_is_no_name_is_refused_naming_it(primary: Any) -> None:
+    """A list or a dict as the primary type raised ``TypeError: unhashable type``."""
+    with pytest.raises(BadInputError) as caught:
+        Policy.typed_data(DOMAIN, TYPES, primary, [arg("amount") <= 10])
+    assert_clear(caught.value, "primary type")
+
+
+# --------------------------------------------------------------------------------------------------
+# signatures nested past any contract's
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_signature_nesting_tuples_without_end_is_an_abi_error_not_a_recursion_error() -> None:
+    """``Policy.call(target, "f((((...))))")`` (or ``session.execute`` with it) recursed until Python's
+    RecursionError: the JSON ABI is refused past 256 levels (tests/test_named_files.py), the signature never was."""
+    deep = "f(" + "(" * 600 + "uint256" + ")" * 600 + ")"
+    with pytest.raises(InvalidAbiError) as caught:
+        parse_signature(deep)
+    assert "nest" in str(caught.value), caught.value
+    with pytest.raises(InvalidAbiError):
+        Policy.call(TARGET, deep)
+    # as deep as an ABI's JSON may nest still reads
+    assert parse_signature("f(" + "(" * 100 + "uint256" + ")" * 100 + ")").name == "f"
+
+
+def test_a_command_line_array_nested_without_end_is_refused_not_a_recursion_error() -> None:
+    """``ape run send ... f(uint256[]) '[[[[...]]]]'``: the JSON decoder's RecursionError reached the user."""
+    with pytest.raises(BadInputError) as caught:
+        parse_call_args("f(uint256[] xs)", ["[" * 20_000 + "]" * 20_000])
+    message = assert_clear(caught.value, "xs")
+    assert len(message) < 600, message
+
+
+# --------------------------------------------------------------------------------------------------
+# ERC-7715: values shown as hex, capabilities
+# --------------------------------------------------------------------------------------------------
+
+
+def _request(**data: Any) -> dict[str, Any]:
+    return {
+        "chainId": "0x7a69",
+        "expiry": 4_000_000_000,
+        "signer": {"type": "key", "data": {"id": "0x" + "5e" * 20}},
+        "permission": {"type": "native-token-transfer", "data": data},
+        "policies": [],
+    }
+
+
+@pytest.mark.parametrize("field", ["allowance", "periodDuration"])
+def test_an_erc7715_amount_given_as_bytes_is_shown_as_hex(field: str) -> None:
+    """``{"allowance": b"\\x01"}`` was refused as ``b'\\x01' is not an integer``: a Python bytes literal."""
+    data: dict[str, Any] = {"allowance": "0x10", field: b"\x01\x02"}
+    with pytest.raises(BadInputError) as caught:
+        plan_from_requests([_request(**data)])
+    message = assert_clear(caught.value, field)
+    assert "0x0102" in message, message
+
+
+def test_a_did_key_given_as_bytes_is_shown_as_hex() -> None:
+    with pytest.raises(BadInputError) as caught:
+        address_of_did_key(b"\x01\x02")  # type: ignore[arg-type]
+    message = assert_clear(caught.value, "did:key")
+    assert "0x0102" in message, message
+
+
+def test_capabilities_take_chain_ids_as_the_wire_writes_them() -> None:
+    """``capabilities(["0x7a69"])``, the chain ids as wallet_getCapabilities' params hold them, raised
+    ``TypeError: 'str' object cannot be interpreted as an integer``."""
+    assert capabilities(["0x7a69"]) == capabilities([31337])
+
+
+@pytest.mark.parametrize("chain_ids", [None, 5, "0x7a69", [None], [1.5], [-1], [0], ["zz"], [True]])
+def test_capabilities_of_junk_chain_ids_say_what_a_chain_id_is(chain_ids: Any) -> None:
+    with pytest.raises(BadInputError) as caught:
+        capabilities(chain_ids)
+    assert_clear(caught.value, "chain id")
+
+
+# --------------------------------------------------------------------------------------------------
+# sending and waiting
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("calls", [None, 5, 1.5])
+def test_a_batch_that_is_no_list_of_calls_says_to_give_calls(calls: Any) -> None:
+    """``session.execute_batch(None)`` and ``session.send_calls(5)`` raised ``TypeError: ... is not iterable``.
+    The refusal comes before the account is asked anything, so an account without a chain shows it."""
+    account = object.__new__(SessionAccount)
+    for send in (account.execute_batch, account.send_calls):
+        with pytest.raises(BadInputError) as caught:
+            send(calls)
+        message = assert_clear(caught.value, "call")
+        assert "Call" in message, message
+
+
+@pytest.mark.parametrize("timeout", [None, "60", "x", [1], b"\x01"])
+def test_waiting_for_a_receipt_with_a_timeout_that_is_no_number_is_bad_input(timeout: Any) -> None:
+    """``pending.wait(None)`` ("no timeout") raised ``TypeError: '>=' not supported between instances of
+    'NoneType' and 'int'``, after the operation had been sent."""
+    pending = PendingUserOperation(object(), "0x" + "00" * 32)  # type: ignore[arg-type]
+    with pytest.raises(BadInputError) as caught:
+        pending.wait(timeout)
+    assert_clear(caught.value, "timeout")
+    with pytest.raises(BadInputError):
+        wait_many([pending], 1, poll=timeout)
+
+
+# --------------------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------------------
+
+
+def test_python_dash_m_keyscope_runs_the_keyscope_command() -> None:
+    """``python -m keyscope sessions ...`` said "No module named keyscope.__main__; 'keyscope' is a package and
+    cannot be directly executed": the command is ``keyscope`` and ``python -m keyscope.cli``, but a newcomer
+    without the entry point on PATH (a venv not activated) tries the package's name first."""
+    ran = subprocess.run(
+        [sys.executable, "-m", "keyscope", "--help"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "sessions" in ran.stdout and "Traceback" not in ran.stderr
+
+
+def test_keyscope_errors_keep_their_root() -> None:
+    assert issubclass(InvalidAbiError, KeyscopeError) and issubclass(BadInputError, KeyscopeError)
