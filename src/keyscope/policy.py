@@ -389,12 +389,18 @@ def _array(element: AbiType, length: int | None) -> AbiType:
     return AbiType("array", element.name + suffix, element=element, length=length)
 
 
+# How deep a signature's tuples may nest: as deep as an ABI's JSON allows (two JSON levels a tuple), and far short of
+# the recursion that reading them takes (three calls a tuple).
+_SIGNATURE_DEPTH = 128
+
+
 class _Reader:
     """Recursive-descent reader of Solidity-style type lists: ``(address to,(uint8,bytes32)[2] x)``."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def fail(self, what: str) -> InvalidAbiError:
         return InvalidAbiError(f"cannot read {self.text!r} at position {self.pos}: {what}")
@@ -461,7 +467,11 @@ class _Reader:
             if self.peek() == "t":
                 self.pos += len("tuple")
             self.pos += 1
+            self.depth += 1
+            if self.depth > _SIGNATURE_DEPTH:
+                raise self.fail(f"tuples nest more than {_SIGNATURE_DEPTH} deep, which no contract's do")
             kind = _tuple(self.params())
+            self.depth -= 1
         else:
             word = self.ident()
             if word is None:
@@ -1283,6 +1293,16 @@ def _typed_data_permission(
 ) -> TypedDataPermission:
     if not isinstance(domain, Mapping) or not isinstance(types, Mapping):
         raise BadInputError("Policy.typed_data takes the domain and the types as objects (dicts)")
+    if not isinstance(primary_type, str):
+        raise BadInputError(
+            f"Policy.typed_data takes the primary type as the name of a struct in types (a string, such as "
+            f"'PermitSingle'), got {type(primary_type).__name__} {shown(primary_type)}"
+        )
+    if not isinstance(rules, (RuleSpec, Iterable)) or isinstance(rules, (str, bytes, bytearray, Mapping)):
+        raise BadInputError(
+            f"typed-data rules are a list of arg(...) comparisons on member names (e.g. [arg('details', 'amount') "
+            f"<= 10]), got {type(rules).__name__} {shown(rules)}"
+        )
     for part, value in (("domain", domain), ("types", types), ("primary type", primary_type)):
         refuse_lone_surrogates(value, part)
     structs = _fields(types)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .accounts import AccountKind
@@ -34,6 +34,7 @@ from .errors import (
     ConfigurationError,
     SessionError,
     TargetWithoutCodeError,
+    shown,
 )
 from .execution import CALLTYPE_BATCH, Call, encode_execute
 from .grant import SessionGrant
@@ -79,6 +80,21 @@ _MAX_ESTIMATES = 256
 """Gas estimates kept per session account (distinct calls); past that, expired and oldest ones go."""
 _PENDING_TRUST = 60.0
 """Seconds after its last send that a lane's locally counted nonce is trusted over the chain's."""
+
+
+def _calls(calls: Any, method: str = "") -> Call | list[Call]:
+    """``calls`` as a :class:`Call` or a list of them, read once (an iterator would be empty at its second reading);
+    anything that is no call and holds none is refused naming what it is (the items are judged where they are
+    encoded)."""
+    if isinstance(calls, Call) and not method:
+        return calls
+    if isinstance(calls, (str, bytes, bytearray, Mapping)) or not isinstance(calls, Iterable):
+        shape = "a list of Call" if method else "a Call or a list of them"
+        raise BadInputError(
+            f"{method or 'the calls'} takes {shape} (Call(to, value=wei), or function_call(target, "
+            f"'fn(...)', *args)), got {type(calls).__name__} {shown(calls)}"
+        )
+    return list(calls)
 
 
 class SessionAccount:
@@ -272,7 +288,7 @@ class SessionAccount:
     def check(self, calls: Call | Sequence[Call], *, batch: bool | None = None) -> CheckResult:
         """Check ``calls`` against the policy and the window, as the module and EntryPoint will; raises
         :class:`~keyscope.errors.PolicyViolationError` (or a session error) when they would refuse."""
-        call_data = encode_execute(calls if isinstance(calls, Call) else list(calls), batch=batch)
+        call_data = encode_execute(_calls(calls), batch=batch)
         if self._reads.usage_call is None:
             return self._checker.check(call_data, now=self.now())
         _, timestamp = self._read_state(None, status=False, clock=self._clock is None)
@@ -290,7 +306,8 @@ class SessionAccount:
         refusing a co-signed session, for the module's co-signer record (the owner may have removed the co-signer
         since it was last read), so that it can be called before anything else is read or held (a worker calls it
         before it leases a lane)."""
-        batch_calls = [calls] if isinstance(calls, Call) else list(calls)
+        checked = _calls(calls)
+        batch_calls = [checked] if isinstance(checked, Call) else checked
         targets = [
             to_address(call.target) if call.data and int(call.target, 16) > _PRECOMPILES else None
             for call in batch_calls
@@ -423,8 +440,7 @@ class SessionAccount:
         ``lane`` builds on another nonce lane than this instance's (a store-leased one, say); ``nonce`` gives
         the full nonce instead of asking the EntryPoint for the lane's next one.
         """
-        if not isinstance(calls, Call):
-            calls = list(calls)  # once: an iterator would be empty at its second reading
+        calls = _calls(calls)  # once: an iterator would be empty at its second reading
         call_data = encode_execute(calls, batch=batch)
         nonce_key = self.nonce_key(lane)
         self._check_chain()
@@ -598,7 +614,7 @@ class SessionAccount:
 
     def execute_batch(self, calls: Sequence[Call], *, check: bool = True) -> PendingUserOperation:
         """Make several calls in one operation (all or nothing)."""
-        return self.send_calls(list(calls), batch=True, check=check)
+        return self.send_calls(_calls(calls, "execute_batch"), batch=True, check=check)
 
     # -- messages (ERC-1271) ----------------------------------------------------------------------------
 

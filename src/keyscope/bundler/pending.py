@@ -31,6 +31,7 @@ from ..errors import (
     TransportError,
     UserOperationFailedError,
     UserOperationTimeoutError,
+    shown,
 )
 from ..hexutil import to_address, to_bytes, to_int
 from ..revert import describe_revert
@@ -78,11 +79,19 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, BundlerRejectedError) and (exc.code in (0, -32603) or -32099 <= exc.code <= -32000)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_polling(timeout: float, poll: float, max_poll: float) -> None:
-    if not timeout >= 0:
-        raise BadInputError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
-    if not 0 < poll <= max_poll:
-        raise BadInputError(f"poll ({poll!r}) and max_poll ({max_poll!r}) must satisfy 0 < poll <= max_poll")
+    if not _is_number(timeout) or not timeout >= 0:
+        raise BadInputError(
+            f"timeout must be a number of seconds >= 0 (float('inf') to wait without end), got {shown(timeout)}"
+        )
+    if not _is_number(poll) or not _is_number(max_poll) or not 0 < poll <= max_poll:
+        raise BadInputError(
+            f"poll ({shown(poll)}) and max_poll ({shown(max_poll)}) must be seconds with 0 < poll <= max_poll"
+        )
 
 
 class PendingUserOperation:

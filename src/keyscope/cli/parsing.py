@@ -8,11 +8,11 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..errors import BadInputError, InvalidAddressError
+from ..errors import BadInputError, InvalidAddressError, shown
 from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
 from ..limits import period_seconds
 from ..owner import DEFAULT_VALID_FOR
-from ..policy import AbiFunction, AbiType, RuleSpec, TotalSpec, arg, parse_signature
+from ..policy import AbiFunction, AbiType, RuleSpec, TotalSpec, _nesting, arg, parse_signature
 
 _DURATION_PART = re.compile(r"([0-9]+)\s*(w|d|h|m|s)", re.I)
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
@@ -173,7 +173,7 @@ def _value(text: Any, kind: AbiType, names: Mapping[str, str], where: str) -> An
     if isinstance(text, int) and not isinstance(text, bool) and re.fullmatch(r"u?int\d+", name):
         return _in_range(text, name, where, text)
     if not isinstance(text, str):
-        raise BadInputError(f"{where}: expected a {name} value, got {text!r}")
+        raise BadInputError(f"{where}: expected a {name} value, got {shown(text)}")
     if name == "address":
         return _named_address(text, names, where)
     if name == "bool":
@@ -205,16 +205,26 @@ def _in_range(number: int, name: str, where: str, text: Any) -> int:
     return number
 
 
+# How deep a command-line argument's JSON may nest: far deeper than any array or tuple argument a contract takes,
+# and short of the recursion of Python's JSON decoder.
+_ARGUMENT_JSON_DEPTH = 256
+
+
 def _json_list(text: Any, where: str, type_name: str) -> list[Any]:
     if isinstance(text, list):
         return text
+    if isinstance(text, str) and _nesting(text) > _ARGUMENT_JSON_DEPTH:
+        raise BadInputError(
+            f"{where}: the {type_name} value nests lists more than {_ARGUMENT_JSON_DEPTH} deep, which no "
+            f"argument of a contract does: give it as a JSON list, e.g. '[1, 2]'"
+        )
     try:
         value = json.loads(text) if isinstance(text, str) else None
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, list):
         raise BadInputError(
-            f"{where}: give the {type_name} value as a JSON list, e.g. '[1, 2]', got {text!r}"
+            f"{where}: give the {type_name} value as a JSON list, e.g. '[1, 2]', got {shown(text)}"
         )
     return value
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import BadInputError
+from ..errors import BadInputError, shown
 from ..grant import SessionGrant
 from ..hexutil import to_address
 from .context import CONTEXT_PREFIX, grant_from_context, grant_to_context
@@ -158,7 +158,36 @@ def permissions_capability() -> PermissionsCapability:
     )
 
 
-def capabilities(chain_ids: Iterable[int]) -> dict[str, dict[str, Any]]:
-    """``wallet_getCapabilities``' answer for ``chain_ids``: ``{"0x<chain>": {"permissions": {...}}}``."""
+def _chain_id(value: Any, index: int) -> int:
+    """A chain id given as a number or as the wire writes it (0x-hex, or decimal digits)."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and (text := value.strip()):
+        if (
+            text[:2] in ("0x", "0X")
+            and all(c in "0123456789abcdefABCDEF" for c in text[2:])
+            and len(text) > 2
+        ):
+            number = int(text[2:], 16)
+        elif text.isascii() and text.isdigit():
+            number = int(text, 10)
+    if number is None or number <= 0:
+        raise BadInputError(
+            f"capabilities: chain id {index}, {shown(value)}, is not a chain id: give positive integers, as numbers "
+            "or 0x-hex as wallet_getCapabilities' params write them (e.g. [8453] or ['0x2105'])"
+        )
+    return number
+
+
+def capabilities(chain_ids: Iterable[int | str]) -> dict[str, dict[str, Any]]:
+    """``wallet_getCapabilities``' answer for ``chain_ids`` (numbers, or 0x-hex as its params write them):
+    ``{"0x<chain>": {"permissions": {...}}}``."""
+    if isinstance(chain_ids, (str, bytes, bytearray, Mapping)) or not isinstance(chain_ids, Iterable):
+        raise BadInputError(
+            f"capabilities takes a list of chain ids (e.g. [8453] or ['0x2105']), got {type(chain_ids).__name__} "
+            f"{shown(chain_ids)}"
+        )
+    ids = [_chain_id(chain_id, index) for index, chain_id in enumerate(chain_ids)]
     capability = permissions_capability().model_dump(mode="json", by_alias=True)
-    return {hex(chain_id): {"permissions": capability} for chain_id in chain_ids}
+    return {hex(chain_id): {"permissions": capability} for chain_id in ids}

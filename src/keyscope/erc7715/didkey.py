@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import coincurve
 
-from ..errors import BadInputError
+from ..errors import BadInputError, shown
 from ..hexutil import keccak, to_address
 
 __all__ = ["address_of_did_key", "did_key_of"]
@@ -25,7 +25,7 @@ def _b58decode(text: str) -> bytes:
     for char in text:
         digit = _INDEX.get(char)
         if digit is None:
-            raise BadInputError(f"{char!r} is not a base58btc digit")
+            raise BadInputError(f"{shown(char)} is not a base58btc digit")
         number = number * 58 + digit
     body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
     zeros = len(text) - len(text.lstrip("1"))
@@ -46,16 +46,16 @@ def address_of_did_key(did: str) -> str:
     """The Ethereum address of the secp256k1 key ``did`` (``did:key:zQ3s…``); raises
     :class:`~keyscope.errors.BadInputError` for another key type or a malformed identifier."""
     if not isinstance(did, str) or not did.startswith(_PREFIX):
-        raise BadInputError(f"{did!r} is not a did:key identifier (did:key:z followed by base58btc)")
+        raise BadInputError(f"{shown(did)} is not a did:key identifier (did:key:z followed by base58btc)")
     raw = _b58decode(did[len(_PREFIX) :])
     if raw[:2] != _SECP256K1_PUB:
         raise BadInputError(
-            f"{did!r} is not a secp256k1 key (multicodec 0x{raw[:2].hex()}): session keys are secp256k1 (ECDSA) keys"
+            f"{shown(did)} is not a secp256k1 key (multicodec 0x{raw[:2].hex()}): session keys are secp256k1 (ECDSA) keys"
         )
     try:
         public = coincurve.PublicKey(raw[2:])
     except ValueError:
-        raise BadInputError(f"{did!r} does not hold a valid compressed secp256k1 public key") from None
+        raise BadInputError(f"{shown(did)} does not hold a valid compressed secp256k1 public key") from None
     return to_address(keccak(public.format(compressed=False)[1:])[12:])
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import LAST_READABLE_TIME, utc_text
-from ..errors import BadInputError, InvalidAbiError, InvalidFieldsError
+from ..errors import BadInputError, InvalidAbiError, InvalidFieldsError, shown
 from ..hexutil import to_address, to_bytes
 from ..policy import (
     TRANSFER_SELECTOR,
@@ -133,7 +133,7 @@ def _integer(value: Any, where: str) -> int:
         # decimal with leading zeros is decimal (int(..., 0) refuses it); 0x and 0X are hex
         number = int(digits[2:], 16) if digits[:2] in ("0x", "0X") else int(digits, 10)
         return -number if match.group(1) else number
-    raise BadInputError(f"{where}: {value!r} is not an integer (a number, a decimal string or 0x-hex)")
+    raise BadInputError(f"{where}: {shown(value)} is not an integer (a number, a decimal string or 0x-hex)")
 
 
 def _amount(value: Any, where: str) -> int:
@@ -147,15 +147,15 @@ def _python_value(value: Any, kind: str, where: str) -> Any:
     """A JSON rule value as the Python value :mod:`keyscope.policy` encodes for the ABI type ``kind``."""
     if kind == "address":
         if not isinstance(value, str):
-            raise BadInputError(f"{where}: expected an address string, got {value!r}")
+            raise BadInputError(f"{where}: expected an address string, got {shown(value)}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
-            raise BadInputError(f"{where}: expected true or false, got {value!r}")
+            raise BadInputError(f"{where}: expected true or false, got {shown(value)}")
         return value
     if kind.startswith("bytes") or kind == "function":
         if not isinstance(value, str):
-            raise BadInputError(f"{where}: expected 0x-hex bytes, got {value!r}")
+            raise BadInputError(f"{where}: expected 0x-hex bytes, got {shown(value)}")
         return value
     return _integer(value, where)
 
@@ -222,24 +222,26 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
 
 def _arg_path(value: Any, where: str) -> tuple[str | int, ...]:
     if isinstance(value, bool):
-        raise BadInputError(f"{where}: 'arg' is an argument name, index or path, got {value!r}")
+        raise BadInputError(f"{where}: 'arg' is an argument name, index or path, got {shown(value)}")
     if isinstance(value, int):
         return (value,)
     if isinstance(value, str) and value:
         return tuple(int(step) if step.isdigit() else step for step in value.split("."))
     if isinstance(value, list) and value and all(isinstance(s, (str, int)) for s in value):
         return tuple(value)
-    raise BadInputError(f"{where}: 'arg' is an argument name, index or dotted path, got {value!r}")
+    raise BadInputError(f"{where}: 'arg' is an argument name, index or dotted path, got {shown(value)}")
 
 
 def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
     if not isinstance(entry, Mapping):
-        raise BadInputError(f"{where}: a rule is an object {{arg, op, value}}, got {entry!r}")
+        raise BadInputError(f"{where}: a rule is an object {{arg, op, value}}, got {shown(entry)}")
     _check_keys(entry, _RULE_KEYS, where)
     op_text = entry.get("op")
     condition = _OPS.get(op_text) if isinstance(op_text, str) else None
     if condition is None:
-        raise BadInputError(f"{where}: 'op' must be one of {', '.join(map(repr, _OPS))}, got {op_text!r}")
+        raise BadInputError(
+            f"{where}: 'op' must be one of {', '.join(map(repr, _OPS))}, got {shown(op_text)}"
+        )
     values = _values_of(entry, condition, where)
     if "arg" in entry:
         if function is None:
@@ -263,7 +265,7 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
         raise BadInputError(f"{where}: {error}") from None
     name = entry.get("name")
     if name is not None and not isinstance(name, str):
-        raise BadInputError(f"{where}: 'name' is a label string, got {name!r}")
+        raise BadInputError(f"{where}: 'name' is a label string, got {shown(name)}")
     alone = AbiFunction.of("rule", [AbiParam(name or "", AbiType("elementary", _canonical(kind_name)))])
     converted = [_python_value(v, alone.inputs[0].type.name, where) for v in values]
     rule = _spec(arg(0), condition, converted).resolve(alone)
@@ -428,7 +430,7 @@ class _Draft:
         current = getattr(self, name)
         if current is not None and current != value:
             raise BadInputError(
-                f"{where}: asks {name} {value!r}, another request asked {current!r}; the requests of one call "
+                f"{where}: asks {name} {shown(value)}, another request asked {shown(current)}; the requests of one call "
                 "make one session: ask the same everywhere"
             )
         setattr(self, name, value)
@@ -531,7 +533,7 @@ def _seconds(value: Any, where: str) -> int:
     """A period length the module keeps: whole seconds, at least MIN_PERIOD, below 2**32."""
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_PERIOD <= value < 2**32:
         raise BadInputError(
-            f"{where}: {value!r} is not a period keyscope's module keeps: give whole seconds from {MIN_PERIOD} "
+            f"{where}: {shown(value)} is not a period keyscope's module keeps: give whole seconds from {MIN_PERIOD} "
             "(an operation counted in a period is valid in that period only) below 2**32; keyscope refuses "
             "rather than count over another period than asked"
         )
@@ -577,7 +579,7 @@ def _read_erc20(data: Mapping[str, Any], where: str) -> Granted:
         raise BadInputError(f"{where}: 'address' (the token) and 'allowance' (base units, hex) are required")
     ticker = data.get("ticker")
     if ticker is not None and (not isinstance(ticker, str) or not ticker.strip()):
-        raise BadInputError(f"{where}: 'ticker' is the token's symbol, a string; got {ticker!r}")
+        raise BadInputError(f"{where}: 'ticker' is the token's symbol, a string; got {shown(ticker)}")
     token = to_address(data["address"], name=f"{where}.address")
     allowance = _amount(data["allowance"], f"{where}.allowance")
     try:

@@ -1,0 +1,6 @@
+"""``python -m keyscope``: the ``keyscope`` command (as ``python -m keyscope.cli``), for a virtual environment whose
+``bin`` folder is not on PATH."""
+
+from .cli.commands import main
+
+main()
