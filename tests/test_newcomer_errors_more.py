@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, arg
+from keyscope import Policy, SessionKey, arg
 from keyscope.bundler.pending import PendingUserOperation, wait_many
 from keyscope.cli.parsing import parse_call_args
 from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
 from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
+from keyscope.hexutil import to_bytes, to_int
 from keyscope.policy import parse_signature
 from keyscope.session_account import SessionAccount
+from keyscope.store import open_store
 from test_error_surface import assert_clear
 
 TARGET = "0x" + "cd" * 20
@@ -167,3 +169,48 @@ def test_python_dash_m_keyscope_runs_the_keyscope_command() -> None:
 
 def test_keyscope_errors_keep_their_root() -> None:
     assert issubclass(InvalidAbiError, KeyscopeError) and issubclass(BadInputError, KeyscopeError)
+
+
+# --------------------------------------------------------------------------------------------------
+# stores and the hex helpers: bytes as hex, and a long value cut short
+# --------------------------------------------------------------------------------------------------
+
+_LONG = "x" * 50_000  # a grant's JSON or a whole file, given where an id goes
+
+
+def _store_calls(store: Any, value: Any) -> list[tuple[str, Any]]:
+    account = "0x" + "ac" * 20
+    session = "0x" + "5e" * 32
+    return [
+        ("label", lambda: store.put_key(SessionKey.generate(), label=value)),
+        ("worker_id", lambda: store.lease_lane(account, session, value, 60)),
+        ("ttl_seconds", lambda: store.lease_lane(account, session, "worker-1", value)),
+        ("outbox state", lambda: store.list_outbox(state=value)),
+        ("limit", lambda: store.list_outbox(limit=value)),
+        ("session id", lambda: store.get_grant(value)),
+        ("session id", lambda: store.mark_revoked(value)),
+    ]
+
+
+@pytest.mark.parametrize("value", [b"\x01\x02", _LONG], ids=["bytes", "long"])
+def test_a_store_refusal_shows_bytes_as_hex_and_cuts_a_long_value(value: Any) -> None:
+    """``store.put_key(key, label=b"\\x01\\x02")`` said ``got b'\\x01\\x02'``; a 50,000-character session id or
+    worker id was repeated whole in the message (and so in every log line that records it)."""
+    with open_store("memory://") as store:
+        for name, call in _store_calls(store, value):
+            with pytest.raises(BadInputError) as caught:
+                call()
+            message = assert_clear(caught.value, name)
+            assert len(message) < 600, (name, len(message), message[:200])
+            if isinstance(value, bytes):
+                assert "0x0102" in message, message
+
+
+@pytest.mark.parametrize(
+    "convert", [lambda v: to_bytes(v, name="session id", length=32), lambda v: to_int(v, name="value")]
+)
+def test_the_hex_helpers_cut_a_long_value_in_their_refusal(convert: Any) -> None:
+    with pytest.raises(BadInputError) as caught:
+        convert(_LONG)
+    message = assert_clear(caught.value)
+    assert len(message) < 600, len(message)
