@@ -10,7 +10,14 @@ from typing import Annotated, Any
 from eth_utils import keccak, to_checksum_address
 from pydantic import BeforeValidator, PlainSerializer
 
-from .errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, InvalidAddressError, has_private_key_form, hex_shown
+from .errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    InvalidAddressError,
+    has_private_key_form,
+    hex_shown,
+    shown,
+)
 
 __all__ = [
     "ZERO_ADDRESS",
@@ -79,7 +86,7 @@ def to_bytes(value: object, *, name: str = "value", length: int | None = None, s
     elif isinstance(value, str):
         text = value[2:] if value.startswith(("0x", "0X")) else value
         if len(text) % 2 or not set(text) <= _HEX_DIGITS:
-            given = f"({len(value)} characters)" if secret else repr(value)
+            given = f"({len(value)} characters)" if secret else shown(value)
             raise BadInputError(
                 f"{name} {given} is not hex data: give 0x followed by an even number of hex digits"
             )
@@ -122,7 +129,7 @@ def to_int(value: object, *, name: str = "value") -> int:
         elif _DECIMAL.fullmatch(value):
             result = _decimal(value, name)
         else:
-            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
+            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {shown(value)}"
             raise BadInputError(
                 f"{name}{given} is not an integer or a 0x-hex quantity: write decimal digits 0-9 or 0x and hex "
                 "digits"
@@ -145,7 +152,7 @@ def to_wire_int(value: object, *, name: str = "value") -> int:
         return int(value)
     if isinstance(value, str):
         if not _DECIMAL.fullmatch(value):
-            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {value!r}"
+            given = f": {PRIVATE_KEY_NOT_SHOWN}," if has_private_key_form(value) else f" {shown(value)}"
             raise BadInputError(f"{name}{given} is not an integer in decimal digits: write digits 0-9")
         return _decimal(value, name)
     if isinstance(value, float):

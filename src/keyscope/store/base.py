@@ -44,7 +44,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Any
 
-from ..errors import BadInputError, LeaseLostError, NonceTakenError, SessionStoreError
+from ..errors import BadInputError, LeaseLostError, NonceTakenError, SessionStoreError, shown
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..signing import LocalSigner
@@ -258,7 +258,7 @@ def _check_text(value: object, name: str, limit: int) -> str:
     ):
         raise BadInputError(
             f"{name} must be a non-empty string of at most {limit} characters without NUL or lone "
-            f"surrogates (text a database can store), got {value!r}"
+            f"surrogates (text a database can store), got {shown(value)}"
         )
     return value
 
@@ -307,7 +307,7 @@ def check_label(label: object) -> str | None:
     if not isinstance(label, str) or len(label) > 1000 or "\x00" in label or not _unicode(label):
         raise BadInputError(
             f"a key label must be a string of at most 1000 characters without NUL or lone surrogates, got "
-            f"{label!r}"
+            f"{shown(label)}"
         )
     return label
 
@@ -319,7 +319,9 @@ def check_ttl(ttl_seconds: object) -> float:
         or not isinstance(ttl_seconds, (int, float))
         or not 0 < ttl_seconds < math.inf
     ):
-        raise BadInputError(f"ttl_seconds must be a positive, finite number of seconds, got {ttl_seconds!r}")
+        raise BadInputError(
+            f"ttl_seconds must be a positive, finite number of seconds, got {shown(ttl_seconds)}"
+        )
     return float(ttl_seconds)
 
 
@@ -327,7 +329,7 @@ def check_lane(lane: object) -> int:
     """Validate a lane number: an int from 0 to :data:`MAX_LANE`."""
     if isinstance(lane, bool) or not isinstance(lane, int) or not 0 <= lane <= MAX_LANE:
         raise BadInputError(
-            f"lane must be an int from 0 to {MAX_LANE} (as lease_lane returns it), got {lane!r}"
+            f"lane must be an int from 0 to {MAX_LANE} (as lease_lane returns it), got {shown(lane)}"
         )
     return lane
 
@@ -471,13 +473,13 @@ def check_state(state: OutboxState | str | None) -> OutboxState | None:
         return OutboxState(state)
     except ValueError:
         names = ", ".join(s.value for s in OutboxState)
-        raise BadInputError(f"unknown outbox state {state!r}: use one of {names}") from None
+        raise BadInputError(f"unknown outbox state {shown(state)}: use one of {names}") from None
 
 
 def check_limit(limit: object) -> int:
     """A positive page size, at most 2**63 - 1 (what a database's integers hold; every store takes the same)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit < 2**63:
-        raise BadInputError(f"limit must be an int from 1 to 2**63 - 1, got {limit!r}")
+        raise BadInputError(f"limit must be an int from 1 to 2**63 - 1, got {shown(limit)}")
     return limit
 
 
