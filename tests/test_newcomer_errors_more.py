@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, SessionKey, arg
+from keyscope import Policy, SessionGrant, SessionKey, arg, connect
 from keyscope.bundler.pending import PendingUserOperation, wait_many
 from keyscope.cli.parsing import parse_call_args
+from keyscope.consent import ConsentServer
 from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
 from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
 from keyscope.hexutil import to_bytes, to_int
@@ -214,3 +215,63 @@ def test_the_hex_helpers_cut_a_long_value_in_their_refusal(convert: Any) -> None
         convert(_LONG)
     message = assert_clear(caught.value)
     assert len(message) < 600, len(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# the consent server: what it is built with and what it is asked
+# --------------------------------------------------------------------------------------------------
+
+
+def _network() -> Any:
+    """A network whose node and bundler are never reached: everything below is refused before."""
+    return connect("http://127.0.0.1:9", "http://127.0.0.1:9", module="0x" + "11" * 20)
+
+
+@pytest.mark.parametrize("store", ["sqlite:///sessions.db", 5, {}])
+def test_a_consent_server_given_a_store_url_says_to_open_the_store_first(store: Any) -> None:
+    """``ConsentServer(net, store="sqlite:///sessions.db")`` was taken, and served the page: the owner's signature
+    then met ``'str' object has no attribute 'put_grant'`` (a 500), so the owner signed for nothing and
+    ``wait()`` went on waiting."""
+    with pytest.raises(BadInputError) as caught:
+        ConsentServer(_network(), store=store)
+    message = assert_clear(caught.value, "store")
+    assert "open_store" in message, message
+
+
+@pytest.mark.parametrize("network", [None, "http://127.0.0.1:8545", 5])
+def test_a_consent_server_without_a_network_is_refused_naming_connect(network: Any) -> None:
+    with pytest.raises(BadInputError) as caught:
+        ConsentServer(network)
+    message = assert_clear(caught.value, "network")
+    assert "connect(" in message, message
+
+
+@pytest.mark.parametrize("port", ["8080x", 1.5, None, True])
+def test_a_consent_server_port_that_is_no_port_is_refused_before_it_starts(port: Any) -> None:
+    """``ConsentServer(net, port="x").start()`` raised socketserver's ``TypeError: 'str' object cannot be
+    interpreted as an integer``."""
+    with pytest.raises(BadInputError) as caught:
+        ConsentServer(_network(), port=port).start()
+    assert_clear(caught.value, "port")
+
+
+def test_request_grant_of_something_else_than_a_grant_request_says_what_it_takes() -> None:
+    """``server.request_grant(owner)`` (or 5) raised ``AttributeError: ... has no attribute 'chain_id'``; a signed
+    ``SessionGrant`` was served, and the owner's signature then met ``'SessionGrant' object has no attribute
+    'complete'``. Both are refused before a page is served."""
+    server = ConsentServer(_network())
+    grant = SessionGrant.model_construct()
+    for wrong in (5, "0x" + "11" * 20, object(), grant):
+        with pytest.raises(BadInputError) as caught:
+            server.request_grant(wrong)
+        message = assert_clear(caught.value, "request")
+        assert "prepare_grant" in message, message
+
+
+@pytest.mark.parametrize("requests", [5, 1.5, None, object()])
+def test_erc7715_params_that_are_no_list_say_what_they_take(requests: Any) -> None:
+    """``plan_from_requests(5)`` (so ``server.request_permissions(5)``) raised ``TypeError: 'int' object is not
+    iterable``."""
+    with pytest.raises(BadInputError) as caught:
+        plan_from_requests(requests)
+    assert_clear(caught.value, "PermissionRequest")
