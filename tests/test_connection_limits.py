@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyscope import connect
 from keyscope.consent import ConsentServer
 from keyscope.cosigner import CoSignerServer, CoSignerService
 from keyscope.errors import BadInputError
@@ -50,8 +51,9 @@ def _server(kind: str, **limits: Any) -> CoSignerServer | SponsorServer | Consen
             policy=SponsorshipPolicy(targets="any"),
         )
         return SponsorServer(sponsor, **limits)
-    # its static files need no node: the network is never asked
-    return ConsentServer(object(), max_connections=limits["max_connections"])  # type: ignore[arg-type]
+    # its static files need no node: the network (whose node and bundler are reached only when asked) is never asked
+    network = connect("http://127.0.0.1:9", "http://127.0.0.1:9", module="0x" + "11" * 20)
+    return ConsentServer(network, max_connections=limits["max_connections"])
 
 
 def _request(kind: str, port: int) -> bytes:

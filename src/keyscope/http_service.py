@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .errors import BadInputError, ConfigurationError, TransportError
+from .errors import BadInputError, ConfigurationError, TransportError, shown
 
 __all__ = [
     "BUSY_RETRY_AFTER",
@@ -499,6 +499,18 @@ def require_host(host: object) -> str:
     return host
 
 
+def require_port(port: object) -> int:
+    """``port`` as a TCP port number to listen on (0: a free one); :class:`BadInputError` for what is no integer
+    (socketserver would raise a TypeError for text, and bind ``True`` as port 1). One out of range is refused when
+    the server binds it, with the system's word."""
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise BadInputError(
+            f"port {shown(port)} is not a TCP port: give an int from 1 to 65535 that no other program holds, or 0 "
+            "for any free one"
+        )
+    return port
+
+
 class BackgroundServer(ABC):
     """Serves on ``host``:``port`` (0: a free port the kernel chooses, known once started) in a background
     thread, at most ``max_connections`` connections at once and ``max_connections_per_address`` from one client
@@ -519,7 +531,7 @@ class BackgroundServer(ABC):
         max_connections_per_address: int | None = None,
     ) -> None:
         self.host = require_host(host)
-        self.port = port
+        self.port = require_port(port)
         self.max_connections, self.max_connections_per_address = connection_limits(
             max_connections, max_connections_per_address
         )

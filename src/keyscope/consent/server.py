@@ -31,7 +31,7 @@ from typing import Any
 from ..clock import utc_text, window_now
 from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
-from ..errors import BadInputError, KeyscopeError, SessionStoreError
+from ..errors import BadInputError, KeyscopeError, SessionStoreError, shown
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
 from ..http_service import (
@@ -124,6 +124,16 @@ class ConsentServer(BackgroundServer):
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        if not isinstance(network, Endpoints):
+            raise BadInputError(
+                "ConsentServer serves the grants of one network: give it keyscope.connect(node_url, bundler_url, "
+                f"module=...), got {type(network).__name__} {shown(network)}"
+            )
+        if store is not None and not isinstance(store, SessionStore):
+            raise BadInputError(
+                f"ConsentServer takes an open session store, got {type(store).__name__} {shown(store)}: open it "
+                "first, store=keyscope.store.open_store(url), or leave it out to keep no grant"
+            )
         cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
         super().__init__(host, port, max_connections=max_connections)
         self.network = network
@@ -173,6 +183,16 @@ class ConsentServer(BackgroundServer):
         """Ask the owner to consent to ``request`` (made by :meth:`Owner.prepare_grant
         <keyscope.owner.Owner.prepare_grant>`; the owner need not hold a key here: see
         :class:`~keyscope.consent.wallet.WalletAddress`). Send the owner to the returned request's ``url``."""
+        if not isinstance(request, GrantRequest):
+            signed = (
+                " (a SessionGrant is signed already: it needs no consent)"
+                if isinstance(request, SessionGrant)
+                else ""
+            )
+            raise BadInputError(
+                f"request_grant takes the GrantRequest owner.prepare_grant(key, permissions, ...) returns, got "
+                f"{type(request).__name__}{signed}; for ERC-7715 params, request_permissions(params)"
+            )
         self._require_this_network(request)
         self._require_not_ended(
             request.session.valid_until, "the grant request's valid_until", "prepare a new one"

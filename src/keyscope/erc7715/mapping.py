@@ -915,8 +915,19 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
             "wallet_grantPermissions takes a non-empty list of PermissionRequest objects, got "
             f"{type(requests).__name__}: for the params as JSON text, give json.loads(text)"
         )
-    if isinstance(requests, (Mapping, PermissionRequest)) or not requests:
-        raise BadInputError("wallet_grantPermissions takes a non-empty list of PermissionRequest objects")
+    if (
+        isinstance(requests, (Mapping, PermissionRequest))
+        or not isinstance(requests, Iterable)
+        or not requests
+    ):
+        raise BadInputError(
+            "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"
+            + (
+                ""
+                if isinstance(requests, (Mapping, PermissionRequest, Sequence))
+                else f", got {shown(requests)}"
+            )
+        )
     read = tuple(read_model(PermissionRequest, r, f"request {i}") for i, r in enumerate(requests))
     _same(read)
     first = read[0]
