@@ -18,6 +18,7 @@ from keyscope.consent import ConsentServer
 from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
 from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
 from keyscope.hexutil import to_bytes, to_int
+from keyscope.local import LocalStack, LocalStackError
 from keyscope.policy import parse_signature
 from keyscope.session_account import SessionAccount
 from keyscope.store import open_store
@@ -275,3 +276,33 @@ def test_erc7715_params_that_are_no_list_say_what_they_take(requests: Any) -> No
     with pytest.raises(BadInputError) as caught:
         plan_from_requests(requests)
     assert_clear(caught.value, "PermissionRequest")
+
+
+# --------------------------------------------------------------------------------------------------
+# keyscope.local.LocalStack, as the README writes it
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"chain_id": "31337x"}, "chain_id"),
+        ({"chain_id": -1}, "chain_id"),
+        ({"chain_id": 1.5}, "chain_id"),
+        ({"node_port": "8545x"}, "node_port"),
+        ({"node_port": 99999}, "node_port"),
+        ({"bundler_port": -5}, "bundler_port"),
+        ({"block_time": "1"}, "block_time"),
+        ({"log_dir": 5}, "log_dir"),
+    ],
+)
+def test_a_local_stack_of_options_it_cannot_use_is_refused_before_anything_starts(
+    options: dict[str, Any], named: str
+) -> None:
+    """``LocalStack(chain_id=-1)`` started anvil, which said ``error: unexpected argument '-1' found``;
+    ``block_time="1"`` and ``log_dir=5`` raised a TypeError. ``python -m keyscope.local`` refuses each in words; the
+    class the README shows took them."""
+    with pytest.raises(LocalStackError) as caught:
+        LocalStack(**options)
+    message = assert_clear(caught.value, named)
+    assert "anvil" not in message.split(":")[0], message
