@@ -15,6 +15,7 @@ keys, and the remaining ``accounts`` are free for tests (:attr:`~LocalStack.acco
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -24,6 +25,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..devnode import ETHER
+from ..errors import shown
 from ..hexutil import to_address, to_bytes
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
@@ -38,6 +40,15 @@ __all__ = ["LocalStack"]
 _T = TypeVar("_T")
 _PORT_ATTEMPTS = 5
 _KEY_FUNDING = 1_000 * ETHER
+
+
+def _require_whole(name: str, value: object, low: int, high: int, what: str) -> None:
+    """Refuse ``value`` unless it is an int (not a bool) from ``low`` to ``high``, before anything is started (anvil
+    would refuse it in its own words, and Python comparisons with a TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LocalStackError(
+            f"{name} {shown(value)} is not {what}: give a whole number from {low} to {high}"
+        )
 
 
 class LocalStack:
@@ -89,6 +100,22 @@ class LocalStack:
         keep_logs: bool = False,
         startup_timeout: float = 90.0,
     ) -> None:
+        _require_whole("chain_id", chain_id, 1, 2**63 - 1, "a chain id")
+        for name, port in (("node_port", node_port), ("bundler_port", bundler_port)):
+            if port is not None:
+                _require_whole(name, port, 0, 65535, "a TCP port (0 or None: a free one)")
+        if block_time is not None:
+            _require_whole(
+                "block_time",
+                block_time,
+                1,
+                2**31 - 1,
+                "seconds between blocks (None: a block per transaction)",
+            )
+        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
+            raise LocalStackError(
+                f"log_dir is a folder's path, got {type(log_dir).__name__} {shown(log_dir)}"
+            )
         if executors < 1 and executor_keys is None:
             raise LocalStackError("Alto needs at least one executor key: use executors >= 1")
         if node_port is not None and node_port == bundler_port and bundler:
