@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, SessionGrant, SessionKey, arg, connect
+from keyscope import Policy, Session, SessionGrant, SessionKey, arg, connect
 from keyscope.bundler.pending import PendingUserOperation, wait_many
 from keyscope.cli.parsing import parse_call_args
 from keyscope.consent import ConsentServer
@@ -19,6 +19,7 @@ from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_request
 from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
 from keyscope.hexutil import to_bytes, to_int
 from keyscope.local import LocalStack, LocalStackError
+from keyscope.message_signing import check_sign_in, sign_in_message
 from keyscope.policy import parse_signature
 from keyscope.session_account import SessionAccount
 from keyscope.store import open_store
@@ -306,3 +307,42 @@ def test_a_local_stack_of_options_it_cannot_use_is_refused_before_anything_start
         LocalStack(**options)
     message = assert_clear(caught.value, named)
     assert "anvil" not in message.split(":")[0], message
+
+
+# --------------------------------------------------------------------------------------------------
+# signing in (EIP-4361)
+# --------------------------------------------------------------------------------------------------
+
+_SIGN_IN = {
+    "domain": "app.example.com",
+    "address": "0x" + "ac" * 20,
+    "uri": "https://app.example.com",
+    "chain_id": 1,
+    "nonce": "abcdef0123",
+    "issued_at": "2026-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("field", ["domain", "uri", "nonce", "issued_at", "statement", "expiration_time"])
+@pytest.mark.parametrize("value", [None, 5, b"app.example.com", ["app.example.com"]])
+def test_a_sign_in_field_that_is_no_text_is_refused_naming_it(field: str, value: Any) -> None:
+    """``session.sign_in(None, uri=...)`` raised ``TypeError: unsupported operand type(s) for +: 'NoneType' and
+    'str'``; ``uri=5``, ``TypeError: argument of type 'int' is not iterable``."""
+    if value is None and field in ("statement", "expiration_time"):
+        return  # optional: None leaves them out
+    fields = {**_SIGN_IN, field: value}
+    with pytest.raises(BadInputError) as caught:
+        sign_in_message(fields.pop("domain"), fields.pop("address"), **fields)
+    message = assert_clear(caught.value, field.replace("_", " "), field)
+    assert "text" in message or "string" in message, message
+
+
+@pytest.mark.parametrize("message", [None, 5, 1.5, ["app.example.com"]])
+def test_a_sign_in_message_that_is_no_text_is_refused_as_such(message: Any) -> None:
+    """``session.sign_in_message(None)`` raised ``TypeError: cannot convert 'NoneType' object to bytes``, and
+    ``sign_in_message(5)`` was read as five zero bytes and refused for its first line ``'\\x00\\x00\\x00\\x00\\x00'``."""
+    session = Session(session_key=TARGET, permissions=(Policy.call(TARGET, "f()"),))
+    with pytest.raises(BadInputError) as caught:
+        check_sign_in(session, message, account="0x" + "ac" * 20, session_id="0x" + "00" * 32, now=0)
+    message_text = assert_clear(caught.value, "sign-in message")
+    assert "EIP-4361" in message_text, message_text
