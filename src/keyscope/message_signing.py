@@ -185,15 +185,22 @@ def sign_in_message(
 ) -> str:
     """An EIP-4361 (Sign-In with Ethereum) message for ``address`` at the website ``domain``."""
     for name, value in (
+        ("domain", domain),
         ("uri", uri),
         ("nonce", nonce),
         ("issued_at", issued_at),
-        ("statement", statement or ""),
+        ("statement", "" if statement is None else statement),
+        ("expiration_time", "" if expiration_time is None else expiration_time),
+        ("version", version),
     ):
+        if not isinstance(value, str):
+            raise BadInputError(
+                f"the sign-in {name.replace('_', ' ')} is text (a str), got {type(value).__name__} {shown(value)}"
+            )
         if "\n" in value:
-            raise BadInputError(f"the sign-in {name} must be one line, got {value!r}")
+            raise BadInputError(f"the sign-in {name} must be one line, got {shown(value)}")
     if not nonce.isalnum() or len(nonce) < 8:
-        raise BadInputError(f"an EIP-4361 nonce is at least 8 letters and digits, got {nonce!r}")
+        raise BadInputError(f"an EIP-4361 nonce is at least 8 letters and digits, got {shown(nonce)}")
     lines = [domain + SIGN_IN_SUFFIX.rstrip("\n"), to_address(address, name="address"), ""]
     if statement:
         lines += [statement, ""]
@@ -209,6 +216,11 @@ def check_sign_in(
 ) -> SignInCheck:
     """Check an EIP-4361 message against ``session``'s sign-in permissions as the module will: its first line must
     name a granted website, its second the account ("0x" and 40 hex digits in any case). Raises :class:`SignatureRefusedError`."""
+    if not isinstance(message, (str, bytes, bytearray, memoryview)):
+        raise BadInputError(
+            f"the sign-in message is the EIP-4361 text a website gave (a str, or its UTF-8 bytes), got "
+            f"{type(message).__name__} {shown(message)}"
+        )
     if isinstance(message, str):
         refuse_lone_surrogates(message, "the sign-in message")
     raw = message.encode() if isinstance(message, str) else bytes(message)
