@@ -20,6 +20,7 @@ from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
 from keyscope.hexutil import to_bytes, to_int
 from keyscope.local import LocalStack, LocalStackError
 from keyscope.message_signing import check_sign_in, sign_in_message
+from keyscope.owner import Owner
 from keyscope.policy import parse_signature
 from keyscope.session_account import SessionAccount
 from keyscope.store import open_store
@@ -346,3 +347,14 @@ def test_a_sign_in_message_that_is_no_text_is_refused_as_such(message: Any) -> N
         check_sign_in(session, message, account="0x" + "ac" * 20, session_id="0x" + "00" * 32, now=0)
     message_text = assert_clear(caught.value, "sign-in message")
     assert "EIP-4361" in message_text, message_text
+
+
+@pytest.mark.parametrize("grant", [None, 5, "x", b"\x01"])
+def test_rotating_the_co_signer_of_no_grant_names_the_grant(grant: Any) -> None:
+    """``owner.rotate_co_signer(5, None)`` said ``value must be bytes or a 0x-hex string, got int``: which value? The
+    refusal comes before the chain is read, so an owner without a chain shows it."""
+    owner = object.__new__(Owner)
+    with pytest.raises(BadInputError) as caught:
+        owner.rotate_co_signer(grant, None)
+    message = assert_clear(caught.value, "grant")
+    assert not message.startswith("value "), message
