@@ -1290,7 +1290,15 @@ class Owner:
         its own co-signer (``InvalidCoSigner``)."""
         if isinstance(grant, SessionGrant):
             self._require_own(grant, "rotate its co-signer")
-        session_id = grant.session_id if isinstance(grant, SessionGrant) else to_bytes(grant, length=32)
+        session_id = (
+            grant.session_id
+            if isinstance(grant, SessionGrant)
+            else to_bytes(
+                grant,
+                name="the grant to rotate the co-signer of (a SessionGrant, or its session id)",
+                length=32,
+            )
+        )
         new = ZERO_ADDRESS if co_signer is None else _co_signer_option(co_signer, "pass None to remove it")
         self._refuse_what_rotating_refuses(grant, session_id, new)
         return self.execute(Call(self.network.module, 0, rotate_co_signer_data(session_id, new)))
