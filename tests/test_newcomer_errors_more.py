@@ -22,6 +22,7 @@ from keyscope.local import LocalStack, LocalStackError
 from keyscope.message_signing import check_sign_in, sign_in_message
 from keyscope.owner import Owner
 from keyscope.policy import parse_signature
+from keyscope.scale import SessionWorker
 from keyscope.session_account import SessionAccount
 from keyscope.store import open_store
 from test_error_surface import assert_clear
@@ -358,3 +359,45 @@ def test_rotating_the_co_signer_of_no_grant_names_the_grant(grant: Any) -> None:
         owner.rotate_co_signer(grant, None)
     message = assert_clear(caught.value, "grant")
     assert not message.startswith("value "), message
+
+
+# --------------------------------------------------------------------------------------------------
+# keyscope.scale.SessionWorker
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_worker_given_a_store_url_or_no_network_says_what_it_takes() -> None:
+    """``SessionWorker("sqlite:///sessions.db", net)`` and ``SessionWorker(store, None)`` were taken, and failed
+    at the first send with an AttributeError."""
+    with open_store("memory://") as store:
+        with pytest.raises(BadInputError) as caught:
+            SessionWorker("sqlite:///sessions.db", _network(), background=False, events=None)
+        message = assert_clear(caught.value, "store")
+        assert "open_store" in message, message
+        for network in (None, "http://127.0.0.1:8545"):
+            with pytest.raises(BadInputError) as caught:
+                SessionWorker(store, network, background=False, events=None)
+            message = assert_clear(caught.value, "network")
+            assert "connect(" in message, message
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"lease_ttl": "30"},
+        {"lease_ttl": None},
+        {"resubmit_after": float("nan")},
+        {"idle_seconds": "x"},
+        {"retry_seconds": -1},
+        {"lane_timeout": "x"},
+        {"worker_id": 5},
+        {"probe_threads": "x"},
+    ],
+)
+def test_a_worker_option_that_is_no_number_of_seconds_is_refused_naming_it(option: dict[str, Any]) -> None:
+    """``lease_ttl="30"`` raised ``TypeError: '<=' not supported``; ``idle_seconds="x"``, a negative
+    ``retry_seconds`` and the others were taken, to fail (or misbehave) later in a background thread."""
+    (name,) = option
+    with open_store("memory://") as store, pytest.raises(BadInputError) as caught:
+        SessionWorker(store, _network(), background=False, events=None, **option)
+    assert_clear(caught.value, name)
