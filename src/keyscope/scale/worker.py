@@ -22,6 +22,7 @@ docs/scaling.md gives the protocol in full.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
@@ -44,13 +45,14 @@ from ..errors import (
     SessionStoreError,
     StoreLockedError,
     TransportError,
+    shown,
 )
 from ..execution import CALLTYPE_BATCH, Call, ExecuteDecodeError, decode_execute
 from ..grant import SessionGrant
 from ..network import Network
 from ..session_account import SessionAccount
 from ..store import OutboxRecord, OutboxState, SessionStore
-from ..store.base import check_intent_id, normalize_session_id
+from ..store.base import check_intent_id, check_worker_id, normalize_session_id
 from ..userop import UserOperation
 from .events import EventLog
 from .lanes import LanePool, LaneSlot, PendingSnapshots
@@ -143,12 +145,33 @@ class SessionWorker:
         probe_threads: int = 4,
         on_step: StepHook | None = None,
     ) -> None:
-        if lease_ttl <= 0 or resubmit_after <= 0 or poll_interval <= 0:
+        if not isinstance(store, SessionStore):
             raise BadInputError(
-                "lease_ttl, resubmit_after and poll_interval must be positive numbers of seconds"
+                f"SessionWorker takes an open session store, got {type(store).__name__} {shown(store)}: open it "
+                "first, keyscope.store.open_store(url, passphrase=...)"
             )
-        if not isinstance(max_lanes, int) or max_lanes < 1:
-            raise BadInputError(f"max_lanes must be an int >= 1, got {max_lanes!r}")
+        if not isinstance(network, Network):
+            raise BadInputError(
+                f"SessionWorker sends through a network: give it keyscope.connect(node_url, bundler_url, module=...), "
+                f"got {type(network).__name__} {shown(network)}"
+            )
+        for name, seconds, positive in (
+            ("lease_ttl", lease_ttl, True),
+            ("resubmit_after", resubmit_after, True),
+            ("poll_interval", poll_interval, True),
+            ("idle_seconds", idle_seconds, False),
+            ("retry_seconds", retry_seconds, False),
+            ("lane_timeout", lane_timeout, False),
+        ):
+            number = not isinstance(seconds, bool) and isinstance(seconds, (int, float))
+            if not number or not (0 < seconds < math.inf if positive else seconds >= 0):
+                what = "a positive, finite number" if positive else "a number (0 or more)"
+                raise BadInputError(f"{name} must be {what} of seconds, got {shown(seconds)}")
+        for name, count in (("max_lanes", max_lanes), ("probe_threads", probe_threads)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise BadInputError(f"{name} must be an int >= 1, got {shown(count)}")
+        if worker_id is not None:
+            check_worker_id(worker_id)
         self.store = store
         self.network = network
         self.worker_id = worker_id or default_worker_id()
