@@ -24,6 +24,7 @@ from keyscope.owner import Owner
 from keyscope.policy import parse_signature
 from keyscope.scale import SessionWorker
 from keyscope.session_account import SessionAccount
+from keyscope.sponsor import SponsorshipPolicy
 from keyscope.store import open_store
 from test_error_surface import assert_clear
 
@@ -401,3 +402,12 @@ def test_a_worker_option_that_is_no_number_of_seconds_is_refused_naming_it(optio
     with open_store("memory://") as store, pytest.raises(BadInputError) as caught:
         SessionWorker(store, _network(), background=False, events=None, **option)
     assert_clear(caught.value, name)
+
+
+def test_a_model_refusal_that_shows_the_value_already_does_not_repeat_it() -> None:
+    """``{"total_budget_wei": -1}`` in a sponsorship policy read ``a budget in wei must not be negative, got -1
+    (got -1)``."""
+    with pytest.raises(BadInputError) as caught:
+        SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": -1})
+    message = assert_clear(caught.value, "total_budget_wei")
+    assert message.count("got -1") == 1, message
