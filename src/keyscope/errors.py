@@ -821,7 +821,8 @@ def validation_problems(error: ValidationError) -> str:
         value = problem["input"]
         got = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(value) else shown(value, 80)
         named = got == PRIVATE_KEY_NOT_SHOWN and got in message
-        said = field and problem["type"] != "missing" and not named
+        repeated = message.endswith(f"got {got}") or f"got {got}:" in message or f"got {got};" in message
+        said = field and problem["type"] != "missing" and not named and not repeated
         given = f" (got {got})" if said else ""
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
