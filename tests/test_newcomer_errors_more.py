@@ -5,14 +5,17 @@ RecursionError from deep inside. No chain is needed: all of it is refused before
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from keyscope import Policy, Session, SessionGrant, SessionKey, arg, connect
 from keyscope.bundler.pending import PendingUserOperation, wait_many
+from keyscope.cli.commands import main as cli_main
 from keyscope.cli.parsing import parse_call_args
 from keyscope.consent import ConsentServer
 from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
@@ -411,3 +414,27 @@ def test_a_model_refusal_that_shows_the_value_already_does_not_repeat_it() -> No
         SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": -1})
     message = assert_clear(caught.value, "total_budget_wei")
     assert message.count("got -1") == 1, message
+
+
+def test_a_deployments_file_without_the_module_says_so_not_to_give_it(tmp_path) -> None:
+    """``keyscope consent REQUESTS --deployments FILE`` with a file whose ``module`` key is misspelled said ``give
+    --module (or --deployments with them)``: the deployments were given; what they lack was not said."""
+    requests = tmp_path / "requests.json"
+    request = _request()
+    request["permission"] = {
+        "type": "contract-call",
+        "data": {"address": TOKEN, "function": "mint(address to)"},
+    }
+    requests.write_text(json.dumps([request]))
+    deployments = tmp_path / "deployments.json"
+    deployments.write_text(
+        json.dumps(
+            {"rpc_url": "http://127.0.0.1:9", "bundler_url": "http://127.0.0.1:9", "modul": "0x" + "11" * 20}
+        )
+    )
+    result = CliRunner().invoke(
+        cli_main, ["consent", str(requests), "--deployments", str(deployments), "--store", "memory://"]
+    )
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output, result.output
+    assert "deployments.json has no module" in result.output, result.output
