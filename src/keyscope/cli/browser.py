@@ -69,6 +69,12 @@ class _Connection:
             for n, v in (("--node", node_url), ("--bundler", bundler_url), ("--module", module_address))
             if not v
         ]
+        if missing and self.deployments:
+            keys = {"--node": "rpc_url", "--bundler": "bundler_url", "--module": "module"}
+            raise click.UsageError(
+                f"give {', '.join(missing)}: the deployments file {self.deployments} has no "
+                f"{', '.join(keys[option] for option in missing)} (the keys `python -m keyscope.local --json` writes)"
+            )
         if missing:
             raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
         assert node_url and bundler_url and module_address
