@@ -3,4 +3,5 @@
 
 from .cli.commands import main
 
-main()
+if __name__ == "__main__":
+    main()
