@@ -438,3 +438,17 @@ def test_a_deployments_file_without_the_module_says_so_not_to_give_it(tmp_path) 
     assert result.exit_code != 0
     assert "Traceback" not in result.output, result.output
     assert "deployments.json has no module" in result.output, result.output
+
+
+@pytest.mark.parametrize("digits", [63, 65, 62, 66])
+def test_a_key_a_digit_off_given_for_an_address_is_not_shown(digits: int) -> None:
+    """A private key pasted with a digit lost or doubled, where an address goes, is refused without its digits
+    (an exact 64-digit key never was shown)."""
+    from keyscope.errors import InvalidAddressError
+    from keyscope.hexutil import to_address
+
+    key = "0x" + ("4c0883a69102937d6231471b5dbb6204fe512961708279f3c4f0b1f2c5a4e8d2" * 2)[:digits]
+    with pytest.raises(InvalidAddressError) as refused:
+        to_address(key, name="module")
+    assert key[2:20] not in str(refused.value) and refused.value.value is None
+    assert f"{digits} hex digits, near the form of a private key (not shown)" in str(refused.value)

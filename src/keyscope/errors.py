@@ -132,6 +132,15 @@ def has_private_key_form(value: object) -> bool:
     return isinstance(value, str) and _PRIVATE_KEY_TEXT.fullmatch(value.strip()) is not None
 
 
+_NEAR_PRIVATE_KEY_TEXT = re.compile(r"(0[xX])?[0-9a-fA-F]{56,72}")
+
+
+def _near_private_key_form(value: object) -> bool:
+    """Whether ``value`` is hex text a few digits off a private key's 64 (one pasted with a digit lost or doubled):
+    no address, and not shown where an address was expected."""
+    return isinstance(value, str) and _NEAR_PRIVATE_KEY_TEXT.fullmatch(value.strip()) is not None
+
+
 PRIVATE_KEY_NOT_SHOWN = "a value of 32 bytes, the form of a private key (not shown)"
 """How a value :func:`has_private_key_form` says is key-shaped is named in a message instead of being shown."""
 
@@ -152,11 +161,19 @@ class InvalidAddressError(BadInputError):
     expected) is never shown, in the message or as :attr:`value` (which is then None)."""
 
     def __init__(self, value: object, reason: str = "", name: str | None = None) -> None:
-        secret = has_private_key_form(value)
+        near = not has_private_key_form(value) and _near_private_key_form(value)
+        secret = has_private_key_form(value) or near
         self.value = None if secret else value
         self.name = name
         self.reason = reason
-        self.shown_value = PRIVATE_KEY_NOT_SHOWN if secret else shown(value)
+        self.shown_value = (
+            f"a value of {len(str(value).strip().removeprefix('0x').removeprefix('0X'))} hex digits, near the form of "
+            "a private key (not shown)"
+            if near
+            else PRIVATE_KEY_NOT_SHOWN
+            if secret
+            else shown(value)
+        )
         """The value as a message shows it."""
         detail = f": {reason}" if reason else ""
         where = f"{name}: " if name else ""
