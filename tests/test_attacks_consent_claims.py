@@ -1,0 +1,111 @@
+"""The consent page trusting what a contract or a dapp's label says of itself, where the grant's signed fields say
+otherwise: a charging paymaster that answers the sponsor's typehash, and a function label that collides with the
+selector of a function the page knows by selector (ERC-20 ``approve``, ``transfer``). Read on ape's py-evm chain, as
+the page reads the chain."""
+
+from __future__ import annotations
+
+from keyscope import Policy, arg
+from keyscope.hexutil import keccak, to_address
+from keyscope.session import Permission
+from keyscope.sponsor.paymaster_data import SPONSORSHIP_TYPEHASH
+from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
+
+ETHER = 10**18
+SPENDER = to_address("0x" + "5e" * 20)
+
+
+def _claiming_forwarder(implementation: str) -> bytes:
+    """Creation code of a contract that answers ``SPONSORSHIP_TYPEHASH()`` with keyscope's sponsor typehash, as
+    ``SponsorPaymaster`` does, and runs every other call as ``implementation``'s code (DELEGATECALL): whatever
+    ``implementation`` is, with one more claim."""
+    selector = keccak(b"SPONSORSHIP_TYPEHASH()")[:4]
+    forward = (
+        bytes.fromhex("36600060003760006000366000")  # copy calldata; retSize, retOffset, argsSize, argsOffset
+        + b"\x73"
+        + bytes.fromhex(implementation[2:])
+        + bytes.fromhex("5af43d600060003e")  # GAS DELEGATECALL, copy the return data
+    )
+    head_size = 16  # selector test and jump, below
+    ok = head_size + len(forward) + 8  # after "PUSH2 ok JUMPI RETURNDATASIZE PUSH1 0 REVERT"
+    claim = ok + 5  # after "JUMPDEST RETURNDATASIZE PUSH1 0 RETURN"
+    head = (
+        bytes.fromhex("60003560e01c63") + selector + bytes.fromhex("14") + b"\x61" + claim.to_bytes(2, "big")
+    )
+    head += b"\x57"
+    assert len(head) == head_size
+    runtime = (
+        head
+        + forward
+        + b"\x61"
+        + ok.to_bytes(2, "big")
+        + bytes.fromhex("573d6000fd")  # JUMPI; RETURNDATASIZE PUSH1 0 REVERT
+        + bytes.fromhex("5b3d6000f3")  # ok: JUMPDEST RETURNDATASIZE PUSH1 0 RETURN
+        + bytes.fromhex("5b7f")  # claim: JUMPDEST PUSH32
+        + SPONSORSHIP_TYPEHASH
+        + bytes.fromhex("60005260206000f3")  # MSTORE at 0, RETURN 32 bytes
+    )
+    assert runtime[ok] == 0x5B and runtime[claim] == 0x5B
+    size = len(runtime)
+    init = bytes.fromhex("61") + size.to_bytes(2, "big") + bytes.fromhex("8061")
+    init += (13).to_bytes(2, "big") + bytes.fromhex("6000396000f3")
+    assert len(init) == 13
+    return init + runtime
+
+
+def test_a_charging_paymaster_that_says_it_is_keyscope_s_sponsor_is_still_warned_about(
+    words, usdc, project, deployer, entry_point, chain, accounts
+) -> None:
+    """Attack 253's defence asks a listed paymaster ``SPONSORSHIP_TYPEHASH()`` and takes the right answer for "keyscope's
+    SponsorPaymaster, which charges the account nothing". Any contract can answer it: here an ERC-20 token paymaster
+    (the test victim that charges the account in postOp from its approval) with that one view added. Listed by the
+    dapp's grant, it lifts the session's gas cap for the operations naming it, so the key may make it charge the
+    account any amount in tokens; the page showed no danger, as for the real sponsor (and ``owner.grant`` issued no
+    TargetWarning: the same check)."""
+    victim = project.TokenPaymaster.deploy(entry_point, usdc, ETHER, accounts[9], sender=deployer)
+    tx = chain.provider.network.ecosystem.create_transaction(
+        data=_claiming_forwarder(victim.address), sender=deployer.address, gas_limit=300_000
+    )
+    charging = to_address(deployer.call(tx).contract_address)
+    as_token_paymaster = project.TokenPaymaster.at(charging)
+    assert as_token_paymaster.token() == usdc.address  # it runs the token paymaster's code
+    assert as_token_paymaster.tokensPerWei() == ETHER
+    assert (
+        chain.provider.web3.eth.call(
+            {"to": charging, "data": "0x" + keccak(b"SPONSORSHIP_TYPEHASH()")[:4].hex()}
+        )
+        == SPONSORSHIP_TYPEHASH
+    )
+
+    send = Policy.call(usdc, "transfer(address to, uint256 amount)", rules=[arg("to") == SPENDER])
+    described = words(send, paymasters=(charging,))
+    dangers = [w.text for w in described.warnings if w.level == "danger"]
+    assert any(
+        text.startswith(f"{charging} is listed as a paymaster the gas cap does not bind") for text in dangers
+    ), dangers
+
+
+def test_a_known_function_is_shown_as_itself_whatever_colliding_label_the_request_gives(words, usdc) -> None:
+    """A function's label is shown when it hashes to the permission's selector, but four bytes collide: the
+    well-known ``sign_szabo_bytecode(bytes16,uint128)`` is ERC-20 ``approve``'s 0x095ea7b3, and
+    ``transfer(bytes4[9],bytes5[6],int48[11])`` is ``transfer(address,uint256)``'s 0xa9059cbb. A dapp (or anyone
+    grinding 2**32 names for ``claimAirdrop_…(address,uint256)``) labels an approval so: the page said "May call
+    sign_szabo_bytecode(bytes16 spender, uint128 amount)" on the token, never "approve", while its warnings (by
+    selector) and the module judge an ``approve``; a label with more arguments than the known function made the
+    describer fail (IndexError: a 500 for the page)."""
+    approve = keccak(b"approve(address,uint256)")[:4]
+    transfer = keccak(b"transfer(address,uint256)")[:4]
+    assert keccak(b"sign_szabo_bytecode(bytes16,uint128)")[:4] == approve
+    assert keccak(b"transfer(bytes4[9],bytes5[6],int48[11])")[:4] == transfer
+
+    disguised = Permission(
+        target=usdc.address, selector=approve, function="sign_szabo_bytecode(bytes16,uint128)"
+    )
+    (shown,) = words(disguised).permissions
+    assert shown.function == "approve(address spender, uint256 amount)", shown.function
+
+    longer = Permission(
+        target=usdc.address, selector=transfer, function="transfer(bytes4[9],bytes5[6],int48[11])"
+    )
+    (shown,) = words(longer).permissions
+    assert shown.function == "transfer(address to, uint256 amount)", shown.function
