@@ -197,15 +197,18 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
     the parsed function, and what is known of it by selector."""
     known = KNOWN_FUNCTIONS.get(permission.selector)
     parsed: AbiFunction | None = None
-    if permission.function is not None:
+    if known is not None:
+        # a function known by selector is shown as the table has it, whatever label the request gives: four bytes
+        # collide (``sign_szabo_bytecode(bytes16,uint128)`` is ``approve``'s 0x095ea7b3), and its warnings and token
+        # amounts go by the selector
+        parsed = parse_signature(known.signature)
+    elif permission.function is not None:
         try:
             parsed = parse_signature(permission.function)
         except InvalidAbiError:
             parsed = None
         if parsed is not None and parsed.selector != permission.selector:
             parsed = None  # a label that is not this selector's function: not shown as if it were
-    if parsed is None and known is not None:
-        parsed = parse_signature(known.signature)
     if parsed is None:
         return f"an unknown function (selector 0x{permission.selector.hex()})", None, known
     names = {rule.offset: rule.name for rule in permission.rules if rule.name}
