@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from keyscope import Policy, arg
 from keyscope.hexutil import keccak, to_address
-from keyscope.session import Permission
+from keyscope.session import ArgType, Condition, Permission, Rule
 from keyscope.sponsor.paymaster_data import SPONSORSHIP_TYPEHASH
 from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
 
@@ -109,3 +109,31 @@ def test_a_known_function_is_shown_as_itself_whatever_colliding_label_the_reques
     )
     (shown,) = words(longer).permissions
     assert shown.function == "transfer(address to, uint256 amount)", shown.function
+
+
+def test_a_token_amount_ruled_as_a_uint160_is_shown_as_an_amount_not_as_an_address(words, usdc) -> None:
+    """A uint160 rule has the type code of an address, and the page showed a uint160 rule's values as addresses
+    whenever the argument's own type was another: a grant request (made without the SDK) rules ``approve``'s
+    ``uint256 amount`` as a uint160 ``<= 2**160 - 1``, a bound of some 1.46e42 USDC (an unlimited allowance in
+    effect), and the page read "the uint160 at byte 32 of the arguments must be at most 0xFFfF…FfF": an address,
+    no token amount, no base units, no danger. The module compares the whole word as a number."""
+    approve = keccak(b"approve(address,uint256)")[:4]
+    bound = 2**160 - 1
+    permission = Permission(
+        target=usdc.address,
+        selector=approve,
+        function="approve(address spender,uint256 amount)",
+        rules=(
+            Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(int(SPENDER, 16),)),
+            Rule(
+                condition=Condition.LESS_THAN_OR_EQUAL,
+                offset=32,
+                arg_type=ArgType.uint_of(160),
+                values=(bound,),
+            ),
+        ),
+    )
+    (shown,) = words(permission).permissions
+    amount_rule = shown.rules[1]
+    assert to_address(bound.to_bytes(20, "big")) not in amount_rule, amount_rule
+    assert f"{bound:,} base units" in amount_rule, amount_rule
