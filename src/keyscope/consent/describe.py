@@ -288,9 +288,11 @@ def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: 
 
 def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
     """Whether a rule's 160-bit word is an address: by the argument's declared type when the function is known (a
-    ``uint160`` amount is a number), else by the rule's type alone, which cannot tell the two apart."""
+    ``uint160`` amount is a number, and so is a ``uint256`` amount ruled as a uint160, the address's type code: shown
+    as an address it hid an allowance of 2**160 - 1 base units), else by the rule's type alone, which cannot tell the
+    two apart."""
     located = function.word_at(rule.offset) if function is not None else None
-    if located is not None and arg_type_of(located[1].name) == rule.arg_type:
+    if located is not None:
         return located[1].name == "address"
     return True
 
