@@ -137,3 +137,43 @@ def test_a_token_amount_ruled_as_a_uint160_is_shown_as_an_amount_not_as_an_addre
     amount_rule = shown.rules[1]
     assert to_address(bound.to_bytes(20, "big")) not in amount_rule, amount_rule
     assert f"{bound:,} base units" in amount_rule, amount_rule
+
+
+PERMIT2 = to_address("0x000000000022D473030F116dDEE9F6B43aC78BA3")
+
+
+def test_a_permit2_allowance_to_any_spender_is_a_danger_as_an_erc20_one_is(words) -> None:
+    """Permit2's ``approve(address token, address spender, uint160 amount, uint48 expiration)`` is ERC-20
+    ``approve`` one level up: most accounts that trade have approved Permit2 for every token they hold (an unlimited
+    ERC-20 allowance, as Uniswap asks), so a session calling it as the account can let any spender take any of those
+    tokens with Permit2's ``transferFrom``. The page warned in red of an ERC-20 ``approve`` to any spender or without
+    a bound, and said nothing of this one: "May call approve(address token, address spender, uint160 amount, uint48
+    expiration)", "any arguments: no rule limits them", no warning (the function is named, so not even the caution
+    of a function known only by its selector)."""
+    selector = keccak(b"approve(address,address,uint160,uint48)")[:4]
+    open_approval = Permission(
+        target=PERMIT2,
+        selector=selector,
+        function="approve(address token,address spender,uint160 amount,uint48 expiration)",
+    )
+    dangers = [w.text for w in words(open_approval).warnings if w.level == "danger"]
+    assert any("ANY spender" in text for text in dangers), dangers
+    assert any("UNLIMITED" in text for text in dangers), dangers
+    # Permit2 reads an amount of 2**160 - 1 as an allowance that never runs down: a bound there bounds nothing
+    capped = Permission(
+        target=PERMIT2,
+        selector=selector,
+        function="approve(address token,address spender,uint160 amount,uint48 expiration)",
+        rules=(
+            Rule(condition=Condition.EQUAL, offset=32, arg_type=ArgType.ADDRESS, values=(int(SPENDER, 16),)),
+            Rule(
+                condition=Condition.LESS_THAN_OR_EQUAL,
+                offset=64,
+                arg_type=ArgType.uint_of(160),
+                values=(2**160 - 1,),
+            ),
+        ),
+    )
+    dangers = [w.text for w in words(capped).warnings if w.level == "danger"]
+    assert not any("ANY spender" in text for text in dangers), dangers
+    assert any("UNLIMITED" in text for text in dangers), dangers
