@@ -76,17 +76,28 @@ def _transfer_warnings(
     return warn
 
 
-def _approve_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
-    found = []
-    if not _pinned(permission.rules, 0):
-        found.append(
-            ("danger", "may approve ANY spender: no rule holds the spender to one you know, so a leaked session key "
-             "can let anyone take this token from the account")
-        )  # fmt: skip
-    bound = _bound(permission.rules, 32)
-    if bound is None or bound >= UNLIMITED:
-        found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
-    return found
+def _approval_warnings(
+    spender_offset: int, amount_offset: int, unlimited: int = UNLIMITED, what: str = "this token"
+) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """The dangers of an approval whose spender and amount sit at these offsets: a spender no rule holds to listed
+    values, and an amount no rule caps below ``unlimited`` (the amount its contract reads as no bound)."""
+
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        found = []
+        if not _pinned(permission.rules, spender_offset):
+            found.append(
+                ("danger", "may approve ANY spender: no rule holds the spender to one you know, so a leaked session "
+                 f"key can let anyone take {what} from the account")
+            )  # fmt: skip
+        bound = _bound(permission.rules, amount_offset)
+        if bound is None or bound >= unlimited:
+            found.append(("danger", "may approve an UNLIMITED allowance: no rule caps the amount"))
+        return found
+
+    return warn
+
+
+_approve_warnings = _approval_warnings(0, 32)
 
 
 def _operator_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
@@ -107,6 +118,13 @@ _KNOWN = [
     KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
     KnownFunction("increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings),
     KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
+    # Permit2 (AllowanceTransfer): an allowance over every token the account approved Permit2 for, as most accounts
+    # that trade have, without a bound; an amount of 2**160 - 1 never runs down
+    KnownFunction(
+        "approve(address token,address spender,uint160 amount,uint48 expiration)",
+        (),
+        _approval_warnings(32, 64, 2**160 - 1, "the token it names (through Permit2's transferFrom)"),
+    ),
     KnownFunction(
         "safeTransferFrom(address from,address to,uint256 tokenId)", (), _transfer_warnings(32, 64)
     ),
