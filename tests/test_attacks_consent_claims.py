@@ -177,3 +177,32 @@ def test_a_permit2_allowance_to_any_spender_is_a_danger_as_an_erc20_one_is(words
     dangers = [w.text for w in words(capped).warnings if w.level == "danger"]
     assert not any("ANY spender" in text for text in dangers), dangers
     assert any("UNLIMITED" in text for text in dangers), dangers
+
+
+def test_keyscope_s_sponsor_is_known_by_its_code_and_one_changed_byte_is_not(
+    project, deployer, entry_point, chain, net
+) -> None:
+    """Attack 270's defence: a sponsor is known by its runtime code, with only its immutables' blanks filled as its
+    constructor filled them (two sponsors of different EntryPoints and signers are both known); the same code with
+    one byte changed outside those blanks, put at another address, is not, nor is a contract without code."""
+    from keyscope.targets import _sponsor_runtime, is_keyscope_sponsor
+
+    node = net.chain
+    first = project.SponsorPaymaster.deploy(entry_point, deployer, deployer, sender=deployer).address
+    second = project.SponsorPaymaster.deploy(SPENDER, SPENDER, deployer, sender=deployer).address
+    assert is_keyscope_sponsor(node, first) and is_keyscope_sponsor(node, second)
+    code = bytearray(chain.provider.web3.eth.get_code(first))
+    _, blanks = _sponsor_runtime()
+    outside = next(i for i in range(100, len(code)) if not any(b <= i < b + 32 for b in blanks))
+    code[outside] ^= 0x01
+    init = (
+        bytes.fromhex("61") + len(code).to_bytes(2, "big") + bytes.fromhex("8061") + (13).to_bytes(2, "big")
+    )
+    init += bytes.fromhex("6000396000f3")  # CODECOPY the runtime after these 13 bytes, RETURN it
+    tx = chain.provider.network.ecosystem.create_transaction(
+        data=init + bytes(code), sender=deployer.address, gas_limit=3_000_000
+    )
+    altered = to_address(deployer.call(tx).contract_address)
+    assert chain.provider.web3.eth.get_code(altered) == bytes(code)
+    assert not is_keyscope_sponsor(node, altered)
+    assert not is_keyscope_sponsor(node, to_address("0x" + "a2" * 20))

@@ -15,7 +15,7 @@ from functools import cache
 
 from .artifacts import contract_artifact
 from .chain import Chain
-from .errors import CallRevertedError, ConfigurationError, TargetWarning
+from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
 from .session import Permission, Session
 
@@ -123,18 +123,37 @@ def warn_about_targets(
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
 
 
-_SPONSORSHIP_TYPEHASH_CALL = keccak(b"SPONSORSHIP_TYPEHASH()")[:4]
+@cache
+def _sponsor_runtime() -> tuple[bytes, tuple[int, ...]]:
+    """keyscope's ``SponsorPaymaster`` runtime code as compiled, and where it leaves its immutables blank: each
+    ``PUSH32`` of 32 zero bytes, which the constructor fills (the EntryPoint, and EIP-712's cached domain: the
+    contract's address, the chain id, the separator)."""
+    runtime = to_bytes(contract_artifact("SponsorPaymaster")["deployedBytecode"])
+    blanks = []
+    index = 0
+    while index < len(runtime):
+        opcode = runtime[index]
+        if opcode == 0x7F and runtime[index + 1 : index + 33] == bytes(32):
+            blanks.append(index + 1)
+        index += 1 + (opcode - 0x5F if 0x60 <= opcode <= 0x7F else 0)
+    return runtime, tuple(blanks)
 
 
 def is_keyscope_sponsor(chain: Chain, paymaster: str) -> bool:
-    """Whether ``paymaster`` is keyscope's ``SponsorPaymaster`` (it answers ``SPONSORSHIP_TYPEHASH()`` with its
-    typehash): a verifying sponsor paying from its own deposit, which charges the account nothing."""
-    from .sponsor.paymaster_data import SPONSORSHIP_TYPEHASH  # the sponsor package, only when a list is given
-
-    try:
-        return chain.call(paymaster, _SPONSORSHIP_TYPEHASH_CALL) == SPONSORSHIP_TYPEHASH
-    except CallRevertedError:
+    """Whether ``paymaster`` runs keyscope's ``SponsorPaymaster`` code: a verifying sponsor paying from its own
+    deposit, which charges the account nothing. Its code must be this version's compiled runtime byte for byte,
+    but for the values its constructor writes into the blanks the compiler leaves for immutables (none of which
+    lets it charge the account: it has no code that would). What a contract answers about itself proves nothing (a
+    charging paymaster can answer ``SPONSORSHIP_TYPEHASH()`` too, attack 270); a sponsor of another keyscope
+    version reads as not known, and is reported as a paymaster that may charge."""
+    runtime, blanks = _sponsor_runtime()
+    code = chain.get_code(paymaster)
+    if len(code) != len(runtime):
         return False
+    expected = bytearray(runtime)
+    for start in blanks:
+        expected[start : start + 32] = code[start : start + 32]
+    return bytes(expected) == code
 
 
 def lifts_anything(session: Session) -> bool:
