@@ -1,0 +1,52 @@
+"""``contracts/test/VariantERC7579Account.sol`` on a :class:`~keyscope.local.LocalStack`: OpenZeppelin's
+``AccountERC7579`` with spec-legal choices no keyscope adapter is made for (its constants below), for the tests of
+the generic ERC-7579 adapter (``tests/test_generic_account_*.py``)."""
+
+from __future__ import annotations
+
+from eth_abi import encode as abi_encode
+
+from keyscope.chain import RpcChain
+from keyscope.hexutil import to_bytes
+from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
+
+from .accounts import build_bytecode, deploy_code, owner_validator_bytecode
+
+__all__ = [
+    "BATCH_ONLY",
+    "EXECUTE_THROUGH_EXECUTE_USER_OP",
+    "VALIDATOR_PREFIX_STRIPPED",
+    "deploy_owner_validator",
+    "deploy_variant",
+    "entry_point_nonce",
+]
+
+ETHER = 10**18
+
+BATCH_ONLY = 1
+"""The account runs batches only: ``supportsExecutionMode`` says no to single calls, ``execute`` reverts on them."""
+EXECUTE_THROUGH_EXECUTE_USER_OP = 2
+"""Only the account calls its ``execute``; the EntryPoint reaches it through ``executeUserOp``."""
+VALIDATOR_PREFIX_STRIPPED = 4
+"""The signature's first 20 bytes name the validator, which is handed the operation with the rest."""
+
+
+def deploy_owner_validator(stack: LocalStack) -> str:
+    return deploy_code(stack.node, stack.deployer.address, owner_validator_bytecode(), "OwnerECDSAValidator")
+
+
+def deploy_variant(stack: LocalStack, owner_validator: str, variants: int, signer: LocalSigner) -> str:
+    """A funded ``VariantERC7579Account`` with ``variants``, owned by ``signer`` through ``owner_validator``."""
+    code = build_bytecode("VariantERC7579Account") + abi_encode(
+        ["address", "address", "bytes", "uint256"],
+        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20), variants],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, code, "VariantERC7579Account")
+    stack.fund(account, ETHER)
+    return account
+
+
+def entry_point_nonce(stack: LocalStack, account: str, key: int) -> int:
+    """How many operations of ``account`` the EntryPoint ran on the nonce ``key``."""
+    return RpcChain(stack.rpc_url).get_nonce(stack.entry_point, account, key) & (2**64 - 1)
