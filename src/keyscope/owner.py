@@ -21,6 +21,7 @@ from .accounts.capabilities import (
     refuse_batch_mode,
     refuse_silent_module_queries,
     refuse_user_op_validation,
+    runs_batches_only,
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
@@ -509,6 +510,7 @@ class Owner:
         self._factory_data = b""
         self._deployment: Deployment | None = None
         self._owner_validator_checked = False
+        self._runs_batches_only: bool | None = None
         self.kind: AccountKind = self._resolve_kind(account)
         if account is None:
             deployment = self.kind.deployment(network.chain, self.signer.address, self.creation_modules, salt)
@@ -628,7 +630,7 @@ class Owner:
         """The owner-signed operation :meth:`execute` sends, ready to send (nonce, fees and gas filled in)."""
         kind = self.kind
         call_list = [calls] if isinstance(calls, Call) else list(calls)
-        call_data = encode_execute(call_list)
+        call_data = encode_execute(call_list, batch=True if self._batches_only(call_list) else None)
         draft = self._builder.draft(
             self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
         )
@@ -666,6 +668,15 @@ class Owner:
                 )
             self._owner_validator_checked = True
         return signed
+
+    def _batches_only(self, calls: Sequence[Call]) -> bool:
+        """Whether one call goes to the account as a batch of one: an account the generic adapter drives (whose
+        modes are not known) that says it runs batches but no single call. Asked once the account has code."""
+        if len(calls) != 1 or not isinstance(self.kind, ERC7579AccountKind):
+            return False
+        if self._runs_batches_only is None and self.is_deployed():
+            self._runs_batches_only = runs_batches_only(self.network.chain, self.account)
+        return bool(self._runs_batches_only)
 
     def _deployed_or_refused(self) -> bool:
         """Whether the account has code; raises :class:`~keyscope.errors.UnsupportedAccountError` when it has none

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .accounts import AccountKind
-from .accounts.capabilities import refuse_batch_mode
+from .accounts.capabilities import refuse_batch_mode, runs_batches_only
+from .accounts.erc7579 import ERC7579AccountKind
 from .accounts.modules import read_asking_modules
 from .bundler.pending import PendingUserOperation
 from .bundler.types import Bundler, GasEstimate
@@ -215,6 +216,7 @@ class SessionAccount:
         self._periodic = any(limit.period for limit in grant.session.limits)
         """Operations claim a time (MODE_AT): the session has per-period limits."""
         self._enable_checked = False
+        self._runs_batches_only: bool | None = None
         """Whether the module's dry run enabled this (off-chain) session without refusal."""
 
     def __repr__(self) -> str:
@@ -343,6 +345,15 @@ class SessionAccount:
             self._nonce_keys[offset] = key
         return key
 
+    def _batches_only(self, calls: Call | Sequence[Call]) -> bool:
+        """Whether one call goes to the account as a batch of one: an account the generic adapter drives (whose
+        modes are not known) that says it runs batches but no single call. Asked once the account has code."""
+        if not (isinstance(calls, Call) or len(calls) == 1) or not isinstance(self.kind, ERC7579AccountKind):
+            return False
+        if self._runs_batches_only is None and self.network.chain.get_code(self.grant.account):
+            self._runs_batches_only = runs_batches_only(self.network.chain, self.grant.account)
+        return bool(self._runs_batches_only)
+
     def _refuse_what_enabling_refuses(self) -> None:
         """Before an off-chain grant's first operation on a deployed account: enable the session in a dry run (an
         ``eth_call`` of the module's ``enableSession`` from the account) and raise :class:`SessionError` for what the
@@ -441,6 +452,8 @@ class SessionAccount:
         the full nonce instead of asking the EntryPoint for the lane's next one.
         """
         calls = _calls(calls)  # once: an iterator would be empty at its second reading
+        if batch is None and self._batches_only(calls):
+            batch = True  # the account makes one call as a batch of one
         call_data = encode_execute(calls, batch=batch)
         nonce_key = self.nonce_key(lane)
         self._check_chain()

@@ -18,6 +18,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..errors import AccountSetupError, CallRevertedError, UnsupportedAccountError
+from ..execution import MODE_BATCH, MODE_SINGLE
 from ..hexutil import to_address
 from ..selectors import IS_MODULE_INSTALLED
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
@@ -33,6 +34,7 @@ __all__ = [
     "refuse_silent_module_queries",
     "refuse_user_op_validation",
     "refuse_without_validators",
+    "runs_batches_only",
     "supports_execution_mode",
     "supports_validators",
 ]
@@ -48,6 +50,18 @@ SIG_VALIDATION_FAILED = 1
 def supports_execution_mode(chain: Chain, account: str, mode: bytes) -> bool | None:
     """Whether ``account`` runs the ERC-7579 execution ``mode`` (``supportsExecutionMode``); None when unknown."""
     return ask_bool(chain, to_address(account), _SUPPORTS_EXECUTION_MODE + mode.rjust(32, b"\0")[:32])
+
+
+def runs_batches_only(chain: Chain, account: str) -> bool:
+    """Whether the deployed ``account`` runs batches but no single call (``supportsExecutionMode`` says no to
+    single mode and not no to batch mode): ERC-7579 leaves the modes to the account, and such an account makes one
+    call as a batch of one. False for an account without code (it says nothing yet)."""
+    address = to_address(account)
+    if not chain.get_code(address):
+        return False
+    if supports_execution_mode(chain, address, MODE_SINGLE) is not False:
+        return False
+    return supports_execution_mode(chain, address, MODE_BATCH) is not False
 
 
 def refuse_non_erc7579(chain: Chain, account: str, kind: AccountKind | None = None) -> str | None:
