@@ -1,0 +1,87 @@
+"""An ERC-7579 account that selects a UserOperation's validator by the signature's first 20 bytes (and hands the
+validator the rest), driven by an adapter written as docs/accounts.md says.
+
+ERC-7579 leaves validator selection to the account; the generic adapter puts the validator in the nonce key's top
+20 bytes, and for an account that reads it from the signature docs/accounts.md says "write its adapter". An
+:class:`~keyscope.accounts.AccountKind` can frame the owner's operation signature (``owner_user_op_signature``) and
+a validator's ERC-1271 signature (``validator_erc1271_signature``), but had nothing to frame a session's
+operation signature: with the owner's side written, the owner installed the module and granted, and every session
+operation was sent unframed, the account took its first 20 bytes for a validator address, and the bundler refused
+it with "AA24 signature error (signature error: wrong signer, revoked or unknown session, or module not
+installed)", none of which was the case. The adapter frames a validator's operation signature
+(``validator_user_op_signature(validator, signature)``, as it is by default) and the session runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from keyscope import Policy, PolicyViolationError, SessionKey, SessionRevokedError, arg, connect
+from keyscope.accounts import ERC7579AccountKind
+from keyscope.chain import RpcChain
+from keyscope.hexutil import keccak, to_bytes
+from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
+from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, deploy_owner_validator, deploy_variant
+
+pytestmark = pytest.mark.e2e
+
+MINT = "safeMint(address)"
+
+
+class SignaturePrefixKind(ERC7579AccountKind):
+    """The validator is the signature's first 20 bytes; the nonce key is a lane only."""
+
+    name = "signature-prefix"
+    account_id_prefix = "keyscope-tests.variant-erc7579."
+
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        return lane
+
+    def owner_user_op_signature(self, signature: bytes) -> bytes:
+        return to_bytes(self.owner_validator, length=20) + signature
+
+    def validator_user_op_signature(self, validator: str, signature: bytes) -> bytes:
+        return to_bytes(validator, length=20) + signature
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack() as running:
+        yield running
+
+
+def nft_balance(stack: LocalStack, holder: str) -> int:
+    data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
+    answer = stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"])
+    return int.from_bytes(to_bytes(answer), "big")
+
+
+def test_an_adapter_frames_a_session_s_operation_signature_for_an_account_selecting_validators_by_signature(
+    stack: LocalStack,
+) -> None:
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    account = deploy_variant(stack, owner_validator, VALIDATOR_PREFIX_STRIPPED, signer)
+    kind = SignaturePrefixKind(owner_validator=owner_validator, chain=RpcChain(stack.rpc_url))
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=kind)
+    owner = net.owner(signer, account)
+    pending = owner.install_sessions()
+    assert pending is not None
+    assert pending.wait().success
+
+    key = SessionKey.generate()
+    recipient = LocalSigner.generate().address
+    grant = owner.grant(key, [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])])
+    session = net.session(grant, key)
+    session.execute(stack.nft, MINT, recipient).wait()  # ENABLE: the first operation
+    session.execute(stack.nft, MINT, recipient).wait()  # USE
+    assert nft_balance(stack, recipient) == 2
+    with pytest.raises(PolicyViolationError):
+        session.execute(stack.nft, MINT, LocalSigner.generate().address)
+    owner.revoke(grant).wait()
+    with pytest.raises(SessionRevokedError):
+        session.execute(stack.nft, MINT, recipient)
