@@ -509,6 +509,9 @@ class SessionAccount:
         draft = self._builder.draft(grant.account, call_data, nonce_key, grant.factory, grant.factory_data)
         co_signs = co_signer is not None and self.co_signer is not None
         placeholder, final_size = self._placeholder(at, co_signs)
+        framed = self.kind.validator_user_op_signature(self.network.module, placeholder)
+        final_size += len(framed) - len(placeholder)  # the account's framing, around the module's signature
+        placeholder = framed
         # estimates of an enabled session's identical calls are reused; never a first (enable/deploy) one
         cacheable = self._enabled and draft.factory is None and self.network.paymaster is None
         # a lane's first operation pays more verification gas (its nonce slot goes from zero to non-zero)
@@ -530,20 +533,23 @@ class SessionAccount:
             self._checker.check_operation(op, now=now, counters=self._reads.counters, at=at)  # the gas budget
         return self._builder.sign(
             op,
-            lambda digest: self._signature(
-                self.key.sign_hash(digest),
-                ask_co_signature(
-                    self.grant,
-                    self.co_signer,
-                    "operation",
-                    digest,
-                    call_data=call_data,
-                    operation=op,
-                    expected=co_signer if check else None,
-                )
-                if co_signs
-                else b"",
-                at,
+            lambda digest: self.kind.validator_user_op_signature(
+                self.network.module,
+                self._signature(
+                    self.key.sign_hash(digest),
+                    ask_co_signature(
+                        self.grant,
+                        self.co_signer,
+                        "operation",
+                        digest,
+                        call_data=call_data,
+                        operation=op,
+                        expected=co_signer if check else None,
+                    )
+                    if co_signs
+                    else b"",
+                    at,
+                ),
             ),
         )
 

@@ -112,6 +112,13 @@ class AccountKind(ABC):
         """The owner's signature of a userOpHash shaped for the account's root validation."""
         return signature
 
+    def validator_user_op_signature(self, validator: str, signature: bytes) -> bytes:
+        """A UserOperation signature for the validator module ``validator`` (a session's, in the session module's
+        layout) shaped for the account's ``validateUserOp``: as it is by default, the accounts keyscope has adapters
+        for selecting the validator by the nonce key (:meth:`nonce_key`). An account that selects it otherwise (by
+        the signature's first 20 bytes, say) frames it here."""
+        return signature
+
     def owner_typed_data_signature(
         self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
     ) -> bytes:
