@@ -18,7 +18,9 @@ from pydantic import BaseModel, PrivateAttr
 
 from .accounts import MODULE_TYPE_VALIDATOR, AccountKind, Deployment, create_account_data
 from .accounts.capabilities import (
+    EXECUTION_REVERTED,
     refuse_batch_mode,
+    refuse_execute_from_elsewhere,
     refuse_silent_module_queries,
     refuse_user_op_validation,
     runs_batches_only,
@@ -47,7 +49,7 @@ from .errors import (
     UnsupportedAccountError,
     shown,
 )
-from .execution import MODE_BATCH, Call, encode_execute
+from .execution import CALLTYPE_BATCH, MODE_BATCH, Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes, to_int
@@ -649,9 +651,22 @@ class Owner:
             self.network.check_entry_point(self.account)
         try:
             op = self._builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
-        except BundlerRejectedError:
+        except BundlerRejectedError as error:
             if len(call_list) > 1 and draft.factory is None:  # an account that runs no batch: said as such
                 refuse_batch_mode(self.network.chain, kind, self.account, MODE_BATCH)
+            if (
+                error.code == EXECUTION_REVERTED
+                and draft.factory is None
+                and isinstance(kind, ERC7579AccountKind)
+            ):
+                # an account whose execute the EntryPoint may not call: said as such, not as a target's revert
+                refuse_execute_from_elsewhere(
+                    self.network.chain,
+                    kind,
+                    self.account,
+                    self.network.entry_point,
+                    batch=call_data[4] == CALLTYPE_BATCH,
+                )
             raise
         signed = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))

@@ -14,7 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .accounts import AccountKind
-from .accounts.capabilities import refuse_batch_mode, runs_batches_only
+from .accounts.capabilities import (
+    EXECUTION_REVERTED,
+    refuse_batch_mode,
+    refuse_execute_from_elsewhere,
+    runs_batches_only,
+)
 from .accounts.erc7579 import ERC7579AccountKind
 from .accounts.modules import read_asking_modules
 from .bundler.pending import PendingUserOperation
@@ -522,9 +527,18 @@ class SessionAccount:
                 op, gas = self._builder.prepare(
                     draft, placeholder, nonce=nonce, gas=cached, signature_size=final_size
                 )
-        except BundlerRejectedError:
+        except BundlerRejectedError as error:
             if call_data[4] == CALLTYPE_BATCH:  # an account that runs no batch: said as such, not as a revert
                 refuse_batch_mode(self.network.chain, self.kind, grant.account, call_data[4:36])
+            if error.code == EXECUTION_REVERTED and isinstance(self.kind, ERC7579AccountKind):
+                # an account whose execute the EntryPoint may not call: said as such, not as a target's revert
+                refuse_execute_from_elsewhere(
+                    self.network.chain,
+                    self.kind,
+                    grant.account,
+                    self.network.entry_point,
+                    batch=call_data[4] == CALLTYPE_BATCH,
+                )
             raise
         if cacheable and cached is None:
             self._remember_estimate(cache_key, gas)
