@@ -45,6 +45,7 @@ from .errors import (
     InvalidFieldsError,
     KeyscopeWarning,
     SessionRevokedError,
+    SimulationRevertedError,
     UnknownOptionError,
     UnsupportedAccountError,
     shown,
@@ -417,6 +418,30 @@ def _fallback_target_message(target: str, selector: bytes, account: str) -> str:
     )
 
 
+_OWNER_EXECUTION_HINT = (
+    "validation passed (the owner's signature was accepted): the call reverted inside the account or its target; "
+    "check the call's arguments and the target"
+)
+
+
+def _owner_execution_reverted(error: BundlerRejectedError) -> BundlerRejectedError:
+    """The bundler's refusal of an owner's operation whose execution reverted in simulation, with the owner's hint
+    instead of a session's (an owner's operation passes no session policy)."""
+    if isinstance(error, SimulationRevertedError):
+        return SimulationRevertedError(
+            error.method,
+            error.code,
+            error.rpc_message,
+            error.data,
+            revert_data=error.revert_data,
+            revert_description=error.revert_description,
+            hint=_OWNER_EXECUTION_HINT,
+        )
+    return BundlerRejectedError(
+        error.method, error.code, error.rpc_message, error.data, hint=_OWNER_EXECUTION_HINT
+    )
+
+
 def _refuse_own_signing_domains(signing: Sequence[TypedDataPermission], account: str, module: str) -> None:
     """Raise :class:`BadInputError` if a permission of ``signing`` is in the domain of ``account`` or of the session
     ``module``: the module refuses to enable such a session whatever the account says (``ForbiddenSigningDomain``)."""
@@ -667,6 +692,10 @@ class Owner:
                     self.network.entry_point,
                     batch=call_data[4] == CALLTYPE_BATCH,
                 )
+            if (
+                error.code == EXECUTION_REVERTED
+            ):  # no session policy in an owner's operation: not said to pass
+                raise _owner_execution_reverted(error) from error
             raise
         signed = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
