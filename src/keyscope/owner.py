@@ -50,7 +50,7 @@ from .errors import (
     UnsupportedAccountError,
     shown,
 )
-from .execution import CALLTYPE_BATCH, MODE_BATCH, Call, encode_execute
+from .execution import MODE_BATCH, Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
 from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes, to_int
@@ -690,7 +690,7 @@ class Owner:
                     kind,
                     self.account,
                     self.network.entry_point,
-                    batch=call_data[4] == CALLTYPE_BATCH,
+                    call_data,
                 )
             if (
                 error.code == EXECUTION_REVERTED

@@ -537,7 +537,7 @@ class SessionAccount:
                     self.kind,
                     grant.account,
                     self.network.entry_point,
-                    batch=call_data[4] == CALLTYPE_BATCH,
+                    call_data,
                 )
             raise
         if cacheable and cached is None:

@@ -18,7 +18,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..errors import AccountSetupError, CallRevertedError, UnsupportedAccountError
-from ..execution import MODE_BATCH, MODE_SINGLE, Call, encode_execute
+from ..execution import MODE_BATCH, MODE_SINGLE
 from ..hexutil import to_address
 from ..selectors import IS_MODULE_INSTALLED
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
@@ -156,26 +156,21 @@ def refuse_batch_mode(chain: Chain, kind: AccountKind, account: str, mode: bytes
 
 EXECUTION_REVERTED = -32521
 """ERC-7769's code for an operation whose execution (not its validation) reverted in a bundler's simulation."""
-_NO_CODE = "0x000000000000000000000000000000000000dEaD"
-"""A call target without code: a call to it with no data and no value does nothing and succeeds."""
 
 
 def refuse_execute_from_elsewhere(
-    chain: Chain, kind: AccountKind, account: str, entry_point: str, *, batch: bool = False
+    chain: Chain, kind: AccountKind, account: str, entry_point: str, call_data: bytes
 ) -> None:
-    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` refuses ``execute`` from the
-    EntryPoint: its ``execute`` of a call that does nothing (to an address without code, no data, no value),
-    asked with ``eth_call`` from ``entry_point``, reverts. Such an account runs operations some other way (through
-    ERC-4337's ``executeUserOp``, say); keyscope's operations are ``execute`` calls, and the session module
-    validates nothing else, so its sessions cannot run there. Asked when an operation's execution reverted at the
-    bundler's estimate, to tell this apart from a call reverting in its target. A node that cannot run the call
-    leaves the refusal to the caller."""
+    """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed ``account`` refuses an operation's
+    ``execute`` ``call_data`` from the EntryPoint and runs it from itself: asked with ``eth_call`` from
+    ``entry_point``, then from the account. Such an account runs operations some other way (through ERC-4337's
+    ``executeUserOp``, say); keyscope's operations are ``execute`` calls, and the session module validates nothing
+    else, so its sessions cannot run there. Asked when an operation's execution reverted at the bundler's estimate,
+    to tell this apart from a call reverting in its target (which reverts from the account too). A node that cannot
+    run the calls leaves the refusal to the caller."""
     address = to_address(account)
-    if not chain.get_code(address):
-        return
-    data = encode_execute(Call(_NO_CODE, 0, b""), batch=batch)
     try:
-        chain.call(address, data, sender=to_address(entry_point))
+        chain.call(address, call_data, sender=to_address(entry_point))
     except CallRevertedError as error:
         refusal = error.description
     except Exception as error:
@@ -184,13 +179,19 @@ def refuse_execute_from_elsewhere(
         return
     else:
         return
+    try:
+        chain.call(address, call_data, sender=address)
+    except Exception as error:
+        if unreachable(error):
+            raise
+        return
     found = account_id(chain, address)
     raise AccountSetupError(
         f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) refuses execute from "
-        f"the EntryPoint {to_address(entry_point)} (a call doing nothing, asked with eth_call, reverted with "
-        f"{refusal}): it runs operations some other way (ERC-4337's executeUserOp, say). keyscope's operations are "
-        "ERC-7579 execute calls and the session module validates nothing else, so keyscope's sessions cannot run "
-        "on this account; nothing was sent",
+        f"the EntryPoint {to_address(entry_point)} (asked with eth_call, it reverted with {refusal}, and ran from "
+        "the account itself): it runs operations some other way (ERC-4337's executeUserOp, say). keyscope's "
+        "operations are ERC-7579 execute calls and the session module validates nothing else, so keyscope's "
+        "sessions cannot run on this account; nothing was sent",
         account=address,
         account_id=found,
         kind=kind.name,
