@@ -115,6 +115,13 @@ def resolve_kind(
     if account is not None:
         address = to_address(account, name="account")
         deployed = bool(chain.get_code(address))
+        if named is not None and named not in ADAPTERS:
+            raise UnsupportedAccountError(
+                f"the grant for {address} was signed for an account of kind {named!r}, an adapter of the owner's "
+                f"own that keyscope does not have (known: {', '.join(ADAPTERS)}): its operations must be built by "
+                "that adapter, not by one found out from the account; give it, connect(..., kind=...). Nothing was "
+                "signed or sent"
+            )
         if deployed and (named is None or account_id(chain, address) is not None):
             return detect_kind(chain, address, owner_validator=owner_validator)
         if named is not None:  # not deployed yet, or deployed without an accountId() to tell
