@@ -18,6 +18,7 @@ from .accounts.capabilities import (
     EXECUTION_REVERTED,
     refuse_batch_mode,
     refuse_execute_from_elsewhere,
+    refuse_user_op_validation,
     runs_batches_only,
 )
 from .accounts.erc7579 import ERC7579AccountKind
@@ -222,6 +223,7 @@ class SessionAccount:
         """Operations claim a time (MODE_AT): the session has per-period limits."""
         self._enable_checked = False
         self._runs_batches_only: bool | None = None
+        self._validation_checked = False
         """Whether the module's dry run enabled this (off-chain) session without refusal."""
 
     def __repr__(self) -> str:
@@ -545,7 +547,7 @@ class SessionAccount:
         self._checker.check_gas_cost(op)
         if check and self._reads.counters is not None and self.grant.session.has_gas_limit:
             self._checker.check_operation(op, now=now, counters=self._reads.counters, at=at)  # the gas budget
-        return self._builder.sign(
+        signed = self._builder.sign(
             op,
             lambda digest: self.kind.validator_user_op_signature(
                 self.network.module,
@@ -566,6 +568,23 @@ class SessionAccount:
                 ),
             ),
         )
+        if (
+            not self._validation_checked
+            and self.verify_on_chain
+            and isinstance(self.kind, ERC7579AccountKind)
+            and grant.account in self._reads.with_code
+        ):  # its validator selection is assumed, not known: ask the account, as for the owner's first operation
+            refuse_user_op_validation(
+                self.network.chain,
+                self.kind,
+                self.network.entry_point,
+                signed,
+                self._builder.user_op_hash(signed),
+                "the session's operation",
+                reverts=False,
+            )
+            self._validation_checked = True
+        return signed
 
     def _refuse_targets_without_code(self, targets: Sequence[str | None], empty: set[str]) -> None:
         """Raise :class:`TargetWithoutCodeError` for the first call with calldata to an address in ``empty``."""

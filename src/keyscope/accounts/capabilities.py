@@ -200,13 +200,21 @@ def refuse_execute_from_elsewhere(
 
 
 def refuse_user_op_validation(
-    chain: Chain, kind: AccountKind, entry_point: str, op: UserOperation, user_op_hash: bytes, what: str
+    chain: Chain,
+    kind: AccountKind,
+    entry_point: str,
+    op: UserOperation,
+    user_op_hash: bytes,
+    what: str,
+    *,
+    reverts: bool = True,
 ) -> None:
     """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed account's own ``validateUserOp``, asked
     from the EntryPoint as the EntryPoint asks it (``eth_call``, no funds missing), refuses the signed ``op``:
     it selects its validator otherwise than the adapter put it (the generic adapter: the nonce key's top 20
     bytes), or the validator refuses the signature. ``what`` names the operation. A node that cannot run the call
-    (a revert it cannot show, an unfunded caller) leaves the check to the bundler."""
+    (a revert it cannot show, an unfunded caller) leaves the check to the bundler, and so does a revert when
+    ``reverts`` is False (a session's operation: the session module's own refusals revert, and say more)."""
     address = to_address(op.sender)
     packed = op.pack().as_tuple()
     data = _VALIDATE_USER_OP_V07 + abi_encode(
@@ -216,6 +224,8 @@ def refuse_user_op_validation(
     try:
         answer = chain.call(address, data, sender=to_address(entry_point))
     except CallRevertedError as error:
+        if not reverts:
+            return
         refusal = f"reverted with {error.description}"
     except Exception as error:
         if unreachable(error):
