@@ -569,7 +569,8 @@ class SessionAccount:
             ),
         )
         if (
-            not self._validation_checked
+            check
+            and not self._validation_checked
             and self.verify_on_chain
             and isinstance(self.kind, ERC7579AccountKind)
             and grant.account in self._reads.with_code
