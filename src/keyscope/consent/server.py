@@ -124,6 +124,7 @@ class ConsentServer(BackgroundServer):
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
         if not isinstance(network, Endpoints):
             raise BadInputError(
                 "ConsentServer serves the grants of one network: give it keyscope.connect(node_url, bundler_url, "
@@ -134,7 +135,6 @@ class ConsentServer(BackgroundServer):
                 f"ConsentServer takes an open session store, got {type(store).__name__} {shown(store)}: open it "
                 "first, store=keyscope.store.open_store(url), or leave it out to keep no grant"
             )
-        cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
         super().__init__(host, port, max_connections=max_connections)
         self.network = network
         self.store = store
