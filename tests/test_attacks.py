@@ -1010,9 +1010,11 @@ class CountingReads:
         self.round_trips += 1
         return bytes(self._inner.call(to, data))
 
-    def read_many(self, calls: Any = (), *, codes: Any = (), timestamp: bool = False) -> Reads:
+    def read_many(
+        self, calls: Any = (), *, codes: Any = (), timestamp: bool = False, optional: Any = ()
+    ) -> Reads:
         self.round_trips += 1
-        return read_many(self._inner, calls, codes=codes, timestamp=timestamp)
+        return read_many(self._inner, calls, codes=codes, timestamp=timestamp, optional=optional)
 
 
 def test_a_session_cannot_sign_for_a_module_installed_after_its_grant(

@@ -485,3 +485,38 @@ def test_the_dashboard_reads_logs_in_chunks_from_a_provider_that_caps_ranges(anv
     finally:
         dashboard_logs.LOG_CHUNK_BLOCKS = old_chunk
         proxy.stop()
+
+
+def test_optional_calls_ride_in_the_batch_and_a_failure_is_no_answer(anvil_url: str) -> None:
+    """``read_many``'s optional questions (asked of contracts that may not implement them) go in the same JSON-RPC
+    batch as its calls; one that reverts, or asks an address without code, reads ``b""``, on the batching
+    ``RpcChain`` and one call at a time alike, while a call that reverts still raises."""
+    from keyscope.chain import read_many
+
+    client = JsonRpcClient(anvil_url)
+    reverts, answers = to_address("0x" + "b1" * 20), to_address("0x" + "b2" * 20)
+    client.request("anvil_setCode", [reverts, "0x5f5ffd"])  # PUSH0 PUSH0 REVERT
+    client.request("anvil_setCode", [answers, "0x60016000526020" + "6000f3"])  # return the word 1
+    empty = to_address("0x" + "b3" * 20)
+    one = (1).to_bytes(32, "big")
+    with RpcChain(anvil_url) as node:
+        for chain in (node, _OneByOne(node)):
+            read = read_many(
+                chain, [(answers, b"\x01")], optional=[(reverts, b"\x02"), (answers, b""), (empty, b"")]
+            )
+            assert read.results == [one, b"", one, b""]
+            with pytest.raises(CallRevertedError):
+                read_many(chain, [(reverts, b"\x01")], optional=[(answers, b"")])
+
+
+class _OneByOne:
+    """A chain that cannot batch: ``read_many`` asks it one call at a time."""
+
+    def __init__(self, inner: RpcChain) -> None:
+        self._inner = inner
+
+    def call(self, to: str, data: bytes) -> bytes:
+        return self._inner.call(to, data)
+
+    def get_code(self, address: str) -> bytes:
+        return self._inner.get_code(address)

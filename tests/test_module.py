@@ -140,10 +140,15 @@ class CountingChain:
         return counted
 
     def read_many(
-        self, calls: Sequence[tuple[str, bytes]] = (), *, codes: Sequence[str] = (), timestamp: bool = False
+        self,
+        calls: Sequence[tuple[str, bytes]] = (),
+        *,
+        codes: Sequence[str] = (),
+        timestamp: bool = False,
+        optional: Sequence[tuple[str, bytes]] = (),
     ) -> Reads:
         self.asked.append("read_many")
-        return read_many(self.inner, calls, codes=codes, timestamp=timestamp)
+        return read_many(self.inner, calls, codes=codes, timestamp=timestamp, optional=optional)
 
 
 def test_the_status_of_a_session_through_its_life(net, owner, nft) -> None:
@@ -176,7 +181,8 @@ def test_a_grant_reads_the_chain_once_and_a_build_once(net, owner, nft) -> None:
         "Note",
     )
     request = owner.prepare_grant(key, [policy], valid_for=3600, typed_data=[signing])
-    # epoch, code, clock and the module questions (the call target, the signing domain) in one read
+    # epoch, code, clock, the module questions (the call target, the signing domain) and whether each says it is a
+    # module initialised for the account, in one read
     assert counting.asked == ["read_many"]
     assert isinstance(request, GrantRequest)
     assert request.digest == request.session.enable_digest(

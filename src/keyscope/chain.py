@@ -292,20 +292,34 @@ class RpcChain:
         return self._data(method, result)
 
     def read_many(
-        self, calls: Sequence[tuple[str, bytes]] = (), *, codes: Sequence[str] = (), timestamp: bool = False
+        self,
+        calls: Sequence[tuple[str, bytes]] = (),
+        *,
+        codes: Sequence[str] = (),
+        timestamp: bool = False,
+        optional: Sequence[tuple[str, bytes]] = (),
     ) -> Reads:
         """Several ``eth_call``s, ``eth_getCode``s and the latest block's timestamp in one JSON-RPC batch round
         trip (see :func:`read_many`)."""
+        every = [*calls, *optional]
         requests: list[tuple[str, list[Any]]] = [
-            ("eth_call", [self._rpc_tx({"to": to, "data": data}), "latest"]) for to, data in calls
+            ("eth_call", [self._rpc_tx({"to": to, "data": data}), "latest"]) for to, data in every
         ]
         requests.extend(("eth_getCode", [to_address(address), "latest"]) for address in codes)
         if timestamp:
             requests.append(("eth_getBlockByNumber", ["latest", False]))
         with _reverts("eth_call", None):
-            results = self.client.batch(requests)
-        data = [self._data("eth_call", result) for result in results[: len(calls)]]
-        code = [self._data("eth_getCode", result) for result in results[len(calls) : len(calls) + len(codes)]]
+            results = self.client.batch(requests, settled=bool(optional))
+            for index, result in enumerate(
+                results
+            ):  # an optional call's failure is no answer; any other raises
+                if isinstance(result, JsonRpcError) and not len(calls) <= index < len(every):
+                    raise result
+        data = [
+            b"" if isinstance(result, JsonRpcError) else self._data("eth_call", result)
+            for result in results[: len(every)]
+        ]
+        code = [self._data("eth_getCode", result) for result in results[len(every) : len(every) + len(codes)]]
         if not timestamp:
             return Reads(data, code, None)
         block = results[-1]
@@ -609,16 +623,34 @@ def read_many(
     *,
     codes: Sequence[str] = (),
     timestamp: bool = False,
+    optional: Sequence[tuple[str, bytes]] = (),
 ) -> Reads:
     """``eth_call`` to each ``(to, data)`` pair, ``eth_getCode`` of each address in ``codes``, and the latest
     block's timestamp when asked: in one round trip where the chain can batch (:class:`RpcChain`), one after
-    another elsewhere."""
+    another elsewhere. The ``optional`` calls' results follow the calls' in ``results``: one that fails (a revert,
+    or its code halting) reads as no answer, ``b""``, where a call's failure raises (a question a contract may not
+    implement, asked of many in the same round trip)."""
     batched = getattr(chain, "read_many", None)
     if batched is not None:
-        result: Reads = batched(calls, codes=codes, timestamp=timestamp)
+        result: Reads = (
+            batched(calls, codes=codes, timestamp=timestamp, optional=optional)
+            if optional
+            else batched(calls, codes=codes, timestamp=timestamp)
+        )
         return result
     return Reads(
-        [chain.call(to, payload) for to, payload in calls],
+        [
+            *(chain.call(to, payload) for to, payload in calls),
+            *(_answer_or_none(chain, to, payload) for to, payload in optional),
+        ],
         [chain.get_code(address) for address in codes],
         chain.block_timestamp() if timestamp else None,
     )
+
+
+def _answer_or_none(chain: Chain, to: str, data: bytes) -> bytes:
+    """``eth_call`` of an optional question: its answer, ``b""`` when it fails (a revert, or its code halting)."""
+    try:
+        return chain.call(to, data)
+    except (CallRevertedError, JsonRpcError):
+        return b""

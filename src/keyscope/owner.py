@@ -27,7 +27,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
-from .accounts.modules import claimed_module, fallback_routes, read_asking_modules
+from .accounts.modules import claimed_module, fallback_routes, initialised_question, read_asking_modules
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -822,6 +822,9 @@ class Owner:
         code_of = addresses if known else [self.account, *addresses]
         # the module asks about a fallback handler per (target, selector): the account routes selectors to handlers
         routed = fallback_routes(targets, self.account)
+        # whether a target or domain says it is a module initialised for the account (asked in the same batch)
+        claims = [*addresses, *(d for d in domains if d not in addresses)]
+        initialised = initialised_question(self.account)
         with module_answers(net.chain, net.module):
             asked = read_asking_modules(
                 net.chain,
@@ -832,6 +835,7 @@ class Owner:
                 codes=code_of,
                 timestamp=clock,
                 fallbacks=routed,
+                optional=[(claim, initialised) for claim in claims],
             )
         (epoch, *flags), codes, now = asked.reads
         occupied = any(decode_bool(flag) for flag in flags[: len(live_targets)]) or any(
@@ -863,24 +867,17 @@ class Owner:
                 raise BadInputError(_module_target_message(found.target, self.account, found.module))
         codes_of = dict(zip(addresses, codes, strict=True))
         if deployed:
-            self._refuse_claimed_modules(addresses, codes_of, signing, domains)
+            claimed = claimed_module(net.chain, self.account, claims, asked.optional_answers)
+            if claimed is not None:
+                self._refuse_claimed_module(*claimed, signing, domains)
         return decode_epoch(epoch, net.module), deployed, now, codes_of, deployed and occupied
 
-    def _refuse_claimed_modules(
-        self,
-        addresses: Sequence[str],
-        codes_of: dict[str, bytes],
-        signing: Sequence[TypedDataPermission],
-        domains: dict[str, int],
+    def _refuse_claimed_module(
+        self, target: str, what: str, signing: Sequence[TypedDataPermission], domains: dict[str, int]
     ) -> None:
-        """Refuse a grant whose call target (with code) or signing domain says of itself that it is a module
+        """Refuse a grant whose call target or signing domain ``target`` says of itself that it is a ``what`` module
         initialised for the account (:func:`~keyscope.accounts.modules.claimed_module`), which the account did not
         say it has installed: the module cannot ask the target, so the SDK refuses what it would let through."""
-        asked = [a for a in addresses if codes_of.get(a)] + [d for d in domains if d not in codes_of]
-        claimed = claimed_module(self.network.chain, self.account, asked)
-        if claimed is None:
-            return
-        target, what = claimed
         if target in domains:
             raise BadInputError(
                 _signing_domain_message(domains[target], signing[domains[target]], self.account, what)

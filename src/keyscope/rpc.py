@@ -172,10 +172,13 @@ class JsonRpcClient:
         response = self._post(method, payload, timeout)
         return self._result(method, self._json(method, response), response.status_code)
 
-    def batch(self, calls: Sequence[tuple[str, list[Any]]], *, timeout: float | None = None) -> list[Any]:
+    def batch(
+        self, calls: Sequence[tuple[str, list[Any]]], *, timeout: float | None = None, settled: bool = False
+    ) -> list[Any]:
         """Send several calls in one JSON-RPC batch (one HTTP round trip); their results, in order.
 
-        The first call that failed raises its :class:`JsonRpcError`.
+        The first call that failed raises its :class:`JsonRpcError`; with ``settled``, each failed call's
+        :class:`JsonRpcError` takes its place among the results instead (the caller judges each).
         """
         if not calls:
             return []
@@ -199,7 +202,12 @@ class JsonRpcClient:
                     url=self.shown_url,
                     method=method,
                 )
-            results.append(self._result(method, by_id[request_id], response.status_code))
+            try:
+                results.append(self._result(method, by_id[request_id], response.status_code))
+            except JsonRpcError as error:
+                if not settled:
+                    raise
+                results.append(error)
         return results
 
     def _json(self, method: str, response: _Answer) -> Any:

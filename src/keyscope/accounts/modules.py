@@ -44,6 +44,7 @@ __all__ = [
     "fallback_context",
     "fallback_handler",
     "fallback_routes",
+    "initialised_question",
     "installed_module",
     "module_of",
     "module_questions",
@@ -265,7 +266,14 @@ CLAIMED_MODULE_TYPES = {
 """The module types :func:`claimed_module` asks a target whether it is: ERC-7579's four and Kernel's two."""
 
 
-def claimed_module(chain: Chain, account: str, targets: Sequence[str]) -> tuple[str, str] | None:
+def initialised_question(account: str) -> bytes:
+    """``isInitialized(account)``, the first question :func:`claimed_module` asks each target."""
+    return IS_INITIALIZED + abi_encode(["address"], [to_address(account)])
+
+
+def claimed_module(
+    chain: Chain, account: str, targets: Sequence[str], initialised: Sequence[bytes] | None = None
+) -> tuple[str, str] | None:
     """``(target, module type)`` for the first of ``targets`` that says, of itself, that it is a module initialised
     for ``account``: ``isInitialized(account)`` and ``isModuleType(type)`` for a type of
     :data:`CLAIMED_MODULE_TYPES` both answer a well-formed true. None when none does (a revert, no code, or any
@@ -277,11 +285,17 @@ def claimed_module(chain: Chain, account: str, targets: Sequence[str]) -> tuple[
     hook per validator, executor and selector), nor can its policies and signers, Safe7579's per-selector hooks or a
     fallback handler reached through a selector not routed to it be asked about. The module cannot ask the targets
     themselves (ERC-7562 forbids calling an address without code during validation); the SDK, reading through
-    ``eth_call``, can, one target at a time (a target may revert)."""
-    account = to_address(account)
-    initialised = IS_INITIALIZED + abi_encode(["address"], [account])
-    for target in targets:
-        if _ask(chain, to_address(target), initialised) != 1:
+    ``eth_call``, can. ``initialised`` holds the targets' answers to :func:`initialised_question` when the caller
+    read them already (as optional questions of its batch, :func:`read_asking_modules`); else each is asked here.
+    The type questions are asked one at a time of a target that says it is initialised."""
+    question = initialised_question(account)
+    for index, target in enumerate(targets):
+        answer = (
+            _word(initialised[index])
+            if initialised is not None
+            else _ask(chain, to_address(target), question)
+        )
+        if answer != 1:
             continue
         for number, name in CLAIMED_MODULE_TYPES.items():
             if _ask(chain, to_address(target), IS_MODULE_TYPE + number.to_bytes(32, "big")) == 1:
@@ -319,6 +333,8 @@ class ModuleReads:
     answers: tuple[bytes, ...] | None
     fallbacks: tuple[tuple[str, bytes], ...] = ()
     fallback_answers: tuple[bytes, ...] | None = None
+    optional_answers: tuple[bytes, ...] = ()
+    """The answers to the caller's optional questions, in their order (``b""`` for one that failed)."""
 
     def verdict(self) -> ModuleVerdict | None:
         """The first of ``targets`` the module would refuse as one of the account's modules (or because the account
@@ -364,31 +380,46 @@ def read_asking_modules(
     codes: Sequence[str] = (),
     timestamp: bool = False,
     fallbacks: Sequence[tuple[str, bytes]] = (),
+    optional: Sequence[tuple[str, bytes]] = (),
 ) -> ModuleReads:
     """:func:`~keyscope.chain.read_many` of ``calls``, ``codes`` and ``timestamp`` with the module questions about
     ``targets`` (:func:`module_questions`) and, for each ``(target, selector)`` of ``fallbacks`` (a call permission's,
     selector nonzero), the fallback handler question, in the same round trip. When the account reverts (or halts) on
     a question, the batch fails: the caller's reads are made again without them, and :meth:`ModuleReads.verdict`
-    asks them one by one. Any other error (the transport, a caller's call reverting) is raised."""
+    asks them one by one. Any other error (the transport, a caller's call reverting) is raised. The ``optional``
+    questions (which a contract may fail to answer: ``b""``) ride in the same round trip, their answers in
+    :attr:`ModuleReads.optional_answers`."""
     questions = tuple(module_questions(kind, account, targets))
     routed = tuple((to_address(target), bytes(selector)) for target, selector in fallbacks)
     asked = [*questions, *((account, _fallback_question(t, s)) for t, s in routed)]
     try:
-        read = read_many(chain, [*calls, *asked], codes=codes, timestamp=timestamp)
+        read = read_many(chain, [*calls, *asked], codes=codes, timestamp=timestamp, optional=optional)
     except (CallRevertedError, JsonRpcError) as exc:
         if not no_answer(exc):
             raise
         # a question the account reverts (or halts) on: asked one by one, as the module asks them
-        reads = (
-            read_many(chain, calls, codes=codes, timestamp=timestamp)
-            if calls or codes or timestamp
+        read = (
+            read_many(chain, calls, codes=codes, timestamp=timestamp, optional=optional)
+            if calls or codes or timestamp or optional
             else Reads([], [], None)
         )
+        reads = Reads(read.results[: len(calls)], read.codes, read.timestamp)
+        optional_answers = tuple(read.results[len(calls) :])
         answers = fallback_answers = None
     else:
         reads = Reads(read.results[: len(calls)], read.codes, read.timestamp)
         answers = tuple(read.results[len(calls) : len(calls) + len(questions)])
-        fallback_answers = tuple(read.results[len(calls) + len(questions) :])
+        fallback_answers = tuple(read.results[len(calls) + len(questions) : len(calls) + len(asked)])
+        optional_answers = tuple(read.results[len(calls) + len(asked) :])
     return ModuleReads(
-        reads, chain, kind, to_address(account), tuple(targets), questions, answers, routed, fallback_answers
+        reads,
+        chain,
+        kind,
+        to_address(account),
+        tuple(targets),
+        questions,
+        answers,
+        routed,
+        fallback_answers,
+        optional_answers,
     )
