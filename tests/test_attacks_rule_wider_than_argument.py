@@ -25,6 +25,7 @@ from keyscope.checker import PolicyChecker
 from keyscope.erc7715 import plan_from_requests
 from keyscope.errors import BadInputError
 from keyscope.execution import Call
+from keyscope.hexutil import keccak
 from keyscope.policy import arg
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
@@ -148,17 +149,41 @@ def test_the_consent_page_warns_of_a_rule_wider_than_a_known_functions_argument(
         (Rule(condition=Condition.ONE_OF, offset=32, arg_type=ArgType.INT256, values=(1, 2**256 - 1)), False),
         (Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.WORD, values=(1 << 200,)), True),
         (Rule(condition=Condition.ONE_OF, offset=32, arg_type=ArgType.INT256, values=(1, 0x80)), True),
-        (Rule(condition=Condition.IN_RANGE, offset=32, arg_type=ArgType.INT256, values=(1, 2)), True),
+        (Rule(condition=Condition.IN_RANGE, offset=32, arg_type=ArgType.INT256, values=(1, 2)), False),
+        (Rule(condition=Condition.IN_RANGE, offset=32, arg_type=ArgType.INT256, values=(1, 0x80)), True),
+        (Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=32, arg_type=ArgType.INT256, values=(5,)), True),
+        (
+            Rule(
+                condition=Condition.LESS_THAN_OR_EQUAL, offset=0, arg_type=ArgType.WORD, values=(2**160 - 1,)
+            ),
+            False,
+        ),
+        (Rule(condition=Condition.LESS_THAN, offset=0, arg_type=ArgType.WORD, values=(2**160,)), False),
+        (Rule(condition=Condition.LESS_THAN, offset=0, arg_type=ArgType.WORD, values=(2**160 + 1,)), True),
+        (Rule(condition=Condition.GREATER_THAN_OR_EQUAL, offset=0, arg_type=ArgType.WORD, values=(1,)), True),
     ],
-    ids=["equal-address", "one-of-int8", "equal-dirty-address", "one-of-dirty-int8", "range-int8"],
+    ids=[
+        "equal-address",
+        "one-of-int8",
+        "equal-dirty-address",
+        "one-of-dirty-int8",
+        "range-int8",
+        "range-dirty-int8",
+        "at-most-int8",
+        "at-most-an-address",
+        "below-2**160",
+        "below-2**160+1",
+        "at-least",
+    ],
 )
 def test_a_wider_rule_passing_only_the_argument_s_own_words_is_taken(
     words, rule: Rule, refused: bool
 ) -> None:
-    """EQUAL and ONE_OF pass their values' words only: with every value a canonical word of the argument's type
-    (an address as a uint256, -1 and 1 as int256 words on an int8), no dirty word gets through, so the rule reads
-    its argument as written and is taken without a danger. A value the argument's type cannot be, or any other
-    condition, is refused as above."""
+    """EQUAL and ONE_OF pass their values' words only, an upper bound on an unsigned argument no word above it, a
+    range on a signed one nothing outside it: with those values canonical words of the argument's type (an address
+    as a uint256, -1 and 1 as int256 words on an int8), no dirty word gets through, so the rule reads its argument
+    as written and is taken without a danger. A value the argument's type cannot be, or a side left open (at most,
+    on a signed argument; at least), is refused as above."""
     signature = "pay(address to,int8 priority,bytes4 tag)"
     if refused:
         with pytest.raises(BadInputError, match="takes words the argument's type refuses"):
@@ -185,3 +210,26 @@ def test_a_ready_made_rule_on_a_fixed_point_argument_is_typed_as_its_word() -> N
         Policy.call("0x" + "5e" * 20, "price(fixed128x18 p)", [as_word])
     with pytest.raises(BadInputError, match="write a Rule typed uint64 with the raw word"):
         Policy.call("0x" + "5e" * 20, "price(ufixed64x2 p)", [arg("p") >= 1])
+
+
+def test_the_page_describes_a_rule_on_a_fixed_point_argument_and_names_a_misread_one(words) -> None:
+    """A ``uint128`` rule on a ``ufixed128x18`` (the type the SDK says to write) is described as a rule on that
+    argument; a ``uint256`` one reads its argument otherwise and the danger names the argument itself."""
+    rate = keccak(b"setRate(ufixed128x18)")[:4]
+    good = Rule(
+        condition=Condition.LESS_THAN_OR_EQUAL, offset=0, arg_type=ArgType.uint_of(128), values=(10**18,)
+    )
+    described = words(
+        Permission(
+            target="0x" + "5e" * 20, selector=rate, function="setRate(ufixed128x18 rate)", rules=(good,)
+        )
+    )
+    assert not [w.text for w in described.warnings if w.level == "danger" and "rule 0" in w.text]
+    signed = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=0, arg_type=ArgType.INT256, values=(10**18,))
+    described = words(
+        Permission(
+            target="0x" + "5e" * 20, selector=rate, function="setRate(ufixed128x18 rate)", rules=(signed,)
+        )
+    )
+    dangers = [w.text for w in described.warnings if w.level == "danger" and "rule 0" in w.text]
+    assert dangers and all("`rate`" in text and "{label}" not in text for text in dangers), dangers

@@ -520,3 +520,43 @@ class _OneByOne:
 
     def get_code(self, address: str) -> bytes:
         return self._inner.get_code(address)
+
+
+def test_a_node_refusing_an_optional_call_is_not_taken_for_no_answer() -> None:
+    """A hosted node may refuse one request of a batch itself (a rate limit): that is no answer of the called code,
+    and ``read_many`` raises it rather than reading ``b""`` (the attack-266 question would then pass for a no)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from keyscope.chain import read_many
+
+    class Batch(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            requests = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answers = [{"jsonrpc": "2.0", "id": requests[0]["id"], "result": "0x" + "00" * 31 + "01"}]
+            answers += [
+                {"jsonrpc": "2.0", "id": r["id"], "error": {"code": -32005, "message": "limit exceeded"}}
+                for r in requests[1:]
+            ]
+            body = json.dumps(answers).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Batch)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            RpcChain(f"http://127.0.0.1:{server.server_address[1]}") as node,
+            pytest.raises(JsonRpcError, match="limit exceeded"),
+        ):
+            read_many(node, [("0x" + "b1" * 20, b"\x01")], optional=[("0x" + "b2" * 20, b"\x02")])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -132,6 +132,31 @@ def test_a_chunked_body_is_refused_and_its_chunks_never_run_as_a_request(kind, n
     )  # one answer: the inner request never ran
 
 
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_get_s_body_never_runs_as_a_request(kind, net):
+    """Attack 263 through a GET: no handler reads a GET's body, so one declared with ``Content-Length`` (here a
+    whole POST) closes the connection after the GET's answer instead of being parsed as the next request."""
+    with SERVERS[kind](net) as url:
+        parts = urlsplit(url)
+        host = f"{parts.hostname}:{parts.port}"
+        inner = (
+            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        ).encode()
+        with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+            sock.sendall(
+                f"GET / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(inner)}\r\n\r\n".encode() + inner
+            )
+            answer = b""
+            try:
+                while chunk := sock.recv(4096):
+                    answer += chunk
+            except TimeoutError:
+                pass
+    assert answer.startswith(b"HTTP/1."), answer[:300]
+    assert answer.count(b"HTTP/1.") == 1, answer.decode(errors="replace")  # the POST in its body never ran
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"]
 )

@@ -169,6 +169,16 @@ def _rpc_revert_data(error: JsonRpcError) -> bytes | None:
     return None
 
 
+_HALTS = ("out of gas", "outofgas", "invalid opcode", "invalidfeopcode", "opcodenotfound", "stack underflow")
+"""How nodes word an ``eth_call`` whose code halted without reverting (all its gas burnt, ``INVALID``)."""
+
+
+def is_no_answer(error: JsonRpcError) -> bool:
+    """Whether ``error``, a node's answer to an ``eth_call``, is the called code's failing to answer (a revert, or
+    its code halting: all its gas burnt); a node's own refusal (a rate limit, a bad request) is not."""
+    return _rpc_revert_data(error) is not None or any(h in error.rpc_message.lower() for h in _HALTS)
+
+
 @contextmanager
 def _reverts(method: str, to: str | None) -> Iterator[None]:
     """A JSON-RPC error that carries revert data becomes :class:`~keyscope.errors.CallRevertedError`; any other
@@ -310,10 +320,10 @@ class RpcChain:
             requests.append(("eth_getBlockByNumber", ["latest", False]))
         with _reverts("eth_call", None):
             results = self.client.batch(requests, settled=bool(optional))
-            for index, result in enumerate(
-                results
-            ):  # an optional call's failure is no answer; any other raises
-                if isinstance(result, JsonRpcError) and not len(calls) <= index < len(every):
+            # an optional call whose code fails is no answer; any other failure raises
+            for index, result in enumerate(results):
+                optional_call = len(calls) <= index < len(every)
+                if isinstance(result, JsonRpcError) and not (optional_call and is_no_answer(result)):
                     raise result
         data = [
             b"" if isinstance(result, JsonRpcError) else self._data("eth_call", result)
@@ -627,8 +637,9 @@ def read_many(
 ) -> Reads:
     """``eth_call`` to each ``(to, data)`` pair, ``eth_getCode`` of each address in ``codes``, and the latest
     block's timestamp when asked: in one round trip where the chain can batch (:class:`RpcChain`), one after
-    another elsewhere. The ``optional`` calls' results follow the calls' in ``results``: one that fails (a revert,
-    or its code halting) reads as no answer, ``b""``, where a call's failure raises (a question a contract may not
+    another elsewhere. The ``optional`` calls' results follow the calls' in ``results``: one whose code fails (a
+    revert, or a halt: :func:`is_no_answer`) reads as no answer, ``b""``, where a call's failure raises; a node's
+    own refusal of either (a rate limit) raises (a question a contract may not
     implement, asked of many in the same round trip)."""
     batched = getattr(chain, "read_many", None)
     if batched is not None:
@@ -652,5 +663,9 @@ def _answer_or_none(chain: Chain, to: str, data: bytes) -> bytes:
     """``eth_call`` of an optional question: its answer, ``b""`` when it fails (a revert, or its code halting)."""
     try:
         return chain.call(to, data)
-    except (CallRevertedError, JsonRpcError):
+    except CallRevertedError:
+        return b""
+    except JsonRpcError as error:
+        if not is_no_answer(error):
+            raise
         return b""

@@ -377,6 +377,18 @@ class LocalRequestHandler(DeadlineRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         self.logger.debug("%s %s", self.address_string(), format % args)
 
+    def parse_request(self) -> bool:
+        """The request line and headers, as :class:`BaseHTTPRequestHandler` reads them; a request other than a
+        POST that says it has a body (a ``Content-Length``, or ``Transfer-Encoding``) has its connection closed
+        after the answer: no handler here reads such a body, and left on the connection it would be parsed as the
+        next request (a POST smuggled in a GET's body). A POST's handler judges its own framing."""
+        if not super().parse_request():
+            return False
+        declared = self.headers.get("Transfer-Encoding") is not None or content_length(self) != 0
+        if self.command != "POST" and declared:
+            self.close_connection = True
+        return True
+
 
 def content_length(handler: BaseHTTPRequestHandler) -> int | None:
     """The request's ``Content-Length``: 0 when absent, None when it is not a plain decimal number.

@@ -879,8 +879,14 @@ class Owner:
         initialised for the account (:func:`~keyscope.accounts.modules.claimed_module`), which the account did not
         say it has installed: the module cannot ask the target, so the SDK refuses what it would let through."""
         if target in domains:
+            permission = signing[domains[target]]
             raise BadInputError(
-                _signing_domain_message(domains[target], signing[domains[target]], self.account, what)
+                f"signing permission {domains[target]} ({permission.describe}) is in the domain of {target}, which "
+                f"says it is a {what} module initialised for the account {self.account} (isModuleType and "
+                "isInitialized answer true): modules take the account's signature as its owner's approval of their "
+                "configuration, so the session could approve a change to it as the owner. The account does not list "
+                "it as installed, so the module cannot refuse the grant on chain: keyscope refuses it here. Grant "
+                "signing permissions in other domains only; nothing was signed or sent"
             )
         raise BadInputError(_claimed_module_message(target, self.account, what))
 

@@ -91,6 +91,7 @@ __all__ = [
     "arg",
     "find_function",
     "parse_signature",
+    "word_type_of",
 ]
 
 TRANSFER_SELECTOR = bytes(4)
@@ -253,8 +254,7 @@ class AbiFunction:
             return located
         if ArgType.within(arg_type, argument):
             return None
-        exact = condition in (Condition.EQUAL, Condition.ONE_OF) and bool(values)
-        if exact and all(ArgType.is_canonical(argument, value) for value in values):
+        if _passes_only_canonical(argument, condition, values):
             return None
         return located
 
@@ -288,6 +288,25 @@ def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | No
     assert kind.element is not None
     size = kind.element.head_size
     return _word_in(kind.element, f"{label}[{offset // size}]", offset % size)
+
+
+def _passes_only_canonical(argument: int, condition: int | None, values: Sequence[int]) -> bool:
+    """Whether a rule of a wider type of the argument's kind, of ``condition`` and ``values``, passes only words
+    canonical for the ``argument``'s type: EQUAL and ONE_OF of canonical values; on an unsigned argument (a bool
+    included) an upper bound that is canonical (LESS_THAN_OR_EQUAL, LESS_THAN, IN_RANGE: no word above it passes);
+    on a signed one, IN_RANGE with both ends canonical (LESS_THAN and the rest leave one side open)."""
+    if not values:
+        return False
+    if condition in (Condition.EQUAL, Condition.ONE_OF):
+        return all(ArgType.is_canonical(argument, value) for value in values)
+    unsigned = argument >> 5 in (0, 3)
+    if unsigned and condition == Condition.LESS_THAN:
+        return values[0] == 0 or ArgType.is_canonical(argument, values[0] - 1)
+    if unsigned and condition in (Condition.LESS_THAN_OR_EQUAL, Condition.IN_RANGE):
+        return ArgType.is_canonical(argument, values[-1])
+    if ArgType.is_signed(argument) and condition == Condition.IN_RANGE and len(values) == 2:
+        return all(ArgType.is_canonical(argument, value) for value in values)
+    return False
 
 
 def word_type_of(name: str) -> int:

@@ -222,9 +222,11 @@ class SessionAccount:
         self._periodic = any(limit.period for limit in grant.session.limits)
         """Operations claim a time (MODE_AT): the session has per-period limits."""
         self._enable_checked = False
-        self._runs_batches_only: bool | None = None
-        self._validation_checked = False
         """Whether the module's dry run enabled this (off-chain) session without refusal."""
+        self._runs_batches_only: bool | None = None
+        """Whether the account runs batches but no single call (asked once, of generic-adapter accounts)."""
+        self._validation_checked = False
+        """Whether the account's validateUserOp took a checked operation of this session (generic adapters)."""
 
     def __repr__(self) -> str:
         return f"SessionAccount({self.grant.account}, key {self.key.address}, lane {self.lane})"

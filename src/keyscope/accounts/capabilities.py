@@ -191,7 +191,8 @@ def refuse_execute_from_elsewhere(
         f"the EntryPoint {to_address(entry_point)} (asked with eth_call, it reverted with {refusal}, and ran from "
         "the account itself): it runs operations some other way (ERC-4337's executeUserOp, say). keyscope's "
         "operations are ERC-7579 execute calls and the session module validates nothing else, so keyscope's "
-        "sessions cannot run on this account; nothing was sent",
+        "sessions cannot run on this account; nothing was sent. (Unless the call's target itself tells the two "
+        "callers apart, by tx.origin say: then the call reverts in the target, for every account)",
         account=address,
         account_id=found,
         kind=kind.name,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from ..chain import Reads, read_many
+from ..chain import Reads, is_no_answer, read_many
 from ..errors import BadInputError, CallRevertedError
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
@@ -178,16 +178,12 @@ def _hook_unanswered(questions: Sequence[tuple[str, bytes]], answers: Sequence[b
     return False
 
 
-_HALTS = ("out of gas", "outofgas", "invalid opcode", "invalidfeopcode", "opcodenotfound", "stack underflow")
-"""How nodes word an ``eth_call`` whose code halted without reverting (all its gas burnt, ``INVALID``)."""
-
-
 def no_answer(error: Exception) -> bool:
     """Whether ``error``, raised by a question to an account, is the account's failing to answer (a revert, or its
     code halting: all its gas burnt), which the module reads as no answer too; a transport error is not."""
     if isinstance(error, CallRevertedError):
         return True
-    return isinstance(error, JsonRpcError) and any(h in error.rpc_message.lower() for h in _HALTS)
+    return isinstance(error, JsonRpcError) and is_no_answer(error)
 
 
 def _ask(chain: Chain, account: str, data: bytes) -> int | None:

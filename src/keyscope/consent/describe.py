@@ -27,8 +27,8 @@ from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
 from ..limits import LimitUsage, enforced_amount, owner_label
-from ..policy import AbiFunction, AbiParam, AbiType, parse_signature
-from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session, arg_type_of
+from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
+from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
 from ..targets import lifts_anything
 from ..token_facts import limit_token_address, scaled_by, scaled_usage
@@ -228,7 +228,7 @@ def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
     located = function.word_at(rule.offset) if function is not None else None
     if located is not None:
         label, kind = located
-        if arg_type_of(kind.name) == rule.arg_type:
+        if word_type_of(kind.name) == rule.arg_type:
             return f"{label} ({kind.name})"
         if _misread(rule, function) is not None:
             return f"the word of {label} ({kind.name}) read as a {ArgType.name(rule.arg_type)}"
@@ -273,7 +273,7 @@ def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: 
         return (
             f"{shown}: rule {number} reads `{label}` ({kind.name}) as a {ArgType.name(rule.arg_type)}, which reads "
             f"its word otherwise or takes words a {kind.name} cannot be (a target built with ABI coder v1 cleans "
-            "them into other values): what the rule lets `{label}` be is not what its values say as a "
+            f"them into other values): what the rule lets `{label}` be is not what its values say as a "
             f"{ArgType.name(rule.arg_type)} (shown as the whole words the chain compares; keyscope's Policy types "
             "each rule as its argument)"
         )

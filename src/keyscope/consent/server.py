@@ -504,7 +504,7 @@ class _Handler(LocalRequestHandler):
             early = (501, "Transfer-Encoding is not supported: send the body with a Content-Length")
         elif length is None:
             early = (400, "Content-Length must be a decimal number of bytes")
-        elif (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+        elif (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
             early = (415, "send JSON (Content-Type: application/json)")
         elif length > MAX_BODY:
             early = (413, f"request body over {MAX_BODY} bytes")
