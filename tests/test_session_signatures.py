@@ -1204,6 +1204,25 @@ def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signi
         owner.rotate_co_signer(co_signed.session_id, None)
 
 
+def test_the_owner_is_refused_the_session_key_as_co_signer_when_naming_the_session_by_id(
+    signing, sessions, target, module
+):
+    """``rotate_co_signer`` takes a grant or its session id, and docs/session-module.md ("In the SDK") says it
+    refuses, before anything is signed, a rotation the module refuses, "the session key itself" among them
+    (``InvalidCoSigner``). Given the id, the SDK does not know the key (``Owner._refuse_what_rotating_refuses``
+    reads it from the grant only) and builds the owner's operation, which the bundler's estimate refuses instead
+    (``BundlerRejectedError``, "execution reverted: InvalidCoSigner"), not the SDK's ``BadInputError``."""
+    owner = signing.net.owner(LocalSigner.generate())
+    sessions.h.fund(owner.account)
+    key, co_signer = SessionKey.generate(), LocalSigner.generate()
+    co_signed = owner.grant(key, [Policy.call(target, "other(uint256 amount)")], co_signer=co_signer.address)
+    session = signing.net.session(co_signed, key, co_signer=local_co_signer(co_signer))
+    assert session.send_calls(record(target, 1)).wait().success  # enables it, and creates the account
+    with pytest.raises(BadInputError, match=rf"{key.address} is the session's own key.*InvalidCoSigner"):
+        owner.rotate_co_signer(co_signed.session_id, key.address)
+    assert module.coSignerOf(owner.account, co_signed.session_id) == (True, co_signer.address)
+
+
 def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
     grant = co_signed.grants[0]
     with pytest.raises(ContractLogicError) as info:
