@@ -47,6 +47,7 @@ from keyscope.errors import (
     ConfigurationError,
     DelegationError,
     InsufficientPrefundError,
+    TargetWarning,
 )
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import is_eip7702_init_code, user_op_hash_v07, user_op_hash_v08
@@ -296,6 +297,30 @@ def test_an_upgrade_whose_session_has_ended_already_is_refused_before_anything_i
     with pytest.raises(BadInputError, match=rf"valid_until {past} .* is already past.*AA22"):
         net.eoa(eoa).upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_until=past)
     assert code(stack, eoa.address) == b""  # nothing was sent: not delegated
+
+
+def test_an_upgrade_warns_of_a_target_without_code_and_of_the_entry_point_as_a_grant_does(
+    net: Network, stack: LocalStack
+) -> None:
+    """README (Grants): "A grant warns (TargetWarning) when a target has no code on the chain, lacks the function
+    where keyscope knows its ABI, or is the EntryPoint (which keeps the account's deposit by caller: the session
+    may withdraw it)". ``Owner.grant``, ``prepare_grant`` and ``request_for`` warn (``warn_about_targets``), but
+    ``EOAOwner.upgrade`` builds its grant with ``session_for`` and ``_request`` directly (``_plan_upgrade``),
+    skipping ``_grant_state`` and the warnings: an EOA's first session, granted in the operation that delegates
+    it, is granted without them."""
+    eoa = new_eoa(stack)
+    nowhere = LocalSigner.generate().address
+    permissions = [
+        *mint_policy(stack, eoa.address),
+        Policy.call(nowhere, "ping()"),  # no code there
+        Policy.call(net.entry_point, "withdrawTo(address to,uint256 amount)"),  # the EOA's deposit
+    ]
+    with pytest.warns(TargetWarning) as caught:
+        net.eoa(eoa).build_upgrade(SessionKey.generate(), permissions, valid_for=3600)
+    messages = [str(w.message) for w in caught if issubclass(w.category, TargetWarning)]
+    assert any(f"{nowhere} has no code" in m for m in messages), messages
+    assert any("is the EntryPoint" in m for m in messages), messages
+    assert code(stack, eoa.address) == b""  # built, not sent
 
 
 def test_the_upgrade_of_an_eoa_without_eth_says_it_cannot_pay_not_that_it_runs_no_batch(
