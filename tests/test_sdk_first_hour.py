@@ -43,7 +43,7 @@ from keyscope.errors import (
 from keyscope.hexutil import to_address
 from keyscope.module import SessionStatus, enable_session_data
 from keyscope.network import Network
-from keyscope.owner import DEFAULT_VALID_FOR, Owner, session_window
+from keyscope.owner import DEFAULT_VALID_FOR, GrantRequest, Owner, session_window
 from keyscope.report import report_from_chain
 from keyscope.signers import as_signer
 from keyscope.signing import LocalSigner
@@ -265,6 +265,23 @@ def test_a_request_whose_session_ended_while_it_waited_for_the_signature_is_not_
     )
     with pytest.raises(BadInputError, match=r"is already past: .*wall clock.*AA22.*prepare a new grant"):
         waited.complete(late)
+
+
+def test_a_request_whose_session_ended_is_not_signed_by_an_owner_that_did_not_prepare_it(owner, nft) -> None:
+    """README (Windows): "a valid_until already past is refused before the owner signs". ``Owner.sign_grant``
+    refuses it for a request this very ``Owner`` object prepared (``complete`` judges the window), but a request
+    that reached the owner's signer otherwise (read back from JSON: a dapp's backend prepared it, the owner's
+    process signs it; or another ``Owner`` of the same key) is completed with ``check=False``, which skips the
+    window: the owner signs a grant the module would enable and the EntryPoint refuse every operation of (AA22)."""
+    key = SessionKey.generate()
+    request = owner.prepare_grant(key, [mint_policy(nft, owner.account)], valid_for=60)
+    ended = request.session.model_copy(update={"valid_until": int(time.time()) - 1})
+    waited = request.model_copy(update={"session": ended, "session_id": ended.session_id(request.account, 0)})
+    with pytest.raises(BadInputError, match=r"is already past"):
+        owner.sign_grant(waited)  # prepared here: refused
+    handed_over = GrantRequest.model_validate_json(waited.model_dump_json())
+    with pytest.raises(BadInputError, match=r"is already past"):
+        owner.sign_grant(handed_over)
 
 
 def test_a_typo_in_a_window_option_names_it(owner, nft) -> None:
