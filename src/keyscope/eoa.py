@@ -281,6 +281,7 @@ class EOAOwner(Owner):
     ) -> tuple[DelegationState, GrantRequest, list[Call], bool]:
         state = self.delegation()
         session = self.session_for(key, permissions, **window)
+        self._judge_undelegated_grant(session)  # as a grant is judged, but for the account's own answers
         calls, delegating, epoch = self._setup(state, (session,))
         # a given end is judged against the clock (a duration counts from it)
         now = (

@@ -53,7 +53,7 @@ from .errors import (
 from .execution import MODE_BATCH, Call, encode_execute
 from .grant import SessionGrant, refuse_forbidden_targets
 from .grant_signature import check_grant_signature
-from .hexutil import ZERO_ADDRESS, Address, to_address, to_bytes, to_int
+from .hexutil import ZERO_ADDRESS, Address, keccak, to_address, to_bytes, to_int
 from .limits import refuse_unusable_limits
 from .module import (
     INVALIDATE_ALL_SESSIONS,
@@ -417,6 +417,9 @@ def _fallback_target_message(target: str, selector: bytes, account: str) -> str:
         "instead, or grant the handler only selectors the account does not route to it"
     )
 
+
+_INVALID_CO_SIGNER = keccak(b"InvalidCoSigner(address)")[:4]
+"""The module's refusal of a co-signer that is the session's own key (or no key)."""
 
 _OWNER_EXECUTION_HINT = (
     "validation passed (the owner's signature was accepted): the call reverted inside the account or its target; "
@@ -872,6 +875,29 @@ class Owner:
                 self._refuse_claimed_module(*claimed, signing, domains)
         return decode_epoch(epoch, net.module), deployed, now, codes_of, deployed and occupied
 
+    def _judge_undelegated_grant(self, session: Session) -> None:
+        """The grant-time checks of :meth:`request_for` that need no answer from the account itself, for a grant
+        made while the account cannot yet be asked (an EOA delegating in the same operation: :class:`EOAOwner
+        <keyscope.eoa.EOAOwner>`'s upgrade): known module targets, the account's and the module's own signing
+        domains, a target or domain that says it is a module initialised for the account, and the warnings of
+        targets without code, of the EntryPoint and of listed paymasters. In one read of the chain."""
+        net = self.network
+        self._refuse_module_targets(session.permissions)
+        signing = session.typed_data_permissions
+        _refuse_own_signing_domains(signing, self.account, net.module)
+        addresses = sorted({p.target for p in session.permissions if p.target != self.account})
+        domains = _signing_domains(signing, self.account)
+        claims = [*addresses, *(d for d in domains if d not in addresses)]
+        initialised = initialised_question(self.account)
+        read = read_many(net.chain, codes=addresses, optional=[(claim, initialised) for claim in claims])
+        claimed = claimed_module(net.chain, self.account, claims, read.results)
+        if claimed is not None:
+            self._refuse_claimed_module(*claimed, signing, domains)
+        warn_about_targets(
+            session.permissions, dict(zip(addresses, read.codes, strict=True)), net.entry_point
+        )
+        warn_about_paymasters(net.chain, session)
+
     def _refuse_claimed_module(
         self, target: str, what: str, signing: Sequence[TypedDataPermission], domains: dict[str, int]
     ) -> None:
@@ -1128,7 +1154,15 @@ class Owner:
     def sign_grant(self, request: GrantRequest) -> SessionGrant:
         """Sign ``request`` with the owner's key (ERC-1271-shaped for the account kind). On a deployed account,
         first checks that the account accepts the signature as the module will ask it, raising
-        :class:`~keyscope.errors.AccountSetupError` otherwise."""
+        :class:`~keyscope.errors.AccountSetupError` otherwise.
+
+        A request this owner did not prepare (read back from JSON: a dapp's backend prepared it; or another
+        ``Owner`` of the same key) is judged before it is signed as :meth:`request_for` judges a session (what the
+        module would refuse, an ended window, a target that says it is a module of the account, the warnings), and
+        refused when its digest is not the one this owner would sign for that session (another epoch, chain or
+        module): whatever prepared it, the owner's signature is given only to what the owner's own checks pass."""
+        if request._owner is not self:
+            self._judge_foreign_request(request)
         kind = self.kind
         digest = kind.erc1271_digest(request.account, request.chain_id, request.digest)
         signature = kind.wrap_erc1271_signature(self.signer.sign_hash(digest))
@@ -1136,6 +1170,22 @@ class Owner:
             self.verify_grant_signature(request, signature)
             return request.complete(signature, check=False)
         return request.complete(signature)
+
+    def _judge_foreign_request(self, request: GrantRequest) -> None:
+        """Refuse a request this owner did not prepare, before its signature, as :meth:`sign_grant` says."""
+        if to_address(request.account) != self.account:
+            raise BadInputError(
+                f"the grant request is for the account {request.account}, and this owner signs for {self.account}: "
+                "sign it with the Owner of that account; nothing was signed"
+            )
+        judged = self.request_for(request.session)
+        if judged.digest != request.digest:
+            raise BadInputError(
+                f"the grant request's digest 0x{request.digest.hex()} is not the one this owner would sign for its "
+                f"session (0x{judged.digest.hex()}: epoch {judged.epoch}, chain {judged.chain_id}, module "
+                f"{judged.module}; the request says epoch {request.epoch}, chain {request.chain_id}, module "
+                f"{request.module}): prepare the request again on this network; nothing was signed"
+            )
 
     def verify_grant_signature(self, request: GrantRequest, signature: bytes) -> None:
         """Check, on a deployed account, that it accepts ``signature`` (ERC-1271-shaped) for ``request`` as the
@@ -1392,6 +1442,13 @@ class Owner:
                 "the module refuses to rotate its co-signer (SessionNotActive); nothing was signed or sent"
             )
         key = grant.session_key if isinstance(grant, SessionGrant) else None
+        if key is None and new != ZERO_ADDRESS:  # named by id: the module knows the key, ask it in a dry run
+            try:
+                net.chain.call(net.module, rotate_co_signer_data(session_id, new), sender=self.account)
+            except CallRevertedError as error:
+                if error.data[:4] != _INVALID_CO_SIGNER:
+                    raise
+                key = new
         if key is not None and new == key:
             raise BadInputError(
                 f"{new} is the session's own key: a co-signer must be another key (one leaked key would make both "
