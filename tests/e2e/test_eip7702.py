@@ -1244,3 +1244,81 @@ def test_the_sdk_signs_an_authorization_only_for_keyscopes_delegate(
     right = connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
     right.eoa(eoa).upgrade(key, mint_policy(stack, eoa.address), valid_for=3600)
     assert code(stack, eoa.address) == delegation_code(stack.delegate)
+
+
+def _claiming_delegate_code(entry_point: str) -> bytes:
+    """Creation code of a contract that is not keyscope's delegate but answers ``accountId()`` as it does
+    (``keyscope.delegate.v0.1.0``) and every other question with the EntryPoint's address (so that it also says it
+    trusts the network's EntryPoint): any code can say so, an attacker's drainer included."""
+    answer = abi_encode(["string"], ["keyscope.delegate.v0.1.0"])
+    selector = keccak(b"accountId()")[:4]
+    head = (
+        bytes.fromhex("60003560e01c63")
+        + selector
+        + bytes.fromhex("14")  # selector == accountId()?
+        + bytes.fromhex("61")
+        + (0).to_bytes(2, "big")  # PUSH2 jumpdest (patched below)
+        + bytes.fromhex("57")  # JUMPI
+        + bytes.fromhex("73")
+        + bytes.fromhex(entry_point[2:])  # PUSH20 entry point
+        + bytes.fromhex("60005260206000f3")  # MSTORE at 0, RETURN 32 bytes
+    )
+    jumpdest = len(head)
+    data_offset = (
+        jumpdest + 16
+    )  # JUMPDEST, PUSH2 len, PUSH2 offset, PUSH1 0, CODECOPY, PUSH2 len, PUSH1 0, RETURN
+    body = (
+        bytes.fromhex("5b61")
+        + len(answer).to_bytes(2, "big")
+        + bytes.fromhex("61")
+        + data_offset.to_bytes(2, "big")
+        + bytes.fromhex("600039")  # CODECOPY(0, data_offset, len)
+        + bytes.fromhex("61")
+        + len(answer).to_bytes(2, "big")
+        + bytes.fromhex("6000f3")  # RETURN(0, len)
+    )
+    assert jumpdest + len(body) == data_offset
+    head = head.replace(bytes.fromhex("610000"), bytes.fromhex("61") + jumpdest.to_bytes(2, "big"), 1)
+    runtime = head + body + answer
+    size = len(runtime).to_bytes(2, "big")
+    init = (
+        bytes.fromhex("61")
+        + size
+        + bytes.fromhex("600e600039")
+        + bytes.fromhex("61")
+        + size
+        + bytes.fromhex("6000f3")
+    )
+    assert len(init) == 14
+    return init + runtime
+
+
+def test_code_that_only_says_it_is_keyscopes_delegate_gets_no_authorization(stack: LocalStack) -> None:
+    """Attack 173 with code that answers keyscope's delegate ``accountId()`` (as attack 270 with a paymaster that
+    answers ``SPONSORSHIP_TYPEHASH()``): a dapp's configuration (or a page) names such code as the delegate, and the
+    SDK took its word: the EOA's key signed an authorization delegating the EOA to it, after which that code holds
+    everything the EOA holds. What code says of itself proves nothing: the SDK must refuse before signing, as for
+    the account implementation."""
+    receipt = send_transaction(
+        stack.node, stack.deployer.address, data=_claiming_delegate_code(ENTRY_POINT_V08), what="claimant"
+    )
+    claimant = to_address(receipt["contractAddress"])
+    misnamed = connect(
+        stack.rpc_url, stack.bundler_url, module=stack.module, delegate=claimant, entry_point=ENTRY_POINT_V08
+    )
+    assert misnamed.account_id(claimant) == "keyscope.delegate.v0.1.0"  # it says so
+    eoa = new_eoa(stack)
+    owner = misnamed.eoa(eoa)
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16)
+    for attempt in (
+        lambda: owner.build_upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600),
+        lambda: owner.upgrade(
+            SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600, transaction=True
+        ),
+        owner.install_sessions,
+    ):
+        with pytest.raises(DelegationError) as refused:
+            attempt()
+        assert claimant in str(refused.value) and "KeyscopeDelegate" in str(refused.value), refused.value
+    assert code(stack, eoa.address) == b""
+    assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == nonce
