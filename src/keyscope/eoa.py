@@ -55,6 +55,7 @@ from .rpc import JsonRpcError
 from .selectors import IS_INITIALIZED
 from .session import SESSION_ABI_TYPE, Permission, Session
 from .signing import HashSigner
+from .targets import is_keyscope_delegate
 from .userop import UserOperation
 
 __all__ = ["DelegationState", "EOAOwner", "TransactionReceipt"]
@@ -214,6 +215,17 @@ class EOAOwner(Owner):
                 f"the delegate {delegate} {what}{hint}, not {prefix}*: the EOA {self.account} signs an EIP-7702 "
                 "authorization only for keyscope's KeyscopeDelegate: connect(..., delegate=...) with a deployed "
                 "KeyscopeDelegate's address",
+                account=self.account,
+                delegate=delegate,
+            )
+        if not is_keyscope_delegate(self.network.chain, delegate):
+            # what code answers of itself proves nothing: any code can answer keyscope's delegate's accountId()
+            raise DelegationError(
+                f"the delegate {delegate} answers accountId() {answered!r} but does not run keyscope's "
+                "KeyscopeDelegate code (this version's, but for its EntryPoint): the EOA "
+                f"{self.account} signs an EIP-7702 authorization only for keyscope's KeyscopeDelegate, since the "
+                "code it delegates to holds everything the EOA holds: connect(..., delegate=...) with a "
+                "KeyscopeDelegate deployed from this version of keyscope",
                 account=self.account,
                 delegate=delegate,
             )

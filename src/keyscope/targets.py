@@ -21,9 +21,11 @@ from .session import Permission, Session
 
 __all__ = [
     "KNOWN_CONTRACTS",
+    "is_keyscope_delegate",
     "is_keyscope_sponsor",
     "lifts_anything",
     "paymaster_problems",
+    "runs_keyscope_code",
     "target_problems",
     "warn_about_paymasters",
     "warn_about_targets",
@@ -124,11 +126,11 @@ def warn_about_targets(
 
 
 @cache
-def _sponsor_runtime() -> tuple[bytes, tuple[int, ...]]:
-    """keyscope's ``SponsorPaymaster`` runtime code as compiled, and where it leaves its immutables blank: each
-    ``PUSH32`` of 32 zero bytes, which the constructor fills (the EntryPoint, and EIP-712's cached domain: the
+def _runtime_with_blanks(name: str) -> tuple[bytes, tuple[int, ...]]:
+    """keyscope's contract ``name``'s runtime code as compiled, and where it leaves its immutables blank: each
+    ``PUSH32`` of 32 zero bytes, which the constructor fills (an EntryPoint, EIP-712's cached domain: the
     contract's address, the chain id, the separator)."""
-    runtime = to_bytes(contract_artifact("SponsorPaymaster")["deployedBytecode"])
+    runtime = to_bytes(contract_artifact(name)["deployedBytecode"])
     blanks = []
     index = 0
     while index < len(runtime):
@@ -139,6 +141,31 @@ def _sponsor_runtime() -> tuple[bytes, tuple[int, ...]]:
     return runtime, tuple(blanks)
 
 
+def _sponsor_runtime() -> tuple[bytes, tuple[int, ...]]:
+    """keyscope's ``SponsorPaymaster`` runtime code as compiled, and where it leaves its immutables blank."""
+    return _runtime_with_blanks("SponsorPaymaster")
+
+
+def runs_keyscope_code(chain: Chain, address: str, name: str) -> bool:
+    """Whether ``address`` runs keyscope's contract ``name`` (this version's compiled runtime byte for byte, but
+    for the values its constructor writes into the blanks the compiler leaves for immutables)."""
+    runtime, blanks = _runtime_with_blanks(name)
+    code = chain.get_code(address)
+    if len(code) != len(runtime):
+        return False
+    expected = bytearray(runtime)
+    for start in blanks:
+        expected[start : start + 32] = code[start : start + 32]
+    return bytes(expected) == code
+
+
+def is_keyscope_delegate(chain: Chain, delegate: str) -> bool:
+    """Whether ``delegate`` runs keyscope's ``KeyscopeDelegate`` code, byte for byte but for its immutables (its
+    EntryPoint). What a contract answers about itself (``accountId()``) proves nothing: any code can answer
+    keyscope's delegate's, a drainer's included."""
+    return runs_keyscope_code(chain, delegate, "KeyscopeDelegate")
+
+
 def is_keyscope_sponsor(chain: Chain, paymaster: str) -> bool:
     """Whether ``paymaster`` runs keyscope's ``SponsorPaymaster`` code: a verifying sponsor paying from its own
     deposit, which charges the account nothing. Its code must be this version's compiled runtime byte for byte,
@@ -146,14 +173,7 @@ def is_keyscope_sponsor(chain: Chain, paymaster: str) -> bool:
     lets it charge the account: it has no code that would). What a contract answers about itself proves nothing (a
     charging paymaster can answer ``SPONSORSHIP_TYPEHASH()`` too, attack 270); a sponsor of another keyscope
     version reads as not known, and is reported as a paymaster that may charge."""
-    runtime, blanks = _sponsor_runtime()
-    code = chain.get_code(paymaster)
-    if len(code) != len(runtime):
-        return False
-    expected = bytearray(runtime)
-    for start in blanks:
-        expected[start : start + 32] = code[start : start + 32]
-    return bytes(expected) == code
+    return runs_keyscope_code(chain, paymaster, "SponsorPaymaster")
 
 
 def lifts_anything(session: Session) -> bool:
