@@ -1322,3 +1322,42 @@ def test_code_that_only_says_it_is_keyscopes_delegate_gets_no_authorization(stac
         assert claimant in str(refused.value) and "KeyscopeDelegate" in str(refused.value), refused.value
     assert code(stack, eoa.address) == b""
     assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == nonce
+
+
+def test_an_upgrade_refuses_modules_other_code_left_in_the_delegates_storage(
+    net: Network, stack: LocalStack
+) -> None:
+    """Storage left by other code: EIP-7702 never clears storage, and code the EOA delegated to before (a drainer a
+    page got it to authorize, a buggy wallet) can write anything into keyscope's delegate's namespace, such as an
+    executor of its choosing in the delegate's executor set (``executeFromExecutor`` asks that set only). The owner
+    recovers by upgrading with keyscope; the SDK reads that namespace already (``module_registered``) but not the
+    sets, so it delegated the EOA back to keyscope's delegate with the planted executor in force: the stranger then
+    takes the EOA's ether with a plain call. Before its key signs the authorization, the SDK must say what the
+    namespace holds besides the session module, and do nothing."""
+    from keyscope.accounts.delegate import DELEGATE_STORAGE_LOCATION
+
+    eoa = new_eoa(stack)
+    stranger = LocalSigner.generate()
+    stack.fund(stranger.address, ETHER)
+    # what other code running on the EOA's storage could write: the executor set {stranger}
+    executors = DELEGATE_STORAGE_LOCATION + 2
+    position = int.from_bytes(
+        keccak(abi_encode(["address", "uint256"], [stranger.address, executors + 1])), "big"
+    )
+    first_value = int.from_bytes(keccak(executors.to_bytes(32, "big")), "big")
+    for slot, value in (
+        (executors, 1),
+        (first_value, int(stranger.address, 16)),
+        (position, 1),
+    ):
+        stack.node.request(
+            "anvil_setStorageAt", [eoa.address, hex(slot), "0x" + value.to_bytes(32, "big").hex()]
+        )
+
+    owner = net.eoa(eoa)
+    with pytest.raises(DelegationError) as refused:
+        owner.upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    assert stranger.address in str(refused.value) and "executor" in str(refused.value), refused.value
+    assert (
+        code(stack, eoa.address) == b""
+    )  # nothing signed nor sent: the planted executor never comes to life
