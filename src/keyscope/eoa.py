@@ -30,7 +30,12 @@ from eth_abi import encode as abi_encode
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 
 from .accounts import AccountKind, KeyscopeAccountKind, KeyscopeDelegateKind
-from .accounts.delegate import delegate_validator_slot
+from .accounts.delegate import (
+    DELEGATE_EXECUTORS_SLOT,
+    DELEGATE_VALIDATORS_SLOT,
+    delegate_set_value_slot,
+    delegate_validator_slot,
+)
 from .bundler.pending import PendingUserOperation
 from .chain import node_request, read_many
 from .clock import window_now
@@ -61,6 +66,7 @@ from .userop import UserOperation
 __all__ = ["DelegationState", "EOAOwner", "TransactionReceipt"]
 
 _DYNAMIC_FEE_TX_TYPE = 2
+_LEFT_MODULES_READ = 8  # entries read of each of the delegate's sets when something was left there
 _GAS_MARGIN = 1.2
 
 TransactionReceipt = dict[str, Any]
@@ -189,7 +195,51 @@ class EOAOwner(Owner):
 
     def _authorization(self, nonce: int) -> Authorization:
         self._check_delegate_code()
+        self._check_left_modules()
         return sign_authorization(self.signer, self.network.chain_id, self.delegate, nonce)
+
+    def _storage_word(self, slot: int) -> int:
+        return int(
+            node_request(self.network.chain, "eth_getStorageAt", [self.account, hex(slot), "latest"]), 16
+        )
+
+    def _check_left_modules(self) -> None:
+        """Refuse to sign an authorization that would bring back modules left in keyscope's delegate's namespace of
+        the EOA's storage (EIP-7702 never clears storage): validators other than the session module and executors,
+        written by an earlier delegation or by other code the EOA delegated to (which may write anything there). An
+        executor the delegate holds calls ``executeFromExecutor`` with no signature at all, and a validator
+        validates the EOA's operations, so delegating back over them hands the EOA to whoever chose them."""
+        module = self.network.module
+        left: list[str] = []
+        for what, set_slot in (
+            ("validator", DELEGATE_VALIDATORS_SLOT),
+            ("executor", DELEGATE_EXECUTORS_SLOT),
+        ):
+            count = self._storage_word(set_slot)
+            if not count:
+                continue
+            found = [
+                to_address(
+                    self._storage_word(delegate_set_value_slot(set_slot, index)).to_bytes(32, "big")[12:]
+                )
+                for index in range(min(count, _LEFT_MODULES_READ))
+            ]
+            others = [address for address in found if what == "executor" or address != module]
+            more = count - len(found)
+            if others or more:
+                listed = ", ".join(others) + (f" and {more} more" if more else "")
+                left.append(f"{what}s {listed}")
+        if left:
+            raise DelegationError(
+                f"the EOA {self.account}'s storage holds, in keyscope's delegate's namespace, {'; '.join(left)}, "
+                "left there by an earlier delegation or by other code it delegated to (which may write anything "
+                "there): delegating it to the delegate would put them in force at once (an executor acts as the EOA "
+                "without any signature, a validator validates its operations), so nothing was signed. If you "
+                "installed them yourself and want them back, delegate with your own authorization and uninstall "
+                "what you do not want; otherwise consider the EOA's storage tampered with",
+                account=self.account,
+                delegate=self.delegate,
+            )
 
     def _check_delegate_code(self) -> None:
         """Refuse to sign an authorization for code that is not keyscope's delegate: the factory's account

@@ -24,7 +24,14 @@ from ..typed_data import eip191_hash
 from .base import AccountKind
 from .nonce_keys import validator_lane_key
 
-__all__ = ["DELEGATE_STORAGE_LOCATION", "KeyscopeDelegateKind", "delegate_validator_slot"]
+__all__ = [
+    "DELEGATE_EXECUTORS_SLOT",
+    "DELEGATE_STORAGE_LOCATION",
+    "DELEGATE_VALIDATORS_SLOT",
+    "KeyscopeDelegateKind",
+    "delegate_set_value_slot",
+    "delegate_validator_slot",
+]
 
 DELEGATE_STORAGE_LOCATION = (
     int.from_bytes(
@@ -38,7 +45,17 @@ DELEGATE_STORAGE_LOCATION = (
 positions at +1), the executors (+2, +3), the fallback handlers by selector (+4), each handler's selector count
 (+5)."""
 
+DELEGATE_VALIDATORS_SLOT = DELEGATE_STORAGE_LOCATION
+"""The validator set's values array (its length here, its entries from :func:`delegate_set_value_slot`)."""
+DELEGATE_EXECUTORS_SLOT = DELEGATE_STORAGE_LOCATION + 2
+"""The executor set's values array (its length here, its entries from :func:`delegate_set_value_slot`)."""
 _VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
+
+
+def delegate_set_value_slot(set_slot: int, index: int) -> int:
+    """The slot of entry ``index`` of the delegate's set whose values array is at ``set_slot``
+    (:data:`DELEGATE_VALIDATORS_SLOT`, :data:`DELEGATE_EXECUTORS_SLOT`): ``keccak256(set_slot) + index``."""
+    return int.from_bytes(keccak(set_slot.to_bytes(32, "big")), "big") + index
 
 
 def delegate_validator_slot(module: str) -> int:
