@@ -1361,3 +1361,39 @@ def test_an_upgrade_refuses_modules_other_code_left_in_the_delegates_storage(
     assert (
         code(stack, eoa.address) == b""
     )  # nothing signed nor sent: the planted executor never comes to life
+
+
+@pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
+def test_an_authorization_given_to_the_owner_is_judged_before_anyone_sees_it(
+    net: Network, stack: LocalStack, other_delegate: str, case: str
+) -> None:
+    """``Owner.execute``/``build(calls, eip7702_auth=...)`` take an authorization made elsewhere (a wallet's). The
+    SDK sent whatever it was given to the bundler: one for chain id 0 (which keyscope never signs, as any chain
+    where the EOA's nonce matches takes it, and which the bundler then holds), one signed by another key, for
+    another chain or a used nonce (the bundler's refusal, or worse, an estimate that passed and a refusal at
+    sending), or delegating to other code than keyscope's delegate (which ``upgrade`` refuses to sign, attack 173:
+    here AA23 said as "check the account's kind and owner validator"). Each must be refused by the SDK, saying
+    what is wrong, before the authorization leaves it."""
+    from keyscope.eip7702 import authorization_digest
+
+    eoa = new_eoa(stack)
+    owner = net.eoa(eoa)
+    if case == "used nonce":  # the EOA's own transaction moves its nonce past 0
+        raw_transaction(stack, eoa.private_key, stack.deployer.address)
+    signer = LocalSigner.generate() if case == "another key" else eoa
+    chain_id = {"every chain": 0, "another chain": stack.chain_id + 1}.get(case, stack.chain_id)
+    delegate = other_delegate if case == "other code" else stack.delegate
+    auth = Authorization.from_signature(
+        chain_id, delegate, 0, signer.sign_hash(authorization_digest(chain_id, delegate, 0))
+    )
+    said = {
+        "every chain": "chain id 0",
+        "another key": signer.address,
+        "another chain": str(stack.chain_id + 1),
+        "used nonce": "nonce",
+        "other code": other_delegate,
+    }[case]
+    with pytest.raises((BadInputError, DelegationError)) as refused:
+        owner.build([Call(stack.module, 0, INVALIDATE_ALL_SESSIONS)], eip7702_auth=auth)
+    assert said in str(refused.value), refused.value
+    assert code(stack, eoa.address) == b""
