@@ -241,6 +241,21 @@ class EOAOwner(Owner):
                 delegate=self.delegate,
             )
 
+    def _check_authorization(self, auth: Authorization) -> None:
+        """As :meth:`Owner._check_authorization <keyscope.owner.Owner._check_authorization>`, and the authorization
+        must delegate the EOA to keyscope's delegate (an authorization for other code, given to an operation of
+        keyscope's account, would run that code instead)."""
+        super()._check_authorization(auth)
+        if auth.address != self.delegate:
+            raise DelegationError(
+                f"the authorization delegates the EOA {self.account} to {auth.address}, not to keyscope's "
+                f"KeyscopeDelegate {self.delegate}: keyscope sends an EOA's authorization only for its delegate "
+                "(to leave it, EOAOwner.undelegate)",
+                account=self.account,
+                delegate=auth.address,
+            )
+        self._check_delegate_code()
+
     def _check_delegate_code(self) -> None:
         """Refuse to sign an authorization for code that is not keyscope's delegate: the factory's account
         implementation (its owner is set by an ``initialize`` only the factory may call, so an EOA delegating there

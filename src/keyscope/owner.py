@@ -32,7 +32,7 @@ from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
-from .chain import read_many
+from .chain import node_request, read_many
 from .clock import LAST_READABLE_TIME, utc_text, window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -665,6 +665,7 @@ class Owner:
             self.account, call_data, kind.nonce_key(None), self.factory, self._factory_data
         )
         if eip7702_auth is not None:
+            self._check_authorization(eip7702_auth)
             draft = dataclasses.replace(draft, eip7702_auth=eip7702_auth)
         if draft.factory is not None and self._deployment is not None:  # this operation creates the account
             draft = dataclasses.replace(draft, call_data=kind.creation_call_data(self._deployment, call_data))
@@ -742,6 +743,40 @@ class Owner:
                 f"create a {self.kind.name!r} account at this address), so the EntryPoint would refuse every "
                 "operation (AA20); nothing was signed or sent. Deploy the account first, or give the address of "
                 "an account that exists"
+            )
+
+    def _check_authorization(self, auth: Authorization) -> None:
+        """Refuse, before it leaves the SDK, an EIP-7702 authorization the account's operation cannot carry: one
+        valid on every chain (chain id 0, which anyone could replay wherever the EOA's nonce matches), for another
+        chain, signed by another key than the account's, or at a nonce the account has used already."""
+        account, chain_id = self.account, self.network.chain_id
+        if auth.chain_id == 0:
+            raise BadInputError(
+                f"the authorization delegating {account} to {auth.address} is for chain id 0, valid on every chain "
+                "where the EOA's nonce matches, so anyone holding it could replay it there: keyscope neither signs "
+                f"nor sends one; sign it for chain {chain_id} only"
+            )
+        if auth.chain_id != chain_id:
+            raise BadInputError(
+                f"the authorization delegating {account} to {auth.address} is for chain {auth.chain_id}, not this "
+                f"network's chain {chain_id}: nodes skip it here; sign it for chain {chain_id}"
+            )
+        authority = auth.authority()
+        if authority != account:
+            raise BadInputError(
+                f"the authorization is signed by {authority}, not by {account}: it would delegate {authority}, "
+                f"not the account; sign it with {account}'s own key"
+            )
+        chain = self.network.chain
+        if (
+            getattr(chain, "request", None) is None
+        ):  # a chain that cannot ask the EOA's nonce: the node judges it
+            return
+        used = int(node_request(chain, "eth_getTransactionCount", [account, "latest"]), 16)
+        if auth.nonce < used:
+            raise BadInputError(
+                f"the authorization of {account} names nonce {auth.nonce}, which the EOA has used already (its "
+                f"next nonce is {used}): nodes skip it; sign it again at nonce {used}"
             )
 
     def _needs_code(self) -> bool:

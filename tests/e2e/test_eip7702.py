@@ -516,12 +516,17 @@ def test_authorizations_for_another_chain_or_a_stale_nonce_delegate_nothing(
     raw_transaction(stack, relayer.private_key, relayer.address, authorizations=[stale])
     assert not code(stack, eoa.address)
 
-    # a bundler refuses operations carrying them, before anything is simulated
+    # the SDK refuses operations carrying them before the bundler sees them, and a bundler refuses them too
     owner = net.eoa(eoa)
     calls = [Call(stack.module, 0, INVALIDATE_ALL_SESSIONS)]
+    for auth, problem in ((elsewhere, f"for chain {stack.chain_id + 1}"), (stale, "used already")):
+        with pytest.raises(BadInputError, match=problem):
+            owner.execute(calls, eip7702_auth=auth)
+    fresh = sign_authorization(eoa, stack.chain_id, stack.delegate, 1)
+    op = owner.build(calls, eip7702_auth=fresh)
     for auth, problem in ((elsewhere, "chainId"), (stale, "nonce")):
         with pytest.raises(BundlerRejectedError, match=problem):
-            owner.execute(calls, eip7702_auth=auth)
+            net.bundler.send_user_operation(op.replace(eip7702_auth=auth), net.entry_point)
     assert not code(stack, eoa.address)
 
 
