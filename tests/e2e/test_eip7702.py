@@ -1402,3 +1402,34 @@ def test_an_authorization_given_to_the_owner_is_judged_before_anyone_sees_it(
         owner.build([Call(stack.module, 0, INVALIDATE_ALL_SESSIONS)], eip7702_auth=auth)
     assert said in str(refused.value), refused.value
     assert code(stack, eoa.address) == b""
+
+
+@pytest.mark.parametrize("way", ["upgrade", "undelegate"])
+def test_the_eoas_own_transaction_racing_its_nonce_does_not_skip_the_authorization(
+    net: Network, stack: LocalStack, way: str
+) -> None:
+    """The type-4 transaction paths (``upgrade(..., transaction=True)``, ``undelegate``) signed the authorization at
+    the nonce read when planning (+1) and the transaction at the nonce read again when sending: a transaction of
+    the EOA landing in between (another wallet of the same key, a script) puts the transaction at that
+    authorization's nonce, so the node skips the authorization and the transaction runs the batch on whatever
+    code the EOA has then (nothing, or other code it delegates to: an ERC-7579 one would install the session
+    there), then the SDK blamed the node. The authorization must follow the transaction's own nonce."""
+    owner = net.eoa(new_eoa(stack))
+    eoa = owner.signer
+    if way == "undelegate":
+        owner.upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    sending = owner.send_transaction
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        raw_transaction(stack, eoa.private_key, stack.deployer.address, value=1)  # the EOA's own, first
+        return sending(*args, **kwargs)
+
+    owner.send_transaction = racing  # type: ignore[method-assign]
+    if way == "upgrade":
+        key = SessionKey.generate()
+        grant = owner.upgrade(key, mint_policy(stack, eoa.address), valid_for=3600, transaction=True)
+        assert code(stack, eoa.address) == delegation_code(stack.delegate)
+        assert net.session(grant, key).execute(stack.nft, MINT, eoa.address).wait().success
+    else:
+        owner.undelegate()
+        assert code(stack, eoa.address) == b""
