@@ -23,7 +23,7 @@ key cannot: it is not the EOA's key, and the module refuses any call of a sessio
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from eth_abi import encode as abi_encode
@@ -411,12 +411,20 @@ class EOAOwner(Owner):
         *,
         value: int = 0,
         authorization: Authorization | None = None,
+        authorize: Callable[[int], Authorization] | None = None,
         timeout: float = 60.0,
     ) -> TransactionReceipt:
         """Send a transaction from the EOA itself, signed by its key (type 2, or type 4 carrying
-        ``authorization``), and wait for it; raises :class:`~keyscope.errors.DelegationError` when it reverts."""
+        ``authorization``), and wait for it; raises :class:`~keyscope.errors.DelegationError` when it reverts.
+        ``authorize`` instead makes the authorization from the transaction's own nonce, once read (the EOA's own
+        authorization must name that nonce + 1: the transaction increments it first), so that no other transaction
+        of the EOA landing in between leaves it naming a used nonce."""
         chain, account = self.network.chain, self.account
         nonce = int(node_request(chain, "eth_getTransactionCount", [account, "pending"]), 16)
+        if authorize is not None:
+            if authorization is not None:
+                raise BadInputError("give an authorization or a way to make one (authorize), not both")
+            authorization = authorize(nonce)
         priority = chain.max_priority_fee()
         tx: dict[str, Any] = {
             "type": SET_CODE_TX_TYPE if authorization is not None else _DYNAMIC_FEE_TX_TYPE,
@@ -476,9 +484,13 @@ class EOAOwner(Owner):
     def _transact_setup(
         self, state: DelegationState, calls: list[Call], delegating: bool
     ) -> TransactionReceipt:
-        # the EOA's own transaction increments its nonce before the authorization is checked: nonce + 1
-        auth = self._authorization(state.transaction_nonce + 1) if delegating else None
-        receipt = self.send_transaction(self.account, encode_execute(calls), authorization=auth)
+        # the EOA's own transaction increments its nonce before the authorization is checked: the transaction's
+        # nonce + 1, read when it is sent (another transaction of the EOA may land after the plan was read)
+        receipt = self.send_transaction(
+            self.account,
+            encode_execute(calls),
+            authorize=(lambda nonce: self._authorization(nonce + 1)) if delegating else None,
+        )
         if not self.is_delegated():
             raise DelegationError(
                 f"the EOA's transaction {receipt['transactionHash']} was mined but {self.account} does not delegate "
@@ -505,9 +517,12 @@ class EOAOwner(Owner):
         to ``to``, and invalidates every session at the module, so that a later delegation back to keyscope's
         delegate (made with keyscope or without) finds none alive."""
         target = ZERO_ADDRESS if to is None else to_address(to, name="to")
-        state = self.delegation()
-        auth = sign_authorization(self.signer, self.network.chain_id, target, state.transaction_nonce + 1)
-        receipt = self.send_transaction(self.network.module, INVALIDATE_ALL_SESSIONS, authorization=auth)
+        chain_id = self.network.chain_id
+        receipt = self.send_transaction(
+            self.network.module,
+            INVALIDATE_ALL_SESSIONS,
+            authorize=lambda nonce: sign_authorization(self.signer, chain_id, target, nonce + 1),
+        )
         now = delegate_of(self.network.chain.get_code(self.account))
         if now != (None if to is None else target):
             raise DelegationError(
