@@ -258,3 +258,37 @@ def test_a_sessions_window_opens_where_its_entry_point_opens_it(
 
     assert lands(opens) is (version == "0.7")
     assert lands(opens + 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("chain_id", 2**256, "chain id"),
+        ("nonce", 2**64, "uint64"),
+        ("y_parity", 8, "y_parity"),
+        ("r", 2**256, "r"),
+        ("s", 2**256, "s"),
+    ],
+)
+def test_an_authorization_out_of_its_fields_ranges_is_refused_when_read(
+    field: str, value: int, said: str
+) -> None:
+    """An authorization read from a bundler's JSON (a UserOperation's ``eip7702Auth``), a wallet's or made by hand
+    took any integer: a chain id or an ``r`` past 256 bits, a nonce past 64 bits, a y parity of 8 (what
+    ``from_signature`` made of an EIP-155 ``v`` of 35). It was sent as such, or failed later and elsewhere (``to_rpc``
+    raised OverflowError for ``r``); it must be refused where it is read, naming the field."""
+    fields = sign_authorization(SIGNER, 1, DELEGATE, 0).model_dump() | {field: value}
+    with pytest.raises(ValueError, match=said):
+        Authorization(**fields)
+    with pytest.raises(ValueError, match=said):
+        Authorization.model_validate(
+            {**sign_authorization(SIGNER, 1, DELEGATE, 0).to_rpc(), **{_rpc(field): hex(value)}}
+        )
+    signature = bytearray(sign_authorization(SIGNER, 1, DELEGATE, 0).signature)
+    signature[64] = 35
+    with pytest.raises(BadInputError, match="v"):
+        Authorization.from_signature(1, DELEGATE, 0, bytes(signature))
+
+
+def _rpc(field: str) -> str:
+    return {"chain_id": "chainId", "y_parity": "yParity"}.get(field, field)
