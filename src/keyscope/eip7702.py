@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .errors import BadInputError
 from .hexutil import Address, HexInt, keccak, rpc_name, to_address, to_bytes
@@ -43,6 +43,7 @@ SET_CODE_TX_TYPE = 4
 
 _MAGIC = b"\x05"
 _UINT64_MAX = 2**64 - 1
+_UINT256_MAX = 2**256 - 1
 
 
 def delegation_code(delegate: str) -> bytes:
@@ -104,6 +105,28 @@ class Authorization(BaseModel):
     r: HexInt
     s: HexInt
 
+    @field_validator("chain_id", "r", "s")
+    @classmethod
+    def _fits_uint256(cls, value: int, info: Any) -> int:
+        if not 0 <= value <= _UINT256_MAX:
+            name = "chain id" if info.field_name == "chain_id" else info.field_name
+            raise ValueError(f"an authorization's {name} is a uint256, got {value}")
+        return value
+
+    @field_validator("nonce")
+    @classmethod
+    def _fits_uint64(cls, value: int) -> int:
+        if not 0 <= value <= _UINT64_MAX:
+            raise ValueError(f"an authorization's nonce is a uint64, got {value}")
+        return value
+
+    @field_validator("y_parity")
+    @classmethod
+    def _is_a_parity(cls, value: int) -> int:
+        if value not in (0, 1):
+            raise ValueError(f"an authorization's y_parity is 0 or 1, got {value}")
+        return value
+
     @property
     def digest(self) -> bytes:
         """The digest the authority signed."""
@@ -157,6 +180,10 @@ class Authorization(BaseModel):
         if len(signature) != 65:
             raise BadInputError(f"a signature is 65 bytes, got {len(signature)}")
         v = signature[64]
+        if v not in (0, 1, 27, 28):
+            raise BadInputError(
+                f"a signature's v is 27 or 28 (or 0 or 1), got {v}: an authorization carries no EIP-155 chain id in v"
+            )
         return cls(
             chain_id=chain_id,
             address=delegate,
