@@ -11,33 +11,23 @@ session module judges as the call itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from eth_abi import encode as abi_encode
 
 from keyscope import Policy, PolicyViolationError, SessionKey, SessionRevokedError, arg, connect
 from keyscope.accounts import ERC7579AccountKind
-from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import BATCH_ONLY, deploy_owner_validator, deploy_variant
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    BATCH_ONLY,
+    deploy_owner_validator,
+    deploy_variant,
+    nft_balance,
+    stack_fixture,
+)
 
 pytestmark = pytest.mark.e2e
 
 MINT = "safeMint(address)"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
-
-
-def nft_balance(stack: LocalStack, holder: str) -> int:
-    data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
-    answer = stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"])
-    return int.from_bytes(to_bytes(answer), "big")
 
 
 def test_a_batch_only_account_installs_grants_runs_a_session_call_and_revokes(stack: LocalStack) -> None:

@@ -15,28 +15,21 @@ cannot run on it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from keyscope import connect
 from keyscope.errors import AccountSetupError, KeyscopeError
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import (
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     EXECUTE_THROUGH_EXECUTE_USER_OP,
     deploy_owner_validator,
     deploy_variant,
     entry_point_nonce,
+    stack_fixture,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
 
 
 def test_an_account_refusing_execute_from_the_entry_point_is_named_as_such_not_as_a_policy_pass(

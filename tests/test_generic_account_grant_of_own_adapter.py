@@ -12,43 +12,24 @@ connect with that adapter (as ``kind_named`` says for an account without code).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from keyscope import Policy, SessionGrant, SessionKey, arg, connect
-from keyscope.accounts import ERC7579AccountKind
 from keyscope.chain import RpcChain
 from keyscope.errors import KeyscopeError, UnsupportedAccountError
-from keyscope.hexutil import to_bytes
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, deploy_owner_validator, deploy_variant
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    VALIDATOR_PREFIX_STRIPPED,
+    SignaturePrefixKind,
+    deploy_owner_validator,
+    deploy_variant,
+    stack_fixture,
+)
 
 pytestmark = pytest.mark.e2e
 
 MINT = "safeMint(address)"
-
-
-class SignaturePrefixKind(ERC7579AccountKind):
-    """The validator is the signature's first 20 bytes; the nonce key is a lane only."""
-
-    name = "signature-prefix"
-
-    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        return lane
-
-    def owner_user_op_signature(self, signature: bytes) -> bytes:
-        return to_bytes(self.owner_validator, length=20) + signature
-
-    def validator_user_op_signature(self, validator: str, signature: bytes) -> bytes:
-        return to_bytes(validator, length=20) + signature
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
 
 
 def test_a_grant_naming_an_adapter_the_dapp_did_not_give_is_refused_before_sending(stack: LocalStack) -> None:

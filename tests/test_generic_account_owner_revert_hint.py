@@ -10,23 +10,15 @@ in the account or its target after the owner's signature was accepted, and keep 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from keyscope import connect, function_call
 from keyscope.errors import BundlerRejectedError
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import deploy_owner_validator, deploy_variant
+from support.variant_accounts import deploy_owner_validator, deploy_variant, stack_fixture  # noqa: F401 (stack_fixture: the stack fixture)
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
 
 
 def test_an_owner_operation_reverting_in_its_target_names_no_session_policy(stack: LocalStack) -> None:

@@ -13,8 +13,6 @@ refused with an ``AccountSetupError`` naming the nonce key and the adapter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from keyscope import Policy, SessionKey, arg, connect
@@ -24,7 +22,12 @@ from keyscope.errors import AccountSetupError, KeyscopeError
 from keyscope.hexutil import to_bytes
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, deploy_owner_validator, deploy_variant
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    VALIDATOR_PREFIX_STRIPPED,
+    deploy_owner_validator,
+    deploy_variant,
+    stack_fixture,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -41,12 +44,6 @@ class OwnersWallet(ERC7579AccountKind):
 
     def owner_user_op_signature(self, signature: bytes) -> bytes:
         return to_bytes(self.owner_validator, length=20) + signature
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
 
 
 def test_a_session_on_an_account_selecting_validators_otherwise_is_named_before_sending(

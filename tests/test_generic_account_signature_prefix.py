@@ -14,50 +14,24 @@ installed)", none of which was the case. The adapter frames a validator's operat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from eth_abi import encode as abi_encode
 
 from keyscope import Policy, PolicyViolationError, SessionKey, SessionRevokedError, arg, connect
-from keyscope.accounts import ERC7579AccountKind
 from keyscope.chain import RpcChain
-from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
-from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, deploy_owner_validator, deploy_variant
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    VALIDATOR_PREFIX_STRIPPED,
+    SignaturePrefixKind,
+    deploy_owner_validator,
+    deploy_variant,
+    nft_balance,
+    stack_fixture,
+)
 
 pytestmark = pytest.mark.e2e
 
 MINT = "safeMint(address)"
-
-
-class SignaturePrefixKind(ERC7579AccountKind):
-    """The validator is the signature's first 20 bytes; the nonce key is a lane only."""
-
-    name = "signature-prefix"
-    account_id_prefix = "keyscope-tests.variant-erc7579."
-
-    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
-        return lane
-
-    def owner_user_op_signature(self, signature: bytes) -> bytes:
-        return to_bytes(self.owner_validator, length=20) + signature
-
-    def validator_user_op_signature(self, validator: str, signature: bytes) -> bytes:
-        return to_bytes(validator, length=20) + signature
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
-
-
-def nft_balance(stack: LocalStack, holder: str) -> int:
-    data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
-    answer = stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"])
-    return int.from_bytes(to_bytes(answer), "big")
 
 
 def test_an_adapter_frames_a_session_s_operation_signature_for_an_account_selecting_validators_by_signature(

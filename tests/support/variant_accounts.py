@@ -4,10 +4,14 @@ the generic ERC-7579 adapter (``tests/test_generic_account_*.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from eth_abi import encode as abi_encode
 
+from keyscope.accounts import ERC7579AccountKind
 from keyscope.chain import RpcChain
-from keyscope.hexutil import to_bytes
+from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
 
@@ -17,9 +21,12 @@ __all__ = [
     "BATCH_ONLY",
     "EXECUTE_THROUGH_EXECUTE_USER_OP",
     "VALIDATOR_PREFIX_STRIPPED",
+    "SignaturePrefixKind",
     "deploy_owner_validator",
     "deploy_variant",
     "entry_point_nonce",
+    "nft_balance",
+    "stack_fixture",
 ]
 
 ETHER = 10**18
@@ -50,3 +57,34 @@ def deploy_variant(stack: LocalStack, owner_validator: str, variants: int, signe
 def entry_point_nonce(stack: LocalStack, account: str, key: int) -> int:
     """How many operations of ``account`` the EntryPoint ran on the nonce ``key``."""
     return RpcChain(stack.rpc_url).get_nonce(stack.entry_point, account, key) & (2**64 - 1)
+
+
+class SignaturePrefixKind(ERC7579AccountKind):
+    """An adapter for the variant that takes the validator from the signature's first 20 bytes
+    (:data:`VALIDATOR_PREFIX_STRIPPED`): the nonce key is a lane only."""
+
+    name = "signature-prefix"
+    account_id_prefix = "keyscope-tests.variant-erc7579."
+
+    def nonce_key(self, validator: str | None, lane: int = 0) -> int:
+        return lane
+
+    def owner_user_op_signature(self, signature: bytes) -> bytes:
+        return to_bytes(self.owner_validator, length=20) + signature
+
+    def validator_user_op_signature(self, validator: str, signature: bytes) -> bytes:
+        return to_bytes(validator, length=20) + signature
+
+
+@pytest.fixture(name="stack", scope="module")
+def stack_fixture() -> Iterator[LocalStack]:
+    """A local stack (anvil and Alto) for the module's tests."""
+    with LocalStack() as running:
+        yield running
+
+
+def nft_balance(stack: LocalStack, holder: str) -> int:
+    """How many of the stack's demo NFTs ``holder`` has."""
+    data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
+    answer = stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"])
+    return int.from_bytes(to_bytes(answer), "big")
