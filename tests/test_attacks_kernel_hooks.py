@@ -213,6 +213,37 @@ def test_the_sdk_refuses_a_grant_on_a_hook_kernel_runs_for_the_account(
     assert grant.account == account
 
 
+def test_the_consent_page_refuses_a_hand_made_request_on_a_hook_kernel_runs(
+    stack: LocalStack, contracts, hook: str
+) -> None:
+    """A grant request that reaches the consent page without ``prepare_grant`` (built by hand, or edited) is asked
+    the same question before anything is shown to the owner: the hook says it is a module initialised for the
+    account, and the request is refused. Fails without the defence: the page takes it."""
+    from keyscope.consent import ConsentServer
+    from keyscope.owner import GrantRequest
+
+    owner_key = LocalSigner.generate()
+    account = _kernel_account_with_root_hook(stack, contracts, hook, owner_key)
+    net = network_for(stack, contracts.kind("kernel"))
+    owner = net.owner(owner_key, account)
+    session = owner.session_for(SessionKey.generate(), [Permission(target=hook, selector=ON_UNINSTALL)])
+    epoch = owner.epoch()
+    request = GrantRequest(
+        session=session,
+        account=account,
+        module=net.module,
+        chain_id=net.chain_id,
+        entry_point=net.entry_point,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how="offchain",
+        account_kind=owner.kind.name,
+        owner=owner_key.address,
+    )
+    with pytest.raises(BadInputError, match=r"says it is a hook module initialised for the account"):
+        ConsentServer(net).request_grant(request)
+
+
 def test_residual_a_grant_made_without_the_sdk_lets_a_kernel_session_key_wipe_the_root_validator_s_hook(
     stack: LocalStack, contracts, hook: str
 ) -> None:

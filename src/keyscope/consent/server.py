@@ -28,12 +28,13 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from ..accounts.modules import claimed_module
 from ..clock import utc_text, window_now
 from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError, SessionStoreError, shown
 from ..grant import SessionGrant
-from ..hexutil import to_address, to_bytes
+from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
 from ..http_service import (
     MAX_CONNECTIONS,
     BackgroundServer,
@@ -198,6 +199,7 @@ class ConsentServer(BackgroundServer):
             request.session.valid_until, "the grant request's valid_until", "prepare a new one"
         )
         self._require_current_epoch(request)
+        self._refuse_claimed_modules(request)
         require_wallet_signable(self.network, request)
         description = self.describe(request)
         return self._register(ConsentRequest(description=description, grant_request=request))
@@ -218,6 +220,32 @@ class ConsentServer(BackgroundServer):
                     f"the grant request is for the {what} {asked}; this server describes grants on its node's {what} "
                     f"{served}: prepare the grant on this server's network, or serve the page with a node of {asked}"
                 )
+
+    def _refuse_claimed_modules(self, request: GrantRequest) -> None:
+        """Raise when a call target or signing domain of ``request`` says it is a module initialised for the account
+        (:func:`~keyscope.accounts.modules.claimed_module`, attack 266): ``Owner.prepare_grant`` refuses such a grant
+        before the request is made, and a request that reached the page otherwise (built by hand, or edited) is
+        asked the same before it is shown."""
+        session = request.session
+        claims = list(
+            dict.fromkeys(
+                [
+                    *(to_address(p.target) for p in session.permissions),
+                    *(to_address(p.verifying_contract) for p in session.typed_data_permissions),
+                ]
+            )
+        )
+        claims = [c for c in claims if c not in (request.account, ZERO_ADDRESS)]
+        claimed = claimed_module(self.network.chain, request.account, claims)
+        if claimed is not None:
+            target, what = claimed
+            raise BadInputError(
+                f"the grant request names {target}, which says it is a {what} module initialised for the account "
+                f"{request.account} (isModuleType and isInitialized answer true): a session calling it, or signing in "
+                "its domain, could change what it keeps for the account, and the module cannot refuse it on chain "
+                "when the account does not list it. Owner.prepare_grant refuses such a grant; nothing was shown to "
+                "the owner"
+            )
 
     def _require_current_epoch(self, request: GrantRequest) -> None:
         """Raise unless ``request`` is at the account's epoch at the module now: the module hashes an off-chain
