@@ -43,6 +43,7 @@ from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.accounts import build_bytecode, deploy_accounts, deploy_code, network_for
+from support.sdk import hand_made_request
 
 ETHER = 10**18
 ON_UNINSTALL = keccak(b"onUninstall(bytes)")[:4]
@@ -220,26 +221,13 @@ def test_the_consent_page_refuses_a_hand_made_request_on_a_hook_kernel_runs(
     the same question before anything is shown to the owner: the hook says it is a module initialised for the
     account, and the request is refused. Fails without the defence: the page takes it."""
     from keyscope.consent import ConsentServer
-    from keyscope.owner import GrantRequest
 
     owner_key = LocalSigner.generate()
     account = _kernel_account_with_root_hook(stack, contracts, hook, owner_key)
     net = network_for(stack, contracts.kind("kernel"))
     owner = net.owner(owner_key, account)
     session = owner.session_for(SessionKey.generate(), [Permission(target=hook, selector=ON_UNINSTALL)])
-    epoch = owner.epoch()
-    request = GrantRequest(
-        session=session,
-        account=account,
-        module=net.module,
-        chain_id=net.chain_id,
-        entry_point=net.entry_point,
-        epoch=epoch,
-        session_id=session.session_id(account, epoch),
-        how="offchain",
-        account_kind=owner.kind.name,
-        owner=owner_key.address,
-    )
+    request = hand_made_request(owner, session)
     with pytest.raises(BadInputError, match=r"says it is a hook module initialised for the account"):
         ConsentServer(net).request_grant(request)
 

@@ -489,6 +489,21 @@ def _signing_domain_message(index: int, permission: TypedDataPermission, account
     )
 
 
+def _claims(addresses: Sequence[str], domains: Mapping[str, int]) -> list[str]:
+    """The contracts attack 266's question is asked of: a grant's call targets, then its signing domains not among
+    them (:func:`~keyscope.accounts.modules.claimed_module`)."""
+    return [*addresses, *(d for d in domains if d not in addresses)]
+
+
+def module_claims(session: Session, account: str) -> list[str]:
+    """The contracts a grant of ``session`` on ``account`` asks whether they say they are a module initialised for
+    the account (attack 266), as :meth:`Owner.prepare_grant` asks them: its call targets other than the account,
+    and the verifying contracts its signing permissions' domains name (not the zero address nor the account)."""
+    account = to_address(account)
+    addresses = sorted({p.target for p in session.permissions if p.target != account})
+    return _claims(addresses, _signing_domains(session.typed_data_permissions, account))
+
+
 def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[Permission, ...]:
     """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat.
 
@@ -861,7 +876,7 @@ class Owner:
         # the module asks about a fallback handler per (target, selector): the account routes selectors to handlers
         routed = fallback_routes(targets, self.account)
         # whether a target or domain says it is a module initialised for the account (asked in the same batch)
-        claims = [*addresses, *(d for d in domains if d not in addresses)]
+        claims = _claims(addresses, domains)
         initialised = initialised_question(self.account)
         with module_answers(net.chain, net.module):
             asked = read_asking_modules(
@@ -922,7 +937,7 @@ class Owner:
         _refuse_own_signing_domains(signing, self.account, net.module)
         addresses = sorted({p.target for p in session.permissions if p.target != self.account})
         domains = _signing_domains(signing, self.account)
-        claims = [*addresses, *(d for d in domains if d not in addresses)]
+        claims = _claims(addresses, domains)
         initialised = initialised_question(self.account)
         read = read_many(net.chain, codes=addresses, optional=[(claim, initialised) for claim in claims])
         claimed = claimed_module(net.chain, self.account, claims, read.results)

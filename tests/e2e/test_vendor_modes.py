@@ -39,7 +39,6 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
 from keyscope.local import LocalStack
 from keyscope.module import enable_session_data
-from keyscope.owner import GrantRequest
 from keyscope.session import Permission, Session
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
@@ -47,6 +46,7 @@ from keyscope.typed_data import Frames, TypedData
 from keyscope.userop import UserOperation
 from support.accounts import AccountContracts, deploy_accounts, network_for
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
+from support.sdk import hand_made_request
 from support.signatures import forge_typed_data
 from support.victims import deploy, view
 
@@ -287,19 +287,7 @@ def test_nexus_module_enable_mode_installs_nothing_on_a_session_signature(
     ):
         owner.prepare_grant(other_key, allowed_mint, typed_data=[forbidden])
     unrefused = owner.session_for(other_key, allowed_mint, typed_data=[forbidden])
-    epoch = owner.epoch()
-    request = GrantRequest(
-        session=unrefused,
-        account=account,
-        module=net.module,
-        chain_id=net.chain_id,
-        entry_point=net.entry_point,
-        epoch=epoch,
-        session_id=unrefused.session_id(account, epoch),
-        how="offchain",
-        account_kind=owner.kind.name,
-        owner=owner.signer.address,
-    )
+    request = hand_made_request(owner, unrefused)
     # signed past the SDK's checks (sign_grant judges a request it did not prepare, and refuses this one): the
     # account accepts the owner's signature, and the chain is left to refuse the grant
     digest = owner.kind.erc1271_digest(account, request.chain_id, request.digest)

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from keyscope import Network, Policy, Web3Chain, arg
-from keyscope.owner import Owner
-from keyscope.session import Permission
+from keyscope.owner import GrantRequest, Owner
+from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 
-__all__ = ["local_network", "mint_policy", "sdk_owner", "second_module"]
+__all__ = ["hand_made_request", "local_network", "mint_policy", "sdk_owner", "second_module"]
 
 ETHER = 10**18
 
@@ -60,4 +60,22 @@ def second_module(net: Network, owner: Owner, project: Any, deployer: Any, kind:
         module=second.address,
         entry_point=net.entry_point,
         factory=net.factory,
+    )
+
+
+def hand_made_request(owner: Owner, session: Session) -> GrantRequest:
+    """The off-chain grant request of ``session`` on ``owner``'s account at its current epoch, built by hand: none of
+    ``prepare_grant``'s refusals ran on it (for tests of what the page or the chain does with such a request)."""
+    net, account, epoch = owner.network, owner.account, owner.epoch()
+    return GrantRequest(
+        session=session,
+        account=account,
+        module=net.module,
+        chain_id=net.chain_id,
+        entry_point=net.entry_point,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how="offchain",
+        account_kind=owner.kind.name,
+        owner=owner.signer.address,
     )

@@ -34,7 +34,7 @@ from ..endpoints import Endpoints
 from ..erc7715 import SessionPlan, plan_from_requests
 from ..errors import BadInputError, KeyscopeError, SessionStoreError, shown
 from ..grant import SessionGrant
-from ..hexutil import ZERO_ADDRESS, to_address, to_bytes
+from ..hexutil import to_address, to_bytes
 from ..http_service import (
     MAX_CONNECTIONS,
     BackgroundServer,
@@ -46,7 +46,7 @@ from ..http_service import (
     send_body,
 )
 from ..module import decode_epoch, epoch_of_data, module_answers
-from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest
+from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims
 from ..store import SessionStore
 from ..targets import is_keyscope_sponsor
 from ..token_facts import cached_contract_facts
@@ -226,16 +226,7 @@ class ConsentServer(BackgroundServer):
         (:func:`~keyscope.accounts.modules.claimed_module`, attack 266): ``Owner.prepare_grant`` refuses such a grant
         before the request is made, and a request that reached the page otherwise (built by hand, or edited) is
         asked the same before it is shown."""
-        session = request.session
-        claims = list(
-            dict.fromkeys(
-                [
-                    *(to_address(p.target) for p in session.permissions),
-                    *(to_address(p.verifying_contract) for p in session.typed_data_permissions),
-                ]
-            )
-        )
-        claims = [c for c in claims if c not in (request.account, ZERO_ADDRESS)]
+        claims = module_claims(request.session, request.account)
         claimed = claimed_module(self.network.chain, request.account, claims)
         if claimed is not None:
             target, what = claimed
