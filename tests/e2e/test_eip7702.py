@@ -1433,3 +1433,41 @@ def test_the_eoas_own_transaction_racing_its_nonce_does_not_skip_the_authorizati
     else:
         owner.undelegate()
         assert code(stack, eoa.address) == b""
+
+
+@pytest.mark.parametrize("case", ["every chain", "another chain", "the transaction's own nonce", "a used nonce"])
+def test_an_authorization_given_to_the_eoas_own_transaction_is_judged_before_it_is_sent(
+    net: Network, stack: LocalStack, case: str
+) -> None:
+    """``EOAOwner.send_transaction(..., authorization=...)`` sent the authorization it was given as it was: one for
+    chain id 0 (valid wherever the EOA's nonce matches: the node published it for anyone to replay on another
+    chain), one for another chain, or one of the EOA's own at the transaction's nonce (the transaction increments
+    the nonce first, so the node skips it and the call runs on whatever code the EOA has). Another EOA's
+    authorization at a nonce it has used is skipped too. Each must be refused before anything is signed."""
+    from keyscope.eip7702 import authorization_digest
+
+    owner = net.eoa(new_eoa(stack))
+    eoa = owner.signer
+    signer: LocalSigner = eoa
+    nonce = 1  # the EOA's next transaction has nonce 0: its own authorization names 1
+    if case == "a used nonce":
+        signer = new_eoa(stack)
+        raw_transaction(stack, signer.private_key, stack.deployer.address)  # its nonce moves past 0
+        nonce = 0
+    elif case == "the transaction's own nonce":
+        nonce = 0
+    chain_id = {"every chain": 0, "another chain": stack.chain_id + 1}.get(case, stack.chain_id)
+    auth = Authorization.from_signature(
+        chain_id, stack.delegate, nonce, signer.sign_hash(authorization_digest(chain_id, stack.delegate, nonce))
+    )
+    said = {
+        "every chain": "chain id 0",
+        "another chain": str(stack.chain_id + 1),
+        "the transaction's own nonce": "nonce 1",
+        "a used nonce": "used already",
+    }[case]
+    with pytest.raises(BadInputError) as refused:
+        owner.send_transaction(stack.deployer.address, value=1, authorization=auth)
+    assert said in str(refused.value), refused.value
+    assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == 0  # nothing sent
+    assert code(stack, eoa.address) == b"" and code(stack, signer.address) == b""
