@@ -54,7 +54,7 @@ from .module import (
     epoch_of_data,
     revoke_session_data,
 )
-from .owner import GrantRequest, Owner, PendingGrant
+from .owner import GrantRequest, Owner, PendingGrant, refuse_used_authorization_nonce
 from .revert import describe_revert
 from .rpc import JsonRpcError
 from .selectors import IS_INITIALIZED
@@ -415,7 +415,9 @@ class EOAOwner(Owner):
         timeout: float = 60.0,
     ) -> TransactionReceipt:
         """Send a transaction from the EOA itself, signed by its key (type 2, or type 4 carrying
-        ``authorization``), and wait for it; raises :class:`~keyscope.errors.DelegationError` when it reverts.
+        ``authorization``), and wait for it; raises :class:`~keyscope.errors.DelegationError` when it reverts, and
+        :class:`~keyscope.errors.BadInputError`, before anything is signed, for an authorization the node would skip
+        or anyone could replay on another chain (chain id 0, another chain, a nonce other than the one it must name).
         ``authorize`` instead makes the authorization from the transaction's own nonce, once read (the EOA's own
         authorization must name that nonce + 1: the transaction increments it first), so that no other transaction
         of the EOA landing in between leaves it naming a used nonce."""
@@ -425,6 +427,8 @@ class EOAOwner(Owner):
             if authorization is not None:
                 raise BadInputError("give an authorization or a way to make one (authorize), not both")
             authorization = authorize(nonce)
+        if authorization is not None:
+            self._check_transaction_authorization(authorization, nonce)
         priority = chain.max_priority_fee()
         tx: dict[str, Any] = {
             "type": SET_CODE_TX_TYPE if authorization is not None else _DYNAMIC_FEE_TX_TYPE,
@@ -480,6 +484,23 @@ class EOAOwner(Owner):
                 transaction=tx_hash,
             )
         return receipt
+
+    def _check_transaction_authorization(self, auth: Authorization, nonce: int) -> None:
+        """Refuse, before the EOA signs its transaction at ``nonce``, an authorization the node would skip or that
+        anyone could replay elsewhere: one for chain id 0 or another chain; the EOA's own at another nonce than
+        ``nonce`` + 1 (its transaction increments the nonce before the authorization is applied); another EOA's at
+        a nonce that EOA has used. Where it delegates to is the caller's choice (``undelegate`` names other code)."""
+        self._check_authorization_chain(auth)
+        authority = auth.authority()
+        if authority != self.account:
+            refuse_used_authorization_nonce(self.network.chain, auth, authority)
+        elif auth.nonce != nonce + 1:
+            raise BadInputError(
+                f"the EOA's own authorization names nonce {auth.nonce}, but its transaction is sent at nonce "
+                f"{nonce} and increments it first: the node would skip the authorization and run the call on the "
+                f"code the EOA has now; sign it at nonce {nonce + 1}, or give authorize= to make it from the "
+                "transaction's own nonce"
+            )
 
     def _transact_setup(
         self, state: DelegationState, calls: list[Call], delegating: bool

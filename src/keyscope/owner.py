@@ -32,7 +32,7 @@ from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
 from .bundler.types import UserOperationReceipt
-from .chain import node_request, read_many
+from .chain import Chain, node_request, read_many
 from .clock import LAST_READABLE_TIME, utc_text, window_now
 from .eip7702 import Authorization
 from .endpoints import Endpoints
@@ -504,6 +504,16 @@ def module_claims(session: Session, account: str) -> list[str]:
     return _claims(addresses, _signing_domains(session.typed_data_permissions, account))
 
 
+def refuse_used_authorization_nonce(chain: Chain, auth: Authorization, authority: str) -> None:
+    """Refuse an authorization of ``authority`` naming a nonce its EOA has used already: nodes skip it."""
+    used = int(node_request(chain, "eth_getTransactionCount", [authority, "latest"]), 16)
+    if auth.nonce < used:
+        raise BadInputError(
+            f"the authorization of {authority} names nonce {auth.nonce}, which the EOA has used already (its "
+            f"next nonce is {used}): nodes skip it; sign it again at nonce {used}"
+        )
+
+
 def _flatten(permissions: Iterable[Permission | Sequence[Permission]]) -> tuple[Permission, ...]:
     """Permissions, with groups (tuples or lists of them, as ``Policy.erc20_allowance`` returns) laid out flat.
 
@@ -764,18 +774,8 @@ class Owner:
         """Refuse, before it leaves the SDK, an EIP-7702 authorization the account's operation cannot carry: one
         valid on every chain (chain id 0, which anyone could replay wherever the EOA's nonce matches), for another
         chain, signed by another key than the account's, or at a nonce the account has used already."""
-        account, chain_id = self.account, self.network.chain_id
-        if auth.chain_id == 0:
-            raise BadInputError(
-                f"the authorization delegating {account} to {auth.address} is for chain id 0, valid on every chain "
-                "where the EOA's nonce matches, so anyone holding it could replay it there: keyscope neither signs "
-                f"nor sends one; sign it for chain {chain_id} only"
-            )
-        if auth.chain_id != chain_id:
-            raise BadInputError(
-                f"the authorization delegating {account} to {auth.address} is for chain {auth.chain_id}, not this "
-                f"network's chain {chain_id}: nodes skip it here; sign it for chain {chain_id}"
-            )
+        account = self.account
+        self._check_authorization_chain(auth)
         authority = auth.authority()
         if authority != account:
             raise BadInputError(
@@ -787,11 +787,21 @@ class Owner:
             getattr(chain, "request", None) is None
         ):  # a chain that cannot ask the EOA's nonce: the node judges it
             return
-        used = int(node_request(chain, "eth_getTransactionCount", [account, "latest"]), 16)
-        if auth.nonce < used:
+        refuse_used_authorization_nonce(chain, auth, authority)
+
+    def _check_authorization_chain(self, auth: Authorization) -> None:
+        """Refuse an authorization valid on every chain (chain id 0) or made for another chain than this network's."""
+        account, chain_id = self.account, self.network.chain_id
+        if auth.chain_id == 0:
             raise BadInputError(
-                f"the authorization of {account} names nonce {auth.nonce}, which the EOA has used already (its "
-                f"next nonce is {used}): nodes skip it; sign it again at nonce {used}"
+                f"the authorization delegating {account} to {auth.address} is for chain id 0, valid on every chain "
+                "where the EOA's nonce matches, so anyone holding it could replay it there: keyscope neither signs "
+                f"nor sends one; sign it for chain {chain_id} only"
+            )
+        if auth.chain_id != chain_id:
+            raise BadInputError(
+                f"the authorization delegating {account} to {auth.address} is for chain {auth.chain_id}, not this "
+                f"network's chain {chain_id}: nodes skip it here; sign it for chain {chain_id}"
             )
 
     def _needs_code(self) -> bool:

@@ -1435,7 +1435,9 @@ def test_the_eoas_own_transaction_racing_its_nonce_does_not_skip_the_authorizati
         assert code(stack, eoa.address) == b""
 
 
-@pytest.mark.parametrize("case", ["every chain", "another chain", "the transaction's own nonce", "a used nonce"])
+@pytest.mark.parametrize(
+    "case", ["every chain", "another chain", "the transaction's own nonce", "a used nonce"]
+)
 def test_an_authorization_given_to_the_eoas_own_transaction_is_judged_before_it_is_sent(
     net: Network, stack: LocalStack, case: str
 ) -> None:
@@ -1458,7 +1460,10 @@ def test_an_authorization_given_to_the_eoas_own_transaction_is_judged_before_it_
         nonce = 0
     chain_id = {"every chain": 0, "another chain": stack.chain_id + 1}.get(case, stack.chain_id)
     auth = Authorization.from_signature(
-        chain_id, stack.delegate, nonce, signer.sign_hash(authorization_digest(chain_id, stack.delegate, nonce))
+        chain_id,
+        stack.delegate,
+        nonce,
+        signer.sign_hash(authorization_digest(chain_id, stack.delegate, nonce)),
     )
     said = {
         "every chain": "chain id 0",
@@ -1469,5 +1474,7 @@ def test_an_authorization_given_to_the_eoas_own_transaction_is_judged_before_it_
     with pytest.raises(BadInputError) as refused:
         owner.send_transaction(stack.deployer.address, value=1, authorization=auth)
     assert said in str(refused.value), refused.value
-    assert int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == 0  # nothing sent
+    assert (
+        int(stack.node.request("eth_getTransactionCount", [eoa.address, "latest"]), 16) == 0
+    )  # nothing sent
     assert code(stack, eoa.address) == b"" and code(stack, signer.address) == b""
