@@ -430,6 +430,61 @@ def test_a_token_s_reordering_characters_and_an_endless_window_read_as_what_they
     page.close()
 
 
+def test_a_page_of_another_site_cannot_swap_the_consent_tab_it_opened_for_another_request(
+    browser: Any, world: dict[str, Any]
+) -> None:
+    """A dapp's page opens the consent page of a harmless request (window.open), and once the owner has read it
+    navigates that tab, through the window it holds, to the consent page of another request of the same server
+    (an unbounded USDC allowance to the dapp): same address but for the id, same look, and the owner's next click
+    approves what they never read. The pages must cut the opener off (Cross-Origin-Opener-Policy), so that the tab
+    the dapp opened is out of its reach."""
+    stack, net, server = world["stack"], world["net"], world["server"]
+    owner = net.owner(WalletAddress(world["wallet_address"]), salt=secrets.randbits(32))
+    dapp = to_address("0x" + "da" * 20)
+    harmless = server.request_grant(
+        owner.prepare_grant(
+            SessionKey.generate(),
+            [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])],
+            valid_for=600,
+        )
+    )
+    drain = server.request_grant(
+        owner.prepare_grant(
+            SessionKey.generate(),
+            [
+                Policy.call(
+                    world["usdc"], "approve(address spender, uint256 amount)", rules=[arg("spender") == dapp]
+                )
+            ],
+            valid_for=600,
+        )
+    )
+    context = browser.new_context()
+    try:
+        context.route(
+            "http://dapp.example/**",
+            lambda route: route.fulfill(
+                status=200, content_type="text/html", body="<!doctype html><title>dapp</title>"
+            ),
+        )
+        site = context.new_page()
+        site.goto("http://dapp.example/")
+        with site.expect_popup() as opened:
+            site.evaluate("url => { window.consentTab = window.open(url); }", harmless.url)
+        tab = opened.value
+        tab.wait_for_selector("li.permission")
+        assert tab.locator("code.function").all_text_contents() == ["safeMint(address to)"]
+        # the owner has read it; the dapp's page swaps the tab for the other request
+        site.evaluate("url => { try { window.consentTab.location.href = url; } catch (e) {} }", drain.url)
+        tab.wait_for_timeout(1500)
+        tab.wait_for_load_state()
+        assert tab.url == harmless.url, "the dapp's page navigated the consent tab to another request"
+        assert tab.locator("code.function").all_text_contents() == ["safeMint(address to)"]
+        assert site.evaluate("() => window.consentTab.closed")  # the dapp holds no live handle on the tab
+    finally:
+        context.close()
+
+
 def test_the_consent_page_shows_what_a_session_may_sign_and_its_co_signer(
     browser: Any, world: dict[str, Any]
 ) -> None:
