@@ -14,8 +14,9 @@ under ``/api/`` is what they call; every string they show is set as text, never 
 
 Hardening: the server answers only requests whose ``Host`` is its own address (DNS rebinding), takes JSON
 bodies only (so a form on another site cannot post to it: that needs a CORS preflight, which it never grants),
-sends a Content-Security-Policy that allows no inline script and no framing (clickjacking), and names every
-consent request by an unguessable id.
+sends a Content-Security-Policy that allows no inline script and no framing (clickjacking) and a
+Cross-Origin-Opener-Policy that leaves a page of another site that opened the consent page no handle to navigate it
+with, and names every consent request by an unguessable id.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ SECURITY_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
+    # a page of another site that opened this one (window.open) holds no handle on it: it cannot navigate the tab,
+    # once the owner has read a request, to another request's page (the same address but for the id)
+    "Cross-Origin-Opener-Policy": "same-origin",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
