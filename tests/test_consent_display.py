@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from keyscope.consent import ConsentServer
+from keyscope.hexutil import to_address
 from keyscope.owner import DEFAULT_MAX_GAS_COST
 from keyscope.signing import LocalSigner
 
@@ -219,6 +220,42 @@ def test_a_request_s_argument_labels_cannot_hide_or_reorder_the_words(net, nft) 
     assert words.rules[0].startswith("<U+202E>ot<U+000A>Danger: none (address) must be ")
     assert not [text for text in shown if "\u202e" in text or "\n" in text]
     assert not any(line.startswith("Danger: none") for line in consent.description.lines())
+
+
+def test_a_request_s_argument_label_cannot_write_the_page_s_own_words(net, nft) -> None:
+    """A rule given by offset carries the dapp's own label (unsigned, any text), which named the argument in the
+    function and in its rule: a label written as one of the page's own rules, "(this account)" included, made the
+    one rule holding the recipient to the dapp's address read as two, the first holding it to the owner's account.
+    A label the page shows is a name (as a signature's own argument names are), else none."""
+    account = "0x" + "ac" * 20
+    dapp = "0x" + "da" * 20
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "safeMint(address)",
+                "rules": [
+                    {
+                        "offset": 0,
+                        "type": "address",
+                        "name": f"to (address) must be {account} (this account); referrer",
+                        "op": "==",
+                        "value": dapp,
+                    }
+                ],
+            },
+        },
+        address=account,
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        shown = _shown(server, consent.id)
+    (words,) = shown["permissions"]
+    assert not [text for text in _strings(shown) if "(this account)" in text], words
+    assert words["function"] == "safeMint(address)"
+    assert words["rules"] == [f"arg0 (address) must be {to_address(dapp)}"]
 
 
 def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
