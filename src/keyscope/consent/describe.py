@@ -15,6 +15,7 @@ string as text (never as markup): function names, rule labels and token symbols 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -192,6 +193,12 @@ def _rule_words(rule: Rule, ctx: _Context) -> str:
     return f"{rule.requirement(shown)}, {scaled_by(token.decimals)}"
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+"""What a rule's label must be to name its argument on the page: a name, as a signature's own argument names are.
+A label is the dapp's unsigned text; any other (``to (address) must be 0x... (this account); referrer``) would write
+the page's own words, a rule of its own and the mark of the owner's account, before the rule it labels."""
+
+
 def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFunction | None]:
     """The function as the owner reads it: its signature with argument names (checked against the selector),
     the parsed function, and what is known of it by selector."""
@@ -211,13 +218,18 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
             parsed = None  # a label that is not this selector's function: not shown as if it were
     if parsed is None:
         return f"an unknown function (selector 0x{permission.selector.hex()})", None, known
-    names = {rule.offset: rule.name for rule in permission.rules if rule.name}
+    names = {
+        rule.offset: rule.name for rule in permission.rules if rule.name and _IDENTIFIER.fullmatch(rule.name)
+    }
     standard = parse_signature(known.signature) if known is not None else None
-    params, offset = [], 0
+    params: list[AbiParam] = []
+    offset = 0
     for index, param in enumerate(parsed.inputs):
         # a known function's arguments carry their standard names: names are not part of the selector, and a
         # request's own (``transferFrom(address to, address from, ...)``) would put one argument's rule on another
         name = standard.inputs[index].name if standard else param.name or names.get(offset) or ""
+        if not standard and not param.name and any(p.name == name for p in params):
+            name = ""  # a rule's label naming another argument too
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
     shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
