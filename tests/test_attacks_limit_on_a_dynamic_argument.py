@@ -121,3 +121,22 @@ def test_a_total_on_a_dynamic_argument_counts_its_offset_and_the_page_warns_of_i
     )
     dangers = [w.text for w in words.warnings if w.level == "danger"]
     assert any("amounts" in text and "dynamic" in text for text in dangers), (dangers, words.limits)
+
+
+def test_the_danger_of_such_a_total_shows_its_name_as_the_dapp_s_unsigned_label() -> None:
+    """The danger named the limit by its ``name``, the dapp's unsigned text of any length, as if it were the page's
+    own words: a name closing the parenthesis and going on ("amounts) is bounded by the token itself, so this
+    warning does not apply (") read as the page saying so, in the very warning it dismissed, and a name of
+    thousands of characters buried what the warning said. The dashboard names a limit as the dapp's unsigned
+    label, quoted and cut (attack 139); the page's danger must too."""
+    dismissal = "amounts) is bounded by the token itself, so this warning does not apply to it (" + "." * 5000
+    session = _session(SessionKey.generate().address, to_address("0x" + "5e" * 20))
+    limit = session.limits[0].model_copy(update={"name": dismissal})
+    session = session.model_copy(update={"limits": (limit,)})
+    facts = Facts(contract=lambda address: ContractFacts(address, True, None), is_module=lambda address: None)
+    words = describe_session(session, account=to_address("0x" + "ac" * 20), chain_id=1, facts=facts)
+    (danger,) = [w.text for w in words.warnings if "dynamic argument" in w.text]
+    assert "limit 0 ('amounts) is bounded by the token itself" in danger, danger
+    assert "the dapp's unsigned label)" in danger
+    assert "limit 0 (amounts) is bounded" not in danger
+    assert len(danger) < 1000, len(danger)
