@@ -520,7 +520,9 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
             warnings.append(
                 GrantWarning(
                     level="danger",
-                    text=f"{shown}: limit {number} ({limit.label}) {why} (keyscope's arg(...).total totals unsigned "
+                    # the limit's name is the dapp's unsigned text: quoted, cut, and said to be the dapp's, as the
+                    # dashboard names it (attack 139), never as the page's own words
+                    text=f"{shown}: {owner_label(limit, number)} {why} (keyscope's arg(...).total totals unsigned "
                     "integer arguments only)",
                     permission=meter.permission,
                 )
