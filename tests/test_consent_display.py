@@ -259,6 +259,37 @@ def test_a_request_s_argument_label_cannot_write_the_page_s_own_words(net, nft) 
     assert words["rules"] == [f"arg0 (address) must be {to_address(dapp)}"]
 
 
+def test_a_request_s_argument_label_cannot_take_another_argument_s_name(net, nft) -> None:
+    """A label that is a name still cannot be another argument's: the page's name of an unnamed one by position
+    (``arg2`` on the first argument) or another rule's label (``to`` on the second and the third): the rule on one
+    argument read as a rule on another."""
+    da, db, dc = ("0x" + byte * 20 for byte in ("da", "db", "dc"))
+    params = _params(
+        net.chain_id,
+        {
+            "type": "contract-call",
+            "data": {
+                "address": nft.address,
+                "function": "pay(address,address,address)",
+                "rules": [
+                    {"offset": 0, "type": "address", "name": "arg2", "op": "==", "value": da},
+                    {"offset": 32, "type": "address", "name": "to", "op": "==", "value": db},
+                    {"offset": 64, "type": "address", "name": "to", "op": "==", "value": dc},
+                ],
+            },
+        },
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+        (words,) = _shown(server, consent.id)["permissions"]
+    assert words["function"] == "pay(address, address to, address)"
+    assert words["rules"] == [
+        f"arg0 (address) must be {to_address(da)}",
+        f"to (address) must be {to_address(db)}",
+        f"arg2 (address) must be {to_address(dc)}",
+    ]
+
+
 def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
     net, project, deployer
 ) -> None:
