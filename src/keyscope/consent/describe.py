@@ -197,6 +197,8 @@ _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 """What a rule's label must be to name its argument on the page: a name, as a signature's own argument names are.
 A label is the dapp's unsigned text; any other (``to (address) must be 0x... (this account); referrer``) would write
 the page's own words, a rule of its own and the mark of the owner's account, before the rule it labels."""
+_POSITIONAL = re.compile(r"arg[0-9]+")
+"""The page's own names of unnamed arguments by position (``arg1``), which a rule's label may not take."""
 
 
 def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFunction | None]:
@@ -223,13 +225,15 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
     }
     standard = parse_signature(known.signature) if known is not None else None
     params: list[AbiParam] = []
+    taken = {param.name for param in parsed.inputs if param.name}
     offset = 0
     for index, param in enumerate(parsed.inputs):
         # a known function's arguments carry their standard names: names are not part of the selector, and a
         # request's own (``transferFrom(address to, address from, ...)``) would put one argument's rule on another
         name = standard.inputs[index].name if standard else param.name or names.get(offset) or ""
-        if not standard and not param.name and any(p.name == name for p in params):
-            name = ""  # a rule's label naming another argument too
+        if not standard and not param.name and name and (name in taken or _POSITIONAL.fullmatch(name)):
+            name = ""  # a rule's label naming another argument too, or the page's name of one by position
+        taken.add(name)
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
     shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
