@@ -221,3 +221,17 @@ def test_a_damaged_grant_in_the_store_hides_no_session_from_the_dashboard(
     assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
     assert read_session_status(net, live) is SessionStatus.INVALIDATED
     assert store.is_revoked(live.session_id)
+
+
+def test_an_unreadable_grant_s_name_cannot_turn_the_dashboard_s_words_around(net, tmp_path: Path) -> None:
+    """Whoever shares the store (attack 233) names a damaged grant's file: the dashboard named it as it was, the one
+    string of its words not written visible, so a right-to-left override in it turned the rest of the warning
+    around ("Revoke every session" ends this account's among them too, read backwards) and a newline broke it. The
+    name is shown with such characters as their code points, as every other string of the pages."""
+    folder = tmp_path / "store"
+    store = open_store(folder)
+    (folder / "grants" / "0xdead\u202e, none of yours\u2066.json").write_text("{")
+    with ConsentServer(net, store=store) as server:
+        listed = httpx.get(f"{server.url}/api/accounts/{'0x' + 'ac' * 20}/sessions", timeout=60)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["unreadable"] == ["0xdead<U+202E>, none of yours<U+2066>"]
