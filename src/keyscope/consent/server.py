@@ -50,7 +50,7 @@ from ..module import decode_epoch, epoch_of_data, module_answers
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims
 from ..store import SessionStore
 from ..targets import is_keyscope_sponsor
-from ..token_facts import cached_contract_facts
+from ..token_facts import cached_contract_facts, visible_text
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, gas_cap, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
@@ -358,7 +358,8 @@ class ConsentServer(BackgroundServer):
                 store=self.store,
                 describe=describe_with(self.network, facts := self.facts(account)),
                 facts=facts,
-                on_corrupt=lambda name, _error: unreadable.append(name),
+                # the name is whoever wrote the store's (a file's name): written visible, as every string of the pages
+                on_corrupt=lambda name, _error: unreadable.append(visible_text(name)),
             )
             return {
                 "account": account,
