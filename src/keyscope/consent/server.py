@@ -81,8 +81,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     # a page of another site that opened this one (window.open) holds no handle on it: it cannot navigate the tab,
-    # once the owner has read a request, to another request's page (the same address but for the id)
-    "Cross-Origin-Opener-Policy": "same-origin",
+    # once the owner has read a request, to another request's page (the same address but for the id); a popup the
+    # page opens itself (a wallet's signing window) keeps its handle, as popup wallets need
+    "Cross-Origin-Opener-Policy": "same-origin-allow-popups",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
