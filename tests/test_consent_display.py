@@ -12,9 +12,13 @@ import httpx
 import pytest
 
 from keyscope.consent import ConsentServer
+from keyscope.consent.describe import Facts, describe_session
 from keyscope.hexutil import to_address
 from keyscope.owner import DEFAULT_MAX_GAS_COST
+from keyscope.policy import parse_signature
+from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
+from keyscope.token_facts import ContractFacts
 
 KEY = LocalSigner.generate().address
 
@@ -288,6 +292,31 @@ def test_a_request_s_argument_label_cannot_take_another_argument_s_name(net, nft
         f"to (address) must be {to_address(db)}",
         f"arg2 (address) must be {to_address(dc)}",
     ]
+
+
+def test_a_signature_s_own_argument_names_cannot_swap_the_page_s_positional_ones() -> None:
+    """Argument names are not part of the selector: a hand-made grant request's permission labelled
+    ``pay(address arg1, address arg0)`` is ``pay(address,address)``, and its names, the page's own for unnamed
+    arguments by position, put the rule on the first argument under the name of the second."""
+    signature = "pay(address arg1, address arg0)"
+    permission = Permission(
+        target="0x" + "5e" * 20,
+        selector=parse_signature(signature).selector,
+        function=signature,
+        rules=(
+            Rule(condition=Condition.EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(int("da" * 20, 16),)),
+        ),
+    )
+    session = Session(
+        session_key=LocalSigner.generate().address,
+        valid_until=2_000_000_000,
+        max_gas_cost=10**16,
+        permissions=(permission,),
+    )
+    facts = Facts(contract=lambda address: ContractFacts(address, True, None), is_module=lambda address: None)
+    (words,) = describe_session(session, account="0x" + "ac" * 20, chain_id=1, facts=facts).permissions
+    assert words.function == "pay(address, address)"
+    assert words.rules == (f"arg0 (address) must be {to_address('0x' + 'da' * 20)}",)
 
 
 def test_held_decimals_out_of_range_amounts_near_2_256_and_values_read_exactly(
