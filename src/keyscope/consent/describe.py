@@ -225,19 +225,31 @@ def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFun
     }
     standard = parse_signature(known.signature) if known is not None else None
     params: list[AbiParam] = []
-    taken = {param.name for param in parsed.inputs if param.name}
+    explicit = {param.name for param in parsed.inputs if param.name}
+    used: set[str] = set()
     offset = 0
     for index, param in enumerate(parsed.inputs):
         # a known function's arguments carry their standard names: names are not part of the selector, and a
         # request's own (``transferFrom(address to, address from, ...)``) would put one argument's rule on another
         name = standard.inputs[index].name if standard else param.name or names.get(offset) or ""
-        if not standard and not param.name and name and (name in taken or _POSITIONAL.fullmatch(name)):
-            name = ""  # a rule's label naming another argument too, or the page's name of one by position
-        taken.add(name)
+        if not standard and name and _names_another(name, index, bool(param.name), explicit, used):
+            name = ""
+        used.add(name)
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
     shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
     return f"{parsed.name}({shown})", AbiFunction.of(parsed.name, params), known
+
+
+def _names_another(name: str, index: int, own: bool, explicit: set[str], used: set[str]) -> bool:
+    """Whether ``name``, the request's for argument ``index`` (``own``: the signature's, else a rule's label), is
+    another argument's: one named before it, one the signature names (for a rule's label), or the page's own name of
+    another argument by position (``arg1`` on the first)."""
+    return (
+        name in used
+        or (not own and name in explicit)
+        or (_POSITIONAL.fullmatch(name) is not None and name != f"arg{index}")
+    )
 
 
 def _rule_label(rule: Rule, function: AbiFunction | None) -> str:
