@@ -220,7 +220,7 @@ def test_a_request_s_argument_labels_cannot_hide_or_reorder_the_words(net, nft) 
         consent = server.request_permissions(params)
         shown = _strings(_shown(server, consent.id))
     words = consent.description.permissions[0]
-    # a label that is no name is not shown at all (attack 351), so nothing of it is left to hide or reorder words
+    # a label that is no name is not shown at all (attack 278), so nothing of it is left to hide or reorder words
     assert words.function == "safeMint(address)"
     assert words.rules[0].startswith("arg0 (address) must be ")
     assert not [text for text in shown if "\u202e" in text or "\n" in text]
