@@ -330,3 +330,32 @@ def test_a_number_past_python_s_digit_limit_is_refused_naming_the_parameter(net,
     for read in (to_int, to_wire_int):
         with pytest.raises(BadInputError, match="the allowance has 5000 decimal digits"):
             read(digits, name="the allowance")
+
+
+def test_a_hex_quantity_past_python_s_digit_limit_is_refused_naming_the_parameter(net, caplog):
+    """Attack 300: attack 229's number written as a 0x-hex quantity of 5,000 digits. Python converts hex of any
+    length (its digit limit is for decimal), so ``to_int`` took it; the sponsor then named the chain id it refuses
+    in decimal, which Python refuses to write past 4,300 digits: the ValueError (advising
+    ``sys.set_int_max_str_digits()``) left the parameter check, the sponsor answered -32603 "internal error" and
+    logged a traceback for each such request. In an operation's field the same ValueError came out of the field's
+    own range check as the refusal's text. Each is refused as the bad parameter it is, naming it and its number of
+    digits, and nothing is logged as the service's fault."""
+    from keyscope.artifacts import ENTRY_POINT_V07
+    from keyscope.errors import BadInputError
+    from keyscope.hexutil import to_int
+
+    quantity = "0x" + "f" * 5_000
+    op = {"sender": "0x" + "22" * 20, "nonce": "0x0", "callData": "0x"}
+    with _sponsor_server(net) as url:
+        chain_refused = _rpc(url, "pm_getPaymasterStubData", [op, ENTRY_POINT_V07, quantity])
+        nonce_refused = _rpc(url, "pm_getPaymasterData", [{**op, "nonce": quantity}, ENTRY_POINT_V07, "0x1"])
+    for refused, name in ((chain_refused, "chainId"), (nonce_refused, "nonce")):
+        error = refused["error"]
+        assert error["code"] == -32602, error
+        assert name in error["message"] and "5000 hex digits" in error["message"], error
+        assert "set_int_max_str_digits" not in error["message"], error
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    with pytest.raises(BadInputError, match="the allowance has 5000 hex digits"):
+        to_int(quantity, name="the allowance")
+    # a number past 256 bits but short of the limit is still read, for its reader to say what range it has
+    assert to_int("0x1" + "0" * 64) == 2**256
