@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Annotated, Any
@@ -116,6 +117,22 @@ def _decimal(digits: str, name: str) -> int:
         ) from None
 
 
+def _hex_quantity(text: str, name: str) -> int:
+    """``text`` (``0x`` and ASCII hex digits) as an int. Python converts hex of any length, but refuses to write a
+    number of more than ``sys.get_int_max_str_digits()`` decimal digits (4,300 by default) with a ValueError that no
+    caller takes for bad input, and callers name the numbers they refuse in decimal: such a number is refused here,
+    as :func:`_decimal` refuses its decimal text. No number keyscope reads needs more than 64 hex digits (2**256 - 1)."""
+    result = int(text, 16)
+    limit = sys.get_int_max_str_digits()
+    # 3 bits a decimal digit is fewer than a digit holds (log2(10) = 3.32): such a number is written in under `limit`
+    if limit and result.bit_length() > 3 * limit:
+        raise BadInputError(
+            f"{name} has {len(text) - 2} hex digits, more than any number keyscope reads has (2**256 - 1 has 64): "
+            "give the number in at most 64 hex digits"
+        )
+    return result
+
+
 def to_int(value: object, *, name: str = "value") -> int:
     """Return ``value`` (an int, a decimal string or a 0x-hex quantity) as a non-negative int. Text is ASCII digits
     only (as every number keyscope reads): no other script's digits, spaces or ``_`` separators."""
@@ -125,7 +142,7 @@ def to_int(value: object, *, name: str = "value") -> int:
         result = value
     elif isinstance(value, str):
         if _HEX_QUANTITY.fullmatch(value):
-            result = int(value, 16)
+            result = _hex_quantity(value, name)
         elif _DECIMAL.fullmatch(value):
             result = _decimal(value, name)
         else:
