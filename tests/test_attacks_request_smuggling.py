@@ -154,3 +154,63 @@ def test_a_chunked_request_alone_draws_one_answer(kind: str) -> None:
         )
         answer = _exchange(server.port, raw)
     assert _answers(answer) == 1, answer.decode(errors="replace")
+
+
+def _two_lengths(port: int, outer_body: bytes, inner_body: bytes) -> bytes:
+    """A POST with two ``Content-Length`` headers (a CL.CL request): the first covers ``outer_body``, the second
+    ``outer_body`` and a whole second POST carrying ``inner_body`` after it, as a proxy framing by the last of them
+    forwards it in one piece."""
+    inner = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(inner_body)}\r\n\r\n"
+    ).encode() + inner_body
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(outer_body)}\r\nContent-Length: {len(outer_body) + len(inner)}\r\n\r\n"
+    ).encode()
+    return head + outer_body + inner
+
+
+def test_a_request_smuggled_behind_a_second_content_length_reserves_no_sponsorship_budget() -> None:
+    """Attack 301: two ``Content-Length`` headers of different values. RFC 9112 (6.3) makes such framing invalid, an
+    unrecoverable error; the servers read the body by the first header (``headers.get``), so the bytes the second
+    one covers stayed on the connection and ran as the next request: a proxy that frames by the last header (or
+    forwards both) passed the sponsor a ``pm_getPaymasterData`` of the client's making inside a harmless request's
+    body, past whatever it checks per request, and without a proxy one request drew two answers. Such a request is
+    refused (400) and its connection closed, nothing after its head read or run."""
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    policy = SponsorshipPolicy(accounts="any", targets={ALLOWED: "any"}, total_budget_wei=10**18)
+    sponsor = Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
+    with SponsorServer(sponsor) as server:
+        outer = _rpc("pm_getPaymasterStubData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
+        inner = _rpc("pm_getPaymasterData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
+        answer = _exchange(server.port, _two_lengths(server.port, outer, inner))
+        reserved = sponsor.ledger.reserved_total()
+    responses = _answers(answer)
+    assert reserved == 0 and responses == 1, (
+        f"one request with two Content-Length headers drew {responses} answers, and the request behind the first "
+        f"one's body was run: {reserved} wei reserved\n{answer.decode(errors='replace')[:1500]}"
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and b"Content-Length" in answer, answer[:400]
+    assert b"paymasterData" not in answer
+
+
+def test_a_request_smuggled_behind_a_second_content_length_is_not_co_signed() -> None:
+    service = CoSignerService(
+        LocalSigner.generate(),
+        chain_id=CHAIN_ID,
+        module="0x" + "11" * 20,
+        entry_point=ENTRY_POINT_V07,
+        policy=CoSignPolicy(targets=frozenset({ALLOWED})),
+    )
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    with CoSignerServer(service) as server:
+        outer = _rpc("nothing_here", [])
+        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+        answer = _exchange(server.port, _two_lengths(server.port, outer, inner))
+    responses = _answers(answer)
+    assert b'"signature"' not in answer and responses == 1, (
+        f"one request with two Content-Length headers drew {responses} answers, the smuggled one co-signed\n"
+        f"{answer.decode(errors='replace')[:1500]}"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
