@@ -89,6 +89,19 @@ def test_a_body_of_undeclared_size_is_refused_without_reading(kind, length, net)
 
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_body_framed_by_two_content_lengths_is_refused_without_reading(kind, net):
+    """Attack 301 on each server: two ``Content-Length`` headers (different values, or the same twice) make the
+    framing invalid (RFC 9112 6.3); read by the first, the bytes the second covers would run as the next request."""
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'
+    with SERVERS[kind](net) as url:
+        for second in (len(body) + 40, len(body)):
+            answer = _exchange(url, f"{len(body)}\r\nContent-Length: {second}", body + b" " * 40)
+            assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+            assert b"Content-Length must be a decimal number of bytes, given once" in answer
+            assert b"\r\nConnection: close\r\n" in answer
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
     with SERVERS[kind](net) as url:
         answer = _exchange(url, str(1 << 30), b"{")

@@ -391,12 +391,19 @@ class LocalRequestHandler(DeadlineRequestHandler):
 
 
 def content_length(handler: BaseHTTPRequestHandler) -> int | None:
-    """The request's ``Content-Length``: 0 when absent, None when it is not a plain decimal number.
+    """The request's ``Content-Length``: 0 when absent, None when it is not a plain decimal number or is given more
+    than once.
 
     A server must refuse None rather than read: ``int()`` takes ``"-1"``, which passes any ``length > limit``
-    test, and ``rfile.read(-1)`` then reads until the client closes the connection, however much it sends.
+    test, and ``rfile.read(-1)`` then reads until the client closes the connection, however much it sends. Two
+    headers make the framing invalid (RFC 9112 6.3): read by one of them (``headers.get`` gives the first), the bytes
+    the other covers stay on the connection and run as the next request, a request smuggled past a proxy that
+    frames by the other one.
     """
-    raw = handler.headers.get("Content-Length")
+    given = handler.headers.get_all("Content-Length") or []
+    if len(given) > 1:
+        return None
+    raw = given[0] if given else None
     if raw is None or not raw.strip():
         return 0
     raw = raw.strip()

@@ -132,7 +132,7 @@ class JsonRpcRequestHandler(LocalRequestHandler):
                 if host is not None
                 else (501, "Transfer-Encoding is not supported: send the body with a Content-Length")
                 if chunked
-                else (400, "Content-Length must be a decimal number of bytes")
+                else (400, "Content-Length must be a decimal number of bytes, given once")
                 if length is None
                 else (415, "send JSON-RPC as JSON (Content-Type: application/json)")
                 if cross_site

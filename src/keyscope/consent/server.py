@@ -528,7 +528,7 @@ class _Handler(LocalRequestHandler):
             # not read here: left on the connection, a chunked body's bytes were parsed as the next request
             early = (501, "Transfer-Encoding is not supported: send the body with a Content-Length")
         elif length is None:
-            early = (400, "Content-Length must be a decimal number of bytes")
+            early = (400, "Content-Length must be a decimal number of bytes, given once")
         elif (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
             early = (415, "send JSON (Content-Type: application/json)")
         elif length > MAX_BODY:
