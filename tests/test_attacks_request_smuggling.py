@@ -214,3 +214,69 @@ def test_a_request_smuggled_behind_a_second_content_length_is_not_co_signed() ->
         f"{answer.decode(errors='replace')[:1500]}"
     )
     assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
+
+
+def _spaced_length(port: int, inner_body: bytes, spelled: str) -> bytes:
+    """A POST whose last header is ``spelled`` (a ``Content-Length`` with whitespace before its colon, or a
+    ``Transfer-Encoding`` so written) covering a whole second POST carrying ``inner_body``, as a proxy that takes the
+    header leniently frames and forwards it."""
+    inner = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(inner_body)}\r\n\r\n"
+    ).encode() + inner_body
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        + spelled.format(length=len(inner))
+        + "\r\n\r\n"
+    ).encode()
+    return head + inner
+
+
+SPACED_HEADERS = ["Content-Length : {length}", "Content-Length\t: {length}", "Transfer-Encoding : chunked"]
+
+
+@pytest.mark.parametrize("spelled", SPACED_HEADERS)
+def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_reserves_no_sponsorship_budget(
+    spelled: str,
+) -> None:
+    """Attack 302: ``Content-Length : N`` (whitespace between the field name and its colon, which RFC 9112 (5.1) says
+    a server must refuse with 400). Python's header parser takes such a line for the end of the headers (a
+    ``MissingHeaderBodySeparatorDefect``), so the servers saw no ``Content-Length`` at all, read an empty body, and
+    ran the bytes the header covers as the next request: behind a proxy that takes the header leniently, a
+    ``pm_getPaymasterData`` of the client's making, past whatever the proxy checks per request (and
+    ``Transfer-Encoding : chunked`` likewise got past attack 263's check). A request whose headers Python's parser
+    finds malformed is refused (400) and its connection closed."""
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    policy = SponsorshipPolicy(accounts="any", targets={ALLOWED: "any"}, total_budget_wei=10**18)
+    sponsor = Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
+    with SponsorServer(sponsor) as server:
+        inner = _rpc("pm_getPaymasterData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
+        answer = _exchange(server.port, _spaced_length(server.port, inner, spelled))
+        reserved = sponsor.ledger.reserved_total()
+    responses = _answers(answer)
+    assert reserved == 0 and responses == 1, (
+        f"one request with {spelled!r} drew {responses} answers, and the request its body holds was run: "
+        f"{reserved} wei reserved\n{answer.decode(errors='replace')[:1500]}"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
+    assert b"paymasterData" not in answer
+
+
+def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_is_not_co_signed() -> None:
+    service = CoSignerService(
+        LocalSigner.generate(),
+        chain_id=CHAIN_ID,
+        module="0x" + "11" * 20,
+        entry_point=ENTRY_POINT_V07,
+        policy=CoSignPolicy(targets=frozenset({ALLOWED})),
+    )
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    with CoSignerServer(service) as server:
+        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+        answer = _exchange(server.port, _spaced_length(server.port, inner, SPACED_HEADERS[0]))
+    responses = _answers(answer)
+    assert b'"signature"' not in answer and responses == 1, (
+        f"one request with a spaced Content-Length drew {responses} answers, the smuggled one co-signed\n"
+        f"{answer.decode(errors='replace')[:1500]}"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
