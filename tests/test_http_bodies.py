@@ -102,6 +102,18 @@ def test_a_body_framed_by_two_content_lengths_is_refused_without_reading(kind, n
 
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_header_spaced_before_its_colon_is_refused_without_reading(kind, net):
+    """Attack 302 on each server: ``Content-Length : N`` ends Python's header parsing, so the length was never seen
+    and the body ran as the next request; RFC 9112 (5.1) has a server refuse it, 400."""
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'
+    with SERVERS[kind](net) as url:
+        answer = _exchange(url, f"{len(body)}\r\nContent-Length : {len(body)}", body)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"malformed header" in answer and b"\r\nConnection: close\r\n" in answer, answer[:400]
+    assert answer.count(b"HTTP/1.") == 1, answer.decode(errors="replace")
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_a_declared_size_over_the_limit_is_refused_without_reading(kind, net):
     with SERVERS[kind](net) as url:
         answer = _exchange(url, str(1 << 30), b"{")

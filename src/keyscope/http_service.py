@@ -10,6 +10,7 @@ JSON-RPC services (the sponsor, the co-signer): :data:`MAX_BATCH` and :func:`bat
 from __future__ import annotations
 
 import contextlib
+import email.errors
 import io
 import ipaddress
 import json
@@ -367,6 +368,13 @@ class JsonRpcHTTPServer(LocalHTTPServer):
         return json_answer(error), "application/json"
 
 
+_HEADER_LINE_DEFECTS = (
+    email.errors.MissingHeaderBodySeparatorDefect,
+    email.errors.FirstHeaderLineIsContinuationDefect,
+)
+"""What Python's header parser reports for a line it cannot read as a header, and stops (or starts) there."""
+
+
 class LocalRequestHandler(DeadlineRequestHandler):
     """A request handler speaking HTTP/1.1, with a deadline per request (:class:`DeadlineRequestHandler`), that
     logs each request at DEBUG to :attr:`logger`."""
@@ -383,6 +391,20 @@ class LocalRequestHandler(DeadlineRequestHandler):
         after the answer: no handler here reads such a body, and left on the connection it would be parsed as the
         next request (a POST smuggled in a GET's body). A POST's handler judges its own framing."""
         if not super().parse_request():
+            return False
+        malformed = any(isinstance(defect, _HEADER_LINE_DEFECTS) for defect in self.headers.defects) or any(
+            "\n" in value or "\r" in value for value in self.headers.values()
+        )
+        if malformed:
+            # Python's parser ends the headers at a line it cannot read as one (whitespace before the colon, RFC 9112
+            # 5.1, a leading continuation line) and folds continuation lines into the header above: a Content-Length
+            # or Transfer-Encoding so written is not seen, so the body it covers would run as the next request
+            self.send_error(
+                400,
+                "malformed header",
+                "a header line is not 'Name: value' (whitespace before the colon, or a line folded onto the one "
+                "above): write each header on one line, its name followed by the colon",
+            )
             return False
         declared = self.headers.get("Transfer-Encoding") is not None or content_length(self) != 0
         if self.command != "POST" and declared:
