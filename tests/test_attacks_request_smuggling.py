@@ -280,3 +280,29 @@ def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_is_not_co_si
         f"{answer.decode(errors='replace')[:1500]}"
     )
     assert answer.startswith(b"HTTP/1.1 400"), answer[:400]
+
+
+def test_a_content_length_behind_a_bare_cr_is_not_read() -> None:
+    """Attack 303: ``X-Pad: a<CR>Content-Length: N`` (a carriage return alone inside a header line). RFC 9112 (2.2)
+    has a recipient refuse a bare CR or read it as a space, so a proxy sees one header ``X-Pad`` and a request without
+    a body, and takes the bytes after the head for the next request on its connection to the server (another
+    client's, on a pooled connection); Python's header parser splits the line at the CR and read ``Content-Length:
+    N``, so the servers took those N bytes as this request's body and ran it: here a ``pm_getPaymasterData``, signed
+    and its maximum cost reserved, which the proxy never saw as a request. A request whose head holds a bare CR is
+    refused (400) and its connection closed."""
+    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
+    policy = SponsorshipPolicy(accounts="any", targets={ALLOWED: "any"}, total_budget_wei=10**18)
+    sponsor = Sponsor(paymaster=PAYMASTER, signer=LocalSigner.generate(), chain_id=CHAIN_ID, policy=policy)
+    with SponsorServer(sponsor) as server:
+        body = _rpc("pm_getPaymasterData", [op.to_rpc(), ENTRY_POINT_V07, hex(CHAIN_ID)])
+        head = (
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+            f"X-Pad: a\rContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        answer = _exchange(server.port, head + body)
+        reserved = sponsor.ledger.reserved_total()
+    assert reserved == 0 and b"paymasterData" not in answer, (
+        f"a Content-Length behind a bare CR was read: {reserved} wei reserved\n"
+        f"{answer.decode(errors='replace')[:1500]}"
+    )
+    assert answer.startswith(b"HTTP/1.1 400") and _answers(answer) == 1, answer[:400]
