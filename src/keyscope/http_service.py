@@ -209,6 +209,19 @@ class _DeadlineReader(io.RawIOBase):
             self._connection.settimeout(self._handler.timeout)
 
 
+class _HeadReader(io.BufferedReader):
+    """A connection's buffered reader that keeps the lines read while :attr:`head_lines` is a list (the request
+    line and headers, which Python's parser reads line by line), for checks its parser does not make."""
+
+    head_lines: list[bytes] | None = None
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(-1 if size is None else size)
+        if self.head_lines is not None:
+            self.head_lines.append(line)
+        return line
+
+
 class DeadlineRequestHandler(BaseHTTPRequestHandler):
     """A request handler whose every request must arrive whole within :attr:`timeout` seconds of the server
     starting to wait for it (a silent client and one trickling a byte at a time alike), after which the
@@ -220,14 +233,19 @@ class DeadlineRequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        if self.timeout is None:
-            return
         self.rfile.close()  # the socket's own reader: its reads would wait per read, not per request
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+        raw: io.RawIOBase = (
+            socket.SocketIO(self.connection, "rb")
+            if self.timeout is None
+            else _DeadlineReader(self.connection, self)
+        )
+        self.rfile = _HeadReader(raw)
 
     def handle_one_request(self) -> None:
         if self.timeout is not None:
             self.deadline = time.monotonic() + self.timeout
+        if isinstance(self.rfile, _HeadReader):
+            self.rfile.head_lines = []  # the request's head, until it is parsed (LocalRequestHandler.parse_request)
         super().handle_one_request()
 
 
@@ -390,20 +408,33 @@ class LocalRequestHandler(DeadlineRequestHandler):
         POST that says it has a body (a ``Content-Length``, or ``Transfer-Encoding``) has its connection closed
         after the answer: no handler here reads such a body, and left on the connection it would be parsed as the
         next request (a POST smuggled in a GET's body). A POST's handler judges its own framing."""
-        if not super().parse_request():
+        parsed = super().parse_request()
+        head: list[bytes] = []
+        if isinstance(self.rfile, _HeadReader):
+            head, self.rfile.head_lines = (
+                self.rfile.head_lines or [],
+                None,
+            )  # the body and what follows are not kept
+        if not parsed:
             return False
-        malformed = any(isinstance(defect, _HEADER_LINE_DEFECTS) for defect in self.headers.defects) or any(
-            "\n" in value or "\r" in value for value in self.headers.values()
+        malformed = (
+            any(isinstance(defect, _HEADER_LINE_DEFECTS) for defect in self.headers.defects)
+            or any("\n" in value or "\r" in value for value in self.headers.values())
+            # a CR alone: Python's parser ends a line there, where RFC 9112 (2.2) has a recipient refuse it or read a
+            # space, so a proxy's reading of the line and this server's differ (a header only one of them sees)
+            or any(b"\r" in line.removesuffix(b"\r\n").removesuffix(b"\n") for line in head)
         )
         if malformed:
             # Python's parser ends the headers at a line it cannot read as one (whitespace before the colon, RFC 9112
-            # 5.1, a leading continuation line) and folds continuation lines into the header above: a Content-Length
-            # or Transfer-Encoding so written is not seen, so the body it covers would run as the next request
+            # 5.1, a leading continuation line), folds continuation lines into the header above and splits a line at
+            # a bare CR: a Content-Length or Transfer-Encoding so written is seen by one reader and not the other, so
+            # the bytes it covers would run as a request, or another request be read as a body
             self.send_error(
                 400,
                 "malformed header",
-                "a header line is not 'Name: value' (whitespace before the colon, or a line folded onto the one "
-                "above): write each header on one line, its name followed by the colon",
+                "a header line is not 'Name: value' (whitespace before the colon, a line folded onto the one above, "
+                "or a carriage return alone inside it): write each header on one line ending in CRLF, its name "
+                "followed by the colon",
             )
             return False
         declared = self.headers.get("Transfer-Encoding") is not None or content_length(self) != 0
