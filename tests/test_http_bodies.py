@@ -77,7 +77,7 @@ def _exchange(url: str, length: str, body: bytes) -> bytes:
         return answer or b"(no answer: the server is still reading the body)"
 
 
-@pytest.mark.parametrize("length", ["-1", "-99999999", "1e3", "0x10", " +5", "١٢"])
+@pytest.mark.parametrize("length", ["-1", "-99999999", "1e3", "0x10", " +5", "١٢", "\x0c5", "5\x0b", "5\x1f"])
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_a_body_of_undeclared_size_is_refused_without_reading(kind, length, net):
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}' + b" " * 65_536
