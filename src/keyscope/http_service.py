@@ -457,9 +457,11 @@ def content_length(handler: BaseHTTPRequestHandler) -> int | None:
     if len(given) > 1:
         return None
     raw = given[0] if given else None
-    if raw is None or not raw.strip():
+    # optional whitespace around a value is spaces and tabs (RFC 9110 5.6.3); str.strip also takes form feeds,
+    # vertical tabs and other separators, which a proxy reads as part of the value (an invalid length, or none)
+    if raw is None or not raw.strip(" \t"):
         return 0
-    raw = raw.strip()
+    raw = raw.strip(" \t")
     if not (raw.isascii() and raw.isdigit()):
         return None
     return int(raw)
