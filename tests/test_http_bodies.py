@@ -8,6 +8,7 @@ and holds a request thread for as long as it likes. Each server must answer 400 
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from collections.abc import Iterator
@@ -301,6 +302,9 @@ UNREADABLE_BODIES = {
     "not UTF-8": b'{"address": "\xc3("}',
     "a byte order mark of UTF-16": b"\xff\xfe{",
     "a number past Python's digit limit": b'{"address": ' + b"1" * 5_000 + b"}",
+    # attack 305: JSON that json.loads takes from bytes in any of UTF-8, -16 and -32, which a proxy reads as UTF-8
+    "UTF-16": '{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'.encode("utf-16-le"),
+    "UTF-32": '{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'.encode("utf-32-be"),
 }
 
 
@@ -384,3 +388,38 @@ def test_a_hex_quantity_past_python_s_digit_limit_is_refused_naming_the_paramete
         to_int(quantity, name="the allowance")
     # a number past 256 bits but short of the limit is still read, for its reader to say what range it has
     assert to_int("0x1" + "0" * 64) == 2**256
+
+
+def test_a_sponsorship_request_in_utf_16_is_not_run(caplog):
+    """Attack 305: ``json.loads`` reads bytes in UTF-8, UTF-16 or UTF-32, whichever they look like, so the JSON-RPC
+    services ran a request written in UTF-16 (here a ``pm_getPaymasterData``: signed, its maximum cost reserved).
+    RFC 8259 (8.1) has JSON between systems in UTF-8, and a proxy before a shared service (the docs' authentication
+    and rate limits, attacks 187, 256) reads it so: in UTF-16 it finds no method and no sender to judge or count,
+    and a rule matching ``pm_getPaymasterData`` in the body never matches. A body that is not UTF-8 is refused as
+    not JSON (-32700), nothing run."""
+    from keyscope.artifacts import ENTRY_POINT_V07
+    from keyscope.execution import Call, encode_execute
+    from support.userops import plain_op
+
+    target = "0x" + "33" * 20
+    policy = SponsorshipPolicy(targets={target: "any"}, total_budget_wei=10**18)
+    sponsor = Sponsor(paymaster=SPONSOR, signer=LocalSigner.generate(), chain_id=1, policy=policy)
+    op = plain_op("0x" + "ab" * 20, encode_execute(Call.of(target, 0, b"")))
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "pm_getPaymasterData",
+        "params": [op.to_rpc(), ENTRY_POINT_V07, "0x1"],
+    }
+    with SponsorServer(sponsor) as server, httpx.Client(timeout=10) as client:
+        for encoding in ("utf-16-le", "utf-16", "utf-32-be"):
+            answer = client.post(
+                server.url,
+                content=json.dumps(request).encode(encoding),
+                headers={"Content-Type": "application/json"},
+            )
+            assert answer.json()["error"]["code"] == -32700, (encoding, answer.text)
+        assert sponsor.ledger.reserved_total() == 0
+        # the same request in UTF-8 is run
+        answer = client.post(server.url, json=request)
+        assert "paymasterData" in answer.json()["result"], answer.text
