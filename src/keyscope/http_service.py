@@ -497,11 +497,13 @@ class NestedTooDeepError(BadInputError):
 
 
 def json_body(raw: bytes) -> Any:
-    """The JSON value of a request body; raises ValueError when it is not JSON, including JSON nested deeper than
+    """The JSON value of a request body, in UTF-8; raises ValueError when it is not JSON in UTF-8, including JSON nested deeper than
     Python's recursive decoder descends (:class:`NestedTooDeepError`: ``json.loads`` raises RecursionError, no
     ValueError, which a handler catching bad JSON let out as a raw traceback and a dropped connection)."""
     try:
-        return json.loads(raw)
+        # UTF-8 only (RFC 8259 8.1): json.loads takes bytes in UTF-16 and UTF-32 too, which a proxy before the
+        # server, reading UTF-8, cannot judge; a UnicodeDecodeError is a ValueError, refused as bad JSON
+        return json.loads(raw.decode("utf-8"))
     except RecursionError:
         raise NestedTooDeepError("the request body's JSON is nested too deeply") from None
 
