@@ -172,7 +172,7 @@ def _two_lengths(port: int, outer_body: bytes, inner_body: bytes) -> bytes:
 
 
 def test_a_request_smuggled_behind_a_second_content_length_reserves_no_sponsorship_budget() -> None:
-    """Attack 301: two ``Content-Length`` headers of different values. RFC 9112 (6.3) makes such framing invalid, an
+    """Attack 282: two ``Content-Length`` headers of different values. RFC 9112 (6.3) makes such framing invalid, an
     unrecoverable error; the servers read the body by the first header (``headers.get``), so the bytes the second
     one covers stayed on the connection and ran as the next request: a proxy that frames by the last header (or
     forwards both) passed the sponsor a ``pm_getPaymasterData`` of the client's making inside a harmless request's
@@ -239,7 +239,7 @@ SPACED_HEADERS = ["Content-Length : {length}", "Content-Length\t: {length}", "Tr
 def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_reserves_no_sponsorship_budget(
     spelled: str,
 ) -> None:
-    """Attack 302: ``Content-Length : N`` (whitespace between the field name and its colon, which RFC 9112 (5.1) says
+    """Attack 283: ``Content-Length : N`` (whitespace between the field name and its colon, which RFC 9112 (5.1) says
     a server must refuse with 400). Python's header parser takes such a line for the end of the headers (a
     ``MissingHeaderBodySeparatorDefect``), so the servers saw no ``Content-Length`` at all, read an empty body, and
     ran the bytes the header covers as the next request: behind a proxy that takes the header leniently, a
@@ -283,7 +283,7 @@ def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_is_not_co_si
 
 
 def test_a_content_length_behind_a_bare_cr_is_not_read() -> None:
-    """Attack 303: ``X-Pad: a<CR>Content-Length: N`` (a carriage return alone inside a header line). RFC 9112 (2.2)
+    """Attack 284: ``X-Pad: a<CR>Content-Length: N`` (a carriage return alone inside a header line). RFC 9112 (2.2)
     has a recipient refuse a bare CR or read it as a space, so a proxy sees one header ``X-Pad`` and a request without
     a body, and takes the bytes after the head for the next request on its connection to the server (another
     client's, on a pooled connection); Python's header parser splits the line at the CR and read ``Content-Length:

@@ -91,7 +91,7 @@ def test_a_body_of_undeclared_size_is_refused_without_reading(kind, length, net)
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_a_body_framed_by_two_content_lengths_is_refused_without_reading(kind, net):
-    """Attack 301 on each server: two ``Content-Length`` headers (different values, or the same twice) make the
+    """Attack 282 on each server: two ``Content-Length`` headers (different values, or the same twice) make the
     framing invalid (RFC 9112 6.3); read by the first, the bytes the second covers would run as the next request."""
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'
     with SERVERS[kind](net) as url:
@@ -104,7 +104,7 @@ def test_a_body_framed_by_two_content_lengths_is_refused_without_reading(kind, n
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
 def test_a_header_spaced_before_its_colon_is_refused_without_reading(kind, net):
-    """Attack 302 on each server: ``Content-Length : N`` ends Python's header parsing, so the length was never seen
+    """Attack 283 on each server: ``Content-Length : N`` ends Python's header parsing, so the length was never seen
     and the body ran as the next request; RFC 9112 (5.1) has a server refuse it, 400."""
     body = b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'
     with SERVERS[kind](net) as url:
@@ -302,7 +302,7 @@ UNREADABLE_BODIES = {
     "not UTF-8": b'{"address": "\xc3("}',
     "a byte order mark of UTF-16": b"\xff\xfe{",
     "a number past Python's digit limit": b'{"address": ' + b"1" * 5_000 + b"}",
-    # attack 305: JSON that json.loads takes from bytes in any of UTF-8, -16 and -32, which a proxy reads as UTF-8
+    # attack 286: JSON that json.loads takes from bytes in any of UTF-8, -16 and -32, which a proxy reads as UTF-8
     "UTF-16": '{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'.encode("utf-16-le"),
     "UTF-32": '{"jsonrpc": "2.0", "id": 1, "method": "x", "params": []}'.encode("utf-32-be"),
 }
@@ -362,7 +362,7 @@ def test_a_number_past_python_s_digit_limit_is_refused_naming_the_parameter(net,
 
 
 def test_a_hex_quantity_past_python_s_digit_limit_is_refused_naming_the_parameter(net, caplog):
-    """Attack 300: attack 229's number written as a 0x-hex quantity of 5,000 digits. Python converts hex of any
+    """Attack 281: attack 229's number written as a 0x-hex quantity of 5,000 digits. Python converts hex of any
     length (its digit limit is for decimal), so ``to_int`` took it; the sponsor then named the chain id it refuses
     in decimal, which Python refuses to write past 4,300 digits: the ValueError (advising
     ``sys.set_int_max_str_digits()``) left the parameter check, the sponsor answered -32603 "internal error" and
@@ -391,7 +391,7 @@ def test_a_hex_quantity_past_python_s_digit_limit_is_refused_naming_the_paramete
 
 
 def test_a_sponsorship_request_in_utf_16_is_not_run(caplog):
-    """Attack 305: ``json.loads`` reads bytes in UTF-8, UTF-16 or UTF-32, whichever they look like, so the JSON-RPC
+    """Attack 286: ``json.loads`` reads bytes in UTF-8, UTF-16 or UTF-32, whichever they look like, so the JSON-RPC
     services ran a request written in UTF-16 (here a ``pm_getPaymasterData``: signed, its maximum cost reserved).
     RFC 8259 (8.1) has JSON between systems in UTF-8, and a proxy before a shared service (the docs' authentication
     and rate limits, attacks 187, 256) reads it so: in UTF-16 it finds no method and no sender to judge or count,
