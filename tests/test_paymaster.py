@@ -1417,5 +1417,21 @@ def test_a_policy_for_any_account_without_a_total_budget_is_warned_about(paymast
     caplog.clear()
     with caplog.at_level("WARNING", logger="keyscope.sponsor"):
         make(budget_wei=ETHER, total_budget_wei=10 * ETHER)
-        make(accounts=[paymaster.address])
+        make(accounts=[paymaster.address], budget_wei=ETHER)
+        make(accounts=[paymaster.address], total_budget_wei=ETHER)
     assert caplog.text == ""
+
+
+def test_a_policy_for_listed_accounts_without_any_budget_is_warned_about(paymaster, sponsor_key, caplog):
+    """A policy listing its accounts with neither budget lets one listed account, or a leaked session key whose
+    grant lists the sponsor, draw the paymaster's whole deposit in operations it bundles itself: the service
+    warns of it as it warns of any account without a total."""
+    with caplog.at_level("WARNING", logger="keyscope.sponsor"):
+        Sponsor(
+            paymaster=paymaster.address,
+            signer=sponsor_key,
+            chain_id=1,
+            policy=SponsorshipPolicy(targets="any", accounts=[paymaster.address]),
+        )
+    assert "no budget_wei and no total_budget_wei" in caplog.text
+    assert "whole deposit" in caplog.text
