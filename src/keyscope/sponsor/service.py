@@ -165,6 +165,12 @@ class Sponsor:
                 "the sponsorship policy covers any account with no total_budget_wei: anyone can make fresh "
                 "accounts, each with a full budget, and draw the paymaster's whole deposit; set total_budget_wei"
             )
+        elif policy.accounts != "any" and policy.budget_wei is None and policy.total_budget_wei is None:
+            log.warning(
+                "the sponsorship policy lists its accounts with no budget_wei and no total_budget_wei: one of them, "
+                "or a leaked session key whose grant lists this paymaster, can draw the paymaster's whole deposit "
+                "in operations it bundles itself; set budget_wei or total_budget_wei"
+            )
         self.valid_after_slack = valid_after_slack
         self.verification_gas_limit = verification_gas_limit
         self.post_op_gas_limit = post_op_gas_limit
