@@ -1,0 +1,495 @@
+"""The off-chain checker against the deployed SessionKeyValidator on what ``test_differential.py``'s generators never
+make: execute layouts with two readings, the account's other entry points, and generated layouts with several
+mutations at once; calls to the EntryPoint; rules at their types' edges; several rules on one argument word (of
+different types too); ONE_OF lists with repeats; a rule at the largest offset a rule takes, with calldata a byte short
+of it or just long enough; values at the edges of the value limit's 96 bits; and argument and value totals that reach
+a limit exactly, or a wei past it, within one batch.
+
+Each operation is judged twice, as in ``test_differential.py``: by the module (``validateUserOp`` as an ``eth_call``
+from an ape test account that enabled the session itself; USE_WITH_KEY, which reverts with the module's reason, and
+USE) and by :class:`~keyscope.checker.PolicyChecker`. They must agree: the same accept or refuse, the same reason, call,
+permission and rule (or limit); when both accept, the same validation data.
+
+What the account then runs with the bytes the module accepted is checked on every account kind's released bytecode by
+``tests/e2e/test_vendor_execute_layouts.py`` (the same layouts, from ``support.execute_layouts``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.checker import PolicyChecker
+from keyscope.errors import LimitError, LimitExceededError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.session import (
+    SIGNED,
+    ArgType,
+    Condition,
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Rule,
+    Session,
+)
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.execute_layouts import execute_layouts, other_entry_points, two_view_layouts
+from support.fuzz import DEEP, ON_CHAIN
+from test_differential import REFUSALS, Case, Probe, assert_agree
+
+T0 = 1_700_000_000
+NOW = T0 + 5
+U256 = 2**256 - 1
+VALUE_MAX = 2**96 - 1
+"""The most a permission's value limit holds on chain: larger limits saturate to it."""
+TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
+DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
+A = to_address(keccak(b"keyscope edges target a")[12:])
+B = to_address(keccak(b"keyscope edges target b")[12:])
+TO = to_address(keccak(b"keyscope edges recipient")[12:])
+FAR = 0xFFFF
+"""The largest offset a rule (or a meter) takes."""
+EXAMPLES = 200 if DEEP else 25
+CASES = 24
+TALLY: Counter[str] = Counter()
+
+_keys = itertools.count()
+
+
+def fresh_key() -> LocalSigner:
+    return LocalSigner(keccak(b"keyscope differential edges key %d" % next(_keys)))
+
+
+def signed(value: int) -> int:
+    return Rule.signed_word(value)
+
+
+def words(*values: int) -> bytes:
+    return b"".join((v % 2**256).to_bytes(32, "big") for v in values)
+
+
+def rule(
+    op: Condition,
+    values: tuple[int, ...],
+    offset: int = 32,
+    arg_type: int | None = None,
+    signed_: bool = False,
+) -> Rule:
+    if arg_type is None:
+        return Rule(condition=int(op) | (SIGNED if signed_ else 0), offset=offset, values=values)
+    return Rule(condition=int(op), offset=offset, arg_type=arg_type, values=values)
+
+
+RULE_FAMILIES: dict[str, tuple[tuple[Rule, ...], tuple[int, ...]]] = {
+    # name: (rules on transfer's arguments, amount words to try besides the rules' own values)
+    "three rules on one word": (
+        (
+            rule(Condition.GREATER_THAN_OR_EQUAL, (3,)),
+            rule(Condition.LESS_THAN_OR_EQUAL, (7,)),
+            rule(Condition.NOT_EQUAL, (5,)),
+        ),
+        (2, 3, 4, 5, 6, 7, 8, U256),
+    ),
+    "one word read as uint8 and as int256": (
+        (
+            rule(Condition.LESS_THAN, (200,), arg_type=ArgType.UINT8),
+            rule(Condition.GREATER_THAN, (signed(-1),), arg_type=ArgType.INT256),
+        ),
+        (0, 199, 200, 255, 256, signed(-1), signed(-2), 2**255),
+    ),
+    "int8 over its whole range": (
+        (rule(Condition.IN_RANGE, (signed(-128), 127), arg_type=ArgType.int_of(8)),),
+        (signed(-128), signed(-129), 127, 128, 255, signed(-1), 0),
+    ),
+    "int256 above its least value": (
+        (rule(Condition.GREATER_THAN, (2**255,), arg_type=ArgType.INT256),),
+        (2**255, 2**255 + 1, 2**255 - 1, 0, U256),
+    ),
+    "uint8 up to its most": (
+        (rule(Condition.LESS_THAN_OR_EQUAL, (255,), arg_type=ArgType.UINT8),),
+        (254, 255, 256, 2**248, U256),
+    ),
+    "bytes1 above 0x7f": (
+        (rule(Condition.GREATER_THAN, (0x7F << 248,), arg_type=ArgType.bytes_of(1)),),
+        (0x7F << 248, 0x80 << 248, (0x80 << 248) | 1, 0xFF << 248, U256),
+    ),
+    "bool not false, and a word that is": (
+        (
+            rule(Condition.NOT_EQUAL, (0,), arg_type=ArgType.BOOL),
+            rule(Condition.EQUAL, (1,), offset=0, arg_type=ArgType.WORD),
+        ),
+        (0, 1, 2, 2**255),
+    ),
+    "one_of with repeats": (
+        (rule(Condition.ONE_OF, (5, 5, 9, 5, 2**216, 2**216)),),
+        (4, 5, 6, 9, 2**216, 2**216 + 1),
+    ),
+    "one_of of one signed value": (
+        (rule(Condition.ONE_OF, (signed(-7),), arg_type=ArgType.int_of(64)),),
+        (signed(-7), signed(-7) & (2**64 - 1), 7),
+    ),
+    "an address rule on the recipient, overlapping the amount": (
+        (
+            rule(Condition.EQUAL, (int(TO, 16),), offset=0, arg_type=ArgType.ADDRESS),
+            rule(
+                Condition.LESS_THAN, (2**64,), offset=12
+            ),  # the recipient's low 20 bytes and the amount's 12
+        ),
+        (0, 1, 2**64),
+    ),
+    "a rule at the largest offset": (
+        (rule(Condition.EQUAL, (0,), offset=FAR),),
+        (0, 1),
+    ),
+}
+"""Rules of the transfer permission, one family per session."""
+
+
+def transfer_data(amount: int, extra: int = 0, to: str = TO) -> bytes:
+    """``transfer(to, amount)``, followed by ``extra`` zero bytes (negative: cut that many bytes short)."""
+    data = TRANSFER + abi_encode(["address", "uint256"], [to, 0]) + bytes(max(extra, 0))
+    data = data[:36] + amount.to_bytes(32, "big") + data[68:]
+    return data[: len(data) + extra] if extra < 0 else data
+
+
+def far_data(size: int) -> bytes:
+    """transfer calldata of exactly ``size`` bytes, long enough or not for the rule at the largest offset."""
+    return (transfer_data(1) + bytes(size))[:size]
+
+
+@st.composite
+def sessions(draw: st.DrawFn, key: str, entry_point: str) -> tuple[Session, str]:
+    family = draw(st.sampled_from(sorted(RULE_FAMILIES)), label="rule family")
+    rules, _ = RULE_FAMILIES[family]
+    limit_a = draw(st.sampled_from([0, 1, VALUE_MAX - 1, VALUE_MAX, 2**96, U256]), label="value limit a")
+    limit_b = draw(st.sampled_from([0, 5, VALUE_MAX]), label="value limit b")
+    permissions = [
+        Permission(target=A, selector=TRANSFER, value_limit=limit_a, rules=rules),
+        Permission(target=B, selector=bytes(4), value_limit=limit_b),
+        Permission(target=entry_point, selector=DEPOSIT_TO, value_limit=10),
+    ]
+    limits: list[Limit] = []
+    if family != "a rule at the largest offset" and draw(st.booleans(), label="with limits"):
+        limits.append(
+            Limit(
+                kind=LimitKind.AMOUNT,
+                amount=draw(st.sampled_from([0, 10, 2**176 - 1])),
+                meters=(Meter(permission=0, offset=32),),
+            )
+        )
+        limits.append(
+            Limit(kind=LimitKind.NATIVE, amount=draw(st.sampled_from([5, 10])), meters=(Meter(permission=1),))
+        )
+        limits.append(
+            Limit(kind=LimitKind.CALLS, amount=3, meters=(Meter(permission=0), Meter(permission=2)))
+        )
+    session = Session(
+        session_key=key,
+        valid_after=T0,
+        valid_until=T0 + 3600,
+        permissions=tuple(permissions),
+        limits=tuple(limits),
+    )
+    return session, family
+
+
+@st.composite
+def edge_calls(
+    draw: st.DrawFn, session: Session, family: str, account: str, module: str, entry_point: str
+) -> Call:
+    """A call near one of the session's permissions: its value at the limit's edges, its arguments at the rules'
+    edges, its calldata cut around a rule's word or followed by bytes, or a call to the account, the module or the
+    EntryPoint."""
+    rules, amounts = RULE_FAMILIES[family]
+    which = draw(st.sampled_from(["a", "a", "a", "b", "entry point", "forbidden"]))
+    if which == "forbidden":
+        target = draw(st.sampled_from([account, module]))
+        return Call.of(target, 0, draw(st.sampled_from([b"", transfer_data(1)])))
+    if which == "entry point":
+        data = DEPOSIT_TO + abi_encode(["address"], [account])
+        data = draw(st.sampled_from([data, data[:35], data + b"\x01", b"", TRANSFER + data[4:]]))
+        return Call.of(entry_point, draw(st.sampled_from([0, 10, 11])), data)
+    if which == "b":
+        limit = session.permissions[1].value_limit
+        value = draw(st.sampled_from([0, limit, limit + 1, 5, 6, VALUE_MAX, 2**96]))
+        data = draw(st.sampled_from([b"", b"", bytes(4), b"\x01", bytes(4) + b"x"]))
+        return Call.of(B, value, data)
+    limit = session.permissions[0].value_limit
+    value = draw(
+        st.sampled_from(
+            [0, 0, max(limit - 1, 0), min(limit, VALUE_MAX), min(limit + 1, U256), VALUE_MAX, 2**96]
+        )
+    )
+    candidates = [v for r in rules for v in r.values] + list(amounts)
+    amount = draw(st.sampled_from(candidates))
+    if family == "a rule at the largest offset":
+        size = draw(st.sampled_from([FAR + 35, FAR + 36, FAR + 37, 68]))
+        data = far_data(size)
+        if size >= FAR + 36 and amount:
+            data = data[: FAR + 4] + amount.to_bytes(32, "big") + data[FAR + 36 :]
+        return Call.of(A, value, data)
+    extra = draw(st.sampled_from([0, 0, 0, -1, -32, -33, 5, 32]))
+    to = draw(st.sampled_from([TO, TO, A]))
+    return Call.of(A, value, transfer_data(amount, extra, to))
+
+
+def run_operation(
+    probe: Probe, checker: PolicyChecker, key: LocalSigner, call_data: bytes, with_key: bool
+) -> str:
+    """Judge one callData both ways; returns the verdict's category."""
+    op = UserOperation(sender=probe.address, nonce=0, call_data=call_data)
+    op_hash = keccak(call_data + key.private_key)
+    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash)
+    try:
+        verdict: Any = checker.check_operation(op, now=NOW)
+    except LimitError as refused:
+        name, args = module.error if module.error else (None, {})
+        context = (
+            f"session {checker.session!r}\ncallData 0x{call_data.hex()}\nchecker {refused!r}\nmodule {module}"
+        )
+        assert name == refused.reason, context
+        assert (args["callIndex"], args["limitIndex"]) == (refused.call_index, refused.limit_index), context
+        if isinstance(refused, LimitExceededError):
+            assert (args["amount"], args["left"]) == (refused.amount, refused.left), context
+        category = refused.reason
+    except REFUSALS as refused:
+        category = assert_agree(Case(checker.session, op, with_key, False, NOW, refused, module))
+    else:
+        category = assert_agree(Case(checker.session, op, with_key, False, NOW, verdict, module))
+    TALLY[category] += 1
+    TALLY["operations"] += 1
+    return category
+
+
+def judge_session(
+    probe: Probe, session: Session, key: LocalSigner, call_datas: list[tuple[bytes, bool]]
+) -> None:
+    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
+    try:
+        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
+        for call_data, with_key in call_datas:
+            run_operation(probe, checker, key, call_data, with_key)
+    finally:
+        probe.revoke(session_id)
+
+
+@pytest.fixture(scope="module")
+def probe(module, accounts, chain):
+    return Probe(module, accounts[6], chain)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print the verdicts (shown with ``-s``); when the whole module ran and passed, check that both sides
+    accepted, refused a malformed execute, a forbidden target, a broken rule and an exceeded limit somewhere."""
+    failed_before = request.session.testsfailed
+    yield
+    print("\ndifferential edges:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    ran = sum(1 for item in request.session.items if item.module is request.module)
+    if ran == len(chosen(A, A, A)) + 1 and request.session.testsfailed == failed_before:
+        seen = {"accepted", "malformed execute", "ForbiddenTarget", "RuleViolated", "LimitExceeded"}
+        assert seen <= set(TALLY), TALLY
+
+
+@pytest.fixture(scope="module")
+def entry_point_address(entry_point):
+    return entry_point.address
+
+
+@settings(max_examples=EXAMPLES, **ON_CHAIN)
+@given(data=st.data())
+def test_edge_layouts_and_rules_agree_with_the_module(probe, entry_point_address, data):
+    """Generated sessions (a rule family, value limits at their edges, limits or none) judged on generated execute
+    layouts (up to three mutations each) of edge calls, layouts with two readings and the other entry points."""
+    key = fresh_key()
+    session, family = data.draw(sessions(key.address, entry_point_address), label="session")
+    account, module = probe.address, probe.module.address
+    calls = edge_calls(session, family, account, module, entry_point_address)
+    cases = []
+    for index in range(CASES):
+        shape = data.draw(
+            st.sampled_from(["layout", "layout", "layout", "canonical", "two views", "entry point"])
+        )
+        if shape == "canonical":
+            drawn = data.draw(st.lists(calls, min_size=1, max_size=4), label=f"calls {index}")
+            call_data = encode_execute(drawn, batch=len(drawn) > 1 or data.draw(st.booleans()))
+        elif shape == "two views":
+            allowed, forbidden = (
+                data.draw(calls, label=f"allowed {index}"),
+                data.draw(calls, label=f"other {index}"),
+            )
+            call_data = data.draw(st.sampled_from(two_view_layouts(allowed, forbidden))).call_data
+        elif shape == "entry point":
+            call_data = data.draw(st.sampled_from(other_entry_points(data.draw(calls)))).call_data
+        else:
+            call_data = data.draw(execute_layouts(calls), label=f"layout {index}").call_data
+        cases.append((call_data, data.draw(st.integers(0, 3), label=f"with key {index}") > 0))
+    judge_session(probe, session, key, cases)
+
+
+# --------------------------------------------------------------------------------------------------
+# Chosen edges: each at least once, whatever the generator draws
+# --------------------------------------------------------------------------------------------------
+
+
+def _batch_words(*values: int) -> bytes:
+    """execute(batch, executionCalldata) around the given words of executionCalldata."""
+    execution = words(*values)
+    return encode_execute(Call(B, 0, b""), batch=True)[:68] + words(len(execution)) + execution
+
+
+def chosen(
+    account: str, module: str, entry_point: str
+) -> dict[str, tuple[tuple[Permission, ...], tuple[Limit, ...], list[bytes]]]:
+    """Named scenarios: permissions, limits and the callData to judge against them."""
+    plain = Permission(target=B, selector=bytes(4), value_limit=5)
+    ruled = Permission(
+        target=A,
+        selector=TRANSFER,
+        value_limit=VALUE_MAX,
+        rules=(rule(Condition.LESS_THAN_OR_EQUAL, (10,)),),
+    )
+    deposit = Permission(target=entry_point, selector=DEPOSIT_TO, value_limit=10)
+    ok_call = Call(B, 1, b"")
+    element = words(int(B, 16), 1, 0x60, 0)
+    return {
+        "empty batch, and counts past the data": (
+            (plain,),
+            (),
+            [
+                _batch_words(0x20, 0),
+                _batch_words(0x20, 1),
+                _batch_words(0x20, 2, 0x40, 0xC0) + element,
+                _batch_words(0x20, 2**255, 0x20),
+            ],
+        ),
+        "element offsets backward, overlapping, into the head, out of bounds": (
+            (plain,),
+            (),
+            [
+                _batch_words(0x20, 1, 0x20) + element,  # canonical
+                _batch_words(0x20, 2, 0x40, 0x40) + element,  # both offsets at one element
+                _batch_words(0x20, 2, 0xC0, 0x40) + element + element,  # swapped: backward
+                _batch_words(0x20, 1, 0x00) + element,  # at its own offsets word
+                _batch_words(0x20, 1, 0x20 + 2**256 - 32) + element,  # wraps around to 0
+                _batch_words(0x20, 1, 0x1000) + element,
+                _batch_words(0x40, 0, 1, 0x20) + element,  # array offset past a word
+            ],
+        ),
+        "dirty target words and data offsets": (
+            (plain,),
+            (),
+            [
+                _batch_words(0x20, 1, 0x20, int(B, 16) | (1 << 160), 1, 0x60, 0),
+                _batch_words(0x20, 1, 0x20, int(B, 16) | (1 << 255), 1, 0x60, 0),
+                _batch_words(0x20, 1, 0x20, int(B, 16), 1, 0x80, 0, 0),
+                _batch_words(0x20, 1, 0x20, int(B, 16), 1, 0x40, 0),
+            ],
+        ),
+        "modes: delegatecall, static, try, unknown, selector set": (
+            (plain,),
+            (),
+            [
+                bytes.fromhex("e9ae5c53")
+                + bytes([call_type, exec_type])
+                + bytes(30)
+                + encode_execute(ok_call)[36:]
+                for call_type, exec_type in ((0, 1), (0xFF, 0), (0xFF, 1), (0xFE, 0), (0, 2), (2, 0))
+            ]
+            + [
+                encode_execute(ok_call, batch=True, exec_type=1),
+                encode_execute(ok_call)[:10] + b"\x01" + encode_execute(ok_call)[11:],
+            ],
+        ),
+        "calls to the account, the module, the EntryPoint": (
+            (plain, deposit),
+            (),
+            [encode_execute([ok_call, Call(target, 0, b"")]) for target in (account, module, entry_point)]
+            + [
+                encode_execute(Call(entry_point, v, DEPOSIT_TO + abi_encode(["address"], [account])))
+                for v in (0, 10, 11)
+            ]
+            + [encode_execute(Call(entry_point, 0, b""))],
+        ),
+        "values at the 96-bit edge": (
+            (ruled, Permission(target=B, selector=bytes(4), value_limit=2**96)),
+            (),
+            [
+                encode_execute(Call(target, value, data))
+                for target, data in ((A, transfer_data(1)), (B, b""))
+                for value in (VALUE_MAX - 1, VALUE_MAX, 2**96, U256)
+            ],
+        ),
+        "calldata short of a rule, or with bytes after it": (
+            (ruled,),
+            (),
+            [encode_execute(Call(A, 0, transfer_data(10, extra))) for extra in (-1, 0, 1, 31, 32, 1000)]
+            + [
+                encode_execute(Call(A, 0, data))
+                for data in (TRANSFER, TRANSFER[:3], b"", bytes(4) + transfer_data(1)[4:])
+            ],
+        ),
+        "a rule at the largest offset, calldata a byte short or just long enough": (
+            (Permission(target=A, selector=TRANSFER, rules=(rule(Condition.EQUAL, (0,), offset=FAR),)),),
+            (),
+            [encode_execute(Call(A, 0, far_data(size))) for size in (FAR + 35, FAR + 36, FAR + 37)]
+            + [encode_execute([Call(A, 0, far_data(FAR + 36)), Call(A, 0, far_data(FAR + 35))])],
+        ),
+        "argument and value totals at a limit exactly, and a unit past it": (
+            (ruled, plain),
+            (
+                Limit(kind=LimitKind.AMOUNT, amount=10, meters=(Meter(permission=0, offset=32),)),
+                Limit(kind=LimitKind.NATIVE, amount=5, meters=(Meter(permission=1),)),
+            ),
+            [
+                encode_execute(
+                    [Call(A, 0, transfer_data(a)) for a in amounts] + [Call(B, v, b"") for v in values]
+                )
+                for amounts, values in (
+                    ((10,), ()),
+                    ((4, 6), ()),
+                    ((4, 7), ()),
+                    ((3, 3, 4), (2, 3)),
+                    ((), (2, 3)),
+                    ((), (2, 4)),
+                    ((10, 0), (5, 0)),
+                    ((0,), (0,)),
+                )
+            ],
+        ),
+        "argument totals near the 176-bit saturation": (
+            (Permission(target=A, selector=TRANSFER),),
+            (Limit(kind=LimitKind.AMOUNT, amount=2**176 - 1, meters=(Meter(permission=0, offset=32),)),),
+            [
+                encode_execute([Call(A, 0, transfer_data(a)) for a in amounts])
+                for amounts in (
+                    (2**176 - 1,),
+                    (2**176,),
+                    (2**175, 2**175 - 1),
+                    (2**175, 2**175),
+                    (U256,),
+                    (U256, 1),
+                )
+            ],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(chosen(A, A, A)))
+def test_chosen_edges_agree_with_the_module(probe, entry_point_address, name):
+    permissions, limits, call_datas = chosen(probe.address, probe.module.address, entry_point_address)[name]
+    key = fresh_key()
+    session = Session(
+        session_key=key.address, valid_after=T0, valid_until=T0 + 3600, permissions=permissions, limits=limits
+    )
+    judge_session(probe, session, key, [(c, w) for c in call_datas for w in (True, False)])
