@@ -56,6 +56,8 @@ DEPOSIT_TO = keccak(b"depositTo(address)")[:4]
 A = to_address(keccak(b"keyscope edges target a")[12:])
 B = to_address(keccak(b"keyscope edges target b")[12:])
 TO = to_address(keccak(b"keyscope edges recipient")[12:])
+ZERO = "0x" + "00" * 20
+"""address(0): OpenZeppelin's ERC-7579 execution calls the account itself for it (attack 86)."""
 FAR = 0xFFFF
 """The largest offset a rule (or a meter) takes."""
 EXAMPLES = 200 if DEEP else 25
@@ -212,7 +214,7 @@ def edge_calls(
     rules, amounts = RULE_FAMILIES[family]
     which = draw(st.sampled_from(["a", "a", "a", "b", "entry point", "forbidden"]))
     if which == "forbidden":
-        target = draw(st.sampled_from([account, module]))
+        target = draw(st.sampled_from([account, module, ZERO]))
         return Call.of(target, 0, draw(st.sampled_from([b"", transfer_data(1)])))
     if which == "entry point":
         data = DEPOSIT_TO + abi_encode(["address"], [account])
@@ -411,10 +413,13 @@ def chosen(
                 encode_execute(ok_call)[:10] + b"\x01" + encode_execute(ok_call)[11:],
             ],
         ),
-        "calls to the account, the module, the EntryPoint": (
+        "calls to the account, the module, the EntryPoint, the zero address": (
             (plain, deposit),
             (),
-            [encode_execute([ok_call, Call(target, 0, b"")]) for target in (account, module, entry_point)]
+            [
+                encode_execute([ok_call, Call(target, 0, b"")])
+                for target in (account, module, entry_point, ZERO)
+            ]
             + [
                 encode_execute(Call(entry_point, v, DEPOSIT_TO + abi_encode(["address"], [account])))
                 for v in (0, 10, 11)
