@@ -287,7 +287,7 @@ def judge_session(
 
 @pytest.fixture(scope="module")
 def probe(module, accounts, chain):
-    return Probe(module, accounts[6], chain)
+    return Probe(module, accounts[8], chain)  # as test_differential.py: it plays the account there too
 
 
 @pytest.fixture(scope="module", autouse=True)
