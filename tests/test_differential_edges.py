@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.checker import PolicyChecker
@@ -298,7 +298,7 @@ def report(request):
     yield
     print("\ndifferential edges:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
     ran = sum(1 for item in request.session.items if item.module is request.module)
-    if ran == len(chosen(A, A, A)) + 1 and request.session.testsfailed == failed_before:
+    if ran == len(chosen(A, A, A)) + 2 and request.session.testsfailed == failed_before:
         seen = {"accepted", "malformed execute", "ForbiddenTarget", "RuleViolated", "LimitExceeded"}
         assert seen <= set(TALLY), TALLY
 
@@ -498,3 +498,77 @@ def test_chosen_edges_agree_with_the_module(probe, entry_point_address, name):
         session_key=key.address, valid_after=T0, valid_until=T0 + 3600, permissions=permissions, limits=limits
     )
     judge_session(probe, session, key, [(c, w) for c in call_datas for w in (True, False)])
+
+
+# --------------------------------------------------------------------------------------------------
+# One call against each rule family's session: the edges as explicit examples, then generated words
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def family_sessions(probe):
+    """One live session per rule family (its own key), the transfer permission at the 96-bit value limit's edge:
+    (checker, key) by family name. Revoked when the module's tests end."""
+    live: dict[str, tuple[PolicyChecker, LocalSigner]] = {}
+    for family, (rules, _) in sorted(RULE_FAMILIES.items()):
+        key = fresh_key()
+        session = Session(
+            session_key=key.address,
+            valid_after=T0,
+            valid_until=T0 + 3600,
+            permissions=(Permission(target=A, selector=TRANSFER, value_limit=VALUE_MAX - 1, rules=rules),),
+        )
+        probe.module.enableSession(session.as_abi(), sender=probe.account)
+        session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
+        live[family] = (
+            PolicyChecker(session, probe.address, probe.module.address, session_id=session_id),
+            key,
+        )
+    yield live
+    for checker, _ in live.values():
+        assert checker.session_id is not None
+        probe.revoke(bytes.fromhex(checker.session_id[2:]))
+
+
+def _family_words(family: str) -> list[int]:
+    rules, amounts = RULE_FAMILIES[family]
+    return sorted({w % 2**256 for r in rules for v in r.values for w in (v - 1, v, v + 1)} | set(amounts))
+
+
+EDGE_EXAMPLES = [
+    (family, word, extra, value)
+    for family in sorted(RULE_FAMILIES)
+    for word in _family_words(family)
+    for extra, value in ((0, 0), (-1, VALUE_MAX - 1), (7, VALUE_MAX))
+]
+"""Every family at each of its reference values and one off, with whole calldata and no value, calldata a byte
+short at the value limit, and trailing bytes a wei over it."""
+
+
+def _with_examples(test: Any) -> Any:
+    for family, word, extra, value in EDGE_EXAMPLES:
+        test = example(family=family, word=word, extra=extra, value=value)(test)
+    return test
+
+
+@settings(max_examples=60 if not DEEP else 600, **ON_CHAIN)
+@given(
+    family=st.sampled_from(sorted(RULE_FAMILIES)),
+    word=st.one_of(st.sampled_from([0, 1, 2**255, U256, 2**160, 2**248]), st.integers(0, U256)),
+    extra=st.sampled_from([0, -1, -33, 1, 32, 100]),
+    value=st.sampled_from([0, VALUE_MAX - 1, VALUE_MAX]),
+)
+@_with_examples
+def test_one_call_at_each_rule_edge_agrees_with_the_module(
+    probe, family_sessions, family, word, extra, value
+):
+    """One single-mode call of the family's session with its ruled word (at offset 32, or the largest offset) set
+    to ``word``, its calldata cut or extended by ``extra`` bytes and ``value`` wei: both sides, USE_WITH_KEY."""
+    checker, key = family_sessions[family]
+    if family == "a rule at the largest offset":
+        data = far_data(FAR + 36 + extra)
+        if len(data) >= FAR + 36:
+            data = data[: FAR + 4] + word.to_bytes(32, "big") + data[FAR + 36 :]
+    else:
+        data = transfer_data(word, extra)
+    run_operation(probe, checker, key, encode_execute(Call(A, value, data)), with_key=True)
