@@ -29,6 +29,7 @@ from keyscope.checker import PolicyChecker
 from keyscope.errors import LimitError, LimitExceededError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
+from keyscope.revert import decode_revert
 from keyscope.session import (
     SIGNED,
     ArgType,
@@ -39,12 +40,15 @@ from keyscope.session import (
     Permission,
     Rule,
     Session,
+    encode_at_signature,
+    encode_use_with_key_signature,
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.execute_layouts import execute_layouts, other_entry_points, two_view_layouts
 from support.fuzz import DEEP, ON_CHAIN
-from test_differential import REFUSALS, Case, Probe, assert_agree
+from support.raw_call import raw_call, revert_bytes
+from test_differential import PACKED_OP, REFUSALS, VALIDATE_SELECTOR, Case, ModuleOutcome, Probe, assert_agree
 
 T0 = 1_700_000_000
 NOW = T0 + 5
@@ -285,9 +289,17 @@ def judge_session(
         probe.revoke(session_id)
 
 
+class EdgeProbe(Probe):
+    """test_differential's probe, keeping its chain for calls with other signature layouts."""
+
+    def __init__(self, module: Any, account: Any, chain: Any) -> None:
+        super().__init__(module, account, chain)
+        self.chain = chain
+
+
 @pytest.fixture(scope="module")
 def probe(module, accounts, chain):
-    return Probe(module, accounts[8], chain)  # as test_differential.py: it plays the account there too
+    return EdgeProbe(module, accounts[8], chain)  # as test_differential.py: it plays the account there too
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -298,7 +310,7 @@ def report(request):
     yield
     print("\ndifferential edges:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
     ran = sum(1 for item in request.session.items if item.module is request.module)
-    if ran == len(chosen(A, A, A)) + 2 and request.session.testsfailed == failed_before:
+    if ran >= len(chosen(A, A, A)) + 2 and request.session.testsfailed == failed_before:
         seen = {"accepted", "malformed execute", "ForbiddenTarget", "RuleViolated", "LimitExceeded"}
         assert seen <= set(TALLY), TALLY
 
@@ -572,3 +584,59 @@ def test_one_call_at_each_rule_edge_agrees_with_the_module(
     else:
         data = transfer_data(word, extra)
     run_operation(probe, checker, key, encode_execute(Call(A, value, data)), with_key=True)
+
+
+def validate_signed(probe: Probe, op: UserOperation, op_hash: bytes) -> ModuleOutcome:
+    """The module's answer to ``op`` as signed (any signature layout), from the account."""
+    data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [op.pack().as_tuple(), op_hash])
+    tx = {"from": probe.address, "to": probe.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+    try:
+        result = raw_call(probe.chain)(tx)
+    except Exception as error:
+        raw = revert_bytes(error)
+        return ModuleOutcome(error=decode_revert(raw), raw=raw)
+    output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
+    return ModuleOutcome(data=int.from_bytes(output, "big"))
+
+
+@pytest.mark.parametrize(
+    ("valid_after", "valid_until", "period"),
+    [
+        (T0, 2**48 - 1, 0),
+        (0, 2**48 - 1, 0),
+        (0, 0, 0),
+        (T0, 2**48 - 1, 3600),
+        (2**48 - 2, 2**48 - 1, 0),
+        (T0, T0 + 1, 60),
+    ],
+)
+def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
+    probe, valid_after, valid_until, period
+):
+    """A limited session whose window ends at the 48-bit maximum (which the limits' bounds also use for "no end"),
+    or opens at 0: the validation data both sides give an accepted call, its window and its limit's period."""
+    key = fresh_key()
+    session = Session(
+        session_key=key.address,
+        valid_after=valid_after,
+        valid_until=valid_until,
+        permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
+        limits=(Limit(kind=LimitKind.CALLS, amount=2, period=period, meters=(Meter(permission=0),)),),
+    )
+    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
+    try:
+        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
+        call_data = encode_execute([Call(B, 1, b""), Call(B, 0, b"")])
+        op = UserOperation(sender=probe.address, nonce=0, call_data=call_data)
+        op_hash = keccak(call_data + key.private_key)
+        # a claim in the second period where the window reaches it, else in the first
+        at = (valid_after + (period + 1 if valid_until - valid_after > period + 1 else 1)) if period else None
+        signature = encode_use_with_key_signature(key.address, key.sign_hash(op_hash))
+        if at is not None:
+            signature = encode_at_signature(at, signature)
+        module = validate_signed(probe, op.replace(signature=signature), op_hash)
+        verdict = checker.check_operation(op, now=valid_after + 1 if at is None else at, at=at)
+        assert module.error is None and module.data == verdict.validation_data, (module, verdict)
+    finally:
+        probe.revoke(session_id)
