@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from keyscope import KeyscopeError, function_call
+from keyscope import BadInputError, OwnerGasCostTooHighError, function_call
 from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.bundler.types import FeeQuote, GasEstimate
 from keyscope.consent.sessions import prepare_revocation
+from keyscope.operations import DEFAULT_OWNER_MAX_GAS_COST
 from keyscope.owner import Owner
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
@@ -65,9 +66,11 @@ def test_the_owner_signs_no_operation_a_bundler_priced_past_the_owners_cap(
     attacker, as beneficiary, takes some 0.7 ether of the account's 1 ether."""
     owner: Owner = hostile.owner(LocalSigner.generate())
     harness.fund(owner.account, ETHER)
-    with pytest.raises(KeyscopeError, match="owner's cap") as refused:
+    with pytest.raises(OwnerGasCostTooHighError, match="owner's cap") as refused:
         owner.execute(function_call(nft, "safeMint(address)", owner.account))
-    assert "wei" in str(refused.value)
+    assert refused.value.limit == DEFAULT_OWNER_MAX_GAS_COST == 10**17
+    assert refused.value.cost == 9 * ETHER // 10 and refused.value.account == owner.account
+    assert "900,000,000,000,000,000 wei" in str(refused.value) and "check the bundler" in str(refused.value)
     assert chain.provider.get_balance(owner.account) == ETHER
     assert chain.provider.get_balance(attacker) == 0
     assert int(entry_point.getNonce(owner.account, 0)) == 0
@@ -81,7 +84,22 @@ def test_the_dashboards_revocation_is_not_prepared_at_a_padded_price(
     harness.fund(owner.account, ETHER)
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # an honest bundler
     held = chain.provider.get_balance(owner.account)
-    with pytest.raises(KeyscopeError, match="owner's cap"):
+    with pytest.raises(OwnerGasCostTooHighError, match="owner's cap"):
         prepare_revocation(hostile, owner.account, None)
     assert chain.provider.get_balance(owner.account) == held
     assert chain.provider.get_balance(attacker) == 0
+
+
+def test_an_owner_who_raises_the_cap_is_priced_as_the_bundler_says(hostile, harness, nft, chain, attacker):
+    """The cap is the owner's: raised (or 0, none), the operation is sent at the bundler's price, as before."""
+    owner: Owner = hostile.owner(LocalSigner.generate(), max_gas_cost=ETHER)
+    harness.fund(owner.account, ETHER)
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
+    assert chain.provider.get_balance(attacker) > ETHER // 2
+    assert nft.balanceOf(owner.account) == 1
+
+
+@pytest.mark.parametrize("cap", [True, 0.5, -1, "lots"])
+def test_a_cap_that_is_no_amount_of_wei_is_refused(net, cap):
+    with pytest.raises(BadInputError, match="max_gas_cost is wei as an integer"):
+        net.owner(LocalSigner.generate(), max_gas_cost=cap)

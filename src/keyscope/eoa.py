@@ -54,6 +54,7 @@ from .module import (
     epoch_of_data,
     revoke_session_data,
 )
+from .operations import DEFAULT_OWNER_MAX_GAS_COST
 from .owner import GrantRequest, Owner, PendingGrant, refuse_used_authorization_nonce
 from .revert import describe_revert
 from .rpc import JsonRpcError
@@ -104,7 +105,14 @@ class EOAOwner(Owner):
     :meth:`Network.eoa <keyscope.network.Network.eoa>`.
     """
 
-    def __init__(self, network: Endpoints, signer: HashSigner, account: str | None = None) -> None:
+    def __init__(
+        self,
+        network: Endpoints,
+        signer: HashSigner,
+        account: str | None = None,
+        *,
+        max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST,
+    ) -> None:
         own = to_address(signer.address)
         if account is not None and to_address(account, name="account") != own:
             raise BadInputError(
@@ -112,7 +120,7 @@ class EOAOwner(Owner):
             )
         self._ready = False
         self._checked_delegates: set[str] = set()
-        super().__init__(network, signer, own)
+        super().__init__(network, signer, own, max_gas_cost=max_gas_cost)
 
     def __repr__(self) -> str:
         return f"EOAOwner({self.account})"

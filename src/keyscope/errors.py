@@ -36,6 +36,7 @@ __all__ = [
     "LimitError",
     "LimitExceededError",
     "NonceTakenError",
+    "OwnerGasCostTooHighError",
     "PaymasterError",
     "PolicyViolationError",
     "ReceiptContradictedError",
@@ -696,6 +697,18 @@ class UnsupportedEntryPointError(BadInputError):
             f"the bundler{where} does not support EntryPoint {entry_point} (it supports: {served}): send the "
             "operation to one of those, or use a bundler that serves this EntryPoint"
         )
+
+
+class OwnerGasCostTooHighError(BundlerError):
+    """An owner's operation, as the bundler priced it (its gas estimate and fee quote), could cost more than the
+    owner's cap: ``cost`` is its prefund (every gas limit, a paymaster's included, times maxFeePerGas), ``limit`` the
+    cap, both in wei, and ``account`` the account that would pay. Nothing was signed or sent."""
+
+    def __init__(self, message: str, *, account: str, cost: int, limit: int) -> None:
+        self.account = account
+        self.cost = cost
+        self.limit = limit
+        super().__init__(message)
 
 
 class PaymasterError(BundlerError):

@@ -12,6 +12,7 @@ from .eoa import EOAOwner
 from .grant import SessionGrant
 from .hexutil import to_address
 from .keys import SessionKey
+from .operations import DEFAULT_OWNER_MAX_GAS_COST
 from .owner import Owner
 from .session_account import SessionAccount
 from .signers import SignerLike, as_signer
@@ -32,25 +33,35 @@ class Network(Endpoints):
     Build it with :func:`connect`.
     """
 
-    def owner(self, signer: SignerLike, account: str | None = None, *, salt: int = 0) -> Owner:
+    def owner(
+        self,
+        signer: SignerLike,
+        account: str | None = None,
+        *,
+        salt: int = 0,
+        max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST,
+    ) -> Owner:
         """The :class:`~keyscope.owner.Owner` of ``account`` (or, with ``account`` None, of the keyscope account
         ``signer`` owns at ``salt``, created by its first operation with the session module installed). With
         ``account`` the signer's own address, the owner of that EOA (:meth:`eoa`).
 
         ``signer`` is the owner's key: a private key (``"0x"`` and 64 hex digits), an eth-account
         ``LocalAccount``, an ape account or any :class:`~keyscope.signing.HashSigner`; anything else raises
-        :class:`~keyscope.errors.BadInputError` (see :func:`keyscope.signers.as_signer`)."""
+        :class:`~keyscope.errors.BadInputError` (see :func:`keyscope.signers.as_signer`).
+
+        ``max_gas_cost``: the most one of the owner's operations may cost in gas, in wei (0.1 ether unless given; 0
+        for no cap), as the bundler prices it; one priced higher is refused before the owner signs it."""
         if account is not None:
             own = as_signer(signer, role="owner")
             if to_address(account, name="account") == to_address(own.address):
-                return self.eoa(own)
-        return Owner(self, signer, account, salt=salt)
+                return self.eoa(own, max_gas_cost=max_gas_cost)
+        return Owner(self, signer, account, salt=salt, max_gas_cost=max_gas_cost)
 
-    def eoa(self, signer: SignerLike) -> EOAOwner:
+    def eoa(self, signer: SignerLike, *, max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST) -> EOAOwner:
         """The :class:`~keyscope.eoa.EOAOwner` of ``signer``'s own EOA (``signer`` in any form :meth:`owner`
         takes), made session-capable with EIP-7702 (needs ``delegate``, keyscope's ``KeyscopeDelegate``, and
         EntryPoint v0.8)."""
-        return EOAOwner(self, as_signer(signer, role="owner"))
+        return EOAOwner(self, as_signer(signer, role="owner"), max_gas_cost=max_gas_cost)
 
     def session(
         self,

@@ -13,12 +13,18 @@ from .bundler.types import FeeQuote, GasEstimate
 from .eip7702 import Authorization
 from .endpoints import Endpoints
 from .entrypoint import encode_balance_of
-from .errors import BundlerRejectedError, InsufficientPrefundError, KeyscopeError, TransportError
+from .errors import (
+    BundlerRejectedError,
+    InsufficientPrefundError,
+    KeyscopeError,
+    OwnerGasCostTooHighError,
+    TransportError,
+)
 from .gas import required_prefund
 from .paymaster import PaymasterFields
 from .userop import EIP7702_FACTORY, UserOperation
 
-__all__ = ["Draft", "OperationBuilder", "Prepared"]
+__all__ = ["DEFAULT_OWNER_MAX_GAS_COST", "Draft", "OperationBuilder", "Prepared", "refuse_owner_cost"]
 
 # Margins over the bundler's estimate. Unused verification gas costs nothing in EntryPoint v0.7;
 # unused call gas above 40,000 costs 10 %, so the call gas limit gets only a small margin.
@@ -26,6 +32,11 @@ VERIFICATION_MARGIN = 1.15
 CALL_MARGIN = 1.05
 # Fees move block by block; a quote a couple of seconds old is as good as a new one.
 FEE_TTL = 2.0
+
+DEFAULT_OWNER_MAX_GAS_COST = 10**17
+"""The most an owner's operation may cost in gas unless the owner chooses another cap: 0.1 ether. The bundler's
+estimate and fee quote price the operation, and the owner signs only its hash: without a cap a bundler padding
+preVerificationGas (charged in full) and the priority fee (paid to it as beneficiary) is paid what it padded."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +226,32 @@ class OperationBuilder:
             )
         node = net.chain if isinstance(net.chain, TransactionReceipts) else None
         return PendingUserOperation(net.bundler, mine, op, node=node, entry_point=net.entry_point)
+
+
+def refuse_owner_cost(op: UserOperation, cap: int) -> None:
+    """Raise :class:`~keyscope.errors.OwnerGasCostTooHighError`, before the owner signs, when ``op`` (priced by the
+    bundler's estimate and fee quote) could cost more than ``cap`` wei: its prefund, every gas limit (a paymaster's
+    included) times maxFeePerGas, the most the EntryPoint can charge. A ``cap`` of 0 is no cap."""
+    cost = required_prefund(op)
+    if not cap or cost <= cap:
+        return
+    paymaster = ""
+    if op.paymaster is not None:
+        paymaster = (
+            f", paymaster verification {op.paymaster_verification_gas_limit:,} and postOp "
+            f"{op.paymaster_post_op_gas_limit:,}"
+        )
+    raise OwnerGasCostTooHighError(
+        f"the bundler priced this operation of {op.sender} at up to {cost:,} wei in gas (verification "
+        f"{op.verification_gas_limit:,}, call {op.call_gas_limit:,}, preVerification {op.pre_verification_gas:,}"
+        f"{paymaster} gas at maxFeePerGas {op.max_fee_per_gas:,} wei, priority fee {op.max_priority_fee_per_gas:,} "
+        f"wei), over the owner's cap of {cap:,} wei; nothing was signed or sent. A bundler is paid what it pads "
+        "(preVerificationGas is charged in full, the priority fee goes to it): check the bundler, and only if fees "
+        "really are this high raise the cap (max_gas_cost= when getting the owner, or owner.max_gas_cost; 0 for none)",
+        account=op.sender,
+        cost=cost,
+        limit=cap,
+    )
 
 
 def prefund_refusal(

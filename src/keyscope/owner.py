@@ -72,7 +72,12 @@ from .module import (
     signing_permission_is_live,
     target_of_live_session_data,
 )
-from .operations import OperationBuilder, prefund_refusal
+from .operations import (
+    DEFAULT_OWNER_MAX_GAS_COST,
+    OperationBuilder,
+    prefund_refusal,
+    refuse_owner_cost,
+)
 from .policy import Limits
 from .report import SessionReport, StoreMarks, report_from_chain, unjudged
 from .revert import decode_revert, describe_revert, grant_refusal_todo
@@ -553,10 +558,17 @@ class Owner:
     """
 
     def __init__(
-        self, network: Endpoints, signer: SignerLike, account: str | None = None, *, salt: int = 0
+        self,
+        network: Endpoints,
+        signer: SignerLike,
+        account: str | None = None,
+        *,
+        salt: int = 0,
+        max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST,
     ) -> None:
         self.network = network
         self.signer: HashSigner = as_signer(signer, role="owner")
+        self.max_gas_cost = max_gas_cost
         if isinstance(salt, bool) or not isinstance(salt, int) or not 0 <= salt < 2**256:
             raise BadInputError(f"salt is a whole number from 0 to 2**256 - 1, got {shown(salt)}")
         self._granted: dict[bytes, SessionGrant] = {}
@@ -679,6 +691,18 @@ class Owner:
                 raise
             raise refusal from error
 
+    @property
+    def max_gas_cost(self) -> int:
+        """The most one of the owner's operations may cost in gas, in wei (default
+        :data:`~keyscope.operations.DEFAULT_OWNER_MAX_GAS_COST`, 0.1 ether; 0 for no cap): an operation the bundler
+        prices higher (its prefund: every gas limit times maxFeePerGas) is refused before the owner signs it
+        (:class:`~keyscope.errors.OwnerGasCostTooHighError`)."""
+        return self._max_gas_cost
+
+    @max_gas_cost.setter
+    def max_gas_cost(self, value: int) -> None:
+        self._max_gas_cost = _gas_cap_option(value)
+
     def build(
         self, calls: Call | Sequence[Call], *, eip7702_auth: Authorization | None = None
     ) -> UserOperation:
@@ -726,6 +750,7 @@ class Owner:
             ):  # no session policy in an owner's operation: not said to pass
                 raise _owner_execution_reverted(error) from error
             raise
+        refuse_owner_cost(op, self.max_gas_cost)
         signed = self._builder.sign(
             op, lambda digest: kind.owner_user_op_signature(self.signer.sign_hash(digest))
         )

@@ -47,7 +47,7 @@ from ..module import (
     revoke_session_data,
     session_flag_calls,
 )
-from ..operations import OperationBuilder
+from ..operations import DEFAULT_OWNER_MAX_GAS_COST, OperationBuilder, refuse_owner_cost
 from ..rpc import JsonRpcError
 from ..signing import PLACEHOLDER_ECDSA
 from ..store import SessionStore
@@ -372,11 +372,14 @@ def prepare_revocation(
     session_ids: Sequence[bytes] | None,
     *,
     creation: tuple[str, bytes] | None = None,
+    max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST,
 ) -> OwnerOperation:
     """The owner's operation revoking ``session_ids`` of ``account`` (None: every session, by
     ``invalidateAllSessions``), estimated and ready for the wallet's signature. ``creation`` (factory, factory
     data) creates the account first when it has no code yet: a session granted off-chain can still be enabled by
-    its first operation, so revoking it matters before the account exists."""
+    its first operation, so revoking it matters before the account exists. The wallet signs only the operation's
+    hash: one the bundler prices over ``max_gas_cost`` wei (0: no cap) is refused here
+    (:class:`~keyscope.errors.OwnerGasCostTooHighError`), as the owner's own operations are."""
     address = to_address(account, name="account")
     if session_ids is None:
         calls = [Call(endpoints.module, 0, INVALIDATE_ALL_SESSIONS)]
@@ -396,6 +399,7 @@ def prepare_revocation(
     builder = OperationBuilder(endpoints)
     draft = builder.draft(address, encode_execute(calls), kind.nonce_key(None), factory, factory_data)
     op = builder.prepare(draft, kind.owner_user_op_signature(PLACEHOLDER_ECDSA)).op
+    refuse_owner_cost(op, max_gas_cost)
     ids = None if session_ids is None else tuple(session_ids)
     return OwnerOperation(address, what, ids, op, builder.user_op_hash(op), builder)
 
