@@ -52,6 +52,7 @@ __all__ = [
     "is_initialized_data",
     "limit_usage_data",
     "module_answers",
+    "read_co_signer",
     "read_limit_usage",
     "read_session_state",
     "read_session_status",
@@ -159,6 +160,16 @@ def co_signer_of_data(account: str, session_id: bytes) -> bytes:
     """Calldata of ``coSignerOf(account, sessionId)``: whether the module holds a co-signer record for the session
     (from its enabling on), and the co-signer (the zero address once the owner removed it)."""
     return CO_SIGNER_OF + abi_encode(["address", "bytes32"], [to_address(account), session_id])
+
+
+def read_co_signer(endpoints: Endpoints, grant: SessionGrant) -> tuple[bool, str]:
+    """``(recorded, co-signer)``: the module's co-signer record of ``grant``'s session, as ``coSignerOf`` answers it
+    now (not recorded before the session is enabled; the co-signer the owner rotated to, or the zero address once
+    the owner removed it)."""
+    module = endpoints.module
+    with module_answers(endpoints.chain, module):
+        answer = endpoints.chain.call(module, co_signer_of_data(grant.account, grant.session_id))
+    return decode_co_signer(answer, module)
 
 
 def decode_co_signer(result: bytes, module: str) -> tuple[bool, str]:

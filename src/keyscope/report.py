@@ -13,12 +13,13 @@ from decimal import Decimal
 from typing import Any
 
 from .clock import utc_text
+from .co_signing_checks import expected_co_signer
 from .endpoints import Endpoints
 from .errors import InvalidAbiError
 from .grant import SessionGrant
 from .hexutil import to_address
 from .limits import LimitUsage, limit_fields
-from .module import SessionStatus, read_limit_usage, read_session_state, session_status
+from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .policy import AbiFunction, AbiType, parse_signature
 from .session import Permission, Rule
 from .signing_words import signing_lines
@@ -124,6 +125,9 @@ class SessionReport:
     """Beside each row of ``usage``, a token limit's use at the decimals its token reported on chain when the
     report was made, or why its amounts stay in base units (None: a limit of ETH, calls or operations, or of no
     known token; empty when ``usage`` is)."""
+    co_signer_record: tuple[bool, str] | None = None
+    """The module's co-signer record of a co-signed session, (recorded, co-signer), as read when the report was
+    made on chain (None: not read, the session granted without a co-signer or judged from a store)."""
 
     @property
     def session_id(self) -> str:
@@ -159,8 +163,10 @@ class SessionReport:
 
     @property
     def co_signer(self) -> str | None:
-        """The key that must co-sign every operation and message of the session, as granted (None: none)."""
-        return self.grant.session.co_signer
+        """The key that must co-sign every operation and message of the session (None: none, the session key signs
+        alone): as the module holds it when the report was read on chain (the owner may have replaced or removed
+        the co-signer granted), else as granted."""
+        return expected_co_signer(self.grant, self.co_signer_record)
 
     @property
     def limits(self) -> list[str]:
@@ -281,9 +287,21 @@ class SessionReport:
             *(f"  allows  {text}" for text in self.permissions),
             *(f"  limit   {text}" for text in self.limits),
             *(f"  signs   {text}" for text in self.signing),
-            *([f"  cosigned by {self.co_signer}"] if self.co_signer else []),
+            *self._co_signer_lines(),
             *(f"  note    {text}" for text in self.disagreements),
         ]
+
+    def _co_signer_lines(self) -> list[str]:
+        granted, held = self.grant.session.co_signer, self.co_signer
+        if granted is None:
+            return []
+        if held is None:
+            return [
+                f"  cosigned by none: the owner removed the co-signer {granted}; the session key signs alone"
+            ]
+        if held != granted:
+            return [f"  cosigned by {held} (the owner replaced {granted}, the co-signer granted)"]
+        return [f"  cosigned by {held}"]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -327,7 +345,8 @@ def report_from_chain(
         usage = read_limit_usage(endpoints, grant, now=moment)
         read = contracts if contracts is not None else cached_contract_facts(endpoints.chain)
         scaled = tuple(scale_limit(row, grant.session, read) for row in usage)
-    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled)
+    record = read_co_signer(endpoints, grant) if grant.session.co_signer is not None else None
+    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled, record)
 
 
 def report_from_store(grant: SessionGrant, marks: StoreMarks, *, now: int) -> SessionReport:

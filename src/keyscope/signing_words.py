@@ -26,6 +26,7 @@ __all__ = [
     "FieldName",
     "co_signer_line",
     "field_arg_type",
+    "held_co_signer_line",
     "mistyped_rules",
     "signing_lines",
     "signing_warnings",
@@ -138,6 +139,21 @@ def _names_an_entry_point(permission: TypedDataPermission) -> bool:
     return (
         bool(permission.domain_fields & 0x08) and permission.verifying_contract.lower() in entry_points
     ) or "UserOperation" in permission.contents_name
+
+
+def held_co_signer_line(session: Session, record: tuple[bool, str] | None) -> str | None:
+    """The co-signer in words as the module holds it, ``record`` being its ``coSignerOf`` answer (recorded,
+    co-signer): the one the owner rotated to, or none once the owner removed it; as granted while the module has no
+    record (the session not enabled yet) or when ``record`` is None (not read)."""
+    granted = session.co_signer
+    if granted is None or record is None or not record[0] or record[1] == granted:
+        return co_signer_line(session)
+    if int(record[1], 16) == 0:
+        return f"none: the owner removed the co-signer {granted}, so the session key signs alone"
+    return (
+        f"{record[1]} must also sign every operation and message of this session (the owner replaced {granted}, "
+        "the co-signer granted; you can replace or remove it later)"
+    )
 
 
 def co_signer_line(session: Session) -> str | None:

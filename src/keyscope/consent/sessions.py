@@ -42,6 +42,7 @@ from ..module import (
     SESSIONS_INVALIDATED,
     SessionStatus,
     decode_bool,
+    read_co_signer,
     read_limit_usage,
     read_session_status,
     revoke_session_data,
@@ -50,6 +51,7 @@ from ..module import (
 from ..operations import DEFAULT_OWNER_MAX_GAS_COST, OperationBuilder, refuse_owner_cost
 from ..rpc import JsonRpcError
 from ..signing import PLACEHOLDER_ECDSA
+from ..signing_words import held_co_signer_line
 from ..store import SessionStore
 from ..store.base import OnCorrupt
 from ..userop import UserOperation
@@ -285,6 +287,11 @@ def account_sessions(
                 )
             after, until, key = grant.valid_after, grant.valid_until, grant.session_key
             words = describe(grant) if describe is not None else None
+            if (
+                words is not None and grant.session.co_signer is not None
+            ):  # the owner may have replaced or removed it
+                held = held_co_signer_line(grant.session, read_co_signer(endpoints, grant))
+                words = words.model_copy(update={"cosigner": held})
         else:
             assert event is not None
             after, until, key = event.valid_after, event.valid_until, event.session_key
