@@ -103,3 +103,34 @@ def test_an_owner_who_raises_the_cap_is_priced_as_the_bundler_says(hostile, harn
 def test_a_cap_that_is_no_amount_of_wei_is_refused(net, cap):
     with pytest.raises(BadInputError, match="max_gas_cost is wei as an integer"):
         net.owner(LocalSigner.generate(), max_gas_cost=cap)
+
+
+def test_the_dashboard_refuses_to_ask_the_wallet_for_a_padded_revocation(
+    net, hostile, harness, nft, chain, attacker
+):
+    """Over HTTP, as the dashboard's page asks: the revocation is refused before the wallet sees its hash, naming
+    the cap; the server's owner_max_gas_cost raises it."""
+    import httpx
+
+    from keyscope.consent import ConsentServer
+
+    owner: Owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # an honest bundler
+    path = f"/api/accounts/{owner.account}/revoke"
+    with ConsentServer(hostile) as server:
+        answer = httpx.post(server.url + path, json={"all": True}, timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert "owner's cap of 100,000,000,000,000,000 wei" in answer.json()["error"]
+    with ConsentServer(hostile, owner_max_gas_cost=ETHER) as server:
+        answer = httpx.post(server.url + path, json={"all": True}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["userOpHash"].startswith("0x"), answer.text
+    assert chain.provider.get_balance(attacker) == 0  # prepared, never signed
+
+
+@pytest.mark.parametrize("cap", [True, 0.5, -1])
+def test_a_dashboard_cap_that_is_no_amount_of_wei_is_refused(net, cap):
+    from keyscope.consent import ConsentServer
+
+    with pytest.raises(BadInputError, match="max_gas_cost"):
+        ConsentServer(net, owner_max_gas_cost=cap)

@@ -47,6 +47,7 @@ from ..http_service import (
     send_body,
 )
 from ..module import decode_epoch, epoch_of_data, module_answers
+from ..operations import DEFAULT_OWNER_MAX_GAS_COST
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims
 from ..store import SessionStore
 from ..targets import is_keyscope_sponsor
@@ -115,7 +116,9 @@ class ConsentServer(BackgroundServer):
     ``store``: where granted sessions are kept (the dashboard lists its grants with their permissions in words;
     without it, the dashboard knows sessions from the module's events only). ``host`` defaults to 127.0.0.1 and
     ``port`` to a free one. ``max_gas_cost`` is the per-operation gas cap (integer wei; 0: no cap; a bool or a
-    float is refused) of sessions asked through ERC-7715 without one. ``max_connections``: the most connections
+    float is refused) of sessions asked through ERC-7715 without one; ``owner_max_gas_cost`` the most a revocation
+    the dashboard prepares may cost in gas as the bundler prices it (0.1 ether unless given; 0: no cap), checked
+    before the wallet is asked to sign its hash. ``max_connections``: the most connections
     served at once (every client of a server on 127.0.0.1 shares that address, so there is no share per address);
     one past it is answered 503 at once (:class:`~keyscope.http_service.LocalHTTPServer`).
     """
@@ -129,8 +132,10 @@ class ConsentServer(BackgroundServer):
         port: int = 0,
         max_gas_cost: int = DEFAULT_MAX_GAS_COST,
         max_connections: int = MAX_CONNECTIONS,
+        owner_max_gas_cost: int = DEFAULT_OWNER_MAX_GAS_COST,
     ) -> None:
         cap = gas_cap(max_gas_cost)  # False or 0.0 would be 0: no cap at all
+        self.owner_max_gas_cost = gas_cap(owner_max_gas_cost)
         if not isinstance(network, Endpoints):
             raise BadInputError(
                 "ConsentServer serves the grants of one network: give it keyscope.connect(node_url, bundler_url, "
@@ -404,14 +409,22 @@ class ConsentServer(BackgroundServer):
             account = to_address(match.group(1))
             creation = self._creation(account)
             if body.get("all") is True:
-                operation = prepare_revocation(self.network, account, None, creation=creation)
+                operation = prepare_revocation(
+                    self.network, account, None, creation=creation, max_gas_cost=self.owner_max_gas_cost
+                )
             else:
                 ids = body.get("sessionIds")
                 if not isinstance(ids, list) or not ids:
                     raise BadInputError("give 'sessionIds' (a list of session ids) or 'all': true")
                 session_ids = [to_bytes(i, name="session id", length=32) for i in ids]
                 self._require_own_sessions(account, session_ids)
-                operation = prepare_revocation(self.network, account, session_ids, creation=creation)
+                operation = prepare_revocation(
+                    self.network,
+                    account,
+                    session_ids,
+                    creation=creation,
+                    max_gas_cost=self.owner_max_gas_cost,
+                )
             with self._lock:
                 self._operations[operation.id] = operation
             return {
