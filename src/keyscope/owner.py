@@ -1347,9 +1347,10 @@ class Owner:
         installed too, say); a grant of another chain reads ``"other chain"``, one naming a module address that
         answers nothing here ``"no module"``, as ``keyscope sessions`` reads them.
 
-        One round trip to the node per session, one more for a live session with limits, and a few per token a
-        limit counts (its ``decimals()`` and ``symbol()``, read once for the whole listing: a token limit's use is
-        also shown at the token's decimals, :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
+        One round trip to the node per session, one more for a live session with limits, one for a co-signed one
+        (the co-signer the module holds now), and a few per token a limit counts (its ``decimals()`` and
+        ``symbol()``, read once for the whole listing: a token limit's use is also shown at the token's decimals,
+        :attr:`SessionReport.scaled <keyscope.report.SessionReport.scaled>`).
         A store's grant that cannot be read is skipped with a :class:`~keyscope.errors.KeyscopeWarning` naming it."""
         if store is not None:
             # imported here: the store package loads SQLAlchemy, which `import keyscope` does not need

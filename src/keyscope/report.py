@@ -333,8 +333,8 @@ def report_from_chain(
     contracts: Callable[[str], ContractFacts] | None = None,
 ) -> SessionReport:
     """The report of ``grant`` judged on chain (:func:`~keyscope.module.read_session_state`: one round trip, and
-    one more for a usable session with limits, to read what each has used), with a store's marks to set against
-    it when given. A token limit's use is also given at the token's decimals
+    one more for a usable session with limits, to read what each has used, and one for a co-signed session, to
+    read the co-signer the module holds), with a store's marks to set against it when given. A token limit's use is also given at the token's decimals
     (:func:`~keyscope.token_facts.scale_limit`), read through ``contracts`` (a
     :func:`~keyscope.token_facts.cached_contract_facts` a listing shares; by default one for this report): a few
     more calls per token."""
