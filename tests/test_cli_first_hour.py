@@ -1311,3 +1311,22 @@ def test_a_corrupted_outbox_record_hides_no_session_from_the_listing(grants, tmp
     words = " ".join(re.sub("[\u2500-\u257f]", " ", table).split())
     assert code == 0 and "3 session(s) (1 unreadable outbox record(s)" in words, table
     assert "unreadable outbox record" in words
+
+
+def test_the_commands_take_the_owner_s_gas_cap_from_the_environment(net, monkeypatch) -> None:
+    """The owner's operations are refused past a gas cap (attack 287); the ``keyscope`` command and the ``ape run``
+    scripts take it from ``KEYSCOPE_OWNER_MAX_GAS_COST`` (wei, decimal or 0x-hex; 0 for none), and refuse a value
+    that is no such number, naming the variable."""
+    from keyscope.owner import DEFAULT_OWNER_MAX_GAS_COST
+
+    owner = LocalSigner.generate()
+    monkeypatch.delenv("KEYSCOPE_OWNER_MAX_GAS_COST", raising=False)
+    assert make_owner(net, owner).max_gas_cost == DEFAULT_OWNER_MAX_GAS_COST
+    for given, cap in (("0", 0), ("2000000000000000000", 2 * 10**18), ("0x10", 16), (" 7 ", 7)):
+        monkeypatch.setenv("KEYSCOPE_OWNER_MAX_GAS_COST", given)
+        assert make_owner(net, owner).max_gas_cost == cap
+    for wrong in ("0.5", "-1", "1e18", "lots", "0x"):
+        monkeypatch.setenv("KEYSCOPE_OWNER_MAX_GAS_COST", wrong)
+        with pytest.raises(BadInputError) as refused:
+            make_owner(net, owner)
+        assert "KEYSCOPE_OWNER_MAX_GAS_COST" in str(refused.value) and "wei" in str(refused.value)

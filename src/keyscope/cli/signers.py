@@ -7,13 +7,13 @@ from typing import Any
 
 from ..ape_signer import ApeAccountSigner
 from ..errors import BadInputError, ConfigurationError, KeyscopeError, SigningDeclinedError
-from ..hexutil import to_address
+from ..hexutil import to_address, to_int
 from ..network import Network
-from ..owner import Owner
+from ..owner import DEFAULT_OWNER_MAX_GAS_COST, Owner
 from ..selectors import SIGNER
 from ..signers import looks_like_a_path
 from ..signing import HashSigner, LocalSigner
-from .settings import ENV_FACTORY, ENV_OWNER, ENV_OWNER_KEY, _address_from
+from .settings import ENV_FACTORY, ENV_OWNER, ENV_OWNER_KEY, ENV_OWNER_MAX_GAS_COST, _address_from
 
 __all__ = ["ApeAccountSigner", "SigningDeclinedError", "make_owner", "owner_signer"]
 
@@ -49,6 +49,22 @@ APE_KEY_OPTIONS = "--owner or KEYSCOPE_OWNER_KEY"
 """Where the ``ape run`` scripts take the owner's key from (the ``keyscope`` command: KEYSCOPE_OWNER_KEY only)."""
 
 
+def owner_max_gas_cost() -> int:
+    """The owner's gas cap (wei) from ``KEYSCOPE_OWNER_MAX_GAS_COST``: decimal or 0x-hex, 0 for none; 0.1 ether
+    when unset. Anything else raises :class:`~keyscope.errors.BadInputError` naming the variable."""
+    text = os.environ.get(ENV_OWNER_MAX_GAS_COST, "").strip()
+    if not text:
+        return DEFAULT_OWNER_MAX_GAS_COST
+    try:
+        return to_int(text, name=ENV_OWNER_MAX_GAS_COST)
+    except BadInputError:
+        raise BadInputError(
+            f"{ENV_OWNER_MAX_GAS_COST} is the most one of the owner's operations may cost in gas, in wei, as a whole "
+            "number in decimal or 0x-hex (0 for no cap): e.g. 200000000000000000 for 0.2 ether; unset it for the "
+            "default of 0.1 ether"
+        ) from None
+
+
 def make_owner(
     network: Network,
     signer: HashSigner,
@@ -68,7 +84,7 @@ def make_owner(
             f"{ENV_FACTORY}) or --deployments FILE"
         )
     address = None if account is None else _address_from(account, "--account")
-    owner = network.owner(signer, address, salt=salt)
+    owner = network.owner(signer, address, salt=salt, max_gas_cost=owner_max_gas_cost())
     if address is not None and not owner.is_deployed():
         # an account with no code is one this owner's first operation creates, or none at all (a mistyped address)
         own = None if network.factory is None else network.owner(signer, salt=salt).account
