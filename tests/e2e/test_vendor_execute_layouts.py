@@ -2,15 +2,17 @@
 account kind's released bytecode: what the session module accepts is exactly what the account runs.
 
 Each account decodes ``execute`` with its own code (Kernel's ExecLib, Nexus's, Safe7579's adapter and its batch
-delegatecall, the reference account's ExecutionLib, OpenZeppelin's ERC7579Utils, keyscope's own), and those
-decoders follow the offsets an encoding names, ignore the mode's unused bytes, selector and payload, and give call
-type 0xff a meaning (delegatecall). The module reads only the canonical encoding of single and batch calls with
-zero mode bytes past the exec type. Three tests check that on a real anvil with the real EntryPoint v0.7:
+delegatecall, the reference account's ExecutionLib, OpenZeppelin's ERC7579Utils, keyscope's own account and its
+EIP-7702 delegate), and those decoders follow the offsets an encoding names, ignore the mode's unused bytes,
+selector and payload, and give call type 0xff a meaning (delegatecall). The module reads only the canonical
+encoding of single and batch calls with zero mode bytes past the exec type. Three tests check that on a real anvil
+(Prague) with the real EntryPoints, v0.7 for the accounts and v0.8 for an EOA delegating to keyscope's
+``KeyscopeDelegate`` (its own key, the module installed, the same grant):
 
 * generated callData (mode bytes, outer offset and length, bytes after the execution, short single executions,
   batch array and element offsets, counts, data offsets and lengths, dirty target words and padding): for every
-  operation the module accepts (the account's own ``validateUserOp``, asked as the EntryPoint asks it), the calls
-  the account makes (``debug_traceCall`` of the same callData from the EntryPoint) are the calls the module
+  operation the module accepts (the account's own ``validateUserOp``, asked as its EntryPoint asks it), the calls
+  the account makes (``debug_traceCall`` of the same callData from that EntryPoint) are the calls the module
   judged, byte for byte, and each is one the grant allows;
 * chosen layouts with two readings (the canonical one allowed, the one an offset-following decoder or a
   mode-reading account makes reaching another call), the other modes and the other entry points: refused on every
@@ -33,6 +35,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from keyscope import BundlerRejectedError, Network, Policy, SessionKey, arg, connect
+from keyscope.eip7702 import delegation_code
 from keyscope.errors import KeyscopeError
 from keyscope.execution import EXECUTE_SELECTOR, Call, ExecuteDecodeError, decode_execute
 from keyscope.hexutil import keccak, to_address, to_bytes
@@ -64,9 +67,9 @@ from support.victims import deploy, view
 pytestmark = pytest.mark.e2e
 
 ETHER = 10**18
-KINDS = (*ACCOUNT_KINDS, "openzeppelin")
-"""Every kind of tests/e2e/test_accounts.py, and OpenZeppelin's AccountERC7579 as it comes (through the generic
-adapter)."""
+KINDS = (*ACCOUNT_KINDS, "openzeppelin", "delegate")
+"""Every kind of tests/e2e/test_accounts.py, OpenZeppelin's AccountERC7579 as it comes (through the generic
+adapter), and an EOA delegating to keyscope's ``KeyscopeDelegate`` (EIP-7702, on EntryPoint v0.8)."""
 VALUE_LIMIT = 10
 AMOUNT_LIMIT = 5
 OTHER = keccak(b"other(uint256)")[:4]
@@ -117,6 +120,8 @@ class Subject:
     account: str
     key: SessionKey
     template: UserOperation
+    entry_point: str
+    """The EntryPoint the account takes operations from (v0.8 for the EIP-7702 delegate, v0.7 otherwise)."""
 
 
 def grant_policies(targets: Targets) -> list[Any]:
@@ -159,6 +164,19 @@ def subjects(stack: LocalStack, contracts: AccountContracts, targets: Targets) -
             pending = owner.install_sessions()
             assert pending is not None
             pending.wait()
+        elif kind == "delegate":
+            net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
+            eoa = net.eoa(signer)
+            stack.fund(eoa.account, ETHER)
+            key = SessionKey.generate()
+            # the EOA's own type-4 transaction delegates it, installs the module and enables the session
+            session = net.session(eoa.upgrade(key, grant_policies(targets), transaction=True), key)
+            assert net.entry_point == stack.entry_point_v08 and eoa.account == signer.address
+            delegated = stack.node.request("eth_getCode", [eoa.account, "latest"])
+            assert to_bytes(delegated) == delegation_code(stack.delegate), delegated
+            template = session.build(Call.of(targets.granted, 1, OTHER + words(1)))
+            made[kind] = Subject(kind, net, eoa.account, key, template, stack.entry_point_v08)
+            continue
         else:
             net = network_for(stack, contracts.kind(kind))
             net.kind = contracts.kind(kind, net)
@@ -168,7 +186,7 @@ def subjects(stack: LocalStack, contracts: AccountContracts, targets: Targets) -
         key = SessionKey.generate()
         session = net.session(owner.grant(key, grant_policies(targets), onchain=True), key)
         template = session.build(Call.of(targets.granted, 1, OTHER + words(1)))
-        made[kind] = Subject(kind, net, owner.account, key, template)
+        made[kind] = Subject(kind, net, owner.account, key, template, stack.entry_point)
     return made
 
 
@@ -183,7 +201,7 @@ def revert_data(error: Exception) -> str:
 
 
 def module_accepts(stack: LocalStack, subject: Subject, call_data: bytes) -> tuple[bool, str]:
-    """Whether the account's ``validateUserOp`` (asked by the EntryPoint, for an operation of the session with
+    """Whether the account's ``validateUserOp`` (asked by its EntryPoint, for an operation of the session with
     ``call_data``, signed by its key) validates; else why not (revert data, or "signature failure")."""
     op = subject.template.replace(call_data=call_data)
     user_op_hash = subject.net.user_op_hash(op)
@@ -191,7 +209,7 @@ def module_accepts(stack: LocalStack, subject: Subject, call_data: bytes) -> tup
     data = VALIDATE_USER_OP + abi_encode(
         [PACKED_OP, "bytes32", "uint256"], [op.pack().as_tuple(), user_op_hash, 0]
     )
-    tx = {"from": stack.entry_point, "to": subject.account, "data": "0x" + data.hex()}
+    tx = {"from": subject.entry_point, "to": subject.account, "data": "0x" + data.hex()}
     try:
         answer = int(stack.node.request("eth_call", [tx, "latest"]), 16)
     except KeyscopeError as error:
@@ -222,10 +240,10 @@ class Frame:
 
 
 def account_runs(stack: LocalStack, subject: Subject, call_data: bytes, watched: set[str]) -> list[Frame]:
-    """The calls to ``watched`` addresses that the account makes when the EntryPoint calls it with
+    """The calls to ``watched`` addresses that the account makes when its EntryPoint calls it with
     ``call_data`` (``debug_traceCall``, call tracer), in order, failed ones included."""
     tx = {
-        "from": stack.entry_point,
+        "from": subject.entry_point,
         "to": subject.account,
         "data": "0x" + call_data.hex(),
         "gas": hex(10_000_000),
@@ -482,11 +500,12 @@ def signed(subject: Subject, call_data: bytes) -> UserOperation:
 def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_batch_runs_as_judged(
     stack: LocalStack, subjects: dict[str, Subject], targets: Targets
 ) -> None:
-    """On every kind, through Alto and the EntryPoint: the layouts an account would read otherwise (execute's
-    bytes offset, an element offset, delegatecall, ERC-7821's opData mode, ``executeFromExecutor``), and a batch
-    carrying garbage in its elements' padding or an element after its last call, are refused in validation (AA23)
-    and nothing reaches the stranger; an odd but canonical batch (try mode, value, data of odd length, a plain
-    transfer) lands, and the granted target records its three calls and nothing else."""
+    """On every kind, through Alto and the kind's EntryPoint (v0.8 for the EIP-7702 delegate): the layouts an
+    account would read otherwise (execute's bytes offset, an element offset, delegatecall, ERC-7821's opData mode,
+    ``executeFromExecutor``), and a batch carrying garbage in its elements' padding or an element after its last
+    call, are refused in validation (AA23) and nothing reaches the stranger; an odd but canonical batch (try mode,
+    value, data of odd length, a plain transfer) lands, and the granted target records its three calls and nothing
+    else."""
     _allowed, layouts = chosen_layouts(targets)
     chosen = {
         "execute's bytes offset past a canonical copy (single)",
