@@ -502,10 +502,10 @@ def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_ba
 ) -> None:
     """On every kind, through Alto and the kind's EntryPoint (v0.8 for the EIP-7702 delegate): the layouts an
     account would read otherwise (execute's bytes offset, an element offset, delegatecall, ERC-7821's opData mode,
-    ``executeFromExecutor``), and a batch carrying garbage in its elements' padding or an element after its last
-    call, are refused in validation (AA23) and nothing reaches the stranger; an odd but canonical batch (try mode,
-    value, data of odd length, a plain transfer) lands, and the granted target records its three calls and nothing
-    else."""
+    ``executeFromExecutor``, ``executeUserOp`` wrapping ``execute``), and a batch carrying garbage in its elements'
+    padding or an element after its last call, are refused in validation (AA23) and nothing reaches the stranger;
+    an odd but canonical batch (try mode, value, data of odd length, a plain transfer) lands, and the granted target
+    records its three calls and nothing else."""
     _allowed, layouts = chosen_layouts(targets)
     chosen = {
         "execute's bytes offset past a canonical copy (single)",
@@ -513,6 +513,7 @@ def test_through_the_bundler_refused_layouts_run_nothing_and_an_odd_canonical_ba
         "delegatecall mode (0xff), target ‖ data",
         "ERC-7821 mode selector 0x78210001 with opData",
         "executeFromExecutor",
+        "executeUserOp wrapping execute",
     }
     refused = [layout for layout in layouts if layout.label in chosen]
     assert len(refused) == len(chosen)
