@@ -53,3 +53,6 @@ def cli(session_id, target, function, args, value, no_check, wait, connection, s
         else ["sent          (not waiting: see `ape run status`)"]
     )
     ks.emit(as_json, result.to_dict(), lines)
+    problem = result.problem()
+    if problem is not None:  # the receipt is printed above; a script reads the exit status
+        raise problem

@@ -4,6 +4,8 @@ node when the node's URL is given.
 ape run status USER_OP_HASH [--node URL] [--bundler URL] [--wait]
 """
 
+import sys
+
 import click
 
 from keyscope import cli as ks
@@ -48,7 +50,8 @@ from keyscope import cli as ks
 def cli(user_op_hash, node, bundler, entry_point, deployments, wait, network, timeout, as_json):
     """Print the receipt of USER_OP_HASH, or what the bundler knows of it. Given the node (--node URL, or the
     deployments file's rpc_url), a receipt is shown only once the node confirms it; without, it is the bundler's
-    word, and the output says so."""
+    word, and the output says so. Exits with 0 only when the operation is included and its call succeeded; 1 when
+    the bundler does not know it or its call reverted (with an error line); 3 while it is pending."""
     progress = ks.Progress()
     node = ks.status_node_option(node, network, progress)
     asked = ks.status_bundler(bundler, deployments)
@@ -61,3 +64,8 @@ def cli(user_op_hash, node, bundler, entry_point, deployments, wait, network, ti
         progress=progress,
     )
     ks.emit(as_json, status.to_dict(), status.lines())
+    problem = status.problem()
+    if problem is not None:  # printed above; a script reads the exit status
+        raise problem
+    if status.state == "pending":
+        sys.exit(ks.PENDING_EXIT)

@@ -55,6 +55,7 @@ from .errors import (
     UnsupportedEntryPointError,
     UserOperationFailedError,
     UserOperationTimeoutError,
+    UserOperationUnknownError,
 )
 from .execution import Call
 from .grant import SessionGrant
@@ -154,6 +155,7 @@ __all__ = [
     "UserOperationFailedError",
     "UserOperationReceipt",
     "UserOperationTimeoutError",
+    "UserOperationUnknownError",
     "Web3Chain",
     "arg",
     "as_signer",

@@ -62,6 +62,7 @@ __all__ = [
     "UnsupportedEntryPointError",
     "UserOperationFailedError",
     "UserOperationTimeoutError",
+    "UserOperationUnknownError",
     "WrongPassphraseError",
     "shown",
     "validation_problems",
@@ -749,6 +750,20 @@ class UserOperationTimeoutError(KeyscopeError, TimeoutError):
         advice = advice or "call wait() again, or check it with the bundler's eth_getUserOperationByHash"
         super().__init__(
             f"no receipt for UserOperation {user_op_hash} after {timeout:.1f}s; it may still be included: {advice}"
+        )
+
+
+class UserOperationUnknownError(KeyscopeError, LookupError):
+    """The bundler asked has neither a receipt of the operation nor the operation: never sent to it, dropped, or
+    a mistyped hash. ``user_op_hash`` is the hash asked about, ``bundler`` the bundler's URL (secrets masked)."""
+
+    def __init__(self, user_op_hash: str, bundler: str) -> None:
+        self.user_op_hash = user_op_hash
+        self.bundler = bundler
+        super().__init__(
+            f"the bundler {bundler} knows no UserOperation {user_op_hash}: it has neither a receipt nor the "
+            "operation (dropped, sent to another bundler, or the hash is mistyped); check the hash `send` printed "
+            "and the bundler URL, and send the call again if it was dropped"
         )
 
 

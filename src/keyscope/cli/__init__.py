@@ -23,6 +23,7 @@ session store), :mod:`.listing` (sessions and their status), :mod:`.actions` (wh
 """
 
 from .actions import (
+    PENDING_EXIT,
     CreatedAccount,
     GrantResult,
     OperationStatus,
@@ -106,6 +107,7 @@ __all__ = [
     "GrantResult",
     "Listing",
     "OperationStatus",
+    "PENDING_EXIT",
     "OptionsAfterDashes",
     "Progress",
     "RevokeResult",

@@ -17,7 +17,15 @@ from ..bundler.pending import PendingUserOperation
 from ..bundler.types import Bundler, UserOperationReceipt
 from ..chain import RpcChain
 from ..endpoint_kinds import swapped_or_misplaced
-from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, ConfigurationError, has_private_key_form
+from ..errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    KeyscopeError,
+    UserOperationFailedError,
+    UserOperationUnknownError,
+    has_private_key_form,
+)
 from ..execution import Call
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
@@ -409,6 +417,13 @@ class SendResult:
             "receipt": None if self.receipt is None else _receipt_dict(self.receipt),
         }
 
+    def problem(self) -> UserOperationFailedError | None:
+        """Why a script must not take this as the call done: it was waited for and its call reverted (None
+        otherwise). ``send`` raises it once the receipt is printed, and exits with 1."""
+        if self.receipt is None or self.receipt.success:
+            return None
+        return reverted(self.pending.hex_hash, self.receipt)
+
 
 def send_session_call(
     network: Network,
@@ -456,6 +471,8 @@ class OperationStatus:
     receipt: UserOperationReceipt | None = None
     operation: dict[str, Any] | None = None
     confirmed_by: str | None = None
+    bundler: str | None = None
+    """The bundler asked (its URL, secrets masked)."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"user_op_hash": self.user_op_hash, "state": self.state}
@@ -466,6 +483,17 @@ class OperationStatus:
         if self.operation is not None:
             data["operation"] = self.operation
         return data
+
+    def problem(self) -> KeyscopeError | None:
+        """Why a script must not take this as the operation done (None: included, its call succeeded): the
+        bundler does not know it (:class:`~keyscope.errors.UserOperationUnknownError`), or its call reverted
+        (:class:`~keyscope.errors.UserOperationFailedError`). ``status`` raises it once the state is printed, and
+        exits with 1; a pending operation exits with :data:`PENDING_EXIT`."""
+        if self.state == "unknown":
+            return UserOperationUnknownError(self.user_op_hash, self.bundler or "asked")
+        if self.receipt is not None and not self.receipt.success:
+            return reverted(self.user_op_hash, self.receipt)
+        return None
 
     def lines(self) -> list[str]:
         if self.receipt is not None:
@@ -486,6 +514,17 @@ class OperationStatus:
             f"UserOperation {self.user_op_hash}",
             "unknown       the bundler has neither a receipt nor the operation (dropped, or sent elsewhere)",
         ]
+
+
+PENDING_EXIT = 3
+"""``status``'s exit status for an operation the bundler holds and has not included yet: not done, and not an
+error (run it again, or with --wait)."""
+
+
+def reverted(user_op_hash: str, receipt: UserOperationReceipt) -> UserOperationFailedError:
+    """What ``send --wait`` and ``status`` raise, once the receipt is printed, when the operation was included and
+    its call reverted."""
+    return UserOperationFailedError(user_op_hash, describe_revert(receipt.reason), receipt)
 
 
 STATUS_NODE_ADVICE = "give the node's URL with --node, or a deployments file with its rpc_url"
@@ -543,7 +582,8 @@ def operation_status(
     found = bundler.get_user_operation_by_hash(raw)
     if found is not None:
         return OperationStatus(text, "pending", operation=found)
-    return OperationStatus(text, "unknown")
+    shown = mask_url(bundler.url) if isinstance(bundler, BundlerClient) else None
+    return OperationStatus(text, "unknown", bundler=shown)
 
 
 def status_bundler(bundler_url: str | None, deployments_file: str | None = None) -> Bundler:
