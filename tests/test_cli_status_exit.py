@@ -61,7 +61,9 @@ def test_an_included_operation_whose_call_succeeded_exits_zero(bundler: Scripted
     assert "included" in result.stdout and result.stderr == ""
 
 
-def test_an_operation_whose_call_reverted_prints_its_receipt_and_exits_non_zero(bundler: ScriptedServer) -> None:
+def test_an_operation_whose_call_reverted_prints_its_receipt_and_exits_non_zero(
+    bundler: ScriptedServer,
+) -> None:
     reverted = {**receipt_of(USER_OP_HASH), "success": False, "reason": "0x"}
     bundler.on("eth_getUserOperationReceipt", ok(reverted))
     result = CliRunner(mix_stderr=False).invoke(_status_command(), [HASH, "--bundler", bundler.url, "--json"])
