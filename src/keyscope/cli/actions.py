@@ -453,7 +453,9 @@ def send_session_call(
     session = network.session(grant, key, verify_on_chain=check)
     pending = session.execute(address, function, *call_args, value=value, check=check)
     receipt = _wait(progress, pending, "the session's operation", timeout, check=False) if wait else None
-    if receipt is not None and receipt.success and grant.how == "offchain":
+    if (
+        receipt is not None and grant.how == "offchain"
+    ):  # included: validated, so enabled (if the call reverted too)
         store.mark_enabled(grant.session_id)
     return SendResult(grant, pending, receipt)
 

@@ -57,12 +57,6 @@ class Tracked:
         """Others following the same intent here (its operation was rebuilt into one already followed):
         finished with this one."""
 
-    @property
-    def enables(self) -> bool:
-        """Whether the operation carries the ENABLE payload (an off-chain grant's first operation)."""
-        signature = self.record.op.signature
-        return len(signature) > 86 and signature[:1] == b"\x01"
-
     def close(self, final: OutboxRecord) -> None:
         """Finished with ``final``: this and its followers."""
         self.final = final

@@ -198,6 +198,8 @@ class SessionWorker:
         self._tracked: dict[str, Tracked] = {}
         self._sessions: dict[str, _Session] = {}
         self._revoked: dict[str, tuple[bool, float]] = {}
+        self._marked_enabled: set[str] = set()
+        """Sessions this worker knows the store has marked enabled (not asked again)."""
         self._stats: dict[str, int] = {}
         self._next_block: int | None = None
         if self.events is not None:
@@ -907,14 +909,25 @@ class SessionWorker:
         self._save_outcome(tracked)
         self.lanes.vacate(tracked.record.user_op_hash)
         tracked.close(tracked.final or final)
-        if outcome.verdict is Verdict.INCLUDED and outcome.success and tracked.enables:
-            try:
-                if not self.store.is_enabled(final.session_id):
-                    self.store.mark_enabled(final.session_id)
-            except SessionStoreError as exc:
-                log.warning("marking session %s enabled: %s", final.session_id, exc)
+        if outcome.verdict is Verdict.INCLUDED:
+            self._mark_enabled(final.session_id)
         if outcome.consumer is not None:
             self._credit(outcome.consumer.user_op_hash, outcome.consumer.tx_hash, outcome.consumer.success)
+
+    def _mark_enabled(self, session_id: str) -> None:
+        """Record in the store that session ``session_id`` is enabled on chain: one of its operations was
+        included, so the module validated it (an off-chain grant's first operation enables it in validation,
+        which stays done when the call then reverts). Judged by the inclusion, never by the signature's bytes,
+        which an account's adapter may frame."""
+        if session_id in self._marked_enabled:
+            return
+        try:
+            if not self.store.is_enabled(session_id):
+                self.store.mark_enabled(session_id)
+        except SessionStoreError as exc:
+            log.warning("marking session %s enabled: %s", session_id, exc)
+            return
+        self._marked_enabled.add(session_id)
 
     def _credit(self, user_op_hash: str, tx_hash: str, success: bool) -> None:
         """The operation that took a failed one's nonce: if the outbox has it unfinished or failed, it landed."""
@@ -924,6 +937,9 @@ class SessionWorker:
                 self.store.mark_included(user_op_hash, tx_hash, success)
         except SessionStoreError as exc:
             log.warning("marking %s included: %s", user_op_hash, exc)
+            return
+        if other is not None:
+            self._mark_enabled(other.session_id)
 
     # -- writing to the store (which may be down for a while) ----------------------------------------------
 
