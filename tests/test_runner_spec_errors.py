@@ -33,7 +33,10 @@ def _spec(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "intent without to": ({"intents": [{"intent_id": "a", "session_id": SESSION}]}, ("intents[0]", "'to'")),
-    "intent without id": ({"intents": [{"session_id": SESSION, "to": TARGET}]}, ("intents[0]", "'intent_id'")),
+    "intent without id": (
+        {"intents": [{"session_id": SESSION, "to": TARGET}]},
+        ("intents[0]", "'intent_id'"),
+    ),
     "intent not an object": ({"intents": ["order-1"]}, ("intents[0]", "object")),
     "intents not a list": ({"intents": {"order-1": GOOD_INTENT}}, ("'intents'", "list")),
     "value in words": ({"intents": [{**GOOD_INTENT, "value": "1 ether"}]}, ("intents[0]", "'value'", "wei")),

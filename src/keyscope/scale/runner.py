@@ -6,7 +6,10 @@ The spec is a JSON object::
       "store": "postgresql://app@db/keyscope",
       "node": "http://127.0.0.1:8545", "bundler": "http://127.0.0.1:4337",
       "module": "0x...", "entry_point": "0x...",            (entry_point optional: v0.7's)
-      "worker": {"lease_ttl": 30, "max_lanes": 4},          (SessionWorker options, optional)
+      "worker": {"lease_ttl": 30, "max_lanes": 4},          (SessionWorker options, optional: worker_id,
+                                                            lease_ttl, max_lanes, idle_seconds, resubmit_after,
+                                                            poll_interval, retry_seconds, lane_timeout,
+                                                            verify_on_chain, probe_threads)
       "concurrency": 8,                                     (sends at once, optional)
       "timeout": 600,                                       (seconds for the whole batch; null: no limit)
       "recover_first": true,                                (run recover() before sending, optional)
@@ -14,7 +17,8 @@ The spec is a JSON object::
       "result": "path/to/result.json"                       (optional)
     }
 
-The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``;
+Every field is checked before the store is opened: a wrong one is refused with an ``error:`` line naming it (and
+the intent). The store's secret comes from ``KEYSCOPE_STORE_KEK`` (64 hex digits) or ``KEYSCOPE_STORE_PASSPHRASE``;
 ``KEYSCOPE_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR or CRITICAL; default WARNING) sets what the worker logs
 to stderr.
 Intents already recorded (by this or any earlier run) are followed, not sent again: running the same spec
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import ENTRY_POINT_V07
-from ..errors import BadInputError, KeyscopeError
+from ..errors import BadInputError, KeyscopeError, shown
 from ..execution import Call
 from ..hexutil import to_bytes
 from ..network import connect
@@ -77,18 +81,149 @@ def _log_level() -> str:
     return value.upper()
 
 
-def _intent(item: dict[str, Any]) -> Intent:
-    call = Call(item["to"], int(item.get("value", 0)), to_bytes(item.get("data", "0x"), name="data"))
-    return Intent(str(item["intent_id"]), str(item["session_id"]), call)
+_WORKER_OPTIONS = (
+    "worker_id",
+    "lease_ttl",
+    "max_lanes",
+    "idle_seconds",
+    "resubmit_after",
+    "poll_interval",
+    "retry_seconds",
+    "lane_timeout",
+    "verify_on_chain",
+    "probe_threads",
+)
+"""The :class:`~keyscope.scale.SessionWorker` options a spec's ``worker`` object may set (the others are
+callables, or set by the runner)."""
+
+_INTENT_FIELDS = (
+    "intent_id, session_id and to (an address), and optionally value (wei) and data (0x-hex calldata)"
+)
+
+
+def _refused(where: str, problem: str) -> BadInputError:
+    return BadInputError(f"the spec's {where} {problem}")
+
+
+def _whole(value: Any, where: str, what: str, *, least: int) -> int:
+    """``value`` as a whole number of at least ``least`` (a JSON number, or its digits or 0x-hex as a string)."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            number = int(text)
+        elif text[:2].lower() == "0x" and len(text) > 2:
+            try:
+                number = int(text, 16)
+            except ValueError:
+                number = None
+    if number is None or number < least:
+        raise _refused(where, f"is {shown(value)}: give {what}")
+    return number
+
+
+def _intent(index: int, item: Any) -> Intent:
+    where = f"intents[{index}]"
+    if not isinstance(item, dict):
+        raise _refused(
+            where, f"is a JSON {type(item).__name__}, not an object: each intent holds {_INTENT_FIELDS}"
+        )
+    for name in ("intent_id", "session_id", "to"):
+        if name not in item:
+            raise _refused(where, f"has no {name!r}: each intent holds {_INTENT_FIELDS}")
+    intent_id, session_id = item["intent_id"], item["session_id"]
+    if isinstance(intent_id, bool) or not isinstance(intent_id, (str, int)) or not str(intent_id):
+        raise _refused(
+            where, f"'intent_id' is {shown(intent_id)}: give the intent's idempotency key, a string"
+        )
+    if not isinstance(session_id, str):
+        raise _refused(
+            where, f"'session_id' is {shown(session_id)}: give the session's id, 0x and 64 hex digits"
+        )
+    value = _whole(item.get("value", 0), f"{where} 'value'", "a whole number of wei, 0 or more", least=0)
+    data = item.get("data", "0x")
+    if not isinstance(data, str):
+        raise _refused(f"{where} 'data'", f"is {shown(data)}: give the calldata as 0x-hex")
+    try:
+        calldata = to_bytes(data, name="data")
+    except BadInputError as exc:
+        raise _refused(f"{where} 'data'", f"is refused: {exc}") from None
+    try:
+        call = Call(item["to"], value, calldata)
+    except BadInputError as exc:
+        raise _refused(f"{where} 'to'", f"is refused: {exc}") from None
+    return Intent(str(intent_id), session_id, call)
+
+
+def _worker_options(options: Any) -> dict[str, Any]:
+    if not isinstance(options, dict):
+        raise _refused(
+            "'worker'",
+            f"is a JSON {type(options).__name__}, not an object of SessionWorker options ({', '.join(_WORKER_OPTIONS)})",
+        )
+    for name in options:
+        if name not in _WORKER_OPTIONS:
+            raise _refused(
+                "'worker'",
+                f"has {name!r}, which is not a SessionWorker option it may set: give any of "
+                f"{', '.join(_WORKER_OPTIONS)}",
+            )
+    return dict(options)
+
+
+def _checked(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec``'s fields, each checked before the store is opened or a service asked: the intents, the worker's
+    options, ``concurrency``, ``timeout`` and ``recover_first``. :class:`~keyscope.errors.BadInputError` naming the
+    field (and the intent) that is wrong and what it takes."""
+    for field in ("store", "node", "bundler", "module", "intents"):
+        if field not in spec:
+            raise BadInputError(f"the spec has no {field!r}")
+    for field, what in (
+        ("store", "the store's URL (sqlite:///FILE, postgresql://..., or a folder)"),
+        ("node", "the node's JSON-RPC URL"),
+        ("bundler", "the bundler's JSON-RPC URL"),
+        ("module", "the session module's address (0x and 40 hex digits)"),
+    ):
+        if not isinstance(spec[field], str) or not spec[field].strip():
+            raise _refused(repr(field), f"is {shown(spec[field])}: give {what}")
+    for field in ("entry_point", "factory"):
+        if spec.get(field) is not None and not isinstance(spec[field], str):
+            raise _refused(repr(field), f"is {shown(spec[field])}: give an address (0x and 40 hex digits)")
+    if not isinstance(spec["intents"], list):
+        raise _refused(
+            "'intents'",
+            f"is a JSON {type(spec['intents']).__name__}, not a list: give a list of intents, each an object "
+            f"holding {_INTENT_FIELDS}",
+        )
+    timeout = spec.get("timeout", 600.0)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
+    ):
+        raise _refused(
+            "'timeout'",
+            f"is {shown(timeout)}: give the seconds the whole batch may take (a positive number), or null",
+        )
+    recover_first = spec.get("recover_first", False)
+    if not isinstance(recover_first, bool):
+        raise _refused("'recover_first'", f"is {shown(recover_first)}: give true or false")
+    return {
+        "intents": [_intent(index, item) for index, item in enumerate(spec["intents"])],
+        "worker": _worker_options(spec.get("worker", {})),
+        "concurrency": _whole(
+            spec.get("concurrency", 8), "'concurrency'", "a whole number of sends at once, 1 or more", least=1
+        ),
+        "timeout": None if timeout is None else float(timeout),
+        "recover_first": recover_first,
+    }
 
 
 def run_spec(spec: dict[str, Any], *, on_step: StepHook | None = None) -> dict[str, Any]:
     """Run ``spec`` (see the module docstring); the result as a dict. ``on_step`` is the worker's
     (:class:`~keyscope.scale.SessionWorker`)."""
-    for field in ("store", "node", "bundler", "module", "intents"):
-        if field not in spec:
-            raise BadInputError(f"the spec has no {field!r}")
-    intents = [_intent(item) for item in spec["intents"]]
+    checked = _checked(spec)
+    intents = checked["intents"]
     store = open_store(spec["store"], **_store_secret())
     net = connect(
         spec["node"],
@@ -99,15 +234,10 @@ def run_spec(spec: dict[str, Any], *, on_step: StepHook | None = None) -> dict[s
     )
     began = time.time()
     try:
-        with SessionWorker(store, net, on_step=on_step, **spec.get("worker", {})) as worker:
-            recovered = str(worker.recover(wait=30.0)) if spec.get("recover_first") else None
+        with SessionWorker(store, net, on_step=on_step, **checked["worker"]) as worker:
+            recovered = str(worker.recover(wait=30.0)) if checked["recover_first"] else None
             sending = time.time()
-            timeout = spec.get("timeout", 600.0)
-            batch = worker.send_many(
-                intents,
-                concurrency=int(spec.get("concurrency", 8)),
-                timeout=None if timeout is None else float(timeout),
-            )
+            batch = worker.send_many(intents, concurrency=checked["concurrency"], timeout=checked["timeout"])
             finished = time.time()
             stats = worker.stats()
     finally:
