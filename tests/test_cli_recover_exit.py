@@ -27,7 +27,9 @@ def test_recover_exits_non_zero_while_an_operation_it_resent_has_not_landed(
     owner = net.owner(LocalSigner.generate())
     stack.fund(owner.account, 10**18)
     key = SessionKey.generate()
-    grant = owner.grant(key, [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])])
+    grant = owner.grant(
+        key, [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == owner.account])]
+    )
     url = f"sqlite:///{tmp_path / 'sessions.db'}"
     session_id = "0x" + grant.session_id.hex()
     with open_store(url, kek=KEK) as store:
@@ -35,7 +37,9 @@ def test_recover_exits_non_zero_while_an_operation_it_resent_has_not_landed(
         store.put_grant(grant)
         # what a worker that died right after recording leaves: a signed operation nobody sent
         store.lease_lane(owner.account, session_id, "dead-worker", 30.0)
-        op = net.session(grant, key).build(function_call(stack.nft, "safeMint(address)", owner.account), lane=0)
+        op = net.session(grant, key).build(
+            function_call(stack.nft, "safeMint(address)", owner.account), lane=0
+        )
         op_hash = "0x" + user_op_hash_v07(op.pack(), net.entry_point, net.chain_id).hex()
         store.record_intent("order-1", owner.account, session_id, 0, op, op_hash)
     net.close()

@@ -23,6 +23,7 @@ The commands share their options, their store, their errors and their output wit
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -35,7 +36,7 @@ from ..grant import SessionGrant
 from ..hexutil import ZERO_ADDRESS
 from ..store import OutboxRecord, OutboxState, SessionStore
 from ..urls import mask_url
-from .actions import check_grant_network, revoke_session
+from .actions import PENDING_EXIT, check_grant_network, revoke_session
 from .browser import consent, dashboard
 from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
 from .listing import Listing, list_sessions, store_sessions
@@ -292,7 +293,8 @@ def recover(
     store_url: str, node: str, bundler: str, older_than: float | None, wait: float, as_json: bool
 ) -> None:
     """Finish what was in flight: mark landed operations included, resend (the same operation) what a
-    bundler lost, fail what can never land. Needs no session key; with the store's secret set, an operation whose
+    bundler lost, fail what can never land. Exits with 3 while any of them is still unfinished after --wait
+    (run it again later), else 0. Needs no session key; with the store's secret set, an operation whose
     nonce another operation took is built again with its session's key (else left for a worker that has it).
     --node and --bundler are checked first, even with nothing in flight: a node and a bundler of one chain (the
     records'), the bundler serving the records' EntryPoints."""
@@ -347,6 +349,13 @@ def recover(
             *(f"  unreadable {intent}: {problem}" for intent, problem in report.unreadable.items()),
         ],
     )
+    if report.waiting:  # not finished: a job must not take the recovery for done
+        click.echo(
+            f"note: {len(report.waiting)} operation(s) still unfinished after --wait {wait:g} s: run keyscope recover "
+            "again later (or with a longer --wait); a worker running on this store also finishes them",
+            err=True,
+        )
+        sys.exit(PENDING_EXIT)
 
 
 def _require_one_chain(grants: dict[str, SessionGrant], chain_id: int) -> None:
