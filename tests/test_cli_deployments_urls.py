@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from keyscope.cli import Deployments, main
 from keyscope.errors import BadInputError
+from keyscope.store import open_store
 
 ACCOUNT = "0x" + "a1" * 20
 
@@ -51,8 +52,10 @@ def test_the_urls_a_stack_writes_and_an_inprocess_bundler_are_taken(tmp_path: Pa
 def test_the_dashboard_names_the_deployments_files_url_that_is_wrong(tmp_path: Path) -> None:
     path = tmp_path / "stack.json"
     path.write_text(json.dumps({"rpc_url": "127.0.0.1:8545", "bundler_url": "http://127.0.0.1:9"}))
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    open_store(store).close()  # an existing store: the file is what is wrong
     result = CliRunner(mix_stderr=False).invoke(
-        main, ["dashboard", ACCOUNT, "--deployments", str(path), "--store", f"sqlite:///{tmp_path / 's.db'}"]
+        main, ["dashboard", ACCOUNT, "--deployments", str(path), "--store", store]
     )
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"error: rpc_url in {path}: '127.0.0.1:8545' is not an http(s) URL"), (

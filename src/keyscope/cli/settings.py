@@ -121,6 +121,12 @@ class Deployments:
             else:
                 if not isinstance(value, str):
                     raise BadInputError(f"{key} in {file} must be a URL string, got {value!r}")
+                if not (name == "bundler_url" and value.strip().lower() == INPROCESS) and not re.match(
+                    r"^https?://[^/\s]", value.strip(), re.I
+                ):  # refused here, naming where it is, not later where it is used as one URL among others
+                    raise BadInputError(
+                        f"{key} in {file}: {mask_url(value)!r} is not an http(s) URL: give it as http://host:port"
+                    )
                 values[name] = value
         return cls(**values, source=str(file))
 
