@@ -488,11 +488,15 @@ def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
     where = f"{shown} on {permission.target}"
     if limit.op != LimitKind.AMOUNT:
         return where
-    offset = 0
-    for param in function.inputs if function is not None else ():
-        if offset == meter.offset:
-            return f"its argument {param.name or param.type.name} ({param.type.name}) in {where}"
-        offset += param.type.head_size
+    # the one word the meter counts, named as a rule's is: a static struct or fixed-size array sits inline, a word per
+    # member or element, so a meter at its start counts its first only (``amounts[0]``, never "amounts (uint256[2])");
+    # a dynamic argument's head word is named by the argument, whose danger says what that word is
+    located = None
+    if function is not None:
+        located = function.word_at(meter.offset) or function.dynamic_at(meter.offset)
+    if located is not None:
+        label, kind = located
+        return f"its argument {label} ({kind.name}) in {where}"
     return f"the word at byte {meter.offset} of the arguments of {where}"
 
 
