@@ -122,6 +122,8 @@ _SPEC_OF = {
     Condition.GREATER_THAN_OR_EQUAL: "__ge__",
 }
 _INTEGER = re.compile(r"^(-?)(0[xX][0-9a-fA-F]+|[0-9]+)$")
+_INDEX = re.compile(r"[0-9]+")
+"""An index in an argument path (``legs.1.tag``): ASCII digits, as the command line's rules read them."""
 
 
 def _integer(value: Any, where: str) -> int:
@@ -226,7 +228,8 @@ def _arg_path(value: Any, where: str) -> tuple[str | int, ...]:
     if isinstance(value, int):
         return (value,)
     if isinstance(value, str) and value:
-        return tuple(int(step) if step.isdigit() else step for step in value.split("."))
+        # ASCII digits only: str.isdigit takes "²" (which int() refuses) and the Arabic-Indic one (which it reads as 1)
+        return tuple(int(step) if _INDEX.fullmatch(step) else step for step in value.split("."))
     if isinstance(value, list) and value and all(isinstance(s, (str, int)) for s in value):
         return tuple(value)
     raise BadInputError(f"{where}: 'arg' is an argument name, index or dotted path, got {shown(value)}")
