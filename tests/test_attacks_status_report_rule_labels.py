@@ -41,12 +41,16 @@ def test_a_rule_is_named_by_the_argument_it_checks_not_by_its_label() -> None:
 
 
 def test_a_function_label_that_is_not_the_selector_s_function_is_not_shown_as_the_function() -> None:
-    permission = Permission(
-        target=TOKEN, selector=TRANSFER, function="transfer(address,uint256) to the shop only, at most 1 USDC"
-    )
-    described = describe_permission(permission)
-    assert "to the shop only" not in described, described
-    assert f"the function with selector 0x{TRANSFER.hex()}" in described, described
+    """A known function reads as the table has it; another as its label declares it, without trailing words; a label
+    that is another function than the selector's, by its selector."""
+    words = " to the shop only, at most 1 USDC"
+    known = Permission(target=TOKEN, selector=TRANSFER, function="transfer(address,uint256)" + words)
+    assert f"call transfer(address to,uint256 amount) on {TOKEN};" in describe_permission(known)
+    pay = parse_signature("pay(address,uint256)").selector
+    unknown = Permission(target=TOKEN, selector=pay, function="pay(address shop, uint256 amount)" + words)
+    assert f"call pay(address shop,uint256 amount) on {TOKEN};" in describe_permission(unknown)
+    other = Permission(target=TOKEN, selector=pay, function="transferFrom(address,address,uint256)")
+    assert f"call the function with selector 0x{pay.hex()} on" in describe_permission(other)
 
 
 def test_labels_a_misaligned_rule_or_one_on_an_unnamed_argument_takes() -> None:

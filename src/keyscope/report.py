@@ -7,7 +7,8 @@ tools list; every status in it is judged by :func:`keyscope.module.session_statu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from .endpoints import Endpoints
 from .errors import InvalidAbiError
 from .grant import SessionGrant
 from .hexutil import to_address
+from .known_functions import KNOWN_FUNCTIONS
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .policy import AbiFunction, AbiType, parse_signature
@@ -54,10 +56,18 @@ def describe_permission(permission: Permission) -> str:
     0.01 ETH per transfer to 0x…``."""
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
-    name = permission.function or f"the function with selector 0x{permission.selector.hex()}"
     function = _declared_function(permission)
+    # the label is the request's text, not signed: shown as the function it declares (its types and argument names,
+    # no trailing words), and only when that is the selector's function
+    name = (
+        f"{function.name}({','.join(f'{p.type.name} {p.name}'.strip() for p in function.inputs)})"
+        if function is not None
+        else f"the function with selector 0x{permission.selector.hex()}"
+    )
     conditions = " and ".join(
-        rule.describe(address=function is not None and _is_address(function.word_at(rule.offset)))
+        _named(rule, function, permission.rules).describe(
+            address=function is not None and _is_address(function.word_at(rule.offset))
+        )
         for rule in permission.rules
     )
     value = (
@@ -69,7 +79,12 @@ def describe_permission(permission: Permission) -> str:
 
 
 def _declared_function(permission: Permission) -> AbiFunction | None:
-    """The permission's function as its label declares it, when the label parses and is the selector's."""
+    """The permission's function as its label declares it, when the label parses and is the selector's; a function
+    known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
+    argument names, whatever the label (four bytes collide, and a label's names are the request's text)."""
+    known = KNOWN_FUNCTIONS.get(permission.selector)
+    if known is not None:
+        return parse_signature(known.signature)
     if permission.function is None:
         return None
     try:
@@ -77,6 +92,66 @@ def _declared_function(permission: Permission) -> AbiFunction | None:
     except InvalidAbiError:
         return None
     return function if function.selector == permission.selector else None
+
+
+_STEPS = re.compile(r"(?:\.([A-Za-z0-9_$]+)|\[([0-9]+)\])*")
+_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_POSITIONAL = re.compile(r"arg[0-9]+|[0-9]+")
+
+
+def _steps(label: str) -> list[str] | None:
+    """``order.amount`` as ``["order", ".amount"]``, ``legs[1].0`` as ``["legs", "[1]", ".0"]``; None for any other text."""
+    head = _NAME.match(label)
+    if head is None or _STEPS.fullmatch(label, head.end()) is None:
+        return None
+    return [head.group(0), *re.findall(r"\.[A-Za-z0-9_$]+|\[[0-9]+\]", label[head.end() :])]
+
+
+def _fits(name: str, label: str, function: AbiFunction) -> bool:
+    """Whether the rule's ``name`` may stand for the argument path ``label`` (:meth:`AbiFunction.word_at`'s): the same
+    steps, each as the function names it, or a name where it names none (``arg0``, component ``1``), never the name of
+    another argument."""
+    mine, theirs = _steps(name), _steps(label)
+    if mine is None or theirs is None or len(mine) != len(theirs):
+        return False
+    for index, (step, actual) in enumerate(zip(mine, theirs, strict=True)):
+        if step == actual:
+            continue
+        bare, real = step.lstrip("."), actual.lstrip(".")
+        if (
+            step[0] == "["
+            or actual[0] == "["
+            or (index and step[0] != ".")
+            or not _POSITIONAL.fullmatch(real)
+        ):
+            return False
+        if _POSITIONAL.fullmatch(bare) or (index == 0 and any(p.name == bare for p in function.inputs)):
+            return False
+    return True
+
+
+def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> Rule:
+    """``rule`` named by the argument whose word it checks, as the declared function lays them out: its label (the
+    request's text, not signed) when it fits that argument (:func:`_fits`) and no rule on another word bears it, else
+    the argument's path (``arg1``, ``order.amount``), or ``word at offset N`` where no argument's word starts."""
+    if function is None:
+        return (
+            rule
+            if rule.name is None or _steps(rule.name) is not None
+            else rule.model_copy(update={"name": None})
+        )
+    located = function.word_at(rule.offset)
+    if located is None:
+        return rule.model_copy(update={"name": None})
+    label = located[0]
+    name = rule.name
+    if (
+        name is not None
+        and _fits(name, label, function)
+        and not any(other.name == name and other.offset != rule.offset for other in rules)
+    ):
+        label = name
+    return rule.model_copy(update={"name": label})
 
 
 def _is_address(located: tuple[str, AbiType] | None) -> bool:
