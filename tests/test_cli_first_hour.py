@@ -1317,7 +1317,7 @@ def test_the_commands_take_the_owner_s_gas_cap_from_the_environment(net, monkeyp
     """The owner's operations are refused past a gas cap (attack 287); the ``keyscope`` command and the ``ape run``
     scripts take it from ``KEYSCOPE_OWNER_MAX_GAS_COST`` (wei, decimal or 0x-hex; 0 for none), and refuse a value
     that is no such number, naming the variable."""
-    from keyscope.owner import DEFAULT_OWNER_MAX_GAS_COST
+    from keyscope.operations import DEFAULT_OWNER_MAX_GAS_COST
 
     owner = LocalSigner.generate()
     monkeypatch.delenv("KEYSCOPE_OWNER_MAX_GAS_COST", raising=False)

@@ -9,7 +9,8 @@ from ..ape_signer import ApeAccountSigner
 from ..errors import BadInputError, ConfigurationError, KeyscopeError, SigningDeclinedError
 from ..hexutil import to_address, to_int
 from ..network import Network
-from ..owner import DEFAULT_OWNER_MAX_GAS_COST, Owner
+from ..operations import DEFAULT_OWNER_MAX_GAS_COST
+from ..owner import Owner
 from ..selectors import SIGNER
 from ..signers import looks_like_a_path
 from ..signing import HashSigner, LocalSigner
