@@ -37,6 +37,7 @@ HEAVIEST_FIRST = (
     "e2e/test_scripts.py",
     "e2e/test_scale.py",
     "test_lifecycle.py",
+    "test_lifecycle_enable_paths.py",
     "test_differential.py",
     "e2e/test_accounts.py",
     "test_store.py",

@@ -1,0 +1,674 @@
+"""A session's life through every path it can be enabled and used, as the holder of a leaked key (and of a leaked
+co-signer key) sees it, against a model of what must be alive, refused and counted.
+
+The owner grants sessions on chain (``enableSession``) or off chain (one EIP-712 signature, carried by the session's
+first operation in ENABLE mode), with or without a co-signer, with or without a calls limit over the session's life
+or per day; the owner revokes any of them (before its first use too), rotates or removes a co-signer, invalidates
+every session, uninstalls and reinstalls the module; the clock moves on by days. The key sends operations in every
+mode (USE, USE_WITH_KEY, SESSION, ENABLE), replays every ENABLE payload ever signed (after revoke, after the epoch
+moved, after a reinstall), signs co-signed operations with a co-signer the owner replaced, and claims times in
+periods other than the current one. Everything goes through the real EntryPoint v0.7 ``handleOps`` on ape's local
+chain with the in-process bundler; after every step the module's views (epoch, each session's status, each
+limited session's counters) and the targets' call counts must equal the model's.
+
+The property: after a revocation, an invalidation or an uninstall nothing signed before acts again (no ENABLE
+payload, no co-signature), and no limit is exceeded, nor reset by enabling again. ``KEYSCOPE_FUZZ=deep`` runs many
+more examples than the default ("ci", derandomized).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_utils import keccak
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from conftest import KIND
+from keyscope.erc1271 import co_sign_digest
+from keyscope.execution import Call, encode_execute
+from keyscope.session import (
+    Limit,
+    LimitKind,
+    Meter,
+    Permission,
+    Session,
+    encode_at_signature,
+    encode_enable_signature,
+    encode_session_signature,
+    encode_use_with_key_signature,
+)
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.fuzz import DEEP, ON_CHAIN
+
+ETHER = 10**18
+DAY = 86400
+OTHER = keccak(b"other(uint256)")[:4]
+KEYS = tuple(LocalSigner(keccak(b"keyscope enable paths key %d" % i)) for i in range(2))
+CO_SIGNERS = tuple(LocalSigner(keccak(b"keyscope enable paths co-signer %d" % i)) for i in range(2))
+OWNER = LocalSigner(keccak(b"keyscope enable paths owner"))
+LIMITS: tuple[tuple[str, int] | None, ...] = (None, ("day", 1), ("life", 1), ("day", 2), ("life", 2))
+TALLY: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, module):
+    """The session-scoped fixtures this module uses, made before its own: ape snapshots the chain per fixture
+    scope and must not rebase them."""
+
+
+@dataclass
+class Grant:
+    """One session as the model knows it: a Session struct granted in one epoch (its id binds the epoch)."""
+
+    session: Session
+    session_id: bytes
+    key: int
+    target: int
+    co_signer: int | None  # the co-signer granted (index of CO_SIGNERS), None: not co-signed
+    limit: tuple[str, int] | None
+    epoch: int
+    owner_signature: bytes | None = None  # the off-chain grant, None: granted on chain
+    status: str = "pending"  # pending (signed, never enabled), active, revoked, dead (its epoch is over)
+    current_co_signer: int | None = None  # after rotations; None once removed (for a co-signed session)
+    index: int = 0  # the limit record's period index (0 for a limit over the life)
+    left: int = 0  # what the limit record has left in that period
+    counted: int = 0  # operations counted towards its limit, over its life
+
+    @property
+    def space(self) -> tuple[str, Any]:
+        """Where its permission lives: under its key, or in its co-signed space."""
+        return ("key", self.key) if self.co_signer is None else ("co", self.session_id)
+
+
+@dataclass
+class Payload:
+    """An ENABLE payload the owner signed: the session and the owner's signature, and the epoch it was signed in."""
+
+    session: Session
+    owner_signature: bytes
+    epoch: int
+    key: int
+    target: int
+    co_signer: int | None
+    limit: tuple[str, int] | None
+
+
+class EnablePathsMachine(RuleBasedStateMachine):
+    """One keyscope account (owner OWNER) with the module; two session keys, two co-signers and two targets. Each
+    session grants ``other(uint256)`` on one target, any amount."""
+
+    sessions: Any = None
+    account: str = ""
+    targets: tuple[Any, ...] = ()
+    chain: Any = None
+    # ENABLE payloads the owner signed before the examples (in an epoch each example's first step ends): the same
+    # in every example, so that an example replays as it ran
+    earlier: tuple[Payload, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grants: dict[bytes, Grant] = {}
+        self.payloads: list[Payload] = []  # signed in this example
+        self.live: dict[tuple[tuple[str, Any], int], bytes] = {}  # (space, target) -> session id
+        self.calls = [0, 0]
+        self.epoch = 0
+        self.installed = True
+
+    # -- plumbing --------------------------------------------------------------------------------------
+
+    @property
+    def module(self) -> Any:
+        return self.sessions.module
+
+    def _owner(self, calls: Call | list[Call]) -> bool:
+        """An owner operation making ``calls``: whether it executed (a revert of the module fails it)."""
+        h = self.sessions.h
+        receipt = h.submit(h.sign_owner(h.op(self.account, encode_execute(calls)), OWNER))
+        return bool(receipt.success)
+
+    def _module_call(self, data: bytes) -> Call:
+        return Call.of(self.module.address, 0, data)
+
+    def _now(self) -> int:
+        return int(self.chain.blocks.head.timestamp)
+
+    def _period(self) -> int:
+        return self._now() // DAY
+
+    def _session_id(self, session: Session) -> bytes:
+        return session.session_id(self.account, self.epoch)
+
+    def _session(self, key: int, target: int, co_signer: int | None, limit: Any, salt: int) -> Session:
+        limits: tuple[Limit, ...] = ()
+        if limit is not None:
+            limits = (
+                Limit(
+                    kind=LimitKind.CALLS,
+                    amount=limit[1],
+                    period=DAY if limit[0] == "day" else 0,
+                    meters=(Meter(permission=0),),
+                ),
+            )
+        return Session(
+            session_key=KEYS[key].address,
+            salt=salt,
+            co_signer=None if co_signer is None else CO_SIGNERS[co_signer].address,
+            permissions=(
+                Permission(target=self.targets[target].address, selector=OTHER, function="other(uint256)"),
+            ),
+            limits=limits,
+        )
+
+    def _new_grant(self, payload: Payload, owner_signature: bytes | None) -> Grant:
+        session_id = self._session_id(payload.session)
+        grant = Grant(
+            payload.session,
+            session_id,
+            payload.key,
+            payload.target,
+            payload.co_signer,
+            payload.limit,
+            self.epoch,
+            owner_signature,
+            current_co_signer=payload.co_signer,
+        )
+        if payload.limit is not None:
+            grant.left = payload.limit[1]
+        return grant
+
+    def _activate(self, grant: Grant) -> None:
+        grant.status = "active"
+        self.live[(grant.space, grant.target)] = grant.session_id
+        self.grants[grant.session_id] = grant
+
+    def _kill_all(self) -> None:
+        for grant in self.grants.values():
+            if grant.status == "active":
+                grant.status = "dead"
+        self.live.clear()
+
+    def _live_sessions(self) -> int:
+        return sum(g.status == "active" for g in self.grants.values())
+
+    def _op(self, target: int, sign: Any, at: int | None) -> UserOperation:
+        """A session operation calling ``other(1)`` on ``target``, signed by ``sign(userOpHash)``."""
+        h = self.sessions.h
+        call = Call.of(self.targets[target].address, 0, self.targets[target].other.encode_input(1))
+        op = h.op(self.account, encode_execute(call), key=KIND.nonce_key(self.module.address, 0))
+        signature = sign(h.hash(op))
+        return op.replace(signature=signature if at is None else encode_at_signature(at, signature))
+
+    def _co_sign(self, co_signer: int | None, session_id: bytes, op_hash: bytes) -> bytes:
+        if co_signer is None:
+            return b""
+        digest = co_sign_digest(
+            session_id, op_hash, chain_id=self.sessions.h.chain_id, module=self.module.address
+        )
+        return CO_SIGNERS[co_signer].sign_hash(digest)
+
+    def _claim(self, data: st.DataObject, grant: Grant | None) -> tuple[int | None, str]:
+        """The time the operation claims: the current one mostly; for a session with a daily limit sometimes none,
+        the day before or the day after (a period whose count the key would like)."""
+        now = self._now() + 2
+        if grant is None or grant.limit is None or grant.limit[0] != "day":
+            return (now if data.draw(st.booleans(), label="claim") else None), "now"
+        how = data.draw(
+            st.sampled_from(["now", "now", "now", "none", "yesterday", "tomorrow"]), label="claim"
+        )
+        return {"now": now, "none": None, "yesterday": now - DAY, "tomorrow": now + DAY}[how], how
+
+    def _limit_verdict(self, grant: Grant, claimed: int | None, how: str) -> str | None:
+        """Why the module (or the EntryPoint, for the window it returns) refuses one more counted call of
+        ``grant`` claiming ``claimed``; None: it counts it."""
+        if grant.limit is None:
+            return None
+        if grant.limit[0] == "life":
+            return None if grant.left > 0 else "LimitExceeded"
+        if claimed is None:
+            return "ClaimedTimeRequired"
+        k = claimed // DAY
+        if k < grant.index:
+            return "PeriodPassed"
+        left = grant.limit[1] if k > grant.index else grant.left
+        if left == 0:
+            return "LimitExceeded"
+        if how != "now":
+            return "AA22"  # counted in another period: the EntryPoint refuses its window
+        return None
+
+    def _count(self, grant: Grant, claimed: int | None) -> None:
+        if grant.limit is None:
+            return
+        if grant.limit[0] == "day":
+            assert claimed is not None
+            k = claimed // DAY
+            if k > grant.index:
+                grant.index, grant.left = k, grant.limit[1]
+        grant.left -= 1
+        grant.counted += 1
+
+    def _judge(self, op: UserOperation, expected: str | None, target: int, context: str) -> None:
+        """Send ``op``; ``expected`` is None when it must run, else a fragment of its refusal ('' for any)."""
+        outcome = self.sessions.outcome(op)
+        if expected is None:
+            assert outcome == "ok", f"{context}: refused: {outcome}"
+            self.calls[target] += 1
+            TALLY["ran"] += 1
+        else:
+            assert outcome != "ok", f"{context}: ran, the model refuses it ({expected or 'refused'})"
+            assert expected in outcome, f"{context}: refused for another reason than {expected}: {outcome}"
+            TALLY[f"refused {expected or 'other'}"] += 1
+
+    # -- setting up each example -----------------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def fresh_epoch(self, data: st.DataObject) -> None:
+        """The module installed and every session an earlier example left dead: a new epoch, and a first
+        off-chain grant signed in it."""
+        if not self.module.isInitialized(self.account):
+            h = self.sessions.h
+            h.owner_execute(
+                self.account, OWNER, KIND.install_validator_call(self.account, self.module.address)
+            )
+        assert self._owner(self._module_call(self.module.invalidateAllSessions.encode_input()))
+        self.epoch = int(self.module.epochOf(self.account))
+        self.calls = [int(t.calls()) for t in self.targets]
+        # the middle of a day: no operation of a step lands in another period than the one it claims
+        now = self._now()
+        if abs(now % DAY - DAY // 2) > DAY // 4:
+            self.chain.pending_timestamp = (now // DAY + 1) * DAY + DAY // 2
+            self.chain.mine()
+        self.sign_off_chain(data)
+
+    # -- the steps -------------------------------------------------------------------------------------
+
+    @rule(data=st.data())
+    def step(self, data: st.DataObject) -> None:
+        """One step, of the key (about as often as all the owner's together) or of the owner. One rule drawing its step by weight rather than a
+        rule per step: hypothesis turns rules off per example and tries the first ones first, which left the key's
+        operations out of most of the few examples a CI run affords."""
+        steps: list[tuple[str, int]] = [
+            ("use", 6),
+            ("enable_payload", 5),
+            ("sign_off_chain", 2),
+            ("sign_and_enable", 2),
+            ("grant_on_chain", 3),
+            ("revoke", 3 if any(g.status in ("active", "pending") for g in self.grants.values()) else 0),
+            (
+                "rotate_co_signer",
+                2
+                if any(g.co_signer is not None and g.status == "active" for g in self.grants.values())
+                else 0,
+            ),
+            ("kill_all", 1 if any(g.status in ("active", "pending") for g in self.grants.values()) else 0),
+            ("install", 0 if self.installed else 3),
+            ("next_day", 1 if any(g.limit and g.limit[0] == "day" for g in self.grants.values()) else 0),
+        ]
+        name = data.draw(st.sampled_from([n for n, weight in steps for _ in range(weight)]), label="step")
+        getattr(self, name)(data)
+
+    # -- the owner's steps -----------------------------------------------------------------------------
+
+    def sign_off_chain(self, data: st.DataObject) -> None:
+        """The owner signs a grant (its ENABLE payload), to be enabled by the session's first operation."""
+        key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+        target = data.draw(st.integers(0, 1), label="target")
+        co_signer = data.draw(st.sampled_from([0, None, 1, None]), label="co-signer")
+        limit = data.draw(st.sampled_from(LIMITS), label="limit")
+        salt = data.draw(st.integers(0, 1), label="salt")
+        session = self._session(key, target, co_signer, limit, salt)
+        signature = self.sessions.owner_signature(self.account, OWNER, session, epoch=self.epoch)
+        payload = Payload(session, signature, self.epoch, key, target, co_signer, limit)
+        self.payloads.append(payload)
+        session_id = self._session_id(session)
+        if session_id not in self.grants:
+            self.grants[session_id] = self._new_grant(payload, signature)
+        TALLY["signed off chain"] += 1
+
+    def grant_on_chain(self, data: st.DataObject) -> None:
+        """The owner's ``enableSession`` (installed or not: the module takes any caller)."""
+        key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+        target = data.draw(st.integers(0, 1), label="target")
+        co_signer = data.draw(st.sampled_from([0, None, 1, None]), label="co-signer")
+        limit = data.draw(st.sampled_from(LIMITS), label="limit")
+        salt = data.draw(st.integers(0, 1), label="salt")
+        session = self._session(key, target, co_signer, limit, salt)
+        session_id = self._session_id(session)
+        known = self.grants.get(session_id)
+        payload = Payload(session, b"", self.epoch, key, target, co_signer, limit)
+        grant = known if known is not None else self._new_grant(payload, None)
+        ran = self._owner(self._module_call(self.module.enableSession.encode_input(session.as_abi())))
+        if grant.status == "revoked":
+            assert not ran, "a revoked session was enabled again"
+            TALLY["on chain: revoked"] += 1
+        elif grant.status == "active":
+            assert ran
+            TALLY["on chain: active already"] += 1
+        elif (grant.space, target) in self.live:
+            assert not ran, "a second session took a live permission"
+            TALLY["on chain: permission taken"] += 1
+        else:
+            assert ran
+            self._activate(grant)
+            TALLY["on chain: enabled"] += 1
+
+    def revoke(self, data: st.DataObject) -> None:
+        """Revoke any session the model knows: signed and never used, active, revoked already or dead."""
+        rank = {"active": 0, "pending": 1, "dead": 2, "revoked": 3}
+        ordered = sorted(self.grants, key=lambda i: (rank[self.grants[i].status], i))
+        session_id = data.draw(st.sampled_from(ordered), label="session")
+        grant = self.grants[session_id]
+        assert self._owner(self._module_call(self.module.revokeSession.encode_input(session_id)))
+        TALLY[f"revoke {grant.status}"] += 1
+        if grant.status == "active":
+            del self.live[(grant.space, grant.target)]
+            others = [g for g in self.grants.values() if g.status == "active" and g is not grant]
+            if others:
+                TALLY["revoke beside another live session"] += 1
+            if any(g.key == grant.key for g in others):
+                TALLY["revoke beside another live session of the key"] += 1
+        grant.status = "revoked"
+
+    def rotate_co_signer(self, data: st.DataObject) -> None:
+        """The owner replaces a co-signer by the other one, or removes it (of an active session mostly; of one
+        revoked, dead or never enabled the module refuses)."""
+        co_signed = sorted(
+            (i for i, g in self.grants.items() if g.co_signer is not None),
+            key=lambda i: (self.grants[i].status != "active", i),
+        )
+        session_id = data.draw(st.sampled_from(co_signed), label="session")
+        new = data.draw(st.sampled_from([0, 1, None]), label="new co-signer")
+        grant = self.grants[session_id]
+        address = "0x" + "00" * 20 if new is None else CO_SIGNERS[new].address
+        ran = self._owner(self._module_call(self.module.rotateCoSigner.encode_input(session_id, address)))
+        if grant.status == "active":
+            assert ran
+            grant.current_co_signer = new
+            TALLY["rotated"] += 1
+        elif grant.status == "pending" and grant.epoch == self.epoch:
+            assert not ran  # never enabled: no co-signer recorded
+            TALLY["rotate refused"] += 1
+        else:
+            assert not ran, f"rotated the co-signer of a {grant.status} session"
+            TALLY["rotate refused"] += 1
+
+    def kill_all(self, data: st.DataObject) -> None:
+        """invalidateAllSessions, or uninstalling the module (its onUninstall runs: a new epoch) and installing it
+        again at once or later."""
+        how = data.draw(st.sampled_from(["invalidate", "reinstall", "invalidate", "uninstall"]), label="how")
+        if how != "invalidate" and not self.installed:
+            how = "invalidate"
+        if how == "invalidate":
+            assert self._owner(self._module_call(self.module.invalidateAllSessions.encode_input()))
+        else:
+            assert self._owner(KIND.uninstall_validator_call(self.account, self.module.address))
+            self.installed = False
+        self.epoch += 1
+        self._kill_all()
+        TALLY[how] += 1
+        if how == "reinstall":
+            self.install()
+
+    def install(self, data: st.DataObject | None = None) -> None:
+        """Install the module again: sessions enabled on chain while it was not installed die (a new epoch)."""
+        assert self._owner(KIND.install_validator_call(self.account, self.module.address))
+        if self._live_sessions():
+            self.epoch += 1
+            self._kill_all()
+            TALLY["install over live sessions"] += 1
+        self.installed = True
+        TALLY["install"] += 1
+
+    def next_day(self, data: st.DataObject) -> None:
+        """The clock moves to the middle of a later day: daily limits start again."""
+        days = data.draw(st.sampled_from([1, 1, 2]), label="days")
+        self.chain.pending_timestamp = (self._period() + days) * DAY + DAY // 2
+        self.chain.mine()
+        TALLY["next day"] += 1
+
+    # -- the key's steps -------------------------------------------------------------------------------
+
+    def _payload(self, data: st.DataObject) -> Payload:
+        """A payload to replay: this epoch's (never enabled, enabled or revoked) three times as often as one signed
+        in an earlier epoch of this example, or before the examples."""
+        ours = [p for p in self.payloads if p.epoch == self.epoch]
+        older = [p for p in self.payloads if p.epoch != self.epoch]
+        which = data.draw(
+            st.sampled_from(["pending"] * 3 + ["active"] * 2 + ["revoked", "older", "older", "before"]),
+            label="which payloads",
+        )
+        if which in ("pending", "active", "revoked"):
+            pool = [p for p in ours if self.grants[self._session_id(p.session)].status == which] or ours
+        else:
+            pool = older if which == "older" else []
+        pool = pool or older or list(self.earlier)
+        return data.draw(st.sampled_from(pool), label="payload")
+
+    def sign_and_enable(self, data: st.DataObject) -> None:
+        """The owner signs a grant and the session's first operation carries it at once."""
+        self.sign_off_chain(data)
+        self.enable_payload(data, self.payloads[-1])
+
+    def enable_payload(self, data: st.DataObject, payload: Payload | None = None) -> None:
+        """An ENABLE operation carrying any payload ever signed (this example's, or an earlier one's): its first
+        use, a retry once enabled, or a replay after revoke, invalidate-all or uninstall."""
+        if payload is None:
+            payload = self._payload(data)
+        session_id = self._session_id(payload.session)
+        grant = self.grants.get(session_id)
+        claimed, how = self._claim(data, grant)
+        co_signer = payload.co_signer
+        stale = False
+        if grant is not None and grant.co_signer is not None and grant.status == "active":
+            # a retry co-signed by the co-signer now, or by the one granted at first (replaced since, or not)
+            co_signer = grant.current_co_signer
+            if data.draw(st.integers(0, 3), label="co-signed by the granted co-signer") == 3:
+                co_signer = grant.co_signer
+                stale = co_signer != grant.current_co_signer
+        key = KEYS[payload.key]
+
+        def sign(op_hash: bytes) -> bytes:
+            key_signature = key.sign_hash(op_hash)
+            session_signature = key_signature + self._co_sign(co_signer, session_id, op_hash)
+            return encode_enable_signature(payload.session, payload.owner_signature, session_signature)
+
+        expected: str | None
+        enables = False
+        if not self.installed:
+            expected = ""
+        elif grant is not None and grant.status == "revoked":
+            expected = "SessionIsRevoked"
+        elif grant is not None and grant.status == "active":
+            expected = self._limit_verdict(grant, claimed, how)  # a retry: used as enabled
+            if expected in (None, "AA22") and stale:
+                expected = "AA24"
+                TALLY["ENABLE co-signed by a replaced co-signer"] += 1
+        elif payload.epoch != self.epoch or grant is None:
+            # signed for another epoch: before an invalidation or an uninstall
+            expected = "InvalidOwnerSignature"
+        elif (grant.space, payload.target) in self.live:
+            expected = "PermissionAlreadyGranted"
+        else:
+            fresh = self._new_grant(payload, payload.owner_signature)
+            expected = self._limit_verdict(fresh, claimed, how)
+            enables = expected is None
+        label = "ours" if payload.epoch == self.epoch else "earlier epoch"
+        context = f"ENABLE ({label}) of {session_id.hex()} claiming {how}"
+        self._judge(self._op(payload.target, sign, claimed), expected, payload.target, context)
+        if expected is None:
+            if enables:
+                assert grant is not None
+                self._activate(grant)
+                if grant.limit is not None:
+                    grant.left = grant.limit[1]
+                TALLY[f"ENABLE enabled ({label})"] += 1
+            else:
+                TALLY["ENABLE retried"] += 1
+            assert grant is not None
+            self._count(grant, claimed)
+        else:
+            TALLY[f"ENABLE refused ({label})"] += 1
+
+    def use(self, data: st.DataObject) -> None:
+        """A key's operation on a target: USE or USE_WITH_KEY (its own permissions), or SESSION naming any known
+        session (co-signed by its co-signer now, by the one granted at first, or by none, or signed by the other
+        key)."""
+        known = sorted(self.grants)
+        active = [i for i in known if self.grants[i].status == "active"]
+        # an active session's key, three times in four (hypothesis starts from the first choices)
+        pick = active and data.draw(st.integers(0, 3), label="another key or session") != 3
+        chosen = data.draw(st.sampled_from(active), label="active") if pick else None
+        if chosen is not None:
+            co_signed = self.grants[chosen].co_signer is not None
+            modes = ["session"] if co_signed else ["use_with_key", "use"]
+        else:
+            modes = ["use", "use_with_key", "session", "session"] if known else ["use", "use_with_key"]
+        mode = data.draw(st.sampled_from(modes), label="mode")
+        if mode == "session":
+            session_id = chosen or data.draw(st.sampled_from(known), label="session")
+            grant = self.grants[session_id]
+            target = grant.target
+            claimed, how = self._claim(data, grant)
+            signer = data.draw(st.sampled_from(["key", "key", "key", "other key"]), label="signer")
+            key = grant.key if signer == "key" else 1 - grant.key
+            co = data.draw(st.sampled_from(["current", "current", "granted", "other", "none"]), label="co")
+            current = grant.current_co_signer
+            co_signer = {
+                "current": current,
+                "granted": grant.co_signer,
+                "other": None if current is None else 1 - current,
+                "none": None,
+            }[co]
+
+            def sign(op_hash: bytes) -> bytes:
+                return encode_session_signature(
+                    session_id, KEYS[key].sign_hash(op_hash), self._co_sign(co_signer, session_id, op_hash)
+                )
+
+            live = (
+                self.installed
+                and grant.co_signer is not None
+                and grant.status == "active"
+                and self.live.get((grant.space, target)) == session_id
+            )
+            signed_right = key == grant.key and co_signer == current
+            if not live:
+                expected: str | None = ""
+            else:
+                expected = self._limit_verdict(grant, claimed, how)
+                if expected in (None, "AA22") and not signed_right:  # a wrong signature before the window
+                    expected = "AA24"
+            context = f"SESSION of {grant.status} {session_id.hex()} signed by {signer}, co-signed {co}"
+        else:
+            if chosen is not None:
+                key, target = self.grants[chosen].key, self.grants[chosen].target
+            else:
+                key = data.draw(st.integers(0, len(KEYS) - 1), label="key")
+                target = data.draw(st.integers(0, 1), label="target")
+            held = self.live.get((("key", key), target))
+            grant = None if held is None else self.grants[held]
+            claimed, how = self._claim(data, grant)
+
+            def sign(op_hash: bytes) -> bytes:
+                signature = KEYS[key].sign_hash(op_hash)
+                return (
+                    signature
+                    if mode == "use"
+                    else encode_use_with_key_signature(KEYS[key].address, signature)
+                )
+
+            refused = not self.installed or grant is None
+            expected = "" if refused or grant is None else self._limit_verdict(grant, claimed, how)
+            context = f"{mode} by key {key} on target {target} claiming {how}"
+        self._judge(self._op(target, sign, claimed), expected, target, context)
+        if expected is None:
+            assert grant is not None
+            self._count(grant, claimed)
+            TALLY[f"{mode} ran"] += 1
+
+    # -- what the module says --------------------------------------------------------------------------
+
+    @invariant()
+    def module_agrees(self) -> None:
+        """The epoch, every session's status and counters, and every call the targets received."""
+        assert int(self.module.epochOf(self.account)) == self.epoch
+        assert bool(self.module.isInitialized(self.account)) == self.installed
+        for session_id, grant in self.grants.items():
+            active = bool(self.module.isSessionActive(self.account, session_id))
+            revoked = bool(self.module.isSessionRevoked(self.account, session_id))
+            assert (active, revoked) == (grant.status == "active", grant.status == "revoked"), (
+                session_id.hex(),
+                grant.status,
+            )
+            if grant.limit is not None and grant.status == "active":
+                rows = [tuple(row) for row in self.module.limitUsage(self.account, session_id)]
+                assert len(rows) == 1, rows
+                _, amount, period, start, used, left = rows[0]
+                assert (amount, left, used) == (grant.limit[1], grant.left, amount - left), (
+                    session_id.hex(),
+                    rows,
+                )
+                if grant.limit[0] == "day":
+                    assert (period, start) == (DAY, grant.index * DAY), (rows, grant.index)
+            if grant.co_signer is not None and grant.status == "active":
+                co_signed, co_signer = self.module.coSignerOf(self.account, session_id)
+                current = grant.current_co_signer
+                expected = "0x" + "00" * 20 if current is None else CO_SIGNERS[current].address
+                assert co_signed and co_signer.lower() == expected.lower(), (co_signer, expected)
+        assert [int(t.calls()) for t in self.targets] == self.calls
+
+
+@pytest.fixture(scope="module")
+def enable_paths(sessions, project, deployer, chain):
+    account = sessions.account(OWNER, salt=int.from_bytes(keccak(b"keyscope enable paths"), "big") % 2**32)
+    sessions.h.fund(account, 20 * ETHER)
+    EnablePathsMachine.sessions = sessions
+    EnablePathsMachine.account = account
+    EnablePathsMachine.targets = tuple(project.RecordingTarget.deploy(sender=deployer) for _ in range(2))
+    EnablePathsMachine.chain = chain
+    epoch = int(sessions.module.epochOf(account))
+    earlier = []
+    for key, target, co_signer, limit in [(0, 0, None, None), (1, 1, 0, ("day", 1)), (0, 1, 1, ("life", 1))]:
+        machine = EnablePathsMachine()
+        machine.epoch = epoch
+        session = machine._session(key, target, co_signer, limit, 0)
+        signature = sessions.owner_signature(account, OWNER, session, epoch=epoch)
+        earlier.append(Payload(session, signature, epoch, key, target, co_signer, limit))
+    EnablePathsMachine.earlier = tuple(earlier)
+    return EnablePathsMachine
+
+
+def test_nothing_signed_before_a_revocation_an_invalidation_or_an_uninstall_acts_again(enable_paths):
+    """Sessions granted on chain and off chain (ENABLE), plain and co-signed, with lifetime and daily calls
+    limits; revoked, rotated, invalidated, uninstalled and reinstalled in any order, with the days moving on. No
+    ENABLE payload signed before a revocation, an invalidation or an uninstall enables anything again, no
+    co-signature of a replaced co-signer or of a dead session passes, a retried ENABLE or a second enableSession
+    resets no counter, and no limit lets more calls through than its grant, in its period."""
+    run = enable_paths.TestCase
+    run.settings = settings(
+        max_examples=60 if DEEP else 6,
+        stateful_step_count=40 if DEEP else 25,
+        **ON_CHAIN,
+    )
+    run().runTest()
+    print("\nenable paths:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    for outcome in (
+        "ENABLE enabled (ours)",
+        "ENABLE retried",
+        "ENABLE refused (earlier epoch)",
+        "refused SessionIsRevoked",
+        "refused InvalidOwnerSignature",
+        "refused LimitExceeded",
+        "session ran",
+        "revoke active",
+        "revoke beside another live session",
+        "rotated",
+        "uninstall",
+    ):
+        assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
