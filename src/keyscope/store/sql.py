@@ -5,7 +5,8 @@ One code path (SQLAlchemy 2 Core) serves both databases; what differs lives in :
 * SQLite: every writing transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write lock
   up front, so a read-then-write (leasing a lane, recording an intent) is atomic across processes; WAL
   journal, a 30 s busy timeout, and the store's clock is the machine's.
-* PostgreSQL: ``READ COMMITTED`` with row locks; free lanes are picked with ``FOR UPDATE SKIP LOCKED`` so
+* PostgreSQL: ``READ COMMITTED`` (set on every connection, whatever the server's default) with row locks;
+  free lanes are picked with ``FOR UPDATE SKIP LOCKED`` so
   concurrent workers do not queue on one row; timestamps come from the server's clock, so workers on
   machines with skewed clocks agree on when a lease expires. Connections are checked before use and an
   operation that meets a dropped connection (a database restart) is retried for ``retry_seconds``.
@@ -353,6 +354,10 @@ def _postgres_engine(url: URL) -> Engine:
         return create_engine(
             url,
             pool_pre_ping=True,
+            # the store's transactions are written for READ COMMITTED (each statement sees what committed before
+            # it: the migration after the advisory lock, the lane and outbox writes after their row locks), not
+            # for whatever default_transaction_isolation the server or the database was given
+            isolation_level="READ COMMITTED",
             pool_size=5,
             max_overflow=10,
             connect_args={"connect_timeout": 10},
