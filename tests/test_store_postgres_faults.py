@@ -8,6 +8,8 @@ Workers are separate processes (``spawn``: nothing shared but the database), eac
 from __future__ import annotations
 
 import multiprocessing
+import random
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,8 +18,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from keyscope.hexutil import to_address
-from keyscope.store import open_store
+from keyscope.errors import NonceTakenError, WrongPassphraseError
+from keyscope.hexutil import keccak, to_address
+from keyscope.signing import LocalSigner
+from keyscope.store import SqlStore, open_store
+from keyscope.userop import UserOperation
 from support.postgres import PostgresServer, postgres_fixture
 
 postgres_server = postgres_fixture(scope="module")
@@ -49,6 +54,53 @@ def open_and_lease(url: str) -> str:
         return "ok"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        store.close()
+
+
+def record_nonces(url: str, worker: int, nonces: list[int], start_at: float) -> dict[int, bool]:
+    """Record one intent of this worker's per nonce under a lease (in a random order), a retry of each intent
+    too; returns, per nonce, whether this worker's record was the one kept."""
+    store = SqlStore(url, kek=KEK, retry_seconds=30)
+    kept = {}
+    try:
+        lease = store.lease_lane(ACCOUNT, SESSION, f"w{worker}", 300)
+        order = list(nonces)
+        random.Random(worker).shuffle(order)
+        time.sleep(max(0.0, start_at - time.time()))
+        for nonce in order:
+            op = UserOperation(sender=ACCOUNT, nonce=nonce, call_data=bytes([worker]))
+            op_hash = "0x" + keccak(f"{nonce}/{worker}".encode()).hex()
+            try:
+                record = store.record_intent(f"n{nonce}/w{worker}", ACCOUNT, SESSION, 0, op, op_hash)
+            except NonceTakenError:
+                kept[nonce] = False
+                continue
+            assert record.user_op_hash == op_hash, (nonce, worker, record)
+            # the caller retrying the intent (its answer lost with the connection) gets the same record
+            again = store.record_intent(f"n{nonce}/w{worker}", ACCOUNT, SESSION, 0, op, keccak(b"other"))
+            assert again.user_op_hash == op_hash, (nonce, worker, again)
+            kept[nonce] = True
+        renewed = store.renew_lease(lease, 300)
+        assert renewed.lease_id == lease.lease_id, (lease, renewed)
+    finally:
+        store.close()
+    return kept
+
+
+def open_with_passphrase(url: str, passphrase: str, start_at: float) -> str:
+    """Open the new store with ``passphrase`` at ``start_at`` and store a key: the key's address, or the
+    error's class name."""
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        store = open_store(url, passphrase=passphrase, scrypt_n=2**10)
+    except WrongPassphraseError:
+        return "WrongPassphraseError"
+    try:
+        signer = LocalSigner.generate()
+        store.put_key(signer)
+        assert store.get_key(signer.address).private_key == signer.private_key
+        return signer.address
     finally:
         store.close()
 
@@ -108,3 +160,88 @@ def test_workers_opening_a_new_store_at_once_on_a_server_defaulting_to_a_stricte
         assert sorted(lease.lane for lease in [store.lease_lane(ACCOUNT, SESSION, "t", 60)]) == [workers]
     finally:
         store.close()
+
+
+def _kill_backends(url: str, stop: threading.Event, killed: list[int]) -> None:
+    """Terminate every other connection to the database of ``url`` every few milliseconds, mid-transaction
+    or idle, until ``stop``."""
+    with psycopg.connect(url, autocommit=True) as killer:
+        while not stop.is_set():
+            rows = killer.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+            killed.append(sum(1 for (done,) in rows if done))
+            time.sleep(random.uniform(0.005, 0.04))
+
+
+def test_connections_killed_mid_transaction_never_let_two_records_share_a_nonce_or_lose_one(
+    pool: ProcessPoolExecutor, postgres_server: PostgresServer
+) -> None:
+    """Three worker processes record one intent each for every nonce of a lane at once, while another
+    connection kills their backends (``pg_terminate_backend``) again and again: inside transactions, between
+    them, between a commit and its answer. Every nonce is kept by exactly one worker (the one whose
+    operation the database holds), none is left without a record, and each retry of an intent finds its
+    record."""
+    url = postgres_server.create_database()
+    open_store(url, kek=KEK).close()
+    nonces = list(range(30))
+    stop, killed = threading.Event(), []
+    start = time.time() + 1.0
+    futures = [pool.submit(record_nonces, url, worker, nonces, start) for worker in range(3)]
+    killer = threading.Thread(target=_kill_backends, args=(url, stop, killed))
+    time.sleep(max(0.0, start - 0.3 - time.time()))
+    killer.start()
+    try:
+        results = [future.result(timeout=180) for future in futures]
+    finally:
+        stop.set()
+        killer.join()
+    assert sum(killed) > 0, "no backend was killed: the test proves nothing"
+    for nonce in nonces:
+        keepers = [worker for worker, kept in enumerate(results) if kept[nonce]]
+        assert len(keepers) == 1, f"nonce {nonce} kept by workers {keepers}"
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT nonce, intent_id FROM keyscope_outbox WHERE state <> 'failed' ORDER BY nonce"
+        ).fetchall()
+    held = {int(nonce, 16): intent for nonce, intent in rows}
+    assert len(rows) == len(held) == len(nonces), "a nonce recorded twice, or one lost"
+    for nonce in nonces:
+        keeper = next(worker for worker, kept in enumerate(results) if kept[nonce])
+        assert held[nonce] == f"n{nonce}/w{keeper}"
+
+
+def test_workers_opening_a_new_store_at_once_with_different_passphrases_seal_under_one(
+    pool: ProcessPoolExecutor, postgres_server: PostgresServer
+) -> None:
+    """Workers configured with different passphrases open a new store at the same instant: the first to
+    set the store's secret wins; every other is refused before it writes a key, so the table holds only keys
+    the store's one passphrase opens, none of them in plaintext."""
+    url = postgres_server.create_database()
+    start = time.time() + 1.0
+    passphrases = ["right-one", "another", "a-third"]
+    results = [
+        future.result(timeout=120)
+        for future in [pool.submit(open_with_passphrase, url, word, start) for word in passphrases]
+    ]
+    opened = [
+        (word, address)
+        for word, address in zip(passphrases, results, strict=True)
+        if address != "WrongPassphraseError"
+    ]
+    assert len(opened) == 1, results
+    winner, address = opened[0]
+    store = open_store(url, passphrase=winner)
+    try:
+        assert [info.address for info in store.list_keys()] == [address]
+        signer = store.get_key(address)
+    finally:
+        store.close()
+    with pytest.raises(WrongPassphraseError):
+        open_store(url, passphrase=next(word for word in passphrases if word != winner))
+    with psycopg.connect(url) as conn:
+        sealed = conn.execute("SELECT sealed FROM keyscope_keys").fetchall()
+    assert len(sealed) == 1
+    raw = bytes(sealed[0][0])
+    assert signer.private_key not in raw and signer.private_key.hex().encode() not in raw
