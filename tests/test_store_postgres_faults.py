@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -212,13 +215,17 @@ def test_connections_killed_mid_transaction_never_let_two_records_share_a_nonce_
         assert held[nonce] == f"n{nonce}/w{keeper}"
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_workers_opening_a_new_store_at_once_with_different_passphrases_seal_under_one(
-    pool: ProcessPoolExecutor, postgres_server: PostgresServer
+    pool: ProcessPoolExecutor, request: pytest.FixtureRequest, tmp_path: Path, database: str
 ) -> None:
     """Workers configured with different passphrases open a new store at the same instant: the first to
     set the store's secret wins; every other is refused before it writes a key, so the table holds only keys
-    the store's one passphrase opens, none of them in plaintext."""
-    url = postgres_server.create_database()
+    the store's one passphrase opens, none of them in plaintext (SQLite for comparison)."""
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
     start = time.time() + 1.0
     passphrases = ["right-one", "another", "a-third"]
     results = [
@@ -240,8 +247,12 @@ def test_workers_opening_a_new_store_at_once_with_different_passphrases_seal_und
         store.close()
     with pytest.raises(WrongPassphraseError):
         open_store(url, passphrase=next(word for word in passphrases if word != winner))
-    with psycopg.connect(url) as conn:
-        sealed = conn.execute("SELECT sealed FROM keyscope_keys").fetchall()
+    if database == "sqlite":
+        with closing(sqlite3.connect(tmp_path / "store.db")) as lite:
+            sealed = lite.execute("SELECT sealed FROM keyscope_keys").fetchall()
+    else:
+        with psycopg.connect(url) as conn:
+            sealed = conn.execute("SELECT sealed FROM keyscope_keys").fetchall()
     assert len(sealed) == 1
     raw = bytes(sealed[0][0])
     assert signer.private_key not in raw and signer.private_key.hex().encode() not in raw
