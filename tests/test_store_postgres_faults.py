@@ -256,3 +256,71 @@ def test_workers_opening_a_new_store_at_once_with_different_passphrases_seal_und
     assert len(sealed) == 1
     raw = bytes(sealed[0][0])
     assert signer.private_key not in raw and signer.private_key.hex().encode() not in raw
+
+
+def _version_1_store(url: str) -> None:
+    """A database as schema version 1 left it, holding two live records with one nonce (what the unfenced
+    protocol could leave) and one other."""
+    import json
+
+    from sqlalchemy import MetaData, create_engine, insert
+
+    from keyscope.store.migrations import schema_version_table
+    from keyscope.store.schema import version_1
+
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            metadata = MetaData()
+            tables = version_1(metadata)
+            schema_version_table.create(conn)
+            metadata.create_all(conn)
+            conn.execute(insert(schema_version_table).values(version=1, description="v1", applied_at=0.0))
+            for n, (intent, nonce, state) in enumerate(
+                [("live", 2, "sent"), ("live-twin", 2, "built"), ("other", 3, "built")], start=1
+            ):
+                op = UserOperation(sender=ACCOUNT, nonce=nonce, call_data=bytes([n]))
+                conn.execute(
+                    insert(tables.outbox).values(
+                        intent_id=intent,
+                        user_op_hash="0x" + keccak(bytes([n])).hex(),
+                        account=ACCOUNT,
+                        session_id=SESSION,
+                        lane=0,
+                        op_json=json.dumps(op.to_rpc()),
+                        state=state,
+                        attempts=1,
+                        created_at=float(n),
+                        updated_at=float(n),
+                    )
+                )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("level", ["read committed", "serializable"])
+def test_workers_opening_an_old_store_at_once_migrate_it_once(
+    pool: ProcessPoolExecutor, postgres_server: PostgresServer, level: str
+) -> None:
+    """A store of schema version 1, opened by three newer workers at the same instant (queued on the
+    migration lock, so that each waits while another migrates): each migration is applied once, every worker
+    opens the store, and the two live records with one nonce keep that nonce once."""
+    url = _database_defaulting_to(postgres_server, level)
+    _version_1_store(url)
+    workers = 3
+    with psycopg.connect(url, autocommit=True) as gate:
+        gate.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        futures: list[Future[str]] = [pool.submit(open_and_lease, url) for _ in range(workers)]
+        _wait_for_waiters(gate, workers, time.monotonic() + 120)
+        gate.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        results = [future.result(timeout=120) for future in futures]
+    assert results == ["ok"] * workers, results
+    with psycopg.connect(url) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM keyscope_schema_version ORDER BY 1")]
+        kept = dict(conn.execute("SELECT intent_id, nonce FROM keyscope_outbox").fetchall())
+    assert versions == [1, 2, 3]
+    assert kept == {
+        "live": "0x" + (2).to_bytes(32, "big").hex(),
+        "live-twin": "none:2",
+        "other": "0x" + (3).to_bytes(32, "big").hex(),
+    }
