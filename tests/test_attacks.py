@@ -22,10 +22,8 @@ from typing import Any
 
 import ape
 import pytest
-import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
-from ethpm_types import ContractType
 
 from conftest import KIND
 from keyscope.chain import Reads, read_many
@@ -52,6 +50,7 @@ from keyscope.userop import UserOperation
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
 from support.signatures import forge_typed_data
 from support.smuggling import smuggling_encodings
+from support.solidity import compile_contract_type
 
 ETHER = 10**18
 GWEI = 10**9
@@ -174,30 +173,7 @@ LEGACY = Path(__file__).parent.parent / "contracts" / "test" / "legacy" / "Legac
 def collection(deployer):
     """LegacyCollection built as coder v1 contracts are built: with the legacy code generator (the via-IR pipeline
     the project compiles with has no coder v1, and ape-config.yaml leaves the file out of ``ape compile``)."""
-    output = solcx.compile_standard(
-        {
-            "language": "Solidity",
-            "sources": {LEGACY.name: {"content": LEGACY.read_text()}},
-            "settings": {
-                "viaIR": False,
-                "optimizer": {"enabled": True, "runs": 200},
-                "evmVersion": "cancun",
-                "outputSelection": {
-                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-                },
-            },
-        },
-        solc_version="0.8.28",
-    )
-    built = output["contracts"][LEGACY.name]["LegacyCollection"]
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "LegacyCollection",
-            "abi": built["abi"],
-            "deploymentBytecode": {"bytecode": "0x" + built["evm"]["bytecode"]["object"]},
-            "runtimeBytecode": {"bytecode": "0x" + built["evm"]["deployedBytecode"]["object"]},
-        }
-    )
+    contract_type = compile_contract_type(LEGACY.read_text(), "LegacyCollection", via_ir=False)
     return ContractContainer(contract_type).deploy(sender=deployer)
 
 

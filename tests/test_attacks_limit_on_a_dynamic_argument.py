@@ -11,10 +11,8 @@ batchTransfer(...)", with no danger, and the key then moves any amount, 64 count
 from __future__ import annotations
 
 import pytest
-import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
-from ethpm_types import ContractType
 
 from keyscope import SessionKey
 from keyscope.consent.describe import Facts, describe_session
@@ -24,6 +22,7 @@ from keyscope.policy import parse_signature
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.token_facts import ContractFacts
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+from support.solidity import compile_contract_type
 
 SIGNATURE = "batchTransfer(address[] to,uint256[] amounts)"
 SOURCE = """
@@ -56,30 +55,7 @@ def session_fixtures_first(sessions, module):
 
 @pytest.fixture(scope="module")
 def batch_token(deployer):
-    output = solcx.compile_standard(
-        {
-            "language": "Solidity",
-            "sources": {"BatchToken.sol": {"content": SOURCE}},
-            "settings": {
-                "optimizer": {"enabled": True, "runs": 200},
-                "evmVersion": "cancun",
-                "outputSelection": {
-                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-                },
-            },
-        },
-        solc_version="0.8.28",
-    )
-    built = output["contracts"]["BatchToken.sol"]["BatchToken"]
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "BatchToken",
-            "abi": built["abi"],
-            "deploymentBytecode": {"bytecode": "0x" + built["evm"]["bytecode"]["object"]},
-            "runtimeBytecode": {"bytecode": "0x" + built["evm"]["deployedBytecode"]["object"]},
-        }
-    )
-    return ContractContainer(contract_type).deploy(sender=deployer)
+    return ContractContainer(compile_contract_type(SOURCE, "BatchToken")).deploy(sender=deployer)
 
 
 def _session(key: str, token: str) -> Session:

@@ -10,10 +10,8 @@ payTwo(...)", and the key then moves any amount through the second element, 1 co
 from __future__ import annotations
 
 import pytest
-import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
-from ethpm_types import ContractType
 
 from keyscope import SessionKey
 from keyscope.consent.describe import Facts, describe_session
@@ -23,6 +21,7 @@ from keyscope.policy import parse_signature
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.token_facts import ContractFacts
 from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+from support.solidity import compile_contract_type
 
 SIGNATURE = "payTwo(address[2] to,uint256[2] amounts)"
 SOURCE = """
@@ -55,30 +54,7 @@ def session_fixtures_first(sessions, module):
 
 @pytest.fixture(scope="module")
 def pair_token(deployer):
-    output = solcx.compile_standard(
-        {
-            "language": "Solidity",
-            "sources": {"PairToken.sol": {"content": SOURCE}},
-            "settings": {
-                "optimizer": {"enabled": True, "runs": 200},
-                "evmVersion": "cancun",
-                "outputSelection": {
-                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-                },
-            },
-        },
-        solc_version="0.8.28",
-    )
-    built = output["contracts"]["PairToken.sol"]["PairToken"]
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "PairToken",
-            "abi": built["abi"],
-            "deploymentBytecode": {"bytecode": "0x" + built["evm"]["bytecode"]["object"]},
-            "runtimeBytecode": {"bytecode": "0x" + built["evm"]["deployedBytecode"]["object"]},
-        }
-    )
-    return ContractContainer(contract_type).deploy(sender=deployer)
+    return ContractContainer(compile_contract_type(SOURCE, "PairToken")).deploy(sender=deployer)
 
 
 def _session(key: str, token: str, signature: str = SIGNATURE, offset: int = 64) -> Session:

@@ -12,7 +12,6 @@ import enum
 from typing import Any
 
 import pytest
-import solcx
 from ape.contracts import ContractContainer
 from eth_abi import encode as abi_encode
 from ethpm_types import ContractType
@@ -22,6 +21,7 @@ from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.policy import Policy, arg, find_function
 from keyscope.session import Session
+from support.solidity import compile_contract_type
 from test_policy import paths, shapes, type_text
 
 SOURCE = """
@@ -70,29 +70,7 @@ def session_fixtures_first(sessions, module):
 
 @pytest.fixture(scope="module")
 def orders_type() -> ContractType:
-    output = solcx.compile_standard(
-        {
-            "language": "Solidity",
-            "sources": {"Orders.sol": {"content": SOURCE}},
-            "settings": {
-                "optimizer": {"enabled": True, "runs": 200},
-                "evmVersion": "cancun",
-                "outputSelection": {
-                    "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-                },
-            },
-        },
-        solc_version="0.8.28",
-    )
-    built = output["contracts"]["Orders.sol"]["Orders"]
-    return ContractType.model_validate(
-        {
-            "contractName": "Orders",
-            "abi": built["abi"],
-            "deploymentBytecode": {"bytecode": "0x" + built["evm"]["bytecode"]["object"]},
-            "runtimeBytecode": {"bytecode": "0x" + built["evm"]["deployedBytecode"]["object"]},
-        }
-    )
+    return compile_contract_type(SOURCE, "Orders")
 
 
 @pytest.fixture(scope="module")
