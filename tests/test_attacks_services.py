@@ -188,8 +188,9 @@ def _sponsored(op: UserOperation, result: dict[str, Any]) -> bool:
 
 def test_a_sponsor_request_naming_calldata_twice_is_judged_as_it_is_signed() -> None:
     """A ``pm_getPaymasterData`` body naming callData twice (covered and uncovered, in either order) or as both
-    ``callData`` and ``call_data``: the sponsor judges and signs one reading of the JSON, so what it signs is a
-    covered operation, and its signature does not count for the uncovered callData."""
+    ``callData`` and ``call_data``: nothing is signed. A key written twice is refused before anything is judged
+    (attack 299: Python reads its last copy, a proxy before the sponsor may judge the first); a field in both
+    spellings is malformed."""
     allowed = encode_execute(Call.of(ALLOWED, 0, DATA))
     forbidden = encode_execute(Call.of(FORBIDDEN, 0, DATA))
     op = _op(allowed)
@@ -208,8 +209,12 @@ def test_a_sponsor_request_naming_calldata_twice_is_judged_as_it_is_signed() -> 
         for name, body in bodies.items():
             answer = _post(server.url, _sponsor_request(body))
             if "result" not in answer:
-                assert answer["error"]["code"] in (-32003, -32602), (name, answer)
-                outcomes[name] = "refused"
+                assert answer["error"]["code"] in (-32003, -32602, -32700), (name, answer)
+                outcomes[name] = (
+                    "refused unread" if answer["error"]["code"] == -32700 else "refused"
+                )
+                if name.endswith("last"):
+                    assert "callData" in answer["error"]["message"], answer
                 continue
             assert _sponsored(op, answer["result"]), (
                 f"{name}: the sponsor signed another operation than the covered one"
@@ -218,11 +223,9 @@ def test_a_sponsor_request_naming_calldata_twice_is_judged_as_it_is_signed() -> 
                 f"{name}: the sponsorship counts for the uncovered callData"
             )
             outcomes[name] = "signed"
-    # the last duplicate wins in JSON (a body whose last callData is uncovered is refused); a field in both
-    # spellings is malformed
     assert outcomes == {
-        "forbidden last": "refused",
-        "allowed last": "signed",
+        "forbidden last": "refused unread",
+        "allowed last": "refused unread",
         "call_data forbidden": "refused",
         "call_data allowed": "refused",
     }

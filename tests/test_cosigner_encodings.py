@@ -211,23 +211,22 @@ def test_a_co_signature_counts_for_the_operation_judged_only(url: str, moved: di
     assert recover_hash(_co_signed(op, chain_id=1), signature) != KEY.address
 
 
-def test_duplicate_keys_are_judged_as_they_are_signed(url: str) -> None:
-    """A body naming callData twice (allowed first, forbidden last, and the other way round): one reading of the
-    JSON is both judged and signed, so the forbidden call is refused and the allowed one's signature is for the
-    operation carrying the allowed call only."""
+def test_a_key_written_twice_is_refused_before_anything_is_judged(url: str) -> None:
+    """A body naming callData twice (allowed first, forbidden last, and the other way round): Python reads the last
+    copy, and a proxy before the co-signer may judge the first, so either order is refused as a parse error naming
+    the key, and nothing is signed (attack 299)."""
     allowed = encode_execute(Call.of(ALLOWED, 0, DATA))
     forbidden = encode_execute(Call.of(FORBIDDEN, 0, DATA))
-    op = _op(allowed)
-    body = json.dumps(_request(op.to_rpc()))
+    body = json.dumps(_request(_op(allowed).to_rpc()))
     spelled = f'"callData": "0x{allowed.hex()}"'
     assert body.count(spelled) == 1
-    forbidden_last = body.replace(spelled, f'{spelled}, "callData": "0x{forbidden.hex()}"')
-    answer = _post(url, forbidden_last.encode())
-    assert "result" not in answer and answer["error"]["data"] == {"reason": "target"}, answer
-    allowed_last = body.replace(spelled, f'"callData": "0x{forbidden.hex()}", {spelled}')
-    signature = _signature(_post(url, allowed_last.encode()))
-    assert recover_hash(_co_signed(op), signature) == KEY.address
-    assert recover_hash(_co_signed(op.replace(call_data=forbidden)), signature) != KEY.address
+    for twice in (
+        body.replace(spelled, f'{spelled}, "callData": "0x{forbidden.hex()}"'),
+        body.replace(spelled, f'"callData": "0x{forbidden.hex()}", {spelled}'),
+    ):
+        answer = _post(url, twice.encode())
+        assert "result" not in answer and answer["error"]["code"] == -32700, answer
+        assert "callData" in answer["error"]["message"] and "twice" in answer["error"]["message"], answer
 
 
 def test_a_field_given_in_both_spellings_is_refused(url: str) -> None:
