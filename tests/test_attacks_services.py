@@ -210,9 +210,7 @@ def test_a_sponsor_request_naming_calldata_twice_is_judged_as_it_is_signed() -> 
             answer = _post(server.url, _sponsor_request(body))
             if "result" not in answer:
                 assert answer["error"]["code"] in (-32003, -32602, -32700), (name, answer)
-                outcomes[name] = (
-                    "refused unread" if answer["error"]["code"] == -32700 else "refused"
-                )
+                outcomes[name] = "refused unread" if answer["error"]["code"] == -32700 else "refused"
                 if name.endswith("last"):
                     assert "callData" in answer["error"]["message"], answer
                 continue

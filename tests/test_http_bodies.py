@@ -423,3 +423,24 @@ def test_a_sponsorship_request_in_utf_16_is_not_run(caplog):
         # the same request in UTF-8 is run
         answer = client.post(server.url, json=request)
         assert "paymasterData" in answer.json()["result"], answer.text
+
+
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_a_body_naming_a_key_twice_is_refused_naming_the_key(kind, net):
+    """Attack 299 on each server: JSON writing one key twice in an object is read by its last copy here and by its
+    first in other readers (a proxy judging the request before the service), so it is refused unread, naming the
+    key, at any depth."""
+    bodies = (
+        b'{"jsonrpc": "2.0", "id": 1, "method": "x", "method": "y", "params": []}',
+        b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": [{"sender": "0x1", "sender": "0x2"}]}',
+    )
+    with SERVERS[kind](net) as url, httpx.Client(timeout=10) as client:
+        for body, key in zip(bodies, ('"method"', '"sender"'), strict=True):
+            answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            said = answer.json()["error"]
+            message = said if isinstance(said, str) else said["message"]
+            assert f"names {key} twice" in message, (kind, answer.text)
+            if kind != "consent":
+                assert said["code"] == -32700, answer.text
+            else:
+                assert answer.status_code == 400

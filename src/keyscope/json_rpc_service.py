@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 from .errors import shown
 from .http_service import (
     INVALID_REQUEST,
+    DuplicateKeyError,
     LocalRequestHandler,
     NestedTooDeepError,
     answer_id,
@@ -143,7 +144,11 @@ class JsonRpcRequestHandler(LocalRequestHandler):
         try:
             request = json_body(self.rfile.read(length))
         except ValueError as error:
-            message = str(error) if isinstance(error, NestedTooDeepError) else "the request body is not JSON"
+            message = (
+                str(error)
+                if isinstance(error, (NestedTooDeepError, DuplicateKeyError))
+                else "the request body is not JSON"
+            )
             self._send(200, rpc_error(None, PARSE_ERROR, message))
             return
         if not isinstance(request, list):

@@ -39,6 +39,7 @@ from ..hexutil import to_address, to_bytes
 from ..http_service import (
     MAX_CONNECTIONS,
     BackgroundServer,
+    DuplicateKeyError,
     LocalHTTPServer,
     LocalRequestHandler,
     NestedTooDeepError,
@@ -559,6 +560,9 @@ class _Handler(LocalRequestHandler):
             self._json(
                 400, {"error": "the request body is not JSON that can be read: it is nested too deeply"}
             )
+            return
+        except DuplicateKeyError as error:
+            self._json(400, {"error": str(error)})
             return
         except ValueError:
             # bad JSON, bytes that are not UTF-8, or a number past Python's digit limit: each a ValueError, of which
