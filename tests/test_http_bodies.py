@@ -435,11 +435,11 @@ def test_a_body_naming_a_key_twice_is_refused_naming_the_key(kind, net):
         b'{"jsonrpc": "2.0", "id": 1, "method": "x", "params": [{"sender": "0x1", "sender": "0x2"}]}',
     )
     with SERVERS[kind](net) as url, httpx.Client(timeout=10) as client:
-        for body, key in zip(bodies, ('"method"', '"sender"'), strict=True):
+        for body, key in zip(bodies, ("'method'", "'sender'"), strict=True):
             answer = client.post(url, content=body, headers={"Content-Type": "application/json"})
             said = answer.json()["error"]
             message = said if isinstance(said, str) else said["message"]
-            assert f"names {key} twice" in message, (kind, answer.text)
+            assert f"holds {key} twice" in message, (kind, answer.text)
             if kind != "consent":
                 assert said["code"] == -32700, answer.text
             else:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .errors import BadInputError, ConfigurationError, TransportError, shown
+from .json_objects import one_of_each_key
 
 __all__ = [
     "BUSY_RETRY_AFTER",
@@ -496,32 +497,15 @@ class NestedTooDeepError(BadInputError):
     """A request body whose JSON nests deeper than the decoder descends (a ValueError, as bad JSON is)."""
 
 
-class DuplicateKeyError(BadInputError):
-    """A request body whose JSON writes one key twice in an object (a ValueError, as bad JSON is): Python reads the
-    last copy and other readers the first, so a proxy before the server would judge another request."""
-
-
-def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise DuplicateKeyError(
-                f"the request body's JSON names {json.dumps(key)[:80]} twice in one object: readers disagree on which "
-                "copy counts (a proxy may judge the other one), so it is not read; send each key once"
-            )
-        seen[key] = value
-    return seen
-
-
 def json_body(raw: bytes) -> Any:
     """The JSON value of a request body, in UTF-8; raises ValueError when it is not JSON in UTF-8, including an
-    object naming a key twice (:class:`DuplicateKeyError`) and JSON nested deeper than Python's recursive decoder
+    object naming a key twice (:class:`~keyscope.json_objects.DuplicateKeyError`) and JSON nested deeper than Python's recursive decoder
     descends (:class:`NestedTooDeepError`: ``json.loads`` raises RecursionError, no
     ValueError, which a handler catching bad JSON let out as a raw traceback and a dropped connection)."""
     try:
         # UTF-8 only (RFC 8259 8.1): json.loads takes bytes in UTF-16 and UTF-32 too, which a proxy before the
         # server, reading UTF-8, cannot judge; a UnicodeDecodeError is a ValueError, refused as bad JSON
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=one_of_each_key)
     except RecursionError:
         raise NestedTooDeepError("the request body's JSON is nested too deeply") from None
 

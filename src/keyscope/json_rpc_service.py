@@ -16,7 +16,6 @@ from typing import Any, Protocol, cast
 from .errors import shown
 from .http_service import (
     INVALID_REQUEST,
-    DuplicateKeyError,
     LocalRequestHandler,
     NestedTooDeepError,
     answer_id,
@@ -31,6 +30,7 @@ from .http_service import (
     send_body,
     send_no_answer,
 )
+from .json_objects import DuplicateKeyError
 
 __all__ = [
     "INTERNAL_ERROR",

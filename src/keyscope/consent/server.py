@@ -39,7 +39,6 @@ from ..hexutil import to_address, to_bytes
 from ..http_service import (
     MAX_CONNECTIONS,
     BackgroundServer,
-    DuplicateKeyError,
     LocalHTTPServer,
     LocalRequestHandler,
     NestedTooDeepError,
@@ -47,6 +46,7 @@ from ..http_service import (
     json_body,
     send_body,
 )
+from ..json_objects import DuplicateKeyError
 from ..module import decode_epoch, epoch_of_data, module_answers
 from ..operations import DEFAULT_OWNER_MAX_GAS_COST
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims

@@ -52,6 +52,7 @@ from pydantic import (
 from ..errors import BadInputError, RaisesBadInput, shown, validation_problems
 from ..execution import Call, ExecuteDecodeError, decode_execute
 from ..hexutil import Address, WireInt, to_address, to_bytes, to_int
+from ..json_objects import one_of_each_key
 from ..textfile import read_text_file
 from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
@@ -78,19 +79,6 @@ def parse_selector(value: object) -> bytes:
 
 def _parse_wei(value: object) -> int | None:
     return None if value is None else to_int(value, name="a budget in wei")
-
-
-def _one_of_each_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members, refusing a key written twice (Python's reader keeps the last silently)."""
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise BadInputError(
-                f"the JSON object holds {key!r} twice (values {shown(data[key])} and {shown(value)}): keep one "
-                "(which was meant is not guessed)"
-            )
-        data[key] = value
-    return data
 
 
 Selector = Annotated[
@@ -186,7 +174,7 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
             path, "the sponsorship policy", "a JSON object (see docs/sponsorship.md, Policy file)"
         )
         try:
-            data = json.loads(text, object_pairs_hook=_one_of_each_key)
+            data = json.loads(text, object_pairs_hook=one_of_each_key)
         except BadInputError as exc:
             raise BadInputError(f"the sponsorship policy {path}: {exc}") from None
         except ValueError as exc:
