@@ -104,17 +104,26 @@ def test_a_request_smuggled_in_a_chunked_body_reserves_no_sponsorship_budget() -
     assert b"paymasterData" not in answer
 
 
-def test_a_request_smuggled_in_a_chunked_body_is_not_co_signed() -> None:
-    service = CoSignerService(
+def _co_signer() -> CoSignerService:
+    """A co-signer that signs calls to ALLOWED only."""
+    return CoSignerService(
         LocalSigner.generate(),
         chain_id=CHAIN_ID,
         module="0x" + "11" * 20,
         entry_point=ENTRY_POINT_V07,
         policy=CoSignPolicy(targets=frozenset({ALLOWED})),
     )
+
+
+def _co_sign_request() -> bytes:
+    """A co-signing request the co-signer would sign, to smuggle past its framing."""
     op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
-    with CoSignerServer(service) as server:
-        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+    return _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+
+
+def test_a_request_smuggled_in_a_chunked_body_is_not_co_signed() -> None:
+    with CoSignerServer(_co_signer()) as server:
+        inner = _co_sign_request()
         answer = _exchange(server.port, _smuggling(server.port, inner))
     responses = _answers(answer)
     assert b'"signature"' not in answer and responses == 1, (
@@ -196,17 +205,9 @@ def test_a_request_smuggled_behind_a_second_content_length_reserves_no_sponsorsh
 
 
 def test_a_request_smuggled_behind_a_second_content_length_is_not_co_signed() -> None:
-    service = CoSignerService(
-        LocalSigner.generate(),
-        chain_id=CHAIN_ID,
-        module="0x" + "11" * 20,
-        entry_point=ENTRY_POINT_V07,
-        policy=CoSignPolicy(targets=frozenset({ALLOWED})),
-    )
-    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
-    with CoSignerServer(service) as server:
+    with CoSignerServer(_co_signer()) as server:
         outer = _rpc("nothing_here", [])
-        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+        inner = _co_sign_request()
         answer = _exchange(server.port, _two_lengths(server.port, outer, inner))
     responses = _answers(answer)
     assert b'"signature"' not in answer and responses == 1, (
@@ -263,16 +264,8 @@ def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_reserves_no_
 
 
 def test_a_request_smuggled_behind_a_header_spaced_before_its_colon_is_not_co_signed() -> None:
-    service = CoSignerService(
-        LocalSigner.generate(),
-        chain_id=CHAIN_ID,
-        module="0x" + "11" * 20,
-        entry_point=ENTRY_POINT_V07,
-        policy=CoSignPolicy(targets=frozenset({ALLOWED})),
-    )
-    op = plain_op(ACCOUNT, encode_execute(Call.of(ALLOWED, 0, DATA)))
-    with CoSignerServer(service) as server:
-        inner = _rpc("keyscope_coSignUserOperation", [ACCOUNT, "0x" + "44" * 32, op.to_rpc()])
+    with CoSignerServer(_co_signer()) as server:
+        inner = _co_sign_request()
         answer = _exchange(server.port, _spaced_length(server.port, inner, SPACED_HEADERS[0]))
     responses = _answers(answer)
     assert b'"signature"' not in answer and responses == 1, (
