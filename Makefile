@@ -3,6 +3,9 @@ SHELL := /bin/bash
 export SOLCX_BINARY_PATH := $(CURDIR)/.cache/solcx
 export APE_DATA_FOLDER := $(CURDIR)/.cache/ape
 VENV := .venv/bin
+# Python's bytecode caches stay on even where the environment turns them off: the suite starts about a hundred
+# Python processes (the `ape run` scripts, workers, the command line), and each would compile keyscope again.
+unexport PYTHONDONTWRITEBYTECODE
 # `make test` runs the suite on JOBS processes (pytest-xdist), each test file whole on one of them, so that a
 # file's chain, stack and databases are set up once; JOBS=0 runs it in this process.
 JOBS ?= 2
