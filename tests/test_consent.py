@@ -641,7 +641,10 @@ def test_a_request_whose_session_has_already_ended_is_refused_before_the_owner_s
         with pytest.raises(BadInputError) as ended:
             server.request_permissions([{**_mint_request(net.chain_id, nft.address), "expiry": past}])
         message = str(ended.value)
-        assert message.startswith(f"the requests' expiry {past} (")
+        assert message.startswith(
+            f"the requests' expiry {past} is the second the session must have ended by, "
+        )
+        assert f"its last valid second {past - 1} (" in message, message
         assert message.endswith("ask for an expiry in the future. Nothing was shown to the owner")
 
         owner = net.owner(WalletAddress(LocalSigner.generate().address))

@@ -72,7 +72,7 @@ def _grant(session: Session, account: str = ACCOUNT, factory: str | None = None)
 
 @settings(max_examples=80, deadline=None)
 @given(
-    session=sessions(max_permissions=4, last_time=LAST_READABLE_TIME),
+    session=sessions(max_permissions=4, last_time=LAST_READABLE_TIME - 1),
     chain_id=st.integers(1, 2**64),
     account=st.none() | addresses,
 )
@@ -89,7 +89,7 @@ def test_a_session_written_as_requests_reads_back_the_same(
 
 
 @settings(max_examples=40, deadline=None)
-@given(session=sessions(last_time=LAST_READABLE_TIME), factory=st.none() | addresses)
+@given(session=sessions(last_time=LAST_READABLE_TIME - 1), factory=st.none() | addresses)
 def test_responses_carry_the_grant_in_their_context(session: Session, factory: str | None) -> None:
     plan = plan_from_requests(_wire(requests_for_session(session, chain_id=31337)))
     grant = _grant(session, factory=factory)
@@ -98,7 +98,7 @@ def test_responses_carry_the_grant_in_their_context(session: Session, factory: s
     for response in responses:
         wire = json.loads(json.dumps(response.model_dump(mode="json", by_alias=True, exclude_none=True)))
         assert wire["chainId"] == "0x7a69" and wire["address"] == grant.account
-        assert wire["expiry"] == session.valid_until
+        assert wire["expiry"] == (session.valid_until + 1 if session.valid_until else 0)
         assert ("accountMeta" in wire) == (factory is not None)
         assert PermissionResponse.model_validate(wire) == response
         assert grant_from_response(wire) == grant
@@ -129,7 +129,7 @@ def test_a_hand_written_request_reads_as_the_policy_builder_makes_it() -> None:
         ],
     }
     plan = plan_from_requests([request])
-    assert plan.session_key == key.address and plan.valid_until == 1_900_000_000
+    assert plan.session_key == key.address and plan.valid_until == 1_899_999_999
     session = plan.session(max_gas_cost=0, salt=7)
     assert session.max_gas_cost == 10**16 and session.paymasters == (SHOP,)
     expected = Policy.call(
@@ -334,10 +334,20 @@ def test_a_valid_after_timestamp_in_milliseconds_is_refused() -> None:
 @pytest.mark.parametrize("expiry", [0, 1_900_000_000, LAST_READABLE_TIME])
 def test_an_expiry_in_seconds_or_none_is_granted_as_asked(expiry: int) -> None:
     """Expiry 0 still asks for a session without end (the consent page warns about it), and every time in seconds
-    up to the last second of the year 9999 is taken as written."""
+    up to the last second of the year 9999 is taken as the second the session has ended by: its last valid second
+    (the EntryPoint's inclusive ``validUntil``) is the one before."""
     plan = plan_from_requests([_request(_CALL, expiry=expiry)])
-    assert plan.valid_until == expiry
-    assert plan.session(max_gas_cost=0, salt=1).valid_until == expiry
+    assert plan.valid_until == (expiry - 1 if expiry else 0)
+    assert plan.session(max_gas_cost=0, salt=1).valid_until == plan.valid_until
+
+
+def test_an_expiry_of_1_is_refused_rather_than_granted_without_end() -> None:
+    """An ``expiry`` of 1 leaves a last valid second of 0, which the EntryPoint reads as no expiry at all: the
+    request that asked for a session ended in 1970 would have been granted one that never ends."""
+    with pytest.raises(BadInputError) as refused:
+        plan_from_requests([_request(_CALL, expiry=1)])
+    message = str(refused.value)
+    assert "expiry 1" in message and "no expiry" in message and "Nothing was granted" in message, message
 
 
 @pytest.mark.parametrize("form", ["text", "bytes", "one request"])
@@ -533,7 +543,7 @@ def test_each_allowance_and_limit_type_maps_to_the_limit_that_enforces_it() -> N
     session = plan.session(max_gas_cost=0, salt=0)
     expected = Session(
         session_key=SHOP,
-        valid_until=1_900_000_000,
+        valid_until=1_899_999_999,
         max_gas_cost=10**16,
         permissions=(
             Policy.transfer(SHOP, 10**18, calls=3, rate=(2, "hour")),

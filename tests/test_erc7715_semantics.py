@@ -165,7 +165,7 @@ def test_a_contract_call_request_grants_exactly_the_calls_it_describes(
     session = plan_from_requests([_request(permission)]).session(max_gas_cost=10**16, salt=0)
     assert [(p.target, p.selector) for p in session.permissions] == [(target, SELECTOR)]
     assert session.permissions[0].value_limit == value_limit
-    assert (session.valid_after, session.valid_until, session.limits) == (0, EXPIRY, ())
+    assert (session.valid_after, session.valid_until, session.limits) == (0, EXPIRY - 1, ())
 
     # probe each argument at the values the rules name, one step either side, and anywhere
     def probe(kind: str) -> st.SearchStrategy[Any]:
@@ -195,24 +195,25 @@ def test_a_contract_call_request_grants_exactly_the_calls_it_describes(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    expiry=st.one_of(st.just(0), st.integers(1, LAST_READABLE_TIME)),
+    expiry=st.one_of(st.just(0), st.integers(2, LAST_READABLE_TIME)),
     start=st.one_of(st.none(), st.integers(0, LAST_READABLE_TIME)),
 )
 def test_the_window_is_the_requests_expiry_and_start_to_the_second(expiry: int, start: int | None) -> None:
-    """``expiry`` is the last second the module accepts an operation at (the EntryPoint's ``validUntil``); 0 asks for
-    no end; a ``valid-after`` timestamp is the first second."""
-    assume(start is None or expiry == 0 or start < expiry)
+    """``expiry`` is the second by which the session must have ended: the module accepts an operation up to
+    ``expiry - 1`` (the EntryPoint's ``validUntil``, which is inclusive) and not at ``expiry``; 0 asks for no end; a
+    ``valid-after`` timestamp is the first second."""
+    assume(start is None or expiry == 0 or start < expiry - 1)
     policies = [] if start is None else [{"type": "valid-after", "data": {"timestamp": start}}]
     shop = to_address("0x" + "5b" * 20)
     transfer = {"type": "contract-call", "data": {"address": shop, "selector": "0x00000000"}}
     session = plan_from_requests([_request(transfer, policies, expiry=expiry)]).session(
         max_gas_cost=10**16, salt=0
     )
-    assert (session.valid_after, session.valid_until) == (start or 0, expiry)
+    assert (session.valid_after, session.valid_until) == (start or 0, expiry - 1 if expiry else 0)
     call = Call.of(shop, 0, b"")
     if expiry:
-        assert _allowed(session, call, expiry)
-        assert not _allowed(session, call, expiry + 1)
+        assert _allowed(session, call, expiry - 1)
+        assert not _allowed(session, call, expiry)
     else:
         assert _allowed(session, call, LAST_READABLE_TIME)
     if start:

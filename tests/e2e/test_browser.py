@@ -727,7 +727,8 @@ def test_consent_requests_for_another_chain_or_a_past_expiry_leave_no_store_behi
         ),
         (
             {"chainId": hex(stack.chain_id), "expiry": 1000},
-            "the requests' expiry 1000 (1970-01-01 00:16:40 UTC) is already",
+            "the requests' expiry 1000 is the second the session must have ended by, so its last valid second 999 "
+            "(1970-01-01 00:16:39 UTC) is already",
         ),
     ):
         requests = tmp_path / "requests.json"
