@@ -32,7 +32,7 @@ from typing import Any
 from ..accounts.modules import claimed_module
 from ..clock import utc_text, window_now
 from ..endpoints import Endpoints
-from ..erc7715 import SessionPlan, plan_from_requests
+from ..erc7715 import SessionPlan, expiry_of, plan_from_requests
 from ..errors import BadInputError, KeyscopeError, SessionStoreError, shown
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
@@ -281,7 +281,12 @@ class ConsentServer(BackgroundServer):
                 f"the requests are for chain {plan.chain_id}; this server's node is on chain {self.network.chain_id}: "
                 f"ask for chainId {hex(self.network.chain_id)}, or serve the page with a node of chain {plan.chain_id}"
             )
-        self._require_not_ended(plan.valid_until, "the requests' expiry", "ask for an expiry in the future")
+        self._require_not_ended(
+            plan.valid_until,
+            f"the requests' expiry {expiry_of(plan.valid_until)} is the second the session must have ended by, so "
+            "its last valid second",
+            "ask for an expiry in the future",
+        )
         return self._register(
             ConsentRequest(description=self._describe_plan(plan), plan=plan, max_gas_cost=self.max_gas_cost)
         )

@@ -857,6 +857,29 @@ def _expiry_in_seconds(expiry: int) -> int:
     )
 
 
+def last_valid_second(expiry: int) -> int:
+    """The session's ``validUntil`` for ERC-7715's ``expiry``: 0 (no expiry) stays 0, any other is ``expiry - 1``.
+
+    ERC-7715's ``expiry`` is the time by which the session must have expired, while the EntryPoint's ``validUntil``
+    is the last second an operation is valid (it refuses one only when ``block.timestamp > validUntil``). A session
+    kept until ``expiry`` itself would run one second past what the dapp asked and the owner granted. An ``expiry``
+    of 1 would leave a ``validUntil`` of 0, which means no expiry at all, so it is refused."""
+    if expiry == 0:
+        return 0
+    if expiry == 1:
+        raise BadInputError(
+            "the requests' expiry 1 ended in 1970, and its last valid second would be 0, which the EntryPoint reads "
+            "as no expiry: ask for an expiry in the future (unix seconds), or 0 for a session without end. Nothing "
+            "was granted"
+        )
+    return expiry - 1
+
+
+def expiry_of(valid_until: int) -> int:
+    """ERC-7715's ``expiry`` for a session's ``validUntil`` (the inverse of :func:`last_valid_second`)."""
+    return valid_until + 1 if valid_until else 0
+
+
 def _same_session_policies(requests: Sequence[PermissionRequest]) -> None:
     """Every request asks the session-wide policies, or none does: the session has one gas cap, one paymaster list,
     one start and one gas budget, so a policy asked by one request would also bind (or free) the calls of a request
@@ -976,7 +999,7 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
         account=first.address,
         session_key=session_key,
         valid_after=draft.valid_after or 0,
-        valid_until=first.expiry,
+        valid_until=last_valid_second(first.expiry),
         permissions=tuple(permissions),
         max_gas_cost=draft.max_gas_cost,
         paymasters=draft.paymasters or (),
@@ -1061,7 +1084,7 @@ def requests_for_session(
         PermissionRequest(
             chain_id=chain_id,
             address=account,
-            expiry=session.valid_until,
+            expiry=expiry_of(session.valid_until),
             signer=chosen,
             permission=entry,
             policies=request_policies(session, span),
