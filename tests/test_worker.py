@@ -793,3 +793,58 @@ def test_cli_errors_are_clear(db, store):
     assert bad_url.exit_code == 1 and "unknown store URL scheme" in bad_url.output
     half = runner.invoke(cli, ["revoke", "--store", db, "0x" + "11" * 32, "--node", "http://127.0.0.1:1"])
     assert half.exit_code == 2 and "--bundler" in half.output
+
+
+def test_a_worker_refuses_an_operation_over_the_sessions_gas_budget_before_recording(
+    net, harness, store, nft
+):
+    """README: the SDK refuses an operation over a limit before sending it (LimitExceededError); docs/scaling.md:
+    a worker refuses what the SDK refuses before anything is recorded. A gas budget is counted on each operation's
+    prefund, which only the built operation has: a worker that checked the calls alone recorded and handed the
+    bundler an operation the module refuses (AA23 LimitExceeded), its lane held for it."""
+    from keyscope.errors import LimitExceededError
+
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    key = SessionKey.generate()
+    grant = owner.grant(key, [policy], valid_for=3600, gas_budget=10**9)  # 1 gwei: no operation fits
+    store.put_key(key)
+    store.put_grant(grant)
+    session = net.session(grant, key)
+    with pytest.raises(LimitExceededError):
+        session.build(mint)  # what the SDK refuses on its own path
+    with worker(store, net) as w:
+        with pytest.raises(LimitExceededError):
+            w.send("over-budget", "0x" + grant.session_id.hex(), mint)
+        assert w.stats().get("built", 0) == 0, w.stats()
+    assert store.get_by_intent("over-budget") is None
+    assert store.pending() == []
+
+
+def test_a_worker_refuses_a_grant_the_module_no_longer_enables_before_recording(net, harness, store, nft):
+    """README: two grants made off-chain to one key before either is used cannot both be; the second is refused when
+    first used (PermissionAlreadyGranted, nothing sent). A worker checked the policy alone and built without the
+    SDK's dry run of the enabling: it recorded the second grant's first operation and handed it to the bundler,
+    which refused it (AA23), its intent failed. Refused before recording, the intent may be sent again once the
+    owner revoked the first session."""
+    from keyscope.errors import SessionError
+
+    owner = net.owner(LocalSigner.generate())
+    harness.fund(owner.account, ETHER)
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    policy = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+    key = SessionKey.generate()
+    first = owner.grant(key, [policy])
+    second = owner.grant(key, [policy])  # nothing on chain yet: nothing to refuse
+    store.put_key(key)
+    store.put_grant(second)
+    assert net.session(first, key).execute(nft, "safeMint(address)", owner.account).wait().success
+    with worker(store, net) as w:
+        with pytest.raises(SessionError, match="PermissionAlreadyGranted"):
+            w.send("second", "0x" + second.session_id.hex(), mint)
+        assert w.stats().get("built", 0) == 0, w.stats()
+        assert store.get_by_intent("second") is None and store.pending() == []
+        owner.revoke(first).wait()
+        assert w.send("second", "0x" + second.session_id.hex(), mint).wait(30).success
