@@ -310,7 +310,8 @@ class SessionAccount:
 
     def refuse_unsendable(self, calls: Call | Sequence[Call]) -> None:
         """Raise what :meth:`build` refuses before sending beside the policy and the window (which :meth:`check`
-        judges), for a sender that builds with ``check=False`` after checking (:class:`~keyscope.scale.SessionWorker`):
+        judges), for a sender that checks before it builds (:class:`~keyscope.scale.SessionWorker`, before it leases a
+        lane):
         :class:`~keyscope.errors.TargetWithoutCodeError` for a call with calldata to an address without code, and
         :class:`~keyscope.errors.CoSignerMismatchError` when the module requires a co-signature and this session
         account has no co-signer to ask. Reads the chain only for targets not yet known to have code, and, before

@@ -511,7 +511,10 @@ class SessionWorker:
         recorded = False
         try:
             try:
-                op = session.account.build(calls, batch=batch, check=False, lane=slot.lane)
+                # checked again as the SDK checks before sending: what only the built operation shows (its gas
+                # against the session's gas budget) and what only the first use of an off-chain grant asks (the
+                # module's dry run of the enabling), refused before anything is recorded
+                op = session.account.build(calls, batch=batch, check=check, lane=slot.lane)
             except SessionRevokedError:
                 self._note_revoked(name)
                 raise
@@ -847,7 +850,7 @@ class SessionWorker:
         mine = False
         try:
             try:
-                op = session.account.build(calls, batch=batch, check=False, lane=slot.lane)
+                op = session.account.build(calls, batch=batch, lane=slot.lane)  # checked as send checks
             except SessionRevokedError:
                 self._note_revoked(name)
                 raise
