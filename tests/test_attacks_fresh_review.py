@@ -333,3 +333,53 @@ def test_a_one_of_list_ending_beside_the_meter_word_never_takes_it_as_a_member(
     assert sessions.outcome(sessions.op(account, session_key, other(target, values[-1]))) == "ok"
     assert sessions.outcome(sessions.op(account, session_key, other(target, first))) == "ok"
     assert int(target.calls()) == before + 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# Periods of two sessions with different anchors, in one batch
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_periods_of_two_sessions_with_different_anchors_bound_one_batch_to_their_overlap(
+    sessions, module, target, account, owner, session_key
+):
+    """One key, two sessions with hourly call budgets anchored half an hour apart (each at its own validAfter), the
+    second ending within its current period. A batch calling both, claiming one time, is counted in each session's
+    own period, and its validation data is the overlap of the two periods and the second session's end: never one
+    session's period alone, so the operation cannot land in a period of the other session it was not counted in.
+    A claim in a later period of either is a window the EntryPoint refuses now (AA22), and its counts go with it."""
+    now = sessions.h.chain.pending_timestamp
+    t0 = now - 2 * HOUR
+    record_selector = keccak(b"record(uint256,int256,address,bytes32,bool)")[:4]
+    hourly = Limit(kind=LimitKind.CALLS, amount=5, period=HOUR, meters=(Meter(permission=0),))
+    _, id_a = grant(
+        sessions, account, owner, session_key, [Permission(target=target.address, selector=OTHER)], [hourly],
+        valid_after=t0,
+    )  # fmt: skip
+    b_until = t0 + 2 * HOUR + 20 * 60
+    _, id_b = grant(
+        sessions, account, owner, session_key, [Permission(target=target.address, selector=record_selector)],
+        [hourly], valid_after=t0 + HOUR // 2, valid_until=b_until, salt=1,
+    )  # fmt: skip
+    record_call = Call.of(
+        target.address, 0, target.record.encode_input(1, 0, target.address, b"\x00" * 32, False)
+    )
+    op = sessions.op(account, session_key, [other(target, 1), record_call])
+    use = op.signature
+
+    def window(claim: int) -> int:
+        return validation_data(sessions, account, op.replace(signature=encode_at_signature(claim, use)))
+
+    # A's period 1 [t0+1h, t0+2h) and B's period 0 [t0+30m, t0+1h30m): their overlap
+    assert window(t0 + HOUR + 10 * 60) == ((t0 + HOUR) << 208) | ((t0 + HOUR + HOUR // 2 - 1) << 160)
+    # now: A's period 2 [t0+2h, t0+3h), B's period 1 [t0+1h30m, t0+2h30m), B ends at t0+2h20m
+    assert window(now) == ((t0 + 2 * HOUR) << 208) | (b_until << 160)
+    # a later claim: A's period 2, B's period 2 [t0+2h30m, ...): past B's end, an empty window
+    late = window(t0 + 2 * HOUR + 40 * 60)
+    assert late >> 208 == t0 + 2 * HOUR + HOUR // 2 and (late >> 160) % 2**48 == b_until
+    assert "AA22" in sessions.outcome(op.replace(signature=encode_at_signature(t0 + 2 * HOUR + 40 * 60, use)))
+    assert "AA22" in sessions.outcome(op.replace(signature=encode_at_signature(t0 + 3 * HOUR + 1, use)))
+    assert usage(module, account, id_a)[0][4:] == (0, 5) and usage(module, account, id_b)[0][4:] == (0, 5)
+    assert sessions.outcome(op.replace(signature=encode_at_signature(now, use))) == "ok"
+    assert usage(module, account, id_a)[0][3:] == (t0 + 2 * HOUR, 1, 4)
+    assert usage(module, account, id_b)[0][3:] == (t0 + HOUR // 2 + HOUR, 1, 4)
