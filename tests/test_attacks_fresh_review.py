@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import KIND
+from keyscope.entrypoint import encode_handle_ops
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.policy import Limits, Policy
@@ -383,3 +384,56 @@ def test_periods_of_two_sessions_with_different_anchors_bound_one_batch_to_their
     assert sessions.outcome(op.replace(signature=encode_at_signature(now, use))) == "ok"
     assert usage(module, account, id_a)[0][3:] == (t0 + 2 * HOUR, 1, 4)
     assert usage(module, account, id_b)[0][3:] == (t0 + HOUR // 2 + HOUR, 1, 4)
+
+
+# ------------------------------------------------------------------------------------------------------
+# An ENABLE counted in a period it cannot land in
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_an_enable_counted_in_a_period_it_cannot_land_in_enables_and_counts_nothing(
+    sessions, module, target, account, owner, session_key, chain, submitter_account
+):
+    """A relayer (or the key) carries the owner's off-chain grant of a session that starts in an hour, with an
+    hourly call budget, claiming the present (before the session's start: period 0, which begins at its
+    validAfter). The module enables the session and counts the call during validation, then returns a window that
+    opens in an hour: the EntryPoint refuses the operation (AA22) and the whole ``handleOps`` reverts, the enable
+    and the count with it. Once the session has started, the same grant enables it and counts one call."""
+    now = chain.pending_timestamp
+    start = now + HOUR
+    hourly = Limit(kind=LimitKind.CALLS, amount=3, period=HOUR, meters=(Meter(permission=0),))
+    session = Session(
+        session_key=session_key.address,
+        valid_after=start,
+        permissions=(Permission(target=target.address, selector=OTHER),),
+        limits=(hourly,),
+    )
+    session_id = session.session_id(account, sessions.epoch(account))
+    signature = sessions.owner_signature(account, owner, session)
+
+    def enable_at(moment: int) -> UserOperation:
+        op = sessions.enable_op(account, session_key, session, signature, other(target, 1))
+        return op.replace(signature=encode_at_signature(moment, op.signature))
+
+    # (through the EntryPoint, not the module alone: the account takes the owner's bare grant signature only from
+    # the validator it is asking to validate an operation)
+    early = enable_at(now)
+    assert "AA22" in sessions.outcome(early)
+    # a bundler sending it anyway: handleOps reverts, with the enable and the count
+    data = encode_handle_ops([early.pack()], submitter_account.address)
+    tx = chain.provider.network.ecosystem.create_transaction(
+        receiver=sessions.h.entry_point.address,
+        data=data,
+        sender=submitter_account.address,
+        gas_limit=5_000_000,
+    )
+    with pytest.raises(Exception, match="AA22"):
+        submitter_account.call(tx)
+    assert not module.isSessionActive(account, session_id)
+    assert module.limitUsage(account, session_id) == []
+    before = int(target.calls())
+    chain.pending_timestamp = start + 5
+    assert sessions.outcome(enable_at(start + 5)) == "ok"
+    assert module.isSessionActive(account, session_id)
+    assert usage(module, account, session_id)[0][3:] == (start, 1, 2)
+    assert int(target.calls()) == before + 1
