@@ -553,6 +553,37 @@ def test_a_sponsor_key_given_in_place_of_a_name_a_path_or_an_address_is_never_sh
     assert "Traceback" not in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("option", ["--ledger", "--host"])
+def test_a_sponsor_key_given_as_the_ledger_s_path_or_the_host_is_never_written_nor_shown(
+    sponsor_args: list[str],
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+) -> None:
+    """``--ledger 0x…`` (the key where the ledger file's path goes: two variables mixed up in a script) started the
+    service on a SQLite file named as the key in the current folder, which any user of the machine can list, and
+    every budget refusal (-32005) quoted that path to whoever reached the service ("read back from the ledger
+    0x…"); ``--host 0x…`` was refused as "cannot listen on 0x…:0", the key on the terminal. The command's other
+    options refuse a key by its form (attack 217)."""
+    monkeypatch.chdir(tmp_path)
+    args = [*sponsor_args, "--chain-id", "1", option, KEY]
+    with pytest.raises(BadInputError) as refused:
+        sponsor_build(sponsor_parser().parse_args(args))
+    message = str(refused.value)
+    assert message.startswith(f"{option}: a value of 32 bytes, the form of a private key (not shown)"), (
+        message
+    )
+    assert KEY[2:] not in message
+    assert not [path.name for path in tmp_path.iterdir() if KEY[2:] in path.name]
+    assert sponsor_main(args) == 1
+    err = capsys.readouterr().err
+    assert KEY[2:] not in err, err
+    assert err.startswith(f"error: {option}: a value of 32 bytes, the form of a private key (not shown)"), err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not [path.name for path in tmp_path.iterdir() if KEY[2:] in path.name]
+
+
 def test_a_sponsor_for_no_chain_is_refused() -> None:
     policy = SponsorshipPolicy.from_dict({"targets": "any", "total_budget_wei": "1"})
     with pytest.raises(BadInputError, match="chain_id must be a positive integer"):
