@@ -24,7 +24,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .errors import BadInputError, ConfigurationError, TransportError, shown
+from .errors import (
+    PRIVATE_KEY_NOT_SHOWN,
+    BadInputError,
+    ConfigurationError,
+    TransportError,
+    has_private_key_form,
+    shown,
+)
 from .json_objects import one_of_each_key
 
 __all__ = [
@@ -568,7 +575,13 @@ def require_host(host: object) -> str:
     """``host`` as an interface to listen on; :class:`BadInputError` for one that is not text or is blank. A blank
     host binds every interface of the machine, as ``0.0.0.0`` does: an unset variable in ``--host "$HOST"`` would
     have served other machines without a word. Serving them is a deliberate choice: give their interface, or
-    ``0.0.0.0``."""
+    ``0.0.0.0``. A value with the form of a private key (a key given where the host goes) is refused without being
+    shown: the bind error would quote it."""
+    if has_private_key_form(host):
+        raise BadInputError(
+            f"{PRIVATE_KEY_NOT_SHOWN} is not an interface to listen on: a private key is not given on the command "
+            "line or in a host setting; give 127.0.0.1 to serve this machine only, or an interface's address"
+        )
     if not isinstance(host, str) or not host.strip():
         raise BadInputError(
             f"host {host!r} names no interface (a blank host listens on every interface of the machine): give "

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from ..artifacts import ENTRY_POINT_V07
 from ..chain import Chain, RpcChain
-from ..errors import BadInputError, shown
+from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, has_private_key_form, shown
 from ..gas import required_prefund
 from ..hexutil import to_address, to_int
 from ..signers import SignerLike, as_signer
@@ -123,6 +123,13 @@ class Sponsor:
         if ledger is not None and not isinstance(ledger, (str, os.PathLike)):
             raise BadInputError(
                 f"ledger is the path of a SQLite file (or None: budgets in memory), got {shown(ledger)}"
+            )
+        if ledger is not None and has_private_key_form(os.fspath(ledger)):
+            # a file named as the key would sit on disk, and every budget refusal quotes the ledger's path to clients
+            raise BadInputError(
+                f"ledger: {PRIVATE_KEY_NOT_SHOWN} is not the path of a ledger file: a private key is not given in its "
+                "place (nothing was created or served); give the path of the SQLite file that keeps the budgets, "
+                "and the sponsor's key in its own setting"
             )
         if valid_after_slack is not None:
             # True would be 1 second, a float a validAfter no paymaster word holds
