@@ -27,7 +27,7 @@ import coincurve
 import httpx
 import pytest
 
-from keyscope import Policy, SessionKey, arg, connect
+from keyscope import Policy, SessionKey, arg, connect, function_call
 from keyscope.consent import ConsentDeclinedError, ConsentServer, WalletAddress
 from keyscope.consent.tokens import format_amount
 from keyscope.erc7715 import did_key_of, grant_from_response
@@ -36,6 +36,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
 from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.module import SessionStatus, read_session_status
+from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from support.permit_types import PERMIT_TYPES
 from support.victims import deploy
@@ -805,6 +806,43 @@ def test_the_dashboard_says_there_is_no_store_in_this_folder_once_it_serves(
     assert lines[0].startswith("no session store at sqlite:///.keyscope/sessions.db (the default"), lines
     assert lines[1].startswith("the sessions of 0x"), lines
     assert list(tmp_path.iterdir()) == []  # no store set up
+
+
+def test_the_dashboard_command_asks_no_signature_of_a_revocation_over_the_owner_s_cap(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """``KEYSCOPE_OWNER_MAX_GAS_COST`` is the owner's cap on what one of their operations may cost as the bundler prices
+    it (the wallet signs only its hash, and a bundler is paid the preVerificationGas and priority fee it pads). It
+    bound ``keyscope revoke`` and the scripts, but ``keyscope dashboard`` (and ``keyscope consent``, which serves the
+    same revocation API) made its server with the default cap of 0.1 ether: an owner who had lowered the cap, not
+    trusting the bundler, was asked to sign a revocation priced up to that default."""
+    stack, net = world["stack"], world["net"]
+    owner = net.owner(LocalSigner.generate(), salt=secrets.randbits(32))
+    stack.fund(owner.account, ETHER)
+    owner.execute(function_call(stack.nft, "safeMint(address)", owner.account)).wait()  # the account exists
+    program = str(Path(sys.executable).with_name("keyscope"))
+    links = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(store).close()  # the dashboard reads an existing store only
+    server = subprocess.Popen(
+        [program, "dashboard", owner.account, *links, "--factory", stack.factory, "--store", store],
+        env={**os.environ, "KEYSCOPE_OWNER_MAX_GAS_COST": "1"},  # 1 wei: no operation fits
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        assert line.startswith(f"the sessions of {owner.account}: http://"), line
+        base = line.split(": ", 1)[1].split("/sessions/", 1)[0]
+        answer = httpx.post(f"{base}/api/accounts/{owner.account}/revoke", json={"all": True}, timeout=60)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert "over the owner's cap of 1 wei; nothing was signed or sent" in answer.json()["error"], answer.text
 
 
 # -- the backend example of docs/browser.md ---------------------------------------------------------------
