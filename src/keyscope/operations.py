@@ -248,8 +248,8 @@ def refuse_owner_cost(op: UserOperation, cap: int) -> None:
         f"wei), over the owner's cap of {cap:,} wei; nothing was signed or sent. A bundler is paid what it pads "
         "(preVerificationGas is charged in full, the priority fee goes to it): check the bundler, and only if fees "
         "really are this high raise the owner's max_gas_cost (net.owner(..., max_gas_cost=), owner.max_gas_cost, "
-        "KEYSCOPE_OWNER_MAX_GAS_COST for the keyscope command and the ape run scripts, or "
-        "ConsentServer(..., owner_max_gas_cost=) for the dashboard; 0 for none)",
+        "KEYSCOPE_OWNER_MAX_GAS_COST for the keyscope command, its dashboard and consent pages included, and the ape "
+        "run scripts, or ConsentServer(..., owner_max_gas_cost=) for pages served from code; 0 for none)",
         account=op.sender,
         cost=cost,
         limit=cap,

@@ -44,6 +44,7 @@ from .settings import (
     Deployments,
     _address_from,
 )
+from .signers import owner_max_gas_cost
 from .stores import local_store_path, open_session_store
 
 __all__ = ["consent", "dashboard"]
@@ -249,10 +250,12 @@ def consent(
     # requests the page cannot serve are refused before the node is asked, and (for another chain or an expiry
     # already past) before the store is opened: a refused request leaves no new store behind
     plan_from_requests(params)
+    # the owner's cap on a revocation the served dashboard API prepares, as every owner operation of the command's
+    owner_cap = owner_max_gas_cost()
     network = connection.network()
     store: SessionStore | None = None
     try:
-        with ConsentServer(network, port=port) as server:
+        with ConsentServer(network, port=port, owner_max_gas_cost=owner_cap) as server:
             request = server.request_permissions(params)
             # given to the server before the page's address is: the grant is stored when the owner signs
             server.store = store = _store(store_url)
@@ -286,12 +289,15 @@ def dashboard(
 ) -> None:
     """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
     account = _address_from(account, "ACCOUNT")
+    # the owner's cap on what a revocation prepared here may cost as the bundler prices it (the wallet signs its hash
+    # only), as for every owner operation of the command's: KEYSCOPE_OWNER_MAX_GAS_COST, said before the node is asked
+    owner_cap = owner_max_gas_cost()
     store = _existing_store(store_url)  # a mistyped store is said before the node is asked
     try:
         network = connection.network()
         if (notice := _no_default_store(store_url)) is not None:  # said once the arguments are known good
             click.echo(notice, err=True)
-        with ConsentServer(network, store=store, port=port) as server:
+        with ConsentServer(network, store=store, port=port, owner_max_gas_cost=owner_cap) as server:
             url = server.dashboard_url(account)
             click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
             if open_page:
