@@ -8,6 +8,7 @@ signed with eth-account, not with keyscope.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -47,6 +48,7 @@ from keyscope.errors import (
     ConfigurationError,
     DelegationError,
     InsufficientPrefundError,
+    KeyscopeError,
     TargetWarning,
 )
 from keyscope.execution import Call, encode_execute
@@ -1366,6 +1368,65 @@ def test_an_upgrade_refuses_modules_other_code_left_in_the_delegates_storage(
     assert (
         code(stack, eoa.address) == b""
     )  # nothing signed nor sent: the planted executor never comes to life
+
+
+@pytest.mark.parametrize("planted", ["a selector's handler", "a selector's handler and the handler set"])
+def test_a_fallback_handler_other_code_left_in_the_delegates_storage_never_acts_as_the_eoa(
+    net: Network, stack: LocalStack, planted: str
+) -> None:
+    """Storage left by other code, as for the planted executor above, but in the fallback handlers' mapping, which
+    the SDK does not read (a mapping cannot be listed): the delegate calls the handler of a selector it has no
+    function for, from the EOA itself, with whatever calldata anyone sends. A token as the handler of
+    ``transfer(address,uint256)`` makes every stranger's ``EOA.transfer(stranger, amount)`` a transfer of the EOA's
+    own tokens, once the owner upgrades with keyscope. Whatever other code wrote, no handler keyscope's SDK has not
+    seen may act as the EOA: one only in the mapping routes nothing, and one in the handler set the delegate routes
+    from (which the SDK lists) stops the upgrade before anything is signed."""
+    from keyscope.accounts.delegate import DELEGATE_STORAGE_LOCATION
+    from support.victims import deploy, transact
+
+    eoa = new_eoa(stack)
+    token = deploy(stack, "NamedToken", ["string", "string", "uint8"], ["Token", "TKN", 18])
+    transact(stack, token, "mint(address,uint256)", ["address", "uint256"], [eoa.address, 1000])
+    transfer = keccak(b"transfer(address,uint256)")[:4]
+    fallbacks, counts, handlers = (DELEGATE_STORAGE_LOCATION + n for n in (4, 5, 6))
+
+    def word(data: bytes) -> int:
+        return int.from_bytes(keccak(data), "big")
+
+    writes = [  # fallbacks[transfer] = token; fallbackCount[token] = 1
+        (word(transfer + bytes(28) + fallbacks.to_bytes(32, "big")), int(token, 16)),
+        (word(abi_encode(["address", "uint256"], [token, counts])), 1),
+    ]
+    in_set = planted.endswith("handler set")
+    if in_set:  # and the handler set {token}
+        writes += [
+            (handlers, 1),
+            (word(handlers.to_bytes(32, "big")), int(token, 16)),
+            (word(abi_encode(["address", "uint256"], [token, handlers + 1])), 1),
+        ]
+    for slot, value in writes:
+        stack.node.request(
+            "anvil_setStorageAt", [eoa.address, hex(slot), "0x" + value.to_bytes(32, "big").hex()]
+        )
+
+    owner = net.eoa(eoa)
+    refused = None
+    try:
+        owner.upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    except DelegationError as error:
+        refused = error
+    if in_set:
+        assert refused is not None, "the upgrade delegated the EOA over a planted fallback handler"
+        assert to_address(token) in str(refused) and "fallback handler" in str(refused), refused
+        assert code(stack, eoa.address) == b""  # nothing signed nor sent
+    else:
+        assert refused is None, refused
+    thief = stack.accounts[0].address
+    # a stranger's call to the EOA, for the selector the planted handler is set for
+    with contextlib.suppress(KeyscopeError, JsonRpcError):
+        transact(stack, eoa.address, "transfer(address,uint256)", ["address", "uint256"], [thief, 1000])
+    assert int.from_bytes(call(stack, token, "balanceOf(address)", eoa.address), "big") == 1000
+    assert int.from_bytes(call(stack, token, "balanceOf(address)", thief), "big") == 0
 
 
 @pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
