@@ -47,6 +47,12 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 ///     slot  STORAGE_LOCATION + 2, + 3   executors        EnumerableSet.AddressSet (values, positions)
 ///     slot  STORAGE_LOCATION + 4        fallbacks        mapping(bytes4 selector => address handler)
 ///     slot  STORAGE_LOCATION + 5        fallbackCount    mapping(address handler => uint256 selectors)
+///     slot  STORAGE_LOCATION + 6, + 7   fallbackHandlers EnumerableSet.AddressSet (values, positions)
+///
+/// A selector's handler is in force only while it is in `fallbackHandlers` too: storage other code wrote in this
+/// namespace (EIP-7702 never clears it) can put any handler in the `fallbacks` mapping, which no one can list, and a
+/// handler is called from the EOA itself (a token as the handler of `transfer` would move the EOA's tokens for
+/// anyone). The set can be listed, so the owner's SDK sees every handler that can act before it delegates here.
 ///
 /// Installing a module (of any type) first asks every installed validator, and every validator uninstalled earlier in
 /// the same transaction, `isTargetOfLiveSession(this, module)` and
@@ -83,6 +89,7 @@ contract KeyscopeDelegate is
         EnumerableSet.AddressSet executors;
         mapping(bytes4 selector => address handler) fallbacks;
         mapping(address handler => uint256 selectors) fallbackCount;
+        EnumerableSet.AddressSet fallbackHandlers;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate")) - 1)) & ~bytes32(uint256(0xff))
@@ -185,11 +192,12 @@ contract KeyscopeDelegate is
         } else {
             bytes4 selector;
             (selector, data) = _splitFallbackData(initData);
-            if ($.fallbacks[selector] != address(0)) {
+            if (_fallbackHandler(selector) != address(0)) {
                 revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
             }
             $.fallbacks[selector] = module;
             ++$.fallbackCount[module];
+            $.fallbackHandlers.add(module);
         }
         if (!heldAlready && _reportsInitialized(module)) {
             IERC7579Module(module).onUninstall("");
@@ -221,11 +229,18 @@ contract KeyscopeDelegate is
         } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {
             bytes4 selector;
             (selector, data) = _splitFallbackData(deInitData);
-            if (module == address(0) || $.fallbacks[selector] != module) {
+            if (module == address(0) || _fallbackHandler(selector) != module) {
                 revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
             }
             delete $.fallbacks[selector];
-            --$.fallbackCount[module];
+            uint256 left = $.fallbackCount[module];
+            // a count other code wrote may be off: the set entry goes with the handler's last selector either way
+            if (left <= 1) {
+                $.fallbackCount[module] = 0;
+                $.fallbackHandlers.remove(module);
+            } else {
+                $.fallbackCount[module] = left - 1;
+            }
         } else {
             revert ERC7579Utils.ERC7579UnsupportedModuleType(moduleTypeId);
         }
@@ -248,7 +263,8 @@ contract KeyscopeDelegate is
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) return $.validators.contains(module);
         if (moduleTypeId == MODULE_TYPE_EXECUTOR) return $.executors.contains(module);
         if (moduleTypeId == MODULE_TYPE_FALLBACK) {
-            return additionalContext.length >= 4 && $.fallbacks[bytes4(additionalContext[0:4])] == module;
+            return additionalContext.length >= 4 && module != address(0)
+                && _fallbackHandler(bytes4(additionalContext[0:4])) == module;
         }
         return false;
     }
@@ -335,7 +351,7 @@ contract KeyscopeDelegate is
     /// @notice Calls to functions this code does not have go to the fallback handler installed for their
     ///         selector, with the caller appended to the calldata (ERC-2771), as ERC-7579 requires.
     fallback() external payable {
-        address handler = _storage().fallbacks[msg.sig];
+        address handler = _fallbackHandler(msg.sig);
         if (handler == address(0)) revert MissingFallbackHandler(msg.sig);
         bytes memory data = abi.encodePacked(msg.data, msg.sender);
         assembly ("memory-safe") {
@@ -368,7 +384,15 @@ contract KeyscopeDelegate is
     /// @dev Whether this code holds `module` under any module type.
     function _heldUnderAnyType(address module) private view returns (bool) {
         DelegateStorage storage $ = _storage();
-        return $.validators.contains(module) || $.executors.contains(module) || $.fallbackCount[module] != 0;
+        return $.validators.contains(module) || $.executors.contains(module) || $.fallbackHandlers.contains(module);
+    }
+
+    /// @dev The handler in force for `selector`: the one the `fallbacks` mapping names, while it is in the listed
+    ///      `fallbackHandlers` set (zero otherwise, as for a selector without a handler).
+    function _fallbackHandler(bytes4 selector) private view returns (address handler) {
+        DelegateStorage storage $ = _storage();
+        handler = $.fallbacks[selector];
+        if (handler != address(0) && !$.fallbackHandlers.contains(handler)) handler = address(0);
     }
 
     /// @dev Whether `module` answers `isInitialized(address(this))` with true (false when it does not answer).

@@ -157,6 +157,52 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
     assert verdict(held_as_validator) == (0, ERC1271_MAGIC)
 
 
+def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_then(
+    project, deployer, accounts, greedy, chain
+):
+    """The delegate's handler set (attack 942: a handler other code wrote into the selector mapping alone is in force
+    nowhere) keeps ERC-7579's fallback lifecycle: a handler installed for two selectors answers both and is listed
+    as installed for each; uninstalled for one, it answers the other only; uninstalled for both, neither
+    (``MissingFallbackHandler``), and it can be installed again."""
+    from keyscope.errors import CallRevertedError
+
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    node = Web3Chain(chain.provider.web3)
+    first = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+    second = keccak(b"preCheck(address,uint256,bytes)")[:4]
+    calls = {
+        first: first + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""]),
+        second: second + abi_encode(["address", "uint256", "bytes"], [deployer.address, 0, b""]),
+    }
+
+    def answered(selector: bytes) -> bool:
+        try:
+            node.call(delegate.address, calls[selector])
+        except CallRevertedError as refused:
+            assert refused.data[:4] == keccak(b"MissingFallbackHandler(bytes4)")[:4], refused.data
+            return False
+        return True
+
+    def state() -> list[tuple[bool, bool]]:
+        return [
+            (answered(s), bool(delegate.isModuleInstalled(FALLBACK, greedy.address, s)))
+            for s in (first, second)
+        ]
+
+    assert state() == [(False, False), (False, False)]
+    for selector in (first, second):
+        delegate.installModule(FALLBACK, greedy.address, selector, sender=entry)
+    assert node.call(delegate.address, calls[first])[:4] == ERC1271_MAGIC
+    assert state() == [(True, True), (True, True)]
+    delegate.uninstallModule(FALLBACK, greedy.address, first, sender=entry)
+    assert state() == [(False, False), (True, True)]
+    delegate.uninstallModule(FALLBACK, greedy.address, second, sender=entry)
+    assert state() == [(False, False), (False, False)]
+    delegate.installModule(FALLBACK, greedy.address, second, sender=entry)
+    assert state() == [(False, False), (True, True)]
+
+
 def test_neither_the_account_nor_the_delegate_takes_a_hook(harness, project, deployer, accounts):
     """No session operation runs through a hook on keyscope's account or its delegate, so none can see a call other
     than the one the module judged, or reach a hook's configuration: neither supports module type 4, and each

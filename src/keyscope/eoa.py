@@ -32,6 +32,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from .accounts import AccountKind, KeyscopeAccountKind, KeyscopeDelegateKind
 from .accounts.delegate import (
     DELEGATE_EXECUTORS_SLOT,
+    DELEGATE_FALLBACK_HANDLERS_SLOT,
     DELEGATE_VALIDATORS_SLOT,
     delegate_set_value_slot,
     delegate_validator_slot,
@@ -213,15 +214,19 @@ class EOAOwner(Owner):
 
     def _check_left_modules(self) -> None:
         """Refuse to sign an authorization that would bring back modules left in keyscope's delegate's namespace of
-        the EOA's storage (EIP-7702 never clears storage): validators other than the session module and executors,
-        written by an earlier delegation or by other code the EOA delegated to (which may write anything there). An
-        executor the delegate holds calls ``executeFromExecutor`` with no signature at all, and a validator
-        validates the EOA's operations, so delegating back over them hands the EOA to whoever chose them."""
+        the EOA's storage (EIP-7702 never clears storage): validators other than the session module, executors and
+        fallback handlers, written by an earlier delegation or by other code the EOA delegated to (which may write
+        anything there). An executor the delegate holds calls ``executeFromExecutor`` with no signature at all, a
+        validator validates the EOA's operations, and a fallback handler is called by the EOA itself for anyone who
+        calls its selector (a token as the handler of ``transfer`` moves the EOA's tokens), so delegating back over
+        them hands the EOA to whoever chose them. The delegate calls a handler only while it is in its handler set,
+        which is listed here; one only in the selector mapping (which cannot be listed) is in force nowhere."""
         module = self.network.module
         left: list[str] = []
         for what, set_slot in (
             ("validator", DELEGATE_VALIDATORS_SLOT),
             ("executor", DELEGATE_EXECUTORS_SLOT),
+            ("fallback handler", DELEGATE_FALLBACK_HANDLERS_SLOT),
         ):
             count = self._storage_word(set_slot)
             if not count:
@@ -232,7 +237,7 @@ class EOAOwner(Owner):
                 )
                 for index in range(min(count, _LEFT_MODULES_READ))
             ]
-            others = [address for address in found if what == "executor" or address != module]
+            others = [address for address in found if what != "validator" or address != module]
             more = count - len(found)
             if others or more:
                 listed = ", ".join(others) + (f" and {more} more" if more else "")
@@ -242,7 +247,8 @@ class EOAOwner(Owner):
                 f"the EOA {self.account}'s storage holds, in keyscope's delegate's namespace, {'; '.join(left)}, "
                 "left there by an earlier delegation or by other code it delegated to (which may write anything "
                 "there): delegating it to the delegate would put them in force at once (an executor acts as the EOA "
-                "without any signature, a validator validates its operations), so nothing was signed. If you "
+                "without any signature, a validator validates its operations, a fallback handler is called by the EOA "
+                "for anyone), so nothing was signed. If you "
                 "installed them yourself and want them back, delegate with your own authorization and uninstall "
                 "what you do not want; otherwise consider the EOA's storage tampered with",
                 account=self.account,

@@ -26,6 +26,7 @@ from .nonce_keys import validator_lane_key
 
 __all__ = [
     "DELEGATE_EXECUTORS_SLOT",
+    "DELEGATE_FALLBACK_HANDLERS_SLOT",
     "DELEGATE_STORAGE_LOCATION",
     "DELEGATE_VALIDATORS_SLOT",
     "KeyscopeDelegateKind",
@@ -43,18 +44,22 @@ DELEGATE_STORAGE_LOCATION = (
 """The delegate's ERC-7201 namespace: ``keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate"))
 - 1)) & ~0xff``. Its slots, from there: the validators (an OpenZeppelin ``EnumerableSet.AddressSet``: values at +0,
 positions at +1), the executors (+2, +3), the fallback handlers by selector (+4), each handler's selector count
-(+5)."""
+(+5), the set of fallback handlers (+6, +7; a selector's handler is in force only while it is in this set)."""
 
 DELEGATE_VALIDATORS_SLOT = DELEGATE_STORAGE_LOCATION
 """The validator set's values array (its length here, its entries from :func:`delegate_set_value_slot`)."""
 DELEGATE_EXECUTORS_SLOT = DELEGATE_STORAGE_LOCATION + 2
 """The executor set's values array (its length here, its entries from :func:`delegate_set_value_slot`)."""
+DELEGATE_FALLBACK_HANDLERS_SLOT = DELEGATE_STORAGE_LOCATION + 6
+"""The fallback handler set's values array (its length here, its entries from :func:`delegate_set_value_slot`): the
+delegate calls a selector's handler only while it is in this set, which can be listed, unlike the selector mapping."""
 _VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
 
 
 def delegate_set_value_slot(set_slot: int, index: int) -> int:
     """The slot of entry ``index`` of the delegate's set whose values array is at ``set_slot``
-    (:data:`DELEGATE_VALIDATORS_SLOT`, :data:`DELEGATE_EXECUTORS_SLOT`): ``keccak256(set_slot) + index``."""
+    (:data:`DELEGATE_VALIDATORS_SLOT`, :data:`DELEGATE_EXECUTORS_SLOT`, :data:`DELEGATE_FALLBACK_HANDLERS_SLOT`):
+    ``keccak256(set_slot) + index``."""
     return int.from_bytes(keccak(set_slot.to_bytes(32, "big")), "big") + index
 
 
