@@ -160,7 +160,7 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
 def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_then(
     project, deployer, accounts, greedy, chain
 ):
-    """The delegate's handler set (attack 942: a handler other code wrote into the selector mapping alone is in force
+    """The delegate's handler set (attack 304: a handler other code wrote into the selector mapping alone is in force
     nowhere) keeps ERC-7579's fallback lifecycle: a handler installed for two selectors answers both and is listed
     as installed for each; uninstalled for one, it answers the other only; uninstalled for both, neither
     (``MissingFallbackHandler``), and it can be installed again."""
