@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from string import Template
 from typing import Any
 
@@ -356,7 +357,8 @@ def _targets_section(results: dict[str, Any]) -> Fields:
     headline = get(results, "gas", "headline") or {}
     limit = found["gas_ratio_session_over_owner_1call_2rules"]["limit"]
     owner, session = _number(headline.get("owner_tx_gas")), _number(headline.get("session_tx_gas"))
-    allowed = None if owner is None else owner * limit
+    # the most gas the session operation may cost and still meet the target: whole gas, rounded down
+    allowed = None if owner is None else math.floor(Fraction(round(owner)) * Fraction(str(limit)))
     one = get(results, "e2e", "scenarios", "1") or {}
     return {
         "targets_table": table(["key", "target", "measured", "", "raw figures"], rows, "llrll"),
