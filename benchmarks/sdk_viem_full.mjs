@@ -10,13 +10,15 @@
 //   whose transport answers from memory (gas limits and fees given, as from a warm cache), then
 //   signUserOperation.
 //
-//   node benchmarks/sdk_viem_full.mjs <inputs.json> <seconds>
+//   node benchmarks/sdk_viem_full.mjs <inputs.json> <seconds> [<warm-up CPU seconds>]
 //
 // inputs.json: {"entryPoint", "chainId", "privateKey", "sender", "target", "recipient", "nonceKey", "nonces",
 // "gas": {callGasLimit, verificationGasLimit, preVerificationGas, maxFeePerGas, maxPriorityFeePerGas}}.
 // Prints one JSON line: {"viem", "variants": {name: {"ops", "seconds", "opsPerSecond", "cpuSeconds",
 // "opsPerCpuSecond"}} (CPU time of the whole process: its GC and compiler threads count),
 // "results": {name: [[callData, hash, signature], ...]}} (results: one per nonce, to check against Python).
+// Each variant's timed work ends with the signed operation, as the Python side's does: the hash the results
+// show is computed again for the check, outside the timed loop.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createClient, custom, encodeFunctionData, encodePacked, parseAbi } from 'viem'
@@ -28,9 +30,10 @@ import {
 } from 'viem/account-abstraction'
 import { privateKeyToAccount } from 'viem/accounts'
 
-const [inputPath, secondsText] = process.argv.slice(2)
+const [inputPath, secondsText, warmText] = process.argv.slice(2)
 const input = JSON.parse(readFileSync(inputPath, 'utf8'))
 const seconds = Number(secondsText ?? '1')
+const warmCpuSeconds = Number(warmText ?? '1')
 const key = privateKeyToAccount(input.privateKey)
 const chainId = Number(input.chainId)
 const entryPointAddress = input.entryPoint
@@ -63,7 +66,7 @@ async function byHand(i) {
   }
   const hash = getUserOperationHash({ userOperation, entryPointAddress, entryPointVersion: '0.7', chainId })
   userOperation.signature = await key.sign({ hash })
-  return [userOperation.callData, hash, userOperation.signature]
+  return userOperation
 }
 
 // -- viem's account-abstraction API, transport answering from memory -----------------------------------------
@@ -120,14 +123,30 @@ async function throughAccount(i) {
     calls: [{ to: input.target, abi: nftAbi, functionName: 'safeMint', args: [input.recipient] }],
     ...gas,
   })
-  const signature = await account.signUserOperation(userOperation)
-  const hash = getUserOperationHash({ userOperation, entryPointAddress, entryPointVersion: '0.7', chainId })
-  return [userOperation.callData, hash, signature]
+  userOperation.signature = await account.signUserOperation(userOperation)
+  return userOperation
+}
+
+// what a variant built, for the check against the Python side (not timed)
+function checked(userOperation) {
+  const hash = getUserOperationHash({
+    userOperation: { ...userOperation, sender: input.sender },
+    entryPointAddress,
+    entryPointVersion: '0.7',
+    chainId,
+  })
+  return [userOperation.callData, hash, userOperation.signature]
 }
 
 async function timed(work) {
-  const warmUntil = performance.now() + 300
-  for (let i = 0; performance.now() < warmUntil; i++) await work(i % nonces.length)
+  // warm-up until the process has spent warmCpuSeconds of CPU time in it (as much work as the Python side's
+  // warm-up whatever the machine's load: V8 compiles the hot functions meanwhile)
+  const warmStart = process.cpuUsage()
+  for (let i = 0; ; i++) {
+    await work(i % nonces.length)
+    const used = process.cpuUsage(warmStart)
+    if (used.user + used.system >= warmCpuSeconds * 1e6) break
+  }
   let done = 0
   const cpuStart = process.cpuUsage()
   const start = performance.now()
@@ -147,7 +166,7 @@ const results = {}
 const rates = {}
 for (const [name, work] of Object.entries(variants)) {
   results[name] = []
-  for (let i = 0; i < nonces.length; i++) results[name].push(await work(i))
+  for (let i = 0; i < nonces.length; i++) results[name].push(checked(await work(i)))
   rates[name] = await timed(work)
 }
 
