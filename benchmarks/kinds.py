@@ -5,7 +5,7 @@ Two sets of figures per account kind:
 
 * ``support.accounts.measure_gas`` (tests/support/accounts.py) (the accounts' adapters' own figures): ``actualGasUsed`` of an
   owner mint, a session mint (1 rule) and the session's first use (ENABLE), sent through Alto with the SDK's
-  gas limits, the prefund paid from the account's balance. The owner of Kernel, Nexus, Safe7579 and MSA signs
+  gas limits, the prefund paid from the account's balance; fixed keys, so that the figures repeat run to run. The owner of Kernel, Nexus, Safe7579 and MSA signs
   through ``OwnerECDSAValidator``, an external validator module, where keyscope's account checks its owner
   inline.
 * The method of ``benchmarks/gas.py`` (:class:`gas.Lab`): handleOps transaction gas and validation gas of an
@@ -72,7 +72,13 @@ def run(stack: Any, *, log: Callable[[str], None] = print) -> dict[str, Any]:
         log(f"kinds: {name}")
         entry: dict[str, Any] = {}
         try:
-            figures = measure_gas(stack, contracts, name)
+            figures = measure_gas(
+                stack,
+                contracts,
+                name,
+                owner_signer=fixed_signer(f"kinds/{name}-adapter-owner"),
+                session_key=SessionKey(fixed_signer(f"kinds/{name}-adapter-key").private_key),
+            )
             entry["adapter_figures"] = {
                 "owner": figures.owner,
                 "session": figures.session,

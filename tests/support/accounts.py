@@ -250,13 +250,21 @@ class GasFigures:
 
 
 def measure_gas(
-    stack: LocalStack, contracts: AccountContracts, kind_name: str, *, timeout: float = 60.0
+    stack: LocalStack,
+    contracts: AccountContracts,
+    kind_name: str,
+    *,
+    timeout: float = 60.0,
+    owner_signer: LocalSigner | None = None,
+    session_key: SessionKey | None = None,
 ) -> GasFigures:
     """Create an account of ``kind_name`` (module installed at creation) with a fresh owner and measure
-    :class:`GasFigures` on it."""
+    :class:`GasFigures` on it. ``owner_signer`` and ``session_key`` default to new random keys; give fixed ones for
+    figures that repeat run to run (the keys' bytes, zero or not, change the calldata gas and the bundler's
+    estimates by a few gas)."""
     net = network_for(stack, contracts.kind(kind_name))
     net.kind = contracts.kind(kind_name, net)
-    signer = LocalSigner.generate()
+    signer = owner_signer if owner_signer is not None else LocalSigner.generate()
     owner = net.owner(signer)
     stack.fund(owner.account, 10**18)
     mint = function_call(stack.nft, "safeMint(address)", signer.address)
@@ -265,7 +273,7 @@ def measure_gas(
         return int(pending.wait(timeout).actual_gas_used)
 
     gas(owner.execute(mint))  # creates the account: the owner's lane is used once
-    key = SessionKey.generate()
+    key = session_key if session_key is not None else SessionKey.generate()
     policy = Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == signer.address])
     session = net.session(owner.grant(key, [policy]), key)
     first_use = gas(session.send_calls(mint))
