@@ -12,10 +12,11 @@ development account (which is also the beneficiary), never batched with others; 
 * a ``callTracer`` trace of that transaction (``validateUserOp`` frames: the validation part).
 
 Gas limits: verificationGasLimit and preVerificationGas are the bundler's (Alto's) estimates for the operation,
-estimated with the placeholder signature the SDK uses; callGasLimit is set to the gas the account's
-``execute`` call used in a first run of the same operation on the same state (then reverted), so that the
-EntryPoint's 10 % penalty on unused execution gas is zero (v0.7.0 charges it on all unused call gas; the
-40,000-gas allowance came with v0.8). The accounts hold a deposit at the EntryPoint, so validation pays no
+estimated with the placeholder signature the SDK uses; callGasLimit is the least that succeeds just above the gas
+the account's ``execute`` call used in a first run of the same operation on the same state (then reverted):
+``used + used // 63 + 100`` or a step more (:meth:`Lab.measure`), so that the EntryPoint's 10 % penalty on unused
+execution gas is small and the same for owner and session (v0.7.0 charges it on all unused call gas; the
+40,000-gas allowance came with v0.8); each row records its bound (``penalty_bound``). The accounts hold a deposit at the EntryPoint, so validation pays no
 prefund; one pair of rows repeats the headline comparison with the prefund paid from the account's balance.
 
 The same signed operations are finally sent through Alto to check that the route does not change the figures.

@@ -943,7 +943,9 @@ def _comparison_section(results: dict[str, Any]) -> Fields:
         ],
         [
             "first operation carrying the grant ÷ an owner operation",
-            f"{fixed(first.get('offchain_enable_over_owner_op'), 2)} (same warm state)",
+            f"{fixed(first.get('offchain_enable_over_owner_op'), 2)} (÷ an owner operation on the same warm state); "
+            f"{fixed(get(results, 'gas_decomposition', 'first_op', 'ratio'), 2)} (a new account's first operation, "
+            "which creates it, ÷ the owner's first operation)",
             "—",
             f"{OTHERS['smart_sessions_first_op_ratio']} (÷ the owner's first operation)",
             "—",
