@@ -1018,7 +1018,8 @@ def _settings_section(results: dict[str, Any]) -> Fields:
             [
                 "parts from an earlier run",
                 f"{', '.join(merged.get('parts') or []) or NA} (generated {merged.get('generated_at', NA)}); "
-                "the rows above describe the run of the other parts",
+                "the rows above describe the run of the other parts (a part run without the stack parts before "
+                "it starts from another chain state, so the gas figures of such a run can differ from a full run's)",
             ]
         )
     return {"run_table": table(["", ""], rows, "ll")}
