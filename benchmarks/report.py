@@ -709,7 +709,16 @@ def _sdk_section(results: dict[str, Any]) -> Fields:
     warm = sdk.get("warm_up_cpu_seconds")
     wall = get(sdk, "full_path_ops_per_s_median") or {}
     hot_wall = get(sdk, "hot_path_ops_per_s_median") or {}
+    hot_cpu = get(sdk, "hot_path_ops_per_cpu_s_median") or {}
+
+    def share(side: str) -> str:
+        """The hot path's share of the full path's time per operation, both in CPU time."""
+        value = div(medians.get(side), hot_cpu.get(side))
+        return NA if value is None else f"{100 * value:.0f} %"
+
     return {
+        "sdk_hot_share_viem": share("viem"),
+        "sdk_hot_share_keyscope": share("keyscope"),
         "hot_path_wall": (
             f"In wall time the medians are {rate(hot_wall.get('keyscope'))} and {rate(hot_wall.get('viem'))} "
             f"operations/s: keyscope ÷ viem {fixed(sdk.get('hot_path_wall_ratio_over_viem'), 2)}."
