@@ -730,7 +730,9 @@ _USER_OPERATION_EVENT = (
 
 
 def _session_scaling(stack: Any, net: Network, lab: Lab, recipient: str, mint: Call) -> dict[str, Measured]:
-    """A second account: its session's validation with 1, then 10, then 100 sessions granted on it."""
+    """A second account: its session's validation with 1, then 10, then 100 sessions granted on it. The measured
+    operations are the first on the module's lane 0 of this account (the session's first operation went through
+    the SDK's own lane), so their transaction gas includes that lane's first nonce write; validation does not."""
     owner = net.owner(fixed_signer("gas/scaling-owner"))
     stack.fund(owner.account, 100 * ETHER)
     owner.execute(mint).wait()

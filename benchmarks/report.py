@@ -560,6 +560,9 @@ def _gas_section(results: dict[str, Any]) -> Fields:
         for n in SESSION_COUNTS
     ]
     out["scaling_table"] = table(["sessions granted", "validation", "module", "tx gas"], rows)
+    out["scaling_tx_gas_over_headline"] = signed_gas(
+        sub(get(scaling, "tx_gas", "1"), row("session_2_rules").get("tx_gas"))
+    )
     po, ps = row("owner_prefund_paid"), row("session_2_rules_prefund_paid")
     rows = [
         [
