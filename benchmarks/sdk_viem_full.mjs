@@ -129,12 +129,9 @@ async function throughAccount(i) {
 
 // what a variant built, for the check against the Python side (not timed)
 function checked(userOperation) {
-  const hash = getUserOperationHash({
-    userOperation: { ...userOperation, sender: input.sender },
-    entryPointAddress,
-    entryPointVersion: '0.7',
-    chainId,
-  })
+  // the operation as the variant built it (its own sender field): a field that differs from the Python side's
+  // changes this hash
+  const hash = getUserOperationHash({ userOperation, entryPointAddress, entryPointVersion: '0.7', chainId })
   return [userOperation.callData, hash, userOperation.signature]
 }
 
