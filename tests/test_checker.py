@@ -1026,6 +1026,47 @@ def test_a_bundler_refusing_an_operation_before_its_limit_period_began_says_the_
     assert session_refusal(grant(session(MINT)), refused) is None
 
 
+def test_a_bundlers_expires_too_soon_at_a_limit_periods_end_is_that_periods_end_not_the_sessions():
+    """An operation counted in a period is valid in that period only: in its last seconds Alto refuses it as
+    "expires too soon, validUntil=<the period's last second>", which the SDK passed on as the bundler's bare error
+    (the session lasts for hours). Attack 960."""
+    from keyscope.bundler_refusals import session_refusal
+    from keyscope.errors import BundlerRejectedError, LimitPeriodEndingError
+
+    limited = Session(
+        session_key=KEY,
+        valid_after=1_796_500_000,
+        valid_until=1_796_600_000,
+        permissions=(MINT,),
+        limits=(Limit(kind=LimitKind.CALLS, amount=2, period=3600, meters=(Meter(permission=0),)),),
+    )
+    period_end = 1_796_500_000 + 2 * 3600 - 1
+
+    def refusal(valid_until: int, now: int) -> BundlerRejectedError:
+        return BundlerRejectedError(
+            "eth_sendUserOperation",
+            -32503,
+            f"UserOperation expires too soon, validUntil={valid_until}, now={now}",
+        )
+
+    ending = session_refusal(grant(limited), refusal(period_end, period_end - 3))
+    assert isinstance(ending, LimitPeriodEndingError) and ending.next_period_at == period_end + 1, ending
+    said = str(ending)
+    assert "the period that ends at 2026-12-05 21:46:39 UTC (unix 1796507199)" in said, said
+    assert (
+        "has not expired" in said and "wait until the next period begins at 2026-12-05 21:46:40 UTC" in said
+    )
+    # a period already over by the bundler's clock: the operation claimed a stale block time
+    ended = session_refusal(grant(limited), refusal(period_end, period_end + 4))
+    assert isinstance(ended, LimitPeriodEndingError) and "mine one" in str(ended), ended
+    # the session's own end is still its expiry; a time that ends no period is not the session's to explain
+    assert isinstance(
+        session_refusal(grant(limited), refusal(1_796_600_000, 1_796_599_998)), SessionExpiredError
+    )
+    assert session_refusal(grant(limited), refusal(period_end - 1, period_end - 3)) is None
+    assert session_refusal(grant(session(MINT)), refusal(period_end, period_end - 3)) is None
+
+
 def test_a_limit_used_up_on_an_expired_session_says_it_expired_too():
     """The module reverts ``LimitExceeded`` before the EntryPoint judges the window, so the checker says the limit
     first; its advice ("ask for a larger limit") alone misled for a session that had expired anyway."""

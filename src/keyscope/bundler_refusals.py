@@ -1,7 +1,8 @@
 """A bundler's refusal of a session's operation, said as the SDK's error it means.
 
 A refusal about the session's window becomes :class:`~keyscope.errors.SessionExpiredError` or
-:class:`~keyscope.errors.SessionNotYetValidError`; one about a call reverting inside its target (the policy
+:class:`~keyscope.errors.SessionNotYetValidError`, and one about the end of the limit period an operation counts
+in :class:`~keyscope.errors.LimitPeriodEndingError`; one about a call reverting inside its target (the policy
 accepted the call) :class:`~keyscope.errors.TargetRevertedError`; one about the account's funds (AA21) says what
 it holds and what the operation may cost (:func:`keyscope.operations.prefund_refusal`).
 """
@@ -17,6 +18,7 @@ from .endpoints import Endpoints
 from .errors import (
     BadInputError,
     BundlerRejectedError,
+    LimitPeriodEndingError,
     SessionExpiredError,
     SessionNotYetValidError,
     TargetRevertedError,
@@ -79,8 +81,9 @@ def bundler_refusals(
 
 def session_refusal(grant: SessionGrant, error: BundlerRejectedError) -> Exception | None:
     """:class:`SessionExpiredError` / :class:`SessionNotYetValidError` for a bundler's window refusal (ERC-7769
-    code -32503, or Alto's words) that the session's own window explains; None otherwise (a paymaster's
-    window, say)."""
+    code -32503, or Alto's words) that the session's own window explains, :class:`LimitPeriodEndingError` for one
+    that the end of a per-period limit's period explains (the validUntil the module gave an operation counted in
+    it); None otherwise (a paymaster's window, say)."""
     message = error.rpc_message or ""
     expiring = _EXPIRES.search(message)
     early = _NOT_YET_VALID.search(message)
@@ -122,7 +125,44 @@ def session_refusal(grant: SessionGrant, error: BundlerRejectedError) -> Excepti
             "refuses operations that expire within seconds: ask the owner for a new session",
             session_id,
         )
+    if valid_until is not None and _ends_a_period(grant, valid_until):
+        return _period_ending(session_id, valid_until, bundler_now)
     return None
+
+
+def _ends_a_period(grant: SessionGrant, moment: int) -> bool:
+    """Whether ``moment`` is the last second of a period of one of the session's per-period limits (periods start
+    at the session's validAfter): the validUntil the module gives an operation counted in that period."""
+    anchor = grant.session.valid_after
+    return any(
+        limit.period and moment + 1 > anchor and (moment + 1 - anchor) % limit.period == 0
+        for limit in grant.session.limits
+    )
+
+
+def _period_ending(session_id: str, period_end: int, bundler_now: int | None) -> LimitPeriodEndingError:
+    """The bundler's "expires too soon" for an operation whose limit period ends at ``period_end`` (its validUntil)."""
+    next_period = utc_moment(period_end + 1)
+    if bundler_now is not None and period_end < bundler_now:
+        # the operation claimed the chain's latest block time, older than the period's end: no block since
+        return LimitPeriodEndingError(
+            f"session {session_id}'s operation counts towards its limits in the period that ended at "
+            f"{utc_moment(period_end)} by the bundler's clock (it reads {utc_moment(bundler_now)}): the operation "
+            "claims the chain's latest block time, and the chain has made no block since that period ended. The "
+            "session has not expired: wait for the next block (on a development node, mine one) and send again; the "
+            f"operation then counts in the period that began at {next_period}",
+            session_id,
+            period_ends_at=period_end,
+        )
+    clock = f" (its clock reads {utc_moment(bundler_now)})" if bundler_now is not None else ""
+    return LimitPeriodEndingError(
+        f"session {session_id}'s operation counts towards its limits in the period that ends at "
+        f"{utc_moment(period_end)}, and is valid in that period only: too soon for the bundler{clock}, which "
+        "refuses operations that expire within seconds. The session has not expired and nothing was counted: "
+        f"wait until the next period begins at {next_period} and send again",
+        session_id,
+        period_ends_at=period_end,
+    )
 
 
 def target_refusal(

@@ -35,6 +35,7 @@ __all__ = [
     "LeaseLostError",
     "LimitError",
     "LimitExceededError",
+    "LimitPeriodEndingError",
     "NonceTakenError",
     "OwnerGasCostTooHighError",
     "PaymasterError",
@@ -449,6 +450,18 @@ class LimitExceededError(LimitError):
             call_index=call_index,
             limit_index=limit_index,
         )
+
+
+class LimitPeriodEndingError(SessionError):
+    """A bundler refused an operation counted towards a per-period limit because the period it counts in ends too
+    soon (bundlers refuse operations that expire within seconds; the module makes an operation counted in a period
+    valid in that period only): not the session's expiry. ``period_ends_at`` is the period's last second (the
+    operation's validUntil), ``next_period_at`` when the next period begins: send again then."""
+
+    def __init__(self, message: str, session_id: str | None, *, period_ends_at: int) -> None:
+        self.period_ends_at = period_ends_at
+        self.next_period_at = period_ends_at + 1
+        super().__init__(message, session_id)
 
 
 class GasCostTooHighError(SessionError):

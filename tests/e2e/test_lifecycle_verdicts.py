@@ -30,6 +30,7 @@ from keyscope import (
     CoSignerMismatchError,
     InsufficientPrefundError,
     LimitExceededError,
+    LimitPeriodEndingError,
     Limits,
     Policy,
     SessionError,
@@ -420,8 +421,11 @@ def test_every_lifecycle_state_gets_the_chains_verdict_from_the_sdk(stack: Local
     expect(
         "an operation whose period ends within the bundler's margin",
         edge_verdicts,
-        Refused(SessionError, ("period", "send again")),
+        Refused(LimitPeriodEndingError, ("period that ends at", "not expired", "send again")),
     )
+
+    if isinstance(edge_verdicts.local, LimitPeriodEndingError):
+        assert edge_verdicts.local.next_period_at == boundary, edge_verdicts.local
 
     mine_until(stack, boundary + 1)
     expect("a rate per period, the next period", lab.verdicts(rate, rate_key, call), ACCEPTED)
