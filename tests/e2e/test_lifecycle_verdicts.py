@@ -427,6 +427,21 @@ def test_every_lifecycle_state_gets_the_chains_verdict_from_the_sdk(stack: Local
     if isinstance(edge_verdicts.local, LimitPeriodEndingError):
         assert edge_verdicts.local.next_period_at == boundary, edge_verdicts.local
 
+    # the next period by the wall clock, the chain idle since (no block since the period ended): an operation
+    # claims the latest block's time, in the ended period, until a block is made
+    time.sleep(max(0.0, boundary + 1 - time.time()))
+    assert stack.timestamp() < boundary
+    expect(
+        "a rate per period, spent, the chain idle past the boundary",
+        lab.verdicts(rate, rate_key, call),
+        Refused(LimitExceededError, ("no block", "mine one")),
+    )
+    expect(
+        "the period's edge passed, the chain idle since",
+        lab.verdicts(edge, edge_key, call),
+        Refused(LimitPeriodEndingError, ("no block", "mine one", "not expired")),
+    )
+
     mine_until(stack, boundary + 1)
     expect("a rate per period, the next period", lab.verdicts(rate, rate_key, call), ACCEPTED)
     expect("a gas budget per period, the next period", lab.verdicts(gas, gas_key, call), ACCEPTED)
