@@ -15,7 +15,7 @@ from keyscope.accounts import KeyscopeAccountKind
 from keyscope.checker import PolicyChecker
 from keyscope.cli.listing import list_sessions, session_lines, store_sessions
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError, SessionExpiredError
+from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError, LimitPeriodEndingError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.limits import count_limits, initial_counters
@@ -245,8 +245,9 @@ def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts,
     checker = PolicyChecker(session, account.address, module.address)
     call_data = encode_execute(transfer(token, account.address, 1))
     stale, now = 1000 + DAY - 30, 1000 + DAY + 15
-    with pytest.raises(SessionExpiredError) as refused:
+    with pytest.raises(LimitPeriodEndingError) as refused:  # not the session's expiry (attack 961)
         checker.check(call_data, now=now, at=stale)
+    assert refused.value.next_period_at == 1000 + DAY
     message = str(refused.value)
     assert "in the period that ended at 1970-01-02 00:16:39 UTC" in message and "16s before now" in message, (
         message
@@ -254,6 +255,18 @@ def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts,
     assert "wait for the next block (on a development node, mine one)" in message, message
     result = checker.check(call_data, now=now, at=now)  # the next block's time claims the current period
     assert (result.valid_after, result.valid_until) == (1000 + DAY, 1000 + 2 * DAY - 1)
+    # the allowance spent in the ended period: not "wait until it resets", which has passed, but for a block
+    spent = checker.check(encode_execute(transfer(token, account.address, 5)), now=stale, at=stale).counters
+    with pytest.raises(LimitExceededError) as exceeded:
+        checker.check(call_data, now=now, counters=spent, at=stale)
+    message = str(exceeded.value)
+    assert (
+        exceeded.value.resets_at == 1000 + DAY and "It has reset by now (1970-01-02 00:16:55 UTC" in message
+    )
+    assert "Wait for the next block (on a development node, mine one)" in message, message
+    with pytest.raises(LimitExceededError) as exceeded:  # within the period: nothing to add
+        checker.check(call_data, now=stale + 1, counters=spent, at=stale)
+    assert "mine one" not in str(exceeded.value), exceeded.value
 
 
 def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(

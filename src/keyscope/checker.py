@@ -20,6 +20,8 @@ module would return with a valid signature) or raises the error the chain would 
   ``now`` is outside the window, as the EntryPoint applies it: v0.7 accepts
   ``validAfter <= now <= validUntil``, v0.8 ``validAfter < now <= validUntil`` (``validUntil`` 0: no end; a
   checker made with ``opens_after=True`` applies v0.8's rule).
+  :class:`~keyscope.errors.LimitPeriodEndingError` when the window that has ended is the period of a per-period
+  limit the operation claims a time in (the session has not expired).
 
 The checks run in the module's order (callData head, then each call in turn: its encoding, the forbidden
 targets, the calldata's shape, the permission, the value, each rule: its word in the calldata, that word's
@@ -45,6 +47,7 @@ from .errors import (
     BadInputError,
     GasCostTooHighError,
     LimitExceededError,
+    LimitPeriodEndingError,
     RuleRefusalError,
     SessionError,
     SessionExpiredError,
@@ -318,14 +321,32 @@ class PolicyChecker:
         counted = self._count(op.call_data, used, counters, at, required_prefund(op), op.paymaster, now=now)
         return self._window(used, now, counted, at)
 
-    def _also_expired(self, exceeded: LimitExceededError, now: int | None) -> LimitExceededError:
+    def _also_expired(
+        self, exceeded: LimitExceededError, now: int | None, at: int | None = None
+    ) -> LimitExceededError:
         """``exceeded`` (the module reverts with it first), saying too that the session has expired when it has:
-        its advice (wait for the reset, a larger limit) is then beside the point."""
+        its advice (wait for the reset, a larger limit) is then beside the point; or, when the period it was
+        exceeded in has ended by ``now`` though the operation claims a time ``at`` in it, that only a block is
+        awaited (a session account claims the chain's latest block time, and an idle chain still reads the old
+        one: waiting for the reset, which has passed, would never help)."""
         valid_until = self.session.valid_until
-        if now is None or not valid_until or now <= valid_until:
+        if now is None:
+            return exceeded
+        if valid_until and now > valid_until:
+            addition = (
+                f"The session has also expired, at {utc_moment(valid_until)}: ask the owner for a new session"
+            )
+        elif exceeded.resets_at is not None and at is not None and at < exceeded.resets_at <= now:
+            addition = (
+                f"It has reset by now ({utc_moment(now)}), but this operation claims the time {utc_moment(at)}, in "
+                "the period that ended: a session account claims the chain's latest block time, and the chain has "
+                "made no block since the period ended. Wait for the next block (on a development node, mine one) "
+                "and send it again: it then counts in the new period"
+            )
+        else:
             return exceeded
         return LimitExceededError(
-            f"{exceeded} The session has also expired, at {utc_moment(valid_until)}: ask the owner for a new session",
+            f"{exceeded} {addition}",
             session_id=exceeded.session_id,
             call_index=exceeded.call_index,
             limit_index=exceeded.limit_index,
@@ -364,7 +385,7 @@ class PolicyChecker:
                 session_id=self.session_id,
             )
         except LimitExceededError as exceeded:
-            raise self._also_expired(exceeded, now) from None
+            raise self._also_expired(exceeded, now, at) from None
         return counted.counters, counted.valid_after, counted.valid_until
 
     def check_gas_cost(self, op: UserOperation) -> None:
@@ -652,13 +673,14 @@ class PolicyChecker:
         # a period is narrowed only from a claimed time, which is in it: a session account claims the latest block's
         # time, and a chain that has made no block since the period ended still reads the old time
         claimed = f"claims the time {utc_moment(at)}, so it " if at is not None else ""
-        return SessionExpiredError(
+        return LimitPeriodEndingError(
             f"this operation {claimed}counts towards a limit in the period that ended at {utc_moment(valid_until)}, "
             f"{moment - valid_until}s before now ({utc_moment(moment)}), and the EntryPoint would refuse it as expired. "
-            "A session account claims the chain's latest block time: if the chain has made no block since the "
-            "period ended, wait for the next block (on a development node, mine one) and send it again; otherwise "
-            "claim the current time",
+            "The session has not expired: a session account claims the chain's latest block time, so if the chain "
+            "has made no block since the period ended, wait for the next block (on a development node, mine one) "
+            "and send it again; otherwise claim the current time",
             self.session_id,
+            period_ends_at=valid_until,
         )
 
     # -- messages ------------------------------------------------------------------------------------------

@@ -452,18 +452,6 @@ class LimitExceededError(LimitError):
         )
 
 
-class LimitPeriodEndingError(SessionError):
-    """A bundler refused an operation counted towards a per-period limit because the period it counts in ends too
-    soon (bundlers refuse operations that expire within seconds; the module makes an operation counted in a period
-    valid in that period only): not the session's expiry. ``period_ends_at`` is the period's last second (the
-    operation's validUntil), ``next_period_at`` when the next period begins: send again then."""
-
-    def __init__(self, message: str, session_id: str | None, *, period_ends_at: int) -> None:
-        self.period_ends_at = period_ends_at
-        self.next_period_at = period_ends_at + 1
-        super().__init__(message, session_id)
-
-
 class GasCostTooHighError(SessionError):
     """The operation could cost more gas than the session's ``maxGasCost`` allows: ``cost`` is its prefund (every
     gas limit, a paymaster's included, times maxFeePerGas), ``limit`` the session's cap, both in wei."""
@@ -510,6 +498,20 @@ class SessionExpiredError(SessionError):
 
 class SessionNotYetValidError(SessionError):
     """The session's ``validAfter`` is still in the future: wait, or ask for a session valid now."""
+
+
+class LimitPeriodEndingError(SessionExpiredError):
+    """An operation counted towards a per-period limit is valid in that period only, and the period ends too soon
+    for the bundler (which refuses operations that expire within seconds), or has ended (the operation claims the
+    chain's latest block time, and an idle chain has made no block since): the operation expires, not the session.
+    A :class:`SessionExpiredError` as the EntryPoint refuses both alike (AA22); catch it first, since the session
+    goes on. ``period_ends_at`` is the period's last second (the operation's validUntil), ``next_period_at`` when
+    the next period begins: send again then (once the chain has made a block since)."""
+
+    def __init__(self, message: str, session_id: str | None, *, period_ends_at: int) -> None:
+        self.period_ends_at = period_ends_at
+        self.next_period_at = period_ends_at + 1
+        super().__init__(message, session_id)
 
 
 class SessionRevokedError(SessionError):
