@@ -47,6 +47,7 @@ HEAVIEST_FIRST = (
     "test_signing_differential.py",
     "e2e/test_browser.py",
     "e2e/test_daily_limits.py",
+    "e2e/test_lifecycle_verdicts.py",
     "e2e/test_readme.py",
     "e2e/test_faults.py",
     "test_store_concurrency.py",

@@ -8,8 +8,9 @@ would get the bundler's bare refusal), refusing what the chain accepts, or refus
 
 The states: revoked (enabled, and before its first use); every session invalidated; the module uninstalled, and
 reinstalled; before validAfter, after validUntil; a lifetime and a per-period limit, and a gas budget, spent, in
-this period and the next; an operation whose period ends within the bundler's margin; a co-signer rotated or
-removed; an account that cannot pay; an off-chain grant whose key holds a live session of the same call; a
+this period and the next, and the next by the wall clock on a chain that has made no block since the boundary (an
+operation claims the latest block's time); an operation whose period ends within the bundler's margin; a co-signer
+rotated or removed; an account that cannot pay; an off-chain grant whose key holds a live session of the same call; a
 session granted through ERC-7715.
 
 Time is real: Alto judges windows by its wall clock and the EntryPoint by the block's time (see
