@@ -1029,7 +1029,7 @@ def test_a_bundler_refusing_an_operation_before_its_limit_period_began_says_the_
 def test_a_bundlers_expires_too_soon_at_a_limit_periods_end_is_that_periods_end_not_the_sessions():
     """An operation counted in a period is valid in that period only: in its last seconds Alto refuses it as
     "expires too soon, validUntil=<the period's last second>", which the SDK passed on as the bundler's bare error
-    (the session lasts for hours). Attack 960."""
+    (the session lasts for hours). Attack 305."""
     from keyscope.bundler_refusals import session_refusal
     from keyscope.errors import BundlerRejectedError, LimitPeriodEndingError
 

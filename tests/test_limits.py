@@ -245,7 +245,7 @@ def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts,
     checker = PolicyChecker(session, account.address, module.address)
     call_data = encode_execute(transfer(token, account.address, 1))
     stale, now = 1000 + DAY - 30, 1000 + DAY + 15
-    with pytest.raises(LimitPeriodEndingError) as refused:  # not the session's expiry (attack 961)
+    with pytest.raises(LimitPeriodEndingError) as refused:  # not the session's expiry (attack 306)
         checker.check(call_data, now=now, at=stale)
     assert refused.value.next_period_at == 1000 + DAY
     message = str(refused.value)
