@@ -5,9 +5,14 @@ failed the same way; it now says that they look swapped, and where each URL goes
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from keyscope import ConfigurationError, connect
+from keyscope.cli.browser import _Connection
+from keyscope.hexutil import to_address
 from keyscope.local import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -51,3 +56,22 @@ def test_connect_given_the_node_and_the_bundler_in_order_connects(local_stack: L
     )
     assert net.chain_id == local_stack.chain_id
     assert local_stack.entry_point in net.bundler.supported_entry_points()
+
+
+@pytest.mark.parametrize("with_factory", [False, True], ids=["module only", "with the factory"])
+def test_the_page_commands_take_the_deployments_files_entry_point(
+    local_stack: LocalStack, tmp_path: Path, with_factory: bool
+) -> None:
+    """``keyscope consent`` and ``keyscope dashboard`` connected to the canonical EntryPoint v0.7 whatever EntryPoint
+    the deployments file named, unless its factory told them another, where every other command takes the file's:
+    with a file of EntryPoint v0.8 naming no factory, the owner's revocations were built and signed for the wrong
+    EntryPoint, and failed at the bundler."""
+    described = local_stack.describe()
+    stack = {key: value for key, value in described.items() if key != "factory"}
+    stack["entry_point"] = described["entry_point_v08"]
+    if with_factory:
+        stack["factory"] = described["factory_v08"]
+    path = tmp_path / "stack-v08.json"
+    path.write_text(json.dumps(stack))
+    network = _Connection(str(path), None, None, None, None).network()
+    assert network.entry_point == to_address(described["entry_point_v08"])
