@@ -84,6 +84,10 @@ class _Connection:
             node_url,
             bundler_url,
             module=_address_from(module_address, "--module"),
+            # the deployments file's EntryPoint, as every other command takes it (the canonical v0.7 without one)
+            entry_point=None
+            if known.entry_point is None
+            else _address_from(known.entry_point, "entry_point"),
             factory=None if factory is None else _address_from(factory, "--factory"),
         )
         # asked now, so that a node or bundler that is down (or of another chain) is said before a page is served
