@@ -1429,6 +1429,72 @@ def test_a_fallback_handler_other_code_left_in_the_delegates_storage_never_acts_
     assert int.from_bytes(call(stack, token, "balanceOf(address)", thief), "big") == 0
 
 
+@pytest.mark.parametrize("planted", ["executor", "fallback handler"])
+def test_a_module_other_code_wrote_only_into_a_sets_positions_never_acts_as_the_eoa(
+    net: Network, stack: LocalStack, planted: str
+) -> None:
+    """Storage left by other code, as for the planted executor and handler above, but in a set's positions mapping
+    only: OpenZeppelin's ``EnumerableSet.contains`` reads ``_positions[value] != 0`` and nothing else, while the SDK
+    lists the set's values array (its length word, then its entries). Other code writes ``_positions[stranger] = 1``
+    in the executor set, or ``_positions[token] = 1`` in the handler set beside ``fallbacks[transfer] = token``, and
+    leaves the length at 0: the SDK sees empty sets and signs, and the delegate held the module in force all the
+    same (the stranger's ``executeFromExecutor`` took the EOA's ether; the stranger's ``EOA.transfer`` its tokens).
+    A module is in force only while the set lists it: its position names an entry, below the length, holding it."""
+    from keyscope.accounts.delegate import DELEGATE_STORAGE_LOCATION
+    from support.victims import deploy, transact
+
+    eoa = new_eoa(stack)
+    thief = stack.accounts[0].address
+    token = deploy(stack, "NamedToken", ["string", "string", "uint8"], ["Token", "TKN", 18])
+    transact(stack, token, "mint(address,uint256)", ["address", "uint256"], [eoa.address, 1000])
+    transfer = keccak(b"transfer(address,uint256)")[:4]
+
+    def word(data: bytes) -> int:
+        return int.from_bytes(keccak(data), "big")
+
+    def position(module: str, set_slot: int) -> int:
+        return word(abi_encode(["address", "uint256"], [module, set_slot + 1]))
+
+    if planted == "executor":  # the executor set's positions: {thief} that no one lists
+        writes = [(position(thief, DELEGATE_STORAGE_LOCATION + 2), 1)]
+    else:  # fallbacks[transfer] = token, fallbackCount[token] = 1, the handler set's positions: {token}
+        fallbacks, counts, handlers = (DELEGATE_STORAGE_LOCATION + n for n in (4, 5, 6))
+        writes = [
+            (word(transfer + bytes(28) + fallbacks.to_bytes(32, "big")), int(token, 16)),
+            (word(abi_encode(["address", "uint256"], [token, counts])), 1),
+            (position(token, handlers), 1),
+        ]
+    for slot, value in writes:
+        stack.node.request(
+            "anvil_setStorageAt", [eoa.address, hex(slot), "0x" + value.to_bytes(32, "big").hex()]
+        )
+
+    owner = net.eoa(eoa)
+    # the SDK cannot list a mapping: it sees empty sets, and the upgrade lands
+    owner.upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    assert owner.is_delegated()
+
+    def balance(who: str) -> int:
+        return int(stack.node.request("eth_getBalance", [who, "latest"]), 16)
+
+    held = balance(eoa.address)
+    with contextlib.suppress(KeyscopeError, JsonRpcError):
+        if planted == "executor":  # executeFromExecutor(single call mode, thief <- half the EOA's ether)
+            execution = bytes.fromhex(thief[2:]) + (held // 2).to_bytes(32, "big")
+            transact(
+                stack,
+                eoa.address,
+                "executeFromExecutor(bytes32,bytes)",
+                ["bytes32", "bytes"],
+                [bytes(32), execution],
+            )
+        else:
+            transact(stack, eoa.address, "transfer(address,uint256)", ["address", "uint256"], [thief, 1000])
+    assert balance(eoa.address) == held
+    assert int.from_bytes(call(stack, token, "balanceOf(address)", eoa.address), "big") == 1000
+    assert int.from_bytes(call(stack, token, "balanceOf(address)", thief), "big") == 0
+
+
 @pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
 def test_an_authorization_given_to_the_owner_is_judged_before_anyone_sees_it(
     net: Network, stack: LocalStack, other_delegate: str, case: str
