@@ -49,7 +49,9 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 ///     slot  STORAGE_LOCATION + 5        fallbackCount    mapping(address handler => uint256 selectors)
 ///     slot  STORAGE_LOCATION + 6, + 7   fallbackHandlers EnumerableSet.AddressSet (values, positions)
 ///
-/// A selector's handler is in force only while it is in `fallbackHandlers` too: storage other code wrote in this
+/// Membership of each set is read from the set as listed (a module's position must name an entry below the length
+/// that holds it, not merely be non-zero as OpenZeppelin's `contains` reads it): other code can write a position
+/// alone, and the SDK lists the values. A selector's handler is in force only while it is in `fallbackHandlers` too: storage other code wrote in this
 /// namespace (EIP-7702 never clears it) can put any handler in the `fallbacks` mapping, which no one can list, and a
 /// handler is called from the EOA itself (a token as the handler of `transfer` would move the EOA's tokens for
 /// anyone). The set can be listed, so the owner's SDK sees every handler that can act before it delegates here.
@@ -186,9 +188,9 @@ contract KeyscopeDelegate is
         bool heldAlready = _heldUnderAnyType(module);
         bytes calldata data = initData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
-            if (!$.validators.add(module)) revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
+            if (!_insert($.validators, module)) revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
         } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
-            if (!$.executors.add(module)) revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
+            if (!_insert($.executors, module)) revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
         } else {
             bytes4 selector;
             (selector, data) = _splitFallbackData(initData);
@@ -197,7 +199,7 @@ contract KeyscopeDelegate is
             }
             $.fallbacks[selector] = module;
             ++$.fallbackCount[module];
-            $.fallbackHandlers.add(module);
+            _insert($.fallbackHandlers, module);
         }
         if (!heldAlready && _reportsInitialized(module)) {
             IERC7579Module(module).onUninstall("");
@@ -221,11 +223,11 @@ contract KeyscopeDelegate is
         DelegateStorage storage $ = _storage();
         bytes calldata data = deInitData;
         if (moduleTypeId == MODULE_TYPE_VALIDATOR) {
-            if (!$.validators.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
+            if (!_erase($.validators, module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
             // asked by installModule until the transaction ends
             AccountModules.rememberUninstalled(UNINSTALLED_SLOT, module);
         } else if (moduleTypeId == MODULE_TYPE_EXECUTOR) {
-            if (!$.executors.remove(module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
+            if (!_erase($.executors, module)) revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
         } else if (moduleTypeId == MODULE_TYPE_FALLBACK) {
             bytes4 selector;
             (selector, data) = _splitFallbackData(deInitData);
@@ -237,7 +239,7 @@ contract KeyscopeDelegate is
             // a count other code wrote may be off: the set entry goes with the handler's last selector either way
             if (left <= 1) {
                 $.fallbackCount[module] = 0;
-                $.fallbackHandlers.remove(module);
+                _erase($.fallbackHandlers, module);
             } else {
                 $.fallbackCount[module] = left - 1;
             }
@@ -260,8 +262,8 @@ contract KeyscopeDelegate is
         returns (bool)
     {
         DelegateStorage storage $ = _storage();
-        if (moduleTypeId == MODULE_TYPE_VALIDATOR) return $.validators.contains(module);
-        if (moduleTypeId == MODULE_TYPE_EXECUTOR) return $.executors.contains(module);
+        if (moduleTypeId == MODULE_TYPE_VALIDATOR) return _listed($.validators, module);
+        if (moduleTypeId == MODULE_TYPE_EXECUTOR) return _listed($.executors, module);
         if (moduleTypeId == MODULE_TYPE_FALLBACK) {
             return additionalContext.length >= 4 && module != address(0)
                 && _fallbackHandler(bytes4(additionalContext[0:4])) == module;
@@ -290,7 +292,7 @@ contract KeyscopeDelegate is
         override
         returns (bytes[] memory returnData)
     {
-        if (!_storage().executors.contains(msg.sender)) {
+        if (!_listed(_storage().executors, msg.sender)) {
             revert ERC7579Utils.ERC7579UninstalledModule(MODULE_TYPE_EXECUTOR, msg.sender);
         }
         return _execute(mode, executionCalldata);
@@ -309,7 +311,7 @@ contract KeyscopeDelegate is
     function isValidSignature(bytes32 hash, bytes calldata signature) public view override returns (bytes4) {
         if (signature.length >= 20) {
             address module = address(bytes20(signature[0:20]));
-            if (_storage().validators.contains(module)) {
+            if (_listed(_storage().validators, module)) {
                 try IERC7579Validator(module).isValidSignatureWithSender(msg.sender, hash, signature[20:]) returns (
                     bytes4 magic
                 ) {
@@ -335,7 +337,7 @@ contract KeyscopeDelegate is
         returns (uint256 validationData)
     {
         address module = address(bytes20(bytes32(userOp.nonce)));
-        if (!_storage().validators.contains(module)) {
+        if (!_listed(_storage().validators, module)) {
             return super._validateUserOp(userOp, userOpHash, signature);
         }
         if (userOp.initCode.length > EIP7702_MARKER_LENGTH) {
@@ -384,7 +386,29 @@ contract KeyscopeDelegate is
     /// @dev Whether this code holds `module` under any module type.
     function _heldUnderAnyType(address module) private view returns (bool) {
         DelegateStorage storage $ = _storage();
-        return $.validators.contains(module) || $.executors.contains(module) || $.fallbackHandlers.contains(module);
+        return _listed($.validators, module) || _listed($.executors, module) || _listed($.fallbackHandlers, module);
+    }
+
+    /// @dev Whether `set` lists `value`: its position names an entry below the set's length that holds it. OpenZeppelin's
+    ///      `contains` reads the position alone, which other code can write without the entry (the length the SDK
+    ///      lists from left at 0): a module the SDK cannot see would be in force. Every membership here asks this.
+    function _listed(EnumerableSet.AddressSet storage set, address value) private view returns (bool) {
+        uint256 position = set._inner._positions[bytes32(uint256(uint160(value)))];
+        return position != 0 && position <= set.length() && set.at(position - 1) == value;
+    }
+
+    /// @dev Add `value` to `set` unless it lists it already (false then); a position other code wrote for it without
+    ///      the entry is dropped first, so that the add pushes a listed entry.
+    function _insert(EnumerableSet.AddressSet storage set, address value) private returns (bool) {
+        if (_listed(set, value)) return false;
+        delete set._inner._positions[bytes32(uint256(uint160(value)))];
+        return set.add(value);
+    }
+
+    /// @dev Remove `value` from `set` if it lists it (false otherwise): OpenZeppelin's `remove` trusts the position,
+    ///      and one other code wrote past the length would move or pop another module's entry.
+    function _erase(EnumerableSet.AddressSet storage set, address value) private returns (bool) {
+        return _listed(set, value) && set.remove(value);
     }
 
     /// @dev The handler in force for `selector`: the one the `fallbacks` mapping names, while it is in the listed
@@ -392,7 +416,7 @@ contract KeyscopeDelegate is
     function _fallbackHandler(bytes4 selector) private view returns (address handler) {
         DelegateStorage storage $ = _storage();
         handler = $.fallbacks[selector];
-        if (handler != address(0) && !$.fallbackHandlers.contains(handler)) handler = address(0);
+        if (handler != address(0) && !_listed($.fallbackHandlers, handler)) handler = address(0);
     }
 
     /// @dev Whether `module` answers `isInitialized(address(this))` with true (false when it does not answer).

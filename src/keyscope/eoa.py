@@ -158,16 +158,24 @@ class EOAOwner(Owner):
             codes=(account,),
         )
         nonce = int(node_request(net.chain, "eth_getTransactionCount", [account, "pending"]), 16)
-        slot = node_request(
-            net.chain, "eth_getStorageAt", [account, hex(delegate_validator_slot(net.module)), "latest"]
-        )
         return DelegationState(
             delegate=delegate_of(code),
             transaction_nonce=nonce,
             epoch=decode_epoch(epoch, net.module),
             module_initialized=decode_bool(initialized),
-            module_registered=int(slot, 16) != 0,
+            module_registered=self._module_listed(),
         )
+
+    def _module_listed(self) -> bool:
+        """Whether the delegate's validator set in the EOA's storage lists the session module, as the delegate reads
+        it: the module's position is non-zero, at most the set's length, and names the entry holding the module (a
+        position other code wrote alone does not make the delegate hold the module)."""
+        module = self.network.module
+        position = self._storage_word(delegate_validator_slot(module))
+        if not position or position > self._storage_word(DELEGATE_VALIDATORS_SLOT):
+            return False
+        entry = self._storage_word(delegate_set_value_slot(DELEGATE_VALIDATORS_SLOT, position - 1))
+        return to_address(entry.to_bytes(32, "big")[12:]) == to_address(module)
 
     def is_delegated(self) -> bool:
         """Whether the EOA delegates to keyscope's delegate now."""
