@@ -1495,6 +1495,69 @@ def test_a_module_other_code_wrote_only_into_a_sets_positions_never_acts_as_the_
     assert int.from_bytes(call(stack, token, "balanceOf(address)", thief), "big") == 0
 
 
+def test_the_delegate_holds_only_what_its_sets_list_whatever_positions_other_code_wrote(
+    net: Network, stack: LocalStack
+) -> None:
+    """Attack 900's defence through the module lifecycle: positions other code wrote in the delegate's sets without
+    an entry make nothing held. The session module's position alone is not a registration (the SDK installs the
+    module, and then the set lists it); a module's position past the set's length neither makes it installed nor
+    lets its uninstall move or pop the session module's entry (OpenZeppelin's ``remove`` trusted the position); and
+    installing a module with such a position drops it and pushes a listed entry (``add`` said it was there)."""
+    from keyscope.accounts.delegate import (
+        DELEGATE_EXECUTORS_SLOT,
+        DELEGATE_VALIDATORS_SLOT,
+        delegate_set_value_slot,
+    )
+    from support.victims import deploy
+
+    eoa = new_eoa(stack)
+    greedy = deploy(stack, "GreedyModule")
+
+    def position(module: str, set_slot: int) -> int:
+        return int.from_bytes(keccak(abi_encode(["address", "uint256"], [module, set_slot + 1])), "big")
+
+    def plant(slot: int, value: int) -> None:
+        stack.node.request(
+            "anvil_setStorageAt", [eoa.address, hex(slot), "0x" + value.to_bytes(32, "big").hex()]
+        )
+
+    def word(slot: int) -> int:
+        return int(stack.node.request("eth_getStorageAt", [eoa.address, hex(slot), "latest"]), 16)
+
+    def listed(set_slot: int) -> list[str]:
+        return [
+            to_address(word(delegate_set_value_slot(set_slot, i)).to_bytes(32, "big")[12:])
+            for i in range(word(set_slot))
+        ]
+
+    def installed(module_type: int, module: str) -> bool:
+        args = (module_type, module, b"")
+        return call(stack, eoa.address, "isModuleInstalled(uint256,address,bytes)", *args)[-1] == 1
+
+    def as_the_eoa(signature: str, module_type: int, module: str) -> int:
+        data = encode_function_call(signature, module_type, module, b"")
+        return int(raw_transaction(stack, eoa.private_key, eoa.address, data)["status"], 0)
+
+    plant(position(net.module, DELEGATE_VALIDATORS_SLOT), 1)  # the session module's position alone
+    owner = net.eoa(eoa)
+    assert owner.delegation().module_registered is False
+    owner.upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    assert owner.supports_sessions() and installed(1, net.module)
+    assert listed(DELEGATE_VALIDATORS_SLOT) == [to_address(net.module)]
+
+    plant(position(greedy, DELEGATE_VALIDATORS_SLOT), 5)  # past the set's length (1)
+    plant(position(greedy, DELEGATE_EXECUTORS_SLOT), 7)  # the executor set is empty
+    assert not installed(1, greedy) and not installed(2, greedy)
+    assert as_the_eoa("uninstallModule(uint256,address,bytes)", 1, greedy) == 0  # not installed: refused
+    assert listed(DELEGATE_VALIDATORS_SLOT) == [to_address(net.module)] and installed(1, net.module)
+
+    assert as_the_eoa("installModule(uint256,address,bytes)", 2, greedy) == 1
+    assert installed(2, greedy) and listed(DELEGATE_EXECUTORS_SLOT) == [to_address(greedy)]
+    assert word(position(greedy, DELEGATE_EXECUTORS_SLOT)) == 1
+    assert as_the_eoa("uninstallModule(uint256,address,bytes)", 2, greedy) == 1
+    assert not installed(2, greedy) and listed(DELEGATE_EXECUTORS_SLOT) == []
+
+
 @pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
 def test_an_authorization_given_to_the_owner_is_judged_before_anyone_sees_it(
     net: Network, stack: LocalStack, other_delegate: str, case: str
