@@ -1558,6 +1558,79 @@ def test_the_delegate_holds_only_what_its_sets_list_whatever_positions_other_cod
     assert not installed(2, greedy) and listed(DELEGATE_EXECUTORS_SLOT) == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack 901, open: the SDK lists the delegate's sets before it signs, and nothing checks them on chain "
+    "when the authorization lands; code the EOA still delegates to can write them in between",
+)
+def test_an_executor_other_code_writes_after_the_sdk_listed_the_sets_never_acts_as_the_eoa(
+    net: Network, stack: LocalStack
+) -> None:
+    """Attacks 273, 304 and 900 have the SDK list the delegate's sets in the EOA's storage before the EOA signs an
+    authorization. The EOA still runs the code it delegated to before until the authorization lands, and anyone can
+    call that code (a drainer's owner watches for the owner's recovery): a write landing after the SDK's listing and
+    before the authorization (here ``anvil_setStorageAt`` while the EOA's type-4 transaction waits in the pool)
+    puts the stranger in the executor set, the upgrade lands, and the stranger's ``executeFromExecutor`` takes half
+    the EOA's ether. No planted module may be in force once the upgrade lands."""
+    import threading
+
+    from keyscope.accounts.delegate import DELEGATE_EXECUTORS_SLOT, delegate_set_value_slot
+    from support.victims import transact
+
+    eoa = new_eoa(stack)
+    thief = stack.accounts[0].address
+    owner = net.eoa(eoa)
+    outcome: dict[str, object] = {}
+
+    def upgrade() -> None:
+        try:
+            outcome["grant"] = owner.upgrade(
+                SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600, transaction=True
+            )
+        except KeyscopeError as error:
+            outcome["error"] = error
+
+    stack.node.request("evm_setAutomine", [False])
+    sending = threading.Thread(target=upgrade)
+    sending.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not stack.node.request("eth_getBlockByNumber", ["pending", False])["transactions"]:
+            assert time.monotonic() < deadline and sending.is_alive(), outcome
+            time.sleep(0.05)
+        # the SDK listed the sets and signed; the old code writes the executor set {thief} before the authorization
+        position = int.from_bytes(
+            keccak(abi_encode(["address", "uint256"], [thief, DELEGATE_EXECUTORS_SLOT + 1])), "big"
+        )
+        for slot, value in (
+            (DELEGATE_EXECUTORS_SLOT, 1),
+            (delegate_set_value_slot(DELEGATE_EXECUTORS_SLOT, 0), int(thief, 16)),
+            (position, 1),
+        ):
+            stack.node.request(
+                "anvil_setStorageAt", [eoa.address, hex(slot), "0x" + value.to_bytes(32, "big").hex()]
+            )
+        stack.node.request("evm_mine", [])
+    finally:
+        stack.node.request("evm_setAutomine", [True])
+    sending.join(60)
+
+    def balance() -> int:
+        return int(stack.node.request("eth_getBalance", [eoa.address, "latest"]), 16)
+
+    held = balance()
+    execution = bytes.fromhex(thief[2:]) + (held // 2).to_bytes(32, "big")
+    with contextlib.suppress(KeyscopeError, JsonRpcError):
+        transact(
+            stack,
+            eoa.address,
+            "executeFromExecutor(bytes32,bytes)",
+            ["bytes32", "bytes"],
+            [bytes(32), execution],
+        )
+    assert balance() == held
+
+
 @pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
 def test_an_authorization_given_to_the_owner_is_judged_before_anyone_sees_it(
     net: Network, stack: LocalStack, other_delegate: str, case: str
