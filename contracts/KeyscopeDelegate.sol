@@ -271,6 +271,27 @@ contract KeyscopeDelegate is
         return false;
     }
 
+    /// @notice Forget every module this account holds, of every type, without calling them (the EntryPoint or the
+    ///         EOA itself only). The owner's SDK makes this the first call of the operation (or transaction) carrying
+    ///         the EOA's authorization, and installs the session module after it: until the authorization lands, code
+    ///         the EOA delegated to before can still write this namespace, after the SDK listed it; once it landed,
+    ///         nothing but this code writes it. The authorization stays even when the calls after this one revert,
+    ///         so the sets are emptied here, in constant gas, whatever length other code wrote: each set's length
+    ///         goes to zero, and a position left behind names no entry below it, so no module is held (see
+    ///         {_listed}; installing drops such a position).
+    function resetModules() external onlyEntryPointOrSelf {
+        DelegateStorage storage $ = _storage();
+        EnumerableSet.AddressSet storage validators = $.validators;
+        EnumerableSet.AddressSet storage executors = $.executors;
+        EnumerableSet.AddressSet storage handlers = $.fallbackHandlers;
+        assembly ("memory-safe") {
+            sstore(validators.slot, 0)
+            sstore(executors.slot, 0)
+            sstore(handlers.slot, 0)
+        }
+        emit ModulesReset();
+    }
+
     /*//////////////////////////////////////////////////////////////
                                EXECUTION
     //////////////////////////////////////////////////////////////*/

@@ -11,6 +11,10 @@ interface IKeyscopeDelegate {
     /// @param module The module whose leftover state was cleared.
     event ModuleStateCleared(address indexed module);
 
+    /// @notice Every module this account held (validators, executors, fallback handlers) was forgotten, without a
+    ///         call to any of them: the first call of the owner's operation carrying the EOA's authorization.
+    event ModulesReset();
+
     /// @notice No fallback handler is installed for the function the account was called with.
     /// @param selector The selector of the call.
     error MissingFallbackHandler(bytes4 selector);

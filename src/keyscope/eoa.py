@@ -59,7 +59,7 @@ from .operations import DEFAULT_OWNER_MAX_GAS_COST
 from .owner import GrantRequest, Owner, PendingGrant, refuse_used_authorization_nonce
 from .revert import describe_revert
 from .rpc import JsonRpcError
-from .selectors import IS_INITIALIZED
+from .selectors import IS_INITIALIZED, RESET_MODULES
 from .session import SESSION_ABI_TYPE, Permission, Session
 from .signing import HashSigner
 from .targets import is_keyscope_delegate
@@ -200,15 +200,20 @@ class EOAOwner(Owner):
         and come back (or someone may have landed its authorization before this operation), and the module keeps
         what an earlier delegation left. Nothing granted before survives it."""
         module, account = self.network.module, self.account
+        delegating = state.delegate != self.delegate
         calls = [Call(module, 0, INVALIDATE_ALL_SESSIONS)]
+        if delegating:
+            # until the authorization lands, code the EOA delegated to before may write the delegate's sets after
+            # they were listed (attack 901): the delegate forgets every module first, and the module is installed
+            calls.insert(0, Call(account, 0, RESET_MODULES))
         epoch = state.epoch + 1
-        if state.module_registered:
+        if state.module_registered and not delegating:
             calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)
         else:
             if state.module_initialized:  # the delegate's install clears it once more: one more epoch
                 epoch += 1
             calls.append(self.kind.install_validator_call(account, module, encode_install_sessions(sessions)))
-        return calls, state.delegate != self.delegate, epoch
+        return calls, delegating, epoch
 
     def _authorization(self, nonce: int) -> Authorization:
         self._check_delegate_code()

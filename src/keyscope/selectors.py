@@ -25,6 +25,10 @@ EXECUTE = _selector("execute(bytes32,bytes)")
 IS_INITIALIZED = _selector("isInitialized(address)")
 """ERC-7579 module ``isInitialized(address)``: ``0xd60b347f``."""
 
+RESET_MODULES = _selector("resetModules()")
+"""keyscope's delegate ``resetModules()``: ``0xca210e6e``, forgetting every module the account holds (the first call of
+the owner's operation carrying the EOA's authorization)."""
+
 IS_MODULE_TYPE = _selector("isModuleType(uint256)")
 """ERC-7579 module ``isModuleType(uint256)``: ``0xecd05961``."""
 
