@@ -203,6 +203,50 @@ def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_th
     assert state() == [(False, False), (True, True)]
 
 
+def test_the_delegates_reset_forgets_every_module_and_only_the_owner_may_call_it(
+    project, deployer, accounts, greedy, chain
+):
+    """``resetModules`` (attack 901: the first call of the operation carrying the EOA's authorization) empties the
+    three sets without calling a module: nothing is installed after it, a selector's handler routes nothing, a module
+    installs again (the position the reset left behind is no installation). Only the EntryPoint and the account
+    itself may call it: a stranger's call, which would uninstall the owner's session module, reverts."""
+    import ape
+
+    from keyscope.errors import CallRevertedError
+
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    node = Web3Chain(chain.provider.web3)
+    handled = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+    query = handled + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""])
+    delegate.installModule(VALIDATOR, greedy.address, b"", sender=entry)
+    delegate.installModule(EXECUTOR, greedy.address, b"", sender=entry)
+    delegate.installModule(FALLBACK, greedy.address, handled, sender=entry)
+    assert node.call(delegate.address, query)[:4] == ERC1271_MAGIC
+
+    def held() -> list[bool]:
+        return [
+            bool(delegate.isModuleInstalled(kind, greedy.address, handled))
+            for kind in (VALIDATOR, EXECUTOR, FALLBACK)
+        ]
+
+    assert held() == [True, True, True]
+    for stranger in (deployer, accounts[7]):
+        with ape.reverts():
+            delegate.resetModules(sender=stranger)
+    assert held() == [True, True, True]
+    receipt = delegate.resetModules(sender=entry)
+    assert [log.event_name for log in receipt.events] == ["ModulesReset"]  # no module was called
+    assert held() == [False, False, False]
+    with pytest.raises(CallRevertedError) as refused:
+        node.call(delegate.address, query)
+    assert refused.value.data[:4] == keccak(b"MissingFallbackHandler(bytes4)")[:4], refused.value.data
+    delegate.installModule(EXECUTOR, greedy.address, b"", sender=entry)
+    delegate.installModule(FALLBACK, greedy.address, handled, sender=entry)
+    assert held() == [False, True, True]
+    assert node.call(delegate.address, query)[:4] == ERC1271_MAGIC
+
+
 def test_neither_the_account_nor_the_delegate_takes_a_hook(harness, project, deployer, accounts):
     """No session operation runs through a hook on keyscope's account or its delegate, so none can see a call other
     than the one the module judged, or reach a hook's configuration: neither supports module type 4, and each
