@@ -206,7 +206,7 @@ def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_th
 def test_the_delegates_reset_forgets_every_module_and_only_the_owner_may_call_it(
     project, deployer, accounts, greedy, chain
 ):
-    """``resetModules`` (attack 901: the first call of the operation carrying the EOA's authorization) empties the
+    """``resetModules`` (attack 308: the first call of the operation carrying the EOA's authorization) empties the
     three sets without calling a module: nothing is installed after it, a selector's handler routes nothing, a module
     installs again (the position the reset left behind is no installation). Only the EntryPoint and the account
     itself may call it: a stranger's call, which would uninstall the owner's session module, reverts."""

@@ -204,7 +204,7 @@ class EOAOwner(Owner):
         calls = [Call(module, 0, INVALIDATE_ALL_SESSIONS)]
         if delegating:
             # until the authorization lands, code the EOA delegated to before may write the delegate's sets after
-            # they were listed (attack 901): the delegate forgets every module first, and the module is installed
+            # they were listed (attack 308): the delegate forgets every module first, and the module is installed
             calls.insert(0, Call(account, 0, RESET_MODULES))
         epoch = state.epoch + 1
         if state.module_registered and not delegating:

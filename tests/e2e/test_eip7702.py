@@ -1498,7 +1498,7 @@ def test_a_module_other_code_wrote_only_into_a_sets_positions_never_acts_as_the_
 def test_the_delegate_holds_only_what_its_sets_list_whatever_positions_other_code_wrote(
     net: Network, stack: LocalStack
 ) -> None:
-    """Attack 900's defence through the module lifecycle: positions other code wrote in the delegate's sets without
+    """Attack 307's defence through the module lifecycle: positions other code wrote in the delegate's sets without
     an entry make nothing held. The session module's position alone is not a registration (the SDK installs the
     module, and then the set lists it); a module's position past the set's length neither makes it installed nor
     lets its uninstall move or pop the session module's entry (OpenZeppelin's ``remove`` trusted the position); and
