@@ -1561,7 +1561,7 @@ def test_the_delegate_holds_only_what_its_sets_list_whatever_positions_other_cod
 def test_an_executor_other_code_writes_after_the_sdk_listed_the_sets_never_acts_as_the_eoa(
     net: Network, stack: LocalStack
 ) -> None:
-    """Attacks 273, 304 and 900 have the SDK list the delegate's sets in the EOA's storage before the EOA signs an
+    """Attacks 273, 304 and 307 have the SDK list the delegate's sets in the EOA's storage before the EOA signs an
     authorization. The EOA still runs the code it delegated to before until the authorization lands, and anyone can
     call that code (a drainer's owner watches for the owner's recovery): a write landing after the SDK's listing and
     before the authorization (here ``anvil_setStorageAt`` while the EOA's type-4 transaction waits in the pool)
