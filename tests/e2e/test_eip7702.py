@@ -79,6 +79,18 @@ GAS_PRICE = {"maxFeePerGas": 20 * 10**9, "maxPriorityFeePerGas": 10**9}
 # -- fixtures and helpers ---------------------------------------------------------------------------
 
 
+def _executor_takes_half(stack: LocalStack, eoa: str, thief: str, held: int) -> None:
+    """The thief, as an executor other code planted, asks the EOA's ``executeFromExecutor`` (single call mode) to
+    send it half of ``held`` wei; a refusal is left for the caller's balance check to see."""
+    from support.victims import transact
+
+    execution = bytes.fromhex(thief[2:]) + (held // 2).to_bytes(32, "big")
+    with contextlib.suppress(KeyscopeError, JsonRpcError):
+        transact(
+            stack, eoa, "executeFromExecutor(bytes32,bytes)", ["bytes32", "bytes"], [bytes(32), execution]
+        )
+
+
 @pytest.fixture(scope="module")
 def stack(local_stack: LocalStack) -> LocalStack:
     return local_stack
@@ -1478,17 +1490,10 @@ def test_a_module_other_code_wrote_only_into_a_sets_positions_never_acts_as_the_
         return int(stack.node.request("eth_getBalance", [who, "latest"]), 16)
 
     held = balance(eoa.address)
-    with contextlib.suppress(KeyscopeError, JsonRpcError):
-        if planted == "executor":  # executeFromExecutor(single call mode, thief <- half the EOA's ether)
-            execution = bytes.fromhex(thief[2:]) + (held // 2).to_bytes(32, "big")
-            transact(
-                stack,
-                eoa.address,
-                "executeFromExecutor(bytes32,bytes)",
-                ["bytes32", "bytes"],
-                [bytes(32), execution],
-            )
-        else:
+    if planted == "executor":
+        _executor_takes_half(stack, eoa.address, thief, held)
+    else:
+        with contextlib.suppress(KeyscopeError, JsonRpcError):
             transact(stack, eoa.address, "transfer(address,uint256)", ["address", "uint256"], [thief, 1000])
     assert balance(eoa.address) == held
     assert int.from_bytes(call(stack, token, "balanceOf(address)", eoa.address), "big") == 1000
@@ -1571,7 +1576,6 @@ def test_an_executor_other_code_writes_after_the_sdk_listed_the_sets_never_acts_
     import threading
 
     from keyscope.accounts.delegate import DELEGATE_EXECUTORS_SLOT, delegate_set_value_slot
-    from support.victims import transact
 
     eoa = new_eoa(stack)
     thief = stack.accounts[0].address
@@ -1618,15 +1622,7 @@ def test_an_executor_other_code_writes_after_the_sdk_listed_the_sets_never_acts_
         return int(stack.node.request("eth_getBalance", [eoa.address, "latest"]), 16)
 
     held = balance()
-    execution = bytes.fromhex(thief[2:]) + (held // 2).to_bytes(32, "big")
-    with contextlib.suppress(KeyscopeError, JsonRpcError):
-        transact(
-            stack,
-            eoa.address,
-            "executeFromExecutor(bytes32,bytes)",
-            ["bytes32", "bytes"],
-            [bytes(32), execution],
-        )
+    _executor_takes_half(stack, eoa.address, thief, held)
     assert balance() == held
 
 
