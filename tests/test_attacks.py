@@ -1121,6 +1121,32 @@ def test_a_batch_cannot_borrow_the_window_cap_or_budget_of_another_session_of_th
     assert nft.balanceOf(attacker) == 4
 
 
+def test_a_batch_ends_at_the_earliest_end_of_its_calls_sessions(
+    sessions, nft, target, account, owner, attacker, chain
+):
+    """Two sessions of one key that both end: a live one ending in an hour and one that ended 100 seconds ago. A
+    batch of a call of each, in either order, ends when the expired one did (AA22): the operation's validUntil is
+    the earliest end of its calls' sessions, not the latest, so the expired session's call cannot ride in the live
+    one's window. (The test above pairs the expired session with one that never ends, which any choice of end
+    passes.)"""
+    key = LocalSigner.generate()
+    now = chain.pending_timestamp
+    live = Policy.call(nft.address, "safeMint(address to)")
+    grant(sessions, account, owner, key, live, valid_after=now - 200, valid_until=now + 3600)
+    expired = Policy.call(target.address, "other(uint256 amount)")
+    grant(sessions, account, owner, key, expired, valid_after=now - 200, valid_until=now - 100, salt=1)
+
+    a = Call.of(nft.address, 0, nft.safeMint.encode_input(attacker))
+    b = Call.of(target.address, 0, target.other.encode_input(1))
+    before = nft.balanceOf(attacker)
+    for mode in ("use", "use_with_key"):
+        for calls in ([a, b], [b, a]):
+            outcome = sessions.outcome(sessions.op(account, key, calls, mode=mode))
+            assert "AA22" in outcome, (mode, calls, outcome)
+        assert sessions.outcome(sessions.op(account, key, [a], mode=mode)) == "ok"
+    assert nft.balanceOf(attacker) == before + 2
+
+
 # ------------------------------------------------------------------------------------------------------
 # 8. Bytes past the judged calls: what the module leaves unread, the account leaves unrun
 # ------------------------------------------------------------------------------------------------------
