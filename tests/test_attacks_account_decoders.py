@@ -264,6 +264,28 @@ def test_erc7821_modes_of_the_same_execute_selector_are_refused(
     assert token.balanceOf(attacker) == 0
 
 
+def test_every_call_type_but_single_and_batch_is_refused_whatever_its_execution(
+    sessions, project, deployer, token, owner, session_key, attacker
+):
+    """The mode's call type (its first byte) must be single (0x00) or batch (0x01): delegatecall (0xff), static call
+    (0xfe) and any other type are refused on their mode even when executionCalldata is a well-formed batch of an
+    allowed call, the one shape whose calls the module could judge. Without the check such an operation passes as
+    the batch it looks like, and the account runs it as its call type says (for delegatecall: its own code run at
+    an address taken from the execution's first 20 bytes). Batch mode with the same bytes runs the allowed call."""
+    lax = Lax(sessions, project, deployer, owner, READ_BY_OFFSETS)
+    lax.grant(mint_rule(token, session_key))
+    allowed = encode_execute([Call.of(token.address, 0, token.mint.encode_input(attacker, 1))], batch=True)
+    assert allowed[4] == 0x01
+    for call_type in (0xFF, 0xFE, 0x02, 0x80):
+        call_data = allowed[:4] + bytes([call_type]) + allowed[5:]
+        for mode in ("use", "use_with_key"):
+            result = sessions.outcome(sessions.op(lax.address, session_key, call_data=call_data, mode=mode))
+            assert "AA23" in result and "UnsupportedExecutionMode" in result, (hex(call_type), mode, result)
+    assert token.balanceOf(attacker) == 0
+    assert sessions.outcome(sessions.op(lax.address, session_key, call_data=allowed)) == "ok"
+    assert token.balanceOf(attacker) == 1
+
+
 @pytest.fixture
 def handler_account(sessions, project, deployer, owner) -> Callable[..., tuple[Lax, object]]:
     """A LaxDecodingERC7579Account with a LegacyExecutionHandler installed as the fallback handler of
