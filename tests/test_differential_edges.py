@@ -26,7 +26,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.checker import PolicyChecker
-from keyscope.errors import LimitError, LimitExceededError
+from keyscope.errors import GasCostTooHighError, LimitError, LimitExceededError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.revert import decode_revert
@@ -638,5 +638,49 @@ def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
         module = validate_signed(probe, op.replace(signature=signature), op_hash)
         verdict = checker.check_operation(op, now=valid_after + 1 if at is None else at, at=at)
         assert module.error is None and module.data == verdict.validation_data, (module, verdict)
+    finally:
+        probe.revoke(session_id)
+
+
+@pytest.mark.parametrize("over", [-1, 0, 1])
+def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, over):
+    """The gas cap binds to the wei: an operation whose most cost (its gas limits times maxFeePerGas, here 1 wei) is
+    the session's cap, or a wei less, passes on both sides; a wei more is GasCostTooHigh on both sides. (Generated
+    gas fields move the cost in steps of the operation's gas, which seldom land one wei past the cap.)"""
+    key = fresh_key()
+    cap = 10**9  # maxGasCost of 1 gwei, the cap's unit
+    session = Session(
+        session_key=key.address,
+        valid_after=T0,
+        valid_until=T0 + 3600,
+        max_gas_cost=cap,
+        permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
+    )
+    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
+    try:
+        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
+        call_data = encode_execute(Call(B, 1, b""))
+        op = UserOperation(
+            sender=probe.address,
+            nonce=0,
+            call_data=call_data,
+            verification_gas_limit=cap - 100_000 + over,
+            call_gas_limit=60_000,
+            pre_verification_gas=40_000,
+            max_fee_per_gas=1,
+            max_priority_fee_per_gas=1,
+        )
+        op_hash = keccak(call_data + key.private_key + bytes([over % 256]))
+        signed = op.replace(signature=encode_use_with_key_signature(key.address, key.sign_hash(op_hash)))
+        module = validate_signed(probe, signed, op_hash)
+        if over <= 0:
+            verdict = checker.check_operation(op, now=T0 + 1)
+            assert module.error is None and module.data == verdict.validation_data, (module, verdict)
+        else:
+            assert module.error is not None and module.error[0] == "GasCostTooHigh", module
+            assert list(module.error[1].values()) == [cap + 1, cap], module
+            with pytest.raises(GasCostTooHighError):
+                checker.check_operation(op, now=T0 + 1)
     finally:
         probe.revoke(session_id)
