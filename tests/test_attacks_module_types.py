@@ -19,6 +19,7 @@ from eth_abi import encode as abi_encode
 
 from conftest import ETHER, KIND
 from keyscope import Web3Chain
+from keyscope.accounts.delegate import DELEGATE_FALLBACK_HANDLERS_SLOT
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak
@@ -245,6 +246,55 @@ def test_the_delegates_reset_forgets_every_module_and_only_the_owner_may_call_it
     delegate.installModule(FALLBACK, greedy.address, handled, sender=entry)
     assert held() == [False, True, True]
     assert node.call(delegate.address, query)[:4] == ERC1271_MAGIC
+
+
+def test_the_delegates_reset_forgets_a_handlers_selectors_when_it_is_installed_again(
+    project, deployer, accounts, greedy, chain
+):
+    """Attack 940: ``resetModules`` empties the handler set, but the selector mapping and each handler's selector
+    count (which cannot be listed or emptied in constant gas) stay. A handler in force for one selector before the
+    reset, installed again after it for another selector only, must answer that one alone: the selector it held
+    before the reset (which other code the EOA delegated to may have written too, for any handler the owner may
+    install later) must not come back into force, and uninstalling the handler's only selector must leave it
+    installed nowhere and unlisted (the SDK refuses to delegate back over a listed handler). Fails if the reset's
+    leftovers are read as installed."""
+    from keyscope.errors import CallRevertedError
+
+    entry = accounts[6]
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    node = Web3Chain(chain.provider.web3)
+    first = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+    second = keccak(b"preCheck(address,uint256,bytes)")[:4]
+    calls = {
+        first: first + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""]),
+        second: second + abi_encode(["address", "uint256", "bytes"], [deployer.address, 0, b""]),
+    }
+
+    def answered(selector: bytes) -> bool:
+        try:
+            node.call(delegate.address, calls[selector])
+        except CallRevertedError as refused:
+            assert refused.data[:4] == keccak(b"MissingFallbackHandler(bytes4)")[:4], refused.data
+            return False
+        return True
+
+    def state() -> list[tuple[bool, bool]]:
+        return [
+            (answered(s), bool(delegate.isModuleInstalled(FALLBACK, greedy.address, s)))
+            for s in (first, second)
+        ]
+
+    delegate.installModule(FALLBACK, greedy.address, first, sender=entry)
+    assert state() == [(True, True), (False, False)]
+    delegate.resetModules(sender=entry)
+    assert state() == [(False, False), (False, False)]
+    delegate.installModule(FALLBACK, greedy.address, second, sender=entry)
+    assert state() == [(False, False), (True, True)]  # the selector held before the reset stays forgotten
+    delegate.uninstallModule(FALLBACK, greedy.address, second, sender=entry)
+    assert state() == [(False, False), (False, False)]
+    handlers = DELEGATE_FALLBACK_HANDLERS_SLOT
+    listed = chain.provider.web3.eth.get_storage_at(delegate.address, handlers)
+    assert int.from_bytes(listed, "big") == 0  # nothing left listed
 
 
 def test_neither_the_account_nor_the_delegate_takes_a_hook(harness, project, deployer, accounts):
