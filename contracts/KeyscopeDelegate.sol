@@ -48,10 +48,12 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 ///     slot  STORAGE_LOCATION + 4        fallbacks        mapping(bytes4 selector => address handler)
 ///     slot  STORAGE_LOCATION + 5        fallbackCount    mapping(address handler => uint256 selectors)
 ///     slot  STORAGE_LOCATION + 6, + 7   fallbackHandlers EnumerableSet.AddressSet (values, positions)
+///     slot  STORAGE_LOCATION + 8, + 9   fallbackSelectors EnumerableSet.Bytes32Set (values, positions)
 ///
 /// Membership of each set is read from the set as listed (a module's position must name an entry below the length
 /// that holds it, not merely be non-zero as OpenZeppelin's `contains` reads it): other code can write a position
-/// alone, and the SDK lists the values. A selector's handler is in force only while it is in `fallbackHandlers` too: storage other code wrote in this
+/// alone, and the SDK lists the values. A selector's handler is in force only while it is in `fallbackHandlers` and
+/// the selector in `fallbackSelectors` too (so that {resetModules} forgets every selector in constant gas): storage other code wrote in this
 /// namespace (EIP-7702 never clears it) can put any handler in the `fallbacks` mapping, which no one can list, and a
 /// handler is called from the EOA itself (a token as the handler of `transfer` would move the EOA's tokens for
 /// anyone). The set can be listed, so the owner's SDK sees every handler that can act before it delegates here.
@@ -79,6 +81,7 @@ contract KeyscopeDelegate is
     ERC1155Holder
 {
     using EnumerableSet for EnumerableSet.AddressSet;
+    using EnumerableSet for EnumerableSet.Bytes32Set;
     using ERC7579Utils for *;
 
     /*//////////////////////////////////////////////////////////////
@@ -92,6 +95,7 @@ contract KeyscopeDelegate is
         mapping(bytes4 selector => address handler) fallbacks;
         mapping(address handler => uint256 selectors) fallbackCount;
         EnumerableSet.AddressSet fallbackHandlers;
+        EnumerableSet.Bytes32Set fallbackSelectors;
     }
 
     /// @dev keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate")) - 1)) & ~bytes32(uint256(0xff))
@@ -198,8 +202,10 @@ contract KeyscopeDelegate is
                 revert ERC7579Utils.ERC7579AlreadyInstalledModule(moduleTypeId, module);
             }
             $.fallbacks[selector] = module;
-            ++$.fallbackCount[module];
-            _insert($.fallbackHandlers, module);
+            _insertSelector($.fallbackSelectors, selector);
+            // a count left by a reset (or written by other code) is no selector of a handler the set did not list
+            if (_insert($.fallbackHandlers, module)) $.fallbackCount[module] = 1;
+            else ++$.fallbackCount[module];
         }
         if (!heldAlready && _reportsInitialized(module)) {
             IERC7579Module(module).onUninstall("");
@@ -235,6 +241,7 @@ contract KeyscopeDelegate is
                 revert ERC7579Utils.ERC7579UninstalledModule(moduleTypeId, module);
             }
             delete $.fallbacks[selector];
+            $.fallbackSelectors.remove(bytes32(selector));
             uint256 left = $.fallbackCount[module];
             // a count other code wrote may be off: the set entry goes with the handler's last selector either way
             if (left <= 1) {
@@ -284,10 +291,12 @@ contract KeyscopeDelegate is
         EnumerableSet.AddressSet storage validators = $.validators;
         EnumerableSet.AddressSet storage executors = $.executors;
         EnumerableSet.AddressSet storage handlers = $.fallbackHandlers;
+        EnumerableSet.Bytes32Set storage selectors = $.fallbackSelectors;
         assembly ("memory-safe") {
             sstore(validators.slot, 0)
             sstore(executors.slot, 0)
             sstore(handlers.slot, 0)
+            sstore(selectors.slot, 0)
         }
         emit ModulesReset();
     }
@@ -414,8 +423,25 @@ contract KeyscopeDelegate is
     ///      `contains` reads the position alone, which other code can write without the entry (the length the SDK
     ///      lists from left at 0): a module the SDK cannot see would be in force. Every membership here asks this.
     function _listed(EnumerableSet.AddressSet storage set, address value) private view returns (bool) {
-        uint256 position = set._inner._positions[bytes32(uint256(uint160(value)))];
-        return position != 0 && position <= set.length() && set.at(position - 1) == value;
+        return _listedIn(set._inner, bytes32(uint256(uint160(value))));
+    }
+
+    /// @dev {_listed} for the selector set.
+    function _listedSelector(EnumerableSet.Bytes32Set storage set, bytes4 selector) private view returns (bool) {
+        return _listedIn(set._inner, bytes32(selector));
+    }
+
+    /// @dev Whether the set's position of `value` names an entry below its length that holds `value`.
+    function _listedIn(EnumerableSet.Set storage inner, bytes32 value) private view returns (bool) {
+        uint256 position = inner._positions[value];
+        return position != 0 && position <= inner._values.length && inner._values[position - 1] == value;
+    }
+
+    /// @dev {_insert} for the selector set: a selector already listed stays (its handler was in force nowhere).
+    function _insertSelector(EnumerableSet.Bytes32Set storage set, bytes4 selector) private {
+        if (_listedSelector(set, selector)) return;
+        delete set._inner._positions[bytes32(selector)];
+        set.add(bytes32(selector));
     }
 
     /// @dev Add `value` to `set` unless it lists it already (false then); a position other code wrote for it without
@@ -433,11 +459,17 @@ contract KeyscopeDelegate is
     }
 
     /// @dev The handler in force for `selector`: the one the `fallbacks` mapping names, while it is in the listed
-    ///      `fallbackHandlers` set (zero otherwise, as for a selector without a handler).
+    ///      `fallbackHandlers` set and the selector in the listed `fallbackSelectors` set (zero otherwise, as for a
+    ///      selector without a handler). The mapping outlives {resetModules}: the selector set is what it empties.
     function _fallbackHandler(bytes4 selector) private view returns (address handler) {
         DelegateStorage storage $ = _storage();
         handler = $.fallbacks[selector];
-        if (handler != address(0) && !_listed($.fallbackHandlers, handler)) handler = address(0);
+        if (
+            handler != address(0)
+                && (!_listedSelector($.fallbackSelectors, selector) || !_listed($.fallbackHandlers, handler))
+        ) {
+            handler = address(0);
+        }
     }
 
     /// @dev Whether `module` answers `isInitialized(address(this))` with true (false when it does not answer).

@@ -44,7 +44,9 @@ DELEGATE_STORAGE_LOCATION = (
 """The delegate's ERC-7201 namespace: ``keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate"))
 - 1)) & ~0xff``. Its slots, from there: the validators (an OpenZeppelin ``EnumerableSet.AddressSet``: values at +0,
 positions at +1), the executors (+2, +3), the fallback handlers by selector (+4), each handler's selector count
-(+5), the set of fallback handlers (+6, +7; a selector's handler is in force only while it is in this set)."""
+(+5), the set of fallback handlers (+6, +7; a selector's handler is in force only while it is in this set), the
+set of selectors with a handler (+8, +9; a selector's handler is in force only while the selector is in it too, so
+that the delegate's ``resetModules()`` forgets every selector)."""
 
 DELEGATE_VALIDATORS_SLOT = DELEGATE_STORAGE_LOCATION
 """The validator set's values array (its length here, its entries from :func:`delegate_set_value_slot`)."""
