@@ -39,6 +39,7 @@ from ..errors import (
     ConfigurationError,
     KeyscopeError,
     LeaseLostError,
+    LimitPeriodEndingError,
     NonceTakenError,
     SessionError,
     SessionRevokedError,
@@ -297,8 +298,10 @@ class SessionWorker:
         for up to ``timeout`` seconds in all (None: for as long as it takes).
 
         An intent refused before anything was recorded is retried (the same intent: still at most one
-        operation) while the failure looks temporary (store, node or bundler unreachable); its last error is
-        in :attr:`BatchResult.errors`. Intents refused for good (revoked, outside the policy) are not retried.
+        operation) while the failure looks temporary (store, node or bundler unreachable, or a limit period that
+        ends too soon or has ended on an idle chain: :class:`~keyscope.errors.LimitPeriodEndingError`, the session
+        going on); its last error is in :attr:`BatchResult.errors`. Intents refused for good (revoked, outside the
+        policy) are not retried.
         """
         if concurrency < 1:
             raise BadInputError(f"concurrency must be >= 1, got {concurrency}")
@@ -310,6 +313,14 @@ class SessionWorker:
             while True:
                 try:
                     return self.send(intent.intent_id, intent.session_id, intent.calls, batch=intent.batch)
+                except LimitPeriodEndingError as exc:
+                    # the operation expires, not the session: sent again, it counts in the next period once the
+                    # chain is in it (a SessionError all the same, so caught before the refusals for good)
+                    if time.monotonic() + pause > deadline:
+                        return exc
+                    log.info("intent %s: %s; sending again", intent.intent_id, exc)
+                    time.sleep(pause)
+                    pause = min(pause * 2, 5.0)
                 except (SessionError, BadInputError, ConfigurationError) as exc:
                     return exc
                 except KeyscopeError as exc:
@@ -802,6 +813,12 @@ class SessionWorker:
                 return False
             try:
                 record, slot = self._build_again(old)
+            except LimitPeriodEndingError as exc:
+                # the operation would expire with its limit period, not the session: built again later
+                log.info("building intent %s again: %s; trying again later", old.intent_id, exc)
+                tracked.next_probe = time.monotonic() + max(tracked.backoff, 1.0)
+                tracked.backoff = min(tracked.backoff * 2, self.resubmit_after)
+                return False
             except (SessionError, ExecuteDecodeError) as exc:
                 # the intent's own reason: revoked, expired, refused by the policy, or not a session's call
                 reason = f"{outcome.reason}; it cannot be built again: {exc}"
