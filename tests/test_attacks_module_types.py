@@ -251,7 +251,7 @@ def test_the_delegates_reset_forgets_every_module_and_only_the_owner_may_call_it
 def test_the_delegates_reset_forgets_a_handlers_selectors_when_it_is_installed_again(
     project, deployer, accounts, greedy, chain
 ):
-    """Attack 940: ``resetModules`` empties the handler set, but the selector mapping and each handler's selector
+    """Attack 309: ``resetModules`` empties the handler set, but the selector mapping and each handler's selector
     count (which cannot be listed or emptied in constant gas) stay. A handler in force for one selector before the
     reset, installed again after it for another selector only, must answer that one alone: the selector it held
     before the reset (which other code the EOA delegated to may have written too, for any handler the owner may

@@ -1,4 +1,4 @@
-"""A worker's batch over a limit period's end (attack 941): an operation counted in a period that has ended by the
+"""A worker's batch over a limit period's end (attack 310): an operation counted in a period that has ended by the
 wall clock while the chain has made no block since (or that ends within the bundler's margin) is refused with
 :class:`~keyscope.errors.LimitPeriodEndingError`, which says the session goes on and to send again once the next
 period has begun on chain. ``SessionWorker.send_many`` retries what is not refused for good: it must retry this too,
