@@ -123,6 +123,7 @@ class Signing:
         co_signer: LocalSigner | None = None,
         valid_after: int = 0,
         valid_until: int = 0,
+        typed_data: tuple[Any, ...] | None = None,
     ) -> None:
         self.sessions = sessions
         self.net = net
@@ -134,7 +135,7 @@ class Signing:
         permit2, eip2612 = signing_permissions(permits, self.chain_id)
         self.session = Session(
             session_key=self.key.address,
-            typed_data_permissions=(permit2, eip2612),
+            typed_data_permissions=typed_data if typed_data is not None else (permit2, eip2612),
             sign_in=("app.example.com",),
             co_signer=co_signer.address if co_signer else None,
             valid_after=valid_after,
@@ -612,6 +613,57 @@ def test_a_session_signs_only_inside_its_window(sessions, signing, permits, modu
     chain.mine()
     assert refusal(module, account, digest, signature, permits.address) == "SignatureOutsideWindow"
     assert not permits.isValidSignatureNow(account, digest, signature)
+
+
+def test_a_session_signs_from_the_first_second_of_its_window_to_the_last(
+    sessions, signing, permits, module, chain
+):
+    """validAfter and validUntil are both inside the window, for signatures as for operations: a signature is
+    refused one second before validAfter and one second after validUntil, and accepted at each of them (a window
+    that let one more second through would let an expired session's leaked key sign a permit)."""
+    now = chain.blocks.head.timestamp
+    valid_after, valid_until = now + 3600, now + 7200
+    timed = Signing(sessions, signing.net, permits, valid_after=valid_after, valid_until=valid_until)
+    account = timed.accounts[0]
+    data = permit_single(permits, timed.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    signature = timed.forge(data)
+    for at, expected in (
+        (valid_after - 1, "SignatureOutsideWindow"),
+        (valid_after, None),
+        (valid_until, None),
+        (valid_until + 1, "SignatureOutsideWindow"),
+    ):
+        chain.pending_timestamp = at
+        chain.mine()
+        assert chain.blocks.head.timestamp == at
+        assert refusal(module, account, digest, signature, permits.address) == expected, at
+        assert permits.isValidSignatureNow(account, digest, signature) == (expected is None), at
+
+
+def test_strict_signed_rules_refuse_their_bound_and_pass_the_next_value(sessions, signing, permits, module):
+    """A typed-data rule `amount > low` refuses `low` and passes `low + 1`; `amount < high` passes `high - 1` and
+    refuses `high` (a strict bound judged as inclusive would let a leaked key sign one unit past the grant)."""
+    low, high = 10, LIMIT
+    strict = Policy.typed_data(
+        permit2_domain(permits, signing.chain_id),
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "amount") > low, arg("details", "amount") < high],
+    )
+    bounded = Signing(sessions, signing.net, permits, typed_data=(strict,))
+    account = bounded.accounts[0]
+    for amount, expected in (
+        (low, "SignedRuleViolated"),
+        (low + 1, None),
+        (high - 1, None),
+        (high, "SignedRuleViolated"),
+    ):
+        data = permit_single(permits, bounded.chain_id, amount)
+        digest = TypedData(data).digest
+        signature = bounded.forge(data)
+        assert refusal(module, account, digest, signature, permits.address) == expected, amount
+        assert permits.isValidSignatureNow(account, digest, signature) == (expected is None), amount
 
 
 def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, permits):
