@@ -313,20 +313,15 @@ class SessionWorker:
             while True:
                 try:
                     return self.send(intent.intent_id, intent.session_id, intent.calls, batch=intent.batch)
-                except LimitPeriodEndingError as exc:
-                    # the operation expires, not the session: sent again, it counts in the next period once the
-                    # chain is in it (a SessionError all the same, so caught before the refusals for good)
-                    if time.monotonic() + pause > deadline:
+                except KeyscopeError as exc:
+                    # a refusal is for good, but for LimitPeriodEndingError (a SessionError): the operation expires,
+                    # not the session, and sent again it counts in the next period once the chain is in it
+                    final = isinstance(exc, (SessionError, BadInputError, ConfigurationError))
+                    if (
+                        final and not isinstance(exc, LimitPeriodEndingError)
+                    ) or time.monotonic() + pause > deadline:
                         return exc
                     log.info("intent %s: %s; sending again", intent.intent_id, exc)
-                    time.sleep(pause)
-                    pause = min(pause * 2, 5.0)
-                except (SessionError, BadInputError, ConfigurationError) as exc:
-                    return exc
-                except KeyscopeError as exc:
-                    if time.monotonic() + pause > deadline:
-                        return exc
-                    log.info("intent %s: %s; retrying", intent.intent_id, exc)
                     time.sleep(pause)
                     pause = min(pause * 2, 5.0)
 
