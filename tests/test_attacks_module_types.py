@@ -12,6 +12,7 @@ it as one (so that each refusal is the type check's, not the module's).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -158,28 +159,32 @@ def test_a_module_the_delegate_holds_as_another_type_neither_validates_nor_signs
     assert verdict(held_as_validator) == (0, ERC1271_MAGIC)
 
 
-def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_then(
-    project, deployer, accounts, greedy, chain
-):
-    """The delegate's handler set (attack 304: a handler other code wrote into the selector mapping alone is in force
-    nowhere) keeps ERC-7579's fallback lifecycle: a handler installed for two selectors answers both and is listed
-    as installed for each; uninstalled for one, it answers the other only; uninstalled for both, neither
-    (``MissingFallbackHandler``), and it can be installed again."""
+FIRST_HANDLED = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+SECOND_HANDLED = keccak(b"preCheck(address,uint256,bytes)")[:4]
+
+
+def _delegate_with_two_handled_selectors(
+    project: Any, deployer: Any, accounts: Any, greedy: Any, chain: Any
+) -> tuple[Any, Any, Callable[[bytes], bytes], Callable[[], list[tuple[bool, bool]]]]:
+    """A fresh ``KeyscopeDelegate`` (its EntryPoint an ordinary account, ``entry``), two selectors ``greedy`` can
+    handle (:data:`FIRST_HANDLED`, :data:`SECOND_HANDLED`), ``ask(selector)`` (the delegate's answer to a call of
+    it), and ``state()``: for each selector, whether a call to the delegate is answered (else it reverts
+    ``MissingFallbackHandler``) and whether the delegate says ``greedy`` is installed as its handler."""
     from keyscope.errors import CallRevertedError
 
     entry = accounts[6]
     delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
     node = Web3Chain(chain.provider.web3)
-    first = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
-    second = keccak(b"preCheck(address,uint256,bytes)")[:4]
     calls = {
-        first: first + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""]),
-        second: second + abi_encode(["address", "uint256", "bytes"], [deployer.address, 0, b""]),
+        FIRST_HANDLED: FIRST_HANDLED
+        + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""]),
+        SECOND_HANDLED: SECOND_HANDLED
+        + abi_encode(["address", "uint256", "bytes"], [deployer.address, 0, b""]),
     }
 
     def answered(selector: bytes) -> bool:
         try:
-            node.call(delegate.address, calls[selector])
+            ask(selector)
         except CallRevertedError as refused:
             assert refused.data[:4] == keccak(b"MissingFallbackHandler(bytes4)")[:4], refused.data
             return False
@@ -188,13 +193,31 @@ def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_th
     def state() -> list[tuple[bool, bool]]:
         return [
             (answered(s), bool(delegate.isModuleInstalled(FALLBACK, greedy.address, s)))
-            for s in (first, second)
+            for s in (FIRST_HANDLED, SECOND_HANDLED)
         ]
+
+    def ask(selector: bytes) -> bytes:
+        return node.call(delegate.address, calls[selector])
+
+    return entry, delegate, ask, state
+
+
+def test_the_delegate_calls_a_fallback_handler_while_it_is_installed_and_only_then(
+    project, deployer, accounts, greedy, chain
+):
+    """The delegate's handler set (attack 304: a handler other code wrote into the selector mapping alone is in force
+    nowhere) keeps ERC-7579's fallback lifecycle: a handler installed for two selectors answers both and is listed
+    as installed for each; uninstalled for one, it answers the other only; uninstalled for both, neither
+    (``MissingFallbackHandler``), and it can be installed again."""
+    entry, delegate, ask, state = _delegate_with_two_handled_selectors(
+        project, deployer, accounts, greedy, chain
+    )
+    first, second = FIRST_HANDLED, SECOND_HANDLED
 
     assert state() == [(False, False), (False, False)]
     for selector in (first, second):
         delegate.installModule(FALLBACK, greedy.address, selector, sender=entry)
-    assert node.call(delegate.address, calls[first])[:4] == ERC1271_MAGIC
+    assert ask(first)[:4] == ERC1271_MAGIC
     assert state() == [(True, True), (True, True)]
     delegate.uninstallModule(FALLBACK, greedy.address, first, sender=entry)
     assert state() == [(False, False), (True, True)]
@@ -258,31 +281,10 @@ def test_the_delegates_reset_forgets_a_handlers_selectors_when_it_is_installed_a
     install later) must not come back into force, and uninstalling the handler's only selector must leave it
     installed nowhere and unlisted (the SDK refuses to delegate back over a listed handler). Fails if the reset's
     leftovers are read as installed."""
-    from keyscope.errors import CallRevertedError
-
-    entry = accounts[6]
-    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
-    node = Web3Chain(chain.provider.web3)
-    first = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
-    second = keccak(b"preCheck(address,uint256,bytes)")[:4]
-    calls = {
-        first: first + abi_encode(["address", "bytes32", "bytes"], [deployer.address, bytes(32), b""]),
-        second: second + abi_encode(["address", "uint256", "bytes"], [deployer.address, 0, b""]),
-    }
-
-    def answered(selector: bytes) -> bool:
-        try:
-            node.call(delegate.address, calls[selector])
-        except CallRevertedError as refused:
-            assert refused.data[:4] == keccak(b"MissingFallbackHandler(bytes4)")[:4], refused.data
-            return False
-        return True
-
-    def state() -> list[tuple[bool, bool]]:
-        return [
-            (answered(s), bool(delegate.isModuleInstalled(FALLBACK, greedy.address, s)))
-            for s in (first, second)
-        ]
+    entry, delegate, _ask, state = _delegate_with_two_handled_selectors(
+        project, deployer, accounts, greedy, chain
+    )
+    first, second = FIRST_HANDLED, SECOND_HANDLED
 
     delegate.installModule(FALLBACK, greedy.address, first, sender=entry)
     assert state() == [(True, True), (False, False)]
