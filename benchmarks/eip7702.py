@@ -2,7 +2,7 @@
 ``KeyscopeDelegate`` (EIP-7702), and keyscope's v0.7 account for comparison. Prints one table.
 
 ``.venv/bin/python benchmarks/eip7702.py`` (starts its own local stack). Figures are ``actualGasUsed`` as the
-EntryPoint charges it, sent through Alto with the SDK's gas limits and margins (the method of
+EntryPoint charges it (fixed keys, so the figures repeat run to run), sent through Alto with the SDK's gas limits and margins (the method of
 ``support.accounts.measure_gas``: the unused-gas penalties are in), the prefund paid from the account:
 
 * owner: ``DemoNFT.safeMint`` by the owner, the owner's lane used once before;
@@ -33,10 +33,17 @@ def _gas(pending: Any) -> int:
     return int(pending.wait(60).actual_gas_used)
 
 
-def _sessions(net: Network, owner: Any, stack: LocalStack, recipient: str) -> tuple[int, int, int]:
+def _key(label: str) -> SessionKey:
+    """A session key derived from ``label``: the same every run, so the calldata bytes (and the gas) repeat."""
+    return SessionKey(fixed_signer(f"eip7702/{label}").private_key)
+
+
+def _sessions(
+    net: Network, owner: Any, stack: LocalStack, recipient: str, label: str
+) -> tuple[int, int, int]:
     mint = function_call(stack.nft, "safeMint(address)", recipient)
     policy = [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])]
-    key = SessionKey.generate()
+    key = _key(f"{label}-session")
     session = net.session(owner.grant(key, policy), key)
     first_use = _gas(session.send_calls(mint))
     owner_gas = _gas(owner.execute(mint))
@@ -50,7 +57,7 @@ def factory_account(stack: LocalStack, factory: str, label: str) -> dict[str, in
     stack.fund(owner.account, ETHER)
     recipient = owner.signer.address
     setup = _gas(owner.execute(function_call(stack.nft, "safeMint(address)", recipient)))  # creates it
-    owner_gas, session_gas, first_use = _sessions(net, owner, stack, recipient)
+    owner_gas, session_gas, first_use = _sessions(net, owner, stack, recipient, label)
     return {"setup": setup, "owner": owner_gas, "session": session_gas, "first_use": first_use}
 
 
@@ -60,12 +67,12 @@ def delegated_eoa(stack: LocalStack) -> dict[str, int]:
     stack.fund(eoa.address, ETHER)
     owner = net.eoa(eoa)
     policy = [Policy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == eoa.address])]
-    pending = owner.send_upgrade(SessionKey.generate(), policy, valid_for=3600)
+    pending = owner.send_upgrade(_key("eoa-upgrade"), policy, valid_for=3600)
     pending.wait(60)
     assert pending.receipt is not None
     # the owner's lane, used once
     owner.execute(function_call(stack.nft, "safeMint(address)", eoa.address)).wait(60)
-    owner_gas, session_gas, first_use = _sessions(net, owner, stack, eoa.address)
+    owner_gas, session_gas, first_use = _sessions(net, owner, stack, eoa.address, "eoa")
     return {
         "setup": int(pending.receipt.actual_gas_used),
         "owner": owner_gas,
