@@ -69,6 +69,8 @@ __all__ = ["DelegationState", "EOAOwner", "TransactionReceipt"]
 
 _DYNAMIC_FEE_TX_TYPE = 2
 _LEFT_MODULES_READ = 8  # entries read of each of the delegate's sets when something was left there
+# no set the delegate keeps gets longer (each entry is an install): a longer length was written over it
+_PLAUSIBLE_SET_LENGTH = 2**32
 _GAS_MARGIN = 1.2
 
 TransactionReceipt = dict[str, Any]
@@ -169,13 +171,15 @@ class EOAOwner(Owner):
     def _module_listed(self) -> bool:
         """Whether the delegate's validator set in the EOA's storage lists the session module, as the delegate reads
         it: the module's position is non-zero, at most the set's length, and names the entry holding the module (a
-        position other code wrote alone does not make the delegate hold the module)."""
+        position other code wrote alone does not make the delegate hold the module). The entry is the whole word the
+        delegate compares, the module's address with nothing above it, at the slot the EVM reaches (modulo 2**256:
+        other code may write a position whose entry lies past the last slot)."""
         module = self.network.module
         position = self._storage_word(delegate_validator_slot(module))
         if not position or position > self._storage_word(DELEGATE_VALIDATORS_SLOT):
             return False
         entry = self._storage_word(delegate_set_value_slot(DELEGATE_VALIDATORS_SLOT, position - 1))
-        return to_address(entry.to_bytes(32, "big")[12:]) == to_address(module)
+        return entry == int(to_address(module), 16)
 
     def is_delegated(self) -> bool:
         """Whether the EOA delegates to keyscope's delegate now."""
@@ -253,7 +257,7 @@ class EOAOwner(Owner):
             others = [address for address in found if what != "validator" or address != module]
             more = count - len(found)
             if others or more:
-                listed = ", ".join(others) + (f" and {more} more" if more else "")
+                listed = _left_listing(others, count, more)
                 left.append(f"{what}s {listed}")
         if left:
             raise DelegationError(
@@ -582,6 +586,17 @@ class EOAOwner(Owner):
         self._ready = False
         self.network.forget_kind(self.account)
         return receipt
+
+
+def _left_listing(others: Sequence[str], count: int, more: int) -> str:
+    """What :meth:`EOAOwner._check_left_modules` says of one set: the modules it read (``others``), and ``more``
+    entries past those of a set whose length word is ``count``."""
+    parts = [", ".join(others)] if others else []
+    if more > _PLAUSIBLE_SET_LENGTH:
+        parts.append(f"more (the set's length word is 0x{count:x}, which no set the delegate keeps reaches)")
+    elif more:
+        parts.append(f"{more} more")
+    return " and ".join(parts)
 
 
 def _revert_bytes(data: Any) -> bytes | None:

@@ -56,13 +56,15 @@ DELEGATE_FALLBACK_HANDLERS_SLOT = DELEGATE_STORAGE_LOCATION + 6
 """The fallback handler set's values array (its length here, its entries from :func:`delegate_set_value_slot`): the
 delegate calls a selector's handler only while it is in this set, which can be listed, unlike the selector mapping."""
 _VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
+_SLOTS = 2**256
 
 
 def delegate_set_value_slot(set_slot: int, index: int) -> int:
     """The slot of entry ``index`` of the delegate's set whose values array is at ``set_slot``
     (:data:`DELEGATE_VALIDATORS_SLOT`, :data:`DELEGATE_EXECUTORS_SLOT`, :data:`DELEGATE_FALLBACK_HANDLERS_SLOT`):
-    ``keccak256(set_slot) + index``."""
-    return int.from_bytes(keccak(set_slot.to_bytes(32, "big")), "big") + index
+    ``keccak256(set_slot) + index`` modulo 2**256, as the EVM adds slots: a position other code wrote can name an entry
+    past the last slot, which the delegate reads at the start of storage."""
+    return (int.from_bytes(keccak(set_slot.to_bytes(32, "big")), "big") + index) % _SLOTS
 
 
 def delegate_validator_slot(module: str) -> int:
