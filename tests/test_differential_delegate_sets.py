@@ -23,7 +23,9 @@ selector counts (with or without the selector set). Then, on a real anvil (Pragu
 The delegate answers as the model does; whenever it holds a module other than the session module as a validator,
 or any module under another type, the SDK refuses to sign and names it (or says how many more it did not read); the
 SDK's ``module_registered`` is the delegate's ``isModuleInstalled(1, module)``. Then ``resetModules()`` (the EOA's
-own call): nothing is held, nothing acts, and the SDK signs.
+own call): nothing is held, nothing acts, and the SDK signs; and a module the EOA installs then, over the positions,
+selector mapping and counts the reset left, is all the delegate holds (the SDK signs only when it is the session
+module, as a validator).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
 EXECUTE_FROM_EXECUTOR = keccak(b"executeFromExecutor(bytes32,bytes)")[:4]
 RESET_MODULES = keccak(b"resetModules()")[:4]
+INSTALL_MODULE = keccak(b"installModule(uint256,address,bytes)")[:4]
 VALIDATOR, EXECUTOR, FALLBACK = 1, 2, 3
 
 
@@ -120,6 +123,8 @@ class Planted:
     words: tuple[tuple[str, int, int, int], ...]
     """(what, where, value, dirt): ``what`` says how to read the others (see :meth:`writes`); a set's member is named
     by ``set slot * 64 + index``."""
+    install: tuple[int, int, int] = (VALIDATOR, SESSION_MODULE, 0)
+    """What the EOA installs after the reset, over what is left: (module type, module, selector index)."""
 
     def writes(self, modules: tuple[int, ...]) -> dict[int, int]:
         out: dict[int, int] = {}
@@ -171,6 +176,12 @@ WRAP_TARGETS = st.one_of(
 
 
 SHAPES = ("as the delegate writes it", "written over", "anything", "empty")
+INSTALLS = (
+    (VALIDATOR, SESSION_MODULE, 0),
+    (VALIDATOR, GREEDY, 0),
+    (EXECUTOR, GREEDY_TOO, 0),
+    *((FALLBACK, GREEDY, selector) for selector in range(len(SELECTORS))),
+)
 
 
 @st.composite
@@ -233,7 +244,7 @@ def planted(draw: Any) -> Planted:
     for _ in range(draw(st.integers(0, 2))):  # any word anywhere in the namespace
         slot = DELEGATE_STORAGE_LOCATION + draw(st.integers(0, 9))
         words.append(("raw", slot, draw(st.integers(0, U256 - 1)), 0))
-    return Planted(tuple(words))
+    return Planted(tuple(words), draw(st.sampled_from(INSTALLS)))
 
 
 # -- the model: the rule docs/accounts.md states ----------------------------------------------------
@@ -300,15 +311,21 @@ class Delegate:
         code = delegation_code(self.stack.delegate)
         self.stack.node.request("anvil_setCode", [eoa, "0x" + code.hex()])
 
-    def reset(self, eoa: str) -> None:
-        """``resetModules()`` as the EOA's own call (the delegate takes it from the EOA itself)."""
+    def as_the_eoa(self, eoa: str, data: bytes, what: str) -> None:
+        """A call of the EOA to itself (the delegate takes ``resetModules`` and ``installModule`` from it)."""
         node = self.stack.node
         node.request("anvil_impersonateAccount", [eoa])
         try:
             self.stack.fund(eoa, 10**17)
-            send_transaction(node, eoa, to=eoa, data=RESET_MODULES, what="resetModules()")
+            send_transaction(node, eoa, to=eoa, data=data, what=what)
         finally:
             node.request("anvil_stopImpersonatingAccount", [eoa])
+
+    def install(self, eoa: str, module_type: int, module: int, selector: int) -> None:
+        init = SELECTORS[selector] if module_type == FALLBACK else b""
+        args = [module_type, self.addresses[module], init]
+        data = INSTALL_MODULE + abi_encode(["uint256", "address", "bytes"], args)
+        self.as_the_eoa(eoa, data, f"installModule({module_type}, {self.addresses[module]})")
 
     def answers(self, eoa: str) -> Held:
         """What the delegate answers over the EOA's storage (its code must delegate there), checked one against the
@@ -456,12 +473,30 @@ def judge(delegate: Delegate, planted: Planted) -> None:
             assert address in message or " more" in message, (what, address, message)
 
     # (b) after the delegate's reset nothing is held, nothing acts, and the SDK signs
-    delegate.reset(eoa)
+    delegate.as_the_eoa(eoa, RESET_MODULES, "resetModules()")
     after = delegate.answers(eoa)
     assert after == Held(), (after, storage)
     again = sdk_reading(owner)
     assert not again.registered and again.refusal is None, again
     assert again.authorization is not None and again.authorization.address == delegate.stack.delegate
+
+    # and a module installed over what the reset left (positions, the selector mapping, counts) is all it holds
+    module_type, module, selector = planted.install
+    delegate.install(eoa, module_type, module, selector)
+    installed = delegate.answers(eoa)
+    if module_type == VALIDATOR:
+        assert installed == Held(validators={module}), (installed, planted.install, storage)
+    elif module_type == EXECUTOR:
+        assert installed == Held(executors={module}), (installed, planted.install, storage)
+    else:
+        assert installed == Held(handlers={SELECTORS[selector]: module}), (
+            installed,
+            planted.install,
+            storage,
+        )
+    last = sdk_reading(owner)
+    assert last.registered == (planted.install[:2] == (VALIDATOR, SESSION_MODULE)), (last, planted.install)
+    assert (last.refusal is None) == last.registered, (last, planted.install)
 
 
 @settings(max_examples=EXAMPLES, **ON_CHAIN)
