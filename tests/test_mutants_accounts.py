@@ -419,3 +419,19 @@ def test_an_eth_call_from_the_zero_address_is_not_the_validator_being_asked(
     )
     answer = Web3Chain(chain.provider.web3).call(account, question, sender=ZERO)
     assert answer[:4] == bytes.fromhex("ffffffff")
+
+
+@pytest.mark.parametrize(("word", "calls"), [(0, [1]), (1, [2, 1]), (2, [2, 1]), (2**256 - 1, [2, 1])])
+def test_a_module_answering_is_initialized_with_any_nonzero_word_is_uninstalled_first(
+    delegate, project, deployer, word, calls
+):
+    """A module the delegate does not hold, asked ``isInitialized(this)`` before its install (re-delegation: it may
+    hold state for this address from an earlier delegation), answers a word that is not a well-formed bool (a
+    module's fallback answering every call, say): the install goes through, and the module's ``onUninstall`` runs
+    first, as for ``true``, so it starts from a clean state; ``0`` installs it at once. Fails if a word above 1
+    makes the install revert (the bool's decoding), or is taken as "not initialized"."""
+    module = project.LooseInitializedModule.deploy(sender=deployer)
+    module.setAnswer(word, sender=deployer)
+    delegate.contract.installModule(EXECUTOR, module.address, b"", sender=delegate.entry)
+    assert list(module.callsOf(delegate.address)) == calls
+    assert delegate.contract.isModuleInstalled(EXECUTOR, module.address, b"")
