@@ -472,10 +472,12 @@ contract KeyscopeDelegate is
         }
     }
 
-    /// @dev Whether `module` answers `isInitialized(address(this))` with true (false when it does not answer).
+    /// @dev Whether `module` answers `isInitialized(address(this))` with a nonzero word: false when the call reverts
+    ///      or answers less than a word, true for any word but zero (a word above 1 is no well-formed bool, but it is
+    ///      not a no: the install then starts with the module's `onUninstall`, the clean-state path).
     function _reportsInitialized(address module) private view returns (bool) {
         (bool ok, bytes memory result) = module.staticcall(abi.encodeWithSelector(IS_INITIALIZED, address(this)));
-        return ok && result.length >= 32 && abi.decode(result, (bool));
+        return ok && result.length >= 32 && uint256(bytes32(result)) != 0;
     }
 
     /// @dev Fallback init/deinit data: `selector (4 bytes) ‖ data for the handler`.
