@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conftest import KIND
+from conftest import KIND, SessionHarness
 from keyscope.erc1271 import co_sign_digest
 from keyscope.execution import Call, encode_execute
 from keyscope.session import (
@@ -45,6 +47,7 @@ from keyscope.session import (
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.fuzz import DEEP, ON_CHAIN
+from support.raw_call import raw_call
 
 ETHER = 10**18
 DAY = 86400
@@ -629,13 +632,61 @@ class EnablePathsMachine(RuleBasedStateMachine):
         assert [int(t.calls()) for t in self.targets] == self.calls
 
 
+MODULE_VIEWS = {
+    "epochOf": ("epochOf(address)", ["uint32"]),
+    "isInitialized": ("isInitialized(address)", ["bool"]),
+    "isSessionActive": ("isSessionActive(address,bytes32)", ["bool"]),
+    "isSessionRevoked": ("isSessionRevoked(address,bytes32)", ["bool"]),
+    # ISessionKeyValidator.LimitUsage[]: kind, amount, period, periodStart, used, left
+    "limitUsage": ("limitUsage(address,bytes32)", ["(uint8,uint256,uint32,uint48,uint256,uint256)[]"]),
+    "coSignerOf": ("coSignerOf(address,bytes32)", ["bool", "address"]),
+}
+TARGET_VIEWS = {"calls": ("calls()", ["uint256"])}
+
+
+class BareViews:
+    """An ape contract whose views named in ``views`` (name: signature, output types) answer through a bare
+    ``eth_call`` on py-evm, decoded with eth_abi; everything else is the contract's own. The invariant asks dozens
+    of views after every step, and ape's contract call costs several times more than the call itself."""
+
+    def __init__(
+        self, contract: Any, call: Any, sender: str, views: dict[str, tuple[str, list[str]]]
+    ) -> None:
+        self._contract, self._call, self._sender, self._views = contract, call, sender, views
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._views:
+            return getattr(self._contract, name)
+        signature, outputs = self._views[name]
+        inputs = signature[signature.index("(") + 1 : -1]
+
+        def view(*args: Any) -> Any:
+            data = keccak(signature.encode())[:4] + abi_encode(
+                inputs.split(",") if inputs else [], list(args)
+            )
+            tx = {"from": self._sender, "to": self._contract.address, "data": "0x" + data.hex(), "gas": 10**7}
+            result = self._call(tx)
+            answer = abi_decode(
+                outputs, bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
+            )
+            return answer[0] if len(answer) == 1 else tuple(answer)
+
+        return view
+
+
 @pytest.fixture(scope="module")
 def enable_paths(sessions, project, deployer, chain):
     account = sessions.account(OWNER, salt=int.from_bytes(keccak(b"keyscope enable paths"), "big") % 2**32)
     sessions.h.fund(account, 20 * ETHER)
-    EnablePathsMachine.sessions = sessions
+    call = raw_call(chain)
+    EnablePathsMachine.sessions = SessionHarness(
+        sessions.h, BareViews(sessions.module, call, deployer.address, MODULE_VIEWS)
+    )
     EnablePathsMachine.account = account
-    EnablePathsMachine.targets = tuple(project.RecordingTarget.deploy(sender=deployer) for _ in range(2))
+    EnablePathsMachine.targets = tuple(
+        BareViews(project.RecordingTarget.deploy(sender=deployer), call, deployer.address, TARGET_VIEWS)
+        for _ in range(2)
+    )
     EnablePathsMachine.chain = chain
     epoch = int(sessions.module.epochOf(account))
     earlier = []
