@@ -64,7 +64,7 @@ from keyscope.session import (
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import RawSender, raw_call, revert_bytes
 from support.smuggling import smuggling_encodings
 
 CASES = 40
@@ -134,13 +134,16 @@ class Probe:
         self.address = account.address
         self.chain_id = chain.chain_id
         self._call: Callable[[dict[str, Any]], Any] = raw_call(chain)
+        self._sender = RawSender(account, chain)
 
     def enable(self, session: Session) -> bytes:
-        self.module.enableSession(session.as_abi(), sender=self.account)
+        self._sender.transfer(
+            self.module.address, 0, data=self.module.enableSession.encode_input(session.as_abi())
+        )
         return session.session_id(self.address, int(self.module.epochOf(self.address)))
 
     def revoke(self, session_id: bytes) -> None:
-        self.module.revokeSession(session_id, sender=self.account)
+        self._sender.transfer(self.module.address, 0, data=self.module.revokeSession.encode_input(session_id))
 
     def validate(
         self,

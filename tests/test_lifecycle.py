@@ -39,7 +39,7 @@ from keyscope.session import (
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.fuzz import DEEP
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import RawSender, raw_call, revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
 ETHER = 10**18
@@ -786,7 +786,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 @pytest.fixture(scope="module")
 def lifecycle(module, accounts, chain):
     LifecycleMachine.module = module
-    LifecycleMachine.account = accounts[7]
+    LifecycleMachine.account = RawSender(accounts[7], chain)
     LifecycleMachine.call = staticmethod(raw_call(chain))
     return LifecycleMachine
 

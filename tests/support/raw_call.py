@@ -1,5 +1,5 @@
 """A bare ``eth_call`` on the test chain, for the state machines and probes that call the module as an account,
-and the revert data of one that failed."""
+the revert data of one that failed, and an account sending its transactions to py-evm without ape's round trip."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import ast
 from collections.abc import Callable
 from typing import Any
 
+from eth_account import Account
+
 from keyscope.bundler.inprocess import revert_data_of
 
-__all__ = ["raw_call", "revert_bytes"]
+__all__ = ["RawSender", "raw_call", "revert_bytes"]
 
 
 def raw_call(chain: Any) -> Callable[[dict[str, Any]], Any]:
@@ -32,3 +34,33 @@ def revert_bytes(error: Exception) -> bytes:
         if isinstance(value, bytes):
             return value
     raise error
+
+
+class RawSender:
+    """An ape test account whose ``transfer`` sends a signed transaction straight to py-evm: what ape's own
+    transfer ends in, without its gas estimate (another run of the call), its checks and its receipt objects. A
+    transaction that reverts fails the test, with its receipt."""
+
+    def __init__(self, account: Any, chain: Any) -> None:
+        self.address = account.address
+        self._key = account.private_key
+        self._tester = chain.provider.tester.ethereum_tester
+        self._chain_id = int(chain.chain_id)
+
+    def transfer(self, to: str, value: int, *, data: bytes) -> None:
+        base_fee = int(self._tester.get_block_by_number("pending")["base_fee_per_gas"])
+        transaction = {
+            "type": 2,
+            "chainId": self._chain_id,
+            "nonce": int(self._tester.get_nonce(self.address)),
+            "to": to,
+            "value": value,
+            "data": "0x" + bytes(data).hex(),
+            "gas": 10**7,
+            "maxFeePerGas": 2 * base_fee + 1,
+            "maxPriorityFeePerGas": 1,
+        }
+        signed = Account.sign_transaction(transaction, self._key)
+        tx_hash = self._tester.send_raw_transaction("0x" + bytes(signed.raw_transaction).hex())
+        receipt = self._tester.get_transaction_receipt(tx_hash)
+        assert receipt["status"] == 1, (to, bytes(data).hex(), receipt)
