@@ -666,6 +666,89 @@ def test_strict_signed_rules_refuse_their_bound_and_pass_the_next_value(sessions
         assert permits.isValidSignatureNow(account, digest, signature) == (expected is None), amount
 
 
+PERMIT2_FIELDS = (
+    "spender",
+    "sigDeadline",
+    "details.token",
+    "details.amount",
+    "details.expiration",
+    "details.nonce",
+)
+"""The fields of Permit2's PermitSingle, each a word of its flattened contents: the primary struct's `details`
+(a hash), `spender` and `sigDeadline` (words 0-2), then the details' token, amount, expiration and nonce (3-6)."""
+
+
+def _violation(project: Any, module: Any, account: str, digest: bytes, signature: bytes, sender: str) -> Any:
+    """The module's refusal of ``signature`` decoded: (error name, its arguments); (None, ()) when it is valid."""
+    from eth_abi import decode as abi_decode
+
+    verifier = project.SessionSignatureVerifier.at(module.signatureVerifier())
+    refused = bytes(verifier.refusal(account, sender, digest, signature[20:]))
+    if not refused:
+        return None, ()
+    for error in module.contract_type.abi:
+        if error.type == "error":
+            types = [i.canonical_type for i in error.inputs]
+            if keccak(text=f"{error.name}({','.join(types)})")[:4] == refused[:4]:
+                return error.name, abi_decode(types, refused[4:])
+    raise AssertionError(f"unknown refusal 0x{refused.hex()}")
+
+
+def test_each_permit2_field_rule_refuses_a_permit_that_breaks_it_alone(
+    sessions, signing, permits, module, project
+):
+    """A grant with a rule on every field of Permit2's PermitSingle: the spender, the signature's deadline, and the
+    details' token, amount, expiration and nonce. A permit within every rule is accepted; a permit that breaks one
+    rule alone is refused by the module, with the rule that reads that field and the field's own value, and the
+    verifier refuses it. A module that skipped one field's rule, or read it from another field's word, would let a
+    leaked key sign a permit past that field's bound with every other field in order."""
+    nonce_limit = 7
+    bound = {
+        "spender": arg("spender") == ROUTER,
+        "sigDeadline": arg("sigDeadline") <= EXPIRY,
+        "details.token": arg("details", "token") == USDC,
+        "details.amount": arg("details", "amount") <= LIMIT,
+        "details.expiration": arg("details", "expiration") <= EXPIRY - 1,
+        "details.nonce": arg("details", "nonce") <= nonce_limit,
+    }
+    every = Policy.typed_data(
+        permit2_domain(permits, signing.chain_id), PERMIT_SINGLE_TYPES, "PermitSingle", list(bound.values())
+    )
+    word = {"spender": 1, "sigDeadline": 2, "details.token": 3, "details.amount": 4, "details.expiration": 5,
+            "details.nonce": 6}  # fmt: skip
+    assert {rule.offset // 32 for rule in every.rules} == set(word.values())
+    granted = Signing(sessions, signing.net, permits, typed_data=(every,))
+    account = granted.accounts[0]
+    other_token, other_spender = "0x" + "c2" * 20, "0x" + "c3" * 20
+    past = {
+        "spender": other_spender,
+        "sigDeadline": EXPIRY + 1,
+        "details.token": other_token,
+        "details.amount": LIMIT + 1,
+        "details.expiration": EXPIRY,
+        "details.nonce": nonce_limit + 1,
+    }
+    for broken in (None, *PERMIT2_FIELDS):
+        data = permit_single(permits, granted.chain_id, LIMIT, nonce=nonce_limit)
+        data["message"]["details"]["expiration"] = EXPIRY - 1
+        if broken is not None:
+            *parent, name = broken.split(".")
+            (data["message"]["details"] if parent else data["message"])[name] = past[broken]
+        digest = TypedData(data).digest
+        signature = granted.forge(data)
+        reason, args = _violation(project, module, account, digest, signature, permits.address)
+        assert permits.isValidSignatureNow(account, digest, signature) == (broken is None), broken
+        if broken is None:
+            assert reason is None
+            continue
+        value = past[broken]
+        expected = int(value, 16) if isinstance(value, str) else value
+        assert reason == "SignedRuleViolated", broken
+        permission_index, rule_index, actual = args
+        assert (permission_index, int.from_bytes(actual, "big")) == (0, expected), broken
+        assert every.rules[rule_index].offset == 32 * word[broken], broken
+
+
 def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, permits):
     """A session object that saw its session enabled keeps signing after the owner revokes it elsewhere (another
     worker, the owner's wallet): the rules it checks locally still pass. The account itself is asked, as the typed
