@@ -349,6 +349,26 @@ def test_revoking_one_of_several_sessions_leaves_the_others(sessions, owner, nft
     assert [module.isSessionActive(account, i) for i in ids] == [False, True, False]
 
 
+def test_a_session_moved_in_the_live_list_is_still_found_by_invalidate_all(sessions, owner, nft, module):
+    """Revoking a session moves the last live one into its place in the account's live list, and the moved session
+    must learn its new place: revoke the first of three (the third moves), then the moved one (the second moves),
+    and invalidateAllSessions must still find the second, and kill it. A moved session left with its old place
+    would be removed from the wrong place, the second would drop out of the list, and its permission would
+    outlive invalidateAllSessions and an uninstall."""
+    account = sessions.account(owner)
+    keys = [LocalSigner.generate() for _ in range(3)]
+    ids = [sessions.grant_onchain(account, owner, mint_session(k, nft, account)) for k in keys]
+    sessions.revoke(account, owner, ids[0])
+    sessions.revoke(account, owner, ids[2])
+    sessions.run(sessions.op(account, keys[1], mint(nft, account)))
+    sessions.h.owner_execute(
+        account, owner, Call.of(module.address, 0, module.invalidateAllSessions.encode_input())
+    )
+    assert [module.isSessionActive(account, i) for i in ids] == [False, False, False]
+    error = sessions.h.rejected(sessions.op(account, keys[1], mint(nft, account), mode="use_with_key"))
+    assert "NoPermission" in str(error)
+
+
 def test_uninstall_clears_every_live_session(sessions, owner, nft, module):
     from conftest import KIND
 
