@@ -1637,6 +1637,30 @@ def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(signing, per
     assert refusal(module, account, digest, honest, permits.address) == "SignedRuleViolated"
 
 
+@pytest.mark.parametrize("frames", ["the nested frame left out", "a copy of the nested frame added"])
+def test_a_signature_carries_exactly_the_frames_its_grant_expands(signing, permits, module, frames):
+    """A typed-data signature carries one frame for the primary struct and one for each struct the grant's nested
+    list expands, no fewer and no more: PermitSingle's grant expands `details`, so its permit with the details frame
+    left out, or with a second copy of it (well formed, and hashing to the `details` word as the first does), is
+    refused as malformed, and the verifier refuses it. A module that took any frame count would judge the first by
+    whichever rules read the words present (`ContentsTooShort` here, a pass for a grant whose rules all read the
+    primary struct), and take the second whole."""
+    account = signing.accounts[0]
+    data = permit_single(permits, signing.chain_id, LIMIT)
+    digest = TypedData(data).digest
+    real = _permit_frames(signing, data)
+    assert real.sizes == (3, 4)
+    honest = _typed_data_forgery(signing, module, data, real)
+    assert refusal(module, account, digest, honest, permits.address) is None
+    if frames == "the nested frame left out":
+        changed = Frames((3,), (), real.words[:3])
+    else:
+        changed = Frames((3, 4, 4), real.nested_type_hashes * 2, real.words + real.words[3:])
+    forged = _typed_data_forgery(signing, module, data, changed)
+    assert refusal(module, account, digest, forged, permits.address) == "MalformedSignature"
+    assert not permits.isValidSignatureNow(account, digest, forged)
+
+
 def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
