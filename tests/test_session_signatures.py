@@ -1661,6 +1661,23 @@ def test_a_signature_carries_exactly_the_frames_its_grant_expands(signing, permi
     assert not permits.isValidSignatureNow(account, digest, forged)
 
 
+def test_a_nested_list_that_repeats_an_entry_is_refused_by_the_module(signing, permits, module, deployer):
+    """A typed-data permission's nested list names each struct word to expand once, in increasing order (the SDK
+    refuses anything else when the permission is built): the module refuses, with `InvalidTypedDataPermission`, a
+    grant made without the SDK whose list expands PermitSingle's `details` twice, and enables the same grant with
+    the entry once (both asked as calls, nothing stays enabled)."""
+    permit2, _ = signing_permissions(permits, signing.chain_id)
+    assert tuple(permit2.nested) == (0,)
+    key = SessionKey.generate().address
+    once = Session(session_key=key, typed_data_permissions=(permit2,))
+    module.enableSession.call(once.as_abi(), sender=deployer)
+    repeated = permit2.model_copy(update={"nested": (0, 0)})
+    twice = once.model_copy(update={"typed_data_permissions": (repeated,)})  # the SDK's checks skipped
+    with pytest.raises(ContractLogicError) as refused:
+        module.enableSession.call(twice.as_abi(), sender=deployer)
+    assert _error_name(module, refused.value) == "InvalidTypedDataPermission"
+
+
 def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
