@@ -1678,6 +1678,24 @@ def test_a_nested_list_that_repeats_an_entry_is_refused_by_the_module(signing, p
     assert _error_name(module, refused.value) == "InvalidTypedDataPermission"
 
 
+def test_a_session_granting_one_domain_and_type_twice_is_refused_by_the_module(
+    signing, permits, module, deployer
+):
+    """A session key holds one typed-data permission per domain and type (its rules, window and nested list sit in
+    one place): a grant made without the SDK's checks that names PermitSingle on Permit2 twice, the second time with
+    no rule, is refused with `SigningPermissionAlreadyGranted` for the second, rather than the second replacing the
+    first's rules (asked as calls, nothing stays enabled)."""
+    permit2, _ = signing_permissions(permits, signing.chain_id)
+    key = SessionKey.generate().address
+    once = Session(session_key=key, typed_data_permissions=(permit2,))
+    module.enableSession.call(once.as_abi(), sender=deployer)
+    unruled = permit2.model_copy(update={"rules": ()})
+    twice = once.model_copy(update={"typed_data_permissions": (permit2, unruled)})  # the SDK's checks skipped
+    with pytest.raises(ContractLogicError) as refused:
+        module.enableSession.call(twice.as_abi(), sender=deployer)
+    assert _error_name(module, refused.value) == "SigningPermissionAlreadyGranted"
+
+
 def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
