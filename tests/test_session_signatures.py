@@ -1696,6 +1696,24 @@ def test_a_session_granting_one_domain_and_type_twice_is_refused_by_the_module(
     assert _error_name(module, refused.value) == "SigningPermissionAlreadyGranted"
 
 
+@pytest.mark.parametrize(
+    "domain", ["app.example.com evil.example", "app.example.com\t", "app.example.com\x7f"]
+)
+def test_a_sign_in_website_with_a_space_or_a_control_byte_is_refused_by_the_module(module, deployer, domain):
+    """A sign-in permission's website is 1 to 255 printable ASCII bytes without spaces (the first line of an
+    EIP-4361 message is the website, then " wants you to sign in..."): the module refuses, with
+    `InvalidSignInDomain`, a grant made without the SDK's checks whose website holds a space (0x20, the first byte
+    below the printable range's start), a tab or DEL, and enables the website without it (asked as calls, nothing
+    stays enabled)."""
+    key = SessionKey.generate().address
+    plain = Session(session_key=key, sign_in=("app.example.com",))
+    module.enableSession.call(plain.as_abi(), sender=deployer)
+    spaced = plain.model_copy(update={"sign_in": (domain,)})  # the SDK's checks skipped
+    with pytest.raises(ContractLogicError) as refused:
+        module.enableSession.call(spaced.as_abi(), sender=deployer)
+    assert _error_name(module, refused.value) == "InvalidSignInDomain"
+
+
 def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
