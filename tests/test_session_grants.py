@@ -387,6 +387,25 @@ def test_uninstall_clears_every_live_session(sessions, owner, nft, module):
     sessions.run(sessions.op(account, keys[3], mint(nft, account)))
 
 
+def test_a_plain_transfer_permission_with_a_rule_is_refused_by_the_module(module, accounts, nft):
+    """A plain-transfer permission (selector 0) runs no calldata, so a rule has no argument to read: the module
+    refuses, with `InvalidRule`, a grant made without the SDK's checks that puts one on it (enabled, the permission
+    would refuse every call it names, a grant that says one thing and does another), and enables the same
+    permission without the rule (asked as calls, nothing stays enabled)."""
+    plain = Session(
+        session_key=LocalSigner.generate().address,
+        permissions=(Permission(target=nft.address, selector=bytes(4)),),
+    )
+    module.enableSession.call(plain.as_abi(), sender=accounts[9])
+    ruled = plain.permissions[0].model_copy(
+        update={"rules": (Rule(condition=Condition.EQUAL, offset=0, values=(0,)),)}
+    )
+    with ape.reverts(module.InvalidRule):
+        module.enableSession.call(
+            plain.model_copy(update={"permissions": (ruled,)}).as_abi(), sender=accounts[9]
+        )
+
+
 def test_live_permission_cap(module, accounts, nft):
     eoa = accounts[8]
     cap = module.MAX_LIVE_PERMISSIONS()
