@@ -1714,6 +1714,26 @@ def test_a_sign_in_website_with_a_space_or_a_control_byte_is_refused_by_the_modu
     assert _error_name(module, refused.value) == "InvalidSignInDomain"
 
 
+def test_a_typed_data_rule_between_two_words_is_refused_by_the_module(signing, permits, module, deployer):
+    """A typed-data rule reads one word of the flattened contents, so its offset is a multiple of 32: the module
+    refuses, with `InvalidRule`, a grant made without the SDK's checks whose rule on PermitSingle's amount sits 16
+    bytes early (it would read the second half of the token's word and the first half of the amount's, a value no
+    field holds, and no field's type would be checked against it), and enables the rule where it belongs (asked as
+    calls, nothing stays enabled)."""
+    permit2, _ = signing_permissions(permits, signing.chain_id)
+    key = SessionKey.generate().address
+    once = Session(session_key=key, typed_data_permissions=(permit2,))
+    module.enableSession.call(once.as_abi(), sender=deployer)
+    amount = next(i for i, rule in enumerate(permit2.rules) if rule.offset == 4 * 32)
+    rules = list(permit2.rules)
+    rules[amount] = rules[amount].model_copy(update={"offset": 4 * 32 - 16})
+    between = permit2.model_copy(update={"rules": tuple(rules)})
+    shifted = once.model_copy(update={"typed_data_permissions": (between,)})  # the SDK's checks skipped
+    with pytest.raises(ContractLogicError) as refused:
+        module.enableSession.call(shifted.as_abi(), sender=deployer)
+    assert _error_name(module, refused.value) == "InvalidRule"
+
+
 def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
