@@ -77,7 +77,7 @@ class ForgivingAccount:
     """A ``ForgivingUninstallAccount`` (drops a validator whatever its ``onUninstall`` does, as Kernel, Nexus and
     Safe7579 do) whose owner signs through an ``OwnerECDSAValidator``."""
 
-    def __init__(self, sessions, project, deployer, owner: LocalSigner) -> None:
+    def __init__(self, sessions, project, deployer, owner: LocalSigner, uninstall_gas: int = 20_000) -> None:
         self.sessions = sessions
         self.owner = owner
         self.validator = project.OwnerECDSAValidator.deploy(sender=deployer)
@@ -85,7 +85,7 @@ class ForgivingAccount:
             sessions.h.entry_point.address,
             self.validator.address,
             bytes.fromhex(owner.address[2:]),
-            20_000,  # far less than the module's onUninstall needs: it fails
+            uninstall_gas,  # far less than the module's onUninstall needs: it fails
             sender=deployer,
         )
         self.address = contract.address
@@ -161,6 +161,37 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
     account.grant(other_session(key, target, salt=1))
     sessions.run(sessions.op(account.address, key, other(target)))
     assert target.calls() == calls + 2
+
+
+@pytest.mark.parametrize("with_sessions", [False, True], ids=["plain install", "install granting a session"])
+def test_a_reinstall_voids_the_enable_signatures_of_an_install_dropped_with_no_live_session(
+    sessions, project, deployer, module, target, owner, with_sessions
+):
+    """An install dropped without its onUninstall while it held no live session (the only session revoked), but
+    the owner's off-chain grant of a session not yet used: the reinstall must still start a new epoch, so that
+    grant's enable signature is refused. The live count is 0 here: only the account's installed mark tells the
+    module that an install was left behind. Fails if onInstall (the module's, or the grant side's when the install
+    grants a session) clears the account only when it counts live sessions."""
+    # with no live session an onUninstall is cheap: a few thousand gas leave it short
+    account = ForgivingAccount(sessions, project, deployer, owner, uninstall_gas=3_000)
+    account.install_module()
+    key, unused_key = LocalSigner.generate(), LocalSigner.generate()
+    session_id = account.grant(other_session(key, target))
+    account.execute(Call.of(module.address, 0, module.revokeSession.encode_input(session_id)))
+    pending = other_session(unused_key, target)
+    pending_signature = account.owner_signature(pending)
+    epoch = sessions.epoch(account.address)
+
+    account.uninstall_module()
+    assert module.isInitialized(account.address)  # its onUninstall did not run
+    granted = other_session(LocalSigner.generate(), target, amount=8)
+    account.install_module(*([granted] if with_sessions else []))
+    assert sessions.epoch(account.address) == epoch + 1
+    calls = target.calls()
+    replay = sessions.enable_op(account.address, unused_key, pending, pending_signature, other(target))
+    assert "InvalidOwnerSignature" in sessions.outcome(replay)
+    assert not module.isSessionActive(account.address, pending.session_id(account.address, epoch))
+    assert target.calls() == calls
 
 
 def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without_its_on_uninstall(
