@@ -13,7 +13,7 @@ from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
 from keyscope.gas import required_prefund
 from keyscope.grant import refuse_forbidden_targets
-from keyscope.policy import Limits, Policy
+from keyscope.policy import Limits, Policy, arg
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
@@ -177,3 +177,64 @@ def test_the_account_or_the_module_is_never_listed_as_a_paymaster_and_a_keyless_
     unpaid = unpaid.replace(**{k: v for k, v in COSTLY.items() if not k.startswith("paymaster")})
     result = sessions.outcome(unpaid.replace(signature=session_key.sign_hash(sessions.h.hash(unpaid))))
     assert "GasCostTooHigh" in result, result
+
+
+def test_a_listed_paymaster_is_found_after_rules_of_sixteen_words_or_more(
+    sessions, module, target, token, token_paymaster, account, owner
+):
+    """The meter word of a limited permission records where the session's paymaster list starts among the
+    permission's words (five bits: the list may start as late as word 29). A permission whose rules take 25 words
+    (a ONE_OF of 24 wide values) lists one paymaster: an operation it pays, whose prefund is over both the cap and the
+    gas budget, is lifted from both and counts no gas. Were the start read from four bits, the list would be looked
+    for among the rule words, the paymaster not found, and its operations counted against (and refused by) the gas
+    budget the owner let it bypass."""
+    key = LocalSigner.generate()
+    wide = [2**255 + n for n in range(24)]  # one word each: 24 values and the rule's own word
+    other = Call.of(target.address, 0, target.other.encode_input(wide[7]))
+    prefund = required_prefund(paid_op(sessions, account, key, other, token_paymaster.address))
+    assert prefund > CAP
+    session, session_id = grant(
+        sessions, account, owner, key,
+        [Policy.call(target.address, "other(uint256)", rules=[arg(0).one_of(*wide)])],
+        [Limits.gas(prefund - 1)], max_gas_cost=CAP, paymasters=(token_paymaster.address,),
+    )  # fmt: skip
+    assert session.is_limited(0)
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    tokens = token.balanceOf(account)
+    assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
+    assert usage(module, account, session_id)[0][4:] == (0, prefund - 1)
+    assert token.balanceOf(account) < tokens  # the listed paymaster charged the account, as the owner allowed
+
+
+def test_the_last_of_seven_listed_paymasters_lifts_the_cap(
+    sessions, module, target, token, token_paymaster, account, owner
+):
+    """A session may list seven paymasters the cap does not bind; the permission's header keeps their count in three
+    bits. With the operation's paymaster listed seventh, an operation whose prefund is over the cap lands; with it
+    not listed, the same operation is refused. Were the count read from two bits, the seventh (and every one from
+    the fourth on) would go unlisted and its operations be capped where the owner let them go uncapped."""
+    key = LocalSigner.generate()
+    others = tuple(LocalSigner.generate().address for _ in range(6))
+    other = Call.of(target.address, 0, target.other.encode_input(1))
+    assert required_prefund(paid_op(sessions, account, key, other, token_paymaster.address)) > CAP
+    grant(
+        sessions, account, owner, key, [Policy.call(target.address, "other(uint256)")],
+        max_gas_cost=CAP, paymasters=(*others, token_paymaster.address),
+    )  # fmt: skip
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
+    unlisted = LocalSigner.generate()
+    grant(
+        sessions, account, owner, unlisted, [Policy.call(target.address, "other(uint256)")],
+        max_gas_cost=CAP, paymasters=others,
+    )  # fmt: skip
+    refused = sessions.outcome(paid_op(sessions, account, unlisted, other, token_paymaster.address))
+    assert refused != "ok", refused
