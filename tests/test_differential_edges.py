@@ -684,3 +684,48 @@ def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, ove
                 checker.check_operation(op, now=T0 + 1)
     finally:
         probe.revoke(session_id)
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_the_widest_gas_cap_binds_to_its_last_gwei(probe, over):
+    """The header keeps the gas cap in 40 bits of gwei: the widest cap, 2**40 - 1 gwei (about 1.1 million ether),
+    is read whole. An operation whose most cost is that cap passes on both sides; a gwei more is GasCostTooHigh on
+    both sides, naming the whole cap. Were the cap read from fewer bits, an operation under it would be refused
+    with a cap of less than half what the owner signed."""
+    key = fresh_key()
+    cap = (2**40 - 1) * 10**9
+    session = Session(
+        session_key=key.address,
+        valid_after=T0,
+        valid_until=T0 + 3600,
+        max_gas_cost=cap,
+        permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
+    )
+    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
+    try:
+        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
+        call_data = encode_execute(Call(B, 1, b""))
+        op = UserOperation(
+            sender=probe.address,
+            nonce=0,
+            call_data=call_data,
+            verification_gas_limit=2**40 - 1 - 100_000 + over,
+            call_gas_limit=60_000,
+            pre_verification_gas=40_000,
+            max_fee_per_gas=10**9,
+            max_priority_fee_per_gas=1,
+        )
+        op_hash = keccak(call_data + key.private_key + bytes([over]))
+        signed = op.replace(signature=encode_use_with_key_signature(key.address, key.sign_hash(op_hash)))
+        module = validate_signed(probe, signed, op_hash)
+        if over == 0:
+            verdict = checker.check_operation(op, now=T0 + 1)
+            assert module.error is None and module.data == verdict.validation_data, (module, verdict)
+        else:
+            assert module.error is not None and module.error[0] == "GasCostTooHigh", module
+            assert list(module.error[1].values()) == [cap + 10**9, cap], module
+            with pytest.raises(GasCostTooHighError):
+                checker.check_operation(op, now=T0 + 1)
+    finally:
+        probe.revoke(session_id)
