@@ -279,6 +279,24 @@ def test_one_key_two_sessions_with_distinct_permissions(sessions, owner, session
     assert nft.balanceOf(account) == 1 and target.calls() == 1
 
 
+def test_a_permission_on_one_contract_never_calls_another_with_the_same_selector(
+    sessions, owner, session_key, nft, module, project, deployer
+):
+    """A permission is found by the key, the target and the selector together: a session allowed ``safeMint`` on
+    one NFT contract cannot call ``safeMint`` on another deployment of the same contract (the key signs for no
+    permission there: AA24), and nothing is minted there. Were the target left out of the permission's storage key, the
+    permission would be found for every contract with the selector."""
+    account = sessions.account(owner)
+    key = LocalSigner.generate()
+    sessions.grant_onchain(account, owner, mint_session(key, nft, account))
+    twin = project.DemoNFT.deploy(sender=deployer)
+    error = sessions.h.rejected(sessions.op(account, key, mint(twin, account)))
+    assert error.reason == "AA24", error
+    assert twin.balanceOf(account) == 0
+    sessions.run(sessions.op(account, key, mint(nft, account)))
+    assert nft.balanceOf(account) >= 1
+
+
 def test_overlapping_grant_for_the_same_key_is_refused(sessions, owner, session_key, nft, module, accounts):
     eoa = accounts[6]  # any address can play the account for enableSession: storage is keyed by msg.sender
     module.enableSession(mint_session(session_key, nft, eoa.address).as_abi(), sender=eoa)
