@@ -642,13 +642,11 @@ def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
         probe.revoke(session_id)
 
 
-@pytest.mark.parametrize("over", [-1, 0, 1])
-def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, over):
-    """The gas cap binds to the wei: an operation whose most cost (its gas limits times maxFeePerGas, here 1 wei) is
-    the session's cap, or a wei less, passes on both sides; a wei more is GasCostTooHigh on both sides. (Generated
-    gas fields move the cost in steps of the operation's gas, which seldom land one wei past the cap.)"""
+def _judge_at_the_gas_cap(probe: Any, cap: int, max_fee_per_gas: int, over: int) -> None:
+    """A session capped at ``cap`` wei, and an operation whose most cost (its gas limits times ``max_fee_per_gas``)
+    is the cap plus ``over`` fee steps: at or under the cap both sides accept it alike; over it, the module refuses
+    it as GasCostTooHigh naming its cost and the whole cap, and the checker as GasCostTooHighError."""
     key = fresh_key()
-    cap = 10**9  # maxGasCost of 1 gwei, the cap's unit
     session = Session(
         session_key=key.address,
         valid_after=T0,
@@ -665,10 +663,10 @@ def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, ove
             sender=probe.address,
             nonce=0,
             call_data=call_data,
-            verification_gas_limit=cap - 100_000 + over,
+            verification_gas_limit=cap // max_fee_per_gas - 100_000 + over,
             call_gas_limit=60_000,
             pre_verification_gas=40_000,
-            max_fee_per_gas=1,
+            max_fee_per_gas=max_fee_per_gas,
             max_priority_fee_per_gas=1,
         )
         op_hash = keccak(call_data + key.private_key + bytes([over % 256]))
@@ -679,11 +677,19 @@ def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, ove
             assert module.error is None and module.data == verdict.validation_data, (module, verdict)
         else:
             assert module.error is not None and module.error[0] == "GasCostTooHigh", module
-            assert list(module.error[1].values()) == [cap + 1, cap], module
+            assert list(module.error[1].values()) == [cap + over * max_fee_per_gas, cap], module
             with pytest.raises(GasCostTooHighError):
                 checker.check_operation(op, now=T0 + 1)
     finally:
         probe.revoke(session_id)
+
+
+@pytest.mark.parametrize("over", [-1, 0, 1])
+def test_an_operation_one_wei_from_the_gas_cap_agrees_with_the_module(probe, over):
+    """The gas cap binds to the wei: an operation whose most cost (its gas limits times maxFeePerGas, here 1 wei) is
+    the session's cap, or a wei less, passes on both sides; a wei more is GasCostTooHigh on both sides. (Generated
+    gas fields move the cost in steps of the operation's gas, which seldom land one wei past the cap.)"""
+    _judge_at_the_gas_cap(probe, 10**9, 1, over)  # maxGasCost of 1 gwei, the cap's unit
 
 
 @pytest.mark.parametrize("over", [0, 1])
@@ -692,40 +698,4 @@ def test_the_widest_gas_cap_binds_to_its_last_gwei(probe, over):
     is read whole. An operation whose most cost is that cap passes on both sides; a gwei more is GasCostTooHigh on
     both sides, naming the whole cap. Were the cap read from fewer bits, an operation under it would be refused
     with a cap of less than half what the owner signed."""
-    key = fresh_key()
-    cap = (2**40 - 1) * 10**9
-    session = Session(
-        session_key=key.address,
-        valid_after=T0,
-        valid_until=T0 + 3600,
-        max_gas_cost=cap,
-        permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
-    )
-    probe.module.enableSession(session.as_abi(), sender=probe.account)
-    session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
-    try:
-        checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
-        call_data = encode_execute(Call(B, 1, b""))
-        op = UserOperation(
-            sender=probe.address,
-            nonce=0,
-            call_data=call_data,
-            verification_gas_limit=2**40 - 1 - 100_000 + over,
-            call_gas_limit=60_000,
-            pre_verification_gas=40_000,
-            max_fee_per_gas=10**9,
-            max_priority_fee_per_gas=1,
-        )
-        op_hash = keccak(call_data + key.private_key + bytes([over]))
-        signed = op.replace(signature=encode_use_with_key_signature(key.address, key.sign_hash(op_hash)))
-        module = validate_signed(probe, signed, op_hash)
-        if over == 0:
-            verdict = checker.check_operation(op, now=T0 + 1)
-            assert module.error is None and module.data == verdict.validation_data, (module, verdict)
-        else:
-            assert module.error is not None and module.error[0] == "GasCostTooHigh", module
-            assert list(module.error[1].values()) == [cap + 10**9, cap], module
-            with pytest.raises(GasCostTooHighError):
-                checker.check_operation(op, now=T0 + 1)
-    finally:
-        probe.revoke(session_id)
+    _judge_at_the_gas_cap(probe, (2**40 - 1) * 10**9, 10**9, over)
