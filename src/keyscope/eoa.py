@@ -593,7 +593,12 @@ def _left_listing(others: Sequence[str], count: int, more: int) -> str:
     entries past those of a set whose length word is ``count``."""
     parts = [", ".join(others)] if others else []
     if more > _PLAUSIBLE_SET_LENGTH:
-        parts.append(f"more (the set's length word is 0x{count:x}, which no set the delegate keeps reaches)")
+        if others:
+            parts.append(
+                f"more (the set's length word is 0x{count:x}, which no set the delegate keeps reaches)"
+            )
+        else:
+            parts.append(f"with a length word of 0x{count:x}, which no set the delegate keeps reaches")
     elif more:
         parts.append(f"{more} more")
     return " and ".join(parts)
