@@ -39,6 +39,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyscope import Network, Policy, SessionKey, arg, connect
+from keyscope.accounts.base import INSTALL_MODULE
 from keyscope.accounts.delegate import DELEGATE_STORAGE_LOCATION
 from keyscope.devnode import send_transaction
 from keyscope.eip7702 import Authorization, delegation_code
@@ -81,7 +82,6 @@ IS_MODULE_INSTALLED = keccak(b"isModuleInstalled(uint256,address,bytes)")[:4]
 IS_VALID_SIGNATURE = keccak(b"isValidSignature(bytes32,bytes)")[:4]
 EXECUTE_FROM_EXECUTOR = keccak(b"executeFromExecutor(bytes32,bytes)")[:4]
 RESET_MODULES = keccak(b"resetModules()")[:4]
-INSTALL_MODULE = keccak(b"installModule(uint256,address,bytes)")[:4]
 VALIDATOR, EXECUTOR, FALLBACK = 1, 2, 3
 
 
