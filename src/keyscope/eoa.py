@@ -22,8 +22,11 @@ key cannot: it is not the EOA's key, and the module refuses any call of a sessio
 
 from __future__ import annotations
 
+import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
+from types import FrameType
 from typing import Any, NamedTuple
 
 from eth_abi import encode as abi_encode
@@ -42,7 +45,7 @@ from .chain import node_request, read_many
 from .clock import window_now
 from .eip7702 import SET_CODE_TX_TYPE, Authorization, delegate_of, sign_authorization
 from .endpoints import Endpoints
-from .errors import BadInputError, ConfigurationError, DelegationError
+from .errors import BadInputError, ConfigurationError, DelegationError, DelegationWarning
 from .execution import Call, encode_execute
 from .grant import SessionGrant
 from .hexutil import ZERO_ADDRESS, to_address, to_bytes
@@ -91,6 +94,15 @@ class DelegationState(NamedTuple):
     module_registered: bool
     """Whether keyscope's delegate holds the module as a validator in the EOA's storage (its ERC-7201 namespace):
     readable before the EOA delegates, and left there by an earlier delegation."""
+
+
+def _outside_keyscope() -> int:
+    """The ``stacklevel`` of a warning issued here that names the first caller outside keyscope's package."""
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("keyscope."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def encode_install_sessions(sessions: Sequence[Session]) -> bytes:
@@ -224,6 +236,23 @@ class EOAOwner(Owner):
         self._check_left_modules()
         return sign_authorization(self.signer, self.network.chain_id, self.delegate, nonce)
 
+    def _operation_authorization(self, state: DelegationState) -> Authorization:
+        """The authorization an operation carries, at the EOA's current nonce; with a warning when the EOA delegates
+        to other code now: whoever sees the authorization (the bundler's pool) can land it in a transaction of their
+        own, and until the operation's first call resets the delegate's sets that code can still write a module
+        into them (attack 308). The EOA's own type-4 transaction's authorization no one else can land."""
+        if state.delegate is not None:
+            warnings.warn(
+                f"the EOA {self.account} delegates to {state.delegate}, not keyscope's delegate: until this "
+                "operation's authorization lands that code can still act, and whoever sees the authorization can "
+                "land it first and let that code run before the operation resets the delegate's modules; if that "
+                "code is not trusted, upgrade(..., transaction=True) sends the same as the EOA's own type-4 "
+                "transaction, whose authorization no one else can land",
+                DelegationWarning,
+                stacklevel=_outside_keyscope(),
+            )
+        return self._authorization(state.transaction_nonce)
+
     def _storage_word(self, slot: int) -> int:
         return int(
             node_request(self.network.chain, "eth_getStorageAt", [self.account, hex(slot), "latest"]), 16
@@ -336,7 +365,7 @@ class EOAOwner(Owner):
         if state.delegate == self.delegate and state.module_registered:
             return None
         calls, delegating, _ = self._setup(state, ())
-        auth = self._authorization(state.transaction_nonce) if delegating else None
+        auth = self._operation_authorization(state) if delegating else None
         return self.execute(calls, eip7702_auth=auth)
 
     def build_upgrade(
@@ -345,7 +374,7 @@ class EOAOwner(Owner):
         """The one operation that makes the EOA session-capable and grants ``permissions`` to ``key`` (see
         :meth:`upgrade`), signed and not sent, with the request of the grant it makes."""
         state, request, calls, delegating = self._plan_upgrade(key, permissions, window)
-        auth = self._authorization(state.transaction_nonce) if delegating else None
+        auth = self._operation_authorization(state) if delegating else None
         return self._build_or_refuse_prefund(calls, eip7702_auth=auth), request
 
     def send_upgrade(self, key: Any, permissions: Iterable[Permission], **window: Any) -> PendingGrant:

@@ -115,6 +115,12 @@ class TargetWarning(KeyscopeWarning):
     """A granted permission's target has no code on the chain, or is known to lack the granted function."""
 
 
+class DelegationWarning(KeyscopeWarning):
+    """An EOA's upgrade goes by a UserOperation while the EOA delegates to other code, which can still act until the
+    operation's authorization lands: the EOA's own type-4 transaction (``upgrade(..., transaction=True)``) leaves it
+    no such moment."""
+
+
 # --------------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from keyscope.errors import (
     BundlerRejectedError,
     ConfigurationError,
     DelegationError,
+    DelegationWarning,
     InsufficientPrefundError,
     KeyscopeError,
     TargetWarning,
@@ -409,7 +410,10 @@ def test_delegating_back_through_keyscope_does_not_revive_sessions_left_behind(
     # back through keyscope: the upgrade's operation starts a new epoch before anything else
     again = net.eoa(eoa)
     new_key = SessionKey.generate()
-    new_grant = again.upgrade(new_key, mint_policy(stack, eoa.address), valid_for=3600)
+    with pytest.warns(
+        DelegationWarning, match=other_delegate
+    ):  # the operation path from other code (attack 308)
+        new_grant = again.upgrade(new_key, mint_policy(stack, eoa.address), valid_for=3600)
     with pytest.raises(SessionRevokedError):
         session.execute(stack.nft, MINT, eoa.address)
     with pytest.raises(BundlerRejectedError) as refused:
@@ -1624,6 +1628,42 @@ def test_an_executor_other_code_writes_after_the_sdk_listed_the_sets_never_acts_
     held = balance()
     _executor_takes_half(stack, eoa.address, thief, held)
     assert balance() == held
+
+
+def test_an_upgrade_by_operation_from_other_code_warns_of_attack_308s_moment_and_names_the_transaction_path(
+    net: Network, stack: LocalStack, other_delegate: str
+) -> None:
+    """Attack 308's residual: on the operation path the authorization names the EOA's current nonce, so whoever sees
+    it can land it in a transaction of their own, and the code the EOA delegated to before can act (write a module
+    into the delegate's sets) until the operation's ``resetModules()`` runs. The SDK cannot tell trusted code from a
+    drainer, so it says so when it signs such an authorization: a ``DelegationWarning`` naming that code and the
+    type-4 transaction path, pointed at the caller's line. An EOA without code, and the transaction path, give none."""
+    import warnings
+
+    fresh = net.eoa(new_eoa(stack))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DelegationWarning)
+        fresh.build_upgrade(SessionKey.generate(), mint_policy(stack, fresh.account), valid_for=3600)
+
+    eoa = new_eoa(stack)
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    away = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": other_delegate, "nonce": nonce + 1}, eoa.private_key
+    )
+    raw_transaction(stack, eoa.private_key, eoa.address, authorizations=[away])
+    owner = net.eoa(eoa)
+    with pytest.warns(DelegationWarning, match=r"transaction=True") as warned:
+        owner.build_upgrade(SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600)
+    (warning,) = warned.list
+    assert other_delegate in str(warning.message) and eoa.address in str(warning.message)
+    assert warning.filename == __file__  # the caller's line, not keyscope's
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DelegationWarning)
+        grant = owner.upgrade(
+            SessionKey.generate(), mint_policy(stack, eoa.address), valid_for=3600, transaction=True
+        )
+    assert owner.is_delegated() and grant.session_id
 
 
 @pytest.mark.parametrize("case", ["every chain", "another key", "another chain", "used nonce", "other code"])
