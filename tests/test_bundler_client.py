@@ -45,10 +45,12 @@ from keyscope.bundler.client import (
 )
 from keyscope.chain import RpcChain
 from keyscope.errors import (
+    ENDPOINT_TEXT_SHOWN,
     BadInputError,
     BundlerRejectedError,
     ConfigurationError,
     KeyscopeError,
+    PaymasterError,
     SimulationRevertedError,
     TransportError,
     UnsupportedEntryPointError,
@@ -57,6 +59,7 @@ from keyscope.errors import (
 )
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
+from keyscope.rpc import JsonRpcError
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 
@@ -763,6 +766,47 @@ def test_aa23_that_is_not_a_policy_refusal_does_not_blame_the_policy(
     assert info.value.reason == "AA23" and info.value.revert_data == revert
     assert shown in text and said in text
     assert "session policy refused" not in text
+
+
+def test_a_bundlers_megabyte_of_error_text_is_cut_in_the_message_and_kept_whole_on_the_exception(
+    server: ScriptedServer, client: BundlerClient
+) -> None:
+    """A bundler (or anything answering as one) may send an error text of megabytes; the message a terminal or a log
+    line takes shows its start and says how much more there is, and loses nothing: the whole text stays on the
+    exception, and the AA code and its hint are still read."""
+    message = "UserOperation failed validation with reason: AA25 invalid account nonce " + "z" * 1_000_000
+    server.on(ETH_SEND_USER_OPERATION, fail(-32602, message))
+    with pytest.raises(BundlerRejectedError) as info:
+        client.send_user_operation(user_op(), ENTRY_POINT)
+    text = str(info.value)
+    assert len(text) < ENDPOINT_TEXT_SHOWN + 400
+    assert info.value.rpc_message == message and info.value.reason == "AA25"
+    assert (
+        f"(the first {ENDPOINT_TEXT_SHOWN} of {len(message)} characters: the whole text is the exception's"
+        in text
+    )
+    assert "fetch a fresh one" in text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda text: JsonRpcError("eth_call", -32000, text),
+        lambda text: BundlerRejectedError("eth_sendUserOperation", -32500, text),
+        lambda text: PaymasterError("pm_getPaymasterData", -32000, text),
+    ],
+    ids=["node", "bundler", "paymaster"],
+)
+def test_every_endpoint_error_cuts_long_text_in_its_message_only(make: Callable[[str], Exception]) -> None:
+    short = "execution reverted"
+    assert short in str(make(short)) and "the whole text" not in str(make(short))
+    exact = "y" * ENDPOINT_TEXT_SHOWN  # at the limit: whole
+    assert exact in str(make(exact)) and "the whole text" not in str(make(exact))
+    error = make(exact + "y")
+    assert exact + "y" not in str(
+        error
+    ) and f"(the first {ENDPOINT_TEXT_SHOWN} of {ENDPOINT_TEXT_SHOWN + 1} ch" in str(error)
+    assert error.rpc_message == exact + "y"  # type: ignore[attr-defined]
 
 
 def test_aa24_signature_error(server: ScriptedServer, client: BundlerClient) -> None:

@@ -103,6 +103,20 @@ def shown(value: object, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+ENDPOINT_TEXT_SHOWN = 4096
+"""How many characters of an endpoint's error text an exception's message shows (the whole text stays on the
+exception, as ``rpc_message``)."""
+
+
+def endpoint_text(text: str, limit: int = ENDPOINT_TEXT_SHOWN) -> str:
+    """An endpoint's error text as a message shows it: whole when short, else its first ``limit`` characters and how
+    many were left out. An endpoint may answer megabytes of text; a message a terminal or a log line takes whole
+    must not."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (the first {limit} of {len(text)} characters: the whole text is the exception's rpc_message)"
+
+
 class KeyscopeError(Exception):
     """Root of every exception keyscope raises."""
 
@@ -618,7 +632,7 @@ class BundlerRejectedError(BundlerError):
         self.reason: str | None = match.group(1) if match else None
         shown = hint if hint is not None else _AA_HINTS.get(self.reason or "", "")
         suffix = f" ({shown})" if shown else ""
-        super().__init__(f"{method} rejected with code {code}: {message}{suffix}")
+        super().__init__(f"{method} rejected with code {code}: {endpoint_text(message or '')}{suffix}")
 
 
 class SimulationRevertedError(BundlerRejectedError):
@@ -746,7 +760,7 @@ class PaymasterError(BundlerError):
             said = message if len(message) <= 200 else message[:200] + "..."
             super().__init__(f"paymaster {method} refused with code {code}: {said}; {hint}")
         else:
-            super().__init__(f"paymaster {method} refused with code {code}: {message}")
+            super().__init__(f"paymaster {method} refused with code {code}: {endpoint_text(message)}")
 
 
 class UserOperationFailedError(KeyscopeError):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import KeyscopeError, TransportError
+from .errors import KeyscopeError, TransportError, endpoint_text
 from .urls import mask_url, masked_text
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "METHOD_NOT_FOUND", "JsonRpcClient", "JsonRpcError"]
@@ -52,7 +52,7 @@ class JsonRpcError(KeyscopeError):
                 "endpoint (a node's JSON-RPC URL where a node is asked for, a bundler's where a bundler is)"
             )
             return
-        super().__init__(f"{method} failed with JSON-RPC error {code}: {message}")
+        super().__init__(f"{method} failed with JSON-RPC error {code}: {endpoint_text(message)}")
 
 
 @dataclass(frozen=True)
