@@ -466,6 +466,19 @@ def test_value_limits_saturate_at_96_bits_as_the_module_stores_them(limit):
     assert f"limit of {VALUE_LIMIT_MAX} wei" in str(error)
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_every_byte_of_the_value_word_counts_against_the_value_limit(batch):
+    """The module reads a call's value as its whole 32-byte word, single call or batch: a value whose one set bit
+    is in any byte past the limit's 96 bits, the top byte and the top bit included, is over the limit."""
+    subject = rule_checker(
+        Rule(condition=Condition.EQUAL, offset=0, values=(7,)), value_limit=VALUE_LIMIT_MAX
+    )
+    for value in [1 << (8 * byte) for byte in range(12, 32)] + [1 << 255]:
+        call_data = encode_execute(Call(TOKEN, value, SELECTOR + (7).to_bytes(32, "big")), batch=batch)
+        error = refusal(lambda call_data=call_data: subject.check(call_data, now=T0), "ValueLimitExceeded")
+        assert f"sends {value} wei" in str(error)
+
+
 def test_the_value_is_checked_before_the_rules():
     error = refusal(lambda: checker(PAY).check_calls(pay(to=OTHER, value=1), now=T0), "ValueLimitExceeded")
     assert error.rule_index is None
@@ -603,10 +616,16 @@ MALFORMED = {
     "offset 0x60": _with(GOOD, 36, (0x60).to_bytes(32, "big")),
     "length past the end": _with(GOOD, 68, (len(GOOD) - 99).to_bytes(32, "big")),
     "single under 52 bytes": _with(GOOD, 68, (51).to_bytes(32, "big")),
+    # the whole of a 51-byte execution, padded: its value word is one byte short, and no bytes follow it
+    "a single execution of 51 bytes": GOOD[:68] + (51).to_bytes(32, "big") + GOOD[100:151] + bytes(13),
+    # call types the module does not run, on a batch's encoding (a single's would fail as a batch anyway)
+    "call type 2 on a batch": _with(GOOD_BATCH, 4, b"\x02"),
+    "staticcall on a batch": _with(GOOD_BATCH, 4, b"\xfe"),
     "batch array offset": _with(GOOD_BATCH, 100, (0x40).to_bytes(32, "big")),
     "empty batch": _with(GOOD_BATCH, 132, bytes(32)),
     "batch count too large": _with(GOOD_BATCH, 132, (2**64).to_bytes(32, "big")),
     "element offset": _with(GOOD_BATCH, 164, (0x60).to_bytes(32, "big")),
+    "element offset below the canonical": _with(GOOD_BATCH, 164, (0x20).to_bytes(32, "big")),
     "dirty target": _with(GOOD_BATCH, 164 + 64, b"\x01"),
     "data offset": _with(GOOD_BATCH, 164 + 64 + 64, (0x40).to_bytes(32, "big")),
     "data length": _with(GOOD_BATCH, 164 + 64 + 96, (10**6).to_bytes(32, "big")),
