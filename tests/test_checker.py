@@ -629,6 +629,10 @@ MALFORMED = {
     "dirty target": _with(GOOD_BATCH, 164 + 64, b"\x01"),
     "data offset": _with(GOOD_BATCH, 164 + 64 + 64, (0x40).to_bytes(32, "big")),
     "data length": _with(GOOD_BATCH, 164 + 64 + 96, (10**6).to_bytes(32, "big")),
+    # the last call, a plain transfer no permission allows, claims 10 bytes of data where none follow: the
+    # encoding is refused before the call is judged
+    "data length a few bytes past the end": encode_execute([mint(), Call(OTHER, 0, b"")])[:-32]
+    + (10).to_bytes(32, "big"),
     # after executionCalldata: anything but up to 31 zero bytes (an account reading a single call's data to the
     # callData's end would hand it to the target)
     "bytes after the execution": GOOD + b"trailing bytes after the execution",
