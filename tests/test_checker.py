@@ -17,6 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.checker import VALUE_LIMIT_MAX, CallRefusedError, CheckResult, PolicyChecker, check
+from keyscope.clock import utc_moment
 from keyscope.errors import (
     BadInputError,
     GasCostTooHighError,
@@ -760,13 +761,17 @@ def test_an_empty_list_of_calls_is_refused():
 
 def test_the_window_is_inclusive_at_both_ends_as_the_entry_point_applies_it():
     subject = checker(MINT, valid_after=T0, valid_until=T0 + 100)
-    with pytest.raises(SessionNotYetValidError, match="1s after now"):
+    with pytest.raises(SessionNotYetValidError, match="1s after now") as early:
         subject.check_calls(mint(), now=T0 - 1)
+    assert f"session is valid from {utc_moment(T0)}" in str(
+        early.value
+    )  # the session's window, not a period's
     for now in (T0, T0 + 50, T0 + 100):
         result = subject.check_calls(mint(), now=now)
         assert (result.valid_after, result.valid_until) == (T0, T0 + 100)
-    with pytest.raises(SessionExpiredError, match="1s before now"):
+    with pytest.raises(SessionExpiredError, match="1s before now") as late:
         subject.check_calls(mint(), now=T0 + 101)
+    assert type(late.value) is SessionExpiredError and f"expired at {utc_moment(T0 + 100)}" in str(late.value)
 
 
 def test_valid_until_zero_never_expires():
