@@ -15,10 +15,16 @@ from keyscope.accounts import KeyscopeAccountKind
 from keyscope.checker import PolicyChecker
 from keyscope.cli.listing import list_sessions, session_lines, store_sessions
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.errors import BadInputError, BundlerRejectedError, LimitExceededError, LimitPeriodEndingError
+from keyscope.errors import (
+    BadInputError,
+    BundlerRejectedError,
+    LimitError,
+    LimitExceededError,
+    LimitPeriodEndingError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
-from keyscope.limits import count_limits, initial_counters
+from keyscope.limits import Counter, count_limits, initial_counters
 from keyscope.policy import Limits, Policy, arg
 from keyscope.session import (
     Limit,
@@ -231,6 +237,31 @@ def test_the_checker_narrows_the_window_to_the_claimed_period(module, accounts, 
     for at, window in ((0, (1000, 1000 + DAY - 1)), (1000 + DAY + 5, (1000 + DAY, 1000 + 2 * DAY - 1))):
         result = checker.check(encode_execute(transfer(token, account.address, 1)), now=window[0], at=at)
         assert (result.valid_after, result.valid_until) == window
+
+
+def test_a_claim_in_any_period_before_the_one_counted_in_is_refused_as_passed(
+    module, accounts, session_key, token
+):
+    """The module refuses a claim in any period before the one its counter has counted in, the one just before
+    included (PeriodPassed: test_a_period_boundary_is_where_the_budget_refills shows it through the EntryPoint, one
+    period back); so does the checker, before anything is signed, and it counts a claim in the counted period."""
+    account = accounts[7]
+    session = Session(
+        session_key=session_key.address, valid_after=1000, permissions=allowance(token, 5, "day")
+    )
+    checker = PolicyChecker(session, account.address, module.address)
+    call_data = encode_execute(transfer(token, account.address, 1))
+    for counted in (1, 2, 5):
+        counters = (Counter(5, counted),)
+        for claimed in {counted - 1, 0}:
+            at = 1000 + claimed * DAY + 10
+            with pytest.raises(LimitError) as refused:
+                checker.check(call_data, now=at, counters=counters, at=at)
+            assert (refused.value.reason, refused.value.limit_index) == ("PeriodPassed", 0), refused.value
+            assert f"claims period {claimed} of limit 0" in str(refused.value)
+            assert f"counted in period {counted} already" in str(refused.value)
+        at = 1000 + counted * DAY + 10
+        assert checker.check(call_data, now=at, counters=counters, at=at).counters == (Counter(4, counted),)
 
 
 def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts, session_key, token):
