@@ -264,6 +264,21 @@ def test_a_claim_in_any_period_before_the_one_counted_in_is_refused_as_passed(
         assert checker.check(call_data, now=at, counters=counters, at=at).counters == (Counter(4, counted),)
 
 
+def test_the_checker_refuses_a_periodic_limit_without_a_claimed_time(module, accounts, session_key, token):
+    """Without a claimed time the module cannot pick a limit's period (ClaimedTimeRequired, through the EntryPoint
+    in test_a_periodic_limit_needs_a_claimed_time): the checker says so, naming the
+    limit and what to do."""
+    account = accounts[7]
+    session = Session(
+        session_key=session_key.address, valid_after=1000, permissions=allowance(token, 5, "day")
+    )
+    checker = PolicyChecker(session, account.address, module.address)
+    with pytest.raises(LimitError) as refused:
+        checker.check(encode_execute(transfer(token, account.address, 1)), now=1010)
+    assert (refused.value.reason, refused.value.limit_index) == ("ClaimedTimeRequired", 0), refused.value
+    assert "sign it with a claimed time (MODE_AT)" in str(refused.value)
+
+
 def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts, session_key, token):
     """A session account claims the chain's latest block time; on a chain that has made no block since a period
     ended (an idle development node) that claim is in the ended period, which the EntryPoint refuses as expired.
