@@ -224,6 +224,24 @@ def test_a_periodic_limit_needs_a_claimed_time(sessions, token, account, owner, 
     assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in result, result
 
 
+def test_a_limited_argument_one_byte_short_is_refused_by_the_checker_as_by_the_module(
+    sessions, module, token, account, owner, session_key, attacker
+):
+    """A total counts the transfer's amount word: calldata ending one byte before that word's end is refused
+    (CalldataTooShortForLimit) by the module through the EntryPoint, and by the checker before anything is signed."""
+    session, _ = grant(sessions, account, owner, session_key, allowance(token, 5))
+    full = transfer(token, attacker, 1)
+    short = Call.of(token.address, 0, full.data[:-1])
+    result = sessions.outcome(sessions.op(account, session_key, short))
+    assert "CalldataTooShortForLimit(callIndex=0, limitIndex=0)" in result, result
+    checker = PolicyChecker(session, account, module.address)
+    with pytest.raises(LimitError) as refused:
+        checker.check(encode_execute(short))
+    assert (refused.value.reason, refused.value.limit_index) == ("CalldataTooShortForLimit", 0), refused.value
+    assert f"its calldata ({len(short.data)} bytes) ends before the argument limit 0" in str(refused.value)
+    assert checker.check(encode_execute(full)).counters == (Counter(4, 0),)
+
+
 def test_the_checker_narrows_the_window_to_the_claimed_period(module, accounts, session_key, token):
     """The session's window narrowed to the claimed period (the module's own validation data is compared with
     the checker's in tests/test_limits_differential.py)."""
