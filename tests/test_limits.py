@@ -242,6 +242,26 @@ def test_a_limited_argument_one_byte_short_is_refused_by_the_checker_as_by_the_m
     assert checker.check(encode_execute(full)).counters == (Counter(4, 0),)
 
 
+def test_a_call_moving_nothing_counts_towards_no_period(
+    sessions, module, token, account, owner, session_key, attacker
+):
+    """A transfer of 0 under a daily allowance spends nothing: the module counts it in no period, so it needs no
+    claimed time and leaves the window and the counters as they were; the checker accepts it the same way."""
+    session, session_id = grant(sessions, account, owner, session_key, allowance(token, 5, "day"))
+    nothing = transfer(token, attacker, 0)
+    before = usage(module, account, session_id)
+    assert sessions.outcome(sessions.op(account, session_key, nothing)) == "ok"
+    assert usage(module, account, session_id) == before
+    checker = PolicyChecker(session, account, module.address)
+    counters = initial_counters(session)
+    result = checker.check(encode_execute(nothing), counters=counters)
+    assert (result.valid_after, result.valid_until, result.counters) == (
+        session.valid_after,
+        session.valid_until,
+        counters,
+    )
+
+
 def test_the_checker_narrows_the_window_to_the_claimed_period(module, accounts, session_key, token):
     """The session's window narrowed to the claimed period (the module's own validation data is compared with
     the checker's in tests/test_limits_differential.py)."""
