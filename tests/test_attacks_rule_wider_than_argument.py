@@ -199,6 +199,20 @@ def test_a_wider_rule_passing_only_the_argument_s_own_words_is_taken(
     assert not [w.text for w in described.warnings if w.level == "danger" and "rule 0" in w.text]
 
 
+def test_a_wider_upper_bound_on_a_bool_argument_is_taken_only_at_most_one() -> None:
+    """A bool is unsigned: a uint256 rule "at most 1" (or "below 2") on it passes its two words only and is taken;
+    "at most 2" passes the dirty word 2, which a target masking the bool reads as false, and is refused."""
+    signature = "setApprovalForAll(address operator,bool approved)"
+    for rule in (
+        Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=32, arg_type=ArgType.WORD, values=(1,)),
+        Rule(condition=Condition.LESS_THAN, offset=32, arg_type=ArgType.WORD, values=(2,)),
+    ):
+        assert Policy.call("0x" + "5e" * 20, signature, [rule]).rules == (rule,)
+    dirty = Rule(condition=Condition.LESS_THAN_OR_EQUAL, offset=32, arg_type=ArgType.WORD, values=(2,))
+    with pytest.raises(BadInputError, match="takes words the argument's type refuses"):
+        Policy.call("0x" + "5e" * 20, signature, [dirty])
+
+
 def test_a_ready_made_rule_on_a_fixed_point_argument_is_typed_as_its_word() -> None:
     """A ``fixedMxN`` word holds an ``intM`` (the value times 10**N), a ``ufixedMxN`` one a ``uintM``: a ready-made
     rule of that type is taken (the builder sends fixed-point rules here), one of another kind is refused by the
