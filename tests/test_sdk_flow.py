@@ -119,6 +119,26 @@ def test_a_grant_repeating_a_permission_the_key_holds_unrevoked_is_refused_befor
     assert net.session(fresh, key).execute(nft, "safeMint(address)", owner.account).wait().success
 
 
+def test_an_offchain_grant_whose_permission_the_key_was_granted_since_is_refused_before_sending(
+    net, owner, nft, entry_point
+):
+    """An off-chain grant, then the same key granted the same call on chain in another session: the module would
+    refuse to enable the first grant with its first operation (PermissionAlreadyGranted, AA23). The SDK's dry run of
+    the enabling finds it and refuses before anything is sent, saying what to do."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    offchain = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    owner.grant(key, [mint_policy(nft, owner.account)], valid_for=7200, onchain=True)
+    session = net.session(offchain, key)
+    nonce = entry_point.getNonce(owner.account, session.nonce_key())
+    with pytest.raises(SessionError) as info:
+        session.execute(nft, "safeMint(address)", owner.account)
+    said = str(info.value)
+    assert f"the module would refuse to enable session 0x{offchain.session_id.hex()}" in said, said
+    assert "PermissionAlreadyGranted" in said and "AA23" in said and "nothing was sent" in said, said
+    assert entry_point.getNonce(owner.account, session.nonce_key()) == nonce  # nothing was sent
+
+
 def test_an_offchain_grant_signed_before_the_owner_invalidated_all_is_refused_before_sending(
     net, owner, nft, entry_point
 ):
