@@ -339,6 +339,26 @@ def test_offchain_grant_signed_by_another_key_is_refused_before_anything_is_sent
         impostor.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], valid_for=3600)
 
 
+def test_an_offchain_grant_carrying_another_key_s_owner_signature_is_refused_before_its_first_operation(
+    net, owner, nft, entry_point
+):
+    """A grant handed to the session with an owner signature the account does not take (here, another key's
+    signature of the same digest): the module would refuse it with the first operation (AA23 InvalidOwnerSignature).
+    The session asks the account first and refuses before anything is sent."""
+    from keyscope.errors import AccountSetupError
+
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], valid_for=3600)
+    digest = grant.session.enable_digest(grant.account, grant.epoch, grant.chain_id, grant.module)
+    forged = grant.model_copy(update={"owner_signature": LocalSigner.generate().sign_hash(digest)})
+    session = net.session(forged, key)
+    nonce = entry_point.getNonce(owner.account, session.nonce_key())
+    with pytest.raises(AccountSetupError, match="refuses the owner's signature of the session grant"):
+        session.execute(nft, "safeMint(address)", owner.account)
+    assert entry_point.getNonce(owner.account, session.nonce_key()) == nonce  # nothing was sent
+
+
 def test_a_grant_for_another_chain_is_refused_before_anything_is_sent(net, owner, nft):
     """The owner's signature of the grant binds its chain id: on another chain the module refuses it (AA23 InvalidOwnerSignature).
     The SDK says so before asking the bundler anything."""
