@@ -1117,3 +1117,31 @@ def test_a_limit_used_up_on_an_expired_session_says_it_expired_too():
             now=T0 + 200,
             counters=spent,
         )
+
+
+def test_check_calls_counts_limits_as_check_does():
+    """``check_calls`` (the calls alone, without an ``execute`` encoding) counts the limits the same way as
+    ``check``: from the first limited call of the batch wherever it stands, from the counters given, with the
+    window narrowed to the counted period, and refusing counters that are not the session's."""
+    limited = Session(
+        session_key=KEY,
+        permissions=(MINT, PAY),
+        limits=(Limit(kind=LimitKind.CALLS, amount=1, period=60, meters=(Meter(permission=0),)),),
+    )
+    subject = PolicyChecker(limited, ACCOUNT, MODULE)
+    at = T0 + 30
+    batch = [pay(), mint()]  # the limited call is the second
+    by_calls = subject.check_calls(batch, now=at, at=at)
+    by_check = subject.check(encode_execute(batch), now=at, at=at)
+    assert by_calls.permission_indices == by_check.permission_indices == (1, 0)
+    assert by_calls.counters == by_check.counters and by_calls.counters is not None
+    assert by_calls.counters[0].left == 0
+    # the window is the period the call counts in, as the module's validation data says
+    assert (by_calls.valid_after, by_calls.valid_until) == (by_check.valid_after, by_check.valid_until)
+    assert (by_calls.valid_after, by_calls.valid_until) == (T0 - T0 % 60, T0 - T0 % 60 + 59)
+    # the counters given are the ones counted from: the one call is spent
+    with pytest.raises(LimitExceededError):
+        subject.check_calls(mint(), now=at, at=at, counters=by_calls.counters)
+    for counters in ((), (by_calls.counters[0], by_calls.counters[0]), "counters"):
+        with pytest.raises(BadInputError, match="one Counter per limit"):
+            subject.check_calls(mint(), now=at, at=at, counters=counters)
