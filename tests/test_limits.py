@@ -24,7 +24,7 @@ from keyscope.errors import (
 )
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
-from keyscope.limits import Counter, count_limits, initial_counters
+from keyscope.limits import Counter, count_limits, counters_from_chain, initial_counters, usage_of
 from keyscope.policy import Limits, Policy, arg
 from keyscope.session import (
     Limit,
@@ -172,6 +172,51 @@ def test_a_period_boundary_is_where_the_budget_refills(
     stale = sessions.op(account, session_key, transfer(token, attacker, 1), at=now)
     assert "PeriodPassed(callIndex=0, limitIndex=0, period=0, counted=1)" in sessions.outcome(stale)
     assert token.balanceOf(attacker) == 10
+
+
+def test_the_module_s_counters_read_back_as_the_usage_and_the_counts_the_module_keeps(
+    sessions, module, token, account, owner, session_key, attacker, chain
+):
+    """``counters_from_chain`` reads the module's ``limitUsage`` rows into the counters the checker counts from,
+    and ``usage_of`` reports them: both must place a period as the module does, from the session's own start
+    (a session starting at any second, not at a multiple of its period), and a period begun since the last count
+    is reported unused, as the module counts it when the next operation comes."""
+    now = chain.pending_timestamp
+    start = now - 100  # period 0 is [start, start + DAY - 1]
+    session, session_id = grant(
+        sessions, account, owner, session_key, allowance(token, 5, "day"), valid_after=start
+    )
+    assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 3), at=now)) == "ok"
+    rows = usage(module, account, session_id)
+    assert rows[0][3:] == (start, 3, 2)
+    counters = counters_from_chain(session, rows)
+    assert counters == (Counter(2, 0),)
+    (row,) = usage_of(session, counters, now)
+    assert (row.period_start, row.used, row.left, row.resets_at) == (start, 3, 2, start + DAY)
+    # the checker counts from them as the module does: 2 of 5 left today, the module refuses 3
+    checker = PolicyChecker(session, account, module.address)
+    over = transfer(token, attacker, 3)
+    with pytest.raises(LimitExceededError) as refused:
+        checker.check(encode_execute(over), now=now, counters=counters, at=now)
+    assert (refused.value.amount, refused.value.left) == (3, 2)
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=3, left=2)" in sessions.outcome(
+        sessions.op(account, session_key, over, at=now)
+    )
+    # tomorrow, before any count: the usage says the new day's budget is whole, as the module then counts it
+    tomorrow = start + DAY + 10
+    (row,) = usage_of(session, counters, tomorrow)
+    assert (row.period_start, row.used, row.left, row.resets_at) == (start + DAY, 0, 5, start + 2 * DAY)
+    assert (row.period_start, row.used, row.left) == (start + DAY, 0, 5)
+    (row,) = usage_of(session, counters, start + DAY - 1)  # the day's last second is still today
+    assert (row.period_start, row.used, row.left) == (start, 3, 2)
+    chain.pending_timestamp = tomorrow
+    spent = checker.check(encode_execute(over), now=tomorrow, counters=counters, at=tomorrow).counters
+    assert sessions.outcome(sessions.op(account, session_key, over, at=tomorrow)) == "ok"
+    rows = usage(module, account, session_id)
+    assert rows[0][3:] == (start + DAY, 3, 2)
+    assert counters_from_chain(session, rows) == spent == (Counter(2, 1),)
+    (row,) = usage_of(session, spent, tomorrow)
+    assert (row.period_start, row.used, row.left, row.resets_at) == (start + DAY, 3, 2, start + 2 * DAY)
 
 
 def test_a_relayer_rewriting_the_claimed_time_or_the_mode_spends_no_budget_the_key_did_not(
