@@ -811,3 +811,43 @@ def test_judging_words_under_a_permission_the_session_lacks_says_which_it_has():
     for index in (1, -1, True):
         with pytest.raises(BadInputError, match=r"is not one of the session's 1 typed-data permissions"):
             check_words(session, index, frames, session_id="0x" + "00" * 32)
+
+
+def test_the_sdk_and_the_module_judge_the_window_s_edges_alike(evm):
+    """A signature at the first and last second of its session's window is valid, one second outside it is not:
+    the SDK's window check is the module's at each edge (the fuzzed windows end far from the chain's time)."""
+    website = WEBSITES[0]
+    moment = evm.now() + 1000
+    windows = [
+        (moment, 0),  # opens now
+        (moment + 1, 0),  # opens next second
+        (moment - 10, moment),  # ends now
+        (moment - 10, moment - 1),  # ended a second ago
+    ]
+    enabled = []
+    for valid_after, valid_until in windows:
+        key = fresh_key()
+        session = Session(
+            session_key=key.address, sign_in=(website,), valid_after=valid_after, valid_until=valid_until
+        )
+        enabled.append((key, session, *evm.enable(session)))
+    evm.chain.pending_timestamp = moment
+    evm.chain.mine()
+    assert evm.now() == moment
+    verdicts = []
+    for key, session, account, session_id in enabled:
+        message = (f"{website}{SIGN_IN_SUFFIX}{account.lower()}\nURI: https://{website}\n").encode()
+        local = sdk_verdict(
+            check_sign_in, session, message, account=account, session_id="0x" + session_id.hex(), now=moment
+        )
+        signed = personal_sign_hash(
+            message, account=account, chain_id=evm.chain_id, module=evm.module.address
+        )
+        header = Signer(key.address, session_id).header(key.sign_hash(signed), None)
+        first_line = message.find(b"\n") + 1
+        remote = module_terms(
+            evm.verdict(account, eip191_hash(message), encode_sign_in_signature(header, message, first_line))
+        )
+        assert agree(local, remote), (session.valid_after, session.valid_until, local, remote)
+        verdicts.append(remote[0])
+    assert verdicts == [None, "SignatureOutsideWindow", None, "SignatureOutsideWindow"]
