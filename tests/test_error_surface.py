@@ -625,7 +625,14 @@ def test_the_checker_refuses_a_junk_time_and_counters_naming_them() -> None:
         with pytest.raises(BadInputError) as refused:
             checker.check(call_data, now=now)
         assert "now=" in assert_clear(refused.value, "int(time.time())")
-    for counters in ((), (Counter(1, 0), Counter(1, 0)), (1,), (Counter(-1, 0),), "counters"):
+    for counters in (
+        (),
+        (Counter(1, 0), Counter(1, 0)),
+        (1,),
+        (Counter(-1, 0),),
+        (Counter(1, -1),),
+        "counters",
+    ):
         with pytest.raises(BadInputError) as refused:
             checker.check(call_data, now=0, counters=counters)
         assert_clear(refused.value, "one Counter per limit", "keyscope.limits.Counter")
