@@ -851,3 +851,37 @@ def test_the_sdk_and_the_module_judge_the_window_s_edges_alike(evm):
         assert agree(local, remote), (session.valid_after, session.valid_until, local, remote)
         verdicts.append(remote[0])
     assert verdicts == [None, "SignatureOutsideWindow", None, "SignatureOutsideWindow"]
+
+
+def test_a_bool_word_of_2_or_3_is_refused_by_the_sdk_as_by_the_module(evm):
+    """A bool is canonical only as 0 or 1: a signature carrying 2 or 3 in a ruled bool field is refused by the module
+    as ``SignedNonCanonical``, whatever the rule's condition says of the number, and the SDK refuses it the same
+    (a bool rule's dirty words are rare among the fuzzed ones)."""
+    from keyscope.policy import Policy
+
+    types = {"Vote": [{"name": "yes", "type": "bool"}]}
+    data = {"types": types, "primaryType": "Vote", "domain": {"name": "Ballot"}, "message": {"yes": True}}
+    bare = Policy.typed_data(data["domain"], types, "Vote")
+    rule = Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.BOOL, values=(0,))
+    permission = bare.model_copy(update={"rules": (rule,)})
+    key = fresh_key()
+    session = Session(session_key=key.address, typed_data_permissions=(permission,))
+    account, session_id = evm.enable(session)
+    sid = "0x" + session_id.hex()
+    typed = TypedData(data)
+    assert sdk_verdict(check_typed_data, session, data, session_id=sid) == (None, 0, None)
+    verdicts = []
+    for word in (0, 1, 2, 3, 4):
+        frames = Frames((1,), (), (word.to_bytes(32, "big"),))
+        local = sdk_verdict(check_words, session, 0, frames, session_id=sid)
+        hash_, body = typed_signature(evm, key, account, session_id, typed, frames)
+        remote = module_terms(evm.verdict(account, hash_, body))
+        assert agree(local, remote), (word, local, remote)
+        verdicts.append(remote[0])
+    assert verdicts == [
+        "SignedRuleViolated",
+        None,
+        "SignedNonCanonical",
+        "SignedNonCanonical",
+        "SignedNonCanonical",
+    ]
