@@ -226,6 +226,12 @@ def permit_permission(chain) -> TypedDataPermission:
         {"contents_name": "Permit Single"},  # nor holding a space, a comma, a parenthesis or NUL
         {"contents_name": "PermitBatch"},  # a name the contents type does not define
         {"contents_name": "Permit"},  # a prefix of a definition is not one
+        {"contents_name": "PermitSinglf"},  # nor a name of its length differing only in its last character
+        {
+            "contents_name": "Permit ",
+            "contents_type": "Permit (uint256 a)",
+        },  # a space last, though defined so
+        {"contents_name": "Per,mit", "contents_type": "Per,mit(uint256 a)"},  # a comma, though defined so
         {"contents_type": "PermitSingle(address spender"},  # a contents type not ending with ')'
         {"nested": (0, 0)},  # the nested list strictly increasing
         {"nested": tuple(range(9))},  # at most 8 nested frames
