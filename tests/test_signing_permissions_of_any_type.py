@@ -692,9 +692,11 @@ KINDS = [
         "uint8[2][]",
     ),
     *("uint7", "uint08", "uint264", "uint1000", "int0", "bytes0", "bytes33", "bytes032", "Outer2", "uint64 "),
+    *("uint1F", "bytes1F"),
 ]
 """Member types as a contents type may spell them: aliases, every kind of hash word, and names no rule type reads
-(widths out of range or with a leading zero, a struct the contents type does not define, a trailing space)."""
+(widths out of range or with a leading zero, a struct the contents type does not define, a trailing space, a width
+holding a letter, which read digit by digit as the characters above '9' would be 10 + 22 = 32 bits or bytes)."""
 
 
 @pytest.mark.parametrize("kind", KINDS)
