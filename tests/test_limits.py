@@ -625,6 +625,33 @@ def test_too_many_limits_and_meters(module, accounts, session_key, target):
     )
 
 
+@pytest.mark.parametrize("last", ["calls", "gas"])
+def test_a_session_at_the_caps_counts_its_last_limit_and_meter(
+    sessions, module, target, account, owner, session_key, last
+):
+    """Eight limits (the most a session may have), seven counting the calls of one permission through seven meters,
+    and an eighth that is the first to run out: an eighth meter on the same permission (the most one permission
+    feeds), or a gas budget. The second operation is refused by the eighth limit, which the module reads from the
+    last of the meter word's meters or the last bit of its gas mask."""
+    op_cost = (1_500_000 + 1_000_000 + 60_000) * 2 * 10**9  # the harness's gas limits at 2 gwei
+    calls = Limit.model_construct(kind=2, amount=5, period=0, meters=(Meter(permission=0),))
+    eighth = (
+        Limit.model_construct(kind=2, amount=1, period=0, meters=(Meter(permission=0),))
+        if last == "calls"
+        else Limit.model_construct(kind=4, amount=op_cost * 2 - 1, period=0, meters=())
+    )
+    permissions = [Policy.call(target.address, "other(uint256)")]
+    _, session_id = grant(
+        sessions, account, owner, session_key, permissions, [calls] * 7 + [eighth], max_gas_cost=0
+    )
+    call = Call.of(target.address, 0, target.other.encode_input(1))
+    assert sessions.outcome(sessions.op(account, session_key, call)) == "ok"
+    result = sessions.outcome(sessions.op(account, session_key, call))
+    amount, left = (1, 0) if last == "calls" else (op_cost, op_cost - 1)
+    assert f"LimitExceeded(callIndex=0, limitIndex=7, amount={amount}, left={left})" in result, result
+    assert [row[4] for row in usage(module, account, session_id)][:7] == [1] * 7
+
+
 def test_the_sdk_and_the_module_hash_limits_alike(module, accounts, session_key, token):
     session = Session(
         session_key=session_key.address,
@@ -1159,6 +1186,35 @@ def test_a_session_riding_in_the_bundle_of_its_revocation_cannot_call_a_module_i
     assert _installed(project, account, validator.address)
     assert validator.ownerOf(account) == owner.address
     assert "AA24" in sessions.outcome(sessions.op(account, session_key, _take_over(validator, attacker)))
+
+
+def test_a_revocation_marks_its_session_s_targets_for_the_revoking_account_only(
+    sessions, project, deployer, account, owner, session_key, submitter_account
+):
+    """The mark a revocation leaves on its session's targets for the rest of the transaction belongs to the revoking
+    account: in the bundle in which one account revokes its session naming a validator, another account, which
+    holds no session naming it, installs that validator. Were the account left out of the mark's transient slot,
+    one account's revocation would refuse every other account's install of the module until the transaction ends."""
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Permission(target=validator.address, selector=ON_INSTALL)]
+    )
+    other_owner = LocalSigner.generate()
+    other = sessions.account(other_owner)
+    module = sessions.module
+    revocation = Call.of(module.address, 0, module.revokeSession.encode_input(session_id))
+    ops = [
+        sessions.h.sign_owner(sessions.h.op(account, encode_execute(revocation)), owner),
+        sessions.h.sign_owner(
+            sessions.h.op(other, encode_execute(_install(other, validator.address, other_owner))), other_owner
+        ),
+    ]
+    revoked, installed = _bundle(sessions, submitter_account, ops)
+    assert revoked["success"] and not module.isSessionActive(account, session_id)
+    assert installed["success"]
+    assert _installed(project, other, validator.address)
+    assert validator.ownerOf(other) == other_owner.address
+    assert not _installed(project, account, validator.address)
 
 
 @pytest.mark.parametrize("grant_first", [True, False], ids=["grant_then_install", "install_then_grant"])
