@@ -238,3 +238,30 @@ def test_the_last_of_seven_listed_paymasters_lifts_the_cap(
     )  # fmt: skip
     refused = sessions.outcome(paid_op(sessions, account, unlisted, other, token_paymaster.address))
     assert refused != "ok", refused
+
+
+def test_the_last_of_seven_listed_paymasters_lifts_the_gas_budget(
+    sessions, module, target, token, token_paymaster, account, owner
+):
+    """The gas budget's own reading of the paymaster list: a session lists seven paymasters, the operation's seventh,
+    and has a gas budget one wei short of the operation's prefund. The operation lands, lifted from the cap and the
+    budget, and the budget is untouched. The limits read the list's length from the permission's header themselves
+    (three bits); were it read from two, the fourth to seventh listed paymasters would go unlisted for the budget,
+    and their operations be counted against (and refused by) the budget the owner let them bypass."""
+    key = LocalSigner.generate()
+    others = tuple(LocalSigner.generate().address for _ in range(6))
+    other = Call.of(target.address, 0, target.other.encode_input(1))
+    prefund = required_prefund(paid_op(sessions, account, key, other, token_paymaster.address))
+    assert prefund > CAP
+    session, session_id = grant(
+        sessions, account, owner, key, [Policy.call(target.address, "other(uint256)")],
+        [Limits.gas(prefund - 1)], max_gas_cost=CAP, paymasters=(*others, token_paymaster.address),
+    )  # fmt: skip
+    assert session.is_limited(0)
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+    assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
+    assert usage(module, account, session_id)[0][4:] == (0, prefund - 1)
