@@ -12,6 +12,7 @@ from keyscope.errors import LimitExceededError
 from keyscope.execution import Call
 from keyscope.limits import count_limits, initial_counters
 from keyscope.policy import Limits, Policy
+from keyscope.session import Limit, Meter
 from support.limit_fixtures import (  # noqa: F401 (fixtures)
     grant,
     limits_account_fixture,
@@ -26,6 +27,29 @@ ETHER = 10**18
 DAY = 86400
 KIND = KeyscopeAccountKind()
 AMOUNT_MAX = 2**176 - 1
+
+
+def test_an_amount_meter_reads_its_argument_at_an_offset_past_fifteen_bits(
+    sessions, module, target, account, owner, session_key
+):
+    """A meter keeps its argument's byte offset in 16 bits: an AMOUNT limit of 5 metering the word at offset 32768
+    (2**15) of a call's arguments counts that word. A call whose first argument is 1 and whose word at 32768 is 6 is
+    refused, naming 6; the same call with 5 there spends the whole limit. Were the offset read from 15 bits, the
+    limit would count the first argument (1) and the word the owner metered would go uncounted."""
+    offset = 2**15
+    limit = Limit(kind=1, amount=5, period=0, meters=(Meter(permission=0, offset=offset),))
+    _, session_id = grant(
+        sessions, account, owner, session_key, [Policy.call(target.address, "other(uint256)")], [limit]
+    )
+
+    def call(word: int) -> Call:
+        arguments = abi_encode(["uint256"], [1]) + bytes(offset - 32) + word.to_bytes(32, "big")
+        return Call.of(target.address, 0, bytes(target.other.encode_input(1))[:4] + arguments)
+
+    result = sessions.outcome(sessions.op(account, session_key, call(6)))
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=6, left=5)" in result, result
+    assert sessions.outcome(sessions.op(account, session_key, call(5))) == "ok"
+    assert usage(module, account, session_id)[0][4:] == (5, 0)
 
 
 @pytest.mark.parametrize(
