@@ -1,0 +1,134 @@
+"""Checks of the session module that no earlier test made on py-evm: each was written for a weakened check that the
+other fast tests let through (docs/static-analysis.md, "Mutation testing"), and each fails without the check it
+names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ape.exceptions import ContractLogicError
+from eth_utils import keccak
+
+from keyscope.session import Session
+from keyscope.signing import LocalSigner
+from keyscope.typed_data import eip191_hash
+from support.strict_reverts import revert_data
+
+WEBSITE = "app.example.com"
+VERIFIER = "0x" + "33" * 20  # the contract asking the account (neither the account nor the module)
+FIRST_LINE = f"{WEBSITE} wants you to sign in with your Ethereum account:\n".encode()
+
+
+def _refusal(module: Any, account: str, hash_: bytes, signature: bytes) -> str:
+    """The name of the module's error refusing ``signature`` of ``hash_`` for ``account``, asked by ``VERIFIER``
+    ("" for a revert that carries no data)."""
+    names = {
+        keccak(text=f"{e.name}({','.join(i.type for i in e.inputs)})")[:4]: e.name
+        for e in module.contract_type.abi
+        if e.type == "error"
+    }
+    with pytest.raises(ContractLogicError) as refused:
+        module.requireValidSignature(account, VERIFIER, hash_, signature)
+    if type(refused.value).__name__ != "ContractLogicError":
+        return type(refused.value).__name__
+    data = revert_data(refused.value) or b""
+    return names.get(data[:4], "")
+
+
+def _kernel_wrapped(fields: int, account: str, chain_id: int, inner: bytes) -> bytes:
+    """``inner`` wrapped as Kernel wraps a verifier's hash (``Kernel(bytes32 hash)``) in the EIP-712 domain of
+    ``KernelDomainAccount`` with the ERC-5267 ``fields`` (name, version, chain, the account; no salt)."""
+    members, values = [], b""
+    if fields & 0x01:
+        members.append(b"string name")
+        values += keccak(b"Kernel")
+    if fields & 0x02:
+        members.append(b"string version")
+        values += keccak(b"0.3.1")
+    if fields & 0x04:
+        members.append(b"uint256 chainId")
+        values += chain_id.to_bytes(32, "big")
+    if fields & 0x08:
+        members.append(b"address verifyingContract")
+        values += bytes(12) + bytes.fromhex(account[2:])
+    separator = keccak(keccak(b"EIP712Domain(" + b",".join(members) + b")") + values)
+    return keccak(b"\x19\x01" + separator + keccak(keccak(b"Kernel(bytes32 hash)") + inner))
+
+
+def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the_chain(
+    project, deployer, module, accounts, chain
+):
+    """An account wrapping hashes as Kernel does passes the module the EIP-712 hash of ``Kernel(bytes32 hash)`` in
+    its own domain (ERC-5267 ``eip712Domain()``); the module takes it only when the domain's bitmap names both the
+    chain and the account. An account answering the bitmap without one of them (but its values all the same) gets
+    ``ContentsMismatch`` for the wrapping made in that domain, which would hold on every chain, or for every
+    account of that name and version; the wrapping in the full domain passes that check (it is then refused for its
+    zeroed signature). An account without code answers the domain question with success and no bytes: it gets
+    ``ContentsMismatch`` too, not a revert without reason from decoding nothing."""
+    account = project.KernelDomainAccount.deploy(sender=deployer)
+    key = LocalSigner.generate()
+    session = Session(session_key=key.address, sign_in=(WEBSITE,))
+    account.run(module.address, module.enableSession.encode_input(session.as_abi()), sender=deployer)
+    message = FIRST_LINE + account.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
+    signature = (
+        b"\x02\x00"
+        + bytes.fromhex(key.address[2:])
+        + bytes(65)
+        + len(FIRST_LINE).to_bytes(2, "big")
+        + message
+    )
+    inner = eip191_hash(message)
+    assert _refusal(module, account.address, inner, signature) == "InvalidSessionSignature"
+    assert (
+        _refusal(
+            module, account.address, _kernel_wrapped(0x0F, account.address, chain.chain_id, inner), signature
+        )
+        == "InvalidSessionSignature"
+    )
+    for fields in (0x07, 0x0B, 0x03):
+        account.setFields(bytes([fields]), sender=deployer)
+        wrapped = _kernel_wrapped(fields, account.address, chain.chain_id, inner)
+        assert _refusal(module, account.address, wrapped, signature) == "ContentsMismatch", hex(fields)
+
+    codeless = accounts[7]
+    module.enableSession(session.as_abi(), sender=codeless)
+    message = FIRST_LINE + codeless.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
+    signature = (
+        b"\x02\x00"
+        + bytes.fromhex(key.address[2:])
+        + bytes(65)
+        + len(FIRST_LINE).to_bytes(2, "big")
+        + message
+    )
+    wrapped = _kernel_wrapped(0x0F, codeless.address, chain.chain_id, eip191_hash(message))
+    assert _refusal(module, codeless.address, wrapped, signature) == "ContentsMismatch"
+
+
+def test_a_signing_session_s_start_is_read_from_all_48_bits(module, accounts, chain):
+    """A signing permission's header keeps the session's validAfter in 48 bits. A session granted to start at
+    2**47 + 1 signs nothing now: its sign-in is refused with ``SignatureOutsideWindow`` naming that start. Were the
+    start read from 47 bits it would be 1, long past, and the session would sign from its grant on."""
+    codeless = accounts[8]
+    key = LocalSigner.generate()
+    start = 2**47 + 1
+    session = Session(session_key=key.address, sign_in=(WEBSITE,), valid_after=start)
+    module.enableSession(session.as_abi(), sender=codeless)
+    message = FIRST_LINE + codeless.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
+    signature = (
+        b"\x02\x00"
+        + bytes.fromhex(key.address[2:])
+        + bytes(65)
+        + len(FIRST_LINE).to_bytes(2, "big")
+        + message
+    )
+    with pytest.raises(ContractLogicError) as refused:
+        module.requireValidSignature(codeless.address, VERIFIER, eip191_hash(message), signature)
+    data = revert_data(refused.value) if type(refused.value).__name__ == "ContractLogicError" else None
+    if data is None:
+        assert type(refused.value).__name__ == "SignatureOutsideWindow"
+        assert refused.value.inputs["validAfter"] == start
+    else:
+        selector = keccak(b"SignatureOutsideWindow(uint256,uint256,uint256)")[:4]
+        assert data[:4] == selector
+        assert int.from_bytes(data[36:68], "big") == start
