@@ -223,6 +223,7 @@ def permit_permission(chain) -> TypedDataPermission:
         {"domain_fields": 0x2D},  # a bit above the five ERC-5267 fields
         {"contents_name": ""},  # ERC-7739: not empty
         {"contents_name": "permitSingle"},  # nor starting with a-z
+        {"contents_name": "permit", "contents_type": "permit(uint256 a)"},  # though defined so
         {"contents_name": "Permit Single"},  # nor holding a space, a comma, a parenthesis or NUL
         {"contents_name": "PermitBatch"},  # a name the contents type does not define
         {"contents_name": "Permit"},  # a prefix of a definition is not one
@@ -233,6 +234,10 @@ def permit_permission(chain) -> TypedDataPermission:
         },  # a space last, though defined so
         {"contents_name": "Per,mit", "contents_type": "Per,mit(uint256 a)"},  # a comma, though defined so
         {"contents_type": "PermitSingle(address spender"},  # a contents type not ending with ')'
+        {
+            "contents_name": "XY",
+            "contents_type": "A(uint256 a)B)",
+        },  # no definition, up to the type's last byte
         {"nested": (0, 0)},  # the nested list strictly increasing
         {"nested": tuple(range(9))},  # at most 8 nested frames
     ],
@@ -252,6 +257,30 @@ def test_a_malformed_typed_data_permission_is_refused(
         module,
         accounts[7],
         _raw(session_key.address, typed_data=[broken]),
+        "InvalidTypedDataPermission",
+        index=0,
+    )
+
+
+def test_a_typed_data_permission_expanding_eight_nested_structs_is_granted(
+    module, accounts, session_key, permit_permission
+):
+    """At most 8 nested frames, and 8 itself: a contents type whose primary struct has eight struct members,
+    each expanded, is granted by the module (nine entries are refused above)."""
+    members = ",".join(f"Inner a{i}" for i in range(8))
+    eight = permit_permission.model_copy(
+        update={
+            "contents_name": "Outer",
+            "contents_type": f"Inner(uint256 x)Outer({members})",
+            "nested": tuple(range(8)),
+        }
+    )
+    module.enableSession.call(_raw(session_key.address, typed_data=[eight]).as_abi(), sender=accounts[7])
+    nine = eight.model_copy(update={"nested": tuple(range(9))})
+    _refuse(
+        module,
+        accounts[7],
+        _raw(session_key.address, typed_data=[nine]),
         "InvalidTypedDataPermission",
         index=0,
     )
