@@ -61,9 +61,10 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
 ):
     """An account wrapping hashes as Kernel does passes the module the EIP-712 hash of ``Kernel(bytes32 hash)`` in
     its own domain (ERC-5267 ``eip712Domain()``); the module takes it only when the domain's bitmap names both the
-    chain and the account. An account answering the bitmap without one of them (but its values all the same) gets
-    ``ContentsMismatch`` for the wrapping made in that domain, which would hold on every chain, or for every
-    account of that name and version; the wrapping in the full domain passes that check (it is then refused for its
+    chain and the account, and its values are this chain and the asking account. An account answering the bitmap
+    without one of them (but its values all the same), or answering another chain or another verifying contract,
+    gets ``ContentsMismatch`` for the wrapping made in that domain, which would hold on every chain, or for every
+    account answering that domain; the wrapping in the full domain passes that check (it is then refused for its
     zeroed signature). An account without code answers the domain question with success and no bytes: it gets
     ``ContentsMismatch`` too, not a revert without reason from decoding nothing."""
     account = project.KernelDomainAccount.deploy(sender=deployer)
@@ -86,10 +87,17 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
         )
         == "InvalidSessionSignature"
     )
-    for fields in (0x07, 0x0B, 0x03):
-        account.setFields(bytes([fields]), sender=deployer)
-        wrapped = _kernel_wrapped(fields, account.address, chain.chain_id, inner)
-        assert _refusal(module, account.address, wrapped, signature) == "ContentsMismatch", hex(fields)
+    other = accounts[6].address
+    for fields, chain_id, verifying in (
+        (0x07, chain.chain_id, account.address),  # no verifying contract
+        (0x0B, chain.chain_id, account.address),  # no chain
+        (0x03, chain.chain_id, account.address),  # neither
+        (0x0F, chain.chain_id + 1, account.address),  # another chain
+        (0x0F, chain.chain_id, other),  # another verifying contract (as a proxy naming its implementation)
+    ):
+        account.setDomain(bytes([fields]), chain_id, verifying, sender=deployer)
+        wrapped = _kernel_wrapped(fields, verifying, chain_id, inner)
+        assert _refusal(module, account.address, wrapped, signature) == "ContentsMismatch", (fields, chain_id)
 
     codeless = accounts[7]
     module.enableSession(session.as_abi(), sender=codeless)
