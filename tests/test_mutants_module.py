@@ -61,11 +61,11 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
 ):
     """An account wrapping hashes as Kernel does passes the module the EIP-712 hash of ``Kernel(bytes32 hash)`` in
     its own domain (ERC-5267 ``eip712Domain()``); the module takes it only when the domain's bitmap names both the
-    chain and the account, and its values are this chain and the asking account. An account answering the bitmap
-    without one of them (but its values all the same), or answering another chain or another verifying contract,
-    gets ``ContentsMismatch`` for the wrapping made in that domain, which would hold on every chain, or for every
-    account answering that domain; the wrapping in the full domain passes that check (it is then refused for its
-    zeroed signature). An account without code answers the domain question with success and no bytes: it gets
+    chain and the account, its values are this chain and the asking account, and it has no extension. An account
+    answering the bitmap without one of them (but its values all the same), or answering another chain, another
+    verifying contract or an extension, gets ``ContentsMismatch`` for the wrapping made in that domain, which would
+    hold on every chain, or for every account answering that domain, or in a domain the module cannot rebuild; the
+    wrapping in the full domain passes that check (it is then refused for its zeroed signature). An account without code answers the domain question with success and no bytes: it gets
     ``ContentsMismatch`` too, not a revert without reason from decoding nothing."""
     account = project.KernelDomainAccount.deploy(sender=deployer)
     key = LocalSigner.generate()
@@ -98,6 +98,12 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
         account.setDomain(bytes([fields]), chain_id, verifying, sender=deployer)
         wrapped = _kernel_wrapped(fields, verifying, chain_id, inner)
         assert _refusal(module, account.address, wrapped, signature) == "ContentsMismatch", (fields, chain_id)
+
+    # the full domain, but with an extension: a domain the module cannot rebuild, whatever the wrapping says
+    account.setDomain(b"\x0f", chain.chain_id, account.address, sender=deployer)
+    account.setExtensions([7739], sender=deployer)
+    wrapped = _kernel_wrapped(0x0F, account.address, chain.chain_id, inner)
+    assert _refusal(module, account.address, wrapped, signature) == "ContentsMismatch"
 
     codeless = accounts[7]
     module.enableSession(session.as_abi(), sender=codeless)
