@@ -36,6 +36,16 @@ def _refusal(module: Any, account: str, hash_: bytes, signature: bytes) -> str:
     return names.get(data[:4], "")
 
 
+def _sign_in(account: str, key: str) -> tuple[bytes, bytes]:
+    """A sign-in message for ``account`` on ``WEBSITE``, and a session signature of it naming the session key
+    ``key``, its ECDSA signature zeroed (the checks these tests aim at come before the key's)."""
+    message = FIRST_LINE + account.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
+    signature = (
+        b"\x02\x00" + bytes.fromhex(key[2:]) + bytes(65) + len(FIRST_LINE).to_bytes(2, "big") + message
+    )
+    return message, signature
+
+
 def _kernel_wrapped(fields: int, account: str, chain_id: int, inner: bytes) -> bytes:
     """``inner`` wrapped as Kernel wraps a verifier's hash (``Kernel(bytes32 hash)``) in the EIP-712 domain of
     ``KernelDomainAccount`` with the ERC-5267 ``fields`` (name, version, chain, the account; no salt)."""
@@ -71,14 +81,7 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
     key = LocalSigner.generate()
     session = Session(session_key=key.address, sign_in=(WEBSITE,))
     account.run(module.address, module.enableSession.encode_input(session.as_abi()), sender=deployer)
-    message = FIRST_LINE + account.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
-    signature = (
-        b"\x02\x00"
-        + bytes.fromhex(key.address[2:])
-        + bytes(65)
-        + len(FIRST_LINE).to_bytes(2, "big")
-        + message
-    )
+    message, signature = _sign_in(account.address, key.address)
     inner = eip191_hash(message)
     assert _refusal(module, account.address, inner, signature) == "InvalidSessionSignature"
     assert (
@@ -107,14 +110,7 @@ def test_kernels_wrapping_counts_only_in_a_domain_that_names_the_account_and_the
 
     codeless = accounts[7]
     module.enableSession(session.as_abi(), sender=codeless)
-    message = FIRST_LINE + codeless.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
-    signature = (
-        b"\x02\x00"
-        + bytes.fromhex(key.address[2:])
-        + bytes(65)
-        + len(FIRST_LINE).to_bytes(2, "big")
-        + message
-    )
+    message, signature = _sign_in(codeless.address, key.address)
     wrapped = _kernel_wrapped(0x0F, codeless.address, chain.chain_id, eip191_hash(message))
     assert _refusal(module, codeless.address, wrapped, signature) == "ContentsMismatch"
 
@@ -128,14 +124,7 @@ def test_a_signing_session_s_start_is_read_from_all_48_bits(module, accounts, ch
     start = 2**47 + 1
     session = Session(session_key=key.address, sign_in=(WEBSITE,), valid_after=start)
     module.enableSession(session.as_abi(), sender=codeless)
-    message = FIRST_LINE + codeless.address.encode() + b"\n\nURI: https://app.example.com\nVersion: 1"
-    signature = (
-        b"\x02\x00"
-        + bytes.fromhex(key.address[2:])
-        + bytes(65)
-        + len(FIRST_LINE).to_bytes(2, "big")
-        + message
-    )
+    message, signature = _sign_in(codeless.address, key.address)
     with pytest.raises(ContractLogicError) as refused:
         module.requireValidSignature(codeless.address, VERIFIER, eip191_hash(message), signature)
     data = revert_data(refused.value) if type(refused.value).__name__ == "ContractLogicError" else None
