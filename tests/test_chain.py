@@ -246,10 +246,14 @@ def test_anvil_get_nonce_follows_increment_nonce(
 
 
 def test_anvil_transaction_receipts(node: RpcChain | Web3Chain, anvil_entry_point: tuple[str, str]) -> None:
-    """RpcChain and Web3Chain give a mined transaction's receipt (block, status, logs), None for one unknown."""
+    """RpcChain and Web3Chain give a mined transaction's receipt (block, status, logs), None for one unknown.
+    anvil mines a sent transaction apart from answering its hash: under load the receipt may come a moment later,
+    so the receipt is asked for until it comes (a few seconds at most)."""
     entry_point, dev = anvil_entry_point
     tx_hash = node.send_transaction({"from": dev, "to": entry_point, "data": increment_nonce_data(7)})
-    found = node.transaction_receipt(tx_hash)
+    deadline = time.monotonic() + 10
+    while (found := node.transaction_receipt(tx_hash)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert found is not None and _quantity(found["status"]) == 1 and isinstance(found["logs"], list)
     assert _quantity(found["blockNumber"]) >= 1
     assert node.transaction_receipt(b"\x42" * 32) is None
