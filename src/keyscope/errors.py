@@ -109,8 +109,8 @@ exception, as ``rpc_message``)."""
 
 
 def endpoint_text(text: str, limit: int = ENDPOINT_TEXT_SHOWN) -> str:
-    """An endpoint's error text as a message shows it: whole when short, else its first ``limit`` characters and how
-    many were left out. An endpoint may answer megabytes of text; a message a terminal or a log line takes whole
+    """An endpoint's error text as a message shows it: whole when short, else its first ``limit`` characters and the
+    whole text's length. An endpoint may answer megabytes of text; a message a terminal or a log line takes whole
     must not."""
     if len(text) <= limit:
         return text
