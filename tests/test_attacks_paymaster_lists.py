@@ -5,6 +5,8 @@ an address without code (listed; the EntryPoint charges nothing). Each test asse
 
 from __future__ import annotations
 
+from typing import Any
+
 import ape
 import pytest
 
@@ -58,6 +60,17 @@ def paid_op(
     return op.replace(signature=key.sign_hash(sessions.h.hash(op)))
 
 
+def _let_the_token_paymaster_charge(
+    sessions: Any, account: str, owner: Any, token: Any, token_paymaster: Any
+) -> None:
+    """The owner approves the charging paymaster to take the account's tokens without bound."""
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+
+
 def test_a_gas_budget_is_never_lifted_by_the_paymaster_list_of_another_session_of_the_key(
     sessions, module, target, nft, token, token_paymaster, account, owner, session_key
 ):
@@ -81,11 +94,7 @@ def test_a_gas_budget_is_never_lifted_by_the_paymaster_list_of_another_session_o
         sessions, account, owner, session_key, [Policy.call(nft.address, "safeMint(address)")],
         [Limits.gas(budget)], max_gas_cost=0, salt=1,
     )  # fmt: skip
-    sessions.h.owner_execute(
-        account,
-        owner,
-        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
-    )
+    _let_the_token_paymaster_charge(sessions, account, owner, token, token_paymaster)
 
     # the first batch fits B's budget: B counts its prefund, A its one operation (A's call twice, once)
     assert (
@@ -199,11 +208,7 @@ def test_a_listed_paymaster_is_found_after_rules_of_sixteen_words_or_more(
         [Limits.gas(prefund - 1)], max_gas_cost=CAP, paymasters=(token_paymaster.address,),
     )  # fmt: skip
     assert session.is_limited(0)
-    sessions.h.owner_execute(
-        account,
-        owner,
-        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
-    )
+    _let_the_token_paymaster_charge(sessions, account, owner, token, token_paymaster)
     tokens = token.balanceOf(account)
     assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
     assert usage(module, account, session_id)[0][4:] == (0, prefund - 1)
@@ -225,11 +230,7 @@ def test_the_last_of_seven_listed_paymasters_lifts_the_cap(
         sessions, account, owner, key, [Policy.call(target.address, "other(uint256)")],
         max_gas_cost=CAP, paymasters=(*others, token_paymaster.address),
     )  # fmt: skip
-    sessions.h.owner_execute(
-        account,
-        owner,
-        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
-    )
+    _let_the_token_paymaster_charge(sessions, account, owner, token, token_paymaster)
     assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
     unlisted = LocalSigner.generate()
     grant(
@@ -258,10 +259,6 @@ def test_the_last_of_seven_listed_paymasters_lifts_the_gas_budget(
         [Limits.gas(prefund - 1)], max_gas_cost=CAP, paymasters=(*others, token_paymaster.address),
     )  # fmt: skip
     assert session.is_limited(0)
-    sessions.h.owner_execute(
-        account,
-        owner,
-        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
-    )
+    _let_the_token_paymaster_charge(sessions, account, owner, token, token_paymaster)
     assert sessions.outcome(paid_op(sessions, account, key, other, token_paymaster.address)) == "ok"
     assert usage(module, account, session_id)[0][4:] == (0, prefund - 1)
