@@ -10,13 +10,18 @@ import pytest
 from ape.exceptions import ContractLogicError
 from eth_utils import keccak
 
+from keyscope import Policy, arg
+from keyscope.erc1271 import Signer, encode_typed_data_signature
+from keyscope.message_signing import nested_frames
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import eip191_hash
+from keyscope.typed_data import TypedData, eip191_hash
+from support.permit_types import PERMIT_TYPES
 from support.strict_reverts import revert_data
 
 WEBSITE = "app.example.com"
 VERIFIER = "0x" + "33" * 20  # the contract asking the account (neither the account nor the module)
+PERMIT_DOMAIN = {"name": "Token", "version": "1", "chainId": 1, "verifyingContract": "0x" + "44" * 20}
 FIRST_LINE = f"{WEBSITE} wants you to sign in with your Ethereum account:\n".encode()
 
 
@@ -135,3 +140,49 @@ def test_a_signing_session_s_start_is_read_from_all_48_bits(module, accounts, ch
         selector = keccak(b"SignatureOutsideWindow(uint256,uint256,uint256)")[:4]
         assert data[:4] == selector
         assert int.from_bytes(data[36:68], "big") == start
+
+
+def test_a_typed_data_refusal_names_the_permission_it_was_judged_under(module, accounts):
+    """A session's signing permissions are numbered in the grant's order, and each header word keeps its number.
+    A permit over the second permission's rule (``value`` at most 100) is refused with ``SignedRuleViolated``
+    naming permission 1, rule 0 and the value signed: read from the header shifted one bit too far, the number
+    would be 0, and the refusal would send whoever reads it to the wrong permission. The session key's ECDSA is
+    zeroed: the rules are judged before it."""
+    codeless = accounts[5]
+    key = LocalSigner.generate()
+    mail = Policy.typed_data(
+        PERMIT_DOMAIN,
+        {"Mail": [{"name": "to", "type": "address"}, {"name": "note", "type": "string"}]},
+        "Mail",
+    )
+    permit = Policy.typed_data(PERMIT_DOMAIN, PERMIT_TYPES, "Permit", [arg("value") <= 100])
+    session = Session(session_key=key.address, typed_data_permissions=(mail, permit))
+    module.enableSession(session.as_abi(), sender=codeless)
+    data = TypedData(
+        {
+            "types": PERMIT_TYPES,
+            "primaryType": "Permit",
+            "domain": PERMIT_DOMAIN,
+            "message": {
+                "owner": codeless.address,
+                "spender": VERIFIER,
+                "value": 101,
+                "nonce": 0,
+                "deadline": 1,
+            },
+        }
+    )
+    frames = data.frames(nested_frames(data.primary_type, data.types, permit.nested))
+    header = Signer(key.address, b"").header(bytes(65), None)
+    body = encode_typed_data_signature(header, permit.domain_separator, permit.contents_type_hash, frames)
+    with pytest.raises(ContractLogicError) as refused:
+        module.requireValidSignature(codeless.address, VERIFIER, data.digest, body)
+    raw = revert_data(refused.value) if type(refused.value).__name__ == "ContractLogicError" else None
+    if raw is None:
+        assert type(refused.value).__name__ == "SignedRuleViolated"
+        inputs = refused.value.inputs
+        assert (inputs["permissionIndex"], inputs["ruleIndex"]) == (1, 0)
+        assert int.from_bytes(bytes(inputs["actual"]), "big") == 101
+    else:
+        assert raw[:4] == keccak(b"SignedRuleViolated(uint256,uint256,bytes32)")[:4]
+        assert [int.from_bytes(raw[4 + 32 * i : 36 + 32 * i], "big") for i in range(3)] == [1, 0, 101]

@@ -72,6 +72,8 @@ SPELLED: list[tuple[str, str, list[tuple[int, ...]]]] = [
         "Order(Inner b,uint8 a)Inner(Inner2 y,uint8 x)Inner2(int16 z,Inner w)",
         [(0, 2), (0, 2, 5), (0, 2, 4)],
     ),
+    # bytesN past 32 is neither a type a rule reads nor a struct a nested entry expands
+    ("Order", "Order(bytes33 a,bytes32 b)", [(), (0,)]),
     # no list of definitions
     ("Order", "Order(uint8 a)B)", [()]),
     ("Order", "Order(uint8 a)(uint8 b)", [()]),
