@@ -7,8 +7,10 @@ VENV := .venv/bin
 # Python processes (the `ape run` scripts, workers, the command line), and each would compile keyscope again.
 unexport PYTHONDONTWRITEBYTECODE
 # `make test` runs the suite on JOBS processes (pytest-xdist), each test file whole on one of them, so that a
-# file's chain, stack and databases are set up once; JOBS=0 runs it in this process.
-JOBS ?= 2
+# file's chain, stack and databases are set up once; JOBS=0 runs it in this process. One process more than the
+# machine has cores (at most 8): the end-to-end tests spend part of their time waiting for a node, a bundler, a
+# lease or the clock, and the extra process runs other tests meanwhile.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 8 ? n + 1 : 8 )))
 
 .PHONY: setup demo test screenshots bench gas-snapshot lint slither clean
 
