@@ -1,0 +1,96 @@
+"""Endpoints over https: every JSON-RPC client (node, bundler, paymaster service) checks the server's certificate.
+
+The clients share one certificate-checking context, built once per ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` setting
+(building one reads the whole CA bundle). These tests run a real TLS server on 127.0.0.1 with a self-signed
+certificate made by ``openssl``: a client refuses it, and takes it once ``SSL_CERT_FILE`` names that certificate,
+which shows the setting is read, not frozen by the first client."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from keyscope.errors import TransportError
+from keyscope.rpc import JsonRpcClient
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        asked = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps({"jsonrpc": "2.0", "id": asked["id"], "result": "0x7a69"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate: apt-get install openssl")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def https_url(certificate: tuple[Path, Path]) -> Iterator[str]:
+    cert, key = certificate
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_certificate_nobody_vouches_for_is_refused_by_every_client(
+    https_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    for _ in range(2):  # the second client reuses the first one's context, which checks as much
+        with JsonRpcClient(https_url, timeout=10.0) as client, pytest.raises(TransportError) as refused:
+            client.request("eth_chainId")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value), refused.value
+        assert f"cannot reach {https_url} for eth_chainId" in str(refused.value)
+
+
+def test_a_certificate_named_by_ssl_cert_file_is_taken(
+    https_url: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with JsonRpcClient(https_url, timeout=10.0) as client, pytest.raises(TransportError):
+        client.request("eth_chainId")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    with JsonRpcClient(https_url, timeout=10.0) as client:
+        assert client.request("eth_chainId") == "0x7a69"
+    monkeypatch.delenv("SSL_CERT_FILE")
+    with JsonRpcClient(https_url, timeout=10.0) as client, pytest.raises(TransportError):
+        client.request("eth_chainId")
