@@ -78,6 +78,25 @@ def test_web3_chain_is_a_chain_and_caches_the_chain_id(ape_chain: Web3Chain, cha
     assert ape_chain.chain_id() == chain.chain_id
 
 
+CALLER_CODE = bytes.fromhex("3360005260206000f3")
+"""Creation code whose constructor returns its caller (``CALLER; MSTORE at 0; RETURN 32 bytes``)."""
+
+
+def test_a_call_naming_no_sender_comes_from_the_testers_first_account_as_web3_makes_it(
+    ape_chain: Web3Chain, chain: Any, accounts: Any
+) -> None:
+    """On ape's local chain web3 gives a call or an estimate without a sender the tester's first account (a node is
+    given none, see test_anvil_calls_naming_no_sender_come_from_no_account); Web3Chain names that account itself,
+    looked up once, and a sender the caller names stays."""
+    first = chain.provider.web3.eth.accounts[0]
+    for _ in range(2):
+        assert ape_chain.call_creation(CALLER_CODE)[12:] == bytes.fromhex(first[2:])
+    assert ape_chain.estimate_gas({"data": CALLER_CODE}) > 21_000
+    named = accounts[3].address
+    assert ape_chain.call(named, b"", sender=named) == b""
+    assert ape_chain._sender_filled({"from": named})["from"] == named
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.integers(min_value=0, max_value=2**192 - 1), bumps=st.integers(min_value=0, max_value=3))
 def test_get_nonce_equals_the_entry_points_answer(
@@ -221,6 +240,11 @@ def node(request: pytest.FixtureRequest, anvil_url: str) -> Iterator[Chain]:
         from web3 import HTTPProvider, Web3
 
         yield Web3Chain(Web3(HTTPProvider(anvil_url)))
+
+
+def test_anvil_calls_naming_no_sender_come_from_no_account(node: Chain) -> None:
+    """A node's eth_call without ``from`` runs from the zero address: neither chain adds a sender of its own."""
+    assert node.call_creation(CALLER_CODE) == bytes(32)
 
 
 def test_anvil_basics(node: Chain, anvil_url: str) -> None:
