@@ -152,7 +152,9 @@ class InProcessBundler:
         self._check_entry_point(entry_point, method)
         self._check_no_authorization(op, method)
         packed = op.pack()
-        user_op_hash = self._call(self.entry_point, encode_get_user_op_hash(packed))[:32]
+        user_op_hash = self._call(
+            self.entry_point, encode_get_user_op_hash(packed), sender=self.submitter.address
+        )[:32]
         self._simulate(op, method)
         data = encode_handle_ops([packed], self.beneficiary)
         tx = self._chain.provider.network.ecosystem.create_transaction(
