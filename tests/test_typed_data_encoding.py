@@ -24,6 +24,7 @@ from keyscope.typed_data import (
     plan_frames,
     typed_data_sign_hash,
 )
+from support.erc7739 import typed_data_sign_wrapping
 
 ACCOUNT = "0x" + "22" * 20
 MODULE = "0x" + "33" * 20
@@ -132,30 +133,7 @@ def test_the_session_key_signs_typed_data_sign_in_the_application_s_domain_as_et
         chain_id=CHAIN_ID,
         module=MODULE,
     )
-    wrapped = {
-        "types": {
-            "EIP712Domain": DOMAIN_TYPE,
-            "TypedDataSign": [
-                {"name": "contents", "type": "Order"},
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-                {"name": "salt", "type": "bytes32"},
-            ],
-            **TYPES,
-        },
-        "primaryType": "TypedDataSign",
-        "domain": DOMAIN,
-        "message": {
-            "contents": data["message"],
-            "name": "keyscope Session",
-            "version": "1",
-            "chainId": CHAIN_ID,
-            "verifyingContract": ACCOUNT,
-            "salt": bytes(12) + bytes.fromhex(MODULE[2:]),
-        },
-    }
+    wrapped = typed_data_sign_wrapping(data, DOMAIN_TYPE, account=ACCOUNT, chain_id=CHAIN_ID, module=MODULE)
     assert ours == eth_account_digest(wrapped)
 
 

@@ -19,6 +19,7 @@ from keyscope.message_signing import SignatureRefusedError, check_sign_in, check
 from keyscope.report import unjudged
 from keyscope.session import Session
 from keyscope.typed_data import TypedData, typed_data_sign_hash
+from support.erc7739 import typed_data_sign_wrapping
 from support.permit_types import PERMIT_SINGLE_TYPES
 
 ACCOUNT = "0x" + "22" * 20
@@ -68,34 +69,17 @@ def test_what_the_session_key_signs_is_erc7739_typed_data_sign_as_eth_account_en
         chain_id=chain_id,
         module=MODULE,
     )
-    nested = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TypedDataSign": [
-                {"name": "contents", "type": "PermitSingle"},
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-                {"name": "salt", "type": "bytes32"},
-            ],
-            **TYPES,
-        },
-        "primaryType": "TypedDataSign",
-        "domain": DOMAIN,
-        "message": {
-            "contents": data["message"],
-            "name": "keyscope Session",
-            "version": "1",
-            "chainId": chain_id,
-            "verifyingContract": ACCOUNT,
-            "salt": bytes(12) + bytes.fromhex(MODULE[2:]),
-        },
-    }
+    nested = typed_data_sign_wrapping(
+        data,
+        [
+            {"name": "name", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+        ],
+        account=ACCOUNT,
+        chain_id=chain_id,
+        module=MODULE,
+    )
     signable = encode_typed_data(full_message=nested)
     assert keccak(b"\x19" + signable.version + signable.header + signable.body) == ours
 
