@@ -2,16 +2,14 @@
 
 The clients share one certificate-checking context, built once per ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` setting
 (building one reads the whole CA bundle). These tests run a real TLS server on 127.0.0.1 with a self-signed
-certificate made by ``openssl``: a client refuses it, and takes it once ``SSL_CERT_FILE`` names that certificate,
+certificate (``tests/support/tls``): a client refuses it, and takes it once ``SSL_CERT_FILE`` names that certificate,
 which shows the setting is read, not frozen by the first client."""
 
 from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,8 @@ import pytest
 
 from keyscope.errors import TransportError
 from keyscope.rpc import JsonRpcClient
+
+TLS = Path(__file__).parent / "support" / "tls"
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
@@ -36,21 +36,14 @@ class _Answer(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is needed to make a test certificate: apt-get install openssl")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+CERTIFICATE = (TLS / "cert.pem", TLS / "key.pem")
+"""A self-signed certificate for 127.0.0.1 (valid until 2126, made with ``openssl req -x509``) and its key: test
+material only, which no authority vouches for."""
+
+
+@pytest.fixture
+def certificate() -> tuple[Path, Path]:
+    return CERTIFICATE
 
 
 @pytest.fixture
