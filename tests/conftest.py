@@ -29,8 +29,8 @@ ETHER = 10**18
 # ape.reverts(contract.SomeError) passes on a panic or a bare revert as released: every test here checks the very error
 strict_reverts.install()
 # After each transaction sent to a contract, ape traces it (py-evm runs it again) only to print the console.log lines
-# it emitted: no contract here logs to the console, and those traces cost about an eighth of the in-process tests'
-# time. The suite skips that print step; a failed transaction raises before it, with its error, as before.
+# it emitted: no contract here logs to the console, and those traces took about a fifth of test_limits.py's time.
+# The suite skips that print step; a failed transaction raises before it, with its error, as before.
 ape_ethereum_provider._post_send_transaction = lambda transaction, receipt: None
 KIND = KeyscopeAccountKind()
 
