@@ -1,7 +1,8 @@
 """The off-chain checker against the deployed SessionKeyValidator, on generated policies and operations.
 
-An ape test account plays the smart account: the module keys its storage by ``msg.sender``, so the account
-enables a session itself (``enableSession``) and ``validateUserOp`` runs as an ``eth_call`` from its address.
+A development account of a fresh anvil plays the smart account (the module is ape's build of its source, on a
+node that runs it natively): the module keys its storage by ``msg.sender``, so the account enables a session
+itself (``enableSession``) and ``validateUserOp`` runs as an ``eth_call`` from its address.
 Operations carry a real signature by the session key over the hash passed in, in USE_WITH_KEY form (every
 policy check runs, failures revert with a custom error) or USE form (no permission: SIG_VALIDATION_FAILED).
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,8 +63,9 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
-from support.raw_call import RawSender, raw_call, revert_bytes
+from support.raw_call import revert_bytes
 from support.smuggling import smuggling_encodings
 
 CASES = 40
@@ -126,24 +127,25 @@ class ModuleOutcome:
 
 
 class Probe:
-    """Runs ``validateUserOp`` as the account (an ape test account) with a session key's real signature."""
+    """Runs ``validateUserOp`` as the account (a development account of the file's anvil) with a session key's
+    real signature."""
 
-    def __init__(self, module: Any, account: Any, chain: Any) -> None:
+    def __init__(self, module: AnvilContract, account: str, chain: AnvilChain) -> None:
         self.module = module
-        self.account = account
-        self.address = account.address
+        self.address = account
         self.chain_id = chain.chain_id
-        self._call: Callable[[dict[str, Any]], Any] = raw_call(chain)
-        self._sender = RawSender(account, chain)
+        self._chain = chain
 
     def enable(self, session: Session) -> bytes:
-        self._sender.transfer(
-            self.module.address, 0, data=self.module.enableSession.encode_input(session.as_abi())
+        self._chain.send(
+            self.address, self.module.address, self.module.enableSession.encode_input(session.as_abi())
         )
         return session.session_id(self.address, int(self.module.epochOf(self.address)))
 
     def revoke(self, session_id: bytes) -> None:
-        self._sender.transfer(self.module.address, 0, data=self.module.revokeSession.encode_input(session_id))
+        self._chain.send(
+            self.address, self.module.address, self.module.revokeSession.encode_input(session_id)
+        )
 
     def validate(
         self,
@@ -167,7 +169,7 @@ class Probe:
         data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
         tx = {"from": self.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
-            result = self._call(tx)
+            result = self._chain.call(tx)
         except Exception as error:
             raw = revert_bytes(error)
             decoded = decode_revert(raw)
@@ -187,8 +189,9 @@ def packed_tuple(op: UserOperation) -> tuple[Any, ...]:
 
 
 @pytest.fixture(scope="module")
-def probe(module, accounts, chain):
-    return Probe(module, accounts[8], chain)
+def probe(project):
+    with anvil_chain() as chain:
+        yield Probe(chain.deploy(project.SessionKeyValidator), chain.accounts[8], chain)
 
 
 FUZZ_TESTS = {
