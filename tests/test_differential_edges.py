@@ -6,7 +6,7 @@ of it or just long enough; values at the edges of the value limit's 96 bits; and
 a limit exactly, or a wei past it, within one batch.
 
 Each operation is judged twice, as in ``test_differential.py``: by the module (``validateUserOp`` as an ``eth_call``
-from an ape test account that enabled the session itself; USE_WITH_KEY, which reverts with the module's reason, and
+from a development account of a fresh anvil that enabled the session itself; USE_WITH_KEY, which reverts with the module's reason, and
 USE) and by :class:`~keyscope.checker.PolicyChecker`. They must agree: the same accept or refuse, the same reason, call,
 permission and rule (or limit); when both accept, the same validation data.
 
@@ -25,6 +25,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from keyscope.artifacts import entry_point_artifact
 from keyscope.checker import PolicyChecker
 from keyscope.errors import GasCostTooHighError, LimitError, LimitExceededError
 from keyscope.execution import Call, encode_execute
@@ -45,9 +46,10 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.execute_layouts import execute_layouts, other_entry_points, two_view_layouts
 from support.fuzz import DEEP, ON_CHAIN
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, REFUSALS, VALIDATE_SELECTOR, Case, ModuleOutcome, Probe, assert_agree
 
 T0 = 1_700_000_000
@@ -279,7 +281,7 @@ def run_operation(
 def judge_session(
     probe: Probe, session: Session, key: LocalSigner, call_datas: list[tuple[bytes, bool]]
 ) -> None:
-    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    probe.module.enableSession.transact(session.as_abi(), sender=probe.address)
     session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
@@ -292,14 +294,15 @@ def judge_session(
 class EdgeProbe(Probe):
     """test_differential's probe, keeping its chain for calls with other signature layouts."""
 
-    def __init__(self, module: Any, account: Any, chain: Any) -> None:
+    def __init__(self, module: AnvilContract, account: str, chain: AnvilChain) -> None:
         super().__init__(module, account, chain)
         self.chain = chain
 
 
 @pytest.fixture(scope="module")
-def probe(module, accounts, chain):
-    return EdgeProbe(module, accounts[8], chain)  # as test_differential.py: it plays the account there too
+def probe(project):
+    with anvil_chain() as chain:  # as test_differential.py: a development account plays the account
+        yield EdgeProbe(chain.deploy(project.SessionKeyValidator), chain.accounts[8], chain)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -316,8 +319,10 @@ def report(request):
 
 
 @pytest.fixture(scope="module")
-def entry_point_address(entry_point):
-    return entry_point.address
+def entry_point_address(probe):
+    """EntryPoint v0.7, deployed on the probe's anvil beside the module."""
+    code = bytes.fromhex(entry_point_artifact()["bytecode"].removeprefix("0x"))
+    return to_address(probe.chain.send(probe.chain.accounts[0], None, code)["contractAddress"])
 
 
 @settings(max_examples=EXAMPLES, **ON_CHAIN)
@@ -530,7 +535,7 @@ def family_sessions(probe):
             valid_until=T0 + 3600,
             permissions=(Permission(target=A, selector=TRANSFER, value_limit=VALUE_MAX - 1, rules=rules),),
         )
-        probe.module.enableSession(session.as_abi(), sender=probe.account)
+        probe.module.enableSession.transact(session.as_abi(), sender=probe.address)
         session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
         live[family] = (
             PolicyChecker(session, probe.address, probe.module.address, session_id=session_id),
@@ -591,7 +596,7 @@ def validate_signed(probe: Probe, op: UserOperation, op_hash: bytes) -> ModuleOu
     data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [op.pack().as_tuple(), op_hash])
     tx = {"from": probe.address, "to": probe.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
     try:
-        result = raw_call(probe.chain)(tx)
+        result = probe.chain.call(tx)
     except Exception as error:
         raw = revert_bytes(error)
         return ModuleOutcome(error=decode_revert(raw), raw=raw)
@@ -623,7 +628,7 @@ def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
         permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
         limits=(Limit(kind=LimitKind.CALLS, amount=2, period=period, meters=(Meter(permission=0),)),),
     )
-    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    probe.module.enableSession.transact(session.as_abi(), sender=probe.address)
     session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
@@ -654,7 +659,7 @@ def _judge_at_the_gas_cap(probe: Any, cap: int, max_fee_per_gas: int, over: int)
         max_gas_cost=cap,
         permissions=(Permission(target=B, selector=bytes(4), value_limit=5),),
     )
-    probe.module.enableSession(session.as_abi(), sender=probe.account)
+    probe.module.enableSession.transact(session.as_abi(), sender=probe.address)
     session_id = session.session_id(probe.address, int(probe.module.epochOf(probe.address)))
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
