@@ -24,11 +24,13 @@ call.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -79,6 +81,7 @@ EXAMPLES = {  # sessions per test; ci: (70 + 30 + 30) * 40 = 5200 operations, pl
 }
 TALLY: Counter[str] = Counter()
 TIMES: Counter[str] = Counter()
+T = TypeVar("T")
 
 
 U256 = 2**256 - 1
@@ -417,6 +420,12 @@ def run_session(
 words = st.one_of(st.sampled_from(SPECIAL_WORDS), st.integers(0, U256), st.integers(0, 2**16))
 
 
+def pick(draw: st.DrawFn, options: Sequence[T]) -> T:
+    """One of ``options``, shrinking towards the first: ``sampled_from`` without building (and having hypothesis
+    validate) a new strategy at every draw, which the generators below do thousands of times per run."""
+    return options[draw(st.integers(0, len(options) - 1))]
+
+
 def _signed(word: int) -> int:
     return word - 2**256 if word >> 255 else word
 
@@ -426,8 +435,10 @@ def _bits(arg_type: int) -> int:
     return 256 - 8 * (arg_type & 0x1F)
 
 
+@functools.cache
 def typed_words(arg_type: int) -> st.SearchStrategy[int]:
-    """Canonical words of ``arg_type``: its ends, zero, one, and anything in range."""
+    """Canonical words of ``arg_type``: its ends, zero, one, and anything in range (one strategy object per type,
+    so that hypothesis validates it once, not at every draw)."""
     kind, padding = arg_type >> 5, arg_type & 0x1F
     if arg_type == ArgType.BOOL:
         return st.sampled_from([0, 1])
@@ -546,22 +557,21 @@ def gas_caps(draw: st.DrawFn) -> tuple[int, tuple[str, ...]]:
 # --------------------------------------------------------------------------------------------------
 
 
-@st.composite
 def near_word(draw: st.DrawFn, rule: Rule, honest: bool, dirty_word: bool = False) -> int:
     """A word at, just below or just above one of the rule's reference values (or anything); ``honest``
     prefers one that satisfies the rule (the module decides whether it does); ``dirty_word`` makes it a word
     that is not canonical for the rule's type, when the type has any."""
     candidates = [(v + d) % 2**256 for v in rule.values for d in (-1, 0, 1)]
     if dirty_word and ArgType.restricts(rule.arg_type):
-        base = draw(st.one_of(st.sampled_from(rule.values), typed_words(rule.arg_type)))
+        base = pick(draw, rule.values) if draw(st.booleans()) else draw(typed_words(rule.arg_type))
         return dirty(base, rule.arg_type, draw(st.integers(0, 255)))
     if honest:
         satisfying = [w for w in [*candidates, draw(typed_words(rule.arg_type))] if rule.holds(w)]
         if satisfying:
-            return draw(st.sampled_from(satisfying))
+            return pick(draw, satisfying)
     if draw(st.integers(0, 4)) == 0:
-        return draw(st.one_of(words, typed_words(rule.arg_type)))
-    return draw(st.sampled_from(candidates))
+        return draw(words) if draw(st.booleans()) else draw(typed_words(rule.arg_type))
+    return pick(draw, candidates)
 
 
 FAULTS = (
@@ -570,7 +580,12 @@ FAULTS = (
 )  # fmt: skip
 
 
-@st.composite
+ANY_SELECTOR = st.one_of(st.sampled_from(SELECTORS), st.binary(min_size=4, max_size=4))
+ANY_TARGET = st.one_of(st.sampled_from(TARGETS), st.binary(min_size=20, max_size=20).map(to_address))
+ZERO_SELECTOR_PAYLOADS = st.one_of(st.just(b""), st.binary(max_size=68), st.just(None))
+"""After the zero selector: nothing, any bytes, or (None) the call's own arguments."""
+
+
 def calls_for(draw: st.DrawFn, session: Session, account: str, module: str, fault: str) -> Call:
     """A call for one of the session's permissions that aims to be allowed, but for ``fault``: another
     selector or target, a forbidden target, 1-3 or 0 bytes of calldata, the zero selector followed by a
@@ -578,52 +593,47 @@ def calls_for(draw: st.DrawFn, session: Session, account: str, module: str, faul
     their rule's type, calldata cut anywhere or around the end of a rule's word, trailing bytes, or all of
     these at random ("chaos")."""
     chaos = fault == "chaos"
-    permission = draw(st.sampled_from(session.permissions))
+    permission = pick(draw, session.permissions)
     target, selector = permission.target, permission.selector
     if fault == "selector" or (chaos and draw(st.booleans())):
-        selector = draw(st.one_of(st.sampled_from(SELECTORS), st.binary(min_size=4, max_size=4)))
+        selector = draw(ANY_SELECTOR)
     if fault == "target" or (chaos and draw(st.booleans())):
-        target = draw(
-            st.one_of(st.sampled_from(TARGETS), st.binary(min_size=20, max_size=20).map(to_address))
-        )
+        target = draw(ANY_TARGET)
     if fault == "forbidden":
-        target = draw(st.sampled_from([account, module]))
+        target = pick(draw, (account, module))
     end = max((rule.offset + 32 for rule in permission.rules if rule.offset <= 1000), default=0)
-    arguments = bytearray(end + draw(st.sampled_from([0, 0, 32, 5])))
+    arguments = bytearray(end + pick(draw, (0, 0, 32, 5)))
     for rule in permission.rules:
         if rule.offset <= 1000:
-            word = draw(
-                near_word(
-                    rule,
-                    honest=fault not in ("rules", "chaos"),
-                    dirty_word=(fault == "dirty" and draw(st.booleans())) or (chaos and draw(st.booleans())),
-                )
+            word = near_word(
+                draw,
+                rule,
+                honest=fault not in ("rules", "chaos"),
+                dirty_word=(fault == "dirty" and draw(st.booleans())) or (chaos and draw(st.booleans())),
             )
             arguments[rule.offset : rule.offset + 32] = word.to_bytes(32, "big")
     data = selector + bytes(arguments)
     if fault == "empty" or (selector == bytes(4) and not permission.rules and draw(st.booleans())):
         data = b""
     elif fault == "zero selector":
-        payload = draw(st.one_of(st.just(b""), st.binary(max_size=68), st.just(bytes(arguments))))
-        data = bytes(4) + payload
+        payload = draw(ZERO_SELECTOR_PAYLOADS)
+        data = bytes(4) + (bytes(arguments) if payload is None else payload)
     elif fault == "tiny":
         data = draw(st.binary(min_size=1, max_size=3))
     elif fault == "cut" or (chaos and draw(st.booleans())):
         data = data[: draw(st.integers(0, len(data)))]
     elif fault == "edge" and permission.rules:  # around the end of a rule's word
-        end = draw(st.sampled_from(permission.rules)).offset + 36 + draw(st.sampled_from([-1, 0, 1]))
+        end = pick(draw, permission.rules).offset + 36 + pick(draw, (-1, 0, 1))
         data = data[:end] + bytes(max(0, end - len(data)))
     elif fault == "extend" or (chaos and draw(st.booleans())):
         data += draw(st.binary(min_size=1, max_size=40))
     limit = permission.value_limit
     if fault in ("value", "chaos"):
-        value = draw(
-            st.sampled_from([0, limit, max(limit - 1, 0), min(limit + 1, U256), 2**96 - 1, 2**96, -1])
-        )
+        value = pick(draw, (0, limit, max(limit - 1, 0), min(limit + 1, U256), 2**96 - 1, 2**96, -1))
         if value < 0:
             value = draw(st.integers(0, U256))
     else:
-        value = draw(st.sampled_from([0, min(limit, 2**96 - 1)]))
+        value = pick(draw, (0, min(limit, 2**96 - 1)))
     return Call.of(target, value, data)
 
 
@@ -631,7 +641,6 @@ def _word(data: bytearray, position: int) -> int:
     return int.from_bytes(data[position : position + 32], "big")
 
 
-@st.composite
 def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> bytes:
     """``call_data`` (a canonical execute) with one structural change: a different head word, a truncation,
     trailing bytes, a flipped byte, or (batch) a changed array offset, count, element offset, target word
@@ -639,10 +648,7 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     data = bytearray(call_data)
 
     def tweak(value: int) -> int:
-        return (
-            draw(st.sampled_from([value - 32, value + 32, value - 1, value + 1, 0, U256, value + 2**255]))
-            % 2**256
-        )
+        return pick(draw, (value - 32, value + 32, value - 1, value + 1, 0, U256, value + 2**255)) % 2**256
 
     def put(position: int, value: int) -> None:
         if position + 32 <= len(data):
@@ -651,7 +657,7 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     kinds = ["selector", "mode", "execution offset", "length", "truncate", "append", "flip"]
     if batch:
         kinds += ["array offset", "count", "element offset", "dirty target", "data offset", "size", "padding"]
-    kind = draw(st.sampled_from(kinds))
+    kind = pick(draw, kinds)
     element = draw(st.integers(0, count - 1))
     start = 164 + _word(data, 164 + 32 * element) if batch else 0
     if kind == "selector":
@@ -661,7 +667,7 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     elif kind == "execution offset":
         put(36, tweak(0x40))
     elif kind == "length":
-        put(68, draw(st.one_of(st.just(tweak(_word(data, 68))), st.integers(0, len(data)))))
+        put(68, tweak(_word(data, 68)) if draw(st.booleans()) else draw(st.integers(0, len(data))))
     elif kind == "truncate":
         del data[draw(st.integers(0, len(data) - 1)) :]
     elif kind == "append":
@@ -672,12 +678,12 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     elif kind == "array offset":
         put(100, tweak(0x20))
     elif kind == "count":
-        put(132, draw(st.sampled_from([0, count - 1, count + 1, U256, 2**32])))
+        put(132, pick(draw, (0, count - 1, count + 1, U256, 2**32)))
     elif kind == "element offset":
         put(164 + 32 * element, tweak(_word(data, 164 + 32 * element)))
     elif kind == "dirty target":
         if start + 12 <= len(data):
-            data[start + draw(st.sampled_from([0, 11, draw(st.integers(0, 11))]))] = draw(st.integers(1, 255))
+            data[start + pick(draw, (0, 11, draw(st.integers(0, 11))))] = draw(st.integers(1, 255))
     elif kind == "data offset":
         put(start + 64, tweak(0x60))
     elif kind == "size":
@@ -705,14 +711,17 @@ init_codes = st.one_of(
 """initCode: mostly none; the EIP-7702 marker bare or followed by an init call; a factory with its data."""
 
 
-@st.composite
-def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation:
+GAS_LIMITS = st.one_of(st.sampled_from([0, 1, 21_000, 100_000]), st.integers(0, 2_000_000))
+FEES = st.one_of(st.sampled_from([0, 1, GWEI, 1000 * GWEI]), st.integers(0, 2**64))
+
+
+def draw_gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation:
     """An operation's gas fields around the session's cap (its prefund one wei-step below, at, or above the
     cap, or anywhere), with no paymaster, a paymaster the session lists, or another, and the paymaster's two
     gas limits (also without a paymaster, where nothing packs them). The callData is filled in later."""
-    limit = st.one_of(st.sampled_from([0, 1, 21_000, 100_000]), st.integers(0, 2_000_000))
+    limit = GAS_LIMITS
     verification, call, pre_verification = draw(limit) + 1, draw(limit), draw(limit)
-    paymaster = draw(st.sampled_from([None, None, *PAYMASTERS]))
+    paymaster = pick(draw, (None, None, *PAYMASTERS))
     # without a paymaster its gas limits are packed nowhere: drawn anyway, they must count for neither side
     pm_verification, pm_post_op = (
         (draw(limit), draw(limit)) if paymaster is not None or draw(st.booleans()) else (0, 0)
@@ -725,9 +734,9 @@ def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation
     )
     cap = session.gas_cap
     if cap and draw(st.integers(0, 3)):
-        fee = max(0, cap // total + draw(st.sampled_from([-1, 0, 1, 2, 10**6])))
+        fee = max(0, cap // total + pick(draw, (-1, 0, 1, 2, 10**6)))
     else:
-        fee = draw(st.one_of(st.sampled_from([0, 1, GWEI, 1000 * GWEI]), st.integers(0, 2**64)))
+        fee = draw(FEES)
     factory, factory_data = draw(init_codes)
     return UserOperation(
         sender=account,
@@ -738,12 +747,16 @@ def gas_fields(draw: st.DrawFn, session: Session, account: str) -> UserOperation
         call_gas_limit=call,
         pre_verification_gas=pre_verification,
         max_fee_per_gas=fee,
-        max_priority_fee_per_gas=draw(st.sampled_from([0, fee])),
+        max_priority_fee_per_gas=pick(draw, (0, fee)),
         paymaster=paymaster,
         paymaster_verification_gas_limit=pm_verification,
         paymaster_post_op_gas_limit=pm_post_op,
-        paymaster_data=draw(st.sampled_from([b"", b"any paymaster data"])) if paymaster else b"",
+        paymaster_data=pick(draw, (b"", b"any paymaster data")) if paymaster else b"",
     )
+
+
+gas_fields = st.composite(draw_gas_fields)
+"""``draw_gas_fields`` as a strategy, for a labelled draw."""
 
 
 @st.composite
@@ -753,15 +766,15 @@ def operations(
     """``(operation, USE_WITH_KEY?)``: one to four calls, single or batch mode, maybe mutated, with gas fields
     around the session's cap; a third of the operations aim to be allowed."""
     honest = draw(st.integers(0, 2)) == 0
-    faults = st.just("none") if honest else st.sampled_from(FAULTS)
-    calls = draw(
-        st.lists(faults.flatmap(lambda f: calls_for(session, account, module, f)), min_size=1, max_size=4)
-    )
+    calls = [
+        calls_for(draw, session, account, module, "none" if honest else pick(draw, FAULTS))
+        for _ in range(draw(st.integers(1, 4)))
+    ]
     batch = len(calls) > 1 or draw(st.booleans())
-    call_data = encode_execute(calls, batch=batch, exec_type=draw(st.sampled_from([0, 1])))
+    call_data = encode_execute(calls, batch=batch, exec_type=draw(st.integers(0, 1)))
     if not honest and draw(st.floats(0, 1)) < mutate:
-        call_data = draw(mutations(call_data, batch, len(calls)))
-    op = draw(gas_fields(session, account)).replace(call_data=call_data)
+        call_data = mutations(draw, call_data, batch, len(calls))
+    op = draw_gas_fields(draw, session, account).replace(call_data=call_data)
     return op, draw(st.integers(0, 4)) > 0
 
 
