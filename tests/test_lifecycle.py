@@ -2,7 +2,9 @@
 reinstalled, in every order, with the key (and the bundler) trying to keep something alive.
 
 Operations go through the real EntryPoint v0.7 ``handleOps`` on ape's local chain; the stateful test drives the
-module directly from an address standing for an account (the module keys everything by its caller).
+module directly from an address standing for an account (the module keys everything by its caller): a development
+account of a fresh anvil of the file's own, where the module is ape's build of its source on a node that runs it
+natively.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, anvil_chain
 from support.fuzz import DEEP
-from support.raw_call import RawSender, raw_call, revert_bytes
+from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
 ETHER = 10**18
@@ -814,12 +817,27 @@ class LifecycleMachine(RuleBasedStateMachine):
             )
 
 
+class DevelopmentAccount:
+    """The machine's account: a development account of the file's anvil, whose ``transfer`` is a transaction that
+    must succeed."""
+
+    def __init__(self, chain: AnvilChain, address: str) -> None:
+        self.chain = chain
+        self.address = address
+
+    def transfer(self, to: str, value: int, *, data: bytes) -> None:
+        self.chain.send(self.address, to, data, value=value)
+
+
 @pytest.fixture(scope="module")
-def lifecycle(module, accounts, chain):
-    LifecycleMachine.module = module
-    LifecycleMachine.account = RawSender(accounts[7], chain)
-    LifecycleMachine.call = staticmethod(raw_call(chain))
-    return LifecycleMachine
+def lifecycle(project):
+    # the machine's class stays as it was: hypothesis seeds its derandomized runs with the class's source, so the
+    # same steps are generated as on py-evm
+    with anvil_chain() as chain:
+        LifecycleMachine.module = chain.deploy(project.SessionKeyValidator)
+        LifecycleMachine.account = DevelopmentAccount(chain, chain.accounts[7])
+        LifecycleMachine.call = staticmethod(chain.call)
+        yield LifecycleMachine
 
 
 def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive(lifecycle):
