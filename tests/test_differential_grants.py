@@ -18,7 +18,8 @@ sign-in websites (1 to 255 printable ASCII bytes, or not; repeated; up to 9 sign
 call permissions), and limits of every kind (and an unknown one), periods around the 60-second minimum, meters on missing
 permissions, with offsets, or more than 8 on one permission, and more than 8 limits.
 
-The dry runs are ``eth_call`` s from the account: no session stays enabled.
+The dry runs are ``eth_call`` s from the account: no session stays enabled. The module is ape's build of its
+source, deployed on a fresh anvil of this file's own, which runs it natively.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from keyscope.session import (
     Rule,
     Session,
 )
+from support.anvil_chain import anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import revert_bytes
 
 EXAMPLES = 2000 if DEEP else 400
 U256 = 2**256 - 1
@@ -414,17 +416,14 @@ same examples reach the same refusals whichever tests run before."""
 
 
 @pytest.fixture(scope="module")
-def dry_run(module, accounts, chain):
-    if not chain.provider.get_balance(
-        DRY_RUN_ACCOUNT
-    ):  # the calls' gas (30M at the chain's price) needs funds
-        accounts[0].transfer(DRY_RUN_ACCOUNT, 10**18)
-    call = raw_call(chain)
-    return (
-        DRY_RUN_ACCOUNT,
-        module.address,
-        lambda session: module_verdict(call, DRY_RUN_ACCOUNT, module.address, session),
-    )
+def dry_run(project):
+    with anvil_chain() as chain:
+        module = chain.deploy(project.SessionKeyValidator)
+        yield (
+            DRY_RUN_ACCOUNT,
+            module.address,
+            lambda session: module_verdict(chain.call, DRY_RUN_ACCOUNT, module.address, session),
+        )
 
 
 def _sdk_and_module_agree(dry_run, fault, data):
