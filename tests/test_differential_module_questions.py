@@ -7,7 +7,8 @@ permission with a selector, whether the account routes that selector to the targ
 batch of reads (:func:`~keyscope.accounts.modules.read_asking_modules`, one by one when a question reverts) and refuses
 the grant before anything is signed.
 
-Here the account is ``OddModuleAnswers`` (contracts/test), set afresh for each example to answer each question, per
+Here the account is ``OddModuleAnswers`` (contracts/test), deployed with the module (ape's builds of their sources) on a
+fresh anvil of this file's own, which runs them natively, and set afresh for each example to answer each question, per
 target, module type, context and selector, in any form a view can give: true (one word, or longer), false, a word above
 1, one byte, nothing, a revert (with or without a word of data), or all its gas burnt. The sessions name 1 to 4
 (target, selector) pairs, selector zero (a plain transfer) among them. Three verdicts must agree:
@@ -34,8 +35,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ETHER
-from keyscope import Web3Chain
+from keyscope import RpcChain
 from keyscope.accounts.erc7579 import ERC7579AccountKind
 from keyscope.accounts.modules import (
     FALLBACK_HANDLER,
@@ -50,8 +50,9 @@ from keyscope.accounts.modules import (
 from keyscope.hexutil import keccak, to_address
 from keyscope.revert import decode_revert
 from keyscope.session import Permission, Session
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import revert_bytes
 
 EXAMPLES = 1500 if DEEP else 150
 TARGETS = tuple(to_address(keccak(f"keyscope module question target {i}".encode())[12:]) for i in range(4))
@@ -250,20 +251,31 @@ def generated_sessions() -> st.SearchStrategy[Session]:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OnAnvil:
+    """The file's anvil, the module and the account deployed on it, and the development account that sets the
+    account's answers."""
+
+    chain: AnvilChain
+    module: AnvilContract
+    odd: AnvilContract
+    deployer: str
+
+
 @pytest.fixture(scope="module")
-def odd_account(project, deployer, module, chain):
-    odd = project.OddModuleAnswers.deploy(sender=deployer)
-    # the eth_calls below are sent from it: py-evm makes their sender afford their gas
-    project.ForceFeed.deploy(odd.address, value=ETHER, sender=deployer)
-    return odd
+def on_anvil(project):
+    with anvil_chain() as chain:
+        module = chain.deploy(project.SessionKeyValidator)
+        odd = chain.deploy(project.OddModuleAnswers)
+        yield OnAnvil(chain, module, odd, chain.accounts[0])
 
 
-def set_answers(odd: Any, deployer: Any, answers: dict[Question, str]) -> None:
+def set_answers(odd: AnvilContract, deployer: str, answers: dict[Question, str]) -> None:
     entries = []
     for question, form in answers.items():
         how, data = (BURN, b"") if form == BURNT else FORMS[form]
         entries.append((question.module_type, question.target, question.context, how, data))
-    odd.answerEach(entries, sender=deployer)
+    odd.answerEach.transact(entries, sender=deployer)
 
 
 def module_verdict(
@@ -287,13 +299,12 @@ def module_verdict(
 TALLY: Counter[str] = Counter()
 
 
-def test_the_module_the_sdk_and_the_model_find_the_same_modules_among_a_grant_s_targets(
-    odd_account, deployer, module, chain
-):
+def test_the_module_the_sdk_and_the_model_find_the_same_modules_among_a_grant_s_targets(on_anvil):
     """The property on generated accounts and sessions; then, that the examples reached each verdict."""
     TALLY.clear()
-    call = raw_call(chain)
-    web3_chain = Web3Chain(chain.provider.web3)
+    call = on_anvil.chain.call
+    odd_account, deployer, module = on_anvil.odd, on_anvil.deployer, on_anvil.module
+    node = RpcChain(on_anvil.chain.url)
     account = odd_account.address
 
     @settings(max_examples=EXAMPLES, database=None, **ON_CHAIN)
@@ -304,7 +315,7 @@ def test_the_module_the_sdk_and_the_model_find_the_same_modules_among_a_grant_s_
         on_chain = module_verdict(call, account, module, session)
         targets = sorted({to_address(p.target) for p in session.permissions})
         found = read_asking_modules(
-            web3_chain,
+            node,
             ERC7579AccountKind(),
             account,
             targets,
@@ -339,7 +350,10 @@ def test_the_module_the_sdk_and_the_model_find_the_same_modules_among_a_grant_s_
 
     for chosen in EACH_ROLE:
         agree = example(**chosen)(agree)
-    agree()
+    try:
+        agree()
+    finally:
+        node.close()
     print("\nmodule questions:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
     reached = ["enabled", *(f"refused: {w}" for w in (*MODULE_TYPES.values(), SAFE_MODULE, FALLBACK_HANDLER))]
     missing = [name for name in [*reached, f"refused: {UNANSWERED}"] if not TALLY[name]]
@@ -350,17 +364,15 @@ def _type_of(name: str) -> int:
     return next(number for number, named in MODULE_TYPES.items() if named == name)
 
 
-def test_the_fallback_question_is_asked_with_the_selector_as_the_module_asks_it(
-    odd_account, deployer, module, chain
-):
+def test_the_fallback_question_is_asked_with_the_selector_as_the_module_asks_it(on_anvil):
     """The question's wire form, fixed: ``isModuleInstalled(3, target, abi.encode(selector))``, the selector
     left-aligned in its one word. The account answers true only to that exact context, and the module refuses."""
     target, selector = TARGETS[0], SELECTORS[1]
     context = fallback_context(selector)
     assert context == abi_encode(["bytes4"], [selector]) == selector + bytes(28)
-    set_answers(odd_account, deployer, {Question(3, target, context): "true"})
+    set_answers(on_anvil.odd, on_anvil.deployer, {Question(3, target, context): "true"})
     session = Session(session_key=KEY, permissions=(Permission(target=target, selector=selector),))
-    assert module_verdict(raw_call(chain), odd_account.address, module, session) == (
+    assert module_verdict(on_anvil.chain.call, on_anvil.odd.address, on_anvil.module, session) == (
         "PermissionTargetIsModule",
         {"permissionIndex": 0, "target": target, "moduleType": 3},
     )
