@@ -3,7 +3,8 @@
 A hypothesis ``RuleBasedStateMachine`` grants a random session with random limits (every kind, over the life or
 per period, shared between permissions or not; amounts up to and past the module's 176-bit saturation; an argument
 counted at the amount's word, the recipient's or past the calldata; a gas cap over some operations' cost, or none)
-to an ape test account playing the smart account, then runs random
+to a development account of a fresh anvil playing the smart account (the module is ape's build of its source, on
+a node that runs it natively), then runs random
 steps: operations (single calls or batches, values and amounts around what is left, claimed times around the
 periods' boundaries or none, gas fields with and without a listed paymaster), and the clock moving on. For each
 operation the module's ``validateUserOp`` runs first as an ``eth_call``; the checker, given the counters it
@@ -54,8 +55,9 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR, entry_point_in_window
 
 T0 = 1_700_000_000
@@ -73,12 +75,12 @@ def _key() -> LocalSigner:
 
 
 class LimitMachine(RuleBasedStateMachine):
-    """One session per example; the module is shared (records are per session), the account is one test
-    account."""
+    """One session per example; the module is shared (records are per session), the account is one development
+    account of the file's anvil."""
 
-    module: Any = None
-    account: Any = None
-    call: Any = None
+    module: AnvilContract
+    account: str
+    chain: AnvilChain
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,12 +166,10 @@ class LimitMachine(RuleBasedStateMachine):
             TALLY["forged: a total on a transfer"] += 1
         else:
             self.session = Session(**fields)
-        self.module.enableSession(self.session.as_abi(), sender=self.account)
-        self.session_id = self.session.session_id(
-            self.account.address, int(self.module.epochOf(self.account.address))
-        )
+        self.module.enableSession.transact(self.session.as_abi(), sender=self.account)
+        self.session_id = self.session.session_id(self.account, int(self.module.epochOf(self.account)))
         self.checker = PolicyChecker(
-            self.session, self.account.address, self.module.address, session_id=self.session_id
+            self.session, self.account, self.module.address, session_id=self.session_id
         )
         self.counters = initial_counters(self.session)
         self.now = valid_after + data.draw(st.sampled_from([0, 1, 59, 60, 3599]), label="now")
@@ -209,7 +209,7 @@ class LimitMachine(RuleBasedStateMachine):
         )
         paymaster = data.draw(st.sampled_from([None, None, PAYMASTER, TARGETS[2]]), label="paymaster")
         op = UserOperation(
-            sender=self.account.address,
+            sender=self.account,
             nonce=0,
             call_data=call_data,
             verification_gas_limit=100_000,
@@ -238,24 +238,23 @@ class LimitMachine(RuleBasedStateMachine):
         self._agree(verdict, module_data, error)
         if module_data is not None and entry_point_in_window(module_data, self.now):
             TALLY["counted on chain"] += 1
-            self.account.transfer(self.module.address, 0, data=data_)
+            self.chain.send(self.account, self.module.address, data_)
             self.counters = verdict.counters if verdict.counters is not None else self.counters
 
     def _eth_call(self, data: bytes) -> tuple[int | None, tuple[str, dict[str, Any]] | None]:
         tx = {
-            "from": self.account.address,
+            "from": self.account,
             "to": self.module.address,
             "data": "0x" + data.hex(),
             "gas": 10_000_000,
         }
         try:
-            result = self.call(tx)
+            result = self.chain.call(tx)
         except Exception as failure:
             decoded = decode_revert(revert_bytes(failure))
             assert decoded is not None, failure
             return None, decoded
-        output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
-        return int.from_bytes(output, "big"), None
+        return int.from_bytes(bytes.fromhex(result[2:]), "big"), None
 
     def _agree(self, verdict: Any, module_data: int | None, error: tuple[str, dict[str, Any]] | None) -> None:
         context = f"session {self.session!r}\nnow {self.now}, counters {self.counters}\nchecker {verdict!r}\nmodule {error or module_data}"
@@ -284,7 +283,7 @@ class LimitMachine(RuleBasedStateMachine):
         """Revoke the example's session: the account holds at most 256 live permissions, and a deep run grants more
         sessions than that (enabling would then revert, in one example and not in its replay)."""
         if self.session_id:
-            self.module.revokeSession(self.session_id, sender=self.account)
+            self.module.revokeSession.transact(self.session_id, sender=self.account)
 
     # -- the counters ----------------------------------------------------------------------------------
 
@@ -292,22 +291,25 @@ class LimitMachine(RuleBasedStateMachine):
     def counters_agree(self) -> None:
         if self.session is None:
             return
-        result = self.module.chain_manager.provider.web3.eth.call(
-            {
-                "to": self.module.address,
-                "data": "0x" + limit_usage_data(self.account.address, self.session_id).hex(),
-            }
+        result = self.chain.call(
+            {"to": self.module.address, "data": "0x" + limit_usage_data(self.account, self.session_id).hex()}
         )
-        on_chain = decode_limit_counters(self.session, bytes(result))
+        on_chain = decode_limit_counters(self.session, bytes.fromhex(result[2:]))
         assert on_chain == self.counters, (on_chain, self.counters)
         _ = counters_from_chain  # the rows' decoding is the SDK's (module.decode_limit_counters)
 
 
 @pytest.fixture(scope="module")
-def machine(module, accounts, chain):
-    LimitMachine.module = module
-    LimitMachine.account = accounts[5]
-    LimitMachine.call = staticmethod(raw_call(chain))
+def on_anvil(project):
+    """The file's anvil and the module deployed on it."""
+    with anvil_chain() as chain:
+        yield chain, chain.deploy(project.SessionKeyValidator)
+
+
+@pytest.fixture(scope="module")
+def machine(on_anvil):
+    LimitMachine.chain, LimitMachine.module = on_anvil
+    LimitMachine.account = LimitMachine.chain.accounts[5]
     return LimitMachine
 
 
@@ -335,13 +337,13 @@ def test_the_checker_and_the_module_count_alike(machine):
         assert TALLY[outcome], f"no {outcome} among the generated operations: {TALLY}"
 
 
-def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, chain):
+def test_a_co_signed_sessions_limits_count_in_its_own_space(on_anvil):
     """A key holding a co-signed session with a limit and a plain session on the same (target, selector): SESSION
     operations count towards the co-signed session's limit, as the checker of that session predicts, until it
     refuses them; the key's own operations (USE_WITH_KEY) reach the plain session, which counts nothing, and leave
     the co-signed session's count where it was."""
-    account = accounts[5]
-    call = raw_call(chain)
+    chain, module = on_anvil
+    account = chain.accounts[5]
     key, co_signer = _key(), _key()
     pay = Permission(target=TARGETS[1], selector=PAY)
     co_signed = Session(
@@ -351,18 +353,18 @@ def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, ch
         limits=(Limit(kind=LimitKind.CALLS, amount=2, meters=(Meter(permission=0),)),),
     )
     plain = Session(session_key=key.address, permissions=(pay,))
-    epoch = int(module.epochOf(account.address))
+    epoch = int(module.epochOf(account))
     ids = []
     for session in (co_signed, plain):
-        module.enableSession(session.as_abi(), sender=account)
-        ids.append(session.session_id(account.address, epoch))
+        module.enableSession.transact(session.as_abi(), sender=account)
+        ids.append(session.session_id(account, epoch))
     checkers = [
-        PolicyChecker(s, account.address, module.address, session_id=i)
+        PolicyChecker(s, account, module.address, session_id=i)
         for s, i in zip((co_signed, plain), ids, strict=True)
     ]
     counters = initial_counters(co_signed)
     call_data = encode_execute(Call(TARGETS[1], 0, PAY + abi_encode(["address", "uint256"], [TARGETS[0], 1])))
-    op = UserOperation(sender=account.address, nonce=0, call_data=call_data)
+    op = UserOperation(sender=account, nonce=0, call_data=call_data)
 
     def validate(step: int, co_sign: bool) -> tuple[int | None, tuple[str, dict[str, Any]] | None, bytes]:
         op_hash = keccak(b"co-signed limits %d" % step + key.private_key)
@@ -376,26 +378,23 @@ def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, ch
             [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
         )
         try:
-            output = call(
-                {"from": account.address, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
+            output = chain.call(
+                {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
             )
         except Exception as failure:
             return None, decode_revert(revert_bytes(failure)), data
-        raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
-        return int.from_bytes(raw, "big"), None, data
+        return int.from_bytes(bytes.fromhex(output[2:]), "big"), None, data
 
     def usage() -> Counters:
-        raw = chain.provider.web3.eth.call(
-            {"to": module.address, "data": "0x" + limit_usage_data(account.address, ids[0]).hex()}
-        )
-        return decode_limit_counters(co_signed, bytes(raw))
+        raw = chain.call({"to": module.address, "data": "0x" + limit_usage_data(account, ids[0]).hex()})
+        return decode_limit_counters(co_signed, bytes.fromhex(raw[2:]))
 
     try:
         for step, co_sign in enumerate((True, False, True, False, True)):
             data, error, tx = validate(step, co_sign)
             if not co_sign:  # the plain session: no limit
                 assert error is None and data == checkers[1].check_operation(op, now=T0).validation_data
-                account.transfer(module.address, 0, data=tx)
+                chain.send(account, module.address, tx)
                 assert usage() == counters
                 continue
             try:
@@ -406,10 +405,10 @@ def test_a_co_signed_sessions_limits_count_in_its_own_space(module, accounts, ch
                 assert step == 4
                 continue
             assert error is None and data == verdict.validation_data, (error, data, verdict)
-            account.transfer(module.address, 0, data=tx)
+            chain.send(account, module.address, tx)
             counters = verdict.counters
             assert usage() == counters
         assert counters[0].left == 0
     finally:
         for session_id in ids:
-            module.revokeSession(session_id, sender=account)
+            module.revokeSession.transact(session_id, sender=account)
