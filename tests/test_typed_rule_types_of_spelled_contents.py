@@ -1,6 +1,6 @@
 """A signing permission's contents type as a grant request may spell it (plain text, not built from EIP-712 types by
 the SDK): the module's grant-time layout of its fields (``TypedDataRuleTypeMismatch``, ``InvalidTypedDataPermission``)
-against the SDK's (``typed_fields``), on ape's chain with the real module.
+against the SDK's (``typed_fields``), with the real module.
 
 The differential of ``test_signing_permissions_of_any_type`` draws contents types written from EIP-712 types, as
 ``encodeType`` spells them. Here each contents type is written out by hand: spaces and tabs where EIP-712 puts none,
@@ -10,18 +10,28 @@ of structs, structs nested three deep, definitions that are not closed, one the 
 each, with each listed ``nested`` list, both lay the contents out alike: a grant with a rule on every field that a
 rule type reads, typed as that field, is taken by both; a rule typed otherwise on any word is refused by both,
 naming the field's type (0xff: a type no rule type reads); a layout the SDK refuses is refused by the module.
+
+The module is ape's build of its source, on a fresh anvil of this file's own (a node that runs it natively): each
+grant is an ``eth_call`` of ``enableSession`` from one of the node's development accounts, as ape's ``call`` was.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
 
 from keyscope import SessionKey
 from keyscope.errors import BadInputError
+from keyscope.rpc import JsonRpcError
 from keyscope.session import Condition, Rule, Session, TypedDataPermission
 from keyscope.typed_fields import contents_definitions, contents_fields, field_arg_type
+from support.anvil_chain import AnvilContract, anvil_chain
+from support.raw_call import revert_bytes
 
 ZERO = "0x" + "00" * 20
 MAX_CONTENTS_TYPE = 2048
@@ -96,18 +106,50 @@ def _permission(name: str, contents_type: str, nested: tuple[int, ...], rules: t
     )  # fmt: skip
 
 
-def _module_verdict(module: Any, sender: Any, permission: Any) -> Any:
+@dataclass
+class Module:
+    """The module on the file's anvil, the development account asking it, and its custom errors by selector (from
+    ape's build)."""
+
+    contract: AnvilContract
+    sender: str
+    errors: dict[bytes, Any] = field(repr=False)
+
+    def refusal(self, error: Exception) -> tuple[str, dict[str, Any]]:
+        """The custom error a failed ``eth_call`` reverted with, by name, and its inputs by name."""
+        data = revert_bytes(error)
+        abi = self.errors.get(data[:4])
+        assert abi is not None, f"the module reverted with 0x{data.hex()}"
+        values = abi_decode([i.canonical_type for i in abi.inputs], data[4:])
+        return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
+
+
+@pytest.fixture(scope="module")
+def module(project) -> Iterator[Module]:
+    with anvil_chain() as chain:
+        contract_type = project.SessionKeyValidator.contract_type
+        errors = {keccak(text=e.selector)[:4]: e for e in contract_type.abi if e.type == "error"}
+        yield Module(chain.deploy(project.SessionKeyValidator), chain.accounts[7], errors)
+
+
+def _module_verdict(module: Module, permission: Any) -> Any:
     """None when the module enables a session with ``permission``; else its refusal."""
     session = Session.model_construct(
         session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
         salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
     )  # fmt: skip
+    contract = module.contract
+    tx = {"from": module.sender, "to": contract.address, "gas": 30_000_000,
+          "data": "0x" + contract.enableSession.encode_input(session.as_abi()).hex()}  # fmt: skip
     try:
-        module.enableSession.call(session.as_abi(), sender=sender)
-    except module.TypedDataRuleTypeMismatch as error:
-        return ("TypedDataRuleTypeMismatch", error.inputs["ruleType"], error.inputs["fieldType"])
-    except module.InvalidTypedDataPermission:
-        return ("InvalidTypedDataPermission",)
+        contract.chain.call(tx)
+    except JsonRpcError as error:
+        name, inputs = module.refusal(error)
+        if name == "TypedDataRuleTypeMismatch":
+            return (name, inputs["ruleType"], inputs["fieldType"])
+        if name == "InvalidTypedDataPermission":
+            return (name,)
+        raise AssertionError(f"the module refused with {name}{inputs}") from error
     return None
 
 
@@ -119,7 +161,7 @@ def _rebuilt(permission: Any) -> TypedDataPermission:
     ("name", "contents_type", "nested_lists"), SPELLED, ids=[f"{i}" for i in range(len(SPELLED))]
 )
 def test_the_module_and_the_sdk_lay_out_a_hand_spelled_contents_type_alike(
-    module, accounts, name, contents_type, nested_lists
+    module, name, contents_type, nested_lists
 ):
     for nested in nested_lists:
         where = f"{contents_type!r} nested {nested}"
@@ -128,7 +170,7 @@ def test_the_module_and_the_sdk_lay_out_a_hand_spelled_contents_type_alike(
             fields = contents_fields(name, contents_type, nested)
         except ValueError as error:  # BadInputError included: a nested entry on no struct
             refused = _permission(name, contents_type, nested, (_rule(0, 0),))
-            assert _module_verdict(module, accounts[7], refused) == ("InvalidTypedDataPermission",), (
+            assert _module_verdict(module, refused) == ("InvalidTypedDataPermission",), (
                 where,
                 error,
             )
@@ -140,7 +182,7 @@ def test_the_module_and_the_sdk_lay_out_a_hand_spelled_contents_type_alike(
         # every field a rule type reads, ruled as its type, and a rule past the contents: taken by both
         typed = tuple(_rule(w, t) for w, t in sorted(field_types.items()) if t is not None)
         granted = _permission(name, contents_type, nested, (*typed[-30:], _rule(max(words, 1) + 1, 0x1F)))
-        assert _module_verdict(module, accounts[7], granted) is None, where
+        assert _module_verdict(module, granted) is None, where
         _rebuilt(granted)
         # any word ruled as another type (the longest contents type: its first and last words): refused by both,
         # naming the field's type
@@ -150,13 +192,13 @@ def test_the_module_and_the_sdk_lay_out_a_hand_spelled_contents_type_alike(
             other = 0x1F if field_type != 0x1F else 0x20
             mistyped = _permission(name, contents_type, nested, (_rule(word, other),))
             expected = ("TypedDataRuleTypeMismatch", other, 0xFF if field_type is None else field_type)
-            assert _module_verdict(module, accounts[7], mistyped) == expected, (where, word)
+            assert _module_verdict(module, mistyped) == expected, (where, word)
             with pytest.raises(BadInputError, match=rf"offset {32 * word}, type "):
                 _rebuilt(mistyped)
 
 
 def test_a_struct_defined_twice_is_refused_by_the_sdk_and_read_at_its_first_definition_by_the_module(
-    module, accounts
+    module,
 ):
     """A contents type defining ``Inner`` twice is no EIP-712 encodeType: the SDK refuses it whole, naming the
     struct. The module lays such a grant's fields out from the first definition of each struct in the contents type
@@ -164,11 +206,11 @@ def test_a_struct_defined_twice_is_refused_by_the_sdk_and_read_at_its_first_defi
     word past the first definition's members is past the contents."""
     contents_type = "Order(Inner a,uint8 b)Inner(uint8 x)Inner(uint256 x,uint8 y)"
     first = _permission("Order", contents_type, (0,), (_rule(2, 0x1F),))
-    assert _module_verdict(module, accounts[7], first) is None
+    assert _module_verdict(module, first) is None
     second = _permission("Order", contents_type, (0,), (_rule(2, 0x00),))
-    assert _module_verdict(module, accounts[7], second) == ("TypedDataRuleTypeMismatch", 0x00, 0x1F)
+    assert _module_verdict(module, second) == ("TypedDataRuleTypeMismatch", 0x00, 0x1F)
     past_first = _permission("Order", contents_type, (0,), (_rule(3, 0x1F),))  # Inner's y: past the contents
-    assert _module_verdict(module, accounts[7], past_first) is None
+    assert _module_verdict(module, past_first) is None
     for permission in (first, second, past_first):
         with pytest.raises(ValueError, match="defines 'Inner' twice"):
             _rebuilt(permission)
