@@ -20,8 +20,9 @@ Each sign-in example grants websites of any spelling RFC 3986 allows and judges 
 granted website respelled (case, scheme, port, spaces, look-alike letters) and whose second line is the account in
 any spelling, or not.
 
-The account is an ape test account that enables its sessions itself (the module keys storage by its caller);
-the verifier asking is the zero address, as an ``eth_call`` without a sender is. ``KEYSCOPE_FUZZ=deep`` runs many
+The account is a development account of a fresh anvil of this file's own (the module is ape's build of its source,
+on a node that runs it natively) that enables its sessions itself (the module keys storage by its caller); the
+verifier asking is the zero address, as an ``eth_call`` without a sender is. ``KEYSCOPE_FUZZ=deep`` runs many
 more examples than the default ("ci").
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +66,9 @@ from keyscope.typed_data import (
     typed_data_sign_hash,
 )
 from keyscope.typed_fields import ORDER_CONDITIONS, field_arg_type, is_hashed, nested_frames
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
-from support.raw_call import raw_call, revert_bytes
+from support.raw_call import revert_bytes
 
 TYPED_EXAMPLES = 400 if DEEP else 30
 """Sessions of the typed-data test: each is one transaction and about 15 judged signatures."""
@@ -438,29 +440,35 @@ def dirtied(draw: st.DrawFn, grant: Grant, frames: Frames) -> tuple[Frames, list
 
 @dataclass
 class Chain:
-    """The module, the accounts that enable sessions on it, and a bare ``eth_call``."""
+    """The module, the accounts that enable sessions on it (development accounts of the file's anvil), and the
+    node."""
 
-    module: Any
-    accounts: list[Any]
-    chain: Any
-    call: Callable[[dict[str, Any]], Any]
+    module: AnvilContract
+    accounts: list[str]
+    chain: AnvilChain
     chain_id: int
     sessions: int = 0
 
     @property
-    def account(self) -> Any:
+    def account(self) -> str:
         """The account enabling the next session: a new one every 25 sessions (at most 8 signing permissions each,
         the module holds 256 live permissions per account)."""
         return self.accounts[1 + (self.sessions // 25) % (len(self.accounts) - 1)]
 
     def now(self) -> int:
-        return int(self.chain.blocks.head.timestamp)
+        return int(self.chain.rpc.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
+    def mine_at(self, timestamp: int) -> None:
+        """Mine a block of ``timestamp``: the chain's time from then on."""
+        self.chain.rpc.request("evm_mine", [timestamp])
 
     def enable(self, session: Session) -> tuple[str, bytes]:
         account = self.account
         self.sessions += 1
-        self.module.enableSession(session.as_abi(), sender=account)
-        return account.address, session.session_id(account.address, int(self.module.epochOf(account.address)))
+        self.chain.send(
+            account, self.module.address, self.module.enableSession.encode_input(session.as_abi())
+        )
+        return account, session.session_id(account, int(self.module.epochOf(account)))
 
     def verdict(self, account: str, hash_: bytes, body: bytes) -> tuple[str | None, dict[str, Any]]:
         """The module's refusal of ``body`` for ``hash_`` asked by the zero address (None: valid), with its
@@ -470,7 +478,7 @@ class Chain:
         )
         tx = {"from": account, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
-            self.call(tx)
+            self.chain.call(tx)
         except Exception as error:
             raw = revert_bytes(error)
             decoded = decode_revert(raw)
@@ -520,8 +528,9 @@ def report(request):
 
 
 @pytest.fixture(scope="module")
-def evm(module, accounts, chain) -> Chain:
-    return Chain(module, list(accounts), chain, raw_call(chain), chain.chain_id)
+def evm(project) -> Iterator[Chain]:
+    with anvil_chain() as chain:
+        yield Chain(chain.deploy(project.SessionKeyValidator), list(chain.accounts), chain, chain.chain_id)
 
 
 _keys = itertools.count()
@@ -831,8 +840,7 @@ def test_the_sdk_and_the_module_judge_the_window_s_edges_alike(evm):
             session_key=key.address, sign_in=(website,), valid_after=valid_after, valid_until=valid_until
         )
         enabled.append((key, session, *evm.enable(session)))
-    evm.chain.pending_timestamp = moment
-    evm.chain.mine()
+    evm.mine_at(moment)
     assert evm.now() == moment
     verdicts = []
     for key, session, account, session_id in enabled:
