@@ -1,5 +1,5 @@
 """Differential: typed data of any EIP-712 type, judged by the SDK before it signs and by the module on the signature
-a leaked session key makes for the same data, on ape's chain with the real module and keyscope's account.
+a leaked session key makes for the same data, with the real module and keyscope's account.
 
 Each example makes an EIP-712 type (a primary struct, nested structs up to three levels down, atomic members of
 every width, strings and bytes, arrays of atoms and of structs), grants the session one signing permission of that
@@ -12,35 +12,46 @@ member's type), and judges messages at and around the rules' values:
 * the account's own ``isValidSignature`` and OpenZeppelin's SignatureChecker take the signature exactly when the
   SDK signs;
 * the digest the verifier asks about is eth-account's EIP-712 encoding of the same data.
+
+The chain is a fresh anvil of this file's own, a node that runs the contracts natively: ape's builds of the module,
+keyscope's account factory and ``SignedPermits``, and the EntryPoint v0.7 from its package. The account is made by
+the factory's ``createAccount`` and grants its sessions with its owner's UserOperations, handled by the EntryPoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
-from ape.exceptions import ContractLogicError, CustomError
+from ape.contracts import ContractContainer
 from eth_abi import decode as abi_decode
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
+from ethpm_types import ContractType
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from keyscope import Policy, SessionGrant, SessionKey, arg
+from keyscope import Network, Policy, SessionGrant, SessionKey, arg
+from keyscope.artifacts import entry_point_artifact
+from keyscope.chain import RpcChain
 from keyscope.errors import BadInputError
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address, to_bytes
 from keyscope.message_signing import SignatureRefusedError
+from keyscope.rpc import JsonRpcError
 from keyscope.session import Condition, Rule, Session, TypedDataPermission, contents_definitions
 from keyscope.signing import LocalSigner
 from keyscope.signing_words import field_arg_type, mistyped_rules, typed_data_fields
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
 from keyscope.typed_fields import ordered_hashes
+from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP
-from support.sdk import local_network
+from support.raw_call import revert_bytes
 from support.signatures import forge_typed_data
-from support.strict_reverts import revert_data
 
 INTEGERS = [f"uint{bits}" for bits in (8, 16, 32, 48, 64, 128, 160, 256)] + [
     f"int{bits}" for bits in (8, 16, 32, 64, 128, 256)
@@ -330,52 +341,161 @@ def _eth_account_digest(data: dict[str, Any]) -> bytes:
 
 @dataclass
 class World:
-    sessions: Any
-    net: Any
-    module: Any
-    permits: Any
-    account_contract: Any
+    """The file's anvil with the EntryPoint, keyscope's factory, the module and ``SignedPermits`` deployed (ape's
+    builds, the EntryPoint from its package), and one keyscope account of ``owner`` with the module installed."""
+
+    chain: AnvilChain
+    entry_point: AnvilContract
+    factory: AnvilContract
+    module: AnvilContract
+    permits: AnvilContract
+    net: Network
     owner: LocalSigner
-    account: str
-    chain_id: int
     project: Any
+    errors: dict[bytes, Any] = field(repr=False)
+    account: str = ""
+    account_contract: Any = None
     grants: int = 0
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    @property
+    def sender(self) -> str:
+        """The development account that asks the module to enable sessions in an ``eth_call``."""
+        return self.chain.accounts[7]
+
+    def make_account(self, salt: int) -> None:
+        """Deploy the owner's account of ``salt`` with the module installed at creation (the factory's
+        ``createAccount``, as a first operation's initCode calls it), funded for its operations, and move to it."""
+        modules = [(1, self.module.address, b"")]
+        self.factory.createAccount.transact(self.owner.address, modules, salt, sender=self.chain.accounts[0])
+        self.account = to_address(self.factory.getAddress(self.owner.address, modules, salt))
+        self.chain.rpc.request("anvil_setBalance", [self.account, hex(10**18)])
+        self.account_contract = AnvilContract(
+            self.chain, self.account, self.project.KeyscopeAccount.contract_type
+        )
 
     def next_grant(self) -> None:
         """Count a grant; past 200 sessions on the account (the module holds at most 256 live permissions per
         account), move on to a fresh account."""
         self.grants += 1
         if self.grants % 200 == 0:
-            self.account = self.sessions.account(self.owner, 77 + self.grants)
-            self.account_contract = self.project.KeyscopeAccount.at(self.account)
+            self.make_account(77 + self.grants)
+
+    def owner_execute(self, call: Call) -> None:
+        """The owner's UserOperation (nonce key 0) making ``call``, handled by the EntryPoint; it must execute."""
+        op = UserOperation(
+            sender=self.account,
+            nonce=int(self.entry_point.getNonce(self.account, 0)),
+            call_data=encode_execute(call),
+            call_gas_limit=1_000_000,
+            verification_gas_limit=1_500_000,
+            pre_verification_gas=60_000,
+            max_fee_per_gas=2 * 10**9,
+            max_priority_fee_per_gas=10**9,
+        )
+        op = op.replace(
+            signature=self.owner.sign_hash(
+                user_op_hash_v07(op.pack(), self.entry_point.address, self.chain_id)
+            )
+        )
+        beneficiary = self.chain.accounts[1]
+        receipt = self.entry_point.handleOps.transact([op.pack().as_tuple()], beneficiary, sender=beneficiary)
+        events = [log for log in receipt["logs"] if log["topics"][0] == "0x" + USER_OPERATION_EVENT.hex()]
+        assert len(events) == 1 and int(events[0]["data"][2 + 64 : 2 + 128], 16) == 1, receipt
+
+    def grant_onchain(self, session: Session) -> bytes:
+        """The owner's UserOperation calling module.enableSession(session); returns the session id."""
+        self.owner_execute(
+            Call.of(self.module.address, 0, self.module.enableSession.encode_input(session.as_abi()))
+        )
+        session_id = session.session_id(self.account, self.epoch())
+        assert self.module.isSessionActive(self.account, session_id)
+        return session_id
+
+    def epoch(self) -> int:
+        return int(self.module.epochOf(self.account))
+
+    def refusal(self, error: Exception) -> tuple[str, dict[str, Any]] | None:
+        """The module's custom error a failed ``eth_call`` reverted with, by name, and its inputs by name (ape's
+        build's ABI); None for revert data that is no custom error of the module."""
+        data = revert_bytes(error)
+        abi = self.errors.get(data[:4])
+        if abi is None:
+            return None
+        values = abi_decode([i.canonical_type for i in abi.inputs], data[4:])
+        return abi.name, {i.name: v for i, v in zip(abi.inputs, values, strict=True)}
+
+    def enable_call(self, session: Session) -> tuple[str, dict[str, Any]] | None:
+        """The module's refusal of ``enableSession(session)`` asked in an ``eth_call`` (None: it enables it); a
+        revert that is no custom error of the module fails the test."""
+        data = self.module.enableSession.encode_input(session.as_abi())
+        tx = {"from": self.sender, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+        try:
+            self.chain.call(tx)
+        except JsonRpcError as error:
+            refusal = self.refusal(error)
+            assert refusal is not None, f"enableSession reverted with 0x{revert_bytes(error).hex()}"
+            return refusal
+        return None
+
+
+USER_OPERATION_EVENT = keccak(text="UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)")
+"""The EntryPoint's event per handled operation: its data's second word says whether the call succeeded."""
+
+
+def _deploy_entry_point(chain: AnvilChain) -> AnvilContract:
+    """EntryPoint v0.7 from its package, deployed with CREATE: nothing here depends on its canonical address (the
+    factory, the accounts and the SDK are given this one)."""
+    artifact = entry_point_artifact("0.7")
+    contract_type = ContractType.model_validate(
+        {
+            "contractName": "EntryPoint",
+            "abi": artifact["abi"],
+            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
+            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
+        }
+    )
+    return chain.deploy(ContractContainer(contract_type))
 
 
 @pytest.fixture(scope="module")
-def world(project, sessions, chain, bundler, module, entry_point, factory, permits, nft) -> Iterator[World]:
-    """One keyscope account with the module installed (``nft`` is asked for so that no session-scoped fixture is
-    first set up after the account exists)."""
-    net = local_network(chain, bundler, module, entry_point, factory)
-    owner = LocalSigner.generate()
-    account = sessions.account(owner, 77)
-    yield World(
-        sessions,
-        net,
-        module,
-        permits,
-        project.KeyscopeAccount.at(account),
-        owner,
-        account,
-        sessions.h.chain_id,
-        project,
-    )
+def world(project) -> Iterator[World]:
+    """One keyscope account with the module installed, on the file's anvil."""
+    with anvil_chain() as chain:
+        entry_point = _deploy_entry_point(chain)
+        factory = chain.deploy(project.KeyscopeAccountFactory, entry_point.address, chain.accounts[0])
+        module = chain.deploy(project.SessionKeyValidator)
+        permits = chain.deploy(project.SignedPermits)
+        net = Network(
+            chain=RpcChain(chain.url),
+            bundler=cast(Any, None),  # signing asks no bundler
+            module=module.address,
+            entry_point=entry_point.address,
+            factory=factory.address,
+        )
+        abi = project.SessionKeyValidator.contract_type.abi
+        errors = {keccak(text=e.selector)[:4]: e for e in abi if e.type == "error"}
+        world = World(
+            chain, entry_point, factory, module, permits, net, LocalSigner.generate(), project, errors
+        )
+        world.make_account(77)
+        try:
+            yield world
+        finally:
+            net.close()
 
 
 @pytest.fixture(autouse=True)
 def first_account(world: World) -> Iterator[None]:
-    """Each test starts on the world's first account: the chain is reverted after each test, and an account made
-    during one (past 200 grants) is gone after it."""
+    """Each test starts on the world's first account, on the chain as the fixture left it: the chain is reverted
+    after each test, and an account made during one (past 200 grants) is gone after it."""
     first = (world.account, world.account_contract)
+    snapshot = world.chain.rpc.request("evm_snapshot")
     yield
+    world.chain.rpc.request("evm_revert", [snapshot])
     world.account, world.account_contract = first
     world.grants = 0
 
@@ -385,14 +505,14 @@ def _grant(world: World, permission: TypedDataPermission) -> Any:
     world.next_grant()
     key = SessionKey.generate()
     session = Session(session_key=key.address, typed_data_permissions=(permission,))
-    session_id = world.sessions.grant_onchain(world.account, world.owner, session)
+    session_id = world.grant_onchain(session)
     grant = SessionGrant(
         session=session,
         account=world.account,
         module=world.module.address,
         chain_id=world.chain_id,
-        entry_point=world.sessions.h.entry_point.address,
-        epoch=world.sessions.epoch(world.account),
+        entry_point=world.entry_point.address,
+        epoch=world.epoch(),
         session_id=session_id,
         how="onchain",
     )
@@ -409,23 +529,14 @@ def module_verdict(
     answer = bytes(module.isValidSignatureWithSender(sender, digest, body, sender=world.account))
     try:
         module.requireValidSignature(world.account, sender, digest, body)
-    except ContractLogicError as error:
+    except JsonRpcError as error:
         assert answer == bytes.fromhex("ffffffff")
         ruled = ("SignedRuleViolated", "SignedNonCanonical", "ContentsTooShort")
-        if isinstance(error, CustomError):  # decoded by ape: its inputs by name
-            name = type(error).__name__
-            return name, int(error.inputs["ruleIndex"]) if name in ruled else None
-        data = revert_data(error) or b""
-        errors = {
-            keccak(text=f"{e.name}({','.join(i.type for i in e.inputs)})")[:4]: e
-            for e in module.contract_type.abi
-            if e.type == "error"
-        }
-        abi = errors.get(data[:4])
-        if abi is None:
-            return repr(error.revert_message), None
-        args = abi_decode([i.type for i in abi.inputs], data[4:])
-        return abi.name, int(args[1]) if abi.name in ruled else None
+        refusal = world.refusal(error)
+        if refusal is None:
+            return "0x" + revert_bytes(error).hex(), None
+        name, inputs = refusal
+        return name, int(inputs["ruleIndex"]) if name in ruled else None
     assert answer == bytes.fromhex("1626ba7e")
     return None, None
 
@@ -590,7 +701,7 @@ def retyped(draw: st.DrawFn, permission: TypedDataPermission) -> TypedDataPermis
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
-def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_field(world, accounts, data):
+def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_field(world, data):
     """A grant whose rules carry any type, on any word of a random EIP-712 type (nested structs expanded): the
     module refuses to enable it (``TypedDataRuleTypeMismatch``, naming the first such rule, its offset, its type and
     the field's) exactly when the SDK finds a rule typed otherwise than its field (``mistyped_rules``: the atomic
@@ -609,15 +720,18 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
         session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
         salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
     )  # fmt: skip
-    try:
-        world.module.enableSession.call(session.as_abi(), sender=accounts[7])
-        verdict = None
-    except world.module.TypedDataRuleTypeMismatch as error:
-        verdict = error.inputs
-    except world.module.TypedDataRuleOrdersHash as error:
-        verdict = {"ordered": error.inputs}
-    except world.module.InvalidTypedDataPermission as error:
-        verdict = {"malformed": error.inputs["index"]}
+    refusal = world.enable_call(session)
+    verdict: Any = None
+    if refusal is not None:
+        name, inputs = refusal
+        if name == "TypedDataRuleTypeMismatch":
+            verdict = inputs
+        elif name == "TypedDataRuleOrdersHash":
+            verdict = {"ordered": inputs}
+        elif name == "InvalidTypedDataPermission":
+            verdict = {"malformed": inputs["index"]}
+        else:
+            raise AssertionError(f"enableSession refused with {name}{inputs}")
     try:
         mistyped = mistyped_rules(permission)
         ordered = ordered_hashes(
@@ -700,7 +814,7 @@ holding a letter, which read digit by digit as the characters above '9' would be
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_the_module_reads_a_member_s_type_as_the_sdk_does(world, accounts, kind):
+def test_the_module_reads_a_member_s_type_as_the_sdk_does(world, kind):
     """For each spelling of a member's type, a rule of each type on it: the module takes exactly the rule whose type
     is the SDK's ``field_arg_type`` of the member (none for a type no rule type names), and refuses the others
     naming that type (0xff for none)."""
@@ -718,10 +832,12 @@ def test_the_module_reads_a_member_s_type_as_the_sdk_does(world, accounts, kind)
             salt=0, permissions=(), limits=(), co_signer=None, typed_data_permissions=(permission,), sign_in=(),
         )  # fmt: skip
         assert bool(mistyped_rules(permission)) == (arg_type != expected)
+        refusal = world.enable_call(session)
         if arg_type == expected:
-            world.module.enableSession.call(session.as_abi(), sender=accounts[7])
+            assert refusal is None, (kind, refusal)
             continue
-        with pytest.raises(world.module.TypedDataRuleTypeMismatch) as refusal:
-            world.module.enableSession.call(session.as_abi(), sender=accounts[7])
-        assert refusal.value.inputs["fieldType"] == (0xFF if expected is None else expected), kind
-        assert refusal.value.inputs["ruleType"] == arg_type
+        assert refusal is not None, kind
+        name, inputs = refusal
+        assert name == "TypedDataRuleTypeMismatch", (kind, refusal)
+        assert inputs["fieldType"] == (0xFF if expected is None else expected), kind
+        assert inputs["ruleType"] == arg_type
