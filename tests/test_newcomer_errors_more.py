@@ -60,6 +60,25 @@ def test_a_primary_type_that_is_no_name_is_refused_naming_it(primary: Any) -> No
     assert_clear(caught.value, "primary type")
 
 
+def test_rules_reaching_into_more_nested_structs_than_the_module_expands_say_so() -> None:
+    """Four rules three structs deep reach into eleven nested structs, past the eight the module expands per
+    permission: the builder said "nested lists at most 8 word indices of 16 bits", a list nobody gave it. Now it
+    names the structs, the count and the limit; two of the rules (six structs) are taken."""
+    types = {
+        "C": [{"name": "x", "type": "uint256"}],
+        "B": [{"name": "r", "type": "C"}],
+        "A": [{"name": "p", "type": "B"}, {"name": "q", "type": "B"}],
+        "Order": [{"name": "a", "type": "A"}, {"name": "b", "type": "A"}, {"name": "c", "type": "A"}],
+    }
+    deep = [arg(*path, "r", "x") <= 5 for path in (("a", "p"), ("b", "p"), ("c", "p"), ("a", "q"))]
+    with pytest.raises(BadInputError) as caught:
+        Policy.typed_data(DOMAIN, types, "Order", deep)
+    message = assert_clear(caught.value, "nested structs")
+    assert "reach into 11 nested structs (a, b, c, a.p, a.q, b.p, c.p, a.p.r, a.q.r, b.p.r, c.p.r)" in message
+    assert "at most 8 per permission" in message and "fewer nested structs" in message, message
+    assert len(Policy.typed_data(DOMAIN, types, "Order", deep[:2]).nested) == 6
+
+
 # --------------------------------------------------------------------------------------------------
 # signatures nested past any contract's
 # --------------------------------------------------------------------------------------------------

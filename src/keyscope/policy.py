@@ -58,6 +58,7 @@ from .errors import (
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
 from .limits import period_seconds
 from .session import (
+    MAX_NESTED,
     MAX_RULE_WORDS,
     UINT256_MAX,
     ArgType,
@@ -1340,6 +1341,13 @@ def _typed_data_permission(
         paths.append(tuple(str(step) for step in spec.ref.path))
     expand = {path[:depth] for path in paths for depth in range(1, len(path))}
     frames = plan_frames(primary_type, structs, expand)
+    if len(frames) - 1 > MAX_NESTED:
+        reached = ", ".join(".".join(frame.path) for frame in frames[1:])
+        raise BadInputError(
+            f"typed-data permission for {primary_type}: its rules reach into {len(frames) - 1} nested structs "
+            f"({reached}), and the module expands at most {MAX_NESTED} per permission: put the rules on members "
+            "of fewer nested structs"
+        )
     by_path = {frame.path: frame for frame in frames}
     resolved = []
     for spec, path in zip(specs, paths, strict=True):
