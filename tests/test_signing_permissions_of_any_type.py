@@ -42,7 +42,7 @@ from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address, to_bytes
 from keyscope.message_signing import SignatureRefusedError
 from keyscope.rpc import JsonRpcError
-from keyscope.session import Condition, Rule, Session, TypedDataPermission, contents_definitions
+from keyscope.session import MAX_NESTED, Condition, Rule, Session, TypedDataPermission, contents_definitions
 from keyscope.signing import LocalSigner
 from keyscope.signing_words import field_arg_type, mistyped_rules, typed_data_fields
 from keyscope.typed_data import DOMAIN_FIELDS, TypedData
@@ -597,7 +597,9 @@ def test_the_sdk_and_the_module_judge_typed_data_of_any_type_alike(world, data):
     primary, types = data.draw(eip712_types(), label="types")
     ruled = data.draw(rules(primary, types), label="rules")
     domain = _draw_domain(data, world)
-    permission = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
+    permission = built_or_refused(domain, types, primary, ruled)
+    if permission is None:
+        return
     event(f"nested frames: {len(permission.nested)}")
     for rule in ruled:
         event(f"rule: {rule.op} on {'a nested ' if len(rule.path) > 1 else ''}{rule.kind}")
@@ -615,6 +617,25 @@ def test_the_sdk_and_the_module_judge_typed_data_of_any_type_alike(world, data):
         ruled,
         False,
     )
+
+
+def built_or_refused(
+    domain: dict[str, Any], types: dict[str, list[dict[str, str]]], primary: str, ruled: list[Ruled]
+) -> TypedDataPermission | None:
+    """The SDK's permission for ``ruled``, or None when their paths reach into more nested structs than the module
+    expands (each struct member a rule's path goes through is one frame): the builder must refuse exactly those,
+    naming the count and the limit."""
+    frames = {rule.path[:depth] for rule in ruled for depth in range(1, len(rule.path))}
+    try:
+        permission = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
+    except BadInputError as refused:
+        assert len(frames) > MAX_NESTED, refused
+        assert f"reach into {len(frames)} nested structs" in str(refused), refused
+        assert f"at most {MAX_NESTED} per permission" in str(refused), refused
+        event("refused: rules reach into more nested structs than the module expands")
+        return None
+    assert len(permission.nested) == len(frames) <= MAX_NESTED
+    return permission
 
 
 def _draw_domain(data: Any, world: World) -> dict[str, Any]:
@@ -714,7 +735,9 @@ def test_the_sdk_and_the_module_refuse_alike_a_rule_typed_otherwise_than_its_fie
     primary, types = data.draw(eip712_types(), label="types")
     ruled = data.draw(rules(primary, types), label="rules")
     domain = _draw_domain(data, world)
-    built = Policy.typed_data(domain, types, primary, [rule.spec() for rule in ruled])
+    built = built_or_refused(domain, types, primary, ruled)
+    if built is None:
+        return
     permission = data.draw(retyped(built), label="retyped")
     session = Session.model_construct(
         session_key=SessionKey.generate().address, valid_after=0, valid_until=0, max_gas_cost=0, paymasters=(),
