@@ -45,6 +45,12 @@ from test_store import make_grant, make_op
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(harness, module, nft, local_stack):
+    """The session-scoped fixtures this module uses, made before its own: ape snapshots the chain per fixture scope,
+    and one made later (the local stack, which three tests here use) has it rebase every snapshot taken before."""
+
+
 @pytest.fixture
 def grants(net, harness, nft):
     """Three off-chain grants of one owner's account (nothing sent)."""
