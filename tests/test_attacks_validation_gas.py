@@ -6,13 +6,14 @@ for executors, hooks, Safe modules and fallback handlers (attack 257; an account
 answer, attack 143). What the module
 still has to do after a question (store the permission in new slots, the rest of the session, judge the call,
 recover the key) needs far more than the 64th a starved question leaves it, so no gas limit turns the refusal into a session: every one is either out of gas
-or ``PermissionTargetIsModule``. Through the real EntryPoint v0.7 ``handleOps`` (as ``eth_call``s) on ape's local
-chain.
+or ``PermissionTargetIsModule``. Through the real EntryPoint v0.7 ``handleOps`` (as ``eth_call``s) on a fresh anvil
+of the file's own (the module, the account factory, the account and the modules are ape's build of their sources, on
+a node that runs them natively).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,24 +22,51 @@ from keyscope.entrypoint import encode_handle_ops
 from keyscope.execution import Call
 from keyscope.hexutil import keccak
 from keyscope.revert import describe_revert
+from keyscope.rpc import JsonRpcError
 from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.raw_call import revert_bytes
-from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 
+ETHER = 10**18
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 OUT_OF_GAS = "AA23 reverted: (no revert data)"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, target, module):
-    """The session-scoped fixtures this module uses, made before its own (ape snapshots the chain per fixture
-    scope)."""
+@pytest.fixture(scope="module")
+def anvil(project) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
+
+
+@pytest.fixture
+def sessions(anvil):
+    return anvil[1]
+
+
+@pytest.fixture
+def deployer(anvil) -> str:
+    """The anvil's first development account, which deployed the harness."""
+    return anvil[0].accounts[0]
+
+
+@pytest.fixture
+def module_account(sessions: Any, owner: LocalSigner) -> str:
+    """A keyscope account of ``owner`` with the session module installed, holding 5 ether."""
+    address: str = sessions.account(owner)
+    sessions.h.fund(address, 4 * ETHER)
+    return address
+
+
+def at_address(anvil: tuple[AnvilChain, Any], container: Any, address: str) -> AnvilContract:
+    """Ape's contract type ``container`` (``project.Name``) at ``address`` of the file's anvil."""
+    return AnvilContract(anvil[0], address, container.contract_type)
 
 
 def verdict(sessions, op: UserOperation) -> str:
     """The EntryPoint's verdict on ``handleOps([op])`` as an ``eth_call``: "ok" or its decoded revert."""
-    web3 = sessions.h.chain.provider.web3
     call: dict[str, Any] = {
         "from": sessions.h.funder.address,
         "to": sessions.h.entry_point.address,
@@ -46,9 +74,11 @@ def verdict(sessions, op: UserOperation) -> str:
         "gas": 30_000_000,
     }
     try:
-        web3.eth.call(call)
-    except Exception as error:  # the EntryPoint's FailedOp(WithRevert), read as its reason
-        return describe_revert(revert_bytes(error))
+        sessions.h.chain.call(call)
+    except JsonRpcError as error:  # the EntryPoint's FailedOp(WithRevert), read as its reason
+        if not isinstance(error.data, str):
+            raise
+        return describe_revert(bytes.fromhex(error.data.removeprefix("0x")))
     return "ok"
 
 
@@ -96,13 +126,13 @@ def every_limit_is_out_of_gas_or_refused(at: Callable[[int], str], refused: str)
 
 
 def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_an_executor(
-    sessions, project, deployer, module_account, owner, session_key
+    anvil, sessions, project, deployer, module_account, owner, session_key
 ):
     """A session key sends the ENABLE of a grant naming an executor of the account at every verification gas limit
     around the one where the module's questions get enough gas: each is out of gas or refused
     ``PermissionTargetIsModule(moduleType=2)``, none validates."""
     account = module_account
-    executor = project.GreedyModule.deploy(sender=deployer)
+    executor = anvil[0].deploy(project.GreedyModule, sender=deployer)
     session = Session(
         session_key=session_key.address,
         permissions=(Permission(target=executor.address, selector=ON_INSTALL),),
@@ -110,7 +140,7 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
     # the owner signed the grant while the executor was a plain contract, then installed it: an unused grant is no
     # live session, so the account's install check lets it through
     owner_signature = sessions.owner_signature(account, owner, session)
-    keyscope_account = project.KeyscopeAccount.at(account)
+    keyscope_account = at_address(anvil, project.KeyscopeAccount, account)
     install = keyscope_account.installModule.encode_input(2, executor.address, b"")
     sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
     assert keyscope_account.isModuleInstalled(2, executor.address, b"")
@@ -124,7 +154,7 @@ def test_no_verification_gas_limit_starves_the_module_question_into_a_grant_on_a
 
 
 def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_grant_on_the_handler(
-    sessions, project, deployer, module_account, owner, session_key
+    anvil, sessions, project, deployer, module_account, owner, session_key
 ):
     """Attack 257's question, ``isModuleInstalled(3, handler, selector)``, takes any answer but a true (out of gas
     included) for "no": a session key sends the ENABLE of a grant on the fallback handler the account routes
@@ -132,9 +162,9 @@ def test_no_verification_gas_limit_starves_the_fallback_handler_question_into_a_
     out of gas or refused ``PermissionTargetIsModule(moduleType=3)``, none validates: what the module still does
     after the question needs far more than the 64th a starved question leaves."""
     account = module_account
-    handler = project.SpenderListHandler.deploy(sessions.h.entry_point.address, sender=deployer)
+    handler = anvil[0].deploy(project.SpenderListHandler, sessions.h.entry_point.address, sender=deployer)
     add_spender = keccak(b"addSpender(address)")[:4]
-    keyscope_account = project.KeyscopeAccount.at(account)
+    keyscope_account = at_address(anvil, project.KeyscopeAccount, account)
     install = keyscope_account.installModule.encode_input(3, handler.address, add_spender)
     sessions.h.owner_execute(account, owner, Call.of(account, 0, install))
     assert keyscope_account.isModuleInstalled(3, handler.address, add_spender + bytes(28))
