@@ -1,5 +1,7 @@
 """Sessions that sign messages as the account (ERC-1271 through ERC-7739), and co-signed sessions, on ape's chain
-through the real EntryPoint and the real module.
+through the real EntryPoint and the real module. The two generated tests, which ask the module hundreds of
+questions, run on a fresh anvil of the file's own instead (the module, the account factory, the accounts and
+``SignedPermits`` are ape's build of their sources, on a node that runs them natively).
 
 The verifier is ``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` and an
 EIP-2612 ``permit``, both checking signatures with OpenZeppelin's SignatureChecker, as applications do. Each attack
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,8 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keyscope import Policy, SessionGrant, SessionKey, arg, function_call
+from keyscope import Network, Policy, SessionGrant, SessionKey, arg, function_call
+from keyscope.chain import RpcChain
 from keyscope.co_signer import CoSignerRefusedError, local_co_signer
 from keyscope.cosigner import CoSignerServer, CoSignerService, CoSignPolicy, remote_co_signer
 from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
@@ -44,6 +48,8 @@ from keyscope.session import (
 from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
 from support.sdk import local_network
 from support.signatures import forge_typed_data, sign_raw_words
@@ -198,22 +204,28 @@ def refusal(module: Any, account: str, hash_: bytes, signature: bytes, sender: s
     answer = bytes(module.isValidSignatureWithSender(sender, hash_, signature[20:], sender=account))
     try:
         module.requireValidSignature(account, sender, hash_, signature[20:])
-    except ContractLogicError as error:
+    except (ContractLogicError, JsonRpcError) as error:
         assert answer == bytes.fromhex("ffffffff")
         return _error_name(module, error)
     assert answer == bytes.fromhex("1626ba7e")
     return None
 
 
-def _error_name(module: Any, error: ContractLogicError) -> str:
-    """The module's custom error a revert carries (ape leaves errors raised from assembly undecoded)."""
-    if type(error).__name__ != "ContractLogicError":
-        return type(error).__name__
+def _error_name(module: Any, error: ContractLogicError | JsonRpcError) -> str:
+    """The module's custom error a revert carries (ape leaves errors raised from assembly undecoded; anvil's
+    ``eth_call`` gives the revert data)."""
     names = {
         keccak(text=f"{e.name}({','.join(i.type for i in e.inputs)})")[:4].hex(): e.name
         for e in module.contract_type.abi
         if e.type == "error"
     }
+    if isinstance(error, JsonRpcError):
+        if not isinstance(error.data, str):
+            raise error
+        data = bytes.fromhex(error.data.removeprefix("0x"))
+        return names.get(data[:4].hex(), "0x" + data.hex())
+    if type(error).__name__ != "ContractLogicError":
+        return type(error).__name__
     data = revert_data(error) or b""
     return names.get(data[:4].hex(), repr(error.revert_message))
 
@@ -224,6 +236,57 @@ def signing(sessions, chain, bundler, module, entry_point, factory, permits, nft
     up after this file's accounts exist makes ape rebase the chain under them, and the later tests then ask a
     chain that no longer holds the accounts this object granted on."""
     yield Signing(sessions, local_network(chain, bundler, module, entry_point, factory), permits)
+
+
+class AnvilModule(AnvilContract):
+    """The module on the file's anvil, with ape's contract type (its errors' names), as ape's contract has it."""
+
+    def __init__(self, deployed: AnvilContract, contract_type: Any) -> None:
+        super().__init__(deployed.chain, deployed.address, contract_type)
+        self.contract_type = contract_type
+
+
+@dataclass
+class OnAnvil:
+    """``Signing`` on the file's anvil: its chain, the module, a second module (``other_module``) and
+    ``SignedPermits``."""
+
+    chain: AnvilChain
+    signing: Signing
+    module: AnvilModule
+    other_module: AnvilContract
+    permits: AnvilContract
+    project: Any
+
+    @property
+    def deployer(self) -> str:
+        return self.chain.accounts[0]
+
+    def account(self, address: str) -> AnvilContract:
+        """The keyscope account at ``address`` (ape's build of ``KeyscopeAccount``)."""
+        return AnvilContract(self.chain, address, self.project.KeyscopeAccount.contract_type)
+
+
+@pytest.fixture(scope="module")
+def on_anvil(project) -> Iterator[OnAnvil]:
+    """A fresh anvil of the file's own with the EntryPoint, the factory, the module, a second module and
+    ``SignedPermits``, and ``Signing``'s two accounts granted there, the SDK's network asking the node."""
+    with anvil_chain() as chain:
+        deployer = chain.accounts[0]
+        sessions = anvil_sessions(chain, project)
+        sessions.module = AnvilModule(sessions.module, project.SessionKeyValidator.contract_type)
+        other_module = chain.deploy(project.SessionKeyValidator, sender=deployer)
+        permits = chain.deploy(project.SignedPermits, sender=deployer)
+        h = sessions.h
+        net = Network(
+            chain=RpcChain(chain.url),
+            bundler=h.bundler,
+            module=sessions.module.address,
+            entry_point=h.entry_point.address,
+            factory=h.factory.address,
+        )
+        signing = Signing(sessions, net, permits)
+        yield OnAnvil(chain, signing, sessions.module, other_module, permits, project)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -312,19 +375,15 @@ the zero address may get it; the account and its modules may not."""
 ALLOWED_VERIFIERS = (VERIFIERS[0], VERIFIERS[4])
 
 
-@pytest.fixture(scope="module")
-def other_module(project, deployer):
-    """A second validator (another session-key module deployment), for the account to have as one more module."""
-    return project.SessionKeyValidator.deploy(sender=deployer)
-
-
-def verifier_address(signing: Signing, project: Any, module: Any, other_module: Any, verifier: str) -> str:
-    """The address of ``verifier`` for the first account; ``another module`` is installed on it when first asked."""
+def verifier_address(on_anvil: OnAnvil, verifier: str) -> str:
+    """The address of ``verifier`` for the first account; ``another module`` (a second deployment of the session
+    module) is installed on it when first asked."""
     from conftest import KIND
 
+    signing, module, other_module = on_anvil.signing, on_anvil.module, on_anvil.other_module
     account = signing.accounts[0]
     if verifier == VERIFIERS[3]:
-        if not project.KeyscopeAccount.at(account).isModuleInstalled(1, other_module.address, b""):
+        if not on_anvil.account(account).isModuleInstalled(1, other_module.address, b""):
             install = KIND.install_validator_call(account, other_module.address)
             signing.sessions.h.owner_execute(account, signing.owner, install)
         return other_module.address
@@ -350,15 +409,16 @@ def verifier_address(signing: Signing, project: Any, module: Any, other_module: 
     nonce=st.integers(0, 2**48 - 1),
 )
 def test_the_sdk_and_the_module_judge_signed_permits_alike(
-    signing, project, permits, module, other_module, verifier, token, amount, expiration, spender, nonce
+    on_anvil, verifier, token, amount, expiration, spender, nonce
 ):
     """Differential: Permit2 permits around every rule of the grant (token, amount, expiration, spender), judged
     by the SDK before it signs and by the module on the signature the SDK would have made: the same verdict, for
     the same reason, and the standard SignatureChecker agrees with the module. Asked by the account, the module or
     another module of the account (installed after the grant), the module refuses whatever the permit says; asked
     with no sender (the zero address, an eth_call without from), it judges as for the permits contract."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
-    sender = verifier_address(signing, project, module, other_module, verifier)
+    sender = verifier_address(on_anvil, verifier)
     data = permit_single(permits, signing.chain_id, amount, nonce=nonce)
     data["message"]["details"].update(token=token, expiration=expiration)
     data["message"]["spender"] = spender
@@ -1996,9 +2056,7 @@ def test_a_co_signature_approves_one_message_of_one_session(sessions, signing, p
     where=st.floats(0, 1, exclude_max=True),
     extra=st.binary(min_size=1, max_size=96),
 )
-def test_a_damaged_session_signature_is_answered_invalid_never_reverted(
-    signing, permits, module, project, deployer, kind, damage, where, extra
-):
+def test_a_damaged_session_signature_is_answered_invalid_never_reverted(on_anvil, kind, damage, where, extra):
     """ "A bad signature returns failure rather than reverting": a valid session signature cut short anywhere, with
     a byte changed anywhere, with bytes appended, or its body replaced by arbitrary bytes behind the mode byte, is
     answered 0xffffffff by the module's isValidSignatureWithSender and is not the magic value of the account's
@@ -2006,6 +2064,12 @@ def test_a_damaged_session_signature_is_answered_invalid_never_reverted(
     should only refuse)."""
     from keyscope.typed_data import eip191_hash
 
+    signing, permits, module, deployer = (
+        on_anvil.signing,
+        on_anvil.permits,
+        on_anvil.module,
+        on_anvil.deployer,
+    )
     account = signing.accounts[0]
     sdk = signing.sdk()
     if kind == "typed data":
@@ -2028,6 +2092,6 @@ def test_a_damaged_session_signature_is_answered_invalid_never_reverted(
     answer = bytes(module.isValidSignatureWithSender(permits.address, hashed, broken, sender=account))
     assert answer == bytes.fromhex("ffffffff"), (damage, "0x" + broken.hex())
     through_account = bytes(
-        project.KeyscopeAccount.at(account).isValidSignature(hashed, signature[:20] + broken, sender=deployer)
+        on_anvil.account(account).isValidSignature(hashed, signature[:20] + broken, sender=deployer)
     )
     assert through_account != bytes.fromhex("1626ba7e"), (damage, "0x" + broken.hex())
