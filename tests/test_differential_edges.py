@@ -25,7 +25,6 @@ from eth_abi import encode as abi_encode
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from keyscope.artifacts import entry_point_artifact
 from keyscope.checker import PolicyChecker
 from keyscope.errors import GasCostTooHighError, LimitError, LimitExceededError
 from keyscope.execution import Call, encode_execute
@@ -47,6 +46,7 @@ from keyscope.session import (
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import deploy_entry_point
 from support.execute_layouts import execute_layouts, other_entry_points, two_view_layouts
 from support.fuzz import DEEP, ON_CHAIN
 from support.raw_call import revert_bytes
@@ -321,8 +321,7 @@ def report(request):
 @pytest.fixture(scope="module")
 def entry_point_address(probe):
     """EntryPoint v0.7, deployed on the probe's anvil beside the module."""
-    code = bytes.fromhex(entry_point_artifact()["bytecode"].removeprefix("0x"))
-    return to_address(probe.chain.send(probe.chain.accounts[0], None, code)["contractAddress"])
+    return deploy_entry_point(probe.chain, probe.chain.accounts[0]).address
 
 
 @settings(max_examples=EXAMPLES, **ON_CHAIN)

@@ -25,16 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from ape.contracts import ContractContainer
 from eth_abi import decode as abi_decode
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
-from ethpm_types import ContractType
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from keyscope import Network, Policy, SessionGrant, SessionKey, arg
-from keyscope.artifacts import entry_point_artifact
 from keyscope.chain import RpcChain
 from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
@@ -49,6 +46,7 @@ from keyscope.typed_data import DOMAIN_FIELDS, TypedData
 from keyscope.typed_fields import ordered_hashes
 from keyscope.userop import UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import deploy_entry_point
 from support.fuzz import DEEP
 from support.raw_call import revert_bytes
 from support.signatures import forge_typed_data
@@ -446,26 +444,12 @@ USER_OPERATION_EVENT = keccak(text="UserOperationEvent(bytes32,address,address,u
 """The EntryPoint's event per handled operation: its data's second word says whether the call succeeded."""
 
 
-def _deploy_entry_point(chain: AnvilChain) -> AnvilContract:
-    """EntryPoint v0.7 from its package, deployed with CREATE: nothing here depends on its canonical address (the
-    factory, the accounts and the SDK are given this one)."""
-    artifact = entry_point_artifact("0.7")
-    contract_type = ContractType.model_validate(
-        {
-            "contractName": "EntryPoint",
-            "abi": artifact["abi"],
-            "deploymentBytecode": {"bytecode": artifact["bytecode"]},
-            "runtimeBytecode": {"bytecode": artifact["deployedBytecode"]},
-        }
-    )
-    return chain.deploy(ContractContainer(contract_type))
-
-
 @pytest.fixture(scope="module")
 def world(project) -> Iterator[World]:
     """One keyscope account with the module installed, on the file's anvil."""
     with anvil_chain() as chain:
-        entry_point = _deploy_entry_point(chain)
+        # the EntryPoint by CREATE: nothing here needs its canonical address
+        entry_point = deploy_entry_point(chain, chain.accounts[0])
         factory = chain.deploy(project.KeyscopeAccountFactory, entry_point.address, chain.accounts[0])
         module = chain.deploy(project.SessionKeyValidator)
         permits = chain.deploy(project.SignedPermits)

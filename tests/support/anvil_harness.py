@@ -28,7 +28,6 @@ from conftest import Harness, SessionHarness
 from keyscope.artifacts import entry_point_artifact
 from keyscope.bundler import UserOperationReceipt
 from keyscope.bundler.inprocess import InProcessBundler
-from keyscope.entrypoint import decode_user_operation_events, encode_get_user_op_hash, encode_handle_ops
 from keyscope.userop import UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract
 
@@ -108,33 +107,9 @@ class AnvilBundler(InProcessBundler):
     def chain_id(self) -> int:
         return self._anvil.chain_id
 
-    def send_user_operation(self, op: UserOperation, entry_point: str) -> bytes:
-        method = "eth_sendUserOperation"
-        self._check_entry_point(entry_point, method)
-        packed = op.pack()
-        user_op_hash = self._call(
-            self.entry_point, encode_get_user_op_hash(packed), sender=self.submitter.address
-        )[:32]
-        self._simulate(op, method)
-        data = encode_handle_ops([packed], self.beneficiary)
+    def _submit(self, data: bytes) -> tuple[list[dict[str, Any]], bytes, int]:
         receipt = self._anvil.send(self.submitter.address, self.entry_point, data)
-        for found_hash, fields in decode_user_operation_events(receipt["logs"], self.entry_point).items():
-            self._receipts[found_hash] = UserOperationReceipt(
-                user_op_hash=found_hash,
-                entry_point=self.entry_point,
-                sender=fields["sender"],
-                nonce=fields["nonce"],
-                paymaster=fields["paymaster"],
-                actual_gas_cost=fields["actualGasCost"],
-                actual_gas_used=fields["actualGasUsed"],
-                success=fields["success"],
-                reason=fields["reason"],
-                transaction_hash=bytes.fromhex(receipt["transactionHash"][2:]),
-                block_number=int(receipt["blockNumber"], 16),
-                logs=fields["logs"],
-            )
-        self._ops[user_op_hash] = op
-        return user_op_hash
+        return receipt["logs"], bytes.fromhex(receipt["transactionHash"][2:]), int(receipt["blockNumber"], 16)
 
 
 class AnvilClock:

@@ -156,12 +156,7 @@ class InProcessBundler:
             self.entry_point, encode_get_user_op_hash(packed), sender=self.submitter.address
         )[:32]
         self._simulate(op, method)
-        data = encode_handle_ops([packed], self.beneficiary)
-        tx = self._chain.provider.network.ecosystem.create_transaction(
-            receiver=self.entry_point, data=data, sender=self.submitter.address
-        )
-        tx_receipt = self.submitter.call(tx)
-        logs = [dict(log) for log in tx_receipt.logs]
+        logs, transaction_hash, block_number = self._submit(encode_handle_ops([packed], self.beneficiary))
         events = decode_user_operation_events(logs, self.entry_point)
         for found_hash, fields in events.items():
             self._receipts[found_hash] = UserOperationReceipt(
@@ -174,12 +169,22 @@ class InProcessBundler:
                 actual_gas_used=fields["actualGasUsed"],
                 success=fields["success"],
                 reason=fields["reason"],
-                transaction_hash=bytes.fromhex(tx_receipt.txn_hash[2:]),
-                block_number=tx_receipt.block_number,
+                transaction_hash=transaction_hash,
+                block_number=block_number,
                 logs=fields["logs"],
             )
         self._ops[user_op_hash] = op
         return user_op_hash
+
+    def _submit(self, data: bytes) -> tuple[list[dict[str, Any]], bytes, int]:
+        """Send the ``handleOps`` calldata ``data`` to the EntryPoint from the submitter: the transaction's logs, its
+        hash and its block number."""
+        tx = self._chain.provider.network.ecosystem.create_transaction(
+            receiver=self.entry_point, data=data, sender=self.submitter.address
+        )
+        tx_receipt = self.submitter.call(tx)
+        logs = [dict(log) for log in tx_receipt.logs]
+        return logs, bytes.fromhex(tx_receipt.txn_hash[2:]), tx_receipt.block_number
 
     def get_user_operation_receipt(self, user_op_hash: bytes) -> UserOperationReceipt | None:
         """The receipt of an operation this submitter sent (None for any other hash)."""
