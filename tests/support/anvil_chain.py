@@ -13,6 +13,7 @@ unlocked: a transaction is an ``eth_sendTransaction`` and an ``evm_mine``, which
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -153,12 +154,16 @@ class AnvilContract:
 
 @contextmanager
 def anvil_chain(extra_args: Sequence[str] = ()) -> Iterator[AnvilChain]:
-    """A fresh anvil for one test file: started on a free port, stopped when the block ends."""
+    """A fresh anvil for one test file: started on a free port, stopped when the block ends, its log (the names of
+    the requests it served; a failed start reports the log's tail) removed with it."""
     log_dir = Path(tempfile.mkdtemp(prefix="keyscope-anvil-"))
-    config = AnvilConfig(extra_args=("--no-mining", *extra_args))
-    process, url = start_anvil(config, log_dir / "anvil.log")
-    chain = AnvilChain(process, url)
     try:
-        yield chain
+        config = AnvilConfig(extra_args=("--no-mining", *extra_args))
+        process, url = start_anvil(config, log_dir / "anvil.log")
+        chain = AnvilChain(process, url)
+        try:
+            yield chain
+        finally:
+            chain.stop()
     finally:
-        chain.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
