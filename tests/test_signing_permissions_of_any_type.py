@@ -82,7 +82,7 @@ OPS = ["eq", "ne", "lt", "le", "gt", "ge", "range", "one_of"]
 HASH_OPS = ["eq", "ne", "one_of"]
 ZERO = "0x" + "00" * 20
 EXAMPLES = 300 if DEEP else 30
-"""Each example grants a session on chain and judges four messages: about two thirds of a second on py-evm."""
+"""Each example grants a session on chain and judges four messages: about a tenth of a second on the file's anvil."""
 
 
 def _bounds(kind: str) -> tuple[int, int]:
