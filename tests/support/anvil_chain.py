@@ -137,7 +137,7 @@ class AnvilContract:
 
     def __init__(self, chain: AnvilChain, address: str, contract_type: Any) -> None:
         self.chain = chain
-        self.address: AddressType = address  # type: ignore[assignment]
+        self.address: AddressType = address
         self._methods: dict[str, list[Any]] = {}
         for abi in [*contract_type.view_methods, *contract_type.mutable_methods]:
             self._methods.setdefault(abi.name, []).append(abi)
@@ -149,7 +149,7 @@ class AnvilContract:
         return _Method(self, name, methods[name])
 
     def __str__(self) -> str:
-        return self.address
+        return str(self.address)
 
 
 @contextmanager
