@@ -8,7 +8,8 @@ Pinned here, without a chain:
   members with string names and types, an atomic type of a width EIP-712 has not (``bytes0``, ``bytes33``,
   ``uint7``, ``uint0``, ``uint264``), a bool given for an integer, a message or domain that is not an object, an
   ``EIP712Domain`` type listing other fields than the domain has, a member path through a value that is no object;
-* integers given as strings are read as eth-account reads them (``0x`` hex, else decimal), to its digest;
+* integers given as strings are read as eth-account reads them (``0x`` hex, else decimal), to its digest, and a
+  string spelling one otherwise (binary, octal, a signed hex) is refused, as eth-account refuses it;
 * data nested exactly :data:`~keyscope.typed_data.MAX_NESTING` levels (objects and lists alike) is hashed as
   eth-account hashes it, one level more is refused, in the message as in the domain;
 * a lone surrogate is refused wherever it is, in a list of the message or in one of its keys;
@@ -277,3 +278,21 @@ def test_a_claim_in_an_ended_period_names_the_claimed_time_the_period_s_end_and_
         f"this operation claims the time {utc_moment(claimed)}, so it counts towards a limit in the period that "
         f"ended at {utc_moment(T0 + HOUR - 1)}, 16s before now ({utc_moment(now)})"
     ) in said, said
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["0b101", "0o17", "-0x10", "0B1", "0O7"],
+    ids=["binary", "octal", "negative hex", "binary B", "octal O"],
+)
+def test_an_integer_string_that_is_neither_decimal_nor_0x_hex_is_refused_as_eth_account_refuses_it(
+    spelled: str,
+) -> None:
+    """Python's ``int(text, 0)`` reads ``0b`` and ``0o`` prefixes and a signed ``-0x``; eth-account reads none of
+    them (nor does a wallet, which reads a decimal or ``0x``-hex string), so such a value was signed as a number no
+    verifier would rebuild from the data."""
+    data = typed({"M": [{"name": "n", "type": "int256"}]}, {"n": spelled})
+    with pytest.raises(ValueError):
+        eth_account_digest(data)
+    with pytest.raises(BadInputError, match="is not an integer"):
+        assert TypedData(data).digest is None
