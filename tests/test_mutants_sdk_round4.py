@@ -9,7 +9,7 @@ Pinned here, without a chain:
   ``uint7``, ``uint0``, ``uint264``), a bool given for an integer, a message or domain that is not an object, an
   ``EIP712Domain`` type listing other fields than the domain has, a member path through a value that is no object;
 * integers given as strings are read as eth-account reads them (``0x`` hex, else decimal), to its digest, and a
-  string spelling one otherwise (binary, octal, a signed hex) is refused, as eth-account refuses it;
+  string spelling one otherwise (binary, octal, a signed hex, ``0X``) is refused, as eth-account refuses it;
 * data nested exactly :data:`~keyscope.typed_data.MAX_NESTING` levels (objects and lists alike) is hashed as
   eth-account hashes it, one level more is refused, in the message as in the domain;
 * a lone surrogate is refused wherever it is, in a list of the message or in one of its keys;
@@ -116,8 +116,8 @@ def test_typed_data_no_wallet_encodes_as_given_is_refused_naming_the_fault(
 
 @pytest.mark.parametrize(
     "spelled",
-    ["0x10", "0xff", "16", "255", "0", "0x0"],
-    ids=["hex", "hex ff", "decimal", "decimal 255", "0", "0x0"],
+    ["0x10", "0xff", "16", "255", "0", "0x0", "010"],
+    ids=["hex", "hex ff", "decimal", "decimal 255", "0", "0x0", "a leading zero"],
 )
 def test_an_integer_given_as_a_string_is_read_as_eth_account_reads_it(spelled: str) -> None:
     data = typed(
@@ -282,8 +282,8 @@ def test_a_claim_in_an_ended_period_names_the_claimed_time_the_period_s_end_and_
 
 @pytest.mark.parametrize(
     "spelled",
-    ["0b101", "0o17", "-0x10", "0B1", "0O7"],
-    ids=["binary", "octal", "negative hex", "binary B", "octal O"],
+    ["0b101", "0o17", "-0x10", "0B1", "0O7", "0XfF"],
+    ids=["binary", "octal", "negative hex", "binary B", "octal O", "hex 0X"],
 )
 def test_an_integer_string_that_is_neither_decimal_nor_0x_hex_is_refused_as_eth_account_refuses_it(
     spelled: str,

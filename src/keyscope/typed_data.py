@@ -309,14 +309,20 @@ def personal_sign_hash(message: bytes, *, account: str, chain_id: int, module: s
 # -- values ----------------------------------------------------------------------------------------------
 
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]+|0x[0-9a-fA-F]+")
+"""An integer as a string, as eth-account and wallets read one: decimal digits (a sign allowed), or 0x-hex."""
+
+
 def _int(value: Any, kind: str, where: str) -> int:
     if isinstance(value, bool):
         raise BadInputError(f"{where}: expected an integer ({kind}), got {shown(value)}")
     if isinstance(value, str):
-        try:
-            value = int(value, 0)
-        except ValueError:
-            raise BadInputError(f"{where}: {shown(value)} is not an integer ({kind})") from None
+        # not int(value, 0): it reads 0b, 0o and 0X prefixes and a signed -0x, which eth-account refuses
+        if _INTEGER_TEXT.fullmatch(value) is None:
+            raise BadInputError(
+                f"{where}: {shown(value)} is not an integer ({kind}): give a number, decimal digits or 0x-hex"
+            )
+        value = int(value, 16) if value.startswith("0x") else int(value, 10)
     if not isinstance(value, int):
         raise BadInputError(f"{where}: expected an integer ({kind}), got {type(value).__name__}")
     return value
