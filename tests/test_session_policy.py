@@ -23,6 +23,12 @@ def record_call(
     return Call.of(target.address, value, target.record.encode_input(amount, delta, who, tag, flag))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions, target, nft):
+    """The session-scoped fixtures this module uses, made before its own (ape snapshots the chain per fixture
+    scope): the NFT, which one test here uses, made later has ape rebase every snapshot taken before."""
+
+
 @pytest.fixture
 def account(sessions, owner):
     return sessions.account(owner)
