@@ -17,7 +17,8 @@ library AccountModules {
     bytes4 internal constant IS_TARGET_OF_LIVE_SESSION = 0xb9614040;
 
     /// @dev Whether `target` is a module of `account`, and of which type: a validator (1), an executor (2), a hook
-    ///      (4) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
+    ///      (4), a pre-validation hook (8 for ERC-1271, 9 for ERC-4337: it hands every validator the hash and signature
+    ///      it judges) (ERC-7579 `isModuleInstalled(type, target, "")`), or a Safe module (0, `isModuleEnabled`). ERC-7579
     ///      has every account answer the validator question: an account that does not (a revert, no such function,
     ///      an answer that is not a bool) is refused, `ModuleQueryUnanswered(account, target)`, unless it has no code:
     ///      an account initialised by its proxy's constructor (Nexus, the reference account) installs its modules
@@ -25,7 +26,8 @@ library AccountModules {
     ///      is then asked the same questions of itself (ERC-7579 `isModuleType(t)`), and a module of one of those
     ///      types counts as the account's (grants, at install); without, such an account is taken to have no
     ///      modules (a signature's verifier: an account asks about signatures once it has code).
-    ///      Any other question unanswered is taken to say no, as some accounts revert on it; a hook question
+    ///      Any other question unanswered is taken to say no, as some accounts revert on it (accounts without
+    ///      pre-validation hooks on types 8 and 9, say); a hook question
     ///      unanswered is asked again with a context of two zero words, as Safe7579 takes it (hook type GLOBAL, no
     ///      selector): it reverts on an empty context. Fallback handlers (type 3) are installed per selector: they are
     ///      asked about per permission, with the permission's selector ({isFallbackHandler}); Safe7579's selector
@@ -76,8 +78,16 @@ library AccountModules {
                         continue
                     }
                 }
-                if eq(t, 4) { break }
-                t := shl(1, t)
+                if eq(t, 9) { break }
+                // validator (1), executor (2), hook (4), then the pre-validation hooks (8: ERC-1271, 9: ERC-4337),
+                // asked with an empty context, as ERC-7579's reference account takes them
+                switch t
+                case 4 {
+                    t := 8
+                    mstore(add(m, 100), 0)
+                }
+                case 8 { t := 9 }
+                default { t := shl(1, t) }
             }
             if iszero(or(isModule, unanswered)) {
                 mstore(m, shl(224, 0x2d9ad53d)) // IS_MODULE_ENABLED

@@ -94,7 +94,7 @@ def test_a_grant_or_a_verifier_that_is_the_account_s_pre_validation_hook_is_refu
     )
     signing = Session(
         session_key=session_key.address,
-        typed_data=(
+        typed_data_permissions=(
             TypedDataPermission(
                 domain_fields=0x09, name="Hook", verifying_contract=hook, contents_name="Approve",
                 contents_type="Approve(address owner)",

@@ -1,9 +1,9 @@
 """The module's questions about a grant's targets and the SDK's, on generated accounts: the same verdict.
 
 Enabling a session asks the account, for each permission's target, whether it is one of the account's modules
-(ERC-7579 ``isModuleInstalled`` of a validator, an executor, a hook, then Safe's ``isModuleEnabled``) and, for each
-permission with a selector, whether the account routes that selector to the target as its fallback handler
-(``isModuleInstalled(3, target, abi.encode(selector))``, attack 257). The SDK asks the same questions in the grant's
+(ERC-7579 ``isModuleInstalled`` of a validator, an executor, a hook, the two pre-validation hooks, then Safe's
+``isModuleEnabled``) and, for each permission with a selector, whether the account routes that selector to the target
+as its fallback handler (``isModuleInstalled(3, target, abi.encode(selector))``, attack 257). The SDK asks the same questions in the grant's
 batch of reads (:func:`~keyscope.accounts.modules.read_asking_modules`, one by one when a question reverts) and refuses
 the grant before anything is signed.
 
@@ -60,6 +60,8 @@ SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4))
 KEY = to_address(keccak(b"keyscope module question key")[12:])
 SAFE = 0
 """The module type the contract files Safe's ``isModuleEnabled`` under."""
+PRE_VALIDATION_HOOKS = (8, 9)
+"""ERC-7579's pre-validation hooks (ERC-1271, ERC-4337), asked after the hook, with an empty context."""
 RETURN, REVERT, BURN = 1, 2, 3
 
 
@@ -97,6 +99,7 @@ def questions_about(target: str) -> list[Question]:
         Question(2, target),
         Question(4, target),
         Question(4, target, GLOBAL_HOOK_CONTEXT),
+        *(Question(number, target) for number in PRE_VALIDATION_HOOKS),
         Question(SAFE, target),
         *(Question(3, target, fallback_context(s)) for s in SELECTORS if s != bytes(4)),
     ]
@@ -149,7 +152,7 @@ def model(
 def module_of(form: Any, target: str) -> str | None:
     """What the module finds ``target`` to be, as its documentation says it asks: the validator question first
     (unanswered: refused), then the executor's, then the hook's (asked again with Safe7579's context when it gets no
-    answer), then Safe's ``isModuleEnabled``."""
+    answer), then the two pre-validation hooks' (no answer is no), then Safe's ``isModuleEnabled``."""
     validator = form(Question(1, target))
     if not answered(validator):
         return UNANSWERED
@@ -162,6 +165,9 @@ def module_of(form: Any, target: str) -> str | None:
         hook = form(Question(4, target, GLOBAL_HOOK_CONTEXT))
     if says_yes(hook):
         return MODULE_TYPES[4]
+    for number in PRE_VALIDATION_HOOKS:
+        if says_yes(form(Question(number, target))):
+            return MODULE_TYPES[number]
     if says_yes(form(Question(SAFE, target))):
         return SAFE_MODULE
     return None
@@ -174,7 +180,8 @@ def module_of(form: Any, target: str) -> str | None:
 
 ROLES = (
     "none", "none", "validator", "silent validator", "executor", "hook", "hook on Safe7579's context",
-    "Safe module", "Safe module", "fallback handler", "fallback handler",
+    "ERC-1271 pre-validation hook", "ERC-4337 pre-validation hook", "Safe module", "Safe module",
+    "fallback handler", "fallback handler",
 )  # fmt: skip
 """What a generated account makes each target: the question that says so is answered yes (or, for a silent
 validator, not at all; for a hook on Safe7579's context, not at all on an empty one)."""
@@ -193,6 +200,10 @@ def making(target: str, role: str, yes: str, quiet: str, routed: tuple[bytes, ..
         return {Question(4, target): yes}
     if role == "hook on Safe7579's context":
         return {Question(4, target): quiet, Question(4, target, GLOBAL_HOOK_CONTEXT): yes}
+    if role == "ERC-1271 pre-validation hook":
+        return {Question(8, target): yes}
+    if role == "ERC-4337 pre-validation hook":
+        return {Question(9, target): yes}
     if role == "Safe module":
         return {Question(SAFE, target): yes}
     if role == "fallback handler":

@@ -271,7 +271,8 @@ interface ISessionKeyValidatorTypes {
 
     /// @notice Permission `permissionIndex` targets `target`, a module of the account of type `moduleType` (1
     ///         validator, 2 executor, 3 the fallback handler the account routes the permission's selector to, 4
-    ///         hook; 0: a Safe module, such as Safe7579's adapter): modules keep their configuration per calling
+    ///         hook, 8 and 9 the ERC-1271 and ERC-4337 pre-validation hook; 0: a Safe module, such as Safe7579's
+    ///         adapter): modules keep their configuration per calling
     ///         account, so a call from the account could reconfigure it (a fallback handler takes the account's own
     ///         caller from the calldata's last 20 bytes, which a direct call from the account sets as it likes).
     error PermissionTargetIsModule(uint256 permissionIndex, address target, uint256 moduleType);

@@ -55,9 +55,17 @@ __all__ = [
 
 _IS_MODULE_ENABLED = bytes.fromhex("2d9ad53d")
 """Safe's isModuleEnabled(address)."""
-MODULE_TYPES = {1: "validator", 2: "executor", 4: "hook"}
-"""The module types asked about for every target, by name (fallback handlers are installed per selector: asked per
-permission, :data:`FALLBACK_HANDLER`)."""
+MODULE_TYPES = {
+    1: "validator",
+    2: "executor",
+    4: "hook",
+    8: "pre-validation hook (ERC-1271)",
+    9: "pre-validation hook (ERC-4337)",
+}
+"""The module types asked about for every target, by name, in the order the module asks them (fallback handlers are
+installed per selector: asked per permission, :data:`FALLBACK_HANDLER`). Types 8 and 9 are ERC-7579's pre-validation
+hooks, which hand every validator the hash and signature it judges; accounts without them answer no (or revert, which
+says no too)."""
 FALLBACK_HANDLER = "fallback handler"
 """The verdict on a call permission's target that the account routes the permission's selector to as its fallback
 handler (``isModuleInstalled(3, target, selector)``): the module refuses it (module type 3)."""
@@ -239,6 +247,9 @@ def module_of(chain: Chain, account: str, target: str) -> str | None:
         hook = ask(_question(4, target, GLOBAL_HOOK_CONTEXT))
     if hook == 1:
         return MODULE_TYPES[4]
+    for number in (8, 9):
+        if ask(_question(number, target)) == 1:
+            return MODULE_TYPES[number]
     if ask(_safe_question(target)) == 1:
         return SAFE_MODULE
     return None
@@ -258,8 +269,11 @@ CLAIMED_MODULE_TYPES = {
     4: "hook",
     5: "policy (Kernel)",
     6: "signer (Kernel)",
+    8: "pre-validation hook (ERC-1271)",
+    9: "pre-validation hook (ERC-4337)",
 }
-"""The module types :func:`claimed_module` asks a target whether it is: ERC-7579's four and Kernel's two."""
+"""The module types :func:`claimed_module` asks a target whether it is: ERC-7579's four, Kernel's two and ERC-7579's
+two pre-validation hooks."""
 
 
 def initialised_question(account: str) -> bytes:
