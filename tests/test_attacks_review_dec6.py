@@ -1,8 +1,8 @@
 """A leaked session key against the account's pre-validation hooks: ERC-7579's module types 8 and 9.
 
 Current ERC-7579 accounts (the reference interface's ``MODULE_TYPE_PREVALIDATION_HOOK_ERC1271`` = 8 and
-``MODULE_TYPE_PREVALIDATION_HOOK_ERC4337`` = 9, installed and reported through ``isModuleInstalled`` by Nexus from
-1.2 on, by Safe7579's later releases and by other modular wallets) install a pre-validation hook that runs before
+``MODULE_TYPE_PREVALIDATION_HOOK_ERC4337`` = 9, installed and reported through ``isModuleInstalled`` by the reference
+account, by Nexus from 1.2 on and by other modular wallets) install a pre-validation hook that runs before
 every validator: it hands the validators (the owner's among them) the hash and signature they judge. Like every
 module it keeps its configuration per calling account and takes the account's own calls to change it, so a session
 that may call it from the account can reconfigure or remove it for the account (attack 52's reason for refusing a
