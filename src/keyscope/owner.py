@@ -886,7 +886,7 @@ class Owner:
         """What a grant needs from the chain, in one round trip: the account's epoch at the module, whether
         the account has code, (``clock``) the latest block's time, the code of each permission's target, and
         whether the account has any of the targets, or of the verifying contracts the ``signing`` permissions'
-        domains name, installed as a module (validator, executor, hook, Safe module), or routes a permission's
+        domains name, installed as a module (validator, executor, hook, pre-validation hook, Safe module), or routes a permission's
         selector to its target as its fallback handler: a grant on one is refused, as the module refuses it on chain
         (``PermissionTargetIsModule``, ``ForbiddenSigningDomain``). A signing domain
         that is the account's or the session module's is refused before anything is read.
