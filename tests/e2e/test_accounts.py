@@ -1287,8 +1287,8 @@ def test_the_existing_account_example_of_the_docs_installs_the_module_and_mints(
 def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
     owner: Owner, net: Network, stack: LocalStack, contracts: AccountContracts, kind_name: str, recipient: str
 ) -> None:
-    """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook) and Safe's ``isModuleEnabled``
-    once for each distinct target (the hook twice on Safe7579), and ``isModuleInstalled(3, target, selector)``, the
+    """ENABLE asks the account ``isModuleInstalled`` (validator, executor, hook, the two pre-validation hooks) and
+    Safe's ``isModuleEnabled`` once for each distinct target (the hook twice on Safe7579), and ``isModuleInstalled(3, target, selector)``, the
     fallback handler question, once for each permission's (target, selector), ERC-7562-clean on every kind (Safe7579 answers from its adapter's storage, keyed by the
     account); a grant on the owner validator is refused by the SDK and, sent anyway, by the module."""
     from keyscope.errors import BadInputError
@@ -1315,7 +1315,7 @@ def test_enabling_asks_the_account_for_its_modules_and_refuses_a_grant_on_one(
         if c.target == owner.account and c.input[:4] in (bytes.fromhex("112d3a7d"), bytes.fromhex("2d9ad53d"))
     ]  # fmt: skip
     # Safe7579 reverts on the hook question's empty context: asked again with its global hook's context
-    assert len(asked) == (5 if kind_name == "safe7579" else 4) + len(policies), report.summary()
+    assert len(asked) == (7 if kind_name == "safe7579" else 6) + len(policies), report.summary()
     fallback_questions = [c.input[4:36] for c in asked if c.input[:4] == bytes.fromhex("112d3a7d")]
     assert fallback_questions.count((3).to_bytes(32, "big")) == len(policies), report.summary()
     assert session.send(op).wait().success
