@@ -30,6 +30,7 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from support.raw_call import enable_verdict
 from support.sdk import local_network
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from test_attacks_account_decoders import READ_BY_OFFSETS, Lax
@@ -63,22 +64,6 @@ def install_handler(project: Any, account: str, handler: Any, init: bytes = ADD_
 def posing(handler: Any, spender: str, caller: str) -> bytes:
     """``addSpender(spender)`` with ``caller`` appended, as the account's own caller would be."""
     return handler.addSpender.encode_input(spender) + bytes.fromhex(caller[2:])
-
-
-def enabling(sessions: Any, account: str, session: Session) -> str:
-    """The module's verdict when ``account`` enables ``session`` (an ``eth_call`` from the account): "ok" or its
-    decoded revert."""
-    from keyscope.revert import describe_revert
-    from support.raw_call import revert_bytes
-
-    data = sessions.module.enableSession.encode_input(session.as_abi())
-    try:
-        sessions.h.chain.provider.web3.eth.call(
-            {"from": account, "to": sessions.module.address, "data": "0x" + data.hex(), "gas": 10_000_000}
-        )
-    except Exception as error:
-        return describe_revert(revert_bytes(error))
-    return "ok"
 
 
 def refusal(handler: Any, index: int = 0) -> str:
@@ -131,7 +116,7 @@ def test_a_session_on_the_account_s_fallback_handler_cannot_pose_as_the_account_
     assert refusal(handler) in sessions.outcome(off_chain)
     assert not handler.isSpender(account, attacker)
     assert not sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
-    assert enabling(sessions, account, session) == refusal(handler)
+    assert enable_verdict(sessions, account, session) == refusal(handler)
 
 
 def test_the_handler_is_asked_about_per_selector(sessions, project, handler, session_key):
@@ -149,15 +134,15 @@ def test_the_handler_is_asked_about_per_selector(sessions, project, handler, ses
 
     other = Permission(target=handler.address, selector=NOT_ROUTED)
     routed = Permission(target=handler.address, selector=ADD_SPENDER)
-    assert enabling(sessions, account, session(other)) == "ok"
-    assert enabling(sessions, account, session(Policy.transfer(handler.address, 1))) == "ok"
-    assert enabling(sessions, account, session(other, routed)) == refusal(handler, 1)
-    assert enabling(sessions, account, session(Policy.transfer(handler.address, 1), routed)) == refusal(
+    assert enable_verdict(sessions, account, session(other)) == "ok"
+    assert enable_verdict(sessions, account, session(Policy.transfer(handler.address, 1))) == "ok"
+    assert enable_verdict(sessions, account, session(other, routed)) == refusal(handler, 1)
+    assert enable_verdict(sessions, account, session(Policy.transfer(handler.address, 1), routed)) == refusal(
         handler, 1
     )
 
     elsewhere = sessions.account(LocalSigner.generate(), salt=1)
-    assert enabling(sessions, elsewhere, session(routed)) == "ok"
+    assert enable_verdict(sessions, elsewhere, session(routed)) == "ok"
 
 
 def test_a_foreign_account_s_fallback_handler_is_refused_too(
@@ -174,12 +159,12 @@ def test_a_foreign_account_s_fallback_handler_is_refused_too(
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=ADD_SPENDER),),
     )
-    assert enabling(sessions, lax.address, routed) == refusal(handler)
+    assert enable_verdict(sessions, lax.address, routed) == refusal(handler)
     other = Session(
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=NOT_ROUTED),),
     )
-    assert enabling(sessions, lax.address, other) == "ok"
+    assert enable_verdict(sessions, lax.address, other) == "ok"
 
 
 def test_nexus_s_fallback_handler_is_refused(sessions, project, deployer, chain, nexus, handler, session_key):  # noqa: F811
@@ -210,12 +195,12 @@ def test_nexus_s_fallback_handler_is_refused(sessions, project, deployer, chain,
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=ADD_SPENDER),),
     )
-    assert enabling(sessions, account, routed) == refusal(handler)
+    assert enable_verdict(sessions, account, routed) == refusal(handler)
     other = Session(
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=NOT_ROUTED),),
     )
-    assert enabling(sessions, account, other) == "ok"
+    assert enable_verdict(sessions, account, other) == "ok"
 
 
 @pytest.mark.parametrize(
@@ -236,7 +221,7 @@ def test_an_account_without_code_is_judged_by_whether_the_target_is_a_fallback_h
         "a transfer": Policy.transfer(handler.address, 1),
     }[permission]
     session = Session(session_key=session_key.address, permissions=(chosen,))
-    assert enabling(sessions, account, session) == (refusal(handler) if verdict == "refused" else "ok")
+    assert enable_verdict(sessions, account, session) == (refusal(handler) if verdict == "refused" else "ok")
 
 
 def test_the_sdk_refuses_the_grant_before_signing(
@@ -293,7 +278,7 @@ def test_the_module_and_the_sdk_read_every_answer_to_the_fallback_question_alike
         session_key=session_key.address,
         permissions=(Permission(target=handler.address, selector=ADD_SPENDER),),
     )
-    on_chain = enabling(sessions, odd.address, session)
+    on_chain = enable_verdict(sessions, odd.address, session)
     assert on_chain == (refusal(handler) if verdict == "refused" else "ok"), on_chain
     found = read_asking_modules(
         Web3Chain(chain.provider.web3),

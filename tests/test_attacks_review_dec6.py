@@ -30,10 +30,9 @@ from keyscope import Web3Chain
 from keyscope.accounts.erc7579 import ERC7579AccountKind
 from keyscope.accounts.modules import read_asking_modules
 from keyscope.hexutil import keccak
-from keyscope.revert import describe_revert
 from keyscope.session import Permission, Session, TypedDataPermission
 from keyscope.signing import LocalSigner
-from support.raw_call import revert_bytes
+from support.raw_call import enable_verdict
 
 APPROVE = keccak(b"approve(address,uint256)")[:4]
 PRE_VALIDATION_HOOK_TYPES = {8: "ERC-1271", 9: "ERC-4337"}
@@ -60,19 +59,6 @@ def account_with_hook(project: Any, deployer: Any, hook: str, module_type: int) 
     return odd
 
 
-def enabling(sessions: Any, account: str, session: Session) -> str:
-    """The module's verdict when ``account`` enables ``session`` (an ``eth_call`` from the account): "ok" or its
-    decoded revert."""
-    data = sessions.module.enableSession.encode_input(session.as_abi())
-    try:
-        sessions.h.chain.provider.web3.eth.call(
-            {"from": account, "to": sessions.module.address, "data": "0x" + data.hex(), "gas": 10_000_000}
-        )
-    except Exception as error:
-        return describe_revert(revert_bytes(error))
-    return "ok"
-
-
 @pytest.mark.parametrize(
     "module_type", sorted(PRE_VALIDATION_HOOK_TYPES), ids=PRE_VALIDATION_HOOK_TYPES.values()
 )
@@ -89,7 +75,7 @@ def test_a_grant_or_a_verifier_that_is_the_account_s_pre_validation_hook_is_refu
     (``MalformedSignature`` for the empty one here)."""
     odd = account_with_hook(project, deployer, hook, module_type)
     call = Session(session_key=session_key.address, permissions=(Permission(target=hook, selector=APPROVE),))
-    assert enabling(sessions, odd.address, call) == (
+    assert enable_verdict(sessions, odd.address, call) == (
         f"PermissionTargetIsModule(permissionIndex=0, target={hook}, moduleType={module_type})"
     )
     signing = Session(
@@ -101,7 +87,7 @@ def test_a_grant_or_a_verifier_that_is_the_account_s_pre_validation_hook_is_refu
             ),
         ),
     )  # fmt: skip
-    assert enabling(sessions, odd.address, signing) == (
+    assert enable_verdict(sessions, odd.address, signing) == (
         f"ForbiddenSigningDomain(index=0, verifyingContract={hook})"
     )
     with ape.reverts(sessions.module.SignatureSenderForbidden, sender=hook):
@@ -117,4 +103,4 @@ def test_a_grant_or_a_verifier_that_is_the_account_s_pre_validation_hook_is_refu
     elsewhere = Session(
         session_key=session_key.address, permissions=(Permission(target=other, selector=APPROVE),)
     )
-    assert enabling(sessions, odd.address, elsewhere) == "ok"
+    assert enable_verdict(sessions, odd.address, elsewhere) == "ok"

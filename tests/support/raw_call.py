@@ -11,7 +11,7 @@ from eth_account import Account
 
 from keyscope.bundler.inprocess import revert_data_of
 
-__all__ = ["RawSender", "raw_call", "revert_bytes"]
+__all__ = ["RawSender", "enable_verdict", "raw_call", "revert_bytes"]
 
 
 def raw_call(chain: Any) -> Callable[[dict[str, Any]], Any]:
@@ -34,6 +34,21 @@ def revert_bytes(error: Exception) -> bytes:
         if isinstance(value, bytes):
             return value
     raise error
+
+
+def enable_verdict(sessions: Any, account: str, session: Any) -> str:
+    """The module's verdict when ``account`` enables ``session`` (an ``eth_call`` of ``enableSession`` from the
+    account, on the chain ``sessions`` deployed the module on): "ok", or its revert decoded."""
+    from keyscope.revert import describe_revert
+
+    data = sessions.module.enableSession.encode_input(session.as_abi())
+    try:
+        sessions.h.chain.provider.web3.eth.call(
+            {"from": account, "to": sessions.module.address, "data": "0x" + data.hex(), "gas": 10_000_000}
+        )
+    except Exception as error:
+        return describe_revert(revert_bytes(error))
+    return "ok"
 
 
 class RawSender:
