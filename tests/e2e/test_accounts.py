@@ -1533,6 +1533,67 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     chain.call(stack.module, enable_session_data(session), sender=account)
 
 
+@pytest.mark.parametrize("kind_name", ["msa"], indirect=True)
+def test_the_reference_account_s_pre_validation_hooks_are_refused_as_grant_targets_and_verifiers(
+    owner: Owner, net: Network, stack: LocalStack, kind_name: str, recipient: str
+) -> None:
+    """Attack 312 on an account nobody here wrote: the ERC-7579 reference account installs pre-validation hooks
+    (module type 8 before ERC-1271 validators, 9 before ERC-4337 ones) and reports them through
+    ``isModuleInstalled``. With a pass-through hook installed as both, the owner's and a session's operations still
+    land through it; a grant calling the hook is refused by the SDK and, sent anyway, by the module
+    (``PermissionTargetIsModule``, type 8, the first asked), and a session's signature is refused to the hook asking
+    as a verifier (``SignatureSenderForbidden``)."""
+    from keyscope.errors import BadInputError
+    from keyscope.module import enable_session_data
+
+    created(owner, stack, recipient)
+    account = owner.account
+    hook = deploy_code(
+        stack.node,
+        stack.deployer.address,
+        build_bytecode("PassThroughPreValidationHook"),
+        "a pre-validation hook",
+    )
+    install = keccak(b"installModule(uint256,address,bytes)")[:4]
+    chain = RpcChain(stack.rpc_url)
+    for hook_type in (9, 8):
+        owner.execute(
+            Call(account, 0, install + abi_encode(["uint256", "address", "bytes"], [hook_type, hook, b""]))
+        ).wait()
+        assert int.from_bytes(chain.call(account, _is_module_installed(hook_type, hook, b"")), "big") == 1
+    operations_seen = keccak(b"operationsOf(address)")[:4] + abi_encode(["address"], [account])
+    seen = int.from_bytes(chain.call(hook, operations_seen), "big")
+    assert seen >= 1  # the type-9 hook ran before the owner's validator on the type-8 install
+
+    # a session granted beside the hook works through it
+    key = SessionKey.generate()
+    session = net.session(owner.grant(key, [mint_policy(stack, recipient)], valid_for=3600), key)
+    assert session.send(session.build(function_call(stack.nft, MINT, recipient))).wait().success
+    assert int.from_bytes(chain.call(hook, operations_seen), "big") > seen
+
+    aimed = [Policy.call(hook, "onInstall(bytes data)")]
+    with pytest.raises(BadInputError, match="pre-validation hook"):
+        owner.grant(SessionKey.generate(), aimed, valid_for=3600)
+    assert module_checker(net.chain, account)(hook) == "pre-validation hook (ERC-1271)"
+    refused_session = Session(
+        session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed)
+    )
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(stack.module, enable_session_data(refused_session), sender=account)
+    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+        :4
+    ] + abi_encode(["uint256", "address", "uint256"], [0, hook, 8])
+    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(
+            stack.module,
+            verify + abi_encode(["address", "address", "bytes32", "bytes"], [account, hook, bytes(32), b""]),
+        )
+    assert refused.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
+        ["address"], [hook]
+    )
+
+
 def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_module(
     stack: LocalStack, contracts: AccountContracts, recipient: str
 ) -> None:
