@@ -1,0 +1,169 @@
+"""A leaked session key against keyscope's EIP-7702 delegate: the modules it forgets with ``resetModules()``.
+
+keyscope's account and delegate refuse to install a module (of any type) while a live session of an installed
+validator may call it (attack 52), and ask the validators they uninstalled earlier in the same transaction too
+(attack 116): the EntryPoint validates every operation of a bundle before it executes any, so a session's operation
+validated before the owner's revocation or uninstall runs after it, and would reconfigure a module installed there.
+
+The delegate has a third way to stop holding a validator: ``resetModules()`` (attack 308), the first call of the
+operation or transaction carrying the EOA's authorization, which forgets every module in constant gas without
+calling any, so that nothing other code wrote into the delegate's namespace can make the upgrade revert. It does not
+remember the validators it forgot, so an install after it in the same transaction asks none of them. keyscope's own
+upgrade then invalidates every session of the module (which marks their targets for the rest of the transaction)
+and installs the module again, so a module installed after that batch is refused; an owner's own batch that resets
+and then installs anything else is not asked. Remembering the forgotten validators would let a validator other code
+wrote (one that answers yes to every question) make the upgrade revert, which attack 308's defence rules out: this
+is the residual, and the tests pin both halves.
+
+Here, as in ``test_limits.py``'s delegate tests, the delegate is deployed as a plain contract whose EntryPoint is a
+test account (delegation needs a Prague node): that account calls the delegate as the EntryPoint would, validation
+first, then each operation's callData in the bundle's order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak
+from keyscope.revert import describe_revert
+from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
+
+ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
+RESET_MODULES = keccak(b"resetModules()")[:4]
+VALIDATOR = 1
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any, entry_point: Any, factory: Any, bundler: Any) -> None:
+    """The session-scoped fixtures this module uses, made before its own: ape snapshots the chain per fixture scope
+    and must not rebase them."""
+
+
+@pytest.fixture
+def attacker() -> str:
+    """An address no account or session of the test knows: whom the session tries to make the validator's owner."""
+    return LocalSigner.generate().address
+
+
+@dataclass
+class DelegateWithSession:
+    """The delegate, the contract standing in for its EntryPoint (``CallsInOneTransaction``: several calls in one
+    transaction, as a bundle runs), the session module installed, an owner validator the owner has not installed
+    yet, and a live session of ``key`` that may call that validator's ``onInstall``."""
+
+    entry: Any
+    delegate: Any
+    module: Any
+    validator: Any
+    key: LocalSigner
+    deployer: Any
+    provider: Any
+
+    def send(self, *calls: bytes) -> list[tuple[bool, str]]:
+        """``calls`` to the delegate from the stand-in EntryPoint, in one transaction; each call's success and its
+        decoded revert (empty on success), as an ``eth_call`` before the transaction finds them."""
+        outcomes = self.entry.run.call(self.delegate.address, list(calls))
+        self.entry.run(self.delegate.address, list(calls), sender=self.deployer)
+        return [
+            (bool(ok), "" if ok else describe_revert(bytes(result)))
+            for ok, result in zip(outcomes[0], outcomes[1], strict=True)
+        ]
+
+    def install(self, owner: LocalSigner) -> Call:
+        """The delegate's ``installModule(1, validator, owner)``: the owner's validator, with the owner's address."""
+        data = self.delegate.installModule.encode_input(
+            VALIDATOR, self.validator.address, bytes.fromhex(owner.address[2:])
+        )
+        return Call.of(self.delegate.address, 0, data)
+
+    def take_over(self, attacker: str) -> Call:
+        """The session's call making ``attacker`` the owner the validator knows for the calling account."""
+        return Call.of(
+            self.validator.address, 0, self.validator.onInstall.encode_input(bytes.fromhex(attacker[2:]))
+        )
+
+    def refusal(self) -> str:
+        """The refusal of the validator's install while a session of the session module may call it."""
+        return f"ModuleIsSessionTarget(module={self.validator.address}, validator={self.module.address})"
+
+
+def delegate_with_session(sessions: Any, project: Any, deployer: Any) -> DelegateWithSession:
+    """A delegate holding the session module, with a live session that may call an owner validator's ``onInstall``."""
+    entry = project.CallsInOneTransaction.deploy(sender=deployer)
+    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    module = sessions.module
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    key = LocalSigner.generate()
+    made = DelegateWithSession(entry, delegate, module, validator, key, deployer, sessions.h.chain.provider)
+    session = Session(
+        session_key=key.address, permissions=(Permission(target=validator.address, selector=ON_INSTALL),)
+    )
+    enable = Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))
+    assert made.send(
+        delegate.installModule.encode_input(VALIDATOR, module.address, b""), encode_execute(enable)
+    ) == [(True, ""), (True, "")]
+    assert module.isTargetOfLiveSession(delegate.address, validator.address)
+    return made
+
+
+@pytest.mark.parametrize("forget", ["reset", "uninstall"])
+def test_a_session_validated_before_the_delegate_forgets_its_module_cannot_call_a_module_installed_after(
+    sessions: Any, project: Any, deployer: Any, owner: LocalSigner, attacker: str, forget: str
+) -> None:
+    """One bundle: a session's operation calling an owner validator's ``onInstall`` (granted while the validator was
+    no module of the EOA), after the owner's operation that makes the delegate forget the session module and then
+    installs that validator. The EntryPoint validates the session's operation first, while the module holds the
+    session, and executes it after the owner's. After ``uninstallModule`` the install was refused (attack 116); after
+    ``resetModules()``, which forgets every module without calling any (attack 308), it was not: the delegate asked
+    none of the validators it forgot, the install landed and the session's call made the attacker the validator's
+    owner for the EOA. The delegate now also asks every validator that validated an operation of the EOA earlier
+    in the transaction, so the install is refused either way, and the session's call reaches a contract that is no
+    module of the EOA. In a later transaction the install lands and the owner is the owner."""
+    d = delegate_with_session(sessions, project, deployer)
+    riding = sessions.op(d.delegate.address, d.key, d.take_over(attacker))
+    validation = d.delegate.validateUserOp.encode_input(riding.pack().as_tuple(), sessions.h.hash(riding), 0)
+    if forget == "reset":
+        forgetting = Call.of(d.delegate.address, 0, RESET_MODULES)
+    else:
+        forgetting = Call.of(
+            d.delegate.address, 0, d.delegate.uninstallModule.encode_input(VALIDATOR, d.module.address, b"")
+        )
+    validated, installed, ridden = d.send(
+        validation, encode_execute([forgetting, d.install(owner)]), riding.call_data
+    )
+    assert validated == (True, "")
+    assert installed == (False, d.refusal()), installed
+    assert ridden == (True, "")
+    assert not d.delegate.isModuleInstalled(VALIDATOR, d.validator.address, b"")
+    # later: the owner forgets the session module (its session can no longer validate), then installs the validator
+    assert d.send(encode_execute(forgetting)) == [(True, "")]
+    assert d.send(encode_execute(d.install(owner))) == [(True, "")]
+    assert d.delegate.isModuleInstalled(VALIDATOR, d.validator.address, b"")
+    assert d.validator.ownerOf(d.delegate.address) == owner.address
+
+
+def test_an_install_after_keyscope_s_upgrade_batch_is_refused_while_a_riding_session_may_call_it(
+    sessions: Any, project: Any, deployer: Any, owner: LocalSigner
+) -> None:
+    """keyscope's upgrade batch on a delegate that held the session module (an EOA coming back to the delegate, or
+    moving from another version of it): ``resetModules()``, ``invalidateAllSessions()``, ``installModule`` of the
+    session module. The invalidation marks the targets of every session it ends for the rest of the transaction and
+    the module is installed again, so an install after the batch, in the same transaction, of a module a session
+    validated earlier in the bundle may call is refused, naming the session module; the batch alone lands."""
+    d = delegate_with_session(sessions, project, deployer)
+    upgrade = [
+        Call.of(d.delegate.address, 0, RESET_MODULES),
+        Call.of(d.module.address, 0, d.module.invalidateAllSessions.encode_input()),
+        Call.of(
+            d.delegate.address, 0, d.delegate.installModule.encode_input(VALIDATOR, d.module.address, b"")
+        ),
+    ]
+    assert d.send(encode_execute([*upgrade, d.install(owner)])) == [(False, d.refusal())]
+    assert d.send(encode_execute(upgrade)) == [(True, "")]
+    assert d.delegate.isModuleInstalled(VALIDATOR, d.module.address, b"")
+    assert not d.module.isTargetOfLiveSession(d.delegate.address, d.validator.address)
