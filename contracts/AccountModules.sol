@@ -152,6 +152,24 @@ library AccountModules {
         }
     }
 
+    /// @dev {rememberUninstalled}, unless `validator` is recorded at `slot` already in this transaction: for a
+    ///      validator recorded once per operation it validates (keyscope's delegate), so that a bundle of many such
+    ///      operations leaves one entry to ask.
+    function rememberOnce(uint256 slot, address validator) internal {
+        uint256 gone;
+        assembly ("memory-safe") {
+            gone := tload(slot)
+        }
+        for (uint256 i = 1; i <= gone; ++i) {
+            address recorded;
+            assembly ("memory-safe") {
+                recorded := tload(add(slot, i))
+            }
+            if (recorded == validator) return;
+        }
+        rememberUninstalled(slot, validator);
+    }
+
     /// @dev The first validator recorded at `slot` by {rememberUninstalled} in this transaction that says a live
     ///      session of the calling account may call `module` ({isSessionTarget}); address(0) when none does.
     function uninstalledSessionTarget(uint256 slot, address module) internal view returns (address) {

@@ -58,8 +58,9 @@ import {IKeyscopeDelegate} from "./interfaces/IKeyscopeDelegate.sol";
 /// handler is called from the EOA itself (a token as the handler of `transfer` would move the EOA's tokens for
 /// anyone). The set can be listed, so the owner's SDK sees every handler that can act before it delegates here.
 ///
-/// Installing a module (of any type) first asks every installed validator, and every validator uninstalled earlier in
-/// the same transaction, `isTargetOfLiveSession(this, module)` and
+/// Installing a module (of any type) first asks every installed validator, every validator uninstalled earlier in the
+/// same transaction, and every validator that validated an operation of this account earlier in it (one that
+/// {resetModules} forgot since included), `isTargetOfLiveSession(this, module)` and
 /// refuses the module when one answers true: a live session may call it, and modules keep their configuration per
 /// calling account, so that call would reconfigure the module for this account. The owner revokes those sessions
 /// first, in an earlier transaction (a session revoked in this one still counts). Validators that do not answer the view (anything but a word holding 1) do not block.
@@ -101,9 +102,11 @@ contract KeyscopeDelegate is
     /// @dev keccak256(abi.encode(uint256(keccak256("keyscope.storage.KeyscopeDelegate")) - 1)) & ~bytes32(uint256(0xff))
     bytes32 private constant STORAGE_LOCATION = 0x68f21845f977cb84b8990964c962c9cec336f6641711f359501128738fece100;
 
-    /// @dev Transient: the validators uninstalled in this transaction (their count here, the addresses after it),
-    ///      at keccak256("keyscope.delegate.uninstalledValidators").
-    ///      Installing asks them too: a validator's sessions validated in this bundle still run after it is gone.
+    /// @dev Transient: the validators uninstalled in this transaction and those that validated an operation of this
+    ///      account in it (their count here, the addresses after it), at
+    ///      keccak256("keyscope.delegate.uninstalledValidators"). Installing asks them too: a validator's sessions
+    ///      validated in this bundle still run after it is gone, whether uninstalled or forgotten by {resetModules}
+    ///      (which calls no module and records nothing, so that nothing other code wrote can make it revert).
     uint256 private constant UNINSTALLED_SLOT = 0xcb78f8879746bd855eef24ce716f68bceff28d748eec0dc2a9dadc1584b384b8;
 
     bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
@@ -361,6 +364,10 @@ contract KeyscopeDelegate is
     ///      20-byte EIP-7702 marker followed by data makes the SenderCreator call this account with that data
     ///      before validation, on every operation that carries it, and a validator judges the callData only.
     ///      Only the owner's own operations may carry one.
+    ///
+    ///      The validator is recorded for the rest of the transaction, for {installModule} to ask: the EntryPoint
+    ///      validates a bundle's operations before it executes any, so this one runs after whatever the bundle's
+    ///      earlier operations do, a {resetModules} that forgets the validator included.
     function _validateUserOp(PackedUserOperation calldata userOp, bytes32 userOpHash, bytes calldata signature)
         internal
         override
@@ -373,6 +380,8 @@ contract KeyscopeDelegate is
         if (userOp.initCode.length > EIP7702_MARKER_LENGTH) {
             revert InitCallNotForValidators(module, userOp.initCode.length - EIP7702_MARKER_LENGTH);
         }
+        // asked by installModule until the transaction ends: this operation runs after the bundle's earlier ones
+        AccountModules.rememberOnce(UNINSTALLED_SLOT, module);
         return ValidatorCall.forward(module, userOp, userOpHash);
     }
 
