@@ -7,17 +7,18 @@ validated before the owner's revocation or uninstall runs after it, and would re
 
 The delegate has a third way to stop holding a validator: ``resetModules()`` (attack 308), the first call of the
 operation or transaction carrying the EOA's authorization, which forgets every module in constant gas without
-calling any, so that nothing other code wrote into the delegate's namespace can make the upgrade revert. It does not
-remember the validators it forgot, so an install after it in the same transaction asks none of them. keyscope's own
-upgrade then invalidates every session of the module (which marks their targets for the rest of the transaction)
-and installs the module again, so a module installed after that batch is refused; an owner's own batch that resets
-and then installs anything else is not asked. Remembering the forgotten validators would let a validator other code
-wrote (one that answers yes to every question) make the upgrade revert, which attack 308's defence rules out: this
-is the residual, and the tests pin both halves.
+calling any, so that nothing other code wrote into the delegate's namespace can make the upgrade revert. It did not
+remember the validators it forgot, so an owner's batch that reset and then installed a module a live session may
+call asked nobody, and a session's operation validated earlier in the bundle ran on the installed module (attack
+313). keyscope's own upgrade batch was not exposed: it invalidates every session of the module (which marks their
+targets for the rest of the transaction) and installs the module again. The delegate now records each validator it
+asks to validate an operation, for the rest of the transaction, and an install asks them too: every operation that
+can run after the install was validated by one of them.
 
-Here, as in ``test_limits.py``'s delegate tests, the delegate is deployed as a plain contract whose EntryPoint is a
-test account (delegation needs a Prague node): that account calls the delegate as the EntryPoint would, validation
-first, then each operation's callData in the bundle's order.
+Here, as in ``test_limits.py``'s delegate tests, the delegate is deployed as a plain contract (delegation needs a
+Prague node) whose EntryPoint is a stand-in, ``CallsInOneTransaction`` (contracts/test): it calls the delegate as the
+EntryPoint runs a bundle, in one transaction, validation first, then each operation's callData in the bundle's
+order.
 """
 
 from __future__ import annotations
