@@ -723,6 +723,73 @@ def test_a_session_operation_cannot_carry_an_init_call_the_module_never_judges(
     simulate(marker + init_call, eoa.sign_hash)
 
 
+def test_a_session_riding_in_the_bundle_of_a_reset_cannot_call_a_module_installed_after_it(
+    net: Network, stack: LocalStack
+) -> None:
+    """Attack 313 through the real EntryPoint v0.8 on a delegated EOA: one ``handleOps`` holding the owner's
+    operation (``resetModules()``, then ``installModule`` of an owner validator) and, after it, a session's
+    operation calling that validator's ``onInstall`` with the attacker's address (granted while the validator was no
+    module of the EOA). The EntryPoint validates both before it runs either, so the session's operation is validated
+    while the delegate still holds the session module, and runs after the owner's. The delegate asks every validator
+    that validated an operation of the EOA in the transaction before an install: the owner's operation reverts
+    (``ModuleIsSessionTarget``, the whole batch, the reset included), and the session's call reaches a contract
+    that is no module of the EOA. Without that question the install landed and the attacker became the owner the
+    EOA's new validator knows."""
+    from keyscope.entrypoint import decode_user_operation_events
+    from support.accounts import build_bytecode, deploy_code
+
+    validator = deploy_code(
+        stack.node, stack.deployer.address, build_bytecode("OwnerECDSAValidator"), "an owner validator"
+    )
+    eoa = new_eoa(stack)
+    key = SessionKey.generate()
+    grant = net.eoa(eoa).upgrade(key, [Policy.call(validator, "onInstall(bytes data)")], valid_for=3600)
+    attacker = LocalSigner.generate().address
+    riding = net.session(grant, key).build(
+        function_call(validator, "onInstall(bytes)", bytes.fromhex(attacker[2:])), check=False
+    )
+    install = encode_function_call(
+        "installModule(uint256,address,bytes)", 1, validator, bytes.fromhex(eoa.address[2:])
+    )
+    owners = UserOperation(
+        sender=eoa.address,
+        nonce=net.chain.get_nonce(stack.entry_point_v08, eoa.address, 0),
+        call_data=encode_execute(
+            [Call(eoa.address, 0, keccak(b"resetModules()")[:4]), Call(eoa.address, 0, install)]
+        ),
+        call_gas_limit=1_000_000,
+        verification_gas_limit=300_000,
+        pre_verification_gas=100_000,
+        max_fee_per_gas=riding.max_fee_per_gas,
+        max_priority_fee_per_gas=riding.max_priority_fee_per_gas,
+    )
+    packed = owners.pack()
+    digest = user_op_hash_v08(packed, stack.entry_point_v08, stack.chain_id, eip7702_delegate=stack.delegate)
+    owners_packed = packed.model_copy(update={"signature": eoa.sign_hash(digest)})
+    handle_ops = keccak(
+        b"handleOps((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[],address)"
+    )[:4] + abi_encode(
+        ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)[]", "address"],
+        [[owners_packed.as_tuple(), riding.pack().as_tuple()], stack.deployer.address],
+    )
+    receipt = send_transaction(
+        stack.node, stack.deployer.address, to=stack.entry_point_v08, data=handle_ops, what="the bundle"
+    )
+    events = decode_user_operation_events(receipt["logs"], stack.entry_point_v08)
+    assert len(events) == 2
+    by_sender_order = list(events.values())
+    owner_event, session_event = by_sender_order
+    assert not owner_event["success"]
+    assert f"ModuleIsSessionTarget(module={validator}, validator={stack.module})" in describe_revert(
+        owner_event["reason"]
+    )
+    assert session_event["success"]  # the session's call ran, after the owner's operation
+    assert to_address(call(stack, validator, "ownerOf(address)", eoa.address)[-20:]) == attacker
+    installed = call(stack, eoa.address, "isModuleInstalled(uint256,address,bytes)", 1, validator, b"")
+    assert int.from_bytes(installed, "big") == 0  # ... on a contract that is no module of the EOA
+    assert module_installed(stack, eoa.address)  # the reset was undone with the rest of the owner's batch
+
+
 def answering(stack: LocalStack, word: bytes) -> str:
     """Deploy a contract that answers every call with the 32-byte ``word`` (a validator that says yes)."""
     runtime = b"\x7f" + word + bytes.fromhex("60005260206000f3")
