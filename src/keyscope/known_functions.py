@@ -100,16 +100,27 @@ def _approval_warnings(
 _approve_warnings = _approval_warnings(0, 32)
 
 
-def _operator_warnings(permission: Permission, token: bool) -> list[tuple[str, str]]:
-    revokes_only = any(
-        r.offset == 32 and r.op == Condition.EQUAL and r.values == (0,) for r in permission.rules
-    )
-    if revokes_only:
-        return []
-    who = "the operator its rule names" if _pinned(permission.rules, 0) else "ANY operator"
-    return [
-        ("danger", f"setApprovalForAll: may let {who} move EVERY token of this collection the account holds")
-    ]
+def _operator_warnings_of(
+    name: str, approved_offset: int | None, what: str
+) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """The danger of making an operator (its address the first argument) over ``what``: none when a rule holds the
+    ``approved`` flag at ``approved_offset`` to false (a revocation only); a function without such a flag
+    (``approved_offset`` None) always has it."""
+
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        revokes_only = approved_offset is not None and any(
+            r.offset == approved_offset and r.op == Condition.EQUAL and r.values == (0,)
+            for r in permission.rules
+        )
+        if revokes_only:
+            return []
+        who = "the operator its rule names" if _pinned(permission.rules, 0) else "ANY operator"
+        return [("danger", f"{name}: may let {who} move EVERY {what} the account holds")]
+
+    return warn
+
+
+_operator_warnings = _operator_warnings_of("setApprovalForAll", 32, "token of this collection")
 
 
 _KNOWN = [
@@ -124,6 +135,27 @@ _KNOWN = [
         "approve(address token,address spender,uint160 amount,uint48 expiration)",
         (),
         _approval_warnings(32, 64, 2**160 - 1, "the token it names (through Permit2's transferFrom)"),
+    ),
+    # ERC-1363: an ERC-20 approval followed by a call into the spender
+    KnownFunction("approveAndCall(address spender,uint256 value)", (32,), _approve_warnings),
+    KnownFunction("approveAndCall(address spender,uint256 value,bytes data)", (32,), _approve_warnings),
+    # ERC-6909: an operator over every id the account holds, and an allowance per id, which an amount of 2**256 - 1
+    # makes one that never runs down (decimals are per id: its amounts stay base units)
+    KnownFunction(
+        "setOperator(address spender,bool approved)",
+        (),
+        _operator_warnings_of("setOperator", 32, "token of this multi-token contract (every id)"),
+    ),
+    KnownFunction(
+        "approve(address spender,uint256 id,uint256 amount)",
+        (),
+        _approval_warnings(0, 64, what="the token id it names"),
+    ),
+    # ERC-777: an operator over every token of the contract the account holds; nothing in it revokes
+    KnownFunction(
+        "authorizeOperator(address operator)",
+        (),
+        _operator_warnings_of("authorizeOperator", None, "token of this contract"),
     ),
     KnownFunction(
         "safeTransferFrom(address from,address to,uint256 tokenId)", (), _transfer_warnings(32, 64)
