@@ -1446,6 +1446,32 @@ def _is_module_installed(module_type: int, module: str, context: bytes) -> bytes
     )
 
 
+def assert_the_module_refuses_the_module(
+    stack: LocalStack, chain: RpcChain, account: str, aimed: list[Policy], module: str, module_type: int
+) -> None:
+    """The session module, asked from ``account``, refuses to enable a session of the ``aimed`` policies (whose first
+    names ``module``, a module of the account of ``module_type``) and refuses ``module`` a session's signature as a
+    verifier."""
+    from keyscope.module import enable_session_data
+
+    session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed))
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(stack.module, enable_session_data(session), sender=account)
+    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
+        :4
+    ] + abi_encode(["uint256", "address", "uint256"], [0, module, module_type])
+    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+    with pytest.raises(CallRevertedError) as refused:
+        chain.call(
+            stack.module,
+            verify
+            + abi_encode(["address", "address", "bytes32", "bytes"], [account, module, bytes(32), b""]),
+        )
+    assert refused.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
+        ["address"], [module]
+    )
+
+
 def safe7579_owner(stack: LocalStack, contracts: AccountContracts, recipient: str) -> tuple[Network, Owner]:
     """A network driving Safe7579 accounts with the Safe7579 adapter, and the owner (a new key) of its account,
     funded and created."""
@@ -1507,21 +1533,7 @@ def test_a_hook_installed_on_a_safe7579_account_is_refused_as_a_grant_target(
     plain = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=generic)
     with pytest.raises(BadInputError, match="a hook module of the account"):
         plain.owner(owner.signer, account).grant(SessionKey.generate(), aimed, valid_for=3600)
-    session = Session(session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed))
-    with pytest.raises(CallRevertedError) as refused:
-        chain.call(stack.module, enable_session_data(session), sender=account)
-    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
-        :4
-    ] + abi_encode(["uint256", "address", "uint256"], [0, hook, 4])
-    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
-    with pytest.raises(CallRevertedError) as refused:
-        chain.call(
-            stack.module,
-            verify + abi_encode(["address", "address", "bytes32", "bytes"], [account, hook, bytes(32), b""]),
-        )
-    assert refused.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
-        ["address"], [hook]
-    )
+    assert_the_module_refuses_the_module(stack, chain, account, aimed, hook, 4)
 
     # the residual: a hook installed for one selector is not asked about, and a grant on it is enabled
     assert module_checker(net.chain, account)(selector_hook) is None
@@ -1544,7 +1556,6 @@ def test_the_reference_account_s_pre_validation_hooks_are_refused_as_grant_targe
     (``PermissionTargetIsModule``, type 8, the first asked), and a session's signature is refused to the hook asking
     as a verifier (``SignatureSenderForbidden``)."""
     from keyscope.errors import BadInputError
-    from keyscope.module import enable_session_data
 
     created(owner, stack, recipient)
     account = owner.account
@@ -1575,23 +1586,7 @@ def test_the_reference_account_s_pre_validation_hooks_are_refused_as_grant_targe
     with pytest.raises(BadInputError, match="pre-validation hook"):
         owner.grant(SessionKey.generate(), aimed, valid_for=3600)
     assert module_checker(net.chain, account)(hook) == "pre-validation hook (ERC-1271)"
-    refused_session = Session(
-        session_key=SessionKey.generate().address, valid_until=2**40, permissions=tuple(aimed)
-    )
-    with pytest.raises(CallRevertedError) as refused:
-        chain.call(stack.module, enable_session_data(refused_session), sender=account)
-    assert refused.value.data == keccak(b"PermissionTargetIsModule(uint256,address,uint256)")[
-        :4
-    ] + abi_encode(["uint256", "address", "uint256"], [0, hook, 8])
-    verify = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
-    with pytest.raises(CallRevertedError) as refused:
-        chain.call(
-            stack.module,
-            verify + abi_encode(["address", "address", "bytes32", "bytes"], [account, hook, bytes(32), b""]),
-        )
-    assert refused.value.data == keccak(b"SignatureSenderForbidden(address)")[:4] + abi_encode(
-        ["address"], [hook]
-    )
+    assert_the_module_refuses_the_module(stack, chain, account, aimed, hook, 8)
 
 
 def test_a_safe_module_of_a_safe7579_account_is_refused_by_the_sdk_as_by_the_module(
