@@ -261,6 +261,15 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
     offset = entry.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or not isinstance(entry.get("type"), str):
         raise BadInputError(f"{where}: a rule names its argument by 'arg', or by 'offset' (bytes) and 'type'")
+    if function is not None and function.word_at(offset) is None and function.dynamic_at(offset) is None:
+        # past the arguments (a word the key appends, which the function never reads) or across two words: the
+        # module holds the key to bytes no argument is, so the rule bounds nothing the function reads
+        raise BadInputError(
+            f"{where}: byte {offset} of the arguments of {function.signature} is where no static argument's word "
+            "starts (past the arguments, where the key may append a word the function never reads, or inside a "
+            "word): the module would compare bytes that are no argument as the function reads them, so the rule "
+            "would bound nothing; give the rule by 'arg' (the argument's name, index or path)"
+        )
     kind_name = entry["type"]
     try:
         code = arg_type_of(kind_name)
