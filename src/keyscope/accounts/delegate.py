@@ -18,9 +18,11 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 
+from ..errors import BadInputError
 from ..hexutil import keccak, to_address
+from ..session import DOMAIN_NAME, DOMAIN_VERSION
 from ..signing import HashSigner
-from ..typed_data import eip191_hash
+from ..typed_data import TypedData, eip191_hash
 from .base import AccountKind
 from .nonce_keys import validator_lane_key
 
@@ -56,6 +58,10 @@ DELEGATE_FALLBACK_HANDLERS_SLOT = DELEGATE_STORAGE_LOCATION + 6
 """The fallback handler set's values array (its length here, its entries from :func:`delegate_set_value_slot`): the
 delegate calls a selector's handler only while it is in this set, which can be listed, unlike the selector mapping."""
 _VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
+_ENTRY_POINT_DOMAIN = ("ERC4337", "1")
+"""EntryPoint v0.8's EIP-712 domain name and version: it hashes a UserOperation as typed data in it."""
+_SESSION_MODULE_DOMAIN = (DOMAIN_NAME, DOMAIN_VERSION)
+"""The session module's EIP-712 domain name and version: it takes a grant's digest in it as the owner's."""
 _SLOTS = 2**256
 
 
@@ -92,7 +98,13 @@ class KeyscopeDelegateKind(AccountKind):
         self, signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
     ) -> bytes:
         """The EOA's own signature of ``data``: the account is the owner's address, which any verifier takes
-        (by ``ecrecover`` or through the delegate's ERC-1271)."""
+        (by ``ecrecover`` or through the delegate's ERC-1271).
+
+        That bare signature is also what the delegate takes as the owner's approval of a UserOperation (EntryPoint
+        v0.8 hashes one as typed data) and the session module as the owner's grant of a session, so typed data that
+        is either is refused: an operation is the owner's through ``Owner.execute`` (its checks and gas cap), a
+        grant through ``Owner.sign_grant`` (its judgement of the session)."""
+        _refuse_operations_and_grants(data)
         return signer.sign_typed_data(dict(data))
 
     def owner_message_signature(
@@ -103,3 +115,23 @@ class KeyscopeDelegateKind(AccountKind):
 
     def nonce_key(self, validator: str | None, lane: int = 0) -> int:
         return validator_lane_key(validator, lane)
+
+
+def _refuse_operations_and_grants(data: Mapping[str, Any]) -> None:
+    """Raise :class:`~keyscope.errors.BadInputError` for typed data whose digest an EIP-7702 account's owner key
+    must not sign as a mere message: a UserOperation (EntryPoint v0.8's domain, whichever EntryPoint it names, or
+    a primary type named as one) or a session grant (the session module's domain)."""
+    typed = TypedData(data)
+    named = (typed.domain.get("name"), typed.domain.get("version"))
+    if named == _ENTRY_POINT_DOMAIN or "UserOperation" in typed.primary_type:
+        raise BadInputError(
+            f"this typed data ({typed.primary_type} in the domain {typed.domain.get('name')!r}) is a UserOperation: "
+            "the EOA's signature of it is the owner's approval of the operation, which the account would run. "
+            "Send the owner's operations with Owner.execute; nothing was signed"
+        )
+    if named == _SESSION_MODULE_DOMAIN:
+        raise BadInputError(
+            f"this typed data ({typed.primary_type} in the session module's domain) is a session grant: the EOA's "
+            "signature of it enables the session. Sign grants with Owner.sign_grant, which judges them first; "
+            "nothing was signed"
+        )
