@@ -1,4 +1,4 @@
-"""What the SDK signs with the owner's key when a dapp hands it typed data, on an EOA upgraded with EIP-7702.
+"""What the SDK signs with the owner's key when a dapp hands it typed data (attacks 316 and 317).
 
 ``Owner.sign_typed_data`` signs a dapp's EIP-712 typed data in the account's name. On keyscope's account the owner
 signs an ERC-7739 ``TypedDataSign`` nested in the account's domain, which is never an operation's hash nor a
@@ -8,7 +8,8 @@ approval of a UserOperation (EntryPoint v0.8 hashes the operation as EIP-712 typ
 its ``ERC4337`` domain) and the session module takes as the owner's grant of a session (its ``EnableSession`` digest
 in the module's domain). So typed data a dapp calls a "permit" could be an operation of the account, priced and
 aimed as the dapp likes (none of the owner's checks of operations, its gas cap included, see it), or a grant of any
-session (none of ``Owner.sign_grant``'s judgement sees it).
+session (none of ``Owner.sign_grant``'s judgement sees it). On keyscope's account the nested signature of a grant's
+typed data is a grant all the same: the account takes an ERC-7739 signature for whatever hash it is asked about.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 
-from keyscope import Policy, SessionKey, arg
+from keyscope import Policy, SessionKey, Web3Chain, arg
 from keyscope.accounts.delegate import KeyscopeDelegateKind
 from keyscope.errors import BadInputError
 from keyscope.execution import Call, encode_execute
@@ -91,8 +93,8 @@ def _as_typed_data(op: UserOperation) -> dict[str, Any]:
     )
 
 
-def _wide_grant(account: str) -> GrantRequest:
-    """A grant of a session that may call anything on the attacker's contract, never expiring."""
+def _wide_grant(account: str, module: str = MODULE, chain_id: int = CHAIN_ID) -> GrantRequest:
+    """A grant of a session that may call the attacker's contract, on ``account`` through ``module``."""
     session = Session(
         session_key=SessionKey.generate().address,
         valid_until=2**40,
@@ -101,8 +103,8 @@ def _wide_grant(account: str) -> GrantRequest:
     return GrantRequest(
         session=session,
         account=account,
-        module=MODULE,
-        chain_id=CHAIN_ID,
+        module=module,
+        chain_id=chain_id,
         entry_point=ENTRY_POINT_V08,
         epoch=0,
         session_id=session.session_id(account, 0),
@@ -173,3 +175,29 @@ def test_the_eoa_owner_still_signs_a_dapps_ordinary_typed_data() -> None:
         eoa, data, account=eoa.address, chain_id=CHAIN_ID
     )
     assert recover_hash(TypedData(data).digest, signature) == eoa.address
+
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+IS_VALID_SIGNATURE = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
+
+
+def test_the_owner_of_keyscopes_account_signs_no_session_grant_handed_to_it_as_typed_data(
+    harness: Any, module: Any, net: Any, chain: Any
+) -> None:
+    """The same "typed data" on keyscope's account: the owner's ERC-7739 ``TypedDataSign`` of the grant's typed data
+    is taken by the account's ``isValidSignature`` for the grant's digest, from any caller (the module asking it while
+    it enables the session included), so it grants the session past ``Owner.sign_grant``'s judgement. The SDK
+    refuses to sign it in the account's name."""
+    owner = LocalSigner.generate()
+    account = harness.create(owner, [(1, module.address, b"")], salt=0)
+    request = _wide_grant(account, module=module.address, chain_id=chain.chain_id)
+    try:
+        signature = net.owner(owner, account).sign_typed_data(request.typed_data)
+    except BadInputError as refused:
+        assert "sign_grant" in str(refused) and "nothing was signed" in str(refused)
+        return
+    call = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [request.digest, signature])
+    answer = Web3Chain(chain.provider.web3).call(account, call, sender=module.address)[:4]
+    assert answer != ERC1271_MAGIC, (
+        "the account takes the owner's typed-data signature as its grant of the session"
+    )
