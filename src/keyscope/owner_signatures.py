@@ -26,7 +26,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import BadInputError
 from .hexutil import address_word, keccak, to_address, word
+from .session import DOMAIN_NAME, DOMAIN_VERSION
 from .signing import HashSigner
 from .typed_data import (
     DOMAIN_FIELDS,
@@ -47,6 +49,7 @@ __all__ = [
     "owner_message_hash",
     "owner_typed_data_hash",
     "personal_sign_typed_data",
+    "refuse_session_grant",
     "sign_message_as_account",
     "sign_typed_data_as_account",
 ]
@@ -132,12 +135,28 @@ def encode_owner_typed_data_signature(signature: bytes, data: Mapping[str, Any])
     )
 
 
+def refuse_session_grant(data: Mapping[str, Any]) -> None:
+    """Raise :class:`~keyscope.errors.BadInputError` for typed data in the session module's EIP-712 domain (a
+    session grant): the account takes the owner's signature of it in its name, nested (ERC-7739) or bare (an
+    EIP-7702 account), as the owner's grant of the session, which only ``Owner.sign_grant`` gives after judging
+    it."""
+    typed = TypedData(data)
+    if (typed.domain.get("name"), typed.domain.get("version")) == (DOMAIN_NAME, DOMAIN_VERSION):
+        raise BadInputError(
+            f"this typed data ({typed.primary_type} in the session module's domain) is a session grant: the "
+            "owner's signature of it in the account's name enables the session. Sign grants with "
+            "Owner.sign_grant, which judges them first; nothing was signed"
+        )
+
+
 def sign_typed_data_as_account(
     signer: HashSigner, data: Mapping[str, Any], *, account: str, chain_id: int
 ) -> bytes:
     """The owner ``signer``'s signature of typed ``data`` in ``account``'s name: what a verifier (Permit2, an
     EIP-2612 token, OpenZeppelin's SignatureChecker) passes to the account's ``isValidSignature`` with ``data``'s
-    digest. The signer is shown the nested typed data (its wallet still shows the message)."""
+    digest. The signer is shown the nested typed data (its wallet still shows the message). A session grant's typed
+    data is refused (:func:`refuse_session_grant`)."""
+    refuse_session_grant(data)
     nested = nested_typed_data(data, account=account, chain_id=chain_id)
     return encode_owner_typed_data_signature(signer.sign_typed_data(nested), data)
 

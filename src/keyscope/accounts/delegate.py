@@ -20,7 +20,7 @@ from eth_abi import encode as abi_encode
 
 from ..errors import BadInputError
 from ..hexutil import keccak, to_address
-from ..session import DOMAIN_NAME, DOMAIN_VERSION
+from ..owner_signatures import refuse_session_grant
 from ..signing import HashSigner
 from ..typed_data import TypedData, eip191_hash
 from .base import AccountKind
@@ -60,8 +60,6 @@ delegate calls a selector's handler only while it is in this set, which can be l
 _VALIDATOR_POSITIONS = DELEGATE_STORAGE_LOCATION + 1
 _ENTRY_POINT_DOMAIN = ("ERC4337", "1")
 """EntryPoint v0.8's EIP-712 domain name and version: it hashes a UserOperation as typed data in it."""
-_SESSION_MODULE_DOMAIN = (DOMAIN_NAME, DOMAIN_VERSION)
-"""The session module's EIP-712 domain name and version: it takes a grant's digest in it as the owner's."""
 _SLOTS = 2**256
 
 
@@ -129,9 +127,4 @@ def _refuse_operations_and_grants(data: Mapping[str, Any]) -> None:
             "the EOA's signature of it is the owner's approval of the operation, which the account would run. "
             "Send the owner's operations with Owner.execute; nothing was signed"
         )
-    if named == _SESSION_MODULE_DOMAIN:
-        raise BadInputError(
-            f"this typed data ({typed.primary_type} in the session module's domain) is a session grant: the EOA's "
-            "signature of it enables the session. Sign grants with Owner.sign_grant, which judges them first; "
-            "nothing was signed"
-        )
+    refuse_session_grant(data)
