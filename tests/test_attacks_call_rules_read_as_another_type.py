@@ -25,6 +25,7 @@ from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from support.consent_fixtures import usdc_fixture, words_fixture  # noqa: F401 (fixtures)
+from support.erc7715_requests import contract_call_request
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
 
 SPENDER = to_address("0x" + "5e" * 20)
@@ -46,21 +47,9 @@ def _dangers(description: GrantDescription) -> list[str]:
     return [w.text for w in description.warnings if w.level == "danger"]
 
 
-def _request(usdc: str, chain_id: int, rule: dict[str, object], **call: object) -> dict[str, object]:
-    return {
-        "chainId": hex(chain_id),
-        "expiry": 2_000_000_000,
-        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
-        "permission": {
-            "type": "contract-call",
-            "data": {
-                "address": usdc,
-                **call,
-                "rules": [{"offset": 0, "type": "address", "op": "==", "value": SPENDER}, rule],
-            },
-        },
-        "policies": [],
-    }
+def _request(token: str, chain_id: int, rule: dict[str, object], **call: object) -> dict[str, object]:
+    """One request for a ``contract-call`` of ``token``, its first argument held to spender, with ``rule``."""
+    return contract_call_request(token, chain_id, SPENDER, rule, **call)
 
 
 def test_the_key_approves_an_unlimited_allowance_under_at_most_0x7f_as_a_bytes1(

@@ -24,6 +24,7 @@ from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.session import ArgType, Condition, Rule
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
+from support.erc7715_requests import contract_call_request
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
 
 THIEF = to_address("0x" + "7e" * 20)
@@ -38,22 +39,8 @@ def session_fixtures_first(sessions: Any, module: Any) -> None:
 
 
 def _request(token: str, chain_id: int, rule: dict[str, object], **call: object) -> dict[str, object]:
-    """One ``wallet_grantPermissions`` request: a ``contract-call`` of ``token`` with its recipient held to the
-    thief and ``rule``."""
-    return {
-        "chainId": hex(chain_id),
-        "expiry": 2_000_000_000,
-        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
-        "permission": {
-            "type": "contract-call",
-            "data": {
-                "address": token,
-                **call,
-                "rules": [{"offset": 0, "type": "address", "op": "==", "value": THIEF}, rule],
-            },
-        },
-        "policies": [],
-    }
+    """One request for a ``contract-call`` of ``token``, its first argument held to thief, with ``rule``."""
+    return contract_call_request(token, chain_id, THIEF, rule, **call)
 
 
 def test_the_key_moves_any_amount_under_a_rule_past_the_arguments(

@@ -28,22 +28,13 @@ from keyscope.session import Session
 from keyscope.signing import LocalSigner, recover_hash
 from keyscope.typed_data import TypedData, wallet_typed_data
 from keyscope.userop import UserOperation
+from support.userops import v08_typed_data
 
 ENTRY_POINT_V08 = "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108"
 CHAIN_ID = 31337
 MODULE = "0x" + "11" * 20
 ATTACKER = "0x" + "a7" * 20
 
-_PACKED_USER_OPERATION = [
-    {"name": "sender", "type": "address"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "initCode", "type": "bytes"},
-    {"name": "callData", "type": "bytes"},
-    {"name": "accountGasLimits", "type": "bytes32"},
-    {"name": "preVerificationGas", "type": "uint256"},
-    {"name": "gasFees", "type": "bytes32"},
-    {"name": "paymasterAndData", "type": "bytes"},
-]
 _DOMAIN = [
     {"name": "name", "type": "string"},
     {"name": "version", "type": "string"},
@@ -68,29 +59,7 @@ def _draining_operation(account: str) -> UserOperation:
 
 def _as_typed_data(op: UserOperation) -> dict[str, Any]:
     """``op`` as the EIP-712 typed data EntryPoint v0.8 hashes into its userOpHash."""
-    packed = op.pack()
-    return wallet_typed_data(
-        {
-            "types": {"EIP712Domain": _DOMAIN, "PackedUserOperation": _PACKED_USER_OPERATION},
-            "primaryType": "PackedUserOperation",
-            "domain": {
-                "name": "ERC4337",
-                "version": "1",
-                "chainId": CHAIN_ID,
-                "verifyingContract": ENTRY_POINT_V08,
-            },
-            "message": {
-                "sender": packed.sender,
-                "nonce": packed.nonce,
-                "initCode": "0x" + packed.init_code.hex(),
-                "callData": "0x" + packed.call_data.hex(),
-                "accountGasLimits": "0x" + packed.account_gas_limits.hex(),
-                "preVerificationGas": packed.pre_verification_gas,
-                "gasFees": "0x" + packed.gas_fees.hex(),
-                "paymasterAndData": "0x" + packed.paymaster_and_data.hex(),
-            },
-        }
-    )
+    return wallet_typed_data(v08_typed_data(op, ENTRY_POINT_V08, CHAIN_ID))
 
 
 def _wide_grant(account: str, module: str = MODULE, chain_id: int = CHAIN_ID) -> GrantRequest:
