@@ -27,12 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.revert import describe_revert
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from support.fuzz import DEEP, ON_CHAIN
 
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 RESET_MODULES = keccak(b"resetModules()")[:4]
@@ -168,3 +171,59 @@ def test_an_install_after_keyscope_s_upgrade_batch_is_refused_while_a_riding_ses
     assert d.send(encode_execute(upgrade)) == [(True, "")]
     assert d.delegate.isModuleInstalled(VALIDATOR, d.module.address, b"")
     assert not d.module.isTargetOfLiveSession(d.delegate.address, d.validator.address)
+
+
+STEPS = st.lists(st.sampled_from(["validate", "reset", "uninstall", "reinstall"]), max_size=6)
+"""What one transaction does before the owner installs the validator a live session may call: validate the session's
+operation, ``resetModules()``, uninstall the session module, install it again."""
+
+
+@settings(max_examples=200 if DEEP else 12, **ON_CHAIN)
+@given(steps=STEPS)
+@example(steps=["validate", "reset"])  # attack 313
+@example(steps=["reset"])  # nothing validated: the install lands
+@example(steps=["validate", "uninstall", "reinstall"])
+@example(steps=["reset", "reinstall", "validate"])
+def test_an_install_is_refused_whenever_a_validator_that_held_the_session_in_the_transaction_can_be_asked(
+    sessions: Any, project: Any, deployer: Any, owner: LocalSigner, attacker: str, steps: list[str]
+) -> None:
+    """Any order of validations, resets, uninstalls and reinstalls of the session module in one transaction, then the
+    install of the owner validator a live session may call: the install is refused exactly when the module is held
+    now, or validated an operation or was uninstalled earlier in the transaction (so a session's operation validated
+    before it can run after it), and lands otherwise. A reinstall ends the module's sessions (its ``onInstall``
+    invalidates them) but marks their targets for the rest of the transaction, so the module still answers yes. The
+    model: installed (held now) and remembered (validated or uninstalled in this transaction)."""
+    d = delegate_with_session(sessions, project, deployer)
+    riding = sessions.op(d.delegate.address, d.key, d.take_over(attacker))
+    validation = d.delegate.validateUserOp.encode_input(riding.pack().as_tuple(), sessions.h.hash(riding), 0)
+    module_call = {
+        "reset": RESET_MODULES,
+        "uninstall": d.delegate.uninstallModule.encode_input(VALIDATOR, d.module.address, b""),
+        "reinstall": d.delegate.installModule.encode_input(VALIDATOR, d.module.address, b""),
+    }
+    installed, remembered = True, False
+    calls: list[bytes] = []
+    expected: list[bool | None] = []  # None: the validation's call succeeds whatever it answers
+    for step in steps:
+        if step == "validate":
+            calls.append(validation)
+            expected.append(None)
+            remembered = remembered or installed
+        else:
+            calls.append(encode_execute(Call.of(d.delegate.address, 0, module_call[step])))
+            done = step == "reset" or (step == "uninstall") == installed
+            expected.append(done)
+            if done and step == "uninstall":
+                remembered = True
+            if done:
+                installed = step == "reinstall"
+    calls.append(encode_execute(d.install(owner)))
+    *before, (landed, reason) = d.send(*calls)
+    assert [ok for (ok, _), want in zip(before, expected, strict=True) if want is not None] == [
+        want for want in expected if want is not None
+    ], (steps, before)
+    refused = installed or remembered
+    assert landed is not refused, (steps, reason)
+    if refused:
+        assert reason == d.refusal(), (steps, reason)
+    assert d.delegate.isModuleInstalled(VALIDATOR, d.validator.address, b"") is landed
