@@ -1,0 +1,155 @@
+"""Premises the documentation states, tested as worded, on the real EntryPoint v0.7 ``handleOps``.
+
+An auditor read ``docs/session-module.md`` before the contracts and wrote down each claim of the form "X is bounded by
+Y". These are the ones whose tests exercised a narrower case than the sentence states:
+
+* "for a batch it is the smallest of the calls' caps" (the cap on what one operation may cost): tested before with a
+  capped session beside an uncapped one, never with two capped sessions, where a wrong choice (the first, the last,
+  the largest) would still pass;
+* "For a batch, the window is the intersection of the calls' windows": tested before on the end of the window (an
+  expired session's call beside a live one's), never on its start (a session not valid yet riding in a live one's
+  batch);
+* "GAS: each such operation's most possible gas cost, its prefund" and "OPERATIONS: 1 per operation making at least
+  one call of the session": a batch of several calls of one session counts once, whichever of its permissions the
+  calls use, so that the budget reads as the owner signed it (a count per call would refuse batches the grant
+  allows; one skipped for a later permission would let them through uncounted).
+
+Each test grants through the owner's operation, sends the key's operations as an attacker would (USE, and the key-
+naming mode bundlers estimate with), and reads the verdict and the module's counters from the chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from keyscope.execution import Call
+from keyscope.gas import required_prefund
+from keyscope.policy import Limits, Policy
+from keyscope.signing import LocalSigner
+from support.limit_fixtures import (  # noqa: F401 (fixtures)
+    grant,
+    limits_account_fixture,
+    session_fixtures_first_fixture,
+    token_fixture,
+    usage,
+)
+from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+
+MODES = ("use", "use_with_key")
+# what the harness's operations may cost: every gas limit (1,500,000 + 1,000,000 + 60,000) at 2 gwei
+HARNESS_PREFUND = (1_500_000 + 1_000_000 + 60_000) * 2 * 10**9
+
+
+def _mint(nft: Any, to: str) -> Call:
+    """The call of ``nft.safeMint(to)``."""
+    return Call.of(nft.address, 0, nft.safeMint.encode_input(to))
+
+
+def _other(target: Any, amount: int = 1) -> Call:
+    """The call of ``target.other(amount)``."""
+    return Call.of(target.address, 0, target.other.encode_input(amount))
+
+
+def test_a_batch_starts_at_the_latest_start_of_its_calls_sessions(
+    sessions: Any, nft: Any, target: Any, account: str, owner: LocalSigner, attacker: str, chain: Any
+) -> None:
+    """docs/session-module.md, "Which UserOperations pass" 8: "For a batch, the window is the intersection of the
+    calls' windows". One key holds a live session (valid since 200 s ago, for an hour) and one that starts in an
+    hour. A batch of a call of each, in either order and either mode, is not due (AA22): the operation's validAfter
+    is the latest start of its calls' sessions, so the later session's call cannot ride in the live one's window
+    before its own starts. Alone, the live session's call lands each time; the later one's is not due either."""
+    key = LocalSigner.generate()
+    now = chain.pending_timestamp
+    grant(
+        sessions, account, owner, key, [Policy.call(nft.address, "safeMint(address to)")],
+        valid_after=now - 200, valid_until=now + 3600,
+    )  # fmt: skip
+    grant(
+        sessions, account, owner, key, [Policy.call(target.address, "other(uint256 amount)")],
+        valid_after=now + 3600, valid_until=now + 7200, salt=1,
+    )  # fmt: skip
+    live, later = _mint(nft, attacker), _other(target)
+    before = nft.balanceOf(attacker)
+    for mode in MODES:
+        for calls in ([live, later], [later, live], [later]):
+            outcome = sessions.outcome(sessions.op(account, key, calls, mode=mode))
+            assert "AA22" in outcome, (mode, calls, outcome)
+        assert sessions.outcome(sessions.op(account, key, [live], mode=mode)) == "ok"
+    assert nft.balanceOf(attacker) == before + len(MODES)
+
+
+@pytest.mark.parametrize("caps", [(10**15, 10**16), (10**16, 10**15)], ids=["smaller-first", "smaller-last"])
+def test_a_batch_is_held_to_the_smallest_cap_of_its_calls_sessions(
+    sessions: Any,
+    nft: Any,
+    target: Any,
+    account: str,
+    owner: LocalSigner,
+    attacker: str,
+    caps: tuple[int, int],
+) -> None:
+    """docs/session-module.md, "Which UserOperations pass" 7: the cap "is at most the session's maxGasCost, whoever
+    pays ... for a batch it is the smallest of the calls' caps". Two capped sessions of one key, 0.001 and 0.01
+    ether, and operations that may cost 0.00512 ether (the harness's gas limits at 2 gwei): between the two caps. A
+    batch of a call of each, in either order and either mode, is refused with the smaller cap
+    (``GasCostTooHigh(cost, 10**15)``), whichever session granted the batch's first call; the larger-capped session's
+    call alone lands, the smaller-capped one's alone is refused."""
+    key = LocalSigner.generate()
+    mint_cap, other_cap = caps
+    grant(
+        sessions,
+        account,
+        owner,
+        key,
+        [Policy.call(nft.address, "safeMint(address to)")],
+        max_gas_cost=mint_cap,
+    )
+    grant(
+        sessions, account, owner, key, [Policy.call(target.address, "other(uint256 amount)")],
+        max_gas_cost=other_cap, salt=1,
+    )  # fmt: skip
+    mint, other = _mint(nft, attacker), _other(target)
+    smallest = min(caps)
+    assert smallest < HARNESS_PREFUND < max(caps)
+    roomy = mint if mint_cap > other_cap else other
+    tight = other if roomy is mint else mint
+    refused = f"GasCostTooHigh(cost={HARNESS_PREFUND}, limit={smallest})"
+    for mode in MODES:
+        for calls in ([mint, other], [other, mint], [tight], [roomy, roomy, tight]):
+            outcome = sessions.outcome(sessions.op(account, key, calls, mode=mode))
+            assert "AA23" in outcome and refused in outcome, (mode, calls, outcome)
+        assert sessions.outcome(sessions.op(account, key, [roomy], mode=mode)) == "ok"
+
+
+def test_a_batch_counts_once_towards_its_sessions_gas_budget_and_operations(
+    sessions: Any, module: Any, nft: Any, target: Any, account: str, owner: LocalSigner, attacker: str
+) -> None:
+    """docs/session-module.md, "Limits": GAS counts "each such operation's most possible gas cost, its prefund", and
+    OPERATIONS "1 per operation making at least one call of the session". A session of two permissions with a gas
+    budget of two prefunds and three operations: a batch of four calls using both permissions counts one prefund and
+    one operation, and so does a single call; a third operation then has its prefund refused by the budget
+    (``LimitExceeded`` naming the call the operation's count is charged to, the batch's first of the session), and
+    the counters show what was taken, nothing for the refused one."""
+    key = LocalSigner.generate()
+    _, session_id = grant(
+        sessions, account, owner, key,
+        [Policy.call(nft.address, "safeMint(address to)"), Policy.call(target.address, "other(uint256 amount)")],
+        [Limits.gas(2 * HARNESS_PREFUND), Limits.operations(3)], max_gas_cost=0,
+    )  # fmt: skip
+    mint, other = _mint(nft, attacker), _other(target)
+    batch = [other, mint, other, mint]
+    assert required_prefund(sessions.op(account, key, batch)) == HARNESS_PREFUND
+    assert sessions.outcome(sessions.op(account, key, batch)) == "ok"
+    assert [row[4:] for row in usage(module, account, session_id)] == [
+        (HARNESS_PREFUND, HARNESS_PREFUND),
+        (1, 2),
+    ]
+    assert sessions.outcome(sessions.op(account, key, [mint], mode="use_with_key")) == "ok"
+    assert [row[4:] for row in usage(module, account, session_id)] == [(2 * HARNESS_PREFUND, 0), (2, 1)]
+    for mode in MODES:
+        outcome = sessions.outcome(sessions.op(account, key, [other, mint], mode=mode))
+        expected = f"LimitExceeded(callIndex=0, limitIndex=0, amount={HARNESS_PREFUND}, left=0)"
+        assert expected in outcome, (mode, outcome)
+    assert [row[4:] for row in usage(module, account, session_id)] == [(2 * HARNESS_PREFUND, 0), (2, 1)]
