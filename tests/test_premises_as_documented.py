@@ -24,9 +24,13 @@ from typing import Any
 
 import pytest
 
+from keyscope import SessionKey
+from keyscope.errors import BadInputError
 from keyscope.execution import Call
 from keyscope.gas import required_prefund
+from keyscope.owner import GrantRequest
 from keyscope.policy import Limits, Policy
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.limit_fixtures import (  # noqa: F401 (fixtures)
     grant,
@@ -153,3 +157,67 @@ def test_a_batch_counts_once_towards_its_sessions_gas_budget_and_operations(
         expected = f"LimitExceeded(callIndex=0, limitIndex=0, amount={HARNESS_PREFUND}, left=0)"
         assert expected in outcome, (mode, outcome)
     assert [row[4:] for row in usage(module, account, session_id)] == [(2 * HARNESS_PREFUND, 0), (2, 1)]
+
+
+def test_a_grant_signed_for_the_next_epoch_before_an_uninstall_is_enabled_after_the_reinstall(
+    sessions: Any, module: Any, nft: Any, owner: LocalSigner
+) -> None:
+    """docs/session-module.md, "EIP-712 grant": the epoch "moves on every uninstall and invalidateAllSessions, so
+    no signature made before an uninstall works after a reinstall". As worded, false: what the module binds is the
+    epoch the owner signed, and the next one is known to all. A grant signed (before the uninstall) for the epoch the
+    uninstall moves to is refused while the account is at its epoch, then enabled by the key's first operation
+    after the reinstall, and its call runs. The module cannot tell when a signature was made; the owner's SDK and
+    the consent page refuse to sign a grant at another epoch than the account's (the next test; threat model,
+    attacks 235, 271 and 319), so such a signature comes from a wallet asked for the typed data directly, showing
+    the epoch as a number. The docs now say so."""
+    from conftest import KIND
+
+    key = LocalSigner.generate()
+    account = sessions.account(owner)
+    epoch = int(module.epochOf(account))
+    session = Session(
+        session_key=key.address,
+        permissions=(Policy.call(nft.address, "safeMint(address to)"),),
+        valid_until=0,
+    )
+    signed_ahead = sessions.owner_signature(account, owner, session, epoch=epoch + 1)
+    first = sessions.enable_op(account, key, session, signed_ahead, _mint(nft, account))
+    refused = sessions.h.rejected(first)
+    assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
+
+    sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+    sessions.install(account, owner)
+    assert int(module.epochOf(account)) == epoch + 1
+
+    before = nft.balanceOf(account)
+    sessions.run(sessions.enable_op(account, key, session, signed_ahead, _mint(nft, account)))
+    assert module.isSessionActive(account, session.session_id(account, epoch + 1))
+    assert nft.balanceOf(account) == before + 1
+
+
+def test_the_owner_s_sdk_signs_no_grant_for_another_epoch_than_the_account_s(
+    net: Any, harness: Any, nft: Any
+) -> None:
+    """The premise the module leaves to the owner's software (previous test): ``Owner.sign_grant`` refuses a
+    request at the account's next epoch handed over as JSON (a dapp's backend prepared it, as the request it could
+    have been: its id matches its epoch), naming both epochs, before anything is signed; it signs the same request
+    at the account's epoch."""
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, 10**18)
+    owner.execute(
+        Call.of(nft.address, 0, nft.safeMint.encode_input(owner.account))
+    ).wait()  # creates the account
+    request = owner.prepare_grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=3600
+    )
+    epoch = owner.epoch()
+    fields = {**request.model_dump(), "epoch": epoch + 1}
+    fields["session_id"] = request.session.session_id(request.account, epoch + 1)
+    handed = GrantRequest.model_validate_json(GrantRequest.model_validate(fields).model_dump_json())
+    with pytest.raises(BadInputError) as refused:
+        owner.sign_grant(handed)
+    said = str(refused.value)
+    assert f"epoch {epoch}," in said and f"epoch {epoch + 1}," in said and "nothing was signed" in said, said
+    same = GrantRequest.model_validate_json(request.model_dump_json())
+    assert owner.sign_grant(same).owner_signature
