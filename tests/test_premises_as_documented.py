@@ -14,6 +14,11 @@ Y". These are the ones whose tests exercised a narrower case than the sentence s
   calls use, so that the budget reads as the owner signed it (a count per call would refuse batches the grant
   allows; one skipped for a later permission would let them through uncounted).
 
+And one that was false as worded: the epoch "moves on every uninstall and invalidateAllSessions, so no signature
+made before an uninstall works after a reinstall". A grant signed before the uninstall for the epoch it moves to
+works after it (threat model, attack 319): the module binds the epoch signed, not the time of the signature, and
+only the owner's software keeps the owner from signing an epoch to come (the SDK's refusal is tested here too).
+
 Each test grants through the owner's operation, sends the key's operations as an attacker would (USE, and the key-
 naming mode bundlers estimate with), and reads the verdict and the module's counters from the chain.
 """
