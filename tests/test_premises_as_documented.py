@@ -226,3 +226,48 @@ def test_the_owner_s_sdk_signs_no_grant_for_another_epoch_than_the_account_s(
     assert f"epoch {epoch}," in said and f"epoch {epoch + 1}," in said and "nothing was signed" in said, said
     same = GrantRequest.model_validate_json(request.model_dump_json())
     assert owner.sign_grant(same).owner_signature
+
+
+def test_a_batch_counted_in_a_period_still_starts_and_ends_within_every_call_s_session(
+    sessions: Any,
+    module: Any,
+    nft: Any,
+    target: Any,
+    account: str,
+    owner: LocalSigner,
+    attacker: str,
+    chain: Any,
+) -> None:
+    """docs/session-module.md, "Which UserOperations pass" 9: when an operation counts towards a per-period limit,
+    "the operation's window is then narrowed to the periods it was counted in": narrowed, not replaced. One key
+    holds a session with an hourly call budget (valid since two hours ago, no end), one without limits that starts
+    in an hour and one without limits that ended 100 seconds ago. A batch of the budgeted session's call and either
+    of the others', claiming the present, is refused (AA22) in either order and either mode, and its count goes
+    with it: the period the budgeted call was counted in is no window for a call of a session not valid in it. The
+    budgeted call alone lands, counted once each time."""
+    key = LocalSigner.generate()
+    now = chain.pending_timestamp
+    _, budgeted = grant(
+        sessions, account, owner, key, [Policy.call(nft.address, "safeMint(address to)", rate="10/hour")],
+        valid_after=now - 7200,
+    )  # fmt: skip
+    grant(
+        sessions, account, owner, key, [Policy.call(target.address, "other(uint256 amount)")],
+        valid_after=now + 3600, salt=1,
+    )  # fmt: skip
+    grant(
+        sessions, account, owner, key, [Policy.call(target.address, "withBytes(bytes data, uint256 amount)")],
+        valid_after=now - 7200, valid_until=now - 100, salt=2,
+    )  # fmt: skip
+    mint = _mint(nft, attacker)
+    later = _other(target)
+    ended = Call.of(target.address, 0, target.withBytes.encode_input(b"\x01", 1))
+    before = nft.balanceOf(attacker)
+    for mode in MODES:
+        for calls in ([mint, later], [later, mint], [mint, ended], [ended, mint]):
+            outcome = sessions.outcome(sessions.op(account, key, calls, mode=mode, at=now))
+            assert "AA22" in outcome, (mode, calls, outcome)
+        assert usage(module, account, budgeted)[0][4] == nft.balanceOf(attacker) - before
+        assert sessions.outcome(sessions.op(account, key, [mint], mode=mode, at=now)) == "ok"
+    assert nft.balanceOf(attacker) == before + len(MODES)
+    assert usage(module, account, budgeted)[0][4:] == (2, 8)
