@@ -271,3 +271,72 @@ def test_a_batch_counted_in_a_period_still_starts_and_ends_within_every_call_s_s
         assert sessions.outcome(sessions.op(account, key, [mint], mode=mode, at=now)) == "ok"
     assert nft.balanceOf(attacker) == before + len(MODES)
     assert usage(module, account, budgeted)[0][4:] == (2, 8)
+
+
+@pytest.fixture(scope="module")
+def token_paymaster(project: Any, deployer: Any, entry_point: Any, token: Any, accounts: Any) -> Any:
+    """An ERC-20 paymaster charging one token unit per wei of gas in postOp, from the account's approval, with a
+    deposit of 20 ether at the EntryPoint (``contracts/test/TokenPaymaster.sol``)."""
+    paymaster = project.TokenPaymaster.deploy(entry_point, token, 10**18, accounts[9], sender=deployer)
+    paymaster.deposit(value=20 * 10**18, sender=deployer)
+    return paymaster
+
+
+def test_a_listed_paymaster_lifts_the_cap_never_the_window(
+    sessions: Any,
+    module: Any,
+    nft: Any,
+    token: Any,
+    token_paymaster: Any,
+    account: str,
+    owner: LocalSigner,
+    chain: Any,
+) -> None:
+    """docs/session-module.md, "Which UserOperations pass" 7 and 8: a paymaster the session lists makes its
+    operations "go uncapped"; the window "goes into the validation data" all the same. Two sessions of two keys
+    list the same charging paymaster under a cap the operation's gas is far above: one live, one that ended 100
+    seconds ago. A single call of the live one naming the paymaster lands, uncapped, and the paymaster charges the
+    account's tokens; the ended one's, in either mode, is refused as expired (AA22) and charges nothing. Lifting the
+    cap drops the header's cap, not its window."""
+    from conftest import KIND
+    from keyscope.execution import encode_execute
+    from keyscope.session import encode_use_with_key_signature
+
+    now = chain.pending_timestamp
+    cap = 10**15  # 0.001 ether: far below the operation's prefund at 20 gwei
+    live, ended = LocalSigner.generate(), LocalSigner.generate()
+    mint = Policy.call(nft.address, "safeMint(address to)")
+    listed = (token_paymaster.address,)
+    grant(sessions, account, owner, live, [mint], max_gas_cost=cap, paymasters=listed)
+    grant(
+        sessions, account, owner, ended, [mint], max_gas_cost=cap, paymasters=listed,
+        valid_after=now - 200, valid_until=now - 100,
+    )  # fmt: skip
+    sessions.h.owner_execute(
+        account,
+        owner,
+        Call.of(token.address, 0, token.approve.encode_input(token_paymaster.address, 2**256 - 1)),
+    )
+
+    def paid(key: LocalSigner, mode: str) -> Any:
+        op = sessions.h.op(
+            account, encode_execute(_mint(nft, account)), key=KIND.nonce_key(sessions.module.address)
+        ).replace(
+            paymaster=token_paymaster.address,
+            paymaster_verification_gas_limit=100_000,
+            paymaster_post_op_gas_limit=100_000,
+            max_fee_per_gas=20 * 10**9,
+        )
+        assert required_prefund(op) > cap
+        signature = key.sign_hash(sessions.h.hash(op))
+        if mode == "use_with_key":
+            signature = encode_use_with_key_signature(key.address, signature)
+        return op.replace(signature=signature)
+
+    tokens, minted = token.balanceOf(account), nft.balanceOf(account)
+    for mode in MODES:
+        outcome = sessions.outcome(paid(ended, mode))
+        assert "AA22" in outcome, (mode, outcome)
+    assert token.balanceOf(account) == tokens and nft.balanceOf(account) == minted
+    assert sessions.outcome(paid(live, "use")) == "ok"
+    assert nft.balanceOf(account) == minted + 1 and token.balanceOf(account) < tokens
