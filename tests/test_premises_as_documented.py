@@ -12,7 +12,14 @@ Y". These are the ones whose tests exercised a narrower case than the sentence s
 * "GAS: each such operation's most possible gas cost, its prefund" and "OPERATIONS: 1 per operation making at least
   one call of the session": a batch of several calls of one session counts once, whichever of its permissions the
   calls use, so that the budget reads as the owner signed it (a count per call would refuse batches the grant
-  allows; one skipped for a later permission would let them through uncounted).
+  allows; one skipped for a later permission would let them through uncounted);
+* "the operation's window is then narrowed to the periods it was counted in" (per-period limits): narrowed, not
+  replaced, when a budgeted session's call shares a batch with calls of sessions without limits that are not valid;
+* a listed paymaster makes operations "go uncapped", the window still binding: held by the differential tests on the
+  validation data, run here through the EntryPoint with a paymaster that charges the account.
+
+For each of the first two, a mutant of the module breaking it survived every other test of the batch walk
+(docs/static-analysis.md, "Mutation testing").
 
 And one that was false as worded: the epoch "moves on every uninstall and invalidateAllSessions, so no signature
 made before an uninstall works after a reinstall". A grant signed before the uninstall for the epoch it moves to
