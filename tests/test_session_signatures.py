@@ -49,7 +49,7 @@ from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData, personal_sign_hash, typed_data_sign_hash
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
-from support.anvil_harness import anvil_sessions
+from support.anvil_harness import AnvilClock, anvil_sessions
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
 from support.sdk import local_network
 from support.signatures import forge_typed_data, sign_raw_words
@@ -261,6 +261,31 @@ class OnAnvil:
     @property
     def deployer(self) -> str:
         return self.chain.accounts[0]
+
+    @property
+    def sessions(self) -> Any:
+        """The session harness on the node (the EntryPoint, the factory, the module, the bundler)."""
+        return self.signing.sessions
+
+    @property
+    def fixtures(self) -> tuple[Any, Signing, AnvilContract, AnvilModule]:
+        """What the tests on ape's chain name ``sessions``, ``signing``, ``permits`` and ``module``, on the node."""
+        return self.sessions, self.signing, self.permits, self.module
+
+    @property
+    def clock(self) -> AnvilClock:
+        """The node's clock as a test asks ape's chain: ``blocks.head.timestamp``, ``pending_timestamp``, ``mine``."""
+        return AnvilClock(self.chain)
+
+    def session_module(self) -> AnvilModule:
+        """A new deployment of the session module (ape's build), as ape's contract has it."""
+        deployed = self.chain.deploy(self.project.SessionKeyValidator, sender=self.deployer)
+        return AnvilModule(deployed, self.project.SessionKeyValidator.contract_type)
+
+    def signature_verifier(self, module: AnvilModule) -> AnvilContract:
+        """The ``SessionSignatureVerifier`` ``module`` delegates its signature checks to."""
+        contract_type = self.project.SessionSignatureVerifier.contract_type
+        return AnvilContract(self.chain, module.signatureVerifier(), contract_type)
 
     def account(self, address: str) -> AnvilContract:
         """The keyscope account at ``address`` (ape's build of ``KeyscopeAccount``)."""
@@ -532,18 +557,16 @@ def test_a_signature_for_another_chain_is_refused(signing, permits, module):
     assert refusal(module, signing.accounts[0], digest, forged, permits.address) == "InvalidSessionSignature"
 
 
-def test_a_signature_made_through_one_module_is_refused_through_another(
-    sessions, signing, permits, module, project, deployer
-):
+def test_a_signature_made_through_one_module_is_refused_through_another(on_anvil):
     """The account installs a second deployment of the session module (a new release beside the old one, another
     dapp's) and the same key holds the same signing permissions through both. The ERC-7739 wrapping names the module
     (the salt of the account's domain as the module describes it), so a permit or a sign-in signed through one
     deployment, its routing prefix swapped for the other's, is refused there: ending the session on one deployment
     is not undone by carrying its signatures to the other, nor a deployment's revocation read by the other."""
-    from conftest import ETHER, SessionHarness
+    from conftest import SessionHarness
 
-    second = project.SessionKeyValidator.deploy(sender=deployer)
-    project.ForceFeed.deploy(second.address, value=ETHER, sender=deployer)
+    sessions, signing, permits, module = on_anvil.fixtures
+    second = on_anvil.session_module()
     account = sessions.account(signing.owner, salt=43)
     sdk = signing.net.session(signing.grant(account), signing.key)
     SessionHarness(sessions.h, second).install(account, signing.owner)
@@ -641,7 +664,8 @@ def test_the_account_and_the_module_cannot_be_the_verifier(signing, permits, mod
         assert refusal(module, signing.accounts[0], digest, signature, sender) == "SignatureSenderForbidden"
 
 
-def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, module):
+def test_revoking_the_session_voids_its_signatures(on_anvil):
+    sessions, signing, permits, module = on_anvil.fixtures
     fresh = Signing(sessions, signing.net, permits)
     data = permit_single(permits, fresh.chain_id, LIMIT)
     signature = fresh.sdk().sign_typed_data(data)
@@ -652,10 +676,12 @@ def test_revoking_the_session_voids_its_signatures(sessions, signing, permits, m
     assert refusal(module, fresh.accounts[0], digest, signature, permits.address) == "SigningNotGranted"
 
 
-def test_a_session_signs_only_inside_its_window(sessions, signing, permits, module, chain):
+def test_a_session_signs_only_inside_its_window(on_anvil):
     """The window binds signatures as it binds operations: the module reads the chain's time whenever a signature
     is verified, so a session not yet valid signs nothing, and a signature made inside the window is refused once
     the window has closed (a leaked key of an expired session signs no permit)."""
+    sessions, signing, permits, module = on_anvil.fixtures
+    chain = on_anvil.clock
     now = chain.blocks.head.timestamp
     timed = Signing(sessions, signing.net, permits, valid_after=now + 3600, valid_until=now + 7200)
     account = timed.accounts[0]
@@ -675,12 +701,12 @@ def test_a_session_signs_only_inside_its_window(sessions, signing, permits, modu
     assert not permits.isValidSignatureNow(account, digest, signature)
 
 
-def test_a_session_signs_from_the_first_second_of_its_window_to_the_last(
-    sessions, signing, permits, module, chain
-):
+def test_a_session_signs_from_the_first_second_of_its_window_to_the_last(on_anvil):
     """validAfter and validUntil are both inside the window, for signatures as for operations: a signature is
     refused one second before validAfter and one second after validUntil, and accepted at each of them (a window
     that let one more second through would let an expired session's leaked key sign a permit)."""
+    sessions, signing, permits, module = on_anvil.fixtures
+    chain = on_anvil.clock
     now = chain.blocks.head.timestamp
     valid_after, valid_until = now + 3600, now + 7200
     timed = Signing(sessions, signing.net, permits, valid_after=valid_after, valid_until=valid_until)
@@ -701,9 +727,10 @@ def test_a_session_signs_from_the_first_second_of_its_window_to_the_last(
         assert permits.isValidSignatureNow(account, digest, signature) == (expected is None), at
 
 
-def test_strict_signed_rules_refuse_their_bound_and_pass_the_next_value(sessions, signing, permits, module):
+def test_strict_signed_rules_refuse_their_bound_and_pass_the_next_value(on_anvil):
     """A typed-data rule `amount > low` refuses `low` and passes `low + 1`; `amount < high` passes `high - 1` and
     refuses `high` (a strict bound judged as inclusive would let a leaked key sign one unit past the grant)."""
+    sessions, signing, permits, module = on_anvil.fixtures
     low, high = 10, LIMIT
     strict = Policy.typed_data(
         permit2_domain(permits, signing.chain_id),
@@ -738,11 +765,11 @@ PERMIT2_FIELDS = (
 (a hash), `spender` and `sigDeadline` (words 0-2), then the details' token, amount, expiration and nonce (3-6)."""
 
 
-def _violation(project: Any, module: Any, account: str, digest: bytes, signature: bytes, sender: str) -> Any:
-    """The module's refusal of ``signature`` decoded: (error name, its arguments); (None, ()) when it is valid."""
+def _violation(verifier: Any, module: Any, account: str, digest: bytes, signature: bytes, sender: str) -> Any:
+    """The module's refusal of ``signature`` decoded, as ``verifier`` (the module's ``SessionSignatureVerifier``)
+    gives it: (error name, its arguments); (None, ()) when it is valid."""
     from eth_abi import decode as abi_decode
 
-    verifier = project.SessionSignatureVerifier.at(module.signatureVerifier())
     refused = bytes(verifier.refusal(account, sender, digest, signature[20:]))
     if not refused:
         return None, ()
@@ -754,14 +781,14 @@ def _violation(project: Any, module: Any, account: str, digest: bytes, signature
     raise AssertionError(f"unknown refusal 0x{refused.hex()}")
 
 
-def test_each_permit2_field_rule_refuses_a_permit_that_breaks_it_alone(
-    sessions, signing, permits, module, project
-):
+def test_each_permit2_field_rule_refuses_a_permit_that_breaks_it_alone(on_anvil):
     """A grant with a rule on every field of Permit2's PermitSingle: the spender, the signature's deadline, and the
     details' token, amount, expiration and nonce. A permit within every rule is accepted; a permit that breaks one
     rule alone is refused by the module, with the rule that reads that field and the field's own value, and the
     verifier refuses it. A module that skipped one field's rule, or read it from another field's word, would let a
     leaked key sign a permit past that field's bound with every other field in order."""
+    sessions, signing, permits, module = on_anvil.fixtures
+    verifier = on_anvil.signature_verifier(module)
     nonce_limit = 7
     bound = {
         "spender": arg("spender") == ROUTER,
@@ -796,7 +823,7 @@ def test_each_permit2_field_rule_refuses_a_permit_that_breaks_it_alone(
             (data["message"]["details"] if parent else data["message"])[name] = past[broken]
         digest = TypedData(data).digest
         signature = granted.forge(data)
-        reason, args = _violation(project, module, account, digest, signature, permits.address)
+        reason, args = _violation(verifier, module, account, digest, signature, permits.address)
         assert permits.isValidSignatureNow(account, digest, signature) == (broken is None), broken
         if broken is None:
             assert reason is None
@@ -809,11 +836,12 @@ def test_each_permit2_field_rule_refuses_a_permit_that_breaks_it_alone(
         assert every.rules[rule_index].offset == 32 * word[broken], broken
 
 
-def test_a_signature_the_account_refuses_is_never_returned(sessions, signing, permits):
+def test_a_signature_the_account_refuses_is_never_returned(on_anvil):
     """A session object that saw its session enabled keeps signing after the owner revokes it elsewhere (another
     worker, the owner's wallet): the rules it checks locally still pass. The account itself is asked, as the typed
     data's verifier asks it, before a signature is returned: it refuses, so nothing is signed, with the reason; a
     sign-in likewise. Without the question the SDK returned a signature every verifier refuses."""
+    sessions, signing, permits = on_anvil.sessions, on_anvil.signing, on_anvil.permits
     fresh = Signing(sessions, signing.net, permits)
     session = fresh.sdk()
     data = permit_single(permits, fresh.chain_id, LIMIT)
@@ -1990,12 +2018,13 @@ def test_kernels_wrapping_holds_only_in_the_accounts_own_domain(signing, permits
         assert not permits.isValidSignatureNow(second, wrapped, signature)
 
 
-def test_a_co_signature_approves_one_message_of_one_session(sessions, signing, permits, module):
+def test_a_co_signature_approves_one_message_of_one_session(on_anvil):
     """A co-signer approves a message for a session: it signs `CoSign(sessionId, H)`. One key holds two co-signed
     sessions on one account, with the same co-signer and the same Permit2 permission (each in its own space). The
     co-signature of a permit is refused with the key's signature of another permit (the next nonce), and under the
     other session for the very same permit: the co-signer's approval counts once, where it was given. Without the
     session id or `H` in what the co-signer signs, either would pass."""
+    sessions, signing, permits, module = on_anvil.fixtures
     owner, key, co_signer = LocalSigner.generate(), SessionKey.generate(), LocalSigner.generate()
     account = sessions.account(owner, 11)
     permit2, _ = signing_permissions(permits, signing.chain_id)
