@@ -248,14 +248,15 @@ class AnvilModule(AnvilContract):
 
 @dataclass
 class OnAnvil:
-    """``Signing`` on the file's anvil: its chain, the module, a second module (``other_module``) and
-    ``SignedPermits``."""
+    """``Signing`` on the file's anvil: its chain, the module, a second module (``other_module``),
+    ``SignedPermits`` and a ``RecordingTarget``."""
 
     chain: AnvilChain
     signing: Signing
     module: AnvilModule
     other_module: AnvilContract
     permits: AnvilContract
+    target: AnvilContract
     project: Any
 
     @property
@@ -294,14 +295,15 @@ class OnAnvil:
 
 @pytest.fixture(scope="module")
 def on_anvil(project) -> Iterator[OnAnvil]:
-    """A fresh anvil of the file's own with the EntryPoint, the factory, the module, a second module and
-    ``SignedPermits``, and ``Signing``'s two accounts granted there, the SDK's network asking the node."""
+    """A fresh anvil of the file's own with the EntryPoint, the factory, the module, a second module,
+    ``SignedPermits`` and a ``RecordingTarget``, and ``Signing``'s two accounts granted there, the SDK's network asking the node."""
     with anvil_chain() as chain:
         deployer = chain.accounts[0]
         sessions = anvil_sessions(chain, project)
         sessions.module = AnvilModule(sessions.module, project.SessionKeyValidator.contract_type)
         other_module = chain.deploy(project.SessionKeyValidator, sender=deployer)
         permits = chain.deploy(project.SignedPermits, sender=deployer)
+        target = chain.deploy(project.RecordingTarget, sender=deployer)
         h = sessions.h
         net = Network(
             chain=RpcChain(chain.url),
@@ -311,7 +313,7 @@ def on_anvil(project) -> Iterator[OnAnvil]:
             factory=h.factory.address,
         )
         signing = Signing(sessions, net, permits)
-        yield OnAnvil(chain, signing, sessions.module, other_module, permits, project)
+        yield OnAnvil(chain, signing, sessions.module, other_module, permits, target, project)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1191,7 +1193,7 @@ def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, p
         co_signed.co_signer = old
 
 
-def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(sessions, target, module):
+def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(on_anvil):
     """The owner granted a co-signed session off-chain, naming co-signer X in the grant it signed; the session's
     first operation (ENABLE) enabled it. X leaks with the session key, and the owner rotates the co-signer to Y.
     The grant the owner signed still names X, and ENABLE data of a session already enabled is taken without a
@@ -1201,6 +1203,7 @@ def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(
     the operation is AA24 and the record stays Y; with Y's co-signature the same ENABLE data lands."""
     from keyscope.execution import Call
 
+    sessions, target, module = on_anvil.sessions, on_anvil.target, on_anvil.module
     h = sessions.h
     owner, key = LocalSigner.generate(), LocalSigner.generate()
     leaked, rotated_in = LocalSigner.generate(), LocalSigner.generate()
@@ -1237,9 +1240,7 @@ def test_a_rotated_out_co_signer_is_not_brought_back_by_the_grant_that_named_it(
     assert target.calls() == calls + 1
 
 
-def test_a_co_signer_shared_by_two_keys_sessions_lends_neither_key_the_other_s_session(
-    sessions, target, module
-):
+def test_a_co_signer_shared_by_two_keys_sessions_lends_neither_key_the_other_s_session(on_anvil):
     """A co-signer service that co-signs for several sessions (a dapp's one co-signer for its users' sessions) signs
     `CoSign(sessionId, userOpHash)` for whichever session the request names, within its own policy (here: this
     account, calls to the target). The account holds two co-signed sessions with that co-signer: the leaked key's
@@ -1249,6 +1250,7 @@ def test_a_co_signer_shared_by_two_keys_sessions_lends_neither_key_the_other_s_s
     and nothing runs. Under its own session the same call breaks its rule (AA23), and `other(50)` lands."""
     from conftest import KIND
 
+    sessions, target, module = on_anvil.sessions, on_anvil.target, on_anvil.module
     h = sessions.h
     owner, co_signer = LocalSigner.generate(), LocalSigner.generate()
     leaked, other_key = LocalSigner.generate(), LocalSigner.generate()
@@ -1292,9 +1294,7 @@ def test_a_co_signer_shared_by_two_keys_sessions_lends_neither_key_the_other_s_s
     assert target.calls() == calls + 1
 
 
-def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
-    sessions, signing, permits, target, module
-):
+def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(on_anvil):
     """The module checks a co-signed session's operations and messages against the co-signer it holds: the grant's,
     until the owner rotates or removes it. Sent without the co-signature, or with one by a rotated-out co-signer, an
     operation fails at the bundler as a bare signature error (AA24), and verifiers refuse such a message signature;
@@ -1305,6 +1305,8 @@ def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(
     from keyscope.execution import Call
     from keyscope.hexutil import ZERO_ADDRESS
 
+    sessions, signing, permits, module = on_anvil.fixtures
+    target = on_anvil.target
     fresh = co_signed_on(sessions, signing, permits, target, salt=31)
     h, grant = sessions.h, fresh.grants[0]
     old = fresh.co_signer
@@ -1463,7 +1465,7 @@ def test_a_co_signer_equal_to_the_session_key_is_refused():
         )
 
 
-def test_the_module_refuses_the_session_key_as_its_own_co_signer(sessions, signing, permits, target, module):
+def test_the_module_refuses_the_session_key_as_its_own_co_signer(on_anvil):
     """The SDK refuses to build that grant (above); the module must refuse it too, since a grant request need not come
     from the SDK and the owner may be led into a rotation. With the session key as its co-signer, the one leaked key
     makes both signatures of every operation: the "co-signed" session is a plain one. Refused when the session is
@@ -1472,6 +1474,7 @@ def test_the_module_refuses_the_session_key_as_its_own_co_signer(sessions, signi
     from conftest import KIND
     from keyscope.execution import Call
 
+    sessions, target, module = on_anvil.sessions, on_anvil.target, on_anvil.module
     h = sessions.h
     key = SessionKey.generate()
     owner = LocalSigner.generate()
@@ -1524,9 +1527,7 @@ def test_the_module_refuses_the_session_key_as_its_own_co_signer(sessions, signi
 # --------------------------------------------------------------------------------------------------
 
 
-def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_before(
-    sessions, signing, permits, target, module
-):
+def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_before(on_anvil):
     """The module's uninstall (and invalidateAllSessions) must kill more than the call permissions under session
     keys: the signing permissions (typed data, sign-in) and a co-signed session's permissions in its own space.
     The SESSION mode and the verifier read a co-signed session's key from its record without asking whether it is
@@ -1537,6 +1538,8 @@ def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_befo
     from keyscope.execution import Call
     from keyscope.typed_data import eip191_hash
 
+    sessions, signing, permits, module = on_anvil.fixtures
+    target = on_anvil.target
     h = sessions.h
     fresh = co_signed_on(sessions, signing, permits, target, salt=9, sign_in=("app.example.com",))
     co_signer = fresh.co_signer

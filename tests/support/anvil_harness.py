@@ -23,6 +23,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from ethpm_types import ContractType
+from web3 import Web3
 
 from conftest import Harness, SessionHarness
 from keyscope.artifacts import entry_point_artifact
@@ -88,7 +89,8 @@ class DevelopmentAccount:
 class AnvilBundler(InProcessBundler):
     """The in-process bundler on the file's anvil: each operation simulated (``handleOps`` as an ``eth_call``,
     refused with the EntryPoint's FailedOp as the bundler words it), then sent alone in a ``handleOps``
-    transaction of ``submitter``."""
+    transaction of ``submitter``; its fee quote and gas estimates ask the anvil too (through web3), so that the
+    SDK's ``send_calls`` runs there as on ape's chain."""
 
     def __init__(self, chain: AnvilChain, entry_point: str, submitter: str) -> None:
         self._anvil = chain
@@ -97,6 +99,12 @@ class AnvilBundler(InProcessBundler):
         self.beneficiary = submitter
         self._receipts: dict[bytes, UserOperationReceipt] = {}
         self._ops: dict[bytes, UserOperation] = {}
+        self._node = Web3(Web3.HTTPProvider(chain.url))
+
+    @property
+    def _web3(self) -> Any:
+        """web3 on the file's anvil, for what the bundler reads of the chain (code, blocks, gas estimates)."""
+        return self._node
 
     def _call(self, to: str, data: bytes, sender: str | None = None, gas: int = 30_000_000) -> bytes:
         tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex(), "gas": gas}
