@@ -354,7 +354,8 @@ def test_an_eip2612_permit_within_its_rule_is_accepted(signing, permits, deploye
     assert permits.allowance(account, permits.address, ROUTER) == 5 * 10**6
 
 
-def test_sign_in_for_a_granted_website(signing, permits, module):
+def test_sign_in_for_a_granted_website(on_anvil):
+    signing, permits = on_anvil.signing, on_anvil.permits
     sdk = signing.sdk()
     message, signature = sdk.sign_in(
         "app.example.com", uri="https://app.example.com/login", statement="Hello"
@@ -373,7 +374,8 @@ def test_sign_in_for_a_granted_website(signing, permits, module):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(signing, permits, module):
+def test_a_permit_above_its_rule_is_refused_locally_and_by_the_module(on_anvil):
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     data = permit_single(permits, signing.chain_id, LIMIT + 1)
     with pytest.raises(SignatureRefusedError, match=r"details\.amount must be at most 100000000\)") as info:
@@ -463,9 +465,10 @@ def test_the_sdk_and_the_module_judge_signed_permits_alike(
     assert permits.isValidSignatureNow(account, digest, forged) == (local is None)
 
 
-def test_words_below_the_rule_do_not_pass_for_a_permit_above_it(signing, permits, module):
+def test_words_below_the_rule_do_not_pass_for_a_permit_above_it(on_anvil):
     """The module rebuilds the hash from the words it judged: below-the-rule words do not hash to an above-the-rule
     permit's digest."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     forged = signing.forge(permit_single(permits, signing.chain_id, LIMIT))
     above = TypedData(permit_single(permits, signing.chain_id, 10**12)).digest
@@ -473,7 +476,8 @@ def test_words_below_the_rule_do_not_pass_for_a_permit_above_it(signing, permits
     assert refusal(module, account, above, forged, permits.address) == "ContentsMismatch"
 
 
-def test_a_type_not_granted_is_refused(signing, permits, module):
+def test_a_type_not_granted_is_refused(on_anvil):
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     order = {
         "types": {"Order": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}]},
@@ -512,9 +516,10 @@ def test_a_type_not_granted_is_refused(signing, permits, module):
 
 
 @pytest.mark.parametrize("change", ["reordered", "renamed"])
-def test_typed_data_with_fields_reordered_or_renamed_is_refused(signing, permits, module, change):
+def test_typed_data_with_fields_reordered_or_renamed_is_refused(on_anvil, change):
     """A verifier whose PermitDetails reads the fields in another order (or by other names) hashes another type: the
     SDK finds no permission for it, and a signature made under the granted type does not match its digest."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     details = list(PERMIT_SINGLE_TYPES["PermitDetails"])
     if change == "reordered":  # amount first: a rule on word 1 (amount) would read the token
@@ -538,9 +543,10 @@ def test_typed_data_with_fields_reordered_or_renamed_is_refused(signing, permits
     )
 
 
-def test_a_signature_for_one_account_is_refused_for_another(signing, permits, module):
+def test_a_signature_for_one_account_is_refused_for_another(on_anvil):
     """The same key holds the same permission on both accounts: without the ERC-7739 wrapping (the account in the
     signed hash) account 0's permit signature would be valid for account 1."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     data = permit_single(permits, signing.chain_id, LIMIT)
     signature = signing.sdk(0).sign_typed_data(data)
     digest = TypedData(data).digest
@@ -551,7 +557,8 @@ def test_a_signature_for_one_account_is_refused_for_another(signing, permits, mo
     )
 
 
-def test_a_signature_for_another_chain_is_refused(signing, permits, module):
+def test_a_signature_for_another_chain_is_refused(on_anvil):
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     data = permit_single(permits, signing.chain_id, LIMIT)
     forged = signing.forge(data, chain_id=signing.chain_id + 1)
     digest = TypedData(data).digest
@@ -597,7 +604,8 @@ def test_a_signature_made_through_one_module_is_refused_through_another(on_anvil
         assert refusal(judge, account, hash_, signature, permits.address) == "InvalidSessionSignature"
 
 
-def test_a_sign_in_for_another_account_is_refused(signing, permits, module):
+def test_a_sign_in_for_another_account_is_refused(on_anvil):
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     sdk = signing.sdk(0)
     message, _ = sdk.sign_in("app.example.com", uri="https://app.example.com")
     other = message.replace(signing.accounts[0], signing.accounts[1])
@@ -636,10 +644,11 @@ _ADDRESS_LINE_SPELLINGS = {
 
 
 @pytest.mark.parametrize("spelling", sorted(_ADDRESS_LINE_SPELLINGS))
-def test_the_sign_in_address_line_is_read_as_the_module_reads_it(signing, permits, module, spelling):
+def test_the_sign_in_address_line_is_read_as_the_module_reads_it(on_anvil, spelling):
     """The second line of a sign-in message names the account: the module takes "0x" (lower case x) and 40 hex
     digits in any case, then a line break. The SDK's check refuses exactly what the module refuses (it took "0X"
     for "0x" and signed a message whose signature the module refused)."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     sdk = signing.sdk(0)
     message, _ = sdk.sign_in("app.example.com", uri="https://app.example.com")
     account = signing.accounts[0]
@@ -658,7 +667,8 @@ def test_the_sign_in_address_line_is_read_as_the_module_reads_it(signing, permit
     assert sdk_says == module_says, (spelling, spelled)
 
 
-def test_the_account_and_the_module_cannot_be_the_verifier(signing, permits, module):
+def test_the_account_and_the_module_cannot_be_the_verifier(on_anvil):
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     data = permit_single(permits, signing.chain_id, LIMIT)
     signature = signing.sdk().sign_typed_data(data)
     digest = TypedData(data).digest
@@ -1698,13 +1708,14 @@ def _permit_frames(signing: Signing, data: dict[str, Any]) -> Frames:
 
 
 @pytest.mark.parametrize("swap", ["below-the-rule details", "another typehash", "sizes shifted"])
-def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(signing, permits, module, swap):
+def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(on_anvil, swap):
     """The rules on `details.amount` read the nested frame, not the primary struct's words: the frame must hash, with
     its typehash, to the primary's `details` word, which the verifier's digest commits to. A permit of 10**12 (above
     the rule) presented with the `details` frame of a permit within it, or with its own details under another
     typehash, or with the frame sizes shifted so that the rules read other words: each is refused, and the verifier
     refuses it. Without the parent check the first would pass: every rule reads a word within its bound, and frame 0
     hashes to the verifier's digest."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     above = permit_single(permits, signing.chain_id, 10**12)
     within = _permit_frames(signing, permit_single(permits, signing.chain_id, LIMIT))
@@ -1729,13 +1740,14 @@ def test_a_nested_struct_cannot_be_swapped_for_another_of_its_shape(signing, per
 
 
 @pytest.mark.parametrize("frames", ["the nested frame left out", "a copy of the nested frame added"])
-def test_a_signature_carries_exactly_the_frames_its_grant_expands(signing, permits, module, frames):
+def test_a_signature_carries_exactly_the_frames_its_grant_expands(on_anvil, frames):
     """A typed-data signature carries one frame for the primary struct and one for each struct the grant's nested
     list expands, no fewer and no more: PermitSingle's grant expands `details`, so its permit with the details frame
     left out, or with a second copy of it (well formed, and hashing to the `details` word as the first does), is
     refused as malformed, and the verifier refuses it. A module that took any frame count would judge the first by
     whichever rules read the words present (`ContentsTooShort` here, a pass for a grant whose rules all read the
     primary struct), and take the second whole."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     data = permit_single(permits, signing.chain_id, LIMIT)
     digest = TypedData(data).digest
@@ -1825,11 +1837,12 @@ def test_a_typed_data_rule_between_two_words_is_refused_by_the_module(signing, p
     assert _error_name(module, refused.value) == "InvalidRule"
 
 
-def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module):
+def test_a_rule_past_the_end_of_the_contents_is_refused(on_anvil):
     """ "A rule past the end of the contents fails (``ContentsTooShort``)": a grant (made without the SDK's policy
     builder, which places rules on fields) whose rule reads the word after PermitSingle's seven flattened words (its
     three and its details' four). The module refuses every signature under it, with the reason, and its ERC-1271
     answer is invalid rather than a revert; the SDK refuses to sign, with the same reason."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     permit2, _ = signing_permissions(permits, signing.chain_id)
     past = Rule(condition=Condition.EQUAL, offset=7 * 32, values=(0,))
     beyond = permit2.model_copy(update={"rules": (*permit2.rules, past)})
@@ -1859,10 +1872,11 @@ def test_a_rule_past_the_end_of_the_contents_is_refused(signing, permits, module
 @pytest.mark.parametrize(
     "cut", ["a byte more", "a byte less", "one frame more", "first line past the end", "first line cut short"]
 )
-def test_a_session_signature_must_be_laid_out_exactly(signing, permits, module, cut):
+def test_a_session_signature_must_be_laid_out_exactly(on_anvil, cut):
     """ "The layout must be exact (no byte more or less)": a valid typed-data or sign-in signature with a byte added
     or removed, a frame count the grant does not expand, or a first-line length other than the first line's, is
     refused (the signature is the account's, so nothing a carrier appends may be read as part of it)."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     from keyscope.typed_data import eip191_hash
 
     account = signing.accounts[0]
@@ -1909,12 +1923,13 @@ _FIRST_LINES = {
 
 
 @pytest.mark.parametrize("spelling", [*sorted(_FIRST_LINES), "a CRLF line break", "two spaces"])
-def test_a_sign_in_first_line_is_the_granted_one_byte_for_byte(signing, permits, module, spelling):
+def test_a_sign_in_first_line_is_the_granted_one_byte_for_byte(on_anvil, spelling):
     """A sign-in permission for app.example.com allows exactly the first line `app.example.com wants you to sign in
     with your Ethereum account:` and a line feed: a scheme, another host that contains it or that it contains, another
     case, a port, a carriage return or another spacing is a sign-in to something the owner did not name (a server
     may read `https://` or a port as its own, or normalise the case). The module refuses each (`SignInNotGranted`), and
     the SDK's check refuses the same."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     message, _ = signing.sdk().sign_in("app.example.com", uri="https://app.example.com/login")
     lines = message.split("\n")
@@ -1932,11 +1947,12 @@ def test_a_sign_in_first_line_is_the_granted_one_byte_for_byte(signing, permits,
 
 
 @pytest.mark.parametrize("domain", ["version added", "chainId left out", "salt added", "another name"])
-def test_typed_data_of_a_neighbouring_domain_finds_no_permission(signing, permits, module, domain):
+def test_typed_data_of_a_neighbouring_domain_finds_no_permission(on_anvil, domain):
     """The permission is found by the application's domain separator, built from exactly the fields the grant names:
     a verifier whose domain has one field more or less, or another value, with the same type and contents, finds
     none. The SDK refuses to sign it; a leaked key's signature claiming the granted domain does not match the
     verifier's digest, and one naming the verifier's domain finds no permission."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     account = signing.accounts[0]
     data = permit_single(permits, signing.chain_id, LIMIT)
     changed = dict(data["domain"])
