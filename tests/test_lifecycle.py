@@ -1,10 +1,11 @@
 """A session's life as an attacker holding its key sees it: enabled, used, revoked, invalidated, uninstalled and
 reinstalled, in every order, with the key (and the bundler) trying to keep something alive.
 
-Operations go through the real EntryPoint v0.7 ``handleOps`` on ape's local chain; the stateful test drives the
-module directly from an address standing for an account (the module keys everything by its caller): a development
-account of a fresh anvil of the file's own, where the module is ape's build of its source on a node that runs it
-natively.
+Operations go through the real EntryPoint v0.7 ``handleOps``: on a fresh anvil of the file's own for the tests that
+deploy accounts and modules of their own and send many operations (the EntryPoint, the factory, the module and the
+accounts are ape's builds of their sources, on a node that runs them natively), on ape's local chain for the others.
+The stateful test drives the module directly from an address standing for an account (the module keys everything
+by its caller): a development account of the same anvil.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.anvil_chain import AnvilChain, anvil_chain
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.fuzz import DEEP
 from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
@@ -80,16 +82,17 @@ class ForgivingAccount:
     """A ``ForgivingUninstallAccount`` (drops a validator whatever its ``onUninstall`` does, as Kernel, Nexus and
     Safe7579 do) whose owner signs through an ``OwnerECDSAValidator``."""
 
-    def __init__(self, sessions, project, deployer, owner: LocalSigner, uninstall_gas: int = 20_000) -> None:
+    def __init__(self, sessions, deploy, owner: LocalSigner, uninstall_gas: int = 20_000) -> None:
+        """``deploy(name, *args)``: the contract ``name`` of the project deployed on the chain ``sessions`` use."""
         self.sessions = sessions
         self.owner = owner
-        self.validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-        contract = project.ForgivingUninstallAccount.deploy(
+        self.validator = deploy("OwnerECDSAValidator")
+        contract = deploy(
+            "ForgivingUninstallAccount",
             sessions.h.entry_point.address,
             self.validator.address,
             bytes.fromhex(owner.address[2:]),
             uninstall_gas,  # far less than the module's onUninstall needs: it fails
-            sender=deployer,
         )
         self.address = contract.address
         sessions.h.fund(self.address, ETHER)
@@ -121,16 +124,15 @@ class ForgivingAccount:
 
 
 @pytest.mark.parametrize("with_sessions", [False, True], ids=["plain install", "install granting a session"])
-def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
-    sessions, project, deployer, module, target, owner, with_sessions
-):
+def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(on_anvil, owner, with_sessions):
     """Kernel, Nexus and Safe7579 drop a module whatever its onUninstall does, and a bundler's estimate for a
     plain uninstallModule (a wallet's own "remove module", not keyscope's uninstall, which invalidates first) can
     leave it short of gas: the module keeps the account's sessions and its epoch. Reinstalling the module (as
     keyscope's install_sessions does, or the wallet) must not bring back the sessions nor the owner's enable
     signatures made before the uninstall. A reinstall granting sessions (onInstall's data) grants them in the new
     epoch."""
-    account = ForgivingAccount(sessions, project, deployer, owner)
+    sessions, module, target = on_anvil.sessions, on_anvil.sessions.module, on_anvil.target
+    account = ForgivingAccount(sessions, on_anvil.deploy, owner)
     account.install_module()
     key, unused_key = LocalSigner.generate(), LocalSigner.generate()
     session_id = account.grant(other_session(key, target))
@@ -168,15 +170,16 @@ def test_a_reinstall_revives_nothing_an_uninstall_without_on_uninstall_left(
 
 @pytest.mark.parametrize("with_sessions", [False, True], ids=["plain install", "install granting a session"])
 def test_a_reinstall_voids_the_enable_signatures_of_an_install_dropped_with_no_live_session(
-    sessions, project, deployer, module, target, owner, with_sessions
+    on_anvil, owner, with_sessions
 ):
     """An install dropped without its onUninstall while it held no live session (the only session revoked), but
     the owner's off-chain grant of a session not yet used: the reinstall must still start a new epoch, so that
     grant's enable signature is refused. The live count is 0 here: only the account's installed mark tells the
     module that an install was left behind. Fails if onInstall (the module's, or the grant side's when the install
     grants a session) clears the account only when it counts live sessions."""
+    sessions, module, target = on_anvil.sessions, on_anvil.sessions.module, on_anvil.target
     # with no live session an onUninstall is cheap: a few thousand gas leave it short
-    account = ForgivingAccount(sessions, project, deployer, owner, uninstall_gas=3_000)
+    account = ForgivingAccount(sessions, on_anvil.deploy, owner, uninstall_gas=3_000)
     account.install_module()
     key, unused_key = LocalSigner.generate(), LocalSigner.generate()
     session_id = account.grant(other_session(key, target))
@@ -205,7 +208,9 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
     kills it. ``read_session_status`` reads the module's flags and would report it active; it asks the account
     whether the module is still installed and reports it invalidated, and an off-chain grant never used
     likewise."""
-    account = ForgivingAccount(sessions, project, deployer, owner)
+    account = ForgivingAccount(
+        sessions, lambda name, *args: getattr(project, name).deploy(*args, sender=deployer), owner
+    )
     account.install_module()
     key = LocalSigner.generate()
     live = other_session(key, target)
@@ -251,11 +256,45 @@ def _own_session(session_key, target) -> Session:
     )
 
 
-def _calls_on_a_second_deployment(sessions, project, deployer, owner, session_key, selectors):
+@dataclass
+class OnAnvil:
+    """The session harness (the EntryPoint, the factory, the module, the bundler) and a ``RecordingTarget`` on the
+    file's anvil, for the tests that deploy a second module and drive accounts through many operations."""
+
+    chain: AnvilChain
+    sessions: SessionHarness
+    target: AnvilContract
+    project: Any
+
+    def deploy(self, name: str, *args: Any) -> AnvilContract:
+        """The project's contract ``name`` (ape's build of its source) deployed with constructor ``args``."""
+        return self.chain.deploy(getattr(self.project, name), *args, sender=self.chain.accounts[0])
+
+    def deploy_module(self) -> AnvilContract:
+        """Another deployment of the session module."""
+        return self.deploy("SessionKeyValidator")
+
+
+@pytest.fixture(scope="module")
+def anvil(project):
+    """The file's anvil, shared by the stateful test and the tests on ``on_anvil``."""
+    with anvil_chain() as chain:
+        yield chain
+
+
+@pytest.fixture(scope="module")
+def on_anvil(anvil, project) -> OnAnvil:
+    sessions = anvil_sessions(anvil, project)
+    target = anvil.deploy(project.RecordingTarget, sender=anvil.accounts[0])
+    return OnAnvil(anvil, sessions, target, project)
+
+
+def _calls_on_a_second_deployment(on_anvil: OnAnvil, owner, session_key, selectors):
     """A new account, a second deployment of the module, and a session of the installed one granted ``selectors``
     on it: ``(account, second, granted)``."""
+    sessions = on_anvil.sessions
     account = sessions.account(owner)
-    second = project.SessionKeyValidator.deploy(sender=deployer)
+    second = on_anvil.deploy_module()
     granted = sessions.grant_onchain(
         account,
         owner,
@@ -268,7 +307,7 @@ def _calls_on_a_second_deployment(sessions, project, deployer, owner, session_ke
 
 
 def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_installed(
-    sessions, project, deployer, target, owner, session_key
+    on_anvil, owner, session_key
 ):
     """The module takes ``enableSession`` from any caller, installed or not, and keys what it stores by the caller.
     A session of the installed module granted a call on another deployment of the module (the version the owner
@@ -277,9 +316,8 @@ def test_sessions_enabled_before_the_module_was_installed_die_when_it_is_install
     refuses to install it while the session lives (``ModuleIsSessionTarget``); the owner revokes the session, as
     that error says, and installs it. Its ``onInstall`` must not keep what was written before: the key's own
     session dies with it, and the key's operation through the new module is refused (AA24)."""
-    account, second, granted = _calls_on_a_second_deployment(
-        sessions, project, deployer, owner, session_key, [ENABLE_SESSION]
-    )
+    sessions, target = on_anvil.sessions, on_anvil.target
+    account, second, granted = _calls_on_a_second_deployment(on_anvil, owner, session_key, [ENABLE_SESSION])
     own = _own_session(session_key, target)
     sessions.run(
         sessions.op(
@@ -317,7 +355,7 @@ ON_UNINSTALL = keccak(b"onUninstall(bytes)")[:4]
     "how", ["another session revoked", "its onUninstall called first", "its onInstall called"]
 )
 def test_the_key_cannot_shape_the_module_s_count_to_keep_a_session_through_the_install(
-    sessions, project, deployer, target, owner, session_key, how
+    on_anvil, owner, session_key, how
 ):
     """As above, with the key granted more calls on the second deployment, to make it look like a module that
     holds nothing of the account when it is installed: it enables a second session and revokes it (the module
@@ -325,13 +363,9 @@ def test_the_key_cannot_shape_the_module_s_count_to_keep_a_session_through_the_i
     moved) and then enables its own, or has the account call the module's ``onInstall`` with its own session as
     the install data (the module counts the account installed). Whatever it did, the owner's install ends the key's
     session: the module counts it live, or counts the account installed."""
+    sessions, target = on_anvil.sessions, on_anvil.target
     account, second, granted = _calls_on_a_second_deployment(
-        sessions,
-        project,
-        deployer,
-        owner,
-        session_key,
-        [ENABLE_SESSION, REVOKE_SESSION, ON_INSTALL, ON_UNINSTALL],
+        on_anvil, owner, session_key, [ENABLE_SESSION, REVOKE_SESSION, ON_INSTALL, ON_UNINSTALL]
     )
     own = _own_session(session_key, target)
 
@@ -399,7 +433,7 @@ def test_keyscope_s_eip7702_delegate_installs_the_module_without_a_session_the_a
 
 
 def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_after_it(
-    sessions, entry_point, submitter_account, module, target, owner, session_key
+    on_anvil, owner, session_key
 ):
     """The EntryPoint validates every operation of a bundle before it executes any, so a bundler (colluding with
     the key, or just ordering as it likes) that puts a session's operation after the owner's revocation in one
@@ -408,6 +442,8 @@ def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_afte
     within its grant and counted in its limits; once the bundle is in, the session never validates again. The
     same holds for an off-chain grant revoked before its first use: its ENABLE in the revocation's bundle gets
     one use."""
+    sessions, module, target = on_anvil.sessions, on_anvil.sessions.module, on_anvil.target
+    entry_point, submitter = sessions.h.entry_point, on_anvil.chain.accounts[1]
     account = sessions.account(owner)
     session_id = sessions.grant_onchain(account, owner, other_session(session_key, target))
     pending_key = LocalSigner.generate()
@@ -422,8 +458,8 @@ def test_residual_an_operation_validated_in_the_bundle_of_a_revocation_runs_afte
     enable = sessions.enable_op(account, pending_key, pending, pending_signature, other(target))
     calls = target.calls()
 
-    data = encode_handle_ops([revoke.pack(), use.pack(), enable.pack()], submitter_account.address)
-    assert submitter_account.transfer(entry_point.address, 0, data=data).status == 1
+    data = encode_handle_ops([revoke.pack(), use.pack(), enable.pack()], submitter)
+    assert on_anvil.chain.send(submitter, entry_point.address, data)["status"] == "0x1"
     assert module.isSessionRevoked(account, session_id) and module.isSessionRevoked(account, pending_id)
     assert target.calls() == calls + 2  # both ran, after the revocations
     assert "AA24" in sessions.outcome(sessions.op(account, session_key, other(target)))
@@ -830,14 +866,13 @@ class DevelopmentAccount:
 
 
 @pytest.fixture(scope="module")
-def lifecycle(project):
+def lifecycle(anvil, project):
     # the machine's class stays as it was: hypothesis seeds its derandomized runs with the class's source, so the
     # same steps are generated as on py-evm
-    with anvil_chain() as chain:
-        LifecycleMachine.module = chain.deploy(project.SessionKeyValidator)
-        LifecycleMachine.account = DevelopmentAccount(chain, chain.accounts[7])
-        LifecycleMachine.call = staticmethod(chain.call)
-        yield LifecycleMachine
+    LifecycleMachine.module = anvil.deploy(project.SessionKeyValidator)
+    LifecycleMachine.account = DevelopmentAccount(anvil, anvil.accounts[7])
+    LifecycleMachine.call = staticmethod(anvil.call)
+    return LifecycleMachine
 
 
 def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive(lifecycle):
