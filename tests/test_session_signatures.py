@@ -1,7 +1,9 @@
-"""Sessions that sign messages as the account (ERC-1271 through ERC-7739), and co-signed sessions, on ape's chain
-through the real EntryPoint and the real module. The two generated tests, which ask the module hundreds of
-questions, run on a fresh anvil of the file's own instead (the module, the account factory, the accounts and
-``SignedPermits`` are ape's build of their sources, on a node that runs them natively).
+"""Sessions that sign messages as the account (ERC-1271 through ERC-7739), and co-signed sessions, through the real
+EntryPoint and the real module. The two generated tests, which ask the module hundreds of questions, and the tests
+that only sign and ask the module and the verifier, or grant fresh sessions, deploy a second module, move the clock
+or send many operations, run on a fresh anvil of the file's own (``on_anvil``: the EntryPoint, the module, the
+account factory, the accounts, ``SignedPermits`` and a ``RecordingTarget`` are ape's build of their sources, on a
+node that runs them natively); the others on ape's chain.
 
 The verifier is ``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` and an
 EIP-2612 ``permit``, both checking signatures with OpenZeppelin's SignatureChecker, as applications do. Each attack
