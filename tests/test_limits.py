@@ -1,10 +1,16 @@
 """Limits over a session's life or per period, through the real EntryPoint v0.7 ``handleOps``: each overspending
 attack of the threat model (a batch, several operations in one bundle, parallel nonce lanes, a period's boundary,
 approve + transferFrom, revoking and re-granting, a reverted execution), the kinds of limit, the views and
-events, malformed limits, and grants naming the account's own modules (attack 52)."""
+events, malformed limits, and grants naming the account's own modules (attack 52).
+
+The tests that only grant, send operations and read the module and the token run on a fresh anvil of the file's own
+(``on_anvil``: the EntryPoint, the factory, the module, ``TestToken`` and a ``RecordingTarget`` are ape's builds of
+their sources, on a node that runs them natively); the others, which move ape's clock, deploy modules or accounts
+of other kinds, or read ape's receipts, on ape's chain."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +43,8 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.limit_fixtures import (  # noqa: F401 (fixtures)
     grant,
     limits_account_fixture,
@@ -56,13 +64,48 @@ def allowance(token, amount, period=None):
     return Policy.erc20_allowance(token.address, amount, period)
 
 
+@dataclass
+class OnAnvil:
+    """What the tests on ape's chain name ``sessions``, ``module``, ``token``, ``target`` and ``account``, on the
+    file's anvil: the session harness, ``TestToken``, a ``RecordingTarget`` (ape's builds of their sources, on a
+    node that runs them natively) and a new keyscope account of ``owner`` with the module installed, 5 ether and
+    100 tokens, as the ``account`` fixture makes it."""
+
+    sessions: Any
+    module: Any
+    token: AnvilContract
+    target: AnvilContract
+    account: str
+
+
+@pytest.fixture(scope="module")
+def anvil(project) -> Iterator[tuple[AnvilChain, Any, AnvilContract, AnvilContract]]:
+    """The file's anvil, for the tests that only grant, send operations and read the module and the token."""
+    with anvil_chain() as chain:
+        deployer = chain.accounts[0]
+        sessions = anvil_sessions(chain, project)
+        token = chain.deploy(project.TestToken, sender=deployer)
+        target = chain.deploy(project.RecordingTarget, sender=deployer)
+        yield chain, sessions, token, target
+
+
+@pytest.fixture
+def on_anvil(anvil, owner) -> OnAnvil:
+    chain, sessions, token, target = anvil
+    account = sessions.account(owner)
+    sessions.h.fund(account, 4 * ETHER)
+    token.mint.transact(account, 100 * ETHER, sender=chain.accounts[0])
+    return OnAnvil(sessions, sessions.module, token, target, account)
+
+
 # ------------------------------------------------------------------------------------------------------
 # Overspending attacks
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_a_batch_cannot_overspend(sessions, module, token, account, owner, session_key, attacker):
+def test_a_batch_cannot_overspend(on_anvil, owner, session_key, attacker):
     """Each call of a batch counts, and the counts add up: 3 + 3 of an allowance of 5 is refused as a whole."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     _, session_id = grant(sessions, account, owner, session_key, allowance(token, 5))
     batch = [transfer(token, attacker, 3), transfer(token, attacker, 3)]
     result = sessions.outcome(sessions.op(account, session_key, batch))
@@ -107,7 +150,8 @@ def _decoded(error: Exception) -> str:
     return describe_revert(revert_bytes(error))
 
 
-def test_parallel_nonce_lanes_share_one_budget(sessions, token, account, owner, session_key, attacker):
+def test_parallel_nonce_lanes_share_one_budget(on_anvil, owner, session_key, attacker):
+    sessions, token, account = on_anvil.sessions, on_anvil.token, on_anvil.account
     grant(sessions, account, owner, session_key, allowance(token, 5))
     assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 4), lane=0)) == "ok"
     result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 2), lane=7))
@@ -262,17 +306,19 @@ def test_a_relayer_rewriting_the_claimed_time_or_the_mode_spends_no_budget_the_k
     assert token.balanceOf(attacker) == 6
 
 
-def test_a_periodic_limit_needs_a_claimed_time(sessions, token, account, owner, session_key, attacker):
+def test_a_periodic_limit_needs_a_claimed_time(on_anvil, owner, session_key, attacker):
+    sessions, token, account = on_anvil.sessions, on_anvil.token, on_anvil.account
     grant(sessions, account, owner, session_key, allowance(token, 5, "day"))
     result = sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 1)))
     assert "ClaimedTimeRequired(callIndex=0, limitIndex=0)" in result, result
 
 
 def test_a_limited_argument_one_byte_short_is_refused_by_the_checker_as_by_the_module(
-    sessions, module, token, account, owner, session_key, attacker
+    on_anvil, owner, session_key, attacker
 ):
     """A total counts the transfer's amount word: calldata ending one byte before that word's end is refused
     (CalldataTooShortForLimit) by the module through the EntryPoint, and by the checker before anything is signed."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     session, _ = grant(sessions, account, owner, session_key, allowance(token, 5))
     full = transfer(token, attacker, 1)
     short = Call.of(token.address, 0, full.data[:-1])
@@ -286,11 +332,10 @@ def test_a_limited_argument_one_byte_short_is_refused_by_the_checker_as_by_the_m
     assert checker.check(encode_execute(full)).counters == (Counter(4, 0),)
 
 
-def test_a_call_moving_nothing_counts_towards_no_period(
-    sessions, module, token, account, owner, session_key, attacker
-):
+def test_a_call_moving_nothing_counts_towards_no_period(on_anvil, owner, session_key, attacker):
     """A transfer of 0 under a daily allowance spends nothing: the module counts it in no period, so it needs no
     claimed time and leaves the window and the counters as they were; the checker accepts it the same way."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     session, session_id = grant(sessions, account, owner, session_key, allowance(token, 5, "day"))
     nothing = transfer(token, attacker, 0)
     before = usage(module, account, session_id)
@@ -398,11 +443,12 @@ def test_a_claim_in_an_ended_period_is_refused_with_what_to_do(module, accounts,
 
 
 def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(
-    sessions, module, token, account, owner, session_key, attacker
+    on_anvil, owner, session_key, attacker
 ):
     """A revoked session's id is refused forever, so its enable signature cannot be replayed for a fresh budget;
     a grant of the same policy is a new session (new salt) with its own records, which start full only because
     the owner signed them; the revoked one's counts stay."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     session = Session(session_key=session_key.address, permissions=allowance(token, 5), salt=1)
     signature = sessions.owner_signature(account, owner, session)
     first = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 5))
@@ -419,12 +465,11 @@ def test_revoking_and_regranting_gives_no_budget_the_owner_did_not_sign(
     assert token.balanceOf(attacker) == 10
 
 
-def test_a_later_grant_never_refills_a_live_session_s_budget(
-    sessions, module, token, account, owner, session_key, attacker
-):
+def test_a_later_grant_never_refills_a_live_session_s_budget(on_anvil, owner, session_key, attacker):
     """Record numbers are never reused on an account: a second session with limits, granted while the first is
     live, gets records of its own. Were it given the first one's record, enabling it would write that record full
     again, and the first session's key could spend its whole allowance a second time."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     _, first_id = grant(sessions, account, owner, session_key, allowance(token, 5))
     assert sessions.outcome(sessions.op(account, session_key, transfer(token, attacker, 5))) == "ok"
     _, second_id = grant(sessions, account, owner, LocalSigner.generate(), allowance(token, 5))
@@ -436,11 +481,12 @@ def test_a_later_grant_never_refills_a_live_session_s_budget(
 
 
 def test_an_enable_carried_again_finds_its_session_enabled_and_refills_nothing(
-    sessions, module, token, account, owner, session_key, attacker
+    on_anvil, owner, session_key, attacker
 ):
     """A session's first operation carries its grant (ENABLE); an operation carrying the same grant again (a
     retried first operation, or the key replaying it) uses the session already enabled: it works, stores nothing
     again, and the allowance spent stays spent."""
+    sessions, module, token, account = on_anvil.sessions, on_anvil.module, on_anvil.token, on_anvil.account
     session = Session(session_key=session_key.address, permissions=allowance(token, 5), salt=7)
     signature = sessions.owner_signature(account, owner, session)
     first = sessions.enable_op(account, session_key, session, signature, transfer(token, attacker, 3))
@@ -496,7 +542,8 @@ def test_calls_and_rate(sessions, module, target, account, owner, session_key, c
     assert [row[4] for row in usage(module, account, session_id)] == [3, 1]
 
 
-def test_native_value_and_operations(sessions, module, target, account, owner, session_key, attacker):
+def test_native_value_and_operations(on_anvil, owner, session_key, attacker):
+    sessions, target, account = on_anvil.sessions, on_anvil.target, on_anvil.account
     permissions = [
         Policy.transfer(attacker, value_limit=ETHER),
         Policy.call(target.address, "other(uint256)"),
@@ -516,7 +563,8 @@ def test_native_value_and_operations(sessions, module, target, account, owner, s
     assert "LimitExceeded(callIndex=0, limitIndex=1, amount=1, left=0)" in result, result
 
 
-def test_gas_budget_counts_each_operations_prefund(sessions, module, target, account, owner, session_key):
+def test_gas_budget_counts_each_operations_prefund(on_anvil, owner, session_key):
+    sessions, target, account = on_anvil.sessions, on_anvil.target, on_anvil.account
     permissions = [Policy.call(target.address, "other(uint256)")]
     op_cost = (1_500_000 + 1_000_000 + 60_000) * 2 * 10**9  # the harness's gas limits at 2 gwei
     grant(sessions, account, owner, session_key, permissions, [Limits.gas(op_cost * 2 - 1)], max_gas_cost=0)
@@ -536,7 +584,8 @@ def test_limit_reached_event_and_usage_view(sessions, module, token, account, ow
     assert usage(module, account, session_id) == [(LimitKind.AMOUNT, 5, 0, 0, 5, 0)]
 
 
-def test_a_session_without_limits_has_none(sessions, module, target, account, owner, session_key):
+def test_a_session_without_limits_has_none(on_anvil, owner, session_key):
+    sessions, module, target, account = on_anvil.sessions, on_anvil.module, on_anvil.target, on_anvil.account
     _, session_id = grant(
         sessions, account, owner, session_key, [Policy.call(target.address, "other(uint256)")]
     )
@@ -544,11 +593,12 @@ def test_a_session_without_limits_has_none(sessions, module, target, account, ow
 
 
 def test_an_argument_total_on_a_plain_transfer_is_refused_where_the_module_enables_it(
-    sessions, module, target, account, owner, session_key
+    on_anvil, owner, session_key
 ):
     """An AMOUNT limit metering a plain-transfer permission (selector 0x00000000): the module enables the session, and
     then refuses every transfer, which has no calldata to read the argument from (CalldataTooShortForLimit). The
     permission could never be used: the SDK refuses the session when it is built, as it refuses rules on a transfer."""
+    sessions, module, target, account = on_anvil.sessions, on_anvil.module, on_anvil.target, on_anvil.account
     pay = Permission(target=target.address, selector=bytes(4), value_limit=10**15)
     total = Limit(kind=LimitKind.AMOUNT, amount=10**18, meters=(Meter(permission=0),), name="total")
     with pytest.raises(ValueError, match=r"a plain transfer: .*CalldataTooShortForLimit.*NATIVE limit"):
