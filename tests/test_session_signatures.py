@@ -1360,9 +1360,10 @@ def test_the_sdk_co_signs_as_the_module_expects_or_refuses_before_sending(on_anv
     assert accepted(fresh.sdk().sign_typed_data(message))
 
 
-def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operation(signing, sessions, target):
+def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operation(on_anvil):
     """An off-chain grant with a co-signer: its first operation enables it, and the module then checks the grant's
     co-signer's signature at once (AA24 without it). The SDK knows it from the grant alone."""
+    signing, sessions, target = on_anvil.signing, on_anvil.sessions, on_anvil.target
     from keyscope.errors import CoSignerMismatchError
 
     owner = signing.net.owner(LocalSigner.generate())
@@ -1375,13 +1376,12 @@ def test_an_off_chain_co_signed_grant_needs_its_co_signer_from_the_first_operati
     assert with_co_signer.send_calls(record(target, 1)).wait().success
 
 
-def test_the_module_refuses_a_co_signed_session_s_first_operation_without_its_co_signature(
-    sessions, owner, target
-):
+def test_the_module_refuses_a_co_signed_session_s_first_operation_without_its_co_signature(on_anvil, owner):
     """The test above shows the SDK refusing it; this is the module's own word, for an operation made without the
     SDK: a co-signed session's first operation (ENABLE) with the key's signature alone, or with a co-signature by
     another key, is AA24 and the whole bundle reverts (the session is not enabled, its call not run); with both
     signatures it lands."""
+    sessions, target = on_anvil.sessions, on_anvil.target
     from keyscope.session import Permission
 
     account = sessions.account(owner)
@@ -1415,11 +1415,12 @@ def test_the_module_refuses_a_co_signed_session_s_first_operation_without_its_co
     assert sessions.module.isSessionActive(account, session_id) and target.calls() == calls_before + 1
 
 
-def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signing, sessions, target, module):
+def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(on_anvil):
     """The module refuses to rotate the co-signer of a session it holds no co-signer for (granted without one, or an
     off-chain grant whose first operation has not enabled it yet: NotCoSigned), of a session no longer active
     (SessionNotActive), and to the session key itself (InvalidCoSigner): the owner's operation would be sent, and its
     call would revert in execution, its gas paid for nothing. The SDK refuses each before anything is signed, saying why and what to do."""
+    signing, sessions, target, module = on_anvil.signing, on_anvil.sessions, on_anvil.target, on_anvil.module
     owner = signing.net.owner(LocalSigner.generate())
     sessions.h.fund(owner.account)
     policy = [Policy.call(target, "other(uint256 amount)")]
@@ -1441,14 +1442,13 @@ def test_the_owner_is_refused_a_co_signer_rotation_the_module_would_refuse(signi
         owner.rotate_co_signer(co_signed.session_id, None)
 
 
-def test_the_owner_is_refused_the_session_key_as_co_signer_when_naming_the_session_by_id(
-    signing, sessions, target, module
-):
+def test_the_owner_is_refused_the_session_key_as_co_signer_when_naming_the_session_by_id(on_anvil):
     """``rotate_co_signer`` takes a grant or its session id, and docs/session-module.md ("In the SDK") says it
     refuses, before anything is signed, a rotation the module refuses, "the session key itself" among them
     (``InvalidCoSigner``). Given the id, the SDK does not know the key (``Owner._refuse_what_rotating_refuses``
     reads it from the grant only) and builds the owner's operation, which the bundler's estimate refuses instead
     (``BundlerRejectedError``, "execution reverted: InvalidCoSigner"), not the SDK's ``BadInputError``."""
+    signing, sessions, target, module = on_anvil.signing, on_anvil.sessions, on_anvil.target, on_anvil.module
     owner = signing.net.owner(LocalSigner.generate())
     sessions.h.fund(owner.account)
     key, co_signer = SessionKey.generate(), LocalSigner.generate()
