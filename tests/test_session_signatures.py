@@ -318,6 +318,15 @@ def on_anvil(project) -> Iterator[OnAnvil]:
         yield OnAnvil(chain, signing, sessions.module, other_module, permits, target, project)
 
 
+@pytest.fixture
+def anvil_state_undone(on_anvil: OnAnvil) -> Iterator[None]:
+    """The file's anvil back as it was before the test once it ends (``evm_snapshot``, ``evm_revert``), as ape's
+    chain is after each test: for a test that changes what a module-scoped fixture holds on chain."""
+    snapshot = on_anvil.chain.rpc.request("evm_snapshot")
+    yield
+    assert on_anvil.chain.rpc.request("evm_revert", [snapshot])
+
+
 # --------------------------------------------------------------------------------------------------
 # Within the grant: accepted by the standard check
 # --------------------------------------------------------------------------------------------------
@@ -1022,9 +1031,9 @@ def test_a_dirty_word_cannot_sign_a_value_outside_the_rule(
 
 
 @pytest.fixture(scope="module")
-def co_signed(sessions, signing, permits, target) -> Signing:
-    """A co-signed session allowed to call the recording target and to sign permits."""
-    return co_signed_on(sessions, signing, permits, target, salt=7)
+def co_signed(on_anvil) -> Signing:
+    """A co-signed session allowed to call the recording target and to sign permits, on the file's anvil."""
+    return co_signed_on(on_anvil.sessions, on_anvil.signing, on_anvil.permits, on_anvil.target, salt=7)
 
 
 def co_signed_on(sessions, signing, permits, target, *, salt: int, sign_in: tuple[str, ...] = ()) -> Signing:
@@ -1099,7 +1108,8 @@ def test_a_co_signed_session_counts_its_limits_with_at_around_session(co_signed_
     limited.sessions.h.rejected(key_only.replace(signature=encode_at_signature(claimed, key_only.signature)))
 
 
-def test_a_co_signed_operation_lands_with_both_signatures(co_signed, target):
+def test_a_co_signed_operation_lands_with_both_signatures(co_signed, on_anvil):
+    target = on_anvil.target
     sdk = co_signed.sdk(co_signer=local_co_signer(co_signed.co_signer))
     pending = sdk.send_calls(record(target, 7))
     assert len(pending.op.signature) == 1 + 32 + 65 + 65
@@ -1148,12 +1158,14 @@ def co_signed_op(co_signed: Signing, target: Any, value: int, mode: str) -> Any:
 @pytest.mark.parametrize(
     "mode", ["use", "key only", "replayed co-signature", "swapped", "co-signer signs the userOpHash"]
 )
-def test_a_co_signed_operation_is_refused_without_its_co_signature(co_signed, target, mode):
+def test_a_co_signed_operation_is_refused_without_its_co_signature(co_signed, mode, on_anvil):
+    target = on_anvil.target
     error = co_signed.sessions.h.rejected(co_signed_op(co_signed, target, 5, mode))
     assert "AA24" in str(error)
 
 
-def test_a_co_signed_session_signs_messages_only_with_its_co_signer(co_signed, permits, module):
+def test_a_co_signed_session_signs_messages_only_with_its_co_signer(co_signed, on_anvil):
+    permits, module = on_anvil.permits, on_anvil.module
     account = co_signed.accounts[0]
     data = permit_single(permits, co_signed.chain_id, LIMIT)
     digest = TypedData(data).digest
@@ -1169,7 +1181,9 @@ def test_a_co_signed_session_signs_messages_only_with_its_co_signer(co_signed, p
     assert refusal(module, account, digest, stranger, permits.address) == "InvalidCoSignature"
 
 
-def test_a_co_signer_policy_refuses_clearly(co_signed, target):
+def test_a_co_signer_policy_refuses_clearly(co_signed, on_anvil):
+    target = on_anvil.target
+
     def no_large_values(request: Any) -> str | None:
         return (
             "values above 10 need a review"
@@ -1182,7 +1196,11 @@ def test_a_co_signer_policy_refuses_clearly(co_signed, target):
         sdk.send_calls(record(target, 50))
 
 
-def test_a_rotated_out_co_signer_no_longer_counts(sessions, co_signed, target, permits, module):
+@pytest.mark.usefixtures(
+    "anvil_state_undone"
+)  # the rotation is undone for the tests of ``co_signed`` after it
+def test_a_rotated_out_co_signer_no_longer_counts(co_signed, on_anvil):
+    sessions, target, permits, module = on_anvil.sessions, on_anvil.target, on_anvil.permits, on_anvil.module
     h, grant = sessions.h, co_signed.grants[0]
     old = co_signed.co_signer
     new = LocalSigner.generate()
@@ -1460,10 +1478,12 @@ def test_the_owner_is_refused_the_session_key_as_co_signer_when_naming_the_sessi
     assert module.coSignerOf(owner.account, co_signed.session_id) == (True, co_signer.address)
 
 
-def test_only_the_account_rotates_its_co_signer(co_signed, module, deployer):
+def test_only_the_account_rotates_its_co_signer(co_signed, on_anvil):
+    module = on_anvil.module
+    deployer = on_anvil.deployer
     grant = co_signed.grants[0]
-    with pytest.raises(ContractLogicError) as info:
-        module.rotateCoSigner(grant.session_id, deployer.address, sender=deployer)
+    with pytest.raises(JsonRpcError) as info:
+        module.rotateCoSigner(grant.session_id, deployer, sender=deployer)
     assert _error_name(module, info.value) == "NotCoSigned"
 
 
@@ -1607,7 +1627,8 @@ def test_uninstalling_kills_signing_permissions_and_co_signed_sessions_made_befo
 
 
 @pytest.fixture(scope="module")
-def co_signer_url(co_signed, target) -> Iterator[str]:
+def co_signer_url(co_signed, on_anvil) -> Iterator[str]:
+    target = on_anvil.target
     grant = co_signed.grants[0]
     service = CoSignerService(
         co_signed.co_signer,
@@ -1620,7 +1641,8 @@ def co_signer_url(co_signed, target) -> Iterator[str]:
         yield server.url
 
 
-def test_the_co_signer_service_co_signs_what_its_policy_allows(co_signed, target, permits, co_signer_url):
+def test_the_co_signer_service_co_signs_what_its_policy_allows(co_signed, co_signer_url, on_anvil):
+    target, permits = on_anvil.target, on_anvil.permits
     sdk = co_signed.sdk(co_signer=remote_co_signer(co_signer_url))
     assert sdk.send_calls(record(target, 3)).wait().success
     data = permit_single(permits, co_signed.chain_id, LIMIT)
@@ -1629,7 +1651,8 @@ def test_the_co_signer_service_co_signs_what_its_policy_allows(co_signed, target
     )
 
 
-def test_the_co_signer_service_refuses_clearly(co_signed, permits, co_signer_url):
+def test_the_co_signer_service_refuses_clearly(co_signed, co_signer_url, on_anvil):
+    permits = on_anvil.permits
     sdk = co_signed.sdk(co_signer=remote_co_signer(co_signer_url))
     with pytest.raises(CoSignerRefusedError, match="does not approve") as info:
         sdk.send_calls(function_call(permits, "nonces(address)", co_signed.accounts[0]), check=False)
