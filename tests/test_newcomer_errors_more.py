@@ -471,3 +471,18 @@ def test_a_key_a_digit_off_given_for_an_address_is_not_shown(digits: int) -> Non
         to_address(key, name="module")
     assert key[2:20] not in str(refused.value) and refused.value.value is None
     assert f"{digits} hex digits, near the form of a private key (not shown)" in str(refused.value)
+
+
+def test_a_script_given_a_deployments_file_without_the_module_says_the_file_lacks_it(tmp_path) -> None:
+    """``ape run grant`` with ``KEYSCOPE_DEPLOYMENTS`` naming a file whose ``module`` key is misspelled said ``pass
+    --module, set KEYSCOPE_MODULE, or give --deployments FILE``: the file was given; what it lacks was not said."""
+    from keyscope.cli.settings import ConnectionOptions, resolve_settings
+    from keyscope.errors import ConfigurationError
+
+    deployments = tmp_path / "stack.json"
+    deployments.write_text(json.dumps({"rpc_url": "http://127.0.0.1:9", "modul": "0x" + "11" * 20}))
+    with pytest.raises(ConfigurationError) as refused:
+        resolve_settings(ConnectionOptions(deployments=str(deployments)))
+    message = assert_clear(refused.value, "module")
+    assert f"the deployments file {deployments} has no module" in message, message
+    assert "give --deployments" not in message, message
