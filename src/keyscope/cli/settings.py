@@ -234,6 +234,12 @@ def resolve_settings(
         return None if value is None else _address_from(value, option)
 
     chosen_module = address(options.module, "--module") or module or deployments.module
+    # a deployments file given, and lacking the module (its key misspelled, most often): said, not to give one
+    if chosen_module is None and options.deployments:
+        raise ConfigurationError(
+            f"no session module address: the deployments file {options.deployments} has no module (the keys "
+            f"`python -m keyscope.local --json` writes); add it there, pass --module, or set {ENV_MODULE}"
+        )
     if chosen_module is None:
         raise ConfigurationError(
             f"no session module address: pass --module, set {ENV_MODULE}, or give --deployments FILE (from "
