@@ -486,3 +486,54 @@ def test_a_script_given_a_deployments_file_without_the_module_says_the_file_lack
     message = assert_clear(refused.value, "module")
     assert f"the deployments file {deployments} has no module" in message, message
     assert "give --deployments" not in message, message
+
+
+@pytest.mark.parametrize("node_chain", [0x539, 0x7A69], ids=["another-chain", "same-chain"])
+def test_a_bundler_of_another_chain_than_the_node_is_named_when_it_refuses(node_chain: int) -> None:
+    """``connect(node of chain 1337, bundler of chain 31337, ...)`` then ``session.execute(...)`` ended in the
+    bundler's ``AA23 ... InvalidOwnerSignature ... the owner must grant again``: the bundler simulated the operation
+    on its own chain, and the owner, granting again, would get the same refusal. With both of one chain, the
+    bundler's refusal is kept as it came."""
+    from keyscope.bundler import BundlerClient
+    from keyscope.chain import RpcChain
+    from keyscope.endpoints import Endpoints
+    from keyscope.errors import BundlerRejectedError, ConfigurationError
+    from keyscope.operations import Draft, OperationBuilder
+    from test_bundler_client import (
+        ALTO_GAS_PRICE,
+        ENTRY_POINT,
+        SENDER,
+        ScriptedServer,
+        fail,
+        ok,
+        scripted_bundler,
+        user_op,
+    )
+
+    refusal = fail(-32500, "UserOperation reverted during simulation with reason: AA23 reverted 0x")
+    node = ScriptedServer().on("eth_chainId", ok(hex(node_chain))).on("eth_call", ok("0x" + "00" * 32))
+    try:
+        with scripted_bundler() as bundler_server:
+            bundler_server.on("pimlico_getUserOperationGasPrice", ok(ALTO_GAS_PRICE))
+            bundler_server.on("eth_estimateUserOperationGas", refusal).on("eth_sendUserOperation", refusal)
+            with (
+                BundlerClient(bundler_server.url, timeout=2.0) as bundler,
+                RpcChain(node.url, timeout=2.0) as chain,
+            ):
+                builder = OperationBuilder(
+                    Endpoints(chain=chain, bundler=bundler, module="0x" + "5e" * 20, entry_point=ENTRY_POINT)
+                )
+                for attempt in (
+                    lambda: builder.prepare(Draft(sender=SENDER, call_data=b"", nonce_key=0), bytes(65)),
+                    lambda: builder.send(user_op()),
+                ):
+                    with pytest.raises(
+                        BundlerRejectedError if node_chain == 0x7A69 else ConfigurationError
+                    ) as e:
+                        attempt()
+                    if node_chain != 0x7A69:
+                        message = assert_clear(e.value, "chain")
+                        assert f"the bundler {bundler_server.url} serves chain 31337" in message, message
+                        assert f"the node {node.url} is chain 1337" in message, message
+    finally:
+        node.stop()
