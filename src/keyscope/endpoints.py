@@ -34,6 +34,7 @@ from .errors import (
     BadInputError,
     CallRevertedError,
     ConfigurationError,
+    KeyscopeError,
     UnknownOptionError,
     UnsupportedAccountError,
     shown,
@@ -42,6 +43,7 @@ from .hashing import user_op_hash
 from .hexutil import to_address
 from .paymaster import PaymasterClient
 from .selectors import ENTRY_POINT, IS_MODULE_INSTALLED
+from .urls import mask_url
 from .userop import UserOperation
 
 __all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
@@ -237,6 +239,25 @@ class Endpoints:
         if self._chain_id is None:
             self._chain_id = self.chain.chain_id()
         return self._chain_id
+
+    def refuse_bundler_of_another_chain(self) -> None:
+        """Raise :class:`~keyscope.errors.ConfigurationError` when the bundler (a :class:`BundlerClient`) serves
+        another chain than the node. Asked after the bundler refused an operation: a bundler of another chain
+        simulates it against another chain's state, and its refusal (the owner's signature invalid, an account
+        without funds) would send its reader after the wrong cause. Says nothing when either cannot tell."""
+        if not isinstance(self.bundler, BundlerClient):
+            return
+        try:
+            served, chain_id = self.bundler.chain_id(), self.chain_id
+        except KeyscopeError:
+            return
+        if served != chain_id:
+            node = f" {mask_url(self.chain.url)}" if isinstance(self.chain, RpcChain) else ""
+            raise ConfigurationError(
+                f"the bundler {mask_url(self.bundler.url)} serves chain {served}, but the node{node} is chain "
+                f"{chain_id}: its refusal of the operation is about another chain; connect() a node and a bundler of "
+                "the same chain"
+            )
 
     @property
     def entry_point_version(self) -> str:

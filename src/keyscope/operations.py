@@ -192,7 +192,11 @@ class OperationBuilder:
             stub = net.paymaster.stub_data(op, net.entry_point, net.chain_id)
             op = stub.apply(op)
         if gas is None:
-            gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
+            try:
+                gas = net.bundler.estimate_user_operation_gas(op, net.entry_point)
+            except BundlerRejectedError:
+                net.refuse_bundler_of_another_chain()
+                raise
         op = op.replace(**_gas_fields(gas, op, stub, saved))
         if net.paymaster is not None and stub is not None and not stub.isFinal:
             final = net.paymaster.data(op, net.entry_point, net.chain_id)
@@ -215,7 +219,11 @@ class OperationBuilder:
         node answers raw JSON-RPC (:class:`~keyscope.chain.RpcChain`, :class:`~keyscope.chain.Web3Chain`)."""
         net = self.network
         mine = self.user_op_hash(op)
-        returned = net.bundler.send_user_operation(op, net.entry_point)
+        try:
+            returned = net.bundler.send_user_operation(op, net.entry_point)
+        except BundlerRejectedError:
+            net.refuse_bundler_of_another_chain()
+            raise
         if bytes(returned) != mine:
             raise TransportError(
                 f"the bundler answered eth_sendUserOperation with userOpHash 0x{bytes(returned).hex()}, not the "
