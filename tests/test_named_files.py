@@ -366,6 +366,31 @@ def test_an_abi_file_that_is_missing_or_not_an_abi_says_so(tmp_path: Path) -> No
         Policy.from_abi(TARGET, [{"type": "event", "name": "Transfer", "inputs": []}], "safeMint")
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("5", "the ABI file {path} holds the number 5"),
+        (
+            json.dumps(json.dumps(ABI)),
+            "the ABI file {path} holds a string (the ABI's JSON text written as one",
+        ),
+        ('{"abi": null}', "the 'abi' key of the ABI file {path} holds null"),
+    ],
+    ids=["a-number", "the-list-as-a-json-string", "an-abi-key-of-null"],
+)
+def test_an_abi_file_holding_json_that_is_no_list_says_what_it_holds(
+    tmp_path: Path, content: str, said: str
+) -> None:
+    """A file of JSON that is no list of entries (the ABI's text saved as one JSON string, say) was refused as
+    ``cannot read an ABI from a str``: the file's path, given as a string, taken for the ABI."""
+    path = tmp_path / "NFT.json"
+    path.write_text(content)
+    with pytest.raises(InvalidAbiError) as refused:
+        Policy.from_abi(TARGET, str(path), "safeMint")
+    assert str(refused.value).startswith(said.format(path=path)), str(refused.value)
+    assert "from a str" not in str(refused.value)
+
+
 def test_an_abi_nested_past_the_parsers_depth_is_refused_as_bad_input() -> None:
     """Once a RecursionError from the JSON decoder."""
     with pytest.raises(
