@@ -642,12 +642,20 @@ def _names_a_file(text: str) -> bool:
 
 def _abi_entries(abi: Any) -> list[dict[str, Any]]:
     source = abi
+    read = ""  # where a JSON value read from a file or text came from, for a value that is no ABI
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _names_a_file(source)):
-        source = _abi_file(source.strip() if isinstance(source, str) else source)
+        path = source.strip() if isinstance(source, str) else source
+        source, read = _abi_file(path), f"the ABI file {path}"
     elif isinstance(source, (str, bytes, bytearray)):
-        source = _abi_json(source)
+        source, read = _abi_json(source), "the ABI's JSON text"
     if isinstance(source, dict) and "abi" in source:
         source = source["abi"]
+        read = read and f"the 'abi' key of {read}"
+    if read and not isinstance(source, (list, dict)):
+        raise InvalidAbiError(
+            f"{read} holds {_json_kind(source)}, not a list of ABI entries: give a list of ABI entries, or a build "
+            "artefact with an 'abi' list"
+        )
     elif not isinstance(source, (list, tuple, dict)):
         contract_type = getattr(source, "contract_type", None)
         if contract_type is not None and hasattr(contract_type, "abi"):
@@ -672,6 +680,17 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
             raise InvalidAbiError(f"an ABI entry must be an object, got {shown(item)}")
         entries.append(item)
     return entries
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in words: ``a string`` (a list's JSON text given as a string, most often)."""
+    if isinstance(value, str):
+        return "a string (the ABI's JSON text written as one JSON string, perhaps: give the list itself)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    return f"the number {value}" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
 
 
 def _functions(abi: Any) -> list[AbiFunction]:
