@@ -1271,6 +1271,17 @@ def test_the_local_stacks_numbers_are_checked_before_anything_starts(
     assert done.value.code == 2 and said in capsys.readouterr().err
 
 
+def test_the_local_stacks_help_names_what_it_deploys(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m keyscope.local --help`` said it deploys the EntryPoint v0.7 and keyscope's contracts: the README's
+    EIP-7702 example needs the v0.8 one and the delegate, which it deploys too, and its ``--json`` names."""
+    from keyscope.local.__main__ import main as local_main
+
+    with pytest.raises(SystemExit) as done:
+        local_main(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0 and "EntryPoints v0.7 and v0.8" in said and "EIP-7702 delegate" in said, said
+
+
 def test_a_log_folder_that_cannot_be_made_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
