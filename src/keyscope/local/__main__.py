@@ -41,8 +41,8 @@ def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
 def _parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m keyscope.local",
-        description="Run anvil and the Alto bundler on 127.0.0.1 with the EntryPoint v0.7 and keyscope's "
-        "contracts deployed, until Ctrl-C.",
+        description="Run anvil and the Alto bundler on 127.0.0.1 with the EntryPoints v0.7 and v0.8, keyscope's "
+        "contracts (the EIP-7702 delegate among them) and a demo NFT deployed, until Ctrl-C.",
     )
     parser.add_argument(
         "--chain-id",
