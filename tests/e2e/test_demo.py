@@ -30,6 +30,8 @@ def test_the_demo_reads_well_in_80_columns(caplog: pytest.LogCaptureFixture) -> 
     flowing = re.sub(r"\s+", " ", text)  # rich wraps long lines at spaces
     assert "RuleViolated(callIndex=0, permissionIndex=0, ruleIndex=0" in flowing  # the refusal, decoded
     assert "stopped the node and the bundler" in text
+    # and what a newcomer does next, once it worked
+    assert "next: README.md's “Using the SDK”" in flowing and "python -m keyscope.local" in flowing
     # the end table: each operation's hash whole as shortened, never cut a second time to fit the columns
     table = text.split("UserOperations that landed", 1)[1]
     assert len(re.findall(r"0x[0-9a-f]{6}…[0-9a-f]{6}\b", table)) == 7, table
