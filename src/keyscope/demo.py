@@ -267,6 +267,10 @@ def run(console: Console) -> None:
         with console.status("stopping anvil and Alto…"):
             stack.stop()
         console.print("  stopped the node and the bundler")
+    console.print(
+        "\n[bold]next[/]: README.md's “Using the SDK” does the same from your own code, against the stack "
+        "`.venv/bin/python -m keyscope.local --json` runs; docs/scripts.md walks a session through from a terminal"
+    )
 
 
 def _refused(action: Callable[[], object], refusal: type[E], accepted: str) -> E:
