@@ -162,6 +162,17 @@ def test_a_command_that_only_reads_writes_no_store_into_an_empty_folder_or_anoth
         assert database.execute("SELECT * FROM users").fetchall() == [(1, "ann")]
 
 
+def test_the_folder_of_a_sqlite_store_given_for_the_store_names_the_stores_url(tmp_path: Path) -> None:
+    """``--store .keyscope``, the folder of the default store ``sqlite:///.keyscope/sessions.db``, was refused as
+    ``not a keyscope store (it has no keyscope-store.json)``, leaving the newcomer to guess the URL."""
+    folder = tmp_path / ".keyscope"
+    folder.mkdir()  # as `ape run grant` makes it
+    open_store(f"sqlite:///{folder / 'sessions.db'}").close()
+    said = one_line_refusal(["sessions", "--store", str(folder)])
+    assert f"it holds the SQLite store sessions.db, sqlite:///{folder / 'sessions.db'}" in said, said
+    assert sorted(p.name for p in folder.iterdir()) == ["sessions.db"]
+
+
 def test_a_command_that_only_reads_writes_no_store_into_another_programs_postgresql_database(
     postgres_server,
 ) -> None:
