@@ -243,11 +243,17 @@ class FileStore(DocumentStore):
             if fresh and not create:
                 if not self.root.exists():
                     raise StoreNotFoundError(self.url, f"there is no store at {self.root}")
+                if not any(self.root.iterdir()):
+                    raise StoreNotFoundError(
+                        self.url, f"the folder {self.root} is empty, not a keyscope store"
+                    )
+                # the folder of a SQLite store (the default one's, .keyscope) given for the store: its URL is said
+                databases = sorted(p for p in self.root.iterdir() if p.is_file() and is_sqlite_file(p))
+                held = "".join(
+                    f"; it holds the SQLite store {p.name}, sqlite:///{p.absolute()}" for p in databases[:1]
+                )
                 raise StoreNotFoundError(
-                    self.url,
-                    f"the folder {self.root} is empty, not a keyscope store"
-                    if not any(self.root.iterdir())
-                    else f"the folder {self.root} is not a keyscope store (it has no {MARKER})",
+                    self.url, f"the folder {self.root} is not a keyscope store (it has no {MARKER}{held})"
                 )
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             for kind in (*KINDS, _KEYS):
