@@ -364,6 +364,11 @@ def test_bad_input_gives_one_clear_error_line(
     assert f"cannot reach {unreachable}" in bundler.error()
     assert "KEYSCOPE_STORE_PASSPHRASE" in secret.error()
     assert "is for chain 31337" in chain.error() and f"--network {local_stack.rpc_url}" in chain.error()
+    # run without --network: the chain it is on is named as ape's default, not as a --network it was not given
+    assert (
+        "but ape's local test chain (ethereum:local:test, where a command without --network runs) is chain 1337"
+        in (chain.error())
+    )
     assert "or the deployments file of chain 1337 (--deployments, KEYSCOPE_DEPLOYMENTS)" in chain.error()
     assert f"there is no store at {tmp_path / 'e.db'}" in nowhere.error() and not (tmp_path / "e.db").exists()
     assert (
