@@ -69,7 +69,7 @@ def connect_ape(
         where = f" (node {settings.deployments.rpc_url})" if settings.deployments.rpc_url else ""
         raise ConfigurationError(
             f"the deployments file {settings.deployments.source} is for chain {settings.chain_id}{where}, but "
-            f"--network is connected to chain {chain_id}: pass --network for that chain"
+            f"{_connected_network()} chain {chain_id}: pass --network for that chain"
             + (f" (e.g. --network {settings.deployments.rpc_url})" if settings.deployments.rpc_url else "")
             # the file's node may be the one connected, restarted with another chain since: the file is stale
             + f", or the deployments file of chain {chain_id} (--deployments, {ENV_DEPLOYMENTS})"
@@ -141,6 +141,16 @@ def connect(
         settings.names["nft"] = deployed.nft
     network = connect_ape(settings, submitter=submitter, need_bundler=need_bundler, need_factory=need_factory)
     return network, settings
+
+
+def _connected_network() -> str:
+    """The network the command is connected to, in an error's words: ape's local test chain, which a command run
+    without ``--network`` connects to, is named as such (the newcomer gave no ``--network``)."""
+    from ape import chain as ape_chain
+
+    if ape_chain.provider.network_choice == "ethereum:local:test":
+        return "ape's local test chain (ethereum:local:test, where a command without --network runs) is"
+    return "--network is connected to"
 
 
 def ape_node() -> Chain:
