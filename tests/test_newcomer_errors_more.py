@@ -537,3 +537,18 @@ def test_a_bundler_of_another_chain_than_the_node_is_named_when_it_refuses(node_
                         assert f"the node {node.url} is chain 1337" in message, message
     finally:
         node.stop()
+
+
+@pytest.mark.parametrize("name", ["grant.json", "  grant.json\n", "saved-grant"])
+def test_a_grant_files_name_given_for_its_text_says_to_read_the_file(
+    tmp_path, monkeypatch, name: str
+) -> None:
+    """``SessionGrant.from_json("grant.json")``, after ``grant.to_json()`` was saved there, said ``it is not JSON
+    (expected value at line 1 column 1)``: the name was taken for the text, and nothing said so."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name.strip()).write_text("{}")
+    with pytest.raises(BadInputError) as refused:
+        SessionGrant.from_json(name)
+    message = assert_clear(refused.value, "file")
+    assert f"{name.strip()!r} is the name of a file, not the grant's JSON text" in message, message
+    assert f"SessionGrant.from_json(pathlib.Path({name.strip()!r}).read_text())" in message, message
