@@ -3,6 +3,7 @@ signature that its first operation carries. It never holds the session key itsel
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -98,7 +99,21 @@ class SessionGrant(HexRepr, RaisesBadInput, BaseModel):
         try:
             return cls.model_validate_json(text)
         except ValidationError as error:
-            raise BadInputError(_grant_problem(error, len(text))) from None
+            problem = _grant_problem(error, len(text))
+            if isinstance(text, str) and _looks_like_a_path(text):  # a file's name given for its text
+                problem = (
+                    f"not a session grant: {text.strip()!r} is the name of a file, not the grant's JSON text; give its "
+                    f"text, SessionGrant.from_json(pathlib.Path({text.strip()!r}).read_text())"
+                )
+            raise BadInputError(problem) from None
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """Whether ``text`` (no grant's JSON) is rather a file's name: one line, not JSON, a ``.json`` name or a file."""
+    stripped = text.strip()
+    if not stripped or stripped[0] in "[{" or "\n" in stripped or len(stripped) > 4096:
+        return False
+    return stripped.endswith(".json") or os.path.isfile(stripped)
 
 
 def _grant_problem(error: ValidationError, size: int) -> str:
