@@ -598,6 +598,28 @@ def _walkthrough() -> tuple[str, list[str], list[tuple[str, str]]]:
     return server, settings, commands
 
 
+def test_the_walkthroughs_settings_wait_for_the_stack_of_terminal_1(tmp_path: Path) -> None:
+    """Terminal 2's settings pasted while terminal 1's stack still starts (``stack.json`` empty) read the node's URL
+    once the stack wrote it: they once ended in a Python traceback from ``json.load`` and an empty ``$NODE``, which
+    ``--network $NODE --fund 1ether`` then took for ``--network --fund``. No stack is needed: the file is written
+    two seconds in, as the stack writes it."""
+    _, settings, _ = _walkthrough()
+    (tmp_path / "stack.json").write_text("")
+    url = "http://127.0.0.1:45831"
+    shell = subprocess.Popen(
+        ["bash", "-c", "\n".join(settings) + '\necho "NODE=$NODE"'],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    (tmp_path / "stack.json").write_text(json.dumps({"rpc_url": url, "chain_id": 31337}) + "\n")
+    out, err = shell.communicate(timeout=60)
+    assert shell.returncode == 0 and "Traceback" not in err, err
+    assert out.splitlines()[-1] == f"NODE={url}", out
+
+
 def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     """docs/scripts.md's session from start to end, each command as written, from a folder laid out as the
     checkout's root (its virtual environment, caches, scripts and npm packages), so that ``stack.json`` and the
