@@ -1156,6 +1156,15 @@ def test_every_help_text_reads_as_plain_text(command: list[str]) -> None:
         assert all(name in result.output for name in main.commands)
 
 
+def test_the_consent_commands_help_says_what_its_requests_file_holds() -> None:
+    """``keyscope consent --help`` named REQUESTS_FILE as "ERC-7715 REQUESTS_FILE" only: what a newcomer writes in
+    it (the JSON list of PermissionRequest objects of wallet_grantPermissions) was not said."""
+    result = CliRunner().invoke(main, ["consent", "--help"])
+    said = " ".join(result.output.split())
+    assert "a JSON list of PermissionRequest objects" in said and "docs/erc7715.md" in said, said
+    assert "python -m keyscope.local --json" in said, said
+
+
 def _script_command(name: str) -> click.Command:
     """``scripts/NAME.py``'s command, as ``ape run NAME`` loads it."""
     import importlib.util
