@@ -232,7 +232,12 @@ def consent(
     out: Path | None,
     timeout: float,
 ) -> None:
-    """Ask the owner to grant ERC-7715 REQUESTS_FILE on the consent page; write the responses."""
+    """Ask the owner to grant ERC-7715 REQUESTS_FILE on the consent page; write the responses.
+
+    REQUESTS_FILE holds the params of wallet_grantPermissions: a JSON list of PermissionRequest objects, as
+    docs/erc7715.md shows them. The node, the bundler and keyscope's addresses come from the options or from
+    --deployments FILE (what `python -m keyscope.local --json` prints).
+    """
     try:
         params = json.loads(
             read_text_file(
