@@ -552,3 +552,14 @@ def test_a_grant_files_name_given_for_its_text_says_to_read_the_file(
     message = assert_clear(refused.value, "file")
     assert f"{name.strip()!r} is the name of a file, not the grant's JSON text" in message, message
     assert f"SessionGrant.from_json(pathlib.Path({name.strip()!r}).read_text())" in message, message
+
+
+@pytest.mark.parametrize("value", ["abc", "0xzz", "0x123"])
+def test_a_bytes_rule_value_that_is_no_hex_says_where_and_the_value_once(value: str) -> None:
+    """``arg("x") == "abc"`` on a ``bytes4`` read ``argument `x` (bytes4) of f(bytes4): 'abc' is not bytes or
+    0x-hex: argument `x` (bytes4) of f(bytes4) 'abc' is not hex data: ...``, the argument and the value twice."""
+    with pytest.raises(BadInputError) as refused:
+        Policy.call(TARGET, "f(bytes4 x)", rules=[arg("x") == value])
+    message = assert_clear(refused.value, "hex")
+    assert message.count("argument `x`") == 1 and message.count(repr(value)) == 1, message
+    assert "give 0x followed by an even number of hex digits" in message, message
