@@ -1086,8 +1086,11 @@ def _encode(value: Any, kind: AbiType, where: str) -> int:
             raise BadInputError(f"{where}: expected {size} bytes (bytes or 0x-hex), got {shown(value)}")
         try:
             data = to_bytes(raw, name=where)
-        except BadInputError as error:
-            raise BadInputError(f"{where}: {shown(value)} is not bytes or 0x-hex: {error}") from None
+        except BadInputError:
+            # (to_bytes's own refusal names the value and `where` again: said once here)
+            raise BadInputError(
+                f"{where}: {shown(value)} is not bytes or 0x-hex: give 0x followed by an even number of hex digits"
+            ) from None
         if len(data) != size:
             raise BadInputError(f"{where}: expected exactly {size} bytes, got {len(data)} ({shown(value)})")
         return int.from_bytes(data.ljust(32, b"\x00"), "big")
