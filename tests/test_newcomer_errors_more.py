@@ -563,3 +563,18 @@ def test_a_bytes_rule_value_that_is_no_hex_says_where_and_the_value_once(value: 
     message = assert_clear(refused.value, "hex")
     assert message.count("argument `x`") == 1 and message.count(repr(value)) == 1, message
     assert "give 0x followed by an even number of hex digits" in message, message
+
+
+@pytest.mark.parametrize("targets", [[TARGET], "all", None])
+def test_sponsorship_targets_of_neither_shape_say_the_two_shapes_once(targets: Any) -> None:
+    """``"targets": ["0x…"]`` (a list of contracts) in a sponsorship policy read ``targets: Input should be 'any'
+    ...; targets: Input should be a valid dictionary ...; see the example in keyscope.sponsor.policy's
+    documentation``: two refusals of a union, and a module's docstring for the example."""
+    with pytest.raises(BadInputError) as refused:
+        SponsorshipPolicy.from_dict({"targets": targets})
+    message = assert_clear(refused.value, "targets")
+    assert (
+        'targets: give "any", or an object mapping each contract to "any" or a list of its selectors'
+        in message
+    )
+    assert "Input should be" not in message and "docs/sponsorship.md (Policy file)" in message, message
