@@ -124,9 +124,14 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
     @classmethod
     def _each_contract_once(cls, value: Any) -> Any:
         """Refuse one contract listed under two spellings (lowercase and checksummed, say): as a dict, the last
-        entry would replace the first silently, a list of selectors by ``"any"`` or the other way round."""
-        if not isinstance(value, dict):
+        entry would replace the first silently, a list of selectors by ``"any"`` or the other way round. A value of
+        neither shape (a list of contracts, ``"all"``) is said in those words, not in the union's two refusals."""
+        if value == "any":
             return value
+        if not isinstance(value, dict):
+            raise ValueError(
+                f'give "any", or an object mapping each contract to "any" or a list of its selectors, got {shown(value)}'
+            )
         seen: dict[str, object] = {}
         for written in value:
             try:
@@ -163,8 +168,8 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
             return cls.model_validate(data)
         except ValidationError as error:
             raise BadInputError(
-                f"not a sponsorship policy: {validation_problems(error)}; see the example in "
-                "keyscope.sponsor.policy's documentation"
+                f"not a sponsorship policy: {validation_problems(error)}; see the example in docs/sponsorship.md "
+                "(Policy file)"
             ) from None
 
     @classmethod
