@@ -578,3 +578,22 @@ def test_sponsorship_targets_of_neither_shape_say_the_two_shapes_once(targets: A
         in message
     )
     assert "Input should be" not in message and "docs/sponsorship.md (Policy file)" in message, message
+
+
+def test_a_grant_written_with_camel_case_keys_names_those_keys_first() -> None:
+    """A grant's JSON whose keys a dapp's frontend rewrote in camelCase (``chainId``, ``entryPoint``, ``sessionId``,
+    ...) was refused with the fields it lacks first (``chain_id: Field required; ...``), and of the keys it has
+    instead, the cause, only those that fit in the five problems shown (``sessionId`` among those left out)."""
+    from test_wire_integers import _grant_json
+
+    written = {
+        "".join(part if i == 0 else part.title() for i, part in enumerate(key.split("_"))): value
+        for key, value in _grant_json().items()
+    }
+    assert {"chainId", "entryPoint", "sessionId"} <= set(written)
+    with pytest.raises(BadInputError) as refused:
+        SessionGrant.from_json(json.dumps(written))
+    message = assert_clear(refused.value, "chainId")
+    assert message.startswith("not a session grant: chainId: Extra inputs are not permitted; entryPoint: "), (
+        message
+    )
