@@ -128,6 +128,8 @@ def _grant_problem(error: ValidationError, size: int) -> str:
             else f"it is not JSON ({detail})"
         )
         return f"not a session grant: {what}; give the whole text that SessionGrant.to_json() wrote"
+    # a field the grant does not have (a key renamed by hand, most often) first: it is the cause of the missing one
+    problems = sorted(problems, key=lambda problem: problem["type"] != "extra_forbidden")
     shown = []
     for problem in problems[:5]:
         where = ".".join(str(part) for part in problem["loc"]) or "the grant"
