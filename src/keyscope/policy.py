@@ -651,17 +651,17 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
     if isinstance(source, dict) and "abi" in source:
         source = source["abi"]
         read = read and f"the 'abi' key of {read}"
-    if read and not isinstance(source, (list, dict)):
-        raise InvalidAbiError(
-            f"{read} holds {_json_kind(source)}, not a list of ABI entries: give a list of ABI entries, or a build "
-            "artefact with an 'abi' list"
-        )
     elif not isinstance(source, (list, tuple, dict)):
         contract_type = getattr(source, "contract_type", None)
         if contract_type is not None and hasattr(contract_type, "abi"):
             source = contract_type.abi
         elif hasattr(source, "abi"):
             source = source.abi
+    if read and not isinstance(source, (list, dict)):
+        raise InvalidAbiError(
+            f"{read} holds {_json_kind(source)}, not a list of ABI entries: give a list of ABI entries, or a build "
+            "artefact with an 'abi' list"
+        )
     if isinstance(source, dict):
         raise InvalidAbiError(
             f"the ABI is a JSON object, not a list of entries (keys: {', '.join(map(str, list(source)[:8])) or 'none'}): "
@@ -683,13 +683,12 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
 
 
 def _json_kind(value: Any) -> str:
-    """What a JSON value is, in words: ``a string`` (a list's JSON text given as a string, most often)."""
+    """What a JSON value that is no list or object is, in words (a string, most often: the list's JSON text saved as
+    one JSON string)."""
     if isinstance(value, str):
         return "a string (the ABI's JSON text written as one JSON string, perhaps: give the list itself)"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()}"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     return f"the number {value}" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
 
 
