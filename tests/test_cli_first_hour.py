@@ -492,6 +492,28 @@ def test_progress_says_what_is_waited_for_and_for_how_long(net, harness, nft, bu
     )
 
 
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), SystemExit(130)], ids=["python", "ape"])
+def test_ctrl_c_while_waiting_says_the_operation_may_land_and_how_to_follow_it(
+    bundler, interrupt: BaseException
+) -> None:
+    """Ctrl-C during ``ape run send --wait`` stopped the command with nothing said: the operation, sent, may still
+    be included, and a newcomer sending it again would mint twice. (Under ``ape run``, ape's SIGINT handler makes
+    Ctrl-C ``SystemExit(130)``.)"""
+    lines: list[str] = []
+    pending = PendingUserOperation(bundler, b"\x42" * 32)
+
+    def ctrl_c(*_: object, **__: object) -> None:
+        raise interrupt
+
+    pending.wait = ctrl_c  # type: ignore[method-assign]
+    with pytest.raises(type(interrupt)):
+        Progress(echo=lines.append).wait(pending, "the session's operation", 60)
+    assert lines[-1] == (
+        f"interrupted while waiting: UserOperation {pending.hex_hash} may still be included; follow it with "
+        f"`ape run status {pending.hex_hash} --wait` before sending it again"
+    ), lines
+
+
 def harness_call(nft, to):
     from keyscope import function_call
 
