@@ -209,6 +209,16 @@ class Progress:
             left = timeout - (time.monotonic() - start)
             try:
                 receipt = pending.wait(max(0.0, min(self.interval, left)), check=check)
+            except (
+                KeyboardInterrupt,
+                SystemExit,
+            ):  # Ctrl-C (ape's handler exits with 130) stops the wait only
+                # the operation goes on: where it went is said before the command ends
+                self.say(
+                    f"interrupted while waiting: UserOperation {pending.hex_hash} may still be included; follow it with "
+                    f"`ape run status {pending.hex_hash} --wait` before sending it again"
+                )
+                raise
             except UserOperationTimeoutError as error:
                 waited = time.monotonic() - start
                 unconfirmed = (
