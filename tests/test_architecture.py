@@ -202,6 +202,65 @@ def test_the_walker_accepts_imports_that_run_one_way(tmp_path: Path) -> None:
     assert find_cycle(import_edges(_write_package(tmp_path, files), "pkg")) is None
 
 
+# what the Python 3.10 the README and pyproject.toml promise lacks (mypy and the suite run on 3.11, and see none)
+NEW_IN_PYTHON_311 = {
+    "typing": {
+        "Never",
+        "Self",
+        "LiteralString",
+        "assert_never",
+        "assert_type",
+        "reveal_type",
+        "TypeVarTuple",
+        "Unpack",
+        "Required",
+        "NotRequired",
+        "dataclass_transform",
+        "get_overloads",
+        "clear_overloads",
+    },
+    "datetime": {"UTC"},
+    "enum": {"StrEnum", "ReprEnum", "verify", "member", "nonmember", "global_enum", "property"},
+}
+
+
+def _run_time_nodes(tree: ast.Module) -> Iterator[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:``, which never run."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def test_the_package_runs_on_python_3_10() -> None:
+    """On Python 3.10 (``requires-python = ">=3.10"``, the README's "Python 3.10+"), ``import keyscope`` failed
+    with ``ImportError: cannot import name 'Never' from 'typing'``, and a sign-in message's time with
+    ``AttributeError: module 'datetime' has no attribute 'UTC'``: names of 3.11's standard library, used where they
+    run."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in _run_time_nodes(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in NEW_IN_PYTHON_311 and node.level == 0:
+                found += [
+                    f"{path.name}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name in NEW_IN_PYTHON_311[node.module]
+                ]
+            elif isinstance(node, ast.Import):
+                found += [f"{path.name}: import {a.name}" for a in node.names if a.name == "tomllib"]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if node.attr in NEW_IN_PYTHON_311.get(node.value.id, ()):
+                    found.append(f"{path.name}: {node.value.id}.{node.attr}")
+            elif isinstance(node, ast.TryStar):
+                found.append(f"{path.name}: except*")
+    assert found == [], found
+
+
 def test_the_package_imports_no_test_tooling() -> None:
     offenders = []
     for module, path in modules_of(PACKAGE.parent, "keyscope").items():
