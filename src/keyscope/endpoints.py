@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Never, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -45,6 +45,9 @@ from .paymaster import PaymasterClient
 from .selectors import ENTRY_POINT, IS_MODULE_INSTALLED
 from .urls import mask_url
 from .userop import UserOperation
+
+if TYPE_CHECKING:
+    from typing_extensions import Never  # typing's own from Python 3.11 on
 
 __all__ = ["Endpoints", "entry_point_of", "entry_point_version"]
 

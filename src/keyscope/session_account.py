@@ -817,7 +817,8 @@ class SessionAccount:
             chain_id=self.grant.chain_id,
             statement=statement,
             nonce=nonce or secrets.token_hex(8),
-            issued_at=issued_at or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            issued_at=issued_at
+            or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             expiration_time=expiration_time,
         )
         return message, self.sign_in_message(message)
