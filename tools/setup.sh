@@ -23,9 +23,11 @@ hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
 # --- tools the machine must already have -------------------------------------------------------
 PYTHON="${PYTHON:-python3}"
-command -v "$PYTHON" >/dev/null || fail "python3 not found: install Python 3.10 or newer (e.g. apt-get install python3 python3-venv)."
-"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-  || fail "Python 3.10 or newer is needed, found $("$PYTHON" --version 2>&1)."
+# 3.11: the pinned dependencies of requirements.lock (SQLAlchemy 2.1, hypothesis...) need it; the keyscope package
+# itself also runs on 3.10, with the versions pip picks there
+command -v "$PYTHON" >/dev/null || fail "python3 not found: install Python 3.11 or newer (e.g. apt-get install python3 python3-venv)."
+"$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+  || fail "Python 3.11 or newer is needed for the pinned dependencies (requirements.lock), found $("$PYTHON" --version 2>&1): install it and run PYTHON=python3.11 make demo (or make test)."
 command -v node >/dev/null || fail "node not found: install Node.js 18 or newer (e.g. apt-get install nodejs npm)."
 node -e 'process.exit(parseInt(process.versions.node) >= 18 ? 0 : 1)' \
   || fail "Node.js 18 or newer is needed, found $(node --version)."
@@ -43,6 +45,10 @@ fi
 
 # --- Python virtual environment --------------------------------------------------------------------
 py_stamp="$(hash_of pyproject.toml requirements.lock)"
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  say "the virtual environment in .venv has $(.venv/bin/python --version 2>&1): making it again with $("$PYTHON" --version 2>&1)"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv"
   "$PYTHON" -m venv .venv || fail "could not create .venv: install the venv module (e.g. apt-get install python3-venv)."
