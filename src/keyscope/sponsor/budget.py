@@ -145,8 +145,12 @@ class BudgetLedger:
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
-            over_account = self.limit is not None and used + amount > self.limit
-            over_total = self.total is not None and self._reserved_total + amount > self.total
+            # a budget with nothing left signs nothing, not even an operation of no cost (maxFeePerGas 0), as the
+            # stub's check (require_some) says
+            over_account = self.limit is not None and (used + amount > self.limit or used >= self.limit)
+            over_total = self.total is not None and (
+                self._reserved_total + amount > self.total or self._reserved_total >= self.total
+            )
             if over_account or over_total:
                 raise self._exhausted_locked(account, amount)
             row = None
