@@ -74,3 +74,45 @@ def test_a_session_wide_policy_asked_with_two_values_is_refused(kind: str, order
     assert [p.selector for p in plan.session(max_gas_cost=10**16, salt=0).permissions] == [
         p.selector for p in plan_from_requests([agreed[0]]).session(max_gas_cost=10**16, salt=0).permissions
     ] + [p.selector for p in plan_from_requests([agreed[1]]).session(max_gas_cost=10**16, salt=0).permissions]
+
+
+PAY = {"type": "contract-call", "data": {"address": SHOP, "selector": "0x00000000", "valueLimit": "0x64"}}
+PERIODS: dict[str, tuple[dict[str, Any], str]] = {
+    "native periodDuration": (
+        {"type": "native-token-transfer", "data": {"allowance": "0x5"}},
+        "periodDuration",
+    ),
+    "erc20 periodDuration": (
+        {"type": "erc20-token-transfer", "data": {"address": TOKEN, "allowance": "0x5"}},
+        "periodDuration",
+    ),
+    "rate-limit interval": ({"type": "rate-limit", "data": {"count": 1}}, "interval"),
+}
+
+
+def _with_period(where: str, seconds: int) -> list[dict[str, Any]]:
+    """The requests of a call whose period ``where`` is ``seconds`` long (a payment the native allowance meters)."""
+    entry, field = PERIODS[where]
+    entry = {"type": entry["type"], "data": {**entry["data"], field: seconds}}
+    if entry["type"] == "rate-limit":
+        return [_request(MINT, [entry])]
+    return [_request(PAY, []), _request(entry, [])]
+
+
+@pytest.mark.parametrize("where", sorted(PERIODS))
+@pytest.mark.parametrize("seconds", [59, 2**32])
+def test_a_period_outside_sixty_seconds_to_two_to_the_thirty_two_is_refused(where: str, seconds: int) -> None:
+    """erc7715.md: "Periods (``periodDuration``, ``interval``) are whole seconds from 60 ... to 2**32 - 1", for each
+    of the three fields that carry one: one second short of either bound is refused, naming the field."""
+    field = PERIODS[where][1]
+    with pytest.raises(BadInputError, match=f"{field}: {seconds} "):
+        plan_from_requests(_with_period(where, seconds))
+
+
+@pytest.mark.parametrize("where", sorted(PERIODS))
+@pytest.mark.parametrize("seconds", [60, 2**32 - 1])
+def test_a_period_at_either_bound_is_the_limit_s_period(where: str, seconds: int) -> None:
+    """The bounds themselves are periods the session's limit keeps, as asked."""
+    session = plan_from_requests(_with_period(where, seconds)).session(max_gas_cost=10**16, salt=0)
+    assert [limit.period for limit in session.limits if limit.period] != []
+    assert {limit.period for limit in session.limits if limit.period} == {seconds}
