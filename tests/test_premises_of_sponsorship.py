@@ -6,6 +6,7 @@ These run the service's own objects (``Sponsor``, ``SponsorshipPolicy``) with no
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from keyscope.signing import LocalSigner
 from keyscope.sponsor import (
     BUDGET_EXHAUSTED,
     NOT_SPONSORED,
+    BudgetLedger,
     Sponsor,
     SponsorshipPolicy,
     SponsorshipRefused,
@@ -140,3 +142,23 @@ def test_a_signature_validity_past_a_year_or_not_positive_is_refused(seconds: in
     assert SponsorshipPolicy.from_dict(
         {"targets": "any", "validity_seconds": 365 * 86_400}
     ).validity_seconds == (365 * 86_400)
+
+
+def test_a_ledger_counts_a_reservation_without_an_end_after_any_restart(tmp_path: Path) -> None:
+    """sponsorship.md, Budget: a service started on the ledger file "counts again every reservation ... whose
+    signature is still valid on its clock". A ``validUntil`` of 0 is a signature that never expires (the paymaster's
+    window, "0 = no expiry"): ``BudgetLedger.reserve`` takes it as its default, and it must be counted at every
+    restart, however late, while one that ended is dropped and one still open is kept."""
+    path = tmp_path / "ledger.sqlite"
+    endless, ended, open_ = (LocalSigner.generate().address for _ in range(3))
+    ledger = BudgetLedger(100, 1_000, path=path, scope="paymaster@1", now=1_000)
+    ledger.reserve(endless, 10)
+    ledger.reserve(ended, 20, valid_until=2_000)
+    ledger.reserve(open_, 30, valid_until=10**9)
+    ledger.close()
+    again = BudgetLedger(100, 1_000, path=path, scope="paymaster@1", now=10**6)
+    try:
+        assert (again.reserved(endless), again.reserved(ended), again.reserved(open_)) == (10, 0, 30)
+        assert again.reserved_total() == 40
+    finally:
+        again.close()
