@@ -10,6 +10,7 @@ the session must be free for another worker."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,33 @@ def test_each_refusal_the_docs_list_comes_before_a_nonce_lane_is_leased(  # type
             worker.send("refused", session_id, call)
         assert store.get_by_intent("refused") is None and store.pending() == []
         _assert_no_lane_was_leased(worker, store, grant)
+
+
+def test_a_worker_logs_and_raises_no_session_key(  # type: ignore[no-untyped-def]
+    net, harness, store, nft, accounts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """scaling.md: "Keys are read from the store and decrypted in the worker's memory only; nothing in the worker
+    logs or raises a key." A worker sends an operation to inclusion, refuses one outside the policy and one of the
+    session once revoked in the store, with every logger at DEBUG: the session key appears in no log record, no
+    error's text or representation, and not in the worker's, the submission's or the store's representation."""
+    caplog.set_level(logging.DEBUG)
+    grant, account = _granted(net, harness, store, nft, valid_for=3600)
+    secret = store.get_key(grant.session.session_key).private_key.hex()
+    session_id = "0x" + grant.session_id.hex()
+    texts: list[str] = []
+    with SessionWorker(store, net, background=False, poll_interval=0.01) as worker:
+        submission = worker.send("mint", session_id, function_call(nft, "safeMint(address)", account))
+        outcome = submission.wait(30)
+        assert outcome.success
+        texts += [repr(worker), repr(submission), repr(outcome), repr(store), str(worker.stats())]
+        with pytest.raises(PolicyViolationError) as outside:
+            worker.send("outside", session_id, function_call(nft, "safeMint(address)", accounts[4].address))
+        store.mark_revoked(session_id)
+        with pytest.raises(SessionRevokedError) as revoked:
+            worker.send("revoked", session_id, function_call(nft, "safeMint(address)", account))
+    for error in (outside.value, revoked.value):
+        texts += [str(error), repr(error), repr(error.args)]
+    texts += [record.getMessage() for record in caplog.records]
+    assert len(caplog.records) > 0
+    for text in texts:
+        assert secret.lower() not in text.lower(), text
