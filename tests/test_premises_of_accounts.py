@@ -66,3 +66,37 @@ def test_the_eoa_owner_signs_the_same_fields_under_a_primary_type_of_another_nam
         eoa, data, account=eoa.address, chain_id=CHAIN_ID
     )
     assert recover_hash(TypedData(data).digest, signature) == eoa.address
+
+
+ACCOUNT = "0x" + "ac" * 20
+
+
+@pytest.mark.parametrize(
+    "reported", ["kernel.advanced.v0.3.10", "kernel.advanced.v0.3.1x", "kernel.advanced.v0.3.11"]
+)
+def test_the_kernel_adapter_given_is_refused_on_another_version_that_starts_like_its_own(
+    monkeypatch: pytest.MonkeyPatch, reported: str
+) -> None:
+    """accounts.md: the Kernel adapter is made for ``kernel.advanced.v0.3.1`` ("that ``accountId()`` exactly"),
+    detection refuses other Kernel versions, and "a ``kind=`` given explicitly is checked against a deployed
+    account's ``accountId()``": the v0.3.1 adapter given for an account reporting a later version whose name merely
+    starts with ``v0.3.1`` must be refused as detection refuses it, not taken as its own version; its own
+    ``accountId()`` is still taken, and so is a subclass's own version."""
+    from keyscope.accounts import KernelAccountKind, resolve
+    from keyscope.errors import AccountSetupError
+
+    answers = {"id": reported}
+    monkeypatch.setattr(resolve, "refuse_non_erc7579", lambda chain, account, kind=None: answers["id"])
+    with pytest.raises(AccountSetupError, match=f"reports accountId\\(\\) '{reported}'"):
+        resolve.check_kind(None, KernelAccountKind(), ACCOUNT)  # type: ignore[arg-type]
+    answers["id"] = "kernel.advanced.v0.3.1"
+    resolve.check_kind(None, KernelAccountKind(), ACCOUNT)  # type: ignore[arg-type]
+
+    class KernelV033(KernelAccountKind):
+        account_id_prefix = "kernel.advanced.v0.3.3"
+
+    answers["id"] = "kernel.advanced.v0.3.3"
+    resolve.check_kind(None, KernelV033(), ACCOUNT)  # type: ignore[arg-type]
+    answers["id"] = "kernel.advanced.v0.3.30"
+    with pytest.raises(AccountSetupError):
+        resolve.check_kind(None, KernelV033(), ACCOUNT)  # type: ignore[arg-type]
