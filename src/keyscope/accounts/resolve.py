@@ -165,11 +165,13 @@ def check_kind(chain: Chain, kind: AccountKind, account: str) -> None:
         chain, address, kind
     )  # no adapter drives an account that cannot install the module
     prefix = kind.account_id_prefix
-    if not prefix or found is None or found.startswith(prefix):
+    # a Kernel adapter names one version's accountId() exactly, as detection takes it: v0.3.10 is not v0.3.1
+    exact = isinstance(kind, KernelAccountKind)
+    if not prefix or found is None or (found == prefix if exact else found.startswith(prefix)):
         return
     raise AccountSetupError(
         f"the account {address} reports accountId() {found!r}, but the {kind.name!r} adapter given is made for "
-        f"{prefix}* accounts: its operations and signatures would be refused. Leave kind= out to have the kind "
+        f"{prefix}{'' if exact else '*'} accounts: its operations and signatures would be refused. Leave kind= out to have the kind "
         "detected, or give the adapter for this account",
         account=address,
         account_id=found,
