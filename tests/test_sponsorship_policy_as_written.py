@@ -276,3 +276,20 @@ def test_a_blank_host_is_refused_rather_than_serving_every_interface(
     )
     with pytest.raises(BadInputError, match="names no interface"):
         CoSignerServer(service, host=host)
+
+
+def test_the_guide_s_policy_file_names_the_local_stack_s_contracts(tmp_path: Path) -> None:
+    """docs/sponsorship.md's policy file, copied as printed for the local stack, named as its factory an address the
+    stack deploys nothing at and as its target another, so the first sponsored operation was refused
+    (``through factory 0xe7f1…, which the sponsorship policy does not list``)."""
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    guide = (docs / "sponsorship.md").read_text()
+    block = re.search(r"### Policy file\n+```json\n(.*?)```", guide, re.S)
+    assert block, "docs/sponsorship.md has no policy file under '### Policy file'"
+    path = tmp_path / "policy.json"
+    path.write_text(block.group(1))
+    policy = SponsorshipPolicy.from_file(path)
+    scripts = (docs / "scripts.md").read_text()
+    stack = json.loads(re.search(r"### The deployments file\n.*?```json\n(.*?)```", scripts, re.S).group(1))  # type: ignore[union-attr]
+    assert policy.factories == (stack["factory"],)
+    assert set(policy.targets) == {stack["nft"]}

@@ -6,11 +6,10 @@ As a JSON file (``SponsorshipPolicy.from_file``)::
     {
       "name": "Demo NFT mints",                       // optional: shown to wallets as the sponsor
       "accounts": "any",                              // or a list of account addresses
-      "factories": ["0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"],  // or "any": who may create an account
+      "factories": ["0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"],  // or "any": who may create an account
       "delegates": ["0x2279B7A0a67DB372996a5FaB50D91eAA73d2eBe6"],  // or "any": what an EOA may delegate to
       "targets": {                                    // or "any": every contract and function
-        "0x5FbDB2315678afecb367f032d93F642f64180aa3": ["safeMint(address)"],
-        "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512": "any"
+        "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9": ["safeMint(address)"]   // or "any": every function
       },
       "budget_wei": "50000000000000000",              // per account; null (or absent) = no limit
       "total_budget_wei": "5000000000000000000",      // all accounts together; null (or absent) = no limit
