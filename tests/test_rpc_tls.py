@@ -87,3 +87,21 @@ def test_a_certificate_named_by_ssl_cert_file_is_taken(
     monkeypatch.delenv("SSL_CERT_FILE")
     with JsonRpcClient(https_url, timeout=10.0) as client, pytest.raises(TransportError):
         client.request("eth_chainId")
+
+
+def test_an_https_url_for_a_service_speaking_plain_http_says_to_write_http() -> None:
+    """docs/sponsorship.md writes ``paymaster="https://…"``; given the local sponsor service's address that way,
+    the client said only ``ConnectError: [SSL: WRONG_VERSION_NUMBER] wrong version number``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        with JsonRpcClient(url, timeout=10.0) as client, pytest.raises(TransportError) as refused:
+            client.request("pm_getPaymasterStubData")
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = str(refused.value)
+    assert f"cannot reach {url} for pm_getPaymasterStubData" in said
+    assert "plain HTTP" in said and "http://" in said and "WRONG_VERSION_NUMBER" not in said, said

@@ -67,6 +67,18 @@ class _Answer:
 
 
 @functools.cache
+def _plain_http_answered_tls(exc: BaseException) -> bool:
+    """Whether ``exc`` is a TLS handshake that met a server speaking plain HTTP (an https URL for an http service)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and seen.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
+            return True
+        if "WRONG_VERSION_NUMBER" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     """httpx's own certificate check (certifi's roots, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), built once
     per setting and shared by every client: building it reads the whole CA bundle, about 20 ms of CPU that each
@@ -161,6 +173,13 @@ class JsonRpcClient:
                 method=what,
             ) from exc
         except httpx.HTTPError as exc:
+            if _plain_http_answered_tls(exc):
+                raise TransportError(
+                    f"cannot reach {self.shown_url} for {what}: it answers plain HTTP, not TLS; give its URL "
+                    "with http:// instead of https://",
+                    url=self.shown_url,
+                    method=what,
+                ) from exc
             raise TransportError(
                 f"cannot reach {self.shown_url} for {what} ({type(exc).__name__}: "
                 f"{masked_text(str(exc), self.url)}): check the URL and that the service is running",
