@@ -297,10 +297,8 @@ def test_a_sponsorship_policy_refusal_names_the_field_not_pydantics_types() -> N
     with pytest.raises(BadInputError) as info:
         SponsorshipPolicy.from_dict({"targets": {"0x12": ["safeMint(address)"]}})
     message = str(info.value)
-    assert message.startswith("not a sponsorship policy: targets: Input should be 'any'")
-    assert (
-        "; targets.0x12.[key]: '0x12' is not a valid address" in message and "function-before" not in message
-    )
+    assert message.startswith("not a sponsorship policy: targets.0x12.[key]: '0x12' is not a valid address")
+    assert "function-before" not in message and "Input should be 'any'" not in message
 
 
 @SETTINGS

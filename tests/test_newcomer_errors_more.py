@@ -580,6 +580,31 @@ def test_sponsorship_targets_of_neither_shape_say_the_two_shapes_once(targets: A
     assert "Input should be" not in message and "docs/sponsorship.md (Policy file)" in message, message
 
 
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        (
+            {"targets": {TARGET: ["safeMint(adress)"]}},
+            f"not a sponsorship policy: targets.{TARGET}.0: 'adress' is not an ABI type",
+        ),
+        ({"targets": {TARGET: "safeMint(address)"}}, f"targets.{TARGET}: Input should be 'any' or a list"),
+        ({"accounts": "all", "targets": "any"}, "accounts: Input should be 'any' or a list (got 'all')"),
+        ({"factories": TARGET, "targets": "any"}, "factories: Input should be 'any' or a list"),
+    ],
+    ids=["misspelt-type", "one-selector-unlisted", "accounts-all", "one-factory-unlisted"],
+)
+def test_a_sponsorship_policy_mistake_inside_a_union_is_said_once(policy: dict[str, Any], said: str) -> None:
+    """A misspelt type in a target's signature read ``targets: Input should be 'any' (got {...}); targets.0x…: Input
+    should be 'any' (got [...]); targets.0x….0: 'adress' is not an ABI type``, and ``"accounts": "all"`` read
+    ``Input should be 'any' ...; accounts: Input should be a valid tuple``: each union's branches refused in turn,
+    in pydantic's words (JSON has no tuple), instead of the one mistake."""
+    with pytest.raises(BadInputError) as refused:
+        SponsorshipPolicy.from_dict(policy)
+    message = assert_clear(refused.value)
+    assert said in message, message
+    assert message.count("Input should be") <= 1 and "tuple" not in message, message
+
+
 def test_a_grant_written_with_camel_case_keys_names_those_keys_first() -> None:
     """A grant's JSON whose keys a dapp's frontend rewrote in camelCase (``chainId``, ``entryPoint``, ``sessionId``,
     ...) was refused with the fields it lacks first (``chain_id: Field required; ...``), and of the keys it has

@@ -894,9 +894,7 @@ def validation_problems(error: ValidationError) -> str:
     """pydantic's refusal as one line a person reads: each field that was wrong, why, and what was given (bytes
     as hex; a value of a private key's form named by its form, never shown)."""
     problems = []
-    for problem in error.errors(include_url=False):
-        field = ".".join(_part(part) for part in problem["loc"] if _is_field(part))
-        message = str(problem["msg"]).removeprefix("Value error, ")
+    for problem, field, message in _union_problems_merged(error):
         # a value of a private key's form is never shown, whatever the field (named once when the message names it)
         value = problem["input"]
         got = PRIVATE_KEY_NOT_SHOWN if has_private_key_form(value) else shown(value, 80)
@@ -906,6 +904,34 @@ def validation_problems(error: ValidationError) -> str:
         given = f" (got {got})" if said else ""
         problems.append(f"{field}: {message}{given}" if field else message)
     return "; ".join(problems)
+
+
+_SEQUENCE_TYPES = ("tuple_type", "list_type")
+
+
+def _union_problems_merged(error: ValidationError) -> list[tuple[Any, str, str]]:
+    """pydantic's problems with their fields and messages, a union's refusals said once: a literal branch
+    (``"any"``) refused beside a problem inside the same field is left out (the value took the other branch, and
+    that problem is what is wrong with it), and a literal and a list refused for one value read ``should be 'any'
+    or a list`` (JSON has no tuple)."""
+    found = [
+        (problem, ".".join(_part(part) for part in problem["loc"] if _is_field(part)))
+        for problem in error.errors(include_url=False)
+    ]
+    merged: list[tuple[Any, str, str]] = []
+    for problem, field in found:
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["type"] == "literal_error":
+            if any(place.startswith(f"{field}.") for _, place in found):
+                continue
+            if any(other["type"] in _SEQUENCE_TYPES and place == field for other, place in found):
+                message = f"{message} or a list"
+        elif problem["type"] in _SEQUENCE_TYPES:
+            if any(other["type"] == "literal_error" and place == field for other, place in found):
+                continue
+            message = "Input should be a list"
+        merged.append((problem, field, message))
+    return merged
 
 
 def _part(part: str | int) -> str:
