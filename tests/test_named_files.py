@@ -216,7 +216,8 @@ def test_a_command_that_only_reads_writes_no_store_into_another_programs_postgre
 @pytest.mark.parametrize(
     ("url", "said"),
     [
-        ("sqlite:x.db", "(sqlite:x.db is read as a folder's path: a sqlite URL is sqlite:///...)"),
+        ("sqlite:x.db", "the store URL lacks the // after sqlite: (as written it names a folder store"),
+        ("sqlite:x.db", "give 'sqlite:///x.db'"),
         ("~/stores/s", "(~ is not expanded here, only by a shell: give the full path, "),
         (
             "file://relative/dir",

@@ -622,3 +622,44 @@ def test_a_grant_written_with_camel_case_keys_names_those_keys_first() -> None:
     assert message.startswith("not a session grant: chainId: Extra inputs are not permitted; entryPoint: "), (
         message
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [
+        ("postgresql:app:s3cret@db/keyscope", "postgresql://app:***@db/keyscope"),
+        ("postgres:/app:s3cret@db:5432/keyscope", "postgres://app:***@db:5432/keyscope"),
+        ("sqlite:workers.sqlite", "sqlite:///workers.sqlite"),
+    ],
+)
+def test_a_store_url_without_its_slashes_is_refused_not_made_a_folder_store(
+    url: str, meant: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/scaling.md's ``open_store("postgresql://app@db/keyscope", ...)`` written without its ``//`` opened, and
+    created, a folder store named ``postgresql:app:s3cret@db`` in the working directory: the workers ran on it
+    while the operator looked at PostgreSQL, and the password was a folder's name. The command line said the URL
+    back with its password whole."""
+    monkeypatch.chdir(tmp_path)
+    for secret in ({"kek": bytes(32)}, {"passphrase": "correct horse"}):
+        with pytest.raises(BadInputError) as refused:
+            open_store(url, **secret)  # type: ignore[arg-type]
+        message = assert_clear(refused.value)
+        assert f"give {meant!r}" in message and "s3cret" not in message, message
+    said = CliRunner().invoke(cli_main, ["sessions", "--store", url])
+    assert said.exit_code != 0 and f"give {meant!r}" in said.output and "s3cret" not in said.output, (
+        said.output
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_file_given_as_a_plain_path_with_a_kek_names_its_url(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/scaling.md opens SQL stores with ``kek=``; given an existing SQLite store's file name without
+    ``sqlite:///``, the refusal said to give ``passphrase=`` instead of ``kek=``, which then failed otherwise."""
+    monkeypatch.chdir(tmp_path)
+    open_store("sqlite:///workers.sqlite", kek=bytes(32)).close()
+    with pytest.raises(BadInputError) as refused:
+        open_store("workers.sqlite", kek=bytes(32))
+    message = assert_clear(refused.value)
+    assert "give sqlite:///workers.sqlite" in message and "passphrase" not in message, message

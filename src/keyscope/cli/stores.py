@@ -20,6 +20,7 @@ from ..errors import (
 from ..grant import SessionGrant
 from ..hexutil import to_bytes
 from ..store import SessionStore, open_store
+from ..store.opening import refuse_scheme_without_slashes
 from ..urls import hide_password
 from .settings import DEFAULT_STORE_URL, ENV_STORE, ENV_STORE_KEK, ENV_STORE_PASSPHRASE
 
@@ -75,6 +76,10 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
             f"--store {text}: a memory store is gone when the command ends; give sqlite:///FILE, postgresql://... "
             "or a folder"
         )
+    try:
+        refuse_scheme_without_slashes(text)  # before a message shows it as a path, its password whole
+    except BadInputError as error:
+        raise BadInputError(f"--store (or {ENV_STORE}): {error}") from None
     shown = shown_store_url(text)
     if existing:
         _require_existing(text, shown)
@@ -149,12 +154,7 @@ def _require_existing(url: str, shown: str) -> None:
         cause = f"{blocker} is a file, not a folder"
     else:
         cause = f"there is no store at {path.absolute()}"
-        scheme = re.match(r"(sqlite|postgres(?:ql)?)(\+\w+)?:(?!//)", url, re.IGNORECASE)
-        if scheme:  # sqlite:x.db, read as a plain path
-            cause += (
-                f" ({url} is read as a folder's path: a {scheme.group(1)} URL is {scheme.group(1)}:///...)"
-            )
-        elif url.startswith("~"):
+        if url.startswith("~"):
             try:
                 full = f", {Path(url).expanduser()}"
             except RuntimeError:  # ~name of no user of this machine: no full path to suggest

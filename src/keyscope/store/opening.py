@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import BadInputError, StoreNotFoundError, shown
 from ..urls import hide_password
 from .base import SessionStore
-from .file import FileStore
+from .file import FileStore, is_sqlite_file
 from .memory import MemoryStore
 from .sql import SqlStore
 
@@ -56,13 +57,19 @@ def open_store(
         if not create:
             raise StoreNotFoundError(url, "a memory store is a new, empty one each time it is opened")
         return MemoryStore()
+    if scheme == "":
+        refuse_scheme_without_slashes(url)
     if scheme in ("", "file"):
+        path = url if scheme == "" else _file_url_path(url)
+        if is_sqlite_file(Path(path)):
+            raise BadInputError(
+                f"{path} is a SQLite database, not a folder of keystore files: give sqlite:///{path}"
+            )
         if kek is not None:
             raise BadInputError(
                 "the file store encrypts keys as keystore v3 files with a passphrase: give "
                 "passphrase=, not kek="
             )
-        path = url if scheme == "" else _file_url_path(url)
         if scheme == "" and Path(path).suffix.lower() in _SQLITE_SUFFIXES and not Path(path).exists():
             # a plain path is a folder store: one named like a database file was most likely meant as SQLite
             raise BadInputError(
@@ -77,6 +84,30 @@ def open_store(
         f"unknown store URL scheme {shown(scheme)} in {shown(hide_password(url))}: use memory://, file:///path/to/dir (or a "
         "plain path), "
         "sqlite:///path.db or postgresql://user@host:port/db"
+    )
+
+
+_SCHEME_WITHOUT_SLASHES = re.compile(r"(sqlite|postgresql|postgres|file|memory)(\+[a-z0-9]+)?:(?!//)", re.I)
+
+
+def refuse_scheme_without_slashes(url: str) -> None:
+    """Refuse ``postgresql:app@db/keyscope`` and ``sqlite:app.db``: a store URL's scheme without its ``//`` is a
+    plain path to a folder store, which would be created there, in the working directory, instead of the
+    database meant."""
+    found = _SCHEME_WITHOUT_SLASHES.match(url)
+    if found is None:
+        return
+    scheme, rest = found.group(0)[:-1], url[found.end() :]
+    kind = scheme.lower().split("+", 1)[0]
+    if kind == "sqlite":
+        meant = f"{scheme}:///{rest}"  # sqlite:///relative.db, sqlite:////absolute.db
+    elif kind == "file":
+        meant = f"file://{rest}" if rest.startswith("/") else rest  # a relative folder is its plain path
+    else:
+        meant = f"{scheme}://{rest.lstrip('/')}"
+    raise BadInputError(
+        f"the store URL lacks the // after {scheme}: (as written it names a folder store in the working "
+        f"directory, not the database meant): give {shown(hide_password(meant))}"
     )
 
 
