@@ -663,3 +663,25 @@ def test_a_sqlite_file_given_as_a_plain_path_with_a_kek_names_its_url(
         open_store("workers.sqlite", kek=bytes(32))
     message = assert_clear(refused.value)
     assert "give sqlite:///workers.sqlite" in message and "passphrase" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("kernel", "kind: give an adapter, not its name: kind=KernelAccountKind(...)"),
+        ("NexusAccountKind", "kind: give an adapter, not its name: kind=NexusAccountKind(...)"),
+        ("smart-account", "kind: give an account adapter from keyscope.accounts"),
+        ("class", "kind: give an adapter, not its class: kind=KernelAccountKind(...)"),
+    ],
+)
+def test_an_account_kind_that_is_no_adapter_is_refused_at_connect(kind: Any, said: str) -> None:
+    """docs/accounts.md's ``connect(..., kind=KernelV033())``, written with the kind's name (``kind="kernel"``) or its
+    class, was taken as it was: the owner's first step ended in ``AttributeError: 'str' object has no attribute
+    'deployment'``."""
+    from keyscope.accounts import KernelAccountKind
+
+    given = KernelAccountKind if kind == "class" else kind
+    with pytest.raises(BadInputError) as refused:
+        connect("http://127.0.0.1:9", "http://127.0.0.1:10", module=TARGET, kind=given)
+    message = assert_clear(refused.value)
+    assert said in message and "leave kind out" in message, message

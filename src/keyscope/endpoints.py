@@ -91,6 +91,38 @@ def _check_endpoint(value: object, kind: type, name: str, expected: str) -> None
     raise BadInputError(f"{name}: give {expected}; got {type(value).__name__} {shown(value)}")
 
 
+def _check_kind(kind: object) -> None:
+    """Refuse a ``kind`` that is no account adapter (a name such as ``"kernel"``, or an adapter's class), which was
+    taken as it was and failed at the owner's first step with an ``AttributeError``."""
+    if kind is None or isinstance(kind, AccountKind):
+        return
+    if isinstance(kind, type) and issubclass(kind, AccountKind):
+        raise BadInputError(
+            f"kind: give an adapter, not its class: kind={kind.__name__}(...) with the options it takes (see "
+            "docs/accounts.md), or leave kind out to have each account's kind found from its accountId()"
+        )
+    if isinstance(kind, str):
+        from . import accounts
+
+        adapters = [getattr(accounts, name) for name in accounts.__all__ if name.endswith("AccountKind")]
+        meant = [
+            adapter.__name__
+            for adapter in adapters
+            if kind.strip().lower() in (str(getattr(adapter, "name", "")).lower(), adapter.__name__.lower())
+        ]
+        if meant:
+            raise BadInputError(
+                f"kind: give an adapter, not its name: kind={meant[0]}(...) with the options it takes (from "
+                f"keyscope.accounts; docs/accounts.md), or leave kind out to have each account's kind found from "
+                f"its accountId(); got {shown(kind)}"
+            )
+    raise BadInputError(
+        f"kind: give an account adapter from keyscope.accounts (KeyscopeAccountKind(), KernelAccountKind(), "
+        f"NexusAccountKind(owner_validator=..., chain=...), ...; docs/accounts.md), or leave kind out to have each "
+        f"account's kind found from its accountId(); got {type(kind).__name__} {shown(kind)}"
+    )
+
+
 @dataclass
 class Endpoints:
     """A node (:class:`~keyscope.chain.Chain`), a bundler (:class:`~keyscope.bundler.Bundler`), the EntryPoint
@@ -132,6 +164,7 @@ class Endpoints:
         self.close()
 
     def __post_init__(self) -> None:
+        _check_kind(self.kind)
         self.module = to_address(self.module, name="module")
         self.entry_point = to_address(self.entry_point, name="entry_point")
         if self.factory is not None:
