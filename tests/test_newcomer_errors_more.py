@@ -20,7 +20,7 @@ from keyscope.cli.parsing import parse_call_args
 from keyscope.consent import ConsentServer
 from keyscope.erc7715 import address_of_did_key, capabilities, plan_from_requests
 from keyscope.errors import BadInputError, InvalidAbiError, KeyscopeError
-from keyscope.hexutil import to_bytes, to_int
+from keyscope.hexutil import to_address, to_bytes, to_int
 from keyscope.local import LocalStack, LocalStackError
 from keyscope.message_signing import check_sign_in, sign_in_message
 from keyscope.owner import Owner
@@ -685,3 +685,21 @@ def test_an_account_kind_that_is_no_adapter_is_refused_at_connect(kind: Any, sai
         connect("http://127.0.0.1:9", "http://127.0.0.1:10", module=TARGET, kind=given)
     message = assert_clear(refused.value)
     assert said in message and "leave kind out" in message, message
+
+
+def test_a_factory_address_of_another_chain_is_said_to_have_no_contract_here(net: Any) -> None:
+    """docs/networks.md deploys keyscope on a second chain; connected there with the first chain's factory address
+    (where nothing is), a new owner was told the factory "does not say which accounts it creates (no
+    implementation answering accountId())", as if a contract answered wrongly."""
+    from keyscope import Network, UnsupportedAccountError
+    from keyscope.signing import LocalSigner
+
+    nowhere = to_address("0x" + "ab" * 20)
+    elsewhere = Network(
+        chain=net.chain, bundler=net.bundler, module=net.module, entry_point=net.entry_point, factory=nowhere
+    )
+    with pytest.raises(UnsupportedAccountError) as refused:
+        elsewhere.owner(LocalSigner.generate())
+    message = assert_clear(refused.value)
+    assert f"there is no contract at the factory {nowhere} on chain {net.chain_id}" in message, message
+    assert "docs/networks.md" in message and "does not say" not in message, message

@@ -139,6 +139,12 @@ def resolve_kind(
             "connect(..., kind=...), or keyscope's factory, connect(..., factory=...)"
         )
     made = factory_account_id(chain, factory)
+    if made is None and not chain.get_code(to_address(factory, name="factory")):
+        raise UnsupportedAccountError(
+            f"{where}, and there is no contract at the factory {to_address(factory)} on chain {chain.chain_id()}: "
+            "check the address for this chain (each chain has the addresses keyscope was deployed at there; "
+            "docs/networks.md), and that the node is the chain meant. Nothing was signed or sent"
+        )
     if made is None:
         raise UnsupportedAccountError(
             f"{where}, and the factory {to_address(factory)} does not say which accounts it creates (no "
