@@ -703,3 +703,27 @@ def test_a_factory_address_of_another_chain_is_said_to_have_no_contract_here(net
     message = assert_clear(refused.value)
     assert f"there is no contract at the factory {nowhere} on chain {net.chain_id}" in message, message
     assert "docs/networks.md" in message and "does not say" not in message, message
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("one", "got one request: give it in a list, [request]"),
+        ("rpc", "got an object with 'params': for the JSON-RPC request, give its params"),
+    ],
+)
+def test_erc7715_params_given_as_one_request_or_the_whole_rpc_request_say_what_to_give(
+    given: str, said: str
+) -> None:
+    """docs/erc7715.md's ``plan_from_requests(params)`` given one request object, or the whole
+    ``{"method": "wallet_grantPermissions", "params": [...]}``, said only that it takes a list of requests."""
+    request = {
+        "chainId": "0x7a69",
+        "expiry": 2_000_000_000,
+        "signer": {"type": "account", "data": {"address": "0x" + "5b" * 20}},
+        "permission": {"type": "contract-call", "data": {"address": "0x" + "a0" * 20, "function": "f()"}},
+    }
+    value: Any = request if given == "one" else {"method": "wallet_grantPermissions", "params": [request]}
+    with pytest.raises(BadInputError) as refused:
+        plan_from_requests(value)
+    assert said in assert_clear(refused.value)

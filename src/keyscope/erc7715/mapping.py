@@ -950,6 +950,17 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
             "wallet_grantPermissions takes a non-empty list of PermissionRequest objects, got "
             f"{type(requests).__name__}: for the params as JSON text, give json.loads(text)"
         )
+    given: object = requests  # a caller's JSON may be anything, whatever the annotation says
+    if isinstance(given, Mapping) and "params" in given:
+        raise BadInputError(
+            "wallet_grantPermissions takes a non-empty list of PermissionRequest objects, got an object with "
+            "'params': for the JSON-RPC request, give its params (request['params'])"
+        )
+    if isinstance(given, PermissionRequest) or (isinstance(given, Mapping) and "permission" in given):
+        raise BadInputError(
+            "wallet_grantPermissions takes a non-empty list of PermissionRequest objects, got one request: give it "
+            "in a list, [request]"
+        )
     if (
         isinstance(requests, (Mapping, PermissionRequest))
         or not isinstance(requests, Iterable)
