@@ -84,6 +84,26 @@ def test_a_live_postgresql_store_names_itself_without_its_password(postgres_serv
     assert result.exit_code != 0 and PASSWORD not in result.output, result.output
 
 
+def test_a_role_that_may_not_create_keyscope_s_tables_is_told_to_use_a_database_it_owns(
+    postgres_server,
+) -> None:
+    """docs/scaling.md creates a database owned by the workers' role; a reader who skips that and points the store at
+    a database the role does not own (PostgreSQL 15's ``public`` schema takes no tables of other roles) was told
+    "permission denied for schema public; check the database and its keyscope tables"."""
+    admin = postgres_server.create_database()
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE keyscope_guest LOGIN PASSWORD '{PASSWORD}'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    url = f"postgresql://keyscope_guest:{PASSWORD}@{admin.split('@', 1)[1]}"
+    with pytest.raises(KeyscopeError) as info:
+        open_store(url, kek=bytes(32))
+    said = str(info.value)
+    assert "may not create or use keyscope's tables in this database" in said, said
+    assert "CREATE DATABASE keyscope OWNER" in said and PASSWORD not in _every_text(info.value), said
+
+
 AT_PASSWORD = "Sup3r@S3cret/Db@Pw"  # an '@' and a '/' as typed, not percent-encoded
 
 

@@ -174,6 +174,12 @@ class _Postgres(_Dialect):
                 f"PostgreSQL at {url} refused the connection: {_first_line(exc)}; {refused} (nothing was read or "
                 "written)"
             )
+        if getattr(exc.orig, "sqlstate", None) == "42501":  # insufficient privilege
+            return SessionStoreError(
+                f"PostgreSQL at {url} refused the operation: {_first_line(exc)}; the store URL's role may not "
+                "create or use keyscope's tables in this database: give a database the role owns (CREATE DATABASE "
+                "keyscope OWNER role; docs/scaling.md), or grant it the rights (nothing was written)"
+            )
         if not self.transient(exc):  # the server answered and refused this statement
             return SessionStoreError(
                 f"PostgreSQL at {url} refused the operation: {_first_line(exc)}; check the database and its "
