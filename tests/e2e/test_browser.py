@@ -621,9 +621,10 @@ def test_an_erc7715_request_granted_on_the_consent_page_of_the_command(
         dangers = page.locator("li.warning[data-level=danger]").all_text_contents()
         assert any("may approve ANY spender" in text for text in dangers)
         assert any("UNLIMITED allowance" in text for text in dangers)
-        assert "your account: the keyscope account of the wallet you connect" in (
-            page.text_content("#grant") or ""
-        )
+        shown = page.text_content("#grant") or ""
+        assert "your account: the keyscope account of the wallet you connect" in shown
+        # the request names no account: the zero address standing for it in the description is not shown
+        assert "0x" + "00" * 20 not in shown and "not named by the request" in shown, shown
         page.click("#approve")
         page.wait_for_selector("body[data-state=granted]")
         page.close()

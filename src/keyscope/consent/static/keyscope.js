@@ -30,6 +30,9 @@ const keyscope = (() => {
     return answer;
   }
 
+  // the account a request naming none is described with (a wallet's own account is known once it connects)
+  const NO_ACCOUNT = "0x0000000000000000000000000000000000000000";
+
   // EIP-6963 wallets announce themselves; otherwise the EIP-1193 provider at window.ethereum.
   const announced = [];
   window.addEventListener("eip6963:announceProvider", (event) => {
@@ -97,7 +100,10 @@ const keyscope = (() => {
     return el("div", { class: "description" },
       warnings(d.warnings),
       el("dl", { class: "facts" },
-        el("dt", {}, "Account"), el("dd", {}, el("code", { class: "address" }, d.account), d.account_note),
+        el("dt", {}, "Account"), el("dd", {},
+          // a request naming no account is described with the zero address standing for it: not an address to show
+          d.account === NO_ACCOUNT ? "not named by the request" : el("code", { class: "address" }, d.account),
+          d.account_note),
         el("dt", {}, "Chain"), el("dd", {}, String(d.chain_id)),
         el("dt", {}, "Session key"), el("dd", {}, el("code", { class: "address" }, d.session_key)),
         el("dt", {}, "When"), el("dd", { class: "window" }, windowText(d.valid_after, d.valid_until, d.window)),
