@@ -180,6 +180,36 @@ def test_revoking_from_the_dashboard_creates_the_account_with_this_chain_s_grant
     assert store.is_revoked(here.session_id) and not store.is_revoked(elsewhere.session_id)
 
 
+def test_revoking_all_from_the_dashboard_marks_no_grant_of_another_chain(  # type: ignore[no-untyped-def]
+    net, harness, nft, tmp_path: Path
+) -> None:
+    """docs/browser.md: a grant the store holds of another chain stays unmarked by "revoke all", as it stays live
+    there. The account is deployed and its grant of this chain is ended and marked; its grant of chain 10 at the same
+    account and module address, in the same store, is not marked."""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    try:
+        signer = LocalSigner.generate()
+        owner = net.owner(signer)
+        harness.fund(owner.account, ETHER)
+        mint = Policy.call(nft, "safeMint(address to)", rules=[arg("to") == owner.account])
+        here = owner.grant(SessionKey.generate(), [mint], onchain=True)
+        store.put_grant(here)
+        elsewhere = owner.grant(SessionKey.generate(), [mint], valid_for=3600).model_copy(
+            update={"chain_id": 10}
+        )
+        assert (elsewhere.account, elsewhere.module) == (here.account, here.module)
+        store.put_grant(elsewhere)
+
+        with ConsentServer(net, store=store) as server:
+            answer = _revoke_from_the_dashboard(server, owner.account, signer, {"all": True})
+        assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
+        assert store.is_revoked(here.session_id)
+        assert read_session_status(net, here) is SessionStatus.INVALIDATED
+        assert not store.is_revoked(elsewhere.session_id)
+    finally:
+        store.close()
+
+
 def test_a_damaged_grant_in_the_store_hides_no_session_from_the_dashboard(
     net, harness, nft, tmp_path: Path
 ) -> None:

@@ -19,19 +19,10 @@ from typing import TYPE_CHECKING, TypeVar
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from .accounts import (
-    AccountKind,
-    ERC7579AccountKind,
-    KernelAccountKind,
-    KeyscopeAccountKind,
-    KeyscopeDelegateKind,
-    MSAAccountKind,
-    NexusAccountKind,
-    Safe7579AccountKind,
-)
+from .accounts import AccountKind, KeyscopeDelegateKind
 from .accounts import account_id as _account_id
 from .accounts.detect import unreachable
-from .accounts.resolve import check_kind, resolve_kind
+from .accounts.resolve import ADAPTERS, check_kind, resolve_kind
 from .artifacts import ENTRY_POINT_V07
 from .bundler.client import BundlerClient
 from .bundler.types import Bundler
@@ -111,18 +102,9 @@ def _check_kind(kind: object) -> None:
             "docs/accounts.md), or leave kind out to have each account's kind found from its accountId()"
         )
     if isinstance(kind, str):
-        adapters: list[type[AccountKind]] = [
-            KeyscopeAccountKind,
-            KeyscopeDelegateKind,
-            KernelAccountKind,
-            NexusAccountKind,
-            Safe7579AccountKind,
-            MSAAccountKind,
-            ERC7579AccountKind,
-        ]
         meant = [
             adapter.__name__
-            for adapter in adapters
+            for adapter in ADAPTERS.values()
             if kind.strip().lower() in (str(getattr(adapter, "name", "")).lower(), adapter.__name__.lower())
         ]
         if meant:
