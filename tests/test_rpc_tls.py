@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from keyscope import rpc
 from keyscope.errors import TransportError
 from keyscope.rpc import JsonRpcClient
 
@@ -72,6 +73,28 @@ def test_a_certificate_nobody_vouches_for_is_refused_by_every_client(
             client.request("eth_chainId")
         assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value), refused.value
         assert f"cannot reach {https_url} for eth_chainId" in str(refused.value)
+
+
+def test_clients_of_one_certificate_setting_share_one_tls_context(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Building a TLS context reads the whole CA bundle (about 20 ms of CPU) and ``connect`` makes several clients:
+    clients of the same ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` build it once between them."""
+    built: list[int] = []
+    real = rpc.httpx.create_ssl_context
+
+    def counting() -> ssl.SSLContext:
+        built.append(1)
+        return real()
+
+    monkeypatch.setattr(rpc.httpx, "create_ssl_context", counting)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    roots = tmp_path / "roots.pem"  # a setting no earlier client used
+    roots.write_bytes(certificate[0].read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(roots))
+    for _ in range(3):
+        JsonRpcClient("https://127.0.0.1:1", timeout=1.0).close()
+    assert len(built) == 1
 
 
 def test_a_certificate_named_by_ssl_cert_file_is_taken(

@@ -66,11 +66,12 @@ class _Answer:
     text: str
 
 
-@functools.cache
 def _plain_http_answered_tls(exc: BaseException) -> bool:
     """Whether ``exc`` is a TLS handshake that met a server speaking plain HTTP (an https URL for an http service)."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain may loop back on itself
+        visited.add(id(seen))
         if isinstance(seen, ssl.SSLError) and seen.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
             return True
         if "WRONG_VERSION_NUMBER" in str(seen):
@@ -79,6 +80,7 @@ def _plain_http_answered_tls(exc: BaseException) -> bool:
     return False
 
 
+@functools.cache
 def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     """httpx's own certificate check (certifi's roots, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), built once
     per setting and shared by every client: building it reads the whole CA bundle, about 20 ms of CPU that each
