@@ -139,9 +139,10 @@ class BudgetLedger:
 
     def reserve(self, account: str, amount: int, *, valid_until: int = 0) -> int | None:
         """Reserve ``amount`` wei for ``account``, or refuse (``BUDGET_EXHAUSTED``) if it does not fit in its
-        own budget or in the total, or if either has nothing left (even for an ``amount`` of 0). ``valid_until`` is the ``validUntil`` of the signature it is for (0: none): with a
-        ledger file, the reservation is counted again by a ledger opened on it until then. Returns the reservation's
-        row in the file (None without one), for :meth:`release` to give back this reservation and no other."""
+        own budget or in the total, or if either has nothing left (even for an ``amount`` of 0). ``valid_until`` is
+        the ``validUntil`` of the signature it is for (0: none): with a ledger file, the reservation is counted again
+        by a ledger opened on it until then. Returns the reservation's row in the file (None without one), for
+        :meth:`release` to give back this reservation and no other."""
         account = to_address(account)
         with self._lock:
             used = self._reserved.get(account, 0)
