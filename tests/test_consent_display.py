@@ -113,6 +113,20 @@ def test_a_token_s_hidden_or_reordering_characters_are_shown_by_code_point(
     assert "must be one of: 0.000001 " in shown and ", 1,000,000 " in shown
 
 
+def test_a_request_naming_no_account_is_not_shown_with_the_zero_address_in_the_terminal(net, nft) -> None:
+    """The command line prints the description's lines: a request naming no account was shown as account
+    0x000…0 (the address standing for it), as the page showed it before it said "not named by the request"."""
+    params = _params(
+        net.chain_id,
+        {"type": "contract-call", "data": {"address": nft.address, "function": "safeMint(address to)"}},
+    )
+    with ConsentServer(net) as server:
+        consent = server.request_permissions(params)
+    first = consent.description.lines()[0]
+    assert first.startswith("Account not named by the request (your account: the keyscope account of"), first
+    assert "0x" + "00" * 20 not in "\n".join(consent.description.lines())
+
+
 @pytest.mark.parametrize("valid_until", [2**40, 2**48 - 1], ids=["year-36812", "uint48-max"])
 def test_a_session_ending_after_the_year_9999_is_warned_about_as_never_expiring(
     net, nft, valid_until

@@ -98,7 +98,9 @@ class GrantDescription(_Model):
 
     def lines(self) -> list[str]:
         """The description as plain text lines (for a terminal)."""
-        out = [f"Account {self.account}{self.account_note}, chain {self.chain_id}", self.window, self.gas]
+        # a request naming no account is described with NO_ACCOUNT standing for it: not an address to show
+        account = "not named by the request" if self.account == NO_ACCOUNT else self.account
+        out = [f"Account {account}{self.account_note}, chain {self.chain_id}", self.window, self.gas]
         out += [f"Paymasters not capped: {p}" for p in self.paymasters]
         out += self.limits
         out += self.signing
