@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -645,6 +646,42 @@ def test_an_erc7715_request_granted_on_the_consent_page_of_the_command(
     spender = to_address("0x" + "5c" * 20)
     receipt = net.session(grant, key).execute(world["usdc"], "approve(address,uint256)", spender, 7).wait()
     assert receipt.success
+
+
+def test_ctrl_c_while_the_consent_command_waits_says_nothing_was_granted_or_written(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Ctrl-C while ``keyscope consent`` waits for the owner: it printed click's bare "Aborted!" and exited 1,
+    saying nothing of the page or the responses file."""
+    stack = world["stack"]
+    params = [
+        {
+            "chainId": hex(stack.chain_id),
+            "expiry": stack.timestamp() + 3600,
+            "signer": {"type": "key", "data": {"id": did_key_of(coincurve.PrivateKey().public_key.format())}},
+            "permission": {
+                "type": "contract-call",
+                "data": {"address": stack.nft, "function": "safeMint(address to)"},
+            },
+        }
+    ]
+    requests, out = tmp_path / "requests.json", tmp_path / "responses.json"
+    requests.write_text(json.dumps(params))
+    command, url = _consent_command(stack, requests, out)
+    try:
+        assert httpx.get(url, timeout=10).status_code == 200  # the page is served until the interruption
+        command.send_signal(signal.SIGINT)
+        assert command.wait(30) == 130
+        assert command.stderr is not None
+        said = command.stderr.read()
+    finally:
+        command.kill()
+        command.wait()
+    assert "interrupted before the owner granted" in said and "no response was written" in said, said
+    assert "Traceback" not in said and "Aborted!" not in said, said
+    assert not out.exists()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
 
 
 def test_the_server_refuses_foreign_hosts_and_forms(world: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 import webbrowser
 from dataclasses import dataclass
@@ -271,7 +272,17 @@ def consent(
             click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
             if open_page:
                 webbrowser.open(request.url)
-            grant = request.wait(timeout)
+            try:
+                grant = request.wait(timeout)
+            except (
+                KeyboardInterrupt
+            ):  # Ctrl-C: the page stops serving; what the owner did not grant is not written
+                click.echo(
+                    "interrupted before the owner granted: the consent page is closed and no response was written; "
+                    "run the command again to ask again",
+                    err=True,
+                )
+                sys.exit(130)
     finally:
         if store is not None:
             store.close()
