@@ -45,9 +45,12 @@ contract SessionGrants is SessionStorage {
     ///         enabled while the module was not installed: `enableSession` takes any caller, so the account's calls
     ///         made before (a session of another validator granted a call on this module) may have enabled sessions
     ///         nobody granted through it.
+    ///         That epoch moves one ahead, not to one drawn from the chain: an install may run in validation
+    ///         (Kernel's and Nexus's enable modes), where ERC-7562 bans reading the block.
     function onInstall(bytes calldata data) external onlyThroughModule {
         AccountState storage state = _accounts[msg.sender];
-        if (state.installed || state.liveSessions != 0) _invalidateAll(msg.sender);
+        // asked to move to the epoch it is at, _invalidateAll moves one ahead
+        if (state.installed || state.liveSessions != 0) _invalidateAll(msg.sender, state.epoch);
         state.installed = true;
         if (data.length == 0) return;
         Session[] memory sessions = abi.decode(data, (Session[]));
@@ -59,10 +62,10 @@ contract SessionGrants is SessionStorage {
     }
 
     /// @notice The module's `onUninstall`: every session of the account dies, and a later reinstall brings none
-    ///         back.
+    ///         back; the account moves to an epoch drawn from the chain ({_unpredictableEpoch}).
     function onUninstall(bytes calldata) external onlyThroughModule {
         _accounts[msg.sender].installed = false;
-        _invalidateAll(msg.sender);
+        _invalidateAll(msg.sender, _unpredictableEpoch(msg.sender));
     }
 
     /// @notice The module's `enableSession`: the on-chain grant, by the account itself.
@@ -122,9 +125,14 @@ contract SessionGrants is SessionStorage {
         emit SessionRevoked(msg.sender, id);
     }
 
-    /// @notice The module's `invalidateAllSessions`.
+    /// @notice The module's `invalidateAllSessions()`: the account moves to an epoch drawn from the chain.
     function invalidateAllSessions() external onlyThroughModule {
-        _invalidateAll(msg.sender);
+        _invalidateAll(msg.sender, _unpredictableEpoch(msg.sender));
+    }
+
+    /// @notice The module's `invalidateAllSessions(uint32)`: the account moves to the caller's epoch.
+    function invalidateAllSessions(uint32 nextEpoch) external onlyThroughModule {
+        _invalidateAll(msg.sender, nextEpoch);
     }
 
     /// @notice The module's `rotateCoSigner`.
@@ -446,9 +454,19 @@ contract SessionGrants is SessionStorage {
         if (count != 0) record.count = 0;
     }
 
-    /// @dev Kill every live session of `account` and move to a new epoch, so that no enable signature made
-    ///      before can be used again.
-    function _invalidateAll(address account) internal {
+    /// @dev An epoch no one could know before the block that runs it: the previous block's hash and PREVRANDAO,
+    ///      with the account and its epoch. Called only where the block may be read (execution, never validation).
+    function _unpredictableEpoch(address account) internal view returns (uint32) {
+        bytes32 drawn = keccak256(
+            abi.encode(blockhash(block.number - 1), block.prevrandao, account, _accounts[account].epoch)
+        );
+        return uint32(uint256(drawn));
+    }
+
+    /// @dev Kill every live session of `account` and move it to epoch `next` (to the one after its current epoch
+    ///      when `next` is that), so that no enable signature made for the epoch it leaves can be used again, nor
+    ///      one made ahead of time for another epoch unless its signer knew `next`.
+    function _invalidateAll(address account, uint32 next) internal {
         AccountState storage state = _accounts[account];
         uint256 live = state.liveSessions;
         for (uint256 i = 0; i < live; ++i) {
@@ -458,7 +476,12 @@ contract SessionGrants is SessionStorage {
         }
         state.liveSessions = 0;
         state.livePermissions = 0;
-        uint32 epoch = ++state.epoch;
-        emit SessionsInvalidated(account, epoch);
+        if (next == state.epoch) {
+            unchecked {
+                ++next; // wraps at 2^32: an epoch this function left, with the sessions it cleared
+            }
+        }
+        state.epoch = next;
+        emit SessionsInvalidated(account, next);
     }
 }

@@ -239,6 +239,12 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @inheritdoc ISessionKeyValidator
     /// @dev Run by {SessionGrants}.
+    function invalidateAllSessions(uint32) external override {
+        _forwardToGrants();
+    }
+
+    /// @inheritdoc ISessionKeyValidator
+    /// @dev Run by {SessionGrants}.
     function rotateCoSigner(bytes32, address) external override {
         _forwardToGrants();
     }

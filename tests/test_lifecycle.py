@@ -379,7 +379,7 @@ def test_the_key_cannot_shape_the_module_s_count_to_keep_a_session_through_the_i
         through_account(second.revokeSession.encode_input(decoy.session_id(account, 0)))
     elif how == "its onUninstall called first":
         through_account(second.onUninstall.encode_input(b""))
-        assert int(second.epochOf(account)) == 1 and not second.isInitialized(account)
+        assert int(second.epochOf(account)) != 0 and not second.isInitialized(account)
         through_account(second.enableSession.encode_input(own.as_abi()))
     else:
         through_account(second.onInstall.encode_input(encode_install_sessions([own])))

@@ -33,6 +33,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from conftest import KIND
 from keyscope.erc1271 import co_sign_digest
 from keyscope.execution import Call, encode_execute
+from keyscope.module import epoch_after_invalidation, invalidate_all_sessions_data
 from keyscope.session import (
     Limit,
     LimitKind,
@@ -400,15 +401,31 @@ class EnablePathsMachine(RuleBasedStateMachine):
     def kill_all(self, data: st.DataObject) -> None:
         """invalidateAllSessions, or uninstalling the module (its onUninstall runs: a new epoch) and installing it
         again at once or later."""
-        how = data.draw(st.sampled_from(["invalidate", "reinstall", "invalidate", "uninstall"]), label="how")
-        if how != "invalidate" and not self.installed:
+        how = data.draw(
+            st.sampled_from(["invalidate", "reinstall", "invalidate to an epoch", "uninstall"]), label="how"
+        )
+        if how in ("reinstall", "uninstall") and not self.installed:
             how = "invalidate"
+        expected = None
         if how == "invalidate":
             assert self._owner(self._module_call(self.module.invalidateAllSessions.encode_input()))
+        elif how == "invalidate to an epoch":
+            asked = data.draw(
+                st.one_of(st.just(self.epoch), st.just(self.epoch + 1), st.integers(0, 2**32 - 1)),
+                label="epoch",
+            )
+            assert self._owner(self._module_call(invalidate_all_sessions_data(asked)))
+            expected = epoch_after_invalidation(self.epoch, asked)
         else:
             assert self._owner(KIND.uninstall_validator_call(self.account, self.module.address))
             self.installed = False
-        self.epoch += 1
+        moved = int(self.module.epochOf(self.account))
+        if expected is None:
+            # drawn from the block (attack 319): neither the epoch it left nor the next one
+            assert moved not in (self.epoch, self.epoch + 1), (self.epoch, moved)
+        else:
+            assert moved == expected, (self.epoch, moved, expected)
+        self.epoch = moved
         self._kill_all()
         TALLY[how] += 1
         if how == "reinstall":

@@ -21,10 +21,13 @@ Y". These are the ones whose tests exercised a narrower case than the sentence s
 For each of the first two, a mutant of the module breaking it survived every other test of the batch walk
 (docs/static-analysis.md, "Mutation testing").
 
-And one that was false as worded: the epoch "moves on every uninstall and invalidateAllSessions, so no signature
-made before an uninstall works after a reinstall". A grant signed before the uninstall for the epoch it moves to
-works after it (threat model, attack 319): the module binds the epoch signed, not the time of the signature, and
-only the owner's software keeps the owner from signing an epoch to come (the SDK's refusal is tested here too).
+And one that was false as worded, and is now enforced: the epoch "moves on every uninstall and
+invalidateAllSessions, so no signature made before an uninstall works after a reinstall". The epoch used to move by
+one, so a grant signed before the uninstall for the epoch it would move to worked after it (threat model, attack
+319). The account now moves to an epoch drawn from the block that runs the call (or, for
+``invalidateAllSessions(nextEpoch)``, to the caller's, drawn at random when the call is made): a grant signed ahead
+of time names the new epoch only by chance. The SDK still refuses to sign a grant at another epoch than the
+account's (tested here too).
 
 Each test grants through the owner's operation, sends the key's operations as an attacker would (USE, and the key-
 naming mode bundlers estimate with), and reads the verdict and the module's counters from the chain.
@@ -171,17 +174,27 @@ def test_a_batch_counts_once_towards_its_sessions_gas_budget_and_operations(
     assert [row[4:] for row in usage(module, account, session_id)] == [(2 * HARNESS_PREFUND, 0), (2, 1)]
 
 
-def test_a_grant_signed_for_the_next_epoch_before_an_uninstall_is_enabled_after_the_reinstall(
-    sessions: Any, module: Any, nft: Any, owner: LocalSigner
+AHEAD = 4
+"""How many epochs to come a grant is signed for, ahead of time, in the tests of attack 319."""
+
+
+def _signed_ahead(
+    sessions: Any, account: str, owner: LocalSigner, session: Session, epoch: int
+) -> list[bytes]:
+    """The owner's signatures of ``session`` for each of the ``AHEAD`` epochs after ``epoch``."""
+    return [sessions.owner_signature(account, owner, session, epoch=epoch + n) for n in range(1, AHEAD + 1)]
+
+
+@pytest.mark.parametrize("how", ["reinstall", "invalidate"])
+def test_no_grant_signed_ahead_for_an_epoch_to_come_is_enabled_after_the_owner_ends_every_session(
+    sessions: Any, module: Any, nft: Any, owner: LocalSigner, how: str
 ) -> None:
     """docs/session-module.md, "EIP-712 grant": the epoch "moves on every uninstall and invalidateAllSessions, so
-    no signature made before an uninstall works after a reinstall". As worded, false: what the module binds is the
-    epoch the owner signed, and the next one is known to all. A grant signed (before the uninstall) for the epoch the
-    uninstall moves to is refused while the account is at its epoch, then enabled by the key's first operation
-    after the reinstall, and its call runs. The module cannot tell when a signature was made; the owner's SDK and
-    the consent page refuse to sign a grant at another epoch than the account's (the next test; threat model,
-    attacks 235, 271 and 319), so such a signature comes from a wallet asked for the typed data directly, showing
-    the epoch as a number. The docs now say so."""
+    no signature made before an uninstall works after a reinstall". The module binds the epoch the owner signed, not
+    the time of the signature: when the epoch moved by one, a grant signed before the uninstall (by a wallet asked
+    for the typed data directly) for the epoch it would move to was enabled by the key's first operation after it,
+    and its call ran (attack 319). Now the account moves to an epoch drawn from the block that runs the uninstall or
+    ``invalidateAllSessions()``: grants signed ahead for each of the next epochs are refused, before and after."""
     from conftest import KIND
 
     key = LocalSigner.generate()
@@ -192,19 +205,65 @@ def test_a_grant_signed_for_the_next_epoch_before_an_uninstall_is_enabled_after_
         permissions=(Policy.call(nft.address, "safeMint(address to)"),),
         valid_until=0,
     )
-    signed_ahead = sessions.owner_signature(account, owner, session, epoch=epoch + 1)
-    first = sessions.enable_op(account, key, session, signed_ahead, _mint(nft, account))
-    refused = sessions.h.rejected(first)
+    ahead = _signed_ahead(sessions, account, owner, session, epoch)
+    refused = sessions.h.rejected(sessions.enable_op(account, key, session, ahead[0], _mint(nft, account)))
     assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
 
-    sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
-    sessions.install(account, owner)
-    assert int(module.epochOf(account)) == epoch + 1
+    if how == "reinstall":
+        sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
+        sessions.install(account, owner)
+    else:
+        sessions.h.owner_execute(
+            account, owner, Call.of(module.address, 0, module.invalidateAllSessions.encode_input())
+        )
+    moved = int(module.epochOf(account))
+    assert moved not in range(epoch, epoch + AHEAD + 1), (epoch, moved)
 
     before = nft.balanceOf(account)
-    sessions.run(sessions.enable_op(account, key, session, signed_ahead, _mint(nft, account)))
-    assert module.isSessionActive(account, session.session_id(account, epoch + 1))
+    for signature in ahead:
+        refused = sessions.h.rejected(
+            sessions.enable_op(account, key, session, signature, _mint(nft, account))
+        )
+        assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
+    assert nft.balanceOf(account) == before
+    # the grant the owner signs now, at the epoch read back, is enabled
+    now = sessions.owner_signature(account, owner, session, epoch=moved)
+    sessions.run(sessions.enable_op(account, key, session, now, _mint(nft, account)))
+    assert module.isSessionActive(account, session.session_id(account, moved))
     assert nft.balanceOf(account) == before + 1
+
+
+def test_the_next_epoch_comes_from_the_block_or_from_the_caller(
+    sessions: Any, module: Any, owner: LocalSigner
+) -> None:
+    """``invalidateAllSessions()`` moves the account to an epoch drawn from the block that runs it, with the
+    account: two accounts at the same epoch, invalidating in two blocks, land on two epochs, neither the next one.
+    ``invalidateAllSessions(nextEpoch)`` moves it to exactly ``nextEpoch`` (the SDK's EIP-7702 upgrade draws it and
+    so knows the ids of the sessions it enables in the same operation), or one further when that is the epoch the
+    account is at: the epoch always moves."""
+    from keyscope.module import epoch_after_invalidation, invalidate_all_sessions_data
+
+    other = LocalSigner.generate()
+    first, second = sessions.account(owner), sessions.account(other)
+    start = int(module.epochOf(first))
+    assert int(module.epochOf(second)) == start
+    for account, signer in ((first, owner), (second, other)):
+        sessions.h.owner_execute(
+            account, signer, Call.of(module.address, 0, module.invalidateAllSessions.encode_input())
+        )
+    drawn = [int(module.epochOf(account)) for account in (first, second)]
+    assert drawn[0] != drawn[1] and start not in drawn and start + 1 not in drawn, (start, drawn)
+
+    for asked in (123_456_789, 2**32 - 1, 0, 0):
+        before = int(module.epochOf(first))
+        sessions.h.owner_execute(
+            first, owner, Call.of(module.address, 0, invalidate_all_sessions_data(asked))
+        )
+        expected = asked if asked != before else (before + 1) % 2**32
+        assert int(module.epochOf(first)) == epoch_after_invalidation(before, asked) == expected, (
+            before,
+            asked,
+        )
 
 
 def test_the_owner_s_sdk_signs_no_grant_for_another_epoch_than_the_account_s(

@@ -321,7 +321,7 @@ def test_uninstall_kills_sessions_and_reinstall_does_not_revive_them(
     sessions.run(sessions.op(account, session_key, mint(nft, account)))
 
     sessions.h.owner_execute(account, owner, KIND.uninstall_validator_call(account, module.address))
-    assert module.epochOf(account) == 1
+    assert module.epochOf(account) != 0
     sessions.install(account, owner)
     assert not module.isSessionActive(account, session_id)
     assert sessions.h.rejected(sessions.op(account, session_key, mint(nft, account))).reason == "AA24"

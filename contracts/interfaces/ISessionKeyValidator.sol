@@ -417,8 +417,18 @@ interface ISessionKeyValidator is IERC7579Validator, ISessionKeyValidatorTypes {
     /// @notice Revoke a session of the calling account, enabled or not yet: it can never be used or enabled.
     function revokeSession(bytes32 sessionId) external;
 
-    /// @notice Invalidate every session of the calling account and every enable signature not yet used.
+    /// @notice Invalidate every session of the calling account and every enable signature not yet used. The
+    ///         account moves to an epoch drawn from the block that runs the call (the low 32 bits of
+    ///         `keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, account, epoch))`, or the epoch
+    ///         after the current one if they are it), so that an enable signature made ahead of time for another
+    ///         epoch names the new one only by a chance of 1 in 2^32. Read the new epoch with {epochOf}.
     function invalidateAllSessions() external;
+
+    /// @notice As {invalidateAllSessions}, the account moving to epoch `nextEpoch` (to the one after its current
+    ///         epoch when `nextEpoch` is that): for a caller that enables sessions in the same operation and must
+    ///         know their ids. Draw `nextEpoch` at random when the call is made: one known before lets a grant signed
+    ///         ahead of time for it be enabled after it.
+    function invalidateAllSessions(uint32 nextEpoch) external;
 
     /// @notice Whether `account` revoked `sessionId`.
     function isSessionRevoked(address account, bytes32 sessionId) external view returns (bool);

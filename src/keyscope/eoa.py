@@ -8,8 +8,9 @@ transaction. From then on sessions work as on any other account (:meth:`Network.
 <keyscope.network.Network.session>`).
 
 Every upgrade (and every :meth:`EOAOwner.install_sessions` that does anything) starts a new epoch at the session
-module: ``invalidateAllSessions()`` runs before anything else in its operation, so no session and no enable
-signature from before comes back, whether the EOA delegates for the first time, comes back after delegating
+module: ``invalidateAllSessions(nextEpoch)``, with an epoch drawn at random then, runs before any session is enabled
+in its operation, so no session and no enable signature from before comes back (not even one signed ahead of time for
+another epoch), whether the EOA delegates for the first time, comes back after delegating
 elsewhere, or someone landed its authorization first. The delegate cannot tell these apart: EIP-7702 leaves the
 EOA's storage as it was, and the module keeps its state by the EOA's address. :meth:`EOAOwner.undelegate` leaves
 the other way: one transaction of the EOA clears (or moves) the delegation and invalidates every session at the
@@ -56,7 +57,9 @@ from .module import (
     decode_epoch,
     enable_session_data,
     epoch_of_data,
+    invalidate_all_sessions_data,
     revoke_session_data,
+    unpredictable_epoch,
 )
 from .operations import DEFAULT_OWNER_MAX_GAS_COST
 from .owner import GrantRequest, Owner, PendingGrant, refuse_used_authorization_nonce
@@ -212,23 +215,26 @@ class EOAOwner(Owner):
         the module installed, a new epoch and ``sessions`` enabled in it; whether they need an authorization; the
         module's epoch once they ran.
 
-        The new epoch comes first, whatever the EOA's state: the delegation may be new, or the EOA may have left
-        and come back (or someone may have landed its authorization before this operation), and the module keeps
-        what an earlier delegation left. Nothing granted before survives it."""
+        The new epoch comes before any session is enabled, whatever the EOA's state: the delegation may be new, or
+        the EOA may have left and come back (or someone may have landed its authorization before this operation),
+        and the module keeps what an earlier delegation left. Nothing granted before survives it. The epoch is drawn
+        here, so that this operation's grants know their ids and no grant signed before names it but by chance; it
+        comes after the module's install, whose uninstall of what the module held (the delegate's clean-state path)
+        moves the account to an epoch drawn from the block."""
         module, account = self.network.module, self.account
         delegating = state.delegate != self.delegate
-        calls = [Call(module, 0, INVALIDATE_ALL_SESSIONS)]
+        calls: list[Call] = []
         if delegating:
             # until the authorization lands, code the EOA delegated to before may write the delegate's sets after
             # they were listed (attack 308): the delegate forgets every module first, and the module is installed
-            calls.insert(0, Call(account, 0, RESET_MODULES))
-        epoch = state.epoch + 1
-        if state.module_registered and not delegating:
-            calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)
-        else:
-            if state.module_initialized:  # the delegate's install clears it once more: one more epoch
-                epoch += 1
-            calls.append(self.kind.install_validator_call(account, module, encode_install_sessions(sessions)))
+            calls.append(Call(account, 0, RESET_MODULES))
+        if not state.module_registered or delegating:
+            calls.append(self.kind.install_validator_call(account, module, b""))
+        epoch = unpredictable_epoch()
+        while epoch == state.epoch:  # asked for the epoch it is at, the module would move one further
+            epoch = unpredictable_epoch()
+        calls.append(Call(module, 0, invalidate_all_sessions_data(epoch)))
+        calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)
         return calls, delegating, epoch
 
     def _authorization(self, nonce: int) -> Authorization:

@@ -10,6 +10,7 @@ signature layouts) is :mod:`keyscope.session`; this module is the contract's int
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator, Sequence
 from enum import Enum
 
@@ -19,7 +20,7 @@ from eth_abi import encode as abi_encode
 from .chain import Chain, read_many
 from .clock import window_now
 from .endpoints import Endpoints
-from .errors import CallRevertedError, ConfigurationError
+from .errors import BadInputError, CallRevertedError, ConfigurationError
 from .grant import SessionGrant
 from .hexutil import keccak, to_address, to_bytes
 from .limits import Counters, LimitUsage, counters_from_chain, initial_counters, usage_of
@@ -31,6 +32,7 @@ __all__ = [
     "ENABLE_SESSION",
     "EPOCH_OF",
     "INVALIDATE_ALL_SESSIONS",
+    "INVALIDATE_ALL_SESSIONS_AT",
     "IS_INITIALIZED",
     "IS_SESSION_ACTIVE",
     "IS_SESSION_REVOKED",
@@ -48,7 +50,9 @@ __all__ = [
     "decode_epoch",
     "decode_limit_counters",
     "enable_session_data",
+    "epoch_after_invalidation",
     "epoch_of_data",
+    "invalidate_all_sessions_data",
     "is_initialized_data",
     "limit_usage_data",
     "module_answers",
@@ -59,12 +63,16 @@ __all__ = [
     "revoke_session_data",
     "session_flag_calls",
     "session_status",
+    "unpredictable_epoch",
 ]
 
 ENABLE_SESSION = keccak(f"enableSession({SESSION_ABI_TYPE})".encode())[:4]
 REVOKE_SESSION = keccak(b"revokeSession(bytes32)")[:4]
 INVALIDATE_ALL_SESSIONS = keccak(b"invalidateAllSessions()")[:4]
-"""The whole calldata of ``invalidateAllSessions()``: it takes no argument."""
+"""The whole calldata of ``invalidateAllSessions()``: it takes no argument, and the module moves the account to an
+epoch drawn from the block that runs it (read the new epoch back with ``epochOf``)."""
+INVALIDATE_ALL_SESSIONS_AT = keccak(b"invalidateAllSessions(uint32)")[:4]
+"""Selector of ``invalidateAllSessions(uint32 nextEpoch)``: the account moves to ``nextEpoch``."""
 IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
 IS_SESSION_REVOKED = keccak(b"isSessionRevoked(address,bytes32)")[:4]
 EPOCH_OF = keccak(b"epochOf(address)")[:4]
@@ -91,6 +99,27 @@ SESSIONS_INVALIDATED = keccak(b"SessionsInvalidated(address,uint32)")
 def enable_session_data(session: Session) -> bytes:
     """Calldata of ``enableSession(session)`` (the owner's on-chain grant)."""
     return ENABLE_SESSION + abi_encode([SESSION_ABI_TYPE], [session.as_abi()])
+
+
+def unpredictable_epoch() -> int:
+    """An epoch drawn at random now, for :func:`invalidate_all_sessions_data`: no grant signed before names it but by
+    a chance of 1 in 2^32."""
+    return secrets.randbelow(1 << 32)
+
+
+def invalidate_all_sessions_data(next_epoch: int) -> bytes:
+    """Calldata of ``invalidateAllSessions(nextEpoch)``: every session dies, and the account moves to ``next_epoch``
+    (see :func:`epoch_after_invalidation`). Draw it when the call is made (:func:`unpredictable_epoch`): an epoch
+    known before lets a grant signed ahead of time for it be enabled after the call."""
+    if isinstance(next_epoch, bool) or not isinstance(next_epoch, int) or not 0 <= next_epoch < 1 << 32:
+        raise BadInputError(f"an epoch is a whole number from 0 to {(1 << 32) - 1}, got {next_epoch!r}")
+    return INVALIDATE_ALL_SESSIONS_AT + abi_encode(["uint32"], [next_epoch])
+
+
+def epoch_after_invalidation(epoch: int, next_epoch: int) -> int:
+    """The module's epoch after ``invalidateAllSessions(next_epoch)`` at ``epoch``: ``next_epoch``, or the one after
+    ``epoch`` when they are the same (a ``uint32``: it wraps)."""
+    return (epoch + 1) % (1 << 32) if next_epoch == epoch else next_epoch
 
 
 def revoke_session_data(session_id: bytes) -> bytes:

@@ -458,7 +458,7 @@ def test_installing_the_module_on_the_delegate_clears_what_other_code_left_in_it
         log["address"].lower() for log in receipt["logs"] if bytes.fromhex(log["topics"][0][2:]) == cleared
     ] == [eoa.address.lower()]
     epoch = int.from_bytes(call(stack, stack.module, "epochOf(address)", eoa.address), "big")
-    assert epoch == 1
+    assert epoch not in (0, 1)  # the delegate's onUninstall moved it to an epoch drawn from the block
 
 
 def test_the_upgrade_sent_again_revives_no_session_the_owner_ended(net: Network, stack: LocalStack) -> None:
@@ -607,7 +607,7 @@ def test_a_front_run_authorization_delegates_but_sets_nothing_up(net: Network, s
     # the owner's own upgrade finds the delegation done and still starts from a clean state
     owner = net.eoa(eoa)
     grant = owner.upgrade(mallory_key, mint_policy(stack, eoa.address), valid_for=3600)
-    assert grant.epoch == 1 and module_installed(stack, eoa.address)
+    assert grant.epoch == owner.epoch() != 0 and module_installed(stack, eoa.address)
 
 
 def test_an_authorization_landed_by_someone_else_first_leaves_the_owner_in_control(

@@ -251,9 +251,9 @@ class ConsentServer(BackgroundServer):
 
     def _require_current_epoch(self, request: GrantRequest) -> None:
         """Raise unless ``request`` is at the account's epoch at the module now: the module hashes an off-chain
-        grant at the account's epoch when it is first used, and "revoke every session" moves the epoch on by one, so
-        a grant at a later epoch (the page does not show the epoch) would come to life by the owner's own revocation
-        of everything."""
+        grant at the account's epoch when it is first used, and a grant at a later epoch (the page does not show the
+        epoch) would come to life when the account reaches it: "revoke every session" moves the account to an epoch
+        drawn from the block, but an install over a failed uninstall's leftovers moves it by one (attack 319)."""
         net = self.network
         with module_answers(net.chain, net.module):
             epoch = decode_epoch(net.chain.call(net.module, epoch_of_data(request.account)), net.module)
