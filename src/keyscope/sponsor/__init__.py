@@ -26,7 +26,7 @@ from .paymaster_data import (
 )
 from .policy import SponsorshipPolicy
 from .server import SponsorServer
-from .service import Sponsor, chain_clock
+from .service import ChainClock, Sponsor, chain_clock
 
 __all__ = [
     "BUDGET_EXHAUSTED",
@@ -35,6 +35,7 @@ __all__ = [
     "NOT_SPONSORED",
     "PAYMASTER_DATA_LENGTH",
     "BudgetLedger",
+    "ChainClock",
     "LocalSponsor",
     "PaymasterState",
     "Sponsor",

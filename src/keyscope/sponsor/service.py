@@ -51,6 +51,7 @@ __all__ = [
     "GET_PAYMASTER_DATA",
     "GET_PAYMASTER_STUB_DATA",
     "BudgetLedger",
+    "ChainClock",
     "Sponsor",
     "chain_clock",
 ]
@@ -74,18 +75,39 @@ _OP_FIELDS = frozenset(
 _PACKED_ONLY_FIELDS = ("initCode", "paymasterAndData", "accountGasLimits", "gasFees")
 
 
-def chain_clock(node: str | Chain) -> Callable[[], float]:
-    """A clock for :class:`Sponsor`: the later of this machine's time and the latest block's timestamp.
+class ChainClock:
+    """A clock for :class:`Sponsor` that follows a chain: called, the later of this machine's time and the latest
+    block's timestamp; :meth:`chain_time` is the latest block's timestamp alone.
 
-    The EntryPoint judges a window by the block's timestamp, bundlers (Alto) by their wall clock: a
-    validUntil counted from the later of both is in the future for each of them.
+    The EntryPoint judges a window by the timestamp of the block that includes the operation, bundlers (Alto) by
+    their wall clock: a ``validUntil`` counted from the later of both is in the future for each of them. Whether a
+    signature made before can still be paid is the EntryPoint's question alone (anyone may call ``handleOps``
+    without a bundler), and the only time every chain's next block is sure not to precede is the latest block's:
+    a development node's clock may be set behind this machine's (``evm_setTime``, a snapshot reverted), and a
+    machine's clock may run ahead of the chain's. So a ledger read back at a restart keeps a reservation until
+    :meth:`chain_time` passes its ``validUntil``.
     """
-    chain = RpcChain(node) if isinstance(node, str) else node
 
-    def now() -> float:
-        return max(time.time(), float(chain.block_timestamp()))
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
 
-    return now
+    def __call__(self) -> float:
+        return max(time.time(), float(self.chain.block_timestamp()))
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp: no block that can still include an operation is stamped earlier."""
+        return int(self.chain.block_timestamp())
+
+    def __repr__(self) -> str:
+        return f"ChainClock({self.chain!r})"
+
+
+def chain_clock(node: str | Chain) -> ChainClock:
+    """A clock for :class:`Sponsor` following the chain at ``node`` (a URL or a :class:`~keyscope.chain.Chain`):
+    windows are counted from the later of this machine's time and the latest block's timestamp, and a ledger read
+    back at a restart drops a reservation only once the chain's own time has passed its ``validUntil`` (see
+    :class:`ChainClock`)."""
+    return ChainClock(RpcChain(node) if isinstance(node, str) else node)
 
 
 class Sponsor:
@@ -96,7 +118,8 @@ class Sponsor:
     * ``chain_id`` and ``entry_point``: requests for other ones are refused;
     * ``policy``: what is sponsored (:class:`~keyscope.sponsor.policy.SponsorshipPolicy`);
     * ``clock``: unix seconds the window is counted from (default: this machine's time; use
-      :func:`chain_clock` when the chain's time may run ahead, as on a development node);
+      :func:`chain_clock` when the chain's time may run ahead or behind, as on a development node: a ledger is
+      then read back by the chain's own time, see :meth:`expiry_now`);
     * ``valid_after_slack``: None leaves ``validAfter`` 0 (a signature cannot be used before it exists
       anyway); a number of seconds sets ``validAfter`` to that long before now;
     * ``verification_gas_limit`` / ``post_op_gas_limit``: the paymaster gas limits given in stub data;
@@ -165,7 +188,7 @@ class Sponsor:
             policy.total_budget_wei,
             path=ledger,
             scope=f"{self.paymaster}@{chain_id}",
-            now=self.now() if ledger is not None else 0,
+            now=self.expiry_now() if ledger is not None else 0,
         )
         if policy.accounts == "any" and policy.total_budget_wei is None:
             log.warning(
@@ -194,6 +217,14 @@ class Sponsor:
     def now(self) -> int:
         """The time windows are counted from."""
         return int(self._clock())
+
+    def expiry_now(self) -> int:
+        """The time a signature made before is judged expired at, when a ledger file is read back: a
+        :class:`ChainClock`'s :meth:`~ChainClock.chain_time` (the EntryPoint's clock: a reservation dropped by this
+        machine's time, ahead of the chain's, would be of a signature the EntryPoint still pays), else the clock's."""
+        if isinstance(self._clock, ChainClock):
+            return self._clock.chain_time()
+        return self.now()
 
     def window(self) -> tuple[int, int]:
         """``(validUntil, validAfter)`` for a signature made now."""
