@@ -39,6 +39,7 @@ from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.module import SessionStatus, read_session_status
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from keyscope.urls import mask_url
 from support.permit_types import PERMIT_TYPES
 from support.victims import deploy
 
@@ -844,6 +845,45 @@ def test_the_dashboard_says_there_is_no_store_in_this_folder_once_it_serves(
     assert lines[0].startswith("no session store at sqlite:///.keyscope/sessions.db (the default"), lines
     assert lines[1].startswith("the sessions of 0x"), lines
     assert list(tmp_path.iterdir()) == []  # no store set up
+
+
+def test_ctrl_c_on_the_dashboard_command_says_it_stopped_and_what_was_written(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """docs/browser.md: ``keyscope dashboard`` serves until Ctrl-C. Ctrl-C ended it silently with exit code 0, as
+    if it had finished, saying nothing of the page or of the store it marks revocations in; ``keyscope consent``
+    says what was (not) written and exits 130."""
+    stack: LocalStack = world["stack"]
+    program = str(Path(sys.executable).with_name("keyscope"))
+    links = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(store).close()  # the dashboard reads an existing store only
+    server = subprocess.Popen(
+        [program, "dashboard", "0x" + "ab" * 20, *links, "--store", store, "--port", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        assert line.startswith("the sessions of 0x"), line
+        url = line.split(": ", 1)[1].split(" ", 1)[0]
+        assert httpx.get(url, timeout=10).status_code == 200  # served until the interruption
+        server.send_signal(signal.SIGINT)
+        assert server.wait(30) == 130
+        said = " ".join(server.stderr.read().split())
+    finally:
+        server.kill()
+        server.wait()
+    assert said.startswith("interrupted: the dashboard stopped and its page is closed; nothing was lost"), (
+        said
+    )
+    assert f"every revocation it saw included is marked in the session store {mask_url(store)}" in said, said
+    assert "Run the command again" in said and "Traceback" not in said and "Aborted!" not in said, said
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=5)
 
 
 def test_the_dashboard_command_asks_no_signature_of_a_revocation_over_the_owner_s_cap(

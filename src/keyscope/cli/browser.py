@@ -176,6 +176,21 @@ def _no_default_store(store_url: str | None) -> str | None:
     return None
 
 
+def _dashboard_stopped(store_url: str | None) -> str:
+    """What Ctrl-C on ``keyscope dashboard`` says: the page is gone, and what was written (``store_url``: the store
+    it read and marked revocations in; None: none)."""
+    written = (
+        f"every revocation it saw included is marked in the session store {mask_url(store_url)}"
+        if store_url is not None
+        else "it read no session store and wrote nothing"
+    )
+    return (
+        "interrupted: the dashboard stopped and its page is closed; nothing was lost: the sessions live on chain, and "
+        f"{written}; a revocation prepared on the page but not signed was not sent, and one signed whose result the "
+        "page had not shown yet may still be included. Run the command again to serve the dashboard and see them"
+    )
+
+
 def _existing_store(store_url: str | None) -> SessionStore | None:
     """The store the dashboard reads (and marks revocations in): one that exists, never a new one set up at a
     mistyped path; None for no store, or the default one when nothing was granted from this folder
@@ -326,7 +341,9 @@ def dashboard(
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                pass
+                # Ctrl-C, the documented way to stop it: said, with exit code 130 as consent does
+                click.echo(_dashboard_stopped(store_url if store is not None else None), err=True)
+                sys.exit(130)
     finally:
         if store is not None:
             store.close()
