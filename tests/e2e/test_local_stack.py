@@ -328,6 +328,63 @@ def test_no_orphans_when_the_owner_is_interrupted_terminated_or_killed() -> None
                 owner.wait()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_130(tmp_path: Path) -> None:
+    """``python -m keyscope.local`` interrupted while it started (anvil up, Alto starting) said "stopped" and exited
+    0, as if a stack had run and been stopped; a script waiting on it took that for success. Ctrl-C once it is up,
+    the documented way to stop it, still says "stopped" and exits 0."""
+    ports = [_free_port(), _free_port()]
+    logs = tmp_path / "logs"
+    command = [sys.executable, "-m", "keyscope.local", "--log-dir", str(logs)]
+    command += ["--node-port", str(ports[0]), "--bundler-port", str(ports[1])]
+    starting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (logs / "alto.log").exists():  # anvil is up and the contracts deployed; Alto is starting
+            assert starting.poll() is None and time.monotonic() < deadline, "the stack never started Alto"
+            time.sleep(0.05)
+        starting.send_signal(signal.SIGINT)
+        out, err = starting.communicate(timeout=60)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+            starting.wait()
+    assert out == "", "the stack was up before the interruption: the premise failed"
+    said = " ".join(err.split())
+    assert starting.returncode == 130, said
+    assert said == (
+        "interrupted while the stack was starting: it did not start, and the processes it had started are stopped; "
+        f"the logs of this start are in {logs}; run the command again to start it"
+    )
+    assert all(_refused(port) for port in ports)
+    assert "Listening on 127.0.0.1" in (logs / "anvil.log").read_text()
+
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout is not None
+        for line in running.stdout:
+            if line.startswith("started in "):
+                break
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert running.returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
+    assert all(_refused(port) for port in ports)
+
+
 def test_node_only_stack_stops_on_stop(tmp_path: Any) -> None:
     stack = LocalStack(bundler=False, chain_id=1337, accounts=1, log_dir=tmp_path)
     stack.start()

@@ -14,6 +14,7 @@ from types import FrameType
 from ..argv import ArgumentParser
 from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, KeyscopeError, has_private_key_form
 from ..hexutil import to_wire_int
+from .errors import LocalStackError
 from .stack import LocalStack
 
 __all__ = ["main"]
@@ -99,8 +100,23 @@ def _print_details(stack: LocalStack, as_json: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _not_started(stack: LocalStack | None) -> str:
+    """What Ctrl-C while the stack starts says: it did not start, what it had started is stopped, and where the logs
+    of that start are (when it had made its log folder)."""
+    try:
+        logs: Path | None = stack.log_dir if stack is not None else None
+    except LocalStackError:  # interrupted before the log folder was made
+        logs = None
+    return (
+        "interrupted while the stack was starting: it did not start, and the processes it had started are stopped"
+        + (f"; the logs of this start are in {logs}" if logs is not None else "")
+        + "; run the command again to start it"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the stack, print its details, wait for Ctrl-C or SIGTERM, stop it. Returns the exit status."""
+    """Start the stack, print its details, wait for Ctrl-C or SIGTERM, stop it. Returns the exit status: 0 once
+    stopped by Ctrl-C or SIGTERM, 130 for Ctrl-C before the stack was up (it did not start), 1 for an error."""
     args = _parser().parse_args(argv)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -108,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     logs: Path | None = None
+    stack: LocalStack | None = None
     try:
         stack = LocalStack(
             chain_id=args.chain_id,
@@ -131,7 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
     except KeyboardInterrupt:
-        print("stopped" + (f"; the logs stay in {logs}" if logs is not None else ""), file=sys.stderr)
+        if logs is None:  # before the stack was up: start() stopped what it had started
+            print(_not_started(stack), file=sys.stderr)
+            return 130
+        print(f"stopped; the logs stay in {logs}", file=sys.stderr)
         return 0
     except KeyscopeError as exc:
         print(f"error: {exc}", file=sys.stderr)
