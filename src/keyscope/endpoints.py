@@ -35,6 +35,7 @@ from .errors import (
     CallRevertedError,
     ConfigurationError,
     KeyscopeError,
+    TransportError,
     UnknownOptionError,
     UnsupportedAccountError,
     shown,
@@ -144,6 +145,7 @@ class Endpoints:
     _entry_point_version: str | None = field(default=None, init=False, repr=False)
     _kinds: dict[str | None, AccountKind] = field(default_factory=dict, init=False, repr=False)
     _entry_points_checked: set[str] = field(default_factory=set, init=False, repr=False)
+    _bundler_chain_checked: bool = field(default=False, init=False, repr=False)
 
     def close(self) -> None:
         """Close the HTTP connection pools of keyscope's clients here: the node's (an :class:`~keyscope.chain.RpcChain`),
@@ -273,11 +275,30 @@ class Endpoints:
             self._chain_id = self.chain.chain_id()
         return self._chain_id
 
+    def check_bundler_chain(self) -> None:
+        """Raise :class:`~keyscope.errors.ConfigurationError` when the bundler (a :class:`BundlerClient`) serves
+        another chain than the node, before an operation is estimated or sent: a bundler of another chain simulates
+        it against another chain's state, and its refusal (the owner's signature invalid, an account without funds)
+        sends its reader after the wrong cause, or it sends the operation where it was not signed for. Asked of the
+        bundler once per network (``eth_chainId``, which the client keeps); says nothing when either cannot tell,
+        and asks again before the next operation when the bundler could not be reached."""
+        if self._bundler_chain_checked or not isinstance(self.bundler, BundlerClient):
+            return
+        try:
+            served, chain_id = self.bundler.chain_id(), self.chain_id
+        except TransportError:  # not reached: the operation's own request says so; asked again next time
+            return
+        except KeyscopeError:  # it answered, with no chain id: the refusal path cannot tell either
+            self._bundler_chain_checked = True
+            return
+        if served != chain_id:
+            raise self._bundler_of_another_chain(served, chain_id, "nothing was sent to it")
+        self._bundler_chain_checked = True
+
     def refuse_bundler_of_another_chain(self) -> None:
         """Raise :class:`~keyscope.errors.ConfigurationError` when the bundler (a :class:`BundlerClient`) serves
-        another chain than the node. Asked after the bundler refused an operation: a bundler of another chain
-        simulates it against another chain's state, and its refusal (the owner's signature invalid, an account
-        without funds) would send its reader after the wrong cause. Says nothing when either cannot tell."""
+        another chain than the node. Asked after the bundler refused an operation (for a bundler given to
+        :class:`Endpoints` that :meth:`check_bundler_chain` could not ask). Says nothing when either cannot tell."""
         if not isinstance(self.bundler, BundlerClient):
             return
         try:
@@ -285,12 +306,17 @@ class Endpoints:
         except KeyscopeError:
             return
         if served != chain_id:
-            node = f" {mask_url(self.chain.url)}" if isinstance(self.chain, RpcChain) else ""
-            raise ConfigurationError(
-                f"the bundler {mask_url(self.bundler.url)} serves chain {served}, but the node{node} is chain "
-                f"{chain_id}: its refusal of the operation is about another chain; connect() a node and a bundler of "
-                "the same chain"
+            raise self._bundler_of_another_chain(
+                served, chain_id, "its refusal of the operation is about another chain"
             )
+
+    def _bundler_of_another_chain(self, served: int, chain_id: int, consequence: str) -> ConfigurationError:
+        assert isinstance(self.bundler, BundlerClient)
+        node = f" {mask_url(self.chain.url)}" if isinstance(self.chain, RpcChain) else ""
+        return ConfigurationError(
+            f"the bundler {mask_url(self.bundler.url)} serves chain {served}, but the node{node} is chain "
+            f"{chain_id}: {consequence}; connect() a node and a bundler of the same chain"
+        )
 
     @property
     def entry_point_version(self) -> str:

@@ -168,6 +168,7 @@ class OperationBuilder:
         :meth:`draft`).
         """
         net = self.network
+        net.check_bundler_chain()  # before anything is asked about the operation or sent
         fees = self.fee_quote()
         delegating = draft.eip7702_auth is not None
         fields: dict[str, Any] = {
@@ -218,6 +219,7 @@ class OperationBuilder:
         The pending operation's receipt is confirmed by the network's node (its ``UserOperationEvent``) where the
         node answers raw JSON-RPC (:class:`~keyscope.chain.RpcChain`, :class:`~keyscope.chain.Web3Chain`)."""
         net = self.network
+        net.check_bundler_chain()
         mine = self.user_op_hash(op)
         try:
             returned = net.bundler.send_user_operation(op, net.entry_point)

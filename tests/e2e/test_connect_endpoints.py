@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keyscope import ConfigurationError, connect
+from keyscope import ConfigurationError, Policy, SessionKey, arg, connect
 from keyscope.cli.browser import _Connection
 from keyscope.hexutil import to_address
 from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
+from support.relay import Relay
 
 pytestmark = pytest.mark.e2e
 
@@ -75,3 +78,47 @@ def test_the_page_commands_take_the_deployments_files_entry_point(
     path.write_text(json.dumps(stack))
     network = _Connection(str(path), None, None, None, None).network()
     assert network.entry_point == to_address(described["entry_point_v08"])
+
+
+class _RecordingRelay(Relay):
+    """A relay in front of the real Alto that keeps the name of every method asked of it."""
+
+    def __init__(self, upstream: str) -> None:
+        self.methods: list[str] = []
+        super().__init__(upstream)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.methods.append(str(request.get("method")))
+        return super().handle(request)
+
+
+def test_a_session_on_a_node_and_a_bundler_of_two_chains_is_refused_before_anything_is_sent(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """``connect(node of chain B, bundler of chain A, ...)`` asked nothing up front, and the session's first operation
+    went to the bundler to be estimated against chain A's state, signed for chain B: only the bundler's refusal
+    (its simulation on the other chain) had the SDK ask both chain ids and name them. Now the bundler's chain is
+    asked once, before the operation is estimated or sent, and the error names both chains; nothing reaches the
+    bundler but that question (and eth_supportedEntryPoints)."""
+    other_chain = local_stack.chain_id + 1
+    with LocalStack(bundler=False, chain_id=other_chain, accounts=1, log_dir=tmp_path / "other") as other:
+        node, relay = other.rpc_url, _RecordingRelay(local_stack.bundler_url)
+        try:
+            with connect(other.rpc_url, relay.url, module=other.module, factory=other.factory) as net:
+                owner = net.owner(LocalSigner.generate())
+                key = SessionKey.generate()
+                grant = owner.grant(
+                    key, [Policy.call(other.nft, "safeMint(address to)", rules=[arg("to") == owner.account])]
+                )
+                session = net.session(grant, key)
+                for _ in range(2):  # the bundler's chain is asked once per network, and kept
+                    with pytest.raises(ConfigurationError) as refused:
+                        session.execute(other.nft, "safeMint(address)", owner.account)
+        finally:
+            relay.stop()
+    assert relay.methods == ["eth_chainId"], relay.methods
+    said = str(refused.value)
+    assert said == (
+        f"the bundler {relay.url} serves chain {local_stack.chain_id}, but the node {node} is chain "
+        f"{other_chain}: nothing was sent to it; connect() a node and a bundler of the same chain"
+    ), said
