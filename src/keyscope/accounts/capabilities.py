@@ -22,7 +22,7 @@ from ..execution import MODE_BATCH, MODE_SINGLE
 from ..hexutil import to_address
 from ..selectors import IS_MODULE_INSTALLED
 from .base import MODULE_TYPE_VALIDATOR, AccountKind
-from .detect import account_id, ask_bool, supports_validators, unreachable
+from .detect import NO_ACCOUNT_ID, account_id, account_id_said, ask_bool, supports_validators, unreachable
 
 if TYPE_CHECKING:
     from ..chain import Chain
@@ -88,9 +88,14 @@ def refuse_without_validators(chain: Chain, account: str, kind: AccountKind | No
     if supports_validators(chain, address) is not False:
         return
     driven = f" (given the {kind.name!r} adapter)" if kind is not None else ""
+    said = account_id_said(chain, address)
+    neither = (
+        "answers neither accountId() nor supportsModule(1) with a yes"
+        if said == NO_ACCOUNT_ID
+        else f"{said}, and does not answer supportsModule(1) with a yes"
+    )
     raise UnsupportedAccountError(
-        f"{address}{driven} is not an ERC-7579 modular account: it answers neither accountId() nor "
-        "supportsModule(1) with a yes. keyscope's sessions are an ERC-7579 validator module, which only such an "
+        f"{address}{driven} is not an ERC-7579 modular account: it {neither}. keyscope's sessions are an ERC-7579 validator module, which only such an "
         "account can install; nothing was signed or sent. Use an ERC-7579 account (keyscope's own, Kernel, "
         "Nexus, a Safe with the Safe7579 adapter, ...) or make this one modular first"
     )

@@ -34,7 +34,15 @@ from .module_owned import ModuleOwnedAccountKind
 from .nexus import NexusAccountKind
 from .safe7579 import Safe7579AccountKind
 
-__all__ = ["SUPPORTED_ACCOUNT_IDS", "account_id", "ask_bool", "detect_kind", "supports_validators"]
+__all__ = [
+    "NO_ACCOUNT_ID",
+    "SUPPORTED_ACCOUNT_IDS",
+    "account_id",
+    "account_id_said",
+    "ask_bool",
+    "detect_kind",
+    "supports_validators",
+]
 
 _ACCOUNT_ID = keccak(b"accountId()")[:4]
 _EIP712_DOMAIN = keccak(b"eip712Domain()")[:4]
@@ -110,6 +118,47 @@ def _call_account_id(chain: Chain, address: str) -> str | None:
         return None
 
 
+NO_ACCOUNT_ID = "answers no accountId()"
+"""What :func:`account_id_said` says of a contract whose ``accountId()`` reverts without data (no such function)."""
+
+_HEX_SHOWN = 64
+"""How many bytes of an answer or a revert a message shows as hex."""
+
+
+def _hex_cut(raw: bytes) -> str:
+    if len(raw) <= _HEX_SHOWN:
+        return "0x" + raw.hex()
+    return f"0x{raw[:_HEX_SHOWN].hex()}… (the first {_HEX_SHOWN} of {len(raw)} bytes)"
+
+
+def account_id_said(chain: Chain, account: str) -> str:
+    """What the deployed ``account`` answered ``accountId()`` when :func:`account_id` found no id in it, for a
+    message (``"<address> {said}"``): :data:`NO_ACCOUNT_ID` for a revert without data, else that phrase with the
+    revert's data as hex, or the answer as hex when it is no ABI-encoded string (junk, another return type)."""
+    address = to_address(account, name="account")
+    try:
+        raw = chain.call(address, _ACCOUNT_ID)
+    except CallRevertedError as revert:
+        if not revert.data:
+            return NO_ACCOUNT_ID
+        decoded = "" if revert.description.startswith("0x") else f": {revert.description}"
+        return f"{NO_ACCOUNT_ID} (the call reverts with {_hex_cut(revert.data)}{decoded})"
+    except Exception as error:
+        if unreachable(error):
+            raise
+        return NO_ACCOUNT_ID
+    try:
+        return f"answers accountId() {str(abi_decode(['string'], raw)[0])!r}"  # an id after all (asked again)
+    except Exception:  # what account_id() found no string in
+        pass
+    if not raw:
+        return f"{NO_ACCOUNT_ID} (the call returns no data)"
+    return (
+        f"answers accountId() with {_hex_cut(raw)} ({len(raw)} bytes), which is no ABI-encoded string (ERC-7579's "
+        "accountId() returns the account's vendor and version as one)"
+    )
+
+
 def detect_kind(
     network_or_chain: _Connected | Chain | str, account: str, *, owner_validator: str | None = None
 ) -> AccountKind:
@@ -174,19 +223,24 @@ def supports_validators(chain: Chain, account: str) -> bool | None:
 
 
 def _no_account_id(chain: Chain, address: str) -> str:
-    """What to say of a contract that answers no ``accountId()``: an ERC-7579 account that does not say which
-    (``supportsModule(1)`` says yes), or no ERC-7579 account at all."""
+    """What to say of a contract that answers no ``accountId()`` (:func:`account_id_said`: what it answered): an
+    ERC-7579 account that does not say which (``supportsModule(1)`` says yes), or no ERC-7579 account at all."""
+    said = account_id_said(chain, address)
     if supports_validators(chain, address):
         return (
-            f"{address} is an ERC-7579 account (supportsModule(1) answers yes) that answers no accountId(), so "
+            f"{address} is an ERC-7579 account (supportsModule(1) answers yes) that {said}, so "
             "keyscope cannot tell which adapter it needs and does not guess. If it follows the ERC-7579 reference "
             "implementation's conventions (docs/accounts.md), give the generic adapter: connect(..., "
             "kind=ERC7579AccountKind(owner_validator=ADDRESS, chain=RpcChain(NODE_URL))); otherwise write its "
             'adapter (docs/accounts.md, "Writing an adapter for another account")'
         )
+    neither = (
+        "answers neither accountId() nor supportsModule(1) with a yes"
+        if said == NO_ACCOUNT_ID
+        else f"{said}, and does not answer supportsModule(1) with a yes"
+    )
     return (
-        f"{address} is a contract but not an ERC-7579 modular account: it answers neither accountId() nor "
-        "supportsModule(1) with a yes (an ERC-4337 account of another design, a Safe without an ERC-7579 adapter, "
+        f"{address} is a contract but not an ERC-7579 modular account: it {neither} (an ERC-4337 account of another design, a Safe without an ERC-7579 adapter, "
         "a token...). keyscope's sessions are an ERC-7579 validator module, which only such an account can "
         "install; nothing was signed or sent. Use an ERC-7579 account, or make this one modular first"
     )
