@@ -60,13 +60,14 @@ library AccountModules {
                     break
                 }
                 if iszero(answered) {
-                    if eq(t, 1) {
+                    if and(eq(t, 1), eq(asked, account)) {
                         unanswered := gt(extcodesize(account), 0)
                         // an account its proxy's constructor initialises has no code yet and answers nothing,
                         // though the modules installed before (its owner validator) are: the target is asked
                         // instead, type by type, whether it is such a module, ERC-7579 `isModuleType(t)` (the
-                        // words after t are ignored); one that answers nothing is none
-                        if and(askTarget, and(iszero(unanswered), eq(asked, account))) {
+                        // words after t are ignored); a type it answers nothing of it is not, and the next type
+                        // is asked (a module may revert on the types it is not)
+                        if and(askTarget, iszero(unanswered)) {
                             asked := target
                             mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE
                             continue

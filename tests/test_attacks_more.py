@@ -911,6 +911,7 @@ def test_a_grant_at_install_names_no_validator_of_an_account_its_proxy_s_constru
         ("OwnerECDSAValidator", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=1)"),
         ("RecordingHook", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=4)"),
         ("GreedyModule", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=1)"),
+        ("StrictTypeExecutor", "PermissionTargetIsModule(permissionIndex=0, target={}, moduleType=2)"),
         ("RecordingTarget", "ok"),
         ("an address without code", "ok"),
     ],
@@ -921,7 +922,9 @@ def test_an_account_without_code_is_judged_by_what_a_target_says_it_is(
     """While an account has no code (its proxy's constructor installs its modules), the module asks each target the
     questions it would ask the account, of itself: ERC-7579 ``isModuleType`` for a validator, an executor and a hook.
     A module of one of those types is refused as the account's (the bootstrap installs validators, executors and
-    hooks around the session module); a contract that answers nothing, or an address without code, is no module."""
+    hooks around the session module), one that reverts on the types it is not included (``StrictTypeExecutor``:
+    asked no further after its revert on type 1, it was taken for no module; attack 327); a contract that answers
+    nothing, or an address without code, is no module."""
     target = (
         LocalSigner.generate().address
         if what == "an address without code"
