@@ -358,6 +358,32 @@ def test_a_dirty_word_message_names_the_type_and_the_word():
     assert "high bytes must be zero" in message
 
 
+def test_a_dirty_word_message_names_the_type_the_function_gives_its_argument():
+    """An address rule has uint160's type code: where the permission's function says the argument is an address,
+    the refusal says so (not "a uint160", a type the function has no argument of); an intN is "an intN". A
+    permission without a function's signature can only name the code's type."""
+    subject = checker(
+        Policy.call(TOKEN, "set(address who,int8 delta)", rules=[arg("who") != USER, arg("delta") > -3])
+    )
+    selector = keccak(b"set(address,int8)")[:4]
+
+    def said(who: int, delta: int) -> str:
+        data = selector + who.to_bytes(32, "big") + delta.to_bytes(32, "big")
+        return str(
+            refusal(
+                lambda: subject.check(encode_execute(Call(TOKEN, 0, data)), now=T0), "NonCanonicalArgument"
+            )
+        )
+
+    address = said(1 << 170 | 5, 0)
+    assert "argument `who` is an address, but its word" in address, address
+    assert "not a canonical address encoding" in address and "uint160" not in address, address
+    assert "argument `delta` is an int8, but its word" in said(5, 256)
+    bare = rule_checker(Rule(condition=Condition.NOT_EQUAL, offset=0, arg_type=ArgType.ADDRESS, values=(5,)))
+    message = str(refusal(lambda: bare.check(word_call(1 << 170), now=T0), "NonCanonicalArgument"))
+    assert "the word at argument offset 0 is a uint160, but its word" in message, message
+
+
 # --------------------------------------------------------------------------------------------------
 # Gas cost: the cap counts a paymaster's gas, and lifts only for the paymasters the session lists
 # --------------------------------------------------------------------------------------------------

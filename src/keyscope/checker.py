@@ -730,13 +730,14 @@ class PolicyChecker:
 
     def _non_canonical(self, index: int, compiled: _Compiled, number: int, word: int) -> CallRefusedError:
         rule = compiled.permission.rules[number]
-        label, _ = _labelled(compiled.permission, rule)
-        type_name = ArgType.name(rule.arg_type)
+        label, kind = _labelled(compiled.permission, rule)
+        type_name = _type_name(rule.arg_type, kind)
+        article = "an" if type_name[0] in "ai" else "a"
         return self._rule_error(
             index,
             compiled,
             number,
-            f"{label} is a {type_name}, but its word 0x{word:064x} is not a canonical {type_name} encoding "
+            f"{label} is {article} {type_name}, but its word 0x{word:064x} is not a canonical {type_name} encoding "
             f"({_CANONICAL[rule.arg_type >> 5]}); a target that masks the word instead of reverting would read "
             "another value than the rule judged. Encode the argument with its ABI type",
             "NonCanonicalArgument",
@@ -795,6 +796,14 @@ def _labelled(permission: Permission, rule: Rule) -> tuple[str, AbiType | None]:
     if name:
         return f"argument `{name}`", kind
     return f"the word at argument offset {rule.offset}", kind
+
+
+def _type_name(arg_type: int, kind: AbiType | None) -> str:
+    """The rule's type as the argument's: ``address`` where the function's signature says so (an address rule has
+    uint160's code, :meth:`ArgType.name`'s answer), else the code's name."""
+    if arg_type == ArgType.ADDRESS and kind is not None and kind.name == "address":
+        return "address"
+    return ArgType.name(arg_type)
 
 
 def _show(word: int, kind: AbiType | None, signed: bool) -> str:
