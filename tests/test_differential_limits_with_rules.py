@@ -40,7 +40,7 @@ from keyscope.session import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.anvil_chain import TransactionFailedError, anvil_chain
+from support.anvil_chain import AnvilChain, AnvilContract, TransactionFailedError, anvil_chain
 from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
@@ -146,6 +146,57 @@ def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | N
     return session, signer, op, at
 
 
+def judge(
+    chain: AnvilChain,
+    module: AnvilContract,
+    account: str,
+    session: Session,
+    session_id: bytes,
+    signer: LocalSigner,
+    op: UserOperation,
+    at: int | None,
+) -> str:
+    """Judge ``op`` of the live ``session`` both ways: the module's ``validateUserOp`` (an ``eth_call`` from the
+    account, USE_WITH_KEY, after the AT prefix when ``at`` is given) and the checker at ``T0 + 5``. Asserts the same
+    verdict (the same error and arguments, or the same validation data); returns the verdict's name."""
+    op_hash = keccak(op.call_data + session_id)
+    signature = encode_use_with_key_signature(signer.address, signer.sign_hash(op_hash))
+    if at is not None:
+        signature = encode_at_signature(at, signature)
+    data = VALIDATE_SELECTOR + abi_encode(
+        [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
+    )
+    error = None
+    module_data = None
+    try:
+        result = chain.call({"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7})
+        module_data = int.from_bytes(bytes.fromhex(result[2:]), "big")
+    except Exception as failure:
+        error = decode_revert(revert_bytes(failure))
+    checker = PolicyChecker(session, account, module.address, session_id=session_id)
+    try:
+        verdict: Any = checker.check_operation(op, now=T0 + 5, at=at)
+    except (LimitError, GasCostTooHighError, CallRefusedError) as refused:
+        verdict = refused
+    name = type(verdict).__name__ if not isinstance(verdict, LimitError) else verdict.reason
+    context = f"{session!r}\nop {op!r}\nchecker {verdict!r}\nmodule {error or module_data}"
+    if isinstance(verdict, GasCostTooHighError):
+        assert error is not None and error[0] == "GasCostTooHigh", context
+        assert (error[1]["cost"], error[1]["limit"]) == (verdict.cost, verdict.limit), context
+    elif isinstance(verdict, LimitError):
+        assert error is not None and error[0] == verdict.reason, context
+        where = (error[1]["callIndex"], error[1]["limitIndex"])
+        assert where == (verdict.call_index, verdict.limit_index), context
+        if isinstance(verdict, LimitExceededError):
+            assert (error[1]["amount"], error[1]["left"]) == (verdict.amount, verdict.left), context
+    elif isinstance(verdict, CallRefusedError):
+        assert error is not None and error[0] == verdict.reason, context
+        assert error[1]["callIndex"] == verdict.call_index, context
+    else:
+        assert error is None and module_data == verdict.validation_data, context
+    return name
+
+
 @pytest.fixture(scope="module")
 def setup(project):
     with anvil_chain() as chain:
@@ -174,46 +225,8 @@ def test_limits_beside_rules_agree_with_the_module(setup) -> None:
             raise
         session_id = session.session_id(account, int(module.epochOf(account)))
         try:
-            op_hash = keccak(op.call_data + session_id)
-            signature = encode_use_with_key_signature(signer.address, signer.sign_hash(op_hash))
-            if at is not None:
-                signature = encode_at_signature(at, signature)
-            data = VALIDATE_SELECTOR + abi_encode(
-                [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
-            )
-            error = None
-            module_data = None
-            try:
-                result = chain.call(
-                    {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7}
-                )
-                raw = bytes.fromhex(result[2:])
-                module_data = int.from_bytes(raw, "big")
-            except Exception as failure:
-                error = decode_revert(revert_bytes(failure))
-            checker = PolicyChecker(session, account, module.address, session_id=session_id)
-            try:
-                verdict: Any = checker.check_operation(op, now=T0 + 5, at=at)
-            except (LimitError, GasCostTooHighError, CallRefusedError) as refused:
-                verdict = refused
-            name = type(verdict).__name__ if not isinstance(verdict, LimitError) else verdict.reason
+            name = judge(chain, module, account, session, session_id, signer, op, at)
             seen[name] = seen.get(name, 0) + 1
-            context = f"{session!r}\nop {op!r}\nchecker {verdict!r}\nmodule {error or module_data}"
-            if isinstance(verdict, GasCostTooHighError):
-                assert error is not None and error[0] == "GasCostTooHigh", context
-                assert (error[1]["cost"], error[1]["limit"]) == (verdict.cost, verdict.limit), context
-            elif isinstance(verdict, LimitError):
-                assert error is not None and error[0] == verdict.reason, context
-                assert (error[1]["callIndex"], error[1]["limitIndex"]) == (
-                    verdict.call_index,
-                    verdict.limit_index,
-                ), context
-                if isinstance(verdict, LimitExceededError):
-                    assert (error[1]["amount"], error[1]["left"]) == (verdict.amount, verdict.left), context
-            elif isinstance(verdict, CallRefusedError):
-                assert error is not None and error[0] == verdict.reason, context
-            else:
-                assert error is None and module_data == verdict.validation_data, context
         finally:
             module.revokeSession.transact(session_id, sender=account)
 

@@ -1,0 +1,130 @@
+"""The checker against the module when one session key is granted again: the gap the other differential suites leave
+by giving every session a key of its own.
+
+The module keeps a permission's storage under (account, key, target, selector): revoking a session, or ending every
+session of the account (``invalidateAllSessions``), clears the permission's header and leaves its rule words, its
+paymaster words and its meter word where they were. A later session of the same key for the same call writes its own
+words over the start of them. Here a first session of rules of every storage shape, paymasters and limits of every
+kind (``test_differential_limits_with_rules.py``'s sessions), after an operation it counted for real, dies by either
+way; then a second session of the same key, drawn the same way (fewer rules, no paymasters or limits, or more), is
+granted for the same calls. Its operations must get the same verdict from the module's ``validateUserOp`` and from
+the checker of the second session alone: nothing the first left behind (a longer rule list, a paymaster list, a
+meter word, counted limits) may count on either side.
+
+A development account of a fresh anvil plays the account (the module is ape's build of its source, on a node that
+runs it natively): it enables each session itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+
+import pytest
+from eth_abi import encode as abi_encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.hexutil import keccak
+from keyscope.session import Session, encode_at_signature, encode_use_with_key_signature
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, TransactionFailedError, anvil_chain
+from support.fuzz import DEEP, ON_CHAIN
+from test_differential import PACKED_OP, VALIDATE_SELECTOR
+from test_differential_limits_with_rules import cases, judge
+
+EXAMPLES = 150 if DEEP else 12
+OPERATIONS = 3
+"""Operations of the second session judged per example (with the first session's own, drawn beside them)."""
+TALLY: Counter[str] = Counter()
+_keys = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def setup(project):
+    with anvil_chain() as chain:
+        yield chain.deploy(project.SessionKeyValidator), chain.accounts[5], chain
+
+
+def _enable(module: AnvilContract, account: str, session: Session) -> bytes | None:
+    """Enable ``session`` from the account; its id, or None when the module refuses it (a rule list and paymaster
+    list past the 31 words, which no builder makes)."""
+    try:
+        module.enableSession.transact(session.as_abi(), sender=account)
+    except TransactionFailedError:
+        TALLY["enable refused"] += 1
+        return None
+    return session.session_id(account, int(module.epochOf(account)))
+
+
+def _count_for_real(
+    chain: AnvilChain,
+    module: AnvilContract,
+    account: str,
+    signer: LocalSigner,
+    op: UserOperation,
+    at: int | None,
+    session_id: bytes,
+) -> None:
+    """Send ``op`` to ``validateUserOp`` as a transaction from the account, so that the module counts its limits (a
+    refusal counts nothing, and is left to the other suites)."""
+    op_hash = keccak(op.call_data + session_id)
+    signature = encode_use_with_key_signature(signer.address, signer.sign_hash(op_hash))
+    if at is not None:
+        signature = encode_at_signature(at, signature)
+    data = VALIDATE_SELECTOR + abi_encode(
+        [PACKED_OP, "bytes32"], [op.replace(signature=signature).pack().as_tuple(), op_hash]
+    )
+    try:
+        chain.send(account, module.address, data)
+    except TransactionFailedError:
+        TALLY["first refused"] += 1
+    else:
+        TALLY["first counted"] += 1
+
+
+@settings(max_examples=EXAMPLES, **ON_CHAIN)
+@given(
+    first=cases(),
+    second=st.lists(cases(), min_size=OPERATIONS, max_size=OPERATIONS),
+    ending=st.sampled_from(["revoke", "invalidate"]),
+)
+def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, second, ending):
+    """One key: a first session counted once and ended (revoked, or every session invalidated), then a second
+    session for the same calls; the second session's operations (and the first's, under the second session) agree
+    on both sides."""
+    module, account, chain = setup
+    signer = LocalSigner(keccak(b"keyscope regrants key %d" % next(_keys)))
+    old, _, old_op, old_at = first
+    old = old.model_copy(update={"session_key": signer.address})
+    new = second[0][0].model_copy(update={"session_key": signer.address})
+    old_id = _enable(module, account, old)
+    if old_id is None:
+        return
+    _count_for_real(chain, module, account, signer, old_op.replace(sender=account), old_at, old_id)
+    if ending == "revoke":
+        module.revokeSession.transact(old_id, sender=account)
+    else:
+        module.invalidateAllSessions.transact(sender=account)
+    new_id = _enable(module, account, new)
+    if new_id is None:
+        return
+    try:
+        # the second session's operations, then the first's (drawn for its rules, limits and paymasters)
+        judged = [(op, at) for _, _, op, at in second] + [(old_op, old_at)]
+        for op, at in judged:
+            TALLY[judge(chain, module, account, new, new_id, signer, op.replace(sender=account), at)] += 1
+    finally:
+        module.revokeSession.transact(new_id, sender=account)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print the verdicts (shown with ``-s``); when the file's test ran and passed, check that both sides accepted
+    and refused a rule and a limit somewhere, so that the sessions judged were not all refused at the grant."""
+    failed_before = request.session.testsfailed
+    yield
+    print("\nregrants:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
+    if request.session.testsfailed == failed_before and TALLY:
+        assert {"CheckResult", "CallRefusedError", "LimitExceeded", "first counted"} <= set(TALLY), TALLY
