@@ -26,7 +26,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from keyscope.checker import PolicyChecker
-from keyscope.errors import GasCostTooHighError, LimitError, LimitExceededError
+from keyscope.errors import (
+    GasCostTooHighError,
+    LimitError,
+    LimitExceededError,
+    SessionExpiredError,
+    SessionNotYetValidError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.revert import decode_revert
@@ -50,7 +56,17 @@ from support.anvil_harness import deploy_entry_point
 from support.execute_layouts import execute_layouts, other_entry_points, two_view_layouts
 from support.fuzz import DEEP, ON_CHAIN
 from support.raw_call import revert_bytes
-from test_differential import PACKED_OP, REFUSALS, VALIDATE_SELECTOR, Case, ModuleOutcome, Probe, assert_agree
+from test_differential import (
+    PACKED_OP,
+    REFUSALS,
+    VALIDATE_SELECTOR,
+    Case,
+    ModuleOutcome,
+    Probe,
+    assert_agree,
+    entry_point_in_window,
+    entry_point_v08_in_window,
+)
 
 T0 = 1_700_000_000
 NOW = T0 + 5
@@ -618,7 +634,9 @@ def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
     probe, valid_after, valid_until, period
 ):
     """A limited session whose window ends at the 48-bit maximum (which the limits' bounds also use for "no end"),
-    or opens at 0: the validation data both sides give an accepted call, its window and its limit's period."""
+    or opens at 0: the validation data both sides give an accepted call, its window and its limit's period; then,
+    at each second around that window's ends (a later period's first second among them), the checkers for EntryPoint
+    v0.7 and v0.8 accept the call exactly when their EntryPoint would."""
     key = fresh_key()
     session = Session(
         session_key=key.address,
@@ -642,8 +660,31 @@ def test_a_limited_session_s_window_at_its_ends_agrees_with_the_module(
         module = validate_signed(probe, op.replace(signature=signature), op_hash)
         verdict = checker.check_operation(op, now=valid_after + 1 if at is None else at, at=at)
         assert module.error is None and module.data == verdict.validation_data, (module, verdict)
+        judge_moments(checker, op, at, module.data)
     finally:
         probe.revoke(session_id)
+
+
+def judge_moments(checker: PolicyChecker, op: UserOperation, at: int | None, validation_data: int) -> None:
+    """The checker for EntryPoint v0.7 and the one for v0.8 (which opens a window the second after its validAfter)
+    at each second around the ends of the window the module returned (a limit's period, or the session's): each
+    accepts ``op`` exactly when its EntryPoint takes ``validation_data`` then, with that validation data, and
+    refuses it otherwise as outside its window."""
+    v08 = PolicyChecker(
+        checker.session, checker.account, checker.module, session_id=checker.session_id, opens_after=True
+    )
+    opens = (validation_data >> 208) & (2**48 - 1)
+    ends = (validation_data >> 160) & (2**48 - 1) or 2**48 - 1
+    moments = sorted({m for end in (opens, ends) for m in (end - 1, end, end + 1) if m >= 0})
+    for subject, in_window in ((checker, entry_point_in_window), (v08, entry_point_v08_in_window)):
+        for now in moments:
+            try:
+                verdict = subject.check_operation(op, now=now, at=at)
+            except (SessionExpiredError, SessionNotYetValidError) as refused:
+                assert not in_window(validation_data, now), (subject.opens_after, now, refused)
+                continue
+            assert in_window(validation_data, now), (subject.opens_after, now, verdict)
+            assert verdict.validation_data == validation_data, (subject.opens_after, now, verdict)
 
 
 def _judge_at_the_gas_cap(probe: Any, cap: int, max_fee_per_gas: int, over: int) -> None:
