@@ -36,7 +36,8 @@ from test_differential_limits_with_rules import cases, judge
 
 EXAMPLES = 150 if DEEP else 12
 OPERATIONS = 3
-"""Operations of the second session judged per example (with the first session's own, drawn beside them)."""
+"""Sessions drawn for the second grant per example: the first is granted, each brings an operation to judge (and the
+first session's operation is judged too)."""
 TALLY: Counter[str] = Counter()
 _keys = itertools.count()
 
@@ -92,8 +93,8 @@ def _count_for_real(
 )
 def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, second, ending):
     """One key: a first session counted once and ended (revoked, or every session invalidated), then a second
-    session for the same calls; the second session's operations (and the first's, under the second session) agree
-    on both sides."""
+    session for the same calls; operations on those calls (drawn beside the second session, beside two more, and
+    the first session's own) get the same verdict from the module and from the second session's checker."""
     module, account, chain = setup
     signer = LocalSigner(keccak(b"keyscope regrants key %d" % next(_keys)))
     old, _, old_op, old_at = first
