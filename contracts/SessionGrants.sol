@@ -472,7 +472,12 @@ contract SessionGrants is SessionStorage {
         for (uint256 i = 0; i < live; ++i) {
             bytes32 id = _liveSessions[i][account];
             SessionRecord storage record = _sessions[id][account];
-            _clearPermissions(account, id, record, record.meta);
+            uint256 meta = record.meta;
+            _clearPermissions(account, id, record, meta);
+            // active at no epoch: the account may come back to this one (invalidateAllSessions(uint32)), where a
+            // meta word still active would be a session out of the live list (its revocation removing another's
+            // place, its enabling again storing nothing)
+            record.meta = SessionMeta.withoutStatus(meta);
         }
         state.liveSessions = 0;
         state.livePermissions = 0;

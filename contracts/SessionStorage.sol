@@ -115,8 +115,14 @@ library SessionMeta {
         return (meta & ~(uint256(0xffff) << 208)) | (index << 208);
     }
 
+    /// @dev `meta` with its status none: a session an invalidation or an uninstall killed, active at no epoch.
+    function withoutStatus(uint256 meta) internal pure returns (uint256) {
+        return meta & ~(uint256(0xff) << 192);
+    }
+
     /// @dev Whether the session is enabled and belongs to the account's current `epoch_` (an uninstall or
-    ///      invalidateAllSessions since it was enabled makes it dead, whatever its status says).
+    ///      invalidateAllSessions since it was enabled makes it dead: its status is none from then on, and its
+    ///      epoch is no longer the account's unless the account came back to it).
     function isActiveAt(uint256 meta, uint32 epoch_) internal pure returns (bool) {
         return status(meta) == STATUS_ACTIVE && epoch(meta) == epoch_;
     }
