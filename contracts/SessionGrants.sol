@@ -153,7 +153,8 @@ contract SessionGrants is SessionStorage {
     function _enable(address account, uint32 epoch, bytes32 id, Session memory session) internal {
         SessionRecord storage record = _sessions[id][account];
         uint256 meta = record.meta;
-        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) revert SessionIsRevoked(id);
+        // revoked, or invalidated at this epoch before the account came back to it
+        if (SessionMeta.isDead(meta)) revert SessionIsRevoked(id);
         if (SessionMeta.isActiveAt(meta, epoch)) return;
 
         address key = session.sessionKey;
@@ -474,10 +475,10 @@ contract SessionGrants is SessionStorage {
             SessionRecord storage record = _sessions[id][account];
             uint256 meta = record.meta;
             _clearPermissions(account, id, record, meta);
-            // active at no epoch: the account may come back to this one (invalidateAllSessions(uint32)), where a
-            // meta word still active would be a session out of the live list (its revocation removing another's
-            // place, its enabling again storing nothing)
-            record.meta = SessionMeta.withoutStatus(meta);
+            // dead for good: the account may come back to this epoch (invalidateAllSessions(uint32)), where a meta
+            // word still active would be a session out of the live list (its revocation removing another's place,
+            // its enabling again storing nothing)
+            record.meta = SessionMeta.invalidated(meta);
         }
         state.liveSessions = 0;
         state.livePermissions = 0;

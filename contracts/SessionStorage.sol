@@ -71,12 +71,14 @@ library PermissionHeader {
 /// @notice Decodes and encodes a session's meta word: one per session id and account.
 /// @dev Bit ranges, least significant first:
 ///
-///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked)
+///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked,
+///                                                                  3 invalidated)
 ///     [200, 208)  permission count                     [208, 224)  index in the account's live list
 library SessionMeta {
     uint8 internal constant STATUS_NONE = 0;
     uint8 internal constant STATUS_ACTIVE = 1;
     uint8 internal constant STATUS_REVOKED = 2;
+    uint8 internal constant STATUS_INVALIDATED = 3;
 
     /// @dev The meta word of a revoked session (kept forever, so the id can never be enabled again).
     uint256 internal constant REVOKED = uint256(STATUS_REVOKED) << 192;
@@ -115,14 +117,20 @@ library SessionMeta {
         return (meta & ~(uint256(0xffff) << 208)) | (index << 208);
     }
 
-    /// @dev `meta` with its status none: a session an invalidation or an uninstall killed, active at no epoch.
-    function withoutStatus(uint256 meta) internal pure returns (uint256) {
-        return meta & ~(uint256(0xff) << 192);
+    /// @dev `meta` of a session an invalidation or an uninstall killed: active at no epoch, its key kept, and never
+    ///      enabled again (an account moved back to its epoch, `invalidateAllSessions(uint32)`, would otherwise find
+    ///      it active outside the live list, or enable its id afresh with new limit counters).
+    function invalidated(uint256 meta) internal pure returns (uint256) {
+        return (meta & ~(uint256(0xff) << 192)) | (uint256(STATUS_INVALIDATED) << 192);
+    }
+
+    /// @dev Whether the session's id can never be enabled again: revoked, or killed by an invalidation.
+    function isDead(uint256 meta) internal pure returns (bool) {
+        return status(meta) >= STATUS_REVOKED;
     }
 
     /// @dev Whether the session is enabled and belongs to the account's current `epoch_` (an uninstall or
-    ///      invalidateAllSessions since it was enabled makes it dead: its status is none from then on, and its
-    ///      epoch is no longer the account's unless the account came back to it).
+    ///      invalidateAllSessions since it was enabled makes it dead: its status is invalidated from then on).
     function isActiveAt(uint256 meta, uint32 epoch_) internal pure returns (bool) {
         return status(meta) == STATUS_ACTIVE && epoch(meta) == epoch_;
     }

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ape
+
 from keyscope.execution import Call, encode_execute
 from keyscope.module import unpredictable_epoch
 from keyscope.policy import Policy
@@ -96,30 +98,28 @@ def test_a_session_enabled_before_an_eip7702_upgrade_does_not_survive_it_through
     assert _mint_validation(module, nft, eoa, key, recipient) == 1
 
 
-def test_an_owner_grant_enabled_at_an_epoch_visited_twice_holds_its_permissions(
+def test_an_owner_grant_at_an_epoch_visited_twice_is_refused_not_reported_and_left_unstored(
     module: Any, nft: Any, accounts: Any
 ) -> None:
     """The drainer's code reads the epoch the pending upgrade draws (it is in the operation's calldata) and lands
     first, as the EOA: it moves to that epoch and enables the owner's session there itself (the same session, so the
     same id). The upgrade's install moves one epoch on (clearing it), its ``invalidateAllSessions(nextEpoch)`` moves
-    back, and its ``enableSession`` found the session "active" and stored nothing: the SDK reported the id enabled
-    and the module said it was active, while the owner's key could do nothing (and revoking it would drop another
-    session from the live list, the attack above). Held: the owner's grant is stored and its key mints."""
-    eoa, recipient = accounts[6], accounts[8].address
-    key = LocalSigner.generate()
-    owner_session = _mint_session(nft, key)
+    back, and its ``enableSession`` found the session "active" and stored nothing: the module said it was active and
+    the owner's key could do nothing (revoking it would drop another session from the live list, the attack above).
+    Held: an id an invalidation killed is never enabled again, as when a left epoch never came back; the upgrade's
+    operation reverts as a whole (nothing of it is enabled), the id is not active, and the owner's next upgrade draws another epoch."""
+    eoa = accounts[6]
+    owner_session = _mint_session(nft, LocalSigner.generate())
     drawn = unpredictable_epoch()
     while drawn in (module.epochOf(eoa.address), (module.epochOf(eoa.address) + 1) % 2**32):
         drawn = unpredictable_epoch()
 
     module.invalidateAllSessions(drawn, sender=eoa)  # the front-run, as the EOA
     module.enableSession(owner_session.as_abi(), sender=eoa)
+    session_id = _session_id(module, eoa, owner_session)
 
     module.onInstall(b"", sender=eoa)  # the upgrade: install, the drawn epoch, the owner's grant
     module.invalidateAllSessions(drawn, sender=eoa)
-    module.enableSession(owner_session.as_abi(), sender=eoa)
-    session_id = _session_id(module, eoa, owner_session)
-    assert module.isSessionActive(eoa.address, session_id)
-    assert _mint_validation(module, nft, eoa, key, recipient) == 0, (
-        "the owner's session was reported, not stored"
-    )
+    with ape.reverts(module.SessionIsRevoked, sessionId=session_id):
+        module.enableSession(owner_session.as_abi(), sender=eoa)
+    assert not module.isSessionActive(eoa.address, session_id)

@@ -231,7 +231,8 @@ interface ISessionKeyValidatorTypes {
     /// @notice The owner's signature over the session does not verify through the account (ERC-1271).
     error InvalidOwnerSignature(address account, bytes32 sessionId);
 
-    /// @notice The session was revoked: it cannot be enabled again.
+    /// @notice The session was revoked, or invalidated at the epoch the account is back at: it cannot be enabled
+    ///         again.
     error SessionIsRevoked(bytes32 sessionId);
 
     /// @notice The session key is the zero address.
