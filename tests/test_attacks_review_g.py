@@ -19,18 +19,54 @@ delegate makes them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ape
+import pytest
+from eth_account import Account
 
+from keyscope import DelegationWarning, SessionKey, connect
+from keyscope.calls import encode_function_call
+from keyscope.devnode import send_transaction, wait_for_receipt
+from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
-from keyscope.module import unpredictable_epoch
+from keyscope.hexutil import to_address
+from keyscope.local import LocalStack
+from keyscope.module import (
+    enable_session_data,
+    invalidate_all_sessions_data,
+    revoke_session_data,
+    unpredictable_epoch,
+)
 from keyscope.policy import Policy
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.solidity import compile_contract_type
 
 DIGEST = b"\x42" * 32
+MINT = "safeMint(address)"
+DRAINER = """
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// Code an EOA was led to delegate to: anyone makes the EOA call anything; it holds no module.
+contract Drainer {
+    function execute(address to, uint256 value, bytes calldata data) external {
+        (bool ok, bytes memory result) = to.call{value: value}(data);
+        if (!ok) {
+            assembly {
+                revert(add(result, 32), mload(result))
+            }
+        }
+    }
+
+    function isModuleInstalled(uint256, address, bytes calldata) external pure returns (bool) {
+        return false;
+    }
+}
+"""
 
 
 def _mint_validation(module: Any, nft: Any, eoa: Any, key: LocalSigner, recipient: str) -> int:
@@ -123,3 +159,84 @@ def test_an_owner_grant_at_an_epoch_visited_twice_is_refused_not_reported_and_le
     with ape.reverts(module.SessionIsRevoked, sessionId=session_id):
         module.enableSession(owner_session.as_abi(), sender=eoa)
     assert not module.isSessionActive(eoa.address, session_id)
+
+
+def _send(stack: LocalStack, eoa: LocalSigner, data: bytes, authorizations: Sequence[Any] = ()) -> None:
+    """The EOA's own transaction to itself (type 4 when it carries an authorization), as code it delegates to is
+    called; it must succeed."""
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    tx: dict[str, Any] = {
+        "type": 4 if authorizations else 2,
+        "chainId": stack.chain_id,
+        "nonce": nonce,
+        "to": eoa.address,
+        "value": 0,
+        "data": data,
+        "gas": 1_000_000,
+        "maxFeePerGas": 20 * 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    if authorizations:
+        tx["authorizationList"] = list(authorizations)
+    signed = Account.sign_transaction(tx, eoa.private_key)
+    tx_hash = stack.node.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+    assert int(wait_for_receipt(stack.node, tx_hash)["status"], 16) == 1
+
+
+@pytest.mark.e2e
+def test_keyscope_s_upgrade_on_anvil_and_alto_leaves_no_session_other_code_hid_from_the_live_list(
+    local_stack: LocalStack,
+) -> None:
+    """The first test's attack end to end: the EOA delegates to other code (a drainer's, which lets anyone make the
+    EOA call anything and says it holds no module), which calls the module as the EOA: epoch 7, a decoy, epoch 8,
+    back to 7, the attacker's session, the decoy revoked. The owner then upgrades with keyscope (``EOAOwner.upgrade``
+    through Alto: authorization, reset, install, a fresh epoch, the owner's session). The attacker's key asks the
+    bundler to mint to itself: refused (without the fix the NFT is minted after the upgrade), while the owner's
+    session mints."""
+    stack = local_stack
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, delegate=stack.delegate)
+    bytecode = compile_contract_type(DRAINER, "Drainer").deployment_bytecode.bytecode
+    other_code = to_address(
+        send_transaction(
+            stack.node, stack.deployer.address, data=bytes.fromhex(bytecode[2:]), what="Drainer"
+        )["contractAddress"]
+    )
+    eoa, attacker = LocalSigner.generate(), LocalSigner.generate()
+    stack.fund(eoa.address, 2 * 10**18)
+    decoy_key, key = SessionKey.generate(), SessionKey.generate()
+    decoy = Session(
+        session_key=decoy_key.address, permissions=(Policy.call(stack.nft, "safeMint(address to)"),)
+    )
+    hidden = Session(session_key=key.address, permissions=(Policy.call(stack.nft, "safeMint(address to)"),))
+
+    def as_the_eoa(data: bytes, authorizations: Sequence[Any] = ()) -> None:
+        _send(
+            stack,
+            eoa,
+            encode_function_call("execute(address,uint256,bytes)", stack.module, 0, data),
+            authorizations,
+        )
+
+    nonce = int(stack.node.request("eth_getTransactionCount", [eoa.address, "pending"]), 16)
+    elsewhere = Account.sign_authorization(
+        {"chainId": stack.chain_id, "address": other_code, "nonce": nonce + 1}, eoa.private_key
+    )
+    as_the_eoa(invalidate_all_sessions_data(7), [elsewhere])
+    as_the_eoa(enable_session_data(decoy))
+    as_the_eoa(invalidate_all_sessions_data(8))
+    as_the_eoa(invalidate_all_sessions_data(7))
+    as_the_eoa(enable_session_data(hidden))
+    as_the_eoa(revoke_session_data(decoy.session_id(eoa.address, 7)))
+
+    owner = net.eoa(eoa)
+    owner_key = SessionKey.generate()
+    with pytest.warns(DelegationWarning):  # the operation path from other code (attack 308)
+        grant = owner.upgrade(owner_key, [Policy.call(stack.nft, "safeMint(address to)")], valid_for=3600)
+    assert net.session(grant, owner_key).execute(stack.nft, MINT, eoa.address).wait().success
+
+    hidden_grant = grant.model_copy(
+        update={"session": hidden, "epoch": 7, "session_id": hidden.session_id(eoa.address, 7)}
+    )
+    with pytest.raises(BundlerRejectedError) as refused:
+        net.session(hidden_grant, key, verify_on_chain=False).execute(stack.nft, MINT, attacker.address)
+    assert refused.value.reason in ("AA23", "AA24"), refused.value
