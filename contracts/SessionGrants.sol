@@ -90,6 +90,8 @@ contract SessionGrants is SessionStorage {
         (Session memory session, bytes memory ownerSignature) = abi.decode(enableData, (Session, bytes));
         uint32 epoch = _accounts[msg.sender].epoch;
         id = signatureVerifier.sessionStructHash(msg.sender, epoch, enableData);
+        // a session an invalidation cleared at an epoch the account came back to is refused by _enable; one marked
+        // active there but out of the list has no permissions left for this operation to use
         if (!SessionMeta.isActiveAt(_sessions[id][msg.sender].meta, epoch)) {
             // _hashTypedDataV4 runs as the module: its domain names the module's address
             if (IERC1271(msg.sender).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
@@ -107,7 +109,8 @@ contract SessionGrants is SessionStorage {
         uint256 meta = record.meta;
         if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) return;
         AccountState storage state = _accounts[msg.sender];
-        if (SessionMeta.isActiveAt(meta, state.epoch)) {
+        // listed too: a session an invalidation cleared at an epoch the account came back to holds no place
+        if (SessionMeta.isActiveAt(meta, state.epoch) && _isListed(msg.sender, id, meta)) {
             uint256 cleared = _clearPermissions(msg.sender, id, record, meta);
             // swap-remove the session from the live list
             uint256 index = SessionMeta.liveIndex(meta);
@@ -130,8 +133,10 @@ contract SessionGrants is SessionStorage {
         _invalidateAll(msg.sender, _unpredictableEpoch(msg.sender));
     }
 
-    /// @notice The module's `invalidateAllSessions(uint32)`: the account moves to the caller's epoch.
+    /// @notice The module's `invalidateAllSessions(uint32)`: the account moves to the caller's epoch, never the one it
+    ///         is at (the caller would enable its sessions under ids it did not compute, or revoke nothing by epoch).
     function invalidateAllSessions(uint32 nextEpoch) external onlyThroughModule {
+        if (nextEpoch == _accounts[msg.sender].epoch) revert EpochNotMoved(msg.sender, nextEpoch);
         _invalidateAll(msg.sender, nextEpoch);
     }
 
@@ -153,9 +158,12 @@ contract SessionGrants is SessionStorage {
     function _enable(address account, uint32 epoch, bytes32 id, Session memory session) internal {
         SessionRecord storage record = _sessions[id][account];
         uint256 meta = record.meta;
-        // revoked, or invalidated at this epoch before the account came back to it
-        if (SessionMeta.isDead(meta)) revert SessionIsRevoked(id);
-        if (SessionMeta.isActiveAt(meta, epoch)) return;
+        if (SessionMeta.status(meta) == SessionMeta.STATUS_REVOKED) revert SessionIsRevoked(id);
+        if (SessionMeta.isActiveAt(meta, epoch)) {
+            if (_isListed(account, id, meta)) return; // enabled already (a retried operation)
+            // invalidated at this epoch before the account came back to it: dead, as a revoked one
+            revert SessionIsRevoked(id);
+        }
 
         address key = session.sessionKey;
         if (key == address(0)) revert InvalidSessionKey();
@@ -473,12 +481,9 @@ contract SessionGrants is SessionStorage {
         for (uint256 i = 0; i < live; ++i) {
             bytes32 id = _liveSessions[i][account];
             SessionRecord storage record = _sessions[id][account];
-            uint256 meta = record.meta;
-            _clearPermissions(account, id, record, meta);
-            // dead for good: the account may come back to this epoch (invalidateAllSessions(uint32)), where a meta
-            // word still active would be a session out of the live list (its revocation removing another's place,
-            // its enabling again storing nothing)
-            record.meta = SessionMeta.invalidated(meta);
+            // its meta word stays active at the epoch left: out of the live list, it is dead should the account
+            // come back to that epoch (_isListed)
+            _clearPermissions(account, id, record, record.meta);
         }
         state.liveSessions = 0;
         state.livePermissions = 0;

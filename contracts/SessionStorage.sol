@@ -71,14 +71,12 @@ library PermissionHeader {
 /// @notice Decodes and encodes a session's meta word: one per session id and account.
 /// @dev Bit ranges, least significant first:
 ///
-///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked,
-///                                                                  3 invalidated)
+///     [  0, 160)  session key    [160, 192)  epoch    [192, 200)  status (0 none, 1 active, 2 revoked)
 ///     [200, 208)  permission count                     [208, 224)  index in the account's live list
 library SessionMeta {
     uint8 internal constant STATUS_NONE = 0;
     uint8 internal constant STATUS_ACTIVE = 1;
     uint8 internal constant STATUS_REVOKED = 2;
-    uint8 internal constant STATUS_INVALIDATED = 3;
 
     /// @dev The meta word of a revoked session (kept forever, so the id can never be enabled again).
     uint256 internal constant REVOKED = uint256(STATUS_REVOKED) << 192;
@@ -117,20 +115,10 @@ library SessionMeta {
         return (meta & ~(uint256(0xffff) << 208)) | (index << 208);
     }
 
-    /// @dev `meta` of a session an invalidation or an uninstall killed: active at no epoch, its key kept, and never
-    ///      enabled again (an account moved back to its epoch, `invalidateAllSessions(uint32)`, would otherwise find
-    ///      it active outside the live list, or enable its id afresh with new limit counters).
-    function invalidated(uint256 meta) internal pure returns (uint256) {
-        return (meta & ~(uint256(0xff) << 192)) | (uint256(STATUS_INVALIDATED) << 192);
-    }
-
-    /// @dev Whether the session's id can never be enabled again: revoked, or killed by an invalidation.
-    function isDead(uint256 meta) internal pure returns (bool) {
-        return status(meta) >= STATUS_REVOKED;
-    }
-
-    /// @dev Whether the session is enabled and belongs to the account's current `epoch_` (an uninstall or
-    ///      invalidateAllSessions since it was enabled makes it dead: its status is invalidated from then on).
+    /// @dev Whether the session was enabled at `epoch_` and not revoked since. At the account's current epoch that is
+    ///      not yet "live": an account moved back to an epoch it was at (`invalidateAllSessions(uint32)`) finds the
+    ///      sessions an invalidation cleared there still marked so, but no longer in its live list
+    ///      ({SessionStorage-_isListed}), and with no permissions left.
     function isActiveAt(uint256 meta, uint32 epoch_) internal pure returns (bool) {
         return status(meta) == STATUS_ACTIVE && epoch(meta) == epoch_;
     }
@@ -274,11 +262,21 @@ abstract contract SessionStorage is ISessionKeyValidatorTypes, EIP712 {
         return SessionMeta.key(_sessions[id][account].meta);
     }
 
-    /// @dev The key of an active session (enabled at the account's current epoch, not revoked), else address(0).
+    /// @dev The key of a session active at the account's epoch (not revoked), else address(0).
     function _activeSessionKey(address account, bytes32 id) internal view returns (address) {
         uint256 meta = _sessions[id][account].meta;
         return SessionMeta.isActiveAt(meta, _accounts[account].epoch) ? SessionMeta.key(meta) : address(0);
     }
+
+    /// @dev Whether session `id` of `account` (its meta word `meta`) holds its place in the account's live list. A
+    ///      session an invalidation cleared keeps its meta word, active at the epoch it left: should the account come
+    ///      back to that epoch, the session is not in the list, and dead (revoked without moving another's place,
+    ///      never enabled again: its limits' counters never start over).
+    function _isListed(address account, bytes32 id, uint256 meta) internal view returns (bool) {
+        uint256 index = SessionMeta.liveIndex(meta);
+        return index < _accounts[account].liveSessions && _liveSessions[index][account] == id;
+    }
+
 
     /// @dev The address a co-signed session's permissions are stored under: no ECDSA key is known to have it, so
     ///      no single signature reaches them.

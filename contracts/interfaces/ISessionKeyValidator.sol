@@ -235,6 +235,9 @@ interface ISessionKeyValidatorTypes {
     ///         again.
     error SessionIsRevoked(bytes32 sessionId);
 
+    /// @notice `invalidateAllSessions(nextEpoch)` named the epoch the account is at: the epoch must move.
+    error EpochNotMoved(address account, uint32 epoch);
+
     /// @notice The session key is the zero address.
     error InvalidSessionKey();
 
@@ -425,10 +428,10 @@ interface ISessionKeyValidator is IERC7579Validator, ISessionKeyValidatorTypes {
     ///         epoch names the new one only by a chance of 1 in 2^32. Read the new epoch with {epochOf}.
     function invalidateAllSessions() external;
 
-    /// @notice As {invalidateAllSessions}, the account moving to epoch `nextEpoch` (to the one after its current
-    ///         epoch when `nextEpoch` is that): for a caller that enables sessions in the same operation and must
-    ///         know their ids. Draw `nextEpoch` at random when the call is made: one known before lets a grant signed
-    ///         ahead of time for it be enabled after it.
+    /// @notice As {invalidateAllSessions}, the account moving to epoch `nextEpoch`, which must not be the one it is at
+    ///         (`EpochNotMoved`): for a caller that enables sessions in the same operation and must know their ids.
+    ///         Draw `nextEpoch` at random when the call is made: one known before lets a grant signed ahead of time for
+    ///         it be enabled after it.
     function invalidateAllSessions(uint32 nextEpoch) external;
 
     /// @notice Whether `account` revoked `sessionId`.

@@ -231,7 +231,7 @@ class EOAOwner(Owner):
         if not state.module_registered or delegating:
             calls.append(self.kind.install_validator_call(account, module, b""))
         epoch = unpredictable_epoch()
-        while epoch == state.epoch:  # asked for the epoch it is at, the module would move one further
+        while epoch == state.epoch:  # the module refuses the epoch it is at (EpochNotMoved)
             epoch = unpredictable_epoch()
         calls.append(Call(module, 0, invalidate_all_sessions_data(epoch)))
         calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)

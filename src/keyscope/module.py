@@ -50,7 +50,6 @@ __all__ = [
     "decode_epoch",
     "decode_limit_counters",
     "enable_session_data",
-    "epoch_after_invalidation",
     "epoch_of_data",
     "invalidate_all_sessions_data",
     "is_initialized_data",
@@ -109,17 +108,12 @@ def unpredictable_epoch() -> int:
 
 def invalidate_all_sessions_data(next_epoch: int) -> bytes:
     """Calldata of ``invalidateAllSessions(nextEpoch)``: every session dies, and the account moves to ``next_epoch``
-    (see :func:`epoch_after_invalidation`). Draw it when the call is made (:func:`unpredictable_epoch`): an epoch
-    known before lets a grant signed ahead of time for it be enabled after the call."""
+    (the module refuses the epoch the account is at, ``EpochNotMoved``). Draw it when the call is made
+    (:func:`unpredictable_epoch`): an epoch known before lets a grant signed ahead of time for it be enabled after the
+    call."""
     if isinstance(next_epoch, bool) or not isinstance(next_epoch, int) or not 0 <= next_epoch < 1 << 32:
         raise BadInputError(f"an epoch is a whole number from 0 to {(1 << 32) - 1}, got {next_epoch!r}")
     return INVALIDATE_ALL_SESSIONS_AT + abi_encode(["uint32"], [next_epoch])
-
-
-def epoch_after_invalidation(epoch: int, next_epoch: int) -> int:
-    """The module's epoch after ``invalidateAllSessions(next_epoch)`` at ``epoch``: ``next_epoch``, or the one after
-    ``epoch`` when they are the same (a ``uint32``: it wraps)."""
-    return (epoch + 1) % (1 << 32) if next_epoch == epoch else next_epoch
 
 
 def revoke_session_data(session_id: bytes) -> bytes:

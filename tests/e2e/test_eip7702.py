@@ -419,7 +419,7 @@ def test_delegating_back_through_keyscope_does_not_revive_sessions_left_behind(
     with pytest.raises(BundlerRejectedError) as refused:
         net.session(grant, key, verify_on_chain=False).execute(stack.nft, MINT, eoa.address)
     assert refused.value.reason == "AA23" and "NoPermission" in str(refused.value)
-    assert new_grant.epoch > grant.epoch
+    assert new_grant.epoch != grant.epoch
     assert net.session(new_grant, new_key).execute(stack.nft, MINT, eoa.address).wait().success
 
 

@@ -260,14 +260,9 @@ class ConsentServer(BackgroundServer):
         if request.epoch != epoch:
             raise BadInputError(
                 f"the grant request is at epoch {request.epoch}; the account {request.account} is at epoch {epoch} at "
-                f"the module {net.module}: "
-                + (
-                    "a grant at a later epoch would come to life when the owner revokes every session"
-                    if request.epoch > epoch
-                    else "the module would refuse the owner's signature of it"
-                )
-                + ". Prepare the grant request again (Owner.prepare_grant reads the epoch). Nothing was shown to the "
-                "owner"
+                f"the module {net.module}: the module would refuse the owner's signature of it now, and take it "
+                "should the account ever reach that epoch. Prepare the grant request again (Owner.prepare_grant reads "
+                "the epoch). Nothing was shown to the owner"
             )
 
     def request_permissions(self, params: Any) -> ConsentRequest:
