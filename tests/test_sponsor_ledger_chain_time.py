@@ -25,6 +25,7 @@ from keyscope.sponsor import Sponsor, SponsorshipPolicy, chain_clock
 from keyscope.sponsor.errors import BUDGET_EXHAUSTED, SponsorshipRefused
 from keyscope.sponsor.paymaster_data import decode_paymaster_data
 from keyscope.userop import UserOperation
+from support.userops import plain_op
 
 PAYMASTER = "0x" + "11" * 20
 CHAIN_ID = 31337
@@ -42,16 +43,8 @@ def node(tmp_path: Path) -> Iterator[str]:
 
 
 def _op(sender: str) -> UserOperation:
-    return UserOperation(
-        sender=sender,
-        nonce=0,
-        call_data=encode_execute(Call("0x" + "33" * 20, 0, bytes.fromhex("12345678"))),
-        call_gas_limit=100_000,
-        verification_gas_limit=200_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    )
+    """An operation of ``sender`` at nonce 0 calling a contract, as a sponsor is asked to sign."""
+    return plain_op(sender, encode_execute(Call("0x" + "33" * 20, 0, bytes.fromhex("12345678"))), nonce=0)
 
 
 def _latest_time(rpc: JsonRpcClient) -> int:
