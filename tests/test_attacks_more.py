@@ -839,7 +839,7 @@ def test_a_grant_at_install_names_no_validator_of_an_account_its_proxy_s_constru
     nothing is taken. A session on another target is still granted at install."""
     from keyscope import Web3Chain
     from keyscope.accounts import NexusAccountKind
-    from keyscope.eoa import encode_install_sessions
+    from support.install_data import encode_install_sessions
 
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
     kind = NexusAccountKind(

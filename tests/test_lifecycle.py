@@ -23,7 +23,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from conftest import KIND, SessionHarness
 from keyscope.entrypoint import encode_handle_ops
-from keyscope.eoa import encode_install_sessions
 from keyscope.execution import Call, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address, to_bytes
@@ -44,6 +43,7 @@ from keyscope.userop import UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.anvil_harness import anvil_sessions
 from support.fuzz import DEEP
+from support.install_data import encode_install_sessions
 from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 

@@ -971,7 +971,7 @@ def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refu
     installed next is refused (the account asks its validators at every install); the other order is refused by
     enabling (attack 52). Neither account is created; without the session, both modules install."""
     from keyscope.accounts import create_account_data
-    from keyscope.eoa import encode_install_sessions
+    from support.install_data import encode_install_sessions
 
     validator = project.OwnerECDSAValidator.deploy(sender=deployer)
     session = Session(

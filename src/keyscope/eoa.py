@@ -66,7 +66,7 @@ from .owner import GrantRequest, Owner, PendingGrant, refuse_used_authorization_
 from .revert import describe_revert
 from .rpc import JsonRpcError
 from .selectors import IS_INITIALIZED, RESET_MODULES
-from .session import SESSION_ABI_TYPE, Permission, Session
+from .session import Permission, Session
 from .signing import HashSigner
 from .targets import is_keyscope_delegate
 from .userop import UserOperation
@@ -106,13 +106,6 @@ def _outside_keyscope() -> int:
     while frame is not None and frame.f_globals.get("__name__", "").startswith("keyscope."):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def encode_install_sessions(sessions: Sequence[Session]) -> bytes:
-    """The session module's ``onInstall`` data enabling ``sessions``: ``abi.encode(Session[])`` (empty: none)."""
-    if not sessions:
-        return b""
-    return abi_encode([f"{SESSION_ABI_TYPE}[]"], [[session.as_abi() for session in sessions]])
 
 
 class EOAOwner(Owner):

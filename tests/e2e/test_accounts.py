@@ -56,7 +56,6 @@ from keyscope.consent.tokens import contract_facts, module_checker
 from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.devnode import wait_for_receipt
 from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_get_nonce, encode_handle_ops
-from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     AccountSetupError,
     CallRevertedError,
@@ -88,6 +87,7 @@ from support.accounts import (
     measure_gas,
     network_for,
 )
+from support.install_data import encode_install_sessions
 from support.permit_types import PERMIT_SINGLE_TYPES
 from support.signatures import CountingSigner, forge_typed_data
 from support.smuggling import smuggling_encodings

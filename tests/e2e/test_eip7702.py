@@ -41,7 +41,6 @@ from keyscope.calls import encode_function_call, function_call
 from keyscope.devnode import get_deposit_info, send_transaction, wait_for_receipt
 from keyscope.eip7702 import Authorization, delegation_code, sign_authorization
 from keyscope.entrypoint import encode_get_user_op_hash
-from keyscope.eoa import encode_install_sessions
 from keyscope.errors import (
     BadInputError,
     BundlerRejectedError,
@@ -68,6 +67,7 @@ from keyscope.sponsor.paymaster_data import sponsorship_hash
 from keyscope.sponsor.policy import SponsorshipPolicy
 from keyscope.userop import PackedUserOperation, UserOperation
 from support.erc7562 import Erc7562Checker
+from support.install_data import encode_install_sessions
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,6 @@ from keyscope import (
     arg,
     function_call,
 )
-from keyscope.eoa import encode_install_sessions
 from keyscope.erc1271 import Signer, encode_typed_data_signature
 from keyscope.errors import BadInputError, KeyscopeError, SimulationRevertedError
 from keyscope.execution import Call, encode_execute
@@ -45,6 +44,7 @@ from keyscope.signing import LocalSigner
 from keyscope.typed_data import Frames, TypedData
 from keyscope.userop import UserOperation
 from support.accounts import AccountContracts, deploy_accounts, network_for
+from support.install_data import encode_install_sessions
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
 from support.sdk import hand_made_request
 from support.signatures import forge_typed_data
