@@ -42,8 +42,8 @@ from keyscope.module import (
 from keyscope.policy import Policy
 from keyscope.session import Session
 from keyscope.signing import LocalSigner
-from keyscope.userop import UserOperation
 from support.solidity import compile_contract_type
+from support.userops import plain_op
 
 DIGEST = b"\x42" * 32
 MINT = "safeMint(address)"
@@ -72,16 +72,8 @@ contract Drainer {
 def _mint_validation(module: Any, nft: Any, eoa: Any, key: LocalSigner, recipient: str) -> int:
     """What the module's ``validateUserOp`` answers the EOA (its caller is the account) for an operation of ``key``
     (USE: its bare signature) minting an NFT to ``recipient``: 0 valid, 1 refused."""
-    op = UserOperation(
-        sender=eoa.address,
-        nonce=0,
-        call_data=encode_execute([Call.of(nft.address, 0, nft.safeMint.encode_input(recipient))]),
-        call_gas_limit=200_000,
-        verification_gas_limit=500_000,
-        pre_verification_gas=50_000,
-        max_fee_per_gas=10**9,
-        max_priority_fee_per_gas=10**9,
-    ).pack()
+    mint = encode_execute([Call.of(nft.address, 0, nft.safeMint.encode_input(recipient))])
+    op = plain_op(eoa.address, mint, nonce=0, call_gas_limit=200_000, verification_gas_limit=500_000).pack()
     packed = (*op.as_tuple()[:-1], key.sign_hash(DIGEST))
     return int(module.validateUserOp.call(packed, DIGEST, sender=eoa))
 
