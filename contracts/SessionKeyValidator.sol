@@ -260,7 +260,10 @@ contract SessionKeyValidator is SessionLimits, SessionSigning {
 
     /// @inheritdoc ISessionKeyValidator
     function isSessionActive(address account, bytes32 id) external view override returns (bool) {
-        return SessionMeta.isActiveAt(_sessions[id][account].meta, _accounts[account].epoch);
+        // every move of the epoch empties the live list, so a session in it was enabled at the current epoch and not
+        // revoked since: out of it, a session is dead even where its meta word still says active (an invalidation
+        // cleared it at an epoch the account came back to)
+        return _isListed(account, id, _sessions[id][account].meta);
     }
 
     /// @inheritdoc ISessionKeyValidator

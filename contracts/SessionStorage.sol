@@ -277,7 +277,6 @@ abstract contract SessionStorage is ISessionKeyValidatorTypes, EIP712 {
         return index < _accounts[account].liveSessions && _liveSessions[index][account] == id;
     }
 
-
     /// @dev The address a co-signed session's permissions are stored under: no ECDSA key is known to have it, so
     ///      no single signature reaches them.
     function _coSignedSpace(bytes32 id) internal pure returns (address) {

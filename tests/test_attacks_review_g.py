@@ -137,8 +137,8 @@ def test_an_owner_grant_at_an_epoch_visited_twice_is_refused_not_reported_and_le
     the owner's key could do nothing (revoking it would drop another session from the live list, the attack above).
     Held: an id an invalidation killed is never enabled again, as when a left epoch never came back; the upgrade's
     operation reverts as a whole (nothing of it is enabled, nothing is reported active: here, in separate calls,
-    ``isSessionActive``, which reads the meta word alone, still says yes, and the key has no permission), and the
-    owner's next upgrade draws another epoch."""
+    the key has no permission, and ``isSessionActive`` says no, as the live list does, where the meta word alone said
+    yes), and the owner's next upgrade draws another epoch."""
     eoa = accounts[6]
     owner_key = LocalSigner.generate()
     owner_session = _mint_session(nft, owner_key)
@@ -155,6 +155,8 @@ def test_an_owner_grant_at_an_epoch_visited_twice_is_refused_not_reported_and_le
     with ape.reverts(module.SessionIsRevoked, sessionId=session_id):
         module.enableSession(owner_session.as_abi(), sender=eoa)
     assert _mint_validation(module, nft, eoa, owner_key, accounts[7].address) == 1
+    assert not module.isSessionActive(eoa.address, session_id), "a dead session reported active"
+    assert not module.isSessionRevoked(eoa.address, session_id)  # dead by its epoch's end, not by a revocation
 
 
 def _send(stack: LocalStack, eoa: LocalSigner, data: bytes, authorizations: Sequence[Any] = ()) -> None:
