@@ -12,10 +12,20 @@ from ape.exceptions import ContractLogicError
 from keyscope import Network, Policy, SessionKey, Web3Chain, arg
 from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.calls import function_call
+from keyscope.cosigner import CoSignerService, CoSignPolicy
+from keyscope.cosigner.service import CoSignRefused
+from keyscope.erc1271 import Signer, encode_typed_data_signature
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import to_bytes
+from keyscope.message_signing import nested_frames
 from keyscope.revert import describe_revert
+from keyscope.session import Session, encode_session_signature
 from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData, typed_data_sign_hash
 from keyscope.userop import UserOperation
 from support.ape_entry_point import deploy_entry_point
+from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
+from support.raw_call import revert_bytes
 
 ETHER = 10**18
 
@@ -24,6 +34,12 @@ ETHER = 10**18
 def entry_point_v08(deployer: Any) -> Any:
     """An EntryPoint v0.8 (at a non-canonical address, which the SDK reads the version of from its domain)."""
     return deploy_entry_point(deployer, "0.8")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chain_fixtures_first(entry_point_v08: Any, sessions: Any, target: Any, permits: Any, nft: Any) -> None:
+    """Every longer-lived fixture a test of the file asks for, made before the first test runs (one made inside a
+    later test makes ape rebase the chain under the accounts made before)."""
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -95,3 +111,148 @@ def test_an_operation_at_the_gas_cap_on_entry_point_v08_takes_at_most_the_cap_fr
     assert "AA23" in str(refused.value)
     assert describe_revert(bytes(refused.value.inputs["inner"])).startswith("GasCostTooHigh(")
     assert nft.balanceOf(owner.account) == 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# A co-signer's answer for an account it serves, carried to one it does not
+# ------------------------------------------------------------------------------------------------------
+
+
+def _verdict(sessions: Any, account: str, sender: str, hash_: bytes, signature: bytes) -> str:
+    """The module's verdict on a session signature (after the account's routing prefix) of ``hash_`` for
+    ``account``, asked by ``sender``: "valid", or the name of the refusal ``requireValidSignature`` reverts with;
+    ``isValidSignatureWithSender`` must say the same."""
+    module = sessions.module
+    answer = bytes(module.isValidSignatureWithSender(sender, hash_, signature, sender=account))
+    data = module.requireValidSignature.encode_input(account, sender, hash_, signature)
+    web3 = sessions.h.chain.provider.web3
+    try:
+        web3.eth.call({"to": module.address, "data": "0x" + data.hex(), "gas": 5_000_000})
+    except Exception as error:
+        assert answer == bytes.fromhex("ffffffff")
+        return describe_revert(revert_bytes(error)).split("(")[0]
+    assert answer == bytes.fromhex("1626ba7e")
+    return "valid"
+
+
+def test_a_co_signer_s_answer_for_an_account_it_serves_co_signs_nothing_on_one_it_does_not(
+    sessions: Any, target: Any, permits: Any
+) -> None:
+    """A co-signer service serves one account (its policy's ``accounts``: A, calls to the target, messages) and
+    co-signs for whichever session a request names: it checks the account the request gives, never that the
+    session is that account's. One leaked key holds a co-signed session with that co-signer on A and one on B (the
+    owner's second account, which the co-signer does not serve). The key asks the service about an operation of A,
+    and about a permit signed as A, each naming B's session, and carries the co-signatures to B: its operation in
+    the SESSION mode naming B's session, and its signature of the same permit as B. The co-signer signed
+    `CoSign(sessionId, digest)` with the userOpHash (which names A as the sender) and the ERC-7739 hash of the
+    permit (which names A as the account), so neither is B's: AA24, `InvalidCoSignature`. Asked about B itself,
+    the service refuses; its answers hold on A."""
+    from conftest import KIND
+
+    h = sessions.h
+    owner, key, co_signer = LocalSigner.generate(), SessionKey.generate(), LocalSigner.generate()
+    served, other = sessions.account(owner, 61), sessions.account(owner, 62)
+    for account in (served, other):
+        h.fund(account)
+    permit2 = Policy.typed_data(
+        {"name": "Permit2", "chainId": h.chain_id, "verifyingContract": permits.address},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "amount") <= LIMIT, arg("spender") == ROUTER],
+    )
+    session = Session(
+        session_key=key.address,
+        permissions=(Policy.call(target, "other(uint256 amount)", rules=[arg("amount") <= 100]),),
+        typed_data_permissions=(permit2,),
+        co_signer=co_signer.address,
+    )
+    ids = {account: sessions.grant_onchain(account, owner, session) for account in (served, other)}
+    assert ids[served] != ids[other]
+    service = CoSignerService(
+        co_signer,
+        chain_id=h.chain_id,
+        module=sessions.module.address,
+        entry_point=h.entry_point.address,
+        policy=CoSignPolicy(accounts=frozenset({served}), targets=frozenset({target.address})),
+    )
+
+    # an operation: the service co-signs A's operation for B's session; B's operation with it is AA24
+    def operation(account: str) -> UserOperation:
+        call = Call.of(target.address, 0, target.other.encode_input(50))
+        return h.op(account, encode_execute(call), key=KIND.nonce_key(sessions.module.address, 0))
+
+    def co_signed(op: UserOperation, account: str, session_id: bytes) -> bytes:
+        answer = service.handle(
+            "keyscope_coSignUserOperation", [account, "0x" + session_id.hex(), op.to_rpc()]
+        )
+        return to_bytes(answer["signature"])
+
+    with pytest.raises(CoSignRefused) as refused:
+        co_signed(operation(other), other, ids[other])
+    assert refused.value.reason == "account"
+    carried = co_signed(operation(served), served, ids[other])
+    on_other = operation(other)
+    on_other = on_other.replace(
+        signature=encode_session_signature(ids[other], key.sign_hash(h.hash(on_other)), carried)
+    )
+    calls = target.calls()
+    assert h.rejected(on_other).reason == "AA24"
+    assert target.calls() == calls
+
+    # a message: the service co-signs the permit as A for B's session; the key's signature of it as B needs B's own
+    permit = {
+        "types": PERMIT_SINGLE_TYPES,
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": h.chain_id, "verifyingContract": permits.address},
+        "message": {
+            "details": {"token": USDC, "amount": LIMIT, "expiration": EXPIRY, "nonce": 0},
+            "spender": ROUTER,
+            "sigDeadline": EXPIRY,
+        },
+    }
+    typed = TypedData(permit)
+    frames = typed.frames(nested_frames(typed.primary_type, typed.types, permit2.nested))
+
+    def signature(account: str, session_id: bytes, co_signature: bytes) -> bytes:
+        wrapped = typed_data_sign_hash(
+            permit2.domain_separator,
+            permit2.contents_name,
+            permit2.contents_type,
+            typed.struct_hash,
+            account=account,
+            chain_id=h.chain_id,
+            module=sessions.module.address,
+        )
+        header = Signer(key.address, session_id, True, True).header(key.sign_hash(wrapped), co_signature)
+        return encode_typed_data_signature(
+            header, permit2.domain_separator, permit2.contents_type_hash, frames
+        )
+
+    def co_signed_message(account: str, session_id: bytes) -> bytes:
+        answer = service.handle("keyscope_coSignTypedData", [account, "0x" + session_id.hex(), permit])
+        return to_bytes(answer["signature"])
+
+    with pytest.raises(CoSignRefused) as refused:
+        co_signed_message(other, ids[other])
+    assert refused.value.reason == "account"
+    carried = co_signed_message(served, ids[other])
+    assert _verdict(
+        sessions, other, permits.address, typed.digest, signature(other, ids[other], carried)
+    ) == ("InvalidCoSignature")
+    assert not permits.isValidSignatureNow(
+        other, typed.digest, to_bytes(sessions.module.address) + signature(other, ids[other], carried)
+    )
+
+    # where the co-signer serves, its answers hold
+    answered = co_signed_message(served, ids[served])
+    assert _verdict(
+        sessions, served, permits.address, typed.digest, signature(served, ids[served], answered)
+    ) == ("valid")
+    op = operation(served)
+    op = op.replace(
+        signature=encode_session_signature(
+            ids[served], key.sign_hash(h.hash(op)), co_signed(op, served, ids[served])
+        )
+    )
+    sessions.run(op)
+    assert target.calls() == calls + 1
