@@ -8,20 +8,21 @@ from typing import Any
 
 import pytest
 from ape.exceptions import ContractLogicError
+from eth_utils import to_checksum_address
 
 from keyscope import Network, Policy, SessionKey, Web3Chain, arg
 from keyscope.bundler.inprocess import InProcessBundler
 from keyscope.calls import function_call
 from keyscope.cosigner import CoSignerService, CoSignPolicy
 from keyscope.cosigner.service import CoSignRefused
-from keyscope.erc1271 import Signer, encode_typed_data_signature
+from keyscope.erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_bytes
 from keyscope.message_signing import nested_frames
 from keyscope.revert import describe_revert
-from keyscope.session import Session, encode_session_signature
+from keyscope.session import SIGN_IN_SUFFIX, Session, encode_session_signature
 from keyscope.signing import LocalSigner
-from keyscope.typed_data import TypedData, typed_data_sign_hash
+from keyscope.typed_data import TypedData, eip191_hash, personal_sign_hash, typed_data_sign_hash
 from keyscope.userop import UserOperation
 from support.ape_entry_point import deploy_entry_point
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
@@ -256,3 +257,87 @@ def test_a_co_signer_s_answer_for_an_account_it_serves_co_signs_nothing_on_one_i
     )
     sessions.run(op)
     assert target.calls() == calls + 1
+
+
+# ------------------------------------------------------------------------------------------------------
+# A typed-data digest asked about as a personal_sign message
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_typed_data_digest_is_not_signed_as_a_personal_message(sessions: Any, permits: Any) -> None:
+    """Many verifiers take a `personal_sign` of an order's or a permit's EIP-712 digest as the signer's approval
+    of it: they ask the account about the EIP-191 hash of the digest's 32 bytes. A leaked key whose session may sign
+    Permit2 permits of at most 100 USDC and sign in to app.example.com wants the account's approval of a permit of
+    10**12 in that form. It presents (1) its sign-in layout carrying the digest's 32 bytes as the message (the
+    first line being all of them, or none but the first byte); (2) its valid typed-data signature of a permit
+    within the rule, asked about the EIP-191 hash of that permit's own digest; (3) a granted sign-in message whose
+    body after the address line is the large permit's digest, asked about the EIP-191 hash of the digest. A
+    sign-in message is found by its whole first line, which no digest is; a typed-data signature and a sign-in
+    message each hold for the one hash the module rebuilds from what it judged."""
+    h = sessions.h
+    owner, key = LocalSigner.generate(), SessionKey.generate()
+    account = sessions.account(owner, 63)
+    domain = {"name": "Permit2", "chainId": h.chain_id, "verifyingContract": permits.address}
+    permit2 = Policy.typed_data(
+        domain,
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "amount") <= LIMIT, arg("spender") == ROUTER],
+    )
+    session = Session(
+        session_key=key.address, typed_data_permissions=(permit2,), sign_in=("app.example.com",)
+    )
+    sessions.grant_onchain(account, owner, session)
+    module = sessions.module.address
+    header_of = Signer(key.address, b"\x00" * 32).header
+
+    def permit(amount: int) -> TypedData:
+        return TypedData(
+            {
+                "types": PERMIT_SINGLE_TYPES,
+                "primaryType": "PermitSingle",
+                "domain": domain,
+                "message": {
+                    "details": {"token": USDC, "amount": amount, "expiration": EXPIRY, "nonce": 0},
+                    "spender": ROUTER,
+                    "sigDeadline": EXPIRY,
+                },
+            }
+        )
+
+    def sign_in(message: bytes, first_line_length: int) -> bytes:
+        signed = personal_sign_hash(message, account=account, chain_id=h.chain_id, module=module)
+        return encode_sign_in_signature(header_of(key.sign_hash(signed), None), message, first_line_length)
+
+    large, small = permit(10**12), permit(LIMIT)
+    asked = eip191_hash(large.digest)
+    # (1) the digest as the sign-in message
+    for first_line in (32, 1):
+        assert _verdict(sessions, account, permits.address, asked, sign_in(large.digest, first_line)) == (
+            "SignInNotGranted"
+        )
+    # (2) a valid typed-data signature, of a permit within the rule, asked about as a personal message of its digest
+    wrapped = typed_data_sign_hash(
+        permit2.domain_separator,
+        permit2.contents_name,
+        permit2.contents_type,
+        small.struct_hash,
+        account=account,
+        chain_id=h.chain_id,
+        module=module,
+    )
+    frames = small.frames(nested_frames(small.primary_type, small.types, permit2.nested))
+    typed = encode_typed_data_signature(
+        header_of(key.sign_hash(wrapped), None), permit2.domain_separator, permit2.contents_type_hash, frames
+    )
+    assert _verdict(sessions, account, permits.address, small.digest, typed) == "valid"
+    assert (
+        _verdict(sessions, account, permits.address, eip191_hash(small.digest), typed) == "ContentsMismatch"
+    )
+    # (3) a granted sign-in whose body is the large permit's digest
+    first = b"app.example.com" + SIGN_IN_SUFFIX.encode()
+    message = first + to_checksum_address(account).encode() + b"\n" + large.digest
+    signature = sign_in(message, len(first))
+    assert _verdict(sessions, account, permits.address, eip191_hash(message), signature) == "valid"
+    assert _verdict(sessions, account, permits.address, asked, signature) == "ContentsMismatch"
+    assert not permits.isValidSignatureNow(account, asked, to_bytes(module) + signature)
