@@ -37,8 +37,16 @@ def entry_point_v08(deployer: Any) -> Any:
     return deploy_entry_point(deployer, "0.8")
 
 
+@pytest.fixture(scope="module")
+def token(project: Any, deployer: Any) -> Any:
+    """An ERC-20 test token (OpenZeppelin's: a transfer beyond the balance or to the zero address reverts)."""
+    return project.TestToken.deploy(sender=deployer)
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _chain_fixtures_first(entry_point_v08: Any, sessions: Any, target: Any, permits: Any, nft: Any) -> None:
+def _chain_fixtures_first(
+    entry_point_v08: Any, sessions: Any, target: Any, permits: Any, nft: Any, token: Any
+) -> None:
     """Every longer-lived fixture a test of the file asks for, made before the first test runs (one made inside a
     later test makes ape rebase the chain under the accounts made before)."""
 
@@ -341,3 +349,46 @@ def test_a_typed_data_digest_is_not_signed_as_a_personal_message(sessions: Any, 
     assert _verdict(sessions, account, permits.address, eip191_hash(message), signature) == "valid"
     assert _verdict(sessions, account, permits.address, asked, signature) == "ContentsMismatch"
     assert not permits.isValidSignatureNow(account, asked, to_bytes(module) + signature)
+
+
+# ------------------------------------------------------------------------------------------------------
+# A call failing under the try exec type
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_call_failing_under_try_keeps_its_count_and_moves_nothing(sessions: Any, token: Any) -> None:
+    """The try exec type (ERC-7579 exec type 1) makes the account go on past a call that reverts, where the default
+    type reverts the whole execution. A leaked key with an allowance of 200 tokens (counted in validation, over the
+    session's life) on an account holding 100 sends, under try, a batch whose first transfer (150, beyond the
+    balance) reverts and whose second (30) runs, then a single try-mode transfer that reverts (to the zero address),
+    hoping either that a failed call gives its count back so that the budget stretches, or that a call is counted
+    only once it ran (a call the module did not count would have moved tokens). The module counts every call it
+    judged, whatever the execution then does; the failed calls move nothing; what is left bounds the rest."""
+    h = sessions.h
+    owner, key, attacker = LocalSigner.generate(), SessionKey.generate(), LocalSigner.generate().address
+    account = sessions.account(owner, 64)
+    h.fund(account)
+    token.mint(account, 100 * ETHER, sender=h.funder)
+    session = Session(session_key=key.address, permissions=Policy.erc20_allowance(token.address, 200 * ETHER))
+    session_id = sessions.grant_onchain(account, owner, session)
+
+    def transfer(amount: int, to: str = attacker) -> Call:
+        return Call.of(token.address, 0, token.transfer.encode_input(to, amount))
+
+    def left() -> int:
+        return int(sessions.module.limitUsage(account, session_id)[0].left)
+
+    def tried(calls: list[Call] | Call) -> UserOperation:
+        batch = isinstance(calls, list)
+        return sessions.op(account, key, call_data=encode_execute(calls, batch=batch, exec_type=1))
+
+    assert sessions.run(tried([transfer(150 * ETHER), transfer(30 * ETHER)])).success
+    assert token.balanceOf(attacker) == 30 * ETHER  # the failed call moved nothing, the next one ran
+    assert left() == 20 * ETHER  # both counted
+    assert sessions.run(tried(transfer(10 * ETHER, "0x" + "00" * 20))).success  # reverts in the token
+    assert (token.balanceOf(account), left()) == (70 * ETHER, 10 * ETHER)  # counted, nothing moved
+    assert "LimitExceeded(callIndex=0, limitIndex=0" in sessions.outcome(tried(transfer(10 * ETHER + 1)))
+    assert sessions.run(tried(transfer(10 * ETHER))).success
+    assert (token.balanceOf(attacker), left()) == (40 * ETHER, 0)
+    assert "LimitExceeded" in sessions.outcome(sessions.op(account, key, transfer(1)))
+    assert token.balanceOf(attacker) == 40 * ETHER
