@@ -1,5 +1,7 @@
-"""A leaked session key against what the recent reviews left aside: the gas cap against everything EntryPoint v0.8
-charges, through the real v0.8 ``handleOps`` on ape's chain. Each attack holds; the tests keep it so.
+"""A leaked session key against what the recent reviews left aside, on ape's chain: the gas cap against everything
+EntryPoint v0.8 charges (through the real v0.8 ``handleOps``), a co-signer's answer for an account it serves
+carried to one it does not, a typed-data digest asked about as a personal_sign message, and a call failing under
+the try exec type against an allowance. Each attack holds; the tests keep it so.
 """
 
 from __future__ import annotations
