@@ -6,8 +6,10 @@ session of the account (``invalidateAllSessions``), clears the permission's head
 paymaster words and its meter word where they were. A later session of the same key for the same call writes its own
 words over the start of them. Here a first session of rules of every storage shape, paymasters and limits of every
 kind (``test_differential_limits_with_rules.py``'s sessions), after an operation it counted for real, dies by either
-way; then a second session of the same key, drawn the same way (fewer rules, no paymasters or limits, or more), is
-granted for the same calls. Its operations must get the same verdict from the module's ``validateUserOp`` and from
+way (or by an invalidation and the account's return to the epoch it was at, ``invalidateAllSessions(uint32)``, where
+the first session stays dead: enabling it again is refused as a revoked one, its counters never start over); then a
+second session of the same key, drawn the same way (fewer rules, no paymasters or limits, or more), is granted for
+the same calls. Its operations must get the same verdict from the module's ``validateUserOp`` and from
 the checker of the second session alone: nothing the first left behind (a longer rule list, a paymaster list, a
 meter word, counted limits) may count on either side.
 
@@ -26,11 +28,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope.hexutil import keccak
+from keyscope.revert import decode_revert
 from keyscope.session import Session, encode_at_signature, encode_use_with_key_signature
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract, TransactionFailedError, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
+from support.raw_call import revert_bytes
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 from test_differential_limits_with_rules import cases, judge
 
@@ -57,6 +61,18 @@ def _enable(module: AnvilContract, account: str, session: Session) -> bytes | No
         TALLY["enable refused"] += 1
         return None
     return session.session_id(account, int(module.epochOf(account)))
+
+
+def _refusal(chain: AnvilChain, module: AnvilContract, account: str, session: Session) -> str | None:
+    """The name of the error the module refuses ``session``'s ``enableSession`` from the account with (an
+    ``eth_call``), None when it would enable it."""
+    data = module.enableSession.encode_input(session.as_abi())
+    try:
+        chain.call({"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 10**7})
+    except Exception as error:
+        decoded = decode_revert(revert_bytes(error))
+        return "?" if decoded is None else decoded[0]
+    return None
 
 
 def _count_for_real(
@@ -89,11 +105,11 @@ def _count_for_real(
 @given(
     first=cases(),
     second=st.lists(cases(), min_size=OPERATIONS, max_size=OPERATIONS),
-    ending=st.sampled_from(["revoke", "invalidate"]),
+    ending=st.sampled_from(["revoke", "invalidate", "invalidate, then back to its epoch"]),
 )
 def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, second, ending):
-    """One key: a first session counted once and ended (revoked, or every session invalidated), then a second
-    session for the same calls; operations on those calls (drawn beside the second session, beside two more, and
+    """One key: a first session counted once and ended (revoked, or every session invalidated, the account staying
+    at the new epoch or coming back to the first's), then a second session for the same calls; operations on those calls (drawn beside the second session, beside two more, and
     the first session's own) get the same verdict from the module and from the second session's checker."""
     module, account, chain = setup
     signer = LocalSigner(keccak(b"keyscope regrants key %d" % next(_keys)))
@@ -107,7 +123,12 @@ def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, se
     if ending == "revoke":
         module.revokeSession.transact(old_id, sender=account)
     else:
+        epoch = int(module.epochOf(account))
         module.invalidateAllSessions.transact(sender=account)
+        if ending != "invalidate":
+            module.invalidateAllSessions.transact(epoch, sender=account)
+            assert _refusal(chain, module, account, old) == "SessionIsRevoked", "a dead session enabled again"
+    TALLY[f"ended: {ending}"] += 1
     new_id = _enable(module, account, new)
     if new_id is None:
         return
@@ -123,9 +144,11 @@ def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, se
 @pytest.fixture(scope="module", autouse=True)
 def report(request):
     """Print the verdicts (shown with ``-s``); when the file's test ran and passed, check that both sides accepted
-    and refused a rule and a limit somewhere, so that the sessions judged were not all refused at the grant."""
+    and refused a rule and a limit somewhere, so that the sessions judged were not all refused at the grant, and
+    that a first session ended at an epoch the account came back to."""
     failed_before = request.session.testsfailed
     yield
     print("\nregrants:", ", ".join(f"{k} {v}" for k, v in TALLY.most_common()))
     if request.session.testsfailed == failed_before and TALLY:
-        assert {"CheckResult", "CallRefusedError", "LimitExceeded", "first counted"} <= set(TALLY), TALLY
+        reached = {"CheckResult", "CallRefusedError", "LimitExceeded", "first counted"}
+        assert reached | {"ended: invalidate, then back to its epoch"} <= set(TALLY), TALLY
