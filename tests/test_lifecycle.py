@@ -26,7 +26,12 @@ from keyscope.entrypoint import encode_handle_ops
 from keyscope.execution import Call, encode_execute
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address, to_bytes
-from keyscope.module import ENABLE_SESSION, SessionStatus, read_session_status
+from keyscope.module import (
+    ENABLE_SESSION,
+    SessionStatus,
+    invalidate_all_sessions_data,
+    read_session_status,
+)
 from keyscope.revert import decode_revert
 from keyscope.session import (
     Condition,
@@ -488,6 +493,14 @@ def sign_in_key(key: int, website: int) -> bytes:
 
 
 TALLY: Counter[str] = Counter()
+EPOCHS_BACK = 3
+"""How many of the latest epochs the machine was at it may send the account back to."""
+KILLS = ("back to an epoch it was at", "invalidate", "reinstall", "reinstall without onUninstall")
+"""How the machine ends every session."""
+DEAD_AGAIN = 2
+"""How many times more often than another the machine enables again a session dead back at its epoch. These three
+are out of the machine's class, whose source seeds the derandomized runs: the ci run's steps are those of the class
+with these values, and reach every outcome the test asks of them."""
 
 
 @dataclass
@@ -502,7 +515,9 @@ class Granted:
     left: int | None
     websites: tuple[int, ...] = ()
     epoch: int = -1
-    status: str = "active"  # active, revoked, dead (invalidated or uninstalled)
+    # active, revoked, dead (invalidated or uninstalled: out of the live list, its meta word still "active at its
+    # epoch", which the account may come back to)
+    status: str = "active"
 
 
 class LifecycleMachine(RuleBasedStateMachine):
@@ -522,6 +537,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.signing: dict[tuple[int, int], bytes] = {}  # (key, sign-in website) -> session id
         self.installed = True
         self.steps = 0
+        self.visited: list[int] = []  # the epochs this example was at, in order
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -565,12 +581,14 @@ class LifecycleMachine(RuleBasedStateMachine):
                 granted.status = "dead"
         self.live.clear()
         self.signing.clear()
+        self.visited.append(self._epoch())
 
     @initialize()
     def fresh_install(self) -> None:
         """Start from an installed module holding nothing live for the account."""
         assert self._send(self.module.onUninstall.encode_input(b"")) is None
         assert self._send(self.module.onInstall.encode_input(b"")) is None
+        self.visited.append(self._epoch())
 
     # -- the owner's steps -----------------------------------------------------------------------------
 
@@ -622,12 +640,14 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def enable_again(self, data: st.DataObject) -> None:
         """A grant made before, enabled again: a revoked id never comes back; one that died with its epoch is a
-        new session (a new id) in the new epoch."""
+        new session (a new id) in another epoch, and dead for good back at its own (refused as a revoked one)."""
         epoch = self._epoch()
         candidates = [g for g in self.granted.values() if g.status != "active"]
-        # a revoked grant of this epoch (its id is the same again) twice as often as the others
+        # a revoked grant of this epoch (its id is the same again) twice as often as the others, and a dead one of
+        # this epoch (the account came back to it) 1 + DEAD_AGAIN times as often
         revoked_here = [g for g in candidates if g.status == "revoked" and g.epoch == epoch]
-        old = data.draw(st.sampled_from(candidates + revoked_here), label="old")
+        dead_here = [g for g in candidates if g.status == "dead" and g.epoch == epoch]
+        old = data.draw(st.sampled_from(candidates + revoked_here + dead_here * DEAD_AGAIN), label="old")
         self._enable(
             Granted(
                 old.session,
@@ -647,6 +667,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         if known is not None and known.status == "revoked":
             assert error is not None and error[0] == "SessionIsRevoked", error
             TALLY["SessionIsRevoked"] += 1
+            return
+        if known is not None and known.status == "dead":
+            # its id binds the epoch: the account is back at the epoch an invalidation cleared it in, and it stays
+            # dead there, refused as a revoked one
+            assert error is not None and error[0] == "SessionIsRevoked", error
+            TALLY["SessionIsRevoked: dead back at its epoch"] += 1
             return
         if known is not None and known.status == "active":
             assert error is None, error  # enabled already: nothing changes
@@ -672,11 +698,16 @@ class LifecycleMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.granted))
     @rule(data=st.data())
     def revoke(self, data: st.DataObject) -> None:
-        """Revoke any session the model knows: active, dead or revoked already."""
-        session_id = data.draw(st.sampled_from(list(self.granted)), label="session")
+        """Revoke any session the model knows: active, dead or revoked already; one dead back at its epoch (its
+        meta word names a place in the live list, another session's or none) twice as often."""
+        epoch = self._epoch()
+        dead_here = [i for i, g in self.granted.items() if g.status == "dead" and g.epoch == epoch]
+        session_id = data.draw(st.sampled_from(list(self.granted) + dead_here), label="session")
         assert self._send(self.module.revokeSession.encode_input(session_id)) is None
         granted = self.granted[session_id]
         TALLY[f"revoke {granted.status}"] += 1
+        if granted.status == "dead" and granted.epoch == self._epoch():
+            TALLY["revoke dead back at its epoch"] += 1  # it holds no place in the live list: nothing moves
         if granted.status == "active":
             for t, s in granted.rules:
                 del self.live[(granted.key, t, s)]
@@ -684,11 +715,20 @@ class LifecycleMachine(RuleBasedStateMachine):
                 del self.signing[(granted.key, w)]
         granted.status = "revoked"
 
-    @rule(how=st.sampled_from(["invalidate", "reinstall", "reinstall without onUninstall"]))
-    def kill_all(self, how: str) -> None:
-        """invalidateAllSessions, or the account dropping the module and installing it again: with its
-        onUninstall, or (an account that ignores a failing onUninstall) without."""
-        if how == "invalidate":
+    @rule(how=st.sampled_from(KILLS), data=st.data())
+    def kill_all(self, how: str, data: st.DataObject) -> None:
+        """invalidateAllSessions, to an epoch the module draws or (``invalidateAllSessions(uint32)``) back to one of
+        the latest epochs the account was at, where the sessions an invalidation or an uninstall cleared stay dead;
+        or the account dropping the module and installing it again: with its onUninstall, or (an account that
+        ignores a failing onUninstall) without."""
+        epoch = self._epoch()
+        left = [e for e in dict.fromkeys(reversed(self.visited)) if e != epoch][:EPOCHS_BACK]
+        if how == "back to an epoch it was at" and left:
+            back = data.draw(st.sampled_from(left), label="back to")
+            assert self._send(invalidate_all_sessions_data(back)) is None
+            assert self._epoch() == back
+        elif how in ("invalidate", "back to an epoch it was at"):
+            how = "invalidate"
             assert self._send(self.module.invalidateAllSessions.encode_input()) is None
         else:
             if how == "reinstall":
@@ -842,15 +882,21 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @invariant()
     def statuses_agree(self) -> None:
+        """Each session's flags. ``isSessionActive`` reads the meta word alone, so it says "active" for a session
+        an invalidation cleared at the epoch the account is back at (a known quirk of the view, tallied): what
+        such a session may do is what :meth:`every_slot_agrees` and :meth:`every_sign_in_permission_agrees` ask."""
         epoch = self._epoch()
         for session_id, granted in self.granted.items():
             active = bool(self._view(b"isSessionActive(address,bytes32)", session_id))
             revoked = bool(self._view(b"isSessionRevoked(address,bytes32)", session_id))
-            assert (active, revoked) == (granted.status == "active", granted.status == "revoked"), (
+            quirk = granted.status == "dead" and granted.epoch == epoch
+            assert (active, revoked) == (granted.status == "active" or quirk, granted.status == "revoked"), (
                 session_id.hex(),
                 granted.status,
                 epoch,
             )
+            if quirk:
+                TALLY["quirk: isSessionActive says active for a session dead back at its epoch"] += 1
 
 
 class DevelopmentAccount:
@@ -867,8 +913,9 @@ class DevelopmentAccount:
 
 @pytest.fixture(scope="module")
 def lifecycle(anvil, project):
-    # the machine's class stays as it was: hypothesis seeds its derandomized runs with the class's source, so the
-    # same steps are generated as on py-evm
+    # hypothesis seeds its derandomized runs with the machine class's source: the class changed when it learnt to move
+    # the account back to epochs it was at, so the steps generated are no longer those of py-evm; the test's tallies
+    # say what they reach
     LifecycleMachine.module = anvil.deploy(project.SessionKeyValidator)
     LifecycleMachine.account = DevelopmentAccount(anvil, anvil.accounts[7])
     LifecycleMachine.call = staticmethod(anvil.call)
@@ -879,7 +926,9 @@ def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive
     """Sessions of two keys enabled, used, revoked (in any order, twice, before or after they died), invalidated,
     the module uninstalled and reinstalled (with or without its onUninstall): no slot keeps a dead session's
     permission, sign-in permission, rules or budget, no revoked grant comes back, and a budget spent stays
-    spent. Sessions enabled while the module was uninstalled die when it is installed again."""
+    spent. Sessions enabled while the module was uninstalled die when it is installed again. The account sent back
+    to an epoch it was at (``invalidateAllSessions(uint32)``, attacks 322 and 323) finds every session cleared there
+    dead: no permission, refused as a revoked one, its revocation moving no other session."""
     run = lifecycle.TestCase
     run.settings = settings(
         max_examples=200 if DEEP else 20,
@@ -900,5 +949,14 @@ def test_no_order_of_grants_revocations_and_reinstalls_leaves_a_permission_alive
         "reinstall without onUninstall",
         "install over live sessions",
         "sign-in live",
+        "back to an epoch it was at",
     ):
         assert TALLY[outcome], f"no {outcome} among the generated steps: {TALLY}"
+    dead_back = [
+        "quirk: isSessionActive says active for a session dead back at its epoch",
+        "SessionIsRevoked: dead back at its epoch",
+        "revoke dead back at its epoch",
+    ]
+    # each in a deep run; in a ci run's few examples, one of them at least
+    reached = [TALLY[outcome] for outcome in dead_back]
+    assert all(reached) if DEEP else any(reached), f"a session dead back at its epoch met {reached}: {TALLY}"
