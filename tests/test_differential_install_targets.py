@@ -389,3 +389,47 @@ def test_a_grant_at_install_on_an_account_without_code_is_judged_as_its_targets_
     ]
     missing = [name for name in [*reached, "both enable"] if not TALLY[name]]
     assert not missing, f"no example met {missing}: {TALLY}"
+
+
+STRICT_VALIDATOR = """
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// A validator that takes its questions in their canonical form only: `isModuleType(uint256)` with 36 bytes of
+/// calldata (a longer one is refused, as a strict decoder refuses it), and `isInitialized(address)` answered yes.
+contract StrictCalldataValidator {
+    function isModuleType(uint256 moduleType) external pure returns (bool) {
+        assembly ("memory-safe") {
+            if iszero(eq(calldatasize(), 36)) { revert(0, 0) }
+        }
+        return moduleType == 1;
+    }
+
+    function isInitialized(address) external pure returns (bool) {
+        return true;
+    }
+}
+"""
+
+
+def test_a_validator_answering_only_the_canonical_type_question_is_refused_at_install(on_anvil):
+    """Found by this file's targets: the module asks a target ``isModuleType(t)`` in the buffer of the account's
+    ``isModuleInstalled(t, target, context)`` question, so with 132 bytes of calldata (196 for the hook's second
+    question, 164 for the fallback handler's), where the selector and ``t`` take 36; its documentation says the
+    words after ``t`` are ignored. A validator whose ``isModuleType`` refuses calldata longer than its arguments
+    (written in assembly or another language's strict decoder) answers nothing to the module, which takes it for no
+    module, and enables a grant at install on it, while the SDK, asking the question as ERC-7579 writes it, finds a
+    validator initialised for the account. FAILS on the current module (the grant is enabled): the fix is a module
+    change, asking the target with 36 bytes of calldata."""
+    container = ContractContainer(compile_contract_type(STRICT_VALIDATOR, "StrictCalldataValidator"))
+    validator = on_anvil.chain.deploy(container, sender=on_anvil.deployer).address
+    account = to_address(keccak(b"keyscope install account strict validator")[12:])
+    node = RpcChain(on_anvil.chain.url)
+    try:
+        assert claimed_module(node, account, [validator]) == (validator, "validator")
+    finally:
+        node.close()
+    session = Session(session_key=KEY, permissions=(Permission(target=validator, selector=SELECTORS[1]),))
+    assert module_verdict(on_anvil, account, session) == (0, validator, 1), (
+        "the module enabled a grant at install on a validator that answers only the canonical isModuleType question"
+    )
