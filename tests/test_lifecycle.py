@@ -248,6 +248,44 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
     assert read_session_status(net, unused) is SessionStatus.INVALIDATED
 
 
+def test_a_session_reads_invalidated_back_at_the_epoch_an_invalidation_cleared_it_in(
+    sessions, project, deployer, net, target, owner
+):
+    """Found by the lifecycle models' returns to an epoch (attack 332): the account moves to another epoch and back
+    (``invalidateAllSessions(uint32)``, as code the EOA ran before its EIP-7702 upgrade may, attack 322). The
+    session the first move cleared stays dead (its key's operation AA24), but the module's ``isSessionActive``
+    reads its meta word alone, which says "active" at that epoch, and ``read_session_status``, which reads that
+    view, reports it active: the SDK would build operations the module refuses. FAILS on the current module: the
+    view (a contract change: ask ``_isListed`` too), or the SDK (reading the live list's entry the meta word names,
+    whose slots docs/session-module.md documents), must say what the chain does."""
+    account = ForgivingAccount(
+        sessions, lambda name, *args: getattr(project, name).deploy(*args, sender=deployer), owner
+    )
+    account.install_module()
+    key = LocalSigner.generate()
+    live = other_session(key, target)
+    epoch = sessions.epoch(account.address)
+    granted = SessionGrant(
+        session=live,
+        account=account.address,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=epoch,
+        session_id=live.session_id(account.address, epoch),
+        how="onchain",
+    )
+    account.grant(live)
+    assert read_session_status(net, granted) is SessionStatus.ACTIVE
+
+    module = sessions.module.address
+    account.execute(Call.of(module, 0, invalidate_all_sessions_data((epoch + 7) % 2**32)))
+    account.execute(Call.of(module, 0, invalidate_all_sessions_data(epoch)))
+    assert sessions.epoch(account.address) == epoch
+    assert "AA24" in sessions.outcome(sessions.op(account.address, key, other(target)))  # dead on chain
+    assert read_session_status(net, granted) is SessionStatus.INVALIDATED, "a dead session read as active"
+
+
 # ------------------------------------------------------------------------------------------------------
 # Sessions written into the module before the account installed it
 # ------------------------------------------------------------------------------------------------------
