@@ -126,6 +126,7 @@ ASKED = (1, 2, 4, 8, 9)
 
 
 def word(value: int) -> bytes:
+    """``value`` as one ABI word."""
     return value.to_bytes(32, "big")
 
 
@@ -172,14 +173,15 @@ class Target:
     initialized: str
 
     def form(self, module_type: int) -> str:
+        """How it answers ``isModuleType(module_type)``: a well-formed false unless set."""
         return self.types.get(module_type, "false")
 
 
 @st.composite
 def targets_answers(draw: st.DrawFn, count: int) -> list[Target]:
-    """``count`` targets' answers: a role each (answered yes in a well-formed true), any form now and then on the
-    other types (a revert mostly, as a module that reverts on the types it is not), ``isInitialized`` in any
-    form, and all the gas burnt on one question of one example in four."""
+    """``count`` targets' answers: a role each (answered yes in a well-formed true, short or long), on the other
+    types a false, a revert (as a module that reverts on the types it is not) or any form, ``isInitialized`` in
+    any form, and all the gas burnt on one question of one example in four."""
     drawn = []
     for _ in range(count):
         role = draw(st.sampled_from(list(ROLES)))
@@ -243,6 +245,7 @@ def on_anvil(project):
 
 
 def set_answers(on_anvil: OnAnvil, targets: list[Target]) -> None:
+    """Set each answering contract to answer as ``targets`` says (one transaction each)."""
     for contract, target in zip(on_anvil.answering, targets, strict=True):
         types = sorted(target.types)
         how, data = FORMS[target.initialized]
@@ -305,6 +308,8 @@ def sdk_model(answers: dict[str, Target], targets: list[str]) -> tuple[str, str]
 
 
 def generated_sessions(targets: tuple[str, ...]) -> st.SearchStrategy[Session]:
+    """Sessions of 1 to 4 (target, selector) permissions on ``targets``, selector zero (a plain transfer) among
+    them."""
     pairs = st.lists(
         st.tuples(st.sampled_from(targets), st.sampled_from(SELECTORS)), min_size=1, max_size=4, unique=True
     )
@@ -317,6 +322,7 @@ def generated_sessions(targets: tuple[str, ...]) -> st.SearchStrategy[Session]:
 
 TALLY: Counter[str] = Counter()
 NAMES = {name: number for number, name in CLAIMED_MODULE_TYPES.items()}
+"""Each type's number by the name :func:`~keyscope.accounts.modules.claimed_module` gives it."""
 
 
 def test_a_grant_at_install_on_an_account_without_code_is_judged_as_its_targets_say(on_anvil):
