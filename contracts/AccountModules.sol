@@ -52,7 +52,11 @@ library AccountModules {
             let t := 1
             for {} 1 {} {
                 mstore(add(m, 4), t)
-                let ok := staticcall(gas(), asked, m, add(132, mload(add(m, 100))), 0, 32)
+                // the account is asked isModuleInstalled(t, target, context); the target isModuleType(t), as ERC-7579
+                // writes it: 36 bytes (a module may refuse calldata longer than its argument)
+                let size := 36
+                if eq(asked, account) { size := add(132, mload(add(m, 100))) }
+                let ok := staticcall(gas(), asked, m, size, 0, 32)
                 let answered := and(ok, and(gt(returndatasize(), 31), lt(mload(0), 2)))
                 if and(answered, eq(mload(0), 1)) {
                     isModule := 1
@@ -64,9 +68,9 @@ library AccountModules {
                         unanswered := gt(extcodesize(account), 0)
                         // an account its proxy's constructor initialises has no code yet and answers nothing,
                         // though the modules installed before (its owner validator) are: the target is asked
-                        // instead, type by type, whether it is such a module, ERC-7579 `isModuleType(t)` (the
-                        // words after t are ignored); a type it answers nothing of it is not, and the next type
-                        // is asked (a module may revert on the types it is not)
+                        // instead, type by type, whether it is such a module, ERC-7579 `isModuleType(t)` (36
+                        // bytes); a type it answers nothing of it is not, and the next type is asked (a module may
+                        // revert on the types it is not)
                         if and(askTarget, iszero(unanswered)) {
                             asked := target
                             mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE
@@ -120,11 +124,13 @@ library AccountModules {
             mstore(add(m, 100), 32)
             mstore(add(m, 132), and(selector, shl(224, 0xffffffff)))
             let asked := account
+            let size := 164
             if iszero(extcodesize(account)) {
                 asked := target
-                mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE: isModuleType(3), the words after it ignored
+                mstore(m, shl(224, 0xecd05961)) // IS_MODULE_TYPE: isModuleType(3), 36 bytes as ERC-7579 writes it
+                size := 36
             }
-            let ok := staticcall(gas(), asked, m, 164, 0, 32)
+            let ok := staticcall(gas(), asked, m, size, 0, 32)
             yes := and(ok, and(gt(returndatasize(), 31), eq(mload(0), 1)))
         }
     }

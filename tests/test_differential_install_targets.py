@@ -425,8 +425,8 @@ def test_a_validator_answering_only_the_canonical_type_question_is_refused_at_in
     words after ``t`` are ignored. A validator whose ``isModuleType`` refuses calldata longer than its arguments
     (written in assembly or another language's strict decoder) answers nothing to the module, which takes it for no
     module, and enables a grant at install on it, while the SDK, asking the question as ERC-7579 writes it, finds a
-    validator initialised for the account. FAILS on the current module (the grant is enabled): the fix is a module
-    change, asking the target with 36 bytes of calldata."""
+    validator initialised for the account. Failed so (the grant was enabled); the module now asks the target with 36
+    bytes of calldata."""
     container = ContractContainer(compile_contract_type(STRICT_VALIDATOR, "StrictCalldataValidator"))
     validator = on_anvil.chain.deploy(container, sender=on_anvil.deployer).address
     account = to_address(keccak(b"keyscope install account strict validator")[12:])
