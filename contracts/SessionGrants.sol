@@ -90,8 +90,9 @@ contract SessionGrants is SessionStorage {
         (Session memory session, bytes memory ownerSignature) = abi.decode(enableData, (Session, bytes));
         uint32 epoch = _accounts[msg.sender].epoch;
         id = signatureVerifier.sessionStructHash(msg.sender, epoch, enableData);
-        // a session an invalidation cleared at an epoch the account came back to is refused by _enable; one marked
-        // active there but out of the list has no permissions left for this operation to use
+        // taken for a retry while its meta word is active at this epoch: a session an invalidation cleared at an
+        // epoch the account came back to enables nothing, and its permissions are gone, so the operation is judged
+        // by what its key (or co-signed space) holds now, as any operation of that key is
         if (!SessionMeta.isActiveAt(_sessions[id][msg.sender].meta, epoch)) {
             // _hashTypedDataV4 runs as the module: its domain names the module's address
             if (IERC1271(msg.sender).isValidSignature(_hashTypedDataV4(id), ownerSignature) != ERC1271_MAGIC) {
