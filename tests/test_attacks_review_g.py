@@ -156,7 +156,9 @@ def test_an_owner_grant_at_an_epoch_visited_twice_is_refused_not_reported_and_le
         module.enableSession(owner_session.as_abi(), sender=eoa)
     assert _mint_validation(module, nft, eoa, owner_key, accounts[7].address) == 1
     assert not module.isSessionActive(eoa.address, session_id), "a dead session reported active"
-    assert not module.isSessionRevoked(eoa.address, session_id)  # dead by its epoch's end, not by a revocation
+    assert not module.isSessionRevoked(
+        eoa.address, session_id
+    )  # dead by its epoch's end, not by a revocation
 
 
 def _send(stack: LocalStack, eoa: LocalSigner, data: bytes, authorizations: Sequence[Any] = ()) -> None:
