@@ -1,0 +1,173 @@
+"""The sixth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let pass
+in the code the fifth round's changes brought, on the Python side.
+
+Pinned here, without a chain:
+
+* the EIP-7702 upgrade's batch (:meth:`EOAOwner._setup <keyscope.eoa.EOAOwner._setup>`): the delegate forgets every
+  module and installs the session module again whenever the EOA is being delegated (even when the delegate's storage
+  lists the module already: other code may have written that list), installs it when the storage does not list it,
+  then moves the module to the epoch it draws, never the one the EOA is at (drawn again then), and only then enables
+  the sessions, whose ids name that drawn epoch;
+* :func:`~keyscope.module.unpredictable_epoch` draws from the whole 32 bits, and
+  :func:`~keyscope.module.invalidate_all_sessions_data` refuses what is no uint32 (a bool, 2**32, a negative) itself;
+* the checker's dirty-word refusal names an address rule's type ``address`` only where the function's signature
+  says the argument is an address: a ``uint160`` argument stays a ``uint160``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from keyscope import eoa as eoa_module
+from keyscope.accounts.delegate import KeyscopeDelegateKind
+from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.eoa import DelegationState, EOAOwner
+from keyscope.errors import BadInputError
+from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import keccak, to_address
+from keyscope.module import (
+    INVALIDATE_ALL_SESSIONS_AT,
+    enable_session_data,
+    invalidate_all_sessions_data,
+    unpredictable_epoch,
+)
+from keyscope.policy import Policy, arg
+from keyscope.selectors import RESET_MODULES
+from keyscope.session import Session
+
+EOA = to_address("0x" + "e0" * 20)
+MODULE = to_address("0x" + "5e" * 20)
+DELEGATE = to_address("0x" + "de" * 20)
+OTHER_DELEGATE = to_address("0x" + "0d" * 20)
+TARGET = to_address("0x" + "7a" * 20)
+INSTALL_MODULE = keccak(b"installModule(uint256,address,bytes)")[:4]
+T0 = 1_700_000_000
+
+
+def _owner() -> EOAOwner:
+    """Just what :meth:`EOAOwner._setup` reads of its owner: the network's module, the EOA, keyscope's delegate and
+    the delegate's account kind (no chain is asked)."""
+    return cast(
+        EOAOwner,
+        SimpleNamespace(
+            network=SimpleNamespace(module=MODULE),
+            account=EOA,
+            delegate=DELEGATE,
+            kind=KeyscopeDelegateKind(DELEGATE),
+        ),
+    )
+
+
+def _state(*, delegate: str | None, registered: bool, epoch: int = 41) -> DelegationState:
+    return DelegationState(
+        delegate=delegate,
+        transaction_nonce=3,
+        epoch=epoch,
+        module_initialized=registered,
+        module_registered=registered,
+    )
+
+
+def _draws(monkeypatch: pytest.MonkeyPatch, *epochs: int) -> None:
+    """Make the upgrade draw ``epochs`` in turn."""
+    drawn: Iterator[int] = iter(epochs)
+    monkeypatch.setattr(eoa_module, "unpredictable_epoch", lambda: next(drawn))
+
+
+def _setup(state: DelegationState, sessions: tuple[Session, ...]) -> tuple[list[Call], bool, int]:
+    return EOAOwner._setup(_owner(), state, sessions)
+
+
+def _install() -> Call:
+    return KeyscopeDelegateKind(DELEGATE).install_validator_call(EOA, MODULE, b"")
+
+
+SESSIONS = (
+    Session(session_key=to_address("0x" + "11" * 20), permissions=(Policy.call(TARGET, "mint()"),)),
+    Session(session_key=to_address("0x" + "22" * 20), permissions=(Policy.call(TARGET, "burn()"),)),
+)
+
+
+@pytest.mark.parametrize(
+    ("delegate", "registered"),
+    [(None, False), (OTHER_DELEGATE, False), (OTHER_DELEGATE, True), (DELEGATE, False), (DELEGATE, True)],
+)
+def test_the_upgrade_resets_installs_moves_to_the_drawn_epoch_then_enables(
+    monkeypatch: pytest.MonkeyPatch, delegate: str | None, registered: bool
+) -> None:
+    """Whatever the EOA's state, the batch ends with ``invalidateAllSessions(drawn)`` then the sessions' grants; an
+    EOA being delegated (no code, or another delegate's) is reset and gets the module installed even when its storage
+    lists the module already; one delegating to keyscope's delegate already gets the install only when the module is
+    not listed; the epoch returned is the drawn one, not the next after the EOA's."""
+    _draws(monkeypatch, 0x9E3779B9)
+    calls, delegating, epoch = _setup(_state(delegate=delegate, registered=registered), SESSIONS)
+    assert delegating is (delegate != DELEGATE)
+    assert epoch == 0x9E3779B9
+    expected: list[Call] = []
+    if delegating:
+        expected.append(Call(EOA, 0, RESET_MODULES))
+    if delegating or not registered:
+        expected.append(_install())
+        assert expected[-1].data[:4] == INSTALL_MODULE
+    expected.append(Call(MODULE, 0, INVALIDATE_ALL_SESSIONS_AT + abi_encode(["uint32"], [0x9E3779B9])))
+    expected.extend(Call(MODULE, 0, enable_session_data(session)) for session in SESSIONS)
+    assert calls == expected
+
+
+def test_the_upgrade_draws_again_an_epoch_equal_to_the_eoa_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module refuses the epoch the account is at (``EpochNotMoved``), which would fail the whole upgrade: a draw
+    equal to it is drawn again, as many times as it comes."""
+    _draws(monkeypatch, 41, 41, 7)
+    calls, _, epoch = _setup(_state(delegate=DELEGATE, registered=True, epoch=41), SESSIONS[:1])
+    assert epoch == 7
+    assert calls == [
+        Call(MODULE, 0, invalidate_all_sessions_data(7)),
+        Call(MODULE, 0, enable_session_data(SESSIONS[0])),
+    ]
+
+
+def test_an_epoch_is_drawn_from_all_32_bits() -> None:
+    """The upgrade's epoch is what a grant signed ahead of time would have to guess: 64 draws reach the upper half
+    of the 32 bits (a chance of 2**-64 to fail by luck) and are nearly all distinct."""
+    drawn = [unpredictable_epoch() for _ in range(64)]
+    assert all(0 <= epoch < 1 << 32 for epoch in drawn)
+    assert any(epoch >= 1 << 31 for epoch in drawn), drawn
+    assert len(set(drawn)) >= 62, drawn
+
+
+@pytest.mark.parametrize("epoch", [True, False, 1 << 32, -1, 2.0, "7"])
+def test_an_epoch_that_is_no_uint32_is_refused_as_bad_input(epoch: Any) -> None:
+    """``invalidate_all_sessions_data`` says what an epoch is before any encoder sees the value: a bool (an int to
+    Python, which would encode as 0 or 1), 2**32 and -1 (out of uint32's range), a float or a string."""
+    with pytest.raises(BadInputError, match="an epoch is a whole number from 0 to 4294967295"):
+        invalidate_all_sessions_data(epoch)
+
+
+def test_the_epoch_s_range_ends_are_encoded() -> None:
+    for epoch in (0, (1 << 32) - 1):
+        assert invalidate_all_sessions_data(epoch) == INVALIDATE_ALL_SESSIONS_AT + epoch.to_bytes(32, "big")
+
+
+def test_a_dirty_uint160_argument_is_said_to_be_a_uint160_not_an_address() -> None:
+    """An address rule has uint160's type code, and the refusal calls the type ``address`` only where the function
+    says the argument is one: a function taking a ``uint160`` gets ``uint160``."""
+    checker = PolicyChecker(
+        Session(
+            session_key=to_address("0x" + "11" * 20),
+            permissions=(Policy.call(TARGET, "set(uint160 id)", rules=[arg("id") != 5]),),
+        ),
+        EOA,
+        MODULE,
+    )
+    data = keccak(b"set(uint160)")[:4] + (1 << 170 | 5).to_bytes(32, "big")
+    with pytest.raises(CallRefusedError) as refused:
+        checker.check(encode_execute(Call(TARGET, 0, data)), now=T0)
+    said = str(refused.value)
+    assert refused.value.reason == "NonCanonicalArgument", said
+    assert "argument `id` is a uint160, but its word" in said, said
+    assert "not a canonical uint160 encoding" in said and "canonical address" not in said, said
