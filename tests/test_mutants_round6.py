@@ -10,6 +10,9 @@ Pinned here, without a chain:
   the sessions, whose ids name that drawn epoch;
 * :func:`~keyscope.module.unpredictable_epoch` draws from the whole 32 bits, and
   :func:`~keyscope.module.invalidate_all_sessions_data` refuses what is no uint32 (a bool, 2**32, a negative) itself;
+* :meth:`Endpoints.check_bundler_chain <keyscope.endpoints.Endpoints.check_bundler_chain>` refuses a bundler of
+  another chain before anything is sent, says nothing and asks again when the bundler could not be reached, and says
+  nothing for good when it answered no chain id;
 * the checker's dirty-word refusal names an address rule's type ``address`` only where the function's signature
   says the argument is an address: a ``uint160`` argument stays a ``uint160``.
 """
@@ -25,9 +28,12 @@ from eth_abi import encode as abi_encode
 
 from keyscope import eoa as eoa_module
 from keyscope.accounts.delegate import KeyscopeDelegateKind
+from keyscope.bundler import BundlerClient
+from keyscope.chain import Chain
 from keyscope.checker import CallRefusedError, PolicyChecker
+from keyscope.endpoints import Endpoints
 from keyscope.eoa import DelegationState, EOAOwner
-from keyscope.errors import BadInputError
+from keyscope.errors import BadInputError, ConfigurationError, KeyscopeError, TransportError
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.module import (
@@ -171,3 +177,60 @@ def test_a_dirty_uint160_argument_is_said_to_be_a_uint160_not_an_address() -> No
     assert refused.value.reason == "NonCanonicalArgument", said
     assert "argument `id` is a uint160, but its word" in said, said
     assert "not a canonical uint160 encoding" in said and "canonical address" not in said, said
+
+
+class _Bundler(BundlerClient):
+    """A bundler client whose ``eth_chainId`` answers are scripted (an exception is raised), kept once answered as
+    the real client keeps them; ``asked`` counts the questions."""
+
+    def __init__(self, *answers: int | Exception) -> None:
+        super().__init__("http://127.0.0.1:9")
+        self.answers = list(answers)
+        self.asked = 0
+        self.kept: int | None = None
+
+    def chain_id(self) -> int:
+        if self.kept is not None:
+            return self.kept
+        self.asked += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        self.kept = answer
+        return answer
+
+
+def _endpoints(bundler: _Bundler) -> Endpoints:
+    return Endpoints(
+        chain=cast(Chain, SimpleNamespace(chain_id=lambda: 31337)), bundler=bundler, module=MODULE
+    )
+
+
+def test_a_bundler_of_another_chain_is_refused_before_anything_is_sent() -> None:
+    bundler = _Bundler(1)
+    with pytest.raises(ConfigurationError) as refused:
+        _endpoints(bundler).check_bundler_chain()
+    said = str(refused.value)
+    assert "serves chain 1, but the node is chain 31337: nothing was sent to it" in said, said
+    same = _Bundler(31337)
+    net = _endpoints(same)
+    net.check_bundler_chain()
+    net.check_bundler_chain()
+    assert same.asked == 1
+
+
+def test_a_bundler_not_reached_is_asked_again_and_one_that_answers_no_chain_id_is_not() -> None:
+    """Not reached, the check says nothing (the operation's own request says so) and asks again before the next
+    operation: a bundler of another chain reached then is refused. One that answered without a chain id (an error,
+    junk) is not asked again: the refusal path cannot tell either."""
+    unreached = _Bundler(TransportError("connection refused"), 1)
+    net = _endpoints(unreached)
+    net.check_bundler_chain()
+    with pytest.raises(ConfigurationError, match="serves chain 1"):
+        net.check_bundler_chain()
+    assert unreached.asked == 2
+    mute = _Bundler(KeyscopeError("eth_chainId answered 'banana'"), 1)
+    net = _endpoints(mute)
+    net.check_bundler_chain()
+    net.check_bundler_chain()
+    assert mute.asked == 1
