@@ -13,12 +13,17 @@ Pinned here, without a chain:
 * :meth:`Endpoints.check_bundler_chain <keyscope.endpoints.Endpoints.check_bundler_chain>` refuses a bundler of
   another chain before anything is sent, says nothing and asks again when the bundler could not be reached, and says
   nothing for good when it answered no chain id;
+* a :class:`~keyscope.sponsor.ChainClock` counts windows from the later of the machine's time and the chain's, and
+  says what an ``accountId()`` revert decodes to, a 64-byte answer in full and a 65-byte one cut, an empty answer as
+  no data (:func:`~keyscope.accounts.detect.account_id_said`), and a refusal of an account that takes no validators
+  says "neither" only when ``accountId()`` reverted without data;
 * the checker's dirty-word refusal names an address rule's type ``address`` only where the function's signature
   says the argument is an address: a ``uint160`` argument stays a ``uint160``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, cast
@@ -27,13 +32,22 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from keyscope import eoa as eoa_module
+from keyscope.accounts.capabilities import refuse_without_validators
 from keyscope.accounts.delegate import KeyscopeDelegateKind
+from keyscope.accounts.detect import NO_ACCOUNT_ID, account_id_said
 from keyscope.bundler import BundlerClient
 from keyscope.chain import Chain
 from keyscope.checker import CallRefusedError, PolicyChecker
 from keyscope.endpoints import Endpoints
 from keyscope.eoa import DelegationState, EOAOwner
-from keyscope.errors import BadInputError, ConfigurationError, KeyscopeError, TransportError
+from keyscope.errors import (
+    BadInputError,
+    CallRevertedError,
+    ConfigurationError,
+    KeyscopeError,
+    TransportError,
+    UnsupportedAccountError,
+)
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.module import (
@@ -43,8 +57,10 @@ from keyscope.module import (
     unpredictable_epoch,
 )
 from keyscope.policy import Policy, arg
+from keyscope.revert import describe_revert
 from keyscope.selectors import RESET_MODULES
 from keyscope.session import Session
+from keyscope.sponsor import ChainClock
 
 EOA = to_address("0x" + "e0" * 20)
 MODULE = to_address("0x" + "5e" * 20)
@@ -234,3 +250,76 @@ def test_a_bundler_not_reached_is_asked_again_and_one_that_answers_no_chain_id_i
     net.check_bundler_chain()
     net.check_bundler_chain()
     assert mute.asked == 1
+
+
+def test_a_chain_clock_counts_from_the_later_of_the_machine_s_time_and_the_chain_s() -> None:
+    """A node an hour behind: windows still start from the machine's time (a bundler judges by its wall clock), and
+    :meth:`ChainClock.chain_time` is the chain's alone; a node an hour ahead: windows start from the chain's time."""
+    for offset in (-3600, 3600):
+        stamp = int(time.time()) + offset
+        clock = ChainClock(cast(Chain, SimpleNamespace(block_timestamp=lambda stamp=stamp: stamp)))
+        before = time.time()
+        now = clock()
+        assert now >= stamp and now >= before and clock.chain_time() == stamp
+        assert now < max(stamp, before) + 60
+
+
+def _said(answer: bytes | Exception) -> str:
+    """What :func:`account_id_said` says of an account whose ``accountId()`` answers ``answer`` (raised when an
+    exception)."""
+
+    def call(to: str, data: bytes) -> bytes:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return account_id_said(cast(Chain, SimpleNamespace(call=call)), EOA)
+
+
+def test_what_an_account_id_said_is_shown_as_decoded_or_as_hex() -> None:
+    """A revert with an ``Error(string)`` names its hex and the string it decodes to; one with no data is
+    :data:`NO_ACCOUNT_ID`; an empty answer says it returns no data; an answer of 64 bytes is shown whole, one of 65 is
+    cut at 64 and says so."""
+    reason = keccak(b"Error(string)")[:4] + abi_encode(["string"], ["no id here"])
+    said = _said(CallRevertedError("eth_call", EOA, reason, describe_revert(reason)))
+    assert (
+        said
+        == f"{NO_ACCOUNT_ID} (the call reverts with 0x{reason[:64].hex()}… (the first 64 of 100 bytes): no id here)"
+    )
+    assert _said(CallRevertedError("eth_call", EOA, b"", "(no revert data)")) == NO_ACCOUNT_ID
+    assert _said(b"") == f"{NO_ACCOUNT_ID} (the call returns no data)"
+    whole, cut = b"\x01" * 64, b"\x02" * 65
+    assert _said(whole).startswith(
+        f"answers accountId() with 0x{whole.hex()} (64 bytes), which is no ABI-encoded"
+    )
+    assert _said(cut).startswith(
+        f"answers accountId() with 0x{cut[:64].hex()}… (the first 64 of 65 bytes) (65 bytes), which is no"
+    )
+
+
+def test_an_account_without_validators_is_said_to_answer_neither_only_when_its_account_id_reverts_bare() -> (
+    None
+):
+    """:func:`refuse_without_validators`: ``supportsModule(1)`` answers no; an ``accountId()`` reverting without data
+    makes the account one that "answers neither accountId() nor supportsModule(1) with a yes", one answering junk is
+    shown with that junk."""
+    junk = b"\x07" * 32
+
+    def refusal(answer: bytes | None) -> str:
+        def call(to: str, data: bytes) -> bytes:
+            if data[:4] == keccak(b"accountId()")[:4]:
+                if answer is None:
+                    raise CallRevertedError("eth_call", to, b"", "(no revert data)")
+                return answer
+            return bytes(32)  # supportsModule(1): no
+
+        with pytest.raises(UnsupportedAccountError) as refused:
+            refuse_without_validators(cast(Chain, SimpleNamespace(call=call)), EOA)
+        return str(refused.value)
+
+    assert "it answers neither accountId() nor supportsModule(1) with a yes." in refusal(None)
+    said = refusal(junk)
+    assert f"it answers accountId() with 0x{junk.hex()} (32 bytes), which is no ABI-encoded string" in said, (
+        said
+    )
+    assert "and does not answer supportsModule(1) with a yes." in said and "neither" not in said, said
