@@ -1,6 +1,9 @@
 """The sixth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let pass
 in the code the fifth round's changes brought, on the Python side.
 
+Pinned here on a test file's own anvil (the EVM's PREVRANDAO there is each block's ``mixHash``, never 0 as on ape's
+py-evm chain): the epoch ``invalidateAllSessions()`` draws is the documented hash, each of its four terms counted.
+
 Pinned here, without a chain:
 
 * the EIP-7702 upgrade's batch (:meth:`EOAOwner._setup <keyscope.eoa.EOAOwner._setup>`): the delegate forgets every
@@ -51,6 +54,7 @@ from keyscope.errors import (
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak, to_address
 from keyscope.module import (
+    INVALIDATE_ALL_SESSIONS,
     INVALIDATE_ALL_SESSIONS_AT,
     enable_session_data,
     invalidate_all_sessions_data,
@@ -60,7 +64,10 @@ from keyscope.policy import Policy, arg
 from keyscope.revert import describe_revert
 from keyscope.selectors import RESET_MODULES
 from keyscope.session import Session
+from keyscope.signing import LocalSigner
 from keyscope.sponsor import ChainClock
+from support.anvil_chain import anvil_chain
+from support.anvil_harness import anvil_sessions
 
 EOA = to_address("0x" + "e0" * 20)
 MODULE = to_address("0x" + "5e" * 20)
@@ -69,6 +76,38 @@ OTHER_DELEGATE = to_address("0x" + "0d" * 20)
 TARGET = to_address("0x" + "7a" * 20)
 INSTALL_MODULE = keccak(b"installModule(uint256,address,bytes)")[:4]
 T0 = 1_700_000_000
+
+
+def test_the_drawn_epoch_is_the_hash_of_the_previous_block_prevrandao_the_account_and_its_epoch(
+    project: Any,
+) -> None:
+    """``invalidateAllSessions()`` moves the account to ``uint32(keccak256(abi.encode(blockhash(n - 1), prevrandao,
+    account, epoch)))`` for the block ``n`` that runs it: without the previous block's hash or PREVRANDAO the epoch is
+    known before that block (a grant signed ahead of time for it comes to life, attack 319); without the account's
+    epoch a second draw in a block lands where the first did (then one ahead: predictable). Drawn twice from an epoch
+    other than 0, in blocks of different PREVRANDAO."""
+    with anvil_chain() as chain:
+        sessions = anvil_sessions(chain, project, {"epochOf": ("epochOf(address)", ["uint32"])})
+        owner = LocalSigner.generate()
+        account = sessions.account(owner)
+        module = sessions.module.address
+        sessions.h.owner_execute(
+            account, owner, Call.of(module, 0, invalidate_all_sessions_data(123_456_789))
+        )
+        randaos = set()
+        for _ in range(2):
+            before = int(sessions.module.epochOf(account))
+            receipt = sessions.h.owner_execute(account, owner, Call.of(module, 0, INVALIDATE_ALL_SESSIONS))
+            block = chain.rpc.request("eth_getBlockByNumber", [hex(receipt.block_number), False])
+            randaos.add(block["mixHash"])
+            drawn = keccak(
+                abi_encode(
+                    ["bytes32", "uint256", "address", "uint32"],
+                    [bytes.fromhex(block["parentHash"][2:]), int(block["mixHash"], 16), account, before],
+                )
+            )
+            assert int(sessions.module.epochOf(account)) == int.from_bytes(drawn[-4:], "big"), (before, block)
+        assert before != 123_456_789 and len(randaos) == 2, (before, randaos)
 
 
 def _owner() -> EOAOwner:
