@@ -1,6 +1,9 @@
 """The sixth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let pass
 in the code the fifth round's changes brought, on the Python side.
 
+Pinned here on ape's chain: an install over sessions enabled while the module was not installed, at the last epoch,
+moves the account one ahead, to epoch 0 (an unchecked wrap), and does not revert.
+
 Pinned here on a test file's own anvil (the EVM's PREVRANDAO there is each block's ``mixHash``, never 0 as on ape's
 py-evm chain): the epoch ``invalidateAllSessions()`` draws is the documented hash, each of its four terms counted.
 
@@ -34,6 +37,7 @@ from typing import Any, cast
 import pytest
 from eth_abi import encode as abi_encode
 
+from conftest import KIND
 from keyscope import eoa as eoa_module
 from keyscope.accounts.capabilities import refuse_without_validators
 from keyscope.accounts.delegate import KeyscopeDelegateKind
@@ -108,6 +112,36 @@ def test_the_drawn_epoch_is_the_hash_of_the_previous_block_prevrandao_the_accoun
             )
             assert int(sessions.module.epochOf(account)) == int.from_bytes(drawn[-4:], "big"), (before, block)
         assert before != 123_456_789 and len(randaos) == 2, (before, randaos)
+
+
+def test_an_install_over_leftovers_at_the_last_epoch_wraps_to_epoch_0(
+    sessions: Any, project: Any, deployer: Any, target: Any
+) -> None:
+    """A deployment of the module the account has not installed takes its calls all the same: the account (its
+    owner) moves there to epoch 2**32 - 1 and enables a session, then installs it. ``onInstall`` clears what was
+    written before and moves one ahead of the epoch the account is at, which from the last epoch is 0: the install
+    succeeds (an overflow there would make the module impossible to install for that account), the session is dead
+    and the account stands at epoch 0."""
+    owner = LocalSigner.generate()
+    account = sessions.account(owner)
+    second = project.SessionKeyValidator.deploy(sender=deployer)
+    left = Session(
+        session_key=to_address("0x" + "33" * 20), permissions=(Policy.call(target.address, "other(uint256)"),)
+    )
+    last = (1 << 32) - 1
+    sessions.h.owner_execute(
+        account,
+        owner,
+        [
+            Call.of(second.address, 0, invalidate_all_sessions_data(last)),
+            Call.of(second.address, 0, enable_session_data(left)),
+        ],
+    )
+    left_id = left.session_id(account, last)
+    assert int(second.epochOf(account)) == last and second.isSessionActive(account, left_id)
+    sessions.h.owner_execute(account, owner, KIND.install_validator_call(account, second.address))
+    assert second.isInitialized(account) and int(second.epochOf(account)) == 0
+    assert not second.isSessionActive(account, left_id)
 
 
 def _owner() -> EOAOwner:
