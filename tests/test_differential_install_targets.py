@@ -49,6 +49,7 @@ from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
 from support.raw_call import revert_bytes
 from support.solidity import compile_contract_type
+from support.view_answers import ANSWER_FORMS, BURN
 
 EXAMPLES = 400 if DEEP else 40
 TYPE_ANSWERS = """
@@ -118,29 +119,13 @@ contract TypeAnswers {
     }
 }
 """
-RETURN, REVERT, BURN = 1, 2, 3
 KEY = to_address(keccak(b"keyscope install target key")[12:])
 SELECTORS = (bytes.fromhex("a9059cbb"), bytes.fromhex("12345678"), bytes(4))
 ASKED = (1, 2, 4, 8, 9)
 """The types the module asks a target of, in its order (the fallback handler's, 3, after them, per permission)."""
 
 
-def word(value: int) -> bytes:
-    """``value`` as one ABI word."""
-    return value.to_bytes(32, "big")
-
-
-FORMS: dict[str, tuple[int, bytes]] = {
-    "true": (RETURN, word(1)),
-    "true, long": (RETURN, word(1) + word(7)),
-    "false": (RETURN, word(0)),
-    "a word above 1": (RETURN, word(2)),
-    "one byte": (RETURN, b"\x01"),
-    "nothing": (RETURN, b""),
-    "a revert": (REVERT, b""),
-    "a revert of a true word": (REVERT, word(1)),
-    "all gas burnt": (BURN, b""),
-}
+FORMS: dict[str, tuple[int, bytes]] = {**ANSWER_FORMS, "all gas burnt": (BURN, b"")}
 """How a question may be answered (all the gas burnt at most once an example, and never on the hook question, which
 the module asks twice: a second burn would leave the call too little gas to finish, as it would any bundler's)."""
 

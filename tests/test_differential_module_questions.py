@@ -53,6 +53,7 @@ from keyscope.session import Permission, Session
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
 from support.raw_call import revert_bytes
+from support.view_answers import ANSWER_FORMS, BURN
 
 EXAMPLES = 1500 if DEEP else 150
 TARGETS = tuple(to_address(keccak(f"keyscope module question target {i}".encode())[12:]) for i in range(4))
@@ -62,23 +63,7 @@ SAFE = 0
 """The module type the contract files Safe's ``isModuleEnabled`` under."""
 PRE_VALIDATION_HOOKS = (8, 9)
 """ERC-7579's pre-validation hooks (ERC-1271, ERC-4337), asked after the hook, with an empty context."""
-RETURN, REVERT, BURN = 1, 2, 3
-
-
-def word(value: int) -> bytes:
-    return value.to_bytes(32, "big")
-
-
-FORMS: dict[str, tuple[int, bytes]] = {
-    "true": (RETURN, word(1)),
-    "true, long": (RETURN, word(1) + word(7)),
-    "false": (RETURN, word(0)),
-    "a word above 1": (RETURN, word(2)),
-    "one byte": (RETURN, b"\x01"),
-    "nothing": (RETURN, b""),
-    "a revert": (REVERT, b""),
-    "a revert of a true word": (REVERT, word(1)),
-}
+FORMS = ANSWER_FORMS
 """How a question may be answered (besides all the gas burnt, at most once an example: a second burn would leave
 the call too little gas to finish, as it would any bundler's)."""
 BURNT = "all gas burnt"

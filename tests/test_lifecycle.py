@@ -205,6 +205,23 @@ def test_a_reinstall_voids_the_enable_signatures_of_an_install_dropped_with_no_l
     assert target.calls() == calls
 
 
+def _grant_of(
+    sessions: Any, account: str, epoch: int, session: Session, how: str, owner_signature: bytes | None = None
+) -> SessionGrant:
+    """The grant the SDK keeps for ``session`` of ``account``, granted ``how`` ("onchain", "offchain") at ``epoch``."""
+    return SessionGrant(
+        session=session,
+        account=account,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how=how,
+        owner_signature=owner_signature,
+    )
+
+
 def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without_its_on_uninstall(
     sessions, project, deployer, net, target, owner
 ):
@@ -220,24 +237,12 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
     key = LocalSigner.generate()
     live = other_session(key, target)
     epoch = sessions.epoch(account.address)
-
-    def grant_of(session: Session, how: str, owner_signature: bytes | None = None) -> SessionGrant:
-        return SessionGrant(
-            session=session,
-            account=account.address,
-            module=sessions.module.address,
-            chain_id=sessions.h.chain_id,
-            entry_point=sessions.h.entry_point.address,
-            epoch=epoch,
-            session_id=session.session_id(account.address, epoch),
-            how=how,
-            owner_signature=owner_signature,
-        )
-
-    granted = grant_of(live, "onchain")
+    granted = _grant_of(sessions, account.address, epoch, live, "onchain")
     account.grant(live)
     pending = other_session(LocalSigner.generate(), target)
-    unused = grant_of(pending, "offchain", account.owner_signature(pending))
+    unused = _grant_of(
+        sessions, account.address, epoch, pending, "offchain", account.owner_signature(pending)
+    )
     assert read_session_status(net, granted) is SessionStatus.ACTIVE
     assert read_session_status(net, unused) is SessionStatus.NOT_YET_ENABLED
 
@@ -264,16 +269,7 @@ def test_a_session_reads_invalidated_back_at_the_epoch_an_invalidation_cleared_i
     key = LocalSigner.generate()
     live = other_session(key, target)
     epoch = sessions.epoch(account.address)
-    granted = SessionGrant(
-        session=live,
-        account=account.address,
-        module=sessions.module.address,
-        chain_id=sessions.h.chain_id,
-        entry_point=sessions.h.entry_point.address,
-        epoch=epoch,
-        session_id=live.session_id(account.address, epoch),
-        how="onchain",
-    )
+    granted = _grant_of(sessions, account.address, epoch, live, "onchain")
     account.grant(live)
     assert read_session_status(net, granted) is SessionStatus.ACTIVE
 
