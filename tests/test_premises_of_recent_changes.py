@@ -6,6 +6,13 @@ argument (``invalidateAllSessions(uint32)`` moves the account to the caller's ep
 every path of the SDK that ends every session for good must send the call without an argument, the whole calldata
 four bytes: the owner's invalidation, the owner's uninstall (whose invalidation comes before the uninstall, in one
 operation) and the EOA's own-transaction invalidation. Pinned without a chain, on the calls the SDK builds.
+
+The comment on ENABLE's retry (the module's ``enableSigned``) says that a payload of a session an invalidation cleared,
+at an epoch the account came back to, is taken for a retry: it enables nothing (no owner signature is asked, the id
+stays dead) and the operation is judged by what the session's key holds now, as any operation of that key is. The
+stateful model of the enable paths draws that case now and then; pinned here on ape's chain as worded: refused while
+the key holds nothing, valid while a live session granted since gives the key the call, refused again once that one
+is revoked, and the cleared session never enabled nor said active.
 """
 
 from __future__ import annotations
@@ -13,16 +20,24 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+import ape
 from eth_utils import keccak
 
 from keyscope.eoa import EOAOwner
-from keyscope.execution import Call
+from keyscope.execution import Call, encode_execute
+from keyscope.module import unpredictable_epoch
 from keyscope.owner import Owner
+from keyscope.policy import Policy
+from keyscope.session import Session, encode_enable_signature
+from keyscope.signing import LocalSigner
+from support.userops import plain_op
 
 MODULE = "0x" + "11" * 20
 ACCOUNT = "0x" + "22" * 20
 UNINSTALL = b"\xde\xad\xbe\xef"
 DRAWN_BY_THE_MODULE = keccak(b"invalidateAllSessions()")[:4]
+DIGEST = b"\x24" * 32
+NO_OWNER_SIGNATURE = bytes(65)
 
 
 def _owner_sending_to(sent: list[Any]) -> Any:
@@ -73,3 +88,60 @@ def test_the_eoa_s_own_invalidation_leaves_the_epoch_to_the_block() -> None:
     )
     EOAOwner.invalidate_all_directly(cast(EOAOwner, eoa))
     assert sent == [(MODULE, DRAWN_BY_THE_MODULE)]
+
+
+def _mint_session(nft: Any, key: LocalSigner, salt: int = 0) -> Session:
+    """A session of ``key`` that may mint the NFT to anyone."""
+    return Session(
+        session_key=key.address, salt=salt, permissions=(Policy.call(nft.address, "safeMint(address to)"),)
+    )
+
+
+def _enable_validation(module: Any, nft: Any, eoa: Any, key: LocalSigner, session: Session) -> int:
+    """What the module's ``validateUserOp`` answers the EOA for an ENABLE operation carrying ``session`` (with no
+    valid owner signature) and ``key``'s signature, minting an NFT: 0 valid (a call no permission holds reverts
+    ``NoPermission``)."""
+    mint = encode_execute([Call.of(nft.address, 0, nft.safeMint.encode_input(eoa.address))])
+    op = plain_op(eoa.address, mint, nonce=0, call_gas_limit=200_000, verification_gas_limit=500_000).pack()
+    signature = encode_enable_signature(session, NO_OWNER_SIGNATURE, key.sign_hash(DIGEST))
+    packed = (*op.as_tuple()[:-1], signature)
+    return int(module.validateUserOp.call(packed, DIGEST, sender=eoa))
+
+
+def test_an_enable_payload_of_a_session_cleared_back_at_its_epoch_is_judged_by_what_its_key_holds_now(
+    module: Any, nft: Any, accounts: Any
+) -> None:
+    """The session is enabled at epoch E, cleared by a move to another epoch and the account moved back to E: its
+    ENABLE payload (whose owner signature is no signature at all) is refused while its key holds nothing
+    (``NoPermission``, the error of a call outside every permission), valid while
+    a second session of the key granted at E since holds the call, and refused again once that one is revoked; the
+    cleared session is never enabled again (``SessionIsRevoked``) nor said active."""
+    eoa, key = accounts[5], LocalSigner.generate()
+    cleared, later = _mint_session(nft, key), _mint_session(nft, key, salt=1)
+    epoch = unpredictable_epoch()
+    while epoch in (module.epochOf(eoa.address), (module.epochOf(eoa.address) + 1) % 2**32):
+        epoch = unpredictable_epoch()
+
+    module.invalidateAllSessions(epoch, sender=eoa)
+    module.enableSession(cleared.as_abi(), sender=eoa)
+    cleared_id = bytes(module.sessionId(eoa.address, cleared.as_abi()))
+    assert module.isSessionActive(eoa.address, cleared_id)
+    module.invalidateAllSessions((epoch + 1) % 2**32, sender=eoa)
+    module.invalidateAllSessions(epoch, sender=eoa)
+    assert not module.isSessionActive(eoa.address, cleared_id)
+
+    with ape.reverts(module.NoPermission):  # a cleared session's payload enables nothing
+        _enable_validation(module, nft, eoa, key, cleared)
+    assert not module.isSessionActive(eoa.address, cleared_id)
+
+    module.enableSession(later.as_abi(), sender=eoa)
+    later_id = bytes(module.sessionId(eoa.address, later.as_abi()))
+    assert _enable_validation(module, nft, eoa, key, cleared) == 0, "not judged by the key's live session"
+    assert not module.isSessionActive(eoa.address, cleared_id)
+
+    module.revokeSession(later_id, sender=eoa)
+    with ape.reverts(module.NoPermission):  # judged by what the key holds now: nothing
+        _enable_validation(module, nft, eoa, key, cleared)
+    with ape.reverts(module.SessionIsRevoked, sessionId=cleared_id):
+        module.enableSession(cleared.as_abi(), sender=eoa)
+    assert not module.isSessionActive(eoa.address, cleared_id)
