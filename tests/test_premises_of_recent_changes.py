@@ -13,6 +13,13 @@ stays dead) and the operation is judged by what the session's key holds now, as 
 stateful model of the enable paths draws that case now and then; pinned here on ape's chain as worded: refused while
 the key holds nothing, valid while a live session granted since gives the key the call, refused again once that one
 is revoked, and the cleared session never enabled nor said active.
+
+Threat-model row 334 says the module asks a target ``isModuleType(t)`` with 36 bytes of calldata "once ``moduleOf``
+asks the target, and so does ``isFallbackHandler`` for an account without code"; its test names a validator only, which
+``moduleOf`` finds. Pinned here for the fallback handler's question, on the file's own anvil: a handler whose
+``isModuleType`` takes its canonical 36 bytes only (it answers type 3 alone) is refused at install as the fallback
+handler of a permission with a selector, and a plain transfer to it (selector zero, which no handler routes) is
+enabled.
 """
 
 from __future__ import annotations
@@ -21,15 +28,22 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import ape
+import pytest
+from ape.contracts import ContractContainer
 from eth_utils import keccak
 
 from keyscope.eoa import EOAOwner
 from keyscope.execution import Call, encode_execute
+from keyscope.hexutil import to_address
 from keyscope.module import unpredictable_epoch
 from keyscope.owner import Owner
 from keyscope.policy import Policy
-from keyscope.session import Session, encode_enable_signature
+from keyscope.revert import decode_revert
+from keyscope.session import Permission, Session, encode_enable_signature
 from keyscope.signing import LocalSigner
+from support.anvil_chain import AnvilChain, anvil_chain
+from support.raw_call import revert_bytes
+from support.solidity import compile_contract_type
 from support.userops import plain_op
 
 MODULE = "0x" + "11" * 20
@@ -145,3 +159,68 @@ def test_an_enable_payload_of_a_session_cleared_back_at_its_epoch_is_judged_by_w
     with ape.reverts(module.SessionIsRevoked, sessionId=cleared_id):
         module.enableSession(cleared.as_abi(), sender=eoa)
     assert not module.isSessionActive(eoa.address, cleared_id)
+
+
+STRICT_HANDLER = """
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// A fallback handler that takes `isModuleType(uint256)` in its canonical form only: 36 bytes of calldata (a longer
+/// question is refused, as a strict decoder refuses it). It is a fallback handler (type 3) and nothing else.
+contract StrictCalldataHandler {
+    function isModuleType(uint256 moduleType) external pure returns (bool) {
+        assembly ("memory-safe") {
+            if iszero(eq(calldatasize(), 36)) { revert(0, 0) }
+        }
+        return moduleType == 3;
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def handler_on_anvil(project: Any) -> Any:
+    """The file's anvil, with the module and a strict fallback handler deployed: ``(chain, module, handler)``."""
+    with anvil_chain() as chain:
+        deployer = chain.accounts[0]
+        module = chain.deploy(project.SessionKeyValidator, sender=deployer)
+        container = ContractContainer(compile_contract_type(STRICT_HANDLER, "StrictCalldataHandler"))
+        handler = chain.deploy(container, sender=deployer).address
+        yield chain, module, handler
+
+
+def _install_verdict(
+    chain: AnvilChain, module: Any, account: str, session: Session
+) -> tuple[int, str, int] | None:
+    """``(permission index, target, module type)`` of the module's ``PermissionTargetIsModule`` when ``account`` (an
+    address without code, as an account its proxy's constructor initialises) enables ``session``; None when it
+    enables it."""
+    data = module.enableSession.encode_input(session.as_abi())
+    tx = {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
+    try:
+        chain.call(tx)
+    except Exception as error:
+        decoded = decode_revert(revert_bytes(error))
+        assert decoded is not None and decoded[0] == "PermissionTargetIsModule", (decoded, error)
+        fields = decoded[1]
+        return fields["permissionIndex"], to_address(fields["target"]), fields["moduleType"]
+    return None
+
+
+def test_a_fallback_handler_answering_only_the_canonical_type_question_is_refused_at_install(
+    handler_on_anvil: Any,
+) -> None:
+    """An account without code grants, at install, a call with a selector to a handler that answers
+    ``isModuleType(3)`` only in 36 bytes: refused as its fallback handler (type 3); a plain transfer to it (selector
+    zero) is enabled, since no fallback handler is reached without a selector."""
+    chain, module, handler = handler_on_anvil
+    account = to_address(keccak(b"keyscope premises account without code")[12:])
+    key = LocalSigner.generate().address
+    with_selector = Session(
+        session_key=key, permissions=(Permission(target=handler, selector=bytes.fromhex("12345678")),)
+    )
+    assert _install_verdict(chain, module, account, with_selector) == (0, handler, 3), (
+        "the module enabled a call routed to a fallback handler that answers only the canonical question"
+    )
+    transfer = Session(session_key=key, permissions=(Permission(target=handler, selector=bytes(4)),))
+    assert _install_verdict(chain, module, account, transfer) is None
