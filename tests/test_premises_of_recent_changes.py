@@ -20,6 +20,10 @@ asks the target, and so does ``isFallbackHandler`` for an account without code";
 ``isModuleType`` takes its canonical 36 bytes only (it answers type 3 alone) is refused at install as the fallback
 handler of a permission with a selector, and a plain transfer to it (selector zero, which no handler routes) is
 enabled.
+
+docs/browser.md says what ``keyscope dashboard`` says when Ctrl-C stops it: that nothing was lost, the revocations it
+saw included marked in the store it read (none written without one), a revocation prepared but not signed not sent,
+and one signed whose result was not shown perhaps still included.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pytest
 from ape.contracts import ContractContainer
 from eth_utils import keccak
 
+from keyscope.cli.browser import _dashboard_stopped
 from keyscope.eoa import EOAOwner
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import to_address
@@ -224,3 +229,16 @@ def test_a_fallback_handler_answering_only_the_canonical_type_question_is_refuse
     )
     transfer = Session(session_key=key, permissions=(Permission(target=handler, selector=bytes(4)),))
     assert _install_verdict(chain, module, account, transfer) is None
+
+
+def test_the_dashboard_stopped_by_ctrl_c_says_what_was_written_and_what_may_still_land() -> None:
+    """With a store, every revocation seen included is said marked there; without one, nothing written; both say
+    that a revocation prepared but not signed was not sent and that one signed may still be included."""
+    with_store = _dashboard_stopped("sessions.sqlite")
+    without = _dashboard_stopped(None)
+    assert "every revocation it saw included is marked in the session store" in with_store
+    assert "it read no session store and wrote nothing" in without
+    for said in (with_store, without):
+        assert said.startswith("interrupted: the dashboard stopped and its page is closed; nothing was lost")
+        assert "a revocation prepared on the page but not signed was not sent" in said
+        assert "one signed whose result the page had not shown yet may still be included" in said
