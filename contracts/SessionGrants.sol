@@ -464,7 +464,8 @@ contract SessionGrants is SessionStorage {
         if (count != 0) record.count = 0;
     }
 
-    /// @dev An epoch no one could know before the block that runs it: the previous block's hash and PREVRANDAO,
+    /// @dev An epoch no one could know before the block before the one that runs it: that block's hash and
+    ///      PREVRANDAO (fixed once that block exists: from then on anyone computes the epoch of a call landing next),
     ///      with the account and its epoch. Called only where the block may be read (execution, never validation).
     function _unpredictableEpoch(address account) internal view returns (uint32) {
         bytes32 drawn = keccak256(

@@ -24,6 +24,12 @@ enabled.
 docs/browser.md says what ``keyscope dashboard`` says when Ctrl-C stops it: that nothing was lost, the revocations it
 saw included marked in the store it read (none written without one), a revocation prepared but not signed not sent,
 and one signed whose result was not shown perhaps still included.
+
+The module's comment on ``_unpredictableEpoch`` said the drawn epoch is one "no one could know before the block that
+runs it". Its terms are the previous block's hash, PREVRANDAO, the account and its epoch: all fixed once the previous
+block exists (PREVRANDAO is the beacon chain's mix before the block, EIP-4399; a constant on some chains), so anyone
+computes the epoch an invalidation will draw if it lands in the next block. Pinned here on ape's chain (PREVRANDAO
+reads 0 inside its EVM): the epoch is computed from the head block before the invalidation is sent.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any, cast
 import ape
 import pytest
 from ape.contracts import ContractContainer
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from keyscope.cli.browser import _dashboard_stopped
@@ -242,3 +249,20 @@ def test_the_dashboard_stopped_by_ctrl_c_says_what_was_written_and_what_may_stil
         assert said.startswith("interrupted: the dashboard stopped and its page is closed; nothing was lost")
         assert "a revocation prepared on the page but not signed was not sent" in said
         assert "one signed whose result the page had not shown yet may still be included" in said
+
+
+def test_the_epoch_an_invalidation_draws_is_known_once_the_block_before_it_exists(
+    module: Any, accounts: Any, chain: Any
+) -> None:
+    """Computed from the head block's hash, PREVRANDAO (0 inside this chain's EVM), the account and its epoch before
+    ``invalidateAllSessions()`` is sent: the epoch the account lands on is that one (one further were it the one the
+    account is at)."""
+    eoa = accounts[3]
+    epoch = int(module.epochOf(eoa.address))
+    head = bytes(chain.blocks.head.hash)
+    drawn = keccak(abi_encode(["bytes32", "uint256", "address", "uint32"], [head, 0, eoa.address, epoch]))
+    expected = int.from_bytes(drawn[-4:], "big")
+    if expected == epoch:
+        expected = (expected + 1) % 2**32
+    module.invalidateAllSessions(sender=eoa)
+    assert int(module.epochOf(eoa.address)) == expected
