@@ -30,6 +30,11 @@ runs it". Its terms are the previous block's hash, PREVRANDAO, the account and i
 block exists (PREVRANDAO is the beacon chain's mix before the block, EIP-4399; a constant on some chains), so anyone
 computes the epoch an invalidation will draw if it lands in the next block. Pinned here on ape's chain (PREVRANDAO
 reads 0 inside its EVM): the epoch is computed from the head block before the invalidation is sent.
+
+docs/session-module.md said the epoch "moves on every uninstall and invalidateAllSessions, so no signature made for
+an earlier epoch works after it". The module binds the epoch a grant names, and ``invalidateAllSessions(uint32)``
+moves an account to any epoch, one it was at included: an owner's grant for an epoch, never used, works again once the
+account is moved back there. Pinned here: refused after the move away, enabled (its call run) after the move back.
 """
 
 from __future__ import annotations
@@ -266,3 +271,33 @@ def test_the_epoch_an_invalidation_draws_is_known_once_the_block_before_it_exist
         expected = (expected + 1) % 2**32
     module.invalidateAllSessions(sender=eoa)
     assert int(module.epochOf(eoa.address)) == expected
+
+
+def test_an_unused_grant_of_an_epoch_left_works_again_once_the_account_is_moved_back_to_it(
+    sessions: Any, module: Any, nft: Any, owner: LocalSigner
+) -> None:
+    """The owner signs a grant at the account's epoch E and never uses it; ``invalidateAllSessions()`` moves the
+    account away (the grant refused, ``InvalidOwnerSignature``); ``invalidateAllSessions(E)`` moves it back, and the
+    key's first ENABLE operation enables the grant and mints."""
+    from keyscope.module import invalidate_all_sessions_data
+
+    key = LocalSigner.generate()
+    account = sessions.account(owner)
+    epoch = int(module.epochOf(account))
+    session = Session(
+        session_key=key.address, permissions=(Policy.call(nft.address, "safeMint(address to)"),)
+    )
+    signature = sessions.owner_signature(account, owner, session, epoch=epoch)
+    mint = Call.of(nft.address, 0, nft.safeMint.encode_input(account))
+
+    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, DRAWN_BY_THE_MODULE))
+    assert int(module.epochOf(account)) != epoch
+    refused = sessions.h.rejected(sessions.enable_op(account, key, session, signature, mint))
+    assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
+
+    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, invalidate_all_sessions_data(epoch)))
+    assert int(module.epochOf(account)) == epoch
+    before = nft.balanceOf(account)
+    sessions.run(sessions.enable_op(account, key, session, signature, mint))
+    assert module.isSessionActive(account, session.session_id(account, epoch))
+    assert nft.balanceOf(account) == before + 1
