@@ -121,6 +121,36 @@ def test_the_eoa_s_own_invalidation_leaves_the_epoch_to_the_block() -> None:
     assert sent == [(MODULE, DRAWN_BY_THE_MODULE)]
 
 
+def test_an_unused_grant_of_an_epoch_left_works_again_once_the_account_is_moved_back_to_it(
+    sessions: Any, module: Any, nft: Any, owner: LocalSigner
+) -> None:
+    """The owner signs a grant at the account's epoch E and never uses it; ``invalidateAllSessions()`` moves the
+    account away (the grant refused, ``InvalidOwnerSignature``); ``invalidateAllSessions(E)`` moves it back, and the
+    key's first ENABLE operation enables the grant and mints."""
+    from keyscope.module import invalidate_all_sessions_data
+
+    key = LocalSigner.generate()
+    account = sessions.account(owner)
+    epoch = int(module.epochOf(account))
+    session = Session(
+        session_key=key.address, permissions=(Policy.call(nft.address, "safeMint(address to)"),)
+    )
+    signature = sessions.owner_signature(account, owner, session, epoch=epoch)
+    mint = Call.of(nft.address, 0, nft.safeMint.encode_input(account))
+
+    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, DRAWN_BY_THE_MODULE))
+    assert int(module.epochOf(account)) != epoch
+    refused = sessions.h.rejected(sessions.enable_op(account, key, session, signature, mint))
+    assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
+
+    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, invalidate_all_sessions_data(epoch)))
+    assert int(module.epochOf(account)) == epoch
+    before = nft.balanceOf(account)
+    sessions.run(sessions.enable_op(account, key, session, signature, mint))
+    assert module.isSessionActive(account, session.session_id(account, epoch))
+    assert nft.balanceOf(account) == before + 1
+
+
 def _mint_session(nft: Any, key: LocalSigner, salt: int = 0) -> Session:
     """A session of ``key`` that may mint the NFT to anyone."""
     return Session(
@@ -271,33 +301,3 @@ def test_the_epoch_an_invalidation_draws_is_known_once_the_block_before_it_exist
         expected = (expected + 1) % 2**32
     module.invalidateAllSessions(sender=eoa)
     assert int(module.epochOf(eoa.address)) == expected
-
-
-def test_an_unused_grant_of_an_epoch_left_works_again_once_the_account_is_moved_back_to_it(
-    sessions: Any, module: Any, nft: Any, owner: LocalSigner
-) -> None:
-    """The owner signs a grant at the account's epoch E and never uses it; ``invalidateAllSessions()`` moves the
-    account away (the grant refused, ``InvalidOwnerSignature``); ``invalidateAllSessions(E)`` moves it back, and the
-    key's first ENABLE operation enables the grant and mints."""
-    from keyscope.module import invalidate_all_sessions_data
-
-    key = LocalSigner.generate()
-    account = sessions.account(owner)
-    epoch = int(module.epochOf(account))
-    session = Session(
-        session_key=key.address, permissions=(Policy.call(nft.address, "safeMint(address to)"),)
-    )
-    signature = sessions.owner_signature(account, owner, session, epoch=epoch)
-    mint = Call.of(nft.address, 0, nft.safeMint.encode_input(account))
-
-    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, DRAWN_BY_THE_MODULE))
-    assert int(module.epochOf(account)) != epoch
-    refused = sessions.h.rejected(sessions.enable_op(account, key, session, signature, mint))
-    assert refused.reason == "AA23" and "InvalidOwnerSignature" in str(refused), refused
-
-    sessions.h.owner_execute(account, owner, Call.of(module.address, 0, invalidate_all_sessions_data(epoch)))
-    assert int(module.epochOf(account)) == epoch
-    before = nft.balanceOf(account)
-    sessions.run(sessions.enable_op(account, key, session, signature, mint))
-    assert module.isSessionActive(account, session.session_id(account, epoch))
-    assert nft.balanceOf(account) == before + 1
