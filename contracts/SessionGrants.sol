@@ -475,8 +475,9 @@ contract SessionGrants is SessionStorage {
     }
 
     /// @dev Kill every live session of `account` and move it to epoch `next` (to the one after its current epoch
-    ///      when `next` is that), so that no enable signature made for the epoch it leaves can be used again, nor
-    ///      one made ahead of time for another epoch unless its signer knew `next`.
+    ///      when `next` is that), so that no enable signature made for the epoch it leaves can be used while it is
+    ///      at another (one never used works again should it come back), nor one made ahead of time for another
+    ///      epoch unless its signer knew `next`.
     function _invalidateAll(address account, uint32 next) internal {
         AccountState storage state = _accounts[account];
         uint256 live = state.liveSessions;
