@@ -226,6 +226,23 @@ def test_the_upgrade_draws_again_an_epoch_equal_to_the_eoa_s(monkeypatch: pytest
     ]
 
 
+def test_the_upgrade_draws_again_an_epoch_an_install_over_leftovers_moves_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An install over sessions the module kept while it was not installed moves the account one epoch ahead before
+    the batch's invalidation runs, which would then be refused (``EpochNotMoved``) if it named that epoch: a draw
+    of the epoch after the EOA's is drawn again too, wrapping at 2**32."""
+    _draws(monkeypatch, 42, 7)
+    calls, _, epoch = _setup(_state(delegate=DELEGATE, registered=False, epoch=41), SESSIONS[:1])
+    assert epoch == 7
+    assert calls[-2:] == [
+        Call(MODULE, 0, invalidate_all_sessions_data(7)),
+        Call(MODULE, 0, enable_session_data(SESSIONS[0])),
+    ]
+    _draws(monkeypatch, 0, 5)
+    assert _setup(_state(delegate=DELEGATE, registered=False, epoch=2**32 - 1), SESSIONS[:1])[2] == 5
+
+
 def test_an_epoch_is_drawn_from_all_32_bits() -> None:
     """The upgrade's epoch is what a grant signed ahead of time would have to guess: 64 draws reach the upper half
     of the 32 bits (a chance of 2**-64 to fail by luck) and are nearly all distinct."""

@@ -213,7 +213,8 @@ class EOAOwner(Owner):
         and the module keeps what an earlier delegation left. Nothing granted before survives it. The epoch is drawn
         here, so that this operation's grants know their ids and no grant signed before names it but by chance; it
         comes after the module's install, whose uninstall of what the module held (the delegate's clean-state path)
-        moves the account to an epoch drawn from the block."""
+        moves the account to an epoch drawn from the block (which this draw equals by a chance of 1 in 2**32, the
+        operation then failing whole)."""
         module, account = self.network.module, self.account
         delegating = state.delegate != self.delegate
         calls: list[Call] = []
@@ -223,8 +224,11 @@ class EOAOwner(Owner):
             calls.append(Call(account, 0, RESET_MODULES))
         if not state.module_registered or delegating:
             calls.append(self.kind.install_validator_call(account, module, b""))
+        # the module refuses the epoch it is at (EpochNotMoved): the one read now, or the one after it, where an
+        # install over sessions the module kept while it was not installed moves the account first
+        taken = (state.epoch, (state.epoch + 1) % 2**32)
         epoch = unpredictable_epoch()
-        while epoch == state.epoch:  # the module refuses the epoch it is at (EpochNotMoved)
+        while epoch in taken:
             epoch = unpredictable_epoch()
         calls.append(Call(module, 0, invalidate_all_sessions_data(epoch)))
         calls.extend(Call(module, 0, enable_session_data(session)) for session in sessions)
