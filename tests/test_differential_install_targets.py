@@ -58,6 +58,8 @@ pragma solidity ^0.8.28;
 
 /// A contract answering ERC-7579 `isModuleType(t)` per type, and `isInitialized(account)`, as last set: bytes returned
 /// as they are, a revert with bytes, or all its gas burnt; a question not set is answered with a well-formed false.
+/// `isModuleType` takes its question only as ERC-7579 writes it, 36 bytes, as a module with a strict decoder does
+/// (attack 334: the module asked in the account's 132-byte buffer, and took such a module for none).
 contract TypeAnswers {
     uint8 constant RETURN = 1;
     uint8 constant REVERT = 2;
@@ -89,6 +91,7 @@ contract TypeAnswers {
     }
 
     function isModuleType(uint256 moduleType) external view returns (bool) {
+        if (msg.data.length != 36) revert();
         _give(_types[_round][moduleType]);
         return false;
     }
