@@ -418,14 +418,20 @@ def test_expired_session(net: Network, checker: Erc7562Checker, local_stack: Loc
     stack = local_stack
     owner = _owner(net, stack)
     _, key = _enabled_session(net, owner, stack, valid_until=stack.timestamp() + 120)
-    stack.increase_time(600)
-    call = function_call(stack.nft, SAFE_MINT, owner.account)
-    for mode in ("use", "use_with_key"):
-        report = checker.check([_manual_op(net, owner.account, call, signer=key, mode=mode)])
-        # the module never reads the clock: the window goes back in the validation data, the EntryPoint refuses
-        _assert_clean(report, "AA22 expired or not due", stack, owner.account)
-        _assert_module_storage(report, stack, owner.account, creating=False, reads=2)
-        assert report.opcodes_in(stack.module)["TIMESTAMP"] == 0
+    # the stack is shared: its clock goes back with the snapshot (anvil's revert restores it), so that no later
+    # test's session claims a period the bundler's clock has not reached
+    clock = stack.snapshot()
+    try:
+        stack.increase_time(600)
+        call = function_call(stack.nft, SAFE_MINT, owner.account)
+        for mode in ("use", "use_with_key"):
+            report = checker.check([_manual_op(net, owner.account, call, signer=key, mode=mode)])
+            # the module never reads the clock: the window goes back in the validation data, the EntryPoint refuses
+            _assert_clean(report, "AA22 expired or not due", stack, owner.account)
+            _assert_module_storage(report, stack, owner.account, creating=False, reads=2)
+            assert report.opcodes_in(stack.module)["TIMESTAMP"] == 0
+    finally:
+        stack.revert(clock)
 
 
 def test_wrong_signer(net: Network, checker: Erc7562Checker, local_stack: LocalStack) -> None:
