@@ -43,11 +43,10 @@ from hypothesis import strategies as st
 from keyscope import RpcChain
 from keyscope.accounts.modules import CLAIMED_MODULE_TYPES, claimed_module
 from keyscope.hexutil import keccak, to_address
-from keyscope.revert import decode_revert
 from keyscope.session import Permission, Session
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
-from support.raw_call import revert_bytes
+from support.install_data import install_verdict
 from support.solidity import compile_contract_type
 from support.view_answers import ANSWER_FORMS, BURN
 
@@ -250,16 +249,7 @@ def set_answers(on_anvil: OnAnvil, targets: list[Target]) -> None:
 def module_verdict(on_anvil: OnAnvil, account: str, session: Session) -> tuple[int, str, int] | None:
     """``(permission index, target, module type)`` of the module's ``PermissionTargetIsModule`` when ``account`` (an
     address without code) enables ``session``, None when it enables it."""
-    data = on_anvil.module.enableSession.encode_input(session.as_abi())
-    tx = {"from": account, "to": on_anvil.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
-    try:
-        on_anvil.chain.call(tx)
-    except Exception as error:
-        decoded = decode_revert(revert_bytes(error))
-        assert decoded is not None and decoded[0] == "PermissionTargetIsModule", (decoded, error)
-        fields = decoded[1]
-        return fields["permissionIndex"], to_address(fields["target"]), fields["moduleType"]
-    return None
+    return install_verdict(on_anvil.chain, on_anvil.module, account, session)
 
 
 def model(answers: dict[str, Target], session: Session) -> tuple[int, str, int] | None:

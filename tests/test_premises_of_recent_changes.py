@@ -55,11 +55,10 @@ from keyscope.hexutil import to_address
 from keyscope.module import unpredictable_epoch
 from keyscope.owner import Owner
 from keyscope.policy import Policy
-from keyscope.revert import decode_revert
 from keyscope.session import Permission, Session, encode_enable_signature
 from keyscope.signing import LocalSigner
-from support.anvil_chain import AnvilChain, anvil_chain
-from support.raw_call import revert_bytes
+from support.anvil_chain import anvil_chain
+from support.install_data import install_verdict
 from support.solidity import compile_contract_type
 from support.userops import plain_op
 
@@ -236,24 +235,6 @@ def handler_on_anvil(project: Any) -> Any:
         yield chain, module, handler
 
 
-def _install_verdict(
-    chain: AnvilChain, module: Any, account: str, session: Session
-) -> tuple[int, str, int] | None:
-    """``(permission index, target, module type)`` of the module's ``PermissionTargetIsModule`` when ``account`` (an
-    address without code, as an account its proxy's constructor initialises) enables ``session``; None when it
-    enables it."""
-    data = module.enableSession.encode_input(session.as_abi())
-    tx = {"from": account, "to": module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
-    try:
-        chain.call(tx)
-    except Exception as error:
-        decoded = decode_revert(revert_bytes(error))
-        assert decoded is not None and decoded[0] == "PermissionTargetIsModule", (decoded, error)
-        fields = decoded[1]
-        return fields["permissionIndex"], to_address(fields["target"]), fields["moduleType"]
-    return None
-
-
 def test_a_fallback_handler_answering_only_the_canonical_type_question_is_refused_at_install(
     handler_on_anvil: Any,
 ) -> None:
@@ -266,11 +247,11 @@ def test_a_fallback_handler_answering_only_the_canonical_type_question_is_refuse
     with_selector = Session(
         session_key=key, permissions=(Permission(target=handler, selector=bytes.fromhex("12345678")),)
     )
-    assert _install_verdict(chain, module, account, with_selector) == (0, handler, 3), (
+    assert install_verdict(chain, module, account, with_selector) == (0, handler, 3), (
         "the module enabled a call routed to a fallback handler that answers only the canonical question"
     )
     transfer = Session(session_key=key, permissions=(Permission(target=handler, selector=bytes(4)),))
-    assert _install_verdict(chain, module, account, transfer) is None
+    assert install_verdict(chain, module, account, transfer) is None
 
 
 def test_the_dashboard_stopped_by_ctrl_c_says_what_was_written_and_what_may_still_land() -> None:
