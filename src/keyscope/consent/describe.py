@@ -552,6 +552,34 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
     return warnings
 
 
+def _uncounted_warnings(session: Session) -> list[GrantWarning]:
+    """The danger of a permission on a token whose allowance does not count it: an AMOUNT limit counting known token
+    functions' amounts on one token (an allowance, :meth:`~keyscope.policy.Policy.erc20_allowance`'s or a total the
+    grant made), and another permission of the session calling that token, which the limit's meters do not name
+    (ERC-1363's ``transferAndCall``, ERC-777's ``send``, ``burn``, an ``approve`` next to a periodic allowance, any
+    function). The module counts the calls the meters name and no other, so the session may move the token through
+    that permission beyond the amount the page shows for it (attack 336)."""
+    warnings = []
+    for number, limit in enumerate(session.limits):
+        token = limit_token_address(limit, session)
+        if token is None:
+            continue
+        counted = {meter.permission for meter in limit.meters}
+        for index, permission in enumerate(session.permissions):
+            if index in counted or permission.target != token or permission.selector == bytes(4):
+                continue
+            shown = _function(permission)[0]
+            warnings.append(
+                GrantWarning(
+                    level="danger",
+                    text=f"{shown} on {token}: {owner_label(limit, number)} does not count its calls, so the session "
+                    "may move this token through it beyond that amount",
+                    permission=index,
+                )
+            )
+    return warnings
+
+
 def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     """One line per lifetime limit, from the signed fields only (kind, amount, period, the metered permissions)."""
     if not session.limits:
@@ -732,6 +760,7 @@ def describe_session(
             claims_checked.add(permission.target)
             warnings += _claim_warnings(index, permission.target, facts.contract(permission.target))
     warnings += _meter_warnings(session)
+    warnings += _uncounted_warnings(session)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
     described = GrantDescription(
