@@ -17,17 +17,18 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, arg
+from keyscope import Limits, Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription
 from keyscope.consent.describe import describe_session
 from keyscope.erc7715 import plan_from_requests
 from keyscope.hexutil import to_address
-from keyscope.session import Permission, Session
+from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
 
 OWNER = to_address("0x" + "ac" * 20)
 ROUTER = to_address("0x" + "5e" * 20)
+TIP_JAR = to_address("0x" + "71" * 20)
 
 # functions of other standards (or none) that move a token's balance, which an ERC-20 allowance does not count
 AROUND = (
@@ -98,6 +99,39 @@ def test_a_daily_allowance_warns_of_an_approval_of_its_token_it_does_not_count(n
     described = _describe(net, _session(*allowance, approve))
     (text,) = _uncounted(described, len(allowance))
     assert "approve(address spender, uint256 amount)" in text, text
+
+
+def test_a_function_of_the_token_another_of_its_limits_counts_gets_no_such_warning(
+    net: Any, usdc: Any
+) -> None:
+    """Attack 336, the other way: an ``approve`` next to a daily allowance, counted by a lifetime total of its own
+    on the same token, is bounded by that total, which the page shows: no word that it goes uncounted."""
+    allowance = Policy.erc20_allowance(usdc.address, 5 * 10**6, "day", symbol="USDC")
+    approve = Policy.call(
+        usdc.address,
+        "approve(address spender,uint256 amount)",
+        [arg("spender") == ROUTER],
+        totals=[arg("amount").total(10**6)],
+    )
+    described = _describe(net, _session(*allowance, approve))
+    assert not _uncounted(described, len(allowance)), described.warnings
+
+
+def test_a_native_allowance_warns_of_a_permission_carrying_eth_it_does_not_count(net: Any) -> None:
+    """Attack 336 for ETH: a grant built without the SDK (a dapp's JSON grant request) meters its native allowance of
+    0.1 ETH on one permission, while another may send 1 ETH a call. The page shows "At most 0.1 ETH ... sent by all
+    of: pay", and now says in red that the allowance does not count the other's ETH. ``Limits.native``, which counts
+    every permission that can carry value, raises nothing."""
+    pay = Policy.call(ROUTER, "pay(address to)", value_limit=10**17)
+    tip = Policy.call(TIP_JAR, "tip(address to)", value_limit=10**18)
+    native = Limit(kind=LimitKind.NATIVE, amount=10**17, meters=(Meter(permission=0),))
+    described = _describe(net, _session(pay, tip).model_copy(update={"limits": (native,)}))
+    (text,) = _uncounted(described, 1)
+    assert "ETH" in text and TIP_JAR in text, text
+    assert not _uncounted(described, 0), described.warnings
+    everything = _session(pay, tip).model_copy(update={"limits": ()})
+    counted = Session(**{**everything.model_dump(), "limits": (Limits.native(10**17),)})
+    assert not [w for w in _describe(net, counted).warnings if "does not count" in w.text]
 
 
 def test_an_erc7715_allowance_warns_of_a_contract_call_on_its_token_that_it_does_not_count(

@@ -553,27 +553,44 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
 
 
 def _uncounted_warnings(session: Session) -> list[GrantWarning]:
-    """The danger of a permission on a token whose allowance does not count it: an AMOUNT limit counting known token
-    functions' amounts on one token (an allowance, :meth:`~keyscope.policy.Policy.erc20_allowance`'s or a total the
-    grant made), and another permission of the session calling that token, which the limit's meters do not name
-    (ERC-1363's ``transferAndCall``, ERC-777's ``send``, ``burn``, an ``approve`` next to a periodic allowance, any
-    function). The module counts the calls the meters name and no other, so the session may move the token through
-    that permission beyond the amount the page shows for it (attack 336)."""
-    warnings = []
+    """The danger of a permission that moves an asset the session's allowance of it does not count (attack 336):
+    a permission calling a token that an AMOUNT limit counts known token functions' amounts on (an allowance,
+    :meth:`~keyscope.policy.Policy.erc20_allowance`'s or a total the grant made), which no such limit of that token
+    counts (ERC-1363's ``transferAndCall``, ERC-777's ``send``, ``burn``, an ``approve`` next to a periodic
+    allowance, any function); and a permission that may carry ETH which no NATIVE limit counts, when one does count
+    others (a grant built without the SDK may meter some of its permissions only). The module counts the calls a
+    limit's meters name and no other, so the asset leaves through that permission past the amount the page shows."""
+    allowances: dict[
+        str, tuple[str, set[int]]
+    ] = {}  # token: (the first allowance's label, what its limits count)
+    native: tuple[str, set[int]] | None = None
     for number, limit in enumerate(session.limits):
-        token = limit_token_address(limit, session)
-        if token is None:
-            continue
         counted = {meter.permission for meter in limit.meters}
-        for index, permission in enumerate(session.permissions):
-            if index in counted or permission.target != token or permission.selector == bytes(4):
-                continue
-            shown = _function(permission)[0]
+        if limit.op == LimitKind.NATIVE:
+            label, seen = native or (owner_label(limit, number), set())
+            native = (label, seen | counted)
+        elif (token := limit_token_address(limit, session)) is not None:
+            label, seen = allowances.get(token, (owner_label(limit, number), set()))
+            allowances[token] = (label, seen | counted)
+    warnings = []
+    for index, permission in enumerate(session.permissions):
+        shown = _function(permission)[0] if permission.selector != bytes(4) else "plain transfers of ETH"
+        allowance = allowances.get(permission.target)
+        if allowance is not None and permission.selector != bytes(4) and index not in allowance[1]:
             warnings.append(
                 GrantWarning(
                     level="danger",
-                    text=f"{shown} on {token}: {owner_label(limit, number)} does not count its calls, so the session "
+                    text=f"{shown} on {permission.target}: {allowance[0]} does not count its calls, so the session "
                     "may move this token through it beyond that amount",
+                    permission=index,
+                )
+            )
+        if native is not None and permission.value_limit and index not in native[1]:
+            warnings.append(
+                GrantWarning(
+                    level="danger",
+                    text=f"{shown} on {permission.target}: {native[0]} does not count the ETH its calls send, so the "
+                    "session may send ETH through it beyond that amount",
                     permission=index,
                 )
             )
