@@ -6,7 +6,8 @@
   pair a token allowance with a permission on another function of the same token: ERC-1363's ``transferAndCall``,
   ERC-777's ``send``, ``burn``, any function. The consent page showed the allowance ("At most 5 USDC over the
   session's life") and that permission ("any arguments: no rule limits them") with no word that the allowance does
-  not count it (attack 336).
+  not count it (attack 336). The same for ETH: a native allowance metering some of a grant's permissions (a grant built
+  without the SDK), and another permission that may carry value.
 
 Read on ape's py-evm chain, as the page reads the chain.
 """
