@@ -560,9 +560,8 @@ def _uncounted_warnings(session: Session) -> list[GrantWarning]:
     allowance, any function); and a permission that may carry ETH which no NATIVE limit counts, when one does count
     others (a grant built without the SDK may meter some of its permissions only). The module counts the calls a
     limit's meters name and no other, so the asset leaves through that permission past the amount the page shows."""
-    allowances: dict[
-        str, tuple[str, set[int]]
-    ] = {}  # token: (the first allowance's label, what its limits count)
+    # token: (the label of its first allowance, the permissions its limits count)
+    allowances: dict[str, tuple[str, set[int]]] = {}
     native: tuple[str, set[int]] | None = None
     for number, limit in enumerate(session.limits):
         counted = {meter.permission for meter in limit.meters}
