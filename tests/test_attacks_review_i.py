@@ -14,6 +14,7 @@ Read on ape's py-evm chain, as the page reads the chain.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -22,10 +23,14 @@ from keyscope import Limits, Policy, arg
 from keyscope.consent import ConsentServer, GrantDescription
 from keyscope.consent.describe import describe_session
 from keyscope.erc7715 import plan_from_requests
+from keyscope.errors import TargetWarning
 from keyscope.hexutil import to_address
+from keyscope.keys import SessionKey
+from keyscope.owner import Owner
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
+from support.sdk import sdk_owner  # noqa: F401 (fixture)
 
 OWNER = to_address("0x" + "ac" * 20)
 ROUTER = to_address("0x" + "5e" * 20)
@@ -62,6 +67,26 @@ def _uncounted(described: GrantDescription, index: int) -> list[str]:
         for w in described.warnings
         if w.level == "danger" and w.permission == index and "does not count" in w.text
     ]
+
+
+def test_owner_grant_warns_of_a_permission_on_an_allowance_s_token_that_it_does_not_count(
+    usdc: Any, owner: Owner
+) -> None:
+    """Attack 336 in code: an owner granting from a program sees no consent page, so ``owner.grant`` says it too (a
+    ``TargetWarning`` naming the permission and the allowance), and says nothing of the allowance's own functions."""
+    allowance = Policy.erc20_allowance(usdc.address, 5 * 10**6, symbol="USDC")
+    around = Policy.call(usdc.address, "transferAndCall(address to,uint256 value,bytes data)")
+    with pytest.warns(TargetWarning) as caught:
+        owner.grant(SessionKey.generate(), [allowance, around])
+    said = [str(w.message) for w in caught if "does not count" in str(w.message)]
+    assert len(said) == 1, said
+    assert said[0].startswith(
+        f"granting transferAndCall(address,uint256,bytes) on {usdc.address}: limit 0 "
+    ), said
+    assert "may move this token through it beyond that amount" in said[0], said
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TargetWarning)
+        owner.grant(SessionKey.generate(), [allowance])
 
 
 @pytest.mark.parametrize("signature", AROUND)

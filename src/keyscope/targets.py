@@ -18,6 +18,7 @@ from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
 from .session import Permission, Session
+from .token_facts import uncounted_assets
 
 __all__ = [
     "KNOWN_CONTRACTS",
@@ -29,6 +30,7 @@ __all__ = [
     "target_problems",
     "warn_about_paymasters",
     "warn_about_targets",
+    "warn_about_uncounted_assets",
 ]
 
 KNOWN_CONTRACTS = (
@@ -213,4 +215,25 @@ def paymaster_problems(chain: Chain, session: Session) -> list[str]:
 def warn_about_paymasters(chain: Chain, session: Session) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`paymaster_problems`."""
     for problem in paymaster_problems(chain, session):
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+
+
+def warn_about_uncounted_assets(session: Session) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each permission that moves an asset the session's
+    allowance of it does not count (:func:`~keyscope.token_facts.uncounted_assets`, attack 336), as the consent
+    page shows it as a danger."""
+    for found in uncounted_assets(session):
+        permission = session.permissions[found.permission]
+        if found.asset == "token":
+            problem = (
+                f"{permission.label}: {found.allowance} does not count its calls, so the session may move this "
+                "token through it beyond that amount; count its amount in that allowance (arg(...).total), or "
+                "leave the function out of the grant"
+            )
+        else:
+            problem = (
+                f"{permission.label}: {found.allowance} does not count the ETH its calls send, so the session may "
+                "send ETH through it beyond that amount; count it there too (Limits.native counts every "
+                "permission that may carry ETH)"
+            )
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)

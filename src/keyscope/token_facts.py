@@ -19,13 +19,14 @@ from .chain import Chain
 from .errors import CallRevertedError, KeyscopeError, TransportError
 from .hexutil import keccak, to_address
 from .known_functions import KNOWN_FUNCTIONS, UNLIMITED
-from .limits import LimitUsage
+from .limits import LimitUsage, owner_label
 from .session import Limit, LimitKind, Session
 
 __all__ = [
     "ContractFacts",
     "ScaledLimit",
     "TokenFacts",
+    "UncountedAsset",
     "cached_contract_facts",
     "call_or_none",
     "contract_facts",
@@ -34,6 +35,7 @@ __all__ = [
     "scale_limit",
     "scaled_by",
     "scaled_usage",
+    "uncounted_assets",
     "visible_text",
 ]
 
@@ -156,6 +158,47 @@ def limit_token_address(limit: Limit, session: Session) -> str | None:
     if all(k is not None and m.offset in k.amounts for k, m in zip(known, limit.meters, strict=True)):
         return next(iter(targets))
     return None
+
+
+@dataclass(frozen=True)
+class UncountedAsset:
+    """A permission that moves an asset the session's allowance of that asset does not count (attack 336)."""
+
+    permission: int
+    """The permission's index in the session."""
+    asset: str
+    """``"token"`` (the permission calls a token an allowance counts) or ``"ETH"`` (it may carry value)."""
+    allowance: str
+    """The allowance that does not count it: :func:`~keyscope.limits.owner_label` of its token's first one."""
+
+
+def uncounted_assets(session: Session) -> list[UncountedAsset]:
+    """The permissions that move an asset past the amount the session's allowance of it shows (attack 336): a
+    permission calling a token that an AMOUNT limit counts known token functions' amounts on (an allowance,
+    :meth:`~keyscope.policy.Policy.erc20_allowance`'s or a total the grant made) which no such limit of that token
+    counts (ERC-1363's ``transferAndCall``, ERC-777's ``send``, ``burn``, an ``approve`` next to a periodic
+    allowance, any function); and a permission that may carry ETH which no NATIVE limit counts, when one does count
+    others (a grant built without the SDK may meter some of its permissions only). The module counts the calls a
+    limit's meters name and no other."""
+    # token: (the label of its first allowance, the permissions its limits count)
+    allowances: dict[str, tuple[str, set[int]]] = {}
+    native: tuple[str, set[int]] | None = None
+    for number, limit in enumerate(session.limits):
+        counted = {meter.permission for meter in limit.meters}
+        if limit.op == LimitKind.NATIVE:
+            label, seen = native or (owner_label(limit, number), set())
+            native = (label, seen | counted)
+        elif (token := limit_token_address(limit, session)) is not None:
+            label, seen = allowances.get(token, (owner_label(limit, number), set()))
+            allowances[token] = (label, seen | counted)
+    found = []
+    for index, permission in enumerate(session.permissions):
+        allowance = allowances.get(permission.target)
+        if allowance is not None and permission.selector != bytes(4) and index not in allowance[1]:
+            found.append(UncountedAsset(index, "token", allowance[0]))
+        if native is not None and permission.value_limit and index not in native[1]:
+            found.append(UncountedAsset(index, "ETH", native[0]))
+    return found
 
 
 def scaled_usage(usage: LimitUsage, token: TokenFacts) -> str | None:

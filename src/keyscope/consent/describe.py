@@ -32,7 +32,7 @@ from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
 from ..targets import lifts_anything
-from ..token_facts import limit_token_address, scaled_by, scaled_usage
+from ..token_facts import limit_token_address, scaled_by, scaled_usage, uncounted_assets
 from .tokens import ContractFacts, TokenFacts, format_amount, lookalike_notes, visible_text
 
 __all__ = [
@@ -553,46 +553,24 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
 
 
 def _uncounted_warnings(session: Session) -> list[GrantWarning]:
-    """The danger of a permission that moves an asset the session's allowance of it does not count (attack 336):
-    a permission calling a token that an AMOUNT limit counts known token functions' amounts on (an allowance,
-    :meth:`~keyscope.policy.Policy.erc20_allowance`'s or a total the grant made), which no such limit of that token
-    counts (ERC-1363's ``transferAndCall``, ERC-777's ``send``, ``burn``, an ``approve`` next to a periodic
-    allowance, any function); and a permission that may carry ETH which no NATIVE limit counts, when one does count
-    others (a grant built without the SDK may meter some of its permissions only). The module counts the calls a
-    limit's meters name and no other, so the asset leaves through that permission past the amount the page shows."""
-    # token: (the label of its first allowance, the permissions its limits count)
-    allowances: dict[str, tuple[str, set[int]]] = {}
-    native: tuple[str, set[int]] | None = None
-    for number, limit in enumerate(session.limits):
-        counted = {meter.permission for meter in limit.meters}
-        if limit.op == LimitKind.NATIVE:
-            label, seen = native or (owner_label(limit, number), set())
-            native = (label, seen | counted)
-        elif (token := limit_token_address(limit, session)) is not None:
-            label, seen = allowances.get(token, (owner_label(limit, number), set()))
-            allowances[token] = (label, seen | counted)
+    """The danger of a permission that moves an asset the session's allowance of it does not count
+    (:func:`~keyscope.token_facts.uncounted_assets`, attack 336): the asset leaves through that permission past the
+    amount the page shows."""
     warnings = []
-    for index, permission in enumerate(session.permissions):
+    for found in uncounted_assets(session):
+        permission = session.permissions[found.permission]
         shown = _function(permission)[0] if permission.selector != bytes(4) else "plain transfers of ETH"
-        allowance = allowances.get(permission.target)
-        if allowance is not None and permission.selector != bytes(4) and index not in allowance[1]:
-            warnings.append(
-                GrantWarning(
-                    level="danger",
-                    text=f"{shown} on {permission.target}: {allowance[0]} does not count its calls, so the session "
-                    "may move this token through it beyond that amount",
-                    permission=index,
-                )
+        if found.asset == "token":
+            text = (
+                f"{shown} on {permission.target}: {found.allowance} does not count its calls, so the session may "
+                "move this token through it beyond that amount"
             )
-        if native is not None and permission.value_limit and index not in native[1]:
-            warnings.append(
-                GrantWarning(
-                    level="danger",
-                    text=f"{shown} on {permission.target}: {native[0]} does not count the ETH its calls send, so the "
-                    "session may send ETH through it beyond that amount",
-                    permission=index,
-                )
+        else:
+            text = (
+                f"{shown} on {permission.target}: {found.allowance} does not count the ETH its calls send, so the "
+                "session may send ETH through it beyond that amount"
             )
+        warnings.append(GrantWarning(level="danger", text=text, permission=found.permission))
     return warnings
 
 
