@@ -34,6 +34,7 @@ from keyscope.local import (
     get_deposit_info,
 )
 from keyscope.local import stack as stack_module
+from keyscope.local.anvil import AnvilConfig, start_anvil
 from keyscope.rpc import JsonRpcClient
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
@@ -408,6 +409,27 @@ def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_1
             running.wait()
     assert running.returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
     assert all(_refused(port) for port in ports)
+
+
+def test_anvil_writes_older_states_to_a_folder_of_its_own_removed_when_it_stops(tmp_path: Path) -> None:
+    """Past a few hundred blocks anvil writes older blocks' states to disk, in a folder under the user's home that
+    it removes only when it exits by itself; stopped by a signal, as the stack stops it, it left them behind:
+    gigabytes over a day of tests or a long-running stack. Its states now go to a temporary folder that stopping the
+    process removes, and the chain still answers about an old block."""
+    process, url = start_anvil(AnvilConfig(accounts=1), tmp_path / "anvil.log")
+    states = process.scratch
+    try:
+        assert states is not None and f"--cache-path {states}" in " ".join(process.argv)
+        with JsonRpcClient(url) as rpc:
+            (sender,) = rpc.request("eth_accounts")
+            for _ in range(700):  # a block each
+                rpc.request("eth_sendTransaction", [{"from": sender, "to": "0x" + "11" * 20, "value": "0x1"}])
+            assert rpc.request("eth_getBalance", ["0x" + "11" * 20, hex(5)]) == "0x5"
+        written = [path for path in states.rglob("*") if path.is_file()]
+        assert written, "anvil wrote no state to its folder: the premise (states on disk) failed"
+    finally:
+        process.stop()
+    assert not states.exists()
 
 
 def test_node_only_stack_stops_on_stop(tmp_path: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -128,8 +129,18 @@ def start_anvil(
     """Start anvil and wait until it answers JSON-RPC; return the process and its URL.
 
     On failure the process is stopped and a :class:`~keyscope.local.errors.LocalStackError` says why.
+
+    Past a few hundred blocks anvil writes the states of older blocks to disk (gigabytes over a long run), in a
+    folder of its own that it removes only when it exits by itself, not when it is stopped by a signal. Unless
+    ``config.extra_args`` name a ``--cache-path``, that folder is a temporary one, removed whenever the process is
+    stopped.
     """
-    process = ManagedProcess("anvil", [str(binary or find_anvil()), *config.arguments()], log_path)
+    argv = [str(binary or find_anvil()), *config.arguments()]
+    states = None
+    if not any(arg.split("=", 1)[0] == "--cache-path" for arg in config.extra_args):
+        states = Path(tempfile.mkdtemp(prefix="keyscope-anvil-states-"))
+        argv += ["--cache-path", str(states)]
+    process = ManagedProcess("anvil", argv, log_path, scratch=states)
     url = serve(
         process,
         _LISTENING,

@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,7 +128,8 @@ def _parent_death_signal() -> Callable[[], None] | None:
 class ManagedProcess:
     """One long-running child process with its output in ``log_path`` (appended to across restarts).
 
-    ``name`` is used in messages ("anvil", "Alto").
+    ``name`` is used in messages ("anvil", "Alto"). ``scratch``, a folder the process writes to and nothing else
+    reads (anvil's states on disk), is removed each time the process is stopped, and when it cannot start.
     """
 
     def __init__(
@@ -138,12 +140,14 @@ class ManagedProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        scratch: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        self.scratch = scratch
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._log_start = 0
@@ -171,6 +175,8 @@ class ManagedProcess:
         if self.alive():
             return
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)  # removed at the last stop
         log = self.log_path.open("ab")
         log.write(f"\n===== keyscope: starting {self.name}: {' '.join(self.argv)}\n".encode())
         log.flush()
@@ -189,6 +195,7 @@ class ManagedProcess:
             )
         except OSError as exc:
             log.close()
+            self._remove_scratch()
             raise ProcessStartError(
                 f"cannot run {self.name} ({self.argv[0]}): {exc}", log_path=self.log_path
             ) from exc
@@ -221,6 +228,11 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        self._remove_scratch()
+
+    def _remove_scratch(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     # -- log -----------------------------------------------------------------------------------------
 
