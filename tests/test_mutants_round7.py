@@ -5,18 +5,42 @@ Pinned here:
 
 * an ERC-7715 ``call-limit`` on an ``erc20-token-transfer`` request counts the calls of every permission the
   allowance makes (``transfer``, ``transferFrom``, ``approve``, ``increaseAllowance``), not its first only;
+* the consent page shows each call's and each plain transfer's value limit in ether at 18 decimals, and a limit of 1
+  wei as 1 wei, never as "no ETH may be sent";
+* it warns of an argument total whose meter counts a signed number (an ``int256``), whose word is not the amount it
+  reads as;
+* an ``approve`` whose amount a range rule bounds is said to allow an unlimited allowance when the range's top is
+  unlimited, whatever its low end;
+* a spender or recipient that a rule only keeps from one address (``!=``) is any other: the page says the approval
+  may go to ANY spender and the transfer to ANY address;
+* an operator approval held to ``approved == true`` makes an operator (its danger raised); only ``approved == false``
+  is a revocation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from keyscope import Policy, arg
+from keyscope.consent.describe import Facts, GrantDescription, describe_session
+from keyscope.consent.tokens import ContractFacts
 from keyscope.erc7715 import plan_from_requests
 from keyscope.hexutil import to_address
-from keyscope.session import LimitKind
+from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 
 TOKEN = to_address("0x" + "a0" * 20)
 KEY = to_address("0x" + "ab" * 20)
+ACCOUNT = to_address("0x" + "ac" * 20)
+SHOP = to_address("0x" + "5b" * 20)
+FACTS = Facts(contract=lambda address: ContractFacts(address, True, None), is_module=lambda address: None)
+
+
+def _words(*permissions: Permission, **session: Any) -> GrantDescription:
+    """The consent page's words for a session of ``permissions`` (targets with code, no token, no module)."""
+    fields: dict[str, Any] = {"session_key": KEY, "valid_until": 2_000_000_000, "max_gas_cost": 10**16}
+    return describe_session(
+        Session(permissions=permissions, **(fields | session)), account=ACCOUNT, chain_id=1, facts=FACTS
+    )
 
 
 def _request(permission: dict[str, Any], policies: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -38,3 +62,64 @@ def test_a_call_limit_on_an_erc20_allowance_counts_the_calls_of_every_permission
     (calls,) = [limit for limit in session.limits if limit.kind == LimitKind.CALLS]
     assert calls.amount == 2
     assert [meter.permission for meter in calls.meters] == [0, 1, 2, 3]
+
+
+def test_a_value_limit_is_shown_in_ether_at_18_decimals_and_one_wei_is_not_shown_as_none() -> None:
+    words = _words(
+        Policy.transfer(SHOP, 10**18),
+        Policy.call(TOKEN, "ping()", value_limit=1),
+        Policy.call(KEY, "pong()", value_limit=0),
+    )
+    transfer, one_wei, none = (p.value for p in words.permissions)
+    assert transfer == "each transfer may send at most 1 ETH"
+    assert one_wei == "each call may send at most 0.000000000000000001 ETH"
+    assert none == "no ETH may be sent with these calls"
+
+
+def test_an_argument_total_on_a_signed_number_is_warned_of() -> None:
+    spend = Policy.call(SHOP, "spend(address to,int256 amount)")
+    total = Limit(kind=LimitKind.AMOUNT, amount=100, meters=(Meter(permission=0, offset=32),), name="spent")
+    dangers = [w.text for w in _words(spend, limits=(total,)).warnings if w.level == "danger"]
+    (danger,) = [text for text in dangers if "`arg1` (int256)" in text]
+    assert "which is no unsigned number" in danger, dangers
+
+
+def test_an_approval_bounded_by_a_range_is_judged_by_the_range_s_top() -> None:
+    def dangers(low: int, high: int) -> list[str]:
+        approve = Policy.call(
+            TOKEN, "approve(address,uint256)", rules=[arg(0) == SHOP, arg(1).in_range(low, high)]
+        )
+        return [w.text for w in _words(approve).warnings if w.level == "danger"]
+
+    unlimited = "approve(address spender, uint256 amount): may approve an UNLIMITED allowance: no rule caps the amount"
+    assert unlimited in dangers(0, 2**256 - 1)
+    assert unlimited in dangers(0, 2**255)
+    assert unlimited not in dangers(0, 2**255 - 1)
+    assert dangers(5, 10**6) == []
+
+
+def test_a_spender_or_recipient_kept_only_from_one_address_is_any_other() -> None:
+    approve = Policy.call(TOKEN, "approve(address,uint256)", rules=[arg(0) != SHOP, arg(1) <= 100])
+    transfer = Policy.call(TOKEN, "transfer(address,uint256)", rules=[arg(0) != SHOP, arg(1) <= 100])
+    warnings = [(w.level, w.text) for w in _words(approve, transfer).warnings]
+    any_spender = "approve(address spender, uint256 amount): may approve ANY spender"
+    any_recipient = "transfer(address to, uint256 amount): may send to ANY address"
+    assert any(level == "danger" and text.startswith(any_spender) for level, text in warnings), warnings
+    assert any(level == "caution" and text.startswith(any_recipient) for level, text in warnings), warnings
+    pinned = _words(
+        Policy.call(TOKEN, "approve(address,uint256)", rules=[arg(0).one_of(SHOP, KEY), arg(1) <= 100])
+    )
+    assert pinned.warnings == ()
+
+
+def test_an_operator_approval_held_to_true_is_warned_of_and_held_to_false_is_a_revocation() -> None:
+    def dangers(approved: bool) -> list[str]:
+        rules = [arg(0) == SHOP, arg(1) == approved]
+        permission = Policy.call(TOKEN, "setApprovalForAll(address,bool)", rules=rules)
+        return [w.text for w in _words(permission).warnings if w.level == "danger"]
+
+    assert dangers(True) == [
+        "setApprovalForAll(address operator, bool approved): setApprovalForAll: may let the operator its rule names "
+        "move EVERY token of this collection the account holds"
+    ]
+    assert dangers(False) == []
