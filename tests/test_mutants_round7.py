@@ -14,7 +14,9 @@ Pinned here:
 * a spender or recipient that a rule only keeps from one address (``!=``) is any other: the page says the approval
   may go to ANY spender and the transfer to ANY address;
 * an operator approval held to ``approved == true`` makes an operator (its danger raised); only ``approved == false``
-  is a revocation.
+  is a revocation;
+* a paymaster listed by a session with a gas budget and no gas cap lifts the budget: the page warns of one that may
+  charge the account, as it does with a cap.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from keyscope.consent.describe import Facts, GrantDescription, describe_session
 from keyscope.consent.tokens import ContractFacts
 from keyscope.erc7715 import plan_from_requests
 from keyscope.hexutil import to_address
+from keyscope.policy import Limits
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 
 TOKEN = to_address("0x" + "a0" * 20)
@@ -123,3 +126,23 @@ def test_an_operator_approval_held_to_true_is_warned_of_and_held_to_false_is_a_r
         "move EVERY token of this collection the account holds"
     ]
     assert dangers(False) == []
+
+
+def test_a_paymaster_listed_with_a_gas_budget_and_no_cap_is_warned_of() -> None:
+    charging = to_address("0x" + "5e" * 20)
+    facts = Facts(
+        contract=lambda address: ContractFacts(address, True, None),
+        is_module=lambda address: None,
+        is_sponsor=lambda paymaster: False,
+    )
+
+    def dangers(**fields: Any) -> list[str]:
+        session = Session(
+            session_key=KEY, permissions=(Policy.call(SHOP, "ping()"),), paymasters=(charging,), **fields
+        )
+        words = describe_session(session, account=ACCOUNT, chain_id=1, facts=facts)
+        return [w.text for w in words.warnings if w.level == "danger" and "listed as a paymaster" in w.text]
+
+    assert len(dangers(max_gas_cost=0, limits=(Limits.gas(10**17),))) == 1
+    assert len(dangers(max_gas_cost=10**16)) == 1
+    assert dangers(max_gas_cost=0) == []  # the list lifts nothing: the module does not store it
