@@ -16,7 +16,9 @@ Pinned here:
 * an operator approval held to ``approved == true`` makes an operator (its danger raised); only ``approved == false``
   is a revocation;
 * a paymaster listed by a session with a gas budget and no gas cap lifts the budget: the page warns of one that may
-  charge the account, as it does with a cap.
+  charge the account, as it does with a cap;
+* a signing permission in the account's or the session module's own domain is warned of when its domain names the
+  verifying contract without a chain id.
 """
 
 from __future__ import annotations
@@ -146,3 +148,25 @@ def test_a_paymaster_listed_with_a_gas_budget_and_no_cap_is_warned_of() -> None:
     assert len(dangers(max_gas_cost=0, limits=(Limits.gas(10**17),))) == 1
     assert len(dangers(max_gas_cost=10**16)) == 1
     assert dangers(max_gas_cost=0) == []  # the list lifts nothing: the module does not store it
+
+
+def test_a_signing_permission_in_an_own_domain_without_a_chain_id_is_warned_of() -> None:
+    module = to_address("0x" + "11" * 20)
+    facts = Facts(
+        contract=lambda address: ContractFacts(address, True, None),
+        is_module=lambda address: None,
+        module=module,
+    )
+    for verifying, who in ((ACCOUNT, "this account itself"), (module, "the session module")):
+        domain = {"name": "Own", "verifyingContract": verifying}
+        signing = Policy.typed_data(domain, {"Approval": [{"name": "hash", "type": "bytes32"}]}, "Approval")
+        session = Session(
+            session_key=KEY, permissions=(Policy.call(SHOP, "ping()"),), typed_data_permissions=(signing,)
+        )
+        words = describe_session(session, account=ACCOUNT, chain_id=1, facts=facts)
+        dangers = [w.text for w in words.warnings if w.level == "danger"]
+        assert any(
+            text.startswith(f"{verifying} is {who}: the Approval messages in its domain")
+            and "(the module refuses this grant)" in text
+            for text in dangers
+        ), dangers
