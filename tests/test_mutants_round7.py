@@ -1,7 +1,10 @@
 """The seventh round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let
-pass in the Python code between a dapp's request and the owner's signature, none of it on a chain.
+pass in the Python code between a dapp's request and the owner's signature.
 
-Pinned here:
+Pinned here on ape's chain: the owner's SDK refuses, before anything is signed, a grant whose call target the
+account says is one of its modules (a validator installed after the account was created).
+
+Pinned here, without a chain:
 
 * an ERC-7715 ``call-limit`` on an ``erc20-token-transfer`` request counts the calls of every permission the
   allowance makes (``transfer``, ``transferFrom``, ``approve``, ``increaseAllowance``), not its first only;
@@ -25,13 +28,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from keyscope import Policy, arg
+import pytest
+
+from conftest import ETHER
+from keyscope import Policy, SessionKey, arg, function_call
 from keyscope.consent.describe import Facts, GrantDescription, describe_session
 from keyscope.consent.tokens import ContractFacts
 from keyscope.erc7715 import plan_from_requests
+from keyscope.errors import BadInputError
 from keyscope.hexutil import to_address
 from keyscope.policy import Limits
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
+from keyscope.signing import LocalSigner
 
 TOKEN = to_address("0x" + "a0" * 20)
 KEY = to_address("0x" + "ab" * 20)
@@ -170,3 +178,24 @@ def test_a_signing_permission_in_an_own_domain_without_a_chain_id_is_warned_of()
             and "(the module refuses this grant)" in text
             for text in dangers
         ), dangers
+
+
+def test_the_owner_refuses_a_grant_on_a_validator_the_account_installed(
+    net, harness, nft, project, deployer
+) -> None:
+    signer = LocalSigner.generate()
+    owner = net.owner(signer)
+    harness.fund(owner.account, ETHER)
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()  # creates the account
+    validator = project.OwnerECDSAValidator.deploy(sender=deployer).address
+    owner.execute(
+        owner.kind.install_validator_call(owner.account, validator, bytes.fromhex(signer.address[2:]))
+    ).wait()
+    aimed = [Policy.call(validator, "onInstall(bytes data)")]
+    with pytest.raises(
+        BadInputError, match=f"a permission targets {validator}, a validator module of the account"
+    ):
+        owner.prepare_grant(SessionKey.generate(), aimed, valid_for=3600)
+    assert owner.prepare_grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=3600
+    )
