@@ -4,7 +4,11 @@ A development account of a fresh anvil plays the smart account (the module is ap
 node that runs it natively): the module keys its storage by ``msg.sender``, so the account enables a session
 itself (``enableSession``) and ``validateUserOp`` runs as an ``eth_call`` from its address.
 Operations carry a real signature by the session key over the hash passed in, in USE_WITH_KEY form (every
-policy check runs, failures revert with a custom error) or USE form (no permission: SIG_VALIDATION_FAILED).
+policy check runs, failures revert with a custom error) or USE form (no permission: SIG_VALIDATION_FAILED); a fifth
+are forged: USE_WITH_KEY naming the session's key but signed by another key (a leaked key reaching for another
+key's permissions), or for a co-signed session, SESSION with the co-signature or the key's signature made by
+another key. The policy check runs first, so a forged operation the policy refuses reverts with the checker's
+reason; one it passes must get SIG_VALIDATION_FAILED, whatever the window.
 
 Each case must agree: the checker accepts exactly when the module returns validation data with a valid
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
@@ -30,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -82,6 +86,11 @@ EXAMPLES = {  # sessions per test; ci: (70 + 30 + 30) * 40 = 5200 operations, pl
 TALLY: Counter[str] = Counter()
 TIMES: Counter[str] = Counter()
 T = TypeVar("T")
+Signing = Literal["USE", "USE_WITH_KEY", "FORGED"]
+"""How a case's operation is signed: USE, USE_WITH_KEY, or forged (see the module docstring)."""
+SIGNINGS: tuple[Signing, ...] = ("USE", "USE_WITH_KEY", "USE_WITH_KEY", "USE_WITH_KEY", "FORGED")
+BY_KEY_AND_USE: tuple[Signing, ...] = ("USE_WITH_KEY", "USE")
+SIG_VALIDATION_FAILED = 1
 
 
 U256 = 2**256 - 1
@@ -113,6 +122,10 @@ _keys = itertools.count()
 def fresh_key() -> LocalSigner:
     """A new session key per example: the module refuses to grant a live (key, target, selector) twice."""
     return LocalSigner(keccak(b"keyscope differential key %d" % next(_keys)))
+
+
+STRANGER = LocalSigner(keccak(b"keyscope differential stranger"))
+"""The key that signs forged operations: it holds no session on the account."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,12 +171,16 @@ class Probe:
         with_key: bool,
         op_hash: bytes,
         co_signed: tuple[bytes, LocalSigner] | None = None,
+        forged: bool = False,
     ) -> ModuleOutcome:
         """The module's answer to ``op`` signed by ``key``: USE, USE_WITH_KEY, or for a co-signed session
-        (``co_signed``: its id and co-signer) SESSION with both signatures."""
-        signature = key.sign_hash(op_hash)
+        (``co_signed``: its id and co-signer) SESSION with both signatures. ``forged``: the key's signature (or, for
+        a co-signed session, by the hash's first bit, the co-signature instead) is made by STRANGER."""
+        stranger_co_signs = forged and co_signed is not None and op_hash[0] & 1 == 1
+        signature = (STRANGER if forged and not stranger_co_signs else key).sign_hash(op_hash)
         if co_signed is not None:
             session_id, co_signer = co_signed
+            co_signer = STRANGER if stranger_co_signs else co_signer
             digest = co_sign_digest(session_id, op_hash, chain_id=self.chain_id, module=self.module.address)
             signature = encode_session_signature(session_id, signature, co_signer.sign_hash(digest))
         elif with_key:
@@ -262,12 +279,14 @@ class Case:
     now: int
     verdict: CheckResult | Exception
     module: ModuleOutcome
+    forged: bool = False
 
     def __str__(self) -> str:
+        signing = "forged" if self.forged else "USE_WITH_KEY" if self.with_key else "USE"
         return (
             f"checker and module disagree\nsession: {self.session!r}\ncallData: 0x{self.op.call_data.hex()}\n"
             f"gas: {self.op.model_dump(exclude={'call_data', 'signature', 'sender', 'nonce'})}\n"
-            f"signature: {'USE_WITH_KEY' if self.with_key else 'USE'}, revoked: {self.revoked}, now: {self.now}\n"
+            f"signature: {signing}, revoked: {self.revoked}, now: {self.now}\n"
             f"checker: {self.verdict!r}\nmodule: {self.module}"
         )
 
@@ -307,6 +326,9 @@ def assert_agree(case: Case) -> str:
         assert (args["cost"], args["limit"]) == (verdict.cost, verdict.limit), case
         return "GasCostTooHigh"
     assert module.error is None and module.data is not None, case
+    if case.forged:  # the policy passed: the signature is checked last, and fails whatever the window
+        assert module.data == SIG_VALIDATION_FAILED, case
+        return "forged signature"
     assert module.data & (2**160 - 1) == 0, case  # the signature is real: never SIG_VALIDATION_FAILED here
     if isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)):
         assert not entry_point_in_window(module.data, case.now), case
@@ -353,7 +375,7 @@ def run_case(
     checker: PolicyChecker,
     key: LocalSigner,
     op: UserOperation,
-    with_key: bool,
+    signing: Signing,
     revoked: bool,
     co_signer: LocalSigner | None = None,
 ):
@@ -363,8 +385,9 @@ def run_case(
     op_hash = keccak(op.call_data + key.private_key)
     assert checker.session_id is not None
     co_signed = None if co_signer is None else (bytes.fromhex(checker.session_id[2:]), co_signer)
-    with_key = with_key or co_signer is not None
-    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed)
+    with_key = signing != "USE" or co_signer is not None
+    forged = signing == "FORGED"
+    module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed, forged=forged)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
     v08 = PolicyChecker(
@@ -375,7 +398,10 @@ def run_case(
             verdict: CheckResult | Exception = checker.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
             verdict = error
-        category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module))
+        category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module, forged))
+        if category == "forged signature":  # no window to compare
+            policy = category
+            continue
         try:
             verdict_v08: CheckResult | Exception = v08.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
@@ -393,7 +419,7 @@ def run_session(
     probe: Probe,
     session: Session,
     key: LocalSigner,
-    cases: list[tuple[UserOperation, bool]],
+    cases: list[tuple[UserOperation, Signing]],
     co_signer: LocalSigner | None = None,
 ) -> None:
     """Enable ``session`` (co-signed by ``co_signer`` when given), check every case, revoke it and check the first
@@ -403,14 +429,14 @@ def run_session(
     TIMES["transactions"] += time.perf_counter() - started
     try:
         checker = PolicyChecker(session, probe.address, probe.module.address, session_id=session_id)
-        for op, with_key in cases:
-            run_case(probe, checker, key, op, with_key, revoked=False, co_signer=co_signer)
+        for op, signing in cases:
+            run_case(probe, checker, key, op, signing, revoked=False, co_signer=co_signer)
     finally:
         started = time.perf_counter()
         probe.revoke(session_id)
         TIMES["transactions"] += time.perf_counter() - started
-    for op, with_key in cases[:REVOKED_CASES]:
-        run_case(probe, checker, key, op, with_key, revoked=True, co_signer=co_signer)
+    for op, signing in cases[:REVOKED_CASES]:
+        run_case(probe, checker, key, op, signing, revoked=True, co_signer=co_signer)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -643,8 +669,9 @@ def _word(data: bytearray, position: int) -> int:
 
 def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> bytes:
     """``call_data`` (a canonical execute) with one structural change: a different head word, a truncation,
-    trailing bytes, a flipped byte, or (batch) a changed array offset, count, element offset, target word
-    (dirty bits), data offset, data length or padding byte."""
+    trailing bytes, a flipped byte, executionCalldata cut short with its length word saying so (a single execution
+    under its 52-byte head; a batch whose offsets or a call's head run past its end), or (batch) a changed array
+    offset, count, element offset, target word (dirty bits), data offset, data length or padding byte."""
     data = bytearray(call_data)
 
     def tweak(value: int) -> int:
@@ -657,6 +684,7 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
     kinds = ["selector", "mode", "execution offset", "length", "truncate", "append", "flip"]
     if batch:
         kinds += ["array offset", "count", "element offset", "dirty target", "data offset", "size", "padding"]
+    kinds.append("shorten")
     kind = pick(draw, kinds)
     element = draw(st.integers(0, count - 1))
     start = 164 + _word(data, 164 + 32 * element) if batch else 0
@@ -688,6 +716,10 @@ def mutations(draw: st.DrawFn, call_data: bytes, batch: bool, count: int) -> byt
         put(start + 64, tweak(0x60))
     elif kind == "size":
         put(start + 96, tweak(_word(data, start + 96)))
+    elif kind == "shorten":
+        length = draw(st.integers(0, max(0, _word(data, 68) - 1)))
+        put(68, length)
+        del data[100 + length :]
     elif kind == "padding":
         size = _word(data, start + 96)
         if size % 32 and start + 128 + size < len(data):
@@ -762,8 +794,8 @@ gas_fields = st.composite(draw_gas_fields)
 @st.composite
 def operations(
     draw: st.DrawFn, session: Session, account: str, module: str, mutate: float
-) -> tuple[UserOperation, bool]:
-    """``(operation, USE_WITH_KEY?)``: one to four calls, single or batch mode, maybe mutated, with gas fields
+) -> tuple[UserOperation, Signing]:
+    """``(operation, how it is signed)``: one to four calls, single or batch mode, maybe mutated, with gas fields
     around the session's cap; a third of the operations aim to be allowed."""
     honest = draw(st.integers(0, 2)) == 0
     calls = [
@@ -775,7 +807,7 @@ def operations(
     if not honest and draw(st.floats(0, 1)) < mutate:
         call_data = mutations(draw, call_data, batch, len(calls))
     op = draw_gas_fields(draw, session, account).replace(call_data=call_data)
-    return op, draw(st.integers(0, 4)) > 0
+    return op, SIGNINGS[draw(st.integers(0, 4))]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -937,7 +969,7 @@ def test_builder_policies_agree_with_the_module(probe, data):
         paymasters=paymasters,
         permissions=(trade, Policy.transfer(other, value_limit=limit)),
     )
-    cases = []
+    cases: list[tuple[UserOperation, Signing]] = []
     for index in range(CASES):
         arguments = data.draw(trade_arguments(rules), label=f"arguments {index}")
         value = data.draw(st.sampled_from([0, limit, min(limit + 1, U256), 2**96]), label=f"value {index}")
@@ -958,7 +990,7 @@ def test_builder_policies_agree_with_the_module(probe, data):
             )
         call_data = encode_execute(calls, batch=len(calls) > 1)
         op = data.draw(gas_fields(session, probe.address), label=f"gas {index}").replace(call_data=call_data)
-        cases.append((op, data.draw(st.booleans(), label="with key")))
+        cases.append((op, "USE_WITH_KEY" if data.draw(st.booleans(), label="with key") else "USE"))
     run_session(probe, session, key, cases)
 
 
@@ -1271,4 +1303,4 @@ def test_chosen_cases_agree_with_the_module(probe, name):
         op if isinstance(op, UserOperation) else UserOperation(sender=B, nonce=0, call_data=op)
         for op in operations_
     ]
-    run_session(probe, session, key, [(op, with_key) for op in ops for with_key in (True, False)])
+    run_session(probe, session, key, [(op, signing) for op in ops for signing in BY_KEY_AND_USE])
