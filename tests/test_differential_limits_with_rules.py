@@ -6,8 +6,10 @@ session's paymasters start at the permission's first word. Here a permission car
 (inline, WIDE, ONE_OF of many members, IN_RANGE), which push its paymaster words (and the index the meter word
 keeps of them) along, beside limits of every kind (GAS and OPERATIONS read the paymaster list through the meter
 word, AMOUNT the ruled argument's word), with a gas cap or none and operations naming a listed paymaster, another
-one, or none. For each operation the module's ``validateUserOp`` (an ``eth_call`` from the account) and the
-checker must give the same verdict. A development account of a fresh anvil plays the account (the module is ape's
+one, or none; in a third of the sessions the limits only meter permission 0 (no per-operation limit), so a batch
+may mix calls that count with calls of a permission that counts towards nothing. For each operation the module's
+``validateUserOp`` (an ``eth_call`` from the account, signed in USE_WITH_KEY form or, now and then, USE form, where
+the module counts the limits of the key that signed) and the checker must give the same verdict. A development account of a fresh anvil plays the account (the module is ape's
 build of its source, on a node that runs it natively): it enables each session itself and revokes it after.
 """
 
@@ -83,14 +85,17 @@ def _rules(draw: st.DrawFn) -> tuple[Rule, ...]:
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | None]:
+def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | None, bool]:
     permissions = [Permission(target=TARGET, selector=PAY, value_limit=10, rules=_rules(draw))]
     if draw(st.booleans()):
         permissions.append(
             Permission(target=PAYMASTERS[2], selector=PAY, rules=_rules(draw) if draw(st.booleans()) else ())
         )
     limits = []
-    for kind in draw(st.lists(st.sampled_from(list(LimitKind)), min_size=1, max_size=4)):
+    kinds = list(LimitKind)
+    if draw(st.integers(0, 2)) == 0:  # meters only: permission 1 (never metered) then counts towards nothing
+        kinds = [LimitKind.NATIVE, LimitKind.CALLS, LimitKind.AMOUNT]
+    for kind in draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=4)):
         meters: tuple[Meter, ...] = ()
         if kind in (LimitKind.NATIVE, LimitKind.CALLS, LimitKind.AMOUNT):
             meters = (Meter(permission=0, offset=32 if kind == LimitKind.AMOUNT else 0),)
@@ -143,7 +148,7 @@ def cases(draw: st.DrawFn) -> tuple[Session, LocalSigner, UserOperation, int | N
         paymaster_post_op_gas_limit=10_000 if paymaster else 0,
     )
     at = draw(st.sampled_from([None, T0 + 5]))
-    return session, signer, op, at
+    return session, signer, op, at, draw(st.integers(0, 3)) == 0
 
 
 def judge(
@@ -155,12 +160,16 @@ def judge(
     signer: LocalSigner,
     op: UserOperation,
     at: int | None,
+    use: bool = False,
 ) -> str:
     """Judge ``op`` of the live ``session`` both ways: the module's ``validateUserOp`` (an ``eth_call`` from the
-    account, USE_WITH_KEY, after the AT prefix when ``at`` is given) and the checker at ``T0 + 5``. Asserts the same
-    verdict (the same error and arguments, or the same validation data); returns the verdict's name."""
+    account, USE_WITH_KEY, or USE when ``use``, after the AT prefix when ``at`` is given) and the checker at
+    ``T0 + 5``. Asserts the same verdict (the same error and arguments, or the same validation data; in USE form, a
+    call without permission is SIG_VALIDATION_FAILED); returns the verdict's name."""
     op_hash = keccak(op.call_data + session_id)
-    signature = encode_use_with_key_signature(signer.address, signer.sign_hash(op_hash))
+    signature = signer.sign_hash(op_hash)
+    if not use:
+        signature = encode_use_with_key_signature(signer.address, signature)
     if at is not None:
         signature = encode_at_signature(at, signature)
     data = VALIDATE_SELECTOR + abi_encode(
@@ -189,6 +198,8 @@ def judge(
         assert where == (verdict.call_index, verdict.limit_index), context
         if isinstance(verdict, LimitExceededError):
             assert (error[1]["amount"], error[1]["left"]) == (verdict.amount, verdict.left), context
+    elif isinstance(verdict, CallRefusedError) and use and verdict.reason == "NoPermission":
+        assert error is None and module_data == 1, context
     elif isinstance(verdict, CallRefusedError):
         assert error is not None and error[0] == verdict.reason, context
         assert error[1]["callIndex"] == verdict.call_index, context
@@ -209,8 +220,8 @@ def test_limits_beside_rules_agree_with_the_module(setup) -> None:
 
     @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(case=cases())
-    def run(case: tuple[Session, LocalSigner, UserOperation, int | None]) -> None:
-        session, signer, op, at = case
+    def run(case: tuple[Session, LocalSigner, UserOperation, int | None, bool]) -> None:
+        session, signer, op, at, use = case
         op = op.replace(sender=account)
         try:
             module.enableSession.transact(session.as_abi(), sender=account)
@@ -225,7 +236,7 @@ def test_limits_beside_rules_agree_with_the_module(setup) -> None:
             raise
         session_id = session.session_id(account, int(module.epochOf(account)))
         try:
-            name = judge(chain, module, account, session, session_id, signer, op, at)
+            name = judge(chain, module, account, session, session_id, signer, op, at, use)
             seen[name] = seen.get(name, 0) + 1
         finally:
             module.revokeSession.transact(session_id, sender=account)

@@ -113,7 +113,7 @@ def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, se
     the first session's own) get the same verdict from the module and from the second session's checker."""
     module, account, chain = setup
     signer = LocalSigner(keccak(b"keyscope regrants key %d" % next(_keys)))
-    old, _, old_op, old_at = first
+    old, _, old_op, old_at, _ = first
     old = old.model_copy(update={"session_key": signer.address})
     new = second[0][0].model_copy(update={"session_key": signer.address})
     old_id = _enable(module, account, old)
@@ -134,9 +134,11 @@ def test_a_key_granted_again_is_judged_by_its_new_session_alone(setup, first, se
         return
     try:
         # the second session's operations, then the first's (drawn for its rules, limits and paymasters)
-        judged = [(op, at) for _, _, op, at in second] + [(old_op, old_at)]
-        for op, at in judged:
-            TALLY[judge(chain, module, account, new, new_id, signer, op.replace(sender=account), at)] += 1
+        judged = [(op, at, use) for _, _, op, at, use in second] + [(old_op, old_at, False)]
+        for op, at, use in judged:
+            TALLY[
+                judge(chain, module, account, new, new_id, signer, op.replace(sender=account), at, use)
+            ] += 1
     finally:
         module.revokeSession.transact(new_id, sender=account)
 
