@@ -14,7 +14,14 @@ ruled members at and beside the rules' values:
 * the module's verdict (``requireValidSignature``) on the signature a leaked session key makes of the same
   contents under the message's own domain and type: the same;
 * where the module reads words an EIP-712 encoder never makes (a word dirty for its type, its frame's hash carried
-  up to the contents hash), the SDK's judgement of those very words (``check_words``) against the module's.
+  up to the contents hash), the SDK's judgement of those very words (``check_words``) against the module's;
+* now and then the typed data names the account or the module as its verifying contract, which then asks: the SDK
+  refuses to sign for it (``refuse_forbidden_verifier``), the module refuses the signature
+  (``SignatureSenderForbidden``), whatever the contents.
+
+A fifth of the signatures (typed data and sign-in) are forged: the header names the session's key, another key
+signs. The module judges the contents first, so it refuses a forged signature for the SDK's reason when the SDK
+refuses, and otherwise with ``InvalidSessionSignature``.
 
 Each sign-in example grants websites of any spelling RFC 3986 allows and judges messages whose first line is a
 granted website respelled (case, scheme, port, spaces, look-alike letters) and whose second line is the account in
@@ -22,8 +29,8 @@ any spelling, or not.
 
 The account is a development account of a fresh anvil of this file's own (the module is ape's build of its source,
 on a node that runs it natively) that enables its sessions itself (the module keys storage by its caller); the
-verifier asking is the zero address, as an ``eth_call`` without a sender is. ``KEYSCOPE_FUZZ=deep`` runs many
-more examples than the default ("ci").
+verifier asking is the zero address, as an ``eth_call`` without a sender is (but for the verifying contracts above).
+``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci").
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ from eth_utils import keccak
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from keyscope.artifacts import ENTRY_POINT_V07
 from keyscope.erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
 from keyscope.errors import BadInputError
+from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
 from keyscope.message_signing import SignatureRefusedError, check_sign_in, check_typed_data, check_words
 from keyscope.revert import decode_revert
@@ -56,6 +65,7 @@ from keyscope.session import (
     rule_words,
 )
 from keyscope.signing import LocalSigner
+from keyscope.signing_checks import refuse_forbidden_verifier
 from keyscope.typed_data import (
     Field,
     Frames,
@@ -84,6 +94,10 @@ ZERO = "0x" + "00" * 20
 FAR = 10**6
 """Seconds between the chain's time and a closed window's edge: no block time rounding decides a verdict."""
 REQUIRE_VALID_SIGNATURE = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
+STRANGER = LocalSigner(keccak(b"keyscope signing differential stranger"))
+"""The key that makes forged signatures: it holds no session."""
+FORGED = ("InvalidSessionSignature", None, None)
+"""The module's verdict on a forged signature of contents it would take."""
 TALLY: Counter[str] = Counter()
 
 # -- contents types -----------------------------------------------------------------------------------------------
@@ -470,11 +484,13 @@ class Chain:
         )
         return account, session.session_id(account, int(self.module.epochOf(account)))
 
-    def verdict(self, account: str, hash_: bytes, body: bytes) -> tuple[str | None, dict[str, Any]]:
-        """The module's refusal of ``body`` for ``hash_`` asked by the zero address (None: valid), with its
-        arguments."""
+    def verdict(
+        self, account: str, hash_: bytes, body: bytes, sender: str = ZERO
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The module's refusal of ``body`` for ``hash_`` asked by ``sender`` (the zero address by default; None:
+        valid), with its arguments."""
         data = REQUIRE_VALID_SIGNATURE + abi_encode(
-            ["address", "address", "bytes32", "bytes"], [account, ZERO, hash_, body]
+            ["address", "address", "bytes32", "bytes"], [account, sender, hash_, body]
         )
         tx = {"from": account, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
@@ -497,6 +513,8 @@ REACHED = (
     "typed data: SigningNotGranted",
     "typed data: SignatureOutsideWindow",
     "typed data: SignedRuleViolated",
+    "typed data: SignatureSenderForbidden",
+    "typed data: InvalidSessionSignature",
     "dirty words: signed",
     "dirty words: SignedNonCanonical",
     "dirty words: SignedRuleViolated",
@@ -504,6 +522,7 @@ REACHED = (
     "sign-in: SignInNotGranted",
     "sign-in: SignInAccountMismatch",
     "sign-in: SignatureOutsideWindow",
+    "sign-in: InvalidSessionSignature",
 )
 """The verdicts a run of the whole module must compare at least once each. Rarer ones (a rule past the contents,
 ContentsTooShort; a message granted under another permission of its type) are counted and printed: how often
@@ -534,6 +553,21 @@ def evm(project) -> Iterator[Chain]:
 
 
 _keys = itertools.count()
+
+
+def grant_of(evm: Chain, session: Session, account: str) -> SessionGrant:
+    """The grant record of ``session``, enabled on chain by ``account``."""
+    epoch = int(evm.module.epochOf(account))
+    return SessionGrant(
+        session=session,
+        account=account,
+        module=evm.module.address,
+        chain_id=evm.chain_id,
+        entry_point=ENTRY_POINT_V07,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch),
+        how="onchain",
+    )
 
 
 def fresh_key() -> LocalSigner:
@@ -571,6 +605,13 @@ def module_terms(decoded: tuple[str | None, dict[str, Any]]) -> tuple[str | None
     return name, args.get("permissionIndex"), args.get("ruleIndex")
 
 
+def forged_verdict(
+    sdk: tuple[str | None, int | None, int | None], forged: bool
+) -> tuple[str | None, int | None, int | None]:
+    """The module's verdict the SDK's ``sdk`` predicts for a signature made by the key (or, ``forged``, by another)."""
+    return FORGED if forged and sdk[0] is None else sdk
+
+
 def agree(
     sdk: tuple[str | None, int | None, int | None], module: tuple[str | None, int | None, int | None]
 ) -> bool:
@@ -584,10 +625,17 @@ def agree(
 
 
 def typed_signature(
-    evm: Chain, key: LocalSigner, account: str, session_id: bytes, typed: TypedData, frames: Frames
+    evm: Chain,
+    key: LocalSigner,
+    account: str,
+    session_id: bytes,
+    typed: TypedData,
+    frames: Frames,
+    forged: bool = False,
 ) -> tuple[bytes, bytes]:
     """A leaked session key's signature of the contents ``frames`` (words of any kind) under the message's own
-    domain and type, and the hash a verifier asks about for those words."""
+    domain and type (``forged``: made by STRANGER, the header naming the key all the same), and the hash a verifier
+    asks about for those words."""
     contents_hash = keccak(typed.type_hash + b"".join(frames.words[: frames.sizes[0]]))
     separator = typed.domain_separator
     signed = typed_data_sign_hash(
@@ -599,7 +647,7 @@ def typed_signature(
         chain_id=evm.chain_id,
         module=evm.module.address,
     )
-    header = Signer(key.address, session_id).header(key.sign_hash(signed), None)
+    header = Signer(key.address, session_id).header((STRANGER if forged else key).sign_hash(signed), None)
     body = encode_typed_data_signature(header, separator, typed.type_hash, frames)
     return keccak(b"\x19\x01" + separator + contents_hash), body
 
@@ -651,7 +699,28 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
                 "domain": domain,
                 "message": message,
             }
+            asker = ZERO
+            if data.draw(st.integers(0, 7), label="asked by the account or the module") == 7:
+                asker = data.draw(st.sampled_from([account, evm.module.address]))
+                typed_data["domain"] = {**domain, "verifyingContract": asker}
             typed = TypedData(typed_data)
+            if asker != ZERO:  # the SDK signs nothing for it; the module refuses whatever the contents
+                refused = sdk_verdict(
+                    refuse_forbidden_verifier, grant_of(evm, session, account), typed, index
+                )
+                hash_, body = typed_signature(
+                    evm,
+                    key,
+                    account,
+                    session_id,
+                    typed,
+                    typed.frames(nested_frames(grant.primary, typed.types, grant.permission.nested)),
+                )
+                remote = module_terms(evm.verdict(account, hash_, body, asker))
+                TALLY[f"typed data: {refused[0] or 'signed'}"] += 1
+                assert refused[0] == remote[0] == "SignatureSenderForbidden", (typed_data, refused, remote)
+                continue
+            forged = data.draw(st.integers(0, 4), label="forged") == 0
             local = sdk_verdict(check_typed_data, session, typed_data, session_id=sid, now=now)
             granted = local[0] not in ("SigningNotGranted",)
             found = made[local[1]] if local[1] is not None else None
@@ -659,11 +728,12 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
             frames = typed.frames(
                 nested_frames(grant.primary, typed.types, permission.nested if permission else ())
             )
-            hash_, body = typed_signature(evm, key, account, session_id, typed, frames)
+            hash_, body = typed_signature(evm, key, account, session_id, typed, frames, forged)
             remote = module_terms(evm.verdict(account, hash_, body))
-            TALLY[f"typed data: {local[0] or 'signed'}"] += 1
-            event(f"typed data: {local[0] or 'signed'}")
-            assert agree(local, remote), (
+            expected = forged_verdict(local, forged)
+            TALLY[f"typed data: {expected[0] or 'signed'}"] += 1
+            event(f"typed data: {expected[0] or 'signed'}")
+            assert agree(expected, remote), (
                 f"permissions {[g.permission for g in made]}, a message of permission {index}'s type: {typed_data}: "
                 f"the SDK says {local}, the module {remote}"
             )
@@ -675,8 +745,9 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
                 continue
             words, paths = changed
             raw = sdk_verdict(check_words, session, local[1], words, session_id=sid)
-            hash_, body = typed_signature(evm, key, account, session_id, typed, words)
+            hash_, body = typed_signature(evm, key, account, session_id, typed, words, forged)
             remote = module_terms(evm.verdict(account, hash_, body))
+            raw = forged_verdict(raw, forged)
             TALLY[f"dirty words: {raw[0] or 'signed'}"] += 1
             event(f"dirty words: {raw[0] or 'signed'}")
             assert agree(raw, remote), (
@@ -791,15 +862,17 @@ def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
     sid = "0x" + session_id.hex()
     for _ in range(SIGN_INS):
         message = data.draw(sign_in_texts(websites, account), label="message")
+        forged = data.draw(st.integers(0, 4), label="forged") == 0
         local = sdk_verdict(check_sign_in, session, message, account=account, session_id=sid, now=now)
         newline = message.find(b"\n")
         first_line = newline + 1 if newline >= 0 else len(message)
         signed = personal_sign_hash(
             message, account=account, chain_id=evm.chain_id, module=evm.module.address
         )
-        header = Signer(key.address, session_id).header(key.sign_hash(signed), None)
+        header = Signer(key.address, session_id).header((STRANGER if forged else key).sign_hash(signed), None)
         body = encode_sign_in_signature(header, message, first_line)
         remote = module_terms(evm.verdict(account, eip191_hash(message), body))
+        local = forged_verdict(local, forged)
         TALLY[f"sign-in: {local[0] or 'signed'}"] += 1
         event(f"sign-in: {local[0] or 'signed'}")
         assert agree(local, remote), (
