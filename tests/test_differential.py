@@ -14,7 +14,10 @@ Each case must agree: the checker accepts exactly when the module returns valida
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
 accepts ``now`` exactly when the checker does (and the window EntryPoint v0.8 applies, when a checker made for v0.8
 does), and when both refuse, the module's custom error is the
-checker's reason, for the same call, permission and rule (or the same cost and cap).
+checker's reason, for the same call, permission and rule (or the same cost and cap). The SDK's other readers of
+callData agree too: ``decode_execute`` (which the co-signer service and the sponsor policy judge operations by)
+takes apart exactly the callData whose encoding the module accepts, and the checker's verdict on the calls it finds
+(``check_calls``) is its verdict on the whole operation, but for the gas cost, which only the operation carries.
 
 The inputs cover what a target could read otherwise than the module judges it: rules typed with every kind of
 ABI type (uintN, intN, bytesN, bool, address, the 256-bit word) under every condition, with calldata words
@@ -49,7 +52,7 @@ from keyscope.errors import (
     SessionNotYetValidError,
     SessionRevokedError,
 )
-from keyscope.execution import Call, ExecuteDecodeError, encode_execute
+from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
 from keyscope.hashing import EIP7702_INIT_CODE
 from keyscope.hexutil import keccak, to_address
 from keyscope.policy import Policy, arg, parse_signature
@@ -361,6 +364,46 @@ def assert_agree_v08(case: Case, category: str) -> None:
         assert isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)), case
 
 
+def decoded_calls(case: Case) -> tuple[Call, ...] | None:
+    """The calls ``decode_execute`` finds in the case's callData (None: it refuses it), which must be callData whose
+    encoding the module accepts: a refusal of the module's encoding checks is one of decode_execute's, and callData
+    decode_execute refuses is refused by the module (its encoding, or a call before the fault)."""
+    name = case.module.error[0] if case.module.error else None
+    try:
+        calls = decode_execute(case.op.call_data).calls
+    except ExecuteDecodeError:
+        assert name is not None or case.module.data == SIG_VALIDATION_FAILED, case
+        return None
+    assert name not in EXECUTE_REVERTS, case
+    return calls
+
+
+def assert_calls_agree(checker: PolicyChecker, case: Case, calls: tuple[Call, ...]) -> None:
+    """``check_calls`` on the calls ``decode_execute`` found judges them as ``check_operation`` judged the whole
+    operation (``case.verdict``): the same refusal (reason, call, permission, rule) or the same validation data; where
+    the operation's gas cost was refused, the calls pass the policy (only an operation carries a gas cost)."""
+    verdict = case.verdict
+    if isinstance(verdict, InitCallRefusedError):  # the calls carry no initCode
+        return
+    try:
+        judged: CheckResult | Exception = checker.check_calls(calls, now=case.now, revoked=case.revoked)
+    except REFUSALS as error:
+        judged = error
+    if isinstance(verdict, GasCostTooHighError):
+        assert isinstance(judged, (CheckResult, SessionExpiredError, SessionNotYetValidError)), (case, judged)
+        return
+    assert type(judged) is type(verdict), (case, judged)
+    if isinstance(verdict, CheckResult):
+        assert isinstance(judged, CheckResult) and judged.validation_data == verdict.validation_data, (
+            case,
+            judged,
+        )
+    if isinstance(verdict, CallRefusedError):
+        assert isinstance(judged, CallRefusedError), (case, judged)
+        terms = ("reason", "call_index", "permission_index", "rule_index", "actual")
+        assert [getattr(judged, t) for t in terms] == [getattr(verdict, t) for t in terms], (case, judged)
+
+
 def window_probes(session: Session) -> list[int]:
     """Moments around the session's window ends, where the EntryPoint's inequalities matter."""
     moments = {0, T0, 2**48 - 1}
@@ -393,12 +436,18 @@ def run_case(
     v08 = PolicyChecker(
         checker.session, checker.account, checker.module, session_id=checker.session_id, opens_after=True
     )
+    calls: tuple[Call, ...] | None = ()
     for now in window_probes(checker.session):
         try:
             verdict: CheckResult | Exception = checker.check_operation(op, now=now, revoked=revoked)
         except REFUSALS as error:
             verdict = error
-        category = assert_agree(Case(checker.session, op, with_key, revoked, now, verdict, module, forged))
+        case = Case(checker.session, op, with_key, revoked, now, verdict, module, forged)
+        category = assert_agree(case)
+        if calls == ():  # once per operation: the first moment
+            calls = decoded_calls(case)
+            if calls is not None:
+                assert_calls_agree(checker, case, calls)
         if category == "forged signature":  # no window to compare
             policy = category
             continue
