@@ -436,15 +436,15 @@ def dirtied(draw: st.DrawFn, grant: Grant, frames: Frames) -> tuple[Frames, list
     if draw(st.booleans()):
         chosen.append(draw(st.sampled_from(candidates)))
     changed = []
-    indices = []
     for w in chosen:
         new = dirty(draw, w.kind, words[w.index])
         if new is not None:
             words[w.index] = new
             changed.append(".".join(w.path))
-            indices.append(w.index)
     if not changed:
         return None
+    # the words that differ now (a word made dirty twice may be back as it was)
+    indices = [i for i, word in enumerate(frames.words) if int.from_bytes(word, "big") != words[i]]
     starts = list(itertools.accumulate(frames.sizes, initial=0))
     stale = [k for k in range(1, len(frames.sizes)) if any(starts[k] <= i < starts[k + 1] for i in indices)]
     if stale and keccak(words[indices[0]].to_bytes(32, "big"))[0] % 2 == 0:  # half, drawing nothing more
