@@ -236,6 +236,7 @@ class LimitMachine(RuleBasedStateMachine):
         except (LimitError, GasCostTooHighError, SessionExpiredError, SessionNotYetValidError) as refused:
             verdict = refused
         self._agree(verdict, module_data, error)
+        self._calls_agree(calls, at, verdict)
         if module_data is not None and entry_point_in_window(module_data, self.now):
             TALLY["counted on chain"] += 1
             self.chain.send(self.account, self.module.address, data_)
@@ -278,6 +279,31 @@ class LimitMachine(RuleBasedStateMachine):
             return
         assert module_data == verdict.validation_data, context
         assert entry_point_in_window(module_data, self.now), context
+
+    def _calls_agree(self, calls: list[Call], at: int | None, verdict: Any) -> None:
+        """``check_calls`` on the operation's calls counts them as ``check_operation`` counted the operation: the
+        same refusal or the same validation data and counters, where nothing but the operation's gas decides (no GAS
+        limit, and its gas cost not refused: only an operation carries a gas cost)."""
+        session = self.session
+        assert session is not None and self.checker is not None
+        if isinstance(verdict, GasCostTooHighError) or any(x.kind == LimitKind.GAS for x in session.limits):
+            return
+        try:
+            judged: Any = self.checker.check_calls(calls, now=self.now, counters=self.counters, at=at)
+        except (LimitError, SessionExpiredError, SessionNotYetValidError) as refused:
+            judged = refused
+        context = f"session {self.session!r}\ncalls {calls}, at {at}\ncheck_operation {verdict!r}\ncheck_calls {judged!r}"
+        assert type(judged) is type(verdict), context
+        if isinstance(verdict, LimitError):
+            terms = ("reason", "call_index", "limit_index", "amount", "left")
+            assert [getattr(judged, t, None) for t in terms] == [getattr(verdict, t, None) for t in terms], (
+                context
+            )
+        elif not isinstance(verdict, (SessionExpiredError, SessionNotYetValidError)):
+            assert (judged.validation_data, judged.counters) == (verdict.validation_data, verdict.counters), (
+                context
+            )
+        TALLY["check_calls agrees"] += 1
 
     def teardown(self) -> None:
         """Revoke the example's session: the account holds at most 256 live permissions, and a deep run grants more
