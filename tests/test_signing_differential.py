@@ -21,9 +21,10 @@ ruled members at and beside the rules' values:
   refuses to sign for it (``refuse_forbidden_verifier``), the module refuses the signature
   (``SignatureSenderForbidden``), whatever the contents.
 
-A fifth of the typed-data messages and sign-in messages are signed forged: the header names the session's key, another key
-signs. The module judges the contents first, so it refuses a forged signature for the SDK's reason when the SDK
-refuses, and otherwise with ``InvalidSessionSignature``.
+A fifth of the typed-data and sign-in messages are signed forged: the header names the session's key, another key
+signs (for a sign-in session granted with a co-signer, a third of them, another key makes the co-signature). The
+module judges the contents first, so it refuses a forged signature for the SDK's reason when the SDK refuses, and
+otherwise with ``InvalidSessionSignature`` (``InvalidCoSignature``).
 
 Each sign-in example grants websites of any spelling RFC 3986 allows and judges messages whose first line is a
 granted website respelled (case, scheme, port, spaces, look-alike letters) and whose second line is the account in
@@ -51,7 +52,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from keyscope.artifacts import ENTRY_POINT_V07
-from keyscope.erc1271 import Signer, encode_sign_in_signature, encode_typed_data_signature
+from keyscope.erc1271 import Signer, co_sign_digest, encode_sign_in_signature, encode_typed_data_signature
 from keyscope.errors import BadInputError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
@@ -98,6 +99,8 @@ FAR = 10**6
 REQUIRE_VALID_SIGNATURE = keccak(b"requireValidSignature(address,address,bytes32,bytes)")[:4]
 STRANGER = LocalSigner(keccak(b"keyscope signing differential stranger"))
 """The key that makes forged signatures: it holds no session."""
+CO_SIGNER = LocalSigner(keccak(b"keyscope signing differential co-signer"))
+"""The co-signer of the sign-in sessions granted with one."""
 FORGED = ("InvalidSessionSignature", None, None)
 """The module's verdict on a forged signature of contents it would take."""
 TALLY: Counter[str] = Counter()
@@ -540,8 +543,9 @@ REACHED = (
     "sign-in: SignatureOutsideWindow",
 )
 """The verdicts a run of the whole module must compare at least once each. Rarer ones (a rule past the contents,
-ContentsTooShort; a message granted under another permission of its type; a forged sign-in signature; a dirty word
-of a nested frame whose hash was not carried up, NestedStructMismatch) are counted and printed: how often Hypothesis
+ContentsTooShort; a message granted under another permission of its type; a forged sign-in signature or
+co-signature; a dirty word of a nested frame whose hash was not carried up, NestedStructMismatch) are counted and
+printed: how often Hypothesis
 reaches them depends on the constants it mines from the modules a run imports."""
 
 
@@ -872,15 +876,21 @@ def sign_in_texts(draw: st.DrawFn, websites: list[str], account: str) -> bytes:
 @given(data=st.data())
 def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
     """Sign-in messages for random granted websites, their first lines respelled and their address lines in any
-    spelling: the SDK's verdict is the module's, reason and permission."""
+    spelling: the SDK's verdict is the module's, reason and permission. A third of the sessions have a co-signer
+    (signatures then carry its co-signature, which a forged one makes with another key: InvalidCoSignature)."""
     websites = data.draw(
         st.lists(st.sampled_from(WEBSITES), min_size=1, max_size=3, unique=True), label="granted"
     )
     now = evm.now()
     valid_after, valid_until = data.draw(st.composite(lambda draw: window(draw, now))(), label="window")
     key = fresh_key()
+    co_signed = int(key.address, 16) % 3 == 0  # a third of the sessions, drawing nothing more
     session = Session(
-        session_key=key.address, sign_in=tuple(websites), valid_after=valid_after, valid_until=valid_until
+        session_key=key.address,
+        sign_in=tuple(websites),
+        valid_after=valid_after,
+        valid_until=valid_until,
+        co_signer=CO_SIGNER.address if co_signed else None,
     )
     account, session_id = evm.enable(session)
     sid = "0x" + session_id.hex()
@@ -893,10 +903,19 @@ def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
         signed = personal_sign_hash(
             message, account=account, chain_id=evm.chain_id, module=evm.module.address
         )
-        header = Signer(key.address, session_id).header((STRANGER if forged else key).sign_hash(signed), None)
+        # forged: the key's signature by another key, or for a co-signed session the co-signature
+        co_forged = forged and co_signed
+        signature = (STRANGER if forged and not co_forged else key).sign_hash(signed)
+        co_signature = None
+        if co_signed:
+            digest = co_sign_digest(session_id, signed, chain_id=evm.chain_id, module=evm.module.address)
+            co_signature = (STRANGER if co_forged else CO_SIGNER).sign_hash(digest)
+        header = Signer(key.address, session_id, co_signed, co_signed).header(signature, co_signature)
         body = encode_sign_in_signature(header, message, first_line)
         remote = module_terms(evm.verdict(account, eip191_hash(message), body))
         local = forged_verdict(local, forged)
+        if co_forged and local == FORGED:
+            local = ("InvalidCoSignature", None, None)
         TALLY[f"sign-in: {local[0] or 'signed'}"] += 1
         event(f"sign-in: {local[0] or 'signed'}")
         assert agree(local, remote), (
