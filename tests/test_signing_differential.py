@@ -720,7 +720,7 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
                 "message": message,
             }
             # which messages are asked about by the account or the module, and which are forged, follows from the
-            # message (drawing nothing more, so that the examples stay the ones drawn before these were added)
+            # message, drawing nothing more: the strategies draw what they drew before these were added
             lot = keccak(repr(typed_data).encode())
             asker = ZERO
             if lot[0] % 8 == 0:
