@@ -1,0 +1,843 @@
+"""Signed session operations mutated byte by byte, judged by what the account then did.
+
+The differential fuzzing (``tests/test_differential*.py``) proves the SDK's checker equal to the module on
+structured inputs; it trusts both models of an operation. Here neither is trusted: a leaked session key sends any
+bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0
+and the ERC-7579 reference account), on one anvil with the real EntryPoint v0.7:
+
+* **Set-up**: the session module installed at the account's creation with one session the SDK builds (as a dapp
+  asks for it): three permissions on a recorder (``contracts/test/EffectRecorder.sol``, which logs the caller, the
+  value and the whole calldata of every call it receives): ``pay(address to, uint256 amount, bytes memo)`` with a
+  ``ONE_OF`` on ``to``, an ``IN_RANGE`` and a ``NOT_EQUAL`` on ``amount``, a value limit and a lifetime count of
+  3 calls; ``setTier(uint8 tier, bool flag, address who)`` with four rules of four conditions and no value; and
+  plain transfers of at most 0.0001 ether. A window, the default gas cap. A second recorder the grant does not name;
+  the account holds 10 ether.
+* **Seeds**: operations the SDK encodes and the session key signs (single calls, batches, values at their limits,
+  the count limit used up, a batch of exec type try), each accepted and executed.
+* **Mutations** (hypothesis draws one family per example, then one or two edits): the ``callData``'s bits
+  flipped, its ABI offset and length words overwritten with neighbouring values, bytes inserted or deleted, a
+  segment spliced from another seed or from a call the grant forbids, its execution mode swapped, data appended;
+  the ``signature``'s bytes edited; the nonce key edited; a ``paymasterAndData`` or an ``initCode`` added. Except
+  for the signature family, the session key then signs the mutated operation (the SDK's hashing), as a leaked
+  key can: the signature check is not what stops it.
+* **Oracle** (plain Python from the grant's definition, neither the SDK's checker nor the module): the operation
+  is simulated (``handleOps`` as a traced ``eth_call``); if the EntryPoint would run it, it is sent. Once included,
+  every call the account made during its execution (the transaction's call trace, frames that were not rolled
+  back) and every log of the two recorders is judged: a granted target and selector, arguments that meet every
+  rule as the target's Solidity decoder reads them (``eth_abi`` on the recorded calldata), values within the value
+  limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
+  own code, the block inside the window; and the native value that left the account (its balance and its
+  EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it.
+
+Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
+before the module, refused in the module's validation, refused after it, included and reverted, included and
+succeeded) is printed, and every family but the ``initCode`` one must reach the module's validation at least
+once: the fuzzer is not only producing bytes the EntryPoint's or the account's decoding rejects. (An ``initCode``
+on a deployed account is refused by the EntryPoint before any validation, ``AA10``: the test asserts exactly that.)
+
+``KEYSCOPE_FUZZ=deep`` runs ten times more examples per account kind.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keyscope.accounts import AccountKind, KeyscopeAccountKind, create_account_data
+from keyscope.chain import RpcChain
+from keyscope.entrypoint import encode_handle_ops
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak, to_address
+from keyscope.local.deploy import deploy_entry_point
+from keyscope.policy import Policy, arg
+from keyscope.session import SESSION_ABI_TYPE, Session
+from keyscope.signing import LocalSigner
+from keyscope.userop import PackedUserOperation, UserOperation
+from support.accounts import AccountContracts, deploy_accounts
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.fuzz import DEEP, ON_CHAIN
+
+ETHER = 10**18
+T = TypeVar("T")
+ALICE = to_address(keccak(b"keyscope effects alice")[12:])
+BOB = to_address(keccak(b"keyscope effects bob")[12:])
+ATTACKER = to_address(keccak(b"keyscope effects attacker")[12:])
+ZERO = "0x" + "00" * 20
+PAY = keccak(b"pay(address,uint256,bytes)")[:4]
+SET_TIER = keccak(b"setTier(uint8,bool,address)")[:4]
+NOTE = keccak(b"note(uint256)")[:4]
+PAY_VALUE_LIMIT = 10**15
+TRANSFER_VALUE_LIMIT = 10**14
+PAY_CALLS = 3
+AMOUNT_LOW, AMOUNT_HIGH, AMOUNT_NOT = 1, 1000, 7
+TIER_LOW, TIER_HIGH = 1, 5
+VALIDATE_USER_OP = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+)[:4]
+SEEN = keccak(b"Seen(address,uint256,bytes)")
+USER_OPERATION_EVENT = keccak(b"UserOperationEvent(bytes32,address,address,uint256,bool,uint256,uint256)")
+FAILED_OP = keccak(b"FailedOp(uint256,string)")[:4]
+FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
+BALANCE_OF = keccak(b"balanceOf(address)")[:4]
+KINDS = ("keyscope", "kernel", "nexus", "msa")
+FAMILIES = (
+    "flip bits",
+    "offset or length word",
+    "insert bytes",
+    "delete bytes",
+    "splice",
+    "execution mode",
+    "trailing data",
+    "signature",
+    "nonce key",
+    "paymasterAndData",
+    "initCode",
+)
+CALL_DATA_FAMILIES = FAMILIES[:7]
+OUTCOMES = (
+    "refused before the module",
+    "refused in the module's validation",
+    "refused after the module's validation",
+    "included, execution reverted",
+    "included, execution succeeded",
+)
+
+
+class Draw(Protocol):
+    """Hypothesis's ``data.draw``."""
+
+    def __call__(self, strategy: st.SearchStrategy[T], label: object = None) -> T: ...
+
+
+EXAMPLES = 600 if DEEP else 60
+TALLIES: dict[str, Counter[tuple[str, str]]] = {}
+"""Per account kind, (family, outcome): how many examples, for the report."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The grant, as its definition reads (the oracle's side: no SDK checker, no module)
+# --------------------------------------------------------------------------------------------------
+
+
+def grant_permissions(recorder: str) -> list[Any]:
+    """The session's permissions, built with the SDK's policy builder as a dapp asks for them."""
+    return [
+        Policy.call(
+            recorder,
+            "pay(address to,uint256 amount,bytes memo)",
+            rules=[
+                arg("to").one_of(ALICE, BOB),
+                arg("amount").in_range(AMOUNT_LOW, AMOUNT_HIGH),
+                arg("amount") != AMOUNT_NOT,
+            ],
+            value_limit=PAY_VALUE_LIMIT,
+            calls=PAY_CALLS,
+        ),
+        Policy.call(
+            recorder,
+            "setTier(uint8 tier,bool flag,address who)",
+            rules=[
+                arg("tier") >= TIER_LOW,
+                arg("tier") <= TIER_HIGH,
+                arg("flag") == True,  # noqa: E712 (a rule on the argument, not a truth test)
+                arg("who") != ZERO,
+            ],
+        ),
+        Policy.transfer(recorder, value_limit=TRANSFER_VALUE_LIMIT),
+    ]
+
+
+def judge_call(recorder: str, to: str, value: int, data: bytes) -> str | None:
+    """Why a call the account made with ``value`` wei and ``data`` to ``to`` is outside the grant (every reason,
+    joined), or None when the grant allows it: the arguments as the target's Solidity decoder reads them (eth_abi
+    on the calldata)."""
+    if to.lower() != recorder.lower():
+        return f"a call to {to}, which the grant does not name"
+    why: list[str] = []
+    if not data:
+        if value > TRANSFER_VALUE_LIMIT:
+            why.append(f"a transfer of {value} wei")
+    elif data[:4] == PAY:
+        try:
+            payee, amount, _memo = abi_decode(["address", "uint256", "bytes"], data[4:], strict=False)
+        except Exception as error:  # the target ran it, so its decoder read it: ours must too
+            return f"pay calldata eth_abi cannot read ({error})"
+        if to_address(payee) not in (ALICE, BOB):
+            why.append(f"pay to {to_address(payee)}")
+        if not AMOUNT_LOW <= amount <= AMOUNT_HIGH or amount == AMOUNT_NOT:
+            why.append(f"pay of amount {amount}")
+        if value > PAY_VALUE_LIMIT:
+            why.append(f"pay carrying {value} wei")
+    elif data[:4] == SET_TIER:
+        try:
+            tier, flag, who = abi_decode(["uint8", "bool", "address"], data[4:], strict=False)
+        except Exception as error:
+            return f"setTier calldata eth_abi cannot read ({error})"
+        if not TIER_LOW <= tier <= TIER_HIGH or flag is not True or to_address(who) == ZERO:
+            why.append(f"setTier({tier}, {flag}, {to_address(who)})")
+        if value:
+            why.append(f"setTier carrying {value} wei")
+    else:
+        why.append(f"calldata 0x{data.hex()} (no granted selector)")
+    return "; ".join(why) or None
+
+
+# --------------------------------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------------------------------
+
+
+class _MiningNode:
+    """The anvil's JSON-RPC for the account deployments of ``support.accounts`` (which wait for receipts): each
+    transaction is mined as it is sent, since the file's anvil does not mine by itself."""
+
+    def __init__(self, chain: AnvilChain) -> None:
+        self._chain = chain
+
+    def request(self, method: str, params: list[Any] | None = None) -> Any:
+        answer = self._chain.rpc.request(method, params or [])
+        if method == "eth_sendTransaction":
+            self._chain.rpc.request("evm_mine")
+        return answer
+
+
+@dataclass(frozen=True)
+class _Deployer:
+    address: str
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """What :func:`support.accounts.deploy_accounts` asks of a local stack: its node, deployer and EntryPoint."""
+
+    node: _MiningNode
+    deployer: _Deployer
+    entry_point: str
+
+
+@dataclass
+class Stage:
+    """One account kind's account, its session key, its recorders and its seeds."""
+
+    name: str
+    kind: AccountKind
+    account: str
+    key: LocalSigner
+    owner: LocalSigner
+    recorder: str
+    stranger: str
+    session: Session
+    seeds: list[UserOperation] = field(default_factory=list)
+    own_code: set[str] = field(default_factory=set)
+    """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
+
+
+@dataclass
+class Chain:
+    """The file's anvil with the EntryPoint, the module, and one :class:`Stage` per account kind."""
+
+    anvil: AnvilChain
+    entry_point: str
+    module: str
+    submitter: str
+    stages: dict[str, Stage]
+    snapshot: str = ""
+
+    @property
+    def rpc(self) -> Any:
+        return self.anvil.rpc
+
+    def hash(self, op: PackedUserOperation) -> bytes:
+        return user_op_hash_v07(op, self.entry_point, self.anvil.chain_id)
+
+    def handle_ops(self, op: PackedUserOperation) -> bytes:
+        return encode_handle_ops([op], self.submitter)
+
+    def restore(self) -> None:
+        """The chain back as it was set up."""
+        assert self.rpc.request("evm_revert", [self.snapshot])
+        self.snapshot = self.rpc.request("evm_snapshot")
+
+    def native(self, account: str) -> int:
+        """The account's balance and its EntryPoint deposit."""
+        balance = int(self.rpc.request("eth_getBalance", [account, "latest"]), 16)
+        deposit = self.anvil.call(
+            {"to": self.entry_point, "data": "0x" + (BALANCE_OF + abi_encode(["address"], [account])).hex()}
+        )
+        return balance + int(deposit, 16)
+
+
+def _deploy(anvil: AnvilChain, init_code: bytes) -> str:
+    receipt = anvil.send(anvil.accounts[0], None, init_code)
+    return to_address(receipt["contractAddress"])
+
+
+def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) -> str:
+    """The account created by its factory, called from the deployer (the owner signs nothing here)."""
+    anvil.send(anvil.accounts[0], factory, factory_data)
+    assert len(anvil.rpc.request("eth_getCode", [address, "latest"])) > 2, address
+    return address
+
+
+def _stage(
+    name: str,
+    anvil: AnvilChain,
+    project: Any,
+    module: str,
+    keyscope_factory: AnvilContract,
+    vendors: AccountContracts,
+) -> Stage:
+    """The account of kind ``name`` with the module installed at creation, its session enabled by the install."""
+    recorder = anvil.deploy(project.EffectRecorder).address
+    stranger = anvil.deploy(project.EffectRecorder).address
+    key = LocalSigner(keccak(f"keyscope effects session key {name}".encode()))
+    now = int(anvil.rpc.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    session = Session(
+        session_key=key.address,
+        valid_after=now - 60,
+        valid_until=now + 30 * 86400,
+        max_gas_cost=5 * 10**16,
+        salt=1,
+        permissions=tuple(grant_permissions(recorder)),
+    )
+    install = abi_encode([f"{SESSION_ABI_TYPE}[]"], [[session.as_abi()]])
+    owner = LocalSigner(keccak(f"keyscope effects owner {name}".encode()))
+    modules = [(1, module, install)]
+    kind: AccountKind
+    if name == "keyscope":
+        kind = KeyscopeAccountKind()
+        address = to_address(keyscope_factory.getAddress(owner.address, [tuple(m) for m in modules], 0))
+        account = _create(
+            anvil, keyscope_factory.address, create_account_data(owner.address, modules, 0), address
+        )
+    else:
+        kind = vendors.kind(name)
+        deployment = kind.deployment(RpcChain(anvil.url), owner.address, modules)
+        assert deployment is not None
+        account = _create(anvil, deployment.factory, deployment.factory_data, deployment.address)
+    anvil.send(anvil.accounts[0], account, b"", value=10 * ETHER)
+    return Stage(name, kind, account, key, owner, recorder, stranger, session)
+
+
+def _seed_calls(stage: Stage) -> list[bytes]:
+    """The seeds' callData: what the SDK encodes for calls the grant allows."""
+
+    def pay(to: str, amount: int, memo: bytes, value: int = 0) -> Call:
+        return Call(
+            stage.recorder, value, PAY + abi_encode(["address", "uint256", "bytes"], [to, amount, memo])
+        )
+
+    def tier(level: int, who: str) -> Call:
+        return Call(
+            stage.recorder, 0, SET_TIER + abi_encode(["uint8", "bool", "address"], [level, True, who])
+        )
+
+    transfer = Call(stage.recorder, TRANSFER_VALUE_LIMIT, b"")
+    return [
+        encode_execute(pay(ALICE, AMOUNT_HIGH, b"memo", PAY_VALUE_LIMIT)),
+        encode_execute([pay(BOB, AMOUNT_LOW, b""), tier(TIER_HIGH, ALICE), transfer]),
+        encode_execute(tier(TIER_LOW, BOB)),
+        encode_execute(
+            [pay(ALICE, 500, b"x" * 40), pay(BOB, 8, b"y" * 33, 1), pay(ALICE, 6, b"", PAY_VALUE_LIMIT)]
+        ),
+        encode_execute(transfer),
+        encode_execute([tier(3, BOB), pay(BOB, 999, b"z" * 64, 2)], exec_type=1),
+    ]
+
+
+def forbidden_calls(stage: Stage) -> list[bytes]:
+    """Calls the grant forbids, as whole callData and as bare calls, for splices and trailing data."""
+    calls = [
+        Call(
+            stage.recorder, ETHER, PAY + abi_encode(["address", "uint256", "bytes"], [ATTACKER, 10**6, b""])
+        ),
+        Call(stage.recorder, 0, NOTE + abi_encode(["uint256"], [1])),
+        Call(stage.stranger, 0, PAY + abi_encode(["address", "uint256", "bytes"], [ALICE, 1, b""])),
+        Call(stage.recorder, 0, SET_TIER + abi_encode(["uint8", "bool", "address"], [9, True, ALICE])),
+        Call(ATTACKER, ETHER, b""),
+    ]
+    whole = [encode_execute(call) for call in calls] + [encode_execute(calls[:3])]
+    bare = [call.data for call in calls] + [bytes.fromhex(call.target[2:]) for call in calls]
+    return whole + bare
+
+
+def _user_op(chain: Chain, stage: Stage, call_data: bytes) -> UserOperation:
+    nonce = stage.kind.nonce_key(chain.module) << 64
+    return UserOperation(
+        sender=stage.account,
+        nonce=nonce,
+        call_data=call_data,
+        call_gas_limit=1_000_000,
+        verification_gas_limit=2_000_000,
+        pre_verification_gas=100_000,
+        max_fee_per_gas=2 * 10**9,
+        max_priority_fee_per_gas=10**9,
+    )
+
+
+def sign(chain: Chain, stage: Stage, op: PackedUserOperation) -> PackedUserOperation:
+    """``op`` signed by the session key in USE mode (65 bytes), as the SDK hashes it: a leaked key signs anything."""
+    signature = stage.key.sign_hash(chain.hash(op))
+    return op.model_copy(
+        update={"signature": stage.kind.validator_user_op_signature(chain.module, signature)}
+    )
+
+
+@pytest.fixture(scope="module")
+def chain(project: Any) -> Iterator[Chain]:
+    """One anvil (no code size limit: Kernel's implementation is over EIP-170) with the EntryPoint v0.7, the
+    module, the vendors' accounts' contracts, and one stage per account kind whose seeds ran once (each must be
+    accepted, execute and pass the oracle)."""
+    with anvil_chain(("--disable-code-size-limit",)) as anvil:
+        deployer = anvil.accounts[0]
+        # at its canonical address: the reference account takes calls from that address only
+        entry_point = deploy_entry_point(_MiningNode(anvil), deployer)  # type: ignore[arg-type]
+        keyscope_factory = anvil.deploy(project.KeyscopeAccountFactory, entry_point, deployer)
+        keyscope_factory.addStake.transact(86400, sender=deployer, value=ETHER)
+        module = anvil.deploy(project.SessionKeyValidator).address
+        vendors = deploy_accounts(_Stack(_MiningNode(anvil), _Deployer(deployer), entry_point))  # type: ignore[arg-type]
+        stages = {name: _stage(name, anvil, project, module, keyscope_factory, vendors) for name in KINDS}
+        setup = Chain(anvil, entry_point, module, anvil.accounts[1], stages)
+        setup.snapshot = setup.rpc.request("evm_snapshot")
+        for stage in stages.values():
+            for call_data in _seed_calls(stage):
+                stage.seeds.append(_user_op(setup, stage, call_data))
+                packed = sign(setup, stage, stage.seeds[-1].pack())
+                verdict = run(setup, stage, packed, learn=True)
+                assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
+                    stage.name,
+                    call_data.hex(),
+                    verdict,
+                )
+                setup.restore()
+        yield setup
+
+
+# --------------------------------------------------------------------------------------------------
+# Running one operation, and the oracle
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """What became of one operation: its outcome, whether the module's validation saw it, the EntryPoint's reason
+    for a refusal, and every way its effects broke the grant."""
+
+    outcome: str
+    reached_module: bool
+    reason: str = ""
+    breaches: list[str] = field(default_factory=list)
+    charged: int = 0
+    """The gas the EntryPoint charged the account, for an included operation."""
+
+
+def _frames(frame: dict[str, Any], rolled_back: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every frame of a call trace, with whether it was rolled back (it or a frame above it reverted)."""
+    rolled_back = rolled_back or "error" in frame
+    yield frame, rolled_back
+    for child in frame.get("calls", ()):
+        yield from _frames(child, rolled_back)
+
+
+def _failed_op_reason(output: str) -> str:
+    data = bytes.fromhex(output[2:]) if output else b""
+    if data[:4] in (FAILED_OP, FAILED_OP_WITH_REVERT):
+        types = ["uint256", "string"] if data[:4] == FAILED_OP else ["uint256", "string", "bytes"]
+        return str(abi_decode(types, data[4:])[1])
+    return "0x" + data[:4].hex()
+
+
+def _reaches_module(trace: dict[str, Any], module: str) -> bool:
+    return any(
+        (frame.get("to") or "").lower() == module.lower()
+        and frame.get("input", "")[:10] == "0x" + VALIDATE_USER_OP.hex()
+        for frame, _ in _frames(trace)
+    )
+
+
+def run(chain: Chain, stage: Stage, op: PackedUserOperation, *, learn: bool = False) -> Verdict:
+    """Simulate ``op`` (a traced ``handleOps`` ``eth_call``), send it if the EntryPoint would run it, and judge
+    what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is."""
+    data = chain.handle_ops(op)
+    tx = {"from": chain.submitter, "to": chain.entry_point, "data": "0x" + data.hex(), "gas": hex(30_000_000)}
+    trace = chain.rpc.request("debug_traceCall", [tx, "latest", {"tracer": "callTracer"}])
+    reached = _reaches_module(trace, chain.module)
+    if "error" in trace:
+        reason = _failed_op_reason(trace.get("output", ""))
+        if learn:
+            reverted = [
+                (f.get("to"), f.get("input", "")[:10], f.get("output"))
+                for f, _ in _frames(trace)
+                if "error" in f
+            ]
+            reason += f" {reverted}"
+        if not reached:
+            return Verdict(OUTCOMES[0], False, reason)
+        return Verdict(OUTCOMES[1] if reason[:4] in ("AA22", "AA23", "AA24") else OUTCOMES[2], True, reason)
+    before = chain.native(stage.account)
+    receipt = chain.anvil.send(chain.submitter, chain.entry_point, data)
+    after = chain.native(stage.account)
+    block = chain.rpc.request("eth_getBlockByNumber", [receipt["blockNumber"], False])
+    included = chain.rpc.request(
+        "debug_traceTransaction", [receipt["transactionHash"], {"tracer": "callTracer"}]
+    )
+    return _judge(chain, stage, receipt, included, int(block["timestamp"], 16), before - after, learn)
+
+
+def _judge(
+    chain: Chain,
+    stage: Stage,
+    receipt: dict[str, Any],
+    trace: dict[str, Any],
+    timestamp: int,
+    spent: int,
+    learn: bool,
+) -> Verdict:
+    """The oracle: the included operation's calls, the recorders' logs and the native value it cost the account."""
+    account, breaches = stage.account.lower(), []
+    events = [log for log in receipt["logs"] if bytes.fromhex(log["topics"][0][2:]) == USER_OPERATION_EVENT]
+    assert len(events) == 1, receipt
+    paymaster = to_address("0x" + events[0]["topics"][3][-40:])
+    _nonce, success, gas_cost, _gas_used = abi_decode(
+        ["uint256", "bool", "uint256", "uint256"], bytes.fromhex(events[0]["data"][2:])
+    )
+    outcome = OUTCOMES[4] if success else OUTCOMES[3]
+    # every call the account made while the EntryPoint ran the operation (innerHandleOp, its self-call)
+    execution = [
+        frame
+        for frame, _ in _frames(trace)
+        if frame.get("from", "").lower() == chain.entry_point.lower()
+        and frame.get("to", "").lower() == chain.entry_point.lower()
+    ]
+    assert len(execution) == 1, trace
+    paid_calls = 0
+    for frame, rolled_back in _frames(execution[0]):
+        if rolled_back or frame.get("from", "").lower() != account or frame["type"] == "STATICCALL":
+            continue
+        to = to_address(frame.get("to") or ZERO)
+        if frame["type"] == "DELEGATECALL":
+            if learn:
+                stage.own_code.add(to)
+            elif to not in stage.own_code:
+                breaches.append(f"a delegatecall to {to}")
+            continue
+        if frame["type"] != "CALL":
+            breaches.append(f"a {frame['type']} to {to}")
+            continue
+        value, data = int(frame.get("value", "0x0"), 16), bytes.fromhex(frame.get("input", "0x")[2:])
+        why = judge_call(stage.recorder, to, value, data)
+        if why:
+            breaches.append(f"trace: {why}")
+    # the recorders' logs: each call they received, from whom, with what value and calldata
+    recorded_value = 0
+    for log in receipt["logs"]:
+        emitter = to_address(log["address"])
+        if emitter not in (stage.recorder, stage.stranger) or bytes.fromhex(log["topics"][0][2:]) != SEEN:
+            continue
+        sender = to_address("0x" + log["topics"][1][-40:])
+        value, data = abi_decode(["uint256", "bytes"], bytes.fromhex(log["data"][2:]))
+        if emitter == stage.stranger:
+            breaches.append(f"the ungranted recorder saw 0x{data.hex()} with {value} wei from {sender}")
+            continue
+        if sender.lower() != account:
+            breaches.append(f"the recorder was called by {sender}")
+            continue
+        why = judge_call(stage.recorder, emitter, value, bytes(data))
+        if why:
+            breaches.append(f"log: {why}")
+        recorded_value += value
+        paid_calls += bytes(data)[:4] == PAY
+    if paid_calls > PAY_CALLS:
+        breaches.append(f"{paid_calls} calls of pay, over the count of {PAY_CALLS}")
+    if not stage.session.valid_after <= timestamp <= stage.session.valid_until:
+        breaches.append(f"included at {timestamp}, outside the window")
+    charged = gas_cost if paymaster == ZERO else 0
+    if spent != recorded_value + charged:
+        breaches.append(
+            f"the account lost {spent} wei: {recorded_value} in granted calls and {charged} charged for gas"
+        )
+    return Verdict(outcome, True, "", breaches, charged)
+
+
+# --------------------------------------------------------------------------------------------------
+# Mutations
+# --------------------------------------------------------------------------------------------------
+
+
+def _words(data: bytes) -> list[int]:
+    """The positions of the ABI words of ``data`` (after the 4-byte selector)."""
+    return list(range(4, len(data) - 31, 32))
+
+
+def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -> bytes:
+    """One edit of ``family`` to the callData ``data``."""
+    out = bytearray(data)
+    if family == "flip bits":
+        for _ in range(draw(st.integers(1, 3))):
+            position = draw(st.integers(0, len(out) - 1))
+            out[position] ^= 1 << draw(st.integers(0, 7))
+        return bytes(out)
+    if family == "offset or length word":
+        words = _words(data)
+        small = [p for p in words if int.from_bytes(data[p : p + 32], "big") < len(data) + 64] or words
+        position = draw(st.sampled_from(small))
+        value = int.from_bytes(data[position : position + 32], "big")
+        others = [int.from_bytes(data[p : p + 32], "big") for p in small if p != position] or [0]
+        new = draw(
+            st.sampled_from(
+                [
+                    value + 1,
+                    value - 1,
+                    value + 32,
+                    value - 32,
+                    value + 64,
+                    0,
+                    2**255,
+                    2**256 - 1,
+                    2**64,
+                    2**32,
+                    *others,
+                ]
+            )
+        )
+        out[position : position + 32] = (new % 2**256).to_bytes(32, "big")
+        return bytes(out)
+    if family == "insert bytes":
+        position = draw(st.integers(0, len(out)))
+        size = draw(st.sampled_from([1, 4, 32]))
+        filler = draw(
+            st.sampled_from([bytes(size), b"\xff" * size, draw(st.binary(min_size=size, max_size=size))])
+        )
+        return bytes(out[:position] + filler + out[position:])
+    if family == "delete bytes":
+        size = draw(st.sampled_from([1, 4, 32]))
+        position = draw(st.integers(0, max(0, len(out) - size)))
+        return bytes(out[:position] + out[position + size :])
+    if family == "splice":
+        donor = draw(st.sampled_from(donors))
+        start = draw(st.integers(0, len(donor) - 1))
+        end = draw(st.integers(start + 1, min(len(donor), start + 200)))
+        at = draw(st.integers(0, len(out)))
+        replaced = draw(st.sampled_from([0, end - start, 32, 4]))
+        if draw(st.booleans()):  # word-aligned, as an ABI element sits
+            start -= (start - 4) % 32 if start >= 4 else start
+            at -= (at - 4) % 32 if at >= 4 else at
+        return bytes(out[:at] + donor[start:end] + out[at + replaced :])
+    if family == "execution mode":
+        choice = draw(st.sampled_from(["call type", "exec type", "other byte", "swap"]))
+        if choice == "call type":
+            out[4] = draw(st.sampled_from([0x00, 0x01, 0x02, 0xFE, 0xFF]))
+        elif choice == "exec type":
+            out[5] = draw(st.sampled_from([0x00, 0x01, 0x02, 0xFF]))
+        elif choice == "other byte":
+            out[draw(st.integers(6, 35))] = draw(st.integers(1, 255))
+        else:
+            out[4] ^= 1
+        return bytes(out)
+    assert family == "trailing data"
+    tail = draw(
+        st.one_of(
+            st.binary(min_size=1, max_size=64),
+            st.sampled_from([bytes(31), bytes(32), b"\x01" * 20]),
+            st.sampled_from(donors),
+        )
+    )
+    return bytes(out) + tail
+
+
+def _edit_signature(draw: Draw, chain: Chain, stage: Stage, op: PackedUserOperation) -> PackedUserOperation:
+    """The session key's signature of ``op``, then edited byte by byte (no re-signing afterwards)."""
+    signature = bytearray(sign(chain, stage, op).signature)
+    choice = draw(
+        st.sampled_from(
+            [
+                "flip",
+                "truncate",
+                "append",
+                "v",
+                "high s",
+                "with key",
+                "claimed time",
+                "mode byte",
+                "session id",
+            ]
+        )
+    )
+    if choice == "flip":
+        signature[draw(st.integers(0, len(signature) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif choice == "truncate":
+        del signature[draw(st.integers(0, len(signature) - 1)) :]
+    elif choice == "append":
+        signature += draw(st.binary(min_size=1, max_size=40))
+    elif choice == "v":
+        signature[64] = draw(st.sampled_from([0, 1, 26, 29, 255, signature[64] ^ 1]))
+    elif choice == "high s":
+        order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+        s = int.from_bytes(signature[32:64], "big")
+        signature[32:64] = (order - s).to_bytes(32, "big")
+        signature[64] ^= 1  # 27 <-> 28: the same key recovers
+    elif choice == "with key":
+        signature = bytearray(b"\x02" + bytes.fromhex(stage.key.address[2:]) + signature)
+    elif choice == "claimed time":
+        signature = bytearray(b"\x03" + draw(st.integers(0, 2**48 - 1)).to_bytes(6, "big") + signature)
+    elif choice == "mode byte":
+        signature = bytearray(bytes([draw(st.integers(0, 8))]) + signature)
+    else:
+        session_id = stage.session.session_id(stage.account, 0)
+        signature = bytearray(b"\x04" + session_id + signature)
+    return op.model_copy(update={"signature": bytes(signature)})
+
+
+def _edit_nonce(draw: Draw, op: PackedUserOperation) -> int:
+    """The nonce with its 192-bit key or its 64-bit sequence edited."""
+    choice = draw(st.sampled_from(["key bit", "key byte", "sequence", "lane"]))
+    if choice == "key bit":
+        return int(op.nonce) ^ (1 << draw(st.integers(64, 255)))
+    if choice == "key byte":
+        shift = 64 + 8 * draw(st.integers(0, 23))
+        return (int(op.nonce) & ~(0xFF << shift)) | (draw(st.integers(0, 255)) << shift)
+    if choice == "sequence":
+        return int(op.nonce) + draw(st.sampled_from([1, 2**63, 2**64 - 1]))
+    return int(op.nonce) ^ (draw(st.integers(1, 2**16 - 1)) << 64)
+
+
+def _paymaster_and_data(draw: Draw, chain: Chain, stage: Stage) -> bytes:
+    who = draw(
+        st.sampled_from(
+            [stage.recorder, stage.stranger, chain.module, stage.account, ATTACKER, chain.entry_point]
+        )
+    )
+    gas = draw(st.sampled_from([0, 50_000, 2**120 - 1, 2**128 - 1]))
+    full = (
+        bytes.fromhex(who[2:])
+        + gas.to_bytes(16, "big")
+        + gas.to_bytes(16, "big")
+        + draw(st.binary(max_size=40))
+    )
+    return full[: draw(st.sampled_from([len(full), len(full), 20, 51, 1]))]
+
+
+def mutate(
+    draw: Draw, chain: Chain, stage: Stage, family: str, seed: PackedUserOperation, donors: list[bytes]
+) -> PackedUserOperation:
+    """``seed`` mutated by one or two edits of ``family``, then signed by the session key (but for the signature
+    family, whose edits come after the signing)."""
+    op = seed
+    for _ in range(draw(st.integers(1, 2))):
+        if family in CALL_DATA_FAMILIES:
+            op = op.model_copy(
+                update={"call_data": _edit_call_data(draw, family, bytes(op.call_data), donors)}
+            )
+        elif family == "nonce key":
+            op = op.model_copy(update={"nonce": _edit_nonce(draw, op)})
+        elif family == "paymasterAndData":
+            op = op.model_copy(update={"paymaster_and_data": _paymaster_and_data(draw, chain, stage)})
+        elif family == "initCode":
+            factory = draw(st.sampled_from([stage.account, chain.module, ATTACKER, stage.recorder]))
+            init_code = bytes.fromhex(factory[2:]) + draw(st.binary(max_size=68))
+            op = op.model_copy(update={"init_code": init_code})
+    if family == "signature":
+        return _edit_signature(draw, chain, stage, op)
+    return sign(chain, stage, op)
+
+
+# --------------------------------------------------------------------------------------------------
+# The fuzzing
+# --------------------------------------------------------------------------------------------------
+
+
+def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
+    """Run ``examples`` mutated operations of ``stage``'s seeds; return the tally of (family, outcome), with
+    ``(family, "reached the module")`` counted too. A breach of the oracle fails at once, naming the bytes."""
+    tally: Counter[tuple[str, str]] = Counter()
+    seeds = [sign(chain, stage, seed.pack()) for seed in stage.seeds]
+    donors = [bytes(seed.call_data) for seed in seeds] + forbidden_calls(stage)
+
+    @settings(max_examples=examples, **ON_CHAIN)
+    @given(data=st.data())
+    def example(data: st.DataObject) -> None:
+        family = data.draw(st.sampled_from(FAMILIES), label="family")
+        seed = data.draw(st.sampled_from(seeds), label="seed")
+        op = mutate(data.draw, chain, stage, family, seed, donors)
+        verdict = run(chain, stage, op)
+        if verdict.outcome in OUTCOMES[3:]:
+            chain.restore()
+        tally[family, verdict.outcome] += 1
+        tally[family, "reached the module"] += verdict.reached_module
+        if family == "initCode":
+            tally[family, verdict.reason[:4]] += 1
+        assert not verdict.breaches, (
+            f"{stage.name}: the account did what the grant forbids after a {family} mutation: {verdict.breaches}\n"
+            f"operation: {op.as_tuple()}"
+        )
+
+    example()
+    return tally
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, name: str) -> None:
+    """Mutated, re-signed session operations of one account kind: whatever the EntryPoint includes does only what
+    the grant allows (the oracle), and every mutation family but ``initCode`` reaches the module's validation."""
+    tally = fuzz(chain, chain.stages[name], EXAMPLES)
+    TALLIES[name] = tally
+    print(f"\n{name}: {_tally_text(tally)}")
+    for family in FAMILIES:
+        assert sum(tally[family, outcome] for outcome in OUTCOMES) > 0, (name, family, dict(tally))
+        if family == "initCode":
+            # on a deployed account, the EntryPoint refuses any initCode before asking anyone (AA10)
+            assert tally[family, "reached the module"] == 0 and tally[family, "AA10"] == sum(
+                tally[family, outcome] for outcome in OUTCOMES
+            ), (name, dict(tally))
+        else:
+            assert tally[family, "reached the module"] > 0, (name, family, dict(tally))
+    assert sum(tally[family, OUTCOMES[4]] for family in FAMILIES) > 0, (name, dict(tally))
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Chain, name: str) -> None:
+    """The oracle is not blind: the account's owner, who may do anything, sends the calls the grant forbids (a pay
+    to the attacker of an amount out of range carrying 1 ether, a function no permission names, the ungranted
+    recorder, a tier out of range, 1 ether to the attacker) as one batch; the EntryPoint runs it, and the oracle
+    names each of them, in the trace and in the recorders' logs, and the ether that left the account."""
+    stage = chain.stages[name]
+    forbidden = forbidden_calls(stage)[5]  # the first three, as one batch
+    calls = [
+        Call(stage.recorder, 0, SET_TIER + abi_encode(["uint8", "bool", "address"], [9, True, ALICE])),
+        Call(ATTACKER, ETHER, b""),
+    ]
+    for call_data in (forbidden, encode_execute(calls)):
+        op = _user_op(chain, stage, call_data).replace(nonce=stage.kind.nonce_key(None) << 64).pack()
+        signature = stage.owner.sign_hash(chain.hash(op))
+        op = op.model_copy(update={"signature": stage.kind.owner_user_op_signature(signature)})
+        verdict = run(chain, stage, op)
+        chain.restore()
+        assert verdict.outcome == OUTCOMES[4], (name, verdict)
+        text = "\n".join(verdict.breaches)
+        if call_data == forbidden:
+            assert f"trace: pay to {ATTACKER}" in text and f"log: pay to {ATTACKER}" in text, text
+            assert "(no granted selector)" in text and f"a call to {stage.stranger}" in text, text
+            assert "the ungranted recorder saw" in text and "pay carrying" in text, text
+        else:  # the ether sent to the attacker is no granted call's value
+            assert "setTier(9, True" in text and f"a call to {ATTACKER}" in text, text
+            assert f"the account lost {ETHER + verdict.charged} wei: 0 in granted calls" in text, text
+
+
+def _tally_text(tally: Counter[tuple[str, str]]) -> str:
+    lines = []
+    for family in FAMILIES:
+        counts = ", ".join(
+            f"{outcome} {tally[family, outcome]}" for outcome in OUTCOMES if tally[family, outcome]
+        )
+        lines.append(f"  {family}: {counts} (reached the module {tally[family, 'reached the module']})")
+    totals = ", ".join(f"{outcome} {sum(tally[f, outcome] for f in FAMILIES)}" for outcome in OUTCOMES)
+    return "\n" + "\n".join(lines) + f"\n  all: {totals}"
