@@ -92,6 +92,7 @@ KINDS = ("keyscope", "kernel", "nexus", "msa")
 FAMILIES = (
     "flip bits",
     "offset or length word",
+    "argument or value word",
     "insert bytes",
     "delete bytes",
     "splice",
@@ -102,7 +103,7 @@ FAMILIES = (
     "paymasterAndData",
     "initCode",
 )
-CALL_DATA_FAMILIES = FAMILIES[:7]
+CALL_DATA_FAMILIES = FAMILIES[:8]
 OUTCOMES = (
     "refused before the module",
     "refused in the module's validation",
@@ -118,7 +119,7 @@ class Draw(Protocol):
     def __call__(self, strategy: st.SearchStrategy[T], label: object = None) -> T: ...
 
 
-EXAMPLES = 600 if DEEP else 60
+EXAMPLES = 8000 if DEEP else 800
 TALLIES: dict[str, Counter[tuple[str, str]]] = {}
 """Per account kind, (family, outcome): how many examples, for the report."""
 
@@ -367,7 +368,7 @@ def forbidden_calls(stage: Stage) -> list[bytes]:
     ]
     whole = [encode_execute(call) for call in calls] + [encode_execute(calls[:3])]
     bare = [call.data for call in calls] + [bytes.fromhex(call.target[2:]) for call in calls]
-    return whole + bare
+    return [data for data in whole + bare if data]
 
 
 def _user_op(chain: Chain, stage: Stage, call_data: bytes) -> UserOperation:
@@ -578,10 +579,46 @@ def _words(data: bytes) -> list[int]:
     return list(range(4, len(data) - 31, 32))
 
 
+SEED_WORDS = frozenset(
+    [
+        AMOUNT_HIGH,
+        AMOUNT_LOW,
+        500,
+        8,
+        6,
+        999,
+        TIER_LOW,
+        3,
+        TIER_HIGH,
+        PAY_VALUE_LIMIT,
+        TRANSFER_VALUE_LIMIT,
+        2,
+        int(ALICE, 16),
+        int(BOB, 16),
+    ]
+)
+"""The words of the seeds' arguments and values (the boolean ``true`` is among them, as 1)."""
+BOUNDARY_WORDS = (
+    0,
+    1,
+    AMOUNT_NOT,
+    AMOUNT_HIGH + 1,
+    TIER_HIGH + 1,
+    2,
+    int(ATTACKER, 16),
+    PAY_VALUE_LIMIT + 1,
+    TRANSFER_VALUE_LIMIT + 1,
+    ETHER,
+    2**255,
+    2**256 - 1,
+)
+"""What a key would put in their place: just past a rule or a limit, dirty narrow types, the attacker."""
+
+
 def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -> bytes:
     """One edit of ``family`` to the callData ``data``."""
     out = bytearray(data)
-    if family == "flip bits":
+    if family == "flip bits" and out:
         for _ in range(draw(st.integers(1, 3))):
             position = draw(st.integers(0, len(out) - 1))
             out[position] ^= 1 << draw(st.integers(0, 7))
@@ -609,6 +646,18 @@ def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -
                 ]
             )
         )
+        out[position : position + 32] = (new % 2**256).to_bytes(32, "big")
+        return bytes(out)
+    if family == "argument or value word":
+        # a word holding one of the seeds' arguments or values, wherever it sits (a single execution packs its
+        # call after 52 bytes, so its arguments are not aligned with the outer words), set to a rule's boundary,
+        # a dirty encoding of a narrow type, or a value over its limit
+        spots = [i for i in range(len(data) - 31) if int.from_bytes(data[i : i + 32], "big") in SEED_WORDS]
+        if not spots:
+            return bytes(out)
+        position = draw(st.sampled_from(spots))
+        value = int.from_bytes(data[position : position + 32], "big")
+        new = draw(st.sampled_from([value + 1, value - 1, value + 256, value + 2**160, *BOUNDARY_WORDS]))
         out[position : position + 32] = (new % 2**256).to_bytes(32, "big")
         return bytes(out)
     if family == "insert bytes":
