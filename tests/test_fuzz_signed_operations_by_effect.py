@@ -52,6 +52,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope.accounts import AccountKind, KeyscopeAccountKind, create_account_data
+from keyscope.artifacts import ENTRY_POINT_V07 as ENTRY_POINT
 from keyscope.chain import RpcChain
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.execution import Call, encode_execute
@@ -65,6 +66,7 @@ from keyscope.userop import PackedUserOperation, UserOperation
 from support.accounts import AccountContracts, deploy_accounts
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, ON_CHAIN
+from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, SignaturePrefixKind
 
 ETHER = 10**18
 T = TypeVar("T")
@@ -88,7 +90,10 @@ USER_OPERATION_EVENT = keccak(b"UserOperationEvent(bytes32,address,address,uint2
 FAILED_OP = keccak(b"FailedOp(uint256,string)")[:4]
 FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
 BALANCE_OF = keccak(b"balanceOf(address)")[:4]
-KINDS = ("keyscope", "kernel", "nexus", "msa")
+KINDS = ("keyscope", "kernel", "nexus", "msa", "openzeppelin-prefix")
+"""keyscope's account, Kernel v3.1, Nexus 1.0, the ERC-7579 reference account, and OpenZeppelin's
+``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
+(``contracts/test/VariantERC7579Account.sol``): a signature edit there can name another validator."""
 FAMILIES = (
     "flip bits",
     "offset or length word",
@@ -320,6 +325,21 @@ def _stage(
         account = _create(
             anvil, keyscope_factory.address, create_account_data(owner.address, modules, 0), address
         )
+    elif name == "openzeppelin-prefix":
+        kind = SignaturePrefixKind(owner_validator=vendors.owner_validator)
+        account = anvil.deploy(
+            project.VariantERC7579Account,
+            ENTRY_POINT,
+            vendors.owner_validator,
+            bytes.fromhex(owner.address[2:]),
+            VALIDATOR_PREFIX_STRIPPED,
+        ).address
+        # built with the owner's validator only: the module installed by the account's own call, as its owner's
+        # operation would make it
+        anvil.send(anvil.accounts[0], account, b"", value=ETHER)
+        anvil.rpc.request("anvil_impersonateAccount", [account])
+        anvil.send(account, account, kind.install_validator_call(account, module, install).data)
+        anvil.rpc.request("anvil_stopImpersonatingAccount", [account])
     else:
         kind = vendors.kind(name)
         deployment = kind.deployment(RpcChain(anvil.url), owner.address, modules)
