@@ -109,6 +109,9 @@ FAMILIES = (
     "initCode",
 )
 CALL_DATA_FAMILIES = FAMILIES[:8]
+PRELUDES = ("nothing", "nothing", "nothing", "a seed first", "the window over")
+"""What happens before the mutated operation: nothing (the chain as set up; listed thrice, drawn most), one seed
+included (the count of ``pay`` partly or wholly used over the session's life), or the clock past the window."""
 OUTCOMES = (
     "refused before the module",
     "refused in the module's validation",
@@ -124,7 +127,7 @@ class Draw(Protocol):
     def __call__(self, strategy: st.SearchStrategy[T], label: object = None) -> T: ...
 
 
-EXAMPLES = 8000 if DEEP else 800
+EXAMPLES = 5000 if DEEP else 500
 TALLIES: dict[str, Counter[tuple[str, str]]] = {}
 """Per account kind, (family, outcome): how many examples, for the report."""
 
@@ -459,6 +462,8 @@ class Verdict:
     breaches: list[str] = field(default_factory=list)
     charged: int = 0
     """The gas the EntryPoint charged the account, for an included operation."""
+    paid: int = 0
+    """The calls of ``pay`` the recorder saw from the account, for an included operation."""
 
 
 def _frames(frame: dict[str, Any], rolled_back: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
@@ -485,9 +490,12 @@ def _reaches_module(trace: dict[str, Any], module: str) -> bool:
     )
 
 
-def run(chain: Chain, stage: Stage, op: PackedUserOperation, *, learn: bool = False) -> Verdict:
+def run(
+    chain: Chain, stage: Stage, op: PackedUserOperation, *, learn: bool = False, paid_before: int = 0
+) -> Verdict:
     """Simulate ``op`` (a traced ``handleOps`` ``eth_call``), send it if the EntryPoint would run it, and judge
-    what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is."""
+    what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is;
+    ``paid_before``: the calls of ``pay`` the session made before (its count is over the session's life)."""
     data = chain.handle_ops(op)
     tx = {"from": chain.submitter, "to": chain.entry_point, "data": "0x" + data.hex(), "gas": hex(30_000_000)}
     trace = chain.rpc.request("debug_traceCall", [tx, "latest", {"tracer": "callTracer"}])
@@ -511,7 +519,8 @@ def run(chain: Chain, stage: Stage, op: PackedUserOperation, *, learn: bool = Fa
     included = chain.rpc.request(
         "debug_traceTransaction", [receipt["transactionHash"], {"tracer": "callTracer"}]
     )
-    return _judge(chain, stage, receipt, included, int(block["timestamp"], 16), before - after, learn)
+    timestamp = int(block["timestamp"], 16)
+    return _judge(chain, stage, receipt, included, timestamp, before - after, learn, paid_before)
 
 
 def _judge(
@@ -522,6 +531,7 @@ def _judge(
     timestamp: int,
     spent: int,
     learn: bool,
+    paid_before: int,
 ) -> Verdict:
     """The oracle: the included operation's calls, the recorders' logs and the native value it cost the account."""
     account, breaches = stage.account.lower(), []
@@ -577,8 +587,8 @@ def _judge(
             breaches.append(f"log: {why}")
         recorded_value += value
         paid_calls += bytes(data)[:4] == PAY
-    if paid_calls > PAY_CALLS:
-        breaches.append(f"{paid_calls} calls of pay, over the count of {PAY_CALLS}")
+    if paid_before + paid_calls > PAY_CALLS:
+        breaches.append(f"{paid_before} + {paid_calls} calls of pay, over the count of {PAY_CALLS}")
     if not stage.session.valid_after <= timestamp <= stage.session.valid_until:
         breaches.append(f"included at {timestamp}, outside the window")
     charged = gas_cost if paymaster == ZERO else 0
@@ -586,7 +596,7 @@ def _judge(
         breaches.append(
             f"the account lost {spent} wei: {recorded_value} in granted calls and {charged} charged for gas"
         )
-    return Verdict(outcome, True, "", breaches, charged)
+    return Verdict(outcome, True, "", breaches, charged, paid_calls)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -831,22 +841,42 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
     seeds = [sign(chain, stage, seed.pack()) for seed in stage.seeds]
     donors = [bytes(seed.call_data) for seed in seeds] + forbidden_calls(stage)
 
+    dirty = [False]  # whether the chain moved since it was set up (a failure midway counts as moved)
+
     @settings(max_examples=examples, **ON_CHAIN)
     @given(data=st.data())
     def example(data: st.DataObject) -> None:
+        dirty[0] = True
+        try:
+            one(data)
+        finally:  # the next example starts from the chain as set up
+            if dirty[0]:
+                chain.restore()
+
+    def one(data: st.DataObject) -> None:
+        prelude = data.draw(st.sampled_from(PRELUDES), label="prelude")
         family = data.draw(st.sampled_from(FAMILIES), label="family")
         seed = data.draw(st.sampled_from(seeds), label="seed")
+        paid_before = 0
+        if prelude == "a seed first":  # the session's count is partly or wholly used, the nonce moved on
+            first = run(chain, stage, data.draw(st.sampled_from(seeds), label="first seed"))
+            assert first.outcome == OUTCOMES[4] and not first.breaches, first
+            paid_before = first.paid
+            seed = seed.model_copy(update={"nonce": int(seed.nonce) + 1})
+        elif prelude == "the window over":  # a block past the session's end: the next one is later still
+            chain.rpc.request("evm_setNextBlockTimestamp", [hex(stage.session.valid_until + 1)])
+            chain.rpc.request("evm_mine")
         op = mutate(data.draw, chain, stage, family, seed, donors)
-        verdict = run(chain, stage, op)
-        if verdict.outcome in OUTCOMES[3:]:
-            chain.restore()
+        verdict = run(chain, stage, op, paid_before=paid_before)
+        dirty[0] = prelude != PRELUDES[0] or verdict.outcome in OUTCOMES[3:]
         tally[family, verdict.outcome] += 1
+        tally[f"after {prelude}", verdict.outcome] += 1
         tally[family, "reached the module"] += verdict.reached_module
         if family == "initCode":
             tally[family, verdict.reason[:4]] += 1
         assert not verdict.breaches, (
-            f"{stage.name}: the account did what the grant forbids after a {family} mutation: {verdict.breaches}\n"
-            f"operation: {op.as_tuple()}"
+            f"{stage.name}: the account did what the grant forbids after a {family} mutation ({prelude}): "
+            f"{verdict.breaches}\noperation: {op.as_tuple()}"
         )
 
     example()
@@ -908,5 +938,10 @@ def _tally_text(tally: Counter[tuple[str, str]]) -> str:
             f"{outcome} {tally[family, outcome]}" for outcome in OUTCOMES if tally[family, outcome]
         )
         lines.append(f"  {family}: {counts} (reached the module {tally[family, 'reached the module']})")
+    for prelude in dict.fromkeys(PRELUDES):
+        counts = ", ".join(
+            f"{o} {tally[f'after {prelude}', o]}" for o in OUTCOMES if tally[f"after {prelude}", o]
+        )
+        lines.append(f"  after {prelude}: {counts}")
     totals = ", ".join(f"{outcome} {sum(tally[f, outcome] for f in FAMILIES)}" for outcome in OUTCOMES)
     return "\n" + "\n".join(lines) + f"\n  all: {totals}"
