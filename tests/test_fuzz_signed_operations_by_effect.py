@@ -645,6 +645,19 @@ BOUNDARY_WORDS = (
 """What a key would put in their place: just past a rule or a limit, dirty narrow types, the attacker."""
 
 
+ENTRY_POINTS = tuple(
+    keccak(signature.encode())[:4]
+    for signature in (
+        "executeUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)",
+        "executeFromExecutor(bytes32,bytes)",
+        "execute(address,uint256,bytes)",
+        "executeBatch((address,uint256,bytes)[])",
+        "installModule(uint256,address,bytes)",
+    )
+)
+"""Selectors of the accounts' other entry points, put in place of ``execute``'s."""
+
+
 def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -> bytes:
     """One edit of ``family`` to the callData ``data``."""
     out = bytearray(data)
@@ -712,8 +725,10 @@ def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -
             at -= (at - 4) % 32 if at >= 4 else at
         return bytes(out[:at] + donor[start:end] + out[at + replaced :])
     if family == "execution mode":
-        choice = draw(st.sampled_from(["call type", "exec type", "other byte", "swap"]))
-        if choice == "call type":
+        choice = draw(st.sampled_from(["call type", "exec type", "other byte", "swap", "entry point"]))
+        if choice == "entry point":  # the same bytes handed to another of the account's entry points
+            out[:4] = draw(st.sampled_from(ENTRY_POINTS))
+        elif choice == "call type":
             out[4] = draw(st.sampled_from([0x00, 0x01, 0x02, 0xFE, 0xFF]))
         elif choice == "exec type":
             out[5] = draw(st.sampled_from([0x00, 0x01, 0x02, 0xFF]))
@@ -826,7 +841,19 @@ def mutate(
             op = op.model_copy(update={"init_code": init_code})
     if family == "signature":
         return _edit_signature(draw, chain, stage, op)
-    return sign(chain, stage, op)
+    signed = sign(chain, stage, op)
+    # the module's other signature modes run the whole policy check before the key's signature: the same bytes
+    # judged on those paths
+    mode = draw(st.sampled_from(["use", "use", "use", "with key", "claimed time"]))
+    if mode == "use":
+        return signed
+    raw = stage.key.sign_hash(chain.hash(op))
+    if mode == "with key":
+        framed = b"\x02" + bytes.fromhex(stage.key.address[2:]) + raw
+    else:
+        claimed = stage.session.valid_after + draw(st.integers(0, 86400))
+        framed = b"\x03" + claimed.to_bytes(6, "big") + raw
+    return op.model_copy(update={"signature": stage.kind.validator_user_op_signature(chain.module, framed)})
 
 
 # --------------------------------------------------------------------------------------------------
