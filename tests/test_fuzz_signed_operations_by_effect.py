@@ -2,10 +2,12 @@
 
 The differential fuzzing (``tests/test_differential*.py``) proves the SDK's checker equal to the module on
 structured inputs; it trusts both models of an operation. Here neither is trusted: a leaked session key sends any
-bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0
-and the ERC-7579 reference account), on one anvil with the real EntryPoint v0.7:
+bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0,
+the ERC-7579 reference account, and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from
+the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at its canonical address:
 
-* **Set-up**: the session module installed at the account's creation with one session the SDK builds (as a dapp
+* **Set-up**: the session module installed (at the account's creation, or by the account's own call) with one
+  session the SDK builds (as a dapp
   asks for it): three permissions on a recorder (``contracts/test/EffectRecorder.sol``, which logs the caller, the
   value and the whole calldata of every call it receives): ``pay(address to, uint256 amount, bytes memo)`` with a
   ``ONE_OF`` on ``to``, an ``IN_RANGE`` and a ``NOT_EQUAL`` on ``amount``, a value limit and a lifetime count of
@@ -15,11 +17,15 @@ and the ERC-7579 reference account), on one anvil with the real EntryPoint v0.7:
 * **Seeds**: operations the SDK encodes and the session key signs (single calls, batches, values at their limits,
   the count limit used up, a batch of exec type try), each accepted and executed.
 * **Mutations** (hypothesis draws one family per example, then one or two edits): the ``callData``'s bits
-  flipped, its ABI offset and length words overwritten with neighbouring values, bytes inserted or deleted, a
-  segment spliced from another seed or from a call the grant forbids, its execution mode swapped, data appended;
-  the ``signature``'s bytes edited; the nonce key edited; a ``paymasterAndData`` or an ``initCode`` added. Except
-  for the signature family, the session key then signs the mutated operation (the SDK's hashing), as a leaked
-  key can: the signature check is not what stops it.
+  flipped, its ABI offset and length words overwritten with neighbouring values (+-1, +-32, another field's
+  length, huge), the words holding the seeds' arguments and values set to a rule's boundary, a dirty narrow type or
+  a value over its limit, 1, 4 or 32 bytes inserted or deleted, a segment spliced from another seed or from a call
+  the grant forbids, its execution mode or its selector (another entry point of the accounts) swapped, data
+  appended; the ``signature``'s bytes edited; the nonce key edited; a ``paymasterAndData`` or an ``initCode``
+  added. Except for the signature family, the session key then signs the mutated operation (the SDK's hashing)
+  in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
+  can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
+  or wholly used) or move the clock past the window's end.
 * **Oracle** (plain Python from the grant's definition, neither the SDK's checker nor the module): the operation
   is simulated (``handleOps`` as a traced ``eth_call``); if the EntryPoint would run it, it is sent. Once included,
   every call the account made during its execution (the transaction's call trace, frames that were not rolled
