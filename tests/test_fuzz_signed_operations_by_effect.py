@@ -65,6 +65,7 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_address
 from keyscope.local.deploy import deploy_entry_point
+from keyscope.module import decode_epoch, epoch_of_data
 from keyscope.policy import Policy, arg
 from keyscope.session import SESSION_ABI_TYPE, Session
 from keyscope.signing import LocalSigner
@@ -111,6 +112,7 @@ FAMILIES = (
     "trailing data",
     "signature",
     "nonce key",
+    "gas fields",
     "paymasterAndData",
     "initCode",
 )
@@ -251,6 +253,11 @@ class Stage:
     recorder: str
     stranger: str
     session: Session
+    other: Session
+    """A second session of the account, for another key the attacker does not hold, granting what this one does
+    not (``note``, the second recorder's ``pay``, ether to the attacker): a key must never borrow it."""
+    session_ids: tuple[bytes, bytes] = (b"", b"")
+    """The two sessions' ids (this one's, the other's), at the account's epoch."""
     seeds: list[UserOperation] = field(default_factory=list)
     own_code: set[str] = field(default_factory=set)
     """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
@@ -324,7 +331,18 @@ def _stage(
         salt=1,
         permissions=tuple(grant_permissions(recorder)),
     )
-    install = abi_encode([f"{SESSION_ABI_TYPE}[]"], [[session.as_abi()]])
+    other = Session(
+        session_key=LocalSigner(keccak(f"keyscope effects other key {name}".encode())).address,
+        valid_after=now - 60,
+        valid_until=now + 30 * 86400,
+        salt=2,
+        permissions=(
+            Policy.call(recorder, "note(uint256 amount)", value_limit=ETHER),
+            Policy.call(stranger, "pay(address to,uint256 amount,bytes memo)", value_limit=ETHER),
+            Policy.transfer(ATTACKER, value_limit=ETHER),
+        ),
+    )
+    install = abi_encode([f"{SESSION_ABI_TYPE}[]"], [[session.as_abi(), other.as_abi()]])
     owner = LocalSigner(keccak(f"keyscope effects owner {name}".encode()))
     modules = [(1, module, install)]
     kind: AccountKind
@@ -355,7 +373,10 @@ def _stage(
         assert deployment is not None
         account = _create(anvil, deployment.factory, deployment.factory_data, deployment.address)
     anvil.send(anvil.accounts[0], account, b"", value=10 * ETHER)
-    return Stage(name, kind, account, key, owner, recorder, stranger, session)
+    epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
+    stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
+    stage.session_ids = (session.session_id(account, epoch), other.session_id(account, epoch))
+    return stage
 
 
 def _seed_calls(stage: Stage) -> list[bytes]:
@@ -598,6 +619,8 @@ def _judge(
     if not stage.session.valid_after <= timestamp <= stage.session.valid_until:
         breaches.append(f"included at {timestamp}, outside the window")
     charged = gas_cost if paymaster == ZERO else 0
+    if charged > stage.session.max_gas_cost:
+        breaches.append(f"the account was charged {charged} wei of gas, over the grant's cap")
     if spent != recorded_value + charged:
         breaches.append(
             f"the account lost {spent} wei: {recorded_value} in granted calls and {charged} charged for gas"
@@ -785,14 +808,15 @@ def _edit_signature(draw: Draw, chain: Chain, stage: Stage, op: PackedUserOperat
         s = int.from_bytes(signature[32:64], "big")
         signature[32:64] = (order - s).to_bytes(32, "big")
         signature[64] ^= 1  # 27 <-> 28: the same key recovers
-    elif choice == "with key":
-        signature = bytearray(b"\x02" + bytes.fromhex(stage.key.address[2:]) + signature)
+    elif choice == "with key":  # its own key named, or the other session's
+        named = draw(st.sampled_from([stage.key.address, stage.other.session_key]))
+        signature = bytearray(b"\x02" + bytes.fromhex(named[2:]) + signature)
     elif choice == "claimed time":
         signature = bytearray(b"\x03" + draw(st.integers(0, 2**48 - 1)).to_bytes(6, "big") + signature)
     elif choice == "mode byte":
         signature = bytearray(bytes([draw(st.integers(0, 8))]) + signature)
     else:
-        session_id = stage.session.session_id(stage.account, 0)
+        session_id = draw(st.sampled_from(stage.session_ids))  # its own, or the other key's session
         signature = bytearray(b"\x04" + session_id + signature)
     return op.model_copy(update={"signature": bytes(signature)})
 
@@ -808,6 +832,43 @@ def _edit_nonce(draw: Draw, op: PackedUserOperation) -> int:
     if choice == "sequence":
         return int(op.nonce) + draw(st.sampled_from([1, 2**63, 2**64 - 1]))
     return int(op.nonce) ^ (draw(st.integers(1, 2**16 - 1)) << 64)
+
+
+def _edit_gas(draw: Draw, stage: Stage, op: PackedUserOperation) -> PackedUserOperation:
+    """One of the gas fields edited: a limit or a fee around the session's gas cap, absurd, or a bit flipped."""
+    verification, call = (
+        int.from_bytes(op.account_gas_limits[:16], "big"),
+        int.from_bytes(op.account_gas_limits[16:], "big"),
+    )
+    priority, fee = int.from_bytes(op.gas_fees[:16], "big"), int.from_bytes(op.gas_fees[16:], "big")
+    pre = int(op.pre_verification_gas)
+    at_cap = stage.session.max_gas_cost // (verification + call + pre)  # the most fee per gas the cap allows
+    field_ = draw(st.sampled_from(["fee", "priority", "verification", "call", "pre", "flip"]))
+    if field_ == "fee":
+        fee = draw(st.sampled_from([at_cap, at_cap + 1, 10**12, 2**120 - 1, 0]))
+        priority = min(priority, fee) if draw(st.booleans()) else fee
+    elif field_ == "priority":
+        priority = draw(st.sampled_from([0, fee, fee + 1, 10**12, 2**128 - 1]))
+    elif field_ == "verification":
+        verification = draw(st.sampled_from([30_000, 10**7, 2**100, 2**128 - 1]))
+    elif field_ == "call":
+        call = draw(st.sampled_from([0, 21_000, 10**7, 2**128 - 1]))
+    elif field_ == "pre":
+        pre = draw(st.sampled_from([0, 10**7, 2**120]))
+    else:
+        packed = bytearray(op.account_gas_limits + op.gas_fees)
+        packed[draw(st.integers(0, 63))] ^= 1 << draw(st.integers(0, 7))
+        return op.model_copy(
+            update={"account_gas_limits": bytes(packed[:32]), "gas_fees": bytes(packed[32:])}
+        )
+    return op.model_copy(
+        update={
+            "account_gas_limits": (verification % 2**128).to_bytes(16, "big")
+            + (call % 2**128).to_bytes(16, "big"),
+            "gas_fees": (priority % 2**128).to_bytes(16, "big") + (fee % 2**128).to_bytes(16, "big"),
+            "pre_verification_gas": pre,
+        }
+    )
 
 
 def _paymaster_and_data(draw: Draw, chain: Chain, stage: Stage) -> bytes:
@@ -839,6 +900,8 @@ def mutate(
             )
         elif family == "nonce key":
             op = op.model_copy(update={"nonce": _edit_nonce(draw, op)})
+        elif family == "gas fields":
+            op = _edit_gas(draw, stage, op)
         elif family == "paymasterAndData":
             op = op.model_copy(update={"paymaster_and_data": _paymaster_and_data(draw, chain, stage)})
         elif family == "initCode":
@@ -939,16 +1002,21 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, n
 def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Chain, name: str) -> None:
     """The oracle is not blind: the account's owner, who may do anything, sends the calls the grant forbids (a pay
     to the attacker of an amount out of range carrying 1 ether, a function no permission names, the ungranted
-    recorder, a tier out of range, 1 ether to the attacker) as one batch; the EntryPoint runs it, and the oracle
-    names each of them, in the trace and in the recorders' logs, and the ether that left the account."""
+    recorder, a tier out of range, 1 ether to the attacker) as one batch, then a granted call paying 1,000 gwei per
+    gas; the EntryPoint runs each, and the oracle names each forbidden call, in the trace and in the recorders' logs,
+    the ether that left the account, and the gas charged over the session's cap."""
     stage = chain.stages[name]
     forbidden = forbidden_calls(stage)[5]  # the first three, as one batch
     calls = [
         Call(stage.recorder, 0, SET_TIER + abi_encode(["uint8", "bool", "address"], [9, True, ALICE])),
         Call(ATTACKER, ETHER, b""),
     ]
-    for call_data in (forbidden, encode_execute(calls)):
-        op = _user_op(chain, stage, call_data).replace(nonce=stage.kind.nonce_key(None) << 64).pack()
+    granted = bytes(stage.seeds[2].call_data)
+    for call_data in (forbidden, encode_execute(calls), granted):
+        unpacked = _user_op(chain, stage, call_data).replace(nonce=stage.kind.nonce_key(None) << 64)
+        if call_data == granted:  # a fee no session operation may offer: its cost is over the cap
+            unpacked = unpacked.replace(max_fee_per_gas=10**12, max_priority_fee_per_gas=10**12)
+        op = unpacked.pack()
         signature = stage.owner.sign_hash(chain.hash(op))
         op = op.model_copy(update={"signature": stage.kind.owner_user_op_signature(signature)})
         verdict = run(chain, stage, op)
@@ -959,6 +1027,10 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Ch
             assert f"trace: pay to {ATTACKER}" in text and f"log: pay to {ATTACKER}" in text, text
             assert "(no granted selector)" in text and f"a call to {stage.stranger}" in text, text
             assert "the ungranted recorder saw" in text and "pay carrying" in text, text
+        elif call_data == granted:
+            assert verdict.breaches == [
+                f"the account was charged {verdict.charged} wei of gas, over the grant's cap"
+            ]
         else:  # the ether sent to the attacker is no granted call's value
             assert "setTier(9, True" in text and f"a call to {ATTACKER}" in text, text
             assert f"the account lost {ETHER + verdict.charged} wei: 0 in granted calls" in text, text
