@@ -12,8 +12,9 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   value and the whole calldata of every call it receives): ``pay(address to, uint256 amount, bytes memo)`` with a
   ``ONE_OF`` on ``to``, an ``IN_RANGE`` and a ``NOT_EQUAL`` on ``amount``, a value limit and a lifetime count of
   3 calls; ``setTier(uint8 tier, bool flag, address who)`` with four rules of four conditions and no value; and
-  plain transfers of at most 0.0001 ether. A window, the default gas cap. A second recorder the grant does not name;
-  the account holds 10 ether.
+  plain transfers of at most 0.0001 ether. A window, a gas cap of 0.05 ether. A second recorder the grant does not
+  name; a second session, of a key the attacker does not hold, granting ``note``, the second recorder's ``pay`` and
+  ether to the attacker (which the edited signatures name); the account holds 10 ether.
 * **Seeds**: operations the SDK encodes and the session key signs (single calls, batches, values at their limits,
   the count limit used up, a batch of exec type try), each accepted and executed.
 * **Mutations** (hypothesis draws one family per example, then one or two edits): the ``callData``'s bits
@@ -21,8 +22,8 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   length, huge), the words holding the seeds' arguments and values set to a rule's boundary, a dirty narrow type or
   a value over its limit, 1, 4 or 32 bytes inserted or deleted, a segment spliced from another seed or from a call
   the grant forbids, its execution mode or its selector (another entry point of the accounts) swapped, data
-  appended; the ``signature``'s bytes edited; the nonce key edited; a ``paymasterAndData`` or an ``initCode``
-  added. Except for the signature family, the session key then signs the mutated operation (the SDK's hashing)
+  appended; the ``signature``'s bytes edited; the nonce key edited; the gas limits and fees set around the
+  session's cap or absurd; a ``paymasterAndData`` or an ``initCode`` added. Except for the signature family, the session key then signs the mutated operation (the SDK's hashing)
   in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
   can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
   or wholly used) or move the clock past the window's end.
@@ -33,7 +34,8 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   rule as the target's Solidity decoder reads them (``eth_abi`` on the recorded calldata), values within the value
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
   own code, the block inside the window; and the native value that left the account (its balance and its
-  EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it.
+  EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it, that gas within the
+  session's cap. A control has the owner (who may do anything) make forbidden calls: the oracle names each.
 
 Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused in the module's validation, refused after it, included and reverted, included and
@@ -60,14 +62,14 @@ from hypothesis import strategies as st
 from keyscope.accounts import AccountKind, KeyscopeAccountKind, create_account_data
 from keyscope.artifacts import ENTRY_POINT_V07 as ENTRY_POINT
 from keyscope.chain import RpcChain
-from keyscope.entrypoint import encode_handle_ops
+from keyscope.entrypoint import encode_get_nonce, encode_handle_ops
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_address
 from keyscope.local.deploy import deploy_entry_point
 from keyscope.module import decode_epoch, epoch_of_data
 from keyscope.policy import Policy, arg
-from keyscope.session import SESSION_ABI_TYPE, Session
+from keyscope.session import SESSION_ABI_TYPE, Session, encode_enable_signature
 from keyscope.signing import LocalSigner
 from keyscope.userop import PackedUserOperation, UserOperation
 from support.accounts import AccountContracts, deploy_accounts
@@ -208,6 +210,16 @@ def judge_call(recorder: str, to: str, value: int, data: bytes) -> str | None:
     return "; ".join(why) or None
 
 
+def judge_any(stage: Stage, to: str, value: int, data: bytes) -> str | None:
+    """:func:`judge_call` against the union of the key's two grants: the installed session's on the recorder, and
+    the one its ENABLE operations carry (``pay`` only, with the same rules) on the third recorder."""
+    if to.lower() == stage.enabled.lower():
+        if data[:4] != PAY:
+            return f"0x{data.hex()} with {value} wei to {to}, where the enabled grant names pay only"
+        return judge_call(stage.enabled, to, value, data)
+    return judge_call(stage.recorder, to, value, data)
+
+
 # --------------------------------------------------------------------------------------------------
 # The chain
 # --------------------------------------------------------------------------------------------------
@@ -256,9 +268,18 @@ class Stage:
     other: Session
     """A second session of the account, for another key the attacker does not hold, granting what this one does
     not (``note``, the second recorder's ``pay``, ether to the attacker): a key must never borrow it."""
+    enabled: str = ZERO
+    """A third recorder, on which ``pay`` is granted by :attr:`enable_session`."""
+    enable_session: Session | None = None
+    """A second session of the attacker's key, the owner's grant of ``pay`` (the same rules, value limit and count)
+    on :attr:`enabled`, signed off-chain and not enabled yet: the key's first operation with it carries it (ENABLE)."""
+    grant_signature: bytes = b""
+    """The owner's signature of :attr:`enable_session`'s grant, as the account checks it (ERC-1271)."""
     session_ids: tuple[bytes, bytes] = (b"", b"")
     """The two sessions' ids (this one's, the other's), at the account's epoch."""
     seeds: list[UserOperation] = field(default_factory=list)
+    enable_seeds: list[UserOperation] = field(default_factory=list)
+    """Seeds that enable :attr:`enable_session` (signed in ENABLE mode)."""
     own_code: set[str] = field(default_factory=set)
     """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
 
@@ -376,6 +397,20 @@ def _stage(
     epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
     stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
     stage.session_ids = (session.session_id(account, epoch), other.session_id(account, epoch))
+    stage.enabled = anvil.deploy(project.EffectRecorder).address
+    stage.enable_session = Session(
+        session_key=key.address,
+        valid_after=now - 60,
+        valid_until=now + 30 * 86400,
+        max_gas_cost=5 * 10**16,
+        salt=3,
+        permissions=(grant_permissions(stage.enabled)[0],),
+    )
+    chain_id = int(anvil.chain_id)
+    digest = stage.enable_session.enable_digest(account, epoch, chain_id, module)
+    stage.grant_signature = kind.wrap_erc1271_signature(
+        owner.sign_hash(kind.erc1271_digest(account, chain_id, digest))
+    )
     return stage
 
 
@@ -403,6 +438,33 @@ def _seed_calls(stage: Stage) -> list[bytes]:
         encode_execute(transfer),
         encode_execute([tier(3, BOB), pay(BOB, 999, b"z" * 64, 2)], exec_type=1),
     ]
+
+
+def _enable_seed_calls(stage: Stage) -> list[bytes]:
+    """The callData of the seeds that enable the second session of the key: a call it grants, and a batch of a call
+    of each of the key's two sessions."""
+    pay = PAY + abi_encode(["address", "uint256", "bytes"], [ALICE, AMOUNT_HIGH, b"enable"])
+    tier = SET_TIER + abi_encode(["uint8", "bool", "address"], [TIER_LOW, True, BOB])
+    return [
+        encode_execute(Call(stage.enabled, PAY_VALUE_LIMIT, pay)),
+        encode_execute([Call(stage.enabled, 0, pay), Call(stage.recorder, 0, tier)]),
+    ]
+
+
+def probe_calls(stage: Stage) -> list[bytes]:
+    """Single calls no session of the key allows, sent after each included operation: a session the operation
+    enabled or changed otherwise than the owner signed would let one through."""
+    calls = [
+        Call(
+            stage.recorder, ETHER, PAY + abi_encode(["address", "uint256", "bytes"], [ATTACKER, 10**6, b""])
+        ),
+        Call(stage.enabled, 0, PAY + abi_encode(["address", "uint256", "bytes"], [ATTACKER, 1, b""])),
+        Call(stage.enabled, 0, NOTE + abi_encode(["uint256"], [1])),
+        Call(stage.recorder, 0, NOTE + abi_encode(["uint256"], [1])),
+        Call(stage.stranger, 0, PAY + abi_encode(["address", "uint256", "bytes"], [ALICE, 1, b""])),
+        Call(ATTACKER, ETHER, b""),
+    ]
+    return [encode_execute(call) for call in calls]
 
 
 def forbidden_calls(stage: Stage) -> list[bytes]:
@@ -443,6 +505,15 @@ def sign(chain: Chain, stage: Stage, op: PackedUserOperation) -> PackedUserOpera
     )
 
 
+def sign_enable(chain: Chain, stage: Stage, op: PackedUserOperation) -> PackedUserOperation:
+    """``op`` signed by the session key in ENABLE mode, carrying the owner's grant of :attr:`Stage.enable_session`."""
+    assert stage.enable_session is not None
+    enable = encode_enable_signature(
+        stage.enable_session, stage.grant_signature, stage.key.sign_hash(chain.hash(op))
+    )
+    return op.model_copy(update={"signature": stage.kind.validator_user_op_signature(chain.module, enable)})
+
+
 @pytest.fixture(scope="module")
 def chain(project: Any) -> Iterator[Chain]:
     """One anvil (no code size limit: Kernel's implementation is over EIP-170) with the EntryPoint v0.7, the
@@ -470,6 +541,15 @@ def chain(project: Any) -> Iterator[Chain]:
                     verdict,
                 )
                 setup.restore()
+            for call_data in _enable_seed_calls(stage):
+                stage.enable_seeds.append(_user_op(setup, stage, call_data))
+                verdict = run(setup, stage, sign_enable(setup, stage, stage.enable_seeds[-1].pack()))
+                assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
+                    stage.name,
+                    "enable",
+                    verdict,
+                )
+                setup.restore()
         yield setup
 
 
@@ -489,8 +569,9 @@ class Verdict:
     breaches: list[str] = field(default_factory=list)
     charged: int = 0
     """The gas the EntryPoint charged the account, for an included operation."""
-    paid: int = 0
-    """The calls of ``pay`` the recorder saw from the account, for an included operation."""
+    paid: tuple[int, int] = (0, 0)
+    """The calls of ``pay`` the account made under each of its key's sessions (the installed one's recorder, the
+    enabled one's), for an included operation."""
 
 
 def _frames(frame: dict[str, Any], rolled_back: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
@@ -518,7 +599,12 @@ def _reaches_module(trace: dict[str, Any], module: str) -> bool:
 
 
 def run(
-    chain: Chain, stage: Stage, op: PackedUserOperation, *, learn: bool = False, paid_before: int = 0
+    chain: Chain,
+    stage: Stage,
+    op: PackedUserOperation,
+    *,
+    learn: bool = False,
+    paid_before: tuple[int, int] = (0, 0),
 ) -> Verdict:
     """Simulate ``op`` (a traced ``handleOps`` ``eth_call``), send it if the EntryPoint would run it, and judge
     what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is;
@@ -558,7 +644,7 @@ def _judge(
     timestamp: int,
     spent: int,
     learn: bool,
-    paid_before: int,
+    paid_before: tuple[int, int],
 ) -> Verdict:
     """The oracle: the included operation's calls, the recorders' logs and the native value it cost the account."""
     account, breaches = stage.account.lower(), []
@@ -577,7 +663,6 @@ def _judge(
         and frame.get("to", "").lower() == chain.entry_point.lower()
     ]
     assert len(execution) == 1, trace
-    paid_calls = 0
     for frame, rolled_back in _frames(execution[0]):
         if rolled_back or frame.get("from", "").lower() != account or frame["type"] == "STATICCALL":
             continue
@@ -592,14 +677,15 @@ def _judge(
             breaches.append(f"a {frame['type']} to {to}")
             continue
         value, data = int(frame.get("value", "0x0"), 16), bytes.fromhex(frame.get("input", "0x")[2:])
-        why = judge_call(stage.recorder, to, value, data)
+        why = judge_any(stage, to, value, data)
         if why:
             breaches.append(f"trace: {why}")
     # the recorders' logs: each call they received, from whom, with what value and calldata
-    recorded_value = 0
+    recorded_value, paid_calls = 0, (0, 0)
     for log in receipt["logs"]:
         emitter = to_address(log["address"])
-        if emitter not in (stage.recorder, stage.stranger) or bytes.fromhex(log["topics"][0][2:]) != SEEN:
+        recorders = (stage.recorder, stage.enabled, stage.stranger)
+        if emitter not in recorders or bytes.fromhex(log["topics"][0][2:]) != SEEN:
             continue
         sender = to_address("0x" + log["topics"][1][-40:])
         value, data = abi_decode(["uint256", "bytes"], bytes.fromhex(log["data"][2:]))
@@ -609,13 +695,20 @@ def _judge(
         if sender.lower() != account:
             breaches.append(f"the recorder was called by {sender}")
             continue
-        why = judge_call(stage.recorder, emitter, value, bytes(data))
+        why = judge_any(stage, emitter, value, bytes(data))
         if why:
             breaches.append(f"log: {why}")
         recorded_value += value
-        paid_calls += bytes(data)[:4] == PAY
-    if paid_before + paid_calls > PAY_CALLS:
-        breaches.append(f"{paid_before} + {paid_calls} calls of pay, over the count of {PAY_CALLS}")
+        if (
+            bytes(data)[:4] == PAY
+        ):  # each session counts its own calls: the installed one's, the enabled one's
+            first, second = paid_calls
+            paid_calls = (first + 1, second) if emitter == stage.recorder else (first, second + 1)
+    for index in (0, 1):
+        if paid_before[index] + paid_calls[index] > PAY_CALLS:
+            breaches.append(
+                f"{paid_before[index]} + {paid_calls[index]} calls of pay under session {index}, over {PAY_CALLS}"
+            )
     if not stage.session.valid_after <= timestamp <= stage.session.valid_until:
         breaches.append(f"included at {timestamp}, outside the window")
     charged = gas_cost if paymaster == ZERO else 0
@@ -777,9 +870,40 @@ def _edit_call_data(draw: Draw, family: str, data: bytes, donors: list[bytes]) -
     return bytes(out) + tail
 
 
-def _edit_signature(draw: Draw, chain: Chain, stage: Stage, op: PackedUserOperation) -> PackedUserOperation:
-    """The session key's signature of ``op``, then edited byte by byte (no re-signing afterwards)."""
-    signature = bytearray(sign(chain, stage, op).signature)
+CALL_DATA_FOLDS = (
+    "flip bits",
+    "offset or length word",
+    "insert bytes",
+    "delete bytes",
+    "splice",
+    "trailing data",
+)
+"""The callData edits an ENABLE signature's payload takes too."""
+
+
+def _enable_body(chain: Chain, stage: Stage, op: PackedUserOperation) -> bytes:
+    """The ABI payload of ``op``'s ENABLE signature (after its mode byte)."""
+    assert stage.enable_session is not None
+    key_signature = stage.key.sign_hash(chain.hash(op))
+    return encode_enable_signature(stage.enable_session, stage.grant_signature, key_signature)[1:]
+
+
+def _edit_signature(
+    draw: Draw, chain: Chain, stage: Stage, op: PackedUserOperation, enable: bool, donors: list[bytes]
+) -> PackedUserOperation:
+    """The session key's signature of ``op`` (in ENABLE mode when ``enable``), then edited byte by byte (no
+    re-signing afterwards). An ENABLE signature's payload (the grant, the owner's signature) takes the callData's
+    edits too: flipped bits, offset and length words, inserted, deleted and spliced bytes (the other session's
+    grant among the donors), trailing data."""
+    signed = (sign_enable if enable else sign)(chain, stage, op)
+    signature = bytearray(signed.signature)
+    if enable and draw(st.booleans()):
+        family = draw(st.sampled_from(CALL_DATA_FOLDS))
+        mode = len(signature) - len(_enable_body(chain, stage, op)) - 1  # after a validator's prefix, if any
+        assert signature[mode] == 1, signature.hex()
+        # aligned as callData is (its words after 4 bytes), then cut back to the payload after the mode byte
+        edited = _edit_call_data(draw, family, bytes(3) + bytes(signature[mode + 1 :]), donors)[3:]
+        return op.model_copy(update={"signature": bytes(signature[: mode + 1]) + edited})
     choice = draw(
         st.sampled_from(
             [
@@ -888,10 +1012,16 @@ def _paymaster_and_data(draw: Draw, chain: Chain, stage: Stage) -> bytes:
 
 
 def mutate(
-    draw: Draw, chain: Chain, stage: Stage, family: str, seed: PackedUserOperation, donors: list[bytes]
+    draw: Draw,
+    chain: Chain,
+    stage: Stage,
+    family: str,
+    seed: PackedUserOperation,
+    donors: list[bytes],
+    enable: bool = False,
 ) -> PackedUserOperation:
-    """``seed`` mutated by one or two edits of ``family``, then signed by the session key (but for the signature
-    family, whose edits come after the signing)."""
+    """``seed`` mutated by one or two edits of ``family``, then signed by the session key (in ENABLE mode for a seed
+    that enables the key's second session), but for the signature family, whose edits come after the signing."""
     op = seed
     for _ in range(draw(st.integers(1, 2))):
         if family in CALL_DATA_FAMILIES:
@@ -909,7 +1039,9 @@ def mutate(
             init_code = bytes.fromhex(factory[2:]) + draw(st.binary(max_size=68))
             op = op.model_copy(update={"init_code": init_code})
     if family == "signature":
-        return _edit_signature(draw, chain, stage, op)
+        return _edit_signature(draw, chain, stage, op, enable, donors)
+    if enable:
+        return sign_enable(chain, stage, op)
     signed = sign(chain, stage, op)
     # the module's other signature modes run the whole policy check before the key's signature: the same bytes
     # judged on those paths
@@ -930,12 +1062,22 @@ def mutate(
 # --------------------------------------------------------------------------------------------------
 
 
+def _entry_point_nonce(chain: Chain, account: str, key: int) -> int:
+    """The EntryPoint's next nonce of ``account`` on ``key``."""
+    answer = chain.anvil.call({"to": chain.entry_point, "data": "0x" + encode_get_nonce(account, key).hex()})
+    return int(answer, 16)
+
+
 def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
     """Run ``examples`` mutated operations of ``stage``'s seeds; return the tally of (family, outcome), with
     ``(family, "reached the module")`` counted too. A breach of the oracle fails at once, naming the bytes."""
     tally: Counter[tuple[str, str]] = Counter()
     seeds = [sign(chain, stage, seed.pack()) for seed in stage.seeds]
+    enable_seeds = [seed.pack() for seed in stage.enable_seeds]
     donors = [bytes(seed.call_data) for seed in seeds] + forbidden_calls(stage)
+    donors.append(abi_encode([SESSION_ABI_TYPE], [stage.other.as_abi()]))  # the other key's grant
+    probes = [_user_op(chain, stage, call_data) for call_data in probe_calls(stage)]
+    nonce_key = stage.kind.nonce_key(chain.module)
 
     dirty = [False]  # whether the chain moved since it was set up (a failure midway counts as moved)
 
@@ -952,8 +1094,9 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
     def one(data: st.DataObject) -> None:
         prelude = data.draw(st.sampled_from(PRELUDES), label="prelude")
         family = data.draw(st.sampled_from(FAMILIES), label="family")
-        seed = data.draw(st.sampled_from(seeds), label="seed")
-        paid_before = 0
+        enable = data.draw(st.integers(0, 4), label="enable") == 0  # a fifth of the examples
+        seed = data.draw(st.sampled_from(enable_seeds if enable else seeds), label="seed")
+        paid_before = (0, 0)
         if prelude == "a seed first":  # the session's count is partly or wholly used, the nonce moved on
             first = run(chain, stage, data.draw(st.sampled_from(seeds), label="first seed"))
             assert first.outcome == OUTCOMES[4] and not first.breaches, first
@@ -962,12 +1105,21 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
         elif prelude == "the window over":  # a block past the session's end: the next one is later still
             chain.rpc.request("evm_setNextBlockTimestamp", [hex(stage.session.valid_until + 1)])
             chain.rpc.request("evm_mine")
-        op = mutate(data.draw, chain, stage, family, seed, donors)
+        op = mutate(data.draw, chain, stage, family, seed, donors, enable)
         verdict = run(chain, stage, op, paid_before=paid_before)
         dirty[0] = prelude != PRELUDES[0] or verdict.outcome in OUTCOMES[3:]
+        if (
+            verdict.outcome in OUTCOMES[3:]
+        ):  # what the operation left behind: no session of the key allows more
+            nonce = _entry_point_nonce(chain, stage.account, nonce_key)
+            for probe in probes:
+                probed = run(chain, stage, sign(chain, stage, probe.replace(nonce=nonce).pack()))
+                tally["probes", probed.outcome] += 1
+                assert not probed.breaches, (stage.name, family, op.as_tuple(), probed)
         tally[family, verdict.outcome] += 1
         tally[f"after {prelude}", verdict.outcome] += 1
         tally[family, "reached the module"] += verdict.reached_module
+        tally["enable" if enable else "use", verdict.outcome] += 1
         if family == "initCode":
             tally[family, verdict.reason[:4]] += 1
         assert not verdict.breaches, (
@@ -1043,6 +1195,9 @@ def _tally_text(tally: Counter[tuple[str, str]]) -> str:
             f"{outcome} {tally[family, outcome]}" for outcome in OUTCOMES if tally[family, outcome]
         )
         lines.append(f"  {family}: {counts} (reached the module {tally[family, 'reached the module']})")
+    for line in ("use", "enable", "probes"):
+        counts = ", ".join(f"{o} {tally[line, o]}" for o in OUTCOMES if tally[line, o])
+        lines.append(f"  {line}: {counts}")
     for prelude in dict.fromkeys(PRELUDES):
         counts = ", ".join(
             f"{o} {tally[f'after {prelude}', o]}" for o in OUTCOMES if tally[f"after {prelude}", o]
