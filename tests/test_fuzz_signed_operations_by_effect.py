@@ -14,15 +14,17 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   3 calls; ``setTier(uint8 tier, bool flag, address who)`` with four rules of four conditions and no value; and
   plain transfers of at most 0.0001 ether. A window, a gas cap of 0.05 ether. A second recorder the grant does not
   name; a second session, of a key the attacker does not hold, granting ``note``, the second recorder's ``pay`` and
-  ether to the attacker (which the edited signatures name); the account holds 10 ether.
+  ether to the attacker (which the edited signatures name); an off-chain grant of the attacker's key (``pay`` on a
+  third recorder), signed by the owner and not enabled yet; the account holds 10 ether.
 * **Seeds**: operations the SDK encodes and the session key signs (single calls, batches, values at their limits,
-  the count limit used up, a batch of exec type try), each accepted and executed.
+  the count limit used up, a batch of exec type try), and two that carry the off-chain grant (ENABLE: a call it
+  grants, a batch using both of the key's sessions), each accepted and executed.
 * **Mutations** (hypothesis draws one family per example, then one or two edits): the ``callData``'s bits
   flipped, its ABI offset and length words overwritten with neighbouring values (+-1, +-32, another field's
   length, huge), the words holding the seeds' arguments and values set to a rule's boundary, a dirty narrow type or
   a value over its limit, 1, 4 or 32 bytes inserted or deleted, a segment spliced from another seed or from a call
   the grant forbids, its execution mode or its selector (another entry point of the accounts) swapped, data
-  appended; the ``signature``'s bytes edited; the nonce key edited; the gas limits and fees set around the
+  appended; the ``signature``'s bytes edited (an ENABLE payload as callData is); the nonce key edited; the gas limits and fees set around the
   session's cap or absurd; a ``paymasterAndData`` or an ``initCode`` added. Except for the signature family, the session key then signs the mutated operation (the SDK's hashing)
   in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
   can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
@@ -35,7 +37,9 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
   own code, the block inside the window; and the native value that left the account (its balance and its
   EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it, that gas within the
-  session's cap. A control has the owner (who may do anything) make forbidden calls: the oracle names each.
+  session's cap. After each included operation, single calls no session of the key allows (the attacker paid, ether
+  sent to them, the other key's functions) are sent: each must be refused, whatever the operation enabled or left.
+  A control has the owner (who may do anything) make forbidden calls: the oracle names each.
 
 Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused in the module's validation, refused after it, included and reverted, included and
