@@ -142,8 +142,6 @@ class Draw(Protocol):
 
 
 EXAMPLES = 5000 if DEEP else 500
-TALLIES: dict[str, Counter[tuple[str, str]]] = {}
-"""Per account kind, (family, outcome): how many examples, for the report."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,12 +299,15 @@ class Chain:
 
     @property
     def rpc(self) -> Any:
+        """The node's JSON-RPC connection."""
         return self.anvil.rpc
 
     def hash(self, op: PackedUserOperation) -> bytes:
+        """``op``'s userOpHash, as the SDK computes it (what the session key signs)."""
         return user_op_hash_v07(op, self.entry_point, self.anvil.chain_id)
 
     def handle_ops(self, op: PackedUserOperation) -> bytes:
+        """``handleOps([op], submitter)``: the bundler's transaction, the submitter its beneficiary."""
         return encode_handle_ops([op], self.submitter)
 
     def restore(self) -> None:
@@ -321,11 +322,6 @@ class Chain:
             {"to": self.entry_point, "data": "0x" + (BALANCE_OF + abi_encode(["address"], [account])).hex()}
         )
         return balance + int(deposit, 16)
-
-
-def _deploy(anvil: AnvilChain, init_code: bytes) -> str:
-    receipt = anvil.send(anvil.accounts[0], None, init_code)
-    return to_address(receipt["contractAddress"])
 
 
 def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) -> str:
@@ -343,7 +339,8 @@ def _stage(
     keyscope_factory: AnvilContract,
     vendors: AccountContracts,
 ) -> Stage:
-    """The account of kind ``name`` with the module installed at creation, its session enabled by the install."""
+    """The account of kind ``name`` with the module installed holding two sessions (the attacker's key's, and another
+    key's), and the owner's off-chain grant of a second session to the attacker's key, not enabled yet."""
     recorder = anvil.deploy(project.EffectRecorder).address
     stranger = anvil.deploy(project.EffectRecorder).address
     key = LocalSigner(keccak(f"keyscope effects session key {name}".encode()))
@@ -1140,7 +1137,6 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, n
     """Mutated, re-signed session operations of one account kind: whatever the EntryPoint includes does only what
     the grant allows (the oracle), and every mutation family but ``initCode`` reaches the module's validation."""
     tally = fuzz(chain, chain.stages[name], EXAMPLES)
-    TALLIES[name] = tally
     print(f"\n{name}: {_tally_text(tally)}")
     for family in FAMILIES:
         assert sum(tally[family, outcome] for outcome in OUTCOMES) > 0, (name, family, dict(tally))
