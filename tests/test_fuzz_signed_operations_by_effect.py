@@ -35,7 +35,8 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   back) and every log of the two recorders is judged: a granted target and selector, arguments that meet every
   rule as the target's Solidity decoder reads them (``eth_abi`` on the recorded calldata), values within the value
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
-  own code, the block inside the window; and the native value that left the account (its balance and its
+  own code, nothing called while the account was validated but what the seeds' validation called (the validator,
+  the EntryPoint's prefund, the owner's validator asked about an ENABLE grant), the block inside the window; and the native value that left the account (its balance and its
   EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it, that gas within the
   session's cap. After each included operation, single calls no session of the key allows (the attacker paid, ether
   sent to them, the other key's functions) are sent: each must be refused, whatever the operation enabled or left.
@@ -282,6 +283,9 @@ class Stage:
     seeds: list[UserOperation] = field(default_factory=list)
     enable_seeds: list[UserOperation] = field(default_factory=list)
     """Seeds that enable :attr:`enable_session` (signed in ENABLE mode)."""
+    validation_calls: set[tuple[str, str, str]] = field(default_factory=set)
+    """What the account called while the seeds were validated (call type, target, selector), seen while running
+    them."""
     own_code: set[str] = field(default_factory=set)
     """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
 
@@ -544,7 +548,8 @@ def chain(project: Any) -> Iterator[Chain]:
                 setup.restore()
             for call_data in _enable_seed_calls(stage):
                 stage.enable_seeds.append(_user_op(setup, stage, call_data))
-                verdict = run(setup, stage, sign_enable(setup, stage, stage.enable_seeds[-1].pack()))
+                enabling = sign_enable(setup, stage, stage.enable_seeds[-1].pack())
+                verdict = run(setup, stage, enabling, learn=True)
                 assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
                     stage.name,
                     "enable",
@@ -575,12 +580,18 @@ class Verdict:
     enabled one's), for an included operation."""
 
 
-def _frames(frame: dict[str, Any], rolled_back: bool = False) -> Iterator[tuple[dict[str, Any], bool]]:
-    """Every frame of a call trace, with whether it was rolled back (it or a frame above it reverted)."""
+def _frames(
+    frame: dict[str, Any], rolled_back: bool = False, skip: str = ""
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """Every frame of a call trace, with whether it was rolled back (it or a frame above it reverted); without the
+    subtrees of ``skip``'s calls to itself, when given (the EntryPoint's ``innerHandleOp``: what is left is its
+    validation phase)."""
+    if skip and frame.get("from", "").lower() == skip.lower() == frame.get("to", "").lower():
+        return
     rolled_back = rolled_back or "error" in frame
     yield frame, rolled_back
     for child in frame.get("calls", ()):
-        yield from _frames(child, rolled_back)
+        yield from _frames(child, rolled_back, skip)
 
 
 def _failed_op_reason(output: str) -> str:
@@ -664,6 +675,17 @@ def _judge(
         and frame.get("to", "").lower() == chain.entry_point.lower()
     ]
     assert len(execution) == 1, trace
+    # what the account did while it was validated: the calls the seeds made (its validator, the EntryPoint's
+    # prefund, the owner's validator asked about an ENABLE grant), nothing else (a module installed by a mode of
+    # the account's own, say)
+    for frame, rolled_back in _frames(trace, skip=chain.entry_point):
+        if rolled_back or frame.get("from", "").lower() != account or frame["type"] == "STATICCALL":
+            continue
+        seen = (frame["type"], to_address(frame.get("to") or ZERO), frame.get("input", "0x")[:10])
+        if learn:
+            stage.validation_calls.add(seen)
+        elif seen not in stage.validation_calls:
+            breaches.append(f"in validation, a {seen[0]} to {seen[1]} of {seen[2]}")
     for frame, rolled_back in _frames(execution[0]):
         if rolled_back or frame.get("from", "").lower() != account or frame["type"] == "STATICCALL":
             continue
@@ -1156,7 +1178,8 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Ch
     to the attacker of an amount out of range carrying 1 ether, a function no permission names, the ungranted
     recorder, a tier out of range, 1 ether to the attacker) as one batch, then a granted call paying 1,000 gwei per
     gas; the EntryPoint runs each, and the oracle names each forbidden call, in the trace and in the recorders' logs,
-    the ether that left the account, and the gas charged over the session's cap."""
+    the ether that left the account, the gas charged over the session's cap, and the owner's validator that the
+    vendors' accounts call while validating (a call no session operation makes)."""
     stage = chain.stages[name]
     forbidden = forbidden_calls(stage)[5]  # the first three, as one batch
     calls = [
@@ -1179,10 +1202,17 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Ch
             assert f"trace: pay to {ATTACKER}" in text and f"log: pay to {ATTACKER}" in text, text
             assert "(no granted selector)" in text and f"a call to {stage.stranger}" in text, text
             assert "the ungranted recorder saw" in text and "pay carrying" in text, text
-        elif call_data == granted:
-            assert verdict.breaches == [
-                f"the account was charged {verdict.charged} wei of gas, over the grant's cap"
-            ]
+        elif (
+            call_data == granted
+        ):  # (the owner's validator, which vendors' accounts ask, is no session's call)
+            breaches = [b for b in verdict.breaches if not b.startswith("in validation")]
+            assert breaches == [f"the account was charged {verdict.charged} wei of gas, over the grant's cap"]
+            # the validation phase is watched too: an account asking its owner's validator is named for it
+            named = any(
+                b.startswith(f"in validation, a CALL to {stage.kind.owner_validator}")
+                for b in verdict.breaches
+            )
+            assert named == (stage.kind.owner_validator is not None), verdict.breaches
         else:  # the ether sent to the attacker is no granted call's value
             assert "setTier(9, True" in text and f"a call to {ATTACKER}" in text, text
             assert f"the account lost {ETHER + verdict.charged} wei: 0 in granted calls" in text, text
