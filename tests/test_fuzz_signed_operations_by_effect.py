@@ -619,7 +619,8 @@ def run(
     paid_before: tuple[int, int] = (0, 0),
 ) -> Verdict:
     """Simulate ``op`` (a traced ``handleOps`` ``eth_call``), send it if the EntryPoint would run it, and judge
-    what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is;
+    what the account did. ``learn``: a seed, whose delegatecalls show where the account's own code is, and whose
+    validation shows what the account calls while validated (a refused seed's reason lists its reverted frames);
     ``paid_before``: the calls of ``pay`` the session made before (its count is over the session's life)."""
     data = chain.handle_ops(op)
     tx = {"from": chain.submitter, "to": chain.entry_point, "data": "0x" + data.hex(), "gas": hex(30_000_000)}
