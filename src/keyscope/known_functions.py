@@ -16,7 +16,7 @@ from .arg_types import ArgType
 from .policy import parse_signature
 from .session import Condition, Permission, Rule
 
-__all__ = ["KNOWN_FUNCTIONS", "UNLIMITED", "KnownFunction"]
+__all__ = ["KNOWN_FUNCTIONS", "UNLIMITED", "KnownFunction", "added_per_call"]
 
 UNLIMITED = 2**255
 """An amount bound at or above this is no bound: shown as unlimited."""
@@ -51,11 +51,13 @@ def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:
 @dataclass(frozen=True)
 class KnownFunction:
     """A function known by its selector: its standard signature with argument names, the offsets of its token
-    amounts, and ``warn(permission, is_token)``, the warnings a permission for it raises."""
+    amounts, ``warn(permission, is_token)``, the warnings a permission for it raises, and ``adds_up``, the offset of
+    an amount each call adds to what it grants (``increaseAllowance``'s), None for a function whose calls set it."""
 
     signature: str
     amounts: tuple[int, ...] = ()
     warn: Callable[[Permission, bool], list[tuple[str, str]]] = lambda p, token: []
+    adds_up: int | None = None
 
     @property
     def selector(self) -> bytes:
@@ -127,7 +129,9 @@ _KNOWN = [
     KnownFunction("transfer(address to,uint256 amount)", (32,), _transfer_warnings(0, 32)),
     KnownFunction("approve(address spender,uint256 amount)", (32,), _approve_warnings),
     KnownFunction("transferFrom(address from,address to,uint256 amount)", (64,), _transfer_warnings(32, 64)),
-    KnownFunction("increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings),
+    KnownFunction(
+        "increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings, adds_up=32
+    ),
     KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
     # Permit2 (AllowanceTransfer): an allowance over every token the account approved Permit2 for, as most accounts
     # that trade have, without a bound; an amount of 2**160 - 1 never runs down
@@ -166,3 +170,17 @@ _KNOWN = [
 ]
 KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
 """Functions known by selector (add one here to give it words and warnings)."""
+
+
+def added_per_call(permission: Permission) -> tuple[int, int] | None:
+    """For a permission on a function whose calls add to an allowance (``increaseAllowance``), whose amount a rule
+    bounds below unlimited: the amount's offset and the most one call adds (None otherwise: an unbounded amount has
+    its own danger, an UNLIMITED allowance). The bound is per call; the calls add up, as often as the session's
+    window allows, to an allowance that outlives the session (attack 349)."""
+    known = KNOWN_FUNCTIONS.get(permission.selector)
+    if known is None or known.adds_up is None:
+        return None
+    bound = _bound(permission.rules, known.adds_up)
+    if bound is None or bound >= UNLIMITED:
+        return None
+    return known.adds_up, bound

@@ -84,7 +84,12 @@ from .revert import decode_revert, describe_revert, grant_refusal_todo
 from .session import Limit, Permission, Session, TypedDataPermission
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
-from .targets import warn_about_paymasters, warn_about_targets, warn_about_uncounted_assets
+from .targets import (
+    warn_about_approvals_that_add_up,
+    warn_about_paymasters,
+    warn_about_targets,
+    warn_about_uncounted_assets,
+)
 from .token_facts import cached_contract_facts
 from .userop import UserOperation
 
@@ -1134,6 +1139,7 @@ class Owner:
         warn_about_targets(flat, codes, self.network.entry_point)
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)
+        warn_about_approvals_that_add_up(session)
         now = None if chain_time is None else window_now(chain_time)
         return self._request(session, epoch, deployed, occupied, now=now)
 
@@ -1151,6 +1157,7 @@ class Owner:
         warn_about_targets(session.permissions, codes, self.network.entry_point)
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)
+        warn_about_approvals_that_add_up(session)
         request = self._request(
             session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
         )

@@ -18,7 +18,7 @@ from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
 from .session import Permission, Session
-from .token_facts import uncounted_assets
+from .token_facts import approvals_that_add_up, uncounted_assets
 
 __all__ = [
     "KNOWN_CONTRACTS",
@@ -28,6 +28,7 @@ __all__ = [
     "paymaster_problems",
     "runs_keyscope_code",
     "target_problems",
+    "warn_about_approvals_that_add_up",
     "warn_about_paymasters",
     "warn_about_targets",
     "warn_about_uncounted_assets",
@@ -237,3 +238,18 @@ def warn_about_uncounted_assets(session: Session) -> None:
                 "permission that may carry ETH)"
             )
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+
+
+def warn_about_approvals_that_add_up(session: Session) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each permission whose calls add to an allowance by an
+    amount bounded per call, which no allowance over the session's life counts
+    (:func:`~keyscope.token_facts.approvals_that_add_up`, attack 349), as the consent page shows it as a danger."""
+    for index in approvals_that_add_up(session):
+        permission = session.permissions[index]
+        warnings.warn(
+            f"granting {permission.label}: each call adds to the spender's allowance, as often as the session's "
+            "window allows, and the allowance stays after the session ends; count its amount in an allowance over "
+            "the session's life (arg(...).total without a period), or grant approve with a bounded amount instead",
+            TargetWarning,
+            stacklevel=4,
+        )

@@ -18,7 +18,7 @@ from eth_abi import decode as abi_decode
 from .chain import Chain
 from .errors import CallRevertedError, KeyscopeError, TransportError
 from .hexutil import keccak, to_address
-from .known_functions import KNOWN_FUNCTIONS, UNLIMITED
+from .known_functions import KNOWN_FUNCTIONS, UNLIMITED, added_per_call
 from .limits import LimitUsage, owner_label
 from .session import Limit, LimitKind, Session
 
@@ -27,6 +27,7 @@ __all__ = [
     "ScaledLimit",
     "TokenFacts",
     "UncountedAsset",
+    "approvals_that_add_up",
     "cached_contract_facts",
     "call_or_none",
     "contract_facts",
@@ -198,6 +199,26 @@ def uncounted_assets(session: Session) -> list[UncountedAsset]:
             found.append(UncountedAsset(index, "token", allowance[0]))
         if native is not None and permission.value_limit and index not in native[1]:
             found.append(UncountedAsset(index, "ETH", native[0]))
+    return found
+
+
+def approvals_that_add_up(session: Session) -> list[int]:
+    """The permissions whose calls add to an allowance by an amount a rule bounds per call (``increaseAllowance``,
+    :func:`~keyscope.known_functions.added_per_call`) that no lifetime AMOUNT limit counts at that amount's offset,
+    by index: the allowance grows with every call, as often as the session's
+    window allows, and outlives the session (attack 349). A periodic limit starts again each period while the
+    allowances it counted stay (attack 260), so only a lifetime one bounds them."""
+    counted = {
+        (meter.permission, meter.offset)
+        for limit in session.limits
+        if limit.op == LimitKind.AMOUNT and not limit.period
+        for meter in limit.meters
+    }
+    found = []
+    for index, permission in enumerate(session.permissions):
+        added = added_per_call(permission)
+        if added is not None and (index, added[0]) not in counted:
+            found.append(index)
     return found
 
 

@@ -32,7 +32,13 @@ from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
 from ..targets import lifts_anything
-from ..token_facts import limit_token_address, scaled_by, scaled_usage, uncounted_assets
+from ..token_facts import (
+    approvals_that_add_up,
+    limit_token_address,
+    scaled_by,
+    scaled_usage,
+    uncounted_assets,
+)
 from .tokens import ContractFacts, TokenFacts, format_amount, lookalike_notes, visible_text
 
 __all__ = [
@@ -574,6 +580,26 @@ def _uncounted_warnings(session: Session) -> list[GrantWarning]:
     return warnings
 
 
+ADDS_UP = (
+    "each call adds to the spender's allowance: its rule bounds one call's amount, not the allowance, which grows "
+    "with every call, as often as the session's window allows, and stays after the session ends"
+)
+"""What an approval whose calls add up does (:func:`~keyscope.token_facts.approvals_that_add_up`, attack 349)."""
+
+
+def _adding_warnings(session: Session) -> list[GrantWarning]:
+    """The danger of a permission whose calls add to an allowance, bounded per call and counted by no allowance over
+    the session's life (attack 349)."""
+    return [
+        GrantWarning(
+            level="danger",
+            text=f"{_function(session.permissions[index])[0]} on {session.permissions[index].target}: {ADDS_UP}",
+            permission=index,
+        )
+        for index in approvals_that_add_up(session)
+    ]
+
+
 def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     """One line per lifetime limit, from the signed fields only (kind, amount, period, the metered permissions)."""
     if not session.limits:
@@ -755,6 +781,7 @@ def describe_session(
             warnings += _claim_warnings(index, permission.target, facts.contract(permission.target))
     warnings += _meter_warnings(session)
     warnings += _uncounted_warnings(session)
+    warnings += _adding_warnings(session)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
     described = GrantDescription(
