@@ -13,6 +13,7 @@ Pinned here, without a chain, and on ape's chain for ``owner.grant``:
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -110,3 +111,151 @@ def test_owner_grant_warns_that_a_bounded_increase_adds_up(usdc: Any, owner: Own
     with pytest.warns(TargetWarning) as caught:
         owner.grant(SessionKey.generate(), [bounded])
     assert [str(w.message) for w in caught if "each call adds to" in str(w.message)], caught.list
+
+
+def test_the_dashboard_lists_a_session_s_state_usage_and_limits_as_the_chain_counts_them(
+    net: Any, owner: Owner, nft: Any, tmp_path: Any
+) -> None:
+    """The dashboard's listing (``account_sessions``) of a live session with a lifetime call limit, whose key sent
+    one operation: its state and time left, the operation and the gas it paid, in ETH at 18 decimals, and its
+    limit's use as the module counts it, over the session's life. (Its lanes, its status from events alone and the
+    logs' reading are pinned without a chain, below.)"""
+    from keyscope.consent.sessions import account_sessions
+    from keyscope.store import open_store
+    from keyscope.token_facts import format_amount
+
+    key = SessionKey.generate()
+    grant = owner.grant(
+        key, [Policy.call(nft, "safeMint(address to)", calls=3)], valid_for=3600, onchain=True
+    )
+    receipt = net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    store = open_store(f"sqlite:///{tmp_path / 'grants.db'}")
+    store.put_grant(grant)
+    (live,) = account_sessions(net, owner.account, store=store)
+    assert live.session_id == "0x" + bytes(grant.session_id).hex()
+    assert live.status == "active" and live.in_store and live.enabled_on_chain
+    assert live.seconds_left is not None and 0 < live.seconds_left <= 3600
+    paid = format_amount(receipt.actual_gas_cost, 18, "ETH")
+    assert live.usage[:2] == ("1 operation sent", f"{paid} paid in gas (by the account or its paymaster)")
+    (calls,) = live.usage[2:]
+    assert calls.endswith(": 1 of 3 calls used over the session's life, 2 calls left"), calls
+
+
+class _Kind:
+    """An account kind whose nonce key is its lane (32 lane bits, as keyscope's account)."""
+
+    lane_bits = 32
+
+    @staticmethod
+    def nonce_key(module: str | None, lane: int = 0) -> int:
+        return lane
+
+
+class _Client:
+    """A provider answering ``eth_getLogs`` from ``logs`` (each with its block) by their first topic, refusing
+    ranges over ``most`` blocks as public RPCs do."""
+
+    def __init__(self, logs: list[tuple[int, dict[str, Any]]], latest: int, most: int | None = None) -> None:
+        self.logs, self.latest, self.most = logs, latest, most
+
+    def request(self, method: str, params: list[Any]) -> Any:
+        from keyscope.rpc import JsonRpcError
+
+        if method == "eth_blockNumber":
+            return hex(self.latest)
+        (query,) = params
+        low, high = int(query["fromBlock"], 16), self.latest
+        if query["toBlock"] != "latest":
+            high = int(query["toBlock"], 16)
+        if self.most is not None and high - low + 1 > self.most:
+            raise JsonRpcError(method, -32005, "query returned more than 10000 results")
+        wanted = query["topics"][0]
+        return [
+            log
+            for block, log in self.logs
+            if low <= block <= high and log["topics"][0] in (wanted if isinstance(wanted, list) else [wanted])
+        ]
+
+
+def _word(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def test_the_dashboard_counts_a_session_s_operations_on_all_its_lanes_and_the_gas_they_paid() -> None:
+    """``_usage``: the operations on the 16 lanes from the session's base (the first 4 bytes of its id), reverted
+    ones said, the gas in ETH at 18 decimals; none on another lane."""
+    from keyscope.consent.sessions import OperationTotals, _usage
+
+    session_id = bytes.fromhex("00001000") + bytes(28)  # base lane 4096
+    operations = {
+        4096: OperationTotals(2, 1, 3 * 10**15),
+        4096 + 15: OperationTotals(1, 0, 10**15),
+        4096 + 16: OperationTotals(5, 0, 10**18),  # past its lanes
+        0: OperationTotals(7, 0, 10**18),  # lane 0 of the account: another session's
+    }
+    assert _usage(_Kind(), SHOP, session_id, operations) == (  # type: ignore[arg-type]
+        "3 operations sent (1 of them reverted in their calls)",
+        "0.004 ETH paid in gas (by the account or its paymaster)",
+    )
+    assert _usage(_Kind(), SHOP, session_id, {}) == ("No operations sent yet",)  # type: ignore[arg-type]
+
+
+def test_the_dashboard_reads_enabled_revoked_and_operations_from_the_logs_in_chunks() -> None:
+    """``module_events`` and ``operations_by_nonce_key`` on a provider that refuses whole-history queries: every
+    chunk is read (an event in the chunks' last block as in their first), a revocation names the session by its id
+    (the third topic), an operation's nonce key is its nonce's top 192 bits."""
+    from keyscope.consent.sessions import module_events, operations_by_nonce_key
+    from keyscope.entrypoint import USER_OPERATION_EVENT_TOPIC
+    from keyscope.module import SESSION_ENABLED, SESSION_REVOKED
+
+    account_topic = "0x" + "00" * 12 + ACCOUNT[2:].lower()
+    first, second = bytes(range(32)), bytes(range(1, 33))
+    enabled = {
+        "topics": [
+            "0x" + SESSION_ENABLED.hex(),
+            account_topic,
+            "0x" + first.hex(),
+            "0x" + "00" * 12 + KEY[2:],
+        ],
+        "data": _word(100) + _word(200)[2:],
+    }
+    revoked = {"topics": ["0x" + SESSION_REVOKED.hex(), account_topic, "0x" + second.hex()], "data": "0x"}
+    operation = {
+        "topics": ["0x" + USER_OPERATION_EVENT_TOPIC.hex(), _word(1), account_topic, _word(0)],
+        "data": _word((7 << 64) + 3) + _word(1)[2:] + _word(5)[2:] + _word(21_000)[2:],
+    }
+    logs = [(9_999, enabled), (10_000, revoked), (10_001, operation), (19_999, operation)]
+    chain = SimpleNamespace(client=_Client(logs, latest=25_000, most=10_000))
+    found, gone, invalidations = module_events(chain, SHOP, ACCOUNT)  # type: ignore[arg-type]
+    assert [(e.session_id, e.session_key, e.valid_after, e.valid_until) for e in found] == [
+        (first, KEY, 100, 200)
+    ]
+    assert (gone, invalidations) == ({second}, 0)
+    totals = operations_by_nonce_key(chain, SHOP, ACCOUNT)  # type: ignore[arg-type]
+    assert {key: (t.count, t.failed, t.gas_cost) for key, t in totals.items()} == {7: (2, 0, 10)}
+
+
+@pytest.mark.parametrize(
+    ("revoked", "active", "now", "status"),
+    [
+        (True, False, 150, "revoked"),
+        (False, True, 200, "active"),  # the window's last second
+        (False, True, 201, "expired"),
+        (False, True, 100, "active"),  # its first second
+        (False, True, 99, "not yet valid"),
+        (False, False, 150, "invalidated"),
+    ],
+)
+def test_a_session_seen_only_in_events_has_the_status_of_its_events_window_and_record(
+    revoked: bool, active: bool, now: int, status: str
+) -> None:
+    """``_status_from_events``: revoked by its event, expired only past its last second, not yet valid only before
+    its first, invalidated when the module no longer holds it active."""
+    from keyscope.consent.sessions import _Enabled, _status_from_events
+
+    session_id = bytes(range(32))
+    event = _Enabled(session_id, KEY, 100, 200)
+    answer = (1 if active else 0).to_bytes(32, "big")
+    endpoints = SimpleNamespace(module=SHOP, chain=SimpleNamespace(call=lambda to, data: answer))
+    gone = {session_id} if revoked else set()
+    assert _status_from_events(endpoints, ACCOUNT, event, gone, now) == status  # type: ignore[arg-type]
