@@ -118,8 +118,10 @@ def test_the_dashboard_lists_a_session_s_state_usage_and_limits_as_the_chain_cou
 ) -> None:
     """The dashboard's listing (``account_sessions``) of a live session with a lifetime call limit, whose key sent
     one operation: its state and time left, the operation and the gas it paid, in ETH at 18 decimals, and its
-    limit's use as the module counts it, over the session's life. (Its lanes, its status from events alone and the
-    logs' reading are pinned without a chain, below.)"""
+    limit's use as the module counts it, over the session's life; and of a later grant without end, not enabled
+    yet, whose limit is shown unused (its first operation may enable it). A grant of another chain in the store is
+    not this account's session here. (The lanes, the status from events alone and the logs' reading are pinned
+    without a chain, below.)"""
     from keyscope.consent.sessions import account_sessions
     from keyscope.store import open_store
     from keyscope.token_facts import format_amount
@@ -129,9 +131,18 @@ def test_the_dashboard_lists_a_session_s_state_usage_and_limits_as_the_chain_cou
         key, [Policy.call(nft, "safeMint(address to)", calls=3)], valid_for=3600, onchain=True
     )
     receipt = net.session(grant, key).execute(nft, "safeMint(address)", owner.account).wait()
+    pending = owner.grant(
+        SessionKey.generate(), [Policy.call(nft, "safeMint(address to)", calls=2)], never_expires=True
+    )
     store = open_store(f"sqlite:///{tmp_path / 'grants.db'}")
-    store.put_grant(grant)
-    (live,) = account_sessions(net, owner.account, store=store)
+    other = owner.grant(SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], valid_for=600)
+    elsewhere = other.model_copy(update={"chain_id": other.chain_id + 1})
+    for kept in (grant, pending, elsewhere):
+        store.put_grant(kept)
+    later, live = account_sessions(net, owner.account, store=store)  # newest first; none of another chain
+    assert (later.status, later.seconds_left, later.enabled_on_chain) == ("not yet enabled", None, False)
+    assert later.usage == ("No operations sent yet", later.usage[1])
+    assert later.usage[1].endswith(": 0 of 2 calls used over the session's life, 2 calls left"), later.usage
     assert live.session_id == "0x" + bytes(grant.session_id).hex()
     assert live.status == "active" and live.in_store and live.enabled_on_chain
     assert live.seconds_left is not None and 0 < live.seconds_left <= 3600
@@ -259,3 +270,36 @@ def test_a_session_seen_only_in_events_has_the_status_of_its_events_window_and_r
     endpoints = SimpleNamespace(module=SHOP, chain=SimpleNamespace(call=lambda to, data: answer))
     gone = {session_id} if revoked else set()
     assert _status_from_events(endpoints, ACCOUNT, event, gone, now) == status  # type: ignore[arg-type]
+
+
+def test_a_limit_s_use_is_shown_as_the_module_counts_it_with_its_period_and_a_token_at_its_decimals() -> None:
+    """``limit_usage_words`` on ``usage_of``'s rows: a daily USDC allowance read in its second day (the first day's
+    use is gone), its base units then the token's amounts at the 6 decimals the chain reports, and when it resets;
+    a native allowance's ETH at 18 decimals; a limit's name marked as the dapp's unsigned label."""
+    from keyscope.consent.describe import limit_usage_words
+    from keyscope.limits import Counter, usage_of
+    from keyscope.policy import Limits
+    from keyscope.token_facts import TokenFacts
+
+    token = Facts(
+        contract=lambda address: ContractFacts(address, True, TokenFacts("USDC", "USD Coin", 6)),
+        is_module=lambda address: None,
+    )
+    allowance = Policy.erc20_allowance(TOKEN, 5 * 10**6, "day", symbol="USDC")
+    session = _session(
+        *allowance,
+        Policy.call(SHOP, "pay()", value_limit=10**18),
+        valid_after=1_000,
+        limits=(Limits.native(10**18),),
+    )
+    day_two = 1_000 + 86_400 + 5
+    native, daily = usage_of(session, (Counter(left=10**17 + 1), Counter(left=10**6, period=0)), day_two)
+    assert limit_usage_words(daily, session, token) == (
+        "limit 1 ('USDC allowance', the dapp's unsigned label): 0 of 5,000,000 base units used per day, "
+        "5,000,000 base units left (that is 0 of 5 USDC used, 5 USDC left, at the 6 decimals the token reports "
+        "now); resets 1970-01-03 00:16:40 UTC"
+    )
+    assert limit_usage_words(native, session, token) == (
+        "limit 0 ('native allowance', the dapp's unsigned label): 0.899999999999999999 of 1 ETH used over the "
+        "session's life, 0.100000000000000001 ETH left"
+    )
