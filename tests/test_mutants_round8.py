@@ -303,3 +303,35 @@ def test_a_limit_s_use_is_shown_as_the_module_counts_it_with_its_period_and_a_to
         "limit 0 ('native allowance', the dapp's unsigned label): 0.899999999999999999 of 1 ETH used over the "
         "session's life, 0.100000000000000001 ETH left"
     )
+
+
+def test_a_revocation_of_several_sessions_revokes_each_and_takes_only_the_owner_s_signature(
+    net: Any, owner: Owner, nft: Any
+) -> None:
+    """``prepare_revocation`` of two sessions: one operation calling ``revokeSession`` for each (not the first only),
+    named in its words; its ``finish`` refuses a signature another key made before anything is sent, naming the
+    address it recovers to."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from keyscope.consent.sessions import prepare_revocation
+    from keyscope.errors import BadInputError
+    from keyscope.execution import decode_execute
+    from keyscope.module import revoke_session_data
+    from keyscope.signing import LocalSigner
+
+    grants = [  # the first creates the account
+        owner.grant(SessionKey.generate(), [Policy.call(nft, "safeMint(address to)")], onchain=onchain)
+        for onchain in (True, False)
+    ]
+    ids = [bytes(g.session_id) for g in grants]
+    prepared = prepare_revocation(net, owner.account, ids)
+    calls = decode_execute(prepared.op.call_data).calls
+    assert [(c.target, c.data) for c in calls] == [(net.module, revoke_session_data(i)) for i in ids]
+    assert prepared.what == "revoke session " + ", ".join("0x" + i.hex() for i in ids)
+    stranger = LocalSigner.generate()
+    forged = Account.sign_message(
+        encode_defunct(primitive=prepared.user_op_hash), stranger.private_key
+    ).signature
+    with pytest.raises(BadInputError, match=f"recovers to {stranger.address}, not to the connected address"):
+        prepared.finish(forged, signer=owner.signer.address)
