@@ -275,7 +275,7 @@ def test_a_session_seen_only_in_events_has_the_status_of_its_events_window_and_r
 def test_a_limit_s_use_is_shown_as_the_module_counts_it_with_its_period_and_a_token_at_its_decimals() -> None:
     """``limit_usage_words`` on ``usage_of``'s rows: a daily USDC allowance read in its second day (the first day's
     use is gone), its base units then the token's amounts at the 6 decimals the chain reports, and when it resets;
-    a native allowance's ETH at 18 decimals; a limit's name marked as the dapp's unsigned label."""
+    a native allowance's ETH at 18 decimals (a twentieth as such, not as half); a limit's name marked as the dapp's unsigned label."""
     from keyscope.consent.describe import limit_usage_words
     from keyscope.limits import Counter, usage_of
     from keyscope.policy import Limits
@@ -293,15 +293,17 @@ def test_a_limit_s_use_is_shown_as_the_module_counts_it_with_its_period_and_a_to
         limits=(Limits.native(10**18),),
     )
     day_two = 1_000 + 86_400 + 5
-    native, daily = usage_of(session, (Counter(left=10**17 + 1), Counter(left=10**6, period=0)), day_two)
+    native, daily = usage_of(
+        session, (Counter(left=10**18 - 5 * 10**16 + 1), Counter(left=10**6, period=0)), day_two
+    )
     assert limit_usage_words(daily, session, token) == (
         "limit 1 ('USDC allowance', the dapp's unsigned label): 0 of 5,000,000 base units used per day, "
         "5,000,000 base units left (that is 0 of 5 USDC used, 5 USDC left, at the 6 decimals the token reports "
         "now); resets 1970-01-03 00:16:40 UTC"
     )
     assert limit_usage_words(native, session, token) == (
-        "limit 0 ('native allowance', the dapp's unsigned label): 0.899999999999999999 of 1 ETH used over the "
-        "session's life, 0.100000000000000001 ETH left"
+        "limit 0 ('native allowance', the dapp's unsigned label): 0.049999999999999999 of 1 ETH used over the "
+        "session's life, 0.950000000000000001 ETH left"
     )
 
 
