@@ -337,3 +337,67 @@ def test_a_revocation_of_several_sessions_revokes_each_and_takes_only_the_owner_
     ).signature
     with pytest.raises(BadInputError, match=f"recovers to {stranger.address}, not to the connected address"):
         prepared.finish(forged, signer=owner.signer.address)
+
+
+def _uncounted(words: GrantDescription) -> list[tuple[int | None, str]]:
+    """The dangers the page raises of an asset an allowance does not count (attack 336), by permission."""
+    return [
+        (w.permission, w.text) for w in words.warnings if w.level == "danger" and "does not count" in w.text
+    ]
+
+
+def test_an_allowance_s_uncounted_asset_danger_is_raised_on_what_may_move_it_and_nothing_else() -> None:
+    """``uncounted_assets``: a native allowance counting one permission, beside a call that may carry ETH (warned of)
+    and one that may carry none (not warned of: it sends no ETH); a token's two allowances, one on its transfers, one on
+    its approvals, count the token's three permissions together, so none is warned of (the first alone leaves the
+    approval uncounted)."""
+    native = Limit(
+        kind=LimitKind.NATIVE, amount=10**18, meters=(Meter(permission=0),), name="native allowance"
+    )
+    pays = Policy.call(SHOP, "pay()", value_limit=10**17)
+    words = _words(
+        pays, Policy.call(KEY, "tip()", value_limit=1), Policy.call(KEY, "ping()"), limits=(native,)
+    )
+    assert [(index, text.split(":")[0]) for index, text in _uncounted(words)] == [(1, f"tip() on {KEY}")]
+    functions = (
+        "transfer(address,uint256)",
+        "transferFrom(address,address,uint256)",
+        "approve(address,uint256)",
+    )
+    token = [Policy.call(TOKEN, function) for function in functions]
+    moves = Limit(
+        kind=LimitKind.AMOUNT,
+        amount=5,
+        meters=(Meter(permission=0, offset=32), Meter(permission=1, offset=64)),
+    )
+    approves = Limit(kind=LimitKind.AMOUNT, amount=5, meters=(Meter(permission=2, offset=32),))
+    assert _uncounted(_words(*token, limits=(moves, approves))) == []
+    assert [index for index, _ in _uncounted(_words(*token, limits=(moves,)))] == [2]
+
+
+def test_a_program_is_warned_of_every_permission_an_allowance_does_not_count() -> None:
+    """``warn_about_uncounted_assets`` (what ``owner.grant`` runs): one warning per uncounted permission, not the
+    first only."""
+    from keyscope.targets import warn_about_uncounted_assets
+
+    around = [Policy.call(TOKEN, "burn(uint256 amount)"), Policy.call(TOKEN, "send(address,uint256,bytes)")]
+    with pytest.warns(TargetWarning) as caught:
+        warn_about_uncounted_assets(_session(*Policy.erc20_allowance(TOKEN, 5), *around))
+    said = [str(w.message) for w in caught if "does not count its calls" in str(w.message)]
+    assert [text.split(":")[0] for text in said] == [f"granting {p.label}" for p in around]
+
+
+def test_a_limit_counting_two_contracts_amounts_is_no_token_s_allowance() -> None:
+    """``limit_token_address``: a total over ``transfer`` on two contracts counts base units of two tokens, so it is
+    neither's allowance (its amounts are not shown at either token's decimals, nor judged as its allowance)."""
+    from keyscope.token_facts import limit_token_address
+
+    transfers = [Policy.call(target, "transfer(address,uint256)") for target in (TOKEN, SHOP)]
+    both = Limit(
+        kind=LimitKind.AMOUNT,
+        amount=5,
+        meters=(Meter(permission=0, offset=32), Meter(permission=1, offset=32)),
+    )
+    one = Limit(kind=LimitKind.AMOUNT, amount=5, meters=(Meter(permission=0, offset=32),))
+    session = _session(*transfers, limits=(both, one))
+    assert [limit_token_address(limit, session) for limit in session.limits] == [None, TOKEN]
