@@ -401,3 +401,34 @@ def test_a_limit_counting_two_contracts_amounts_is_no_token_s_allowance() -> Non
     one = Limit(kind=LimitKind.AMOUNT, amount=5, meters=(Meter(permission=0, offset=32),))
     session = _session(*transfers, limits=(both, one))
     assert [limit_token_address(limit, session) for limit in session.limits] == [None, TOKEN]
+
+
+def test_a_session_s_rules_are_written_as_requests_with_their_own_names_and_types() -> None:
+    """``requests_for_session`` and ``_write_rule``: a rule named otherwise than the argument's other rule keeps its
+    name and is written by offset; a rule typed otherwise than its argument (a ``uint8`` rule on a ``uint256``) is
+    written with its own type, and the requests read back the session they were written from."""
+    from keyscope.erc7715 import requests_for_session
+    from keyscope.policy import parse_signature
+    from keyscope.session import ArgType, Condition, Rule
+
+    def rule(op: Condition, value: int, arg_type: int, name: str) -> Rule:
+        return Rule(condition=int(op), offset=32, arg_type=arg_type, values=(value,), name=name)
+
+    def written(*rules: Rule) -> list[dict[str, Any]]:
+        selector = parse_signature("transfer(address,uint256)").selector
+        permission = Permission(
+            target=TOKEN, selector=selector, function="transfer(address,uint256)", rules=rules
+        )
+        (request,) = requests_for_session(_session(permission), chain_id=1)
+        entries: list[dict[str, Any]] = request.permission.data["rules"]
+        return entries
+
+    most = rule(Condition.LESS_THAN_OR_EQUAL, 5, ArgType.UINT256, "most")
+    least = rule(Condition.GREATER_THAN_OR_EQUAL, 1, ArgType.UINT256, "least")
+    assert written(most, least) == [
+        {"offset": 32, "type": "uint256", "name": "most", "op": "<=", "value": "0x5"},
+        {"arg": "least", "op": ">=", "value": "0x1"},
+    ]
+    assert written(rule(Condition.LESS_THAN_OR_EQUAL, 5, ArgType.UINT8, "amount")) == [
+        {"offset": 32, "type": "uint8", "name": "amount", "op": "<=", "value": "0x5"}
+    ]
