@@ -21,7 +21,7 @@ import pytest
 from keyscope import Policy, SessionKey, arg
 from keyscope.consent.describe import Facts, GrantDescription, describe_session
 from keyscope.consent.tokens import ContractFacts
-from keyscope.errors import TargetWarning
+from keyscope.errors import BadInputError, TargetWarning
 from keyscope.hexutil import to_address
 from keyscope.owner import Owner
 from keyscope.session import Limit, LimitKind, Meter, Permission, Session
@@ -432,3 +432,23 @@ def test_a_session_s_rules_are_written_as_requests_with_their_own_names_and_type
     assert written(rule(Condition.LESS_THAN_OR_EQUAL, 5, ArgType.UINT8, "amount")) == [
         {"offset": 32, "type": "uint8", "name": "amount", "op": "<=", "value": "0x5"}
     ]
+
+
+@pytest.mark.parametrize("calls", [-1, True, 2.0])
+def test_a_call_limit_that_is_no_count_is_refused_naming_it(calls: Any) -> None:
+    """``calls=`` takes a count of calls: a negative one, a bool and a float are refused by the builder's own
+    words, naming what was given, not by a field check's."""
+    with pytest.raises(BadInputError) as refused:
+        Policy.call(TOKEN, "transfer(address,uint256)", calls=calls)
+    assert str(refused.value) == f"calls= is the most calls over the session's life, a count; got {calls!r}"
+
+
+def test_a_total_on_a_signed_argument_is_refused_naming_the_unsigned_ones() -> None:
+    """``TotalSpec.resolve``: a total adds unsigned words; an ``int256``'s negative values are words far above what
+    they show, so the builder refuses a total on it and names the function's unsigned arguments."""
+    with pytest.raises(BadInputError) as refused:
+        Policy.call(SHOP, "move(int256 delta,uint256 amount)", totals=[arg("delta").total(100)])
+    assert str(refused.value) == (
+        "argument `delta` of move(int256,uint256) is of type int256: totals add unsigned integers (uintN) only; "
+        "give an unsigned integer argument instead (amount)"
+    )
