@@ -3,11 +3,23 @@ pass in the Python code the owner reads after the grant (the dashboard's session
 of an asset an allowance does not count, in a session written back as ERC-7715 requests, and in the policy
 builder's input checks.
 
-Pinned here, without a chain, and on ape's chain for ``owner.grant``:
+Pinned here, without a chain, and on ape's chain for ``owner.grant`` and the dashboard's listing:
 
 * an ``increaseAllowance`` whose amount a rule bounds per call adds to the spender's allowance at every call, as
   often as the session's window allows: the consent page raises a danger on it, and ``owner.grant`` a
-  ``TargetWarning``, unless a lifetime allowance counts its amount (attack 349).
+  ``TargetWarning``, unless a lifetime allowance counts its amount (attack 349);
+* the dashboard lists a session with its status, its time left (none for a session without end), the operations on
+  all its lanes and the gas they paid at 18 decimals, and its limits' use (a grant not enabled yet's too), as the
+  module counts them; no grant of another chain; a session seen only in events with the status its events, window
+  and record give; every chunk of the logs a provider serves in chunks (attack 350);
+* a revocation of several sessions revokes each, and takes the owner's signature only;
+* a limit's use keeps its period, its reset, the dapp's label marked as such, ETH at 18 decimals and a token's
+  amounts at its decimals;
+* an allowance's uncounted-asset danger (attack 336) is raised on what may move the asset and nothing else, across
+  a token's limits, for every such permission in ``owner.grant``'s warnings, and a limit over two contracts is no
+  token's allowance;
+* a session's rules written back as requests keep their own names and types;
+* the policy builder refuses a call limit that is no count and a total on a signed argument in its own words.
 """
 
 from __future__ import annotations
