@@ -3,10 +3,12 @@
 The differential fuzzing (``tests/test_differential*.py``) proves the SDK's checker equal to the module on
 structured inputs; it trusts both models of an operation. Here neither is trusted: a leaked session key sends any
 bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0,
-the ERC-7579 reference account, and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from
-the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at its canonical address:
+a Safe with the Safe7579 adapter, the ERC-7579 reference account, and OpenZeppelin's ``AccountERC7579`` in the
+variant that takes the validator from the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at
+its canonical address:
 
-* **Set-up**: the session module installed (at the account's creation, or by the account's own call) with one
+* **Set-up**: the session module installed (at the account's creation, or by the account's own call: the Safe, which
+  its owner's first operation creates through the Safe7579 launchpad, and the OpenZeppelin variant) with one
   session the SDK builds (as a dapp
   asks for it): three permissions on a recorder (``contracts/test/EffectRecorder.sol``, which logs the caller, the
   value and the whole calldata of every call it receives): ``pay(address to, uint256 amount, bytes memo)`` with a
@@ -35,7 +37,7 @@ the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at i
   back) and every log of the two recorders is judged: a granted target and selector, arguments that meet every
   rule as the target's Solidity decoder reads them (``eth_abi`` on the recorded calldata), values within the value
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
-  own code, nothing called while the account was validated but what the seeds' validation called (the validator,
+  own code (nor a call but to its own fallback handler, the Safe's adapter, with no value), nothing called while the account was validated but what the seeds' validation called (the validator,
   the EntryPoint's prefund, the owner's validator asked about an ENABLE grant), the block inside the window; and the native value that left the account (its balance and its
   EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it, that gas within the
   session's cap. After each included operation, single calls no session of the key allows (the attacker paid, ether
@@ -104,9 +106,10 @@ USER_OPERATION_EVENT = keccak(b"UserOperationEvent(bytes32,address,address,uint2
 FAILED_OP = keccak(b"FailedOp(uint256,string)")[:4]
 FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
 BALANCE_OF = keccak(b"balanceOf(address)")[:4]
-KINDS = ("keyscope", "kernel", "nexus", "msa", "openzeppelin-prefix")
-"""keyscope's account, Kernel v3.1, Nexus 1.0, the ERC-7579 reference account, and OpenZeppelin's
-``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
+WITHDRAW_TO = keccak(b"withdrawTo(address,uint256)")[:4]
+KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa", "openzeppelin-prefix")
+"""keyscope's account, Kernel v3.1, Nexus 1.0, a Safe with the Safe7579 adapter, the ERC-7579 reference account,
+and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
 (``contracts/test/VariantERC7579Account.sol``): a signature edit there can name another validator."""
 FAMILIES = (
     "flip bits",
@@ -288,6 +291,9 @@ class Stage:
     them."""
     own_code: set[str] = field(default_factory=set)
     """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
+    handlers: frozenset[str] = frozenset()
+    """The account's fallback handlers, called (with no value) for code of its own: a Safe's Safe7579 adapter, which
+    runs ``execute`` and calls back the Safe's ``execTransactionFromModule``."""
 
 
 @dataclass
@@ -333,6 +339,60 @@ def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) 
     anvil.send(anvil.accounts[0], factory, factory_data)
     assert len(anvil.rpc.request("eth_getCode", [address, "latest"])) > 2, address
     return address
+
+
+def _install_by_own_call(
+    anvil: AnvilChain, kind: AccountKind, account: str, module: str, install: bytes
+) -> None:
+    """The module installed with ``install`` by the account's own call, as its owner's operation would make it."""
+    anvil.send(anvil.accounts[0], account, b"", value=ETHER)
+    anvil.rpc.request("anvil_impersonateAccount", [account])
+    anvil.send(account, account, kind.install_validator_call(account, module, install).data)
+    anvil.rpc.request("anvil_stopImpersonatingAccount", [account])
+
+
+def _create_safe(anvil: AnvilChain, kind: AccountKind, owner: LocalSigner) -> str:
+    """A Safe with the Safe7579 adapter and the owner's validator, created as its launchpad asks: by the owner's
+    first operation (its ``initCode`` the proxy factory's call, its ``callData`` the launchpad's ``setupSafe`` with a
+    call to the owner)."""
+    deployment = kind.deployment(RpcChain(anvil.url), owner.address, [])
+    assert deployment is not None
+    anvil.send(anvil.accounts[0], deployment.address, b"", value=ETHER)  # the creating operation's prefund
+    op = UserOperation(
+        sender=deployment.address,
+        nonce=kind.nonce_key(None) << 64,
+        factory=deployment.factory,
+        factory_data=deployment.factory_data,
+        call_data=kind.creation_call_data(deployment, encode_execute(Call(owner.address, 0, b""))),
+        call_gas_limit=1_000_000,
+        verification_gas_limit=3_000_000,
+        pre_verification_gas=100_000,
+        max_fee_per_gas=2 * 10**9,
+        max_priority_fee_per_gas=10**9,
+    ).pack()
+    digest = user_op_hash_v07(op, ENTRY_POINT, int(anvil.chain_id))
+    op = op.model_copy(update={"signature": kind.owner_user_op_signature(owner.sign_hash(digest))})
+    anvil.send(anvil.accounts[0], ENTRY_POINT, encode_handle_ops([op], anvil.accounts[0]))
+    assert len(anvil.rpc.request("eth_getCode", [deployment.address, "latest"])) > 2, deployment
+    # what the creation's prefund left at the EntryPoint, withdrawn: the seeds pay their own prefunds, so the
+    # oracle learns that call of the validation phase as it does on the other accounts
+    deposit = int(
+        anvil.call(
+            {
+                "to": ENTRY_POINT,
+                "data": "0x" + (BALANCE_OF + abi_encode(["address"], [deployment.address])).hex(),
+            }
+        ),
+        16,
+    )
+    anvil.rpc.request("anvil_impersonateAccount", [deployment.address])
+    anvil.send(
+        deployment.address,
+        ENTRY_POINT,
+        WITHDRAW_TO + abi_encode(["address", "uint256"], [deployment.address, deposit]),
+    )
+    anvil.rpc.request("anvil_stopImpersonatingAccount", [deployment.address])
+    return deployment.address
 
 
 def _stage(
@@ -389,10 +449,13 @@ def _stage(
         ).address
         # built with the owner's validator only: the module installed by the account's own call, as its owner's
         # operation would make it
-        anvil.send(anvil.accounts[0], account, b"", value=ETHER)
-        anvil.rpc.request("anvil_impersonateAccount", [account])
-        anvil.send(account, account, kind.install_validator_call(account, module, install).data)
-        anvil.rpc.request("anvil_stopImpersonatingAccount", [account])
+        _install_by_own_call(anvil, kind, account, module, install)
+    elif name == "safe7579":
+        # created with the owner's validator only (while the launchpad sets the Safe up, the account answers no
+        # module question, which the module asks of a grant's targets), the module installed by its own call
+        kind = vendors.kind(name)
+        account = _create_safe(anvil, kind, owner)
+        _install_by_own_call(anvil, kind, account, module, install)
     else:
         kind = vendors.kind(name)
         deployment = kind.deployment(RpcChain(anvil.url), owner.address, modules)
@@ -401,6 +464,8 @@ def _stage(
     anvil.send(anvil.accounts[0], account, b"", value=10 * ETHER)
     epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
     stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
+    if name == "safe7579":
+        stage.handlers = frozenset([to_address(vendors.safe7579)])
     stage.session_ids = (session.session_id(account, epoch), other.session_id(account, epoch))
     stage.enabled = anvil.deploy(project.EffectRecorder).address
     stage.enable_session = Session(
@@ -701,6 +766,8 @@ def _judge(
             breaches.append(f"a {frame['type']} to {to}")
             continue
         value, data = int(frame.get("value", "0x0"), 16), bytes.fromhex(frame.get("input", "0x")[2:])
+        if to in stage.handlers and not value:  # the account's own code, reached through its fallback
+            continue
         why = judge_any(stage, to, value, data)
         if why:
             breaches.append(f"trace: {why}")
@@ -1189,7 +1256,10 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Ch
     ]
     granted = bytes(stage.seeds[2].call_data)
     for call_data in (forbidden, encode_execute(calls), granted):
-        unpacked = _user_op(chain, stage, call_data).replace(nonce=stage.kind.nonce_key(None) << 64)
+        owner_key = stage.kind.nonce_key(None)  # (a Safe's owner created it: its nonce moved on)
+        unpacked = _user_op(chain, stage, call_data).replace(
+            nonce=_entry_point_nonce(chain, stage.account, owner_key)
+        )
         if call_data == granted:  # a fee no session operation may offer: its cost is over the cap
             unpacked = unpacked.replace(max_fee_per_gas=10**12, max_priority_fee_per_gas=10**12)
         op = unpacked.pack()
