@@ -14,7 +14,9 @@ its canonical address:
   value and the whole calldata of every call it receives): ``pay(address to, uint256 amount, bytes memo)`` with a
   ``ONE_OF`` on ``to``, an ``IN_RANGE`` and a ``NOT_EQUAL`` on ``amount``, a value limit and a lifetime count of
   3 calls; ``setTier(uint8 tier, bool flag, address who)`` with four rules of four conditions and no value; and
-  plain transfers of at most 0.0001 ether. A window, a gas cap of 0.05 ether. A second recorder the grant does not
+  plain transfers of at most 0.0001 ether. A window, a gas cap of 0.05 ether which one sponsor the session lists
+  lifts (two ``SponsorPaymaster`` contracts, whose sponsor signs whatever it is sent, the other not listed: its
+  operations are capped as the account's are). A second recorder the grant does not
   name; a second session, of a key the attacker does not hold, granting ``note``, the second recorder's ``pay`` and
   ether to the attacker (which the edited signatures name); an off-chain grant of the attacker's key (``pay`` on a
   third recorder), signed by the owner and not enabled yet; the account holds 10 ether.
@@ -26,9 +28,12 @@ its canonical address:
   length, huge), the words holding the seeds' arguments and values set to a rule's boundary, a dirty narrow type or
   a value over its limit, 1, 4 or 32 bytes inserted or deleted, a segment spliced from another seed or from a call
   the grant forbids, its execution mode or its selector (another entry point of the accounts) swapped, data
-  appended; the ``signature``'s bytes edited (an ENABLE payload as callData is); the nonce key edited; the gas limits and fees set around the
-  session's cap or absurd; a ``paymasterAndData`` or an ``initCode`` added. Except for the signature family, the session key then signs the mutated operation (the SDK's hashing)
-  in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
+  appended; the ``signature``'s bytes edited (an ENABLE payload as callData is); the nonce key edited; the gas
+  limits and fees set around the session's cap or absurd; a ``paymasterAndData`` (junk, or a sponsor's: its gas
+  limits or window signed by the sponsor or edited after, its bytes flipped, cut or lengthened, the other sponsor
+  named) or an ``initCode`` added. Half of the examples are paid by a sponsor (the listed one or the other), who
+  signs the mutated operation. Except for the signature family, the session key then signs the mutated operation
+  (the SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
   can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
   or wholly used) or move the clock past the window's end.
 * **Oracle** (plain Python from the grant's definition, neither the SDK's checker nor the module): the operation
@@ -37,10 +42,15 @@ its canonical address:
   back) and every log of the two recorders is judged: a granted target and selector, arguments that meet every
   rule as the target's Solidity decoder reads them (``eth_abi`` on the recorded calldata), values within the value
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
-  own code (nor a call but to its own fallback handler, the Safe's adapter, with no value), nothing called while the account was validated but what the seeds' validation called (the validator,
-  the EntryPoint's prefund, the owner's validator asked about an ENABLE grant), the block inside the window; and the native value that left the account (its balance and its
-  EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint charged it, that gas within the
-  session's cap. After each included operation, single calls no session of the key allows (the attacker paid, ether
+  own code (nor a call but to its own fallback handler, the Safe's adapter, with no value), nothing called while
+  the account was validated but what the seeds' validation called (the validator, the EntryPoint's prefund, the
+  owner's validator asked about an ENABLE grant), the block inside the window; and the native value that left the
+  account (its balance and its EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint
+  charged it (none when a paymaster paid), that gas within the session's cap; each sponsor's deposit must have paid
+  exactly the gas the EntryPoint charged an operation naming it and nothing else; an operation a paymaster paid must
+  have had a most possible cost (every gas limit times maxFeePerGas) within the cap unless every session whose
+  calls it made lists that paymaster. Controls at set-up: a seed paid by each sponsor, within the cap and over it
+  (only the unlisted sponsor's over it refused). After each included operation, single calls no session of the key allows (the attacker paid, ether
   sent to them, the other key's functions) are sent: each must be refused, whatever the operation enabled or left.
   A control has the owner (who may do anything) make forbidden calls: the oracle names each.
 
@@ -78,6 +88,7 @@ from keyscope.module import decode_epoch, epoch_of_data
 from keyscope.policy import Policy, arg
 from keyscope.session import SESSION_ABI_TYPE, Session, encode_enable_signature
 from keyscope.signing import LocalSigner
+from keyscope.sponsor import encode_paymaster_data, sponsorship_hash
 from keyscope.userop import PackedUserOperation, UserOperation
 from support.accounts import AccountContracts, deploy_accounts
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
@@ -107,6 +118,13 @@ FAILED_OP = keccak(b"FailedOp(uint256,string)")[:4]
 FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
 BALANCE_OF = keccak(b"balanceOf(address)")[:4]
 WITHDRAW_TO = keccak(b"withdrawTo(address,uint256)")[:4]
+DEPOSIT = keccak(b"deposit()")[:4]
+SPONSOR_KEY = LocalSigner(keccak(b"keyscope effects sponsor"))
+"""The key of the two sponsors (``SponsorPaymaster``): a lenient sponsor service that signs whatever it is sent."""
+SPONSORS = ("the account", "the account", "the listed sponsor", "an unlisted sponsor")
+"""Who pays an example's gas: nobody (the account; listed twice, drawn most), the sponsor the session lists (its
+gas uncapped by the session), or another sponsor, which accepts too but which the session does not list (its gas
+capped as the account's is)."""
 KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa", "openzeppelin-prefix")
 """keyscope's account, Kernel v3.1, Nexus 1.0, a Safe with the Safe7579 adapter, the ERC-7579 reference account,
 and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
@@ -305,6 +323,8 @@ class Chain:
     module: str
     submitter: str
     stages: dict[str, Stage]
+    sponsors: tuple[str, str]
+    """The sponsor the sessions list (:data:`SPONSORS`), and the one they do not."""
     snapshot: str = ""
 
     @property
@@ -328,10 +348,31 @@ class Chain:
     def native(self, account: str) -> int:
         """The account's balance and its EntryPoint deposit."""
         balance = int(self.rpc.request("eth_getBalance", [account, "latest"]), 16)
-        deposit = self.anvil.call(
-            {"to": self.entry_point, "data": "0x" + (BALANCE_OF + abi_encode(["address"], [account])).hex()}
+        return balance + self.deposit(account)
+
+    def deposit(self, holder: str) -> int:
+        """``holder``'s deposit at the EntryPoint."""
+        answer = self.anvil.call(
+            {"to": self.entry_point, "data": "0x" + (BALANCE_OF + abi_encode(["address"], [holder])).hex()}
         )
-        return balance + int(deposit, 16)
+        return int(answer, 16)
+
+    def sponsor(
+        self,
+        op: PackedUserOperation,
+        paymaster: str,
+        gas: tuple[int, int],
+        window: tuple[int, int] = (2**48 - 1, 0),
+    ) -> PackedUserOperation:
+        """``op`` paid by ``paymaster`` (a ``SponsorPaymaster``) with ``gas`` (its verification and postOp gas
+        limits), the sponsor's signature of it over ``window`` (until, after; by default from the start of time to
+        its end)."""
+        head = bytes.fromhex(paymaster[2:]) + gas[0].to_bytes(16, "big") + gas[1].to_bytes(16, "big")
+        op = op.model_copy(update={"paymaster_and_data": head + bytes(77)})
+        until, after = window
+        digest = sponsorship_hash(op, paymaster, self.anvil.chain_id, valid_until=until, valid_after=after)
+        data = encode_paymaster_data(until, after, SPONSOR_KEY.sign_hash(digest))
+        return op.model_copy(update={"paymaster_and_data": head + data})
 
 
 def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) -> str:
@@ -339,6 +380,15 @@ def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) 
     anvil.send(anvil.accounts[0], factory, factory_data)
     assert len(anvil.rpc.request("eth_getCode", [address, "latest"])) > 2, address
     return address
+
+
+def _sponsor_paymaster(anvil: AnvilChain, project: Any) -> str:
+    """A ``SponsorPaymaster`` signing with :data:`SPONSOR_KEY`, with 10 ether deposited at the EntryPoint."""
+    paymaster = to_address(
+        anvil.deploy(project.SponsorPaymaster, ENTRY_POINT, anvil.accounts[0], SPONSOR_KEY.address).address
+    )
+    anvil.send(anvil.accounts[0], paymaster, DEPOSIT, value=10 * ETHER)
+    return paymaster
 
 
 def _install_by_own_call(
@@ -402,6 +452,7 @@ def _stage(
     module: str,
     keyscope_factory: AnvilContract,
     vendors: AccountContracts,
+    sponsor: str,
 ) -> Stage:
     """The account of kind ``name`` with the module installed holding two sessions (the attacker's key's, and another
     key's), and the owner's off-chain grant of a second session to the attacker's key, not enabled yet."""
@@ -414,6 +465,7 @@ def _stage(
         valid_after=now - 60,
         valid_until=now + 30 * 86400,
         max_gas_cost=5 * 10**16,
+        paymasters=(sponsor,),
         salt=1,
         permissions=tuple(grant_permissions(recorder)),
     )
@@ -597,8 +649,12 @@ def chain(project: Any) -> Iterator[Chain]:
         keyscope_factory.addStake.transact(86400, sender=deployer, value=ETHER)
         module = anvil.deploy(project.SessionKeyValidator).address
         vendors = deploy_accounts(_Stack(_MiningNode(anvil), _Deployer(deployer), entry_point))  # type: ignore[arg-type]
-        stages = {name: _stage(name, anvil, project, module, keyscope_factory, vendors) for name in KINDS}
-        setup = Chain(anvil, entry_point, module, anvil.accounts[1], stages)
+        sponsors = (_sponsor_paymaster(anvil, project), _sponsor_paymaster(anvil, project))
+        stages = {
+            name: _stage(name, anvil, project, module, keyscope_factory, vendors, sponsors[0])
+            for name in KINDS
+        }
+        setup = Chain(anvil, entry_point, module, anvil.accounts[1], stages, sponsors)
         setup.snapshot = setup.rpc.request("evm_snapshot")
         for stage in stages.values():
             for call_data in _seed_calls(stage):
@@ -621,7 +677,31 @@ def chain(project: Any) -> Iterator[Chain]:
                     verdict,
                 )
                 setup.restore()
+            _sponsored_controls(setup, stage)
         yield setup
+
+
+def _sponsored_controls(chain: Chain, stage: Stage) -> None:
+    """A seed paid by each sponsor, within the session's gas cap and over it (a fee of 20 gwei): both sponsors'
+    operations within it are included, the listed sponsor's over it too (and the oracle finds nothing), the unlisted
+    sponsor's over it refused in the module's validation; the sponsor pays what the EntryPoint charged, the account
+    nothing but the calls' values."""
+    seed = stage.seeds[2].pack()
+    over = seed.model_copy(
+        update={"gas_fees": (10**9).to_bytes(16, "big") + (20 * 10**9).to_bytes(16, "big")}
+    )
+    for sponsor, op, included in (
+        (chain.sponsors[0], seed, True),
+        (chain.sponsors[1], seed, True),
+        (chain.sponsors[0], over, True),
+        (chain.sponsors[1], over, False),
+    ):
+        sponsored = sign(chain, stage, chain.sponsor(op, sponsor, (60_000, 0)))
+        verdict = run(chain, stage, sponsored)
+        chain.restore()
+        assert (_max_cost(sponsored) > stage.session.max_gas_cost) == (op is over), stage.name
+        expected = OUTCOMES[4] if included else OUTCOMES[1]
+        assert verdict.outcome == expected and not verdict.breaches, (stage.name, sponsor, verdict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -703,15 +783,39 @@ def run(
         if not reached:
             return Verdict(OUTCOMES[0], False, reason)
         return Verdict(OUTCOMES[1] if reason[:4] in ("AA22", "AA23", "AA24") else OUTCOMES[2], True, reason)
-    before = chain.native(stage.account)
+    before = chain.native(stage.account), [chain.deposit(sponsor) for sponsor in chain.sponsors]
     receipt = chain.anvil.send(chain.submitter, chain.entry_point, data)
-    after = chain.native(stage.account)
+    after = chain.native(stage.account), [chain.deposit(sponsor) for sponsor in chain.sponsors]
+    sponsors_paid = (before[1][0] - after[1][0], before[1][1] - after[1][1])
     block = chain.rpc.request("eth_getBlockByNumber", [receipt["blockNumber"], False])
     included = chain.rpc.request(
         "debug_traceTransaction", [receipt["transactionHash"], {"tracer": "callTracer"}]
     )
     timestamp = int(block["timestamp"], 16)
-    return _judge(chain, stage, receipt, included, timestamp, before - after, learn, paid_before)
+    spent = Spent(before[0] - after[0], sponsors_paid, _max_cost(op))
+    return _judge(chain, stage, receipt, included, timestamp, spent, learn, paid_before)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """The native value an included operation cost: the account (its balance and deposit), each sponsor (its
+    deposit), and the most it could cost in gas (every gas limit, the paymaster's included, times maxFeePerGas)."""
+
+    account: int
+    sponsors: tuple[int, int]
+    max_cost: int
+
+
+def _max_cost(op: PackedUserOperation) -> int:
+    """``op``'s most possible gas cost, as the grant's ``max_gas_cost`` reads (every gas limit times maxFeePerGas)."""
+    limits = op.account_gas_limits
+    gas = (
+        int.from_bytes(limits[:16], "big") + int.from_bytes(limits[16:], "big") + int(op.pre_verification_gas)
+    )
+    pad = bytes(op.paymaster_and_data)
+    if len(pad) >= 52:
+        gas += int.from_bytes(pad[20:36], "big") + int.from_bytes(pad[36:52], "big")
+    return gas * int.from_bytes(op.gas_fees[16:], "big")
 
 
 def _judge(
@@ -720,7 +824,7 @@ def _judge(
     receipt: dict[str, Any],
     trace: dict[str, Any],
     timestamp: int,
-    spent: int,
+    spent: Spent,
     learn: bool,
     paid_before: tuple[int, int],
 ) -> Verdict:
@@ -772,7 +876,7 @@ def _judge(
         if why:
             breaches.append(f"trace: {why}")
     # the recorders' logs: each call they received, from whom, with what value and calldata
-    recorded_value, paid_calls = 0, (0, 0)
+    recorded_value, paid_calls, enabled_called = 0, (0, 0), False
     for log in receipt["logs"]:
         emitter = to_address(log["address"])
         recorders = (stage.recorder, stage.enabled, stage.stranger)
@@ -790,6 +894,7 @@ def _judge(
         if why:
             breaches.append(f"log: {why}")
         recorded_value += value
+        enabled_called |= emitter == stage.enabled
         if (
             bytes(data)[:4] == PAY
         ):  # each session counts its own calls: the installed one's, the enabled one's
@@ -805,10 +910,21 @@ def _judge(
     charged = gas_cost if paymaster == ZERO else 0
     if charged > stage.session.max_gas_cost:
         breaches.append(f"the account was charged {charged} wei of gas, over the grant's cap")
-    if spent != recorded_value + charged:
+    # a paymaster lifts the cap only when every session whose calls ran lists it (the enabled one lists none)
+    listed = [listed.lower() for listed in stage.session.paymasters]
+    uncapped = paymaster.lower() in listed and not enabled_called
+    if paymaster != ZERO and not uncapped and spent.max_cost > stage.session.max_gas_cost:
         breaches.append(
-            f"the account lost {spent} wei: {recorded_value} in granted calls and {charged} charged for gas"
+            f"an operation paid by {paymaster}, which a session of its calls does not list, of a most possible "
+            f"cost of {spent.max_cost} wei, over the grant's cap"
         )
+    if spent.account != recorded_value + charged:
+        breaches.append(
+            f"the account lost {spent.account} wei: {recorded_value} in granted calls and {charged} charged for gas"
+        )
+    for sponsor, paid in zip(chain.sponsors, spent.sponsors, strict=True):
+        if paid != (gas_cost if sponsor == paymaster else 0):
+            breaches.append(f"the sponsor {sponsor} paid {paid} wei for an operation paid by {paymaster}")
     return Verdict(outcome, True, "", breaches, charged, paid_calls)
 
 
@@ -1102,6 +1218,53 @@ def _paymaster_and_data(draw: Draw, chain: Chain, stage: Stage) -> bytes:
     return full[: draw(st.sampled_from([len(full), len(full), 20, 51, 1]))]
 
 
+SPONSOR_GAS = (0, 30_000, 60_000, 10**6, 10**8, 2**64)
+"""A sponsored operation's paymaster gas limits: too little for the paymaster's validation, enough, and so much that
+its most possible cost is over the session's cap (which only the listed sponsor lifts)."""
+
+
+def _sponsor_gas(draw: Draw) -> tuple[int, int]:
+    return draw(st.sampled_from(SPONSOR_GAS[1:4])), draw(st.sampled_from(SPONSOR_GAS))
+
+
+def _edit_sponsorship(draw: Draw, chain: Chain, sponsor: str, op: PackedUserOperation) -> PackedUserOperation:
+    """``op`` sponsored by ``sponsor``, then its ``paymasterAndData`` edited: its gas limits or its window changed
+    before the sponsor signed (a sponsor that signs anything signs absurd limits too) or after, a byte flipped, cut
+    or lengthened, the other sponsor named in its place."""
+    op = chain.sponsor(op, sponsor, _sponsor_gas(draw))
+    pad = bytearray(op.paymaster_and_data)
+    choices = [
+        "gas signed",
+        "gas signed",
+        "window signed",
+        "gas unsigned",
+        "flip",
+        "cut",
+        "append",
+        "other sponsor",
+    ]
+    choice = draw(st.sampled_from(choices))
+    if choice == "gas signed":
+        gas = (draw(st.sampled_from(SPONSOR_GAS)), draw(st.sampled_from(SPONSOR_GAS)))
+        return chain.sponsor(op, sponsor, gas)
+    if choice == "window signed":  # over, not begun yet, or open
+        window = draw(st.sampled_from([(1, 0), (2**48 - 1, 2**47), (2**48 - 1, 1)]))
+        return chain.sponsor(op, sponsor, _sponsor_gas(draw), window)
+    if choice == "gas unsigned":
+        at = draw(st.sampled_from([20, 36]))
+        pad[at : at + 16] = draw(st.sampled_from(SPONSOR_GAS)).to_bytes(16, "big")
+    elif choice == "flip":
+        pad[draw(st.integers(0, len(pad) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif choice == "cut":
+        del pad[draw(st.integers(20, len(pad) - 1)) :]
+    elif choice == "append":
+        pad += draw(st.binary(min_size=1, max_size=33))
+    else:
+        other = chain.sponsors[1] if sponsor == chain.sponsors[0] else chain.sponsors[0]
+        pad[:20] = bytes.fromhex(other[2:])
+    return op.model_copy(update={"paymaster_and_data": bytes(pad)})
+
+
 def mutate(
     draw: Draw,
     chain: Chain,
@@ -1110,9 +1273,12 @@ def mutate(
     seed: PackedUserOperation,
     donors: list[bytes],
     enable: bool = False,
+    sponsor: str = ZERO,
 ) -> PackedUserOperation:
-    """``seed`` mutated by one or two edits of ``family``, then signed by the session key (in ENABLE mode for a seed
-    that enables the key's second session), but for the signature family, whose edits come after the signing."""
+    """``seed`` mutated by one or two edits of ``family``, paid by ``sponsor`` when one is given (who signs it after
+    the edits; the ``paymasterAndData`` family edits the sponsored bytes), then signed by the session key (in ENABLE
+    mode for a seed that enables the key's second session), but for the signature family, whose edits come after
+    the signing."""
     op = seed
     for _ in range(draw(st.integers(1, 2))):
         if family in CALL_DATA_FAMILIES:
@@ -1123,12 +1289,16 @@ def mutate(
             op = op.model_copy(update={"nonce": _edit_nonce(draw, op)})
         elif family == "gas fields":
             op = _edit_gas(draw, stage, op)
+        elif family == "paymasterAndData" and sponsor != ZERO:
+            op = _edit_sponsorship(draw, chain, sponsor, op)
         elif family == "paymasterAndData":
             op = op.model_copy(update={"paymaster_and_data": _paymaster_and_data(draw, chain, stage)})
         elif family == "initCode":
             factory = draw(st.sampled_from([stage.account, chain.module, ATTACKER, stage.recorder]))
             init_code = bytes.fromhex(factory[2:]) + draw(st.binary(max_size=68))
             op = op.model_copy(update={"init_code": init_code})
+    if sponsor != ZERO and family != "paymasterAndData":
+        op = chain.sponsor(op, sponsor, _sponsor_gas(draw))
     if family == "signature":
         return _edit_signature(draw, chain, stage, op, enable, donors)
     if enable:
@@ -1187,6 +1357,11 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
         family = data.draw(st.sampled_from(FAMILIES), label="family")
         enable = data.draw(st.integers(0, 4), label="enable") == 0  # a fifth of the examples
         seed = data.draw(st.sampled_from(enable_seeds if enable else seeds), label="seed")
+        payer = data.draw(st.sampled_from(SPONSORS), label="sponsor")
+        sponsor = {SPONSORS[2]: chain.sponsors[0], SPONSORS[3]: chain.sponsors[1]}.get(payer, ZERO)
+        seed = seed.model_copy(
+            update={"paymaster_and_data": b""}
+        )  # (a seed of the sponsored ones: paid anew)
         paid_before = (0, 0)
         if prelude == "a seed first":  # the session's count is partly or wholly used, the nonce moved on
             first = run(chain, stage, data.draw(st.sampled_from(seeds), label="first seed"))
@@ -1196,7 +1371,7 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
         elif prelude == "the window over":  # a block past the session's end: the next one is later still
             chain.rpc.request("evm_setNextBlockTimestamp", [hex(stage.session.valid_until + 1)])
             chain.rpc.request("evm_mine")
-        op = mutate(data.draw, chain, stage, family, seed, donors, enable)
+        op = mutate(data.draw, chain, stage, family, seed, donors, enable, sponsor)
         verdict = run(chain, stage, op, paid_before=paid_before)
         dirty[0] = prelude != PRELUDES[0] or verdict.outcome in OUTCOMES[3:]
         if (
@@ -1211,6 +1386,7 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
         tally[f"after {prelude}", verdict.outcome] += 1
         tally[family, "reached the module"] += verdict.reached_module
         tally["enable" if enable else "use", verdict.outcome] += 1
+        tally[f"paid by {payer}", verdict.outcome] += 1
         if family == "initCode":
             tally[family, verdict.reason[:4]] += 1
         assert not verdict.breaches, (
@@ -1238,6 +1414,8 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, n
         else:
             assert tally[family, "reached the module"] > 0, (name, family, dict(tally))
     assert sum(tally[family, OUTCOMES[4]] for family in FAMILIES) > 0, (name, dict(tally))
+    for payer in SPONSORS:  # each payer's operations are included, and judged
+        assert tally[f"paid by {payer}", OUTCOMES[4]] > 0, (name, payer, dict(tally))
 
 
 @pytest.mark.parametrize("name", KINDS)
@@ -1296,7 +1474,7 @@ def _tally_text(tally: Counter[tuple[str, str]]) -> str:
             f"{outcome} {tally[family, outcome]}" for outcome in OUTCOMES if tally[family, outcome]
         )
         lines.append(f"  {family}: {counts} (reached the module {tally[family, 'reached the module']})")
-    for line in ("use", "enable", "probes"):
+    for line in ("use", "enable", "probes", *(f"paid by {payer}" for payer in dict.fromkeys(SPONSORS))):
         counts = ", ".join(f"{o} {tally[line, o]}" for o in OUTCOMES if tally[line, o])
         lines.append(f"  {line}: {counts}")
     for prelude in dict.fromkeys(PRELUDES):
