@@ -4,8 +4,8 @@ The differential fuzzing (``tests/test_differential*.py``) proves the SDK's chec
 structured inputs; it trusts both models of an operation. Here neither is trusted: a leaked session key sends any
 bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0,
 a Safe with the Safe7579 adapter, the ERC-7579 reference account, and OpenZeppelin's ``AccountERC7579`` in the
-variant that takes the validator from the signature's first 20 bytes), on one anvil with the real EntryPoint v0.7 at
-its canonical address:
+variant that takes the validator from the signature's first 20 bytes, and keyscope's account not created yet, whose
+every operation creates it), on one anvil with the real EntryPoint v0.7 at its canonical address:
 
 * **Set-up**: the session module installed (at the account's creation, or by the account's own call: the Safe, which
   its owner's first operation creates through the Safe7579 launchpad, and the OpenZeppelin variant) with one
@@ -22,7 +22,9 @@ its canonical address:
   third recorder), signed by the owner and not enabled yet; the account holds 10 ether.
 * **Seeds**: operations the SDK encodes and the session key signs (single calls, batches, values at their limits,
   the count limit used up, a batch of exec type try), and two that carry the off-chain grant (ENABLE: a call it
-  grants, a batch using both of the key's sessions), each accepted and executed.
+  grants, a batch using both of the key's sessions), each accepted and executed. For the account not created yet,
+  each carries keyscope's factory's ``initCode`` (the module installed at creation with the two sessions): the
+  operation creates the account, then is validated (and the ENABLE ones enable the grant the owner signed for it).
 * **Mutations** (hypothesis draws one family per example, then one or two edits): the ``callData``'s bits
   flipped, its ABI offset and length words overwritten with neighbouring values (+-1, +-32, another field's
   length, huge), the words holding the seeds' arguments and values set to a rule's boundary, a dirty narrow type or
@@ -31,7 +33,8 @@ its canonical address:
   appended; the ``signature``'s bytes edited (an ENABLE payload as callData is); the nonce key edited; the gas
   limits and fees set around the session's cap or absurd; a ``paymasterAndData`` (junk, or a sponsor's: its gas
   limits or window signed by the sponsor or edited after, its bytes flipped, cut or lengthened, the other sponsor
-  named) or an ``initCode`` added. Half of the examples are paid by a sponsor (the listed one or the other), who
+  named) or an ``initCode`` added (a creating operation's edited: its factory data as callData is, another factory
+  named, or dropped). Half of the examples are paid by a sponsor (the listed one or the other), who
   signs the mutated operation. Except for the signature family, the session key then signs the mutated operation
   (the SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
   can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
@@ -56,9 +59,12 @@ its canonical address:
 
 Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused in the module's validation, refused after it, included and reverted, included and
-succeeded) is printed, and every family but the ``initCode`` one must reach the module's validation at least
-once: the fuzzer is not only producing bytes the EntryPoint's or the account's decoding rejects. (An ``initCode``
-on a deployed account is refused by the EntryPoint before any validation, ``AA10``: the test asserts exactly that.)
+succeeded) is printed, and every family must reach the module's validation at least once: the fuzzer is not only
+producing bytes the EntryPoint's or the account's decoding rejects. (But the ``initCode`` family on a deployed
+account, refused by the EntryPoint before any validation, ``AA10``: the test asserts exactly that. On the account
+not created yet, an edited factory data the factory reads alike creates the same account and reaches validation;
+any other edit creates another address or none, ``AA13``/``AA14``.) Each payer's operations (the account, either
+sponsor) must be included at least once.
 
 ``KEYSCOPE_FUZZ=deep`` runs ten times more examples per account kind.
 """
@@ -125,10 +131,11 @@ SPONSORS = ("the account", "the account", "the listed sponsor", "an unlisted spo
 """Who pays an example's gas: nobody (the account; listed twice, drawn most), the sponsor the session lists (its
 gas uncapped by the session), or another sponsor, which accepts too but which the session does not list (its gas
 capped as the account's is)."""
-KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa", "openzeppelin-prefix")
+KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa", "openzeppelin-prefix", "keyscope-counterfactual")
 """keyscope's account, Kernel v3.1, Nexus 1.0, a Safe with the Safe7579 adapter, the ERC-7579 reference account,
 and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
-(``contracts/test/VariantERC7579Account.sol``): a signature edit there can name another validator."""
+(``contracts/test/VariantERC7579Account.sol``): a signature edit there can name another validator; and keyscope's
+account not created yet, whose operations carry its factory's ``initCode`` (the module installed at creation)."""
 FAMILIES = (
     "flip bits",
     "offset or length word",
@@ -308,6 +315,10 @@ class Stage:
     """What the account called while the seeds were validated (call type, target, selector), seen while running
     them."""
     own_code: set[str] = field(default_factory=set)
+    factory: str | None = None
+    """The factory of an account not created yet, whose every seed creates it (keyscope's, the module installed
+    at creation with the two sessions)."""
+    factory_data: bytes = b""
     """Where the account delegatecalls for its own code (its implementation), seen while running the seeds."""
     handlers: frozenset[str] = frozenset()
     """The account's fallback handlers, called (with no value) for code of its own: a Safe's Safe7579 adapter, which
@@ -490,6 +501,9 @@ def _stage(
         account = _create(
             anvil, keyscope_factory.address, create_account_data(owner.address, modules, 0), address
         )
+    elif name == "keyscope-counterfactual":  # its address only: each seed's initCode creates it
+        kind = KeyscopeAccountKind()
+        account = to_address(keyscope_factory.getAddress(owner.address, [tuple(m) for m in modules], 0))
     elif name == "openzeppelin-prefix":
         kind = SignaturePrefixKind(owner_validator=vendors.owner_validator)
         account = anvil.deploy(
@@ -516,6 +530,10 @@ def _stage(
     anvil.send(anvil.accounts[0], account, b"", value=10 * ETHER)
     epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
     stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
+    if name == "keyscope-counterfactual":
+        stage.factory = keyscope_factory.address
+        stage.factory_data = create_account_data(owner.address, modules, 0)
+        assert anvil.rpc.request("eth_getCode", [account, "latest"]) == "0x"
     if name == "safe7579":
         stage.handlers = frozenset([to_address(vendors.safe7579)])
     stage.session_ids = (session.session_id(account, epoch), other.session_id(account, epoch))
@@ -610,6 +628,8 @@ def _user_op(chain: Chain, stage: Stage, call_data: bytes) -> UserOperation:
     return UserOperation(
         sender=stage.account,
         nonce=nonce,
+        factory=stage.factory,
+        factory_data=stage.factory_data,
         call_data=call_data,
         call_gas_limit=1_000_000,
         verification_gas_limit=2_000_000,
@@ -1265,6 +1285,23 @@ def _edit_sponsorship(draw: Draw, chain: Chain, sponsor: str, op: PackedUserOper
     return op.model_copy(update={"paymaster_and_data": bytes(pad)})
 
 
+INIT_CODE_EDITS = ("flip bits", "offset or length word", "insert bytes", "delete bytes", "trailing data")
+"""The callData edits a factory's data takes too."""
+
+
+def _edit_init_code(draw: Draw, chain: Chain, stage: Stage, init_code: bytes) -> bytes:
+    """A creating operation's ``initCode`` edited: its factory data as callData is (an account created elsewhere, or
+    the same one from bytes the factory reads alike), another factory named, or the initCode dropped."""
+    factory, data = init_code[:20], init_code[20:]
+    choice = draw(st.sampled_from([*INIT_CODE_EDITS, "trailing data", "factory", "dropped"]))
+    if choice == "dropped":
+        return b""
+    if choice == "factory":
+        other = draw(st.sampled_from([chain.module, stage.recorder, ATTACKER, chain.sponsors[0]]))
+        return bytes.fromhex(other[2:]) + data
+    return factory + _edit_call_data(draw, choice, data, [data])
+
+
 def mutate(
     draw: Draw,
     chain: Chain,
@@ -1293,6 +1330,8 @@ def mutate(
             op = _edit_sponsorship(draw, chain, sponsor, op)
         elif family == "paymasterAndData":
             op = op.model_copy(update={"paymaster_and_data": _paymaster_and_data(draw, chain, stage)})
+        elif family == "initCode" and stage.factory is not None and op.init_code:
+            op = op.model_copy(update={"init_code": _edit_init_code(draw, chain, stage, bytes(op.init_code))})
         elif family == "initCode":
             factory = draw(st.sampled_from([stage.account, chain.module, ATTACKER, stage.recorder]))
             init_code = bytes.fromhex(factory[2:]) + draw(st.binary(max_size=68))
@@ -1337,7 +1376,11 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
     enable_seeds = [seed.pack() for seed in stage.enable_seeds]
     donors = [bytes(seed.call_data) for seed in seeds] + forbidden_calls(stage)
     donors.append(abi_encode([SESSION_ABI_TYPE], [stage.other.as_abi()]))  # the other key's grant
-    probes = [_user_op(chain, stage, call_data) for call_data in probe_calls(stage)]
+    # sent after an included operation, which created the account if it was not yet: no initCode
+    probes = [
+        _user_op(chain, stage, call_data).replace(factory=None, factory_data=b"")
+        for call_data in probe_calls(stage)
+    ]
     nonce_key = stage.kind.nonce_key(chain.module)
 
     dirty = [False]  # whether the chain moved since it was set up (a failure midway counts as moved)
@@ -1367,7 +1410,8 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
             first = run(chain, stage, data.draw(st.sampled_from(seeds), label="first seed"))
             assert first.outcome == OUTCOMES[4] and not first.breaches, first
             paid_before = first.paid
-            seed = seed.model_copy(update={"nonce": int(seed.nonce) + 1})
+            # (the account exists now: no initCode)
+            seed = seed.model_copy(update={"nonce": int(seed.nonce) + 1, "init_code": b""})
         elif prelude == "the window over":  # a block past the session's end: the next one is later still
             chain.rpc.request("evm_setNextBlockTimestamp", [hex(stage.session.valid_until + 1)])
             chain.rpc.request("evm_mine")
@@ -1406,7 +1450,7 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, n
     print(f"\n{name}: {_tally_text(tally)}")
     for family in FAMILIES:
         assert sum(tally[family, outcome] for outcome in OUTCOMES) > 0, (name, family, dict(tally))
-        if family == "initCode":
+        if family == "initCode" and chain.stages[name].factory is None:
             # on a deployed account, the EntryPoint refuses any initCode before asking anyone (AA10)
             assert tally[family, "reached the module"] == 0 and tally[family, "AA10"] == sum(
                 tally[family, outcome] for outcome in OUTCOMES
