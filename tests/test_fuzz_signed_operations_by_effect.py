@@ -5,7 +5,10 @@ structured inputs; it trusts both models of an operation. Here neither is truste
 bytes it likes, and what counts is what the account does. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0,
 a Safe with the Safe7579 adapter, the ERC-7579 reference account, and OpenZeppelin's ``AccountERC7579`` in the
 variant that takes the validator from the signature's first 20 bytes, and keyscope's account not created yet, whose
-every operation creates it), on one anvil with the real EntryPoint v0.7 at its canonical address:
+every operation creates it), on one anvil with the real EntryPoint v0.7 at its canonical address; and an EOA
+delegating to keyscope's EIP-7702 delegate (``contracts/KeyscopeDelegate.sol``, its code set to the delegation
+designator), the module installed by its own call, on a second anvil (Prague) with the real EntryPoint v0.8 (whose
+userOpHash is EIP-712's, which the SDK computes):
 
 * **Set-up**: the session module installed (at the account's creation, or by the account's own call: the Safe, which
   its owner's first operation creates through the Safe7579 launchpad, and the OpenZeppelin variant) with one
@@ -34,7 +37,8 @@ every operation creates it), on one anvil with the real EntryPoint v0.7 at its c
   limits and fees set around the session's cap or absurd; a ``paymasterAndData`` (junk, or a sponsor's: its gas
   limits or window signed by the sponsor or edited after, its bytes flipped, cut or lengthened, the other sponsor
   named) or an ``initCode`` added (a creating operation's edited: its factory data as callData is, another factory
-  named, or dropped). Half of the examples are paid by a sponsor (the listed one or the other), who
+  named, or dropped; through the EntryPoint v0.8, the EIP-7702 marker too, bare or followed by an init call of
+  bytes or forbidden calls). Half of the examples are paid by a sponsor (the listed one or the other), who
   signs the mutated operation. Except for the signature family, the session key then signs the mutated operation
   (the SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
   can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
@@ -61,8 +65,9 @@ Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``)
 before the module, refused in the module's validation, refused after it, included and reverted, included and
 succeeded) is printed, and every family must reach the module's validation at least once: the fuzzer is not only
 producing bytes the EntryPoint's or the account's decoding rejects. (But the ``initCode`` family on a deployed
-account, refused by the EntryPoint before any validation, ``AA10``: the test asserts exactly that. On the account
-not created yet, an edited factory data the factory reads alike creates the same account and reaches validation;
+account through the EntryPoint v0.7, refused before any validation, ``AA10``: the test asserts exactly that. On the
+delegated EOA the bare marker reaches validation, and an init call is refused by the delegate before it, ``AA13``.
+On the account not created yet, an edited factory data the factory reads alike creates the same account and reaches validation;
 any other edit creates another address or none, ``AA13``/``AA14``.) Each payer's operations (the account, either
 sponsor) must be included at least once.
 
@@ -83,11 +88,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyscope.accounts import AccountKind, KeyscopeAccountKind, create_account_data
+from keyscope.accounts.delegate import KeyscopeDelegateKind
 from keyscope.artifacts import ENTRY_POINT_V07 as ENTRY_POINT
 from keyscope.chain import RpcChain
+from keyscope.eip7702 import delegation_code
 from keyscope.entrypoint import encode_get_nonce, encode_handle_ops
 from keyscope.execution import Call, encode_execute
-from keyscope.hashing import user_op_hash_v07
+from keyscope.hashing import EIP7702_INIT_CODE, user_op_hash_v07, user_op_hash_v08
 from keyscope.hexutil import keccak, to_address
 from keyscope.local.deploy import deploy_entry_point
 from keyscope.module import decode_epoch, epoch_of_data
@@ -136,6 +143,9 @@ KINDS = ("keyscope", "kernel", "nexus", "safe7579", "msa", "openzeppelin-prefix"
 and OpenZeppelin's ``AccountERC7579`` in the variant that takes the validator from the signature's first 20 bytes
 (``contracts/test/VariantERC7579Account.sol``): a signature edit there can name another validator; and keyscope's
 account not created yet, whose operations carry its factory's ``initCode`` (the module installed at creation)."""
+V08_KIND = "keyscope-delegate-v08"
+"""An EOA delegating to keyscope's EIP-7702 delegate, through the EntryPoint v0.8 (on a chain of its own)."""
+ALL_KINDS = (*KINDS, V08_KIND)
 FAMILIES = (
     "flip bits",
     "offset or length word",
@@ -336,6 +346,11 @@ class Chain:
     stages: dict[str, Stage]
     sponsors: tuple[str, str]
     """The sponsor the sessions list (:data:`SPONSORS`), and the one they do not."""
+    version: str = "0.7"
+    """The EntryPoint's version ("0.7", or "0.8" for the EIP-7702 delegate's chain)."""
+    delegate: str | None = None
+    """The EIP-7702 delegate the accounts of a v0.8 chain delegate to (what the hash of a ``0x7702`` initCode
+    covers)."""
     snapshot: str = ""
 
     @property
@@ -345,6 +360,8 @@ class Chain:
 
     def hash(self, op: PackedUserOperation) -> bytes:
         """``op``'s userOpHash, as the SDK computes it (what the session key signs)."""
+        if self.version == "0.8":
+            return user_op_hash_v08(op, self.entry_point, self.anvil.chain_id, eip7702_delegate=self.delegate)
         return user_op_hash_v07(op, self.entry_point, self.anvil.chain_id)
 
     def handle_ops(self, op: PackedUserOperation) -> bytes:
@@ -381,7 +398,14 @@ class Chain:
         head = bytes.fromhex(paymaster[2:]) + gas[0].to_bytes(16, "big") + gas[1].to_bytes(16, "big")
         op = op.model_copy(update={"paymaster_and_data": head + bytes(77)})
         until, after = window
-        digest = sponsorship_hash(op, paymaster, self.anvil.chain_id, valid_until=until, valid_after=after)
+        digest = sponsorship_hash(
+            op,
+            paymaster,
+            self.anvil.chain_id,
+            valid_until=until,
+            valid_after=after,
+            eip7702_delegate=self.delegate,
+        )
         data = encode_paymaster_data(until, after, SPONSOR_KEY.sign_hash(digest))
         return op.model_copy(update={"paymaster_and_data": head + data})
 
@@ -393,10 +417,10 @@ def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) 
     return address
 
 
-def _sponsor_paymaster(anvil: AnvilChain, project: Any) -> str:
-    """A ``SponsorPaymaster`` signing with :data:`SPONSOR_KEY`, with 10 ether deposited at the EntryPoint."""
+def _sponsor_paymaster(anvil: AnvilChain, project: Any, entry_point: str = ENTRY_POINT) -> str:
+    """A ``SponsorPaymaster`` of ``entry_point`` signing with :data:`SPONSOR_KEY`, with 10 ether deposited there."""
     paymaster = to_address(
-        anvil.deploy(project.SponsorPaymaster, ENTRY_POINT, anvil.accounts[0], SPONSOR_KEY.address).address
+        anvil.deploy(project.SponsorPaymaster, entry_point, anvil.accounts[0], SPONSOR_KEY.address).address
     )
     anvil.send(anvil.accounts[0], paymaster, DEPOSIT, value=10 * ETHER)
     return paymaster
@@ -461,9 +485,10 @@ def _stage(
     anvil: AnvilChain,
     project: Any,
     module: str,
-    keyscope_factory: AnvilContract,
-    vendors: AccountContracts,
+    keyscope_factory: AnvilContract | None,
+    vendors: AccountContracts | None,
     sponsor: str,
+    delegate: str = ZERO,
 ) -> Stage:
     """The account of kind ``name`` with the module installed holding two sessions (the attacker's key's, and another
     key's), and the owner's off-chain grant of a second session to the attacker's key, not enabled yet."""
@@ -495,7 +520,16 @@ def _stage(
     owner = LocalSigner(keccak(f"keyscope effects owner {name}".encode()))
     modules = [(1, module, install)]
     kind: AccountKind
-    if name == "keyscope":
+    if (
+        name == V08_KIND
+    ):  # an EOA delegating to keyscope's delegate (EIP-7702), the module installed by its call
+        kind = KeyscopeDelegateKind(delegate=delegate)
+        account = owner.address
+        anvil.rpc.request("anvil_setCode", [account, "0x" + delegation_code(delegate).hex()])
+        _install_by_own_call(anvil, kind, account, module, install)
+    elif keyscope_factory is None or vendors is None:
+        raise AssertionError(f"{name} needs the vendors' contracts and keyscope's factory")
+    elif name == "keyscope":
         kind = KeyscopeAccountKind()
         address = to_address(keyscope_factory.getAddress(owner.address, [tuple(m) for m in modules], 0))
         account = _create(
@@ -531,10 +565,12 @@ def _stage(
     epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
     stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
     if name == "keyscope-counterfactual":
+        assert keyscope_factory is not None
         stage.factory = keyscope_factory.address
         stage.factory_data = create_account_data(owner.address, modules, 0)
         assert anvil.rpc.request("eth_getCode", [account, "latest"]) == "0x"
     if name == "safe7579":
+        assert vendors is not None
         stage.handlers = frozenset([to_address(vendors.safe7579)])
     stage.session_ids = (session.session_id(account, epoch), other.session_id(account, epoch))
     stage.enabled = anvil.deploy(project.EffectRecorder).address
@@ -675,30 +711,58 @@ def chain(project: Any) -> Iterator[Chain]:
             for name in KINDS
         }
         setup = Chain(anvil, entry_point, module, anvil.accounts[1], stages, sponsors)
-        setup.snapshot = setup.rpc.request("evm_snapshot")
-        for stage in stages.values():
-            for call_data in _seed_calls(stage):
-                stage.seeds.append(_user_op(setup, stage, call_data))
-                packed = sign(setup, stage, stage.seeds[-1].pack())
-                verdict = run(setup, stage, packed, learn=True)
-                assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
-                    stage.name,
-                    call_data.hex(),
-                    verdict,
-                )
-                setup.restore()
-            for call_data in _enable_seed_calls(stage):
-                stage.enable_seeds.append(_user_op(setup, stage, call_data))
-                enabling = sign_enable(setup, stage, stage.enable_seeds[-1].pack())
-                verdict = run(setup, stage, enabling, learn=True)
-                assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
-                    stage.name,
-                    "enable",
-                    verdict,
-                )
-                setup.restore()
-            _sponsored_controls(setup, stage)
+        _run_seeds(setup)
         yield setup
+
+
+@pytest.fixture(scope="module")
+def chain_v08(project: Any) -> Iterator[Chain]:
+    """A second anvil (Prague) with the EntryPoint v0.8, the module, keyscope's EIP-7702 delegate (bound to that
+    EntryPoint) and one stage: an EOA delegating to it, the module installed by the EOA's own call."""
+    with anvil_chain(("--hardfork", "prague")) as anvil:
+        deployer = anvil.accounts[0]
+        entry_point = deploy_entry_point(_MiningNode(anvil), deployer, "0.8")  # type: ignore[arg-type]
+        module = anvil.deploy(project.SessionKeyValidator).address
+        delegate = anvil.deploy(project.KeyscopeDelegate, entry_point).address
+        sponsors = (
+            _sponsor_paymaster(anvil, project, entry_point),
+            _sponsor_paymaster(anvil, project, entry_point),
+        )
+        stage = _stage(V08_KIND, anvil, project, module, None, None, sponsors[0], delegate)
+        setup = Chain(
+            anvil, entry_point, module, anvil.accounts[1], {V08_KIND: stage}, sponsors, "0.8", delegate
+        )
+        _run_seeds(setup)
+        yield setup
+
+
+def _run_seeds(setup: Chain) -> None:
+    """Each stage's seeds built, signed and run once (each must be accepted, execute and pass the oracle, which
+    learns from them what the account calls while validated and where its own code is), then the sponsored
+    controls; the chain's snapshot taken before."""
+    setup.snapshot = setup.rpc.request("evm_snapshot")
+    for stage in setup.stages.values():
+        for call_data in _seed_calls(stage):
+            stage.seeds.append(_user_op(setup, stage, call_data))
+            packed = sign(setup, stage, stage.seeds[-1].pack())
+            verdict = run(setup, stage, packed, learn=True)
+            assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
+                stage.name,
+                call_data.hex(),
+                verdict,
+            )
+            setup.restore()
+        for call_data in _enable_seed_calls(stage):
+            stage.enable_seeds.append(_user_op(setup, stage, call_data))
+            enabling = sign_enable(setup, stage, stage.enable_seeds[-1].pack())
+            verdict = run(setup, stage, enabling, learn=True)
+            assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
+                stage.name,
+                "enable",
+                verdict,
+            )
+            setup.restore()
+        _sponsored_controls(setup, stage)
 
 
 def _sponsored_controls(chain: Chain, stage: Stage) -> None:
@@ -1289,6 +1353,16 @@ INIT_CODE_EDITS = ("flip bits", "offset or length word", "insert bytes", "delete
 """The callData edits a factory's data takes too."""
 
 
+def _eip7702_init_code(draw: Draw, donors: list[bytes]) -> bytes:
+    """An EntryPoint v0.8 initCode of an EIP-7702 account: the bare ``0x7702`` marker (2 bytes, or 20), or the
+    20-byte marker followed by an init call the EntryPoint sends to the account before validation (bytes, or calls
+    the grant forbids)."""
+    tail = draw(st.one_of(st.just(b""), st.binary(min_size=1, max_size=68), st.sampled_from(donors)))
+    if not tail:
+        return draw(st.sampled_from([EIP7702_INIT_CODE, EIP7702_INIT_CODE.ljust(20, b"\0")]))
+    return EIP7702_INIT_CODE.ljust(20, b"\0") + tail
+
+
 def _edit_init_code(draw: Draw, chain: Chain, stage: Stage, init_code: bytes) -> bytes:
     """A creating operation's ``initCode`` edited: its factory data as callData is (an account created elsewhere, or
     the same one from bytes the factory reads alike), another factory named, or the initCode dropped."""
@@ -1332,6 +1406,8 @@ def mutate(
             op = op.model_copy(update={"paymaster_and_data": _paymaster_and_data(draw, chain, stage)})
         elif family == "initCode" and stage.factory is not None and op.init_code:
             op = op.model_copy(update={"init_code": _edit_init_code(draw, chain, stage, bytes(op.init_code))})
+        elif family == "initCode" and chain.version == "0.8" and draw(st.booleans()):
+            op = op.model_copy(update={"init_code": _eip7702_init_code(draw, donors)})
         elif family == "initCode":
             factory = draw(st.sampled_from([stage.account, chain.module, ATTACKER, stage.recorder]))
             init_code = bytes.fromhex(factory[2:]) + draw(st.binary(max_size=68))
@@ -1442,15 +1518,24 @@ def fuzz(chain: Chain, stage: Stage, examples: int) -> Counter[tuple[str, str]]:
     return tally
 
 
-@pytest.mark.parametrize("name", KINDS)
-def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, name: str) -> None:
+def _chain_of(request: pytest.FixtureRequest, name: str) -> Chain:
+    """The chain of the account kind ``name``: the EntryPoint v0.7's, or the v0.8's for the EIP-7702 delegate."""
+    chain: Chain = request.getfixturevalue("chain_v08" if name == V08_KIND else "chain")
+    return chain
+
+
+@pytest.mark.parametrize("name", ALL_KINDS)
+def test_mutated_session_operations_do_nothing_the_grant_forbids(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     """Mutated, re-signed session operations of one account kind: whatever the EntryPoint includes does only what
     the grant allows (the oracle), and every mutation family but ``initCode`` reaches the module's validation."""
+    chain = _chain_of(request, name)
     tally = fuzz(chain, chain.stages[name], EXAMPLES)
     print(f"\n{name}: {_tally_text(tally)}")
     for family in FAMILIES:
         assert sum(tally[family, outcome] for outcome in OUTCOMES) > 0, (name, family, dict(tally))
-        if family == "initCode" and chain.stages[name].factory is None:
+        if family == "initCode" and chain.stages[name].factory is None and chain.version == "0.7":
             # on a deployed account, the EntryPoint refuses any initCode before asking anyone (AA10)
             assert tally[family, "reached the module"] == 0 and tally[family, "AA10"] == sum(
                 tally[family, outcome] for outcome in OUTCOMES
@@ -1462,14 +1547,17 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(chain: Chain, n
         assert tally[f"paid by {payer}", OUTCOMES[4]] > 0, (name, payer, dict(tally))
 
 
-@pytest.mark.parametrize("name", KINDS)
-def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(chain: Chain, name: str) -> None:
+@pytest.mark.parametrize("name", ALL_KINDS)
+def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     """The oracle is not blind: the account's owner, who may do anything, sends the calls the grant forbids (a pay
     to the attacker of an amount out of range carrying 1 ether, a function no permission names, the ungranted
     recorder, a tier out of range, 1 ether to the attacker) as one batch, then a granted call paying 1,000 gwei per
     gas; the EntryPoint runs each, and the oracle names each forbidden call, in the trace and in the recorders' logs,
     the ether that left the account, the gas charged over the session's cap, and the owner's validator that the
     vendors' accounts call while validating (a call no session operation makes)."""
+    chain = _chain_of(request, name)
     stage = chain.stages[name]
     forbidden = forbidden_calls(stage)[5]  # the first three, as one batch
     calls = [
