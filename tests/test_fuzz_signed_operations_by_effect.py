@@ -1554,9 +1554,10 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(
     """The oracle is not blind: the account's owner, who may do anything, sends the calls the grant forbids (a pay
     to the attacker of an amount out of range carrying 1 ether, a function no permission names, the ungranted
     recorder, a tier out of range, 1 ether to the attacker) as one batch, then a granted call paying 1,000 gwei per
-    gas; the EntryPoint runs each, and the oracle names each forbidden call, in the trace and in the recorders' logs,
-    the ether that left the account, the gas charged over the session's cap, and the owner's validator that the
-    vendors' accounts call while validating (a call no session operation makes)."""
+    gas, by itself and paid by the sponsor the session does not list; the EntryPoint runs each, and the oracle names
+    each forbidden call, in the trace and in the recorders' logs, the ether that left the account, the gas charged
+    over the session's cap, the unlisted sponsor's operation whose most possible cost is over it, and the owner's
+    validator that the vendors' accounts call while validating (a call no session operation makes)."""
     chain = _chain_of(request, name)
     stage = chain.stages[name]
     forbidden = forbidden_calls(stage)[5]  # the first three, as one batch
@@ -1565,7 +1566,12 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(
         Call(ATTACKER, ETHER, b""),
     ]
     granted = bytes(stage.seeds[2].call_data)
-    for call_data in (forbidden, encode_execute(calls), granted):
+    for call_data, sponsor in (
+        (forbidden, ZERO),
+        (encode_execute(calls), ZERO),
+        (granted, ZERO),
+        (granted, chain.sponsors[1]),
+    ):
         owner_key = stage.kind.nonce_key(None)  # (a Safe's owner created it: its nonce moved on)
         unpacked = _user_op(chain, stage, call_data).replace(
             nonce=_entry_point_nonce(chain, stage.account, owner_key)
@@ -1573,6 +1579,8 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(
         if call_data == granted:  # a fee no session operation may offer: its cost is over the cap
             unpacked = unpacked.replace(max_fee_per_gas=10**12, max_priority_fee_per_gas=10**12)
         op = unpacked.pack()
+        if sponsor != ZERO:
+            op = chain.sponsor(op, sponsor, (60_000, 0))
         signature = stage.owner.sign_hash(chain.hash(op))
         op = op.model_copy(update={"signature": stage.kind.owner_user_op_signature(signature)})
         verdict = run(chain, stage, op)
@@ -1583,6 +1591,12 @@ def test_the_oracle_sees_what_the_owner_may_do_and_the_session_may_not(
             assert f"trace: pay to {ATTACKER}" in text and f"log: pay to {ATTACKER}" in text, text
             assert "(no granted selector)" in text and f"a call to {stage.stranger}" in text, text
             assert "the ungranted recorder saw" in text and "pay carrying" in text, text
+        elif call_data == granted and sponsor != ZERO:  # the sponsor paid, the account nothing
+            breaches = [b for b in verdict.breaches if not b.startswith("in validation")]
+            assert breaches == [
+                f"an operation paid by {sponsor}, which a session of its calls does not list, of a most possible "
+                f"cost of {_max_cost(op)} wei, over the grant's cap"
+            ], breaches
         elif (
             call_data == granted
         ):  # (the owner's validator, which vendors' accounts ask, is no session's call)
