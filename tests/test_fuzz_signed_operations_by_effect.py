@@ -1367,7 +1367,8 @@ def _edit_init_code(draw: Draw, chain: Chain, stage: Stage, init_code: bytes) ->
     """A creating operation's ``initCode`` edited: its factory data as callData is (an account created elsewhere, or
     the same one from bytes the factory reads alike), another factory named, or the initCode dropped."""
     factory, data = init_code[:20], init_code[20:]
-    choice = draw(st.sampled_from([*INIT_CODE_EDITS, "trailing data", "factory", "dropped"]))
+    edits = INIT_CODE_EDITS if _words(data) else ("insert bytes", "trailing data")  # (an edit cut it short)
+    choice = draw(st.sampled_from([*edits, "trailing data", "factory", "dropped"]))
     if choice == "dropped":
         return b""
     if choice == "factory":
