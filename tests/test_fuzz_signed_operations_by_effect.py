@@ -38,11 +38,11 @@ userOpHash is EIP-712's, which the SDK computes):
   limits or window signed by the sponsor or edited after, its bytes flipped, cut or lengthened, the other sponsor
   named) or an ``initCode`` added (a creating operation's edited: its factory data as callData is, another factory
   named, or dropped; through the EntryPoint v0.8, the EIP-7702 marker too, bare or followed by an init call of
-  bytes or forbidden calls). Half of the examples are paid by a sponsor (the listed one or the other), who
-  signs the mutated operation. Except for the signature family, the session key then signs the mutated operation
-  (the SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as a leaked key
-  can: the signature check is not what stops it. Some examples first include a seed (the count of ``pay`` partly
-  or wholly used) or move the clock past the window's end.
+  bytes or forbidden calls). Half of the examples are paid by a sponsor (the listed one or the other), who signs
+  the mutated operation. Except for the signature family, the session key then signs the mutated operation (the
+  SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as
+  a leaked key can: the signature check is not what stops it. Some examples first include a seed (the count of
+  ``pay`` partly or wholly used) or move the clock past the window's end.
 * **Oracle** (plain Python from the grant's definition, neither the SDK's checker nor the module): the operation
   is simulated (``handleOps`` as a traced ``eth_call``); if the EntryPoint would run it, it is sent. Once included,
   every call the account made during its execution (the transaction's call trace, frames that were not rolled
@@ -51,15 +51,17 @@ userOpHash is EIP-712's, which the SDK computes):
   limit, at most 3 calls of ``pay``, nothing reaching the ungranted recorder, no delegatecall but to the account's
   own code (nor a call but to its own fallback handler, the Safe's adapter, with no value), nothing called while
   the account was validated but what the seeds' validation called (the validator, the EntryPoint's prefund, the
-  owner's validator asked about an ENABLE grant), the block inside the window; and the native value that left the
+  owner's validator asked about an ENABLE grant, the module's installation by an operation creating the account),
+  the block inside the window; and the native value that left the
   account (its balance and its EntryPoint deposit) must be the granted calls' values plus the gas the EntryPoint
   charged it (none when a paymaster paid), that gas within the session's cap; each sponsor's deposit must have paid
   exactly the gas the EntryPoint charged an operation naming it and nothing else; an operation a paymaster paid must
   have had a most possible cost (every gas limit times maxFeePerGas) within the cap unless every session whose
   calls it made lists that paymaster. Controls at set-up: a seed paid by each sponsor, within the cap and over it
-  (only the unlisted sponsor's over it refused). After each included operation, single calls no session of the key allows (the attacker paid, ether
-  sent to them, the other key's functions) are sent: each must be refused, whatever the operation enabled or left.
-  A control has the owner (who may do anything) make forbidden calls: the oracle names each.
+  (only the unlisted sponsor's over it refused). After each included operation, single calls no session of the key
+  allows (the attacker paid, ether sent to them, the other key's functions) are sent: each must be refused,
+  whatever the operation enabled or left. A control has the owner (who may do anything) make forbidden calls and
+  pay an absurd fee, by itself and through the unlisted sponsor: the oracle names each.
 
 Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused in the module's validation, refused after it, included and reverted, included and
@@ -67,9 +69,9 @@ succeeded) is printed, and every family must reach the module's validation at le
 producing bytes the EntryPoint's or the account's decoding rejects. (But the ``initCode`` family on a deployed
 account through the EntryPoint v0.7, refused before any validation, ``AA10``: the test asserts exactly that. On the
 delegated EOA the bare marker reaches validation, and an init call is refused by the delegate before it, ``AA13``.
-On the account not created yet, an edited factory data the factory reads alike creates the same account and reaches validation;
-any other edit creates another address or none, ``AA13``/``AA14``.) Each payer's operations (the account, either
-sponsor) must be included at least once.
+On the account not created yet, an edited factory data the factory reads alike creates the same account and
+reaches validation; any other edit creates another address or none, ``AA13``/``AA14``.) Each payer's operations
+(the account, either sponsor) must be included at least once.
 
 ``KEYSCOPE_FUZZ=deep`` runs ten times more examples per account kind.
 """
@@ -520,9 +522,8 @@ def _stage(
     owner = LocalSigner(keccak(f"keyscope effects owner {name}".encode()))
     modules = [(1, module, install)]
     kind: AccountKind
-    if (
-        name == V08_KIND
-    ):  # an EOA delegating to keyscope's delegate (EIP-7702), the module installed by its call
+    if name == V08_KIND:
+        # an EOA delegating to keyscope's delegate (EIP-7702), the module installed by its own call
         kind = KeyscopeDelegateKind(delegate=delegate)
         account = owner.address
         anvil.rpc.request("anvil_setCode", [account, "0x" + delegation_code(delegate).hex()])
