@@ -45,6 +45,7 @@ HEAVIEST_FIRST = (
     "e2e/test_accounts.py",
     "test_limits.py",
     "test_worker.py",
+    "test_fuzz_signed_operations_by_effect.py",
     "test_differential.py",
     "test_session_signatures.py",
     "test_store_concurrency.py",
