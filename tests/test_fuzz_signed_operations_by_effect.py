@@ -746,27 +746,19 @@ def _run_seeds(setup: Chain) -> None:
     learns from them what the account calls while validated and where its own code is), then the sponsored
     controls; the chain's snapshot taken before."""
     setup.snapshot = setup.rpc.request("evm_snapshot")
+
+    def accepted(stage: Stage, packed: PackedUserOperation, what: str) -> None:
+        verdict = run(setup, stage, packed, learn=True)
+        assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (stage.name, what, verdict)
+        setup.restore()
+
     for stage in setup.stages.values():
         for call_data in _seed_calls(stage):
             stage.seeds.append(_user_op(setup, stage, call_data))
-            packed = sign(setup, stage, stage.seeds[-1].pack())
-            verdict = run(setup, stage, packed, learn=True)
-            assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
-                stage.name,
-                call_data.hex(),
-                verdict,
-            )
-            setup.restore()
+            accepted(stage, sign(setup, stage, stage.seeds[-1].pack()), call_data.hex())
         for call_data in _enable_seed_calls(stage):
             stage.enable_seeds.append(_user_op(setup, stage, call_data))
-            enabling = sign_enable(setup, stage, stage.enable_seeds[-1].pack())
-            verdict = run(setup, stage, enabling, learn=True)
-            assert verdict.outcome == OUTCOMES[4] and not verdict.breaches, (
-                stage.name,
-                "enable",
-                verdict,
-            )
-            setup.restore()
+            accepted(stage, sign_enable(setup, stage, stage.enable_seeds[-1].pack()), "enable")
         _sponsored_controls(setup, stage)
 
 
