@@ -27,7 +27,7 @@ from keyscope import connect
 from keyscope.consent import ConsentServer
 from keyscope.cosigner import CoSignerServer, CoSignerService
 from keyscope.errors import BadInputError
-from keyscope.http_service import MAX_CONNECTIONS, SERVER_BUSY, LocalHTTPServer
+from keyscope.http_service import MAX_CONNECTIONS, REQUEST_TIMEOUT, SERVER_BUSY, LocalHTTPServer
 from keyscope.signing import LocalSigner
 from keyscope.sponsor import Sponsor, SponsorServer, SponsorshipPolicy
 
@@ -126,6 +126,12 @@ def _held(port: int, count: int, source: str = "127.0.0.1") -> Iterator[list[soc
         yield socks
 
 
+PROMPT = 5.0
+"""Seconds within which a client the limits leave served must be answered: far under the 30 s a held connection
+keeps a request thread (``REQUEST_TIMEOUT``), which a client the limits failed would wait out, and far over what a
+busy machine takes to answer (how fast is for the benchmarks, not these tests)."""
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_connection_past_the_limit_is_answered_503_at_once(kind: str) -> None:
     """With ``max_connections`` 4 held by a client that sends part of a request and waits, a fifth connection is
@@ -136,9 +142,9 @@ def test_a_connection_past_the_limit_is_answered_503_at_once(kind: str) -> None:
         before = _request_threads()
         with _held(server.port, 4):
             assert _request_threads() - before == 4
-            status, raw, seconds = _ask(kind, server.port, within=2.0)
+            # answered within PROMPT s, not after a held connection gives up (REQUEST_TIMEOUT, 30 s)
+            status, raw, _ = _ask(kind, server.port, within=PROMPT)
             assert status == 503, f"{kind}: a fifth connection past the limit of 4 was answered {raw[:200]!r}"
-            assert seconds < 1.0, f"{kind}: the 503 took {seconds:.2f} s"
             head, _, body = raw.partition(b"\r\n\r\n")
             fields = head.lower().split(b"\r\n")
             assert b"retry-after: 1" in fields and b"connection: close" in fields, head
@@ -160,6 +166,7 @@ def test_trickling_connections_from_one_address_leave_the_others_served(kind: st
     """200 connections from one address, each trickling a byte of its request line every 0.1 s, against a server
     serving 16 at once and 4 per address: the server holds 4 of them (4 request threads, not 200), answers each
     other one 503 at once, and answers a client from another address promptly, while the trickling goes on."""
+    assert PROMPT * 4 < REQUEST_TIMEOUT, "a client waiting out a held connection would pass as served"
     with _server(kind, max_connections=16, max_connections_per_address=4) as server:
         before = _request_threads()
         with ExitStack() as stack:
@@ -181,9 +188,8 @@ def test_trickling_connections_from_one_address_leave_the_others_served(kind: st
             for _ in range(3):  # the held ones go on trickling
                 for sock in held:
                     sock.sendall(b"O")
-                status, raw, seconds = _ask(kind, server.port, "127.0.0.1", within=2.0)
-                assert status == 200, f"{kind}: another address's client got {raw[:200]!r}"
-                assert seconds < 0.5, f"{kind}: another address's client waited {seconds:.2f} s"
+                status, raw, _ = _ask(kind, server.port, "127.0.0.1", within=PROMPT)
+                assert status == 200, f"{kind}: another address's client got {raw[:200]!r} within {PROMPT} s"
                 time.sleep(0.1)
 
 
