@@ -969,8 +969,8 @@ class Owner:
         """The grant-time checks of :meth:`request_for` that need no answer from the account itself, for a grant
         made while the account cannot yet be asked (an EOA delegating in the same operation: :class:`EOAOwner
         <keyscope.eoa.EOAOwner>`'s upgrade): known module targets, the account's and the module's own signing
-        domains, a target or domain that says it is a module initialised for the account, and the warnings of
-        targets without code, of the EntryPoint and of listed paymasters. In one read of the chain."""
+        domains, a target or domain that says it is a module initialised for the account, and every grant's warnings
+        (:meth:`_warn_about_grant`). In one read of the chain."""
         net = self.network
         self._refuse_module_targets(session.permissions)
         signing = session.typed_data_permissions
@@ -983,10 +983,7 @@ class Owner:
         claimed = claimed_module(net.chain, self.account, claims, read.results)
         if claimed is not None:
             self._refuse_claimed_module(*claimed, signing, domains)
-        warn_about_targets(
-            session.permissions, dict(zip(addresses, read.codes, strict=True)), net.entry_point
-        )
-        warn_about_paymasters(net.chain, session)
+        self._warn_about_grant(session, session.permissions, dict(zip(addresses, read.codes, strict=True)))
 
     def _refuse_claimed_module(
         self, target: str, what: str, signing: Sequence[TypedDataPermission], domains: dict[str, int]
@@ -1136,10 +1133,7 @@ class Owner:
             now=window_now(chain_time) if clock else None,
             **options,
         )
-        warn_about_targets(flat, codes, self.network.entry_point)
-        warn_about_paymasters(self.network.chain, session)
-        warn_about_uncounted_assets(session)
-        warn_about_approvals_that_add_up(session)
+        self._warn_about_grant(session, flat, codes)
         now = None if chain_time is None else window_now(chain_time)
         return self._request(session, epoch, deployed, occupied, now=now)
 
@@ -1154,15 +1148,23 @@ class Owner:
             key=session.session_key,
             sign_in=session.sign_in,
         )
-        warn_about_targets(session.permissions, codes, self.network.entry_point)
-        warn_about_paymasters(self.network.chain, session)
-        warn_about_uncounted_assets(session)
-        warn_about_approvals_that_add_up(session)
+        self._warn_about_grant(session, session.permissions, codes)
         request = self._request(
             session, epoch, deployed, occupied, now=None if chain_time is None else window_now(chain_time)
         )
         _refuse_offchain_signing_only(session)
         return request
+
+    def _warn_about_grant(
+        self, session: Session, permissions: Sequence[Permission], codes: Mapping[str, bytes]
+    ) -> None:
+        """The grant's warnings (:class:`~keyscope.errors.TargetWarning`), as the consent page shows its dangers:
+        its call targets, its paymasters, an asset an allowance does not count, approvals that add up; each points
+        at the owner's code that asked for the grant."""
+        warn_about_targets(permissions, codes, self.network.entry_point)
+        warn_about_paymasters(self.network.chain, session)
+        warn_about_uncounted_assets(session)
+        warn_about_approvals_that_add_up(session)
 
     def _request(
         self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None

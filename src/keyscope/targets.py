@@ -9,9 +9,11 @@ the demo NFT); other contracts are not judged.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from functools import cache
+from pathlib import Path
 
 from .artifacts import contract_artifact
 from .chain import Chain
@@ -120,12 +122,26 @@ def target_problems(
     return problems
 
 
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning issued by the function calling this at the first frame outside
+    keyscope: the owner's code that asked for the grant, however deep in keyscope the check runs."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def warn_about_targets(
     permissions: Iterable[Permission], codes: Mapping[str, bytes], entry_point: str | None = None
 ) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`target_problems`."""
     for problem in target_problems(permissions, codes, entry_point):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
 
 
 @cache
@@ -216,7 +232,7 @@ def paymaster_problems(chain: Chain, session: Session) -> list[str]:
 def warn_about_paymasters(chain: Chain, session: Session) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`paymaster_problems`."""
     for problem in paymaster_problems(chain, session):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
 
 
 def warn_about_uncounted_assets(session: Session) -> None:
@@ -237,7 +253,7 @@ def warn_about_uncounted_assets(session: Session) -> None:
                 "send ETH through it beyond that amount; count it there too (Limits.native counts every "
                 "permission that may carry ETH)"
             )
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=4)
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
 
 
 def warn_about_approvals_that_add_up(session: Session) -> None:
@@ -251,5 +267,5 @@ def warn_about_approvals_that_add_up(session: Session) -> None:
             "window allows, and the allowance stays after the session ends; count its amount in an allowance over "
             "the session's life (arg(...).total without a period), or grant approve with a bounded amount instead",
             TargetWarning,
-            stacklevel=4,
+            stacklevel=_caller_level(),
         )

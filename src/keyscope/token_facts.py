@@ -205,9 +205,9 @@ def uncounted_assets(session: Session) -> list[UncountedAsset]:
 def approvals_that_add_up(session: Session) -> list[int]:
     """The permissions whose calls add to an allowance by an amount a rule bounds per call (``increaseAllowance``,
     :func:`~keyscope.known_functions.added_per_call`) that no lifetime AMOUNT limit counts at that amount's offset,
-    by index: the allowance grows with every call, as often as the session's
-    window allows, and outlives the session (attack 349). A periodic limit starts again each period while the
-    allowances it counted stay (attack 260), so only a lifetime one bounds them."""
+    by index: the allowance grows with every call, as often as the session's window allows, and outlives the session
+    (attack 349). A periodic limit starts again each period while the allowances it counted stay (attack 260), so
+    only a lifetime one bounds them."""
     counted = {
         (meter.permission, meter.offset)
         for limit in session.limits
