@@ -87,6 +87,22 @@ def test_an_increase_of_an_allowance_bounded_per_call_is_warned_of_as_adding_up(
     assert _adding_up(_words(approve)) == []  # approve sets the allowance: its calls do not add up
 
 
+def test_the_older_increase_approval_adds_up_and_is_an_approval_as_increase_allowance_is() -> None:
+    """``increaseApproval``, the name tokens built on OpenZeppelin's StandardToken before 2.0 give the same function,
+    adds up as ``increaseAllowance`` does: bounded per call, it gets the same danger; unbounded, the UNLIMITED
+    allowance's."""
+    older = "increaseApproval(address spender,uint256 addedValue)"
+    (danger,) = _adding_up(
+        _words(Policy.call(TOKEN, older, [arg("spender") == SHOP, arg("addedValue") <= 100]))
+    )
+    assert danger.startswith(
+        f"increaseApproval(address spender, uint256 addedValue) on {TOKEN}: each call adds to"
+    )
+    unbounded = _words(Policy.call(TOKEN, older, [arg("spender") == SHOP]))
+    assert _adding_up(unbounded) == []
+    assert any("UNLIMITED" in w.text for w in unbounded.warnings), unbounded.warnings
+
+
 def test_an_increase_counted_only_per_period_or_on_another_word_still_adds_up() -> None:
     """A periodic total starts again each period while the allowances it counted stay (attack 260), and a total on
     the spender's word counts no amount: both leave the allowance growing, and the danger stays. An unbounded

@@ -132,6 +132,10 @@ _KNOWN = [
     KnownFunction(
         "increaseAllowance(address spender,uint256 addedValue)", (32,), _approve_warnings, adds_up=32
     ),
+    # the same function under its older name (OpenZeppelin's StandardToken before 2.0, tokens built on it)
+    KnownFunction(
+        "increaseApproval(address spender,uint256 addedValue)", (32,), _approve_warnings, adds_up=32
+    ),
     KnownFunction("setApprovalForAll(address operator,bool approved)", (), _operator_warnings),
     # Permit2 (AllowanceTransfer): an allowance over every token the account approved Permit2 for, as most accounts
     # that trade have, without a bound; an amount of 2**160 - 1 never runs down
