@@ -36,7 +36,6 @@ from keyscope.errors import (
     TargetWarning,
 )
 from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
-from keyscope.grant import SessionGrant
 from keyscope.hashing import EIP7702_INIT_CODE
 from keyscope.hexutil import ZERO_ADDRESS, keccak
 from keyscope.message_signing import SignatureRefusedError
@@ -47,7 +46,11 @@ from keyscope.session_account import SessionAccount
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
-from support.session_fixtures import attacker_fixture, module_account_fixture  # noqa: F401 (fixtures)
+from support.session_fixtures import (  # noqa: F401 (fixtures)
+    attacker_fixture,
+    module_account_fixture,
+    sdk_grant,
+)
 from support.signatures import forge_typed_data
 from support.smuggling import smuggling_encodings
 from support.solidity import compile_contract_type
@@ -764,21 +767,7 @@ def grant_signing_for(sessions, net, account, owner, key, permission) -> Session
     """An on-chain grant of one typed-data permission to ``key``; the SDK's session for it."""
     session = Session(session_key=key.address, typed_data_permissions=(permission,))
     session_id = sessions.grant_onchain(account, owner, session)
-    return net.session(grant_record(sessions, account, session, session_id, how="onchain"), key)
-
-
-def grant_record(sessions, account, session: Session, session_id: bytes, **how: Any) -> SessionGrant:
-    """The SDK's record of ``session`` on ``account`` (``how``: onchain, or offchain with its owner signature)."""
-    return SessionGrant(
-        session=session,
-        account=account,
-        module=sessions.module.address,
-        chain_id=sessions.h.chain_id,
-        entry_point=sessions.h.entry_point.address,
-        epoch=sessions.epoch(account),
-        session_id=session_id,
-        **how,
-    )
+    return net.session(sdk_grant(sessions, account, session, session_id=session_id, how="onchain"), key)
 
 
 def test_a_session_not_enabled_yet_signs_nothing(sessions, net, account, session_key, monkeypatch):
@@ -787,8 +776,8 @@ def test_a_session_not_enabled_yet_signs_nothing(sessions, net, account, session
     permission = grants_of(sessions.h.factory, sessions.h.chain_id)
     session = Session(session_key=session_key.address, typed_data_permissions=(permission,), salt=77)
     session_id = session.session_id(account, sessions.epoch(account))
-    offchain = grant_record(
-        sessions, account, session, session_id, how="offchain", owner_signature=b"\x01" * 65
+    offchain = sdk_grant(
+        sessions, account, session, session_id=session_id, how="offchain", owner_signature=b"\x01" * 65
     )
     signer = net.session(offchain, session_key)
     wanted = Session(
@@ -942,7 +931,9 @@ def test_a_session_refuses_to_sign_for_the_account_or_the_module_before_signing(
             "Note",
         )
         session = Session(session_key=session_key.address, typed_data_permissions=(permission,), salt=5)
-        record = grant_record(sessions, account, session, session.session_id(account, 0), how="onchain")
+        record = sdk_grant(
+            sessions, account, session, session_id=session.session_id(account, 0), how="onchain"
+        )
         signer = net.session(record, session_key)
         signed: list[bytes] = []
         signer.key = _Recording(signer.key, signed)

@@ -24,7 +24,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conftest import KIND, SessionHarness
 from keyscope.entrypoint import encode_handle_ops
 from keyscope.execution import Call, encode_execute
-from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address, to_bytes
 from keyscope.module import (
     ENABLE_SESSION,
@@ -50,6 +49,7 @@ from support.anvil_harness import anvil_sessions
 from support.fuzz import DEEP
 from support.install_data import encode_install_sessions
 from support.raw_call import revert_bytes
+from support.session_fixtures import sdk_grant
 from test_differential import PACKED_OP, VALIDATE_SELECTOR
 
 ETHER = 10**18
@@ -205,23 +205,6 @@ def test_a_reinstall_voids_the_enable_signatures_of_an_install_dropped_with_no_l
     assert target.calls() == calls
 
 
-def _grant_of(
-    sessions: Any, account: str, epoch: int, session: Session, how: str, owner_signature: bytes | None = None
-) -> SessionGrant:
-    """The grant the SDK keeps for ``session`` of ``account``, granted ``how`` ("onchain", "offchain") at ``epoch``."""
-    return SessionGrant(
-        session=session,
-        account=account,
-        module=sessions.module.address,
-        chain_id=sessions.h.chain_id,
-        entry_point=sessions.h.entry_point.address,
-        epoch=epoch,
-        session_id=session.session_id(account, epoch),
-        how=how,
-        owner_signature=owner_signature,
-    )
-
-
 def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without_its_on_uninstall(
     sessions, project, deployer, net, target, owner
 ):
@@ -237,11 +220,16 @@ def test_a_session_reads_invalidated_once_the_account_dropped_the_module_without
     key = LocalSigner.generate()
     live = other_session(key, target)
     epoch = sessions.epoch(account.address)
-    granted = _grant_of(sessions, account.address, epoch, live, "onchain")
+    granted = sdk_grant(sessions, account.address, live, epoch=epoch, how="onchain")
     account.grant(live)
     pending = other_session(LocalSigner.generate(), target)
-    unused = _grant_of(
-        sessions, account.address, epoch, pending, "offchain", account.owner_signature(pending)
+    unused = sdk_grant(
+        sessions,
+        account.address,
+        pending,
+        epoch=epoch,
+        how="offchain",
+        owner_signature=account.owner_signature(pending),
     )
     assert read_session_status(net, granted) is SessionStatus.ACTIVE
     assert read_session_status(net, unused) is SessionStatus.NOT_YET_ENABLED
@@ -269,7 +257,7 @@ def test_a_session_reads_invalidated_back_at_the_epoch_an_invalidation_cleared_i
     key = LocalSigner.generate()
     live = other_session(key, target)
     epoch = sessions.epoch(account.address)
-    granted = _grant_of(sessions, account.address, epoch, live, "onchain")
+    granted = sdk_grant(sessions, account.address, live, epoch=epoch, how="onchain")
     account.grant(live)
     assert read_session_status(net, granted) is SessionStatus.ACTIVE
 

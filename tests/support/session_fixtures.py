@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from keyscope.grant import SessionGrant
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 
 ETHER = 10**18
@@ -30,3 +32,30 @@ def module_account_fixture(sessions: Any, owner: LocalSigner) -> str:
 def attacker_fixture() -> str:
     """An address no test's account or session knows: where an attack tries to send what it takes."""
     return LocalSigner.generate().address
+
+
+def sdk_grant(
+    sessions: Any,
+    account: str,
+    session: Session,
+    *,
+    how: str,
+    epoch: int | None = None,
+    session_id: bytes | None = None,
+    owner_signature: bytes | None = None,
+) -> SessionGrant:
+    """The record the SDK keeps of ``session`` on ``account``, granted ``how`` ("onchain", or "offchain" with its
+    ``owner_signature``) at ``epoch`` (the account's epoch on chain unless given), under ``session_id`` (the
+    session's id at that epoch unless given)."""
+    epoch = sessions.epoch(account) if epoch is None else epoch
+    return SessionGrant(
+        session=session,
+        account=account,
+        module=sessions.module.address,
+        chain_id=sessions.h.chain_id,
+        entry_point=sessions.h.entry_point.address,
+        epoch=epoch,
+        session_id=session.session_id(account, epoch) if session_id is None else session_id,
+        how=how,
+        owner_signature=owner_signature,
+    )
