@@ -1,0 +1,171 @@
+"""A leaked session key against an ERC-7579 account nobody on this project wrote that hands its validators a
+UserOperation hash of its own: ``contracts/test/ChainAgnosticERC7579Account.sol``, OpenZeppelin's
+``AccountERC7579`` through OpenZeppelin's own extension point for it (``_signableUserOpHash``), with the chain id
+left out of the hash (one signature for the same operation on every chain the account is on, as Kernel v3.3 offers
+when a signature asks for it).
+
+On such an account the userOpHash the session module is handed binds no chain, so an operation signed for one chain
+runs on every other where the account has the same nonce. The module must bind to the chain itself what a leaked key
+cannot make alone: a co-signed session's co-signature (the co-signer's approval of one operation on one chain) and
+the owner's off-chain grant carried by an ENABLE operation. A leaked key with a colluding bundler takes a
+co-signature the co-signer gave on another chain (whose policy there allowed the call) for an operation of the same
+bytes, and an ENABLE operation carrying the owner's grant for another chain, to this chain. Operations are built byte
+by byte and sent to the real EntryPoint v0.7 ``handleOps`` on ape's chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from conftest import KIND
+from keyscope.erc1271 import co_sign_digest
+from keyscope.execution import Call, encode_execute
+from keyscope.hashing import user_op_hash_v07
+from keyscope.hexutil import keccak, to_bytes
+from keyscope.policy import Policy, arg
+from keyscope.session import Session, encode_enable_signature, encode_session_signature
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
+from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
+
+ETHER = 10**18
+MINT = keccak(b"mint(address,uint256)")[:4]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """The session-scoped fixtures this module uses, made before its own module-scoped contracts: ape snapshots
+    the chain per fixture scope and must not rebase them."""
+
+
+@pytest.fixture(scope="module")
+def token(project: Any, deployer: Any) -> Any:
+    """A token anyone may mint: what the sessions here are granted to mint, at most 5 at a time."""
+    return project.TestToken.deploy(sender=deployer)
+
+
+class ChainAgnostic:
+    """A ChainAgnosticERC7579Account of ``owner`` holding 5 ether, with the session module installed by the owner's
+    own operation (signed, as every operation there, over the account's hash without the chain id)."""
+
+    def __init__(self, sessions: Any, project: Any, deployer: Any, owner: LocalSigner) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+        self.contract = project.ChainAgnosticERC7579Account.deploy(
+            sessions.h.entry_point.address,
+            self.owner_validator.address,
+            to_bytes(owner.address, length=20),
+            sender=deployer,
+        )
+        self.address: str = self.contract.address
+        sessions.h.fund(self.address, 5 * ETHER)
+        self.owner_execute(KIND.install_validator_call(self.address, sessions.module.address))
+        assert sessions.module.isInitialized(self.address)
+
+    def signable(self, op: UserOperation) -> bytes:
+        """What the account hands its validators for ``op``: the EntryPoint v0.7 hash with chain id 0, the same on
+        every chain (checked against the account's own answer)."""
+        signable = user_op_hash_v07(op.pack(), self.sessions.h.entry_point.address, 0)
+        assert bytes(self.contract.chainAgnosticHash(op.pack().as_tuple())) == signable
+        assert signable != self.sessions.h.hash(op)  # not the EntryPoint's userOpHash of this chain
+        return signable
+
+    def owner_execute(self, calls: Call | list[Call]) -> None:
+        h = self.sessions.h
+        op = h.op(self.address, encode_execute(calls), key=KIND.nonce_key(self.owner_validator.address))
+        receipt = h.submit(op.replace(signature=self.owner.sign_hash(self.signable(op))))
+        assert receipt.success, receipt.reason
+
+    def grant(self, session: Session) -> bytes:
+        """The owner's operation enabling ``session`` on chain; its id."""
+        module = self.sessions.module
+        self.owner_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi())))
+        session_id = session.session_id(self.address, self.sessions.epoch(self.address))
+        assert module.isSessionActive(self.address, session_id)
+        return session_id
+
+    def session_op(self, token: Any, to: str, amount: int) -> UserOperation:
+        """An unsigned session operation minting ``amount`` to ``to``."""
+        data = MINT + abi_encode(["address", "uint256"], [to, amount])
+        return self.sessions.h.op(
+            self.address,
+            encode_execute(Call(token.address, 0, data)),
+            key=KIND.nonce_key(self.sessions.module.address),
+        )
+
+
+def another_chain(chain_id: int) -> int:
+    """A chain id other than ``chain_id``."""
+    return 10 if chain_id != 10 else 8453
+
+
+def mint_session(token: Any, key: LocalSigner, co_signer: LocalSigner | None = None) -> Session:
+    """``mint(to, amount)`` on ``token`` with ``amount <= 5``, co-signed by ``co_signer`` when given."""
+    return Session(
+        session_key=key.address,
+        permissions=(
+            Policy.call(token.address, "mint(address to, uint256 amount)", rules=[arg("amount") <= 5]),
+        ),
+        co_signer=co_signer.address if co_signer is not None else None,
+    )
+
+
+def test_a_co_signature_given_on_another_chain_co_signs_nothing_on_an_account_whose_hash_binds_no_chain(
+    sessions: Any, project: Any, deployer: Any, token: Any, attacker: str
+) -> None:
+    account = ChainAgnostic(sessions, project, deployer, LocalSigner.generate())
+    key, co_signer = LocalSigner.generate(), LocalSigner.generate()
+    session_id = account.grant(mint_session(token, key, co_signer))
+    h, module = sessions.h, sessions.module.address
+
+    op = account.session_op(token, attacker, 5)
+    signable = account.signable(op)  # the same on every chain: the key's signature of it runs anywhere
+    key_signature = key.sign_hash(signable)
+
+    def co_signed(chain_id: int) -> UserOperation:
+        digest = co_sign_digest(session_id, signable, chain_id=chain_id, module=module)
+        return op.replace(
+            signature=encode_session_signature(session_id, key_signature, co_signer.sign_hash(digest))
+        )
+
+    # the co-signer's approval of this very operation on another chain, carried here by the key and its bundler
+    refused = sessions.outcome(co_signed(another_chain(h.chain_id)))
+    assert "AA24" in refused, refused
+    assert int(token.balanceOf(attacker)) == 0
+    # the co-signer's approval on this chain: the operation runs, as judged (control)
+    assert sessions.outcome(co_signed(h.chain_id)) == "ok"
+    assert int(token.balanceOf(attacker)) == 5
+
+
+def test_an_enable_operation_carrying_another_chain_s_grant_enables_nothing_on_an_account_whose_hash_binds_no_chain(
+    sessions: Any, project: Any, deployer: Any, token: Any, attacker: str
+) -> None:
+    owner = LocalSigner.generate()
+    account = ChainAgnostic(sessions, project, deployer, owner)
+    key = LocalSigner.generate()
+    session = mint_session(token, key)
+    epoch = sessions.epoch(account.address)
+    h, module = sessions.h, sessions.module.address
+
+    op = account.session_op(token, attacker, 5)
+    key_signature = key.sign_hash(account.signable(op))
+
+    def enable(chain_id: int) -> UserOperation:
+        """The ENABLE operation as it ran on ``chain_id``: the owner's grant there (the account's ERC-1271 takes the
+        owner validator's address before the signature)."""
+        grant = owner.sign_hash(session.enable_digest(account.address, epoch, chain_id, module))
+        owner_signature = to_bytes(account.owner_validator.address, length=20) + grant
+        return op.replace(signature=encode_enable_signature(session, owner_signature, key_signature))
+
+    refused = sessions.outcome(enable(another_chain(h.chain_id)))
+    assert "AA23" in refused and "InvalidOwnerSignature" in refused, refused
+    assert not sessions.module.isSessionActive(account.address, session.session_id(account.address, epoch))
+    assert int(token.balanceOf(attacker)) == 0
+    # the owner's grant for this chain: enabled, and the operation runs (control)
+    assert sessions.outcome(enable(h.chain_id)) == "ok"
+    assert sessions.module.isSessionActive(account.address, session.session_id(account.address, epoch))
+    assert int(token.balanceOf(attacker)) == 5
