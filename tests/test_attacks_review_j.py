@@ -11,6 +11,11 @@ the owner's off-chain grant carried by an ENABLE operation. A leaked key with a 
 co-signature the co-signer gave on another chain (whose policy there allowed the call) for an operation of the same
 bytes, and an ENABLE operation carrying the owner's grant for another chain, to this chain. Operations are built byte
 by byte and sent to the real EntryPoint v0.7 ``handleOps`` on ape's chain.
+
+keyscope's SDK signs the EntryPoint's userOpHash, which such an account hands no validator: driven by the generic
+adapter (its ``accountId()`` is no vendor's keyscope knows), the owner's first operation and a session's first
+operation are asked of the account's own ``validateUserOp`` before anything is sent, and refused with an error that
+names that cause among the others (a real anvil and Alto).
 """
 
 from __future__ import annotations
@@ -21,15 +26,29 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from conftest import KIND
+from keyscope import Policy as SdkPolicy
+from keyscope import SessionKey, connect
+from keyscope.accounts import ERC7579AccountKind
+from keyscope.accounts.base import INSTALL_MODULE
+from keyscope.devnode import send_transaction
 from keyscope.erc1271 import co_sign_digest
+from keyscope.errors import AccountSetupError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_bytes
+from keyscope.local import LocalStack
 from keyscope.policy import Policy, arg
 from keyscope.session import Session, encode_enable_signature, encode_session_signature
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
+from support.accounts import build_bytecode, deploy_code
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
+from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    deploy_owner_validator,
+    entry_point_nonce,
+    nft_balance,
+    stack_fixture,
+)
 
 ETHER = 10**18
 MINT = keccak(b"mint(address,uint256)")[:4]
@@ -169,3 +188,51 @@ def test_an_enable_operation_carrying_another_chain_s_grant_enables_nothing_on_a
     assert sessions.outcome(enable(h.chain_id)) == "ok"
     assert sessions.module.isSessionActive(account.address, session.session_id(account.address, epoch))
     assert int(token.balanceOf(attacker)) == 5
+
+
+@pytest.mark.e2e
+def test_the_sdk_names_an_account_signing_a_hash_of_its_own_before_sending_the_owner_s_or_a_session_s_operation(
+    stack: LocalStack,
+) -> None:
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    code = build_bytecode("ChainAgnosticERC7579Account") + abi_encode(
+        ["address", "address", "bytes"],
+        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, code, "ChainAgnosticERC7579Account")
+    stack.fund(account, ETHER)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+    owner = net.owner(signer, account)
+    assert type(owner.kind) is ERC7579AccountKind
+    owner_lane = owner.kind.nonce_key(None)
+
+    with pytest.raises(AccountSetupError) as refused:
+        owner.install_sessions()
+    said = str(refused.value)
+    assert "hash of its own" in said and "userOpHash" in said, said
+    assert entry_point_nonce(stack, account, owner_lane) == 0  # nothing sent
+
+    # the owner's own wallet, which signs the account's hash, installs the module (here: as the EntryPoint would
+    # have the account call itself); the owner's off-chain grant is an ERC-1271 signature the account frames the
+    # standard way, so it is taken
+    entry_point = stack.entry_point
+    stack.node.request("anvil_impersonateAccount", [entry_point])
+    stack.node.request("anvil_setBalance", [entry_point, hex(ETHER)])
+    install = INSTALL_MODULE + abi_encode(["uint256", "address", "bytes"], [1, stack.module, b""])
+    send_transaction(stack.node, entry_point, to=account, data=install, what="the module's install")
+    stack.node.request("anvil_stopImpersonatingAccount", [entry_point])
+    key = SessionKey.generate()
+    recipient = LocalSigner.generate().address
+    grant = owner.grant(
+        key, [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])]
+    )
+
+    session = connect(stack.rpc_url, stack.bundler_url, module=stack.module).session(grant, key)
+    session_lane = session.nonce_key()
+    with pytest.raises(AccountSetupError) as refused:
+        session.execute(stack.nft, "safeMint(address)", recipient)
+    said = str(refused.value)
+    assert "hash of its own" in said and "session's operation" in said, said
+    assert nft_balance(stack, recipient) == 0
+    assert entry_point_nonce(stack, account, session_lane) == 0  # nothing sent

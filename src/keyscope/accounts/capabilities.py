@@ -249,8 +249,11 @@ def refuse_user_op_validation(
         f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) refuses {what} as "
         f"the adapter built it (validateUserOp {refusal}, nonce key 0x{(op.nonce >> 64):048x}): either the "
         "validator or key is not the account's, or the account selects the validator otherwise than the adapter "
-        "(the generic ERC-7579 adapter names it in the nonce key's top 20 bytes). Nothing was sent. Give the "
-        'account\'s own adapter (see docs/accounts.md, "Writing an adapter for another account")',
+        "(the generic ERC-7579 adapter names it in the nonce key's top 20 bytes), or it hands its validators a "
+        f"hash of its own instead of the EntryPoint's userOpHash 0x{user_op_hash.hex()}, the one keyscope signs "
+        "(a hash without the chain id, say, through OpenZeppelin's _signableUserOpHash). Nothing was sent. For "
+        "the first two, give the account's own adapter (see docs/accounts.md, \"Writing an adapter for another "
+        "account\"); an account signing a hash of its own cannot run keyscope's sessions, whatever the adapter",
         account=address,
         account_id=found,
         kind=kind.name,
