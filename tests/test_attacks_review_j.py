@@ -236,3 +236,91 @@ def test_the_sdk_names_an_account_signing_a_hash_of_its_own_before_sending_the_o
     assert "hash of its own" in said and "session's operation" in said, said
     assert nft_balance(stack, recipient) == 0
     assert entry_point_nonce(stack, account, session_lane) == 0  # nothing sent
+
+
+class WindowDropping(ChainAgnostic):
+    """A WindowDroppingERC7579Account (``contract``) of ``owner`` holding 5 ether with the session module installed,
+    and a plain OpenZeppelin ``AccountERC7579`` of the same owner beside it (``plain``, the control), both signing
+    the EntryPoint's userOpHash."""
+
+    def __init__(self, sessions: Any, project: Any, deployer: Any, owner: LocalSigner, name: str) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+        self.contract = getattr(project, name).deploy(
+            sessions.h.entry_point.address,
+            self.owner_validator.address,
+            to_bytes(owner.address, length=20),
+            sender=deployer,
+        )
+        self.address = self.contract.address
+        sessions.h.fund(self.address, 5 * ETHER)
+        self.owner_execute(KIND.install_validator_call(self.address, sessions.module.address))
+
+    def signable(self, op: UserOperation) -> bytes:
+        return self.sessions.h.hash(op)
+
+
+@pytest.mark.parametrize("name", ["WindowDroppingERC7579Account", "PlainERC7579Account"])
+def test_an_account_dropping_the_module_s_window_runs_an_ended_session_which_the_module_cannot_see(
+    sessions: Any, project: Any, deployer: Any, token: Any, attacker: str, chain: Any, name: str
+) -> None:
+    """The premise, shown: the module bounds the operation by the session's window in its validation data only, so
+    an account that hands the EntryPoint its own word (valid now) instead runs a session that ended an hour ago.
+    The control, OpenZeppelin's account as it comes, hands on the module's word: AA22."""
+    account = WindowDropping(sessions, project, deployer, LocalSigner.generate(), name)
+    key = LocalSigner.generate()
+    now = int(chain.pending_timestamp)
+    ended = Session(
+        session_key=key.address,
+        permissions=(
+            Policy.call(token.address, "mint(address to, uint256 amount)", rules=[arg("amount") <= 5]),
+        ),
+        valid_after=now - 7200,
+        valid_until=now - 3600,
+    )
+    account.grant(ended)
+    op = account.session_op(token, attacker, 5)
+    outcome = sessions.outcome(op.replace(signature=key.sign_hash(account.signable(op))))
+    if name == "PlainERC7579Account":
+        assert "AA22" in outcome, outcome
+        assert int(token.balanceOf(attacker)) == 0
+    else:
+        assert outcome == "ok"
+        assert int(token.balanceOf(attacker)) == 5
+
+
+@pytest.mark.e2e
+def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_the_module_s_window(
+    stack: LocalStack,
+) -> None:
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    code = build_bytecode("WindowDroppingERC7579Account") + abi_encode(
+        ["address", "address", "bytes"],
+        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, code, "WindowDroppingERC7579Account")
+    stack.fund(account, ETHER)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+    owner = net.owner(signer, account)
+    assert type(owner.kind) is ERC7579AccountKind
+    installed = owner.install_sessions()  # the owner's validator answers 0: the account hands on the same
+    assert installed is not None
+    installed.wait()
+    key = SessionKey.generate()
+    recipient = LocalSigner.generate().address
+    grant = owner.grant(
+        key,
+        [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
+        valid_for=3600,
+    )
+
+    session = connect(stack.rpc_url, stack.bundler_url, module=stack.module).session(grant, key)
+    with pytest.raises(AccountSetupError) as refused:
+        session.execute(stack.nft, "safeMint(address)", recipient)
+    said = str(refused.value)
+    assert f"validUntil {grant.session.valid_until}" in said and "validUntil 0 (no end)" in said, said
+    assert "validation data" in said, said
+    assert nft_balance(stack, recipient) == 0
+    assert entry_point_nonce(stack, account, session.nonce_key()) == 0  # nothing sent

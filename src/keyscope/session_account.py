@@ -586,6 +586,7 @@ class SessionAccount:
                 self._builder.user_op_hash(signed),
                 "the session's operation",
                 reverts=False,
+                window=(grant.session.valid_after, grant.session.valid_until),
             )
             self._validation_checked = True
         return signed

@@ -214,13 +214,19 @@ def refuse_user_op_validation(
     what: str,
     *,
     reverts: bool = True,
+    window: tuple[int, int] | None = None,
 ) -> None:
     """Raise :class:`~keyscope.errors.AccountSetupError` when the deployed account's own ``validateUserOp``, asked
     from the EntryPoint as the EntryPoint asks it (``eth_call``, no funds missing), refuses the signed ``op``:
     it selects its validator otherwise than the adapter put it (the generic adapter: the nonce key's top 20
     bytes), or the validator refuses the signature. ``what`` names the operation. A node that cannot run the call
     (a revert it cannot show, an unfunded caller) leaves the check to the bundler, and so does a revert when
-    ``reverts`` is False (a session's operation: the session module's own refusals revert, and say more)."""
+    ``reverts`` is False (a session's operation: the session module's own refusals revert, and say more).
+
+    ``window`` is a session's ``(valid_after, valid_until)``, for a session's operation: the session module bounds
+    the operation's validation data by it (``valid_until`` 0: no end), and the EntryPoint enforces only what the
+    account hands it. An account that accepts the operation with a wider window (its own 0 for the module's
+    success, say) would run the session's operations outside its window and any limit period: refused too."""
     address = to_address(op.sender)
     packed = op.pack().as_tuple()
     data = _VALIDATE_USER_OP_V07 + abi_encode(
@@ -242,6 +248,8 @@ def refuse_user_op_validation(
             return
         (validation,) = abi_decode(["uint256"], answer[:32])
         if validation & ((1 << 160) - 1) != SIG_VALIDATION_FAILED:
+            if window is not None and validation & ((1 << 160) - 1) == 0:
+                _refuse_wider_window(chain, kind, address, validation, window)
             return
         refusal = "returned SIG_VALIDATION_FAILED"
     found = account_id(chain, address)
@@ -254,6 +262,35 @@ def refuse_user_op_validation(
         "(a hash without the chain id, say, through OpenZeppelin's _signableUserOpHash). Nothing was sent. For "
         "the first two, give the account's own adapter (see docs/accounts.md, \"Writing an adapter for another "
         "account\"); an account signing a hash of its own cannot run keyscope's sessions, whatever the adapter",
+        account=address,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
+
+
+def _refuse_wider_window(
+    chain: Chain, kind: AccountKind, address: str, validation: int, window: tuple[int, int]
+) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError` when ``validation``, the account's answer for a session's
+    operation, lets the EntryPoint run it outside the session's ``window`` (``(valid_after, valid_until)``)."""
+    valid_after, valid_until = window
+    answered_after = (validation >> 208) & ((1 << 48) - 1)
+    answered_until = (validation >> 160) & ((1 << 48) - 1)
+    if answered_after >= valid_after and (
+        valid_until == 0 or (answered_until != 0 and answered_until <= valid_until)
+    ):
+        return
+    found = account_id(chain, address)
+    raise AccountSetupError(
+        f"the account {address} (accountId() {found!r}, driven by the {kind.name!r} adapter) accepts the session's "
+        f"operation with validAfter {answered_after} and validUntil {answered_until} ("
+        f"{'no end' if answered_until == 0 else 'its end'}), where the session module bounds it by the session's "
+        f"window, validAfter {valid_after} and validUntil {valid_until or 'none'}: the account does not hand the "
+        "EntryPoint the module's validation data as it is, so the EntryPoint would run the session's operations "
+        "outside its window, and in limit periods other than the one they were counted in. keyscope's sessions "
+        "cannot be bounded on this account (docs/accounts.md: an account must return the module's validation data "
+        "as it is); nothing was sent. Revoke the session (owner.revoke) and do not grant sessions on this account",
         account=address,
         account_id=found,
         kind=kind.name,
