@@ -37,11 +37,15 @@ from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
+from keyscope.message_signing import SignatureRefusedError
 from keyscope.policy import Policy, arg
+from keyscope.selectors import IS_VALID_SIGNATURE
 from keyscope.session import Session, encode_enable_signature, encode_session_signature
 from keyscope.signing import LocalSigner
+from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.accounts import build_bytecode, deploy_code
+from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     deploy_owner_validator,
@@ -49,6 +53,7 @@ from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack f
     nft_balance,
     stack_fixture,
 )
+from support.victims import deploy as deploy_victim
 
 ETHER = 10**18
 MINT = keccak(b"mint(address,uint256)")[:4]
@@ -324,3 +329,79 @@ def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_th
     assert "validation data" in said, said
     assert nft_balance(stack, recipient) == 0
     assert entry_point_nonce(stack, account, session.nonce_key()) == 0  # nothing sent
+
+
+def permit_single(permits: str, chain_id: int) -> dict[str, Any]:
+    """A Permit2 permit within the session's rule (``details.amount <= LIMIT``, ``spender == ROUTER``)."""
+    return {
+        "types": PERMIT_SINGLE_TYPES,
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
+        "message": {
+            "details": {"token": USDC, "amount": LIMIT, "expiration": EXPIRY, "nonce": 0},
+            "spender": ROUTER,
+            "sigDeadline": EXPIRY,
+        },
+    }
+
+
+def erc1271_answer(stack: LocalStack, account: str, asker: str, digest: bytes, signature: bytes) -> bytes:
+    """The first 4 bytes of ``account``'s ``isValidSignature(digest, signature)``, asked by ``asker``."""
+    data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    answer = stack.node.request(
+        "eth_call", [{"from": asker, "to": account, "data": "0x" + data.hex()}, "latest"]
+    )
+    return to_bytes(answer)[:4]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["ZeroSenderERC7579Account", "PlainERC7579Account"])
+def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_caller_as_sender(
+    stack: LocalStack, name: str
+) -> None:
+    """The premise: the module refuses a session's signature to a verifier that is a module of the account, which it
+    tells from the ``sender`` the account hands it. An account handing the zero address lets the owner's validator
+    (a module of the account, which takes the account's ERC-1271 answer as its owner's approval of its own
+    configuration) take a session's permit signature; OpenZeppelin's account as it comes (the control) does not, and
+    the SDK signs there."""
+    permits = deploy_victim(stack, "SignedPermits")
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    code = build_bytecode(name) + abi_encode(
+        ["address", "address", "bytes"],
+        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, code, name)
+    stack.fund(account, ETHER)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+    owner = net.owner(signer, account)
+    installed = owner.install_sessions()
+    assert installed is not None
+    installed.wait()
+    key = SessionKey.generate()
+    permit2 = SdkPolicy.typed_data(
+        {"name": "Permit2", "chainId": net.chain_id, "verifyingContract": permits},
+        PERMIT_SINGLE_TYPES,
+        "PermitSingle",
+        [arg("details", "amount") <= LIMIT, arg("spender") == ROUTER],
+    )
+    recipient = LocalSigner.generate().address
+    mint = SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
+    grant = owner.grant(key, [mint], typed_data=[permit2], onchain=True)
+    dapp = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
+    permit = permit_single(permits, net.chain_id)
+    digest = TypedData(permit).digest
+
+    # what the account answers the owner's validator asking about the session's signature, made without the SDK's
+    # checks (as a leaked key makes it)
+    signature = dapp.session(grant, key, verify_on_chain=False).sign_typed_data(permit)
+    asked_by_its_module = erc1271_answer(stack, account, owner_validator, digest, signature)
+    if name == "PlainERC7579Account":
+        assert asked_by_its_module == bytes.fromhex("ffffffff")
+        assert dapp.session(grant, key).sign_typed_data(permit) == signature
+        return
+    assert asked_by_its_module == bytes.fromhex("1626ba7e")  # the premise broken: its module takes it
+    with pytest.raises(SignatureRefusedError) as refused:
+        dapp.session(grant, key).sign_typed_data(permit)
+    assert refused.value.reason == "AccountSenderUnchecked", refused.value
+    assert "sender" in str(refused.value)

@@ -70,6 +70,7 @@ from .session_reads import SessionReads, judge_status, read_session_state
 from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA
 from .signing_checks import (
+    refuse_account_passing_another_sender,
     refuse_forbidden_verifier,
     require_account_accepts,
     signature_refusal,
@@ -796,6 +797,10 @@ class SessionAccount:
                 checked.permission_index,
                 self._recheck_status,
             )
+            if isinstance(self.kind, ERC7579AccountKind):  # how it frames ERC-1271 is assumed, not known: ask
+                refuse_account_passing_another_sender(
+                    self.network.chain, grant, typed.digest, signature, checked.permission_index
+                )
         return signature
 
     def sign_in(
@@ -855,4 +860,8 @@ class SessionAccount:
                 checked.permission_index,
                 self._recheck_status,
             )
+            if isinstance(self.kind, ERC7579AccountKind):  # how it frames ERC-1271 is assumed, not known: ask
+                refuse_account_passing_another_sender(
+                    self.network.chain, grant, checked.hash, signature, checked.permission_index
+                )
         return signature

@@ -21,7 +21,13 @@ from .rpc import JsonRpcError
 from .selectors import IS_VALID_SIGNATURE
 from .typed_data import TypedData
 
-__all__ = ["refuse_forbidden_verifier", "require_account_accepts", "signature_refusal", "verifying_contract"]
+__all__ = [
+    "refuse_account_passing_another_sender",
+    "refuse_forbidden_verifier",
+    "require_account_accepts",
+    "signature_refusal",
+    "verifying_contract",
+]
 
 
 def signature_refusal(
@@ -106,6 +112,39 @@ def require_account_accepts(
         f"{grant.module}), or the session was revoked or every session invalidated on chain: see "
         "session.status()",
         "AccountRefused",
+        permission_index,
+    )
+
+
+def refuse_account_passing_another_sender(
+    chain: Chain, grant: SessionGrant, digest: bytes, signature: bytes, permission_index: int
+) -> None:
+    """Refuse a signature the account takes when it asks itself (``isValidSignature`` from the account's own
+    address): an account handing the session module its caller as ``sender`` (ERC-7579) makes the module refuse
+    it, since the account, the module and the account's other modules take the account's ERC-1271 answer as its
+    owner's approval of their own configuration. An account that hands another ``sender`` (the zero address, say)
+    lets every module of the account, its owner's validator among them, take a session's signature as the owner's
+    (threat model, attacks 85, 161 and 353). A node that cannot run the call from a contract leaves the check."""
+    account = to_address(grant.account)
+    question = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    try:
+        answer = chain.call(account, question, sender=account)
+    except CallRevertedError:
+        return
+    except JsonRpcError as error:
+        if unfunded_sender(error):
+            return
+        raise
+    if answer[:4] != ERC1271_MAGIC:
+        return
+    raise signature_refusal(
+        grant,
+        f"no signature was returned: the account {account} takes the session's signature of 0x{digest.hex()} even "
+        "when it asks itself, so it does not hand the session module its caller as ERC-1271's sender; the module "
+        "then cannot refuse the signature to the account's own modules (its owner's validator among them), which "
+        "take the account's answer as the owner's approval of their configuration. Do not grant signing "
+        "permissions on this account (docs/accounts.md: an account must pass its caller as sender)",
+        "AccountSenderUnchecked",
         permission_index,
     )
 
