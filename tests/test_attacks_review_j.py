@@ -1,5 +1,7 @@
-"""A leaked session key against an ERC-7579 account nobody on this project wrote that hands its validators a
-UserOperation hash of its own: ``contracts/test/ChainAgnosticERC7579Account.sol``, OpenZeppelin's
+"""A leaked session key against ERC-7579 accounts nobody on this project wrote, each OpenZeppelin's
+``AccountERC7579`` with one choice the session module assumes no account makes (attacks 351 to 353).
+
+An account that hands its validators a UserOperation hash of its own (attack 351): ``contracts/test/ChainAgnosticERC7579Account.sol``, OpenZeppelin's
 ``AccountERC7579`` through OpenZeppelin's own extension point for it (``_signableUserOpHash``), with the chain id
 left out of the hash (one signature for the same operation on every chain the account is on, as Kernel v3.3 offers
 when a signature asks for it).
@@ -16,6 +18,13 @@ keyscope's SDK signs the EntryPoint's userOpHash, which such an account hands no
 adapter (its ``accountId()`` is no vendor's keyscope knows), the owner's first operation and a session's first
 operation are asked of the account's own ``validateUserOp`` before anything is sent, and refused with an error that
 names that cause among the others (a real anvil and Alto).
+
+An account that hands the EntryPoint its own word for the validator's success, dropping the module's window
+(``contracts/test/WindowDroppingERC7579Account.sol``, attack 352), runs a session that ended: the module reads no
+clock and cannot see it; the SDK refuses a session's first operation there. An account that asks its validators about
+ERC-1271 signatures with the zero address as ``sender`` (``contracts/test/ZeroSenderERC7579Account.sol``, attack 353)
+lets its own modules take a session's signature as the owner's: the module tells modules apart by ``sender`` only;
+the SDK returns no session signature there.
 """
 
 from __future__ import annotations
