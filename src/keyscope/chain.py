@@ -377,6 +377,18 @@ class RpcChain:
         :class:`Chain` methods do not cover (see :func:`node_request`)."""
         return self.client.request(method, params)
 
+    def get_logs(self, query: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """``eth_getLogs`` of ``query`` (a filter as it goes on the wire: hex block numbers or tags, hex topics,
+        ``None`` for any topic, a list for any of several); the logs as the node answers them."""
+        result = self.client.request("eth_getLogs", [dict(query)])
+        if not isinstance(result, list) or not all(isinstance(log, Mapping) for log in result):
+            raise self._malformed("eth_getLogs", result, "a list of logs")
+        return result
+
+    def block_number(self) -> int:
+        """The latest block's number (``eth_blockNumber``)."""
+        return self._quantity("eth_blockNumber", [])
+
     def transaction_receipt(self, tx_hash: bytes) -> Mapping[str, Any] | None:
         """``eth_getTransactionReceipt`` of ``tx_hash`` as the node answers it (quantities and data as hex text);
         None while the node has no such transaction."""
@@ -569,6 +581,22 @@ class Web3Chain:
     def get_nonce(self, entry_point: str, sender: str, key: int = 0) -> int:
         """``EntryPoint.getNonce(sender, key)`` through ``eth_call``."""
         return _nonce_from(self.call(entry_point, encode_get_nonce(to_address(sender), key)), entry_point)
+
+    def get_logs(self, query: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """``w3.eth.get_logs`` of ``query`` (a filter as it goes on the wire; hex block numbers are given to web3.py
+        as numbers), each log as a dict: through web3.py's API rather than the raw request, which some providers
+        (eth-tester, under ``ape test``) do not take in the wire's shape."""
+        params = {
+            key: int(value, 16) if key in ("fromBlock", "toBlock") and str(value).startswith("0x") else value
+            for key, value in query.items()
+        }
+        with self._errors("eth_getLogs"):
+            return [dict(log) for log in self.w3.eth.get_logs(params)]
+
+    def block_number(self) -> int:
+        """The latest block's number."""
+        with self._errors("eth_blockNumber"):
+            return int(self.w3.eth.block_number)
 
     def request(self, method: str, params: list[Any]) -> Any:
         """Any JSON-RPC ``method`` through the provider (``make_request``); the ``result``, or

@@ -35,6 +35,7 @@ from ..errors import BadInputError, ConfigurationError, TransportError
 from ..execution import Call, encode_execute
 from ..grant import SessionGrant
 from ..hexutil import to_address, to_bytes
+from ..log_queries import range_refused
 from ..module import (
     INVALIDATE_ALL_SESSIONS,
     SESSION_ENABLED,
@@ -109,14 +110,6 @@ LOG_CHUNK_BLOCKS = 10_000
 """Blocks per ``eth_getLogs`` once a provider refuses a whole-history query (public RPCs cap the range or the
 number of results); a chunk still refused is halved."""
 
-_RANGE_WORDS = ("range", "limit", "too many", "more than", "exceed", "too large", "block")
-
-
-def _range_refused(error: JsonRpcError) -> bool:
-    """Whether ``error`` is a provider refusing a query for its size (-32005 and -32602/-32000 wordings)."""
-    text = error.rpc_message.lower()
-    return error.code == -32005 or any(word in text for word in _RANGE_WORDS)
-
 
 def _logs_in_chunks(client: Any, query: dict[str, Any]) -> list[Any]:
     """``query`` over blocks 0..latest, asked in chunks of LOG_CHUNK_BLOCKS, halving a chunk still refused."""
@@ -128,7 +121,7 @@ def _logs_in_chunks(client: Any, query: dict[str, Any]) -> list[Any]:
         try:
             part = client.request("eth_getLogs", [{**query, "fromBlock": hex(start), "toBlock": hex(end)}])
         except JsonRpcError as error:
-            if size == 1 or not _range_refused(error):
+            if size == 1 or not range_refused(error):
                 raise
             size //= 2
             continue
@@ -146,7 +139,7 @@ def _get_logs(chain: Chain, query: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             result = client.request("eth_getLogs", [query])
         except JsonRpcError as error:
-            if not _range_refused(error):
+            if not range_refused(error):
                 raise
             result = _logs_in_chunks(client, query)
     else:
