@@ -87,6 +87,7 @@ from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import (
     warn_about_approvals_that_add_up,
     warn_about_paymasters,
+    warn_about_standing_approvals,
     warn_about_targets,
     warn_about_uncounted_assets,
 )
@@ -1099,7 +1100,11 @@ class Owner:
         dry run (a second read), so that a permission the key holds already in a session not revoked is refused
         before the owner signs (:class:`~keyscope.errors.BadInputError`), as the module would refuse it. A session
         with signing permissions only is refused too: the request is an off-chain grant, which the session's first
-        operation stores, and such a session makes none (grant it with ``grant(..., onchain=True)``)."""
+        operation stores, and such a session makes none (grant it with ``grant(..., onchain=True)``). Then the
+        approvals the account already gave a target are looked for (its ``Approval``/``ApprovalForAll`` logs, one
+        query or a bounded number of chunks, then one batch of calls confirming them:
+        :func:`~keyscope.standing_approvals.standing_approvals`), each still standing reported with a
+        :class:`~keyscope.errors.TargetWarning`, and a node that cannot answer with one saying so."""
         request = self._prepare(key, permissions, **options)
         _refuse_offchain_signing_only(request.session)
         return request
@@ -1159,12 +1164,13 @@ class Owner:
         self, session: Session, permissions: Sequence[Permission], codes: Mapping[str, bytes]
     ) -> None:
         """The grant's warnings (:class:`~keyscope.errors.TargetWarning`), as the consent page shows its dangers:
-        its call targets, its paymasters, an asset an allowance does not count, approvals that add up; each points
-        at the owner's code that asked for the grant."""
+        its call targets, its paymasters, an asset an allowance does not count, approvals that add up, approvals
+        the account already gave a target (attack 357); each points at the owner's code that asked for the grant."""
         warn_about_targets(permissions, codes, self.network.entry_point)
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)
         warn_about_approvals_that_add_up(session)
+        warn_about_standing_approvals(self.network.chain, self.account, permissions)
 
     def _request(
         self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None

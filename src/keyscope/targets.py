@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +20,8 @@ from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
 from .session import Permission, Session
-from .token_facts import approvals_that_add_up, uncounted_assets
+from .standing_approvals import approval_risk, standing_approvals
+from .token_facts import approvals_that_add_up, cached_contract_facts, uncounted_assets
 
 __all__ = [
     "KNOWN_CONTRACTS",
@@ -29,9 +30,11 @@ __all__ = [
     "lifts_anything",
     "paymaster_problems",
     "runs_keyscope_code",
+    "standing_approval_problems",
     "target_problems",
     "warn_about_approvals_that_add_up",
     "warn_about_paymasters",
+    "warn_about_standing_approvals",
     "warn_about_targets",
     "warn_about_uncounted_assets",
 ]
@@ -269,3 +272,37 @@ def warn_about_approvals_that_add_up(session: Session) -> None:
             TargetWarning,
             stacklevel=_caller_level(),
         )
+
+
+def standing_approval_problems(chain: Chain, account: str, permissions: Sequence[Permission]) -> list[str]:
+    """The approvals ``account`` gave the targets of ``permissions`` before the grant, still standing on ``chain``
+    (:func:`~keyscope.standing_approvals.standing_approvals`, attack 357): one line each, on the first permission
+    calling that target; and one line when the check could not look (a node that fails or refuses the log query),
+    so that the owner knows nothing was checked there."""
+    first: dict[str, Permission] = {}
+    for permission in permissions:
+        if permission.target != account:
+            first.setdefault(permission.target, permission)
+    if not first:
+        return []
+    result = standing_approvals(chain, account, first)
+    contract = cached_contract_facts(chain)
+    problems = [
+        f"{first[approval.spender].label}: {approval.spender} {approval_risk(approval, contract)}"
+        for approval in result.found
+    ]
+    if result.unread is not None:
+        problems.append(
+            f"calls to {', '.join(first)}: could not check which approvals the account already gave "
+            f"{'it' if len(first) == 1 else 'them'} ({result.unread}); an approval given before this grant lets a "
+            "target move the account's tokens whatever the grant's rules say: check the account's approvals to "
+            "these contracts before granting"
+        )
+    return problems
+
+
+def warn_about_standing_approvals(chain: Chain, account: str, permissions: Sequence[Permission]) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`standing_approval_problems`, as the consent
+    page shows them as dangers."""
+    for problem in standing_approval_problems(chain, account, permissions):
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())

@@ -16,7 +16,7 @@ string as text (never as markup): function names, rule labels and token symbols 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
+from ..standing_approvals import StandingApprovals, approval_risk
 from ..targets import lifts_anything
 from ..token_facts import (
     approvals_that_add_up,
@@ -136,6 +137,9 @@ class Facts:
     routes_to: Callable[[str, bytes], bool] | None = None
     """Whether the account routes a selector to a contract as its fallback handler (the module refuses a call
     permission on that pair, attack 257); None: not asked."""
+    standing_approvals: Callable[[Sequence[str]], StandingApprovals] | None = None
+    """The approvals the account already gave the contracts named (:func:`~keyscope.standing_approvals.
+    standing_approvals`, attack 357); None: not asked."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -744,6 +748,40 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
     return warnings
 
 
+def _standing_warnings(session: Session, facts: Facts, account: str) -> list[GrantWarning]:
+    """The danger of a target the account already approved as a spender or an operator, on the first permission
+    calling it: it may move the account's tokens under that approval whatever the grant's rules say (attack 357); a
+    caution when the chain could not be asked, so that the page does not read as if nothing were there."""
+    if facts.standing_approvals is None or account in (NO_ACCOUNT, ZERO_ADDRESS):
+        return []
+    first: dict[str, int] = {}
+    for index, permission in enumerate(session.permissions):
+        if permission.target != account:
+            first.setdefault(permission.target, index)
+    if not first:
+        return []
+    result = facts.standing_approvals(list(first))
+    warnings = [
+        GrantWarning(
+            level="danger",
+            text=f"{approval.spender} {approval_risk(approval, facts.contract)}",
+            permission=first[approval.spender],
+        )
+        for approval in result.found
+        if approval.spender in first
+    ]
+    if result.unread is not None:
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"Could not check which approvals this account already gave {', '.join(first)} "
+                f"({result.unread}): an approval given before this grant lets a target move the account's tokens "
+                "whatever the grant's rules say",
+            )
+        )
+    return warnings
+
+
 def _unanswered(account: str, target: str) -> str:
     return (
         f"This account does not say whether {target} is one of its validators (it gives no answer to ERC-7579's "
@@ -782,6 +820,7 @@ def describe_session(
     warnings += _meter_warnings(session)
     warnings += _uncounted_warnings(session)
     warnings += _adding_warnings(session)
+    warnings += _standing_warnings(session, facts, account)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
     described = GrantDescription(

@@ -50,6 +50,7 @@ from ..json_objects import DuplicateKeyError
 from ..module import decode_epoch, epoch_of_data, module_answers
 from ..operations import DEFAULT_OWNER_MAX_GAS_COST
 from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims
+from ..standing_approvals import cached_standing_approvals
 from ..store import SessionStore
 from ..targets import is_keyscope_sponsor
 from ..token_facts import cached_contract_facts, visible_text
@@ -185,6 +186,7 @@ class ConsentServer(BackgroundServer):
             self.network.module,
             lambda paymaster: is_keyscope_sponsor(chain, paymaster),
             fallback_checker(chain, account),
+            cached_standing_approvals(chain, account),
         )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:
