@@ -185,6 +185,23 @@ def test_the_consent_page_shows_a_standing_approval_as_a_danger_on_the_permissio
     assert any("unlimited" in w.text and "USDC" in w.text for w in page.warnings if STANDING in w.text)
 
 
+def test_an_approval_of_one_nft_is_shown_while_the_account_holds_that_token(
+    nft: Any, router: Any, other: Any, net: Network, accounts: Any
+) -> None:
+    """ERC-721's ``approve(router, tokenId)``: the router may take that one NFT. Shown with the token's number while
+    the account holds it and the router is its approved address; not once the account gave the token away (the
+    approval goes with it), nor for a token whose approval went to another address."""
+    holder = accounts[8]
+    receipt = nft.safeMint(holder.address, sender=holder)
+    (minted,) = [log.tokenId for log in receipt.decode_logs() if log.event_name == "Transfer"]
+    nft.approve(router.address, minted, sender=holder)
+    page = _page(net, holder.address, _swap(router))
+    (found,) = [w.text for w in page.warnings if STANDING in w.text]
+    assert f"an approval of token #{minted} of {nft.address}" in found, found
+    nft.transferFrom(holder.address, other.address, minted, sender=holder)
+    assert not [w for w in _page(net, holder.address, _swap(router)).warnings if STANDING in w.text]
+
+
 class _NoLogs(Web3Chain):
     """A node that refuses every ``eth_getLogs`` (a provider that is down, or has no log index)."""
 
