@@ -202,6 +202,48 @@ def test_an_approval_of_one_nft_is_shown_while_the_account_holds_that_token(
     assert not [w for w in _page(net, holder.address, _swap(router)).warnings if STANDING in w.text]
 
 
+class _Counting(Web3Chain):
+    """A node that counts the log queries and calls asked of it."""
+
+    asked: list[str]
+
+    def get_logs(self, query: Any) -> Any:
+        self.asked.append("eth_getLogs")
+        return super().get_logs(query)
+
+    def call(self, to: str, data: bytes, **options: Any) -> bytes:
+        self.asked.append("eth_call")
+        return super().call(to, data, **options)
+
+    def block_timestamp(self) -> int:
+        self.asked.append("eth_getBlockByNumber")
+        return super().block_timestamp()
+
+
+def test_the_check_costs_one_log_query_and_a_call_per_approval_logged(
+    usdc: Any, nft: Any, router: Any, other: Any, net: Network, accounts: Any
+) -> None:
+    """An account that never approved a target costs one ``eth_getLogs``; one that did, that query and one call per
+    approval its logs show (with the latest block, for Permit2's expirations), an approval logged twice asked once."""
+    chain = net.chain
+    assert isinstance(chain, Web3Chain)
+    counting = _Counting(chain.w3)
+    counting.asked = []
+    holder = accounts[9]
+    assert standing_approvals(counting, holder.address, [router.address, other.address]).found == ()
+    assert counting.asked == ["eth_getLogs"]
+    usdc.approve(router.address, 5, sender=holder)
+    usdc.approve(router.address, 6, sender=holder)
+    nft.setApprovalForAll(other.address, True, sender=holder)
+    counting.asked = []
+    found = standing_approvals(counting, holder.address, [router.address, other.address])
+    assert {(a.spender, a.kind, a.amount) for a in found.found} == {
+        (router.address, "allowance", 6),
+        (other.address, "operator", None),
+    }
+    assert sorted(counting.asked) == ["eth_call", "eth_call", "eth_getBlockByNumber", "eth_getLogs"]
+
+
 class _NoLogs(Web3Chain):
     """A node that refuses every ``eth_getLogs`` (a provider that is down, or has no log index)."""
 

@@ -17,8 +17,9 @@ signs:
   or expired is not reported.
 
 The cost is bounded: at most two log reads of at most :data:`MAX_LOG_REQUESTS` requests each (one each on a
-provider that answers whole-history queries; the second only when the account approved Permit2), then one batch of
-at most :data:`MAX_CANDIDATES` calls (one round trip where the chain batches). A node that fails, or refuses, gives
+provider that answers whole-history queries; the second only when the account approved Permit2), then, when the
+logs show any approval to a target, one batch of calls confirming at most :data:`MAX_CANDIDATES` of them (one round
+trip where the chain batches). An account that never approved a target costs one ``eth_getLogs``. A node that fails, or refuses, gives
 a :class:`StandingApprovals` saying the check could not look; it never raises, so a grant goes on.
 
 Logs and answers are the chain's (and the tokens' own claims): a token may emit no ``Approval`` for an approval,
@@ -294,7 +295,7 @@ def standing_approvals(chain: Chain, account: str, targets: Iterable[str]) -> St
             # the token allowances to Permit2 first: the Permit2 allowances' bounds
             candidates.sort(key=lambda c: c.spender != PERMIT2)
             candidates = candidates[:MAX_CANDIDATES]
-        found = _confirm(chain, account, candidates)
+        found = _confirm(chain, account, candidates) if candidates else []
     except Exception as error:  # any failure of the node (or of its answers) leaves the grant to go on, said
         return StandingApprovals(
             (), f"the node could not be asked ({type(error).__name__}: {str(error)[:160]})"
