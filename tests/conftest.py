@@ -46,6 +46,7 @@ HEAVIEST_FIRST = (
     "test_limits.py",
     "test_worker.py",
     "test_fuzz_signed_operations_by_effect.py",
+    "test_fuzz_session_signatures_by_effect.py",
     "test_differential.py",
     "test_session_signatures.py",
     "test_store_concurrency.py",
