@@ -45,7 +45,10 @@ adapter, the ERC-7579 reference account: the five kinds whose ERC-1271 path reac
 
 Each example that moved the chain reverts it (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused by the module, approved) and per refusal reason is printed; every family must reach the
-module's check in every run, and the seeds' family and the hash family must be approved at least once.
+module's check in every run, and some examples must be approved. An approval of Kernel's ``Kernel(bytes32 hash)``
+wrapping of a granted hash in the account's own EIP-712 domain, on an account that does not wrap (keyscope's,
+Nexus), is no breach: the module takes that wrapping on any account with an ERC-5267 domain (threat model, attack
+150), and it approves nothing but the granted hash; the oracle names it and the tally counts it apart.
 
 ``KEYSCOPE_FUZZ=deep`` runs ten times more examples per account kind.
 """
