@@ -84,16 +84,9 @@ from keyscope.typed_data import TypedData, personal_sign_hash, typed_data_sign_h
 from keyscope.typed_fields import nested_frames
 from support.accounts import deploy_accounts
 from support.anvil_chain import AnvilChain, anvil_chain
+from support.effects import Deployer, MiningNode, Stack, create, create_safe, install_by_own_call
 from support.fuzz import DEEP, ON_CHAIN
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, ROUTER, USDC
-from test_fuzz_signed_operations_by_effect import (
-    _create,
-    _create_safe,
-    _Deployer,
-    _install_by_own_call,
-    _MiningNode,
-    _Stack,
-)
 
 T = TypeVar("T")
 ETHER = 10**18
@@ -523,17 +516,17 @@ def _stage(name: str, world: World, project: Any, factory: Any, vendors: Any) ->
     if name == "keyscope":
         kind = KeyscopeAccountKind()
         address = to_address(factory.getAddress(owner.address, [tuple(m) for m in modules], 0))
-        account = _create(anvil, factory.address, create_account_data(owner.address, modules, 0), address)
+        account = create(anvil, factory.address, create_account_data(owner.address, modules, 0), address)
     elif name == "safe7579":
         kind = vendors.kind(name)
-        account = _create_safe(anvil, kind, owner)
-        _install_by_own_call(anvil, kind, account, world.module, install)
+        account = create_safe(anvil, kind, owner)
+        install_by_own_call(anvil, kind, account, world.module, install)
         owner_validator = vendors.owner_validator
     else:
         kind = vendors.kind(name)
         deployment = kind.deployment(RpcChain(anvil.url), owner.address, modules)
         assert deployment is not None
-        account = _create(anvil, deployment.factory, deployment.factory_data, deployment.address)
+        account = create(anvil, deployment.factory, deployment.factory_data, deployment.address)
         owner_validator = vendors.owner_validator
     anvil.send(anvil.accounts[0], account, b"", value=ETHER)  # for its own calls (a revocation)
     epoch = decode_epoch(RpcChain(anvil.url).call(world.module, epoch_of_data(account)), world.module)
@@ -1273,10 +1266,10 @@ def world(project: Any) -> Iterator[World]:
     approved."""
     with anvil_chain(("--disable-code-size-limit",)) as anvil:
         deployer = anvil.accounts[0]
-        entry_point = deploy_entry_point(_MiningNode(anvil), deployer)  # type: ignore[arg-type]
+        entry_point = deploy_entry_point(MiningNode(anvil), deployer)  # type: ignore[arg-type]
         factory = anvil.deploy(project.KeyscopeAccountFactory, entry_point, deployer)
         module = anvil.deploy(project.SessionKeyValidator)
-        vendors = deploy_accounts(_Stack(_MiningNode(anvil), _Deployer(deployer), entry_point))  # type: ignore[arg-type]
+        vendors = deploy_accounts(Stack(MiningNode(anvil), Deployer(deployer), entry_point))  # type: ignore[arg-type]
         apps = (
             to_address(anvil.deploy(project.SignatureRecorder).address),
             to_address(anvil.deploy(project.SignatureRecorder).address),

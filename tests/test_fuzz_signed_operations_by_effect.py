@@ -108,6 +108,7 @@ from keyscope.sponsor import encode_paymaster_data, sponsorship_hash
 from keyscope.userop import PackedUserOperation, UserOperation
 from support.accounts import AccountContracts, deploy_accounts
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.effects import Deployer, MiningNode, Stack, create, create_safe, install_by_own_call
 from support.fuzz import DEEP, ON_CHAIN
 from support.variant_accounts import VALIDATOR_PREFIX_STRIPPED, SignaturePrefixKind
 
@@ -133,7 +134,6 @@ USER_OPERATION_EVENT = keccak(b"UserOperationEvent(bytes32,address,address,uint2
 FAILED_OP = keccak(b"FailedOp(uint256,string)")[:4]
 FAILED_OP_WITH_REVERT = keccak(b"FailedOpWithRevert(uint256,string,bytes)")[:4]
 BALANCE_OF = keccak(b"balanceOf(address)")[:4]
-WITHDRAW_TO = keccak(b"withdrawTo(address,uint256)")[:4]
 DEPOSIT = keccak(b"deposit()")[:4]
 APPROVE = keccak(b"approve(address,uint256)")[:4]
 MINT = keccak(b"mint(address,uint256)")[:4]
@@ -280,34 +280,6 @@ def judge_any(stage: Stage, to: str, value: int, data: bytes) -> str | None:
 # --------------------------------------------------------------------------------------------------
 
 
-class _MiningNode:
-    """The anvil's JSON-RPC for the account deployments of ``support.accounts`` (which wait for receipts): each
-    transaction is mined as it is sent, since the file's anvil does not mine by itself."""
-
-    def __init__(self, chain: AnvilChain) -> None:
-        self._chain = chain
-
-    def request(self, method: str, params: list[Any] | None = None) -> Any:
-        answer = self._chain.rpc.request(method, params or [])
-        if method == "eth_sendTransaction":
-            self._chain.rpc.request("evm_mine")
-        return answer
-
-
-@dataclass(frozen=True)
-class _Deployer:
-    address: str
-
-
-@dataclass(frozen=True)
-class _Stack:
-    """What :func:`support.accounts.deploy_accounts` asks of a local stack: its node, deployer and EntryPoint."""
-
-    node: _MiningNode
-    deployer: _Deployer
-    entry_point: str
-
-
 @dataclass
 class Stage:
     """One account kind's account, its session key, its recorders and its seeds."""
@@ -437,13 +409,6 @@ class Chain:
         return op.model_copy(update={"paymaster_and_data": head + data})
 
 
-def _create(anvil: AnvilChain, factory: str, factory_data: bytes, address: str) -> str:
-    """The account created by its factory, called from the deployer (the owner signs nothing here)."""
-    anvil.send(anvil.accounts[0], factory, factory_data)
-    assert len(anvil.rpc.request("eth_getCode", [address, "latest"])) > 2, address
-    return address
-
-
 def _sponsor_paymaster(anvil: AnvilChain, project: Any, entry_point: str = ENTRY_POINT) -> str:
     """A ``SponsorPaymaster`` of ``entry_point`` signing with :data:`SPONSOR_KEY`, with 10 ether deposited there."""
     paymaster = to_address(
@@ -485,60 +450,6 @@ def _token_payer(anvil: AnvilChain, project: Any, setup: Chain) -> None:
             }
         )
         assert int(allowance, 16) == 2**256 - 1, allowance
-
-
-def _install_by_own_call(
-    anvil: AnvilChain, kind: AccountKind, account: str, module: str, install: bytes
-) -> None:
-    """The module installed with ``install`` by the account's own call, as its owner's operation would make it."""
-    anvil.send(anvil.accounts[0], account, b"", value=ETHER)
-    anvil.rpc.request("anvil_impersonateAccount", [account])
-    anvil.send(account, account, kind.install_validator_call(account, module, install).data)
-    anvil.rpc.request("anvil_stopImpersonatingAccount", [account])
-
-
-def _create_safe(anvil: AnvilChain, kind: AccountKind, owner: LocalSigner) -> str:
-    """A Safe with the Safe7579 adapter and the owner's validator, created as its launchpad asks: by the owner's
-    first operation (its ``initCode`` the proxy factory's call, its ``callData`` the launchpad's ``setupSafe`` with a
-    call to the owner)."""
-    deployment = kind.deployment(RpcChain(anvil.url), owner.address, [])
-    assert deployment is not None
-    anvil.send(anvil.accounts[0], deployment.address, b"", value=ETHER)  # the creating operation's prefund
-    op = UserOperation(
-        sender=deployment.address,
-        nonce=kind.nonce_key(None) << 64,
-        factory=deployment.factory,
-        factory_data=deployment.factory_data,
-        call_data=kind.creation_call_data(deployment, encode_execute(Call(owner.address, 0, b""))),
-        call_gas_limit=1_000_000,
-        verification_gas_limit=3_000_000,
-        pre_verification_gas=100_000,
-        max_fee_per_gas=2 * 10**9,
-        max_priority_fee_per_gas=10**9,
-    ).pack()
-    digest = user_op_hash_v07(op, ENTRY_POINT, int(anvil.chain_id))
-    op = op.model_copy(update={"signature": kind.owner_user_op_signature(owner.sign_hash(digest))})
-    anvil.send(anvil.accounts[0], ENTRY_POINT, encode_handle_ops([op], anvil.accounts[0]))
-    assert len(anvil.rpc.request("eth_getCode", [deployment.address, "latest"])) > 2, deployment
-    # what the creation's prefund left at the EntryPoint, withdrawn: the seeds pay their own prefunds, so the
-    # oracle learns that call of the validation phase as it does on the other accounts
-    deposit = int(
-        anvil.call(
-            {
-                "to": ENTRY_POINT,
-                "data": "0x" + (BALANCE_OF + abi_encode(["address"], [deployment.address])).hex(),
-            }
-        ),
-        16,
-    )
-    anvil.rpc.request("anvil_impersonateAccount", [deployment.address])
-    anvil.send(
-        deployment.address,
-        ENTRY_POINT,
-        WITHDRAW_TO + abi_encode(["address", "uint256"], [deployment.address, deposit]),
-    )
-    anvil.rpc.request("anvil_stopImpersonatingAccount", [deployment.address])
-    return deployment.address
 
 
 def _stage(
@@ -586,13 +497,13 @@ def _stage(
         kind = KeyscopeDelegateKind(delegate=delegate)
         account = owner.address
         anvil.rpc.request("anvil_setCode", [account, "0x" + delegation_code(delegate).hex()])
-        _install_by_own_call(anvil, kind, account, module, install)
+        install_by_own_call(anvil, kind, account, module, install)
     elif keyscope_factory is None or vendors is None:
         raise AssertionError(f"{name} needs the vendors' contracts and keyscope's factory")
     elif name == "keyscope":
         kind = KeyscopeAccountKind()
         address = to_address(keyscope_factory.getAddress(owner.address, [tuple(m) for m in modules], 0))
-        account = _create(
+        account = create(
             anvil, keyscope_factory.address, create_account_data(owner.address, modules, 0), address
         )
     elif name == "keyscope-counterfactual":  # its address only: each seed's initCode creates it
@@ -609,18 +520,18 @@ def _stage(
         ).address
         # built with the owner's validator only: the module installed by the account's own call, as its owner's
         # operation would make it
-        _install_by_own_call(anvil, kind, account, module, install)
+        install_by_own_call(anvil, kind, account, module, install)
     elif name == "safe7579":
         # created with the owner's validator only (while the launchpad sets the Safe up, the account answers no
         # module question, which the module asks of a grant's targets), the module installed by its own call
         kind = vendors.kind(name)
-        account = _create_safe(anvil, kind, owner)
-        _install_by_own_call(anvil, kind, account, module, install)
+        account = create_safe(anvil, kind, owner)
+        install_by_own_call(anvil, kind, account, module, install)
     else:
         kind = vendors.kind(name)
         deployment = kind.deployment(RpcChain(anvil.url), owner.address, modules)
         assert deployment is not None
-        account = _create(anvil, deployment.factory, deployment.factory_data, deployment.address)
+        account = create(anvil, deployment.factory, deployment.factory_data, deployment.address)
     anvil.send(anvil.accounts[0], account, b"", value=10 * ETHER)
     epoch = decode_epoch(RpcChain(anvil.url).call(module, epoch_of_data(account)), module)
     stage = Stage(name, kind, account, key, owner, recorder, stranger, session, other)
@@ -760,11 +671,11 @@ def chain(project: Any) -> Iterator[Chain]:
     with anvil_chain(("--disable-code-size-limit",)) as anvil:
         deployer = anvil.accounts[0]
         # at its canonical address: the reference account takes calls from that address only
-        entry_point = deploy_entry_point(_MiningNode(anvil), deployer)  # type: ignore[arg-type]
+        entry_point = deploy_entry_point(MiningNode(anvil), deployer)  # type: ignore[arg-type]
         keyscope_factory = anvil.deploy(project.KeyscopeAccountFactory, entry_point, deployer)
         keyscope_factory.addStake.transact(86400, sender=deployer, value=ETHER)
         module = anvil.deploy(project.SessionKeyValidator).address
-        vendors = deploy_accounts(_Stack(_MiningNode(anvil), _Deployer(deployer), entry_point))  # type: ignore[arg-type]
+        vendors = deploy_accounts(Stack(MiningNode(anvil), Deployer(deployer), entry_point))  # type: ignore[arg-type]
         sponsors = (_sponsor_paymaster(anvil, project), _sponsor_paymaster(anvil, project))
         stages = {
             name: _stage(name, anvil, project, module, keyscope_factory, vendors, sponsors[0])
@@ -782,7 +693,7 @@ def chain_v08(project: Any) -> Iterator[Chain]:
     EntryPoint) and one stage: an EOA delegating to it, the module installed by the EOA's own call."""
     with anvil_chain(("--hardfork", "prague")) as anvil:
         deployer = anvil.accounts[0]
-        entry_point = deploy_entry_point(_MiningNode(anvil), deployer, "0.8")  # type: ignore[arg-type]
+        entry_point = deploy_entry_point(MiningNode(anvil), deployer, "0.8")  # type: ignore[arg-type]
         module = anvil.deploy(project.SessionKeyValidator).address
         delegate = anvil.deploy(project.KeyscopeDelegate, entry_point).address
         sponsors = (
