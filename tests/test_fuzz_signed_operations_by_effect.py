@@ -19,7 +19,9 @@ userOpHash is EIP-712's, which the SDK computes):
   3 calls; ``setTier(uint8 tier, bool flag, address who)`` with four rules of four conditions and no value; and
   plain transfers of at most 0.0001 ether. A window, a gas cap of 0.05 ether which one sponsor the session lists
   lifts (two ``SponsorPaymaster`` contracts, whose sponsor signs whatever it is sent, the other not listed: its
-  operations are capped as the account's are). A second recorder the grant does not
+  operations are capped as the account's are; and an ERC-20 paymaster, ``contracts/test/TokenPaymaster.sol``, not
+  listed either, which pays the gas and charges the account in its token: each account holds 100 tokens and
+  approved it without limit). A second recorder the grant does not
   name; a second session, of a key the attacker does not hold, granting ``note``, the second recorder's ``pay`` and
   ether to the attacker (which the edited signatures name); an off-chain grant of the attacker's key (``pay`` on a
   third recorder), signed by the owner and not enabled yet; the account holds 10 ether.
@@ -36,11 +38,12 @@ userOpHash is EIP-712's, which the SDK computes):
   appended; the ``signature``'s bytes edited (an ENABLE payload as callData is); the nonce key edited; the gas
   limits and fees set around the session's cap or absurd; a ``paymasterAndData`` (junk, or a sponsor's: its gas
   limits or window signed by the sponsor or edited after, its bytes flipped, cut or lengthened, the other sponsor
-  named; a third of the listed sponsor's examples offer a fee over the cap) or an ``initCode`` added (a creating
+  named; two thirds of the listed sponsor's examples and a sixth of the token paymaster's offer a fee over the
+  cap) or an ``initCode`` added (a creating
   operation's edited: its factory data as callData is, another factory
   named, or dropped; through the EntryPoint v0.8, the EIP-7702 marker too, bare or followed by an init call of
-  bytes or forbidden calls). Half of the examples are paid by a sponsor (the listed one or the other), who signs
-  the mutated operation. Except for the signature family, the session key then signs the mutated operation (the
+  bytes or forbidden calls). Two fifths of the examples are paid by a sponsor (the listed one or the other), who
+  signs the mutated operation, a fifth by the token paymaster. Except for the signature family, the session key then signs the mutated operation (the
   SDK's hashing) in USE mode, or in USE_WITH_KEY or claimed-time mode (which run the whole policy check first), as
   a leaked key can: the signature check is not what stops it. Some examples first include a seed (the count of
   ``pay`` partly or wholly used) or move the clock past the window's end.
@@ -58,11 +61,16 @@ userOpHash is EIP-712's, which the SDK computes):
   charged it (none when a paymaster paid), that gas within the session's cap; each sponsor's deposit must have paid
   exactly the gas the EntryPoint charged an operation naming it and nothing else; an operation a paymaster paid must
   have had a most possible cost (every gas limit times maxFeePerGas) within the cap unless every session whose
-  calls it made lists that paymaster. Controls at set-up: a seed paid by each sponsor, within the cap and over it
-  (only the unlisted sponsor's over it refused). After each included operation, single calls no session of the key
+  calls it made lists that paymaster; the token paymaster's deposit must have paid exactly the gas the EntryPoint
+  charged an operation naming it and nothing else, and the account must have lost exactly the tokens it charged
+  (for at most the gas the EntryPoint charged, with its postOp surcharge: no more than the operation's most
+  possible cost allows; nothing when its postOp ran out of gas), and no token in an operation another paid.
+  Controls at set-up: a seed paid by each sponsor and by the token paymaster, within the cap and over it (only the
+  unlisted sponsor's and the token paymaster's over it refused). After each included operation, single calls no session of the key
   allows (the attacker paid, ether sent to them, the other key's functions) are sent: each must be refused,
   whatever the operation enabled or left. A control has the owner (who may do anything) make forbidden calls and
-  pay an absurd fee, by itself and through the unlisted sponsor: the oracle names each.
+  pay an absurd fee, by itself, through the unlisted sponsor and through the token paymaster: the oracle names
+  each.
 
 Each example starts from the chain as set up (``evm_snapshot`` / ``evm_revert``). The tally per family (refused
 before the module, refused in the module's validation, refused after it, included and reverted, included and
@@ -72,7 +80,8 @@ account through the EntryPoint v0.7, refused before any validation, ``AA10``: th
 delegated EOA the bare marker reaches validation, and an init call is refused by the delegate before it, ``AA13``.
 On the account not created yet, an edited factory data the factory reads alike creates the same account and
 reaches validation; any other edit creates another address or none, ``AA13``/``AA14``.) Each payer's operations
-(the account, either sponsor) must be included at least once.
+(the account, either sponsor; the token paymaster's in a deep run) must be included at least once, and the listed
+sponsor's over the cap it lifts too.
 
 ``KEYSCOPE_FUZZ=deep`` runs ten times more examples per account kind.
 """
