@@ -5,7 +5,8 @@ key's operations; a key granted signing permissions can also make the account ap
 (Permit2, a token's ``permit``, a sign-in server) then acts on. Here a leaked key edits the bytes of valid session
 signatures, re-signs what it can, and asks the account's own ``isValidSignature``; whatever the account approves is
 judged against the grant. Per account kind (keyscope's own, Kernel v3.1, Nexus 1.0, a Safe with the Safe7579
-adapter, the ERC-7579 reference account: the five kinds whose ERC-1271 path reaches the module), on one anvil:
+adapter, the ERC-7579 reference account: the five kinds whose ERC-1271 path reaches the module), on one anvil (no
+bundler is needed for ERC-1271, but the vendors' accounts are: Kernel's implementation is over EIP-170's size):
 
 * **Set-up**: the module installed (at the account's creation, or by the account's own call: the Safe) with three
   sessions: the attacker's key's, granting Permit2's ``PermitSingle`` in a Permit2-like domain (``details.token ==
@@ -27,9 +28,11 @@ adapter, the ERC-7579 reference account: the five kinds whose ERC-1271 path reac
   sign-in message (its website, its address line, the first line's length); lengths (bytes inserted, deleted,
   appended, cut); the hash asked (the seed's, Kernel's wrapping, the ERC-7739 hash itself, the contents hash, a
   random word); the ECDSA bytes (``s`` made high, ``v`` changed, the other key's signature); the account's routing
-  prefix (another validator, Kernel's root validation); the caller (a second application, the zero address, the
+  prefix (another validator, Kernel's root validation, the module's prefix a byte longer or shorter); the caller (a second application, the zero address, the
   account, the module, the owner's validator: an ``eth_call`` of ``isValidSignature`` from it); the account (a
-  signature made for one account asked of another). But for the ECDSA and routing families, the key then signs
+  signature made for one account asked of another). The typed-data families edit a sign-in seed's message, the
+  sign-in family a typed seed's words. But for the ECDSA and routing families (and half the flipped bits), the key
+  then signs
   what the module will check (ERC-7739's nested hash of the edited contents, for the account the signature is made
   for) and the hash asked is the one the edited contents hash to. Some examples first revoke the session (the
   account's call) or move the clock past its window.
