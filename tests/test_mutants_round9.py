@@ -1,0 +1,180 @@
+"""The ninth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let
+pass in the code many workers share (the session stores, their key encryption, the nonce lanes) and in the services
+a dapp runs beside the bundler (the sponsor and its budget ledger, the co-signer).
+
+Pinned here, without a chain:
+
+* each private key a SQL store seals has a nonce of its own: a leaked session key and the store's rows reveal no
+  other key (AES-GCM under one nonce twice gives the XOR of two plaintexts, attack 359), and a sealed value of
+  another format version is not opened as this one;
+* a lane's lease is live to its last instant: no store hands its lane to a second worker before it expires
+  (two live leases on one lane would build two operations on one nonce, attack 359);
+* a file store's write that fails (a full disk) leaves the document it replaces as it was: a revocation that
+  cannot be written loses no grant;
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from keyscope.errors import SessionStoreError
+from keyscope.grant import SessionGrant
+from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
+from keyscope.store import FileStore, MemoryStore, SessionStore, SqlStore
+from keyscope.store import document as document_module
+from keyscope.store import file as file_module
+from keyscope.store import sql as sql_module
+from keyscope.store.crypto import KeyEncryptionKey
+
+KEK = bytes(range(32))
+NONCE = slice(1, 13)
+ACCOUNT = "0x" + "a1" * 20
+SESSION = "0x" + "5e" * 32
+
+
+class _Clock:
+    """Stands for the ``time`` module of a store: ``time()`` is set by the test, the rest is the real module's."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture(params=["memory", "file", "sqlite"])
+def clocked_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[SessionStore, _Clock]]:
+    """A store of each kind whose clock the test sets (PostgreSQL's is the server's)."""
+    clock = _Clock(1_000_000.0)
+    module: ModuleType = sql_module if request.param == "sqlite" else document_module
+    monkeypatch.setattr(module, "time", clock)
+    store: SessionStore
+    if request.param == "memory":
+        store = MemoryStore()
+    elif request.param == "file":
+        store = FileStore(tmp_path / "store")
+    else:
+        store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    with store:
+        yield store, clock
+
+
+def test_each_sealed_key_has_a_nonce_of_its_own_so_one_leaked_key_reveals_no_other(tmp_path: Path) -> None:
+    """Two keys sealed by a SQL store, and one key sealed twice, never share a nonce: under one AES-GCM nonce the XOR
+    of two sealed keys is the XOR of the keys, so whoever holds one session key (a leaked one) and a copy of the
+    rows would read every other key without the key-encryption key."""
+    path = tmp_path / "store.db"
+    signers = [LocalSigner.generate() for _ in range(2)]
+    with SqlStore(f"sqlite:///{path}", kek=KEK) as store:
+        for signer in signers:
+            store.put_key(signer)
+    with sqlite3.connect(path) as conn:
+        sealed = [bytes(row[0]) for row in conn.execute("SELECT sealed FROM keyscope_keys ORDER BY address")]
+    assert len(sealed) == 2 and sealed[0][NONCE] != sealed[1][NONCE]
+    leaked = min(signers, key=lambda s: s.address).private_key
+    other = max(signers, key=lambda s: s.address).private_key
+    body = slice(13, 13 + 32)
+    keystream_guess = bytes(a ^ b for a, b in zip(sealed[0][body], leaked, strict=True))
+    assert bytes(a ^ b for a, b in zip(sealed[1][body], keystream_guess, strict=True)) != other
+
+    kek = KeyEncryptionKey(KEK)
+    first, second = kek.seal(leaked, b"row"), kek.seal(leaked, b"row")
+    assert first[NONCE] != second[NONCE] and first != second
+    assert kek.open(first, b"row") == kek.open(second, b"row") == leaked
+
+
+def test_a_sealed_value_of_another_format_version_is_not_opened() -> None:
+    """The first byte names the sealed value's format: a value of another version is not read as this one's."""
+    kek = KeyEncryptionKey(KEK)
+    sealed = kek.seal(b"\x11" * 32, b"row")
+    assert kek.open(sealed, b"row") == b"\x11" * 32
+    for version in (0, 2, 0xFF):
+        assert kek.open(bytes([version]) + sealed[1:], b"row") is None
+
+
+def test_a_lease_holds_its_lane_to_its_last_instant(clocked_store: tuple[SessionStore, _Clock]) -> None:
+    """A lease of 10 s is live until its tenth second: half a second before, another worker gets another lane, not
+    this one (two live leases on one lane would both build on its next nonce, and one operation is lost); at its
+    expiry the lane is reclaimed."""
+    store, clock = clocked_store
+    held = store.lease_lane(ACCOUNT, SESSION, "first", 10)
+    assert held.lane == 0
+    clock.now += 9.5
+    other = store.lease_lane(ACCOUNT, SESSION, "second", 60)
+    assert other.lane == 1
+    assert store.renew_lease(held, 0.25).lane == 0  # still held: it now ends at 9.75 s
+    clock.now += 0.125
+    assert store.lease_lane(ACCOUNT, SESSION, "third", 60).lane == 2
+    clock.now += 0.125
+    reclaimed = store.lease_lane(ACCOUNT, SESSION, "fourth", 60)
+    assert (reclaimed.lane, reclaimed.worker_id) == (0, "fourth")
+
+
+def _grant() -> SessionGrant:
+    session = Session(
+        session_key=LocalSigner.generate().address,
+        permissions=(Permission(target="0x" + "7a" * 20, selector=b"\x12\x34\x56\x78", rules=()),),
+    )
+    return SessionGrant(
+        session=session,
+        account=ACCOUNT,
+        module="0x" + "d4" * 20,
+        chain_id=31337,
+        entry_point="0x" + "e5" * 20,
+        epoch=0,
+        session_id=session.session_id(ACCOUNT, 0),
+        how="offchain",
+        owner_signature=b"\x01" * 65,
+    )
+
+
+class _FullDisk:
+    """A file opened for writing on a full disk: nothing it is given is written."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_file_store_write_that_fails_leaves_the_document_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revocation written to a full disk fails, and the grant it would have rewritten is still there, whole and
+    not revoked (a write in place would have emptied or removed the grant's file first: the session lost, its
+    owner's signature with it)."""
+    grant = _grant()
+    with FileStore(tmp_path / "store") as store:
+        store.put_grant(grant)
+        files = {path: path.read_bytes() for path in (tmp_path / "store").rglob("*") if path.is_file()}
+        with monkeypatch.context() as patched:
+            patched.setattr(file_module.os, "fdopen", lambda fd, mode: _FullDisk(fd))
+            with pytest.raises((OSError, SessionStoreError)):
+                store.mark_revoked(grant.session_id)
+        assert {path: path.read_bytes() for path in files} == files
+        assert store.get_grant(grant.session_id) == grant
+        assert store.is_revoked(grant.session_id) is False
+        store.mark_revoked(grant.session_id)
+        assert store.is_revoked(grant.session_id) is True
