@@ -32,7 +32,6 @@ from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.store import FileStore, MemoryStore, SessionStore, SqlStore
 from keyscope.store import document as document_module
-from keyscope.store import file as file_module
 from keyscope.store import sql as sql_module
 from keyscope.store.crypto import KeyEncryptionKey
 
@@ -170,7 +169,7 @@ def test_a_file_store_write_that_fails_leaves_the_document_it_replaces(
         store.put_grant(grant)
         files = {path: path.read_bytes() for path in (tmp_path / "store").rglob("*") if path.is_file()}
         with monkeypatch.context() as patched:
-            patched.setattr(file_module.os, "fdopen", lambda fd, mode: _FullDisk(fd))
+            patched.setattr(os, "fdopen", lambda fd, mode: _FullDisk(fd))
             with pytest.raises((OSError, SessionStoreError)):
                 store.mark_revoked(grant.session_id)
         assert {path: path.read_bytes() for path in files} == files
