@@ -11,11 +11,15 @@ Pinned here, without a chain:
   (two live leases on one lane would build two operations on one nonce, attack 359);
 * a file store's write that fails (a full disk) leaves the document it replaces as it was: a revocation that
   cannot be written loses no grant;
+* a file store's nonce index does not hold a nonce for a record that failed, even one an older keyscope (which
+  keeps no index) marked failed: the lane's next operation takes that nonce again;
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import sqlite3
 import time
@@ -34,6 +38,7 @@ from keyscope.store import FileStore, MemoryStore, SessionStore, SqlStore
 from keyscope.store import document as document_module
 from keyscope.store import sql as sql_module
 from keyscope.store.crypto import KeyEncryptionKey
+from keyscope.userop import UserOperation
 
 KEK = bytes(range(32))
 NONCE = slice(1, 13)
@@ -177,3 +182,22 @@ def test_a_file_store_write_that_fails_leaves_the_document_it_replaces(
         assert store.is_revoked(grant.session_id) is False
         store.mark_revoked(grant.session_id)
         assert store.is_revoked(grant.session_id) is True
+
+
+def test_a_nonce_of_a_record_an_older_writer_failed_is_free_again(tmp_path: Path) -> None:
+    """A keyscope from before the nonce index marks a record failed by rewriting the record alone: the index still
+    names it. Its nonce never landed, so the lane's next operation must be able to take it (refused, the lane would
+    stay stuck on a nonce no operation can use)."""
+    root = tmp_path / "store"
+    op = UserOperation(sender=ACCOUNT, nonce=5, call_data=b"\x01", call_gas_limit=100_000)
+    with FileStore(root) as store:
+        store.record_intent("first", ACCOUNT, SESSION, 0, op, "0x" + "01" * 32)
+    record = root / "outbox" / f"{hashlib.sha256(b'first').hexdigest()}.json"
+    doc = json.loads(record.read_text())
+    doc.update(state="failed", error="AA25 invalid account nonce")  # what the older writer changes
+    record.write_text(json.dumps(doc))
+    assert any((root / "nonces").iterdir())  # the index still names the failed record
+    with FileStore(root) as store:
+        again = op.replace(call_data=b"\x02")
+        taken = store.record_intent("second", ACCOUNT, SESSION, 0, again, "0x" + "02" * 32)
+        assert taken.intent_id == "second" and taken.op.nonce == 5
