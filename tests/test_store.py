@@ -43,7 +43,16 @@ from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
 from keyscope.session import SIGNED, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
-from keyscope.store import FileStore, Lease, MemoryStore, OutboxState, SessionStore, SqlStore, open_store
+from keyscope.store import (
+    FileStore,
+    Lease,
+    MemoryStore,
+    OutboxRecord,
+    OutboxState,
+    SessionStore,
+    SqlStore,
+    open_store,
+)
 from keyscope.store.schema import LATEST_VERSION, current
 from keyscope.userop import UserOperation
 from support.postgres import PostgresServer, find_postgres_binaries, postgres_fixture
@@ -1555,6 +1564,48 @@ def test_a_displaced_operation_is_rebuilt_once(backend: Backend) -> None:
     assert store.rebuild_intent("order", h(2), 0, make_op(5), h(7), lease=lane0) == landed  # it landed
     with pytest.raises(SessionStoreError, match="record_intent it first"):
         store.rebuild_intent("nothing", h(2), 0, make_op(5), h(7), lease=lane0)
+
+
+def test_two_workers_rebuilding_one_intent_at_once_keep_the_first_rebuilt_operation(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers proving the same displacement at once, on PostgreSQL (whose writers do not wait for each other
+    as SQLite's do): the second worker reads the intent's record, and before it writes the first worker's
+    rebuild commits. The second's write must then change nothing (its update is guarded by the displaced hash,
+    which the record no longer holds), or the first's operation, sent perhaps, would vanish from the outbox
+    while it can still land: the intent would yield two operations, one untracked."""
+    from keyscope.store import sql as sql_module
+
+    url = postgres_server.create_schema()
+    first, second = SqlStore(url), SqlStore(url)
+    try:
+        lane0 = first.lease_lane(ACCOUNT, SESSION, "w", 60)
+        first.record_intent("order", ACCOUNT, SESSION, 0, make_op(4), h(1), lease=lane0)
+        first.mark_sent(h(1))
+        lane1 = first.lease_lane(ACCOUNT, SESSION, "first", 60)
+        lane2 = second.lease_lane(ACCOUNT, SESSION, "second", 60)
+        checked = sql_module.needs_rebuild
+        raced: list[OutboxRecord] = []
+        calls = 0
+
+        def first_commits_meanwhile(*args: Any) -> bool:
+            nonlocal calls
+            calls += 1
+            answer = checked(*args)
+            if calls == 1:  # the second worker has read the record: the first rebuilds now, and commits
+                raced.append(
+                    first.rebuild_intent("order", h(1), 1, make_op((1 << 64) | 0), h(2), lease=lane1)
+                )
+            return answer
+
+        monkeypatch.setattr(sql_module, "needs_rebuild", first_commits_meanwhile)
+        late = second.rebuild_intent("order", h(1), 2, make_op((2 << 64) | 0), h(3), lease=lane2)
+        assert raced[0].user_op_hash == h(2)
+        assert late == raced[0] == second.get_by_intent("order")
+        assert second.get_by_hash(h(3)) is None and second.get_by_hash(h(2)) == raced[0]
+    finally:
+        first.close()
+        second.close()
 
 
 @given(op=user_ops(), intent=st.text(min_size=1, max_size=200).filter(lambda s: "\x00" not in s),
