@@ -13,6 +13,9 @@ Pinned here, without a chain:
   cannot be written loses no grant;
 * a file store's nonce index does not hold a nonce for a record that failed, even one an older keyscope (which
   keeps no index) marked failed: the lane's next operation takes that nonce again;
+* the sponsor's ledger, read back at a restart, counts a signature's reservation through the last second of its
+  ``validUntil`` (the EntryPoint still pays it then, attack 360), and counts the reservations of its own paymaster
+  and chain only;
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from keyscope.errors import SessionStoreError
 from keyscope.grant import SessionGrant
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from keyscope.sponsor import BudgetLedger
 from keyscope.store import FileStore, MemoryStore, SessionStore, SqlStore
 from keyscope.store import document as document_module
 from keyscope.store import sql as sql_module
@@ -201,3 +205,38 @@ def test_a_nonce_of_a_record_an_older_writer_failed_is_free_again(tmp_path: Path
         again = op.replace(call_data=b"\x02")
         taken = store.record_intent("second", ACCOUNT, SESSION, 0, again, "0x" + "02" * 32)
         assert taken.intent_id == "second" and taken.op.nonce == 5
+
+
+def test_a_restarted_ledger_counts_a_reservation_through_the_last_second_of_its_signature(
+    tmp_path: Path,
+) -> None:
+    """The EntryPoint pays a sponsorship while the block's timestamp is at most its ``validUntil``: a ledger read back
+    at that very second must still count the reservation (dropped, the restarted sponsor would sign the same budget
+    again beside a signature the deposit still pays); a second later it is gone."""
+    path = tmp_path / "ledger.sqlite"
+    account = "0x" + "ac" * 20
+    ledger = BudgetLedger(100, 1_000, path=path, scope="paymaster@1", now=1_000)
+    ledger.reserve(account, 60, valid_until=2_000)
+    ledger.close()
+    for now, counted in ((1_999, 60), (2_000, 60), (2_001, 0)):
+        again = BudgetLedger(100, 1_000, path=path, scope="paymaster@1", now=now)
+        try:
+            assert (again.reserved(account), again.reserved_total()) == (counted, counted), now
+        finally:
+            again.close()
+
+
+def test_a_ledger_counts_the_reservations_of_its_own_paymaster_and_chain_only(tmp_path: Path) -> None:
+    """One ledger file read by the service of another paymaster (or chain) counts none of the first one's
+    reservations against its budgets, and the first's are still there for it."""
+    path = tmp_path / "ledger.sqlite"
+    account = "0x" + "ac" * 20
+    ledger = BudgetLedger(100, 1_000, path=path, scope="paymaster@1", now=1_000)
+    ledger.reserve(account, 70, valid_until=5_000)
+    ledger.close()
+    for scope, counted in (("paymaster@2", 0), ("other@1", 0), ("paymaster@1", 70)):
+        again = BudgetLedger(100, 1_000, path=path, scope=scope, now=1_500)
+        try:
+            assert (again.reserved(account), again.remaining(account)) == (counted, 100 - counted), scope
+        finally:
+            again.close()
