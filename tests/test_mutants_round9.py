@@ -15,7 +15,10 @@ Pinned here, without a chain:
   keeps no index) marked failed: the lane's next operation takes that nonce again;
 * the sponsor's ledger, read back at a restart, counts a signature's reservation through the last second of its
   ``validUntil`` (the EntryPoint still pays it then, attack 360), and counts the reservations of its own paymaster
-  and chain only;
+  and chain only; and a reservation that would pass the total budget for all accounts is refused, even while some
+  of the total is left (attack 360);
+* a worker's lane being given back is offered to no send meanwhile (its lease is about to be free for another
+  worker, attack 359);
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ import pytest
 
 from keyscope.errors import SessionStoreError
 from keyscope.grant import SessionGrant
+from keyscope.hexutil import to_address
+from keyscope.scale.lanes import LanePool, LaneSlot
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
-from keyscope.sponsor import BudgetLedger
-from keyscope.store import FileStore, MemoryStore, SessionStore, SqlStore
+from keyscope.sponsor import BudgetLedger, SponsorshipRefused
+from keyscope.store import FileStore, Lease, MemoryStore, SessionStore, SqlStore
 from keyscope.store import document as document_module
 from keyscope.store import sql as sql_module
 from keyscope.store.crypto import KeyEncryptionKey
@@ -48,6 +53,8 @@ KEK = bytes(range(32))
 NONCE = slice(1, 13)
 ACCOUNT = "0x" + "a1" * 20
 SESSION = "0x" + "5e" * 32
+KEY = (to_address(ACCOUNT), SESSION)
+"""(account, session id) as the store normalises them, the key of a worker's lanes."""
 
 
 class _Clock:
@@ -240,3 +247,48 @@ def test_a_ledger_counts_the_reservations_of_its_own_paymaster_and_chain_only(tm
             assert (again.reserved(account), again.remaining(account)) == (counted, 100 - counted), scope
         finally:
             again.close()
+
+
+def test_a_reservation_past_the_total_budget_is_refused_while_some_of_it_is_left() -> None:
+    """A total of 100 wei for every account: 60 for one account, then 60 more for another would be 120, past the
+    total, so it is refused, though 40 are left; 40 fit exactly, and then nothing more does."""
+    ledger = BudgetLedger(None, 100)
+    first, second = "0x" + "a1" * 20, "0x" + "a2" * 20
+    ledger.reserve(first, 60)
+    with pytest.raises(SponsorshipRefused, match="40 wei left of its 100 wei total"):
+        ledger.reserve(second, 60)
+    assert (ledger.reserved(second), ledger.reserved_total()) == (0, 60)
+    ledger.reserve(second, 40)
+    assert ledger.remaining(second) == 0
+    with pytest.raises(SponsorshipRefused):
+        ledger.reserve(first, 1)
+
+
+class _ReleasingStore(MemoryStore):
+    """A store whose :meth:`release_lease` first lets the test act while a lane is being given back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.while_releasing: list[LaneSlot] = []
+        self.pool: LanePool | None = None
+
+    def release_lease(self, lease: Lease) -> bool:
+        if self.pool is not None and not self.while_releasing:
+            self.while_releasing.append(self.pool.acquire(KEY, timeout=2))
+        return super().release_lease(lease)
+
+
+def test_a_lane_being_given_back_is_offered_to_no_send() -> None:
+    """Upkeep gives back a lane idle for ``idle_seconds``: while the store releases its lease (then free for any
+    worker to take), a send asking for a lane must get another one, not the lane on its way out (two workers would
+    build on its next nonce, and one operation fails)."""
+    store = _ReleasingStore()
+    pool = LanePool(store, "worker", ttl=60, max_lanes=4, idle_seconds=0, adopt=lambda slot: None)
+    store.pool = pool
+    idle = pool.acquire(KEY, timeout=2)
+    assert idle.lane == 0
+    pool.unreserve(idle)
+    time.sleep(0.01)
+    pool.upkeep()
+    assert [slot.lane for slot in store.while_releasing] == [1]
+    assert idle.lost and pool.held() == 1
