@@ -17,8 +17,12 @@ Pinned here, without a chain:
   ``validUntil`` (the EntryPoint still pays it then, attack 360), and counts the reservations of its own paymaster
   and chain only; and a reservation that would pass the total budget for all accounts is refused, even while some
   of the total is left (attack 360);
+  A release of more than was reserved gives back what was reserved, no more;
 * a worker's lane being given back is offered to no send meanwhile (its lease is about to be free for another
-  worker, attack 359);
+  worker, attack 359); a lane's lease is renewed once a third of its time-to-live is past, and again right before
+  an operation on it is recorded; a new lease's lane is read from the outbox as it is after the lease began, not
+  from an older read (an unfinished operation recorded since would be missed, and a second one built on its
+  nonce, attack 359);
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ import pytest
 from keyscope.errors import SessionStoreError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
-from keyscope.scale.lanes import LanePool, LaneSlot
+from keyscope.scale import lanes as lanes_module
+from keyscope.scale.lanes import LanePool, LaneSlot, PendingSnapshots
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.sponsor import BudgetLedger, SponsorshipRefused
@@ -292,3 +297,81 @@ def test_a_lane_being_given_back_is_offered_to_no_send() -> None:
     pool.upkeep()
     assert [slot.lane for slot in store.while_releasing] == [1]
     assert idle.lost and pool.held() == 1
+
+
+def test_a_release_of_more_than_was_reserved_gives_back_what_was_reserved() -> None:
+    """Giving back more wei than an account holds reserved leaves it (and the total) at 0, never below: a negative
+    reservation would widen the account's budget and the total past what the policy says."""
+    ledger = BudgetLedger(100, 150)
+    account = "0x" + "a1" * 20
+    ledger.reserve(account, 10)
+    ledger.release(account, 50)
+    assert (ledger.reserved(account), ledger.reserved_total(), ledger.remaining(account)) == (0, 0, 100)
+    with pytest.raises(SponsorshipRefused):
+        ledger.reserve(account, 101)
+
+
+class _Monotonic:
+    """Stands for the ``time`` module of the lanes: ``monotonic()`` is set by the test, the rest is the real
+    module's."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class _CountingStore(MemoryStore):
+    """A memory store that counts the renewals it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals = 0
+
+    def renew_lease(self, lease: Lease, ttl_seconds: float) -> Lease:
+        self.renewals += 1
+        return super().renew_lease(lease, ttl_seconds)
+
+
+def test_a_lane_s_lease_is_renewed_a_third_into_its_time_to_live_and_before_a_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Upkeep renews a lease once a third of its time-to-live has passed since its last renewal (renewed later, a
+    worker slowed down a little would lose it to another worker mid-send), and :meth:`LanePool.confirm` renews it
+    right before an operation on the lane is recorded."""
+    clock = _Monotonic()
+    monkeypatch.setattr(lanes_module, "time", clock)
+    store = _CountingStore()
+    pool = LanePool(store, "worker", ttl=30, max_lanes=2, idle_seconds=3_600, adopt=lambda slot: None)
+    slot = pool.acquire(KEY, timeout=1)
+    clock.now += 9.9
+    pool.upkeep()
+    assert store.renewals == 0
+    clock.now += 0.2
+    pool.upkeep()
+    assert store.renewals == 1 and slot.renewed_at == clock.now
+    before = slot.lease.expires_at
+    time.sleep(0.01)
+    pool.confirm(slot)
+    assert store.renewals == 2 and slot.lease.expires_at > before
+
+
+def test_a_new_lease_reads_the_outbox_as_it_is_after_the_lease_began() -> None:
+    """An operation recorded on a lane after the outbox was last read is seen by a lease granted after that: the
+    read it is given began after the lease, not before (the older read would hide it, and the new holder build a
+    second operation on its nonce)."""
+    store = MemoryStore()
+    snapshots = PendingSnapshots(store)
+    account = to_address(ACCOUNT)
+    assert snapshots.on_lane(account, SESSION, 0, moment=time.monotonic()) == []
+    op = UserOperation(sender=account, nonce=0, call_data=b"\x01", call_gas_limit=100_000)
+    store.record_intent("later", account, SESSION, 0, op, "0x" + "0c" * 32)
+    time.sleep(0.001)
+    found = snapshots.on_lane(account, SESSION, 0, moment=time.monotonic())
+    assert [record.intent_id for record in found] == ["later"] and snapshots.reads == 2
+    assert snapshots.on_lane(account, SESSION, 1, moment=0.0) == []  # an older lease: the last read serves it
+    assert snapshots.reads == 2
