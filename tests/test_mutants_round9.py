@@ -18,6 +18,8 @@ Pinned here, without a chain:
   and chain only; and a reservation that would pass the total budget for all accounts is refused, even while some
   of the total is left (attack 360);
   A release of more than was reserved gives back what was reserved, no more;
+* the sponsorship digest of an EIP-7702 operation whose delegate is the zero address is refused, not made (the
+  policy refuses such an operation first; the digest's own check holds for a direct call);
 * a worker's lane being given back is offered to no send meanwhile (its lease is about to be free for another
   worker, attack 359); a lane's lease is renewed once a third of its time-to-live is past, and again right before
   an operation on it is recorded; a new lease's lane is read from the outbox as it is after the lease began, not
@@ -39,8 +41,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 
-from keyscope.errors import SessionStoreError
+from keyscope.errors import BadInputError, SessionStoreError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
 from keyscope.scale import lanes as lanes_module
@@ -48,6 +51,7 @@ from keyscope.scale.lanes import LanePool, LaneSlot, PendingSnapshots
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.sponsor import BudgetLedger, SponsorshipRefused
+from keyscope.sponsor.paymaster_data import sponsorship_init_code_hash
 from keyscope.store import FileStore, Lease, MemoryStore, SessionStore, SqlStore
 from keyscope.store import document as document_module
 from keyscope.store import sql as sql_module
@@ -375,3 +379,17 @@ def test_a_new_lease_reads_the_outbox_as_it_is_after_the_lease_began() -> None:
     assert [record.intent_id for record in found] == ["later"] and snapshots.reads == 2
     assert snapshots.on_lane(account, SESSION, 1, moment=0.0) == []  # an older lease: the last read serves it
     assert snapshots.reads == 2
+
+
+def test_no_sponsorship_digest_covers_a_delegation_to_the_zero_address() -> None:
+    """An EIP-7702 initCode whose delegate is the zero address clears the EOA's code: there is no delegate for a
+    sponsorship to cover, and the digest is refused (the paymaster would refuse the operation,
+    SenderNotEip7702Delegated); another delegate is hashed as EntryPoint v0.8 hashes it."""
+    marker = bytes.fromhex("7702") + bytes(18)
+    with pytest.raises(BadInputError, match="zero address"):
+        sponsorship_init_code_hash(marker, "0x" + "00" * 20)
+    delegate = "0x" + "de" * 20
+    assert sponsorship_init_code_hash(marker, delegate) == keccak(bytes.fromhex("de" * 20))
+    assert sponsorship_init_code_hash(marker, delegate) != sponsorship_init_code_hash(
+        marker, "0x" + "df" * 20
+    )
