@@ -11,6 +11,8 @@ Pinned here, without a chain:
   (two live leases on one lane would build two operations on one nonce, attack 359);
 * a file store's write that fails (a full disk) leaves the document it replaces as it was: a revocation that
   cannot be written loses no grant;
+* a file store's key file is read only when its scrypt cost is one the store writes (a damaged or planted file
+  asking 2**40 is refused, not tried), and only as the key of the address it is named for;
 * a file store's nonce index does not hold a nonce for a record that failed, even one an older keyscope (which
   keeps no index) marked failed: the lane's next operation takes that nonce again;
 * the sponsor's ledger, read back at a restart, counts a signature's reservation through the last second of its
@@ -393,3 +395,41 @@ def test_no_sponsorship_digest_covers_a_delegation_to_the_zero_address() -> None
     assert sponsorship_init_code_hash(marker, delegate) != sponsorship_init_code_hash(
         marker, "0x" + "df" * 20
     )
+
+
+def _file_store_with_two_keys(root: Path) -> tuple[LocalSigner, LocalSigner]:
+    signers = (LocalSigner.generate(), LocalSigner.generate())
+    with FileStore(root, passphrase="correct horse", scrypt_n=2) as store:
+        for signer in signers:
+            store.put_key(signer)
+    return signers
+
+
+def test_a_key_file_asking_an_unbounded_scrypt_cost_is_refused_untried(tmp_path: Path) -> None:
+    """A key file whose scrypt cost is past what the store writes (2**20) is damage or a trap: trying it would take
+    unbounded time or memory from every worker that opens the key. It is refused, naming the parameters."""
+    root = tmp_path / "store"
+    first, _ = _file_store_with_two_keys(root)
+    path = root / "keys" / f"{first.address}.json"
+    keystore = json.loads(path.read_text())
+    keystore["crypto"]["kdfparams"]["n"] = 2**40
+    path.write_text(json.dumps(keystore))
+    with (
+        FileStore(root, passphrase="correct horse") as store,
+        pytest.raises(SessionStoreError, match="scrypt parameters out of range: n=1099511627776"),
+    ):
+        store.get_key(first.address)
+
+
+def test_a_key_file_holding_another_address_s_key_is_refused(tmp_path: Path) -> None:
+    """A keystore file names no address the store binds it to: one copied over another key's file (a restore gone
+    wrong, or a planted file) opens with the passphrase, and the store must refuse it rather than hand a worker the
+    other key for this address."""
+    root = tmp_path / "store"
+    first, second = _file_store_with_two_keys(root)
+    keys = root / "keys"
+    (keys / f"{first.address}.json").write_bytes((keys / f"{second.address}.json").read_bytes())
+    with FileStore(root, passphrase="correct horse") as store:
+        with pytest.raises(SessionStoreError, match=f"holds the key of {second.address}"):
+            store.get_key(first.address)
+        assert store.get_key(second.address).address == second.address
