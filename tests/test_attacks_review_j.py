@@ -29,7 +29,7 @@ the SDK returns no session signature there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -204,20 +204,35 @@ def test_an_enable_operation_carrying_another_chain_s_grant_enables_nothing_on_a
     assert int(token.balanceOf(attacker)) == 5
 
 
+class Foreign(NamedTuple):
+    """A test account deployed on the stack, its owner's validator, and keyscope's view of them."""
+
+    account: str
+    owner_validator: str
+    net: Any
+    owner: Any
+
+
+def foreign_account(stack: LocalStack, name: str) -> Foreign:
+    """A funded ``name`` account of the stack (a test account taking its EntryPoint, its owner's validator and the
+    owner's address), keyscope's network connected to the stack with that validator, and the account's owner."""
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    code = build_bytecode(name) + abi_encode(
+        ["address", "address", "bytes"],
+        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
+    )
+    account = deploy_code(stack.node, stack.deployer.address, code, name)
+    stack.fund(account, ETHER)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+    return Foreign(account, owner_validator, net, net.owner(signer, account))
+
+
 @pytest.mark.e2e
 def test_the_sdk_names_an_account_signing_a_hash_of_its_own_before_sending_the_owner_s_or_a_session_s_operation(
     stack: LocalStack,
 ) -> None:
-    owner_validator = deploy_owner_validator(stack)
-    signer = LocalSigner.generate()
-    code = build_bytecode("ChainAgnosticERC7579Account") + abi_encode(
-        ["address", "address", "bytes"],
-        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
-    )
-    account = deploy_code(stack.node, stack.deployer.address, code, "ChainAgnosticERC7579Account")
-    stack.fund(account, ETHER)
-    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
-    owner = net.owner(signer, account)
+    account, _, _, owner = foreign_account(stack, "ChainAgnosticERC7579Account")
     assert type(owner.kind) is ERC7579AccountKind
     owner_lane = owner.kind.nonce_key(None)
 
@@ -308,16 +323,7 @@ def test_an_account_dropping_the_module_s_window_runs_an_ended_session_which_the
 def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_the_module_s_window(
     stack: LocalStack,
 ) -> None:
-    owner_validator = deploy_owner_validator(stack)
-    signer = LocalSigner.generate()
-    code = build_bytecode("WindowDroppingERC7579Account") + abi_encode(
-        ["address", "address", "bytes"],
-        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
-    )
-    account = deploy_code(stack.node, stack.deployer.address, code, "WindowDroppingERC7579Account")
-    stack.fund(account, ETHER)
-    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
-    owner = net.owner(signer, account)
+    account, _, _, owner = foreign_account(stack, "WindowDroppingERC7579Account")
     assert type(owner.kind) is ERC7579AccountKind
     installed = owner.install_sessions()  # the owner's validator answers 0: the account hands on the same
     assert installed is not None
@@ -374,16 +380,7 @@ def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_
     configuration) take a session's permit signature; OpenZeppelin's account as it comes (the control) does not, and
     the SDK signs there."""
     permits = deploy_victim(stack, "SignedPermits")
-    owner_validator = deploy_owner_validator(stack)
-    signer = LocalSigner.generate()
-    code = build_bytecode(name) + abi_encode(
-        ["address", "address", "bytes"],
-        [stack.entry_point, owner_validator, to_bytes(signer.address, length=20)],
-    )
-    account = deploy_code(stack.node, stack.deployer.address, code, name)
-    stack.fund(account, ETHER)
-    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
-    owner = net.owner(signer, account)
+    account, owner_validator, net, owner = foreign_account(stack, name)
     installed = owner.install_sessions()
     assert installed is not None
     installed.wait()
