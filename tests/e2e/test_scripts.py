@@ -423,6 +423,26 @@ def test_a_network_given_as_the_bundlers_url_or_without_its_scheme_says_which(
     assert "abstract" not in schemeless.stderr  # not ape's list of ecosystems
 
 
+def test_the_node_s_url_given_as_the_bundler_too_names_the_option(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    """``ape run grant ... --onchain --network NODE --bundler NODE`` said only "eth_supportedEntryPoints rejected with
+    code -32601: Method not found", naming neither option nor that it was the --network's URL (``keyscope`` and
+    ``connect`` say so); and nothing is stored of a grant refused so."""
+    store = tmp_path / "sessions.db"
+    node = local_stack.rpc_url
+    granted = ape_run(
+        "grant", "nft", "safeMint(address to)", "--onchain", "--network", node, "--bundler", node,
+        env=_env(deployments, store),
+    )  # fmt: skip
+    assert granted.error() == (
+        f"error: the --bundler given, {node}, is the URL given as the --network, and it answers no "
+        "eth_supportedEntryPoints: it is no ERC-4337 bundler; give --bundler the bundler's URL (bundler_url in the "
+        "deployments file)"
+    )
+    assert not store.exists()
+
+
 def test_inprocess_bundler_on_anvil(local_stack: LocalStack, tmp_path: Path) -> None:
     """keyscope deployed with `ape run deploy`, operations sent as handleOps from an ape account."""
     stack = local_stack

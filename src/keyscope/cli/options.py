@@ -11,7 +11,7 @@ from typing import Any, overload
 import click
 
 from ..artifacts import ENTRY_POINT_V07
-from ..endpoint_kinds import answers_as_bundler, swapped_or_misplaced
+from ..endpoint_kinds import answers_as_bundler, node_given_twice, swapped_or_misplaced
 from ..errors import (
     PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
@@ -227,13 +227,19 @@ def ape_command() -> type[click.Command]:
         return OptionsAfterDashes.parse_args(self, ctx, args)  # type: ignore[arg-type]
 
     def invoke(self: click.Command, ctx: click.Context) -> Any:
+        network = ctx.meta.get(_NETWORK_GIVEN)
+        bundler = ctx.params.get("bundler")
+        if network and isinstance(bundler, str):
+            # the node's URL given to --bundler as well: said before anything is signed, naming the option, rather
+            # than as the node's "Method not found" for eth_supportedEntryPoints once the command is under way
+            twice = node_given_twice(network, bundler, node_name="--network", bundler_name="--bundler")
+            if twice is not None:
+                fail(f"{twice}; give --bundler the bundler's URL (bundler_url in the deployments file)")
         # the callback reports its own errors (reports_errors): a ProviderError reaching here is ape's, raised
         # while connecting to --network before the command ran, which ape would show as a traceback
         try:
             return ConnectedProviderCommand.invoke(self, ctx)  # type: ignore[arg-type]
         except ProviderError as error:
-            network = ctx.meta.get(_NETWORK_GIVEN)
-            bundler = ctx.params.get("bundler")
             if network and isinstance(bundler, str) and bundler != network:
                 # --bundler given as well: the two swapped are said as such, with where each URL goes
                 misplaced = swapped_or_misplaced(
