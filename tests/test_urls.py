@@ -176,3 +176,34 @@ def test_the_worker_runner_logs_at_info_without_the_node_key(tmp_path) -> None:
         process.stop()
     assert result.returncode == 0, result.stderr  # it connected to the node (and logged at INFO)
     assert KEY not in result.stderr + result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "given", [" http://127.0.0.1:{port}", "HTTP://127.0.0.1:{port}", "http://127.0.0.1:{port}\n"]
+)
+def test_a_url_with_spaces_around_it_or_its_scheme_in_capitals_is_that_endpoint(given: str) -> None:
+    """``connect(" http://...")`` or ``keyscope sessions --node HTTP://...`` (which the command takes) was refused
+    with "'http://127.0.0.1:8545' is not an http(s) URL": the URL shown normalised, the refusal made no sense. The
+    endpoint is the one named, and what is said of it is that it cannot be reached there."""
+    from click.testing import CliRunner
+
+    from keyscope import connect
+    from keyscope.cli import main
+    from keyscope.store import open_store
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    url = given.format(port=port)
+    net = connect(url, f"http://127.0.0.1:{port}", module="0x" + "11" * 20)
+    with pytest.raises(TransportError, match=rf"^cannot reach http://127\.0\.0\.1:{port} for eth_chainId "):
+        net.chain.chain_id()
+    net.close()
+    store = "sqlite:///sessions.db"
+    with CliRunner().isolated_filesystem():
+        open_store(store).close()
+        result = CliRunner().invoke(main, ["sessions", "--store", store, "--node", url])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: cannot reach http://127.0.0.1:{port} for eth_chainId "), (
+        result.output
+    )

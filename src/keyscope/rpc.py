@@ -11,6 +11,7 @@ import functools
 import itertools
 import json
 import os
+import re
 import ssl
 import threading
 import time
@@ -105,7 +106,10 @@ class JsonRpcClient:
         headers: dict[str, str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
+        # as the commands read an option: spaces around a pasted URL, and a scheme in capitals (HTTP://), are no
+        # other endpoint; refused, they were said as "'http://...' is not an http(s) URL", the URL shown normalised
+        url = url.strip()
+        if not re.match(r"https?://", url, re.IGNORECASE):
             raise TransportError(
                 f"{mask_url(url)!r} is not an http(s) URL: give the endpoint as http://host:port",
                 url=mask_url(url),
