@@ -39,6 +39,7 @@ from keyscope.errors import (
     TargetRevertedError,
     TargetWarning,
     UnknownOptionError,
+    UnsupportedAccountError,
 )
 from keyscope.hexutil import to_address
 from keyscope.module import SessionStatus, enable_session_data
@@ -506,6 +507,25 @@ def test_a_call_that_reverts_in_its_target_is_not_blamed_on_the_policy(owner, nf
     with pytest.raises(TargetRevertedError) as refused:
         session.execute(nft, "transferFrom(address,address,uint256)", owner.account, owner.account, 999)
     assert "ERC721NonexistentToken(tokenId=999)" in str(refused.value)
+
+
+def test_an_account_address_without_code_names_the_factory_s_account_of_the_owner(net, nft) -> None:
+    """The README's accounts example given an address with no code (one of the local stack's ``accounts``, an EOA of
+    anvil's) on a network with a factory: refused with "(no factory: keyscope does not know how to create a
+    'keyscope' account at this address)", though a factory was given. The refusal says where the factory creates this
+    owner's account, and how to use it."""
+    signer = LocalSigner.generate()
+    codeless = to_address("0x" + "34" * 20)
+    own = net.owner(signer).account
+    with pytest.raises(UnsupportedAccountError) as refused:
+        net.owner(signer, codeless).grant(SessionKey.generate(), [mint_policy(nft, codeless)])
+    said = str(refused.value)
+    assert said.startswith(
+        f"{codeless} has no code and nothing creates it (the factory {net.factory} creates the keyscope account of "
+        f"the owner {signer.address} at {own} (salt 0), not at this address: leave the account out, net.owner(key), "
+        "for that one), so the EntryPoint would refuse every operation (AA20); nothing was signed or sent."
+    ), said
+    assert "no factory" not in said
 
 
 def test_a_session_on_an_account_without_the_module_is_refused_before_sending(net, harness, nft) -> None:

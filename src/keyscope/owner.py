@@ -27,6 +27,7 @@ from .accounts.capabilities import (
     supports_execution_mode,
 )
 from .accounts.erc7579 import ERC7579AccountKind
+from .accounts.keyscope_account import KeyscopeAccountKind
 from .accounts.modules import claimed_module, fallback_routes, initialised_question, read_asking_modules
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
@@ -43,6 +44,7 @@ from .errors import (
     CallRevertedError,
     ConfigurationError,
     InvalidFieldsError,
+    KeyscopeError,
     KeyscopeWarning,
     SessionRevokedError,
     SimulationRevertedError,
@@ -795,11 +797,26 @@ class Owner:
         code: the caller knows)."""
         if not self._factory_data and self._needs_code():
             raise UnsupportedAccountError(
-                f"{self.account} has no code and nothing creates it (no factory: keyscope does not know how to "
-                f"create a {self.kind.name!r} account at this address), so the EntryPoint would refuse every "
-                "operation (AA20); nothing was signed or sent. Deploy the account first, or give the address of "
-                "an account that exists"
+                f"{self.account} has no code and nothing creates it ({self._why_nothing_creates_it()}), so the "
+                "EntryPoint would refuse every operation (AA20); nothing was signed or sent. Deploy the account "
+                "first, or give the address of an account that exists"
             )
+
+    def _why_nothing_creates_it(self) -> str:
+        """Why no factory creates the account, an address given with no code there: keyscope knows of no factory for
+        it, or (a factory given to connect) the factory's account of this owner is at another address."""
+        unknown = f"keyscope does not know how to create a {self.kind.name!r} account at this address"
+        if self.network.factory is None or self.kind.name != KeyscopeAccountKind.name:
+            return f"no factory: {unknown}"
+        try:
+            own = self._counterfactual_address()
+        except KeyscopeError:  # the factory cannot say: the words without it
+            return f"no factory: {unknown}"
+        return (
+            f"the factory {self.network.factory} creates the keyscope account of the owner {self.signer.address} "
+            f"at {own} (salt {self.salt}), not at this address: leave the account out, net.owner(key), for that "
+            "one"
+        )
 
     def _check_authorization(self, auth: Authorization) -> None:
         """Refuse, before it leaves the SDK, an EIP-7702 authorization the account's operation cannot carry: one
