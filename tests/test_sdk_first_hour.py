@@ -107,8 +107,8 @@ def test_an_ape_account_signs_a_grant_that_works(net, nft, accounts, harness) ->
         (b"\x00" * 32, "is not a private key (32 bytes): the private key is out of range"),
         ("/home/me/keys/owner.key", "looks like a file's path: give the key itself, not a file"),
         ("owner.json", "looks like a file's path: give the key itself, not a file"),
-        (12345, "cannot be a int"),
-        (None, "cannot be a NoneType"),
+        (12345, "cannot be an int:"),
+        (None, "cannot be None:"),
     ],
 )
 def test_anything_else_is_a_clear_error_that_never_shows_the_key(net, form: Any, said: str) -> None:

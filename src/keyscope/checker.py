@@ -53,6 +53,7 @@ from .errors import (
     SessionExpiredError,
     SessionNotYetValidError,
     SessionRevokedError,
+    a_type,
     shown,
 )
 from .execution import (
@@ -478,7 +479,7 @@ class PolicyChecker:
         used = []
         for index, call in enumerate(batch):
             if not isinstance(call, Call):
-                raise BadInputError(f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call")
+                raise BadInputError(f"call {index} is {a_type(call)}, not a keyscope.execution.Call")
             used.append(self._call(index, bytes.fromhex(call.target[2:]), call.value, call.data, revoked))
         counted = None
         session = self.session
@@ -848,7 +849,7 @@ def _countable(session: Session, counters: Counters | None) -> None:
         return
     if not isinstance(counters, (tuple, list)) or len(counters) != len(session.limits):
         size = len(counters) if isinstance(counters, (tuple, list)) else None
-        got = f"{size} counters" if size is not None else f"a {type(counters).__name__}"
+        got = f"{size} counters" if size is not None else a_type(counters)
         raise BadInputError(
             f"counters must hold one Counter per limit of the session ({len(session.limits)}), got {got}: pass "
             "the session's counters (session.usage(), counters_from_chain) or None for a fresh session's"

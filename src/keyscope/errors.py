@@ -65,6 +65,7 @@ __all__ = [
     "UserOperationTimeoutError",
     "UserOperationUnknownError",
     "WrongPassphraseError",
+    "a_type",
     "shown",
     "validation_problems",
     "without_private_keys",
@@ -101,6 +102,15 @@ def shown(value: object, limit: int = 120) -> str:
     characters."""
     text = repr(hex_shown(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def a_type(value: object) -> str:
+    """What ``value`` is, for a message that refuses it: ``None``, or its type's name with its article (``an int``, ``a
+    str``), never "a int" or "a NoneType"."""
+    if value is None:
+        return "None"
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 ENDPOINT_TEXT_SHOWN = 4096

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import BadInputError
+from .errors import BadInputError, a_type
 from .hexutil import to_address, to_bytes, to_int, word
 from .selectors import EXECUTE as EXECUTE_SELECTOR
 
@@ -140,7 +140,7 @@ def encode_execute(
     for index, call in enumerate(call_list):
         if not isinstance(call, Call):
             raise BadInputError(
-                f"call {index} is a {type(call).__name__}, not a keyscope.execution.Call: build it with Call.of "
+                f"call {index} is {a_type(call)}, not a keyscope.execution.Call: build it with Call.of "
                 "or function_call"
             )
     use_batch = len(call_list) > 1 if batch is None else batch

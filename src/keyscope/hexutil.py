@@ -15,6 +15,7 @@ from .errors import (
     PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
     InvalidAddressError,
+    a_type,
     has_private_key_form,
     hex_shown,
     shown,
@@ -62,7 +63,7 @@ def to_address(value: object, *, name: str = "address") -> str:
             raise InvalidAddressError(value, f"{len(value)} bytes, expected 20", field)
         return _checksummed(bytes(value).hex())
     if not isinstance(value, str):
-        raise InvalidAddressError(value, f"a {type(value).__name__}, expected a hex string", field)
+        raise InvalidAddressError(value, f"{a_type(value)}, expected a hex string", field)
     text = value.strip()
     if not text.startswith(("0x", "0X")) or len(text) != 42 or not set(text[2:]) <= _HEX_DIGITS:
         raise InvalidAddressError(value, "expected 0x and 40 hex digits", field)

@@ -53,6 +53,7 @@ from .errors import (
     InvalidFieldsError,
     UnknownFunctionError,
     UnknownOptionError,
+    a_type,
     shown,
 )
 from .hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes, to_int
@@ -669,7 +670,7 @@ def _abi_entries(abi: Any) -> list[dict[str, Any]]:
         )
     if isinstance(source, (str, bytes, bytearray)) or not isinstance(source, Iterable):
         raise InvalidAbiError(
-            f"cannot read an ABI from a {type(abi).__name__}: give a list of ABI entries, its JSON text, the path of "
+            f"cannot read an ABI from {a_type(abi)}: give a list of ABI entries, its JSON text, the path of "
             "a JSON ABI file, or an object with an .abi (an ape contract or contract type)"
         )
     entries: list[dict[str, Any]] = []
@@ -689,7 +690,7 @@ def _json_kind(value: Any) -> str:
         return "a string (the ABI's JSON text written as one JSON string, perhaps: give the list itself)"
     if value is None or isinstance(value, bool):
         return json.dumps(value)
-    return f"the number {value}" if isinstance(value, (int, float)) else f"a {type(value).__name__}"
+    return f"the number {value}" if isinstance(value, (int, float)) else a_type(value)
 
 
 def _functions(abi: Any) -> list[AbiFunction]:

@@ -15,7 +15,7 @@ import re
 from typing import Any, TypeAlias
 
 from .ape_signer import ApeAccountSigner, is_ape_account
-from .errors import BadInputError
+from .errors import BadInputError, a_type
 from .hexutil import to_address
 from .signing import HashSigner, LocalSigner
 
@@ -77,4 +77,4 @@ def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
         if signer.address != to_address(getattr(value, "address", signer.address)):
             raise BadInputError(f"the {role}'s account's key does not match its address")
         return signer
-    raise BadInputError(f"the {role}'s key cannot be a {type(value).__name__}: give {_FORMS}")
+    raise BadInputError(f"the {role}'s key cannot be {a_type(value)}: give {_FORMS}")

@@ -67,6 +67,7 @@ from ..errors import (
     StoreLockedError,
     StoreNotFoundError,
     WrongPassphraseError,
+    a_type,
 )
 from ..grant import SessionGrant
 from ..hexutil import to_address
@@ -624,7 +625,7 @@ class SqlStore(SessionStore):
             raise SessionStoreError(f"no key for {name} in {self.url}: store it with put_key first")
         where = f"row address={name} of table keyscope_keys in {self.url}"
         if not isinstance(sealed, (bytes, bytearray, memoryview)):  # SQLite keeps any type in any column
-            raise _corrupted(where, f"sealed is a {type(sealed).__name__}, not bytes")
+            raise _corrupted(where, f"sealed is {a_type(sealed)}, not bytes")
         raw = kek.open(bytes(sealed), bytes.fromhex(name[2:]))
         if raw is None:
             raise _corrupted(
