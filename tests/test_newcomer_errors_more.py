@@ -554,6 +554,18 @@ def test_a_grant_files_name_given_for_its_text_says_to_read_the_file(
     assert f"SessionGrant.from_json(pathlib.Path({name.strip()!r}).read_text())" in message, message
 
 
+def test_a_grant_files_path_given_for_its_text_says_to_read_the_file(tmp_path) -> None:
+    """``SessionGrant.from_json(pathlib.Path("grant.json"))`` said ``got PosixPath``, a class name, and not what to
+    give."""
+    path = tmp_path / "grant.json"
+    path.write_text("{}")
+    with pytest.raises(BadInputError) as refused:
+        SessionGrant.from_json(path)  # type: ignore[arg-type]
+    message = assert_clear(refused.value, "file")
+    assert "PosixPath" not in message, message
+    assert f"SessionGrant.from_json(pathlib.Path({str(path)!r}).read_text())" in message, message
+
+
 @pytest.mark.parametrize("value", ["abc", "0xzz", "0x123"])
 def test_a_bytes_rule_value_that_is_no_hex_says_where_and_the_value_once(value: str) -> None:
     """``arg("x") == "abc"`` on a ``bytes4`` read ``argument `x` (bytes4) of f(bytes4): 'abc' is not bytes or

@@ -92,6 +92,12 @@ class SessionGrant(HexRepr, RaisesBadInput, BaseModel):
     def from_json(cls, text: str | bytes) -> SessionGrant:
         """Read a grant written by :meth:`to_json`; :class:`~keyscope.errors.BadInputError` says what is wrong
         with text that is not one (cut off, not JSON, a field missing or malformed)."""
+        if isinstance(text, os.PathLike):  # a pathlib.Path to the file to_json() was saved in
+            path = os.fspath(text)
+            raise BadInputError(
+                f"a session grant is JSON text (what to_json() wrote), not the path of a file: give the file's text, "
+                f"SessionGrant.from_json(pathlib.Path({path!r}).read_text())"
+            )
         if not isinstance(text, (str, bytes, bytearray)):
             raise BadInputError(
                 f"a session grant is JSON text (what to_json() wrote), got {type(text).__name__}"
