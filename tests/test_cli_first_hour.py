@@ -1378,3 +1378,35 @@ def test_the_commands_take_the_owner_s_gas_cap_from_the_environment(net, monkeyp
         with pytest.raises(BadInputError) as refused:
             make_owner(net, owner)
         assert "KEYSCOPE_OWNER_MAX_GAS_COST" in str(refused.value) and "wei" in str(refused.value)
+
+
+def test_open_says_so_when_no_browser_could_be_opened(
+    local_stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``keyscope dashboard ACCOUNT --open`` on a machine without a browser (a server, a container) opened nothing and
+    said nothing: the person waited for a page. It says to open the address it printed."""
+    import types
+    import webbrowser
+
+    from keyscope.cli import browser
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, once the page is served
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
+    monkeypatch.setattr(browser, "time", types.SimpleNamespace(sleep=interrupted))
+    endpoints = [
+        "--node",
+        local_stack.rpc_url,
+        "--bundler",
+        local_stack.bundler_url,
+        "--module",
+        local_stack.module,
+    ]
+    result = CliRunner().invoke(main, ["dashboard", "0x" + "ab" * 20, *endpoints, "--open"])
+    assert result.exit_code == 130, result.output
+    assert (
+        "--open: no browser could be opened here; open the address above in the owner's browser\n"
+        in result.output
+    ), result.output

@@ -51,6 +51,19 @@ from .stores import local_store_path, open_session_store
 __all__ = ["consent", "dashboard"]
 
 
+def _open_page(url: str) -> None:
+    """Open ``url`` in the default browser (``--open``), or say that none could be opened: on a machine without one
+    (a server, a container), ``--open`` did nothing and said nothing, and the person waited for a page."""
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        click.echo(
+            "--open: no browser could be opened here; open the address above in the owner's browser", err=True
+        )
+
+
 @dataclass(frozen=True)
 class _Connection:
     """The connection options as given: :meth:`network` connects (or says which are missing)."""
@@ -286,7 +299,7 @@ def consent(
             server.store = store = _store(store_url)
             click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
             if open_page:
-                webbrowser.open(request.url)
+                _open_page(request.url)
             try:
                 grant = request.wait(timeout)
             except (
@@ -336,7 +349,7 @@ def dashboard(
             url = server.dashboard_url(account)
             click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
             if open_page:
-                webbrowser.open(url)
+                _open_page(url)
             try:
                 while True:
                     time.sleep(3600)
