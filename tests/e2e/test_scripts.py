@@ -443,6 +443,21 @@ def test_the_node_s_url_given_as_the_bundler_too_names_the_option(
     assert not store.exists()
 
 
+def test_an_account_created_without_funds_is_told_of_fund(
+    local_stack: LocalStack, deployments: Path, tmp_path: Path
+) -> None:
+    """``ape run create_account`` for a new owner, without --fund: refused in the SDK's words, "send it ETH, or use a
+    paymaster", with no word of the command's own --fund, which sends it ETH."""
+    env = _env(deployments, tmp_path / "sessions.db")
+    created = ape_run("create_account", "--network", local_stack.rpc_url, env=env)
+    said = created.error()
+    assert "holds 0 wei and has 0 wei deposited at the EntryPoint (AA21" in said, said
+    assert said.endswith(
+        "; --fund AMOUNT sends it ETH before it is created, from --funder ALIAS or the --owner account (on the local "
+        "stack: --fund 1ether --funder TEST::5)"
+    ), said
+
+
 def test_inprocess_bundler_on_anvil(local_stack: LocalStack, tmp_path: Path) -> None:
     """keyscope deployed with `ape run deploy`, operations sent as handleOps from an ape account."""
     stack = local_stack

@@ -21,6 +21,7 @@ from ..errors import (
     PRIVATE_KEY_NOT_SHOWN,
     BadInputError,
     ConfigurationError,
+    InsufficientPrefundError,
     KeyscopeError,
     UserOperationFailedError,
     UserOperationUnknownError,
@@ -140,7 +141,15 @@ def create_account(
             )
         funder.transfer(owner.account, fund)
         funder_address = to_address(funder.address)
-    pending = owner.execute(Call(to_address(signer.address), 0, b""))
+    try:
+        pending = owner.execute(Call(to_address(signer.address), 0, b""))
+    except InsufficientPrefundError as error:
+        if not fund:  # the command's own way to send it ETH, which the SDK's words cannot name
+            error.args = (
+                f"{error}; --fund AMOUNT sends it ETH before it is created, from --funder ALIAS or the --owner "
+                "account (on the local stack: --fund 1ether --funder TEST::5)",
+            )
+        raise
     receipt = _wait(progress, pending, f"the operation creating {owner.account}", timeout)
     if not owner.is_deployed():
         raise ConfigurationError(
