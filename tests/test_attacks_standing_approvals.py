@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_abi import encode as abi_encode
 
@@ -35,6 +37,7 @@ from keyscope.rpc import JsonRpcClient, JsonRpcError
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.standing_approvals import APPROVAL_TOPIC, PERMIT2, approval_words, standing_approvals
+from keyscope.store import open_store
 from keyscope.token_facts import cached_contract_facts
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
 from support.sdk import sdk_owner  # noqa: F401 (fixture)
@@ -183,6 +186,27 @@ def test_the_consent_page_shows_a_standing_approval_as_a_danger_on_the_permissio
     usdc.approve(router.address, MAX, sender=holder)
     page = _page(net, holder.address, _swap(router))
     assert any("unlimited" in w.text and "USDC" in w.text for w in page.warnings if STANDING in w.text)
+
+
+def test_the_dashboard_shows_a_stored_session_s_target_s_standing_approval(
+    usdc: Any, router: Any, owner: Owner, net: Network, tmp_path: Path
+) -> None:
+    """The dashboard lists the account's sessions with the page's words: a session calling a target the account has
+    approved carries the same danger there, on its permission, while the approval stands."""
+    owner.execute(_approve(usdc, router, MAX)).wait()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TargetWarning)  # the grant's own warning: tested above
+        grant = owner.grant(SessionKey.generate(), [_swap(router)])
+    store = open_store(f"sqlite:///{tmp_path / 'sessions.db'}")
+    store.put_grant(grant)
+    with ConsentServer(net, store=store) as server:
+        answer = httpx.get(f"{server.url}/api/accounts/{owner.account}/sessions", timeout=60)
+    assert answer.status_code == 200, answer.text
+    (listed,) = answer.json()["sessions"]
+    assert listed["session_id"] == "0x" + grant.session_id.hex()
+    found = [w for w in listed["description"]["warnings"] if STANDING in w["text"]]
+    assert [(w["level"], w["permission"]) for w in found] == [("danger", 0)], found
+    assert router.address in found[0]["text"] and "unlimited USDC" in found[0]["text"], found
 
 
 def test_an_approval_of_one_nft_is_shown_while_the_account_holds_that_token(
