@@ -1,0 +1,202 @@
+"""The tenth round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let
+pass in opening a store by URL, the SQL store's retries, the workers' following of their operations and the
+JSON-RPC services' HTTP side.
+
+Pinned here, without a chain:
+
+* ``open_store`` itself refuses a store URL whose scheme lacks its ``//`` (``sqlite:x.db``), creating nothing: the
+  command line checks it first, and a program calling the SDK would otherwise get a new folder store named
+  ``sqlite:x.db`` in its working directory instead of the database meant;
+* a ``file://`` store URL is read percent-decoded, as a URL is: ``file:///srv/a%20b`` opens the folder ``a b``
+  (``Path.as_uri`` writes it so), not a new, empty folder ``a%20b`` beside it;
+* a JSON-RPC service reads a body of exactly its size limit and refuses one byte more unread (413), at once;
+* the SQL store retries a transaction only after a transient failure (a connection lost, a server shutting down,
+  a deadlock), and only for ``retry_seconds``: an error the server answered (a full disk, a cancelled statement)
+  is raised after one try, and the operation retried after a transient one runs again and returns its result;
+* a service's connection limit counts the connections of every client address: with the limit held by two
+  addresses, each within its share, a third address is refused (503), not served past the limit;
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from keyscope.cosigner.server import MAX_BODY, CoSignerServer
+from keyscope.cosigner.service import CoSignerService
+from keyscope.errors import BadInputError, SessionStoreError
+from keyscope.store import FileStore, SqlStore, open_store
+from keyscope.store import sql as sql_module
+
+_NO_SERVICE = cast(CoSignerService, object())
+"""A co-signer server's service, for requests its handler refuses before they reach one."""
+
+
+def test_open_store_refuses_a_scheme_without_its_slashes_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``open_store("sqlite:x.db")`` names, as written, a folder store in the working directory: refused by the SDK,
+    not only by the command line, naming the URL meant."""
+    monkeypatch.chdir(tmp_path)
+    for url, meant in (
+        ("sqlite:x.db", "sqlite:///x.db"),
+        ("postgresql:app@db/keyscope", "postgresql://app@db"),
+    ):
+        with pytest.raises(BadInputError) as refused:
+            open_store(url, passphrase="pass")
+        assert "lacks the //" in str(refused.value) and meant in str(refused.value), refused.value
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_url_is_read_percent_decoded(tmp_path: Path) -> None:
+    """``Path.as_uri()`` writes a space as ``%20``: the store opened is the folder named, not a new one named with
+    the escape."""
+    folder = tmp_path / "a b"
+    with open_store(folder.as_uri(), passphrase="pass", scrypt_n=2**4) as store:
+        assert isinstance(store, FileStore)
+    assert folder.is_dir()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a b"]
+
+
+def _post(port: int, length: int, body: bytes, *, timeout: float) -> bytes:
+    """POST ``body`` declared as ``length`` bytes; what the server answers within ``timeout`` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(
+            (
+                f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + body
+        )
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+        return answer
+
+
+def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_unread() -> None:
+    """The limit is the largest body read: one byte more is refused (413) before a byte of it is read, so the
+    answer comes at once though the client sent only its first byte; the limit itself is read (a parse error for
+    a body of spaces, not a 413)."""
+    with CoSignerServer(_NO_SERVICE) as server:
+        over = _post(server.port, MAX_BODY + 1, b"{", timeout=2.0)
+        assert over.startswith(b"HTTP/1.1 413 "), over[:200]
+        exact = _post(server.port, MAX_BODY, b" " * MAX_BODY, timeout=5.0)
+        assert exact.startswith(b"HTTP/1.1 200 ") and b"-32700" in exact, exact[:300]
+
+
+class _DriverError(Exception):
+    """A driver's exception as psycopg raises it: its SQLSTATE (None when the server never answered)."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def _failing(errors: list[OperationalError]) -> tuple[Callable[[Any], str], list[int]]:
+    """A store operation that raises ``errors`` in turn, then succeeds; and the list of its calls."""
+    calls: list[int] = []
+
+    def work(_conn: Any) -> str:
+        calls.append(1)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return "done"
+
+    return work, calls
+
+
+def _operational(sqlstate: str | None, message: str = "the server said no") -> OperationalError:
+    return OperationalError("SELECT 1", {}, _DriverError(message, sqlstate))
+
+
+@pytest.mark.parametrize("sqlstate", ["53100", "57014", "55006"])
+def test_an_error_the_server_answered_is_not_retried(tmp_path: Path, sqlstate: str) -> None:
+    """A PostgreSQL error with a SQLSTATE outside the transient ones (a full disk, a cancelled statement, an object
+    in use) is the server's answer: retrying the transaction changes nothing, so it is raised at once, after one
+    try, not retried for ``retry_seconds``."""
+    store = SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=30)
+    try:
+        store._dialect = sql_module._Postgres()
+        work, calls = _failing([_operational(sqlstate)])
+        began = time.monotonic()
+        with pytest.raises(SessionStoreError, match="refused the operation"):
+            store._run(work, write=True)
+        assert len(calls) == 1 and time.monotonic() - began < 1.0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("sqlstate", [None, "08006", "57P01", "40P01"])
+def test_a_transient_error_is_retried_until_the_operation_succeeds(
+    tmp_path: Path, sqlstate: str | None
+) -> None:
+    """A connection lost (no SQLSTATE, or class 08), a server shutting down and a deadlock are retried: the
+    operation runs again and its result is returned, nothing lost."""
+    store = SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=30)
+    try:
+        store._dialect = sql_module._Postgres()
+        work, calls = _failing([_operational(sqlstate), _operational(sqlstate)])
+        assert store._run(work, write=True) == "done"
+        assert len(calls) == 3
+    finally:
+        store.close()
+
+
+def test_a_transient_error_past_the_retry_time_is_raised_not_retried_for_ever(tmp_path: Path) -> None:
+    """``retry_seconds`` bounds the retries: an operation whose connection keeps failing is given up after it, with
+    the store's error."""
+    store = SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=0.3)
+    try:
+        store._dialect = sql_module._Postgres()
+        work, calls = _failing([_operational(None)] * 1000)
+        began = time.monotonic()
+        with pytest.raises(SessionStoreError, match="check the server is running"):
+            store._run(work, write=True)
+        assert 1 < len(calls) < 1000 and time.monotonic() - began < 2.0
+    finally:
+        store.close()
+
+
+def _held(server: CoSignerServer, sources: list[str]) -> list[socket.socket]:
+    """Connections from ``sources`` (loopback addresses standing for machines), opened and left silent, each
+    counted by the server once this returns."""
+    held = [
+        socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=(source, 0))
+        for source in sources
+    ]
+    deadline = time.monotonic() + 5
+    while server._server is not None and server._server._served < len(held) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return held
+
+
+def test_the_connection_limit_counts_every_address_s_connections() -> None:
+    """With ``max_connections`` connections held, from different addresses each within its own share, the next
+    one, from a third address, is refused at once (503): the whole limit holds, not only each address's share."""
+    with CoSignerServer(_NO_SERVICE, max_connections=2, max_connections_per_address=2) as server:
+        held = _held(server, ["127.0.0.1", "127.0.0.2"])
+        try:
+            with socket.create_connection(
+                ("127.0.0.1", server.port), timeout=2, source_address=("127.0.0.3", 0)
+            ) as third:
+                answer = b""
+                try:
+                    while chunk := third.recv(65536):
+                        answer += chunk
+                except (TimeoutError, ConnectionResetError):
+                    pass
+            assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+            assert b"its limit of 2 connections at once" in answer, answer
+        finally:
+            for sock in held:
+                sock.close()
