@@ -16,11 +16,16 @@ Pinned here, without a chain:
 * a service's connection limit counts the connections of every client address: with the limit held by two
   addresses, each within its share, a third address is refused (503), not served past the limit; and an address's
   share is counted again after one of its connections ends (its open connections, not one fewer);
+* a ``Content-Length`` of a Latin-1 digit that is no ASCII digit (``²``) is refused with 400, not left to raise;
+* a SQLite error other than a lost connection is raised at once, not retried;
+* a worker process that writes no result of its own has none, not the result an earlier run of its name left;
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +37,7 @@ from sqlalchemy.exc import OperationalError
 from keyscope.cosigner.server import MAX_BODY, CoSignerServer
 from keyscope.cosigner.service import CoSignerService
 from keyscope.errors import BadInputError, SessionStoreError
+from keyscope.scale.runner import start_worker
 from keyscope.store import FileStore, SqlStore, open_store
 from keyscope.store import sql as sql_module
 
@@ -65,23 +71,26 @@ def test_a_file_url_is_read_percent_decoded(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a b"]
 
 
-def _post(port: int, length: int, body: bytes, *, timeout: float) -> bytes:
-    """POST ``body`` declared as ``length`` bytes; what the server answers within ``timeout`` seconds."""
+def _exchange(port: int, raw: bytes, *, timeout: float) -> bytes:
+    """Send ``raw`` on a new connection; what the server answers within ``timeout`` seconds."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(
-            (
-                f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            + body
-        )
+        sock.sendall(raw)
         answer = b""
         try:
             while chunk := sock.recv(65536):
                 answer += chunk
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):
             pass
         return answer
+
+
+def _post(port: int, length: int, body: bytes, *, timeout: float) -> bytes:
+    """POST ``body`` declared as ``length`` bytes; what the server answers within ``timeout`` seconds."""
+    head = (
+        f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    )
+    return _exchange(port, head.encode() + body, timeout=timeout)
 
 
 def test_a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_unread() -> None:
@@ -233,3 +242,37 @@ def test_an_address_s_share_is_counted_again_after_one_of_its_connections_ends()
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_a_sqlite_error_is_raised_at_once_not_retried(tmp_path: Path) -> None:
+    """On SQLite only a connection lost is transient: a disk error (or a database locked past the busy timeout,
+    which already waited) is raised after one try, not retried for ``retry_seconds``."""
+    store = SqlStore(f"sqlite:///{tmp_path / 's.db'}", retry_seconds=30)
+    try:
+        work, calls = _failing([OperationalError("SELECT 1", {}, Exception("disk I/O error"))])
+        began = time.monotonic()
+        with pytest.raises(SessionStoreError, match="disk I/O error"):
+            store._run(work, write=True)
+        assert len(calls) == 1 and time.monotonic() - began < 1.0
+    finally:
+        store.close()
+
+
+def test_a_content_length_of_a_non_ascii_digit_is_refused_with_400() -> None:
+    """A header is read as Latin-1, where ``²`` is a digit to ``str.isdigit`` but no number to ``int``: the length
+    is refused (400), not left to raise in the handler, which dropped the connection without an answer."""
+    with CoSignerServer(_NO_SERVICE) as server:
+        head = f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+        answer = _exchange(server.port, head.encode() + b"Content-Length: \xb2\r\n\r\n{", timeout=2.0)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"Content-Length must be a decimal number of bytes" in answer, answer
+
+
+def test_a_worker_process_that_writes_no_result_has_none_not_an_older_run_s(tmp_path: Path) -> None:
+    """``start_worker`` removes the result file of an earlier run of the same name before it starts: a run that
+    ends before writing its own (a crash, a bad spec) has no result, not the earlier run's records taken for its
+    own."""
+    (tmp_path / "w.result.json").write_text(json.dumps({"records": {"intent-1": {"state": "included"}}}))
+    worker = start_worker({}, tmp_path, "w", command=[sys.executable, "-c", "pass"])
+    assert worker.wait(30) == 0
+    assert worker.result() is None
