@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -37,8 +38,11 @@ from sqlalchemy.exc import OperationalError
 from keyscope.cosigner.server import MAX_BODY, CoSignerServer
 from keyscope.cosigner.service import CoSignerService
 from keyscope.errors import BadInputError, SessionStoreError
+from keyscope.network import Network
+from keyscope.scale.events import EventLog, UserOperationEvent
+from keyscope.scale.probe import Prober, Verdict
 from keyscope.scale.runner import start_worker
-from keyscope.store import FileStore, SqlStore, open_store
+from keyscope.store import FileStore, OutboxRecord, SqlStore, open_store
 from keyscope.store import sql as sql_module
 
 _NO_SERVICE = cast(CoSignerService, object())
@@ -276,3 +280,47 @@ def test_a_worker_process_that_writes_no_result_has_none_not_an_older_run_s(tmp_
     worker = start_worker({}, tmp_path, "w", command=[sys.executable, "-c", "pass"])
     assert worker.wait(30) == 0
     assert worker.result() is None
+
+
+class _LogLandingMeanwhile:
+    """A node's log where the operation's own event appears between the two questions ``settle_used`` asks: not
+    yet there when its hash is looked up, there when its nonce's consumer is (a block mined in between)."""
+
+    def __init__(self, event: UserOperationEvent) -> None:
+        self.event = event
+
+    def find(self, user_op_hash: str) -> UserOperationEvent | None:
+        return None
+
+    def consumer_of(self, sender: str, nonce: int) -> UserOperationEvent | None:
+        return self.event
+
+
+def test_an_operation_whose_own_event_names_its_nonce_s_consumer_is_included_not_failed_or_displaced() -> (
+    None
+):
+    """Its nonce used, and the event of the operation that used it is its own: it landed. Taken as displaced, its
+    intent was built and sent again (its calls run twice); taken as failed, it was reported as never landing though
+    it ran (and a caller retrying it runs its calls twice) (attack 361)."""
+    op_hash = "0x" + "ab" * 32
+    event = UserOperationEvent(
+        user_op_hash=op_hash,
+        sender="0x" + "11" * 20,
+        paymaster=None,
+        nonce=5,
+        success=True,
+        actual_gas_cost=1,
+        actual_gas_used=1,
+        tx_hash="0x" + "cd" * 32,
+        block_number=9,
+        log_index=0,
+    )
+    record = cast(
+        OutboxRecord,
+        SimpleNamespace(user_op_hash=op_hash, op=SimpleNamespace(sender=event.sender, nonce=5), lane=0),
+    )
+    prober = Prober(cast(Network, None), cast(EventLog, _LogLandingMeanwhile(event)))
+    outcome = prober.settle_used(record)
+    assert (outcome.verdict, outcome.tx_hash, outcome.success) == (Verdict.INCLUDED, event.tx_hash, True), (
+        outcome
+    )

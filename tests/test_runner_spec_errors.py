@@ -46,6 +46,8 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "worker not an object": ({"worker": [30]}, ("'worker'", "object")),
     "concurrency in words": ({"concurrency": "eight"}, ("'concurrency'", "whole number")),
     "concurrency zero": ({"concurrency": 0}, ("'concurrency'",)),
+    # a digit to str.isdigit, no number to int(): refused as the others, not a ValueError's traceback
+    "concurrency a superscript digit": ({"concurrency": "\u00b2"}, ("'concurrency'", "whole number")),
     "timeout in words": ({"timeout": "soon"}, ("'timeout'", "seconds")),
     "recover_first a string": ({"recover_first": "no"}, ("'recover_first'", "true or false")),
     "store not a string": ({"store": 5}, ("'store'", "URL")),
