@@ -228,8 +228,11 @@ class Prober:
                 consumer = self.events.consumer_of(record.op.sender, record.op.nonce)
             except KeyscopeError:
                 consumer = None
+        if consumer is not None and consumer.user_op_hash == record.user_op_hash:
+            # its own event, there by now (a block mined since the lookup above): it landed
+            return Outcome(Verdict.INCLUDED, consumer.tx_hash, consumer.success)
         sequence = record.op.nonce & (2**_SEQUENCE_BITS - 1)
-        if consumer is not None and consumer.user_op_hash != record.user_op_hash:
+        if consumer is not None:
             return Outcome(
                 Verdict.DISPLACED,
                 reason=f"nonce {sequence} of lane {record.lane} was used by UserOperation "
