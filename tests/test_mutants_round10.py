@@ -19,12 +19,17 @@ Pinned here, without a chain:
 * a ``Content-Length`` of a Latin-1 digit that is no ASCII digit (``²``) is refused with 400, not left to raise;
 * a SQLite error other than a lost connection is raised at once, not retried;
 * a worker process that writes no result of its own has none, not the result an earlier run of its name left;
+* an operation whose nonce the node's log says its own event used is included, not failed (an event mined between
+  the two questions, attack 361);
+* a new SQLite store's file is its owner's only (0o600).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -324,3 +329,19 @@ def test_an_operation_whose_own_event_names_its_nonce_s_consumer_is_included_not
     assert (outcome.verdict, outcome.tx_hash, outcome.success) == (Verdict.INCLUDED, event.tx_hash, True), (
         outcome
     )
+
+
+def test_a_new_sqlite_store_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The file holds the sealed keys, the grants and the outbox: created for its owner only (``0o600``), whatever
+    the process's umask lets others read, and its write-ahead log files with it."""
+    path = tmp_path / "s.db"
+    old = os.umask(0o022)
+    try:
+        store = SqlStore(f"sqlite:///{path}", kek=bytes(range(32)))
+        try:
+            for file in (path, *tmp_path.glob("s.db-*")):
+                assert stat.S_IMODE(file.stat().st_mode) == 0o600, (file, oct(file.stat().st_mode))
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
