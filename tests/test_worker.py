@@ -623,6 +623,30 @@ def test_a_displaced_intent_of_a_revoked_session_fails_for_that_reason(net, stor
     assert nft.balanceOf(user.account) == 2
 
 
+def test_a_session_revoked_while_its_displaced_intent_is_rebuilt_is_not_sent(
+    net, store, user, nft, monkeypatch
+):
+    """The operator revokes the session after the worker built the displaced intent again and recorded it (here:
+    right after the store swapped the records): the flag is read afresh before the rebuilt operation is first sent,
+    so it is failed unsent and never lands (a revoked session acting through a rebuild)."""
+    dead_worker_records(store, net, user, "rebuilt-revoked")
+    _overtake(net, user)
+    rebuild = store.rebuild_intent
+
+    def rebuild_then_revoke(*args, **kwargs):
+        rebuilt = rebuild(*args, **kwargs)
+        store.mark_revoked(user.session_id)
+        return rebuilt
+
+    monkeypatch.setattr(store, "rebuild_intent", rebuild_then_revoke)
+    with worker(store, net) as w:
+        w.recover(wait=30)
+    final = store.get_by_intent("rebuilt-revoked")
+    assert final.state is OutboxState.FAILED and "revoked" in (final.error or ""), final
+    assert final.rebuilds == 1 and final.sent_at is None
+    assert nft.balanceOf(user.account) == 2  # the other operation's two mints only
+
+
 def test_a_displaced_intent_of_an_expired_session_fails_without_leasing_a_lane(net, store, user, nft, chain):
     """The session's window closed before its displaced intent could be built again: the intent fails, naming the
     expiry, and the worker leased no lane for it (it once leased one, then built, then gave it back idle)."""
