@@ -21,7 +21,8 @@ Pinned here, without a chain:
 * a worker process that writes no result of its own has none, not the result an earlier run of its name left;
 * an operation whose nonce the node's log says its own event used is included, not failed (an event mined between
   the two questions, attack 361);
-* a new SQLite store's file is its owner's only (0o600).
+* a new SQLite store's file is its owner's only (0o600);
+* the consumer of a nonce the node's log names is the sender's event of that nonce, not its first event.
 """
 
 from __future__ import annotations
@@ -345,3 +346,33 @@ def test_a_new_sqlite_store_file_is_readable_by_its_owner_only(tmp_path: Path) -
             store.close()
     finally:
         os.umask(old)
+
+
+def test_a_nonce_s_consumer_is_the_sender_s_event_of_that_nonce_not_its_first() -> None:
+    """The node's log holds the sender's earlier operations too: the consumer of a nonce is the event with that
+    nonce, not the first of the sender's events (a wrong consumer is credited as included, and named as the
+    operation that displaced this one)."""
+    sender = "0x" + "11" * 20
+
+    def event(nonce: int) -> UserOperationEvent:
+        return UserOperationEvent(
+            user_op_hash="0x" + f"{nonce:02x}" * 32,
+            sender=sender,
+            paymaster=None,
+            nonce=nonce,
+            success=True,
+            actual_gas_cost=1,
+            actual_gas_used=1,
+            tx_hash="0x" + f"{nonce + 16:02x}" * 32,
+            block_number=nonce,
+            log_index=0,
+        )
+
+    class _Log(EventLog):
+        def events(self, *args: Any, **kwargs: Any) -> list[UserOperationEvent]:
+            return [event(3), event(4), event(5)]
+
+    log = _Log(lambda method, params: None, "0x" + "22" * 20)
+    consumer = log.consumer_of(sender, 5, from_block=0)
+    assert consumer is not None and consumer.nonce == 5 and consumer.user_op_hash == "0x" + "05" * 32
+    assert log.consumer_of(sender, 6, from_block=0) is None
