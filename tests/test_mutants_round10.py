@@ -22,7 +22,8 @@ Pinned here, without a chain:
 * an operation whose nonce the node's log says its own event used is included, not failed (an event mined between
   the two questions, attack 361);
 * a new SQLite store's file is its owner's only (0o600);
-* the consumer of a nonce the node's log names is the sender's event of that nonce, not its first event.
+* the consumer of a nonce the node's log names is the sender's event of that nonce, not its first event;
+* an operation a bundler already holds (``already known``) is sent, not failed as rejected.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sqlalchemy.exc import OperationalError
 
 from keyscope.cosigner.server import MAX_BODY, CoSignerServer
 from keyscope.cosigner.service import CoSignerService
-from keyscope.errors import BadInputError, SessionStoreError
+from keyscope.errors import BadInputError, BundlerRejectedError, SessionStoreError
 from keyscope.network import Network
 from keyscope.scale.events import EventLog, UserOperationEvent
 from keyscope.scale.probe import Prober, Verdict
@@ -376,3 +377,22 @@ def test_a_nonce_s_consumer_is_the_sender_s_event_of_that_nonce_not_its_first() 
     consumer = log.consumer_of(sender, 5, from_block=0)
     assert consumer is not None and consumer.nonce == 5 and consumer.user_op_hash == "0x" + "05" * 32
     assert log.consumer_of(sender, 6, from_block=0) is None
+
+
+def test_an_operation_the_bundler_already_holds_is_sent_not_failed() -> None:
+    """A bundler refusing an operation sent again because it already holds it (``already known``, here with an
+    invalid-params code, not a transient one) holds it: SENT, followed to its inclusion, not failed as rejected
+    while it can still land."""
+    rejected = BundlerRejectedError("eth_sendUserOperation", -32602, "already known")
+
+    def send_user_operation(op: Any, entry_point: str) -> bytes:
+        raise rejected
+
+    network = SimpleNamespace(
+        bundler=SimpleNamespace(send_user_operation=send_user_operation), entry_point="0x" + "22" * 20
+    )
+    prober = Prober(cast(Network, network), None)
+    prober._settle_if_used = lambda record: None  # type: ignore[method-assign]
+    record = cast(OutboxRecord, SimpleNamespace(user_op_hash="0x" + "ab" * 32, op=object(), lane=0))
+    outcome = prober.submit(record)
+    assert outcome.verdict is Verdict.SENT, outcome
