@@ -1620,12 +1620,14 @@ def test_mutated_session_operations_do_nothing_the_grant_forbids(
         else:
             assert tally[family, "reached the module"] > 0, (name, family, dict(tally))
     assert sum(tally[family, OUTCOMES[4]] for family in FAMILIES) > 0, (name, dict(tally))
-    # each payer's operations are included, and judged; the token paymaster's, rarer, in a deep run (in ci, the
-    # set-up's controls include one of its operations on each kind, and see one over the cap refused)
-    for payer in SPONSORS if DEEP else SPONSORS[:4]:
+    # each payer's operations are included, and judged. In ci a kind draws too few paid by a sponsor or the token
+    # paymaster for this to hold on every run (one or two of them are included, none on a slow one): there the
+    # set-up's controls include one operation of each payer on each kind, within the cap and, for the listed
+    # sponsor, over it, and see the others' over it refused; a deep run asks it of the examples themselves
+    for payer in SPONSORS if DEEP else SPONSORS[:1]:
         assert tally[f"paid by {payer}", OUTCOMES[4]] > 0, (name, payer, dict(tally))
-    # the cap the listed sponsor lifts: operations over it it pays are included (and judged)
-    assert tally[f"over the cap, paid by {SPONSORS[2]}", OUTCOMES[4]] > 0, (name, dict(tally))
+    if DEEP:  # the cap the listed sponsor lifts: operations over it it pays are included (and judged)
+        assert tally[f"over the cap, paid by {SPONSORS[2]}", OUTCOMES[4]] > 0, (name, dict(tally))
 
 
 @pytest.mark.parametrize("name", ALL_KINDS)
