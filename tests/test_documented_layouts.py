@@ -851,7 +851,9 @@ class CoSigned:
         self.world = world
         self.key, self.co = world.keys["co"], world.co_signer
         now = int(chain.pending_timestamp)
-        self.valid_after = now - 10  # periods start at validAfter: the operations below fall in period 0
+        # periods start at validAfter: the operations below fall in period 0, [now - 600, now + 3000], whatever
+        # seconds the node's clock runs ahead of or behind the time it said (a busy machine, earlier tests' clocks)
+        self.valid_after = now - 600
         self.value = session(
             self.key.address,
             validAfter=self.valid_after,
