@@ -54,7 +54,7 @@ from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData
 from keyscope.userop import UserOperation
 from support.accounts import build_bytecode, deploy_code
-from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
+from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER, permit2_permit
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     deploy_owner_validator,
@@ -346,20 +346,6 @@ def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_th
     assert entry_point_nonce(stack, account, session.nonce_key()) == 0  # nothing sent
 
 
-def permit_single(permits: str, chain_id: int) -> dict[str, Any]:
-    """A Permit2 permit within the session's rule (``details.amount <= LIMIT``, ``spender == ROUTER``)."""
-    return {
-        "types": PERMIT_SINGLE_TYPES,
-        "primaryType": "PermitSingle",
-        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
-        "message": {
-            "details": {"token": USDC, "amount": LIMIT, "expiration": EXPIRY, "nonce": 0},
-            "spender": ROUTER,
-            "sigDeadline": EXPIRY,
-        },
-    }
-
-
 def erc1271_answer(stack: LocalStack, account: str, asker: str, digest: bytes, signature: bytes) -> bytes:
     """The first 4 bytes of ``account``'s ``isValidSignature(digest, signature)``, asked by ``asker``."""
     data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
@@ -395,7 +381,7 @@ def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_
     mint = SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
     grant = owner.grant(key, [mint], typed_data=[permit2], onchain=True)
     dapp = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
-    permit = permit_single(permits, net.chain_id)
+    permit = permit2_permit(permits, net.chain_id)
     digest = TypedData(permit).digest
 
     # what the account answers the owner's validator asking about the session's signature, made without the SDK's

@@ -82,17 +82,22 @@ def test_a_file_url_is_read_percent_decoded(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a b"]
 
 
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything ``sock`` is sent until the server closes it, resets it, or its timeout passes."""
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return answer
+
+
 def _exchange(port: int, raw: bytes, *, timeout: float) -> bytes:
     """Send ``raw`` on a new connection; what the server answers within ``timeout`` seconds."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(raw)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return answer
+        return _read_all(sock)
 
 
 def _post(port: int, length: int, body: bytes, *, timeout: float) -> bytes:
@@ -226,13 +231,7 @@ def test_the_connection_limit_counts_every_address_s_connections() -> None:
 def _refused_at_once(port: int, source: str) -> bytes:
     """What a new, silent connection from ``source`` is sent within a second: a refusal is sent at once."""
     with socket.create_connection(("127.0.0.1", port), timeout=1, source_address=(source, 0)) as sock:
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return answer
+        return _read_all(sock)
 
 
 def test_an_address_s_share_is_counted_again_after_one_of_its_connections_ends() -> None:

@@ -88,7 +88,7 @@ from support.accounts import (
     network_for,
 )
 from support.install_data import encode_install_sessions
-from support.permit_types import PERMIT_SINGLE_TYPES
+from support.permit_types import PERMIT_SINGLE_TYPES, permit2_permit
 from support.signatures import CountingSigner, forge_typed_data
 from support.smuggling import smuggling_encodings
 from support.victims import Victims, deploy, deploy_victims, transact, view
@@ -498,19 +498,6 @@ def permits(stack: LocalStack) -> str:
     return deploy(stack, "SignedPermits")
 
 
-def permit_data(permits: str, chain_id: int, amount: int) -> dict[str, Any]:
-    return {
-        "types": PERMIT_SINGLE_TYPES,
-        "primaryType": "PermitSingle",
-        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
-        "message": {
-            "details": {"token": USDC, "amount": amount, "expiration": PERMIT_EXPIRY, "nonce": 0},
-            "spender": ROUTER,
-            "sigDeadline": PERMIT_EXPIRY,
-        },
-    }
-
-
 def permit2_policy(permits: str, chain_id: int) -> Any:
     """The signing permission the permit tests grant: Permit2 permits of USDC to ROUTER, at most PERMIT_LIMIT."""
     return Policy.typed_data(
@@ -545,7 +532,7 @@ def test_a_session_signs_a_permit_that_signature_checker_accepts_within_its_rule
     grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
     session = net.session(grant, key)
 
-    data = permit_data(permits, net.chain_id, PERMIT_LIMIT)
+    data = permit2_permit(permits, net.chain_id, PERMIT_LIMIT)
     digest = TypedData(data).digest
     signature = session.sign_typed_data(data)
     assert signature_checker_accepts(stack, permits, owner.account, digest, signature)
@@ -567,7 +554,7 @@ def test_a_session_signs_a_permit_that_signature_checker_accepts_within_its_rule
     )
     assert allowance == PERMIT_LIMIT
 
-    above = permit_data(permits, net.chain_id, PERMIT_LIMIT + 1)
+    above = permit2_permit(permits, net.chain_id, PERMIT_LIMIT + 1)
     with pytest.raises(SignatureRefusedError) as local:
         session.sign_typed_data(above)
     assert local.value.reason == "SignedRuleViolated"
@@ -1648,7 +1635,7 @@ def test_a_session_refuses_to_sign_for_a_safe_module_of_a_safe7579_account_as_th
         onchain=True,
     )
     session = net.session(grant, key)
-    data = permit_data(verifier, net.chain_id, PERMIT_LIMIT)
+    data = permit2_permit(verifier, net.chain_id, PERMIT_LIMIT)
     digest = TypedData(data).digest
     signature = session.sign_typed_data(data)
     assert signature_checker_accepts(stack, verifier, account, digest, signature)
@@ -1831,10 +1818,10 @@ def test_an_openzeppelin_account_erc7579_lets_a_session_sign_a_permit_within_its
     permit2 = permit2_policy(permits, plain.chain_id)
     grant = owner.grant(key, [mint_policy(stack, recipient)], typed_data=[permit2], onchain=True)
     session = plain.session(grant, key)
-    data = permit_data(permits, plain.chain_id, PERMIT_LIMIT)
+    data = permit2_permit(permits, plain.chain_id, PERMIT_LIMIT)
     signature = session.sign_typed_data(data)
     assert signature_checker_accepts(stack, permits, account, TypedData(data).digest, signature)
-    above = permit_data(permits, plain.chain_id, PERMIT_LIMIT + 1)
+    above = permit2_permit(permits, plain.chain_id, PERMIT_LIMIT + 1)
     with pytest.raises(SignatureRefusedError):
         session.sign_typed_data(above)
     assert not signature_checker_accepts(

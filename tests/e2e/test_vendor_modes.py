@@ -45,7 +45,7 @@ from keyscope.typed_data import Frames, TypedData
 from keyscope.userop import UserOperation
 from support.accounts import AccountContracts, deploy_accounts, network_for
 from support.install_data import encode_install_sessions
-from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, ROUTER, USDC
+from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER, permit2_permit
 from support.sdk import hand_made_request
 from support.signatures import forge_typed_data
 from support.victims import deploy, view
@@ -98,19 +98,6 @@ def created_account(stack: LocalStack, contracts: AccountContracts, kind_name: s
     stack.fund(owner.account, ETHER)
     assert owner.execute(function_call(stack.nft, MINT, owner.signer.address)).wait().success
     return net, owner
-
-
-def permit_data(permits: str, chain_id: int) -> dict[str, Any]:
-    return {
-        "types": PERMIT_SINGLE_TYPES,
-        "primaryType": "PermitSingle",
-        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": permits},
-        "message": {
-            "details": {"token": USDC, "amount": LIMIT, "expiration": EXPIRY, "nonce": 0},
-            "spender": ROUTER,
-            "sigDeadline": EXPIRY,
-        },
-    }
 
 
 def signing_session(
@@ -321,7 +308,7 @@ def test_nexus_module_enable_mode_installs_nothing_on_a_session_signature(
         assert TypedData(enable_data).digest == digest  # what the attacker signs is what Nexus asks about
         behind_module = bytes.fromhex(stack.module[2:])
         attempts = {
-            "a permit the session may sign": session.sign_typed_data(permit_data(permits, net.chain_id)),
+            "a permit the session may sign": session.sign_typed_data(permit2_permit(permits, net.chain_id)),
             "a sign-in the session may sign": session.sign_in(SIGN_IN_SITE, uri=f"https://{SIGN_IN_SITE}")[1],
             "the key's typed-data signature of ModuleEnableMode": forge_typed_data(other, enable_data),
             "the enabled key's ModuleEnableMode in the typed-data layout": behind_module
@@ -447,7 +434,7 @@ def test_kernel_enable_mode_asks_its_root_validator_never_a_session(
     before = call(stack, account, "currentNonce()", [], [])
     digest = kernel_enable_digest(net, stack, account, greedy)
     behind_module = bytes([KERNEL_TYPE_VALIDATOR]) + bytes.fromhex(stack.module[2:])
-    permit = session.sign_typed_data(permit_data(permits, net.chain_id))
+    permit = session.sign_typed_data(permit2_permit(permits, net.chain_id))
     sign_in = session.sign_in(SIGN_IN_SITE, uri=f"https://{SIGN_IN_SITE}")[1]
     attempts = {
         "a permit the session may sign, as Kernel's ERC-1271 takes it": permit,
@@ -488,7 +475,7 @@ def test_residual_kernels_nonce_invalidation_stops_a_sessions_operations_not_its
     net, owner = created_account(stack, contracts, "kernel")
     recipient = owner.signer.address
     session, _key = signing_session(owner, net, stack, permits, recipient)
-    data = permit_data(permits, net.chain_id)
+    data = permit2_permit(permits, net.chain_id)
     digest = TypedData(data).digest
     signature = session.sign_typed_data(data)
 

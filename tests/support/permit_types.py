@@ -31,3 +31,20 @@ USDC = "0x" + "a0" * 20
 ROUTER = "0x" + "b0" * 20
 LIMIT = 100 * 10**6
 EXPIRY = 2**40
+
+
+def permit2_permit(
+    verifier: str, chain_id: int, amount: int = LIMIT, expiry: int = EXPIRY
+) -> dict[str, object]:
+    """A Permit2 ``PermitSingle`` of ``amount`` USDC to ROUTER, in the domain of ``verifier`` (a Permit2-like test
+    contract) on ``chain_id``, valid until ``expiry``: the permit the signing tests grant and sign."""
+    return {
+        "types": PERMIT_SINGLE_TYPES,
+        "primaryType": "PermitSingle",
+        "domain": {"name": "Permit2", "chainId": chain_id, "verifyingContract": verifier},
+        "message": {
+            "details": {"token": USDC, "amount": amount, "expiration": expiry, "nonce": 0},
+            "spender": ROUTER,
+            "sigDeadline": expiry,
+        },
+    }
