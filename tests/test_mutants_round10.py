@@ -215,12 +215,7 @@ def test_the_connection_limit_counts_every_address_s_connections() -> None:
             with socket.create_connection(
                 ("127.0.0.1", server.port), timeout=2, source_address=("127.0.0.3", 0)
             ) as third:
-                answer = b""
-                try:
-                    while chunk := third.recv(65536):
-                        answer += chunk
-                except (TimeoutError, ConnectionResetError):
-                    pass
+                answer = _read_all(third)
             assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
             assert b"its limit of 2 connections at once" in answer, answer
         finally:
