@@ -17,6 +17,7 @@ anything is sent::
 import importlib
 from types import ModuleType
 
+from . import _command_start  # noqa: F401  (first: a Ctrl-C while the command starts is one line, no traceback)
 from .artifacts import ENTRY_POINT_V07, ENTRY_POINT_V08
 from .bundler import Bundler, BundlerClient, FeeQuote, GasEstimate, PendingUserOperation, UserOperationReceipt
 from .calls import encode_function_call, function_call
