@@ -1,0 +1,162 @@
+"""A dapp as the attacker: it writes the request the owner signs, it may deploy the targets, it holds the key.
+
+Attack 363, a fixed-point argument's bound shown as its raw word: an ABI's ``fixedMxN`` / ``ufixedMxN`` argument (a
+Vyper ``decimal`` is ``fixed168x10``) is encoded as the integer ``value * 10**N``; the module compares that word, and
+a rule on it is typed as the integer (``int168``, ``uint128``...), the only type the SDK takes for it. The consent
+page showed the rule's values as those integers, so a dapp's ERC-7715 ``contract-call`` naming ``sell(uint256 amount,
+fixed168x10 minPrice)`` with the rule ``minPrice >= 2000`` (the word 2000) read "minPrice (fixed168x10) must be at least
+2,000" while the target reads the least price it accepts as 0.0000002: a bound ten billion times lower than the one
+the owner read, which the leaked key (the dapp's own) then sells the account's tokens at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keyscope.checker import PolicyChecker
+from keyscope.consent import GrantDescription
+from keyscope.erc7715 import plan_from_requests
+from keyscope.execution import Call
+from keyscope.hexutil import keccak
+from keyscope.report import describe_permission
+from keyscope.session import ArgType, Condition, Permission, Rule, Session
+from keyscope.signing import LocalSigner
+from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
+
+SELL = "sell(uint256 amount,fixed168x10 minPrice)"
+SELL_SELECTOR = keccak(b"sell(uint256,fixed168x10)")[:4]
+MIN_PRICE_WORD = 2000
+"""The rule's word: the price 0.0000002 as a ``fixed168x10`` (2000 / 10**10), which the page read as 2,000."""
+
+
+def _sell_request(chain_id: int, target: str) -> dict[str, Any]:
+    """The dapp's ERC-7715 request: ``sell`` on its target, the least price held by a rule given by offset and the
+    type the SDK says to write for a fixed-point argument (its word's integer)."""
+    return {
+        "chainId": hex(chain_id),
+        "expiry": 2_000_000_000,
+        "signer": {"type": "key", "data": {"id": "0x" + "ab" * 20}},
+        "permission": {
+            "type": "contract-call",
+            "data": {
+                "address": target,
+                "function": SELL,
+                "rules": [
+                    {"offset": 32, "type": "int168", "name": "minPrice", "op": ">=", "value": MIN_PRICE_WORD}
+                ],
+            },
+        },
+        "policies": [],
+    }
+
+
+def _min_price_rule() -> Rule:
+    return Rule(
+        condition=Condition.GREATER_THAN_OR_EQUAL,
+        offset=32,
+        arg_type=ArgType.int_of(168),
+        values=(MIN_PRICE_WORD,),
+        name="minPrice",
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """Session-scoped fixtures before this module's own (ape snapshots per fixture scope)."""
+
+
+def test_a_fixed_point_bound_is_shown_as_the_value_the_target_reads(
+    net: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """What the owner reads of the dapp's request: the bound on ``minPrice`` as the fixed-point value its word holds
+    (0.0000002), never as the word's integer alone ("at least 2,000"), which a reader takes for the price."""
+    plan = plan_from_requests([_sell_request(net.chain_id, "0x" + "5e" * 20)])
+    session = plan.session(max_gas_cost=10**16, salt=1)
+    (permission,) = session.permissions
+    assert permission.rules == (_min_price_rule(),)  # what the owner signs: the word 2000
+    described = words(permission)
+    (line,) = described.permissions[0].rules
+    assert line.startswith("minPrice (fixed168x10) ")
+    assert "0.0000002" in line, line
+    assert "at least 2,000" not in line, line
+
+
+def test_the_status_report_shows_a_fixed_point_bound_as_the_value_the_target_reads(net: Any) -> None:
+    """The same grant in the session report (``owner.sessions()``, ``keyscope sessions``): the owner checking a live
+    session reads the least price as 0.0000002, with the word, never "at least 2000"."""
+    plan = plan_from_requests([_sell_request(net.chain_id, "0x" + "5e" * 20)])
+    (permission,) = plan.session(max_gas_cost=10**16, salt=1).permissions
+    text = describe_permission(permission)
+    assert "minPrice must be at least 0.0000002 (the word 2000)" in text, text
+    negative = permission.model_copy(
+        update={"rules": (_min_price_rule().model_copy(update={"values": (2**256 - 15 * 10**9,)}),)}
+    )
+    assert "at least -1.5 (the word -15000000000)" in describe_permission(negative)
+
+
+def test_the_page_scales_every_fixed_point_rule_by_its_own_decimals(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """A range on a ``ufixed128x18``, a negative bound on a ``fixed64x2`` and a list of ``ufixed32x1`` values: each
+    value shown at its type's decimals, with the word the module compares."""
+    function = "quote(ufixed128x18 rate,fixed64x2 loss,ufixed32x1 tier)"
+    rules = (
+        Rule(
+            condition=Condition.IN_RANGE,
+            offset=0,
+            arg_type=ArgType.uint_of(128),
+            values=(5 * 10**17, 3 * 10**18),
+        ),
+        Rule(
+            condition=Condition.GREATER_THAN_OR_EQUAL,
+            offset=32,
+            arg_type=ArgType.int_of(64),
+            values=(2**256 - 150,),
+        ),
+        Rule(condition=Condition.ONE_OF, offset=64, arg_type=ArgType.uint_of(32), values=(15, 20)),
+    )
+    described = words(
+        Permission(
+            target="0x" + "5e" * 20,
+            selector=keccak(b"quote(ufixed128x18,fixed64x2,ufixed32x1)")[:4],
+            function=function,
+            rules=rules,
+        )
+    )
+    rate, loss, tier = described.permissions[0].rules
+    assert "0.5" in rate and "3 " in rate + " " and "500,000,000,000,000,000" in rate, rate
+    assert "-1.5" in loss and "-150" in loss, loss
+    assert "1.5" in tier and "2 " in tier + " ", tier
+    assert not [w for w in described.warnings if w.level == "danger"], described.warnings
+
+
+def test_the_chain_lets_the_key_sell_at_the_word_s_price(
+    sessions: Any,
+    project: Any,
+    chain: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the signed grant lets the dapp's key do on chain: ``sell`` with ``minPrice`` the word 2000, the price
+    0.0000002 as the target reads a ``fixed168x10`` (a recorder stands for the target: it logs the calldata it got)."""
+    recorder = project.EffectRecorder.deploy(sender=deployer)
+    session = Session(
+        session_key=session_key.address,
+        permissions=(
+            Permission(target=recorder.address, selector=SELL_SELECTOR, rules=(_min_price_rule(),)),
+        ),
+    )
+    sessions.grant_onchain(module_account, owner, session)
+    data = SELL_SELECTOR + abi_words(10**24, MIN_PRICE_WORD)
+    calls = [Call.of(recorder.address, 0, data)]
+    PolicyChecker(session, module_account, sessions.module.address).check_calls(calls, now=0)
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    (seen,) = list(recorder.Seen.range(0, chain.blocks.head.number + 1))
+    assert bytes(seen.data) == data  # minPrice's word 2000: a price of 2000 / 10**10
