@@ -66,7 +66,8 @@ def describe_permission(permission: Permission) -> str:
     )
     conditions = " and ".join(
         _named(rule, function, permission.rules).describe(
-            address=function is not None and _is_address(function.word_at(rule.offset))
+            address=function is not None and _is_address(function.word_at(rule.offset)),
+            decimals=_fixed_point_decimals(rule, function),
         )
         for rule in permission.rules
     )
@@ -156,6 +157,23 @@ def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> R
 
 def _is_address(located: tuple[str, AbiType] | None) -> bool:
     return located is not None and located[1].name == "address"
+
+
+_FIXED_POINT = re.compile(r"u?fixed\d+x(\d+)")
+
+
+def _fixed_point_decimals(rule: Rule, function: AbiFunction | None) -> int | None:
+    """The decimals of the fixed-point argument (``fixed168x10``, a Vyper ``decimal``) whose word ``rule`` reads
+    as the type it is declared (attack 363: its word is the value times 10**N, not the value); None otherwise."""
+    located = function.word_at(rule.offset) if function is not None else None
+    match = _FIXED_POINT.fullmatch(located[1].name) if located is not None else None
+    if (
+        match is None
+        or function is None
+        or function.misread_at(rule.offset, rule.arg_type, rule.condition, rule.values)
+    ):
+        return None
+    return int(match.group(1))
 
 
 def describe_duration(seconds: float) -> str:

@@ -370,18 +370,29 @@ class Rule(_Struct):
         values = [", ".join(shown)] if self.op == Condition.ONE_OF else shown
         return CONDITION_WORDS[self.op].format(*values)
 
-    def describe(self, *, address: bool = False) -> str:
+    def describe(self, *, address: bool = False, decimals: int | None = None) -> str:
         """In words, e.g. ``to must be 0xAb…`` or ``amount must be between 1 and 10 (both included)``. ``address``:
         the argument is declared an address (a ``uint160`` has the same type code), so its values are shown as
-        checksummed addresses."""
+        checksummed addresses. ``decimals``: the argument is a fixed-point number (``fixedMxN``, ``N`` decimals),
+        whose word is its value times ``10**N``: its values are shown as the target reads them, with the words."""
         label = self.name or f"word at offset {self.offset}"
-        if self.is_signed:
+        if decimals is not None:
+            numbers = [self._as_signed(v) if self.is_signed else v for v in self.values]
+            shown = [f"{_fixed_point(n, decimals)} (the word {n})" for n in numbers]
+        elif self.is_signed:
             shown = [str(self._as_signed(v)) for v in self.values]
         elif address and self.arg_type == ArgType.ADDRESS:
             shown = [to_address(v.to_bytes(20, "big")) for v in self.values]
         else:
             shown = [_short(v) for v in self.values]
         return f"{label} {self.requirement(shown)}"
+
+
+def _fixed_point(number: int, decimals: int) -> str:
+    """``number / 10**decimals`` written exactly: ``-1.5`` for -150 at 2 decimals."""
+    whole, fraction = divmod(abs(number), 10**decimals)
+    digits = str(fraction).rjust(decimals, "0").rstrip("0") if decimals else ""
+    return f"{'-' if number < 0 else ''}{whole}{'.' + digits if digits else ''}"
 
 
 def _short(value: int) -> str:

@@ -286,11 +286,34 @@ def _misread(rule: Rule, function: AbiFunction | None) -> tuple[str, AbiType] | 
     )
 
 
+_FIXED_POINT = re.compile(r"u?fixed\d+x(\d+)")
+"""A fixed-point ABI type (``fixed168x10``, a Vyper ``decimal``): its word is the integer ``value * 10**N``."""
+
+
+def _fixed_point_decimals(rule: Rule, function: AbiFunction | None) -> int | None:
+    """The ``N`` of the ``fixedMxN`` / ``ufixedMxN`` argument whose word ``rule`` reads (None: no such argument)."""
+    located = function.word_at(rule.offset) if function is not None else None
+    match = _FIXED_POINT.fullmatch(located[1].name) if located is not None else None
+    return int(match.group(1)) if match is not None else None
+
+
+def _fixed_point_text(word: int, rule: Rule, decimals: int) -> str:
+    """A fixed-point argument's value as the target reads it, and the word the module compares (attack 363: the
+    word alone, "at least 2,000", read as the value, which is 0.0000002 for a ``fixed168x10``)."""
+    number = _signed(word) if rule.is_signed else word
+    shown = format_amount(abs(number), decimals, None)
+    return f"{'-' if number < 0 else ''}{shown} (the word {number:,})"
+
+
 def _rule_text(rule: Rule, function: AbiFunction | None, ctx: _Context) -> str:
     """What ``rule`` asks, as the owner reads it; a rule that reads its argument otherwise (:func:`_misread`) shows
-    its values as the whole 32-byte words the module compares."""
+    its values as the whole 32-byte words the module compares; one on a fixed-point argument shows the values the
+    target reads, at the type's decimals, with the words."""
     if _misread(rule, function) is not None:
         return rule.requirement([f"the word 0x{value:064x}" for value in rule.values])
+    decimals = _fixed_point_decimals(rule, function)
+    if decimals is not None:
+        return rule.requirement([_fixed_point_text(value, rule, decimals) for value in rule.values])
     return _rule_words(rule, replace(ctx, addresses=_is_address(rule, function)))
 
 
