@@ -7,6 +7,13 @@ page showed the rule's values as those integers, so a dapp's ERC-7715 ``contract
 fixed168x10 minPrice)`` with the rule ``minPrice >= 2000`` (the word 2000) read "minPrice (fixed168x10) must be at least
 2,000" while the target reads the least price it accepts as 0.0000002: a bound ten billion times lower than the one
 the owner read, which the leaked key (the dapp's own) then sells the account's tokens at.
+
+Attack 364, an ERC-721 approval read as an ERC-20 allowance: ERC-721's ``approve(address to, uint256 tokenId)`` and
+``transferFrom(address from, address to, uint256 tokenId)`` have ERC-20's selectors, and the page knew them by
+selector as ERC-20's: a dapp's request for ``approve(spender == its escrow, amount <= 100)`` on an NFT collection the
+account holds read "approve(address spender, uint256 amount): spender must be the escrow; amount at most 100" with no
+danger (a bounded allowance to a listed spender), while on the collection each call approves the escrow for one more
+token, any whose id is at most 100: the key approves every such token of the account, and the escrow takes them all.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from keyscope import Policy, arg
 from keyscope.checker import PolicyChecker
 from keyscope.consent import GrantDescription
 from keyscope.erc7715 import plan_from_requests
@@ -160,3 +168,83 @@ def test_the_chain_lets_the_key_sell_at_the_word_s_price(
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     (seen,) = list(recorder.Seen.range(0, chain.blocks.head.number + 1))
     assert bytes(seen.data) == data  # minPrice's word 2000: a price of 2000 / 10**10
+
+
+def _nft_approval(nft: str, spender: str) -> Permission:
+    """The dapp's request, written with ERC-20's ABI: ``approve`` of its escrow, "at most 100"."""
+    return Policy.call(
+        nft,
+        "approve(address spender,uint256 amount)",
+        rules=[arg("spender") == spender, arg("amount") <= 100],
+    )
+
+
+def test_an_approval_on_an_nft_collection_is_shown_as_one_of_token_ids(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """What the owner reads of ``approve`` on an ERC-721 collection (it says so through ERC-165): the function as
+    the collection reads it (a token id, not an amount), and a danger that the bound lets every token whose id is
+    in it be approved, one per call; the same for ``transferFrom``, whose bound moves every such token."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    escrow = "0x" + "e5" * 20
+    described = words(
+        _nft_approval(nft.address, escrow),
+        Policy.call(
+            nft.address,
+            "transferFrom(address from,address to,uint256 amount)",
+            rules=[arg("to") == escrow, arg("amount") <= 100],
+        ),
+    )
+    approve, transfer = described.permissions
+    assert approve.function == "approve(address to, uint256 tokenId)", approve.function
+    assert transfer.function == "transferFrom(address from, address to, uint256 tokenId)", transfer.function
+    assert all("amount" not in rule for rule in (*approve.rules, *transfer.rules)), (
+        approve.rules,
+        transfer.rules,
+    )
+    dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
+    assert any("ERC-721" in text and "every token" in text for text in dangers), described.warnings
+    moves = [w.text for w in described.warnings if w.permission == 1]
+    assert any("ERC-721" in text and "every token" in text for text in moves), described.warnings
+
+
+def test_an_approval_of_one_token_id_on_an_nft_collection_raises_no_such_danger(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """An approval held to one token id (or a listed few) is what it reads as: no danger of every token."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    pinned = Policy.call(
+        nft.address,
+        "approve(address to,uint256 tokenId)",
+        rules=[arg("to") == "0x" + "e5" * 20, arg("tokenId").one_of(7, 9)],
+    )
+    described = words(pinned)
+    assert not [w for w in described.warnings if w.level == "danger"], described.warnings
+
+
+def test_the_chain_lets_the_key_approve_every_token_under_the_bound(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "an allowance of at most 100" lets the dapp do: its key approves the escrow
+    for each of the account's three tokens (ids 0 to 2) in one operation, and the escrow takes them."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    nft.mintBatch(module_account, 3, sender=deployer)
+    escrow = accounts[8]
+    session = Session(
+        session_key=session_key.address, permissions=(_nft_approval(nft.address, escrow.address),)
+    )
+    sessions.grant_onchain(module_account, owner, session)
+    approve = keccak(b"approve(address,uint256)")[:4]
+    calls = [
+        Call.of(nft.address, 0, approve + abi_words(int(escrow.address, 16), token)) for token in range(3)
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    for token in range(3):
+        nft.transferFrom(module_account, escrow, token, sender=escrow)
+    assert nft.balanceOf(escrow) == 3 and nft.balanceOf(module_account) == 0
