@@ -16,7 +16,14 @@ from .arg_types import ArgType
 from .policy import parse_signature
 from .session import Condition, Permission, Rule
 
-__all__ = ["KNOWN_FUNCTIONS", "UNLIMITED", "KnownFunction", "added_per_call"]
+__all__ = [
+    "ERC721_FUNCTIONS",
+    "KNOWN_FUNCTIONS",
+    "UNLIMITED",
+    "KnownFunction",
+    "added_per_call",
+    "known_function",
+]
 
 UNLIMITED = 2**255
 """An amount bound at or above this is no bound: shown as unlimited."""
@@ -174,6 +181,51 @@ _KNOWN = [
 ]
 KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
 """Functions known by selector (add one here to give it words and warnings)."""
+
+
+def _token_id_warnings(
+    level: str, who_offset: int, who: str, does: str
+) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """The dangers of an ERC-721 function of one token id (at byte 32 or 64, after ``who``): ``who`` at
+    ``who_offset`` not held to listed values, and a token id not held to listed ids (a bound on it is no amount:
+    each call ``does`` one more token, any whose id it allows)."""
+    id_offset = 32 if who_offset == 0 else 64
+
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        found = []
+        if not _pinned(permission.rules, who_offset):
+            found.append((level, f"may name ANY {who}: no rule holds the {who} to one you know"))
+        if not _pinned(permission.rules, id_offset):
+            found.append(
+                (level, f"this ERC-721 collection takes a token id here, not an amount: each call {does} one token, "
+                 "any the rules allow, so every token of the account whose id is in the rule's range (any id, "
+                 "without a rule) may go, as many calls as the session's window allows")
+            )  # fmt: skip
+        return found
+
+    return warn
+
+
+_ERC721 = [
+    KnownFunction(
+        "approve(address to,uint256 tokenId)",
+        (),
+        _token_id_warnings("danger", 0, "spender", "approves the spender for"),
+    ),
+    KnownFunction(
+        "transferFrom(address from,address to,uint256 tokenId)",
+        (),
+        _token_id_warnings("caution", 32, "recipient", "moves"),
+    ),
+]
+ERC721_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _ERC721}
+"""ERC-721's functions that share ERC-20's selectors (``approve``, ``transferFrom``), for a target that says it is
+an ERC-721 collection (attack 364: read as ERC-20's, a token id's bound was shown as an allowance's amount)."""
+
+
+def known_function(selector: bytes, erc721: bool = False) -> KnownFunction | None:
+    """The function known by ``selector``: ERC-721's on a collection (``erc721``), else :data:`KNOWN_FUNCTIONS`'."""
+    return (ERC721_FUNCTIONS.get(selector) if erc721 else None) or KNOWN_FUNCTIONS.get(selector)
 
 
 def added_per_call(permission: Permission) -> tuple[int, int] | None:

@@ -43,6 +43,8 @@ __all__ = [
 _SYMBOL = keccak(b"symbol()")[:4]
 _NAME = keccak(b"name()")[:4]
 _DECIMALS = keccak(b"decimals()")[:4]
+_SUPPORTS_ERC721 = keccak(b"supportsInterface(bytes4)")[:4] + bytes.fromhex("80ac58cd").ljust(32, b"\x00")
+"""ERC-165's question whether a contract is an ERC-721 collection (interface id 0x80ac58cd)."""
 MAX_TEXT = 40
 _HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 """Unicode categories shown by their code point: controls (newlines), format characters (bidi overrides such as
@@ -69,11 +71,14 @@ class TokenFacts:
 
 @dataclass(frozen=True)
 class ContractFacts:
-    """What ``address`` is: ``has_code``, and ``token`` when it answers like an ERC-20 token."""
+    """What ``address`` is: ``has_code``, ``token`` when it answers like an ERC-20 token, and ``erc721`` when it says
+    it is an ERC-721 collection (ERC-165), whose ``approve`` and ``transferFrom`` take a token id where ERC-20's,
+    with the same selectors, take an amount (attack 364)."""
 
     address: str
     has_code: bool
     token: TokenFacts | None
+    erc721: bool = False
 
 
 def _text(raw: bytes) -> str | None:
@@ -109,10 +114,13 @@ def contract_facts(chain: Chain, address: str) -> ContractFacts:
         value = int.from_bytes(decimals_raw, "big")
         decimals = value if value <= 77 else None
     symbol = _text(symbol_raw) if symbol_raw else None
+    erc721 = call_or_none(chain, target, _SUPPORTS_ERC721) == (1).to_bytes(32, "big")
     if decimals is None and symbol is None:
-        return ContractFacts(target, True, None)
+        return ContractFacts(target, True, None, erc721)
     name_raw = call_or_none(chain, target, _NAME)
-    return ContractFacts(target, True, TokenFacts(symbol, _text(name_raw) if name_raw else None, decimals))
+    return ContractFacts(
+        target, True, TokenFacts(symbol, _text(name_raw) if name_raw else None, decimals), erc721
+    )
 
 
 def format_amount(amount: int, decimals: int | None, symbol: str | None, *, grouped: bool = True) -> str:

@@ -26,7 +26,7 @@ from ..accounts.modules import UNANSWERED
 from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
-from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction
+from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction, known_function
 from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
@@ -213,10 +213,13 @@ _POSITIONAL = re.compile(r"arg[0-9]+")
 """The page's own names of unnamed arguments by position (``arg1``), which a rule's label may not take."""
 
 
-def _function(permission: Permission) -> tuple[str, AbiFunction | None, KnownFunction | None]:
+def _function(
+    permission: Permission, erc721: bool = False
+) -> tuple[str, AbiFunction | None, KnownFunction | None]:
     """The function as the owner reads it: its signature with argument names (checked against the selector),
-    the parsed function, and what is known of it by selector."""
-    known = KNOWN_FUNCTIONS.get(permission.selector)
+    the parsed function, and what is known of it by selector (ERC-721's on a target that says it is a collection,
+    ``erc721``)."""
+    known = known_function(permission.selector, erc721)
     parsed: AbiFunction | None = None
     if known is not None:
         # a function known by selector is shown as the table has it, whatever label the request gives: four bytes
@@ -379,7 +382,7 @@ def _permission_words(
             ),
             warnings,
         )
-    shown, function, known = _function(permission)
+    shown, function, known = _function(permission, contract.erc721)
     is_token = contract.token is not None and contract.token.decimals is not None
     ctx = _Context(
         ctx_base.account,
