@@ -14,6 +14,13 @@ selector as ERC-20's: a dapp's request for ``approve(spender == its escrow, amou
 account holds read "approve(address spender, uint256 amount): spender must be the escrow; amount at most 100" with no
 danger (a bounded allowance to a listed spender), while on the collection each call approves the escrow for one more
 token, any whose id is at most 100: the key approves every such token of the account, and the escrow takes them all.
+
+Attack 365, an ERC-4626 vault's arguments renamed: argument names are not part of the selector, and the page shows a
+function it does not know by selector with the request's names. A dapp's request for a vault's ``withdraw(uint256
+assets, address owner, address receiver)`` (the standard's ``withdraw(assets, receiver, owner)`` with its two
+addresses' names swapped) and the rule ``receiver == this account`` read "receiver (address) must be ... (this
+account)" while the rule holds the standard's ``owner`` (which is the account anyway), and the key withdraws the
+account's assets to the dapp (attack 136's renaming, on a standard the page's table did not know).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from keyscope.checker import PolicyChecker
 from keyscope.consent import GrantDescription
 from keyscope.erc7715 import plan_from_requests
 from keyscope.execution import Call
-from keyscope.hexutil import keccak
+from keyscope.hexutil import keccak, to_address
 from keyscope.report import describe_permission
 from keyscope.session import ArgType, Condition, Permission, Rule, Session
 from keyscope.signing import LocalSigner
@@ -248,3 +255,54 @@ def test_the_chain_lets_the_key_approve_every_token_under_the_bound(
     for token in range(3):
         nft.transferFrom(module_account, escrow, token, sender=escrow)
     assert nft.balanceOf(escrow) == 3 and nft.balanceOf(module_account) == 0
+
+
+SWAPPED_WITHDRAW = "withdraw(uint256 assets,address owner,address receiver)"
+"""ERC-4626's ``withdraw(assets, receiver, owner)`` as the dapp's request writes it: the two addresses' names swapped."""
+
+
+def test_a_vault_withdrawal_with_its_arguments_renamed_is_shown_with_the_standard_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """What the owner reads: the vault's functions known by selector, with ERC-4626's names (the rule holding the
+    account is on ``owner``), and a caution that the assets (or a deposit's shares) may go to ANY address."""
+    account = "0x" + "ac" * 20
+    vault = "0x" + "7a" * 20
+    withdraw = Policy.call(vault, SWAPPED_WITHDRAW, rules=[arg("receiver") == account])
+    deposit = Policy.call(vault, "deposit(uint256 assets,address receiver)")
+    described = words(withdraw, deposit, account=to_address(account))
+    shown_withdraw, shown_deposit = described.permissions
+    assert shown_withdraw.function == "withdraw(uint256 assets, address receiver, address owner)", (
+        shown_withdraw
+    )
+    assert shown_withdraw.rules[0].startswith("owner (address) must be"), shown_withdraw.rules
+    assert shown_deposit.function == "deposit(uint256 assets, address receiver)", shown_deposit
+    for index in (0, 1):
+        texts = [w.text for w in described.warnings if w.permission == index]
+        assert any("ANY address" in text for text in texts), described.warnings
+
+
+def test_the_chain_lets_the_key_withdraw_the_vault_s_assets_to_the_dapp(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "receiver must be this account" lets the dapp do on a real ERC-4626 vault:
+    its key withdraws the account's assets to the dapp, the rule holding the ``owner`` word to the account."""
+    token = project.TestToken.deploy(sender=deployer)
+    vault = project.TestVault.deploy(token.address, sender=deployer)
+    token.mint(deployer, 10**21, sender=deployer)
+    token.approve(vault.address, 10**21, sender=deployer)
+    vault.deposit(10**21, module_account, sender=deployer)
+    dapp = accounts[8].address
+    permission = Policy.call(vault.address, SWAPPED_WITHDRAW, rules=[arg("receiver") == module_account])
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    data = permission.selector + abi_words(10**21, int(dapp, 16), int(module_account, 16))
+    calls = [Call.of(vault.address, 0, data)]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert token.balanceOf(dapp) == 10**21 and vault.balanceOf(module_account) == 0
