@@ -178,6 +178,14 @@ _KNOWN = [
     KnownFunction(
         "safeTransferFrom(address from,address to,uint256 tokenId,bytes data)", (), _transfer_warnings(32, 64)
     ),
+    # ERC-4626 vaults: known by selector so that their arguments carry the standard's names (a request's own, with
+    # receiver and owner swapped, put "receiver must be this account" on the owner word, attack 365); the assets
+    # (or a deposit's shares) go to `receiver`. Amounts stay base units: assets are the underlying token's, whose
+    # decimals need not be the vault's.
+    KnownFunction("deposit(uint256 assets,address receiver)", (), _transfer_warnings(32, 0)),
+    KnownFunction("mint(uint256 shares,address receiver)", (), _transfer_warnings(32, 0)),
+    KnownFunction("withdraw(uint256 assets,address receiver,address owner)", (), _transfer_warnings(32, 0)),
+    KnownFunction("redeem(uint256 shares,address receiver,address owner)", (), _transfer_warnings(32, 0)),
 ]
 KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
 """Functions known by selector (add one here to give it words and warnings)."""
