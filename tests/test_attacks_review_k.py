@@ -280,6 +280,8 @@ def test_a_vault_withdrawal_with_its_arguments_renamed_is_shown_with_the_standar
     for index in (0, 1):
         texts = [w.text for w in described.warnings if w.permission == index]
         assert any("ANY address" in text for text in texts), described.warnings
+    # the session report says the same of the live session
+    assert ", where owner must be " in describe_permission(withdraw), describe_permission(withdraw)
 
 
 def test_the_chain_lets_the_key_withdraw_the_vault_s_assets_to_the_dapp(
