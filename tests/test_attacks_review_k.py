@@ -21,6 +21,11 @@ assets, address owner, address receiver)`` (the standard's ``withdraw(assets, re
 addresses' names swapped) and the rule ``receiver == this account`` read "receiver (address) must be ... (this
 account)" while the rule holds the standard's ``owner`` (which is the account anyway), and the key withdraws the
 account's assets to the dapp (attack 136's renaming, on a standard the page's table did not know).
+
+Attack 366, the same renaming on ERC-1155's transfers: a request for ``safeTransferFrom(address to, address from,
+uint256 id, uint256 value, bytes data)`` (the standard's ``from`` and ``to`` names swapped) with ``to == this account``
+read "to (address) must be ... (this account)" while the rule holds ``from``, and the key sends the account's tokens
+of every id to the dapp; ``safeBatchTransferFrom`` the same.
 """
 
 from __future__ import annotations
@@ -308,3 +313,58 @@ def test_the_chain_lets_the_key_withdraw_the_vault_s_assets_to_the_dapp(
     calls = [Call.of(vault.address, 0, data)]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert token.balanceOf(dapp) == 10**21 and vault.balanceOf(module_account) == 0
+
+
+SWAPPED_1155 = "safeTransferFrom(address to,address from,uint256 id,uint256 value,bytes data)"
+"""ERC-1155's ``safeTransferFrom(from, to, id, value, data)`` as the dapp's request writes it: ``from`` and ``to``
+swapped."""
+SWAPPED_1155_BATCH = (
+    "safeBatchTransferFrom(address to,address from,uint256[] ids,uint256[] values,bytes data)"
+)
+
+
+def test_an_erc1155_transfer_with_its_arguments_renamed_is_shown_with_the_standard_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """What the owner reads: ERC-1155's transfers known by selector, with the standard's names (the rule holding the
+    account is on ``from``), and a caution that the tokens may go to ANY address."""
+    account = "0x" + "ac" * 20
+    collection = "0x" + "1b" * 20
+    single = Policy.call(collection, SWAPPED_1155, rules=[arg("to") == account])
+    batch = Policy.call(collection, SWAPPED_1155_BATCH, rules=[arg("to") == account])
+    described = words(single, batch, account=to_address(account))
+    shown_single, shown_batch = described.permissions
+    assert shown_single.function == (
+        "safeTransferFrom(address from, address to, uint256 id, uint256 value, bytes data)"
+    ), shown_single
+    assert shown_batch.function == (
+        "safeBatchTransferFrom(address from, address to, uint256[] ids, uint256[] values, bytes data)"
+    ), shown_batch
+    for index, words_of in enumerate((shown_single, shown_batch)):
+        assert words_of.rules[0].startswith("from (address) must be"), words_of.rules
+        texts = [w.text for w in described.warnings if w.permission == index]
+        assert any("ANY address" in text for text in texts), described.warnings
+    assert ", where from must be " in describe_permission(single), describe_permission(single)
+
+
+def test_the_chain_lets_the_key_send_the_account_s_erc1155_tokens_to_the_dapp(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "to must be this account" lets the dapp do on a real ERC-1155: its key sends
+    the account's tokens to the dapp, the rule holding the ``from`` word to the account."""
+    collection = project.TestMultiToken.deploy(sender=deployer)
+    collection.mint(module_account, 7, 50, sender=deployer)
+    dapp = accounts[8].address
+    permission = Policy.call(collection.address, SWAPPED_1155, rules=[arg("to") == module_account])
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    data = permission.selector + abi_words(int(module_account, 16), int(dapp, 16), 7, 50, 0xA0, 0)
+    calls = [Call.of(collection.address, 0, data)]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert collection.balanceOf(dapp, 7) == 50 and collection.balanceOf(module_account, 7) == 0
