@@ -72,13 +72,16 @@ class KnownFunction:
 
 
 def _transfer_warnings(
-    to_offset: int, amount_offset: int
+    to_offset: int, amount_offset: int | None
 ) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """A transfer's cautions: a recipient (at ``to_offset``) no rule holds, and on a token an amount (at
+    ``amount_offset``; None: in a dynamic argument no rule can bound) no rule caps."""
+
     def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
         found = []
         if not _pinned(permission.rules, to_offset):
             found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
-        if token and _bound(permission.rules, amount_offset) is None:
+        if token and (amount_offset is None or _bound(permission.rules, amount_offset) is None):
             found.append(("caution", "no rule caps the amount of one call"))
         return found
 
@@ -177,6 +180,18 @@ _KNOWN = [
     ),
     KnownFunction(
         "safeTransferFrom(address from,address to,uint256 tokenId,bytes data)", (), _transfer_warnings(32, 64)
+    ),
+    # ERC-1155: known by selector for the standard's names (a request's own, from and to swapped, put "to must be
+    # this account" on the from word, attack 366); amounts are per id, with no decimals: base units
+    KnownFunction(
+        "safeTransferFrom(address from,address to,uint256 id,uint256 value,bytes data)",
+        (),
+        _transfer_warnings(32, 96),
+    ),
+    KnownFunction(
+        "safeBatchTransferFrom(address from,address to,uint256[] ids,uint256[] values,bytes data)",
+        (),
+        _transfer_warnings(32, None),
     ),
     # ERC-4626 vaults: known by selector so that their arguments carry the standard's names (a request's own, with
     # receiver and owner swapped, put "receiver must be this account" on the owner word, attack 365); the assets
