@@ -19,7 +19,12 @@ ruled members at and beside the rules' values:
   before it judges a word (``NestedStructMismatch``);
 * now and then the typed data names the account or the module as its verifying contract, which then asks: the SDK
   refuses to sign for it (``refuse_forbidden_verifier``), the module refuses the signature
-  (``SignatureSenderForbidden``), whatever the contents.
+  (``SignatureSenderForbidden``), whatever the contents;
+* a quarter of the signatures (picked by a hash of the message, drawing nothing) are asked about once more
+  malformed: cut at any byte, extended, a byte changed, the frame count, the first frame's size or the sign-in's
+  line length changed. The module takes none of them (it reads every byte of a session signature), and refuses a
+  layout that does not add up with ``MalformedSignature``, after the permission and window checks its body's first
+  words select (before them when the header or the body's first words are cut).
 
 A fifth of the typed-data and sign-in messages are signed forged: the header names the session's key, another key
 signs (for a sign-in session granted with a co-signer, a third of them, another key makes the co-signature). The
@@ -81,6 +86,7 @@ from keyscope.typed_data import (
 from keyscope.typed_fields import ORDER_CONDITIONS, field_arg_type, is_hashed, nested_frames
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
+from support.malformed import malform
 from support.raw_call import revert_bytes
 
 TYPED_EXAMPLES = 400 if DEEP else 30
@@ -104,6 +110,13 @@ CO_SIGNER = LocalSigner(keccak(b"keyscope signing differential co-signer"))
 FORGED = ("InvalidSessionSignature", None, None)
 """The module's verdict on a forged signature of contents it would take."""
 TALLY: Counter[str] = Counter()
+MALFORMED = "MalformedSignature"
+BEFORE_LAYOUT = {
+    "typed data": ("SigningNotGranted", "SignatureOutsideWindow"),
+    "sign-in": ("SignInNotGranted", "SignatureOutsideWindow"),
+}
+"""The refusals the module gives before it reads a body's layout (its permission, looked up by the body's first
+words; the permission's window)."""
 
 # -- contents types -----------------------------------------------------------------------------------------------
 
@@ -541,6 +554,9 @@ REACHED = (
     "sign-in: SignInNotGranted",
     "sign-in: SignInAccountMismatch",
     "sign-in: SignatureOutsideWindow",
+    "malformed typed data: MalformedSignature",
+    "malformed sign-in: MalformedSignature",
+    "malformed sign-in: ContentsMismatch",
 )
 """The verdicts a run of the whole module must compare at least once each. Rarer ones (a rule past the contents,
 ContentsTooShort; a message granted under another permission of its type; a forged sign-in signature or
@@ -639,6 +655,52 @@ def agree(
     if sdk[0] != module[0] or sdk[2] != module[2]:
         return False
     return module[1] is None or sdk[1] == module[1]
+
+
+def judge_malformed(
+    evm: Chain,
+    account: str,
+    hash_: bytes,
+    signature: bytes,
+    lot: bytes,
+    kind: str,
+    canonical: str | None,
+    expect: Callable[[bytes, str], str | None],
+) -> None:
+    """A quarter of the signatures (by ``lot``, drawing nothing) asked about once more, malformed (cut, extended, a
+    byte changed, a length or count field changed: ``support.malformed``): the module takes none of them (every byte
+    of a session signature is read: the header, the signatures, the body to its last byte), and where ``expect``
+    (given the bytes and what was done) names the refusal, the module gives that one. ``canonical``: its verdict on
+    the well-formed signature."""
+    if lot[3] % 4:
+        return
+    body_at = 1 + {0: 86, 1: 98, 2: 163}[signature[1]]  # kind, who, key or id, the signatures
+    fields = [(body_at + 64, 1), (body_at + 65, 1)] if kind == "typed data" else [(body_at, 2)]
+    malformed, how = malform(signature, keccak(lot + b"malformed"), fields)
+    remote = evm.verdict(account, hash_, malformed)[0]
+    expected = expect(malformed, how)
+    TALLY[f"malformed {kind}: {remote}"] += 1
+    event(f"malformed {kind}: {remote}")
+    assert remote is not None, f"{kind} signature {how}: the module takes it (well-formed: {canonical})"
+    assert expected is None or remote == expected, (
+        f"{kind} signature {how}: the module says {remote}, expected {expected} (well-formed: {canonical})"
+    )
+
+
+def typed_data_malformed(body_at: int, canonical: str | None) -> Callable[[bytes, str], str | None]:
+    """The module's refusal of a malformed typed-data signature (well-formed: its body from byte ``body_at``; the
+    module's verdict on it ``canonical``): of any other length, or with its frame count or first
+    frame's size changed, MalformedSignature, once its permission and window pass (a body of fewer than 65 bytes,
+    or a header cut short, is malformed before them); None (any refusal) for a changed byte."""
+
+    def expect(malformed: bytes, how: str) -> str | None:
+        if how.startswith("byte"):
+            return None
+        if len(malformed) < body_at + 65:
+            return MALFORMED
+        return canonical if canonical in BEFORE_LAYOUT["typed data"] else MALFORMED
+
+    return expect
 
 
 # -- typed data ----------------------------------------------------------------------------------------------------
@@ -760,6 +822,10 @@ def test_the_sdk_and_the_module_judge_typed_data_alike(evm, data):
                 f"permissions {[g.permission for g in made]}, a message of permission {index}'s type: {typed_data}: "
                 f"the SDK says {local}, the module {remote}"
             )
+            judge_malformed(
+                evm, account, hash_, body, lot, "typed data", remote[0],
+                typed_data_malformed(87, remote[0]),
+            )  # fmt: skip
             if not granted or local[0] == "SignatureOutsideWindow" or found is None:
                 continue
             TALLY[ANOTHER_PERMISSION] += found is not grant
@@ -921,6 +987,32 @@ def test_the_sdk_and_the_module_judge_sign_in_messages_alike(evm, data):
         assert agree(local, remote), (
             f"{websites} granted, {message!r}: the SDK says {local}, the module {remote}"
         )
+        judge_malformed(
+            evm, account, eip191_hash(message), body, keccak(body), "sign-in", remote[0],
+            sign_in_malformed(1 + len(header), message, first_line, remote[0]),
+        )  # fmt: skip
+
+
+def sign_in_malformed(
+    body_at: int, message: bytes, line: int, canonical: str | None
+) -> Callable[[bytes, str], str | None]:
+    """The module's refusal of a malformed sign-in signature (its body from byte ``body_at``: the first line's
+    length ``line``, 2 bytes, then ``message``; the module's verdict on it ``canonical``): cut into the header, the
+    length or the first line, or given a first line longer than the message, MalformedSignature; cut after the
+    first line or extended, the message's hash is not the one asked about (ContentsMismatch) once its permission
+    and window pass; None (any refusal) for a changed byte or a shorter first line."""
+
+    def expect(malformed: bytes, how: str) -> str | None:
+        if how.startswith("byte"):
+            return None
+        if how.startswith("2-byte"):
+            told = int.from_bytes(malformed[body_at : body_at + 2], "big")
+            return MALFORMED if told > len(message) else None
+        if len(malformed) < body_at + 2 + line:
+            return MALFORMED
+        return canonical if canonical in BEFORE_LAYOUT["sign-in"] else "ContentsMismatch"
+
+    return expect
 
 
 def test_judging_words_under_a_permission_the_session_lacks_says_which_it_has():
