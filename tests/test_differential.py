@@ -8,7 +8,9 @@ policy check runs, failures revert with a custom error) or USE form (no permissi
 are forged: USE_WITH_KEY naming the session's key but signed by another key (a leaked key reaching for another
 key's permissions), or for a co-signed session, SESSION with the co-signature or the key's signature made by
 another key. The policy check runs first, so a forged operation the policy refuses reverts with the checker's
-reason; one it passes must get SIG_VALIDATION_FAILED, whatever the window.
+reason; one it passes must get SIG_VALIDATION_FAILED, whatever the window. One operation in sixteen (by its hash,
+drawing nothing) is asked about once more with its signature malformed (cut at any byte, extended, a byte changed):
+the module validates none, reading the bytes as the layout their length and first byte say (``read_as``).
 
 Each case must agree: the checker accepts exactly when the module returns validation data with a valid
 signature, that validation data is the one the checker predicts, the window the EntryPoint applies to it
@@ -60,6 +62,10 @@ from keyscope.revert import decode_revert
 from keyscope.session import (
     GWEI,
     MAX_RULE_WORDS,
+    MODE_AT,
+    MODE_ENABLE,
+    MODE_SESSION,
+    MODE_USE_WITH_KEY,
     SIGNED,
     ArgType,
     Condition,
@@ -74,6 +80,7 @@ from keyscope.signing import LocalSigner
 from keyscope.userop import EIP7702_FACTORY, UserOperation
 from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
 from support.fuzz import DEEP, FUZZ, ON_CHAIN
+from support.malformed import malform
 from support.raw_call import revert_bytes
 from support.smuggling import smuggling_encodings
 
@@ -94,6 +101,8 @@ Signing = Literal["USE", "USE_WITH_KEY", "FORGED"]
 SIGNINGS: tuple[Signing, ...] = ("USE", "USE_WITH_KEY", "USE_WITH_KEY", "USE_WITH_KEY", "FORGED")
 BY_KEY_AND_USE: tuple[Signing, ...] = ("USE_WITH_KEY", "USE")
 SIG_VALIDATION_FAILED = 1
+MALFORMED_ONE_IN = 16
+"""One operation in this many (by its hash) is asked about once more with its signature malformed."""
 
 
 U256 = 2**256 - 1
@@ -166,6 +175,29 @@ class Probe:
             self.address, self.module.address, self.module.revokeSession.encode_input(session_id)
         )
 
+    def signature(
+        self,
+        key: LocalSigner,
+        *,
+        with_key: bool,
+        op_hash: bytes,
+        co_signed: tuple[bytes, LocalSigner] | None = None,
+        forged: bool = False,
+    ) -> bytes:
+        """``key``'s signature of ``op_hash`` in USE, USE_WITH_KEY, or for a co-signed session (``co_signed``: its id
+        and co-signer) SESSION with both signatures. ``forged``: the key's signature (or, for a co-signed session, by
+        the hash's first bit, the co-signature instead) is made by STRANGER."""
+        stranger_co_signs = forged and co_signed is not None and op_hash[0] & 1 == 1
+        signature = (STRANGER if forged and not stranger_co_signs else key).sign_hash(op_hash)
+        if co_signed is not None:
+            session_id, co_signer = co_signed
+            co_signer = STRANGER if stranger_co_signs else co_signer
+            digest = co_sign_digest(session_id, op_hash, chain_id=self.chain_id, module=self.module.address)
+            return encode_session_signature(session_id, signature, co_signer.sign_hash(digest))
+        if with_key:
+            return encode_use_with_key_signature(key.address, signature)
+        return signature
+
     def validate(
         self,
         op: UserOperation,
@@ -176,19 +208,15 @@ class Probe:
         co_signed: tuple[bytes, LocalSigner] | None = None,
         forged: bool = False,
     ) -> ModuleOutcome:
-        """The module's answer to ``op`` signed by ``key``: USE, USE_WITH_KEY, or for a co-signed session
-        (``co_signed``: its id and co-signer) SESSION with both signatures. ``forged``: the key's signature (or, for
-        a co-signed session, by the hash's first bit, the co-signature instead) is made by STRANGER."""
-        stranger_co_signs = forged and co_signed is not None and op_hash[0] & 1 == 1
-        signature = (STRANGER if forged and not stranger_co_signs else key).sign_hash(op_hash)
-        if co_signed is not None:
-            session_id, co_signer = co_signed
-            co_signer = STRANGER if stranger_co_signs else co_signer
-            digest = co_sign_digest(session_id, op_hash, chain_id=self.chain_id, module=self.module.address)
-            signature = encode_session_signature(session_id, signature, co_signer.sign_hash(digest))
-        elif with_key:
-            signature = encode_use_with_key_signature(key.address, signature)
-        packed = packed_tuple(op.replace(signature=signature))
+        """The module's answer to ``op`` signed by ``key`` (see :meth:`signature`)."""
+        signature = self.signature(
+            key, with_key=with_key, op_hash=op_hash, co_signed=co_signed, forged=forged
+        )
+        return self.answer(op.replace(signature=signature), op_hash)
+
+    def answer(self, op: UserOperation, op_hash: bytes) -> ModuleOutcome:
+        """The module's answer to ``op`` as it is signed, its hash ``op_hash``."""
+        packed = packed_tuple(op)
         data = VALIDATE_SELECTOR + abi_encode([PACKED_OP, "bytes32"], [packed, op_hash])
         tx = {"from": self.address, "to": self.module.address, "data": "0x" + data.hex(), "gas": 30_000_000}
         try:
@@ -431,6 +459,11 @@ def run_case(
     with_key = signing != "USE" or co_signer is not None
     forged = signing == "FORGED"
     module = probe.validate(op, key, with_key=with_key, op_hash=op_hash, co_signed=co_signed, forged=forged)
+    if op_hash[1] % MALFORMED_ONE_IN == 0:
+        signature = probe.signature(
+            key, with_key=with_key, op_hash=op_hash, co_signed=co_signed, forged=forged
+        )
+        judge_malformed(probe, op, op_hash, signature, module)
     TIMES["eth_call"] += time.perf_counter() - started
     policy = "?"
     v08 = PolicyChecker(
@@ -462,6 +495,47 @@ def run_case(
         policy = category
     TALLY[policy] += 1
     TALLY["operations"] += 1
+
+
+def read_as(signature: bytes) -> str:
+    """The layout the module reads ``signature`` as (``validateUserOp``): a MODE_AT prefix stripped, USE for any
+    65 bytes, USE_WITH_KEY for 86 bytes after 0x02, ENABLE for 2 bytes or more after 0x01, SESSION for 98 or 163
+    after 0x04; "none" otherwise (SIG_VALIDATION_FAILED, no revert)."""
+    if len(signature) != 65 and len(signature) > 7 and signature[0] == MODE_AT:
+        signature = signature[7:]
+    if len(signature) == 65:
+        return "USE"
+    if len(signature) == 86 and signature[0] == MODE_USE_WITH_KEY:
+        return "USE_WITH_KEY"
+    if len(signature) > 1 and signature[0] == MODE_ENABLE:
+        return "ENABLE"
+    if len(signature) in (98, 163) and signature[0] == MODE_SESSION:
+        return "SESSION"
+    return "none"
+
+
+def judge_malformed(
+    probe: Probe, op: UserOperation, op_hash: bytes, signature: bytes, canonical: ModuleOutcome
+) -> None:
+    """``op`` signed with ``signature`` malformed (cut, extended, a byte changed: ``support.malformed``, picked by the
+    hash): the module never validates it. It reads the bytes as the layout their length and first byte say
+    (:func:`read_as`): none, SIG_VALIDATION_FAILED; ENABLE, a revert (ENABLE data these bytes are not); USE, USE_WITH_KEY
+    or SESSION, SIG_VALIDATION_FAILED or the revert of the well-formed operation (``canonical``: its callData and gas
+    are refused whoever signs), or NoPermission (the key or session the bytes now name holds nothing)."""
+    malformed, how = malform(signature, keccak(op_hash + b"malformed"))
+    layout = read_as(malformed)
+    outcome = probe.answer(op.replace(signature=malformed), op_hash)
+    name = outcome.error[0] if outcome.error else None
+    verdict = "SIG_VALIDATION_FAILED" if outcome.data == SIG_VALIDATION_FAILED else name or f"{outcome}"
+    TALLY[f"malformed signature ({layout}): {verdict}"] += 1
+    context = f"a signature {how}, read as {layout}: the module says {outcome} (well-formed: {canonical})"
+    assert outcome.data is None or outcome.data & (2**160 - 1) == SIG_VALIDATION_FAILED, context
+    if layout == "none":
+        assert outcome.data == SIG_VALIDATION_FAILED, context
+    elif layout == "ENABLE":
+        assert outcome.data is None, context
+    elif outcome.data is None:
+        assert name == "NoPermission" or outcome.raw == canonical.raw, context
 
 
 def run_session(
