@@ -32,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -43,6 +45,7 @@ from keyscope.execution import Call, encode_execute
 from keyscope.module import invalidate_all_sessions_data
 from keyscope.revert import decode_revert
 from keyscope.session import (
+    SESSION_ABI_TYPE,
     Limit,
     LimitKind,
     Meter,
@@ -58,6 +61,7 @@ from keyscope.userop import UserOperation
 from support.anvil_chain import anvil_chain
 from support.anvil_harness import AnvilClock, BareViews, anvil_sessions
 from support.fuzz import DEEP, ON_CHAIN
+from support.malformed import malform
 from support.raw_call import revert_bytes
 
 ETHER = 10**18
@@ -876,3 +880,152 @@ def test_nothing_signed_before_a_revocation_an_invalidation_or_an_uninstall_acts
     # each in a deep run; in a ci run's few examples, one of them at least
     reached = [TALLY[outcome] for outcome in dead_back]
     assert all(reached) if DEEP else any(reached), f"a session dead back at its epoch met {reached}: {TALLY}"
+
+
+# -- malformed ENABLE data ---------------------------------------------------------------------------------------
+
+VALIDATE_USER_OP = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
+)[:4]
+PACKED_OP = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
+ENABLE_DATA_EXAMPLES = 120 if DEEP else 12
+MALFORMED_PER_EXAMPLE = 8
+MALFORMED_TALLY: Counter[str] = Counter()
+"""The module's verdicts on malformed ENABLE data; MALFORMED_CHANGES, what was changed for each."""
+MALFORMED_CHANGES: Counter[str] = Counter()
+SESSION_FIELDS = ("paymasters", "permissions", "limits", "typedData", "signIn")
+"""The Session struct's dynamic members and their head slots: each an array whose count word a respelling changes."""
+SESSION_SLOTS = {"paymasters": 4, "permissions": 6, "limits": 7, "typedData": 9, "signIn": 10}
+
+
+def _word(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 32], "big")
+
+
+def enable_data_fields(data: bytes) -> dict[tuple[int, int], str]:
+    """The length, offset and count fields of ENABLE data ``abi.encode(Session, bytes ownerSignature, bytes
+    sessionSignature)`` a respelling changes ((byte offset, width): name): the three head words; the two signatures'
+    length words and the last byte of their padding; the session key's and the window's first words (a value not
+    canonical for address and uint48); the Session's offset words of its arrays and each array's count word."""
+    session, owner, key = _word(data, 0), _word(data, 32), _word(data, 64)
+    fields = {
+        (0, 32): "the Session's offset",
+        (32, 32): "the owner signature's offset",
+        (64, 32): "the session signature's offset",
+        (owner, 32): "the owner signature's length",
+        (key, 32): "the session signature's length",
+        (session, 32): "the session key's word",
+        (session + 32, 32): "validAfter's word",
+    }
+    for at, name in ((owner, "the owner signature's"), (key, "the session signature's")):
+        padded = 32 * ((_word(data, at) + 31) // 32)
+        if padded > _word(data, at):
+            fields[(at + 32 + padded - 1, 1)] = f"{name} padding"
+    for name in SESSION_FIELDS:
+        slot = session + 32 * SESSION_SLOTS[name]
+        fields[(slot, 32)] = f"{name}' offset"
+        fields[(session + _word(data, slot), 32)] = f"{name}' count"
+    return fields
+
+
+def what_changed(how: str, fields: dict[tuple[int, int], str]) -> str:
+    """What ``support.malformed``'s description ``how`` did, the field it changed named."""
+    for (offset, width), name in fields.items():
+        if how.startswith(f"{width}-byte field at byte {offset} "):
+            return name
+    return how.split(" ")[0]
+
+
+def validate_as_account(
+    machine: EnablePathsMachine, op: UserOperation, op_hash: bytes
+) -> tuple[int | None, str]:
+    """The account's ``validateUserOp(op, op_hash, 0)`` as the EntryPoint calls it (an ``eth_call``; the account asks
+    the module, which asks the account for the owner's signature while it validates): the validation data, or None
+    and the name of the revert ("empty" when it carries no data, as the ABI decoder's own checks revert)."""
+    data = VALIDATE_USER_OP + abi_encode([PACKED_OP, "bytes32", "uint256"], [op.pack().as_tuple(), op_hash, 0])
+    sender = machine.sessions.h.entry_point.address
+    tx = {"from": sender, "to": machine.account, "data": "0x" + data.hex(), "gas": 10**7}
+    try:
+        result = machine.sessions.h.chain.call(tx)
+    except Exception as failure:
+        raw = revert_bytes(failure)
+        decoded = decode_revert(raw)
+        return None, "empty" if not raw else "?" if decoded is None else decoded[0]
+    output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
+    return int.from_bytes(output, "big"), ""
+
+
+def sdk_reading(data: bytes) -> tuple[Any, ...] | None:
+    """ENABLE data as the SDK's ABI decoder reads it (the Session, the owner's signature; the session signature as the
+    module slices it, at its head word), None when it cannot."""
+    try:
+        session, owner_signature, _ = abi_decode([SESSION_ABI_TYPE, "bytes", "bytes"], data, strict=False)
+    except Exception:
+        return None
+    at = _word(data, 64)
+    return session, owner_signature, data[at + 32 : at + 32 + _word(data, at)]
+
+
+@settings(max_examples=ENABLE_DATA_EXAMPLES, **ON_CHAIN)
+@given(data=st.data())
+def test_malformed_enable_data_enables_no_other_grant(enable_paths, data):
+    """An ENABLE operation whose enable data is malformed (cut, extended, a byte changed, a head, length or count word
+    changed, a padding byte dirtied, a word not canonical for its type: ``support.malformed``, picked by the
+    operation's hash, MALFORMED_PER_EXAMPLE of each): the module refuses it (a revert, MalformedEnableData or the
+    ABI decoder's; the owner's signature of another grant; SIG_VALIDATION_FAILED), or takes it as the well-formed
+    one: the same validation data, the bytes read by the SDK's decoder as the same session, owner signature and
+    session signature, and, sent, it enables the very session the owner signed, as the well-formed one would."""
+    machine = enable_paths()
+    if not machine.module.isInitialized(machine.account):
+        machine.sessions.install(machine.account, OWNER)
+    machine.epoch = int(machine.module.epochOf(machine.account))
+    key = LocalSigner(
+        keccak(b"keyscope malformed enable data %d" % data.draw(st.integers(0, 2**32), label="key"))
+    )
+    target = data.draw(st.integers(0, 1), label="target")
+    co_signer = data.draw(st.sampled_from([None, None, 0]), label="co-signer")
+    limit = data.draw(st.sampled_from([None, ("life", 2), ("day", 1)]), label="limit")
+    session = machine._session(0, target, co_signer, limit, data.draw(st.integers(0, 2**64), label="salt"))
+    session = session.model_copy(update={"session_key": key.address})
+    owner_signature = machine.sessions.owner_signature(machine.account, OWNER, session, epoch=machine.epoch)
+    session_id = machine._session_id(session)
+    claimed = None if limit is None or limit[0] != "day" else machine._now() + 2
+
+    def sign(op_hash: bytes) -> bytes:
+        session_signature = key.sign_hash(op_hash) + machine._co_sign(co_signer, session_id, op_hash)
+        return encode_enable_signature(session, owner_signature, session_signature)
+
+    op = machine._op(target, sign, claimed)
+    op_hash = machine.sessions.h.hash(op)
+    prefix = op.signature[: 8 if claimed is not None else 1]
+    well_formed = op.signature[len(prefix) :]
+    expected, refusal = validate_as_account(machine, op, op_hash)
+    assert expected is not None and expected & (2**160 - 1) == 0, (session, expected, refusal)
+    canonical = sdk_reading(well_formed)
+    assert canonical is not None
+    fields = enable_data_fields(well_formed)
+    for i in range(MALFORMED_PER_EXAMPLE):
+        malformed, how = malform(well_formed, keccak(op_hash + bytes((i,))), list(fields))
+        changed = op.replace(signature=prefix + malformed)
+        answer, refusal = validate_as_account(machine, changed, op_hash)
+        context = f"{session!r}: ENABLE data {how}: the module says {answer, refusal}, well-formed {expected}"
+        MALFORMED_CHANGES[f"{what_changed(how, fields)}: {refusal or answer}"] += 1
+        if answer is None or answer == 1:
+            MALFORMED_TALLY[refusal or "SIG_VALIDATION_FAILED"] += 1
+            continue
+        MALFORMED_TALLY[f"taken as the well-formed ({what_changed(how, fields)})"] += 1
+        assert answer == expected, context
+        assert sdk_reading(malformed) == canonical, context
+        assert machine.sessions.outcome(changed) == "ok", context
+        assert machine.module.isSessionActive(machine.account, session_id), context
+        return  # enabled: the session's later operations are not ENABLE's first
+
+
+def test_malformed_enable_data_reached_each_refusal():
+    """What the malformed ENABLE data met (shown with ``-s``), when the test above ran: each kind of refusal."""
+    if not MALFORMED_TALLY:
+        pytest.skip("the malformed ENABLE data test did not run")
+    print("\nmalformed ENABLE data:", ", ".join(f"{k} {v}" for k, v in MALFORMED_TALLY.most_common()))
+    print("changes:", ", ".join(f"{k} {v}" for k, v in sorted(MALFORMED_CHANGES.items())))
+    for refusal in ("MalformedEnableData", "empty", "InvalidOwnerSignature", "SIG_VALIDATION_FAILED"):
+        assert MALFORMED_TALLY[refusal], f"no malformed ENABLE data met {refusal}: {MALFORMED_TALLY}"
