@@ -27,6 +27,7 @@ co-signer of a co-signed one (a space with no permission left), a known quirk th
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -888,13 +889,14 @@ VALIDATE_USER_OP = keccak(
     b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
 )[:4]
 PACKED_OP = "(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)"
-ENABLE_DATA_EXAMPLES = 120 if DEEP else 12
+ENABLE_DATA_EXAMPLES = 120 if DEEP else 8
 MALFORMED_PER_EXAMPLE = 8
 MALFORMED_TALLY: Counter[str] = Counter()
 """The module's verdicts on malformed ENABLE data; MALFORMED_CHANGES, what was changed for each."""
 MALFORMED_CHANGES: Counter[str] = Counter()
 SESSION_FIELDS = ("paymasters", "permissions", "limits", "typedData", "signIn")
 """The Session struct's dynamic members and their head slots: each an array whose count word a respelling changes."""
+_malformed_keys = itertools.count()
 SESSION_SLOTS = {"paymasters": 4, "permissions": 6, "limits": 7, "typedData": 9, "signIn": 10}
 
 
@@ -928,12 +930,22 @@ def enable_data_fields(data: bytes) -> dict[tuple[int, int], str]:
     return fields
 
 
-def what_changed(how: str, fields: dict[tuple[int, int], str]) -> str:
-    """What ``support.malformed``'s description ``how`` did, the field it changed named."""
+def what_changed(how: str, fields: dict[tuple[int, int], str], data: bytes) -> str:
+    """What ``support.malformed``'s description ``how`` did to ENABLE data ``data``, the field it changed named, and
+    for a changed byte, the part it is in: the heads, the Session, a signature or its padding."""
     for (offset, width), name in fields.items():
         if how.startswith(f"{width}-byte field at byte {offset} "):
             return name
-    return how.split(" ")[0]
+    if not how.startswith("byte "):
+        return how.split(" ")[0]
+    at = int(how.split(" ")[1])
+    if at < 96:
+        return "a byte of the heads"
+    for start, name in ((_word(data, 64), "session signature"), (_word(data, 32), "owner signature")):
+        if at >= start:
+            padding = at >= start + 32 + _word(data, start)
+            return f"a byte of the {name}" + ("'s padding" if padding else "")
+    return "a byte of the Session"
 
 
 def validate_as_account(
@@ -942,7 +954,9 @@ def validate_as_account(
     """The account's ``validateUserOp(op, op_hash, 0)`` as the EntryPoint calls it (an ``eth_call``; the account asks
     the module, which asks the account for the owner's signature while it validates): the validation data, or None
     and the name of the revert ("empty" when it carries no data, as the ABI decoder's own checks revert)."""
-    data = VALIDATE_USER_OP + abi_encode([PACKED_OP, "bytes32", "uint256"], [op.pack().as_tuple(), op_hash, 0])
+    data = VALIDATE_USER_OP + abi_encode(
+        [PACKED_OP, "bytes32", "uint256"], [op.pack().as_tuple(), op_hash, 0]
+    )
     sender = machine.sessions.h.entry_point.address
     tx = {"from": sender, "to": machine.account, "data": "0x" + data.hex(), "gas": 10**7}
     try:
@@ -950,6 +964,8 @@ def validate_as_account(
     except Exception as failure:
         raw = revert_bytes(failure)
         decoded = decode_revert(raw)
+        if decoded is not None and decoded[0] == "Panic":  # the code says which of the compiler's checks
+            return None, f"Panic 0x{decoded[1]['code']:02x}"
         return None, "empty" if not raw else "?" if decoded is None else decoded[0]
     output = bytes.fromhex(result[2:]) if isinstance(result, str) else bytes(result)
     return int.from_bytes(output, "big"), ""
@@ -979,9 +995,7 @@ def test_malformed_enable_data_enables_no_other_grant(enable_paths, data):
     if not machine.module.isInitialized(machine.account):
         machine.sessions.install(machine.account, OWNER)
     machine.epoch = int(machine.module.epochOf(machine.account))
-    key = LocalSigner(
-        keccak(b"keyscope malformed enable data %d" % data.draw(st.integers(0, 2**32), label="key"))
-    )
+    key = LocalSigner(keccak(b"keyscope malformed enable data %d" % next(_malformed_keys)))  # holds nothing
     target = data.draw(st.integers(0, 1), label="target")
     co_signer = data.draw(st.sampled_from([None, None, 0]), label="co-signer")
     limit = data.draw(st.sampled_from([None, ("life", 2), ("day", 1)]), label="limit")
@@ -1009,11 +1023,11 @@ def test_malformed_enable_data_enables_no_other_grant(enable_paths, data):
         changed = op.replace(signature=prefix + malformed)
         answer, refusal = validate_as_account(machine, changed, op_hash)
         context = f"{session!r}: ENABLE data {how}: the module says {answer, refusal}, well-formed {expected}"
-        MALFORMED_CHANGES[f"{what_changed(how, fields)}: {refusal or answer}"] += 1
+        MALFORMED_CHANGES[f"{what_changed(how, fields, well_formed)}: {refusal or answer}"] += 1
         if answer is None or answer == 1:
             MALFORMED_TALLY[refusal or "SIG_VALIDATION_FAILED"] += 1
             continue
-        MALFORMED_TALLY[f"taken as the well-formed ({what_changed(how, fields)})"] += 1
+        MALFORMED_TALLY[f"taken as the well-formed ({what_changed(how, fields, well_formed)})"] += 1
         assert answer == expected, context
         assert sdk_reading(malformed) == canonical, context
         assert machine.sessions.outcome(changed) == "ok", context
