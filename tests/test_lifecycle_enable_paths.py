@@ -22,6 +22,10 @@ for a retry and judges the operation by what the key holds now), its revocation 
 payloads of that epoch never used are good again (only the account chooses its epoch). The view ``isSessionActive``
 asks the live list, so it says no for such a session; ``rotateCoSigner`` reads the meta word alone and sets the
 co-signer of a co-signed one (a space with no permission left), a known quirk the model records rather than hides.
+ENABLE operations whose enable data is malformed (cut, extended, a byte, a head, length, offset or count word
+changed) are judged apart, on fresh sessions: the module refuses each or takes it as the well-formed one, and then
+it enables the very session the owner signed.
+
 ``KEYSCOPE_FUZZ=deep`` runs many more examples than the default ("ci", derandomized).
 """
 
