@@ -247,7 +247,10 @@ def test_the_sdk_names_an_account_signing_a_hash_of_its_own_before_sending_the_o
     # standard way, so it is taken
     entry_point = stack.entry_point
     stack.node.request("anvil_impersonateAccount", [entry_point])
-    stack.node.request("anvil_setBalance", [entry_point, hex(ETHER)])
+    # ETH for its gas on top of what it holds: the stack is shared, and the EntryPoint's balance backs the deposits
+    # of the other tests' accounts and paymasters
+    held = int(stack.node.request("eth_getBalance", [entry_point, "latest"]), 16)
+    stack.node.request("anvil_setBalance", [entry_point, hex(held + ETHER)])
     install = INSTALL_MODULE + abi_encode(["uint256", "address", "bytes"], [1, stack.module, b""])
     send_transaction(stack.node, entry_point, to=account, data=install, what="the module's install")
     stack.node.request("anvil_stopImpersonatingAccount", [entry_point])

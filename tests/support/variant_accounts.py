@@ -77,10 +77,11 @@ class SignaturePrefixKind(ERC7579AccountKind):
 
 
 @pytest.fixture(name="stack", scope="module")
-def stack_fixture() -> Iterator[LocalStack]:
-    """A local stack (anvil and Alto) for the module's tests."""
-    with LocalStack() as running:
-        yield running
+def stack_fixture(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """The local stack (anvil and Alto) for the module's tests: the test process's ``local_stack``, shared with the
+    other files that use it (each test deploys its own accounts and validators there, and leaves the chain's clock,
+    the bundler and the EntryPoint as it found them), instead of a stack started for each file."""
+    yield local_stack
 
 
 def nft_balance(stack: LocalStack, holder: str) -> int:
