@@ -72,9 +72,10 @@ VALIDATOR_QUERY_REVERTS = 16
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack() as running:
-        yield running
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's ``local_stack``, shared with the other files that use it: the foreign contracts and the
+    accounts are this file's own deployments there, and no test moves the chain's clock or stops the bundler."""
+    yield local_stack
 
 
 @pytest.fixture(scope="module")

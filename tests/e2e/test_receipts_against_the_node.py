@@ -39,9 +39,10 @@ SAFE_MINT = "safeMint(address)"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(accounts=1) as local:
-        yield local
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's ``local_stack``, shared with the other files that use it: each test funds a new owner's
+    account there, and the relay in front of the bundler is this file's own."""
+    yield local_stack
 
 
 @pytest.fixture(scope="module")
