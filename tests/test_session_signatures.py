@@ -1,9 +1,9 @@
 """Sessions that sign messages as the account (ERC-1271 through ERC-7739), and co-signed sessions, through the real
-EntryPoint and the real module. The two generated tests, which ask the module hundreds of questions, and the tests
-that only sign and ask the module and the verifier, or grant fresh sessions, deploy a second module, move the clock
-or send many operations, run on a fresh anvil of the file's own (``on_anvil``: the EntryPoint, the module, the
-account factory, the accounts, ``SignedPermits`` and a ``RecordingTarget`` are ape's build of their sources, on a
-node that runs them natively); the others on ape's chain.
+EntryPoint and the real module. The tests run on a fresh anvil of the file's own (``on_anvil``: the EntryPoint, the
+module, the account factory, the accounts, ``SignedPermits``, a ``RecordingTarget`` and the other contracts a test
+deploys are ape's build of their sources, on a node that runs them natively; a test that changes what the file's
+fixtures hold on chain undoes it after it), but for the co-signed session limited per day, whose operations claim
+a time, on ape's chain.
 
 The verifier is ``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` and an
 EIP-2612 ``permit``, both checking signatures with OpenZeppelin's SignatureChecker, as applications do. Each attack
@@ -232,14 +232,6 @@ def _error_name(module: Any, error: ContractLogicError | JsonRpcError) -> str:
     return names.get(data[:4].hex(), repr(error.revert_message))
 
 
-@pytest.fixture(scope="module")
-def signing(sessions, chain, bundler, module, entry_point, factory, permits, nft) -> Iterator[Signing]:
-    """The file's first fixture requests every session-scoped fixture a later test uses (``nft``): one first set
-    up after this file's accounts exist makes ape rebase the chain under them, and the later tests then ask a
-    chain that no longer holds the accounts this object granted on."""
-    yield Signing(sessions, local_network(chain, bundler, module, entry_point, factory), permits)
-
-
 class AnvilModule(AnvilContract):
     """The module on the file's anvil, with ape's contract type (its errors' names), as ape's contract has it."""
 
@@ -332,7 +324,8 @@ def anvil_state_undone(on_anvil: OnAnvil) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_a_permit_within_its_rules_is_accepted_by_signature_checker(signing, permits, deployer):
+def test_a_permit_within_its_rules_is_accepted_by_signature_checker(on_anvil, anvil_state_undone):
+    signing, permits, deployer = on_anvil.signing, on_anvil.permits, on_anvil.deployer
     sdk = signing.sdk()
     account = signing.accounts[0]
     data = permit_single(
@@ -351,17 +344,18 @@ def test_a_permit_within_its_rules_is_accepted_by_signature_checker(signing, per
     )
     assert permits.isValidSignatureNow(account, digest, signature)
     details = data["message"]["details"]
-    permits.permit(
+    permits.permit.transact(
         account, ((USDC, LIMIT, EXPIRY, details["nonce"]), ROUTER, EXPIRY), signature, sender=deployer
     )
     assert permits.allowance(account, USDC, ROUTER) == LIMIT
 
 
-def test_an_eip2612_permit_within_its_rule_is_accepted(signing, permits, deployer):
+def test_an_eip2612_permit_within_its_rule_is_accepted(on_anvil, anvil_state_undone):
+    signing, permits, deployer = on_anvil.signing, on_anvil.permits, on_anvil.deployer
     account = signing.accounts[0]
     data = permit_2612(permits, signing.chain_id, account, 5 * 10**6)
     signature = signing.sdk().sign_typed_data(data)
-    permits.permit(account, ROUTER, 5 * 10**6, EXPIRY, signature, sender=deployer)
+    permits.permit.transact(account, ROUTER, 5 * 10**6, EXPIRY, signature, sender=deployer)
     assert permits.allowance(account, permits.address, ROUTER) == 5 * 10**6
 
 
@@ -952,8 +946,11 @@ class RawOrders:
 
 
 @pytest.fixture(scope="module")
-def raw_orders(sessions, signing, project, deployer) -> RawOrders:
-    return RawOrders(sessions, signing.net, project.RawWordOrders.deploy(sender=deployer))
+def raw_orders(on_anvil) -> RawOrders:
+    """``RawWordOrders`` and its account on the file's anvil."""
+    deployed = on_anvil.chain.deploy(on_anvil.project.RawWordOrders, sender=on_anvil.deployer)
+    orders = AnvilModule(deployed, on_anvil.project.RawWordOrders.contract_type)
+    return RawOrders(on_anvil.sessions, on_anvil.signing.net, orders)
 
 
 def word_of(value: int) -> bytes:
@@ -970,7 +967,7 @@ def word_of(value: int) -> bytes:
     ids=["address", "uint64", "int64"],
 )
 def test_a_dirty_word_cannot_sign_a_value_outside_the_rule(
-    raw_orders, module, deployer, rule, dirty, cleaned, sdk_says
+    raw_orders, on_anvil, anvil_state_undone, rule, dirty, cleaned, sdk_says
 ):
     """A verifier that hashes the typed data's words raw (here ``RawWordOrders``; hand-written assembly and ABI
     coder v1 code do the same) and then acts on each field cleaned to its declared type. The module hashes the words
@@ -981,10 +978,11 @@ def test_a_dirty_word_cannot_sign_a_value_outside_the_rule(
     the order it cleaned. The SDK refuses first: the value does not fit its type, and the cleaned value breaks the
     rule."""
     orders, account = raw_orders.orders, raw_orders.account
+    module, deployer = on_anvil.module, on_anvil.deployer
     clean = list(CLEAN_ORDER)
     sdk_signature = raw_orders.sdk.sign_typed_data(raw_orders.data(*clean))
     clean_words = tuple(word_of(int(v, 16) if isinstance(v, str) else v) for v in clean)
-    orders.fill(
+    orders.fill.transact(
         account, clean_words, sdk_signature, sender=deployer
     )  # the verifier takes the session's signature
     filled = tuple(orders.filled(account))
@@ -1013,10 +1011,12 @@ def test_a_dirty_word_cannot_sign_a_value_outside_the_rule(
     words[rule] = word_of(dirty)
     words_ = tuple(words)
     forged = raw_orders.sign_words(words_)
-    try:
+    try:  # the node's answer to the call tells a revert's reason; a fill it would take is sent
         orders.fill(account, words_, forged, sender=deployer)
-    except ContractLogicError as error:
+    except JsonRpcError as error:
         assert _error_name(orders, error) == "InvalidSignature"
+    else:
+        orders.fill.transact(account, words_, forged, sender=deployer)
     acted = tuple(orders.filled(account))
     assert acted[rule] == filled[rule], (
         f"the verifier acted on {ORDER_TYPES['Order'][rule]['name']} = {acted[rule]}, outside rule {rule}, on the "
@@ -1065,11 +1065,12 @@ def record(target: Any, value: int) -> Any:
 
 
 @pytest.fixture(scope="module")
-def co_signed_daily(sessions, signing, permits, target) -> Signing:
+def co_signed_daily(sessions, chain, bundler, module, entry_point, factory, target) -> Signing:
     """A co-signed session whose calls are limited per day: its operations claim a time (AT) around SESSION."""
     fresh = Signing.__new__(Signing)
-    fresh.sessions, fresh.net, fresh.permits = sessions, signing.net, permits
-    fresh.chain_id = signing.chain_id
+    fresh.sessions, fresh.permits = sessions, None
+    fresh.net = local_network(chain, bundler, module, entry_point, factory)
+    fresh.chain_id = sessions.h.chain_id
     fresh.owner = LocalSigner.generate()
     fresh.key = SessionKey.generate()
     fresh.co_signer = LocalSigner.generate()
@@ -1666,15 +1667,17 @@ def test_the_co_signer_service_refuses_clearly(co_signed, co_signer_url, on_anvi
     assert other.value.code == -32003 and other.value.data == {"reason": "account"}
 
 
-def test_the_sdk_example_of_the_module_docs_runs_as_written(signing, permits, harness, nft):
+def test_the_sdk_example_of_the_module_docs_runs_as_written(on_anvil):
     """docs/session-module.md's "In the SDK" block, as written, on a new account: the owner grants a call
     permission, a Permit2 signing permission and a website on chain; the session signs a permit within the rules
     (which a verifier using OpenZeppelin's SignatureChecker accepts) and a sign-in message."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "session-module.md").read_text()
     code = text.split("### In the SDK\n", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    signing, permits = on_anvil.signing, on_anvil.permits
+    nft = on_anvil.chain.deploy(on_anvil.project.DemoNFT, sender=on_anvil.deployer)
     net = signing.net
     owner = net.owner(LocalSigner.generate())
-    harness.fund(owner.account, 10**18)
+    on_anvil.sessions.h.fund(owner.account, 10**18)
     permit_typed_data = permit_single(permits, signing.chain_id, LIMIT)
     scope: dict[str, Any] = {
         "Policy": Policy,
@@ -1789,76 +1792,93 @@ def test_a_signature_carries_exactly_the_frames_its_grant_expands(on_anvil, fram
     assert not permits.isValidSignatureNow(account, digest, forged)
 
 
-def test_a_nested_list_that_repeats_an_entry_is_refused_by_the_module(signing, permits, module, deployer):
+def test_a_nested_list_that_repeats_an_entry_is_refused_by_the_module(on_anvil):
     """A typed-data permission's nested list names each struct word to expand once, in increasing order (the SDK
     refuses anything else when the permission is built): the module refuses, with `InvalidTypedDataPermission`, a
     grant made without the SDK whose list expands PermitSingle's `details` twice, and enables the same grant with
     the entry once (both asked as calls, nothing stays enabled)."""
+    signing, permits, module, deployer = (
+        on_anvil.signing,
+        on_anvil.permits,
+        on_anvil.module,
+        on_anvil.deployer,
+    )
     permit2, _ = signing_permissions(permits, signing.chain_id)
     assert tuple(permit2.nested) == (0,)
     key = SessionKey.generate().address
     once = Session(session_key=key, typed_data_permissions=(permit2,))
-    module.enableSession.call(once.as_abi(), sender=deployer)
+    module.enableSession(once.as_abi(), sender=deployer)
     repeated = permit2.model_copy(update={"nested": (0, 0)})
     twice = once.model_copy(update={"typed_data_permissions": (repeated,)})  # the SDK's checks skipped
-    with pytest.raises(ContractLogicError) as refused:
-        module.enableSession.call(twice.as_abi(), sender=deployer)
+    with pytest.raises(JsonRpcError) as refused:
+        module.enableSession(twice.as_abi(), sender=deployer)
     assert _error_name(module, refused.value) == "InvalidTypedDataPermission"
 
 
-def test_a_session_granting_one_domain_and_type_twice_is_refused_by_the_module(
-    signing, permits, module, deployer
-):
+def test_a_session_granting_one_domain_and_type_twice_is_refused_by_the_module(on_anvil):
     """A session key holds one typed-data permission per domain and type (its rules, window and nested list sit in
     one place): a grant made without the SDK's checks that names PermitSingle on Permit2 twice, the second time with
     no rule, is refused with `SigningPermissionAlreadyGranted` for the second, rather than the second replacing the
     first's rules (asked as calls, nothing stays enabled)."""
+    signing, permits, module, deployer = (
+        on_anvil.signing,
+        on_anvil.permits,
+        on_anvil.module,
+        on_anvil.deployer,
+    )
     permit2, _ = signing_permissions(permits, signing.chain_id)
     key = SessionKey.generate().address
     once = Session(session_key=key, typed_data_permissions=(permit2,))
-    module.enableSession.call(once.as_abi(), sender=deployer)
+    module.enableSession(once.as_abi(), sender=deployer)
     unruled = permit2.model_copy(update={"rules": ()})
     twice = once.model_copy(update={"typed_data_permissions": (permit2, unruled)})  # the SDK's checks skipped
-    with pytest.raises(ContractLogicError) as refused:
-        module.enableSession.call(twice.as_abi(), sender=deployer)
+    with pytest.raises(JsonRpcError) as refused:
+        module.enableSession(twice.as_abi(), sender=deployer)
     assert _error_name(module, refused.value) == "SigningPermissionAlreadyGranted"
 
 
 @pytest.mark.parametrize(
     "domain", ["app.example.com evil.example", "app.example.com\t", "app.example.com\x7f"]
 )
-def test_a_sign_in_website_with_a_space_or_a_control_byte_is_refused_by_the_module(module, deployer, domain):
+def test_a_sign_in_website_with_a_space_or_a_control_byte_is_refused_by_the_module(on_anvil, domain):
     """A sign-in permission's website is 1 to 255 printable ASCII bytes without spaces (the first line of an
     EIP-4361 message is the website, then " wants you to sign in..."): the module refuses, with
     `InvalidSignInDomain`, a grant made without the SDK's checks whose website holds a space (0x20, the first byte
     below the printable range's start), a tab or DEL, and enables the website without it (asked as calls, nothing
     stays enabled)."""
+    module, deployer = on_anvil.module, on_anvil.deployer
     key = SessionKey.generate().address
     plain = Session(session_key=key, sign_in=("app.example.com",))
-    module.enableSession.call(plain.as_abi(), sender=deployer)
+    module.enableSession(plain.as_abi(), sender=deployer)
     spaced = plain.model_copy(update={"sign_in": (domain,)})  # the SDK's checks skipped
-    with pytest.raises(ContractLogicError) as refused:
-        module.enableSession.call(spaced.as_abi(), sender=deployer)
+    with pytest.raises(JsonRpcError) as refused:
+        module.enableSession(spaced.as_abi(), sender=deployer)
     assert _error_name(module, refused.value) == "InvalidSignInDomain"
 
 
-def test_a_typed_data_rule_between_two_words_is_refused_by_the_module(signing, permits, module, deployer):
+def test_a_typed_data_rule_between_two_words_is_refused_by_the_module(on_anvil):
     """A typed-data rule reads one word of the flattened contents, so its offset is a multiple of 32: the module
     refuses, with `InvalidRule`, a grant made without the SDK's checks whose rule on PermitSingle's amount sits 16
     bytes early (it would read the second half of the token's word and the first half of the amount's, a value no
     field holds, and no field's type would be checked against it), and enables the rule where it belongs (asked as
     calls, nothing stays enabled)."""
+    signing, permits, module, deployer = (
+        on_anvil.signing,
+        on_anvil.permits,
+        on_anvil.module,
+        on_anvil.deployer,
+    )
     permit2, _ = signing_permissions(permits, signing.chain_id)
     key = SessionKey.generate().address
     once = Session(session_key=key, typed_data_permissions=(permit2,))
-    module.enableSession.call(once.as_abi(), sender=deployer)
+    module.enableSession(once.as_abi(), sender=deployer)
     amount = next(i for i, rule in enumerate(permit2.rules) if rule.offset == 4 * 32)
     rules = list(permit2.rules)
     rules[amount] = rules[amount].model_copy(update={"offset": 4 * 32 - 16})
     between = permit2.model_copy(update={"rules": tuple(rules)})
     shifted = once.model_copy(update={"typed_data_permissions": (between,)})  # the SDK's checks skipped
-    with pytest.raises(ContractLogicError) as refused:
-        module.enableSession.call(shifted.as_abi(), sender=deployer)
+    with pytest.raises(JsonRpcError) as refused:
+        module.enableSession(shifted.as_abi(), sender=deployer)
     assert _error_name(module, refused.value) == "InvalidRule"
 
 
@@ -2021,10 +2041,10 @@ def test_typed_data_of_a_neighbouring_domain_finds_no_permission(on_anvil, domai
         assert not permits.isValidSignatureNow(account, digest, forged)
 
 
-def _kernel_wrapped(project: Any, account: str, inner: bytes, *, chain_id: int | None = None) -> bytes:
+def _kernel_wrapped(on_anvil: OnAnvil, account: str, inner: bytes, *, chain_id: int | None = None) -> bytes:
     """`inner` wrapped as Kernel wraps a verifier's hash (`Kernel(bytes32 hash)`), in `account`'s own EIP-712 domain
     as its `eip712Domain()` gives it (keyscope's account has one: ERC-5267), `chain_id` replacing the chain's."""
-    fields, name, version, chain, verifying, _, _ = project.KeyscopeAccount.at(account).eip712Domain()
+    fields, name, version, chain, verifying, _, _ = on_anvil.account(account).eip712Domain()
     assert bytes(fields) == b"\x0f" and verifying == account
     separator = keccak(
         keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
@@ -2037,25 +2057,26 @@ def _kernel_wrapped(project: Any, account: str, inner: bytes, *, chain_id: int |
     return keccak(b"\x19\x01" + separator + keccak(keccak(b"Kernel(bytes32 hash)") + inner))
 
 
-def test_kernels_wrapping_holds_only_in_the_accounts_own_domain(signing, permits, module, project):
+def test_kernels_wrapping_holds_only_in_the_accounts_own_domain(on_anvil):
     """The module takes Kernel's wrapping of the contents' hash (a hash Kernel passes its validators) when it is made
     in the asking account's own EIP-712 domain, naming the account and this chain. keyscope's account has such a
     domain, so the premise is tried here: a session signature valid for account 1 is refused for the wrapping made
     in account 0's domain (the owner's other account, the same key and permission) and for one naming another chain,
     and accepted only for its own account's wrapping of the very digest."""
+    signing, permits, module = on_anvil.signing, on_anvil.permits, on_anvil.module
     data = permit_single(permits, signing.chain_id, LIMIT)
     digest = TypedData(data).digest
     first, second = signing.accounts
     signature = signing.sdk(1).sign_typed_data(data)
     assert refusal(module, second, digest, signature, permits.address) is None
     assert (
-        refusal(module, second, _kernel_wrapped(project, second, digest), signature, permits.address) is None
+        refusal(module, second, _kernel_wrapped(on_anvil, second, digest), signature, permits.address) is None
     )
     for wrapped in (
-        _kernel_wrapped(project, first, digest),
-        _kernel_wrapped(project, second, digest, chain_id=signing.chain_id + 1),
+        _kernel_wrapped(on_anvil, first, digest),
+        _kernel_wrapped(on_anvil, second, digest, chain_id=signing.chain_id + 1),
         _kernel_wrapped(
-            project, second, TypedData(permit_single(permits, signing.chain_id, LIMIT - 1)).digest
+            on_anvil, second, TypedData(permit_single(permits, signing.chain_id, LIMIT - 1)).digest
         ),
     ):
         assert refusal(module, second, wrapped, signature, permits.address) == "ContentsMismatch"
