@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from keyscope.errors import BundlerRejectedError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import to_address
+from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
 from support import strict_reverts
@@ -91,6 +93,17 @@ def keyscope_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     no earlier build's leftovers can slip in; shared by the tests of what ships and of installing it."""
     work = tmp_path_factory.mktemp("wheel")
     return build_wheel(checkout_copy(work), work / "dist")
+
+
+@pytest.fixture(scope="session")
+def code_size_unlimited_stack() -> Iterator[LocalStack]:
+    """A local stack (anvil and Alto) whose node takes contracts over EIP-170's 24,576 bytes (Kernel's
+    implementation is), started once per test process for the files that deploy the vendors' accounts: each file
+    deploys its own contracts and accounts there, and none moves the clock or stops the bundler."""
+    with LocalStack(
+        disable_code_size_limit=True, log_dir=os.environ.get("KEYSCOPE_STACK_LOG_DIR") or None
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

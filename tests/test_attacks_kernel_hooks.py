@@ -57,9 +57,10 @@ HOOK_CONFIG = b"guardian: 0x1234, delay: 2 days"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(disable_code_size_limit=True) as running:
-        yield running
+def stack(code_size_unlimited_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's stack without EIP-170's code size limit (``code_size_unlimited_stack``), shared with the
+    other files deploying the vendors' accounts: this file's contracts and accounts are its own deployments."""
+    yield code_size_unlimited_stack
 
 
 @pytest.fixture(scope="module")

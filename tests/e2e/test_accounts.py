@@ -11,7 +11,6 @@ which OpenZeppelin's ``_safeMint`` refuses, so nothing is minted to the accounts
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -123,11 +122,10 @@ UNINSTALLED_REASON = {
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(
-        disable_code_size_limit=True, log_dir=os.environ.get("KEYSCOPE_STACK_LOG_DIR") or None
-    ) as running:
-        yield running
+def stack(code_size_unlimited_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's stack without EIP-170's code size limit (``code_size_unlimited_stack``), shared with the
+    other files deploying the vendors' accounts: this file's contracts and accounts are its own deployments."""
+    yield code_size_unlimited_stack
 
 
 @pytest.fixture(scope="module")

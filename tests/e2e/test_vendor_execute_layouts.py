@@ -23,7 +23,6 @@ encoding of single and batch calls with zero mode bytes past the exec type. Thre
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,11 +84,10 @@ TALLY: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(
-        disable_code_size_limit=True, log_dir=os.environ.get("KEYSCOPE_STACK_LOG_DIR") or None
-    ) as running:
-        yield running
+def stack(code_size_unlimited_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's stack without EIP-170's code size limit (``code_size_unlimited_stack``), shared with the
+    other files deploying the vendors' accounts: this file's contracts and accounts are its own deployments."""
+    yield code_size_unlimited_stack
 
 
 @pytest.fixture(scope="module")

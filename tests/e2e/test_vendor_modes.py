@@ -13,7 +13,6 @@ afterwards: the encoding is the account's, and only the signature stood in the w
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,11 +66,10 @@ def selector(signature: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(
-        disable_code_size_limit=True, log_dir=os.environ.get("KEYSCOPE_STACK_LOG_DIR") or None
-    ) as running:
-        yield running
+def stack(code_size_unlimited_stack: LocalStack) -> Iterator[LocalStack]:
+    """The test process's stack without EIP-170's code size limit (``code_size_unlimited_stack``), shared with the
+    other files deploying the vendors' accounts: this file's contracts and accounts are its own deployments."""
+    yield code_size_unlimited_stack
 
 
 @pytest.fixture(scope="module")
