@@ -18,11 +18,13 @@ can run after the install was validated by one of them.
 Here, as in ``test_limits.py``'s delegate tests, the delegate is deployed as a plain contract (delegation needs a
 Prague node) whose EntryPoint is a stand-in, ``CallsInOneTransaction`` (contracts/test): it calls the delegate as the
 EntryPoint runs a bundle, in one transaction, validation first, then each operation's callData in the bundle's
-order.
+order. The tests run on a fresh anvil of the file's own (ape's build of the contracts, the session harness's
+EntryPoint, module and factory deployed there), each deploying its own delegate, stand-in and validator.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,8 @@ from keyscope.hexutil import keccak
 from keyscope.revert import describe_revert
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from support.anvil_chain import AnvilChain, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.fuzz import DEEP, ON_CHAIN
 
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
@@ -42,10 +46,22 @@ RESET_MODULES = keccak(b"resetModules()")[:4]
 VALIDATOR = 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions: Any, module: Any, entry_point: Any, factory: Any, bundler: Any) -> None:
-    """The session-scoped fixtures this module uses, made before its own: ape snapshots the chain per fixture scope
-    and must not rebase them."""
+@pytest.fixture(scope="module")
+def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
+
+
+@pytest.fixture
+def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
+    return anvil[1]
+
+
+@pytest.fixture
+def deployer(anvil: tuple[AnvilChain, Any]) -> str:
+    """The anvil's first development account, which deployed the harness."""
+    return anvil[0].accounts[0]
 
 
 @pytest.fixture
@@ -66,13 +82,12 @@ class DelegateWithSession:
     validator: Any
     key: LocalSigner
     deployer: Any
-    provider: Any
 
     def send(self, *calls: bytes) -> list[tuple[bool, str]]:
         """``calls`` to the delegate from the stand-in EntryPoint, in one transaction; each call's success and its
         decoded revert (empty on success), as an ``eth_call`` before the transaction finds them."""
-        outcomes = self.entry.run.call(self.delegate.address, list(calls))
-        self.entry.run(self.delegate.address, list(calls), sender=self.deployer)
+        outcomes = self.entry.run(self.delegate.address, list(calls))
+        self.entry.run.transact(self.delegate.address, list(calls), sender=self.deployer)
         return [
             (bool(ok), "" if ok else describe_revert(bytes(result)))
             for ok, result in zip(outcomes[0], outcomes[1], strict=True)
@@ -98,12 +113,13 @@ class DelegateWithSession:
 
 def delegate_with_session(sessions: Any, project: Any, deployer: Any) -> DelegateWithSession:
     """A delegate holding the session module, with a live session that may call an owner validator's ``onInstall``."""
-    entry = project.CallsInOneTransaction.deploy(sender=deployer)
-    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+    chain = sessions.h.chain
+    entry = chain.deploy(project.CallsInOneTransaction, sender=deployer)
+    delegate = chain.deploy(project.KeyscopeDelegate, entry.address, sender=deployer)
     module = sessions.module
-    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    validator = chain.deploy(project.OwnerECDSAValidator, sender=deployer)
     key = LocalSigner.generate()
-    made = DelegateWithSession(entry, delegate, module, validator, key, deployer, sessions.h.chain.provider)
+    made = DelegateWithSession(entry, delegate, module, validator, key, deployer)
     session = Session(
         session_key=key.address, permissions=(Permission(target=validator.address, selector=ON_INSTALL),)
     )
