@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
@@ -22,6 +24,8 @@ from keyscope.execution import (
 from keyscope.hashing import user_op_hash_v07, user_op_hash_v08
 from keyscope.signing import LocalSigner, recover_hash
 from keyscope.userop import PackedUserOperation, UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import deploy_entry_point
 from support.userops import v08_typed_data
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
@@ -124,16 +128,26 @@ def test_from_rpc_refuses_unknown_fields() -> None:
 # ------------------------------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def anvil_entry_point() -> Iterator[tuple[AnvilChain, AnvilContract]]:
+    """The official EntryPoint v0.7 on a fresh anvil of the file's own, which runs it natively."""
+    with anvil_chain() as chain:
+        yield chain, deploy_entry_point(chain, chain.accounts[0])
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(op=user_operations())
-def test_v07_hash_equals_the_entry_points_get_user_op_hash(op: UserOperation, entry_point, chain) -> None:
-    """The Python hash against EntryPoint v0.7's own getUserOpHash, on ape's chain, over 300 operations (each
+def test_v07_hash_equals_the_entry_points_get_user_op_hash(
+    op: UserOperation, anvil_entry_point: tuple[AnvilChain, AnvilContract]
+) -> None:
+    """The Python hash against EntryPoint v0.7's own getUserOpHash, on the file's anvil, over 300 operations (each
     an eth_call; with and without factory and paymaster, empty and filled data), both ways it is computed: from
     the packed model and from the operation (``op.hash``, which reads the packed fields without the model)."""
+    chain, entry_point = anvil_entry_point
     packed = op.pack()
     on_chain = bytes(entry_point.getUserOpHash(packed.as_tuple()))
-    assert user_op_hash_v07(packed, entry_point.address, int(chain.chain_id)) == on_chain
-    assert op.hash(entry_point.address, int(chain.chain_id)) == on_chain
+    assert user_op_hash_v07(packed, entry_point.address, chain.chain_id) == on_chain
+    assert op.hash(entry_point.address, chain.chain_id) == on_chain
 
 
 @settings(max_examples=200, deadline=None)
