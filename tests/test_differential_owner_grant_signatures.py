@@ -7,17 +7,21 @@ judges a bare signature by the rule itself, and asks the account about every oth
 signature is judged twice: by the SDK, and by the real ENABLE operation through the EntryPoint (the session enabled
 and its call made, or refused). The forms: the owner's bare signature of the grant, its high-s twin, the owner's
 ERC-7739 signature bound to the account, the same of another digest or by another key, a bare signature behind the
-module's address, and junk of any length.
+module's address, and junk of any length. The examples run on a fresh anvil of the file's own (the EntryPoint, the
+factory and the module are ape's build of their sources there, with the in-process bundler on it).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from itertools import count
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from web3 import Web3
 
 from keyscope import Web3Chain
 from keyscope.accounts.keyscope_account import KeyscopeAccountKind
@@ -28,6 +32,8 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.owner_signatures import encode_owner_typed_data_signature, nested_typed_data
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from support.anvil_chain import AnvilChain, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.fuzz import DEEP, ON_CHAIN
 
 EXAMPLES = 200 if DEEP else 40
@@ -55,17 +61,29 @@ def high_s(signature: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
+def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
+
+
+@pytest.fixture(scope="module")
+def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
+    return anvil[1]
+
+
+@pytest.fixture(scope="module")
 def grant_account(sessions):
     owner = LocalSigner.generate()
     return owner, sessions.account(owner)
 
 
 def test_the_sdk_and_the_account_judge_an_owners_grant_signature_alike(
-    sessions, grant_account, session_key, chain
+    sessions, grant_account, session_key, anvil
 ):
     owner, account = grant_account
     stranger = LocalSigner.generate()
-    web3_chain = Web3Chain(chain.provider.web3)
+    web3_chain = Web3Chain(Web3(Web3.HTTPProvider(anvil[0].url)))
     kind = KeyscopeAccountKind()
     TALLY.clear()
 
