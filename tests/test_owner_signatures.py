@@ -5,10 +5,16 @@ address.
 The verifier is ``SignedPermits`` (contracts/test): a Permit2-like ``permit(owner, PermitSingle, signature)`` that
 checks signatures with OpenZeppelin's SignatureChecker, as applications do. Permit2's ``PermitSingle`` names no
 owner: a bare ECDSA signature of its digest by the owner would be as good for every account of that owner.
+
+The two generated tests, which ask an account a few hundred questions, ask them on a fresh anvil of the file's own
+(the EntryPoint, the factory and the module are ape's build of their sources there, and the owner's two accounts
+are made there as on ape's chain).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +40,8 @@ from keyscope.owner_signatures import (
 )
 from keyscope.signing import LocalSigner
 from keyscope.typed_data import TypedData, eip191_hash
+from support.anvil_chain import AnvilChain, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.permit_types import EXPIRY, LIMIT, PERMIT_SINGLE_TYPES, PERMIT_TYPES, USDC
 
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")
@@ -65,6 +73,36 @@ def answer(chain: Any, account: str, digest: bytes, signature: bytes, sender: st
     """The account's ``isValidSignature`` answer, asked by ``sender`` (None: the node's default sender)."""
     data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
     return Web3Chain(chain.provider.web3).call(account, data, sender=sender)[:4]
+
+
+@dataclass(frozen=True)
+class AnvilAccounts:
+    """One owner's two keyscope accounts (salts 0 and 1, the session module installed on each) on the file's anvil,
+    and the node they are asked on."""
+
+    node: AnvilChain
+    chain_id: int
+    owner: LocalSigner
+    first: str
+    second: str
+
+
+@pytest.fixture(scope="module")
+def anvil_accounts(project: Any) -> Iterator[AnvilAccounts]:
+    with anvil_chain() as chain:
+        sessions = anvil_sessions(chain, project)
+        owner = LocalSigner.generate()
+        modules = [(1, sessions.module.address, b"")]
+        first = sessions.h.create(owner, modules, salt=0)
+        second = sessions.h.create(owner, modules, salt=1)
+        yield AnvilAccounts(chain, chain.chain_id, owner, first, second)
+
+
+def anvil_answer(anvil: AnvilAccounts, account: str, digest: bytes, signature: bytes) -> bytes:
+    """The account's ``isValidSignature`` answer on the file's anvil, asked by the node's default sender (a revert
+    raises)."""
+    data = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+    return bytes.fromhex(anvil.node.call({"to": account, "data": "0x" + data.hex()})[2:])[:4]
 
 
 def test_an_owners_permit2_signature_for_one_account_is_refused_for_another_of_the_same_owner(
@@ -189,13 +227,13 @@ _ADDRESSES = st.binary(min_size=20, max_size=20).map(lambda raw: "0x" + raw.hex(
     explicit=st.booleans(),
 )
 def test_the_sdk_hashes_nested_typed_data_as_wallets_and_the_account_do(
-    two_accounts, chain, amount, nonce, spender, owner_field, value, explicit
+    anvil_accounts, amount, nonce, spender, owner_field, value, explicit
 ):
     """The SDK's TypedDataSign hash equals the EIP-712 digest of the nested typed data a wallet signs, and the
     account accepts the signature: for PermitSingle (its contents descriptor explicit: PermitDetails sorts
     first) and EIP-2612's Permit (implicit)."""
-    owner, first, _ = two_accounts
-    domain = {"name": "Any", "version": "2", "chainId": chain.chain_id, "verifyingContract": spender}
+    owner, first, chain_id = anvil_accounts.owner, anvil_accounts.first, anvil_accounts.chain_id
+    domain = {"name": "Any", "version": "2", "chainId": chain_id, "verifyingContract": spender}
     if explicit:
         message: dict[str, Any] = {
             "details": {"token": owner_field, "amount": amount, "expiration": EXPIRY, "nonce": nonce},
@@ -217,15 +255,13 @@ def test_the_sdk_hashes_nested_typed_data_as_wallets_and_the_account_do(
             "deadline": amount,
         }
         data = {"types": PERMIT_TYPES, "primaryType": "Permit", "domain": domain, "message": message}
-    nested = nested_typed_data(data, account=first, chain_id=chain.chain_id)
-    assert TypedData(nested).digest == owner_typed_data_hash(data, account=first, chain_id=chain.chain_id)
-    signature = sign_typed_data_as_account(owner, data, account=first, chain_id=chain.chain_id)
-    assert answer(chain, first, TypedData(data).digest, signature) == ERC1271_MAGIC
-    personal = personal_sign_typed_data(
-        bytes(nonce.to_bytes(6, "big")), account=first, chain_id=chain.chain_id
-    )
+    nested = nested_typed_data(data, account=first, chain_id=chain_id)
+    assert TypedData(nested).digest == owner_typed_data_hash(data, account=first, chain_id=chain_id)
+    signature = sign_typed_data_as_account(owner, data, account=first, chain_id=chain_id)
+    assert anvil_answer(anvil_accounts, first, TypedData(data).digest, signature) == ERC1271_MAGIC
+    personal = personal_sign_typed_data(bytes(nonce.to_bytes(6, "big")), account=first, chain_id=chain_id)
     assert TypedData(personal).digest == owner_message_hash(
-        nonce.to_bytes(6, "big"), account=first, chain_id=chain.chain_id
+        nonce.to_bytes(6, "big"), account=first, chain_id=chain_id
     )
 
 
@@ -236,12 +272,10 @@ def test_the_sdk_hashes_nested_typed_data_as_wallets_and_the_account_do(
     descr=st.text(max_size=40),
     claimed=st.integers(0, 2**16 - 1),
 )
-def test_any_malformed_signature_is_refused_without_a_revert(
-    two_accounts, chain, digest, body, descr, claimed
-):
+def test_any_malformed_signature_is_refused_without_a_revert(anvil_accounts, digest, body, descr, claimed):
     """Whatever bytes a caller passes (random, or shaped like a TypedDataSign signature with a contents descriptor
     and a length that may lie), the account answers ``0xffffffff`` and does not revert, from any caller."""
-    _, first, _ = two_accounts
+    first = anvil_accounts.first
     shaped = body + digest + digest + descr.encode() + claimed.to_bytes(2, "big")
     for signature in (body, shaped):
-        assert answer(chain, first, digest, signature) == bytes.fromhex("ffffffff")
+        assert anvil_answer(anvil_accounts, first, digest, signature) == bytes.fromhex("ffffffff")
