@@ -3,12 +3,14 @@
 The owner approves ``order.amount <= 1000``; the module checks the word at the rule's offset. Offsets come from the
 ABI: here solc's own JSON ABI (through an ape ``ContractType``, and as a plain list), checked against eth-abi's
 encoder for generated shapes, and end to end on chain: a real contract compiled by solc, each ruled argument just
-inside and just outside its rule, the module refusing exactly the rule of the argument moved.
+inside and just outside its rule, the module refusing exactly the rule of the argument moved (on a fresh anvil of
+the file's own, the EntryPoint, the factory and the module deployed there).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from keyscope.execution import Call
 from keyscope.hexutil import to_address
 from keyscope.policy import Policy, arg, find_function
 from keyscope.session import Session
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.solidity import compile_contract_type
 from test_policy import paths, shapes, type_text
 
@@ -63,9 +67,25 @@ class Side(enum.IntEnum):
     HOLD = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, module):
-    """Session-scoped fixtures before this module's contract (ape snapshots per fixture scope)."""
+@pytest.fixture(scope="module")
+def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil, where the rules are tried end to end, and the session harness on it: the EntryPoint, the
+    factory and the module (ape's build of their sources) and the in-process bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
+
+
+@pytest.fixture
+def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
+    return anvil[1]
+
+
+class Orders(AnvilContract):
+    """The compiled ``Orders`` on the file's anvil, with its contract type, as ape's contract has it."""
+
+    def __init__(self, deployed: AnvilContract, contract_type: ContractType) -> None:
+        super().__init__(deployed.chain, deployed.address, contract_type)
+        self.contract_type = contract_type
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +94,9 @@ def orders_type() -> ContractType:
 
 
 @pytest.fixture(scope="module")
-def orders(orders_type, deployer):
-    return ContractContainer(orders_type).deploy(sender=deployer)
+def orders(orders_type: ContractType, anvil: tuple[AnvilChain, Any]) -> Orders:
+    chain = anvil[0]
+    return Orders(chain.deploy(ContractContainer(orders_type), sender=chain.accounts[0]), orders_type)
 
 
 def _callback(orders: Any) -> bytes:
