@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -44,6 +45,8 @@ from keyscope.sponsor import (
 )
 from keyscope.sponsor.paymaster_data import STUB_SIGNATURE
 from keyscope.userop import UserOperation
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import AnvilClock, anvil_sessions
 from support.raw_call import revert_bytes
 from support.sdk import local_network, mint_policy
 
@@ -85,6 +88,44 @@ def paymaster(project, entry_point, deployer, sponsor_key):
 @pytest.fixture(scope="module")
 def chain_id(chain):
     return int(chain.chain_id)
+
+
+@dataclass(frozen=True)
+class OnAnvil:
+    """The paymaster's generated tests' chain: a fresh anvil of the file's own with the session harness (the
+    EntryPoint, the factory, the module, the in-process bundler), the paymaster of ``sponsor_key`` (deposit and
+    stake as ``paymaster``'s), the demo NFT and the account for the operations meant to be refused, made as on ape's
+    chain."""
+
+    chain: AnvilChain
+    harness: Any
+    paymaster: AnvilContract
+    nft: AnvilContract
+    sponsored_owner: LocalSigner
+    sponsored_account: str
+
+    @property
+    def clock(self) -> AnvilClock:
+        return AnvilClock(self.chain)
+
+
+@pytest.fixture(scope="module")
+def on_anvil(project, sponsor_key) -> Iterator[OnAnvil]:
+    with anvil_chain() as chain:
+        deployer = chain.accounts[0]
+        harness = anvil_sessions(chain, project).h
+        paymaster = chain.deploy(
+            project.SponsorPaymaster,
+            harness.entry_point.address,
+            deployer,
+            sponsor_key.address,
+            sender=deployer,
+        )
+        paymaster.deposit.transact(value=10 * ETHER, sender=deployer)
+        paymaster.addStake.transact(86_400, value=ETHER, sender=deployer)
+        nft = chain.deploy(project.DemoNFT, sender=deployer)
+        owner = LocalSigner.generate()
+        yield OnAnvil(chain, harness, paymaster, nft, owner, harness.create(owner, salt=7))
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +214,9 @@ def test_zero_eth_account_is_created_and_mints_paid_by_the_deposit(
     assert nft.balanceOf(account) == 1
 
 
-def test_python_digest_matches_the_contract(paymaster, chain_id):
+def test_python_digest_matches_the_contract(on_anvil):
+    paymaster, chain_id = on_anvil.paymaster, on_anvil.chain.chain_id
+
     @SETTINGS
     @given(
         nonce=st.integers(0, 2**256 - 1),
@@ -322,21 +365,16 @@ _TAMPERED_FIELDS = [
 
 @SETTINGS
 @given(field=st.sampled_from(_TAMPERED_FIELDS), delta=st.integers(1, 5_000))
-def test_changing_a_signed_field_fails_with_aa34(
-    field,
-    delta,
-    harness,
-    sponsored_account,
-    sponsored_owner,
-    nft,
-    paymaster,
-    sponsor_key,
-    chain,
-    chain_id,
-    accounts,
-):
-    """The account re-signs what it changed (its own signature is fine): only the sponsor's check fails."""
-    now = _now(chain)
+def test_changing_a_signed_field_fails_with_aa34(field, delta, on_anvil, sponsor_key, accounts):
+    """The account re-signs what it changed (its own signature is fine): only the sponsor's check fails (on the
+    file's anvil)."""
+    harness, sponsored_account, sponsored_owner = (
+        on_anvil.harness,
+        on_anvil.sponsored_account,
+        on_anvil.sponsored_owner,
+    )
+    nft, paymaster, chain_id = on_anvil.nft, on_anvil.paymaster, on_anvil.chain.chain_id
+    now = _now(on_anvil.clock)
     op = _with_paymaster(
         harness.op(sponsored_account, _mint_call_data(nft, sponsored_account), call_gas=500_000),
         paymaster.address,
