@@ -9,12 +9,14 @@ caller from the last 20 bytes of its calldata (ERC-2771).
 Each layout is first sent as the owner's own operation, to show that the account runs the call the grant forbids
 (a mint of 1,000 under ``amount <= 5``, here to the account itself); the session key then sends the same layout
 with the mint to the attacker. Operations are built byte by byte and sent to the real EntryPoint v0.7
-``handleOps``.
+``handleOps``, on a fresh anvil of the file's own (ape's build of the contracts, the EntryPoint, the factory and the
+module deployed there, with the in-process bundler); each test makes its own account there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -25,6 +27,8 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.hexutil import keccak
 from keyscope.policy import Policy, arg
 from keyscope.session import Permission, Session
+from support.anvil_chain import AnvilChain, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 
 ETHER = 10**18
@@ -42,15 +46,32 @@ EXECUTE_FROM_EXECUTOR = keccak(b"executeFromExecutor(bytes32,bytes)")[:4]
 EXECUTIONS = "(address,uint256,bytes)[]"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, module):
-    """The session-scoped fixtures this module uses, made before its own module-scoped contracts: ape snapshots
-    the chain per fixture scope and must not rebase them."""
+@pytest.fixture(scope="module")
+def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
 
 
 @pytest.fixture(scope="module")
-def token(project, deployer):
-    return project.TestToken.deploy(sender=deployer)
+def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
+    return anvil[1]
+
+
+@pytest.fixture(scope="module")
+def module(sessions: Any) -> Any:
+    return sessions.module
+
+
+@pytest.fixture(scope="module")
+def deployer(anvil: tuple[AnvilChain, Any]) -> str:
+    """The anvil's first development account, which deployed the harness."""
+    return anvil[0].accounts[0]
+
+
+@pytest.fixture(scope="module")
+def token(anvil, project, deployer):
+    return anvil[0].deploy(project.TestToken, sender=deployer)
 
 
 class Lax:
@@ -59,8 +80,10 @@ class Lax:
     def __init__(self, sessions, project, deployer, owner, reading: int) -> None:
         self.sessions = sessions
         self.owner = owner
-        self.owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-        self.contract = project.LaxDecodingERC7579Account.deploy(
+        chain = sessions.h.chain
+        self.owner_validator = chain.deploy(project.OwnerECDSAValidator, sender=deployer)
+        self.contract = chain.deploy(
+            project.LaxDecodingERC7579Account,
             sessions.h.entry_point.address,
             self.owner_validator.address,
             bytes.fromhex(owner.address[2:]),
@@ -293,7 +316,9 @@ def handler_account(sessions, project, deployer, owner) -> Callable[..., tuple[L
 
     def make(executor: bool = True) -> tuple[Lax, object]:
         lax = Lax(sessions, project, deployer, owner, READ_BY_OFFSETS)
-        handler = project.LegacyExecutionHandler.deploy(sessions.h.entry_point.address, sender=deployer)
+        handler = sessions.h.chain.deploy(
+            project.LegacyExecutionHandler, sessions.h.entry_point.address, sender=deployer
+        )
         install = lax.contract.installModule
         calls = [Call.of(lax.address, 0, install.encode_input(3, handler.address, EXECUTE_BATCH))]
         if executor:
@@ -392,9 +417,9 @@ def test_a_call_to_the_fallback_handler_naming_the_entry_point_as_its_caller_get
     assert not sessions.module.isSessionActive(
         lax.address, session.session_id(lax.address, sessions.epoch(lax.address))
     )
-    web3 = sessions.h.chain.provider.web3
+    node = sessions.h.chain
     with pytest.raises(Exception) as refused:
-        web3.eth.call({"from": lax.address, "to": sessions.module.address, "data": "0x" + enable.data.hex()})
+        node.call({"from": lax.address, "to": sessions.module.address, "data": "0x" + enable.data.hex()})
     assert (
         "PermissionTargetIsModule" in _decoded(refused.value)
         and handler.address[2:].lower() in _decoded(refused.value).lower()
@@ -409,7 +434,7 @@ def test_a_call_to_the_fallback_handler_naming_the_entry_point_as_its_caller_get
     enable = Call.of(sessions.module.address, 0, sessions.module.enableSession.encode_input(session.as_abi()))
     assert not lax.owner_call_data(encode_execute(enable)).success
     with pytest.raises(Exception) as refused:
-        web3.eth.call({"from": lax.address, "to": sessions.module.address, "data": "0x" + enable.data.hex()})
+        node.call({"from": lax.address, "to": sessions.module.address, "data": "0x" + enable.data.hex()})
     assert (
         _decoded(refused.value)
         == f"PermissionTargetIsModule(permissionIndex=0, target={handler.address}, moduleType=3)"
