@@ -50,7 +50,6 @@ HEAVIEST_FIRST = (
     "test_fuzz_signed_operations_by_effect.py",
     "test_fuzz_session_signatures_by_effect.py",
     "test_differential.py",
-    "test_session_signatures.py",
     "test_store_concurrency.py",
     "e2e/test_browser.py",
     "e2e/test_daily_limits.py",
