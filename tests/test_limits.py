@@ -5,8 +5,9 @@ events, malformed limits, and grants naming the account's own modules (attack 52
 
 The tests that only grant, send operations and read the module and the token run on a fresh anvil of the file's own
 (``on_anvil``: the EntryPoint, the factory, the module, ``TestToken`` and a ``RecordingTarget`` are ape's builds of
-their sources, on a node that runs them natively); the others, which move ape's clock, deploy modules or accounts
-of other kinds, or read ape's receipts, on ape's chain."""
+their sources, on a node that runs them natively), and so do the EIP-7702 delegate's (``anvil``: each deploys its
+own delegate and validator there, a development account standing in for its EntryPoint); the others, which move
+ape's clock, deploy modules or accounts of other kinds, or read ape's receipts, on ape's chain."""
 
 from __future__ import annotations
 
@@ -1003,67 +1004,73 @@ def test_an_account_created_with_a_session_on_a_module_it_installs_after_is_refu
 
 @dataclass
 class _DelegateWithSession:
-    """KeyscopeDelegate deployed as a plain contract whose EntryPoint is a test account (``run`` calls it as the
-    EntryPoint would once the owner's signature validated; delegation itself needs a Prague node), the session
-    module installed, and a live session that may call ``validator``'s ``onInstall``."""
+    """KeyscopeDelegate deployed as a plain contract on the file's anvil whose EntryPoint is a development account
+    (``run`` calls it as the EntryPoint would once the owner's signature validated; delegation itself needs a
+    Prague node), the session module installed, and a live session that may call ``validator``'s ``onInstall``."""
 
-    entry: Any
+    chain: AnvilChain
+    entry: str
     delegate: Any
     module: Any
     validator: Any
     session: Session
-    provider: Any
 
     def run(self, data: bytes) -> None:
-        ecosystem = self.provider.network.ecosystem
-        self.entry.call(
-            ecosystem.create_transaction(receiver=self.delegate.address, data=data, sender=self.entry)
-        )
+        self.chain.send(self.entry, self.delegate.address, data)
 
     def session_id(self) -> bytes:
         return self.session.session_id(self.delegate.address, int(self.module.epochOf(self.delegate.address)))
 
+    def call_error(self, data: bytes) -> str:
+        """The decoded revert of an eth_call of ``data`` to the delegate from its EntryPoint."""
+        tx = {"from": self.entry, "to": self.delegate.address, "data": "0x" + data.hex(), "gas": 10_000_000}
+        with pytest.raises(Exception) as info:
+            self.chain.call(tx)
+        return _decoded(info.value)
 
-def _delegate_with_session(sessions, project, deployer, accounts, session_key) -> _DelegateWithSession:
-    entry = accounts[6]
-    delegate = project.KeyscopeDelegate.deploy(entry.address, sender=deployer)
+
+def _delegate_with_session(anvil, project, session_key) -> _DelegateWithSession:
+    chain, sessions = anvil[0], anvil[1]
+    deployer, entry = chain.accounts[0], chain.accounts[6]
+    delegate = chain.deploy(project.KeyscopeDelegate, entry, sender=deployer)
     module = sessions.module
-    delegate.installModule(1, module.address, b"", sender=entry)
-    validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+    delegate.installModule.transact(1, module.address, b"", sender=entry)
+    validator = chain.deploy(project.OwnerECDSAValidator, sender=deployer)
     session = Session(
         session_key=session_key.address,
         permissions=(Permission(target=validator.address, selector=ON_INSTALL),),
     )
-    made = _DelegateWithSession(entry, delegate, module, validator, session, sessions.h.chain.provider)
+    made = _DelegateWithSession(chain, entry, delegate, module, validator, session)
     made.run(encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi()))))
     return made
 
 
-def test_keyscope_s_eip7702_delegate_refuses_the_install_too(
-    sessions, project, deployer, accounts, owner, session_key
-):
+def test_keyscope_s_eip7702_delegate_refuses_the_install_too(anvil, project, owner, session_key):
     """KeyscopeDelegate (the code an EOA delegates to) asks its validators before installing a module, as
     KeyscopeAccount does."""
-    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    d = _delegate_with_session(anvil, project, session_key)
     assert d.module.isTargetOfLiveSession(d.delegate.address, d.validator.address)
     install = d.delegate.installModule.encode_input(1, d.validator.address, bytes.fromhex(owner.address[2:]))
-    error = _eth_call_error(sessions, d.entry.address, d.delegate.address, install)
+    error = d.call_error(install)
     assert error == f"ModuleIsSessionTarget(module={d.validator.address}, validator={d.module.address})", (
         error
     )
     d.run(encode_execute(Call.of(d.module.address, 0, d.module.revokeSession.encode_input(d.session_id()))))
-    d.delegate.installModule(1, d.validator.address, bytes.fromhex(owner.address[2:]), sender=d.entry)
+    d.delegate.installModule.transact(
+        1, d.validator.address, bytes.fromhex(owner.address[2:]), sender=d.entry
+    )
     assert d.delegate.isModuleInstalled(1, d.validator.address, b"")
 
 
 def test_keyscope_s_eip7702_delegate_hands_on_the_module_s_window_and_period_unchanged(
-    sessions, project, deployer, accounts, session_key, target
+    anvil, project, session_key
 ):
     """docs/accounts.md: the module reads no clock, so a session's window and the period an operation claims bind
     only through the validation data the account returns from the module (attack 160). The e2e tests check the five
     account kinds; here KeyscopeDelegate, the code an EOA delegates to: what it returns to the EntryPoint is the
     module's word, for an operation claiming today and one claiming tomorrow."""
-    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    d = _delegate_with_session(anvil, project, session_key)
+    sessions, target = anvil[1], anvil[3]
     start = 2_000_000_000
     key = LocalSigner.generate()
     daily = Policy.call(target.address, "other(uint256 amount)", rate="1/day")
@@ -1072,44 +1079,43 @@ def test_keyscope_s_eip7702_delegate_hands_on_the_module_s_window_and_period_unc
     )
     d.run(encode_execute(Call.of(d.module.address, 0, d.module.enableSession.encode_input(session.as_abi()))))
     call = Call.of(target.address, 0, target.other.encode_input(1))
-    web3 = sessions.h.chain.provider.web3
     for claimed in (start, start + DAY):
         op = sessions.op(d.delegate.address, key, call, at=claimed)
         data = d.delegate.validateUserOp.encode_input(op.pack().as_tuple(), sessions.h.hash(op), 0)
-        handed = web3.eth.call({"from": d.entry.address, "to": d.delegate.address, "data": "0x" + data.hex()})
-        assert int.from_bytes(bytes(handed), "big") == (claimed << 208) | ((claimed + DAY - 1) << 160), (
-            claimed
-        )
+        handed = d.chain.call({"from": d.entry, "to": d.delegate.address, "data": "0x" + data.hex()})
+        assert int.from_bytes(bytes.fromhex(handed[2:]), "big") == (claimed << 208) | (
+            (claimed + DAY - 1) << 160
+        ), claimed
 
 
 @pytest.mark.parametrize(("module_type", "init_data"), [(2, b""), (3, bytes.fromhex("12345678"))])
 def test_keyscope_s_eip7702_delegate_refuses_a_session_target_as_a_module_of_any_type(
-    sessions, project, deployer, accounts, session_key, module_type, init_data
+    anvil, project, session_key, module_type, init_data
 ):
     """The delegate, as KeyscopeAccount: an executor or a fallback handler a live session may call is refused, and
     installed once the session is revoked."""
-    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
-    greedy = project.GreedyModule.deploy(sender=deployer)
+    d = _delegate_with_session(anvil, project, session_key)
+    greedy = d.chain.deploy(project.GreedyModule, sender=d.chain.accounts[0])
     session = Session(
         session_key=session_key.address, permissions=(Permission(target=greedy.address, selector=ON_INSTALL),)
     )
     d.run(encode_execute(Call.of(d.module.address, 0, d.module.enableSession.encode_input(session.as_abi()))))
     install = d.delegate.installModule.encode_input(module_type, greedy.address, init_data)
-    error = _eth_call_error(sessions, d.entry.address, d.delegate.address, install)
+    error = d.call_error(install)
     assert error == f"ModuleIsSessionTarget(module={greedy.address}, validator={d.module.address})", error
     session_id = session.session_id(d.delegate.address, int(d.module.epochOf(d.delegate.address)))
     d.run(encode_execute(Call.of(d.module.address, 0, d.module.revokeSession.encode_input(session_id))))
-    d.delegate.installModule(module_type, greedy.address, init_data, sender=d.entry)
+    d.delegate.installModule.transact(module_type, greedy.address, init_data, sender=d.entry)
     assert d.delegate.isModuleInstalled(module_type, greedy.address, init_data)
 
 
 @pytest.mark.parametrize("how", ["revoke", "uninstall"])
 def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_transaction(
-    sessions, project, deployer, accounts, owner, session_key, how
+    anvil, project, owner, session_key, how
 ):
     """As KeyscopeAccount (attack 116): the delegate refuses to install a module in the transaction that revoked the
     session naming it, or uninstalled the session module, and installs it in a later one."""
-    d = _delegate_with_session(sessions, project, deployer, accounts, session_key)
+    d = _delegate_with_session(anvil, project, session_key)
     delegate, module, validator = d.delegate, d.module, d.validator
     if how == "revoke":
         revocation = Call.of(module.address, 0, module.revokeSession.encode_input(d.session_id()))
@@ -1122,9 +1128,7 @@ def test_keyscope_s_eip7702_delegate_refuses_the_install_in_the_revocation_s_tra
         0,
         delegate.installModule.encode_input(1, validator.address, bytes.fromhex(owner.address[2:])),
     )
-    error = _eth_call_error(
-        sessions, d.entry.address, delegate.address, encode_execute([revocation, install])
-    )
+    error = d.call_error(encode_execute([revocation, install]))
     assert error == f"ModuleIsSessionTarget(module={validator.address}, validator={module.address})", error
     d.run(encode_execute(revocation))
     d.run(encode_execute(install))
