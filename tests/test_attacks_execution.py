@@ -10,9 +10,15 @@ byte by byte, signed by the session key and sent to the real EntryPoint v0.7 ``h
 
 The same accounts (and OpenZeppelin's ``AccountERC7579`` as it comes) are also called back by a granted target while
 the session's call runs (attack 118 on an account keyscope did not write).
+
+The tests run on a fresh anvil of the file's own (ape's build of the contracts; the EntryPoint, the factory, the
+module and a ``RecordingTarget`` deployed there, with the in-process bundler), each making its own accounts there.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -24,21 +30,62 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.hexutil import keccak
 from keyscope.policy import Policy, arg
 from keyscope.session import Permission, Session
+from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
+from support.anvil_harness import anvil_sessions
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 
 ETHER = 10**18
 RELAY = keccak(b"relay(address,bytes)")[:4]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def session_fixtures_first(sessions, target, module):
-    """The session-scoped fixtures this module uses, made before its own module-scoped victims: ape snapshots
-    the chain per fixture scope and must not rebase them."""
+@pytest.fixture(scope="module")
+def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
+    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
+    with anvil_chain() as chain:
+        yield chain, anvil_sessions(chain, project)
 
 
 @pytest.fixture(scope="module")
-def vault(project, deployer):
-    return project.CalldataVault.deploy(sender=deployer)
+def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
+    return anvil[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_fixtures_first(sessions, module, entry_point, deployer, target, balance, vault, reentrant):
+    """The module-scoped fixtures, made before any test's own (ape's isolation wants wider scopes first)."""
+
+
+@pytest.fixture(scope="module")
+def module(sessions: Any) -> Any:
+    return sessions.module
+
+
+@pytest.fixture(scope="module")
+def entry_point(sessions: Any) -> Any:
+    return sessions.h.entry_point
+
+
+@pytest.fixture(scope="module")
+def deployer(anvil: tuple[AnvilChain, Any]) -> str:
+    """The anvil's first development account, which deployed the harness."""
+    return anvil[0].accounts[0]
+
+
+@pytest.fixture(scope="module")
+def target(anvil, project, deployer):
+    return anvil[0].deploy(project.RecordingTarget, sender=deployer)
+
+
+@pytest.fixture(scope="module")
+def balance(anvil: tuple[AnvilChain, Any]) -> Callable[[str], int]:
+    """An address's balance on the file's anvil."""
+    chain = anvil[0]
+    return lambda address: int(chain.rpc.request("eth_getBalance", [address, "latest"]), 16)
+
+
+@pytest.fixture(scope="module")
+def vault(anvil, project, deployer):
+    return anvil[0].deploy(project.CalldataVault, sender=deployer)
 
 
 def third_party_account(sessions, project, deployer, owner, name: str):
@@ -46,17 +93,15 @@ def third_party_account(sessions, project, deployer, owner, name: str):
     reading) owned by ``owner`` through OwnerECDSAValidator, holding 5 ether, with the session module installed.
     Returns its address, a function granting a session on chain (the owner's operation) and one sending the
     owner's operation of any callData."""
-    owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
-    account = (
-        getattr(project, name)
-        .deploy(
-            sessions.h.entry_point.address,
-            owner_validator.address,
-            bytes.fromhex(owner.address[2:]),
-            sender=deployer,
-        )
-        .address
-    )
+    chain = sessions.h.chain
+    owner_validator = chain.deploy(project.OwnerECDSAValidator, sender=deployer)
+    account = chain.deploy(
+        getattr(project, name),
+        sessions.h.entry_point.address,
+        owner_validator.address,
+        bytes.fromhex(owner.address[2:]),
+        sender=deployer,
+    ).address
     sessions.h.fund(account, 5 * ETHER)
 
     def owner_call_data(call_data: bytes):
@@ -119,7 +164,7 @@ def raw_execute(
 
 
 def test_bytes_an_inferring_account_reads_after_executionCalldata_never_reach_a_plain_transfer_target(
-    sessions, module, chain, vault, inferring, owner, session_key, attacker
+    sessions, module, balance, vault, inferring, owner, session_key, attacker
 ):
     """A session granted plain transfers to the vault (``Policy.transfer``: no calldata) sends a single call with
     empty data whose executionCalldata is followed by the rest of a withdrawal command: its 12 padding bytes are
@@ -156,7 +201,7 @@ def test_bytes_an_inferring_account_reads_after_executionCalldata_never_reach_a_
         session_key=session_key.address, permissions=(Policy.transfer(vault.address, value_limit=ETHER),)
     )
     grant(session)
-    before = chain.provider.get_balance(attacker)
+    before = balance(attacker)
     for name, call_data in attacks.items():
         result = sessions.outcome(sessions.op(account, session_key, call_data=call_data, mode="use_with_key"))
         assert "AA23" in result and "MalformedExecution" in result, (name, result)
@@ -174,7 +219,7 @@ def test_bytes_an_inferring_account_reads_after_executionCalldata_never_reach_a_
     assert "AA23" in result and "MalformedExecution" in result, result
     with pytest.raises(ExecuteDecodeError):
         decode_execute(padded)
-    assert chain.provider.get_balance(attacker) == before
+    assert balance(attacker) == before
     assert vault.deposits(account) == 2 * ETHER
 
     # the plain transfer itself, as the account's own encoder makes it, runs and deposits
@@ -216,8 +261,8 @@ def test_a_ruled_call_on_an_inferring_account_runs_as_judged_and_nothing_after_i
 
 
 @pytest.fixture(scope="module")
-def reentrant(project, deployer):
-    return project.Reentrant.deploy(sender=deployer)
+def reentrant(anvil, project, deployer):
+    return anvil[0].deploy(project.Reentrant, sender=deployer)
 
 
 def relay(reentrant, to: str, data: bytes) -> Call:
@@ -226,7 +271,7 @@ def relay(reentrant, to: str, data: bytes) -> Call:
 
 @pytest.mark.parametrize("name", ["PlainERC7579Account", "InferringERC7579Account"])
 def test_a_granted_target_calling_back_gets_nothing_from_a_third_party_account(
-    sessions, project, deployer, entry_point, reentrant, owner, session_key, attacker, chain, name
+    sessions, project, deployer, entry_point, reentrant, owner, session_key, attacker, balance, name
 ):
     """Attack 118 on OpenZeppelin's ``AccountERC7579`` (as it comes, and with the inferring reading): a granted
     target that calls back, while the session's call runs, into the account's ``execute`` (1 ether to the attacker,
@@ -239,12 +284,12 @@ def test_a_granted_target_calling_back_gets_nothing_from_a_third_party_account(
     account, grant, owner_call_data = third_party_account(sessions, project, deployer, owner, name)
     # the payload pays out from a caller the account trusts: itself, in the owner's operation
     assert owner_call_data(encode_execute(Call.of(account, 0, encode_execute(Call.of(attacker, 1))))).success
-    assert chain.provider.get_balance(attacker) == 1
+    assert balance(attacker) == 1
     session = Session(
         session_key=session_key.address, permissions=(Permission(target=reentrant.address, selector=RELAY),)
     )
     grant(session)
-    evil = project.OwnerECDSAValidator.deploy(sender=deployer)
+    evil = sessions.h.chain.deploy(project.OwnerECDSAValidator, sender=deployer)
     inner = sessions.op(account, session_key, relay(reentrant, attacker, b""), lane=1)
     single = bytes.fromhex(attacker[2:]) + ETHER.to_bytes(
         32, "big"
@@ -270,14 +315,14 @@ def test_a_granted_target_calling_back_gets_nothing_from_a_third_party_account(
         relay(reentrant, entry_point.address, encode_handle_ops([inner.pack()], attacker)),
         relay(reentrant, entry_point.address, entry_point.withdrawTo.encode_input(attacker, 1)),
     ]
-    before = chain.provider.get_balance(account)
+    before = balance(account)
     attempted = reentrant.attempted()
     succeeded = reentrant.succeeded()
     assert sessions.outcome(sessions.op(account, session_key, calls)) == "ok"
     assert (reentrant.attempted() - attempted, reentrant.succeeded() - succeeded) == (len(calls), 0)
-    assert chain.provider.get_balance(attacker) == 1
-    assert before - chain.provider.get_balance(account) < ETHER // 100  # the operation's gas, nothing more
-    installed = getattr(project, name).at(account)
+    assert balance(attacker) == 1
+    assert before - balance(account) < ETHER // 100  # the operation's gas, nothing more
+    installed = AnvilContract(sessions.h.chain, account, getattr(project, name).contract_type)
     assert not installed.isModuleInstalled(1, evil.address, b"")
     assert installed.isModuleInstalled(1, sessions.module.address, b"")
     assert sessions.module.isSessionActive(account, session.session_id(account, sessions.epoch(account)))
