@@ -74,15 +74,24 @@ def token(anvil, project, deployer):
     return anvil[0].deploy(project.TestToken, sender=deployer)
 
 
+def _deploy(sessions: Any, container: Any, *args: Any, sender: Any) -> Any:
+    """``container`` deployed on the chain ``sessions`` runs on: this file's anvil, or ape's chain (another file's
+    ``Lax``)."""
+    chain = sessions.h.chain
+    if isinstance(chain, AnvilChain):
+        return chain.deploy(container, *args, sender=sender)
+    return container.deploy(*args, sender=sender)
+
+
 class Lax:
     """A LaxDecodingERC7579Account of ``owner`` holding 5 ether, with the session module installed."""
 
     def __init__(self, sessions, project, deployer, owner, reading: int) -> None:
         self.sessions = sessions
         self.owner = owner
-        chain = sessions.h.chain
-        self.owner_validator = chain.deploy(project.OwnerECDSAValidator, sender=deployer)
-        self.contract = chain.deploy(
+        self.owner_validator = _deploy(sessions, project.OwnerECDSAValidator, sender=deployer)
+        self.contract = _deploy(
+            sessions,
             project.LaxDecodingERC7579Account,
             sessions.h.entry_point.address,
             self.owner_validator.address,
