@@ -10,11 +10,15 @@ Backends: ``memory://`` (:class:`MemoryStore`), a directory (:class:`FileStore`)
 (:class:`SqlStore`). See :mod:`keyscope.store.base` for the interface.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .base import KeyInfo, Lease, OutboxRecord, OutboxState, SessionStore
 from .file import FileStore
 from .memory import MemoryStore
 from .opening import open_store
-from .sql import SqlStore
+
+if TYPE_CHECKING:
+    from .sql import SqlStore
 
 __all__ = [
     "FileStore",
@@ -27,3 +31,13 @@ __all__ = [
     "SqlStore",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``SqlStore``, imported when first asked for: its database toolkit takes a fifth of a second to load, which a
+    command that opens no SQL store need not pay."""
+    if name == "SqlStore":
+        from .sql import SqlStore
+
+        return SqlStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,6 @@ from ..urls import hide_password
 from .base import SessionStore
 from .file import FileStore, is_sqlite_file
 from .memory import MemoryStore
-from .sql import SqlStore
 
 __all__ = ["open_store"]
 
@@ -79,6 +78,8 @@ def open_store(
             )
         return FileStore(path, passphrase=passphrase, scrypt_n=scrypt_n, create=create)
     if scheme.split("+", 1)[0] in ("sqlite", "postgresql", "postgres"):
+        from .sql import SqlStore  # here: its database toolkit loads only for a SQL store
+
         return SqlStore(url, passphrase=passphrase, kek=kek, scrypt_n=scrypt_n, create=create)
     raise BadInputError(
         f"unknown store URL scheme {shown(scheme)} in {shown(hide_password(url))}: use memory://, file:///path/to/dir (or a "
