@@ -1,6 +1,7 @@
-"""A Ctrl-C while a keyscope command is still starting (importing the SDK, about a second) ends in one line on
-stderr, not in Python's traceback of the import; a program importing keyscope as a library keeps Python's own
-handling. Either way the process ends by the interrupt, so a shell sees it as interrupted."""
+"""How a keyscope command starts. A Ctrl-C while it is still starting (importing the SDK, under a second) ends in
+one line on stderr, not in Python's traceback of the import; a program importing keyscope as a library keeps
+Python's own handling. Either way the process ends by the interrupt, so a shell sees it as interrupted. And the
+start loads no more than the command needs: the SQL store's database toolkit only with a SQL store."""
 
 import os
 import signal
@@ -88,3 +89,19 @@ def test_the_quiet_interrupt_is_the_command_s_alone(code: str, quiet: bool) -> N
     else:
         assert "Traceback" in result.stderr
         assert result.stderr.rstrip().splitlines()[-1] in ("KeyboardInterrupt", "ValueError: kept")
+
+
+def test_the_database_toolkit_loads_only_with_a_sql_store(tmp_path: Path) -> None:
+    code = (
+        "import sys; import keyscope.cli, keyscope.store; from keyscope.store import open_store\n"
+        "assert 'sqlalchemy' not in sys.modules, 'loaded by the command line'\n"
+        f"open_store({str(tmp_path / 'keys')!r}, passphrase='p', scrypt_n=2).close()\n"
+        "assert 'sqlalchemy' not in sys.modules, 'loaded by a folder store'\n"
+        f"open_store('sqlite:///{tmp_path / 'k.db'}', passphrase='p', scrypt_n=2).close()\n"
+        "assert 'sqlalchemy' in sys.modules\n"
+        "from keyscope.store import SqlStore; from keyscope.store.sql import SqlStore as Same; assert SqlStore is Same\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
