@@ -1201,8 +1201,12 @@ class Owner:
         refuse_forbidden_targets(session, self.account, net.module)
         if not deployed:
             self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
-        elif occupied:
-            self._refuse_what_enabling_refuses(session)
+        else:
+            # an account trusting another EntryPoint would refuse every operation of the session (AA23,
+            # AccountUnauthorized) after the owner signed: said before the owner signs, as for its own operations
+            net.check_entry_point(self.account)
+            if occupied:
+                self._refuse_what_enabling_refuses(session)
         # the framing of the owner's signature for the account, tried on no signature: an adapter that cannot
         # frame it (no owner validator given for an account whose owner signs through one) says so before the
         # owner's key or wallet signs, not after

@@ -183,7 +183,8 @@ class SessionAccount:
         if network.module != grant.module or network.entry_point != grant.entry_point:
             raise ConfigurationError(
                 f"the grant is for module {grant.module} and EntryPoint {grant.entry_point}, but the network uses "
-                f"{network.module} and {network.entry_point}"
+                f"{network.module} and {network.entry_point}: connect(..., module={shown(grant.module)}, "
+                f"entry_point={shown(grant.entry_point)}) to use this session"
             )
         if co_signer is not None and grant.session.co_signer is None:
             raise BadInputError("this session was granted without a co-signer: give no co_signer")

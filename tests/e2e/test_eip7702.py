@@ -987,9 +987,14 @@ def test_a_network_never_mixes_entry_points(stack: LocalStack) -> None:
     v07 = connect(stack.rpc_url, stack.bundler_url, module=stack.module)  # the canonical v0.7
     with pytest.raises(ConfigurationError, match=r"trusts EntryPoint v0\.8"):
         v07.owner(owner.signer, owner.account).execute(function_call(stack.nft, MINT, owner.account))
+    # a grant too, before the owner signs: its every session operation would fail AA23 (AccountUnauthorized)
+    with pytest.raises(
+        ConfigurationError, match=r"trusts EntryPoint v0\.8 .*: connect\(\.\.\., entry_point="
+    ):
+        v07.owner(owner.signer, owner.account).grant(SessionKey.generate(), mint_policy(stack, owner.account))
     key = SessionKey.generate()
     grant = owner.grant(key, mint_policy(stack, owner.account), onchain=True)
-    with pytest.raises(ConfigurationError, match="EntryPoint"):
+    with pytest.raises(ConfigurationError, match=r"EntryPoint .*: connect\(\.\.\., module=.*, entry_point="):
         v07.session(grant, key)
 
 
