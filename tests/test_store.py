@@ -672,8 +672,15 @@ def test_sql_kek_from_raw_bytes_or_passphrase(sql_backend: Backend, first: str) 
     before = sql_backend.snapshot()
     wrongs: list[dict[str, Any]] = [{"passphrase": "other"}, {"kek": os.urandom(32)}]
     for wrong in wrongs:
-        with pytest.raises(WrongPassphraseError):
+        with pytest.raises(WrongPassphraseError) as info:
             sql_backend.open(**wrong)
+        if first not in wrong:  # the other kind of secret: the error says which the store takes, and where
+            sealed, todo = (
+                ("a passphrase", "KEYSCOPE_STORE_PASSPHRASE")
+                if first == "passphrase"
+                else ("a raw", "KEYSCOPE_STORE_KEK")
+            )
+            assert f"sealed under {sealed}" in str(info.value) and todo in str(info.value), str(info.value)
     assert sql_backend.snapshot() == before
     assert sql_backend.open(**right).get_key(signer.address).address == signer.address
 

@@ -549,7 +549,7 @@ class SqlStore(SessionStore):
         if text_ is None and check is not None:
             raise WrongPassphraseError(
                 f"the keys in {self.url} are sealed under a raw key-encryption key, not a passphrase: "
-                "open the store with kek="
+                "open the store with kek= (for the keyscope command, KEYSCOPE_STORE_KEK: 64 hex digits)"
             )
         if text_ is None:
             text_ = self._meta_once(_KEK_SCRYPT, ScryptParams.new(scrypt_n).encode())
@@ -567,6 +567,11 @@ class SqlStore(SessionStore):
         if not KeyEncryptionKey.well_formed(check):
             raise self._corrupted_meta(_KEK_CHECK)
         if not kek.matches(check):
+            if raw and self._run(lambda conn: self._meta(conn, _KEK_SCRYPT), write=False) is not None:
+                raise WrongPassphraseError(
+                    f"the keys in {self.url} are sealed under a passphrase, not a raw key-encryption key: open the "
+                    "store with passphrase= (for the keyscope command, KEYSCOPE_STORE_PASSPHRASE)"
+                )
             what = "key-encryption key" if raw else "passphrase"
             raise WrongPassphraseError(
                 f"the {what} does not open the keys in {self.url}: give the one the store was created with"
