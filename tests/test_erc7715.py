@@ -490,6 +490,50 @@ def test_a_rule_offset_must_be_a_number_of_bytes() -> None:
         plan_from_requests([_request({"type": "contract-call", "data": data})])
 
 
+@pytest.mark.parametrize(
+    ("rule", "function", "said"),
+    [
+        (
+            {"arg": "b", "op": "==", "value": "0x1234"},
+            "f(bytes4 b)",
+            "argument `b` (bytes4) of f(bytes4): expected",
+        ),
+        (
+            {"arg": "a", "op": "==", "value": "0x12"},
+            "f(address a)",
+            "argument `a` (address) of f(address): '0x12'",
+        ),
+        (
+            {"arg": "a", "op": "in", "values": [1, 300]},
+            "f(uint8 a)",
+            "argument `a` (uint8) of f(uint8): 300 is out",
+        ),
+        (
+            {"offset": 0, "type": "bytes4", "op": "==", "value": "0x12"},
+            None,
+            "the bytes4 word at byte 0: expected",
+        ),
+        (
+            {"offset": 32, "type": "uint8", "op": "<", "value": 256},
+            None,
+            "the uint8 word at byte 32: 256 is out",
+        ),
+    ],
+)
+def test_a_rule_value_its_type_cannot_hold_is_refused_naming_the_rule(
+    rule: dict[str, Any], function: str | None, said: str
+) -> None:
+    """A rule's value its argument's type cannot hold (a bytes4 of 2 bytes, an address of one, 300 for a uint8) is
+    refused with the rule's place in the requests, as every other fault of a rule is, and a rule by offset is named by
+    its word, not by the stand-in function its value is read through."""
+    data: dict[str, Any] = {"address": TOKEN, "rules": [rule]}
+    data.update({"function": function} if function else {"selector": "0x12345678"})
+    with pytest.raises(BadInputError) as info:
+        plan_from_requests([_request({"type": "contract-call", "data": data}), _request(_PAY)])
+    assert str(info.value).startswith(f"request 0 permission contract-call.rules[0]: {said}"), str(info.value)
+    assert "rule(" not in str(info.value)
+
+
 # --------------------------------------------------------------------------------------------------
 # allowances and limits: native-token-transfer, erc20-token-transfer, gas-limit, call-limit, rate-limit
 # --------------------------------------------------------------------------------------------------

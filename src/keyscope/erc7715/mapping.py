@@ -257,7 +257,12 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
         except BadInputError as error:
             raise BadInputError(f"{where}: {error}") from None
         converted = [_python_value(v, kind.name, where) for v in values]
-        return _spec(arg(*path), condition, converted).resolve(function)
+        try:
+            return _spec(arg(*path), condition, converted).resolve(function)
+        except (
+            BadInputError
+        ) as error:  # a value its type cannot hold: said with the rule's place in the requests
+            raise BadInputError(f"{where}: {error}") from None
     offset = entry.get("offset")
     if not isinstance(offset, int) or isinstance(offset, bool) or not isinstance(entry.get("type"), str):
         raise BadInputError(f"{where}: a rule names its argument by 'arg', or by 'offset' (bytes) and 'type'")
@@ -280,7 +285,14 @@ def _read_rule(entry: Any, function: AbiFunction | None, where: str) -> Rule:
         raise BadInputError(f"{where}: 'name' is a label string, got {shown(name)}")
     alone = AbiFunction.of("rule", [AbiParam(name or "", AbiType("elementary", _canonical(kind_name)))])
     converted = [_python_value(v, alone.inputs[0].type.name, where) for v in values]
-    rule = _spec(arg(0), condition, converted).resolve(alone)
+    try:
+        rule = _spec(arg(0), condition, converted).resolve(alone)
+    except (
+        BadInputError
+    ) as error:  # said of the word the rule names, not of the stand-in function it is read by
+        said = str(error).replace(f"({alone.inputs[0].type.name}) of {alone.signature}", "", 1)
+        said = re.sub(r"^argument `[^`]*` ", f"the {alone.inputs[0].type.name} word at byte {offset}", said)
+        raise BadInputError(f"{where}: {said}") from None
     try:
         return Rule(
             condition=rule.condition, offset=entry["offset"], arg_type=code, values=rule.values, name=name
