@@ -396,6 +396,14 @@ def test_a_session_wide_policy_asked_by_some_requests_only_is_refused() -> None:
 def test_a_context_keyscope_did_not_write_is_refused() -> None:
     with pytest.raises(BadInputError, match="not written by keyscope"):
         grant_from_context("0x016562aa41a8697720ce0943f003141f5deae0060000771577157715")
+    # what keyscope's contexts start with is said as theirs (not as the given one's start), and a short context is
+    # shown whole, without an ellipsis
+    with pytest.raises(BadInputError) as info:
+        grant_from_context("0x1234")
+    assert (
+        "context 0x1234 was not written by keyscope (keyscope's contexts start with 'keyscope.grant.v1:'"
+        in str(info.value)
+    ), str(info.value)
     with pytest.raises(BadInputError, match="not a valid ERC-7715 object"):
         grant_to_revoke({"context": "0x00"})
 

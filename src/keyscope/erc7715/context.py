@@ -31,8 +31,9 @@ def grant_from_context(context: bytes | str) -> SessionGrant:
     raw = to_bytes(context, name="permission context")
     if not raw.startswith(CONTEXT_PREFIX):
         raise BadInputError(
-            f"the permission context 0x{raw[:24].hex()}… was not written by keyscope (it starts with "
-            f"{CONTEXT_PREFIX.decode()!r}): give the context of a keyscope grant"
+            f"the permission context 0x{raw[:24].hex()}{'…' if len(raw) > 24 else ''} was not written by keyscope "
+            f"(keyscope's contexts start with {CONTEXT_PREFIX.decode()!r}, 0x{CONTEXT_PREFIX.hex()}): give the "
+            "context of a keyscope grant"
         )
     try:
         return SessionGrant.from_json(raw[len(CONTEXT_PREFIX) :])
