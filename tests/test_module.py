@@ -172,6 +172,8 @@ def test_a_grant_reads_the_chain_once_and_a_build_once(net, owner, nft) -> None:
     counting = CountingChain(net.chain)
     net.chain = counting
     net.chain_id  # noqa: B018 -- asked once per network, before any grant
+    net.check_entry_point(owner.account)  # asked once per account and network: the EntryPoint it trusts
+    assert counting.asked == ["call"]
     counting.asked.clear()
     key = SessionKey.generate()
     policy = mint_policy(nft, owner.account)
