@@ -1,0 +1,121 @@
+"""A dapp as the attacker, continued: every surface the owner reads says what the collection does.
+
+Attack 371, an ERC-721 collection read as an ERC-20 token past the permission's own line: attack 364 made the consent
+page show ERC-721's ``approve`` and ``transferFrom`` on a collection (a target that says so through ERC-165) with a
+token id, not an amount. The rest of what the owner reads still took them as ERC-20's: the session report
+(``report_from_chain``, which ``owner.sessions()`` and ``keyscope sessions`` print) read "approve(address spender,
+uint256 amount)" on the collection, and the page's limits named the word a total counts by ERC-20's form. A dapp's
+"token allowance" of 100 on a collection (``Policy.erc20_allowance``: ``transfer``, ``transferFrom``, ``approve``
+counted towards one budget) read "At most 100 base units, counted from all of: its argument amount (uint256) in
+transferFrom(address from, address to, uint256 amount) ...", while the module adds up the token ids the calls name:
+token 0 counts nothing, and the key moves every token of the account whose ids add up to 100 at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keyscope import Policy, SessionKey, arg
+from keyscope.consent import GrantDescription
+from keyscope.execution import Call
+from keyscope.hexutil import keccak
+from keyscope.report import report_from_chain
+from keyscope.session import Session
+from keyscope.signing import LocalSigner
+from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """Session-scoped fixtures before this module's own (ape snapshots per fixture scope)."""
+
+
+def test_the_session_report_reads_an_approval_on_a_collection_as_one_of_a_token_id(
+    net: Any, project: Any, deployer: Any
+) -> None:
+    """What ``owner.sessions()`` and ``keyscope sessions`` print of attack 364's grant, judged on chain: the
+    collection's ``approve`` and ``transferFrom`` with a token id (as the consent page now shows them), never an
+    ERC-20 allowance's "amount at most 100"."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    escrow = "0x" + "e5" * 20
+    owner = net.owner(LocalSigner.generate())
+    grant = owner.grant(
+        SessionKey.generate(),
+        [
+            Policy.call(
+                nft.address,
+                "approve(address spender,uint256 amount)",
+                rules=[arg("spender") == escrow, arg("amount") <= 100],
+            ),
+            Policy.call(
+                nft.address,
+                "transferFrom(address from,address to,uint256 amount)",
+                rules=[arg("to") == escrow, arg("amount") <= 100],
+            ),
+        ],
+        valid_for=3600,
+    )
+    approve, transfer = report_from_chain(net, grant).permissions
+    assert "approve(address to,uint256 tokenId)" in approve, approve
+    assert "transferFrom(address from,address to,uint256 tokenId)" in transfer, transfer
+    assert "amount" not in approve + transfer, (approve, transfer)
+    assert "tokenId must be at most 100" in approve, approve
+
+
+def test_an_erc20_allowance_on_a_collection_names_the_token_ids_it_adds_up(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """What the owner reads of a dapp's "token allowance" of 100 on a collection: the budget counts the token ids
+    of ``transferFrom`` and ``approve`` (the collection's words), with a danger that a total of token ids bounds no
+    number of tokens; never "its argument amount" of ERC-20's form."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    described = words(*Policy.erc20_allowance(nft.address, 100))
+    (limit,) = described.limits
+    assert "transferFrom(address from, address to, uint256 tokenId)" in limit, limit
+    assert "approve(address to, uint256 tokenId)" in limit, limit
+    assert "its argument tokenId (uint256)" in limit, limit
+    assert "uint256 amount)" not in limit.replace("transfer(address to, uint256 amount)", ""), limit
+    ids = [w.text for w in described.warnings if w.level == "danger" and "adds up token ids" in w.text]
+    assert len(ids) == 2, described.warnings
+    assert all("ERC-721" in text and "uint256 amount" not in text for text in ids), ids
+
+
+def test_an_erc20_allowance_on_a_token_raises_no_token_id_danger(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """The same allowance on an ERC-20 token (no ERC-165 answer) reads as it did: ERC-20's amounts, no such danger."""
+    token = project.TestToken.deploy(sender=deployer)
+    described = words(*Policy.erc20_allowance(token.address, 100))
+    (limit,) = described.limits
+    assert "its argument amount (uint256) in transferFrom(address from, address to, uint256 amount)" in limit
+    assert not [w for w in described.warnings if "token ids" in w.text], described.warnings
+
+
+def test_the_chain_lets_the_key_move_every_token_whose_ids_fit_the_allowance(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What an "allowance of 3" on a collection lets the dapp's key do: move the account's three tokens (ids 0, 1
+    and 2, adding up to 3) to the dapp in one operation; the budget counted token ids, never tokens."""
+    nft = project.DemoNFT.deploy(sender=deployer)
+    nft.mintBatch(module_account, 3, sender=deployer)
+    dapp = accounts[8].address
+    session = Session(session_key=session_key.address, permissions=Policy.erc20_allowance(nft.address, 3))
+    sessions.grant_onchain(module_account, owner, session)
+    transfer_from = keccak(b"transferFrom(address,address,uint256)")[:4]
+    calls = [
+        Call.of(nft.address, 0, transfer_from + abi_words(int(module_account, 16), int(dapp, 16), token))
+        for token in range(3)
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert nft.balanceOf(dapp) == 3 and nft.balanceOf(module_account) == 0
