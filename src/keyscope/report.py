@@ -16,10 +16,10 @@ from typing import Any
 from .clock import utc_text
 from .co_signing_checks import expected_co_signer
 from .endpoints import Endpoints
-from .errors import InvalidAbiError
+from .errors import InvalidAbiError, KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
-from .known_functions import KNOWN_FUNCTIONS
+from .known_functions import ERC721_FUNCTIONS, known_function
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .policy import AbiFunction, AbiType, parse_signature
@@ -51,12 +51,13 @@ def describe_wei(wei: int) -> str:
     return f"{ether:f} ETH"
 
 
-def describe_permission(permission: Permission) -> str:
+def describe_permission(permission: Permission, erc721: bool = False) -> str:
     """A permission in words: ``call safeMint(address) on 0x…, where to must be 0x…; no ETH`` or ``send at most
-    0.01 ETH per transfer to 0x…``."""
+    0.01 ETH per transfer to 0x…``. ``erc721``: the target says it is an ERC-721 collection, whose ``approve`` and
+    ``transferFrom`` take a token id where ERC-20's take an amount (attack 371)."""
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
-    function = _declared_function(permission)
+    function = _declared_function(permission, erc721)
     # the label is the request's text, not signed: shown as the function it declares (its types and argument names,
     # no trailing words), and only when that is the selector's function
     name = (
@@ -79,11 +80,12 @@ def describe_permission(permission: Permission) -> str:
     )
 
 
-def _declared_function(permission: Permission) -> AbiFunction | None:
+def _declared_function(permission: Permission, erc721: bool = False) -> AbiFunction | None:
     """The permission's function as its label declares it, when the label parses and is the selector's; a function
     known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
-    argument names, whatever the label (four bytes collide, and a label's names are the request's text)."""
-    known = KNOWN_FUNCTIONS.get(permission.selector)
+    argument names, whatever the label (four bytes collide, and a label's names are the request's text); ERC-721's
+    on a collection (``erc721``)."""
+    known = known_function(permission.selector, erc721)
     if known is not None:
         return parse_signature(known.signature)
     if permission.function is None:
@@ -221,6 +223,10 @@ class SessionReport:
     co_signer_record: tuple[bool, str] | None = None
     """The module's co-signer record of a co-signed session, (recorded, co-signer), as read when the report was
     made on chain (None: not read, the session granted without a co-signer or judged from a store)."""
+    collections: frozenset[str] = frozenset()
+    """The targets of the session's ``approve`` and ``transferFrom`` permissions that said, when the report was made
+    on chain, they are ERC-721 collections (ERC-165): their functions are read with a token id, not an amount (attack
+    371). Empty when judged from a store, which has no chain to ask."""
 
     @property
     def session_id(self) -> str:
@@ -238,7 +244,7 @@ class SessionReport:
     @property
     def permissions(self) -> list[str]:
         """Each permission in words (:func:`describe_permission`)."""
-        return [describe_permission(p) for p in self.grant.session.permissions]
+        return [describe_permission(p, p.target in self.collections) for p in self.grant.session.permissions]
 
     @property
     def signing(self) -> list[str]:
@@ -434,12 +440,25 @@ def report_from_chain(
     status, moment = read_session_state(endpoints, grant, now=now)
     usage: tuple[LimitUsage, ...] = ()
     scaled: tuple[ScaledLimit | None, ...] = ()
+    read = contracts if contracts is not None else cached_contract_facts(endpoints.chain)
     if grant.session.limits and status in (SessionStatus.ACTIVE, SessionStatus.NOT_YET_ENABLED):
         usage = read_limit_usage(endpoints, grant, now=moment)
-        read = contracts if contracts is not None else cached_contract_facts(endpoints.chain)
         scaled = tuple(scale_limit(row, grant.session, read) for row in usage)
     record = read_co_signer(endpoints, grant) if grant.session.co_signer is not None else None
-    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled, record)
+    collections = frozenset(
+        p.target
+        for p in grant.session.permissions
+        if p.selector in ERC721_FUNCTIONS and _says_erc721(read, p.target)
+    )
+    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled, record, collections)
+
+
+def _says_erc721(read: Callable[[str], ContractFacts], address: str) -> bool:
+    """Whether ``address`` says it is an ERC-721 collection (False when it cannot be read)."""
+    try:
+        return read(address).erc721
+    except KeyscopeError:
+        return False
 
 
 def report_from_store(grant: SessionGrant, marks: StoreMarks, *, now: int) -> SessionReport:

@@ -286,9 +286,12 @@ def scale_limit(
     if address is None or usage.amount >= UNLIMITED:
         return None
     try:
-        token = contract(address).token
+        facts = contract(address)
     except KeyscopeError as error:
         return _unscaled(address, None, f"could not be read ({type(error).__name__})")
+    token = facts.token
+    if facts.erc721:  # its token ids are no amounts at any decimals (attack 371)
+        return _unscaled(address, None if token is None else token.symbol, "is an ERC-721 collection")
     text = None if token is None else scaled_usage(usage, token)
     if token is None or token.decimals is None or text is None:
         return _unscaled(address, None if token is None else token.symbol, "gives no usable decimals()")

@@ -26,7 +26,7 @@ from ..accounts.modules import UNANSWERED
 from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
-from ..known_functions import KNOWN_FUNCTIONS, UNLIMITED, KnownFunction, known_function
+from ..known_functions import ERC721_FUNCTIONS, KNOWN_FUNCTIONS, UNLIMITED, KnownFunction, known_function
 from ..limits import LimitUsage, enforced_amount, owner_label
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
@@ -496,8 +496,10 @@ def _limit_token(limit: Limit, session: Session, facts: Facts | None) -> TokenFa
     address = limit_token_address(limit, session) if facts is not None else None
     if facts is None or address is None:
         return None
-    token = facts.contract(address).token
-    return token if token is not None and token.decimals is not None else None
+    contract = facts.contract(address)
+    token = contract.token
+    # a collection's token ids are no amounts at any decimals, whatever ``decimals()`` it answers (attack 371)
+    return token if token is not None and token.decimals is not None and not contract.erc721 else None
 
 
 def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) -> str:
@@ -520,9 +522,15 @@ def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) 
     return visible_text(text)
 
 
-def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
+def _collection(permission: Permission, facts: Facts | None) -> bool:
+    """Whether ``permission``'s target says it is an ERC-721 collection (ERC-165), whose ``approve`` and
+    ``transferFrom`` take a token id where ERC-20's take an amount: every line naming them says so (attack 371)."""
+    return facts is not None and facts.contract(permission.target).erc721
+
+
+def _meter_text(limit: Limit, meter: Meter, session: Session, facts: Facts | None = None) -> str:
     permission = session.permissions[meter.permission]
-    shown, function, _ = _function(permission)
+    shown, function, _ = _function(permission, _collection(permission, facts))
     where = f"{shown} on {permission.target}"
     if limit.op != LimitKind.AMOUNT:
         return where
@@ -538,7 +546,7 @@ def _meter_text(limit: Limit, meter: Meter, session: Session) -> str:
     return f"the word at byte {meter.offset} of the arguments of {where}"
 
 
-def _meter_warnings(session: Session) -> list[GrantWarning]:
+def _meter_warnings(session: Session, facts: Facts | None = None) -> list[GrantWarning]:
     """The danger of an argument total (an AMOUNT limit) whose meter counts no unsigned number of a known function as
     the function reads it: the head word of a dynamic argument (the offset of its data, which the session picks, so
     any amount passes at 64 or so a call), a word it reads otherwise (a signed number, bytes, a bool) or where no
@@ -552,12 +560,24 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
             if not 0 <= meter.permission < len(session.permissions):
                 continue
             permission = session.permissions[meter.permission]
-            shown, function, _ = _function(permission)
+            collection = _collection(permission, facts)
+            shown, function, _ = _function(permission, collection)
             if function is None:
                 continue
             dynamic = function.dynamic_at(meter.offset)
             located = function.word_at(meter.offset)
-            if dynamic is not None:
+            if (
+                collection
+                and permission.selector in ERC721_FUNCTIONS
+                and located is not None
+                and (located[0] == "tokenId")
+            ):
+                why = (
+                    "adds up token ids, not tokens: this ERC-721 collection takes a token id where ERC-20's function "
+                    "takes an amount, so the limit bounds no number of tokens (token 0 counts nothing, and every "
+                    "token of the account whose ids add up to the limit may go)"
+                )
+            elif dynamic is not None:
                 label, kind = dynamic
                 why = (
                     f"counts the head word of `{label}` ({kind.name}), a dynamic argument: that word is the offset of "
@@ -588,14 +608,18 @@ def _meter_warnings(session: Session) -> list[GrantWarning]:
     return warnings
 
 
-def _uncounted_warnings(session: Session) -> list[GrantWarning]:
+def _uncounted_warnings(session: Session, facts: Facts | None = None) -> list[GrantWarning]:
     """The danger of a permission that moves an asset the session's allowance of it does not count
     (:func:`~keyscope.token_facts.uncounted_assets`, attack 336): the asset leaves through that permission past the
     amount the page shows."""
     warnings = []
     for found in uncounted_assets(session):
         permission = session.permissions[found.permission]
-        shown = _function(permission)[0] if permission.selector != bytes(4) else "plain transfers of ETH"
+        shown = (
+            _function(permission, _collection(permission, facts))[0]
+            if permission.selector != bytes(4)
+            else "plain transfers of ETH"
+        )
         if found.asset == "token":
             text = (
                 f"{shown} on {permission.target}: {found.allowance} does not count its calls, so the session may "
@@ -617,13 +641,16 @@ ADDS_UP = (
 """What an approval whose calls add up does (:func:`~keyscope.token_facts.approvals_that_add_up`, attack 349)."""
 
 
-def _adding_warnings(session: Session) -> list[GrantWarning]:
+def _adding_warnings(session: Session, facts: Facts | None = None) -> list[GrantWarning]:
     """The danger of a permission whose calls add to an allowance, bounded per call and counted by no allowance over
     the session's life (attack 349)."""
     return [
         GrantWarning(
             level="danger",
-            text=f"{_function(session.permissions[index])[0]} on {session.permissions[index].target}: {ADDS_UP}",
+            text=(
+                f"{_function(session.permissions[index], _collection(session.permissions[index], facts))[0]} on "
+                f"{session.permissions[index].target}: {ADDS_UP}"
+            ),
             permission=index,
         )
         for index in approvals_that_add_up(session)
@@ -650,7 +677,7 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
                 limit.op
             ]
             counted = (
-                "; ".join(_meter_text(limit, m, session) for m in limit.meters)
+                "; ".join(_meter_text(limit, m, session, facts) for m in limit.meters)
                 or "no permission (it counts nothing)"
             )
             lines.append(f"At most {amount} {per}, {what} all of: {counted}{_periods(limit, session)}")
@@ -843,9 +870,9 @@ def describe_session(
         if permission.target not in claims_checked:
             claims_checked.add(permission.target)
             warnings += _claim_warnings(index, permission.target, facts.contract(permission.target))
-    warnings += _meter_warnings(session)
-    warnings += _uncounted_warnings(session)
-    warnings += _adding_warnings(session)
+    warnings += _meter_warnings(session, facts)
+    warnings += _uncounted_warnings(session, facts)
+    warnings += _adding_warnings(session, facts)
     warnings += _standing_warnings(session, facts, account)
     warnings.sort(key=lambda w: w.level != "danger")
     cosigner = SESSION_PARTS["cosigner"](session)
