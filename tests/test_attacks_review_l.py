@@ -23,7 +23,7 @@ from keyscope.consent import GrantDescription
 from keyscope.execution import Call
 from keyscope.hexutil import keccak
 from keyscope.report import report_from_chain
-from keyscope.session import Session
+from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
@@ -119,3 +119,73 @@ def test_the_chain_lets_the_key_move_every_token_whose_ids_fit_the_allowance(
     ]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert nft.balanceOf(dapp) == 3 and nft.balanceOf(module_account) == 0
+
+
+def _bounded_approval(collection: str, spender: str) -> Permission:
+    """The dapp's request, written with ERC-20's ABI: ``approve`` of its escrow, "at most 100"."""
+    return Policy.call(
+        collection,
+        "approve(address spender,uint256 amount)",
+        rules=[arg("spender") == spender, arg("amount") <= 100],
+    )
+
+
+def test_an_approval_on_a_collection_that_does_not_say_so_is_not_read_as_a_sure_allowance(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 372, what the owner reads: ``approve`` and ``transferFrom`` on a contract that gives no ERC-20
+    ``decimals()`` and does not say it is an ERC-721 collection (a collection need not answer ERC-165, older ones
+    answer an earlier draft's id) carry a caution that the number may be a token id, not an amount, and that every
+    token whose id the rule allows may then go; never a bounded allowance read with no word of doubt."""
+    collection = project.SilentCollection.deploy(sender=deployer)
+    escrow = "0x" + "e5" * 20
+    described = words(
+        _bounded_approval(collection.address, escrow),
+        Policy.call(
+            collection.address,
+            "transferFrom(address from,address to,uint256 amount)",
+            rules=[arg("to") == escrow, arg("amount") <= 100],
+        ),
+    )
+    for index in (0, 1):
+        texts = [w.text for w in described.warnings if w.permission == index]
+        assert any("ERC-721" in text and "token id" in text for text in texts), described.warnings
+
+
+def test_an_approval_on_an_erc20_token_raises_no_token_id_caution(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """The same approval on an ERC-20 token with ``decimals()``: read as the allowance it is, no such caution."""
+    token = project.TestToken.deploy(sender=deployer)
+    described = words(_bounded_approval(token.address, "0x" + "e5" * 20))
+    assert not [w for w in described.warnings if "token id" in w.text], described.warnings
+
+
+def test_the_chain_lets_the_key_approve_every_token_of_a_silent_collection(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What "an allowance of at most 100" on the silent collection lets the dapp do: its key approves the escrow for
+    each of the account's three tokens in one operation, and the escrow takes them."""
+    collection = project.SilentCollection.deploy(sender=deployer)
+    collection.mintBatch(module_account, 3, sender=deployer)
+    escrow = accounts[8]
+    session = Session(
+        session_key=session_key.address,
+        permissions=(_bounded_approval(collection.address, escrow.address),),
+    )
+    sessions.grant_onchain(module_account, owner, session)
+    approve = keccak(b"approve(address,uint256)")[:4]
+    calls = [
+        Call.of(collection.address, 0, approve + abi_words(int(escrow.address, 16), token))
+        for token in range(3)
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    for token in range(3):
+        collection.transferFrom(module_account, escrow, token, sender=escrow)
+    assert collection.balanceOf(escrow) == 3 and collection.balanceOf(module_account) == 0
