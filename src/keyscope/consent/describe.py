@@ -405,6 +405,18 @@ def _permission_words(
             GrantWarning(level=lvl, text=f"{shown}: {text}", permission=index)
             for lvl, text in known.warn(permission, is_token)
         ]
+    if permission.selector in ERC721_FUNCTIONS and contract.has_code and not contract.erc721 and not is_token:
+        # a collection need not answer ERC-165 (older ones answer an earlier draft's id): with no decimals() to say
+        # it is an ERC-20 token either, the number may be a token id (attack 372)
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"{shown}: {permission.target} gives no ERC-20 decimals() and does not say (ERC-165) it is an "
+                "ERC-721 collection; if it is one, the uint256 is a token id, not an amount, and each call "
+                "approves or moves one token, any whose id the rules allow",
+                permission=index,
+            )
+        )
     for number, rule in enumerate(permission.rules):
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:
