@@ -189,3 +189,79 @@ def test_the_chain_lets_the_key_approve_every_token_of_a_silent_collection(
     for token in range(3):
         collection.transferFrom(module_account, escrow, token, sender=escrow)
     assert collection.balanceOf(escrow) == 3 and collection.balanceOf(module_account) == 0
+
+
+def _router_grant(router: str, token: str, account: str) -> tuple[Permission, ...]:
+    """The dapp's request for its router: an approval of the router for at most 1,000 of the token, a swap whose
+    proceeds must go to the account, and the router's ``multicall`` (to batch the two in one call, it says)."""
+    return (
+        Policy.call(
+            token,
+            "approve(address spender,uint256 amount)",
+            rules=[arg("spender") == router, arg("amount") <= 1000],
+        ),
+        Policy.call(
+            router,
+            "swap(address tokenIn,uint256 amountIn,address recipient)",
+            rules=[arg("recipient") == account],
+        ),
+        Policy.call(router, "multicall(bytes[] data)"),
+    )
+
+
+def test_a_multicall_on_a_router_is_shown_as_running_calls_no_rule_holds(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 373, what the owner reads: a target's ``multicall`` (and the other functions that run calls the
+    session picks: a router's ``execute`` of commands, an account's or a Safe's ``execute`` / ``execTransaction``)
+    carries a danger that its calls are held by no rule of the session; never "any arguments" with no word of
+    what they are."""
+    account = "0x" + "ac" * 20
+    router = "0x" + "7e" * 20
+    described = words(
+        *_router_grant(router, "0x" + "70" * 20, account),
+        Policy.call(router, "multicall(uint256 deadline,bytes[] data)"),
+        Policy.call(router, "execute(bytes commands,bytes[] inputs,uint256 deadline)"),
+        Policy.call(
+            "0x" + "5a" * 20,
+            "execTransaction(address to,uint256 value,bytes data,uint8 operation,uint256 safeTxGas,"
+            "uint256 baseGas,uint256 gasPrice,address gasToken,address refundReceiver,bytes signatures)",
+        ),
+        Policy.call("0x" + "5b" * 20, "execute(address dest,uint256 value,bytes func)"),
+        account=account,
+    )
+    for index in range(2, 7):
+        dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == index]
+        assert any("no rule of this session" in text for text in dangers), (index, described.warnings)
+    assert not [w for w in described.warnings if w.permission == 1 and w.level == "danger"], (
+        described.warnings
+    )
+
+
+def test_the_chain_lets_the_key_swap_to_the_dapp_through_the_multicall(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "swap proceeds must go to this account" lets the dapp do: its key approves
+    the router and calls ``multicall`` with a swap whose recipient is the dapp; the router runs it as its own call
+    with the account as the sender, and the account's tokens go to the dapp."""
+    token = project.TestToken.deploy(sender=deployer)
+    router = project.MulticallRouter.deploy(sender=deployer)
+    token.mint(module_account, 1000, sender=deployer)
+    dapp = accounts[8].address
+    grant = _router_grant(router.address, token.address, module_account)
+    session = Session(session_key=session_key.address, permissions=grant)
+    sessions.grant_onchain(module_account, owner, session)
+    swap = grant[1].selector + abi_words(int(token.address, 16), 1000, int(dapp, 16))
+    inner = abi_words(0x20, 1, 0x20, len(swap)) + swap + bytes(-len(swap) % 32)
+    calls = [
+        Call.of(token.address, 0, grant[0].selector + abi_words(int(router.address, 16), 1000)),
+        Call.of(router.address, 0, grant[2].selector + inner),
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert token.balanceOf(dapp) == 1000 and token.balanceOf(module_account) == 0
