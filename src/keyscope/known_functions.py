@@ -202,6 +202,48 @@ _KNOWN = [
     KnownFunction("withdraw(uint256 assets,address receiver,address owner)", (), _transfer_warnings(32, 0)),
     KnownFunction("redeem(uint256 shares,address receiver,address owner)", (), _transfer_warnings(32, 0)),
 ]
+
+
+def _dispatch_warnings(does: str) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """The danger of a function that runs calls the session picks inside its own (attack 373): the module judges the
+    outer call's words only, so what it ``does`` is held by no rule, whatever the rules on its other arguments."""
+
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        return [("danger", f"{does}: no rule of this session holds them, nor what they move")]
+
+    return warn
+
+
+_MULTICALL = _dispatch_warnings(
+    "runs each of the calls in its data as a call of this contract's own functions, with the account as the sender "
+    "(a swap to ANY recipient, a sweep, a transfer under any approval the account gave this contract)"
+)
+_COMMANDS = _dispatch_warnings(
+    "runs the commands it is given (swaps, transfers, sweeps to ANY recipient) with the account as the payer"
+)
+_EXECUTES = _dispatch_warnings(
+    "makes this contract (an account, a Safe or a wallet the account may own) call any target with any value and "
+    "data the session picks"
+)
+# functions that run calls the session picks: a multicall, a router's commands, an account's or a Safe's execute;
+# known by selector so that the page says what they do, whatever the request calls them (attack 373)
+_KNOWN += [
+    KnownFunction("multicall(bytes[] data)", (), _MULTICALL),
+    KnownFunction("multicall(uint256 deadline,bytes[] data)", (), _MULTICALL),
+    KnownFunction("multicall(bytes32 previousBlockhash,bytes[] data)", (), _MULTICALL),
+    KnownFunction("execute(bytes commands,bytes[] inputs)", (), _COMMANDS),
+    KnownFunction("execute(bytes commands,bytes[] inputs,uint256 deadline)", (), _COMMANDS),
+    KnownFunction("execute(address dest,uint256 value,bytes func)", (), _EXECUTES),
+    KnownFunction("executeBatch(address[] dest,uint256[] value,bytes[] func)", (), _EXECUTES),
+    KnownFunction("execute(address to,uint256 value,bytes data,uint8 operation)", (), _EXECUTES),
+    KnownFunction("execute(bytes32 mode,bytes executionCalldata)", (), _EXECUTES),
+    KnownFunction(
+        "execTransaction(address to,uint256 value,bytes data,uint8 operation,uint256 safeTxGas,uint256 baseGas,"
+        "uint256 gasPrice,address gasToken,address refundReceiver,bytes signatures)",
+        (),
+        _EXECUTES,
+    ),
+]
 KNOWN_FUNCTIONS: dict[bytes, KnownFunction] = {known.selector: known for known in _KNOWN}
 """Functions known by selector (add one here to give it words and warnings)."""
 
