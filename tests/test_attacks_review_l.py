@@ -22,7 +22,7 @@ from keyscope import Policy, SessionKey, arg
 from keyscope.consent import GrantDescription
 from keyscope.execution import Call
 from keyscope.hexutil import keccak
-from keyscope.report import report_from_chain
+from keyscope.report import describe_permission, report_from_chain
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
@@ -265,3 +265,56 @@ def test_the_chain_lets_the_key_swap_to_the_dapp_through_the_multicall(
     ]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert token.balanceOf(dapp) == 1000 and token.balanceOf(module_account) == 0
+
+
+SWAPPED_6909_FROM = "transferFrom(address receiver,address sender,uint256 id,uint256 amount)"
+"""ERC-6909's ``transferFrom(sender, receiver, id, amount)`` as the dapp's request writes it: the addresses' names
+swapped."""
+SWAPPED_6909 = "transfer(address receiver,uint256 amount,uint256 id)"
+"""ERC-6909's ``transfer(receiver, id, amount)`` as the dapp's request writes it: ``id`` and ``amount`` swapped."""
+
+
+def test_an_erc6909_transfer_with_its_arguments_renamed_is_shown_with_the_standard_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 374, what the owner reads: ERC-6909's ``transfer`` and ``transferFrom`` known by selector with the
+    standard's names (the rule holding the account is on ``sender``; the bound "amount at most 10" is on ``id``),
+    and a caution that the tokens may go to ANY address."""
+    account = "0x" + "ac" * 20
+    multi = "0x" + "69" * 20
+    moved = Policy.call(multi, SWAPPED_6909_FROM, rules=[arg("receiver") == account])
+    sent = Policy.call(multi, SWAPPED_6909, rules=[arg("receiver") == account, arg("amount") <= 10])
+    described = words(moved, sent, account=account)
+    shown_from, shown = described.permissions
+    assert shown_from.function == (
+        "transferFrom(address sender, address receiver, uint256 id, uint256 amount)"
+    ), shown_from
+    assert shown_from.rules[0].startswith("sender (address) must be"), shown_from.rules
+    assert any("ANY address" in w.text for w in described.warnings if w.permission == 0), described.warnings
+    assert shown.function == "transfer(address receiver, uint256 id, uint256 amount)", shown
+    assert shown.rules[1].startswith("id (uint256) must be at most 10"), shown.rules
+    assert ", where sender must be " in describe_permission(moved), describe_permission(moved)
+
+
+def test_the_chain_lets_the_key_send_the_account_s_erc6909_tokens_to_the_dapp(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "receiver must be this account" lets the dapp do on a real ERC-6909: its key
+    sends the account's tokens to the dapp, the rule holding the ``sender`` word to the account (the account may move
+    its own tokens through ``transferFrom`` with no allowance)."""
+    multi = project.TestERC6909.deploy(sender=deployer)
+    multi.mint(module_account, 7, 50, sender=deployer)
+    dapp = accounts[8].address
+    permission = Policy.call(multi.address, SWAPPED_6909_FROM, rules=[arg("receiver") == module_account])
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    data = permission.selector + abi_words(int(module_account, 16), int(dapp, 16), 7, 50)
+    calls = [Call.of(multi.address, 0, data)]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert multi.balanceOf(dapp, 7) == 50 and multi.balanceOf(module_account, 7) == 0
