@@ -318,3 +318,29 @@ def test_the_chain_lets_the_key_send_the_account_s_erc6909_tokens_to_the_dapp(
     calls = [Call.of(multi.address, 0, data)]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert multi.balanceOf(dapp, 7) == 50 and multi.balanceOf(module_account, 7) == 0
+
+
+def test_an_erc777_send_with_its_arguments_renamed_is_shown_with_the_standard_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 374 on ERC-777: ``operatorSend(address to, address from, ...)`` (the standard's ``from`` and ``to``
+    swapped) with ``to == this account`` reads with the standard's names, the rule on ``from``, and a caution that
+    the tokens may go to ANY address; ``send`` with the standard's names too."""
+    account = "0x" + "ac" * 20
+    token = "0x" + "77" * 20
+    swapped = Policy.call(
+        token,
+        "operatorSend(address to,address from,uint256 amount,bytes data,bytes operatorData)",
+        rules=[arg("to") == account],
+    )
+    send = Policy.call(token, "send(address recipient,uint256 value,bytes userData)")
+    described = words(swapped, send, account=account)
+    shown_swapped, shown_send = described.permissions
+    assert shown_swapped.function == (
+        "operatorSend(address from, address to, uint256 amount, bytes data, bytes operatorData)"
+    ), shown_swapped
+    assert shown_swapped.rules[0].startswith("from (address) must be"), shown_swapped.rules
+    assert shown_send.function == "send(address to, uint256 amount, bytes data)", shown_send
+    for index in (0, 1):
+        texts = [w.text for w in described.warnings if w.permission == index]
+        assert any("ANY address" in text for text in texts), described.warnings
