@@ -169,6 +169,22 @@ _KNOWN = [
         (),
         _approval_warnings(0, 64, what="the token id it names"),
     ),
+    # ERC-6909's transfers: known by selector for the standard's names (a request's own, sender and receiver or id
+    # and amount swapped, put "receiver must be this account" on the sender word, attack 374); amounts are per id,
+    # with no decimals: base units
+    KnownFunction("transfer(address receiver,uint256 id,uint256 amount)", (), _transfer_warnings(0, 64)),
+    KnownFunction(
+        "transferFrom(address sender,address receiver,uint256 id,uint256 amount)",
+        (),
+        _transfer_warnings(32, 64),
+    ),
+    # ERC-777's sends, for the same reason
+    KnownFunction("send(address to,uint256 amount,bytes data)", (32,), _transfer_warnings(0, 32)),
+    KnownFunction(
+        "operatorSend(address from,address to,uint256 amount,bytes data,bytes operatorData)",
+        (64,),
+        _transfer_warnings(32, 64),
+    ),
     # ERC-777: an operator over every token of the contract the account holds; nothing in it revokes
     KnownFunction(
         "authorizeOperator(address operator)",
