@@ -344,3 +344,26 @@ def test_an_erc777_send_with_its_arguments_renamed_is_shown_with_the_standard_s_
     for index in (0, 1):
         texts = [w.text for w in described.warnings if w.permission == index]
         assert any("ANY address" in text for text in texts), described.warnings
+
+
+def test_a_report_from_the_store_alone_does_not_read_an_approval_as_a_sure_allowance(
+    net: Any, project: Any, deployer: Any
+) -> None:
+    """Attack 371 without a chain (``keyscope sessions`` from the store alone): the report cannot ask the target
+    whether it is an ERC-721 collection, so ``approve`` and ``transferFrom`` carry a note that on one the number is a
+    token id; other functions (``transfer``) none."""
+    from keyscope.report import StoreMarks, report_from_store
+
+    nft = project.DemoNFT.deploy(sender=deployer)
+    owner = net.owner(LocalSigner.generate())
+    grant = owner.grant(
+        SessionKey.generate(),
+        [*Policy.erc20_allowance(nft.address, 100)],
+        valid_for=3600,
+    )
+    texts = report_from_store(
+        grant, StoreMarks(revoked=False, enabled=False), now=grant.valid_after
+    ).permissions
+    transfer, transfer_from, approve, _ = texts
+    assert "token id" in transfer_from and "token id" in approve, texts
+    assert "token id" not in transfer, transfer
