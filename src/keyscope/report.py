@@ -39,6 +39,11 @@ __all__ = [
 ]
 
 _NATIVE_TRANSFER = bytes(4)
+_NOT_ASKED = (
+    " (the target was not asked whether it is an ERC-721 collection: on one, the number is a token id, and each call"
+    " approves or moves one token)"
+)
+"""The note on ``approve`` and ``transferFrom`` in a report that asked no chain (attack 371)."""
 _JUDGED = frozenset(status.value for status in SessionStatus)
 """The statuses the chain gives a session (a listing that could not judge one says why instead)."""
 
@@ -223,10 +228,11 @@ class SessionReport:
     co_signer_record: tuple[bool, str] | None = None
     """The module's co-signer record of a co-signed session, (recorded, co-signer), as read when the report was
     made on chain (None: not read, the session granted without a co-signer or judged from a store)."""
-    collections: frozenset[str] = frozenset()
+    collections: frozenset[str] | None = None
     """The targets of the session's ``approve`` and ``transferFrom`` permissions that said, when the report was made
     on chain, they are ERC-721 collections (ERC-165): their functions are read with a token id, not an amount (attack
-    371). Empty when judged from a store, which has no chain to ask."""
+    371). None when no chain was asked (a store's report, a grant not judged): those functions then carry a note
+    that on a collection the number is a token id."""
 
     @property
     def session_id(self) -> str:
@@ -244,7 +250,14 @@ class SessionReport:
     @property
     def permissions(self) -> list[str]:
         """Each permission in words (:func:`describe_permission`)."""
-        return [describe_permission(p, p.target in self.collections) for p in self.grant.session.permissions]
+        if self.collections is not None:
+            return [
+                describe_permission(p, p.target in self.collections) for p in self.grant.session.permissions
+            ]
+        return [
+            describe_permission(p) + (_NOT_ASKED if p.selector in ERC721_FUNCTIONS else "")
+            for p in self.grant.session.permissions
+        ]
 
     @property
     def signing(self) -> list[str]:
