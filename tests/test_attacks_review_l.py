@@ -367,3 +367,26 @@ def test_a_report_from_the_store_alone_does_not_read_an_approval_as_a_sure_allow
     transfer, transfer_from, approve, _ = texts
     assert "token id" in transfer_from and "token id" in approve, texts
     assert "token id" not in transfer, transfer
+
+
+ENTRY_POINT_V06 = "0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789"
+"""EntryPoint v0.6's canonical address: accounts that moved to a later EntryPoint may keep a deposit there."""
+
+
+@pytest.mark.parametrize("other_entry_point", [ENTRY_POINT_V06, "0x0000000071727De22E5E9d8BAf0edAc6f37da032"])
+def test_a_withdrawal_from_another_entry_point_is_a_danger(
+    other_entry_point: str, net: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 375, what the owner reads: a dapp's "refund" permission, ``withdrawTo`` on an EntryPoint other than the
+    network's (the canonical v0.6 or v0.7, where an account that moved to a later EntryPoint may keep a deposit),
+    is a danger that the session may withdraw the account's deposit there, as on the network's own EntryPoint (attack
+    252); and ``owner.grant`` warns of it likewise."""
+    from keyscope.targets import target_problems
+
+    assert net.entry_point.lower() != other_entry_point.lower()
+    refund = Policy.call(other_entry_point, "withdrawTo(address withdrawAddress,uint256 withdrawAmount)")
+    described = words(refund)
+    dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
+    assert any("EntryPoint" in text and "deposit" in text for text in dangers), described.warnings
+    problems = target_problems([refund], {}, net.entry_point)
+    assert any("EntryPoint" in text for text in problems), problems
