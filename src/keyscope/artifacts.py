@@ -47,6 +47,10 @@ ENTRY_POINT_V07 = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
 ENTRY_POINT_V07_SALT = bytes.fromhex("90d8084deab30c2a37c45e8d47f49f2f7965183cb6990a98943ef94940681de3")
 ENTRY_POINT_V08 = "0x4337084D9E255Ff0702461CF8895CE9E3b5Ff108"
 ENTRY_POINT_V08_SALT = bytes.fromhex("0a59dbff790c23c976a548690c27297883cc66b4c67024f9117b0238995e35e9")
+ENTRY_POINT_V06 = "0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789"
+KNOWN_ENTRY_POINTS = frozenset(a.lower() for a in (ENTRY_POINT_V06, ENTRY_POINT_V07, ENTRY_POINT_V08))
+"""The canonical EntryPoints (v0.6, v0.7, v0.8), lowercase: each keeps a deposit and stake by caller, and an account
+that moved to a later one may keep a deposit at an earlier one (attack 375)."""
 DETERMINISTIC_DEPLOYER = "0x4e59b44847b379578588920cA78FbF26c0B4956C"
 
 

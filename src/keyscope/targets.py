@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from .artifacts import contract_artifact
+from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
@@ -95,7 +95,9 @@ def target_problems(
     are not judged."""
     problems = []
     for permission in permissions:
-        if entry_point is not None and permission.target.lower() == entry_point.lower():
+        if permission.target.lower() in KNOWN_ENTRY_POINTS or (
+            entry_point is not None and permission.target.lower() == entry_point.lower()
+        ):
             problems.append(
                 f"{permission.label}: {permission.target} is the EntryPoint, which keeps the account's deposit and "
                 "stake by caller: a session calling it as the account may withdraw them (withdrawTo, withdrawStake) "

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..accounts.modules import UNANSWERED
+from ..artifacts import KNOWN_ENTRY_POINTS
 from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
@@ -761,7 +762,9 @@ def _session_warnings(session: Session, facts: Facts, account: str) -> list[Gran
         ]
     for index, permission in enumerate(session.permissions):
         target = permission.target
-        if facts.entry_point is not None and target == facts.entry_point:
+        if target.lower() in KNOWN_ENTRY_POINTS or (
+            facts.entry_point is not None and target == facts.entry_point
+        ):
             warnings.append(
                 GrantWarning(level="danger", text=f"{target} is the EntryPoint: the session may withdraw the account's "
                         "deposit there", permission=index)
