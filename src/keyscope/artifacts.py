@@ -33,10 +33,12 @@ from .errors import ConfigurationError
 __all__ = [
     "DETERMINISTIC_DEPLOYER",
     "ENTRY_POINTS",
+    "ENTRY_POINT_V06",
     "ENTRY_POINT_V07",
     "ENTRY_POINT_V07_SALT",
     "ENTRY_POINT_V08",
     "ENTRY_POINT_V08_SALT",
+    "KNOWN_ENTRY_POINTS",
     "EntryPointRelease",
     "contract_artifact",
     "entry_point_artifact",
