@@ -1,0 +1,138 @@
+"""The eleventh round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let
+pass in the account adapters, the packing of a UserOperation and the check of approvals given before a grant.
+
+Pinned here, without a chain:
+
+* the SDK's question to a deployed account before a session's first operation (``refuse_user_op_validation``)
+  refuses an account that hands the EntryPoint a window wider than the session's by one second at either end,
+  and takes one exactly as wide or narrower;
+* ``PackedUserOperation.unpack`` refuses a ``paymasterAndData`` too short for the paymaster and its two gas
+  limits (51 bytes), rather than reading gas limits out of a short field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from keyscope.accounts import ERC7579AccountKind
+from keyscope.accounts.capabilities import refuse_user_op_validation
+from keyscope.chain import Chain
+from keyscope.errors import AccountSetupError, BadInputError
+from keyscope.hexutil import keccak
+from keyscope.userop import PackedUserOperation, UserOperation
+
+ACCOUNT = "0x" + "ac" * 20
+ENTRY_POINT = "0x0000000071727de22e5e9d8baf0edac6f37da032"
+VALIDATOR = "0x" + "0f" * 20
+MODULE = "0x" + "5e" * 20
+_VALIDATE_USER_OP = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
+)[:4]
+_ACCOUNT_ID = keccak(b"accountId()")[:4]
+
+
+class _AnsweringAccount:
+    """A chain of one deployed account whose ``validateUserOp`` answers ``validation``, asked from the EntryPoint
+    (any other caller is refused, as the account's ``onlyEntryPoint`` would); its ``accountId()`` names a vendor."""
+
+    def __init__(self, validation: int) -> None:
+        self.validation = validation
+        self.asked: list[tuple[bytes, str | None]] = []
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x60\x00"
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        if data[:4] == _ACCOUNT_ID:
+            return abi_encode(["string"], ["vendor.account.v1"])
+        # recorded, not asserted here: the SDK takes an exception of the node's call as "cannot ask"
+        self.asked.append((data, sender))
+        return self.validation.to_bytes(32, "big")
+
+
+def _validation(valid_after: int, valid_until: int, aggregator: int = 0) -> int:
+    return (valid_after << 208) | (valid_until << 160) | aggregator
+
+
+def _ask(validation: int, window: tuple[int, int]) -> _AnsweringAccount:
+    chain = _AnsweringAccount(validation)
+    op = UserOperation(sender=ACCOUNT, nonce=(int(MODULE, 16) << 96) | (7 << 64), signature=b"\x01" * 65)
+    refuse_user_op_validation(
+        cast(Chain, chain),
+        ERC7579AccountKind(owner_validator=VALIDATOR),
+        ENTRY_POINT,
+        op,
+        b"\x11" * 32,
+        "the session's operation",
+        reverts=False,
+        window=window,
+    )
+    return chain
+
+
+SESSION_WINDOW = (1_000_000, 2_000_000)
+
+
+@pytest.mark.parametrize(
+    ("answered", "widened"),
+    [
+        ((1_000_000, 2_000_000), None),
+        ((1_000_001, 1_999_999), None),
+        ((999_999, 2_000_000), "validAfter 999999"),
+        ((1_000_000, 2_000_001), "validUntil 2000001"),
+        ((1_000_000, 0), "validUntil 0 (no end)"),
+    ],
+    ids=["as wide", "narrower", "a second earlier", "a second later", "no end"],
+)
+def test_an_account_widening_a_session_s_window_by_a_second_at_either_end_is_refused(
+    answered: tuple[int, int], widened: str | None
+) -> None:
+    """The module bounds a session's operation by its window in the validation data; an account that hands the
+    EntryPoint a wider one (by a second before its start or after its end, or no end) would run the session's
+    operations outside it and in limit periods other than the one they were counted in. The SDK refuses such an
+    account before sending; an account handing on the module's window, or a narrower one, is taken."""
+    validation = _validation(*answered)
+    if widened is None:
+        chain = _ask(validation, SESSION_WINDOW)
+        ((data, sender),) = chain.asked
+        assert data[:4] == _VALIDATE_USER_OP and (sender or "").lower() == ENTRY_POINT, (data[:4], sender)
+        return
+    with pytest.raises(AccountSetupError) as refused:
+        _ask(validation, SESSION_WINDOW)
+    said = str(refused.value)
+    assert widened in said and "validAfter 1000000 and validUntil 2000000" in said, said
+
+
+def test_a_session_window_without_an_end_takes_any_end_the_account_answers_but_not_an_earlier_start() -> None:
+    """A session without an end (``valid_until`` 0) is bounded by its start only."""
+    assert len(_ask(_validation(1_000_000, 0), (1_000_000, 0)).asked) == 1
+    assert len(_ask(_validation(1_000_000, 5), (1_000_000, 0)).asked) == 1
+    with pytest.raises(AccountSetupError):
+        _ask(_validation(999_999, 0), (1_000_000, 0))
+
+
+@pytest.mark.parametrize("length", [20, 51])
+def test_unpack_refuses_paymaster_and_data_too_short_for_its_two_gas_limits(length: int) -> None:
+    """``paymasterAndData`` holds the paymaster (20 bytes) and its verification and postOp gas limits (16 each):
+    a shorter one is refused, not unpacked with gas limits read out of what is there (which packs back longer,
+    another operation)."""
+    packed = PackedUserOperation(sender=ACCOUNT, nonce=1, paymaster_and_data=b"\x22" * length)
+    with pytest.raises(BadInputError, match=f"paymasterAndData of {length} bytes"):
+        packed.unpack()
+    whole = PackedUserOperation(sender=ACCOUNT, nonce=1, paymaster_and_data=b"\x22" * 52)
+    assert whole.unpack().pack().paymaster_and_data == b"\x22" * 52
+
+
+def test_the_eip7702_marker_given_as_a_20_byte_factory_is_the_marker() -> None:
+    """``factory`` ``0x7702`` followed by 18 zero bytes is the EIP-7702 marker (EntryPoint v0.8 reads it so, and no
+    factory can be there): read as ``"0x7702"``, so the operation is an EIP-7702 account's, packs the 2-byte marker
+    and is refused with ``factoryData`` (an init call the delegate and the module refuse for sessions)."""
+    marker = "0x7702" + "00" * 18
+    op = UserOperation(sender=ACCOUNT, nonce=0, factory=marker)
+    assert op.factory == "0x7702" and op.is_eip7702
+    assert op.pack().init_code == b"\x77\x02"
+    with pytest.raises(BadInputError, match="factoryData"):
+        UserOperation(sender=ACCOUNT, nonce=0, factory=marker, factory_data=b"\x01").pack()
