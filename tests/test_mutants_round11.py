@@ -20,6 +20,7 @@ from eth_abi import encode as abi_encode
 from keyscope.accounts import ERC7579AccountKind
 from keyscope.accounts.capabilities import refuse_user_op_validation
 from keyscope.chain import Chain
+from keyscope.eip7702 import Authorization
 from keyscope.errors import AccountSetupError, BadInputError
 from keyscope.hexutil import keccak
 from keyscope.userop import PackedUserOperation, UserOperation
@@ -136,3 +137,16 @@ def test_the_eip7702_marker_given_as_a_20_byte_factory_is_the_marker() -> None:
     assert op.pack().init_code == b"\x77\x02"
     with pytest.raises(BadInputError, match="factoryData"):
         UserOperation(sender=ACCOUNT, nonce=0, factory=marker, factory_data=b"\x01").pack()
+
+
+def test_an_eip7702_operation_carrying_its_authorization_is_hashed_with_the_authorization_s_delegate() -> (
+    None
+):
+    """EntryPoint v0.8 hashes an EIP-7702 account's delegate in place of the marker: an operation carrying its
+    ``eip7702Auth`` is hashed with that authorization's delegate when none is named, as the EntryPoint will."""
+    delegate = "0x" + "de" * 20
+    auth = Authorization(chain_id=1, address=delegate, nonce=0, y_parity=0, r=1, s=1)
+    op = UserOperation(sender=ACCOUNT, nonce=0, factory="0x7702", eip7702_auth=auth)
+    named = op.hash(ENTRY_POINT, 1, "0.8", eip7702_delegate=delegate)
+    assert op.hash(ENTRY_POINT, 1, "0.8") == named
+    assert named != op.hash(ENTRY_POINT, 1, "0.8", eip7702_delegate="0x" + "dd" * 20)

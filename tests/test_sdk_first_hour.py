@@ -1045,3 +1045,20 @@ def test_a_session_s_status_on_a_node_of_another_chain_is_refused_not_reported_d
     with pytest.raises(ConfigurationError, match=re.escape(said)):
         report_from_chain(net, elsewhere)
     assert net.session(here, key).status().status == "not yet enabled"
+
+
+def test_an_operation_of_a_session_granted_on_another_chain_is_refused_before_it_is_signed(
+    net, owner, nft
+) -> None:
+    """A session granted on chain 10 (the module and the account at the same addresses there) is refused by
+    ``build`` with both chains named, before anything is signed: the module here would refuse the owner's signature
+    of it or find no such session, which the bundler reports as a bare AA23 or AA24."""
+    owner.grant(SessionKey.generate(), [mint_policy(nft, owner.account)], onchain=True)  # the account made
+    key = SessionKey.generate()
+    here = owner.grant(key, [mint_policy(nft, owner.account)])
+    elsewhere = SessionGrant.model_validate(
+        {**here.model_dump(), "chain_id": 10, "how": "onchain", "owner_signature": None}
+    )
+    said = f"session 0x{elsewhere.session_id.hex()} was granted on chain 10, but the node is on chain {net.chain_id}"
+    with pytest.raises(ConfigurationError, match=re.escape(said)):
+        net.session(elsewhere, key).build(function_call(nft, "safeMint(address)", owner.account))
