@@ -12,6 +12,7 @@ Pinned here, without a chain:
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, cast
 
 import pytest
@@ -23,6 +24,8 @@ from keyscope.chain import Chain
 from keyscope.eip7702 import Authorization
 from keyscope.errors import AccountSetupError, BadInputError
 from keyscope.hexutil import keccak
+from keyscope.log_queries import LogsRead, recent_logs
+from keyscope.rpc import JsonRpcError
 from keyscope.userop import PackedUserOperation, UserOperation
 
 ACCOUNT = "0x" + "ac" * 20
@@ -150,3 +153,85 @@ def test_an_eip7702_operation_carrying_its_authorization_is_hashed_with_the_auth
     named = op.hash(ENTRY_POINT, 1, "0.8", eip7702_delegate=delegate)
     assert op.hash(ENTRY_POINT, 1, "0.8") == named
     assert named != op.hash(ENTRY_POINT, 1, "0.8", eip7702_delegate="0x" + "dd" * 20)
+
+
+class _ChunkingProvider:
+    """A node of ``latest + 1`` blocks, one log in each, that refuses a log query over more than ``max_blocks``
+    blocks (-32005 with ``message``, as providers do; a whole-history query is over it); it records each range it
+    was asked, and counts ``eth_blockNumber``."""
+
+    def __init__(
+        self, latest: int, max_blocks: int, message: str = "query returned more than 10000 results"
+    ) -> None:
+        self.latest = latest
+        self.max_blocks = max_blocks
+        self.message = message
+        self.ranges: list[tuple[int, int]] = []
+        self.block_numbers = 0
+
+    def block_number(self) -> int:
+        self.block_numbers += 1
+        return self.latest
+
+    def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        start = int(query["fromBlock"], 16)
+        end = self.latest if query["toBlock"] == "latest" else int(query["toBlock"], 16)
+        self.ranges.append((start, end))
+        if end - start + 1 > self.max_blocks:
+            raise JsonRpcError("eth_getLogs", -32005, self.message)
+        return [{"blockNumber": hex(block), "topics": []} for block in range(start, end + 1)]
+
+
+def _read(provider: _ChunkingProvider, max_requests: int = 32) -> LogsRead:
+    return recent_logs(cast(Chain, provider), {"topics": [None]}, max_requests=max_requests)
+
+
+def test_a_history_read_in_chunks_covers_every_block_once_down_to_block_zero() -> None:
+    """Each block's log is read exactly once, block 0's too: the chunks, from the latest block back, meet without
+    a gap (an approval logged in a skipped block would not be shown) and without an overlap."""
+    provider = _ChunkingProvider(latest=40, max_blocks=7)
+    read = _read(provider)
+    assert read.unread_to is None
+    assert sorted(int(log["blockNumber"], 16) for log in read.logs) == list(range(41))
+    chunks = [(start, end) for start, end in provider.ranges[1:] if end - start + 1 <= 7]
+    assert chunks[0][1] == 40 and chunks[-1][0] == 0
+    assert all(newer[0] == older[1] + 1 for newer, older in itertools.pairwise(chunks)), chunks
+
+
+def test_a_chunk_grows_only_while_no_chunk_was_refused() -> None:
+    """Once the provider refused a chunk, the next chunks are no larger than the last one it took: doubling again
+    would have every other request refused (and the history unread within the bound on requests)."""
+    provider = _ChunkingProvider(latest=50_000, max_blocks=3_000)
+    read = _read(provider)
+    assert read.unread_to is None and len(read.logs) == 50_001
+    sizes = [end - start + 1 for start, end in provider.ranges[1:]]
+    taken = next(index for index, size in enumerate(sizes) if size <= 3_000)  # after two refusals: 2,500
+    assert sizes[:taken] == [10_000, 5_000] and all(size <= sizes[taken] for size in sizes[taken:]), sizes
+
+
+def test_the_requests_of_a_history_read_stay_within_the_bound_and_the_oldest_blocks_left_are_said_unread() -> (
+    None
+):
+    """With fewer requests allowed than the history needs, at most ``max_requests`` are made (``eth_blockNumber``
+    and the whole-history query included) and the result names the last block left unread, never "nothing
+    logged"."""
+    provider = _ChunkingProvider(latest=100, max_blocks=5)
+    read = _read(provider, max_requests=20)
+    assert len(provider.ranges) + provider.block_numbers == 20
+    oldest = min(start for start, end in provider.ranges if end - start + 1 <= 5)
+    assert read.unread_to == oldest - 1
+    assert sorted(int(log["blockNumber"], 16) for log in read.logs) == list(range(oldest, 101))
+
+
+def test_a_provider_refusing_a_query_by_its_code_alone_is_read_in_chunks() -> None:
+    """-32005 is a provider's "limit exceeded" whatever its message says: read in chunks, not raised."""
+    provider = _ChunkingProvider(latest=20, max_blocks=4, message="please upgrade your plan")
+    assert len(_read(provider).logs) == 21
+
+
+def test_a_provider_refusing_even_a_one_block_query_is_raised_not_read_as_empty() -> None:
+    """A provider that refuses a query of a single block has nothing smaller to be asked: its error is raised (the
+    check then says it could not look), not taken as blocks without logs."""
+    provider = _ChunkingProvider(latest=20, max_blocks=0)
+    with pytest.raises(JsonRpcError):
+        _read(provider)

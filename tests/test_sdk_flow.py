@@ -288,6 +288,23 @@ def test_a_grant_that_chooses_no_cap_gets_the_default_one(net, owner, nft):
     assert offchain.session.max_gas_cost == 5 * 10**16
 
 
+def test_every_lane_of_a_session_has_a_nonce_key_of_its_own_and_a_lane_past_the_last_is_refused(
+    net, owner, nft
+):
+    """A session's lanes are counted from a base its id gives, modulo the lanes the account leaves free: lane
+    ``2**lane_bits`` would wrap onto lane 0's key (two workers building on one nonce, one operation lost), so it is
+    refused, as the session is made and when a lane is named; the last lane has a key of its own."""
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)])
+    session = net.session(grant, key)
+    lanes = 1 << session.kind.lane_bits
+    assert len({session.nonce_key(lane) for lane in (0, 1, lanes - 1)}) == 3
+    with pytest.raises(BadInputError, match=f"lane {lanes} is out of range"):
+        session.nonce_key(lanes)
+    with pytest.raises(BadInputError, match=f"lane {lanes} is out of range"):
+        net.session(grant, key, lane=lanes)
+
+
 def test_two_dapps_sessions_on_one_account_do_not_share_a_nonce_lane(net, owner, nft, target):
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
     key_a, key_b = SessionKey.generate(), SessionKey.generate()
