@@ -23,6 +23,7 @@ from keyscope.accounts.capabilities import refuse_user_op_validation
 from keyscope.chain import Chain
 from keyscope.eip7702 import Authorization
 from keyscope.errors import AccountSetupError, BadInputError
+from keyscope.hashing import user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
 from keyscope.rpc import JsonRpcError
@@ -235,3 +236,16 @@ def test_a_provider_refusing_even_a_one_block_query_is_raised_not_read_as_empty(
     provider = _ChunkingProvider(latest=20, max_blocks=0)
     with pytest.raises(JsonRpcError):
         _read(provider)
+
+
+def test_the_v08_hash_of_an_eip7702_init_code_covers_the_bytes_after_the_marker() -> None:
+    """EntryPoint v0.8 hashes an EIP-7702 initCode as the delegate followed by the initCode's bytes after its first
+    20 (the init call it sends the account): two operations differing only there have different hashes, or a
+    signature of one would be taken for the other's init call."""
+    marker = b"\x77\x02" + bytes(18)
+    plain, called = (
+        PackedUserOperation(sender=ACCOUNT, nonce=0, init_code=marker + tail) for tail in (b"", b"\x12\x34")
+    )
+    delegate = "0x" + "de" * 20
+    hashes = {user_op_hash_v08(op, ENTRY_POINT, 1, eip7702_delegate=delegate) for op in (plain, called)}
+    assert len(hashes) == 2
