@@ -18,12 +18,21 @@ from typing import Any, cast
 import pytest
 from eth_abi import encode as abi_encode
 
-from keyscope.accounts import ERC7579AccountKind
+from keyscope.accounts import (
+    AccountKind,
+    ERC7579AccountKind,
+    KernelAccountKind,
+    KeyscopeAccountKind,
+    KeyscopeDelegateKind,
+    MSAAccountKind,
+    NexusAccountKind,
+    Safe7579AccountKind,
+)
 from keyscope.accounts.capabilities import refuse_user_op_validation
 from keyscope.chain import Chain
 from keyscope.eip7702 import Authorization
 from keyscope.errors import AccountSetupError, BadInputError
-from keyscope.hashing import user_op_hash_v08
+from keyscope.hashing import eip712_domain_separator, user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
 from keyscope.rpc import JsonRpcError
@@ -249,3 +258,92 @@ def test_the_v08_hash_of_an_eip7702_init_code_covers_the_bytes_after_the_marker(
     delegate = "0x" + "de" * 20
     hashes = {user_op_hash_v08(op, ENTRY_POINT, 1, eip7702_delegate=delegate) for op in (plain, called)}
     assert len(hashes) == 2
+
+
+SESSION_MODULE = "0x" + "5e" * 20
+OWNER_VALIDATOR = "0x" + "0f" * 20
+
+
+def _key_bytes(key: int) -> bytes:
+    return key.to_bytes(24, "big")
+
+
+def test_kernel_s_nonce_key_is_mode_type_validator_and_a_two_byte_lane() -> None:
+    """Kernel v3.1 reads its nonce key as ``mode (1 byte) ‖ type (1) ‖ validator (20) ‖ lane (2)``: mode 0
+    (validate as installed; 1 would enable a validator from the signature), type 1 (a validator module) for the
+    session module, type 0 and no address for the root validator. The lane has 16 bits, the 17th refused."""
+    kind = KernelAccountKind()
+    key = _key_bytes(kind.nonce_key(SESSION_MODULE, 0xBEEF))
+    assert (key[0], key[1], key[2:22], key[22:]) == (0, 1, bytes.fromhex("5e" * 20), b"\xbe\xef")
+    assert kind.nonce_key(None, 7) == 7
+    assert _key_bytes(kind.nonce_key(SESSION_MODULE, 2**16 - 1))[22:] == b"\xff\xff"
+    with pytest.raises(BadInputError, match="2 bytes"):
+        kind.nonce_key(SESSION_MODULE, 2**16)
+
+
+def test_nexus_s_nonce_key_is_a_three_byte_lane_a_mode_and_the_validator() -> None:
+    """Nexus 1.0 reads ``lane (3 bytes) ‖ mode (1) ‖ validator (20)``, mode 0 (validate; 1 would install a module
+    from the signature first); the owner's operations name the owner's validator there."""
+    kind = NexusAccountKind(owner_validator=OWNER_VALIDATOR)
+    key = _key_bytes(kind.nonce_key(SESSION_MODULE, 0xABCDEF))
+    assert (key[:3], key[3], key[4:]) == (b"\xab\xcd\xef", 0, bytes.fromhex("5e" * 20))
+    assert _key_bytes(kind.nonce_key(None, 1))[4:] == bytes.fromhex("0f" * 20)
+    with pytest.raises(BadInputError):
+        kind.nonce_key(SESSION_MODULE, 2**24)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        Safe7579AccountKind(owner_validator=OWNER_VALIDATOR),
+        ERC7579AccountKind(owner_validator=OWNER_VALIDATOR),
+        MSAAccountKind(owner_validator=OWNER_VALIDATOR),
+        KeyscopeAccountKind(),
+        KeyscopeDelegateKind(),
+    ],
+    ids=lambda kind: type(kind).__name__,
+)
+def test_the_validator_and_four_byte_lane_nonce_key_of_the_other_adapters(kind: AccountKind) -> None:
+    """Safe7579, the ERC-7579 reference account (and the generic adapter), keyscope's account and its EIP-7702
+    delegate read ``validator (20 bytes) ‖ lane (4)``; a lane of 2**32 would spill into the validator's address
+    and is refused."""
+    key = _key_bytes(kind.nonce_key(SESSION_MODULE, 0x01020304))
+    assert (key[:20], key[20:]) == (bytes.fromhex("5e" * 20), b"\x01\x02\x03\x04")
+    assert _key_bytes(kind.nonce_key(SESSION_MODULE, 2**32 - 1))[:20] == bytes.fromhex("5e" * 20)
+    with pytest.raises(BadInputError):
+        kind.nonce_key(SESSION_MODULE, 2**32)
+
+
+def test_kernel_s_erc1271_signatures_name_the_root_or_the_module_and_its_digest_is_bound_to_account_and_chain() -> (
+    None
+):
+    """Kernel's ERC-1271 signature is ``0x00 ‖ sig`` for its root validator and ``0x01 ‖ validator ‖ sig`` for a
+    validator module; the digest it hands a validator is its EIP-712 ``Kernel(bytes32 hash)`` wrapping in the
+    domain ``"Kernel"``, ``"0.3.1"``, the chain id and the account, so a signature of one account or chain is not
+    another's."""
+    kind = KernelAccountKind()
+    signature = b"\x5a" * 65
+    assert kind.wrap_erc1271_signature(signature) == b"\x00" + signature
+    assert kind.validator_erc1271_signature(SESSION_MODULE, signature) == (
+        b"\x01" + bytes.fromhex("5e" * 20) + signature
+    )
+    digest = b"\x42" * 32
+    domain = eip712_domain_separator("Kernel", "0.3.1", 10, ACCOUNT)
+    wrapped = keccak(b"\x19\x01" + domain + keccak(keccak(b"Kernel(bytes32 hash)") + digest))
+    assert kind.erc1271_digest(ACCOUNT, 10, digest) == wrapped
+    assert kind.erc1271_digest(ACCOUNT, 11, digest) != wrapped
+    assert kind.erc1271_digest("0x" + "ad" * 20, 10, digest) != wrapped
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [NexusAccountKind(owner_validator=OWNER_VALIDATOR), Safe7579AccountKind(owner_validator=OWNER_VALIDATOR)],
+    ids=lambda kind: type(kind).__name__,
+)
+def test_module_owned_accounts_erc1271_signatures_name_their_validator_first(kind: AccountKind) -> None:
+    """An account whose owner signs through a validator module picks the validator its ``isValidSignature`` asks
+    by the signature's first 20 bytes: the owner's validator for the owner's signature, the session module for a
+    session's."""
+    signature = b"\x5a" * 65
+    assert kind.wrap_erc1271_signature(signature) == bytes.fromhex("0f" * 20) + signature
+    assert kind.validator_erc1271_signature(SESSION_MODULE, signature) == bytes.fromhex("5e" * 20) + signature
