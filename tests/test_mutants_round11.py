@@ -13,6 +13,7 @@ Pinned here, without a chain:
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any, cast
 
 import pytest
@@ -36,6 +37,7 @@ from keyscope.hashing import eip712_domain_separator, user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
 from keyscope.rpc import JsonRpcError
+from keyscope.standing_approvals import standing_approvals
 from keyscope.userop import PackedUserOperation, UserOperation
 
 ACCOUNT = "0x" + "ac" * 20
@@ -347,3 +349,66 @@ def test_module_owned_accounts_erc1271_signatures_name_their_validator_first(kin
     signature = b"\x5a" * 65
     assert kind.wrap_erc1271_signature(signature) == bytes.fromhex("0f" * 20) + signature
     assert kind.validator_erc1271_signature(SESSION_MODULE, signature) == bytes.fromhex("5e" * 20) + signature
+
+
+def test_approvals_older_than_the_blocks_a_chunking_provider_let_the_check_read_are_said_unread() -> None:
+    """A provider that serves logs in small chunks only lets the check read the newest blocks within its bound on
+    requests: the result says which blocks were not read (an approval given there is not shown), never that the
+    account gave none."""
+    provider = _ChunkingProvider(latest=1_000_000, max_blocks=10)
+    result = standing_approvals(cast(Chain, provider), ACCOUNT, ["0x" + "3a" * 20])
+    assert result.found == ()
+    assert result.unread is not None and "the approvals logged in blocks 0 to 999" in result.unread, (
+        result.unread
+    )
+
+
+class _AccountOfId:
+    """A node holding one contract account whose ``accountId()`` answers ``reported`` (``eip712Domain()`` not
+    answered); it is its own network (``.chain``)."""
+
+    def __init__(self, reported: str) -> None:
+        self.reported = reported
+
+    @property
+    def chain(self) -> _AccountOfId:
+        return self
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x60\x00"
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        if data[:4] == _ACCOUNT_ID:
+            return abi_encode(["string"], [self.reported])
+        raise ValueError("no such function")
+
+
+@pytest.mark.parametrize(
+    ("reported", "adapter"),
+    [
+        ("kernel.advanced.v0.3.1", KernelAccountKind),
+        ("biconomy.nexus.1.0.2", NexusAccountKind),
+        ("uMSA.advanced/withHook.v0.1", MSAAccountKind),
+        ("vendor.account.v1", ERC7579AccountKind),
+        ("kernel.advanced.v0.3.3", None),
+        ("kernel.advanced.v0.3.10", None),
+        ("biconomy.nexus.1.2.0", None),
+    ],
+)
+def test_detection_takes_a_vendor_s_adapter_for_its_own_version_only(
+    reported: str, adapter: type | None
+) -> None:
+    """An account is driven by the adapter made for its ``accountId()``, or by the generic adapter when no adapter
+    is made for its vendor. Another version of Kernel or Nexus gets neither (the generic adapter reads the
+    validator from other bytes of the nonce key than theirs, and a session would sign in a form the account does
+    not read): detection refuses it, naming the version, a later version whose name merely starts like the
+    adapter's own too."""
+    from keyscope.accounts import detect_kind
+    from keyscope.errors import UnsupportedAccountVersionError
+
+    node = cast(Any, _AccountOfId(reported))
+    if adapter is None:
+        with pytest.raises(UnsupportedAccountVersionError, match=re.escape(repr(reported))):
+            detect_kind(node, ACCOUNT, owner_validator=OWNER_VALIDATOR)
+        return
+    assert type(detect_kind(node, ACCOUNT, owner_validator=OWNER_VALIDATOR)) is adapter
