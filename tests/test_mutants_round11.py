@@ -412,3 +412,22 @@ def test_detection_takes_a_vendor_s_adapter_for_its_own_version_only(
             detect_kind(node, ACCOUNT, owner_validator=OWNER_VALIDATOR)
         return
     assert type(detect_kind(node, ACCOUNT, owner_validator=OWNER_VALIDATOR)) is adapter
+
+
+class _DelegatingEoa(_AccountOfId):
+    """An EOA delegating its code with EIP-7702 (``0xef0100 ‖ delegate``) to a contract answering ``reported``."""
+
+    delegate = "0x" + "de" * 20
+
+    def get_code(self, address: str) -> bytes:
+        return b"\xef\x01\x00" + bytes.fromhex(self.delegate[2:])
+
+
+def test_an_eoa_delegating_with_eip7702_is_detected_with_its_delegate_recorded() -> None:
+    """The adapter of an EIP-7702 EOA names the delegate its code points at: an operation's hash on EntryPoint v0.8
+    covers it, and a session's first operation is built for it."""
+    from keyscope.accounts import detect_kind
+
+    kind = detect_kind(cast(Any, _DelegatingEoa("keyscope.delegate.v1")), ACCOUNT)
+    assert type(kind) is KeyscopeDelegateKind
+    assert kind.delegate is not None and kind.delegate.lower() == _DelegatingEoa.delegate
