@@ -431,3 +431,32 @@ def test_an_eoa_delegating_with_eip7702_is_detected_with_its_delegate_recorded()
     kind = detect_kind(cast(Any, _DelegatingEoa("keyscope.delegate.v1")), ACCOUNT)
     assert type(kind) is KeyscopeDelegateKind
     assert kind.delegate is not None and kind.delegate.lower() == _DelegatingEoa.delegate
+
+
+class _Answering:
+    """A contract answering every call with ``answer``."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((1).to_bytes(32, "big"), True),
+        ((2).to_bytes(32, "big"), False),
+        (b"\xff" * 32, False),
+        (b"\x01", False),
+    ],
+    ids=["true", "two", "all ones", "one byte"],
+)
+def test_an_account_s_yes_is_the_abi_encoded_true_only(answer: bytes, said: bool) -> None:
+    """``supportsModule`` and ``supportsExecutionMode`` answer a bool: a word of another value (a fallback echoing
+    its calldata, junk) is no yes, or the SDK would take an account for one that validates with modules or runs
+    batches."""
+    from keyscope.accounts.detect import ask_bool
+
+    assert ask_bool(cast(Chain, _Answering(answer)), ACCOUNT, b"\x12\x34\x56\x78") is said
