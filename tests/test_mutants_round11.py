@@ -32,7 +32,7 @@ from keyscope.accounts import (
 from keyscope.accounts.capabilities import refuse_user_op_validation
 from keyscope.chain import Chain
 from keyscope.eip7702 import Authorization
-from keyscope.errors import AccountSetupError, BadInputError
+from keyscope.errors import AccountSetupError, BadInputError, CallRevertedError
 from keyscope.hashing import eip712_domain_separator, user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
@@ -460,3 +460,18 @@ def test_an_account_s_yes_is_the_abi_encoded_true_only(answer: bytes, said: bool
     from keyscope.accounts.detect import ask_bool
 
     assert ask_bool(cast(Chain, _Answering(answer)), ACCOUNT, b"\x12\x34\x56\x78") is said
+
+
+class _Reverting:
+    """A contract whose every call reverts without data (no such function, no fallback)."""
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        raise CallRevertedError("eth_call", to, b"", "execution reverted")
+
+
+def test_an_account_reverting_the_question_says_no_not_that_it_cannot_be_asked() -> None:
+    """A revert is the account's answer (it has no such function): no, where None is left for a node that could not
+    run the call, which the SDK leaves to the bundler rather than refusing."""
+    from keyscope.accounts.detect import ask_bool
+
+    assert ask_bool(cast(Chain, _Reverting()), ACCOUNT, b"\x12\x34\x56\x78") is False
