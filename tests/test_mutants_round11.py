@@ -33,6 +33,7 @@ from keyscope.accounts.capabilities import refuse_user_op_validation
 from keyscope.chain import Chain
 from keyscope.eip7702 import Authorization
 from keyscope.errors import AccountSetupError, BadInputError, CallRevertedError
+from keyscope.gas import calldata_gas
 from keyscope.hashing import eip712_domain_separator, user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
@@ -475,3 +476,10 @@ def test_an_account_reverting_the_question_says_no_not_that_it_cannot_be_asked()
     from keyscope.accounts.detect import ask_bool
 
     assert ask_bool(cast(Chain, _Reverting()), ACCOUNT, b"\x12\x34\x56\x78") is False
+
+
+def test_calldata_gas_is_four_per_zero_byte_and_sixteen_per_other_byte() -> None:
+    """EIP-2028's calldata price, which preVerificationGas pays for the operation's bytes in the bundle: priced
+    lower, a bundler refuses the operation (preVerificationGas too low) or pays for it out of its own pocket."""
+    assert calldata_gas(b"") == 0
+    assert calldata_gas(b"\x00" * 3 + b"\x01\xff") == 3 * 4 + 2 * 16
