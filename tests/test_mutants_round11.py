@@ -1,13 +1,23 @@
 """The eleventh round of mutation testing (docs/static-analysis.md, "Mutation testing"): what the tests before it let
-pass in the account adapters, the packing of a UserOperation and the check of approvals given before a grant.
+pass in the account adapters, the packing and hashing of a UserOperation and the check of approvals given before a
+grant.
 
-Pinned here, without a chain:
+Pinned here, without a chain (a stub node stands for the account or the provider):
 
 * the SDK's question to a deployed account before a session's first operation (``refuse_user_op_validation``)
   refuses an account that hands the EntryPoint a window wider than the session's by one second at either end,
-  and takes one exactly as wide or narrower;
+  and takes one exactly as wide or narrower (attack 369);
 * ``PackedUserOperation.unpack`` refuses a ``paymasterAndData`` too short for the paymaster and its two gas
-  limits (51 bytes), rather than reading gas limits out of a short field.
+  limits; the 20-byte EIP-7702 marker given as a factory is the marker; an operation carrying its authorization is
+  hashed with its delegate; the v0.8 hash of an EIP-7702 initCode covers the bytes after the marker;
+* the log reader's chunks cover every block once down to block 0, grow only while none was refused, stay within
+  the bound on requests and name the blocks left unread, take -32005 by its code and raise a one-block refusal; the
+  approvals' check says which blocks a chunking provider left unread (attack 370);
+* each adapter's nonce key, Kernel's ERC-1271 prefixes and digest, and the module-owned accounts' validator prefix,
+  as the adapters' docs lay them out;
+* detection takes a vendor's adapter for its own version only, records an EIP-7702 EOA's delegate (attack 369),
+  and takes an account's ABI-encoded true only for a yes and its revert for a no;
+* EIP-2028's calldata price.
 """
 
 from __future__ import annotations
