@@ -305,6 +305,26 @@ def test_every_lane_of_a_session_has_a_nonce_key_of_its_own_and_a_lane_past_the_
         net.session(grant, key, lane=lanes)
 
 
+def test_an_operation_built_while_the_last_one_is_pending_takes_the_next_nonce(net, owner, nft, monkeypatch):
+    """A session's operation built after the last was sent and before it lands takes the nonce after the last's
+    (counted locally, under the lane's key): on the last one's nonce one of the two would replace or lose to the
+    other. The bundler here holds what it is sent (nothing lands), as a busy one does for a while."""
+    owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
+    key = SessionKey.generate()
+    grant = owner.grant(key, [mint_policy(nft, owner.account)], onchain=True)
+    session = net.session(grant, key)
+    mint = function_call(nft, "safeMint(address)", owner.account)
+    session.send(session.build(mint)).wait()  # landed: the lane's later operations share an estimate
+    held: list[object] = []
+    monkeypatch.setattr(session._builder, "send", held.append)
+    first = session.build(mint)
+    session.send(first)
+    second = session.build(mint)
+    session.send(second)
+    third = session.build(mint)
+    assert [op.nonce for op in (*held, third)] == [first.nonce, first.nonce + 1, first.nonce + 2]
+
+
 def test_two_dapps_sessions_on_one_account_do_not_share_a_nonce_lane(net, owner, nft, target):
     owner.execute(function_call(nft, "safeMint(address)", owner.account)).wait()
     key_a, key_b = SessionKey.generate(), SessionKey.generate()
