@@ -47,6 +47,7 @@ from keyscope.gas import calldata_gas
 from keyscope.hashing import eip712_domain_separator, user_op_hash_v08
 from keyscope.hexutil import keccak
 from keyscope.log_queries import LogsRead, recent_logs
+from keyscope.paymaster import PaymasterFields
 from keyscope.rpc import JsonRpcError
 from keyscope.standing_approvals import standing_approvals
 from keyscope.userop import PackedUserOperation, UserOperation
@@ -493,3 +494,22 @@ def test_calldata_gas_is_four_per_zero_byte_and_sixteen_per_other_byte() -> None
     lower, a bundler refuses the operation (preVerificationGas too low) or pays for it out of its own pocket."""
     assert calldata_gas(b"") == 0
     assert calldata_gas(b"\x00" * 3 + b"\x01\xff") == 3 * 4 + 2 * 16
+
+
+def test_a_paymaster_service_s_gas_limits_replace_the_operation_s_and_a_missing_one_keeps_it() -> None:
+    """The paymaster's verification and postOp gas limits the service gives are the ones packed (and counted
+    against the session's cap, and paid for by the paymaster's deposit); a limit the service leaves out keeps the
+    operation's."""
+    op = UserOperation(
+        sender=ACCOUNT, nonce=0, paymaster_verification_gas_limit=11, paymaster_post_op_gas_limit=12
+    )
+    given = PaymasterFields.model_validate(
+        {
+            "paymaster": "0x" + "9a" * 20,
+            "paymasterVerificationGasLimit": "0x65",
+            "paymasterPostOpGasLimit": "0x66",
+        }
+    ).apply(op)
+    assert (given.paymaster_verification_gas_limit, given.paymaster_post_op_gas_limit) == (0x65, 0x66)
+    kept = PaymasterFields.model_validate({"paymaster": "0x" + "9a" * 20}).apply(op)
+    assert (kept.paymaster_verification_gas_limit, kept.paymaster_post_op_gas_limit) == (11, 12)
