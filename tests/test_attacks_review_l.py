@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, SessionKey, arg
+from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.consent import GrantDescription
 from keyscope.execution import Call
 from keyscope.hexutil import keccak
@@ -356,11 +356,17 @@ def test_a_report_from_the_store_alone_does_not_read_an_approval_as_a_sure_allow
 
     nft = project.DemoNFT.deploy(sender=deployer)
     owner = net.owner(LocalSigner.generate())
-    grant = owner.grant(
-        SessionKey.generate(),
-        [*Policy.erc20_allowance(nft.address, 100)],
-        valid_for=3600,
-    )
+    # the NFT has no transfer or increaseAllowance of its own: the grant says so, and is made all the same
+    with pytest.warns(TargetWarning, match="has no function") as said:
+        grant = owner.grant(
+            SessionKey.generate(),
+            [*Policy.erc20_allowance(nft.address, 100)],
+            valid_for=3600,
+        )
+    assert {str(w.message).split(" on ")[0] for w in said} == {
+        "granting transfer(address,uint256)",
+        "granting increaseAllowance(address,uint256)",
+    }, [str(w.message) for w in said]
     texts = report_from_store(
         grant, StoreMarks(revoked=False, enabled=False), now=grant.valid_after
     ).permissions
