@@ -24,7 +24,6 @@ EntryPoint, module and factory deployed there), each deploying its own delegate,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,25 +36,13 @@ from keyscope.hexutil import keccak
 from keyscope.revert import describe_revert
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
-from support.anvil_chain import AnvilChain, anvil_chain
-from support.anvil_harness import anvil_sessions
+from support.anvil_chain import AnvilChain
+from support.anvil_fixtures import anvil_fixture, sessions_fixture  # noqa: F401 (fixtures)
 from support.fuzz import DEEP, ON_CHAIN
 
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 RESET_MODULES = keccak(b"resetModules()")[:4]
 VALIDATOR = 1
-
-
-@pytest.fixture(scope="module")
-def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
-    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
-    with anvil_chain() as chain:
-        yield chain, anvil_sessions(chain, project)
-
-
-@pytest.fixture
-def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
-    return anvil[1]
 
 
 @pytest.fixture

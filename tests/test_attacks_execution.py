@@ -17,7 +17,7 @@ module and a ``RecordingTarget`` deployed there, with the in-process bundler), e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,24 +30,12 @@ from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_
 from keyscope.hexutil import keccak
 from keyscope.policy import Policy, arg
 from keyscope.session import Permission, Session
-from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
-from support.anvil_harness import anvil_sessions
+from support.anvil_chain import AnvilChain, AnvilContract
+from support.anvil_fixtures import anvil_fixture, sessions_fixture  # noqa: F401 (fixtures)
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 
 ETHER = 10**18
 RELAY = keccak(b"relay(address,bytes)")[:4]
-
-
-@pytest.fixture(scope="module")
-def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
-    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
-    with anvil_chain() as chain:
-        yield chain, anvil_sessions(chain, project)
-
-
-@pytest.fixture(scope="module")
-def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
-    return anvil[1]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,7 +13,7 @@ a node that runs them natively).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,24 +26,12 @@ from keyscope.rpc import JsonRpcError
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
-from support.anvil_chain import AnvilChain, AnvilContract, anvil_chain
-from support.anvil_harness import anvil_sessions
+from support.anvil_chain import AnvilChain, AnvilContract
+from support.anvil_fixtures import anvil_fixture, sessions_fixture  # noqa: F401 (fixtures)
 
 ETHER = 10**18
 ON_INSTALL = keccak(b"onInstall(bytes)")[:4]
 OUT_OF_GAS = "AA23 reverted: (no revert data)"
-
-
-@pytest.fixture(scope="module")
-def anvil(project) -> Iterator[tuple[AnvilChain, Any]]:
-    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
-    with anvil_chain() as chain:
-        yield chain, anvil_sessions(chain, project)
-
-
-@pytest.fixture
-def sessions(anvil):
-    return anvil[1]
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ factory and the module are ape's build of their sources there, with the in-proce
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from itertools import count
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -32,8 +30,7 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.owner_signatures import encode_owner_typed_data_signature, nested_typed_data
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
-from support.anvil_chain import AnvilChain, anvil_chain
-from support.anvil_harness import anvil_sessions
+from support.anvil_fixtures import anvil_fixture, sessions_fixture  # noqa: F401 (fixtures)
 from support.fuzz import DEEP, ON_CHAIN
 
 EXAMPLES = 200 if DEEP else 40
@@ -58,18 +55,6 @@ def high_s(signature: bytes) -> bytes:
     by OpenZeppelin's ECDSA (malleable)."""
     r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
     return r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v if v in (27, 28) else v ^ 1])
-
-
-@pytest.fixture(scope="module")
-def anvil(project: Any) -> Iterator[tuple[AnvilChain, Any]]:
-    """The file's anvil and the session harness on it: the EntryPoint, the factory, the module and the bundler."""
-    with anvil_chain() as chain:
-        yield chain, anvil_sessions(chain, project)
-
-
-@pytest.fixture(scope="module")
-def sessions(anvil: tuple[AnvilChain, Any]) -> Any:
-    return anvil[1]
 
 
 @pytest.fixture(scope="module")
