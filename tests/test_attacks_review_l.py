@@ -28,6 +28,7 @@ from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
 from test_attacks import words as abi_words
+from test_attacks_review_k import _nft_approval as _bounded_approval
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -119,15 +120,6 @@ def test_the_chain_lets_the_key_move_every_token_whose_ids_fit_the_allowance(
     ]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert nft.balanceOf(dapp) == 3 and nft.balanceOf(module_account) == 0
-
-
-def _bounded_approval(collection: str, spender: str) -> Permission:
-    """The dapp's request, written with ERC-20's ABI: ``approve`` of its escrow, "at most 100"."""
-    return Policy.call(
-        collection,
-        "approve(address spender,uint256 amount)",
-        rules=[arg("spender") == spender, arg("amount") <= 100],
-    )
 
 
 def test_an_approval_on_a_collection_that_does_not_say_so_is_not_read_as_a_sure_allowance(
