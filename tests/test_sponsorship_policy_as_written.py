@@ -84,6 +84,36 @@ def test_a_policy_with_each_contract_once_covers_what_it_lists() -> None:
         policy.check(refused)
 
 
+def test_a_refused_selector_is_told_with_the_allowed_functions_as_the_policy_wrote_them(
+    tmp_path: Path,
+) -> None:
+    """A policy file naming its functions by signature (``"safeMint(address)"``) had its refusal list them as hex
+    only (``allows there: 0x40d097c3``), which the operator who wrote the signature cannot match to a line of it:
+    the refusal says each allowed function as written, with its selector beside it, and a selector written as hex
+    stays hex."""
+    path = tmp_path / "policy.json"
+    path.write_text(
+        json.dumps(
+            {"targets": {TARGET: ["safeMint(address)", " transfer(address to, uint256) ", "0x095ea7b3"]}}
+        )
+    )
+    policy = SponsorshipPolicy.from_file(path)
+    other_call = UserOperation(
+        sender=OTHER,
+        nonce=0,
+        call_data=encode_execute(Call(TARGET, 0, bytes.fromhex("23b872dd") + bytes(96))),
+    )
+    with pytest.raises(SponsorshipRefused) as info:
+        policy.check(other_call)
+    assert str(info.value).endswith(
+        "which allows there: safeMint(address) (0x40d097c3), transfer(address to, uint256) (0xa9059cbb), 0x095ea7b3"
+    )
+    assert info.value.data is not None and info.value.data["selector"] == "0x23b872dd"
+    # the policy's JSON form and its decisions are unchanged: selectors, in hex
+    assert policy.to_dict()["targets"] == {TARGET: ["0x40d097c3", "0xa9059cbb", "0x095ea7b3"]}
+    assert policy.targets == {TARGET: (bytes.fromhex("40d097c3"), TRANSFER, APPROVE)}
+
+
 @pytest.mark.parametrize(
     "written",
     [

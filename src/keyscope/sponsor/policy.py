@@ -44,6 +44,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     ValidationError,
     field_validator,
 )
@@ -56,7 +57,33 @@ from ..textfile import read_text_file
 from ..userop import EIP7702_FACTORY, UserOperation
 from .errors import NOT_SPONSORED, SponsorshipRefused
 
-__all__ = ["SponsorshipPolicy", "parse_selector"]
+__all__ = ["PolicySelector", "SponsorshipPolicy", "parse_selector"]
+
+
+class PolicySelector(bytes):
+    """A 4-byte selector the policy allows, with the function signature the policy wrote it as (``None`` when it
+    was written as hex): a refusal names the functions allowed as the operator wrote them."""
+
+    signature: str | None
+
+    def __new__(cls, raw: bytes, signature: str | None = None) -> PolicySelector:
+        """The selector ``raw``, written as ``signature`` (or as hex, when ``None``)."""
+        selector = super().__new__(cls, raw)
+        selector.signature = signature
+        return selector
+
+    def label(self) -> str:
+        """The selector as the policy wrote it: ``"safeMint(address) (0x40d097c3)"``, or ``"0x40d097c3"``."""
+        selector = "0x" + self.hex()
+        return selector if self.signature is None else f"{self.signature} ({selector})"
+
+
+def _policy_selector(value: object) -> PolicySelector:
+    """A selector of the policy file, keeping the function signature it was written as."""
+    if isinstance(value, PolicySelector):
+        return value
+    signature = value.strip() if isinstance(value, str) and not value.startswith(("0x", "0X")) else None
+    return PolicySelector(parse_selector(value), signature)
 
 
 def parse_selector(value: object) -> bytes:
@@ -81,7 +108,9 @@ def _parse_wei(value: object) -> int | None:
 
 
 Selector = Annotated[
-    bytes, BeforeValidator(parse_selector), PlainSerializer(lambda b: "0x" + b.hex(), return_type=str)
+    PolicySelector,
+    PlainValidator(_policy_selector),
+    PlainSerializer(lambda b: "0x" + b.hex(), return_type=str),
 ]
 Wei = Annotated[
     int | None, BeforeValidator(_parse_wei), PlainSerializer(lambda v: None if v is None else str(v))
@@ -309,7 +338,7 @@ class SponsorshipPolicy(RaisesBadInput, BaseModel):
                     },
                 )
             if allowed != "any" and call.selector not in allowed:
-                listed = ", ".join("0x" + s.hex() for s in allowed)
+                listed = ", ".join(s.label() for s in allowed)
                 raise SponsorshipRefused(
                     NOT_SPONSORED,
                     f"selector 0x{call.selector.hex()} on {call.target} (call {index}) is not in the sponsorship "
