@@ -44,6 +44,9 @@ from .settings import (
     ENV_STORE,
     Deployments,
     _address_from,
+    missing_settings,
+    node_and_bundler_urls,
+    require_deployments_chain,
 )
 from .signers import owner_max_gas_cost
 from .stores import local_store_path, open_session_store
@@ -76,22 +79,15 @@ class _Connection:
 
     def network(self) -> Endpoints:
         known = Deployments.load(self.deployments) if self.deployments else Deployments()
-        node_url = self.node or known.rpc_url
-        bundler_url = self.bundler or known.bundler_url
+        node_url, bundler_url = node_and_bundler_urls(known, self.node, self.bundler)
         module_address = self.module or known.module
         missing = [
             n
             for n, v in (("--node", node_url), ("--bundler", bundler_url), ("--module", module_address))
             if not v
         ]
-        if missing and self.deployments:
-            keys = {"--node": "rpc_url", "--bundler": "bundler_url", "--module": "module"}
-            raise click.UsageError(
-                f"give {', '.join(missing)}: the deployments file {self.deployments} has no "
-                f"{', '.join(keys[option] for option in missing)} (the keys `python -m keyscope.local --json` writes)"
-            )
         if missing:
-            raise click.UsageError(f"give {', '.join(missing)} (or --deployments with them)")
+            raise click.UsageError(missing_settings(missing, self.deployments))
         assert node_url and bundler_url and module_address
         factory = self.factory or known.factory
         network = connect_node_and_bundler(
@@ -105,13 +101,8 @@ class _Connection:
             factory=None if factory is None else _address_from(factory, "--factory"),
         )
         # asked now, so that a node or bundler that is down (or of another chain) is said before a page is served
-        chain_id = network.chain_id  # the node's, asked first: a node that is down is said as such
-        if known.chain_id is not None and known.chain_id != chain_id:
-            raise ConfigurationError(
-                f"the deployments file {known.source} is for chain {known.chain_id}, but the node "
-                f"{mask_url(node_url)} is chain {network.chain_id}: give the node of chain {known.chain_id} (--node), "
-                "or the deployments file of this chain"
-            )
+        # the node's, asked first: a node that is down is said as such
+        require_deployments_chain(known, network.chain_id, node_url)
         # a bundler (not the node's URL again, nor the two swapped) of the node's chain, serving the EntryPoint
         require_node_and_bundler(network, node_url, bundler_url, entry_points=[network.entry_point])
         for address, what, option in (

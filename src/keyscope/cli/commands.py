@@ -5,9 +5,10 @@
     keyscope sessions --store URL [--account ADDR] [--node URL] [--json]
                                                                    sessions: status, time left, permissions, limits
     keyscope outbox   --store URL [--state pending|failed|...]      operations in flight, failed and why
-    keyscope revoke   --store URL SESSION_ID|PREFIX [--node URL --bundler URL]
+    keyscope revoke   --store URL SESSION_ID|PREFIX [--node URL --bundler URL | --deployments FILE]
                                                                    refuse a session in every worker (and on chain)
-    keyscope recover  --store URL --node URL --bundler URL          finish what dead workers left in flight
+    keyscope recover  --store URL (--node URL --bundler URL | --deployments FILE)
+                                                                   finish what dead workers left in flight
     keyscope consent  REQUESTS.json --deployments FILE             the owner grants ERC-7715 requests in a browser
     keyscope dashboard ACCOUNT --deployments FILE                  the owner's sessions, revoked from a browser
 
@@ -24,7 +25,8 @@ The commands share their options, their store, their errors and their output wit
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -42,6 +44,13 @@ from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
 from .listing import Listing, list_sessions, store_sessions
 from .options import HttpUrl, Seconds, store_option
 from .output import Progress, describe_time, emit, json_option, one_line, reports_errors, table
+from .settings import (
+    ENV_DEPLOYMENTS,
+    Deployments,
+    missing_settings,
+    node_and_bundler_urls,
+    require_deployments_chain,
+)
 from .signers import owner_signer
 from .stores import find_grant, open_session_store, shown_store_url
 
@@ -52,6 +61,7 @@ _EPILOG = (
     "KEYSCOPE_STORE_PASSPHRASE or KEYSCOPE_STORE_KEK (64 hex digits) for the store, KEYSCOPE_OWNER_KEY for the "
     "account owner's key when revoking on chain. KEYSCOPE_DEBUG=1 shows the traceback of an unexpected error."
 )
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 _STATES = ["pending", *(state.value for state in OutboxState)]
 _SEQUENCE_MASK = 2**64 - 1
 _MOST_RECORDS = 1_000_000
@@ -205,6 +215,32 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
     emit(as_json, rows, listing)
 
 
+def _on_chain_urls(
+    deployments_file: str | None, node: str | None, bundler: str | None, *, what: str, not_done: str
+) -> tuple[str | None, str | None, Deployments]:
+    """The node's and the bundler's URLs of ``recover`` and ``revoke``: ``--node`` and ``--bundler``, else the
+    deployments file's ``rpc_url`` and ``bundler_url``, with the file read; a usage error (saying ``what`` needs
+    them, and ``not_done``) when only one of the two is found, or none with a deployments file given."""
+    known = Deployments.load(deployments_file) if deployments_file else Deployments()
+    node_url, bundler_url = node_and_bundler_urls(known, node, bundler)
+    missing = [option for option, url in (("--node", node_url), ("--bundler", bundler_url)) if url is None]
+    if missing and (deployments_file or len(missing) == 1):
+        raise click.UsageError(f"{what}, {missing_settings(missing, deployments_file)}; {not_done}")
+    return node_url, bundler_url, known
+
+
+def _deployments_option(help_text: str, *, from_environment: bool) -> Callable[[_Command], _Command]:
+    """``--deployments FILE``, as ``consent`` and ``dashboard`` take it (from ``KEYSCOPE_DEPLOYMENTS`` too when
+    ``from_environment``)."""
+    return click.option(
+        "--deployments",
+        envvar=ENV_DEPLOYMENTS if from_environment else None,
+        default=None,
+        metavar="FILE",
+        help=help_text,
+    )
+
+
 @main.command()
 @store_option(required=True)
 @click.argument("session_id")
@@ -218,6 +254,12 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
 @click.option(
     "--bundler", type=HttpUrl(), default=None, metavar="URL", help="Also revoke on chain: the bundler's URL."
 )
+@_deployments_option(
+    "Also revoke on chain, at the node and bundler of this file (rpc_url, bundler_url: what `python -m "
+    "keyscope.local --json` prints); --node and --bundler take precedence. Given on the command line only: "
+    f"{ENV_DEPLOYMENTS} does not turn on a revocation on chain.",
+    from_environment=False,
+)
 @click.option(
     "--timeout",
     type=Seconds(positive=True),
@@ -226,17 +268,27 @@ def outbox(store_url: str, state: str | None, limit: int, as_json: bool) -> None
     help="Seconds to wait for inclusion.",
 )
 @reports_errors
-def revoke(store_url: str, session_id: str, node: str | None, bundler: str | None, timeout: float) -> None:
+def revoke(
+    store_url: str,
+    session_id: str,
+    node: str | None,
+    bundler: str | None,
+    deployments: str | None,
+    timeout: float,
+) -> None:
     """Revoke SESSION_ID in the store, so that every worker refuses it at its next send.
 
     SESSION_ID is 0x and 64 hex digits, or a unique prefix of at least 4, as `keyscope sessions` lists them.
-    With --node and --bundler, also revoke it on chain: the account's owner sends revokeSession (the owner's
-    key comes from $KEYSCOPE_OWNER_KEY). An account not created yet (an off-chain grant never used) is created by
+    With --node and --bundler (or --deployments FILE giving them), also revoke it on chain: the account's owner
+    sends revokeSession (the owner's key comes from $KEYSCOPE_OWNER_KEY). An account not created yet (an off-chain grant never used) is created by
     that operation, so that the grant can never be used: its first operation would otherwise create the account
     and enable the session.
     """
-    if (node is None) != (bundler is None):
+    if deployments is None and (node is None) != (bundler is None):
         raise click.UsageError("give both --node and --bundler to revoke on chain, or neither")
+    node, bundler, known = _on_chain_urls(
+        deployments, node, bundler, what="to revoke on chain", not_done="nothing was revoked"
+    )
     # the owner's key is read before anything is done, so that a missing or malformed one stops the command whole
     signer = owner_signer(ape_accounts=False) if node is not None else None
     with open_session_store(store_url, keys=False, existing=True) as store:
@@ -251,6 +303,7 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
     network = connect_node_and_bundler(
         node, bundler, module=grant.module, entry_point=grant.entry_point, after=not_sent
     )
+    require_deployments_chain(known, network.chain_id, node, after=not_sent)
     check_grant_network(network, grant, "--node")
     require_node_and_bundler(network, node, bundler, entry_points=[grant.entry_point], after=not_sent)
     try:
@@ -279,8 +332,13 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
 
 @main.command()
 @store_option(required=True)
-@click.option("--node", type=HttpUrl(), required=True, metavar="URL", help="The node's JSON-RPC URL.")
-@click.option("--bundler", type=HttpUrl(), required=True, metavar="URL", help="The bundler's URL.")
+@click.option("--node", type=HttpUrl(), default=None, metavar="URL", help="The node's JSON-RPC URL.")
+@click.option("--bundler", type=HttpUrl(), default=None, metavar="URL", help="The bundler's URL.")
+@_deployments_option(
+    "The node and bundler of this file (rpc_url, bundler_url: what `python -m keyscope.local --json` prints), "
+    "where --node and --bundler are not given.",
+    from_environment=True,
+)
 @click.option(
     "--older-than", type=Seconds(), default=None, help="Only records untouched for that many seconds."
 )
@@ -290,15 +348,31 @@ def revoke(store_url: str, session_id: str, node: str | None, bundler: str | Non
 @json_option
 @reports_errors
 def recover(
-    store_url: str, node: str, bundler: str, older_than: float | None, wait: float, as_json: bool
+    store_url: str,
+    node: str | None,
+    bundler: str | None,
+    deployments: str | None,
+    older_than: float | None,
+    wait: float,
+    as_json: bool,
 ) -> None:
     """Finish what was in flight: mark landed operations included, resend (the same operation) what a
     bundler lost, fail what can never land. Exits with 3 while any of them is still unfinished after --wait
     (run it again later), else 0. Needs no session key; with the store's secret set, an operation whose
     nonce another operation took is built again with its session's key (else left for a worker that has it).
     --node and --bundler are checked first, even with nothing in flight: a node and a bundler of one chain (the
-    records'), the bundler serving the records' EntryPoints."""
+    records'), the bundler serving the records' EntryPoints. They may come from --deployments FILE instead
+    (its rpc_url and bundler_url)."""
     from ..scale import SessionWorker  # the worker machinery, only for this command
+
+    node, bundler, known = _on_chain_urls(
+        deployments, node, bundler, what="to recover", not_done="nothing was followed or changed"
+    )
+    if node is None or bundler is None:
+        raise click.UsageError(
+            "give --node URL and --bundler URL, or --deployments FILE with rpc_url and bundler_url (nothing was "
+            "followed or changed)"
+        )
 
     with open_session_store(store_url, keys=False, existing=True) as store:
         damaged: dict[str, str] = {}
@@ -309,9 +383,9 @@ def recover(
             # nothing to follow, but the URLs are checked all the same: a job run with wrong or swapped URLs
             # would otherwise say "nothing in flight" until the day there is something, and then fail
             # (no session names a module here: none is asked about)
-            require_node_and_bundler(
-                connect_node_and_bundler(node, bundler, module=ZERO_ADDRESS), node, bundler
-            )
+            network = connect_node_and_bundler(node, bundler, module=ZERO_ADDRESS)
+            require_deployments_chain(known, network.chain_id, node)
+            require_node_and_bundler(network, node, bundler)
             lines = [f"  unreadable {name}: {problem}" for name, problem in damaged.items()]
             emit(
                 as_json,
@@ -331,6 +405,7 @@ def recover(
         net = connect_node_and_bundler(
             node, bundler, module=grant.module, entry_point=grant.entry_point, after=unchanged
         )
+        require_deployments_chain(known, net.chain_id, node, after=unchanged)
         _require_one_chain(grants, net.chain_id)
         entry_points = {granted.entry_point for granted in grants.values()}
         require_node_and_bundler(net, node, bundler, entry_points=sorted(entry_points), after=unchanged)

@@ -198,6 +198,50 @@ def _address_from(value: Any, what: str) -> str:
         raise BadInputError(f"{what}: {error}") from None
 
 
+_SETTING_KEYS = {"--node": "rpc_url", "--bundler": "bundler_url", "--module": "module"}
+"""The key of the deployments file that gives each connection option."""
+
+
+def missing_settings(missing: list[str], deployments_file: str | None) -> str:
+    """What to say when the options ``missing`` (``--node``, ``--bundler``, ``--module``) were given neither on the
+    command line nor by the deployments file ``deployments_file`` (None: none was given)."""
+    if deployments_file:
+        return (
+            f"give {', '.join(missing)}: the deployments file {deployments_file} has no "
+            f"{', '.join(_SETTING_KEYS[option] for option in missing)} (the keys `python -m keyscope.local --json` "
+            "writes)"
+        )
+    return f"give {', '.join(missing)} (or --deployments with them)"
+
+
+def node_and_bundler_urls(
+    deployments: Deployments, node: str | None, bundler: str | None
+) -> tuple[str | None, str | None]:
+    """The node's and the bundler's URLs: ``node`` and ``bundler`` as given (``--node``, ``--bundler``), else the
+    deployments file's ``rpc_url`` and ``bundler_url``; None where neither gives one. A file's ``bundler_url`` of
+    ``inprocess`` (``ape run``'s own ``handleOps``) is refused: these commands need a bundler."""
+    bundler_url = bundler or deployments.bundler_url
+    if bundler_url is not None and bundler_url.strip().lower() == INPROCESS:
+        raise BadInputError(
+            f"the deployments file {deployments.source} gives bundler_url {INPROCESS} (handleOps sent from an ape "
+            "account, which only `ape run` does): give an ERC-4337 bundler's URL with --bundler"
+        )
+    return node or deployments.rpc_url, bundler_url
+
+
+def require_deployments_chain(
+    deployments: Deployments, chain_id: int, node_url: str, after: str = ""
+) -> None:
+    """Refuse a node (``node_url``, of chain ``chain_id``) of another chain than the deployments file says, with
+    ``after`` added (what was not done)."""
+    if deployments.chain_id is not None and deployments.chain_id != chain_id:
+        raise ConfigurationError(
+            f"the deployments file {deployments.source} is for chain {deployments.chain_id}, but the node "
+            f"{mask_url(node_url)} is chain {chain_id}: give the node of chain {deployments.chain_id} (--node), "
+            f"or the deployments file of this chain{after}"
+        )
+
+
 @dataclass(frozen=True)
 class ConnectionOptions:
     """The connection options of a command, as given (None where not given)."""
