@@ -649,11 +649,13 @@ def test_an_erc7715_request_granted_on_the_consent_page_of_the_command(
     assert receipt.success
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_while_the_consent_command_waits_says_nothing_was_granted_or_written(
-    world: dict[str, Any], tmp_path: Path
+    world: dict[str, Any], tmp_path: Path, signum: signal.Signals
 ) -> None:
     """Ctrl-C while ``keyscope consent`` waits for the owner: it printed click's bare "Aborted!" and exited 1,
-    saying nothing of the page or the responses file."""
+    saying nothing of the page or the responses file. SIGTERM (a service manager's stop, ``kill``) ended it silently,
+    by the signal; it now ends it as Ctrl-C does."""
     stack = world["stack"]
     params = [
         {
@@ -671,7 +673,7 @@ def test_ctrl_c_while_the_consent_command_waits_says_nothing_was_granted_or_writ
     command, url = _consent_command(stack, requests, out)
     try:
         assert httpx.get(url, timeout=10).status_code == 200  # the page is served until the interruption
-        command.send_signal(signal.SIGINT)
+        command.send_signal(signum)
         assert command.wait(30) == 130
         assert command.stderr is not None
         said = command.stderr.read()
@@ -847,12 +849,14 @@ def test_the_dashboard_says_there_is_no_store_in_this_folder_once_it_serves(
     assert list(tmp_path.iterdir()) == []  # no store set up
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_on_the_dashboard_command_says_it_stopped_and_what_was_written(
-    world: dict[str, Any], tmp_path: Path
+    world: dict[str, Any], tmp_path: Path, signum: signal.Signals
 ) -> None:
     """docs/browser.md: ``keyscope dashboard`` serves until Ctrl-C. Ctrl-C ended it silently with exit code 0, as
     if it had finished, saying nothing of the page or of the store it marks revocations in; ``keyscope consent``
-    says what was (not) written and exits 130."""
+    says what was (not) written and exits 130. SIGTERM ended it silently, by the signal, its store left open; it
+    now ends it as Ctrl-C does."""
     stack: LocalStack = world["stack"]
     program = str(Path(sys.executable).with_name("keyscope"))
     links = ["--node", stack.rpc_url, "--bundler", stack.bundler_url, "--module", stack.module]
@@ -871,7 +875,7 @@ def test_ctrl_c_on_the_dashboard_command_says_it_stopped_and_what_was_written(
         assert line.startswith("the sessions of 0x"), line
         url = line.split(": ", 1)[1].split(" ", 1)[0]
         assert httpx.get(url, timeout=10).status_code == 200  # served until the interruption
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signum)
         assert server.wait(30) == 130
         said = " ".join(server.stderr.read().split())
     finally:

@@ -31,6 +31,7 @@ from ..erc7715 import plan_from_requests
 from ..errors import BadInputError, ConfigurationError
 from ..store import SessionStore
 from ..store.file import is_sqlite_file
+from ..termination import sigterm_as_ctrl_c
 from ..textfile import read_text_file
 from ..urls import mask_url
 from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
@@ -281,30 +282,31 @@ def consent(
     plan_from_requests(params)
     # the owner's cap on a revocation the served dashboard API prepares, as every owner operation of the command's
     owner_cap = owner_max_gas_cost()
-    network = connection.network()
-    store: SessionStore | None = None
-    try:
-        with ConsentServer(network, port=port, owner_max_gas_cost=owner_cap) as server:
-            request = server.request_permissions(params)
-            # given to the server before the page's address is: the grant is stored when the owner signs
-            server.store = store = _store(store_url)
-            click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
-            if open_page:
-                _open_page(request.url)
-            try:
-                grant = request.wait(timeout)
-            except (
-                KeyboardInterrupt
-            ):  # Ctrl-C: the page stops serving; what the owner did not grant is not written
-                click.echo(
-                    "interrupted before the owner granted: the consent page is closed and no response was written; "
-                    "run the command again to ask again",
-                    err=True,
-                )
-                sys.exit(130)
-    finally:
-        if store is not None:
-            store.close()
+    with sigterm_as_ctrl_c():  # a service manager's stop (SIGTERM) ends it as Ctrl-C does
+        network = connection.network()
+        store: SessionStore | None = None
+        try:
+            with ConsentServer(network, port=port, owner_max_gas_cost=owner_cap) as server:
+                request = server.request_permissions(params)
+                # given to the server before the page's address is: the grant is stored when the owner signs
+                server.store = store = _store(store_url)
+                click.echo(f"open the consent page in the owner's browser: {request.url}", err=True)
+                if open_page:
+                    _open_page(request.url)
+                try:
+                    grant = request.wait(timeout)
+                except (
+                    KeyboardInterrupt
+                ):  # Ctrl-C or SIGTERM: the page stops serving; what the owner did not grant is not written
+                    click.echo(
+                        "interrupted before the owner granted: the consent page is closed and no response was written; "
+                        "run the command again to ask again",
+                        err=True,
+                    )
+                    sys.exit(130)
+        finally:
+            if store is not None:
+                store.close()
     responses = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in request.responses or []]
     text = json.dumps(responses, indent=2)
     if out is None:
@@ -326,28 +328,29 @@ def dashboard(
     open_page: bool,
     store_url: str | None,
 ) -> None:
-    """Serve the sessions dashboard of ACCOUNT until Ctrl-C."""
+    """Serve the sessions dashboard of ACCOUNT until Ctrl-C (or SIGTERM, which stops it the same way)."""
     account = _address_from(account, "ACCOUNT")
     # the owner's cap on what a revocation prepared here may cost as the bundler prices it (the wallet signs its hash
     # only), as for every owner operation of the command's: KEYSCOPE_OWNER_MAX_GAS_COST, said before the node is asked
     owner_cap = owner_max_gas_cost()
     store = _existing_store(store_url)  # a mistyped store is said before the node is asked
-    try:
-        network = connection.network()
-        if (notice := _no_default_store(store_url)) is not None:  # said once the arguments are known good
-            click.echo(notice, err=True)
-        with ConsentServer(network, store=store, port=port, owner_max_gas_cost=owner_cap) as server:
-            url = server.dashboard_url(account)
-            click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
-            if open_page:
-                _open_page(url)
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                # Ctrl-C, the documented way to stop it: said, with exit code 130 as consent does
-                click.echo(_dashboard_stopped(store_url if store is not None else None), err=True)
-                sys.exit(130)
-    finally:
-        if store is not None:
-            store.close()
+    with sigterm_as_ctrl_c():  # a service manager's stop (SIGTERM) ends it as Ctrl-C does
+        try:
+            network = connection.network()
+            if (notice := _no_default_store(store_url)) is not None:  # said once the arguments are known good
+                click.echo(notice, err=True)
+            with ConsentServer(network, store=store, port=port, owner_max_gas_cost=owner_cap) as server:
+                url = server.dashboard_url(account)
+                click.echo(f"the sessions of {account}: {url} (Ctrl-C to stop)", err=True)
+                if open_page:
+                    _open_page(url)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    # Ctrl-C (or SIGTERM), the documented way to stop it: said, with exit code 130 as consent does
+                    click.echo(_dashboard_stopped(store_url if store is not None else None), err=True)
+                    sys.exit(130)
+        finally:
+            if store is not None:
+                store.close()
