@@ -411,6 +411,29 @@ def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_1
     assert all(_refused(port) for port in ports)
 
 
+def test_sigterm_stops_the_stack_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    """``python -m keyscope.local`` stopped by SIGTERM (a service manager's stop, ``kill``) once up exited 0 without a
+    word, where Ctrl-C says "stopped" and where the logs stay: it now says the same, its processes stopped."""
+    logs = tmp_path / "logs"
+    ports = [_free_port(), _free_port()]
+    command = [sys.executable, "-m", "keyscope.local", "--log-dir", str(logs)]
+    command += ["--node-port", str(ports[0]), "--bundler-port", str(ports[1])]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout is not None
+        for line in running.stdout:
+            if line.startswith("started in "):
+                break
+        running.send_signal(signal.SIGTERM)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    assert running.returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
+    assert all(_refused(port) for port in ports)
+
+
 def test_anvil_writes_older_states_to_a_folder_of_its_own_removed_when_it_stops(tmp_path: Path) -> None:
     """Past a few hundred blocks anvil writes older blocks' states to disk, in a folder under the user's home that
     it removes only when it exits by itself; stopped by a signal, as the stack stops it, it left them behind:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 from ..argv import ArgumentParser
 from ..errors import PRIVATE_KEY_NOT_SHOWN, BadInputError, KeyscopeError, has_private_key_form
 from ..hexutil import to_wire_int
+from ..termination import sigterm_as_ctrl_c
 from .errors import LocalStackError
 from .stack import LocalStack
 
@@ -116,13 +115,15 @@ def _not_started(stack: LocalStack | None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the stack, print its details, wait for Ctrl-C or SIGTERM, stop it. Returns the exit status: 0 once
-    stopped by Ctrl-C or SIGTERM, 130 for Ctrl-C before the stack was up (it did not start), 1 for an error."""
+    stopped by Ctrl-C or SIGTERM (saying so), 130 for either before the stack was up (it did not start), 1 for an
+    error."""
     args = _parser().parse_args(argv)
+    with sigterm_as_ctrl_c():  # SIGTERM (a service manager's stop, `kill`) stops the stack as Ctrl-C does
+        return _run(args)
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+def _run(args: argparse.Namespace) -> int:
+    """:func:`main` once its arguments are read."""
     logs: Path | None = None
     stack: LocalStack | None = None
     try:

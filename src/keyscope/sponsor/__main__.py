@@ -17,10 +17,8 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
 from ..argv import ArgumentParser
@@ -36,6 +34,7 @@ from ..hexutil import to_wire_int
 from ..http_service import MAX_CONNECTIONS, require_host
 from ..rpc import JsonRpcClient
 from ..signing import LocalSigner
+from ..termination import sigterm_as_ctrl_c
 from ..textfile import read_text_file
 from ..urls import mask_url
 from .deploy import paymaster_state
@@ -278,17 +277,30 @@ def _as_option(error: BadInputError) -> BadInputError:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the service, print where it listens, serve until Ctrl-C or SIGTERM. Returns the exit status."""
+    """Start the service, print where it listens, serve until Ctrl-C or SIGTERM (either says it stopped). Returns the
+    exit status: 0 once stopped, 1 for an error."""
     args = _parser().parse_args(argv)
     # -v is keyscope's own log (every refusal), not the HTTP libraries': httpx logs each request to the node with
     # its URL as given, API key or password included, and the sponsor asks the node for the time on every request
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("keyscope").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
+    with sigterm_as_ctrl_c():  # SIGTERM (a service manager's stop, `kill`) stops the service as Ctrl-C does
+        return _serve(args)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+
+def _stopped(url: str, ledger: str | None) -> str:
+    """What the service says once stopped (Ctrl-C or SIGTERM): it signs no more, and where its reservations are."""
+    kept = (
+        f"its reservations are kept in the ledger {ledger} for the next start"
+        if ledger is not None
+        else "its budgets were kept in memory only: the next start counts them afresh"
+    )
+    return f"stopped: the sponsor at {url} signs nothing more; {kept}"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """:func:`main` once its arguments are read and its log set."""
     try:
         server = build(args).start()
     except KeyscopeError as exc:
@@ -319,13 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{sponsor.chain_id} serving at {server.url}; Ctrl-C to stop",
             flush=True,
         )
+    url, interrupted = server.url, False
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the documented ways to stop it
+        interrupted = True
     finally:
         server.stop()
         sponsor.close()  # the ledger file, for the next service
+    if interrupted:  # said once stopped: nothing is signed after this line
+        print(_stopped(url, args.ledger), file=sys.stderr, flush=True)
     return 0
 
 
