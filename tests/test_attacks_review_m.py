@@ -1,0 +1,135 @@
+"""A dapp as the attacker, continued: a function that runs calls the session picks, under any name.
+
+Attack 376, a dispatching function with another name read as "any arguments": attack 373 made the consent page know
+a ``multicall``, a router's ``execute`` of commands and an account's or a Safe's ``execute`` by selector, with a
+danger that no rule holds the calls they run. A function's name and selector are the dapp's to choose, and the same
+dispatch is common under others: a batching mixin's ``batch(bytes[] calls, bool revertOnFail)`` (a delegatecall to
+itself, as a multicall), Multicall3's ``aggregate``/``aggregate3``/``tryAggregate`` (the calls it makes, to any
+target, with the value the session sends), a proxy's ``upgradeToAndCall`` (new code, and any call into it). A dapp's
+request for its router: ``approve(spender == router, amount <= 1000)`` on a token, ``swap(..., recipient == this
+account)``, and ``batch(bytes[] calls, bool revertOnFail)`` (to batch them, it says) read the batch as "any
+arguments: no rule limits them", no warning; the key's ``batch([swap(token, 1000, dapp)], true)`` pays the dapp the
+account's tokens past the rule the owner read on the swap's recipient. And a function the page knows nothing of
+that takes ``bytes`` (``run(bytes[] steps)``) said nothing of what those bytes may be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keyscope import Policy, arg
+from keyscope.consent import GrantDescription
+from keyscope.execution import Call
+from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
+from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """Session-scoped fixtures before this module's own (ape snapshots per fixture scope)."""
+
+
+BATCH = "batch(bytes[] calls,bool revertOnFail)"
+"""A batching mixin's dispatcher: each call a delegatecall to the contract itself, the caller kept as the sender."""
+
+
+def _batch_grant(router: str, token: str, account: str) -> tuple[Permission, ...]:
+    """The dapp's request for its router: an approval of the router for at most 1,000 of the token, a swap whose
+    proceeds must go to the account, and the router's ``batch`` (to batch the two in one call, it says)."""
+    return (
+        Policy.call(
+            token,
+            "approve(address spender,uint256 amount)",
+            rules=[arg("spender") == router, arg("amount") <= 1000],
+        ),
+        Policy.call(
+            router,
+            "swap(address tokenIn,uint256 amountIn,address recipient)",
+            rules=[arg("recipient") == account],
+        ),
+        Policy.call(router, BATCH),
+    )
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        BATCH,
+        "aggregate((address target,bytes callData)[] calls)",
+        "aggregate3((address target,bool allowFailure,bytes callData)[] calls)",
+        "aggregate3Value((address target,bool allowFailure,uint256 value,bytes callData)[] calls)",
+        "tryAggregate(bool requireSuccess,(address target,bytes callData)[] calls)",
+        "upgradeToAndCall(address newImplementation,bytes data)",
+    ],
+)
+def test_a_dispatcher_with_another_name_is_shown_as_running_calls_no_rule_holds(
+    signature: str, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 376, what the owner reads: a batching mixin's ``batch``, Multicall3's aggregates and a proxy's
+    ``upgradeToAndCall`` carry attack 373's danger that no rule of the session holds what they run; never "any
+    arguments" with no word of what they are."""
+    described = words(Policy.call("0x" + "7e" * 20, signature), account="0x" + "ac" * 20)
+    dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
+    assert any("no rule of this session" in text for text in dangers), described.warnings
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "run(bytes[] steps)",
+        "settle(uint256 id,bytes payload)",
+        "route((address pool,bytes hop)[] hops,uint256 min)",
+    ],
+)
+def test_an_unknown_function_taking_bytes_is_cautioned_that_they_may_be_calls(
+    signature: str, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 376, what the owner reads of a function the page knows nothing of whose arguments hold ``bytes``: a
+    caution that the contract may run them as calls (a batch, a multicall under its own name) no rule holds."""
+    described = words(Policy.call("0x" + "7e" * 20, signature), account="0x" + "ac" * 20)
+    cautions = [w.text for w in described.warnings if w.permission == 0 and "bytes" in w.text]
+    assert any("no rule" in text and "calls" in text for text in cautions), described.warnings
+
+
+def test_a_function_without_bytes_raises_no_such_caution(words: Callable[..., GrantDescription]) -> None:
+    """The caution is for ``bytes`` only: a swap of words (no bytes) reads as it did."""
+    described = words(
+        Policy.call("0x" + "7e" * 20, "swap(address tokenIn,uint256 amountIn,address recipient)"),
+        account="0x" + "ac" * 20,
+    )
+    assert not [w for w in described.warnings if "bytes" in w.text], described.warnings
+
+
+def test_the_chain_lets_the_key_swap_to_the_dapp_through_the_batch(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "swap proceeds must go to this account" lets the dapp do: its key approves
+    the router and calls ``batch`` with a swap whose recipient is the dapp; the router runs it as its own call with
+    the account as the sender, and the account's tokens go to the dapp."""
+    token = project.TestToken.deploy(sender=deployer)
+    router = project.BatchingRouter.deploy(sender=deployer)
+    token.mint(module_account, 1000, sender=deployer)
+    dapp = accounts[8].address
+    grant = _batch_grant(router.address, token.address, module_account)
+    session = Session(session_key=session_key.address, permissions=grant)
+    sessions.grant_onchain(module_account, owner, session)
+    swap = grant[1].selector + abi_words(int(token.address, 16), 1000, int(dapp, 16))
+    inner = abi_words(0x40, 1, 1, 0x20, len(swap)) + swap + bytes(-len(swap) % 32)
+    calls = [
+        Call.of(token.address, 0, grant[0].selector + abi_words(int(router.address, 16), 1000)),
+        Call.of(router.address, 0, grant[2].selector + inner),
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert token.balanceOf(dapp) == 1000 and token.balanceOf(module_account) == 0
