@@ -241,12 +241,38 @@ _EXECUTES = _dispatch_warnings(
     "makes this contract (an account, a Safe or a wallet the account may own) call any target with any value and "
     "data the session picks"
 )
+_AGGREGATES = _dispatch_warnings(
+    "makes this contract call ANY target with any data the session picks, with the ETH the session sends it (and "
+    "a contract of the dapp's under this name may run them as the account)"
+)
+_UPGRADES = _dispatch_warnings(
+    "replaces this contract's code (a proxy the account may own) with ANY code the session picks, and runs the call "
+    "the session picks in it"
+)
 # functions that run calls the session picks: a multicall, a router's commands, an account's or a Safe's execute;
 # known by selector so that the page says what they do, whatever the request calls them (attack 373)
 _KNOWN += [
     KnownFunction("multicall(bytes[] data)", (), _MULTICALL),
     KnownFunction("multicall(uint256 deadline,bytes[] data)", (), _MULTICALL),
     KnownFunction("multicall(bytes32 previousBlockhash,bytes[] data)", (), _MULTICALL),
+    # the same dispatch under other names (attack 376): a batching mixin's batch (a delegatecall to itself),
+    # Multicall3's aggregates (calls it makes itself) and a proxy's upgrade with a call into the new code
+    KnownFunction("batch(bytes[] calls,bool revertOnFail)", (), _MULTICALL),
+    KnownFunction("aggregate((address target,bytes callData)[] calls)", (), _AGGREGATES),
+    KnownFunction("aggregate3((address target,bool allowFailure,bytes callData)[] calls)", (), _AGGREGATES),
+    KnownFunction(
+        "aggregate3Value((address target,bool allowFailure,uint256 value,bytes callData)[] calls)",
+        (),
+        _AGGREGATES,
+    ),
+    KnownFunction(
+        "tryAggregate(bool requireSuccess,(address target,bytes callData)[] calls)", (), _AGGREGATES
+    ),
+    KnownFunction("blockAndAggregate((address target,bytes callData)[] calls)", (), _AGGREGATES),
+    KnownFunction(
+        "tryBlockAndAggregate(bool requireSuccess,(address target,bytes callData)[] calls)", (), _AGGREGATES
+    ),
+    KnownFunction("upgradeToAndCall(address newImplementation,bytes data)", (), _UPGRADES),
     KnownFunction("execute(bytes commands,bytes[] inputs)", (), _COMMANDS),
     KnownFunction("execute(bytes commands,bytes[] inputs,uint256 deadline)", (), _COMMANDS),
     KnownFunction("execute(address dest,uint256 value,bytes func)", (), _EXECUTES),

@@ -422,6 +422,16 @@ def _permission_words(
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:
             warnings.append(GrantWarning(level="danger", text=danger, permission=index))
+    if known is None and function is not None and any(_holds_bytes(param.type) for param in function.inputs):
+        # a dispatch under a name the table does not know (attack 376): the page cannot tell what the bytes are
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"{shown}: takes bytes no rule reads; if {permission.target} runs them as calls (a batch, a "
+                "multicall or a forwarder under its own name), no rule of this session holds those calls",
+                permission=index,
+            )
+        )
     if shown.startswith("an unknown function"):
         warnings.append(
             GrantWarning(
@@ -449,6 +459,15 @@ def _permission_words(
         ),
         warnings,
     )
+
+
+def _holds_bytes(kind: AbiType) -> bool:
+    """Whether an argument of type ``kind`` holds a ``bytes`` anywhere (itself, an array's element, a component)."""
+    if kind.name == "bytes":
+        return True
+    if kind.element is not None:
+        return _holds_bytes(kind.element)
+    return any(_holds_bytes(component.type) for component in kind.components)
 
 
 def _contract_label(facts: ContractFacts) -> str:
