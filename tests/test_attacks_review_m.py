@@ -133,3 +133,62 @@ def test_the_chain_lets_the_key_swap_to_the_dapp_through_the_batch(
     ]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert token.balanceOf(dapp) == 1000 and token.balanceOf(module_account) == 0
+
+
+ROUTER_SINGLE = (
+    "exactInputSingle((address tokenIn,address tokenOut,uint24 fee,address recipient,uint256 deadline,"
+    "uint256 amountIn,uint256 amountOutMinimum,uint160 sqrtPriceLimitX96) params)"
+)
+"""The swap router's ``exactInputSingle`` as the router declares it: ``amountIn`` is the struct's component 5."""
+RENAMED_SINGLE = ROUTER_SINGLE.replace(
+    "uint256 amountIn,uint256 amountOutMinimum", "uint256 amountOutMinimum,uint256 amountIn"
+)
+"""The same selector as the dapp's request labels it: ``amountIn`` and ``amountOutMinimum`` swapped."""
+
+
+def _renamed_swap(router: str, account: str) -> Permission:
+    """Attack 377's permission: the dapp's backend builds it from its own label, ``amountIn`` put on the word the
+    router reads as ``amountOutMinimum``, with "recipient must be this account" and "amountIn at most 1,000"."""
+    built = Policy.call(
+        router,
+        RENAMED_SINGLE,
+        rules=[arg("params", "recipient") == account, arg("params", "amountIn") <= 1000],
+    )
+    return built.model_copy(update={"function": RENAMED_SINGLE})
+
+
+def test_a_swap_struct_with_its_components_renamed_is_shown_with_the_router_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 377, what the owner reads: a dapp's request for the swap router's ``exactInputSingle`` whose label
+    swaps ``amountIn`` and ``amountOutMinimum`` (components' names are not part of the selector) read "params.amountIn
+    (uint256) must be at most 1000" on the word the router reads as the least it must receive; the page shows the
+    router's own names, so the bound reads as the one on ``amountOutMinimum`` it is."""
+    account = "0x" + "ac" * 20
+    described = words(_renamed_swap("0x" + "7e" * 20, account), account=account)
+    (permission,) = described.permissions
+    rules = " ".join(permission.rules)
+    assert "params.amountOutMinimum (uint256) must be at most 1,000" in rules, permission.rules
+    assert "params.amountIn" not in rules, permission.rules
+    assert "params.recipient (address)" in rules, permission.rules
+
+
+def test_the_chain_lets_the_key_swap_any_amount_under_the_renamed_bound(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "amountIn at most 1,000" lets the dapp do: its key calls ``exactInputSingle``
+    with an ``amountIn`` of 10**24 (all the account's tokens under its approval of the router) and an
+    ``amountOutMinimum`` of 0 (no slippage bound, so a pool the dapp moves takes it all); the module accepts it."""
+    target = project.EffectRecorder.deploy(sender=deployer)
+    permission = _renamed_swap(target.address, module_account)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    token_in, token_out = int("70" * 20, 16), int("71" * 20, 16)
+    params = abi_words(token_in, token_out, 3000, int(module_account, 16), 2**40, 10**24, 0, 0)
+    calls = [Call.of(target.address, 0, permission.selector + params)]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
