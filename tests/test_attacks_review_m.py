@@ -192,3 +192,24 @@ def test_the_chain_lets_the_key_swap_any_amount_under_the_renamed_bound(
     params = abi_words(token_in, token_out, 3000, int(module_account, 16), 2**40, 10**24, 0, 0)
     calls = [Call.of(target.address, 0, permission.selector + params)]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+
+
+def test_a_swap_whose_recipient_no_rule_holds_is_cautioned(words: Callable[..., GrantDescription]) -> None:
+    """Attack 377's known swaps say when the proceeds may go anywhere: ``exactInputSingle`` with no rule on its
+    recipient, and ``exactInput`` (a dynamic struct, whose recipient no rule can reach), never the single swap whose
+    recipient a rule holds."""
+    router = "0x" + "7e" * 20
+    account = "0x" + "ac" * 20
+    described = words(
+        _renamed_swap(router, account),
+        Policy.call("0x" + "7f" * 20, ROUTER_SINGLE, rules=[arg("params", "amountIn") <= 1000]),
+        Policy.call(
+            router, "exactInput((bytes path,address recipient,uint256 amountIn,uint256 amountOutMinimum) p)"
+        ),
+        account=account,
+    )
+    cautions = {w.permission for w in described.warnings if "proceeds to ANY address" in w.text}
+    assert cautions == {1, 2}, described.warnings
+    assert "params.amountIn (uint256) must be at most 1,000" in described.permissions[1].rules, (
+        described.permissions
+    )

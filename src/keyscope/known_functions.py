@@ -249,6 +249,69 @@ _UPGRADES = _dispatch_warnings(
     "replaces this contract's code (a proxy the account may own) with ANY code the session picks, and runs the call "
     "the session picks in it"
 )
+
+
+def _swap_warnings(recipient_offset: int | None) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+    """A swap's caution: a recipient (at ``recipient_offset``; None: in a dynamic struct no rule can reach) no rule
+    holds to listed values."""
+
+    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
+        if recipient_offset is not None and _pinned(permission.rules, recipient_offset):
+            return []
+        return [("caution", "may pay the swap's proceeds to ANY address: no rule holds the recipient")]
+
+    return warn
+
+
+_SWAP_SINGLE = "address tokenIn,address tokenOut,uint24 fee,address recipient,"
+_SWAP_PATH = "bytes path,address recipient,"
+# the swap router's struct functions (its first version, with a deadline, and its second, without): known by selector
+# so that their components carry the router's names (a request's own, amountIn and amountOutMinimum swapped, put
+# "amountIn at most N" on the least the swap must pay, attack 377); amounts stay base units (two tokens)
+_KNOWN += [
+    KnownFunction(
+        f"exactInputSingle(({_SWAP_SINGLE}uint256 deadline,uint256 amountIn,uint256 amountOutMinimum,"
+        "uint160 sqrtPriceLimitX96) params)",
+        (),
+        _swap_warnings(96),
+    ),
+    KnownFunction(
+        f"exactOutputSingle(({_SWAP_SINGLE}uint256 deadline,uint256 amountOut,uint256 amountInMaximum,"
+        "uint160 sqrtPriceLimitX96) params)",
+        (),
+        _swap_warnings(96),
+    ),
+    KnownFunction(
+        f"exactInputSingle(({_SWAP_SINGLE}uint256 amountIn,uint256 amountOutMinimum,uint160 sqrtPriceLimitX96) params)",
+        (),
+        _swap_warnings(96),
+    ),
+    KnownFunction(
+        f"exactOutputSingle(({_SWAP_SINGLE}uint256 amountOut,uint256 amountInMaximum,uint160 sqrtPriceLimitX96) params)",
+        (),
+        _swap_warnings(96),
+    ),
+    KnownFunction(
+        f"exactInput(({_SWAP_PATH}uint256 deadline,uint256 amountIn,uint256 amountOutMinimum) params)",
+        (),
+        _swap_warnings(None),
+    ),
+    KnownFunction(
+        f"exactOutput(({_SWAP_PATH}uint256 deadline,uint256 amountOut,uint256 amountInMaximum) params)",
+        (),
+        _swap_warnings(None),
+    ),
+    KnownFunction(
+        f"exactInput(({_SWAP_PATH}uint256 amountIn,uint256 amountOutMinimum) params)",
+        (),
+        _swap_warnings(None),
+    ),
+    KnownFunction(
+        f"exactOutput(({_SWAP_PATH}uint256 amountOut,uint256 amountInMaximum) params)",
+        (),
+        _swap_warnings(None),
+    ),
+]
 # functions that run calls the session picks: a multicall, a router's commands, an account's or a Safe's execute;
 # known by selector so that the page says what they do, whatever the request calls them (attack 373)
 _KNOWN += [
