@@ -213,3 +213,62 @@ def test_a_swap_whose_recipient_no_rule_holds_is_cautioned(words: Callable[..., 
     assert "params.amountIn (uint256) must be at most 1,000" in described.permissions[1].rules, (
         described.permissions
     )
+
+
+def _hybrid_approval(token: str, dapp: str) -> Permission:
+    """Attack 378's permission: an approval of the dapp for at most one whole token (10**18 base units)."""
+    return Policy.call(
+        token,
+        "approve(address spender,uint256 amount)",
+        rules=[arg("spender") == dapp, arg("amount") <= 10**18],
+    )
+
+
+def test_an_approval_on_a_hybrid_token_is_shown_as_one_that_may_name_token_ids(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 378, what the owner reads: an approval on a token that answers ``decimals()`` and also a collection's
+    ``getApproved(uint256)`` (a hybrid ERC-20/ERC-721, which says nothing through ERC-165) read "at most 1 HYB" with
+    no doubt; the page now warns that a number up to its minted count may be a token id, whose approvals add up."""
+    token = project.HybridToken.deploy(sender=deployer)
+    token.mint(deployer, 10, sender=deployer)
+    described = words(_hybrid_approval(token.address, "0x" + "da" * 20))
+    dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
+    assert any("token id" in text and "getApproved" in text for text in dangers), described.warnings
+
+
+def test_an_approval_on_a_plain_token_raises_no_hybrid_danger(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """The same approval on an ERC-20 token that answers no ``getApproved`` reads as it did."""
+    token = project.TestToken.deploy(sender=deployer)
+    described = words(_hybrid_approval(token.address, "0x" + "da" * 20))
+    assert not [w for w in described.warnings if "getApproved" in w.text], described.warnings
+
+
+def test_the_chain_lets_the_dapp_take_every_token_of_the_hybrid(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "approve the dapp for at most 1 HYB" lets the dapp do: its key approves the
+    dapp for each of the account's ten collection tokens (ids 1 to 10, each under the bound), in one operation, and
+    the dapp moves all ten whole tokens: ten times the bound."""
+    token = project.HybridToken.deploy(sender=deployer)
+    token.mint(module_account, 10, sender=deployer)
+    dapp = accounts[8]
+    permission = _hybrid_approval(token.address, dapp.address)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    calls = [
+        Call.of(token.address, 0, permission.selector + abi_words(int(dapp.address, 16), token_id))
+        for token_id in range(1, 11)
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    for token_id in range(1, 11):
+        token.transferFrom(module_account, dapp.address, token_id, sender=dapp)
+    assert token.balanceOf(dapp.address) == 10 * 10**18 and token.balanceOf(module_account) == 0
