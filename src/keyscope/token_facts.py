@@ -45,6 +45,9 @@ _NAME = keccak(b"name()")[:4]
 _DECIMALS = keccak(b"decimals()")[:4]
 _SUPPORTS_ERC721 = keccak(b"supportsInterface(bytes4)")[:4] + bytes.fromhex("80ac58cd").ljust(32, b"\x00")
 """ERC-165's question whether a contract is an ERC-721 collection (interface id 0x80ac58cd)."""
+_GET_APPROVED = keccak(b"getApproved(uint256)")[:4] + (1).to_bytes(32, "big")
+"""A collection's question who is approved for its token 1: a token that answers it (and ``decimals()``) is a hybrid
+whose ``approve``/``transferFrom`` may read their number as a token id (attack 378)."""
 MAX_TEXT = 40
 _HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 """Unicode categories shown by their code point: controls (newlines), format characters (bidi overrides such as
@@ -79,6 +82,9 @@ class ContractFacts:
     has_code: bool
     token: TokenFacts | None
     erc721: bool = False
+    token_ids: bool = False
+    """It answers a collection's ``getApproved(uint256)`` too, without saying (ERC-165) it is one: a hybrid whose
+    ``approve``/``transferFrom`` may take a token id where an amount is read (attack 378)."""
 
 
 def _text(raw: bytes) -> str | None:
@@ -118,8 +124,13 @@ def contract_facts(chain: Chain, address: str) -> ContractFacts:
     if decimals is None and symbol is None:
         return ContractFacts(target, True, None, erc721)
     name_raw = call_or_none(chain, target, _NAME)
+    approved = None if erc721 or decimals is None else call_or_none(chain, target, _GET_APPROVED)
     return ContractFacts(
-        target, True, TokenFacts(symbol, _text(name_raw) if name_raw else None, decimals), erc721
+        target,
+        True,
+        TokenFacts(symbol, _text(name_raw) if name_raw else None, decimals),
+        erc721,
+        token_ids=approved is not None and len(approved) == 32,
     )
 
 

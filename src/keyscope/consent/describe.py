@@ -418,6 +418,18 @@ def _permission_words(
                 permission=index,
             )
         )
+    if permission.selector in ERC721_FUNCTIONS and is_token and contract.token_ids:
+        # a hybrid ERC-20/ERC-721 token reads a number up to its minted count as a token id (attack 378)
+        warnings.append(
+            GrantWarning(
+                level="danger",
+                text=f"{shown}: {permission.target} also answers a collection's getApproved(uint256): if it is a "
+                "hybrid token, a number no more than the count of its collection tokens is a token id, not an "
+                "amount, and each call approves or moves one whole token, any whose id the rules allow; those "
+                "approvals add up, past the bound shown",
+                permission=index,
+            )
+        )
     for number, rule in enumerate(permission.rules):
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:
