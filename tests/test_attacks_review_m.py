@@ -23,6 +23,7 @@ import pytest
 from keyscope import Policy, arg
 from keyscope.consent import GrantDescription
 from keyscope.execution import Call
+from keyscope.hexutil import to_address
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
@@ -272,3 +273,75 @@ def test_the_chain_lets_the_dapp_take_every_token_of_the_hybrid(
     for token_id in range(1, 11):
         token.transferFrom(module_account, dapp.address, token_id, sender=dapp)
     assert token.balanceOf(dapp.address) == 10 * 10**18 and token.balanceOf(module_account) == 0
+
+
+def _lookalike(address: str) -> str:
+    """An address that shares ``address``'s first and last eight hex digits and differs in every one between: what a
+    dapp makes cheaply (a vanity search over its own keys), as address poisoning does."""
+    body = address[2:].lower()
+    middle = "".join("0" if c != "0" else "1" for c in body[8:-8])
+    return to_address("0x" + body[:8] + middle + body[-8:])
+
+
+def _lookalike_transfer(token: str, account: str) -> Permission:
+    """Attack 379's permission: a transfer whose recipient must be one of the account and its look-alike."""
+    return Policy.call(
+        token,
+        "transfer(address to,uint256 amount)",
+        rules=[arg("to").one_of([account, _lookalike(account)]), arg("amount") <= 1000],
+    )
+
+
+def test_an_address_that_passes_for_the_account_is_a_danger(words: Callable[..., GrantDescription]) -> None:
+    """Attack 379, what the owner reads: a recipient rule "must be one of 0xacac...(this account), 0xacac..." whose
+    second address shares the account's first and last eight hex digits; the page now says that the address passes
+    for the account and is not it. An EQUAL rule on the look-alike alone is the same danger."""
+    account = to_address("0x" + "ac" * 20)
+    token = "0x" + "70" * 20
+    described = words(
+        _lookalike_transfer(token, account),
+        Policy.call(
+            "0x" + "71" * 20, "transfer(address to,uint256 amount)", rules=[arg("to") == _lookalike(account)]
+        ),
+        account=account,
+    )
+    for index in (0, 1):
+        dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == index]
+        assert any(_lookalike(account) in text and "this account" in text for text in dangers), (
+            described.warnings
+        )
+
+
+def test_the_account_itself_raises_no_lookalike_danger(words: Callable[..., GrantDescription]) -> None:
+    """A rule on the account's own address, and on an address unlike it, reads as it did."""
+    account = to_address("0x" + "ac" * 20)
+    described = words(
+        Policy.call(
+            "0x" + "70" * 20,
+            "transfer(address to,uint256 amount)",
+            rules=[arg("to").one_of([account, "0x" + "5e" * 20])],
+        ),
+        account=account,
+    )
+    assert not [w for w in described.warnings if "passes for" in w.text], described.warnings
+
+
+def test_the_chain_lets_the_key_pay_the_lookalike(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "to this account" lets the dapp do: its key sends the account's tokens to
+    the look-alike address (the dapp's), which the rule lists; the module compares whole words, as it should."""
+    token = project.TestToken.deploy(sender=deployer)
+    token.mint(module_account, 1000, sender=deployer)
+    permission = _lookalike_transfer(token.address, module_account)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    lookalike = _lookalike(module_account)
+    calls = [Call.of(token.address, 0, permission.selector + abi_words(int(lookalike, 16), 1000))]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert token.balanceOf(lookalike) == 1000
