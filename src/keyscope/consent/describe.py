@@ -353,6 +353,33 @@ def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: 
     return None
 
 
+_LOOKALIKE_DIGITS = 4
+"""How many hex digits at each end of an address a reader compares (wallets show ``0x1234…abcd``); a dapp finds an
+address of its own that shares them with the account by a vanity search (address poisoning, attack 379)."""
+
+
+def _lookalike_addresses(rule: Rule, ctx: _Context) -> list[str]:
+    """What an address rule's values pass for: each that is not the account (nor the session's key) but shares its
+    first and last hex digits with one of them."""
+    found = []
+    known = [(ctx.account, "this account"), (ctx.session_key, "the session's own key")]
+    for word in rule.values:
+        address = to_address(word.to_bytes(32, "big")[12:])
+        for own, what in known:
+            if own == NO_ACCOUNT or address.lower() == own.lower():
+                continue
+            ends = _LOOKALIKE_DIGITS
+            if (
+                address[2 : 2 + ends].lower() == own[2 : 2 + ends].lower()
+                and address[-ends:].lower() == own[-ends:].lower()
+            ):
+                found.append(
+                    f"{address} passes for {what} ({own}): it shares its first and last {ends} hex digits and is "
+                    "ANOTHER address, one whoever chose it may hold"
+                )
+    return found
+
+
 def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
     """Whether a rule's 160-bit word is an address: by the argument's declared type when the function is known (a
     ``uint160`` amount is a number, and so is a ``uint256`` amount ruled as a uint160, the address's type code: shown
@@ -430,6 +457,12 @@ def _permission_words(
                 permission=index,
             )
         )
+    for rule in permission.rules:
+        if rule.arg_type == ArgType.ADDRESS and _is_address(rule, function):
+            warnings += [
+                GrantWarning(level="danger", text=f"{shown}: {text}", permission=index)
+                for text in _lookalike_addresses(rule, ctx_base)
+            ]
     for number, rule in enumerate(permission.rules):
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:
