@@ -345,3 +345,72 @@ def test_the_chain_lets_the_key_pay_the_lookalike(
     calls = [Call.of(token.address, 0, permission.selector + abi_words(int(lookalike, 16), 1000))]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert token.balanceOf(lookalike) == 1000
+
+
+SWAPPED_1363_FROM = "transferFromAndCall(address to,address from,uint256 value)"
+"""ERC-1363's ``transferFromAndCall(from, to, value)`` as the dapp's request labels it: ``from`` and ``to`` swapped."""
+
+
+def _callback_grant(token: str, account: str) -> tuple[Permission, ...]:
+    """Attack 380's request: an approval of the account itself (it reads harmless) and a ``transferFromAndCall``
+    whose label puts "to must be this account" on the word the token reads as ``from``."""
+    transfer = Policy.call(token, SWAPPED_1363_FROM, rules=[arg("to") == account, arg("value") <= 1000])
+    return (
+        Policy.call(
+            token,
+            "approve(address spender,uint256 amount)",
+            rules=[arg("spender") == account, arg("amount") <= 1000],
+        ),
+        transfer.model_copy(update={"function": SWAPPED_1363_FROM}),
+    )
+
+
+def test_an_erc1363_transfer_with_its_arguments_renamed_is_shown_with_the_standard_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 380, what the owner reads: ERC-1363's ``transferFromAndCall`` with ``from`` and ``to`` swapped in the
+    request's label read "to (address) must be ... (this account)" with no caution; the page shows the standard's
+    names (the rule holds ``from``) and cautions that the recipient may be any address, as for ``transferFrom``;
+    ``transferAndCall`` with no rule on its recipient carries the same caution."""
+    account = to_address("0x" + "ac" * 20)
+    token = "0x" + "70" * 20
+    described = words(
+        *_callback_grant(token, account),
+        Policy.call("0x" + "71" * 20, "transferAndCall(address to,uint256 value,bytes data)"),
+        account=account,
+    )
+    transfer = described.permissions[1]
+    assert transfer.function == "transferFromAndCall(address from, address to, uint256 value)", transfer
+    assert any(rule.startswith("from (address) must be") for rule in transfer.rules), transfer.rules
+    for index in (1, 2):
+        cautions = [w.text for w in described.warnings if w.permission == index]
+        assert any("may send to ANY address" in text for text in cautions), (index, described.warnings)
+
+
+def test_the_chain_lets_the_key_send_the_account_s_tokens_to_the_dapp_through_the_callback(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "approve this account itself" and "transferFromAndCall to this account" lets
+    the dapp do: its key approves the account for its own 1,000 tokens and calls ``transferFromAndCall(account,
+    dapp's contract, 1000)``; the token moves them to the dapp's contract."""
+    token = project.CallbackToken.deploy(sender=deployer)
+    receiver = project.AcceptingReceiver.deploy(sender=deployer)
+    token.mint(module_account, 1000, sender=deployer)
+    grant = _callback_grant(token.address, module_account)
+    session = Session(session_key=session_key.address, permissions=grant)
+    sessions.grant_onchain(module_account, owner, session)
+    calls = [
+        Call.of(token.address, 0, grant[0].selector + abi_words(int(module_account, 16), 1000)),
+        Call.of(
+            token.address,
+            0,
+            grant[1].selector + abi_words(int(module_account, 16), int(receiver.address, 16), 1000),
+        ),
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert token.balanceOf(receiver.address) == 1000 and token.balanceOf(module_account) == 0
