@@ -185,6 +185,18 @@ _KNOWN = [
         (64,),
         _transfer_warnings(32, 64),
     ),
+    # ERC-1363's transfers, a transfer followed by a call into the recipient: known by selector for the standard's
+    # names (a request's own, from and to swapped, put "to must be this account" on the from word, attack 380)
+    KnownFunction("transferAndCall(address to,uint256 value)", (32,), _transfer_warnings(0, 32)),
+    KnownFunction("transferAndCall(address to,uint256 value,bytes data)", (32,), _transfer_warnings(0, 32)),
+    KnownFunction(
+        "transferFromAndCall(address from,address to,uint256 value)", (64,), _transfer_warnings(32, 64)
+    ),
+    KnownFunction(
+        "transferFromAndCall(address from,address to,uint256 value,bytes data)",
+        (64,),
+        _transfer_warnings(32, 64),
+    ),
     # ERC-777: an operator over every token of the contract the account holds; nothing in it revokes
     KnownFunction(
         "authorizeOperator(address operator)",
