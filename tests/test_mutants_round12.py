@@ -25,10 +25,12 @@ import pytest
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 
-from keyscope.accounts import KernelAccountKind, NexusAccountKind, Safe7579AccountKind
+from keyscope.accounts import KernelAccountKind, KeyscopeAccountKind, NexusAccountKind, Safe7579AccountKind
+from keyscope.accounts.resolve import resolve_kind
 from keyscope.accounts.safe7579 import INIT_DATA_ABI_TYPE
 from keyscope.accounts.sentinel import SENTINEL, lists_validators, previous_validator
 from keyscope.chain import Chain
+from keyscope.entrypoint import entry_point_version_from_domain
 from keyscope.errors import BadInputError, CallRevertedError, UnsupportedAccountError
 from keyscope.hexutil import keccak, to_address
 from keyscope.known_functions import KNOWN_FUNCTIONS, added_per_call, known_function
@@ -430,3 +432,79 @@ def test_a_contract_is_an_erc721_collection_only_when_it_answers_the_question_wi
     interface: bytes, answer: bytes, erc721: bool
 ) -> None:
     assert contract_facts(cast(Chain, _Collection(interface, answer)), TARGET).erc721 is erc721
+
+
+_ACCOUNT_ID = keccak(b"accountId()")[:4]
+_IMPLEMENTATION = keccak(b"accountImplementation()")[:4]
+IMPLEMENTATION = to_address("0x" + "1e" * 20)
+
+
+class _Deployed:
+    """A node where ``ids`` maps each contract with code to the ``accountId()`` it answers, and ``FACTORY`` answers
+    ``accountImplementation()`` with ``implementation_word``; any other call reverts."""
+
+    def __init__(self, ids: dict[str, str], implementation_word: bytes = b"") -> None:
+        self.ids = ids
+        self.implementation_word = implementation_word
+
+    @property
+    def chain(self) -> _Deployed:
+        """Detection takes a network's chain: this node is its own."""
+        return self
+
+    def get_code(self, address: str) -> bytes:
+        return b"\x60\x00" if to_address(address) in self.ids or to_address(address) == FACTORY else b""
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        if to_address(to) == FACTORY and data == _IMPLEMENTATION and self.implementation_word:
+            return self.implementation_word
+        if data == _ACCOUNT_ID and to_address(to) in self.ids:
+            return abi_encode(["string"], [self.ids[to_address(to)]])
+        raise CallRevertedError("eth_call", to, b"", "execution reverted")
+
+
+def test_a_deployed_account_s_own_id_decides_its_kind_over_the_kind_a_grant_names() -> None:
+    chain = cast(Chain, _Deployed({PREDICTED: "keyscope.account.v1.0.0"}))
+    assert isinstance(resolve_kind(chain, PREDICTED, named="kernel"), KeyscopeAccountKind)
+
+
+@pytest.mark.parametrize(
+    ("word", "refused"),
+    [
+        (abi_encode(["address"], [IMPLEMENTATION]), None),
+        (b"\xff" * 12 + bytes.fromhex(IMPLEMENTATION[2:]), "does not say which accounts it creates"),
+    ],
+    ids=["an address", "a word with high bytes"],
+)
+def test_a_factory_s_implementation_is_read_only_from_an_address_word(
+    word: bytes, refused: str | None
+) -> None:
+    chain = cast(Chain, _Deployed({IMPLEMENTATION: "keyscope.account.v1.0.0"}, word))
+    if refused is None:
+        assert isinstance(resolve_kind(chain, None, factory=FACTORY), KeyscopeAccountKind)
+    else:
+        with pytest.raises(UnsupportedAccountError, match=refused):
+            resolve_kind(chain, None, factory=FACTORY)
+
+
+def test_a_factory_of_another_vendor_s_accounts_is_not_taken_for_keyscope_s() -> None:
+    chain = cast(
+        Chain,
+        _Deployed({IMPLEMENTATION: "kernel.advanced.v0.3.1"}, abi_encode(["address"], [IMPLEMENTATION])),
+    )
+    with pytest.raises(UnsupportedAccountError, match="creates accounts reporting accountId"):
+        resolve_kind(chain, None, factory=FACTORY)
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "read"),
+    [("ERC4337", "1", "0.8"), ("ERC4337", "2", "0.7"), ("ERC4338", "1", "0.7")],
+)
+def test_an_entry_point_is_v08_only_for_erc4337_s_domain_of_version_1(
+    name: str, version: str, read: str
+) -> None:
+    domain = abi_encode(
+        ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"],
+        [b"\x0f", name, version, 1, FACTORY, bytes(32), []],
+    )
+    assert entry_point_version_from_domain(domain) == read
