@@ -29,11 +29,14 @@ from keyscope.accounts import KernelAccountKind, KeyscopeAccountKind, NexusAccou
 from keyscope.accounts.resolve import resolve_kind
 from keyscope.accounts.safe7579 import INIT_DATA_ABI_TYPE
 from keyscope.accounts.sentinel import SENTINEL, lists_validators, previous_validator
+from keyscope.artifacts import ENTRY_POINTS
 from keyscope.chain import Chain
+from keyscope.endpoints import Endpoints, entry_point_version
 from keyscope.entrypoint import entry_point_version_from_domain
-from keyscope.errors import BadInputError, CallRevertedError, UnsupportedAccountError
+from keyscope.errors import BadInputError, BundlerRejectedError, CallRevertedError, UnsupportedAccountError
 from keyscope.hexutil import keccak, to_address
 from keyscope.known_functions import KNOWN_FUNCTIONS, added_per_call, known_function
+from keyscope.operations import prefund_refusal
 from keyscope.policy import parse_signature
 from keyscope.session import ArgType, Condition, Permission, Rule
 from keyscope.token_facts import contract_facts
@@ -508,3 +511,47 @@ def test_an_entry_point_is_v08_only_for_erc4337_s_domain_of_version_1(
         [b"\x0f", name, version, 1, FACTORY, bytes(32), []],
     )
     assert entry_point_version_from_domain(domain) == read
+
+
+ENTRY_POINT = to_address("0x0000000071727de22e5e9d8baf0edac6f37da032")
+
+
+class _Deposits:
+    """A node where the EntryPoint holds ``deposit`` wei for each account and the account holds ``balance``; a call
+    to any other contract answers an unrelated number."""
+
+    def __init__(self, balance: int, deposit: int) -> None:
+        self.balance = balance
+        self.deposit = deposit
+
+    def get_balance(self, address: str) -> int:
+        return self.balance
+
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        if to_address(to) == ENTRY_POINT and data[:4] == keccak(b"balanceOf(address)")[:4]:
+            (account,) = abi_decode(["address"], data[4:])
+            return (self.deposit if to_address(account) == PREDICTED else 0).to_bytes(32, "big")
+        return (999).to_bytes(32, "big")
+
+
+class _Network:
+    def __init__(self, chain: _Deposits) -> None:
+        self.chain = chain
+        self.entry_point = ENTRY_POINT
+
+
+def test_an_aa21_refusal_names_the_account_s_deposit_at_the_network_s_entry_point() -> None:
+    error = BundlerRejectedError("eth_sendUserOperation", -32500, "AA21 didn't pay prefund")
+    refusal = prefund_refusal(cast(Endpoints, _Network(_Deposits(5, 123))), PREDICTED, error, None)
+    assert refusal is not None
+    assert (refusal.account, refusal.balance, refusal.deposit) == (PREDICTED, 5, 123)
+
+
+class _Unasked:
+    def call(self, to: str, data: bytes, *, sender: str | None = None, block: Any = "latest") -> bytes:
+        raise CallRevertedError("eth_call", to, b"", "execution reverted")
+
+
+@pytest.mark.parametrize("version", sorted(ENTRY_POINTS))
+def test_a_canonical_entry_point_s_version_is_its_release_s(version: str) -> None:
+    assert entry_point_version(cast(Chain, _Unasked()), ENTRY_POINTS[version].address) == version
