@@ -14,7 +14,12 @@ Pinned here, without a chain (a stub node stands for the factory or the account)
 * the known functions' warnings by the offsets of their standards' arguments (ERC-6909's and ERC-1155's amounts,
   ERC-4626's receiver, ERC-777's recipient and operator, a revocation only when the flag is held to false), the
   functions that run calls the session picks each a danger, ERC-721's forms taken on a collection, and the
-  ERC-165 answer taken for a yes only when it is the ABI-encoded true of the ERC-721 question (attack 382).
+  ERC-165 answer taken for a yes only when it is the ABI-encoded true of the ERC-721 question (attack 382);
+* the kind of an account found out: a factory's implementation read only from an address word, a factory of another
+  vendor's accounts not taken for keyscope's, a deployed account's own ``accountId()`` over the kind a grant names;
+* the EntryPoint's reads: an AA21 refusal's deposit read at the network's EntryPoint, a canonical EntryPoint's
+  version its release's, v0.8 only for ERC-4337's domain of version 1, and a ``UserOperationEvent`` of another
+  contract not taken for the EntryPoint's.
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ from keyscope.accounts.sentinel import SENTINEL, lists_validators, previous_vali
 from keyscope.artifacts import ENTRY_POINTS
 from keyscope.chain import Chain
 from keyscope.endpoints import Endpoints, entry_point_version
-from keyscope.entrypoint import entry_point_version_from_domain
+from keyscope.entrypoint import (
+    USER_OPERATION_EVENT_TOPIC,
+    decode_user_operation_events,
+    entry_point_version_from_domain,
+)
 from keyscope.errors import BadInputError, BundlerRejectedError, CallRevertedError, UnsupportedAccountError
 from keyscope.hexutil import keccak, to_address
 from keyscope.known_functions import KNOWN_FUNCTIONS, added_per_call, known_function
@@ -555,3 +564,18 @@ class _Unasked:
 @pytest.mark.parametrize("version", sorted(ENTRY_POINTS))
 def test_a_canonical_entry_point_s_version_is_its_release_s(version: str) -> None:
     assert entry_point_version(cast(Chain, _Unasked()), ENTRY_POINTS[version].address) == version
+
+
+def test_a_user_operation_event_of_another_contract_is_not_the_entry_point_s() -> None:
+    op_hash = b"\x33" * 32
+    topics = [
+        "0x" + USER_OPERATION_EVENT_TOPIC.hex(),
+        "0x" + op_hash.hex(),
+        "0x" + abi_encode(["address"], [PREDICTED]).hex(),
+        "0x" + bytes(32).hex(),
+    ]
+    data = "0x" + abi_encode(["uint256", "bool", "uint256", "uint256"], [0, True, 1, 1]).hex()
+    forged = {"address": FACTORY, "topics": topics, "data": data}
+    assert decode_user_operation_events([forged], ENTRY_POINT) == {}
+    found = decode_user_operation_events([forged, {**forged, "address": ENTRY_POINT}], ENTRY_POINT)
+    assert list(found) == [op_hash] and found[op_hash]["logs"] == [forged]
