@@ -191,6 +191,17 @@ def _nft_approval(nft: str, spender: str) -> Permission:
     )
 
 
+def _nft_approval_and_transfer(nft: str, escrow: str) -> tuple[Permission, Permission]:
+    """The dapp's request, written with ERC-20's ABI: ``approve`` of its escrow and ``transferFrom`` to it, each "at
+    most 100"."""
+    transfer = Policy.call(
+        nft,
+        "transferFrom(address from,address to,uint256 amount)",
+        rules=[arg("to") == escrow, arg("amount") <= 100],
+    )
+    return _nft_approval(nft, escrow), transfer
+
+
 def test_an_approval_on_an_nft_collection_is_shown_as_one_of_token_ids(
     project: Any, deployer: Any, words: Callable[..., GrantDescription]
 ) -> None:
@@ -199,14 +210,7 @@ def test_an_approval_on_an_nft_collection_is_shown_as_one_of_token_ids(
     in it be approved, one per call; the same for ``transferFrom``, whose bound moves every such token."""
     nft = project.DemoNFT.deploy(sender=deployer)
     escrow = "0x" + "e5" * 20
-    described = words(
-        _nft_approval(nft.address, escrow),
-        Policy.call(
-            nft.address,
-            "transferFrom(address from,address to,uint256 amount)",
-            rules=[arg("to") == escrow, arg("amount") <= 100],
-        ),
-    )
+    described = words(*_nft_approval_and_transfer(nft.address, escrow))
     approve, transfer = described.permissions
     assert approve.function == "approve(address to, uint256 tokenId)", approve.function
     assert transfer.function == "transferFrom(address from, address to, uint256 tokenId)", transfer.function

@@ -29,6 +29,7 @@ from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
 from test_attacks import words as abi_words
 from test_attacks_review_k import _nft_approval as _bounded_approval
+from test_attacks_review_k import _nft_approval_and_transfer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,18 +48,7 @@ def test_the_session_report_reads_an_approval_on_a_collection_as_one_of_a_token_
     owner = net.owner(LocalSigner.generate())
     grant = owner.grant(
         SessionKey.generate(),
-        [
-            Policy.call(
-                nft.address,
-                "approve(address spender,uint256 amount)",
-                rules=[arg("spender") == escrow, arg("amount") <= 100],
-            ),
-            Policy.call(
-                nft.address,
-                "transferFrom(address from,address to,uint256 amount)",
-                rules=[arg("to") == escrow, arg("amount") <= 100],
-            ),
-        ],
+        list(_nft_approval_and_transfer(nft.address, escrow)),
         valid_for=3600,
     )
     approve, transfer = report_from_chain(net, grant).permissions
@@ -131,14 +121,7 @@ def test_an_approval_on_a_collection_that_does_not_say_so_is_not_read_as_a_sure_
     token whose id the rule allows may then go; never a bounded allowance read with no word of doubt."""
     collection = project.SilentCollection.deploy(sender=deployer)
     escrow = "0x" + "e5" * 20
-    described = words(
-        _bounded_approval(collection.address, escrow),
-        Policy.call(
-            collection.address,
-            "transferFrom(address from,address to,uint256 amount)",
-            rules=[arg("to") == escrow, arg("amount") <= 100],
-        ),
-    )
+    described = words(*_nft_approval_and_transfer(collection.address, escrow))
     for index in (0, 1):
         texts = [w.text for w in described.warnings if w.permission == index]
         assert any("ERC-721" in text and "token id" in text for text in texts), described.warnings
