@@ -80,7 +80,9 @@ def test_owner_grant_warns_of_a_permission_on_an_allowance_s_token_that_it_does_
         owner.grant(SessionKey.generate(), [allowance, around])
     said = [str(w.message) for w in caught if "does not count" in str(w.message)]
     assert len(said) == 1, said
-    assert {w.filename for w in caught} == {__file__}, "each warning points at the owner's code that granted"
+    # each of keyscope's warnings points at the owner's code that granted (the node's own, if any, are not its)
+    ours = {w.filename for w in caught if issubclass(w.category, TargetWarning)}
+    assert ours == {__file__}, "each warning points at the owner's code that granted"
     assert said[0].startswith(
         f"granting transferAndCall(address,uint256,bytes) on {usdc.address}: limit 0 "
     ), said
