@@ -88,6 +88,7 @@ from .signers import SignerLike, as_signer
 from .signing import PLACEHOLDER_ECDSA, HashSigner
 from .targets import (
     warn_about_approvals_that_add_up,
+    warn_about_passing_for,
     warn_about_paymasters,
     warn_about_standing_approvals,
     warn_about_targets,
@@ -1182,12 +1183,14 @@ class Owner:
     ) -> None:
         """The grant's warnings (:class:`~keyscope.errors.TargetWarning`), as the consent page shows its dangers:
         its call targets, its paymasters, an asset an allowance does not count, approvals that add up, approvals
-        the account already gave a target (attack 357); each points at the owner's code that asked for the grant."""
+        the account already gave a target (attack 357), an address that passes for the account or the key (attack
+        379) and a hybrid token's token ids (attack 378); each points at the owner's code that asked for the grant."""
         warn_about_targets(permissions, codes, self.network.entry_point)
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)
         warn_about_approvals_that_add_up(session)
         warn_about_standing_approvals(self.network.chain, self.account, permissions)
+        warn_about_passing_for(self.network.chain, self.account, session)
 
     def _request(
         self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None

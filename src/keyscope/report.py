@@ -16,13 +16,14 @@ from typing import Any
 from .clock import utc_text
 from .co_signing_checks import expected_co_signer
 from .endpoints import Endpoints
-from .errors import InvalidAbiError, KeyscopeError
+from .errors import KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
-from .known_functions import ERC721_FUNCTIONS, known_function
+from .known_functions import ERC721_FUNCTIONS
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
-from .policy import AbiFunction, AbiType, parse_signature
+from .passing_for import declared_function, lookalike_addresses, token_id_danger
+from .policy import AbiFunction, AbiType
 from .session import Permission, Rule
 from .signing_words import signing_lines
 from .token_facts import ContractFacts, ScaledLimit, cached_contract_facts, scale_limit
@@ -62,7 +63,7 @@ def describe_permission(permission: Permission, erc721: bool = False) -> str:
     ``transferFrom`` take a token id where ERC-20's take an amount (attack 371)."""
     if permission.selector == _NATIVE_TRANSFER and not permission.rules:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
-    function = _declared_function(permission, erc721)
+    function = declared_function(permission, erc721)
     # the label is the request's text, not signed: shown as the function it declares (its types and argument names,
     # no trailing words), and only when that is the selector's function
     name = (
@@ -83,23 +84,6 @@ def describe_permission(permission: Permission, erc721: bool = False) -> str:
     return (
         f"call {name} on {permission.target}" + (f", where {conditions}" if conditions else "") + f"; {value}"
     )
-
-
-def _declared_function(permission: Permission, erc721: bool = False) -> AbiFunction | None:
-    """The permission's function as its label declares it, when the label parses and is the selector's; a function
-    known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
-    argument names, whatever the label (four bytes collide, and a label's names are the request's text); ERC-721's
-    on a collection (``erc721``)."""
-    known = known_function(permission.selector, erc721)
-    if known is not None:
-        return parse_signature(known.signature)
-    if permission.function is None:
-        return None
-    try:
-        function = parse_signature(permission.function)
-    except InvalidAbiError:
-        return None
-    return function if function.selector == permission.selector else None
 
 
 _STEPS = re.compile(r"(?:\.([A-Za-z0-9_$]+)|\[([0-9]+)\])*")
@@ -233,6 +217,10 @@ class SessionReport:
     on chain, they are ERC-721 collections (ERC-165): their functions are read with a token id, not an amount (attack
     371). None when no chain was asked (a store's report, a grant not judged): those functions then carry a note
     that on a collection the number is a token id."""
+    chain_dangers: tuple[str, ...] = ()
+    """What the chain said, when the report was made on chain, that makes a permission reach further than its words:
+    an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too (a hybrid, attack
+    378); empty when no chain was asked. Shown among :attr:`dangers`."""
 
     @property
     def session_id(self) -> str:
@@ -258,6 +246,24 @@ class SessionReport:
             describe_permission(p) + (_NOT_ASKED if p.selector in ERC721_FUNCTIONS else "")
             for p in self.grant.session.permissions
         ]
+
+    @property
+    def dangers(self) -> list[str]:
+        """What the grant lets the key do past what its words say, as the consent page shows it in red: an address
+        a rule lists that passes for the account or the session key (same first and last hex digits, attack 379),
+        and what the chain said when the report was made on chain (:attr:`chain_dangers`); empty when nothing."""
+        found = []
+        for permission in self.grant.session.permissions:
+            erc721 = self.collections is not None and permission.target in self.collections
+            function = declared_function(permission, erc721)
+            where = (
+                f"{function.name if function else '0x' + permission.selector.hex()} on {permission.target}"
+            )
+            found += [
+                f"{where}: {text}"
+                for text in lookalike_addresses(permission, function, self.account, self.session_key)
+            ]
+        return found + list(self.chain_dangers)
 
     @property
     def signing(self) -> list[str]:
@@ -375,6 +381,7 @@ class SessionReport:
                     for i, limit in enumerate(self.grant.session.limits)
                 ]
             ),
+            "dangers": self.dangers,
             "signing": self.signing,
             "co_signer": self.co_signer,
             "valid_after": self.valid_after,
@@ -398,6 +405,7 @@ class SessionReport:
             f"  window  {_window(self.grant)}; {self.describe_time_left()}",
             *(f"  allows  {text}" for text in self.permissions),
             *(f"  limit   {text}" for text in self.limits),
+            *(f"  danger  {text}" for text in self.dangers),
             *(f"  signs   {text}" for text in self.signing),
             *self._co_signer_lines(),
             *(f"  note    {text}" for text in self.disagreements),
@@ -463,7 +471,22 @@ def report_from_chain(
         for p in grant.session.permissions
         if p.selector in ERC721_FUNCTIONS and _says_erc721(read, p.target)
     )
-    return SessionReport(grant, status.value, moment, "chain", store, usage, scaled, record, collections)
+    dangers = tuple(
+        f"{describe_permission(p, p.target in collections)}: {danger}"
+        for p in grant.session.permissions
+        if p.selector in ERC721_FUNCTIONS and (danger := _token_id_danger(read, p)) is not None
+    )
+    return SessionReport(
+        grant, status.value, moment, "chain", store, usage, scaled, record, collections, dangers
+    )
+
+
+def _token_id_danger(read: Callable[[str], ContractFacts], permission: Permission) -> str | None:
+    """:func:`~keyscope.passing_for.token_id_danger` of ``permission``'s target (None when it cannot be read)."""
+    try:
+        return token_id_danger(permission, read(permission.target))
+    except KeyscopeError:
+        return None
 
 
 def _says_erc721(read: Callable[[str], ContractFacts], address: str) -> bool:

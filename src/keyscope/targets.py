@@ -19,6 +19,8 @@ from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
+from .known_functions import ERC721_FUNCTIONS
+from .passing_for import declared_function, lookalike_addresses, token_id_danger
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
 from .token_facts import approvals_that_add_up, cached_contract_facts, uncounted_assets
@@ -28,11 +30,13 @@ __all__ = [
     "is_keyscope_delegate",
     "is_keyscope_sponsor",
     "lifts_anything",
+    "passing_for_problems",
     "paymaster_problems",
     "runs_keyscope_code",
     "standing_approval_problems",
     "target_problems",
     "warn_about_approvals_that_add_up",
+    "warn_about_passing_for",
     "warn_about_paymasters",
     "warn_about_standing_approvals",
     "warn_about_targets",
@@ -307,4 +311,36 @@ def warn_about_standing_approvals(chain: Chain, account: str, permissions: Seque
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`standing_approval_problems`, as the consent
     page shows them as dangers."""
     for problem in standing_approval_problems(chain, account, permissions):
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+
+
+def passing_for_problems(chain: Chain, account: str, session: Session) -> list[str]:
+    """What ``session``'s permissions let the key do past what their words say, as the consent page shows it in red
+    (:mod:`keyscope.passing_for`): an address a rule lists that passes for ``account`` or the session key (attack
+    379), and an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too, read on
+    ``chain`` (a hybrid whose numbers may be token ids, attack 378). One line each, empty when nothing."""
+    contract = cached_contract_facts(chain)
+    problems = []
+    for permission in session.permissions:
+        erc721 = False
+        if permission.selector in ERC721_FUNCTIONS:
+            facts = contract(permission.target)
+            erc721 = facts.erc721
+            danger = token_id_danger(permission, facts)
+            if danger is not None:
+                problems.append(
+                    f"{permission.label}: {danger}; bound the number below the token's first id, or grant no "
+                    "approve or transferFrom on it"
+                )
+        function = declared_function(permission, erc721)
+        problems += [
+            f"{permission.label}: {text}; list only addresses you have checked in full"
+            for text in lookalike_addresses(permission, function, account, session.session_key)
+        ]
+    return problems
+
+
+def warn_about_passing_for(chain: Chain, account: str, session: Session) -> None:
+    """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`passing_for_problems`."""
+    for problem in passing_for_problems(chain, account, session):
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())

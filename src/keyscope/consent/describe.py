@@ -29,6 +29,7 @@ from ..errors import InvalidAbiError
 from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import ERC721_FUNCTIONS, KNOWN_FUNCTIONS, UNLIMITED, KnownFunction, known_function
 from ..limits import LimitUsage, enforced_amount, owner_label
+from ..passing_for import lookalike_addresses, rule_is_address, token_id_danger
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
@@ -353,42 +354,9 @@ def _rule_warning(number: int, rule: Rule, function: AbiFunction | None, shown: 
     return None
 
 
-_LOOKALIKE_DIGITS = 4
-"""How many hex digits at each end of an address a reader compares (wallets show ``0x1234…abcd``); a dapp finds an
-address of its own that shares them with the account by a vanity search (address poisoning, attack 379)."""
-
-
-def _lookalike_addresses(rule: Rule, ctx: _Context) -> list[str]:
-    """What an address rule's values pass for: each that is not the account (nor the session's key) but shares its
-    first and last hex digits with one of them."""
-    found = []
-    known = [(ctx.account, "this account"), (ctx.session_key, "the session's own key")]
-    for word in rule.values:
-        address = to_address(word.to_bytes(32, "big")[12:])
-        for own, what in known:
-            if own == NO_ACCOUNT or address.lower() == own.lower():
-                continue
-            ends = _LOOKALIKE_DIGITS
-            if (
-                address[2 : 2 + ends].lower() == own[2 : 2 + ends].lower()
-                and address[-ends:].lower() == own[-ends:].lower()
-            ):
-                found.append(
-                    f"{address} passes for {what} ({own}): it shares its first and last {ends} hex digits and is "
-                    "ANOTHER address, one whoever chose it may hold"
-                )
-    return found
-
-
 def _is_address(rule: Rule, function: AbiFunction | None) -> bool:
-    """Whether a rule's 160-bit word is an address: by the argument's declared type when the function is known (a
-    ``uint160`` amount is a number, and so is a ``uint256`` amount ruled as a uint160, the address's type code: shown
-    as an address it hid an allowance of 2**160 - 1 base units), else by the rule's type alone, which cannot tell the
-    two apart."""
-    located = function.word_at(rule.offset) if function is not None else None
-    if located is not None:
-        return located[1].name == "address"
-    return True
+    """Whether a rule's 160-bit word is an address (:func:`~keyscope.passing_for.rule_is_address`)."""
+    return rule_is_address(rule, function)
 
 
 def _permission_words(
@@ -445,24 +413,14 @@ def _permission_words(
                 permission=index,
             )
         )
-    if permission.selector in ERC721_FUNCTIONS and is_token and contract.token_ids:
-        # a hybrid ERC-20/ERC-721 token reads a number up to its minted count as a token id (attack 378)
-        warnings.append(
-            GrantWarning(
-                level="danger",
-                text=f"{shown}: {permission.target} also answers a collection's getApproved(uint256): if it is a "
-                "hybrid token, a number no more than the count of its collection tokens is a token id, not an "
-                "amount, and each call approves or moves one whole token, any whose id the rules allow; those "
-                "approvals add up, past the bound shown",
-                permission=index,
-            )
-        )
-    for rule in permission.rules:
-        if rule.arg_type == ArgType.ADDRESS and _is_address(rule, function):
-            warnings += [
-                GrantWarning(level="danger", text=f"{shown}: {text}", permission=index)
-                for text in _lookalike_addresses(rule, ctx_base)
-            ]
+    # a hybrid ERC-20/ERC-721 token reads a number up to its minted count as a token id (attack 378)
+    hybrid = token_id_danger(permission, contract)
+    if hybrid is not None:
+        warnings.append(GrantWarning(level="danger", text=f"{shown}: {hybrid}", permission=index))
+    warnings += [
+        GrantWarning(level="danger", text=f"{shown}: {text}", permission=index)
+        for text in lookalike_addresses(permission, function, ctx_base.account, ctx_base.session_key)
+    ]
     for number, rule in enumerate(permission.rules):
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:

@@ -1,0 +1,106 @@
+"""What a grant's words may pass for: an address a rule lists that a reader takes for the account or the session's
+key (attack 379), and a token whose ``approve``/``transferFrom`` may read their number as a token id (a hybrid
+ERC-20/ERC-721, attack 378).
+
+One source for every place the owner reads a grant: the consent page's dangers
+(:mod:`keyscope.consent.describe`), ``owner.grant``'s :class:`~keyscope.errors.TargetWarning`
+(:mod:`keyscope.targets`) and the session report (:mod:`keyscope.report`).
+"""
+
+from __future__ import annotations
+
+from .arg_types import ArgType
+from .errors import InvalidAbiError
+from .hexutil import ZERO_ADDRESS, to_address
+from .known_functions import ERC721_FUNCTIONS, known_function
+from .policy import AbiFunction, parse_signature
+from .session import Permission, Rule
+from .token_facts import ContractFacts
+
+__all__ = [
+    "LOOKALIKE_DIGITS",
+    "declared_function",
+    "lookalike_addresses",
+    "rule_is_address",
+    "token_id_danger",
+]
+
+LOOKALIKE_DIGITS = 4
+"""How many hex digits at each end of an address a reader compares (wallets show ``0x1234…abcd``); a dapp finds an
+address of its own that shares them with the account by a vanity search (address poisoning, attack 379)."""
+
+
+def declared_function(permission: Permission, erc721: bool = False) -> AbiFunction | None:
+    """The permission's function as its label declares it, when the label parses and is the selector's; a function
+    known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
+    argument names, whatever the label (four bytes collide, and a label's names are the request's text); ERC-721's
+    on a collection (``erc721``)."""
+    known = known_function(permission.selector, erc721)
+    if known is not None:
+        return parse_signature(known.signature)
+    if permission.function is None:
+        return None
+    try:
+        function = parse_signature(permission.function)
+    except InvalidAbiError:
+        return None
+    return function if function.selector == permission.selector else None
+
+
+def rule_is_address(rule: Rule, function: AbiFunction | None) -> bool:
+    """Whether a rule's 160-bit word is an address: by the argument's declared type when the function is known (a
+    ``uint160`` amount is a number, and so is a ``uint256`` amount ruled as a uint160, the address's type code: shown
+    as an address it hid an allowance of 2**160 - 1 base units), else by the rule's type alone, which cannot tell the
+    two apart."""
+    located = function.word_at(rule.offset) if function is not None else None
+    if located is not None:
+        return located[1].name == "address"
+    return True
+
+
+def lookalike_addresses(
+    permission: Permission, function: AbiFunction | None, account: str, session_key: str
+) -> list[str]:
+    """What the addresses ``permission``'s address rules list pass for (``function``: the permission's function as
+    the reader is shown it, :func:`declared_function`): one line for each that is not ``account`` (nor
+    ``session_key``) but shares its first and last :data:`LOOKALIKE_DIGITS` hex digits with one of them, naming both
+    in full. The zero address stands for no account (a request described before its wallet connects)."""
+    found = []
+    known = [(account, "this account"), (session_key, "the session's own key")]
+    for rule in permission.rules:
+        if rule.arg_type != ArgType.ADDRESS or not rule_is_address(rule, function):
+            continue
+        for word in rule.values:
+            address = to_address(word.to_bytes(32, "big")[12:])
+            for own, what in known:
+                if own.lower() in (ZERO_ADDRESS.lower(), address.lower()):
+                    continue
+                ends = LOOKALIKE_DIGITS
+                if (
+                    address[2 : 2 + ends].lower() == own[2 : 2 + ends].lower()
+                    and address[-ends:].lower() == own[-ends:].lower()
+                ):
+                    found.append(
+                        f"{address} passes for {what} ({own}): it shares its first and last {ends} hex digits and "
+                        "is ANOTHER address, one whoever chose it may hold"
+                    )
+    return found
+
+
+def token_id_danger(permission: Permission, contract: ContractFacts) -> str | None:
+    """The danger of an ``approve``/``transferFrom`` on a token (it answers ``decimals()``) that also answers a
+    collection's ``getApproved(uint256)`` (:attr:`~keyscope.token_facts.ContractFacts.token_ids`): a hybrid reads a
+    number no more than its minted count as a token id, whose approvals add up (attack 378); None otherwise."""
+    token = contract.token
+    if (
+        permission.selector not in ERC721_FUNCTIONS
+        or token is None
+        or token.decimals is None
+        or not contract.token_ids
+    ):
+        return None
+    return (
+        f"{permission.target} also answers a collection's getApproved(uint256): if it is a hybrid token, a number no "
+        "more than the count of its collection tokens is a token id, not an amount, and each call approves or moves "
+        "one whole token, any whose id the rules allow; those approvals add up, past the bound shown"
+    )
