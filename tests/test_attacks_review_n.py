@@ -5,20 +5,33 @@ listed address that passes for the account (same first and last hex digits) were
 An owner granting from a program (``owner.grant``, no page) had no ``TargetWarning`` of either, and the session report
 (``owner.sessions()``, ``keyscope sessions``) read the grant as "approve ... amount at most 10**18" and "to must be one
 of 0xAcAc..., 0xacAC...", as if both were what they seem.
+
+Attack 384, an ERC-4626 vault's shares read as if they were worth nothing in particular: a dapp's request for its
+vault's ``mint(shares <= 1,000, receiver == this account)`` (or ``redeem`` of at most 1,000 shares) read "shares
+(uint256) must be at most 1,000", a number of a unit the owner cannot price. What those shares cost or return is the
+vault's rate, which the dapp sets by what it gives the vault: the key's ``mint(1000)`` at a rate the dapp raised a
+moment before takes the account's 1,000 whole tokens. The page now asks the vault (``previewMint``/``previewRedeem``
+of the bound) and shows the assets beside the bound, saying that the rate can change; a vault that does not answer
+gets a caution.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from keyscope import Policy, SessionKey, TargetWarning, arg
+from keyscope.consent import GrantDescription
+from keyscope.consent.tokens import format_amount
+from keyscope.execution import Call
 from keyscope.report import StoreMarks, report_from_chain, report_from_store
-from keyscope.session import Permission
+from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
 from test_attacks_review_m import _hybrid_approval, _lookalike, _lookalike_transfer
 
 
@@ -97,3 +110,96 @@ def test_a_plain_grant_raises_neither_danger(net: Any, project: Any, deployer: A
         warnings.simplefilter("error", TargetWarning)
         signed = owner.grant(SessionKey.generate(), grant, valid_for=3600)
     assert report_from_chain(net, signed).dangers == []
+
+
+MINT = "mint(uint256 shares,address receiver)"
+REDEEM = "redeem(uint256 shares,address receiver,address owner)"
+
+
+def _priced_vault(project: Any, deployer: Any, donated: int) -> tuple[Any, Any]:
+    """An ERC-4626 vault (OpenZeppelin's) over a token with 18 decimals, holding 1,000 base units of a depositor's
+    for 1,000 shares, and ``donated`` more given to it (which raises what each share is worth)."""
+    token = project.TestToken.deploy(sender=deployer)
+    vault = project.TestVault.deploy(token.address, sender=deployer)
+    token.mint(deployer, 1000 + donated, sender=deployer)
+    token.approve(vault.address, 1000, sender=deployer)
+    vault.deposit(1000, deployer, sender=deployer)
+    if donated:
+        token.transfer(vault.address, donated, sender=deployer)
+    return token, vault
+
+
+def _share_requests(vault: str, account: str) -> tuple[Permission, Permission]:
+    """The dapp's request on its vault: mint or redeem at most 1,000 shares, to the account."""
+    return (
+        Policy.call(vault, MINT, rules=[arg("shares") <= 1000, arg("receiver") == account]),
+        Policy.call(
+            vault, REDEEM, rules=[arg("shares") <= 1000, arg("receiver") == account, arg("owner") == account]
+        ),
+    )
+
+
+def test_a_bound_in_shares_is_shown_with_what_the_shares_cost_and_return_now(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 384, what the owner reads: beside "shares at most 1,000", the assets 1,000 shares cost
+    (``previewMint``) or return (``previewRedeem``) now, in the asset's units, and that the rate can change."""
+    _, vault = _priced_vault(project, deployer, 10**21)
+    account = "0x" + "ac" * 20
+    described = words(*_share_requests(vault.address, account), account=account)
+    for permission, preview, does in (
+        (described.permissions[0], vault.previewMint(1000), "cost"),
+        (described.permissions[1], vault.previewRedeem(1000), "return"),
+    ):
+        worth = [rule for rule in permission.rules if "now" in rule and "shares" in rule]
+        assert len(worth) == 1, permission.rules
+        assert f"1,000 shares {does} {format_amount(preview, 18, 'TUSD')}" in worth[0], worth
+        assert "the rate can change" in worth[0], worth
+    assert vault.previewMint(1000) > 10**20  # the bound's thousand shares are a hundred whole tokens and more
+
+
+def test_a_vault_that_does_not_answer_is_cautioned(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """A "vault" that gives no ``previewMint``/``previewRedeem`` (here a plain token): a caution that what the shares
+    cost or return is not known, and no line claiming a worth."""
+    token = project.TestToken.deploy(sender=deployer)
+    account = "0x" + "ac" * 20
+    described = words(*_share_requests(token.address, account), account=account)
+    for index, preview in ((0, "previewMint"), (1, "previewRedeem")):
+        cautions = [w.text for w in described.warnings if w.permission == index and preview in w.text]
+        assert len(cautions) == 1 and "not known" in cautions[0], described.warnings
+        assert not [rule for rule in described.permissions[index].rules if " now" in rule]
+
+
+def test_the_chain_lets_the_key_pay_all_the_account_s_tokens_for_a_thousand_shares(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "mint at most 1,000 shares, to this account" lets the dapp do: it gives its
+    vault 1,000 whole tokens after the grant (a share was one base unit of the token when the owner read it), and its
+    key's ``mint(1000)`` takes the 1,000 whole tokens the account approved the vault for."""
+    token, vault = _priced_vault(project, deployer, 0)
+    token.mint(module_account, 10**21, sender=deployer)
+    approve = Policy.call(
+        token.address,
+        "approve(address spender,uint256 amount)",
+        rules=[arg("spender") == vault.address, arg("amount") <= 10**21],
+    )
+    mint = _share_requests(vault.address, module_account)[0]
+    session = Session(session_key=session_key.address, permissions=(approve, mint))
+    sessions.grant_onchain(module_account, owner, session)
+    assert vault.previewMint(1000) == 1000
+    token.mint(deployer, 10**21, sender=deployer)
+    token.transfer(vault.address, 10**21, sender=deployer)  # the dapp raises the rate
+    calls = [
+        Call.of(token.address, 0, approve.selector + abi_words(int(vault.address, 16), 10**21)),
+        Call.of(vault.address, 0, mint.selector + abi_words(1000, int(module_account, 16))),
+    ]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+    assert vault.balanceOf(module_account) == 1000
+    assert token.balanceOf(module_account) < 10**18  # 999 whole tokens and more paid for 1,000 shares

@@ -22,6 +22,7 @@ __all__ = [
     "UNLIMITED",
     "KnownFunction",
     "added_per_call",
+    "bound_of",
     "known_function",
 ]
 
@@ -48,6 +49,11 @@ def _bound(rules: tuple[Rule, ...], offset: int) -> int | None:
             continue
         bound = most if bound is None else min(bound, most)
     return bound
+
+
+def bound_of(rules: tuple[Rule, ...], offset: int) -> int | None:
+    """The most the unsigned argument at ``offset`` may be under ``rules`` (None: no rule bounds it)."""
+    return _bound(rules, offset)
 
 
 def _pinned(rules: tuple[Rule, ...], offset: int) -> bool:

@@ -53,7 +53,7 @@ from ..owner import DEFAULT_MAX_GAS_COST, GrantRequest, module_claims
 from ..standing_approvals import cached_standing_approvals
 from ..store import SessionStore
 from ..targets import is_keyscope_sponsor
-from ..token_facts import cached_contract_facts, visible_text
+from ..token_facts import cached_contract_facts, call_or_none, visible_text
 from .describe import NO_ACCOUNT, Facts, GrantDescription, describe_session
 from .requests import ConsentRequest, gas_cap, require_wallet_signable
 from .sessions import OwnerOperation, account_sessions, describe_with, prepare_revocation
@@ -187,6 +187,7 @@ class ConsentServer(BackgroundServer):
             lambda paymaster: is_keyscope_sponsor(chain, paymaster),
             fallback_checker(chain, account),
             cached_standing_approvals(chain, account),
+            lambda address, data: call_or_none(chain, address, data),
         )
 
     def describe(self, grant: SessionGrant) -> GrantDescription:
