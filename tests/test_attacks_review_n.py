@@ -13,6 +13,15 @@ vault's rate, which the dapp sets by what it gives the vault: the key's ``mint(1
 moment before takes the account's 1,000 whole tokens. The page now asks the vault (``previewMint``/``previewRedeem``
 of the bound) and shows the assets beside the bound, saying that the rate can change; a vault that does not answer
 gets a caution.
+
+Attack 385, Permit2's ``transferFrom`` with its arguments renamed: attacks 365, 374 and 380's renaming on Permit2's
+AllowanceTransfer, whose ``approve`` the page knew (an allowance over every token the account approved Permit2 for)
+and whose ``transferFrom(address from, address to, uint160 amount, address token)`` it did not. A dapp's request for
+``transferFrom(address to, address from, uint160 amount, address token)`` (the standard's ``from`` and ``to``
+swapped) with ``to == this account`` read "to (address) must be ... (this account)", no caution, while the rule holds
+``from``: the key moves the account's tokens, under the Permit2 allowance the account gave itself (``approve`` with
+``spender == this account`` reads harmless), to the dapp. The batch form, whose recipients no rule can reach, read
+"any arguments" with no caution.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.consent import GrantDescription
 from keyscope.consent.tokens import format_amount
 from keyscope.execution import Call
+from keyscope.hexutil import to_address
 from keyscope.report import StoreMarks, report_from_chain, report_from_store
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
@@ -203,3 +213,55 @@ def test_the_chain_lets_the_key_pay_all_the_account_s_tokens_for_a_thousand_shar
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
     assert vault.balanceOf(module_account) == 1000
     assert token.balanceOf(module_account) < 10**18  # 999 whole tokens and more paid for 1,000 shares
+
+
+SWAPPED_PERMIT2 = "transferFrom(address to,address from,uint160 amount,address token)"
+"""Permit2's ``transferFrom(from, to, amount, token)`` as the dapp's request labels it: ``from`` and ``to`` swapped."""
+PERMIT2_BATCH = "transferFrom((address from,address to,uint160 amount,address token)[] transferDetails)"
+
+
+def _swapped_permit2(permit2: str, account: str) -> Permission:
+    """Attack 385's permission: "to must be this account" on the word Permit2 reads as ``from``."""
+    built = Policy.call(permit2, SWAPPED_PERMIT2, rules=[arg("to") == account])
+    return built.model_copy(update={"function": SWAPPED_PERMIT2})
+
+
+def test_a_permit2_transfer_with_its_arguments_renamed_is_shown_with_permit2_s_names(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 385, what the owner reads: Permit2's ``transferFrom`` known by selector, with its own names (the rule
+    holds ``from``) and a caution that the tokens may go to ANY address; its batch form carries the same caution."""
+    account = to_address("0x" + "ac" * 20)
+    permit2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
+    described = words(
+        _swapped_permit2(permit2, account), Policy.call(permit2, PERMIT2_BATCH), account=account
+    )
+    single = described.permissions[0]
+    assert single.function == "transferFrom(address from, address to, uint160 amount, address token)", single
+    assert any(rule.startswith("from (address) must be") for rule in single.rules), single.rules
+    for index in (0, 1):
+        cautions = [w.text for w in described.warnings if w.permission == index]
+        assert any("may send to ANY address" in text for text in cautions), (index, described.warnings)
+
+
+def test_the_chain_lets_the_key_send_from_the_account_under_the_renamed_rule(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    accounts: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "to must be this account" lets the dapp's key do: call ``transferFrom`` with
+    ``from`` the account, ``to`` the dapp and the largest ``uint160`` amount; the module accepts it (the rule holds
+    the word Permit2 reads as ``from``), and Permit2 would move the account's tokens to the dapp."""
+    target = project.EffectRecorder.deploy(sender=deployer)
+    permission = _swapped_permit2(target.address, module_account)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    token, dapp = int("70" * 20, 16), int(accounts[8].address, 16)
+    data = permission.selector + abi_words(int(module_account, 16), dapp, 2**160 - 1, token)
+    assert (
+        sessions.outcome(sessions.op(module_account, session_key, [Call.of(target.address, 0, data)])) == "ok"
+    )

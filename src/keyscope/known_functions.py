@@ -78,14 +78,15 @@ class KnownFunction:
 
 
 def _transfer_warnings(
-    to_offset: int, amount_offset: int | None
+    to_offset: int | None, amount_offset: int | None
 ) -> Callable[[Permission, bool], list[tuple[str, str]]]:
-    """A transfer's cautions: a recipient (at ``to_offset``) no rule holds, and on a token an amount (at
-    ``amount_offset``; None: in a dynamic argument no rule can bound) no rule caps."""
+    """A transfer's cautions: a recipient (at ``to_offset``; None: in a dynamic argument no rule can hold) no rule
+    holds, and on a token an amount (at ``amount_offset``; None: in a dynamic argument no rule can bound) no rule
+    caps."""
 
     def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
         found = []
-        if not _pinned(permission.rules, to_offset):
+        if to_offset is None or not _pinned(permission.rules, to_offset):
             found.append(("caution", "may send to ANY address: no rule holds the recipient to one you know"))
         if token and (amount_offset is None or _bound(permission.rules, amount_offset) is None):
             found.append(("caution", "no rule caps the amount of one call"))
@@ -159,6 +160,17 @@ _KNOWN = [
         "approve(address token,address spender,uint160 amount,uint48 expiration)",
         (),
         _approval_warnings(32, 64, 2**160 - 1, "the token it names (through Permit2's transferFrom)"),
+    ),
+    # Permit2's transfers under such an allowance: known by selector for Permit2's names (a request's own, from and to
+    # swapped, put "to must be this account" on the from word, attack 385); the batch's recipients sit in a dynamic
+    # array no rule can reach, so it always may send anywhere
+    KnownFunction(
+        "transferFrom(address from,address to,uint160 amount,address token)", (), _transfer_warnings(32, None)
+    ),
+    KnownFunction(
+        "transferFrom((address from,address to,uint160 amount,address token)[] transferDetails)",
+        (),
+        _transfer_warnings(None, None),
     ),
     # ERC-1363: an ERC-20 approval followed by a call into the spender
     KnownFunction("approveAndCall(address spender,uint256 value)", (32,), _approve_warnings),
