@@ -41,7 +41,7 @@ from keyscope.accounts import ERC7579AccountKind
 from keyscope.accounts.base import INSTALL_MODULE
 from keyscope.devnode import send_transaction
 from keyscope.erc1271 import co_sign_digest
-from keyscope.errors import AccountSetupError
+from keyscope.errors import AccountPremiseWarning, AccountSetupError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_bytes
@@ -328,16 +328,19 @@ def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_th
 ) -> None:
     account, _, _, owner = foreign_account(stack, "WindowDroppingERC7579Account")
     assert type(owner.kind) is ERC7579AccountKind
+    key = SessionKey.generate()
+    recipient = LocalSigner.generate().address
+    # granted before the module is installed, when the owner's SDK cannot ask the account about the window (it
+    # says so); once it is installed, the owner's grant is refused (attack 393)
+    with pytest.warns(AccountPremiseWarning):
+        grant = owner.grant(
+            key,
+            [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
+            valid_for=3600,
+        )
     installed = owner.install_sessions()  # the owner's validator answers 0: the account hands on the same
     assert installed is not None
     installed.wait()
-    key = SessionKey.generate()
-    recipient = LocalSigner.generate().address
-    grant = owner.grant(
-        key,
-        [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
-        valid_for=3600,
-    )
 
     session = connect(stack.rpc_url, stack.bundler_url, module=stack.module).session(grant, key)
     with pytest.raises(AccountSetupError) as refused:
@@ -370,9 +373,6 @@ def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_
     the SDK signs there."""
     permits = deploy_victim(stack, "SignedPermits")
     account, owner_validator, net, owner = foreign_account(stack, name)
-    installed = owner.install_sessions()
-    assert installed is not None
-    installed.wait()
     key = SessionKey.generate()
     permit2 = SdkPolicy.typed_data(
         {"name": "Permit2", "chainId": net.chain_id, "verifyingContract": permits},
@@ -382,8 +382,16 @@ def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_
     )
     recipient = LocalSigner.generate().address
     mint = SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
-    grant = owner.grant(key, [mint], typed_data=[permit2], onchain=True)
+    # granted before the module is installed, when the owner's SDK cannot ask the account about its sender (it
+    # says so); once it is installed, the owner's grant is refused (attack 394). The session's first operation
+    # enables it.
+    with pytest.warns(AccountPremiseWarning):
+        grant = owner.grant(key, [mint], typed_data=[permit2])
+    installed = owner.install_sessions()
+    assert installed is not None
+    installed.wait()
     dapp = connect(stack.rpc_url, stack.bundler_url, module=stack.module)
+    dapp.session(grant, key).execute(stack.nft, "safeMint(address)", recipient).wait()
     permit = permit2_permit(permits, net.chain_id)
     digest = TypedData(permit).digest
 

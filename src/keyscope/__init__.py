@@ -26,6 +26,7 @@ from .checker import PolicyChecker, check
 from .co_signer import CoSignerRefusedError
 from .eoa import EOAOwner
 from .errors import (
+    AccountPremiseWarning,
     AccountSetupError,
     BadInputError,
     BundlerRejectedError,
@@ -95,6 +96,7 @@ def __getattr__(name: str) -> ModuleType:
 __all__ = [
     "ENTRY_POINT_V07",
     "ENTRY_POINT_V08",
+    "AccountPremiseWarning",
     "AccountSetupError",
     "BadInputError",
     "Bundler",

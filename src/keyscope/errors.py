@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 __all__ = [
+    "AccountPremiseWarning",
     "AccountSetupError",
     "BadInputError",
     "BundlerError",
@@ -133,6 +134,14 @@ class KeyscopeError(Exception):
 
 class KeyscopeWarning(UserWarning):
     """Root of the warnings keyscope gives: something works, but probably not as meant."""
+
+
+class AccountPremiseWarning(KeyscopeWarning):
+    """A grant on an ERC-7579 account keyscope has no adapter of its own for, whose two premises of a session's
+    bounds (it hands the EntryPoint the module's validation data as it is, and the module its caller as ERC-1271's
+    ``sender``) could not be asked of the account before the owner signed: the node applies no state overrides,
+    the module is not installed yet, or the account did not take the probe's answer. Check them before relying on
+    the session (docs/accounts.md)."""
 
 
 class TargetWarning(KeyscopeWarning):

@@ -26,9 +26,10 @@ from .accounts.capabilities import (
     runs_batches_only,
     supports_execution_mode,
 )
-from .accounts.erc7579 import ERC7579AccountKind
+from .accounts.erc7579 import ERC7579AccountKind, MSAAccountKind
 from .accounts.keyscope_account import KeyscopeAccountKind
 from .accounts.modules import claimed_module, fallback_routes, initialised_question, read_asking_modules
+from .accounts.premises import refuse_broken_premises
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -1210,6 +1211,17 @@ class Owner:
             net.check_entry_point(self.account)
             if occupied:
                 self._refuse_what_enabling_refuses(session)
+            if isinstance(self.kind, ERC7579AccountKind) and not isinstance(self.kind, MSAAccountKind):
+                # an account nobody wrote an adapter for: the two premises of a session's bounds, asked before the
+                # owner signs (a leaked key needs no SDK, so the session's own checks come too late; attack 393)
+                refuse_broken_premises(
+                    net.chain,
+                    self.kind,
+                    self.account,
+                    net.module,
+                    net.entry_point,
+                    signing=bool(session.typed_data_permissions or session.sign_in),
+                )
         # the framing of the owner's signature for the account, tried on no signature: an adapter that cannot
         # frame it (no owner validator given for an account whose owner signs through one) says so before the
         # owner's key or wallet signs, not after

@@ -1,0 +1,317 @@
+"""Asking an ERC-7579 account keyscope has no adapter of its own for, before its owner grants a session, whether it
+keeps the two premises a session's bounds rest on (docs/accounts.md; threat model, attacks 160, 161, 352, 353, 393):
+
+* it hands the EntryPoint the module's validation data as it is (or narrows its window): the module reads no
+  clock, so a session's window and the period an operation is counted in bind only through that word;
+* it hands the module its own caller as ERC-1271's ``sender``: the module tells the account's own modules (which
+  take the account's ERC-1271 answer as the owner's approval) from other verifiers by ``sender`` only.
+
+A session's first operation and signature are asked of the account by the dapp's SDK (attacks 352, 353), but a
+leaked key needs no SDK: the owner's grant is the last moment keyscope can refuse such an account. The session has
+no signature yet, so the account is asked about a stand-in: an ``eth_call`` in which the module's address runs
+:data:`PROBE_VALIDATOR_CODE` (a state override, for that one call), whose answers are known, through a forwarder at
+another address (:data:`FORWARDER_CODE`), so that the account's caller is neither the call's origin nor the
+account itself."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ..chain import Chain
+from ..errors import AccountPremiseWarning, AccountSetupError, CallRevertedError
+from ..execution import Call, encode_execute
+from ..hexutil import to_address
+from ..rpc import JsonRpcError
+from ..selectors import IS_VALID_SIGNATURE
+from ..userop import UserOperation
+from .base import AccountKind
+from .detect import account_id
+from .verify import validator_installed
+
+__all__ = [
+    "FORWARDER_CODE",
+    "PROBE_VALIDATOR_CODE",
+    "PROBE_VALID_AFTER",
+    "PROBE_VALID_UNTIL",
+    "refuse_broken_premises",
+]
+
+PROBE_VALID_AFTER = 0x5EC0_0001
+"""The validAfter the probe validator answers every ``validateUserOp`` with."""
+PROBE_VALID_UNTIL = 0x5EC0_0002
+"""The validUntil the probe validator answers every ``validateUserOp`` with (the narrowest window there is)."""
+PROBE_VALIDATION = (PROBE_VALID_UNTIL << 160) | (PROBE_VALID_AFTER << 208)
+"""The probe validator's validation data: success, in the window above."""
+PROBE_CONTROL_HASH = keccak(b"keyscope.account-premises.control")
+"""A hash the probe validator takes from any ``sender``: the control that the account routes the question to it."""
+PROBE_FORWARDER = "0x00000000000000000000000000000000005ec0f0"
+"""Where the forwarder runs in the sender probe's ``eth_call``: an address without code anywhere (the call's
+override gives it code for that call only)."""
+PROBE_ORIGIN = "0x00000000000000000000000000000000005ec0f1"
+"""The sender probe's ``eth_call`` origin (``from``): neither the forwarder nor the account."""
+
+_IS_VALID_SIGNATURE_WITH_SENDER = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+_VALIDATE_USER_OP_V07 = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
+)[:4]
+_ERC1271_MAGIC = IS_VALID_SIGNATURE[:4]
+_NO_WORD = bytes.fromhex("ffffffff")
+
+
+def _assemble(program: list[str | bytes]) -> bytes:
+    """EVM code from ``program``: bytes as they are, ``"@name"`` a JUMPDEST labelled ``name``, ``">name"`` a PUSH1
+    of that label's offset."""
+    labels: dict[str, int] = {}
+    offset = 0
+    for part in program:
+        if isinstance(part, bytes):
+            offset += len(part)
+        elif part.startswith("@"):
+            labels[part[1:]] = offset
+            offset += 1
+        else:
+            offset += 2
+    code = bytearray()
+    for part in program:
+        if isinstance(part, bytes):
+            code += part
+        elif part.startswith("@"):
+            code.append(0x5B)  # JUMPDEST
+        else:
+            code += bytes([0x60, labels[part[1:]]])  # PUSH1 label
+    return bytes(code)
+
+
+def _return_word(word: bytes) -> bytes:
+    """Code returning the 32-byte ``word``."""
+    return b"\x7f" + word + bytes.fromhex("60005260206000f3")  # PUSH32 word, MSTORE at 0, RETURN 32 bytes
+
+
+PROBE_VALIDATOR_CODE = _assemble(
+    [
+        bytes.fromhex("60003560e01c63") + _IS_VALID_SIGNATURE_WITH_SENDER + b"\x14",  # selector == 1271's?
+        ">erc1271",
+        b"\x57",  # JUMPI
+        _return_word(PROBE_VALIDATION.to_bytes(32, "big")),  # anything else: the validation data
+        "@erc1271",
+        # hash (word 1) == the control, or == sender (word 0): the magic value, else 0xffffffff
+        bytes.fromhex("602435807f") + PROBE_CONTROL_HASH + bytes.fromhex("14906004351417"),
+        ">yes",
+        b"\x57",
+        _return_word(_NO_WORD + bytes(28)),
+        "@yes",
+        _return_word(_ERC1271_MAGIC + bytes(28)),
+    ]
+)
+"""Runtime code of the probe validator: ``isValidSignatureWithSender(sender, hash, signature)`` answers ERC-1271's
+magic value when ``hash`` is :data:`PROBE_CONTROL_HASH` or the ``sender`` itself (as a word), ``0xffffffff``
+otherwise; any other call returns :data:`PROBE_VALIDATION`."""
+
+FORWARDER_CODE = _assemble(
+    [
+        # calldata: target (20 bytes) ‖ data; call target with data, answer with its answer
+        bytes.fromhex("60143603806014600037600060008260006000"),  # n, calldatacopy(0, 20, n), CALL's args
+        bytes.fromhex("60003560601c5af13d600060003e"),  # target, gas, CALL; returndatacopy(0, 0, size)
+        ">done",
+        b"\x57",
+        bytes.fromhex("3d6000fd"),  # revert with the answer
+        "@done",
+        bytes.fromhex("3d6000f3"),  # return the answer
+    ]
+)
+"""Runtime code of the forwarder: called with ``target (20 bytes) ‖ data``, it calls ``target`` with ``data``."""
+
+
+@runtime_checkable
+class CodeOverrides(Protocol):
+    """A chain that runs an ``eth_call`` with other code at some addresses (:meth:`RpcChain.call_with_code`)."""
+
+    def call_with_code(
+        self, to: str, data: bytes, codes: Mapping[str, bytes], *, sender: str | None = None
+    ) -> bytes: ...
+
+
+def refuse_broken_premises(
+    chain: Chain, kind: AccountKind, account: str, module: str, entry_point: str, *, signing: bool
+) -> None:
+    """Before the owner signs a grant on the deployed ``account``, driven by ``kind`` (the generic ERC-7579
+    adapter or a subclass made for no vendor's account: not the reference account's, which keeps both), ask the account whether it keeps the premises above, the module's code
+    replaced for the call by the probe validator's: raise :class:`~keyscope.errors.AccountSetupError` for an account
+    that answers the probe's ``validateUserOp`` success with a window wider than the probe's, and, when the session
+    has ``signing`` permissions, one that hands the module another ``sender`` than its caller (the zero address,
+    the origin of the call, itself). What cannot be asked (a node without state overrides, the module not installed
+    yet, an account that takes neither probe's answer) gives an :class:`~keyscope.errors.AccountPremiseWarning`
+    saying so."""
+    address = to_address(account)
+    module = to_address(module)
+    if not isinstance(chain, CodeOverrides):
+        _cannot_ask(kind, address, "the chain's client runs no eth_call with a state override")
+        return
+    if validator_installed(chain, address, module) is not True:
+        _cannot_ask(kind, address, f"the session module {module} is not installed on it yet")
+        return
+    codes = {module: PROBE_VALIDATOR_CODE, PROBE_FORWARDER: FORWARDER_CODE}
+    try:
+        applied = chain.call_with_code(module, b"\x00\x00\x00\x00", codes)
+    except (CallRevertedError, JsonRpcError) as error:
+        _cannot_ask(kind, address, f"the node refused an eth_call with a state override ({error})")
+        return
+    if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
+        _cannot_ask(kind, address, "the node does not apply an eth_call's state override")
+        return
+    _ask_window(chain, chain, kind, address, module, entry_point, codes)
+    if signing:
+        _ask_sender(chain, chain, kind, address, module, codes)
+
+
+def _ask_window(
+    chain: Chain,
+    probe: CodeOverrides,
+    kind: AccountKind,
+    account: str,
+    module: str,
+    entry_point: str,
+    codes: Mapping[str, bytes],
+) -> None:
+    """The account's answer to a ``validateUserOp`` its module validates with :data:`PROBE_VALIDATION`."""
+    op = UserOperation(
+        sender=account,
+        nonce=kind.nonce_key(module) << 64,
+        call_data=encode_execute(Call.of(module, 0, b"")),
+        signature=kind.validator_user_op_signature(module, bytes(65)),
+    )
+    data = _VALIDATE_USER_OP_V07 + abi_encode(
+        ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
+        [op.pack().as_tuple(), keccak(b"keyscope.account-premises.userOpHash"), 0],
+    )
+    try:
+        answer = probe.call_with_code(account, data, codes, sender=to_address(entry_point))
+    except (CallRevertedError, JsonRpcError) as error:
+        _cannot_ask(
+            kind,
+            account,
+            f"its validateUserOp, the module selected as the adapter selects it, failed ({error})",
+        )
+        return
+    if len(answer) < 32:
+        _cannot_ask(kind, account, f"its validateUserOp answered 0x{answer.hex()}, no word")
+        return
+    (validation,) = abi_decode(["uint256"], answer[:32])
+    if validation & ((1 << 160) - 1) != 0:
+        _cannot_ask(
+            kind,
+            account,
+            f"its validateUserOp, the module selected as the adapter selects it, did not take the module's success "
+            f"(it answered 0x{validation:064x})",
+        )
+        return
+    after = (validation >> 208) & ((1 << 48) - 1)
+    until = (validation >> 160) & ((1 << 48) - 1)
+    if after >= PROBE_VALID_AFTER and until != 0 and until <= PROBE_VALID_UNTIL:
+        return
+    found = account_id(chain, account)
+    raise AccountSetupError(
+        f"the account {account} (accountId() {found!r}, driven by the {kind.name!r} adapter) does not hand the "
+        f"EntryPoint the session module's validation data as it is: asked (eth_call, the module's code replaced by "
+        f"a validator answering validAfter {PROBE_VALID_AFTER} and validUntil {PROBE_VALID_UNTIL}), it answered "
+        f"validAfter {after} and validUntil {until}{' (no end)' if until == 0 else ''}. The module reads no clock, so "
+        "on this account a session's key, leaked or not, would run its operations outside the session's window and "
+        "in limit periods other than the one they were counted in (docs/accounts.md: an account must return the "
+        "module's validation data as it is). Nothing was signed: do not grant sessions on this account",
+        account=account,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
+
+
+def _ask_sender(
+    chain: Chain,
+    probe: CodeOverrides,
+    kind: AccountKind,
+    account: str,
+    module: str,
+    codes: Mapping[str, bytes],
+) -> None:
+    """Whether the account hands the module its caller (the forwarder) as ``sender``: a question the probe
+    validator answers yes for that sender only, after a control question it answers yes for any sender."""
+    signature = kind.validator_erc1271_signature(module, bytes(65))
+
+    def ask(digest: bytes) -> bytes | None:
+        question = IS_VALID_SIGNATURE + abi_encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            answer = probe.call_with_code(
+                PROBE_FORWARDER, bytes.fromhex(account[2:]) + question, codes, sender=PROBE_ORIGIN
+            )
+        except (CallRevertedError, JsonRpcError) as error:
+            _cannot_ask(
+                kind,
+                account,
+                f"its isValidSignature, the module named as the adapter names it, failed ({error})",
+            )
+            return None
+        return answer[:4]
+
+    control = ask(PROBE_CONTROL_HASH)
+    if control is None:
+        return
+    if control != _ERC1271_MAGIC:
+        _cannot_ask(
+            kind,
+            account,
+            f"its isValidSignature, the module named as the adapter names it, answered 0x{control.hex()} where the "
+            "module said yes",
+        )
+        return
+    answer = ask(bytes(12) + bytes.fromhex(PROBE_FORWARDER[2:]))
+    if answer is None or answer == _ERC1271_MAGIC:
+        return
+    found = account_id(chain, account)
+    raise AccountSetupError(
+        f"the account {account} (accountId() {found!r}, driven by the {kind.name!r} adapter) does not hand the "
+        "session module its caller as ERC-1271's sender: asked by a contract (eth_call from another origin, the "
+        "module's code replaced by a validator that says yes only to a sender that is the caller), it answered "
+        f"0x{answer.hex()}. The module refuses a session's signature to the account's own modules (its owner's "
+        "validator among them, which take the account's ERC-1271 answer as the owner's approval of their "
+        "configuration) by sender only, so on this account a session's key, leaked or not, could sign as the owner "
+        "for them (docs/accounts.md: an account must pass its caller as sender). Nothing was signed: do not grant "
+        "signing permissions on this account",
+        account=account,
+        account_id=found,
+        kind=kind.name,
+        validator=kind.owner_validator,
+    )
+
+
+_PACKAGE = str(Path(__file__).resolve().parent.parent)
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` pointing a warning at the first frame outside keyscope: the owner's code that granted."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _cannot_ask(kind: AccountKind, account: str, why: str) -> None:
+    """Warn that the premises could not be asked of ``account``, and why."""
+    warnings.warn(
+        f"granting on {account}, an ERC-7579 account driven by the {kind.name!r} adapter (made for no vendor's "
+        "account, so nothing is known of how it treats the session module): could not ask the "
+        f"account whether it hands the EntryPoint the session module's validation data as it is and the module its "
+        f"caller as ERC-1271's sender ({why}); a session's bounds rest on both (docs/accounts.md): check them "
+        "before relying on the session",
+        AccountPremiseWarning,
+        stacklevel=_caller_level(),
+    )
