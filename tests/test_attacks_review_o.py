@@ -12,23 +12,35 @@ forwarder, so that the account's caller is neither the call's origin nor the acc
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 
+from conftest import KIND
 from keyscope import Policy as SdkPolicy
 from keyscope import SessionKey
 from keyscope.accounts import ERC7579AccountKind
+from keyscope.checker import PolicyChecker
 from keyscope.errors import AccountPremiseWarning, AccountSetupError
+from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
+from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
-from keyscope.policy import arg
+from keyscope.policy import Policy, arg
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER
+from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     entry_point_nonce,
     stack_fixture,
 )
 from support.victims import deploy as deploy_victim
 from test_attacks_review_j import foreign_account
+
+ETHER = 10**18
+EXECUTE = keccak(b"execute(bytes32,bytes)")[:4]
+MINT = keccak(b"mint(address,uint256)")[:4]
 
 
 def _mint(stack: LocalStack) -> SdkPolicy:
@@ -120,3 +132,109 @@ def test_a_grant_the_account_cannot_be_asked_about_says_so(stack: LocalStack) ->
         grant = owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
     assert grant.owner_signature
     assert said[0].filename == __file__
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """The session-scoped fixtures this module uses, made before its own module-scoped contracts: ape snapshots
+    the chain per fixture scope and must not rebase them."""
+
+
+@pytest.fixture(scope="module")
+def token(project: Any, deployer: Any) -> Any:
+    """A token anyone may mint: what the sessions here are granted to mint, at most 5 at a time."""
+    return project.TestToken.deploy(sender=deployer)
+
+
+class Decoding:
+    """A ``name`` account (a test account taking its EntryPoint, its owner's validator and the owner's address) of
+    ``owner`` on ape's chain, holding 5 ether, with the session module installed by the owner's operation."""
+
+    def __init__(self, sessions: Any, project: Any, deployer: Any, owner: LocalSigner, name: str) -> None:
+        self.sessions = sessions
+        self.owner = owner
+        self.owner_validator = project.OwnerECDSAValidator.deploy(sender=deployer)
+        self.address: str = (
+            getattr(project, name)
+            .deploy(
+                sessions.h.entry_point.address,
+                self.owner_validator.address,
+                to_bytes(owner.address, length=20),
+                sender=deployer,
+            )
+            .address
+        )
+        sessions.h.fund(self.address, 5 * ETHER)
+        self.owner_call_data(
+            encode_execute(KIND.install_validator_call(self.address, sessions.module.address))
+        )
+        assert sessions.module.isInitialized(self.address)
+
+    def owner_call_data(self, call_data: bytes) -> None:
+        """Run ``call_data`` as the owner's operation (it must succeed)."""
+        h = self.sessions.h
+        op = h.op(self.address, call_data, key=KIND.nonce_key(self.owner_validator.address))
+        receipt = h.submit(h.sign_owner(op, self.owner))
+        assert receipt.success, receipt.reason
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _padded(data: bytes) -> bytes:
+    return _word(len(data)) + data + bytes(-len(data) % 32)
+
+
+def _two_readings(token: Any, to: str) -> bytes:
+    """``execute(single, ...)`` whose ABI offset word points past a first executionCalldata (a mint of 1,000 to
+    ``to``, where a reader at the fixed place finds it) at a second (a mint of 1, where Solidity's decoder finds
+    it)."""
+    forbidden = (
+        to_bytes(token.address, length=20) + _word(0) + MINT + abi_encode(["address", "uint256"], [to, 1000])
+    )
+    allowed = (
+        to_bytes(token.address, length=20) + _word(0) + MINT + abi_encode(["address", "uint256"], [to, 1])
+    )
+    first = _padded(forbidden)
+    return EXECUTE + bytes(32) + _word(0x40 + len(first)) + first + _padded(allowed)
+
+
+def test_an_offset_word_an_account_reading_a_fixed_place_ignores_is_refused(
+    sessions: Any, project: Any, deployer: Any, token: Any, session_key: LocalSigner, attacker: str
+) -> None:
+    """Attack 396. An account reading executionCalldata at the place a canonical encoding puts it (its length at
+    byte 0x44 of its calldata), ignoring the ABI offset word, and one reading it with Solidity's decoder (OpenZeppelin's
+    ``AccountERC7579`` as it comes), read an offset word past a first executionCalldata differently: the owner's
+    operations of the same bytes mint 1,000 on the first and 1 on the second. The session's operation of those bytes,
+    granted ``amount <= 5``, is refused on its offset word (the module takes 0x40 only), in USE and USE_WITH_KEY, and
+    by the SDK's decoder and checker; the canonical single call runs as judged."""
+    owner = LocalSigner.generate()
+    fixed = Decoding(sessions, project, deployer, owner, "FixedOffsetERC7579Account")
+    plain = Decoding(sessions, project, deployer, owner, "PlainERC7579Account")
+    fixed.owner_call_data(_two_readings(token, fixed.address))
+    plain.owner_call_data(_two_readings(token, plain.address))
+    assert int(token.balanceOf(fixed.address)) == 1000 and int(token.balanceOf(plain.address)) == 1
+
+    session = Session(
+        session_key=session_key.address,
+        permissions=(
+            Policy.call(token.address, "mint(address to, uint256 amount)", rules=[arg("amount") <= 5]),
+        ),
+    )
+    module = sessions.module
+    fixed.owner_call_data(
+        encode_execute(Call.of(module.address, 0, module.enableSession.encode_input(session.as_abi())))
+    )
+    call_data = _two_readings(token, attacker)
+    for mode in ("use", "use_with_key"):
+        result = sessions.outcome(sessions.op(fixed.address, session_key, call_data=call_data, mode=mode))
+        assert "AA23" in result and "MalformedExecution" in result, (mode, result)
+    with pytest.raises(ExecuteDecodeError):
+        decode_execute(call_data)
+    with pytest.raises(ExecuteDecodeError):
+        PolicyChecker(session, fixed.address, module.address).check(call_data, now=0)
+    assert int(token.balanceOf(attacker)) == 0
+    allowed = Call.of(token.address, 0, MINT + abi_encode(["address", "uint256"], [attacker, 5]))
+    assert sessions.outcome(sessions.op(fixed.address, session_key, allowed)) == "ok"
+    assert int(token.balanceOf(attacker)) == 5
