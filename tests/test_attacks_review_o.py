@@ -21,6 +21,8 @@ from conftest import KIND
 from keyscope import Policy as SdkPolicy
 from keyscope import SessionKey
 from keyscope.accounts import ERC7579AccountKind
+from keyscope.accounts.premises import refuse_broken_premises
+from keyscope.chain import Web3Chain
 from keyscope.checker import PolicyChecker
 from keyscope.errors import AccountPremiseWarning, AccountSetupError
 from keyscope.execution import Call, ExecuteDecodeError, decode_execute, encode_execute
@@ -132,6 +134,25 @@ def test_a_grant_the_account_cannot_be_asked_about_says_so(stack: LocalStack) ->
         grant = owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
     assert grant.owner_signature
     assert said[0].filename == __file__
+
+
+def test_a_node_without_state_overrides_leaves_the_premises_unasked_with_a_word(
+    sessions: Any, project: Any, deployer: Any, chain: Any
+) -> None:
+    """Attack 395 on a client without state overrides: eth-tester's (ape's local chain) takes no third argument to
+    ``eth_call`` and raises a ``TypeError``; the owner's grant must neither break on it nor pass in silence."""
+    account = Decoding(sessions, project, deployer, LocalSigner.generate(), "WindowDroppingERC7579Account")
+    kind = ERC7579AccountKind(owner_validator=account.owner_validator.address)
+    with pytest.warns(AccountPremiseWarning, match="state override") as said:
+        refuse_broken_premises(
+            Web3Chain(chain.provider.web3),
+            kind,
+            account.address,
+            sessions.module.address,
+            sessions.h.entry_point.address,
+            signing=True,
+        )
+    assert len(said) == 1 and said[0].filename == __file__
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -26,7 +26,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ..chain import Chain
-from ..errors import AccountPremiseWarning, AccountSetupError, CallRevertedError
+from ..errors import AccountPremiseWarning, AccountSetupError, CallRevertedError, TransportError
 from ..execution import Call, encode_execute
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
@@ -161,8 +161,15 @@ def refuse_broken_premises(
     codes = {module: PROBE_VALIDATOR_CODE, PROBE_FORWARDER: FORWARDER_CODE}
     try:
         applied = chain.call_with_code(module, b"\x00\x00\x00\x00", codes)
-    except (CallRevertedError, JsonRpcError) as error:
-        _cannot_ask(kind, address, f"the node refused an eth_call with a state override ({error})")
+    except TransportError:
+        raise
+    # a node refusing overrides, or a client without them (eth-tester raises a TypeError)
+    except Exception as error:
+        _cannot_ask(
+            kind,
+            address,
+            f"the node refused an eth_call with a state override ({type(error).__name__}: {error})",
+        )
         return
     if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
         _cannot_ask(kind, address, "the node does not apply an eth_call's state override")
