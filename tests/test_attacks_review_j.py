@@ -41,7 +41,7 @@ from keyscope.accounts import ERC7579AccountKind
 from keyscope.accounts.base import INSTALL_MODULE
 from keyscope.devnode import send_transaction
 from keyscope.erc1271 import co_sign_digest
-from keyscope.errors import AccountPremiseWarning, AccountSetupError
+from keyscope.errors import AccountSetupError
 from keyscope.execution import Call, encode_execute
 from keyscope.hashing import user_op_hash_v07
 from keyscope.hexutil import keccak, to_bytes
@@ -59,6 +59,7 @@ from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
     deploy_owner_validator,
     entry_point_nonce,
+    grant_signed_without_the_sdk,
     nft_balance,
     stack_fixture,
 )
@@ -330,14 +331,13 @@ def test_the_sdk_refuses_a_session_s_first_operation_on_an_account_that_drops_th
     assert type(owner.kind) is ERC7579AccountKind
     key = SessionKey.generate()
     recipient = LocalSigner.generate().address
-    # granted before the module is installed, when the owner's SDK cannot ask the account about the window (it
-    # says so); once it is installed, the owner's grant is refused (attack 393)
-    with pytest.warns(AccountPremiseWarning):
-        grant = owner.grant(
-            key,
-            [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
-            valid_for=3600,
-        )
+    # signed by the owner's wallet without keyscope's SDK, whose grant refuses such an account (attack 393)
+    session = owner.session_for(
+        key,
+        [SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])],
+        valid_for=3600,
+    )
+    grant = grant_signed_without_the_sdk(owner, session)
     installed = owner.install_sessions()  # the owner's validator answers 0: the account hands on the same
     assert installed is not None
     installed.wait()
@@ -382,11 +382,9 @@ def test_the_sdk_signs_nothing_for_an_account_that_does_not_hand_the_module_its_
     )
     recipient = LocalSigner.generate().address
     mint = SdkPolicy.call(stack.nft, "safeMint(address to)", rules=[arg("to") == recipient])
-    # granted before the module is installed, when the owner's SDK cannot ask the account about its sender (it
-    # says so); once it is installed, the owner's grant is refused (attack 394). The session's first operation
-    # enables it.
-    with pytest.warns(AccountPremiseWarning):
-        grant = owner.grant(key, [mint], typed_data=[permit2])
+    # signed by the owner's wallet without keyscope's SDK, whose grant refuses such an account (attack 394); the
+    # session's first operation enables it
+    grant = grant_signed_without_the_sdk(owner, owner.session_for(key, [mint], typed_data=[permit2]))
     installed = owner.install_sessions()
     assert installed is not None
     installed.wait()

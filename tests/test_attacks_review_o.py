@@ -19,7 +19,7 @@ from eth_abi import encode as abi_encode
 
 from conftest import KIND
 from keyscope import Policy as SdkPolicy
-from keyscope import SessionKey
+from keyscope import SessionKey, connect
 from keyscope.accounts import ERC7579AccountKind
 from keyscope.accounts.premises import refuse_broken_premises
 from keyscope.chain import Web3Chain
@@ -34,6 +34,9 @@ from keyscope.signing import LocalSigner
 from support.permit_types import LIMIT, PERMIT_SINGLE_TYPES, ROUTER
 from support.session_fixtures import attacker_fixture  # noqa: F401 (fixture)
 from support.variant_accounts import (  # noqa: F401 (stack_fixture: the stack fixture)
+    VALIDATOR_PREFIX_STRIPPED,
+    deploy_owner_validator,
+    deploy_variant,
     entry_point_nonce,
     stack_fixture,
 )
@@ -125,15 +128,72 @@ def test_an_account_keeping_both_premises_is_granted_without_a_word(stack: Local
 
 
 @pytest.mark.e2e
-def test_a_grant_the_account_cannot_be_asked_about_says_so(stack: LocalStack) -> None:
-    """Attack 395. Before the module is installed, the account cannot route the probe to it: the grant is signed
-    (the session's first operation is still asked, attack 352) with an ``AccountPremiseWarning`` saying what was not
-    checked, pointing at the owner's line."""
+def test_the_grant_is_refused_before_the_module_is_installed_too(stack: LocalStack) -> None:
+    """Attack 395. Before the module is installed the account cannot route a question to it; the owner's validator,
+    which the generic adapter needs installed, is asked in its place (its code replaced by the probe's for the
+    call): a grant made before installing the module on an account that drops the window is refused as after.
+    Fails with the module's address alone asked: the grant is signed, with a warning."""
     _, _, _, owner = foreign_account(stack, "WindowDroppingERC7579Account")
-    with pytest.warns(AccountPremiseWarning, match="is not installed on it yet") as said:
+    assert owner.supports_sessions() is False
+    with pytest.raises(AccountSetupError) as refused:
+        owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
+    said = str(refused.value)
+    assert "validUntil 0 (no end)" in said and owner.kind.owner_validator in said, said
+
+
+@pytest.mark.e2e
+def test_a_grant_the_account_cannot_be_asked_about_says_so(stack: LocalStack) -> None:
+    """Attack 395. An account that selects its validator otherwise than the adapter (here from the signature's
+    first 20 bytes, driven by the generic adapter) takes neither probe's answer: the grant is signed with an
+    ``AccountPremiseWarning`` saying what was not checked and why, pointing at the owner's line (the session's first
+    operation is still asked, attack 352)."""
+    owner_validator = deploy_owner_validator(stack)
+    signer = LocalSigner.generate()
+    account = deploy_variant(stack, owner_validator, VALIDATOR_PREFIX_STRIPPED, signer)
+    net = connect(stack.rpc_url, stack.bundler_url, module=stack.module, owner_validator=owner_validator)
+    owner = net.owner(signer, account)
+    assert type(owner.kind) is ERC7579AccountKind
+    with pytest.warns(AccountPremiseWarning, match="did not take the validator's success") as said:
         grant = owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
     assert grant.owner_signature
     assert said[0].filename == __file__
+
+
+def test_an_account_masking_its_validators_refusals_runs_anyone_s_operation_through_the_module(
+    sessions: Any, project: Any, deployer: Any, token: Any, attacker: str
+) -> None:
+    """The premise, shown: an account that clears its validator's aggregator field (it supports no aggregator)
+    clears SIG_VALIDATION_FAILED with it. With the session module installed, an operation naming it and signed by
+    no session key at all (the module refuses it with that answer) mints to the attacker; OpenZeppelin's account as
+    it comes, the control, answers AA24."""
+    for name in ("FailureMaskingERC7579Account", "PlainERC7579Account"):
+        account = Decoding(sessions, project, deployer, LocalSigner.generate(), name)
+        h = sessions.h
+        data = MINT + abi_encode(["address", "uint256"], [attacker, 1000])
+        op = h.op(
+            account.address,
+            encode_execute(Call.of(token.address, 0, data)),
+            key=KIND.nonce_key(sessions.module.address),
+        )
+        outcome = sessions.outcome(op.replace(signature=LocalSigner.generate().sign_hash(h.hash(op))))
+        if name == "PlainERC7579Account":
+            assert "AA24" in outcome, outcome
+        else:
+            assert outcome == "ok", outcome
+    assert int(token.balanceOf(attacker)) == 1000
+
+
+@pytest.mark.e2e
+def test_owner_grant_refuses_an_account_masking_its_validators_refusals(stack: LocalStack) -> None:
+    """Attack 397. The docs' premise (an account returns the module's validation data as it is) covers its refusal
+    too: the owner's grant on ``FailureMaskingERC7579Account`` is refused before signing, the probe validator's
+    SIG_VALIDATION_FAILED having come back as no refusal. Fails without the question: the grant is signed (the
+    success probe alone passes, the account keeping the window)."""
+    _, _, _, owner = foreign_account(stack, "FailureMaskingERC7579Account")
+    with pytest.raises(AccountSetupError) as refused:
+        owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
+    said = str(refused.value)
+    assert "which is no refusal" in said and "anyone could run any call" in said, said
 
 
 def test_a_node_without_state_overrides_leaves_the_premises_unasked_with_a_word(

@@ -11,8 +11,11 @@ from eth_abi import encode as abi_encode
 
 from keyscope.accounts import ERC7579AccountKind
 from keyscope.chain import RpcChain
+from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_bytes
 from keyscope.local import LocalStack
+from keyscope.owner import GrantRequest, Owner
+from keyscope.session import Session
 from keyscope.signing import LocalSigner
 
 from .accounts import build_bytecode, deploy_code, owner_validator_bytecode
@@ -25,6 +28,7 @@ __all__ = [
     "deploy_owner_validator",
     "deploy_variant",
     "entry_point_nonce",
+    "grant_signed_without_the_sdk",
     "nft_balance",
     "stack_fixture",
 ]
@@ -89,3 +93,26 @@ def nft_balance(stack: LocalStack, holder: str) -> int:
     data = keccak(b"balanceOf(address)")[:4] + abi_encode(["address"], [holder])
     answer = stack.node.request("eth_call", [{"to": stack.nft, "data": "0x" + data.hex()}, "latest"])
     return int.from_bytes(to_bytes(answer), "big")
+
+
+def grant_signed_without_the_sdk(owner: Owner, session: Session) -> SessionGrant:
+    """``owner``'s off-chain grant of ``session`` as a wallet signs it without keyscope's SDK: the module's digest for
+    the account, framed for its ERC-1271 as the adapter frames it, none of the SDK's grant-time checks run (for the
+    tests of what the session's own checks, or the chain, do with such a grant)."""
+    net = owner.network
+    epoch = owner.epoch()
+    request = GrantRequest(
+        session=session,
+        account=owner.account,
+        module=net.module,
+        chain_id=net.chain_id,
+        entry_point=net.entry_point,
+        epoch=epoch,
+        session_id=session.session_id(owner.account, epoch),
+        how="offchain",
+        account_kind=owner.kind.name,
+        owner=owner.signer.address,
+    )
+    kind = owner.kind
+    digest = kind.erc1271_digest(owner.account, net.chain_id, request.digest)
+    return request.complete(kind.wrap_erc1271_signature(owner.signer.sign_hash(digest)), check=False)

@@ -50,6 +50,10 @@ PROBE_VALID_UNTIL = 0x5EC0_0002
 """The validUntil the probe validator answers every ``validateUserOp`` with (the narrowest window there is)."""
 PROBE_VALIDATION = (PROBE_VALID_UNTIL << 160) | (PROBE_VALID_AFTER << 208)
 """The probe validator's validation data: success, in the window above."""
+PROBE_FAILURE_SEQUENCE = 0x5EC0FA11
+"""The nonce sequence (its low 64 bits) of an operation the probe validator refuses (SIG_VALIDATION_FAILED): the
+account must not take the refusal for a yes. (Not the userOpHash: an account may hand its validators a hash of its
+own, attack 351.)"""
 PROBE_CONTROL_HASH = keccak(b"keyscope.account-premises.control")
 """A hash the probe validator takes from any ``sender``: the control that the account routes the question to it."""
 PROBE_FORWARDER = "0x00000000000000000000000000000000005ec0f0"
@@ -59,11 +63,15 @@ PROBE_ORIGIN = "0x00000000000000000000000000000000005ec0f1"
 """The sender probe's ``eth_call`` origin (``from``): neither the forwarder nor the account."""
 
 _IS_VALID_SIGNATURE_WITH_SENDER = keccak(b"isValidSignatureWithSender(address,bytes32,bytes)")[:4]
+_VALIDATE_USER_OP = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32)"
+)[:4]
 _VALIDATE_USER_OP_V07 = keccak(
     b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
 )[:4]
 _ERC1271_MAGIC = IS_VALID_SIGNATURE[:4]
 _NO_WORD = bytes.fromhex("ffffffff")
+SIG_VALIDATION_FAILED = 1
 
 
 def _assemble(program: list[str | bytes]) -> bytes:
@@ -97,10 +105,24 @@ def _return_word(word: bytes) -> bytes:
 
 PROBE_VALIDATOR_CODE = _assemble(
     [
-        bytes.fromhex("60003560e01c63") + _IS_VALID_SIGNATURE_WITH_SENDER + b"\x14",  # selector == 1271's?
+        bytes.fromhex("60003560e01c8063") + _IS_VALID_SIGNATURE_WITH_SENDER + b"\x14",  # selector == 1271's?
         ">erc1271",
         b"\x57",  # JUMPI
+        # the validator's validateUserOp(userOp, hash) of an operation whose nonce (the struct's word 1) has the
+        # failure sequence in its low 64 bits: SIG_VALIDATION_FAILED
+        b"\x63"
+        + _VALIDATE_USER_OP
+        + bytes.fromhex("1460043560240135")
+        + b"\x67"
+        + bytes.fromhex("ffffffffffffffff")
+        + b"\x16\x63"
+        + PROBE_FAILURE_SEQUENCE.to_bytes(4, "big")
+        + bytes.fromhex("1416"),
+        ">failure",
+        b"\x57",
         _return_word(PROBE_VALIDATION.to_bytes(32, "big")),  # anything else: the validation data
+        "@failure",
+        _return_word((1).to_bytes(32, "big")),
         "@erc1271",
         # hash (word 1) == the control, or == sender (word 0): the magic value, else 0xffffffff
         bytes.fromhex("602435807f") + PROBE_CONTROL_HASH + bytes.fromhex("14906004351417"),
@@ -113,7 +135,8 @@ PROBE_VALIDATOR_CODE = _assemble(
 )
 """Runtime code of the probe validator: ``isValidSignatureWithSender(sender, hash, signature)`` answers ERC-1271's
 magic value when ``hash`` is :data:`PROBE_CONTROL_HASH` or the ``sender`` itself (as a word), ``0xffffffff``
-otherwise; any other call returns :data:`PROBE_VALIDATION`."""
+otherwise; ``validateUserOp`` of an operation whose nonce sequence is :data:`PROBE_FAILURE_SEQUENCE` returns
+SIG_VALIDATION_FAILED (1); any other call returns :data:`PROBE_VALIDATION`."""
 
 FORWARDER_CODE = _assemble(
     [
@@ -143,24 +166,33 @@ def refuse_broken_premises(
     chain: Chain, kind: AccountKind, account: str, module: str, entry_point: str, *, signing: bool
 ) -> None:
     """Before the owner signs a grant on the deployed ``account``, driven by ``kind`` (the generic ERC-7579
-    adapter or a subclass made for no vendor's account: not the reference account's, which keeps both), ask the account whether it keeps the premises above, the module's code
-    replaced for the call by the probe validator's: raise :class:`~keyscope.errors.AccountSetupError` for an account
-    that answers the probe's ``validateUserOp`` success with a window wider than the probe's, and, when the session
-    has ``signing`` permissions, one that hands the module another ``sender`` than its caller (the zero address,
-    the origin of the call, itself). What cannot be asked (a node without state overrides, the module not installed
-    yet, an account that takes neither probe's answer) gives an :class:`~keyscope.errors.AccountPremiseWarning`
-    saying so."""
+    adapter or a subclass made for no vendor's account: not the reference account's, which keeps both), ask the
+    account whether it keeps the premises above, the code of one of its validators (the session module, or the
+    owner's validator while the module is not installed) replaced for the call by the probe validator's. Raise
+    :class:`~keyscope.errors.AccountSetupError` for an account that answers the probe's ``validateUserOp`` success
+    with a window wider than the probe's, or its refusal with anything but a refusal, and, when the session has
+    ``signing`` permissions, one that hands its validator another ``sender`` than its caller (the zero address, the
+    origin of the call, itself). What cannot be asked (a node without state overrides, no installed validator to
+    ask through, an account that takes neither probe's answer) gives an
+    :class:`~keyscope.errors.AccountPremiseWarning` saying so."""
     address = to_address(account)
-    module = to_address(module)
+    validator = to_address(module)
     if not isinstance(chain, CodeOverrides):
         _cannot_ask(kind, address, "the chain's client runs no eth_call with a state override")
         return
-    if validator_installed(chain, address, module) is not True:
-        _cannot_ask(kind, address, f"the session module {module} is not installed on it yet")
-        return
-    codes = {module: PROBE_VALIDATOR_CODE, PROBE_FORWARDER: FORWARDER_CODE}
+    if validator_installed(chain, address, validator) is not True:
+        owner_validator = kind.owner_validator
+        if owner_validator is None or validator_installed(chain, address, owner_validator) is not True:
+            _cannot_ask(
+                kind,
+                address,
+                f"neither the session module {validator} nor an owner validator is installed on it",
+            )
+            return
+        validator = to_address(owner_validator)
+    codes = {validator: PROBE_VALIDATOR_CODE, PROBE_FORWARDER: FORWARDER_CODE}
     try:
-        applied = chain.call_with_code(module, b"\x00\x00\x00\x00", codes)
+        applied = chain.call_with_code(validator, b"\x00\x00\x00\x00", codes)
     except TransportError:
         raise
     # a node refusing overrides, or a client without them (eth-tester raises a TypeError)
@@ -174,26 +206,28 @@ def refuse_broken_premises(
     if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
         _cannot_ask(kind, address, "the node does not apply an eth_call's state override")
         return
-    _ask_window(chain, chain, kind, address, module, entry_point, codes)
+    if _ask_validation(chain, chain, kind, address, validator, entry_point, codes):
+        _ask_refusal(chain, chain, kind, address, validator, entry_point, codes)
     if signing:
-        _ask_sender(chain, chain, kind, address, module, codes)
+        _ask_sender(chain, chain, kind, address, validator, codes)
 
 
-def _ask_window(
-    chain: Chain,
+def _validate(
     probe: CodeOverrides,
     kind: AccountKind,
     account: str,
-    module: str,
+    validator: str,
     entry_point: str,
     codes: Mapping[str, bytes],
-) -> None:
-    """The account's answer to a ``validateUserOp`` its module validates with :data:`PROBE_VALIDATION`."""
+    sequence: int,
+) -> int | str:
+    """The account's ``validateUserOp`` answer for an operation ``validator`` validates, of nonce ``sequence`` on
+    the validator's key, asked from the EntryPoint: the validation data, or why there is none."""
     op = UserOperation(
         sender=account,
-        nonce=kind.nonce_key(module) << 64,
-        call_data=encode_execute(Call.of(module, 0, b"")),
-        signature=kind.validator_user_op_signature(module, bytes(65)),
+        nonce=(kind.nonce_key(validator) << 64) | sequence,
+        call_data=encode_execute(Call.of(validator, 0, b"")),
+        signature=kind.validator_user_op_signature(validator, bytes(65)),
     )
     data = _VALIDATE_USER_OP_V07 + abi_encode(
         ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
@@ -202,37 +236,90 @@ def _ask_window(
     try:
         answer = probe.call_with_code(account, data, codes, sender=to_address(entry_point))
     except (CallRevertedError, JsonRpcError) as error:
-        _cannot_ask(
-            kind,
-            account,
-            f"its validateUserOp, the module selected as the adapter selects it, failed ({error})",
-        )
-        return
+        return f"its validateUserOp, the validator selected as the adapter selects it, failed ({error})"
     if len(answer) < 32:
-        _cannot_ask(kind, account, f"its validateUserOp answered 0x{answer.hex()}, no word")
-        return
+        return f"its validateUserOp answered 0x{answer.hex()}, no word"
     (validation,) = abi_decode(["uint256"], answer[:32])
-    if validation & ((1 << 160) - 1) != 0:
+    return int(validation)
+
+
+def _ask_validation(
+    chain: Chain,
+    probe: CodeOverrides,
+    kind: AccountKind,
+    account: str,
+    validator: str,
+    entry_point: str,
+    codes: Mapping[str, bytes],
+) -> bool:
+    """Refuse an account that hands the EntryPoint a wider window than its validator's :data:`PROBE_VALIDATION`;
+    whether the account took the probe's success (False: it was warned of)."""
+    validation = _validate(probe, kind, account, validator, entry_point, codes, 0)
+    if isinstance(validation, str):
+        _cannot_ask(kind, account, validation)
+        return False
+    if validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
         _cannot_ask(
             kind,
             account,
-            f"its validateUserOp, the module selected as the adapter selects it, did not take the module's success "
-            f"(it answered 0x{validation:064x})",
+            f"its validateUserOp, the validator {validator} selected as the adapter selects it, did not take the "
+            f"validator's success (it answered 0x{validation:064x})",
         )
-        return
+        return False
     after = (validation >> 208) & ((1 << 48) - 1)
     until = (validation >> 160) & ((1 << 48) - 1)
-    if after >= PROBE_VALID_AFTER and until != 0 and until <= PROBE_VALID_UNTIL:
-        return
+    aggregator = validation & ((1 << 160) - 1)
+    if aggregator == 0 and after >= PROBE_VALID_AFTER and until != 0 and until <= PROBE_VALID_UNTIL:
+        return True
+    what = (
+        f"validAfter {after} and validUntil {until}{' (no end)' if until == 0 else ''}"
+        if aggregator == 0
+        else f"the aggregator 0x{aggregator:040x}, which no validator named"
+    )
+    _refuse_validation(
+        chain,
+        kind,
+        account,
+        f"asked (eth_call, the code of its validator {validator} replaced by a validator answering success with "
+        f"validAfter {PROBE_VALID_AFTER} and validUntil {PROBE_VALID_UNTIL}), it answered {what}. The module reads "
+        "no clock, so on this account a session's key, leaked or not, would run its operations outside the "
+        "session's window and in limit periods other than the one they were counted in",
+    )
+    return True
+
+
+def _ask_refusal(
+    chain: Chain,
+    probe: CodeOverrides,
+    kind: AccountKind,
+    account: str,
+    validator: str,
+    entry_point: str,
+    codes: Mapping[str, bytes],
+) -> None:
+    """Refuse an account that hands the EntryPoint anything but a refusal (or reverts) for its validator's
+    SIG_VALIDATION_FAILED."""
+    validation = _validate(probe, kind, account, validator, entry_point, codes, PROBE_FAILURE_SEQUENCE)
+    if isinstance(validation, str) or validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
+        return  # a revert or a refusal: the operation does not run
+    _refuse_validation(
+        chain,
+        kind,
+        account,
+        f"asked (eth_call, the code of its validator {validator} replaced by a validator answering "
+        f"SIG_VALIDATION_FAILED), it answered 0x{validation:064x}, which is no refusal. The session module refuses "
+        "an operation with an unknown key's signature, or one its session does not allow, by that answer, so on "
+        "this account anyone could run any call through the module",
+    )
+
+
+def _refuse_validation(chain: Chain, kind: AccountKind, account: str, what: str) -> None:
+    """Raise :class:`~keyscope.errors.AccountSetupError`: the account does not hand on its validator's answer."""
     found = account_id(chain, account)
     raise AccountSetupError(
         f"the account {account} (accountId() {found!r}, driven by the {kind.name!r} adapter) does not hand the "
-        f"EntryPoint the session module's validation data as it is: asked (eth_call, the module's code replaced by "
-        f"a validator answering validAfter {PROBE_VALID_AFTER} and validUntil {PROBE_VALID_UNTIL}), it answered "
-        f"validAfter {after} and validUntil {until}{' (no end)' if until == 0 else ''}. The module reads no clock, so "
-        "on this account a session's key, leaked or not, would run its operations outside the session's window and "
-        "in limit periods other than the one they were counted in (docs/accounts.md: an account must return the "
-        "module's validation data as it is). Nothing was signed: do not grant sessions on this account",
+        f"EntryPoint its validator's validation data as it is: {what} (docs/accounts.md: an account must return "
+        "the module's validation data as it is). Nothing was signed: do not grant sessions on this account",
         account=account,
         account_id=found,
         kind=kind.name,
@@ -262,7 +349,7 @@ def _ask_sender(
             _cannot_ask(
                 kind,
                 account,
-                f"its isValidSignature, the module named as the adapter names it, failed ({error})",
+                f"its isValidSignature, the validator named as the adapter names it, failed ({error})",
             )
             return None
         return answer[:4]
@@ -274,7 +361,7 @@ def _ask_sender(
         _cannot_ask(
             kind,
             account,
-            f"its isValidSignature, the module named as the adapter names it, answered 0x{control.hex()} where the "
+            f"its isValidSignature, the validator named as the adapter names it, answered 0x{control.hex()} where the "
             "module said yes",
         )
         return
@@ -284,8 +371,8 @@ def _ask_sender(
     found = account_id(chain, account)
     raise AccountSetupError(
         f"the account {account} (accountId() {found!r}, driven by the {kind.name!r} adapter) does not hand the "
-        "session module its caller as ERC-1271's sender: asked by a contract (eth_call from another origin, the "
-        "module's code replaced by a validator that says yes only to a sender that is the caller), it answered "
+        "session module its caller as ERC-1271's sender: asked by a contract (eth_call from another origin, the code "
+        f"of its validator {module} replaced by one that says yes only to a sender that is the caller), it answered "
         f"0x{answer.hex()}. The module refuses a session's signature to the account's own modules (its owner's "
         "validator among them, which take the account's ERC-1271 answer as the owner's approval of their "
         "configuration) by sender only, so on this account a session's key, leaked or not, could sign as the owner "
