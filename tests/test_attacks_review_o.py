@@ -156,7 +156,7 @@ def test_a_grant_the_account_cannot_be_asked_about_says_so(stack: LocalStack) ->
     with pytest.warns(AccountPremiseWarning, match="did not take the validator's success") as said:
         grant = owner.grant(SessionKey.generate(), [_mint(stack)], valid_for=3600)
     assert grant.owner_signature
-    assert said[0].filename == __file__
+    assert [w.filename for w in said if issubclass(w.category, AccountPremiseWarning)] == [__file__]
 
 
 def test_an_account_masking_its_validators_refusals_runs_anyone_s_operation_through_the_module(
@@ -212,7 +212,7 @@ def test_a_node_without_state_overrides_leaves_the_premises_unasked_with_a_word(
             sessions.h.entry_point.address,
             signing=True,
         )
-    assert len(said) == 1 and said[0].filename == __file__
+    assert [w.filename for w in said if issubclass(w.category, AccountPremiseWarning)] == [__file__]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -29,7 +29,7 @@ from .accounts.capabilities import (
 from .accounts.erc7579 import ERC7579AccountKind, MSAAccountKind
 from .accounts.keyscope_account import KeyscopeAccountKind
 from .accounts.modules import claimed_module, fallback_routes, initialised_question, read_asking_modules
-from .accounts.premises import refuse_broken_premises
+from .accounts.premises import refuse_broken_premises, warn_premises_unasked
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -1205,13 +1205,17 @@ class Owner:
         refuse_forbidden_targets(session, self.account, net.module)
         if not deployed:
             self._refuse_uncreatable()  # a grant on an account nothing creates could never be used
+            if self._asks_premises():
+                warn_premises_unasked(
+                    self.kind, self.account, "it has no code yet: create it, then grant, to have it asked"
+                )
         else:
             # an account trusting another EntryPoint would refuse every operation of the session (AA23,
             # AccountUnauthorized) after the owner signed: said before the owner signs, as for its own operations
             net.check_entry_point(self.account)
             if occupied:
                 self._refuse_what_enabling_refuses(session)
-            if isinstance(self.kind, ERC7579AccountKind) and not isinstance(self.kind, MSAAccountKind):
+            if self._asks_premises():
                 # an account nobody wrote an adapter for: the two premises of a session's bounds, asked before the
                 # owner signs (a leaked key needs no SDK, so the session's own checks come too late; attack 393)
                 refuse_broken_premises(
@@ -1244,6 +1248,11 @@ class Owner:
         )
         request._owner = self
         return request
+
+    def _asks_premises(self) -> bool:
+        """Whether the owner's grant asks the account the premises of a session's bounds
+        (:mod:`keyscope.accounts.premises`): an ERC-7579 account driven by an adapter made for no vendor's account."""
+        return isinstance(self.kind, ERC7579AccountKind) and not isinstance(self.kind, MSAAccountKind)
 
     def _refuse_what_enabling_refuses(self, session: Session) -> None:
         """Enable ``session`` in a dry run (an ``eth_call`` of the module's ``enableSession`` from the account, whose

@@ -56,6 +56,7 @@ from keyscope.cosigner import CoSignPolicy, LocalCoSigner, remote_co_signer
 from keyscope.devnode import wait_for_receipt
 from keyscope.entrypoint import PACKED_USEROP_ABI_TYPE, encode_get_nonce, encode_handle_ops
 from keyscope.errors import (
+    AccountPremiseWarning,
     AccountSetupError,
     CallRevertedError,
     ConfigurationError,
@@ -1198,6 +1199,20 @@ def test_an_account_without_an_adapter_of_its_own_gets_the_generic_one(
     assert not owner.supports_sessions()
     reinstalled_session_mints(plain, owner, stack, recipient)
     assert nft_balance(stack, recipient) == 3
+
+
+def test_a_grant_on_an_account_of_no_known_design_not_created_yet_says_its_premises_were_not_asked(
+    stack: LocalStack, unknown_kind: ERC7579AccountKind, recipient: str
+) -> None:
+    """Attack 395. An account the session's first operation (or the owner's) will create has no code to ask about
+    the premises of a session's bounds: the owner's grant is signed with an ``AccountPremiseWarning`` saying so,
+    pointing at the owner's line (fails without the warning: nothing is said)."""
+    owner = network_for(stack, unknown_kind).owner(LocalSigner.generate())
+    assert not owner.is_deployed()
+    with pytest.warns(AccountPremiseWarning, match="it has no code yet") as said:
+        grant = owner.grant(SessionKey.generate(), [mint_policy(stack, recipient)], valid_for=3600)
+    assert grant.owner_signature
+    assert [w.filename for w in said if issubclass(w.category, AccountPremiseWarning)] == [__file__]
 
 
 # -- the adapter example of docs/accounts.md ------------------------------------------------------------

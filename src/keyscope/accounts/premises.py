@@ -42,6 +42,7 @@ __all__ = [
     "PROBE_VALID_AFTER",
     "PROBE_VALID_UNTIL",
     "refuse_broken_premises",
+    "warn_premises_unasked",
 ]
 
 PROBE_VALID_AFTER = 0x5EC0_0001
@@ -396,6 +397,12 @@ def _caller_level() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+def warn_premises_unasked(kind: AccountKind, account: str, why: str) -> None:
+    """Issue the :class:`~keyscope.errors.AccountPremiseWarning` of a grant on ``account`` (driven by ``kind``) whose
+    premises could not be asked, saying ``why``: an account without code yet, say."""
+    _cannot_ask(kind, account, why)
 
 
 def _cannot_ask(kind: AccountKind, account: str, why: str) -> None:
