@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ape
 import ape_ethereum.provider as ape_ethereum_provider
 import pytest
 
@@ -105,35 +106,69 @@ def code_size_unlimited_stack() -> Iterator[LocalStack]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def deployer(accounts):
-    return accounts[0]
+@dataclass(frozen=True)
+class SessionChain:
+    """The in-process chain's session-wide contracts and accounts (see ``session_chain``)."""
+
+    deployer: Any
+    submitter: Any
+    entry_point: Any
+    factory: Any
+    module: Any
+    nft: Any
+    bundler: InProcessBundler
 
 
-@pytest.fixture(scope="session")
-def submitter_account(accounts):
-    return accounts[1]
+@pytest.fixture(scope="session", autouse=True)
+def session_chain(project) -> SessionChain:
+    """Deploys the in-process chain's session-wide contracts once per test process, before any file's fixtures.
 
-
-@pytest.fixture(scope="session")
-def entry_point(deployer):
-    return deploy_entry_point(deployer)
-
-
-@pytest.fixture(scope="session")
-def factory(project, entry_point, deployer):
-    contract = project.KeyscopeAccountFactory.deploy(entry_point, deployer, sender=deployer)
-    contract.addStake(86400, value=ETHER, sender=deployer)
-    return contract
-
-
-@pytest.fixture(scope="session")
-def module(project, deployer):
-    contract = project.SessionKeyValidator.deploy(sender=deployer)
+    Deployed lazily, by the first test that asked, a session fixture first asked for in the middle of a file was
+    deployed under that file's snapshot. Ape then rebases: it takes the chain back and deploys some of them again,
+    at new addresses, while those that sent no transaction (the in-process bundler, holding the EntryPoint's
+    address) keep the old ones; the rest of that file, and the files after it in the same process, sent their
+    operations to an EntryPoint the bundler did not serve. Which file asked first depends on how the files are
+    shared out between the processes, so it failed in some runs only. Deployed first, nothing needs a rebase.
+    The accounts are taken from ape itself, not from the ``accounts`` fixture, which some files define as their
+    own. The fixtures that hand them out send nothing, and say so to ape (``chain_isolation=False``): a file asking
+    for one of them late then makes ape rebase nothing."""
+    test_accounts = ape.accounts.test_accounts
+    deployer, submitter = test_accounts[0], test_accounts[1]
+    entry_point = deploy_entry_point(deployer)
+    factory = project.KeyscopeAccountFactory.deploy(entry_point, deployer, sender=deployer)
+    factory.addStake(86400, value=ETHER, sender=deployer)
+    module = project.SessionKeyValidator.deploy(sender=deployer)
     # py-evm makes an eth_call's sender afford its gas: the module asks accounts isValidSignature as the sender
     # of eth_calls (as a grant's signature is checked), so it holds some ETH here, as it needs none on a real node
-    project.ForceFeed.deploy(contract.address, value=ETHER, sender=deployer)
-    return contract
+    project.ForceFeed.deploy(module.address, value=ETHER, sender=deployer)
+    nft = project.DemoNFT.deploy(sender=deployer)
+    bundler = InProcessBundler(entry_point.address, submitter)
+    return SessionChain(deployer, submitter, entry_point, factory, module, nft, bundler)
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def deployer(session_chain: SessionChain) -> Any:
+    return session_chain.deployer
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def submitter_account(session_chain: SessionChain) -> Any:
+    return session_chain.submitter
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def entry_point(session_chain: SessionChain) -> Any:
+    return session_chain.entry_point
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def factory(session_chain: SessionChain) -> Any:
+    return session_chain.factory
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def module(session_chain: SessionChain) -> Any:
+    return session_chain.module
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +178,14 @@ def permits(project, deployer):
     return project.SignedPermits.deploy(sender=deployer)
 
 
-@pytest.fixture(scope="session")
-def nft(project, deployer):
-    return project.DemoNFT.deploy(sender=deployer)
+@ape.fixture(scope="session", chain_isolation=False)
+def nft(session_chain: SessionChain) -> Any:
+    return session_chain.nft
 
 
-@pytest.fixture(scope="session")
-def bundler(entry_point, submitter_account):
-    return InProcessBundler(entry_point.address, submitter_account)
+@ape.fixture(scope="session", chain_isolation=False)
+def bundler(session_chain: SessionChain) -> InProcessBundler:
+    return session_chain.bundler
 
 
 @dataclass
@@ -251,7 +286,7 @@ class Harness:
         return info.value
 
 
-@pytest.fixture(scope="session")
+@ape.fixture(scope="session", chain_isolation=False)  # sends nothing: see session_chain
 def harness(entry_point, factory, bundler, deployer, chain):
     return Harness(entry_point, factory, bundler, deployer, chain)
 
@@ -396,7 +431,7 @@ class SessionHarness:
         return "ok"
 
 
-@pytest.fixture(scope="session")
+@ape.fixture(scope="session", chain_isolation=False)  # sends nothing: see session_chain
 def sessions(harness, module):
     return SessionHarness(harness, module)
 
