@@ -795,6 +795,8 @@ def test_a_window_refusal_of_a_session_open_from_its_grant_is_not_said_to_be_the
         "eth_sendUserOperation", -32503, "not valid yet: validAfter=5000, now=4000"
     )
     assert session_refusal(_refusing_grant(), refusal) is None
+    unnamed = BundlerRejectedError("eth_sendUserOperation", -32503, "operation is not valid yet")
+    assert session_refusal(_refusing_grant(), unnamed) is None
     said = session_refusal(_refusing_grant(valid_after=5_000), refusal)
     assert isinstance(said, SessionNotYetValidError)
 
