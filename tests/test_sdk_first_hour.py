@@ -120,6 +120,22 @@ def test_anything_else_is_a_clear_error_that_never_shows_the_key(net, form: Any,
         assert form not in message
 
 
+@pytest.mark.parametrize("words", [12, 24])
+def test_a_recovery_phrase_given_as_the_key_says_how_to_get_the_key_from_it(net, words: int) -> None:
+    """A wallet's recovery phrase pasted where the key goes is named as one (never shown), with how to derive the
+    key from it, which gives a key that is taken."""
+    phrase = " ".join(["test"] * (words - 1) + ["junk"])
+    with pytest.raises(BadInputError) as info:
+        net.owner(phrase)
+    message = str(info.value)
+    assert f"is not a private key but {words} words, a recovery phrase" in message, message
+    assert "Account.from_mnemonic(phrase)" in message and "test test" not in message
+    if words == 12:  # anvil's phrase, a valid one: the advice gives a key net.owner takes
+        Account.enable_unaudited_hdwallet_features()
+        derived = Account.from_mnemonic(phrase)
+        assert net.owner(derived).signer.address == derived.address
+
+
 def test_a_session_key_in_any_form(net, owner, nft) -> None:
     key = SessionKey.generate()
     grant = owner.grant(key, [mint_policy(nft, owner.account)])

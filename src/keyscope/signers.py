@@ -31,6 +31,8 @@ _FORMS = (
 )
 _ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
 _FILE_ENDINGS = (".key", ".json", ".txt", ".pem")
+_PHRASE_LENGTHS = (12, 15, 18, 21, 24)
+"""The word counts of a BIP-39 recovery phrase, what a wallet shows as its "secret recovery phrase"."""
 
 
 def looks_like_a_path(text: str) -> bool:
@@ -53,6 +55,13 @@ def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
         if _ADDRESS.match(text):
             shown = to_address(text) if text.startswith("0x") else text
             raise BadInputError(f"the {role}'s key {shown} is an address, not a key: give {_FORMS}")
+        words = text.split()
+        if len(words) in _PHRASE_LENGTHS and all(word.isalpha() for word in words):
+            raise BadInputError(
+                f"the {role}'s key is not a private key but {len(words)} words, a recovery phrase: give the key "
+                "of the account it derives, e.g. eth-account's Account.from_mnemonic(phrase) (after "
+                f"Account.enable_unaudited_hdwallet_features()), which is a LocalAccount; give {_FORMS}"
+            )
         if looks_like_a_path(text):
             raise BadInputError(
                 f"the {role}'s key looks like a file's path: give the key itself, not a file ({_FORMS}); read a key "
