@@ -1106,7 +1106,8 @@ def test_the_dashboard_reads_an_existing_store_and_never_sets_one_up(
     # the default store's absence is said once the node answers (tests/e2e/test_browser.py), not before an error
     assert result.output == (
         "error: cannot reach http://127.0.0.1:9 for eth_chainId (ConnectError: [Errno 111] Connection refused): "
-        "check the URL and that the service is running\n"
+        "check the URL and that the node is running (on this machine, `python -m keyscope.local` runs a node and a "
+        "bundler)\n"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -1004,6 +1004,32 @@ def test_a_node_that_is_down_is_said_not_taken_for_an_account_that_cannot_be_rea
         net.supports_sessions("0x" + "ef" * 20)
 
 
+def test_a_local_stack_not_started_is_said_as_which_endpoint_and_how_to_start_one() -> None:
+    """The README's example run before ``python -m keyscope.local``: the refusal names the endpoint that is down
+    (the node, or the bundler once the node answers) and, for one on this machine, the command that starts both."""
+    from keyscope import ENTRY_POINT_V07, TransportError
+    from keyscope.bundler import BundlerClient
+    from keyscope.chain import RpcChain
+
+    where = {"module": _MODULE, "factory": "0x" + "ab" * 20, "entry_point": ENTRY_POINT_V07}
+    with pytest.raises(TransportError) as down:
+        connect("http://127.0.0.1:9", "http://127.0.0.1:10", **where)
+    said = str(down.value)
+    assert said.startswith("cannot reach http://127.0.0.1:9 for eth_call"), said
+    assert said.endswith(
+        "check the URL and that the node is running (on this machine, `python -m keyscope.local` runs a node "
+        "and a bundler)"
+    ), said
+    with pytest.raises(TransportError) as down:
+        BundlerClient("http://localhost:9").chain_id()
+    said = str(down.value)
+    assert "check the URL and that the bundler is running (on this machine" in said, said
+    with pytest.raises(TransportError) as down:
+        RpcChain("http://[::1]:9").chain_id()
+    said = str(down.value)
+    assert "that the node is running (on this machine" in said, said
+
+
 def test_owner_sessions_judges_a_stored_grant_at_its_own_module_and_chain(
     net, owner, nft, project, deployer, tmp_path
 ) -> None:

@@ -196,7 +196,7 @@ class RpcChain:
     """:class:`Chain` over JSON-RPC to ``url``; ``timeout`` bounds each request in seconds."""
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
-        self.client = JsonRpcClient(url, timeout=timeout)
+        self.client = JsonRpcClient(url, timeout=timeout, service="node")
         self.url = url
         self._chain_id: int | None = None
 

@@ -73,7 +73,7 @@ class PaymasterClient:
     ) -> None:
         self.url = url
         self.context = context or {}
-        self._rpc = JsonRpcClient(url, timeout=timeout, headers=headers)
+        self._rpc = JsonRpcClient(url, timeout=timeout, headers=headers, service="paymaster service")
 
     def __repr__(self) -> str:
         return f"PaymasterClient({self._rpc.shown_url})"

@@ -8,6 +8,7 @@ code, message and data) when it answers a JSON-RPC error.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import itertools
 import json
 import os
@@ -89,13 +90,27 @@ def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _local_stack_hint(service: str, url: str) -> str:
+    """Where a node or a bundler on this machine is not running: the command that starts both (the README's
+    examples use the URLs it serves)."""
+    if service not in ("node", "bundler"):
+        return ""
+    host = (urlsplit(url).hostname or "").strip("[]")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    return " (on this machine, `python -m keyscope.local` runs a node and a bundler)" if local else ""
+
+
 class JsonRpcClient:
     """Blocking JSON-RPC over HTTP(S) with a connection pool; safe to share between threads.
 
     ``timeout`` bounds each request in seconds: connecting, each read, and the whole answer (an endpoint
     sending its answer a byte at a time does not hold a request longer). An answer body of more than
     ``max_response_bytes`` is refused as it arrives. Requests go to ``url`` as given (an API key in its query
-    string or path included); messages and errors show it as :attr:`shown_url`, the key masked.
+    string or path included); messages and errors show it as :attr:`shown_url`, the key masked. ``service``
+    names what answers there (``"node"``, ``"bundler"``) when it cannot be reached.
     """
 
     def __init__(
@@ -105,6 +120,7 @@ class JsonRpcClient:
         timeout: float = 30.0,
         headers: dict[str, str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        service: str = "service",
     ) -> None:
         # as the commands read an option: spaces around a pasted URL, and a scheme in capitals (HTTP://), are no
         # other endpoint; refused, they were said as "'http://...' is not an http(s) URL", the URL shown normalised
@@ -125,6 +141,7 @@ class JsonRpcClient:
             ) from None
         self.url = url
         self.shown_url = mask_url(url)
+        self.service = service
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
         self._ids = itertools.count(1)
@@ -188,7 +205,8 @@ class JsonRpcClient:
                 ) from exc
             raise TransportError(
                 f"cannot reach {self.shown_url} for {what} ({type(exc).__name__}: "
-                f"{masked_text(str(exc), self.url)}): check the URL and that the service is running",
+                f"{masked_text(str(exc), self.url)}): check the URL and that the {self.service} is running"
+                f"{_local_stack_hint(self.service, self.url)}",
                 url=self.shown_url,
                 method=what,
             ) from exc

@@ -285,7 +285,7 @@ class BundlerClient:
             raise BadInputError(f"fee_tier {fee_tier!r} is not one of 'slow', 'standard', 'fast'")
         self.url = url
         self.fee_tier: FeeTier = fee_tier
-        self._rpc = JsonRpcClient(url, timeout=timeout, headers=headers)
+        self._rpc = JsonRpcClient(url, timeout=timeout, headers=headers, service="bundler")
         self.node: Chain | None = RpcChain(node, timeout=timeout) if isinstance(node, str) else node
         self._chain_id: int | None = None
         self._entry_points: list[str] | None = None
