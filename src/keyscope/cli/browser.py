@@ -36,7 +36,7 @@ from ..textfile import read_text_file
 from ..urls import mask_url
 from .endpoint_checks import connect_node_and_bundler, require_node_and_bundler
 from .options import HttpUrl, Seconds, store_option
-from .output import reports_errors
+from .output import fail, reports_errors
 from .settings import (
     ENV_BUNDLER,
     ENV_DEPLOYMENTS,
@@ -50,7 +50,7 @@ from .settings import (
     require_deployments_chain,
 )
 from .signers import owner_max_gas_cost
-from .stores import local_store_path, open_session_store
+from .stores import local_store_path, open_session_store, shown_store_url
 
 __all__ = ["consent", "dashboard"]
 
@@ -226,6 +226,23 @@ def _refuse_out_over_inputs(out: Path, requests_file: Path, store_url: str | Non
         )
 
 
+def _refuse_unwritable_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be opened for writing (a file of a read-only place, one without write
+    permission), before the owner is asked: not once the owner has granted. A file that did not exist is not left
+    behind, and one that did keeps what it holds until the responses replace it."""
+    existed = out.exists()
+    try:
+        with out.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise BadInputError(
+            f"--out {out}: cannot write there ({error.strerror or error}); nothing was asked of the owner: give a "
+            "file you can write to"
+        ) from None
+    if not existed:
+        out.unlink(missing_ok=True)
+
+
 @click.command()
 @click.argument("requests_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_connection
@@ -277,6 +294,7 @@ def consent(
         )
     if out is not None:
         _refuse_out_over_inputs(out, requests_file, store_url)
+        _refuse_unwritable_out(out)
     # requests the page cannot serve are refused before the node is asked, and (for another chain or an expiry
     # already past) before the store is opened: a refused request leaves no new store behind
     plan_from_requests(params)
@@ -312,7 +330,19 @@ def consent(
     if out is None:
         click.echo(text)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as error:
+            # the owner has signed: the responses (the grant's only copy without a store) go to stdout, not nowhere
+            click.echo(text)
+            kept = (
+                f"; the grant is also in the session store {shown_store_url(store_url)}" if store_url else ""
+            )
+            fail(
+                f"--out {out}: cannot write the responses ({error.strerror or error}): the owner granted session "
+                f"0x{grant.session_id.hex()} of {grant.account}, and its responses are printed on stdout instead"
+                f"{kept}; save them from there"
+            )
     click.echo(f"granted: session 0x{grant.session_id.hex()} of {grant.account}", err=True)
 
 
