@@ -91,13 +91,16 @@ def cli(
         check_only=check,
     )
     data = result.to_dict()
-    if out:
+    unsaved = (
         ks.Deployments(
             entry_point=data["entry_point"],
             factory=data["factory"],
             module=data["module"],
             chain_id=data["chain_id"],
-        ).save(out)
+        ).save_deployed(out)
+        if out
+        else None
+    )
     factory_stake, paymaster_stake = data["factory_stake"], data["paymaster_deposit"]
     ks.emit(
         as_json,
@@ -119,9 +122,11 @@ def cli(
             ),
             "verified          code at every address, the factory's EntryPoint and implementation",
             *(f"note              {note}" for note in data["notes"]),
-            *([f"written to        {out}"] if out else []),
+            *([f"written to        {out}"] if out and unsaved is None else []),
         ],
     )
+    if unsaved is not None:  # said once the addresses are printed: the contracts are paid for
+        raise unsaved
 
 
 def ether(wei):
@@ -139,8 +144,7 @@ def deploy_per_chain(deployer, entry_point, stake, no_nft, out, as_json):
         stake=ks.parse_amount(stake, "--stake"),
         nft=not no_nft,
     )
-    if out:
-        deployments.save(out)
+    unsaved = deployments.save_deployed(out) if out else None
     ks.emit(
         as_json,
         deployments.to_dict(),
@@ -150,6 +154,8 @@ def deploy_per_chain(deployer, entry_point, stake, no_nft, out, as_json):
             f"factory (staked)  {deployments.factory}",
             f"session module    {deployments.module}",
             f"demo NFT          {deployments.nft or '(not deployed)'}",
-            *([f"written to        {out}"] if out else []),
+            *([f"written to        {out}"] if out and unsaved is None else []),
         ],
     )
+    if unsaved is not None:  # said once the addresses are printed: the contracts are paid for
+        raise unsaved

@@ -18,7 +18,9 @@ import pytest
 from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
+from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
 
+ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
 READ_ONLY = Path("/proc/version")  # cannot be opened for writing, even by root
@@ -134,3 +136,34 @@ def test_consent_refuses_an_out_file_it_cannot_open_before_the_owner_is_asked(tm
         "file you can write to"
     ]
     assert not (tmp_path / "sessions.db").exists()
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+def test_ape_run_deploy_prints_the_addresses_when_its_out_file_cannot_take_them(
+    anvil_url: str,  # noqa: F811
+) -> None:
+    """Once "error: cannot write deployments file /dev/full" and nothing else with --json (or -v WARNING): the
+    contracts were deployed and paid for, and their addresses lost."""
+    done = subprocess.run(
+        [
+            *(str(BIN / "ape"), "run", "deploy", "--network", anvil_url, "--deployer", "TEST::0"),
+            *("--out", str(FULL), "--json", "-v", "WARNING"),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    addresses = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {"entry_point", "factory", "module", "nft"} <= addresses.keys()
+    code = httpx.post(
+        anvil_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "eth_getCode", "params": [addresses["module"], "latest"]},
+    ).json()["result"]
+    assert len(code) > 2  # the module printed is the one deployed
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"error: cannot write deployments file {FULL}: No space left on device: the contracts are on chain, and their "
+        "addresses are printed above instead; save them from there"
+    )

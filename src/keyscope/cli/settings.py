@@ -168,7 +168,20 @@ class Deployments:
             file.parent.mkdir(parents=True, exist_ok=True)
             file.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         except OSError as error:
-            raise BadInputError(f"cannot write deployments file {file}: {error.strerror}") from None
+            raise BadInputError(f"cannot write deployments file {file}: {error.strerror or error}") from None
+
+    def save_deployed(self, path: str | Path) -> BadInputError | None:
+        """Write :meth:`to_dict` to ``path`` once the contracts are deployed; the error when that fails (a full disk,
+        a device that takes no data), None once written. The caller prints the addresses first and raises it then:
+        the contracts are paid for, and their addresses must not be lost with the file."""
+        try:
+            self.save(path)
+        except BadInputError as error:
+            return BadInputError(
+                f"{error}: the contracts are on chain, and their addresses are printed above instead; save them from "
+                "there"
+            )
+        return None
 
     @property
     def names(self) -> dict[str, str]:
