@@ -1,14 +1,19 @@
 """Bad input where a user types, met with a clear error that loses nothing: an output file that cannot take what a
 command made only after an irreversible step (the owner's signature on the consent page, contracts deployed and
-paid for) gets it printed instead, and one that cannot be opened is refused before that step."""
+paid for) gets it printed instead, and one that cannot be opened is refused before that step; a command stopped by
+SIGTERM (a service manager's stop, ``kill``) says what Ctrl-C says, rather than nothing."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +172,118 @@ def test_ape_run_deploy_prints_the_addresses_when_its_out_file_cannot_take_them(
         f"error: cannot write deployments file {FULL}: No space left on device: the contracts are on chain, and their "
         "addresses are printed above instead; save them from there"
     )
+
+
+class SilentNode:
+    """A server that takes connections and never answers: a node that is stuck. ``asked`` is set once it has a
+    connection."""
+
+    def __init__(self) -> None:
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(8)
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self.asked = threading.Event()
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._hold, daemon=True).start()
+
+    def _hold(self) -> None:
+        while True:
+            try:
+                self._held.append(self._server.accept()[0])
+            except OSError:
+                return
+            self.asked.set()
+
+    def close(self) -> None:
+        self._server.close()
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.fixture
+def silent_node() -> Iterator[SilentNode]:
+    node = SilentNode()
+    yield node
+    node.close()
+
+
+def _stopped(
+    command: list[str],
+    signum: signal.Signals,
+    cwd: Path,
+    *,
+    line: str = "",
+    event: threading.Event | None = None,
+) -> tuple[int, list[str]]:
+    """Run ``command``, send it ``signum`` once it printed a line starting with ``line`` on stderr (or once
+    ``event`` is set), and give its exit status and stderr's lines."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a process started in the background may inherit SIGINT ignored: Ctrl-C's default, as in a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
+    try:
+        assert process.stderr is not None
+        lines = []
+        if event is not None:
+            assert event.wait(120), "the command never asked the node"
+        else:
+            for said in process.stderr:
+                lines.append(said.rstrip("\n"))
+                if said.startswith(line):
+                    break
+        process.send_signal(signum)
+        lines += process.stderr.read().splitlines()
+        return process.wait(60), lines
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sigterm_while_ape_run_status_waits_says_what_is_in_flight(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """SIGTERM during a wait ended ``ape run`` at once and silently (status -15): not a word that the operation may
+    still be included, which Ctrl-C says, nor how to follow it."""
+    user_op_hash = "0x" + "ab" * 32
+    status, lines = _stopped(
+        [
+            *(str(BIN / "ape"), "run", "status", user_op_hash, "--bundler", local_stack.bundler_url),
+            *("--node", local_stack.rpc_url, "--wait", "--timeout", "120"),
+        ],
+        signal.SIGTERM,
+        ROOT,
+        line="waiting for the operation to be included",
+    )
+    assert status == 130, lines
+    assert lines[-2:] == [
+        f"interrupted while waiting: UserOperation {user_op_hash} may still be included; follow it with "
+        f"`ape run status {user_op_hash} --wait` before sending it again",
+        "interrupted (SIGTERM): the command stopped before it finished; nothing more was done",
+    ], lines
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_keyscope_command_stopped_while_a_node_is_stuck_says_it_was_interrupted(
+    silent_node: SilentNode, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Ctrl-C printed click's bare "Aborted!" (status 1); SIGTERM ended the command silently (status -15)."""
+    store = f"sqlite:///{tmp_path / 'sessions.db'}"
+    open_store(store).close()
+    status, lines = _stopped(
+        [str(BIN / "keyscope"), "sessions", "--store", store, "--node", silent_node.url, "--json"],
+        signum,
+        tmp_path,
+        event=silent_node.asked,
+    )
+    by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert status == 130, lines
+    assert lines == [f"interrupted ({by}): the command stopped before it finished; nothing more was done"]

@@ -23,6 +23,7 @@ from ..bundler.pending import PendingUserOperation
 from ..bundler.types import UserOperationReceipt
 from ..clock import utc_text
 from ..errors import KeyscopeError, KeyscopeWarning, ReceiptUnconfirmedError, UserOperationTimeoutError
+from ..termination import Terminated, sigterm_as_ctrl_c
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,12 +88,23 @@ def one_line(text: object) -> str:
 
 
 def _run(function: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    """Call a command's callback, its errors and warnings shown as :func:`reports_errors` says."""
-    with warnings.catch_warnings():
+    """Call a command's callback, its errors and warnings shown as :func:`reports_errors` says. SIGTERM (a service
+    manager's stop, ``kill``) stops it as Ctrl-C does: a wait says what it leaves in flight, and the command says it
+    was interrupted and exits with 130, where SIGTERM ended it at once, silently."""
+    with warnings.catch_warnings(), sigterm_as_ctrl_c():
         warnings.simplefilter("always", KeyscopeWarning)
         warnings.showwarning = _warning_lines(warnings.showwarning)
         try:
             return function(*args, **kwargs)
+        except KeyboardInterrupt as stop:
+            if os.environ.get(ENV_DEBUG):
+                raise
+            by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+            # what a wait leaves in flight, and how to follow it, is said above by the wait itself (Progress)
+            click.echo(
+                f"interrupted ({by}): the command stopped before it finished; nothing more was done", err=True
+            )
+            sys.exit(130)
         except KeyscopeError as error:
             fail(one_line(error) or type(error).__name__)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -203,22 +215,30 @@ class Progress:
     ) -> UserOperationReceipt:
         """Wait up to ``timeout`` seconds for ``pending``'s receipt (``what`` says what it is), telling the person
         as it goes; raises as :meth:`PendingUserOperation.wait` does."""
-        self.say(f"waiting for {what} to be included (UserOperation {pending.hex_hash}, up to {timeout:g} s)")
+        try:
+            self.say(
+                f"waiting for {what} to be included (UserOperation {pending.hex_hash}, up to {timeout:g} s)"
+            )
+            return self._follow(pending, what, timeout, check=check)
+        except (
+            KeyboardInterrupt,
+            SystemExit,
+        ):  # Ctrl-C (ape's handler exits with 130) or SIGTERM stops the wait only
+            # the operation goes on: where it went is said before the command ends, whenever the wait was stopped
+            self.say(
+                f"interrupted while waiting: UserOperation {pending.hex_hash} may still be included; follow it with "
+                f"`ape run status {pending.hex_hash} --wait` before sending it again"
+            )
+            raise
+
+    def _follow(
+        self, pending: PendingUserOperation, what: str, timeout: float, *, check: bool
+    ) -> UserOperationReceipt:
         start = time.monotonic()
         while True:
             left = timeout - (time.monotonic() - start)
             try:
                 receipt = pending.wait(max(0.0, min(self.interval, left)), check=check)
-            except (
-                KeyboardInterrupt,
-                SystemExit,
-            ):  # Ctrl-C (ape's handler exits with 130) stops the wait only
-                # the operation goes on: where it went is said before the command ends
-                self.say(
-                    f"interrupted while waiting: UserOperation {pending.hex_hash} may still be included; follow it with "
-                    f"`ape run status {pending.hex_hash} --wait` before sending it again"
-                )
-                raise
             except UserOperationTimeoutError as error:
                 waited = time.monotonic() - start
                 unconfirmed = (
