@@ -287,3 +287,35 @@ def test_a_keyscope_command_stopped_while_a_node_is_stuck_says_it_was_interrupte
     by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
     assert status == 130, lines
     assert lines == [f"interrupted ({by}): the command stopped before it finished; nothing more was done"]
+
+
+def test_make_demo_stopped_by_sigterm_says_so_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM ended the demo silently (status -15), where Ctrl-C says it was interrupted and exits with 130."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keyscope.demo"],
+        cwd=tmp_path,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "1. Start a local chain" in line:
+                break
+        time.sleep(1)  # within the start of the node and the bundler
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stdout + stderr
+    said = " ".join(stdout.split())
+    assert said.endswith(
+        "interrupted (SIGTERM): the demo stopped, and so did the node and the bundler it started; `make demo` runs "
+        "it again from the start"
+    ), said
+    assert "Traceback" not in stderr

@@ -37,6 +37,7 @@ from .devnode import get_deposit_info, send_transaction
 from .local import LocalStack
 from .signing import LocalSigner
 from .sponsor import LocalSponsor
+from .termination import Terminated, sigterm_as_ctrl_c
 
 __all__ = ["main", "run"]
 
@@ -359,12 +360,17 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     console.print(Panel.fit("[bold]keyscope[/] — ERC-4337 session keys, end to end", subtitle="demo"))
     try:
-        run(console)
+        with sigterm_as_ctrl_c():  # SIGTERM (a service manager's stop, `kill`) stops the demo as Ctrl-C does
+            run(console)
     except KeyscopeError as error:
         console.print(f"[red]error:[/] {error}")
         return 1
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/]")
+    except KeyboardInterrupt as stop:
+        by = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        console.print(
+            f"[red]interrupted[/] ({by}): the demo stopped, and so did the node and the bundler it started; "
+            "`make demo` runs it again from the start"
+        )
         return 130
     return 0
 
