@@ -319,3 +319,41 @@ def test_make_demo_stopped_by_sigterm_says_so_as_ctrl_c_does(tmp_path: Path) -> 
         "it again from the start"
     ), said
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (  # the deployments file given for the requests
+            {"rpc_url": "http://127.0.0.1:8545", "chain_id": 31337, "module": "0x" + "cd" * 20},
+            "got an object with keys 'rpc_url', 'chain_id', 'module': give a JSON list of PermissionRequest objects, "
+            "as docs/erc7715.md shows them",
+        ),
+        ([], "got an empty list: give at least one request"),
+    ],
+    ids=["another-object", "empty-list"],
+)
+def test_consent_says_what_its_requests_file_held_instead_of_requests(
+    tmp_path: Path, given: Any, said: str
+) -> None:
+    """Once "wallet_grantPermissions takes a non-empty list of PermissionRequest objects" and no word of what the
+    file held: a newcomer who gave the deployments file (a JSON object too) could not tell what was wrong with it."""
+    requests = tmp_path / "requests.json"
+    requests.write_text(json.dumps(given))
+    done = subprocess.run(
+        [
+            *(str(BIN / "keyscope"), "consent", str(requests)),
+            *("--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"),
+            *("--module", "0x" + "cd" * 20, "--factory", "0x" + "ef" * 20),
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: wallet_grantPermissions takes a non-empty list of PermissionRequest objects, {said}"
+    ]
+    assert list(tmp_path.iterdir()) == [requests]  # no store set up for requests refused

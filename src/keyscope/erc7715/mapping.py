@@ -978,12 +978,21 @@ def plan_from_requests(requests: Sequence[PermissionRequest | Mapping[str, Any]]
         or not isinstance(requests, Iterable)
         or not requests
     ):
+        if isinstance(
+            given, Mapping
+        ):  # another file's object (a deployments file, say) given for the requests
+            keys = ", ".join(shown(key, 40) for key in list(given)[:6]) + (", ..." if len(given) > 6 else "")
+            got = f", got an object with keys {keys}" if given else ", got an empty object"
+        elif isinstance(given, Sequence):
+            got = ", got an empty list: give at least one request"
+        else:
+            got = f", got {shown(requests)}"
         raise BadInputError(
-            "wallet_grantPermissions takes a non-empty list of PermissionRequest objects"
+            f"wallet_grantPermissions takes a non-empty list of PermissionRequest objects{got}"
             + (
-                ""
-                if isinstance(requests, (Mapping, PermissionRequest, Sequence))
-                else f", got {shown(requests)}"
+                ": give a JSON list of PermissionRequest objects, as docs/erc7715.md shows them"
+                if isinstance(given, Mapping)
+                else ""
             )
         )
     read = tuple(read_model(PermissionRequest, r, f"request {i}") for i, r in enumerate(requests))
