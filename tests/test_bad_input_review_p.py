@@ -24,6 +24,7 @@ from keyscope.local import LocalStack
 from keyscope.signing import LocalSigner
 from keyscope.store import open_store
 from test_chain import anvil_url  # noqa: F401  (a module-scoped fixture: a real anvil)
+from test_store import make_grant
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -357,3 +358,39 @@ def test_consent_says_what_its_requests_file_held_instead_of_requests(
         f"error: wallet_grantPermissions takes a non-empty list of PermissionRequest objects, {said}"
     ]
     assert list(tmp_path.iterdir()) == [requests]  # no store set up for requests refused
+
+
+def test_keyscope_revoke_on_chain_refuses_a_malformed_owner_gas_cap_before_it_touches_the_store(
+    tmp_path: Path,
+) -> None:
+    """The owner's key was read before anything was done, but KEYSCOPE_OWNER_MAX_GAS_COST only once the session was
+    marked revoked in the store: a typo in it left the session revoked there and not on chain, where a leaked key
+    could still use it. Both are now read first, and the command changes nothing."""
+    store_url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    grant = make_grant()
+    with open_store(store_url) as store:
+        store.put_grant(grant)
+    done = subprocess.run(
+        [
+            *(str(BIN / "keyscope"), "revoke", "0x" + grant.session_id.hex(), "--store", store_url),
+            *("--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"),
+        ],
+        cwd=tmp_path,
+        env={
+            **_env(),
+            "KEYSCOPE_OWNER_KEY": "0x" + LocalSigner.generate().private_key.hex(),
+            "KEYSCOPE_OWNER_MAX_GAS_COST": "0.2 ether",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: KEYSCOPE_OWNER_MAX_GAS_COST is the most one of the owner's operations may cost in gas, in wei, as a "
+        "whole number in decimal or 0x-hex (0 for no cap): e.g. 200000000000000000 for 0.2 ether; unset it for the "
+        "default of 0.1 ether"
+    ]
+    with open_store(store_url, create=False) as store:
+        assert not store.is_revoked(grant.session_id)

@@ -51,7 +51,7 @@ from .settings import (
     node_and_bundler_urls,
     require_deployments_chain,
 )
-from .signers import owner_signer
+from .signers import owner_max_gas_cost, owner_signer
 from .stores import find_grant, open_session_store, shown_store_url
 
 __all__ = ["main"]
@@ -291,6 +291,8 @@ def revoke(
     )
     # the owner's key is read before anything is done, so that a missing or malformed one stops the command whole
     signer = owner_signer(ape_accounts=False) if node is not None else None
+    if node is not None:
+        owner_max_gas_cost()  # and the owner's gas cap: a malformed one is said before the store is touched
     with open_session_store(store_url, keys=False, existing=True) as store:
         grant = find_grant(store, session_id)
         revoke_session(grant, store=store)
