@@ -394,3 +394,38 @@ def test_keyscope_revoke_on_chain_refuses_a_malformed_owner_gas_cap_before_it_to
     ]
     with open_store(store_url, create=False) as store:
         assert not store.is_revoked(grant.session_id)
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (  # once "a store URL must be a non-empty string, got ''": neither the variable nor what it held
+            {"KEYSCOPE_STORE": "   "},
+            "error: --store (or KEYSCOPE_STORE) is blank: give the store's URL, sqlite:///FILE, "
+            "postgresql://user@host/db or a folder",
+        ),
+        (  # once "KEYSCOPE_STORE_KEK must be 32 bytes as 64 hex digits", and no word of the passphrase instead
+            {"KEYSCOPE_STORE_KEK": "my secret words"},
+            "error: KEYSCOPE_STORE_KEK must be 32 bytes as 64 hex digits (0x optional), the store's key-encryption "
+            "key: set it to the one the store was created with, or put a passphrase in KEYSCOPE_STORE_PASSPHRASE "
+            "instead and unset KEYSCOPE_STORE_KEK",
+        ),
+    ],
+    ids=["blank-store", "kek-not-hex"],
+)
+def test_a_store_setting_that_is_blank_or_malformed_says_what_to_give(
+    tmp_path: Path, env: dict[str, str], said: str
+) -> None:
+    store = ["--store", f"sqlite:///{tmp_path / 'sessions.db'}"] if "KEYSCOPE_STORE" not in env else []
+    done = subprocess.run(
+        [str(BIN / "keyscope"), "sessions", *store],
+        cwd=tmp_path,
+        env={**_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [said]
+    assert "my secret words" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

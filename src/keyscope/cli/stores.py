@@ -62,8 +62,17 @@ def open_session_store(url: str, *, keys: bool, existing: bool = False) -> Sessi
         try:
             kek = to_bytes(kek_text, name=ENV_STORE_KEK, length=32, secret=True)
         except BadInputError:
-            raise ConfigurationError(f"{ENV_STORE_KEK} must be 32 bytes as 64 hex digits") from None
+            raise ConfigurationError(
+                f"{ENV_STORE_KEK} must be 32 bytes as 64 hex digits (0x optional), the store's key-encryption key: "
+                f"set it to the one the store was created with, or put a passphrase in {ENV_STORE_PASSPHRASE} "
+                f"instead and unset {ENV_STORE_KEK}"
+            ) from None
     text = url.strip()
+    if not text:  # a variable set to spaces: not a URL, and not the default either
+        raise BadInputError(
+            f"--store (or {ENV_STORE}) is blank: give the store's URL, sqlite:///FILE, postgresql://user@host/db or "
+            "a folder"
+        )
     if has_private_key_form(
         text
     ):  # refused before any message shows it as a path (or creates a file named so)
