@@ -429,3 +429,43 @@ def test_a_store_setting_that_is_blank_or_malformed_says_what_to_give(
     assert done.stderr.splitlines() == [said]
     assert "my secret words" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ape_run_create_account_says_when_the_funder_holds_less_than_fund(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """Once "unexpected TransactionError: Gas estimation failed: ... Insufficient funds ... if keyscope is at fault,
+    please report it": ape's words for a --fund larger than what the --funder holds."""
+    deployments = tmp_path / "stack.json"
+    deployments.write_text(
+        json.dumps(
+            {
+                "chain_id": local_stack.chain_id,
+                "entry_point": local_stack.entry_point,
+                "factory": local_stack.factory,
+                "module": local_stack.module,
+                "rpc_url": local_stack.rpc_url,
+                "bundler_url": local_stack.bundler_url,
+            }
+        )
+    )
+    owner = LocalSigner.generate()
+    done = subprocess.run(
+        [
+            *(str(BIN / "ape"), "run", "create_account", "--network", local_stack.rpc_url),
+            *("--deployments", str(deployments), "--fund", "100000000ether", "--funder", "TEST::5"),
+            *("-v", "WARNING"),
+        ],
+        cwd=ROOT,
+        env={**_env(), "KEYSCOPE_OWNER_KEY": "0x" + owner.private_key.hex()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: --funder 0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc holds "), error
+    assert error.endswith(
+        " ETH, less than --fund 100000000 ETH (and the transfer's gas): nothing was sent or created; give a smaller "
+        "--fund, or a --funder with the ETH"
+    ), error

@@ -35,6 +35,7 @@ from ..network import Network
 from ..owner import GrantRequest, Owner
 from ..policy import Limits, parse_signature
 from ..policy import Policy as PolicyBuilder
+from ..report import describe_wei
 from ..revert import describe_revert
 from ..signing import HashSigner, LocalSigner, recover_hash
 from ..store import SessionStore
@@ -139,8 +140,14 @@ def create_account(
                 "--fund sends ETH from an ape account: pass --funder ALIAS (or use --owner ALIAS, which funds by "
                 "default)"
             )
-        funder.transfer(owner.account, fund)
         funder_address = to_address(funder.address)
+        held = network.chain.get_balance(funder_address)
+        if held < fund:  # said before anything is sent, where ape's gas estimation said "Insufficient funds"
+            raise BadInputError(
+                f"--funder {funder_address} holds {describe_wei(held)}, less than --fund {describe_wei(fund)} (and the "
+                "transfer's gas): nothing was sent or created; give a smaller --fund, or a --funder with the ETH"
+            )
+        funder.transfer(owner.account, fund)
     try:
         pending = owner.execute(Call(to_address(signer.address), 0, b""))
     except InsufficientPrefundError as error:
