@@ -469,3 +469,58 @@ def test_ape_run_create_account_says_when_the_funder_holds_less_than_fund(
         " ETH, less than --fund 100000000 ETH (and the transfer's gas): nothing was sent or created; give a smaller "
         "--fund, or a --funder with the ETH"
     ), error
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (
+            [
+                "keyscope",
+                "consent",
+                "{requests}",
+                *("--node", "http://127.0.0.1:9", "--bundler", "http://127.0.0.1:9"),
+                *("--module", "0x" + "cd" * 20, "--factory", "0x" + "ef" * 20),
+            ],
+            "--timeout",
+        ),
+        (
+            [
+                "keyscope",
+                "recover",
+                "--store",
+                "{store}",
+                "--node",
+                "http://127.0.0.1:9",
+                "--bundler",
+                "http://127.0.0.1:9",
+            ],
+            "--wait",
+        ),
+        (
+            ["ape", "run", "status", "0x" + "ab" * 32, "--bundler", "http://127.0.0.1:9", "--wait"],
+            "--timeout",
+        ),
+    ],
+    ids=["consent", "recover", "ape-run-status"],
+)
+def test_seconds_too_many_for_a_clock_are_refused_as_the_option_s_usage_error(
+    tmp_path: Path, command: list[str], option: str
+) -> None:
+    """``keyscope consent --timeout 1e300`` served the page, then ended in "unexpected OverflowError: timestamp out
+    of range for platform time_t"; ``ape run status --timeout 1e300`` waited "of 1e+300 s"."""
+    requests = _requests(tmp_path, 31337, "0x" + "ab" * 20)
+    args = [arg.format(requests=requests, store=f"sqlite:///{tmp_path / 'sessions.db'}") for arg in command]
+    done = subprocess.run(
+        [str(BIN / args[0]), *args[1:], option, "1e300"],
+        cwd=ROOT if args[0] == "ape" else tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': '1e300' seconds is more than ten years: give at most 315360000 (e.g. 30 "
+        "or 2.5)"
+    )

@@ -40,10 +40,13 @@ from .settings import (
 
 
 class Seconds(click.ParamType):
-    """A number of seconds: finite, not negative (and above 0 with ``positive``). ``nan``, ``inf`` and negative
-    numbers are refused with a usage error naming the option, where a float would let them through."""
+    """A number of seconds: finite, not negative (and above 0 with ``positive``), at most :attr:`MAX`. ``nan``,
+    ``inf``, negative numbers and absurd ones (``1e300``, which a wait's clock cannot hold) are refused with a usage
+    error naming the option, where a float would let them through."""
 
     name = "seconds"
+    MAX = 10 * 365 * 86_400
+    """Ten years: more than any wait or age a command is given, and far within what a clock or a wait can hold."""
 
     def __init__(self, *, positive: bool = False) -> None:
         self.positive = positive
@@ -59,6 +62,12 @@ class Seconds(click.ParamType):
         if not math.isfinite(seconds) or seconds < 0 or (self.positive and seconds == 0):
             least = "above 0" if self.positive else "0 or more"
             self.fail(f"{value!r} is not a number of seconds {least} (e.g. 30 or 2.5)", param, ctx)
+        if seconds > self.MAX:
+            self.fail(
+                f"{value!r} seconds is more than ten years: give at most {self.MAX} (e.g. 30 or 2.5)",
+                param,
+                ctx,
+            )
         return seconds
 
 
