@@ -597,7 +597,7 @@ def test_sponsorship_targets_of_neither_shape_say_the_two_shapes_once(targets: A
     [
         (
             {"targets": {TARGET: ["safeMint(adress)"]}},
-            f"not a sponsorship policy: targets.{TARGET}.0: 'adress' is not an ABI type",
+            f"not a sponsorship policy: targets.{TARGET}.0: in the function signature 'safeMint(adress)': 'adress' is not an ABI type",
         ),
         ({"targets": {TARGET: "safeMint(address)"}}, f"targets.{TARGET}: Input should be 'any' or a list"),
         ({"accounts": "all", "targets": "any"}, "accounts: Input should be 'any' or a list (got 'all')"),
@@ -739,3 +739,14 @@ def test_erc7715_params_given_as_one_request_or_the_whole_rpc_request_say_what_t
     with pytest.raises(BadInputError) as refused:
         plan_from_requests(value)
     assert said in assert_clear(refused.value)
+
+
+def test_a_misspelt_type_names_the_signature_it_is_in() -> None:
+    """``safeMint(addres to)`` read only "'addres' is not an ABI type": in a grant of several permissions the owner
+    had to search for the signature that held it. The refusal now quotes the signature whole."""
+    with pytest.raises(InvalidAbiError) as refused:
+        parse_signature("safeMint(addres to)")
+    message = assert_clear(refused.value)
+    assert message.startswith(
+        "in the function signature 'safeMint(addres to)': 'addres' is not an ABI type"
+    ), message

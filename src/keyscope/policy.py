@@ -536,8 +536,10 @@ def parse_signature(text: str) -> AbiFunction:
         if rest and not re.fullmatch(r"\s+[A-Za-z].*", rest, flags=re.DOTALL):
             raise reader.fail("unexpected text after the argument list")
     except InvalidAbiError as error:
-        if not str(error).startswith("cannot read "):  # a type's own refusal says what types are
-            raise
+        if not str(error).startswith(
+            "cannot read "
+        ):  # a type's own refusal says what types are: name the signature
+            raise InvalidAbiError(f"in the function signature {shown(text)}: {error}") from None
         raise InvalidAbiError(f"{error}; {_SIGNATURE_FORM}") from None
     return AbiFunction.of(name, inputs)
 
