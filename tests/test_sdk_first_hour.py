@@ -118,6 +118,19 @@ def test_anything_else_is_a_clear_error_that_never_shows_the_key(net, form: Any,
     assert said in message and "private key" in message and "LocalAccount" in message
     if isinstance(form, str) and "address" not in said:
         assert form not in message
+    assert message.count("64 hex digits") <= 1, message  # what a key is, said once
+
+
+def test_a_key_a_digit_short_says_what_a_key_is_once() -> None:
+    """A key of 63 hex digits read "...: give 0x and 64 hex digits; give a private key ("0x" and 64 hex digits),
+    an eth-account LocalAccount, ...": the key's own refusal and the list of forms each said what a key is."""
+    with pytest.raises(BadInputError) as info:
+        as_signer("0x" + "1" * 63)
+    assert str(info.value) == (
+        "the owner's key is not a private key (65 characters): the private key has 63 hex digits, not 64: give 0x and "
+        "64 hex digits (or give an eth-account LocalAccount, an ape account, or a HashSigner such as "
+        "keyscope.LocalSigner)"
+    )
 
 
 @pytest.mark.parametrize("words", [12, 24])

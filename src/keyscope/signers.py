@@ -29,6 +29,10 @@ _FORMS = (
     'a private key ("0x" and 64 hex digits), an eth-account LocalAccount, an ape account, or a HashSigner '
     "(such as keyscope.LocalSigner)"
 )
+_OTHER_FORMS = (
+    "or give an eth-account LocalAccount, an ape account, or a HashSigner such as keyscope.LocalSigner"
+)
+"""What else :func:`as_signer` takes, said after a key's own refusal (which already says what a key is)."""
 _ADDRESS = re.compile(r"^(0x)?[0-9a-fA-F]{40}$")
 _FILE_ENDINGS = (".key", ".json", ".txt", ".pem")
 _PHRASE_LENGTHS = (12, 15, 18, 21, 24)
@@ -71,14 +75,14 @@ def as_signer(value: Any, *, role: str = "owner") -> HashSigner:
             return LocalSigner(text)
         except BadInputError as error:  # its message never shows the key
             raise BadInputError(
-                f"the {role}'s key is not a private key ({len(text)} characters): {error}; give {_FORMS}"
+                f"the {role}'s key is not a private key ({len(text)} characters): {error} ({_OTHER_FORMS})"
             ) from None
     if isinstance(value, (bytes, bytearray)):
         try:
             return LocalSigner(bytes(value))
         except BadInputError as error:  # its message never shows the key
             raise BadInputError(
-                f"the {role}'s key is not a private key ({len(value)} bytes): {error}; give {_FORMS}"
+                f"the {role}'s key is not a private key ({len(value)} bytes): {error} ({_OTHER_FORMS})"
             ) from None
     key = getattr(value, "key", None)
     if isinstance(key, (bytes, bytearray)) and callable(getattr(value, "unsafe_sign_hash", None)):
