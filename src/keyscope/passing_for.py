@@ -1,6 +1,7 @@
 """What a grant's words may pass for: an address a rule lists that a reader takes for the account or the session's
 key (attack 379), and a token whose ``approve``/``transferFrom`` may read their number as a token id (a hybrid
-ERC-20/ERC-721, attack 378).
+ERC-20/ERC-721, attack 378), and what a bound in an ERC-4626 vault's shares costs or returns now (attacks 384 and
+386).
 
 One source for every place the owner reads a grant: the consent page's dangers
 (:mod:`keyscope.consent.describe`), ``owner.grant``'s :class:`~keyscope.errors.TargetWarning`
@@ -9,19 +10,24 @@ One source for every place the owner reads a grant: the consent page's dangers
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from .arg_types import ArgType
 from .errors import InvalidAbiError
-from .hexutil import ZERO_ADDRESS, to_address
-from .known_functions import ERC721_FUNCTIONS, known_function
+from .hexutil import ZERO_ADDRESS, keccak, to_address
+from .known_functions import ERC721_FUNCTIONS, UNLIMITED, bound_of, known_function
 from .policy import AbiFunction, parse_signature
 from .session import Permission, Rule
-from .token_facts import ContractFacts
+from .token_facts import ContractFacts, format_amount
 
 __all__ = [
     "LOOKALIKE_DIGITS",
+    "SharesWorth",
     "declared_function",
     "lookalike_addresses",
     "rule_is_address",
+    "shares_worth",
     "token_id_danger",
 ]
 
@@ -103,4 +109,63 @@ def token_id_danger(permission: Permission, contract: ContractFacts) -> str | No
         f"{permission.target} also answers a collection's getApproved(uint256): if it is a hybrid token, a number no "
         "more than the count of its collection tokens is a token id, not an amount, and each call approves or moves "
         "one whole token, any whose id the rules allow; those approvals add up, past the bound shown"
+    )
+
+
+_SHARE_PREVIEWS = {
+    keccak(b"mint(uint256,address)")[:4]: ("previewMint", "cost"),
+    keccak(b"redeem(uint256,address,address)")[:4]: ("previewRedeem", "return"),
+}
+"""ERC-4626's functions bounded in shares (their first argument), with the vault's question of what that many shares
+cost or return in its asset now, and the verb (attack 384)."""
+_ASSET = keccak(b"asset()")[:4]
+
+
+@dataclass(frozen=True)
+class SharesWorth:
+    """What the most shares an ERC-4626 ``mint``/``redeem`` permission allows cost or return now (``known``: the
+    vault answered, ``text`` says the assets and that the rate can change), or a caution that it is not known."""
+
+    text: str
+    known: bool
+
+
+def shares_worth(
+    permission: Permission,
+    call: Callable[[str, bytes], bytes | None],
+    contract: Callable[[str], ContractFacts],
+) -> SharesWorth | None:
+    """What the most shares an ERC-4626 ``mint``/``redeem`` permission allows cost or return now, asked of the vault
+    through ``call(address, data)`` (an ``eth_call``, None when it reverts): ``previewMint``/``previewRedeem`` of
+    the bound, in the vault's ``asset()``'s units when ``contract(asset)`` names a token with decimals. None when
+    nothing is asked (another function, no bound on the shares). The bound is in shares, whose worth is the
+    vault's rate, which whoever runs the vault moves (attack 384): the consent page shows this beside the bound,
+    ``owner.grant`` warns of it and the session report judged on chain gives it with the permission (attack 386)."""
+    preview = _SHARE_PREVIEWS.get(bytes(permission.selector))
+    bound = bound_of(permission.rules, 0) if preview is not None else None
+    if preview is None or bound is None or bound >= UNLIMITED:
+        return None
+    question, does = preview
+    answer = call(permission.target, keccak(f"{question}(uint256)".encode())[:4] + bound.to_bytes(32, "big"))
+    if answer is None or len(answer) != 32:
+        return SharesWorth(
+            f"{permission.target} gives no {question}(uint256): what {bound:,} shares {does} in the vault's asset "
+            "is not known, and the vault's rate (which whoever runs it may change) decides it",
+            known=False,
+        )
+    assets = int.from_bytes(answer, "big")
+    asset = call(permission.target, _ASSET)
+    token = None
+    if asset is not None and len(asset) == 32 and not int.from_bytes(asset[:12], "big"):
+        token = contract(to_address(asset[12:])).token
+    units = f"{assets:,} base unit{'' if assets == 1 else 's'}"
+    shown = (
+        f"{format_amount(assets, token.decimals, token.symbol)} ({units})"
+        if token is not None and token.decimals is not None
+        else f"{units} of the vault's asset"
+    )
+    return SharesWorth(
+        f"{bound:,} shares {does} {shown} now, by the vault's {question}: the rate can change (whoever runs the "
+        f"vault may move it), and the same shares may {does} {'more' if does == 'cost' else 'less'} later",
+        known=True,
     )

@@ -22,11 +22,11 @@ from .hexutil import to_address
 from .known_functions import ERC721_FUNCTIONS
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
-from .passing_for import declared_function, lookalike_addresses, token_id_danger
+from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger
 from .policy import AbiFunction, AbiType
 from .session import Permission, Rule
 from .signing_words import signing_lines
-from .token_facts import ContractFacts, ScaledLimit, cached_contract_facts, scale_limit
+from .token_facts import ContractFacts, ScaledLimit, cached_contract_facts, call_or_none, scale_limit
 
 __all__ = [
     "SessionReport",
@@ -221,6 +221,11 @@ class SessionReport:
     """What the chain said, when the report was made on chain, that makes a permission reach further than its words:
     an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too (a hybrid, attack
     378); empty when no chain was asked. Shown among :attr:`dangers`."""
+    worth: tuple[str | None, ...] = ()
+    """Beside each permission, what the most shares an ERC-4626 ``mint``/``redeem`` allows cost or return as the
+    vault said when the report was made on chain, or that it did not say (:func:`~keyscope.passing_for.
+    shares_worth`, attack 386); None for any other permission; empty when no chain was asked. Shown with
+    :attr:`permissions`."""
 
     @property
     def session_id(self) -> str:
@@ -237,10 +242,13 @@ class SessionReport:
 
     @property
     def permissions(self) -> list[str]:
-        """Each permission in words (:func:`describe_permission`)."""
+        """Each permission in words (:func:`describe_permission`), with what a bound in a vault's shares is worth
+        now when the chain was asked (:attr:`worth`)."""
         if self.collections is not None:
+            worth = self.worth or (None,) * len(self.grant.session.permissions)
             return [
-                describe_permission(p, p.target in self.collections) for p in self.grant.session.permissions
+                describe_permission(p, p.target in self.collections) + ("" if w is None else f" ({w})")
+                for p, w in zip(self.grant.session.permissions, worth, strict=True)
             ]
         return [
             describe_permission(p) + (_NOT_ASKED if p.selector in ERC721_FUNCTIONS else "")
@@ -476,8 +484,9 @@ def report_from_chain(
         for p in grant.session.permissions
         if p.selector in ERC721_FUNCTIONS and (danger := _token_id_danger(read, p)) is not None
     )
+    worth = tuple(_shares_worth(endpoints, read, p) for p in grant.session.permissions)
     return SessionReport(
-        grant, status.value, moment, "chain", store, usage, scaled, record, collections, dangers
+        grant, status.value, moment, "chain", store, usage, scaled, record, collections, dangers, worth
     )
 
 
@@ -487,6 +496,20 @@ def _token_id_danger(read: Callable[[str], ContractFacts], permission: Permissio
         return token_id_danger(permission, read(permission.target))
     except KeyscopeError:
         return None
+
+
+def _shares_worth(
+    endpoints: Endpoints, read: Callable[[str], ContractFacts], permission: Permission
+) -> str | None:
+    """:func:`~keyscope.passing_for.shares_worth` of ``permission`` as its vault answers now (None: another function,
+    or the chain cannot be read)."""
+    try:
+        worth = shares_worth(
+            permission, lambda address, data: call_or_none(endpoints.chain, address, data), read
+        )
+    except KeyscopeError:
+        return None
+    return None if worth is None else worth.text
 
 
 def _says_erc721(read: Callable[[str], ContractFacts], address: str) -> bool:

@@ -20,10 +20,10 @@ from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
 from .known_functions import ERC721_FUNCTIONS
-from .passing_for import declared_function, lookalike_addresses, token_id_danger
+from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
-from .token_facts import approvals_that_add_up, cached_contract_facts, uncounted_assets
+from .token_facts import approvals_that_add_up, cached_contract_facts, call_or_none, uncounted_assets
 
 __all__ = [
     "KNOWN_CONTRACTS",
@@ -317,8 +317,10 @@ def warn_about_standing_approvals(chain: Chain, account: str, permissions: Seque
 def passing_for_problems(chain: Chain, account: str, session: Session) -> list[str]:
     """What ``session``'s permissions let the key do past what their words say, as the consent page shows it in red
     (:mod:`keyscope.passing_for`): an address a rule lists that passes for ``account`` or the session key (attack
-    379), and an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too, read on
-    ``chain`` (a hybrid whose numbers may be token ids, attack 378). One line each, empty when nothing."""
+    379), an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too, read on
+    ``chain`` (a hybrid whose numbers may be token ids, attack 378), and what a bound in an ERC-4626 vault's shares
+    costs or returns now, asked of the vault (:func:`~keyscope.passing_for.shares_worth`, attack 386), since the
+    dapp may move the rate. One line each, empty when nothing."""
     contract = cached_contract_facts(chain)
     problems = []
     for permission in session.permissions:
@@ -337,6 +339,13 @@ def passing_for_problems(chain: Chain, account: str, session: Session) -> list[s
             f"{permission.label}: {text}; list only addresses you have checked in full"
             for text in lookalike_addresses(permission, function, account, session.session_key)
         ]
+        worth = shares_worth(permission, lambda address, data: call_or_none(chain, address, data), contract)
+        if worth is not None:
+            problems.append(
+                f"{permission.label}: {worth.text}; the bound is in shares, not in the asset: to bound what the "
+                "account pays or gets, grant deposit or withdraw (bounded in the asset) instead, or bound the "
+                "account's approval of the vault over the session's life"
+            )
     return problems
 
 

@@ -26,17 +26,16 @@ from ..accounts.modules import UNANSWERED
 from ..artifacts import KNOWN_ENTRY_POINTS
 from ..clock import LAST_READABLE_TIME, utc_text
 from ..errors import InvalidAbiError
-from ..hexutil import ZERO_ADDRESS, keccak, to_address
+from ..hexutil import ZERO_ADDRESS, to_address
 from ..known_functions import (
     ERC721_FUNCTIONS,
     KNOWN_FUNCTIONS,
     UNLIMITED,
     KnownFunction,
-    bound_of,
     known_function,
 )
 from ..limits import LimitUsage, enforced_amount, owner_label
-from ..passing_for import lookalike_addresses, rule_is_address, token_id_danger
+from ..passing_for import lookalike_addresses, rule_is_address, shares_worth, token_id_danger
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
@@ -401,11 +400,11 @@ def _permission_words(
     )
     if not rules:
         rules = ("any arguments: no rule limits them",)
-    worth = _shares_worth(permission, facts)
-    if isinstance(worth, str):
-        rules += (worth,)
+    worth = shares_worth(permission, facts.call, facts.contract) if facts.call is not None else None
+    if worth is not None and worth.known:
+        rules += (worth.text,)
     elif worth is not None:
-        warnings.append(GrantWarning(level="caution", text=f"{shown}: {worth[0]}", permission=index))
+        warnings.append(GrantWarning(level="caution", text=f"{shown}: {worth.text}", permission=index))
     value = (
         "no ETH may be sent with these calls"
         if permission.value_limit == 0
@@ -476,49 +475,6 @@ def _permission_words(
             value=value,
         ),
         warnings,
-    )
-
-
-_SHARE_PREVIEWS = {
-    keccak(b"mint(uint256,address)")[:4]: ("previewMint", "cost"),
-    keccak(b"redeem(uint256,address,address)")[:4]: ("previewRedeem", "return"),
-}
-"""ERC-4626's functions bounded in shares (their first argument), with the vault's question of what that many shares
-cost or return in its asset now, and the verb (attack 384)."""
-_ASSET = keccak(b"asset()")[:4]
-
-
-def _shares_worth(permission: Permission, facts: Facts) -> str | tuple[str] | None:
-    """What the most shares an ERC-4626 ``mint``/``redeem`` permission allows cost or return now, asked of the vault
-    (``previewMint``/``previewRedeem``): a line to show beside the bound, in the vault's asset's units when it names
-    a token with decimals; a one-element tuple with a caution when the vault does not answer; None when nothing is
-    asked (another function, no bound on the shares, no chain to ask)."""
-    preview = _SHARE_PREVIEWS.get(bytes(permission.selector))
-    bound = bound_of(permission.rules, 0) if preview is not None else None
-    if preview is None or facts.call is None or bound is None or bound >= UNLIMITED:
-        return None
-    question, does = preview
-    answer = facts.call(
-        permission.target, keccak(f"{question}(uint256)".encode())[:4] + bound.to_bytes(32, "big")
-    )
-    if answer is None or len(answer) != 32:
-        return (
-            f"{permission.target} gives no {question}(uint256): what {bound:,} shares {does} in the vault's asset is "
-            "not known, and the vault's rate (which whoever runs it may change) decides it",
-        )
-    assets = int.from_bytes(answer, "big")
-    asset = facts.call(permission.target, _ASSET)
-    token = None
-    if asset is not None and len(asset) == 32 and not int.from_bytes(asset[:12], "big"):
-        token = facts.contract(to_address(asset[12:])).token
-    shown = (
-        f"{format_amount(assets, token.decimals, token.symbol)} ({_base_units(assets)})"
-        if token is not None and token.decimals is not None
-        else f"{_base_units(assets)} of the vault's asset"
-    )
-    return (
-        f"{bound:,} shares {does} {shown} now, by the vault's {question}: the rate can change (whoever runs the "
-        f"vault may move it), and the same shares may {does} {'more' if does == 'cost' else 'less'} later"
     )
 
 
