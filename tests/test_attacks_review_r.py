@@ -5,6 +5,13 @@ Attack 384 beyond the page (attack 386): a bound in an ERC-4626 vault's shares w
 or return now on the consent page only. An owner granting from a program (``owner.grant``, no page) read nothing of
 it, and the session report judged on chain read "mint ... where shares must be at most 1000", a number of a unit the
 owner cannot price, whose worth the dapp sets by what it gives its vault.
+
+Attack 387, an address that passes for more than the account: attacks 379 and 383 looked for a listed address that
+shares its ends with the account or the session key only. A dapp's request names its router twice, as a target
+(``swap``) and as the spender of an ``approve`` on the token; the spender it lists is a vanity address of its own
+sharing the router's first and last eight hex digits, and the owner reads "spender must be 0x5FbD...0aa3", the
+router he just read above. The same with Permit2 (``approve(spender == 0x0000...8BA3)``, a request every wallet
+sees) and the canonical EntryPoints: the page, ``owner.grant`` and the session report said nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +21,18 @@ from typing import Any
 
 import pytest
 
-from keyscope import SessionKey, TargetWarning
+from keyscope import Policy, SessionKey, TargetWarning, arg
+from keyscope.artifacts import ENTRY_POINT_V07
 from keyscope.consent import GrantDescription
+from keyscope.execution import Call
 from keyscope.report import StoreMarks, report_from_chain, report_from_store
+from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
+from keyscope.standing_approvals import PERMIT2
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
+from test_attacks_review_m import _lookalike
 from test_attacks_review_n import _priced_vault, _share_requests
 
 
@@ -89,3 +103,113 @@ def test_the_session_report_judged_on_chain_prices_the_shares(
     ]
     stored = report_from_store(signed, StoreMarks(revoked=False, enabled=True), now=report.now)
     assert not [text for text in stored.permissions if " now" in text], stored.permissions
+
+
+APPROVE = "approve(address spender,uint256 amount)"
+SWAP = "swap(address tokenIn,uint256 amountIn,address recipient)"
+
+
+def _router_grant(token: str, router: str, spender: str, account: str) -> tuple[Permission, Permission]:
+    """Attack 387's request: approve ``spender`` (the router, it says) for at most 1,000 on the token, and swap on the
+    router to the account."""
+    return (
+        Policy.call(token, APPROVE, rules=[arg("spender") == spender, arg("amount") <= 1000]),
+        Policy.call(router, SWAP, rules=[arg("recipient") == account]),
+    )
+
+
+def _said(described: GrantDescription, permission: int) -> list[str]:
+    return [w.text for w in described.warnings if w.level == "danger" and w.permission == permission]
+
+
+def test_an_address_that_passes_for_a_target_of_the_grant_is_a_danger(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 387, what the owner reads: the approved spender shares the router's (another permission's target)
+    first and last hex digits and is not it: a danger naming both in full. The router itself as the spender is no
+    danger."""
+    token = project.TestToken.deploy(sender=deployer)
+    router = project.EffectRecorder.deploy(sender=deployer)
+    account = "0x" + "ac" * 20
+    fake = _lookalike(router.address)
+    described = words(*_router_grant(token.address, router.address, fake, account), account=account)
+    assert any(
+        f"{fake} passes for a contract this grant calls ({router.address})" in text
+        for text in _said(described, 0)
+    ), described.warnings
+    honest = words(*_router_grant(token.address, router.address, router.address, account), account=account)
+    assert not [text for text in _said(honest, 0) if "passes for" in text], honest.warnings
+
+
+@pytest.mark.parametrize("known, name", [(PERMIT2, "Permit2"), (ENTRY_POINT_V07, "the EntryPoint v0.7")])
+def test_an_address_that_passes_for_a_well_known_contract_is_a_danger(
+    known: str, name: str, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 387 on the well-known addresses: ``approve(spender == ...)`` of an address sharing Permit2's (or a
+    canonical EntryPoint's) ends reads as an approval of it; the page says it passes for it and is not it. Permit2
+    itself is no such danger."""
+    token = "0x" + "70" * 20
+    account = "0x" + "ac" * 20
+    fake = _lookalike(known)
+    described = words(Policy.call(token, APPROVE, rules=[arg("spender") == fake]), account=account)
+    assert any(f"{fake} passes for {name} ({known})" in text for text in _said(described, 0)), (
+        described.warnings
+    )
+    real = words(Policy.call(token, APPROVE, rules=[arg("spender") == known]), account=account)
+    assert not [text for text in _said(real, 0) if "passes for" in text], real.warnings
+
+
+def test_owner_grant_and_the_session_report_give_the_lookalike_of_a_target(
+    net: Any, project: Any, deployer: Any
+) -> None:
+    """Attack 387 past the page: ``owner.grant`` warns (a ``TargetWarning``, pointing at the owner's code) and the
+    session report lists it under ``dangers``, judged on chain or from a store (read from the grant itself)."""
+    owner = net.owner(LocalSigner.generate())
+    token = project.TestToken.deploy(sender=deployer)
+    router = project.EffectRecorder.deploy(sender=deployer)
+    fake = _lookalike(router.address)
+    with pytest.warns(TargetWarning) as caught:
+        signed = owner.grant(
+            SessionKey.generate(),
+            list(_router_grant(token.address, router.address, fake, owner.account)),
+            valid_for=3600,
+        )
+    said = [(str(w.message), w.filename) for w in caught if issubclass(w.category, TargetWarning)]
+    matching = [
+        where
+        for text, where in said
+        if f"{fake} passes for a contract this grant calls ({router.address})" in text
+    ]
+    assert matching == [__file__], said
+    report = report_from_chain(net, signed)
+    assert any(
+        f"{fake} passes for a contract this grant calls ({router.address})" in text for text in report.dangers
+    ), report.dangers
+    stored = report_from_store(signed, StoreMarks(revoked=False, enabled=True), now=report.now)
+    assert [t for t in stored.dangers if "passes for" in t] == [
+        t for t in report.dangers if "passes for" in t
+    ]
+
+
+def test_the_chain_lets_the_key_approve_the_router_s_lookalike(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant the owner read as "approve the router for at most 1,000" lets the dapp's key do: approve the
+    look-alike, an address that is not the router (here one no one deployed), which then spends the allowance."""
+    token = project.TestToken.deploy(sender=deployer)
+    router = project.EffectRecorder.deploy(sender=deployer)
+    fake = _lookalike(router.address)
+    approve, swap = _router_grant(token.address, router.address, fake, module_account)
+    session = Session(session_key=session_key.address, permissions=(approve, swap))
+    sessions.grant_onchain(module_account, owner, session)
+    data = approve.selector + abi_words(int(fake, 16), 1000)
+    assert (
+        sessions.outcome(sessions.op(module_account, session_key, [Call.of(token.address, 0, data)])) == "ok"
+    )
+    assert token.allowance(module_account, fake) == 1000
+    assert token.allowance(module_account, router.address) == 0

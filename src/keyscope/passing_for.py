@@ -1,5 +1,5 @@
-"""What a grant's words may pass for: an address a rule lists that a reader takes for the account or the session's
-key (attack 379), and a token whose ``approve``/``transferFrom`` may read their number as a token id (a hybrid
+"""What a grant's words may pass for: an address a rule lists that a reader takes for the account, the session's
+key (attack 379), a contract the grant calls or a well-known one (attack 387), and a token whose ``approve``/``transferFrom`` may read their number as a token id (a hybrid
 ERC-20/ERC-721, attack 378), and what a bound in an ERC-4626 vault's shares costs or returns now (attacks 384 and
 386).
 
@@ -10,19 +10,22 @@ One source for every place the owner reads a grant: the consent page's dangers
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .arg_types import ArgType
+from .artifacts import ENTRY_POINT_V06, ENTRY_POINT_V07, ENTRY_POINT_V08
 from .errors import InvalidAbiError
 from .hexutil import ZERO_ADDRESS, keccak, to_address
 from .known_functions import ERC721_FUNCTIONS, UNLIMITED, bound_of, known_function
 from .policy import AbiFunction, parse_signature
 from .session import Permission, Rule
+from .standing_approvals import PERMIT2
 from .token_facts import ContractFacts, format_amount
 
 __all__ = [
     "LOOKALIKE_DIGITS",
+    "WELL_KNOWN_ADDRESSES",
     "SharesWorth",
     "declared_function",
     "lookalike_addresses",
@@ -64,22 +67,43 @@ def rule_is_address(rule: Rule, function: AbiFunction | None) -> bool:
     return True
 
 
+WELL_KNOWN_ADDRESSES = (
+    (PERMIT2, "Permit2"),
+    (ENTRY_POINT_V06, "the EntryPoint v0.6"),
+    (ENTRY_POINT_V07, "the EntryPoint v0.7"),
+    (ENTRY_POINT_V08, "the EntryPoint v0.8"),
+)
+"""Addresses a reader knows by sight, with their names: Permit2 (which wallets ask the owner to approve) and the
+canonical EntryPoints (attack 387)."""
+
+
 def lookalike_addresses(
-    permission: Permission, function: AbiFunction | None, account: str, session_key: str
+    permission: Permission,
+    function: AbiFunction | None,
+    account: str,
+    session_key: str,
+    targets: Sequence[str] = (),
 ) -> list[str]:
     """What the addresses ``permission``'s address rules list pass for (``function``: the permission's function as
-    the reader is shown it, :func:`declared_function`): one line for each that is not ``account`` (nor
-    ``session_key``) but shares its first and last :data:`LOOKALIKE_DIGITS` hex digits with one of them, naming both
-    in full. The zero address stands for no account (a request described before its wallet connects)."""
-    found = []
+    the reader is shown it, :func:`declared_function`): one line for each that is none of the addresses a reader
+    knows here but shares its first and last :data:`LOOKALIKE_DIGITS` hex digits with one of them, naming both in
+    full. Those are ``account`` and ``session_key`` (attack 379), the contracts the grant calls (``targets``: every
+    permission's target, attack 387) and :data:`WELL_KNOWN_ADDRESSES`. The zero address stands for no account (a
+    request described before its wallet connects)."""
     known = [(account, "this account"), (session_key, "the session's own key")]
+    known += [(to_address(target), "a contract this grant calls") for target in dict.fromkeys(targets)]
+    known += [(address, name) for address, name in WELL_KNOWN_ADDRESSES]
+    exact = {own.lower() for own, _ in known}
+    found = []
     for rule in permission.rules:
         if rule.arg_type != ArgType.ADDRESS or not rule_is_address(rule, function):
             continue
         for word in rule.values:
             address = to_address(word.to_bytes(32, "big")[12:])
+            if address.lower() in exact:
+                continue
             for own, what in known:
-                if own.lower() in (ZERO_ADDRESS.lower(), address.lower()):
+                if own.lower() == ZERO_ADDRESS.lower():
                     continue
                 ends = LOOKALIKE_DIGITS
                 if (

@@ -261,6 +261,7 @@ class SessionReport:
         a rule lists that passes for the account or the session key (same first and last hex digits, attack 379),
         and what the chain said when the report was made on chain (:attr:`chain_dangers`); empty when nothing."""
         found = []
+        targets = [p.target for p in self.grant.session.permissions]
         for permission in self.grant.session.permissions:
             erc721 = self.collections is not None and permission.target in self.collections
             function = declared_function(permission, erc721)
@@ -269,7 +270,7 @@ class SessionReport:
             )
             found += [
                 f"{where}: {text}"
-                for text in lookalike_addresses(permission, function, self.account, self.session_key)
+                for text in lookalike_addresses(permission, function, self.account, self.session_key, targets)
             ]
         return found + list(self.chain_dangers)
 

@@ -337,7 +337,9 @@ def passing_for_problems(chain: Chain, account: str, session: Session) -> list[s
         function = declared_function(permission, erc721)
         problems += [
             f"{permission.label}: {text}; list only addresses you have checked in full"
-            for text in lookalike_addresses(permission, function, account, session.session_key)
+            for text in lookalike_addresses(
+                permission, function, account, session.session_key, [p.target for p in session.permissions]
+            )
         ]
         worth = shares_worth(permission, lambda address, data: call_or_none(chain, address, data), contract)
         if worth is not None:

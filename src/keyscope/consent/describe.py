@@ -170,6 +170,8 @@ class _Context:
     amount_offsets: tuple[int, ...]
     addresses: bool = True
     """Whether a uint160 word is an address (call arguments typed ``address``); typed data says per field."""
+    targets: tuple[str, ...] = ()
+    """The contracts the session's permissions call: an address a rule lists that passes for one is a danger."""
 
 
 def _value_text(word: int, rule: Rule, ctx: _Context) -> str:
@@ -433,7 +435,9 @@ def _permission_words(
         warnings.append(GrantWarning(level="danger", text=f"{shown}: {hybrid}", permission=index))
     warnings += [
         GrantWarning(level="danger", text=f"{shown}: {text}", permission=index)
-        for text in lookalike_addresses(permission, function, ctx_base.account, ctx_base.session_key)
+        for text in lookalike_addresses(
+            permission, function, ctx_base.account, ctx_base.session_key, ctx_base.targets
+        )
     ]
     for number, rule in enumerate(permission.rules):
         danger = _rule_warning(number, rule, function, shown)
@@ -911,7 +915,9 @@ def describe_session(
     session: Session, *, account: str, chain_id: int, facts: Facts, account_note: str = ""
 ) -> GrantDescription:
     """``session`` (of ``account`` on ``chain_id``) in words, with its warnings."""
-    base = _Context(account, session.session_key, None, ())
+    base = _Context(
+        account, session.session_key, None, (), targets=tuple(p.target for p in session.permissions)
+    )
     permissions, warnings = [], _session_warnings(session, facts, account)
     claims_checked: set[str] = set()
     for index, permission in enumerate(session.permissions):
