@@ -12,6 +12,13 @@ shares its ends with the account or the session key only. A dapp's request names
 sharing the router's first and last eight hex digits, and the owner reads "spender must be 0x5FbD...0aa3", the
 router he just read above. The same with Permit2 (``approve(spender == 0x0000...8BA3)``, a request every wallet
 sees) and the canonical EntryPoints: the page, ``owner.grant`` and the session report said nothing.
+
+Attack 388, a count of zero: ``Policy.call(..., rate="0/hour")``, ``calls=0``, ``Limits.operations(0)`` and an
+ERC-7715 ``call-limit``/``rate-limit`` of count 0 built a limit that allows nothing: the module enables it, and the
+permission can never be used. The SDK refused it only when a grant was built from it, naming the limit's label; an
+ERC-7715 request with it was planned and shown. The module's view agrees with the grant: it enables such a limit,
+stores its period (a zero amount's state is written for a periodic limit), reports it as 0 of 0 used per hour and
+refuses every call it counts.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ import pytest
 from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.artifacts import ENTRY_POINT_V07
 from keyscope.consent import GrantDescription
+from keyscope.erc7715 import plan_from_requests
+from keyscope.errors import BadInputError
 from keyscope.execution import Call
+from keyscope.policy import Limits
 from keyscope.report import StoreMarks, report_from_chain, report_from_store
-from keyscope.session import Permission, Session
+from keyscope.session import Limit, LimitKind, Meter, Permission, Session
 from keyscope.signing import LocalSigner
 from keyscope.standing_approvals import PERMIT2
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
@@ -34,6 +44,7 @@ from support.session_fixtures import module_account_fixture  # noqa: F401 (fixtu
 from test_attacks import words as abi_words
 from test_attacks_review_m import _lookalike
 from test_attacks_review_n import _priced_vault, _share_requests
+from test_erc7715 import _limited_requests
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -213,3 +224,65 @@ def test_the_chain_lets_the_key_approve_the_router_s_lookalike(
     )
     assert token.allowance(module_account, fake) == 1000
     assert token.allowance(module_account, router.address) == 0
+
+
+_TARGET = "0x" + "70" * 20
+_CALL = "other(uint256 amount)"
+
+
+@pytest.mark.parametrize(
+    "build, option",
+    [
+        (lambda: Policy.call(_TARGET, _CALL, calls=0), "calls=0"),
+        (lambda: Policy.call(_TARGET, _CALL, rate="0/hour"), "rate='0/hour'"),
+        (lambda: Policy.call(_TARGET, _CALL, rate=(0, "day")), "rate=(0, 'day')"),
+        (lambda: Policy.transfer(_TARGET, 10**18, rate="0 per minute"), "rate='0 per minute'"),
+        (lambda: Limits.operations(0), "Limits.operations(0)"),
+        (lambda: Limits.operations(0, per="day"), "Limits.operations(0, per='day')"),
+    ],
+)
+def test_a_count_of_zero_is_refused_naming_its_option(build: Callable[[], object], option: str) -> None:
+    """Attack 388: a count of zero allows no call (or no operation) at all; the builder refuses it, naming the
+    option as written and saying what to give instead."""
+    with pytest.raises(BadInputError) as info:
+        build()
+    message = str(info.value)
+    assert message.startswith(option + " "), message
+    assert "could never be used" in message and "positive" in message, message
+
+
+@pytest.mark.parametrize("kwargs, field", [({"calls": 0}, "call-limit"), ({"rate": (0, 3600)}, "rate-limit")])
+def test_an_erc7715_count_of_zero_is_refused_naming_its_field(kwargs: dict[str, Any], field: str) -> None:
+    """Attack 388 in a dapp's ERC-7715 request: a ``call-limit`` or ``rate-limit`` of count 0 is refused, naming
+    the request's policy and its ``count``, before anything is shown to the owner."""
+    with pytest.raises(BadInputError) as info:
+        plan_from_requests(_limited_requests(**kwargs))
+    message = str(info.value)
+    assert field in message and ".count" in message and "could never be used" in message, message
+
+
+def test_the_module_enables_a_zero_count_rate_and_refuses_every_call(
+    sessions: Any,
+    module: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """The module's view of a zero count (why the SDK refuses it): it enables a session whose rate allows 0 calls an
+    hour, its ``limitUsage`` reads the limit as signed (0 calls per hour, none used, none left), and it refuses every
+    call the limit counts."""
+    target = project.EffectRecorder.deploy(sender=deployer)
+    rate = Limit(kind=LimitKind.CALLS, amount=0, period=3600, meters=(Meter(),), name="rate")
+    permission = Policy.call(target.address, _CALL).model_copy(update={"limits": (rate,)})
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    session_id = sessions.grant_onchain(module_account, owner, session)
+    usage = [tuple(row) for row in module.limitUsage(module_account, session_id)]
+    assert [(row[0], row[1], row[2], row[4], row[5]) for row in usage] == [
+        (int(LimitKind.CALLS), 0, 3600, 0, 0)
+    ]
+    call = Call.of(target.address, 0, permission.selector + abi_words(1))
+    now = project.provider.get_block("latest").timestamp
+    result = sessions.outcome(sessions.op(module_account, session_key, [call], at=now))
+    assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result

@@ -1409,13 +1409,24 @@ def test_the_sdk_refuses_before_sending_and_reports_usage(net, harness, token, c
 # ------------------------------------------------------------------------------------------------------
 
 
+def _zero_count(kind: LimitKind, period: int = 0) -> Limit:
+    """A count of zero built by hand: the builders refuse one (``calls=0``, ``rate="0/hour"``,
+    ``Limits.operations(0)``), a session built without them may carry one."""
+    meters = (Meter(),) if kind == LimitKind.CALLS else ()
+    return Limit(kind=kind, amount=0, period=period, meters=meters, name=f"zero {kind.name.lower()}")
+
+
+def _counted(target: str, call: str, limit: Limit) -> Permission:
+    return Policy.call(target, call).model_copy(update={"limits": (limit,)})
+
+
 def _allowing_nothing(target: str, token: str) -> list[tuple[str, list[Permission], list[Limit]]]:
     call = "other(uint256 amount)"
     return [
-        ("calls=0", [Policy.call(target, call, calls=0)], []),
-        ("rate 0/hour", [Policy.call(target, call, rate="0/hour")], []),
-        ("operations(0)", [Policy.call(target, call)], [Limits.operations(0)]),
-        ("operations(0) per day", [Policy.call(target, call)], [Limits.operations(0, per="day")]),
+        ("calls=0", [_counted(target, call, _zero_count(LimitKind.CALLS))], []),
+        ("rate 0/hour", [_counted(target, call, _zero_count(LimitKind.CALLS, 3600))], []),
+        ("operations(0)", [Policy.call(target, call)], [_zero_count(LimitKind.OPERATIONS)]),
+        ("operations(0) per day", [Policy.call(target, call)], [_zero_count(LimitKind.OPERATIONS, DAY)]),
         ("zero allowance", list(Policy.erc20_allowance(token, 0)), []),
         ("zero total", [Policy.call(target, call, totals=[arg("amount").total(0)])], []),
         ("gas(0) without a paymaster", [Policy.call(target, call)], [Limits.gas(0)]),
@@ -1456,7 +1467,7 @@ def test_the_module_accepts_limits_that_allow_nothing(
     """Why the SDK's refusal above is a usability check: the module enables such a session, which can then
     never make the call."""
     now = chain.pending_timestamp
-    record = Policy.call(target.address, "other(uint256 amount)", calls=0)
+    record = _counted(target.address, "other(uint256 amount)", _zero_count(LimitKind.CALLS))
     _, session_id = grant(sessions, account, owner, session_key, [record], valid_after=now - 10)
     assert module.isSessionActive(account, session_id)
     call = Call.of(target.address, 0, target.other.encode_input(1))

@@ -972,9 +972,19 @@ def _call_limits(
             raise BadInputError(
                 f"calls= is the most calls over the session's life, a count; got {shown(calls)}"
             )
+        if calls == 0:
+            raise BadInputError(
+                f"calls=0 allows no call of {label}: the module would accept it, but the permission could never be "
+                "used; give a positive count, or leave calls out for no limit"
+            )
         limits.append(_limit(kind=LimitKind.CALLS, amount=calls, meters=(Meter(),), name=f"calls of {label}"))
     if rate is not None:
         count, seconds = _rate(rate)
+        if count == 0:
+            raise BadInputError(
+                f"rate={shown(rate)} allows no call of {label} in any period: the module would accept it, but the "
+                "permission could never be used; give a positive count, or leave rate out for no limit"
+            )
         limits.append(
             _limit(
                 kind=LimitKind.CALLS, amount=count, period=seconds, meters=(Meter(),), name=f"rate of {label}"
@@ -1022,7 +1032,14 @@ class Limits:
             raise BadInputError(
                 f"Limits.operations takes a count of operations, an integer; got {shown(count)}"
             )
-        return _limit(kind=LimitKind.OPERATIONS, amount=count, period=period_seconds(per), name="operations")
+        period = period_seconds(per)
+        if count == 0:
+            written = "Limits.operations(0)" if per is None else f"Limits.operations(0, per={shown(per)})"
+            raise BadInputError(
+                f"{written} allows no operation: the module would accept it, but the session could never be used; "
+                "give a positive count, or leave the limit out"
+            )
+        return _limit(kind=LimitKind.OPERATIONS, amount=count, period=period, name="operations")
 
     @staticmethod
     def gas(wei: int | str, *, per: int | str | None = None) -> Limit:

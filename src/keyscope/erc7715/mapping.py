@@ -460,11 +460,17 @@ class _Draft:
         setattr(self, name, value)
 
     def count_calls(self, count: int, period: int, where: str) -> None:
-        """A CALLS limit on the current request's permissions, over the session's life or per ``period``."""
+        """A CALLS limit on the current request's permissions, over the session's life or per ``period``; a count
+        of 0 is refused (a limit that allows no call: the permission could never be used)."""
         if not self.span:
             raise BadInputError(
                 f"{where}: it counts the calls of its request's permission, and a {self.permission_type!r} "
                 "permission makes no calls of its own; put the policy on the requests whose calls it counts"
+            )
+        if count == 0:
+            raise BadInputError(
+                f"{where}.count is 0: it allows no call of its request's permission, which could never be used; "
+                "ask a positive count, or leave the policy out for no limit"
             )
         self.limits.append(
             Limit(
