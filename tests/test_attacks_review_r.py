@@ -19,6 +19,11 @@ permission can never be used. The SDK refused it only when a grant was built fro
 ERC-7715 request with it was planned and shown. The module's view agrees with the grant: it enables such a limit,
 stores its period (a zero amount's state is written for a periodic limit), reports it as 0 of 0 used per hour and
 refuses every call it counts.
+
+Attack 389, names too long to read: an argument's (or a function's) name is the dapp's text, of any length, and a
+contract it deploys may declare ``pay(address to_____...(20,000 characters), uint256 amount)``. The page showed it
+whole, in the function's line and in each of its warnings, and so did the session report: a wall of text a screen
+long and more, pushing the rules and the dangers after it out of sight.
 """
 
 from __future__ import annotations
@@ -286,3 +291,47 @@ def test_the_module_enables_a_zero_count_rate_and_refuses_every_call(
     now = project.provider.get_block("latest").timestamp
     result = sessions.outcome(sessions.op(module_account, session_key, [call], at=now))
     assert "LimitExceeded(callIndex=0, limitIndex=0, amount=1, left=0)" in result, result
+
+
+LONG = "to" + "_" * 20_000
+
+
+def _long_named(target: str, account: str, labelled: bool) -> Permission:
+    """Attack 389's request: a payment whose recipient's name is 20,002 characters long, its rule under that name;
+    ``labelled``: the function's label carries the name too (a dapp's own request; ``Policy.call`` keeps types
+    only)."""
+    function = f"pay(address {LONG},uint256 amount)"
+    built = Policy.call(target, function, rules=[arg(LONG) == account, arg("amount") <= 1000])
+    return built.model_copy(update={"function": function}) if labelled else built
+
+
+@pytest.mark.parametrize("labelled", [False, True])
+def test_a_name_too_long_to_read_is_not_shown_whole(
+    labelled: bool, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 389, what the owner reads: no line of the page carries the 20,000-character name, nor does the
+    session report's. A rule's name too long is left for the argument's place; a function's label carrying one is
+    shown by its selector, with a caution saying why."""
+    from keyscope.report import describe_permission
+
+    account = "0x" + "ac" * 20
+    permission = _long_named("0x" + "70" * 20, account, labelled)
+    described = words(permission, account=account)
+    texts = [*described.permissions[0].rules, described.permissions[0].function]
+    texts += [w.text for w in described.warnings]
+    assert max(len(text) for text in texts) < 1_000, [text[:200] for text in texts if len(text) >= 1_000]
+    said = describe_permission(permission)
+    assert len(said) < 1_000, said[:300]
+    cautions = [w.text for w in described.warnings if w.permission == 0 and "20,002 characters" in w.text]
+    if labelled:
+        assert (
+            described.permissions[0].function
+            == f"an unknown function (selector 0x{permission.selector.hex()})"
+        )
+        assert len(cautions) == 1, described.warnings
+        assert f"selector 0x{permission.selector.hex()}" in said, said
+    else:
+        assert described.permissions[0].function == "pay(address, uint256 amount)", described.permissions[0]
+        assert described.permissions[0].rules[0].startswith("arg0 (address) must be"), described.permissions[
+            0
+        ]

@@ -10,6 +10,7 @@ One source for every place the owner reads a grant: the consent page's dangers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,11 +25,13 @@ from .standing_approvals import PERMIT2
 from .token_facts import ContractFacts, format_amount
 
 __all__ = [
+    "LONGEST_NAME",
     "LOOKALIKE_DIGITS",
     "WELL_KNOWN_ADDRESSES",
     "SharesWorth",
     "declared_function",
     "lookalike_addresses",
+    "overlong_name",
     "rule_is_address",
     "shares_worth",
     "token_id_danger",
@@ -39,15 +42,31 @@ LOOKALIKE_DIGITS = 4
 address of its own that shares them with the account by a vanity search (address poisoning, attack 379)."""
 
 
+LONGEST_NAME = 64
+"""The longest function, argument or component name a request's label may give and be shown: a name is the dapp's
+text, of any length (a contract it deploys may declare one of 20,000 characters), and shown whole it fills the
+owner's screen and pushes the rules and dangers after it out of sight (attack 389)."""
+_LONG_NAME = re.compile(rf"[A-Za-z0-9_$]{{{LONGEST_NAME + 1},}}")
+
+
+def overlong_name(text: str | None) -> int | None:
+    """The length of the longest name in ``text`` (a function's label, a rule's name) longer than
+    :data:`LONGEST_NAME`; None when there is none (or no text)."""
+    if text is None:
+        return None
+    found = [len(match) for match in _LONG_NAME.findall(text)]
+    return max(found) if found else None
+
+
 def declared_function(permission: Permission, erc721: bool = False) -> AbiFunction | None:
     """The permission's function as its label declares it, when the label parses and is the selector's; a function
     known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
     argument names, whatever the label (four bytes collide, and a label's names are the request's text); ERC-721's
-    on a collection (``erc721``)."""
+    on a collection (``erc721``). None for a label with a name too long to show (:func:`overlong_name`)."""
     known = known_function(permission.selector, erc721)
     if known is not None:
         return parse_signature(known.signature)
-    if permission.function is None:
+    if permission.function is None or overlong_name(permission.function) is not None:
         return None
     try:
         function = parse_signature(permission.function)

@@ -22,7 +22,7 @@ from .hexutil import to_address
 from .known_functions import ERC721_FUNCTIONS
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
-from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger
+from .passing_for import declared_function, lookalike_addresses, overlong_name, shares_worth, token_id_danger
 from .policy import AbiFunction, AbiType
 from .session import Permission, Rule
 from .signing_words import signing_lines
@@ -129,7 +129,7 @@ def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> R
     if function is None:
         return (
             rule
-            if rule.name is None or _steps(rule.name) is not None
+            if rule.name is None or (_steps(rule.name) is not None and overlong_name(rule.name) is None)
             else rule.model_copy(update={"name": None})
         )
     located = function.word_at(rule.offset)
@@ -139,6 +139,7 @@ def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> R
     name = rule.name
     if (
         name is not None
+        and overlong_name(name) is None
         and _fits(name, label, function)
         and not any(other.name == name and other.offset != rule.offset for other in rules)
     ):

@@ -35,7 +35,14 @@ from ..known_functions import (
     known_function,
 )
 from ..limits import LimitUsage, enforced_amount, owner_label
-from ..passing_for import lookalike_addresses, rule_is_address, shares_worth, token_id_danger
+from ..passing_for import (
+    LONGEST_NAME,
+    lookalike_addresses,
+    overlong_name,
+    rule_is_address,
+    shares_worth,
+    token_id_danger,
+)
 from ..policy import AbiFunction, AbiParam, AbiType, parse_signature, word_type_of
 from ..session import ArgType, Limit, LimitKind, Meter, Permission, Rule, Session
 from ..signing_words import co_signer_line, signing_lines, signing_warnings
@@ -239,7 +246,7 @@ def _function(
         # collide (``sign_szabo_bytecode(bytes16,uint128)`` is ``approve``'s 0x095ea7b3), and its warnings and token
         # amounts go by the selector
         parsed = parse_signature(known.signature)
-    elif permission.function is not None:
+    elif permission.function is not None and overlong_name(permission.function) is None:
         try:
             parsed = parse_signature(permission.function)
         except InvalidAbiError:
@@ -249,7 +256,9 @@ def _function(
     if parsed is None:
         return f"an unknown function (selector 0x{permission.selector.hex()})", None, known
     names = {
-        rule.offset: rule.name for rule in permission.rules if rule.name and _IDENTIFIER.fullmatch(rule.name)
+        rule.offset: rule.name
+        for rule in permission.rules
+        if rule.name and _IDENTIFIER.fullmatch(rule.name) and overlong_name(rule.name) is None
     }
     standard = parse_signature(known.signature) if known is not None else None
     params: list[AbiParam] = []
@@ -450,6 +459,18 @@ def _permission_words(
                 level="caution",
                 text=f"{shown}: takes bytes no rule reads; if {permission.target} runs them as calls (a batch, a "
                 "multicall or a forwarder under its own name), no rule of this session holds those calls",
+                permission=index,
+            )
+        )
+    too_long = overlong_name(permission.function) if known is None else None
+    if too_long is not None:
+        # a name of any length is the dapp's text: shown whole it would hide what follows it (attack 389)
+        warnings.append(
+            GrantWarning(
+                level="caution",
+                text=f"{permission.target}: the request names this function with a name of {too_long:,} characters, "
+                f"too long to show (more than {LONGEST_NAME}): it is shown by its selector, and its rules by their "
+                "places in the arguments",
                 permission=index,
             )
         )
