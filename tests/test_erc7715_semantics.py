@@ -415,7 +415,8 @@ def test_the_responses_claim_exactly_the_session_granted(
             "rules": [r for r, *_ in rules],
         },
     }
-    calls = data.draw(st.one_of(st.none(), st.integers(1, 10)))  # a count of 0 is refused where written (attack 388)
+    # a count of 0 is refused where it is written (attack 388)
+    calls = data.draw(st.one_of(st.none(), st.integers(1, 10)))
     own = [] if calls is None else [{"type": "call-limit", "data": {"count": calls}}]
     native = {"type": "native-token-transfer", "data": {"allowance": "0x20", "periodDuration": 3600}}
     shop = to_address("0x" + "5b" * 20)

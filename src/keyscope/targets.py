@@ -9,11 +9,9 @@ the demo NFT); other contracts are not judged.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from pathlib import Path
 
 from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
@@ -24,6 +22,7 @@ from .passing_for import declared_function, lookalike_addresses, shares_worth, t
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
 from .token_facts import approvals_that_add_up, cached_contract_facts, call_or_none, uncounted_assets
+from .warning_origin import caller_stacklevel
 
 __all__ = [
     "KNOWN_CONTRACTS",
@@ -131,26 +130,12 @@ def target_problems(
     return problems
 
 
-_PACKAGE = str(Path(__file__).resolve().parent)
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning issued by the function calling this at the first frame outside
-    keyscope: the owner's code that asked for the grant, however deep in keyscope the check runs."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
 def warn_about_targets(
     permissions: Iterable[Permission], codes: Mapping[str, bytes], entry_point: str | None = None
 ) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`target_problems`."""
     for problem in target_problems(permissions, codes, entry_point):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
 @cache
@@ -241,7 +226,7 @@ def paymaster_problems(chain: Chain, session: Session) -> list[str]:
 def warn_about_paymasters(chain: Chain, session: Session) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`paymaster_problems`."""
     for problem in paymaster_problems(chain, session):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
 def warn_about_uncounted_assets(session: Session) -> None:
@@ -262,7 +247,7 @@ def warn_about_uncounted_assets(session: Session) -> None:
                 "send ETH through it beyond that amount; count it there too (Limits.native counts every "
                 "permission that may carry ETH)"
             )
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
 def warn_about_approvals_that_add_up(session: Session) -> None:
@@ -276,7 +261,7 @@ def warn_about_approvals_that_add_up(session: Session) -> None:
             "window allows, and the allowance stays after the session ends; count its amount in an allowance over "
             "the session's life (arg(...).total without a period), or grant approve with a bounded amount instead",
             TargetWarning,
-            stacklevel=_caller_level(),
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -311,7 +296,7 @@ def warn_about_standing_approvals(chain: Chain, account: str, permissions: Seque
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`standing_approval_problems`, as the consent
     page shows them as dangers."""
     for problem in standing_approval_problems(chain, account, permissions):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
 def passing_for_problems(chain: Chain, account: str, session: Session) -> list[str]:
@@ -354,4 +339,4 @@ def passing_for_problems(chain: Chain, account: str, session: Session) -> list[s
 def warn_about_passing_for(chain: Chain, account: str, session: Session) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`passing_for_problems`."""
     for problem in passing_for_problems(chain, account, session):
-        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=_caller_level())
+        warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())

@@ -15,10 +15,8 @@ account itself."""
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from eth_abi import decode as abi_decode
@@ -32,6 +30,7 @@ from ..hexutil import to_address
 from ..rpc import JsonRpcError
 from ..selectors import IS_VALID_SIGNATURE
 from ..userop import UserOperation
+from ..warning_origin import caller_stacklevel
 from .base import AccountKind
 from .detect import account_id
 from .verify import validator_installed
@@ -386,19 +385,6 @@ def _ask_sender(
     )
 
 
-_PACKAGE = str(Path(__file__).resolve().parent.parent)
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` pointing a warning at the first frame outside keyscope: the owner's code that granted."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        frame = frame.f_back
-        level += 1
-    return level
-
-
 def warn_premises_unasked(kind: AccountKind, account: str, why: str) -> None:
     """Issue the :class:`~keyscope.errors.AccountPremiseWarning` of a grant on ``account`` (driven by ``kind``) whose
     premises could not be asked, saying ``why``: an account without code yet, say."""
@@ -414,5 +400,5 @@ def _cannot_ask(kind: AccountKind, account: str, why: str) -> None:
         f"caller as ERC-1271's sender ({why}); a session's bounds rest on both (docs/accounts.md): check them "
         "before relying on the session",
         AccountPremiseWarning,
-        stacklevel=_caller_level(),
+        stacklevel=caller_stacklevel(),
     )
