@@ -369,6 +369,24 @@ def _interrupted_while_starting(logs: Path) -> tuple[subprocess.CompletedProcess
     return subprocess.CompletedProcess(command, starting.returncode, out, err), ports
 
 
+def _stop_once_started(command: list[str], signum: int) -> tuple[int, str]:
+    """Run the stack's command, send it ``signum`` once it says it started, and return its exit status and standard
+    error (the process killed if it outlives the test)."""
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert running.stdout is not None
+        for line in running.stdout:
+            if line.startswith("started in "):
+                break
+        running.send_signal(signum)
+        _, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    return running.returncode, err
+
+
 def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_130(tmp_path: Path) -> None:
     """``python -m keyscope.local`` interrupted while it started (anvil up, Alto starting) said "stopped" and exited
     0, as if a stack had run and been stopped; a script waiting on it took that for success. Ctrl-C once it is up,
@@ -395,19 +413,8 @@ def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_1
     assert all(_refused(port) for port in ports)
     assert "Listening on 127.0.0.1" in (logs / "anvil.log").read_text()
 
-    running = subprocess.Popen(interrupted.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert running.stdout is not None
-        for line in running.stdout:
-            if line.startswith("started in "):
-                break
-        running.send_signal(signal.SIGINT)
-        _, err = running.communicate(timeout=60)
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.wait()
-    assert running.returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
+    returncode, err = _stop_once_started(interrupted.args, signal.SIGINT)
+    assert returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
     assert all(_refused(port) for port in ports)
 
 
@@ -418,19 +425,8 @@ def test_sigterm_stops_the_stack_command_as_ctrl_c_does(tmp_path: Path) -> None:
     ports = [_free_port(), _free_port()]
     command = [sys.executable, "-m", "keyscope.local", "--log-dir", str(logs)]
     command += ["--node-port", str(ports[0]), "--bundler-port", str(ports[1])]
-    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert running.stdout is not None
-        for line in running.stdout:
-            if line.startswith("started in "):
-                break
-        running.send_signal(signal.SIGTERM)
-        _, err = running.communicate(timeout=60)
-    finally:
-        if running.poll() is None:
-            running.kill()
-            running.wait()
-    assert running.returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
+    returncode, err = _stop_once_started(command, signal.SIGTERM)
+    assert returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
     assert all(_refused(port) for port in ports)
 
 
