@@ -35,6 +35,7 @@ from keyscope.local import (
 )
 from keyscope.local import stack as stack_module
 from keyscope.local.anvil import AnvilConfig, start_anvil
+from keyscope.local.processes import ManagedProcess
 from keyscope.rpc import JsonRpcClient
 from keyscope.signing import LocalSigner
 from keyscope.userop import UserOperation
@@ -416,6 +417,42 @@ def test_ctrl_c_while_the_stack_command_starts_says_it_did_not_start_and_exits_1
     returncode, err = _stop_once_started(interrupted.args, signal.SIGINT)
     assert returncode == 0 and err == f"stopped; the logs stay in {logs}\n", err
     assert all(_refused(port) for port in ports)
+
+
+_ARMED: list[bool] = []
+"""Whether the next fork of this process is interrupted (see the test below; a fork callback stays registered)."""
+
+
+def _interrupt_the_armed_fork() -> None:
+    if _ARMED:
+        _ARMED.clear()
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.register_at_fork(before=_interrupt_the_armed_fork)
+
+
+def test_ctrl_c_as_a_child_is_forked_is_raised_once_the_child_is_recorded(tmp_path: Path) -> None:
+    """A Ctrl-C that came as the stack forked a server was raised in Python's own code around the fork (the
+    ``logging`` module's lock release), printed as "Exception ignored" and lost: the stack went on starting, as if
+    never interrupted, and a machine busy enough hit it one start in two. The interruption is now only noted while
+    the child is forked and raised once it is recorded, so that the caller's clean-up stops it."""
+    sleeper = ManagedProcess(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleeper.log"
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ARMED.append(True)
+        with pytest.raises(KeyboardInterrupt):
+            sleeper.start()
+        assert not _ARMED, "the fork was not interrupted"
+        # recorded, so that stopping it works
+        assert sleeper.alive(), (sleeper.returncode, sleeper.log_text())
+    finally:
+        _ARMED.clear()
+        signal.signal(signal.SIGINT, previous)
+        sleeper.stop()
+    assert not sleeper.alive()
 
 
 def test_sigterm_stops_the_stack_command_as_ctrl_c_does(tmp_path: Path) -> None:

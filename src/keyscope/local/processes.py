@@ -13,7 +13,9 @@ with :func:`register_cleanup`, such as a whole stack) are stopped
 
 Ctrl-C raises ``KeyboardInterrupt`` as usual, so ``with`` blocks and ``finally`` clauses stop their
 processes on the way out; the children run in their own sessions, so the terminal's ``SIGINT`` does not
-reach them before that.
+reach them before that. While a child is forked and recorded, Ctrl-C and ``SIGTERM`` are only noted, and raised
+just after: Python runs code of its own around a fork (the ``logging`` module's lock handling), and an
+interruption raised there is printed as "ignored" and lost, so that a stack went on starting as if never stopped.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -122,6 +124,28 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return setup
 
 
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Within the block, Ctrl-C and SIGTERM are noted instead of raised; after it, the handlers are back and a
+    signal that came meanwhile is raised again, once (main thread only: elsewhere Python runs no handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for noted in dict.fromkeys(came):
+            signal.raise_signal(noted)
+
+
 # -- one process --------------------------------------------------------------------------------------
 
 
@@ -181,26 +205,27 @@ class ManagedProcess:
         log.write(f"\n===== keyscope: starting {self.name}: {' '.join(self.argv)}\n".encode())
         log.flush()
         self._log_start = log.tell()
-        try:
-            self._popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,
-                close_fds=True,
-                preexec_fn=_parent_death_signal(),  # only prctl and getppid run in the child
-            )
-        except OSError as exc:
-            log.close()
-            self._remove_scratch()
-            raise ProcessStartError(
-                f"cannot run {self.name} ({self.argv[0]}): {exc}", log_path=self.log_path
-            ) from exc
-        self._log = log
-        register_cleanup(self, self.stop)
+        with _interrupts_deferred():  # a Ctrl-C meanwhile is raised once the child is recorded, to be stopped
+            try:
+                self._popen = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    start_new_session=True,
+                    close_fds=True,
+                    preexec_fn=_parent_death_signal(),  # only prctl and getppid run in the child
+                )
+            except OSError as exc:
+                log.close()
+                self._remove_scratch()
+                raise ProcessStartError(
+                    f"cannot run {self.name} ({self.argv[0]}): {exc}", log_path=self.log_path
+                ) from exc
+            self._log = log
+            register_cleanup(self, self.stop)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after ``timeout`` seconds. Idempotent."""
