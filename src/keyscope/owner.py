@@ -29,7 +29,11 @@ from .accounts.capabilities import (
 from .accounts.erc7579 import ERC7579AccountKind, MSAAccountKind
 from .accounts.keyscope_account import KeyscopeAccountKind
 from .accounts.modules import claimed_module, fallback_routes, initialised_question, read_asking_modules
-from .accounts.premises import refuse_broken_premises, warn_premises_unasked
+from .accounts.premises import (
+    refuse_broken_premises,
+    refuse_install_on_broken_premises,
+    warn_premises_unasked,
+)
 from .accounts.resolve import kind_named
 from .accounts.verify import verify_owner_signature, verify_owner_validator
 from .bundler.pending import PendingUserOperation
@@ -859,15 +863,25 @@ class Owner:
         return True
 
     def install_sessions(self) -> PendingUserOperation | None:
-        """Install the session module if it is not installed yet; None when there is nothing to do."""
+        """Install the session module if it is not installed yet; None when there is nothing to do.
+
+        On an ERC-7579 account driven by an adapter made for no vendor's account, the account is first asked whether
+        it hands the EntryPoint its validators' validation data as it is
+        (:func:`~keyscope.accounts.premises.refuse_install_on_broken_premises`): one that does not is refused with
+        :class:`~keyscope.errors.AccountSetupError`, nothing sent."""
         if self.supports_sessions():
             return None
         if not self.is_deployed():
             raise UnsupportedAccountError(
                 f"{self.account} has no code and keyscope does not know how to create it: deploy it first"
             )
-        refuse_silent_module_queries(self.network.chain, self.kind, self.account, self.network.module)
-        return self.execute(self.kind.install_validator_call(self.account, self.network.module))
+        net = self.network
+        refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
+        if self._asks_premises():
+            # an account taking its validators' refusal for a yes runs anyone's operation naming the module once it
+            # is installed, no session granted (attack 417): asked before the install is signed, as a grant is
+            refuse_install_on_broken_premises(net.chain, self.kind, self.account, net.module, net.entry_point)
+        return self.execute(self.kind.install_validator_call(self.account, net.module))
 
     def uninstall_sessions(self) -> PendingUserOperation:
         """Uninstall the session module: every session of the account dies, for good.

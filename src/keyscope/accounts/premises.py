@@ -1,5 +1,6 @@
-"""Asking an ERC-7579 account keyscope has no adapter of its own for, before its owner grants a session, whether it
-keeps the two premises a session's bounds rest on (docs/accounts.md; threat model, attacks 160, 161, 352, 353, 393):
+"""Asking an ERC-7579 account keyscope has no adapter of its own for, before its owner grants a session (or installs
+the module), whether it keeps the two premises a session's bounds rest on (docs/accounts.md; threat model, attacks
+160, 161, 352, 353, 393, 417):
 
 * it hands the EntryPoint the module's validation data as it is (or narrows its window): the module reads no
   clock, so a session's window and the period an operation is counted in bind only through that word;
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -41,6 +42,7 @@ __all__ = [
     "PROBE_VALID_AFTER",
     "PROBE_VALID_UNTIL",
     "refuse_broken_premises",
+    "refuse_install_on_broken_premises",
     "warn_premises_unasked",
 ]
 
@@ -153,6 +155,22 @@ FORWARDER_CODE = _assemble(
 """Runtime code of the forwarder: called with ``target (20 bytes) ‖ data``, it calls ``target`` with ``data``."""
 
 
+class _Occasion(NamedTuple):
+    """What the owner is doing when the account is asked, as the refusals and warnings say it."""
+
+    doing: str
+    """The owner's step, as a warning opens: ``granting on`` the account."""
+    stop: str
+    """What a refusal ends with: what was not done, and what not to do on such an account."""
+
+
+_GRANT = _Occasion("granting on", "Nothing was signed: do not grant sessions on this account")
+_INSTALL = _Occasion(
+    "installing the session module on",
+    "Nothing was sent: do not install the session module on this account",
+)
+
+
 @runtime_checkable
 class CodeOverrides(Protocol):
     """A chain that runs an ``eth_call`` with other code at some addresses (:meth:`RpcChain.call_with_code`)."""
@@ -175,15 +193,43 @@ def refuse_broken_premises(
     origin of the call, itself). What cannot be asked (a node without state overrides, no installed validator to
     ask through, an account that takes neither probe's answer) gives an
     :class:`~keyscope.errors.AccountPremiseWarning` saying so."""
+    _refuse_broken(chain, kind, account, module, entry_point, signing=signing, occasion=_GRANT)
+
+
+def refuse_install_on_broken_premises(
+    chain: Chain, kind: AccountKind, account: str, module: str, entry_point: str
+) -> None:
+    """Before the owner's operation installing the session ``module`` on the deployed ``account`` (driven by
+    ``kind``, as for :func:`refuse_broken_premises`) is signed, ask the account whether it hands the EntryPoint its
+    validator's validation data as it is, through the owner's validator (the module is not installed yet), and raise
+    :class:`~keyscope.errors.AccountSetupError` for one that does not: on an account taking its validators' refusal
+    for a yes, anyone's operation naming the module runs any call as soon as it is installed, no session granted.
+    The ``sender`` premise is left to each grant of signing permissions (a session of calls only does not rest on
+    it). What cannot be asked gives an :class:`~keyscope.errors.AccountPremiseWarning` saying so."""
+    _refuse_broken(chain, kind, account, module, entry_point, signing=False, occasion=_INSTALL)
+
+
+def _refuse_broken(
+    chain: Chain,
+    kind: AccountKind,
+    account: str,
+    module: str,
+    entry_point: str,
+    *,
+    signing: bool,
+    occasion: _Occasion,
+) -> None:
+    """:func:`refuse_broken_premises` on ``occasion``."""
     address = to_address(account)
     validator = to_address(module)
     if not isinstance(chain, CodeOverrides):
-        _cannot_ask(kind, address, "the chain's client runs no eth_call with a state override")
+        _cannot_ask(occasion, kind, address, "the chain's client runs no eth_call with a state override")
         return
     if validator_installed(chain, address, validator) is not True:
         owner_validator = kind.owner_validator
         if owner_validator is None or validator_installed(chain, address, owner_validator) is not True:
             _cannot_ask(
+                occasion,
                 kind,
                 address,
                 f"neither the session module {validator} nor an owner validator is installed on it",
@@ -198,18 +244,19 @@ def refuse_broken_premises(
     # a node refusing overrides, or a client without them (eth-tester raises a TypeError)
     except Exception as error:
         _cannot_ask(
+            occasion,
             kind,
             address,
             f"the node refused an eth_call with a state override ({type(error).__name__}: {error})",
         )
         return
     if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
-        _cannot_ask(kind, address, "the node does not apply an eth_call's state override")
+        _cannot_ask(occasion, kind, address, "the node does not apply an eth_call's state override")
         return
-    if _ask_validation(chain, chain, kind, address, validator, entry_point, codes):
-        _ask_refusal(chain, chain, kind, address, validator, entry_point, codes)
+    if _ask_validation(chain, chain, kind, address, validator, entry_point, codes, occasion):
+        _ask_refusal(chain, chain, kind, address, validator, entry_point, codes, occasion)
     if signing:
-        _ask_sender(chain, chain, kind, address, validator, codes)
+        _ask_sender(chain, chain, kind, address, validator, codes, occasion)
 
 
 def _validate(
@@ -251,15 +298,17 @@ def _ask_validation(
     validator: str,
     entry_point: str,
     codes: Mapping[str, bytes],
+    occasion: _Occasion,
 ) -> bool:
     """Refuse an account that hands the EntryPoint a wider window than its validator's :data:`PROBE_VALIDATION`;
     whether the account took the probe's success (False: it was warned of)."""
     validation = _validate(probe, kind, account, validator, entry_point, codes, 0)
     if isinstance(validation, str):
-        _cannot_ask(kind, account, validation)
+        _cannot_ask(occasion, kind, account, validation)
         return False
     if validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
         _cannot_ask(
+            occasion,
             kind,
             account,
             f"its validateUserOp, the validator {validator} selected as the adapter selects it, did not take the "
@@ -278,6 +327,7 @@ def _ask_validation(
     )
     _refuse_validation(
         chain,
+        occasion,
         kind,
         account,
         f"asked (eth_call, the code of its validator {validator} replaced by a validator answering success with "
@@ -296,6 +346,7 @@ def _ask_refusal(
     validator: str,
     entry_point: str,
     codes: Mapping[str, bytes],
+    occasion: _Occasion,
 ) -> None:
     """Refuse an account that hands the EntryPoint anything but a refusal (or reverts) for its validator's
     SIG_VALIDATION_FAILED."""
@@ -304,6 +355,7 @@ def _ask_refusal(
         return  # a revert or a refusal: the operation does not run
     _refuse_validation(
         chain,
+        occasion,
         kind,
         account,
         f"asked (eth_call, the code of its validator {validator} replaced by a validator answering "
@@ -313,13 +365,13 @@ def _ask_refusal(
     )
 
 
-def _refuse_validation(chain: Chain, kind: AccountKind, account: str, what: str) -> None:
+def _refuse_validation(chain: Chain, occasion: _Occasion, kind: AccountKind, account: str, what: str) -> None:
     """Raise :class:`~keyscope.errors.AccountSetupError`: the account does not hand on its validator's answer."""
     found = account_id(chain, account)
     raise AccountSetupError(
         f"the account {account} (accountId() {found!r}, driven by the {kind.name!r} adapter) does not hand the "
         f"EntryPoint its validator's validation data as it is: {what} (docs/accounts.md: an account must return "
-        "the module's validation data as it is). Nothing was signed: do not grant sessions on this account",
+        f"the module's validation data as it is). {occasion.stop}",
         account=account,
         account_id=found,
         kind=kind.name,
@@ -334,6 +386,7 @@ def _ask_sender(
     account: str,
     module: str,
     codes: Mapping[str, bytes],
+    occasion: _Occasion,
 ) -> None:
     """Whether the account hands the module its caller (the forwarder) as ``sender``: a question the probe
     validator answers yes for that sender only, after a control question it answers yes for any sender."""
@@ -347,6 +400,7 @@ def _ask_sender(
             )
         except (CallRevertedError, JsonRpcError) as error:
             _cannot_ask(
+                occasion,
                 kind,
                 account,
                 f"its isValidSignature, the validator named as the adapter names it, failed ({error})",
@@ -359,6 +413,7 @@ def _ask_sender(
         return
     if control != _ERC1271_MAGIC:
         _cannot_ask(
+            occasion,
             kind,
             account,
             f"its isValidSignature, the validator named as the adapter names it, answered 0x{control.hex()} where the "
@@ -388,13 +443,13 @@ def _ask_sender(
 def warn_premises_unasked(kind: AccountKind, account: str, why: str) -> None:
     """Issue the :class:`~keyscope.errors.AccountPremiseWarning` of a grant on ``account`` (driven by ``kind``) whose
     premises could not be asked, saying ``why``: an account without code yet, say."""
-    _cannot_ask(kind, account, why)
+    _cannot_ask(_GRANT, kind, account, why)
 
 
-def _cannot_ask(kind: AccountKind, account: str, why: str) -> None:
+def _cannot_ask(occasion: _Occasion, kind: AccountKind, account: str, why: str) -> None:
     """Warn that the premises could not be asked of ``account``, and why."""
     warnings.warn(
-        f"granting on {account}, an ERC-7579 account driven by the {kind.name!r} adapter (made for no vendor's "
+        f"{occasion.doing} {account}, an ERC-7579 account driven by the {kind.name!r} adapter (made for no vendor's "
         "account, so nothing is known of how it treats the session module): could not ask the "
         f"account whether it hands the EntryPoint the session module's validation data as it is and the module its "
         f"caller as ERC-1271's sender ({why}); a session's bounds rest on both (docs/accounts.md): check them "
