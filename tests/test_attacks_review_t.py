@@ -9,10 +9,23 @@ it runs any call, no session granted. Through a real anvil and Alto, as the gran
 
 from __future__ import annotations
 
-import pytest
+import warnings
+from collections import Counter
+from typing import Any
 
-from keyscope.errors import AccountSetupError
+import pytest
+from eth_abi import encode as abi_encode
+
+from keyscope import Network, Policy, SessionKey
+from keyscope.errors import AccountSetupError, TargetWarning
+from keyscope.execution import Call
+from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
+from keyscope.owner import Owner
+from keyscope.policy import arg
+from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
+from support.counting_chain import CountingChain
+from support.sdk import sdk_owner  # noqa: F401 (fixture)
 from support.variant_accounts import entry_point_nonce, stack_fixture  # noqa: F401 (stack_fixture: the stack)
 from test_attacks_review_j import foreign_account
 
@@ -44,3 +57,48 @@ def test_install_sessions_refuses_an_account_not_handing_on_its_validators_answe
     assert refused.value.account == account
     assert entry_point_nonce(stack, account, lane) == 0  # no operation sent
     assert owner.supports_sessions() is False
+
+
+FACTS = {
+    keccak(b"decimals()")[:4]: "decimals()",
+    keccak(b"symbol()")[:4]: "symbol()",
+    keccak(b"name()")[:4]: "name()",
+    keccak(b"supportsInterface(bytes4)")[:4]: "supportsInterface(bytes4)",
+    keccak(b"getApproved(uint256)")[:4]: "getApproved(uint256)",
+}
+"""What a grant reads of a token to describe it: its decimals, names and ERC-165 answer, and whether it answers a
+collection's ``getApproved`` too (a hybrid)."""
+
+
+def test_one_grant_reads_each_token_s_facts_once(
+    net: Network, owner: Owner, usdc: Any, project: Any, deployer: Any
+) -> None:
+    """A grant on a token the account already approved a target of the grant for (``usdc.approve(router)``) warns
+    of the standing approval at the token's decimals (attack 357) and asks whether the token's ``approve`` numbers
+    may be token ids (attack 378): both read the token's decimals, names and ERC-165 answer, each once per grant."""
+    router = project.RecordingTarget.deploy(sender=deployer)
+    approve = keccak(b"approve(address,uint256)")[:4] + abi_encode(
+        ["address", "uint256"], [router.address, 2**256 - 1]
+    )
+    owner.execute(Call(usdc.address, 0, approve)).wait()  # the account is created, with a standing approval
+    counting = CountingChain(net.chain)
+    net.chain = counting
+    permissions = [
+        Policy.call(router.address, "other(uint256 amount)"),
+        Policy.call(
+            usdc.address,
+            "approve(address spender, uint256 amount)",
+            rules=[arg("spender") == router.address, arg("amount") <= 5 * 10**6],
+        ),
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        owner.grant(SessionKey.generate(), permissions)
+    assert any(
+        issubclass(w.category, TargetWarning)
+        and "already holds" in str(w.message)
+        and "USDC" in str(w.message)
+        for w in caught
+    ), [str(w.message) for w in caught]
+    read = Counter(FACTS[data[:4]] for to, data in counting.calls if to == usdc.address and data[:4] in FACTS)
+    assert read and set(read.values()) == {1}, read

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,13 +18,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from keyscope import Policy, SessionKey, function_call
-from keyscope.chain import Reads, read_many
 from keyscope.errors import InvalidFieldsError
 from keyscope.grant import SessionGrant
 from keyscope.module import SessionStatus, read_session_status, session_status
 from keyscope.owner import GrantRequest
 from keyscope.session import Session
 from keyscope.userop import UINT128_MAX, UserOperation
+from support.counting_chain import CountingChain
 from support.sdk import mint_policy, sdk_owner  # noqa: F401 -- sdk_owner: the owner fixture
 
 ACCOUNT = "0x" + "22" * 20
@@ -121,34 +120,6 @@ def test_a_revocation_always_wins_and_the_window_is_judged_first(
 # --------------------------------------------------------------------------------------------------
 # on the real module
 # --------------------------------------------------------------------------------------------------
-
-
-class CountingChain:
-    """The real chain, with a record of what was asked of it (one entry per method call)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.asked: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.inner, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.asked.append(name)
-            return method(*args, **kwargs)
-
-        return counted
-
-    def read_many(
-        self,
-        calls: Sequence[tuple[str, bytes]] = (),
-        *,
-        codes: Sequence[str] = (),
-        timestamp: bool = False,
-        optional: Sequence[tuple[str, bytes]] = (),
-    ) -> Reads:
-        self.asked.append("read_many")
-        return read_many(self.inner, calls, codes=codes, timestamp=timestamp, optional=optional)
 
 
 def test_the_status_of_a_session_through_its_life(net, owner, nft) -> None:

@@ -1204,8 +1204,10 @@ class Owner:
         warn_about_paymasters(self.network.chain, session)
         warn_about_uncounted_assets(session)
         warn_about_approvals_that_add_up(session)
-        warn_about_standing_approvals(self.network.chain, self.account, permissions)
-        warn_about_passing_for(self.network.chain, self.account, session)
+        # one reading of each target's decimals, names and ERC-165 answer for the grant's checks that need them
+        contracts = cached_contract_facts(self.network.chain)
+        warn_about_standing_approvals(self.network.chain, self.account, permissions, contracts)
+        warn_about_passing_for(self.network.chain, self.account, session, contracts)
 
     def _request(
         self, session: Session, epoch: int, deployed: bool, occupied: bool = False, *, now: int | None = None

@@ -10,7 +10,7 @@ the demo NFT); other contracts are not judged.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 
 from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
@@ -21,7 +21,13 @@ from .known_functions import ERC721_FUNCTIONS
 from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
-from .token_facts import approvals_that_add_up, cached_contract_facts, call_or_none, uncounted_assets
+from .token_facts import (
+    ContractFacts,
+    approvals_that_add_up,
+    cached_contract_facts,
+    call_or_none,
+    uncounted_assets,
+)
 from .warning_origin import caller_stacklevel
 
 __all__ = [
@@ -265,11 +271,18 @@ def warn_about_approvals_that_add_up(session: Session) -> None:
         )
 
 
-def standing_approval_problems(chain: Chain, account: str, permissions: Sequence[Permission]) -> list[str]:
+def standing_approval_problems(
+    chain: Chain,
+    account: str,
+    permissions: Sequence[Permission],
+    contracts: Callable[[str], ContractFacts] | None = None,
+) -> list[str]:
     """The approvals ``account`` gave the targets of ``permissions`` before the grant, still standing on ``chain``
     (:func:`~keyscope.standing_approvals.standing_approvals`, attack 357): one line each, on the first permission
     calling that target; and one line when the check could not look (a node that fails or refuses the log query),
-    so that the owner knows nothing was checked there."""
+    so that the owner knows nothing was checked there. A token's decimals and names are read through ``contracts``
+    (a :func:`~keyscope.token_facts.cached_contract_facts` the grant's other checks share; by default one of its
+    own)."""
     first: dict[str, Permission] = {}
     for permission in permissions:
         if permission.target != account:
@@ -277,7 +290,7 @@ def standing_approval_problems(chain: Chain, account: str, permissions: Sequence
     if not first:
         return []
     result = standing_approvals(chain, account, first)
-    contract = cached_contract_facts(chain)
+    contract = contracts if contracts is not None else cached_contract_facts(chain)
     problems = [
         f"{first[approval.spender].label}: {approval.spender} {approval_risk(approval, contract)}"
         for approval in result.found
@@ -292,21 +305,29 @@ def standing_approval_problems(chain: Chain, account: str, permissions: Sequence
     return problems
 
 
-def warn_about_standing_approvals(chain: Chain, account: str, permissions: Sequence[Permission]) -> None:
+def warn_about_standing_approvals(
+    chain: Chain,
+    account: str,
+    permissions: Sequence[Permission],
+    contracts: Callable[[str], ContractFacts] | None = None,
+) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`standing_approval_problems`, as the consent
     page shows them as dangers."""
-    for problem in standing_approval_problems(chain, account, permissions):
+    for problem in standing_approval_problems(chain, account, permissions, contracts):
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
-def passing_for_problems(chain: Chain, account: str, session: Session) -> list[str]:
+def passing_for_problems(
+    chain: Chain, account: str, session: Session, contracts: Callable[[str], ContractFacts] | None = None
+) -> list[str]:
     """What ``session``'s permissions let the key do past what their words say, as the consent page shows it in red
     (:mod:`keyscope.passing_for`): an address a rule lists that passes for ``account`` or the session key (attack
     379), an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too, read on
     ``chain`` (a hybrid whose numbers may be token ids, attack 378), and what a bound in an ERC-4626 vault's shares
     costs or returns now, asked of the vault (:func:`~keyscope.passing_for.shares_worth`, attack 386), since the
-    dapp may move the rate. One line each, empty when nothing."""
-    contract = cached_contract_facts(chain)
+    dapp may move the rate. One line each, empty when nothing. A target's facts are read through ``contracts`` (as
+    for :func:`standing_approval_problems`)."""
+    contract = contracts if contracts is not None else cached_contract_facts(chain)
     problems = []
     for permission in session.permissions:
         erc721 = False
@@ -336,7 +357,9 @@ def passing_for_problems(chain: Chain, account: str, session: Session) -> list[s
     return problems
 
 
-def warn_about_passing_for(chain: Chain, account: str, session: Session) -> None:
+def warn_about_passing_for(
+    chain: Chain, account: str, session: Session, contracts: Callable[[str], ContractFacts] | None = None
+) -> None:
     """Issue a :class:`~keyscope.errors.TargetWarning` for each of :func:`passing_for_problems`."""
-    for problem in passing_for_problems(chain, account, session):
+    for problem in passing_for_problems(chain, account, session, contracts):
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
