@@ -17,12 +17,14 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from keyscope import Network, Policy, SessionKey
-from keyscope.errors import AccountSetupError, TargetWarning
-from keyscope.execution import Call
+from keyscope.errors import AccountPremiseWarning, AccountSetupError, TargetWarning
+from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
 from keyscope.owner import Owner
 from keyscope.policy import arg
+from keyscope.signing import LocalSigner
+from keyscope.userop import UserOperation
 from support.consent_fixtures import usdc_fixture  # noqa: F401 (fixture)
 from support.counting_chain import CountingChain
 from support.sdk import sdk_owner  # noqa: F401 (fixture)
@@ -102,3 +104,82 @@ def test_one_grant_reads_each_token_s_facts_once(
     ), [str(w.message) for w in caught]
     read = Counter(FACTS[data[:4]] for to, data in counting.calls if to == usdc.address and data[:4] in FACTS)
     assert read and set(read.values()) == {1}, read
+
+
+VALIDATE_USER_OP = keccak(
+    b"validateUserOp((address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes),bytes32,uint256)"
+)[:4]
+"""ERC-4337 v0.7's ``validateUserOp`` selector."""
+
+
+def _validation(stack: LocalStack, owner: Owner) -> int:
+    """The account's ``validateUserOp`` answer, asked from the EntryPoint with the module's own code, for an
+    operation naming the session module whose signature is no session key's."""
+    module = stack.module
+    op = UserOperation(
+        sender=owner.account,
+        nonce=owner.kind.nonce_key(module) << 64,
+        call_data=encode_execute(Call.of(stack.nft, 0, b"")),
+        signature=owner.kind.validator_user_op_signature(module, LocalSigner.generate().sign_hash(bytes(32))),
+    )
+    data = VALIDATE_USER_OP + abi_encode(
+        ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
+        [op.pack().as_tuple(), keccak(b"any operation"), 0],
+    )
+    answer = owner.network.chain.call(owner.account, data, sender=stack.entry_point)
+    return int.from_bytes(answer[:32], "big")
+
+
+@pytest.mark.e2e
+def test_an_account_spotting_the_probe_s_code_by_its_hash_is_refused_on_its_validator_s_own_answer(
+    stack: LocalStack,
+) -> None:
+    """Attack 418. The probe gives the validator's address other code for one ``eth_call``; an account comparing its
+    validator's code hash with the one it had at the install (``OverrideSpottingERC7579Account``: it masks its
+    validators' refusals, as attack 397's account does, unless the hash differs) answers the probe as a correct
+    account does. The refusal is now asked with the validator's own code too (an operation signed by a key nobody
+    holds): the install is refused before anything is sent, and so is a grant on it once the module is installed
+    by the owner's own operation, the module's real refusal coming back as a success; OpenZeppelin's account as it
+    comes, the control, hands it on. Fails without that question: the install and the grant go through."""
+    account, _, _, owner = foreign_account(stack, "OverrideSpottingERC7579Account")
+    lane = owner.kind.nonce_key(None)
+    with pytest.raises(AccountSetupError) as refused:
+        owner.install_sessions()
+    said = str(refused.value)
+    assert "running its own code" in said and "which is no refusal" in said, said
+    assert "Nothing was sent" in said and owner.kind.owner_validator in said, said
+    assert entry_point_nonce(stack, account, lane) == 0
+
+    owner.execute(owner.kind.install_validator_call(account, stack.module)).wait()
+    with pytest.raises(AccountSetupError) as refused:
+        owner.grant(SessionKey.generate(), [Policy.call(stack.nft, "safeMint(address to)")])
+    said = str(refused.value)
+    assert "running its own code" in said and stack.module in said and "Nothing was signed" in said, said
+    assert _validation(stack, owner) == 0  # the module's refusal, masked
+    _, _, _, control = foreign_account(stack, "PlainERC7579Account")
+    installed = control.install_sessions()
+    assert installed is not None
+    installed.wait()
+    assert _validation(stack, control) == 1
+
+
+@pytest.mark.e2e
+def test_an_account_dropping_the_window_unless_its_validator_s_code_hash_changed_is_granted(
+    stack: LocalStack,
+) -> None:
+    """Attack 419, a limit of the premises' questions. The window can be asked only of a validator whose success
+    carries a known window, which the module gives only for a session enabled and signed: the probe's code stands
+    for it, and an account comparing its validator's code hash with the one it had at the install
+    (``WindowSpottingERC7579Account``: it drops the window, as attack 393's account does, unless the hash differs)
+    answers the probe as a correct account and drops every real operation's window. Its install and a grant on it
+    go through without a word (docs/accounts.md says what the questions prove)."""
+    _, _, _, owner = foreign_account(stack, "WindowSpottingERC7579Account")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccountPremiseWarning)
+        installed = owner.install_sessions()
+        assert installed is not None
+        installed.wait()
+        grant = owner.grant(
+            SessionKey.generate(), [Policy.call(stack.nft, "safeMint(address to)")], valid_for=3600
+        )
+    assert grant.owner_signature

@@ -1,6 +1,6 @@
 """Asking an ERC-7579 account keyscope has no adapter of its own for, before its owner grants a session (or installs
 the module), whether it keeps the two premises a session's bounds rest on (docs/accounts.md; threat model, attacks
-160, 161, 352, 353, 393, 417):
+160, 161, 352, 353, 393, 417 to 419):
 
 * it hands the EntryPoint the module's validation data as it is (or narrows its window): the module reads no
   clock, so a session's window and the period an operation is counted in bind only through that word;
@@ -12,7 +12,9 @@ leaked key needs no SDK: the owner's grant is the last moment keyscope can refus
 no signature yet, so the account is asked about a stand-in: an ``eth_call`` in which the module's address runs
 :data:`PROBE_VALIDATOR_CODE` (a state override, for that one call), whose answers are known, through a forwarder at
 another address (:data:`FORWARDER_CODE`), so that the account's caller is neither the call's origin nor the
-account itself."""
+account itself. The validator's refusal, on which anyone's operation bears, is asked first with the validator's own
+code (an operation signed by a key nobody holds), which an account cannot tell from an operation by the validator's
+code hash, as it can the stand-in (attacks 418, 419: what the questions cannot prove)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ..execution import Call, encode_execute
 from ..hexutil import to_address
 from ..rpc import JsonRpcError
 from ..selectors import IS_VALID_SIGNATURE
+from ..signing import LocalSigner
 from ..userop import UserOperation
 from ..warning_origin import caller_stacklevel
 from .base import AccountKind
@@ -190,7 +193,9 @@ def refuse_broken_premises(
     :class:`~keyscope.errors.AccountSetupError` for an account that answers the probe's ``validateUserOp`` success
     with a window wider than the probe's, or its refusal with anything but a refusal, and, when the session has
     ``signing`` permissions, one that hands its validator another ``sender`` than its caller (the zero address, the
-    origin of the call, itself). What cannot be asked (a node without state overrides, no installed validator to
+    origin of the call, itself); and, first, one that answers an operation its validator refuses, running the
+    validator's own code (signed by a key nobody holds), with anything but a refusal. What cannot be asked (a node
+    without state overrides, no installed validator to
     ask through, an account that takes neither probe's answer) gives an
     :class:`~keyscope.errors.AccountPremiseWarning` saying so."""
     _refuse_broken(chain, kind, account, module, entry_point, signing=signing, occasion=_GRANT)
@@ -222,9 +227,6 @@ def _refuse_broken(
     """:func:`refuse_broken_premises` on ``occasion``."""
     address = to_address(account)
     validator = to_address(module)
-    if not isinstance(chain, CodeOverrides):
-        _cannot_ask(occasion, kind, address, "the chain's client runs no eth_call with a state override")
-        return
     if validator_installed(chain, address, validator) is not True:
         owner_validator = kind.owner_validator
         if owner_validator is None or validator_installed(chain, address, owner_validator) is not True:
@@ -236,6 +238,11 @@ def _refuse_broken(
             )
             return
         validator = to_address(owner_validator)
+    # first with the validator's own code, which an account cannot tell from an operation's (attack 418)
+    _ask_refusal_of_its_own_code(chain, occasion, kind, address, validator, entry_point)
+    if not isinstance(chain, CodeOverrides):
+        _cannot_ask(occasion, kind, address, "the chain's client runs no eth_call with a state override")
+        return
     codes = {validator: PROBE_VALIDATOR_CODE, PROBE_FORWARDER: FORWARDER_CODE}
     try:
         applied = chain.call_with_code(validator, b"\x00\x00\x00\x00", codes)
@@ -253,35 +260,43 @@ def _refuse_broken(
     if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
         _cannot_ask(occasion, kind, address, "the node does not apply an eth_call's state override")
         return
-    if _ask_validation(chain, chain, kind, address, validator, entry_point, codes, occasion):
-        _ask_refusal(chain, chain, kind, address, validator, entry_point, codes, occasion)
+    if _ask_validation(chain, kind, address, validator, entry_point, codes, occasion):
+        _ask_refusal(chain, kind, address, validator, entry_point, codes, occasion)
     if signing:
         _ask_sender(chain, chain, kind, address, validator, codes, occasion)
 
 
 def _validate(
-    probe: CodeOverrides,
+    chain: Chain,
     kind: AccountKind,
     account: str,
     validator: str,
     entry_point: str,
     codes: Mapping[str, bytes],
     sequence: int,
+    signature: bytes = bytes(65),
+    target: str | None = None,
 ) -> int | str:
     """The account's ``validateUserOp`` answer for an operation ``validator`` validates, of nonce ``sequence`` on
-    the validator's key, asked from the EntryPoint: the validation data, or why there is none."""
+    the validator's key and ``signature`` (framed as the adapter frames it), calling ``target`` (by default the
+    validator) with nothing, asked from the EntryPoint with the code of ``codes`` at their addresses (none: the
+    chain's own code): the validation data, or why there is none."""
     op = UserOperation(
         sender=account,
         nonce=(kind.nonce_key(validator) << 64) | sequence,
-        call_data=encode_execute(Call.of(validator, 0, b"")),
-        signature=kind.validator_user_op_signature(validator, bytes(65)),
+        call_data=encode_execute(Call.of(target or validator, 0, b"")),
+        signature=kind.validator_user_op_signature(validator, signature),
     )
     data = _VALIDATE_USER_OP_V07 + abi_encode(
         ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
         [op.pack().as_tuple(), keccak(b"keyscope.account-premises.userOpHash"), 0],
     )
     try:
-        answer = probe.call_with_code(account, data, codes, sender=to_address(entry_point))
+        if codes:
+            assert isinstance(chain, CodeOverrides)
+            answer = chain.call_with_code(account, data, codes, sender=to_address(entry_point))
+        else:
+            answer = chain.call(account, data, sender=to_address(entry_point))
     except (CallRevertedError, JsonRpcError) as error:
         return f"its validateUserOp, the validator selected as the adapter selects it, failed ({error})"
     if len(answer) < 32:
@@ -292,7 +307,6 @@ def _validate(
 
 def _ask_validation(
     chain: Chain,
-    probe: CodeOverrides,
     kind: AccountKind,
     account: str,
     validator: str,
@@ -302,7 +316,7 @@ def _ask_validation(
 ) -> bool:
     """Refuse an account that hands the EntryPoint a wider window than its validator's :data:`PROBE_VALIDATION`;
     whether the account took the probe's success (False: it was warned of)."""
-    validation = _validate(probe, kind, account, validator, entry_point, codes, 0)
+    validation = _validate(chain, kind, account, validator, entry_point, codes, 0)
     if isinstance(validation, str):
         _cannot_ask(occasion, kind, account, validation)
         return False
@@ -340,7 +354,6 @@ def _ask_validation(
 
 def _ask_refusal(
     chain: Chain,
-    probe: CodeOverrides,
     kind: AccountKind,
     account: str,
     validator: str,
@@ -350,7 +363,7 @@ def _ask_refusal(
 ) -> None:
     """Refuse an account that hands the EntryPoint anything but a refusal (or reverts) for its validator's
     SIG_VALIDATION_FAILED."""
-    validation = _validate(probe, kind, account, validator, entry_point, codes, PROBE_FAILURE_SEQUENCE)
+    validation = _validate(chain, kind, account, validator, entry_point, codes, PROBE_FAILURE_SEQUENCE)
     if isinstance(validation, str) or validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
         return  # a revert or a refusal: the operation does not run
     _refuse_validation(
@@ -362,6 +375,32 @@ def _ask_refusal(
         f"SIG_VALIDATION_FAILED), it answered 0x{validation:064x}, which is no refusal. The session module refuses "
         "an operation with an unknown key's signature, or one its session does not allow, by that answer, so on "
         "this account anyone could run any call through the module",
+    )
+
+
+def _ask_refusal_of_its_own_code(
+    chain: Chain, occasion: _Occasion, kind: AccountKind, account: str, validator: str, entry_point: str
+) -> None:
+    """Refuse an account that hands the EntryPoint anything but a refusal (or reverts) for an operation naming its
+    installed ``validator``, running its own code, signed by a key nobody holds (a fresh one): the validator refuses
+    it, so a success is the account's (or the validator's) doing. No state override: an account cannot tell this
+    question from an operation by its validator's code hash, as it can the probe's (attack 418)."""
+    nobody = LocalSigner.generate().sign_hash(keccak(b"keyscope.account-premises.nobody"))
+    # a call to an address without code: the module refuses a call to itself before it looks at the signature
+    validation = _validate(
+        chain, kind, account, validator, entry_point, {}, PROBE_FAILURE_SEQUENCE, nobody, PROBE_ORIGIN
+    )
+    if isinstance(validation, str) or validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
+        return  # a revert or a refusal: the operation does not run
+    _refuse_validation(
+        chain,
+        occasion,
+        kind,
+        account,
+        f"asked (eth_call from the EntryPoint, its validator {validator} running its own code) about an operation "
+        f"naming that validator and signed by a key nobody holds, it answered 0x{validation:064x}, which is no "
+        "refusal. The session module refuses an operation with an unknown key's signature, or one its session does "
+        "not allow, by a refusal, so on this account anyone could run any call through the module",
     )
 
 
