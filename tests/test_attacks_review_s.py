@@ -1,4 +1,4 @@
-"""A dapp as the attacker, sixth round: calls carried in other types than ``bytes``.
+"""A dapp as the attacker, sixth round: calls carried in other types than ``bytes``, and a struct's free recipient.
 
 Attack 408, a dispatcher whose calls are not ``bytes``: attack 376 cautioned of a function the page does not know
 whose arguments hold ``bytes`` (the contract may run them as calls no rule holds). A ``string`` is the same bytes
@@ -7,6 +7,12 @@ under another name (``address(this).delegatecall(bytes(step))``), and so is an a
 <= 1,000)`` on the token, ``swap(..., recipient == this account)`` and ``batch(string[] steps)`` (to batch them, it
 says), read the batch as "any arguments: no rule limits them", no warning at all; the key's ``batch`` runs a swap of
 the account's tokens to the dapp, as attack 376's did.
+
+Attack 409, a struct whose components are not shown: a function's struct argument was shown by its type alone,
+``swap((address,address,uint256) order)``, on the page and in the session report, with the rule ``order.amount
+(uint256) must be at most 1,000``. The same function with flat arguments shows ``address recipient`` with no rule
+under it; in the struct, the owner reads one component's bound and cannot see that another is a recipient no rule
+holds, which the key sets to the dapp.
 """
 
 from __future__ import annotations
@@ -16,10 +22,15 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy
+from keyscope import Policy, arg
 from keyscope.consent import GrantDescription
-from keyscope.session import Permission
+from keyscope.execution import Call
+from keyscope.report import describe_permission
+from keyscope.session import Permission, Session
+from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+from support.session_fixtures import module_account_fixture  # noqa: F401 (fixture)
+from test_attacks import words as abi_words
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,3 +77,44 @@ def test_arguments_that_carry_no_call_are_not_cautioned_as_calls(
 def _labelled(permission: Permission, label: str) -> Permission:
     """``permission`` as a dapp's request labels it: its signature with the argument and component names."""
     return permission.model_copy(update={"function": label})
+
+
+ORDER = "swap((address tokenIn,address recipient,uint256 amount) order)"
+"""Attack 409's function: the recipient is a component of the struct, beside the amount a rule bounds."""
+
+
+def _order_swap(router: str) -> Permission:
+    """Attack 409's request: ``order.amount`` at most 1,000, nothing on ``order.recipient``."""
+    return _labelled(Policy.call(router, ORDER, rules=[arg("order", "amount") <= 1000]), ORDER)
+
+
+def test_a_struct_is_shown_with_its_components_names(words: Callable[..., GrantDescription]) -> None:
+    """Attack 409, what the owner reads: the function's line names each component of its struct (``address
+    recipient``, with no rule under it), on the page and in the session report, as a flat argument is named."""
+    described = words(_order_swap(ROUTER), account=ACCOUNT)
+    (permission,) = described.permissions
+    assert permission.function == "swap((address tokenIn, address recipient, uint256 amount) order)", (
+        permission
+    )
+    assert permission.rules == ("order.amount (uint256) must be at most 1,000",), permission.rules
+    reported = describe_permission(_order_swap(ROUTER))
+    assert "swap((address tokenIn,address recipient,uint256 amount) order)" in reported, reported
+
+
+def test_the_chain_lets_the_key_pay_the_swap_to_anyone(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """What the grant read as "order.amount at most 1,000" lets the dapp do: its key calls ``swap`` with the
+    recipient its own; the module accepts it (the component no rule holds is the key's to pick)."""
+    target = project.EffectRecorder.deploy(sender=deployer)
+    permission = _order_swap(target.address)
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    order = abi_words(int("70" * 20, 16), int(LocalSigner.generate().address, 16), 1000)
+    calls = [Call.of(target.address, 0, permission.selector + order)]
+    assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"

@@ -145,6 +145,19 @@ class AbiType:
             return self.length * self.element.head_size
         return 32
 
+    def named(self, separator: str = ", ") -> str:
+        """The type as a reader is shown it: its canonical name, with each struct component's name after its type
+        (``(address tokenIn, address recipient, uint256 amount)[]``), at every depth. The canonical name alone,
+        ``(address,address,uint256)[]``, hides which component is a recipient beside the one a rule bounds (attack
+        409); ``separator`` goes between components."""
+        if self.kind == "tuple":
+            inner = separator.join(f"{c.type.named(separator)} {c.name}".strip() for c in self.components)
+            return f"({inner})"
+        if self.kind == "array":
+            assert self.element is not None
+            return f"{self.element.named(separator)}[{'' if self.length is None else self.length}]"
+        return self.name
+
 
 @dataclass(frozen=True, slots=True)
 class AbiParam:

@@ -65,9 +65,9 @@ def describe_permission(permission: Permission, erc721: bool = False) -> str:
         return f"send at most {describe_wei(permission.value_limit)} per transfer to {permission.target}"
     function = declared_function(permission, erc721)
     # the label is the request's text, not signed: shown as the function it declares (its types and argument names,
-    # no trailing words), and only when that is the selector's function
+    # a struct's components' names too, attack 409; no trailing words), and only when that is the selector's function
     name = (
-        f"{function.name}({','.join(f'{p.type.name} {p.name}'.strip() for p in function.inputs)})"
+        f"{function.name}({_inputs(function)})"
         if function is not None
         else f"the function with selector 0x{permission.selector.hex()}"
     )
@@ -84,6 +84,11 @@ def describe_permission(permission: Permission, erc721: bool = False) -> str:
     return (
         f"call {name} on {permission.target}" + (f", where {conditions}" if conditions else "") + f"; {value}"
     )
+
+
+def _inputs(function: AbiFunction) -> str:
+    """``function``'s arguments as the report shows them: each type (a struct with its components' names) and name."""
+    return ",".join(f"{p.type.named(',')} {p.name}".strip() for p in function.inputs)
 
 
 _STEPS = re.compile(r"(?:\.([A-Za-z0-9_$]+)|\[([0-9]+)\])*")

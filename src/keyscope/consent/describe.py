@@ -274,7 +274,7 @@ def _function(
         used.add(name)
         params.append(AbiParam(name, param.type))
         offset += param.type.head_size
-    shown = ", ".join(f"{p.type.name} {p.name}".strip() for p in params)
+    shown = ", ".join(f"{p.type.named()} {p.name}".strip() for p in params)
     return f"{parsed.name}({shown})", AbiFunction.of(parsed.name, params), known
 
 
