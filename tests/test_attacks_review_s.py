@@ -118,3 +118,26 @@ def test_the_chain_lets_the_key_pay_the_swap_to_anyone(
     order = abi_words(int("70" * 20, 16), int(LocalSigner.generate().address, 16), 1000)
     calls = [Call.of(target.address, 0, permission.selector + order)]
     assert sessions.outcome(sessions.op(module_account, session_key, calls)) == "ok"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "executeBatch((address target,uint256 value,bytes data)[] calls)",
+        "executeBatch(address[] dest,bytes[] func)",
+        "multiSend(bytes transactions)",
+        "execTransactionFromModule(address to,uint256 value,bytes data,uint8 operation)",
+        "execTransactionFromModuleReturnData(address to,uint256 value,bytes data,uint8 operation)",
+        "executeFromExecutor(bytes32 mode,bytes executionCalldata)",
+    ],
+)
+def test_another_account_s_dispatch_is_shown_as_running_calls_no_rule_holds(
+    signature: str, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 410, what the owner reads: another account's batch (a struct array, or without values), Safe's
+    ``multiSend`` and what a Safe or an ERC-7579 account runs for one of its modules carry attack 373's danger that
+    no rule of the session holds what they run, whatever the request calls them; never a caution that they may."""
+    described = words(Policy.call(ROUTER, signature), account=ACCOUNT)
+    dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
+    assert any("no rule of this session holds them" in text for text in dangers), described.warnings
+    assert described.permissions[0].function.startswith(signature.split("(")[0] + "("), described.permissions

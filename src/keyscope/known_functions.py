@@ -275,6 +275,10 @@ _AGGREGATES = _dispatch_warnings(
     "makes this contract call ANY target with any data the session picks, with the ETH the session sends it (and "
     "a contract of the dapp's under this name may run them as the account)"
 )
+_AS_MODULE = _dispatch_warnings(
+    "makes this contract (a Safe, or an ERC-7579 account, this account is installed on as a module or an executor) "
+    "run as itself any call the session picks, to any target with any value, a delegatecall too"
+)
 _UPGRADES = _dispatch_warnings(
     "replaces this contract's code (a proxy the account may own) with ANY code the session picks, and runs the call "
     "the session picks in it"
@@ -372,6 +376,21 @@ _KNOWN += [
     KnownFunction("executeBatch(address[] dest,uint256[] value,bytes[] func)", (), _EXECUTES),
     KnownFunction("execute(address to,uint256 value,bytes data,uint8 operation)", (), _EXECUTES),
     KnownFunction("execute(bytes32 mode,bytes executionCalldata)", (), _EXECUTES),
+    # the same dispatch as other accounts spell it (attack 410): a batch of calls as a struct array (Coinbase Smart
+    # Wallet, Kernel v2, the v0.8 SimpleAccount), without values (LightAccount, the v0.6 SimpleAccount), Safe's
+    # MultiSend of packed transactions, and what a Safe or an ERC-7579 account runs for one of its modules
+    KnownFunction("executeBatch((address target,uint256 value,bytes data)[] calls)", (), _EXECUTES),
+    KnownFunction("executeBatch(address[] dest,bytes[] func)", (), _EXECUTES),
+    KnownFunction("multiSend(bytes transactions)", (), _AGGREGATES),
+    KnownFunction(
+        "execTransactionFromModule(address to,uint256 value,bytes data,uint8 operation)", (), _AS_MODULE
+    ),
+    KnownFunction(
+        "execTransactionFromModuleReturnData(address to,uint256 value,bytes data,uint8 operation)",
+        (),
+        _AS_MODULE,
+    ),
+    KnownFunction("executeFromExecutor(bytes32 mode,bytes executionCalldata)", (), _AS_MODULE),
     KnownFunction(
         "execTransaction(address to,uint256 value,bytes data,uint8 operation,uint256 safeTxGas,uint256 baseGas,"
         "uint256 gasPrice,address gasToken,address refundReceiver,bytes signatures)",
