@@ -1,4 +1,5 @@
-"""A dapp as the attacker, sixth round: calls carried in other types than ``bytes``, and a struct's free recipient.
+"""A dapp as the attacker, sixth round: calls carried in other types than ``bytes``, a struct's free recipient,
+other accounts' dispatches, and a wrapped ether of the dapp's own.
 
 Attack 408, a dispatcher whose calls are not ``bytes``: attack 376 cautioned of a function the page does not know
 whose arguments hold ``bytes`` (the contract may run them as calls no rule holds). A ``string`` is the same bytes
@@ -13,6 +14,17 @@ Attack 409, a struct whose components are not shown: a function's struct argumen
 (uint256) must be at most 1,000``. The same function with flat arguments shows ``address recipient`` with no rule
 under it; in the struct, the owner reads one component's bound and cannot see that another is a recipient no rule
 holds, which the key sets to the dapp.
+
+Attack 410, another account's dispatch cautioned as if it might not be one: the page knew an account's ``execute``
+and ``executeBatch(address[], uint256[], bytes[])`` by selector; a Coinbase Smart Wallet's or Kernel v2's
+``executeBatch`` of a struct array, a LightAccount's ``executeBatch(address[], bytes[])``, Safe's ``multiSend`` and what
+a Safe or an ERC-7579 account runs for one of its modules (``execTransactionFromModule``, ``executeFromExecutor``)
+read with attack 376's caution only ("if the contract runs them as calls"), while each runs any call the key picks.
+
+Attack 411 (held), wrapped ether: a dapp's contract calling itself Wrapped Ether (WETH) at an address of its own,
+asked for ``deposit()`` (up to 1 ETH a call, "to wrap your ETH") and ``withdraw(wad)``. The page shows the name as the
+contract's claim and the ETH each ``deposit`` sends to it; the ETH a withdrawal pays the account leaves it only as a
+permission's value limit allows (the module refuses 1 wei on a payable function granted none).
 """
 
 from __future__ import annotations
@@ -141,3 +153,54 @@ def test_another_account_s_dispatch_is_shown_as_running_calls_no_rule_holds(
     dangers = [w.text for w in described.warnings if w.level == "danger" and w.permission == 0]
     assert any("no rule of this session holds them" in text for text in dangers), described.warnings
     assert described.permissions[0].function.startswith(signature.split("(")[0] + "("), described.permissions
+
+
+def test_wrapped_ether_of_the_dapp_s_own_is_shown_as_its_claim_with_the_eth_each_call_sends(
+    project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 411 (held), what the owner reads of a dapp's contract that calls itself Wrapped Ether (WETH) at an
+    address of its own, asked for ``deposit()`` with up to 1 ETH a call ("to wrap your ETH") and ``withdraw(wad <= 1
+    WETH)``: the name is shown as the contract's claim ("calls itself"), never as a known token; ``deposit`` says the
+    ETH each call sends to that contract and that no limit over the session's life bounds the calls; ``withdraw``
+    sends none (the module refuses any value above a permission's limit, whatever the target does with the ETH a
+    withdrawal paid the account)."""
+    fake = project.NamedToken.deploy("Wrapped Ether", "WETH", 18, sender=deployer)
+    deposit = _labelled(Policy.call(fake.address, "deposit()", value_limit=10**18), "deposit()")
+    withdraw = _labelled(
+        Policy.call(fake.address, "withdraw(uint256 wad)", rules=[arg("wad") <= 10**18]),
+        "withdraw(uint256 wad)",
+    )
+    described = words(deposit, withdraw, account=ACCOUNT)
+    shown_deposit, shown_withdraw = described.permissions
+    for shown in (shown_deposit, shown_withdraw):
+        assert shown.contract_label == "a token that calls itself Wrapped Ether (WETH)", shown
+    assert shown_deposit.value == "each call may send at most 1 ETH", shown_deposit
+    assert shown_withdraw.value == "no ETH may be sent with these calls", shown_withdraw
+    assert shown_withdraw.rules == ("wad (uint256) must be at most 1,000,000,000,000,000,000",), (
+        shown_withdraw
+    )
+    assert described.limits[0].startswith("No limits over the session's life"), described.limits
+
+
+def test_the_chain_sends_no_eth_through_a_payable_function_granted_none(
+    sessions: Any,
+    project: Any,
+    deployer: Any,
+    module_account: str,
+    owner: LocalSigner,
+    session_key: LocalSigner,
+) -> None:
+    """Attack 411 (held) on chain: the ETH a withdrawal paid the account leaves only as the grant says. A payable
+    function granted with no ETH (``note(uint256)``, as a wrapped token's ``withdraw`` is granted) runs without
+    value, and the module refuses the key's call of it carrying 1 wei."""
+    target = project.EffectRecorder.deploy(sender=deployer)
+    permission = Policy.call(target.address, "note(uint256 amount)")
+    session = Session(session_key=session_key.address, permissions=(permission,))
+    sessions.grant_onchain(module_account, owner, session)
+    data = permission.selector + abi_words(10**18)
+    assert (
+        sessions.outcome(sessions.op(module_account, session_key, [Call.of(target.address, 0, data)])) == "ok"
+    )
+    refused = sessions.outcome(sessions.op(module_account, session_key, [Call.of(target.address, 1, data)]))
+    assert "ValueLimitExceeded(callIndex=0, permissionIndex=0, value=1, valueLimit=0)" in refused, refused
+    assert target.balance == 0
