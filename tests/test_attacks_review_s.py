@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 
-from keyscope import Policy, arg
+from keyscope import Policy, SessionKey, arg
 from keyscope.consent import GrantDescription
 from keyscope.execution import Call
-from keyscope.report import describe_permission
+from keyscope.report import StoreMarks, describe_permission, report_from_store
 from keyscope.session import Permission, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
@@ -204,3 +204,28 @@ def test_the_chain_sends_no_eth_through_a_payable_function_granted_none(
     refused = sessions.outcome(sessions.op(module_account, session_key, [Call.of(target.address, 1, data)]))
     assert "ValueLimitExceeded(callIndex=0, permissionIndex=0, value=1, valueLimit=0)" in refused, refused
     assert target.balance == 0
+
+
+def test_the_session_report_says_a_dispatch_runs_calls_no_rule_holds(
+    net: Any, project: Any, deployer: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 412: the session report of a grant holding a ``multicall`` and an ERC-7579 ``executeFromExecutor``
+    (which the page shows in red) gives each the page's danger that no rule of the session holds what it runs, from
+    the grant alone (judged from a store, no chain asked); a plain function beside them raises none."""
+    owner = net.owner(LocalSigner.generate())
+    router = project.EffectRecorder.deploy(sender=deployer).address
+    grant = [
+        Policy.call(router, "multicall(bytes[] data)"),
+        Policy.call(router, "executeFromExecutor(bytes32 mode,bytes executionCalldata)"),
+        Policy.call(router, "pay(address to,uint256 amount)", rules=[arg("to") == owner.account]),
+    ]
+    signed = owner.grant(SessionKey.generate(), grant, valid_for=3600)
+    report = report_from_store(
+        signed, StoreMarks(revoked=False, enabled=True), now=signed.session.valid_after
+    )
+    page = [w.text for w in words(*grant, account=owner.account).warnings if w.level == "danger"]
+    assert len(report.dangers) == 2, report.dangers
+    for name, danger in zip(("multicall", "executeFromExecutor"), report.dangers, strict=True):
+        assert danger.startswith(f"{name} on {router}: "), danger
+        assert any(text.endswith(danger.split(": ", 1)[1]) for text in page), (danger, page)
+        assert f"  danger  {danger}" in report.lines()

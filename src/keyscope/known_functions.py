@@ -24,6 +24,7 @@ __all__ = [
     "added_per_call",
     "bound_of",
     "known_function",
+    "runs_calls",
 ]
 
 UNLIMITED = 2**255
@@ -250,14 +251,24 @@ _KNOWN = [
 ]
 
 
-def _dispatch_warnings(does: str) -> Callable[[Permission, bool], list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class _Dispatch:
     """The danger of a function that runs calls the session picks inside its own (attack 373): the module judges the
     outer call's words only, so what it ``does`` is held by no rule, whatever the rules on its other arguments."""
 
-    def warn(permission: Permission, token: bool) -> list[tuple[str, str]]:
-        return [("danger", f"{does}: no rule of this session holds them, nor what they move")]
+    does: str
 
-    return warn
+    @property
+    def danger(self) -> str:
+        return f"{self.does}: no rule of this session holds them, nor what they move"
+
+    def __call__(self, permission: Permission, token: bool) -> list[tuple[str, str]]:
+        return [("danger", self.danger)]
+
+
+def _dispatch_warnings(does: str) -> _Dispatch:
+    """The danger of a function that runs calls the session picks, doing what ``does`` says (:class:`_Dispatch`)."""
+    return _Dispatch(does)
 
 
 _MULTICALL = _dispatch_warnings(
@@ -445,6 +456,15 @@ an ERC-721 collection (attack 364: read as ERC-20's, a token id's bound was show
 def known_function(selector: bytes, erc721: bool = False) -> KnownFunction | None:
     """The function known by ``selector``: ERC-721's on a collection (``erc721``), else :data:`KNOWN_FUNCTIONS`'."""
     return (ERC721_FUNCTIONS.get(selector) if erc721 else None) or KNOWN_FUNCTIONS.get(selector)
+
+
+def runs_calls(permission: Permission) -> str | None:
+    """The danger of ``permission``'s function when it is known by selector as one that runs calls the session picks
+    inside its own (a multicall, an account's execute or batch, Multicall3's aggregates, a proxy's upgradeToAndCall:
+    attacks 373, 376 and 410): what it does, held by no rule of the session. None for any other function. Its words
+    do not say what it runs, so every surface that shows the grant says this with it (attack 412)."""
+    known = KNOWN_FUNCTIONS.get(permission.selector)
+    return known.warn.danger if known is not None and isinstance(known.warn, _Dispatch) else None
 
 
 def added_per_call(permission: Permission) -> tuple[int, int] | None:

@@ -19,7 +19,7 @@ from .endpoints import Endpoints
 from .errors import KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
-from .known_functions import ERC721_FUNCTIONS
+from .known_functions import ERC721_FUNCTIONS, runs_calls
 from .limits import LimitUsage, limit_fields
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .passing_for import declared_function, lookalike_addresses, overlong_name, shares_worth, token_id_danger
@@ -263,9 +263,11 @@ class SessionReport:
 
     @property
     def dangers(self) -> list[str]:
-        """What the grant lets the key do past what its words say, as the consent page shows it in red: an address
-        a rule lists that passes for the account or the session key (same first and last hex digits, attack 379),
-        and what the chain said when the report was made on chain (:attr:`chain_dangers`); empty when nothing."""
+        """What the grant lets the key do past what its words say, as the consent page shows it in red: a function
+        known to run calls the session picks, which no rule holds (a multicall, an account's execute or batch,
+        attack 412), an address a rule lists that passes for the account or the session key (same first and last
+        hex digits, attack 379), and what the chain said when the report was made on chain (:attr:`chain_dangers`);
+        empty when nothing."""
         found = []
         targets = [p.target for p in self.grant.session.permissions]
         for permission in self.grant.session.permissions:
@@ -274,6 +276,9 @@ class SessionReport:
             where = (
                 f"{function.name if function else '0x' + permission.selector.hex()} on {permission.target}"
             )
+            dispatch = runs_calls(permission)
+            if dispatch is not None:
+                found.append(f"{where}: {dispatch}")
             found += [
                 f"{where}: {text}"
                 for text in lookalike_addresses(permission, function, self.account, self.session_key, targets)
