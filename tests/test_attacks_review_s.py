@@ -1,5 +1,6 @@
 """A dapp as the attacker, sixth round: calls carried in other types than ``bytes``, a struct's free recipient,
-other accounts' dispatches, and a wrapped ether of the dapp's own.
+other accounts' dispatches, a wrapped ether of the dapp's own, dispatches in the session report, and a component's
+rule named by another.
 
 Attack 408, a dispatcher whose calls are not ``bytes``: attack 376 cautioned of a function the page does not know
 whose arguments hold ``bytes`` (the contract may run them as calls no rule holds). A ``string`` is the same bytes
@@ -25,6 +26,12 @@ Attack 411 (held), wrapped ether: a dapp's contract calling itself Wrapped Ether
 asked for ``deposit()`` (up to 1 ETH a call, "to wrap your ETH") and ``withdraw(wad)``. The page shows the name as the
 contract's claim and the ETH each ``deposit`` sends to it; the ETH a withdrawal pays the account leaves it only as a
 permission's value limit allows (the module refuses 1 wei on a payable function granted none).
+
+Attack 412, a dispatch's danger on the page only: the session report read a ``multicall`` as a function like any other.
+
+Attack 413, a struct component's rule named by another component: with attack 409's names shown, a label naming two
+components ``to`` (or the first only, with the rule on the second labelled ``legs.to``) read "legs.to must be this
+account" for the word the line does not name ``to``.
 """
 
 from __future__ import annotations
@@ -229,3 +236,27 @@ def test_the_session_report_says_a_dispatch_runs_calls_no_rule_holds(
         assert danger.startswith(f"{name} on {router}: "), danger
         assert any(text.endswith(danger.split(": ", 1)[1]) for text in page), (danger, page)
         assert f"  danger  {danger}" in report.lines()
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["pay((address to,address to) legs,uint256 amount)", "pay((address to,address) legs,uint256 amount)"],
+)
+def test_a_component_s_rule_is_never_named_by_another_component(
+    label: str, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 413: a rule holding a struct's second component, labelled ``legs.to`` where the label names the first
+    ``to`` (twice among the struct's components, or the first only), is shown as ``legs.1`` on the page and in the
+    session report, never as the ``to`` the function's line shows on the first."""
+    built = Policy.call(
+        ROUTER, "pay((address a,address b) legs,uint256 amount)", rules=[arg("legs", "b") == ACCOUNT]
+    )
+    permission = built.model_copy(
+        update={"function": label, "rules": (built.rules[0].model_copy(update={"name": "legs.to"}),)}
+    )
+    (shown,) = words(permission, account=ACCOUNT).permissions
+    assert shown.function == "pay((address to, address) legs, uint256 amount)", shown
+    assert shown.rules[0].startswith("legs.1 (address) must be "), shown.rules
+    reported = describe_permission(permission)
+    assert "pay((address to,address) legs,uint256 amount)" in reported, reported
+    assert "where legs.1 must be " in reported, reported

@@ -62,7 +62,8 @@ def declared_function(permission: Permission, erc721: bool = False) -> AbiFuncti
     """The permission's function as its label declares it, when the label parses and is the selector's; a function
     known by its selector (:data:`~keyscope.known_functions.KNOWN_FUNCTIONS`) as the table has it, with its standard
     argument names, whatever the label (four bytes collide, and a label's names are the request's text); ERC-721's
-    on a collection (``erc721``). None for a label with a name too long to show (:func:`overlong_name`)."""
+    on a collection (``erc721``). None for a label with a name too long to show (:func:`overlong_name`). A name the
+    label gives twice among siblings is kept on the first only (:meth:`~keyscope.policy.AbiFunction.with_distinct_names`)."""
     known = known_function(permission.selector, erc721)
     if known is not None:
         return parse_signature(known.signature)
@@ -72,7 +73,8 @@ def declared_function(permission: Permission, erc721: bool = False) -> AbiFuncti
         function = parse_signature(permission.function)
     except InvalidAbiError:
         return None
-    return function if function.selector == permission.selector else None
+    # a name twice among an argument's siblings labels two words: the second shown by position (attack 413)
+    return function.with_distinct_names() if function.selector == permission.selector else None
 
 
 def rule_is_address(rule: Rule, function: AbiFunction | None) -> bool:

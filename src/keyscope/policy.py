@@ -43,7 +43,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import (
@@ -183,6 +183,13 @@ class AbiFunction:
         signature = f"{name}({','.join(p.type.name for p in params)})"
         return cls(name, params, signature, keccak(signature.encode())[:4])
 
+    def with_distinct_names(self) -> AbiFunction:
+        """The function with each name an argument or a struct component shares with one before it among its siblings
+        dropped (shown by position), at every depth. Solidity refuses such a declaration, so only a request's label
+        writes one: ``pay((address to, address to) legs)`` with a rule on the first ``to`` read "legs.to must be this
+        account" for a word the other ``to`` is not (attack 413)."""
+        return AbiFunction(self.name, _distinct(self.inputs), self.signature, self.selector)
+
     def describe_inputs(self) -> str:
         """``to (address), amount (uint256)``, for messages."""
         if not self.inputs:
@@ -282,6 +289,25 @@ class AbiFunction:
                 return found
             position += param.type.head_size
         return None
+
+
+def _distinct(params: Sequence[AbiParam]) -> tuple[AbiParam, ...]:
+    """``params`` with each name one before it bears dropped, and the same inside each one's type."""
+    seen: set[str] = set()
+    out = []
+    for param in params:
+        out.append(AbiParam("" if param.name in seen else param.name, _distinct_type(param.type)))
+        if param.name:
+            seen.add(param.name)
+    return tuple(out)
+
+
+def _distinct_type(kind: AbiType) -> AbiType:
+    if kind.kind == "tuple":
+        return replace(kind, components=_distinct(kind.components))
+    if kind.element is not None:
+        return replace(kind, element=_distinct_type(kind.element))
+    return kind
 
 
 def _word_in(kind: AbiType, label: str, offset: int) -> tuple[str, AbiType] | None:

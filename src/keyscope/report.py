@@ -147,9 +147,18 @@ def _named(rule: Rule, function: AbiFunction | None, rules: Sequence[Rule]) -> R
         and overlong_name(name) is None
         and _fits(name, label, function)
         and not any(other.name == name and other.offset != rule.offset for other in rules)
+        and name not in _word_labels(function) - {label}
     ):
         label = name
     return rule.model_copy(update={"name": label})
+
+
+def _word_labels(function: AbiFunction) -> set[str]:
+    """The path of every static word of ``function``'s arguments (``legs.to``, ``legs.1``): a rule's name that is
+    another word's path would name that word, not its own (a struct's component named in the label beside an unnamed
+    one, attack 413)."""
+    size = sum(param.type.head_size for param in function.inputs)
+    return {found[0] for offset in range(0, size, 32) if (found := function.word_at(offset)) is not None}
 
 
 def _is_address(located: tuple[str, AbiType] | None) -> bool:

@@ -253,6 +253,8 @@ def _function(
             parsed = None
         if parsed is not None and parsed.selector != permission.selector:
             parsed = None  # a label that is not this selector's function: not shown as if it were
+        elif parsed is not None:
+            parsed = parsed.with_distinct_names()  # a name twice among siblings labels two words (attack 413)
     if parsed is None:
         return f"an unknown function (selector 0x{permission.selector.hex()})", None, known
     names = {
