@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from keyscope.clock import utc_text
 from keyscope.consent import ConsentServer
 from keyscope.consent.describe import Facts, describe_session
 from keyscope.hexutil import to_address
@@ -559,8 +560,12 @@ def test_the_session_report_shows_a_limit_as_enforced_not_in_the_dapp_s_unit(net
     )
     label = "limit 0 ('USDC allowance', the dapp's unsigned label)"
     offline = report_from_store(grant, StoreMarks(revoked=False, enabled=False), now=grant.valid_after)
-    assert offline.limits == [f"{label}: at most 5,000,000,000,000 base units per day"]
-    assert offline.to_dict()["limits"][0]["text"] == offline.limits[0]
+    periods = (
+        f" (fixed periods back to back from {utc_text(grant.valid_after)}, each with the whole amount: up to twice it "
+        "may go within moments across a period's end)"
+    )
+    assert offline.limits == [f"{label}: at most 5,000,000,000,000 base units per day{periods}"]
+    assert offline.to_dict()["limits"][0]["text"] + periods == offline.limits[0]
     judged = report_from_chain(net, grant)
     assert judged.usage, "the limit was not read from the module"
     assert judged.limits[0].startswith(

@@ -431,3 +431,27 @@ def test_a_refused_sign_in_says_every_signing_permission_the_session_has() -> No
 def test_a_signed_word_a_rule_refuses_is_shown_as_its_negative_number() -> None:
     assert _shown(_rule(0, ArgType.INT256, 0), 2**256 - 5) == "-5"
     assert _shown(_rule(0, ArgType.UINT256, 0), 2**256 - 5) == f"0x{2**256 - 5:064x}"
+
+
+def test_a_report_says_a_periodic_limit_counts_in_fixed_periods_as_the_consent_page_does() -> None:
+    """Attack 135 in the session report (threat-model row 414): ``owner.sessions()``, ``session.status()`` and
+    ``keyscope sessions`` said "at most 5,000,000 base units per day", which an owner reads as any 24 hours; the
+    module counts fixed periods back to back from the session's start, so the whole amount just before a period ends
+    and again just after both pass. Each periodic limit's line now says so, as the consent page's does; a limit over
+    the session's life says nothing of periods."""
+    session = _session(limits=(_limit(LimitKind.AMOUNT, 5_000_000, 86_400), _limit(LimitKind.CALLS, 7)))
+    note = (
+        f" (fixed periods back to back from {utc_text(START)}, each with the whole amount: up to twice it may go "
+        "within moments across a period's end)"
+    )
+    grant = _grant(session)
+    stored = report_from_store(grant, StoreMarks(revoked=False, enabled=True), now=START + 1)
+    daily, lifetime = stored.limits
+    assert daily == "limit 0 (amount): at most 5,000,000 base units per day" + note, daily
+    assert lifetime == "limit 1 (calls): at most 7 calls over the session's life", lifetime
+    usage = usage_of(session, (Counter(left=4_000_000), Counter(left=7)), START + 1)
+    read = SessionReport(grant, SessionStatus.ACTIVE.value, START + 1, "chain", usage=usage)
+    daily, lifetime = read.limits
+    assert daily.endswith(f"; resets {_when(START + 86_400)}" + note), daily
+    assert "fixed periods" not in lifetime, lifetime
+    assert f"  limit   {daily}" in read.lines()

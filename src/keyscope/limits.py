@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .clock import utc_text
 from .errors import BadInputError, LimitError, LimitExceededError, shown
 from .session import Limit, LimitKind, Session
 
@@ -31,6 +32,7 @@ __all__ = [
     "initial_counters",
     "limit_fields",
     "owner_label",
+    "period_note",
     "period_seconds",
     "refuse_unusable_limits",
     "usage_of",
@@ -318,6 +320,20 @@ def owner_label(limit: Limit, index: int) -> str:
     if limit.name is None:
         return f"limit {index} ({limit.op.name.lower()})"
     return f"limit {index} ({shown(limit.name)}, the dapp's unsigned label)"
+
+
+def period_note(limit: Limit, valid_after: int) -> str:
+    """How a periodic limit counts, put after its line on the consent page and in the session report (attack 135):
+    in fixed periods back to back from the session's ``valid_after`` (the module's), not over any span of that
+    length, so the whole amount again is there as soon as a period ends; empty for a limit over the session's
+    life."""
+    if not limit.period:
+        return ""
+    start = utc_text(valid_after) if valid_after else "1970-01-01 00:00:00 UTC"
+    return (
+        f" (fixed periods back to back from {start}, each with the whole amount: up to twice it may go within "
+        "moments across a period's end)"
+    )
 
 
 def limit_fields(limit: Limit, index: int = 0) -> dict[str, object]:

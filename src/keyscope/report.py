@@ -20,7 +20,7 @@ from .errors import KeyscopeError
 from .grant import SessionGrant
 from .hexutil import to_address
 from .known_functions import ERC721_FUNCTIONS, runs_calls
-from .limits import LimitUsage, limit_fields
+from .limits import LimitUsage, limit_fields, period_note
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
 from .passing_for import declared_function, lookalike_addresses, overlong_name, shares_worth, token_id_danger
 from .policy import AbiFunction, AbiType
@@ -322,11 +322,16 @@ class SessionReport:
         decimals, and the grant's label marked as unsigned (:meth:`~keyscope.limits.LimitUsage.enforced_text`).
         A token limit read from the module also gives its amounts at the token's decimals read from the chain
         (:attr:`scaled`), or a note that the token gave none."""
+        start = self.grant.valid_after
         if self.usage:
             return [
-                row.enforced_text(None if scale is None else scale.text) for row, scale in self._scaled_rows()
+                row.enforced_text(None if scale is None else scale.text) + period_note(row.limit, start)
+                for row, scale in self._scaled_rows()
             ]
-        return [str(limit_fields(limit, i)["text"]) for i, limit in enumerate(self.grant.session.limits)]
+        return [
+            str(limit_fields(limit, i)["text"]) + period_note(limit, start)
+            for i, limit in enumerate(self.grant.session.limits)
+        ]
 
     @property
     def valid_after(self) -> int:

@@ -34,7 +34,7 @@ from ..known_functions import (
     KnownFunction,
     known_function,
 )
-from ..limits import LimitUsage, enforced_amount, owner_label
+from ..limits import LimitUsage, enforced_amount, owner_label, period_note
 from ..passing_for import (
     LONGEST_NAME,
     lookalike_addresses,
@@ -763,10 +763,10 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
     for limit in session.limits:
         amount, per = _limit_amount(limit, session, facts), limit.per
         if limit.op == LimitKind.OPERATIONS:
-            lines.append(f"At most {amount} {per}{_periods(limit, session)}")
+            lines.append(f"At most {amount} {per}{period_note(limit, session.valid_after)}")
         elif limit.op == LimitKind.GAS:
             lines.append(
-                f"At most {amount} in gas fees {per}, all operations together{_periods(limit, session)}"
+                f"At most {amount} in gas fees {per}, all operations together{period_note(limit, session.valid_after)}"
             )
         else:
             what = {LimitKind.NATIVE: "sent by", LimitKind.AMOUNT: "counted from", LimitKind.CALLS: "of"}[
@@ -776,20 +776,10 @@ def _limits(session: Session, facts: Facts | None = None) -> tuple[str, ...]:
                 "; ".join(_meter_text(limit, m, session, facts) for m in limit.meters)
                 or "no permission (it counts nothing)"
             )
-            lines.append(f"At most {amount} {per}, {what} all of: {counted}{_periods(limit, session)}")
+            lines.append(
+                f"At most {amount} {per}, {what} all of: {counted}{period_note(limit, session.valid_after)}"
+            )
     return tuple(lines)
-
-
-def _periods(limit: Limit, session: Session) -> str:
-    """How a periodic limit counts: in fixed periods back to back from the session's start (the module's), not over
-    any span of that length, so the whole amount again is there as soon as a period ends."""
-    if not limit.period:
-        return ""
-    start = utc_text(session.valid_after) if session.valid_after else "1970-01-01 00:00:00 UTC"
-    return (
-        f" (fixed periods back to back from {start}, each with the whole amount: up to twice it may go within "
-        "moments across a period's end)"
-    )
 
 
 def _signing(session: Session, account: str) -> tuple[str, ...]:
