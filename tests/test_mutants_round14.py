@@ -30,8 +30,8 @@ from eth_account.messages import _hash_eip191_message as _defunct_hash
 from eth_account.messages import encode_defunct
 
 from keyscope.clock import utc_text
+from keyscope.consent.describe import Facts, limit_usage_words
 from keyscope.consent.describe import _limits as consent_limits
-from keyscope.consent.describe import limit_usage_words
 from keyscope.errors import BadInputError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
@@ -57,7 +57,9 @@ from keyscope.revert import (
     split_failed_op,
     validation_hint,
 )
-from keyscope.session import ArgType, Condition, Limit, LimitKind, Permission, Rule, Session
+from keyscope.session import ArgType, Condition, Limit, LimitKind, Meter, Permission, Rule, Session
+from keyscope.token_facts import ContractFacts, TokenFacts
+from keyscope.typed_data import TypedData, is_struct
 from support.permit_types import PERMIT_SINGLE_TYPES
 
 # -- revert data ---------------------------------------------------------------------------------------------------
@@ -230,6 +232,29 @@ def test_a_rule_label_with_an_overlong_name_is_not_shown_where_no_function_is_de
     assert long not in described and "word at offset 0 must be 5" in described, described
 
 
+def test_a_fixed_point_argument_s_bound_is_shown_at_its_decimals_only_when_its_rule_reads_it_as_declared() -> (
+    None
+):
+    """``fixed168x10 minPrice``: a rule of ``int168`` reads the word as declared, so its bound is shown as the target
+    reads it; a rule of ``uint256`` reads it otherwise (a negative price's word is a huge unsigned one), so its bound
+    stays the word it compares (attack 363)."""
+    sell = parse_signature("sell(uint256,fixed168x10)").selector
+
+    def described(arg_type: int) -> str:
+        rule = _rule(32, arg_type, 2000, None, Condition.GREATER_THAN_OR_EQUAL)
+        return describe_permission(
+            Permission(
+                target=TOKEN,
+                selector=sell,
+                function="sell(uint256 amount,fixed168x10 minPrice)",
+                rules=(rule,),
+            )
+        )
+
+    assert "where minPrice must be at least 0.0000002 (the word 2000);" in described(ArgType.int_of(168))
+    assert "where minPrice must be at least 2000;" in described(ArgType.UINT256)
+
+
 def test_a_duration_is_shown_to_its_two_largest_units() -> None:
     assert describe_duration(86_400 + 3_600 + 61) == "1 d 1 h"
     assert describe_duration(59) == "59 s"
@@ -266,6 +291,15 @@ def test_what_the_chain_said_is_among_the_report_s_dangers() -> None:
         _grant(_session()), SessionStatus.ACTIVE.value, START, "chain", chain_dangers=(said,)
     )
     assert report.dangers == [said]
+
+
+def test_a_co_signer_the_owner_replaced_is_shown_with_the_one_granted() -> None:
+    granted, held = to_address("0x" + "c0" * 20), to_address("0x" + "c1" * 20)
+    grant = _grant(_session(co_signer=granted))
+    replaced = SessionReport(grant, SessionStatus.ACTIVE.value, START, "chain", co_signer_record=(True, held))
+    assert f"  cosigned by {held} (the owner replaced {granted}, the co-signer granted)" in replaced.lines()
+    kept = SessionReport(grant, SessionStatus.ACTIVE.value, START, "chain", co_signer_record=(True, granted))
+    assert f"  cosigned by {granted}" in kept.lines()
 
 
 def test_a_session_that_only_signs_in_says_so() -> None:
@@ -455,3 +489,39 @@ def test_a_report_says_a_periodic_limit_counts_in_fixed_periods_as_the_consent_p
     assert daily.endswith(f"; resets {_when(START + 86_400)}" + note), daily
     assert "fixed periods" not in lifetime, lifetime
     assert f"  limit   {daily}" in read.lines()
+
+
+def test_a_collection_s_limit_is_in_token_ids_never_scaled_at_the_decimals_it_reports() -> None:
+    """An AMOUNT limit on a collection's ``transferFrom`` counts token ids, whatever ``decimals()`` the collection
+    answers (attack 371): the page and the usage give base units, with no amount of the token."""
+    nft = to_address("0x" + "7e" * 20)
+    transfer_from = parse_signature("transferFrom(address,address,uint256)").selector
+    session = _session(
+        permissions=(
+            Permission(target=nft, selector=transfer_from, function="transferFrom(address,address,uint256)"),
+        ),
+        limits=(Limit(kind=LimitKind.AMOUNT, amount=3, meters=(Meter(permission=0, offset=64),)),),
+    )
+    facts = Facts(
+        contract=lambda address: ContractFacts(address, True, TokenFacts("NFT", "Demo NFT", 18), erc721=True),
+        is_module=lambda address: None,
+    )
+    (line,) = consent_limits(session, facts)
+    assert line.startswith("At most 3 base units over the session's life"), line
+    (row,) = usage_of(session, (Counter(left=3),), START + 1)
+    assert limit_usage_words(row, session, facts) == (
+        "limit 0 (amount): 0 of 3 base units used over the session's life, 3 base units left"
+    )
+
+
+def test_an_array_of_structs_is_no_struct() -> None:
+    types = TypedData(
+        {
+            "types": {"EIP712Domain": [], **PERMIT_SINGLE_TYPES},
+            "primaryType": "PermitSingle",
+            "domain": {},
+            "message": {},
+        }
+    ).types
+    assert is_struct("PermitDetails", types)
+    assert not is_struct("PermitDetails[]", types) and not is_struct("PermitDetails[2]", types)
