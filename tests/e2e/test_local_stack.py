@@ -455,6 +455,28 @@ def test_ctrl_c_as_a_child_is_forked_is_raised_once_the_child_is_recorded(tmp_pa
     assert not sleeper.alive()
 
 
+def test_sigterm_stops_a_first_started_process_with_its_clean_up(tmp_path: Path) -> None:
+    """The first process a program starts installs the SIGTERM handler that stops every started process and removes
+    its scratch folder; installed while the interruptions were deferred, it was replaced by the handler in place
+    before, and SIGTERM left the scratch folder (and a server's own children) behind."""
+    scratch = tmp_path / "scratch"
+    program = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from keyscope.local.processes import ManagedProcess\n"
+        f"sleeper = ManagedProcess('sleeper', [sys.executable, '-c', 'import time; time.sleep(60)'], "
+        f"Path({str(tmp_path / 'sleeper.log')!r}), scratch=Path({str(scratch)!r}))\n"
+        "sleeper.start()\n"
+        "print(sleeper.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, done.stderr
+    assert _wait_gone([int(done.stdout)])
+    assert not scratch.exists(), "SIGTERM did not run the started process's clean-up"
+
+
 def test_sigterm_stops_the_stack_command_as_ctrl_c_does(tmp_path: Path) -> None:
     """``python -m keyscope.local`` stopped by SIGTERM (a service manager's stop, ``kill``) once up exited 0 without a
     word, where Ctrl-C says "stopped" and where the logs stay: it now says the same, its processes stopped."""

@@ -205,6 +205,7 @@ class ManagedProcess:
         log.write(f"\n===== keyscope: starting {self.name}: {' '.join(self.argv)}\n".encode())
         log.flush()
         self._log_start = log.tell()
+        _install_handlers()  # before the signals are deferred: its SIGTERM handler chains to the one in place
         with _interrupts_deferred():  # a Ctrl-C meanwhile is raised once the child is recorded, to be stopped
             try:
                 self._popen = subprocess.Popen(
