@@ -35,6 +35,7 @@ __all__ = [
     "node_request",
     "normalize_transaction",
     "read_many",
+    "state_overrides",
 ]
 
 BlockId = str | int
@@ -294,18 +295,24 @@ class RpcChain:
         return self._data(method, result)
 
     def call_with_code(
-        self, to: str, data: bytes, codes: Mapping[str, bytes], *, sender: str | None = None
+        self,
+        to: str,
+        data: bytes,
+        codes: Mapping[str, bytes],
+        *,
+        sender: str | None = None,
+        storage: Mapping[str, Mapping[int, int]] | None = None,
     ) -> bytes:
         """``eth_call`` at the latest block with ``codes`` (address to runtime code) in place of the code at those
-        addresses, for this one call (the state override set of geth, anvil and most providers); a revert raises
-        :class:`~keyscope.errors.CallRevertedError`. A node without state overrides refuses the call or ignores
-        them: callers check that the override took."""
+        addresses, and ``storage`` (address to slot to word) in place of those storage words, the rest of each
+        address's storage kept, for this one call (the state override set of geth, anvil and most providers: its
+        ``code`` and ``stateDiff``); a revert raises :class:`~keyscope.errors.CallRevertedError`. A node without
+        state overrides refuses the call or ignores them: callers check that the override took."""
         method = "eth_call"
         tx: dict[str, Any] = {"to": to, "data": data}
         if sender is not None:
             tx["from"] = sender
-        overrides = {to_address(address): {"code": "0x" + code.hex()} for address, code in codes.items()}
-        params = [self._rpc_tx(tx), "latest", overrides]
+        params = [self._rpc_tx(tx), "latest", state_overrides(codes, storage)]
         with _reverts(method, to_address(to)):
             result = self.client.request(method, params)
         return self._data(method, result)
@@ -560,16 +567,23 @@ class Web3Chain:
             return bytes(self.w3.eth.call(params, _check_block(block)))
 
     def call_with_code(
-        self, to: str, data: bytes, codes: Mapping[str, bytes], *, sender: str | None = None
+        self,
+        to: str,
+        data: bytes,
+        codes: Mapping[str, bytes],
+        *,
+        sender: str | None = None,
+        storage: Mapping[str, Mapping[int, int]] | None = None,
     ) -> bytes:
         """``eth_call`` at the latest block with ``codes`` (address to runtime code) in place of the code at those
-        addresses (see :meth:`RpcChain.call_with_code`; a provider without state overrides may ignore them)."""
+        addresses and ``storage`` in place of those storage words (see :meth:`RpcChain.call_with_code`; a provider
+        without state overrides may ignore them)."""
         target = to_address(to)
         tx: dict[str, Any] = {"to": target, "data": data}
         if sender is not None:
             tx["from"] = sender
         params = self._sender_filled(self._web3_tx(tx))
-        overrides: Any = {to_address(address): {"code": "0x" + code.hex()} for address, code in codes.items()}
+        overrides: Any = state_overrides(codes, storage)
         with self._errors("eth_call", target):
             return bytes(self.w3.eth.call(params, "latest", overrides))
 
@@ -672,6 +686,23 @@ class Reads(NamedTuple):
     results: list[bytes]
     codes: list[bytes]
     timestamp: int | None
+
+
+def state_overrides(
+    codes: Mapping[str, bytes], storage: Mapping[str, Mapping[int, int]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """An ``eth_call``'s state override set: ``codes`` (address to runtime code) as each address's ``code``,
+    ``storage`` (address to slot to word) as its ``stateDiff`` (those words replaced, the rest of its storage
+    kept), slots and words as 32-byte hex."""
+    overrides: dict[str, dict[str, Any]] = {
+        to_address(address): {"code": "0x" + code.hex()} for address, code in codes.items()
+    }
+    for address, words in (storage or {}).items():
+        overrides.setdefault(to_address(address), {})["stateDiff"] = {
+            "0x" + slot.to_bytes(32, "big").hex(): "0x" + word.to_bytes(32, "big").hex()
+            for slot, word in words.items()
+        }
+    return overrides
 
 
 def node_request(chain: Chain, method: str, params: list[Any]) -> Any:
