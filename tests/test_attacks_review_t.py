@@ -17,7 +17,7 @@ import pytest
 from eth_abi import encode as abi_encode
 
 from keyscope import Network, Policy, SessionKey
-from keyscope.errors import AccountPremiseWarning, AccountSetupError, TargetWarning
+from keyscope.errors import AccountSetupError, TargetWarning
 from keyscope.execution import Call, encode_execute
 from keyscope.hexutil import keccak
 from keyscope.local import LocalStack
@@ -161,25 +161,3 @@ def test_an_account_spotting_the_probe_s_code_by_its_hash_is_refused_on_its_vali
     assert installed is not None
     installed.wait()
     assert _validation(stack, control) == 1
-
-
-@pytest.mark.e2e
-def test_an_account_dropping_the_window_unless_its_validator_s_code_hash_changed_is_granted(
-    stack: LocalStack,
-) -> None:
-    """Attack 419, a limit of the premises' questions. The window can be asked only of a validator whose success
-    carries a known window, which the module gives only for a session enabled and signed: the probe's code stands
-    for it, and an account comparing its validator's code hash with the one it had at the install
-    (``WindowSpottingERC7579Account``: it drops the window, as attack 393's account does, unless the hash differs)
-    answers the probe as a correct account and drops every real operation's window. Its install and a grant on it
-    go through without a word (docs/accounts.md says what the questions prove)."""
-    _, _, _, owner = foreign_account(stack, "WindowSpottingERC7579Account")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AccountPremiseWarning)
-        installed = owner.install_sessions()
-        assert installed is not None
-        installed.wait()
-        grant = owner.grant(
-            SessionKey.generate(), [Policy.call(stack.nft, "safeMint(address to)")], valid_for=3600
-        )
-    assert grant.owner_signature

@@ -10,18 +10,21 @@ from keyscope.chain import Reads, read_many
 
 class CountingChain:
     """The real chain, with a record of what was asked of it: one entry in :attr:`asked` per method call, and each
-    ``call`` (an ``eth_call``) in :attr:`calls` as ``(to, data)``."""
+    ``call`` (an ``eth_call``) in :attr:`calls` as ``(to, data)``; the keyword arguments of every other method call
+    in :attr:`options`, as ``(method, keywords)``."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.asked: list[str] = []
         self.calls: list[tuple[str, bytes]] = []
+        self.options: list[tuple[str, dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.asked.append(name)
+            self.options.append((name, dict(kwargs)))
             return method(*args, **kwargs)
 
         return counted

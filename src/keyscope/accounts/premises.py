@@ -9,15 +9,19 @@ the module), whether it keeps the two premises a session's bounds rest on (docs/
 
 A session's first operation and signature are asked of the account by the dapp's SDK (attacks 352, 353), but a
 leaked key needs no SDK: the owner's grant is the last moment keyscope can refuse such an account. The session has
-no signature yet, so the account is asked about a stand-in: an ``eth_call`` in which the module's address runs
-:data:`PROBE_VALIDATOR_CODE` (a state override, for that one call), whose answers are known, through a forwarder at
-another address (:data:`FORWARDER_CODE`), so that the account's caller is neither the call's origin nor the
-account itself. The validator's refusal, on which anyone's operation bears, is asked first with the validator's own
-code (an operation signed by a key nobody holds), which an account cannot tell from an operation by the validator's
-code hash, as it can the stand-in (attacks 418, 419: what the questions cannot prove)."""
+no signature yet. With the module installed, the window is asked of the module's own code: an ``eth_call`` whose
+state override plants a session in the module's storage only, for a fresh key the question signs with (attack
+425). Otherwise (before the install, on a node applying no storage override) and for ``sender``, the account is
+asked about a stand-in: an ``eth_call`` in which the module's address runs :data:`PROBE_VALIDATOR_CODE` (a state
+override, for that one call), whose answers are known, through a forwarder at another address
+(:data:`FORWARDER_CODE`), so that the account's caller is neither the call's origin nor the account itself. The
+validator's refusal, on which anyone's operation bears, is asked first with the validator's own code (an operation
+signed by a key nobody holds), which an account cannot tell from an operation by the validator's code hash, as it
+can the stand-in (attacks 418, 419: what the questions cannot prove)."""
 
 from __future__ import annotations
 
+import secrets
 import warnings
 from collections.abc import Mapping
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -26,7 +30,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from ..chain import Chain
+from ..chain import Chain, node_request
 from ..errors import AccountPremiseWarning, AccountSetupError, CallRevertedError, TransportError
 from ..execution import Call, encode_execute
 from ..hexutil import to_address
@@ -77,6 +81,17 @@ _VALIDATE_USER_OP_V07 = keccak(
 _ERC1271_MAGIC = IS_VALID_SIGNATURE[:4]
 _NO_WORD = bytes.fromhex("ffffffff")
 SIG_VALIDATION_FAILED = 1
+_IS_SESSION_ACTIVE = keccak(b"isSessionActive(address,bytes32)")[:4]
+# the session module's storage (docs/session-module.md, "Storage layout")
+_ACCOUNTS_BASE = 2
+_PERMISSIONS_BASE = 3
+_SESSIONS_BASE = 4
+_LIVE_SESSIONS_BASE = 5
+_LIVE = 1 << 248
+"""A permission header's live flag."""
+_ACTIVE = 1 << 192
+"""A session meta word's status: active."""
+_MAX_LIVE_PERMISSIONS = 256
 
 
 def _assemble(program: list[str | bytes]) -> bytes:
@@ -179,7 +194,13 @@ class CodeOverrides(Protocol):
     """A chain that runs an ``eth_call`` with other code at some addresses (:meth:`RpcChain.call_with_code`)."""
 
     def call_with_code(
-        self, to: str, data: bytes, codes: Mapping[str, bytes], *, sender: str | None = None
+        self,
+        to: str,
+        data: bytes,
+        codes: Mapping[str, bytes],
+        *,
+        sender: str | None = None,
+        storage: Mapping[str, Mapping[int, int]] | None = None,
     ) -> bytes: ...
 
 
@@ -189,9 +210,10 @@ def refuse_broken_premises(
     """Before the owner signs a grant on the deployed ``account``, driven by ``kind`` (the generic ERC-7579
     adapter or a subclass made for no vendor's account: not the reference account's, which keeps both), ask the
     account whether it keeps the premises above, the code of one of its validators (the session module, or the
-    owner's validator while the module is not installed) replaced for the call by the probe validator's. Raise
-    :class:`~keyscope.errors.AccountSetupError` for an account that answers the probe's ``validateUserOp`` success
-    with a window wider than the probe's, or its refusal with anything but a refusal, and, when the session has
+    owner's validator while the module is not installed) replaced for the call by the probe validator's, or, for
+    the window with the module installed, the module's own code holding a session planted for the call. Raise
+    :class:`~keyscope.errors.AccountSetupError` for an account that answers the probe's (or the planted session's)
+    ``validateUserOp`` success with a wider window, or its refusal with anything but a refusal, and, when the session has
     ``signing`` permissions, one that hands its validator another ``sender`` than its caller (the zero address, the
     origin of the call, itself); and, first, one that answers an operation its validator refuses, running the
     validator's own code (signed by a key nobody holds), with anything but a refusal. What cannot be asked (a node
@@ -260,7 +282,16 @@ def _refuse_broken(
     if applied[:32] != PROBE_VALIDATION.to_bytes(32, "big"):
         _cannot_ask(occasion, kind, address, "the node does not apply an eth_call's state override")
         return
-    if _ask_validation(chain, kind, address, validator, entry_point, codes, occasion):
+    # the window, asked of the module's own code with a session planted in its storage when it is installed and
+    # the node applies storage overrides (attack 425); else of the probe's code (attack 419: an account can tell it)
+    planted = (
+        _ask_planted_window(chain, kind, address, validator, entry_point, occasion)
+        if validator == to_address(module)
+        else None
+    )
+    if planted is None:
+        planted = _ask_validation(chain, kind, address, validator, entry_point, codes, occasion)
+    if planted:
         _ask_refusal(chain, kind, address, validator, entry_point, codes, occasion)
     if signing:
         _ask_sender(chain, chain, kind, address, validator, codes, occasion)
@@ -276,11 +307,15 @@ def _validate(
     sequence: int,
     signature: bytes = bytes(65),
     target: str | None = None,
+    *,
+    storage: Mapping[str, Mapping[int, int]] | None = None,
+    user_op_hash: bytes = keccak(b"keyscope.account-premises.userOpHash"),
 ) -> int | str:
     """The account's ``validateUserOp`` answer for an operation ``validator`` validates, of nonce ``sequence`` on
     the validator's key and ``signature`` (framed as the adapter frames it), calling ``target`` (by default the
-    validator) with nothing, asked from the EntryPoint with the code of ``codes`` at their addresses (none: the
-    chain's own code): the validation data, or why there is none."""
+    validator) with nothing, asked from the EntryPoint with ``user_op_hash`` and with the code of ``codes`` at
+    their addresses and the words of ``storage`` in their slots (none: the chain's own state): the validation
+    data, or why there is none."""
     op = UserOperation(
         sender=account,
         nonce=(kind.nonce_key(validator) << 64) | sequence,
@@ -289,12 +324,14 @@ def _validate(
     )
     data = _VALIDATE_USER_OP_V07 + abi_encode(
         ["(address,uint256,bytes,bytes,bytes32,uint256,bytes32,bytes,bytes)", "bytes32", "uint256"],
-        [op.pack().as_tuple(), keccak(b"keyscope.account-premises.userOpHash"), 0],
+        [op.pack().as_tuple(), user_op_hash, 0],
     )
     try:
-        if codes:
+        if codes or storage:
             assert isinstance(chain, CodeOverrides)
-            answer = chain.call_with_code(account, data, codes, sender=to_address(entry_point))
+            answer = chain.call_with_code(
+                account, data, codes, sender=to_address(entry_point), storage=storage
+            )
         else:
             answer = chain.call(account, data, sender=to_address(entry_point))
     except (CallRevertedError, JsonRpcError) as error:
@@ -348,6 +385,145 @@ def _ask_validation(
         f"validAfter {PROBE_VALID_AFTER} and validUntil {PROBE_VALID_UNTIL}), it answered {what}. The module reads "
         "no clock, so on this account a session's key, leaked or not, would run its operations outside the "
         "session's window and in limit periods other than the one they were counted in",
+    )
+    return True
+
+
+class _PlantedSession(NamedTuple):
+    """A session the module's storage holds for one ``eth_call`` only (a state override of its storage)."""
+
+    key: LocalSigner
+    """The session's key: a fresh one, which only this question holds."""
+    session_id: bytes
+    """The session's id: fresh random bytes."""
+    valid_after: int
+    """The session's validAfter."""
+    valid_until: int
+    """The session's validUntil."""
+    storage: dict[int, int]
+    """The module's storage words (slot to word) the session takes, the others left as they are."""
+
+
+def _mapping_slot(account: str, key: bytes, base: int) -> int:
+    """The slot of ``variable[key][account]`` for the module's variable at ``base`` (docs/session-module.md,
+    "Storage layout"): ``keccak256(account ‖ keccak256(key ‖ base))``, each a 32-byte word."""
+    inner = keccak(key + base.to_bytes(32, "big"))
+    return int.from_bytes(keccak(bytes(12) + bytes.fromhex(account[2:]) + inner), "big")
+
+
+def _plant_session(chain: Chain, module: str, account: str) -> _PlantedSession | None:
+    """A session of ``account`` enabled in ``module``'s storage as ``enableSession`` leaves one (its permission's
+    header, its meta word and grant, its place at the end of the account's live list, the account's counts), for a
+    fresh key, allowing a call to an address without code with nothing (selector 0) in a window of random bounds
+    around the latest block's time; None when the module's storage cannot be read (a chain without raw requests)
+    or holds the most live permissions it takes."""
+    state_slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(account[2:]) + _word(_ACCOUNTS_BASE)), "big")
+    try:
+        state = int(node_request(chain, "eth_getStorageAt", [module, hex(state_slot), "latest"]), 16)
+    except TransportError:
+        raise
+    except Exception:  # a chain object without raw requests, a node refusing the method
+        return None
+    epoch, live_sessions, live_permissions = (
+        state & 0xFFFFFFFF,
+        (state >> 40) & 0xFFFF,
+        (state >> 56) & 0xFFFF,
+    )
+    if live_permissions >= _MAX_LIVE_PERMISSIONS:
+        return None
+    key = LocalSigner.generate()
+    session_id = secrets.token_bytes(32)
+    now = chain.block_timestamp()
+    valid_after = now - 3600 - secrets.randbelow(30 * 86400)
+    valid_until = now + 3600 + secrets.randbelow(30 * 86400)
+    target = bytes.fromhex(PROBE_ORIGIN[2:])
+    permission = keccak(bytes.fromhex(key.address[2:]) + target + bytes(4))
+    session = _mapping_slot(account, session_id, _SESSIONS_BASE)
+    storage = {
+        _mapping_slot(account, permission, _PERMISSIONS_BASE): valid_after | (valid_until << 48) | _LIVE,
+        session: int(key.address, 16) | (epoch << 160) | _ACTIVE | (1 << 200) | (live_sessions << 208),
+        session + 1: int.from_bytes(target, "big"),
+        _mapping_slot(account, _word(live_sessions), _LIVE_SESSIONS_BASE): int.from_bytes(session_id, "big"),
+        state_slot: (state & ~(0xFFFFFFFF << 40))
+        | ((live_sessions + 1) << 40)
+        | ((live_permissions + 1) << 56),
+    }
+    return _PlantedSession(key, session_id, valid_after, valid_until, storage)
+
+
+def _word(value: int) -> bytes:
+    """``value`` as a 32-byte word."""
+    return value.to_bytes(32, "big")
+
+
+def _ask_planted_window(
+    chain: Chain, kind: AccountKind, account: str, module: str, entry_point: str, occasion: _Occasion
+) -> bool | None:
+    """Ask the window of the installed session ``module``'s own code: a session planted in its storage for the
+    ``eth_call`` (:func:`_plant_session`), whose key signs an operation of the one call it allows, asked of the
+    account's ``validateUserOp`` from the EntryPoint. Refuse an account that answers the module's success with a
+    wider window than the session's; warn of one that does not take it. None when the question cannot be asked so
+    (a node not applying storage overrides): the probe's code is asked instead."""
+    assert isinstance(chain, CodeOverrides)
+    planted = _plant_session(chain, module, account)
+    if planted is None:
+        return None
+    storage = {module: planted.storage}
+    question = _IS_SESSION_ACTIVE + abi_encode(["address", "bytes32"], [account, planted.session_id])
+    try:
+        active = chain.call_with_code(module, question, {}, storage=storage)
+    except TransportError:
+        raise
+    except Exception:  # a node refusing a storage override
+        return None
+    if active[:32] != _word(1):
+        return None  # the node does not apply a storage override
+    user_op_hash = secrets.token_bytes(32)
+    validation = _validate(
+        chain,
+        kind,
+        account,
+        module,
+        entry_point,
+        {},
+        0,
+        planted.key.sign_hash(user_op_hash),
+        PROBE_ORIGIN,
+        storage=storage,
+        user_op_hash=user_op_hash,
+    )
+    asked = (
+        f"asked (eth_call from the EntryPoint, the session module {module} running its own code, a session planted "
+        f"in its storage with validAfter {planted.valid_after} and validUntil {planted.valid_until}) about an "
+        "operation that session's key signed"
+    )
+    if isinstance(validation, str) or validation & ((1 << 160) - 1) == SIG_VALIDATION_FAILED:
+        why = validation if isinstance(validation, str) else f"it answered 0x{validation:064x}, a refusal"
+        _cannot_ask(
+            occasion,
+            kind,
+            account,
+            f"{asked}, its validateUserOp did not take the validator's success ({why})",
+        )
+        return False
+    after = (validation >> 208) & ((1 << 48) - 1)
+    until = (validation >> 160) & ((1 << 48) - 1)
+    aggregator = validation & ((1 << 160) - 1)
+    if aggregator == 0 and after >= planted.valid_after and until != 0 and until <= planted.valid_until:
+        return True
+    what = (
+        f"validAfter {after} and validUntil {until}{' (no end)' if until == 0 else ''}"
+        if aggregator == 0
+        else f"the aggregator 0x{aggregator:040x}, which the module did not name"
+    )
+    _refuse_validation(
+        chain,
+        occasion,
+        kind,
+        account,
+        f"{asked}, it answered {what}. The module reads no clock, so on this account a session's key, leaked or "
+        "not, would run its operations outside the session's window and in limit periods other than the one they "
+        "were counted in",
     )
     return True
 
