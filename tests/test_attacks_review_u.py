@@ -15,12 +15,16 @@ import warnings
 from pathlib import Path
 
 import pytest
+from eth_abi import encode as abi_encode
+from web3 import Web3
 
 from keyscope import Policy, SessionKey
 from keyscope.accounts import premises
+from keyscope.chain import RpcChain, Web3Chain
 from keyscope.errors import AccountPremiseWarning, AccountSetupError
-from keyscope.hexutil import to_address
+from keyscope.hexutil import keccak, to_address
 from keyscope.local import LocalStack
+from keyscope.signing import LocalSigner
 from support.counting_chain import CountingChain
 from support.variant_accounts import stack_fixture  # noqa: F401 (stack_fixture: the stack)
 from test_attacks_review_j import foreign_account
@@ -104,3 +108,22 @@ def test_the_planted_session_s_base_slots_are_the_documented_ones() -> None:
     assert documented["_permissions"] == premises._PERMISSIONS_BASE
     assert documented["_sessions"] == premises._SESSIONS_BASE
     assert documented["_liveSessions"] == premises._LIVE_SESSIONS_BASE
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("client", ["rpc", "web3"])
+def test_both_chains_send_a_storage_override_the_node_applies(stack: LocalStack, client: str) -> None:
+    """The planted session rests on the node applying the ``stateDiff`` keyscope sends: through :class:`RpcChain`
+    and :class:`Web3Chain` alike, the module's own ``epochOf(account)`` reads the epoch planted in the account's
+    state word for the call, while the chain's word is left as it was."""
+    account = LocalSigner.generate().address
+    slot = int.from_bytes(keccak(bytes(12) + bytes.fromhex(account[2:]) + (2).to_bytes(32, "big")), "big")
+    chain: RpcChain | Web3Chain = (
+        RpcChain(stack.rpc_url) if client == "rpc" else Web3Chain(Web3(Web3.HTTPProvider(stack.rpc_url)))
+    )
+    question = keccak(b"epochOf(address)")[:4] + abi_encode(["address"], [account])
+    planted = chain.call_with_code(stack.module, question, {}, storage={stack.module: {slot: 0x5EC0_0E0C}})
+    assert int.from_bytes(planted[:32], "big") == 0x5EC0_0E0C
+    assert int.from_bytes(chain.call(stack.module, question)[:32], "big") == 0
+    if isinstance(chain, RpcChain):
+        chain.close()
