@@ -145,7 +145,9 @@ class AccountPremiseWarning(KeyscopeWarning):
 
 
 class TargetWarning(KeyscopeWarning):
-    """A granted permission's target has no code on the chain, or is known to lack the granted function."""
+    """A grant lets the key do what its words do not show, as the consent page warns of it: a target has no code on
+    the chain or is known to lack the granted function, a function runs calls no rule holds, an approval the account
+    gave stands, an address passes for another, and the like (each warning says what and what to do)."""
 
 
 class DelegationWarning(KeyscopeWarning):

@@ -19,7 +19,7 @@ from .artifacts import ENTRY_POINT_V06, ENTRY_POINT_V07, ENTRY_POINT_V08
 from .errors import InvalidAbiError
 from .hexutil import ZERO_ADDRESS, keccak, to_address
 from .known_functions import ERC721_FUNCTIONS, UNLIMITED, bound_of, known_function
-from .policy import AbiFunction, parse_signature
+from .policy import AbiFunction, AbiType, parse_signature
 from .session import Permission, Rule
 from .standing_approvals import PERMIT2
 from .token_facts import ContractFacts, format_amount
@@ -29,6 +29,7 @@ __all__ = [
     "LOOKALIKE_DIGITS",
     "WELL_KNOWN_ADDRESSES",
     "SharesWorth",
+    "carried_calls",
     "declared_function",
     "lookalike_addresses",
     "overlong_name",
@@ -75,6 +76,47 @@ def declared_function(permission: Permission, erc721: bool = False) -> AbiFuncti
         return None
     # a name twice among an argument's siblings labels two words: the second shown by position (attack 413)
     return function.with_distinct_names() if function.selector == permission.selector else None
+
+
+_WORD = re.compile(r"u?int[0-9]*|bytes[0-9]+")
+"""An elementary type whose words are any bytes: an array of them of the session's length carries any data."""
+
+
+def _carries_bytes(kind: AbiType) -> bool:
+    """Whether an argument of type ``kind`` carries bytes of any length the session picks, anywhere (itself, an
+    array's element, a component): a ``bytes``, a ``string`` (the same bytes under another name, attack 408), or a
+    dynamic array of numbers or ``bytesN`` (``bytes32[]``, ``uint256[]``: their packed words are any bytes). Addresses,
+    flags and arrays of a fixed length carry no call of the session's length."""
+    if kind.name in ("bytes", "string"):
+        return True
+    if kind.element is not None:
+        if kind.length is None and kind.element.kind == "elementary" and _WORD.fullmatch(kind.element.name):
+            return True
+        return _carries_bytes(kind.element)
+    return any(_carries_bytes(component.type) for component in kind.components)
+
+
+def carried_calls(permission: Permission, function: AbiFunction | None, erc721: bool = False) -> str | None:
+    """The caution of a function known by no table (neither by selector nor as ERC-721's on a collection,
+    ``erc721``) whose arguments carry bytes no rule reads (:func:`_carries_bytes`), naming them: the contract may run
+    them as calls (a dispatch under a name of its own, attacks 376 and 408), which no rule of the session holds.
+    ``function``: the permission's function as the reader is shown it (:func:`declared_function`); None when it is
+    not known (a selector alone), or takes nothing that carries bytes. The consent page shows it as a caution,
+    ``owner.grant`` warns of it and the session report gives it (attack 420)."""
+    if function is None or known_function(permission.selector, erc721) is not None:
+        return None
+    carried = [
+        (param.name or f"arg{n}", param.type)
+        for n, param in enumerate(function.inputs)
+        if _carries_bytes(param.type)
+    ]
+    if not carried:
+        return None
+    held = ", ".join(f"`{label}` ({kind.name})" for label, kind in carried)
+    return (
+        f"takes bytes no rule reads, in {held}; if {permission.target} runs them as calls (a batch, a multicall or a "
+        "forwarder under its own name), no rule of this session holds those calls"
+    )
 
 
 def rule_is_address(rule: Rule, function: AbiFunction | None) -> bool:

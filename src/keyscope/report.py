@@ -22,7 +22,14 @@ from .hexutil import to_address
 from .known_functions import ERC721_FUNCTIONS, runs_calls
 from .limits import LimitUsage, limit_fields, period_note
 from .module import SessionStatus, read_co_signer, read_limit_usage, read_session_state, session_status
-from .passing_for import declared_function, lookalike_addresses, overlong_name, shares_worth, token_id_danger
+from .passing_for import (
+    carried_calls,
+    declared_function,
+    lookalike_addresses,
+    overlong_name,
+    shares_worth,
+    token_id_danger,
+)
 from .policy import AbiFunction, AbiType
 from .session import Permission, Rule
 from .signing_words import signing_lines
@@ -272,10 +279,11 @@ class SessionReport:
 
     @property
     def dangers(self) -> list[str]:
-        """What the grant lets the key do past what its words say, as the consent page shows it in red: a function
-        known to run calls the session picks, which no rule holds (a multicall, an account's execute or batch,
-        attack 412), an address a rule lists that passes for the account or the session key (same first and last
-        hex digits, attack 379), and what the chain said when the report was made on chain (:attr:`chain_dangers`);
+        """What the grant lets the key do past what its words say, as the consent page shows it: a function known to
+        run calls the session picks, which no rule holds (a multicall, an account's execute or batch, attack 412), a
+        function known by no table whose arguments carry bytes it may run as calls (the page's caution, attack
+        420), an address a rule lists that passes for the account or the session key (same first and last hex
+        digits, attack 379), and what the chain said when the report was made on chain (:attr:`chain_dangers`);
         empty when nothing."""
         found = []
         targets = [p.target for p in self.grant.session.permissions]
@@ -288,6 +296,9 @@ class SessionReport:
             dispatch = runs_calls(permission)
             if dispatch is not None:
                 found.append(f"{where}: {dispatch}")
+            carried = carried_calls(permission, function, erc721)
+            if carried is not None:
+                found.append(f"{where}: {carried}")
             found += [
                 f"{where}: {text}"
                 for text in lookalike_addresses(permission, function, self.account, self.session_key, targets)

@@ -17,8 +17,8 @@ from .artifacts import KNOWN_ENTRY_POINTS, contract_artifact
 from .chain import Chain
 from .errors import ConfigurationError, TargetWarning
 from .hexutil import keccak, to_bytes
-from .known_functions import ERC721_FUNCTIONS
-from .passing_for import declared_function, lookalike_addresses, shares_worth, token_id_danger
+from .known_functions import ERC721_FUNCTIONS, runs_calls
+from .passing_for import carried_calls, declared_function, lookalike_addresses, shares_worth, token_id_danger
 from .session import Permission, Session
 from .standing_approvals import approval_risk, standing_approvals
 from .token_facts import (
@@ -317,6 +317,13 @@ def warn_about_standing_approvals(
         warnings.warn(f"granting {problem}", TargetWarning, stacklevel=caller_stacklevel())
 
 
+_INSTEAD_OF_CALLS = (
+    "grant the functions it would run instead, each on its own with its own rules, or leave this function out of "
+    "the grant"
+)
+"""What to do about a permission whose function runs calls no rule holds."""
+
+
 def passing_for_problems(
     chain: Chain, account: str, session: Session, contracts: Callable[[str], ContractFacts] | None = None
 ) -> list[str]:
@@ -325,7 +332,10 @@ def passing_for_problems(
     379), an ``approve``/``transferFrom`` on a token that answers a collection's ``getApproved`` too, read on
     ``chain`` (a hybrid whose numbers may be token ids, attack 378), and what a bound in an ERC-4626 vault's shares
     costs or returns now, asked of the vault (:func:`~keyscope.passing_for.shares_worth`, attack 386), since the
-    dapp may move the rate. One line each, empty when nothing. A target's facts are read through ``contracts`` (as
+    dapp may move the rate, a function known to run calls the session picks
+    (:func:`~keyscope.known_functions.runs_calls`) and one known by no table whose arguments carry bytes it may run
+    as calls (:func:`~keyscope.passing_for.carried_calls`), which no rule holds (attack 420). One line each, empty
+    when nothing. A target's facts are read through ``contracts`` (as
     for :func:`standing_approval_problems`)."""
     contract = contracts if contracts is not None else cached_contract_facts(chain)
     problems = []
@@ -341,6 +351,12 @@ def passing_for_problems(
                     "approve or transferFrom on it"
                 )
         function = declared_function(permission, erc721)
+        dispatch = runs_calls(permission)
+        if dispatch is not None:
+            problems.append(f"{permission.label}: {dispatch}; {_INSTEAD_OF_CALLS}")
+        carried = carried_calls(permission, function, erc721)
+        if carried is not None:
+            problems.append(f"{permission.label}: {carried}; {_INSTEAD_OF_CALLS}")
         problems += [
             f"{permission.label}: {text}; list only addresses you have checked in full"
             for text in lookalike_addresses(

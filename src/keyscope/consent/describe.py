@@ -37,6 +37,7 @@ from ..known_functions import (
 from ..limits import LimitUsage, enforced_amount, owner_label, period_note
 from ..passing_for import (
     LONGEST_NAME,
+    carried_calls,
     lookalike_addresses,
     overlong_name,
     rule_is_address,
@@ -454,27 +455,11 @@ def _permission_words(
         danger = _rule_warning(number, rule, function, shown)
         if danger is not None:
             warnings.append(GrantWarning(level="danger", text=danger, permission=index))
-    carried = (
-        [
-            (param.name or f"arg{n}", param.type)
-            for n, param in enumerate(function.inputs)
-            if _carries_bytes(param.type)
-        ]
-        if known is None and function is not None
-        else []
-    )
-    if carried:
+    carried = carried_calls(permission, function, contract.erc721)
+    if carried is not None:
         # a dispatch under a name the table does not know (attack 376), its calls in bytes, a string or an array of
         # words (attack 408): the page cannot tell what those bytes are
-        held = ", ".join(f"`{label}` ({kind.name})" for label, kind in carried)
-        warnings.append(
-            GrantWarning(
-                level="caution",
-                text=f"{shown}: takes bytes no rule reads, in {held}; if {permission.target} runs them as calls (a "
-                "batch, a multicall or a forwarder under its own name), no rule of this session holds those calls",
-                permission=index,
-            )
-        )
+        warnings.append(GrantWarning(level="caution", text=f"{shown}: {carried}", permission=index))
     too_long = overlong_name(permission.function) if known is None else None
     if too_long is not None:
         # a name of any length is the dapp's text: shown whole it would hide what follows it (attack 389)
@@ -514,24 +499,6 @@ def _permission_words(
         ),
         warnings,
     )
-
-
-_WORD = re.compile(r"u?int[0-9]*|bytes[0-9]+")
-"""An elementary type whose words are any bytes: an array of them of the session's length carries any data."""
-
-
-def _carries_bytes(kind: AbiType) -> bool:
-    """Whether an argument of type ``kind`` carries bytes of any length the session picks, anywhere (itself, an
-    array's element, a component): a ``bytes``, a ``string`` (the same bytes under another name, attack 408), or a
-    dynamic array of numbers or ``bytesN`` (``bytes32[]``, ``uint256[]``: their packed words are any bytes). Addresses,
-    flags and arrays of a fixed length carry no call of the session's length."""
-    if kind.name in ("bytes", "string"):
-        return True
-    if kind.element is not None:
-        if kind.length is None and kind.element.kind == "elementary" and _WORD.fullmatch(kind.element.name):
-            return True
-        return _carries_bytes(kind.element)
-    return any(_carries_bytes(component.type) for component in kind.components)
 
 
 def _contract_label(facts: ContractFacts) -> str:

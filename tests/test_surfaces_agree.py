@@ -1,0 +1,104 @@
+"""What the owner is shown of a grant, the same on every surface: the consent page, ``owner.grant``'s warnings and the
+session report (``owner.sessions()``, ``keyscope sessions``, the consent dashboard).
+
+Attack 420, calls no rule holds said on the page only: a dispatch known by selector (``multicall(bytes[])``, Safe's
+``multiSend``) is a danger on the page and in the report, and a function known by no table whose arguments carry
+bytes (``batch(string[] steps)``) a caution on the page (attacks 373, 376, 408, 410, 412); an owner granting from a
+program (``owner.grant``, no page) was told nothing of either, and the report said nothing of the second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from keyscope import Policy, SessionKey, TargetWarning, arg
+from keyscope.consent import GrantDescription
+from keyscope.grant import SessionGrant
+from keyscope.hexutil import to_address
+from keyscope.report import StoreMarks, report_from_store
+from keyscope.session import Session
+from keyscope.signing import LocalSigner
+from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def session_fixtures_first(sessions: Any, module: Any) -> None:
+    """Session-scoped fixtures before this module's own (ape snapshots per fixture scope)."""
+
+
+ROUTER = to_address("0x" + "7e" * 20)
+ACCOUNT = to_address("0x" + "ac" * 20)
+KEY = to_address("0x" + "5e" * 20)
+RUNS_CALLS = (
+    "multicall(bytes[] data)",
+    "multiSend(bytes transactions)",
+    "batch(string[] steps)",
+    "relay(address to,bytes32[] words)",
+)
+"""Two dispatches known by selector (a danger on the page) and two functions known by no table whose arguments carry
+bytes (a caution on the page)."""
+
+
+def _grant(session: Session) -> SessionGrant:
+    """``session`` as a stored off-chain grant of :data:`ACCOUNT`'s (read by the report without a chain)."""
+    return SessionGrant(
+        session=session,
+        account=ACCOUNT,
+        module="0x" + "11" * 20,
+        chain_id=31337,
+        entry_point="0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+        epoch=0,
+        session_id=session.session_id(ACCOUNT, 0),
+        how="offchain",
+        owner_signature=b"\x01" * 65,
+    )
+
+
+def test_owner_grant_warns_of_calls_no_rule_holds_in_the_page_s_words(
+    net: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 420 in code: ``owner.grant`` (here its first step, ``prepare_grant``, which signs and sends nothing)
+    warns of each function that runs calls no rule holds, or may (a ``TargetWarning`` pointing at the owner's line),
+    in the page's own words for it, with what to do; a plain function beside them raises no such warning."""
+    owner = net.owner(LocalSigner.generate())
+    grant = [Policy.call(ROUTER, signature) for signature in RUNS_CALLS]
+    grant.append(Policy.call(ROUTER, "pay(address to,uint256 amount)", rules=[arg("to") == owner.account]))
+    with pytest.warns(TargetWarning) as caught:
+        owner.prepare_grant(SessionKey.generate(), grant, valid_for=3600)
+    said = [str(w.message) for w in caught if issubclass(w.category, TargetWarning)]
+    # the router's address has no code: said too, and left aside here
+    said = [text for text in said if "has no code on this chain" not in text]
+    page = words(*grant, account=owner.account).warnings
+    for index, permission in enumerate(grant[:-1]):
+        shown = [w.text.split(": ", 1)[1] for w in page if w.permission == index and "rule" in w.text]
+        assert len(shown) == 1, page
+        (warned,) = [text for text in said if text.startswith(f"granting {permission.label}: ")]
+        advice = (
+            "grant the functions it would run instead, each on its own with its own rules, or leave this "
+        )
+        assert warned == f"granting {permission.label}: {shown[0]}; {advice}function out of the grant"
+    assert not [text for text in said if text.startswith(f"granting {grant[-1].label}")], said
+    assert {w.filename for w in caught if issubclass(w.category, TargetWarning)} == {__file__}
+
+
+def test_the_session_report_gives_the_page_s_caution_of_bytes_that_may_be_calls(
+    words: Callable[..., GrantDescription],
+) -> None:
+    """Attack 420 in the session report: from the grant alone (a store, no chain asked) it gives the page's words
+    for a function known by no table whose arguments carry bytes, as it does for a known dispatch (attack 412); a
+    function whose arguments carry none (an address, a fixed array of words) raises nothing."""
+    grant = [Policy.call(ROUTER, signature) for signature in RUNS_CALLS]
+    grant += [Policy.call(ROUTER, "pay(address to,uint256[2] amounts)")]
+    session = Session(session_key=KEY, valid_until=2_000_000_000, permissions=tuple(grant))
+    report = report_from_store(_grant(session), StoreMarks(revoked=False, enabled=True), now=1_900_000_000)
+    page = words(*grant, account=ACCOUNT).warnings
+    assert len(report.dangers) == len(RUNS_CALLS), report.dangers
+    for index, danger in enumerate(report.dangers):
+        name = RUNS_CALLS[index].split("(")[0]
+        assert danger.startswith(f"{name} on {ROUTER}: "), danger
+        said = danger.split(": ", 1)[1]
+        assert [w for w in page if w.permission == index and w.text.endswith(said)], (danger, page)
+    assert not [w for w in page if w.permission == len(RUNS_CALLS) and "rule" in w.text], page
