@@ -35,7 +35,16 @@ from keyscope.consent.describe import _limits as consent_limits
 from keyscope.errors import BadInputError
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import keccak, to_address
-from keyscope.limits import Counter, LimitUsage, _when, enforced_amount, limit_fields, owner_label, usage_of
+from keyscope.limits import (
+    Counter,
+    LimitUsage,
+    _when,
+    enforced_amount,
+    limit_fields,
+    owner_label,
+    period_note,
+    usage_of,
+)
 from keyscope.message_signing import SignatureRefusedError, _shown, check_sign_in, sign_in_message
 from keyscope.module import SessionStatus
 from keyscope.policy import Policy, arg, parse_signature
@@ -383,6 +392,7 @@ def test_the_consent_page_s_usage_says_what_is_left_and_when_it_resets() -> None
     row = LimitUsage(0, session.limits[0], 3, 7, START, START + 3_600)
     assert limit_usage_words(row, session, None) == (
         f"limit 0 (calls): 3 of 10 calls used per hour, 7 calls left; resets {utc_text(START + 3_600)}"
+        + period_note(session.limits[0], session.valid_after)
     )
 
 

@@ -327,7 +327,8 @@ def test_a_limit_s_use_is_shown_as_the_module_counts_it_with_its_period_and_a_to
     assert limit_usage_words(daily, session, token) == (
         "limit 1 ('USDC allowance', the dapp's unsigned label): 0 of 5,000,000 base units used per day, "
         "5,000,000 base units left (that is 0 of 5 USDC used, 5 USDC left, at the 6 decimals the token reports "
-        "now); resets 1970-01-03 00:16:40 UTC"
+        "now); resets 1970-01-03 00:16:40 UTC (fixed periods back to back from 1970-01-01 00:16:40 UTC, each with "
+        "the whole amount: up to twice it may go within moments across a period's end)"
     )
     assert limit_usage_words(native, session, token) == (
         "limit 0 ('native allowance', the dapp's unsigned label): 0.049999999999999999 of 1 ETH used over the "

@@ -5,6 +5,9 @@ Attack 420, calls no rule holds said on the page only: a dispatch known by selec
 ``multiSend``) is a danger on the page and in the report, and a function known by no table whose arguments carry
 bytes (``batch(string[] steps)``) a caution on the page (attacks 373, 376, 408, 410, 412); an owner granting from a
 program (``owner.grant``, no page) was told nothing of either, and the report said nothing of the second.
+
+Attack 421, the dashboard's usage line read as a rolling budget: the page and the report say a periodic limit counts
+in fixed periods back to back (attack 414); the dashboard's line of what a limit has used and has left did not.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import pytest
 
 from keyscope import Policy, SessionKey, TargetWarning, arg
 from keyscope.consent import GrantDescription
+from keyscope.consent.describe import limit_usage_words
 from keyscope.grant import SessionGrant
 from keyscope.hexutil import to_address
-from keyscope.report import StoreMarks, report_from_store
-from keyscope.session import Session
+from keyscope.limits import LimitUsage, period_note
+from keyscope.module import SessionStatus
+from keyscope.report import SessionReport, StoreMarks, report_from_store
+from keyscope.session import Limit, LimitKind, Session
 from keyscope.signing import LocalSigner
 from support.consent_fixtures import words_fixture  # noqa: F401 (fixture)
 
@@ -102,3 +108,35 @@ def test_the_session_report_gives_the_page_s_caution_of_bytes_that_may_be_calls(
         said = danger.split(": ", 1)[1]
         assert [w for w in page if w.permission == index and w.text.endswith(said)], (danger, page)
     assert not [w for w in page if w.permission == len(RUNS_CALLS) and "rule" in w.text], page
+
+
+START = 1_900_000_050
+"""A session's start 30 seconds past a minute: its periods reset at 30 seconds past one."""
+
+
+def _usage() -> tuple[Session, LimitUsage]:
+    """A session of a daily cap of ten calls and a lifetime one, and the daily one's use in its first day."""
+    limits = (Limit(kind=LimitKind.CALLS, amount=10, period=86_400), Limit(kind=LimitKind.CALLS, amount=7))
+    session = Session(
+        session_key=KEY,
+        valid_after=START,
+        valid_until=START + 7 * 86_400,
+        permissions=(Policy.call(ROUTER, "pay(address to,uint256 amount)"),),
+        limits=limits,
+    )
+    return session, LimitUsage(0, limits[0], 3, 7, START, START + 86_400)
+
+
+def test_the_dashboard_s_usage_line_says_a_periodic_limit_counts_in_fixed_periods() -> None:
+    """Attack 421: the consent dashboard's line of what a periodic limit has used and has left ends with the page's
+    and the report's note of how it counts (fixed periods back to back from the session's start), as the report's
+    line of the same use does; a limit over the session's life says nothing of periods."""
+    session, row = _usage()
+    note = period_note(row.limit, START)
+    assert note.startswith(" (fixed periods back to back from 2030-03-17 17:47:30 UTC"), note
+    line = limit_usage_words(row, session, None)
+    assert line.endswith(note), line
+    report = SessionReport(_grant(session), SessionStatus.ACTIVE.value, START + 1, "chain", usage=(row,))
+    assert report.limits[0].endswith(note), report.limits
+    lifetime = LimitUsage(1, session.limits[1], 0, 7, START, None)
+    assert "fixed periods" not in limit_usage_words(lifetime, session, None)

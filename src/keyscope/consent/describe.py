@@ -568,7 +568,8 @@ def _limit_token(limit: Limit, session: Session, facts: Facts | None) -> TokenFa
 def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) -> str:
     """What a limit of ``session`` has used and has left, for its owner: the amounts the module counts (base units
     of a token, ETH, calls; :func:`~keyscope.limits.enforced_amount`), a token's amounts also at the decimals and
-    symbol the chain gives now, and the grant's ``name`` marked as the dapp's. Never the grant's ``unit`` and
+    symbol the chain gives now, the grant's ``name`` marked as the dapp's, and how a periodic limit counts
+    (:func:`~keyscope.limits.period_note`). Never the grant's ``unit`` and
     ``decimals`` (:meth:`~keyscope.session.Limit.show`): they are not signed, and a dapp could make a limit read far
     smaller than it is through them."""
     limit = usage.limit
@@ -582,7 +583,8 @@ def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) 
         text += f" ({scaled})"
     if usage.resets_at is not None:
         text += f"; resets {utc_text(usage.resets_at)}"
-    return visible_text(text)
+    # counted in fixed periods back to back, as the page and the report say (attack 421)
+    return visible_text(text + period_note(limit, session.valid_after))
 
 
 def _collection(permission: Permission, facts: Facts | None) -> bool:
