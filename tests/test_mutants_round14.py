@@ -38,11 +38,11 @@ from keyscope.hexutil import keccak, to_address
 from keyscope.limits import (
     Counter,
     LimitUsage,
-    _when,
     enforced_amount,
     limit_fields,
     owner_label,
     period_note,
+    reset_text,
     usage_of,
 )
 from keyscope.message_signing import SignatureRefusedError, _shown, check_sign_in, sign_in_message
@@ -355,7 +355,7 @@ def test_a_limit_row_says_what_is_used_of_what_per_period_and_what_is_left() -> 
     row = LimitUsage(0, limit, 3, 7, START, START + 5_400)
     assert (
         row.enforced_text()
-        == f"limit 0 (calls): 3 of 10 calls used per 5400s, 7 calls left; resets {_when(START + 5_400)}"
+        == f"limit 0 (calls): 3 of 10 calls used per 5400s, 7 calls left; resets {reset_text(START + 5_400)}"
     )
 
 
@@ -496,7 +496,7 @@ def test_a_report_says_a_periodic_limit_counts_in_fixed_periods_as_the_consent_p
     usage = usage_of(session, (Counter(left=4_000_000), Counter(left=7)), START + 1)
     read = SessionReport(grant, SessionStatus.ACTIVE.value, START + 1, "chain", usage=usage)
     daily, lifetime = read.limits
-    assert daily.endswith(f"; resets {_when(START + 86_400)}" + note), daily
+    assert daily.endswith(f"; resets {reset_text(START + 86_400)}" + note), daily
     assert "fixed periods" not in lifetime, lifetime
     assert f"  limit   {daily}" in read.lines()
 

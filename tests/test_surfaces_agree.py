@@ -8,11 +8,15 @@ program (``owner.grant``, no page) was told nothing of either, and the report sa
 
 Attack 421, the dashboard's usage line read as a rolling budget: the page and the report say a periodic limit counts
 in fixed periods back to back (attack 414); the dashboard's line of what a limit has used and has left did not.
+
+Attack 422, a reset shown early: the report gave a period's reset to the minute (floored) while the page gave it to
+the second, so a reset at 14:00:30 read "14:00" in the report, 30 seconds before the module counts anew.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -140,3 +144,23 @@ def test_the_dashboard_s_usage_line_says_a_periodic_limit_counts_in_fixed_period
     assert report.limits[0].endswith(note), report.limits
     lifetime = LimitUsage(1, session.limits[1], 0, 7, START, None)
     assert "fixed periods" not in limit_usage_words(lifetime, session, None)
+
+
+def _shown_reset(line: str) -> int:
+    """The reset time a usage line shows, in unix seconds (its seconds as shown, 0 when it shows none)."""
+    text = line.split("; resets ", 1)[1].split(" UTC", 1)[0]
+    shape = "%Y-%m-%d %H:%M:%S" if text.count(":") == 2 else "%Y-%m-%d %H:%M"
+    return int(datetime.strptime(text, shape).replace(tzinfo=timezone.utc).timestamp())
+
+
+def test_a_reset_is_shown_to_the_second_alike_on_every_surface_and_never_early() -> None:
+    """Attack 422: a period resetting at 30 seconds past a minute reads the same in the report (``owner.sessions()``,
+    ``keyscope sessions``), in a report row's JSON text and on the dashboard, to the second; none shows it before the
+    module counts anew."""
+    session, row = _usage()
+    page = limit_usage_words(row, session, None)
+    report = SessionReport(_grant(session), SessionStatus.ACTIVE.value, START + 1, "chain", usage=(row,))
+    assert report.limits == [page], (report.limits, page)
+    for line in (page, report.limits[0], row.enforced_text(), str(row.to_dict()["text"]), row.describe()):
+        assert _shown_reset(line) == START + 86_400, line
+        assert "; resets 2030-03-18 17:47:30 UTC" in line, line

@@ -35,6 +35,7 @@ __all__ = [
     "period_note",
     "period_seconds",
     "refuse_unusable_limits",
+    "reset_text",
     "usage_of",
 ]
 
@@ -108,9 +109,12 @@ class Counted:
     """UINT48_MAX when no period bounds it."""
 
 
-def _when(moment: int) -> str:
+def reset_text(moment: int) -> str:
+    """When a period resets, in UTC to the second (``2025-01-02 14:00:30 UTC``), as every surface shows it: shown
+    to the minute it read up to 59 seconds before the reset, when an operation spending the whole amount again is
+    still refused (attack 422). A time no calendar reaches is given as its number."""
     try:
-        return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(moment, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return f"unix time {moment}"
 
@@ -161,7 +165,7 @@ class _Counting:
         if amount > left:
             used = limit.stored_amount - left
             if resets_at is not None:  # a limit per period
-                state = f" used in this period, {limit.show(left)} left; resets {_when(resets_at)}"
+                state = f" used in this period, {limit.show(left)} left; resets {reset_text(resets_at)}"
                 advice = "Spend less, wait until it resets, or ask the owner for a larger limit"
             else:
                 state = f" used, {limit.show(left)} left"
@@ -256,19 +260,19 @@ class LimitUsage:
         return self.limit.stored_amount
 
     def describe(self) -> str:
-        """``USDC allowance: 4.2 of 5 USDC used per day, 0.8 USDC left; resets 2025-01-02 14:00 UTC``."""
+        """``USDC allowance: 4.2 of 5 USDC used per day, 0.8 USDC left; resets 2025-01-02 14:00:00 UTC``."""
         limit = self.limit
         text = f"{limit.label}: {limit.show(self.used)} of {limit.show(self.amount)} used {limit.per}"
         text += f", {limit.show(self.left)} left"
         if self.resets_at is not None:
-            text += f"; resets {_when(self.resets_at)}"
+            text += f"; resets {reset_text(self.resets_at)}"
         return text
 
     def enforced_text(self, scaled: str | None = None) -> str:
         """What the owner reads of this row: the amounts as the module counts them (:func:`enforced_amount`), the
         grant's label marked as unsigned: ``limit 0 ("USDC allowance", the dapp's unsigned label): 4,200,000 of
-        5,000,000 base units used per day, 800,000 base units left; resets 2025-01-02 14:00 UTC``. ``scaled``: words
-        put in brackets after what is left, such as the token's amounts at the decimals the chain gives
+        5,000,000 base units used per day, 800,000 base units left; resets 2025-01-02 14:00:00 UTC``. ``scaled``:
+        words put in brackets after what is left, such as the token's amounts at the decimals the chain gives
         (:func:`keyscope.token_facts.scaled_usage`). :meth:`describe` shows the grant's own unit and decimals,
         which only the dapp that wrote them vouches for."""
         limit = self.limit
@@ -279,7 +283,7 @@ class LimitUsage:
         if scaled is not None:
             text += f" ({scaled})"
         if self.resets_at is not None:
-            text += f"; resets {_when(self.resets_at)}"
+            text += f"; resets {reset_text(self.resets_at)}"
         return text
 
     def to_dict(self) -> dict[str, object]:

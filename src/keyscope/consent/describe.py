@@ -34,7 +34,7 @@ from ..known_functions import (
     KnownFunction,
     known_function,
 )
-from ..limits import LimitUsage, enforced_amount, owner_label, period_note
+from ..limits import LimitUsage, enforced_amount, owner_label, period_note, reset_text
 from ..passing_for import (
     LONGEST_NAME,
     carried_calls,
@@ -568,10 +568,11 @@ def _limit_token(limit: Limit, session: Session, facts: Facts | None) -> TokenFa
 def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) -> str:
     """What a limit of ``session`` has used and has left, for its owner: the amounts the module counts (base units
     of a token, ETH, calls; :func:`~keyscope.limits.enforced_amount`), a token's amounts also at the decimals and
-    symbol the chain gives now, the grant's ``name`` marked as the dapp's, and how a periodic limit counts
-    (:func:`~keyscope.limits.period_note`). Never the grant's ``unit`` and
-    ``decimals`` (:meth:`~keyscope.session.Limit.show`): they are not signed, and a dapp could make a limit read far
-    smaller than it is through them."""
+    symbol the chain gives now, the grant's ``name`` marked as the dapp's, when the period resets to the second
+    (:func:`~keyscope.limits.reset_text`, as the report gives it) and how a periodic limit counts
+    (:func:`~keyscope.limits.period_note`). Never the grant's ``unit`` and ``decimals``
+    (:meth:`~keyscope.session.Limit.show`): they are not signed, and a dapp could make a limit read far smaller than
+    it is through them."""
     limit = usage.limit
     text = (
         f"{owner_label(limit, usage.index)}: {enforced_amount(limit, usage.used, unit=False)} of "
@@ -582,7 +583,7 @@ def limit_usage_words(usage: LimitUsage, session: Session, facts: Facts | None) 
     if scaled is not None:
         text += f" ({scaled})"
     if usage.resets_at is not None:
-        text += f"; resets {utc_text(usage.resets_at)}"
+        text += f"; resets {reset_text(usage.resets_at)}"
     # counted in fixed periods back to back, as the page and the report say (attack 421)
     return visible_text(text + period_note(limit, session.valid_after))
 
