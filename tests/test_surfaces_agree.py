@@ -11,6 +11,8 @@ in fixed periods back to back (attack 414); the dashboard's line of what a limit
 
 Attack 422, a reset shown early: the report gave a period's reset to the minute (floored) while the page gave it to
 the second, so a reset at 14:00:30 read "14:00" in the report, 30 seconds before the module counts anew.
+
+Attack 423, decided: an address argument no rule holds in a function no table knows is no warning on any surface.
 """
 
 from __future__ import annotations
@@ -164,3 +166,25 @@ def test_a_reset_is_shown_to_the_second_alike_on_every_surface_and_never_early()
     for line in (page, report.limits[0], row.enforced_text(), str(row.to_dict()["text"]), row.describe()):
         assert _shown_reset(line) == START + 86_400, line
         assert "; resets 2030-03-18 17:47:30 UTC" in line, line
+
+
+def test_an_address_no_rule_holds_in_a_function_no_table_knows_is_left_to_the_owner_s_reading(
+    net: Any, words: Callable[..., GrantDescription]
+) -> None:
+    """Attack 423, decided: an address argument of a function known by no table (flat or in a struct) that no rule
+    holds is no warning on any surface. Such an argument is most often not a recipient (a token to swap, a pool,
+    a market) and a warning on each would be noise on nearly every grant; the page shows the function with each
+    argument's rules, so the owner sees which arguments no rule holds. A known function's recipient keeps its
+    caution (attack 366 and the like)."""
+    owner = net.owner(LocalSigner.generate())
+    grant = [
+        Policy.call(ROUTER, "swap(address tokenIn,uint256 amountIn)", rules=[arg("amountIn") <= 1_000]),
+        Policy.call(ROUTER, "order((address market,uint256 size) o)"),
+    ]
+    with pytest.warns(TargetWarning) as caught:  # the router has no code: that, and nothing else
+        owner.prepare_grant(SessionKey.generate(), grant, valid_for=3600)
+    assert all("has no code" in str(w.message) for w in caught), [str(w.message) for w in caught]
+    page = words(*grant, account=owner.account)
+    assert [w.text for w in page.warnings if w.permission is not None and "no code" not in w.text] == []
+    session = Session(session_key=KEY, valid_until=2_000_000_000, permissions=tuple(grant))
+    assert report_from_store(_grant(session), StoreMarks(revoked=False, enabled=True), now=1).dangers == []
