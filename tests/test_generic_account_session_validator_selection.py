@@ -54,7 +54,9 @@ def test_a_session_on_an_account_selecting_validators_otherwise_is_named_before_
     account = deploy_variant(stack, owner_validator, VALIDATOR_PREFIX_STRIPPED, signer)
     wallet = OwnersWallet(owner_validator=owner_validator, chain=RpcChain(stack.rpc_url))
     pending = connect(stack.rpc_url, stack.bundler_url, module=stack.module, kind=wallet)
-    installed = pending.owner(signer, account).install_sessions()
+    # the account cannot be asked whether it hands on its validators' answers (attack 417), and the install says so
+    with pytest.warns(AccountPremiseWarning, match="did not take the validator's success"):
+        installed = pending.owner(signer, account).install_sessions()
     assert installed is not None
     installed.wait()
 

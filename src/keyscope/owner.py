@@ -878,6 +878,9 @@ class Owner:
         net = self.network
         refuse_silent_module_queries(net.chain, self.kind, self.account, net.module)
         if self._asks_premises():
+            # an account trusting another EntryPoint is said to be one first, as a grant says it: the questions below
+            # are asked from this network's EntryPoint, which such an account does not answer
+            net.check_entry_point(self.account)
             # an account taking its validators' refusal for a yes runs anyone's operation naming the module once it
             # is installed, no session granted (attack 417): asked before the install is signed, as a grant is
             refuse_install_on_broken_premises(net.chain, self.kind, self.account, net.module, net.entry_point)

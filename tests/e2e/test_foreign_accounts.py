@@ -43,7 +43,13 @@ from keyscope import (
 from keyscope.accounts import ERC7579AccountKind, detect_kind
 from keyscope.chain import RpcChain
 from keyscope.devnode import send_transaction
-from keyscope.errors import AccountSetupError, CallRevertedError, SessionError, UnsupportedAccountError
+from keyscope.errors import (
+    AccountPremiseWarning,
+    AccountSetupError,
+    CallRevertedError,
+    SessionError,
+    UnsupportedAccountError,
+)
 from keyscope.execution import Call
 from keyscope.hexutil import ZERO_ADDRESS, keccak, to_address, to_bytes
 from keyscope.local import LocalStack
@@ -330,7 +336,10 @@ def test_an_account_selecting_its_validator_by_the_signature_is_refused_before_t
     owner = net.owner(signer, account)
     assert type(owner.kind) is ERC7579AccountKind
     key = owner.kind.nonce_key(None)
-    with pytest.raises(AccountSetupError, match="validateUserOp returned SIG_VALIDATION_FAILED") as refused:
+    with (
+        pytest.raises(AccountSetupError, match="validateUserOp returned SIG_VALIDATION_FAILED") as refused,
+        pytest.warns(AccountPremiseWarning, match="did not take the validator's success"),
+    ):
         owner.install_sessions()
     assert "selects the validator otherwise" in str(refused.value)
     assert refused.value.account == account and refused.value.validator == owner_validator

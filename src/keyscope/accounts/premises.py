@@ -180,12 +180,20 @@ class _Occasion(NamedTuple):
     """The owner's step, as a warning opens: ``granting on`` the account."""
     stop: str
     """What a refusal ends with: what was not done, and what not to do on such an account."""
+    premises: str
+    """The premises asked, as a warning that they could not be asked names them."""
 
 
-_GRANT = _Occasion("granting on", "Nothing was signed: do not grant sessions on this account")
+_GRANT = _Occasion(
+    "granting on",
+    "Nothing was signed: do not grant sessions on this account",
+    "the EntryPoint the session module's validation data as it is and the module its caller as ERC-1271's sender "
+    "(a session's bounds rest on both",
+)
 _INSTALL = _Occasion(
     "installing the session module on",
     "Nothing was sent: do not install the session module on this account",
+    "the EntryPoint the session module's validation data as it is (a session's bounds rest on it",
 )
 
 
@@ -665,10 +673,8 @@ def _cannot_ask(occasion: _Occasion, kind: AccountKind, account: str, why: str) 
     """Warn that the premises could not be asked of ``account``, and why."""
     warnings.warn(
         f"{occasion.doing} {account}, an ERC-7579 account driven by the {kind.name!r} adapter (made for no vendor's "
-        "account, so nothing is known of how it treats the session module): could not ask the "
-        f"account whether it hands the EntryPoint the session module's validation data as it is and the module its "
-        f"caller as ERC-1271's sender ({why}); a session's bounds rest on both (docs/accounts.md): check them "
-        "before relying on the session",
+        f"account, so nothing is known of how it treats the session module): could not ask the account whether it "
+        f"hands {occasion.premises}, docs/accounts.md): {why}; check before relying on a session",
         AccountPremiseWarning,
         stacklevel=caller_stacklevel(),
     )
